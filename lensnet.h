@@ -1,0 +1,759 @@
+/* lensnet.h - a CNN engine for finding strong gravitational lenses - v0.1 - public domain or MIT
+ *
+ * (the full manual is written below, after the section markers; see "MANUAL")
+ */
+#ifndef LENSNET_H
+#define LENSNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef LENSNET_API
+#ifdef LENSNET_STATIC
+#define LENSNET_API static
+#else
+#define LENSNET_API extern
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Results and errors
+ * ------------------------------------------------------------------------------------------- */
+#define LENSNET_RESULTS(X) \
+  X(LENSNET_OK,              "ok") \
+  X(LENSNET_ERR_NOMEM,       "out of memory") \
+  X(LENSNET_ERR_IO,          "file could not be opened, read or written") \
+  X(LENSNET_ERR_FORMAT,      "malformed file or text") \
+  X(LENSNET_ERR_UNSUPPORTED, "valid but unsupported feature") \
+  X(LENSNET_ERR_SHAPE,       "tensor shapes do not match") \
+  X(LENSNET_ERR_ARG,         "invalid argument") \
+  X(LENSNET_ERR_ARCH,        "invalid architecture description") \
+  X(LENSNET_ERR_WEIGHTS,     "weights missing, extra or of the wrong shape") \
+  X(LENSNET_ERR_TOO_LARGE,   "size exceeds the configured limits")
+
+typedef enum {
+#define LENSNET__ENUM(name, text) name,
+  LENSNET_RESULTS(LENSNET__ENUM)
+#undef LENSNET__ENUM
+  LENSNET_RESULT_COUNT
+} lensnet_result;
+
+/* Never returns NULL. */
+LENSNET_API const char *lensnet_result_string(lensnet_result r);
+
+/* Detail for a failed call. Every function that can fail on user input takes an optional
+ * `lensnet_error *` (NULL is allowed) and writes a sentence naming the problem into it. */
+typedef struct {
+  lensnet_result result;
+  char message[320];
+} lensnet_error;
+
+/* ---------------------------------------------------------------------------------------------
+ * Tensors: dense float32, C order (NCHW for images)
+ * ------------------------------------------------------------------------------------------- */
+#define LENSNET_MAX_DIMS 8
+
+typedef struct {
+  int ndim;
+  size_t shape[LENSNET_MAX_DIMS];
+  float *data; /* owned by the tensor when created by lensnet_tensor_* or a reader */
+} lensnet_tensor;
+
+/* Number of elements; 0 on overflow (which the allocating functions report as TOO_LARGE). */
+LENSNET_API size_t lensnet_tensor_count(const lensnet_tensor *t);
+/* Allocates zeroed data for the given shape. */
+LENSNET_API lensnet_result lensnet_tensor_alloc(lensnet_tensor *t, int ndim, const size_t *shape, lensnet_error *err);
+LENSNET_API void lensnet_tensor_free(lensnet_tensor *t);
+
+/* ---------------------------------------------------------------------------------------------
+ * JSON (a small DOM reader, used for safetensors headers and by the tools for scene files)
+ * ------------------------------------------------------------------------------------------- */
+typedef enum {
+  LENSNET_JSON_NULL, LENSNET_JSON_BOOL, LENSNET_JSON_NUMBER,
+  LENSNET_JSON_STRING, LENSNET_JSON_ARRAY, LENSNET_JSON_OBJECT
+} lensnet_json_type;
+
+typedef struct lensnet_json {
+  lensnet_json_type type;
+  char *key;                   /* member name when this value sits in an object, else NULL */
+  double number;               /* NUMBER; BOOL is 0 or 1 */
+  char *string;                /* STRING: decoded UTF-8, NUL-terminated (may hold \u0000 as NUL) */
+  size_t string_len;
+  size_t count;                /* ARRAY, OBJECT: number of items */
+  struct lensnet_json *items;  /* ARRAY, OBJECT: the items, in document order */
+} lensnet_json;
+
+/* Parses `len` bytes of JSON text. Depth is limited to LENSNET_JSON_MAX_DEPTH. On success *out
+ * is a tree freed with lensnet_json_free. */
+LENSNET_API lensnet_result lensnet_json_parse(const char *text, size_t len, lensnet_json **out, lensnet_error *err);
+LENSNET_API void lensnet_json_free(lensnet_json *v);
+/* Member `key` of an object, or NULL (also NULL if obj is not an object). */
+LENSNET_API const lensnet_json *lensnet_json_get(const lensnet_json *obj, const char *key);
+
+/* ---------------------------------------------------------------------------------------------
+ * NumPy .npy: read f4, f8, i1/i2/i4/i8, u1/u2/u4/u8 in either byte order (C order), converted to
+ * float32; write little-endian f4.
+ * ------------------------------------------------------------------------------------------- */
+LENSNET_API lensnet_result lensnet_npy_read(const char *path, lensnet_tensor *out, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len, lensnet_tensor *out, lensnet_error *err);
+/* Written to `path.tmp` and renamed, so a reader never sees half a file. */
+LENSNET_API lensnet_result lensnet_npy_write(const char *path, const lensnet_tensor *t, lensnet_error *err);
+
+/* @@SECTION-DECL-SAFETENSORS@@ */
+
+/* ---------------------------------------------------------------------------------------------
+ * FITS images (read: primary HDU and IMAGE extensions; write: one float32 primary image)
+ * ------------------------------------------------------------------------------------------- */
+/* Reads the image of HDU `hdu` (0 = primary, 1 = first extension, ...; -1 = the first HDU that
+ * holds data). The tensor's shape is NumPy order (NAXISn, ..., NAXIS1); values are
+ * BZERO + BSCALE * stored, and BLANK pixels become NaN. */
+LENSNET_API lensnet_result lensnet_fits_read(const char *path, int hdu, lensnet_tensor *out, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_fits_read_memory(const void *bytes, size_t len, int hdu, lensnet_tensor *out, lensnet_error *err);
+/* Writes t as a BITPIX -32 primary image (NumPy shape order), atomically. */
+LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_tensor *t, lensnet_error *err);
+
+
+/* ---------------------------------------------------------------------------------------------
+ * GEMM and convolution kernels
+ * ------------------------------------------------------------------------------------------- */
+typedef enum {
+  LENSNET_SIMD_SCALAR, LENSNET_SIMD_SSE, LENSNET_SIMD_AVX2, LENSNET_SIMD_AVX512, LENSNET_SIMD_NEON,
+  LENSNET_SIMD_COUNT
+} lensnet_simd;
+
+/* The path lensnet_sgemm uses (the widest one built into this binary and supported by the CPU). */
+LENSNET_API lensnet_simd lensnet_simd_best(void);
+/* Nonzero if path `s` is compiled in and the CPU runs it. */
+LENSNET_API int lensnet_simd_available(lensnet_simd s);
+LENSNET_API const char *lensnet_simd_name(lensnet_simd s);
+
+/* C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C, all row-major with leading dimensions
+ * lda, ldb, ldc; op(X) is X^T when trans_x is nonzero. beta == 0 ignores C's old contents. */
+LENSNET_API void lensnet_sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+                               const float *A, size_t lda, const float *B, size_t ldb,
+                               float beta, float *C, size_t ldc);
+/* The same through one chosen path (tests compare paths; an unavailable path falls back to scalar). */
+LENSNET_API void lensnet_sgemm_path(lensnet_simd path, int trans_a, int trans_b, size_t M, size_t N, size_t K,
+                                    float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                                    float beta, float *C, size_t ldc);
+
+
+/* @@SECTION-DECL-MODEL@@ */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LENSNET_H */
+
+/* =============================================================================================
+ * Implementation
+ * =========================================================================================== */
+#if defined(LENSNET_IMPLEMENTATION) && !defined(LENSNET__IMPLEMENTED)
+#define LENSNET__IMPLEMENTED
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <math.h>
+#include <float.h>
+#include <limits.h>
+
+#if defined(LENSNET_MALLOC) && defined(LENSNET_FREE) && defined(LENSNET_REALLOC)
+/* all three given */
+#elif !defined(LENSNET_MALLOC) && !defined(LENSNET_FREE) && !defined(LENSNET_REALLOC)
+#define LENSNET_MALLOC(sz) malloc(sz)
+#define LENSNET_REALLOC(p, sz) realloc(p, sz)
+#define LENSNET_FREE(p) free(p)
+#else
+#error "lensnet.h: define all of LENSNET_MALLOC, LENSNET_REALLOC and LENSNET_FREE, or none"
+#endif
+
+/* Largest tensor a reader will allocate, in elements (a guard against hostile headers). */
+#ifndef LENSNET_MAX_ELEMENTS
+#define LENSNET_MAX_ELEMENTS ((size_t)1 << 32)
+#endif
+#ifndef LENSNET_JSON_MAX_DEPTH
+#define LENSNET_JSON_MAX_DEPTH 64
+#endif
+
+#ifdef __cplusplus
+#define LENSNET__CAST(type, expr) ((type)(expr))
+#else
+#define LENSNET__CAST(type, expr) (expr)
+#endif
+
+LENSNET_API const char *lensnet_result_string(lensnet_result r) {
+  switch (r) {
+#define LENSNET__CASE(name, text) case name: return text;
+    LENSNET_RESULTS(LENSNET__CASE)
+#undef LENSNET__CASE
+    default: return "unknown result";
+  }
+}
+
+/* Records a failure with a formatted sentence; returns r so callers can `return lensnet__fail(...)`. */
+static lensnet_result lensnet__fail(lensnet_error *err, lensnet_result r, const char *fmt, ...) {
+  if (err) {
+    va_list ap;
+    err->result = r;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+  }
+  return r;
+}
+
+/* a*b with overflow check: returns 0 when the product overflows. */
+static int lensnet__mul_ok(size_t a, size_t b, size_t *out) {
+  if (a != 0 && b > (size_t)-1 / a) return 0;
+  *out = a * b;
+  return 1;
+}
+
+/* Puts "path: " in front of an error message written by a memory parser. */
+static void lensnet__prefix_path(lensnet_error *err, const char *path) {
+  char msg[sizeof err->message];
+  if (!err) return;
+  snprintf(msg, sizeof msg, "%.120s: %.190s", path, err->message);
+  memcpy(err->message, msg, sizeof msg);
+}
+
+/* ---- tensors ------------------------------------------------------------------------------ */
+
+LENSNET_API size_t lensnet_tensor_count(const lensnet_tensor *t) {
+  size_t n = 1;
+  int i;
+  for (i = 0; i < t->ndim; i++)
+    if (!lensnet__mul_ok(n, t->shape[i], &n)) return 0;
+  return n;
+}
+
+LENSNET_API lensnet_result lensnet_tensor_alloc(lensnet_tensor *t, int ndim, const size_t *shape, lensnet_error *err) {
+  size_t n = 1, bytes;
+  int i;
+  memset(t, 0, sizeof *t);
+  if (ndim < 0 || ndim > LENSNET_MAX_DIMS)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "tensor rank %d is outside 0..%d", ndim, LENSNET_MAX_DIMS);
+  for (i = 0; i < ndim; i++) {
+    if (!lensnet__mul_ok(n, shape[i], &n) || n > LENSNET_MAX_ELEMENTS)
+      return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "tensor of that shape exceeds %lu elements",
+                           (unsigned long)LENSNET_MAX_ELEMENTS);
+    t->shape[i] = shape[i];
+  }
+  t->ndim = ndim;
+  if (!lensnet__mul_ok(n, sizeof(float), &bytes)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "tensor too large");
+  t->data = LENSNET__CAST(float *, LENSNET_MALLOC(bytes ? bytes : 1));
+  if (!t->data) return lensnet__fail(err, LENSNET_ERR_NOMEM, "cannot allocate %lu bytes for a tensor", (unsigned long)bytes);
+  memset(t->data, 0, bytes);
+  return LENSNET_OK;
+}
+
+LENSNET_API void lensnet_tensor_free(lensnet_tensor *t) {
+  if (!t) return;
+  if (t->data) LENSNET_FREE(t->data);
+  memset(t, 0, sizeof *t);
+}
+
+/* ---- whole-file reading and atomic writing ------------------------------------------------- */
+
+/* Reads a whole file into a fresh buffer (with one extra NUL byte). */
+static lensnet_result lensnet__read_file(const char *path, unsigned char **out, size_t *len, lensnet_error *err) {
+  FILE *f = fopen(path, "rb");
+  unsigned char *buf = NULL;
+  size_t cap = 0, n = 0;
+  *out = NULL;
+  *len = 0;
+  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading", path);
+  for (;;) {
+    size_t got;
+    if (n + 65536 + 1 > cap) {
+      size_t ncap = cap ? cap * 2 : 1 << 20;
+      unsigned char *nb;
+      if (ncap < cap) { fclose(f); LENSNET_FREE(buf); return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "%s: file too large", path); }
+      nb = LENSNET__CAST(unsigned char *, LENSNET_REALLOC(buf, ncap));
+      if (!nb) { fclose(f); LENSNET_FREE(buf); return lensnet__fail(err, LENSNET_ERR_NOMEM, "%s: out of memory reading the file", path); }
+      buf = nb;
+      cap = ncap;
+    }
+    got = fread(buf + n, 1, cap - n - 1, f);
+    n += got;
+    if (got == 0) break;
+  }
+  if (ferror(f)) { fclose(f); LENSNET_FREE(buf); return lensnet__fail(err, LENSNET_ERR_IO, "%s: read error", path); }
+  fclose(f);
+  buf[n] = 0;
+  *out = buf;
+  *len = n;
+  return LENSNET_OK;
+}
+
+/* Writes chunks to path.tmp, flushes, closes and renames over `path`; removes the temporary
+ * file on any failure so nothing half-written is left behind. */
+typedef struct { const void *data; size_t len; } lensnet__chunk;
+
+static lensnet_result lensnet__write_atomic(const char *path, const lensnet__chunk *chunks, int nchunks, lensnet_error *err) {
+  char tmp[4096];
+  FILE *f;
+  int i, ok = 1;
+  if (strlen(path) + 5 > sizeof tmp) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: path too long", path);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  f = fopen(tmp, "wb");
+  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for writing", tmp);
+  for (i = 0; i < nchunks && ok; i++)
+    if (chunks[i].len && fwrite(chunks[i].data, 1, chunks[i].len, f) != chunks[i].len) ok = 0;
+  if (fflush(f) != 0) ok = 0;
+  if (fclose(f) != 0) ok = 0;
+  if (!ok) { remove(tmp); return lensnet__fail(err, LENSNET_ERR_IO, "%s: write failed (disk full?)", tmp); }
+  if (rename(tmp, path) != 0) { remove(tmp); return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot rename %s into place", path, tmp); }
+  return LENSNET_OK;
+}
+
+/* Little-endian float32 store, byte by byte, so files are the same on every host. */
+static void lensnet__put_f32le(unsigned char *p, float v) {
+  uint32_t u;
+  memcpy(&u, &v, 4);
+  p[0] = (unsigned char)u; p[1] = (unsigned char)(u >> 8); p[2] = (unsigned char)(u >> 16); p[3] = (unsigned char)(u >> 24);
+}
+static uint64_t lensnet__get_le(const unsigned char *p, int nbytes) {
+  uint64_t v = 0;
+  int i;
+  for (i = nbytes - 1; i >= 0; i--) v = (v << 8) | p[i];
+  return v;
+}
+static uint64_t lensnet__get_be(const unsigned char *p, int nbytes) {
+  uint64_t v = 0;
+  int i;
+  for (i = 0; i < nbytes; i++) v = (v << 8) | p[i];
+  return v;
+}
+static float lensnet__f32_from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static double lensnet__f64_from_bits(uint64_t u) { double d; memcpy(&d, &u, 8); return d; }
+
+/* ---- JSON ------------------------------------------------------------------------------------ */
+
+typedef struct {
+  const char *p, *end;
+  lensnet_error *err;
+  int depth;
+} lensnet__json_parser;
+
+static void lensnet__json_free_items(lensnet_json *v) {
+  size_t i;
+  if (v->key) LENSNET_FREE(v->key);
+  if (v->string) LENSNET_FREE(v->string);
+  for (i = 0; i < v->count; i++) lensnet__json_free_items(&v->items[i]);
+  if (v->items) LENSNET_FREE(v->items);
+}
+
+LENSNET_API void lensnet_json_free(lensnet_json *v) {
+  if (!v) return;
+  lensnet__json_free_items(v);
+  LENSNET_FREE(v);
+}
+
+static void lensnet__json_ws(lensnet__json_parser *ps) {
+  while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r')) ps->p++;
+}
+
+static lensnet_result lensnet__json_error(lensnet__json_parser *ps, const char *what, const char *start) {
+  return lensnet__fail(ps->err, LENSNET_ERR_FORMAT, "JSON: %s at byte %ld", what, (long)(ps->p - start));
+}
+
+static int lensnet__hex4(const char *p, unsigned *out) {
+  unsigned v = 0;
+  int i;
+  for (i = 0; i < 4; i++) {
+    char c = p[i];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+    else return 0;
+  }
+  *out = v;
+  return 1;
+}
+
+static size_t lensnet__utf8_put(char *o, unsigned cp) {
+  if (cp < 0x80) { o[0] = (char)cp; return 1; }
+  if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+  if (cp < 0x10000) { o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F)); return 3; }
+  o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+  o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
+  return 4;
+}
+
+/* Parses a string literal at ps->p (which is at the opening quote). */
+static lensnet_result lensnet__json_string(lensnet__json_parser *ps, const char *start, char **out, size_t *outlen) {
+  const char *q = ps->p + 1;
+  size_t cap = 0, n = 0;
+  char *s;
+  /* The decoded string is never longer than the literal. */
+  while (q < ps->end && *q != '"') { if (*q == '\\') q++; q++; }
+  if (q >= ps->end) return lensnet__json_error(ps, "unterminated string", start);
+  cap = (size_t)(q - ps->p) + 1;
+  s = LENSNET__CAST(char *, LENSNET_MALLOC(cap));
+  if (!s) return lensnet__fail(ps->err, LENSNET_ERR_NOMEM, "JSON: out of memory");
+  ps->p++;
+  while (*ps->p != '"') {
+    unsigned char c = (unsigned char)*ps->p;
+    if (c < 0x20) { LENSNET_FREE(s); return lensnet__json_error(ps, "control character in string", start); }
+    if (c != '\\') { s[n++] = (char)c; ps->p++; continue; }
+    ps->p++;
+    switch (*ps->p) {
+      case '"': s[n++] = '"'; break;
+      case '\\': s[n++] = '\\'; break;
+      case '/': s[n++] = '/'; break;
+      case 'b': s[n++] = '\b'; break;
+      case 'f': s[n++] = '\f'; break;
+      case 'n': s[n++] = '\n'; break;
+      case 'r': s[n++] = '\r'; break;
+      case 't': s[n++] = '\t'; break;
+      case 'u': {
+        unsigned cp, lo;
+        if (ps->end - ps->p < 5 || !lensnet__hex4(ps->p + 1, &cp)) { LENSNET_FREE(s); return lensnet__json_error(ps, "bad \\u escape", start); }
+        ps->p += 4;
+        if (cp >= 0xD800 && cp < 0xDC00 && ps->end - ps->p >= 7 && ps->p[1] == '\\' && ps->p[2] == 'u' &&
+            lensnet__hex4(ps->p + 3, &lo) && lo >= 0xDC00 && lo < 0xE000) {
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+          ps->p += 6;
+        }
+        n += lensnet__utf8_put(s + n, cp); /* 6+ literal bytes always cover <= 4 output bytes */
+        break;
+      }
+      default: LENSNET_FREE(s); return lensnet__json_error(ps, "bad escape in string", start);
+    }
+    ps->p++;
+  }
+  ps->p++;
+  s[n] = 0;
+  *out = s;
+  *outlen = n;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__json_value(lensnet__json_parser *ps, const char *start, lensnet_json *v);
+
+static lensnet_result lensnet__json_push(lensnet__json_parser *ps, lensnet_json *v, size_t *cap, lensnet_json **slot) {
+  if (v->count == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 4, bytes;
+    lensnet_json *ni;
+    if (!lensnet__mul_ok(ncap, sizeof(lensnet_json), &bytes)) return lensnet__fail(ps->err, LENSNET_ERR_TOO_LARGE, "JSON: too many items");
+    ni = LENSNET__CAST(lensnet_json *, LENSNET_REALLOC(v->items, bytes));
+    if (!ni) return lensnet__fail(ps->err, LENSNET_ERR_NOMEM, "JSON: out of memory");
+    v->items = ni;
+    *cap = ncap;
+  }
+  *slot = &v->items[v->count];
+  memset(*slot, 0, sizeof **slot);
+  v->count++;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__json_container(lensnet__json_parser *ps, const char *start, lensnet_json *v, int is_object) {
+  char close = is_object ? '}' : ']';
+  size_t cap = 0;
+  lensnet_result r;
+  v->type = is_object ? LENSNET_JSON_OBJECT : LENSNET_JSON_ARRAY;
+  if (++ps->depth > LENSNET_JSON_MAX_DEPTH) return lensnet__json_error(ps, "nesting too deep", start);
+  ps->p++;
+  lensnet__json_ws(ps);
+  if (ps->p < ps->end && *ps->p == close) { ps->p++; ps->depth--; return LENSNET_OK; }
+  for (;;) {
+    lensnet_json *item = NULL;
+    char *key = NULL;
+    size_t keylen;
+    lensnet__json_ws(ps);
+    if (is_object) {
+      if (ps->p >= ps->end || *ps->p != '"') return lensnet__json_error(ps, "expected a member name", start);
+      if ((r = lensnet__json_string(ps, start, &key, &keylen)) != LENSNET_OK) return r;
+      lensnet__json_ws(ps);
+      if (ps->p >= ps->end || *ps->p != ':') { LENSNET_FREE(key); return lensnet__json_error(ps, "expected ':'", start); }
+      ps->p++;
+    }
+    if ((r = lensnet__json_push(ps, v, &cap, &item)) != LENSNET_OK) { if (key) LENSNET_FREE(key); return r; }
+    item->key = key;
+    if ((r = lensnet__json_value(ps, start, item)) != LENSNET_OK) return r;
+    lensnet__json_ws(ps);
+    if (ps->p < ps->end && *ps->p == ',') { ps->p++; continue; }
+    if (ps->p < ps->end && *ps->p == close) { ps->p++; break; }
+    return lensnet__json_error(ps, is_object ? "expected ',' or '}'" : "expected ',' or ']'", start);
+  }
+  ps->depth--;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__json_value(lensnet__json_parser *ps, const char *start, lensnet_json *v) {
+  lensnet__json_ws(ps);
+  if (ps->p >= ps->end) return lensnet__json_error(ps, "unexpected end of text", start);
+  switch (*ps->p) {
+    case '{': return lensnet__json_container(ps, start, v, 1);
+    case '[': return lensnet__json_container(ps, start, v, 0);
+    case '"': v->type = LENSNET_JSON_STRING; return lensnet__json_string(ps, start, &v->string, &v->string_len);
+    case 't': if (ps->end - ps->p >= 4 && !memcmp(ps->p, "true", 4)) { v->type = LENSNET_JSON_BOOL; v->number = 1; ps->p += 4; return LENSNET_OK; } break;
+    case 'f': if (ps->end - ps->p >= 5 && !memcmp(ps->p, "false", 5)) { v->type = LENSNET_JSON_BOOL; ps->p += 5; return LENSNET_OK; } break;
+    case 'n': if (ps->end - ps->p >= 4 && !memcmp(ps->p, "null", 4)) { v->type = LENSNET_JSON_NULL; ps->p += 4; return LENSNET_OK; } break;
+    default: {
+      /* Numbers: validate the JSON grammar, then convert a bounded copy with strtod. */
+      const char *q = ps->p;
+      char buf[64];
+      if (q < ps->end && *q == '-') q++;
+      if (q >= ps->end || *q < '0' || *q > '9') break;
+      while (q < ps->end && *q >= '0' && *q <= '9') q++;
+      if (q < ps->end && *q == '.') { q++; if (q >= ps->end || *q < '0' || *q > '9') break; while (q < ps->end && *q >= '0' && *q <= '9') q++; }
+      if (q < ps->end && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < ps->end && (*q == '+' || *q == '-')) q++;
+        if (q >= ps->end || *q < '0' || *q > '9') break;
+        while (q < ps->end && *q >= '0' && *q <= '9') q++;
+      }
+      if ((size_t)(q - ps->p) >= sizeof buf) return lensnet__json_error(ps, "number too long", start);
+      memcpy(buf, ps->p, (size_t)(q - ps->p));
+      buf[q - ps->p] = 0;
+      v->type = LENSNET_JSON_NUMBER;
+      v->number = strtod(buf, NULL);
+      ps->p = q;
+      return LENSNET_OK;
+    }
+  }
+  return lensnet__json_error(ps, "unexpected character", start);
+}
+
+LENSNET_API lensnet_result lensnet_json_parse(const char *text, size_t len, lensnet_json **out, lensnet_error *err) {
+  lensnet__json_parser ps;
+  lensnet_json *root;
+  lensnet_result r;
+  *out = NULL;
+  root = LENSNET__CAST(lensnet_json *, LENSNET_MALLOC(sizeof *root));
+  if (!root) return lensnet__fail(err, LENSNET_ERR_NOMEM, "JSON: out of memory");
+  memset(root, 0, sizeof *root);
+  ps.p = text;
+  ps.end = text + len;
+  ps.err = err;
+  ps.depth = 0;
+  r = lensnet__json_value(&ps, text, root);
+  if (r == LENSNET_OK) {
+    lensnet__json_ws(&ps);
+    if (ps.p != ps.end) r = lensnet__json_error(&ps, "trailing characters after the value", text);
+  }
+  if (r != LENSNET_OK) { lensnet_json_free(root); return r; }
+  *out = root;
+  return LENSNET_OK;
+}
+
+LENSNET_API const lensnet_json *lensnet_json_get(const lensnet_json *obj, const char *key) {
+  size_t i;
+  if (!obj || obj->type != LENSNET_JSON_OBJECT) return NULL;
+  for (i = 0; i < obj->count; i++)
+    if (obj->items[i].key && strcmp(obj->items[i].key, key) == 0) return &obj->items[i];
+  return NULL;
+}
+
+/* ---- .npy -------------------------------------------------------------------------------- */
+
+/* Finds 'key': in a NumPy header dictionary and returns a pointer just after the colon. */
+static const char *lensnet__npy_field(const char *h, size_t hlen, const char *key) {
+  size_t klen = strlen(key), i;
+  for (i = 0; i + klen + 2 < hlen; i++) {
+    if ((h[i] == '\'' || h[i] == '"') && memcmp(h + i + 1, key, klen) == 0 && h[i + 1 + klen] == h[i]) {
+      const char *p = h + i + klen + 2;
+      while (p < h + hlen && (*p == ' ' || *p == ':')) p++;
+      return p;
+    }
+  }
+  return NULL;
+}
+
+LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len, lensnet_tensor *out, lensnet_error *err) {
+  const unsigned char *b = LENSNET__CAST(const unsigned char *, bytes);
+  size_t hlen, off, count, i, need;
+  const char *h, *p, *hend;
+  char order, kind;
+  int size, ndim = 0;
+  size_t shape[LENSNET_MAX_DIMS];
+  lensnet_result r;
+  memset(out, 0, sizeof *out);
+  if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: missing the \\x93NUMPY magic");
+  if (b[6] == 1) { hlen = (size_t)lensnet__get_le(b + 8, 2); off = 10; }
+  else if (b[6] == 2 || b[6] == 3) {
+    if (len < 12) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: truncated header");
+    hlen = (size_t)lensnet__get_le(b + 8, 4); off = 12;
+  } else return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: format version %d is not supported", b[6]);
+  if (hlen > len - off) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: header length %lu runs past the end of the file", (unsigned long)hlen);
+  h = (const char *)b + off;
+  hend = h + hlen;
+  /* dtype */
+  p = lensnet__npy_field(h, hlen, "descr");
+  if (!p || p + 4 > hend || (*p != '\'' && *p != '"')) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: header has no 'descr'");
+  order = p[1]; kind = p[2];
+  size = 0;
+  if (p + 5 <= hend && p[3] >= '1' && p[3] <= '8' && p[4] == p[0]) size = p[3] - '0';
+  if (!size || (order != '<' && order != '>' && order != '|' && order != '='))
+    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: dtype %.8s is not supported (use f4, f8, i1-i8, u1-u8)", p);
+  if (!((kind == 'f' && (size == 4 || size == 8)) || ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8))))
+    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: dtype %c%d is not supported (use f4, f8, i1-i8, u1-u8)", kind, size);
+  if (order == '=') order = '<';
+  /* order */
+  p = lensnet__npy_field(h, hlen, "fortran_order");
+  if (!p) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: header has no 'fortran_order'");
+  if (hend - p >= 4 && memcmp(p, "True", 4) == 0) return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: Fortran-ordered arrays are not supported; save with C order");
+  /* shape */
+  p = lensnet__npy_field(h, hlen, "shape");
+  if (!p || *p != '(') return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: header has no 'shape' tuple");
+  p++;
+  for (;;) {
+    size_t v = 0;
+    while (p < hend && (*p == ' ' || *p == ',')) p++;
+    if (p >= hend) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: unterminated shape");
+    if (*p == ')') break;
+    if (*p < '0' || *p > '9') return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: bad character in shape");
+    while (p < hend && *p >= '0' && *p <= '9') {
+      if (v > ((size_t)-1 - 9) / 10) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "npy: dimension too large");
+      v = v * 10 + (size_t)(*p - '0');
+      p++;
+    }
+    if (p < hend && *p == 'L') p++;
+    if (ndim == LENSNET_MAX_DIMS) return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: more than %d dimensions", LENSNET_MAX_DIMS);
+    shape[ndim++] = v;
+  }
+  if ((r = lensnet_tensor_alloc(out, ndim, shape, err)) != LENSNET_OK) return r;
+  count = lensnet_tensor_count(out);
+  off += hlen;
+  if (!lensnet__mul_ok(count, (size_t)size, &need) || need > len - off) {
+    lensnet_tensor_free(out);
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: data is truncated (%lu bytes for %lu elements of %d bytes)",
+                         (unsigned long)(len - off), (unsigned long)count, size);
+  }
+  b += off;
+  for (i = 0; i < count; i++) {
+    const unsigned char *e = b + i * (size_t)size;
+    uint64_t u = (order == '>') ? lensnet__get_be(e, size) : lensnet__get_le(e, size);
+    float v;
+    if (kind == 'f') v = size == 4 ? lensnet__f32_from_bits((uint32_t)u) : (float)lensnet__f64_from_bits(u);
+    else if (kind == 'u') v = (float)u;
+    else { /* sign-extend */
+      int shift = 64 - 8 * size;
+      v = (float)((int64_t)(u << shift) >> shift);
+    }
+    out->data[i] = v;
+  }
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_npy_read(const char *path, lensnet_tensor *out, lensnet_error *err) {
+  unsigned char *buf;
+  size_t len;
+  lensnet_result r = lensnet__read_file(path, &buf, &len, err);
+  memset(out, 0, sizeof *out);
+  if (r != LENSNET_OK) return r;
+  r = lensnet_npy_read_memory(buf, len, out, err);
+  LENSNET_FREE(buf);
+  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
+  return r;
+}
+
+LENSNET_API lensnet_result lensnet_npy_write(const char *path, const lensnet_tensor *t, lensnet_error *err) {
+  char header[512];
+  int n, i;
+  size_t count = lensnet_tensor_count(t), bytes, k;
+  unsigned char *payload;
+  lensnet__chunk chunks[2];
+  lensnet_result r;
+  n = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+  for (i = 0; i < t->ndim; i++)
+    n += snprintf(header + n, sizeof header - (size_t)n, "%lu%s", (unsigned long)t->shape[i], (t->ndim == 1 || i + 1 < t->ndim) ? ", " : "");
+  n += snprintf(header + n, sizeof header - (size_t)n, "), }");
+  /* pad so magic(6)+version(2)+len(2)+header is a multiple of 64, ending in '\n' */
+  while ((10 + n + 1) % 64 != 0) header[n++] = ' ';
+  header[n++] = '\n';
+  if (!lensnet__mul_ok(count, 4, &bytes)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "npy: tensor too large");
+  payload = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(10 + (size_t)n + bytes));
+  if (!payload) return lensnet__fail(err, LENSNET_ERR_NOMEM, "npy: out of memory writing %s", path);
+  memcpy(payload, "\x93NUMPY\x01\x00", 8);
+  payload[8] = (unsigned char)(n & 0xFF);
+  payload[9] = (unsigned char)(n >> 8);
+  memcpy(payload + 10, header, (size_t)n);
+  for (k = 0; k < count; k++) lensnet__put_f32le(payload + 10 + n + 4 * k, t->data[k]);
+  chunks[0].data = payload;
+  chunks[0].len = 10 + (size_t)n + bytes;
+  r = lensnet__write_atomic(path, chunks, 1, err);
+  LENSNET_FREE(payload);
+  return r;
+}
+
+/* @@SECTION-IMPL-SAFETENSORS@@ */
+
+/* ---- FITS --------------------------------------------------------------------------------- */
+
+LENSNET_API lensnet_result lensnet_fits_read_memory(const void *bytes, size_t len, int hdu, lensnet_tensor *out, lensnet_error *err) {
+  (void)bytes; (void)len; (void)hdu;
+  memset(out, 0, sizeof *out);
+  return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS: reader not built yet");
+}
+
+LENSNET_API lensnet_result lensnet_fits_read(const char *path, int hdu, lensnet_tensor *out, lensnet_error *err) {
+  unsigned char *buf;
+  size_t len;
+  lensnet_result r = lensnet__read_file(path, &buf, &len, err);
+  memset(out, 0, sizeof *out);
+  if (r != LENSNET_OK) return r;
+  r = lensnet_fits_read_memory(buf, len, hdu, out, err);
+  LENSNET_FREE(buf);
+  return r;
+}
+
+LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_tensor *t, lensnet_error *err) {
+  (void)path; (void)t;
+  return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS: writer not built yet");
+}
+
+
+/* ---- GEMM ---------------------------------------------------------------------------------- */
+
+LENSNET_API const char *lensnet_simd_name(lensnet_simd s) {
+  static const char *names[] = {"scalar", "sse", "avx2", "avx512", "neon"};
+  return (s >= 0 && s < LENSNET_SIMD_COUNT) ? names[s] : "unknown";
+}
+
+LENSNET_API int lensnet_simd_available(lensnet_simd s) { return s == LENSNET_SIMD_SCALAR; }
+LENSNET_API lensnet_simd lensnet_simd_best(void) { return LENSNET_SIMD_SCALAR; }
+
+/* Reference kernel: correct for every transpose combination; the blocked kernels replace it. */
+static void lensnet__sgemm_scalar(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
+                                  const float *A, size_t lda, const float *B, size_t ldb,
+                                  float beta, float *C, size_t ldc) {
+  size_t i, j, k;
+  for (i = 0; i < M; i++) {
+    float *c = C + i * ldc;
+    if (beta == 0.0f) for (j = 0; j < N; j++) c[j] = 0.0f;
+    else if (beta != 1.0f) for (j = 0; j < N; j++) c[j] *= beta;
+    for (k = 0; k < K; k++) {
+      float a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
+      if (!tb) { const float *b = B + k * ldb; for (j = 0; j < N; j++) c[j] += a * b[j]; }
+      else for (j = 0; j < N; j++) c[j] += a * B[j * ldb + k];
+    }
+  }
+}
+
+LENSNET_API void lensnet_sgemm_path(lensnet_simd path, int trans_a, int trans_b, size_t M, size_t N, size_t K,
+                                    float alpha, const float *A, size_t lda, const float *B, size_t ldb,
+                                    float beta, float *C, size_t ldc) {
+  (void)path;
+  lensnet__sgemm_scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+LENSNET_API void lensnet_sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
+                               const float *A, size_t lda, const float *B, size_t ldb,
+                               float beta, float *C, size_t ldc) {
+  lensnet_sgemm_path(lensnet_simd_best(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+
+/* @@SECTION-IMPL-MODEL@@ */
+
+#endif /* LENSNET_IMPLEMENTATION */

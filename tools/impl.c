@@ -1,0 +1,3 @@
+/* The one translation unit of the tool that holds the headers' implementations. */
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"

@@ -1,0 +1,14 @@
+/* lens_cmds.h - the subcommands of the `lens` tool, one source file each. */
+#ifndef LENS_CMDS_H
+#define LENS_CMDS_H
+#include "lensnet.h"
+
+int lens_cmd_info(int argc, char **argv);
+int lens_cmd_predict(int argc, char **argv);
+int lens_cmd_render(int argc, char **argv);
+
+/* Prints "lens: <message>" to stderr and returns 1 (the tools' exit status for a failure). */
+int lens_fail(const char *fmt, ...);
+/* Same, for a failed library call: "lens: <detail>". */
+int lens_fail_err(const lensnet_error *err);
+#endif
