@@ -753,6 +753,62 @@ LENSNET_API void lensnet_sgemm(int trans_a, int trans_b, size_t M, size_t N, siz
   lensnet_sgemm_path(lensnet_simd_best(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* ---- convolution (forward) ----------------------------------------------------------------- */
+
+/* The geometry of one 2-D convolution layer applied to a batch (PyTorch semantics:
+ * cross-correlation, zero padding, oh = (h + 2 pad - kh) / stride + 1). */
+typedef struct {
+  size_t n, cin, h, w;      /* input [n, cin, h, w] */
+  size_t cout, kh, kw;      /* weight [cout, cin/groups, kh, kw] */
+  size_t stride, pad, groups;
+  size_t oh, ow;            /* output [n, cout, oh, ow] */
+} lensnet__conv_geom;
+
+/* Floats of scratch memory lensnet__conv2d_forward needs for this geometry. */
+static size_t lensnet__conv_scratch_floats(const lensnet__conv_geom *g) {
+  return (g->cin / g->groups) * g->kh * g->kw * g->oh * g->ow;
+}
+
+/* Unrolls one image's group of channels into columns: col[(c*kh + i)*kw + j][y*ow + x]. */
+static void lensnet__im2col(const lensnet__conv_geom *g, const float *img, size_t cin_g, float *col) {
+  size_t c, i, j, y, x, P = g->oh * g->ow;
+  for (c = 0; c < cin_g; c++)
+    for (i = 0; i < g->kh; i++)
+      for (j = 0; j < g->kw; j++) {
+        float *dst = col + ((c * g->kh + i) * g->kw + j) * P;
+        const float *src = img + c * g->h * g->w;
+        for (y = 0; y < g->oh; y++) {
+          long iy = (long)(y * g->stride + i) - (long)g->pad;
+          for (x = 0; x < g->ow; x++) {
+            long ix = (long)(x * g->stride + j) - (long)g->pad;
+            dst[y * g->ow + x] = (iy >= 0 && iy < (long)g->h && ix >= 0 && ix < (long)g->w) ? src[iy * (long)g->w + ix] : 0.0f;
+          }
+        }
+      }
+}
+
+/* out = conv(in, weight) + bias, then ReLU when fuse_relu is set. bias may be NULL.
+ * scratch holds lensnet__conv_scratch_floats(g) floats. */
+static void lensnet__conv2d_forward(const lensnet__conv_geom *g, const float *in, const float *weight,
+                                    const float *bias, int fuse_relu, float *out, float *scratch) {
+  size_t b, grp, co, p, cin_g = g->cin / g->groups, cout_g = g->cout / g->groups;
+  size_t K = cin_g * g->kh * g->kw, P = g->oh * g->ow;
+  for (b = 0; b < g->n; b++) {
+    for (grp = 0; grp < g->groups; grp++) {
+      const float *img = in + (b * g->cin + grp * cin_g) * g->h * g->w;
+      float *o = out + (b * g->cout + grp * cout_g) * P;
+      lensnet__im2col(g, img, cin_g, scratch);
+      lensnet_sgemm(0, 0, cout_g, P, K, 1.0f, weight + grp * cout_g * K, K, scratch, P, 0.0f, o, P);
+    }
+    for (co = 0; co < g->cout; co++) {
+      float *o = out + (b * g->cout + co) * P;
+      float bv = bias ? bias[co] : 0.0f;
+      if (fuse_relu) for (p = 0; p < P; p++) { float v = o[p] + bv; o[p] = v > 0.0f ? v : 0.0f; }
+      else for (p = 0; p < P; p++) o[p] += bv;
+    }
+  }
+}
+
 
 /* @@SECTION-IMPL-MODEL@@ */
 
