@@ -103,7 +103,35 @@ LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len
 /* Written to `path.tmp` and renamed, so a reader never sees half a file. */
 LENSNET_API lensnet_result lensnet_npy_write(const char *path, const lensnet_tensor *t, lensnet_error *err);
 
-/* @@SECTION-DECL-SAFETENSORS@@ */
+/* ---------------------------------------------------------------------------------------------
+ * safetensors: read F32 (F16, BF16, F64, I64, I32, U8 are converted to float32), write F32.
+ * Tensor names follow PyTorch state_dict names; `__metadata__` is a string-to-string map.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+  char *name;
+  lensnet_tensor tensor;
+} lensnet_named_tensor;
+
+typedef struct {
+  size_t count;                  /* tensors, in file order */
+  lensnet_named_tensor *tensors;
+  size_t meta_count;             /* __metadata__ entries */
+  char **meta_keys, **meta_values;
+} lensnet_safetensors;
+
+LENSNET_API lensnet_result lensnet_safetensors_read(const char *path, lensnet_safetensors *out, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_safetensors_read_memory(const void *bytes, size_t len, lensnet_safetensors *out, lensnet_error *err);
+/* Writes F32 tensors and the metadata, atomically (temporary file, then rename). */
+LENSNET_API lensnet_result lensnet_safetensors_write(const char *path, const lensnet_safetensors *st, lensnet_error *err);
+LENSNET_API void lensnet_safetensors_free(lensnet_safetensors *st);
+LENSNET_API const lensnet_tensor *lensnet_safetensors_find(const lensnet_safetensors *st, const char *name);
+/* The metadata value for key, or NULL. */
+LENSNET_API const char *lensnet_safetensors_meta(const lensnet_safetensors *st, const char *key);
+/* Adds (copies) a metadata entry, replacing an existing one with the same key. */
+LENSNET_API lensnet_result lensnet_safetensors_set_meta(lensnet_safetensors *st, const char *key, const char *value);
+/* Adds a copy of tensor t under name. */
+LENSNET_API lensnet_result lensnet_safetensors_add(lensnet_safetensors *st, const char *name, const lensnet_tensor *t);
+
 
 /* ---------------------------------------------------------------------------------------------
  * FITS images (read: primary HDU and IMAGE extensions; write: one float32 primary image)
@@ -686,7 +714,275 @@ LENSNET_API lensnet_result lensnet_npy_write(const char *path, const lensnet_ten
   return r;
 }
 
-/* @@SECTION-IMPL-SAFETENSORS@@ */
+/* ---- safetensors -------------------------------------------------------------------------- */
+
+static char *lensnet__strdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *d = LENSNET__CAST(char *, LENSNET_MALLOC(n));
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+LENSNET_API void lensnet_safetensors_free(lensnet_safetensors *st) {
+  size_t i;
+  if (!st) return;
+  for (i = 0; i < st->count; i++) { LENSNET_FREE(st->tensors[i].name); lensnet_tensor_free(&st->tensors[i].tensor); }
+  for (i = 0; i < st->meta_count; i++) { LENSNET_FREE(st->meta_keys[i]); LENSNET_FREE(st->meta_values[i]); }
+  if (st->tensors) LENSNET_FREE(st->tensors);
+  if (st->meta_keys) LENSNET_FREE(st->meta_keys);
+  if (st->meta_values) LENSNET_FREE(st->meta_values);
+  memset(st, 0, sizeof *st);
+}
+
+LENSNET_API const lensnet_tensor *lensnet_safetensors_find(const lensnet_safetensors *st, const char *name) {
+  size_t i;
+  for (i = 0; i < st->count; i++)
+    if (strcmp(st->tensors[i].name, name) == 0) return &st->tensors[i].tensor;
+  return NULL;
+}
+
+LENSNET_API const char *lensnet_safetensors_meta(const lensnet_safetensors *st, const char *key) {
+  size_t i;
+  for (i = 0; i < st->meta_count; i++)
+    if (strcmp(st->meta_keys[i], key) == 0) return st->meta_values[i];
+  return NULL;
+}
+
+LENSNET_API lensnet_result lensnet_safetensors_set_meta(lensnet_safetensors *st, const char *key, const char *value) {
+  size_t i;
+  char *v = lensnet__strdup(value), *k, **nk, **nv;
+  if (!v) return LENSNET_ERR_NOMEM;
+  for (i = 0; i < st->meta_count; i++)
+    if (strcmp(st->meta_keys[i], key) == 0) { LENSNET_FREE(st->meta_values[i]); st->meta_values[i] = v; return LENSNET_OK; }
+  k = lensnet__strdup(key);
+  nk = LENSNET__CAST(char **, LENSNET_REALLOC(st->meta_keys, (st->meta_count + 1) * sizeof(char *)));
+  if (nk) st->meta_keys = nk;
+  nv = LENSNET__CAST(char **, LENSNET_REALLOC(st->meta_values, (st->meta_count + 1) * sizeof(char *)));
+  if (nv) st->meta_values = nv;
+  if (!k || !nk || !nv) { LENSNET_FREE(v); if (k) LENSNET_FREE(k); return LENSNET_ERR_NOMEM; }
+  st->meta_keys[st->meta_count] = k;
+  st->meta_values[st->meta_count] = v;
+  st->meta_count++;
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_safetensors_add(lensnet_safetensors *st, const char *name, const lensnet_tensor *t) {
+  lensnet_named_tensor *nt = LENSNET__CAST(lensnet_named_tensor *, LENSNET_REALLOC(st->tensors, (st->count + 1) * sizeof *nt));
+  lensnet_named_tensor *slot;
+  if (!nt) return LENSNET_ERR_NOMEM;
+  st->tensors = nt;
+  slot = &st->tensors[st->count];
+  memset(slot, 0, sizeof *slot);
+  if (lensnet_tensor_alloc(&slot->tensor, t->ndim, t->shape, NULL) != LENSNET_OK) return LENSNET_ERR_NOMEM;
+  memcpy(slot->tensor.data, t->data, lensnet_tensor_count(t) * sizeof(float));
+  slot->name = lensnet__strdup(name);
+  if (!slot->name) { lensnet_tensor_free(&slot->tensor); return LENSNET_ERR_NOMEM; }
+  st->count++;
+  return LENSNET_OK;
+}
+
+/* IEEE half and bfloat16 to float. */
+static float lensnet__f16_to_f32(unsigned h) {
+  unsigned sign = (h >> 15) & 1, ex = (h >> 10) & 0x1F, man = h & 0x3FF;
+  float v;
+  if (ex == 0) v = ldexpf((float)man, -24);
+  else if (ex == 31) v = man ? NAN : INFINITY;
+  else v = ldexpf((float)(man | 0x400), (int)ex - 25);
+  return sign ? -v : v;
+}
+
+LENSNET_API lensnet_result lensnet_safetensors_read_memory(const void *bytes, size_t len, lensnet_safetensors *out, lensnet_error *err) {
+  const unsigned char *b = LENSNET__CAST(const unsigned char *, bytes);
+  uint64_t hlen;
+  lensnet_json *doc = NULL;
+  size_t i, data_len;
+  const unsigned char *data;
+  lensnet_result r;
+  memset(out, 0, sizeof *out);
+  if (len < 8) return lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: file shorter than its 8-byte header length");
+  hlen = lensnet__get_le(b, 8);
+  if (hlen > len - 8) return lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: header length %llu runs past the end of the file", (unsigned long long)hlen);
+  if ((r = lensnet_json_parse((const char *)b + 8, (size_t)hlen, &doc, err)) != LENSNET_OK) return r;
+  if (doc->type != LENSNET_JSON_OBJECT) { lensnet_json_free(doc); return lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: header is not a JSON object"); }
+  data = b + 8 + hlen;
+  data_len = len - 8 - (size_t)hlen;
+  out->tensors = LENSNET__CAST(lensnet_named_tensor *, LENSNET_MALLOC((doc->count + 1) * sizeof(lensnet_named_tensor)));
+  if (!out->tensors) { lensnet_json_free(doc); return lensnet__fail(err, LENSNET_ERR_NOMEM, "safetensors: out of memory"); }
+  for (i = 0; i < doc->count; i++) {
+    const lensnet_json *e = &doc->items[i], *dt, *sh, *off;
+    lensnet_named_tensor *nt;
+    size_t shape[LENSNET_MAX_DIMS], k, count, esize = 0, begin, end, need;
+    const char *dtype;
+    if (strcmp(e->key, "__metadata__") == 0) {
+      if (e->type != LENSNET_JSON_OBJECT) { r = lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: __metadata__ is not an object"); goto fail; }
+      for (k = 0; k < e->count; k++) {
+        if (e->items[k].type != LENSNET_JSON_STRING) { r = lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: metadata '%.64s' is not a string", e->items[k].key); goto fail; }
+        if (lensnet_safetensors_set_meta(out, e->items[k].key, e->items[k].string) != LENSNET_OK) { r = lensnet__fail(err, LENSNET_ERR_NOMEM, "safetensors: out of memory"); goto fail; }
+      }
+      continue;
+    }
+    dt = lensnet_json_get(e, "dtype");
+    sh = lensnet_json_get(e, "shape");
+    off = lensnet_json_get(e, "data_offsets");
+    if (!dt || dt->type != LENSNET_JSON_STRING || !sh || sh->type != LENSNET_JSON_ARRAY || !off || off->type != LENSNET_JSON_ARRAY || off->count != 2 ||
+        off->items[0].type != LENSNET_JSON_NUMBER || off->items[1].type != LENSNET_JSON_NUMBER) {
+      r = lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: tensor '%.64s' lacks a valid dtype, shape or data_offsets", e->key);
+      goto fail;
+    }
+    dtype = dt->string;
+    if (!strcmp(dtype, "F32") || !strcmp(dtype, "I32")) esize = 4;
+    else if (!strcmp(dtype, "F16") || !strcmp(dtype, "BF16")) esize = 2;
+    else if (!strcmp(dtype, "F64") || !strcmp(dtype, "I64")) esize = 8;
+    else if (!strcmp(dtype, "U8")) esize = 1;
+    else { r = lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "safetensors: tensor '%.64s' has dtype %.16s (supported: F32, F16, BF16, F64, I64, I32, U8)", e->key, dtype); goto fail; }
+    if (sh->count > LENSNET_MAX_DIMS) { r = lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "safetensors: tensor '%.64s' has more than %d dimensions", e->key, LENSNET_MAX_DIMS); goto fail; }
+    for (k = 0; k < sh->count; k++) {
+      double d = sh->items[k].number;
+      if (sh->items[k].type != LENSNET_JSON_NUMBER || d < 0 || d != floor(d) || d > (double)LENSNET_MAX_ELEMENTS) {
+        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: tensor '%.64s' has an invalid shape", e->key);
+        goto fail;
+      }
+      shape[k] = (size_t)d;
+    }
+    {
+      double d0 = off->items[0].number, d1 = off->items[1].number;
+      if (d0 < 0 || d1 < d0 || d1 > (double)data_len || d0 != floor(d0) || d1 != floor(d1)) {
+        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: tensor '%.64s' has data_offsets outside the %lu data bytes", e->key, (unsigned long)data_len);
+        goto fail;
+      }
+      begin = (size_t)d0;
+      end = (size_t)d1;
+    }
+    nt = &out->tensors[out->count];
+    memset(nt, 0, sizeof *nt);
+    if ((r = lensnet_tensor_alloc(&nt->tensor, (int)sh->count, shape, err)) != LENSNET_OK) goto fail;
+    nt->name = lensnet__strdup(e->key);
+    out->count++;
+    if (!nt->name) { r = lensnet__fail(err, LENSNET_ERR_NOMEM, "safetensors: out of memory"); goto fail; }
+    count = lensnet_tensor_count(&nt->tensor);
+    if (!lensnet__mul_ok(count, esize, &need) || need != end - begin) {
+      r = lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: tensor '%.64s' has %lu data bytes but its shape and dtype need %lu",
+                        e->key, (unsigned long)(end - begin), (unsigned long)need);
+      goto fail;
+    }
+    for (k = 0; k < count; k++) {
+      const unsigned char *p = data + begin + k * esize;
+      float v;
+      if (esize == 4) { uint32_t u = (uint32_t)lensnet__get_le(p, 4); v = dtype[0] == 'F' ? lensnet__f32_from_bits(u) : (float)(int32_t)u; }
+      else if (esize == 8) { uint64_t u = lensnet__get_le(p, 8); v = dtype[0] == 'F' ? (float)lensnet__f64_from_bits(u) : (float)(int64_t)u; }
+      else if (esize == 2) { unsigned u = (unsigned)lensnet__get_le(p, 2); v = dtype[0] == 'B' ? lensnet__f32_from_bits((uint32_t)u << 16) : lensnet__f16_to_f32(u); }
+      else v = (float)p[0];
+      nt->tensor.data[k] = v;
+    }
+  }
+  lensnet_json_free(doc);
+  return LENSNET_OK;
+fail:
+  lensnet_json_free(doc);
+  lensnet_safetensors_free(out);
+  return r;
+}
+
+LENSNET_API lensnet_result lensnet_safetensors_read(const char *path, lensnet_safetensors *out, lensnet_error *err) {
+  unsigned char *buf;
+  size_t len;
+  lensnet_result r = lensnet__read_file(path, &buf, &len, err);
+  memset(out, 0, sizeof *out);
+  if (r != LENSNET_OK) return r;
+  r = lensnet_safetensors_read_memory(buf, len, out, err);
+  LENSNET_FREE(buf);
+  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
+  return r;
+}
+
+/* A growable text buffer for writing JSON headers. */
+typedef struct { char *s; size_t len, cap; int oom; } lensnet__text;
+
+static void lensnet__text_put(lensnet__text *t, const char *s, size_t n) {
+  if (t->oom) return;
+  if (t->len + n + 1 > t->cap) {
+    size_t ncap = (t->cap ? t->cap * 2 : 256);
+    char *ns;
+    while (ncap < t->len + n + 1) ncap *= 2;
+    ns = LENSNET__CAST(char *, LENSNET_REALLOC(t->s, ncap));
+    if (!ns) { t->oom = 1; return; }
+    t->s = ns;
+    t->cap = ncap;
+  }
+  memcpy(t->s + t->len, s, n);
+  t->len += n;
+  t->s[t->len] = 0;
+}
+static void lensnet__text_str(lensnet__text *t, const char *s) { lensnet__text_put(t, s, strlen(s)); }
+static void lensnet__text_json_string(lensnet__text *t, const char *s) {
+  lensnet__text_put(t, "\"", 1);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    char esc[8];
+    if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; lensnet__text_put(t, esc, 2); }
+    else if (c == '\n') lensnet__text_put(t, "\\n", 2);
+    else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); lensnet__text_put(t, esc, 6); }
+    else lensnet__text_put(t, s, 1);
+  }
+  lensnet__text_put(t, "\"", 1);
+}
+
+LENSNET_API lensnet_result lensnet_safetensors_write(const char *path, const lensnet_safetensors *st, lensnet_error *err) {
+  lensnet__text h;
+  size_t i, k, offset = 0, total;
+  unsigned char lenbytes[8], *payload;
+  lensnet__chunk chunks[3];
+  lensnet_result r;
+  char num[64];
+  memset(&h, 0, sizeof h);
+  lensnet__text_str(&h, "{");
+  if (st->meta_count) {
+    lensnet__text_str(&h, "\"__metadata__\":{");
+    for (i = 0; i < st->meta_count; i++) {
+      if (i) lensnet__text_str(&h, ",");
+      lensnet__text_json_string(&h, st->meta_keys[i]);
+      lensnet__text_str(&h, ":");
+      lensnet__text_json_string(&h, st->meta_values[i]);
+    }
+    lensnet__text_str(&h, "}");
+  }
+  for (i = 0; i < st->count; i++) {
+    const lensnet_tensor *t = &st->tensors[i].tensor;
+    size_t bytes = lensnet_tensor_count(t) * 4;
+    if (i || st->meta_count) lensnet__text_str(&h, ",");
+    lensnet__text_json_string(&h, st->tensors[i].name);
+    lensnet__text_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+    for (k = 0; k < (size_t)t->ndim; k++) {
+      snprintf(num, sizeof num, "%s%lu", k ? "," : "", (unsigned long)t->shape[k]);
+      lensnet__text_str(&h, num);
+    }
+    snprintf(num, sizeof num, "],\"data_offsets\":[%lu,%lu]}", (unsigned long)offset, (unsigned long)(offset + bytes));
+    lensnet__text_str(&h, num);
+    offset += bytes;
+  }
+  lensnet__text_str(&h, "}");
+  while (h.len % 8) lensnet__text_str(&h, " "); /* the data stays 8-byte aligned */
+  if (h.oom) { LENSNET_FREE(h.s); return lensnet__fail(err, LENSNET_ERR_NOMEM, "safetensors: out of memory writing %s", path); }
+  total = offset;
+  payload = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(total ? total : 1));
+  if (!payload) { LENSNET_FREE(h.s); return lensnet__fail(err, LENSNET_ERR_NOMEM, "safetensors: out of memory writing %s", path); }
+  offset = 0;
+  for (i = 0; i < st->count; i++) {
+    const lensnet_tensor *t = &st->tensors[i].tensor;
+    size_t n = lensnet_tensor_count(t);
+    for (k = 0; k < n; k++) lensnet__put_f32le(payload + offset + 4 * k, t->data[k]);
+    offset += 4 * n;
+  }
+  for (k = 0; k < 8; k++) lenbytes[k] = (unsigned char)((uint64_t)h.len >> (8 * k));
+  chunks[0].data = lenbytes; chunks[0].len = 8;
+  chunks[1].data = h.s; chunks[1].len = h.len;
+  chunks[2].data = payload; chunks[2].len = total;
+  r = lensnet__write_atomic(path, chunks, 3, err);
+  LENSNET_FREE(h.s);
+  LENSNET_FREE(payload);
+  return r;
+}
+
 
 /* ---- FITS --------------------------------------------------------------------------------- */
 
