@@ -170,7 +170,131 @@ LENSNET_API void lensnet_sgemm_path(lensnet_simd path, int trans_a, int trans_b,
                                     float beta, float *C, size_t ldc);
 
 
-/* @@SECTION-DECL-MODEL@@ */
+/* ---------------------------------------------------------------------------------------------
+ * Random numbers: explicit state, the same stream on every platform (xoshiro128+-style splitmix
+ * seeding; Blackman & Vigna 2018)
+ * ------------------------------------------------------------------------------------------- */
+typedef struct { uint64_t s[4]; } lensnet_rng;
+LENSNET_API void lensnet_rng_seed(lensnet_rng *rng, uint64_t seed);
+LENSNET_API uint64_t lensnet_rng_next(lensnet_rng *rng);
+/* Uniform in [0, 1) with 24 random bits. */
+LENSNET_API float lensnet_rng_uniform(lensnet_rng *rng);
+/* Standard normal (Box-Muller, both values used in turn is not kept: one value per call). */
+LENSNET_API float lensnet_rng_normal(lensnet_rng *rng);
+
+/* ---------------------------------------------------------------------------------------------
+ * Models: a sequence of layers described by text, with named parameters
+ * ------------------------------------------------------------------------------------------- */
+#define LENSNET_LAYER_TYPES(X) \
+  X(LENSNET_LAYER_CONV2D,         "conv2d") \
+  X(LENSNET_LAYER_DENSE,          "dense") \
+  X(LENSNET_LAYER_RELU,           "relu") \
+  X(LENSNET_LAYER_LEAKY_RELU,     "leaky_relu") \
+  X(LENSNET_LAYER_GELU,           "gelu") \
+  X(LENSNET_LAYER_SIGMOID,        "sigmoid") \
+  X(LENSNET_LAYER_TANH,           "tanh") \
+  X(LENSNET_LAYER_MAXPOOL,        "maxpool") \
+  X(LENSNET_LAYER_AVGPOOL,        "avgpool") \
+  X(LENSNET_LAYER_GLOBAL_AVGPOOL, "global_avgpool") \
+  X(LENSNET_LAYER_DROPOUT,        "dropout") \
+  X(LENSNET_LAYER_FLATTEN,        "flatten") \
+  X(LENSNET_LAYER_BATCHNORM,      "batchnorm") \
+  X(LENSNET_LAYER_SOFTMAX,        "softmax") \
+  X(LENSNET_LAYER_MARK,           "mark") \
+  X(LENSNET_LAYER_ADD,            "add")
+
+typedef enum {
+#define LENSNET__LAYER_ENUM(name, text) name,
+  LENSNET_LAYER_TYPES(LENSNET__LAYER_ENUM)
+#undef LENSNET__LAYER_ENUM
+  LENSNET_LAYER_TYPE_COUNT
+} lensnet_layer_type;
+
+LENSNET_API const char *lensnet_layer_type_name(lensnet_layer_type t);
+
+/* One named parameter (or buffer, such as batch-norm running statistics) of a model. */
+typedef struct {
+  char name[96];          /* PyTorch state_dict name, e.g. "layer.0.weight" */
+  int ndim;
+  size_t shape[4];
+  size_t offset, count;   /* where it lives in lensnet_model.values */
+  int trainable;          /* 0 for running statistics */
+} lensnet_param;
+
+typedef struct {
+  lensnet_layer_type type;
+  char name[80];          /* parameter prefix (conv2d, dense, batchnorm) or label (mark, add) */
+  size_t out;             /* conv2d: output channels; dense: output features */
+  size_t kernel, stride, padding, groups;
+  int bias;               /* conv2d, dense: 1 if the layer has a bias */
+  float value;            /* dropout: p; leaky_relu: negative slope; batchnorm: eps */
+  float momentum;         /* batchnorm: running-statistics momentum (PyTorch's convention) */
+  /* Resolved when the model is built (per sample): */
+  size_t in_c, in_h, in_w, out_c, out_h, out_w;
+  int weight, bias_param, mean_param, var_param; /* indices into lensnet_model.params, -1 if none */
+  int mark;               /* mark, add: which saved activation */
+} lensnet_layer;
+
+typedef struct {
+  char *arch;                  /* the architecture text the model was built from */
+  size_t in_c, in_h, in_w;     /* input per sample */
+  size_t out_features;         /* output per sample (out_c*out_h*out_w of the last layer) */
+  size_t layer_count;
+  lensnet_layer *layers;
+  size_t param_count;
+  lensnet_param *params;
+  size_t value_count;
+  float *values;               /* every parameter and buffer, contiguous */
+  int mark_count;
+  size_t meta_count;           /* metadata carried to and from safetensors */
+  char **meta_keys, **meta_values;
+} lensnet_model;
+
+/* Architecture text for the built-in lens finders of Wilde et al. 2022: "ou66" (input
+ * bands x 66 x 66) and "ou200" (bands x 200 x 200). Returns 0 if name is unknown or cap too
+ * small, else the text length. */
+LENSNET_API size_t lensnet_arch_builtin(const char *name, int bands, char *buf, size_t cap);
+
+/* Builds a model from architecture text (see the manual) or a built-in name written "ou66(4)";
+ * parameters start at zero. */
+LENSNET_API lensnet_result lensnet_model_create(const char *arch, lensnet_model **out, lensnet_error *err);
+LENSNET_API void lensnet_model_free(lensnet_model *m);
+/* PyTorch's default initialisation (uniform in +-1/sqrt(fan_in) for weights and biases;
+ * batch norm weight 1, bias 0, running mean 0, variance 1), from a seeded stream. */
+LENSNET_API void lensnet_model_init(lensnet_model *m, uint64_t seed);
+/* Loads a safetensors file: the architecture comes from metadata "arch" (text, or a built-in
+ * name with "bands"); every parameter must be present with its exact shape. */
+LENSNET_API lensnet_result lensnet_model_load(const char *path, lensnet_model **out, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetensors *st, lensnet_model **out, lensnet_error *err);
+/* Saves parameters and metadata (with the architecture text as "arch"), atomically. */
+LENSNET_API lensnet_result lensnet_model_save(const lensnet_model *m, const char *path, lensnet_error *err);
+LENSNET_API const lensnet_param *lensnet_model_param(const lensnet_model *m, const char *name);
+/* Metadata value or NULL; set copies. */
+LENSNET_API const char *lensnet_model_meta(const lensnet_model *m, const char *key);
+LENSNET_API lensnet_result lensnet_model_set_meta(lensnet_model *m, const char *key, const char *value);
+/* Number of trainable parameter values. */
+LENSNET_API size_t lensnet_model_parameter_count(const lensnet_model *m);
+
+/* Floats of workspace lensnet_model_forward needs for a batch (0 on overflow). */
+LENSNET_API size_t lensnet_model_workspace_floats(const lensnet_model *m, size_t batch);
+/* Inference (dropout off, batch norm with running statistics): input [batch, in_c, in_h, in_w],
+ * output [batch, out_features]. workspace: NULL (allocated inside) or
+ * lensnet_model_workspace_floats(m, batch) floats, so embedded users can run with no allocation.
+ * A model may be used by several threads at once, each with its own workspace. */
+LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t batch, const float *input,
+                                                 float *output, float *workspace, lensnet_error *err);
+
+
+
+/* ---------------------------------------------------------------------------------------------
+ * Preparing cutouts for a model
+ * ------------------------------------------------------------------------------------------- */
+/* Bilinear resampling of one plane, PyTorch's F.interpolate(mode="bilinear",
+ * align_corners=False, antialias=False) convention. */
+LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, float *dst, size_t out_h, size_t out_w);
+/* Per-band min-max normalisation of one image [bands, hw] to [0, 1] (Wilde et al. 2022); a
+ * constant band becomes 0. NaNs are ignored for min and max and set to 0; returns their count. */
+LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t hw);
 
 #ifdef __cplusplus
 }
@@ -811,7 +935,7 @@ LENSNET_API lensnet_result lensnet_safetensors_read_memory(const void *bytes, si
   for (i = 0; i < doc->count; i++) {
     const lensnet_json *e = &doc->items[i], *dt, *sh, *off;
     lensnet_named_tensor *nt;
-    size_t shape[LENSNET_MAX_DIMS], k, count, esize = 0, begin, end, need;
+    size_t shape[LENSNET_MAX_DIMS], k, count, esize = 0, begin, end, need = 0;
     const char *dtype;
     if (strcmp(e->key, "__metadata__") == 0) {
       if (e->type != LENSNET_JSON_OBJECT) { r = lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: __metadata__ is not an object"); goto fail; }
@@ -1106,6 +1230,760 @@ static void lensnet__conv2d_forward(const lensnet__conv_geom *g, const float *in
 }
 
 
-/* @@SECTION-IMPL-MODEL@@ */
+/* ---- random numbers ------------------------------------------------------------------------ */
+
+static uint64_t lensnet__splitmix64(uint64_t *x) {
+  uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+LENSNET_API void lensnet_rng_seed(lensnet_rng *rng, uint64_t seed) {
+  int i;
+  for (i = 0; i < 4; i++) rng->s[i] = lensnet__splitmix64(&seed);
+}
+
+/* xoshiro256** */
+LENSNET_API uint64_t lensnet_rng_next(lensnet_rng *rng) {
+  uint64_t *s = rng->s, result = s[1] * 5, t = s[1] << 17;
+  result = ((result << 7) | (result >> 57)) * 9;
+  s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = (s[3] << 45) | (s[3] >> 19);
+  return result;
+}
+
+LENSNET_API float lensnet_rng_uniform(lensnet_rng *rng) {
+  return (float)(lensnet_rng_next(rng) >> 40) * (1.0f / 16777216.0f);
+}
+
+LENSNET_API float lensnet_rng_normal(lensnet_rng *rng) {
+  double u1 = ((double)(lensnet_rng_next(rng) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+  double u2 = (double)(lensnet_rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
+  return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+/* ---- architecture text --------------------------------------------------------------------- */
+
+LENSNET_API const char *lensnet_layer_type_name(lensnet_layer_type t) {
+  switch (t) {
+#define LENSNET__LAYER_CASE(name, text) case name: return text;
+    LENSNET_LAYER_TYPES(LENSNET__LAYER_CASE)
+#undef LENSNET__LAYER_CASE
+    default: return "unknown";
+  }
+}
+
+/* Appends formatted text; returns 0 once the buffer is full. */
+static int lensnet__appendf(char *buf, size_t cap, size_t *len, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  if (*len >= cap) return 0;
+  va_start(ap, fmt);
+  n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= cap - *len) { *len = cap; return 0; }
+  *len += (size_t)n;
+  return 1;
+}
+
+/* The lens finders of Wilde et al. 2022 (MNRAS 512, 3464), layer for layer as the PyTorch
+ * nn.Sequential the released weights come from, so parameter names carry PyTorch's indices. */
+LENSNET_API size_t lensnet_arch_builtin(const char *name, int bands, char *buf, size_t cap) {
+  /* conv layers: output channels, kernel, followed by a 2x2 max pool? */
+  static const int ou66[9][3] = {{50, 3, 1}, {50, 3, 0}, {50, 3, 0}, {50, 3, 0}, {40, 3, 1}, {40, 3, 0}, {40, 3, 0}, {40, 3, 0}, {30, 3, 1}};
+  static const int ou200[6][3] = {{50, 5, 1}, {40, 5, 1}, {30, 3, 1}, {20, 3, 1}, {20, 3, 0}, {20, 3, 0}};
+  const int (*convs)[3];
+  int nconv, size, hidden, i, index = 0;
+  size_t len = 0;
+  if (bands < 1 || bands > 1024 || !buf) return 0;
+  if (!strcmp(name, "ou66")) { convs = ou66; nconv = 9; size = 66; hidden = 500; }
+  else if (!strcmp(name, "ou200")) { convs = ou200; nconv = 6; size = 200; hidden = 350; }
+  else return 0;
+  lensnet__appendf(buf, cap, &len, "# %s: lens finder of Wilde et al. 2022\ninput %d %d %d\n", name, bands, size, size);
+  for (i = 0; i < nconv; i++) {
+    lensnet__appendf(buf, cap, &len, "conv2d name=layer.%d out=%d kernel=%d\nrelu\n", index, convs[i][0], convs[i][1]);
+    index += 2;
+    if (convs[i][2]) { lensnet__appendf(buf, cap, &len, "maxpool kernel=2 stride=2\n"); index++; }
+    lensnet__appendf(buf, cap, &len, "dropout p=0.2\n");
+    index++;
+  }
+  lensnet__appendf(buf, cap, &len, "flatten\ndense name=fc_layer.0 out=%d\nrelu\ndense name=fc_layer.2 out=2\n", hidden);
+  return len < cap ? len : 0;
+}
+
+typedef struct {
+  const char *text;
+  int line;
+  lensnet_error *err;
+} lensnet__arch_parser;
+
+/* Parses "key=value" words into the layer; unknown keys are errors. */
+static lensnet_result lensnet__arch_option(lensnet__arch_parser *ap, lensnet_layer *L, const char *key, const char *val) {
+  char *end;
+  double d = strtod(val, &end);
+  int numeric = (*val && *end == 0);
+  if (!strcmp(key, "name")) {
+    if (strlen(val) >= sizeof L->name) return lensnet__fail(ap->err, LENSNET_ERR_ARCH, "architecture line %d: name '%.40s...' is too long", ap->line, val);
+    strcpy(L->name, val);
+    return LENSNET_OK;
+  }
+  if (!numeric) return lensnet__fail(ap->err, LENSNET_ERR_ARCH, "architecture line %d: %s=%.40s is not a number", ap->line, key, val);
+  if (!strcmp(key, "p") || !strcmp(key, "slope") || !strcmp(key, "eps")) { L->value = (float)d; return LENSNET_OK; }
+  if (!strcmp(key, "momentum")) { L->momentum = (float)d; return LENSNET_OK; }
+  if (d < 0 || d > 1e9 || d != floor(d)) return lensnet__fail(ap->err, LENSNET_ERR_ARCH, "architecture line %d: %s=%.40s must be a non-negative integer", ap->line, key, val);
+  if (!strcmp(key, "out")) L->out = (size_t)d;
+  else if (!strcmp(key, "kernel")) L->kernel = (size_t)d;
+  else if (!strcmp(key, "stride")) L->stride = (size_t)d;
+  else if (!strcmp(key, "padding")) L->padding = (size_t)d;
+  else if (!strcmp(key, "groups")) L->groups = (size_t)d;
+  else if (!strcmp(key, "bias")) L->bias = d != 0;
+  else return lensnet__fail(ap->err, LENSNET_ERR_ARCH, "architecture line %d: unknown option '%.40s'", ap->line, key);
+  return LENSNET_OK;
+}
+
+/* Splits the text into lines (newline or ';'), words separated by blanks; fills the model's
+ * input shape and layer list (unresolved). */
+static lensnet_result lensnet__arch_parse(lensnet_model *m, const char *text, lensnet_error *err) {
+  lensnet__arch_parser ap;
+  const char *p = text;
+  size_t cap = 0;
+  int have_input = 0;
+  ap.text = text;
+  ap.line = 0;
+  ap.err = err;
+  while (*p) {
+    char line[512], *words[32], *save;
+    int nw = 0, i;
+    size_t n = 0;
+    lensnet_layer *L;
+    ap.line++;
+    while (*p && *p != '\n' && *p != ';') { if (n + 1 < sizeof line) line[n++] = *p; p++; }
+    if (*p) p++;
+    line[n] = 0;
+    if ((save = strchr(line, '#')) != NULL) *save = 0;
+    save = line;
+    while (*save && nw < 32) {
+      while (*save == ' ' || *save == '\t' || *save == '\r' || *save == ',') *save++ = 0;
+      if (!*save) break;
+      words[nw++] = save;
+      while (*save && *save != ' ' && *save != '\t' && *save != '\r' && *save != ',') save++;
+    }
+    if (nw == 0) continue;
+    if (!strcmp(words[0], "input")) {
+      double d[3];
+      if (have_input) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture line %d: a second 'input' line", ap.line);
+      if (nw != 4) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture line %d: 'input' takes channels, height and width", ap.line);
+      for (i = 0; i < 3; i++) {
+        char *end;
+        d[i] = strtod(words[i + 1], &end);
+        if (*end || d[i] < 1 || d[i] > 1e6 || d[i] != floor(d[i])) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture line %d: bad input size '%.20s'", ap.line, words[i + 1]);
+      }
+      m->in_c = (size_t)d[0]; m->in_h = (size_t)d[1]; m->in_w = (size_t)d[2];
+      have_input = 1;
+      continue;
+    }
+    if (!have_input) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture line %d: the first line must be 'input C H W'", ap.line);
+    if (m->layer_count == cap) {
+      size_t ncap = cap ? cap * 2 : 16;
+      lensnet_layer *nl = LENSNET__CAST(lensnet_layer *, LENSNET_REALLOC(m->layers, ncap * sizeof *nl));
+      if (!nl) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory building the model");
+      m->layers = nl;
+      cap = ncap;
+    }
+    L = &m->layers[m->layer_count];
+    memset(L, 0, sizeof *L);
+    L->type = LENSNET_LAYER_TYPE_COUNT;
+    for (i = 0; i < LENSNET_LAYER_TYPE_COUNT; i++)
+      if (!strcmp(words[0], lensnet_layer_type_name((lensnet_layer_type)i))) L->type = (lensnet_layer_type)i;
+    if (L->type == LENSNET_LAYER_TYPE_COUNT) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture line %d: unknown layer '%.40s'", ap.line, words[0]);
+    /* defaults, PyTorch's */
+    L->stride = 0; L->groups = 1; L->bias = 1;
+    L->value = L->type == LENSNET_LAYER_LEAKY_RELU ? 0.01f : L->type == LENSNET_LAYER_BATCHNORM ? 1e-5f : L->type == LENSNET_LAYER_DROPOUT ? 0.5f : 0.0f;
+    L->momentum = 0.1f;
+    L->weight = L->bias_param = L->mean_param = L->var_param = -1;
+    L->mark = -1;
+    for (i = 1; i < nw; i++) {
+      char *eq = strchr(words[i], '=');
+      lensnet_result r;
+      if (!eq) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture line %d: expected key=value, got '%.40s'", ap.line, words[i]);
+      *eq = 0;
+      if ((r = lensnet__arch_option(&ap, L, words[i], eq + 1)) != LENSNET_OK) return r;
+    }
+    m->layer_count++;
+  }
+  if (!have_input) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture has no 'input C H W' line");
+  if (m->layer_count == 0) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture has no layers");
+  return LENSNET_OK;
+}
+
+/* Registers a parameter of the given shape; returns its index or -1. */
+static int lensnet__add_param(lensnet_model *m, size_t *cap, const char *prefix, const char *suffix, int ndim,
+                              size_t d0, size_t d1, size_t d2, size_t d3, int trainable) {
+  lensnet_param *P;
+  size_t count = 1;
+  int i;
+  if (m->param_count == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 16;
+    lensnet_param *np = LENSNET__CAST(lensnet_param *, LENSNET_REALLOC(m->params, ncap * sizeof *np));
+    if (!np) return -1;
+    m->params = np;
+    *cap = ncap;
+  }
+  P = &m->params[m->param_count];
+  memset(P, 0, sizeof *P);
+  snprintf(P->name, sizeof P->name, "%s.%s", prefix, suffix);
+  P->ndim = ndim;
+  P->shape[0] = d0; P->shape[1] = d1; P->shape[2] = d2; P->shape[3] = d3;
+  for (i = 0; i < ndim; i++) if (!lensnet__mul_ok(count, P->shape[i], &count)) return -1;
+  P->count = count;
+  P->offset = m->value_count;
+  P->trainable = trainable;
+  if (m->value_count + count < m->value_count || m->value_count + count > LENSNET_MAX_ELEMENTS) return -1;
+  m->value_count += count;
+  return (int)m->param_count++;
+}
+
+/* Walks the layers, checking shapes and registering parameters. */
+static lensnet_result lensnet__model_resolve(lensnet_model *m, lensnet_error *err) {
+  size_t c = m->in_c, h = m->in_h, w = m->in_w, pcap = 0, i, j;
+  for (i = 0; i < m->layer_count; i++) {
+    lensnet_layer *L = &m->layers[i];
+    const char *tn = lensnet_layer_type_name(L->type);
+    L->in_c = c; L->in_h = h; L->in_w = w;
+    switch (L->type) {
+      case LENSNET_LAYER_CONV2D: {
+        size_t k = L->kernel, s = L->stride ? L->stride : 1;
+        if (!L->name[0]) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d) needs name=", (unsigned long)i);
+        if (!k || !L->out) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d %s) needs out= and kernel=", (unsigned long)i, L->name);
+        if (!L->groups || c % L->groups || L->out % L->groups)
+          return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d %s): groups=%lu must divide %lu input and %lu output channels",
+                               (unsigned long)i, L->name, (unsigned long)L->groups, (unsigned long)c, (unsigned long)L->out);
+        if (h + 2 * L->padding < k || w + 2 * L->padding < k)
+          return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d %s): kernel %lu is larger than the padded %lux%lu input",
+                               (unsigned long)i, L->name, (unsigned long)k, (unsigned long)h, (unsigned long)w);
+        L->stride = s;
+        L->weight = lensnet__add_param(m, &pcap, L->name, "weight", 4, L->out, c / L->groups, k, k, 1);
+        if (L->bias) L->bias_param = lensnet__add_param(m, &pcap, L->name, "bias", 1, L->out, 1, 1, 1, 1);
+        if (L->weight < 0 || (L->bias && L->bias_param < 0)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "layer %lu: parameters too large", (unsigned long)i);
+        c = L->out;
+        h = (h + 2 * L->padding - k) / s + 1;
+        w = (w + 2 * L->padding - k) / s + 1;
+        break;
+      }
+      case LENSNET_LAYER_DENSE: {
+        size_t in = c * h * w;
+        if (!L->name[0] || !L->out) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (dense) needs name= and out=", (unsigned long)i);
+        L->weight = lensnet__add_param(m, &pcap, L->name, "weight", 2, L->out, in, 1, 1, 1);
+        if (L->bias) L->bias_param = lensnet__add_param(m, &pcap, L->name, "bias", 1, L->out, 1, 1, 1, 1);
+        if (L->weight < 0 || (L->bias && L->bias_param < 0)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "layer %lu: parameters too large", (unsigned long)i);
+        c = L->out; h = 1; w = 1;
+        break;
+      }
+      case LENSNET_LAYER_MAXPOOL:
+      case LENSNET_LAYER_AVGPOOL: {
+        size_t k = L->kernel, s;
+        if (!k) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s) needs kernel=", (unsigned long)i, tn);
+        s = L->stride ? L->stride : k; /* PyTorch: stride defaults to the kernel size */
+        L->stride = s;
+        if (2 * L->padding > k) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s): padding must be at most half the kernel", (unsigned long)i, tn);
+        if (h + 2 * L->padding < k || w + 2 * L->padding < k)
+          return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s): kernel %lu is larger than the %lux%lu input", (unsigned long)i, tn,
+                               (unsigned long)k, (unsigned long)h, (unsigned long)w);
+        h = (h + 2 * L->padding - k) / s + 1; /* floor mode */
+        w = (w + 2 * L->padding - k) / s + 1;
+        break;
+      }
+      case LENSNET_LAYER_GLOBAL_AVGPOOL: h = 1; w = 1; break;
+      case LENSNET_LAYER_FLATTEN: c = c * h * w; h = 1; w = 1; break;
+      case LENSNET_LAYER_BATCHNORM:
+        if (!L->name[0]) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (batchnorm) needs name=", (unsigned long)i);
+        L->weight = lensnet__add_param(m, &pcap, L->name, "weight", 1, c, 1, 1, 1, 1);
+        L->bias_param = lensnet__add_param(m, &pcap, L->name, "bias", 1, c, 1, 1, 1, 1);
+        L->mean_param = lensnet__add_param(m, &pcap, L->name, "running_mean", 1, c, 1, 1, 1, 0);
+        L->var_param = lensnet__add_param(m, &pcap, L->name, "running_var", 1, c, 1, 1, 1, 0);
+        if (L->weight < 0 || L->bias_param < 0 || L->mean_param < 0 || L->var_param < 0) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+        if (!(L->value > 0)) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (batchnorm %s): eps must be positive", (unsigned long)i, L->name);
+        break;
+      case LENSNET_LAYER_DROPOUT:
+        if (!(L->value >= 0 && L->value < 1)) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (dropout): p must be in [0, 1)", (unsigned long)i);
+        break;
+      case LENSNET_LAYER_MARK:
+        if (!L->name[0]) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (mark) needs name=", (unsigned long)i);
+        for (j = 0; j < i; j++)
+          if (m->layers[j].type == LENSNET_LAYER_MARK && !strcmp(m->layers[j].name, L->name))
+            return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu: mark '%s' is defined twice", (unsigned long)i, L->name);
+        L->mark = m->mark_count++;
+        break;
+      case LENSNET_LAYER_ADD:
+        for (j = 0; j < i; j++)
+          if (m->layers[j].type == LENSNET_LAYER_MARK && !strcmp(m->layers[j].name, L->name)) L->mark = m->layers[j].mark;
+        if (L->mark < 0) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (add): no earlier 'mark name=%s'", (unsigned long)i, L->name);
+        for (j = 0; j < i; j++)
+          if (m->layers[j].type == LENSNET_LAYER_MARK && m->layers[j].mark == L->mark &&
+              (m->layers[j].in_c != c || m->layers[j].in_h != h || m->layers[j].in_w != w))
+            return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (add %s): shape %lux%lux%lu differs from the marked %lux%lux%lu", (unsigned long)i, L->name,
+                                 (unsigned long)c, (unsigned long)h, (unsigned long)w,
+                                 (unsigned long)m->layers[j].in_c, (unsigned long)m->layers[j].in_h, (unsigned long)m->layers[j].in_w);
+        break;
+      default: break; /* element-wise layers keep the shape */
+    }
+    L->out_c = c; L->out_h = h; L->out_w = w;
+  }
+  m->out_features = c * h * w;
+  return LENSNET_OK;
+}
+
+LENSNET_API void lensnet_model_free(lensnet_model *m) {
+  size_t i;
+  if (!m) return;
+  if (m->arch) LENSNET_FREE(m->arch);
+  if (m->layers) LENSNET_FREE(m->layers);
+  if (m->params) LENSNET_FREE(m->params);
+  if (m->values) LENSNET_FREE(m->values);
+  for (i = 0; i < m->meta_count; i++) { LENSNET_FREE(m->meta_keys[i]); LENSNET_FREE(m->meta_values[i]); }
+  if (m->meta_keys) LENSNET_FREE(m->meta_keys);
+  if (m->meta_values) LENSNET_FREE(m->meta_values);
+  LENSNET_FREE(m);
+}
+
+/* "ou66(4)" -> the built-in text; anything else is taken as architecture text. */
+static lensnet_result lensnet__arch_expand(const char *arch, char **out, lensnet_error *err) {
+  char name[16];
+  int bands = 0, consumed = 0;
+  *out = NULL;
+  if (strlen(arch) < 16 && sscanf(arch, "%15[a-z0-9](%d)%n", name, &bands, &consumed) == 2 && arch[consumed] == 0) {
+    char *buf = LENSNET__CAST(char *, LENSNET_MALLOC(4096));
+    if (!buf) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+    if (!lensnet_arch_builtin(name, bands, buf, 4096)) {
+      LENSNET_FREE(buf);
+      return lensnet__fail(err, LENSNET_ERR_ARCH, "unknown built-in architecture '%s' (known: ou66(bands), ou200(bands))", arch);
+    }
+    *out = buf;
+    return LENSNET_OK;
+  }
+  *out = lensnet__strdup(arch);
+  return *out ? LENSNET_OK : lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+}
+
+LENSNET_API lensnet_result lensnet_model_create(const char *arch, lensnet_model **out, lensnet_error *err) {
+  lensnet_model *m;
+  lensnet_result r;
+  size_t bytes;
+  *out = NULL;
+  m = LENSNET__CAST(lensnet_model *, LENSNET_MALLOC(sizeof *m));
+  if (!m) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  memset(m, 0, sizeof *m);
+  if ((r = lensnet__arch_expand(arch, &m->arch, err)) != LENSNET_OK ||
+      (r = lensnet__arch_parse(m, m->arch, err)) != LENSNET_OK ||
+      (r = lensnet__model_resolve(m, err)) != LENSNET_OK) {
+    lensnet_model_free(m);
+    return r;
+  }
+  if (!lensnet__mul_ok(m->value_count, sizeof(float), &bytes) ||
+      (m->values = LENSNET__CAST(float *, LENSNET_MALLOC(bytes ? bytes : 1))) == NULL) {
+    lensnet_model_free(m);
+    return lensnet__fail(err, LENSNET_ERR_NOMEM, "cannot allocate %lu parameters", (unsigned long)m->value_count);
+  }
+  memset(m->values, 0, bytes);
+  *out = m;
+  return LENSNET_OK;
+}
+
+LENSNET_API void lensnet_model_init(lensnet_model *m, uint64_t seed) {
+  lensnet_rng rng;
+  size_t i, k;
+  lensnet_rng_seed(&rng, seed);
+  for (i = 0; i < m->layer_count; i++) {
+    const lensnet_layer *L = &m->layers[i];
+    if (L->type == LENSNET_LAYER_CONV2D || L->type == LENSNET_LAYER_DENSE) {
+      const lensnet_param *W = &m->params[L->weight];
+      /* kaiming_uniform(a = sqrt 5) gives bound 1/sqrt(fan_in), the same as the bias's */
+      float bound = 1.0f / sqrtf((float)(W->count / W->shape[0]));
+      for (k = 0; k < W->count; k++) m->values[W->offset + k] = (2.0f * lensnet_rng_uniform(&rng) - 1.0f) * bound;
+      if (L->bias_param >= 0) {
+        const lensnet_param *B = &m->params[L->bias_param];
+        for (k = 0; k < B->count; k++) m->values[B->offset + k] = (2.0f * lensnet_rng_uniform(&rng) - 1.0f) * bound;
+      }
+    } else if (L->type == LENSNET_LAYER_BATCHNORM) {
+      for (k = 0; k < L->in_c; k++) {
+        m->values[m->params[L->weight].offset + k] = 1.0f;
+        m->values[m->params[L->bias_param].offset + k] = 0.0f;
+        m->values[m->params[L->mean_param].offset + k] = 0.0f;
+        m->values[m->params[L->var_param].offset + k] = 1.0f;
+      }
+    }
+  }
+}
+
+LENSNET_API const lensnet_param *lensnet_model_param(const lensnet_model *m, const char *name) {
+  size_t i;
+  for (i = 0; i < m->param_count; i++)
+    if (!strcmp(m->params[i].name, name)) return &m->params[i];
+  return NULL;
+}
+
+LENSNET_API size_t lensnet_model_parameter_count(const lensnet_model *m) {
+  size_t i, n = 0;
+  for (i = 0; i < m->param_count; i++) if (m->params[i].trainable) n += m->params[i].count;
+  return n;
+}
+
+LENSNET_API const char *lensnet_model_meta(const lensnet_model *m, const char *key) {
+  size_t i;
+  for (i = 0; i < m->meta_count; i++)
+    if (!strcmp(m->meta_keys[i], key)) return m->meta_values[i];
+  return NULL;
+}
+
+LENSNET_API lensnet_result lensnet_model_set_meta(lensnet_model *m, const char *key, const char *value) {
+  /* the same bookkeeping as safetensors metadata */
+  lensnet_safetensors tmp;
+  lensnet_result r;
+  memset(&tmp, 0, sizeof tmp);
+  tmp.meta_count = m->meta_count; tmp.meta_keys = m->meta_keys; tmp.meta_values = m->meta_values;
+  r = lensnet_safetensors_set_meta(&tmp, key, value);
+  m->meta_count = tmp.meta_count; m->meta_keys = tmp.meta_keys; m->meta_values = tmp.meta_values;
+  return r;
+}
+
+static int lensnet__ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
+LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetensors *st, lensnet_model **out, lensnet_error *err) {
+  const char *arch = lensnet_safetensors_meta(st, "arch"), *bands_text = lensnet_safetensors_meta(st, "bands");
+  char builtin[64];
+  lensnet_model *m;
+  lensnet_result r;
+  size_t i;
+  *out = NULL;
+  if (!arch) return lensnet__fail(err, LENSNET_ERR_ARCH, "the weights carry no 'arch' metadata; save them with lensnet_model_save or tools/torch2safetensors.py");
+  if (!strchr(arch, '\n') && !strchr(arch, ';') && !strchr(arch, '(')) {
+    /* a built-in name: the band count comes from "bands" or from the first convolution's weight */
+    long bands = bands_text ? strtol(bands_text, NULL, 10) : 0;
+    const lensnet_tensor *w0 = lensnet_safetensors_find(st, "layer.0.weight");
+    if (bands <= 0 && w0 && w0->ndim == 4) bands = (long)w0->shape[1];
+    if (bands <= 0 || bands > 1024) return lensnet__fail(err, LENSNET_ERR_ARCH, "built-in architecture '%.20s' needs a 'bands' metadata entry", arch);
+    snprintf(builtin, sizeof builtin, "%.20s(%ld)", arch, bands);
+    arch = builtin;
+  }
+  if ((r = lensnet_model_create(arch, &m, err)) != LENSNET_OK) return r;
+  for (i = 0; i < m->param_count; i++) {
+    const lensnet_param *P = &m->params[i];
+    const lensnet_tensor *t = lensnet_safetensors_find(st, P->name);
+    int d, same;
+    if (!t) { lensnet_model_free(m); return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "weights lack '%s', which the architecture needs", P->name); }
+    same = t->ndim == P->ndim;
+    for (d = 0; same && d < P->ndim; d++) same = t->shape[d] == P->shape[d];
+    if (!same) {
+      char want[96], got[96];
+      size_t wl = 0, gl = 0;
+      for (d = 0; d < P->ndim; d++) lensnet__appendf(want, sizeof want, &wl, "%s%lu", d ? "x" : "", (unsigned long)P->shape[d]);
+      if (!P->ndim) want[0] = 0;
+      got[0] = 0;
+      for (d = 0; d < t->ndim; d++) lensnet__appendf(got, sizeof got, &gl, "%s%lu", d ? "x" : "", (unsigned long)t->shape[d]);
+      lensnet_model_free(m);
+      return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' has shape %s in the weights but the architecture needs %s", P->name, got, want);
+    }
+    memcpy(m->values + P->offset, t->data, P->count * sizeof(float));
+  }
+  for (i = 0; i < st->count; i++)
+    if (!lensnet_model_param(m, st->tensors[i].name) && !lensnet__ends_with(st->tensors[i].name, ".num_batches_tracked")) {
+      lensnet__fail(err, LENSNET_ERR_WEIGHTS, "the weights hold '%s', which the architecture does not use", st->tensors[i].name);
+      lensnet_model_free(m);
+      return LENSNET_ERR_WEIGHTS;
+    }
+  for (i = 0; i < st->meta_count; i++)
+    if (strcmp(st->meta_keys[i], "arch") && lensnet_model_set_meta(m, st->meta_keys[i], st->meta_values[i]) != LENSNET_OK) {
+      lensnet_model_free(m);
+      return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+    }
+  *out = m;
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_model_load(const char *path, lensnet_model **out, lensnet_error *err) {
+  lensnet_safetensors st;
+  lensnet_result r;
+  *out = NULL;
+  if ((r = lensnet_safetensors_read(path, &st, err)) != LENSNET_OK) return r;
+  r = lensnet_model_from_safetensors(&st, out, err);
+  lensnet_safetensors_free(&st);
+  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
+  return r;
+}
+
+LENSNET_API lensnet_result lensnet_model_save(const lensnet_model *m, const char *path, lensnet_error *err) {
+  lensnet_safetensors st;
+  lensnet_result r = LENSNET_OK;
+  size_t i;
+  memset(&st, 0, sizeof st);
+  for (i = 0; i < m->meta_count && r == LENSNET_OK; i++)
+    if (strcmp(m->meta_keys[i], "arch") && strcmp(m->meta_keys[i], "bands")) r = lensnet_safetensors_set_meta(&st, m->meta_keys[i], m->meta_values[i]);
+  if (r == LENSNET_OK) r = lensnet_safetensors_set_meta(&st, "arch", m->arch);
+  for (i = 0; i < m->param_count && r == LENSNET_OK; i++) {
+    lensnet_tensor t;
+    const lensnet_param *P = &m->params[i];
+    memset(&t, 0, sizeof t);
+    t.ndim = P->ndim;
+    memcpy(t.shape, P->shape, sizeof P->shape);
+    t.data = m->values + P->offset;
+    r = lensnet_safetensors_add(&st, P->name, &t);
+  }
+  if (r != LENSNET_OK) { lensnet_safetensors_free(&st); return lensnet__fail(err, r, "out of memory saving %s", path); }
+  r = lensnet_safetensors_write(path, &st, err);
+  lensnet_safetensors_free(&st);
+  return r;
+}
+
+/* ---- inference ----------------------------------------------------------------------------- */
+
+static size_t lensnet__layer_scratch(const lensnet_layer *L, size_t batch) {
+  lensnet__conv_geom g;
+  if (L->type != LENSNET_LAYER_CONV2D) return 0;
+  memset(&g, 0, sizeof g);
+  g.n = batch; g.cin = L->in_c; g.h = L->in_h; g.w = L->in_w;
+  g.cout = L->out_c; g.kh = g.kw = L->kernel; g.stride = L->stride; g.pad = L->padding; g.groups = L->groups;
+  g.oh = L->out_h; g.ow = L->out_w;
+  return lensnet__conv_scratch_floats(&g);
+}
+
+/* Layout of the forward workspace: two ping-pong activation buffers, the convolution scratch,
+ * then one buffer per mark. Returns 0 on overflow. */
+static size_t lensnet__forward_layout(const lensnet_model *m, size_t batch, size_t *act, size_t *scratch, size_t *mark) {
+  size_t i, a = m->in_c * m->in_h * m->in_w, s = 0, mk = 0, total;
+  for (i = 0; i < m->layer_count; i++) {
+    const lensnet_layer *L = &m->layers[i];
+    size_t o = L->out_c * L->out_h * L->out_w, ls = lensnet__layer_scratch(L, batch);
+    if (o > a) a = o;
+    if (ls > s) s = ls;
+    if (L->type == LENSNET_LAYER_MARK) mk += L->in_c * L->in_h * L->in_w;
+  }
+  if (!lensnet__mul_ok(a, batch, act) || !lensnet__mul_ok(mk, batch, mark)) return 0;
+  *scratch = s;
+  total = 2 * *act + s + *mark;
+  if (total < *act) return 0;
+  return total;
+}
+
+LENSNET_API size_t lensnet_model_workspace_floats(const lensnet_model *m, size_t batch) {
+  size_t a, s, k;
+  return lensnet__forward_layout(m, batch, &a, &s, &k);
+}
+
+static void lensnet__pool_forward(const lensnet_layer *L, size_t batch, const float *in, float *out) {
+  size_t plane, y, x, i, j, planes = batch * L->in_c, k = L->kernel, s = L->stride;
+  long pad = (long)L->padding;
+  int is_max = L->type == LENSNET_LAYER_MAXPOOL;
+  for (plane = 0; plane < planes; plane++) {
+    const float *src = in + plane * L->in_h * L->in_w;
+    float *dst = out + plane * L->out_h * L->out_w;
+    for (y = 0; y < L->out_h; y++)
+      for (x = 0; x < L->out_w; x++) {
+        float acc = is_max ? -INFINITY : 0.0f;
+        for (i = 0; i < k; i++) {
+          long iy = (long)(y * s + i) - pad;
+          if (iy < 0 || iy >= (long)L->in_h) continue;
+          for (j = 0; j < k; j++) {
+            long ix = (long)(x * s + j) - pad;
+            float v;
+            if (ix < 0 || ix >= (long)L->in_w) continue;
+            v = src[iy * (long)L->in_w + ix];
+            if (is_max) { if (v > acc || v != v) acc = v; } /* NaN propagates, as in PyTorch */
+            else acc += v;
+          }
+        }
+        /* average pooling counts the zero padding (PyTorch's count_include_pad=True) */
+        dst[y * L->out_w + x] = is_max ? acc : acc / (float)(k * k);
+      }
+  }
+}
+
+/* Element-wise activation, in place. */
+static void lensnet__activation_forward(const lensnet_layer *L, float *x, size_t n) {
+  size_t i;
+  switch (L->type) {
+    case LENSNET_LAYER_RELU: for (i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f; break;
+    case LENSNET_LAYER_LEAKY_RELU: for (i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : x[i] * L->value; break;
+    case LENSNET_LAYER_GELU: for (i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f)); break;
+    case LENSNET_LAYER_SIGMOID: for (i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i])); break;
+    case LENSNET_LAYER_TANH: for (i = 0; i < n; i++) x[i] = tanhf(x[i]); break;
+    default: break;
+  }
+}
+
+/* Softmax over channels at every position (over features for flat data), in place. */
+static void lensnet__softmax_forward(float *x, size_t batch, size_t c, size_t hw) {
+  size_t b, p, k;
+  for (b = 0; b < batch; b++)
+    for (p = 0; p < hw; p++) {
+      float *v = x + b * c * hw + p, mx = -INFINITY, sum = 0.0f;
+      for (k = 0; k < c; k++) if (v[k * hw] > mx) mx = v[k * hw];
+      for (k = 0; k < c; k++) { v[k * hw] = expf(v[k * hw] - mx); sum += v[k * hw]; }
+      for (k = 0; k < c; k++) v[k * hw] /= sum;
+    }
+}
+
+LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t batch, const float *input,
+                                                 float *output, float *workspace, lensnet_error *err) {
+  size_t act, scratch_n, mark_n, total, i, k, b;
+  float *ws = workspace, *cur, *other, *scratch, *marks;
+  const float *src;
+  if (batch == 0) return LENSNET_OK;
+  total = lensnet__forward_layout(m, batch, &act, &scratch_n, &mark_n);
+  if (!total) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "batch of %lu is too large for this model", (unsigned long)batch);
+  if (!ws) {
+    size_t bytes;
+    if (!lensnet__mul_ok(total, sizeof(float), &bytes) || !(ws = LENSNET__CAST(float *, LENSNET_MALLOC(bytes))))
+      return lensnet__fail(err, LENSNET_ERR_NOMEM, "cannot allocate %lu floats of workspace", (unsigned long)total);
+  }
+  cur = ws; other = ws + act; scratch = ws + 2 * act; marks = scratch + scratch_n;
+  src = input; /* the first layer reads the caller's input directly */
+  for (i = 0; i < m->layer_count; i++) {
+    const lensnet_layer *L = &m->layers[i];
+    size_t in_n = L->in_c * L->in_h * L->in_w, out_n = L->out_c * L->out_h * L->out_w;
+    if (src != cur && L->type != LENSNET_LAYER_CONV2D && L->type != LENSNET_LAYER_DENSE &&
+        L->type != LENSNET_LAYER_MAXPOOL && L->type != LENSNET_LAYER_AVGPOOL && L->type != LENSNET_LAYER_GLOBAL_AVGPOOL) {
+      memcpy(cur, src, batch * in_n * sizeof(float)); /* in-place layers need a writable copy */
+      src = cur;
+    }
+    switch (L->type) {
+      case LENSNET_LAYER_CONV2D: {
+        lensnet__conv_geom g;
+        int fuse = i + 1 < m->layer_count && m->layers[i + 1].type == LENSNET_LAYER_RELU;
+        float *dst = (src == cur) ? other : cur;
+        memset(&g, 0, sizeof g);
+        g.n = batch; g.cin = L->in_c; g.h = L->in_h; g.w = L->in_w;
+        g.cout = L->out_c; g.kh = g.kw = L->kernel; g.stride = L->stride; g.pad = L->padding; g.groups = L->groups;
+        g.oh = L->out_h; g.ow = L->out_w;
+        lensnet__conv2d_forward(&g, src, m->values + m->params[L->weight].offset,
+                                L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL, fuse, dst, scratch);
+        if (fuse) i++; /* the ReLU is done */
+        other = (dst == cur) ? other : cur;
+        cur = dst; src = cur;
+        break;
+      }
+      case LENSNET_LAYER_DENSE: {
+        float *dst = (src == cur) ? other : cur;
+        const float *W = m->values + m->params[L->weight].offset;
+        lensnet_sgemm(0, 1, batch, L->out, in_n, 1.0f, src, in_n, W, in_n, 0.0f, dst, L->out);
+        if (L->bias_param >= 0) {
+          const float *bias = m->values + m->params[L->bias_param].offset;
+          for (b = 0; b < batch; b++) for (k = 0; k < L->out; k++) dst[b * L->out + k] += bias[k];
+        }
+        other = (dst == cur) ? other : cur;
+        cur = dst; src = cur;
+        break;
+      }
+      case LENSNET_LAYER_MAXPOOL:
+      case LENSNET_LAYER_AVGPOOL: {
+        float *dst = (src == cur) ? other : cur;
+        lensnet__pool_forward(L, batch, src, dst);
+        other = (dst == cur) ? other : cur;
+        cur = dst; src = cur;
+        break;
+      }
+      case LENSNET_LAYER_GLOBAL_AVGPOOL: {
+        float *dst = (src == cur) ? other : cur;
+        size_t hw = L->in_h * L->in_w, plane;
+        for (plane = 0; plane < batch * L->in_c; plane++) {
+          double sum = 0.0;
+          for (k = 0; k < hw; k++) sum += src[plane * hw + k];
+          dst[plane] = (float)(sum / (double)hw);
+        }
+        other = (dst == cur) ? other : cur;
+        cur = dst; src = cur;
+        break;
+      }
+      case LENSNET_LAYER_BATCHNORM: {
+        const float *w = m->values + m->params[L->weight].offset, *bb = m->values + m->params[L->bias_param].offset;
+        const float *mean = m->values + m->params[L->mean_param].offset, *var = m->values + m->params[L->var_param].offset;
+        size_t hw = L->in_h * L->in_w, c;
+        for (b = 0; b < batch; b++)
+          for (c = 0; c < L->in_c; c++) {
+            float scale = w[c] / sqrtf(var[c] + L->value), shift = bb[c] - mean[c] * scale;
+            float *x = cur + (b * L->in_c + c) * hw;
+            for (k = 0; k < hw; k++) x[k] = x[k] * scale + shift;
+          }
+        break;
+      }
+      case LENSNET_LAYER_SOFTMAX: lensnet__softmax_forward(cur, batch, L->in_c, L->in_h * L->in_w); break;
+      case LENSNET_LAYER_MARK: {
+        size_t off = 0, j;
+        for (j = 0; j < i; j++) if (m->layers[j].type == LENSNET_LAYER_MARK) off += m->layers[j].in_c * m->layers[j].in_h * m->layers[j].in_w;
+        memcpy(marks + off * batch, cur, batch * in_n * sizeof(float));
+        break;
+      }
+      case LENSNET_LAYER_ADD: {
+        size_t off = 0, j;
+        for (j = 0; j < m->layer_count; j++)
+          if (m->layers[j].type == LENSNET_LAYER_MARK) {
+            if (m->layers[j].mark == L->mark) break;
+            off += m->layers[j].in_c * m->layers[j].in_h * m->layers[j].in_w;
+          }
+        for (k = 0; k < batch * in_n; k++) cur[k] += marks[off * batch + k];
+        break;
+      }
+      case LENSNET_LAYER_DROPOUT:
+      case LENSNET_LAYER_FLATTEN: break; /* identity at inference; flatten only renames the shape */
+      default: lensnet__activation_forward(L, cur, batch * in_n); break;
+    }
+    (void)out_n;
+  }
+  if (src != output) memcpy(output, src, batch * m->out_features * sizeof(float));
+  if (!workspace) LENSNET_FREE(ws);
+  return LENSNET_OK;
+}
+
+
+
+/* ---- preparing cutouts --------------------------------------------------------------------- */
+
+/* Source coordinate of output index i (align_corners=False), clamped at 0 as PyTorch does. */
+static void lensnet__bilinear_index(size_t i, size_t in, size_t out, size_t *i0, size_t *i1, float *frac) {
+  float scale = (float)in / (float)out, s = ((float)i + 0.5f) * scale - 0.5f;
+  if (s < 0) s = 0;
+  *i0 = (size_t)s;
+  if (*i0 > in - 1) *i0 = in - 1;
+  *i1 = *i0 + (*i0 < in - 1 ? 1 : 0);
+  *frac = s - (float)*i0;
+}
+
+LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, float *dst, size_t out_h, size_t out_w) {
+  size_t y, x;
+  for (y = 0; y < out_h; y++) {
+    size_t y0, y1;
+    float fy;
+    lensnet__bilinear_index(y, h, out_h, &y0, &y1, &fy);
+    for (x = 0; x < out_w; x++) {
+      size_t x0, x1;
+      float fx, top, bottom;
+      lensnet__bilinear_index(x, w, out_w, &x0, &x1, &fx);
+      top = (1.0f - fx) * src[y0 * w + x0] + fx * src[y0 * w + x1];
+      bottom = (1.0f - fx) * src[y1 * w + x0] + fx * src[y1 * w + x1];
+      dst[y * out_w + x] = (1.0f - fy) * top + fy * bottom;
+    }
+  }
+}
+
+LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t hw) {
+  size_t b, i, nans = 0;
+  for (b = 0; b < bands; b++) {
+    float *x = image + b * hw, lo = INFINITY, hi = -INFINITY;
+    for (i = 0; i < hw; i++) {
+      if (x[i] != x[i]) continue;
+      if (x[i] < lo) lo = x[i];
+      if (x[i] > hi) hi = x[i];
+    }
+    for (i = 0; i < hw; i++) {
+      if (x[i] != x[i]) { x[i] = 0.0f; nans++; }
+      else x[i] = hi > lo ? (x[i] - lo) / (hi - lo) : 0.0f;
+    }
+  }
+  return nans;
+}
 
 #endif /* LENSNET_IMPLEMENTATION */

@@ -1,7 +1,406 @@
-/* lens predict: lens-finder scores for .npy batches or FITS cutouts. */
+/* lens predict: lens-finder scores for .npy batches or FITS cutouts.
+ *
+ * Each input object becomes one row: a .npy file [N,C,H,W] (or [C,H,W], or [N,H,W] for one
+ * band) gives N objects; a FITS file gives one object (a cube [C,H,W] or one band [H,W]); with
+ * --bands B, B consecutive FITS files make one object, one band each. Objects are numbered in
+ * the order given, and --shard I/N keeps those whose number is I modulo N, so a survey can be
+ * spread over job arrays with identical command lines. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
 #include "lens_cmds.h"
 
+typedef struct {
+  const char *model_path, *list_path, *out_npy, *csv_path;
+  int bands_per_object;     /* --bands: FITS files per object (0: one file per object) */
+  int minmax, resize, crop;
+  size_t shard_index, shard_count, batch;
+  int channels[64], channel_count; /* --channels: which input bands feed the model */
+  int hdu;
+} predict_options;
+
+/* One object waiting to be scored: its pixels already in the model's input shape. */
+typedef struct {
+  char label[512];
+  float *pixels;
+} predict_object;
+
+typedef struct {
+  const predict_options *opt;
+  lensnet_model *model;
+  int lens_class;           /* which output is "lens" */
+  predict_object *pending;
+  size_t pending_count, object_number, scored, nan_pixels;
+  float *logits_all;        /* every scored row, for --out */
+  size_t logits_cap;
+  FILE *csv;
+  float *input, *output, *workspace;
+  int channel_note_shown;
+} predict_state;
+
+static void predict_usage(FILE *f) {
+  fprintf(f,
+    "usage: lens predict --model MODEL.safetensors [options] INPUT...\n"
+    "  INPUT            .npy batch [N,C,H,W] (or [C,H,W]; [N,H,W] for one band) or FITS file\n"
+    "  --bands B        B consecutive FITS files form one object, one band each\n"
+    "  --list FILE      read inputs from FILE, one object per line (with --bands, B paths per line)\n"
+    "  --shard I/N      score only objects whose number is I modulo N (0 <= I < N)\n"
+    "  --channels LIST  input bands to feed the model, e.g. 0,2,3 (default: the first ones)\n"
+    "  --minmax         per-image, per-band min-max normalisation to [0,1] (Wilde et al. 2022)\n"
+    "  --resize         resample cutouts to the model's input size (bilinear, PyTorch convention)\n"
+    "  --crop           cut the central region of the model's input size instead\n"
+    "  --hdu K          FITS HDU to read (default: the first holding an image)\n"
+    "  --batch B        objects per forward pass (default 32)\n"
+    "  --out FILE.npy   write the raw logits [N, classes] as float32\n"
+    "  --csv FILE       write the CSV there instead of standard output\n"
+    "Output CSV: input,p_lens,logit_<class>... one row per object.\n");
+}
+
+static int parse_size(const char *text, size_t *out) {
+  char *end;
+  unsigned long v = strtoul(text, &end, 10);
+  if (!*text || *end || text[0] == '-') return 0;
+  *out = (size_t)v;
+  return 1;
+}
+
+static int parse_channels(const char *text, predict_options *o) {
+  const char *p = text;
+  o->channel_count = 0;
+  while (*p) {
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p || v < 0 || v > 4096 || o->channel_count == 64) return 0;
+    o->channels[o->channel_count++] = (int)v;
+    p = end;
+    if (*p == ',') p++;
+    else if (*p) return 0;
+  }
+  return o->channel_count > 0;
+}
+
+/* Which output is the lens class: from the "classes" metadata, else the last. */
+static int find_lens_class(const lensnet_model *m) {
+  const char *classes = lensnet_model_meta(m, "classes");
+  int index = 0;
+  if (classes) {
+    const char *p = classes;
+    while (*p) {
+      const char *end = strchr(p, ',');
+      size_t n = end ? (size_t)(end - p) : strlen(p);
+      if (n == 4 && !strncmp(p, "lens", 4)) return index;
+      index++;
+      if (!end) break;
+      p = end + 1;
+    }
+  }
+  return (int)m->out_features - 1;
+}
+
+static const char *class_name(const lensnet_model *m, size_t k, char *buf, size_t cap) {
+  const char *classes = lensnet_model_meta(m, "classes");
+  snprintf(buf, cap, "%lu", (unsigned long)k);
+  if (classes) {
+    const char *p = classes;
+    size_t i = 0;
+    while (p) {
+      const char *end = strchr(p, ',');
+      size_t n = end ? (size_t)(end - p) : strlen(p);
+      if (i == k) { snprintf(buf, cap, "%.*s", (int)(n < cap - 1 ? n : cap - 1), p); break; }
+      i++;
+      p = end ? end + 1 : NULL;
+    }
+  }
+  return buf;
+}
+
+static int run_batch(predict_state *s) {
+  const lensnet_model *m = s->model;
+  size_t per = m->in_c * m->in_h * m->in_w, b, k;
+  lensnet_error err;
+  if (!s->pending_count) return 0;
+  for (b = 0; b < s->pending_count; b++) memcpy(s->input + b * per, s->pending[b].pixels, per * sizeof(float));
+  if (lensnet_model_forward(m, s->pending_count, s->input, s->output, s->workspace, &err) != LENSNET_OK) return lens_fail_err(&err);
+  for (b = 0; b < s->pending_count; b++) {
+    const float *z = s->output + b * m->out_features;
+    double p;
+    if (m->out_features == 1) p = 1.0 / (1.0 + exp(-z[0]));
+    else {
+      double mx = z[0], sum = 0.0;
+      for (k = 1; k < m->out_features; k++) if (z[k] > mx) mx = z[k];
+      for (k = 0; k < m->out_features; k++) sum += exp(z[k] - mx);
+      p = exp(z[s->lens_class] - mx) / sum;
+    }
+    if (s->csv) {
+      fprintf(s->csv, "%s,%.7g", s->pending[b].label, p);
+      for (k = 0; k < m->out_features; k++) fprintf(s->csv, ",%.7g", z[k]);
+      fputc('\n', s->csv);
+    }
+    if (s->opt->out_npy) {
+      if (s->scored + 1 > s->logits_cap) {
+        size_t ncap = s->logits_cap ? s->logits_cap * 2 : 1024;
+        float *nl = (float *)realloc(s->logits_all, ncap * m->out_features * sizeof(float));
+        if (!nl) return lens_fail("out of memory keeping the logits");
+        s->logits_all = nl;
+        s->logits_cap = ncap;
+      }
+      memcpy(s->logits_all + s->scored * m->out_features, z, m->out_features * sizeof(float));
+    }
+    s->scored++;
+    free(s->pending[b].pixels);
+  }
+  s->pending_count = 0;
+  return 0;
+}
+
+/* Takes one object's image [bands, h, w], picks channels, crops or resizes, normalises, and
+ * queues it. `image` stays the caller's. */
+static int add_object(predict_state *s, const char *label, const float *image, size_t bands, size_t h, size_t w) {
+  const predict_options *o = s->opt;
+  const lensnet_model *m = s->model;
+  size_t hw = m->in_h * m->in_w, c;
+  float *pix;
+  predict_object *obj;
+  int use[64];
+  size_t number = s->object_number++;
+  if (o->shard_count && number % o->shard_count != o->shard_index) return 0;
+  if (o->channel_count) {
+    if ((size_t)o->channel_count != m->in_c)
+      return lens_fail("--channels lists %d bands but the model takes %lu", o->channel_count, (unsigned long)m->in_c);
+    for (c = 0; c < m->in_c; c++) {
+      if ((size_t)o->channels[c] >= bands) return lens_fail("%s: --channels asks for band %d but the input has %lu bands", label, o->channels[c], (unsigned long)bands);
+      use[c] = o->channels[c];
+    }
+  } else {
+    if (bands < m->in_c) return lens_fail("%s: has %lu band(s) but the model takes %lu", label, (unsigned long)bands, (unsigned long)m->in_c);
+    if (bands > m->in_c && !s->channel_note_shown) {
+      fprintf(stderr, "lens: note: inputs have %lu bands and the model takes %lu: using bands 0..%lu (choose with --channels)\n",
+              (unsigned long)bands, (unsigned long)m->in_c, (unsigned long)m->in_c - 1);
+      s->channel_note_shown = 1;
+    }
+    for (c = 0; c < m->in_c && c < 64; c++) use[c] = (int)c;
+  }
+  if ((h != m->in_h || w != m->in_w) && !o->resize && !o->crop)
+    return lens_fail("%s: image is %lux%lu but the model takes %lux%lu; pass --resize or --crop", label,
+                     (unsigned long)h, (unsigned long)w, (unsigned long)m->in_h, (unsigned long)m->in_w);
+  if (o->crop && (h < m->in_h || w < m->in_w))
+    return lens_fail("%s: cannot --crop a %lux%lu image to %lux%lu", label, (unsigned long)h, (unsigned long)w, (unsigned long)m->in_h, (unsigned long)m->in_w);
+  pix = (float *)malloc(m->in_c * hw * sizeof(float));
+  if (!pix) return lens_fail("out of memory");
+  for (c = 0; c < m->in_c; c++) {
+    const float *band = image + (size_t)use[c] * h * w;
+    float *dst = pix + c * hw;
+    size_t y;
+    if (h == m->in_h && w == m->in_w) memcpy(dst, band, hw * sizeof(float));
+    else if (o->crop) {
+      size_t y0 = (h - m->in_h) / 2, x0 = (w - m->in_w) / 2;
+      for (y = 0; y < m->in_h; y++) memcpy(dst + y * m->in_w, band + (y0 + y) * w + x0, m->in_w * sizeof(float));
+    } else lensnet_resize_bilinear(band, h, w, dst, m->in_h, m->in_w);
+  }
+  if (o->minmax) s->nan_pixels += lensnet_minmax_normalize(pix, m->in_c, hw);
+  else
+    for (c = 0; c < m->in_c * hw; c++) if (pix[c] != pix[c]) { pix[c] = 0.0f; s->nan_pixels++; }
+  obj = &s->pending[s->pending_count++];
+  snprintf(obj->label, sizeof obj->label, "%s", label);
+  obj->pixels = pix;
+  if (s->pending_count == o->batch) return run_batch(s);
+  return 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
+static int add_npy(predict_state *s, const char *path) {
+  lensnet_tensor t;
+  lensnet_error err;
+  size_t n, c, h, w, i;
+  int rc = 0;
+  if (lensnet_npy_read(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (t.ndim == 4) { n = t.shape[0]; c = t.shape[1]; h = t.shape[2]; w = t.shape[3]; }
+  else if (t.ndim == 3 && s->model->in_c == 1 && t.shape[0] != 1) { n = t.shape[0]; c = 1; h = t.shape[1]; w = t.shape[2]; }
+  else if (t.ndim == 3) { n = 1; c = t.shape[0]; h = t.shape[1]; w = t.shape[2]; }
+  else if (t.ndim == 2) { n = 1; c = 1; h = t.shape[0]; w = t.shape[1]; }
+  else { lensnet_tensor_free(&t); return lens_fail("%s: expected an array [N,C,H,W], [C,H,W] or [H,W], got %d dimensions", path, t.ndim); }
+  for (i = 0; i < n && rc == 0; i++) {
+    char label[512];
+    snprintf(label, sizeof label, "%s[%lu]", path, (unsigned long)i);
+    rc = add_object(s, label, t.data + i * c * h * w, c, h, w);
+  }
+  lensnet_tensor_free(&t);
+  return rc;
+}
+
+/* One object from `count` FITS files (one band each), or from one file (a cube or one band). */
+static int add_fits(predict_state *s, char **paths, int count) {
+  lensnet_tensor t[64];
+  lensnet_error err;
+  size_t h = 0, w = 0, bands = 0, b, hw;
+  float *image;
+  char label[512];
+  size_t len = 0;
+  int i, rc;
+  for (i = 0; i < count; i++) {
+    size_t nb, th, tw;
+    if (lensnet_fits_read(paths[i], s->opt->hdu, &t[i], &err) != LENSNET_OK) {
+      while (i-- > 0) lensnet_tensor_free(&t[i]);
+      return lens_fail_err(&err);
+    }
+    if (t[i].ndim == 2) { nb = 1; th = t[i].shape[0]; tw = t[i].shape[1]; }
+    else if (t[i].ndim == 3) { nb = t[i].shape[0]; th = t[i].shape[1]; tw = t[i].shape[2]; }
+    else nb = th = tw = 0;
+    if (!nb || (count > 1 && nb != 1) || (i > 0 && (th != h || tw != w))) {
+      rc = lens_fail("%s: %s", paths[i], !nb ? "expected a 2-D image or a 3-D cube [bands, y, x]"
+                                      : (count > 1 && nb != 1) ? "with --bands each file must hold one band (a 2-D image)"
+                                                               : "its size differs from the other bands of the object");
+      for (; i >= 0; i--) lensnet_tensor_free(&t[i]);
+      return rc;
+    }
+    h = th; w = tw; bands += nb;
+    if (len < sizeof label) len += (size_t)snprintf(label + len, sizeof label - len, "%s%s", i ? "+" : "", paths[i]);
+  }
+  hw = h * w;
+  image = (float *)malloc(bands * hw * sizeof(float));
+  if (!image) { for (i = 0; i < count; i++) lensnet_tensor_free(&t[i]); return lens_fail("out of memory"); }
+  for (i = 0, b = 0; i < count; i++) {
+    size_t nb = t[i].ndim == 3 ? t[i].shape[0] : 1;
+    memcpy(image + b * hw, t[i].data, nb * hw * sizeof(float));
+    b += nb;
+    lensnet_tensor_free(&t[i]);
+  }
+  rc = add_object(s, label, image, bands, h, w);
+  free(image);
+  return rc;
+}
+
+/* Dispatches a group of paths that form one object (FITS) or one file of many (npy). */
+static int add_paths(predict_state *s, char **paths, int count) {
+  if (count == 1 && ends_with(paths[0], ".npy")) return add_npy(s, paths[0]);
+  return add_fits(s, paths, count);
+}
+
+static int add_list_file(predict_state *s, const char *list_path) {
+  FILE *f = fopen(list_path, "r");
+  char line[8192];
+  int line_no = 0, rc = 0;
+  if (!f) return lens_fail("%s: cannot open the list", list_path);
+  while (rc == 0 && fgets(line, sizeof line, f)) {
+    char *words[64], *p = line;
+    int n = 0, want = s->opt->bands_per_object ? s->opt->bands_per_object : 1;
+    line_no++;
+    if (!strchr(line, '\n') && !feof(f)) { rc = lens_fail("%s:%d: line too long", list_path, line_no); break; }
+    while (*p && n < 64) {
+      while (*p == ' ' || *p == '\t' || *p == ',' || *p == '\n' || *p == '\r') *p++ = 0;
+      if (!*p || *p == '#') break;
+      words[n++] = p;
+      while (*p && *p != ' ' && *p != '\t' && *p != ',' && *p != '\n' && *p != '\r') p++;
+    }
+    if (n == 0) continue;
+    if (n != want) { rc = lens_fail("%s:%d: expected %d path(s) per line, found %d", list_path, line_no, want, n); break; }
+    rc = add_paths(s, words, n);
+  }
+  fclose(f);
+  return rc;
+}
+
 int lens_cmd_predict(int argc, char **argv) {
-  (void)argc; (void)argv;
-  return lens_fail("predict: not built yet");
+  predict_options o;
+  predict_state s;
+  lensnet_error err;
+  char **inputs;
+  int n_inputs = 0, i, rc = 0;
+  size_t per, ws;
+  memset(&o, 0, sizeof o);
+  memset(&s, 0, sizeof s);
+  o.batch = 32;
+  o.hdu = -1;
+  inputs = (char **)malloc((size_t)argc * sizeof(char *));
+  if (!inputs) return lens_fail("out of memory");
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int has_value = i + 1 < argc;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { predict_usage(stdout); free(inputs); return 0; }
+    else if (!strcmp(a, "--minmax")) o.minmax = 1;
+    else if (!strcmp(a, "--resize")) o.resize = 1;
+    else if (!strcmp(a, "--crop")) o.crop = 1;
+    else if (a[0] == '-' && a[1] == '-' && !has_value) { free(inputs); return lens_fail("%s needs a value (see lens predict --help)", a); }
+    else if (!strcmp(a, "--model")) o.model_path = argv[++i];
+    else if (!strcmp(a, "--list")) o.list_path = argv[++i];
+    else if (!strcmp(a, "--out")) o.out_npy = argv[++i];
+    else if (!strcmp(a, "--csv")) o.csv_path = argv[++i];
+    else if (!strcmp(a, "--bands")) {
+      size_t b;
+      if (!parse_size(argv[++i], &b) || b < 1 || b > 64) { free(inputs); return lens_fail("--bands takes a number from 1 to 64"); }
+      o.bands_per_object = (int)b;
+    } else if (!strcmp(a, "--batch")) {
+      if (!parse_size(argv[++i], &o.batch) || o.batch < 1 || o.batch > 65536) { free(inputs); return lens_fail("--batch takes a number from 1 to 65536"); }
+    } else if (!strcmp(a, "--hdu")) {
+      size_t h;
+      if (!parse_size(argv[++i], &h) || h > 100000) { free(inputs); return lens_fail("--hdu takes an HDU number (0 = primary)"); }
+      o.hdu = (int)h;
+    } else if (!strcmp(a, "--channels")) {
+      if (!parse_channels(argv[++i], &o)) { free(inputs); return lens_fail("--channels takes band numbers such as 0,2,3"); }
+    } else if (!strcmp(a, "--shard")) {
+      const char *v = argv[++i], *slash = strchr(v, '/');
+      char first[32];
+      if (!slash || (size_t)(slash - v) >= sizeof first) { free(inputs); return lens_fail("--shard takes I/N, e.g. 3/16"); }
+      memcpy(first, v, (size_t)(slash - v));
+      first[slash - v] = 0;
+      if (!parse_size(first, &o.shard_index) || !parse_size(slash + 1, &o.shard_count) || o.shard_count == 0 || o.shard_index >= o.shard_count) {
+        free(inputs);
+        return lens_fail("--shard I/N needs 0 <= I < N, got '%s'", v);
+      }
+    } else if (a[0] == '-' && a[1] == '-') { free(inputs); return lens_fail("unknown option '%s' (see lens predict --help)", a); }
+    else inputs[n_inputs++] = argv[i];
+  }
+  if (!o.model_path) { free(inputs); predict_usage(stderr); return lens_fail("--model is required"); }
+  if (!n_inputs && !o.list_path) { free(inputs); return lens_fail("no inputs: give .npy or FITS files, or --list FILE"); }
+  if (o.resize && o.crop) { free(inputs); return lens_fail("--resize and --crop exclude each other"); }
+  if (o.bands_per_object && n_inputs % o.bands_per_object) {
+    free(inputs);
+    return lens_fail("--bands %d needs the number of input files (%d) to be a multiple of %d", o.bands_per_object, n_inputs, o.bands_per_object);
+  }
+  if (lensnet_model_load(o.model_path, &s.model, &err) != LENSNET_OK) { free(inputs); return lens_fail_err(&err); }
+  s.opt = &o;
+  s.lens_class = find_lens_class(s.model);
+  per = s.model->in_c * s.model->in_h * s.model->in_w;
+  ws = lensnet_model_workspace_floats(s.model, o.batch);
+  s.pending = (predict_object *)calloc(o.batch, sizeof *s.pending);
+  s.input = (float *)malloc(o.batch * per * sizeof(float));
+  s.output = (float *)malloc(o.batch * s.model->out_features * sizeof(float));
+  s.workspace = ws ? (float *)malloc(ws * sizeof(float)) : NULL;
+  if (!s.pending || !s.input || !s.output || !s.workspace) rc = lens_fail("out of memory for a batch of %lu", (unsigned long)o.batch);
+  /* CSV on standard output, unless --out alone asks for the logits only; --csv names a file. */
+  if (rc == 0 && o.csv_path && !(s.csv = fopen(o.csv_path, "w"))) rc = lens_fail("%s: cannot open for writing", o.csv_path);
+  if (rc == 0 && !o.csv_path && !o.out_npy) s.csv = stdout;
+  if (rc == 0 && s.csv) {
+    char name[64];
+    size_t k;
+    fprintf(s.csv, "input,p_lens");
+    for (k = 0; k < s.model->out_features; k++) fprintf(s.csv, ",logit_%s", class_name(s.model, k, name, sizeof name));
+    fputc('\n', s.csv);
+  }
+  if (rc == 0) {
+    int step = o.bands_per_object ? o.bands_per_object : 1;
+    for (i = 0; i < n_inputs && rc == 0; i += step) rc = add_paths(&s, inputs + i, step);
+  }
+  if (rc == 0 && o.list_path) rc = add_list_file(&s, o.list_path);
+  if (rc == 0) rc = run_batch(&s);
+  if (rc == 0 && s.nan_pixels) fprintf(stderr, "lens: note: %lu NaN (blank) pixels were set to 0\n", (unsigned long)s.nan_pixels);
+  if (rc == 0 && o.out_npy) {
+    lensnet_tensor t;
+    memset(&t, 0, sizeof t);
+    t.ndim = 2;
+    t.shape[0] = s.scored;
+    t.shape[1] = s.model->out_features;
+    t.data = s.logits_all;
+    if (lensnet_npy_write(o.out_npy, &t, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  }
+  if (s.csv && s.csv != stdout && fclose(s.csv) != 0 && rc == 0) rc = lens_fail("%s: write failed", o.csv_path);
+  for (i = 0; (size_t)i < s.pending_count; i++) free(s.pending[i].pixels);
+  free(s.pending); free(s.input); free(s.output); free(s.workspace); free(s.logits_all); free(inputs);
+  lensnet_model_free(s.model);
+  return rc;
 }
