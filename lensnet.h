@@ -1675,7 +1675,11 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
     const lensnet_param *P = &m->params[i];
     const lensnet_tensor *t = lensnet_safetensors_find(st, P->name);
     int d, same;
-    if (!t) { lensnet_model_free(m); return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "weights lack '%s', which the architecture needs", P->name); }
+    if (!t) {
+      lensnet__fail(err, LENSNET_ERR_WEIGHTS, "weights lack '%s', which the architecture needs", P->name);
+      lensnet_model_free(m);
+      return LENSNET_ERR_WEIGHTS;
+    }
     same = t->ndim == P->ndim;
     for (d = 0; same && d < P->ndim; d++) same = t->shape[d] == P->shape[d];
     if (!same) {
@@ -1685,8 +1689,9 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
       if (!P->ndim) want[0] = 0;
       got[0] = 0;
       for (d = 0; d < t->ndim; d++) lensnet__appendf(got, sizeof got, &gl, "%s%lu", d ? "x" : "", (unsigned long)t->shape[d]);
+      lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' has shape %s in the weights but the architecture needs %s", P->name, got, want);
       lensnet_model_free(m);
-      return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' has shape %s in the weights but the architecture needs %s", P->name, got, want);
+      return LENSNET_ERR_WEIGHTS;
     }
     memcpy(m->values + P->offset, t->data, P->count * sizeof(float));
   }
