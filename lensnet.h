@@ -287,6 +287,129 @@ LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t 
 
 
 /* ---------------------------------------------------------------------------------------------
+ * Parallelism: the library never creates threads; callers hand in a parallel-for
+ * ------------------------------------------------------------------------------------------- */
+/* A task: do item `index` using per-worker scratch number `worker` (0 <= worker < workers). */
+typedef void (*lensnet_task_fn)(void *ctx, size_t index, size_t worker);
+typedef struct {
+  /* Calls task(ctx, i, worker) once for every i in [0, count) and returns when all are done.
+   * NULL runs the items in order on the calling thread. */
+  void (*run)(void *user, size_t count, lensnet_task_fn task, void *ctx);
+  void *user;
+  size_t workers; /* how many tasks may run at once (sizes per-worker scratch); 0 means 1 */
+} lensnet_parallel;
+
+/* ---------------------------------------------------------------------------------------------
+ * Training: forward with stored activations, backward passes, losses, optimisers
+ * ------------------------------------------------------------------------------------------- */
+typedef enum { LENSNET_RELU_BACKWARD_NORMAL, LENSNET_RELU_BACKWARD_GUIDED } lensnet_relu_backward;
+
+typedef struct {
+  lensnet_model *model;
+  size_t batch_cap;
+  lensnet_parallel parallel;
+  lensnet_rng rng;               /* dropout masks */
+  int training;                  /* set by lensnet_trainer_forward: dropout on, batch statistics */
+  lensnet_relu_backward relu_backward; /* GUIDED clamps negative gradients at every ReLU (Springenberg et al. 2015) */
+  float *input;                  /* the batch's input, copied */
+  float *acts;                   /* every layer's output: layer i at act_offset[i] * batch */
+  size_t *act_offset;
+  float *grads;                  /* d loss / d parameter, the layout of model->values */
+  float *grad_a, *grad_b;        /* ping-pong activation gradients */
+  float *input_grad;             /* d loss / d input after lensnet_trainer_backward */
+  float *mark_grad;              /* gradients arriving at marks through their adds */
+  unsigned char *dropout_mask;   /* 1 = kept, per dropout layer */
+  size_t *mask_offset;
+  float *bn_mean, *bn_invstd;    /* batch statistics per batch-norm layer */
+  size_t *bn_offset;
+  float *scratch;                /* per-worker convolution scratch */
+  size_t scratch_per_worker;
+  float *wgrad_images;           /* per-image weight gradients, reduced in a fixed order */
+  size_t wgrad_per_image;
+  int compute_input_grad;        /* nonzero: also compute input_grad (saliency needs it; training does not) */
+  size_t mark_floats;            /* per image */
+  int capture_layer;             /* >= 0: keep d loss / d (output of this layer) in captured_grad */
+  float *captured_grad;
+} lensnet_trainer;
+
+/* Allocates everything a forward and backward pass of up to batch_cap images needs.
+ * parallel may be NULL (serial). */
+LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, size_t batch_cap, const lensnet_parallel *parallel,
+                                                  uint64_t seed, lensnet_trainer **out, lensnet_error *err);
+LENSNET_API void lensnet_trainer_free(lensnet_trainer *t);
+/* Forward pass keeping activations. training: dropout active and batch norm on batch statistics
+ * (running statistics updated as PyTorch does); 0 gives the inference result. Output
+ * [batch, out_features] goes to `output` if not NULL and stays readable through
+ * lensnet_trainer_output. */
+LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t batch, const float *input, int training,
+                                                   float *output, lensnet_error *err);
+LENSNET_API const float *lensnet_trainer_output(const lensnet_trainer *t);
+/* Output of layer i for the last forward pass (layout [batch, out_c, out_h, out_w]). */
+LENSNET_API const float *lensnet_trainer_activation(const lensnet_trainer *t, size_t layer);
+LENSNET_API void lensnet_trainer_zero_grad(lensnet_trainer *t);
+/* Backward pass from d loss / d output [batch, out_features]: adds parameter gradients into
+ * t->grads and leaves d loss / d input in t->input_grad. */
+LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t batch, const float *output_grad, lensnet_error *err);
+
+/* Losses: return the mean loss over the batch and write d loss / d logits into grad (if not
+ * NULL). Class labels are integers stored as floats. */
+/* Softmax cross-entropy; class_weights (NULL = equal) give PyTorch's weighted mean. */
+LENSNET_API float lensnet_loss_cross_entropy(const float *logits, const float *labels, size_t batch, size_t classes,
+                                             const float *class_weights, float *grad);
+/* Binary cross-entropy on logits [batch, k] with targets in [0,1]; pos_weight <= 0 means 1. */
+LENSNET_API float lensnet_loss_bce_logits(const float *logits, const float *targets, size_t count, float pos_weight, float *grad);
+/* Focal loss (Lin et al. 2017) on softmax logits: -alpha_y (1 - p_y)^gamma log p_y, mean over the
+ * batch; class_weights play alpha (NULL = 1). */
+LENSNET_API float lensnet_loss_focal(const float *logits, const float *labels, size_t batch, size_t classes, float gamma,
+                                     const float *class_weights, float *grad);
+/* Mean squared error over all values. */
+LENSNET_API float lensnet_loss_mse(const float *pred, const float *targets, size_t count, float *grad);
+/* Gaussian negative log-likelihood with a mean head and a log-variance head: outputs
+ * [batch, 2k] = (mu_1..mu_k, log s^2_1..log s^2_k), targets [batch, k];
+ * loss = mean of 0.5 (log s^2 + (y - mu)^2 / s^2) (the constant 0.5 log 2 pi left out, as PyTorch). */
+LENSNET_API float lensnet_loss_gaussian_nll(const float *outputs, const float *targets, size_t batch, size_t k, float *grad);
+
+typedef enum { LENSNET_OPT_SGD, LENSNET_OPT_ADAM, LENSNET_OPT_ADAMW } lensnet_optimizer_type;
+
+/* Zero means default for every field (lr 1e-3, betas 0.9/0.999, eps 1e-8). */
+typedef struct {
+  lensnet_optimizer_type type;
+  float lr, momentum, weight_decay, beta1, beta2, eps;
+  int nesterov;
+  float clip_norm;               /* > 0: clip the global gradient norm to this first */
+} lensnet_optimizer_desc;
+
+typedef struct {
+  lensnet_optimizer_desc desc;   /* defaults resolved */
+  size_t count;                  /* values updated (the model's trainable values) */
+  uint64_t step;
+  float *m, *v;                  /* momentum / first moment, second moment (per model value) */
+} lensnet_optimizer;
+
+LENSNET_API lensnet_result lensnet_optimizer_create(const lensnet_optimizer_desc *desc, const lensnet_model *m,
+                                                    lensnet_optimizer **out, lensnet_error *err);
+LENSNET_API void lensnet_optimizer_free(lensnet_optimizer *o);
+/* One update of the model's trainable parameters from grads (layout of model->values), with
+ * learning rate lr (a schedule's value; <= 0 uses desc.lr). Returns the gradient norm before
+ * clipping. */
+LENSNET_API float lensnet_optimizer_step(lensnet_optimizer *o, lensnet_model *m, float *grads, float lr);
+/* Global L2 norm of the trainable gradients, and in-place clipping to max_norm (PyTorch's
+ * clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1). */
+LENSNET_API float lensnet_clip_grad_norm(const lensnet_model *m, float *grads, float max_norm);
+
+typedef enum { LENSNET_SCHEDULE_CONSTANT, LENSNET_SCHEDULE_STEP, LENSNET_SCHEDULE_COSINE } lensnet_schedule_type;
+typedef struct {
+  lensnet_schedule_type type;
+  size_t step_size;              /* STEP: multiply by gamma every step_size epochs */
+  float gamma;
+  size_t total;                  /* COSINE: epochs to anneal over, to min_lr */
+  float min_lr;
+  size_t warmup;                 /* linear warm-up over the first `warmup` epochs (from lr/warmup) */
+} lensnet_schedule;
+/* The learning rate for epoch e (0-based) from base_lr. */
+LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, size_t epoch);
+
+/* ---------------------------------------------------------------------------------------------
  * Preparing cutouts for a model
  * ------------------------------------------------------------------------------------------- */
 /* Bilinear resampling of one plane, PyTorch's F.interpolate(mode="bilinear",
@@ -1944,6 +2067,676 @@ LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t 
 }
 
 
+
+/* ---- training ------------------------------------------------------------------------------ */
+
+static void lensnet__parallel_run(const lensnet_parallel *p, size_t count, lensnet_task_fn task, void *ctx) {
+  size_t i;
+  if (p && p->run && count > 1) { p->run(p->user, count, task, ctx); return; }
+  for (i = 0; i < count; i++) task(ctx, i, 0);
+}
+
+static size_t lensnet__workers(const lensnet_trainer *t) { return t->parallel.workers ? t->parallel.workers : 1; }
+
+static lensnet__conv_geom lensnet__layer_geom(const lensnet_layer *L, size_t n) {
+  lensnet__conv_geom g;
+  memset(&g, 0, sizeof g);
+  g.n = n; g.cin = L->in_c; g.h = L->in_h; g.w = L->in_w;
+  g.cout = L->out_c; g.kh = g.kw = L->kernel; g.stride = L->stride; g.pad = L->padding; g.groups = L->groups;
+  g.oh = L->out_h; g.ow = L->out_w;
+  return g;
+}
+
+LENSNET_API void lensnet_trainer_free(lensnet_trainer *t) {
+  if (!t) return;
+  LENSNET_FREE(t->input); LENSNET_FREE(t->acts); LENSNET_FREE(t->act_offset); LENSNET_FREE(t->grads);
+  LENSNET_FREE(t->grad_a); LENSNET_FREE(t->grad_b); LENSNET_FREE(t->input_grad); LENSNET_FREE(t->mark_grad);
+  LENSNET_FREE(t->dropout_mask); LENSNET_FREE(t->mask_offset); LENSNET_FREE(t->bn_mean); LENSNET_FREE(t->bn_invstd);
+  LENSNET_FREE(t->bn_offset); LENSNET_FREE(t->scratch); LENSNET_FREE(t->wgrad_images); LENSNET_FREE(t->captured_grad);
+  LENSNET_FREE(t);
+}
+
+/* Allocates count elements of size elem, or sets *ok = 0 (on overflow or failure). */
+static void *lensnet__alloc_or_flag(size_t count, size_t elem, int *ok) {
+  size_t bytes;
+  void *p;
+  if (!*ok) return NULL;
+  if (!lensnet__mul_ok(count ? count : 1, elem, &bytes)) { *ok = 0; return NULL; }
+  p = LENSNET_MALLOC(bytes);
+  if (!p) *ok = 0;
+  else memset(p, 0, bytes);
+  return p;
+}
+
+LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, size_t batch_cap, const lensnet_parallel *parallel,
+                                                  uint64_t seed, lensnet_trainer **out, lensnet_error *err) {
+  lensnet_trainer *t;
+  size_t i, acts = 0, maxact = m->in_c * m->in_h * m->in_w, masks = 0, bn = 0, marks = 0, scratch = 0, wgrad = 0, workers;
+  int ok = 1;
+  *out = NULL;
+  if (batch_cap == 0) return lensnet__fail(err, LENSNET_ERR_ARG, "trainer batch capacity must be at least 1");
+  t = LENSNET__CAST(lensnet_trainer *, lensnet__alloc_or_flag(1, sizeof *t, &ok));
+  if (!t) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  t->model = m;
+  t->batch_cap = batch_cap;
+  if (parallel) t->parallel = *parallel;
+  workers = lensnet__workers(t);
+  t->capture_layer = -1;
+  lensnet_rng_seed(&t->rng, seed);
+  t->act_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
+  t->mask_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
+  t->bn_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
+  if (!ok) { lensnet_trainer_free(t); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory"); }
+  for (i = 0; i < m->layer_count; i++) {
+    const lensnet_layer *L = &m->layers[i];
+    size_t o = L->out_c * L->out_h * L->out_w;
+    t->act_offset[i] = acts;
+    acts += o;
+    if (o > maxact) maxact = o;
+    if (L->type == LENSNET_LAYER_DROPOUT) { t->mask_offset[i] = masks; masks += o; }
+    if (L->type == LENSNET_LAYER_BATCHNORM) { t->bn_offset[i] = bn; bn += L->in_c; }
+    if (L->type == LENSNET_LAYER_MARK) marks += o;
+    if (L->type == LENSNET_LAYER_CONV2D) {
+      lensnet__conv_geom g = lensnet__layer_geom(L, 1);
+      size_t s = lensnet__conv_scratch_floats(&g), col = (L->in_c / L->groups) * L->kernel * L->kernel * L->out_h * L->out_w;
+      if (s < col) s = col;
+      if (s > scratch) scratch = s;
+      if (m->params[L->weight].count > wgrad) wgrad = m->params[L->weight].count;
+    }
+  }
+  /* sizes scale with the batch; check the products once */
+  if (!lensnet__mul_ok(acts, batch_cap, &acts) || !lensnet__mul_ok(maxact, batch_cap, &maxact) ||
+      !lensnet__mul_ok(masks, batch_cap, &masks) || !lensnet__mul_ok(marks, batch_cap, &marks) ||
+      !lensnet__mul_ok(wgrad, batch_cap, &t->wgrad_per_image) || !lensnet__mul_ok(scratch, workers, &t->scratch_per_worker)) {
+    lensnet_trainer_free(t);
+    return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "a batch of %lu is too large for this model", (unsigned long)batch_cap);
+  }
+  t->scratch_per_worker = scratch;
+  t->wgrad_per_image = wgrad;
+  t->mark_floats = marks / batch_cap;
+  t->input = LENSNET__CAST(float *, lensnet__alloc_or_flag(batch_cap * m->in_c * m->in_h * m->in_w, sizeof(float), &ok));
+  t->input_grad = LENSNET__CAST(float *, lensnet__alloc_or_flag(batch_cap * m->in_c * m->in_h * m->in_w, sizeof(float), &ok));
+  t->acts = LENSNET__CAST(float *, lensnet__alloc_or_flag(acts, sizeof(float), &ok));
+  t->grads = LENSNET__CAST(float *, lensnet__alloc_or_flag(m->value_count, sizeof(float), &ok));
+  t->grad_a = LENSNET__CAST(float *, lensnet__alloc_or_flag(maxact, sizeof(float), &ok));
+  t->grad_b = LENSNET__CAST(float *, lensnet__alloc_or_flag(maxact, sizeof(float), &ok));
+  t->captured_grad = LENSNET__CAST(float *, lensnet__alloc_or_flag(maxact, sizeof(float), &ok));
+  t->mark_grad = LENSNET__CAST(float *, lensnet__alloc_or_flag(marks, sizeof(float), &ok));
+  t->dropout_mask = LENSNET__CAST(unsigned char *, lensnet__alloc_or_flag(masks, 1, &ok));
+  t->bn_mean = LENSNET__CAST(float *, lensnet__alloc_or_flag(bn, sizeof(float), &ok));
+  t->bn_invstd = LENSNET__CAST(float *, lensnet__alloc_or_flag(bn, sizeof(float), &ok));
+  t->scratch = LENSNET__CAST(float *, lensnet__alloc_or_flag(scratch * workers, sizeof(float), &ok));
+  t->wgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(wgrad * batch_cap, sizeof(float), &ok));
+  if (!ok) { lensnet_trainer_free(t); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for training buffers (batch %lu)", (unsigned long)batch_cap); }
+  *out = t;
+  return LENSNET_OK;
+}
+
+LENSNET_API const float *lensnet_trainer_activation(const lensnet_trainer *t, size_t layer) {
+  return layer < t->model->layer_count ? t->acts + t->act_offset[layer] * t->batch_cap : NULL;
+}
+
+LENSNET_API const float *lensnet_trainer_output(const lensnet_trainer *t) {
+  return lensnet_trainer_activation(t, t->model->layer_count - 1);
+}
+
+LENSNET_API void lensnet_trainer_zero_grad(lensnet_trainer *t) {
+  memset(t->grads, 0, t->model->value_count * sizeof(float));
+}
+
+/* Per-image convolution tasks (forward, input gradient, weight gradient). */
+typedef struct {
+  lensnet_trainer *t;
+  const lensnet_layer *L;
+  const float *in, *w, *bias, *dy;
+  float *out, *dx;
+  int fuse_relu;
+} lensnet__conv_task;
+
+static void lensnet__conv_forward_task(void *ctx, size_t b, size_t worker) {
+  lensnet__conv_task *c = LENSNET__CAST(lensnet__conv_task *, ctx);
+  const lensnet_layer *L = c->L;
+  lensnet__conv_geom g = lensnet__layer_geom(L, 1);
+  lensnet__conv2d_forward(&g, c->in + b * L->in_c * L->in_h * L->in_w, c->w, c->bias, c->fuse_relu,
+                          c->out + b * L->out_c * L->out_h * L->out_w, c->t->scratch + worker * c->t->scratch_per_worker);
+}
+
+/* col2im: adds columns back into the image, the transpose of lensnet__im2col. */
+static void lensnet__col2im_add(const lensnet__conv_geom *g, const float *col, size_t cin_g, float *img) {
+  size_t c, i, j, y, x, P = g->oh * g->ow;
+  for (c = 0; c < cin_g; c++)
+    for (i = 0; i < g->kh; i++)
+      for (j = 0; j < g->kw; j++) {
+        const float *src = col + ((c * g->kh + i) * g->kw + j) * P;
+        float *dst = img + c * g->h * g->w;
+        for (y = 0; y < g->oh; y++) {
+          long iy = (long)(y * g->stride + i) - (long)g->pad;
+          if (iy < 0 || iy >= (long)g->h) continue;
+          for (x = 0; x < g->ow; x++) {
+            long ix = (long)(x * g->stride + j) - (long)g->pad;
+            if (ix >= 0 && ix < (long)g->w) dst[iy * (long)g->w + ix] += src[y * g->ow + x];
+          }
+        }
+      }
+}
+
+/* One image: dX = W^T dY through col2im, and this image's dW = dY col^T into its own slot. */
+static void lensnet__conv_backward_task(void *ctx, size_t b, size_t worker) {
+  lensnet__conv_task *c = LENSNET__CAST(lensnet__conv_task *, ctx);
+  const lensnet_layer *L = c->L;
+  lensnet__conv_geom g = lensnet__layer_geom(L, 1);
+  size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups, K = cin_g * L->kernel * L->kernel, P = L->out_h * L->out_w;
+  size_t in_n = L->in_c * L->in_h * L->in_w, grp;
+  float *col = c->t->scratch + worker * c->t->scratch_per_worker;
+  float *dw = c->t->wgrad_images + b * c->t->wgrad_per_image;
+  const float *dy = c->dy + b * L->out_c * P;
+  for (grp = 0; grp < L->groups; grp++) {
+    const float *img = c->in + b * in_n + grp * cin_g * L->in_h * L->in_w;
+    const float *dyg = dy + grp * cout_g * P;
+    lensnet__im2col(&g, img, cin_g, col);
+    lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, 0.0f, dw + grp * cout_g * K, K);
+    if (c->dx) {
+      float *dxg = c->dx + b * in_n + grp * cin_g * L->in_h * L->in_w;
+      lensnet_sgemm(1, 0, K, P, cout_g, 1.0f, c->w + grp * cout_g * K, K, dyg, P, 0.0f, col, P);
+      lensnet__col2im_add(&g, col, cin_g, dxg);
+    }
+  }
+}
+
+static void lensnet__pool_forward_train(const lensnet_layer *L, size_t batch, const float *in, float *out) {
+  lensnet__pool_forward(L, batch, in, out);
+}
+
+/* Max-pool backward: the gradient goes to the first maximum of each window (PyTorch's choice). */
+static void lensnet__pool_backward(const lensnet_layer *L, size_t batch, const float *in, const float *dy, float *dx) {
+  size_t plane, y, x, i, j, planes = batch * L->in_c, k = L->kernel, s = L->stride;
+  long pad = (long)L->padding;
+  int is_max = L->type == LENSNET_LAYER_MAXPOOL;
+  memset(dx, 0, planes * L->in_h * L->in_w * sizeof(float));
+  for (plane = 0; plane < planes; plane++) {
+    const float *src = in + plane * L->in_h * L->in_w;
+    float *d = dx + plane * L->in_h * L->in_w;
+    const float *g = dy + plane * L->out_h * L->out_w;
+    for (y = 0; y < L->out_h; y++)
+      for (x = 0; x < L->out_w; x++) {
+        float gv = g[y * L->out_w + x], best = -INFINITY;
+        long best_at = -1;
+        for (i = 0; i < k; i++) {
+          long iy = (long)(y * s + i) - pad;
+          if (iy < 0 || iy >= (long)L->in_h) continue;
+          for (j = 0; j < k; j++) {
+            long ix = (long)(x * s + j) - pad, at;
+            if (ix < 0 || ix >= (long)L->in_w) continue;
+            at = iy * (long)L->in_w + ix;
+            if (is_max) { if (best_at < 0 || src[at] > best || src[at] != src[at]) { best = src[at]; best_at = at; } }
+            else d[at] += gv / (float)(k * k);
+          }
+        }
+        if (is_max && best_at >= 0) d[best_at] += gv;
+      }
+  }
+}
+
+LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t batch, const float *input, int training,
+                                                   float *output, lensnet_error *err) {
+  lensnet_model *m = t->model;
+  size_t i, k, b;
+  const float *src;
+  if (batch == 0 || batch > t->batch_cap)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "batch of %lu outside the trainer's 1..%lu", (unsigned long)batch, (unsigned long)t->batch_cap);
+  t->training = training;
+  memcpy(t->input, input, batch * m->in_c * m->in_h * m->in_w * sizeof(float));
+  src = t->input;
+  for (i = 0; i < m->layer_count; i++) {
+    const lensnet_layer *L = &m->layers[i];
+    size_t in_n = L->in_c * L->in_h * L->in_w, out_n = L->out_c * L->out_h * L->out_w, hw = L->in_h * L->in_w;
+    float *dst = t->acts + t->act_offset[i] * t->batch_cap;
+    switch (L->type) {
+      case LENSNET_LAYER_CONV2D: {
+        lensnet__conv_task c;
+        memset(&c, 0, sizeof c);
+        c.t = t; c.L = L; c.in = src; c.out = dst;
+        c.w = m->values + m->params[L->weight].offset;
+        c.bias = L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL;
+        lensnet__parallel_run(&t->parallel, batch, lensnet__conv_forward_task, &c);
+        break;
+      }
+      case LENSNET_LAYER_DENSE: {
+        const float *W = m->values + m->params[L->weight].offset;
+        lensnet_sgemm(0, 1, batch, L->out, in_n, 1.0f, src, in_n, W, in_n, 0.0f, dst, L->out);
+        if (L->bias_param >= 0) {
+          const float *bias = m->values + m->params[L->bias_param].offset;
+          for (b = 0; b < batch; b++) for (k = 0; k < L->out; k++) dst[b * L->out + k] += bias[k];
+        }
+        break;
+      }
+      case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL: lensnet__pool_forward_train(L, batch, src, dst); break;
+      case LENSNET_LAYER_GLOBAL_AVGPOOL:
+        for (k = 0; k < batch * L->in_c; k++) {
+          double sum = 0.0;
+          size_t p;
+          for (p = 0; p < hw; p++) sum += src[k * hw + p];
+          dst[k] = (float)(sum / (double)hw);
+        }
+        break;
+      case LENSNET_LAYER_DROPOUT: {
+        unsigned char *mask = t->dropout_mask + t->mask_offset[i] * t->batch_cap;
+        float keep = 1.0f - L->value, scale = 1.0f / keep;
+        if (!training || L->value == 0.0f) { memcpy(dst, src, batch * in_n * sizeof(float)); memset(mask, 1, batch * in_n); break; }
+        for (k = 0; k < batch * in_n; k++) {
+          mask[k] = lensnet_rng_uniform(&t->rng) < keep;
+          dst[k] = mask[k] ? src[k] * scale : 0.0f;
+        }
+        break;
+      }
+      case LENSNET_LAYER_BATCHNORM: {
+        float *w = m->values + m->params[L->weight].offset, *bb = m->values + m->params[L->bias_param].offset;
+        float *rmean = m->values + m->params[L->mean_param].offset, *rvar = m->values + m->params[L->var_param].offset;
+        float *mean = t->bn_mean + t->bn_offset[i], *invstd = t->bn_invstd + t->bn_offset[i];
+        size_t c, count = batch * hw;
+        for (c = 0; c < L->in_c; c++) {
+          if (training) {
+            double s = 0.0, sq = 0.0, mu, var;
+            for (b = 0; b < batch; b++) for (k = 0; k < hw; k++) s += src[(b * L->in_c + c) * hw + k];
+            mu = s / (double)count;
+            for (b = 0; b < batch; b++) for (k = 0; k < hw; k++) { double d = src[(b * L->in_c + c) * hw + k] - mu; sq += d * d; }
+            var = sq / (double)count;
+            mean[c] = (float)mu;
+            invstd[c] = (float)(1.0 / sqrt(var + L->value));
+            /* running statistics use the unbiased variance, as PyTorch does */
+            rmean[c] = (1.0f - L->momentum) * rmean[c] + L->momentum * (float)mu;
+            rvar[c] = (1.0f - L->momentum) * rvar[c] + L->momentum * (float)(count > 1 ? sq / (double)(count - 1) : var);
+          } else {
+            mean[c] = rmean[c];
+            invstd[c] = 1.0f / sqrtf(rvar[c] + L->value);
+          }
+          for (b = 0; b < batch; b++)
+            for (k = 0; k < hw; k++) {
+              size_t at = (b * L->in_c + c) * hw + k;
+              dst[at] = (src[at] - mean[c]) * invstd[c] * w[c] + bb[c];
+            }
+        }
+        break;
+      }
+      case LENSNET_LAYER_SOFTMAX:
+        memcpy(dst, src, batch * in_n * sizeof(float));
+        lensnet__softmax_forward(dst, batch, L->in_c, hw);
+        break;
+      case LENSNET_LAYER_ADD: {
+        size_t j;
+        const float *saved = NULL;
+        for (j = 0; j < i; j++)
+          if (m->layers[j].type == LENSNET_LAYER_MARK && m->layers[j].mark == L->mark) saved = t->acts + t->act_offset[j] * t->batch_cap;
+        for (k = 0; k < batch * in_n; k++) dst[k] = src[k] + saved[k];
+        break;
+      }
+      case LENSNET_LAYER_MARK: case LENSNET_LAYER_FLATTEN: memcpy(dst, src, batch * in_n * sizeof(float)); break;
+      default:
+        memcpy(dst, src, batch * in_n * sizeof(float));
+        lensnet__activation_forward(L, dst, batch * in_n);
+        break;
+    }
+    (void)out_n;
+    src = dst;
+  }
+  if (output) memcpy(output, src, batch * m->out_features * sizeof(float));
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t batch, const float *output_grad, lensnet_error *err) {
+  lensnet_model *m = t->model;
+  size_t k, b;
+  long i;
+  float *dy = t->grad_a, *dx = t->grad_b;
+  if (batch == 0 || batch > t->batch_cap)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "batch of %lu outside the trainer's 1..%lu", (unsigned long)batch, (unsigned long)t->batch_cap);
+  memcpy(dy, output_grad, batch * m->out_features * sizeof(float));
+  memset(t->mark_grad, 0, t->mark_floats * batch * sizeof(float));
+  for (i = (long)m->layer_count - 1; i >= 0; i--) {
+    const lensnet_layer *L = &m->layers[i];
+    size_t in_n = L->in_c * L->in_h * L->in_w, out_n = L->out_c * L->out_h * L->out_w, hw = L->in_h * L->in_w, n = batch * in_n;
+    const float *x = i > 0 ? t->acts + t->act_offset[i - 1] * t->batch_cap : t->input;
+    const float *y = t->acts + t->act_offset[i] * t->batch_cap;
+    float *dst = i > 0 ? dx : t->input_grad; /* the last step lands in input_grad */
+    if (i == 0 && !t->compute_input_grad && (L->type == LENSNET_LAYER_CONV2D || L->type == LENSNET_LAYER_DENSE)) dst = NULL;
+    if (t->capture_layer == (int)i) memcpy(t->captured_grad, dy, batch * out_n * sizeof(float));
+    switch (L->type) {
+      case LENSNET_LAYER_CONV2D: {
+        lensnet__conv_task c;
+        float *dW = t->grads + m->params[L->weight].offset;
+        size_t wn = m->params[L->weight].count;
+        memset(&c, 0, sizeof c);
+        c.t = t; c.L = L; c.in = x; c.dy = dy; c.dx = dst;
+        c.w = m->values + m->params[L->weight].offset;
+        if (dst) memset(dst, 0, n * sizeof(float));
+        lensnet__parallel_run(&t->parallel, batch, lensnet__conv_backward_task, &c);
+        /* images' weight gradients summed in image order: the same result for any thread count */
+        for (b = 0; b < batch; b++) {
+          const float *g = t->wgrad_images + b * t->wgrad_per_image;
+          for (k = 0; k < wn; k++) dW[k] += g[k];
+        }
+        if (L->bias_param >= 0) {
+          float *db = t->grads + m->params[L->bias_param].offset;
+          size_t co, P = L->out_h * L->out_w;
+          for (b = 0; b < batch; b++)
+            for (co = 0; co < L->out_c; co++) {
+              const float *g = dy + (b * L->out_c + co) * P;
+              float s = 0.0f;
+              for (k = 0; k < P; k++) s += g[k];
+              db[co] += s;
+            }
+        }
+        break;
+      }
+      case LENSNET_LAYER_DENSE: {
+        const float *W = m->values + m->params[L->weight].offset;
+        float *dW = t->grads + m->params[L->weight].offset;
+        lensnet_sgemm(1, 0, L->out, in_n, batch, 1.0f, dy, L->out, x, in_n, 1.0f, dW, in_n);
+        if (dst) lensnet_sgemm(0, 0, batch, in_n, L->out, 1.0f, dy, L->out, W, in_n, 0.0f, dst, in_n);
+        if (L->bias_param >= 0) {
+          float *db = t->grads + m->params[L->bias_param].offset;
+          for (b = 0; b < batch; b++) for (k = 0; k < L->out; k++) db[k] += dy[b * L->out + k];
+        }
+        break;
+      }
+      case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL: lensnet__pool_backward(L, batch, x, dy, dst); break;
+      case LENSNET_LAYER_GLOBAL_AVGPOOL:
+        for (k = 0; k < batch * L->in_c; k++) {
+          size_t p;
+          for (p = 0; p < hw; p++) dst[k * hw + p] = dy[k] / (float)hw;
+        }
+        break;
+      case LENSNET_LAYER_DROPOUT: {
+        const unsigned char *mask = t->dropout_mask + t->mask_offset[i] * t->batch_cap;
+        float scale = t->training ? 1.0f / (1.0f - L->value) : 1.0f;
+        for (k = 0; k < n; k++) dst[k] = mask[k] ? dy[k] * scale : 0.0f;
+        break;
+      }
+      case LENSNET_LAYER_BATCHNORM: {
+        const float *w = m->values + m->params[L->weight].offset;
+        float *dw = t->grads + m->params[L->weight].offset, *db = t->grads + m->params[L->bias_param].offset;
+        const float *mean = t->bn_mean + t->bn_offset[i], *invstd = t->bn_invstd + t->bn_offset[i];
+        size_t c, count = batch * hw;
+        for (c = 0; c < L->in_c; c++) {
+          double sum_dy = 0.0, sum_dy_xhat = 0.0;
+          for (b = 0; b < batch; b++)
+            for (k = 0; k < hw; k++) {
+              size_t at = (b * L->in_c + c) * hw + k;
+              double xhat = (x[at] - mean[c]) * invstd[c];
+              sum_dy += dy[at];
+              sum_dy_xhat += dy[at] * xhat;
+            }
+          dw[c] += (float)sum_dy_xhat;
+          db[c] += (float)sum_dy;
+          for (b = 0; b < batch; b++)
+            for (k = 0; k < hw; k++) {
+              size_t at = (b * L->in_c + c) * hw + k;
+              if (t->training) {
+                double xhat = (x[at] - mean[c]) * invstd[c];
+                dst[at] = (float)(w[c] * invstd[c] * (dy[at] - sum_dy / (double)count - xhat * sum_dy_xhat / (double)count));
+              } else dst[at] = dy[at] * w[c] * invstd[c];
+            }
+        }
+        break;
+      }
+      case LENSNET_LAYER_RELU:
+        if (t->relu_backward == LENSNET_RELU_BACKWARD_GUIDED)
+          for (k = 0; k < n; k++) dst[k] = (y[k] > 0.0f && dy[k] > 0.0f) ? dy[k] : 0.0f;
+        else for (k = 0; k < n; k++) dst[k] = y[k] > 0.0f ? dy[k] : 0.0f;
+        break;
+      case LENSNET_LAYER_LEAKY_RELU: for (k = 0; k < n; k++) dst[k] = x[k] > 0.0f ? dy[k] : dy[k] * L->value; break;
+      case LENSNET_LAYER_GELU:
+        for (k = 0; k < n; k++) {
+          float v = x[k], cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f)), pdf = 0.39894228040143268f * expf(-0.5f * v * v);
+          dst[k] = dy[k] * (cdf + v * pdf);
+        }
+        break;
+      case LENSNET_LAYER_SIGMOID: for (k = 0; k < n; k++) dst[k] = dy[k] * y[k] * (1.0f - y[k]); break;
+      case LENSNET_LAYER_TANH: for (k = 0; k < n; k++) dst[k] = dy[k] * (1.0f - y[k] * y[k]); break;
+      case LENSNET_LAYER_SOFTMAX: {
+        size_t c, p;
+        for (b = 0; b < batch; b++)
+          for (p = 0; p < hw; p++) {
+            size_t base = b * L->in_c * hw + p;
+            float dot = 0.0f;
+            for (c = 0; c < L->in_c; c++) dot += dy[base + c * hw] * y[base + c * hw];
+            for (c = 0; c < L->in_c; c++) dst[base + c * hw] = y[base + c * hw] * (dy[base + c * hw] - dot);
+          }
+        break;
+      }
+      case LENSNET_LAYER_ADD: {
+        /* the gradient flows unchanged to both summands; the mark's share waits for it */
+        size_t off = 0, j;
+        for (j = 0; j < m->layer_count; j++)
+          if (m->layers[j].type == LENSNET_LAYER_MARK) {
+            if (m->layers[j].mark == L->mark) break;
+            off += m->layers[j].in_c * m->layers[j].in_h * m->layers[j].in_w;
+          }
+        for (k = 0; k < n; k++) t->mark_grad[off * batch + k] += dy[k];
+        memcpy(dst, dy, n * sizeof(float));
+        break;
+      }
+      case LENSNET_LAYER_MARK: {
+        size_t off = 0, j;
+        for (j = 0; j < (size_t)i; j++)
+          if (m->layers[j].type == LENSNET_LAYER_MARK) off += m->layers[j].in_c * m->layers[j].in_h * m->layers[j].in_w;
+        for (k = 0; k < n; k++) dst[k] = dy[k] + t->mark_grad[off * batch + k];
+        break;
+      }
+      default: memcpy(dst, dy, n * sizeof(float)); break; /* flatten */
+    }
+    if (i > 0) { float *tmp = dy; dy = dx; dx = tmp; }
+  }
+  return LENSNET_OK;
+}
+
+/* ---- losses -------------------------------------------------------------------------------- */
+
+/* log-softmax of one row into out; returns nothing. */
+static void lensnet__log_softmax(const float *z, size_t k, double *out) {
+  double mx = z[0], sum = 0.0;
+  size_t c;
+  for (c = 1; c < k; c++) if (z[c] > mx) mx = z[c];
+  for (c = 0; c < k; c++) sum += exp((double)z[c] - mx);
+  for (c = 0; c < k; c++) out[c] = (double)z[c] - mx - log(sum);
+}
+
+static size_t lensnet__label(float v, size_t classes) {
+  long c = (long)v;
+  return (c >= 0 && (size_t)c < classes) ? (size_t)c : 0;
+}
+
+LENSNET_API float lensnet_loss_cross_entropy(const float *logits, const float *labels, size_t batch, size_t classes,
+                                             const float *class_weights, float *grad) {
+  double total = 0.0, wsum = 0.0, lsm[256];
+  size_t b, c;
+  if (classes > 256 || batch == 0) return NAN;
+  for (b = 0; b < batch; b++) {
+    size_t y = lensnet__label(labels[b], classes);
+    double w = class_weights ? class_weights[y] : 1.0;
+    lensnet__log_softmax(logits + b * classes, classes, lsm);
+    total -= w * lsm[y];
+    wsum += w;
+  }
+  if (grad) {
+    for (b = 0; b < batch; b++) {
+      size_t y = lensnet__label(labels[b], classes);
+      double w = class_weights ? class_weights[y] : 1.0;
+      lensnet__log_softmax(logits + b * classes, classes, lsm);
+      for (c = 0; c < classes; c++) grad[b * classes + c] = (float)(w * (exp(lsm[c]) - (c == y)) / wsum);
+    }
+  }
+  return (float)(total / wsum);
+}
+
+LENSNET_API float lensnet_loss_bce_logits(const float *logits, const float *targets, size_t count, float pos_weight, float *grad) {
+  double total = 0.0, pw = pos_weight > 0 ? pos_weight : 1.0;
+  size_t i;
+  for (i = 0; i < count; i++) {
+    double z = logits[i], y = targets[i];
+    /* log sigma(z) and log(1 - sigma(z)) computed stably */
+    double log_sig = -(z > 0 ? log1p(exp(-z)) : -z + log1p(exp(z)));
+    double log_one_minus = log_sig - z;
+    total -= pw * y * log_sig + (1.0 - y) * log_one_minus;
+    if (grad) {
+      double s = 1.0 / (1.0 + exp(-z));
+      grad[i] = (float)((-pw * y * (1.0 - s) + (1.0 - y) * s) / (double)count);
+    }
+  }
+  return (float)(total / (double)count);
+}
+
+LENSNET_API float lensnet_loss_focal(const float *logits, const float *labels, size_t batch, size_t classes, float gamma,
+                                     const float *class_weights, float *grad) {
+  double total = 0.0, lsm[256];
+  size_t b, c;
+  if (classes > 256 || batch == 0) return NAN;
+  for (b = 0; b < batch; b++) {
+    size_t y = lensnet__label(labels[b], classes);
+    double a = class_weights ? class_weights[y] : 1.0, logp, p, one_minus;
+    lensnet__log_softmax(logits + b * classes, classes, lsm);
+    logp = lsm[y]; p = exp(logp); one_minus = 1.0 - p;
+    total -= a * pow(one_minus, gamma) * logp;
+    if (grad) {
+      /* d/dz_c of -a (1-p)^g log p, with dp/dz_c = p (delta - p_c) */
+      double dldp = a * (gamma * pow(one_minus, gamma - 1.0) * logp - pow(one_minus, gamma) / p);
+      if (one_minus <= 0.0) dldp = -a / p;
+      for (c = 0; c < classes; c++) {
+        double pc = exp(lsm[c]);
+        grad[b * classes + c] = (float)(dldp * p * ((c == y) - pc) / (double)batch);
+      }
+    }
+  }
+  return (float)(total / (double)batch);
+}
+
+LENSNET_API float lensnet_loss_mse(const float *pred, const float *targets, size_t count, float *grad) {
+  double total = 0.0;
+  size_t i;
+  for (i = 0; i < count; i++) {
+    double d = (double)pred[i] - targets[i];
+    total += d * d;
+    if (grad) grad[i] = (float)(2.0 * d / (double)count);
+  }
+  return (float)(total / (double)count);
+}
+
+LENSNET_API float lensnet_loss_gaussian_nll(const float *outputs, const float *targets, size_t batch, size_t k, float *grad) {
+  double total = 0.0, n = (double)(batch * k);
+  size_t b, j;
+  for (b = 0; b < batch; b++)
+    for (j = 0; j < k; j++) {
+      double mu = outputs[b * 2 * k + j], logvar = outputs[b * 2 * k + k + j], y = targets[b * k + j];
+      double inv = exp(-logvar), d = y - mu;
+      total += 0.5 * (logvar + d * d * inv);
+      if (grad) {
+        grad[b * 2 * k + j] = (float)(-d * inv / n);
+        grad[b * 2 * k + k + j] = (float)(0.5 * (1.0 - d * d * inv) / n);
+      }
+    }
+  return (float)(total / n);
+}
+
+/* ---- optimisers and schedules ---------------------------------------------------------------- */
+
+LENSNET_API lensnet_result lensnet_optimizer_create(const lensnet_optimizer_desc *desc, const lensnet_model *m,
+                                                    lensnet_optimizer **out, lensnet_error *err) {
+  lensnet_optimizer *o;
+  int ok = 1;
+  *out = NULL;
+  o = LENSNET__CAST(lensnet_optimizer *, lensnet__alloc_or_flag(1, sizeof *o, &ok));
+  if (!o) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  o->desc = *desc;
+  if (o->desc.lr <= 0) o->desc.lr = 1e-3f;
+  if (o->desc.beta1 <= 0) o->desc.beta1 = 0.9f;
+  if (o->desc.beta2 <= 0) o->desc.beta2 = 0.999f;
+  if (o->desc.eps <= 0) o->desc.eps = 1e-8f;
+  if (o->desc.type != LENSNET_OPT_SGD && o->desc.type != LENSNET_OPT_ADAM && o->desc.type != LENSNET_OPT_ADAMW) {
+    LENSNET_FREE(o);
+    return lensnet__fail(err, LENSNET_ERR_ARG, "unknown optimiser type %d", (int)desc->type);
+  }
+  o->count = m->value_count;
+  o->m = LENSNET__CAST(float *, lensnet__alloc_or_flag(m->value_count, sizeof(float), &ok));
+  o->v = LENSNET__CAST(float *, lensnet__alloc_or_flag(m->value_count, sizeof(float), &ok));
+  if (!ok) { lensnet_optimizer_free(o); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for optimiser state"); }
+  *out = o;
+  return LENSNET_OK;
+}
+
+LENSNET_API void lensnet_optimizer_free(lensnet_optimizer *o) {
+  if (!o) return;
+  LENSNET_FREE(o->m);
+  LENSNET_FREE(o->v);
+  LENSNET_FREE(o);
+}
+
+LENSNET_API float lensnet_clip_grad_norm(const lensnet_model *m, float *grads, float max_norm) {
+  double sq = 0.0, norm;
+  size_t i, k;
+  for (i = 0; i < m->param_count; i++)
+    if (m->params[i].trainable)
+      for (k = 0; k < m->params[i].count; k++) { double g = grads[m->params[i].offset + k]; sq += g * g; }
+  norm = sqrt(sq);
+  if (max_norm > 0 && max_norm / (norm + 1e-6) < 1.0) {
+    float scale = (float)(max_norm / (norm + 1e-6));
+    for (i = 0; i < m->param_count; i++)
+      if (m->params[i].trainable)
+        for (k = 0; k < m->params[i].count; k++) grads[m->params[i].offset + k] *= scale;
+  }
+  return (float)norm;
+}
+
+/* PyTorch's update rules (torch.optim.SGD, Adam, AdamW), applied per trainable value. */
+LENSNET_API float lensnet_optimizer_step(lensnet_optimizer *o, lensnet_model *m, float *grads, float lr) {
+  const lensnet_optimizer_desc *d = &o->desc;
+  float norm = lensnet_clip_grad_norm(m, grads, d->clip_norm);
+  double bc1, bc2;
+  size_t i, k;
+  if (lr <= 0) lr = d->lr;
+  o->step++;
+  bc1 = 1.0 - pow(d->beta1, (double)o->step);
+  bc2 = 1.0 - pow(d->beta2, (double)o->step);
+  for (i = 0; i < m->param_count; i++) {
+    const lensnet_param *P = &m->params[i];
+    if (!P->trainable) continue;
+    for (k = P->offset; k < P->offset + P->count; k++) {
+      float p = m->values[k], g = grads[k];
+      if (d->type == LENSNET_OPT_SGD) {
+        if (d->weight_decay != 0) g += d->weight_decay * p;
+        if (d->momentum != 0) {
+          o->m[k] = o->step == 1 ? g : d->momentum * o->m[k] + g;
+          g = d->nesterov ? g + d->momentum * o->m[k] : o->m[k];
+        }
+        m->values[k] = p - lr * g;
+      } else {
+        double mhat, vhat;
+        if (d->type == LENSNET_OPT_ADAMW) p *= 1.0f - lr * d->weight_decay;
+        else if (d->weight_decay != 0) g += d->weight_decay * p;
+        o->m[k] = d->beta1 * o->m[k] + (1.0f - d->beta1) * g;
+        o->v[k] = d->beta2 * o->v[k] + (1.0f - d->beta2) * g * g;
+        mhat = o->m[k] / bc1;
+        vhat = o->v[k] / bc2;
+        m->values[k] = (float)(p - lr * mhat / (sqrt(vhat) + d->eps));
+      }
+    }
+  }
+  return norm;
+}
+
+LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, size_t epoch) {
+  size_t e = epoch;
+  if (s->warmup && epoch < s->warmup) return base_lr * (float)(epoch + 1) / (float)s->warmup;
+  e -= s->warmup;
+  switch (s->type) {
+    case LENSNET_SCHEDULE_STEP:
+      return s->step_size ? base_lr * powf(s->gamma > 0 ? s->gamma : 0.1f, (float)(e / s->step_size)) : base_lr;
+    case LENSNET_SCHEDULE_COSINE: {
+      double frac = s->total ? (double)(e < s->total ? e : s->total) / (double)s->total : 1.0;
+      return (float)(s->min_lr + (base_lr - s->min_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * frac)));
+    }
+    default: return base_lr;
+  }
+}
 
 /* ---- preparing cutouts --------------------------------------------------------------------- */
 
