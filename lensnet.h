@@ -1819,7 +1819,8 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
     memcpy(m->values + P->offset, t->data, P->count * sizeof(float));
   }
   for (i = 0; i < st->count; i++)
-    if (!lensnet_model_param(m, st->tensors[i].name) && !lensnet__ends_with(st->tensors[i].name, ".num_batches_tracked")) {
+    if (!lensnet_model_param(m, st->tensors[i].name) && !lensnet__ends_with(st->tensors[i].name, ".num_batches_tracked") &&
+        strncmp(st->tensors[i].name, "optimizer.", 10) != 0) { /* training checkpoints carry optimiser state */
       lensnet__fail(err, LENSNET_ERR_WEIGHTS, "the weights hold '%s', which the architecture does not use", st->tensors[i].name);
       lensnet_model_free(m);
       return LENSNET_ERR_WEIGHTS;

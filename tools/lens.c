@@ -13,6 +13,7 @@ typedef struct {
 static const lens_command commands[] = {
   {"info",    lens_cmd_info,    "describe a model file: architecture, input shape, parameters, metadata"},
   {"predict", lens_cmd_predict, "score images (.npy batches or FITS cutouts) with a lens finder"},
+  {"train",   lens_cmd_train,   "train a lens finder on images.npy + labels.csv, resumable"},
   {"render",  lens_cmd_render,  "render a lens scene (JSON) to an image"},
 };
 
