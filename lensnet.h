@@ -869,7 +869,7 @@ LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len
   size = 0;
   if (p + 5 <= hend && p[3] >= '1' && p[3] <= '8' && p[4] == p[0]) size = p[3] - '0';
   if (!size || (order != '<' && order != '>' && order != '|' && order != '='))
-    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: dtype %.8s is not supported (use f4, f8, i1-i8, u1-u8)", p);
+    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: dtype %.*s is not supported (use f4, f8, i1-i8, u1-u8)", (int)(hend - p < 8 ? hend - p : 8), p);
   if (!((kind == 'f' && (size == 4 || size == 8)) || ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8))))
     return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: dtype %c%d is not supported (use f4, f8, i1-i8, u1-u8)", kind, size);
   if (order == '=') order = '<';
@@ -879,7 +879,7 @@ LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len
   if (hend - p >= 4 && memcmp(p, "True", 4) == 0) return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: Fortran-ordered arrays are not supported; save with C order");
   /* shape */
   p = lensnet__npy_field(h, hlen, "shape");
-  if (!p || *p != '(') return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: header has no 'shape' tuple");
+  if (!p || p >= hend || *p != '(') return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: header has no 'shape' tuple");
   p++;
   for (;;) {
     size_t v = 0;
@@ -896,14 +896,16 @@ LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len
     if (ndim == LENSNET_MAX_DIMS) return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: more than %d dimensions", LENSNET_MAX_DIMS);
     shape[ndim++] = v;
   }
-  if ((r = lensnet_tensor_alloc(out, ndim, shape, err)) != LENSNET_OK) return r;
-  count = lensnet_tensor_count(out);
+  /* the data must be all there before anything is allocated for it */
+  count = 1;
+  for (i = 0; i < (size_t)ndim; i++)
+    if (!lensnet__mul_ok(count, shape[i], &count) || count > LENSNET_MAX_ELEMENTS)
+      return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "npy: shape exceeds %lu elements", (unsigned long)LENSNET_MAX_ELEMENTS);
   off += hlen;
-  if (!lensnet__mul_ok(count, (size_t)size, &need) || need > len - off) {
-    lensnet_tensor_free(out);
+  if (!lensnet__mul_ok(count, (size_t)size, &need) || need > len - off)
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: data is truncated (%lu bytes for %lu elements of %d bytes)",
                          (unsigned long)(len - off), (unsigned long)count, size);
-  }
+  if ((r = lensnet_tensor_alloc(out, ndim, shape, err)) != LENSNET_OK) return r;
   b += off;
   for (i = 0; i < count; i++) {
     const unsigned char *e = b + i * (size_t)size;
