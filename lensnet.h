@@ -1341,7 +1341,7 @@ LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_te
   lensnet__fits_put_card(header + 160, "NAXIS", num, "number of axes");
   for (k = 1; k <= t->ndim; k++) { /* NAXIS1 is the fastest-varying axis: the last in NumPy order */
     snprintf(key, sizeof key, "NAXIS%d", k);
-    snprintf(num, sizeof num, "%lu", (unsigned long)t->shape[t->ndim - k]);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)t->shape[t->ndim - k]);
     lensnet__fits_put_card(header + 80 * (2 + k), key, num, NULL);
   }
   memcpy(header + 80 * (3 + t->ndim), "END", 3);
