@@ -744,7 +744,7 @@ static const char *lensnet__fits_card_at(const lensnet__fits_hdu *h, size_t i) {
   return h->cards + i * LENSNET__FITS_CARD;
 }
 
-/* Nonzero if columns 1-8 of the card hold `key` padded with blanks (8.8s is the keyword field). */
+/* Nonzero if the keyword field (columns 1-8, 4.1.2.1) holds `key` padded with blanks. */
 static int lensnet__fits_keyword_is(const char *card, const char *key) {
   size_t n = strlen(key), i;
   if (n > 8 || memcmp(card, key, n) != 0) return 0;
@@ -827,7 +827,7 @@ static int lensnet__fits_parse_int(const char *v, size_t n, int64_t *out) {
  * up to 19 significant digits and powers of ten within 1e22 (the usual case), otherwise
  * within a few units in the last place, which is far below float32 resolution. */
 static int lensnet__fits_parse_real(const char *v, size_t n, double *out) {
-  static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+  static const double powers[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
                                  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
   size_t i = 0;
   int neg = 0, digits = 0, sig = 0;
@@ -858,10 +858,10 @@ static int lensnet__fits_parse_real(const char *v, size_t n, double *out) {
   if (m == 0) x = 0.0;
   else if (exp10 > 0) {
     while (exp10 > 22 && x < DBL_MAX) { x *= 1e22; exp10 -= 22; }
-    x = exp10 > 22 ? HUGE_VAL : x * pow10[exp10];
+    x = exp10 > 22 ? HUGE_VAL : x * powers[exp10];
   } else if (exp10 < 0) {
     while (exp10 < -22 && x > 0.0) { x /= 1e22; exp10 += 22; }
-    x /= pow10[exp10 < -22 ? 22 : -exp10];
+    x /= powers[exp10 < -22 ? 22 : -exp10];
   }
   if (!(x <= DBL_MAX)) return 0; /* out of the double range */
   *out = neg ? -x : x;
@@ -943,36 +943,28 @@ static size_t lensnet__fits_unquote(const char *v, size_t n, char *dst, size_t c
   return keep;
 }
 
-/* Reads the header that starts at `off` and checks it: card syntax, the mandatory keywords in
- * their order (4.4.1: SIMPLE or XTENSION, BITPIX, NAXIS, NAXIS1..NAXISn; PCOUNT and GCOUNT in
- * extensions), the END card and its blank fill, and that the data fits in the file. */
-static lensnet_result lensnet__fits_parse_hdu(const unsigned char *b, size_t len, size_t off, int index,
-                                              lensnet__fits_hdu *h, lensnet_error *err) {
-  size_t pos = off, n = 0, pcount = 0, gcount = 1, values, pad, end_of_data;
-  int found_end = 0, groups = 0, k, bytes_per_value;
-  int64_t v;
-  const char *c;
-  lensnet_result r;
-  memset(h, 0, sizeof *h);
-  h->index = index;
-  h->cards = (const char *)b + off;
+/* Finds the END card of the header that starts at h->cards, checking the syntax of every card
+ * and the blank fill after END (4.4.1). Sets h->ncards and h->data_off. */
+static lensnet_result lensnet__fits_scan_cards(const unsigned char *b, size_t len, size_t off, lensnet__fits_hdu *h, lensnet_error *err) {
+  size_t pos = off, n = 0;
+  int found_end = 0, k, col;
   while (!found_end) {
     if (len - pos < LENSNET__FITS_BLOCK)
-      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header is truncated (no END card before the end of the file)", index);
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header is truncated (no END card before the end of the file)", h->index);
     for (k = 0; k < LENSNET__FITS_CARDS_PER_BLOCK; k++) {
       const char *card = (const char *)b + pos + (size_t)k * LENSNET__FITS_CARD, *fault;
-      int col;
-      if (found_end) { /* the rest of the block after END is blank fill (4.4.1) */
+      if (found_end) {
         for (col = 0; col < LENSNET__FITS_CARD; col++)
           if (card[col] != ' ')
-            return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header block after the END card is not blank-filled", index);
+            return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header block after the END card is not blank-filled", h->index);
         continue;
       }
       if ((fault = lensnet__fits_card_fault(card, &col)) != NULL)
-        return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, card %lu: the card %s (column %d)", index, (unsigned long)(n + 1), fault, col);
+        return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, card %lu: the card %s (column %d)", h->index, (unsigned long)(n + 1), fault, col);
       if (lensnet__fits_keyword_is(card, "END")) {
         for (col = 8; col < LENSNET__FITS_CARD; col++)
-          if (card[col] != ' ') return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, card %lu: the END card must be blank after END", index, (unsigned long)(n + 1));
+          if (card[col] != ' ')
+            return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, card %lu: the END card must be blank after END", h->index, (unsigned long)(n + 1));
         found_end = 1;
       } else {
         n++;
@@ -982,102 +974,128 @@ static lensnet_result lensnet__fits_parse_hdu(const unsigned char *b, size_t len
   }
   h->ncards = n;
   h->data_off = pos;
+  return LENSNET_OK;
+}
 
-  /* First card: SIMPLE = T in the primary header, XTENSION = 'type' in an extension. */
-  c = h->cards;
-  if (n == 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header has no cards before END", index);
-  if (index == 0) {
+/* The first card: SIMPLE = T in the primary header, XTENSION = 'type' in an extension (4.4.1). */
+static lensnet_result lensnet__fits_first_card(lensnet__fits_hdu *h, lensnet_error *err) {
+  const char *c = h->cards, *val;
+  size_t vn;
+  lensnet_result r;
+  if (h->ncards == 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header has no cards before END", h->index);
+  if (h->index == 0) {
     int simple;
     if (!lensnet__fits_keyword_is(c, "SIMPLE"))
       return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: not a FITS file (the first card is %.8s, not SIMPLE)", c);
     if ((r = lensnet__fits_card_logical(h, c, &simple, err)) != LENSNET_OK) return r;
     if (!simple) return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS: SIMPLE = F: the file says it does not conform to the FITS standard");
     h->kind = LENSNET__FITS_PRIMARY;
-  } else {
-    const char *val;
-    size_t vn;
-    if (!lensnet__fits_keyword_is(c, "XTENSION") || !lensnet__fits_card_value(c, &val, &vn) || vn < 2 || *val != '\'')
-      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: an extension header must begin with XTENSION = 'type' (FITS 4.0 section 4.4.1.2)", index);
-    lensnet__fits_unquote(val, vn, h->xtension, sizeof h->xtension);
-    if (!strcmp(h->xtension, "IMAGE")) h->kind = LENSNET__FITS_IMAGE;
-    else if (!strcmp(h->xtension, "BINTABLE")) h->kind = LENSNET__FITS_BINTABLE;
-    else if (!strcmp(h->xtension, "TABLE")) h->kind = LENSNET__FITS_TABLE;
-    else h->kind = LENSNET__FITS_OTHER;
+    return LENSNET_OK;
   }
+  if (!lensnet__fits_keyword_is(c, "XTENSION") || !lensnet__fits_card_value(c, &val, &vn) || vn < 2 || *val != '\'')
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: an extension header must begin with XTENSION = 'type' (FITS 4.0 section 4.4.1.2)", h->index);
+  lensnet__fits_unquote(val, vn, h->xtension, sizeof h->xtension);
+  if (!strcmp(h->xtension, "IMAGE")) h->kind = LENSNET__FITS_IMAGE;
+  else if (!strcmp(h->xtension, "BINTABLE")) h->kind = LENSNET__FITS_BINTABLE;
+  else if (!strcmp(h->xtension, "TABLE")) h->kind = LENSNET__FITS_TABLE;
+  else h->kind = LENSNET__FITS_OTHER;
+  return LENSNET_OK;
+}
 
-  /* BITPIX, NAXIS, NAXISn in cards 2, 3, 4... */
-  if (n < 3 || !lensnet__fits_keyword_is(lensnet__fits_card_at(h, 1), "BITPIX") || !lensnet__fits_keyword_is(lensnet__fits_card_at(h, 2), "NAXIS"))
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: cards 2 and 3 must be BITPIX and NAXIS (FITS 4.0 section 4.4.1)", index);
+/* Cards 2, 3, 4...: BITPIX, NAXIS, NAXIS1..NAXISn (4.4.1). Sets bitpix, naxis, axis[] and
+ * elements, and *rest = NAXIS2 * ... * NAXISn (the size of one random group's array). A
+ * product with an axis of length 0 is 0, however large the other axes. */
+static lensnet_result lensnet__fits_axes(lensnet__fits_hdu *h, size_t *rest, lensnet_error *err) {
+  int64_t v;
+  int k, rest_zero = 0, rest_overflow = 0;
+  lensnet_result r;
+  *rest = 1;
+  if (h->ncards < 3 || !lensnet__fits_keyword_is(lensnet__fits_card_at(h, 1), "BITPIX") ||
+      !lensnet__fits_keyword_is(lensnet__fits_card_at(h, 2), "NAXIS"))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: cards 2 and 3 must be BITPIX and NAXIS (FITS 4.0 section 4.4.1)", h->index);
   if ((r = lensnet__fits_card_int(h, lensnet__fits_card_at(h, 1), &v, err)) != LENSNET_OK) return r;
   if (v != 8 && v != 16 && v != 32 && v != 64 && v != -32 && v != -64)
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: BITPIX = %lld is not one of 8, 16, 32, 64, -32, -64 (FITS 4.0 table 8)", index, (long long)v);
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: BITPIX = %lld is not one of 8, 16, 32, 64, -32, -64 (FITS 4.0 section 4.4.1.1)",
+                         h->index, (long long)v);
   h->bitpix = (int)v;
   if ((r = lensnet__fits_card_int(h, lensnet__fits_card_at(h, 2), &v, err)) != LENSNET_OK) return r;
-  if (v < 0 || v > 999) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: NAXIS = %lld is outside 0..999", index, (long long)v);
+  if (v < 0 || v > 999) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: NAXIS = %lld is outside 0..999", h->index, (long long)v);
   h->naxis = (int)v;
-  if (n < 3 + (size_t)h->naxis)
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header ends before NAXIS%d", index, (int)(n - 2));
-  values = h->naxis ? 1 : 0;
-  {
-    int zero_axis = 0, overflow = 0;
-    for (k = 1; k <= h->naxis; k++) {
-      char key[16];
-      size_t a = 0;
-      c = lensnet__fits_card_at(h, 2 + (size_t)k);
-      snprintf(key, sizeof key, "NAXIS%d", k);
-      if (!lensnet__fits_keyword_is(c, key))
-        return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: card %d must be %s, found %.8s (FITS 4.0 section 4.4.1)", index, k + 3, key, c);
-      if ((r = lensnet__fits_card_size(h, c, &a, err)) != LENSNET_OK) return r;
-      if (k <= LENSNET_MAX_DIMS) h->axis[k - 1] = a;
-      if (a == 0) zero_axis = 1;
-      else if (!lensnet__mul_ok(values, a, &values)) overflow = 1;
-    }
-    if (zero_axis) values = 0;
-    else if (overflow)
-      return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "FITS HDU %d: the product of NAXIS1..NAXIS%d overflows", index, h->naxis);
+  if (h->ncards < 3 + (size_t)h->naxis)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header ends before NAXIS%d", h->index, (int)(h->ncards - 2));
+  for (k = 1; k <= h->naxis; k++) {
+    const char *c = lensnet__fits_card_at(h, 2 + (size_t)k);
+    char key[16];
+    size_t a = 0;
+    snprintf(key, sizeof key, "NAXIS%d", k);
+    if (!lensnet__fits_keyword_is(c, key))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: card %d must be %s, found %.8s (FITS 4.0 section 4.4.1)", h->index, k + 3, key, c);
+    if ((r = lensnet__fits_card_size(h, c, &a, err)) != LENSNET_OK) return r;
+    if (k <= LENSNET_MAX_DIMS) h->axis[k - 1] = a;
+    if (k == 1) continue;
+    if (a == 0) rest_zero = 1;
+    else if (!lensnet__mul_ok(*rest, a, rest)) rest_overflow = 1;
   }
-  h->elements = values;
+  if (rest_zero) *rest = 0;
+  h->elements = 0;
+  if (h->naxis == 0 || rest_zero || (h->axis[0] == 0 && !rest_overflow)) return LENSNET_OK;
+  if (rest_overflow || !lensnet__mul_ok(h->axis[0], *rest, &h->elements))
+    return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "FITS HDU %d: the product of NAXIS1..NAXIS%d overflows", h->index, h->naxis);
+  return LENSNET_OK;
+}
 
-  /* PCOUNT, GCOUNT (mandatory in extensions, 4.4.1.2) and random groups (6). */
+/* The data size (4.4.1.1, 4.4.1.2, 6): |BITPIX|/8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn),
+ * with NAXIS1 left out of the product for random groups; PCOUNT and GCOUNT are mandatory in
+ * extensions. Checks the data against the file and finds where the next HDU starts. */
+static lensnet_result lensnet__fits_data_size(lensnet__fits_hdu *h, size_t len, size_t rest, lensnet_error *err) {
+  size_t pcount = 0, gcount = 1, values = h->elements, pad, end_of_data;
+  int groups = 0, bytes_per_value = (h->bitpix < 0 ? -h->bitpix : h->bitpix) / 8;
+  lensnet_result r;
   if (h->kind == LENSNET__FITS_PRIMARY) {
     if ((r = lensnet__fits_flag(h, "GROUPS", &groups, err)) != LENSNET_OK) return r;
     if (groups && h->naxis >= 1 && h->axis[0] == 0) {
       h->kind = LENSNET__FITS_GROUPS;
-      values = 1;
-      for (k = 2; k <= h->naxis; k++) {
-        size_t a = 0;
-        if ((r = lensnet__fits_card_size(h, lensnet__fits_card_at(h, 2 + (size_t)k), &a, err)) != LENSNET_OK) return r;
-        if (!lensnet__mul_ok(values, a, &values))
-          return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "FITS HDU %d: the random-group size overflows", index);
-      }
+      values = rest;
     }
   }
   if (h->kind != LENSNET__FITS_PRIMARY) {
     const char *pc = lensnet__fits_find(h, "PCOUNT"), *gc = lensnet__fits_find(h, "GCOUNT");
     if (h->kind != LENSNET__FITS_GROUPS && (!pc || !gc))
       return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the extension header lacks %s (mandatory, FITS 4.0 section 4.4.1.2)",
-                           index, pc ? "GCOUNT" : "PCOUNT");
+                           h->index, pc ? "GCOUNT" : "PCOUNT");
     if (pc && (r = lensnet__fits_card_size(h, pc, &pcount, err)) != LENSNET_OK) return r;
     if (gc && (r = lensnet__fits_card_size(h, gc, &gcount, err)) != LENSNET_OK) return r;
     if (h->kind == LENSNET__FITS_IMAGE && (pcount != 0 || gcount != 1))
-      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: an IMAGE extension needs PCOUNT = 0 and GCOUNT = 1 (FITS 4.0 section 7.1.1)", index);
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: an IMAGE extension needs PCOUNT = 0 and GCOUNT = 1 (FITS 4.0 section 7.1.1)", h->index);
   }
   if (h->kind == LENSNET__FITS_BINTABLE && (r = lensnet__fits_flag(h, "ZIMAGE", &h->zimage, err)) != LENSNET_OK) return r;
-
-  /* Data size (4.4.1.1 and 4.4.1.2): |BITPIX|/8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn). */
-  bytes_per_value = (h->bitpix < 0 ? -h->bitpix : h->bitpix) / 8;
+  if (h->naxis == 0) values = pcount = 0; /* NAXIS = 0: no data */
   if (values > (size_t)-1 - pcount || !lensnet__mul_ok(values + pcount, gcount, &values) ||
       !lensnet__mul_ok(values, (size_t)bytes_per_value, &h->data_bytes))
-    return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "FITS HDU %d: the data size overflows", index);
-  if (h->naxis == 0 && h->kind != LENSNET__FITS_GROUPS) h->data_bytes = 0; /* NAXIS = 0: no data */
+    return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "FITS HDU %d: the data size overflows", h->index);
   if (h->data_bytes > len - h->data_off)
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the data needs %lu bytes but the file has only %lu left (truncated file?)",
-                         index, (unsigned long)h->data_bytes, (unsigned long)(len - h->data_off));
+                         h->index, (unsigned long)h->data_bytes, (unsigned long)(len - h->data_off));
   /* The last HDU's data padding is sometimes missing; that loses nothing, so it is accepted. */
   end_of_data = h->data_off + h->data_bytes;
   pad = (LENSNET__FITS_BLOCK - h->data_bytes % LENSNET__FITS_BLOCK) % LENSNET__FITS_BLOCK;
   h->next_off = pad <= len - end_of_data ? end_of_data + pad : len;
   return LENSNET_OK;
+}
+
+/* Reads the header that starts at `off` and checks it: card syntax, the END card and its
+ * blank fill, the mandatory keywords in their order, and that the data fits in the file. */
+static lensnet_result lensnet__fits_parse_hdu(const unsigned char *b, size_t len, size_t off, int index,
+                                              lensnet__fits_hdu *h, lensnet_error *err) {
+  size_t rest;
+  lensnet_result r;
+  memset(h, 0, sizeof *h);
+  h->index = index;
+  h->cards = (const char *)b + off;
+  if ((r = lensnet__fits_scan_cards(b, len, off, h, err)) != LENSNET_OK) return r;
+  if ((r = lensnet__fits_first_card(h, err)) != LENSNET_OK) return r;
+  if ((r = lensnet__fits_axes(h, &rest, err)) != LENSNET_OK) return r;
+  return lensnet__fits_data_size(h, len, rest, err);
 }
 
 /* Nonzero if the HDU is an image (or a compressed one) with at least one pixel. */
