@@ -159,6 +159,10 @@ static void check_manifest_hdu(const char *path, const char *name, const lensnet
     }
   }
 
+  if (strcmp(type, "CompImageHDU") == 0) {
+    r = lensnet_fits_header_value(path, index, "ZBITPIX", value, sizeof value, &e);
+    CHECK(r == LENSNET_OK && atoi(value) == (int)json_num(hd, "BITPIX", &is_null), "%s HDU %d: ZBITPIX %s", name, index, value);
+  }
   r = lensnet_fits_read(path, index, &t, &e);
   if (strcmp(type, "CompImageHDU") == 0) {
     CHECK(r == LENSNET_ERR_UNSUPPORTED && strstr(e.message, "compressed") && strstr(e.message, "funpack"),
@@ -208,7 +212,7 @@ static void test_manifest(void) {
   size_t len, f, h;
   lensnet_json *doc = NULL;
   lensnet_error e;
-  int files = 0, hdus = 0, images = 0;
+  int files = 0, hdus = 0, images = 0, with_shape = 0;
   snprintf(path, sizeof path, "%s/data/fits/MANIFEST.json", check_shared_dir());
   text = slurp(path, &len);
   CHECK(text != NULL, "cannot read %s (set SHARED)", path);
@@ -222,12 +226,15 @@ static void test_manifest(void) {
     snprintf(path, sizeof path, "%s/data/%s", check_shared_dir(), list->key);
     CHECK(lensnet_fits_hdu_count(path, &count, &e) == LENSNET_OK && count == (int)list->count,
           "%s: %d HDUs, manifest lists %d (%s)", list->key, count, (int)list->count, count < 0 ? e.message : "");
-    for (h = 0; h < list->count; h++) check_manifest_hdu(path, list->key, &list->items[h], &images);
+    for (h = 0; h < list->count; h++) {
+      check_manifest_hdu(path, list->key, &list->items[h], &images);
+      if (lensnet_json_get(&list->items[h], "shape_numpy_order")) with_shape++;
+    }
     files++;
     hdus += (int)list->count;
   }
   printf("   %d files, %d HDUs, %d images compared with astropy\n", files, hdus, images);
-  CHECK(files >= 11 && images >= 13, "the manifest lists %d files and %d images", files, images);
+  CHECK(files > 0 && images == with_shape, "%d of the %d images the manifest lists were read", images, with_shape);
   lensnet_json_free(doc);
 }
 
