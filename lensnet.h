@@ -136,13 +136,32 @@ LENSNET_API lensnet_result lensnet_safetensors_add(lensnet_safetensors *st, cons
 /* ---------------------------------------------------------------------------------------------
  * FITS images (read: primary HDU and IMAGE extensions; write: one float32 primary image)
  * ------------------------------------------------------------------------------------------- */
-/* Reads the image of HDU `hdu` (0 = primary, 1 = first extension, ...; -1 = the first HDU that
- * holds data). The tensor's shape is NumPy order (NAXISn, ..., NAXIS1); values are
- * BZERO + BSCALE * stored, and BLANK pixels become NaN. */
+/* Reads the image of HDU `hdu` (0 = primary, 1 = first extension, ...; -1 = the first image HDU
+ * that holds pixels, skipping tables and empty HDUs). The tensor's shape is NumPy order
+ * (NAXISn, ..., NAXIS1); values are BZERO + BSCALE * stored as float32, BLANK pixels of integer
+ * images become NaN and NaN in floating-point images stays NaN. BITPIX 8, 16, 32, 64, -32, -64.
+ * Every header up to the HDU read is checked (card syntax, mandatory keywords in their order,
+ * PCOUNT/GCOUNT, sizes against the file); an error names the HDU and card. Refused with a
+ * message: tile-compressed images (decompress with funpack first), tables, random groups,
+ * NAXIS > 8, an HDU without data (LENSNET_ERR_ARG). Errors of lensnet_fits_read start with the path. */
 LENSNET_API lensnet_result lensnet_fits_read(const char *path, int hdu, lensnet_tensor *out, lensnet_error *err);
 LENSNET_API lensnet_result lensnet_fits_read_memory(const void *bytes, size_t len, int hdu, lensnet_tensor *out, lensnet_error *err);
-/* Writes t as a BITPIX -32 primary image (NumPy shape order), atomically. */
+/* Writes t (1 to 8 axes, NumPy order) as a BITPIX -32 primary image, big-endian, header and data
+ * padded to 2880-byte blocks; through `path.tmp` and a rename, so a reader never sees half a file. */
 LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_tensor *t, lensnet_error *err);
+/* Sets *count to the number of HDUs (primary included), checking every header on the way. */
+LENSNET_API lensnet_result lensnet_fits_hdu_count(const char *path, int *count, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_fits_hdu_count_memory(const void *bytes, size_t len, int *count, lensnet_error *err);
+/* Copies the value of header keyword `key` of HDU `hdu` into value[cap] as text: a string
+ * without its quotes and trailing blanks ('' read as ', CONTINUE cards joined), a number or
+ * T/F as written, "" for a keyword without value. `key` is matched without regard to case; a
+ * key longer than 8 characters or holding a blank names an ESO HIERARCH keyword, with or
+ * without the HIERARCH prefix ("ESO DET CHIPS"). The first card with that keyword wins.
+ * LENSNET_ERR_ARG when the HDU lacks the keyword or value[cap] is too small (the message says
+ * how many bytes are needed). */
+LENSNET_API lensnet_result lensnet_fits_header_value(const char *path, int hdu, const char *key, char *value, size_t cap, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_fits_header_value_memory(const void *bytes, size_t len, int hdu, const char *key,
+                                                            char *value, size_t cap, lensnet_error *err);
 
 
 /* ---------------------------------------------------------------------------------------------
@@ -1235,10 +1254,491 @@ LENSNET_API lensnet_result lensnet_safetensors_write(const char *path, const len
 
 /* ---- FITS --------------------------------------------------------------------------------- */
 
+/* Section numbers refer to the FITS Standard 4.0 (IAU FITS Working Group, 2016). A file is a
+ * sequence of 2880-byte blocks (3.1). Each HDU is a header of 80-character cards ending with an
+ * END card and padded with blanks to a whole block, then its data, padded to a whole block (3.3).
+ * Numbers in the data are big-endian (5.1). */
+#define LENSNET__FITS_BLOCK 2880
+#define LENSNET__FITS_CARD 80
+#define LENSNET__FITS_CARDS_PER_BLOCK 36
+
+enum {
+  LENSNET__FITS_PRIMARY,  /* SIMPLE = T: the primary array */
+  LENSNET__FITS_GROUPS,   /* primary array in the random-groups format (6) */
+  LENSNET__FITS_IMAGE,    /* XTENSION = 'IMAGE' (7.1) */
+  LENSNET__FITS_TABLE,    /* XTENSION = 'TABLE' (7.2) */
+  LENSNET__FITS_BINTABLE, /* XTENSION = 'BINTABLE' (7.3) */
+  LENSNET__FITS_OTHER     /* any other conforming extension */
+};
+
+typedef struct {
+  int index;                      /* 0 = primary */
+  int kind;                       /* LENSNET__FITS_* */
+  int zimage;                     /* BINTABLE with ZIMAGE = T: a tile-compressed image (10.1) */
+  int bitpix, naxis;
+  size_t axis[LENSNET_MAX_DIMS];  /* NAXIS1, NAXIS2, ... (the first LENSNET_MAX_DIMS of them) */
+  size_t elements;                /* NAXIS1 * ... * NAXISn; 0 when NAXIS = 0 */
+  const char *cards;              /* the first card of the header */
+  size_t ncards;                  /* cards before END */
+  size_t data_off, data_bytes;    /* where the data starts, and its size without padding */
+  size_t next_off;                /* where the next HDU would start (len if the file ends first) */
+  char xtension[72];              /* XTENSION value without quotes and trailing blanks */
+} lensnet__fits_hdu;
+
+static const char *lensnet__fits_card_at(const lensnet__fits_hdu *h, size_t i) {
+  return h->cards + i * LENSNET__FITS_CARD;
+}
+
+/* Nonzero if the keyword field (columns 1-8, 4.1.2.1) holds `key` padded with blanks. */
+static int lensnet__fits_keyword_is(const char *card, const char *key) {
+  size_t n = strlen(key), i;
+  if (n > 8 || memcmp(card, key, n) != 0) return 0;
+  for (i = n; i < 8; i++) if (card[i] != ' ') return 0;
+  return 1;
+}
+
+/* A value card has the value indicator "= " in columns 9-10 (4.1.2.2). */
+static int lensnet__fits_has_value(const char *card) { return card[8] == '=' && card[9] == ' '; }
+
+/* Checks the syntax every card shares (4.1.2): printable ASCII only, and a keyword of upper-case
+ * letters, digits, '-' and '_', left-justified in columns 1-8 and padded with blanks. Returns
+ * NULL when the card is well formed, else a description of the fault. */
+static const char *lensnet__fits_card_fault(const char *card, int *column) {
+  int i, blank = 0;
+  for (i = 0; i < LENSNET__FITS_CARD; i++) {
+    unsigned char c = (unsigned char)card[i];
+    *column = i + 1;
+    if (c < 0x20 || c > 0x7E) return "holds a byte that is not printable ASCII";
+  }
+  for (i = 0; i < 8; i++) {
+    char c = card[i];
+    *column = i + 1;
+    if (c == ' ') { blank = 1; continue; }
+    if (blank) return "has a keyword with a blank inside it";
+    if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+      return "has a keyword with a character other than A-Z, 0-9, '-' and '_'";
+  }
+  return NULL;
+}
+
+/* Finds the value in the text [p, end): a quoted string (with '' for a quote), a complex
+ * "(re, im)", or a token ending at a blank or '/'. What follows it must be blanks or a '/'
+ * comment (4.2). Returns 0 when the text is not of that form; an empty span means "no value". */
+static int lensnet__fits_value_span(const char *p, const char *end, const char **v, size_t *vlen) {
+  while (p < end && *p == ' ') p++;
+  *v = p;
+  if (p < end && *p == '\'') {
+    for (p++;; p++) {
+      if (p >= end) return 0; /* the string is not closed */
+      if (*p == '\'') {
+        if (p + 1 < end && p[1] == '\'') { p++; continue; }
+        p++;
+        break;
+      }
+    }
+  } else if (p < end && *p == '(') {
+    while (p < end && *p != ')') p++;
+    if (p >= end) return 0;
+    p++;
+  } else {
+    while (p < end && *p != ' ' && *p != '/') p++;
+  }
+  *vlen = (size_t)(p - *v);
+  while (p < end && *p == ' ') p++;
+  return p == end || *p == '/';
+}
+
+/* Integer value (4.2.3): optional sign and decimal digits, no overflow. */
+static int lensnet__fits_parse_int(const char *v, size_t n, int64_t *out) {
+  size_t i = 0;
+  int neg = 0;
+  uint64_t u = 0, limit;
+  if (i < n && (v[i] == '+' || v[i] == '-')) neg = v[i++] == '-';
+  if (i == n) return 0;
+  limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+  for (; i < n; i++) {
+    unsigned d;
+    if (v[i] < '0' || v[i] > '9') return 0;
+    d = (unsigned)(v[i] - '0');
+    if (u > (limit - d) / 10) return 0;
+    u = u * 10 + d;
+  }
+  *out = neg ? (u == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)u) : (int64_t)u;
+  return 1;
+}
+
+/* Real value (4.2.4): [sign] digits [. digits] [E|D [sign] digits], at least one digit before
+ * the exponent. Parsed without strtod so the result does not depend on the C locale; exact for
+ * up to 19 significant digits and powers of ten within 1e22 (the usual case), otherwise
+ * within a few units in the last place, which is far below float32 resolution. */
+static int lensnet__fits_parse_real(const char *v, size_t n, double *out) {
+  static const double powers[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  size_t i = 0;
+  int neg = 0, digits = 0, sig = 0;
+  long exp10 = 0, e = 0;
+  uint64_t m = 0;
+  double x;
+  if (i < n && (v[i] == '+' || v[i] == '-')) neg = v[i++] == '-';
+  for (; i < n && v[i] >= '0' && v[i] <= '9'; i++, digits++) {
+    if (sig < 19) { m = m * 10 + (uint64_t)(v[i] - '0'); if (m) sig++; }
+    else exp10++;
+  }
+  if (i < n && v[i] == '.') {
+    for (i++; i < n && v[i] >= '0' && v[i] <= '9'; i++, digits++)
+      if (sig < 19) { m = m * 10 + (uint64_t)(v[i] - '0'); if (m) sig++; exp10--; }
+  }
+  if (!digits) return 0;
+  if (i < n && (v[i] == 'E' || v[i] == 'D' || v[i] == 'e' || v[i] == 'd')) {
+    int eneg = 0, edigits = 0;
+    i++;
+    if (i < n && (v[i] == '+' || v[i] == '-')) eneg = v[i++] == '-';
+    for (; i < n && v[i] >= '0' && v[i] <= '9'; i++, edigits++)
+      if (e < 100000) e = e * 10 + (v[i] - '0');
+    if (!edigits) return 0;
+    exp10 += eneg ? -e : e;
+  }
+  if (i != n) return 0;
+  x = (double)m;
+  if (m == 0) x = 0.0;
+  else if (exp10 > 0) {
+    while (exp10 > 22 && x < DBL_MAX) { x *= 1e22; exp10 -= 22; }
+    x = exp10 > 22 ? HUGE_VAL : x * powers[exp10];
+  } else if (exp10 < 0) {
+    while (exp10 < -22 && x > 0.0) { x /= 1e22; exp10 += 22; }
+    x /= powers[exp10 < -22 ? 22 : -exp10];
+  }
+  if (!(x <= DBL_MAX)) return 0; /* out of the double range */
+  *out = neg ? -x : x;
+  return 1;
+}
+
+/* The first value card with this keyword among the header's cards, or NULL. */
+static const char *lensnet__fits_find(const lensnet__fits_hdu *h, const char *key) {
+  size_t i;
+  for (i = 0; i < h->ncards; i++) {
+    const char *c = lensnet__fits_card_at(h, i);
+    if (lensnet__fits_keyword_is(c, key) && lensnet__fits_has_value(c)) return c;
+  }
+  return NULL;
+}
+
+/* The value span of a standard value card (columns 11-80). */
+static int lensnet__fits_card_value(const char *card, const char **v, size_t *n) {
+  return lensnet__fits_has_value(card) && lensnet__fits_value_span(card + 10, card + LENSNET__FITS_CARD, v, n);
+}
+
+static lensnet_result lensnet__fits_card_int(const lensnet__fits_hdu *h, const char *card, int64_t *out, lensnet_error *err) {
+  const char *v;
+  size_t n;
+  if (!lensnet__fits_card_value(card, &v, &n) || !lensnet__fits_parse_int(v, n, out))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %.8s = %.20s is not an integer value (FITS 4.0 section 4.2.3)",
+                         h->index, card, card + 10);
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__fits_card_real(const lensnet__fits_hdu *h, const char *card, double *out, lensnet_error *err) {
+  const char *v;
+  size_t n;
+  if (!lensnet__fits_card_value(card, &v, &n) || !lensnet__fits_parse_real(v, n, out))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %.8s = %.20s is not a finite real value (FITS 4.0 section 4.2.4)",
+                         h->index, card, card + 10);
+  return LENSNET_OK;
+}
+
+/* Logical value (4.2.2): T or F. Sets *out to 1 or 0. */
+static lensnet_result lensnet__fits_card_logical(const lensnet__fits_hdu *h, const char *card, int *out, lensnet_error *err) {
+  const char *v;
+  size_t n;
+  if (!lensnet__fits_card_value(card, &v, &n) || n != 1 || (*v != 'T' && *v != 'F'))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %.8s = %.20s is not a logical value T or F (FITS 4.0 section 4.2.2)",
+                         h->index, card, card + 10);
+  *out = *v == 'T';
+  return LENSNET_OK;
+}
+
+/* A logical keyword that may be absent (then 0). */
+static lensnet_result lensnet__fits_flag(const lensnet__fits_hdu *h, const char *key, int *out, lensnet_error *err) {
+  const char *c = lensnet__fits_find(h, key);
+  *out = 0;
+  return c ? lensnet__fits_card_logical(h, c, out, err) : LENSNET_OK;
+}
+
+/* A non-negative integer that must fit a size_t. */
+static lensnet_result lensnet__fits_card_size(const lensnet__fits_hdu *h, const char *card, size_t *out, lensnet_error *err) {
+  int64_t v;
+  lensnet_result r = lensnet__fits_card_int(h, card, &v, err);
+  if (r != LENSNET_OK) return r;
+  if (v < 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %.8s = %lld must not be negative", h->index, card, (long long)v);
+  if ((uint64_t)v > (uint64_t)(size_t)-1) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "FITS HDU %d: %.8s = %lld is too large", h->index, card, (long long)v);
+  *out = (size_t)v;
+  return LENSNET_OK;
+}
+
+/* Copies a string value without its quotes, with '' made ' and trailing blanks dropped (4.2.1.1). */
+static size_t lensnet__fits_unquote(const char *v, size_t n, char *dst, size_t cap) {
+  size_t i, k = 0, keep = 0;
+  for (i = 1; i + 1 < n; i++) {
+    if (v[i] == '\'') i++; /* the first of a doubled quote */
+    if (k + 1 < cap) dst[k] = v[i];
+    k++;
+    if (v[i] != ' ') keep = k;
+  }
+  if (cap) dst[(keep < cap ? keep : cap - 1)] = 0;
+  return keep;
+}
+
+/* Finds the END card of the header that starts at h->cards, checking the syntax of every card
+ * and the blank fill after END (4.4.1). Sets h->ncards and h->data_off. */
+static lensnet_result lensnet__fits_scan_cards(const unsigned char *b, size_t len, size_t off, lensnet__fits_hdu *h, lensnet_error *err) {
+  size_t pos = off, n = 0;
+  int found_end = 0, k, col;
+  while (!found_end) {
+    if (len - pos < LENSNET__FITS_BLOCK)
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header is truncated (no END card before the end of the file)", h->index);
+    for (k = 0; k < LENSNET__FITS_CARDS_PER_BLOCK; k++) {
+      const char *card = (const char *)b + pos + (size_t)k * LENSNET__FITS_CARD, *fault;
+      if (found_end) {
+        for (col = 0; col < LENSNET__FITS_CARD; col++)
+          if (card[col] != ' ')
+            return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header block after the END card is not blank-filled", h->index);
+        continue;
+      }
+      if ((fault = lensnet__fits_card_fault(card, &col)) != NULL)
+        return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, card %lu: the card %s (column %d)", h->index, (unsigned long)(n + 1), fault, col);
+      if (lensnet__fits_keyword_is(card, "END")) {
+        for (col = 8; col < LENSNET__FITS_CARD; col++)
+          if (card[col] != ' ')
+            return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, card %lu: the END card must be blank after END", h->index, (unsigned long)(n + 1));
+        found_end = 1;
+      } else {
+        n++;
+      }
+    }
+    pos += LENSNET__FITS_BLOCK;
+  }
+  h->ncards = n;
+  h->data_off = pos;
+  return LENSNET_OK;
+}
+
+/* The first card: SIMPLE = T in the primary header, XTENSION = 'type' in an extension (4.4.1). */
+static lensnet_result lensnet__fits_first_card(lensnet__fits_hdu *h, lensnet_error *err) {
+  const char *c = h->cards, *val;
+  size_t vn;
+  lensnet_result r;
+  if (h->ncards == 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header has no cards before END", h->index);
+  if (h->index == 0) {
+    int simple;
+    if (!lensnet__fits_keyword_is(c, "SIMPLE"))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: not a FITS file (the first card is %.8s, not SIMPLE)", c);
+    if ((r = lensnet__fits_card_logical(h, c, &simple, err)) != LENSNET_OK) return r;
+    if (!simple) return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS: SIMPLE = F: the file says it does not conform to the FITS standard");
+    h->kind = LENSNET__FITS_PRIMARY;
+    return LENSNET_OK;
+  }
+  if (!lensnet__fits_keyword_is(c, "XTENSION") || !lensnet__fits_card_value(c, &val, &vn) || vn < 2 || *val != '\'')
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: an extension header must begin with XTENSION = 'type' (FITS 4.0 section 4.4.1.2)", h->index);
+  lensnet__fits_unquote(val, vn, h->xtension, sizeof h->xtension);
+  if (!strcmp(h->xtension, "IMAGE")) h->kind = LENSNET__FITS_IMAGE;
+  else if (!strcmp(h->xtension, "BINTABLE")) h->kind = LENSNET__FITS_BINTABLE;
+  else if (!strcmp(h->xtension, "TABLE")) h->kind = LENSNET__FITS_TABLE;
+  else h->kind = LENSNET__FITS_OTHER;
+  return LENSNET_OK;
+}
+
+/* Cards 2, 3, 4...: BITPIX, NAXIS, NAXIS1..NAXISn (4.4.1). Sets bitpix, naxis, axis[] and
+ * elements, and *rest = NAXIS2 * ... * NAXISn (the size of one random group's array). A
+ * product with an axis of length 0 is 0, however large the other axes. */
+static lensnet_result lensnet__fits_axes(lensnet__fits_hdu *h, size_t *rest, lensnet_error *err) {
+  int64_t v;
+  int k, rest_zero = 0, rest_overflow = 0;
+  lensnet_result r;
+  *rest = 1;
+  if (h->ncards < 3 || !lensnet__fits_keyword_is(lensnet__fits_card_at(h, 1), "BITPIX") ||
+      !lensnet__fits_keyword_is(lensnet__fits_card_at(h, 2), "NAXIS"))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: cards 2 and 3 must be BITPIX and NAXIS (FITS 4.0 section 4.4.1)", h->index);
+  if ((r = lensnet__fits_card_int(h, lensnet__fits_card_at(h, 1), &v, err)) != LENSNET_OK) return r;
+  if (v != 8 && v != 16 && v != 32 && v != 64 && v != -32 && v != -64)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: BITPIX = %lld is not one of 8, 16, 32, 64, -32, -64 (FITS 4.0 section 4.4.1.1)",
+                         h->index, (long long)v);
+  h->bitpix = (int)v;
+  if ((r = lensnet__fits_card_int(h, lensnet__fits_card_at(h, 2), &v, err)) != LENSNET_OK) return r;
+  if (v < 0 || v > 999) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: NAXIS = %lld is outside 0..999", h->index, (long long)v);
+  h->naxis = (int)v;
+  if (h->ncards < 3 + (size_t)h->naxis)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header ends before NAXIS%d", h->index, (int)(h->ncards - 2));
+  for (k = 1; k <= h->naxis; k++) {
+    const char *c = lensnet__fits_card_at(h, 2 + (size_t)k);
+    char key[16];
+    size_t a = 0;
+    snprintf(key, sizeof key, "NAXIS%d", k);
+    if (!lensnet__fits_keyword_is(c, key))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: card %d must be %s, found %.8s (FITS 4.0 section 4.4.1)", h->index, k + 3, key, c);
+    if ((r = lensnet__fits_card_size(h, c, &a, err)) != LENSNET_OK) return r;
+    if (k <= LENSNET_MAX_DIMS) h->axis[k - 1] = a;
+    if (k == 1) continue;
+    if (a == 0) rest_zero = 1;
+    else if (!lensnet__mul_ok(*rest, a, rest)) rest_overflow = 1;
+  }
+  if (rest_zero) *rest = 0;
+  h->elements = 0;
+  if (h->naxis == 0 || rest_zero || (h->axis[0] == 0 && !rest_overflow)) return LENSNET_OK;
+  if (rest_overflow || !lensnet__mul_ok(h->axis[0], *rest, &h->elements))
+    return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "FITS HDU %d: the product of NAXIS1..NAXIS%d overflows", h->index, h->naxis);
+  return LENSNET_OK;
+}
+
+/* The data size (4.4.1.1, 4.4.1.2, 6): |BITPIX|/8 * GCOUNT * (PCOUNT + NAXIS1 * ... * NAXISn),
+ * with NAXIS1 left out of the product for random groups; PCOUNT and GCOUNT are mandatory in
+ * extensions. Checks the data against the file and finds where the next HDU starts. */
+static lensnet_result lensnet__fits_data_size(lensnet__fits_hdu *h, size_t len, size_t rest, lensnet_error *err) {
+  size_t pcount = 0, gcount = 1, values = h->elements, pad, end_of_data;
+  int groups = 0, bytes_per_value = (h->bitpix < 0 ? -h->bitpix : h->bitpix) / 8;
+  lensnet_result r;
+  if (h->kind == LENSNET__FITS_PRIMARY) {
+    if ((r = lensnet__fits_flag(h, "GROUPS", &groups, err)) != LENSNET_OK) return r;
+    if (groups && h->naxis >= 1 && h->axis[0] == 0) {
+      h->kind = LENSNET__FITS_GROUPS;
+      values = rest;
+    }
+  }
+  if (h->kind != LENSNET__FITS_PRIMARY) {
+    const char *pc = lensnet__fits_find(h, "PCOUNT"), *gc = lensnet__fits_find(h, "GCOUNT");
+    if (h->kind != LENSNET__FITS_GROUPS && (!pc || !gc))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the extension header lacks %s (mandatory, FITS 4.0 section 4.4.1.2)",
+                           h->index, pc ? "GCOUNT" : "PCOUNT");
+    if (pc && (r = lensnet__fits_card_size(h, pc, &pcount, err)) != LENSNET_OK) return r;
+    if (gc && (r = lensnet__fits_card_size(h, gc, &gcount, err)) != LENSNET_OK) return r;
+    if (h->kind == LENSNET__FITS_IMAGE && (pcount != 0 || gcount != 1))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: an IMAGE extension needs PCOUNT = 0 and GCOUNT = 1 (FITS 4.0 section 7.1.1)", h->index);
+  }
+  if (h->kind == LENSNET__FITS_BINTABLE && (r = lensnet__fits_flag(h, "ZIMAGE", &h->zimage, err)) != LENSNET_OK) return r;
+  if (h->naxis == 0) values = pcount = 0; /* NAXIS = 0: no data */
+  if (values > (size_t)-1 - pcount || !lensnet__mul_ok(values + pcount, gcount, &values) ||
+      !lensnet__mul_ok(values, (size_t)bytes_per_value, &h->data_bytes))
+    return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "FITS HDU %d: the data size overflows", h->index);
+  if (h->data_bytes > len - h->data_off)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the data needs %lu bytes but the file has only %lu left (truncated file?)",
+                         h->index, (unsigned long)h->data_bytes, (unsigned long)(len - h->data_off));
+  /* The last HDU's data padding is sometimes missing; that loses nothing, so it is accepted. */
+  end_of_data = h->data_off + h->data_bytes;
+  pad = (LENSNET__FITS_BLOCK - h->data_bytes % LENSNET__FITS_BLOCK) % LENSNET__FITS_BLOCK;
+  h->next_off = pad <= len - end_of_data ? end_of_data + pad : len;
+  return LENSNET_OK;
+}
+
+/* Reads the header that starts at `off` and checks it: card syntax, the END card and its
+ * blank fill, the mandatory keywords in their order, and that the data fits in the file. */
+static lensnet_result lensnet__fits_parse_hdu(const unsigned char *b, size_t len, size_t off, int index,
+                                              lensnet__fits_hdu *h, lensnet_error *err) {
+  size_t rest;
+  lensnet_result r;
+  memset(h, 0, sizeof *h);
+  h->index = index;
+  h->cards = (const char *)b + off;
+  if ((r = lensnet__fits_scan_cards(b, len, off, h, err)) != LENSNET_OK) return r;
+  if ((r = lensnet__fits_first_card(h, err)) != LENSNET_OK) return r;
+  if ((r = lensnet__fits_axes(h, &rest, err)) != LENSNET_OK) return r;
+  return lensnet__fits_data_size(h, len, rest, err);
+}
+
+/* Nonzero if the HDU is an image (or a compressed one) with at least one pixel. */
+static int lensnet__fits_holds_image(const lensnet__fits_hdu *h) {
+  return (h->kind == LENSNET__FITS_PRIMARY || h->kind == LENSNET__FITS_IMAGE ||
+          (h->kind == LENSNET__FITS_BINTABLE && h->zimage)) && h->elements > 0;
+}
+
+/* Walks the HDUs from the start, checking each header, until HDU `want` (or, for want = -1,
+ * the first image HDU with pixels). With want = INT_MAX it walks them all and *count tells how
+ * many there are. An HDU starts only where a block begins with XTENSION; anything else after
+ * the last HDU is ignored, as the standard allows (3.5). */
+static lensnet_result lensnet__fits_walk(const unsigned char *b, size_t len, int want, lensnet__fits_hdu *h,
+                                         int *count, lensnet_error *err) {
+  size_t off = 0;
+  int index = 0;
+  lensnet_result r;
+  if (count) *count = 0;
+  if (want < -1) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: HDU %d does not exist (use 0 for the primary HDU, -1 for the first image)", want);
+  if (len < 9 || memcmp(b, "SIMPLE  =", 9) != 0)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: not a FITS file (it does not begin with SIMPLE =)");
+  for (;;) {
+    if ((r = lensnet__fits_parse_hdu(b, len, off, index, h, err)) != LENSNET_OK) return r;
+    if (count) *count = index + 1;
+    if (index == want || (want == -1 && lensnet__fits_holds_image(h))) return LENSNET_OK;
+    off = h->next_off;
+    if (len - off < LENSNET__FITS_BLOCK || memcmp(b + off, "XTENSION", 8) != 0 || index == INT_MAX - 1) break;
+    index++;
+  }
+  if (want == INT_MAX) return LENSNET_OK;
+  if (want == -1) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: none of the %d HDUs holds an image with pixels", index + 1);
+  return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: HDU %d does not exist (the file has %d HDU%s)", want, index + 1, index ? "s" : "");
+}
+
+/* A signed big-endian integer of nbytes bytes, without relying on implementation-defined shifts. */
+static int64_t lensnet__fits_signed(uint64_t u, int nbytes) {
+  uint64_t sign = (uint64_t)1 << (8 * nbytes - 1);
+  if (u & sign) return -(int64_t)(((sign << 1) - 1) - u) - 1;
+  return (int64_t)u;
+}
+
+/* Converts the pixels of an image HDU into a fresh tensor. */
+static lensnet_result lensnet__fits_image(const unsigned char *b, const lensnet__fits_hdu *h, lensnet_tensor *out, lensnet_error *err) {
+  double bscale = 1.0, bzero = 0.0;
+  int64_t blank = 0;
+  int has_blank = 0, nb, k;
+  size_t shape[LENSNET_MAX_DIMS], i, count;
+  const char *c;
+  const unsigned char *p = b + h->data_off;
+  lensnet_result r;
+  if (h->kind == LENSNET__FITS_BINTABLE && h->zimage)
+    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS HDU %d is a tile-compressed image (ZIMAGE = T); decompress it first, e.g. with funpack", h->index);
+  if (h->kind == LENSNET__FITS_GROUPS)
+    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS HDU %d holds random groups (GROUPS = T), not an image", h->index);
+  if (h->kind == LENSNET__FITS_BINTABLE || h->kind == LENSNET__FITS_TABLE)
+    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS HDU %d is %s table (XTENSION = '%s'), not an image",
+                         h->index, h->kind == LENSNET__FITS_TABLE ? "an ASCII" : "a binary", h->xtension);
+  if (h->kind == LENSNET__FITS_OTHER)
+    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS HDU %d is an extension of type '%.40s', not an IMAGE", h->index, h->xtension);
+  if (h->elements == 0)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d holds no data (NAXIS = %d%s); pass HDU -1 to read the first HDU with an image",
+                         h->index, h->naxis, h->naxis ? " with an axis of length 0" : "");
+  if (h->naxis > LENSNET_MAX_DIMS)
+    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS HDU %d has NAXIS = %d; at most %d axes are supported", h->index, h->naxis, LENSNET_MAX_DIMS);
+  if ((c = lensnet__fits_find(h, "BSCALE")) != NULL && (r = lensnet__fits_card_real(h, c, &bscale, err)) != LENSNET_OK) return r;
+  if ((c = lensnet__fits_find(h, "BZERO")) != NULL && (r = lensnet__fits_card_real(h, c, &bzero, err)) != LENSNET_OK) return r;
+  /* BLANK marks undefined integer pixels (5.2.1); for floating-point images NaN does (5.3). */
+  if (h->bitpix > 0 && (c = lensnet__fits_find(h, "BLANK")) != NULL) {
+    if ((r = lensnet__fits_card_int(h, c, &blank, err)) != LENSNET_OK) return r;
+    has_blank = 1;
+  }
+  for (k = 0; k < h->naxis; k++) shape[k] = h->axis[h->naxis - 1 - k];
+  if ((r = lensnet_tensor_alloc(out, h->naxis, shape, err)) != LENSNET_OK) return r;
+  count = lensnet_tensor_count(out);
+  nb = (h->bitpix < 0 ? -h->bitpix : h->bitpix) / 8;
+  for (i = 0; i < count; i++, p += nb) {
+    uint64_t u = lensnet__get_be(p, nb);
+    double s;
+    if (h->bitpix > 0) { /* 8-bit pixels are unsigned, wider ones two's complement (4.4.1.1) */
+      int64_t q = h->bitpix == 8 ? (int64_t)u : lensnet__fits_signed(u, nb);
+      if (has_blank && q == blank) { out->data[i] = NAN; continue; }
+      s = (double)q;
+    } else {
+      s = nb == 4 ? (double)lensnet__f32_from_bits((uint32_t)u) : lensnet__f64_from_bits(u);
+    }
+    out->data[i] = (bscale == 1.0 && bzero == 0.0) ? (float)s : (float)(bzero + bscale * s);
+  }
+  return LENSNET_OK;
+}
+
 LENSNET_API lensnet_result lensnet_fits_read_memory(const void *bytes, size_t len, int hdu, lensnet_tensor *out, lensnet_error *err) {
-  (void)bytes; (void)len; (void)hdu;
+  lensnet__fits_hdu h;
+  lensnet_result r;
   memset(out, 0, sizeof *out);
-  return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS: reader not built yet");
+  if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: no bytes given");
+  r = lensnet__fits_walk(LENSNET__CAST(const unsigned char *, bytes), len, hdu, &h, NULL, err);
+  if (r != LENSNET_OK) return r;
+  return lensnet__fits_image(LENSNET__CAST(const unsigned char *, bytes), &h, out, err);
 }
 
 LENSNET_API lensnet_result lensnet_fits_read(const char *path, int hdu, lensnet_tensor *out, lensnet_error *err) {
@@ -1249,14 +1749,180 @@ LENSNET_API lensnet_result lensnet_fits_read(const char *path, int hdu, lensnet_
   if (r != LENSNET_OK) return r;
   r = lensnet_fits_read_memory(buf, len, hdu, out, err);
   LENSNET_FREE(buf);
+  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
   return r;
 }
 
-LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_tensor *t, lensnet_error *err) {
-  (void)path; (void)t;
-  return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS: writer not built yet");
+LENSNET_API lensnet_result lensnet_fits_hdu_count_memory(const void *bytes, size_t len, int *count, lensnet_error *err) {
+  lensnet__fits_hdu h;
+  *count = 0;
+  if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: no bytes given");
+  return lensnet__fits_walk(LENSNET__CAST(const unsigned char *, bytes), len, INT_MAX, &h, count, err);
 }
 
+LENSNET_API lensnet_result lensnet_fits_hdu_count(const char *path, int *count, lensnet_error *err) {
+  unsigned char *buf;
+  size_t len;
+  lensnet_result r = lensnet__read_file(path, &buf, &len, err);
+  *count = 0;
+  if (r != LENSNET_OK) return r;
+  r = lensnet_fits_hdu_count_memory(buf, len, count, err);
+  LENSNET_FREE(buf);
+  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
+  return r;
+}
+
+/* Compares the name of a HIERARCH card (the words between HIERARCH and '=') with `name`,
+ * ignoring case and treating runs of blanks as one. */
+static int lensnet__fits_hierarch_is(const char *card, const char *eq, const char *name) {
+  const char *p = card + 8;
+  for (;;) {
+    while (p < eq && *p == ' ') p++;
+    while (*name == ' ') name++;
+    if (p == eq || !*name) break;
+    while (p < eq && *p != ' ' && *name && *name != ' ') {
+      char a = *p, z = *name;
+      if (a >= 'a' && a <= 'z') a = (char)(a - 32);
+      if (z >= 'a' && z <= 'z') z = (char)(z - 32);
+      if (a != z) return 0;
+      p++;
+      name++;
+    }
+    if ((p < eq && *p != ' ') || (*name && *name != ' ')) return 0;
+  }
+  return p == eq && !*name;
+}
+
+/* Appends n bytes to the output value, counting what would not fit. */
+static void lensnet__fits_append(char *dst, size_t cap, size_t *used, const char *s, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++, (*used)++)
+    if (*used + 1 < cap) dst[*used] = s[i];
+}
+
+LENSNET_API lensnet_result lensnet_fits_header_value_memory(const void *bytes, size_t len, int hdu, const char *key,
+                                                            char *value, size_t cap, lensnet_error *err) {
+  lensnet__fits_hdu h;
+  lensnet_result r;
+  char word[9];
+  size_t i, klen = strlen(key), used = 0;
+  int hierarch = klen > 8 || strchr(key, ' ') != NULL;
+  if (cap) value[0] = 0;
+  if (hdu < 0) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: HDU %d does not exist (use 0 for the primary HDU)", hdu);
+  if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: no bytes given");
+  if (!hierarch) {
+    for (i = 0; i < klen; i++) word[i] = (key[i] >= 'a' && key[i] <= 'z') ? (char)(key[i] - 32) : key[i];
+    word[klen] = 0;
+  } else if (!strncmp(key, "HIERARCH ", 9) || !strncmp(key, "hierarch ", 9)) {
+    key += 9;
+  }
+  r = lensnet__fits_walk(LENSNET__CAST(const unsigned char *, bytes), len, hdu, &h, NULL, err);
+  if (r != LENSNET_OK) return r;
+  for (i = 0; i < h.ncards; i++) {
+    const char *c = lensnet__fits_card_at(&h, i), *end = c + LENSNET__FITS_CARD, *from, *v;
+    size_t vn;
+    if (hierarch) {
+      const char *eq = (const char *)memchr(c + 8, '=', 72);
+      if (!lensnet__fits_keyword_is(c, "HIERARCH") || !eq || !lensnet__fits_hierarch_is(c, eq, key)) continue;
+      from = eq + 1;
+    } else {
+      if (!klen || !lensnet__fits_keyword_is(c, word) || !lensnet__fits_has_value(c)) continue;
+      from = c + 10;
+    }
+    if (!lensnet__fits_value_span(from, end, &v, &vn))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, card %lu: the value of %.40s is malformed (FITS 4.0 section 4.2)",
+                           hdu, (unsigned long)(i + 1), key);
+    if (vn && *v == '\'') {
+      /* A string; a long one goes on in CONTINUE cards while it ends with '&' (4.2.1.2). */
+      for (;;) {
+        char part[LENSNET__FITS_CARD];
+        size_t pn = lensnet__fits_unquote(v, vn, part, sizeof part);
+        const char *next = i + 1 < h.ncards ? lensnet__fits_card_at(&h, i + 1) : NULL;
+        if (pn > 0 && part[pn - 1] == '&' && next && lensnet__fits_keyword_is(next, "CONTINUE") &&
+            lensnet__fits_value_span(next + 10, next + LENSNET__FITS_CARD, &v, &vn) && vn && *v == '\'') {
+          lensnet__fits_append(value, cap, &used, part, pn - 1);
+          i++;
+          continue;
+        }
+        lensnet__fits_append(value, cap, &used, part, pn);
+        break;
+      }
+    } else {
+      lensnet__fits_append(value, cap, &used, v, vn);
+    }
+    if (used + 1 > cap)
+      return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d: the value of %.40s needs a buffer of %lu bytes", hdu, key, (unsigned long)(used + 1));
+    value[used] = 0;
+    return LENSNET_OK;
+  }
+  return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d has no keyword %.60s", hdu, key);
+}
+
+LENSNET_API lensnet_result lensnet_fits_header_value(const char *path, int hdu, const char *key, char *value, size_t cap, lensnet_error *err) {
+  unsigned char *buf;
+  size_t len;
+  lensnet_result r;
+  if (cap) value[0] = 0;
+  r = lensnet__read_file(path, &buf, &len, err);
+  if (r != LENSNET_OK) return r;
+  r = lensnet_fits_header_value_memory(buf, len, hdu, key, value, cap, err);
+  LENSNET_FREE(buf);
+  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
+  return r;
+}
+
+/* One header card: keyword, value right-justified in columns 11-30 (the fixed format of
+ * 4.2), optional comment, blank-padded to 80 columns. */
+static void lensnet__fits_put_card(char *card, const char *key, const char *value, const char *comment) {
+  char text[LENSNET__FITS_CARD + 1];
+  int n = snprintf(text, sizeof text, "%-8.8s= %20.20s%s%.47s", key, value, comment ? " / " : "", comment ? comment : "");
+  memset(card, ' ', LENSNET__FITS_CARD);
+  memcpy(card, text, n < LENSNET__FITS_CARD ? (size_t)n : LENSNET__FITS_CARD);
+}
+
+LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_tensor *t, lensnet_error *err) {
+  char header[LENSNET__FITS_BLOCK], num[24], key[16];
+  size_t count, bytes, padded, i;
+  unsigned char *data;
+  lensnet__chunk chunks[2];
+  lensnet_result r;
+  int k;
+  if (t->ndim < 1 || t->ndim > LENSNET_MAX_DIMS)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s: a FITS image needs 1 to %d axes, the tensor has %d", path, LENSNET_MAX_DIMS, t->ndim);
+  count = 1;
+  for (k = 0; k < t->ndim; k++)
+    if (!lensnet__mul_ok(count, t->shape[k], &count) || count > LENSNET_MAX_ELEMENTS)
+      return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "%s: the tensor is too large to write", path);
+  if (count && !t->data) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: the tensor has no data", path);
+  if (!lensnet__mul_ok(count, 4, &bytes) || bytes > (size_t)-1 - LENSNET__FITS_BLOCK)
+    return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "%s: the tensor is too large to write", path);
+  padded = (bytes + LENSNET__FITS_BLOCK - 1) / LENSNET__FITS_BLOCK * LENSNET__FITS_BLOCK;
+  memset(header, ' ', sizeof header);
+  lensnet__fits_put_card(header, "SIMPLE", "T", "conforms to the FITS standard");
+  lensnet__fits_put_card(header + 80, "BITPIX", "-32", "IEEE 754 single precision");
+  snprintf(num, sizeof num, "%d", t->ndim);
+  lensnet__fits_put_card(header + 160, "NAXIS", num, "number of axes");
+  for (k = 1; k <= t->ndim; k++) { /* NAXIS1 is the fastest-varying axis: the last in NumPy order */
+    snprintf(key, sizeof key, "NAXIS%d", k);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)t->shape[t->ndim - k]);
+    lensnet__fits_put_card(header + 80 * (2 + k), key, num, NULL);
+  }
+  memcpy(header + 80 * (3 + t->ndim), "END", 3);
+  data = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(padded ? padded : 1));
+  if (!data) return lensnet__fail(err, LENSNET_ERR_NOMEM, "%s: out of memory writing FITS", path);
+  memset(data, 0, padded); /* floating-point data are padded with zero bytes (3.3.2) */
+  for (i = 0; i < count; i++) {
+    uint32_t u;
+    memcpy(&u, &t->data[i], 4);
+    data[4 * i] = (unsigned char)(u >> 24); data[4 * i + 1] = (unsigned char)(u >> 16);
+    data[4 * i + 2] = (unsigned char)(u >> 8); data[4 * i + 3] = (unsigned char)u;
+  }
+  chunks[0].data = header; chunks[0].len = sizeof header;
+  chunks[1].data = data; chunks[1].len = padded;
+  r = lensnet__write_atomic(path, chunks, 2, err);
+  LENSNET_FREE(data);
+  return r;
+}
 
 /* ---- GEMM ---------------------------------------------------------------------------------- */
 

@@ -1,0 +1,33 @@
+/* fuzz_fits.c - libFuzzer entry point for the FITS and .npy readers (not part of `make test`).
+ *
+ * Build and run (clang with the libFuzzer runtime, Debian package libclang-rt-14-dev or newer):
+ *
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. tests/fuzz_fits.c -o build/fuzz_fits -lm
+ *   mkdir -p build/fuzz_corpus && cp ../shared/data/fits/arange.fits ../shared/data/fits/test0.fits build/fuzz_corpus/
+ *   ./build/fuzz_fits -max_len=65536 -max_total_time=120 build/fuzz_corpus
+ *
+ * Add -DFUZZ_FITS_ONLY to leave the .npy reader out. Each input is read as a FITS file (the HDU
+ * chosen from the input length, and HDU -1), its HDUs are counted and a keyword is looked up,
+ * and the same bytes are read as a .npy file. Any crash, sanitizer report or leak is a bug;
+ * an error result is the expected answer to most inputs.
+ */
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  lensnet_tensor t;
+  lensnet_error err;
+  char value[64];
+  int count;
+  if (lensnet_fits_read_memory(data, size, -1, &t, &err) == LENSNET_OK) lensnet_tensor_free(&t);
+  if (lensnet_fits_read_memory(data, size, (int)(size % 5), &t, &err) == LENSNET_OK) lensnet_tensor_free(&t);
+  (void)lensnet_fits_hdu_count_memory(data, size, &count, &err);
+  (void)lensnet_fits_header_value_memory(data, size, (int)(size % 3), size % 2 ? "BZERO" : "ESO DET CHIPS", value, sizeof value, &err);
+#ifndef FUZZ_FITS_ONLY
+  if (lensnet_npy_read_memory(data, size, &t, &err) == LENSNET_OK) lensnet_tensor_free(&t);
+#endif
+  return 0;
+}

@@ -1,0 +1,892 @@
+/* test_fits.c - FITS reader and writer, and the robustness of the FITS and .npy parsers.
+ *
+ * Expected values come from ../shared/data/fits/MANIFEST.json (what astropy reads from the
+ * same files) or from bytes built by hand in this file, never from the code under test. */
+#define _POSIX_C_SOURCE 200809L /* opendir */
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "check.h"
+#include <string.h>
+#include <stdint.h>
+#include <dirent.h>
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static unsigned char *slurp(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  unsigned char *buf;
+  long n;
+  *len = 0;
+  if (!f) return NULL;
+  if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return NULL; }
+  buf = (unsigned char *)malloc((size_t)n + 1);
+  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
+  fclose(f);
+  if (buf) *len = (size_t)n;
+  return buf;
+}
+
+/* An exact-size copy, so the sanitizer sees any read past the end. */
+static unsigned char *copy_bytes(const unsigned char *b, size_t n) {
+  unsigned char *c = (unsigned char *)malloc(n ? n : 1);
+  if (c && n) memcpy(c, b, n);
+  return c;
+}
+
+static int close_rel(double got, double want, double rel) {
+  double scale = fabs(want) > 1e-300 ? fabs(want) : 1e-300;
+  return fabs(got - want) <= rel * scale;
+}
+
+typedef struct { double sum, min, max; size_t nan_count, inf_count; } stats;
+
+static stats tensor_stats(const lensnet_tensor *t) {
+  stats s;
+  size_t i, n = lensnet_tensor_count(t);
+  s.sum = 0; s.min = INFINITY; s.max = -INFINITY; s.nan_count = 0; s.inf_count = 0;
+  for (i = 0; i < n; i++) {
+    double v = t->data[i];
+    if (isnan(v)) { s.nan_count++; continue; }
+    if (isinf(v)) s.inf_count++;
+    s.sum += v;
+    if (v < s.min) s.min = v;
+    if (v > s.max) s.max = v;
+  }
+  return s;
+}
+
+/* A deterministic generator for the mutation loops (xorshift64*). */
+static uint64_t rng_next(uint64_t *s) {
+  *s ^= *s >> 12; *s ^= *s << 25; *s ^= *s >> 27;
+  return *s * 2685821657736338717ULL;
+}
+
+/* A result the parsers may return for bad input, with a message naming the problem. */
+static int clean_error(lensnet_result r, const lensnet_error *e) {
+  return r > LENSNET_OK && r < LENSNET_RESULT_COUNT && e->result == r && e->message[0] != 0;
+}
+
+/* ---- building FITS bytes by hand ---------------------------------------------------------- */
+
+typedef struct { unsigned char *b; size_t len, cap; } buf;
+
+static void buf_put(buf *f, const void *p, size_t n) {
+  if (f->len + n > f->cap) {
+    f->cap = (f->len + n) * 2 + 2880;
+    f->b = (unsigned char *)realloc(f->b, f->cap);
+    if (!f->b) { printf("out of memory\n"); exit(2); }
+  }
+  memcpy(f->b + f->len, p, n);
+  f->len += n;
+}
+
+/* One 80-column card from text, blank-padded (text longer than 80 is cut). */
+static void card(buf *f, const char *text) {
+  char c[80];
+  size_t n = strlen(text);
+  memset(c, ' ', 80);
+  memcpy(c, text, n < 80 ? n : 80);
+  buf_put(f, c, 80);
+}
+
+/* END, then blanks to the end of the 2880-byte block. */
+static void end_header(buf *f) {
+  card(f, "END");
+  while (f->len % 2880) card(f, "");
+}
+
+static void pad_data(buf *f) {
+  static const unsigned char zero[1] = {0};
+  while (f->len % 2880) buf_put(f, zero, 1);
+}
+
+static void put_be(buf *f, uint64_t v, int nbytes) {
+  unsigned char b[8];
+  int i;
+  for (i = 0; i < nbytes; i++) b[i] = (unsigned char)(v >> (8 * (nbytes - 1 - i)));
+  buf_put(f, b, (size_t)nbytes);
+}
+
+static void put_f32(buf *f, float v) { uint32_t u; memcpy(&u, &v, 4); put_be(f, u, 4); }
+static void put_f64(buf *f, double v) { uint64_t u; memcpy(&u, &v, 8); put_be(f, u, 8); }
+
+static lensnet_result read_buf(const buf *f, int hdu, lensnet_tensor *t, lensnet_error *e) {
+  unsigned char *c = copy_bytes(f->b, f->len);
+  lensnet_result r = lensnet_fits_read_memory(c, f->len, hdu, t, e);
+  free(c);
+  return r;
+}
+
+/* A primary header with the given BITPIX and a 2-D shape (NAXIS1 = nx, NAXIS2 = ny). */
+static void primary_2d(buf *f, int bitpix, int nx, int ny) {
+  char line[81];
+  card(f, "SIMPLE  =                    T");
+  snprintf(line, sizeof line, "BITPIX  = %20d", bitpix); card(f, line);
+  card(f, "NAXIS   =                    2");
+  snprintf(line, sizeof line, "NAXIS1  = %20d", nx); card(f, line);
+  snprintf(line, sizeof line, "NAXIS2  = %20d", ny); card(f, line);
+}
+
+/* ---- the files of astropy's test suite, as MANIFEST.json describes them -------------------- */
+
+static double json_num(const lensnet_json *o, const char *key, int *is_null) {
+  const lensnet_json *v = lensnet_json_get(o, key);
+  *is_null = !v || v->type != LENSNET_JSON_NUMBER;
+  return *is_null ? 0.0 : v->number;
+}
+
+static void check_manifest_hdu(const char *path, const char *name, const lensnet_json *hd, int *images) {
+  int index = (int)lensnet_json_get(hd, "index")->number, is_null, i;
+  const char *type = lensnet_json_get(hd, "type")->string;
+  const lensnet_json *shape = lensnet_json_get(hd, "shape_numpy_order");
+  int naxis = (int)json_num(hd, "NAXIS", &is_null);
+  lensnet_tensor t;
+  lensnet_error e;
+  lensnet_result r;
+  char value[96];
+
+  /* The header as astropy sees it. */
+  r = lensnet_fits_header_value(path, index, "BITPIX", value, sizeof value, &e);
+  if (strcmp(type, "CompImageHDU") != 0) /* astropy reports the compressed image's ZBITPIX */
+    CHECK(r == LENSNET_OK && atoi(value) == (int)json_num(hd, "BITPIX", &is_null), "%s HDU %d: BITPIX %s", name, index, value);
+  {
+    static const char *scaling[] = {"BSCALE", "BZERO", "BLANK"};
+    for (i = 0; i < 3; i++) {
+      double want = json_num(hd, scaling[i], &is_null);
+      if (is_null) continue;
+      r = lensnet_fits_header_value(path, index, scaling[i], value, sizeof value, &e);
+      CHECK(r == LENSNET_OK && strtod(value, NULL) == want, "%s HDU %d: %s = %s, manifest %g", name, index, scaling[i], value, want);
+    }
+  }
+
+  if (strcmp(type, "CompImageHDU") == 0) {
+    r = lensnet_fits_header_value(path, index, "ZBITPIX", value, sizeof value, &e);
+    CHECK(r == LENSNET_OK && atoi(value) == (int)json_num(hd, "BITPIX", &is_null), "%s HDU %d: ZBITPIX %s", name, index, value);
+  }
+  r = lensnet_fits_read(path, index, &t, &e);
+  if (strcmp(type, "CompImageHDU") == 0) {
+    CHECK(r == LENSNET_ERR_UNSUPPORTED && strstr(e.message, "compressed") && strstr(e.message, "funpack"),
+          "%s HDU %d: compressed image must be refused, got %d: %s", name, index, r, e.message);
+    return;
+  }
+  if (naxis == 0 || !shape) {
+    CHECK(r == LENSNET_ERR_ARG && strstr(e.message, "no data") && strstr(e.message, name),
+          "%s HDU %d (no data): want a clear error, got %d: %s", name, index, r, r ? e.message : "");
+    lensnet_tensor_free(&t);
+    return;
+  }
+  CHECK(r == LENSNET_OK, "%s HDU %d: %s", name, index, e.message);
+  if (r != LENSNET_OK) return;
+  (*images)++;
+  CHECK(t.ndim == (int)shape->count, "%s HDU %d: ndim %d, manifest %d", name, index, t.ndim, (int)shape->count);
+  for (i = 0; i < t.ndim && i < (int)shape->count; i++)
+    CHECK(t.shape[i] == (size_t)shape->items[i].number, "%s HDU %d: axis %d is %lu, manifest %g", name, index, i,
+          (unsigned long)t.shape[i], shape->items[i].number);
+  {
+    stats s = tensor_stats(&t);
+    size_t n = lensnet_tensor_count(&t);
+    double want_min = json_num(hd, "min", &is_null), want;
+    /* 1e-6 relative: the values are float32, scaled from integers in double precision. */
+    CHECK(close_rel(s.sum, json_num(hd, "sum", &is_null), 1e-6), "%s HDU %d: sum %.17g, manifest %.17g", name, index, s.sum, json_num(hd, "sum", &is_null));
+    if (is_null) return;
+    if (lensnet_json_get(hd, "min")->type == LENSNET_JSON_NULL) {
+      /* astropy's min over nothing but undefined pixels */
+      CHECK(s.nan_count == n, "%s HDU %d: all %lu pixels must be NaN, %lu are", name, index, (unsigned long)n, (unsigned long)s.nan_count);
+      CHECK(isnan(t.data[0]) && isnan(t.data[n - 1]), "%s HDU %d: first/last must be NaN", name, index);
+    } else {
+      CHECK(close_rel(s.min, want_min, 1e-6), "%s HDU %d: min %.9g, manifest %.9g", name, index, s.min, want_min);
+      want = json_num(hd, "max", &is_null);
+      CHECK(close_rel(s.max, want, 1e-6), "%s HDU %d: max %.9g, manifest %.9g", name, index, s.max, want);
+      want = json_num(hd, "first", &is_null);
+      CHECK(close_rel(t.data[0], want, 1e-6), "%s HDU %d: first %.9g, manifest %.9g", name, index, t.data[0], want);
+      want = json_num(hd, "last", &is_null);
+      CHECK(close_rel(t.data[n - 1], want, 1e-6), "%s HDU %d: last %.9g, manifest %.9g", name, index, t.data[n - 1], want);
+    }
+  }
+  lensnet_tensor_free(&t);
+}
+
+static void test_manifest(void) {
+  char path[1024];
+  unsigned char *text;
+  size_t len, f, h;
+  lensnet_json *doc = NULL;
+  lensnet_error e;
+  int files = 0, hdus = 0, images = 0, with_shape = 0;
+  snprintf(path, sizeof path, "%s/data/fits/MANIFEST.json", check_shared_dir());
+  text = slurp(path, &len);
+  CHECK(text != NULL, "cannot read %s (set SHARED)", path);
+  if (!text) return;
+  CHECK(lensnet_json_parse((const char *)text, len, &doc, &e) == LENSNET_OK, "MANIFEST.json: %s", e.message);
+  free(text);
+  if (!doc) return;
+  for (f = 0; f < doc->count; f++) {
+    const lensnet_json *list = &doc->items[f];
+    int count = -1;
+    snprintf(path, sizeof path, "%s/data/%s", check_shared_dir(), list->key);
+    CHECK(lensnet_fits_hdu_count(path, &count, &e) == LENSNET_OK && count == (int)list->count,
+          "%s: %d HDUs, manifest lists %d (%s)", list->key, count, (int)list->count, count < 0 ? e.message : "");
+    for (h = 0; h < list->count; h++) {
+      check_manifest_hdu(path, list->key, &list->items[h], &images);
+      if (lensnet_json_get(&list->items[h], "shape_numpy_order")) with_shape++;
+    }
+    files++;
+    hdus += (int)list->count;
+  }
+  printf("   %d files, %d HDUs, %d images compared with astropy\n", files, hdus, images);
+  CHECK(files > 0 && images == with_shape, "%d of the %d images the manifest lists were read", images, with_shape);
+  lensnet_json_free(doc);
+}
+
+/* HDU -1 picks the first HDU with pixels; reading one that holds none names it. */
+static void test_first_image(void) {
+  char path[1024];
+  lensnet_tensor t;
+  lensnet_error e;
+  snprintf(path, sizeof path, "%s/data/fits/o4sp040b0_raw.fits", check_shared_dir());
+  CHECK(lensnet_fits_read(path, -1, &t, &e) == LENSNET_OK, "%s", e.message);
+  /* manifest: HDU 1 is the first with data, 44 x 62, first value 1507 */
+  CHECK(t.ndim == 2 && t.shape[0] == 44 && t.shape[1] == 62 && t.data[0] == 1507.0f, "HDU -1 must be HDU 1");
+  lensnet_tensor_free(&t);
+  CHECK(lensnet_fits_read(path, 7, &t, &e) == LENSNET_ERR_ARG && strstr(e.message, "HDU 7") && strstr(e.message, "7 HDUs"),
+        "a missing HDU: %s", e.message);
+  CHECK(lensnet_fits_read(path, -2, &t, &e) == LENSNET_ERR_ARG, "HDU -2 must be refused");
+  CHECK(lensnet_fits_read("/nonexistent/x.fits", 0, &t, &e) == LENSNET_ERR_IO && strstr(e.message, "/nonexistent/x.fits"), "%s", e.message);
+  snprintf(path, sizeof path, "%s/data/fits/compressed_image.fits", check_shared_dir());
+  CHECK(lensnet_fits_read(path, -1, &t, &e) == LENSNET_ERR_UNSUPPORTED && strstr(e.message, "HDU 1 is a tile-compressed image"),
+        "the first image is compressed: %s", e.message);
+  CHECK(strncmp(e.message, path, 20) == 0, "errors start with the path: %s", e.message);
+}
+
+/* ---- the Strong Lens Finding Challenge 1 cutouts ---------------------------------------- */
+
+typedef struct { int files, bad; double sum_all; } bologna_tally;
+
+static int cmp_float(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x > y) - (x < y);
+}
+
+static float median(float *v, size_t n) {
+  qsort(v, n, sizeof *v, cmp_float);
+  return n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void check_cutout(const char *path, bologna_tally *tally) {
+  lensnet_tensor t;
+  lensnet_error e;
+  lensnet_result r = lensnet_fits_read(path, -1, &t, &e);
+  size_t i, j;
+  static float centre[21 * 21], border[101 * 101];
+  size_t nc = 0, nb = 0;
+  stats s;
+  tally->files++;
+  CHECK(r == LENSNET_OK, "%s", e.message);
+  if (r != LENSNET_OK) { tally->bad++; return; }
+  CHECK(t.ndim == 2 && t.shape[0] == 101 && t.shape[1] == 101, "%s: shape must be 101 x 101", path);
+  if (t.ndim != 2 || t.shape[0] != 101 || t.shape[1] != 101) { lensnet_tensor_free(&t); tally->bad++; return; }
+  s = tensor_stats(&t);
+  CHECK(s.nan_count == 0 && s.inf_count == 0, "%s: %lu NaN, %lu inf", path, (unsigned long)s.nan_count, (unsigned long)s.inf_count);
+  CHECK(s.max > s.min, "%s: the image is constant", path);
+  /* Each cutout is centred on a galaxy: the middle 21 x 21 pixels are brighter than a border
+   * 10 pixels wide. Medians, because a few cutouts hold masked pixels set to 100. */
+  for (i = 0; i < 101; i++)
+    for (j = 0; j < 101; j++) {
+      float v = t.data[i * 101 + j];
+      if (i >= 40 && i <= 60 && j >= 40 && j <= 60) centre[nc++] = v;
+      else if (i < 10 || i > 90 || j < 10 || j > 90) border[nb++] = v;
+    }
+  {
+    float mc = median(centre, nc), mb = median(border, nb);
+    CHECK(mc > mb, "%s: centre median %g is not above border median %g", path, mc, mb);
+  }
+  CHECK(s.max > 0 && s.max <= 100 && s.min > -1, "%s: values %g..%g are implausible", path, s.min, s.max);
+  tally->sum_all += fabs(s.sum);
+  lensnet_tensor_free(&t);
+}
+
+static int walk_cutouts(const char *dir, bologna_tally *tally, int depth) {
+  DIR *d = opendir(dir);
+  struct dirent *ent;
+  int found = 0;
+  if (!d) return 0;
+  while ((ent = readdir(d)) != NULL) {
+    char path[1024];
+    size_t n = strlen(ent->d_name);
+    if (ent->d_name[0] == '.') continue;
+    snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+    if (n > 5 && strcmp(ent->d_name + n - 5, ".fits") == 0) { check_cutout(path, tally); found++; }
+    else if (depth < 4) found += walk_cutouts(path, tally, depth + 1);
+  }
+  closedir(d);
+  return found;
+}
+
+static void test_bologna(void) {
+  static const char *folders[] = {
+    "space_based/lens", "space_based/nolens",
+    "ground_based/lens/Band1", "ground_based/lens/Band2", "ground_based/lens/Band3", "ground_based/lens/Band4",
+    "ground_based/nolens/Band1", "ground_based/nolens/Band2", "ground_based/nolens/Band3", "ground_based/nolens/Band4"};
+  bologna_tally tally = {0, 0, 0.0};
+  char path[1024];
+  int i, total = 0;
+  for (i = 0; i < (int)(sizeof folders / sizeof folders[0]); i++) {
+    int n;
+    snprintf(path, sizeof path, "%s/data/bologna-challenge1/%s", check_shared_dir(), folders[i]);
+    n = walk_cutouts(path, &tally, 3);
+    CHECK(n > 0, "%s holds no cutouts", path);
+    total += n;
+  }
+  printf("   %d cutouts read, %d unreadable\n", tally.files, tally.bad);
+  /* the shared data set: 8 + 8 space-based, 6 per ground-based band folder */
+  CHECK(total == 64, "expected 64 cutouts, found %d", total);
+  CHECK(tally.bad == 0 && tally.sum_all > 0, "%d cutouts failed", tally.bad);
+}
+
+/* ---- hand-made files: every BITPIX, scaling, BLANK, long headers, extensions --------------- */
+
+static void test_bitpix_and_scaling(void) {
+  lensnet_tensor t;
+  lensnet_error e;
+  buf f = {0, 0, 0};
+
+  /* BITPIX 8: unsigned bytes, BLANK = 255 */
+  primary_2d(&f, 8, 3, 1); card(&f, "BLANK   =                  255"); end_header(&f);
+  put_be(&f, 0, 1); put_be(&f, 200, 1); put_be(&f, 255, 1); pad_data(&f);
+  CHECK(read_buf(&f, 0, &t, &e) == LENSNET_OK && t.data[0] == 0.0f && t.data[1] == 200.0f && isnan(t.data[2]), "BITPIX 8: %s", e.message);
+  lensnet_tensor_free(&t); f.len = 0;
+
+  /* BITPIX 16 with BZERO 32768 (unsigned 16-bit) and BSCALE with a D exponent */
+  primary_2d(&f, 16, 2, 2);
+  card(&f, "BZERO   =                32768");
+  card(&f, "BSCALE  =                0.5D1 / five");
+  end_header(&f);
+  put_be(&f, 0x8000, 2); put_be(&f, 0x0000, 2); put_be(&f, 0x7FFF, 2); put_be(&f, 0xFFFF, 2); pad_data(&f);
+  /* stored -32768, 0, 32767, -1 -> 32768 + 5 * stored */
+  CHECK(read_buf(&f, 0, &t, &e) == LENSNET_OK && t.ndim == 2 && t.shape[0] == 2 && t.shape[1] == 2, "BITPIX 16: %s", e.message);
+  if (t.data) CHECK(t.data[0] == -131072.0f && t.data[1] == 32768.0f && t.data[2] == 196603.0f && t.data[3] == 32763.0f,
+                    "BITPIX 16 scaled: %g %g %g %g", t.data[0], t.data[1], t.data[2], t.data[3]);
+  lensnet_tensor_free(&t); f.len = 0;
+
+  /* BITPIX 32 with BLANK, negative values */
+  primary_2d(&f, 32, 3, 1); card(&f, "BLANK   =          -2147483648"); end_header(&f);
+  put_be(&f, 0xFFFFFFFEu, 4); put_be(&f, 0x80000000u, 4); put_be(&f, 123456, 4); pad_data(&f);
+  CHECK(read_buf(&f, 0, &t, &e) == LENSNET_OK && t.data[0] == -2.0f && isnan(t.data[1]) && t.data[2] == 123456.0f, "BITPIX 32: %s", e.message);
+  lensnet_tensor_free(&t); f.len = 0;
+
+  /* BITPIX 64, free-format values */
+  primary_2d(&f, 64, 2, 1); card(&f, "BZERO   = 9223372036854775808"); card(&f, "BLANK   = 1"); end_header(&f);
+  put_be(&f, 0, 8); put_be(&f, 0xFFFFFFFFFFFFFFFFull, 8); pad_data(&f);
+  /* BZERO 2^63 makes unsigned 64-bit: stored 0 -> 2^63, stored -1 -> 2^63 - 1 (float32 rounds) */
+  CHECK(read_buf(&f, 0, &t, &e) == LENSNET_OK && t.data[0] == 9223372036854775808.0f && t.data[1] == 9223372036854775808.0f,
+        "BITPIX 64: %s", e.message);
+  lensnet_tensor_free(&t); f.len = 0;
+
+  /* BITPIX -32: NaN stays NaN, BLANK is ignored for floating point, -0 and infinities kept */
+  primary_2d(&f, -32, 5, 1); card(&f, "BLANK   =                    0"); end_header(&f);
+  put_f32(&f, 1.5f); put_f32(&f, NAN); put_f32(&f, -0.0f); put_f32(&f, -INFINITY); put_f32(&f, 3.0e-40f); pad_data(&f);
+  CHECK(read_buf(&f, 0, &t, &e) == LENSNET_OK, "BITPIX -32: %s", e.message);
+  if (t.data) CHECK(t.data[0] == 1.5f && isnan(t.data[1]) && t.data[2] == 0.0f && signbit(t.data[2]) && isinf(t.data[3]) && t.data[3] < 0 &&
+                    t.data[4] == 3.0e-40f, "BITPIX -32 values");
+  lensnet_tensor_free(&t); f.len = 0;
+
+  /* BITPIX -64 with scaling; NaN survives scaling */
+  primary_2d(&f, -64, 2, 1); card(&f, "BSCALE  =                  2.0"); card(&f, "BZERO   =                 -1.0"); end_header(&f);
+  put_f64(&f, 0.25); put_f64(&f, NAN); pad_data(&f);
+  CHECK(read_buf(&f, 0, &t, &e) == LENSNET_OK && t.data[0] == -0.5f && isnan(t.data[1]), "BITPIX -64: %s", e.message);
+  lensnet_tensor_free(&t); f.len = 0;
+
+  /* 1-D and 8-D images; the data of the last HDU may lack its padding */
+  card(&f, "SIMPLE  = T"); card(&f, "BITPIX  = 16"); card(&f, "NAXIS   = 8");
+  {
+    int k;
+    char line[81];
+    for (k = 1; k <= 8; k++) { snprintf(line, sizeof line, "NAXIS%d  = %d", k, k == 1 ? 2 : 1); card(&f, line); }
+  }
+  end_header(&f); put_be(&f, 7, 2); put_be(&f, 0xFFF9, 2); /* no padding */
+  CHECK(read_buf(&f, 0, &t, &e) == LENSNET_OK && t.ndim == 8 && t.shape[7] == 2 && t.shape[0] == 1 && t.data[0] == 7.0f && t.data[1] == -7.0f,
+        "8-D image without padding: %s", e.message);
+  lensnet_tensor_free(&t);
+  free(f.b);
+}
+
+/* A long header over several blocks, with HIERARCH, CONTINUE, commentary and quoted strings. */
+static void test_long_header(void) {
+  lensnet_tensor t;
+  lensnet_error e;
+  buf f = {0, 0, 0};
+  char value[200], line[81];
+  int i;
+  unsigned char *c;
+  primary_2d(&f, 16, 2, 1);
+  card(&f, "COMMENT   a comment card; = signs and 'quotes' do not matter here");
+  card(&f, "        / a blank keyword");
+  card(&f, "HISTORY written by hand for the tests");
+  card(&f, "OBJECT  = 'It''s a lens'       / quotes doubled inside strings");
+  card(&f, "LONGSTR = 'This value is longer than one card can hold, so it goes on in&'");
+  card(&f, "CONTINUE  ' a CONTINUE card, and then &'");
+  card(&f, "CONTINUE  'one more.' / the end");
+  card(&f, "HIERARCH ESO DET CHIPS =            4 / ESO convention");
+  card(&f, "HIERARCH range x = 4.89661817911E-05 / radians");
+  card(&f, "EXPTIME =                 50.0 / seconds");
+  card(&f, "FLAG    =                    T");
+  card(&f, "NOVALUE =                      / undefined value");
+  card(&f, "CPLX    =          (1.5, -2.0)");
+  for (i = 0; i < 60; i++) { snprintf(line, sizeof line, "KEY%03d  = %20d", i, i); card(&f, line); }
+  card(&f, "BZERO   =                  100");
+  end_header(&f);
+  CHECK(f.len == 3 * 2880, "the hand-made header spans three blocks (%lu bytes)", (unsigned long)f.len);
+  put_be(&f, 1, 2); put_be(&f, 2, 2); pad_data(&f);
+  c = copy_bytes(f.b, f.len);
+  CHECK(lensnet_fits_read_memory(c, f.len, -1, &t, &e) == LENSNET_OK && t.data[0] == 101.0f && t.data[1] == 102.0f,
+        "BZERO after two blocks of cards: %s", e.message);
+  lensnet_tensor_free(&t);
+#define VALUE_IS(key, want) \
+  CHECK(lensnet_fits_header_value_memory(c, f.len, 0, key, value, sizeof value, &e) == LENSNET_OK && strcmp(value, want) == 0, \
+        "%s: got [%s], want [%s] %s", key, value, want, e.message)
+  VALUE_IS("OBJECT", "It's a lens");
+  VALUE_IS("LONGSTR", "This value is longer than one card can hold, so it goes on in a CONTINUE card, and then one more.");
+  VALUE_IS("ESO DET CHIPS", "4");
+  VALUE_IS("HIERARCH ESO DET CHIPS", "4");
+  VALUE_IS("range x", "4.89661817911E-05");
+  VALUE_IS("exptime", "50.0");
+  VALUE_IS("FLAG", "T");
+  VALUE_IS("NOVALUE", "");
+  VALUE_IS("CPLX", "(1.5, -2.0)");
+  VALUE_IS("KEY059", "59");
+  VALUE_IS("NAXIS1", "2");
+#undef VALUE_IS
+  CHECK(lensnet_fits_header_value_memory(c, f.len, 0, "COMMENT", value, sizeof value, &e) == LENSNET_ERR_ARG, "COMMENT has no value");
+  CHECK(lensnet_fits_header_value_memory(c, f.len, 0, "MISSING", value, sizeof value, &e) == LENSNET_ERR_ARG && strstr(e.message, "MISSING"),
+        "a missing keyword is named: %s", e.message);
+  CHECK(lensnet_fits_header_value_memory(c, f.len, 0, "OBJECT", value, 5, &e) == LENSNET_ERR_ARG && strstr(e.message, "12 bytes"),
+        "a short buffer says how much is needed: %s", e.message);
+  CHECK(lensnet_fits_header_value_memory(c, f.len, 1, "OBJECT", value, sizeof value, &e) == LENSNET_ERR_ARG, "HDU 1 does not exist");
+  free(c);
+  free(f.b);
+}
+
+/* An empty primary, a binary table with a heap (PCOUNT), an ASCII table, random groups are
+ * skipped by their sizes; the image after them is found. */
+static void test_extensions(void) {
+  lensnet_tensor t;
+  lensnet_error e;
+  buf f = {0, 0, 0};
+  int count = 0, i;
+  unsigned char *c;
+  card(&f, "SIMPLE  =                    T"); card(&f, "BITPIX  =                    8"); card(&f, "NAXIS   =                    0");
+  card(&f, "EXTEND  =                    T"); end_header(&f);
+  /* binary table: 3 rows of 4 bytes and a 2900-byte heap: 2912 bytes of data, two blocks */
+  card(&f, "XTENSION= 'BINTABLE'"); card(&f, "BITPIX  =                    8"); card(&f, "NAXIS   =                    2");
+  card(&f, "NAXIS1  =                    4"); card(&f, "NAXIS2  =                    3");
+  card(&f, "PCOUNT  =                 2900"); card(&f, "GCOUNT  =                    1"); card(&f, "TFIELDS =                    1");
+  card(&f, "TFORM1  = '1J      '"); end_header(&f);
+  for (i = 0; i < 2912; i++) { unsigned char x = (unsigned char)'X'; buf_put(&f, &x, 1); }
+  pad_data(&f);
+  /* ASCII table */
+  card(&f, "XTENSION= 'TABLE   '"); card(&f, "BITPIX  =                    8"); card(&f, "NAXIS   =                    2");
+  card(&f, "NAXIS1  =                   10"); card(&f, "NAXIS2  =                    2"); card(&f, "PCOUNT  =                    0");
+  card(&f, "GCOUNT  =                    1"); card(&f, "TFIELDS =                    0"); end_header(&f);
+  buf_put(&f, "0123456789abcdefghij", 20); pad_data(&f);
+  /* the image */
+  card(&f, "XTENSION= 'IMAGE   '"); card(&f, "BITPIX  =                  -32"); card(&f, "NAXIS   =                    1");
+  card(&f, "NAXIS1  =                    3"); card(&f, "PCOUNT  =                    0"); card(&f, "GCOUNT  =                    1");
+  card(&f, "EXTNAME = 'SCI     '"); end_header(&f);
+  put_f32(&f, 1.0f); put_f32(&f, 2.0f); put_f32(&f, 4.0f); pad_data(&f);
+  c = copy_bytes(f.b, f.len);
+  CHECK(lensnet_fits_hdu_count_memory(c, f.len, &count, &e) == LENSNET_OK && count == 4, "4 HDUs, counted %d: %s", count, e.message);
+  CHECK(lensnet_fits_read_memory(c, f.len, -1, &t, &e) == LENSNET_OK && t.ndim == 1 && t.shape[0] == 3 && t.data[2] == 4.0f,
+        "the image after two tables: %s", e.message);
+  lensnet_tensor_free(&t);
+  CHECK(lensnet_fits_read_memory(c, f.len, 1, &t, &e) == LENSNET_ERR_UNSUPPORTED && strstr(e.message, "binary table"), "%s", e.message);
+  CHECK(lensnet_fits_read_memory(c, f.len, 2, &t, &e) == LENSNET_ERR_UNSUPPORTED && strstr(e.message, "ASCII table"), "%s", e.message);
+  CHECK(lensnet_fits_read_memory(c, f.len, 0, &t, &e) == LENSNET_ERR_ARG && strstr(e.message, "HDU 0 holds no data"), "%s", e.message);
+  {
+    char v[32];
+    CHECK(lensnet_fits_header_value_memory(c, f.len, 3, "EXTNAME", v, sizeof v, &e) == LENSNET_OK && !strcmp(v, "SCI"), "EXTNAME %s", v);
+  }
+  free(c);
+
+  /* random groups: NAXIS1 = 0, GROUPS = T; 2 groups of (1 parameter + 2x1 values) of 2 bytes */
+  f.len = 0;
+  card(&f, "SIMPLE  =                    T"); card(&f, "BITPIX  =                   16"); card(&f, "NAXIS   =                    3");
+  card(&f, "NAXIS1  =                    0"); card(&f, "NAXIS2  =                    2"); card(&f, "NAXIS3  =                    1");
+  card(&f, "GROUPS  =                    T"); card(&f, "PCOUNT  =                    1"); card(&f, "GCOUNT  =                 1000");
+  end_header(&f);
+  for (i = 0; i < 6000; i++) { unsigned char x = 1; buf_put(&f, &x, 1); }
+  pad_data(&f); /* 6000 bytes: 3 blocks */
+  card(&f, "XTENSION= 'IMAGE   '"); card(&f, "BITPIX  =                    8"); card(&f, "NAXIS   =                    1");
+  card(&f, "NAXIS1  =                    1"); card(&f, "PCOUNT  =                    0"); card(&f, "GCOUNT  =                    1");
+  end_header(&f); put_be(&f, 42, 1); pad_data(&f);
+  c = copy_bytes(f.b, f.len);
+  CHECK(lensnet_fits_read_memory(c, f.len, 0, &t, &e) == LENSNET_ERR_UNSUPPORTED && strstr(e.message, "random groups"), "%s", e.message);
+  CHECK(lensnet_fits_read_memory(c, f.len, -1, &t, &e) == LENSNET_OK && t.data[0] == 42.0f, "the image after random groups: %s", e.message);
+  lensnet_tensor_free(&t);
+  free(c);
+  free(f.b);
+}
+
+/* ---- malformed files: each gives an error naming the problem ------------------------------ */
+
+typedef struct { const char *name; const char *cards[12]; lensnet_result want; const char *words; } bad_header;
+
+static void test_malformed(void) {
+  static const bad_header cases[] = {
+    {"BITPIX 12", {"SIMPLE  = T", "BITPIX  = 12", "NAXIS   = 0"}, LENSNET_ERR_FORMAT, "BITPIX = 12"},
+    {"NAXIS before BITPIX", {"SIMPLE  = T", "NAXIS   = 0", "BITPIX  = 8"}, LENSNET_ERR_FORMAT, "BITPIX and NAXIS"},
+    {"NAXIS2 before NAXIS1", {"SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 2", "NAXIS2  = 1", "NAXIS1  = 1"}, LENSNET_ERR_FORMAT, "must be NAXIS1"},
+    {"NAXIS 1000", {"SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 1000"}, LENSNET_ERR_FORMAT, "NAXIS = 1000"},
+    {"NAXIS negative", {"SIMPLE  = T", "BITPIX  = 8", "NAXIS   = -1"}, LENSNET_ERR_FORMAT, "NAXIS = -1"},
+    {"NAXIS1 negative", {"SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 1", "NAXIS1  = -5"}, LENSNET_ERR_FORMAT, "negative"},
+    {"NAXIS1 not a number", {"SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 1", "NAXIS1  = 'ten'"}, LENSNET_ERR_FORMAT, "not an integer"},
+    {"NAXIS1 beyond int64", {"SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 1", "NAXIS1  = 99999999999999999999"}, LENSNET_ERR_FORMAT, "not an integer"},
+    {"axes overflow", {"SIMPLE  = T", "BITPIX  = 64", "NAXIS   = 3", "NAXIS1  = 4000000000", "NAXIS2  = 4000000000", "NAXIS3  = 4000000000"},
+     LENSNET_ERR_TOO_LARGE, "overflows"},
+    {"size overflow", {"SIMPLE  = T", "BITPIX  = 64", "NAXIS   = 2", "NAXIS1  = 4294967296", "NAXIS2  = 1073741824"}, LENSNET_ERR_TOO_LARGE, "overflows"},
+    {"data far beyond the file", {"SIMPLE  = T", "BITPIX  = -32", "NAXIS   = 2", "NAXIS1  = 100000", "NAXIS2  = 100000"}, LENSNET_ERR_FORMAT, "truncated"},
+    {"NAXIS 9", {"SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 9", "NAXIS1  = 1", "NAXIS2  = 1", "NAXIS3  = 1", "NAXIS4  = 1", "NAXIS5  = 1",
+                 "NAXIS6  = 1", "NAXIS7  = 1", "NAXIS8  = 1", "NAXIS9  = 1"}, LENSNET_ERR_UNSUPPORTED, "NAXIS = 9"},
+    {"SIMPLE = F", {"SIMPLE  = F", "BITPIX  = 8", "NAXIS   = 0"}, LENSNET_ERR_UNSUPPORTED, "SIMPLE = F"},
+    {"SIMPLE not logical", {"SIMPLE  = 1", "BITPIX  = 8", "NAXIS   = 0"}, LENSNET_ERR_FORMAT, "logical"},
+    {"lower-case keyword", {"SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 0", "exptime = 1"}, LENSNET_ERR_FORMAT, "card 4"},
+    {"blank inside keyword", {"SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 0", "EXP TIME= 1"}, LENSNET_ERR_FORMAT, "blank inside"},
+    {"tab in a card", {"SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 0", "COMMENT \t"}, LENSNET_ERR_FORMAT, "printable ASCII"},
+    {"END with text after it", {"SIMPLE  = T", "BITPIX  = 8", "NAXIS   = 0", "END     x"}, LENSNET_ERR_FORMAT, "END"},
+    {"BSCALE a string", {"SIMPLE  = T", "BITPIX  = 16", "NAXIS   = 1", "NAXIS1  = 1", "BSCALE  = 'two'"}, LENSNET_ERR_FORMAT, "BSCALE"},
+    {"BZERO garbage", {"SIMPLE  = T", "BITPIX  = 16", "NAXIS   = 1", "NAXIS1  = 1", "BZERO   = 1.0.0"}, LENSNET_ERR_FORMAT, "BZERO"},
+    {"BZERO beyond double", {"SIMPLE  = T", "BITPIX  = 16", "NAXIS   = 1", "NAXIS1  = 1", "BZERO   = 1E999"}, LENSNET_ERR_FORMAT, "BZERO"},
+    {"BLANK real", {"SIMPLE  = T", "BITPIX  = 16", "NAXIS   = 1", "NAXIS1  = 1", "BLANK   = 1.5"}, LENSNET_ERR_FORMAT, "BLANK"},
+    {"not FITS", {"SIMPLX  = T"}, LENSNET_ERR_FORMAT, "not a FITS file"},
+    {"no cards", {"SIMPLE  = T"}, LENSNET_ERR_FORMAT, "cards 2 and 3"},
+  };
+  lensnet_tensor t;
+  lensnet_error e;
+  size_t k;
+  int i;
+  for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    buf f = {0, 0, 0};
+    lensnet_result r;
+    for (i = 0; i < 12 && cases[k].cards[i]; i++) card(&f, cases[k].cards[i]);
+    end_header(&f);
+    if (strcmp(cases[k].name, "END with text after it") == 0) { f.len = 0; for (i = 0; i < 4; i++) card(&f, cases[k].cards[i]); while (f.len % 2880) card(&f, ""); }
+    put_be(&f, 1, 2); /* data for the cases that get as far as the pixels */
+    pad_data(&f);
+    r = read_buf(&f, 0, &t, &e);
+    CHECK(r == cases[k].want && clean_error(r, &e) && strstr(e.message, cases[k].words),
+          "%s: got %d (%s), want %d mentioning '%s'", cases[k].name, r, r ? e.message : "ok", cases[k].want, cases[k].words);
+    CHECK(t.data == NULL && t.ndim == 0, "%s: the tensor stays empty on error", cases[k].name);
+    lensnet_tensor_free(&t);
+    free(f.b);
+  }
+  {
+    /* a missing END: a full block of cards and then the file ends */
+    buf f = {0, 0, 0};
+    card(&f, "SIMPLE  = T"); card(&f, "BITPIX  = 8"); card(&f, "NAXIS   = 0");
+    while (f.len % 2880) card(&f, "COMMENT no END here");
+    CHECK(read_buf(&f, 0, &t, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "no END"), "missing END: %s", e.message);
+    /* fill after END that is not blank */
+    f.len = 0;
+    card(&f, "SIMPLE  = T"); card(&f, "BITPIX  = 8"); card(&f, "NAXIS   = 0"); card(&f, "END");
+    while (f.len % 2880) card(&f, "COMMENT after END");
+    CHECK(read_buf(&f, 0, &t, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "blank-filled"), "fill after END: %s", e.message);
+    /* extensions: missing PCOUNT, IMAGE with GCOUNT 2, a first card that is not XTENSION */
+    f.len = 0;
+    card(&f, "SIMPLE  = T"); card(&f, "BITPIX  = 8"); card(&f, "NAXIS   = 0"); end_header(&f);
+    card(&f, "XTENSION= 'IMAGE'"); card(&f, "BITPIX  = 8"); card(&f, "NAXIS   = 1"); card(&f, "NAXIS1  = 1"); card(&f, "GCOUNT  = 1"); end_header(&f);
+    put_be(&f, 1, 1); pad_data(&f);
+    CHECK(read_buf(&f, 1, &t, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "PCOUNT"), "missing PCOUNT: %s", e.message);
+    CHECK(read_buf(&f, 0, &t, &e) == LENSNET_ERR_ARG, "the primary HDU is still reached: %s", e.message);
+    memcpy(f.b + 2880 + 4 * 80, "PCOUNT  = 0", 11); /* now GCOUNT is missing */
+    CHECK(read_buf(&f, 1, &t, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "GCOUNT"), "missing GCOUNT: %s", e.message);
+    f.len = 0;
+    card(&f, "SIMPLE  = T"); card(&f, "BITPIX  = 8"); card(&f, "NAXIS   = 0"); end_header(&f);
+    card(&f, "XTENSION= 'IMAGE'"); card(&f, "BITPIX  = 8"); card(&f, "NAXIS   = 1"); card(&f, "NAXIS1  = 1");
+    card(&f, "PCOUNT  = 0"); card(&f, "GCOUNT  = 2"); end_header(&f); put_be(&f, 1, 1); pad_data(&f);
+    CHECK(read_buf(&f, 1, &t, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "GCOUNT = 1"), "IMAGE with GCOUNT 2: %s", e.message);
+    memcpy(f.b + 2880 + 5 * 80, "GCOUNT  = 1 2", 13);
+    CHECK(read_buf(&f, 1, &t, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "not an integer"), "junk after GCOUNT's value: %s", e.message);
+    memcpy(f.b + 2880, "XTENSION= 17      ", 18);
+    CHECK(read_buf(&f, 1, &t, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "XTENSION"), "XTENSION not a string: %s", e.message);
+    free(f.b);
+  }
+}
+
+/* Every truncation of a real file is an error unless the image's data is complete. */
+static void test_truncations(void) {
+  /* layouts worked out from the headers: arange.fits has one 2880-byte header and 7*10*11*4 =
+   * 3080 bytes of data; test0.fits has a 4-block primary header, then extensions of 2 header
+   * blocks and 2 data blocks each, the data being 40*40*2 = 3200 bytes */
+  static const struct { const char *file; int hdu; size_t need; } files[] = {
+    {"arange.fits", 0, 2880 + 3080}, {"test0.fits", 1, 6 * 2880 + 3200}, {"test0.fits", 4, 18 * 2880 + 3200}};
+  size_t k, cut;
+  for (k = 0; k < sizeof files / sizeof files[0]; k++) {
+    char path[1024];
+    size_t len;
+    unsigned char *whole;
+    lensnet_tensor full;
+    lensnet_error e;
+    int wrong = 0, tried = 0;
+    snprintf(path, sizeof path, "%s/data/fits/%s", check_shared_dir(), files[k].file);
+    whole = slurp(path, &len);
+    CHECK(whole != NULL, "cannot read %s", path);
+    if (!whole) continue;
+    CHECK(lensnet_fits_read_memory(whole, len, files[k].hdu, &full, &e) == LENSNET_OK, "%s", e.message);
+    for (cut = 0; cut < len; cut += (cut % 2880 < 3 || cut % 2880 > 2877) ? 1 : 97) {
+      unsigned char *c = copy_bytes(whole, cut);
+      lensnet_tensor t;
+      lensnet_result r = lensnet_fits_read_memory(c, cut, files[k].hdu, &t, &e);
+      tried++;
+      if (cut < files[k].need) {
+        if (!clean_error(r, &e)) { wrong++; printf("   %s cut at %lu: result %d\n", files[k].file, (unsigned long)cut, r); }
+      } else if (r != LENSNET_OK || memcmp(t.data, full.data, lensnet_tensor_count(&full) * 4) != 0) {
+        wrong++;
+        printf("   %s cut at %lu (data complete): %s\n", files[k].file, (unsigned long)cut, e.message);
+      }
+      lensnet_tensor_free(&t);
+      free(c);
+    }
+    CHECK(wrong == 0, "%s: %d of %d truncations misread", files[k].file, wrong, tried);
+    lensnet_tensor_free(&full);
+    free(whole);
+  }
+}
+
+/* Random byte mutations of real files: each read succeeds or fails cleanly (run under the
+ * sanitizer build, this finds out-of-bounds reads). */
+static void test_mutations(void) {
+  static const char *names[] = {"test0.fits", "fixed-1890.fits", "compressed_image.fits", "blank.fits", "scale.fits"};
+  uint64_t seed = 0x9E3779B97F4A7C15ull;
+  size_t k;
+  int bad = 0, ok = 0, failed = 0;
+  for (k = 0; k < sizeof names / sizeof names[0]; k++) {
+    char path[1024];
+    size_t len;
+    unsigned char *whole;
+    int iter;
+    snprintf(path, sizeof path, "%s/data/fits/%s", check_shared_dir(), names[k]);
+    whole = slurp(path, &len);
+    if (!whole) { CHECK(0, "cannot read %s", path); continue; }
+    for (iter = 0; iter < 600; iter++) {
+      size_t n = len, m, nmut = 1 + rng_next(&seed) % 8;
+      unsigned char *c;
+      lensnet_tensor t;
+      lensnet_error e;
+      lensnet_result r;
+      int hdu = (int)(rng_next(&seed) % 8) - 1, count;
+      char v[64];
+      if (rng_next(&seed) % 4 == 0) n = (size_t)(rng_next(&seed) % len); /* and truncate */
+      c = copy_bytes(whole, n);
+      for (m = 0; m < nmut && n; m++) {
+        uint64_t x = rng_next(&seed);
+        /* mostly headers (cards, digits, quotes), sometimes anywhere */
+        size_t at = (x & 1) ? (size_t)((x >> 8) % n) : (size_t)((x >> 8) % (n < 5760 ? n : 5760));
+        static const char alphabet[] = "0123456789 -+'=/&TFEDXN.\x80\t";
+        c[at] = (x >> 40) % 3 ? (unsigned char)alphabet[(x >> 48) % (sizeof alphabet - 1)] : (unsigned char)(x >> 56);
+      }
+      r = lensnet_fits_read_memory(c, n, hdu, &t, &e);
+      if (r == LENSNET_OK) {
+        ok++;
+        if (!t.data || t.ndim < 1 || lensnet_tensor_count(&t) == 0) bad++;
+      } else {
+        failed++;
+        if (!clean_error(r, &e) || t.data) bad++;
+      }
+      lensnet_tensor_free(&t);
+      r = lensnet_fits_hdu_count_memory(c, n, &count, &e);
+      if (r != LENSNET_OK && !clean_error(r, &e)) bad++;
+      r = lensnet_fits_header_value_memory(c, n, hdu < 0 ? 0 : hdu, "BZERO", v, sizeof v, &e);
+      if (r != LENSNET_OK && !clean_error(r, &e)) bad++;
+      free(c);
+    }
+    free(whole);
+  }
+  printf("   %d mutated files read, %d refused\n", ok, failed);
+  CHECK(bad == 0, "%d mutated inputs gave an unclean result", bad);
+  CHECK(ok > 0 && failed > 0, "the mutations should produce both outcomes (%d ok, %d refused)", ok, failed);
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+static void test_write_roundtrip(void) {
+  static const float specials[] = {0.0f, -0.0f, 1.0f, -2.5f, 3.0e38f, -1.0e-45f, 1.17549435e-38f};
+  const char *path = "build/test_fits_roundtrip.fits";
+  lensnet_tensor t, back;
+  lensnet_error e;
+  size_t shape[3] = {3, 5, 7}, i, len;
+  unsigned char *bytes;
+  char v[32];
+  int count = 0, same = 1;
+  FILE *tmp;
+  CHECK(lensnet_tensor_alloc(&t, 3, shape, &e) == LENSNET_OK, "%s", e.message);
+  for (i = 0; i < 105; i++) t.data[i] = (float)i * 0.25f - 7.0f;
+  for (i = 0; i < sizeof specials / sizeof specials[0]; i++) t.data[10 + i] = specials[i];
+  t.data[0] = NAN; t.data[50] = INFINITY; t.data[104] = -INFINITY;
+  t.data[1] = 1.0f; /* bytes 3F 80 00 00 big-endian */
+  CHECK(lensnet_fits_write(path, &t, &e) == LENSNET_OK, "%s", e.message);
+  bytes = slurp(path, &len);
+  CHECK(bytes && len == 2 * 2880, "a header block and a data block: %lu bytes", (unsigned long)len);
+  if (bytes && len == 2 * 2880) {
+    CHECK(memcmp(bytes, "SIMPLE  =                    T", 30) == 0, "first card: %.30s", bytes);
+    CHECK(memcmp(bytes + 80, "BITPIX  =                  -32", 30) == 0, "second card: %.30s", bytes + 80);
+    CHECK(memcmp(bytes + 160, "NAXIS   =                    3", 30) == 0, "third card: %.30s", bytes + 160);
+    CHECK(memcmp(bytes + 240, "NAXIS1  =                    7", 30) == 0, "NAXIS1 is the last NumPy axis: %.30s", bytes + 240);
+    CHECK(memcmp(bytes + 320, "NAXIS2  =                    5", 30) == 0, "NAXIS2: %.30s", bytes + 320);
+    CHECK(memcmp(bytes + 400, "NAXIS3  =                    3", 30) == 0, "NAXIS3: %.30s", bytes + 400);
+    CHECK(memcmp(bytes + 480, "END     ", 8) == 0, "END card: %.8s", bytes + 480);
+    for (i = 483; i < 2880; i++) if (bytes[i] != ' ') break;
+    CHECK(i == 2880, "the header is blank-padded (byte %lu is 0x%02x)", (unsigned long)i, i < 2880 ? bytes[i] : 0);
+    CHECK(bytes[2884] == 0x3F && bytes[2885] == 0x80 && bytes[2886] == 0 && bytes[2887] == 0, "1.0f is stored big-endian");
+    for (i = 2880 + 420; i < len; i++) if (bytes[i] != 0) break;
+    CHECK(i == len, "the data is zero-padded");
+  }
+  free(bytes);
+  CHECK(lensnet_fits_read(path, 0, &back, &e) == LENSNET_OK && back.ndim == 3 && back.shape[0] == 3 && back.shape[1] == 5 && back.shape[2] == 7,
+        "read back: %s", e.message);
+  for (i = 0; back.data && i < 105; i++)
+    if (!(isnan(t.data[i]) ? isnan(back.data[i]) : memcmp(&t.data[i], &back.data[i], 4) == 0)) same = 0;
+  CHECK(same, "every value, NaN, infinities, -0 and subnormals included, reads back bit for bit");
+  CHECK(lensnet_fits_hdu_count(path, &count, &e) == LENSNET_OK && count == 1, "one HDU");
+  CHECK(lensnet_fits_header_value(path, 0, "NAXIS3", v, sizeof v, &e) == LENSNET_OK && !strcmp(v, "3"), "NAXIS3 %s", v);
+  tmp = fopen("build/test_fits_roundtrip.fits.tmp", "rb");
+  CHECK(tmp == NULL, "no temporary file is left behind");
+  if (tmp) fclose(tmp);
+  lensnet_tensor_free(&back);
+  lensnet_tensor_free(&t);
+
+  /* 1-D, a whole block of data exactly (720 floats) */
+  shape[0] = 720;
+  CHECK(lensnet_tensor_alloc(&t, 1, shape, &e) == LENSNET_OK, "%s", e.message);
+  for (i = 0; i < 720; i++) t.data[i] = (float)i;
+  CHECK(lensnet_fits_write(path, &t, &e) == LENSNET_OK, "%s", e.message);
+  bytes = slurp(path, &len);
+  CHECK(len == 2 * 2880, "720 floats fill one block exactly: %lu bytes", (unsigned long)len);
+  free(bytes);
+  CHECK(lensnet_fits_read(path, -1, &back, &e) == LENSNET_OK && back.ndim == 1 && back.shape[0] == 720 && back.data[719] == 719.0f, "1-D: %s", e.message);
+  lensnet_tensor_free(&back);
+  /* refused: a tensor without axes, a path that cannot be written */
+  t.ndim = 0;
+  CHECK(lensnet_fits_write(path, &t, &e) == LENSNET_ERR_ARG, "a 0-D tensor is refused");
+  t.ndim = 1;
+  CHECK(lensnet_fits_write("/nonexistent/dir/x.fits", &t, &e) == LENSNET_ERR_IO, "an unwritable path: %s", e.message);
+  lensnet_tensor_free(&t);
+  remove(path);
+}
+
+/* ---- .npy: hand-made files in both byte orders, and malformed ones -------------------------- */
+
+/* A version-1 .npy file: magic, header length, the header text padded to 64 bytes, the data. */
+static void npy_build(buf *f, const char *header, const void *data, size_t n) {
+  char h[256];
+  size_t hl;
+  snprintf(h, sizeof h, "%s", header);
+  hl = strlen(h);
+  while ((10 + hl + 1) % 64) h[hl++] = ' ';
+  h[hl++] = '\n';
+  f->len = 0;
+  buf_put(f, "\x93NUMPY\x01\x00", 8);
+  {
+    unsigned char l[2];
+    l[0] = (unsigned char)(hl & 0xFF); l[1] = (unsigned char)(hl >> 8);
+    buf_put(f, l, 2);
+  }
+  buf_put(f, h, hl);
+  if (n) buf_put(f, data, n);
+}
+
+static lensnet_result npy_read_buf(const buf *f, size_t n, lensnet_tensor *t, lensnet_error *e) {
+  unsigned char *c = copy_bytes(f->b, n);
+  lensnet_result r = lensnet_npy_read_memory(c, n, t, e);
+  free(c);
+  return r;
+}
+
+static void test_npy(void) {
+  /* 1.5 and -2.0 as IEEE doubles: 3FF8000000000000, C000000000000000 */
+  static const unsigned char f8le[] = {0, 0, 0, 0, 0, 0, 0xF8, 0x3F, 0, 0, 0, 0, 0, 0, 0, 0xC0};
+  static const unsigned char f8be[] = {0x3F, 0xF8, 0, 0, 0, 0, 0, 0, 0xC0, 0, 0, 0, 0, 0, 0, 0};
+  /* -3 and 5 as 64-bit integers */
+  static const unsigned char i8le[] = {0xFD, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 5, 0, 0, 0, 0, 0, 0, 0};
+  static const unsigned char i8be[] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFD, 0, 0, 0, 0, 0, 0, 0, 5};
+  static const unsigned char u1[] = {0, 255, 7, 128, 1, 2};
+  /* 0.5 as a big-endian float32: 3F000000 */
+  static const unsigned char f4be[] = {0x3F, 0, 0, 0};
+  static const struct { const char *header; const unsigned char *data; size_t n; int ndim; size_t s0, s1; float v[6]; } good[] = {
+    {"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), }", f8le, 16, 1, 2, 0, {1.5f, -2.0f}},
+    {"{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }", f8be, 16, 1, 2, 0, {1.5f, -2.0f}},
+    {"{'descr': '<i8', 'fortran_order': False, 'shape': (1, 2), }", i8le, 16, 2, 1, 2, {-3.0f, 5.0f}},
+    {"{'descr': '>i8', 'fortran_order': False, 'shape': (2, 1), }", i8be, 16, 2, 2, 1, {-3.0f, 5.0f}},
+    {"{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }", u1, 6, 2, 2, 3, {0, 255, 7, 128, 1, 2}},
+    {"{'descr': '>f4', 'fortran_order': False, 'shape': (), }", f4be, 4, 0, 0, 0, {0.5f}},
+  };
+  static const char *bad_headers[] = {
+    "{'descr': '<c8', 'fortran_order': False, 'shape': (2,), }",
+    "{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }",
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (2x,), }",
+    "{'descr': '<f4', 'fortran_order': False, 'shape': 2, }",
+    "{'descr': '<f4', 'fortran_order': False, }",
+    "{'fortran_order': False, 'shape': (2,), }",
+    "{'descr': '<f4', 'shape': (2,), }",
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,1), }",
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }",
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296), }",
+    "{'descr': '<f4', 'fortran_order': False, 'shape': (2,",
+    "{'descr': 'f4', 'fortran_order': False, 'shape': (2,), }",
+    "{'descr': '<f3', 'fortran_order': False, 'shape': (2,), }",
+  };
+  buf f = {0, 0, 0};
+  lensnet_tensor t;
+  lensnet_error e;
+  size_t k, cut;
+  int i, wrong = 0;
+  for (k = 0; k < sizeof good / sizeof good[0]; k++) {
+    lensnet_result r;
+    size_t n;
+    npy_build(&f, good[k].header, good[k].data, good[k].n);
+    r = npy_read_buf(&f, f.len, &t, &e);
+    CHECK(r == LENSNET_OK && t.ndim == good[k].ndim, "npy %s: %s", good[k].header, r ? e.message : "wrong rank");
+    if (r != LENSNET_OK) continue;
+    if (t.ndim >= 1) CHECK(t.shape[0] == good[k].s0, "npy %s: shape[0] %lu", good[k].header, (unsigned long)t.shape[0]);
+    if (t.ndim >= 2) CHECK(t.shape[1] == good[k].s1, "npy %s: shape[1] %lu", good[k].header, (unsigned long)t.shape[1]);
+    n = lensnet_tensor_count(&t);
+    for (i = 0; i < (int)n; i++) CHECK(t.data[i] == good[k].v[i], "npy %s: value %d is %g, want %g", good[k].header, i, t.data[i], good[k].v[i]);
+    lensnet_tensor_free(&t);
+    /* every shorter file is an error */
+    for (cut = 0; cut < f.len; cut++) {
+      r = npy_read_buf(&f, cut, &t, &e);
+      if (!clean_error(r, &e)) { wrong++; printf("   npy %s cut at %lu: result %d\n", good[k].header, (unsigned long)cut, r); }
+      lensnet_tensor_free(&t);
+    }
+  }
+  CHECK(wrong == 0, "%d truncated .npy files were not refused", wrong);
+  for (k = 0; k < sizeof bad_headers / sizeof bad_headers[0]; k++) {
+    lensnet_result r;
+    npy_build(&f, bad_headers[k], f8le, 16);
+    r = npy_read_buf(&f, f.len, &t, &e);
+    CHECK(clean_error(r, &e) && t.data == NULL, "npy %s: result %d", bad_headers[k], r);
+    lensnet_tensor_free(&t);
+  }
+  /* wrong magic, unknown version, header length past the end */
+  npy_build(&f, good[0].header, f8le, 16);
+  f.b[1] = 'X';
+  CHECK(clean_error(npy_read_buf(&f, f.len, &t, &e), &e), "npy: bad magic");
+  f.b[1] = 'N'; f.b[6] = 9;
+  CHECK(clean_error(npy_read_buf(&f, f.len, &t, &e), &e), "npy: version 9");
+  f.b[6] = 1; f.b[8] = 0xFF; f.b[9] = 0xFF;
+  CHECK(clean_error(npy_read_buf(&f, f.len, &t, &e), &e), "npy: header length past the end");
+  free(f.b);
+}
+
+int main(void) {
+  TEST("FITS files of astropy's test suite match MANIFEST.json") test_manifest();
+  TEST("HDU -1, missing HDUs, errors name the file") test_first_image();
+  TEST("Strong Lens Finding Challenge cutouts") test_bologna();
+  TEST("BITPIX 8/16/32/64/-32/-64, BSCALE, BZERO, BLANK, NaN") test_bitpix_and_scaling();
+  TEST("multi-block header, HIERARCH, CONTINUE, keyword values") test_long_header();
+  TEST("extensions: tables, heaps and random groups are skipped by size") test_extensions();
+  TEST("malformed headers give errors naming the problem") test_malformed();
+  TEST("truncated files") test_truncations();
+  TEST("mutated files never crash") test_mutations();
+  TEST("write and read back a float image") test_write_roundtrip();
+  TEST(".npy in both byte orders, truncated and malformed") test_npy();
+  return check_summary();
+}
