@@ -121,5 +121,71 @@ int main(void) {
     CHECK(system(cmd) != 0, "a missing model must fail");
   }
   remove("build/predict_err.txt");
+
+  TEST("lens predict on FITS cutouts: resize, min-max, --bands, --list and --shard") {
+    const char *B = "data/bologna-challenge1";
+    FILE *f;
+    char line[2048];
+    int rows = 0, rows0 = 0, rows1 = 0, probabilities_ok = 1;
+    snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_VIS.safetensors --resize --minmax %s/%s/space_based/lens/*.fits %s/%s/space_based/nolens/*.fits > build/pred_fits.csv 2>/dev/null",
+             lens_binary(), dir, dir, B, dir, B);
+    CHECK(system(cmd) == 0, "OU_VIS on the space-based cutouts");
+    f = fopen("build/pred_fits.csv", "r");
+    while (f && fgets(line, sizeof line, f)) {
+      char *comma = strchr(line, ',');
+      if (rows++ == 0) { CHECK(!strncmp(line, "input,p_lens,logit_non-lens,logit_lens", 38), "CSV header: %s", line); continue; }
+      if (comma) { double p = atof(comma + 1); probabilities_ok &= p >= 0.0 && p <= 1.0; }
+    }
+    if (f) fclose(f);
+    CHECK(rows == 17, "16 cutouts scored (%d rows with the header)", rows);
+    CHECK(probabilities_ok, "p_lens within [0, 1]");
+    /* ground-based: four bands in four folders, one object per four files, listed in a file */
+    f = fopen("build/pred_list.txt", "w");
+    if (f) {
+      const char *ids[] = {"100002", "100003", "100014"};
+      int k;
+      for (k = 0; k < 3; k++)
+        fprintf(f, "%s/%s/ground_based/lens/Band1/imageSDSS_R-%s.fits %s/%s/ground_based/lens/Band2/imageSDSS_I-%s.fits "
+                   "%s/%s/ground_based/lens/Band3/imageSDSS_G-%s.fits %s/%s/ground_based/lens/Band4/imageSDSS_U-%s.fits\n",
+                dir, B, ids[k], dir, B, ids[k], dir, B, ids[k], dir, B, ids[k]);
+      fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_66.safetensors --bands 4 --list build/pred_list.txt --resize --minmax > build/pred_all.csv 2>build/pred_err.txt",
+             lens_binary(), dir);
+    CHECK(system(cmd) == 0, "four-band objects from a list");
+    snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_66.safetensors --bands 4 --list build/pred_list.txt --resize --minmax --shard 0/2 > build/pred_s0.csv 2>/dev/null",
+             lens_binary(), dir);
+    CHECK(system(cmd) == 0, "shard 0/2");
+    snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_66.safetensors --bands 4 --list build/pred_list.txt --resize --minmax --shard 1/2 > build/pred_s1.csv 2>/dev/null",
+             lens_binary(), dir);
+    CHECK(system(cmd) == 0, "shard 1/2");
+    rows = 0;
+    f = fopen("build/pred_all.csv", "r");
+    while (f && fgets(line, sizeof line, f)) rows++;
+    if (f) fclose(f);
+    f = fopen("build/pred_s0.csv", "r");
+    while (f && fgets(line, sizeof line, f)) rows0++;
+    if (f) fclose(f);
+    f = fopen("build/pred_s1.csv", "r");
+    while (f && fgets(line, sizeof line, f)) rows1++;
+    if (f) fclose(f);
+    CHECK(rows == 4 && rows0 == 3 && rows1 == 2, "3 objects split 2 + 1 over the shards (rows %d, %d, %d with headers)", rows, rows0, rows1);
+    snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_66.safetensors --bands 4 %s/%s/space_based/lens/imageEUC_VIS-100002.fits > /dev/null 2>&1",
+             lens_binary(), dir, dir, B);
+    CHECK(system(cmd) != 0, "--bands 4 with one file must fail");
+    snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_66.safetensors %s/%s/space_based/lens/imageEUC_VIS-100002.fits > /dev/null 2> build/pred_err.txt",
+             lens_binary(), dir, dir, B);
+    CHECK(system(cmd) != 0, "a one-band cutout for a four-band model must fail");
+    {
+      FILE *e = fopen("build/pred_err.txt", "r");
+      char text[1024] = "";
+      size_t got = e ? fread(text, 1, sizeof text - 1, e) : 0;
+      text[got] = 0;
+      if (e) fclose(e);
+      CHECK(strstr(text, "1 band") && strstr(text, "takes 4"), "the message counts bands: %s", text);
+    }
+    remove("build/pred_fits.csv"); remove("build/pred_list.txt"); remove("build/pred_all.csv");
+    remove("build/pred_s0.csv"); remove("build/pred_s1.csv"); remove("build/pred_err.txt");
+  }
   return check_summary();
 }
