@@ -28,7 +28,7 @@
 #   OpenBLAS     $SHARED/peers/sgemm_openblas.c built with -lopenblas, when that links
 #                (apt-get install -y libopenblas-dev); paired with our sgemm lines by shape.
 #                When OpenBLAS does not know the CPU and falls back to an SSE kernel (Debian's
-#                0.3.21 on Sapphire/Emerald Rapids: "Prescott", 4-5x slow), it is run again
+#                0.3.21 on Sapphire/Emerald Rapids: "Prescott", 4-5x slower), it is run again
 #                with OPENBLAS_CORETYPE=SkylakeX (or Haswell) and paired with that run.
 #   FMA peak     $SHARED/peers/peak_fma.c built with -march=native (x86 with AVX2+FMA only);
 #                our inference and best GEMM GFLOP/s as a fraction of one core's peak.
@@ -53,9 +53,13 @@ trap '[ -n "$peer_pid" ] && kill "$peer_pid" 2>/dev/null; exit 130' INT TERM
 : >"$work/ours.txt"
 
 note() { echo "-- $*"; }
+# Other work on the machine shows in the load average: a load near the number of cpus at the
+# start or the end means the figures shared the CPU and the ratios are worth a second run.
+loadavg() { cut -d ' ' -f 1-3 /proc/loadavg 2>/dev/null || echo '?'; }
 
 echo "== machine: $(uname -m), $(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?') cpus," \
-  "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)"
+  "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)," \
+  "load average $(loadavg)"
 
 # ---- our programs ----------------------------------------------------------------------------
 failed=""
@@ -129,7 +133,7 @@ if ! command -v node >/dev/null 2>&1; then
 elif [ ! -d "$ort_module" ]; then
   note "onnxruntime skipped: no $ort_module (npm install --prefix $ORT_DIR onnxruntime-node --ignore-scripts)"
 elif ! NODE_PATH=$ORT_DIR/node_modules node -e "require('onnxruntime-node')" >"$work/ort_load.txt" 2>&1; then
-  note "onnxruntime skipped: onnxruntime-node does not load: $(grep -m 1 -i error "$work/ort_load.txt")"
+  note "onnxruntime skipped: onnxruntime-node does not load: $(grep -m 1 '^[A-Za-z]*Error' "$work/ort_load.txt" || tail -n 1 "$work/ort_load.txt")"
 elif [ "$have_torch" -ne 1 ]; then
   note "onnxruntime skipped: exporting the models needs PyTorch"
 elif ! "$PYTHON" "$PEERS/export_onnx.py" "$work/onnx" >"$work/export.txt" 2>&1; then
@@ -229,26 +233,24 @@ if "$CC" -O2 -march=native "$PEERS/peak_fma.c" -o "$work/peak_fma" >"$work/peak_
       }' "$work/peak.txt")
   if [ -n "$peak" ]; then
     peak_name=${peak%%	*}; peak_value=${peak##*	}
-    {
-      # our inference as GFLOP/s (the figure in brackets), and our best GEMM shape
-      awk -v peak="$peak_value" '
-        /^ours .* infer batch=[0-9]+: / && /GFLOP\/s\)/ {
-          i = index($0, ": "); key = substr($0, 6, i - 6)
-          match($0, /[0-9.]+ GFLOP\/s\)/); g = substr($0, RSTART, RLENGTH); sub(/ .*/, "", g)
-          print key " (GFLOP/s)\t" g
-        }
-        /^ours sgemm M=/ {
-          i = index($0, ": "); split(substr($0, i + 2), f, " ")
-          if (f[1] + 0 > best + 0) { best = f[1]; shape = substr($0, 12, i - 12) }
-        }
-        END { if (best != "") print "best sgemm (" shape ")\t" best }' "$work/ours.txt" >"$work/peak_ours.tsv"
-      echo
-      echo "== ours vs one core's $peak_name FMA peak ($peak_value GFLOP/s)"
-      printf "%-34s | %13s | %13s | %s\n" "workload" "ours" "peak" "fraction of peak"
-      awk -F '\t' -v peak="$peak_value" '{
-          printf "%-34s | %13s | %13s | %.2f\n", $1, $2 " GFLOP/s", peak " GFLOP/s", $2 / peak
-        }' "$work/peak_ours.tsv"
-    }
+    # our inference as GFLOP/s (the figure in brackets), and our best GEMM shape
+    awk '
+      /^ours .* infer batch=[0-9]+: / && /GFLOP\/s\)/ {
+        i = index($0, ": "); key = substr($0, 6, i - 6)
+        match($0, /[0-9.]+ GFLOP\/s\)/); g = substr($0, RSTART, RLENGTH); sub(/ .*/, "", g)
+        print key " (GFLOP/s)\t" g
+      }
+      /^ours sgemm M=/ {
+        i = index($0, ": "); split(substr($0, i + 2), f, " ")
+        if (f[1] + 0 > best + 0) { best = f[1]; shape = substr($0, 12, i - 12) }
+      }
+      END { if (best != "") print "best sgemm (" shape ")\t" best }' "$work/ours.txt" >"$work/peak_ours.tsv"
+    echo
+    echo "== ours vs one core's $peak_name FMA peak ($peak_value GFLOP/s)"
+    printf "%-34s | %13s | %13s | %s\n" "workload" "ours" "peak" "fraction of peak"
+    awk -F '\t' -v peak="$peak_value" '{
+        printf "%-34s | %13s | %13s | %.2f\n", $1, $2 " GFLOP/s", peak " GFLOP/s", $2 / peak
+      }' "$work/peak_ours.tsv"
   else
     note "the FMA peak program printed no peak"
   fi
@@ -256,6 +258,8 @@ else
   note "FMA peak skipped: peak_fma.c needs x86 with AVX2 and FMA ($CC -march=native failed)"
 fi
 
+echo
+echo "== load average at the end: $(loadavg)"
 if [ -n "$failed" ]; then
   echo
   echo "!! benchmark programs that failed:$failed"
