@@ -18,7 +18,8 @@ SAN_TESTS = $(TEST_SRC:tests/%.c=build/san/%)
 BENCH_SRC = $(wildcard tests/bench_*.c)
 BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
-.PHONY: all tools test test-fast test-san bench clean
+ORT_DIR  ?= /tmp/ort
+.PHONY: all tools test test-fast bench bench-setup clean
 all: tools
 tools: build/lens
 
@@ -49,7 +50,13 @@ test-fast: build/lens $(TESTS)
 	@LENS=build/lens SHARED=$(SHARED) sh tests/run.sh $(TESTS)
 
 bench: build/lens $(BENCHES)
-	@LENS=build/lens SHARED=$(SHARED) sh tests/bench.sh $(BENCHES)
+	@LENS=build/lens SHARED=$(SHARED) ORT_DIR=$(ORT_DIR) sh tests/bench.sh $(BENCHES)
+
+# The peers `make bench` measures beside the toolkit (Debian; as root or with sudo).
+bench-setup:
+	apt-get install -y python3-torch python3-numpy libopenblas-dev
+	command -v npm >/dev/null || apt-get install -y npm
+	npm install --prefix $(ORT_DIR) onnxruntime-node --ignore-scripts
 
 clean:
 	rm -rf build
