@@ -1466,7 +1466,7 @@ static lensnet_result lensnet__fits_flag(const lensnet__fits_hdu *h, const char 
 
 /* A non-negative integer that must fit a size_t. */
 static lensnet_result lensnet__fits_card_size(const lensnet__fits_hdu *h, const char *card, size_t *out, lensnet_error *err) {
-  int64_t v;
+  int64_t v = 0;
   lensnet_result r = lensnet__fits_card_int(h, card, &v, err);
   if (r != LENSNET_OK) return r;
   if (v < 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %.8s = %lld must not be negative", h->index, card, (long long)v);
