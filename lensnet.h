@@ -1,6 +1,98 @@
-/* lensnet.h - a CNN engine for finding strong gravitational lenses - v0.1 - public domain or MIT
+/* lensnet.h - a CNN engine for finding strong gravitational lenses - v0.1 - MIT licence
  *
- * (the full manual is written below, after the section markers; see "MANUAL")
+ * Runs and trains convolutional lens finders in plain C99: the released OU-66 / OU-200 finders
+ * of Wilde et al. 2022 (MNRAS 512, 3464) load unmodified from safetensors and reproduce
+ * PyTorch's logits. No dependencies beyond libc and libm; no threads of its own.
+ *
+ * BUILD
+ *   In exactly one C or C++ file:
+ *     #define LENSNET_IMPLEMENTATION
+ *     #include "lensnet.h"
+ *   elsewhere just #include "lensnet.h". Compile with -O2 (and -march=native, or -mavx2 -mfma,
+ *   -mavx512f ..., for the SIMD GEMM kernels); link with -lm.
+ *
+ * TEN LINES
+ *     lensnet_model *m; lensnet_error err; float logits[2];
+ *     if (lensnet_model_load("OU_66.safetensors", &m, &err)) { puts(err.message); return 1; }
+ *     lensnet_model_forward(m, 1, image_4x66x66, logits, NULL, &err);   // NCHW float32
+ *     printf("p(lens) = %f\n", 1 / (1 + exp(logits[0] - logits[1])));
+ *     lensnet_model_free(m);
+ *
+ * WHAT IS IN IT
+ *   Tensors     dense float32, C order (NCHW for images), lensnet_tensor.
+ *   Layers      conv2d (kernel, stride, padding, groups; PyTorch cross-correlation), dense,
+ *               relu, leaky_relu, gelu (exact erf form), sigmoid, tanh, maxpool and avgpool
+ *               (floor mode; average counts padding like PyTorch), global_avgpool, dropout,
+ *               flatten, batchnorm, softmax, and residual connections through mark/add.
+ *   Models      a sequence of layers written as text (below), built with lensnet_model_create;
+ *               parameter names are PyTorch state_dict names, so weights move both ways.
+ *               Built-ins "ou66(bands)" and "ou200(bands)" are the finders of Wilde et al.
+ *   Inference   lensnet_model_forward: dropout off, batch norm on running statistics.
+ *   Training    lensnet_trainer (forward keeping activations, backward for every layer),
+ *               losses (cross-entropy with class weights, BCE with pos_weight, focal, MSE,
+ *               Gaussian NLL on mean + log-variance heads), optimisers (SGD with momentum,
+ *               Nesterov and weight decay; Adam; AdamW), schedules (step, cosine, warm-up),
+ *               gradient clipping, and a parallel-for hook the caller supplies.
+ *   GEMM        lensnet_sgemm: blocked and packed, scalar always built, SSE/AVX2/AVX-512/NEON
+ *               micro-kernels chosen from the compiler flags; convolutions go through it.
+ *   Files       .npy read (f4 f8 i1-i8 u1-u8, either byte order) and write (f4); safetensors
+ *               read (F32, F16, BF16, F64, I64, I32, U8) and write (F32); FITS images read
+ *               (BITPIX 8/16/32/64/-32/-64, BSCALE/BZERO, BLANK, extensions) and write (-32);
+ *               a small JSON reader. Every file is validated fully when read; writers write a
+ *               temporary file and rename it, so a reader never sees half a file.
+ *   Cutouts     lensnet_resize_bilinear (PyTorch's bilinear, align_corners=False),
+ *               lensnet_minmax_normalize (the paper's per-band min-max scaling).
+ *
+ * ARCHITECTURE TEXT
+ *   One layer per line (or separated by ';'), options as key=value, '#' starts a comment:
+ *       input 4 66 66                      # channels height width, always first
+ *       conv2d name=layer.0 out=50 kernel=3 stride=1 padding=0 groups=1 bias=1
+ *       relu
+ *       maxpool kernel=2                   # stride defaults to the kernel, as in PyTorch
+ *       dropout p=0.2
+ *       batchnorm name=bn eps=1e-5 momentum=0.1
+ *       mark name=skip  ...  add name=skip # residual: add the activation saved at the mark
+ *       flatten
+ *       dense name=fc_layer.0 out=500
+ *   name= gives the parameter prefix: conv2d and dense own NAME.weight and NAME.bias,
+ *   batchnorm NAME.weight, NAME.bias, NAME.running_mean, NAME.running_var. The text is saved as
+ *   the safetensors metadata "arch", so a weights file describes itself; files whose "arch" is a
+ *   built-in name ("ou66") take the band count from "bands" or from layer.0.weight.
+ *
+ * ERRORS
+ *   Functions return lensnet_result (lensnet_result_string never returns NULL) and take an
+ *   optional lensnet_error* that receives a sentence naming the problem, e.g.
+ *   "OU_66.safetensors: 'layer.4.weight' has shape 50x40x3x3 in the weights but the architecture
+ *   needs 50x50x3x3". There is no global error state.
+ *
+ * CONFIGURATION (define before including the implementation)
+ *   LENSNET_MALLOC / LENSNET_REALLOC / LENSNET_FREE   all three or none (default libc)
+ *   LENSNET_STATIC            make every function static
+ *   LENSNET_NO_SIMD           build only the scalar GEMM
+ *   LENSNET_MAX_ELEMENTS      largest tensor a reader allocates (default 2^32 elements)
+ *   LENSNET_JSON_MAX_DEPTH    JSON nesting limit (default 64)
+ *
+ * MEMORY
+ *   lensnet_model_forward takes a caller workspace of lensnet_model_workspace_floats(m, batch)
+ *   floats (or NULL to allocate one per call), so inference after loading allocates nothing.
+ *   Sizes are size_t and every product is overflow-checked before allocating.
+ *
+ * THREADS AND DETERMINISM
+ *   The library creates no threads. A loaded model is read-only during inference, so threads
+ *   may share it, each with its own workspace. lensnet_trainer splits convolutions by image and
+ *   runs them through the lensnet_parallel you pass (the lens tool passes a pthread pool); the
+ *   per-image weight gradients are summed in image order, so results are bit-identical for any
+ *   number of threads. Random numbers come from explicit lensnet_rng states (xoshiro256**),
+ *   never rand(); the same seed gives the same training run on the same build. Scalar and SIMD
+ *   GEMM paths agree to rounding (tests/test_gemm.c states the bound), not bit for bit.
+ *
+ * LIMITS AND WHAT IT DOES NOT DO
+ *   float32 only; 2-D convolutions with square kernels; no dilation, transposed convolution,
+ *   recurrent or attention layers; no ONNX import; FITS tile compression is refused (run
+ *   funpack first) and FITS tables are not images; pixels become float32, so integers beyond
+ *   2^24 lose precision.
+ *
+ * LICENCE: MIT (see the end of this file).
  */
 #ifndef LENSNET_H
 #define LENSNET_H
@@ -3454,3 +3546,18 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
 }
 
 #endif /* LENSNET_IMPLEMENTATION */
+
+/*
+MIT License - Copyright (c) 2026 The lens toolkit authors
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software
+and associated documentation files (the "Software"), to deal in the Software without
+restriction, including without limitation the rights to use, copy, modify, merge, publish,
+distribute, sublicense, and/or sell copies of the Software, and to permit persons to whom the
+Software is furnished to do so, subject to the following conditions: The above copyright notice
+and this permission notice shall be included in all copies or substantial portions of the
+Software. THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED,
+INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE
+AND NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM,
+DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT
+OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+*/
