@@ -558,8 +558,12 @@ int lens_cmd_train(int argc, char **argv) {
     }
     secs = now_seconds() - t0;
     if (isatty(2)) fputc('\n', stderr);
-    fprintf(stderr, "epoch %d/%d: lr %.3g train loss %.4f acc %.3f, val loss %.4f acc %.3f, %.0f img/s\n", epoch + 1, o.epochs, lr,
-            loss_sum / (double)n_train, (double)correct / (double)n_train, val_loss, val_acc, (double)n_train / (secs > 0 ? secs : 1e-9));
+    {
+      double eta = secs * (double)(o.epochs - epoch - 1);
+      fprintf(stderr, "epoch %d/%d: lr %.3g train loss %.4f acc %.3f, val loss %.4f acc %.3f, %.0f img/s, ETA %d:%02d\n", epoch + 1, o.epochs, lr,
+              loss_sum / (double)n_train, (double)correct / (double)n_train, val_loss, val_acc, (double)n_train / (secs > 0 ? secs : 1e-9),
+              (int)eta / 60, (int)eta % 60);
+    }
     snprintf(row, sizeof row, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.2f\n", epoch + 1, lr, loss_sum / (double)n_train, (double)correct / (double)n_train,
              val_loss, val_acc, secs);
     if ((rc = append_history(&rs, row)) != 0) break;
