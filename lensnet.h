@@ -715,23 +715,172 @@ LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_te
 
 /* ---- GEMM ---------------------------------------------------------------------------------- */
 
+/* Structure. The product follows Goto & van de Geijn (2008, "Anatomy of high-performance matrix
+ * multiplication") as restated by BLIS (Van Zee & van de Geijn 2015): the K dimension is cut into
+ * blocks of at most LENSNET__GEMM_KC, M into blocks of at most LENSNET__GEMM_MC rows; each block
+ * of op(A) is packed into MR-row panels (k-major, zero-padded to MR rows) that stay in L2, and
+ * for every NR-column strip of op(B) a KC x NR micro-panel is packed right before the register
+ * micro-kernel sweeps it across all MR-row panels, so it is reused from L1. The micro-kernel
+ * keeps an MR x NR tile of C in registers for the whole K block and touches C once per block.
+ *
+ * Why B is packed one micro-panel at a time (BLIS packs a KC x NC panel): the networks this
+ * library serves have few output channels (M = 20..50) and many pixels (N up to 38416), so each
+ * packed B element is used only M/MR times and never by a second M block; packing it just
+ * before use keeps it in L1 and needs only KC*NR floats of buffer.
+ *
+ * Micro-tile shapes (MR x NR, NR along the contiguous rows of C):
+ *   AVX-512 10 x 32: 20 zmm accumulators; M = 20, 30, 40, 50 (every layer of OU-66 / OU-200)
+ *                    are multiples of 10, so no M padding is wasted; N edges use masked loads
+ *                    and stores, so no temporary tile either.
+ *   AVX2+FMA  6 x 16: 12 ymm accumulators of 16 registers.
+ *   SSE       4 x 8 : no FMA; 8 accumulators leave room for the products.
+ *   NEON      8 x 8 on AArch64 (32 registers), 4 x 8 on 32-bit ARM (16 registers).
+ *   scalar    4 x 4 : portable; the compiler may vectorise it.
+ * The epilogue of the last K block applies alpha, beta, and for convolutions the bias and ReLU,
+ * while the tile is still in registers.
+ *
+ * Paths are compiled in from the compiler's target macros (__SSE2__, __AVX2__ && __FMA__,
+ * __AVX512F__, __ARM_NEON); LENSNET_NO_SIMD leaves only the scalar path. A compiled path is used
+ * only if the CPU also reports it (__builtin_cpu_supports under GCC/Clang on x86; elsewhere the
+ * compiler flags are taken as the promise). There is no run-time cache: the query reads the
+ * feature words the compiler runtime filled in at start-up. */
+
+#if !defined(LENSNET_NO_SIMD)
+#if defined(__AVX512F__)
+#define LENSNET__HAVE_AVX512 1
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+#define LENSNET__HAVE_AVX2 1
+#endif
+#if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
+#define LENSNET__HAVE_SSE 1
+#endif
+#if defined(__ARM_NEON) || defined(__ARM_NEON__)
+#define LENSNET__HAVE_NEON 1
+#endif
+#endif
+
+#if defined(LENSNET__HAVE_AVX512) || defined(LENSNET__HAVE_AVX2) || defined(LENSNET__HAVE_SSE)
+#include <immintrin.h>
+#endif
+#if defined(LENSNET__HAVE_NEON)
+#include <arm_neon.h>
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define LENSNET__INLINE static inline __attribute__((always_inline))
+#define LENSNET__MAYBE_UNUSED __attribute__((unused))
+#else
+#define LENSNET__INLINE static
+#define LENSNET__MAYBE_UNUSED
+#endif
+
+/* Cache blocking. KC * NR floats of B (32 KB for AVX-512) stay in the 48 KB L1 while MC * KC
+ * floats of A (120 KB) stay in L2. K is cut into equal blocks no longer than KC, so K = 450 runs
+ * as 2 x 225 rather than 256 + 194. */
+#ifndef LENSNET__GEMM_KC
+#define LENSNET__GEMM_KC 256
+#endif
+#ifndef LENSNET__GEMM_MC
+#define LENSNET__GEMM_MC 120
+#endif
+#define LENSNET__GEMM_MR_MAX 10
+#define LENSNET__GEMM_NR_MAX 32
+/* Floats of slack to align a packing buffer to 64 bytes. */
+#define LENSNET__ALIGN_SLACK 16
+
+/* What to do with a finished accumulator tile: C = act(alpha * AB + beta * C + bias[row]).
+ * beta is the caller's on the first K block and 1 after it; bias and relu only on the last. */
+typedef struct {
+  float alpha, beta;
+  const float *bias; /* already offset to the tile's first row; NULL for none */
+  int relu;
+} lensnet__epilogue;
+
+typedef void (*lensnet__microkernel_fn)(size_t kc, const float *a_panel, const float *b_panel, float *c,
+                                        size_t ldc, size_t m_valid, size_t n_valid, const lensnet__epilogue *ep);
+typedef void (*lensnet__copy_fn)(float *dst, const float *src, size_t n);
+
+typedef struct {
+  size_t mr, nr;
+  lensnet__microkernel_fn kernel;
+  lensnet__copy_fn copy; /* short contiguous copies while packing image rows */
+} lensnet__gemm_path;
+
 LENSNET_API const char *lensnet_simd_name(lensnet_simd s) {
   static const char *names[] = {"scalar", "sse", "avx2", "avx512", "neon"};
-  return (s >= 0 && s < LENSNET_SIMD_COUNT) ? names[s] : "unknown";
+  return ((int)s >= 0 && s < LENSNET_SIMD_COUNT) ? names[s] : "unknown";
 }
 
-LENSNET_API int lensnet_simd_available(lensnet_simd s) { return s == LENSNET_SIMD_SCALAR; }
-LENSNET_API lensnet_simd lensnet_simd_best(void) { return LENSNET_SIMD_SCALAR; }
+#if defined(LENSNET__HAVE_SSE) || defined(LENSNET__HAVE_AVX2) || defined(LENSNET__HAVE_AVX512)
+/* Does the CPU run path s? Only asked about paths that are compiled in. */
+static int lensnet__cpu_runs(lensnet_simd s) {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  switch (s) {
+    case LENSNET_SIMD_SSE: return __builtin_cpu_supports("sse2") != 0;
+    case LENSNET_SIMD_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case LENSNET_SIMD_AVX512: return __builtin_cpu_supports("avx512f") != 0;
+    default: return 1;
+  }
+#else
+  (void)s;
+  return 1;
+#endif
+}
+#endif
 
-/* Reference kernel: correct for every transpose combination; the blocked kernels replace it. */
-static void lensnet__sgemm_scalar(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
-                                  const float *A, size_t lda, const float *B, size_t ldb,
-                                  float beta, float *C, size_t ldc) {
+LENSNET_API int lensnet_simd_available(lensnet_simd s) {
+  switch (s) {
+    case LENSNET_SIMD_SCALAR: return 1;
+#ifdef LENSNET__HAVE_SSE
+    case LENSNET_SIMD_SSE: return lensnet__cpu_runs(s);
+#endif
+#ifdef LENSNET__HAVE_AVX2
+    case LENSNET_SIMD_AVX2: return lensnet__cpu_runs(s);
+#endif
+#ifdef LENSNET__HAVE_AVX512
+    case LENSNET_SIMD_AVX512: return lensnet__cpu_runs(s);
+#endif
+#ifdef LENSNET__HAVE_NEON
+    case LENSNET_SIMD_NEON: return 1;
+#endif
+    default: return 0;
+  }
+}
+
+LENSNET_API lensnet_simd lensnet_simd_best(void) {
+  static const lensnet_simd widest_first[] = {LENSNET_SIMD_AVX512, LENSNET_SIMD_AVX2, LENSNET_SIMD_NEON, LENSNET_SIMD_SSE};
+  size_t i;
+  for (i = 0; i < sizeof widest_first / sizeof widest_first[0]; i++)
+    if (lensnet_simd_available(widest_first[i])) return widest_first[i];
+  return LENSNET_SIMD_SCALAR;
+}
+
+/* Rounds p up to a 64-byte boundary; buffers carry LENSNET__ALIGN_SLACK floats for this. */
+static float *lensnet__align64(float *p) {
+  uintptr_t u = (uintptr_t)p;
+  return p + ((64 - (u & 63)) & 63) / sizeof(float);
+}
+
+static size_t lensnet__round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
+
+/* K blocks of equal length, none longer than KC. */
+static size_t lensnet__k_block(size_t K) {
+  size_t blocks = (K + LENSNET__GEMM_KC - 1) / LENSNET__GEMM_KC;
+  return blocks ? (K + blocks - 1) / blocks : 0;
+}
+
+/* The unblocked product: the fallback when no packing memory can be had, and C = beta*C when
+ * alpha or K is zero. Accumulates in float like the blocked paths. */
+static void lensnet__sgemm_reference(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
+                                     const float *A, size_t lda, const float *B, size_t ldb,
+                                     float beta, float *C, size_t ldc) {
   size_t i, j, k;
   for (i = 0; i < M; i++) {
     float *c = C + i * ldc;
     if (beta == 0.0f) for (j = 0; j < N; j++) c[j] = 0.0f;
     else if (beta != 1.0f) for (j = 0; j < N; j++) c[j] *= beta;
+    if (alpha == 0.0f) continue;
     for (k = 0; k < K; k++) {
       float a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
       if (!tb) { const float *b = B + k * ldb; for (j = 0; j < N; j++) c[j] += a * b[j]; }
@@ -740,11 +889,450 @@ static void lensnet__sgemm_scalar(int ta, int tb, size_t M, size_t N, size_t K, 
   }
 }
 
-LENSNET_API void lensnet_sgemm_path(lensnet_simd path, int trans_a, int trans_b, size_t M, size_t N, size_t K,
+/* Epilogue of a tile held in memory (acc is m_valid x n_valid inside an nr-wide array): the
+ * scalar kernel always, the SIMD kernels for partial tiles. */
+static void lensnet__store_tile(const float *acc, size_t nr, float *c, size_t ldc, size_t m_valid,
+                                size_t n_valid, const lensnet__epilogue *ep) {
+  size_t r, j;
+  for (r = 0; r < m_valid; r++) {
+    float add = ep->bias ? ep->bias[r] : 0.0f;
+    float *crow = c + r * ldc;
+    for (j = 0; j < n_valid; j++) {
+      float v = ep->alpha * acc[r * nr + j];
+      if (ep->beta != 0.0f) v += ep->beta * crow[j];
+      v += add;
+      if (ep->relu && v < 0.0f) v = 0.0f;
+      crow[j] = v;
+    }
+  }
+}
+
+static void lensnet__copy_memcpy(float *dst, const float *src, size_t n) { memcpy(dst, src, n * sizeof(float)); }
+
+/* ---- micro-kernels ---- */
+
+#define LENSNET__SCALAR_MR 4
+#define LENSNET__SCALAR_NR 4
+static void lensnet__kernel_scalar(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                   size_t m_valid, size_t n_valid, const lensnet__epilogue *ep) {
+  float acc[LENSNET__SCALAR_MR * LENSNET__SCALAR_NR] = {0};
+  size_t k, r, j;
+  for (k = 0; k < kc; k++, a += LENSNET__SCALAR_MR, b += LENSNET__SCALAR_NR)
+    for (r = 0; r < LENSNET__SCALAR_MR; r++)
+      for (j = 0; j < LENSNET__SCALAR_NR; j++) acc[r * LENSNET__SCALAR_NR + j] += a[r] * b[j];
+  lensnet__store_tile(acc, LENSNET__SCALAR_NR, c, ldc, m_valid, n_valid, ep);
+}
+
+#ifdef LENSNET__HAVE_SSE
+#define LENSNET__SSE_MR 4
+#define LENSNET__SSE_NR 8
+static void lensnet__kernel_sse(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                size_t m_valid, size_t n_valid, const lensnet__epilogue *ep) {
+  __m128 acc[LENSNET__SSE_MR][2];
+  size_t k, r;
+  for (r = 0; r < LENSNET__SSE_MR; r++) acc[r][0] = acc[r][1] = _mm_setzero_ps();
+  for (k = 0; k < kc; k++, a += LENSNET__SSE_MR, b += LENSNET__SSE_NR) {
+    __m128 b0 = _mm_load_ps(b), b1 = _mm_load_ps(b + 4);
+    for (r = 0; r < LENSNET__SSE_MR; r++) {
+      __m128 av = _mm_set1_ps(a[r]);
+      acc[r][0] = _mm_add_ps(acc[r][0], _mm_mul_ps(av, b0));
+      acc[r][1] = _mm_add_ps(acc[r][1], _mm_mul_ps(av, b1));
+    }
+  }
+  if (m_valid == LENSNET__SSE_MR && n_valid == LENSNET__SSE_NR) {
+    __m128 alpha = _mm_set1_ps(ep->alpha), beta = _mm_set1_ps(ep->beta), zero = _mm_setzero_ps();
+    for (r = 0; r < LENSNET__SSE_MR; r++) {
+      float *cr = c + r * ldc;
+      __m128 v0 = _mm_mul_ps(alpha, acc[r][0]), v1 = _mm_mul_ps(alpha, acc[r][1]);
+      if (ep->beta != 0.0f) {
+        v0 = _mm_add_ps(v0, _mm_mul_ps(beta, _mm_loadu_ps(cr)));
+        v1 = _mm_add_ps(v1, _mm_mul_ps(beta, _mm_loadu_ps(cr + 4)));
+      }
+      if (ep->bias) { __m128 bv = _mm_set1_ps(ep->bias[r]); v0 = _mm_add_ps(v0, bv); v1 = _mm_add_ps(v1, bv); }
+      if (ep->relu) { v0 = _mm_max_ps(zero, v0); v1 = _mm_max_ps(zero, v1); } /* max(0, NaN) keeps NaN */
+      _mm_storeu_ps(cr, v0);
+      _mm_storeu_ps(cr + 4, v1);
+    }
+  } else {
+    float tile[LENSNET__SSE_MR * LENSNET__SSE_NR];
+    for (r = 0; r < LENSNET__SSE_MR; r++) {
+      _mm_storeu_ps(tile + r * LENSNET__SSE_NR, acc[r][0]);
+      _mm_storeu_ps(tile + r * LENSNET__SSE_NR + 4, acc[r][1]);
+    }
+    lensnet__store_tile(tile, LENSNET__SSE_NR, c, ldc, m_valid, n_valid, ep);
+  }
+}
+#endif
+
+#ifdef LENSNET__HAVE_AVX2
+#define LENSNET__AVX2_MR 6
+#define LENSNET__AVX2_NR 16
+#define LENSNET__AVX2_FMA_ROW(r) \
+  av = _mm256_broadcast_ss(a + (r)); \
+  c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0); \
+  c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);
+
+LENSNET__INLINE void lensnet__avx2_store_row(float *c, __m256 v0, __m256 v1, const lensnet__epilogue *ep, size_t r) {
+  __m256 alpha = _mm256_set1_ps(ep->alpha);
+  v0 = _mm256_mul_ps(alpha, v0);
+  v1 = _mm256_mul_ps(alpha, v1);
+  if (ep->beta != 0.0f) {
+    __m256 beta = _mm256_set1_ps(ep->beta);
+    v0 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(c), v0);
+    v1 = _mm256_fmadd_ps(beta, _mm256_loadu_ps(c + 8), v1);
+  }
+  if (ep->bias) { __m256 bv = _mm256_set1_ps(ep->bias[r]); v0 = _mm256_add_ps(v0, bv); v1 = _mm256_add_ps(v1, bv); }
+  if (ep->relu) { v0 = _mm256_max_ps(_mm256_setzero_ps(), v0); v1 = _mm256_max_ps(_mm256_setzero_ps(), v1); }
+  _mm256_storeu_ps(c, v0);
+  _mm256_storeu_ps(c + 8, v1);
+}
+
+static void lensnet__kernel_avx2(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                 size_t m_valid, size_t n_valid, const lensnet__epilogue *ep) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  size_t k;
+  for (k = 0; k < kc; k++, a += LENSNET__AVX2_MR, b += LENSNET__AVX2_NR) {
+    __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8), av;
+    LENSNET__AVX2_FMA_ROW(0) LENSNET__AVX2_FMA_ROW(1) LENSNET__AVX2_FMA_ROW(2)
+    LENSNET__AVX2_FMA_ROW(3) LENSNET__AVX2_FMA_ROW(4) LENSNET__AVX2_FMA_ROW(5)
+  }
+  if (m_valid == LENSNET__AVX2_MR && n_valid == LENSNET__AVX2_NR) {
+    lensnet__avx2_store_row(c, c00, c01, ep, 0);
+    lensnet__avx2_store_row(c + ldc, c10, c11, ep, 1);
+    lensnet__avx2_store_row(c + 2 * ldc, c20, c21, ep, 2);
+    lensnet__avx2_store_row(c + 3 * ldc, c30, c31, ep, 3);
+    lensnet__avx2_store_row(c + 4 * ldc, c40, c41, ep, 4);
+    lensnet__avx2_store_row(c + 5 * ldc, c50, c51, ep, 5);
+  } else {
+    float tile[LENSNET__AVX2_MR * LENSNET__AVX2_NR];
+    _mm256_storeu_ps(tile, c00); _mm256_storeu_ps(tile + 8, c01);
+    _mm256_storeu_ps(tile + 16, c10); _mm256_storeu_ps(tile + 24, c11);
+    _mm256_storeu_ps(tile + 32, c20); _mm256_storeu_ps(tile + 40, c21);
+    _mm256_storeu_ps(tile + 48, c30); _mm256_storeu_ps(tile + 56, c31);
+    _mm256_storeu_ps(tile + 64, c40); _mm256_storeu_ps(tile + 72, c41);
+    _mm256_storeu_ps(tile + 80, c50); _mm256_storeu_ps(tile + 88, c51);
+    lensnet__store_tile(tile, LENSNET__AVX2_NR, c, ldc, m_valid, n_valid, ep);
+  }
+}
+
+static void lensnet__copy_avx2(float *dst, const float *src, size_t n) {
+  for (; n >= 8; n -= 8, dst += 8, src += 8) _mm256_storeu_ps(dst, _mm256_loadu_ps(src));
+  if (n) {
+    /* lanes 0..n-1 on: the mask is the sign bit of (n - 1 - lane) >= 0 */
+    __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lanes);
+    _mm256_maskstore_ps(dst, mask, _mm256_maskload_ps(src, mask));
+  }
+}
+#endif
+
+#ifdef LENSNET__HAVE_AVX512
+#define LENSNET__AVX512_MR 10
+#define LENSNET__AVX512_NR 32
+#define LENSNET__AVX512_FMA_ROW(r) \
+  av = _mm512_set1_ps(a[r]); \
+  c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); \
+  c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
+#define LENSNET__AVX512_STORE_ROW(r) \
+  if ((r) < m_valid) lensnet__avx512_store_row(c + (r) * ldc, c##r##0, c##r##1, m0, m1, ep, r);
+
+LENSNET__INLINE void lensnet__avx512_store_row(float *c, __m512 v0, __m512 v1, __mmask16 m0, __mmask16 m1,
+                                               const lensnet__epilogue *ep, size_t r) {
+  __m512 alpha = _mm512_set1_ps(ep->alpha);
+  v0 = _mm512_mul_ps(alpha, v0);
+  v1 = _mm512_mul_ps(alpha, v1);
+  if (ep->beta != 0.0f) {
+    __m512 beta = _mm512_set1_ps(ep->beta);
+    v0 = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m0, c), v0);
+    v1 = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m1, c + 16), v1);
+  }
+  if (ep->bias) { __m512 bv = _mm512_set1_ps(ep->bias[r]); v0 = _mm512_add_ps(v0, bv); v1 = _mm512_add_ps(v1, bv); }
+  if (ep->relu) { v0 = _mm512_max_ps(_mm512_setzero_ps(), v0); v1 = _mm512_max_ps(_mm512_setzero_ps(), v1); }
+  _mm512_mask_storeu_ps(c, m0, v0);
+  _mm512_mask_storeu_ps(c + 16, m1, v1);
+}
+
+/* Mask of the first n (0..16) lanes. */
+static __mmask16 lensnet__avx512_first_lanes(size_t n) {
+  return (__mmask16)(n >= 16 ? 0xFFFFu : ((1u << n) - 1u));
+}
+
+static void lensnet__kernel_avx512(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                   size_t m_valid, size_t n_valid, const lensnet__epilogue *ep) {
+  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+  __m512 c80 = c00, c81 = c00, c90 = c00, c91 = c00;
+  __mmask16 m0 = lensnet__avx512_first_lanes(n_valid);
+  __mmask16 m1 = lensnet__avx512_first_lanes(n_valid > 16 ? n_valid - 16 : 0);
+  size_t k;
+  for (k = 0; k < kc; k++, a += LENSNET__AVX512_MR, b += LENSNET__AVX512_NR) {
+    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), av;
+    LENSNET__AVX512_FMA_ROW(0) LENSNET__AVX512_FMA_ROW(1) LENSNET__AVX512_FMA_ROW(2)
+    LENSNET__AVX512_FMA_ROW(3) LENSNET__AVX512_FMA_ROW(4) LENSNET__AVX512_FMA_ROW(5)
+    LENSNET__AVX512_FMA_ROW(6) LENSNET__AVX512_FMA_ROW(7) LENSNET__AVX512_FMA_ROW(8)
+    LENSNET__AVX512_FMA_ROW(9)
+  }
+  LENSNET__AVX512_STORE_ROW(0) LENSNET__AVX512_STORE_ROW(1) LENSNET__AVX512_STORE_ROW(2)
+  LENSNET__AVX512_STORE_ROW(3) LENSNET__AVX512_STORE_ROW(4) LENSNET__AVX512_STORE_ROW(5)
+  LENSNET__AVX512_STORE_ROW(6) LENSNET__AVX512_STORE_ROW(7) LENSNET__AVX512_STORE_ROW(8)
+  LENSNET__AVX512_STORE_ROW(9)
+}
+
+static void lensnet__copy_avx512(float *dst, const float *src, size_t n) {
+  __mmask16 m;
+  for (; n >= 16; n -= 16, dst += 16, src += 16) _mm512_storeu_ps(dst, _mm512_loadu_ps(src));
+  m = lensnet__avx512_first_lanes(n);
+  if (m) _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
+}
+#endif
+
+#ifdef LENSNET__HAVE_NEON
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define LENSNET__NEON_MR 8
+#define LENSNET__NEON_FMA(acc, b, a4, lane) vfmaq_laneq_f32(acc, b, a4, lane)
+#else
+#define LENSNET__NEON_MR 4
+#define LENSNET__NEON_FMA(acc, b, a4, lane) \
+  vmlaq_lane_f32(acc, b, (lane) < 2 ? vget_low_f32(a4) : vget_high_f32(a4), (lane) & 1)
+#endif
+#define LENSNET__NEON_NR 8
+#define LENSNET__NEON_ROW(row, a4, lane) \
+  acc[row][0] = LENSNET__NEON_FMA(acc[row][0], b0, a4, lane); \
+  acc[row][1] = LENSNET__NEON_FMA(acc[row][1], b1, a4, lane);
+
+static void lensnet__kernel_neon(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+                                 size_t m_valid, size_t n_valid, const lensnet__epilogue *ep) {
+  float32x4_t acc[LENSNET__NEON_MR][2];
+  size_t k, r;
+  for (r = 0; r < LENSNET__NEON_MR; r++) acc[r][0] = acc[r][1] = vdupq_n_f32(0.0f);
+  for (k = 0; k < kc; k++, a += LENSNET__NEON_MR, b += LENSNET__NEON_NR) {
+    float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), a0 = vld1q_f32(a);
+    LENSNET__NEON_ROW(0, a0, 0) LENSNET__NEON_ROW(1, a0, 1) LENSNET__NEON_ROW(2, a0, 2) LENSNET__NEON_ROW(3, a0, 3)
+#if LENSNET__NEON_MR == 8
+    {
+      float32x4_t a1 = vld1q_f32(a + 4);
+      LENSNET__NEON_ROW(4, a1, 0) LENSNET__NEON_ROW(5, a1, 1) LENSNET__NEON_ROW(6, a1, 2) LENSNET__NEON_ROW(7, a1, 3)
+    }
+#endif
+  }
+  if (m_valid == LENSNET__NEON_MR && n_valid == LENSNET__NEON_NR) {
+    float32x4_t alpha = vdupq_n_f32(ep->alpha), beta = vdupq_n_f32(ep->beta), zero = vdupq_n_f32(0.0f);
+    for (r = 0; r < LENSNET__NEON_MR; r++) {
+      float *cr = c + r * ldc;
+      float32x4_t v0 = vmulq_f32(alpha, acc[r][0]), v1 = vmulq_f32(alpha, acc[r][1]);
+      if (ep->beta != 0.0f) {
+        v0 = vaddq_f32(v0, vmulq_f32(beta, vld1q_f32(cr)));
+        v1 = vaddq_f32(v1, vmulq_f32(beta, vld1q_f32(cr + 4)));
+      }
+      if (ep->bias) { float32x4_t bv = vdupq_n_f32(ep->bias[r]); v0 = vaddq_f32(v0, bv); v1 = vaddq_f32(v1, bv); }
+      if (ep->relu) { v0 = vmaxq_f32(zero, v0); v1 = vmaxq_f32(zero, v1); }
+      vst1q_f32(cr, v0);
+      vst1q_f32(cr + 4, v1);
+    }
+  } else {
+    float tile[LENSNET__NEON_MR * LENSNET__NEON_NR];
+    for (r = 0; r < LENSNET__NEON_MR; r++) {
+      vst1q_f32(tile + r * LENSNET__NEON_NR, acc[r][0]);
+      vst1q_f32(tile + r * LENSNET__NEON_NR + 4, acc[r][1]);
+    }
+    lensnet__store_tile(tile, LENSNET__NEON_NR, c, ldc, m_valid, n_valid, ep);
+  }
+}
+#endif
+
+/* The path's shapes and kernels; an unavailable path resolves to scalar. */
+static const lensnet__gemm_path *lensnet__gemm_path_for(lensnet_simd s) {
+  static const lensnet__gemm_path scalar = {LENSNET__SCALAR_MR, LENSNET__SCALAR_NR, lensnet__kernel_scalar, lensnet__copy_memcpy};
+#ifdef LENSNET__HAVE_SSE
+  static const lensnet__gemm_path sse = {LENSNET__SSE_MR, LENSNET__SSE_NR, lensnet__kernel_sse, lensnet__copy_memcpy};
+#endif
+#ifdef LENSNET__HAVE_AVX2
+  static const lensnet__gemm_path avx2 = {LENSNET__AVX2_MR, LENSNET__AVX2_NR, lensnet__kernel_avx2, lensnet__copy_avx2};
+#endif
+#ifdef LENSNET__HAVE_AVX512
+  static const lensnet__gemm_path avx512 = {LENSNET__AVX512_MR, LENSNET__AVX512_NR, lensnet__kernel_avx512, lensnet__copy_avx512};
+#endif
+#ifdef LENSNET__HAVE_NEON
+  static const lensnet__gemm_path neon = {LENSNET__NEON_MR, LENSNET__NEON_NR, lensnet__kernel_neon, lensnet__copy_memcpy};
+#endif
+  if (!lensnet_simd_available(s)) return &scalar;
+  switch (s) {
+#ifdef LENSNET__HAVE_SSE
+    case LENSNET_SIMD_SSE: return &sse;
+#endif
+#ifdef LENSNET__HAVE_AVX2
+    case LENSNET_SIMD_AVX2: return &avx2;
+#endif
+#ifdef LENSNET__HAVE_AVX512
+    case LENSNET_SIMD_AVX512: return &avx512;
+#endif
+#ifdef LENSNET__HAVE_NEON
+    case LENSNET_SIMD_NEON: return &neon;
+#endif
+    default: return &scalar;
+  }
+}
+
+/* ---- packing ---- */
+
+/* Rows [i0, i0+mc) x columns [k0, k0+kc) of op(A) into MR-row panels: panel p holds, for each k,
+ * the MR values of rows i0+p*MR.. (zero past M), so the kernel reads A sequentially. */
+static void lensnet__pack_a(int trans, const float *A, size_t lda, size_t i0, size_t mc, size_t k0, size_t kc,
+                            size_t mr, float *dst) {
+  size_t p, r, k;
+  for (p = 0; p < mc; p += mr, dst += mr * kc) {
+    size_t rows = mc - p < mr ? mc - p : mr;
+    if (!trans) {
+      for (r = 0; r < rows; r++) {
+        const float *src = A + (i0 + p + r) * lda + k0;
+        for (k = 0; k < kc; k++) dst[k * mr + r] = src[k];
+      }
+    } else {
+      for (k = 0; k < kc; k++) {
+        const float *src = A + (k0 + k) * lda + i0 + p;
+        for (r = 0; r < rows; r++) dst[k * mr + r] = src[r];
+      }
+    }
+    for (r = rows; r < mr; r++)
+      for (k = 0; k < kc; k++) dst[k * mr + r] = 0.0f;
+  }
+}
+
+/* Where op(B) comes from: a matrix, or (for convolution) an image whose im2col matrix is read
+ * on the fly. The image has already been zero-padded, so only the stride remains:
+ * op(B)[(c*kh + i)*kw + j][y*ow + x] = img[c*chan_stride + (y*stride + i)*row_stride + x*stride + j]. */
+typedef struct {
+  const float *data;
+  int is_image;
+  int trans;                     /* matrix */
+  size_t ld;                     /* matrix */
+  size_t chan_stride, row_stride; /* image */
+  size_t kh, kw, stride, ow;     /* image */
+} lensnet__b_source;
+
+/* Rows [k0, k0+kc) x columns [j0, j0+nv) of a matrix op(B) into a KC x NR micro-panel. */
+static void lensnet__pack_b_matrix(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv,
+                                   size_t nr, float *dst) {
+  size_t k, j;
+  if (!s->trans) {
+    for (k = 0; k < kc; k++) memcpy(dst + k * nr, s->data + (k0 + k) * s->ld + j0, nv * sizeof(float));
+  } else {
+    for (j = 0; j < nv; j++) {
+      const float *src = s->data + (j0 + j) * s->ld + k0;
+      for (k = 0; k < kc; k++) dst[k * nr + j] = src[k];
+    }
+  }
+}
+
+/* The same from an image (implicit im2col). A micro-panel's nv output pixels fall into runs
+ * that share an output row; for stride 1 each run is contiguous in every input row, so the
+ * panel is a few short copies per k whose source offsets are found once per panel. */
+static void lensnet__pack_b_image(const lensnet__b_source *s, const lensnet__gemm_path *path, size_t k0, size_t kc,
+                                  size_t j0, size_t nv, float *dst) {
+  size_t run_lane[LENSNET__GEMM_NR_MAX], run_len[LENSNET__GEMM_NR_MAX], run_src[LENSNET__GEMM_NR_MAX];
+  size_t runs = 0, lane = 0, y = j0 / s->ow, x = j0 % s->ow, nr = path->nr;
+  size_t khw = s->kh * s->kw, c = k0 / khw, i = k0 % khw / s->kw, j = k0 % s->kw, k, t;
+  size_t base = c * s->chan_stride + i * s->row_stride + j;
+  while (lane < nv) {
+    size_t len = s->ow - x < nv - lane ? s->ow - x : nv - lane;
+    run_lane[runs] = lane;
+    run_len[runs] = len;
+    run_src[runs] = y * s->stride * s->row_stride + x * s->stride;
+    runs++;
+    lane += len;
+    y++;
+    x = 0;
+  }
+  for (k = 0; k < kc; k++, dst += nr) {
+    const float *src = s->data + base;
+    if (s->stride == 1) {
+      for (t = 0; t < runs; t++) path->copy(dst + run_lane[t], src + run_src[t], run_len[t]);
+    } else {
+      for (t = 0; t < runs; t++) {
+        const float *from = src + run_src[t];
+        float *to = dst + run_lane[t];
+        for (lane = 0; lane < run_len[t]; lane++) to[lane] = from[lane * s->stride];
+      }
+    }
+    if (++j == s->kw) {
+      j = 0;
+      if (++i == s->kh) { i = 0; c++; }
+    }
+    base = c * s->chan_stride + i * s->row_stride + j;
+  }
+}
+
+/* ---- the blocked product ---- */
+
+/* C[0:mc, 0:N] = epilogue(Ap * op(B)[k0:k0+kc, 0:N]) for one packed block Ap of A. */
+static void lensnet__macro_kernel(const lensnet__gemm_path *path, size_t mc, size_t N, size_t kc, const float *Ap,
+                                  const lensnet__b_source *b, size_t k0, float *C, size_t ldc,
+                                  const lensnet__epilogue *ep, float *Bp) {
+  size_t j0, i0, k, mr = path->mr, nr = path->nr;
+  lensnet__epilogue tile_ep = *ep;
+  for (j0 = 0; j0 < N; j0 += nr) {
+    size_t nv = N - j0 < nr ? N - j0 : nr;
+    if (b->is_image) lensnet__pack_b_image(b, path, k0, kc, j0, nv, Bp);
+    else lensnet__pack_b_matrix(b, k0, kc, j0, nv, nr, Bp);
+    if (nv < nr) /* the columns past N are computed and dropped: keep them finite */
+      for (k = 0; k < kc; k++) memset(Bp + k * nr + nv, 0, (nr - nv) * sizeof(float));
+    for (i0 = 0; i0 < mc; i0 += mr) {
+      tile_ep.bias = ep->bias ? ep->bias + i0 : NULL;
+      path->kernel(kc, Ap + i0 * kc, Bp, C + i0 * ldc + j0, ldc, mc - i0 < mr ? mc - i0 : mr, nv, &tile_ep);
+    }
+  }
+}
+
+/* Floats of packing memory for an mc x kc block of A and a kc x NR panel of B, aligned. */
+static size_t lensnet__pack_floats(size_t mc, size_t kc, size_t mr, size_t nr) {
+  size_t a_floats, b_floats;
+  if (!lensnet__mul_ok(lensnet__round_up(mc, mr), kc, &a_floats) || !lensnet__mul_ok(kc, nr, &b_floats) ||
+      a_floats > (size_t)-1 - b_floats - 2 * LENSNET__ALIGN_SLACK)
+    return (size_t)-1;
+  return a_floats + b_floats + 2 * LENSNET__ALIGN_SLACK;
+}
+
+LENSNET_API void lensnet_sgemm_path(lensnet_simd simd, int trans_a, int trans_b, size_t M, size_t N, size_t K,
                                     float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                                     float beta, float *C, size_t ldc) {
-  (void)path;
-  lensnet__sgemm_scalar(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const lensnet__gemm_path *path = lensnet__gemm_path_for(simd);
+  size_t kc_max = lensnet__k_block(K), mc_max = M < LENSNET__GEMM_MC ? M : LENSNET__GEMM_MC;
+  size_t floats, bytes, ic, pc;
+  lensnet__b_source bsrc;
+  lensnet__epilogue ep;
+  float *mem, *Ap, *Bp;
+  if (M == 0 || N == 0) return;
+  if (alpha == 0.0f || K == 0) {
+    lensnet__sgemm_reference(trans_a, trans_b, M, N, 0, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  floats = lensnet__pack_floats(mc_max, kc_max, path->mr, path->nr);
+  mem = (floats != (size_t)-1 && lensnet__mul_ok(floats, sizeof(float), &bytes))
+            ? LENSNET__CAST(float *, LENSNET_MALLOC(bytes)) : NULL;
+  if (!mem) { /* no memory for packing: the unblocked loop still gives the answer */
+    lensnet__sgemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  Ap = lensnet__align64(mem);
+  Bp = lensnet__align64(Ap + lensnet__round_up(mc_max, path->mr) * kc_max);
+  memset(&bsrc, 0, sizeof bsrc);
+  bsrc.data = B;
+  bsrc.trans = trans_b;
+  bsrc.ld = ldb;
+  ep.alpha = alpha;
+  ep.bias = NULL;
+  ep.relu = 0;
+  for (ic = 0; ic < M; ic += mc_max) {
+    size_t mc = M - ic < mc_max ? M - ic : mc_max;
+    for (pc = 0; pc < K; pc += kc_max) {
+      size_t kc = K - pc < kc_max ? K - pc : kc_max;
+      lensnet__pack_a(trans_a, A, lda, ic, mc, pc, kc, path->mr, Ap);
+      ep.beta = pc == 0 ? beta : 1.0f;
+      lensnet__macro_kernel(path, mc, N, kc, Ap, &bsrc, pc, C + ic * ldc, ldc, &ep, Bp);
+    }
+  }
+  LENSNET_FREE(mem);
 }
 
 LENSNET_API void lensnet_sgemm(int trans_a, int trans_b, size_t M, size_t N, size_t K, float alpha,
@@ -755,6 +1343,15 @@ LENSNET_API void lensnet_sgemm(int trans_a, int trans_b, size_t M, size_t N, siz
 
 /* ---- convolution (forward) ----------------------------------------------------------------- */
 
+/* Convolution runs as C[cout_g, oh*ow] = W[cout_g, K] * col[K, oh*ow] per image and group, with
+ * K = cin_g*kh*kw, through the blocked product above. The col matrix is never formed: B
+ * micro-panels are packed straight from the image (implicit GEMM), and bias + ReLU are applied
+ * in the micro-kernel's epilogue.
+ *
+ * Measured (tests/bench_gemm, AVX-512, one core, batch 1), per image:
+ *   MEASUREMENTS_PLACEHOLDER
+ * so implicit packing is the default; lensnet__im2col stays for the backward pass. */
+
 /* The geometry of one 2-D convolution layer applied to a batch (PyTorch semantics:
  * cross-correlation, zero padding, oh = (h + 2 pad - kh) / stride + 1). */
 typedef struct {
@@ -764,13 +1361,36 @@ typedef struct {
   size_t oh, ow;            /* output [n, cout, oh, ow] */
 } lensnet__conv_geom;
 
-/* Floats of scratch memory lensnet__conv2d_forward needs for this geometry. */
-static size_t lensnet__conv_scratch_floats(const lensnet__conv_geom *g) {
-  return (g->cin / g->groups) * g->kh * g->kw * g->oh * g->ow;
+/* Sizes of the parts of the forward's scratch, in floats (SIZE_MAX on overflow). */
+static int lensnet__conv_scratch_parts(const lensnet__conv_geom *g, size_t *a_floats, size_t *b_floats,
+                                       size_t *pad_floats) {
+  size_t cin_g = g->cin / g->groups, cout_g = g->cout / g->groups, K, hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
+  if (!lensnet__mul_ok(cin_g, g->kh, &K) || !lensnet__mul_ok(K, g->kw, &K)) return 0;
+  /* every path's MR divides neither necessarily: pad rows up to the largest MR */
+  if (!lensnet__mul_ok(cout_g + LENSNET__GEMM_MR_MAX, K, a_floats)) return 0;
+  *b_floats = (size_t)LENSNET__GEMM_KC * LENSNET__GEMM_NR_MAX;
+  *pad_floats = 0;
+  if (g->pad && (!lensnet__mul_ok(cin_g, hp, pad_floats) || !lensnet__mul_ok(*pad_floats, wp, pad_floats))) return 0;
+  return 1;
+}
+
+/* Floats of scratch memory lensnet__conv2d_forward needs for this geometry: its packing buffers,
+ * and at least one image-group of lensnet__im2col output so the backward pass can share it.
+ * SIZE_MAX when the sizes overflow. */
+LENSNET__MAYBE_UNUSED static size_t lensnet__conv_scratch_floats(const lensnet__conv_geom *g) {
+  size_t a, b, padded, total, col;
+  if (!lensnet__conv_scratch_parts(g, &a, &b, &padded)) return (size_t)-1;
+  total = a;
+  if (total > (size_t)-1 - b - padded - 3 * LENSNET__ALIGN_SLACK) return (size_t)-1;
+  total += b + padded + 3 * LENSNET__ALIGN_SLACK;
+  if (!lensnet__mul_ok(g->cin / g->groups, g->kh, &col) || !lensnet__mul_ok(col, g->kw, &col) ||
+      !lensnet__mul_ok(col, g->oh, &col) || !lensnet__mul_ok(col, g->ow, &col))
+    return (size_t)-1;
+  return total > col ? total : col;
 }
 
 /* Unrolls one image's group of channels into columns: col[(c*kh + i)*kw + j][y*ow + x]. */
-static void lensnet__im2col(const lensnet__conv_geom *g, const float *img, size_t cin_g, float *col) {
+LENSNET__MAYBE_UNUSED static void lensnet__im2col(const lensnet__conv_geom *g, const float *img, size_t cin_g, float *col) {
   size_t c, i, j, y, x, P = g->oh * g->ow;
   for (c = 0; c < cin_g; c++)
     for (i = 0; i < g->kh; i++)
@@ -787,28 +1407,90 @@ static void lensnet__im2col(const lensnet__conv_geom *g, const float *img, size_
       }
 }
 
-/* out = conv(in, weight) + bias, then ReLU when fuse_relu is set. bias may be NULL.
- * scratch holds lensnet__conv_scratch_floats(g) floats. */
-static void lensnet__conv2d_forward(const lensnet__conv_geom *g, const float *in, const float *weight,
-                                    const float *bias, int fuse_relu, float *out, float *scratch) {
-  size_t b, grp, co, p, cin_g = g->cin / g->groups, cout_g = g->cout / g->groups;
-  size_t K = cin_g * g->kh * g->kw, P = g->oh * g->ow;
-  for (b = 0; b < g->n; b++) {
-    for (grp = 0; grp < g->groups; grp++) {
+/* Copies cin_g channels of an image into a zero border of width pad (a cheap pass compared with
+ * the kh*kw-fold reads of packing, and it lets the packer ignore padding). */
+static void lensnet__pad_image(const lensnet__conv_geom *g, const float *img, size_t cin_g, float *dst) {
+  size_t c, y, hp = g->h + 2 * g->pad, wp = g->w + 2 * g->pad;
+  for (c = 0; c < cin_g; c++) {
+    float *d = dst + c * hp * wp;
+    const float *s = img + c * g->h * g->w;
+    memset(d, 0, g->pad * wp * sizeof(float));
+    for (y = 0; y < g->h; y++) {
+      float *row = d + (y + g->pad) * wp;
+      memset(row, 0, g->pad * sizeof(float));
+      memcpy(row + g->pad, s + y * g->w, g->w * sizeof(float));
+      memset(row + g->pad + g->w, 0, g->pad * sizeof(float));
+    }
+    memset(d + (g->h + g->pad) * wp, 0, g->pad * wp * sizeof(float));
+  }
+}
+
+/* The forward through one chosen path (tests compare paths). */
+LENSNET__MAYBE_UNUSED static void lensnet__conv2d_forward_path(lensnet_simd simd, const lensnet__conv_geom *g, const float *in,
+                                         const float *weight, const float *bias, int fuse_relu, float *out,
+                                         float *scratch) {
+  const lensnet__gemm_path *path = lensnet__gemm_path_for(simd);
+  size_t cin_g = g->cin / g->groups, cout_g = g->cout / g->groups;
+  size_t K = cin_g * g->kh * g->kw, P = g->oh * g->ow, kc_max = lensnet__k_block(K);
+  size_t m_pad = lensnet__round_up(cout_g, path->mr), a_floats, b_floats, pad_floats, b, grp, pc;
+  float *Ap, *Bp, *padded;
+  lensnet__b_source src;
+  lensnet__epilogue ep;
+  if (P == 0 || cout_g == 0) return;
+  if (K == 0) { /* no inputs: the output is the bias */
+    for (b = 0; b < g->n * g->cout; b++) {
+      float v = bias ? bias[b % g->cout] : 0.0f;
+      size_t p;
+      if (fuse_relu && v < 0.0f) v = 0.0f;
+      for (p = 0; p < P; p++) out[b * P + p] = v;
+    }
+    return;
+  }
+  lensnet__conv_scratch_parts(g, &a_floats, &b_floats, &pad_floats);
+  Ap = lensnet__align64(scratch);
+  Bp = lensnet__align64(Ap + a_floats);
+  padded = lensnet__align64(Bp + b_floats);
+  memset(&src, 0, sizeof src);
+  src.is_image = 1;
+  src.chan_stride = (g->h + 2 * g->pad) * (g->w + 2 * g->pad);
+  src.row_stride = g->w + 2 * g->pad;
+  src.kh = g->kh;
+  src.kw = g->kw;
+  src.stride = g->stride;
+  src.ow = g->ow;
+  ep.alpha = 1.0f;
+  for (grp = 0; grp < g->groups; grp++) {
+    /* the group's weights, packed once for every image: block pc at Ap + m_pad * pc */
+    for (pc = 0; pc < K; pc += kc_max) {
+      size_t kc = K - pc < kc_max ? K - pc : kc_max;
+      lensnet__pack_a(0, weight + grp * cout_g * K, K, 0, cout_g, pc, kc, path->mr, Ap + m_pad * pc);
+    }
+    for (b = 0; b < g->n; b++) {
       const float *img = in + (b * g->cin + grp * cin_g) * g->h * g->w;
       float *o = out + (b * g->cout + grp * cout_g) * P;
-      lensnet__im2col(g, img, cin_g, scratch);
-      lensnet_sgemm(0, 0, cout_g, P, K, 1.0f, weight + grp * cout_g * K, K, scratch, P, 0.0f, o, P);
-    }
-    for (co = 0; co < g->cout; co++) {
-      float *o = out + (b * g->cout + co) * P;
-      float bv = bias ? bias[co] : 0.0f;
-      if (fuse_relu) for (p = 0; p < P; p++) { float v = o[p] + bv; o[p] = v > 0.0f ? v : 0.0f; }
-      else for (p = 0; p < P; p++) o[p] += bv;
+      if (g->pad) {
+        lensnet__pad_image(g, img, cin_g, padded);
+        img = padded;
+      }
+      src.data = img;
+      for (pc = 0; pc < K; pc += kc_max) {
+        size_t kc = K - pc < kc_max ? K - pc : kc_max;
+        int last = pc + kc == K;
+        ep.beta = pc == 0 ? 0.0f : 1.0f;
+        ep.bias = last && bias ? bias + grp * cout_g : NULL;
+        ep.relu = last && fuse_relu;
+        lensnet__macro_kernel(path, cout_g, P, kc, Ap + m_pad * pc, &src, pc, o, P, &ep, Bp);
+      }
     }
   }
 }
 
+/* out = conv(in, weight) + bias, then ReLU when fuse_relu is set. bias may be NULL.
+ * scratch holds lensnet__conv_scratch_floats(g) floats (any alignment). */
+LENSNET__MAYBE_UNUSED static void lensnet__conv2d_forward(const lensnet__conv_geom *g, const float *in, const float *weight,
+                                                          const float *bias, int fuse_relu, float *out, float *scratch) {
+  lensnet__conv2d_forward_path(lensnet_simd_best(), g, in, weight, bias, fuse_relu, out, scratch);
+}
 
 /* @@SECTION-IMPL-MODEL@@ */
 
