@@ -770,7 +770,11 @@ LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_te
 #if defined(__GNUC__) || defined(__clang__)
 #define LENSNET__INLINE static inline __attribute__((always_inline))
 #define LENSNET__MAYBE_UNUSED __attribute__((unused))
+#define LENSNET__NOINLINE static __attribute__((noinline))
+#define LENSNET__PREFETCH(p) __builtin_prefetch(p)
 #else
+#define LENSNET__PREFETCH(p) ((void)0)
+#define LENSNET__NOINLINE static
 #define LENSNET__INLINE static
 #define LENSNET__MAYBE_UNUSED
 #endif
@@ -799,12 +803,26 @@ typedef struct {
 
 typedef void (*lensnet__microkernel_fn)(size_t kc, const float *a_panel, const float *b_panel, float *c,
                                         size_t ldc, size_t m_valid, size_t n_valid, const lensnet__epilogue *ep);
+/* Where op(B) comes from: a matrix, or (for convolution) an image whose im2col matrix is read
+ * on the fly. The image has already been zero-padded, so only the stride remains:
+ * op(B)[(c*kh + i)*kw + j][y*ow + x] = img[c*chan_stride + (y*stride + i)*row_stride + x*stride + j]. */
+typedef struct {
+  const float *data;
+  int is_image;
+  int trans;                     /* matrix */
+  size_t ld;                     /* matrix */
+  size_t chan_stride, row_stride; /* image */
+  size_t kh, kw, stride, ow;     /* image */
+} lensnet__b_source;
+
+typedef void (*lensnet__pack_b_fn)(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv,
+                                   size_t nr, float *dst);
 typedef void (*lensnet__copy_fn)(float *dst, const float *src, size_t n);
 
 typedef struct {
   size_t mr, nr;
   lensnet__microkernel_fn kernel;
-  lensnet__copy_fn copy; /* short contiguous copies while packing image rows */
+  lensnet__pack_b_fn pack_b;
 } lensnet__gemm_path;
 
 LENSNET_API const char *lensnet_simd_name(lensnet_simd s) {
@@ -907,7 +925,68 @@ static void lensnet__store_tile(const float *acc, size_t nr, float *c, size_t ld
   }
 }
 
-static void lensnet__copy_memcpy(float *dst, const float *src, size_t n) { memcpy(dst, src, n * sizeof(float)); }
+LENSNET__INLINE void lensnet__copy_plain(float *dst, const float *src, size_t n) { memcpy(dst, src, n * sizeof(float)); }
+/* Rows [k0, k0+kc) x columns [j0, j0+nv) of op(B) into a KC x NR micro-panel, columns past nv
+ * zero (they are computed and dropped, and must stay finite). Each path instantiates this with
+ * its own inline `copy` for short contiguous rows, so no call is made per row.
+ * From an image (implicit im2col): a micro-panel's nv output pixels fall into runs that share an
+ * output row; for stride 1 each run is contiguous in every input row, so the panel is a few
+ * short copies per k whose source offsets are found once per panel. */
+LENSNET__INLINE void lensnet__pack_b_with(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv,
+                                          size_t nr, float *dst, lensnet__copy_fn copy) {
+  size_t k, t, lane;
+  if (!s->is_image) {
+    if (!s->trans) {
+      for (k = 0; k < kc; k++) {
+        const float *src = s->data + (k0 + k) * s->ld + j0;
+        copy(dst + k * nr, src, nv);
+        LENSNET__PREFETCH(src + nr); /* the next panel's row: 225+ rows are too many streams for the hardware */
+        LENSNET__PREFETCH(src + nr + 16);
+      }
+    } else {
+      for (lane = 0; lane < nv; lane++) {
+        const float *src = s->data + (j0 + lane) * s->ld + k0;
+        for (k = 0; k < kc; k++) dst[k * nr + lane] = src[k];
+      }
+    }
+  } else {
+    size_t run_lane[LENSNET__GEMM_NR_MAX], run_len[LENSNET__GEMM_NR_MAX], run_src[LENSNET__GEMM_NR_MAX];
+    size_t runs = 0, y = j0 / s->ow, x = j0 % s->ow, next = (j0 + nr) / s->ow * s->stride * s->row_stride +
+                                                          (j0 + nr) % s->ow * s->stride;
+    size_t khw = s->kh * s->kw, c = k0 / khw, i = k0 % khw / s->kw, j = k0 % s->kw;
+    for (lane = 0; lane < nv; runs++, y++, x = 0) {
+      size_t len = s->ow - x < nv - lane ? s->ow - x : nv - lane;
+      run_lane[runs] = lane;
+      run_len[runs] = len;
+      run_src[runs] = y * s->stride * s->row_stride + x * s->stride;
+      lane += len;
+    }
+    for (k = 0; k < kc; k++) {
+      const float *src = s->data + c * s->chan_stride + i * s->row_stride + j;
+      float *d = dst + k * nr;
+      LENSNET__PREFETCH(src + next); /* where the next panel reads this k */
+      LENSNET__PREFETCH(src + next + 16);
+      if (s->stride == 1) {
+        for (t = 0; t < runs; t++) copy(d + run_lane[t], src + run_src[t], run_len[t]);
+      } else {
+        for (t = 0; t < runs; t++)
+          for (lane = 0; lane < run_len[t]; lane++) d[run_lane[t] + lane] = src[run_src[t] + lane * s->stride];
+      }
+      if (++j == s->kw) {
+        j = 0;
+        if (++i == s->kh) { i = 0; c++; }
+      }
+    }
+  }
+  if (nv < nr)
+    for (k = 0; k < kc; k++)
+      for (lane = nv; lane < nr; lane++) dst[k * nr + lane] = 0.0f;
+}
+
+static void lensnet__pack_b_plain(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv, size_t nr,
+                                  float *dst) {
+  lensnet__pack_b_with(s, k0, kc, j0, nv, nr, dst, lensnet__copy_plain);
+}
 
 /* ---- micro-kernels ---- */
 
@@ -1016,7 +1095,7 @@ static void lensnet__kernel_avx2(size_t kc, const float *a, const float *b, floa
   }
 }
 
-static void lensnet__copy_avx2(float *dst, const float *src, size_t n) {
+LENSNET__INLINE void lensnet__copy_avx2(float *dst, const float *src, size_t n) {
   for (; n >= 8; n -= 8, dst += 8, src += 8) _mm256_storeu_ps(dst, _mm256_loadu_ps(src));
   if (n) {
     /* lanes 0..n-1 on: the mask is the sign bit of (n - 1 - lane) >= 0 */
@@ -1024,6 +1103,11 @@ static void lensnet__copy_avx2(float *dst, const float *src, size_t n) {
     __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), lanes);
     _mm256_maskstore_ps(dst, mask, _mm256_maskload_ps(src, mask));
   }
+}
+
+static void lensnet__pack_b_avx2(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv, size_t nr,
+                                  float *dst) {
+  lensnet__pack_b_with(s, k0, kc, j0, nv, nr, dst, lensnet__copy_avx2);
 }
 #endif
 
@@ -1079,11 +1163,61 @@ static void lensnet__kernel_avx512(size_t kc, const float *a, const float *b, fl
   LENSNET__AVX512_STORE_ROW(9)
 }
 
-static void lensnet__copy_avx512(float *dst, const float *src, size_t n) {
+LENSNET__INLINE void lensnet__copy_avx512(float *dst, const float *src, size_t n) {
   __mmask16 m;
   for (; n >= 16; n -= 16, dst += 16, src += 16) _mm512_storeu_ps(dst, _mm512_loadu_ps(src));
   m = lensnet__avx512_first_lanes(n);
   if (m) _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
+}
+
+/* AVX-512 packing. A matrix row is two masked loads (the mask also zeroes columns past N). For an
+ * image at stride 1, lane l of a 16-lane half of the panel reads src(k) + off + l, where off is
+ * constant within a run of pixels sharing an output row; so each half is one masked load per run
+ * it overlaps (runs found once per panel), merged in a register and stored whole. */
+static void lensnet__pack_b_avx512(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv, size_t nr,
+                                   float *dst) {
+  if (nr != 32 || (s->is_image && s->stride != 1) || (!s->is_image && s->trans)) {
+    lensnet__pack_b_with(s, k0, kc, j0, nv, nr, dst, lensnet__copy_avx512);
+  } else if (!s->is_image) {
+    __mmask16 m0 = lensnet__avx512_first_lanes(nv), m1 = lensnet__avx512_first_lanes(nv > 16 ? nv - 16 : 0);
+    const float *src = s->data + k0 * s->ld + j0;
+    size_t k;
+    for (k = 0; k < kc; k++, src += s->ld, dst += 32) {
+      _mm512_store_ps(dst, _mm512_maskz_loadu_ps(m0, src));
+      _mm512_store_ps(dst + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+      LENSNET__PREFETCH(src + 32); /* the next panel's row: too many streams for the hardware */
+      LENSNET__PREFETCH(src + 48);
+    }
+  } else {
+    __mmask16 seg_mask[2][16];
+    size_t seg_off[2][16], segs[2] = {0, 0}, lane = 0, y = j0 / s->ow, x = j0 % s->ow, h, n, k;
+    size_t next = (j0 + 32) / s->ow * s->row_stride + (j0 + 32) % s->ow; /* where the next panel starts */
+    size_t khw = s->kh * s->kw, c = k0 / khw, i = k0 % khw / s->kw, j = k0 % s->kw;
+    for (; lane < nv; y++, x = 0) {
+      size_t len = s->ow - x < nv - lane ? s->ow - x : nv - lane, off = y * s->row_stride + x - lane;
+      for (h = 0; h < 2; h++) {
+        size_t lo = lane > 16 * h ? lane : 16 * h, hi = lane + len < 16 * h + 16 ? lane + len : 16 * h + 16;
+        if (lo >= hi) continue;
+        seg_mask[h][segs[h]] = (__mmask16)(lensnet__avx512_first_lanes(hi - 16 * h) & ~lensnet__avx512_first_lanes(lo - 16 * h));
+        seg_off[h][segs[h]++] = off + 16 * h;
+      }
+      lane += len;
+    }
+    for (k = 0; k < kc; k++, dst += 32) {
+      const float *src = s->data + c * s->chan_stride + i * s->row_stride + j;
+      for (h = 0; h < 2; h++) {
+        __m512 v = _mm512_setzero_ps();
+        for (n = 0; n < segs[h]; n++) v = _mm512_mask_loadu_ps(v, seg_mask[h][n], src + seg_off[h][n]);
+        _mm512_store_ps(dst + 16 * h, v);
+      }
+      LENSNET__PREFETCH(src + next);
+      LENSNET__PREFETCH(src + next + 16);
+      if (++j == s->kw) {
+        j = 0;
+        if (++i == s->kh) { i = 0; c++; }
+      }
+    }
+  }
 }
 #endif
 
@@ -1143,18 +1277,18 @@ static void lensnet__kernel_neon(size_t kc, const float *a, const float *b, floa
 
 /* The path's shapes and kernels; an unavailable path resolves to scalar. */
 static const lensnet__gemm_path *lensnet__gemm_path_for(lensnet_simd s) {
-  static const lensnet__gemm_path scalar = {LENSNET__SCALAR_MR, LENSNET__SCALAR_NR, lensnet__kernel_scalar, lensnet__copy_memcpy};
+  static const lensnet__gemm_path scalar = {LENSNET__SCALAR_MR, LENSNET__SCALAR_NR, lensnet__kernel_scalar, lensnet__pack_b_plain};
 #ifdef LENSNET__HAVE_SSE
-  static const lensnet__gemm_path sse = {LENSNET__SSE_MR, LENSNET__SSE_NR, lensnet__kernel_sse, lensnet__copy_memcpy};
+  static const lensnet__gemm_path sse = {LENSNET__SSE_MR, LENSNET__SSE_NR, lensnet__kernel_sse, lensnet__pack_b_plain};
 #endif
 #ifdef LENSNET__HAVE_AVX2
-  static const lensnet__gemm_path avx2 = {LENSNET__AVX2_MR, LENSNET__AVX2_NR, lensnet__kernel_avx2, lensnet__copy_avx2};
+  static const lensnet__gemm_path avx2 = {LENSNET__AVX2_MR, LENSNET__AVX2_NR, lensnet__kernel_avx2, lensnet__pack_b_avx2};
 #endif
 #ifdef LENSNET__HAVE_AVX512
-  static const lensnet__gemm_path avx512 = {LENSNET__AVX512_MR, LENSNET__AVX512_NR, lensnet__kernel_avx512, lensnet__copy_avx512};
+  static const lensnet__gemm_path avx512 = {LENSNET__AVX512_MR, LENSNET__AVX512_NR, lensnet__kernel_avx512, lensnet__pack_b_avx512};
 #endif
 #ifdef LENSNET__HAVE_NEON
-  static const lensnet__gemm_path neon = {LENSNET__NEON_MR, LENSNET__NEON_NR, lensnet__kernel_neon, lensnet__copy_memcpy};
+  static const lensnet__gemm_path neon = {LENSNET__NEON_MR, LENSNET__NEON_NR, lensnet__kernel_neon, lensnet__pack_b_plain};
 #endif
   if (!lensnet_simd_available(s)) return &scalar;
   switch (s) {
@@ -1178,88 +1312,27 @@ static const lensnet__gemm_path *lensnet__gemm_path_for(lensnet_simd s) {
 
 /* Rows [i0, i0+mc) x columns [k0, k0+kc) of op(A) into MR-row panels: panel p holds, for each k,
  * the MR values of rows i0+p*MR.. (zero past M), so the kernel reads A sequentially. */
-static void lensnet__pack_a(int trans, const float *A, size_t lda, size_t i0, size_t mc, size_t k0, size_t kc,
-                            size_t mr, float *dst) {
+LENSNET__NOINLINE void lensnet__pack_a(int trans, const float *A, size_t lda, size_t i0, size_t mc, size_t k0,
+                                       size_t kc, size_t mr, float *dst) {
   size_t p, r, k;
   for (p = 0; p < mc; p += mr, dst += mr * kc) {
     size_t rows = mc - p < mr ? mc - p : mr;
     if (!trans) {
-      for (r = 0; r < rows; r++) {
-        const float *src = A + (i0 + p + r) * lda + k0;
-        for (k = 0; k < kc; k++) dst[k * mr + r] = src[k];
+      const float *row[LENSNET__GEMM_MR_MAX];
+      for (r = 0; r < rows; r++) row[r] = A + (i0 + p + r) * lda + k0;
+      for (k = 0; k < kc; k++) {
+        float *d = dst + k * mr;
+        for (r = 0; r < rows; r++) d[r] = row[r][k];
+        for (; r < mr; r++) d[r] = 0.0f;
       }
     } else {
       for (k = 0; k < kc; k++) {
         const float *src = A + (k0 + k) * lda + i0 + p;
-        for (r = 0; r < rows; r++) dst[k * mr + r] = src[r];
+        float *d = dst + k * mr;
+        for (r = 0; r < rows; r++) d[r] = src[r];
+        for (; r < mr; r++) d[r] = 0.0f;
       }
     }
-    for (r = rows; r < mr; r++)
-      for (k = 0; k < kc; k++) dst[k * mr + r] = 0.0f;
-  }
-}
-
-/* Where op(B) comes from: a matrix, or (for convolution) an image whose im2col matrix is read
- * on the fly. The image has already been zero-padded, so only the stride remains:
- * op(B)[(c*kh + i)*kw + j][y*ow + x] = img[c*chan_stride + (y*stride + i)*row_stride + x*stride + j]. */
-typedef struct {
-  const float *data;
-  int is_image;
-  int trans;                     /* matrix */
-  size_t ld;                     /* matrix */
-  size_t chan_stride, row_stride; /* image */
-  size_t kh, kw, stride, ow;     /* image */
-} lensnet__b_source;
-
-/* Rows [k0, k0+kc) x columns [j0, j0+nv) of a matrix op(B) into a KC x NR micro-panel. */
-static void lensnet__pack_b_matrix(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv,
-                                   size_t nr, float *dst) {
-  size_t k, j;
-  if (!s->trans) {
-    for (k = 0; k < kc; k++) memcpy(dst + k * nr, s->data + (k0 + k) * s->ld + j0, nv * sizeof(float));
-  } else {
-    for (j = 0; j < nv; j++) {
-      const float *src = s->data + (j0 + j) * s->ld + k0;
-      for (k = 0; k < kc; k++) dst[k * nr + j] = src[k];
-    }
-  }
-}
-
-/* The same from an image (implicit im2col). A micro-panel's nv output pixels fall into runs
- * that share an output row; for stride 1 each run is contiguous in every input row, so the
- * panel is a few short copies per k whose source offsets are found once per panel. */
-static void lensnet__pack_b_image(const lensnet__b_source *s, const lensnet__gemm_path *path, size_t k0, size_t kc,
-                                  size_t j0, size_t nv, float *dst) {
-  size_t run_lane[LENSNET__GEMM_NR_MAX], run_len[LENSNET__GEMM_NR_MAX], run_src[LENSNET__GEMM_NR_MAX];
-  size_t runs = 0, lane = 0, y = j0 / s->ow, x = j0 % s->ow, nr = path->nr;
-  size_t khw = s->kh * s->kw, c = k0 / khw, i = k0 % khw / s->kw, j = k0 % s->kw, k, t;
-  size_t base = c * s->chan_stride + i * s->row_stride + j;
-  while (lane < nv) {
-    size_t len = s->ow - x < nv - lane ? s->ow - x : nv - lane;
-    run_lane[runs] = lane;
-    run_len[runs] = len;
-    run_src[runs] = y * s->stride * s->row_stride + x * s->stride;
-    runs++;
-    lane += len;
-    y++;
-    x = 0;
-  }
-  for (k = 0; k < kc; k++, dst += nr) {
-    const float *src = s->data + base;
-    if (s->stride == 1) {
-      for (t = 0; t < runs; t++) path->copy(dst + run_lane[t], src + run_src[t], run_len[t]);
-    } else {
-      for (t = 0; t < runs; t++) {
-        const float *from = src + run_src[t];
-        float *to = dst + run_lane[t];
-        for (lane = 0; lane < run_len[t]; lane++) to[lane] = from[lane * s->stride];
-      }
-    }
-    if (++j == s->kw) {
-      j = 0;
-      if (++i == s->kh) { i = 0; c++; }
-    }
-    base = c * s->chan_stride + i * s->row_stride + j;
   }
 }
 
@@ -1269,14 +1342,11 @@ static void lensnet__pack_b_image(const lensnet__b_source *s, const lensnet__gem
 static void lensnet__macro_kernel(const lensnet__gemm_path *path, size_t mc, size_t N, size_t kc, const float *Ap,
                                   const lensnet__b_source *b, size_t k0, float *C, size_t ldc,
                                   const lensnet__epilogue *ep, float *Bp) {
-  size_t j0, i0, k, mr = path->mr, nr = path->nr;
+  size_t j0, i0, mr = path->mr, nr = path->nr;
   lensnet__epilogue tile_ep = *ep;
   for (j0 = 0; j0 < N; j0 += nr) {
     size_t nv = N - j0 < nr ? N - j0 : nr;
-    if (b->is_image) lensnet__pack_b_image(b, path, k0, kc, j0, nv, Bp);
-    else lensnet__pack_b_matrix(b, k0, kc, j0, nv, nr, Bp);
-    if (nv < nr) /* the columns past N are computed and dropped: keep them finite */
-      for (k = 0; k < kc; k++) memset(Bp + k * nr + nv, 0, (nr - nv) * sizeof(float));
+    path->pack_b(b, k0, kc, j0, nv, nr, Bp);
     for (i0 = 0; i0 < mc; i0 += mr) {
       tile_ep.bias = ep->bias ? ep->bias + i0 : NULL;
       path->kernel(kc, Ap + i0 * kc, Bp, C + i0 * ldc + j0, ldc, mc - i0 < mr ? mc - i0 : mr, nv, &tile_ep);
@@ -1432,7 +1502,7 @@ LENSNET__MAYBE_UNUSED static void lensnet__conv2d_forward_path(lensnet_simd simd
   const lensnet__gemm_path *path = lensnet__gemm_path_for(simd);
   size_t cin_g = g->cin / g->groups, cout_g = g->cout / g->groups;
   size_t K = cin_g * g->kh * g->kw, P = g->oh * g->ow, kc_max = lensnet__k_block(K);
-  size_t m_pad = lensnet__round_up(cout_g, path->mr), a_floats, b_floats, pad_floats, b, grp, pc;
+  size_t m_pad = lensnet__round_up(cout_g, path->mr), a_floats = 0, b_floats = 0, pad_floats = 0, b, grp, pc;
   float *Ap, *Bp, *padded;
   lensnet__b_source src;
   lensnet__epilogue ep;
