@@ -1114,10 +1114,17 @@ static void lensnet__pack_b_avx2(const lensnet__b_source *s, size_t k0, size_t k
 #ifdef LENSNET__HAVE_AVX512
 #define LENSNET__AVX512_MR 10
 #define LENSNET__AVX512_NR 32
-#define LENSNET__AVX512_FMA_ROW(r) \
-  av = _mm512_set1_ps(a[r]); \
+#define LENSNET__AVX512_FMA_ROW(r, step) \
+  av = _mm512_set1_ps(a[(step) * LENSNET__AVX512_MR + (r)]); \
   c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); \
   c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
+/* One k step: two B vectors times ten broadcast A values into the 20 accumulators. */
+#define LENSNET__AVX512_K_STEP(step) { \
+    __m512 b0 = _mm512_load_ps(b + (step) * LENSNET__AVX512_NR), b1 = _mm512_load_ps(b + (step) * LENSNET__AVX512_NR + 16), av; \
+    LENSNET__AVX512_FMA_ROW(0, step) LENSNET__AVX512_FMA_ROW(1, step) LENSNET__AVX512_FMA_ROW(2, step) \
+    LENSNET__AVX512_FMA_ROW(3, step) LENSNET__AVX512_FMA_ROW(4, step) LENSNET__AVX512_FMA_ROW(5, step) \
+    LENSNET__AVX512_FMA_ROW(6, step) LENSNET__AVX512_FMA_ROW(7, step) LENSNET__AVX512_FMA_ROW(8, step) \
+    LENSNET__AVX512_FMA_ROW(9, step) }
 #define LENSNET__AVX512_STORE_ROW(r) \
   if ((r) < m_valid) lensnet__avx512_store_row(c + (r) * ldc, c##r##0, c##r##1, m0, m1, ep, r);
 
@@ -1150,13 +1157,7 @@ static void lensnet__kernel_avx512(size_t kc, const float *a, const float *b, fl
   __mmask16 m0 = lensnet__avx512_first_lanes(n_valid);
   __mmask16 m1 = lensnet__avx512_first_lanes(n_valid > 16 ? n_valid - 16 : 0);
   size_t k;
-  for (k = 0; k < kc; k++, a += LENSNET__AVX512_MR, b += LENSNET__AVX512_NR) {
-    __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), av;
-    LENSNET__AVX512_FMA_ROW(0) LENSNET__AVX512_FMA_ROW(1) LENSNET__AVX512_FMA_ROW(2)
-    LENSNET__AVX512_FMA_ROW(3) LENSNET__AVX512_FMA_ROW(4) LENSNET__AVX512_FMA_ROW(5)
-    LENSNET__AVX512_FMA_ROW(6) LENSNET__AVX512_FMA_ROW(7) LENSNET__AVX512_FMA_ROW(8)
-    LENSNET__AVX512_FMA_ROW(9)
-  }
+  for (k = 0; k < kc; k++, a += LENSNET__AVX512_MR, b += LENSNET__AVX512_NR) LENSNET__AVX512_K_STEP(0)
   LENSNET__AVX512_STORE_ROW(0) LENSNET__AVX512_STORE_ROW(1) LENSNET__AVX512_STORE_ROW(2)
   LENSNET__AVX512_STORE_ROW(3) LENSNET__AVX512_STORE_ROW(4) LENSNET__AVX512_STORE_ROW(5)
   LENSNET__AVX512_STORE_ROW(6) LENSNET__AVX512_STORE_ROW(7) LENSNET__AVX512_STORE_ROW(8)
