@@ -245,6 +245,25 @@ static void run_conv_case(const conv_case *t, int *failures, double *worst) {
           bound[o] = gamma_n(cin_g * t->k * t->k + 2) * magnitude;
         }
     }
+  { /* im2col (for the backward pass) of every group of image 0 must equal the definition exactly */
+    size_t K = cin_g * t->k * t->k, P = g.oh * g.ow, grp, mismatches = 0;
+    float *col = alloc_floats(K * P);
+    for (grp = 0; grp < t->groups; grp++) {
+      lensnet__im2col(&g, in + grp * cin_g * t->h * t->w, cin_g, col);
+      for (c = 0; c < cin_g; c++)
+        for (i = 0; i < t->k; i++)
+          for (j = 0; j < t->k; j++)
+            for (y = 0; y < g.oh; y++)
+              for (x = 0; x < g.ow; x++) {
+                long iy = (long)(y * t->stride + i) - (long)t->pad, ix = (long)(x * t->stride + j) - (long)t->pad;
+                float want = (iy < 0 || ix < 0 || iy >= (long)t->h || ix >= (long)t->w)
+                                 ? 0.0f : in[((grp * cin_g + c) * t->h + (size_t)iy) * t->w + (size_t)ix];
+                if (col[((c * t->k + i) * t->k + j) * P + y * g.ow + x] != want) mismatches++;
+              }
+    }
+    CHECK(mismatches == 0, "im2col %s: %lu values differ from the definition", t->name, (unsigned long)mismatches);
+    free(col);
+  }
   for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1)) {
     int failed = 0;
     if (!lensnet_simd_available(path)) continue;
@@ -281,6 +300,7 @@ static void test_conv_paths(void) {
       {"OU-66 first layer",      1, 4, 66, 66, 50, 3, 1, 0, 1, 1, 1},
       {"5x5 K=1250",             1, 50, 9, 10, 40, 5, 1, 0, 1, 1, 1},
       {"wider than a panel row", 2, 3,  5, 70, 10, 3, 1, 1, 1, 0, 1},
+      {"1x1 pad 2 stride 3",     2, 3,  7,  8, 4, 1, 3, 2, 1, 0, 1},
   };
   int failures[LENSNET_SIMD_COUNT];
   double worst[LENSNET_SIMD_COUNT];
