@@ -907,6 +907,44 @@ static void lensnet__sgemm_reference(int ta, int tb, size_t M, size_t N, size_t 
   }
 }
 
+/* Products with one or two rows (dense layers at batch 1-2: C[1,N] = x W^T): packing would
+ * pad M to MR and transpose all of B for a single use, so rows are computed directly. With B
+ * transposed each entry is a dot product of two contiguous rows, summed in 16 independent
+ * partial sums (compilers map them onto vector lanes without reassociating); otherwise each
+ * row of C accumulates alpha*a[k] times row k of B. */
+#define LENSNET__SMALL_M 2
+#define LENSNET__DOT_LANES 16
+static void lensnet__sgemm_small_m(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
+                                   const float *A, size_t lda, const float *B, size_t ldb,
+                                   float beta, float *C, size_t ldc) {
+  size_t i, j, k, l;
+  for (i = 0; i < M; i++) {
+    float *c = C + i * ldc;
+    if (tb) {
+      for (j = 0; j < N; j++) {
+        const float *b = B + j * ldb;
+        float part[LENSNET__DOT_LANES] = {0}, dot = 0.0f;
+        for (k = 0; k + LENSNET__DOT_LANES <= K; k += LENSNET__DOT_LANES)
+          for (l = 0; l < LENSNET__DOT_LANES; l++)
+            part[l] += (ta ? A[(k + l) * lda + i] : A[i * lda + k + l]) * b[k + l];
+        for (; k < K; k++) dot += (ta ? A[k * lda + i] : A[i * lda + k]) * b[k];
+        for (l = 0; l < LENSNET__DOT_LANES; l++) dot += part[l];
+        c[j] = alpha * dot + (beta == 0.0f ? 0.0f : beta * c[j]);
+      }
+    } else {
+      if (beta == 0.0f) for (j = 0; j < N; j++) c[j] = 0.0f;
+      else if (beta != 1.0f) for (j = 0; j < N; j++) c[j] *= beta;
+      for (k = 0; k < K; k++) {
+        const float *b = B + k * ldb;
+        float a = alpha * (ta ? A[k * lda + i] : A[i * lda + k]);
+        for (j = 0; j + LENSNET__DOT_LANES <= N; j += LENSNET__DOT_LANES)
+          for (l = 0; l < LENSNET__DOT_LANES; l++) c[j + l] += a * b[j + l];
+        for (; j < N; j++) c[j] += a * b[j];
+      }
+    }
+  }
+}
+
 /* Epilogue of a tile held in memory (acc is m_valid x n_valid inside an nr-wide array): the
  * scalar kernel always, the SIMD kernels for partial tiles. */
 static void lensnet__store_tile(const float *acc, size_t nr, float *c, size_t ldc, size_t m_valid,
@@ -1128,6 +1166,9 @@ static void lensnet__pack_b_avx2(const lensnet__b_source *s, size_t k0, size_t k
   av = _mm512_set1_ps(a[(step) * LENSNET__AVX512_MR + (r)]); \
   c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); \
   c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1);
+#define LENSNET__AVX512_FMA_HALF_ROW(r) \
+  av = _mm512_set1_ps(a[r]); \
+  c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0);
 /* One k step: two B vectors times ten broadcast A values into the 20 accumulators. */
 #define LENSNET__AVX512_K_STEP(step) { \
     __m512 b0 = _mm512_load_ps(b + (step) * LENSNET__AVX512_NR), b1 = _mm512_load_ps(b + (step) * LENSNET__AVX512_NR + 16), av; \
@@ -1167,7 +1208,17 @@ static void lensnet__kernel_avx512(size_t kc, const float *a, const float *b, fl
   __mmask16 m0 = lensnet__avx512_first_lanes(n_valid);
   __mmask16 m1 = lensnet__avx512_first_lanes(n_valid > 16 ? n_valid - 16 : 0);
   size_t k;
-  for (k = 0; k < kc; k++, a += LENSNET__AVX512_MR, b += LENSNET__AVX512_NR) LENSNET__AVX512_K_STEP(0)
+  if (n_valid <= 16) { /* a narrow edge (small images: N = 16, 36, 100): half the work */
+    for (k = 0; k < kc; k++, a += LENSNET__AVX512_MR, b += LENSNET__AVX512_NR) {
+      __m512 b0 = _mm512_load_ps(b), av;
+      LENSNET__AVX512_FMA_HALF_ROW(0) LENSNET__AVX512_FMA_HALF_ROW(1) LENSNET__AVX512_FMA_HALF_ROW(2)
+      LENSNET__AVX512_FMA_HALF_ROW(3) LENSNET__AVX512_FMA_HALF_ROW(4) LENSNET__AVX512_FMA_HALF_ROW(5)
+      LENSNET__AVX512_FMA_HALF_ROW(6) LENSNET__AVX512_FMA_HALF_ROW(7) LENSNET__AVX512_FMA_HALF_ROW(8)
+      LENSNET__AVX512_FMA_HALF_ROW(9)
+    }
+  } else {
+    for (k = 0; k < kc; k++, a += LENSNET__AVX512_MR, b += LENSNET__AVX512_NR) LENSNET__AVX512_K_STEP(0)
+  }
   LENSNET__AVX512_STORE_ROW(0) LENSNET__AVX512_STORE_ROW(1) LENSNET__AVX512_STORE_ROW(2)
   LENSNET__AVX512_STORE_ROW(3) LENSNET__AVX512_STORE_ROW(4) LENSNET__AVX512_STORE_ROW(5)
   LENSNET__AVX512_STORE_ROW(6) LENSNET__AVX512_STORE_ROW(7) LENSNET__AVX512_STORE_ROW(8)
@@ -1386,6 +1437,10 @@ LENSNET_API void lensnet_sgemm_path(lensnet_simd simd, int trans_a, int trans_b,
   if (M == 0 || N == 0) return;
   if (alpha == 0.0f || K == 0) {
     lensnet__sgemm_reference(trans_a, trans_b, M, N, 0, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  if (M <= LENSNET__SMALL_M) {
+    lensnet__sgemm_small_m(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   floats = lensnet__pack_floats(mc_max, kc_max, path->mr, path->nr);

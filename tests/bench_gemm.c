@@ -87,13 +87,14 @@ static double fma_peak_gflops(void) {
 #endif
 }
 
-typedef struct { const char *name; size_t M, N, K; } shape;
+typedef struct { const char *name; size_t M, N, K; int tb; } shape;
 
 typedef struct { lensnet_simd path; const shape *s; const float *A, *B; float *C; } sgemm_call;
 
 static void run_sgemm(void *ctx) {
   sgemm_call *c = (sgemm_call *)ctx;
-  lensnet_sgemm_path(c->path, 0, 0, c->s->M, c->s->N, c->s->K, 1.0f, c->A, c->s->K, c->B, c->s->N, 0.0f, c->C, c->s->N);
+  lensnet_sgemm_path(c->path, 0, c->s->tb, c->s->M, c->s->N, c->s->K, 1.0f, c->A, c->s->K, c->B,
+                     c->s->tb ? c->s->K : c->s->N, 0.0f, c->C, c->s->N);
 }
 
 typedef struct { const char *name; size_t cin, hw, cout, k; } conv_layer;
@@ -182,18 +183,20 @@ static void bench_network(const char *name, const conv_layer *layers, size_t cou
 
 int main(int argc, char **argv) {
   static const shape shapes[] = {
-    {"OU-66 conv1", 50, 4096, 36},  {"OU-66 conv2", 50, 900, 450},  {"OU-66 conv3", 50, 784, 450},
-    {"OU-66 conv4", 50, 676, 450},  {"OU-66 conv5", 40, 576, 450},  {"OU-66 conv6", 40, 100, 360},
-    {"OU-66 conv7", 40, 64, 360},   {"OU-66 conv8", 40, 36, 360},   {"OU-66 conv9", 30, 16, 360},
-    {"OU-200 conv1", 50, 38416, 100}, {"OU-200 conv2", 40, 8836, 1250}, {"OU-200 conv3", 30, 2025, 360},
-    {"OU-200 conv4", 20, 400, 270}, {"OU-200 conv5", 20, 64, 180},  {"OU-200 conv6", 20, 36, 180},
-    {"OU-66 dense1 (batch 1)", 1, 500, 120}, {"square 512", 512, 512, 512},
+    {"OU-66 conv1", 50, 4096, 36, 0},  {"OU-66 conv2", 50, 900, 450, 0},  {"OU-66 conv3", 50, 784, 450, 0},
+    {"OU-66 conv4", 50, 676, 450, 0},  {"OU-66 conv5", 40, 576, 450, 0},  {"OU-66 conv6", 40, 100, 360, 0},
+    {"OU-66 conv7", 40, 64, 360, 0},   {"OU-66 conv8", 40, 36, 360, 0},   {"OU-66 conv9", 30, 16, 360, 0},
+    {"OU-200 conv1", 50, 38416, 100, 0}, {"OU-200 conv2", 40, 8836, 1250, 0}, {"OU-200 conv3", 30, 2025, 360, 0},
+    {"OU-200 conv4", 20, 400, 270, 0}, {"OU-200 conv5", 20, 64, 180, 0},  {"OU-200 conv6", 20, 36, 180, 0},
+    {"OU-66 dense1 x W^T b=1", 1, 500, 120, 1}, {"OU-66 dense1 x W^T b=32", 32, 500, 120, 1},
+    {"OU-200 dense1 x W^T b=1", 1, 350, 720, 1}, {"square 512", 512, 512, 512, 0},
+    {"square 512, B^T", 512, 512, 512, 1},
   };
   size_t i;
   lensnet_simd path;
   if (argc > 1) measure_seconds = atof(argv[1]);
   printf("AVX-512 FMA peak of one core, measured now: %.1f GFLOP/s (0 = not built with AVX-512)\n\n", fma_peak_gflops());
-  printf("lensnet_sgemm GFLOP/s per path (C = A B, row-major, best of 5)\n");
+  printf("lensnet_sgemm GFLOP/s per path (C = A B, or A B^T where marked W^T / B^T)\n");
   printf("  %-24s %6s %6s %5s", "shape", "M", "N", "K");
   for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1))
     if (lensnet_simd_available(path)) printf(" %8s", lensnet_simd_name(path));

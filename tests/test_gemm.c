@@ -131,9 +131,11 @@ static void run_gemm_case(const gemm_case *t, gemm_stats *st) {
 
 static void test_gemm_paths(void) {
   static const size_t small[] = {1, 2, 3, 7, 17, 33};
-  /* larger shapes: several K blocks (K > 256), several M blocks (M > 120), conv-like shapes */
+  /* larger shapes: several K blocks (K > 256), several M blocks (M > 120), conv-like shapes,
+   * and M = 11, 12 whose last row panel holds 1 or 2 rows (M <= 2 takes the direct path) */
   static const size_t large[][3] = {{65, 129, 300}, {300, 65, 129}, {129, 31, 65}, {31, 33, 513},
-                                    {250, 40, 300}, {50, 100, 450}, {40, 36, 1250}, {10, 31, 36}};
+                                    {250, 40, 300}, {50, 100, 450}, {40, 36, 1250}, {10, 31, 36},
+                                    {11, 47, 20}, {12, 70, 9}, {2, 300, 129}, {1, 17, 700}};
   static const float alpha_beta[][2] = {{1.0f, 0.0f}, {0.5f, 0.0f}, {1.0f, 1.0f}, {-1.5f, 0.25f}, {0.0f, 2.0f}, {0.0f, 0.0f}};
   gemm_stats st[LENSNET_SIMD_COUNT];
   size_t mi, ni, ki, s, ab;
