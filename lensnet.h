@@ -1214,7 +1214,11 @@ LENSNET__INLINE void lensnet__avx512_store_row(float *c, __m512 v0, __m512 v1, _
     v1 = _mm512_fmadd_ps(beta, _mm512_maskz_loadu_ps(m1, c + 16), v1);
   }
   if (ep->bias) { __m512 bv = _mm512_set1_ps(ep->bias[r]); v0 = _mm512_add_ps(v0, bv); v1 = _mm512_add_ps(v1, bv); }
-  if (ep->relu) { v0 = _mm512_max_ps(_mm512_setzero_ps(), v0); v1 = _mm512_max_ps(_mm512_setzero_ps(), v1); }
+  if (ep->relu) { /* max(0, NaN) keeps NaN; the maskz form avoids GCC 12's C++ warning about
+                    * the undefined pass-through vector inside _mm512_max_ps */
+    v0 = _mm512_maskz_max_ps((__mmask16)0xFFFF, _mm512_setzero_ps(), v0);
+    v1 = _mm512_maskz_max_ps((__mmask16)0xFFFF, _mm512_setzero_ps(), v1);
+  }
   _mm512_mask_storeu_ps(c, m0, v0);
   _mm512_mask_storeu_ps(c + 16, m1, v1);
 }
