@@ -841,11 +841,14 @@ typedef struct {
 
 typedef void (*lensnet__pack_b_fn)(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv,
                                    size_t nr, float *dst);
+typedef void (*lensnet__pack_a_fn)(int trans, const float *A, size_t lda, size_t i0, size_t mc, size_t k0, size_t kc,
+                                   size_t mr, float *dst);
 typedef void (*lensnet__copy_fn)(float *dst, const float *src, size_t n);
 
 typedef struct {
   size_t mr, nr;
   lensnet__microkernel_fn kernel;
+  lensnet__pack_a_fn pack_a;
   lensnet__pack_b_fn pack_b;
 } lensnet__gemm_path;
 
@@ -1043,6 +1046,32 @@ LENSNET__INLINE void lensnet__pack_b_with(const lensnet__b_source *s, size_t k0,
   if (nv < nr)
     for (k = 0; k < kc; k++)
       for (lane = nv; lane < nr; lane++) dst[k * nr + lane] = 0.0f;
+}
+
+/* Rows [i0, i0+mc) x columns [k0, k0+kc) of op(A) into MR-row panels: panel p holds, for each k,
+ * the MR values of rows i0+p*MR.. (zero past M), so the kernel reads A sequentially. */
+static void lensnet__pack_a_plain(int trans, const float *A, size_t lda, size_t i0, size_t mc, size_t k0, size_t kc,
+                                  size_t mr, float *dst) {
+  size_t p, r, k;
+  for (p = 0; p < mc; p += mr, dst += mr * kc) {
+    size_t rows = mc - p < mr ? mc - p : mr;
+    if (!trans) {
+      const float *row[LENSNET__GEMM_MR_MAX];
+      for (r = 0; r < rows; r++) row[r] = A + (i0 + p + r) * lda + k0;
+      for (k = 0; k < kc; k++) {
+        float *d = dst + k * mr;
+        for (r = 0; r < rows; r++) d[r] = row[r][k];
+        for (; r < mr; r++) d[r] = 0.0f;
+      }
+    } else {
+      for (k = 0; k < kc; k++) {
+        const float *src = A + (k0 + k) * lda + i0 + p;
+        float *d = dst + k * mr;
+        for (r = 0; r < rows; r++) d[r] = src[r];
+        for (; r < mr; r++) d[r] = 0.0f;
+      }
+    }
+  }
 }
 
 static void lensnet__pack_b_plain(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv, size_t nr,
@@ -1260,6 +1289,26 @@ LENSNET__INLINE void lensnet__copy_avx512(float *dst, const float *src, size_t n
   if (m) _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
 }
 
+/* AVX-512 packing of A (row-major, the conv weights): one masked gather collects the ten rows'
+ * values of column k, one masked store writes them; about twice the speed of element copies. */
+static void lensnet__pack_a_avx512(int trans, const float *A, size_t lda, size_t i0, size_t mc, size_t k0, size_t kc,
+                                   size_t mr, float *dst) {
+  size_t p, k;
+  if (trans || mr != LENSNET__AVX512_MR || lda > (size_t)INT_MAX / LENSNET__AVX512_MR) {
+    lensnet__pack_a_plain(trans, A, lda, i0, mc, k0, kc, mr, dst);
+    return;
+  }
+  for (p = 0; p < mc; p += mr, dst += mr * kc) {
+    size_t rows = mc - p < mr ? mc - p : mr;
+    const float *src = A + (i0 + p) * lda + k0;
+    __mmask16 live = lensnet__avx512_first_lanes(rows), store = lensnet__avx512_first_lanes(mr);
+    __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                         _mm512_set1_epi32((int)lda));
+    for (k = 0; k < kc; k++) /* rows past M gather nothing and store zero */
+      _mm512_mask_storeu_ps(dst + k * mr, store, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), live, offsets, src + k, 4));
+  }
+}
+
 /* AVX-512 packing. A matrix row is two masked loads (the mask also zeroes columns past N). For an
  * image at stride 1, lane l of a 16-lane half of the panel reads src(k) + off + l, where off is
  * constant within a run of pixels sharing an output row; so each half is one masked load per run
@@ -1367,18 +1416,18 @@ static void lensnet__kernel_neon(size_t kc, const float *a, const float *b, floa
 
 /* The path's shapes and kernels; an unavailable path resolves to scalar. */
 static const lensnet__gemm_path *lensnet__gemm_path_for(lensnet_simd s) {
-  static const lensnet__gemm_path scalar = {LENSNET__SCALAR_MR, LENSNET__SCALAR_NR, lensnet__kernel_scalar, lensnet__pack_b_plain};
+  static const lensnet__gemm_path scalar = {LENSNET__SCALAR_MR, LENSNET__SCALAR_NR, lensnet__kernel_scalar, lensnet__pack_a_plain, lensnet__pack_b_plain};
 #ifdef LENSNET__HAVE_SSE
-  static const lensnet__gemm_path sse = {LENSNET__SSE_MR, LENSNET__SSE_NR, lensnet__kernel_sse, lensnet__pack_b_plain};
+  static const lensnet__gemm_path sse = {LENSNET__SSE_MR, LENSNET__SSE_NR, lensnet__kernel_sse, lensnet__pack_a_plain, lensnet__pack_b_plain};
 #endif
 #ifdef LENSNET__HAVE_AVX2
-  static const lensnet__gemm_path avx2 = {LENSNET__AVX2_MR, LENSNET__AVX2_NR, lensnet__kernel_avx2, lensnet__pack_b_avx2};
+  static const lensnet__gemm_path avx2 = {LENSNET__AVX2_MR, LENSNET__AVX2_NR, lensnet__kernel_avx2, lensnet__pack_a_plain, lensnet__pack_b_avx2};
 #endif
 #ifdef LENSNET__HAVE_AVX512
-  static const lensnet__gemm_path avx512 = {LENSNET__AVX512_MR, LENSNET__AVX512_NR, lensnet__kernel_avx512, lensnet__pack_b_avx512};
+  static const lensnet__gemm_path avx512 = {LENSNET__AVX512_MR, LENSNET__AVX512_NR, lensnet__kernel_avx512, lensnet__pack_a_avx512, lensnet__pack_b_avx512};
 #endif
 #ifdef LENSNET__HAVE_NEON
-  static const lensnet__gemm_path neon = {LENSNET__NEON_MR, LENSNET__NEON_NR, lensnet__kernel_neon, lensnet__pack_b_plain};
+  static const lensnet__gemm_path neon = {LENSNET__NEON_MR, LENSNET__NEON_NR, lensnet__kernel_neon, lensnet__pack_a_plain, lensnet__pack_b_plain};
 #endif
   if (!lensnet_simd_available(s)) return &scalar;
   switch (s) {
@@ -1400,31 +1449,6 @@ static const lensnet__gemm_path *lensnet__gemm_path_for(lensnet_simd s) {
 
 /* ---- packing ---- */
 
-/* Rows [i0, i0+mc) x columns [k0, k0+kc) of op(A) into MR-row panels: panel p holds, for each k,
- * the MR values of rows i0+p*MR.. (zero past M), so the kernel reads A sequentially. */
-LENSNET__NOINLINE void lensnet__pack_a(int trans, const float *A, size_t lda, size_t i0, size_t mc, size_t k0,
-                                       size_t kc, size_t mr, float *dst) {
-  size_t p, r, k;
-  for (p = 0; p < mc; p += mr, dst += mr * kc) {
-    size_t rows = mc - p < mr ? mc - p : mr;
-    if (!trans) {
-      const float *row[LENSNET__GEMM_MR_MAX];
-      for (r = 0; r < rows; r++) row[r] = A + (i0 + p + r) * lda + k0;
-      for (k = 0; k < kc; k++) {
-        float *d = dst + k * mr;
-        for (r = 0; r < rows; r++) d[r] = row[r][k];
-        for (; r < mr; r++) d[r] = 0.0f;
-      }
-    } else {
-      for (k = 0; k < kc; k++) {
-        const float *src = A + (k0 + k) * lda + i0 + p;
-        float *d = dst + k * mr;
-        for (r = 0; r < rows; r++) d[r] = src[r];
-        for (; r < mr; r++) d[r] = 0.0f;
-      }
-    }
-  }
-}
 
 /* ---- the blocked product ---- */
 
@@ -1491,7 +1515,7 @@ LENSNET_API void lensnet_sgemm_path(lensnet_simd simd, int trans_a, int trans_b,
     size_t mc = M - ic < mc_max ? M - ic : mc_max;
     for (pc = 0; pc < K; pc += kc_max) {
       size_t kc = K - pc < kc_max ? K - pc : kc_max;
-      lensnet__pack_a(trans_a, A, lda, ic, mc, pc, kc, path->mr, Ap);
+      path->pack_a(trans_a, A, lda, ic, mc, pc, kc, path->mr, Ap);
       ep.beta = pc == 0 ? beta : 1.0f;
       lensnet__macro_kernel(path, mc, N, kc, Ap, &bsrc, pc, C + ic * ldc, ldc, &ep, Bp);
     }
@@ -1651,7 +1675,7 @@ LENSNET__MAYBE_UNUSED static void lensnet__conv2d_forward_path(lensnet_simd simd
     /* the group's weights, packed once for every image: block pc at Ap + m_pad * pc */
     for (pc = 0; pc < K; pc += kc_max) {
       size_t kc = K - pc < kc_max ? K - pc : kc_max;
-      lensnet__pack_a(0, weight + grp * cout_g * K, K, 0, cout_g, pc, kc, path->mr, Ap + m_pad * pc);
+      path->pack_a(0, weight + grp * cout_g * K, K, 0, cout_g, pc, kc, path->mr, Ap + m_pad * pc);
     }
     for (b = 0; b < g->n; b++) {
       const float *img = in + (b * g->cin + grp * cin_g) * g->h * g->w;
