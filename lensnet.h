@@ -795,9 +795,7 @@ LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_te
 #define LENSNET__INLINE static inline __attribute__((always_inline))
 #define LENSNET__MAYBE_UNUSED __attribute__((unused))
 #define LENSNET__NOINLINE static __attribute__((noinline))
-#define LENSNET__PREFETCH(p) __builtin_prefetch(p)
 #else
-#define LENSNET__PREFETCH(p) ((void)0)
 #define LENSNET__NOINLINE static
 #define LENSNET__INLINE static
 #define LENSNET__MAYBE_UNUSED
@@ -1002,12 +1000,7 @@ LENSNET__INLINE void lensnet__pack_b_with(const lensnet__b_source *s, size_t k0,
   size_t k, t, lane;
   if (!s->is_image) {
     if (!s->trans) {
-      for (k = 0; k < kc; k++) {
-        const float *src = s->data + (k0 + k) * s->ld + j0;
-        copy(dst + k * nr, src, nv);
-        LENSNET__PREFETCH(src + nr); /* the next panel's row: 225+ rows are too many streams for the hardware */
-        LENSNET__PREFETCH(src + nr + 16);
-      }
+      for (k = 0; k < kc; k++) copy(dst + k * nr, s->data + (k0 + k) * s->ld + j0, nv);
     } else {
       for (lane = 0; lane < nv; lane++) {
         const float *src = s->data + (j0 + lane) * s->ld + k0;
@@ -1016,8 +1009,7 @@ LENSNET__INLINE void lensnet__pack_b_with(const lensnet__b_source *s, size_t k0,
     }
   } else {
     size_t run_lane[LENSNET__GEMM_NR_MAX], run_len[LENSNET__GEMM_NR_MAX], run_src[LENSNET__GEMM_NR_MAX];
-    size_t runs = 0, y = j0 / s->ow, x = j0 % s->ow, next = (j0 + nr) / s->ow * s->stride * s->row_stride +
-                                                          (j0 + nr) % s->ow * s->stride;
+    size_t runs = 0, y = j0 / s->ow, x = j0 % s->ow;
     size_t khw = s->kh * s->kw, c = k0 / khw, i = k0 % khw / s->kw, j = k0 % s->kw;
     for (lane = 0; lane < nv; runs++, y++, x = 0) {
       size_t len = s->ow - x < nv - lane ? s->ow - x : nv - lane;
@@ -1029,8 +1021,6 @@ LENSNET__INLINE void lensnet__pack_b_with(const lensnet__b_source *s, size_t k0,
     for (k = 0; k < kc; k++) {
       const float *src = s->data + c * s->chan_stride + i * s->row_stride + j;
       float *d = dst + k * nr;
-      LENSNET__PREFETCH(src + next); /* where the next panel reads this k */
-      LENSNET__PREFETCH(src + next + 16);
       if (s->stride == 1) {
         for (t = 0; t < runs; t++) copy(d + run_lane[t], src + run_src[t], run_len[t]);
       } else {
@@ -1309,10 +1299,10 @@ static void lensnet__pack_a_avx512(int trans, const float *A, size_t lda, size_t
   }
 }
 
-/* AVX-512 packing. A matrix row is two masked loads (the mask also zeroes columns past N). For an
- * image at stride 1, lane l of a 16-lane half of the panel reads src(k) + off + l, where off is
- * constant within a run of pixels sharing an output row; so each half is one masked load per run
- * it overlaps (runs found once per panel), merged in a register and stored whole. */
+/* AVX-512 packing of B. A matrix row is two masked loads (the mask also zeroes columns past N).
+ * For an image at stride 1, lane l of a 16-lane half of the panel reads src(k) + off + l, where
+ * off is constant within a run of pixels sharing an output row; so each half is one masked load
+ * per run it overlaps (runs found once per panel), merged in a register and stored whole. */
 static void lensnet__pack_b_avx512(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv, size_t nr,
                                    float *dst) {
   if (nr != 32 || (s->is_image && s->stride != 1) || (!s->is_image && s->trans)) {
@@ -1324,13 +1314,10 @@ static void lensnet__pack_b_avx512(const lensnet__b_source *s, size_t k0, size_t
     for (k = 0; k < kc; k++, src += s->ld, dst += 32) {
       _mm512_store_ps(dst, _mm512_maskz_loadu_ps(m0, src));
       _mm512_store_ps(dst + 16, _mm512_maskz_loadu_ps(m1, src + 16));
-      LENSNET__PREFETCH(src + 32); /* the next panel's row: too many streams for the hardware */
-      LENSNET__PREFETCH(src + 48);
     }
   } else {
     __mmask16 seg_mask[2][16];
     size_t seg_off[2][16], segs[2] = {0, 0}, lane = 0, y = j0 / s->ow, x = j0 % s->ow, h, n, k;
-    size_t next = (j0 + 32) / s->ow * s->row_stride + (j0 + 32) % s->ow; /* where the next panel starts */
     size_t khw = s->kh * s->kw, c = k0 / khw, i = k0 % khw / s->kw, j = k0 % s->kw;
     for (; lane < nv; y++, x = 0) {
       size_t len = s->ow - x < nv - lane ? s->ow - x : nv - lane, off = y * s->row_stride + x - lane;
@@ -1345,12 +1332,13 @@ static void lensnet__pack_b_avx512(const lensnet__b_source *s, size_t k0, size_t
     for (k = 0; k < kc; k++, dst += 32) {
       const float *src = s->data + c * s->chan_stride + i * s->row_stride + j;
       for (h = 0; h < 2; h++) {
-        __m512 v = _mm512_setzero_ps();
-        for (n = 0; n < segs[h]; n++) v = _mm512_mask_loadu_ps(v, seg_mask[h][n], src + seg_off[h][n]);
+        /* independent zero-masked loads, merged by register moves: merging loads into one
+         * register would chain their latencies */
+        __m512 v = segs[h] ? _mm512_maskz_loadu_ps(seg_mask[h][0], src + seg_off[h][0]) : _mm512_setzero_ps();
+        for (n = 1; n < segs[h]; n++)
+          v = _mm512_mask_mov_ps(v, seg_mask[h][n], _mm512_maskz_loadu_ps(seg_mask[h][n], src + seg_off[h][n]));
         _mm512_store_ps(dst + 16 * h, v);
       }
-      LENSNET__PREFETCH(src + next);
-      LENSNET__PREFETCH(src + next + 16);
       if (++j == s->kw) {
         j = 0;
         if (++i == s->kh) { i = 0; c++; }
