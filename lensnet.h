@@ -1317,7 +1317,7 @@ static void lensnet__pack_b_avx512(const lensnet__b_source *s, size_t k0, size_t
     }
   } else {
     __mmask16 seg_mask[2][16];
-    size_t seg_off[2][16], segs[2] = {0, 0}, lane = 0, y = j0 / s->ow, x = j0 % s->ow, h, n, k;
+    size_t seg_off[2][16], segs[2] = {0, 0}, lane = 0, y = j0 / s->ow, x = j0 % s->ow, h, n, k, base;
     size_t khw = s->kh * s->kw, c = k0 / khw, i = k0 % khw / s->kw, j = k0 % s->kw;
     for (; lane < nv; y++, x = 0) {
       size_t len = s->ow - x < nv - lane ? s->ow - x : nv - lane, off = y * s->row_stride + x - lane;
@@ -1329,19 +1329,46 @@ static void lensnet__pack_b_avx512(const lensnet__b_source *s, size_t k0, size_t
       }
       lane += len;
     }
-    for (k = 0; k < kc; k++, dst += 32) {
-      const float *src = s->data + c * s->chan_stride + i * s->row_stride + j;
-      for (h = 0; h < 2; h++) {
-        /* independent zero-masked loads, merged by register moves: merging loads into one
+    base = c * s->chan_stride + i * s->row_stride + j;
+    if (segs[0] <= 2 && segs[1] <= 2) {
+      /* images at least 16 pixels wide: each half has at most two runs, so the row is four
+       * masked loads (an empty mask loads nothing) and two stores, without inner loops */
+      __mmask16 m00 = 0, m01 = 0, m10 = 0, m11 = 0;
+      size_t o00 = 0, o01 = 0, o10 = 0, o11 = 0;
+      if (segs[0] > 0) { m00 = seg_mask[0][0]; o00 = o01 = seg_off[0][0]; }
+      if (segs[0] > 1) { m01 = seg_mask[0][1]; o01 = seg_off[0][1]; }
+      if (segs[1] > 0) { m10 = seg_mask[1][0]; o10 = o11 = seg_off[1][0]; }
+      if (segs[1] > 1) { m11 = seg_mask[1][1]; o11 = seg_off[1][1]; }
+      for (k = 0; k < kc; k++, dst += 32) {
+        const float *src = s->data + base;
+        /* independent zero-masked loads merged by register moves: loads merging into one
          * register would chain their latencies */
-        __m512 v = segs[h] ? _mm512_maskz_loadu_ps(seg_mask[h][0], src + seg_off[h][0]) : _mm512_setzero_ps();
-        for (n = 1; n < segs[h]; n++)
-          v = _mm512_mask_mov_ps(v, seg_mask[h][n], _mm512_maskz_loadu_ps(seg_mask[h][n], src + seg_off[h][n]));
-        _mm512_store_ps(dst + 16 * h, v);
+        _mm512_store_ps(dst, _mm512_mask_mov_ps(_mm512_maskz_loadu_ps(m00, src + o00), m01,
+                                                _mm512_maskz_loadu_ps(m01, src + o01)));
+        _mm512_store_ps(dst + 16, _mm512_mask_mov_ps(_mm512_maskz_loadu_ps(m10, src + o10), m11,
+                                                     _mm512_maskz_loadu_ps(m11, src + o11)));
+        base++;
+        if (++j == s->kw) {
+          j = 0;
+          base += s->row_stride - s->kw;
+          if (++i == s->kh) { i = 0; base += s->chan_stride - s->kh * s->row_stride; }
+        }
       }
-      if (++j == s->kw) {
-        j = 0;
-        if (++i == s->kh) { i = 0; c++; }
+    } else {
+      for (k = 0; k < kc; k++, dst += 32) {
+        const float *src = s->data + base;
+        for (h = 0; h < 2; h++) {
+          __m512 v = segs[h] ? _mm512_maskz_loadu_ps(seg_mask[h][0], src + seg_off[h][0]) : _mm512_setzero_ps();
+          for (n = 1; n < segs[h]; n++)
+            v = _mm512_mask_mov_ps(v, seg_mask[h][n], _mm512_maskz_loadu_ps(seg_mask[h][n], src + seg_off[h][n]));
+          _mm512_store_ps(dst + 16 * h, v);
+        }
+        base++;
+        if (++j == s->kw) {
+          j = 0;
+          base += s->row_stride - s->kw;
+          if (++i == s->kh) { i = 0; base += s->chan_stride - s->kh * s->row_stride; }
+        }
       }
     }
   }
