@@ -1196,9 +1196,55 @@ LENSNET__INLINE void lensnet__copy_avx2(float *dst, const float *src, size_t n) 
   }
 }
 
+/* Lanes [lo, hi) of an 8-lane vector as an AVX2 load/store mask. */
+static __m256i lensnet__avx2_lane_mask(size_t lo, size_t hi) {
+  __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), lanes),
+                             _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), lanes));
+}
+
+/* AVX2 packing of B from an image at stride 1: the AVX-512 scheme with 8-lane halves. Images
+ * at least 8 pixels wide give each half at most two runs: four masked loads (which never touch
+ * masked-off lanes), two blends and two stores per k. Everything else goes the generic way. */
 static void lensnet__pack_b_avx2(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv, size_t nr,
-                                  float *dst) {
-  lensnet__pack_b_with(s, k0, kc, j0, nv, nr, dst, lensnet__copy_avx2);
+                                 float *dst) {
+  __m256i mask[2][2];
+  size_t off[2][2] = {{0, 0}, {0, 0}}, segs[2] = {0, 0}, lane = 0, h, k, base, y, x, khw, c, i, j;
+  if (!s->is_image || s->stride != 1 || nr != 16 || s->ow < 8) {
+    lensnet__pack_b_with(s, k0, kc, j0, nv, nr, dst, lensnet__copy_avx2);
+    return;
+  }
+  mask[0][0] = mask[0][1] = mask[1][0] = mask[1][1] = _mm256_setzero_si256();
+  for (y = j0 / s->ow, x = j0 % s->ow; lane < nv; y++, x = 0) {
+    size_t len = s->ow - x < nv - lane ? s->ow - x : nv - lane;
+    for (h = 0; h < 2; h++) {
+      size_t lo = lane > 8 * h ? lane : 8 * h, hi = lane + len < 8 * h + 8 ? lane + len : 8 * h + 8;
+      if (lo >= hi) continue;
+      mask[h][segs[h]] = lensnet__avx2_lane_mask(lo - 8 * h, hi - 8 * h);
+      off[h][segs[h]++] = y * s->row_stride + x - lane + 8 * h;
+    }
+    lane += len;
+  }
+  for (h = 0; h < 2; h++)
+    if (segs[h] == 1) off[h][1] = off[h][0]; /* an empty second mask still needs a valid address */
+  khw = s->kh * s->kw;
+  c = k0 / khw;
+  i = k0 % khw / s->kw;
+  j = k0 % s->kw;
+  base = c * s->chan_stride + i * s->row_stride + j;
+  for (k = 0; k < kc; k++, dst += 16) {
+    const float *src = s->data + base;
+    for (h = 0; h < 2; h++)
+      _mm256_store_ps(dst + 8 * h, _mm256_blendv_ps(_mm256_maskload_ps(src + off[h][0], mask[h][0]),
+                                                    _mm256_maskload_ps(src + off[h][1], mask[h][1]),
+                                                    _mm256_castsi256_ps(mask[h][1])));
+    base++;
+    if (++j == s->kw) {
+      j = 0;
+      base += s->row_stride - s->kw;
+      if (++i == s->kh) { i = 0; base += s->chan_stride - s->kh * s->row_stride; }
+    }
+  }
 }
 #endif
 

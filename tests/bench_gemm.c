@@ -181,6 +181,21 @@ static void bench_network(const char *name, const conv_layer *layers, size_t cou
          1.0 / total_im2col);
 }
 
+/* Whole-network conv time per path (implicit GEMM), so paths can be compared end to end. */
+static void bench_paths(void) {
+  lensnet_simd path;
+  printf("\nconv layers per path at batch 1 (sum of layer times, implicit GEMM)\n");
+  printf("  %-8s %12s %10s %12s %10s\n", "path", "OU-66", "img/s", "OU-200", "img/s");
+  for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1)) {
+    double t66 = 0, t200 = 0;
+    size_t i;
+    if (!lensnet_simd_available(path)) continue;
+    for (i = 0; i < sizeof ou66 / sizeof ou66[0]; i++) t66 += time_conv(&ou66[i], 0, path);
+    for (i = 0; i < sizeof ou200 / sizeof ou200[0]; i++) t200 += time_conv(&ou200[i], 0, path);
+    printf("  %-8s %9.1f us %10.0f %9.1f us %10.1f\n", lensnet_simd_name(path), t66 * 1e6, 1.0 / t66, t200 * 1e6, 1.0 / t200);
+  }
+}
+
 int main(int argc, char **argv) {
   static const shape shapes[] = {
     {"OU-66 conv1", 50, 4096, 36, 0},  {"OU-66 conv2", 50, 900, 450, 0},  {"OU-66 conv3", 50, 784, 450, 0},
@@ -217,6 +232,7 @@ int main(int argc, char **argv) {
   }
   bench_network("OU-66", ou66, sizeof ou66 / sizeof ou66[0]);
   bench_network("OU-200", ou200, sizeof ou200 / sizeof ou200[0]);
+  bench_paths();
   printf("\nAVX-512 FMA peak of one core, measured again: %.1f GFLOP/s\n", fma_peak_gflops());
   return 0;
 }
