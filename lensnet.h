@@ -1601,10 +1601,10 @@ LENSNET_API void lensnet_sgemm(int trans_a, int trans_b, size_t M, size_t N, siz
  *
  * Implicit GEMM or im2col? Measured with tests/bench_gemm.c (AVX-512 path, one core of a
  * Sapphire Rapids machine whose measured FMA peak was 192 GFLOP/s, batch 1, bias + ReLU):
- *                               implicit GEMM        im2col (row copies) + sgemm + bias/ReLU pass
- *   OU-66  conv2 50->50 @32      240 us (169 GFLOP/s)    411 us ( 99 GFLOP/s)
- *   OU-66  all nine conv layers  965 us (153 GFLOP/s)   1627 us ( 91 GFLOP/s)
- *   OU-200 all six conv layers  8253 us (160 GFLOP/s)  15595 us ( 84 GFLOP/s)
+ *                               implicit GEMM            im2col (row copies) + sgemm + bias/ReLU
+ *   OU-66  conv2 50->50 @32      268 us (151 GFLOP/s)     398 us (102 GFLOP/s)
+ *   OU-66  all nine conv layers  977 us (151 GFLOP/s)    1593 us ( 93 GFLOP/s)
+ *   OU-200 all six conv layers  8387 us (157 GFLOP/s)   15061 us ( 87 GFLOP/s)
  * im2col writes kh*kw times the image (1.6 MB for OU-66 conv2, 44 MB for OU-200 conv2) and the
  * packing reads it all back; packing from the image reads the same data once, from L1/L2. So
  * the forward uses implicit GEMM; lensnet__im2col stays for the backward pass. */
