@@ -794,9 +794,7 @@ LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_te
 #if defined(__GNUC__) || defined(__clang__)
 #define LENSNET__INLINE static inline __attribute__((always_inline))
 #define LENSNET__MAYBE_UNUSED __attribute__((unused))
-#define LENSNET__NOINLINE static __attribute__((noinline))
 #else
-#define LENSNET__NOINLINE static
 #define LENSNET__INLINE static
 #define LENSNET__MAYBE_UNUSED
 #endif
