@@ -1,10 +1,12 @@
 /* bench_gemm.c - throughput of lensnet_sgemm per path on the matrix shapes of the OU-66 and
- * OU-200 convolution layers (batch 1) and a square 512 product, then the convolution layers
- * themselves through lensnet__conv2d_forward (implicit GEMM) and through im2col + lensnet_sgemm,
- * and the whole-network estimate (sum of conv-layer times per image).
+ * OU-200 convolution and dense layers (batch 1) and a square 512 product, then the convolution
+ * layers themselves through lensnet__conv2d_forward (implicit GEMM) and through im2col +
+ * lensnet_sgemm, the whole-network estimate (sum of conv-layer times per image) per path, and
+ * one core's FMA peak measured the same way, before and after.
  *
- * Usage: build/bench_gemm [seconds per measurement, default 0.15]
- * Figures are best-of-5 repetitions; compare ratios within one run (shared machines are noisy). */
+ * Usage: build/bench_gemm [seconds per measurement, default 0.3]
+ * Each figure is the fastest of many ~2 ms trials (see time_calls); compare ratios within one
+ * run, since a shared machine's clock moves with its neighbours' load. */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime under -std=c99 */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
@@ -211,7 +213,7 @@ int main(int argc, char **argv) {
   lensnet_simd path;
   if (argc > 1) measure_seconds = atof(argv[1]);
   printf("AVX-512 FMA peak of one core, measured now: %.1f GFLOP/s (0 = not built with AVX-512)\n\n", fma_peak_gflops());
-  printf("lensnet_sgemm GFLOP/s per path (C = A B, or A B^T where marked W^T / B^T)\n");
+  printf("lensnet_sgemm GFLOP/s per path (C = A B, or A B^T where marked W^T / B^T; fastest of ~2 ms trials)\n");
   printf("  %-24s %6s %6s %5s", "shape", "M", "N", "K");
   for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1))
     if (lensnet_simd_available(path)) printf(" %8s", lensnet_simd_name(path));
