@@ -332,6 +332,22 @@ static void test_conv_paths(void) {
   }
 }
 
+/* K = 0 leaves beta*C (zeros for beta = 0, whatever C held); M = 0 or N = 0 touches nothing. */
+static void test_empty_products(void) {
+  lensnet_simd path;
+  for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1)) {
+    float C[6] = {1, 2, 3, 4, 5, 6}, D[6] = {NAN, NAN, NAN, NAN, NAN, NAN}, E[1] = {7};
+    const float *none = NULL;
+    if (!lensnet_simd_available(path)) continue;
+    lensnet_sgemm_path(path, 0, 0, 2, 3, 0, 1.0f, none, 1, none, 3, 0.5f, C, 3);
+    lensnet_sgemm_path(path, 1, 1, 2, 3, 0, 1.0f, none, 2, none, 1, 0.0f, D, 3);
+    lensnet_sgemm_path(path, 0, 0, 0, 1, 4, 1.0f, none, 4, none, 1, 0.0f, E, 1);
+    lensnet_sgemm_path(path, 0, 0, 1, 0, 4, 1.0f, none, 4, none, 1, 0.0f, E, 1);
+    CHECK(C[0] == 0.5f && C[5] == 3.0f && D[0] == 0.0f && D[5] == 0.0f && E[0] == 7.0f,
+          "%s: K = 0 gives beta*C and empty products write nothing", lensnet_simd_name(path));
+  }
+}
+
 /* Without packing memory every path falls back to the unblocked loop and is still right. */
 static void test_without_packing_memory(void) {
   gemm_stats st[LENSNET_SIMD_COUNT];
@@ -356,6 +372,7 @@ int main(void) {
   (void)check_shared_dir; /* part of the shared harness; this test needs no reference files */
   printf("best path: %s\n", lensnet_simd_name(lensnet_simd_best()));
   TEST("unavailable paths run the scalar kernel") test_unavailable_path_is_scalar();
+  TEST("sgemm with K = 0, M = 0, N = 0") test_empty_products();
   TEST("sgemm without packing memory (allocation fails)") test_without_packing_memory();
   TEST("sgemm: every available path against double precision and the scalar path")
     test_gemm_paths();
