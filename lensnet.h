@@ -1349,8 +1349,20 @@ static void lensnet__pack_a_avx512(int trans, const float *A, size_t lda, size_t
  * per run it overlaps (runs found once per panel), merged in a register and stored whole. */
 static void lensnet__pack_b_avx512(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv, size_t nr,
                                    float *dst) {
-  if (nr != 32 || (s->is_image && s->stride != 1) || (!s->is_image && s->trans)) {
+  if (nr != 32 || (s->is_image && s->stride != 1) ||
+      (!s->is_image && s->trans && s->ld > (size_t)INT_MAX / LENSNET__AVX512_NR)) {
     lensnet__pack_b_with(s, k0, kc, j0, nv, nr, dst, lensnet__copy_avx512);
+  } else if (!s->is_image && s->trans) {
+    /* B^T (training's A B^T): column k of the panel is element k of 32 rows, two masked gathers */
+    __mmask16 m0 = lensnet__avx512_first_lanes(nv), m1 = lensnet__avx512_first_lanes(nv > 16 ? nv - 16 : 0);
+    __m512i rows = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                      _mm512_set1_epi32((int)s->ld));
+    const float *src0 = s->data + j0 * s->ld + k0, *src1 = src0 + (nv > 16 ? 16 * s->ld : 0);
+    size_t k;
+    for (k = 0; k < kc; k++, dst += 32) {
+      _mm512_store_ps(dst, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m0, rows, src0 + k, 4));
+      _mm512_store_ps(dst + 16, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m1, rows, src1 + k, 4));
+    }
   } else if (!s->is_image) {
     __mmask16 m0 = lensnet__avx512_first_lanes(nv), m1 = lensnet__avx512_first_lanes(nv > 16 ? nv - 16 : 0);
     const float *src = s->data + k0 * s->ld + j0;
