@@ -986,7 +986,10 @@ static void lensnet__store_tile(const float *acc, size_t nr, float *c, size_t ld
   }
 }
 
+/* ---- packing (the per-path variants sit with their kernels) ---- */
+
 LENSNET__INLINE void lensnet__copy_plain(float *dst, const float *src, size_t n) { memcpy(dst, src, n * sizeof(float)); }
+
 /* Rows [k0, k0+kc) x columns [j0, j0+nv) of op(B) into a KC x NR micro-panel, columns past nv
  * zero (they are computed and dropped, and must stay finite). Each path instantiates this with
  * its own inline `copy` for short contiguous rows, so no call is made per row.
