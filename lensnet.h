@@ -1521,9 +1521,6 @@ static const lensnet__gemm_path *lensnet__gemm_path_for(lensnet_simd s) {
   }
 }
 
-/* ---- packing ---- */
-
-
 /* ---- the blocked product ---- */
 
 /* C[0:mc, 0:N] = epilogue(Ap * op(B)[k0:k0+kc, 0:N]) for one packed block Ap of A. */
