@@ -227,7 +227,9 @@ static void run_conv_case(const conv_case *t, int *failures, double *worst) {
   in_n = t->n * t->cin * t->h * t->w;
   w_n = t->cout * cin_g * t->k * t->k;
   out_n = t->n * t->cout * g.oh * g.ow;
-  scratch_n = lensnet__conv_scratch_floats(&g);
+  /* the forward-only size: the forward must fit in it (ASan checks the bound) */
+  scratch_n = lensnet__conv_forward_scratch_floats(&g);
+  CHECK(scratch_n <= lensnet__conv_scratch_floats(&g), "%s: forward scratch within the shared size", t->name);
   in = alloc_floats(in_n); weight = alloc_floats(w_n); bias = alloc_floats(t->cout); out = alloc_floats(out_n);
   scratch_mem = alloc_floats(scratch_n + 1);
   exact = (double *)malloc(out_n * sizeof(double));
