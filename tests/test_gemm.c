@@ -1,0 +1,384 @@
+/* test_gemm.c - the blocked GEMM (every compiled path) and the convolution forward, against
+ * double-precision loops.
+ *
+ * Tolerance. Each float result is a dot product of K terms, scaled by alpha, plus beta*C (plus
+ * a bias for convolutions): K + 2 rounded multiplications and additions in some order. The
+ * classical bound for such a sum (Higham, "Accuracy and Stability of Numerical Algorithms",
+ * section 3.1) is |computed - exact| <= gamma_{K+2} * (sum_k |alpha a_k b_k| + |beta c| + |bias|)
+ * with gamma_n = n u / (1 - n u), u = FLT_EPSILON / 2. We check every element against that
+ * bound computed from the same data in double, so the test scales with K and with cancellation
+ * and holds for any summation order or FMA use; a wrong index or a missed term is off by the
+ * size of a whole term, far above it. Paths are also compared with each other through the same
+ * bound (twice it, since both err). */
+#include <stdlib.h>
+
+/* An allocator the test can make fail, to check that lensnet_sgemm still answers without its
+ * packing buffers. */
+static int fail_allocations = 0;
+static void *test_malloc(size_t n) { return fail_allocations ? NULL : malloc(n); }
+#define LENSNET_MALLOC(sz) test_malloc(sz)
+#define LENSNET_REALLOC(p, sz) realloc(p, sz)
+#define LENSNET_FREE(p) free(p)
+
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "check.h"
+
+#include <float.h>
+#include <string.h>
+
+static unsigned long long rng_state = 0x9E3779B97F4A7C15ull;
+
+/* Uniform in [-1, 1) from a 64-bit LCG (Knuth's MMIX constants); deterministic across runs. */
+static float uniform_pm1(void) {
+  rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+  return (float)((double)(rng_state >> 40) / (double)(1ull << 24) * 2.0 - 1.0);
+}
+
+static double gamma_n(size_t n) {
+  double u = FLT_EPSILON / 2.0;
+  return (double)n * u / (1.0 - (double)n * u);
+}
+
+static float *alloc_floats(size_t n) {
+  float *p = (float *)malloc((n ? n : 1) * sizeof(float));
+  if (!p) { printf("out of memory\n"); exit(2); }
+  return p;
+}
+
+static void fill_nan(float *p, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) p[i] = NAN;
+}
+
+/* One GEMM case: op(A) is M x K, op(B) is K x N; leading dimensions exceed the row lengths by
+ * `slack`, and the slack of A and B holds NaN (it must never be read) while C's slack holds a
+ * sentinel (it must never be written). */
+typedef struct {
+  size_t M, N, K;
+  int ta, tb;
+  float alpha, beta;
+  size_t slack;
+} gemm_case;
+
+typedef struct {
+  size_t products, elements;
+  double worst_ratio;        /* largest |error| / bound seen */
+  double worst_ratio_long_k; /* the same over products with K >= 32, where paths sum differently */
+  int failures;
+} gemm_stats;
+
+static const float SENTINEL = 12345.0f;
+
+/* Runs one case through every available path; the double-precision answer is computed once. */
+static void run_gemm_case(const gemm_case *t, gemm_stats *st) {
+  size_t a_rows = t->ta ? t->K : t->M, a_cols = t->ta ? t->M : t->K;
+  size_t b_rows = t->tb ? t->N : t->K, b_cols = t->tb ? t->K : t->N;
+  size_t lda = a_cols + t->slack, ldb = b_cols + t->slack, ldc = t->N + t->slack;
+  float *A = alloc_floats(a_rows * lda), *B = alloc_floats(b_rows * ldb);
+  float *C = alloc_floats(t->M * ldc), *C0 = alloc_floats(t->M * ldc), *Cs = alloc_floats(t->M * ldc);
+  double *exact = (double *)malloc(t->M * t->N * sizeof(double)), *bound = (double *)malloc(t->M * t->N * sizeof(double));
+  size_t i, j, k;
+  lensnet_simd path;
+  if (!exact || !bound) { printf("out of memory\n"); exit(2); }
+  fill_nan(A, a_rows * lda);
+  fill_nan(B, b_rows * ldb);
+  for (i = 0; i < a_rows; i++) for (j = 0; j < a_cols; j++) A[i * lda + j] = uniform_pm1();
+  for (i = 0; i < b_rows; i++) for (j = 0; j < b_cols; j++) B[i * ldb + j] = uniform_pm1();
+  for (i = 0; i < t->M; i++)
+    for (j = 0; j < ldc; j++) C0[i * ldc + j] = j >= t->N ? SENTINEL : (t->beta == 0.0f ? NAN : uniform_pm1());
+  for (i = 0; i < t->M; i++)
+    for (j = 0; j < t->N; j++) {
+      double sum = 0.0, magnitude = 0.0;
+      for (k = 0; k < t->K; k++) {
+        double a = t->ta ? A[k * lda + i] : A[i * lda + k];
+        double b = t->tb ? B[j * ldb + k] : B[k * ldb + j];
+        sum += a * b;
+        magnitude += fabs(a * b);
+      }
+      sum *= t->alpha;
+      magnitude *= fabs(t->alpha);
+      if (t->beta != 0.0f) {
+        sum += (double)t->beta * C0[i * ldc + j];
+        magnitude += fabs((double)t->beta * C0[i * ldc + j]);
+      }
+      exact[i * t->N + j] = sum;
+      bound[i * t->N + j] = gamma_n(t->K + 2) * magnitude;
+    }
+  memcpy(Cs, C0, t->M * ldc * sizeof(float));
+  lensnet_sgemm_path(LENSNET_SIMD_SCALAR, t->ta, t->tb, t->M, t->N, t->K, t->alpha, A, lda, B, ldb, t->beta, Cs, ldc);
+  for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1)) {
+    gemm_stats *ps = &st[path];
+    int case_failed = 0;
+    if (!lensnet_simd_available(path)) continue;
+    memcpy(C, C0, t->M * ldc * sizeof(float));
+    lensnet_sgemm_path(path, t->ta, t->tb, t->M, t->N, t->K, t->alpha, A, lda, B, ldb, t->beta, C, ldc);
+    for (i = 0; i < t->M; i++) {
+      for (j = 0; j < t->N; j++) {
+        double e = exact[i * t->N + j], bd = bound[i * t->N + j];
+        double err = fabs((double)C[i * ldc + j] - e);
+        double err_vs_scalar = fabs((double)C[i * ldc + j] - (double)Cs[i * ldc + j]);
+        if (bd > 0 && err / bd > ps->worst_ratio) ps->worst_ratio = err / bd;
+        if (bd > 0 && t->K >= 32 && err / bd > ps->worst_ratio_long_k) ps->worst_ratio_long_k = err / bd;
+        if (!(err <= bd) || !(err_vs_scalar <= 2 * bd)) {
+          if (!case_failed)
+            printf("  %s M=%lu N=%lu K=%lu ta=%d tb=%d alpha=%g beta=%g: C[%lu,%lu]=%.9g exact %.9g scalar %.9g bound %.3g\n",
+                   lensnet_simd_name(path), (unsigned long)t->M, (unsigned long)t->N, (unsigned long)t->K, t->ta, t->tb,
+                   t->alpha, t->beta, (unsigned long)i, (unsigned long)j, C[i * ldc + j], e, Cs[i * ldc + j], bd);
+          case_failed = 1;
+        }
+        ps->elements++;
+      }
+      for (j = t->N; j < ldc; j++)
+        if (C[i * ldc + j] != SENTINEL) {
+          if (!case_failed) printf("  %s wrote past N in row %lu\n", lensnet_simd_name(path), (unsigned long)i);
+          case_failed = 1;
+        }
+    }
+    ps->products++;
+    ps->failures += case_failed;
+  }
+  free(A); free(B); free(C); free(C0); free(Cs); free(exact); free(bound);
+}
+
+static void test_gemm_paths(void) {
+  static const size_t small[] = {1, 2, 3, 7, 17, 33};
+  /* larger shapes: several K blocks (K > 256), several M blocks (M > 120), conv-like shapes,
+   * and M = 11, 12 whose last row panel holds 1 or 2 rows (M <= 2 takes the direct path) */
+  static const size_t large[][3] = {{65, 129, 300}, {300, 65, 129}, {129, 31, 65}, {31, 33, 513},
+                                    {250, 40, 300}, {50, 100, 450}, {40, 36, 1250}, {10, 31, 36},
+                                    {11, 47, 20}, {12, 70, 9}, {2, 300, 129}, {1, 17, 700}};
+  static const float alpha_beta[][2] = {{1.0f, 0.0f}, {0.5f, 0.0f}, {1.0f, 1.0f}, {-1.5f, 0.25f}, {0.0f, 2.0f}, {0.0f, 0.0f}};
+  gemm_stats st[LENSNET_SIMD_COUNT];
+  size_t mi, ni, ki, s, ab;
+  int ta, tb;
+  lensnet_simd path;
+  memset(st, 0, sizeof st);
+  for (ta = 0; ta < 2; ta++)
+    for (tb = 0; tb < 2; tb++) {
+      for (mi = 0; mi < 6; mi++)
+        for (ni = 0; ni < 6; ni++)
+          for (ki = 0; ki < 6; ki++) {
+            gemm_case t;
+            t.M = small[mi]; t.N = small[ni]; t.K = small[ki]; t.ta = ta; t.tb = tb;
+            ab = (mi + ni + ki) % 6;
+            t.alpha = alpha_beta[ab][0]; t.beta = alpha_beta[ab][1];
+            t.slack = (mi + ki) % 3 == 0 ? 0 : 5;
+            run_gemm_case(&t, st);
+          }
+      for (s = 0; s < sizeof large / sizeof large[0]; s++) {
+        gemm_case t;
+        t.M = large[s][0]; t.N = large[s][1]; t.K = large[s][2]; t.ta = ta; t.tb = tb;
+        ab = s % 2 ? 0 : 3;
+        t.alpha = alpha_beta[ab][0]; t.beta = alpha_beta[ab][1];
+        t.slack = s % 3 ? 3 : 0;
+        run_gemm_case(&t, st);
+      }
+    }
+  for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1)) {
+    if (!lensnet_simd_available(path)) continue;
+    CHECK(st[path].failures == 0 && st[path].products > 0, "%s: %d of %lu products outside the error bound",
+          lensnet_simd_name(path), st[path].failures, (unsigned long)st[path].products);
+    printf("path %-7s %lu products, %lu elements, 4 transposes, worst error %.3f of the bound (%.3f for K >= 32): %s\n",
+           lensnet_simd_name(path), (unsigned long)st[path].products, (unsigned long)st[path].elements,
+           st[path].worst_ratio, st[path].worst_ratio_long_k, st[path].failures ? "FAIL" : "ok");
+  }
+}
+
+/* An unavailable path must give exactly the scalar result. */
+static void test_unavailable_path_is_scalar(void) {
+  lensnet_simd s;
+  float A[7 * 5], B[5 * 9], C1[7 * 9], C2[7 * 9];
+  size_t i;
+  for (i = 0; i < 35; i++) A[i] = uniform_pm1();
+  for (i = 0; i < 45; i++) B[i] = uniform_pm1();
+  CHECK(lensnet_simd_available(LENSNET_SIMD_SCALAR), "scalar path is always available");
+  CHECK(lensnet_simd_available(lensnet_simd_best()), "best path %s is available", lensnet_simd_name(lensnet_simd_best()));
+  CHECK(!lensnet_simd_available(LENSNET_SIMD_COUNT), "LENSNET_SIMD_COUNT is not a path");
+  lensnet_sgemm_path(LENSNET_SIMD_SCALAR, 0, 0, 7, 9, 5, 1.0f, A, 5, B, 9, 0.0f, C1, 9);
+  for (s = LENSNET_SIMD_SCALAR; s < LENSNET_SIMD_COUNT; s = (lensnet_simd)(s + 1)) {
+    if (lensnet_simd_available(s)) continue;
+    lensnet_sgemm_path(s, 0, 0, 7, 9, 5, 1.0f, A, 5, B, 9, 0.0f, C2, 9);
+    CHECK(memcmp(C1, C2, sizeof C1) == 0, "unavailable path %s falls back to scalar", lensnet_simd_name(s));
+  }
+}
+
+/* ---- convolution ---- */
+
+typedef struct {
+  const char *name;
+  size_t n, cin, h, w, cout, k, stride, pad, groups;
+  int relu, has_bias;
+} conv_case;
+
+/* Runs one geometry through every available path against one direct double-precision answer. */
+static void run_conv_case(const conv_case *t, int *failures, double *worst) {
+  lensnet__conv_geom g;
+  size_t in_n, w_n, out_n, scratch_n, cin_g, cout_g, b, co, y, x, c, i, j, o;
+  float *in, *weight, *bias, *out, *scratch_mem;
+  double *exact, *bound;
+  lensnet_simd path;
+  g.n = t->n; g.cin = t->cin; g.h = t->h; g.w = t->w; g.cout = t->cout; g.kh = g.kw = t->k;
+  g.stride = t->stride; g.pad = t->pad; g.groups = t->groups;
+  g.oh = (t->h + 2 * t->pad - t->k) / t->stride + 1;
+  g.ow = (t->w + 2 * t->pad - t->k) / t->stride + 1;
+  cin_g = t->cin / t->groups;
+  cout_g = t->cout / t->groups;
+  in_n = t->n * t->cin * t->h * t->w;
+  w_n = t->cout * cin_g * t->k * t->k;
+  out_n = t->n * t->cout * g.oh * g.ow;
+  /* the forward-only size: the forward must fit in it (ASan checks the bound) */
+  scratch_n = lensnet__conv_forward_scratch_floats(&g);
+  CHECK(scratch_n <= lensnet__conv_scratch_floats(&g), "%s: forward scratch within the shared size", t->name);
+  in = alloc_floats(in_n); weight = alloc_floats(w_n); bias = alloc_floats(t->cout); out = alloc_floats(out_n);
+  scratch_mem = alloc_floats(scratch_n + 1);
+  exact = (double *)malloc(out_n * sizeof(double));
+  bound = (double *)malloc(out_n * sizeof(double));
+  if (!exact || !bound) { printf("out of memory\n"); exit(2); }
+  for (i = 0; i < in_n; i++) in[i] = uniform_pm1();
+  for (i = 0; i < w_n; i++) weight[i] = uniform_pm1();
+  for (i = 0; i < t->cout; i++) bias[i] = uniform_pm1();
+  for (b = 0; b < t->n; b++)
+    for (co = 0; co < t->cout; co++) {
+      size_t grp = co / cout_g;
+      for (y = 0; y < g.oh; y++)
+        for (x = 0; x < g.ow; x++) {
+          double sum = t->has_bias ? bias[co] : 0.0, magnitude = fabs(sum);
+          for (c = 0; c < cin_g; c++)
+            for (i = 0; i < t->k; i++)
+              for (j = 0; j < t->k; j++) {
+                long iy = (long)(y * t->stride + i) - (long)t->pad, ix = (long)(x * t->stride + j) - (long)t->pad;
+                double v, wv;
+                if (iy < 0 || ix < 0 || iy >= (long)t->h || ix >= (long)t->w) continue;
+                v = in[((b * t->cin + grp * cin_g + c) * t->h + (size_t)iy) * t->w + (size_t)ix];
+                wv = weight[((co * cin_g + c) * t->k + i) * t->k + j];
+                sum += v * wv;
+                magnitude += fabs(v * wv);
+              }
+          if (t->relu && sum < 0) sum = 0;
+          o = ((b * t->cout + co) * g.oh + y) * g.ow + x;
+          exact[o] = sum;
+          bound[o] = gamma_n(cin_g * t->k * t->k + 2) * magnitude;
+        }
+    }
+  { /* im2col (for the backward pass) of every group of image 0 must equal the definition exactly */
+    size_t K = cin_g * t->k * t->k, P = g.oh * g.ow, grp, mismatches = 0;
+    float *col = alloc_floats(K * P);
+    for (grp = 0; grp < t->groups; grp++) {
+      lensnet__im2col(&g, in + grp * cin_g * t->h * t->w, cin_g, col);
+      for (c = 0; c < cin_g; c++)
+        for (i = 0; i < t->k; i++)
+          for (j = 0; j < t->k; j++)
+            for (y = 0; y < g.oh; y++)
+              for (x = 0; x < g.ow; x++) {
+                long iy = (long)(y * t->stride + i) - (long)t->pad, ix = (long)(x * t->stride + j) - (long)t->pad;
+                float want = (iy < 0 || ix < 0 || iy >= (long)t->h || ix >= (long)t->w)
+                                 ? 0.0f : in[((grp * cin_g + c) * t->h + (size_t)iy) * t->w + (size_t)ix];
+                if (col[((c * t->k + i) * t->k + j) * P + y * g.ow + x] != want) mismatches++;
+              }
+    }
+    CHECK(mismatches == 0, "im2col %s: %lu values differ from the definition", t->name, (unsigned long)mismatches);
+    free(col);
+  }
+  for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1)) {
+    int failed = 0;
+    if (!lensnet_simd_available(path)) continue;
+    fill_nan(out, out_n);
+    fill_nan(scratch_mem, scratch_n + 1);
+    /* scratch + 1: the forward must not depend on the caller's alignment */
+    lensnet__conv2d_forward_path(path, &g, in, weight, t->has_bias ? bias : NULL, t->relu, out, scratch_mem + 1);
+    for (o = 0; o < out_n; o++) {
+      double err = fabs((double)out[o] - exact[o]);
+      if (bound[o] > 0 && err / bound[o] > worst[path]) worst[path] = err / bound[o];
+      if (!(err <= bound[o]) && !failed) {
+        printf("  %s conv %s: out[%lu] = %.9g, exact %.9g, bound %.3g\n", lensnet_simd_name(path), t->name,
+               (unsigned long)o, out[o], exact[o], bound[o]);
+        failed = 1;
+      }
+    }
+    failures[path] += failed;
+  }
+  free(in); free(weight); free(bias); free(out); free(scratch_mem); free(exact); free(bound);
+}
+
+static void test_conv_paths(void) {
+  static const conv_case cases[] = {
+      /* name                    n cin  h  w cout k s p g relu bias */
+      {"3x3 valid",              2, 3,  9, 11, 5, 3, 1, 0, 1, 0, 1},
+      {"3x3 stride 2 pad 1",     2, 3, 10,  9, 7, 3, 2, 1, 1, 1, 1},
+      {"5x5 pad 2",              2, 2, 12, 13, 9, 5, 1, 2, 1, 1, 0},
+      {"5x5 stride 2 pad 2",     2, 4, 15, 14, 6, 5, 2, 2, 1, 0, 0},
+      {"1x1",                    2, 6,  7,  5, 11, 1, 1, 0, 1, 1, 1},
+      {"3x3 groups 2 pad 1",     2, 4,  8,  8, 6, 3, 1, 1, 2, 1, 1},
+      {"3x3 depthwise pad 1",    2, 4,  9,  7, 4, 3, 1, 1, 4, 0, 1},
+      {"3x3 groups 4 stride 2",  2, 8, 11, 11, 12, 3, 2, 0, 4, 1, 0},
+      {"3x3 K=270 (two blocks)", 2, 30, 10, 12, 20, 3, 1, 0, 1, 1, 1},
+      {"OU-66 first layer",      1, 4, 66, 66, 50, 3, 1, 0, 1, 1, 1},
+      {"5x5 K=1250",             1, 50, 9, 10, 40, 5, 1, 0, 1, 1, 1},
+      {"wider than a panel row", 2, 3,  5, 70, 10, 3, 1, 1, 1, 0, 1},
+      {"1x1 pad 2 stride 3",     2, 3,  7,  8, 4, 1, 3, 2, 1, 0, 1},
+  };
+  int failures[LENSNET_SIMD_COUNT];
+  double worst[LENSNET_SIMD_COUNT];
+  size_t i;
+  lensnet_simd path;
+  memset(failures, 0, sizeof failures);
+  memset(worst, 0, sizeof worst);
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) run_conv_case(&cases[i], failures, worst);
+  for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1)) {
+    if (!lensnet_simd_available(path)) continue;
+    CHECK(failures[path] == 0, "%s: %d convolution geometries outside the error bound", lensnet_simd_name(path),
+          failures[path]);
+    printf("path %-7s %lu convolution geometries, worst error %.3f of the bound: %s\n", lensnet_simd_name(path),
+           (unsigned long)(sizeof cases / sizeof cases[0]), worst[path], failures[path] ? "FAIL" : "ok");
+  }
+}
+
+/* K = 0 leaves beta*C (zeros for beta = 0, whatever C held); M = 0 or N = 0 touches nothing. */
+static void test_empty_products(void) {
+  lensnet_simd path;
+  for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1)) {
+    float C[6] = {1, 2, 3, 4, 5, 6}, D[6] = {NAN, NAN, NAN, NAN, NAN, NAN}, E[1] = {7};
+    const float *none = NULL;
+    if (!lensnet_simd_available(path)) continue;
+    lensnet_sgemm_path(path, 0, 0, 2, 3, 0, 1.0f, none, 1, none, 3, 0.5f, C, 3);
+    lensnet_sgemm_path(path, 1, 1, 2, 3, 0, 1.0f, none, 2, none, 1, 0.0f, D, 3);
+    lensnet_sgemm_path(path, 0, 0, 0, 1, 4, 1.0f, none, 4, none, 1, 0.0f, E, 1);
+    lensnet_sgemm_path(path, 0, 0, 1, 0, 4, 1.0f, none, 4, none, 1, 0.0f, E, 1);
+    CHECK(C[0] == 0.5f && C[5] == 3.0f && D[0] == 0.0f && D[5] == 0.0f && E[0] == 7.0f,
+          "%s: K = 0 gives beta*C and empty products write nothing", lensnet_simd_name(path));
+  }
+}
+
+/* Without packing memory every path falls back to the unblocked loop and is still right. */
+static void test_without_packing_memory(void) {
+  gemm_stats st[LENSNET_SIMD_COUNT];
+  gemm_case t;
+  lensnet_simd path;
+  int ta, tb;
+  memset(st, 0, sizeof st);
+  fail_allocations = 1;
+  for (ta = 0; ta < 2; ta++)
+    for (tb = 0; tb < 2; tb++) {
+      t.M = 23; t.N = 41; t.K = 300; t.ta = ta; t.tb = tb; t.alpha = -1.5f; t.beta = 0.25f; t.slack = 2;
+      run_gemm_case(&t, st);
+    }
+  fail_allocations = 0;
+  for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1))
+    if (lensnet_simd_available(path))
+      CHECK(st[path].failures == 0 && st[path].products == 4, "%s without packing memory: %d of 4 products wrong",
+            lensnet_simd_name(path), st[path].failures);
+}
+
+int main(void) {
+  (void)check_shared_dir; /* part of the shared harness; this test needs no reference files */
+  printf("best path: %s\n", lensnet_simd_name(lensnet_simd_best()));
+  TEST("unavailable paths run the scalar kernel") test_unavailable_path_is_scalar();
+  TEST("sgemm with K = 0, M = 0, N = 0") test_empty_products();
+  TEST("sgemm without packing memory (allocation fails)") test_without_packing_memory();
+  TEST("sgemm: every available path against double precision and the scalar path")
+    test_gemm_paths();
+  TEST("conv2d forward: every available path against a direct double-precision convolution")
+    test_conv_paths();
+  return check_summary();
+}
