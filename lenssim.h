@@ -313,6 +313,7 @@ typedef struct {
   const lenssim_light *source_light;
   size_t num_source_light;
   lenssim_psf psf;
+  int double_precision; /* 0: samples in float32 (fast; ~1e-7 relative); 1: in float64 */
 } lenssim_scene;
 
 LENSSIM_API lenssim_result lenssim_scene_check(const lenssim_scene *scene, lenssim_error *err);
@@ -1231,6 +1232,213 @@ LENSSIM_API void lenssim_light_surface_brightness(const lenssim_light *lights, s
   }
 }
 
+/* ---- single-precision render kernels -------------------------------------------------------
+ * lenssim_render evaluates the sub-pixel samples in float32 by default: twice the SIMD lanes
+ * and half the polynomial degree of double precision, at a relative error of ~1e-7 on each
+ * sample, far below any noise. The same functions in double (above) serve the public API and
+ * the render option `double_precision`. */
+LENSSIM__INLINE float lenssim__bits_to_float(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
+LENSSIM__INLINE uint32_t lenssim__float_to_bits(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
+
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+#define LENSSIM__MADDF(a, b, c) fmaf(a, b, c)
+#else
+#define LENSSIM__MADDF(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* expf: as lenssim__exp with a degree-7 polynomial (truncation 5e-9), x clamped to [-87, 88]. */
+LENSSIM__INLINE float lenssim__expf(float x) {
+  const float shifter = 12582912.0f; /* 1.5 * 2^23 */
+  float t, kd, r, p;
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
+  t = LENSSIM__MADDF(x, 1.44269504f, shifter);
+  kd = t - shifter;
+  r = LENSSIM__MADDF(-kd, 0.693145752f, x);   /* ln2 split in a high part exact in float ... */
+  r = LENSSIM__MADDF(-kd, 1.42860677e-6f, r); /* ... and the rest */
+  p = 1.0f / 5040.0f;
+  p = LENSSIM__MADDF(p, r, 1.0f / 720.0f);
+  p = LENSSIM__MADDF(p, r, 1.0f / 120.0f);
+  p = LENSSIM__MADDF(p, r, 1.0f / 24.0f);
+  p = LENSSIM__MADDF(p, r, 1.0f / 6.0f);
+  p = LENSSIM__MADDF(p, r, 0.5f);
+  p = LENSSIM__MADDF(p, r, 1.0f);
+  p = LENSSIM__MADDF(p, r, 1.0f);
+  return p * lenssim__bits_to_float((lenssim__float_to_bits(t) + 127u) << 23);
+}
+
+/* logf: as lenssim__log, series to s^9 (truncation 2e-9). */
+LENSSIM__INLINE float lenssim__logf(float x) {
+  uint32_t u;
+  float m, e, s, s2, p, above, m_half;
+  x = x < 1e-37f ? 1e-37f : x;
+  u = lenssim__float_to_bits(x);
+  e = lenssim__bits_to_float(0x4b000000u | (u >> 23)) - (8388608.0f + 127.0f);
+  m = lenssim__bits_to_float((u & 0x007fffffu) | 0x3f800000u);
+  above = m > 1.41421356f ? 1.0f : 0.0f;
+  m_half = m * 0.5f;
+  m = above > 0 ? m_half : m;
+  e += above;
+  s = (m - 1.0f) / (m + 1.0f);
+  s2 = s * s;
+  p = 1.0f / 9.0f;
+  p = LENSSIM__MADDF(p, s2, 1.0f / 7.0f);
+  p = LENSSIM__MADDF(p, s2, 1.0f / 5.0f);
+  p = LENSSIM__MADDF(p, s2, 1.0f / 3.0f);
+  p = LENSSIM__MADDF(p, s2, 1.0f);
+  return LENSSIM__MADDF(e, 0.693147181f, 2.0f * s * p);
+}
+
+/* atanf: as lenssim__atan, series to t^17 (truncation 4e-8 at the edge, 0 at the centre). */
+LENSSIM__INLINE float lenssim__atanf(float x) {
+  float ax = fabsf(x), inv, u, t, tm, t2, p, r, r_mid, r_big;
+  int big, mid;
+  big = ax > 1.0f;
+  inv = 1.0f / (ax > 1e-30f ? ax : 1e-30f);
+  u = big ? inv : ax;
+  mid = u > 0.414213562f;
+  tm = (u - 1.0f) / (u + 1.0f);
+  t = mid ? tm : u;
+  t2 = t * t;
+  p = 1.0f / 17.0f;
+  p = LENSSIM__MADDF(p, t2, -1.0f / 15.0f);
+  p = LENSSIM__MADDF(p, t2, 1.0f / 13.0f);
+  p = LENSSIM__MADDF(p, t2, -1.0f / 11.0f);
+  p = LENSSIM__MADDF(p, t2, 1.0f / 9.0f);
+  p = LENSSIM__MADDF(p, t2, -1.0f / 7.0f);
+  p = LENSSIM__MADDF(p, t2, 1.0f / 5.0f);
+  p = LENSSIM__MADDF(p, t2, -1.0f / 3.0f);
+  p = LENSSIM__MADDF(p, t2, 1.0f);
+  r = t * p;
+  r_mid = r + 0.785398163f;
+  r = mid ? r_mid : r;
+  r_big = 1.57079633f - r;
+  r = big ? r_big : r;
+  return x < 0 ? -r : r;
+}
+
+LENSSIM__INLINE float lenssim__atanhf(float z) {
+  float w = 2.0f * z / (1.0f - z), u = 1.0f + w, um1 = u - 1.0f;
+  float l = lenssim__logf(u) * w / (um1 != 0.0f ? um1 : 1.0f);
+  return 0.5f * (um1 != 0.0f ? l : w);
+}
+
+/* sqrtf without errno (see lenssim__sqrt): three Newton steps from the bit-trick guess. */
+LENSSIM__INLINE float lenssim__sqrtf(float v) {
+  float y, r, half;
+  v = v > 0.0f ? v : 0.0f;
+  half = 0.5f * v;
+  y = lenssim__bits_to_float(0x5f3759dfu - (lenssim__float_to_bits(v) >> 1));
+  y = y * LENSSIM__MADDF(-half * y, y, 1.5f);
+  y = y * LENSSIM__MADDF(-half * y, y, 1.5f);
+  y = y * LENSSIM__MADDF(-half * y, y, 1.5f);
+  r = v * y;
+  return LENSSIM__MADDF(LENSSIM__MADDF(-r, r, v), 0.5f * y, r);
+}
+
+/* Adds scale * alpha of one profile at n float positions. The rarely used EPL and NFW go
+ * through the double code one sample at a time. */
+static void lenssim__mass_deflect_add_f(const lenssim__mass_prep *p, size_t n, const float *x, const float *y,
+                                        float *ax, float *ay) {
+  size_t i;
+  const float cx = (float)p->cx, cy = (float)p->cy, cs = (float)p->cos_phi, sn = (float)p->sin_phi;
+  const float sc = (float)p->scale;
+  switch (p->kind) {
+    case LENSSIM_MASS_SIS: {
+      const float k = (float)(p->a * p->scale);
+      for (i = 0; i < n; i++) {
+        float dx = x[i] - cx, dy = y[i] - cy, r2 = dx * dx + dy * dy;
+        float inv = k / lenssim__sqrtf(r2 > 1e-30f ? r2 : 1e-30f);
+        ax[i] += dx * inv;
+        ay[i] += dy * inv;
+      }
+      break;
+    }
+    case LENSSIM_MASS_POINT_MASS: {
+      const float k = (float)(p->a * p->scale);
+      for (i = 0; i < n; i++) {
+        float dx = x[i] - cx, dy = y[i] - cy, r2 = dx * dx + dy * dy;
+        float inv = k / (r2 > 1e-30f ? r2 : 1e-30f);
+        ax[i] += dx * inv;
+        ay[i] += dy * inv;
+      }
+      break;
+    }
+    case LENSSIM_MASS_SIE: {
+      /* the 1e-10 core is far below float resolution of any pixel offset: drop it */
+      const float q2 = (float)(p->a * p->a), k = (float)(p->b * p->scale), f = (float)p->c;
+      for (i = 0; i < n; i++) {
+        float dx = x[i] - cx, dy = y[i] - cy;
+        float xr = dx * cs + dy * sn, yr = -dx * sn + dy * cs;
+        float psi = lenssim__sqrtf(q2 * xr * xr + yr * yr);
+        float ipsi = 1.0f / (psi > 1e-30f ? psi : 1e-30f);
+        float axr = k * lenssim__atanf(f * xr * ipsi);
+        float ayr = k * lenssim__atanhf(f * yr * ipsi);
+        ax[i] += axr * cs - ayr * sn;
+        ay[i] += axr * sn + ayr * cs;
+      }
+      break;
+    }
+    case LENSSIM_MASS_SHEAR: {
+      const float g1 = (float)(p->a * p->scale), g2 = (float)(p->b * p->scale);
+      for (i = 0; i < n; i++) {
+        float dx = x[i] - cx, dy = y[i] - cy;
+        ax[i] += g1 * dx + g2 * dy;
+        ay[i] += g2 * dx - g1 * dy;
+      }
+      break;
+    }
+    case LENSSIM_MASS_CONVERGENCE: {
+      const float k = (float)(p->a * p->scale);
+      for (i = 0; i < n; i++) {
+        ax[i] += k * (x[i] - cx);
+        ay[i] += k * (y[i] - cy);
+      }
+      break;
+    }
+    default:
+      (void)sc;
+      for (i = 0; i < n; i++) {
+        double xd = x[i], yd = y[i], axd = 0.0, ayd = 0.0;
+        lenssim__mass_deflect_add(p, 1, &xd, &yd, &axd, &ayd);
+        ax[i] += (float)axd;
+        ay[i] += (float)ayd;
+      }
+      break;
+  }
+}
+
+static void lenssim__light_add_f(const lenssim__light_prep *p, size_t n, const float *x, const float *y, float *out) {
+  size_t i;
+  const float cx = (float)p->cx, cy = (float)p->cy, cs = (float)p->cos_phi, sn = (float)p->sin_phi;
+  const float q = (float)p->q, iq = (float)p->inv_q, amp = (float)p->amp;
+  switch (p->kind) {
+    case LENSSIM_LIGHT_SERSIC:
+    case LENSSIM_LIGHT_SERSIC_ELLIPSE: {
+      const float ls = (float)p->log_scale2, hn = (float)p->half_inv_n, bn = (float)p->bn;
+      for (i = 0; i < n; i++) {
+        float dx = x[i] - cx, dy = y[i] - cy;
+        float xr = dx * cs + dy * sn, yr = -dx * sn + dy * cs;
+        float R2 = q * xr * xr + iq * yr * yr;
+        R2 = R2 > 1e-8f ? R2 : 1e-8f;
+        out[i] += amp * lenssim__expf(bn - bn * lenssim__expf((lenssim__logf(R2) + ls) * hn));
+      }
+      break;
+    }
+    case LENSSIM_LIGHT_GAUSSIAN:
+    case LENSSIM_LIGHT_GAUSSIAN_ELLIPSE: {
+      const float k = (float)p->inv_2s2;
+      for (i = 0; i < n; i++) {
+        float dx = x[i] - cx, dy = y[i] - cy;
+        float xr = dx * cs + dy * sn, yr = -dx * sn + dy * cs;
+        out[i] += amp * lenssim__expf(-(q * xr * xr + iq * yr * yr) * k);
+      }
+      break;
+    }
+    default: break;
+  }
+}
+
 /* ---- PSF ------------------------------------------------------------------------------------ */
 static int lenssim__gauss_radius(double sigma_pix) { return (int)(5.0 * sigma_pix + 0.5); }
 
@@ -1396,8 +1604,9 @@ LENSSIM_API lenssim_result lenssim_scene_check(const lenssim_scene *scene, lenss
   return LENSSIM_OK;
 }
 
-/* Workspace layout (doubles): 10 arrays of one row of sub-pixels (x, y, beta_x, beta_y, sb and
- * the ray state), then the PSF scratch. */
+/* Workspace layout: the tracer (64-byte aligned), then 13 arrays of one sub-pixel row
+ * (n * supersampling samples: x, y, beta_x, beta_y, surface brightness, 8 of ray state), one
+ * row of pixel sums, then the PSF scratch; counted in doubles (the float path uses half). */
 static int lenssim__mul_ok(size_t a, size_t b, size_t *out) {
   if (a && b > (size_t)-1 / a) return 0;
   *out = a * b;
@@ -1405,19 +1614,20 @@ static int lenssim__mul_ok(size_t a, size_t b, size_t *out) {
 }
 
 LENSSIM_API size_t lenssim_render_workspace_bytes(const lenssim_scene *scene) {
-  size_t row, arrays, psf, total, bytes;
+  size_t sub_row, arrays, psf, total, bytes;
   int n, ss;
   if (!scene || scene->grid.num_pix < 1 || scene->grid.num_pix > LENSSIM_MAX_PIXELS) return 0;
   n = scene->grid.num_pix;
   ss = scene->grid.supersampling ? scene->grid.supersampling : 1;
   if (ss < 1 || ss > LENSSIM_MAX_SUPERSAMPLING || !(scene->grid.pixel_scale > 0)) return 0;
-  if (!lenssim__mul_ok((size_t)n, (size_t)ss * (size_t)ss, &row)) return 0;
-  if (!lenssim__mul_ok(row, 13, &arrays)) return 0;
+  if (!lenssim__mul_ok((size_t)n, (size_t)ss, &sub_row)) return 0;
+  if (!lenssim__mul_ok(sub_row, 13, &arrays)) return 0;
   psf = lenssim_psf_scratch_doubles(&scene->psf, n, scene->grid.pixel_scale);
-  total = arrays + psf;
+  total = arrays + (size_t)n + psf;
   if (total < arrays) return 0;
   if (!lenssim__mul_ok(total, sizeof(double), &bytes)) return 0;
-  return bytes + sizeof(lenssim__tracer) + 64;
+  if (bytes > (size_t)-1 - sizeof(lenssim__tracer) - 128) return 0;
+  return bytes + sizeof(lenssim__tracer) + 128;
 }
 
 /* Source light entries sorted by redshift, so that one pass of the rays through the planes
@@ -1428,17 +1638,167 @@ typedef struct {
   double z[LENSSIM_MAX_PROFILES];
 } lenssim__sources;
 
+typedef struct {
+  const lenssim_scene *scene;
+  const lenssim__tracer *tracer;
+  const lenssim__sources *sources;
+  const lenssim__light_prep *lens_light;
+  int n, ss;
+  double pix;
+} lenssim__render_job;
+
+/* Multi-plane rays in float: as lenssim__rays, see lenssim__rays_advance. */
+typedef struct {
+  float *px, *py, *ax, *ay, *tx, *ty, *dx, *dy;
+  size_t next_plane;
+  double dc_last;
+} lenssim__rays_f;
+
+static void lenssim__rays_advance_f(const lenssim__tracer *t, lenssim__rays_f *r, size_t n, double z_stop,
+                                    float *bx, float *by) {
+  size_t i, k = r->next_plane;
+  double dc_stop = lenssim_comoving_distance(&t->cosmology, 0.0, z_stop);
+  while (k < t->count && t->z[k] < z_stop) {
+    size_t first = k;
+    float step = (float)(t->dc[k] - r->dc_last), inv = (float)(1.0 / t->dc[k]);
+    for (i = 0; i < n; i++) {
+      r->px[i] += r->ax[i] * step;
+      r->py[i] += r->ay[i] * step;
+      r->tx[i] = r->px[i] * inv;
+      r->ty[i] = r->py[i] * inv;
+      r->dx[i] = 0.0f;
+      r->dy[i] = 0.0f;
+    }
+    while (k < t->count && t->z[k] == t->z[first]) {
+      lenssim__mass_deflect_add_f(&t->prep[k], n, r->tx, r->ty, r->dx, r->dy);
+      k++;
+    }
+    for (i = 0; i < n; i++) { r->ax[i] -= r->dx[i]; r->ay[i] -= r->dy[i]; }
+    r->dc_last = t->dc[first];
+  }
+  r->next_plane = k;
+  {
+    float step = (float)(dc_stop - r->dc_last), inv = (float)(1.0 / dc_stop);
+    for (i = 0; i < n; i++) {
+      bx[i] = (r->px[i] + r->ax[i] * step) * inv;
+      by[i] = (r->py[i] + r->ay[i] * step) * inv;
+    }
+  }
+}
+
+/* Surface brightness of one sub-pixel row (m samples at x[], constant y) into sb[]. */
+static void lenssim__sub_row_f(const lenssim__render_job *job, size_t m, const float *x, const float *y, float *work,
+                               float *sb) {
+  const lenssim__tracer *t = job->tracer;
+  const lenssim__sources *src = job->sources;
+  float *bx = work, *by = bx + m;
+  size_t i, k;
+  for (i = 0; i < m; i++) sb[i] = 0.0f;
+  for (k = 0; k < job->scene->num_lens_light; k++) lenssim__light_add_f(&job->lens_light[k], m, x, y, sb);
+  if (!src->count) return;
+  if (!t->multi_plane) {
+    for (i = 0; i < m; i++) { bx[i] = 0.0f; by[i] = 0.0f; }
+    for (k = 0; k < t->count; k++) lenssim__mass_deflect_add_f(&t->prep[k], m, x, y, bx, by);
+    for (i = 0; i < m; i++) { bx[i] = x[i] - bx[i]; by[i] = y[i] - by[i]; }
+    for (k = 0; k < src->count; k++) lenssim__light_add_f(&src->prep[k], m, bx, by, sb);
+  } else {
+    lenssim__rays_f rays;
+    rays.px = by + m; rays.py = rays.px + m; rays.ax = rays.py + m; rays.ay = rays.ax + m;
+    rays.tx = rays.ay + m; rays.ty = rays.tx + m; rays.dx = rays.ty + m; rays.dy = rays.dx + m;
+    for (i = 0; i < m; i++) { rays.px[i] = 0.0f; rays.py[i] = 0.0f; rays.ax[i] = x[i]; rays.ay[i] = y[i]; }
+    rays.next_plane = 0;
+    rays.dc_last = 0.0;
+    for (k = 0; k < src->count; k++) {
+      if (k == 0 || src->z[k] != src->z[k - 1]) lenssim__rays_advance_f(t, &rays, m, src->z[k], bx, by);
+      lenssim__light_add_f(&src->prep[k], m, bx, by, sb);
+    }
+  }
+}
+
+static void lenssim__sub_row_d(const lenssim__render_job *job, size_t m, const double *x, const double *y,
+                               double *work, double *sb) {
+  const lenssim__tracer *t = job->tracer;
+  const lenssim__sources *src = job->sources;
+  double *bx = work, *by = bx + m;
+  size_t i, k;
+  for (i = 0; i < m; i++) sb[i] = 0.0;
+  for (k = 0; k < job->scene->num_lens_light; k++) lenssim__light_add(&job->lens_light[k], m, x, y, sb);
+  if (!src->count) return;
+  if (!t->multi_plane) {
+    lenssim__shoot_single(t, m, x, y, bx, by);
+    for (k = 0; k < src->count; k++) lenssim__light_add(&src->prep[k], m, bx, by, sb);
+  } else {
+    lenssim__rays rays;
+    rays.px = by + m; rays.py = rays.px + m; rays.ax = rays.py + m; rays.ay = rays.ax + m;
+    rays.tx = rays.ay + m; rays.ty = rays.tx + m; rays.dx = rays.ty + m; rays.dy = rays.dx + m;
+    lenssim__rays_start(&rays, m, x, y);
+    for (k = 0; k < src->count; k++) {
+      if (k == 0 || src->z[k] != src->z[k - 1]) lenssim__rays_advance(t, &rays, m, src->z[k], bx, by);
+      lenssim__light_add(&src->prep[k], m, bx, by, sb);
+    }
+  }
+}
+
+/* Sub-pixel centres: along a row of pixels, x of sample b of pixel j is
+ * (j - (n-1)/2) pix + ((b + 1/2)/s - 1/2) pix; rows alike in y. */
+static double lenssim__sub_coord(int j, int b, int n, int ss, double pix) {
+  return ((double)j - 0.5 * (n - 1)) * pix + (((double)b + 0.5) / ss - 0.5) * pix;
+}
+
+static void lenssim__render_rows_f(const lenssim__render_job *job, void *arrays, double *image) {
+  int n = job->n, ss = job->ss, pi, a, j, b;
+  size_t m = (size_t)n * (size_t)ss, i;
+  float *x = (float *)arrays, *y = x + m, *sb = y + m, *work = sb + m;
+  double *acc = (double *)(void *)(work + 10 * m + (m & 1)); /* 8-byte aligned after the floats */
+  double inv_count = job->pix * job->pix / ((double)ss * (double)ss);
+  for (j = 0; j < n; j++)
+    for (b = 0; b < ss; b++) x[(size_t)j * ss + b] = (float)lenssim__sub_coord(j, b, n, ss, job->pix);
+  for (pi = 0; pi < n; pi++) {
+    for (j = 0; j < n; j++) acc[j] = 0.0;
+    for (a = 0; a < ss; a++) {
+      float yv = (float)lenssim__sub_coord(pi, a, n, ss, job->pix);
+      for (i = 0; i < m; i++) y[i] = yv;
+      lenssim__sub_row_f(job, m, x, y, work, sb);
+      for (j = 0; j < n; j++) {
+        float s = 0.0f;
+        for (b = 0; b < ss; b++) s += sb[(size_t)j * ss + b];
+        acc[j] += s;
+      }
+    }
+    for (j = 0; j < n; j++) image[(size_t)pi * n + j] = acc[j] * inv_count;
+  }
+}
+
+static void lenssim__render_rows_d(const lenssim__render_job *job, void *arrays, double *image) {
+  int n = job->n, ss = job->ss, pi, a, j, b;
+  size_t m = (size_t)n * (size_t)ss, i;
+  double *x = (double *)arrays, *y = x + m, *sb = y + m, *work = sb + m, *acc = work + 10 * m;
+  double inv_count = job->pix * job->pix / ((double)ss * (double)ss);
+  for (j = 0; j < n; j++)
+    for (b = 0; b < ss; b++) x[(size_t)j * ss + b] = lenssim__sub_coord(j, b, n, ss, job->pix);
+  for (pi = 0; pi < n; pi++) {
+    for (j = 0; j < n; j++) acc[j] = 0.0;
+    for (a = 0; a < ss; a++) {
+      double yv = lenssim__sub_coord(pi, a, n, ss, job->pix);
+      for (i = 0; i < m; i++) y[i] = yv;
+      lenssim__sub_row_d(job, m, x, y, work, sb);
+      for (j = 0; j < n; j++)
+        for (b = 0; b < ss; b++) acc[j] += sb[(size_t)j * ss + b];
+    }
+    for (j = 0; j < n; j++) image[(size_t)pi * n + j] = acc[j] * inv_count;
+  }
+}
+
 LENSSIM_API lenssim_result lenssim_render(const lenssim_scene *scene, double *image, void *workspace,
                                           size_t workspace_bytes, lenssim_error *err) {
   lenssim_result r;
-  size_t need, row, i, k;
-  int n, ss, pi, a, j, b;
-  double *x, *y, *bx, *by, *sb, *psf_scratch, pix, area, inv_count;
+  size_t need, k, m;
   lenssim__tracer *tracer;
   lenssim__sources sources;
   lenssim__light_prep lens_light[LENSSIM_MAX_PROFILES];
-  lenssim__rays rays;
-  void *owned = NULL;
+  lenssim__render_job job;
+  void *owned = NULL, *arrays;
+  double *psf_scratch;
   unsigned char *base;
 
   if ((r = lenssim_scene_check(scene, err)) != LENSSIM_OK) return r;
@@ -1453,76 +1813,44 @@ LENSSIM_API lenssim_result lenssim_render(const lenssim_scene *scene, double *im
     return lenssim__fail(err, LENSSIM_ERR_WORKSPACE, "render: workspace of %lu bytes, %lu needed",
                          (unsigned long)workspace_bytes, (unsigned long)need);
   }
-  n = scene->grid.num_pix;
-  ss = scene->grid.supersampling ? scene->grid.supersampling : 1;
-  pix = scene->grid.pixel_scale;
-  row = (size_t)n * (size_t)ss * (size_t)ss;
+  job.scene = scene;
+  job.n = scene->grid.num_pix;
+  job.ss = scene->grid.supersampling ? scene->grid.supersampling : 1;
+  job.pix = scene->grid.pixel_scale;
+  m = (size_t)job.n * (size_t)job.ss;
 
-  /* carve the workspace: the tracer first (64-byte aligned), then the arrays (its size is a
-   * multiple of 8, so they are aligned for doubles) */
+  /* the tracer first (64-byte aligned), then the arrays (64-byte aligned too) */
   base = (unsigned char *)workspace;
   base += (64 - ((uintptr_t)base & 63)) & 63;
   tracer = (lenssim__tracer *)(void *)base;
-  x = (double *)(void *)(base + sizeof(lenssim__tracer));
-  y = x + row; bx = y + row; by = bx + row; sb = by + row;
-  rays.px = sb + row; rays.py = rays.px + row; rays.ax = rays.py + row; rays.ay = rays.ax + row;
-  rays.tx = rays.ay + row; rays.ty = rays.tx + row; rays.dx = rays.ty + row; rays.dy = rays.dx + row;
-  psf_scratch = rays.dy + row;
+  base += sizeof(lenssim__tracer);
+  base += (64 - ((uintptr_t)base & 63)) & 63;
+  arrays = base;
+  psf_scratch = (double *)(void *)base + 13 * m + (size_t)job.n;
   lenssim__tracer_init(&scene->lens, tracer);
 
   for (k = 0; k < scene->num_lens_light; k++) lenssim__light_prepare(&scene->lens_light[k], &lens_light[k]);
   sources.count = scene->num_source_light;
   for (k = 0; k < sources.count; k++) {
     double z = scene->source_light[k].redshift > 0 ? scene->source_light[k].redshift : scene->lens.z_source;
-    size_t m = k;
+    size_t slot = k;
     lenssim__light_prep p;
     lenssim__light_prepare(&scene->source_light[k], &p);
     /* insertion by redshift, stable */
-    while (m > 0 && sources.z[m - 1] > z) { sources.prep[m] = sources.prep[m - 1]; sources.z[m] = sources.z[m - 1]; m--; }
-    sources.prep[m] = p;
-    sources.z[m] = z;
+    while (slot > 0 && sources.z[slot - 1] > z) {
+      sources.prep[slot] = sources.prep[slot - 1];
+      sources.z[slot] = sources.z[slot - 1];
+      slot--;
+    }
+    sources.prep[slot] = p;
+    sources.z[slot] = z;
   }
-
-  area = pix * pix;
-  inv_count = area / ((double)ss * (double)ss);
-  for (pi = 0; pi < n; pi++) {
-    /* sub-pixel centres of one row of pixels, ordered [sub-row a][column j][sub-column b] */
-    double yc = ((double)pi - 0.5 * (n - 1)) * pix;
-    for (a = 0; a < ss; a++) {
-      double yv = yc + (((double)a + 0.5) / ss - 0.5) * pix;
-      double *xr = x + (size_t)a * n * ss, *yr = y + (size_t)a * n * ss;
-      for (j = 0; j < n; j++) {
-        double xc = ((double)j - 0.5 * (n - 1)) * pix;
-        for (b = 0; b < ss; b++) {
-          xr[j * ss + b] = xc + (((double)b + 0.5) / ss - 0.5) * pix;
-          yr[j * ss + b] = yv;
-        }
-      }
-    }
-    for (i = 0; i < row; i++) sb[i] = 0.0;
-    for (k = 0; k < scene->num_lens_light; k++) lenssim__light_add(&lens_light[k], row, x, y, sb);
-    if (sources.count) {
-      if (!tracer->multi_plane) {
-        lenssim__shoot_single(tracer, row, x, y, bx, by);
-        for (k = 0; k < sources.count; k++) lenssim__light_add(&sources.prep[k], row, bx, by, sb);
-      } else {
-        lenssim__rays_start(&rays, row, x, y);
-        for (k = 0; k < sources.count; k++) {
-          if (k == 0 || sources.z[k] != sources.z[k - 1])
-            lenssim__rays_advance(tracer, &rays, row, sources.z[k], bx, by);
-          lenssim__light_add(&sources.prep[k], row, bx, by, sb);
-        }
-      }
-    }
-    /* bin: mean of the samples times the pixel area */
-    for (j = 0; j < n; j++) {
-      double acc = 0.0;
-      for (a = 0; a < ss; a++)
-        for (b = 0; b < ss; b++) acc += sb[(size_t)a * n * ss + (size_t)j * ss + b];
-      image[(size_t)pi * n + j] = acc * inv_count;
-    }
-  }
-  r = lenssim_psf_convolve(&scene->psf, n, pix, image, psf_scratch, err);
+  job.tracer = tracer;
+  job.sources = &sources;
+  job.lens_light = lens_light;
+  if (scene->double_precision) lenssim__render_rows_d(&job, arrays, image);
+  else lenssim__render_rows_f(&job, arrays, image);
+  r = lenssim_psf_convolve(&scene->psf, job.n, job.pix, image, psf_scratch, err);
   if (owned) LENSSIM_FREE(owned);
   return r;
 }
