@@ -1636,6 +1636,7 @@ typedef struct {
   size_t count;
   lenssim__light_prep prep[LENSSIM_MAX_PROFILES];
   double z[LENSSIM_MAX_PROFILES];
+  double dc[LENSSIM_MAX_PROFILES]; /* comoving distance to z (multi-plane) */
 } lenssim__sources;
 
 typedef struct {
@@ -1655,9 +1656,8 @@ typedef struct {
 } lenssim__rays_f;
 
 static void lenssim__rays_advance_f(const lenssim__tracer *t, lenssim__rays_f *r, size_t n, double z_stop,
-                                    float *bx, float *by) {
+                                    double dc_stop, float *bx, float *by) {
   size_t i, k = r->next_plane;
-  double dc_stop = lenssim_comoving_distance(&t->cosmology, 0.0, z_stop);
   while (k < t->count && t->z[k] < z_stop) {
     size_t first = k;
     float step = (float)(t->dc[k] - r->dc_last), inv = (float)(1.0 / t->dc[k]);
@@ -1709,7 +1709,7 @@ static void lenssim__sub_row_f(const lenssim__render_job *job, size_t m, const f
     rays.next_plane = 0;
     rays.dc_last = 0.0;
     for (k = 0; k < src->count; k++) {
-      if (k == 0 || src->z[k] != src->z[k - 1]) lenssim__rays_advance_f(t, &rays, m, src->z[k], bx, by);
+      if (k == 0 || src->z[k] != src->z[k - 1]) lenssim__rays_advance_f(t, &rays, m, src->z[k], src->dc[k], bx, by);
       lenssim__light_add_f(&src->prep[k], m, bx, by, sb);
     }
   }
@@ -1845,6 +1845,8 @@ LENSSIM_API lenssim_result lenssim_render(const lenssim_scene *scene, double *im
     sources.prep[slot] = p;
     sources.z[slot] = z;
   }
+  for (k = 0; k < sources.count; k++)
+    sources.dc[k] = scene->lens.multi_plane ? lenssim_comoving_distance(&scene->lens.cosmology, 0.0, sources.z[k]) : 0.0;
   job.tracer = tracer;
   job.sources = &sources;
   job.lens_light = lens_light;
@@ -1884,31 +1886,69 @@ LENSSIM_API double lenssim_rng_uniform(lenssim_rng *rng) {
   return (double)(lenssim_rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* Box-Muller; one of the pair is discarded so that the state alone determines the sequence. */
+/* Two independent normal deviates by Marsaglia's polar method (one log, one sqrt, no sin/cos). */
+static void lenssim__normal_pair(lenssim_rng *rng, double *z0, double *z1) {
+  double u, v, s, f;
+  do {
+    u = 2.0 * lenssim_rng_uniform(rng) - 1.0;
+    v = 2.0 * lenssim_rng_uniform(rng) - 1.0;
+    s = u * u + v * v;
+  } while (s >= 1.0 || s == 0.0);
+  f = sqrt(-2.0 * lenssim__log(s) / s);
+  *z0 = u * f;
+  *z1 = v * f;
+}
+
+/* One deviate; the second of the pair is discarded so that the state alone determines the
+ * sequence. */
 LENSSIM_API double lenssim_rng_normal(lenssim_rng *rng) {
-  double u1 = 1.0 - lenssim_rng_uniform(rng), u2 = lenssim_rng_uniform(rng);
-  return sqrt(-2.0 * log(u1)) * cos(2.0 * LENSSIM__PI * u2);
+  double z0, z1;
+  lenssim__normal_pair(rng, &z0, &z1);
+  return z0;
+}
+
+/* ln(k!) for whole k >= 0: a sum for small k, Stirling's series with three terms above (error
+ * below 1e-12 for k >= 15). */
+static double lenssim__log_factorial(double k) {
+  if (k < 15.0) {
+    double sum = 0.0, i;
+    for (i = 2.0; i <= k; i += 1.0) sum += lenssim__log(i);
+    return sum;
+  } else {
+    double x = k + 1.0, ix = 1.0 / x, ix2 = ix * ix;
+    return (x - 0.5) * lenssim__log(x) - x + 0.91893853320467274178 +
+           ix * (1.0 / 12.0 - ix2 * (1.0 / 360.0 - ix2 / 1260.0));
+  }
 }
 
 /* Poisson: products of uniforms for small means; PTRS transformed rejection (Hoermann 1993,
- * "The transformed rejection method for generating Poisson random variables") otherwise. */
+ * "The transformed rejection method for generating Poisson random variables") otherwise, with
+ * the constants computed once per mean by the caller when many share it. */
 LENSSIM_API double lenssim_rng_poisson(lenssim_rng *rng, double mean) {
   if (!(mean > 0)) return 0.0;
   if (mean < 10.0) {
-    double limit = exp(-mean), prod = lenssim_rng_uniform(rng);
+    double limit = lenssim__exp(-mean), prod = lenssim_rng_uniform(rng);
     double k = 0.0;
     while (prod > limit) { prod *= lenssim_rng_uniform(rng); k += 1.0; }
     return k;
   } else {
-    double slam = sqrt(mean), loglam = log(mean);
-    double b = 0.931 + 2.53 * slam, a = -0.059 + 0.02483 * b;
-    double inv_alpha = 1.1239 + 1.1328 / (b - 3.4), vr = 0.9277 - 3.6224 / (b - 2.0);
+    /* only b, a and vr are needed by the quick acceptance that takes most draws; the rest is
+     * computed when a draw falls through to the exact test */
+    double b = 0.931 + 2.53 * sqrt(mean), a = -0.059 + 0.02483 * b, two_a = 2.0 * a;
+    double vr = 0.9277 - 3.6224 / (b - 2.0), loglam = 0.0, log_inv_alpha = 0.0;
+    int slow_ready = 0;
     for (;;) {
       double u = lenssim_rng_uniform(rng) - 0.5, v = lenssim_rng_uniform(rng), us = 0.5 - fabs(u), k;
-      k = floor((2.0 * a / us + b) * u + mean + 0.43);
+      k = floor((two_a / us + b) * u + mean + 0.43);
       if (us >= 0.07 && v <= vr) return k;
       if (k < 0 || (us < 0.013 && v > us)) continue;
-      if (log(v) + log(inv_alpha) - log(a / (us * us) + b) <= -mean + k * loglam - lgamma(k + 1.0)) return k;
+      if (!slow_ready) {
+        loglam = lenssim__log(mean);
+        log_inv_alpha = lenssim__log(1.1239 + 1.1328 / (b - 3.4));
+        slow_ready = 1;
+      }
+      if (lenssim__log(v) + log_inv_alpha - lenssim__log(a / (us * us) + b) <= -mean + k * loglam - lenssim__log_factorial(k))
+        return k;
     }
   }
 }
@@ -1963,21 +2003,106 @@ LENSSIM_API lenssim_noise lenssim_noise_from_band(const lenssim_band *band) {
   return nz;
 }
 
+/* cos and sin of the angle (quadrant + 1/2 + f) pi/2, f in [-1/2, 1/2): Taylor series on
+ * |phi| <= pi/4 (error < 1e-15), then a quarter-turn rotation by the quadrant; branch-free. */
+LENSSIM__INLINE void lenssim__quarter_sincos(double quadrant, double f, double *c, double *s) {
+  double phi = f * 1.57079632679489661923, p2 = phi * phi, cp, sp, c0, s0;
+  cp = 1.0 / 87178291200.0;
+  cp = LENSSIM__MADD(cp, -p2, 1.0 / 479001600.0);
+  cp = LENSSIM__MADD(cp, -p2, 1.0 / 3628800.0);
+  cp = LENSSIM__MADD(cp, -p2, 1.0 / 40320.0);
+  cp = LENSSIM__MADD(cp, -p2, 1.0 / 720.0);
+  cp = LENSSIM__MADD(cp, -p2, 1.0 / 24.0);
+  cp = LENSSIM__MADD(cp, -p2, 0.5);
+  c0 = LENSSIM__MADD(cp, -p2, 1.0);
+  sp = 1.0 / 6227020800.0;
+  sp = LENSSIM__MADD(sp, -p2, 1.0 / 39916800.0);
+  sp = LENSSIM__MADD(sp, -p2, 1.0 / 362880.0);
+  sp = LENSSIM__MADD(sp, -p2, 1.0 / 5040.0);
+  sp = LENSSIM__MADD(sp, -p2, 1.0 / 120.0);
+  sp = LENSSIM__MADD(sp, -p2, 1.0 / 6.0);
+  s0 = phi * LENSSIM__MADD(sp, -p2, 1.0);
+  /* rotate (c0, s0) by quadrant quarter turns: (c, s) -> (-s, c) per turn */
+  *c = quadrant == 0.0 ? c0 : (quadrant == 1.0 ? -s0 : (quadrant == 2.0 ? -c0 : s0));
+  *s = quadrant == 0.0 ? s0 : (quadrant == 1.0 ? c0 : (quadrant == 2.0 ? -s0 : -c0));
+}
+
+/* ln(k!) for whole k >= 0 without branches: Stirling's series for ln Gamma(k + 9) (error below
+ * 1e-11), less ln((k+1)(k+2)...(k+8)). */
+LENSSIM__INLINE double lenssim__log_factorial_v(double k) {
+  double x = k + 9.0, ix = 1.0 / x, ix2 = ix * ix, prod;
+  double lg = (x - 0.5) * lenssim__log(x) - x + 0.91893853320467274178 + ix * (1.0 / 12.0 - ix2 * (1.0 / 360.0 - ix2 / 1260.0));
+  prod = (k + 1.0) * (k + 2.0) * (k + 3.0) * (k + 4.0) * (k + 5.0) * (k + 6.0) * (k + 7.0) * (k + 8.0);
+  return lg - lenssim__log(prod);
+}
+
+/* floor(x) for |x| < 2^51 without a library call: round to nearest through the 1.5 2^52
+ * shifter, then step down where that rounded up. */
+LENSSIM__INLINE double lenssim__floor(double x) {
+  double r = (x + 6755399441055744.0) - 6755399441055744.0;
+  return r > x ? r - 1.0 : r;
+}
+
+/* Noise for a block of pixels. The random numbers are drawn first (sequentially, so the result
+ * is the same on every build and vector width), then the Poisson draws are computed in a loop
+ * the compiler vectorises: PTRS needs one (u, v) pair for most draws, and the few it rejects,
+ * and all means below 10, are redrawn one by one afterwards. Read noise: the cosine half of a
+ * Box-Muller draw per pixel. Means are capped at 2^48 electrons. */
+#define LENSSIM__NOISE_BLOCK 256
 LENSSIM_API void lenssim_add_noise(const lenssim_noise *nz, double *image, size_t count, lenssim_rng *rng) {
-  size_t i;
+  double uniforms[4 * LENSSIM__NOISE_BLOCK], electrons[LENSSIM__NOISE_BLOCK], normals[LENSSIM__NOISE_BLOCK];
+  double accepted[LENSSIM__NOISE_BLOCK];
   int nexp = nz->num_exposures > 0 ? nz->num_exposures : 1;
   double t = nz->exposure_time, sky_e = nz->sky_rate * t, read_sigma = nz->read_noise * sqrt((double)nexp);
-  if (!(t > 0)) {
-    /* no exposure: only the read noise, in counts/s of a one-second exposure */
-    for (i = 0; i < count; i++) image[i] += read_sigma * lenssim_rng_normal(rng);
-    return;
-  }
-  for (i = 0; i < count; i++) {
-    double expected = image[i] * t + sky_e, e;
-    e = lenssim_rng_poisson(rng, expected > 0 ? expected : 0.0);
-    if (read_sigma > 0) e += read_sigma * lenssim_rng_normal(rng);
-    if (nz->ccd_gain > 0) e = floor(e / nz->ccd_gain + 0.5) * nz->ccd_gain;
-    image[i] = (e - sky_e) / t;
+  double gain = nz->ccd_gain, inv_gain = gain > 0 ? 1.0 / gain : 0.0, inv_t = t > 0 ? 1.0 / t : 0.0;
+  const double max_mean = 281474976710656.0;
+  size_t start, i, m;
+  for (start = 0; start < count; start += m) {
+    const double *u1s, *u2s, *us_, *vs;
+    m = count - start < LENSSIM__NOISE_BLOCK ? count - start : LENSSIM__NOISE_BLOCK;
+    for (i = 0; i < 4 * m; i++) uniforms[i] = lenssim_rng_uniform(rng);
+    us_ = uniforms; vs = uniforms + m; u1s = uniforms + 2 * m; u2s = uniforms + 3 * m;
+    for (i = 0; i < m; i++) {
+      double w = 4.0 * u2s[i], quadrant = lenssim__floor(w), c, s;
+      double radius = lenssim__sqrt(-2.0 * lenssim__log(1.0 - u1s[i]));
+      lenssim__quarter_sincos(quadrant, w - quadrant - 0.5, &c, &s);
+      normals[i] = radius * c;
+    }
+    if (!(t > 0)) {
+      /* no exposure: only the read noise, in counts/s of a one-second exposure */
+      for (i = 0; i < m; i++) image[start + i] += read_sigma * normals[i];
+      continue;
+    }
+    for (i = 0; i < m; i++) {
+      double mean = image[start + i] * t + sky_e, lam, b, a, vr, inv_alpha, u, v, us, k, rhs, lhs;
+      double quick, hopeless, exact;
+      lam = mean > 10.0 ? mean : 10.0;
+      lam = lam < max_mean ? lam : max_mean;
+      b = 0.931 + 2.53 * lenssim__sqrt(lam);
+      a = -0.059 + 0.02483 * b;
+      vr = 0.9277 - 3.6224 / (b - 2.0);
+      inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
+      u = us_[i] - 0.5;
+      v = vs[i];
+      us = 0.5 - fabs(u);
+      us = us > 1e-300 ? us : 1e-300;
+      k = lenssim__floor((2.0 * a / us + b) * u + lam + 0.43);
+      quick = (us >= 0.07 ? 1.0 : 0.0) * (v <= vr ? 1.0 : 0.0);
+      hopeless = (k < 0 ? 1.0 : 0.0) + (us < 0.013 ? 1.0 : 0.0) * (v > us ? 1.0 : 0.0);
+      k = k > 0 ? k : 0;
+      lhs = lenssim__log(v * inv_alpha / (a / (us * us) + b));
+      rhs = -lam + k * lenssim__log(lam) - lenssim__log_factorial_v(k);
+      exact = lhs <= rhs ? 1.0 : 0.0;
+      electrons[i] = k;
+      accepted[i] = (mean >= 10.0 && mean < max_mean) ? quick + (hopeless == 0.0 ? exact : 0.0) : 0.0;
+    }
+    for (i = 0; i < m; i++) {
+      double mean = image[start + i] * t + sky_e, e;
+      e = accepted[i] > 0 ? electrons[i] : lenssim_rng_poisson(rng, mean > 0 ? mean : 0.0);
+      e += read_sigma * normals[i];
+      if (gain > 0) e = floor(e * inv_gain + 0.5) * gain;
+      image[start + i] = (e - sky_e) * inv_t;
+    }
   }
 }
 
