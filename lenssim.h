@@ -580,7 +580,13 @@ LENSSIM__INLINE double lenssim__sqrt(double v) {
   return LENSSIM__MADD(LENSSIM__MADD(-r, r, v), 0.5 * y, r);
 }
 
-LENSSIM__INLINE double lenssim__atanh(double z) { return 0.5 * lenssim__log((1.0 + z) / (1.0 - z)); }
+/* atanh(z) = log1p(w)/2 with w = 2z/(1-z), |z| < 1; log1p(w) = log(u) w/(u-1), u = 1+w
+ * (Goldberg 1991) keeps full relative precision for tiny z (the SIE's near-round limit). */
+LENSSIM__INLINE double lenssim__atanh(double z) {
+  double w = 2.0 * z / (1.0 - z), u = 1.0 + w, um1 = u - 1.0;
+  double l = lenssim__log(u) * w / (um1 != 0.0 ? um1 : 1.0);
+  return 0.5 * (um1 != 0.0 ? l : w);
+}
 
 /* ---- cosmology ------------------------------------------------------------------------------ */
 static void lenssim__cosmo_defaults(const lenssim_cosmology *c, double *H0, double *Om0) {
