@@ -138,7 +138,11 @@
 
 #ifndef LENSSIM_API
 #ifdef LENSSIM_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define LENSSIM_API static __attribute__((unused)) /* a subset of the API may be used: no warnings */
+#else
 #define LENSSIM_API static
+#endif
 #else
 #define LENSSIM_API extern
 #endif
