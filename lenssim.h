@@ -1299,7 +1299,49 @@ LENSSIM__INLINE float lenssim__logf(float x) {
   return LENSSIM__MADDF(e, 0.693147181f, 2.0f * s * p);
 }
 
-/* sqrtf without errno (see lenssim__sqrt): three Newton steps from the bit-trick guess. */
+/* 2^x for x in [-126, 127] (clamped): 2^k from the exponent bits, 2^r (|r| <= 1/2) by its
+ * Taylor polynomial of degree 6 (truncation 1.2e-7). */
+LENSSIM__INLINE float lenssim__exp2f(float x) {
+  const float shifter = 12582912.0f; /* 1.5 * 2^23 */
+  float t, r, p;
+  x = x < -126.0f ? -126.0f : x;
+  x = x > 127.0f ? 127.0f : x;
+  t = x + shifter;
+  r = x - (t - shifter);
+  p = 1.5403530393381606e-4f;
+  p = LENSSIM__MADDF(p, r, 1.3333558146428441e-3f);
+  p = LENSSIM__MADDF(p, r, 9.618129107628477e-3f);
+  p = LENSSIM__MADDF(p, r, 5.5504108664821576e-2f);
+  p = LENSSIM__MADDF(p, r, 0.2402265069591007f);
+  p = LENSSIM__MADDF(p, r, 0.6931471805599453f);
+  p = LENSSIM__MADDF(p, r, 1.0f);
+  return p * lenssim__bits_to_float((lenssim__float_to_bits(t) + 127u) << 23);
+}
+
+/* log2(x) for x > 0 (floored at 1e-37): e + 2 atanh(s)/ln 2 as in lenssim__logf, series to s^7
+ * (relative truncation 8e-8). */
+LENSSIM__INLINE float lenssim__log2f(float x) {
+  uint32_t u;
+  float m, e, s, s2, p, above, m_half;
+  x = x < 1e-37f ? 1e-37f : x;
+  u = lenssim__float_to_bits(x);
+  e = lenssim__bits_to_float(0x4b000000u | (u >> 23)) - (8388608.0f + 127.0f);
+  m = lenssim__bits_to_float((u & 0x007fffffu) | 0x3f800000u);
+  above = m > 1.41421356f ? 1.0f : 0.0f;
+  m_half = m * 0.5f;
+  m = above > 0 ? m_half : m;
+  e += above;
+  s = (m - 1.0f) / (m + 1.0f);
+  s2 = s * s;
+  p = 1.0f / 7.0f;
+  p = LENSSIM__MADDF(p, s2, 1.0f / 5.0f);
+  p = LENSSIM__MADDF(p, s2, 1.0f / 3.0f);
+  p = LENSSIM__MADDF(p, s2, 1.0f);
+  return LENSSIM__MADDF(2.8853900817779268f * s, p, e);
+}
+
+/* sqrtf without errno (see lenssim__sqrt): two Newton steps on 1/sqrt from the bit-trick
+ * guess (error 4e-6), then one on sqrt itself (error squared: far below float resolution). */
 LENSSIM__INLINE float lenssim__sqrtf(float v) {
   float y, r, half;
   v = v > 0.0f ? v : 0.0f;
@@ -1307,15 +1349,15 @@ LENSSIM__INLINE float lenssim__sqrtf(float v) {
   y = lenssim__bits_to_float(0x5f3759dfu - (lenssim__float_to_bits(v) >> 1));
   y = y * LENSSIM__MADDF(-half * y, y, 1.5f);
   y = y * LENSSIM__MADDF(-half * y, y, 1.5f);
-  y = y * LENSSIM__MADDF(-half * y, y, 1.5f);
   r = v * y;
   return LENSSIM__MADDF(LENSSIM__MADDF(-r, r, v), 0.5f * y, r);
 }
 
-/* Adds scale * alpha of one profile at n float positions. The rarely used EPL and NFW go
+/* Subtracts scale * alpha of one profile at n float positions from (bx, by): starting from
+ * beta = theta, the lens equation needs no separate pass. The rarely used EPL and NFW go
  * through the double code one sample at a time. */
-static void lenssim__mass_deflect_add_f(const lenssim__mass_prep *p, size_t n, const float *x, const float *y,
-                                        float *ax, float *ay) {
+static void lenssim__mass_deflect_sub_f(const lenssim__mass_prep *p, size_t n, const float *x, const float *y,
+                                        float *bx, float *by) {
   size_t i;
   const float cx = (float)p->cx, cy = (float)p->cy, cs = (float)p->cos_phi, sn = (float)p->sin_phi;
   const float sc = (float)p->scale;
@@ -1325,8 +1367,8 @@ static void lenssim__mass_deflect_add_f(const lenssim__mass_prep *p, size_t n, c
       for (i = 0; i < n; i++) {
         float dx = x[i] - cx, dy = y[i] - cy, r2 = dx * dx + dy * dy;
         float inv = k / lenssim__sqrtf(r2 > 1e-30f ? r2 : 1e-30f);
-        ax[i] += dx * inv;
-        ay[i] += dy * inv;
+        bx[i] -= dx * inv;
+        by[i] -= dy * inv;
       }
       break;
     }
@@ -1335,8 +1377,8 @@ static void lenssim__mass_deflect_add_f(const lenssim__mass_prep *p, size_t n, c
       for (i = 0; i < n; i++) {
         float dx = x[i] - cx, dy = y[i] - cy, r2 = dx * dx + dy * dy;
         float inv = k / (r2 > 1e-30f ? r2 : 1e-30f);
-        ax[i] += dx * inv;
-        ay[i] += dy * inv;
+        bx[i] -= dx * inv;
+        by[i] -= dy * inv;
       }
       break;
     }
@@ -1382,8 +1424,8 @@ static void lenssim__mass_deflect_add_f(const lenssim__mass_prep *p, size_t n, c
         ath = z2 < 0.0625f ? series : logform;
         {
           float axr = k * r, ayr = k * ath;
-          ax[i] += axr * cs - ayr * sn;
-          ay[i] += axr * sn + ayr * cs;
+          bx[i] -= axr * cs - ayr * sn;
+          by[i] -= axr * sn + ayr * cs;
         }
       }
       break;
@@ -1392,16 +1434,16 @@ static void lenssim__mass_deflect_add_f(const lenssim__mass_prep *p, size_t n, c
       const float g1 = (float)(p->a * p->scale), g2 = (float)(p->b * p->scale);
       for (i = 0; i < n; i++) {
         float dx = x[i] - cx, dy = y[i] - cy;
-        ax[i] += g1 * dx + g2 * dy;
-        ay[i] += g2 * dx - g1 * dy;
+        bx[i] -= g1 * dx + g2 * dy;
+        by[i] -= g2 * dx - g1 * dy;
       }
       break;
     }
     case LENSSIM_MASS_CONVERGENCE: {
       const float k = (float)(p->a * p->scale);
       for (i = 0; i < n; i++) {
-        ax[i] += k * (x[i] - cx);
-        ay[i] += k * (y[i] - cy);
+        bx[i] -= k * (x[i] - cx);
+        by[i] -= k * (y[i] - cy);
       }
       break;
     }
@@ -1410,8 +1452,8 @@ static void lenssim__mass_deflect_add_f(const lenssim__mass_prep *p, size_t n, c
       for (i = 0; i < n; i++) {
         double xd = x[i], yd = y[i], axd = 0.0, ayd = 0.0;
         lenssim__mass_deflect_add(p, 1, &xd, &yd, &axd, &ayd);
-        ax[i] += (float)axd;
-        ay[i] += (float)ayd;
+        bx[i] -= (float)axd;
+        by[i] -= (float)ayd;
       }
       break;
   }
@@ -1424,13 +1466,16 @@ static void lenssim__light_add_f(const lenssim__light_prep *p, size_t n, const f
   switch (p->kind) {
     case LENSSIM_LIGHT_SERSIC:
     case LENSSIM_LIGHT_SERSIC_ELLIPSE: {
-      const float ls = (float)p->log_scale2, hn = (float)p->half_inv_n, bn = (float)p->bn;
+      /* in base 2: (R/Rs)^(1/n) = 2^((log2 R^2 - log2 Rs^2)/(2n)); I = amp 2^(c - c t), c = b_n log2(e) */
+      const float ls = (float)(p->log_scale2 * 1.4426950408889634), hn = (float)p->half_inv_n;
+      const float c = (float)(p->bn * 1.4426950408889634);
       for (i = 0; i < n; i++) {
         float dx = x[i] - cx, dy = y[i] - cy;
         float xr = dx * cs + dy * sn, yr = -dx * sn + dy * cs;
-        float R2 = q * xr * xr + iq * yr * yr;
+        float R2 = q * xr * xr + iq * yr * yr, t;
         R2 = R2 > 1e-8f ? R2 : 1e-8f;
-        out[i] += amp * lenssim__expf(bn - bn * lenssim__expf((lenssim__logf(R2) + ls) * hn));
+        t = lenssim__exp2f((lenssim__log2f(R2) + ls) * hn);
+        out[i] += amp * lenssim__exp2f(LENSSIM__MADDF(-c, t, c));
       }
       break;
     }
@@ -1675,14 +1720,12 @@ static void lenssim__rays_advance_f(const lenssim__tracer *t, lenssim__rays_f *r
       r->py[i] += r->ay[i] * step;
       r->tx[i] = r->px[i] * inv;
       r->ty[i] = r->py[i] * inv;
-      r->dx[i] = 0.0f;
-      r->dy[i] = 0.0f;
     }
+    /* every profile of the plane sees the same angles, so each can bend the rays at once */
     while (k < t->count && t->z[k] == t->z[first]) {
-      lenssim__mass_deflect_add_f(&t->prep[k], n, r->tx, r->ty, r->dx, r->dy);
+      lenssim__mass_deflect_sub_f(&t->prep[k], n, r->tx, r->ty, r->ax, r->ay);
       k++;
     }
-    for (i = 0; i < n; i++) { r->ax[i] -= r->dx[i]; r->ay[i] -= r->dy[i]; }
     r->dc_last = t->dc[first];
   }
   r->next_plane = k;
@@ -1706,9 +1749,8 @@ static void lenssim__sub_row_f(const lenssim__render_job *job, size_t m, const f
   for (k = 0; k < job->scene->num_lens_light; k++) lenssim__light_add_f(&job->lens_light[k], m, x, y, sb);
   if (!src->count) return;
   if (!t->multi_plane) {
-    for (i = 0; i < m; i++) { bx[i] = 0.0f; by[i] = 0.0f; }
-    for (k = 0; k < t->count; k++) lenssim__mass_deflect_add_f(&t->prep[k], m, x, y, bx, by);
-    for (i = 0; i < m; i++) { bx[i] = x[i] - bx[i]; by[i] = y[i] - by[i]; }
+    for (i = 0; i < m; i++) { bx[i] = x[i]; by[i] = y[i]; }
+    for (k = 0; k < t->count; k++) lenssim__mass_deflect_sub_f(&t->prep[k], m, x, y, bx, by);
     for (k = 0; k < src->count; k++) lenssim__light_add_f(&src->prep[k], m, bx, by, sb);
   } else {
     lenssim__rays_f rays;
@@ -2052,63 +2094,112 @@ LENSSIM__INLINE double lenssim__floor(double x) {
   return r > x ? r - 1.0 : r;
 }
 
-/* Noise for a block of pixels. The random numbers are drawn first (sequentially, so the result
- * is the same on every build and vector width), then the Poisson draws are computed in a loop
- * the compiler vectorises: PTRS needs one (u, v) pair for most draws, and the few it rejects,
- * and all means below 10, are redrawn one by one afterwards. Read noise: the cosine half of a
- * Box-Muller draw per pixel. Means are capped at 2^48 electrons. */
+/* Two uniforms in (0, 1) from one 64-bit draw: 32 bits each (offset by half a step, so neither
+ * is 0). Plenty for noise: Box-Muller then reaches 6.6 sigma. */
+LENSSIM__INLINE void lenssim__uniform_pair(lenssim_rng *rng, double *a, double *b) {
+  uint64_t r = lenssim_rng_next(rng);
+  *a = ((double)(r >> 32) + 0.5) * (1.0 / 4294967296.0);
+  *b = ((double)(r & 0xffffffffu) + 0.5) * (1.0 / 4294967296.0);
+}
+
+/* One PTRS trial (Hoermann 1993) for a mean l >= 10 from uniforms u - 1/2 = uc and v: the
+ * candidate in *k, and 1 if it is accepted (quick or exact test), 0 if the trial is rejected. */
+LENSSIM__INLINE double lenssim__ptrs_trial(double l, double uc, double v, double *k) {
+  double b = 0.931 + 2.53 * lenssim__sqrt(l), a = -0.059 + 0.02483 * b;
+  double inv_alpha = 1.1239 + 1.1328 / (b - 3.4), vr = 0.9277 - 3.6224 / (b - 2.0);
+  double us = 0.5 - fabs(uc), cand, k0, lhs, rhs, quick, hopeless;
+  cand = lenssim__floor((2.0 * a / us + b) * uc + l + 0.43);
+  quick = (us >= 0.07 ? 1.0 : 0.0) * (v <= vr ? 1.0 : 0.0);
+  hopeless = (cand < 0 ? 1.0 : 0.0) + (us < 0.013 ? 1.0 : 0.0) * (v > us ? 1.0 : 0.0);
+  k0 = cand > 0 ? cand : 0;
+  lhs = lenssim__log(v * inv_alpha / (a / (us * us) + b));
+  rhs = -l + k0 * lenssim__log(l) - lenssim__log_factorial_v(k0);
+  *k = k0;
+  return quick > 0 ? 1.0 : ((hopeless == 0.0 && lhs <= rhs) ? 1.0 : 0.0);
+}
+
+/* Noise for a block of pixels. The random numbers are drawn in a fixed order (so the result does
+ * not depend on the vector width), and the arithmetic runs in loops the compiler vectorises:
+ *  - read noise: Box-Muller pairs (both the cosine and the sine half);
+ *  - Poisson: a first PTRS trial for every pixel with the quick acceptance, then the exact test
+ *    for the third of the trials that need it, gathered into a list; the ~15% of pixels whose
+ *    trial was rejected get a second trial, again as a list; what remains (about 2%), and all
+ *    means below 10, are drawn one by one with lenssim_rng_poisson.
+ * Means are capped at 2^48 electrons. */
 #define LENSSIM__NOISE_BLOCK 256
 LENSSIM_API void lenssim_add_noise(const lenssim_noise *nz, double *image, size_t count, lenssim_rng *rng) {
-  double uniforms[4 * LENSSIM__NOISE_BLOCK], electrons[LENSSIM__NOISE_BLOCK], normals[LENSSIM__NOISE_BLOCK];
-  double accepted[LENSSIM__NOISE_BLOCK];
-  int nexp = nz->num_exposures > 0 ? nz->num_exposures : 1;
+  double pu[LENSSIM__NOISE_BLOCK], pv[LENSSIM__NOISE_BLOCK], gu[LENSSIM__NOISE_BLOCK / 2], gw[LENSSIM__NOISE_BLOCK / 2];
+  double gauss_c[LENSSIM__NOISE_BLOCK / 2], gauss_s[LENSSIM__NOISE_BLOCK / 2];
+  double lam[LENSSIM__NOISE_BLOCK], kk[LENSSIM__NOISE_BLOCK], quick[LENSSIM__NOISE_BLOCK];
+  double c_lam[LENSSIM__NOISE_BLOCK], c_u[LENSSIM__NOISE_BLOCK], c_v[LENSSIM__NOISE_BLOCK], c_k[LENSSIM__NOISE_BLOCK];
+  double c_ok[LENSSIM__NOISE_BLOCK];
+  size_t c_idx[LENSSIM__NOISE_BLOCK];
+  int nexp = nz->num_exposures > 0 ? nz->num_exposures : 1, round;
   double t = nz->exposure_time, sky_e = nz->sky_rate * t, read_sigma = nz->read_noise * sqrt((double)nexp);
   double gain = nz->ccd_gain, inv_gain = gain > 0 ? 1.0 / gain : 0.0, inv_t = t > 0 ? 1.0 / t : 0.0;
   const double max_mean = 281474976710656.0;
-  size_t start, i, m;
+  size_t start, i, m, pairs, nc;
   for (start = 0; start < count; start += m) {
-    const double *u1s, *u2s, *us_, *vs;
     m = count - start < LENSSIM__NOISE_BLOCK ? count - start : LENSSIM__NOISE_BLOCK;
-    for (i = 0; i < 4 * m; i++) uniforms[i] = lenssim_rng_uniform(rng);
-    us_ = uniforms; vs = uniforms + m; u1s = uniforms + 2 * m; u2s = uniforms + 3 * m;
-    for (i = 0; i < m; i++) {
-      double w = 4.0 * u2s[i], quadrant = lenssim__floor(w), c, s;
-      double radius = lenssim__sqrt(-2.0 * lenssim__log(1.0 - u1s[i]));
+    pairs = (m + 1) / 2;
+    for (i = 0; i < m; i++) lenssim__uniform_pair(rng, &pu[i], &pv[i]);
+    for (i = 0; i < pairs; i++) lenssim__uniform_pair(rng, &gu[i], &gw[i]);
+    for (i = 0; i < pairs; i++) {
+      double w = 4.0 * gw[i], quadrant = lenssim__floor(w), c, s;
+      double radius = lenssim__sqrt(-2.0 * lenssim__log(gu[i]));
       lenssim__quarter_sincos(quadrant, w - quadrant - 0.5, &c, &s);
-      normals[i] = radius * c;
+      gauss_c[i] = radius * c;
+      gauss_s[i] = radius * s;
     }
     if (!(t > 0)) {
       /* no exposure: only the read noise, in counts/s of a one-second exposure */
-      for (i = 0; i < m; i++) image[start + i] += read_sigma * normals[i];
+      for (i = 0; i < m; i++) image[start + i] += read_sigma * ((i & 1) ? gauss_s[i / 2] : gauss_c[i / 2]);
       continue;
     }
+    /* first trial, quick acceptance only */
     for (i = 0; i < m; i++) {
-      double mean = image[start + i] * t + sky_e, lam, b, a, vr, inv_alpha, u, v, us, k, rhs, lhs;
-      double quick, hopeless, exact;
-      lam = mean > 10.0 ? mean : 10.0;
-      lam = lam < max_mean ? lam : max_mean;
-      b = 0.931 + 2.53 * lenssim__sqrt(lam);
+      double mean = image[start + i] * t + sky_e, l, b, a, vr, u, us;
+      l = mean > 10.0 ? mean : 10.0;
+      l = l < max_mean ? l : max_mean;
+      b = 0.931 + 2.53 * lenssim__sqrt(l);
       a = -0.059 + 0.02483 * b;
       vr = 0.9277 - 3.6224 / (b - 2.0);
-      inv_alpha = 1.1239 + 1.1328 / (b - 3.4);
-      u = us_[i] - 0.5;
-      v = vs[i];
+      u = pu[i] - 0.5;
       us = 0.5 - fabs(u);
-      us = us > 1e-300 ? us : 1e-300;
-      k = lenssim__floor((2.0 * a / us + b) * u + lam + 0.43);
-      quick = (us >= 0.07 ? 1.0 : 0.0) * (v <= vr ? 1.0 : 0.0);
-      hopeless = (k < 0 ? 1.0 : 0.0) + (us < 0.013 ? 1.0 : 0.0) * (v > us ? 1.0 : 0.0);
-      k = k > 0 ? k : 0;
-      lhs = lenssim__log(v * inv_alpha / (a / (us * us) + b));
-      rhs = -lam + k * lenssim__log(lam) - lenssim__log_factorial_v(k);
-      exact = lhs <= rhs ? 1.0 : 0.0;
-      electrons[i] = k;
-      accepted[i] = (mean >= 10.0 && mean < max_mean) ? quick + (hopeless == 0.0 ? exact : 0.0) : 0.0;
+      kk[i] = lenssim__floor((2.0 * a / us + b) * u + l + 0.43);
+      lam[i] = (mean >= 10.0 && mean < max_mean) ? l : 0.0; /* 0: drawn one by one */
+      quick[i] = (us >= 0.07 ? 1.0 : 0.0) * (pv[i] <= vr ? 1.0 : 0.0);
     }
+    /* first trial, exact test; then a second trial for the rejected. Lists are built without
+     * branches (write always, advance when the entry belongs). */
+    nc = 0;
     for (i = 0; i < m; i++) {
-      double mean = image[start + i] * t + sky_e, e;
-      e = accepted[i] > 0 ? electrons[i] : lenssim_rng_poisson(rng, mean > 0 ? mean : 0.0);
-      e += read_sigma * normals[i];
+      c_idx[nc] = i; c_lam[nc] = lam[i]; c_u[nc] = pu[i] - 0.5; c_v[nc] = pv[i];
+      nc += (lam[i] > 0 && quick[i] == 0.0) ? 1 : 0;
+    }
+    for (round = 0; round < 2; round++) {
+      size_t kept = 0;
+      for (i = 0; i < nc; i++) c_ok[i] = lenssim__ptrs_trial(c_lam[i], c_u[i], c_v[i], &c_k[i]);
+      for (i = 0; i < nc; i++) kk[c_idx[i]] = c_k[i];
+      /* keep the rejected for the next trial (with fresh uniforms) or for the one-by-one draw */
+      for (i = 0; i < nc; i++) {
+        c_idx[kept] = c_idx[i]; c_lam[kept] = c_lam[i];
+        kept += c_ok[i] == 0.0 ? 1 : 0;
+      }
+      nc = kept;
+      if (round == 0)
+        for (i = 0; i < nc; i++) { lenssim__uniform_pair(rng, &c_u[i], &c_v[i]); c_u[i] -= 0.5; }
+    }
+    for (i = 0; i < nc; i++) lam[c_idx[i]] = 0.0;
+    for (i = 0; i < m; i++) {
+      double e;
+      if (lam[i] > 0) {
+        e = kk[i];
+      } else {
+        double mean = image[start + i] * t + sky_e;
+        e = lenssim_rng_poisson(rng, mean > 0 ? mean : 0.0);
+      }
+      e += read_sigma * ((i & 1) ? gauss_s[i / 2] : gauss_c[i / 2]);
       if (gain > 0) e = floor(e * inv_gain + 0.5) * gain;
       image[start + i] = (e - sky_e) * inv_t;
     }
