@@ -857,7 +857,7 @@ static void lenssim__epl_major_axis(double x, double y, double b, double t, doub
   /* w = -f e^{2 i varphi} = -f Z^2/|Z|^2 */
   wr = -f * (zr * zr - zi * zi) / (R * R);
   wi = -f * (2.0 * zr * zi) / (R * R);
-  for (k = 1; k < 2000; k++) {
+  for (k = 1; k < 100000; k++) {
     double ratio = (2.0 * k - 2.0 + t) / (2.0 * k + 2.0 - t);
     double nr = ratio * (termr * wr - termi * wi), ni = ratio * (termr * wi + termi * wr);
     termr = nr; termi = ni;

@@ -880,6 +880,60 @@ static void test_scene_errors(void) {
   }
 }
 
+/* Malformed scenes never crash: the reference scenes with bytes deleted, duplicated or replaced
+ * (digits, signs, exponents, quotes, brackets) either load and render, or fail with a message. */
+static void test_scene_mutations(void) {
+  char path[512];
+  size_t len = 0, trial;
+  char *text;
+  lenssim_rng rng;
+  const char replacements[] = "0123456789-+.eE\"[]{},:9";
+  int loaded = 0, refused = 0, crashed_free = 1;
+  ref_path(path, sizeof path, "scene_015.json");
+  text = read_text(path, &len);
+  CHECK(text != NULL, "cannot read %s", path);
+  if (!text) return;
+  lenssim_rng_seed(&rng, 2024);
+  for (trial = 0; trial < 400; trial++) {
+    char *copy = (char *)malloc(len + 8), msg[512];
+    size_t n = len, pos, edits = 1 + lenssim_rng_next(&rng) % 3, e;
+    lensnet_json *doc = NULL;
+    lensnet_error jerr;
+    memcpy(copy, text, len);
+    for (e = 0; e < edits; e++) {
+      unsigned kind = (unsigned)(lenssim_rng_next(&rng) % 3);
+      pos = (size_t)(lenssim_rng_next(&rng) % n);
+      if (kind == 0 && n > 1) { memmove(copy + pos, copy + pos + 1, n - pos - 1); n--; }
+      else if (kind == 1) { memmove(copy + pos + 1, copy + pos, n - pos); n++; }
+      else copy[pos] = replacements[lenssim_rng_next(&rng) % (sizeof replacements - 1)];
+    }
+    if (lensnet_json_parse(copy, n, &doc, &jerr) == LENSNET_OK) {
+      lens_scene sc;
+      msg[0] = 0;
+      if (lens_scene_from_json(doc, "mutated.json", &sc, msg, sizeof msg) == 0) {
+        int np = sc.scene.grid.num_pix, ss = sc.scene.grid.supersampling;
+        loaded++;
+        if (np <= 96 && ss <= 4) {
+          double *img = (double *)malloc(sizeof(double) * (size_t)np * (size_t)np);
+          lenssim_error serr;
+          lenssim_result r = lenssim_render(&sc.scene, img, NULL, 0, &serr);
+          if (r != LENSSIM_OK && serr.message[0] == 0) crashed_free = 0;
+          free(img);
+        }
+      } else {
+        refused++;
+        if (strncmp(msg, "mutated.json: ", 14) != 0 || strlen(msg) < 20) crashed_free = 0;
+      }
+      lens_scene_free(&sc);
+      lensnet_json_free(doc);
+    }
+    free(copy);
+  }
+  CHECK(crashed_free, "a refused scene had no message naming the file");
+  CHECK(loaded > 0 && refused > 0, "mutations: %d loaded, %d refused (both kinds expected)", loaded, refused);
+  free(text);
+}
+
 /* ---- the lens render command ---------------------------------------------------------------- */
 static const char *lens_binary(void) {
   const char *s = getenv("LENS");
@@ -1002,6 +1056,7 @@ int main(void) {
   TEST("noise: mean, variance, seeds, gain") test_noise_statistics();
   TEST("bands") test_bands();
   TEST("scene errors name the entry") test_scene_errors();
+  TEST("malformed scenes are refused with a message, never a crash") test_scene_mutations();
   TEST("lens render command") test_render_command();
   return check_summary();
 }
