@@ -64,7 +64,7 @@
  *                 star-forming clumps scattered over it (the scene type "CLUMPY").
  *   Distances: flat LambdaCDM without radiation (astropy's FlatLambdaCDM with Tcmb0 = 0):
  *     D_C(z) = (c/H0) int_0^z dz'/E(z'), E = sqrt(Om0 (1+z)^3 + 1 - Om0), by composite
- *     Gauss-Legendre quadrature (relative error below 1e-12); D_A(z1, z2) = (D_C(z2)-D_C(z1))/(1+z2).
+ *     Gauss-Legendre quadrature (agrees with astropy to 1e-14); D_A(z1, z2) = (D_C(z2)-D_C(z1))/(1+z2).
  *   Multi-plane ray tracing (Blandford & Narayan 1986; lenstronomy's recurrence), with
  *     T(z1, z2) = D_C(z2) - D_C(z1): start at x = 0, a = theta; for each lens plane i in order of
  *     redshift, strictly below the source's redshift: x += a T(z_prev, z_i); theta_i = x/T(0, z_i);
@@ -95,6 +95,7 @@
  *
  * What it does NOT do (yet)
  *   No file I/O (it fills caller buffers; the `lens` tool reads scene JSON and writes .npy).
+ *   No lens populations or labelled dataset sampling yet (the design's later `lens sim`).
  *   No adaptive or partial supersampling, no PSF convolution on the supersampled grid, no
  *   point sources (quasar images), no time delays, no line-of-sight or non-flat cosmologies, no
  *   radiation or massive neutrinos in the expansion rate, no elliptical NFW, no shapelets or
@@ -104,27 +105,48 @@
  * Limits
  *   At most LENSSIM_MAX_PROFILES (64) lens, lens light and source entries each per scene.
  *   Image side <= LENSSIM_MAX_PIXELS, supersampling <= LENSSIM_MAX_SUPERSAMPLING, all sizes
- *   are checked for overflow before use.
+ *   are checked for overflow before use. Accepted ranges (anything else is LENSSIM_ERR_RANGE
+ *   with a message): |e| < 1 (capped at 0.9999 as lenstronomy does; the EPL series needs more
+ *   terms as q -> 0, up to ~1000 at q = 0.02), 1 < gamma < 2.9, theta_E in [0, 1000], Rs > 0,
+ *   |gamma1|, |gamma2| <= 1, |kappa| <= 10, R_sersic > 0, 0 < n_sersic <= 20, sigma > 0,
+ *   centres within 1e4 arcsec, redshifts in (0, 1100), lens redshifts below z_source_convention.
+ *   Noise: means up to 2^48 electrons per pixel.
+ *
+ * Precision and speed
+ *   The public functions that return deflections, convergence, magnification and surface
+ *   brightness work in double precision (deflections match lenstronomy to 1e-12 or better). lenssim_render
+ *   evaluates its sub-pixel samples in float32 by default (scene.double_precision = 0): the hot
+ *   loops are branch-free, with the header's own exp/log/atan/sqrt, so compilers vectorise them
+ *   (SSE/AVX/AVX-512/NEON, whatever the flags allow; no intrinsics). Each sample is then good to
+ *   ~1e-7 relative; images agree with the double-precision path to ~1e-5 of their peak and with
+ *   lenstronomy to ~1e-5 (tested bound 1e-3). Pixel sums, PSF and noise are in double.
+ *   A 200x200 Euclid VIS image (SIE + shear, two Sersic profiles, supersampling 3, Gaussian PSF,
+ *   noise) takes about 3 ms on one core of a 2.3 GHz AVX-512 server, a two-plane compound lens
+ *   about 5 ms: over 100 times lenstronomy on the same machine (tests/bench_lenssim.c).
  *
  * Thread safety and determinism
  *   No global mutable state: every function is safe to call from several threads on distinct
  *   buffers and RNG states. Results are deterministic for a given build: the same scene and seed
- *   give bit-identical images. Transcendental functions in the hot loops are the header's own
- *   (accurate to a few 1e-16 relative), so results do not depend on the platform's libm there.
+ *   give bit-identical images, whatever the vector width (the random numbers are drawn in a fixed
+ *   order). Transcendental functions in the hot loops are the header's own, so results do not
+ *   depend on the platform's libm there; they may differ between builds in the last bits (FMA is
+ *   used where the target has it).
  *
- * API summary (all functions return a lenssim_result or a value; see the declarations)
+ * API summary (see the declarations for each function's contract)
  *   lenssim_result_string                    text of a result, never NULL
  *   lenssim_comoving_distance, lenssim_angular_diameter_distance
  *   lenssim_mass_kind_from_name / _name, lenssim_light_kind_from_name / _name
- *   lenssim_lens_check, lenssim_light_check  validate one entry, naming the bad value
+ *   lenssim_lens_check, lenssim_light_check, lenssim_lens_model_check, lenssim_scene_check
+ *                                            validate, naming the entry and the bad value
  *   lenssim_ray_shoot, lenssim_deflection    arrays of positions -> source positions / alphas
  *   lenssim_convergence, lenssim_magnification
  *   lenssim_light_surface_brightness
- *   lenssim_scene_check, lenssim_render_workspace_bytes, lenssim_render
- *   lenssim_psf_convolve
+ *   lenssim_render_workspace_bytes, lenssim_render   (caller's workspace, or one allocation)
+ *   lenssim_psf_scratch_doubles, lenssim_psf_convolve
  *   lenssim_rng_seed, lenssim_rng_next, lenssim_rng_uniform, lenssim_rng_normal, lenssim_rng_poisson
  *   lenssim_band_count, lenssim_band_at, lenssim_band_find, lenssim_noise_from_band,
- *   lenssim_add_noise, lenssim_magnitude_to_counts, lenssim_sersic_amp_from_magnitude
+ *   lenssim_add_noise, lenssim_magnitude_to_counts, lenssim_sersic_amp_from_counts,
+ *   lenssim_sersic_amp_from_magnitude
  *   lenssim_clumpy_source
  *
  * History
