@@ -114,12 +114,13 @@
  *
  * Precision and speed
  *   The public functions that return deflections, convergence, magnification and surface
- *   brightness work in double precision (deflections match lenstronomy to 1e-12 or better). lenssim_render
- *   evaluates its sub-pixel samples in float32 by default (scene.double_precision = 0): the hot
- *   loops are branch-free, with the header's own exp/log/atan/sqrt, so compilers vectorise them
- *   (SSE/AVX/AVX-512/NEON, whatever the flags allow; no intrinsics). Each sample is then good to
- *   ~1e-7 relative; images agree with the double-precision path to ~1e-5 of their peak and with
- *   lenstronomy to ~1e-5 (tested bound 1e-3). Pixel sums, PSF and noise are in double.
+ *   brightness work in double precision (deflections match lenstronomy to 1e-12 or better).
+ *   lenssim_render evaluates its sub-pixel samples in float32 by default (double_precision = 0
+ *   in the scene): the hot loops are branch-free, with the header's own exp/log/atan/sqrt, so
+ *   compilers vectorise them (SSE/AVX/AVX-512/NEON, whatever the flags allow; no intrinsics).
+ *   Each sample is then good to ~1e-7 relative; images agree with the double-precision path to
+ *   ~1e-5 of their peak and with lenstronomy to ~1e-5 (tested bound 1e-3). Pixel sums, PSF and
+ *   noise are in double.
  *   A 200x200 Euclid VIS image (SIE + shear, two Sersic profiles, supersampling 3, Gaussian PSF,
  *   noise) takes about 3 ms on one core of a 2.3 GHz AVX-512 server, a two-plane compound lens
  *   about 5 ms: over 100 times lenstronomy on the same machine (tests/bench_lenssim.c).
