@@ -498,8 +498,6 @@ static void test_surface_brightness_conservation(void) {
   src.amp = 3; src.R_sersic = 0.3; src.n_sersic = 2.5; src.e1 = 0.2; src.e2 = 0.1; src.center_x = 0.05;
   model = single_plane(&m, 1);
   lenssim_ray_shoot(&model, 0, 6, x, y, bx, by, NULL);
-  memset(&scene, 0, sizeof scene);
-  (void)scene;
   lenssim_light_surface_brightness(&src, 1, 6, bx, by, direct);
   for (i = 0; i < 6; i++) {
     /* a one-sample "image" at x[i] through the renderer */
@@ -532,6 +530,33 @@ static void test_surface_brightness_conservation(void) {
   scene.source_light = &shifted;
   lenssim_render(&scene, img2, NULL, 0, NULL);
   for (i = 0; i < 25; i++) CHECK(img1[i] == img2[i], "pixel %d changed", i);
+}
+
+/* The caller's workspace gives the same image as the internal allocation; too small a one is
+ * refused before anything is written. */
+static void test_workspace(void) {
+  lens_scene sc;
+  size_t bytes, count, i;
+  double *a, *b;
+  void *work;
+  lenssim_error err;
+  if (!load_reference_scene(7, &sc)) return;
+  bytes = lenssim_render_workspace_bytes(&sc.scene);
+  count = (size_t)sc.scene.grid.num_pix * (size_t)sc.scene.grid.num_pix;
+  a = (double *)malloc(count * sizeof *a);
+  b = (double *)malloc(count * sizeof *b);
+  work = malloc(bytes);
+  CHECK(bytes > 0, "workspace size");
+  CHECK(lenssim_render(&sc.scene, a, NULL, 0, NULL) == LENSSIM_OK, "render with internal workspace");
+  CHECK(lenssim_render(&sc.scene, b, work, bytes, NULL) == LENSSIM_OK, "render with the caller's workspace");
+  for (i = 0; i < count; i++) if (a[i] != b[i]) break;
+  CHECK(i == count, "the two renders differ at pixel %lu", (unsigned long)i);
+  CHECK(lenssim_render(&sc.scene, b, work, bytes - 1, &err) == LENSSIM_ERR_WORKSPACE && strstr(err.message, "workspace"),
+        "a short workspace is refused");
+  CHECK(strcmp(lenssim_result_string(LENSSIM_ERR_WORKSPACE), "workspace too small") == 0 &&
+        lenssim_result_string((lenssim_result)999) != NULL, "result strings");
+  free(work); free(a); free(b);
+  lens_scene_free(&sc);
 }
 
 /* ---- light profiles ------------------------------------------------------------------------- */
@@ -1048,6 +1073,7 @@ int main(void) {
   TEST("point-source magnification against the Jacobian") test_point_source_magnification();
   TEST("Einstein ring of a circular lens") test_einstein_ring();
   TEST("surface brightness conservation") test_surface_brightness_conservation();
+  TEST("render workspace") test_workspace();
   TEST("light profiles: total flux, half-light radius, magnitudes") test_light_flux();
   TEST("clumpy star-forming sources") test_clumpy();
   TEST("multi-plane tracing reduces to one plane") test_multi_plane_reductions();
