@@ -1353,8 +1353,8 @@ LENSSIM__INLINE float lenssim__rcpf(float x) {
   return r;
 }
 
-/* 2^x for x in [-126, 127] (clamped): 2^k from the exponent bits, 2^r (|r| <= 1/2) by its
- * Taylor polynomial of degree 6 (truncation 1.2e-7). */
+/* 2^x for x in [-126, 127] (clamped): 2^k from the exponent bits, 2^r (|r| <= 1/2) by a
+ * degree-5 polynomial interpolating at the Chebyshev nodes (relative error 1.0e-7). */
 LENSSIM__INLINE float lenssim__exp2f(float x) {
   const float shifter = 12582912.0f; /* 1.5 * 2^23 */
   float t, r, p;
@@ -1362,13 +1362,12 @@ LENSSIM__INLINE float lenssim__exp2f(float x) {
   x = x > 127.0f ? 127.0f : x;
   t = x + shifter;
   r = x - (t - shifter);
-  p = 1.5403530393381606e-4f;
-  p = LENSSIM__MADDF(p, r, 1.3333558146428441e-3f);
-  p = LENSSIM__MADDF(p, r, 9.618129107628477e-3f);
-  p = LENSSIM__MADDF(p, r, 5.5504108664821576e-2f);
-  p = LENSSIM__MADDF(p, r, 0.2402265069591007f);
-  p = LENSSIM__MADDF(p, r, 0.6931471805599453f);
-  p = LENSSIM__MADDF(p, r, 1.0f);
+  p = 1.3390863364340551e-3f;
+  p = LENSSIM__MADDF(p, r, 9.6760319183294054e-3f);
+  p = LENSSIM__MADDF(p, r, 5.5503571142206873e-2f);
+  p = LENSSIM__MADDF(p, r, 0.24022107485308047f);
+  p = LENSSIM__MADDF(p, r, 0.69314718802622688f);
+  p = LENSSIM__MADDF(p, r, 1.0000000754548974f);
   return p * lenssim__bits_to_float((lenssim__float_to_bits(t) + 127u) << 23);
 }
 
