@@ -1454,10 +1454,10 @@ static void lenssim__mass_deflect_sub_f(const lenssim__mass_prep *p, size_t n, c
     }
     case LENSSIM_MASS_SIE: {
       /* The 1e-10 core is far below float resolution of any pixel offset: dropped. Divisions
-       * would dominate the cost, so there are none: 1/psi comes with psi from the Newton
-       * square root; atan(A/B) as atan2 (one reciprocal after choosing the octant); atanh(z)
-       * by its series for |z| < 1/10 (exact for the near-round lenses where z is tiny), else
-       * log((1+z)/(1-z))/2. */
+       * would dominate the cost, so only the logarithm keeps one: 1/psi comes with psi from
+       * the Newton square root; atan(A/B) as atan2 (one reciprocal after choosing the octant);
+       * atanh(z) by its series for |z| < 1/10 (exact for the near-round lenses where z is
+       * tiny), else log((1+z)/(1-z))/2. */
       const float q2 = (float)(p->a * p->a), k = (float)(p->b * p->scale), f = (float)p->c;
       LENSSIM__UNROLL2
       for (i = 0; i < n; i++) {
