@@ -1567,6 +1567,30 @@ static void lenssim__light_add_f(const lenssim__light_prep *p, size_t n, const f
   }
 }
 
+/* Lens light along one sub-row (y constant): the Sersic's R^2 is then a quadratic in x,
+ * ((a2 dx + a1) dx + a0) with dx = x - center_x, three operations instead of nine per sample.
+ * Other profiles take the general path. */
+static void lenssim__light_add_row_f(const lenssim__light_prep *p, size_t n, const float *x, const float *y,
+                                     float *out) {
+  size_t i;
+  if (p->kind == LENSSIM_LIGHT_SERSIC || p->kind == LENSSIM_LIGHT_SERSIC_ELLIPSE) {
+    double cs = p->cos_phi, sn = p->sin_phi, q = p->q, iq = p->inv_q, dy = (double)y[0] - p->cy;
+    const float a2 = (float)(q * cs * cs + iq * sn * sn), a1 = (float)(2.0 * dy * cs * sn * (q - iq));
+    const float a0 = (float)(dy * dy * (q * sn * sn + iq * cs * cs)), cx = (float)p->cx;
+    const float ls = (float)(p->log_scale2 * 1.4426950408889634), hn = (float)p->half_inv_n;
+    const float c = (float)(p->bn * 1.4426950408889634), amp = (float)p->amp;
+    LENSSIM__UNROLL2
+    for (i = 0; i < n; i++) {
+      float dx = x[i] - cx, R2 = LENSSIM__MADDF(LENSSIM__MADDF(a2, dx, a1), dx, a0), t;
+      R2 = R2 > 1e-8f ? R2 : 1e-8f;
+      t = lenssim__exp2f((lenssim__log2f(R2) + ls) * hn);
+      out[i] += amp * lenssim__exp2f(LENSSIM__MADDF(-c, t, c));
+    }
+    return;
+  }
+  lenssim__light_add_f(p, n, x, y, out);
+}
+
 /* ---- PSF ------------------------------------------------------------------------------------ */
 static int lenssim__gauss_radius(double sigma_pix) { return (int)(5.0 * sigma_pix + 0.5); }
 
@@ -1859,7 +1883,7 @@ static void lenssim__sub_row_f(const lenssim__render_job *job, size_t m, const f
   float *bx = work, *by = bx + m;
   size_t i, k;
   for (i = 0; i < m; i++) sb[i] = 0.0f;
-  for (k = 0; k < job->scene->num_lens_light; k++) lenssim__light_add_f(&job->lens_light[k], m, x, y, sb);
+  for (k = 0; k < job->scene->num_lens_light; k++) lenssim__light_add_row_f(&job->lens_light[k], m, x, y, sb);
   if (!src->count) return;
   if (!t->multi_plane) {
     for (i = 0; i < m; i++) { bx[i] = x[i]; by[i] = y[i]; }
