@@ -1421,6 +1421,44 @@ LENSSIM__INLINE float lenssim__sqrt_rsqrtf(float v, float *inv_sqrt) {
   return v * y;
 }
 
+/* The SIE's deflection in its own frame, times k = b/sqrt(1-q^2) (scale included); f = sqrt(1-q^2).
+ * The 1e-10 core is far below float resolution of any pixel offset: dropped. Divisions would
+ * dominate the cost, so only the logarithm keeps one: 1/psi comes with psi from the Newton
+ * square root; atan(A/B) as atan2 (one reciprocal after choosing the octant); atanh(z) by its
+ * series for |z| < 1/10 (exact for the near-round lenses where z is tiny), else
+ * log((1+z)/(1-z))/2. */
+LENSSIM__INLINE void lenssim__sie_frame_f(float xr, float yr, float q2, float f, float k, float *axr, float *ayr) {
+  float inv_psi, psi = lenssim__sqrt_rsqrtf(q2 * xr * xr + yr * yr, &inv_psi);
+  float A = f * fabsf(xr), B = psi;
+  float mn = A < B ? A : B, mx = A < B ? B : A;
+  int mid = mn > 0.414213562f * mx;
+  float num = mid ? mn - mx : mn, den = mid ? mn + mx : mx, t = num * lenssim__rcpf(den), t2 = t * t;
+  float z = f * yr * inv_psi, z2 = z * z, p, r, r_mid, r_big, series, logform;
+  /* atan series to t^15 for |t| <= tan(pi/8): truncation 4e-8 */
+  p = -1.0f / 15.0f;
+  p = LENSSIM__MADDF(p, t2, 1.0f / 13.0f);
+  p = LENSSIM__MADDF(p, t2, -1.0f / 11.0f);
+  p = LENSSIM__MADDF(p, t2, 1.0f / 9.0f);
+  p = LENSSIM__MADDF(p, t2, -1.0f / 7.0f);
+  p = LENSSIM__MADDF(p, t2, 1.0f / 5.0f);
+  p = LENSSIM__MADDF(p, t2, -1.0f / 3.0f);
+  p = LENSSIM__MADDF(p, t2, 1.0f);
+  r = t * p;
+  r_mid = r + 0.785398163f;
+  r = mid ? r_mid : r;
+  r_big = 1.57079633f - r;
+  r = A > B ? r_big : r;
+  r = xr < 0 ? -r : r;
+  /* atanh series to z^7 for |z| < 0.1 (truncation 1e-10), else ln2/2 log2((1+z)/(1-z)) */
+  series = 1.0f / 7.0f;
+  series = LENSSIM__MADDF(series, z2, 1.0f / 5.0f);
+  series = LENSSIM__MADDF(series, z2, 1.0f / 3.0f);
+  series = z * LENSSIM__MADDF(series, z2, 1.0f);
+  logform = 0.34657359f * lenssim__log2f((1.0f + z) * lenssim__rcpf(1.0f - z));
+  *axr = k * r;
+  *ayr = k * (z2 < 0.01f ? series : logform);
+}
+
 /* Subtracts scale * alpha of one profile at n float positions from (bx, by): starting from
  * beta = theta, the lens equation needs no separate pass. The rarely used EPL and NFW go
  * through the double code one sample at a time. */
@@ -1453,49 +1491,13 @@ static void lenssim__mass_deflect_sub_f(const lenssim__mass_prep *p, size_t n, c
       break;
     }
     case LENSSIM_MASS_SIE: {
-      /* The 1e-10 core is far below float resolution of any pixel offset: dropped. Divisions
-       * would dominate the cost, so only the logarithm keeps one: 1/psi comes with psi from
-       * the Newton square root; atan(A/B) as atan2 (one reciprocal after choosing the octant);
-       * atanh(z) by its series for |z| < 1/10 (exact for the near-round lenses where z is
-       * tiny), else log((1+z)/(1-z))/2. */
       const float q2 = (float)(p->a * p->a), k = (float)(p->b * p->scale), f = (float)p->c;
       LENSSIM__UNROLL2
       for (i = 0; i < n; i++) {
-        float dx = x[i] - cx, dy = y[i] - cy;
-        float xr = dx * cs + dy * sn, yr = -dx * sn + dy * cs;
-        float inv_psi, psi = lenssim__sqrt_rsqrtf(q2 * xr * xr + yr * yr, &inv_psi);
-        float A = f * fabsf(xr), B = psi;
-        float mn = A < B ? A : B, mx = A < B ? B : A;
-        int mid = mn > 0.414213562f * mx;
-        float num = mid ? mn - mx : mn, den = mid ? mn + mx : mx, t = num * lenssim__rcpf(den), t2 = t * t;
-        float z = f * yr * inv_psi, z2 = z * z, p_, r, r_mid, r_big, series, logform, ath;
-        /* atan series to t^15 for |t| <= tan(pi/8): truncation 4e-8 */
-        p_ = -1.0f / 15.0f;
-        p_ = LENSSIM__MADDF(p_, t2, 1.0f / 13.0f);
-        p_ = LENSSIM__MADDF(p_, t2, -1.0f / 11.0f);
-        p_ = LENSSIM__MADDF(p_, t2, 1.0f / 9.0f);
-        p_ = LENSSIM__MADDF(p_, t2, -1.0f / 7.0f);
-        p_ = LENSSIM__MADDF(p_, t2, 1.0f / 5.0f);
-        p_ = LENSSIM__MADDF(p_, t2, -1.0f / 3.0f);
-        p_ = LENSSIM__MADDF(p_, t2, 1.0f);
-        r = t * p_;
-        r_mid = r + 0.785398163f;
-        r = mid ? r_mid : r;
-        r_big = 1.57079633f - r;
-        r = A > B ? r_big : r;
-        r = xr < 0 ? -r : r;
-        /* atanh series to z^7 for |z| < 0.1 (truncation 1e-10), else ln2/2 log2((1+z)/(1-z)) */
-        series = 1.0f / 7.0f;
-        series = LENSSIM__MADDF(series, z2, 1.0f / 5.0f);
-        series = LENSSIM__MADDF(series, z2, 1.0f / 3.0f);
-        series = z * LENSSIM__MADDF(series, z2, 1.0f);
-        logform = 0.34657359f * lenssim__log2f((1.0f + z) * lenssim__rcpf(1.0f - z));
-        ath = z2 < 0.01f ? series : logform;
-        {
-          float axr = k * r, ayr = k * ath;
-          bx[i] -= axr * cs - ayr * sn;
-          by[i] -= axr * sn + ayr * cs;
-        }
+        float dx = x[i] - cx, dy = y[i] - cy, axr, ayr;
+        lenssim__sie_frame_f(dx * cs + dy * sn, -dx * sn + dy * cs, q2, f, k, &axr, &ayr);
+        bx[i] -= axr * cs - ayr * sn;
+        by[i] -= axr * sn + ayr * cs;
       }
       break;
     }
@@ -1529,6 +1531,27 @@ static void lenssim__mass_deflect_sub_f(const lenssim__mass_prep *p, size_t n, c
       }
       break;
   }
+}
+
+/* As lenssim__mass_deflect_sub_f along one sub-row (y constant): the SIE's frame coordinates
+ * are then one multiply-add each from x. */
+static void lenssim__mass_deflect_sub_row_f(const lenssim__mass_prep *p, size_t n, const float *x, const float *y,
+                                            float *bx, float *by) {
+  size_t i;
+  if (p->kind == LENSSIM_MASS_SIE) {
+    const float cs = (float)p->cos_phi, sn = (float)p->sin_phi, cx = (float)p->cx, dy = y[0] - (float)p->cy;
+    const float c1 = dy * sn, c2 = dy * cs;
+    const float q2 = (float)(p->a * p->a), k = (float)(p->b * p->scale), f = (float)p->c;
+    LENSSIM__UNROLL2
+    for (i = 0; i < n; i++) {
+      float dx = x[i] - cx, axr, ayr;
+      lenssim__sie_frame_f(LENSSIM__MADDF(dx, cs, c1), LENSSIM__MADDF(-dx, sn, c2), q2, f, k, &axr, &ayr);
+      bx[i] -= axr * cs - ayr * sn;
+      by[i] -= axr * sn + ayr * cs;
+    }
+    return;
+  }
+  lenssim__mass_deflect_sub_f(p, n, x, y, bx, by);
 }
 
 static void lenssim__light_add_f(const lenssim__light_prep *p, size_t n, const float *x, const float *y, float *out) {
@@ -1887,7 +1910,7 @@ static void lenssim__sub_row_f(const lenssim__render_job *job, size_t m, const f
   if (!src->count) return;
   if (!t->multi_plane) {
     for (i = 0; i < m; i++) { bx[i] = x[i]; by[i] = y[i]; }
-    for (k = 0; k < t->count; k++) lenssim__mass_deflect_sub_f(&t->prep[k], m, x, y, bx, by);
+    for (k = 0; k < t->count; k++) lenssim__mass_deflect_sub_row_f(&t->prep[k], m, x, y, bx, by);
     for (k = 0; k < src->count; k++) lenssim__light_add_f(&src->prep[k], m, bx, by, sb);
   } else {
     lenssim__rays_f rays;
