@@ -490,8 +490,6 @@ static void test_surface_brightness_conservation(void) {
   double x[6] = {0.3, -1.2, 0.9, 2.0, -0.5, 1.4}, y[6] = {0.1, 0.4, -1.1, 0.3, -0.6, 1.9}, bx[6], by[6], lensed[6] = {0}, direct[6] = {0};
   int i;
   lenssim_scene scene;
-  double img1[25], img2[25];
-  lenssim_light shifted;
   m.theta_E = 1.0;
   memset(&src, 0, sizeof src);
   src.kind = LENSSIM_LIGHT_SERSIC_ELLIPSE;
@@ -519,17 +517,45 @@ static void test_surface_brightness_conservation(void) {
     src.center_x = 0.05; src.center_y = 0;
     CHECK(fabs(lensed[i] - direct[i]) <= 1e-12 * fabs(direct[i]) + 1e-300, "SB at theta %g vs source at beta %g", lensed[i], direct[i]);
   }
-  /* a constant deflection (a shifted source) leaves the image unchanged */
-  memset(&scene, 0, sizeof scene);
-  scene.grid.num_pix = 5;
-  scene.grid.pixel_scale = 0.2;
-  scene.source_light = &src;
-  scene.num_source_light = 1;
-  lenssim_render(&scene, img1, NULL, 0, NULL);
-  shifted = src;
-  scene.source_light = &shifted;
-  lenssim_render(&scene, img2, NULL, 0, NULL);
-  for (i = 0; i < 25; i++) CHECK(img1[i] == img2[i], "pixel %d changed", i);
+  /* a mass sheet maps beta = (1 - kappa) theta: the lensed source looks exactly like the
+   * unlensed source enlarged by 1/(1 - kappa), same surface brightness, flux times 1/(1-kappa)^2 */
+  {
+    lenssim_mass sheet = make_mass(LENSSIM_MASS_CONVERGENCE);
+    lenssim_light big = src;
+    double lensed_img[41 * 41], plain_img[41 * 41], peak, diff = 0, flux_ratio;
+    const double kappa = 0.3;
+    sheet.kappa = kappa;
+    memset(&scene, 0, sizeof scene);
+    scene.grid.num_pix = 41;
+    scene.grid.pixel_scale = 0.05;
+    scene.grid.supersampling = 2;
+    scene.double_precision = 1;
+    scene.lens.lenses = &sheet;
+    scene.lens.num_lenses = 1;
+    scene.source_light = &src;
+    scene.num_source_light = 1;
+    lenssim_render(&scene, lensed_img, NULL, 0, NULL);
+    big.R_sersic = src.R_sersic / (1 - kappa);
+    big.center_x = src.center_x / (1 - kappa);
+    big.center_y = src.center_y / (1 - kappa);
+    scene.lens.num_lenses = 0;
+    scene.source_light = &big;
+    lenssim_render(&scene, plain_img, NULL, 0, NULL);
+    peak = max_abs(plain_img, 41 * 41);
+    for (i = 0; i < 41 * 41; i++) if (fabs(lensed_img[i] - plain_img[i]) > diff) diff = fabs(lensed_img[i] - plain_img[i]);
+    CHECK(diff <= 1e-12 * peak, "mass sheet: lensed vs enlarged source differ by %.3g of the peak", diff / peak);
+    /* the flux, with a compact source whose images stay inside the grid */
+    big = src;
+    big.kind = LENSSIM_LIGHT_GAUSSIAN;
+    big.sigma = 0.1;
+    scene.source_light = &big;
+    lenssim_render(&scene, plain_img, NULL, 0, NULL); /* unlensed */
+    scene.lens.num_lenses = 1;
+    lenssim_render(&scene, lensed_img, NULL, 0, NULL);
+    flux_ratio = sum_of(lensed_img, 41 * 41) / sum_of(plain_img, 41 * 41);
+    CHECK(fabs(flux_ratio - 1 / ((1 - kappa) * (1 - kappa))) < 0.01 * flux_ratio, "mass sheet magnifies the flux by %.5g, expected %.5g",
+          flux_ratio, 1 / ((1 - kappa) * (1 - kappa)));
+  }
 }
 
 /* The caller's workspace gives the same image as the internal allocation; too small a one is
