@@ -21,6 +21,9 @@
  *                             Used only by lenssim_render when the caller passes no workspace.
  *   LENSSIM_MAX_PIXELS        largest image side accepted (default 8192)
  *   LENSSIM_MAX_SUPERSAMPLING largest supersampling factor accepted (default 32)
+ *   LENSSIM_NO_OPTIMIZE_PRAGMA  with GCC, optimised builds compile the implementation at -O3
+ *                             (#pragma GCC optimize, restored afterwards) because GCC's -O2 does
+ *                             not vectorise the render loops; define this to keep your options
  *
  * Physics and conventions
  *   Units: angles in arcsec; distances in Mpc; redshifts dimensionless; surface brightness
@@ -426,6 +429,18 @@ LENSSIM_API size_t lenssim_clumpy_source(const lenssim_clumpy *params, lenssim_r
  * =========================================================================================== */
 #if defined(LENSSIM_IMPLEMENTATION) && !defined(LENSSIM__IMPLEMENTED)
 #define LENSSIM__IMPLEMENTED
+
+/* GCC vectorises loops with unknown trip counts only from -O3 (at -O2 its "very cheap" cost
+ * model refuses them), and the render loops are ten times slower as scalar code. So in optimised
+ * builds (not -O0 or -Os), unless LENSSIM_NO_OPTIMIZE_PRAGMA is defined, the implementation asks
+ * for -O3, and the user's options are restored at the end of the file. Clang vectorises at -O2
+ * and needs nothing. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(LENSSIM_NO_OPTIMIZE_PRAGMA) && \
+    defined(__OPTIMIZE__) && !defined(__OPTIMIZE_SIZE__)
+#define LENSSIM__PUSHED_OPTIONS
+#pragma GCC push_options
+#pragma GCC optimize("O3")
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -2452,6 +2467,10 @@ LENSSIM_API size_t lenssim_clumpy_source(const lenssim_clumpy *pr, lenssim_rng *
   return (size_t)nc + 1;
 }
 
+#ifdef LENSSIM__PUSHED_OPTIONS
+#pragma GCC pop_options
+#undef LENSSIM__PUSHED_OPTIONS
+#endif
 #endif /* LENSSIM_IMPLEMENTATION */
 
 /*
