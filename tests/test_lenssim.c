@@ -774,6 +774,10 @@ static void test_rng_and_poisson(void) {
     CHECK(fabs(mean - lam) < 5 * sqrt(lam / N), "Poisson(%g): mean %.6g", lam, mean);
     CHECK(fabs(var - lam) < 5 * lam * sqrt(2.0 / N) + 5 * sqrt(lam / N), "Poisson(%g): variance %.6g", lam, var);
   }
+  /* degenerate means end, never hang */
+  CHECK(lenssim_rng_poisson(&a, -3.0) == 0.0 && lenssim_rng_poisson(&a, NAN) == 0.0, "non-positive means give 0");
+  CHECK(isinf(lenssim_rng_poisson(&a, INFINITY)), "an infinite mean passes through");
+  CHECK(fabs(lenssim_rng_poisson(&a, 1e18) - 1e18) < 1e10, "a huge mean stays near its mean");
   {
     double sum = 0, sum2 = 0, sum3 = 0;
     for (i = 0; i < N; i++) { double z = lenssim_rng_normal(&a); sum += z; sum2 += z * z; sum3 += z * z * z; }
