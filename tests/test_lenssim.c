@@ -1078,6 +1078,20 @@ static void test_render_command(void) {
     lensnet_tensor_free(&noisy1);
   }
   remove(bad);
+  /* a scene without a psf rendered for a band gets the band's PSF (HSC: Moffat) and noise */
+  {
+    char nopsf[512];
+    ref_path(nopsf, sizeof nopsf, "scene_004.json");
+    snprintf(cmd, sizeof cmd, "%s render %s --out %s --band HSC_g --seed 1", lens_binary(), nopsf, npy);
+    status = run_command(cmd, out, sizeof out);
+    CHECK(status == 0, "lens render --band HSC_g failed: %s", out);
+    if (status == 0 && lensnet_npy_read(npy, &img, &err) == LENSNET_OK) {
+      size_t i, finite = 1;
+      for (i = 0; i < lensnet_tensor_count(&img); i++) if (!(img.data[i] == img.data[i])) finite = 0;
+      CHECK(finite && img.shape[0] == 80, "HSC_g render: finite 80x80 image");
+      lensnet_tensor_free(&img);
+    }
+  }
   /* errors name the problem and fail */
   snprintf(bad, sizeof bad, "%s/test_lenssim_bad_%d.json", tmp, (int)getpid());
   f = fopen(bad, "w");
