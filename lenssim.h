@@ -125,8 +125,8 @@
  *   ~1e-5 of their peak and with lenstronomy to ~1e-5 (tested bound 1e-3). Pixel sums, PSF and
  *   noise are in double.
  *   A 200x200 Euclid VIS image (SIE + shear, two Sersic profiles, supersampling 3, Gaussian PSF,
- *   noise) takes about 3.1 ms on one core of a 2.3 GHz AVX-512 Xeon, a two-plane compound lens
- *   about 4.4 ms: over 100 times lenstronomy on the same machine (tests/bench_lenssim.c). The
+ *   noise) takes about 2.9 ms on one core of a 2.3 GHz AVX-512 Xeon, a two-plane compound lens
+ *   about 4.1 ms: over 100 times lenstronomy on the same machine (tests/bench_lenssim.c). The
  *   double-precision render is about 3 times slower.
  *
  * Thread safety and determinism
