@@ -505,7 +505,7 @@ LENSSIM__INLINE uint64_t lenssim__double_to_bits(double d) { uint64_t u; memcpy(
 #endif
 
 /* The polynomial chains in the vector loops are long and serial; unrolling the vector loop twice
- * lets two iterations overlap (about 20% faster for Sersic profiles with GCC). */
+ * lets two iterations overlap (a few per cent with GCC). */
 #if defined(__GNUC__) && !defined(__clang__)
 #define LENSSIM__UNROLL2 _Pragma("GCC unroll 2")
 #else
