@@ -1,6 +1,8 @@
 // Compiles the headers as C++ (with their implementations) and runs a tiny smoke check.
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
+#define LENSSIM_IMPLEMENTATION
+#include "lenssim.h"
 #include <cstdio>
 
 int main() {
