@@ -296,6 +296,13 @@ int main(void) {
     for (i = 0; i < 16; i++) in[i] = (float)i - 5.0f; /* 4x4: -5..10 */
     run_arch("input 1 4 4\nmaxpool kernel=2", in, 1, out, NULL);
     CHECK(out[0] == 0 && out[1] == 2 && out[2] == 8 && out[3] == 10, "max pool 2x2: %g %g %g %g", out[0], out[1], out[2], out[3]);
+    {
+      float with_nan[16];
+      memcpy(with_nan, in, sizeof with_nan);
+      with_nan[5] = NAN; /* row 1, column 1: inside the first 2x2 window */
+      run_arch("input 1 4 4\nmaxpool kernel=2", with_nan, 1, out, NULL);
+      CHECK(out[0] != out[0] && out[1] == 2 && out[3] == 10, "a NaN propagates through max pooling, as in PyTorch: %g %g", out[0], out[1]);
+    }
     run_arch("input 1 4 4\navgpool kernel=2", in, 1, out, NULL);
     CHECK(out[0] == -2.5f && out[3] == 7.5f, "avg pool 2x2: %g %g", out[0], out[3]);
     /* floor mode: 4x4 with kernel 3 stride 3 gives 1x1 */
