@@ -465,6 +465,7 @@ typedef struct {
   size_t mark_floats;            /* per image */
   int capture_layer;             /* >= 0: keep d loss / d (output of this layer) in captured_grad */
   float *captured_grad;
+  float *flipped_weights;        /* stride-1 convolutions: W transposed and flipped for d input */
 } lensnet_trainer;
 
 /* Allocates everything a forward and backward pass of up to batch_cap images needs.
@@ -595,6 +596,19 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
 #define LENSNET__CAST(type, expr) ((type)(expr))
 #else
 #define LENSNET__CAST(type, expr) (expr)
+#endif
+/* GCC 12 at -O2 vectorises only loops that need no peeling; the element-wise helpers marked
+ * with this get -O3's vectoriser (they are leaves, so nothing else changes). */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__INTEL_COMPILER)
+#define LENSNET__VECTORIZE __attribute__((optimize("O3")))
+#else
+#define LENSNET__VECTORIZE
+#endif
+
+#if defined(__cplusplus)
+#define LENSNET__RESTRICT __restrict
+#else
+#define LENSNET__RESTRICT restrict
 #endif
 
 LENSNET_API const char *lensnet_result_string(lensnet_result r) {
@@ -3611,7 +3625,7 @@ static size_t lensnet__layer_scratch(const lensnet_layer *L, size_t batch) {
   g.n = batch; g.cin = L->in_c; g.h = L->in_h; g.w = L->in_w;
   g.cout = L->out_c; g.kh = g.kw = L->kernel; g.stride = L->stride; g.pad = L->padding; g.groups = L->groups;
   g.oh = L->out_h; g.ow = L->out_w;
-  return lensnet__conv_scratch_floats(&g);
+  return lensnet__conv_forward_scratch_floats(&g); /* inference needs no im2col buffer */
 }
 
 /* Layout of the forward workspace: two ping-pong activation buffers, the convolution scratch,
@@ -3641,7 +3655,7 @@ LENSNET_API size_t lensnet_model_workspace_floats(const lensnet_model *m, size_t
 static float lensnet__max_nan(float a, float b) { return (a > b || a != a) ? a : b; }
 
 /* The common 2x2, stride 2, unpadded max pool, written so compilers vectorise it. */
-static void lensnet__maxpool2x2(const lensnet_layer *L, size_t planes, const float *in, float *out) {
+LENSNET__VECTORIZE static void lensnet__maxpool2x2(const lensnet_layer *L, size_t planes, const float *in, float *out) {
   size_t plane, y, x, ow = L->out_w, iw = L->in_w;
   for (plane = 0; plane < planes; plane++) {
     const float *src = in + plane * L->in_h * iw;
@@ -3695,14 +3709,15 @@ static void lensnet__pool_forward(const lensnet_layer *L, size_t batch, const fl
 }
 
 /* Element-wise activation, in place. */
-static void lensnet__activation_forward(const lensnet_layer *L, float *x, size_t n) {
+/* Element-wise activation y = f(x); y may be x. */
+LENSNET__VECTORIZE static void lensnet__activation_forward(const lensnet_layer *L, const float *x, float *y, size_t n) {
   size_t i;
   switch (L->type) {
-    case LENSNET_LAYER_RELU: for (i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f; break;
-    case LENSNET_LAYER_LEAKY_RELU: for (i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : x[i] * L->value; break;
-    case LENSNET_LAYER_GELU: for (i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f)); break;
-    case LENSNET_LAYER_SIGMOID: for (i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i])); break;
-    case LENSNET_LAYER_TANH: for (i = 0; i < n; i++) x[i] = tanhf(x[i]); break;
+    case LENSNET_LAYER_RELU: for (i = 0; i < n; i++) { float v = x[i]; y[i] = v > 0.0f ? v : 0.0f; } break;
+    case LENSNET_LAYER_LEAKY_RELU: for (i = 0; i < n; i++) { float v = x[i]; y[i] = v > 0.0f ? v : v * L->value; } break;
+    case LENSNET_LAYER_GELU: for (i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f)); break;
+    case LENSNET_LAYER_SIGMOID: for (i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i])); break;
+    case LENSNET_LAYER_TANH: for (i = 0; i < n; i++) y[i] = tanhf(x[i]); break;
     default: break;
   }
 }
@@ -3821,7 +3836,7 @@ LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t 
       }
       case LENSNET_LAYER_DROPOUT:
       case LENSNET_LAYER_FLATTEN: break; /* identity at inference; flatten only renames the shape */
-      default: lensnet__activation_forward(L, cur, batch * in_n); break;
+      default: lensnet__activation_forward(L, cur, cur, batch * in_n); break;
     }
     (void)out_n;
   }
@@ -3851,12 +3866,80 @@ static lensnet__conv_geom lensnet__layer_geom(const lensnet_layer *L, size_t n) 
   return g;
 }
 
+/* Sum with eight running partial sums: vectorisable, and the same order on every run. */
+LENSNET__VECTORIZE static float lensnet__sum(const float *x, size_t n) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i, j;
+  for (i = 0; i + 8 <= n; i += 8)
+    for (j = 0; j < 8; j++) acc[j] += x[i + j];
+  for (; i < n; i++) acc[i % 8] += x[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+LENSNET__VECTORIZE static void lensnet__relu_backward(const float *LENSNET__RESTRICT y, const float *LENSNET__RESTRICT dy,
+                                   float *LENSNET__RESTRICT dx, size_t n, int guided) {
+  size_t k;
+  /* loads outside the conditions, so the loops become vector blends */
+  if (guided) for (k = 0; k < n; k++) { float g = dy[k], v = y[k]; dx[k] = (v > 0.0f) & (g > 0.0f) ? g : 0.0f; }
+  else for (k = 0; k < n; k++) { float g = dy[k], v = y[k]; dx[k] = v > 0.0f ? g : 0.0f; }
+}
+
+LENSNET__VECTORIZE static void lensnet__dropout_backward(const unsigned char *LENSNET__RESTRICT mask, const float *LENSNET__RESTRICT dy,
+                                      float *LENSNET__RESTRICT dx, size_t n, float scale) {
+  size_t k;
+  for (k = 0; k < n; k++) { float g = dy[k] * scale; dx[k] = mask[k] ? g : 0.0f; }
+}
+
+/* Dropout masks from one 64-bit draw per two elements (32 bits each, compared with
+ * keep * 2^32), through a local copy of the stream so it stays in registers. */
+LENSNET__VECTORIZE static void lensnet__dropout_forward(lensnet_rng *rng, float p, const float *LENSNET__RESTRICT x,
+                                     float *LENSNET__RESTRICT y, unsigned char *LENSNET__RESTRICT mask, size_t n) {
+  lensnet_rng r = *rng;
+  double keep = 1.0 - (double)p;
+  uint64_t threshold = (uint64_t)(keep * 4294967296.0);
+  float scale = (float)(1.0 / keep);
+  size_t k;
+  for (k = 0; k < n; k += 2) {
+    uint64_t bits = lensnet_rng_next(&r);
+    mask[k] = (bits & 0xFFFFFFFFu) < threshold;
+    if (k + 1 < n) mask[k + 1] = (bits >> 32) < threshold;
+  }
+  for (k = 0; k < n; k++) { float v = x[k] * scale; y[k] = mask[k] ? v : 0.0f; }
+  *rng = r;
+}
+
+/* d loss / d input of a stride-1 convolution is itself a convolution: of d output, padded by
+ * k - 1 - pad, with the weights transposed (in <-> out channels) and flipped in space. Running
+ * it through the implicit-GEMM forward is much faster than col2im. Returns 0 when the layer
+ * needs the general path (stride > 1, or padding larger than k - 1). */
+static int lensnet__conv_input_grad_geom(const lensnet_layer *L, lensnet__conv_geom *gt) {
+  if (L->stride != 1 || L->padding > L->kernel - 1) return 0;
+  memset(gt, 0, sizeof *gt);
+  gt->n = 1; gt->cin = L->out_c; gt->h = L->out_h; gt->w = L->out_w;
+  gt->cout = L->in_c; gt->kh = gt->kw = L->kernel; gt->stride = 1; gt->pad = L->kernel - 1 - L->padding; gt->groups = L->groups;
+  gt->oh = L->in_h; gt->ow = L->in_w;
+  return 1;
+}
+
+/* flipped[g][ci][co][k-1-i][k-1-j] = W[g][co][ci][i][j] within each group. */
+static void lensnet__flip_weights(const lensnet_layer *L, const float *w, float *flipped) {
+  size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups, k = L->kernel, kk = k * k, grp, co, ci, i;
+  for (grp = 0; grp < L->groups; grp++)
+    for (co = 0; co < cout_g; co++)
+      for (ci = 0; ci < cin_g; ci++) {
+        const float *src = w + ((grp * cout_g + co) * cin_g + ci) * kk;
+        float *dst = flipped + ((grp * cin_g + ci) * cout_g + co) * kk;
+        for (i = 0; i < kk; i++) dst[i] = src[kk - 1 - i];
+      }
+}
+
 LENSNET_API void lensnet_trainer_free(lensnet_trainer *t) {
   if (!t) return;
   LENSNET_FREE(t->input); LENSNET_FREE(t->acts); LENSNET_FREE(t->act_offset); LENSNET_FREE(t->grads);
   LENSNET_FREE(t->grad_a); LENSNET_FREE(t->grad_b); LENSNET_FREE(t->input_grad); LENSNET_FREE(t->mark_grad);
   LENSNET_FREE(t->dropout_mask); LENSNET_FREE(t->mask_offset); LENSNET_FREE(t->bn_mean); LENSNET_FREE(t->bn_invstd);
   LENSNET_FREE(t->bn_offset); LENSNET_FREE(t->scratch); LENSNET_FREE(t->wgrad_images); LENSNET_FREE(t->captured_grad);
+  LENSNET_FREE(t->flipped_weights);
   LENSNET_FREE(t);
 }
 
@@ -3901,9 +3984,13 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, size_t batch
     if (L->type == LENSNET_LAYER_BATCHNORM) { t->bn_offset[i] = bn; bn += L->in_c; }
     if (L->type == LENSNET_LAYER_MARK) marks += o;
     if (L->type == LENSNET_LAYER_CONV2D) {
-      lensnet__conv_geom g = lensnet__layer_geom(L, 1);
+      lensnet__conv_geom g = lensnet__layer_geom(L, 1), gt;
       size_t s = lensnet__conv_scratch_floats(&g), col = (L->in_c / L->groups) * L->kernel * L->kernel * L->out_h * L->out_w;
       if (s < col) s = col;
+      if (lensnet__conv_input_grad_geom(L, &gt)) {
+        size_t st = lensnet__conv_forward_scratch_floats(&gt);
+        if (st > s) s = st;
+      }
       if (s > scratch) scratch = s;
       if (m->params[L->weight].count > wgrad) wgrad = m->params[L->weight].count;
     }
@@ -3931,6 +4018,7 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, size_t batch
   t->bn_invstd = LENSNET__CAST(float *, lensnet__alloc_or_flag(bn, sizeof(float), &ok));
   t->scratch = LENSNET__CAST(float *, lensnet__alloc_or_flag(scratch * workers, sizeof(float), &ok));
   t->wgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(wgrad * batch_cap, sizeof(float), &ok));
+  t->flipped_weights = LENSNET__CAST(float *, lensnet__alloc_or_flag(wgrad, sizeof(float), &ok));
   if (!ok) { lensnet_trainer_free(t); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for training buffers (batch %lu)", (unsigned long)batch_cap); }
   *out = t;
   return LENSNET_OK;
@@ -3952,7 +4040,7 @@ LENSNET_API void lensnet_trainer_zero_grad(lensnet_trainer *t) {
 typedef struct {
   lensnet_trainer *t;
   const lensnet_layer *L;
-  const float *in, *w, *bias, *dy;
+  const float *in, *w, *bias, *dy, *flipped;
   float *out, *dx;
   int fuse_relu;
 } lensnet__conv_task;
@@ -3999,11 +4087,16 @@ static void lensnet__conv_backward_task(void *ctx, size_t b, size_t worker) {
     const float *dyg = dy + grp * cout_g * P;
     lensnet__im2col(&g, img, cin_g, col);
     lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, 0.0f, dw + grp * cout_g * K, K);
-    if (c->dx) {
+    if (c->dx && !c->flipped) {
       float *dxg = c->dx + b * in_n + grp * cin_g * L->in_h * L->in_w;
       lensnet_sgemm(1, 0, K, P, cout_g, 1.0f, c->w + grp * cout_g * K, K, dyg, P, 0.0f, col, P);
       lensnet__col2im_add(&g, col, cin_g, dxg);
     }
+  }
+  if (c->dx && c->flipped) {
+    lensnet__conv_geom gt;
+    lensnet__conv_input_grad_geom(L, &gt);
+    lensnet__conv2d_forward(&gt, dy, c->flipped, NULL, 0, c->dx + b * in_n, col);
   }
 }
 
@@ -4017,6 +4110,24 @@ static void lensnet__pool_backward(const lensnet_layer *L, size_t batch, const f
   long pad = (long)L->padding;
   int is_max = L->type == LENSNET_LAYER_MAXPOOL;
   memset(dx, 0, planes * L->in_h * L->in_w * sizeof(float));
+  if (is_max && k == 2 && s == 2 && pad == 0) {
+    /* the common case without bounds tests; ties and NaN resolve as in the general loop */
+    for (plane = 0; plane < planes; plane++) {
+      const float *src = in + plane * L->in_h * L->in_w;
+      float *d = dx + plane * L->in_h * L->in_w;
+      const float *g = dy + plane * L->out_h * L->out_w;
+      for (y = 0; y < L->out_h; y++)
+        for (x = 0; x < L->out_w; x++) {
+          size_t at = 2 * y * L->in_w + 2 * x, cand[4], q, best_at = at;
+          float best = src[at];
+          cand[0] = at; cand[1] = at + 1; cand[2] = at + L->in_w; cand[3] = at + L->in_w + 1;
+          for (q = 1; q < 4 && best == best; q++)
+            if (src[cand[q]] > best || src[cand[q]] != src[cand[q]]) { best = src[cand[q]]; best_at = cand[q]; }
+          d[best_at] += g[y * L->out_w + x];
+        }
+    }
+    return;
+  }
   for (plane = 0; plane < planes; plane++) {
     const float *src = in + plane * L->in_h * L->in_w;
     float *d = dx + plane * L->in_h * L->in_w;
@@ -4085,12 +4196,8 @@ LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t ba
         break;
       case LENSNET_LAYER_DROPOUT: {
         unsigned char *mask = t->dropout_mask + t->mask_offset[i] * t->batch_cap;
-        float keep = 1.0f - L->value, scale = 1.0f / keep;
         if (!training || L->value == 0.0f) { memcpy(dst, src, batch * in_n * sizeof(float)); memset(mask, 1, batch * in_n); break; }
-        for (k = 0; k < batch * in_n; k++) {
-          mask[k] = lensnet_rng_uniform(&t->rng) < keep;
-          dst[k] = mask[k] ? src[k] * scale : 0.0f;
-        }
+        lensnet__dropout_forward(&t->rng, L->value, src, dst, mask, batch * in_n);
         break;
       }
       case LENSNET_LAYER_BATCHNORM: {
@@ -4135,10 +4242,7 @@ LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t ba
         break;
       }
       case LENSNET_LAYER_MARK: case LENSNET_LAYER_FLATTEN: memcpy(dst, src, batch * in_n * sizeof(float)); break;
-      default:
-        memcpy(dst, src, batch * in_n * sizeof(float));
-        lensnet__activation_forward(L, dst, batch * in_n);
-        break;
+      default: lensnet__activation_forward(L, src, dst, batch * in_n); break;
     }
     (void)out_n;
     src = dst;
@@ -4167,12 +4271,16 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
     switch (L->type) {
       case LENSNET_LAYER_CONV2D: {
         lensnet__conv_task c;
+        lensnet__conv_geom gt;
         float *dW = t->grads + m->params[L->weight].offset;
         size_t wn = m->params[L->weight].count;
         memset(&c, 0, sizeof c);
         c.t = t; c.L = L; c.in = x; c.dy = dy; c.dx = dst;
         c.w = m->values + m->params[L->weight].offset;
-        if (dst) memset(dst, 0, n * sizeof(float));
+        if (dst && lensnet__conv_input_grad_geom(L, &gt)) {
+          lensnet__flip_weights(L, c.w, t->flipped_weights);
+          c.flipped = t->flipped_weights;
+        } else if (dst) memset(dst, 0, n * sizeof(float));
         lensnet__parallel_run(&t->parallel, batch, lensnet__conv_backward_task, &c);
         /* images' weight gradients summed in image order: the same result for any thread count */
         for (b = 0; b < batch; b++) {
@@ -4183,12 +4291,7 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
           float *db = t->grads + m->params[L->bias_param].offset;
           size_t co, P = L->out_h * L->out_w;
           for (b = 0; b < batch; b++)
-            for (co = 0; co < L->out_c; co++) {
-              const float *g = dy + (b * L->out_c + co) * P;
-              float s = 0.0f;
-              for (k = 0; k < P; k++) s += g[k];
-              db[co] += s;
-            }
+            for (co = 0; co < L->out_c; co++) db[co] += lensnet__sum(dy + (b * L->out_c + co) * P, P);
         }
         break;
       }
@@ -4212,8 +4315,7 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
         break;
       case LENSNET_LAYER_DROPOUT: {
         const unsigned char *mask = t->dropout_mask + t->mask_offset[i] * t->batch_cap;
-        float scale = t->training ? 1.0f / (1.0f - L->value) : 1.0f;
-        for (k = 0; k < n; k++) dst[k] = mask[k] ? dy[k] * scale : 0.0f;
+        lensnet__dropout_backward(mask, dy, dst, n, (t->training && L->value != 0.0f) ? (float)(1.0 / (1.0 - (double)L->value)) : 1.0f);
         break;
       }
       case LENSNET_LAYER_BATCHNORM: {
@@ -4244,9 +4346,7 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
         break;
       }
       case LENSNET_LAYER_RELU:
-        if (t->relu_backward == LENSNET_RELU_BACKWARD_GUIDED)
-          for (k = 0; k < n; k++) dst[k] = (y[k] > 0.0f && dy[k] > 0.0f) ? dy[k] : 0.0f;
-        else for (k = 0; k < n; k++) dst[k] = y[k] > 0.0f ? dy[k] : 0.0f;
+        lensnet__relu_backward(y, dy, dst, n, t->relu_backward == LENSNET_RELU_BACKWARD_GUIDED);
         break;
       case LENSNET_LAYER_LEAKY_RELU: for (k = 0; k < n; k++) dst[k] = x[k] > 0.0f ? dy[k] : dy[k] * L->value; break;
       case LENSNET_LAYER_GELU:
