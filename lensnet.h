@@ -459,13 +459,17 @@ typedef struct {
   size_t *bn_offset;
   float *scratch;                /* per-worker convolution scratch */
   size_t scratch_per_worker;
-  float *wgrad_images;           /* per-image weight gradients, reduced in a fixed order */
-  size_t wgrad_per_image;
+  float *wgrad_images;           /* per-image weight gradients of every convolution, reduced in a fixed order */
   int compute_input_grad;        /* nonzero: also compute input_grad (saliency needs it; training does not) */
   size_t mark_floats;            /* per image */
   int capture_layer;             /* >= 0: keep d loss / d (output of this layer) in captured_grad */
   float *captured_grad;
-  float *flipped_weights;        /* stride-1 convolutions: W transposed and flipped for d input */
+  float *flipped_weights;        /* per convolution: W transposed and flipped, for d input */
+  size_t *wgrad_offset;          /* per layer: where its weights start among all convolutions' */
+  size_t *bgrad_offset;          /* per layer: where its biases start among all convolutions' */
+  float *bgrad_images;           /* per-image bias gradients, reduced in a fixed order */
+  float *run_tmp;                /* per worker: two per-image gradient buffers */
+  size_t run_tmp_floats;
 } lensnet_trainer;
 
 /* Allocates everything a forward and backward pass of up to batch_cap images needs.
@@ -3939,7 +3943,8 @@ LENSNET_API void lensnet_trainer_free(lensnet_trainer *t) {
   LENSNET_FREE(t->grad_a); LENSNET_FREE(t->grad_b); LENSNET_FREE(t->input_grad); LENSNET_FREE(t->mark_grad);
   LENSNET_FREE(t->dropout_mask); LENSNET_FREE(t->mask_offset); LENSNET_FREE(t->bn_mean); LENSNET_FREE(t->bn_invstd);
   LENSNET_FREE(t->bn_offset); LENSNET_FREE(t->scratch); LENSNET_FREE(t->wgrad_images); LENSNET_FREE(t->captured_grad);
-  LENSNET_FREE(t->flipped_weights);
+  LENSNET_FREE(t->flipped_weights); LENSNET_FREE(t->wgrad_offset); LENSNET_FREE(t->bgrad_offset);
+  LENSNET_FREE(t->bgrad_images); LENSNET_FREE(t->run_tmp);
   LENSNET_FREE(t);
 }
 
@@ -3958,7 +3963,8 @@ static void *lensnet__alloc_or_flag(size_t count, size_t elem, int *ok) {
 LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, size_t batch_cap, const lensnet_parallel *parallel,
                                                   uint64_t seed, lensnet_trainer **out, lensnet_error *err) {
   lensnet_trainer *t;
-  size_t i, acts = 0, maxact = m->in_c * m->in_h * m->in_w, masks = 0, bn = 0, marks = 0, scratch = 0, wgrad = 0, workers;
+  size_t i, acts = 0, maxact = m->in_c * m->in_h * m->in_w, masks = 0, bn = 0, marks = 0, scratch = 0, wgrad = 0, bgrad = 0, workers;
+  size_t per_image_max;
   int ok = 1;
   *out = NULL;
   if (batch_cap == 0) return lensnet__fail(err, LENSNET_ERR_ARG, "trainer batch capacity must be at least 1");
@@ -3973,6 +3979,8 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, size_t batch
   t->act_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
   t->mask_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
   t->bn_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
+  t->wgrad_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
+  t->bgrad_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
   if (!ok) { lensnet_trainer_free(t); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory"); }
   for (i = 0; i < m->layer_count; i++) {
     const lensnet_layer *L = &m->layers[i];
@@ -3992,19 +4000,24 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, size_t batch
         if (st > s) s = st;
       }
       if (s > scratch) scratch = s;
-      if (m->params[L->weight].count > wgrad) wgrad = m->params[L->weight].count;
+      t->wgrad_offset[i] = wgrad;
+      wgrad += m->params[L->weight].count;
+      t->bgrad_offset[i] = bgrad;
+      bgrad += L->out_c;
     }
   }
+  per_image_max = maxact;
+  t->mark_floats = marks;
   /* sizes scale with the batch; check the products once */
   if (!lensnet__mul_ok(acts, batch_cap, &acts) || !lensnet__mul_ok(maxact, batch_cap, &maxact) ||
       !lensnet__mul_ok(masks, batch_cap, &masks) || !lensnet__mul_ok(marks, batch_cap, &marks) ||
-      !lensnet__mul_ok(wgrad, batch_cap, &t->wgrad_per_image) || !lensnet__mul_ok(scratch, workers, &t->scratch_per_worker)) {
+      !lensnet__mul_ok(wgrad, batch_cap, &i) || !lensnet__mul_ok(bgrad, batch_cap, &i) ||
+      !lensnet__mul_ok(scratch, workers, &i) || !lensnet__mul_ok(per_image_max, 2 * workers, &i)) {
     lensnet_trainer_free(t);
     return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "a batch of %lu is too large for this model", (unsigned long)batch_cap);
   }
   t->scratch_per_worker = scratch;
-  t->wgrad_per_image = wgrad;
-  t->mark_floats = marks / batch_cap;
+  t->run_tmp_floats = per_image_max;
   t->input = LENSNET__CAST(float *, lensnet__alloc_or_flag(batch_cap * m->in_c * m->in_h * m->in_w, sizeof(float), &ok));
   t->input_grad = LENSNET__CAST(float *, lensnet__alloc_or_flag(batch_cap * m->in_c * m->in_h * m->in_w, sizeof(float), &ok));
   t->acts = LENSNET__CAST(float *, lensnet__alloc_or_flag(acts, sizeof(float), &ok));
@@ -4018,7 +4031,9 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, size_t batch
   t->bn_invstd = LENSNET__CAST(float *, lensnet__alloc_or_flag(bn, sizeof(float), &ok));
   t->scratch = LENSNET__CAST(float *, lensnet__alloc_or_flag(scratch * workers, sizeof(float), &ok));
   t->wgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(wgrad * batch_cap, sizeof(float), &ok));
+  t->bgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(bgrad * batch_cap, sizeof(float), &ok));
   t->flipped_weights = LENSNET__CAST(float *, lensnet__alloc_or_flag(wgrad, sizeof(float), &ok));
+  t->run_tmp = LENSNET__CAST(float *, lensnet__alloc_or_flag(per_image_max * 2 * workers, sizeof(float), &ok));
   if (!ok) { lensnet_trainer_free(t); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for training buffers (batch %lu)", (unsigned long)batch_cap); }
   *out = t;
   return LENSNET_OK;
@@ -4034,23 +4049,6 @@ LENSNET_API const float *lensnet_trainer_output(const lensnet_trainer *t) {
 
 LENSNET_API void lensnet_trainer_zero_grad(lensnet_trainer *t) {
   memset(t->grads, 0, t->model->value_count * sizeof(float));
-}
-
-/* Per-image convolution tasks (forward, input gradient, weight gradient). */
-typedef struct {
-  lensnet_trainer *t;
-  const lensnet_layer *L;
-  const float *in, *w, *bias, *dy, *flipped;
-  float *out, *dx;
-  int fuse_relu;
-} lensnet__conv_task;
-
-static void lensnet__conv_forward_task(void *ctx, size_t b, size_t worker) {
-  lensnet__conv_task *c = LENSNET__CAST(lensnet__conv_task *, ctx);
-  const lensnet_layer *L = c->L;
-  lensnet__conv_geom g = lensnet__layer_geom(L, 1);
-  lensnet__conv2d_forward(&g, c->in + b * L->in_c * L->in_h * L->in_w, c->w, c->bias, c->fuse_relu,
-                          c->out + b * L->out_c * L->out_h * L->out_w, c->t->scratch + worker * c->t->scratch_per_worker);
 }
 
 /* col2im: adds columns back into the image, the transpose of lensnet__im2col. */
@@ -4072,62 +4070,50 @@ static void lensnet__col2im_add(const lensnet__conv_geom *g, const float *col, s
       }
 }
 
-/* One image: dX = W^T dY through col2im, and this image's dW = dY col^T into its own slot. */
-static void lensnet__conv_backward_task(void *ctx, size_t b, size_t worker) {
-  lensnet__conv_task *c = LENSNET__CAST(lensnet__conv_task *, ctx);
-  const lensnet_layer *L = c->L;
-  lensnet__conv_geom g = lensnet__layer_geom(L, 1);
-  size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups, K = cin_g * L->kernel * L->kernel, P = L->out_h * L->out_w;
-  size_t in_n = L->in_c * L->in_h * L->in_w, grp;
-  float *col = c->t->scratch + worker * c->t->scratch_per_worker;
-  float *dw = c->t->wgrad_images + b * c->t->wgrad_per_image;
-  const float *dy = c->dy + b * L->out_c * P;
-  for (grp = 0; grp < L->groups; grp++) {
-    const float *img = c->in + b * in_n + grp * cin_g * L->in_h * L->in_w;
-    const float *dyg = dy + grp * cout_g * P;
-    lensnet__im2col(&g, img, cin_g, col);
-    lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, 0.0f, dw + grp * cout_g * K, K);
-    if (c->dx && !c->flipped) {
-      float *dxg = c->dx + b * in_n + grp * cin_g * L->in_h * L->in_w;
-      lensnet_sgemm(1, 0, K, P, cout_g, 1.0f, c->w + grp * cout_g * K, K, dyg, P, 0.0f, col, P);
-      lensnet__col2im_add(&g, col, cin_g, dxg);
+/* Max-pool backward: the gradient goes to the first maximum of each window (PyTorch's choice). */
+/* 2x2 max-pool backward without branches: the window's first input equal to the pooled value
+ * takes the gradient (PyTorch's first-maximum rule); a NaN window takes the general route. */
+LENSNET__VECTORIZE static void lensnet__maxpool2x2_backward(const lensnet_layer *L, size_t planes, const float *in, const float *out,
+                                                            const float *dy, float *dx) {
+  size_t plane, y, x, iw = L->in_w, ow = L->out_w;
+  if (L->in_h != 2 * L->out_h || iw != 2 * ow) memset(dx, 0, planes * L->in_h * iw * sizeof(float)); /* floor-mode leftovers */
+  for (plane = 0; plane < planes; plane++) {
+    const float *src = in + plane * L->in_h * iw, *mx = out + plane * L->out_h * ow, *g = dy + plane * L->out_h * ow;
+    float *d = dx + plane * L->in_h * iw;
+    for (y = 0; y < L->out_h; y++) {
+      const float *r0 = src + 2 * y * iw, *r1 = r0 + iw;
+      float *d0 = d + 2 * y * iw, *d1 = d0 + iw;
+      for (x = 0; x < ow; x++) {
+        float m = mx[y * ow + x], gv = g[y * ow + x];
+        int e0 = r0[2 * x] == m, e1 = !e0 & (r0[2 * x + 1] == m), e2 = !e0 & !e1 & (r1[2 * x] == m), e3 = !e0 & !e1 & !e2;
+        d0[2 * x] = e0 ? gv : 0.0f;
+        d0[2 * x + 1] = e1 ? gv : 0.0f;
+        d1[2 * x] = e2 ? gv : 0.0f;
+        d1[2 * x + 1] = e3 ? gv : 0.0f;
+      }
+      for (x = 0; x < ow; x++) /* NaN windows: the gradient goes to the first NaN */
+        if (mx[y * ow + x] != mx[y * ow + x]) {
+          float gv = g[y * ow + x];
+          int q = r0[2 * x] != r0[2 * x] ? 0 : r0[2 * x + 1] != r0[2 * x + 1] ? 1 : r1[2 * x] != r1[2 * x] ? 2 : 3;
+          d0[2 * x] = q == 0 ? gv : 0.0f;
+          d0[2 * x + 1] = q == 1 ? gv : 0.0f;
+          d1[2 * x] = q == 2 ? gv : 0.0f;
+          d1[2 * x + 1] = q == 3 ? gv : 0.0f;
+        }
     }
   }
-  if (c->dx && c->flipped) {
-    lensnet__conv_geom gt;
-    lensnet__conv_input_grad_geom(L, &gt);
-    lensnet__conv2d_forward(&gt, dy, c->flipped, NULL, 0, c->dx + b * in_n, col);
-  }
 }
 
-static void lensnet__pool_forward_train(const lensnet_layer *L, size_t batch, const float *in, float *out) {
-  lensnet__pool_forward(L, batch, in, out);
-}
-
-/* Max-pool backward: the gradient goes to the first maximum of each window (PyTorch's choice). */
-static void lensnet__pool_backward(const lensnet_layer *L, size_t batch, const float *in, const float *dy, float *dx) {
+/* Pool backward; y_out (the pooled output, may be NULL) lets 2x2 max pools skip the search. */
+static void lensnet__pool_backward(const lensnet_layer *L, size_t batch, const float *in, const float *y_out, const float *dy, float *dx) {
   size_t plane, y, x, i, j, planes = batch * L->in_c, k = L->kernel, s = L->stride;
   long pad = (long)L->padding;
   int is_max = L->type == LENSNET_LAYER_MAXPOOL;
-  memset(dx, 0, planes * L->in_h * L->in_w * sizeof(float));
-  if (is_max && k == 2 && s == 2 && pad == 0) {
-    /* the common case without bounds tests; ties and NaN resolve as in the general loop */
-    for (plane = 0; plane < planes; plane++) {
-      const float *src = in + plane * L->in_h * L->in_w;
-      float *d = dx + plane * L->in_h * L->in_w;
-      const float *g = dy + plane * L->out_h * L->out_w;
-      for (y = 0; y < L->out_h; y++)
-        for (x = 0; x < L->out_w; x++) {
-          size_t at = 2 * y * L->in_w + 2 * x, cand[4], q, best_at = at;
-          float best = src[at];
-          cand[0] = at; cand[1] = at + 1; cand[2] = at + L->in_w; cand[3] = at + L->in_w + 1;
-          for (q = 1; q < 4 && best == best; q++)
-            if (src[cand[q]] > best || src[cand[q]] != src[cand[q]]) { best = src[cand[q]]; best_at = cand[q]; }
-          d[best_at] += g[y * L->out_w + x];
-        }
-    }
+  if (is_max && k == 2 && s == 2 && pad == 0 && y_out) {
+    lensnet__maxpool2x2_backward(L, planes, in, y_out, dy, dx);
     return;
   }
+  memset(dx, 0, planes * L->in_h * L->in_w * sizeof(float));
   for (plane = 0; plane < planes; plane++) {
     const float *src = in + plane * L->in_h * L->in_w;
     float *d = dx + plane * L->in_h * L->in_w;
@@ -4152,102 +4138,266 @@ static void lensnet__pool_backward(const lensnet_layer *L, size_t batch, const f
   }
 }
 
+/* Layers that work on each image alone run image by image, a whole run of them per task, so an
+ * image's activations stay in cache from one layer to the next and images spread over threads.
+ * Dense layers and batch norm need the whole batch and run between such runs. */
+static int lensnet__per_image(const lensnet_layer *L) {
+  return L->type != LENSNET_LAYER_DENSE && L->type != LENSNET_LAYER_BATCHNORM;
+}
+
+static size_t lensnet__layer_in_n(const lensnet_layer *L) { return L->in_c * L->in_h * L->in_w; }
+static size_t lensnet__layer_out_n(const lensnet_layer *L) { return L->out_c * L->out_h * L->out_w; }
+
+/* Image b's part of layer l's output (l = -1: the input). */
+static float *lensnet__act(const lensnet_trainer *t, long l, size_t b) {
+  if (l < 0) return t->input + b * t->model->in_c * t->model->in_h * t->model->in_w;
+  return t->acts + t->act_offset[l] * t->batch_cap + b * lensnet__layer_out_n(&t->model->layers[l]);
+}
+
+/* The layer holding the mark an add refers to. */
+static size_t lensnet__mark_layer(const lensnet_model *m, const lensnet_layer *add) {
+  size_t j;
+  for (j = 0; j < m->layer_count; j++)
+    if (m->layers[j].type == LENSNET_LAYER_MARK && m->layers[j].mark == add->mark) return j;
+  return 0;
+}
+
+/* Offset, in per-image floats, of a mark's gradient buffer. */
+static size_t lensnet__mark_offset(const lensnet_model *m, int mark) {
+  size_t j, off = 0;
+  for (j = 0; j < m->layer_count; j++)
+    if (m->layers[j].type == LENSNET_LAYER_MARK) {
+      if (m->layers[j].mark == mark) break;
+      off += lensnet__layer_in_n(&m->layers[j]);
+    }
+  return off;
+}
+
+/* A dropout stream for (step, layer, image): masks do not depend on which thread draws them. */
+static void lensnet__dropout_stream(lensnet_rng *r, uint64_t step_seed, size_t layer, size_t b) {
+  uint64_t x = step_seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(layer + 1)) ^ (0xD1B54A32D192ED03ull * (uint64_t)(b + 1));
+  lensnet_rng_seed(r, lensnet__splitmix64(&x));
+}
+
+typedef struct {
+  lensnet_trainer *t;
+  size_t first, last;   /* layers [first, last) */
+  size_t batch;
+  uint64_t step_seed;
+  float *dy, *dx;       /* backward: batch gradient into the run's last layer, out of its first */
+} lensnet__run_task;
+
+static void lensnet__forward_image(lensnet_trainer *t, size_t l, size_t b, size_t worker, uint64_t step_seed) {
+  const lensnet_model *m = t->model;
+  const lensnet_layer *L = &m->layers[l];
+  size_t in_n = lensnet__layer_in_n(L), hw = L->in_h * L->in_w, k;
+  const float *src = lensnet__act(t, (long)l - 1, b);
+  float *dst = lensnet__act(t, (long)l, b);
+  switch (L->type) {
+    case LENSNET_LAYER_CONV2D: {
+      lensnet__conv_geom g = lensnet__layer_geom(L, 1);
+      lensnet__conv2d_forward(&g, src, m->values + m->params[L->weight].offset,
+                              L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL, 0, dst,
+                              t->scratch + worker * t->scratch_per_worker);
+      break;
+    }
+    case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL: lensnet__pool_forward(L, 1, src, dst); break;
+    case LENSNET_LAYER_GLOBAL_AVGPOOL:
+      for (k = 0; k < L->in_c; k++) {
+        double sum = 0.0;
+        size_t p;
+        for (p = 0; p < hw; p++) sum += src[k * hw + p];
+        dst[k] = (float)(sum / (double)hw);
+      }
+      break;
+    case LENSNET_LAYER_DROPOUT: {
+      unsigned char *mask = t->dropout_mask + t->mask_offset[l] * t->batch_cap + b * in_n;
+      lensnet_rng r;
+      if (!t->training || L->value == 0.0f) { memcpy(dst, src, in_n * sizeof(float)); memset(mask, 1, in_n); break; }
+      lensnet__dropout_stream(&r, step_seed, l, b);
+      lensnet__dropout_forward(&r, L->value, src, dst, mask, in_n);
+      break;
+    }
+    case LENSNET_LAYER_SOFTMAX:
+      memcpy(dst, src, in_n * sizeof(float));
+      lensnet__softmax_forward(dst, 1, L->in_c, hw);
+      break;
+    case LENSNET_LAYER_ADD: {
+      const float *saved = lensnet__act(t, (long)lensnet__mark_layer(m, L), b);
+      for (k = 0; k < in_n; k++) dst[k] = src[k] + saved[k];
+      break;
+    }
+    case LENSNET_LAYER_MARK: case LENSNET_LAYER_FLATTEN: memcpy(dst, src, in_n * sizeof(float)); break;
+    default: lensnet__activation_forward(L, src, dst, in_n); break;
+  }
+}
+
+static void lensnet__forward_run_task(void *ctx, size_t b, size_t worker) {
+  lensnet__run_task *r = LENSNET__CAST(lensnet__run_task *, ctx);
+  size_t l;
+  for (l = r->first; l < r->last; l++) lensnet__forward_image(r->t, l, b, worker, r->step_seed);
+}
+
+/* Backward of layer l for image b: dy is d loss / d (its output), dx receives d loss / d (its
+ * input) (NULL: not wanted). Weight and bias gradients go to the image's own slots. */
+static void lensnet__backward_image(lensnet_trainer *t, size_t l, size_t b, size_t batch, size_t worker, const float *dy, float *dx) {
+  const lensnet_model *m = t->model;
+  const lensnet_layer *L = &m->layers[l];
+  size_t in_n = lensnet__layer_in_n(L), out_n = lensnet__layer_out_n(L), hw = L->in_h * L->in_w, k;
+  const float *x = lensnet__act(t, (long)l - 1, b), *y = lensnet__act(t, (long)l, b);
+  if (t->capture_layer == (int)l) memcpy(t->captured_grad + b * out_n, dy, out_n * sizeof(float));
+  switch (L->type) {
+    case LENSNET_LAYER_CONV2D: {
+      lensnet__conv_geom g = lensnet__layer_geom(L, 1), gt;
+      size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups, K = cin_g * L->kernel * L->kernel, P = L->out_h * L->out_w, grp, co;
+      float *col = t->scratch + worker * t->scratch_per_worker;
+      float *dw = t->wgrad_images + t->wgrad_offset[l] * t->batch_cap + b * m->params[L->weight].count;
+      int flipped = dx && lensnet__conv_input_grad_geom(L, &gt);
+      if (dx && !flipped) memset(dx, 0, in_n * sizeof(float));
+      for (grp = 0; grp < L->groups; grp++) {
+        const float *img = x + grp * cin_g * L->in_h * L->in_w, *dyg = dy + grp * cout_g * P;
+        lensnet__im2col(&g, img, cin_g, col);
+        lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, 0.0f, dw + grp * cout_g * K, K);
+        if (dx && !flipped) {
+          lensnet_sgemm(1, 0, K, P, cout_g, 1.0f, m->values + m->params[L->weight].offset + grp * cout_g * K, K, dyg, P, 0.0f, col, P);
+          lensnet__col2im_add(&g, col, cin_g, dx + grp * cin_g * L->in_h * L->in_w);
+        }
+      }
+      if (flipped) lensnet__conv2d_forward(&gt, dy, t->flipped_weights + t->wgrad_offset[l], NULL, 0, dx, col);
+      if (L->bias_param >= 0) {
+        float *db = t->bgrad_images + t->bgrad_offset[l] * t->batch_cap + b * L->out_c;
+        for (co = 0; co < L->out_c; co++) db[co] = lensnet__sum(dy + co * P, P);
+      }
+      break;
+    }
+    case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL: lensnet__pool_backward(L, 1, x, y, dy, dx); break;
+    case LENSNET_LAYER_GLOBAL_AVGPOOL:
+      for (k = 0; k < L->in_c; k++) {
+        size_t p;
+        for (p = 0; p < hw; p++) dx[k * hw + p] = dy[k] / (float)hw;
+      }
+      break;
+    case LENSNET_LAYER_DROPOUT:
+      lensnet__dropout_backward(t->dropout_mask + t->mask_offset[l] * t->batch_cap + b * in_n, dy, dx, in_n,
+                                (t->training && L->value != 0.0f) ? (float)(1.0 / (1.0 - (double)L->value)) : 1.0f);
+      break;
+    case LENSNET_LAYER_RELU: lensnet__relu_backward(y, dy, dx, in_n, t->relu_backward == LENSNET_RELU_BACKWARD_GUIDED); break;
+    case LENSNET_LAYER_LEAKY_RELU: for (k = 0; k < in_n; k++) dx[k] = x[k] > 0.0f ? dy[k] : dy[k] * L->value; break;
+    case LENSNET_LAYER_GELU:
+      for (k = 0; k < in_n; k++) {
+        float v = x[k], cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f)), pdf = 0.39894228040143268f * expf(-0.5f * v * v);
+        dx[k] = dy[k] * (cdf + v * pdf);
+      }
+      break;
+    case LENSNET_LAYER_SIGMOID: for (k = 0; k < in_n; k++) dx[k] = dy[k] * y[k] * (1.0f - y[k]); break;
+    case LENSNET_LAYER_TANH: for (k = 0; k < in_n; k++) dx[k] = dy[k] * (1.0f - y[k] * y[k]); break;
+    case LENSNET_LAYER_SOFTMAX: {
+      size_t c, p;
+      for (p = 0; p < hw; p++) {
+        float dot = 0.0f;
+        for (c = 0; c < L->in_c; c++) dot += dy[p + c * hw] * y[p + c * hw];
+        for (c = 0; c < L->in_c; c++) dx[p + c * hw] = y[p + c * hw] * (dy[p + c * hw] - dot);
+      }
+      break;
+    }
+    case LENSNET_LAYER_ADD: {
+      /* the gradient flows unchanged to both summands; the mark's share waits for it there */
+      float *mg = t->mark_grad + lensnet__mark_offset(m, L->mark) * batch + b * in_n;
+      for (k = 0; k < in_n; k++) mg[k] += dy[k];
+      memcpy(dx, dy, in_n * sizeof(float));
+      break;
+    }
+    case LENSNET_LAYER_MARK: {
+      const float *mg = t->mark_grad + lensnet__mark_offset(m, L->mark) * batch + b * in_n;
+      for (k = 0; k < in_n; k++) dx[k] = dy[k] + mg[k];
+      break;
+    }
+    default: memcpy(dx, dy, in_n * sizeof(float)); break; /* flatten */
+  }
+}
+
+static void lensnet__backward_run_task(void *ctx, size_t b, size_t worker) {
+  lensnet__run_task *r = LENSNET__CAST(lensnet__run_task *, ctx);
+  lensnet_trainer *t = r->t;
+  const lensnet_model *m = t->model;
+  float *tmp[2];
+  const float *dy = r->dy + b * lensnet__layer_out_n(&m->layers[r->last - 1]);
+  size_t l = r->last, flip = 0;
+  tmp[0] = t->run_tmp + worker * 2 * t->run_tmp_floats;
+  tmp[1] = tmp[0] + t->run_tmp_floats;
+  while (l-- > r->first) {
+    float *dx;
+    if (l == r->first) {
+      dx = r->dx ? r->dx + b * lensnet__layer_in_n(&m->layers[l]) : NULL;
+      if (!dx && m->layers[l].type != LENSNET_LAYER_CONV2D) break; /* nothing left to compute */
+    } else { dx = tmp[flip]; flip ^= 1; }
+    lensnet__backward_image(t, l, b, r->batch, worker, dy, dx);
+    dy = dx;
+  }
+}
+
 LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t batch, const float *input, int training,
                                                    float *output, lensnet_error *err) {
   lensnet_model *m = t->model;
   size_t i, k, b;
-  const float *src;
+  uint64_t step_seed;
   if (batch == 0 || batch > t->batch_cap)
     return lensnet__fail(err, LENSNET_ERR_ARG, "batch of %lu outside the trainer's 1..%lu", (unsigned long)batch, (unsigned long)t->batch_cap);
   t->training = training;
+  step_seed = training ? lensnet_rng_next(&t->rng) : 0;
   memcpy(t->input, input, batch * m->in_c * m->in_h * m->in_w * sizeof(float));
-  src = t->input;
-  for (i = 0; i < m->layer_count; i++) {
+  for (i = 0; i < m->layer_count;) {
     const lensnet_layer *L = &m->layers[i];
-    size_t in_n = L->in_c * L->in_h * L->in_w, out_n = L->out_c * L->out_h * L->out_w, hw = L->in_h * L->in_w;
-    float *dst = t->acts + t->act_offset[i] * t->batch_cap;
-    switch (L->type) {
-      case LENSNET_LAYER_CONV2D: {
-        lensnet__conv_task c;
-        memset(&c, 0, sizeof c);
-        c.t = t; c.L = L; c.in = src; c.out = dst;
-        c.w = m->values + m->params[L->weight].offset;
-        c.bias = L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL;
-        lensnet__parallel_run(&t->parallel, batch, lensnet__conv_forward_task, &c);
-        break;
-      }
-      case LENSNET_LAYER_DENSE: {
-        const float *W = m->values + m->params[L->weight].offset;
-        lensnet_sgemm(0, 1, batch, L->out, in_n, 1.0f, src, in_n, W, in_n, 0.0f, dst, L->out);
-        if (L->bias_param >= 0) {
-          const float *bias = m->values + m->params[L->bias_param].offset;
-          for (b = 0; b < batch; b++) for (k = 0; k < L->out; k++) dst[b * L->out + k] += bias[k];
-        }
-        break;
-      }
-      case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL: lensnet__pool_forward_train(L, batch, src, dst); break;
-      case LENSNET_LAYER_GLOBAL_AVGPOOL:
-        for (k = 0; k < batch * L->in_c; k++) {
-          double sum = 0.0;
-          size_t p;
-          for (p = 0; p < hw; p++) sum += src[k * hw + p];
-          dst[k] = (float)(sum / (double)hw);
-        }
-        break;
-      case LENSNET_LAYER_DROPOUT: {
-        unsigned char *mask = t->dropout_mask + t->mask_offset[i] * t->batch_cap;
-        if (!training || L->value == 0.0f) { memcpy(dst, src, batch * in_n * sizeof(float)); memset(mask, 1, batch * in_n); break; }
-        lensnet__dropout_forward(&t->rng, L->value, src, dst, mask, batch * in_n);
-        break;
-      }
-      case LENSNET_LAYER_BATCHNORM: {
-        float *w = m->values + m->params[L->weight].offset, *bb = m->values + m->params[L->bias_param].offset;
-        float *rmean = m->values + m->params[L->mean_param].offset, *rvar = m->values + m->params[L->var_param].offset;
-        float *mean = t->bn_mean + t->bn_offset[i], *invstd = t->bn_invstd + t->bn_offset[i];
-        size_t c, count = batch * hw;
-        for (c = 0; c < L->in_c; c++) {
-          if (training) {
-            double s = 0.0, sq = 0.0, mu, var;
-            for (b = 0; b < batch; b++) for (k = 0; k < hw; k++) s += src[(b * L->in_c + c) * hw + k];
-            mu = s / (double)count;
-            for (b = 0; b < batch; b++) for (k = 0; k < hw; k++) { double d = src[(b * L->in_c + c) * hw + k] - mu; sq += d * d; }
-            var = sq / (double)count;
-            mean[c] = (float)mu;
-            invstd[c] = (float)(1.0 / sqrt(var + L->value));
-            /* running statistics use the unbiased variance, as PyTorch does */
-            rmean[c] = (1.0f - L->momentum) * rmean[c] + L->momentum * (float)mu;
-            rvar[c] = (1.0f - L->momentum) * rvar[c] + L->momentum * (float)(count > 1 ? sq / (double)(count - 1) : var);
-          } else {
-            mean[c] = rmean[c];
-            invstd[c] = 1.0f / sqrtf(rvar[c] + L->value);
-          }
-          for (b = 0; b < batch; b++)
-            for (k = 0; k < hw; k++) {
-              size_t at = (b * L->in_c + c) * hw + k;
-              dst[at] = (src[at] - mean[c]) * invstd[c] * w[c] + bb[c];
-            }
-        }
-        break;
-      }
-      case LENSNET_LAYER_SOFTMAX:
-        memcpy(dst, src, batch * in_n * sizeof(float));
-        lensnet__softmax_forward(dst, batch, L->in_c, hw);
-        break;
-      case LENSNET_LAYER_ADD: {
-        size_t j;
-        const float *saved = NULL;
-        for (j = 0; j < i; j++)
-          if (m->layers[j].type == LENSNET_LAYER_MARK && m->layers[j].mark == L->mark) saved = t->acts + t->act_offset[j] * t->batch_cap;
-        for (k = 0; k < batch * in_n; k++) dst[k] = src[k] + saved[k];
-        break;
-      }
-      case LENSNET_LAYER_MARK: case LENSNET_LAYER_FLATTEN: memcpy(dst, src, batch * in_n * sizeof(float)); break;
-      default: lensnet__activation_forward(L, src, dst, batch * in_n); break;
+    size_t in_n = lensnet__layer_in_n(L), hw = L->in_h * L->in_w;
+    const float *src = lensnet__act(t, (long)i - 1, 0);
+    float *dst = lensnet__act(t, (long)i, 0);
+    if (lensnet__per_image(L)) {
+      lensnet__run_task r;
+      memset(&r, 0, sizeof r);
+      r.t = t; r.first = i; r.batch = batch; r.step_seed = step_seed;
+      for (r.last = i; r.last < m->layer_count && lensnet__per_image(&m->layers[r.last]); r.last++) {}
+      lensnet__parallel_run(&t->parallel, batch, lensnet__forward_run_task, &r);
+      i = r.last;
+      continue;
     }
-    (void)out_n;
-    src = dst;
+    if (L->type == LENSNET_LAYER_DENSE) {
+      const float *W = m->values + m->params[L->weight].offset;
+      lensnet_sgemm(0, 1, batch, L->out, in_n, 1.0f, src, in_n, W, in_n, 0.0f, dst, L->out);
+      if (L->bias_param >= 0) {
+        const float *bias = m->values + m->params[L->bias_param].offset;
+        for (b = 0; b < batch; b++) for (k = 0; k < L->out; k++) dst[b * L->out + k] += bias[k];
+      }
+    } else { /* batch norm */
+      float *w = m->values + m->params[L->weight].offset, *bb = m->values + m->params[L->bias_param].offset;
+      float *rmean = m->values + m->params[L->mean_param].offset, *rvar = m->values + m->params[L->var_param].offset;
+      float *mean = t->bn_mean + t->bn_offset[i], *invstd = t->bn_invstd + t->bn_offset[i];
+      size_t c, count = batch * hw;
+      for (c = 0; c < L->in_c; c++) {
+        if (training) {
+          double s = 0.0, sq = 0.0, mu, var;
+          for (b = 0; b < batch; b++) for (k = 0; k < hw; k++) s += src[(b * L->in_c + c) * hw + k];
+          mu = s / (double)count;
+          for (b = 0; b < batch; b++) for (k = 0; k < hw; k++) { double d = src[(b * L->in_c + c) * hw + k] - mu; sq += d * d; }
+          var = sq / (double)count;
+          mean[c] = (float)mu;
+          invstd[c] = (float)(1.0 / sqrt(var + L->value));
+          /* running statistics use the unbiased variance, as PyTorch does */
+          rmean[c] = (1.0f - L->momentum) * rmean[c] + L->momentum * (float)mu;
+          rvar[c] = (1.0f - L->momentum) * rvar[c] + L->momentum * (float)(count > 1 ? sq / (double)(count - 1) : var);
+        } else {
+          mean[c] = rmean[c];
+          invstd[c] = 1.0f / sqrtf(rvar[c] + L->value);
+        }
+        for (b = 0; b < batch; b++)
+          for (k = 0; k < hw; k++) {
+            size_t at = (b * L->in_c + c) * hw + k;
+            dst[at] = (src[at] - mean[c]) * invstd[c] * w[c] + bb[c];
+          }
+      }
+    }
+    i++;
   }
-  if (output) memcpy(output, src, batch * m->out_features * sizeof(float));
+  if (output) memcpy(output, lensnet__act(t, (long)m->layer_count - 1, 0), batch * m->out_features * sizeof(float));
   return LENSNET_OK;
 }
 
@@ -4260,136 +4410,87 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
     return lensnet__fail(err, LENSNET_ERR_ARG, "batch of %lu outside the trainer's 1..%lu", (unsigned long)batch, (unsigned long)t->batch_cap);
   memcpy(dy, output_grad, batch * m->out_features * sizeof(float));
   memset(t->mark_grad, 0, t->mark_floats * batch * sizeof(float));
-  for (i = (long)m->layer_count - 1; i >= 0; i--) {
+  for (i = (long)m->layer_count - 1; i >= 0;) {
     const lensnet_layer *L = &m->layers[i];
-    size_t in_n = L->in_c * L->in_h * L->in_w, out_n = L->out_c * L->out_h * L->out_w, hw = L->in_h * L->in_w, n = batch * in_n;
-    const float *x = i > 0 ? t->acts + t->act_offset[i - 1] * t->batch_cap : t->input;
-    const float *y = t->acts + t->act_offset[i] * t->batch_cap;
+    size_t in_n = lensnet__layer_in_n(L), out_n = lensnet__layer_out_n(L), hw = L->in_h * L->in_w;
+    const float *x = lensnet__act(t, i - 1, 0);
     float *dst = i > 0 ? dx : t->input_grad; /* the last step lands in input_grad */
-    if (i == 0 && !t->compute_input_grad && (L->type == LENSNET_LAYER_CONV2D || L->type == LENSNET_LAYER_DENSE)) dst = NULL;
-    if (t->capture_layer == (int)i) memcpy(t->captured_grad, dy, batch * out_n * sizeof(float));
-    switch (L->type) {
-      case LENSNET_LAYER_CONV2D: {
-        lensnet__conv_task c;
-        lensnet__conv_geom gt;
-        float *dW = t->grads + m->params[L->weight].offset;
-        size_t wn = m->params[L->weight].count;
-        memset(&c, 0, sizeof c);
-        c.t = t; c.L = L; c.in = x; c.dy = dy; c.dx = dst;
-        c.w = m->values + m->params[L->weight].offset;
-        if (dst && lensnet__conv_input_grad_geom(L, &gt)) {
-          lensnet__flip_weights(L, c.w, t->flipped_weights);
-          c.flipped = t->flipped_weights;
-        } else if (dst) memset(dst, 0, n * sizeof(float));
-        lensnet__parallel_run(&t->parallel, batch, lensnet__conv_backward_task, &c);
-        /* images' weight gradients summed in image order: the same result for any thread count */
-        for (b = 0; b < batch; b++) {
-          const float *g = t->wgrad_images + b * t->wgrad_per_image;
-          for (k = 0; k < wn; k++) dW[k] += g[k];
-        }
-        if (L->bias_param >= 0) {
-          float *db = t->grads + m->params[L->bias_param].offset;
-          size_t co, P = L->out_h * L->out_w;
-          for (b = 0; b < batch; b++)
-            for (co = 0; co < L->out_c; co++) db[co] += lensnet__sum(dy + (b * L->out_c + co) * P, P);
-        }
-        break;
-      }
-      case LENSNET_LAYER_DENSE: {
-        const float *W = m->values + m->params[L->weight].offset;
-        float *dW = t->grads + m->params[L->weight].offset;
-        lensnet_sgemm(1, 0, L->out, in_n, batch, 1.0f, dy, L->out, x, in_n, 1.0f, dW, in_n);
-        if (dst) lensnet_sgemm(0, 0, batch, in_n, L->out, 1.0f, dy, L->out, W, in_n, 0.0f, dst, in_n);
-        if (L->bias_param >= 0) {
-          float *db = t->grads + m->params[L->bias_param].offset;
-          for (b = 0; b < batch; b++) for (k = 0; k < L->out; k++) db[k] += dy[b * L->out + k];
-        }
-        break;
-      }
-      case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL: lensnet__pool_backward(L, batch, x, dy, dst); break;
-      case LENSNET_LAYER_GLOBAL_AVGPOOL:
-        for (k = 0; k < batch * L->in_c; k++) {
-          size_t p;
-          for (p = 0; p < hw; p++) dst[k * hw + p] = dy[k] / (float)hw;
-        }
-        break;
-      case LENSNET_LAYER_DROPOUT: {
-        const unsigned char *mask = t->dropout_mask + t->mask_offset[i] * t->batch_cap;
-        lensnet__dropout_backward(mask, dy, dst, n, (t->training && L->value != 0.0f) ? (float)(1.0 / (1.0 - (double)L->value)) : 1.0f);
-        break;
-      }
-      case LENSNET_LAYER_BATCHNORM: {
-        const float *w = m->values + m->params[L->weight].offset;
-        float *dw = t->grads + m->params[L->weight].offset, *db = t->grads + m->params[L->bias_param].offset;
-        const float *mean = t->bn_mean + t->bn_offset[i], *invstd = t->bn_invstd + t->bn_offset[i];
-        size_t c, count = batch * hw;
-        for (c = 0; c < L->in_c; c++) {
-          double sum_dy = 0.0, sum_dy_xhat = 0.0;
-          for (b = 0; b < batch; b++)
-            for (k = 0; k < hw; k++) {
-              size_t at = (b * L->in_c + c) * hw + k;
-              double xhat = (x[at] - mean[c]) * invstd[c];
-              sum_dy += dy[at];
-              sum_dy_xhat += dy[at] * xhat;
-            }
-          dw[c] += (float)sum_dy_xhat;
-          db[c] += (float)sum_dy;
-          for (b = 0; b < batch; b++)
-            for (k = 0; k < hw; k++) {
-              size_t at = (b * L->in_c + c) * hw + k;
-              if (t->training) {
-                double xhat = (x[at] - mean[c]) * invstd[c];
-                dst[at] = (float)(w[c] * invstd[c] * (dy[at] - sum_dy / (double)count - xhat * sum_dy_xhat / (double)count));
-              } else dst[at] = dy[at] * w[c] * invstd[c];
-            }
-        }
-        break;
-      }
-      case LENSNET_LAYER_RELU:
-        lensnet__relu_backward(y, dy, dst, n, t->relu_backward == LENSNET_RELU_BACKWARD_GUIDED);
-        break;
-      case LENSNET_LAYER_LEAKY_RELU: for (k = 0; k < n; k++) dst[k] = x[k] > 0.0f ? dy[k] : dy[k] * L->value; break;
-      case LENSNET_LAYER_GELU:
-        for (k = 0; k < n; k++) {
-          float v = x[k], cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f)), pdf = 0.39894228040143268f * expf(-0.5f * v * v);
-          dst[k] = dy[k] * (cdf + v * pdf);
-        }
-        break;
-      case LENSNET_LAYER_SIGMOID: for (k = 0; k < n; k++) dst[k] = dy[k] * y[k] * (1.0f - y[k]); break;
-      case LENSNET_LAYER_TANH: for (k = 0; k < n; k++) dst[k] = dy[k] * (1.0f - y[k] * y[k]); break;
-      case LENSNET_LAYER_SOFTMAX: {
-        size_t c, p;
-        for (b = 0; b < batch; b++)
-          for (p = 0; p < hw; p++) {
-            size_t base = b * L->in_c * hw + p;
-            float dot = 0.0f;
-            for (c = 0; c < L->in_c; c++) dot += dy[base + c * hw] * y[base + c * hw];
-            for (c = 0; c < L->in_c; c++) dst[base + c * hw] = y[base + c * hw] * (dy[base + c * hw] - dot);
+    if (lensnet__per_image(L)) {
+      lensnet__run_task r;
+      long first = i;
+      size_t l;
+      while (first > 0 && lensnet__per_image(&m->layers[first - 1])) first--;
+      memset(&r, 0, sizeof r);
+      r.t = t; r.first = (size_t)first; r.last = (size_t)i + 1; r.batch = batch; r.dy = dy;
+      r.dx = (first == 0 && !t->compute_input_grad) ? NULL : (first > 0 ? dx : t->input_grad);
+      for (l = r.first; l < r.last; l++)
+        if (m->layers[l].type == LENSNET_LAYER_CONV2D && (l > 0 || r.dx))
+          lensnet__flip_weights(&m->layers[l], m->values + m->params[m->layers[l].weight].offset, t->flipped_weights + t->wgrad_offset[l]);
+      lensnet__parallel_run(&t->parallel, batch, lensnet__backward_run_task, &r);
+      /* weight and bias gradients summed in image order: the same for any number of threads */
+      for (l = r.first; l < r.last; l++) {
+        const lensnet_layer *C = &m->layers[l];
+        if (C->type != LENSNET_LAYER_CONV2D) continue;
+        {
+          float *dW = t->grads + m->params[C->weight].offset;
+          size_t wn = m->params[C->weight].count;
+          for (b = 0; b < batch; b++) {
+            const float *g = t->wgrad_images + t->wgrad_offset[l] * t->batch_cap + b * wn;
+            for (k = 0; k < wn; k++) dW[k] += g[k];
           }
-        break;
-      }
-      case LENSNET_LAYER_ADD: {
-        /* the gradient flows unchanged to both summands; the mark's share waits for it */
-        size_t off = 0, j;
-        for (j = 0; j < m->layer_count; j++)
-          if (m->layers[j].type == LENSNET_LAYER_MARK) {
-            if (m->layers[j].mark == L->mark) break;
-            off += m->layers[j].in_c * m->layers[j].in_h * m->layers[j].in_w;
+          if (C->bias_param >= 0) {
+            float *db = t->grads + m->params[C->bias_param].offset;
+            for (b = 0; b < batch; b++) {
+              const float *g = t->bgrad_images + t->bgrad_offset[l] * t->batch_cap + b * C->out_c;
+              for (k = 0; k < C->out_c; k++) db[k] += g[k];
+            }
           }
-        for (k = 0; k < n; k++) t->mark_grad[off * batch + k] += dy[k];
-        memcpy(dst, dy, n * sizeof(float));
-        break;
+        }
       }
-      case LENSNET_LAYER_MARK: {
-        size_t off = 0, j;
-        for (j = 0; j < (size_t)i; j++)
-          if (m->layers[j].type == LENSNET_LAYER_MARK) off += m->layers[j].in_c * m->layers[j].in_h * m->layers[j].in_w;
-        for (k = 0; k < n; k++) dst[k] = dy[k] + t->mark_grad[off * batch + k];
-        break;
-      }
-      default: memcpy(dst, dy, n * sizeof(float)); break; /* flatten */
+      i = first - 1;
+      if (i >= 0) { float *tmp = dy; dy = dx; dx = tmp; }
+      continue;
     }
-    if (i > 0) { float *tmp = dy; dy = dx; dx = tmp; }
+    if (t->capture_layer == (int)i) memcpy(t->captured_grad, dy, batch * out_n * sizeof(float));
+    if (i == 0 && !t->compute_input_grad) dst = NULL;
+    if (L->type == LENSNET_LAYER_DENSE) {
+      const float *W = m->values + m->params[L->weight].offset;
+      float *dW = t->grads + m->params[L->weight].offset;
+      lensnet_sgemm(1, 0, L->out, in_n, batch, 1.0f, dy, L->out, x, in_n, 1.0f, dW, in_n);
+      if (dst) lensnet_sgemm(0, 0, batch, in_n, L->out, 1.0f, dy, L->out, W, in_n, 0.0f, dst, in_n);
+      if (L->bias_param >= 0) {
+        float *db = t->grads + m->params[L->bias_param].offset;
+        for (b = 0; b < batch; b++) for (k = 0; k < L->out; k++) db[k] += dy[b * L->out + k];
+      }
+    } else { /* batch norm */
+      const float *w = m->values + m->params[L->weight].offset;
+      float *dw = t->grads + m->params[L->weight].offset, *db = t->grads + m->params[L->bias_param].offset;
+      const float *mean = t->bn_mean + t->bn_offset[i], *invstd = t->bn_invstd + t->bn_offset[i];
+      size_t c, count = batch * hw;
+      for (c = 0; c < L->in_c; c++) {
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (b = 0; b < batch; b++)
+          for (k = 0; k < hw; k++) {
+            size_t at = (b * L->in_c + c) * hw + k;
+            double xhat = (x[at] - mean[c]) * invstd[c];
+            sum_dy += dy[at];
+            sum_dy_xhat += dy[at] * xhat;
+          }
+        dw[c] += (float)sum_dy_xhat;
+        db[c] += (float)sum_dy;
+        if (!dst) continue;
+        for (b = 0; b < batch; b++)
+          for (k = 0; k < hw; k++) {
+            size_t at = (b * L->in_c + c) * hw + k;
+            if (t->training) {
+              double xhat = (x[at] - mean[c]) * invstd[c];
+              dst[at] = (float)(w[c] * invstd[c] * (dy[at] - sum_dy / (double)count - xhat * sum_dy_xhat / (double)count));
+            } else dst[at] = dy[at] * w[c] * invstd[c];
+          }
+      }
+    }
+    i--;
+    if (i >= 0) { float *tmp = dy; dy = dx; dx = tmp; }
   }
   return LENSNET_OK;
 }

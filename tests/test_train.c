@@ -292,6 +292,7 @@ int main(void) {
     gradient_check("conv2d depthwise 5x5 padding 2", "input 3 7 7\nconv2d name=c out=3 kernel=5 padding=2 groups=3", 2);
     gradient_check("dense", "input 3 2 2\nflatten\ndense name=d out=5", 3);
     gradient_check("max pool", "input 2 6 6\nmaxpool kernel=2", 2);
+    gradient_check("max pool on an odd size (floor mode)", "input 2 7 5\nmaxpool kernel=2", 2);
     gradient_check("max pool 3 stride 2 padding 1", "input 2 7 7\nmaxpool kernel=3 stride=2 padding=1", 2);
     gradient_check("average pool with padding", "input 2 6 6\navgpool kernel=3 stride=2 padding=1", 2);
     gradient_check("global average pool", "input 3 5 5\nglobal_avgpool", 2);
