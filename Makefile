@@ -19,7 +19,7 @@ BENCH_SRC = $(wildcard tests/bench_*.c)
 BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
-.PHONY: all tools test test-fast bench bench-setup clean
+.PHONY: all tools test test-fast warnings bench bench-setup clean
 all: tools
 tools: build/lens
 
@@ -42,8 +42,18 @@ build/cxx_compile: tests/cxx_compile.cpp $(HEADERS) | build
 build:
 	@mkdir -p build
 
+# The promise that the build is warning-free, kept by every `make test`: the tool's sources (which
+# hold every header's implementation) under gcc and clang with -Werror, where installed.
+warnings:
+	@for cc in gcc clang; do \
+	  if command -v $$cc >/dev/null 2>&1; then \
+	    for f in $(TOOL_SRC); do $$cc $(STRICT) -Werror -O2 $(ARCHFLAGS) -I. -c $$f -o /dev/null || exit 1; done; \
+	    echo "warning-free: $$cc $(STRICT) -O2"; \
+	  fi; \
+	done
+
 # Every test binary prints "N passed, N failed"; tests/run.sh runs them all and sums.
-test: build/lens $(TESTS) $(SAN_TESTS) build/cxx_compile
+test: warnings build/lens $(TESTS) $(SAN_TESTS) build/cxx_compile
 	@LENS=build/lens SHARED=$(SHARED) sh tests/run.sh $(TESTS) build/cxx_compile $(SAN_TESTS)
 
 test-fast: build/lens $(TESTS)

@@ -3884,7 +3884,7 @@ LENSNET__VECTORIZE static void lensnet__relu_backward(const float *LENSNET__REST
                                    float *LENSNET__RESTRICT dx, size_t n, int guided) {
   size_t k;
   /* loads outside the conditions, so the loops become vector blends */
-  if (guided) for (k = 0; k < n; k++) { float g = dy[k], v = y[k]; dx[k] = (v > 0.0f) & (g > 0.0f) ? g : 0.0f; }
+  if (guided) for (k = 0; k < n; k++) { float g = dy[k], v = y[k]; dx[k] = ((v > 0.0f) & (g > 0.0f)) ? g : 0.0f; }
   else for (k = 0; k < n; k++) { float g = dy[k], v = y[k]; dx[k] = v > 0.0f ? g : 0.0f; }
 }
 
