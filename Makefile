@@ -16,10 +16,12 @@ TEST_SRC  = $(wildcard tests/test_*.c)
 TESTS     = $(TEST_SRC:tests/%.c=build/%)
 SAN_TESTS = $(TEST_SRC:tests/%.c=build/san/%)
 BENCH_SRC = $(wildcard tests/bench_*.c)
+EXAMPLE_SRC = $(wildcard examples/*.c)
+EXAMPLES  = $(EXAMPLE_SRC:examples/%.c=build/examples/%)
 BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
-.PHONY: all tools test test-fast warnings bench bench-setup clean
+.PHONY: all tools examples test test-fast warnings bench bench-setup clean
 all: tools
 tools: build/lens
 
@@ -35,6 +37,12 @@ build/san/test_%: tests/test_%.c tests/check.h $(HEADERS) | build
 
 build/bench_%: tests/bench_%.c $(HEADERS) | build
 	$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(LDLIBS)
+
+build/examples/%: examples/%.c $(HEADERS) | build
+	@mkdir -p build/examples
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+
+examples: $(EXAMPLES)
 
 build/cxx_compile: tests/cxx_compile.cpp $(HEADERS) | build
 	$(CXX) -std=c++11 -Wall -Wextra -pedantic -O1 -I. -o $@ $< -lm
@@ -53,7 +61,7 @@ warnings:
 	done
 
 # Every test binary prints "N passed, N failed"; tests/run.sh runs them all and sums.
-test: warnings build/lens $(TESTS) $(SAN_TESTS) build/cxx_compile
+test: warnings build/lens $(EXAMPLES) $(TESTS) $(SAN_TESTS) build/cxx_compile
 	@LENS=build/lens SHARED=$(SHARED) sh tests/run.sh $(TESTS) build/cxx_compile $(SAN_TESTS)
 
 test-fast: build/lens $(TESTS)
