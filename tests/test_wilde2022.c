@@ -114,6 +114,11 @@ int main(void) {
       if (f) fclose(f);
       CHECK(strstr(text, "66x66") && strstr(text, "200x200"), "message names both sizes: %s", text);
     }
+    snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_66.safetensors %s/reference/wilde2022/inputs_66.npy --batch 4 > build/pred_t1.csv 2>/dev/null && "
+             "%s predict --model %s/reference/wilde2022/OU_66.safetensors %s/reference/wilde2022/inputs_66.npy --batch 4 --threads 3 > build/pred_t3.csv 2>/dev/null && "
+             "cmp -s build/pred_t1.csv build/pred_t3.csv", lens_binary(), dir, dir, lens_binary(), dir, dir);
+    CHECK(system(cmd) == 0, "--threads 3 gives the same scores as one thread");
+    remove("build/pred_t1.csv"); remove("build/pred_t3.csv");
     snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_66.safetensors --channels 0,1 %s/reference/wilde2022/inputs_66.npy > /dev/null 2>&1",
              lens_binary(), dir, dir);
     CHECK(system(cmd) != 0, "two channels for a four-band model must fail");

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <math.h>
 #include "lens_cmds.h"
+#include "pool.h"
 
 typedef struct {
   const char *model_path, *list_path, *out_npy, *csv_path;
@@ -17,6 +18,7 @@ typedef struct {
   int minmax, resize, crop;
   size_t shard_index, shard_count, batch;
   int channels[64], channel_count; /* --channels: which input bands feed the model */
+  size_t threads;           /* --threads: images of a batch spread over this many threads */
   int hdu;
 } predict_options;
 
@@ -35,9 +37,22 @@ typedef struct {
   float *logits_all;        /* every scored row, for --out */
   size_t logits_cap;
   FILE *csv;
-  float *input, *output, *workspace;
+  float *input, *output, *workspace; /* one workspace per thread, ws_floats each */
+  size_t ws_floats, chunk;
+  lens_pool *pool;
   int channel_note_shown;
+  int failed;
 } predict_state;
+
+static void forward_chunk(void *ctx, size_t index, size_t worker) {
+  predict_state *s = (predict_state *)ctx;
+  const lensnet_model *m = s->model;
+  size_t first = index * s->chunk, count = s->pending_count - first < s->chunk ? s->pending_count - first : s->chunk;
+  lensnet_error err;
+  if (lensnet_model_forward(m, count, s->input + first * m->in_c * m->in_h * m->in_w, s->output + first * m->out_features,
+                            s->workspace + worker * s->ws_floats, &err) != LENSNET_OK)
+    s->failed = 1;
+}
 
 static void predict_usage(FILE *f) {
   fprintf(f,
@@ -52,6 +67,7 @@ static void predict_usage(FILE *f) {
     "  --crop           cut the central region of the model's input size instead\n"
     "  --hdu K          FITS HDU to read (default: the first holding an image)\n"
     "  --batch B        objects per forward pass (default 32)\n"
+    "  --threads T      threads sharing each batch (default 1); scores do not depend on T\n"
     "  --out FILE.npy   write the raw logits [N, classes] as float32\n"
     "  --csv FILE       write the CSV there instead of standard output\n"
     "Output CSV: input,p_lens,logit_<class>... one row per object.\n");
@@ -121,7 +137,14 @@ static int run_batch(predict_state *s) {
   lensnet_error err;
   if (!s->pending_count) return 0;
   for (b = 0; b < s->pending_count; b++) memcpy(s->input + b * per, s->pending[b].pixels, per * sizeof(float));
-  if (lensnet_model_forward(m, s->pending_count, s->input, s->output, s->workspace, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (s->opt->threads > 1 && s->pending_count > 1) {
+    /* the batch in chunks, one forward pass each; every image's scores are its own */
+    lensnet_parallel par = lens_pool_parallel(s->pool);
+    size_t chunks = (s->pending_count + s->chunk - 1) / s->chunk;
+    s->failed = 0;
+    par.run(par.user, chunks, forward_chunk, s);
+    if (s->failed) return lens_fail("forward pass failed");
+  } else if (lensnet_model_forward(m, s->pending_count, s->input, s->output, s->workspace, &err) != LENSNET_OK) return lens_fail_err(&err);
   for (b = 0; b < s->pending_count; b++) {
     const float *z = s->output + b * m->out_features;
     double p;
@@ -336,6 +359,8 @@ int lens_cmd_predict(int argc, char **argv) {
       o.bands_per_object = (int)b;
     } else if (!strcmp(a, "--batch")) {
       if (!parse_size(argv[++i], &o.batch) || o.batch < 1 || o.batch > 65536) { free(inputs); return lens_fail("--batch takes a number from 1 to 65536"); }
+    } else if (!strcmp(a, "--threads")) {
+      if (!parse_size(argv[++i], &o.threads) || o.threads < 1 || o.threads > 256) { free(inputs); return lens_fail("--threads takes a number from 1 to 256"); }
     } else if (!strcmp(a, "--hdu")) {
       size_t h;
       if (!parse_size(argv[++i], &h) || h > 100000) { free(inputs); return lens_fail("--hdu takes an HDU number (0 = primary)"); }
@@ -366,7 +391,12 @@ int lens_cmd_predict(int argc, char **argv) {
   s.opt = &o;
   s.lens_class = find_lens_class(s.model);
   per = s.model->in_c * s.model->in_h * s.model->in_w;
-  ws = lensnet_model_workspace_floats(s.model, o.batch);
+  if (!o.threads) o.threads = 1;
+  s.chunk = (o.batch + o.threads - 1) / o.threads;
+  ws = lensnet_model_workspace_floats(s.model, o.threads > 1 ? s.chunk : o.batch);
+  s.ws_floats = ws;
+  ws *= o.threads;
+  s.pool = lens_pool_create(o.threads);
   s.pending = (predict_object *)calloc(o.batch, sizeof *s.pending);
   s.input = (float *)malloc(o.batch * per * sizeof(float));
   s.output = (float *)malloc(o.batch * s.model->out_features * sizeof(float));
@@ -402,5 +432,6 @@ int lens_cmd_predict(int argc, char **argv) {
   for (i = 0; (size_t)i < s.pending_count; i++) free(s.pending[i].pixels);
   free(s.pending); free(s.input); free(s.output); free(s.workspace); free(s.logits_all); free(inputs);
   lensnet_model_free(s.model);
+  lens_pool_free(s.pool);
   return rc;
 }
