@@ -79,7 +79,8 @@
  *
  * THREADS AND DETERMINISM
  *   The library creates no threads. A loaded model is read-only during inference, so threads
- *   may share it, each with its own workspace. lensnet_trainer splits convolutions by image and
+ *   may share it, each with its own workspace. An image's outputs are the same, bit for bit,
+ *   whatever batch it is computed in (so `lens predict --threads` cannot change a score). lensnet_trainer splits convolutions by image and
  *   runs them through the lensnet_parallel you pass (the lens tool passes a pthread pool); the
  *   per-image weight gradients are summed in image order, so results are bit-identical for any
  *   number of threads. Random numbers come from explicit lensnet_rng states (xoshiro256**),
@@ -3622,6 +3623,23 @@ LENSNET_API lensnet_result lensnet_model_save(const lensnet_model *m, const char
 
 /* ---- inference ----------------------------------------------------------------------------- */
 
+/* Dense layer y = W x + b, one fixed-order dot product per output (eight running sums), so an
+ * image's scores do not depend on the batch it came in or on how a batch is split over threads.
+ * Dense layers are a sliver of a CNN's work, so a GEMM would buy nothing here. */
+LENSNET__VECTORIZE static void lensnet__dense_forward(const lensnet_layer *L, size_t batch, size_t in_n, const float *x,
+                                                      const float *W, const float *bias, float *y) {
+  size_t b, o, i, j;
+  for (b = 0; b < batch; b++)
+    for (o = 0; o < L->out; o++) {
+      const float *w = W + o * in_n, *v = x + b * in_n;
+      float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      for (i = 0; i + 8 <= in_n; i += 8)
+        for (j = 0; j < 8; j++) acc[j] += w[i + j] * v[i + j];
+      for (; i < in_n; i++) acc[i % 8] += w[i] * v[i];
+      y[b * L->out + o] = (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) + (bias ? bias[o] : 0.0f);
+    }
+}
+
 static size_t lensnet__layer_scratch(const lensnet_layer *L, size_t batch) {
   lensnet__conv_geom g;
   if (L->type != LENSNET_LAYER_CONV2D) return 0;
@@ -3779,12 +3797,8 @@ LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t 
       }
       case LENSNET_LAYER_DENSE: {
         float *dst = (src == cur) ? other : cur;
-        const float *W = m->values + m->params[L->weight].offset;
-        lensnet_sgemm(0, 1, batch, L->out, in_n, 1.0f, src, in_n, W, in_n, 0.0f, dst, L->out);
-        if (L->bias_param >= 0) {
-          const float *bias = m->values + m->params[L->bias_param].offset;
-          for (b = 0; b < batch; b++) for (k = 0; k < L->out; k++) dst[b * L->out + k] += bias[k];
-        }
+        lensnet__dense_forward(L, batch, in_n, src, m->values + m->params[L->weight].offset,
+                               L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL, dst);
         other = (dst == cur) ? other : cur;
         cur = dst; src = cur;
         break;
@@ -4361,12 +4375,8 @@ LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t ba
       continue;
     }
     if (L->type == LENSNET_LAYER_DENSE) {
-      const float *W = m->values + m->params[L->weight].offset;
-      lensnet_sgemm(0, 1, batch, L->out, in_n, 1.0f, src, in_n, W, in_n, 0.0f, dst, L->out);
-      if (L->bias_param >= 0) {
-        const float *bias = m->values + m->params[L->bias_param].offset;
-        for (b = 0; b < batch; b++) for (k = 0; k < L->out; k++) dst[b * L->out + k] += bias[k];
-      }
+      lensnet__dense_forward(L, batch, in_n, src, m->values + m->params[L->weight].offset,
+                             L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL, dst);
     } else { /* batch norm */
       float *w = m->values + m->params[L->weight].offset, *bb = m->values + m->params[L->bias_param].offset;
       float *rmean = m->values + m->params[L->mean_param].offset, *rvar = m->values + m->params[L->var_param].offset;
