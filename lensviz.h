@@ -49,7 +49,8 @@
  *                            2014) with optional L2 decay, Gaussian blur every k steps and jitter.
  *   lensviz_dream            gradient ascent on 0.5 mean(A_L^2) from a given image (deep dream,
  *                            Mordvintsev et al. 2015), with octaves and jitter.
- *   lensviz_filter_image     gradient ascent on the mean activation of one channel of layer L.
+ *   lensviz_filter_image     gradient ascent on the mean activation of one channel of layer L
+ *                            (of its input when L is a ReLU: a unit that is off passes no gradient).
  *   lensviz_channel_means    mean activation of every channel of layer L for one image.
  *   Ascent steps are normalised: x += step * g / mean|g|; pixels stay in [lo, hi] (default [0, 1],
  *   the range of min-max normalised cutouts). Dream and filter images run a copy of the model cut
@@ -1028,10 +1029,14 @@ LENSVIZ_API lensnet_result lensviz_filter_image(const lensnet_model *m, size_t l
   lensnet_model *cut;
   size_t counter = 0;
   lensnet_result r;
-  if ((r = lensviz_model_cut(m, layer, 0, 0, &cut, err)) != LENSNET_OK) return r;
-  if (channel >= cut->layers[layer].out_c) {
+  size_t at = layer;
+  /* a ReLU that is off everywhere passes no gradient: ascend its input instead, which has the
+   * same maximiser wherever the unit is on */
+  if (layer > 0 && layer < m->layer_count && m->layers[layer].type == LENSNET_LAYER_RELU) at = layer - 1;
+  if ((r = lensviz_model_cut(m, at, 0, 0, &cut, err)) != LENSNET_OK) return r;
+  if (channel >= cut->layers[at].out_c) {
     r = lensviz__fail(err, LENSNET_ERR_ARG, "layer %lu has %lu channels, not %lu", (unsigned long)layer,
-                      (unsigned long)cut->layers[layer].out_c, (unsigned long)channel + 1);
+                      (unsigned long)cut->layers[at].out_c, (unsigned long)channel + 1);
   } else {
     lensnet_rng_seed(&rng, d.seed);
     lensviz__noise_image(image, lensviz__image_floats(m), &d, &rng);

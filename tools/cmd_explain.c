@@ -39,7 +39,7 @@ static void explain_usage(FILE *f) {
     "  --samples N        SmoothGrad samples (default 25)   --noise F   noise fraction (default 0.15)\n"
     "  --iterations N     ascent steps (default 100)   --step F   step size (default 0.01)\n"
     "  --octaves N        dream octaves (default 3)   --jitter J   pixels (default 2 for dreams)\n"
-    "  --blur-every K     blur class and filter images every K steps   --l2 W   L2 penalty weight\n"
+    "  --blur-every K     blur every K steps (default 4 for class and filter images)   --l2 W   L2 weight\n"
     "  --channel C        filters: draw only this channel   --count N   filters: channels drawn (default 8)\n"
     "  --seed S           noise and jitter seed (default 1)\n"
     "  --minmax           per-band min-max normalisation (Wilde et al. 2022)\n"
@@ -339,7 +339,9 @@ int lens_cmd_explain(int argc, char **argv) {
   d.seed = o.seed;
   d.patch = o.patch; d.stride = o.stride; d.fill = o.fill;
   d.steps = o.steps; d.samples = o.samples; d.noise = o.noise;
-  d.iterations = o.iterations; d.step = o.step; d.l2 = o.l2; d.blur_every = o.blur_every;
+  d.iterations = o.iterations; d.step = o.step; d.l2 = o.l2;
+  /* images grown from noise look cleaner with a little blur */
+  d.blur_every = o.blur_every ? o.blur_every : (!strcmp(method, "class-image") || !strcmp(method, "filters")) ? 4 : 0;
   d.octaves = o.octaves ? o.octaves : 3;
   d.jitter = o.jitter ? o.jitter - 1 : (!strcmp(method, "dream") ? 2 : 0);
   d = lensviz_desc_resolve(&d);
