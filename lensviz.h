@@ -838,9 +838,10 @@ LENSVIZ_API lensnet_result lensviz_model_cut(const lensnet_model *m, size_t laye
   for (i = 0; i < cut->param_count; i++) {
     const lensnet_param *P = &cut->params[i], *S = lensnet_model_param(m, P->name);
     if (!S || S->count != P->count) {
+      r = lensviz__fail(err, LENSNET_ERR_SHAPE, "'%s' depends on the input size, so layers 0..%lu cannot take %lux%lu inputs",
+                        P->name, (unsigned long)layer, (unsigned long)h, (unsigned long)w);
       lensnet_model_free(cut);
-      return lensviz__fail(err, LENSNET_ERR_SHAPE, "'%s' depends on the input size, so layers 0..%lu cannot take %lux%lu inputs",
-                           P->name, (unsigned long)layer, (unsigned long)h, (unsigned long)w);
+      return r;
     }
     memcpy(cut->values + P->offset, m->values + S->offset, P->count * sizeof(float));
   }
@@ -1093,8 +1094,8 @@ static const lensviz__cpoint lensviz__magma[17] = {
   {240, 0.992440f, 0.884330f, 0.640099f}, {255, 0.987053f, 0.991438f, 0.749504f}};
 
 static const lensviz__cpoint lensviz__diverging[5] = {
-  {0, 0.230f, 0.299f, 0.754f}, {64, 0.553f, 0.690f, 0.996f}, {128, 0.865f, 0.865f, 0.865f},
-  {192, 0.957f, 0.604f, 0.486f}, {255, 0.706f, 0.016f, 0.150f}};
+  {0, 0.230f, 0.299f, 0.754f}, {63.75f, 0.553f, 0.690f, 0.996f}, {127.5f, 0.865f, 0.865f, 0.865f},
+  {191.25f, 0.957f, 0.604f, 0.486f}, {255, 0.706f, 0.016f, 0.150f}};
 
 static const lensviz__cpoint lensviz__gray[2] = {{0, 0.0f, 0.0f, 0.0f}, {255, 1.0f, 1.0f, 1.0f}};
 
