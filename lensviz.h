@@ -31,7 +31,12 @@
  *                            P from the softmax of the outputs (the sigmoid for one output). The
  *                            grid has floor((H - patch) / stride) + 1 rows (likewise columns):
  *                            only whole patches, no partial ones at the edges. Patches are filled
- *                            with `fill` in every band. Forward passes are batched.
+ *                            with `fill` in every band. Each occluded image recomputes only the
+ *                            rectangle of every convolution, pool and element-wise layer that its
+ *                            patch reaches, from the unoccluded activations (a patch touches few
+ *                            outputs of the early, costly layers), up to the first layer that
+ *                            mixes all positions; from there the rest of the model runs on
+ *                            batches through lensnet_model_forward. desc.cells picks grid cells.
  *   lensviz_saliency         d output_target / d input, signed, shape [C,H,W] (Simonyan et al. 2014).
  *   lensviz_guided_backprop  the same with negative gradients clamped to zero at every ReLU
  *                            (Springenberg et al. 2015).
@@ -480,6 +485,67 @@ static size_t lensviz__batch(const lensviz_desc *d, size_t per_image, size_t cap
   return b ? b : 1;
 }
 
+/* ---- slices of a model ------------------------------------------------------------------- */
+
+/* A model of layers first..last of m, taking inputs [c, h, w], with m's weights. The lines are
+ * those lensnet's parser sees: split at newlines and ';', '#' starts a comment. */
+static lensnet_result lensviz__slice(const lensnet_model *m, size_t first, size_t last, size_t c, size_t h, size_t w,
+                                     lensnet_model **out, lensnet_error *err) {
+  const char *p = m->arch;
+  char *text, line[512];
+  size_t cap, len = 0, index = 0, i;
+  int have_input = 0;
+  lensnet_model *cut;
+  lensnet_result r;
+  *out = NULL;
+  cap = strlen(m->arch) + 128;
+  if (!(text = LENSVIZ__CAST(char *, LENSVIZ_MALLOC(cap)))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  len += (size_t)snprintf(text, cap, "input %lu %lu %lu\n", (unsigned long)c, (unsigned long)h, (unsigned long)w);
+  while (*p && index <= last) {
+    size_t n = 0, k;
+    char *hash;
+    int blank = 1;
+    while (*p && *p != '\n' && *p != ';') { if (n + 1 < sizeof line) line[n++] = *p; p++; }
+    if (*p) p++;
+    line[n] = 0;
+    if ((hash = strchr(line, '#')) != NULL) *hash = 0;
+    for (k = 0; line[k]; k++) if (line[k] != ' ' && line[k] != '\t' && line[k] != '\r' && line[k] != ',') blank = 0;
+    if (blank) continue;
+    if (!have_input) { have_input = 1; continue; } /* the model's own input line */
+    if (index++ < first) continue;
+    if (len + strlen(line) + 2 > cap) break;
+    len += (size_t)snprintf(text + len, cap - len, "%s\n", line);
+  }
+  r = lensnet_model_create(text, &cut, err);
+  LENSVIZ_FREE(text);
+  if (r != LENSNET_OK) {
+    if (err) {
+      char msg[sizeof err->message];
+      snprintf(msg, sizeof msg, "layers %lu..%lu at %lux%lu: %.200s", (unsigned long)first, (unsigned long)last, (unsigned long)h,
+               (unsigned long)w, err->message);
+      memcpy(err->message, msg, sizeof msg);
+    }
+    return r;
+  }
+  if (cut->layer_count != last - first + 1) {
+    lensnet_model_free(cut);
+    return lensviz__fail(err, LENSNET_ERR_ARCH, "slicing layers %lu..%lu of the model gave %lu layers", (unsigned long)first,
+                         (unsigned long)last, (unsigned long)cut->layer_count);
+  }
+  for (i = 0; i < cut->param_count; i++) {
+    const lensnet_param *P = &cut->params[i], *S = lensnet_model_param(m, P->name);
+    if (!S || S->count != P->count) {
+      r = lensviz__fail(err, LENSNET_ERR_SHAPE, "'%s' depends on the input size, so layers %lu..%lu cannot take %lux%lu inputs",
+                        P->name, (unsigned long)first, (unsigned long)last, (unsigned long)h, (unsigned long)w);
+      lensnet_model_free(cut);
+      return r;
+    }
+    memcpy(cut->values + P->offset, m->values + S->offset, P->count * sizeof(float));
+  }
+  *out = cut;
+  return LENSNET_OK;
+}
+
 /* ---- occlusion ----------------------------------------------------------------------------- */
 
 LENSVIZ_API void lensviz_occlusion_size(const lensnet_model *m, const lensviz_desc *desc, size_t *rows, size_t *cols) {
@@ -488,45 +554,248 @@ LENSVIZ_API void lensviz_occlusion_size(const lensnet_model *m, const lensviz_de
   *cols = m->in_w >= d.patch ? (m->in_w - d.patch) / d.stride + 1 : 0;
 }
 
+/* Occlusion changes a patch, and a convolution, pool or element-wise layer changes only the
+ * outputs whose window meets a changed input. So each occluded image recomputes, layer by layer,
+ * just the rectangle its patch reaches, on top of the unoccluded image's activations, up to the
+ * first layer that mixes every position (flatten, dense, global pool, ...); from there a slice
+ * of the model runs on whole batches through lensnet_model_forward. */
+typedef struct { long y0, y1, x0, x1; } lensviz__rect; /* inclusive; empty when y0 > y1 */
+
+static int lensviz__local_layer(lensnet_layer_type t) {
+  switch (t) {
+    case LENSNET_LAYER_CONV2D: case LENSNET_LAYER_RELU: case LENSNET_LAYER_LEAKY_RELU: case LENSNET_LAYER_GELU:
+    case LENSNET_LAYER_SIGMOID: case LENSNET_LAYER_TANH: case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL:
+    case LENSNET_LAYER_DROPOUT: case LENSNET_LAYER_BATCHNORM: return 1;
+    default: return 0;
+  }
+}
+
+/* The outputs of layer L that depend on the inputs in r. */
+static lensviz__rect lensviz__rect_through(const lensnet_layer *L, lensviz__rect r) {
+  if (r.y0 > r.y1 || r.x0 > r.x1) return r;
+  if (L->type == LENSNET_LAYER_CONV2D || L->type == LENSNET_LAYER_MAXPOOL || L->type == LENSNET_LAYER_AVGPOOL) {
+    long k = (long)L->kernel, s = (long)L->stride, p = (long)L->padding, lo;
+    lensviz__rect o;
+    lo = r.y0 + p - (k - 1);
+    o.y0 = lo <= 0 ? 0 : (lo + s - 1) / s;
+    o.y1 = (r.y1 + p) / s;
+    if (o.y1 > (long)L->out_h - 1) o.y1 = (long)L->out_h - 1;
+    lo = r.x0 + p - (k - 1);
+    o.x0 = lo <= 0 ? 0 : (lo + s - 1) / s;
+    o.x1 = (r.x1 + p) / s;
+    if (o.x1 > (long)L->out_w - 1) o.x1 = (long)L->out_w - 1;
+    return o;
+  }
+  return r;
+}
+
+/* A convolution's weights reordered [in channel][row][column][out channel], so that one input
+ * value meets every output channel in a row of memory; NULL when that does not apply. */
+#define LENSVIZ__MAX_CHANNELS 1024
+static float *lensviz__conv_taps(const lensnet_model *m, const lensnet_layer *L) {
+  const float *W;
+  float *t;
+  size_t c, j, taps;
+  if (L->type != LENSNET_LAYER_CONV2D || L->groups != 1 || L->out_c > LENSVIZ__MAX_CHANNELS) return NULL;
+  W = m->values + m->params[L->weight].offset;
+  taps = L->in_c * L->kernel * L->kernel;
+  if (!(t = lensviz__floats(taps * L->out_c))) return NULL;
+  for (c = 0; c < L->out_c; c++)
+    for (j = 0; j < taps; j++) t[j * L->out_c + c] = W[c * taps + j];
+  return t;
+}
+
+/* Layer L's outputs inside r (every channel), from its input `in`, as lensnet computes them:
+ * each convolution output sums its taps in the order channel, row, column and then adds the
+ * bias. taps: lensviz__conv_taps of L, or NULL for the plain loop. */
+static void lensviz__layer_rect(const lensnet_model *m, const lensnet_layer *L, const float *taps, const float *in, float *out,
+                                lensviz__rect r) {
+  long y, x, ky, kx, iy, ix, k = (long)L->kernel, s = (long)L->stride, p = (long)L->padding, ih = (long)L->in_h, iw = (long)L->in_w;
+  long oh = (long)L->out_h, ow = (long)L->out_w;
+  size_t c, ci;
+  if (r.y0 > r.y1 || r.x0 > r.x1) return;
+  if (L->type == LENSNET_LAYER_CONV2D && taps) {
+    const float *bias = L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL;
+    size_t oc = L->out_c;
+    float acc[LENSVIZ__MAX_CHANNELS];
+    for (y = r.y0; y <= r.y1; y++)
+      for (x = r.x0; x <= r.x1; x++) {
+        for (c = 0; c < oc; c++) acc[c] = 0.0f;
+        for (ci = 0; ci < L->in_c; ci++)
+          for (ky = 0; ky < k; ky++) {
+            iy = y * s - p + ky;
+            if (iy < 0 || iy >= ih) continue;
+            for (kx = 0; kx < k; kx++) {
+              const float *trow = taps + ((ci * (size_t)k + (size_t)ky) * (size_t)k + (size_t)kx) * oc;
+              float v;
+              ix = x * s - p + kx;
+              if (ix < 0 || ix >= iw) continue;
+              v = in[(ci * (size_t)ih + (size_t)iy) * (size_t)iw + (size_t)ix];
+              for (c = 0; c + 8 <= oc; c += 8) { /* eight channels at a time: straight-line code that vectorises */
+                acc[c] += trow[c] * v; acc[c + 1] += trow[c + 1] * v; acc[c + 2] += trow[c + 2] * v; acc[c + 3] += trow[c + 3] * v;
+                acc[c + 4] += trow[c + 4] * v; acc[c + 5] += trow[c + 5] * v; acc[c + 6] += trow[c + 6] * v; acc[c + 7] += trow[c + 7] * v;
+              }
+              for (; c < oc; c++) acc[c] += trow[c] * v;
+            }
+          }
+        for (c = 0; c < oc; c++) out[c * (size_t)(oh * ow) + (size_t)(y * ow + x)] = bias ? acc[c] + bias[c] : acc[c];
+      }
+    return;
+  }
+  if (L->type == LENSNET_LAYER_CONV2D) {
+    const float *W = m->values + m->params[L->weight].offset, *bias = L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL;
+    size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups;
+    for (c = 0; c < L->out_c; c++) {
+      const float *plane = in + (c / cout_g) * cin_g * (size_t)(ih * iw);
+      for (y = r.y0; y <= r.y1; y++)
+        for (x = r.x0; x <= r.x1; x++) {
+          float acc = 0.0f;
+          for (ci = 0; ci < cin_g; ci++) {
+            const float *wk = W + (c * cin_g + ci) * (size_t)(k * k), *src = plane + ci * (size_t)(ih * iw);
+            for (ky = 0; ky < k; ky++) {
+              iy = y * s - p + ky;
+              if (iy < 0 || iy >= ih) continue;
+              for (kx = 0; kx < k; kx++) {
+                ix = x * s - p + kx;
+                if (ix >= 0 && ix < iw) acc += wk[ky * k + kx] * src[iy * iw + ix];
+              }
+            }
+          }
+          out[c * (size_t)(oh * ow) + (size_t)(y * ow + x)] = bias ? acc + bias[c] : acc;
+        }
+    }
+    return;
+  }
+  for (c = 0; c < L->out_c; c++) {
+    const float *src = in + c * (size_t)(ih * iw);
+    float *dst = out + c * (size_t)(oh * ow);
+    for (y = r.y0; y <= r.y1; y++)
+      for (x = r.x0; x <= r.x1; x++) {
+        float v, acc;
+        switch (L->type) {
+          case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL:
+            acc = L->type == LENSNET_LAYER_MAXPOOL ? -INFINITY : 0.0f;
+            for (ky = 0; ky < k; ky++) {
+              iy = y * s - p + ky;
+              if (iy < 0 || iy >= ih) continue;
+              for (kx = 0; kx < k; kx++) {
+                ix = x * s - p + kx;
+                if (ix < 0 || ix >= iw) continue;
+                v = src[iy * iw + ix];
+                if (L->type == LENSNET_LAYER_AVGPOOL) acc += v;
+                else if (v > acc || v != v) acc = v;
+              }
+            }
+            dst[y * ow + x] = L->type == LENSNET_LAYER_MAXPOOL ? acc : acc / (float)(k * k);
+            break;
+          case LENSNET_LAYER_BATCHNORM: {
+            const float *w = m->values + m->params[L->weight].offset, *b = m->values + m->params[L->bias_param].offset;
+            const float *mean = m->values + m->params[L->mean_param].offset, *var = m->values + m->params[L->var_param].offset;
+            dst[y * ow + x] = (src[y * iw + x] - mean[c]) * (1.0f / sqrtf(var[c] + L->value)) * w[c] + b[c];
+            break;
+          }
+          default:
+            v = src[y * iw + x];
+            switch (L->type) {
+              case LENSNET_LAYER_RELU: v = v > 0.0f ? v : 0.0f; break;
+              case LENSNET_LAYER_LEAKY_RELU: v = v > 0.0f ? v : v * L->value; break;
+              case LENSNET_LAYER_GELU: v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); break;
+              case LENSNET_LAYER_SIGMOID: v = 1.0f / (1.0f + expf(-v)); break;
+              case LENSNET_LAYER_TANH: v = tanhf(v); break;
+              default: break; /* dropout: the identity at inference */
+            }
+            dst[y * ow + x] = v;
+            break;
+        }
+      }
+  }
+}
+
 typedef struct {
   const lensnet_model *m;
   const float *image;
   lensviz_desc d;
-  size_t rows, cols, total, batch, target, workspace_floats;
-  float *inputs, *outputs, *workspace; /* one slot per worker */
+  size_t rows, cols, total, batch, target;
+  size_t prefix;                       /* layers 0..prefix-1 recomputed by rectangles */
+  lensnet_model *tail;                 /* layers prefix..end (NULL when prefix covers the model) */
+  size_t *act_offset, act_floats;      /* activation k (0: the input, k: layer k-1's output) */
+  float **taps;                        /* per local layer: lensviz__conv_taps or NULL */
+  float *base;                         /* the unoccluded activations */
+  float *acts;                         /* per worker: a working copy of base */
+  float *inputs, *outputs, *workspace; /* per worker: the tail's batch */
+  size_t tail_in, workspace_floats;
   float *map;
-  double base;
+  double base_probability;
   lensnet_result *results;             /* per worker: the first failure */
 } lensviz__occlusion_job;
 
-/* One batch of patch positions: copies the image, fills each patch, runs the model. */
+static size_t lensviz__act_size(const lensviz__occlusion_job *j, size_t k) {
+  const lensnet_model *m = j->m;
+  if (k == 0) return m->in_c * m->in_h * m->in_w;
+  return m->layers[k - 1].out_c * m->layers[k - 1].out_h * m->layers[k - 1].out_w;
+}
+
+/* Copies rectangle r of every channel of activation k from src to dst. */
+static void lensviz__copy_rect(const lensviz__occlusion_job *j, size_t k, lensviz__rect r, const float *src, float *dst) {
+  const lensnet_model *m = j->m;
+  size_t c, ch = k ? m->layers[k - 1].out_c : m->in_c, h = k ? m->layers[k - 1].out_h : m->in_h, w = k ? m->layers[k - 1].out_w : m->in_w;
+  long y;
+  if (r.y0 > r.y1 || r.x0 > r.x1) return;
+  for (c = 0; c < ch; c++)
+    for (y = r.y0; y <= r.y1; y++) {
+      size_t at = j->act_offset[k] + (c * h + (size_t)y) * w + (size_t)r.x0;
+      memcpy(dst + at, src + at, (size_t)(r.x1 - r.x0 + 1) * sizeof(float));
+    }
+}
+
+/* One batch of patch positions: fill the patch, push its rectangle through the local layers,
+ * hand the result to the tail, and put the touched rectangles back. */
 static void lensviz__occlusion_task(void *ctx, size_t index, size_t worker) {
   lensviz__occlusion_job *j = LENSVIZ__CAST(lensviz__occlusion_job *, ctx);
   const lensnet_model *m = j->m;
-  size_t per = lensviz__image_floats(m), first = index * j->batch, n = j->total - first, k, c, y, x;
-  float *in = j->inputs + worker * j->batch * per, *out = j->outputs + worker * j->batch * m->out_features;
+  size_t first = index * j->batch, n = j->total - first, b, k, c, outs = m->out_features;
+  float *acts = j->acts + worker * j->act_floats, *in = j->inputs + worker * j->batch * j->tail_in;
+  float *out = j->outputs + worker * j->batch * outs;
+  lensviz__rect rects[256];
   if (n > j->batch) n = j->batch;
-  for (k = 0; k < n; k++) {
-    size_t pos = j->d.cells ? j->d.cells[first + k] : first + k, y0 = (pos / j->cols) * j->d.stride, x0 = (pos % j->cols) * j->d.stride;
-    float *img = in + k * per;
-    memcpy(img, j->image, per * sizeof(float));
+  for (b = 0; b < n; b++) {
+    size_t pos = j->d.cells ? j->d.cells[first + b] : first + b;
+    lensviz__rect r;
+    long y;
+    r.y0 = (long)((pos / j->cols) * j->d.stride);
+    r.x0 = (long)((pos % j->cols) * j->d.stride);
+    r.y1 = r.y0 + (long)j->d.patch - 1;
+    r.x1 = r.x0 + (long)j->d.patch - 1;
+    rects[0] = r;
     for (c = 0; c < m->in_c; c++)
-      for (y = y0; y < y0 + j->d.patch; y++)
-        for (x = x0; x < x0 + j->d.patch; x++) img[(c * m->in_h + y) * m->in_w + x] = j->d.fill;
+      for (y = r.y0; y <= r.y1; y++) {
+        float *row = acts + (c * m->in_h + (size_t)y) * m->in_w;
+        long x;
+        for (x = r.x0; x <= r.x1; x++) row[x] = j->d.fill;
+      }
+    for (k = 0; k < j->prefix; k++) {
+      rects[k + 1] = lensviz__rect_through(&m->layers[k], rects[k]);
+      lensviz__layer_rect(m, &m->layers[k], j->taps[k], acts + j->act_offset[k], acts + j->act_offset[k + 1], rects[k + 1]);
+    }
+    if (j->tail) memcpy(in + b * j->tail_in, acts + j->act_offset[j->prefix], j->tail_in * sizeof(float));
+    else memcpy(out + b * outs, acts + j->act_offset[j->prefix], outs * sizeof(float));
+    for (k = 0; k <= j->prefix; k++) lensviz__copy_rect(j, k, rects[k], j->base, acts);
   }
-  if (lensnet_model_forward(m, n, in, out, j->workspace + worker * j->workspace_floats, NULL) != LENSNET_OK) {
+  if (j->tail && lensnet_model_forward(j->tail, n, in, out, j->workspace + worker * j->workspace_floats, NULL) != LENSNET_OK) {
     j->results[worker] = LENSNET_ERR_NOMEM;
     return;
   }
-  for (k = 0; k < n; k++)
-    j->map[j->d.cells ? j->d.cells[first + k] : first + k] = (float)(lensviz_probability(out + k * m->out_features, m->out_features, (int)j->target) - j->base);
+  for (b = 0; b < n; b++)
+    j->map[j->d.cells ? j->d.cells[first + b] : first + b] =
+      (float)(lensviz_probability(out + b * outs, outs, (int)j->target) - j->base_probability);
 }
 
 LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
                                              float *map, double *base_probability, lensnet_error *err) {
   lensviz__occlusion_job j;
-  lensnet_result r;
-  size_t per = lensviz__image_floats(m), workers = 1, tasks, w, slots;
+  lensnet_result r = LENSNET_OK;
+  size_t workers = 1, tasks, w, k, slots;
+  lensviz__rect whole;
   memset(&j, 0, sizeof j);
   j.d = lensviz_desc_resolve(desc);
   if ((r = lensviz__target(m, target, &j.target, err)) != LENSNET_OK) return r;
@@ -539,38 +808,67 @@ LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float
   j.map = map;
   j.total = j.rows * j.cols;
   if (j.d.cells) {
-    size_t k;
     for (k = 0; k < j.d.cell_count; k++)
       if (j.d.cells[k] >= j.total)
         return lensviz__fail(err, LENSNET_ERR_ARG, "occlusion cell %lu is outside the %lux%lu grid", (unsigned long)j.d.cells[k],
                              (unsigned long)j.rows, (unsigned long)j.cols);
     j.total = j.d.cell_count;
   }
-  j.batch = lensviz__batch(&j.d, lensnet_model_workspace_floats(m, 1) + per, j.total);
-  j.workspace_floats = lensnet_model_workspace_floats(m, j.batch);
-  if (j.d.parallel && j.d.parallel->run && j.d.parallel->workers > 1) workers = j.d.parallel->workers;
-  if (!j.workspace_floats || !lensviz__mul_ok(workers, j.batch * per, &slots))
-    return lensviz__fail(err, LENSNET_ERR_TOO_LARGE, "occlusion batch of %lu is too large", (unsigned long)j.batch);
-  j.inputs = lensviz__floats(slots);
-  j.outputs = lensviz__floats(workers * j.batch * m->out_features);
-  j.workspace = lensviz__mul_ok(workers, j.workspace_floats, &slots) ? lensviz__floats(slots) : NULL;
-  j.results = LENSVIZ__CAST(lensnet_result *, lensviz__alloc(workers, sizeof(lensnet_result)));
-  if (!j.inputs || !j.outputs || !j.workspace || !j.results) {
-    r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory for occlusion batches of %lu", (unsigned long)j.batch);
-  } else {
-    for (w = 0; w < workers; w++) j.results[w] = LENSNET_OK;
-    r = lensnet_model_forward(m, 1, image, j.outputs, j.workspace, err);
-    if (r == LENSNET_OK) {
-      j.base = lensviz_probability(j.outputs, m->out_features, (int)j.target);
-      if (base_probability) *base_probability = j.base;
-      tasks = (j.total + j.batch - 1) / j.batch;
-      if (workers > 1) j.d.parallel->run(j.d.parallel->user, tasks, lensviz__occlusion_task, &j);
-      else for (w = 0; w < tasks; w++) lensviz__occlusion_task(&j, w, 0);
-      for (w = 0; w < workers && r == LENSNET_OK; w++)
-        if (j.results[w] != LENSNET_OK) r = lensviz__fail(err, j.results[w], "occlusion: a forward pass failed");
-    }
+  while (j.prefix < m->layer_count && j.prefix < 255 && lensviz__local_layer(m->layers[j.prefix].type)) j.prefix++;
+  if (j.prefix < m->layer_count) {
+    const lensnet_layer *L = &m->layers[j.prefix];
+    if ((r = lensviz__slice(m, j.prefix, m->layer_count - 1, L->in_c, L->in_h, L->in_w, &j.tail, err)) != LENSNET_OK) return r;
   }
-  lensviz_free(j.inputs); lensviz_free(j.outputs); lensviz_free(j.workspace); lensviz_free(j.results);
+  j.act_offset = LENSVIZ__CAST(size_t *, lensviz__alloc(j.prefix + 1, sizeof(size_t)));
+  j.taps = LENSVIZ__CAST(float **, lensviz__alloc(j.prefix + 1, sizeof(float *)));
+  if (!j.act_offset || !j.taps) {
+    lensviz_free(j.act_offset); lensviz_free(j.taps); lensnet_model_free(j.tail);
+    return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  }
+  for (k = 0; k < j.prefix; k++) j.taps[k] = lensviz__conv_taps(m, &m->layers[k]); /* NULL (plain loop) if it cannot */
+  for (k = 0; k <= j.prefix; k++) { j.act_offset[k] = j.act_floats; j.act_floats += lensviz__act_size(&j, k); }
+  j.tail_in = lensviz__act_size(&j, j.prefix);
+  j.batch = lensviz__batch(&j.d, j.tail ? lensnet_model_workspace_floats(j.tail, 1) + j.tail_in : 1, j.total ? j.total : 1);
+  j.workspace_floats = j.tail ? lensnet_model_workspace_floats(j.tail, j.batch) : 0;
+  if (j.d.parallel && j.d.parallel->run && j.d.parallel->workers > 1) workers = j.d.parallel->workers;
+  j.base = lensviz__floats(j.act_floats);
+  j.acts = lensviz__mul_ok(workers, j.act_floats, &slots) ? lensviz__floats(slots) : NULL;
+  j.inputs = lensviz__mul_ok(workers, j.batch * j.tail_in, &slots) ? lensviz__floats(slots) : NULL;
+  j.outputs = lensviz__floats(workers * j.batch * m->out_features);
+  j.workspace = lensviz__mul_ok(workers, j.workspace_floats, &slots) ? lensviz__floats(slots ? slots : 1) : NULL;
+  j.results = LENSVIZ__CAST(lensnet_result *, lensviz__alloc(workers, sizeof(lensnet_result)));
+  if (!j.base || !j.acts || !j.inputs || !j.outputs || !j.workspace || !j.results)
+    r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory for occlusion (batches of %lu)", (unsigned long)j.batch);
+  if (r == LENSNET_OK) {
+    /* the unoccluded activations, and P(target) through the same arithmetic */
+    whole.y0 = whole.x0 = 0;
+    memcpy(j.base, image, lensviz__act_size(&j, 0) * sizeof(float));
+    for (k = 0; k < j.prefix; k++) {
+      whole.y1 = (long)m->layers[k].out_h - 1;
+      whole.x1 = (long)m->layers[k].out_w - 1;
+      lensviz__layer_rect(m, &m->layers[k], j.taps[k], j.base + j.act_offset[k], j.base + j.act_offset[k + 1], whole);
+    }
+    if (j.tail) r = lensnet_model_forward(j.tail, 1, j.base + j.act_offset[j.prefix], j.outputs, j.workspace, err);
+    else memcpy(j.outputs, j.base + j.act_offset[j.prefix], m->out_features * sizeof(float));
+  }
+  if (r == LENSNET_OK) {
+    j.base_probability = lensviz_probability(j.outputs, m->out_features, (int)j.target);
+    if (base_probability) *base_probability = j.base_probability;
+    for (w = 0; w < workers; w++) {
+      memcpy(j.acts + w * j.act_floats, j.base, j.act_floats * sizeof(float));
+      j.results[w] = LENSNET_OK;
+    }
+    tasks = (j.total + j.batch - 1) / j.batch;
+    if (workers > 1) j.d.parallel->run(j.d.parallel->user, tasks, lensviz__occlusion_task, &j);
+    else for (w = 0; w < tasks; w++) lensviz__occlusion_task(&j, w, 0);
+    for (w = 0; w < workers && r == LENSNET_OK; w++)
+      if (j.results[w] != LENSNET_OK) r = lensviz__fail(err, j.results[w], "occlusion: a forward pass failed");
+  }
+  for (k = 0; k < j.prefix; k++) lensviz_free(j.taps[k]);
+  lensviz_free(j.taps);
+  lensviz_free(j.act_offset); lensviz_free(j.base); lensviz_free(j.acts); lensviz_free(j.inputs);
+  lensviz_free(j.outputs); lensviz_free(j.workspace); lensviz_free(j.results);
+  lensnet_model_free(j.tail);
   return r;
 }
 
@@ -786,67 +1084,11 @@ LENSVIZ_API lensnet_result lensviz_smoothgrad(lensnet_model *m, const float *ima
 
 LENSVIZ_API lensnet_result lensviz_model_cut(const lensnet_model *m, size_t layer, size_t h, size_t w, lensnet_model **out,
                                              lensnet_error *err) {
-  const char *p = m->arch;
-  char *text, line[512];
-  size_t cap, len = 0, kept = 0, i;
-  int have_input = 0;
-  lensnet_model *cut;
-  lensnet_result r;
   *out = NULL;
   if (layer >= m->layer_count)
     return lensviz__fail(err, LENSNET_ERR_ARG, "layer %lu does not exist: the model has layers 0..%lu", (unsigned long)layer,
                          (unsigned long)m->layer_count - 1);
-  if (!h) h = m->in_h;
-  if (!w) w = m->in_w;
-  cap = strlen(m->arch) + 128;
-  if (!(text = LENSVIZ__CAST(char *, LENSVIZ_MALLOC(cap)))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
-  /* the same lines as lensnet's parser sees: split at newlines and ';', '#' starts a comment */
-  while (*p && kept <= layer) {
-    size_t n = 0, k;
-    char *hash;
-    int blank = 1;
-    while (*p && *p != '\n' && *p != ';') { if (n + 1 < sizeof line) line[n++] = *p; p++; }
-    if (*p) p++;
-    line[n] = 0;
-    if ((hash = strchr(line, '#')) != NULL) *hash = 0;
-    for (k = 0; line[k]; k++) if (line[k] != ' ' && line[k] != '\t' && line[k] != '\r' && line[k] != ',') blank = 0;
-    if (blank) continue;
-    if (!have_input) {
-      len += (size_t)snprintf(text + len, cap - len, "input %lu %lu %lu\n", (unsigned long)m->in_c, (unsigned long)h, (unsigned long)w);
-      have_input = 1;
-      continue;
-    }
-    if (len + strlen(line) + 2 > cap) break;
-    len += (size_t)snprintf(text + len, cap - len, "%s\n", line);
-    kept++;
-  }
-  r = lensnet_model_create(text, &cut, err);
-  LENSVIZ_FREE(text);
-  if (r != LENSNET_OK) {
-    if (err && (h != m->in_h || w != m->in_w)) {
-      char msg[sizeof err->message];
-      snprintf(msg, sizeof msg, "layers 0..%lu at %lux%lu: %.200s", (unsigned long)layer, (unsigned long)h, (unsigned long)w, err->message);
-      memcpy(err->message, msg, sizeof msg);
-    }
-    return r;
-  }
-  if (cut->layer_count != layer + 1) {
-    lensnet_model_free(cut);
-    return lensviz__fail(err, LENSNET_ERR_ARCH, "cutting the model after layer %lu gave %lu layers", (unsigned long)layer,
-                         (unsigned long)cut->layer_count);
-  }
-  for (i = 0; i < cut->param_count; i++) {
-    const lensnet_param *P = &cut->params[i], *S = lensnet_model_param(m, P->name);
-    if (!S || S->count != P->count) {
-      r = lensviz__fail(err, LENSNET_ERR_SHAPE, "'%s' depends on the input size, so layers 0..%lu cannot take %lux%lu inputs",
-                        P->name, (unsigned long)layer, (unsigned long)h, (unsigned long)w);
-      lensnet_model_free(cut);
-      return r;
-    }
-    memcpy(cut->values + P->offset, m->values + S->offset, P->count * sizeof(float));
-  }
-  *out = cut;
-  return LENSNET_OK;
+  return lensviz__slice(m, 0, layer, m->in_c, h ? h : m->in_h, w ? w : m->in_w, out, err);
 }
 
 typedef enum { LENSVIZ__ASCEND_OUTPUT, LENSVIZ__ASCEND_ENERGY, LENSVIZ__ASCEND_CHANNEL } lensviz__ascent_goal;
