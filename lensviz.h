@@ -2060,9 +2060,16 @@ LENSVIZ_API void lensviz_plot_confusion(lensviz_image *dst, const double *counts
       size_t tw, th;
       lensviz_fill_rect(dst, x, y, cell, cell, lensviz_colormap_color(LENSVIZ_CMAP_VIRIDIS, (float)f));
       lensviz_draw_rect(dst, x, y, cell, cell, lensviz_rgb(255, 255, 255));
-      snprintf(label, sizeof label, "%.0f\n%.1f%%", counts[i * k + j], 100.0 * f);
-      lensviz_text_size(label, 1, &tw, &th);
-      lensviz_draw_text(dst, x + (cell - (long)tw) / 2, y + (cell - (long)th) / 2, label, 1, f > 0.6 ? black : lensviz_rgb(255, 255, 255));
+      {
+        lensviz_color ink = f > 0.6 ? black : lensviz_rgb(255, 255, 255);
+        int s = cell >= 120 ? 2 : 1;
+        snprintf(label, sizeof label, "%.0f", counts[i * k + j]);
+        lensviz_text_size(label, s, &tw, &th);
+        lensviz_draw_text(dst, x + (cell - (long)tw) / 2, y + cell / 2 - (long)th, label, s, ink);
+        snprintf(label, sizeof label, "%.1f%%", 100.0 * f);
+        lensviz_text_size(label, 1, &tw, &th);
+        lensviz_draw_text(dst, x + (cell - (long)tw) / 2, y + cell / 2 + 4, label, 1, ink);
+      }
     }
     if (names && names[i]) snprintf(label, sizeof label, "%.10s", names[i]);
     else snprintf(label, sizeof label, "%lu", (unsigned long)i);

@@ -758,6 +758,15 @@ static void test_tools(void) {
       stbi_image_free(frames);
       free(delays);
     }
+    /* a FITS cutout of the Bologna challenge, resized to OU_VIS's 200x200 */
+    snprintf(cmd, sizeof cmd, "%s explain --model %s/reference/wilde2022/OU_VIS.safetensors --input %s/data/bologna-challenge1/space_based/lens/imageEUC_VIS-100002.fits "
+             "--resize --minmax --method gradcam --scale 1 --out build/explain_test > build/explain_test/log.txt 2>&1", lens_binary(), dir, dir);
+    CHECK(system(cmd) == 0, "lens explain on a FITS cutout");
+    {
+      size_t s6[2] = {6, 6};
+      CHECK(npy_shape("build/explain_test/gradcam.npy", 2, s6), "OU_VIS Grad-CAM at layer 20: 6x6");
+      CHECK(png_size("build/explain_test/image.png", &w, &h) && w == 200 && h == 200, "image.png 200x200 at --scale 1");
+    }
     snprintf(cmd, sizeof cmd, "%s explain --model %s/reference/wilde2022/OU_66.safetensors --input %s/reference/wilde2022/inputs_66.npy "
              "--method gradcam --layer 99 --out build/explain_test > build/explain_test/log.txt 2>&1", lens_binary(), dir, dir);
     CHECK(system(cmd) != 0, "--layer 99 fails");

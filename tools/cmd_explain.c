@@ -17,7 +17,7 @@
 
 typedef struct {
   const char *model_path, *input, *method, *out;
-  size_t index, patch, stride, steps, samples, iterations, octaves, jitter, blur_every, channel, count, threads;
+  size_t index, patch, stride, steps, samples, iterations, octaves, jitter, blur_every, channel, count, threads, frames;
   long layer, target;
   int minmax, resize, crop, hdu, scale, have_patch;
   float l2, noise, step, fill;
@@ -42,6 +42,7 @@ static void explain_usage(FILE *f) {
     "  --blur-every K     blur every K steps (default 4 for class and filter images)   --l2 W   L2 weight\n"
     "  --channel C        filters: draw only this channel   --count N   filters: channels drawn (default 8)\n"
     "  --seed S           noise and jitter seed (default 1)\n"
+    "  --frames N         frames of the GIF of an occlusion sweep or an ascent (default 60 / 40)\n"
     "  --minmax           per-band min-max normalisation (Wilde et al. 2022)\n"
     "  --resize | --crop  fit other image sizes to the model (bilinear / central cut)\n"
     "  --hdu K            FITS HDU (default: the first image)\n"
@@ -231,7 +232,7 @@ static int write_frames(const char *dir, const char *name, frame_set *fs, int de
 static int occlusion_gif(const explain_options *o, const lensnet_model *m, const float *image, const float *map, size_t rows,
                          size_t cols, float lo, float hi, size_t W, size_t H, size_t patch, size_t stride) {
   frame_set fs;
-  size_t cells = rows * cols, frames = cells < 60 ? cells : 60, f, k;
+  size_t cells = rows * cols, most = o->frames ? (o->frames < 128 ? o->frames : 128) : 60, frames = cells < most ? cells : most, f, k;
   lensnet_error err;
   float *partial = (float *)malloc(cells * sizeof(float));
   double sx = (double)W / (double)m->in_w;
@@ -299,6 +300,7 @@ int lens_cmd_explain(int argc, char **argv) {
     else if (!strcmp(a, "--blur-every")) o.blur_every = n;
     else if (!strcmp(a, "--channel")) o.channel = n;
     else if (!strcmp(a, "--count")) o.count = n;
+    else if (!strcmp(a, "--frames")) o.frames = n;
     else if (!strcmp(a, "--threads")) o.threads = n;
     else if (!strcmp(a, "--layer")) o.layer = (long)n;
     else if (!strcmp(a, "--target")) o.target = (long)n;
@@ -470,7 +472,10 @@ int lens_cmd_explain(int argc, char **argv) {
     fs.w = W; fs.h = H; fs.bands = m->in_c; fs.Q = 8.0f;
     d.frame = add_frame_from_image;
     d.frame_user = &fs;
-    d.frame_every = (d.iterations * d.octaves + 39) / 40;
+    {
+      size_t want = o.frames ? (o.frames < 120 ? o.frames : 120) : 40;
+      d.frame_every = (d.iterations * d.octaves + want - 1) / want;
+    }
     if (!result_pic) { rc = lens_fail("out of memory"); goto done; }
     if (!strcmp(method, "dream")) {
       memcpy(result, image, per * sizeof(float));
