@@ -112,7 +112,11 @@
 
 #ifndef LENSVIZ_API
 #ifdef LENSVIZ_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define LENSVIZ_API static __attribute__((unused)) /* a subset build uses only some of them */
+#else
 #define LENSVIZ_API static
+#endif
 #else
 #define LENSVIZ_API extern
 #endif

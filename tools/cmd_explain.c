@@ -27,7 +27,8 @@ typedef struct {
 static void explain_usage(FILE *f) {
   fprintf(f,
     "usage: lens explain --model M.safetensors --input X --method METHOD --out DIR [options]\n"
-    "  --input X          .npy [N,C,H,W] (pick one with --index I, default 0) or a FITS image or cube\n"
+    "  --input X          .npy [N,C,H,W] (pick one with --index I, default 0) or a FITS image or cube;\n"
+    "                     '-' for none (class-image; filters then draws channels 0, 1, ...)\n"
     "  --method           occlusion | saliency | guided | gradcam | guided-gradcam | ig | smoothgrad |\n"
     "                     dream | class-image | filters\n"
     "  --target K         output to explain (default: the 'lens' class from the metadata, else the last)\n"
@@ -255,21 +256,314 @@ static int occlusion_gif(const explain_options *o, const lensnet_model *m, const
   return write_frames(o->out, "occlusion", &fs, 8);
 }
 
+/* What every method needs: the options, the model, the image and its picture (ps.pics[0]). */
+typedef struct {
+  const explain_options *o;
+  lensnet_model *m;
+  lensviz_desc d;
+  int target;
+  float *image;
+  size_t W, H, per;
+  picture_set ps;
+} explain_ctx;
+
+/* Occlusion map, its panels and the sweep as a GIF. */
+static int explain_occlusion(explain_ctx *x) {
+  const explain_options *o = x->o;
+  lensnet_model *m = x->m;
+  lensviz_desc d = x->d;
+  const float *image = x->image;
+  picture_set *ps = &x->ps;
+  size_t W = x->W, H = x->H, per = x->per;
+  int target = x->target, rc = 0;
+  float *result = (float *)malloc(per * sizeof(float));
+  char title[256];
+  lensnet_error err;
+  if (!result) return lens_fail("out of memory");
+  size_t rows, cols, shape[2];
+  double base;
+  float lo, hi;
+  lensviz_image *map_pic = new_picture(ps, W, H), *over = new_picture(ps, W, H);
+  lensviz_panel p[3];
+  lensviz_occlusion_size(m, &d, &rows, &cols);
+  if (!rows || !cols) { rc = lens_fail("--patch %lu does not fit the %lux%lu input", (unsigned long)d.patch, (unsigned long)m->in_h, (unsigned long)m->in_w); goto done; }
+  free(result);
+  result = (float *)malloc(rows * cols * sizeof(float));
+  if (!result || !map_pic || !over) { rc = lens_fail("out of memory"); goto done; }
+  fprintf(stderr, "lens: occlusion: %lu x %lu patch positions\n", (unsigned long)rows, (unsigned long)cols);
+  if (lensviz_occlusion(m, image, target, &d, result, &base, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
+  shape[0] = rows; shape[1] = cols;
+  if ((rc = write_npy(o->out, "occlusion", 2, shape, result)) != 0) goto done;
+  lensviz_map_range(result, rows * cols, 1, &lo, &hi);
+  lensviz_render_map(result, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
+  lensviz_blit(over, 0, 0, &ps->pics[0]);
+  lensviz_overlay(over, result, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0.8f);
+  snprintf(title, sizeof title, "Occlusion, patch %lu stride %lu: P(class %d) = %.3f", (unsigned long)d.patch, (unsigned long)d.stride, target, base);
+  p[0] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  p[1] = panel(map_pic, "P(occluded) - P", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
+  p[2] = panel(over, "overlay", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  if ((rc = write_png(o->out, "occlusion_map", map_pic)) || (rc = write_png(o->out, "occlusion_overlay", over)) ||
+      (rc = write_grid(o->out, "occlusion", p, 3, 3, title)))
+    goto done;
+  rc = occlusion_gif(o, m, image, result, rows, cols, lo, hi, W, H, d.patch, d.stride);
+done:
+  free(result);
+  return rc;
+}
+
+/* Grad-CAM at the feature map's resolution, its panels. */
+static int explain_gradcam(explain_ctx *x) {
+  const explain_options *o = x->o;
+  lensnet_model *m = x->m;
+  lensviz_desc d = x->d;
+  const float *image = x->image;
+  picture_set *ps = &x->ps;
+  size_t W = x->W, H = x->H, per = x->per;
+  int target = x->target, rc = 0;
+  float *result = (float *)malloc(per * sizeof(float));
+  char title[256];
+  lensnet_error err;
+  if (!result) return lens_fail("out of memory");
+  size_t c, h, w, shape[2];
+  float lo, hi;
+  lensviz_image *map_pic = new_picture(ps, W, H), *over = new_picture(ps, W, H);
+  lensviz_panel p[3];
+  if (lensviz_layer_shape(m, (size_t)o->layer, &c, &h, &w, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
+  free(result);
+  result = (float *)malloc(h * w * sizeof(float));
+  if (!result || !map_pic || !over) { rc = lens_fail("out of memory"); goto done; }
+  if (lensviz_gradcam(m, image, target, (size_t)o->layer, &d, result, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
+  shape[0] = h; shape[1] = w;
+  if ((rc = write_npy(o->out, "gradcam", 2, shape, result)) != 0) goto done;
+  lensviz_map_range(result, h * w, 0, &lo, &hi);
+  lo = 0.0f;
+  if (!(hi > lo)) hi = 1.0f;
+  lensviz_render_map(result, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0, map_pic);
+  lensviz_blit(over, 0, 0, &ps->pics[0]);
+  lensviz_overlay(over, result, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0.7f);
+  snprintf(title, sizeof title, "Grad-CAM, layer %ld (%lux%lu), class %d", o->layer, (unsigned long)h, (unsigned long)w, target);
+  p[0] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  p[1] = panel(map_pic, "Grad-CAM", 1, LENSVIZ_CMAP_MAGMA, lo, hi);
+  p[2] = panel(over, "overlay (bilinear)", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  if ((rc = write_png(o->out, "gradcam_map", map_pic)) || (rc = write_png(o->out, "gradcam_overlay", over)) ||
+      (rc = write_grid(o->out, "gradcam", p, 3, 3, title)))
+    goto done;
+done:
+  free(result);
+  return rc;
+}
+
+/* Saliency, guided backprop, guided Grad-CAM, integrated gradients, SmoothGrad: [C,H,W] maps. */
+static int explain_gradients(explain_ctx *x) {
+  const explain_options *o = x->o;
+  lensnet_model *m = x->m;
+  lensviz_desc d = x->d;
+  const float *image = x->image;
+  const char *method = o->method;
+  picture_set *ps = &x->ps;
+  size_t W = x->W, H = x->H, per = x->per;
+  int target = x->target, rc = 0;
+  float *result = (float *)malloc(per * sizeof(float));
+  char title[256];
+  lensnet_error err;
+  if (!result) return lens_fail("out of memory");
+  size_t shape[3], hw = m->in_h * m->in_w, k, p_;
+  float lo, hi, *sum = (float *)calloc(hw, sizeof(float)), *mag = (float *)calloc(hw, sizeof(float));
+  lensviz_image *map_pic = new_picture(ps, W, H), *over = new_picture(ps, W, H);
+  lensviz_panel p[16];
+  size_t np = 0, cols;
+  lensnet_result r;
+  const char *name = method;
+  if (!sum || !mag || !map_pic || !over) { free(sum); free(mag); rc = lens_fail("out of memory"); goto done; }
+  if (!strcmp(method, "saliency")) r = lensviz_saliency(m, image, target, &d, result, &err);
+  else if (!strcmp(method, "guided")) r = lensviz_guided_backprop(m, image, target, &d, result, &err);
+  else if (!strcmp(method, "guided-gradcam")) r = lensviz_guided_gradcam(m, image, target, (size_t)o->layer, &d, result, &err);
+  else if (!strcmp(method, "ig")) r = lensviz_integrated_gradients(m, image, target, &d, result, &err);
+  else r = lensviz_smoothgrad(m, image, target, &d, result, &err);
+  if (r != LENSNET_OK) { free(sum); free(mag); rc = lens_fail_err(&err); goto done; }
+  shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
+  if ((rc = write_npy(o->out, name, 3, shape, result)) != 0) { free(sum); free(mag); goto done; }
+  for (k = 0; k < m->in_c; k++)
+    for (p_ = 0; p_ < hw; p_++) { sum[p_] += result[k * hw + p_]; mag[p_] += fabsf(result[k * hw + p_]); }
+  lensviz_map_range(sum, hw, 1, &lo, &hi);
+  lensviz_render_map(sum, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
+  lensviz_blit(over, 0, 0, &ps->pics[0]);
+  lensviz_overlay(over, mag, m->in_h, m->in_w, LENSVIZ_CMAP_MAGMA, 0, 0, 0.8f);
+  snprintf(title, sizeof title, "%s, class %d", !strcmp(method, "ig") ? "Integrated gradients" : !strcmp(method, "smoothgrad") ? "SmoothGrad" :
+           !strcmp(method, "guided") ? "Guided backprop" : !strcmp(method, "guided-gradcam") ? "Guided Grad-CAM" : "Saliency", target);
+  p[np++] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  p[np++] = panel(map_pic, "sum over bands", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
+  p[np++] = panel(over, "overlay of |map|", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  cols = m->in_c > 3 ? (m->in_c < 8 ? m->in_c : 8) : 3;
+  while (m->in_c > 1 && np < cols) p[np++] = panel(NULL, NULL, 0, LENSVIZ_CMAP_GRAY, 0, 1); /* bands start a row */
+  if (m->in_c > 1) {
+    float blo, bhi;
+    lensviz_map_range(result, m->in_c * hw, 1, &blo, &bhi);
+    for (k = 0; k < m->in_c && k < 8; k++) {
+      static const char *band_titles[8] = {"band 0", "band 1", "band 2", "band 3", "band 4", "band 5", "band 6", "band 7"};
+      lensviz_image *bp = new_picture(ps, W, H);
+      if (!bp) break;
+      lensviz_render_map(result + k * hw, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, blo, bhi, 0, bp);
+      p[np++] = panel(bp, band_titles[k], k + 1 == m->in_c || k == 7, LENSVIZ_CMAP_DIVERGING, blo, bhi);
+    }
+  }
+  free(sum);
+  free(mag);
+  {
+    char mapname[64], overname[64];
+    snprintf(mapname, sizeof mapname, "%s_map", name);
+    snprintf(overname, sizeof overname, "%s_overlay", name);
+    if ((rc = write_png(o->out, mapname, map_pic)) || (rc = write_png(o->out, overname, over)) ||
+        (rc = write_grid(o->out, name, p, np, cols, title)))
+      goto done;
+  }
+done:
+  free(result);
+  return rc;
+}
+
+/* Deep dream of the image, or a class image grown from noise, with the ascent as a GIF. */
+static int explain_ascent(explain_ctx *x) {
+  const explain_options *o = x->o;
+  lensnet_model *m = x->m;
+  lensviz_desc d = x->d;
+  const float *image = x->image;
+  const char *method = o->method;
+  picture_set *ps = &x->ps;
+  size_t W = x->W, H = x->H, per = x->per;
+  int target = x->target, rc = 0;
+  float *result = (float *)malloc(per * sizeof(float));
+  char title[256];
+  lensnet_error err;
+  if (!result) return lens_fail("out of memory");
+  frame_set fs;
+  size_t shape[3];
+  lensviz_image *result_pic = new_picture(ps, W, H);
+  lensviz_panel p[2];
+  lensnet_result r;
+  memset(&fs, 0, sizeof fs);
+  fs.w = W; fs.h = H; fs.bands = m->in_c; fs.Q = 8.0f;
+  d.frame = add_frame_from_image;
+  d.frame_user = &fs;
+  {
+    size_t want = o->frames ? (o->frames < 120 ? o->frames : 120) : 40;
+    d.frame_every = (d.iterations * d.octaves + want - 1) / want;
+  }
+  if (!result_pic) { rc = lens_fail("out of memory"); goto done; }
+  if (!strcmp(method, "dream")) {
+    memcpy(result, image, per * sizeof(float));
+    add_frame_from_image(&fs, 0, image, m->in_c, m->in_h, m->in_w);
+    r = lensviz_dream(m, (size_t)o->layer, &d, result, &err);
+  } else r = lensviz_class_image(m, target, &d, result, &err);
+  if (r != LENSNET_OK) { write_frames(o->out, method, &fs, 10); rc = lens_fail_err(&err); goto done; }
+  shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
+  if ((rc = write_npy(o->out, method, 3, shape, result)) != 0) { write_frames(o->out, method, &fs, 10); goto done; }
+  lensviz_asinh_bands(result, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, result_pic);
+  if (!strcmp(method, "dream")) {
+    snprintf(title, sizeof title, "Deep dream, layer %ld, %lu octave(s) x %lu steps", o->layer, (unsigned long)d.octaves, (unsigned long)d.iterations);
+    p[0] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+    p[1] = panel(result_pic, "dream", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+    rc = write_grid(o->out, "dream", p, 2, 2, title);
+    if (!rc) rc = write_png(o->out, "dream_map", result_pic);
+  } else {
+    double prob;
+    float logits[64];
+    if (m->out_features <= 64 && lensnet_model_forward(m, 1, result, logits, NULL, &err) == LENSNET_OK)
+      prob = lensviz_probability(logits, m->out_features, target);
+    else prob = -1.0;
+    snprintf(title, sizeof title, "Class image, class %d: P = %.3f", target, prob);
+    p[0] = panel(result_pic, "class image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+    rc = write_grid(o->out, "class-image", p, 1, 1, title);
+    if (!rc) rc = write_png(o->out, "class-image_map", result_pic);
+  }
+  if (!rc) rc = write_frames(o->out, method, &fs, 10);
+  else write_frames(o->out, method, &fs, 10);
+done:
+  free(result);
+  return rc;
+}
+
+/* Filter images of the channels the image excites most (or of --channel), and the channel means. */
+static int explain_filters(explain_ctx *x) {
+  const explain_options *o = x->o;
+  lensnet_model *m = x->m;
+  lensviz_desc d = x->d;
+  const float *image = x->image;
+  picture_set *ps = &x->ps;
+  size_t W = x->W, H = x->H, per = x->per;
+  int rc = 0;
+  float *result = (float *)malloc(per * sizeof(float));
+  char title[256];
+  lensnet_error err;
+  if (!result) return lens_fail("out of memory");
+  size_t c, h, w, k, chosen[64], nchosen = 0, shape[4];
+  float *means = NULL, *images = NULL;
+  lensviz_panel p[64];
+  char titles[64][32];
+  if (lensviz_layer_shape(m, (size_t)o->layer, &c, &h, &w, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
+  means = (float *)malloc(c * sizeof(float));
+  if (!means) { rc = lens_fail("out of memory"); goto done; }
+  if (o->channel != (size_t)-1) {
+    if (o->channel >= c) { free(means); rc = lens_fail("--channel %lu: layer %ld has %lu channels", (unsigned long)o->channel, o->layer, (unsigned long)c); goto done; }
+    chosen[nchosen++] = o->channel;
+  }
+  if (strcmp(o->input, "-")) {
+    /* the channels this image excites most, strongest first */
+    size_t shape1 = c;
+    if (lensviz_channel_means(m, image, (size_t)o->layer, means, &err) != LENSNET_OK) { free(means); rc = lens_fail_err(&err); goto done; }
+    if ((rc = write_npy(o->out, "channel_means", 1, &shape1, means)) != 0) { free(means); goto done; }
+    while (!nchosen || (o->channel == (size_t)-1 && nchosen < o->count && nchosen < c && nchosen < 64)) {
+      size_t best = 0, j;
+      int found = 0;
+      for (k = 0; k < c; k++) {
+        int used = 0;
+        for (j = 0; j < nchosen; j++) used |= chosen[j] == k;
+        if (!used && (!found || means[k] > means[best])) { best = k; found = 1; }
+      }
+      if (!found) break;
+      chosen[nchosen++] = best;
+    }
+  } else
+    while (nchosen < o->count && nchosen < c && nchosen < 64 && o->channel == (size_t)-1) { chosen[nchosen] = nchosen; nchosen++; }
+  images = (float *)malloc(nchosen * per * sizeof(float));
+  if (!images) { free(means); rc = lens_fail("out of memory"); goto done; }
+  for (k = 0; k < nchosen && rc == 0; k++) {
+    lensviz_image *pic = new_picture(ps, W, H);
+    fprintf(stderr, "lens: filter image for channel %lu of layer %ld\n", (unsigned long)chosen[k], o->layer);
+    if (lensviz_filter_image(m, (size_t)o->layer, chosen[k], &d, images + k * per, &err) != LENSNET_OK) { rc = lens_fail_err(&err); break; }
+    if (!pic) { rc = lens_fail("out of memory"); break; }
+    lensviz_asinh_bands(images + k * per, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, pic);
+    if (strcmp(o->input, "-")) snprintf(titles[k], sizeof titles[k], "ch %lu: %.3g", (unsigned long)chosen[k], means[chosen[k]]);
+    else snprintf(titles[k], sizeof titles[k], "channel %lu", (unsigned long)chosen[k]);
+    p[k] = panel(pic, titles[k], 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  }
+  if (rc == 0) {
+    shape[0] = nchosen; shape[1] = m->in_c; shape[2] = m->in_h; shape[3] = m->in_w;
+    rc = write_npy(o->out, "filters", 4, shape, images);
+  }
+  if (rc == 0) {
+    snprintf(title, sizeof title, "Filter images, layer %ld%s", o->layer, strcmp(o->input, "-") ? " (mean activation on the image)" : "");
+    rc = write_grid(o->out, "filters", p, nchosen, 4, title);
+  }
+  free(means);
+  free(images);
+done:
+  free(result);
+  return rc;
+}
+
 int lens_cmd_explain(int argc, char **argv) {
   explain_options o;
-  lensnet_model *m = NULL;
+  explain_ctx x;
   lensnet_error err;
-  lensviz_desc d;
   lens_pool *pool = NULL;
   lensnet_parallel par;
-  picture_set ps;
-  float *image = NULL, *result = NULL;
-  size_t per, W, H, i;
-  int rc = 0, target;
+  lensviz_desc d;
+  size_t i;
+  int rc = 0;
   const char *method;
-  char title[256];
   memset(&o, 0, sizeof o);
-  memset(&ps, 0, sizeof ps);
+  memset(&x, 0, sizeof x);
   o.layer = -1; o.target = -1; o.hdu = -1; o.seed = 1; o.count = 8; o.channel = (size_t)-1;
   for (i = 1; i < (size_t)argc; i++) {
     const char *a = argv[i], *v = i + 1 < (size_t)argc ? argv[i + 1] : NULL;
@@ -317,22 +611,25 @@ int lens_cmd_explain(int argc, char **argv) {
     return lens_fail("unknown --method '%s' (see lens explain --help)", method);
   if (o.resize && o.crop) return lens_fail("--resize and --crop exclude each other");
   if (o.have_patch && o.patch == 0) return lens_fail("--patch must be at least 1");
-  if (lensnet_model_load(o.model_path, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
-  target = o.target >= 0 ? (int)o.target : lens_class(m);
-  if ((size_t)target >= m->out_features) { lensnet_model_free(m); return lens_fail("--target %d: the model has %lu outputs", target, (unsigned long)m->out_features); }
-  if (o.layer < 0) o.layer = default_layer(m, !strcmp(method, "dream"));
-  if (o.layer < 0 || (size_t)o.layer >= m->layer_count) {
-    rc = lens_fail("--layer %ld does not exist: the model has layers 0..%lu", o.layer, (unsigned long)m->layer_count - 1);
-    lensnet_model_free(m);
+  if (lensnet_model_load(o.model_path, &x.m, &err) != LENSNET_OK) return lens_fail_err(&err);
+  x.target = o.target >= 0 ? (int)o.target : lens_class(x.m);
+  if ((size_t)x.target >= x.m->out_features) {
+    rc = lens_fail("--target %d: the model has %lu outputs", x.target, (unsigned long)x.m->out_features);
+    lensnet_model_free(x.m);
     return rc;
   }
-  per = m->in_c * m->in_h * m->in_w;
+  if (o.layer < 0) o.layer = default_layer(x.m, !strcmp(method, "dream"));
+  if (o.layer < 0 || (size_t)o.layer >= x.m->layer_count) {
+    rc = lens_fail("--layer %ld does not exist: the model has layers 0..%lu", o.layer, (unsigned long)x.m->layer_count - 1);
+    lensnet_model_free(x.m);
+    return rc;
+  }
+  x.o = &o;
+  x.per = x.m->in_c * x.m->in_h * x.m->in_w;
   if (o.count > 20) o.count = 20;
-  image = (float *)calloc(per, sizeof(float));
-  result = (float *)malloc(per * sizeof(float));
-  if (!image || !result) { rc = lens_fail("out of memory"); goto done; }
-  if (strcmp(method, "class-image") && strcmp(method, "filters") && (rc = load_object(&o, m, image)) != 0) goto done;
-  if (!strcmp(method, "filters") && strcmp(o.input, "-") && (rc = load_object(&o, m, image)) != 0) goto done;
+  if (!(x.image = (float *)calloc(x.per, sizeof(float)))) { rc = lens_fail("out of memory"); goto done; }
+  /* class images start from noise; filter images need an image only to rank channels */
+  if (strcmp(method, "class-image") && strcmp(o.input, "-") && (rc = load_object(&o, x.m, x.image)) != 0) goto done;
 
   pool = lens_pool_create(o.threads ? o.threads : lens_pool_default_threads());
   par = lens_pool_parallel(pool);
@@ -344,225 +641,28 @@ int lens_cmd_explain(int argc, char **argv) {
   d.iterations = o.iterations; d.step = o.step; d.l2 = o.l2;
   /* images grown from noise look cleaner with a little blur */
   d.blur_every = o.blur_every ? o.blur_every : (!strcmp(method, "class-image") || !strcmp(method, "filters")) ? 4 : 0;
-  d.octaves = o.octaves ? o.octaves : 3;
   d.jitter = o.jitter ? o.jitter - 1 : (!strcmp(method, "dream") ? 2 : 0);
   d = lensviz_desc_resolve(&d);
-  if (!strcmp(method, "dream")) d.octaves = o.octaves ? o.octaves : 3;
-  else d.octaves = 1;
+  d.octaves = !strcmp(method, "dream") ? (o.octaves ? o.octaves : 3) : 1;
+  x.d = d;
 
-  H = W = (size_t)(o.scale > 0 ? o.scale : (int)((200 + m->in_h - 1) / m->in_h)) * m->in_h;
-  W = W * m->in_w / m->in_h;
+  x.H = (size_t)(o.scale > 0 ? o.scale : (int)((200 + x.m->in_h - 1) / x.m->in_h)) * x.m->in_h;
+  x.W = x.H * x.m->in_w / x.m->in_h;
   {
-    lensviz_image *pic_image = new_picture(&ps, W, H);
+    lensviz_image *pic_image = new_picture(&x.ps, x.W, x.H);
     if (!pic_image) { rc = lens_fail("out of memory for pictures"); goto done; }
-    lensviz_asinh_bands(image, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, pic_image);
-    if (strcmp(method, "class-image") && strcmp(method, "filters") && (rc = write_png(o.out, "image", pic_image)) != 0) goto done;
+    lensviz_asinh_bands(x.image, x.m->in_c, x.m->in_h, x.m->in_w, 8.0f, 0.0f, pic_image);
+    if (strcmp(method, "class-image") && strcmp(o.input, "-") && (rc = write_png(o.out, "image", pic_image)) != 0) goto done;
   }
-  if (!strcmp(method, "occlusion")) {
-    size_t rows, cols, shape[2];
-    double base;
-    float lo, hi;
-    lensviz_image *map_pic = new_picture(&ps, W, H), *over = new_picture(&ps, W, H);
-    lensviz_panel p[3];
-    lensviz_occlusion_size(m, &d, &rows, &cols);
-    if (!rows || !cols) { rc = lens_fail("--patch %lu does not fit the %lux%lu input", (unsigned long)d.patch, (unsigned long)m->in_h, (unsigned long)m->in_w); goto done; }
-    free(result);
-    result = (float *)malloc(rows * cols * sizeof(float));
-    if (!result || !map_pic || !over) { rc = lens_fail("out of memory"); goto done; }
-    fprintf(stderr, "lens: occlusion: %lu x %lu patch positions\n", (unsigned long)rows, (unsigned long)cols);
-    if (lensviz_occlusion(m, image, target, &d, result, &base, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
-    shape[0] = rows; shape[1] = cols;
-    if ((rc = write_npy(o.out, "occlusion", 2, shape, result)) != 0) goto done;
-    lensviz_map_range(result, rows * cols, 1, &lo, &hi);
-    lensviz_render_map(result, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
-    lensviz_blit(over, 0, 0, &ps.pics[0]);
-    lensviz_overlay(over, result, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0.8f);
-    snprintf(title, sizeof title, "Occlusion, patch %lu stride %lu: P(class %d) = %.3f", (unsigned long)d.patch, (unsigned long)d.stride, target, base);
-    p[0] = panel(&ps.pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-    p[1] = panel(map_pic, "P(occluded) - P", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
-    p[2] = panel(over, "overlay", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-    if ((rc = write_png(o.out, "occlusion_map", map_pic)) || (rc = write_png(o.out, "occlusion_overlay", over)) ||
-        (rc = write_grid(o.out, "occlusion", p, 3, 3, title)))
-      goto done;
-    rc = occlusion_gif(&o, m, image, result, rows, cols, lo, hi, W, H, d.patch, d.stride);
-  } else if (!strcmp(method, "gradcam")) {
-    size_t c, h, w, shape[2];
-    float lo, hi;
-    lensviz_image *map_pic = new_picture(&ps, W, H), *over = new_picture(&ps, W, H);
-    lensviz_panel p[3];
-    if (lensviz_layer_shape(m, (size_t)o.layer, &c, &h, &w, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
-    free(result);
-    result = (float *)malloc(h * w * sizeof(float));
-    if (!result || !map_pic || !over) { rc = lens_fail("out of memory"); goto done; }
-    if (lensviz_gradcam(m, image, target, (size_t)o.layer, &d, result, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
-    shape[0] = h; shape[1] = w;
-    if ((rc = write_npy(o.out, "gradcam", 2, shape, result)) != 0) goto done;
-    lensviz_map_range(result, h * w, 0, &lo, &hi);
-    lo = 0.0f;
-    if (!(hi > lo)) hi = 1.0f;
-    lensviz_render_map(result, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0, map_pic);
-    lensviz_blit(over, 0, 0, &ps.pics[0]);
-    lensviz_overlay(over, result, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0.7f);
-    snprintf(title, sizeof title, "Grad-CAM, layer %ld (%lux%lu), class %d", o.layer, (unsigned long)h, (unsigned long)w, target);
-    p[0] = panel(&ps.pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-    p[1] = panel(map_pic, "Grad-CAM", 1, LENSVIZ_CMAP_MAGMA, lo, hi);
-    p[2] = panel(over, "overlay (bilinear)", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-    if ((rc = write_png(o.out, "gradcam_map", map_pic)) || (rc = write_png(o.out, "gradcam_overlay", over)) ||
-        (rc = write_grid(o.out, "gradcam", p, 3, 3, title)))
-      goto done;
-  } else if (!strcmp(method, "saliency") || !strcmp(method, "guided") || !strcmp(method, "guided-gradcam") || !strcmp(method, "ig") ||
-             !strcmp(method, "smoothgrad")) {
-    size_t shape[3], hw = m->in_h * m->in_w, k, p_;
-    float lo, hi, *sum = (float *)calloc(hw, sizeof(float)), *mag = (float *)calloc(hw, sizeof(float));
-    lensviz_image *map_pic = new_picture(&ps, W, H), *over = new_picture(&ps, W, H);
-    lensviz_panel p[16];
-    size_t np = 0, cols;
-    lensnet_result r;
-    const char *name = method;
-    if (!sum || !mag || !map_pic || !over) { free(sum); free(mag); rc = lens_fail("out of memory"); goto done; }
-    if (!strcmp(method, "saliency")) r = lensviz_saliency(m, image, target, &d, result, &err);
-    else if (!strcmp(method, "guided")) r = lensviz_guided_backprop(m, image, target, &d, result, &err);
-    else if (!strcmp(method, "guided-gradcam")) r = lensviz_guided_gradcam(m, image, target, (size_t)o.layer, &d, result, &err);
-    else if (!strcmp(method, "ig")) r = lensviz_integrated_gradients(m, image, target, &d, result, &err);
-    else r = lensviz_smoothgrad(m, image, target, &d, result, &err);
-    if (r != LENSNET_OK) { free(sum); free(mag); rc = lens_fail_err(&err); goto done; }
-    shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
-    if ((rc = write_npy(o.out, name, 3, shape, result)) != 0) { free(sum); free(mag); goto done; }
-    for (k = 0; k < m->in_c; k++)
-      for (p_ = 0; p_ < hw; p_++) { sum[p_] += result[k * hw + p_]; mag[p_] += fabsf(result[k * hw + p_]); }
-    lensviz_map_range(sum, hw, 1, &lo, &hi);
-    lensviz_render_map(sum, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
-    lensviz_blit(over, 0, 0, &ps.pics[0]);
-    lensviz_overlay(over, mag, m->in_h, m->in_w, LENSVIZ_CMAP_MAGMA, 0, 0, 0.8f);
-    snprintf(title, sizeof title, "%s, class %d", !strcmp(method, "ig") ? "Integrated gradients" : !strcmp(method, "smoothgrad") ? "SmoothGrad" :
-             !strcmp(method, "guided") ? "Guided backprop" : !strcmp(method, "guided-gradcam") ? "Guided Grad-CAM" : "Saliency", target);
-    p[np++] = panel(&ps.pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-    p[np++] = panel(map_pic, "sum over bands", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
-    p[np++] = panel(over, "overlay of |map|", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-    cols = m->in_c > 3 ? (m->in_c < 8 ? m->in_c : 8) : 3;
-    while (m->in_c > 1 && np < cols) p[np++] = panel(NULL, NULL, 0, LENSVIZ_CMAP_GRAY, 0, 1); /* bands start a row */
-    if (m->in_c > 1) {
-      float blo, bhi;
-      lensviz_map_range(result, m->in_c * hw, 1, &blo, &bhi);
-      for (k = 0; k < m->in_c && k < 8; k++) {
-        static const char *band_titles[8] = {"band 0", "band 1", "band 2", "band 3", "band 4", "band 5", "band 6", "band 7"};
-        lensviz_image *bp = new_picture(&ps, W, H);
-        if (!bp) break;
-        lensviz_render_map(result + k * hw, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, blo, bhi, 0, bp);
-        p[np++] = panel(bp, band_titles[k], k + 1 == m->in_c || k == 7, LENSVIZ_CMAP_DIVERGING, blo, bhi);
-      }
-    }
-    free(sum);
-    free(mag);
-    {
-      char mapname[64], overname[64];
-      snprintf(mapname, sizeof mapname, "%s_map", name);
-      snprintf(overname, sizeof overname, "%s_overlay", name);
-      if ((rc = write_png(o.out, mapname, map_pic)) || (rc = write_png(o.out, overname, over)) ||
-          (rc = write_grid(o.out, name, p, np, cols, title)))
-        goto done;
-    }
-  } else if (!strcmp(method, "dream") || !strcmp(method, "class-image")) {
-    frame_set fs;
-    size_t shape[3];
-    lensviz_image *result_pic = new_picture(&ps, W, H);
-    lensviz_panel p[2];
-    lensnet_result r;
-    memset(&fs, 0, sizeof fs);
-    fs.w = W; fs.h = H; fs.bands = m->in_c; fs.Q = 8.0f;
-    d.frame = add_frame_from_image;
-    d.frame_user = &fs;
-    {
-      size_t want = o.frames ? (o.frames < 120 ? o.frames : 120) : 40;
-      d.frame_every = (d.iterations * d.octaves + want - 1) / want;
-    }
-    if (!result_pic) { rc = lens_fail("out of memory"); goto done; }
-    if (!strcmp(method, "dream")) {
-      memcpy(result, image, per * sizeof(float));
-      add_frame_from_image(&fs, 0, image, m->in_c, m->in_h, m->in_w);
-      r = lensviz_dream(m, (size_t)o.layer, &d, result, &err);
-    } else r = lensviz_class_image(m, target, &d, result, &err);
-    if (r != LENSNET_OK) { write_frames(o.out, method, &fs, 10); rc = lens_fail_err(&err); goto done; }
-    shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
-    if ((rc = write_npy(o.out, method, 3, shape, result)) != 0) { write_frames(o.out, method, &fs, 10); goto done; }
-    lensviz_asinh_bands(result, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, result_pic);
-    if (!strcmp(method, "dream")) {
-      snprintf(title, sizeof title, "Deep dream, layer %ld, %lu octave(s) x %lu steps", o.layer, (unsigned long)d.octaves, (unsigned long)d.iterations);
-      p[0] = panel(&ps.pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-      p[1] = panel(result_pic, "dream", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-      rc = write_grid(o.out, "dream", p, 2, 2, title);
-      if (!rc) rc = write_png(o.out, "dream_map", result_pic);
-    } else {
-      double prob;
-      float logits[64];
-      if (m->out_features <= 64 && lensnet_model_forward(m, 1, result, logits, NULL, &err) == LENSNET_OK)
-        prob = lensviz_probability(logits, m->out_features, target);
-      else prob = -1.0;
-      snprintf(title, sizeof title, "Class image, class %d: P = %.3f", target, prob);
-      p[0] = panel(result_pic, "class image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-      rc = write_grid(o.out, "class-image", p, 1, 1, title);
-      if (!rc) rc = write_png(o.out, "class-image_map", result_pic);
-    }
-    if (!rc) rc = write_frames(o.out, method, &fs, 10);
-    else write_frames(o.out, method, &fs, 10);
-  } else { /* filters */
-    size_t c, h, w, k, chosen[64], nchosen = 0, shape[4];
-    float *means = NULL, *images = NULL;
-    lensviz_panel p[64];
-    char titles[64][32];
-    if (lensviz_layer_shape(m, (size_t)o.layer, &c, &h, &w, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
-    means = (float *)malloc(c * sizeof(float));
-    if (!means) { rc = lens_fail("out of memory"); goto done; }
-    if (o.channel != (size_t)-1) {
-      if (o.channel >= c) { free(means); rc = lens_fail("--channel %lu: layer %ld has %lu channels", (unsigned long)o.channel, o.layer, (unsigned long)c); goto done; }
-      chosen[nchosen++] = o.channel;
-    }
-    if (strcmp(o.input, "-")) {
-      /* the channels this image excites most, strongest first */
-      size_t shape1 = c;
-      if (lensviz_channel_means(m, image, (size_t)o.layer, means, &err) != LENSNET_OK) { free(means); rc = lens_fail_err(&err); goto done; }
-      if ((rc = write_npy(o.out, "channel_means", 1, &shape1, means)) != 0) { free(means); goto done; }
-      while (!nchosen || (o.channel == (size_t)-1 && nchosen < o.count && nchosen < c && nchosen < 64)) {
-        size_t best = 0, j;
-        int found = 0;
-        for (k = 0; k < c; k++) {
-          int used = 0;
-          for (j = 0; j < nchosen; j++) used |= chosen[j] == k;
-          if (!used && (!found || means[k] > means[best])) { best = k; found = 1; }
-        }
-        if (!found) break;
-        chosen[nchosen++] = best;
-      }
-    } else
-      while (nchosen < o.count && nchosen < c && nchosen < 64 && o.channel == (size_t)-1) { chosen[nchosen] = nchosen; nchosen++; }
-    images = (float *)malloc(nchosen * per * sizeof(float));
-    if (!images) { free(means); rc = lens_fail("out of memory"); goto done; }
-    for (k = 0; k < nchosen && rc == 0; k++) {
-      lensviz_image *pic = new_picture(&ps, W, H);
-      fprintf(stderr, "lens: filter image for channel %lu of layer %ld\n", (unsigned long)chosen[k], o.layer);
-      if (lensviz_filter_image(m, (size_t)o.layer, chosen[k], &d, images + k * per, &err) != LENSNET_OK) { rc = lens_fail_err(&err); break; }
-      if (!pic) { rc = lens_fail("out of memory"); break; }
-      lensviz_asinh_bands(images + k * per, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, pic);
-      if (strcmp(o.input, "-")) snprintf(titles[k], sizeof titles[k], "ch %lu: %.3g", (unsigned long)chosen[k], means[chosen[k]]);
-      else snprintf(titles[k], sizeof titles[k], "channel %lu", (unsigned long)chosen[k]);
-      p[k] = panel(pic, titles[k], 0, LENSVIZ_CMAP_GRAY, 0, 1);
-    }
-    if (rc == 0) {
-      shape[0] = nchosen; shape[1] = m->in_c; shape[2] = m->in_h; shape[3] = m->in_w;
-      rc = write_npy(o.out, "filters", 4, shape, images);
-    }
-    if (rc == 0) {
-      snprintf(title, sizeof title, "Filter images, layer %ld%s", o.layer, strcmp(o.input, "-") ? " (mean activation on the image)" : "");
-      rc = write_grid(o.out, "filters", p, nchosen, 4, title);
-    }
-    free(means);
-    free(images);
-  }
+  if (!strcmp(method, "occlusion")) rc = explain_occlusion(&x);
+  else if (!strcmp(method, "gradcam")) rc = explain_gradcam(&x);
+  else if (!strcmp(method, "dream") || !strcmp(method, "class-image")) rc = explain_ascent(&x);
+  else if (!strcmp(method, "filters")) rc = explain_filters(&x);
+  else rc = explain_gradients(&x);
 done:
-  free_pictures(&ps);
-  free(image);
-  free(result);
+  free_pictures(&x.ps);
+  free(x.image);
   if (pool) lens_pool_free(pool);
-  lensnet_model_free(m);
+  lensnet_model_free(x.m);
   return rc;
 }
