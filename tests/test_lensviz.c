@@ -716,10 +716,10 @@ static void test_tools(void) {
   TEST("lens explain writes decodable panels, raw maps and GIFs") {
     static const char *methods[] = {"gradcam", "saliency", "occlusion", "class-image"};
     size_t k;
-    CHECK(system("mkdir -p build/explain_test") == 0, "mkdir");
+    CHECK(system("rm -rf build/explain_test") == 0, "a fresh folder, which lens explain creates");
     for (k = 0; k < 4; k++) {
       snprintf(cmd, sizeof cmd, "%s explain --model %s/reference/wilde2022/OU_66.safetensors --input %s/reference/wilde2022/inputs_66.npy "
-               "--method %s --patch 11 --iterations 4 --threads 2 --out build/explain_test > build/explain_test/log.txt 2>&1",
+               "--method %s --patch 11 --iterations 4 --threads 2 --out build/explain_test > build/explain_test_log.txt 2>&1",
                lens_binary(), dir, dir, methods[k]);
       CHECK(system(cmd) == 0, "lens explain --method %s", methods[k]);
     }
@@ -760,7 +760,7 @@ static void test_tools(void) {
     }
     /* a FITS cutout of the Bologna challenge, resized to OU_VIS's 200x200 */
     snprintf(cmd, sizeof cmd, "%s explain --model %s/reference/wilde2022/OU_VIS.safetensors --input %s/data/bologna-challenge1/space_based/lens/imageEUC_VIS-100002.fits "
-             "--resize --minmax --method gradcam --scale 1 --out build/explain_test > build/explain_test/log.txt 2>&1", lens_binary(), dir, dir);
+             "--resize --minmax --method gradcam --scale 1 --out build/explain_test > build/explain_test_log.txt 2>&1", lens_binary(), dir, dir);
     CHECK(system(cmd) == 0, "lens explain on a FITS cutout");
     {
       size_t s6[2] = {6, 6};
@@ -768,16 +768,16 @@ static void test_tools(void) {
       CHECK(png_size("build/explain_test/image.png", &w, &h) && w == 200 && h == 200, "image.png 200x200 at --scale 1");
     }
     snprintf(cmd, sizeof cmd, "%s explain --model %s/reference/wilde2022/OU_66.safetensors --input %s/reference/wilde2022/inputs_66.npy "
-             "--method gradcam --layer 99 --out build/explain_test > build/explain_test/log.txt 2>&1", lens_binary(), dir, dir);
+             "--method gradcam --layer 99 --out build/explain_test > build/explain_test_log.txt 2>&1", lens_binary(), dir, dir);
     CHECK(system(cmd) != 0, "--layer 99 fails");
     snprintf(cmd, sizeof cmd, "%s explain --model %s/reference/wilde2022/OU_66.safetensors --input %s/reference/wilde2022/inputs_66.npy "
-             "--method nothing --out build/explain_test > build/explain_test/log.txt 2>&1", lens_binary(), dir, dir);
+             "--method nothing --out build/explain_test > build/explain_test_log.txt 2>&1", lens_binary(), dir, dir);
     CHECK(system(cmd) != 0, "an unknown method fails");
     snprintf(cmd, sizeof cmd, "%s explain --model %s/reference/wilde2022/OU_66.safetensors --input %s/reference/wilde2022/inputs_66.npy "
-             "--index 6 --method saliency --out build/explain_test > build/explain_test/log.txt 2>&1", lens_binary(), dir, dir);
+             "--index 6 --method saliency --out build/explain_test > build/explain_test_log.txt 2>&1", lens_binary(), dir, dir);
     CHECK(system(cmd) != 0, "--index 6 of 6 images fails");
     {
-      FILE *f = fopen("build/explain_test/log.txt", "r");
+      FILE *f = fopen("build/explain_test_log.txt", "r");
       char text[1024] = "";
       size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
       text[got] = 0;
@@ -785,6 +785,7 @@ static void test_tools(void) {
       CHECK(strstr(text, "--index 6") && strstr(text, "6 image"), "the message names the index: %s", text);
     }
     CHECK(system("rm -rf build/explain_test") == 0, "clean up");
+    remove("build/explain_test_log.txt");
   }
   TEST("lens plot draws ROC, PR, scores, confusion and history pictures from CSV") {
     FILE *f = fopen("build/plot_scores.csv", "w");

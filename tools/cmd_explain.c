@@ -6,11 +6,15 @@
  *                              Grad-CAM at the feature map's, gradients [C,H,W], images [C,H,W]
  *   DIR/<method>.png           the panels side by side with titles and colour bars
  *   DIR/image.png, DIR/<method>_map.png, DIR/<method>_overlay.png   the panels one by one
- *   DIR/<method>.gif           occlusion sweeps and gradient ascents, frame by frame */
+ *   DIR/<method>.gif           occlusion sweeps and gradient ascents, frame by frame
+ * DIR is created if it does not exist (its parent must). */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include "lens_cmds.h"
 #include "pool.h"
 #include "lensviz.h"
@@ -625,6 +629,7 @@ int lens_cmd_explain(int argc, char **argv) {
     return rc;
   }
   x.o = &o;
+  if (mkdir(o.out, 0777) != 0 && errno != EEXIST) { rc = lens_fail("%s: cannot create the output folder", o.out); goto done; }
   x.per = x.m->in_c * x.m->in_h * x.m->in_w;
   if (o.count > 20) o.count = 20;
   if (!(x.image = (float *)calloc(x.per, sizeof(float)))) { rc = lens_fail("out of memory"); goto done; }
