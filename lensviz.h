@@ -86,22 +86,29 @@
  *   LENSVIZ_MAX_PIXELS              largest picture a writer accepts (default 2^26 pixels)
  *
  * MEMORY
- *   Renderers draw into the caller's pixels and allocate nothing. The methods allocate their
- *   working buffers (a lensnet_trainer, input batches, a cut copy of the model) per call and free
- *   them before returning. Batches default to what fits in about 64 MB of activations.
+ *   Drawing functions draw into the caller's pixels and allocate nothing; lensviz_roc and
+ *   lensviz_pr sort a copy of the scores; the GIF and PNG writers build the file in memory. The
+ *   methods allocate their working buffers (a lensnet_trainer, input batches, slices of the
+ *   model) per call and free them before returning. Batches default to what fits in about 64 MB.
  *
  * THREADS AND DETERMINISM
  *   No threads of its own and no global mutable state: calls on different models or pictures
  *   may run at once. A model is only read, except by the gradient methods, which run a trainer
- *   over it (its weights are not changed; do not train the same model meanwhile). Occlusion
- *   batches may be spread over a caller's lensnet_parallel (desc.parallel); the map does not
- *   depend on the number of threads. Random numbers (noise, jitter) come from lensnet_rng seeded
+ *   over it (its weights are not changed; do not train the same model meanwhile). desc.parallel,
+ *   a caller's lensnet_parallel, spreads occlusion batches and the trainer's per-image
+ *   convolutions over threads; results do not depend on the number of threads. Random numbers (noise, jitter) come from lensnet_rng seeded
  *   with desc.seed, so a call repeats exactly on the same build.
  *
  * LIMITS AND WHAT IT DOES NOT DO
  *   One image per call for the methods (batching happens inside); the model must map one image
  *   to a vector of outputs. Pictures up to LENSVIZ_MAX_PIXELS; text is ASCII (other bytes draw as
  *   '?'). No anti-aliased lines, no TrueType, no PNG reading, no GIF transparency.
+ *   A gradient through a max pool goes to the largest input of each window (the first of equal
+ *   ones, as in PyTorch). Where the two largest differ only by rounding, which one wins depends on
+ *   how the convolution below summed, so input gradients of such images differ between float32
+ *   implementations: for the 200x200 test image of Wilde et al. (an upsampled cutout, with some
+ *   39000 windows of the first pool within 1e-6 of a tie) PyTorch's own float64 saliency is 3%
+ *   of the largest value away from its float32 one. Grad-CAM and occlusion are not affected.
  *
  * LICENCE: MIT (see the end of this file).
  */
@@ -157,7 +164,8 @@ typedef struct {
   float octave_scale;           /* size ratio between octaves (0: 1.4) */
   float lo, hi;                 /* pixel range kept during ascent (lo == hi: [0, 1]) */
   int unclamped;                /* nonzero: do not clamp pixels */
-  /* called with the current image every frame_every steps and after the last one (for GIFs) */
+  /* called with the current image every frame_every steps and after the last one (for GIFs);
+   * a dream's earlier octaves come at their smaller sizes, given by c, h, w */
   void (*frame)(void *user, size_t iteration, const float *image, size_t c, size_t h, size_t w);
   void *frame_user;
   size_t frame_every;           /* 0: 10 */

@@ -724,8 +724,16 @@ static void test_tools(void) {
       CHECK(system(cmd) == 0, "lens explain --method %s", methods[k]);
     }
     CHECK(png_size("build/explain_test/image.png", &w, &h) && w == 264 && h == 264, "image.png 264x264 (got %dx%d)", w, h);
-    CHECK(png_size("build/explain_test/gradcam_map.png", &w, &h) && w == 264 && h == 264, "gradcam_map.png 264x264");
-    CHECK(png_size("build/explain_test/gradcam_overlay.png", &w, &h) && w == 264 && h == 264, "gradcam_overlay.png");
+    {
+      static const char *singles[] = {"gradcam_map", "gradcam_overlay", "saliency_map", "saliency_overlay", "occlusion_map",
+                                      "occlusion_overlay", "class-image_map"};
+      char file[256];
+      for (k = 0; k < sizeof singles / sizeof singles[0]; k++) {
+        snprintf(file, sizeof file, "build/explain_test/%s.png", singles[k]);
+        w = h = 0;
+        CHECK(png_size(file, &w, &h) && w == 264 && h == 264, "%s decodes as 264x264 (got %dx%d)", file, w, h);
+      }
+    }
     CHECK(png_size("build/explain_test/gradcam.png", &w, &h) && w > 3 * 264 && h > 264, "gradcam.png panel %dx%d", w, h);
     CHECK(png_size("build/explain_test/saliency.png", &w, &h) && w > 3 * 264 && h > 2 * 264, "saliency.png panels %dx%d", w, h);
     CHECK(png_size("build/explain_test/occlusion.png", &w, &h) && w > 3 * 264, "occlusion.png %dx%d", w, h);
