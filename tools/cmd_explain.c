@@ -15,6 +15,7 @@
 #include <math.h>
 #include <errno.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include "lens_cmds.h"
 #include "pool.h"
 #include "lensviz.h"
@@ -204,7 +205,7 @@ static lensviz_panel panel(const lensviz_image *img, const char *title, int bar,
 /* Frames for GIFs, all of one size. */
 typedef struct {
   lensviz_image frames[128];
-  size_t count, w, h, bands;
+  size_t count, w, h, bands, total; /* total: steps of the whole ascent, for the progress line */
   float Q;
 } frame_set;
 
@@ -219,6 +220,7 @@ static void add_frame_from_image(void *user, size_t iteration, const float *imag
   snprintf(label, sizeof label, "step %lu", (unsigned long)iteration);
   lensviz_draw_text(&fs->frames[fs->count], 3, 3, label, 1, lensviz_rgb(255, 255, 255));
   fs->count++;
+  if (fs->total && isatty(2)) fprintf(stderr, "\rlens: step %lu of %lu ", (unsigned long)iteration, (unsigned long)fs->total);
 }
 
 static int write_frames(const char *dir, const char *name, frame_set *fs, int delay) {
@@ -446,7 +448,7 @@ static int explain_ascent(explain_ctx *x) {
   lensviz_panel p[2];
   lensnet_result r;
   memset(&fs, 0, sizeof fs);
-  fs.w = W; fs.h = H; fs.bands = m->in_c; fs.Q = 8.0f;
+  fs.w = W; fs.h = H; fs.bands = m->in_c; fs.Q = 8.0f; fs.total = d.iterations * d.octaves;
   d.frame = add_frame_from_image;
   d.frame_user = &fs;
   {
@@ -459,6 +461,7 @@ static int explain_ascent(explain_ctx *x) {
     add_frame_from_image(&fs, 0, image, m->in_c, m->in_h, m->in_w);
     r = lensviz_dream(m, (size_t)o->layer, &d, result, &err);
   } else r = lensviz_class_image(m, target, &d, result, &err);
+  if (isatty(2)) fputc('\n', stderr); /* ends the progress line */
   if (r != LENSNET_OK) { write_frames(o->out, method, &fs, 10); rc = lens_fail_err(&err); goto done; }
   shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
   if ((rc = write_npy(o->out, method, 3, shape, result)) != 0) { write_frames(o->out, method, &fs, 10); goto done; }
