@@ -15,6 +15,8 @@ static const lens_command commands[] = {
   {"predict", lens_cmd_predict, "score images (.npy batches or FITS cutouts) with a lens finder"},
   {"train",   lens_cmd_train,   "train a lens finder on images.npy + labels.csv, resumable"},
   {"render",  lens_cmd_render,  "render a lens scene (JSON) to an image"},
+  {"explain", lens_cmd_explain, "show what a lens finder looks at: occlusion, saliency, Grad-CAM, dreams"},
+  {"plot",    lens_cmd_plot,    "draw ROC, precision-recall, score, history and confusion pictures from CSV"},
 };
 
 int lens_fail(const char *fmt, ...) {

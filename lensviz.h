@@ -1,0 +1,2461 @@
+/* lensviz.h - what a lens finder looks at, and pictures of it - v0.1 - MIT licence
+ *
+ * Interpretability for the CNNs of lensnet.h (occlusion, saliency, guided backprop, Grad-CAM,
+ * guided Grad-CAM, integrated gradients, SmoothGrad, class images, deep dream, filter images,
+ * per-channel activations) and the pictures around them (colour maps, asinh RGB composites,
+ * overlays, titled panel grids with colour bars in a built-in bitmap font, ROC / PR / training
+ * curves, confusion matrices, histograms), written as PNG (through stb_image_write.h) or as
+ * animated GIF (an encoder of its own).
+ *
+ * BUILD
+ *   lensviz.h needs lensnet.h. In exactly one C or C++ file:
+ *     #define LENSNET_IMPLEMENTATION        (unless another file holds it)
+ *     #define STB_IMAGE_WRITE_IMPLEMENTATION (unless another file holds it, or LENSVIZ_NO_PNG)
+ *     #define LENSVIZ_IMPLEMENTATION
+ *     #include "lensviz.h"
+ *   elsewhere just #include "lensviz.h"; link with -lm. stb_image_write.h comes from Debian's
+ *   libstb-dev (/usr/include/stb/stb_image_write.h, found as <stb/stb_image_write.h>) or from any
+ *   copy on the include path ("stb_image_write.h"); LENSVIZ_STB_IMAGE_WRITE names another path.
+ *
+ * TEN LINES
+ *     lensnet_model *m; lensnet_error err; float cam[4 * 4];
+ *     lensnet_model_load("OU_66.safetensors", &m, &err);
+ *     lensviz_gradcam(m, image_4x66x66, 1, 27, NULL, cam, &err);   // layer 27: last conv's ReLU
+ *     unsigned char rgb[198 * 198 * 3]; lensviz_image pic = {rgb, 198, 198, 0};
+ *     lensviz_render_map(cam, 4, 4, LENSVIZ_CMAP_MAGMA, 0, 0, 1, &pic);   // 0,0: auto range
+ *     lensviz_png_write("gradcam.png", &pic, &err);
+ *
+ * METHODS (image: one sample [C,H,W] in the model's input shape; target: the explained output,
+ * -1 for the last one, which is "lens" for the two-class finders of Wilde et al. 2022)
+ *   lensviz_occlusion        P(target | patch filled) - P(target) over a grid of patch positions;
+ *                            P from the softmax of the outputs (the sigmoid for one output). The
+ *                            grid has floor((H - patch) / stride) + 1 rows (likewise columns):
+ *                            only whole patches, no partial ones at the edges. Patches are filled
+ *                            with `fill` in every band. Each occluded image recomputes only the
+ *                            rectangle of every convolution, pool and element-wise layer that its
+ *                            patch reaches, from the unoccluded activations (a patch touches few
+ *                            outputs of the early, costly layers), up to the first layer that
+ *                            mixes all positions; from there the rest of the model runs on
+ *                            batches through lensnet_model_forward. desc.cells picks grid cells.
+ *   lensviz_saliency         d output_target / d input, signed, shape [C,H,W] (Simonyan et al. 2014).
+ *   lensviz_guided_backprop  the same with negative gradients clamped to zero at every ReLU
+ *                            (Springenberg et al. 2015).
+ *   lensviz_gradcam          ReLU(sum_k alpha_k A_k), alpha_k = mean_ij d output_target / d A_k,
+ *                            A = output of layer L, at the feature map's resolution (Selvaraju et
+ *                            al. 2017). Layer indices are lensnet layer indices, which for the
+ *                            built-in ou66 / ou200 are PyTorch's nn.Sequential indices.
+ *   lensviz_guided_gradcam   guided backprop times the Grad-CAM map resized to H x W by bilinear
+ *                            interpolation (PyTorch's align_corners=False convention), [C,H,W].
+ *   lensviz_integrated_gradients  (x - x') * mean_{k=1..m} grad(x' + k/m (x - x')), the right
+ *                            Riemann sum of Sundararajan et al. 2017; x' = baseline (zeros by default).
+ *   lensviz_smoothgrad       mean gradient over `samples` copies of x with Gaussian noise of
+ *                            sigma = noise * (max(x) - min(x)) (Smilkov et al. 2017).
+ *   lensviz_class_image      gradient ascent on output_target from a noise image (Simonyan et al.
+ *                            2014) with optional L2 decay, Gaussian blur every k steps and jitter.
+ *   lensviz_dream            gradient ascent on 0.5 mean(A_L^2) from a given image (deep dream,
+ *                            Mordvintsev et al. 2015), with octaves and jitter.
+ *   lensviz_filter_image     gradient ascent on the mean activation of one channel of layer L
+ *                            (of its input when L is a ReLU: a unit that is off passes no gradient).
+ *   lensviz_channel_means    mean activation of every channel of layer L for one image.
+ *   Ascent steps are normalised: x += step * g / mean|g|; pixels stay in [lo, hi] (default [0, 1],
+ *   the range of min-max normalised cutouts). Dream and filter images run a copy of the model cut
+ *   after layer L, which for octaves is rebuilt at each octave's size: that works while layers
+ *   0..L are convolutions, pools and activations (a dense layer fixes the size).
+ *
+ * PICTURES (lensviz_image: RGB8 pixels owned by the caller, row stride in bytes, 0 = 3 * width;
+ * a view into a larger picture is an image too, see lensviz_image_view)
+ *   colour maps viridis, magma (matplotlib's tables, sampled), a blue-white-red diverging map
+ *   for signed maps, grey; lensviz_render_map scales any float map into any picture size.
+ *   lensviz_asinh_rgb: Lupton et al. 2004 (PASP 116, 133): I = mean of the bands,
+ *   f(I) = asinh(Q I / stretch) / Q, every band scaled by f(I) / I, colours kept when clipping.
+ *   Text: a 5x7 bitmap font (ASCII 32..126) in 6x8 cells, drawn at integer scales.
+ *   Panels, colour bars, line plots (ROC, PR, training history), histograms, confusion matrices.
+ *   Files: lensviz_png_write (stb_image_write.h; compiled out by LENSVIZ_NO_PNG) and
+ *   lensviz_gif_write (animated, looping; a fixed 256-colour palette: a 6x6x6 colour cube and 40
+ *   greys, no dithering). Both write `path.tmp` and rename it, so a reader never sees half a file.
+ *
+ * ERRORS
+ *   The functions that can fail return lensnet_result and fill an optional lensnet_error (the
+ *   types of lensnet.h: a result code and a sentence naming the problem); no global error state.
+ *
+ * CONFIGURATION (define before including the implementation)
+ *   LENSVIZ_MALLOC / LENSVIZ_FREE   both or none (default: libc malloc and free)
+ *   LENSVIZ_STATIC                  make every function static
+ *   LENSVIZ_NO_PNG                  no stb_image_write.h, no lensviz_png_write
+ *   LENSVIZ_STB_IMAGE_WRITE         the include path of stb_image_write.h, in quotes or <>
+ *   LENSVIZ_MAX_PIXELS              largest picture a writer accepts (default 2^26 pixels)
+ *
+ * MEMORY
+ *   Drawing functions draw into the caller's pixels and allocate nothing; lensviz_roc and
+ *   lensviz_pr sort a copy of the scores; the GIF and PNG writers build the file in memory. The
+ *   methods allocate their working buffers (a lensnet_trainer, input batches, slices of the
+ *   model) per call and free them before returning. Batches default to what fits in about 64 MB.
+ *
+ * THREADS AND DETERMINISM
+ *   No threads of its own and no global mutable state: calls on different models or pictures
+ *   may run at once. A model is only read, except by the gradient methods, which run a trainer
+ *   over it (its weights are not changed; do not train the same model meanwhile). desc.parallel,
+ *   a caller's lensnet_parallel, spreads occlusion batches and the trainer's per-image
+ *   convolutions over threads; results do not depend on the number of threads. Random numbers (noise, jitter) come from lensnet_rng seeded
+ *   with desc.seed, so a call repeats exactly on the same build.
+ *
+ * LIMITS AND WHAT IT DOES NOT DO
+ *   One image per call for the methods (batching happens inside); the model must map one image
+ *   to a vector of outputs. Pictures up to LENSVIZ_MAX_PIXELS; text is ASCII (other bytes draw as
+ *   '?'). No anti-aliased lines, no TrueType, no PNG reading, no GIF transparency.
+ *   A gradient through a max pool goes to the largest input of each window (the first of equal
+ *   ones, as in PyTorch). Where the two largest differ only by rounding, which one wins depends on
+ *   how the convolution below summed, so input gradients of such images differ between float32
+ *   implementations: for the 200x200 test image of Wilde et al. (an upsampled cutout, with some
+ *   39000 windows of the first pool within 1e-6 of a tie) PyTorch's own float64 saliency is 3%
+ *   of the largest value away from its float32 one. Grad-CAM and occlusion are not affected.
+ *
+ * LICENCE: MIT (see the end of this file).
+ */
+#ifndef LENSVIZ_H
+#define LENSVIZ_H
+
+#include "lensnet.h"
+
+#ifndef LENSVIZ_API
+#ifdef LENSVIZ_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define LENSVIZ_API static __attribute__((unused)) /* a subset build uses only some of them */
+#else
+#define LENSVIZ_API static
+#endif
+#else
+#define LENSVIZ_API extern
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Options shared by the methods: zero means default for every field
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+  size_t batch;                 /* images per forward / backward pass (0: what fits in ~64 MB) */
+  const lensnet_parallel *parallel; /* occlusion: spread batches over it (NULL: this thread) */
+  uint64_t seed;                /* noise and jitter */
+  /* occlusion */
+  size_t patch;                 /* patch side in pixels (0: 4) */
+  size_t stride;                /* step between patches (0: the patch side) */
+  float fill;                   /* value written into the patch, every band (default 0) */
+  const size_t *cells;          /* compute only these grid cells (row * cols + col), leaving the
+                                   rest of the map untouched (NULL: every cell) */
+  size_t cell_count;
+  /* integrated gradients */
+  size_t steps;                 /* Riemann steps (0: 32) */
+  const float *baseline;        /* [C,H,W] (NULL: zeros) */
+  /* SmoothGrad */
+  size_t samples;               /* noisy copies (0: 25) */
+  float noise;                  /* sigma as a fraction of the image's value range (0: 0.15) */
+  /* gradient ascent: class image, dream, filter image */
+  size_t iterations;            /* steps (per octave for dreams) (0: 100) */
+  float step;                   /* step size in pixel units after normalisation (0: 0.01) */
+  float l2;                     /* weight of an L2 penalty 0.5 * l2 * |x|^2 (default 0: none) */
+  size_t blur_every;            /* blur the image every this many steps (0: never) */
+  float blur_sigma;             /* Gaussian sigma in pixels (0: 0.5) */
+  size_t jitter;                /* random circular shift up to this many pixels per step (0: none) */
+  size_t octaves;               /* dream octaves (0: 1) */
+  float octave_scale;           /* size ratio between octaves (0: 1.4) */
+  float lo, hi;                 /* pixel range kept during ascent (lo == hi: [0, 1]) */
+  int unclamped;                /* nonzero: do not clamp pixels */
+  /* called with the current image every frame_every steps and after the last one (for GIFs);
+   * a dream's earlier octaves come at their smaller sizes, given by c, h, w */
+  void (*frame)(void *user, size_t iteration, const float *image, size_t c, size_t h, size_t w);
+  void *frame_user;
+  size_t frame_every;           /* 0: 10 */
+} lensviz_desc;
+
+/* The options with every default filled in (desc may be NULL); batch stays 0 (model-dependent). */
+LENSVIZ_API lensviz_desc lensviz_desc_resolve(const lensviz_desc *desc);
+
+/* P(target) from one output vector: softmax over `count` outputs, sigmoid when count is 1;
+ * target < 0 means the last output. */
+LENSVIZ_API double lensviz_probability(const float *outputs, size_t count, int target);
+
+/* ---------------------------------------------------------------------------------------------
+ * Methods (image: one sample [m->in_c, m->in_h, m->in_w]; target: output index, -1 = last)
+ * ------------------------------------------------------------------------------------------- */
+/* Rows and columns of the occlusion grid for this model and these options. */
+LENSVIZ_API void lensviz_occlusion_size(const lensnet_model *m, const lensviz_desc *desc, size_t *rows, size_t *cols);
+/* map: rows * cols floats (lensviz_occlusion_size). base_probability (may be NULL): P(target)
+ * of the unoccluded image. */
+LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
+                                             float *map, double *base_probability, lensnet_error *err);
+/* grad: C*H*W floats. */
+LENSVIZ_API lensnet_result lensviz_saliency(lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
+                                            float *grad, lensnet_error *err);
+LENSVIZ_API lensnet_result lensviz_guided_backprop(lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
+                                                   float *grad, lensnet_error *err);
+/* Output shape of layer `layer` (per sample); LENSNET_ERR_ARG if there is no such layer. */
+LENSVIZ_API lensnet_result lensviz_layer_shape(const lensnet_model *m, size_t layer, size_t *c, size_t *h, size_t *w, lensnet_error *err);
+/* cam: h*w floats of layer `layer`'s output (lensviz_layer_shape). */
+LENSVIZ_API lensnet_result lensviz_gradcam(lensnet_model *m, const float *image, int target, size_t layer, const lensviz_desc *desc,
+                                           float *cam, lensnet_error *err);
+/* out: C*H*W floats. */
+LENSVIZ_API lensnet_result lensviz_guided_gradcam(lensnet_model *m, const float *image, int target, size_t layer,
+                                                  const lensviz_desc *desc, float *out, lensnet_error *err);
+LENSVIZ_API lensnet_result lensviz_integrated_gradients(lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
+                                                        float *out, lensnet_error *err);
+LENSVIZ_API lensnet_result lensviz_smoothgrad(lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
+                                              float *out, lensnet_error *err);
+/* image: C*H*W floats, filled with seeded noise and then ascended. */
+LENSVIZ_API lensnet_result lensviz_class_image(lensnet_model *m, int target, const lensviz_desc *desc, float *image, lensnet_error *err);
+/* image: C*H*W floats, the start image on entry and the dream on return. */
+LENSVIZ_API lensnet_result lensviz_dream(const lensnet_model *m, size_t layer, const lensviz_desc *desc, float *image, lensnet_error *err);
+/* image: C*H*W floats, filled with seeded noise and then ascended on channel `channel` of layer `layer`. */
+LENSVIZ_API lensnet_result lensviz_filter_image(const lensnet_model *m, size_t layer, size_t channel, const lensviz_desc *desc,
+                                                float *image, lensnet_error *err);
+/* means: one float per channel of layer `layer`'s output. */
+LENSVIZ_API lensnet_result lensviz_channel_means(const lensnet_model *m, const float *image, size_t layer, float *means, lensnet_error *err);
+/* A copy of m that stops after layer `layer`, taking inputs of h x w (0, 0: the model's size),
+ * with m's weights: what dreams and filter images differentiate. Free with lensnet_model_free. */
+LENSVIZ_API lensnet_result lensviz_model_cut(const lensnet_model *m, size_t layer, size_t h, size_t w, lensnet_model **out, lensnet_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Pictures
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+  unsigned char *rgb;           /* 3 bytes per pixel, rows `stride` bytes apart */
+  size_t width, height;
+  size_t stride;                /* 0 means 3 * width */
+} lensviz_image;
+
+typedef struct { unsigned char r, g, b; } lensviz_color;
+
+typedef enum { LENSVIZ_CMAP_VIRIDIS, LENSVIZ_CMAP_MAGMA, LENSVIZ_CMAP_DIVERGING, LENSVIZ_CMAP_GRAY, LENSVIZ_CMAP_COUNT } lensviz_colormap;
+
+/* Allocates width*height RGB pixels (LENSVIZ_MALLOC), cleared to black. */
+LENSVIZ_API lensnet_result lensviz_image_alloc(lensviz_image *img, size_t width, size_t height, lensnet_error *err);
+LENSVIZ_API void lensviz_image_free(lensviz_image *img);
+/* The rectangle (x, y, w, h) of img as an image sharing its pixels (clipped to img). */
+LENSVIZ_API lensviz_image lensviz_image_view(const lensviz_image *img, size_t x, size_t y, size_t w, size_t h);
+LENSVIZ_API lensviz_color lensviz_rgb(unsigned char r, unsigned char g, unsigned char b);
+
+/* Colour of t in [0, 1] (clamped; NaN gives mid grey). */
+LENSVIZ_API lensviz_color lensviz_colormap_color(lensviz_colormap cmap, float t);
+/* Name ("viridis", "magma", "diverging", "gray") and lookup (-1 if unknown). */
+LENSVIZ_API const char *lensviz_colormap_name(lensviz_colormap cmap);
+LENSVIZ_API int lensviz_colormap_from_name(const char *name);
+/* The range to show a map with: [min, max]; symmetric [-a, a] with a = max |v| when symmetric. */
+LENSVIZ_API void lensviz_map_range(const float *map, size_t n, int symmetric, float *lo, float *hi);
+
+/* Drawing primitives, clipped to the picture. */
+LENSVIZ_API void lensviz_fill(lensviz_image *img, lensviz_color c);
+LENSVIZ_API void lensviz_fill_rect(lensviz_image *img, long x, long y, long w, long h, lensviz_color c);
+LENSVIZ_API void lensviz_draw_rect(lensviz_image *img, long x, long y, long w, long h, lensviz_color c);
+LENSVIZ_API void lensviz_draw_line(lensviz_image *img, long x0, long y0, long x1, long y1, int thickness, lensviz_color c);
+/* Text in the built-in font, top-left corner at (x, y), `scale` pixels per font pixel; '\n'
+ * starts a new line. Returns the width drawn. */
+LENSVIZ_API size_t lensviz_draw_text(lensviz_image *img, long x, long y, const char *text, int scale, lensviz_color c);
+LENSVIZ_API void lensviz_text_size(const char *text, int scale, size_t *width, size_t *height);
+/* Copies src into dst at (x, y), clipped. */
+LENSVIZ_API void lensviz_blit(lensviz_image *dst, long x, long y, const lensviz_image *src);
+
+/* Renders map [h, w] into the whole of dst (nearest neighbour: each map pixel a block, or
+ * bilinear when smooth), values mapped from [lo, hi]; lo == hi takes lensviz_map_range (symmetric
+ * for the diverging map). */
+LENSVIZ_API void lensviz_render_map(const float *map, size_t h, size_t w, lensviz_colormap cmap, float lo, float hi, int smooth,
+                                    lensviz_image *dst);
+/* Lupton et al. 2004 composite of three planes [h, w] (red, green, blue) into dst (nearest
+ * neighbour scaling). Q (0: 8) softens the stretch; stretch <= 0 picks the brightest pixel of I;
+ * minimum is subtracted first. The brightest colour is scaled to 1. */
+LENSVIZ_API void lensviz_asinh_rgb(const float *red, const float *green, const float *blue, size_t h, size_t w, float Q,
+                                   float stretch, float minimum, lensviz_image *dst);
+/* The same for an image [bands, h, w] with bands ordered from blue to red: 1 band is grey,
+ * 2 bands (b0, mean, b1), 3 bands (b2, b1, b0), 4 bands (b3, mean of b1 and b2, b0); more
+ * bands use the last, middle and first. */
+LENSVIZ_API void lensviz_asinh_bands(const float *image, size_t bands, size_t h, size_t w, float Q, float stretch, lensviz_image *dst);
+/* Blends map (bilinearly resized to dst) over dst: out = (1 - a) dst + a colour, where
+ * a = alpha * t^0.5 for sequential maps (weak values stay see-through) and alpha * |2t - 1| for
+ * the diverging map. lo == hi: auto range as in lensviz_render_map. */
+LENSVIZ_API void lensviz_overlay(lensviz_image *dst, const float *map, size_t h, size_t w, lensviz_colormap cmap, float lo,
+                                 float hi, float alpha);
+/* A vertical colour bar in the rectangle, with `ticks` labelled values (0: 5) to its right. */
+LENSVIZ_API void lensviz_colorbar(lensviz_image *img, long x, long y, long w, long h, lensviz_colormap cmap, float lo, float hi,
+                                  int ticks, lensviz_color text);
+
+/* A grid of titled panels, each optionally with a colour bar. */
+typedef struct {
+  const lensviz_image *image;   /* the panel's picture */
+  const char *title;            /* above the picture (may be NULL) */
+  int colorbar;                 /* nonzero: a colour bar of cmap over [lo, hi] at the right */
+  lensviz_colormap cmap;
+  float lo, hi;
+} lensviz_panel;
+/* Size of the grid of n panels in `cols` columns under a title (may be NULL). */
+LENSVIZ_API void lensviz_grid_size(const lensviz_panel *panels, size_t n, size_t cols, const char *title, size_t *width, size_t *height);
+/* Draws the grid into dst (at least lensviz_grid_size), white background, black text. */
+LENSVIZ_API void lensviz_grid_render(const lensviz_panel *panels, size_t n, size_t cols, const char *title, lensviz_image *dst);
+
+/* Line plots */
+typedef struct {
+  const float *x, *y;           /* n points */
+  size_t n;
+  const char *label;            /* legend text (NULL: none) */
+  lensviz_color color;
+  int dashed;
+} lensviz_series;
+
+typedef struct {
+  const char *title, *xlabel, *ylabel;
+  float x0, x1, y0, y1;         /* axis ranges; x0 == x1 (or y0 == y1) fits the data */
+  int diagonal;                 /* nonzero: a dotted y = x line (ROC chance line) */
+  int legend_bottom;            /* nonzero: legend at the bottom right instead of the top right */
+} lensviz_plot_desc;
+
+/* A line plot of n series filling dst: white background, axes with ticks, legend. */
+LENSVIZ_API void lensviz_plot_lines(lensviz_image *dst, const lensviz_series *series, size_t n, const lensviz_plot_desc *desc);
+/* Histograms of n series (their y is ignored) with `bins` bins over [desc->x0, desc->x1] (auto if
+ * equal), drawn as outlined steps. */
+LENSVIZ_API void lensviz_plot_histogram(lensviz_image *dst, const lensviz_series *series, size_t n, size_t bins,
+                                        const lensviz_plot_desc *desc);
+/* Confusion matrix counts[k*k] (row: true class, column: predicted), cells coloured by the row
+ * fraction, each showing its count and percentage; names may be NULL. */
+LENSVIZ_API void lensviz_plot_confusion(lensviz_image *dst, const double *counts, size_t k, const char *const *names,
+                                        const char *title);
+
+/* ROC curve of scores (higher = more positive) against labels (nonzero = positive): fpr and tpr
+ * of n + 1 points (thresholds from +inf down, ties taken together; fewer points with ties: the
+ * count is returned). auc (may be NULL) by the trapezoid rule. Returns 0 if either class is absent. */
+LENSVIZ_API size_t lensviz_roc(const float *scores, const int *labels, size_t n, float *fpr, float *tpr, double *auc);
+/* Precision-recall curve: recall and precision of up to n + 1 points; average precision
+ * (sum over thresholds of (R_k - R_{k-1}) P_k) in *ap. Returns the point count, 0 without positives. */
+LENSVIZ_API size_t lensviz_pr(const float *scores, const int *labels, size_t n, float *recall, float *precision, double *ap);
+
+/* ---------------------------------------------------------------------------------------------
+ * Files
+ * ------------------------------------------------------------------------------------------- */
+#ifndef LENSVIZ_NO_PNG
+/* PNG (RGB8), through path.tmp and a rename. */
+LENSVIZ_API lensnet_result lensviz_png_write(const char *path, const lensviz_image *img, lensnet_error *err);
+#endif
+/* Animated GIF of `count` frames of equal size, delay in hundredths of a second, looping forever. */
+LENSVIZ_API lensnet_result lensviz_gif_write(const char *path, const lensviz_image *frames, size_t count, int delay_cs,
+                                             lensnet_error *err);
+/* The same into memory: *out (LENSVIZ_MALLOC, free with LENSVIZ_FREE or lensviz_free) of *len bytes. */
+LENSVIZ_API lensnet_result lensviz_gif_encode(const lensviz_image *frames, size_t count, int delay_cs, unsigned char **out,
+                                              size_t *len, lensnet_error *err);
+LENSVIZ_API void lensviz_free(void *p);
+/* 64-bit FNV-1a hash of a picture's pixels (row by row, stride ignored): for regression tests. */
+LENSVIZ_API uint64_t lensviz_image_hash(const lensviz_image *img);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LENSVIZ_H */
+
+/* =============================================================================================
+ * Implementation
+ * =========================================================================================== */
+#if defined(LENSVIZ_IMPLEMENTATION) && !defined(LENSVIZ__IMPLEMENTED)
+#define LENSVIZ__IMPLEMENTED
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <math.h>
+
+#if defined(LENSVIZ_MALLOC) && defined(LENSVIZ_FREE)
+/* both given */
+#elif !defined(LENSVIZ_MALLOC) && !defined(LENSVIZ_FREE)
+#define LENSVIZ_MALLOC(sz) malloc(sz)
+#define LENSVIZ_FREE(p) free(p)
+#else
+#error "lensviz.h: define both LENSVIZ_MALLOC and LENSVIZ_FREE, or neither"
+#endif
+
+#ifndef LENSVIZ_MAX_PIXELS
+#define LENSVIZ_MAX_PIXELS ((size_t)1 << 26)
+#endif
+
+#ifdef __cplusplus
+#define LENSVIZ__CAST(type, expr) ((type)(expr))
+#else
+#define LENSVIZ__CAST(type, expr) (expr)
+#endif
+
+#ifndef LENSVIZ_NO_PNG
+/* stb_image_write.h is third-party code; its own warnings are not ours to fix. */
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wunused-function"
+#pragma clang diagnostic ignored "-Wsign-compare"
+#pragma clang diagnostic ignored "-Wmissing-field-initializers"
+#pragma clang diagnostic ignored "-Wunused-parameter"
+#elif defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#endif
+#if defined(LENSVIZ_STB_IMAGE_WRITE)
+#include LENSVIZ_STB_IMAGE_WRITE
+#elif defined(__has_include)
+#if __has_include(<stb/stb_image_write.h>)
+#include <stb/stb_image_write.h>
+#else
+#include "stb_image_write.h"
+#endif
+#else
+#include <stb/stb_image_write.h>
+#endif
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#elif defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+/* Records a failure with a formatted sentence and returns r. */
+static lensnet_result lensviz__fail(lensnet_error *err, lensnet_result r, const char *fmt, ...) {
+  if (err) {
+    va_list ap;
+    err->result = r;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+  }
+  return r;
+}
+
+static int lensviz__mul_ok(size_t a, size_t b, size_t *out) {
+  if (a != 0 && b > (size_t)-1 / a) return 0;
+  *out = a * b;
+  return 1;
+}
+
+/* count * size bytes, overflow-checked; NULL on failure. */
+static void *lensviz__alloc(size_t count, size_t size) {
+  size_t bytes;
+  if (!lensviz__mul_ok(count ? count : 1, size, &bytes)) return NULL;
+  return LENSVIZ_MALLOC(bytes);
+}
+
+static float *lensviz__floats(size_t count) { return LENSVIZ__CAST(float *, lensviz__alloc(count, sizeof(float))); }
+
+LENSVIZ_API void lensviz_free(void *p) {
+  if (p) LENSVIZ_FREE(p);
+}
+
+LENSVIZ_API lensviz_desc lensviz_desc_resolve(const lensviz_desc *desc) {
+  lensviz_desc d;
+  if (desc) d = *desc;
+  else memset(&d, 0, sizeof d);
+  if (!d.patch) d.patch = 4;
+  if (!d.stride) d.stride = d.patch;
+  if (!d.steps) d.steps = 32;
+  if (!d.samples) d.samples = 25;
+  if (!(d.noise > 0.0f)) d.noise = 0.15f;
+  if (!d.iterations) d.iterations = 100;
+  if (!(d.step > 0.0f)) d.step = 0.01f;
+  if (!(d.blur_sigma > 0.0f)) d.blur_sigma = 0.5f;
+  if (!d.octaves) d.octaves = 1;
+  if (!(d.octave_scale > 1.0f)) d.octave_scale = 1.4f;
+  if (d.lo == d.hi) { d.lo = 0.0f; d.hi = 1.0f; }
+  if (!d.frame_every) d.frame_every = 10;
+  return d;
+}
+
+LENSVIZ_API double lensviz_probability(const float *outputs, size_t count, int target) {
+  size_t t, k;
+  double mx, sum = 0.0;
+  if (count == 0) return 0.0;
+  t = target < 0 ? count - 1 : (size_t)target;
+  if (t >= count) return 0.0;
+  if (count == 1) return 1.0 / (1.0 + exp(-(double)outputs[0]));
+  mx = outputs[0];
+  for (k = 1; k < count; k++) if (outputs[k] > mx) mx = outputs[k];
+  for (k = 0; k < count; k++) sum += exp((double)outputs[k] - mx);
+  return exp((double)outputs[t] - mx) / sum;
+}
+
+/* Resolves target (-1 = last output) or reports an error. */
+static lensnet_result lensviz__target(const lensnet_model *m, int target, size_t *out, lensnet_error *err) {
+  if (target < 0) { *out = m->out_features - 1; return LENSNET_OK; }
+  if ((size_t)target >= m->out_features)
+    return lensviz__fail(err, LENSNET_ERR_ARG, "target output %d does not exist: the model has %lu outputs", target,
+                         (unsigned long)m->out_features);
+  *out = (size_t)target;
+  return LENSNET_OK;
+}
+
+static size_t lensviz__image_floats(const lensnet_model *m) { return m->in_c * m->in_h * m->in_w; }
+
+/* Images per batch: desc's choice, else what keeps `per_image` floats per image near 2^24
+ * (64 MB), at most `cap` and at least 1. */
+static size_t lensviz__batch(const lensviz_desc *d, size_t per_image, size_t cap) {
+  size_t b = d->batch ? d->batch : ((size_t)1 << 24) / (per_image ? per_image : 1);
+  if (b > cap) b = cap;
+  return b ? b : 1;
+}
+
+/* ---- slices of a model ------------------------------------------------------------------- */
+
+/* A model of layers first..last of m, taking inputs [c, h, w], with m's weights. The lines are
+ * those lensnet's parser sees: split at newlines and ';', '#' starts a comment. */
+static lensnet_result lensviz__slice(const lensnet_model *m, size_t first, size_t last, size_t c, size_t h, size_t w,
+                                     lensnet_model **out, lensnet_error *err) {
+  const char *p = m->arch;
+  char *text, line[512];
+  size_t cap, len = 0, index = 0, i;
+  int have_input = 0;
+  lensnet_model *cut;
+  lensnet_result r;
+  *out = NULL;
+  cap = strlen(m->arch) + 128;
+  if (!(text = LENSVIZ__CAST(char *, LENSVIZ_MALLOC(cap)))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  len += (size_t)snprintf(text, cap, "input %lu %lu %lu\n", (unsigned long)c, (unsigned long)h, (unsigned long)w);
+  while (*p && index <= last) {
+    size_t n = 0, k;
+    char *hash;
+    int blank = 1;
+    while (*p && *p != '\n' && *p != ';') { if (n + 1 < sizeof line) line[n++] = *p; p++; }
+    if (*p) p++;
+    line[n] = 0;
+    if ((hash = strchr(line, '#')) != NULL) *hash = 0;
+    for (k = 0; line[k]; k++) if (line[k] != ' ' && line[k] != '\t' && line[k] != '\r' && line[k] != ',') blank = 0;
+    if (blank) continue;
+    if (!have_input) { have_input = 1; continue; } /* the model's own input line */
+    if (index++ < first) continue;
+    if (len + strlen(line) + 2 > cap) break;
+    len += (size_t)snprintf(text + len, cap - len, "%s\n", line);
+  }
+  r = lensnet_model_create(text, &cut, err);
+  LENSVIZ_FREE(text);
+  if (r != LENSNET_OK) {
+    if (err) {
+      char msg[sizeof err->message];
+      snprintf(msg, sizeof msg, "layers %lu..%lu at %lux%lu: %.200s", (unsigned long)first, (unsigned long)last, (unsigned long)h,
+               (unsigned long)w, err->message);
+      memcpy(err->message, msg, sizeof msg);
+    }
+    return r;
+  }
+  if (cut->layer_count != last - first + 1) {
+    lensnet_model_free(cut);
+    return lensviz__fail(err, LENSNET_ERR_ARCH, "slicing layers %lu..%lu of the model gave %lu layers", (unsigned long)first,
+                         (unsigned long)last, (unsigned long)cut->layer_count);
+  }
+  for (i = 0; i < cut->param_count; i++) {
+    const lensnet_param *P = &cut->params[i], *S = lensnet_model_param(m, P->name);
+    if (!S || S->count != P->count) {
+      r = lensviz__fail(err, LENSNET_ERR_SHAPE, "'%s' depends on the input size, so layers %lu..%lu cannot take %lux%lu inputs",
+                        P->name, (unsigned long)first, (unsigned long)last, (unsigned long)h, (unsigned long)w);
+      lensnet_model_free(cut);
+      return r;
+    }
+    memcpy(cut->values + P->offset, m->values + S->offset, P->count * sizeof(float));
+  }
+  *out = cut;
+  return LENSNET_OK;
+}
+
+/* ---- occlusion ----------------------------------------------------------------------------- */
+
+LENSVIZ_API void lensviz_occlusion_size(const lensnet_model *m, const lensviz_desc *desc, size_t *rows, size_t *cols) {
+  lensviz_desc d = lensviz_desc_resolve(desc);
+  *rows = m->in_h >= d.patch ? (m->in_h - d.patch) / d.stride + 1 : 0;
+  *cols = m->in_w >= d.patch ? (m->in_w - d.patch) / d.stride + 1 : 0;
+}
+
+/* Occlusion changes a patch, and a convolution, pool or element-wise layer changes only the
+ * outputs whose window meets a changed input. So each occluded image recomputes, layer by layer,
+ * just the rectangle its patch reaches, on top of the unoccluded image's activations, up to the
+ * first layer that mixes every position (flatten, dense, global pool, ...); from there a slice
+ * of the model runs on whole batches through lensnet_model_forward. */
+typedef struct { long y0, y1, x0, x1; } lensviz__rect; /* inclusive; empty when y0 > y1 */
+
+static int lensviz__local_layer(lensnet_layer_type t) {
+  switch (t) {
+    case LENSNET_LAYER_CONV2D: case LENSNET_LAYER_RELU: case LENSNET_LAYER_LEAKY_RELU: case LENSNET_LAYER_GELU:
+    case LENSNET_LAYER_SIGMOID: case LENSNET_LAYER_TANH: case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL:
+    case LENSNET_LAYER_DROPOUT: case LENSNET_LAYER_BATCHNORM: return 1;
+    default: return 0;
+  }
+}
+
+/* The outputs of layer L that depend on the inputs in r. */
+static lensviz__rect lensviz__rect_through(const lensnet_layer *L, lensviz__rect r) {
+  if (r.y0 > r.y1 || r.x0 > r.x1) return r;
+  if (L->type == LENSNET_LAYER_CONV2D || L->type == LENSNET_LAYER_MAXPOOL || L->type == LENSNET_LAYER_AVGPOOL) {
+    long k = (long)L->kernel, s = (long)L->stride, p = (long)L->padding, lo;
+    lensviz__rect o;
+    lo = r.y0 + p - (k - 1);
+    o.y0 = lo <= 0 ? 0 : (lo + s - 1) / s;
+    o.y1 = (r.y1 + p) / s;
+    if (o.y1 > (long)L->out_h - 1) o.y1 = (long)L->out_h - 1;
+    lo = r.x0 + p - (k - 1);
+    o.x0 = lo <= 0 ? 0 : (lo + s - 1) / s;
+    o.x1 = (r.x1 + p) / s;
+    if (o.x1 > (long)L->out_w - 1) o.x1 = (long)L->out_w - 1;
+    return o;
+  }
+  return r;
+}
+
+/* A convolution's weights reordered [in channel][row][column][out channel], so that one input
+ * value meets every output channel in a row of memory; NULL when that does not apply. */
+#define LENSVIZ__MAX_CHANNELS 1024
+static float *lensviz__conv_taps(const lensnet_model *m, const lensnet_layer *L) {
+  const float *W;
+  float *t;
+  size_t c, j, taps;
+  if (L->type != LENSNET_LAYER_CONV2D || L->groups != 1 || L->out_c > LENSVIZ__MAX_CHANNELS) return NULL;
+  W = m->values + m->params[L->weight].offset;
+  taps = L->in_c * L->kernel * L->kernel;
+  if (!(t = lensviz__floats(taps * L->out_c))) return NULL;
+  for (c = 0; c < L->out_c; c++)
+    for (j = 0; j < taps; j++) t[j * L->out_c + c] = W[c * taps + j];
+  return t;
+}
+
+/* Layer L's outputs inside r (every channel), from its input `in`, as lensnet computes them:
+ * each convolution output sums its taps in the order channel, row, column and then adds the
+ * bias. taps: lensviz__conv_taps of L, or NULL for the plain loop. */
+static void lensviz__layer_rect(const lensnet_model *m, const lensnet_layer *L, const float *taps, const float *in, float *out,
+                                lensviz__rect r) {
+  long y, x, ky, kx, iy, ix, k = (long)L->kernel, s = (long)L->stride, p = (long)L->padding, ih = (long)L->in_h, iw = (long)L->in_w;
+  long oh = (long)L->out_h, ow = (long)L->out_w;
+  size_t c, ci;
+  if (r.y0 > r.y1 || r.x0 > r.x1) return;
+  if (L->type == LENSNET_LAYER_CONV2D && taps) {
+    const float *bias = L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL;
+    size_t oc = L->out_c;
+    float acc[LENSVIZ__MAX_CHANNELS];
+    for (y = r.y0; y <= r.y1; y++)
+      for (x = r.x0; x <= r.x1; x++) {
+        for (c = 0; c < oc; c++) acc[c] = 0.0f;
+        for (ci = 0; ci < L->in_c; ci++)
+          for (ky = 0; ky < k; ky++) {
+            iy = y * s - p + ky;
+            if (iy < 0 || iy >= ih) continue;
+            for (kx = 0; kx < k; kx++) {
+              const float *trow = taps + ((ci * (size_t)k + (size_t)ky) * (size_t)k + (size_t)kx) * oc;
+              float v;
+              ix = x * s - p + kx;
+              if (ix < 0 || ix >= iw) continue;
+              v = in[(ci * (size_t)ih + (size_t)iy) * (size_t)iw + (size_t)ix];
+              for (c = 0; c + 8 <= oc; c += 8) { /* eight channels at a time: straight-line code that vectorises */
+                acc[c] += trow[c] * v; acc[c + 1] += trow[c + 1] * v; acc[c + 2] += trow[c + 2] * v; acc[c + 3] += trow[c + 3] * v;
+                acc[c + 4] += trow[c + 4] * v; acc[c + 5] += trow[c + 5] * v; acc[c + 6] += trow[c + 6] * v; acc[c + 7] += trow[c + 7] * v;
+              }
+              for (; c < oc; c++) acc[c] += trow[c] * v;
+            }
+          }
+        for (c = 0; c < oc; c++) out[c * (size_t)(oh * ow) + (size_t)(y * ow + x)] = bias ? acc[c] + bias[c] : acc[c];
+      }
+    return;
+  }
+  if (L->type == LENSNET_LAYER_CONV2D) {
+    const float *W = m->values + m->params[L->weight].offset, *bias = L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL;
+    size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups;
+    for (c = 0; c < L->out_c; c++) {
+      const float *plane = in + (c / cout_g) * cin_g * (size_t)(ih * iw);
+      for (y = r.y0; y <= r.y1; y++)
+        for (x = r.x0; x <= r.x1; x++) {
+          float acc = 0.0f;
+          for (ci = 0; ci < cin_g; ci++) {
+            const float *wk = W + (c * cin_g + ci) * (size_t)(k * k), *src = plane + ci * (size_t)(ih * iw);
+            for (ky = 0; ky < k; ky++) {
+              iy = y * s - p + ky;
+              if (iy < 0 || iy >= ih) continue;
+              for (kx = 0; kx < k; kx++) {
+                ix = x * s - p + kx;
+                if (ix >= 0 && ix < iw) acc += wk[ky * k + kx] * src[iy * iw + ix];
+              }
+            }
+          }
+          out[c * (size_t)(oh * ow) + (size_t)(y * ow + x)] = bias ? acc + bias[c] : acc;
+        }
+    }
+    return;
+  }
+  for (c = 0; c < L->out_c; c++) {
+    const float *src = in + c * (size_t)(ih * iw);
+    float *dst = out + c * (size_t)(oh * ow);
+    for (y = r.y0; y <= r.y1; y++)
+      for (x = r.x0; x <= r.x1; x++) {
+        float v, acc;
+        switch (L->type) {
+          case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL:
+            acc = L->type == LENSNET_LAYER_MAXPOOL ? -INFINITY : 0.0f;
+            for (ky = 0; ky < k; ky++) {
+              iy = y * s - p + ky;
+              if (iy < 0 || iy >= ih) continue;
+              for (kx = 0; kx < k; kx++) {
+                ix = x * s - p + kx;
+                if (ix < 0 || ix >= iw) continue;
+                v = src[iy * iw + ix];
+                if (L->type == LENSNET_LAYER_AVGPOOL) acc += v;
+                else if (v > acc || v != v) acc = v;
+              }
+            }
+            dst[y * ow + x] = L->type == LENSNET_LAYER_MAXPOOL ? acc : acc / (float)(k * k);
+            break;
+          case LENSNET_LAYER_BATCHNORM: {
+            const float *w = m->values + m->params[L->weight].offset, *b = m->values + m->params[L->bias_param].offset;
+            const float *mean = m->values + m->params[L->mean_param].offset, *var = m->values + m->params[L->var_param].offset;
+            dst[y * ow + x] = (src[y * iw + x] - mean[c]) * (1.0f / sqrtf(var[c] + L->value)) * w[c] + b[c];
+            break;
+          }
+          default:
+            v = src[y * iw + x];
+            switch (L->type) {
+              case LENSNET_LAYER_RELU: v = v > 0.0f ? v : 0.0f; break;
+              case LENSNET_LAYER_LEAKY_RELU: v = v > 0.0f ? v : v * L->value; break;
+              case LENSNET_LAYER_GELU: v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); break;
+              case LENSNET_LAYER_SIGMOID: v = 1.0f / (1.0f + expf(-v)); break;
+              case LENSNET_LAYER_TANH: v = tanhf(v); break;
+              default: break; /* dropout: the identity at inference */
+            }
+            dst[y * ow + x] = v;
+            break;
+        }
+      }
+  }
+}
+
+typedef struct {
+  const lensnet_model *m;
+  const float *image;
+  lensviz_desc d;
+  size_t rows, cols, total, batch, target;
+  size_t prefix;                       /* layers 0..prefix-1 recomputed by rectangles */
+  lensnet_model *tail;                 /* layers prefix..end (NULL when prefix covers the model) */
+  size_t *act_offset, act_floats;      /* activation k (0: the input, k: layer k-1's output) */
+  float **taps;                        /* per local layer: lensviz__conv_taps or NULL */
+  float *base;                         /* the unoccluded activations */
+  float *acts;                         /* per worker: a working copy of base */
+  float *inputs, *outputs, *workspace; /* per worker: the tail's batch */
+  size_t tail_in, workspace_floats;
+  float *map;
+  double base_probability;
+  lensnet_result *results;             /* per worker: the first failure */
+} lensviz__occlusion_job;
+
+static size_t lensviz__act_size(const lensviz__occlusion_job *j, size_t k) {
+  const lensnet_model *m = j->m;
+  if (k == 0) return m->in_c * m->in_h * m->in_w;
+  return m->layers[k - 1].out_c * m->layers[k - 1].out_h * m->layers[k - 1].out_w;
+}
+
+/* Copies rectangle r of every channel of activation k from src to dst. */
+static void lensviz__copy_rect(const lensviz__occlusion_job *j, size_t k, lensviz__rect r, const float *src, float *dst) {
+  const lensnet_model *m = j->m;
+  size_t c, ch = k ? m->layers[k - 1].out_c : m->in_c, h = k ? m->layers[k - 1].out_h : m->in_h, w = k ? m->layers[k - 1].out_w : m->in_w;
+  long y;
+  if (r.y0 > r.y1 || r.x0 > r.x1) return;
+  for (c = 0; c < ch; c++)
+    for (y = r.y0; y <= r.y1; y++) {
+      size_t at = j->act_offset[k] + (c * h + (size_t)y) * w + (size_t)r.x0;
+      memcpy(dst + at, src + at, (size_t)(r.x1 - r.x0 + 1) * sizeof(float));
+    }
+}
+
+/* One batch of patch positions: fill the patch, push its rectangle through the local layers,
+ * hand the result to the tail, and put the touched rectangles back. */
+static void lensviz__occlusion_task(void *ctx, size_t index, size_t worker) {
+  lensviz__occlusion_job *j = LENSVIZ__CAST(lensviz__occlusion_job *, ctx);
+  const lensnet_model *m = j->m;
+  size_t first = index * j->batch, n = j->total - first, b, k, c, outs = m->out_features;
+  float *acts = j->acts + worker * j->act_floats, *in = j->inputs + worker * j->batch * j->tail_in;
+  float *out = j->outputs + worker * j->batch * outs;
+  lensviz__rect rects[256];
+  if (n > j->batch) n = j->batch;
+  for (b = 0; b < n; b++) {
+    size_t pos = j->d.cells ? j->d.cells[first + b] : first + b;
+    lensviz__rect r;
+    long y;
+    r.y0 = (long)((pos / j->cols) * j->d.stride);
+    r.x0 = (long)((pos % j->cols) * j->d.stride);
+    r.y1 = r.y0 + (long)j->d.patch - 1;
+    r.x1 = r.x0 + (long)j->d.patch - 1;
+    rects[0] = r;
+    for (c = 0; c < m->in_c; c++)
+      for (y = r.y0; y <= r.y1; y++) {
+        float *row = acts + (c * m->in_h + (size_t)y) * m->in_w;
+        long x;
+        for (x = r.x0; x <= r.x1; x++) row[x] = j->d.fill;
+      }
+    for (k = 0; k < j->prefix; k++) {
+      rects[k + 1] = lensviz__rect_through(&m->layers[k], rects[k]);
+      lensviz__layer_rect(m, &m->layers[k], j->taps[k], acts + j->act_offset[k], acts + j->act_offset[k + 1], rects[k + 1]);
+    }
+    if (j->tail) memcpy(in + b * j->tail_in, acts + j->act_offset[j->prefix], j->tail_in * sizeof(float));
+    else memcpy(out + b * outs, acts + j->act_offset[j->prefix], outs * sizeof(float));
+    for (k = 0; k <= j->prefix; k++) lensviz__copy_rect(j, k, rects[k], j->base, acts);
+  }
+  if (j->tail && lensnet_model_forward(j->tail, n, in, out, j->workspace + worker * j->workspace_floats, NULL) != LENSNET_OK) {
+    j->results[worker] = LENSNET_ERR_NOMEM;
+    return;
+  }
+  for (b = 0; b < n; b++)
+    j->map[j->d.cells ? j->d.cells[first + b] : first + b] =
+      (float)(lensviz_probability(out + b * outs, outs, (int)j->target) - j->base_probability);
+}
+
+LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
+                                             float *map, double *base_probability, lensnet_error *err) {
+  lensviz__occlusion_job j;
+  lensnet_result r = LENSNET_OK;
+  size_t workers = 1, tasks, w, k, slots;
+  lensviz__rect whole;
+  memset(&j, 0, sizeof j);
+  j.d = lensviz_desc_resolve(desc);
+  if ((r = lensviz__target(m, target, &j.target, err)) != LENSNET_OK) return r;
+  lensviz_occlusion_size(m, &j.d, &j.rows, &j.cols);
+  if (!j.rows || !j.cols)
+    return lensviz__fail(err, LENSNET_ERR_ARG, "occlusion patch of %lu pixels does not fit the %lux%lu input",
+                         (unsigned long)j.d.patch, (unsigned long)m->in_h, (unsigned long)m->in_w);
+  j.m = m;
+  j.image = image;
+  j.map = map;
+  j.total = j.rows * j.cols;
+  if (j.d.cells) {
+    for (k = 0; k < j.d.cell_count; k++)
+      if (j.d.cells[k] >= j.total)
+        return lensviz__fail(err, LENSNET_ERR_ARG, "occlusion cell %lu is outside the %lux%lu grid", (unsigned long)j.d.cells[k],
+                             (unsigned long)j.rows, (unsigned long)j.cols);
+    j.total = j.d.cell_count;
+  }
+  while (j.prefix < m->layer_count && j.prefix < 255 && lensviz__local_layer(m->layers[j.prefix].type)) j.prefix++;
+  if (j.prefix < m->layer_count) {
+    const lensnet_layer *L = &m->layers[j.prefix];
+    if ((r = lensviz__slice(m, j.prefix, m->layer_count - 1, L->in_c, L->in_h, L->in_w, &j.tail, err)) != LENSNET_OK) return r;
+  }
+  j.act_offset = LENSVIZ__CAST(size_t *, lensviz__alloc(j.prefix + 1, sizeof(size_t)));
+  j.taps = LENSVIZ__CAST(float **, lensviz__alloc(j.prefix + 1, sizeof(float *)));
+  if (!j.act_offset || !j.taps) {
+    lensviz_free(j.act_offset); lensviz_free(j.taps); lensnet_model_free(j.tail);
+    return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  }
+  for (k = 0; k < j.prefix; k++) j.taps[k] = lensviz__conv_taps(m, &m->layers[k]); /* NULL (plain loop) if it cannot */
+  for (k = 0; k <= j.prefix; k++) { j.act_offset[k] = j.act_floats; j.act_floats += lensviz__act_size(&j, k); }
+  j.tail_in = lensviz__act_size(&j, j.prefix);
+  j.batch = lensviz__batch(&j.d, j.tail ? lensnet_model_workspace_floats(j.tail, 1) + j.tail_in : 1, j.total ? j.total : 1);
+  j.workspace_floats = j.tail ? lensnet_model_workspace_floats(j.tail, j.batch) : 0;
+  if (j.d.parallel && j.d.parallel->run && j.d.parallel->workers > 1) workers = j.d.parallel->workers;
+  j.base = lensviz__floats(j.act_floats);
+  j.acts = lensviz__mul_ok(workers, j.act_floats, &slots) ? lensviz__floats(slots) : NULL;
+  j.inputs = lensviz__mul_ok(workers, j.batch * j.tail_in, &slots) ? lensviz__floats(slots) : NULL;
+  j.outputs = lensviz__floats(workers * j.batch * m->out_features);
+  j.workspace = lensviz__mul_ok(workers, j.workspace_floats, &slots) ? lensviz__floats(slots ? slots : 1) : NULL;
+  j.results = LENSVIZ__CAST(lensnet_result *, lensviz__alloc(workers, sizeof(lensnet_result)));
+  if (!j.base || !j.acts || !j.inputs || !j.outputs || !j.workspace || !j.results)
+    r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory for occlusion (batches of %lu)", (unsigned long)j.batch);
+  if (r == LENSNET_OK) {
+    /* the unoccluded activations, and P(target) through the same arithmetic */
+    whole.y0 = whole.x0 = 0;
+    memcpy(j.base, image, lensviz__act_size(&j, 0) * sizeof(float));
+    for (k = 0; k < j.prefix; k++) {
+      whole.y1 = (long)m->layers[k].out_h - 1;
+      whole.x1 = (long)m->layers[k].out_w - 1;
+      lensviz__layer_rect(m, &m->layers[k], j.taps[k], j.base + j.act_offset[k], j.base + j.act_offset[k + 1], whole);
+    }
+    if (j.tail) r = lensnet_model_forward(j.tail, 1, j.base + j.act_offset[j.prefix], j.outputs, j.workspace, err);
+    else memcpy(j.outputs, j.base + j.act_offset[j.prefix], m->out_features * sizeof(float));
+  }
+  if (r == LENSNET_OK) {
+    j.base_probability = lensviz_probability(j.outputs, m->out_features, (int)j.target);
+    if (base_probability) *base_probability = j.base_probability;
+    for (w = 0; w < workers; w++) {
+      memcpy(j.acts + w * j.act_floats, j.base, j.act_floats * sizeof(float));
+      j.results[w] = LENSNET_OK;
+    }
+    tasks = (j.total + j.batch - 1) / j.batch;
+    if (workers > 1) j.d.parallel->run(j.d.parallel->user, tasks, lensviz__occlusion_task, &j);
+    else for (w = 0; w < tasks; w++) lensviz__occlusion_task(&j, w, 0);
+    for (w = 0; w < workers && r == LENSNET_OK; w++)
+      if (j.results[w] != LENSNET_OK) r = lensviz__fail(err, j.results[w], "occlusion: a forward pass failed");
+  }
+  for (k = 0; k < j.prefix; k++) lensviz_free(j.taps[k]);
+  lensviz_free(j.taps);
+  lensviz_free(j.act_offset); lensviz_free(j.base); lensviz_free(j.acts); lensviz_free(j.inputs);
+  lensviz_free(j.outputs); lensviz_free(j.workspace); lensviz_free(j.results);
+  lensnet_model_free(j.tail);
+  return r;
+}
+
+/* ---- gradients ----------------------------------------------------------------------------- */
+
+static size_t lensviz__activation_floats(const lensnet_model *m) {
+  size_t i, n = lensviz__image_floats(m);
+  for (i = 0; i < m->layer_count; i++) n += m->layers[i].out_c * m->layers[i].out_h * m->layers[i].out_w;
+  return n;
+}
+
+/* A trainer for up to `want` images at once (fewer if the activations would be large). */
+static lensnet_result lensviz__trainer(lensnet_model *m, const lensviz_desc *d, size_t want, lensnet_trainer **t, size_t *batch,
+                                       lensnet_error *err) {
+  *batch = lensviz__batch(d, 3 * lensviz__activation_floats(m), want ? want : 1);
+  return lensnet_trainer_create(m, *batch, d->parallel, d->seed, t, err);
+}
+
+/* Gradients of output `target` with respect to each of n inputs, into grads (n images). */
+static lensnet_result lensviz__gradients(lensnet_trainer *t, const float *inputs, size_t n, size_t target,
+                                         lensnet_relu_backward mode, float *grads, lensnet_error *err) {
+  lensnet_model *m = t->model;
+  size_t k, outs = m->out_features;
+  lensnet_result r;
+  float *dl = lensviz__floats(n * outs);
+  if (!dl) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  t->compute_input_grad = 1;
+  t->relu_backward = mode;
+  r = lensnet_trainer_forward(t, n, inputs, 0, NULL, err);
+  if (r == LENSNET_OK) {
+    memset(dl, 0, n * outs * sizeof(float));
+    for (k = 0; k < n; k++) dl[k * outs + target] = 1.0f;
+    lensnet_trainer_zero_grad(t);
+    r = lensnet_trainer_backward(t, n, dl, err);
+  }
+  if (r == LENSNET_OK) memcpy(grads, t->input_grad, n * lensviz__image_floats(m) * sizeof(float));
+  t->relu_backward = LENSNET_RELU_BACKWARD_NORMAL;
+  lensviz_free(dl);
+  return r;
+}
+
+/* One image's gradient through a fresh trainer. */
+static lensnet_result lensviz__one_gradient(lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
+                                            lensnet_relu_backward mode, float *grad, lensnet_error *err) {
+  lensviz_desc d = lensviz_desc_resolve(desc);
+  lensnet_trainer *t;
+  size_t tg = 0, b = 0;
+  lensnet_result r;
+  if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
+  if ((r = lensviz__trainer(m, &d, 1, &t, &b, err)) != LENSNET_OK) return r;
+  r = lensviz__gradients(t, image, 1, tg, mode, grad, err);
+  lensnet_trainer_free(t);
+  return r;
+}
+
+LENSVIZ_API lensnet_result lensviz_saliency(lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
+                                            float *grad, lensnet_error *err) {
+  return lensviz__one_gradient(m, image, target, desc, LENSNET_RELU_BACKWARD_NORMAL, grad, err);
+}
+
+LENSVIZ_API lensnet_result lensviz_guided_backprop(lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
+                                                   float *grad, lensnet_error *err) {
+  return lensviz__one_gradient(m, image, target, desc, LENSNET_RELU_BACKWARD_GUIDED, grad, err);
+}
+
+LENSVIZ_API lensnet_result lensviz_layer_shape(const lensnet_model *m, size_t layer, size_t *c, size_t *h, size_t *w, lensnet_error *err) {
+  if (layer >= m->layer_count)
+    return lensviz__fail(err, LENSNET_ERR_ARG, "layer %lu does not exist: the model has layers 0..%lu", (unsigned long)layer,
+                         (unsigned long)m->layer_count - 1);
+  *c = m->layers[layer].out_c;
+  *h = m->layers[layer].out_h;
+  *w = m->layers[layer].out_w;
+  return LENSNET_OK;
+}
+
+LENSVIZ_API lensnet_result lensviz_gradcam(lensnet_model *m, const float *image, int target, size_t layer, const lensviz_desc *desc,
+                                           float *cam, lensnet_error *err) {
+  lensviz_desc d = lensviz_desc_resolve(desc);
+  lensnet_trainer *t;
+  size_t tg = 0, b = 0, c = 0, h = 0, w = 0, k, p;
+  lensnet_result r;
+  float *grad;
+  if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
+  if ((r = lensviz_layer_shape(m, layer, &c, &h, &w, err)) != LENSNET_OK) return r;
+  if (!(grad = lensviz__floats(lensviz__image_floats(m)))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if ((r = lensviz__trainer(m, &d, 1, &t, &b, err)) != LENSNET_OK) { lensviz_free(grad); return r; }
+  t->capture_layer = (int)layer;
+  r = lensviz__gradients(t, image, 1, tg, LENSNET_RELU_BACKWARD_NORMAL, grad, err);
+  if (r == LENSNET_OK) {
+    const float *A = lensnet_trainer_activation(t, layer), *G = t->captured_grad;
+    double *acc = LENSVIZ__CAST(double *, lensviz__alloc(h * w, sizeof(double)));
+    if (!acc) r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+    else {
+      memset(acc, 0, h * w * sizeof(double));
+      for (k = 0; k < c; k++) {
+        double alpha = 0.0;
+        for (p = 0; p < h * w; p++) alpha += G[k * h * w + p];
+        alpha /= (double)(h * w);
+        for (p = 0; p < h * w; p++) acc[p] += alpha * A[k * h * w + p];
+      }
+      for (p = 0; p < h * w; p++) cam[p] = acc[p] > 0.0 ? (float)acc[p] : 0.0f;
+      lensviz_free(acc);
+    }
+  }
+  lensnet_trainer_free(t);
+  lensviz_free(grad);
+  return r;
+}
+
+LENSVIZ_API lensnet_result lensviz_guided_gradcam(lensnet_model *m, const float *image, int target, size_t layer,
+                                                  const lensviz_desc *desc, float *out, lensnet_error *err) {
+  size_t c = 0, h = 0, w = 0, k, p, hw = m->in_h * m->in_w;
+  lensnet_result r;
+  float *cam, *up;
+  if ((r = lensviz_layer_shape(m, layer, &c, &h, &w, err)) != LENSNET_OK) return r;
+  cam = lensviz__floats(h * w);
+  up = lensviz__floats(hw);
+  if (!cam || !up) r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if (r == LENSNET_OK) r = lensviz_gradcam(m, image, target, layer, desc, cam, err);
+  if (r == LENSNET_OK) r = lensviz_guided_backprop(m, image, target, desc, out, err);
+  if (r == LENSNET_OK) {
+    lensnet_resize_bilinear(cam, h, w, up, m->in_h, m->in_w);
+    for (k = 0; k < m->in_c; k++)
+      for (p = 0; p < hw; p++) out[k * hw + p] *= up[p];
+  }
+  lensviz_free(cam);
+  lensviz_free(up);
+  return r;
+}
+
+/* Shared by integrated gradients and SmoothGrad: the mean gradient over `count` inputs that
+ * make(ctx, i, dst) writes, `batch` at a time. */
+typedef void (*lensviz__input_fn)(void *ctx, size_t i, float *dst);
+
+static lensnet_result lensviz__mean_gradient(lensnet_model *m, const lensviz_desc *d, size_t tg, size_t count, lensviz__input_fn make,
+                                             void *ctx, float *mean, lensnet_error *err) {
+  size_t per = lensviz__image_floats(m), b, s, k, p;
+  lensnet_trainer *t;
+  lensnet_result r;
+  float *in = NULL, *g = NULL;
+  double *acc = NULL;
+  if ((r = lensviz__trainer(m, d, count, &t, &b, err)) != LENSNET_OK) return r;
+  in = lensviz__floats(b * per);
+  g = lensviz__floats(b * per);
+  acc = LENSVIZ__CAST(double *, lensviz__alloc(per, sizeof(double)));
+  if (!in || !g || !acc) r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory for a batch of %lu", (unsigned long)b);
+  else memset(acc, 0, per * sizeof(double));
+  for (s = 0; r == LENSNET_OK && s < count; s += b) {
+    size_t n = count - s < b ? count - s : b;
+    for (k = 0; k < n; k++) make(ctx, s + k, in + k * per);
+    r = lensviz__gradients(t, in, n, tg, LENSNET_RELU_BACKWARD_NORMAL, g, err);
+    for (k = 0; r == LENSNET_OK && k < n; k++)
+      for (p = 0; p < per; p++) acc[p] += g[k * per + p];
+  }
+  if (r == LENSNET_OK)
+    for (p = 0; p < per; p++) mean[p] = (float)(acc[p] / (double)count);
+  lensnet_trainer_free(t);
+  lensviz_free(in); lensviz_free(g); lensviz_free(acc);
+  return r;
+}
+
+typedef struct { const float *x, *x0; size_t per, steps; } lensviz__ig_ctx;
+
+static void lensviz__ig_input(void *ctx, size_t i, float *dst) {
+  lensviz__ig_ctx *c = LENSVIZ__CAST(lensviz__ig_ctx *, ctx);
+  float a = (float)(i + 1) / (float)c->steps;
+  size_t p;
+  for (p = 0; p < c->per; p++) {
+    float base = c->x0 ? c->x0[p] : 0.0f;
+    dst[p] = base + a * (c->x[p] - base);
+  }
+}
+
+LENSVIZ_API lensnet_result lensviz_integrated_gradients(lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
+                                                        float *out, lensnet_error *err) {
+  lensviz_desc d = lensviz_desc_resolve(desc);
+  lensviz__ig_ctx c;
+  size_t tg = 0, p;
+  lensnet_result r;
+  if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
+  c.x = image; c.x0 = d.baseline; c.per = lensviz__image_floats(m); c.steps = d.steps;
+  if ((r = lensviz__mean_gradient(m, &d, tg, d.steps, lensviz__ig_input, &c, out, err)) != LENSNET_OK) return r;
+  for (p = 0; p < c.per; p++) out[p] *= image[p] - (c.x0 ? c.x0[p] : 0.0f);
+  return LENSNET_OK;
+}
+
+typedef struct { const float *x; size_t per; float sigma; lensnet_rng rng; } lensviz__noise_ctx;
+
+/* Noisy copies are drawn in order from one stream, so the batch size does not change them. */
+static void lensviz__noise_input(void *ctx, size_t i, float *dst) {
+  lensviz__noise_ctx *c = LENSVIZ__CAST(lensviz__noise_ctx *, ctx);
+  size_t p;
+  (void)i;
+  for (p = 0; p < c->per; p++) dst[p] = c->x[p] + c->sigma * lensnet_rng_normal(&c->rng);
+}
+
+LENSVIZ_API lensnet_result lensviz_smoothgrad(lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
+                                              float *out, lensnet_error *err) {
+  lensviz_desc d = lensviz_desc_resolve(desc);
+  lensviz__noise_ctx c;
+  size_t tg = 0, p;
+  float lo = image[0], hi = image[0];
+  lensnet_result r;
+  if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
+  c.x = image; c.per = lensviz__image_floats(m);
+  for (p = 1; p < c.per; p++) { if (image[p] < lo) lo = image[p]; if (image[p] > hi) hi = image[p]; }
+  c.sigma = d.noise * (hi - lo);
+  lensnet_rng_seed(&c.rng, d.seed);
+  return lensviz__mean_gradient(m, &d, tg, d.samples, lensviz__noise_input, &c, out, err);
+}
+
+/* ---- cut models, gradient ascent ----------------------------------------------------------- */
+
+LENSVIZ_API lensnet_result lensviz_model_cut(const lensnet_model *m, size_t layer, size_t h, size_t w, lensnet_model **out,
+                                             lensnet_error *err) {
+  *out = NULL;
+  if (layer >= m->layer_count)
+    return lensviz__fail(err, LENSNET_ERR_ARG, "layer %lu does not exist: the model has layers 0..%lu", (unsigned long)layer,
+                         (unsigned long)m->layer_count - 1);
+  return lensviz__slice(m, 0, layer, m->in_c, h ? h : m->in_h, w ? w : m->in_w, out, err);
+}
+
+typedef enum { LENSVIZ__ASCEND_OUTPUT, LENSVIZ__ASCEND_ENERGY, LENSVIZ__ASCEND_CHANNEL } lensviz__ascent_goal;
+
+/* Separable Gaussian blur of each plane in place; tmp holds h*w floats. */
+static void lensviz__blur(float *x, size_t planes, size_t h, size_t w, float sigma, float *tmp) {
+  float k[33], sum = 0.0f;
+  long r = (long)ceil(3.0 * sigma), i, y, xx, pl;
+  if (r > 16) r = 16;
+  if (r < 1) return;
+  for (i = -r; i <= r; i++) { k[i + r] = expf(-0.5f * (float)(i * i) / (sigma * sigma)); sum += k[i + r]; }
+  for (i = 0; i <= 2 * r; i++) k[i] /= sum;
+  for (pl = 0; pl < (long)planes; pl++) {
+    float *p = x + (size_t)pl * h * w;
+    for (y = 0; y < (long)h; y++)
+      for (xx = 0; xx < (long)w; xx++) {
+        float acc = 0.0f;
+        for (i = -r; i <= r; i++) {
+          long sx = xx + i;
+          sx = sx < 0 ? 0 : sx >= (long)w ? (long)w - 1 : sx;
+          acc += k[i + r] * p[y * (long)w + sx];
+        }
+        tmp[y * (long)w + xx] = acc;
+      }
+    for (y = 0; y < (long)h; y++)
+      for (xx = 0; xx < (long)w; xx++) {
+        float acc = 0.0f;
+        for (i = -r; i <= r; i++) {
+          long sy = y + i;
+          sy = sy < 0 ? 0 : sy >= (long)h ? (long)h - 1 : sy;
+          acc += k[i + r] * tmp[sy * (long)w + xx];
+        }
+        p[y * (long)w + xx] = acc;
+      }
+  }
+}
+
+/* Circular shift of [c, h, w] by (dy, dx): dst[y + dy][x + dx] = src[y][x]; back = 1 undoes it. */
+static void lensviz__roll(const float *src, float *dst, size_t c, size_t h, size_t w, long dy, long dx, int back) {
+  size_t k, y, x;
+  if (back) { dy = -dy; dx = -dx; }
+  dy = ((dy % (long)h) + (long)h) % (long)h;
+  dx = ((dx % (long)w) + (long)w) % (long)w;
+  for (k = 0; k < c; k++)
+    for (y = 0; y < h; y++)
+      for (x = 0; x < w; x++)
+        dst[(k * h + (y + (size_t)dy) % h) * w + (x + (size_t)dx) % w] = src[(k * h + y) * w + x];
+}
+
+/* Gradient ascent of x ([in_c, in_h, in_w] of net) on the goal, `iterations` normalised steps. */
+static lensnet_result lensviz__ascend(lensnet_model *net, lensviz__ascent_goal goal, size_t index, const lensviz_desc *d,
+                                      lensnet_rng *rng, float *x, size_t *counter, lensnet_error *err) {
+  size_t per = lensviz__image_floats(net), outs = net->out_features, it, p;
+  const lensnet_layer *last = &net->layers[net->layer_count - 1];
+  size_t hw_out = last->out_h * last->out_w;
+  lensnet_trainer *t;
+  lensnet_result r;
+  float *shifted = lensviz__floats(per), *g = lensviz__floats(per), *dl = lensviz__floats(outs), *tmp = lensviz__floats(net->in_h * net->in_w);
+  if (!shifted || !g || !dl || !tmp) {
+    lensviz_free(shifted); lensviz_free(g); lensviz_free(dl); lensviz_free(tmp);
+    return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  }
+  r = lensnet_trainer_create(net, 1, d->parallel, d->seed, &t, err);
+  if (r == LENSNET_OK) t->compute_input_grad = 1;
+  for (it = 0; r == LENSNET_OK && it < d->iterations; it++) {
+    long dy = 0, dx = 0;
+    double mean_abs = 0.0;
+    if (d->jitter) {
+      long span = 2 * (long)d->jitter + 1;
+      dy = (long)(lensnet_rng_next(rng) % (uint64_t)span) - (long)d->jitter;
+      dx = (long)(lensnet_rng_next(rng) % (uint64_t)span) - (long)d->jitter;
+    }
+    lensviz__roll(x, shifted, net->in_c, net->in_h, net->in_w, dy, dx, 0);
+    if ((r = lensnet_trainer_forward(t, 1, shifted, 0, NULL, err)) != LENSNET_OK) break;
+    {
+      const float *y = lensnet_trainer_output(t);
+      memset(dl, 0, outs * sizeof(float));
+      if (goal == LENSVIZ__ASCEND_OUTPUT) dl[index] = 1.0f;
+      else if (goal == LENSVIZ__ASCEND_ENERGY) for (p = 0; p < outs; p++) dl[p] = y[p] / (float)outs;
+      else for (p = 0; p < hw_out; p++) dl[index * hw_out + p] = 1.0f / (float)hw_out;
+    }
+    lensnet_trainer_zero_grad(t);
+    if ((r = lensnet_trainer_backward(t, 1, dl, err)) != LENSNET_OK) break;
+    lensviz__roll(t->input_grad, g, net->in_c, net->in_h, net->in_w, dy, dx, 1);
+    for (p = 0; p < per; p++) {
+      g[p] -= d->l2 * x[p];
+      mean_abs += fabs((double)g[p]);
+    }
+    mean_abs /= (double)per;
+    if (mean_abs > 0.0) {
+      float s = (float)(d->step / mean_abs);
+      for (p = 0; p < per; p++) x[p] += s * g[p];
+    }
+    if (d->blur_every && (it + 1) % d->blur_every == 0) lensviz__blur(x, net->in_c, net->in_h, net->in_w, d->blur_sigma, tmp);
+    if (!d->unclamped)
+      for (p = 0; p < per; p++) x[p] = x[p] < d->lo ? d->lo : x[p] > d->hi ? d->hi : x[p];
+    (*counter)++;
+    if (d->frame && *counter % d->frame_every == 0) d->frame(d->frame_user, *counter, x, net->in_c, net->in_h, net->in_w);
+  }
+  lensnet_trainer_free(t);
+  lensviz_free(shifted); lensviz_free(g); lensviz_free(dl); lensviz_free(tmp);
+  return r;
+}
+
+/* A start image: mid-range grey with seeded Gaussian noise of a tenth of the range. */
+static void lensviz__noise_image(float *x, size_t n, const lensviz_desc *d, lensnet_rng *rng) {
+  size_t p;
+  float mid = 0.5f * (d->lo + d->hi), s = 0.1f * (d->hi - d->lo);
+  for (p = 0; p < n; p++) {
+    float v = mid + s * lensnet_rng_normal(rng);
+    x[p] = d->unclamped ? v : v < d->lo ? d->lo : v > d->hi ? d->hi : v;
+  }
+}
+
+static void lensviz__final_frame(const lensviz_desc *d, size_t counter, const float *x, size_t c, size_t h, size_t w) {
+  if (d->frame && counter % d->frame_every != 0) d->frame(d->frame_user, counter, x, c, h, w);
+}
+
+LENSVIZ_API lensnet_result lensviz_class_image(lensnet_model *m, int target, const lensviz_desc *desc, float *image, lensnet_error *err) {
+  lensviz_desc d = lensviz_desc_resolve(desc);
+  lensnet_rng rng;
+  size_t tg = 0, counter = 0;
+  lensnet_result r;
+  if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
+  lensnet_rng_seed(&rng, d.seed);
+  lensviz__noise_image(image, lensviz__image_floats(m), &d, &rng);
+  r = lensviz__ascend(m, LENSVIZ__ASCEND_OUTPUT, tg, &d, &rng, image, &counter, err);
+  if (r == LENSNET_OK) lensviz__final_frame(&d, counter, image, m->in_c, m->in_h, m->in_w);
+  return r;
+}
+
+/* Resizes every plane of [c, h, w] to [c, oh, ow] (bilinear, PyTorch's align_corners=False). */
+static void lensviz__resize_planes(const float *src, size_t c, size_t h, size_t w, float *dst, size_t oh, size_t ow) {
+  size_t k;
+  for (k = 0; k < c; k++) lensnet_resize_bilinear(src + k * h * w, h, w, dst + k * oh * ow, oh, ow);
+}
+
+LENSVIZ_API lensnet_result lensviz_dream(const lensnet_model *m, size_t layer, const lensviz_desc *desc, float *image, lensnet_error *err) {
+  lensviz_desc d = lensviz_desc_resolve(desc);
+  lensnet_rng rng;
+  size_t C = m->in_c, H = m->in_h, W = m->in_w, counter = 0, ph = 0, pw = 0, p;
+  long k;
+  lensnet_result r = LENSNET_OK;
+  float *base = lensviz__floats(C * H * W), *x = lensviz__floats(C * H * W), *detail = lensviz__floats(C * H * W),
+        *scaled = lensviz__floats(C * H * W);
+  if (!base || !x || !detail || !scaled) r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  else memcpy(base, image, C * H * W * sizeof(float));
+  lensnet_rng_seed(&rng, d.seed);
+  /* octaves from the smallest up; the detail the ascent adds carries over, resized */
+  for (k = (long)d.octaves - 1; r == LENSNET_OK && k >= 0; k--) {
+    double f = pow((double)d.octave_scale, (double)k);
+    size_t h = (size_t)floor((double)H / f + 0.5), w = (size_t)floor((double)W / f + 0.5);
+    lensnet_model *cut;
+    if (h < 1) h = 1;
+    if (w < 1) w = 1;
+    if ((r = lensviz_model_cut(m, layer, h, w, &cut, err)) != LENSNET_OK) break;
+    lensviz__resize_planes(base, C, H, W, x, h, w);
+    if (ph) {
+      lensviz__resize_planes(detail, C, ph, pw, scaled, h, w);
+      for (p = 0; p < C * h * w; p++) x[p] += scaled[p];
+    }
+    r = lensviz__ascend(cut, LENSVIZ__ASCEND_ENERGY, 0, &d, &rng, x, &counter, err);
+    lensnet_model_free(cut);
+    if (r != LENSNET_OK) break;
+    lensviz__resize_planes(base, C, H, W, scaled, h, w);
+    for (p = 0; p < C * h * w; p++) detail[p] = x[p] - scaled[p];
+    ph = h; pw = w;
+  }
+  if (r == LENSNET_OK) {
+    memcpy(image, x, C * H * W * sizeof(float));
+    lensviz__final_frame(&d, counter, image, C, H, W);
+  }
+  lensviz_free(base); lensviz_free(x); lensviz_free(detail); lensviz_free(scaled);
+  return r;
+}
+
+LENSVIZ_API lensnet_result lensviz_filter_image(const lensnet_model *m, size_t layer, size_t channel, const lensviz_desc *desc,
+                                                float *image, lensnet_error *err) {
+  lensviz_desc d = lensviz_desc_resolve(desc);
+  lensnet_rng rng;
+  lensnet_model *cut;
+  size_t counter = 0;
+  lensnet_result r;
+  size_t at = layer;
+  /* a ReLU that is off everywhere passes no gradient: ascend its input instead, which has the
+   * same maximiser wherever the unit is on */
+  if (layer > 0 && layer < m->layer_count && m->layers[layer].type == LENSNET_LAYER_RELU) at = layer - 1;
+  if ((r = lensviz_model_cut(m, at, 0, 0, &cut, err)) != LENSNET_OK) return r;
+  if (channel >= cut->layers[at].out_c) {
+    r = lensviz__fail(err, LENSNET_ERR_ARG, "layer %lu has %lu channels, not %lu", (unsigned long)layer,
+                      (unsigned long)cut->layers[at].out_c, (unsigned long)channel + 1);
+  } else {
+    lensnet_rng_seed(&rng, d.seed);
+    lensviz__noise_image(image, lensviz__image_floats(m), &d, &rng);
+    r = lensviz__ascend(cut, LENSVIZ__ASCEND_CHANNEL, channel, &d, &rng, image, &counter, err);
+    if (r == LENSNET_OK) lensviz__final_frame(&d, counter, image, m->in_c, m->in_h, m->in_w);
+  }
+  lensnet_model_free(cut);
+  return r;
+}
+
+LENSVIZ_API lensnet_result lensviz_channel_means(const lensnet_model *m, const float *image, size_t layer, float *means, lensnet_error *err) {
+  lensnet_model *cut;
+  lensnet_result r;
+  size_t c = 0, h = 0, w = 0, k, p;
+  float *out;
+  if ((r = lensviz_layer_shape(m, layer, &c, &h, &w, err)) != LENSNET_OK) return r;
+  if ((r = lensviz_model_cut(m, layer, 0, 0, &cut, err)) != LENSNET_OK) return r;
+  if (!(out = lensviz__floats(c * h * w))) r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if (r == LENSNET_OK) r = lensnet_model_forward(cut, 1, image, out, NULL, err);
+  if (r == LENSNET_OK)
+    for (k = 0; k < c; k++) {
+      double s = 0.0;
+      for (p = 0; p < h * w; p++) s += out[k * h * w + p];
+      means[k] = (float)(s / (double)(h * w));
+    }
+  lensviz_free(out);
+  lensnet_model_free(cut);
+  return r;
+}
+
+/* ---- colour maps --------------------------------------------------------------------------- */
+
+/* Control points: position (0..255) and colour. Viridis and magma are samples (every 16th entry
+ * and the last) of the 256-entry tables of matplotlib's _cm_listed.py (van der Walt and Smith,
+ * 2015; CC0); between points the colour is interpolated linearly, within 0.01 of the full
+ * tables. The diverging map runs through the cool-warm ends of Moreland (2009, "Diverging Color
+ * Maps for Scientific Visualization") and a light grey centre. */
+typedef struct { float pos, r, g, b; } lensviz__cpoint;
+
+static const lensviz__cpoint lensviz__viridis[17] = {
+  {0, 0.267004f, 0.004874f, 0.329415f},   {16, 0.282327f, 0.094955f, 0.417331f},  {32, 0.278826f, 0.175490f, 0.483397f},
+  {48, 0.258965f, 0.251537f, 0.524736f},  {64, 0.229739f, 0.322361f, 0.545706f},  {80, 0.199430f, 0.387607f, 0.554642f},
+  {96, 0.172719f, 0.448791f, 0.557885f},  {112, 0.149039f, 0.508051f, 0.557250f}, {128, 0.127568f, 0.566949f, 0.550556f},
+  {144, 0.120638f, 0.625828f, 0.533488f}, {160, 0.157851f, 0.683765f, 0.501686f}, {176, 0.246070f, 0.738910f, 0.452024f},
+  {192, 0.369214f, 0.788888f, 0.382914f}, {208, 0.515992f, 0.831158f, 0.294279f}, {224, 0.678489f, 0.863742f, 0.189503f},
+  {240, 0.845561f, 0.887322f, 0.099702f}, {255, 0.993248f, 0.906157f, 0.143936f}};
+
+static const lensviz__cpoint lensviz__magma[17] = {
+  {0, 0.001462f, 0.000466f, 0.013866f},   {16, 0.039608f, 0.031090f, 0.133515f},  {32, 0.113094f, 0.065492f, 0.276784f},
+  {48, 0.211718f, 0.061992f, 0.418647f},  {64, 0.316654f, 0.071690f, 0.485380f},  {80, 0.414709f, 0.110431f, 0.504662f},
+  {96, 0.512831f, 0.148179f, 0.507648f},  {112, 0.613617f, 0.181811f, 0.498536f}, {128, 0.716387f, 0.214982f, 0.475290f},
+  {144, 0.816914f, 0.255895f, 0.436461f}, {160, 0.904281f, 0.319610f, 0.388137f}, {176, 0.960949f, 0.418323f, 0.359630f},
+  {192, 0.986700f, 0.535582f, 0.382210f}, {208, 0.996096f, 0.653659f, 0.446213f}, {224, 0.996898f, 0.769591f, 0.534892f},
+  {240, 0.992440f, 0.884330f, 0.640099f}, {255, 0.987053f, 0.991438f, 0.749504f}};
+
+static const lensviz__cpoint lensviz__diverging[5] = {
+  {0, 0.230f, 0.299f, 0.754f}, {63.75f, 0.553f, 0.690f, 0.996f}, {127.5f, 0.865f, 0.865f, 0.865f},
+  {191.25f, 0.957f, 0.604f, 0.486f}, {255, 0.706f, 0.016f, 0.150f}};
+
+static const lensviz__cpoint lensviz__gray[2] = {{0, 0.0f, 0.0f, 0.0f}, {255, 1.0f, 1.0f, 1.0f}};
+
+static unsigned char lensviz__byte(float v) {
+  v = v * 255.0f + 0.5f;
+  return (unsigned char)(v <= 0.0f ? 0 : v >= 255.0f ? 255 : (int)v);
+}
+
+LENSVIZ_API lensviz_color lensviz_rgb(unsigned char r, unsigned char g, unsigned char b) {
+  lensviz_color c;
+  c.r = r; c.g = g; c.b = b;
+  return c;
+}
+
+LENSVIZ_API lensviz_color lensviz_colormap_color(lensviz_colormap cmap, float t) {
+  const lensviz__cpoint *pts;
+  size_t n, i;
+  float pos, f;
+  if (t != t) return lensviz_rgb(128, 128, 128);
+  switch (cmap) {
+    case LENSVIZ_CMAP_MAGMA: pts = lensviz__magma; n = 17; break;
+    case LENSVIZ_CMAP_DIVERGING: pts = lensviz__diverging; n = 5; break;
+    case LENSVIZ_CMAP_GRAY: pts = lensviz__gray; n = 2; break;
+    default: pts = lensviz__viridis; n = 17; break;
+  }
+  pos = (t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t) * 255.0f;
+  for (i = 1; i < n - 1 && pts[i].pos < pos; i++) {}
+  f = (pos - pts[i - 1].pos) / (pts[i].pos - pts[i - 1].pos);
+  return lensviz_rgb(lensviz__byte(pts[i - 1].r + f * (pts[i].r - pts[i - 1].r)), lensviz__byte(pts[i - 1].g + f * (pts[i].g - pts[i - 1].g)),
+                     lensviz__byte(pts[i - 1].b + f * (pts[i].b - pts[i - 1].b)));
+}
+
+LENSVIZ_API const char *lensviz_colormap_name(lensviz_colormap cmap) {
+  switch (cmap) {
+    case LENSVIZ_CMAP_VIRIDIS: return "viridis";
+    case LENSVIZ_CMAP_MAGMA: return "magma";
+    case LENSVIZ_CMAP_DIVERGING: return "diverging";
+    case LENSVIZ_CMAP_GRAY: return "gray";
+    default: return "unknown";
+  }
+}
+
+LENSVIZ_API int lensviz_colormap_from_name(const char *name) {
+  int i;
+  for (i = 0; i < (int)LENSVIZ_CMAP_COUNT; i++)
+    if (!strcmp(name, lensviz_colormap_name((lensviz_colormap)i))) return i;
+  return -1;
+}
+
+LENSVIZ_API void lensviz_map_range(const float *map, size_t n, int symmetric, float *lo, float *hi) {
+  size_t i;
+  float mn = 0.0f, mx = 0.0f;
+  int any = 0;
+  for (i = 0; i < n; i++) {
+    float v = map[i];
+    if (v != v) continue;
+    if (!any || v < mn) mn = v;
+    if (!any || v > mx) mx = v;
+    any = 1;
+  }
+  if (symmetric) {
+    float a = fabsf(mn) > fabsf(mx) ? fabsf(mn) : fabsf(mx);
+    mn = -a;
+    mx = a;
+  }
+  *lo = mn;
+  *hi = mx;
+}
+
+/* ---- drawing ------------------------------------------------------------------------------- */
+
+static size_t lensviz__stride(const lensviz_image *img) { return img->stride ? img->stride : 3 * img->width; }
+
+static void lensviz__put(lensviz_image *img, long x, long y, lensviz_color c) {
+  unsigned char *p;
+  if (x < 0 || y < 0 || (size_t)x >= img->width || (size_t)y >= img->height) return;
+  p = img->rgb + (size_t)y * lensviz__stride(img) + (size_t)x * 3;
+  p[0] = c.r; p[1] = c.g; p[2] = c.b;
+}
+
+/* out = (1 - a) out + a c */
+static void lensviz__blend(lensviz_image *img, long x, long y, lensviz_color c, float a) {
+  unsigned char *p;
+  if (x < 0 || y < 0 || (size_t)x >= img->width || (size_t)y >= img->height) return;
+  p = img->rgb + (size_t)y * lensviz__stride(img) + (size_t)x * 3;
+  p[0] = lensviz__byte(((1.0f - a) * p[0] + a * c.r) / 255.0f);
+  p[1] = lensviz__byte(((1.0f - a) * p[1] + a * c.g) / 255.0f);
+  p[2] = lensviz__byte(((1.0f - a) * p[2] + a * c.b) / 255.0f);
+}
+
+LENSVIZ_API lensnet_result lensviz_image_alloc(lensviz_image *img, size_t width, size_t height, lensnet_error *err) {
+  size_t n;
+  memset(img, 0, sizeof *img);
+  if (!width || !height || !lensviz__mul_ok(width, height, &n) || n > LENSVIZ_MAX_PIXELS)
+    return lensviz__fail(err, LENSNET_ERR_TOO_LARGE, "a %lux%lu picture is empty or larger than LENSVIZ_MAX_PIXELS",
+                         (unsigned long)width, (unsigned long)height);
+  img->rgb = LENSVIZ__CAST(unsigned char *, lensviz__alloc(n, 3));
+  if (!img->rgb) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory for a %lux%lu picture", (unsigned long)width, (unsigned long)height);
+  memset(img->rgb, 0, n * 3);
+  img->width = width;
+  img->height = height;
+  img->stride = 3 * width;
+  return LENSNET_OK;
+}
+
+LENSVIZ_API void lensviz_image_free(lensviz_image *img) {
+  if (img->rgb) LENSVIZ_FREE(img->rgb);
+  memset(img, 0, sizeof *img);
+}
+
+LENSVIZ_API lensviz_image lensviz_image_view(const lensviz_image *img, size_t x, size_t y, size_t w, size_t h) {
+  lensviz_image v;
+  memset(&v, 0, sizeof v);
+  if (x >= img->width || y >= img->height) return v;
+  if (w > img->width - x) w = img->width - x;
+  if (h > img->height - y) h = img->height - y;
+  v.rgb = img->rgb + y * lensviz__stride(img) + x * 3;
+  v.width = w;
+  v.height = h;
+  v.stride = lensviz__stride(img);
+  return v;
+}
+
+LENSVIZ_API void lensviz_fill_rect(lensviz_image *img, long x, long y, long w, long h, lensviz_color c) {
+  long i, j, x0 = x < 0 ? 0 : x, y0 = y < 0 ? 0 : y, x1 = x + w, y1 = y + h;
+  if (x1 > (long)img->width) x1 = (long)img->width;
+  if (y1 > (long)img->height) y1 = (long)img->height;
+  for (j = y0; j < y1; j++) {
+    unsigned char *p = img->rgb + (size_t)j * lensviz__stride(img) + (size_t)x0 * 3;
+    for (i = x0; i < x1; i++, p += 3) { p[0] = c.r; p[1] = c.g; p[2] = c.b; }
+  }
+}
+
+LENSVIZ_API void lensviz_fill(lensviz_image *img, lensviz_color c) {
+  lensviz_fill_rect(img, 0, 0, (long)img->width, (long)img->height, c);
+}
+
+LENSVIZ_API void lensviz_draw_rect(lensviz_image *img, long x, long y, long w, long h, lensviz_color c) {
+  lensviz_fill_rect(img, x, y, w, 1, c);
+  lensviz_fill_rect(img, x, y + h - 1, w, 1, c);
+  lensviz_fill_rect(img, x, y, 1, h, c);
+  lensviz_fill_rect(img, x + w - 1, y, 1, h, c);
+}
+
+/* A line in unit steps along its longer axis; dash: draw 5 of every 8 steps, counting on
+ * from *phase so that a polyline keeps its pattern. */
+static void lensviz__line(lensviz_image *img, long x0, long y0, long x1, long y1, int thick, lensviz_color c, int dash, long *phase) {
+  long dx = x1 - x0, dy = y1 - y0, n = labs(dx) > labs(dy) ? labs(dx) : labs(dy), i, a, b, lo = -(thick - 1) / 2;
+  for (i = 0; i <= n; i++) {
+    long x = n ? x0 + (dx * i + (dx >= 0 ? n / 2 : -n / 2)) / n : x0;
+    long y = n ? y0 + (dy * i + (dy >= 0 ? n / 2 : -n / 2)) / n : y0;
+    if (dash) {
+      long ph = (*phase)++;
+      if (ph % 8 >= 5) continue;
+    }
+    for (a = 0; a < thick; a++)
+      for (b = 0; b < thick; b++) lensviz__put(img, x + lo + a, y + lo + b, c);
+  }
+}
+
+LENSVIZ_API void lensviz_draw_line(lensviz_image *img, long x0, long y0, long x1, long y1, int thickness, lensviz_color c) {
+  long phase = 0;
+  lensviz__line(img, x0, y0, x1, y1, thickness < 1 ? 1 : thickness, c, 0, &phase);
+}
+
+LENSVIZ_API void lensviz_blit(lensviz_image *dst, long x, long y, const lensviz_image *src) {
+  size_t j, i, ss = lensviz__stride(src);
+  for (j = 0; j < src->height; j++)
+    for (i = 0; i < src->width; i++) {
+      const unsigned char *p = src->rgb + j * ss + i * 3;
+      lensviz__put(dst, x + (long)i, y + (long)j, lensviz_rgb(p[0], p[1], p[2]));
+    }
+}
+
+/* ---- the font ------------------------------------------------------------------------------ */
+
+/* 5x7 glyphs for ASCII 32..126, drawn for this library: seven rows of five pixels, '#' on. */
+static const char lensviz__font[95][36] = {
+  /*           */ "....." "....." "....." "....." "....." "....." ".....",
+  /* !         */ "..#.." "..#.." "..#.." "..#.." "..#.." "....." "..#..",
+  /* "         */ ".#.#." ".#.#." "....." "....." "....." "....." ".....",
+  /* #         */ ".#.#." ".#.#." "#####" ".#.#." "#####" ".#.#." ".#.#.",
+  /* $         */ "..#.." ".####" "#.#.." ".###." "..#.#" "####." "..#..",
+  /* %         */ "##..." "##..#" "...#." "..#.." ".#..." "#..##" "...##",
+  /* &         */ ".##.." "#..#." "#.#.." ".#..." "#.#.#" "#..#." ".##.#",
+  /* '         */ "..#.." "..#.." "....." "....." "....." "....." ".....",
+  /* (         */ "...#." "..#.." ".#..." ".#..." ".#..." "..#.." "...#.",
+  /* )         */ ".#..." "..#.." "...#." "...#." "...#." "..#.." ".#...",
+  /* star      */ "....." "..#.." "#.#.#" ".###." "#.#.#" "..#.." ".....",
+  /* +         */ "....." "..#.." "..#.." "#####" "..#.." "..#.." ".....",
+  /* ,         */ "....." "....." "....." "....." ".##.." "..#.." ".#...",
+  /* -         */ "....." "....." "....." "#####" "....." "....." ".....",
+  /* .         */ "....." "....." "....." "....." "....." ".##.." ".##..",
+  /* slash     */ "....." "....#" "...#." "..#.." ".#..." "#...." ".....",
+  /* 0         */ ".###." "#...#" "#..##" "#.#.#" "##..#" "#...#" ".###.",
+  /* 1         */ "..#.." ".##.." "..#.." "..#.." "..#.." "..#.." ".###.",
+  /* 2         */ ".###." "#...#" "....#" "...#." "..#.." ".#..." "#####",
+  /* 3         */ "#####" "...#." "..#.." "...#." "....#" "#...#" ".###.",
+  /* 4         */ "...#." "..##." ".#.#." "#..#." "#####" "...#." "...#.",
+  /* 5         */ "#####" "#...." "####." "....#" "....#" "#...#" ".###.",
+  /* 6         */ "..##." ".#..." "#...." "####." "#...#" "#...#" ".###.",
+  /* 7         */ "#####" "....#" "...#." "..#.." ".#..." ".#..." ".#...",
+  /* 8         */ ".###." "#...#" "#...#" ".###." "#...#" "#...#" ".###.",
+  /* 9         */ ".###." "#...#" "#...#" ".####" "....#" "...#." ".##..",
+  /* :         */ "....." ".##.." ".##.." "....." ".##.." ".##.." ".....",
+  /* ;         */ "....." ".##.." ".##.." "....." ".##.." "..#.." ".#...",
+  /* <         */ "...#." "..#.." ".#..." "#...." ".#..." "..#.." "...#.",
+  /* =         */ "....." "....." "#####" "....." "#####" "....." ".....",
+  /* >         */ ".#..." "..#.." "...#." "....#" "...#." "..#.." ".#...",
+  /* ?         */ ".###." "#...#" "....#" "...#." "..#.." "....." "..#..",
+  /* @         */ ".###." "#...#" "....#" ".##.#" "#.#.#" "#.#.#" ".###.",
+  /* A         */ ".###." "#...#" "#...#" "#####" "#...#" "#...#" "#...#",
+  /* B         */ "####." "#...#" "#...#" "####." "#...#" "#...#" "####.",
+  /* C         */ ".###." "#...#" "#...." "#...." "#...." "#...#" ".###.",
+  /* D         */ "###.." "#..#." "#...#" "#...#" "#...#" "#..#." "###..",
+  /* E         */ "#####" "#...." "#...." "####." "#...." "#...." "#####",
+  /* F         */ "#####" "#...." "#...." "####." "#...." "#...." "#....",
+  /* G         */ ".###." "#...#" "#...." "#.###" "#...#" "#...#" ".####",
+  /* H         */ "#...#" "#...#" "#...#" "#####" "#...#" "#...#" "#...#",
+  /* I         */ ".###." "..#.." "..#.." "..#.." "..#.." "..#.." ".###.",
+  /* J         */ "..###" "...#." "...#." "...#." "...#." "#..#." ".##..",
+  /* K         */ "#...#" "#..#." "#.#.." "##..." "#.#.." "#..#." "#...#",
+  /* L         */ "#...." "#...." "#...." "#...." "#...." "#...." "#####",
+  /* M         */ "#...#" "##.##" "#.#.#" "#.#.#" "#...#" "#...#" "#...#",
+  /* N         */ "#...#" "#...#" "##..#" "#.#.#" "#..##" "#...#" "#...#",
+  /* O         */ ".###." "#...#" "#...#" "#...#" "#...#" "#...#" ".###.",
+  /* P         */ "####." "#...#" "#...#" "####." "#...." "#...." "#....",
+  /* Q         */ ".###." "#...#" "#...#" "#...#" "#.#.#" "#..#." ".##.#",
+  /* R         */ "####." "#...#" "#...#" "####." "#.#.." "#..#." "#...#",
+  /* S         */ ".####" "#...." "#...." ".###." "....#" "....#" "####.",
+  /* T         */ "#####" "..#.." "..#.." "..#.." "..#.." "..#.." "..#..",
+  /* U         */ "#...#" "#...#" "#...#" "#...#" "#...#" "#...#" ".###.",
+  /* V         */ "#...#" "#...#" "#...#" "#...#" "#...#" ".#.#." "..#..",
+  /* W         */ "#...#" "#...#" "#...#" "#.#.#" "#.#.#" "#.#.#" ".#.#.",
+  /* X         */ "#...#" "#...#" ".#.#." "..#.." ".#.#." "#...#" "#...#",
+  /* Y         */ "#...#" "#...#" ".#.#." "..#.." "..#.." "..#.." "..#..",
+  /* Z         */ "#####" "....#" "...#." "..#.." ".#..." "#...." "#####",
+  /* [         */ ".###." ".#..." ".#..." ".#..." ".#..." ".#..." ".###.",
+  /* backslash */ "....." "#...." ".#..." "..#.." "...#." "....#" ".....",
+  /* ]         */ ".###." "...#." "...#." "...#." "...#." "...#." ".###.",
+  /* ^         */ "..#.." ".#.#." "#...#" "....." "....." "....." ".....",
+  /* _         */ "....." "....." "....." "....." "....." "....." "#####",
+  /* `         */ ".#..." "..#.." "....." "....." "....." "....." ".....",
+  /* a         */ "....." "....." ".###." "....#" ".####" "#...#" ".####",
+  /* b         */ "#...." "#...." "#.##." "##..#" "#...#" "#...#" "####.",
+  /* c         */ "....." "....." ".###." "#...." "#...." "#...#" ".###.",
+  /* d         */ "....#" "....#" ".##.#" "#..##" "#...#" "#...#" ".####",
+  /* e         */ "....." "....." ".###." "#...#" "#####" "#...." ".###.",
+  /* f         */ "..##." ".#..#" ".#..." "###.." ".#..." ".#..." ".#...",
+  /* g         */ "....." ".####" "#...#" "#...#" ".####" "....#" ".###.",
+  /* h         */ "#...." "#...." "#.##." "##..#" "#...#" "#...#" "#...#",
+  /* i         */ "..#.." "....." ".##.." "..#.." "..#.." "..#.." ".###.",
+  /* j         */ "...#." "....." "..##." "...#." "...#." "#..#." ".##..",
+  /* k         */ "#...." "#...." "#..#." "#.#.." "##..." "#.#.." "#..#.",
+  /* l         */ ".##.." "..#.." "..#.." "..#.." "..#.." "..#.." ".###.",
+  /* m         */ "....." "....." "##.#." "#.#.#" "#.#.#" "#...#" "#...#",
+  /* n         */ "....." "....." "#.##." "##..#" "#...#" "#...#" "#...#",
+  /* o         */ "....." "....." ".###." "#...#" "#...#" "#...#" ".###.",
+  /* p         */ "....." "....." "####." "#...#" "####." "#...." "#....",
+  /* q         */ "....." "....." ".##.#" "#..##" ".####" "....#" "....#",
+  /* r         */ "....." "....." "#.##." "##..#" "#...." "#...." "#....",
+  /* s         */ "....." "....." ".####" "#...." ".###." "....#" "####.",
+  /* t         */ ".#..." ".#..." "###.." ".#..." ".#..." ".#..#" "..##.",
+  /* u         */ "....." "....." "#...#" "#...#" "#...#" "#..##" ".##.#",
+  /* v         */ "....." "....." "#...#" "#...#" "#...#" ".#.#." "..#..",
+  /* w         */ "....." "....." "#...#" "#...#" "#.#.#" "#.#.#" ".#.#.",
+  /* x         */ "....." "....." "#...#" ".#.#." "..#.." ".#.#." "#...#",
+  /* y         */ "....." "....." "#...#" "#...#" ".####" "....#" ".###.",
+  /* z         */ "....." "....." "#####" "...#." "..#.." ".#..." "#####",
+  /* {         */ "...#." "..#.." "..#.." ".#..." "..#.." "..#.." "...#.",
+  /* |         */ "..#.." "..#.." "..#.." "..#.." "..#.." "..#.." "..#..",
+  /* }         */ ".#..." "..#.." "..#.." "...#." "..#.." "..#.." ".#...",
+  /* ~         */ "....." "....." ".#..." "#.#.#" "...#." "....." ".....",
+};
+
+#define LENSVIZ__CELL_W 6
+#define LENSVIZ__CELL_H 8
+
+LENSVIZ_API void lensviz_text_size(const char *text, int scale, size_t *width, size_t *height) {
+  size_t line = 0, longest = 0, lines = 1;
+  const char *p;
+  if (scale < 1) scale = 1;
+  for (p = text; *p; p++) {
+    if (*p == '\n') { lines++; line = 0; continue; }
+    if (++line > longest) longest = line;
+  }
+  *width = longest * LENSVIZ__CELL_W * (size_t)scale;
+  *height = lines * LENSVIZ__CELL_H * (size_t)scale;
+}
+
+LENSVIZ_API size_t lensviz_draw_text(lensviz_image *img, long x, long y, const char *text, int scale, lensviz_color c) {
+  long cx = x, cy = y, widest = 0;
+  const char *p;
+  if (scale < 1) scale = 1;
+  for (p = text; *p; p++) {
+    unsigned char ch = (unsigned char)*p;
+    const char *glyph;
+    int row, col;
+    if (ch == '\n') { cx = x; cy += LENSVIZ__CELL_H * scale; continue; }
+    glyph = lensviz__font[(ch >= 32 && ch <= 126 ? ch : '?') - 32];
+    for (row = 0; row < 7; row++)
+      for (col = 0; col < 5; col++)
+        if (glyph[row * 5 + col] == '#') lensviz_fill_rect(img, cx + col * scale, cy + row * scale, scale, scale, c);
+    cx += LENSVIZ__CELL_W * scale;
+    if (cx - x > widest) widest = cx - x;
+  }
+  return (size_t)widest;
+}
+
+/* ---- maps and composites ------------------------------------------------------------------- */
+
+/* Bilinear sample of map [h, w] at the centre of output pixel (X, Y) of an oh x ow grid, with
+ * PyTorch's align_corners=False convention. */
+static float lensviz__sample(const float *map, size_t h, size_t w, size_t X, size_t Y, size_t oh, size_t ow) {
+  float sy = ((float)Y + 0.5f) * (float)h / (float)oh - 0.5f, sx = ((float)X + 0.5f) * (float)w / (float)ow - 0.5f, fy, fx;
+  size_t y0, x0, y1, x1;
+  if (sy < 0.0f) sy = 0.0f;
+  if (sx < 0.0f) sx = 0.0f;
+  y0 = (size_t)sy; x0 = (size_t)sx;
+  if (y0 > h - 1) y0 = h - 1;
+  if (x0 > w - 1) x0 = w - 1;
+  y1 = y0 + 1 < h ? y0 + 1 : y0;
+  x1 = x0 + 1 < w ? x0 + 1 : x0;
+  fy = sy - (float)y0; fx = sx - (float)x0;
+  return (1.0f - fy) * ((1.0f - fx) * map[y0 * w + x0] + fx * map[y0 * w + x1]) + fy * ((1.0f - fx) * map[y1 * w + x0] + fx * map[y1 * w + x1]);
+}
+
+static void lensviz__auto_range(const float *map, size_t n, lensviz_colormap cmap, float *lo, float *hi) {
+  if (*lo == *hi) lensviz_map_range(map, n, cmap == LENSVIZ_CMAP_DIVERGING, lo, hi);
+  if (!(*hi > *lo)) *hi = *lo + 1.0f;
+}
+
+LENSVIZ_API void lensviz_render_map(const float *map, size_t h, size_t w, lensviz_colormap cmap, float lo, float hi, int smooth,
+                                    lensviz_image *dst) {
+  size_t X, Y;
+  if (!h || !w) return;
+  lensviz__auto_range(map, h * w, cmap, &lo, &hi);
+  for (Y = 0; Y < dst->height; Y++)
+    for (X = 0; X < dst->width; X++) {
+      float v = smooth ? lensviz__sample(map, h, w, X, Y, dst->height, dst->width) : map[(Y * h / dst->height) * w + X * w / dst->width];
+      lensviz__put(dst, (long)X, (long)Y, lensviz_colormap_color(cmap, (v - lo) / (hi - lo)));
+    }
+}
+
+/* Lupton et al. 2004 with the green plane optionally the mean of two planes (g2 != NULL). */
+static void lensviz__asinh(const float *r, const float *g, const float *g2, const float *b, size_t h, size_t w, float Q, float stretch,
+                           float minimum, lensviz_image *dst) {
+  size_t X, Y, p, n = h * w;
+  float brightest = 0.0f, norm;
+  if (!n) return;
+  if (!(Q > 0.0f)) Q = 8.0f;
+  if (!(stretch > 0.0f)) {
+    for (p = 0; p < n; p++) {
+      float I = ((r[p] - minimum) + ((g2 ? 0.5f * (g[p] + g2[p]) : g[p]) - minimum) + (b[p] - minimum)) / 3.0f;
+      if (I > stretch) stretch = I;
+    }
+    if (!(stretch > 0.0f)) stretch = 1.0f;
+  }
+  /* the brightest scaled colour maps to 1, which keeps every colour's hue */
+  for (p = 0; p < n; p++) {
+    float R = r[p] - minimum, G = (g2 ? 0.5f * (g[p] + g2[p]) : g[p]) - minimum, B = b[p] - minimum, I, f, m;
+    R = R > 0.0f ? R : 0.0f; G = G > 0.0f ? G : 0.0f; B = B > 0.0f ? B : 0.0f;
+    I = (R + G + B) / 3.0f;
+    f = I > 0.0f ? asinhf(Q * I / stretch) / Q / I : 0.0f;
+    m = (R > G ? (R > B ? R : B) : (G > B ? G : B)) * f;
+    if (m > brightest) brightest = m;
+  }
+  norm = brightest > 0.0f ? 1.0f / brightest : 1.0f;
+  for (Y = 0; Y < dst->height; Y++)
+    for (X = 0; X < dst->width; X++) {
+      size_t q = (Y * h / dst->height) * w + X * w / dst->width;
+      float R = r[q] - minimum, G = (g2 ? 0.5f * (g[q] + g2[q]) : g[q]) - minimum, B = b[q] - minimum, I, f;
+      R = R > 0.0f ? R : 0.0f; G = G > 0.0f ? G : 0.0f; B = B > 0.0f ? B : 0.0f;
+      I = (R + G + B) / 3.0f;
+      f = I > 0.0f ? asinhf(Q * I / stretch) / Q / I * norm : 0.0f;
+      lensviz__put(dst, (long)X, (long)Y, lensviz_rgb(lensviz__byte(R * f), lensviz__byte(G * f), lensviz__byte(B * f)));
+    }
+}
+
+LENSVIZ_API void lensviz_asinh_rgb(const float *red, const float *green, const float *blue, size_t h, size_t w, float Q,
+                                   float stretch, float minimum, lensviz_image *dst) {
+  lensviz__asinh(red, green, NULL, blue, h, w, Q, stretch, minimum, dst);
+}
+
+LENSVIZ_API void lensviz_asinh_bands(const float *image, size_t bands, size_t h, size_t w, float Q, float stretch, lensviz_image *dst) {
+  size_t hw = h * w;
+  float mn = 0.0f;
+  size_t p;
+  if (!bands || !hw) return;
+  mn = image[0];
+  for (p = 1; p < bands * hw; p++) if (image[p] < mn) mn = image[p];
+  if (bands == 1) lensviz__asinh(image, image, NULL, image, h, w, Q, stretch, mn, dst);
+  else if (bands == 2) lensviz__asinh(image + hw, image, image + hw, image, h, w, Q, stretch, mn, dst);
+  else if (bands == 3) lensviz__asinh(image + 2 * hw, image + hw, NULL, image, h, w, Q, stretch, mn, dst);
+  else if (bands == 4) lensviz__asinh(image + 3 * hw, image + hw, image + 2 * hw, image, h, w, Q, stretch, mn, dst);
+  else lensviz__asinh(image + (bands - 1) * hw, image + (bands / 2) * hw, NULL, image, h, w, Q, stretch, mn, dst);
+}
+
+LENSVIZ_API void lensviz_overlay(lensviz_image *dst, const float *map, size_t h, size_t w, lensviz_colormap cmap, float lo,
+                                 float hi, float alpha) {
+  size_t X, Y;
+  if (!h || !w) return;
+  lensviz__auto_range(map, h * w, cmap, &lo, &hi);
+  for (Y = 0; Y < dst->height; Y++)
+    for (X = 0; X < dst->width; X++) {
+      float t = (lensviz__sample(map, h, w, X, Y, dst->height, dst->width) - lo) / (hi - lo), a;
+      t = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+      a = alpha * (cmap == LENSVIZ_CMAP_DIVERGING ? fabsf(2.0f * t - 1.0f) : sqrtf(t));
+      lensviz__blend(dst, (long)X, (long)Y, lensviz_colormap_color(cmap, t), a);
+    }
+}
+
+/* ---- axes, ticks, colour bars -------------------------------------------------------------- */
+
+/* A "nice" tick step (1, 2 or 5 times a power of ten) for about `want` ticks over the span. */
+static double lensviz__tick_step(double span, int want) {
+  double raw = span / (want > 1 ? want : 1), mag, f;
+  if (!(raw > 0.0)) return 1.0;
+  mag = pow(10.0, floor(log10(raw)));
+  f = raw / mag;
+  return (f < 1.5 ? 1.0 : f < 3.5 ? 2.0 : f < 7.5 ? 5.0 : 10.0) * mag;
+}
+
+/* A tick label with as many decimals as the step needs; exponent form for extreme values. */
+static void lensviz__tick_label(double v, double step, char *buf, size_t cap) {
+  int decimals = step >= 1.0 ? 0 : (int)ceil(-log10(step) - 1e-9);
+  double a = fabs(v);
+  if (fabs(v) < step * 1e-6) v = 0.0;
+  if (decimals > 6 || a >= 1e6) snprintf(buf, cap, "%.1e", v);
+  else snprintf(buf, cap, "%.*f", decimals, v);
+}
+
+LENSVIZ_API void lensviz_colorbar(lensviz_image *img, long x, long y, long w, long h, lensviz_colormap cmap, float lo, float hi,
+                                  int ticks, lensviz_color text) {
+  long j;
+  double step, v;
+  if (h < 2 || w < 1) return;
+  if (!(hi > lo)) hi = lo + 1.0f;
+  for (j = 0; j < h; j++) lensviz_fill_rect(img, x, y + j, w, 1, lensviz_colormap_color(cmap, 1.0f - (float)j / (float)(h - 1)));
+  lensviz_draw_rect(img, x - 1, y - 1, w + 2, h + 2, text);
+  step = lensviz__tick_step((double)hi - lo, ticks > 0 ? ticks : 5);
+  for (v = ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) {
+    long ty = y + (long)floor((hi - v) / ((double)hi - lo) * (double)(h - 1) + 0.5);
+    char label[32];
+    lensviz__tick_label(v, step, label, sizeof label);
+    lensviz_fill_rect(img, x + w, ty, 3, 1, text);
+    lensviz_draw_text(img, x + w + 5, ty - 3, label, 1, text);
+  }
+}
+
+/* ---- panel grids --------------------------------------------------------------------------- */
+
+#define LENSVIZ__PAD 8
+#define LENSVIZ__BAR_W 12
+#define LENSVIZ__BAR_SPACE (LENSVIZ__BAR_W + 8 + 8 * LENSVIZ__CELL_W)
+
+static void lensviz__cell_size(const lensviz_panel *panels, size_t n, size_t *cw, size_t *ch) {
+  size_t i;
+  *cw = *ch = 0;
+  for (i = 0; i < n; i++) {
+    size_t w = panels[i].image ? panels[i].image->width : 0, h = panels[i].image ? panels[i].image->height : 0, tw = 0, th = 0;
+    if (panels[i].colorbar) w += LENSVIZ__BAR_SPACE;
+    if (panels[i].title) lensviz_text_size(panels[i].title, 1, &tw, &th);
+    if (tw > w) w = tw;
+    if (w > *cw) *cw = w;
+    if (h + th + 4 > *ch) *ch = h + th + 4;
+  }
+}
+
+LENSVIZ_API void lensviz_grid_size(const lensviz_panel *panels, size_t n, size_t cols, const char *title, size_t *width, size_t *height) {
+  size_t cw, ch, rows, tw = 0, th = 0;
+  if (!cols) cols = 1;
+  if (cols > n) cols = n ? n : 1;
+  rows = (n + cols - 1) / cols;
+  lensviz__cell_size(panels, n, &cw, &ch);
+  if (title) lensviz_text_size(title, 2, &tw, &th);
+  *width = LENSVIZ__PAD + cols * (cw + LENSVIZ__PAD);
+  if (tw + 2 * LENSVIZ__PAD > *width) *width = tw + 2 * LENSVIZ__PAD;
+  *height = LENSVIZ__PAD + (title ? th + LENSVIZ__PAD : 0) + rows * (ch + LENSVIZ__PAD);
+}
+
+LENSVIZ_API void lensviz_grid_render(const lensviz_panel *panels, size_t n, size_t cols, const char *title, lensviz_image *dst) {
+  size_t cw, ch, i, top = LENSVIZ__PAD;
+  lensviz_color black = lensviz_rgb(0, 0, 0);
+  if (!cols) cols = 1;
+  lensviz_fill(dst, lensviz_rgb(255, 255, 255));
+  lensviz__cell_size(panels, n, &cw, &ch);
+  if (title) {
+    size_t tw, th;
+    lensviz_text_size(title, 2, &tw, &th);
+    lensviz_draw_text(dst, LENSVIZ__PAD, LENSVIZ__PAD, title, 2, black);
+    top += th + LENSVIZ__PAD;
+  }
+  for (i = 0; i < n; i++) {
+    const lensviz_panel *P = &panels[i];
+    long x = (long)(LENSVIZ__PAD + (i % cols) * (cw + LENSVIZ__PAD)), y = (long)(top + (i / cols) * (ch + LENSVIZ__PAD));
+    size_t th = 0, tw = 0;
+    if (P->title) {
+      lensviz_text_size(P->title, 1, &tw, &th);
+      lensviz_draw_text(dst, x, y, P->title, 1, black);
+      th += 4;
+    }
+    if (P->image) {
+      lensviz_blit(dst, x, y + (long)th, P->image);
+      if (P->colorbar)
+        lensviz_colorbar(dst, x + (long)P->image->width + 6, y + (long)th + 1, LENSVIZ__BAR_W, (long)P->image->height - 2, P->cmap,
+                         P->lo, P->hi, 5, black);
+    }
+  }
+}
+
+/* ---- plots --------------------------------------------------------------------------------- */
+
+typedef struct {
+  long left, top, right, bottom;  /* plot area in pixels */
+  double x0, x1, y0, y1;          /* data ranges */
+} lensviz__axes;
+
+static long lensviz__px(const lensviz__axes *a, double x) { return a->left + (long)floor((x - a->x0) / (a->x1 - a->x0) * (double)(a->right - a->left) + 0.5); }
+static long lensviz__py(const lensviz__axes *a, double y) { return a->bottom - (long)floor((y - a->y0) / (a->y1 - a->y0) * (double)(a->bottom - a->top) + 0.5); }
+
+/* Clears dst and draws title, frame, ticks with labels, axis labels and a light grid. */
+static lensviz__axes lensviz__draw_axes(lensviz_image *dst, const lensviz_plot_desc *desc, double x0, double x1, double y0, double y1) {
+  lensviz__axes a;
+  lensviz_color black = lensviz_rgb(0, 0, 0), grid = lensviz_rgb(225, 225, 225);
+  int title_scale = dst->width >= 420 ? 2 : 1;
+  double step, v;
+  memset(&a, 0, sizeof a);
+  lensviz_fill(dst, lensviz_rgb(255, 255, 255));
+  if (!(x1 > x0)) x1 = x0 + 1.0;
+  if (!(y1 > y0)) y1 = y0 + 1.0;
+  a.x0 = x0; a.x1 = x1; a.y0 = y0; a.y1 = y1;
+  a.left = 62;
+  a.right = (long)dst->width - 18;
+  a.top = (desc && desc->title ? 12 + 8 * title_scale : 8) + (desc && desc->ylabel ? 12 : 0);
+  a.bottom = (long)dst->height - (desc && desc->xlabel ? 38 : 24);
+  if (a.right <= a.left + 10) a.right = a.left + 10;
+  if (a.bottom <= a.top + 10) a.bottom = a.top + 10;
+  if (desc && desc->title) {
+    size_t tw, th;
+    lensviz_text_size(desc->title, title_scale, &tw, &th);
+    lensviz_draw_text(dst, ((long)dst->width - (long)tw) / 2, 6, desc->title, title_scale, black);
+  }
+  step = lensviz__tick_step(x1 - x0, (int)((a.right - a.left) / 70 + 1));
+  for (v = ceil(x0 / step - 1e-9) * step; v <= x1 + step * 1e-9; v += step) {
+    char label[32];
+    size_t tw, th;
+    long px = lensviz__px(&a, v);
+    lensviz__tick_label(v, step, label, sizeof label);
+    lensviz_text_size(label, 1, &tw, &th);
+    lensviz_fill_rect(dst, px, a.top, 1, a.bottom - a.top, grid);
+    lensviz_fill_rect(dst, px, a.bottom, 1, 4, black);
+    lensviz_draw_text(dst, px - (long)tw / 2, a.bottom + 7, label, 1, black);
+  }
+  step = lensviz__tick_step(y1 - y0, (int)((a.bottom - a.top) / 45 + 1));
+  for (v = ceil(y0 / step - 1e-9) * step; v <= y1 + step * 1e-9; v += step) {
+    char label[32];
+    size_t tw, th;
+    long py = lensviz__py(&a, v);
+    lensviz__tick_label(v, step, label, sizeof label);
+    lensviz_text_size(label, 1, &tw, &th);
+    lensviz_fill_rect(dst, a.left, py, a.right - a.left, 1, grid);
+    lensviz_fill_rect(dst, a.left - 4, py, 4, 1, black);
+    lensviz_draw_text(dst, a.left - 8 - (long)tw, py - 3, label, 1, black);
+  }
+  lensviz_draw_rect(dst, a.left, a.top, a.right - a.left + 1, a.bottom - a.top + 1, black);
+  if (desc && desc->xlabel) {
+    size_t tw, th;
+    lensviz_text_size(desc->xlabel, 1, &tw, &th);
+    lensviz_draw_text(dst, (a.left + a.right - (long)tw) / 2, a.bottom + 22, desc->xlabel, 1, black);
+  }
+  if (desc && desc->ylabel) lensviz_draw_text(dst, 6, a.top - 14, desc->ylabel, 1, black);
+  return a;
+}
+
+static void lensviz__legend(lensviz_image *dst, const lensviz__axes *a, const lensviz_series *s, size_t n, int bottom) {
+  size_t i, widest = 0, rows = 0;
+  long x, y, w, h;
+  for (i = 0; i < n; i++)
+    if (s[i].label) {
+      size_t tw, th;
+      lensviz_text_size(s[i].label, 1, &tw, &th);
+      if (tw > widest) widest = tw;
+      rows++;
+    }
+  if (!rows) return;
+  w = (long)widest + 34;
+  h = (long)rows * 12 + 6;
+  x = a->right - w - 6;
+  y = bottom ? a->bottom - h - 6 : a->top + 6;
+  lensviz_fill_rect(dst, x, y, w, h, lensviz_rgb(255, 255, 255));
+  lensviz_draw_rect(dst, x, y, w, h, lensviz_rgb(160, 160, 160));
+  for (i = 0, rows = 0; i < n; i++)
+    if (s[i].label) {
+      long ly = y + 4 + (long)rows * 12, phase = 0;
+      lensviz__line(dst, x + 5, ly + 3, x + 23, ly + 3, 2, s[i].color, s[i].dashed, &phase);
+      lensviz_draw_text(dst, x + 28, ly, s[i].label, 1, lensviz_rgb(0, 0, 0));
+      rows++;
+    }
+}
+
+static void lensviz__range(const float *v, size_t n, double *lo, double *hi, int *any) {
+  size_t i;
+  for (i = 0; v && i < n; i++) {
+    if (v[i] != v[i] || fabsf(v[i]) == INFINITY) continue;
+    if (!*any || v[i] < *lo) *lo = v[i];
+    if (!*any || v[i] > *hi) *hi = v[i];
+    *any = 1;
+  }
+}
+
+LENSVIZ_API void lensviz_plot_lines(lensviz_image *dst, const lensviz_series *series, size_t n, const lensviz_plot_desc *desc) {
+  double x0 = 0, x1 = 1, y0 = 0, y1 = 1, pad;
+  int anyx = 0, anyy = 0;
+  size_t i, k;
+  lensviz__axes a;
+  if (desc && desc->x0 != desc->x1) { x0 = desc->x0; x1 = desc->x1; }
+  else {
+    for (i = 0; i < n; i++) lensviz__range(series[i].x, series[i].n, &x0, &x1, &anyx);
+  }
+  if (desc && desc->y0 != desc->y1) { y0 = desc->y0; y1 = desc->y1; }
+  else {
+    for (i = 0; i < n; i++) lensviz__range(series[i].y, series[i].n, &y0, &y1, &anyy);
+    pad = 0.05 * (y1 - y0);
+    if (!(pad > 0.0)) pad = 0.5;
+    y0 -= pad; y1 += pad;
+  }
+  a = lensviz__draw_axes(dst, desc, x0, x1, y0, y1);
+  if (desc && desc->diagonal) {
+    long phase = 0;
+    lensviz__line(dst, lensviz__px(&a, a.x0 > a.y0 ? a.x0 : a.y0), lensviz__py(&a, a.x0 > a.y0 ? a.x0 : a.y0),
+                  lensviz__px(&a, a.x1 < a.y1 ? a.x1 : a.y1), lensviz__py(&a, a.x1 < a.y1 ? a.x1 : a.y1), 1, lensviz_rgb(150, 150, 150), 1, &phase);
+  }
+  for (i = 0; i < n; i++) {
+    long phase = 0, px = 0, py = 0;
+    int have = 0;
+    for (k = 0; k < series[i].n; k++) {
+      long qx, qy;
+      if (series[i].x[k] != series[i].x[k] || series[i].y[k] != series[i].y[k]) { have = 0; continue; }
+      qx = lensviz__px(&a, series[i].x[k]);
+      qy = lensviz__py(&a, series[i].y[k]);
+      if (qx < a.left - 2 || qx > a.right + 2 || qy < a.top - 2 || qy > a.bottom + 2) { have = 0; continue; }
+      if (have) lensviz__line(dst, px, py, qx, qy, 2, series[i].color, series[i].dashed, &phase);
+      else if (series[i].n == 1) lensviz_fill_rect(dst, qx - 2, qy - 2, 5, 5, series[i].color);
+      px = qx; py = qy; have = 1;
+    }
+  }
+  lensviz__legend(dst, &a, series, n, desc ? desc->legend_bottom : 0);
+}
+
+LENSVIZ_API void lensviz_plot_histogram(lensviz_image *dst, const lensviz_series *series, size_t n, size_t bins,
+                                        const lensviz_plot_desc *desc) {
+  double x0 = 0, x1 = 1, top = 0, width;
+  int any = 0;
+  size_t i, k, b;
+  lensviz__axes a;
+  size_t counts[512];
+  if (!bins) bins = 20;
+  if (bins > 512) bins = 512;
+  if (desc && desc->x0 != desc->x1) { x0 = desc->x0; x1 = desc->x1; }
+  else for (i = 0; i < n; i++) lensviz__range(series[i].x, series[i].n, &x0, &x1, &any);
+  if (!(x1 > x0)) x1 = x0 + 1.0;
+  width = (x1 - x0) / (double)bins;
+  for (i = 0; i < n; i++) {
+    memset(counts, 0, sizeof counts);
+    for (k = 0; k < series[i].n; k++) {
+      double v = series[i].x[k];
+      if (v != v || v < x0 || v > x1) continue;
+      b = (size_t)((v - x0) / width);
+      counts[b < bins ? b : bins - 1]++;
+    }
+    for (b = 0; b < bins; b++) if ((double)counts[b] > top) top = (double)counts[b];
+  }
+  a = lensviz__draw_axes(dst, desc, x0, x1, 0.0, top > 0 ? top * 1.08 : 1.0);
+  for (i = 0; i < n; i++) {
+    long phase = 0, prev_y = lensviz__py(&a, 0.0);
+    memset(counts, 0, sizeof counts);
+    for (k = 0; k < series[i].n; k++) {
+      double v = series[i].x[k];
+      if (v != v || v < x0 || v > x1) continue;
+      b = (size_t)((v - x0) / width);
+      counts[b < bins ? b : bins - 1]++;
+    }
+    for (b = 0; b < bins; b++) {
+      long xa = lensviz__px(&a, x0 + (double)b * width), xb = lensviz__px(&a, x0 + (double)(b + 1) * width), y = lensviz__py(&a, (double)counts[b]), X, Y;
+      for (Y = y; Y < a.bottom; Y++)
+        for (X = xa; X < xb; X++) lensviz__blend(dst, X, Y, series[i].color, 0.25f);
+      lensviz__line(dst, xa, prev_y, xa, y, 2, series[i].color, 0, &phase);
+      lensviz__line(dst, xa, y, xb, y, 2, series[i].color, 0, &phase);
+      prev_y = y;
+    }
+    lensviz__line(dst, lensviz__px(&a, x1), prev_y, lensviz__px(&a, x1), a.bottom, 2, series[i].color, 0, &phase);
+  }
+  lensviz__legend(dst, &a, series, n, desc ? desc->legend_bottom : 0);
+}
+
+LENSVIZ_API void lensviz_plot_confusion(lensviz_image *dst, const double *counts, size_t k, const char *const *names, const char *title) {
+  lensviz_color black = lensviz_rgb(0, 0, 0);
+  long left = 70, top = title ? 40 : 16, size, cell;
+  size_t i, j;
+  lensviz_fill(dst, lensviz_rgb(255, 255, 255));
+  if (!k) return;
+  if (title) {
+    size_t tw, th;
+    int s = dst->width >= 420 ? 2 : 1;
+    lensviz_text_size(title, s, &tw, &th);
+    lensviz_draw_text(dst, ((long)dst->width - (long)tw) / 2, 8, title, s, black);
+  }
+  size = (long)dst->width - left - 16;
+  if ((long)dst->height - top - 40 < size) size = (long)dst->height - top - 40;
+  cell = size / (long)k;
+  if (cell < 8) return;
+  for (i = 0; i < k; i++) {
+    double row = 0.0;
+    char label[64];
+    for (j = 0; j < k; j++) row += counts[i * k + j];
+    for (j = 0; j < k; j++) {
+      double f = row > 0 ? counts[i * k + j] / row : 0.0;
+      long x = left + (long)j * cell, y = top + (long)i * cell;
+      size_t tw, th;
+      lensviz_fill_rect(dst, x, y, cell, cell, lensviz_colormap_color(LENSVIZ_CMAP_VIRIDIS, (float)f));
+      lensviz_draw_rect(dst, x, y, cell, cell, lensviz_rgb(255, 255, 255));
+      {
+        lensviz_color ink = f > 0.6 ? black : lensviz_rgb(255, 255, 255);
+        int s = cell >= 120 ? 2 : 1;
+        snprintf(label, sizeof label, "%.0f", counts[i * k + j]);
+        lensviz_text_size(label, s, &tw, &th);
+        lensviz_draw_text(dst, x + (cell - (long)tw) / 2, y + cell / 2 - (long)th, label, s, ink);
+        snprintf(label, sizeof label, "%.1f%%", 100.0 * f);
+        lensviz_text_size(label, 1, &tw, &th);
+        lensviz_draw_text(dst, x + (cell - (long)tw) / 2, y + cell / 2 + 4, label, 1, ink);
+      }
+    }
+    if (names && names[i]) snprintf(label, sizeof label, "%.10s", names[i]);
+    else snprintf(label, sizeof label, "%lu", (unsigned long)i);
+    lensviz_draw_text(dst, 6, top + (long)i * cell + cell / 2 - 4, label, 1, black);
+    lensviz_draw_text(dst, left + (long)i * cell + 2, top + (long)k * cell + 6, label, 1, black);
+  }
+  lensviz_draw_text(dst, 6, top - 12, "true", 1, black);
+  lensviz_draw_text(dst, left + (long)k * cell / 2 - 27, top + (long)k * cell + 20, "predicted", 1, black);
+}
+
+/* ---- ROC and precision-recall -------------------------------------------------------------- */
+
+typedef struct { float score; int positive; } lensviz__scored;
+
+static int lensviz__by_score_desc(const void *a, const void *b) {
+  float x = ((const lensviz__scored *)a)->score, y = ((const lensviz__scored *)b)->score;
+  return x > y ? -1 : x < y ? 1 : 0;
+}
+
+/* Scores sorted from high to low with their labels, and the class totals; NULL on failure. */
+static lensviz__scored *lensviz__sorted(const float *scores, const int *labels, size_t n, size_t *pos, size_t *neg) {
+  lensviz__scored *s = LENSVIZ__CAST(lensviz__scored *, lensviz__alloc(n, sizeof(lensviz__scored)));
+  size_t i;
+  *pos = *neg = 0;
+  if (!s) return NULL;
+  for (i = 0; i < n; i++) {
+    s[i].score = scores[i];
+    s[i].positive = labels[i] != 0;
+    if (s[i].positive) (*pos)++;
+    else (*neg)++;
+  }
+  qsort(s, n, sizeof *s, lensviz__by_score_desc);
+  return s;
+}
+
+LENSVIZ_API size_t lensviz_roc(const float *scores, const int *labels, size_t n, float *fpr, float *tpr, double *auc) {
+  size_t pos, neg, i = 0, count = 1, tp = 0, fp = 0;
+  double area = 0.0, px = 0.0, py = 0.0;
+  lensviz__scored *s = lensviz__sorted(scores, labels, n, &pos, &neg);
+  if (auc) *auc = 0.0;
+  if (!s || !pos || !neg) { lensviz_free(s); return 0; }
+  fpr[0] = tpr[0] = 0.0f;
+  while (i < n) {
+    size_t j = i;
+    double x, y;
+    while (j < n && s[j].score == s[i].score) { if (s[j].positive) tp++; else fp++; j++; }
+    x = (double)fp / (double)neg;
+    y = (double)tp / (double)pos;
+    area += (x - px) * (y + py) * 0.5;
+    fpr[count] = (float)x;
+    tpr[count] = (float)y;
+    count++;
+    px = x; py = y;
+    i = j;
+  }
+  if (auc) *auc = area;
+  lensviz_free(s);
+  return count;
+}
+
+LENSVIZ_API size_t lensviz_pr(const float *scores, const int *labels, size_t n, float *recall, float *precision, double *ap) {
+  size_t pos, neg, i = 0, count = 1, tp = 0, fp = 0;
+  double sum = 0.0, prev_r = 0.0;
+  lensviz__scored *s = lensviz__sorted(scores, labels, n, &pos, &neg);
+  if (ap) *ap = 0.0;
+  if (!s || !pos) { lensviz_free(s); return 0; }
+  recall[0] = 0.0f;
+  precision[0] = 1.0f;
+  while (i < n) {
+    size_t j = i;
+    double r, p;
+    while (j < n && s[j].score == s[i].score) { if (s[j].positive) tp++; else fp++; j++; }
+    r = (double)tp / (double)pos;
+    p = (double)tp / (double)(tp + fp);
+    sum += (r - prev_r) * p;
+    recall[count] = (float)r;
+    precision[count] = (float)p;
+    count++;
+    prev_r = r;
+    i = j;
+  }
+  if (ap) *ap = sum;
+  lensviz_free(s);
+  return count;
+}
+
+/* ---- files: GIF, PNG ----------------------------------------------------------------------- */
+
+typedef struct { unsigned char *data; size_t len, cap; int failed; } lensviz__bytes;
+
+static void lensviz__append(lensviz__bytes *b, const void *p, size_t n) {
+  if (b->failed) return;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    unsigned char *d;
+    while (cap < b->len + n) {
+      if (cap > (size_t)-1 / 2) { b->failed = 1; return; }
+      cap *= 2;
+    }
+    d = LENSVIZ__CAST(unsigned char *, LENSVIZ_MALLOC(cap));
+    if (!d) { b->failed = 1; return; }
+    if (b->len) memcpy(d, b->data, b->len);
+    if (b->data) LENSVIZ_FREE(b->data);
+    b->data = d;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+static void lensviz__byte_out(lensviz__bytes *b, unsigned v) {
+  unsigned char c = (unsigned char)v;
+  lensviz__append(b, &c, 1);
+}
+
+static void lensviz__u16(lensviz__bytes *b, unsigned v) {
+  lensviz__byte_out(b, v & 255);
+  lensviz__byte_out(b, (v >> 8) & 255);
+}
+
+/* The fixed palette: a 6x6x6 colour cube (0..215) and 40 greys between its black and white. */
+static void lensviz__palette_color(unsigned i, unsigned char rgb[3]) {
+  if (i < 216) { rgb[0] = (unsigned char)(i / 36 * 51); rgb[1] = (unsigned char)(i / 6 % 6 * 51); rgb[2] = (unsigned char)(i % 6 * 51); }
+  else rgb[0] = rgb[1] = rgb[2] = (unsigned char)((i - 215) * 255 / 41);
+}
+
+static unsigned lensviz__palette_index(const unsigned char *p) {
+  unsigned r = (p[0] + 25u) / 51u, g = (p[1] + 25u) / 51u, b = (p[2] + 25u) / 51u, cube = r * 36 + g * 6 + b, grey;
+  int mean = (p[0] + p[1] + p[2]) / 3, gi = (mean * 41 + 127) / 255, dc, dg, e;
+  unsigned char c[3];
+  if (gi < 1) gi = 1;
+  if (gi > 40) gi = 40;
+  grey = 215u + (unsigned)gi;
+  lensviz__palette_color(cube, c);
+  e = p[0] - c[0]; dc = e * e; e = p[1] - c[1]; dc += e * e; e = p[2] - c[2]; dc += e * e;
+  lensviz__palette_color(grey, c);
+  e = p[0] - c[0]; dg = e * e; e = p[1] - c[1]; dg += e * e; e = p[2] - c[2]; dg += e * e;
+  return dg < dc ? grey : cube;
+}
+
+/* LZW codes packed least-significant bit first into data sub-blocks of up to 255 bytes. */
+typedef struct {
+  lensviz__bytes *out;
+  unsigned char block[255];
+  size_t block_len;
+  unsigned long acc;
+  int bits;
+} lensviz__bitwriter;
+
+static void lensviz__bits_byte(lensviz__bitwriter *w, unsigned char v) {
+  w->block[w->block_len++] = v;
+  if (w->block_len == 255) {
+    lensviz__byte_out(w->out, 255);
+    lensviz__append(w->out, w->block, 255);
+    w->block_len = 0;
+  }
+}
+
+static void lensviz__bits_code(lensviz__bitwriter *w, unsigned code, int size) {
+  w->acc |= (unsigned long)code << w->bits;
+  w->bits += size;
+  while (w->bits >= 8) {
+    lensviz__bits_byte(w, (unsigned char)(w->acc & 255));
+    w->acc >>= 8;
+    w->bits -= 8;
+  }
+}
+
+static void lensviz__bits_finish(lensviz__bitwriter *w) {
+  if (w->bits > 0) lensviz__bits_byte(w, (unsigned char)(w->acc & 255));
+  if (w->block_len) {
+    lensviz__byte_out(w->out, (unsigned)w->block_len);
+    lensviz__append(w->out, w->block, w->block_len);
+  }
+  lensviz__byte_out(w->out, 0);
+}
+
+#define LENSVIZ__LZW_HASH 8191u
+
+/* Compresses n palette indices with GIF's LZW (8-bit roots, codes of 9 to 12 bits). The
+ * dictionary maps (prefix code, next index) to a code through an open-addressed hash table;
+ * when all 4096 codes are taken a clear code starts a fresh dictionary. */
+static int lensviz__lzw(lensviz__bytes *out, const unsigned char *idx, size_t n) {
+  const unsigned clear = 256, end = 257;
+  unsigned long *keys = LENSVIZ__CAST(unsigned long *, lensviz__alloc(LENSVIZ__LZW_HASH + 1, sizeof(unsigned long)));
+  unsigned short *codes = LENSVIZ__CAST(unsigned short *, lensviz__alloc(LENSVIZ__LZW_HASH + 1, sizeof(unsigned short)));
+  lensviz__bitwriter w;
+  unsigned next = 258, prefix;
+  int size = 9;
+  size_t i;
+  if (!keys || !codes) { lensviz_free(keys); lensviz_free(codes); return 0; }
+  memset(&w, 0, sizeof w);
+  w.out = out;
+  memset(keys, 0, (LENSVIZ__LZW_HASH + 1) * sizeof(unsigned long));
+  lensviz__byte_out(out, 8); /* minimum code size */
+  lensviz__bits_code(&w, clear, size);
+  prefix = n ? idx[0] : 0;
+  for (i = 1; i < n; i++) {
+    unsigned long key = ((unsigned long)prefix << 8 | idx[i]) + 1; /* 0 marks an empty slot */
+    unsigned h = (unsigned)((key * 2654435761ul) >> 7) & LENSVIZ__LZW_HASH;
+    while (keys[h] && keys[h] != key) h = (h + 1) & LENSVIZ__LZW_HASH;
+    if (keys[h]) { prefix = codes[h]; continue; }
+    lensviz__bits_code(&w, prefix, size);
+    if (next < 4096) {
+      keys[h] = key;
+      codes[h] = (unsigned short)next++;
+      /* the decoder's table runs one entry behind, so widen once code 2^size exists */
+      if (next > (1u << size) && size < 12) size++;
+    } else {
+      lensviz__bits_code(&w, clear, size);
+      memset(keys, 0, (LENSVIZ__LZW_HASH + 1) * sizeof(unsigned long));
+      next = 258;
+      size = 9;
+    }
+    prefix = idx[i];
+  }
+  if (n) lensviz__bits_code(&w, prefix, size);
+  lensviz__bits_code(&w, end, size);
+  lensviz__bits_finish(&w);
+  lensviz_free(keys);
+  lensviz_free(codes);
+  return !out->failed;
+}
+
+LENSVIZ_API lensnet_result lensviz_gif_encode(const lensviz_image *frames, size_t count, int delay_cs, unsigned char **out,
+                                              size_t *len, lensnet_error *err) {
+  lensviz__bytes b;
+  size_t f, W, H, x, y, pixels;
+  unsigned i;
+  unsigned char *idx;
+  *out = NULL;
+  *len = 0;
+  if (!count) return lensviz__fail(err, LENSNET_ERR_ARG, "a GIF needs at least one frame");
+  W = frames[0].width;
+  H = frames[0].height;
+  if (!W || !H || W > 65535 || H > 65535 || !lensviz__mul_ok(W, H, &pixels) || pixels > LENSVIZ_MAX_PIXELS)
+    return lensviz__fail(err, LENSNET_ERR_TOO_LARGE, "a %lux%lu GIF frame is empty or too large", (unsigned long)W, (unsigned long)H);
+  for (f = 1; f < count; f++)
+    if (frames[f].width != W || frames[f].height != H)
+      return lensviz__fail(err, LENSNET_ERR_SHAPE, "GIF frame %lu is %lux%lu but frame 0 is %lux%lu", (unsigned long)f,
+                           (unsigned long)frames[f].width, (unsigned long)frames[f].height, (unsigned long)W, (unsigned long)H);
+  if (!(idx = LENSVIZ__CAST(unsigned char *, lensviz__alloc(pixels, 1)))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  memset(&b, 0, sizeof b);
+  lensviz__append(&b, "GIF89a", 6);
+  lensviz__u16(&b, (unsigned)W);
+  lensviz__u16(&b, (unsigned)H);
+  lensviz__byte_out(&b, 0xF7); /* global colour table of 256 entries, 8 bits per primary */
+  lensviz__byte_out(&b, 0);
+  lensviz__byte_out(&b, 0);
+  for (i = 0; i < 256; i++) {
+    unsigned char c[3];
+    lensviz__palette_color(i, c);
+    lensviz__append(&b, c, 3);
+  }
+  /* NETSCAPE2.0 application extension: loop forever */
+  lensviz__append(&b, "\x21\xFF\x0BNETSCAPE2.0\x03\x01\x00\x00\x00", 19);
+  for (f = 0; f < count; f++) {
+    size_t s = lensviz__stride(&frames[f]);
+    for (y = 0; y < H; y++)
+      for (x = 0; x < W; x++) idx[y * W + x] = (unsigned char)lensviz__palette_index(frames[f].rgb + y * s + x * 3);
+    lensviz__append(&b, "\x21\xF9\x04\x04", 4); /* graphic control: keep the frame, no transparency */
+    lensviz__u16(&b, (unsigned)(delay_cs < 0 ? 0 : delay_cs > 65535 ? 65535 : delay_cs));
+    lensviz__byte_out(&b, 0);
+    lensviz__byte_out(&b, 0);
+    lensviz__byte_out(&b, 0x2C); /* image descriptor: the whole screen, no local table */
+    lensviz__u16(&b, 0);
+    lensviz__u16(&b, 0);
+    lensviz__u16(&b, (unsigned)W);
+    lensviz__u16(&b, (unsigned)H);
+    lensviz__byte_out(&b, 0);
+    if (!lensviz__lzw(&b, idx, pixels)) b.failed = 1;
+  }
+  lensviz__byte_out(&b, 0x3B);
+  LENSVIZ_FREE(idx);
+  if (b.failed) {
+    lensviz_free(b.data);
+    return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory encoding a GIF");
+  }
+  *out = b.data;
+  *len = b.len;
+  return LENSNET_OK;
+}
+
+/* Writes path.tmp, then renames it to path. */
+static lensnet_result lensviz__write_file(const char *path, const unsigned char *data, size_t len, lensnet_error *err) {
+  size_t n = strlen(path);
+  char *tmp = LENSVIZ__CAST(char *, LENSVIZ_MALLOC(n + 5));
+  FILE *f;
+  int ok;
+  if (!tmp) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  memcpy(tmp, path, n);
+  memcpy(tmp + n, ".tmp", 5);
+  if (!(f = fopen(tmp, "wb"))) {
+    LENSVIZ_FREE(tmp);
+    return lensviz__fail(err, LENSNET_ERR_IO, "%.200s: cannot open for writing", path);
+  }
+  ok = fwrite(data, 1, len, f) == len;
+  ok = (fclose(f) == 0) && ok;
+  ok = ok && rename(tmp, path) == 0;
+  if (!ok) remove(tmp);
+  LENSVIZ_FREE(tmp);
+  return ok ? LENSNET_OK : lensviz__fail(err, LENSNET_ERR_IO, "%.200s: write failed", path);
+}
+
+LENSVIZ_API lensnet_result lensviz_gif_write(const char *path, const lensviz_image *frames, size_t count, int delay_cs,
+                                             lensnet_error *err) {
+  unsigned char *data;
+  size_t len;
+  lensnet_result r = lensviz_gif_encode(frames, count, delay_cs, &data, &len, err);
+  if (r != LENSNET_OK) return r;
+  r = lensviz__write_file(path, data, len, err);
+  lensviz_free(data);
+  return r;
+}
+
+#ifndef LENSVIZ_NO_PNG
+static void lensviz__png_sink(void *ctx, void *data, int size) {
+  if (size > 0) lensviz__append(LENSVIZ__CAST(lensviz__bytes *, ctx), data, (size_t)size);
+}
+
+LENSVIZ_API lensnet_result lensviz_png_write(const char *path, const lensviz_image *img, lensnet_error *err) {
+  lensviz__bytes b;
+  size_t pixels, stride = lensviz__stride(img);
+  lensnet_result r;
+  if (!img->width || !img->height || img->width > 0x7fffffff / 3 || img->height > 0x7fffffff ||
+      !lensviz__mul_ok(img->width, img->height, &pixels) || pixels > LENSVIZ_MAX_PIXELS || stride > 0x7fffffff)
+    return lensviz__fail(err, LENSNET_ERR_TOO_LARGE, "%.200s: a %lux%lu picture is empty or too large", path,
+                         (unsigned long)img->width, (unsigned long)img->height);
+  memset(&b, 0, sizeof b);
+  if (!stbi_write_png_to_func(lensviz__png_sink, &b, (int)img->width, (int)img->height, 3, img->rgb, (int)stride) || b.failed) {
+    lensviz_free(b.data);
+    return lensviz__fail(err, LENSNET_ERR_NOMEM, "%.200s: PNG encoding failed", path);
+  }
+  r = lensviz__write_file(path, b.data, b.len, err);
+  lensviz_free(b.data);
+  return r;
+}
+#endif
+
+LENSVIZ_API uint64_t lensviz_image_hash(const lensviz_image *img) {
+  uint64_t h = 14695981039346656037ull;
+  size_t y, x, s = lensviz__stride(img);
+  for (y = 0; y < img->height; y++)
+    for (x = 0; x < 3 * img->width; x++) {
+      h ^= img->rgb[y * s + x];
+      h *= 1099511628211ull;
+    }
+  return h;
+}
+
+#endif /* LENSVIZ_IMPLEMENTATION */
+
+/*
+------------------------------------------------------------------------------
+MIT License
+
+Copyright (c) 2026 the lens toolkit authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of
+this software and associated documentation files (the "Software"), to deal in
+the Software without restriction, including without limitation the rights to
+use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
+of the Software, and to permit persons to whom the Software is furnished to do
+so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+------------------------------------------------------------------------------
+*/

@@ -1,0 +1,676 @@
+/* lens explain: what a lens finder looks at in one image, as PNG panels and raw maps.
+ *
+ * Loads one object (a .npy batch [N,C,H,W] with --index, or a FITS image or cube), runs one
+ * method of lensviz.h and writes into --out DIR:
+ *   DIR/<method>.npy           the raw result, float32: occlusion at its grid resolution,
+ *                              Grad-CAM at the feature map's, gradients [C,H,W], images [C,H,W]
+ *   DIR/<method>.png           the panels side by side with titles and colour bars
+ *   DIR/image.png, DIR/<method>_map.png, DIR/<method>_overlay.png   the panels one by one
+ *   DIR/<method>.gif           occlusion sweeps and gradient ascents, frame by frame
+ * DIR is created if it does not exist (its parent must). */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <math.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "lens_cmds.h"
+#include "pool.h"
+#include "lensviz.h"
+
+typedef struct {
+  const char *model_path, *input, *method, *out;
+  size_t index, patch, stride, steps, samples, iterations, octaves, jitter, blur_every, channel, count, threads, frames;
+  long layer, target;
+  int minmax, resize, crop, hdu, scale, have_patch;
+  float l2, noise, step, fill;
+  unsigned long seed;
+} explain_options;
+
+static void explain_usage(FILE *f) {
+  fprintf(f,
+    "usage: lens explain --model M.safetensors --input X --method METHOD --out DIR [options]\n"
+    "  --input X          .npy [N,C,H,W] (pick one with --index I, default 0) or a FITS image or cube;\n"
+    "                     '-' for none (class-image; filters then draws channels 0, 1, ...)\n"
+    "  --method           occlusion | saliency | guided | gradcam | guided-gradcam | ig | smoothgrad |\n"
+    "                     dream | class-image | filters\n"
+    "  --target K         output to explain (default: the 'lens' class from the metadata, else the last)\n"
+    "  --layer L          layer index for gradcam, guided-gradcam, dream and filters (default: the\n"
+    "                     ReLU after the last convolution; for dream the one after the middle one)\n"
+    "  --patch P          occlusion patch side (default 4)   --stride S   step (default: the patch)\n"
+    "  --fill V           occlusion fill value (default 0)\n"
+    "  --steps N          integrated-gradient steps (default 32)\n"
+    "  --samples N        SmoothGrad samples (default 25)   --noise F   noise fraction (default 0.15)\n"
+    "  --iterations N     ascent steps (default 100)   --step F   step size (default 0.01)\n"
+    "  --octaves N        dream octaves (default 3)   --jitter J   pixels (default 2 for dreams)\n"
+    "  --blur-every K     blur every K steps (default 4 for class and filter images)   --l2 W   L2 weight\n"
+    "  --channel C        filters: draw only this channel   --count N   filters: channels drawn (default 8)\n"
+    "  --seed S           noise and jitter seed (default 1)\n"
+    "  --frames N         frames of the GIF of an occlusion sweep or an ascent (default 60 / 40)\n"
+    "  --minmax           per-band min-max normalisation (Wilde et al. 2022)\n"
+    "  --resize | --crop  fit other image sizes to the model (bilinear / central cut)\n"
+    "  --hdu K            FITS HDU (default: the first image)\n"
+    "  --scale Z          display pixels per image pixel (default: about 200 pixels across)\n"
+    "  --threads T        threads (default: the CPUs online)\n");
+}
+
+static int parse_count(const char *text, size_t *out) {
+  char *end;
+  unsigned long v = strtoul(text, &end, 10);
+  if (!*text || *end || text[0] == '-') return 0;
+  *out = (size_t)v;
+  return 1;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* The lens class: "lens" in the "classes" metadata, else the last output. */
+static int lens_class(const lensnet_model *m) {
+  const char *classes = lensnet_model_meta(m, "classes");
+  int index = 0;
+  while (classes && *classes) {
+    const char *end = strchr(classes, ',');
+    size_t n = end ? (size_t)(end - classes) : strlen(classes);
+    if (n == 4 && !strncmp(classes, "lens", 4)) return index;
+    index++;
+    classes = end ? end + 1 : NULL;
+  }
+  return (int)m->out_features - 1;
+}
+
+/* Reads the object into image[in_c, in_h, in_w]: picks the batch entry, fits the size,
+ * normalises; NaNs become 0 (after min-max, which ignores them). */
+static int load_object(const explain_options *o, const lensnet_model *m, float *image) {
+  lensnet_tensor t;
+  lensnet_error err;
+  size_t n = 1, c, h, w, k, hw = m->in_h * m->in_w;
+  const float *src;
+  if (ends_with(o->input, ".npy")) {
+    if (lensnet_npy_read(o->input, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
+  } else if (lensnet_fits_read(o->input, o->hdu, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (t.ndim == 4) { n = t.shape[0]; c = t.shape[1]; h = t.shape[2]; w = t.shape[3]; }
+  else if (t.ndim == 3 && m->in_c == 1 && t.shape[0] != 1 && ends_with(o->input, ".npy")) { n = t.shape[0]; c = 1; h = t.shape[1]; w = t.shape[2]; }
+  else if (t.ndim == 3) { c = t.shape[0]; h = t.shape[1]; w = t.shape[2]; }
+  else if (t.ndim == 2) { c = 1; h = t.shape[0]; w = t.shape[1]; }
+  else { lensnet_tensor_free(&t); return lens_fail("%s: expected [N,C,H,W], [C,H,W] or [H,W], got %d dimensions", o->input, t.ndim); }
+  if (o->index >= n) { lensnet_tensor_free(&t); return lens_fail("%s: --index %lu but the file holds %lu image(s)", o->input, (unsigned long)o->index, (unsigned long)n); }
+  if (c < m->in_c) { lensnet_tensor_free(&t); return lens_fail("%s: has %lu band(s) but the model takes %lu", o->input, (unsigned long)c, (unsigned long)m->in_c); }
+  if ((h != m->in_h || w != m->in_w) && !o->resize && !o->crop) {
+    lensnet_tensor_free(&t);
+    return lens_fail("%s: image is %lux%lu but the model takes %lux%lu; pass --resize or --crop", o->input, (unsigned long)h,
+                     (unsigned long)w, (unsigned long)m->in_h, (unsigned long)m->in_w);
+  }
+  if (o->crop && (h < m->in_h || w < m->in_w)) { lensnet_tensor_free(&t); return lens_fail("%s: cannot --crop a %lux%lu image", o->input, (unsigned long)h, (unsigned long)w); }
+  src = t.data + o->index * c * h * w;
+  for (k = 0; k < m->in_c; k++) {
+    const float *band = src + k * h * w;
+    float *dst = image + k * hw;
+    size_t y;
+    if (h == m->in_h && w == m->in_w) memcpy(dst, band, hw * sizeof(float));
+    else if (o->crop) {
+      size_t y0 = (h - m->in_h) / 2, x0 = (w - m->in_w) / 2;
+      for (y = 0; y < m->in_h; y++) memcpy(dst + y * m->in_w, band + (y0 + y) * w + x0, m->in_w * sizeof(float));
+    } else lensnet_resize_bilinear(band, h, w, dst, m->in_h, m->in_w);
+  }
+  lensnet_tensor_free(&t);
+  if (o->minmax) lensnet_minmax_normalize(image, m->in_c, hw);
+  for (k = 0; k < m->in_c * hw; k++) if (image[k] != image[k]) image[k] = 0.0f;
+  return 0;
+}
+
+/* The ReLU after the last (or the middle) convolution, else the last layer with a spatial output. */
+static long default_layer(const lensnet_model *m, int middle) {
+  size_t i, convs = 0, seen = 0;
+  long found = -1;
+  for (i = 0; i < m->layer_count; i++) if (m->layers[i].type == LENSNET_LAYER_CONV2D) convs++;
+  for (i = 0; i < m->layer_count; i++) {
+    if (m->layers[i].type != LENSNET_LAYER_CONV2D) continue;
+    seen++;
+    found = (long)i;
+    if (i + 1 < m->layer_count && m->layers[i + 1].type == LENSNET_LAYER_RELU) found = (long)i + 1;
+    if (middle && seen == (convs + 1) / 2) return found;
+  }
+  if (found < 0)
+    for (i = 0; i < m->layer_count; i++) if (m->layers[i].out_h > 1) found = (long)i;
+  return found;
+}
+
+static int write_npy(const char *dir, const char *name, int ndim, const size_t *shape, float *data) {
+  char path[1024];
+  lensnet_tensor t;
+  lensnet_error err;
+  int d;
+  memset(&t, 0, sizeof t);
+  t.ndim = ndim;
+  for (d = 0; d < ndim; d++) t.shape[d] = shape[d];
+  t.data = data;
+  snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+  if (lensnet_npy_write(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
+  return 0;
+}
+
+static int write_png(const char *dir, const char *name, const lensviz_image *img) {
+  char path[1024];
+  lensnet_error err;
+  snprintf(path, sizeof path, "%s/%s.png", dir, name);
+  if (lensviz_png_write(path, img, &err) != LENSNET_OK) return lens_fail_err(&err);
+  return 0;
+}
+
+/* Pictures of the size the image is shown at. */
+typedef struct {
+  size_t w, h;
+  lensviz_image pics[24];
+  size_t count;
+} picture_set;
+
+static lensviz_image *new_picture(picture_set *s, size_t w, size_t h) {
+  lensnet_error err;
+  if (s->count == sizeof s->pics / sizeof s->pics[0]) return NULL;
+  if (lensviz_image_alloc(&s->pics[s->count], w, h, &err) != LENSNET_OK) return NULL;
+  return &s->pics[s->count++];
+}
+
+static void free_pictures(picture_set *s) {
+  size_t i;
+  for (i = 0; i < s->count; i++) lensviz_image_free(&s->pics[i]);
+  s->count = 0;
+}
+
+/* Writes the grid of panels as DIR/<name>.png. */
+static int write_grid(const char *dir, const char *name, const lensviz_panel *panels, size_t n, size_t cols, const char *title) {
+  lensviz_image grid;
+  lensnet_error err;
+  size_t w, h;
+  int rc;
+  lensviz_grid_size(panels, n, cols, title, &w, &h);
+  if (lensviz_image_alloc(&grid, w, h, &err) != LENSNET_OK) return lens_fail_err(&err);
+  lensviz_grid_render(panels, n, cols, title, &grid);
+  rc = write_png(dir, name, &grid);
+  lensviz_image_free(&grid);
+  return rc;
+}
+
+static lensviz_panel panel(const lensviz_image *img, const char *title, int bar, lensviz_colormap cmap, float lo, float hi) {
+  lensviz_panel p;
+  p.image = img; p.title = title; p.colorbar = bar; p.cmap = cmap; p.lo = lo; p.hi = hi;
+  return p;
+}
+
+/* Frames for GIFs, all of one size. */
+typedef struct {
+  lensviz_image frames[128];
+  size_t count, w, h, bands, total; /* total: steps of the whole ascent, for the progress line */
+  float Q;
+} frame_set;
+
+static void add_frame_from_image(void *user, size_t iteration, const float *image, size_t c, size_t h, size_t w) {
+  frame_set *fs = (frame_set *)user;
+  lensnet_error err;
+  char label[32];
+  (void)c;
+  if (fs->count == sizeof fs->frames / sizeof fs->frames[0]) return;
+  if (lensviz_image_alloc(&fs->frames[fs->count], fs->w, fs->h, &err) != LENSNET_OK) return;
+  lensviz_asinh_bands(image, fs->bands, h, w, fs->Q, 0.0f, &fs->frames[fs->count]);
+  snprintf(label, sizeof label, "step %lu", (unsigned long)iteration);
+  lensviz_draw_text(&fs->frames[fs->count], 3, 3, label, 1, lensviz_rgb(255, 255, 255));
+  fs->count++;
+  if (fs->total && isatty(2)) fprintf(stderr, "\rlens: step %lu of %lu ", (unsigned long)iteration, (unsigned long)fs->total);
+}
+
+static int write_frames(const char *dir, const char *name, frame_set *fs, int delay) {
+  char path[1024];
+  lensnet_error err;
+  size_t i;
+  int rc = 0;
+  snprintf(path, sizeof path, "%s/%s.gif", dir, name);
+  if (fs->count && lensviz_gif_write(path, fs->frames, fs->count, delay, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  for (i = 0; i < fs->count; i++) lensviz_image_free(&fs->frames[i]);
+  fs->count = 0;
+  return rc;
+}
+
+/* The occlusion sweep: the patch moving over the image while the map fills in. */
+static int occlusion_gif(const explain_options *o, const lensnet_model *m, const float *image, const float *map, size_t rows,
+                         size_t cols, float lo, float hi, size_t W, size_t H, size_t patch, size_t stride) {
+  frame_set fs;
+  size_t cells = rows * cols, most = o->frames ? (o->frames < 128 ? o->frames : 128) : 60, frames = cells < most ? cells : most, f, k;
+  lensnet_error err;
+  float *partial = (float *)malloc(cells * sizeof(float));
+  double sx = (double)W / (double)m->in_w;
+  if (!partial) return lens_fail("out of memory");
+  memset(&fs, 0, sizeof fs);
+  for (f = 0; f < frames; f++) {
+    size_t upto = (f + 1) * cells / frames, last = upto - 1;
+    lensviz_image *fr = &fs.frames[fs.count], half;
+    if (lensviz_image_alloc(fr, 2 * W, H, &err) != LENSNET_OK) break;
+    fs.count++;
+    half = lensviz_image_view(fr, 0, 0, W, H);
+    lensviz_asinh_bands(image, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, &half);
+    lensviz_draw_rect(&half, (long)((last % cols) * stride * sx), (long)((last / cols) * stride * sx), (long)(patch * sx + 0.5) + 1,
+                      (long)(patch * sx + 0.5) + 1, lensviz_rgb(255, 255, 0));
+    for (k = 0; k < cells; k++) partial[k] = k < upto ? map[k] : 0.0f;
+    half = lensviz_image_view(fr, W, 0, W, H);
+    lensviz_render_map(partial, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, &half);
+  }
+  free(partial);
+  return write_frames(o->out, "occlusion", &fs, 8);
+}
+
+/* What every method needs: the options, the model, the image and its picture (ps.pics[0]). */
+typedef struct {
+  const explain_options *o;
+  lensnet_model *m;
+  lensviz_desc d;
+  int target;
+  float *image;
+  size_t W, H, per;
+  picture_set ps;
+} explain_ctx;
+
+/* Occlusion map, its panels and the sweep as a GIF. */
+static int explain_occlusion(explain_ctx *x) {
+  const explain_options *o = x->o;
+  lensnet_model *m = x->m;
+  lensviz_desc d = x->d;
+  const float *image = x->image;
+  picture_set *ps = &x->ps;
+  size_t W = x->W, H = x->H, per = x->per;
+  int target = x->target, rc = 0;
+  float *result = (float *)malloc(per * sizeof(float));
+  char title[256];
+  lensnet_error err;
+  if (!result) return lens_fail("out of memory");
+  size_t rows, cols, shape[2];
+  double base;
+  float lo, hi;
+  lensviz_image *map_pic = new_picture(ps, W, H), *over = new_picture(ps, W, H);
+  lensviz_panel p[3];
+  lensviz_occlusion_size(m, &d, &rows, &cols);
+  if (!rows || !cols) { rc = lens_fail("--patch %lu does not fit the %lux%lu input", (unsigned long)d.patch, (unsigned long)m->in_h, (unsigned long)m->in_w); goto done; }
+  free(result);
+  result = (float *)malloc(rows * cols * sizeof(float));
+  if (!result || !map_pic || !over) { rc = lens_fail("out of memory"); goto done; }
+  fprintf(stderr, "lens: occlusion: %lu x %lu patch positions\n", (unsigned long)rows, (unsigned long)cols);
+  if (lensviz_occlusion(m, image, target, &d, result, &base, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
+  shape[0] = rows; shape[1] = cols;
+  if ((rc = write_npy(o->out, "occlusion", 2, shape, result)) != 0) goto done;
+  lensviz_map_range(result, rows * cols, 1, &lo, &hi);
+  lensviz_render_map(result, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
+  lensviz_blit(over, 0, 0, &ps->pics[0]);
+  lensviz_overlay(over, result, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0.8f);
+  snprintf(title, sizeof title, "Occlusion, patch %lu stride %lu: P(class %d) = %.3f", (unsigned long)d.patch, (unsigned long)d.stride, target, base);
+  p[0] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  p[1] = panel(map_pic, "P(occluded) - P", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
+  p[2] = panel(over, "overlay", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  if ((rc = write_png(o->out, "occlusion_map", map_pic)) || (rc = write_png(o->out, "occlusion_overlay", over)) ||
+      (rc = write_grid(o->out, "occlusion", p, 3, 3, title)))
+    goto done;
+  rc = occlusion_gif(o, m, image, result, rows, cols, lo, hi, W, H, d.patch, d.stride);
+done:
+  free(result);
+  return rc;
+}
+
+/* Grad-CAM at the feature map's resolution, its panels. */
+static int explain_gradcam(explain_ctx *x) {
+  const explain_options *o = x->o;
+  lensnet_model *m = x->m;
+  lensviz_desc d = x->d;
+  const float *image = x->image;
+  picture_set *ps = &x->ps;
+  size_t W = x->W, H = x->H, per = x->per;
+  int target = x->target, rc = 0;
+  float *result = (float *)malloc(per * sizeof(float));
+  char title[256];
+  lensnet_error err;
+  if (!result) return lens_fail("out of memory");
+  size_t c, h, w, shape[2];
+  float lo, hi;
+  lensviz_image *map_pic = new_picture(ps, W, H), *over = new_picture(ps, W, H);
+  lensviz_panel p[3];
+  if (lensviz_layer_shape(m, (size_t)o->layer, &c, &h, &w, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
+  free(result);
+  result = (float *)malloc(h * w * sizeof(float));
+  if (!result || !map_pic || !over) { rc = lens_fail("out of memory"); goto done; }
+  if (lensviz_gradcam(m, image, target, (size_t)o->layer, &d, result, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
+  shape[0] = h; shape[1] = w;
+  if ((rc = write_npy(o->out, "gradcam", 2, shape, result)) != 0) goto done;
+  lensviz_map_range(result, h * w, 0, &lo, &hi);
+  lo = 0.0f;
+  if (!(hi > lo)) hi = 1.0f;
+  lensviz_render_map(result, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0, map_pic);
+  lensviz_blit(over, 0, 0, &ps->pics[0]);
+  lensviz_overlay(over, result, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0.7f);
+  snprintf(title, sizeof title, "Grad-CAM, layer %ld (%lux%lu), class %d", o->layer, (unsigned long)h, (unsigned long)w, target);
+  p[0] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  p[1] = panel(map_pic, "Grad-CAM", 1, LENSVIZ_CMAP_MAGMA, lo, hi);
+  p[2] = panel(over, "overlay (bilinear)", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  if ((rc = write_png(o->out, "gradcam_map", map_pic)) || (rc = write_png(o->out, "gradcam_overlay", over)) ||
+      (rc = write_grid(o->out, "gradcam", p, 3, 3, title)))
+    goto done;
+done:
+  free(result);
+  return rc;
+}
+
+/* Saliency, guided backprop, guided Grad-CAM, integrated gradients, SmoothGrad: [C,H,W] maps. */
+static int explain_gradients(explain_ctx *x) {
+  const explain_options *o = x->o;
+  lensnet_model *m = x->m;
+  lensviz_desc d = x->d;
+  const float *image = x->image;
+  const char *method = o->method;
+  picture_set *ps = &x->ps;
+  size_t W = x->W, H = x->H, per = x->per;
+  int target = x->target, rc = 0;
+  float *result = (float *)malloc(per * sizeof(float));
+  char title[256];
+  lensnet_error err;
+  if (!result) return lens_fail("out of memory");
+  size_t shape[3], hw = m->in_h * m->in_w, k, p_;
+  float lo, hi, *sum = (float *)calloc(hw, sizeof(float)), *mag = (float *)calloc(hw, sizeof(float));
+  lensviz_image *map_pic = new_picture(ps, W, H), *over = new_picture(ps, W, H);
+  lensviz_panel p[16];
+  size_t np = 0, cols;
+  lensnet_result r;
+  const char *name = method;
+  if (!sum || !mag || !map_pic || !over) { free(sum); free(mag); rc = lens_fail("out of memory"); goto done; }
+  if (!strcmp(method, "saliency")) r = lensviz_saliency(m, image, target, &d, result, &err);
+  else if (!strcmp(method, "guided")) r = lensviz_guided_backprop(m, image, target, &d, result, &err);
+  else if (!strcmp(method, "guided-gradcam")) r = lensviz_guided_gradcam(m, image, target, (size_t)o->layer, &d, result, &err);
+  else if (!strcmp(method, "ig")) r = lensviz_integrated_gradients(m, image, target, &d, result, &err);
+  else r = lensviz_smoothgrad(m, image, target, &d, result, &err);
+  if (r != LENSNET_OK) { free(sum); free(mag); rc = lens_fail_err(&err); goto done; }
+  shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
+  if ((rc = write_npy(o->out, name, 3, shape, result)) != 0) { free(sum); free(mag); goto done; }
+  for (k = 0; k < m->in_c; k++)
+    for (p_ = 0; p_ < hw; p_++) { sum[p_] += result[k * hw + p_]; mag[p_] += fabsf(result[k * hw + p_]); }
+  lensviz_map_range(sum, hw, 1, &lo, &hi);
+  lensviz_render_map(sum, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
+  lensviz_blit(over, 0, 0, &ps->pics[0]);
+  lensviz_overlay(over, mag, m->in_h, m->in_w, LENSVIZ_CMAP_MAGMA, 0, 0, 0.8f);
+  snprintf(title, sizeof title, "%s, class %d", !strcmp(method, "ig") ? "Integrated gradients" : !strcmp(method, "smoothgrad") ? "SmoothGrad" :
+           !strcmp(method, "guided") ? "Guided backprop" : !strcmp(method, "guided-gradcam") ? "Guided Grad-CAM" : "Saliency", target);
+  p[np++] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  p[np++] = panel(map_pic, "sum over bands", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
+  p[np++] = panel(over, "overlay of |map|", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  cols = m->in_c > 3 ? (m->in_c < 8 ? m->in_c : 8) : 3;
+  while (m->in_c > 1 && np < cols) p[np++] = panel(NULL, NULL, 0, LENSVIZ_CMAP_GRAY, 0, 1); /* bands start a row */
+  if (m->in_c > 1) {
+    float blo, bhi;
+    lensviz_map_range(result, m->in_c * hw, 1, &blo, &bhi);
+    for (k = 0; k < m->in_c && k < 8; k++) {
+      static const char *band_titles[8] = {"band 0", "band 1", "band 2", "band 3", "band 4", "band 5", "band 6", "band 7"};
+      lensviz_image *bp = new_picture(ps, W, H);
+      if (!bp) break;
+      lensviz_render_map(result + k * hw, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, blo, bhi, 0, bp);
+      p[np++] = panel(bp, band_titles[k], k + 1 == m->in_c || k == 7, LENSVIZ_CMAP_DIVERGING, blo, bhi);
+    }
+  }
+  free(sum);
+  free(mag);
+  {
+    char mapname[64], overname[64];
+    snprintf(mapname, sizeof mapname, "%s_map", name);
+    snprintf(overname, sizeof overname, "%s_overlay", name);
+    if ((rc = write_png(o->out, mapname, map_pic)) || (rc = write_png(o->out, overname, over)) ||
+        (rc = write_grid(o->out, name, p, np, cols, title)))
+      goto done;
+  }
+done:
+  free(result);
+  return rc;
+}
+
+/* Deep dream of the image, or a class image grown from noise, with the ascent as a GIF. */
+static int explain_ascent(explain_ctx *x) {
+  const explain_options *o = x->o;
+  lensnet_model *m = x->m;
+  lensviz_desc d = x->d;
+  const float *image = x->image;
+  const char *method = o->method;
+  picture_set *ps = &x->ps;
+  size_t W = x->W, H = x->H, per = x->per;
+  int target = x->target, rc = 0;
+  float *result = (float *)malloc(per * sizeof(float));
+  char title[256];
+  lensnet_error err;
+  if (!result) return lens_fail("out of memory");
+  frame_set fs;
+  size_t shape[3];
+  lensviz_image *result_pic = new_picture(ps, W, H);
+  lensviz_panel p[2];
+  lensnet_result r;
+  memset(&fs, 0, sizeof fs);
+  fs.w = W; fs.h = H; fs.bands = m->in_c; fs.Q = 8.0f; fs.total = d.iterations * d.octaves;
+  d.frame = add_frame_from_image;
+  d.frame_user = &fs;
+  {
+    size_t want = o->frames ? (o->frames < 120 ? o->frames : 120) : 40;
+    d.frame_every = (d.iterations * d.octaves + want - 1) / want;
+  }
+  if (!result_pic) { rc = lens_fail("out of memory"); goto done; }
+  if (!strcmp(method, "dream")) {
+    memcpy(result, image, per * sizeof(float));
+    add_frame_from_image(&fs, 0, image, m->in_c, m->in_h, m->in_w);
+    r = lensviz_dream(m, (size_t)o->layer, &d, result, &err);
+  } else r = lensviz_class_image(m, target, &d, result, &err);
+  if (isatty(2)) fputc('\n', stderr); /* ends the progress line */
+  if (r != LENSNET_OK) { write_frames(o->out, method, &fs, 10); rc = lens_fail_err(&err); goto done; }
+  shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
+  if ((rc = write_npy(o->out, method, 3, shape, result)) != 0) { write_frames(o->out, method, &fs, 10); goto done; }
+  lensviz_asinh_bands(result, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, result_pic);
+  if (!strcmp(method, "dream")) {
+    snprintf(title, sizeof title, "Deep dream, layer %ld, %lu octave(s) x %lu steps", o->layer, (unsigned long)d.octaves, (unsigned long)d.iterations);
+    p[0] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+    p[1] = panel(result_pic, "dream", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+    rc = write_grid(o->out, "dream", p, 2, 2, title);
+    if (!rc) rc = write_png(o->out, "dream_map", result_pic);
+  } else {
+    double prob;
+    float logits[64];
+    if (m->out_features <= 64 && lensnet_model_forward(m, 1, result, logits, NULL, &err) == LENSNET_OK)
+      prob = lensviz_probability(logits, m->out_features, target);
+    else prob = -1.0;
+    snprintf(title, sizeof title, "Class image, class %d: P = %.3f", target, prob);
+    p[0] = panel(result_pic, "class image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+    rc = write_grid(o->out, "class-image", p, 1, 1, title);
+    if (!rc) rc = write_png(o->out, "class-image_map", result_pic);
+  }
+  if (!rc) rc = write_frames(o->out, method, &fs, 10);
+  else write_frames(o->out, method, &fs, 10);
+done:
+  free(result);
+  return rc;
+}
+
+/* Filter images of the channels the image excites most (or of --channel), and the channel means. */
+static int explain_filters(explain_ctx *x) {
+  const explain_options *o = x->o;
+  lensnet_model *m = x->m;
+  lensviz_desc d = x->d;
+  const float *image = x->image;
+  picture_set *ps = &x->ps;
+  size_t W = x->W, H = x->H, per = x->per;
+  int rc = 0;
+  float *result = (float *)malloc(per * sizeof(float));
+  char title[256];
+  lensnet_error err;
+  if (!result) return lens_fail("out of memory");
+  size_t c, h, w, k, chosen[64], nchosen = 0, shape[4];
+  float *means = NULL, *images = NULL;
+  lensviz_panel p[64];
+  char titles[64][32];
+  if (lensviz_layer_shape(m, (size_t)o->layer, &c, &h, &w, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
+  means = (float *)malloc(c * sizeof(float));
+  if (!means) { rc = lens_fail("out of memory"); goto done; }
+  if (o->channel != (size_t)-1) {
+    if (o->channel >= c) { free(means); rc = lens_fail("--channel %lu: layer %ld has %lu channels", (unsigned long)o->channel, o->layer, (unsigned long)c); goto done; }
+    chosen[nchosen++] = o->channel;
+  }
+  if (strcmp(o->input, "-")) {
+    /* the channels this image excites most, strongest first */
+    size_t shape1 = c;
+    if (lensviz_channel_means(m, image, (size_t)o->layer, means, &err) != LENSNET_OK) { free(means); rc = lens_fail_err(&err); goto done; }
+    if ((rc = write_npy(o->out, "channel_means", 1, &shape1, means)) != 0) { free(means); goto done; }
+    while (!nchosen || (o->channel == (size_t)-1 && nchosen < o->count && nchosen < c && nchosen < 64)) {
+      size_t best = 0, j;
+      int found = 0;
+      for (k = 0; k < c; k++) {
+        int used = 0;
+        for (j = 0; j < nchosen; j++) used |= chosen[j] == k;
+        if (!used && (!found || means[k] > means[best])) { best = k; found = 1; }
+      }
+      if (!found) break;
+      chosen[nchosen++] = best;
+    }
+  } else
+    while (nchosen < o->count && nchosen < c && nchosen < 64 && o->channel == (size_t)-1) { chosen[nchosen] = nchosen; nchosen++; }
+  images = (float *)malloc(nchosen * per * sizeof(float));
+  if (!images) { free(means); rc = lens_fail("out of memory"); goto done; }
+  for (k = 0; k < nchosen && rc == 0; k++) {
+    lensviz_image *pic = new_picture(ps, W, H);
+    fprintf(stderr, "lens: filter image for channel %lu of layer %ld\n", (unsigned long)chosen[k], o->layer);
+    if (lensviz_filter_image(m, (size_t)o->layer, chosen[k], &d, images + k * per, &err) != LENSNET_OK) { rc = lens_fail_err(&err); break; }
+    if (!pic) { rc = lens_fail("out of memory"); break; }
+    lensviz_asinh_bands(images + k * per, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, pic);
+    if (strcmp(o->input, "-")) snprintf(titles[k], sizeof titles[k], "ch %lu: %.3g", (unsigned long)chosen[k], means[chosen[k]]);
+    else snprintf(titles[k], sizeof titles[k], "channel %lu", (unsigned long)chosen[k]);
+    p[k] = panel(pic, titles[k], 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  }
+  if (rc == 0) {
+    shape[0] = nchosen; shape[1] = m->in_c; shape[2] = m->in_h; shape[3] = m->in_w;
+    rc = write_npy(o->out, "filters", 4, shape, images);
+  }
+  if (rc == 0) {
+    snprintf(title, sizeof title, "Filter images, layer %ld%s", o->layer, strcmp(o->input, "-") ? " (mean activation on the image)" : "");
+    rc = write_grid(o->out, "filters", p, nchosen, 4, title);
+  }
+  free(means);
+  free(images);
+done:
+  free(result);
+  return rc;
+}
+
+int lens_cmd_explain(int argc, char **argv) {
+  explain_options o;
+  explain_ctx x;
+  lensnet_error err;
+  lens_pool *pool = NULL;
+  lensnet_parallel par;
+  lensviz_desc d;
+  size_t i;
+  int rc = 0;
+  const char *method;
+  memset(&o, 0, sizeof o);
+  memset(&x, 0, sizeof x);
+  o.layer = -1; o.target = -1; o.hdu = -1; o.seed = 1; o.count = 8; o.channel = (size_t)-1;
+  for (i = 1; i < (size_t)argc; i++) {
+    const char *a = argv[i], *v = i + 1 < (size_t)argc ? argv[i + 1] : NULL;
+    size_t n;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { explain_usage(stdout); return 0; }
+    if (!strcmp(a, "--minmax")) { o.minmax = 1; continue; }
+    if (!strcmp(a, "--resize")) { o.resize = 1; continue; }
+    if (!strcmp(a, "--crop")) { o.crop = 1; continue; }
+    if (!v) return lens_fail("%s needs a value (see lens explain --help)", a);
+    i++;
+    if (!strcmp(a, "--model")) o.model_path = v;
+    else if (!strcmp(a, "--input")) o.input = v;
+    else if (!strcmp(a, "--method")) o.method = v;
+    else if (!strcmp(a, "--out")) o.out = v;
+    else if (!strcmp(a, "--l2")) o.l2 = (float)atof(v);
+    else if (!strcmp(a, "--noise")) o.noise = (float)atof(v);
+    else if (!strcmp(a, "--step")) o.step = (float)atof(v);
+    else if (!strcmp(a, "--fill")) o.fill = (float)atof(v);
+    else if (!parse_count(v, &n)) return lens_fail("%s takes a non-negative whole number, not '%s'", a, v);
+    else if (!strcmp(a, "--index")) o.index = n;
+    else if (!strcmp(a, "--patch")) { o.patch = n; o.have_patch = 1; }
+    else if (!strcmp(a, "--stride")) o.stride = n;
+    else if (!strcmp(a, "--steps")) o.steps = n;
+    else if (!strcmp(a, "--samples")) o.samples = n;
+    else if (!strcmp(a, "--iterations")) o.iterations = n;
+    else if (!strcmp(a, "--octaves")) o.octaves = n;
+    else if (!strcmp(a, "--jitter")) o.jitter = n + 1; /* 0 means "not given" */
+    else if (!strcmp(a, "--blur-every")) o.blur_every = n;
+    else if (!strcmp(a, "--channel")) o.channel = n;
+    else if (!strcmp(a, "--count")) o.count = n;
+    else if (!strcmp(a, "--frames")) o.frames = n;
+    else if (!strcmp(a, "--threads")) o.threads = n;
+    else if (!strcmp(a, "--layer")) o.layer = (long)n;
+    else if (!strcmp(a, "--target")) o.target = (long)n;
+    else if (!strcmp(a, "--hdu")) o.hdu = (int)n;
+    else if (!strcmp(a, "--scale")) o.scale = (int)n;
+    else if (!strcmp(a, "--seed")) o.seed = (unsigned long)n;
+    else return lens_fail("unknown option '%s' (see lens explain --help)", a);
+  }
+  if (!o.model_path || !o.input || !o.method || !o.out) { explain_usage(stderr); return lens_fail("--model, --input, --method and --out are required"); }
+  method = o.method;
+  if (strcmp(method, "occlusion") && strcmp(method, "saliency") && strcmp(method, "guided") && strcmp(method, "gradcam") &&
+      strcmp(method, "guided-gradcam") && strcmp(method, "ig") && strcmp(method, "smoothgrad") && strcmp(method, "dream") &&
+      strcmp(method, "class-image") && strcmp(method, "filters"))
+    return lens_fail("unknown --method '%s' (see lens explain --help)", method);
+  if (o.resize && o.crop) return lens_fail("--resize and --crop exclude each other");
+  if (o.have_patch && o.patch == 0) return lens_fail("--patch must be at least 1");
+  if (lensnet_model_load(o.model_path, &x.m, &err) != LENSNET_OK) return lens_fail_err(&err);
+  x.target = o.target >= 0 ? (int)o.target : lens_class(x.m);
+  if ((size_t)x.target >= x.m->out_features) {
+    rc = lens_fail("--target %d: the model has %lu outputs", x.target, (unsigned long)x.m->out_features);
+    lensnet_model_free(x.m);
+    return rc;
+  }
+  if (o.layer < 0) o.layer = default_layer(x.m, !strcmp(method, "dream"));
+  if (o.layer < 0 || (size_t)o.layer >= x.m->layer_count) {
+    rc = lens_fail("--layer %ld does not exist: the model has layers 0..%lu", o.layer, (unsigned long)x.m->layer_count - 1);
+    lensnet_model_free(x.m);
+    return rc;
+  }
+  x.o = &o;
+  if (mkdir(o.out, 0777) != 0 && errno != EEXIST) { rc = lens_fail("%s: cannot create the output folder", o.out); goto done; }
+  x.per = x.m->in_c * x.m->in_h * x.m->in_w;
+  if (o.count > 20) o.count = 20;
+  if (!(x.image = (float *)calloc(x.per, sizeof(float)))) { rc = lens_fail("out of memory"); goto done; }
+  /* class images start from noise; filter images need an image only to rank channels */
+  if (strcmp(method, "class-image") && strcmp(o.input, "-") && (rc = load_object(&o, x.m, x.image)) != 0) goto done;
+
+  pool = lens_pool_create(o.threads ? o.threads : lens_pool_default_threads());
+  par = lens_pool_parallel(pool);
+  memset(&d, 0, sizeof d);
+  d.parallel = &par;
+  d.seed = o.seed;
+  d.patch = o.patch; d.stride = o.stride; d.fill = o.fill;
+  d.steps = o.steps; d.samples = o.samples; d.noise = o.noise;
+  d.iterations = o.iterations; d.step = o.step; d.l2 = o.l2;
+  /* images grown from noise look cleaner with a little blur */
+  d.blur_every = o.blur_every ? o.blur_every : (!strcmp(method, "class-image") || !strcmp(method, "filters")) ? 4 : 0;
+  d.jitter = o.jitter ? o.jitter - 1 : (!strcmp(method, "dream") ? 2 : 0);
+  d = lensviz_desc_resolve(&d);
+  d.octaves = !strcmp(method, "dream") ? (o.octaves ? o.octaves : 3) : 1;
+  x.d = d;
+
+  x.H = (size_t)(o.scale > 0 ? o.scale : (int)((200 + x.m->in_h - 1) / x.m->in_h)) * x.m->in_h;
+  x.W = x.H * x.m->in_w / x.m->in_h;
+  {
+    lensviz_image *pic_image = new_picture(&x.ps, x.W, x.H);
+    if (!pic_image) { rc = lens_fail("out of memory for pictures"); goto done; }
+    lensviz_asinh_bands(x.image, x.m->in_c, x.m->in_h, x.m->in_w, 8.0f, 0.0f, pic_image);
+    if (strcmp(method, "class-image") && strcmp(o.input, "-") && (rc = write_png(o.out, "image", pic_image)) != 0) goto done;
+  }
+  if (!strcmp(method, "occlusion")) rc = explain_occlusion(&x);
+  else if (!strcmp(method, "gradcam")) rc = explain_gradcam(&x);
+  else if (!strcmp(method, "dream") || !strcmp(method, "class-image")) rc = explain_ascent(&x);
+  else if (!strcmp(method, "filters")) rc = explain_filters(&x);
+  else rc = explain_gradients(&x);
+done:
+  free_pictures(&x.ps);
+  free(x.image);
+  if (pool) lens_pool_free(pool);
+  lensnet_model_free(x.m);
+  return rc;
+}
