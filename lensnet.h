@@ -103,7 +103,11 @@
 
 #ifndef LENSNET_API
 #ifdef LENSNET_STATIC
+#if defined(__GNUC__) || defined(__clang__)
+#define LENSNET_API static __attribute__((unused)) /* a program uses only some of them */
+#else
 #define LENSNET_API static
+#endif
 #else
 #define LENSNET_API extern
 #endif
@@ -307,8 +311,8 @@ LENSNET_API void lensnet_sgemm_path(lensnet_simd path, int trans_a, int trans_b,
 
 
 /* ---------------------------------------------------------------------------------------------
- * Random numbers: explicit state, the same stream on every platform (xoshiro128+-style splitmix
- * seeding; Blackman & Vigna 2018)
+ * Random numbers: explicit state, the same stream on every platform (xoshiro256** seeded by
+ * splitmix64; Blackman & Vigna 2018)
  * ------------------------------------------------------------------------------------------- */
 typedef struct { uint64_t s[4]; } lensnet_rng;
 LENSNET_API void lensnet_rng_seed(lensnet_rng *rng, uint64_t seed);
@@ -462,6 +466,7 @@ typedef struct {
   size_t scratch_per_worker;
   float *wgrad_images;           /* per-image weight gradients of every convolution, reduced in a fixed order */
   int compute_input_grad;        /* nonzero: also compute input_grad (saliency needs it; training does not) */
+  int skip_param_grads;          /* nonzero: leave t->grads alone (saliency, Grad-CAM and dreams need none) */
   size_t mark_floats;            /* per image */
   int capture_layer;             /* >= 0: keep d loss / d (output of this layer) in captured_grad */
   float *captured_grad;
@@ -4270,15 +4275,17 @@ static void lensnet__backward_image(lensnet_trainer *t, size_t l, size_t b, size
       if (dx && !flipped) memset(dx, 0, in_n * sizeof(float));
       for (grp = 0; grp < L->groups; grp++) {
         const float *img = x + grp * cin_g * L->in_h * L->in_w, *dyg = dy + grp * cout_g * P;
-        lensnet__im2col(&g, img, cin_g, col);
-        lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, 0.0f, dw + grp * cout_g * K, K);
+        if (!t->skip_param_grads) {
+          lensnet__im2col(&g, img, cin_g, col);
+          lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, 0.0f, dw + grp * cout_g * K, K);
+        }
         if (dx && !flipped) {
           lensnet_sgemm(1, 0, K, P, cout_g, 1.0f, m->values + m->params[L->weight].offset + grp * cout_g * K, K, dyg, P, 0.0f, col, P);
           lensnet__col2im_add(&g, col, cin_g, dx + grp * cin_g * L->in_h * L->in_w);
         }
       }
       if (flipped) lensnet__conv2d_forward(&gt, dy, t->flipped_weights + t->wgrad_offset[l], NULL, 0, dx, col);
-      if (L->bias_param >= 0) {
+      if (L->bias_param >= 0 && !t->skip_param_grads) {
         float *db = t->bgrad_images + t->bgrad_offset[l] * t->batch_cap + b * L->out_c;
         for (co = 0; co < L->out_c; co++) db[co] = lensnet__sum(dy + co * P, P);
       }
@@ -4438,7 +4445,7 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
           lensnet__flip_weights(&m->layers[l], m->values + m->params[m->layers[l].weight].offset, t->flipped_weights + t->wgrad_offset[l]);
       lensnet__parallel_run(&t->parallel, batch, lensnet__backward_run_task, &r);
       /* weight and bias gradients summed in image order: the same for any number of threads */
-      for (l = r.first; l < r.last; l++) {
+      for (l = r.first; l < r.last && !t->skip_param_grads; l++) {
         const lensnet_layer *C = &m->layers[l];
         if (C->type != LENSNET_LAYER_CONV2D) continue;
         {
@@ -4466,9 +4473,9 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
     if (L->type == LENSNET_LAYER_DENSE) {
       const float *W = m->values + m->params[L->weight].offset;
       float *dW = t->grads + m->params[L->weight].offset;
-      lensnet_sgemm(1, 0, L->out, in_n, batch, 1.0f, dy, L->out, x, in_n, 1.0f, dW, in_n);
+      if (!t->skip_param_grads) lensnet_sgemm(1, 0, L->out, in_n, batch, 1.0f, dy, L->out, x, in_n, 1.0f, dW, in_n);
       if (dst) lensnet_sgemm(0, 0, batch, in_n, L->out, 1.0f, dy, L->out, W, in_n, 0.0f, dst, in_n);
-      if (L->bias_param >= 0) {
+      if (L->bias_param >= 0 && !t->skip_param_grads) {
         float *db = t->grads + m->params[L->bias_param].offset;
         for (b = 0; b < batch; b++) for (k = 0; k < L->out; k++) db[k] += dy[b * L->out + k];
       }
@@ -4486,8 +4493,7 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
             sum_dy += dy[at];
             sum_dy_xhat += dy[at] * xhat;
           }
-        dw[c] += (float)sum_dy_xhat;
-        db[c] += (float)sum_dy;
+        if (!t->skip_param_grads) { dw[c] += (float)sum_dy_xhat; db[c] += (float)sum_dy; }
         if (!dst) continue;
         for (b = 0; b < batch; b++)
           for (k = 0; k < hw; k++) {

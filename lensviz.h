@@ -908,6 +908,7 @@ static lensnet_result lensviz__gradients(lensnet_trainer *t, const float *inputs
   float *dl = lensviz__floats(n * outs);
   if (!dl) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   t->compute_input_grad = 1;
+  t->skip_param_grads = 1; /* maps need input gradients only */
   t->relu_backward = mode;
   r = lensnet_trainer_forward(t, n, inputs, 0, NULL, err);
   if (r == LENSNET_OK) {
@@ -1164,7 +1165,7 @@ static lensnet_result lensviz__ascend(lensnet_model *net, lensviz__ascent_goal g
     return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   }
   r = lensnet_trainer_create(net, 1, d->parallel, d->seed, &t, err);
-  if (r == LENSNET_OK) t->compute_input_grad = 1;
+  if (r == LENSNET_OK) { t->compute_input_grad = 1; t->skip_param_grads = 1; }
   for (it = 0; r == LENSNET_OK && it < d->iterations; it++) {
     long dy = 0, dx = 0;
     double mean_abs = 0.0;

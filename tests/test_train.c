@@ -311,6 +311,35 @@ int main(void) {
                    "gelu\nadd name=s\nmaxpool kernel=2\ndropout p=0.25\nflatten\ndense name=d1 out=6\ntanh\ndense name=d2 out=3", 2);
   }
 
+  TEST("input gradients alone (skip_param_grads) equal those of a full backward pass") {
+    lensnet_model *m = NULL;
+    lensnet_trainer *t = NULL;
+    lensnet_error err;
+    lensnet_rng rng;
+    float x[2 * 2 * 9 * 9], dout[6], full[2 * 2 * 9 * 9];
+    size_t i, nonzero = 0;
+    lensnet_model_create("input 2 9 9\nconv2d name=c1 out=4 kernel=3\nrelu\nconv2d name=c2 out=3 kernel=3 stride=2\ntanh\nflatten\ndense name=d out=3", &m, &err);
+    lensnet_model_init(m, 3);
+    lensnet_trainer_create(m, 2, NULL, 1, &t, &err);
+    lensnet_rng_seed(&rng, 8);
+    for (i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = lensnet_rng_normal(&rng);
+    for (i = 0; i < 6; i++) dout[i] = lensnet_rng_normal(&rng);
+    t->compute_input_grad = 1;
+    lensnet_trainer_forward(t, 2, x, 0, NULL, &err);
+    lensnet_trainer_zero_grad(t);
+    lensnet_trainer_backward(t, 2, dout, &err);
+    memcpy(full, t->input_grad, sizeof full);
+    t->skip_param_grads = 1;
+    lensnet_trainer_zero_grad(t);
+    memset(t->input_grad, 0, sizeof full);
+    lensnet_trainer_backward(t, 2, dout, &err);
+    for (i = 0; i < m->value_count; i++) nonzero += t->grads[i] != 0.0f;
+    CHECK(!memcmp(full, t->input_grad, sizeof full), "input gradients differ when parameter gradients are skipped");
+    CHECK(nonzero == 0, "%lu parameter gradients were written although skipped", (unsigned long)nonzero);
+    lensnet_trainer_free(t);
+    lensnet_model_free(m);
+  }
+
   TEST("losses against PyTorch (value and gradient)") {
     lensnet_tensor z = load_ref("loss_logits"), y = load_ref("loss_labels"), w = load_ref("loss_weights");
     float grad[64], loss;
