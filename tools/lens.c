@@ -15,6 +15,7 @@ static const lens_command commands[] = {
   {"predict", lens_cmd_predict, "score images (.npy batches or FITS cutouts) with a lens finder"},
   {"train",   lens_cmd_train,   "train a lens finder on images.npy + labels.csv, resumable"},
   {"render",  lens_cmd_render,  "render a lens scene (JSON) to an image"},
+  {"sim",     lens_cmd_sim,     "simulate labelled lenses and non-lenses: images.npy + labels.csv"},
 };
 
 int lens_fail(const char *fmt, ...) {
