@@ -547,6 +547,14 @@ LENSSIM_API lenssim_result lenssim_dataset_sample(const lenssim_dataset *ds, uin
 LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds, uint64_t index, lenssim_kind kind,
                                                        float *image, lenssim_label *label, void *workspace,
                                                        size_t workspace_bytes, lenssim_error *err);
+/* Images of the source-plane point (beta_x, beta_y) (a source at z_source; multi-plane models)
+ * found on a 100 x 100 grid of cells (two triangles each) over the square of half-width
+ * half_width about (cx, cy): triangles whose ray-traced image contains the point are counted.
+ * Images with |magnification| < 0.05 (the cores of singular profiles) are not counted, and two
+ * images closer than a cell may count as one. scratch holds LENSSIM_COUNT_IMAGES_SCRATCH doubles. */
+#define LENSSIM_COUNT_IMAGES_SCRATCH (4 * 101 * 101)
+LENSSIM_API int lenssim_count_images(const lenssim_lens_model *model, double z_source, double beta_x, double beta_y,
+                                     double cx, double cy, double half_width, double *scratch);
 /* The kind object `index` gets (cheap: no rendering). */
 LENSSIM_API lenssim_kind lenssim_dataset_kind(const lenssim_dataset *ds, uint64_t index);
 
@@ -3490,9 +3498,11 @@ static lenssim_result lenssim__render_part(const lenssim_dataset *ds, const lens
  * are counted. Triangles whose area shrinks less than 20-fold in the source plane (|mu| < 0.05,
  * the demagnified cores of singular profiles) are not counted; two images closer than a cell
  * may count as one. */
-static int lenssim__count_images(const lenssim_lens_model *m, double z_src, double bx, double by, double cx, double cy,
-                                 double half, double *gx, double *gy, double *sx, double *sy) {
+LENSSIM_API int lenssim_count_images(const lenssim_lens_model *m, double z_src, double bx, double by, double cx,
+                                     double cy, double half, double *scratch) {
   const int n = LENSSIM__COUNT_GRID, w = n + 1;
+  const size_t g = (size_t)w * (size_t)w;
+  double *gx = scratch, *gy = scratch + g, *sx = scratch + 2 * g, *sy = scratch + 3 * g;
   double step = 2.0 * half / n, cell = 0.5 * step * step;
   int i, j, count = 0;
   for (i = 0; i < w; i++)
@@ -3635,7 +3645,7 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
   lenssim_rng rng, rng_sub;
   lenssim_result r = LENSSIM_OK;
   void *owned = NULL, *rws;
-  double *A, *B, *C, *gx, *gy, *sx, *sy;
+  double *A, *B, *C, *gx;
   size_t max_pix2 = 0, det_count, grid = (size_t)(LENSSIM__COUNT_GRID + 1) * (LENSSIM__COUNT_GRID + 1);
   int ch, det, attempt, accepted = 0, is_lens, substructure = 0, have_parts = 0;
   lenssim__object obj_storage;
@@ -3660,10 +3670,7 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
   B = A + max_pix2;
   C = B + max_pix2;
   gx = C + max_pix2;
-  gy = gx + grid;
-  sx = gy + grid;
-  sy = sx + grid;
-  rws = sy + grid;
+  rws = gx + 4 * grid;
   o = &obj_storage;
   det = ds->detection_channel;
   det_count = (size_t)ds->render_pix[det] * (size_t)ds->render_pix[det];
@@ -3691,10 +3698,10 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
     groups = o->z_group[1] > 0 ? 2 : 1;
     lenssim__object_model(ds, o, o->n_mass, &model);
     half = 2.5 * (lab.theta_E > lab.theta_E2 ? lab.theta_E : lab.theta_E2) + 0.5;
-    n0 = lenssim__count_images(&model, o->z_group[0], o->src_x[0], o->src_y[0], lab.center_x, lab.center_y, half, gx, gy, sx, sy);
+    n0 = lenssim_count_images(&model, o->z_group[0], o->src_x[0], o->src_y[0], lab.center_x, lab.center_y, half, gx);
     if (n0 < 2) continue;
     if (groups == 2) {
-      n1 = lenssim__count_images(&model, o->z_group[1], o->src_x[1], o->src_y[1], lab.center_x, lab.center_y, half, gx, gy, sx, sy);
+      n1 = lenssim_count_images(&model, o->z_group[1], o->src_x[1], o->src_y[1], lab.center_x, lab.center_y, half, gx);
       if (n1 < 2) continue;
     }
     if (!(lab.theta_E * lab.theta_E > lab.source_R * lab.source_R + 0.25 * fwhm * fwhm)) continue;
