@@ -2791,19 +2791,20 @@ typedef struct {
   double pixel_scale;
   const char *bands[4];
   int mode[4], factor[4], ss[4]; /* per channel: 0 direct, 1 finer and binned, 2 coarser and resampled */
+  int detection;                 /* the channel the selection measures in: the sharpest */
 } lenssim__layout_def;
 
 static const lenssim__layout_def lenssim__layouts[LENSSIM_LAYOUT_COUNT] = {
-  {0, 0, 0.0, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}},
+  {0, 0, 0.0, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, 0},
   /* OU-66: VIS at its own 0.1" (one sample per pixel), PSF and noise there, then 3x3 sums: each
    * 0.3" pixel is then a 3x3-supersampled VIS pixel with the PSF applied at 0.1" */
-  {4, 66, 0.3, {"VIS", "NISP_Y", "NISP_J", "NISP_H"}, {1, 0, 0, 0}, {3, 1, 1, 1}, {1, 3, 3, 3}},
+  {4, 66, 0.3, {"VIS", "NISP_Y", "NISP_J", "NISP_H"}, {1, 0, 0, 0}, {3, 1, 1, 1}, {1, 3, 3, 3}, 0},
   /* OU-200: NISP at its own 0.3" on 69 x 69 pixels (covering the 20" field), noise there, then
    * bilinear resampling to 0.1" with the flux per pixel divided by 9 */
-  {4, 200, 0.1, {"VIS", "NISP_Y", "NISP_J", "NISP_H"}, {0, 2, 2, 2}, {1, 3, 3, 3}, {2, 3, 3, 3}},
-  {3, 64, 0.168, {"HSC_g", "HSC_r", "HSC_i", 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {3, 3, 3, 3}},
-  {1, 192, 0.04, {"HST_F160W", 0, 0, 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {2, 2, 2, 2}},
-  {1, 150, 0.05, {"HST_F160W", 0, 0, 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {2, 2, 2, 2}},
+  {4, 200, 0.1, {"VIS", "NISP_Y", "NISP_J", "NISP_H"}, {0, 2, 2, 2}, {1, 3, 3, 3}, {2, 3, 3, 3}, 0},
+  {3, 64, 0.168, {"HSC_g", "HSC_r", "HSC_i", 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {3, 3, 3, 3}, 2},
+  {1, 192, 0.04, {"HST_F160W", 0, 0, 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {2, 2, 2, 2}, 0},
+  {1, 150, 0.05, {"HST_F160W", 0, 0, 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {2, 2, 2, 2}, 0},
 };
 
 static lenssim_layout lenssim__preset_layout(lenssim_preset p) {
@@ -2884,7 +2885,7 @@ LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenss
   ds->channels = L->channels;
   ds->num_pix = L->num_pix;
   ds->pixel_scale = L->pixel_scale;
-  ds->detection_channel = 0;
+  ds->detection_channel = L->detection;
   for (ch = 0; ch < L->channels; ch++) {
     lenssim_scene sc;
     size_t pix2, need;
