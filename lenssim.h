@@ -57,6 +57,10 @@
  *     SHEAR       alpha = (gamma1 x + gamma2 y, gamma2 x - gamma1 y), about the origin (or ra_0,
  *                 dec_0 when given)
  *     CONVERGENCE alpha = kappa (x, y), a mass sheet about the origin
+ *     LINE_MASS   a thin uniform rod (a DeepLense "vortex"): length, angle, and line_density
+ *                 Lambda (convergence integrated across the rod, arcsec); in the rod's frame
+ *                 alpha_u = Lambda/(2 pi) ln(((u+L/2)^2+v^2)/((u-L/2)^2+v^2)),
+ *                 alpha_v = Lambda/pi (atan2(v, u-L/2) - atan2(v, u+L/2)). Not a lenstronomy model.
  *   Light profiles:
  *     SERSIC, SERSIC_ELLIPSE  I = amp exp(-b_n ((R/R_sersic)^(1/n) - 1)), b_n = 1.9992 n - 0.3271
  *                 (Capaccioli 1989, floored at 1e-5), R = sqrt(q x'^2 + y'^2/q) (product-average
@@ -96,9 +100,28 @@
  *     brightness (mag/arcsec^2), read noise, gain and PSF. lenssim_magnitude_to_counts() and
  *     lenssim_sersic_amp_from_magnitude() turn magnitudes into counts/s and Sersic amplitudes.
  *
+ * Populations and datasets (docs/populations.md has the numbers)
+ *   lenssim_dataset_init(&ds, &config, seed, &err) resolves a preset (euclid-lensfinding,
+ *   euclid-compound, deeplense-substructure, ensai-modelling) and a layout (ou66, ou200, hsc,
+ *   hst192, hst150); lenssim_dataset_sample(&ds, i, image, &label, workspace, bytes, &err) renders
+ *   object i as float image[channels][num_pix][num_pix] (counts/s per output pixel) with a label
+ *   holding every parameter. Object i depends only on (configuration, seed, i): each object's
+ *   random streams are seeded from a hash of (seed, i, stream), so any order and any number of
+ *   threads give the same objects. Lenses (class 1) among objects follow lens_fraction exactly in
+ *   every window (object i is a lens when floor(i f + u0) steps up).
+ *   Deflectors as Collett 2015 (ApJ 811, 20): z uniform in comoving volume, sigma_v from the VDF
+ *   of Choi, Park & Vogeley 2007, SIE with theta_E = 4 pi (sigma_v/c)^2 D_ls/D_s, shear, light
+ *   following the mass (Faber-Jackson luminosity, sigma-R_e size); sources with number-count
+ *   magnitudes, a size-magnitude relation, Sersic n in [0.5, 4], optionally clumpy; kept when
+ *   multiply imaged (lenssim_count_images), resolved, magnified >= 3 and with arc S/N >= 20 in
+ *   the detection band. Non-lenses: ellipticals, discs, pairs, ring galaxies, mergers, stars,
+ *   empty sky. Compound arcs (two lens planes) and double rings (two source planes) use the
+ *   multi-plane tracer; DeepLense classes add point-mass subhalos or a LINE_MASS vortex to one
+ *   smooth lens. Survey layouts: OU-66 renders VIS at 0.1" and sums 3x3 blocks, OU-200 renders
+ *   NISP at 0.3" and resamples bilinearly (flux conserved).
+ *
  * What it does NOT do (yet)
  *   No file I/O (it fills caller buffers; the `lens` tool reads scene JSON and writes .npy).
- *   No lens populations or labelled dataset sampling yet (the design's later `lens sim`).
  *   No adaptive or partial supersampling, no PSF convolution on the supersampled grid, no
  *   point sources (quasar images), no time delays, no line-of-sight or non-flat cosmologies, no
  *   radiation or massive neutrinos in the expansion rate, no elliptical NFW, no shapelets or
@@ -153,9 +176,14 @@
  *   lenssim_add_noise, lenssim_magnitude_to_counts, lenssim_sersic_amp_from_counts,
  *   lenssim_sersic_amp_from_magnitude
  *   lenssim_clumpy_source
+ *   lenssim_einstein_radius_sis, lenssim_velocity_dispersion_function, lenssim_count_images
+ *   lenssim_preset_name / _from_name, lenssim_layout_name / _from_name, lenssim_kind_name
+ *   lenssim_dataset_init, lenssim_dataset_image_floats, lenssim_dataset_workspace_bytes,
+ *   lenssim_dataset_kind, lenssim_dataset_sample, lenssim_dataset_sample_kind
  *
  * History
  *   0.1  first release: parity with lenstronomy 1.14 on the reference scenes.
+ *   0.2  lens populations, labelled datasets and presets; LINE_MASS; lenssim_count_images.
  */
 #ifndef LENSSIM_H
 #define LENSSIM_H
