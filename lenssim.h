@@ -1,4 +1,4 @@
-/* lenssim.h - strong gravitational lens simulator that agrees with lenstronomy - v0.1
+/* lenssim.h - strong gravitational lens simulator that agrees with lenstronomy - v0.2
  *                                                    public domain or MIT (see the end of the file)
  *
  * MANUAL
