@@ -98,6 +98,32 @@ int main(void) {
     CHECK(lenssim_lens_check(&rod, "rod", NULL) == LENSSIM_ERR_RANGE, "zero length refused");
   }
 
+  TEST("render: light far below 2^-100 of a profile is exactly 0 (no subnormal floats), the rest intact") {
+    lenssim_light g;
+    lenssim_scene sc;
+    static double img[100 * 100];
+    int i, j, zeros = 0, tiny = 0;
+    double worst = 0;
+    memset(&g, 0, sizeof g);
+    g.kind = LENSSIM_LIGHT_GAUSSIAN; g.amp = 1e-3; g.sigma = 0.05;
+    memset(&sc, 0, sizeof sc);
+    sc.grid.num_pix = 100; sc.grid.pixel_scale = 0.1; sc.grid.supersampling = 1;
+    sc.lens_light = &g; sc.num_lens_light = 1;
+    CHECK(lenssim_render(&sc, img, NULL, 0, NULL) == LENSSIM_OK, "render");
+    for (i = 0; i < 100; i++)
+      for (j = 0; j < 100; j++) {
+        double x = (j - 49.5) * 0.1, y = (i - 49.5) * 0.1, r2 = x * x + y * y;
+        double expect = g.amp / (2 * 3.14159265358979 * g.sigma * g.sigma) * exp(-r2 / (2 * g.sigma * g.sigma)) * 0.01;
+        double v = img[i * 100 + j];
+        if (v == 0) zeros++;
+        else if (fabs(v) < 1e-35) tiny++;
+        if (expect > 1e-20 && fabs(v / expect - 1) > worst) worst = fabs(v / expect - 1);
+      }
+    CHECK(tiny == 0, "%d pixels hold values below 1e-35", tiny);
+    CHECK(zeros > 9000, "%d pixels exactly 0", zeros);
+    CHECK(worst < 1e-5, "relative error %g where the light is above 1e-20", worst);
+  }
+
   TEST("image counts: SIS 2 inside, 1 outside; SIE quad near the centre; point mass 2") {
     lenssim_mass m[2];
     lenssim_lens_model model;
