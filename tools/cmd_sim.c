@@ -17,7 +17,8 @@
 #include "lenssim.h"
 #include "pool.h"
 
-#define SIM_CHUNK 256
+/* objects per parallel round: up to 256, at most ~64 MB of images in memory */
+#define SIM_CHUNK_MAX 256
 
 static void sim_usage(FILE *f) {
   int i;
@@ -174,7 +175,7 @@ int lens_cmd_sim(int argc, char **argv) {
   FILE *npy = NULL, *csv = NULL;
   lens_pool *pool = NULL;
   sim_chunk chunk;
-  size_t w, nworkers = 0, per_image;
+  size_t w, nworkers = 0, per_image, chunk_size = 0;
   double t0;
 
   memset(&cfg, 0, sizeof cfg);
@@ -264,12 +265,15 @@ int lens_cmd_sim(int argc, char **argv) {
   pool = lens_pool_create(nworkers);
   if (!pool) { lens_fail("sim: cannot start threads"); goto done; }
   per_image = lenssim_dataset_image_floats(ds);
+  chunk_size = (size_t)(64u << 20) / (per_image * sizeof(float));
+  if (chunk_size > SIM_CHUNK_MAX) chunk_size = SIM_CHUNK_MAX;
+  if (chunk_size < 2 * nworkers) chunk_size = 2 * nworkers;
   chunk.ds = ds;
   chunk.per_image = per_image;
-  chunk.images = (float *)malloc(SIM_CHUNK * per_image * sizeof(float));
-  chunk.labels = (lenssim_label *)malloc(SIM_CHUNK * sizeof(lenssim_label));
-  chunk.results = (lenssim_result *)malloc(SIM_CHUNK * sizeof(lenssim_result));
-  chunk.errors = (lenssim_error *)malloc(SIM_CHUNK * sizeof(lenssim_error));
+  chunk.images = (float *)malloc(chunk_size * per_image * sizeof(float));
+  chunk.labels = (lenssim_label *)malloc(chunk_size * sizeof(lenssim_label));
+  chunk.results = (lenssim_result *)malloc(chunk_size * sizeof(lenssim_result));
+  chunk.errors = (lenssim_error *)malloc(chunk_size * sizeof(lenssim_error));
   chunk.workspaces = (void **)calloc(nworkers, sizeof(void *));
   if (!chunk.images || !chunk.labels || !chunk.results || !chunk.errors || !chunk.workspaces) { lens_fail("sim: out of memory"); goto done; }
   for (w = 0; w < nworkers; w++)
@@ -286,8 +290,8 @@ int lens_cmd_sim(int argc, char **argv) {
   {
     lensnet_parallel par = lens_pool_parallel(pool);
     unsigned long long start;
-    for (start = 0; start < n; start += SIM_CHUNK) {
-      size_t count = n - start < SIM_CHUNK ? (size_t)(n - start) : SIM_CHUNK, k;
+    for (start = 0; start < n; start += chunk_size) {
+      size_t count = n - start < chunk_size ? (size_t)(n - start) : chunk_size, k;
       chunk.first = start;
       par.run(par.user, count, sim_task, &chunk);
       for (k = 0; k < count; k++)
