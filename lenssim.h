@@ -3123,16 +3123,18 @@ static void lenssim__add_gaussian(const lenssim_dataset *ds, lenssim__object *o,
 
 /* Light of an early-type galaxy of velocity dispersion sigma at z:
  *  - luminosity from a Faber & Jackson (1976) relation L ~ sigma^4: M = -21.5 - 10 log10(sigma/200)
- *    with 0.3 mag scatter, apparent m = M + 5 log10(D_L / 10 pc) + 1.0 z (a rough K correction);
+ *    with 0.3 mag scatter, apparent m = M + 5 log10(D_L / 10 pc) + k z (a rough K correction: k = 1
+ *    for passive lens galaxies, 0 for the star-forming second deflector of a compound arc, whose
+ *    rest-frame UV falls in VIS);
  *  - half-light radius from a simple sigma-R_e scaling, R_e = 4 kpc (sigma/200)^1.5 with 0.1 dex
  *    scatter (the Fundamental Plane's edge-on slope, roughly);
  *  - Sersic n in [3, 5]. */
-static void lenssim__early_type_light(const lenssim_dataset *ds, lenssim_rng *rng, double sigma, double z, double *mag,
-                                      double *R_arcsec, double *n) {
+static void lenssim__early_type_light(const lenssim_dataset *ds, lenssim_rng *rng, double sigma, double z, double k_per_z,
+                                      double *mag, double *R_arcsec, double *n) {
   double dc = lenssim__dc(ds, z), dl = dc * (1.0 + z), da = dc / (1.0 + z);
   double M = -21.5 - 10.0 * log10(sigma / 200.0) + 0.3 * lenssim_rng_normal(rng);
   double Re_kpc = 4.0 * pow(sigma / 200.0, 1.5) * pow(10.0, 0.1 * lenssim_rng_normal(rng));
-  *mag = M + 5.0 * log10(dl > 1e-6 ? dl : 1e-6) + 25.0 + 1.0 * z;
+  *mag = M + 5.0 * log10(dl > 1e-6 ? dl : 1e-6) + 25.0 + k_per_z * z;
   *R_arcsec = Re_kpc / (da * 1000.0) * LENSSIM__ARCSEC_PER_RAD;
   if (*R_arcsec < 0.05) *R_arcsec = 0.05;
   *n = lenssim__uniform(rng, 3.0, 5.0);
@@ -3247,7 +3249,7 @@ static void lenssim__main_lens(const lenssim_dataset *ds, lenssim_rng *rng, lens
   }
   if (with_light) {
     double mag, R, n;
-    lenssim__early_type_light(ds, rng, sigma, zl, &mag, &R, &n);
+    lenssim__early_type_light(ds, rng, sigma, zl, 1.0, &mag, &R, &n);
     lab->mag_lens = lenssim__add_sersic(ds, o, rng, -1, mag, lenssim__uniform(rng, 0.8, 1.0), R, n, m.e1, m.e2,
                                         m.center_x, m.center_y, zl);
   }
@@ -3297,7 +3299,7 @@ static int lenssim__draw_double_ring(const lenssim_dataset *ds, lenssim_rng *rng
  * a further source at z_s together with the main deflector (Collett & Auger 2014; Wilde et al.
  * 2022's compound lenses). Multi-plane ray tracing, lens strengths referred to z_s. */
 static int lenssim__draw_compound_arc(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab) {
-  double zl, sigma, z2, th1, zs, sigma2 = 0, th_main_s, th2_s, x2, y2, x, y, mag2, R2, n2;
+  double zl, sigma, z2, th1, zs, sigma2 = 0, th_main_s, th2_s, x2, y2, x, y, mag2, R2, n2, e1, e2;
   lenssim_mass m;
   int k;
   if (!lenssim__draw_deflector(ds, rng, 0.1, &zl, &sigma, &z2, &th1)) return 0;
@@ -3323,9 +3325,11 @@ static int lenssim__draw_compound_arc(const lenssim_dataset *ds, lenssim_rng *rn
   m.center_x = x2; m.center_y = y2;
   m.redshift = z2;
   lenssim__push_mass(o, &m);
-  lenssim__early_type_light(ds, rng, sigma2, z2, &mag2, &R2, &n2);
+  lenssim__early_type_light(ds, rng, sigma2, z2, 0.0, &mag2, &R2, &n2);
+  n2 = lenssim__uniform(rng, 1.0, 4.0);
+  lenssim__draw_e(rng, lenssim__uniform(rng, 0.5, 1.0), &e1, &e2);
   lab->source_x = x2; lab->source_y = y2; lab->source_R = R2; lab->source_n = n2;
-  lab->mag_source = lenssim__add_sersic(ds, o, rng, 0, mag2, lenssim__uniform(rng, 0.3, 0.9), R2, n2, 0.0, 0.0, x2, y2, z2);
+  lab->mag_source = lenssim__add_sersic(ds, o, rng, 0, mag2, lenssim__uniform(rng, 0.2, 0.6), R2, n2, e1, e2, x2, y2, z2);
   /* the furthest source near the second galaxy's position, within reach of both lenses */
   lenssim__disc_point(rng, 0.5 * th1 + th2_s, x2, y2, &x, &y);
   {
@@ -3406,7 +3410,7 @@ static double lenssim__add_elliptical(const lenssim_dataset *ds, lenssim_rng *rn
   double sigma = lenssim__icdf_draw(ds->sigma_icdf, lenssim_rng_uniform(rng)), mag, R, n, e1, e2;
   double q = 0.75 + 0.15 * lenssim_rng_normal(rng);
   q = q < 0.4 ? 0.4 : (q > 1.0 ? 1.0 : q);
-  lenssim__early_type_light(ds, rng, sigma, zl, &mag, &R, &n);
+  lenssim__early_type_light(ds, rng, sigma, zl, 1.0, &mag, &R, &n);
   lenssim__draw_e(rng, q, &e1, &e2);
   return lenssim__add_sersic(ds, o, rng, -1, mag, lenssim__uniform(rng, 0.8, 1.0), R, n, e1, e2, cx, cy, zl);
 }
