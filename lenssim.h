@@ -112,9 +112,11 @@
  *   Deflectors as Collett 2015 (ApJ 811, 20): z uniform in comoving volume, sigma_v from the VDF
  *   of Choi, Park & Vogeley 2007, SIE with theta_E = 4 pi (sigma_v/c)^2 D_ls/D_s, shear, light
  *   following the mass (Faber-Jackson luminosity, sigma-R_e size); sources with number-count
- *   magnitudes, a size-magnitude relation, Sersic n in [0.5, 4], optionally clumpy; kept when
- *   multiply imaged (lenssim_count_images), resolved, magnified >= 3 and with arc S/N >= 20 in
- *   the detection band. Non-lenses: ellipticals, discs, pairs, ring galaxies, mergers, stars,
+ *   magnitudes, a size-magnitude relation, Sersic n in [0.5, 4], optionally clumpy; kept, as
+ *   Collett's LensPop code selects, when multiply imaged (lenssim_count_images), resolved
+ *   (theta_E^2 > R_s^2 + (FWHM/2)^2), magnified >= 3, tangentially resolved (mu R_s > FWHM/2)
+ *   and with arc S/N >= 20 in the detection band (lenssim_arc_snr: the best sum S/sqrt(sum
+ *   sigma^2) over pixels taken in decreasing S/sigma). Non-lenses: ellipticals, discs, pairs, ring galaxies, mergers, stars,
  *   empty sky. Compound arcs (two lens planes) and double rings (two source planes) use the
  *   multi-plane tracer; DeepLense classes add point-mass subhalos or a LINE_MASS vortex to one
  *   smooth lens. Survey layouts: OU-66 renders VIS at 0.1" and sums 3x3 blocks, OU-200 renders
@@ -176,7 +178,8 @@
  *   lenssim_add_noise, lenssim_magnitude_to_counts, lenssim_sersic_amp_from_counts,
  *   lenssim_sersic_amp_from_magnitude
  *   lenssim_clumpy_source
- *   lenssim_einstein_radius_sis, lenssim_velocity_dispersion_function, lenssim_count_images
+ *   lenssim_einstein_radius_sis, lenssim_velocity_dispersion_function, lenssim_count_images,
+ *   lenssim_arc_snr
  *   lenssim_preset_name / _from_name, lenssim_layout_name / _from_name, lenssim_kind_name
  *   lenssim_dataset_init, lenssim_dataset_image_floats, lenssim_dataset_workspace_bytes,
  *   lenssim_dataset_kind, lenssim_dataset_sample, lenssim_dataset_sample_kind
