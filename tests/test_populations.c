@@ -389,11 +389,27 @@ int main(void) {
       f = fopen("/tmp/lens_popsim_t3/fits/0000009.fits", "rb");
       CHECK(f != NULL, "FITS per object");
       if (f) fclose(f);
+      /* --ratio 1:100 over 202 objects: two lenses (give or take one) */
+      snprintf(cmd, sizeof cmd, "%s sim --preset euclid-lensfinding --ratio 1:100 --n 202 --threads 2 --out /tmp/lens_popsim_r 2>/dev/null", lens);
+      CHECK(system(cmd) == 0, "--ratio run");
+      f = fopen("/tmp/lens_popsim_r/labels.csv", "r");
+      if (f) {
+        int rows = 0, lenses = 0;
+        while (fgets(line, sizeof line, f)) {
+          const char *comma = strchr(line, ',');
+          if (rows++ == 0 || !comma) continue;
+          lenses += comma[1] == '1' && comma[2] == ',';
+        }
+        fclose(f);
+        CHECK(rows == 203 && lenses >= 1 && lenses <= 3, "%d rows, %d lenses", rows, lenses);
+      } else {
+        CHECK(0, "labels.csv of the --ratio run");
+      }
       snprintf(cmd, sizeof cmd, "%s sim --preset euclid-lensfinding --n 2 --out /tmp/lens_popsim_t1 --png 2>/dev/null", lens);
       CHECK(system(cmd) != 0, "--png without lensviz fails");
       snprintf(cmd, sizeof cmd, "%s sim --preset nonsense --n 2 --out /tmp/lens_popsim_t1 2>/dev/null", lens);
       CHECK(system(cmd) != 0, "unknown preset fails");
-      system("rm -rf /tmp/lens_popsim_t1 /tmp/lens_popsim_t3");
+      CHECK(system("rm -rf /tmp/lens_popsim_t1 /tmp/lens_popsim_t3 /tmp/lens_popsim_r") == 0, "clean up");
     }
   }
   return check_summary();
