@@ -142,10 +142,22 @@ static int parse_count(const char *flag, const char *text, unsigned long long lo
   return 0;
 }
 
+/* mkdir -p: the directory and any missing parents */
 static int make_dir(const char *path) {
   struct stat st;
+  char buf[1200];
+  size_t i, len = strlen(path);
   if (stat(path, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : lens_fail("sim: '%s' exists and is not a directory", path);
-  if (mkdir(path, 0777) != 0) return lens_fail("sim: cannot create directory '%s': %s", path, strerror(errno));
+  if (len >= sizeof buf) return lens_fail("sim: path '%s' is too long", path);
+  memcpy(buf, path, len + 1);
+  for (i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    buf[i] = 0;
+    if (stat(buf, &st) != 0 && mkdir(buf, 0777) != 0 && errno != EEXIST)
+      return lens_fail("sim: cannot create directory '%s': %s", buf, strerror(errno));
+    if (i < len) buf[i] = '/';
+  }
+  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return lens_fail("sim: cannot create directory '%s'", path);
   return 0;
 }
 
