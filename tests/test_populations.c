@@ -262,6 +262,61 @@ int main(void) {
     free(img);
   }
 
+  TEST("n_images of galaxy-galaxy lenses agrees with an independent Newton image finder") {
+    /* Rebuild each lens from its label (SIE + shear), solve beta(theta) = beta_s by Newton's
+     * method from a 40 x 40 grid of starts, keep distinct roots with |mu| >= 0.05, and compare
+     * with the label's count (which may merge two images closer than its grid cell). */
+    lenssim_dataset *ds = make_dataset(&ds_main, LENSSIM_PRESET_EUCLID_LENSFINDING, LENSSIM_LAYOUT_DEFAULT, 1, 0, 13);
+    float *img = (float *)malloc(lenssim_dataset_image_floats(ds) * 4);
+    int i, lenses = 0, equal = 0, never_more = 1, all_multiple = 1;
+    for (i = 0; lenses < 12 && i < 60; i++) {
+      lenssim_label l;
+      lenssim_mass m[2];
+      lenssim_lens_model model;
+      double roots[64][2];
+      int nroots = 0, a, b;
+      if (lenssim_dataset_kind(ds, (uint64_t)i) != LENSSIM_KIND_GALAXY_GALAXY) continue;
+      lenssim_dataset_sample(ds, (uint64_t)i, img, &l, NULL, 0, NULL);
+      lenses++;
+      memset(m, 0, sizeof m);
+      m[0].kind = LENSSIM_MASS_SIE; m[0].theta_E = l.theta_E; m[0].e1 = l.e1; m[0].e2 = l.e2;
+      m[0].center_x = l.center_x; m[0].center_y = l.center_y;
+      m[1].kind = LENSSIM_MASS_SHEAR; m[1].gamma1 = l.gamma1; m[1].gamma2 = l.gamma2;
+      memset(&model, 0, sizeof model);
+      model.lenses = m; model.num_lenses = 2;
+      for (a = 0; a < 40; a++)
+        for (b = 0; b < 40; b++) {
+          double x = l.center_x + (b - 19.5) / 19.5 * 2.5 * l.theta_E, y = l.center_y + (a - 19.5) / 19.5 * 2.5 * l.theta_E;
+          int it, k, dup = 0;
+          for (it = 0; it < 60; it++) {
+            double px[3] = {x, x + 1e-6, x}, py[3] = {y, y, y + 1e-6}, bx[3], by[3], J[4], det, fx, fy;
+            lenssim_ray_shoot(&model, 0, 3, px, py, bx, by, NULL);
+            fx = bx[0] - l.source_x; fy = by[0] - l.source_y;
+            J[0] = (bx[1] - bx[0]) / 1e-6; J[1] = (bx[2] - bx[0]) / 1e-6; J[2] = (by[1] - by[0]) / 1e-6; J[3] = (by[2] - by[0]) / 1e-6;
+            det = J[0] * J[3] - J[1] * J[2];
+            if (fabs(fx) + fabs(fy) < 1e-10) {
+              if (fabs(det) <= 20.0) { /* |mu| >= 0.05 */
+                for (k = 0; k < nroots; k++) dup |= fabs(roots[k][0] - x) + fabs(roots[k][1] - y) < 1e-5;
+                if (!dup && nroots < 64) { roots[nroots][0] = x; roots[nroots][1] = y; nroots++; }
+              }
+              break;
+            }
+            if (det == 0) break;
+            x -= (J[3] * fx - J[1] * fy) / det;
+            y -= (-J[2] * fx + J[0] * fy) / det;
+          }
+        }
+      equal += nroots == l.n_images;
+      never_more &= l.n_images <= nroots;
+      all_multiple &= nroots >= 2;
+    }
+    CHECK(lenses == 12, "%d lenses examined", lenses);
+    CHECK(all_multiple, "every selected lens has 2 or more images by Newton's method");
+    CHECK(never_more, "the label never counts more images than exist");
+    CHECK(equal >= 11, "%d of %d counts equal", equal, lenses);
+    free(img);
+  }
+
   TEST("compound lenses: two source planes, both multiply imaged") {
     lenssim_dataset *ds = make_dataset(&ds_main, LENSSIM_PRESET_EUCLID_COMPOUND, LENSSIM_LAYOUT_DEFAULT, 0, 0, 12);
     float *img = (float *)malloc(lenssim_dataset_image_floats(ds) * 4);
