@@ -1,8 +1,9 @@
 /* figures_populations.c - the numbers and pictures of docs/populations.md.
  *   build/figures_populations stats N     distributions of N selected galaxy-galaxy lenses
  *                                         (euclid-lensfinding, OU-66) and of the other presets
- *   build/figures_populations pictures DIR   one PPM montage per preset (100 px tiles, asinh
- *                                         stretch; Euclid in colour: H, (Y+J)/2, VIS)
+ *   build/figures_populations pictures DIR   one PPM montage per preset (the central 100 x 100
+ *                                         pixels, asinh stretch; Euclid (OU-200) in colour: H,
+ *                                         (Y+J)/2, VIS)
  * tests/ppm_to_png.py turns the PPMs into the committed PNGs. Not part of `make test`. */
 #define LENSSIM_IMPLEMENTATION
 #include "lenssim.h"
@@ -106,7 +107,7 @@ static int montage(const char *path, lenssim_preset preset, lenssim_layout layou
   for (k = 0; k < count; k++) {
     lenssim_label l;
     lenssim_error err;
-    int b = N / T; /* 2x2 sums for 200 px; 150 and 192 px are cropped to the central 100 */
+    /* the central 100 x 100 pixels */
     uint64_t index = preset == LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE ? first : first + 100 * (uint64_t)k; /* one object, three classes */
     for (;;) {
       if (lenssim_dataset_sample_kind(ds, index, kinds[k], img, &l, NULL, 0, &err) != LENSSIM_OK) { printf("%s\n", err.message); return 1; }
@@ -117,14 +118,8 @@ static int montage(const char *path, lenssim_preset preset, lenssim_layout layou
     for (ch = 0; ch < C; ch++)
       for (i = 0; i < T; i++)
         for (j = 0; j < T; j++) {
-          double s = 0;
-          if (b >= 2) {
-            int a, e;
-            for (a = 0; a < 2; a++) for (e = 0; e < 2; e++) s += img[(size_t)ch * N * N + (size_t)(2 * i + a) * N + (2 * j + e)];
-          } else {
-            int o = (N - T) / 2;
-            s = img[(size_t)ch * N * N + (size_t)(i + o) * N + (j + o)];
-          }
+          int o = (N - T) / 2;
+          double s = img[(size_t)ch * N * N + (size_t)(i + o) * N + (j + o)];
           tile[(size_t)ch * T * T + (size_t)(T - 1 - i) * T + j] = (float)s; /* row 0 at the top: north up */
         }
     if (C == 4) {
