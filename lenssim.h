@@ -1,4 +1,4 @@
-/* lenssim.h - strong gravitational lens simulator that agrees with lenstronomy - v0.1
+/* lenssim.h - strong gravitational lens simulator that agrees with lenstronomy - v0.2
  *                                                    public domain or MIT (see the end of the file)
  *
  * MANUAL
@@ -57,6 +57,10 @@
  *     SHEAR       alpha = (gamma1 x + gamma2 y, gamma2 x - gamma1 y), about the origin (or ra_0,
  *                 dec_0 when given)
  *     CONVERGENCE alpha = kappa (x, y), a mass sheet about the origin
+ *     LINE_MASS   a thin uniform rod (a DeepLense "vortex"): length, angle, and line_density
+ *                 Lambda (convergence integrated across the rod, arcsec); in the rod's frame
+ *                 alpha_u = Lambda/(2 pi) ln(((u+L/2)^2+v^2)/((u-L/2)^2+v^2)),
+ *                 alpha_v = Lambda/pi (atan2(v, u-L/2) - atan2(v, u+L/2)). Not a lenstronomy model.
  *   Light profiles:
  *     SERSIC, SERSIC_ELLIPSE  I = amp exp(-b_n ((R/R_sersic)^(1/n) - 1)), b_n = 1.9992 n - 0.3271
  *                 (Capaccioli 1989, floored at 1e-5), R = sqrt(q x'^2 + y'^2/q) (product-average
@@ -96,9 +100,34 @@
  *     brightness (mag/arcsec^2), read noise, gain and PSF. lenssim_magnitude_to_counts() and
  *     lenssim_sersic_amp_from_magnitude() turn magnitudes into counts/s and Sersic amplitudes.
  *
+ * Populations and datasets (docs/populations.md has the numbers)
+ *   lenssim_dataset_init(&ds, &config, seed, &err) resolves a preset (euclid-lensfinding,
+ *   euclid-compound, deeplense-substructure, ensai-modelling) and a layout (ou66, ou200, hsc,
+ *   hst192, hst150); lenssim_dataset_sample(&ds, i, image, &label, workspace, bytes, &err) renders
+ *   object i as float image[channels][num_pix][num_pix] (counts/s per output pixel) with a label
+ *   holding every parameter. Object i depends only on (configuration, seed, i): each object's
+ *   random streams are seeded from a hash of (seed, i, stream), so any order and any number of
+ *   threads give the same objects. Lenses (class 1) among objects follow lens_fraction exactly in
+ *   every window (object i is a lens when floor(i f + u0) steps up).
+ *   Deflectors as Collett 2015 (ApJ 811, 20): z uniform in comoving volume, sigma_v from the VDF
+ *   of Choi, Park & Vogeley 2007, SIE with theta_E = 4 pi (sigma_v/c)^2 D_ls/D_s, shear, light
+ *   following the mass (Faber-Jackson luminosity, sigma-R_e size); sources with number-count
+ *   magnitudes, a size-magnitude relation, Sersic n in [0.5, 4], optionally clumpy; kept, as
+ *   Collett's LensPop code selects, when multiply imaged (lenssim_count_images), resolved
+ *   (theta_E^2 > R_s^2 + (FWHM/2)^2), magnified >= 3, tangentially resolved (mu R_s > FWHM/2)
+ *   and with arc S/N >= 20 in the detection band (lenssim_arc_snr: the best sum S/sqrt(sum
+ *   sigma^2) over pixels taken in decreasing S/sigma). Non-lenses: ellipticals, discs, pairs, ring galaxies, mergers, stars,
+ *   empty sky. Compound arcs (two lens planes) and double rings (two source planes) use the
+ *   multi-plane tracer; DeepLense classes add point-mass subhalos or a LINE_MASS vortex to one
+ *   smooth lens. Survey layouts: OU-66 renders VIS at 0.1" and sums 3x3 blocks, OU-200 renders
+ *   NISP at 0.3" and resamples bilinearly (flux conserved).
+ *   Memory: lenssim_dataset is about 11 KB (tables included); each sampling thread needs
+ *   lenssim_dataset_workspace_bytes() of workspace (about 1.6 MB for OU-66 or OU-200) and
+ *   about 64 KB of stack. Object i never fails for a valid configuration unless the selection rejects 1000
+ *   draws in a row (a very narrow theta_E window, say): then LENSSIM_ERR_RANGE names the object.
+ *
  * What it does NOT do (yet)
  *   No file I/O (it fills caller buffers; the `lens` tool reads scene JSON and writes .npy).
- *   No lens populations or labelled dataset sampling yet (the design's later `lens sim`).
  *   No adaptive or partial supersampling, no PSF convolution on the supersampled grid, no
  *   point sources (quasar images), no time delays, no line-of-sight or non-flat cosmologies, no
  *   radiation or massive neutrinos in the expansion rate, no elliptical NFW, no shapelets or
@@ -153,9 +182,15 @@
  *   lenssim_add_noise, lenssim_magnitude_to_counts, lenssim_sersic_amp_from_counts,
  *   lenssim_sersic_amp_from_magnitude
  *   lenssim_clumpy_source
+ *   lenssim_einstein_radius_sis, lenssim_velocity_dispersion_function, lenssim_count_images,
+ *   lenssim_arc_snr
+ *   lenssim_preset_name / _from_name, lenssim_layout_name / _from_name, lenssim_kind_name
+ *   lenssim_dataset_init, lenssim_dataset_image_floats, lenssim_dataset_workspace_bytes,
+ *   lenssim_dataset_kind, lenssim_dataset_sample, lenssim_dataset_sample_kind
  *
  * History
  *   0.1  first release: parity with lenstronomy 1.14 on the reference scenes.
+ *   0.2  lens populations, labelled datasets and presets; LINE_MASS; lenssim_count_images.
  */
 #ifndef LENSSIM_H
 #define LENSSIM_H
@@ -234,7 +269,7 @@ LENSSIM_API double lenssim_angular_diameter_distance(const lenssim_cosmology *c,
  * ------------------------------------------------------------------------------------------- */
 typedef enum {
   LENSSIM_MASS_SIS, LENSSIM_MASS_SIE, LENSSIM_MASS_EPL, LENSSIM_MASS_NFW,
-  LENSSIM_MASS_POINT_MASS, LENSSIM_MASS_SHEAR, LENSSIM_MASS_CONVERGENCE,
+  LENSSIM_MASS_POINT_MASS, LENSSIM_MASS_SHEAR, LENSSIM_MASS_CONVERGENCE, LENSSIM_MASS_LINE_MASS,
   LENSSIM_MASS_KIND_COUNT
 } lenssim_mass_kind;
 
@@ -248,6 +283,8 @@ typedef struct {
   double kappa;              /* CONVERGENCE */
   double center_x, center_y; /* all but SHEAR/CONVERGENCE; for those, the expansion point */
   double redshift;           /* multi-plane only */
+  double line_density;       /* LINE_MASS: convergence integrated across the rod, arcsec */
+  double length, angle;      /* LINE_MASS: full length (arcsec), direction (radians from +x) */
 } lenssim_mass;
 
 typedef enum {
@@ -419,6 +456,147 @@ typedef struct {
  * (0 if max_out is too small). The clump positions and fluxes come from rng. */
 LENSSIM_API size_t lenssim_clumpy_source(const lenssim_clumpy *params, lenssim_rng *rng, lenssim_light *out,
                                          size_t max_out);
+
+
+/* ---------------------------------------------------------------------------------------------
+ * Lens populations and labelled datasets (see the manual's "Populations and datasets")
+ * ------------------------------------------------------------------------------------------- */
+/* Einstein radius (arcsec) of a singular isothermal sphere of velocity dispersion sigma_v
+ * (km/s) at z_lens for a source at z_source: 4 pi (sigma_v/c)^2 D_ls/D_s; 0 if z_source <= z_lens. */
+LENSSIM_API double lenssim_einstein_radius_sis(const lenssim_cosmology *c, double sigma_v, double z_lens, double z_source);
+/* Velocity-dispersion function of Choi, Park & Vogeley 2007 (ApJ 658, 884): the comoving number
+ * density of early-type galaxies per unit sigma (h^3 Mpc^-3 per km/s),
+ * phi(sigma) = phi* (sigma/sigma*)^alpha exp(-(sigma/sigma*)^beta) beta / Gamma(alpha/beta) / sigma,
+ * phi* = 8e-3 h^3 Mpc^-3, sigma* = 161 km/s, alpha = 2.32, beta = 2.67. */
+LENSSIM_API double lenssim_velocity_dispersion_function(double sigma_v);
+
+typedef enum {
+  LENSSIM_PRESET_EUCLID_LENSFINDING, LENSSIM_PRESET_EUCLID_COMPOUND, LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE,
+  LENSSIM_PRESET_ENSAI_MODELLING,
+  LENSSIM_PRESET_COUNT
+} lenssim_preset;
+
+/* Image layouts: bands, size and pixel scale of the output (see the manual). */
+typedef enum {
+  LENSSIM_LAYOUT_DEFAULT,  /* the preset's own */
+  LENSSIM_LAYOUT_OU66,     /* VIS, NISP Y, J, H; 66 x 66 at 0.3"; VIS rendered at 0.1" and binned 3x3 */
+  LENSSIM_LAYOUT_OU200,    /* VIS, NISP Y, J, H; 200 x 200 at 0.1"; NISP rendered at 0.3" and resampled */
+  LENSSIM_LAYOUT_HSC,      /* HSC g, r, i; 64 x 64 at 0.168" */
+  LENSSIM_LAYOUT_HST192,   /* HST F160W-like; 192 x 192 at 0.04" */
+  LENSSIM_LAYOUT_HST150,   /* HST F160W-like; 150 x 150 at 0.05" */
+  LENSSIM_LAYOUT_COUNT
+} lenssim_layout;
+
+/* What an object is. Classes (the `label`): 0 non-lens / 1 lens, or for the substructure preset
+ * 0 no substructure, 1 subhalos, 2 vortex. */
+typedef enum {
+  LENSSIM_KIND_EMPTY, LENSSIM_KIND_STAR, LENSSIM_KIND_ELLIPTICAL, LENSSIM_KIND_DISC, LENSSIM_KIND_PAIR,
+  LENSSIM_KIND_RING_GALAXY, LENSSIM_KIND_MERGER,
+  LENSSIM_KIND_GALAXY_GALAXY, LENSSIM_KIND_COMPOUND_ARC, LENSSIM_KIND_DOUBLE_RING,
+  LENSSIM_KIND_NO_SUBSTRUCTURE, LENSSIM_KIND_SUBHALOS, LENSSIM_KIND_VORTEX,
+  LENSSIM_KIND_COUNT
+} lenssim_kind;
+
+/* Zero means the preset's default everywhere. */
+typedef struct {
+  lenssim_preset preset;
+  lenssim_layout layout;
+  double lens_fraction;      /* share of lenses among objects (Euclid presets; 0 means 0.5; 1/101 is
+                                the 1:100 imbalance of a survey) */
+  int noise_free;            /* 1: no noise (the labels' arc_snr still assumes the band's noise) */
+  int supersampling;         /* sub-pixel samples per side at the render's pixel scale */
+  double theta_E_min, theta_E_max;  /* arcsec: selection window of the lens's Einstein radius */
+  double snr_min;            /* minimum arc S/N in the detection band (0 means 20) */
+  double magnification_min;  /* minimum total source magnification (0 means 3) */
+  double clumpy_fraction;    /* share of clumpy star-forming sources (0 means 0.5; negative: none) */
+  double substructure_scale; /* multiplies subhalo masses and the vortex density (0 means 1;
+                                negative: no substructure mass at all) */
+  lenssim_cosmology cosmology;
+} lenssim_dataset_config;
+
+/* Every parameter of one object. Unused fields are 0 (redshifts, magnitudes) or -1 (n_images2). */
+typedef struct {
+  int label;                 /* class index */
+  lenssim_kind kind;
+  double theta_E;            /* main deflector's Einstein radius (arcsec) for z_source */
+  double theta_E2;           /* compound_arc: the second deflector's, for z_source2;
+                                double_ring: the main deflector's for z_source2 */
+  double e1, e2, center_x, center_y; /* main deflector's mass (and light) */
+  double gamma1, gamma2;     /* external shear */
+  double sigma_v;            /* main deflector's velocity dispersion (km/s) */
+  double z_lens, z_lens2, z_source, z_source2;
+  double source_x, source_y; /* source centre (first source plane) */
+  double source_R, source_n; /* its half-light radius (arcsec) and Sersic index */
+  int source_clumpy;
+  double magnification, magnification2; /* total magnification of each source (detection band) */
+  int n_images, n_images2;   /* images of each source's centre */
+  double arc_snr;            /* S/N of all lensed light in the detection band */
+  double mag_source, mag_source2, mag_lens; /* unlensed magnitudes in the detection band */
+  int n_subhalos;
+  double substructure_mass;  /* subhalos or vortex: mass as a fraction of the mass inside theta_E */
+  double vortex_length, vortex_angle, vortex_density;
+  int attempts;              /* draws until the selection accepted the object */
+} lenssim_label;
+
+typedef struct {
+  lenssim_dataset_config config;   /* resolved: no zero defaults left */
+  uint64_t seed;
+  int channels, num_pix;           /* output: channels x num_pix x num_pix floats */
+  double pixel_scale;              /* output pixel scale, arcsec */
+  int classes;
+  int detection_channel;           /* the band the selection measures S/N in */
+  /* per channel */
+  const lenssim_band *band[4];
+  int mode[4];                     /* 0 direct, 1 render finer and bin, 2 render coarser and resample */
+  int factor[4];                   /* bin or resample factor */
+  int render_pix[4];
+  double render_scale[4];
+  int render_ss[4];
+  size_t workspace_bytes, render_bytes;
+  /* tables: comoving distance and inverse CDFs of the population draws */
+  double dc_table[601];            /* D_C(z) at z = 0, 0.01, ..., 6 */
+  double zl_icdf[257], sigma_icdf[257], zs_icdf[257];
+} lenssim_dataset;
+
+LENSSIM_API const char *lenssim_preset_name(lenssim_preset p);
+LENSSIM_API int lenssim_preset_from_name(const char *name);   /* -1 if unknown */
+LENSSIM_API const char *lenssim_layout_name(lenssim_layout l);
+LENSSIM_API int lenssim_layout_from_name(const char *name);   /* -1 if unknown */
+LENSSIM_API const char *lenssim_kind_name(lenssim_kind k);
+
+/* Resolves the configuration, checks it (message in err) and builds the tables. */
+LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenssim_dataset_config *config, uint64_t seed,
+                                                lenssim_error *err);
+/* Floats per image: channels * num_pix * num_pix. */
+LENSSIM_API size_t lenssim_dataset_image_floats(const lenssim_dataset *ds);
+/* Bytes of workspace one call of lenssim_dataset_sample needs (one per thread). */
+LENSSIM_API size_t lenssim_dataset_workspace_bytes(const lenssim_dataset *ds);
+/* Object `index`: image[channels][num_pix][num_pix] (counts/s per output pixel) and its label.
+ * The result depends only on (ds's configuration, seed, index): any order, any thread. workspace
+ * may be NULL (then allocated and freed here). */
+LENSSIM_API lenssim_result lenssim_dataset_sample(const lenssim_dataset *ds, uint64_t index, float *image,
+                                                  lenssim_label *label, void *workspace, size_t workspace_bytes,
+                                                  lenssim_error *err);
+/* The same, with the kind forced (its class follows). For the substructure preset the three
+ * kinds share the main lens, source and noise of object `index` and differ only by substructure. */
+LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds, uint64_t index, lenssim_kind kind,
+                                                       float *image, lenssim_label *label, void *workspace,
+                                                       size_t workspace_bytes, lenssim_error *err);
+/* Images of the source-plane point (beta_x, beta_y) (a source at z_source; multi-plane models)
+ * found on a 100 x 100 grid of cells (two triangles each) over the square of half-width
+ * half_width about (cx, cy): triangles whose ray-traced image contains the point are counted.
+ * Images with |magnification| < 0.05 (the cores of singular profiles) are not counted, and two
+ * images closer than a cell may count as one. scratch holds LENSSIM_COUNT_IMAGES_SCRATCH doubles. */
+#define LENSSIM_COUNT_IMAGES_SCRATCH (4 * 101 * 101)
+/* S/N of lensed light `signal` (counts/s per pixel) over `background` (lens light, may be NULL)
+ * with the band's noise (Poisson of sky, lens and source; read noise), as LensPop (Collett 2015)
+ * measures it: the best sum(S)/sqrt(sum sigma^2) over the pixels taken in decreasing order of
+ * S/sigma (found to within 7 % in S/sigma by binning). 0 without exposure time. */
+LENSSIM_API double lenssim_arc_snr(const lenssim_noise *noise, const double *signal, const double *background, size_t count);
+LENSSIM_API int lenssim_count_images(const lenssim_lens_model *model, double z_source, double beta_x, double beta_y,
+                                     double cx, double cy, double half_width, double *scratch);
+/* The kind object `index` gets (cheap: no rendering). */
+LENSSIM_API lenssim_kind lenssim_dataset_kind(const lenssim_dataset *ds, uint64_t index);
 
 #ifdef __cplusplus
 }
@@ -700,7 +878,7 @@ LENSSIM_API double lenssim_angular_diameter_distance(const lenssim_cosmology *c,
 
 /* ---- names ---------------------------------------------------------------------------------- */
 static const char *const lenssim__mass_names[LENSSIM_MASS_KIND_COUNT] = {
-  "SIS", "SIE", "EPL", "NFW", "POINT_MASS", "SHEAR", "CONVERGENCE"};
+  "SIS", "SIE", "EPL", "NFW", "POINT_MASS", "SHEAR", "CONVERGENCE", "LINE_MASS"};
 static const char *const lenssim__light_names[LENSSIM_LIGHT_KIND_COUNT] = {
   "SERSIC", "SERSIC_ELLIPSE", "GAUSSIAN", "GAUSSIAN_ELLIPSE"};
 
@@ -778,6 +956,11 @@ LENSSIM_API lenssim_result lenssim_lens_check(const lenssim_mass *m, const char 
       break;
     case LENSSIM_MASS_CONVERGENCE:
       LENSSIM__CHECK("kappa", m->kappa, -10.0, 10.0, 0);
+      break;
+    case LENSSIM_MASS_LINE_MASS:
+      LENSSIM__CHECK("line_density", m->line_density, 0.0, 10.0, 0);
+      LENSSIM__CHECK("length", m->length, 0.0, 1e3, 1);
+      LENSSIM__CHECK("angle", m->angle, -1e3, 1e3, 0);
       break;
     default: break;
   }
@@ -862,6 +1045,11 @@ static void lenssim__mass_prepare(const lenssim_mass *m, double scale, lenssim__
     }
     case LENSSIM_MASS_SHEAR: p->a = m->gamma1; p->b = m->gamma2; break;
     case LENSSIM_MASS_CONVERGENCE: p->a = m->kappa; break;
+    case LENSSIM_MASS_LINE_MASS:
+      phi = m->angle;
+      p->a = m->line_density;
+      p->b = 0.5 * m->length;
+      break;
     default: break;
   }
   p->cos_phi = cos(phi);
@@ -981,6 +1169,27 @@ static void lenssim__mass_deflect_add(const lenssim__mass_prep *p, size_t n, con
       for (i = 0; i < n; i++) {
         ax[i] += k * (x[i] - cx);
         ay[i] += k * (y[i] - cy);
+      }
+      break;
+    }
+    case LENSSIM_MASS_LINE_MASS: {
+      /* A thin uniform rod, u in [-h, h] along its axis, of convergence Lambda per unit length:
+       * alpha = (Lambda/pi) int_{-h}^{h} (u - s, v)/((u - s)^2 + v^2) ds, which integrates to
+       *   alpha_u = Lambda/(2 pi) ln(((u + h)^2 + v^2)/((u - h)^2 + v^2)),
+       *   alpha_v = Lambda/pi (atan2(v, u - h) - atan2(v, u + h))   (the angle the rod subtends),
+       * the 2D potential of a finite line segment (e.g. Schneider, Ehlers & Falco 1992, ch. 8, for
+       * the kernel; the segment integral is elementary). alpha_v jumps by 2 Lambda across the rod. */
+      const double k = p->a * sc / LENSSIM__PI, h = p->b;
+      for (i = 0; i < n; i++) {
+        double dx = x[i] - cx, dy = y[i] - cy;
+        double u = dx * cs + dy * sn, v = -dx * sn + dy * cs;
+        double num = (u + h) * (u + h) + v * v, den = (u - h) * (u - h) + v * v, au, av;
+        if (den < 1e-300) den = 1e-300;
+        if (num < 1e-300) num = 1e-300;
+        au = 0.5 * k * log(num / den);
+        av = k * (atan2(v, u - h) - atan2(v, u + h));
+        ax[i] += au * cs - av * sn;
+        ay[i] += au * sn + av * cs;
       }
       break;
     }
@@ -1570,6 +1779,18 @@ static void lenssim__mass_deflect_sub_row_f(const lenssim__mass_prep *p, size_t 
   lenssim__mass_deflect_sub_f(p, n, x, y, bx, by);
 }
 
+/* Surface brightness below 2^-100 is set to 0 rather than computed: amp times a tiny exponential
+ * would otherwise be a subnormal float, and each subnormal result costs a microcode assist (a
+ * Gaussian clump far from most samples made whole images four times slower). emin is the base-2
+ * exponent below which a profile of amplitude |amp| contributes less than 2^-100. */
+static float lenssim__light_emin2(double amp) {
+  double e;
+  amp = fabs(amp);
+  if (!(amp > 0)) return 1e30f; /* no light: every sample is below */
+  e = -100.0 - log2(amp);
+  return (float)(e < -120.0 ? -120.0 : (e > 1e30 ? 1e30 : e));
+}
+
 static void lenssim__light_add_f(const lenssim__light_prep *p, size_t n, const float *x, const float *y, float *out) {
   size_t i;
   const float cx = (float)p->cx, cy = (float)p->cy, cs = (float)p->cos_phi, sn = (float)p->sin_phi;
@@ -1579,26 +1800,27 @@ static void lenssim__light_add_f(const lenssim__light_prep *p, size_t n, const f
     case LENSSIM_LIGHT_SERSIC_ELLIPSE: {
       /* in base 2: (R/Rs)^(1/n) = 2^((log2 R^2 - log2 Rs^2)/(2n)); I = amp 2^(c - c t), c = b_n log2(e) */
       const float ls = (float)(p->log_scale2 * 1.4426950408889634), hn = (float)p->half_inv_n;
-      const float c = (float)(p->bn * 1.4426950408889634);
+      const float c = (float)(p->bn * 1.4426950408889634), emin = lenssim__light_emin2(p->amp);
       LENSSIM__UNROLL2
       for (i = 0; i < n; i++) {
         float dx = x[i] - cx, dy = y[i] - cy;
         float xr = dx * cs + dy * sn, yr = -dx * sn + dy * cs;
-        float R2 = q * xr * xr + iq * yr * yr, t;
+        float R2 = q * xr * xr + iq * yr * yr, t, e;
         R2 = R2 > 1e-8f ? R2 : 1e-8f;
         t = lenssim__exp2f((lenssim__log2f(R2) + ls) * hn);
-        out[i] += amp * lenssim__exp2f(LENSSIM__MADDF(-c, t, c));
+        e = LENSSIM__MADDF(-c, t, c);
+        out[i] += (e > emin ? amp : 0.0f) * lenssim__exp2f(e > emin ? e : emin);
       }
       break;
     }
     case LENSSIM_LIGHT_GAUSSIAN:
     case LENSSIM_LIGHT_GAUSSIAN_ELLIPSE: {
-      const float k = (float)p->inv_2s2;
+      const float k = (float)p->inv_2s2, emin = lenssim__light_emin2(p->amp) * 0.693147181f;
       LENSSIM__UNROLL2
       for (i = 0; i < n; i++) {
         float dx = x[i] - cx, dy = y[i] - cy;
-        float xr = dx * cs + dy * sn, yr = -dx * sn + dy * cs;
-        out[i] += amp * lenssim__expf(-(q * xr * xr + iq * yr * yr) * k);
+        float xr = dx * cs + dy * sn, yr = -dx * sn + dy * cs, e = -(q * xr * xr + iq * yr * yr) * k;
+        out[i] += (e > emin ? amp : 0.0f) * lenssim__expf(e > emin ? e : emin);
       }
       break;
     }
@@ -1617,13 +1839,14 @@ static void lenssim__light_add_row_f(const lenssim__light_prep *p, size_t n, con
     const float a2 = (float)(q * cs * cs + iq * sn * sn), a1 = (float)(2.0 * dy * cs * sn * (q - iq));
     const float a0 = (float)(dy * dy * (q * sn * sn + iq * cs * cs)), cx = (float)p->cx;
     const float ls = (float)(p->log_scale2 * 1.4426950408889634), hn = (float)p->half_inv_n;
-    const float c = (float)(p->bn * 1.4426950408889634), amp = (float)p->amp;
+    const float c = (float)(p->bn * 1.4426950408889634), amp = (float)p->amp, emin = lenssim__light_emin2(p->amp);
     LENSSIM__UNROLL2
     for (i = 0; i < n; i++) {
-      float dx = x[i] - cx, R2 = LENSSIM__MADDF(LENSSIM__MADDF(a2, dx, a1), dx, a0), t;
+      float dx = x[i] - cx, R2 = LENSSIM__MADDF(LENSSIM__MADDF(a2, dx, a1), dx, a0), t, e;
       R2 = R2 > 1e-8f ? R2 : 1e-8f;
       t = lenssim__exp2f((lenssim__log2f(R2) + ls) * hn);
-      out[i] += amp * lenssim__exp2f(LENSSIM__MADDF(-c, t, c));
+      e = LENSSIM__MADDF(-c, t, c);
+      out[i] += (e > emin ? amp : 0.0f) * lenssim__exp2f(e > emin ? e : emin);
     }
     return;
   }
@@ -2472,6 +2695,1177 @@ LENSSIM_API size_t lenssim_clumpy_source(const lenssim_clumpy *pr, lenssim_rng *
     out[i + 1].redshift = pr->redshift;
   }
   return (size_t)nc + 1;
+}
+
+/* ---- populations and labelled datasets ------------------------------------------------------ */
+#define LENSSIM__ARCSEC_PER_RAD 206264.80624709636
+#define LENSSIM__ZTAB_STEP 0.01
+#define LENSSIM__ZTAB_N 601
+#define LENSSIM__ICDF_N 257
+#define LENSSIM__MAX_TRIES 1000
+#define LENSSIM__COUNT_GRID 100
+
+LENSSIM_API double lenssim_einstein_radius_sis(const lenssim_cosmology *c, double sigma_v, double z_lens, double z_source) {
+  double ds, dls, v;
+  if (!(z_source > z_lens) || !(z_lens >= 0)) return 0.0;
+  ds = lenssim_angular_diameter_distance(c, 0.0, z_source);
+  dls = lenssim_angular_diameter_distance(c, z_lens, z_source);
+  v = sigma_v / LENSSIM__C_KM_S;
+  return 4.0 * LENSSIM__PI * v * v * dls / ds * LENSSIM__ARCSEC_PER_RAD;
+}
+
+LENSSIM_API double lenssim_velocity_dispersion_function(double sigma_v) {
+  const double phi_star = 8e-3, sigma_star = 161.0, alpha = 2.32, beta = 2.67;
+  double x;
+  if (!(sigma_v > 0)) return 0.0;
+  x = sigma_v / sigma_star;
+  return phi_star * pow(x, alpha) * exp(-pow(x, beta)) * beta / tgamma(alpha / beta) / sigma_v;
+}
+
+static const char *const lenssim__preset_names[LENSSIM_PRESET_COUNT] = {
+  "euclid-lensfinding", "euclid-compound", "deeplense-substructure", "ensai-modelling"};
+static const char *const lenssim__layout_names[LENSSIM_LAYOUT_COUNT] = {
+  "default", "ou66", "ou200", "hsc", "hst192", "hst150"};
+static const char *const lenssim__kind_names[LENSSIM_KIND_COUNT] = {
+  "empty", "star", "elliptical", "disc", "pair", "ring_galaxy", "merger",
+  "galaxy_galaxy", "compound_arc", "double_ring", "no_substructure", "subhalos", "vortex"};
+
+LENSSIM_API const char *lenssim_preset_name(lenssim_preset p) {
+  return (int)p >= 0 && p < LENSSIM_PRESET_COUNT ? lenssim__preset_names[p] : "?";
+}
+LENSSIM_API int lenssim_preset_from_name(const char *name) {
+  int i;
+  for (i = 0; name && i < LENSSIM_PRESET_COUNT; i++)
+    if (lenssim__iequal(name, lenssim__preset_names[i])) return i;
+  return -1;
+}
+LENSSIM_API const char *lenssim_layout_name(lenssim_layout l) {
+  return (int)l >= 0 && l < LENSSIM_LAYOUT_COUNT ? lenssim__layout_names[l] : "?";
+}
+LENSSIM_API int lenssim_layout_from_name(const char *name) {
+  int i;
+  for (i = 0; name && i < LENSSIM_LAYOUT_COUNT; i++)
+    if (lenssim__iequal(name, lenssim__layout_names[i])) return i;
+  return -1;
+}
+LENSSIM_API const char *lenssim_kind_name(lenssim_kind k) {
+  return (int)k >= 0 && k < LENSSIM_KIND_COUNT ? lenssim__kind_names[k] : "?";
+}
+
+/* A 64-bit hash of (seed, index, stream) through three splitmix64 rounds: each object and each of
+ * its random streams gets a seed of its own, so object i never depends on object j. */
+static uint64_t lenssim__hash3(uint64_t seed, uint64_t index, uint64_t stream) {
+  uint64_t s = seed;
+  uint64_t h = lenssim__splitmix64(&s);
+  s = h ^ (index * 0x9e3779b97f4a7c15ULL);
+  h = lenssim__splitmix64(&s);
+  s = h ^ (stream * 0xd1b54a32d192ed03ULL + 0x632be59bd9b4e019ULL);
+  return lenssim__splitmix64(&s);
+}
+
+static double lenssim__hash_uniform(uint64_t seed, uint64_t index, uint64_t stream) {
+  return (double)(lenssim__hash3(seed, index, stream) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Inverse CDF table of a density f on [lo, hi]: icdf[k] is the (k/(N-1)) quantile. The density
+ * is integrated with the trapezoid rule on 4096 cells and inverted by linear interpolation. */
+static void lenssim__build_icdf(double (*f)(const lenssim_dataset *, double), const lenssim_dataset *ds, double lo,
+                                double hi, double *icdf) {
+  enum { CELLS = 4096 };
+  double cdf[CELLS + 1], h = (hi - lo) / CELLS, prev, target;
+  int i, k;
+  cdf[0] = 0.0;
+  prev = f(ds, lo);
+  for (i = 1; i <= CELLS; i++) {
+    double cur = f(ds, lo + h * i);
+    cdf[i] = cdf[i - 1] + 0.5 * (prev + cur) * h;
+    prev = cur;
+  }
+  i = 0;
+  for (k = 0; k < LENSSIM__ICDF_N; k++) {
+    target = cdf[CELLS] * (double)k / (LENSSIM__ICDF_N - 1);
+    while (i < CELLS - 1 && cdf[i + 1] < target) i++;
+    {
+      double span = cdf[i + 1] - cdf[i], t = span > 0 ? (target - cdf[i]) / span : 0.0;
+      if (t < 0) t = 0;
+      if (t > 1) t = 1;
+      icdf[k] = lo + h * (i + t);
+    }
+  }
+}
+
+static double lenssim__icdf_draw(const double *icdf, double u) {
+  double pos = u * (LENSSIM__ICDF_N - 1), fr;
+  int k = (int)pos;
+  if (k >= LENSSIM__ICDF_N - 1) return icdf[LENSSIM__ICDF_N - 1];
+  fr = pos - k;
+  return icdf[k] + fr * (icdf[k + 1] - icdf[k]);
+}
+
+/* D_C(z) from the table (linear interpolation on steps of 0.01: relative error < 1e-5). */
+static double lenssim__dc(const lenssim_dataset *ds, double z) {
+  double pos = z / LENSSIM__ZTAB_STEP, fr;
+  int k;
+  if (pos <= 0) return 0.0;
+  k = (int)pos;
+  if (k >= LENSSIM__ZTAB_N - 1) return ds->dc_table[LENSSIM__ZTAB_N - 1];
+  fr = pos - k;
+  return ds->dc_table[k] + fr * (ds->dc_table[k + 1] - ds->dc_table[k]);
+}
+
+/* Einstein radius of an SIS from the tabulated distances (flat universe: D_ls/D_s = (D_C(zs) -
+ * D_C(zl))/D_C(zs)). */
+static double lenssim__theta_E(const lenssim_dataset *ds, double sigma_v, double zl, double zs) {
+  double dcs = lenssim__dc(ds, zs), dcl = lenssim__dc(ds, zl), v = sigma_v / LENSSIM__C_KM_S;
+  if (!(zs > zl) || !(dcs > 0)) return 0.0;
+  return 4.0 * LENSSIM__PI * v * v * (dcs - dcl) / dcs * LENSSIM__ARCSEC_PER_RAD;
+}
+
+/* Deflector redshifts: uniform in comoving volume, dV/dz proportional to D_C^2 / E(z) (no
+ * evolution of the VDF, as in Collett 2015). */
+static double lenssim__density_zl(const lenssim_dataset *ds, double z) {
+  double H0, Om0, dc = lenssim__dc(ds, z);
+  lenssim__cosmo_defaults(&ds->config.cosmology, &H0, &Om0);
+  return dc * dc * lenssim__inv_E(Om0, z);
+}
+static double lenssim__density_sigma(const lenssim_dataset *ds, double s) { (void)ds; return lenssim_velocity_dispersion_function(s); }
+/* Source redshifts: n(z) ~ z^2 exp(-(z/1.1)^1.5) (a Smail et al. 1994 form, median ~1.6) */
+static double lenssim__density_zs(const lenssim_dataset *ds, double z) { (void)ds; return z * z * exp(-pow(z / 1.1, 1.5)); }
+
+#define LENSSIM__ZL_MIN 0.05
+#define LENSSIM__ZL_MAX 2.0
+#define LENSSIM__SIGMA_MIN 80.0
+#define LENSSIM__SIGMA_MAX 450.0
+#define LENSSIM__ZS_MIN 0.2
+#define LENSSIM__ZS_MAX 5.9
+
+/* ---- layouts and configuration -------------------------------------------------------------- */
+typedef struct {
+  int channels, num_pix;
+  double pixel_scale;
+  const char *bands[4];
+  int mode[4], factor[4], ss[4]; /* per channel: 0 direct, 1 finer and binned, 2 coarser and resampled */
+  int detection;                 /* the channel the selection measures in: the sharpest */
+} lenssim__layout_def;
+
+static const lenssim__layout_def lenssim__layouts[LENSSIM_LAYOUT_COUNT] = {
+  {0, 0, 0.0, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, {0, 0, 0, 0}, 0},
+  /* OU-66: VIS at its own 0.1" (one sample per pixel), PSF and noise there, then 3x3 sums: each
+   * 0.3" pixel is then a 3x3-supersampled VIS pixel with the PSF applied at 0.1" */
+  {4, 66, 0.3, {"VIS", "NISP_Y", "NISP_J", "NISP_H"}, {1, 0, 0, 0}, {3, 1, 1, 1}, {1, 3, 3, 3}, 0},
+  /* OU-200: NISP at its own 0.3" on 69 x 69 pixels (covering the 20" field), noise there, then
+   * bilinear resampling to 0.1" with the flux per pixel divided by 9 */
+  {4, 200, 0.1, {"VIS", "NISP_Y", "NISP_J", "NISP_H"}, {0, 2, 2, 2}, {1, 3, 3, 3}, {2, 3, 3, 3}, 0},
+  {3, 64, 0.168, {"HSC_g", "HSC_r", "HSC_i", 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {3, 3, 3, 3}, 2},
+  {1, 192, 0.04, {"HST_F160W", 0, 0, 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {2, 2, 2, 2}, 0},
+  {1, 150, 0.05, {"HST_F160W", 0, 0, 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {2, 2, 2, 2}, 0},
+};
+
+static lenssim_layout lenssim__preset_layout(lenssim_preset p) {
+  switch (p) {
+    case LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE: return LENSSIM_LAYOUT_HST150;
+    case LENSSIM_PRESET_ENSAI_MODELLING: return LENSSIM_LAYOUT_HST192;
+    default: return LENSSIM_LAYOUT_OU66;
+  }
+}
+
+/* Index of a band in the table (for the colour templates). */
+static int lenssim__band_index(const lenssim_band *b) { return (int)(b - lenssim__bands); }
+
+LENSSIM_API size_t lenssim_dataset_image_floats(const lenssim_dataset *ds) {
+  return (size_t)ds->channels * (size_t)ds->num_pix * (size_t)ds->num_pix;
+}
+LENSSIM_API size_t lenssim_dataset_workspace_bytes(const lenssim_dataset *ds) { return ds->workspace_bytes; }
+
+static void lenssim__channel_scene(const lenssim_dataset *ds, int ch, lenssim_scene *sc) {
+  const lenssim_band *b = ds->band[ch];
+  memset(sc, 0, sizeof *sc);
+  sc->grid.num_pix = ds->render_pix[ch];
+  sc->grid.pixel_scale = ds->render_scale[ch];
+  sc->grid.supersampling = ds->render_ss[ch];
+  sc->psf.kind = b->psf_kind;
+  sc->psf.fwhm = b->psf_fwhm;
+  sc->psf.moffat_beta = b->moffat_beta;
+}
+
+LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenssim_dataset_config *config, uint64_t seed,
+                                                lenssim_error *err) {
+  lenssim_dataset_config c;
+  const lenssim__layout_def *L;
+  size_t max_pix2 = 0, max_render = 0, bytes;
+  int ch, k;
+  if (!ds || !config) return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset: NULL argument");
+  memset(ds, 0, sizeof *ds);
+  c = *config;
+  if ((int)c.preset < 0 || c.preset >= LENSSIM_PRESET_COUNT)
+    return lenssim__fail(err, LENSSIM_ERR_UNKNOWN, "dataset: unknown preset %d", (int)c.preset);
+  if ((int)c.layout < 0 || c.layout >= LENSSIM_LAYOUT_COUNT)
+    return lenssim__fail(err, LENSSIM_ERR_UNKNOWN, "dataset: unknown layout %d", (int)c.layout);
+  if (c.layout == LENSSIM_LAYOUT_DEFAULT) c.layout = lenssim__preset_layout(c.preset);
+  if (c.lens_fraction == 0) c.lens_fraction = 0.5;
+  if (!(c.lens_fraction >= 0 && c.lens_fraction <= 1))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: lens_fraction = %g is out of range (0..1)", c.lens_fraction);
+  if (c.supersampling < 0 || c.supersampling > 8)
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: supersampling = %d is out of range (0..8)", c.supersampling);
+  if (c.theta_E_max == 0) c.theta_E_max = 100.0;
+  if (!(c.theta_E_min >= 0 && c.theta_E_max > c.theta_E_min && c.theta_E_max <= 100.0))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: theta_E window [%g, %g] is not 0 <= min < max <= 100",
+                         c.theta_E_min, c.theta_E_max);
+  if (c.snr_min == 0) c.snr_min = 20.0;
+  if (c.magnification_min == 0) c.magnification_min = 3.0;
+  if (!(c.snr_min >= 0 && c.snr_min < 1e6) || !(c.magnification_min >= 0 && c.magnification_min < 1e4))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: snr_min = %g or magnification_min = %g is out of range",
+                         c.snr_min, c.magnification_min);
+  if (c.clumpy_fraction == 0) c.clumpy_fraction = 0.5;
+  if (c.clumpy_fraction < 0) c.clumpy_fraction = 0.0;
+  if (c.clumpy_fraction > 1)
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: clumpy_fraction = %g is above 1", c.clumpy_fraction);
+  if (c.substructure_scale == 0) c.substructure_scale = 1.0;
+  if (c.substructure_scale < 0) c.substructure_scale = 0.0;
+  if (!(c.substructure_scale <= 100))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: substructure_scale = %g is out of range", c.substructure_scale);
+  {
+    double H0, Om0;
+    lenssim__cosmo_defaults(&c.cosmology, &H0, &Om0);
+    if (!(H0 > 0 && H0 < 1000) || !(Om0 > 0 && Om0 <= 1))
+      return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: cosmology H0 = %g, Om0 = %g out of range", H0, Om0);
+    c.cosmology.H0 = H0;
+    c.cosmology.Om0 = Om0;
+  }
+  ds->config = c;
+  ds->seed = seed;
+  ds->classes = c.preset == LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE ? 3 : 2;
+  L = &lenssim__layouts[c.layout];
+  ds->channels = L->channels;
+  ds->num_pix = L->num_pix;
+  ds->pixel_scale = L->pixel_scale;
+  ds->detection_channel = L->detection;
+  for (ch = 0; ch < L->channels; ch++) {
+    lenssim_scene sc;
+    size_t pix2, need;
+    ds->band[ch] = lenssim_band_find(L->bands[ch]);
+    ds->mode[ch] = L->mode[ch];
+    ds->factor[ch] = L->factor[ch];
+    ds->render_ss[ch] = c.supersampling ? c.supersampling : L->ss[ch];
+    if (L->mode[ch] == 1) {
+      ds->render_pix[ch] = L->num_pix * L->factor[ch];
+      ds->render_scale[ch] = L->pixel_scale / L->factor[ch];
+    } else if (L->mode[ch] == 2) {
+      ds->render_pix[ch] = (L->num_pix + L->factor[ch] - 1) / L->factor[ch] + 2;
+      ds->render_scale[ch] = L->pixel_scale * L->factor[ch];
+    } else {
+      ds->render_pix[ch] = L->num_pix;
+      ds->render_scale[ch] = L->pixel_scale;
+    }
+    lenssim__channel_scene(ds, ch, &sc);
+    need = lenssim_render_workspace_bytes(&sc);
+    if (!need) return lenssim__fail(err, LENSSIM_ERR_TOO_LARGE, "dataset: channel %d is too large to render", ch);
+    if (need > max_render) max_render = need;
+    pix2 = (size_t)ds->render_pix[ch] * (size_t)ds->render_pix[ch];
+    if (pix2 > max_pix2) max_pix2 = pix2;
+  }
+  /* workspace: the render's, then three images (sources of plane 1, of plane 2, lens light or
+   * the whole scene) and the ray grid of the image counter (4 arrays), in doubles */
+  bytes = max_render + 64 + sizeof(double) * (3 * max_pix2 + 4 * (size_t)(LENSSIM__COUNT_GRID + 1) * (LENSSIM__COUNT_GRID + 1));
+  ds->workspace_bytes = bytes;
+  ds->render_bytes = max_render;
+  for (k = 0; k < LENSSIM__ZTAB_N; k++)
+    ds->dc_table[k] = k == 0 ? 0.0 : ds->dc_table[k - 1] + lenssim_comoving_distance(&c.cosmology, (k - 1) * LENSSIM__ZTAB_STEP, k * LENSSIM__ZTAB_STEP);
+  lenssim__build_icdf(lenssim__density_zl, ds, LENSSIM__ZL_MIN, LENSSIM__ZL_MAX, ds->zl_icdf);
+  lenssim__build_icdf(lenssim__density_sigma, ds, LENSSIM__SIGMA_MIN, LENSSIM__SIGMA_MAX, ds->sigma_icdf);
+  lenssim__build_icdf(lenssim__density_zs, ds, LENSSIM__ZS_MIN, LENSSIM__ZS_MAX, ds->zs_icdf);
+  return LENSSIM_OK;
+}
+
+/* ---- which kind object `index` is ----------------------------------------------------------- */
+/* Lenses among objects: object i is a lens when floor(i f + u0) steps up between i and i + 1
+ * (u0 from the seed), so any run of n consecutive objects holds n f lenses, give or take one:
+ * exact class ratios without a shared counter. */
+LENSSIM_API lenssim_kind lenssim_dataset_kind(const lenssim_dataset *ds, uint64_t index) {
+  const lenssim_dataset_config *c = &ds->config;
+  double u = lenssim__hash_uniform(ds->seed, index, 0);
+  if (c->preset == LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE) {
+    uint64_t off = lenssim__hash3(ds->seed, 0, 7) % 3;
+    return (lenssim_kind)(LENSSIM_KIND_NO_SUBSTRUCTURE + (int)((index + off) % 3));
+  }
+  if (c->preset == LENSSIM_PRESET_ENSAI_MODELLING) return LENSSIM_KIND_GALAXY_GALAXY;
+  {
+    double f = c->lens_fraction, u0 = lenssim__hash_uniform(ds->seed, 0, 8);
+    int lens = floor((double)(index + 1) * f + u0) > floor((double)index * f + u0);
+    if (lens) {
+      if (c->preset == LENSSIM_PRESET_EUCLID_COMPOUND)
+        return u < 1.0 / 3.0 ? LENSSIM_KIND_GALAXY_GALAXY : (u < 2.0 / 3.0 ? LENSSIM_KIND_COMPOUND_ARC : LENSSIM_KIND_DOUBLE_RING);
+      return LENSSIM_KIND_GALAXY_GALAXY;
+    }
+    /* non-lenses: isolated galaxies of three morphologies, pairs, and the hard negatives */
+    if (u < 0.30) return LENSSIM_KIND_ELLIPTICAL;
+    if (u < 0.50) return LENSSIM_KIND_DISC;
+    if (u < 0.62) return LENSSIM_KIND_PAIR;
+    if (u < 0.74) return LENSSIM_KIND_RING_GALAXY;
+    if (u < 0.86) return LENSSIM_KIND_MERGER;
+    if (u < 0.95) return LENSSIM_KIND_STAR;
+    return LENSSIM_KIND_EMPTY;
+  }
+}
+
+static int lenssim__kind_class(lenssim_kind k) {
+  switch (k) {
+    case LENSSIM_KIND_GALAXY_GALAXY: case LENSSIM_KIND_COMPOUND_ARC: case LENSSIM_KIND_DOUBLE_RING: return 1;
+    case LENSSIM_KIND_NO_SUBSTRUCTURE: return 0;
+    case LENSSIM_KIND_SUBHALOS: return 1;
+    case LENSSIM_KIND_VORTEX: return 2;
+    default: return 0;
+  }
+}
+
+/* ---- one object: its profiles and its draws -------------------------------------------------- */
+/* Light entries carry amp for a VIS-like magnitude with zero point 0; scale[ch] turns that into
+ * counts/s in channel ch (colour and zero point). group: -1 unlensed foreground light (the lens
+ * galaxy, or any galaxy of a non-lens), 0 the first source plane, 1 the second. */
+typedef struct {
+  lenssim_mass mass[LENSSIM_MAX_PROFILES];
+  size_t n_mass, n_main_mass;      /* n_main_mass: the smooth lens, before substructure */
+  int multi_plane;
+  double z_source, z_conv;
+  lenssim_light light[LENSSIM_MAX_PROFILES];
+  double scale[LENSSIM_MAX_PROFILES][4];
+  int group[LENSSIM_MAX_PROFILES];
+  size_t n_light;
+  double unlensed[2];              /* counts/s of each source plane in the detection channel */
+  double z_group[2];
+  double src_x[2], src_y[2];       /* centre of each source plane's source */
+} lenssim__object;
+
+/* Colours as magnitude offsets from VIS for a red (passive) and a blue (star-forming) template,
+ * by band in the table's order: VIS, NISP_Y, NISP_J, NISP_H, HSC_g, HSC_r, HSC_i, HST_F160W.
+ * Rough broad-band colours of an early-type galaxy at z ~ 0.5 and of a flat-spectrum source;
+ * t in [0, 1] mixes them, plus 0.05 mag of scatter per band. */
+static const double lenssim__red_colour[8] = {0.0, -0.55, -0.8, -1.0, 1.6, 0.7, 0.15, -1.0};
+static const double lenssim__blue_colour[8] = {0.0, -0.1, -0.15, -0.2, 0.35, 0.15, 0.05, -0.2};
+
+static double lenssim__colour_scales(const lenssim_dataset *ds, double t, lenssim_rng *rng, double scale[4]) {
+  int ch;
+  double det_offset = 0.0;
+  for (ch = 0; ch < 4; ch++) scale[ch] = 0.0;
+  for (ch = 0; ch < ds->channels; ch++) {
+    int b = lenssim__band_index(ds->band[ch]);
+    double off = (1.0 - t) * lenssim__blue_colour[b] + t * lenssim__red_colour[b] + 0.05 * lenssim_rng_normal(rng);
+    scale[ch] = pow(10.0, -0.4 * (off - ds->band[ch]->zero_point));
+    if (ch == ds->detection_channel) det_offset = off;
+  }
+  return det_offset;
+}
+
+static double lenssim__uniform(lenssim_rng *rng, double lo, double hi) { return lo + (hi - lo) * lenssim_rng_uniform(rng); }
+
+/* (e1, e2) of an axis ratio q and a uniformly drawn orientation. */
+static void lenssim__draw_e(lenssim_rng *rng, double q, double *e1, double *e2) {
+  double phi = lenssim__uniform(rng, 0.0, LENSSIM__PI), c = (1.0 - q) / (1.0 + q);
+  *e1 = c * cos(2.0 * phi);
+  *e2 = c * sin(2.0 * phi);
+}
+
+static lenssim_light *lenssim__push_light(lenssim__object *o, int group, const double scale[4]) {
+  lenssim_light *l;
+  if (o->n_light >= LENSSIM_MAX_PROFILES) return NULL;
+  l = &o->light[o->n_light];
+  memset(l, 0, sizeof *l);
+  memcpy(o->scale[o->n_light], scale, 4 * sizeof(double));
+  o->group[o->n_light] = group;
+  o->n_light++;
+  return l;
+}
+
+static void lenssim__count_unlensed(const lenssim_dataset *ds, lenssim__object *o, int group, double counts_unit,
+                                    const double scale[4]) {
+  if (group >= 0) o->unlensed[group] += counts_unit * scale[ds->detection_channel];
+}
+
+/* A Sersic galaxy of VIS-like magnitude mag (colour template t); returns its detection-band
+ * magnitude. */
+static double lenssim__add_sersic(const lenssim_dataset *ds, lenssim__object *o, lenssim_rng *rng, int group, double mag,
+                                  double t, double R, double n, double e1, double e2, double cx, double cy, double z) {
+  double scale[4], off = lenssim__colour_scales(ds, t, rng, scale);
+  lenssim_light *l = lenssim__push_light(o, group, scale);
+  if (!l) return mag + off;
+  l->kind = LENSSIM_LIGHT_SERSIC_ELLIPSE;
+  l->amp = lenssim_sersic_amp_from_magnitude(mag, 0.0, R, n);
+  l->R_sersic = R; l->n_sersic = n; l->e1 = e1; l->e2 = e2; l->center_x = cx; l->center_y = cy; l->redshift = z;
+  lenssim__count_unlensed(ds, o, group, lenssim_magnitude_to_counts(mag, 0.0), scale);
+  return mag + off;
+}
+
+/* A clumpy star-forming galaxy (lenssim_clumpy_source) with 3-7 clumps holding 20-50% of the flux. */
+static double lenssim__add_clumpy(const lenssim_dataset *ds, lenssim__object *o, lenssim_rng *rng, int group, double mag,
+                                  double t, double R, double n, double e1, double e2, double cx, double cy, double z) {
+  double scale[4], off = lenssim__colour_scales(ds, t, rng, scale);
+  lenssim_clumpy c;
+  lenssim_light parts[16];
+  size_t made, k;
+  memset(&c, 0, sizeof c);
+  c.amp = lenssim_sersic_amp_from_magnitude(mag, 0.0, R, n);
+  c.R_sersic = R; c.n_sersic = n; c.e1 = e1; c.e2 = e2; c.center_x = cx; c.center_y = cy; c.redshift = z;
+  c.num_clumps = 3 + (int)(5.0 * lenssim_rng_uniform(rng));
+  c.clump_fraction = lenssim__uniform(rng, 0.2, 0.5);
+  made = lenssim_clumpy_source(&c, rng, parts, 16);
+  for (k = 0; k < made; k++) {
+    lenssim_light *l = lenssim__push_light(o, group, scale);
+    if (!l) break;
+    *l = parts[k];
+  }
+  lenssim__count_unlensed(ds, o, group, lenssim_magnitude_to_counts(mag, 0.0), scale);
+  return mag + off;
+}
+
+/* A round Gaussian of total VIS-like magnitude mag (stars, knots of rings and tidal tails). */
+static void lenssim__add_gaussian(const lenssim_dataset *ds, lenssim__object *o, int group, double mag, const double scale[4],
+                                  double sigma, double cx, double cy, double z) {
+  lenssim_light *l = lenssim__push_light(o, group, scale);
+  if (!l) return;
+  l->kind = LENSSIM_LIGHT_GAUSSIAN;
+  l->amp = lenssim_magnitude_to_counts(mag, 0.0);
+  l->sigma = sigma; l->center_x = cx; l->center_y = cy; l->redshift = z;
+  lenssim__count_unlensed(ds, o, group, l->amp, scale);
+}
+
+/* Light of an early-type galaxy of velocity dispersion sigma at z:
+ *  - luminosity from a Faber & Jackson (1976) relation L ~ sigma^4: M = -21.5 - 10 log10(sigma/200)
+ *    with 0.3 mag scatter, apparent m = M + 5 log10(D_L / 10 pc) + k z (a rough K correction: k = 1
+ *    for passive lens galaxies, 0 for the star-forming second deflector of a compound arc, whose
+ *    rest-frame UV falls in VIS);
+ *  - half-light radius from a simple sigma-R_e scaling, R_e = 4 kpc (sigma/200)^1.5 with 0.1 dex
+ *    scatter (the Fundamental Plane's edge-on slope, roughly);
+ *  - Sersic n in [3, 5]. */
+static void lenssim__early_type_light(const lenssim_dataset *ds, lenssim_rng *rng, double sigma, double z, double k_per_z,
+                                      double *mag, double *R_arcsec, double *n) {
+  double dc = lenssim__dc(ds, z), dl = dc * (1.0 + z), da = dc / (1.0 + z);
+  double M = -21.5 - 10.0 * log10(sigma / 200.0) + 0.3 * lenssim_rng_normal(rng);
+  double Re_kpc = 4.0 * pow(sigma / 200.0, 1.5) * pow(10.0, 0.1 * lenssim_rng_normal(rng));
+  *mag = M + 5.0 * log10(dl > 1e-6 ? dl : 1e-6) + 25.0 + k_per_z * z;
+  *R_arcsec = Re_kpc / (da * 1000.0) * LENSSIM__ARCSEC_PER_RAD;
+  if (*R_arcsec < 0.05) *R_arcsec = 0.05;
+  *n = lenssim__uniform(rng, 3.0, 5.0);
+}
+
+/* Source magnitudes: number counts dN/dm ~ 10^(0.3 m) on [20, 27.5] (the faint-galaxy slope);
+ * sizes: log10(R_e/arcsec) = log10(0.3) - 0.1 (m - 23) with 0.15 dex scatter, in [0.04, 1.5]. */
+static double lenssim__source_magnitude(lenssim_rng *rng, double lo, double hi) {
+  double a = pow(10.0, 0.3 * lo), b = pow(10.0, 0.3 * hi);
+  return log10(a + lenssim_rng_uniform(rng) * (b - a)) / 0.3;
+}
+static double lenssim__source_size(lenssim_rng *rng, double mag) {
+  double R = 0.3 * pow(10.0, -0.1 * (mag - 23.0) + 0.15 * lenssim_rng_normal(rng));
+  return R < 0.04 ? 0.04 : (R > 1.5 ? 1.5 : R);
+}
+
+/* A background source in group g at (x, y): Sersic or clumpy; fills the label's source fields
+ * when g == 0 and returns its detection-band magnitude. */
+static double lenssim__add_source(const lenssim_dataset *ds, lenssim__object *o, lenssim_rng *rng, int group, double mag,
+                                  double x, double y, double z, lenssim_label *lab) {
+  double R = lenssim__source_size(rng, mag), n = lenssim__uniform(rng, 0.5, 4.0), e1, e2, m_det;
+  int clumpy = lenssim_rng_uniform(rng) < ds->config.clumpy_fraction;
+  double t = lenssim__uniform(rng, 0.0, 0.3);
+  lenssim__draw_e(rng, lenssim__uniform(rng, 0.4, 1.0), &e1, &e2);
+  if (clumpy) m_det = lenssim__add_clumpy(ds, o, rng, group, mag, t, R, n, e1, e2, x, y, z);
+  else m_det = lenssim__add_sersic(ds, o, rng, group, mag, t, R, n, e1, e2, x, y, z);
+  if (group >= 0 && group < 2) { o->src_x[group] = x; o->src_y[group] = y; }
+  if (group == 0) {
+    lab->source_x = x; lab->source_y = y; lab->source_R = R; lab->source_n = n; lab->source_clumpy = clumpy;
+    lab->mag_source = m_det;
+  } else {
+    lab->mag_source2 = m_det;
+  }
+  return m_det;
+}
+
+/* A uniform point in a disc of radius r about (cx, cy). */
+static void lenssim__disc_point(lenssim_rng *rng, double r, double cx, double cy, double *x, double *y) {
+  double rad = r * sqrt(lenssim_rng_uniform(rng)), ang = 2.0 * LENSSIM__PI * lenssim_rng_uniform(rng);
+  *x = cx + rad * cos(ang);
+  *y = cy + rad * sin(ang);
+}
+
+static void lenssim__push_mass(lenssim__object *o, const lenssim_mass *m) {
+  if (o->n_mass < LENSSIM_MAX_PROFILES) o->mass[o->n_mass++] = *m;
+}
+
+/* The main deflector and a source redshift, as Collett (2015, ApJ 811, 20) draws them: z_l
+ * uniform in comoving volume and sigma_v from the Choi et al. (2007) VDF (tabulated inverse
+ * CDFs), z_s from the source n(z) above z_l + 0.1. A lens is kept with probability
+ * min(1, (theta_E / 3")^2): with the source then placed uniformly within a disc of radius
+ * proportional to theta_E, that is the same as placing sources uniformly over a fixed area
+ * (the lensing cross-section ~ theta_E^2). */
+static int lenssim__draw_deflector(const lenssim_dataset *ds, lenssim_rng *rng, double zs_gap, double *zl, double *sigma,
+                                   double *zs, double *theta) {
+  int k;
+  for (k = 0; k < 200000; k++) {
+    double th, u;
+    *zl = lenssim__icdf_draw(ds->zl_icdf, lenssim_rng_uniform(rng));
+    *sigma = lenssim__icdf_draw(ds->sigma_icdf, lenssim_rng_uniform(rng));
+    *zs = lenssim__icdf_draw(ds->zs_icdf, lenssim_rng_uniform(rng));
+    u = lenssim_rng_uniform(rng);
+    if (*zs < *zl + zs_gap) continue;
+    th = lenssim__theta_E(ds, *sigma, *zl, *zs);
+    if (th < ds->config.theta_E_min || th > ds->config.theta_E_max) continue;
+    if (u * 9.0 > th * th) continue;
+    *theta = th;
+    return 1;
+  }
+  return 0;
+}
+
+/* A source redshift above z_min from the source n(z) (by rejection; z_min below 5.5). */
+static double lenssim__draw_zs_above(const lenssim_dataset *ds, lenssim_rng *rng, double z_min) {
+  int k;
+  for (k = 0; k < 10000; k++) {
+    double z = lenssim__icdf_draw(ds->zs_icdf, lenssim_rng_uniform(rng));
+    if (z >= z_min) return z;
+  }
+  return z_min + 0.1;
+}
+
+/* The smooth main lens at the origin (within 0.05"): SIE (q ~ N(0.75, 0.15) in [0.4, 1]) with
+ * theta_conv for the model's source convention, external shear (each component N(0, 0.03)), and
+ * (optionally) early-type light with the same centre and ellipticity. */
+static void lenssim__main_lens(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab,
+                               double theta_conv, double sigma, double zl, double shear_sigma, int with_light) {
+  lenssim_mass m;
+  double q = 0.75 + 0.15 * lenssim_rng_normal(rng);
+  q = q < 0.4 ? 0.4 : (q > 1.0 ? 1.0 : q);
+  memset(&m, 0, sizeof m);
+  m.kind = LENSSIM_MASS_SIE;
+  m.theta_E = theta_conv;
+  lenssim__draw_e(rng, q, &m.e1, &m.e2);
+  m.center_x = 0.05 * lenssim_rng_normal(rng);
+  m.center_y = 0.05 * lenssim_rng_normal(rng);
+  m.redshift = zl;
+  lenssim__push_mass(o, &m);
+  lab->e1 = m.e1; lab->e2 = m.e2; lab->center_x = m.center_x; lab->center_y = m.center_y;
+  lab->z_lens = zl; lab->sigma_v = sigma;
+  if (shear_sigma > 0) {
+    lenssim_mass s;
+    memset(&s, 0, sizeof s);
+    s.kind = LENSSIM_MASS_SHEAR;
+    s.gamma1 = shear_sigma * lenssim_rng_normal(rng);
+    s.gamma2 = shear_sigma * lenssim_rng_normal(rng);
+    if (fabs(s.gamma1) > 0.2) s.gamma1 = s.gamma1 > 0 ? 0.2 : -0.2;
+    if (fabs(s.gamma2) > 0.2) s.gamma2 = s.gamma2 > 0 ? 0.2 : -0.2;
+    s.redshift = zl;
+    lenssim__push_mass(o, &s);
+    lab->gamma1 = s.gamma1; lab->gamma2 = s.gamma2;
+  }
+  if (with_light) {
+    double mag, R, n;
+    lenssim__early_type_light(ds, rng, sigma, zl, 1.0, &mag, &R, &n);
+    lab->mag_lens = lenssim__add_sersic(ds, o, rng, -1, mag, lenssim__uniform(rng, 0.8, 1.0), R, n, m.e1, m.e2,
+                                        m.center_x, m.center_y, zl);
+  }
+}
+
+/* sigma_v of an SIS with Einstein radius theta for (zl, zs): the inverse of lenssim__theta_E. */
+static double lenssim__sigma_from_theta(const lenssim_dataset *ds, double theta, double zl, double zs) {
+  double dcs = lenssim__dc(ds, zs), dcl = lenssim__dc(ds, zl);
+  return LENSSIM__C_KM_S * sqrt(theta / LENSSIM__ARCSEC_PER_RAD / (4.0 * LENSSIM__PI) * dcs / (dcs - dcl));
+}
+
+/* ---- kinds ---------------------------------------------------------------------------------- */
+static int lenssim__draw_galaxy_galaxy(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab) {
+  double zl, sigma, zs, th, x, y;
+  if (!lenssim__draw_deflector(ds, rng, 0.1, &zl, &sigma, &zs, &th)) return 0;
+  o->z_source = o->z_conv = zs;
+  lenssim__main_lens(ds, rng, o, lab, th, sigma, zl, 0.03, 1);
+  lab->theta_E = th; lab->z_source = zs;
+  lenssim__disc_point(rng, 1.2 * th, lab->center_x, lab->center_y, &x, &y);
+  lenssim__add_source(ds, o, rng, 0, lenssim__source_magnitude(rng, 20.0, 27.5), x, y, zs, lab);
+  return 1;
+}
+
+/* Two source planes behind one deflector (a double Einstein ring, as SDSSJ0946+1006, Gavazzi
+ * et al. 2008): z_s2 above z_s1 + 0.2; each source within 1.2 of its own Einstein radius. */
+static int lenssim__draw_double_ring(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab) {
+  double zl, sigma, zs1, zs2, th1, th2, x, y;
+  if (!lenssim__draw_deflector(ds, rng, 0.1, &zl, &sigma, &zs1, &th1)) return 0;
+  if (zs1 > 5.0) return 0;
+  zs2 = lenssim__draw_zs_above(ds, rng, zs1 + 0.2);
+  th2 = lenssim__theta_E(ds, sigma, zl, zs2);
+  o->multi_plane = 1;
+  o->z_source = zs1;
+  o->z_conv = zs2;
+  lenssim__main_lens(ds, rng, o, lab, th2, sigma, zl, 0.03, 1);
+  lab->theta_E = th1; lab->theta_E2 = th2; lab->z_source = zs1; lab->z_source2 = zs2;
+  o->z_group[0] = zs1; o->z_group[1] = zs2;
+  lenssim__disc_point(rng, 1.2 * th1, lab->center_x, lab->center_y, &x, &y);
+  lenssim__add_source(ds, o, rng, 0, lenssim__source_magnitude(rng, 20.0, 26.5), x, y, zs1, lab);
+  lenssim__disc_point(rng, 1.2 * th2, lab->center_x, lab->center_y, &x, &y);
+  lenssim__add_source(ds, o, rng, 1, lenssim__source_magnitude(rng, 20.0, 26.5), x, y, zs2, lab);
+  return 1;
+}
+
+/* A compound arc: the main deflector at z_l lenses a second galaxy at z_2 (its light is the first
+ * source plane), and the second galaxy's mass (an SIS, sigma_2 from the VDF below 250 km/s) lenses
+ * a further source at z_s together with the main deflector (Collett & Auger 2014; Wilde et al.
+ * 2022's compound lenses). Multi-plane ray tracing, lens strengths referred to z_s. */
+static int lenssim__draw_compound_arc(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab) {
+  double zl, sigma, z2, th1, zs, sigma2 = 0, th_main_s, th2_s, x2, y2, x, y, mag2, R2, n2, e1, e2;
+  lenssim_mass m;
+  int k;
+  if (!lenssim__draw_deflector(ds, rng, 0.1, &zl, &sigma, &z2, &th1)) return 0;
+  if (z2 > 4.5) return 0;
+  zs = lenssim__draw_zs_above(ds, rng, z2 + 0.2);
+  for (k = 0; k < 1000; k++) {
+    sigma2 = lenssim__icdf_draw(ds->sigma_icdf, lenssim_rng_uniform(rng));
+    if (sigma2 < 250.0) break;
+  }
+  th_main_s = lenssim__theta_E(ds, sigma, zl, zs);
+  th2_s = lenssim__theta_E(ds, sigma2, z2, zs);
+  o->multi_plane = 1;
+  o->z_source = z2;
+  o->z_conv = zs;
+  lenssim__main_lens(ds, rng, o, lab, th_main_s, sigma, zl, 0.03, 1);
+  lab->theta_E = th1; lab->theta_E2 = th2_s; lab->z_lens2 = z2; lab->z_source = z2; lab->z_source2 = zs;
+  o->z_group[0] = z2; o->z_group[1] = zs;
+  /* the second galaxy: inside the main lens's caustic for z_2, so that its light is multiply imaged */
+  lenssim__disc_point(rng, 1.0 * th1, lab->center_x, lab->center_y, &x2, &y2);
+  memset(&m, 0, sizeof m);
+  m.kind = LENSSIM_MASS_SIS;
+  m.theta_E = th2_s;
+  m.center_x = x2; m.center_y = y2;
+  m.redshift = z2;
+  lenssim__push_mass(o, &m);
+  lenssim__early_type_light(ds, rng, sigma2, z2, 0.0, &mag2, &R2, &n2);
+  n2 = lenssim__uniform(rng, 1.0, 4.0);
+  lenssim__draw_e(rng, lenssim__uniform(rng, 0.5, 1.0), &e1, &e2);
+  lab->source_x = x2; lab->source_y = y2; lab->source_R = R2; lab->source_n = n2;
+  lab->mag_source = lenssim__add_sersic(ds, o, rng, 0, mag2, lenssim__uniform(rng, 0.2, 0.6), R2, n2, e1, e2, x2, y2, z2);
+  /* the furthest source near the second galaxy's position, within reach of both lenses */
+  lenssim__disc_point(rng, 0.5 * th1 + th2_s, x2, y2, &x, &y);
+  {
+    double sx = lab->source_x, sy = lab->source_y, sR = lab->source_R, sn = lab->source_n;
+    lenssim__add_source(ds, o, rng, 1, lenssim__source_magnitude(rng, 20.0, 26.5), x, y, zs, lab);
+    lab->source_x = sx; lab->source_y = sy; lab->source_R = sR; lab->source_n = sn;
+  }
+  return 1;
+}
+
+/* Substructure lenses (Alexander et al. 2020, ApJ 893, 15): one smooth lens (SIE + shear, z_l =
+ * 0.5, z_s = 1.0, theta_E uniform in [0.8, 1.6]" unless the window says otherwise), no lens light. */
+static int lenssim__draw_uniform_lens(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab,
+                                      double lo, double hi, double shear, double source_radius, double zl, double zs,
+                                      double mag_lo, double mag_hi) {
+  double th, x, y;
+  if (ds->config.theta_E_min > 0) lo = ds->config.theta_E_min;
+  if (ds->config.theta_E_max < 100.0) hi = ds->config.theta_E_max;
+  if (!(hi > lo)) return 0;
+  th = lenssim__uniform(rng, lo, hi);
+  o->z_source = o->z_conv = zs;
+  lenssim__main_lens(ds, rng, o, lab, th, lenssim__sigma_from_theta(ds, th, zl, zs), zl, shear, 0);
+  lab->theta_E = th; lab->z_source = zs;
+  lenssim__disc_point(rng, source_radius * th, lab->center_x, lab->center_y, &x, &y);
+  lenssim__add_source(ds, o, rng, 0, lenssim__source_magnitude(rng, mag_lo, mag_hi), x, y, zs, lab);
+  return 1;
+}
+
+/* Subhalos: N ~ Poisson(25) point masses with m/M_E from dN/dm ~ m^-1.9 on [1e-4, 1e-2] (M_E the
+ * mass inside theta_E; a point mass of m has Einstein radius theta_E sqrt(m/M_E)), uniform in
+ * area over the annulus 0.5-1.5 theta_E. Vortex: a thin uniform rod (LINE_MASS) of length
+ * 1-2.5 theta_E through the lens centre (0.2 theta_E scatter) at a random angle, holding 1-3% of
+ * M_E. Both scaled by substructure_scale. */
+static void lenssim__add_substructure(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab,
+                                      lenssim_kind kind) {
+  double th = lab->theta_E, s = ds->config.substructure_scale;
+  if (kind == LENSSIM_KIND_SUBHALOS) {
+    int n = (int)lenssim_rng_poisson(rng, 25.0), i;
+    double a = pow(1e-4, -0.9), b = pow(1e-2, -0.9), total = 0.0;
+    if (n > LENSSIM_MAX_PROFILES - 4) n = LENSSIM_MAX_PROFILES - 4;
+    for (i = 0; i < n; i++) {
+      lenssim_mass m;
+      double frac = pow(a + lenssim_rng_uniform(rng) * (b - a), -1.0 / 0.9) * s;
+      double r = th * sqrt(lenssim__uniform(rng, 0.25, 2.25)), ang = lenssim__uniform(rng, 0.0, 2.0 * LENSSIM__PI);
+      memset(&m, 0, sizeof m);
+      m.kind = LENSSIM_MASS_POINT_MASS;
+      m.theta_E = th * sqrt(frac);
+      m.center_x = lab->center_x + r * cos(ang);
+      m.center_y = lab->center_y + r * sin(ang);
+      m.redshift = lab->z_lens;
+      lenssim__push_mass(o, &m);
+      total += frac;
+    }
+    lab->n_subhalos = n;
+    lab->substructure_mass = total;
+  } else if (kind == LENSSIM_KIND_VORTEX) {
+    lenssim_mass m;
+    double len = th * lenssim__uniform(rng, 1.0, 2.5), frac = lenssim__uniform(rng, 0.01, 0.03) * s;
+    memset(&m, 0, sizeof m);
+    m.kind = LENSSIM_MASS_LINE_MASS;
+    m.length = len;
+    m.angle = lenssim__uniform(rng, 0.0, LENSSIM__PI);
+    m.center_x = lab->center_x + 0.2 * th * lenssim_rng_normal(rng);
+    m.center_y = lab->center_y + 0.2 * th * lenssim_rng_normal(rng);
+    m.line_density = frac * LENSSIM__PI * th * th / len;
+    m.redshift = lab->z_lens;
+    lenssim__push_mass(o, &m);
+    lab->substructure_mass = frac;
+    lab->vortex_length = len; lab->vortex_angle = m.angle; lab->vortex_density = m.line_density;
+  }
+}
+
+/* ---- non-lenses ------------------------------------------------------------------------------ */
+/* An early-type galaxy from the deflector population (it would be a lens with a source behind
+ * it; here there is none), at (cx, cy). */
+static double lenssim__add_elliptical(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, double cx, double cy) {
+  double zl = lenssim__icdf_draw(ds->zl_icdf, lenssim_rng_uniform(rng));
+  double sigma = lenssim__icdf_draw(ds->sigma_icdf, lenssim_rng_uniform(rng)), mag, R, n, e1, e2;
+  double q = 0.75 + 0.15 * lenssim_rng_normal(rng);
+  q = q < 0.4 ? 0.4 : (q > 1.0 ? 1.0 : q);
+  lenssim__early_type_light(ds, rng, sigma, zl, 1.0, &mag, &R, &n);
+  lenssim__draw_e(rng, q, &e1, &e2);
+  return lenssim__add_sersic(ds, o, rng, -1, mag, lenssim__uniform(rng, 0.8, 1.0), R, n, e1, e2, cx, cy, zl);
+}
+
+/* A disc galaxy: exponential-like Sersic (n 0.7-1.5), half of them clumpy, bluer colours. */
+static double lenssim__add_disc(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, double cx, double cy) {
+  double mag = lenssim__uniform(rng, 19.0, 23.0), R = lenssim__uniform(rng, 0.4, 1.5), n = lenssim__uniform(rng, 0.7, 1.5);
+  double e1, e2, t = lenssim__uniform(rng, 0.1, 0.6), z = lenssim__uniform(rng, 0.1, 1.0);
+  lenssim__draw_e(rng, lenssim__uniform(rng, 0.2, 1.0), &e1, &e2);
+  if (lenssim_rng_uniform(rng) < 0.5) return lenssim__add_clumpy(ds, o, rng, -1, mag, t, R, n, e1, e2, cx, cy, z);
+  return lenssim__add_sersic(ds, o, rng, -1, mag, t, R, n, e1, e2, cx, cy, z);
+}
+
+/* Half of the isolated galaxies and pairs have an unrelated faint background galaxy 2-6" away:
+ * with no lens it has exactly one image. */
+static void lenssim__maybe_background(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab) {
+  double r, ang;
+  if (lenssim_rng_uniform(rng) >= 0.5) return;
+  r = lenssim__uniform(rng, 2.0, 6.0);
+  ang = lenssim__uniform(rng, 0.0, 2.0 * LENSSIM__PI);
+  lab->z_source = lenssim__icdf_draw(ds->zs_icdf, lenssim_rng_uniform(rng));
+  lenssim__add_source(ds, o, rng, 0, lenssim__source_magnitude(rng, 21.0, 25.5), r * cos(ang), r * sin(ang), lab->z_source, lab);
+}
+
+static void lenssim__draw_nonlens(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab,
+                                  lenssim_kind kind) {
+  double cx = 0.1 * lenssim_rng_normal(rng), cy = 0.1 * lenssim_rng_normal(rng), scale[4];
+  int i;
+  switch (kind) {
+    case LENSSIM_KIND_ELLIPTICAL:
+      lab->mag_lens = lenssim__add_elliptical(ds, rng, o, cx, cy);
+      lenssim__maybe_background(ds, rng, o, lab);
+      break;
+    case LENSSIM_KIND_DISC:
+      lab->mag_lens = lenssim__add_disc(ds, rng, o, cx, cy);
+      lenssim__maybe_background(ds, rng, o, lab);
+      break;
+    case LENSSIM_KIND_PAIR: {
+      double sep = lenssim__uniform(rng, 1.5, 4.0), ang = lenssim__uniform(rng, 0.0, LENSSIM__PI);
+      double dx = 0.5 * sep * cos(ang), dy = 0.5 * sep * sin(ang);
+      lab->mag_lens = lenssim_rng_uniform(rng) < 0.6 ? lenssim__add_elliptical(ds, rng, o, cx + dx, cy + dy)
+                                                     : lenssim__add_disc(ds, rng, o, cx + dx, cy + dy);
+      if (lenssim_rng_uniform(rng) < 0.6) lenssim__add_elliptical(ds, rng, o, cx - dx, cy - dy);
+      else lenssim__add_disc(ds, rng, o, cx - dx, cy - dy);
+      lenssim__maybe_background(ds, rng, o, lab);
+      break;
+    }
+    case LENSSIM_KIND_RING_GALAXY: {
+      /* a collisional ring galaxy (the Cartwheel's kind): a red nucleus and a blue ring of star-
+       * forming knots, 1-2.5" in radius, often off-centre: a ring without a lens */
+      double a = lenssim__uniform(rng, 1.0, 2.5), q = lenssim__uniform(rng, 0.6, 1.0), rot = lenssim__uniform(rng, 0.0, LENSSIM__PI);
+      double m0 = lenssim__uniform(rng, 19.5, 22.0), ring_mag = m0 + lenssim__uniform(rng, -0.5, 1.0);
+      int knots = 16 + (int)(9.0 * lenssim_rng_uniform(rng));
+      double per_knot = ring_mag + 2.5 * log10((double)knots), sig = lenssim__uniform(rng, 0.08, 0.2);
+      lab->mag_lens = lenssim__add_sersic(ds, o, rng, -1, m0, 0.8, lenssim__uniform(rng, 0.2, 0.5), 2.0, 0.0, 0.0,
+                                          cx + 0.2 * a * lenssim_rng_normal(rng), cy + 0.2 * a * lenssim_rng_normal(rng), 0.1);
+      lenssim__colour_scales(ds, lenssim__uniform(rng, 0.0, 0.3), rng, scale);
+      for (i = 0; i < knots; i++) {
+        double phi = 2.0 * LENSSIM__PI * (i + 0.3 * lenssim_rng_normal(rng)) / knots, r = 1.0 + 0.05 * lenssim_rng_normal(rng);
+        double u = a * r * cos(phi), v = a * q * r * sin(phi);
+        lenssim__add_gaussian(ds, o, -1, per_knot + 0.4 * lenssim_rng_normal(rng), scale, sig,
+                              cx + u * cos(rot) - v * sin(rot), cy + u * sin(rot) + v * cos(rot), 0.1);
+      }
+      break;
+    }
+    case LENSSIM_KIND_MERGER: {
+      /* two overlapping galaxies and two curved tidal tails of knots: arcs without a lens */
+      double sep = lenssim__uniform(rng, 0.4, 1.2), ang = lenssim__uniform(rng, 0.0, 2.0 * LENSSIM__PI), tail_mag;
+      double dx = 0.5 * sep * cos(ang), dy = 0.5 * sep * sin(ang);
+      int t;
+      lab->mag_lens = lenssim__add_elliptical(ds, rng, o, cx + dx, cy + dy);
+      lenssim__add_disc(ds, rng, o, cx - dx, cy - dy);
+      tail_mag = lab->mag_lens + lenssim__uniform(rng, 1.0, 2.5);
+      lenssim__colour_scales(ds, lenssim__uniform(rng, 0.1, 0.5), rng, scale);
+      for (t = 0; t < 2; t++) {
+        double sx = t ? cx - dx : cx + dx, sy = t ? cy - dy : cy + dy, base = ang + (t ? LENSSIM__PI : 0.0);
+        double len = lenssim__uniform(rng, 2.0, 4.0), curl = lenssim__uniform(rng, 0.5, 1.2) * (lenssim_rng_uniform(rng) < 0.5 ? -1 : 1);
+        for (i = 1; i <= 10; i++) {
+          double f = i / 10.0, r = len * f, phi = base + curl * f;
+          lenssim__add_gaussian(ds, o, -1, tail_mag + 2.5 * log10(10.0) + 0.3 * lenssim_rng_normal(rng), scale,
+                                0.1 + 0.1 * f, sx + r * cos(phi), sy + r * sin(phi), 0.1);
+        }
+      }
+      break;
+    }
+    case LENSSIM_KIND_STAR:
+    {
+      double off = lenssim__colour_scales(ds, lenssim_rng_uniform(rng), rng, scale), mag = lenssim__uniform(rng, 17.0, 23.0);
+      lenssim__add_gaussian(ds, o, -1, mag, scale, 0.005, cx, cy, 0.1);
+      lab->mag_lens = mag + off;
+    }
+      break;
+    default: break; /* empty sky */
+  }
+}
+
+/* ---- rendering an object -------------------------------------------------------------------- */
+static void *lenssim__align64(void *p) {
+  unsigned char *b = (unsigned char *)p;
+  return b + ((64 - ((uintptr_t)b & 63)) & 63);
+}
+
+static void lenssim__object_model(const lenssim_dataset *ds, const lenssim__object *o, size_t n_mass, lenssim_lens_model *m) {
+  memset(m, 0, sizeof *m);
+  m->lenses = o->mass;
+  m->num_lenses = n_mass;
+  m->multi_plane = o->multi_plane;
+  m->cosmology = ds->config.cosmology;
+  m->z_source = o->z_source > 0 ? o->z_source : 1.0;
+  m->z_source_convention = o->z_conv > 0 ? o->z_conv : m->z_source;
+}
+
+/* Renders part of the object in channel ch, noise-free, on the channel's render grid:
+ * which = -1 the foreground light only, 0 or 1 that source plane only, 2 everything; with or
+ * without the channel's PSF (lenssim__psf_part applies it afterwards: the same numbers). */
+static lenssim_result lenssim__render_part(const lenssim_dataset *ds, const lenssim__object *o, int ch, int which,
+                                          int with_psf, double *image, void *ws, size_t ws_bytes, lenssim_error *err) {
+  lenssim_light fore[LENSSIM_MAX_PROFILES], back[LENSSIM_MAX_PROFILES];
+  size_t nf = 0, nb = 0, k;
+  lenssim_scene sc;
+  lenssim__channel_scene(ds, ch, &sc);
+  if (!with_psf) sc.psf.kind = LENSSIM_PSF_NONE;
+  for (k = 0; k < o->n_light; k++) {
+    lenssim_light l = o->light[k];
+    int g = o->group[k];
+    l.amp *= o->scale[k][ch];
+    if (g < 0 && (which == -1 || which == 2)) fore[nf++] = l;
+    if (g >= 0 && (which == 2 || which == g)) back[nb++] = l;
+  }
+  if (nb) lenssim__object_model(ds, o, o->n_mass, &sc.lens);
+  sc.lens_light = fore;
+  sc.num_lens_light = nf;
+  sc.source_light = back;
+  sc.num_source_light = nb;
+  if (!nf && !nb) {
+    memset(image, 0, sizeof(double) * (size_t)sc.grid.num_pix * (size_t)sc.grid.num_pix);
+    return LENSSIM_OK;
+  }
+  return lenssim_render(&sc, image, ws, ws_bytes, err);
+}
+
+static lenssim_result lenssim__psf_part(const lenssim_dataset *ds, int ch, double *image, void *ws, lenssim_error *err) {
+  lenssim_scene sc;
+  lenssim__channel_scene(ds, ch, &sc);
+  return lenssim_psf_convolve(&sc.psf, sc.grid.num_pix, sc.grid.pixel_scale, image, (double *)lenssim__align64(ws), err);
+}
+
+/* Number of images of the source-plane point (bx, by) for a source at z_src: the square of
+ * half-width `half` about (cx, cy) is cut into LENSSIM__COUNT_GRID^2 cells of two triangles each,
+ * their corners are ray-traced, and the triangles whose source-plane image contains the point
+ * are counted. Triangles whose area shrinks less than 20-fold in the source plane (|mu| < 0.05,
+ * the demagnified cores of singular profiles) are not counted; two images closer than a cell
+ * may count as one. */
+LENSSIM_API int lenssim_count_images(const lenssim_lens_model *m, double z_src, double bx, double by, double cx,
+                                     double cy, double half, double *scratch) {
+  const int n = LENSSIM__COUNT_GRID, w = n + 1;
+  const size_t g = (size_t)w * (size_t)w;
+  double *gx = scratch, *gy = scratch + g, *sx = scratch + 2 * g, *sy = scratch + 3 * g;
+  double step = 2.0 * half / n, cell = 0.5 * step * step;
+  int i, j, count = 0;
+  for (i = 0; i < w; i++)
+    for (j = 0; j < w; j++) {
+      /* an irrational offset keeps the grid's corners off the lens centres */
+      gx[i * w + j] = cx - half + (j + 0.31415926) * step;
+      gy[i * w + j] = cy - half + (i + 0.27182818) * step;
+    }
+  if (lenssim_ray_shoot(m, z_src, (size_t)w * (size_t)w, gx, gy, sx, sy, NULL) != LENSSIM_OK) return 0;
+  for (i = 0; i < n; i++)
+    for (j = 0; j < n; j++) {
+      int c[2][3], t;
+      c[0][0] = i * w + j; c[0][1] = i * w + j + 1; c[0][2] = (i + 1) * w + j + 1;
+      c[1][0] = i * w + j; c[1][1] = (i + 1) * w + j + 1; c[1][2] = (i + 1) * w + j;
+      for (t = 0; t < 2; t++) {
+        double ax = sx[c[t][0]], ay = sy[c[t][0]], bxv = sx[c[t][1]], byv = sy[c[t][1]], cxv = sx[c[t][2]], cyv = sy[c[t][2]];
+        double area = 0.5 * ((bxv - ax) * (cyv - ay) - (cxv - ax) * (byv - ay));
+        double d1 = (bxv - ax) * (by - ay) - (byv - ay) * (bx - ax);
+        double d2 = (cxv - bxv) * (by - byv) - (cyv - byv) * (bx - bxv);
+        double d3 = (ax - cxv) * (by - cyv) - (ay - cyv) * (bx - cxv);
+        if (fabs(area) > 20.0 * cell) continue;
+        if ((d1 >= 0 && d2 >= 0 && d3 >= 0) || (d1 <= 0 && d2 <= 0 && d3 <= 0)) count++;
+      }
+    }
+  return count;
+}
+
+/* The channel's noise, its sky per render pixel following the render's pixel area. */
+static lenssim_noise lenssim__channel_noise(const lenssim_dataset *ds, int ch) {
+  lenssim_noise nz = lenssim_noise_from_band(ds->band[ch]);
+  double r = ds->render_scale[ch] / ds->band[ch]->pixel_scale;
+  nz.sky_rate *= r * r;
+  return nz;
+}
+
+/* S/N of lensed light as LensPop (Collett 2015) measures it: the pixels taken in decreasing
+ * order of S/sigma, the best cumulative sum(S)/sqrt(sum sigma^2). Sorting every image would cost
+ * more than rendering it, so the pixels are binned by S/sigma (32 bins per decade from 0.01 to
+ * 1e6) and the running sums are scanned from the top bin down: the best threshold to within a
+ * bin (7 %); pixels with S/sigma below 0.01 never help and are left out. */
+#define LENSSIM__SNR_BINS 256
+LENSSIM_API double lenssim_arc_snr(const lenssim_noise *noise, const double *signal, const double *background, size_t count) {
+  double t = noise->exposure_time, sky = noise->sky_rate * t;
+  double read2 = noise->read_noise * noise->read_noise * (noise->num_exposures > 0 ? noise->num_exposures : 1);
+  double bin_s[LENSSIM__SNR_BINS], bin_v[LENSSIM__SNR_BINS], s_sum = 0.0, v_sum = 0.0, best = 0.0;
+  size_t i;
+  int k;
+  if (!(t > 0) || !signal) return 0.0;
+  memset(bin_s, 0, sizeof bin_s);
+  memset(bin_v, 0, sizeof bin_v);
+  for (i = 0; i < count; i++) {
+    double sig = signal[i] * t, b = background ? background[i] * t : 0.0, var, r;
+    if (!(sig > 0)) continue;
+    var = sig + (b > 0 ? b : 0) + sky + read2;
+    if (!(var > 0)) continue;
+    r = sig / sqrt(var);
+    if (r < 0.01) continue;
+    k = (int)(32.0 * (log10(r) + 2.0));
+    if (k >= LENSSIM__SNR_BINS) k = LENSSIM__SNR_BINS - 1;
+    bin_s[k] += sig;
+    bin_v[k] += var;
+  }
+  for (k = LENSSIM__SNR_BINS - 1; k >= 0; k--) {
+    s_sum += bin_s[k];
+    v_sum += bin_v[k];
+    if (v_sum > 0 && s_sum / sqrt(v_sum) > best) best = s_sum / sqrt(v_sum);
+  }
+  return best;
+}
+
+static double lenssim__arc_snr(const lenssim_dataset *ds, int ch, const double *src, const double *fore, size_t count) {
+  lenssim_noise nz = lenssim__channel_noise(ds, ch);
+  return lenssim_arc_snr(&nz, src, fore, count);
+}
+
+static double lenssim__sum(const double *a, size_t n) {
+  double s = 0.0;
+  size_t i;
+  for (i = 0; i < n; i++) s += a[i];
+  return s;
+}
+
+/* Render grid -> output pixels: copy, k x k sums, or bilinear resampling with the flux per pixel
+ * divided by k^2 (counts/s per output pixel in every case). */
+static void lenssim__to_output(const lenssim_dataset *ds, int ch, const double *img, float *out) {
+  int N = ds->num_pix, M = ds->render_pix[ch], k = ds->factor[ch], i, j, a, b;
+  if (ds->mode[ch] == 1) {
+    for (i = 0; i < N; i++)
+      for (j = 0; j < N; j++) {
+        double s = 0.0;
+        for (a = 0; a < k; a++)
+          for (b = 0; b < k; b++) s += img[(size_t)(i * k + a) * (size_t)M + (size_t)(j * k + b)];
+        out[(size_t)i * N + j] = (float)s;
+      }
+  } else if (ds->mode[ch] == 2) {
+    double ratio = ds->pixel_scale / ds->render_scale[ch], inv = 1.0 / ((double)k * k);
+    for (i = 0; i < N; i++) {
+      double v = (i - 0.5 * (N - 1)) * ratio + 0.5 * (M - 1), fv;
+      int i0;
+      if (v < 0) v = 0;
+      if (v > M - 1) v = M - 1;
+      i0 = (int)v; if (i0 > M - 2) i0 = M - 2;
+      fv = v - i0;
+      for (j = 0; j < N; j++) {
+        double u = (j - 0.5 * (N - 1)) * ratio + 0.5 * (M - 1), fu, val;
+        int j0;
+        if (u < 0) u = 0;
+        if (u > M - 1) u = M - 1;
+        j0 = (int)u; if (j0 > M - 2) j0 = M - 2;
+        fu = u - j0;
+        val = (1 - fv) * ((1 - fu) * img[(size_t)i0 * M + j0] + fu * img[(size_t)i0 * M + j0 + 1]) +
+              fv * ((1 - fu) * img[(size_t)(i0 + 1) * M + j0] + fu * img[(size_t)(i0 + 1) * M + j0 + 1]);
+        out[(size_t)i * N + j] = (float)(val * inv);
+      }
+    }
+  } else {
+    size_t c = (size_t)N * N, p;
+    for (p = 0; p < c; p++) out[p] = (float)img[p];
+  }
+}
+
+/* ---- sampling ------------------------------------------------------------------------------- */
+static int lenssim__kind_is_lens(lenssim_kind k) {
+  return k == LENSSIM_KIND_GALAXY_GALAXY || k == LENSSIM_KIND_COMPOUND_ARC || k == LENSSIM_KIND_DOUBLE_RING ||
+         k == LENSSIM_KIND_NO_SUBSTRUCTURE || k == LENSSIM_KIND_SUBHALOS || k == LENSSIM_KIND_VORTEX;
+}
+
+static int lenssim__kind_allowed(lenssim_preset p, lenssim_kind k) {
+  switch (p) {
+    case LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE:
+      return k == LENSSIM_KIND_NO_SUBSTRUCTURE || k == LENSSIM_KIND_SUBHALOS || k == LENSSIM_KIND_VORTEX;
+    case LENSSIM_PRESET_ENSAI_MODELLING: return k == LENSSIM_KIND_GALAXY_GALAXY;
+    default: return (int)k >= 0 && k <= LENSSIM_KIND_DOUBLE_RING;
+  }
+}
+
+/* The draw of one attempt; 0 if the population gave nothing (very rare). */
+static int lenssim__draw_kind(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab,
+                              lenssim_kind kind) {
+  switch (kind) {
+    case LENSSIM_KIND_GALAXY_GALAXY:
+      if (ds->config.preset == LENSSIM_PRESET_ENSAI_MODELLING)
+        return lenssim__draw_uniform_lens(ds, rng, o, lab, 0.3, 2.0, 0.0, 0.8, 0.5, 2.0, 21.0, 24.0);
+      return lenssim__draw_galaxy_galaxy(ds, rng, o, lab);
+    case LENSSIM_KIND_COMPOUND_ARC: return lenssim__draw_compound_arc(ds, rng, o, lab);
+    case LENSSIM_KIND_DOUBLE_RING: return lenssim__draw_double_ring(ds, rng, o, lab);
+    case LENSSIM_KIND_NO_SUBSTRUCTURE: case LENSSIM_KIND_SUBHALOS: case LENSSIM_KIND_VORTEX:
+      return lenssim__draw_uniform_lens(ds, rng, o, lab, 0.8, 1.6, 0.02, 0.6, 0.5, 1.0, 23.5, 25.5);
+    default:
+      lenssim__draw_nonlens(ds, rng, o, lab, kind);
+      return 1;
+  }
+}
+
+
+LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds, uint64_t index, lenssim_kind kind,
+                                                       float *image, lenssim_label *label, void *workspace,
+                                                       size_t workspace_bytes, lenssim_error *err) {
+  lenssim__object *o;
+  lenssim_label lab;
+  lenssim_rng rng, rng_sub;
+  lenssim_result r = LENSSIM_OK;
+  void *owned = NULL, *rws;
+  double *A, *B, *C, *gx;
+  size_t max_pix2 = 0, det_count, grid = (size_t)(LENSSIM__COUNT_GRID + 1) * (LENSSIM__COUNT_GRID + 1);
+  int ch, det, attempt, accepted = 0, is_lens, substructure = 0, have_parts = 0;
+  lenssim__object obj_storage;
+
+  if (!ds || !image || !label) return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset sample: NULL argument");
+  if (!lenssim__kind_allowed(ds->config.preset, kind))
+    return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset sample: kind '%s' does not belong to preset '%s'",
+                         lenssim_kind_name(kind), lenssim_preset_name(ds->config.preset));
+  if (!workspace) {
+    owned = LENSSIM_MALLOC(ds->workspace_bytes);
+    if (!owned) return lenssim__fail(err, LENSSIM_ERR_NOMEM, "dataset sample: out of memory (%lu bytes)", (unsigned long)ds->workspace_bytes);
+    workspace = owned;
+  } else if (workspace_bytes < ds->workspace_bytes) {
+    return lenssim__fail(err, LENSSIM_ERR_WORKSPACE, "dataset sample: workspace of %lu bytes, %lu needed",
+                         (unsigned long)workspace_bytes, (unsigned long)ds->workspace_bytes);
+  }
+  for (ch = 0; ch < ds->channels; ch++) {
+    size_t p2 = (size_t)ds->render_pix[ch] * (size_t)ds->render_pix[ch];
+    if (p2 > max_pix2) max_pix2 = p2;
+  }
+  A = (double *)lenssim__align64(workspace);
+  B = A + max_pix2;
+  C = B + max_pix2;
+  gx = C + max_pix2;
+  rws = gx + 4 * grid;
+  o = &obj_storage;
+  det = ds->detection_channel;
+  det_count = (size_t)ds->render_pix[det] * (size_t)ds->render_pix[det];
+  is_lens = lenssim__kind_is_lens(kind);
+  lenssim_rng_seed(&rng, lenssim__hash3(ds->seed, index, 1));
+  lenssim_rng_seed(&rng_sub, lenssim__hash3(ds->seed, index, 3));
+
+  for (attempt = 1; attempt <= LENSSIM__MAX_TRIES && !accepted; attempt++) {
+    lenssim_lens_model model;
+    int groups, n0, n1 = -1;
+    double half, fwhm = ds->band[det]->psf_fwhm, mu0, mu1 = 0.0, snr;
+    memset(o, 0, sizeof *o);
+    memset(&lab, 0, sizeof lab);
+    lab.n_images2 = -1;
+    if (!lenssim__draw_kind(ds, &rng, o, &lab, kind)) continue;
+    o->n_main_mass = o->n_mass;
+    if (o->z_group[0] == 0) o->z_group[0] = o->z_source;
+    if (!is_lens) {
+      lab.n_images = lab.mag_source != 0 ? 1 : 0;
+      lab.magnification = lab.mag_source != 0 ? 1.0 : 0.0;
+      accepted = 1;
+      break;
+    }
+    /* selection (Collett 2015's criteria, as his LensPop code applies them): multiply imaged,
+     * resolved (theta_E^2 > R_s^2 + (FWHM/2)^2), magnified (mu >= magnification_min), tangentially
+     * resolved (mu R_s > FWHM/2), bright enough (arc S/N >= snr_min) */
+    groups = o->z_group[1] > 0 ? 2 : 1;
+    lenssim__object_model(ds, o, o->n_mass, &model);
+    half = 2.5 * (lab.theta_E > lab.theta_E2 ? lab.theta_E : lab.theta_E2) + 0.5;
+    n0 = lenssim_count_images(&model, o->z_group[0], o->src_x[0], o->src_y[0], lab.center_x, lab.center_y, half, gx);
+    if (n0 < 2) continue;
+    if (groups == 2) {
+      n1 = lenssim_count_images(&model, o->z_group[1], o->src_x[1], o->src_y[1], lab.center_x, lab.center_y, half, gx);
+      if (n1 < 2) continue;
+    }
+    if (!(lab.theta_E * lab.theta_E > lab.source_R * lab.source_R + 0.25 * fwhm * fwhm)) continue;
+    /* magnification from the render before the PSF (all the lensed flux in the field) */
+    if ((r = lenssim__render_part(ds, o, det, 0, 0, A, rws, ds->render_bytes, err)) != LENSSIM_OK) goto done;
+    mu0 = lenssim__sum(A, det_count) / o->unlensed[0];
+    if (mu0 < ds->config.magnification_min) continue;
+    /* tangentially resolved: the magnified source is larger than half the PSF */
+    if (!(mu0 * lab.source_R > 0.5 * fwhm)) continue;
+    if (groups == 2) {
+      size_t p;
+      if ((r = lenssim__render_part(ds, o, det, 1, 0, B, rws, ds->render_bytes, err)) != LENSSIM_OK) goto done;
+      mu1 = lenssim__sum(B, det_count) / o->unlensed[1];
+      for (p = 0; p < det_count; p++) A[p] += B[p];
+    }
+    if ((r = lenssim__psf_part(ds, det, A, rws, err)) != LENSSIM_OK) goto done;
+    /* lens light only adds noise: without it the S/N is an upper bound, a cheap early exit */
+    if (lenssim__arc_snr(ds, det, A, NULL, det_count) < ds->config.snr_min) continue;
+    if ((r = lenssim__render_part(ds, o, det, -1, 1, C, rws, ds->render_bytes, err)) != LENSSIM_OK) goto done;
+    snr = lenssim__arc_snr(ds, det, A, C, det_count);
+    if (snr < ds->config.snr_min) continue;
+    lab.n_images = n0; lab.n_images2 = n1;
+    lab.magnification = mu0; lab.magnification2 = mu1;
+    lab.arc_snr = snr;
+    have_parts = 1;
+    accepted = 1;
+    break;
+  }
+  if (!accepted) {
+    r = lenssim__fail(err, LENSSIM_ERR_RANGE,
+                      "dataset sample %llu: the selection accepted none of %d draws of a '%s' (relax the theta_E window, snr_min or magnification_min)",
+                      (unsigned long long)index, LENSSIM__MAX_TRIES, lenssim_kind_name(kind));
+    goto done;
+  }
+  lab.attempts = attempt;
+  if (kind == LENSSIM_KIND_SUBHALOS || kind == LENSSIM_KIND_VORTEX) {
+    lenssim__add_substructure(ds, &rng_sub, o, &lab, kind);
+    substructure = 1;
+  }
+  for (ch = 0; ch < ds->channels; ch++) {
+    size_t count = (size_t)ds->render_pix[ch] * (size_t)ds->render_pix[ch], p;
+    double *img = C;
+    if (ch == det && have_parts && !substructure) {
+      for (p = 0; p < count; p++) C[p] += A[p];
+    } else if ((r = lenssim__render_part(ds, o, ch, 2, 1, C, rws, ds->render_bytes, err)) != LENSSIM_OK) {
+      goto done;
+    }
+    if (!ds->config.noise_free) {
+      lenssim_noise nz = lenssim__channel_noise(ds, ch);
+      lenssim_rng noise_rng;
+      lenssim_rng_seed(&noise_rng, lenssim__hash3(ds->seed, index, 16 + (uint64_t)ch));
+      lenssim_add_noise(&nz, img, count, &noise_rng);
+    }
+    lenssim__to_output(ds, ch, img, image + (size_t)ch * (size_t)ds->num_pix * (size_t)ds->num_pix);
+  }
+  lab.kind = kind;
+  lab.label = lenssim__kind_class(kind);
+  *label = lab;
+done:
+  if (owned) LENSSIM_FREE(owned);
+  return r;
+}
+
+LENSSIM_API lenssim_result lenssim_dataset_sample(const lenssim_dataset *ds, uint64_t index, float *image,
+                                                  lenssim_label *label, void *workspace, size_t workspace_bytes,
+                                                  lenssim_error *err) {
+  if (!ds) return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset sample: NULL argument");
+  return lenssim_dataset_sample_kind(ds, index, lenssim_dataset_kind(ds, index), image, label, workspace, workspace_bytes, err);
 }
 
 #ifdef LENSSIM__PUSHED_OPTIONS

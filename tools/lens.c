@@ -17,6 +17,7 @@ static const lens_command commands[] = {
   {"render",  lens_cmd_render,  "render a lens scene (JSON) to an image"},
   {"explain", lens_cmd_explain, "show what a lens finder looks at: occlusion, saliency, Grad-CAM, dreams"},
   {"plot",    lens_cmd_plot,    "draw ROC, precision-recall, score, history and confusion pictures from CSV"},
+  {"sim",     lens_cmd_sim,     "simulate labelled lenses and non-lenses: images.npy + labels.csv"},
 };
 
 int lens_fail(const char *fmt, ...) {

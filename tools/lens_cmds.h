@@ -6,6 +6,7 @@
 int lens_cmd_info(int argc, char **argv);
 int lens_cmd_predict(int argc, char **argv);
 int lens_cmd_render(int argc, char **argv);
+int lens_cmd_sim(int argc, char **argv);
 int lens_cmd_train(int argc, char **argv);
 int lens_cmd_explain(int argc, char **argv);
 int lens_cmd_plot(int argc, char **argv);

@@ -1,0 +1,361 @@
+/* lens sim: labelled datasets of simulated lenses and non-lenses from lenssim.h's presets.
+ *
+ *   DIR/images.npy   float32 [N, C, H, W], counts/s per pixel, streamed to images.npy.tmp
+ *   DIR/labels.csv   a header and one row per image (`label` is the class `lens train` reads)
+ *   DIR/fits/NNNNNNN.fits   with --fits: each image as a [C, H, W] FITS primary image
+ * Both main files are written under temporary names and renamed once complete. Object i depends
+ * only on (preset, options, seed, i), so the files are the same whatever the thread count. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "lens_cmds.h"
+#include "lenssim.h"
+#include "pool.h"
+
+/* objects per parallel round: up to 256, at most ~64 MB of images in memory */
+#define SIM_CHUNK_MAX 256
+
+static void sim_usage(FILE *f) {
+  int i;
+  fprintf(f,
+          "usage: lens sim --preset NAME --n N --out DIR [options]\n"
+          "\n"
+          "Simulates N labelled images (see docs/populations.md) into DIR/images.npy [N,C,H,W]\n"
+          "float32 and DIR/labels.csv.\n"
+          "presets:");
+  for (i = 0; i < LENSSIM_PRESET_COUNT; i++) fprintf(f, " %s", lenssim_preset_name((lenssim_preset)i));
+  fprintf(f,
+          "\n"
+          "  --seed S              random seed (default 1); the same seed gives the same files\n"
+          "  --threads T           worker threads (default: the CPUs online)\n"
+          "  --layout L            ou66 | ou200 | hsc | hst192 | hst150 (default: the preset's;\n"
+          "                        euclid presets: ou66, feeding `lens train --arch ou66`)\n"
+          "  --lens-fraction F     share of lenses, 0..1 (euclid presets; default 0.5)\n"
+          "  --ratio A:B           lenses to non-lenses, e.g. 1:100 (same as --lens-fraction A/(A+B))\n"
+          "  --theta-e-min X, --theta-e-max X   Einstein-radius window in arcsec\n"
+          "  --snr-min X           minimum arc S/N in the detection band (default 20)\n"
+          "  --mu-min X            minimum total source magnification (default 3)\n"
+          "  --clumpy-fraction X   share of clumpy star-forming sources (default 0.5; 0: none)\n"
+          "  --substructure-scale X  multiplies subhalo and vortex masses (deeplense; 0: none)\n"
+          "  --supersampling S     sub-pixel samples per side (default: per layout)\n"
+          "  --noise-free          no noise\n"
+          "  --fits                also write DIR/fits/NNNNNNN.fits per image\n"
+          "  --png                 PNG previews (needs lensviz)\n");
+}
+
+/* ---- streaming .npy writer: the header says the final shape; rows follow ---------------------- */
+static int npy_write_header(FILE *f, size_t n, int c, int h, int w) {
+  char dict[256];
+  unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
+  int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lu, %d, %d, %d), }",
+                     (unsigned long)n, c, h, w);
+  int total = 10 + len + 1, pad = (64 - total % 64) % 64, k;
+  size_t hl = (size_t)(len + pad + 1);
+  pre[8] = (unsigned char)(hl & 0xff);
+  pre[9] = (unsigned char)(hl >> 8);
+  if (fwrite(pre, 1, 10, f) != 10 || fwrite(dict, 1, (size_t)len, f) != (size_t)len) return -1;
+  for (k = 0; k < pad; k++) if (fputc(' ', f) == EOF) return -1;
+  return fputc('\n', f) == EOF ? -1 : 0;
+}
+
+/* little-endian float32, byte by byte whatever the host */
+static int npy_write_floats(FILE *f, const float *v, size_t count) {
+  unsigned char buf[4096];
+  size_t i, used = 0;
+  for (i = 0; i < count; i++) {
+    uint32_t u;
+    memcpy(&u, &v[i], 4);
+    buf[used++] = (unsigned char)(u & 0xff);
+    buf[used++] = (unsigned char)((u >> 8) & 0xff);
+    buf[used++] = (unsigned char)((u >> 16) & 0xff);
+    buf[used++] = (unsigned char)(u >> 24);
+    if (used == sizeof buf) {
+      if (fwrite(buf, 1, used, f) != used) return -1;
+      used = 0;
+    }
+  }
+  return used && fwrite(buf, 1, used, f) != used ? -1 : 0;
+}
+
+/* ---- labels.csv ------------------------------------------------------------------------------ */
+static const char csv_header[] =
+    "index,label,kind,theta_E,theta_E2,e1,e2,center_x,center_y,gamma1,gamma2,sigma_v,z_lens,z_lens2,"
+    "z_source,z_source2,source_x,source_y,source_R,source_n,source_clumpy,magnification,magnification2,"
+    "n_images,n_images2,arc_snr,mag_source,mag_source2,mag_lens,n_subhalos,substructure_mass,"
+    "vortex_length,vortex_angle,vortex_density,attempts\n";
+
+static int csv_write_row(FILE *f, unsigned long long index, const lenssim_label *l) {
+  return fprintf(f,
+                 "%llu,%d,%s,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d,"
+                 "%.6g,%.6g,%d,%d,%.6g,%.6g,%.6g,%.6g,%d,%.6g,%.6g,%.6g,%.6g,%d\n",
+                 index, l->label, lenssim_kind_name(l->kind), l->theta_E, l->theta_E2, l->e1, l->e2, l->center_x,
+                 l->center_y, l->gamma1, l->gamma2, l->sigma_v, l->z_lens, l->z_lens2, l->z_source, l->z_source2,
+                 l->source_x, l->source_y, l->source_R, l->source_n, l->source_clumpy, l->magnification,
+                 l->magnification2, l->n_images, l->n_images2, l->arc_snr, l->mag_source, l->mag_source2, l->mag_lens,
+                 l->n_subhalos, l->substructure_mass, l->vortex_length, l->vortex_angle, l->vortex_density,
+                 l->attempts) < 0 ? -1 : 0;
+}
+
+/* ---- the parallel chunk ---------------------------------------------------------------------- */
+typedef struct {
+  const lenssim_dataset *ds;
+  unsigned long long first;
+  float *images;
+  lenssim_label *labels;
+  void **workspaces;
+  size_t per_image;
+  lenssim_result *results;
+  lenssim_error *errors;   /* one per item */
+} sim_chunk;
+
+static void sim_task(void *ctx, size_t item, size_t worker) {
+  sim_chunk *c = (sim_chunk *)ctx;
+  c->results[item] = lenssim_dataset_sample(c->ds, c->first + item, c->images + item * c->per_image, &c->labels[item],
+                                            c->workspaces[worker], lenssim_dataset_workspace_bytes(c->ds),
+                                            &c->errors[item]);
+}
+
+static int parse_double(const char *flag, const char *text, double lo, double hi, double *out) {
+  char *end;
+  double d;
+  errno = 0;
+  d = strtod(text, &end);
+  if (end == text || *end || errno || !(d >= lo && d <= hi))
+    return lens_fail("sim: %s takes a number from %g to %g, got '%s'", flag, lo, hi, text);
+  *out = d;
+  return 0;
+}
+
+static int parse_count(const char *flag, const char *text, unsigned long long lo, unsigned long long hi,
+                       unsigned long long *out) {
+  char *end;
+  errno = 0;
+  if (!text || !*text || *text == '-') return lens_fail("sim: %s takes a whole number, got '%s'", flag, text ? text : "");
+  *out = strtoull(text, &end, 10);
+  if (*end || errno || *out < lo || *out > hi)
+    return lens_fail("sim: %s takes a whole number from %llu to %llu, got '%s'", flag, lo, hi, text);
+  return 0;
+}
+
+/* mkdir -p: the directory and any missing parents */
+static int make_dir(const char *path) {
+  struct stat st;
+  char buf[1200];
+  size_t i, len = strlen(path);
+  if (stat(path, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : lens_fail("sim: '%s' exists and is not a directory", path);
+  if (len >= sizeof buf) return lens_fail("sim: path '%s' is too long", path);
+  memcpy(buf, path, len + 1);
+  for (i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    buf[i] = 0;
+    if (stat(buf, &st) != 0 && mkdir(buf, 0777) != 0 && errno != EEXIST)
+      return lens_fail("sim: cannot create directory '%s': %s", buf, strerror(errno));
+    if (i < len) buf[i] = '/';
+  }
+  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return lens_fail("sim: cannot create directory '%s'", path);
+  return 0;
+}
+
+static void sim_progress(const char *name, size_t done, size_t total, double rate) {
+  static const char bar[] = "==============================";
+  int filled = total ? (int)(30.0 * (double)done / (double)total) : 30;
+  double eta = rate > 0 ? (double)(total - done) / rate : 0.0;
+  fprintf(stderr, "\rsim %s [%.*s%*s] %lu/%lu %.0f img/s ETA %d:%02d   ", name, filled, bar, 30 - filled, "",
+          (unsigned long)done, (unsigned long)total, rate, (int)eta / 60, (int)eta % 60);
+  fflush(stderr);
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int lens_cmd_sim(int argc, char **argv) {
+  lenssim_dataset_config cfg;
+  lenssim_dataset *ds = NULL;
+  lenssim_error serr;
+  const char *out_dir = NULL;
+  unsigned long long n = 0, seed = 1, threads = 0, ull;
+  int i, fits = 0, png = 0, rc = 1, preset_given = 0, n_given = 0;
+  char npy_path[1200], npy_tmp[1210], csv_path[1200], csv_tmp[1210], fits_dir[1200];
+  FILE *npy = NULL, *csv = NULL;
+  lens_pool *pool = NULL;
+  sim_chunk chunk;
+  size_t w, nworkers = 0, per_image, chunk_size = 0;
+  double t0;
+
+  memset(&cfg, 0, sizeof cfg);
+  memset(&chunk, 0, sizeof chunk);
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    double d;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { sim_usage(stdout); return 0; }
+    if (!strcmp(a, "--fits")) { fits = 1; continue; }
+    if (!strcmp(a, "--png")) { png = 1; continue; }
+    if (!strcmp(a, "--noise-free")) { cfg.noise_free = 1; continue; }
+    if (a[0] != '-') { sim_usage(stderr); return lens_fail("sim: unexpected argument '%s'", a); }
+    if (!v) return lens_fail("sim: %s needs a value", a);
+    i++;
+    if (!strcmp(a, "--preset")) {
+      int p = lenssim_preset_from_name(v);
+      if (p < 0) { sim_usage(stderr); return lens_fail("sim: unknown preset '%s'", v); }
+      cfg.preset = (lenssim_preset)p;
+      preset_given = 1;
+    } else if (!strcmp(a, "--layout")) {
+      int l = lenssim_layout_from_name(v);
+      if (l < 0) return lens_fail("sim: unknown layout '%s' (ou66, ou200, hsc, hst192, hst150)", v);
+      cfg.layout = (lenssim_layout)l;
+    } else if (!strcmp(a, "--n")) {
+      if (parse_count(a, v, 1, 100000000ULL, &n)) return 1;
+      n_given = 1;
+    } else if (!strcmp(a, "--seed")) {
+      if (parse_count(a, v, 0, ~0ULL, &seed)) return 1;
+    } else if (!strcmp(a, "--threads")) {
+      if (parse_count(a, v, 1, 1024, &threads)) return 1;
+    } else if (!strcmp(a, "--out")) {
+      out_dir = v;
+    } else if (!strcmp(a, "--lens-fraction")) {
+      if (parse_double(a, v, 0.0, 1.0, &d)) return 1;
+      cfg.lens_fraction = d > 0 ? d : 1e-300; /* 0 would mean the default */
+    } else if (!strcmp(a, "--ratio")) {
+      double x, y;
+      char *end;
+      x = strtod(v, &end);
+      if (end == v || *end != ':' || !(x >= 0)) return lens_fail("sim: --ratio takes A:B (lenses:non-lenses), got '%s'", v);
+      y = strtod(end + 1, &end);
+      if (*end || !(y >= 0) || !(x + y > 0)) return lens_fail("sim: --ratio takes A:B (lenses:non-lenses), got '%s'", v);
+      cfg.lens_fraction = x > 0 ? x / (x + y) : 1e-300;
+    } else if (!strcmp(a, "--theta-e-min")) {
+      if (parse_double(a, v, 0.0, 100.0, &cfg.theta_E_min)) return 1;
+    } else if (!strcmp(a, "--theta-e-max")) {
+      if (parse_double(a, v, 0.0, 100.0, &cfg.theta_E_max)) return 1;
+    } else if (!strcmp(a, "--snr-min")) {
+      if (parse_double(a, v, 0.0, 1e5, &d)) return 1;
+      cfg.snr_min = d > 0 ? d : 1e-300;
+    } else if (!strcmp(a, "--mu-min")) {
+      if (parse_double(a, v, 0.0, 1e3, &d)) return 1;
+      cfg.magnification_min = d > 0 ? d : 1e-300;
+    } else if (!strcmp(a, "--clumpy-fraction")) {
+      if (parse_double(a, v, 0.0, 1.0, &d)) return 1;
+      cfg.clumpy_fraction = d > 0 ? d : -1.0;
+    } else if (!strcmp(a, "--substructure-scale")) {
+      if (parse_double(a, v, 0.0, 100.0, &d)) return 1;
+      cfg.substructure_scale = d > 0 ? d : -1.0;
+    } else if (!strcmp(a, "--supersampling")) {
+      if (parse_count(a, v, 1, 8, &ull)) return 1;
+      cfg.supersampling = (int)ull;
+    } else {
+      sim_usage(stderr);
+      return lens_fail("sim: unknown option '%s'", a);
+    }
+  }
+  if (!preset_given || !n_given || !out_dir) {
+    sim_usage(stderr);
+    return lens_fail("sim: %s", !preset_given ? "no --preset given" : (!n_given ? "no --n given" : "no --out given"));
+  }
+  if (png) return lens_fail("sim: PNG previews need lensviz (not built)");
+  if (strlen(out_dir) > 1000) return lens_fail("sim: --out path is too long");
+
+  ds = (lenssim_dataset *)malloc(sizeof *ds);
+  if (!ds) return lens_fail("sim: out of memory");
+  if (lenssim_dataset_init(ds, &cfg, (uint64_t)seed, &serr) != LENSSIM_OK) { lens_fail("sim: %s", serr.message); goto done; }
+  if (make_dir(out_dir)) goto done;
+  snprintf(fits_dir, sizeof fits_dir, "%s/fits", out_dir);
+  if (fits && make_dir(fits_dir)) goto done;
+  snprintf(npy_path, sizeof npy_path, "%s/images.npy", out_dir);
+  snprintf(npy_tmp, sizeof npy_tmp, "%s.tmp", npy_path);
+  snprintf(csv_path, sizeof csv_path, "%s/labels.csv", out_dir);
+  snprintf(csv_tmp, sizeof csv_tmp, "%s.tmp", csv_path);
+
+  nworkers = threads ? (size_t)threads : lens_pool_default_threads();
+  pool = lens_pool_create(nworkers);
+  if (!pool) { lens_fail("sim: cannot start threads"); goto done; }
+  per_image = lenssim_dataset_image_floats(ds);
+  chunk_size = (size_t)(64u << 20) / (per_image * sizeof(float));
+  if (chunk_size > SIM_CHUNK_MAX) chunk_size = SIM_CHUNK_MAX;
+  if (chunk_size < 2 * nworkers) chunk_size = 2 * nworkers;
+  chunk.ds = ds;
+  chunk.per_image = per_image;
+  chunk.images = (float *)malloc(chunk_size * per_image * sizeof(float));
+  chunk.labels = (lenssim_label *)malloc(chunk_size * sizeof(lenssim_label));
+  chunk.results = (lenssim_result *)malloc(chunk_size * sizeof(lenssim_result));
+  chunk.errors = (lenssim_error *)malloc(chunk_size * sizeof(lenssim_error));
+  chunk.workspaces = (void **)calloc(nworkers, sizeof(void *));
+  if (!chunk.images || !chunk.labels || !chunk.results || !chunk.errors || !chunk.workspaces) { lens_fail("sim: out of memory"); goto done; }
+  for (w = 0; w < nworkers; w++)
+    if (!(chunk.workspaces[w] = malloc(lenssim_dataset_workspace_bytes(ds)))) { lens_fail("sim: out of memory"); goto done; }
+
+  npy = fopen(npy_tmp, "wb");
+  csv = fopen(csv_tmp, "w");
+  if (!npy || !csv) { lens_fail("sim: cannot write in '%s': %s", out_dir, strerror(errno)); goto done; }
+  if (npy_write_header(npy, (size_t)n, ds->channels, ds->num_pix, ds->num_pix) || fputs(csv_header, csv) < 0) {
+    lens_fail("sim: write failed in '%s'", out_dir);
+    goto done;
+  }
+  t0 = now_seconds();
+  {
+    lensnet_parallel par = lens_pool_parallel(pool);
+    unsigned long long start;
+    for (start = 0; start < n; start += chunk_size) {
+      size_t count = n - start < chunk_size ? (size_t)(n - start) : chunk_size, k;
+      chunk.first = start;
+      par.run(par.user, count, sim_task, &chunk);
+      for (k = 0; k < count; k++)
+        if (chunk.results[k] != LENSSIM_OK) { lens_fail("sim: object %llu: %s", start + k, chunk.errors[k].message); goto done; }
+      if (npy_write_floats(npy, chunk.images, count * per_image)) { lens_fail("sim: %s: write failed", npy_tmp); goto done; }
+      for (k = 0; k < count; k++) {
+        if (csv_write_row(csv, start + k, &chunk.labels[k])) { lens_fail("sim: %s: write failed", csv_tmp); goto done; }
+        if (fits) {
+          lensnet_tensor t;
+          lensnet_error nerr;
+          char path[1300];
+          memset(&t, 0, sizeof t);
+          t.ndim = 3;
+          t.shape[0] = (size_t)ds->channels;
+          t.shape[1] = t.shape[2] = (size_t)ds->num_pix;
+          t.data = chunk.images + k * per_image;
+          snprintf(path, sizeof path, "%s/%07llu.fits", fits_dir, start + k);
+          if (lensnet_fits_write(path, &t, &nerr) != LENSNET_OK) { lens_fail_err(&nerr); goto done; }
+        }
+      }
+      if (isatty(2)) {
+        double el = now_seconds() - t0;
+        sim_progress(lenssim_preset_name(cfg.preset), (size_t)(start + count), (size_t)n, el > 0 ? (double)(start + count) / el : 0.0);
+      }
+    }
+  }
+  if (isatty(2)) fputc('\n', stderr);
+  {
+    int bad = fflush(npy) != 0;
+    bad |= fclose(npy) != 0;
+    npy = NULL;
+    bad |= fflush(csv) != 0;
+    bad |= fclose(csv) != 0;
+    csv = NULL;
+    if (bad || rename(npy_tmp, npy_path) != 0 || rename(csv_tmp, csv_path) != 0) {
+      lens_fail("sim: cannot finish the files in '%s'", out_dir);
+      goto done;
+    }
+  }
+  {
+    double el = now_seconds() - t0;
+    fprintf(stderr, "sim: %llu images [%d, %d, %d] of %s in %.1f s (%.0f img/s, %lu threads) -> %s\n", n, ds->channels,
+            ds->num_pix, ds->num_pix, lenssim_preset_name(cfg.preset), el, el > 0 ? (double)n / el : 0.0,
+            (unsigned long)nworkers, out_dir);
+  }
+  rc = 0;
+done:
+  if (npy) { fclose(npy); remove(npy_tmp); }
+  if (csv) { fclose(csv); remove(csv_tmp); }
+  if (chunk.workspaces) for (w = 0; w < nworkers; w++) free(chunk.workspaces[w]);
+  free(chunk.workspaces); free(chunk.images); free(chunk.labels); free(chunk.results); free(chunk.errors);
+  lens_pool_free(pool);
+  free(ds);
+  return rc;
+}
