@@ -460,11 +460,27 @@ int main(void) {
       } else {
         CHECK(0, "labels.csv of the --ratio run");
       }
-      snprintf(cmd, sizeof cmd, "%s sim --preset euclid-lensfinding --n 2 --out /tmp/lens_popsim_t1 --png 2>/dev/null", lens);
-      CHECK(system(cmd) != 0, "--png without lensviz fails");
+      snprintf(cmd, sizeof cmd, "%s sim --preset euclid-lensfinding --n 2 --out /tmp/lens_popsim_p --png 2>/dev/null", lens);
+      CHECK(system(cmd) == 0, "--png run");
+      {
+        /* every preview is a PNG (signature and IHDR) of the preview size: 66 x 4 = 264 pixels */
+        int k, good = 0;
+        for (k = 0; k < 2; k++) {
+          unsigned char head[24];
+          char path[128];
+          FILE *pf;
+          snprintf(path, sizeof path, "/tmp/lens_popsim_p/png/%07d.png", k);
+          pf = fopen(path, "rb");
+          if (pf && fread(head, 1, 24, pf) == 24 && !memcmp(head, "\x89PNG\r\n\x1a\n", 8) && !memcmp(head + 12, "IHDR", 4) &&
+              ((unsigned)head[18] << 8 | head[19]) == 264 && ((unsigned)head[22] << 8 | head[23]) == 264)
+            good++;
+          if (pf) fclose(pf);
+        }
+        CHECK(good == 2, "%d of 2 PNG previews of 264x264", good);
+      }
       snprintf(cmd, sizeof cmd, "%s sim --preset nonsense --n 2 --out /tmp/lens_popsim_t1 2>/dev/null", lens);
       CHECK(system(cmd) != 0, "unknown preset fails");
-      CHECK(system("rm -rf /tmp/lens_popsim_t1 /tmp/lens_popsim_t3 /tmp/lens_popsim_r") == 0, "clean up");
+      CHECK(system("rm -rf /tmp/lens_popsim_t1 /tmp/lens_popsim_t3 /tmp/lens_popsim_r /tmp/lens_popsim_p") == 0, "clean up");
     }
   }
   return check_summary();

@@ -3,6 +3,7 @@
  *   DIR/images.npy   float32 [N, C, H, W], counts/s per pixel, streamed to images.npy.tmp
  *   DIR/labels.csv   a header and one row per image (`label` is the class `lens train` reads)
  *   DIR/fits/NNNNNNN.fits   with --fits: each image as a [C, H, W] FITS primary image
+ *   DIR/png/NNNNNNN.png     with --png: an asinh colour composite of each image (Lupton et al. 2004)
  * Both main files are written under temporary names and renamed once complete. Object i depends
  * only on (preset, options, seed, i), so the files are the same whatever the thread count. */
 #define _POSIX_C_SOURCE 200809L
@@ -15,6 +16,7 @@
 #include <unistd.h>
 #include "lens_cmds.h"
 #include "lenssim.h"
+#include "lensviz.h"
 #include "pool.h"
 
 /* objects per parallel round: up to 256, at most ~64 MB of images in memory */
@@ -45,7 +47,7 @@ static void sim_usage(FILE *f) {
           "  --supersampling S     sub-pixel samples per side (default: per layout)\n"
           "  --noise-free          no noise\n"
           "  --fits                also write DIR/fits/NNNNNNN.fits per image\n"
-          "  --png                 PNG previews (needs lensviz)\n");
+          "  --png                 also write DIR/png/NNNNNNN.png per image (asinh colour composite)\n");
 }
 
 /* ---- streaming .npy writer: the header says the final shape; rows follow ---------------------- */
@@ -183,7 +185,8 @@ int lens_cmd_sim(int argc, char **argv) {
   const char *out_dir = NULL;
   unsigned long long n = 0, seed = 1, threads = 0, ull;
   int i, fits = 0, png = 0, rc = 1, preset_given = 0, n_given = 0;
-  char npy_path[1200], npy_tmp[1210], csv_path[1200], csv_tmp[1210], fits_dir[1200];
+  char npy_path[1200], npy_tmp[1210], csv_path[1200], csv_tmp[1210], fits_dir[1200], png_dir[1200];
+  lensviz_image preview = {NULL, 0, 0, 0};
   FILE *npy = NULL, *csv = NULL;
   lens_pool *pool = NULL;
   sim_chunk chunk;
@@ -259,7 +262,6 @@ int lens_cmd_sim(int argc, char **argv) {
     sim_usage(stderr);
     return lens_fail("sim: %s", !preset_given ? "no --preset given" : (!n_given ? "no --n given" : "no --out given"));
   }
-  if (png) return lens_fail("sim: PNG previews need lensviz (not built)");
   if (strlen(out_dir) > 1000) return lens_fail("sim: --out path is too long");
 
   ds = (lenssim_dataset *)malloc(sizeof *ds);
@@ -268,6 +270,14 @@ int lens_cmd_sim(int argc, char **argv) {
   if (make_dir(out_dir)) goto done;
   snprintf(fits_dir, sizeof fits_dir, "%s/fits", out_dir);
   if (fits && make_dir(fits_dir)) goto done;
+  snprintf(png_dir, sizeof png_dir, "%s/png", out_dir);
+  if (png && make_dir(png_dir)) goto done;
+  if (png) {
+    /* previews at least ~200 pixels across, each image pixel a block */
+    size_t scale = ds->num_pix >= 200 ? 1 : (200 + (size_t)ds->num_pix - 1) / (size_t)ds->num_pix;
+    lensnet_error verr;
+    if (lensviz_image_alloc(&preview, (size_t)ds->num_pix * scale, (size_t)ds->num_pix * scale, &verr) != LENSNET_OK) { lens_fail_err(&verr); goto done; }
+  }
   snprintf(npy_path, sizeof npy_path, "%s/images.npy", out_dir);
   snprintf(npy_tmp, sizeof npy_tmp, "%s.tmp", npy_path);
   snprintf(csv_path, sizeof csv_path, "%s/labels.csv", out_dir);
@@ -323,6 +333,14 @@ int lens_cmd_sim(int argc, char **argv) {
           snprintf(path, sizeof path, "%s/%07llu.fits", fits_dir, start + k);
           if (lensnet_fits_write(path, &t, &nerr) != LENSNET_OK) { lens_fail_err(&nerr); goto done; }
         }
+        if (png) {
+          lensnet_error verr;
+          char path[1300];
+          /* bands run from blue to red in every preset (VIS, Y, J, H; g, r, i) */
+          lensviz_asinh_bands(chunk.images + k * per_image, (size_t)ds->channels, (size_t)ds->num_pix, (size_t)ds->num_pix, 8.0f, 0.0f, &preview);
+          snprintf(path, sizeof path, "%s/%07llu.png", png_dir, start + k);
+          if (lensviz_png_write(path, &preview, &verr) != LENSNET_OK) { lens_fail_err(&verr); goto done; }
+        }
       }
       if (isatty(2)) {
         double el = now_seconds() - t0;
@@ -356,6 +374,7 @@ done:
   if (chunk.workspaces) for (w = 0; w < nworkers; w++) free(chunk.workspaces[w]);
   free(chunk.workspaces); free(chunk.images); free(chunk.labels); free(chunk.results); free(chunk.errors);
   lens_pool_free(pool);
+  lensviz_image_free(&preview);
   free(ds);
   return rc;
 }
