@@ -87,7 +87,7 @@ static int same_tensors(const char *pa, const char *pb, size_t *compared) {
 
 int main(void) {
   const char *common = "train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv "
-                       "--epochs 4 --batch 16 --lr 0.005 --augment flip,rot90,shift=1,noise=0.02 --class-weights auto --seed 5";
+                       "--epochs 4 --batch 16 --lr 0.005 --augment flip,rot90,shift=1,noise=0.02 --class-weights auto --minmax --seed 5";
   char args[2048];
   make_dataset();
   system("rm -rf build/tcli_full build/tcli_resumed");

@@ -23,7 +23,7 @@
 typedef struct {
   char arch[64], arch_file[1024], data[1024], labels[1024], out[1024], init[1024], classes[256];
   char optimizer[16], schedule[16], loss[16], class_weights[256], augment[128];
-  int bands, epochs, nesterov, threads, interrupt_after;
+  int bands, epochs, nesterov, threads, interrupt_after, minmax;
   size_t batch;
   double lr, val_fraction, momentum, weight_decay, clip_norm, gamma, focal_gamma, min_lr;
   int step_size, warmup;
@@ -58,6 +58,7 @@ static void train_usage(FILE *f) {
     "  --schedule S        constant | step | cosine (default constant); --step-size N,\n"
     "                      --gamma G (step), --min-lr LR (cosine), --warmup N (epochs)\n"
     "  --augment LIST      flip,rot90,shift=PIXELS,noise=SIGMA (default none)\n"
+    "  --minmax            per-image, per-band min-max scaling to [0,1], as lens predict --minmax\n"
     "  --classes NAMES     class names for the metadata (default non-lens,lens)\n"
     "  --threads T         worker threads (default: all CPUs); results do not depend on T\n"
     "labels.csv: a header row and one row per image; the class index is read from the column\n"
@@ -67,7 +68,7 @@ static void train_usage(FILE *f) {
 /* ---- options <-> checkpoint metadata -------------------------------------------------------- */
 
 #define TRAIN_STRING_OPTIONS(X) X(arch) X(arch_file) X(data) X(labels) X(init) X(classes) X(optimizer) X(schedule) X(loss) X(class_weights) X(augment)
-#define TRAIN_NUMBER_OPTIONS(X) X(bands) X(epochs) X(nesterov) X(batch) X(lr) X(val_fraction) X(momentum) X(weight_decay) \
+#define TRAIN_NUMBER_OPTIONS(X) X(bands) X(epochs) X(nesterov) X(minmax) X(batch) X(lr) X(val_fraction) X(momentum) X(weight_decay) \
   X(clip_norm) X(gamma) X(focal_gamma) X(min_lr) X(step_size) X(warmup) X(seed)
 
 static int save_options(lensnet_model *m, const train_options *o) {
@@ -354,6 +355,7 @@ int lens_cmd_train(int argc, char **argv) {
     const char *a = argv[i], *v = i + 1 < (size_t)argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { train_usage(stdout); return 0; }
     if (!strcmp(a, "--nesterov")) { o.nesterov = 1; continue; }
+    if (!strcmp(a, "--minmax")) { o.minmax = 1; continue; }
     if (strncmp(a, "--", 2)) return lens_fail("unexpected argument '%s' (see lens train --help)", a);
     if (!v) return lens_fail("%s needs a value", a);
 #define STR_OPT(flag, field) else if (!strcmp(a, flag)) { if (strlen(v) >= sizeof o.field) return lens_fail("%s: value too long", a); strcpy(o.field, v); }
@@ -403,6 +405,8 @@ int lens_cmd_train(int argc, char **argv) {
   if (images.ndim != 4 || images.shape[0] < 2) { rc = lens_fail("%s: expected images [N,C,H,W] with N >= 2", o.data); goto done; }
   n = images.shape[0];
   per = images.shape[1] * images.shape[2] * images.shape[3];
+  if (o.minmax) /* the scaling lens predict --minmax applies, so trained models score the same way */
+    for (i = 0; i < n; i++) lensnet_minmax_normalize(images.data + i * per, images.shape[1], images.shape[2] * images.shape[3]);
   labels = (float *)malloc(n * sizeof(float));
   if (!labels) { rc = lens_fail("out of memory"); goto done; }
   if ((rc = read_labels(o.labels, n, labels, classes)) != 0) goto done;
