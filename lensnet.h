@@ -33,6 +33,14 @@
  *               Gaussian NLL on mean + log-variance heads), optimisers (SGD with momentum,
  *               Nesterov and weight decay; Adam; AdamW), schedules (step, cosine, warm-up),
  *               gradient clipping, and a parallel-for hook the caller supplies.
+ *               lensnet_trainer fields the caller may set: compute_input_grad (also d loss /
+ *               d input, for saliency), skip_param_grads (input gradients only), capture_layer
+ *               (keep d loss / d output of one layer, for Grad-CAM), relu_backward (GUIDED for
+ *               guided backprop). Layers that see one image at a time (all but dense and batch
+ *               norm) run image by image, a whole run of them per task, so activations stay in
+ *               cache and images spread over threads; d input of a stride-1 convolution is a
+ *               convolution with flipped weights. Dropout keeps each value with probability
+ *               1 - p to a resolution of 2^-16, from a stream per (step, layer, image).
  *   GEMM        lensnet_sgemm: blocked and packed, scalar always built, SSE/AVX2/AVX-512/NEON
  *               micro-kernels chosen from the compiler flags; convolutions go through it.
  *   Files       .npy read (f4 f8 i1-i8 u1-u8, either byte order) and write (f4); safetensors
