@@ -567,7 +567,7 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
  * Preparing cutouts for a model
  * ------------------------------------------------------------------------------------------- */
 /* Bilinear resampling of one plane, PyTorch's F.interpolate(mode="bilinear",
- * align_corners=False, antialias=False) convention. */
+ * align_corners=False, antialias=False) convention. An empty source (h or w 0) gives zeros. */
 LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, float *dst, size_t out_h, size_t out_w);
 /* Per-band min-max normalisation of one image [bands, hw] to [0, 1] (Wilde et al. 2022); a
  * constant band becomes 0. NaNs are ignored for min and max and set to 0; returns their count. */
@@ -3248,14 +3248,18 @@ static lensnet_result lensnet__arch_parse(lensnet_model *m, const char *text, le
     size_t n = 0;
     lensnet_layer *L;
     ap.line++;
-    while (*p && *p != '\n' && *p != ';') { if (n + 1 < sizeof line) line[n++] = *p; p++; }
+    while (*p && *p != '\n' && *p != ';') {
+      if (n + 1 >= sizeof line) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture line %d is longer than %d characters", ap.line, (int)sizeof line - 1);
+      line[n++] = *p++;
+    }
     if (*p) p++;
     line[n] = 0;
     if ((save = strchr(line, '#')) != NULL) *save = 0;
     save = line;
-    while (*save && nw < 32) {
+    while (*save) {
       while (*save == ' ' || *save == '\t' || *save == '\r' || *save == ',') *save++ = 0;
       if (!*save) break;
+      if (nw == 32) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture line %d has more than 32 words", ap.line);
       words[nw++] = save;
       while (*save && *save != ' ' && *save != '\t' && *save != '\r' && *save != ',') save++;
     }
@@ -3417,6 +3421,13 @@ static lensnet_result lensnet__model_resolve(lensnet_model *m, lensnet_error *er
                                  (unsigned long)m->layers[j].in_c, (unsigned long)m->layers[j].in_h, (unsigned long)m->layers[j].in_w);
         break;
       default: break; /* element-wise layers keep the shape */
+    }
+    {
+      size_t per_image;
+      if (!lensnet__mul_ok(c, h, &per_image) || !lensnet__mul_ok(per_image, w, &per_image) || per_image == 0 ||
+          per_image > LENSNET_MAX_ELEMENTS)
+        return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s): output %lux%lux%lu is empty or larger than %lu values",
+                             (unsigned long)i, tn, (unsigned long)c, (unsigned long)h, (unsigned long)w, (unsigned long)LENSNET_MAX_ELEMENTS);
     }
     L->out_c = c; L->out_h = h; L->out_w = w;
   }
@@ -3748,8 +3759,9 @@ static void lensnet__pool_forward(const lensnet_layer *L, size_t batch, const fl
 LENSNET__VECTORIZE static void lensnet__activation_forward(const lensnet_layer *L, const float *x, float *y, size_t n) {
   size_t i;
   switch (L->type) {
-    case LENSNET_LAYER_RELU: for (i = 0; i < n; i++) { float v = x[i]; y[i] = v > 0.0f ? v : 0.0f; } break;
-    case LENSNET_LAYER_LEAKY_RELU: for (i = 0; i < n; i++) { float v = x[i]; y[i] = v > 0.0f ? v : v * L->value; } break;
+    /* NaN stays NaN, as in PyTorch and in the convolution's fused ReLU */
+    case LENSNET_LAYER_RELU: for (i = 0; i < n; i++) { float v = x[i]; y[i] = (v > 0.0f || v != v) ? v : 0.0f; } break;
+    case LENSNET_LAYER_LEAKY_RELU: for (i = 0; i < n; i++) { float v = x[i]; y[i] = (v > 0.0f || v != v) ? v : v * L->value; } break;
     case LENSNET_LAYER_GELU: for (i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f)); break;
     case LENSNET_LAYER_SIGMOID: for (i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i])); break;
     case LENSNET_LAYER_TANH: for (i = 0; i < n; i++) y[i] = tanhf(x[i]); break;
@@ -4548,6 +4560,10 @@ LENSNET_API float lensnet_loss_cross_entropy(const float *logits, const float *l
     total -= w * lsm[y];
     wsum += w;
   }
+  if (!(wsum > 0.0)) { /* every sample weighs nothing: no loss, no gradient (not 0/0) */
+    if (grad) memset(grad, 0, batch * classes * sizeof(float));
+    return 0.0f;
+  }
   if (grad) {
     for (b = 0; b < batch; b++) {
       size_t y = lensnet__label(labels[b], classes);
@@ -4742,6 +4758,10 @@ static void lensnet__bilinear_index(size_t i, size_t in, size_t out, size_t *i0,
 
 LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, float *dst, size_t out_h, size_t out_w) {
   size_t y, x;
+  if (h == 0 || w == 0) { /* nothing to sample: an empty picture resizes to zeros */
+    for (y = 0; y < out_h * out_w; y++) dst[y] = 0.0f;
+    return;
+  }
   for (y = 0; y < out_h; y++) {
     size_t y0, y1;
     float fy;

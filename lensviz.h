@@ -324,7 +324,8 @@ LENSVIZ_API void lensviz_plot_confusion(lensviz_image *dst, const double *counts
 
 /* ROC curve of scores (higher = more positive) against labels (nonzero = positive): fpr and tpr
  * of n + 1 points (thresholds from +inf down, ties taken together; fewer points with ties: the
- * count is returned). auc (may be NULL) by the trapezoid rule. Returns 0 if either class is absent. */
+ * count is returned). auc (may be NULL) by the trapezoid rule. Returns 0 if either class is absent.
+ * A NaN score ranks below every other score (as -inf). */
 LENSVIZ_API size_t lensviz_roc(const float *scores, const int *labels, size_t n, float *fpr, float *tpr, double *auc);
 /* Precision-recall curve: recall and precision of up to n + 1 points; average precision
  * (sum over thresholds of (R_k - R_{k-1}) P_k) in *ap. Returns the point count, 0 without positives. */
@@ -2111,7 +2112,7 @@ static lensviz__scored *lensviz__sorted(const float *scores, const int *labels, 
   *pos = *neg = 0;
   if (!s) return NULL;
   for (i = 0; i < n; i++) {
-    s[i].score = scores[i];
+    s[i].score = scores[i] == scores[i] ? scores[i] : -INFINITY; /* a NaN score ranks lowest */
     s[i].positive = labels[i] != 0;
     if (s[i].positive) (*pos)++;
     else (*neg)++;

@@ -366,6 +366,27 @@ int main(void) {
     CHECK(img[3] == 0.0f && img[4] == 0.0f && img[5] == 0.0f, "constant band and NaN become 0");
   }
 
+  TEST("edge cases: an empty picture resizes to zeros, ReLU keeps NaN, overlong architecture lines are refused") {
+    float src[1] = {5.0f}, dst[9], nan_in[2] = {NAN, -1.0f}, out2[2];
+    char longline[700];
+    lensnet_model *m = NULL;
+    size_t i;
+    for (i = 0; i < 9; i++) dst[i] = 7.0f;
+    lensnet_resize_bilinear(src, 0, 5, dst, 3, 3);
+    for (i = 0; i < 9 && dst[i] == 0.0f; i++) {}
+    CHECK(i == 9, "a 0x5 picture resizes to zeros");
+    run_arch("input 1 1 2\nrelu", nan_in, 1, out2, NULL);
+    CHECK(out2[0] != out2[0] && out2[1] == 0.0f, "relu(NaN) is NaN as in PyTorch: %g %g", out2[0], out2[1]);
+    memset(longline, 'x', sizeof longline);
+    memcpy(longline, "input 1 4 4\nrelu ", 17);
+    longline[sizeof longline - 1] = 0;
+    CHECK(lensnet_model_create(longline, &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "longer"), "long line: %s", err.message);
+    CHECK(lensnet_model_create("input 1 4 4\nconv2d name=c out=2 kernel=1 a=1 b=1 c=1 d=1 e=1 f=1 g=1 h=1 i=1 j=1 k=1 l=1 m=1 n=1 o=1 p=1 q=1 r=1 s=1 t=1 u=1 v=1 w=1 x=1 y=1 z=1 aa=1 bb=1 cc=1 dd=1 ee=1 ff=1", &m, &err) == LENSNET_ERR_ARCH &&
+          strstr(err.message, "32 words"), "too many words: %s", err.message);
+    CHECK(lensnet_model_create("input 1 1 1\nconv2d name=c out=16 kernel=2 padding=536870912\nflatten\ndense name=d out=2", &m, &err) == LENSNET_ERR_ARCH &&
+          strstr(err.message, "larger than"), "an output too large to count is refused: %s", err.message);
+  }
+
   TEST("random numbers: reproducible, uniform mean, normal variance") {
     lensnet_rng a, b;
     double sum = 0, sq = 0;

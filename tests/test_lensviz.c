@@ -604,6 +604,15 @@ static void test_pictures(void) {
     n = lensviz_roc(same, y4, 4, fpr, tpr, &auc);
     CHECK(n == 2 && fabs(auc - 0.5) < 1e-12, "ties: one step, AUC 0.5");
     CHECK(lensviz_roc(s, none, 3, fpr, tpr, &auc) == 0, "no positives: no curve");
+    {
+      /* a NaN score ranks lowest: (nan, lens), (0.2, not), (0.5, lens) rank as 0.5 > 0.2 > nan */
+      float sn[3] = {NAN, 0.2f, 0.5f};
+      int yn[3] = {1, 0, 1};
+      n = lensviz_roc(sn, yn, 3, fpr, tpr, &auc);
+      CHECK(n == 4 && fabs(auc - 0.5) < 1e-12, "NaN scores: 4 points, AUC 0.5 (got %lu, %g)", (unsigned long)n, auc);
+      n = lensviz_pr(sn, yn, 3, fpr, tpr, &ap);
+      CHECK(n == 4, "NaN scores: 4 precision-recall points (got %lu)", (unsigned long)n);
+    }
   }
   TEST("plots fill their picture and draw the data") {
     lensviz_image img;

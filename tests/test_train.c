@@ -361,6 +361,12 @@ int main(void) {
     lensnet_model_free(m);
   }
 
+  TEST("a batch whose class weights sum to zero has loss 0 and no gradient, not NaN") {
+    float z[4] = {0.3f, -1.0f, 2.0f, 0.5f}, y[2] = {0.0f, 0.0f}, w[2] = {0.0f, 1.0f}, g[4] = {9, 9, 9, 9};
+    float loss = lensnet_loss_cross_entropy(z, y, 2, 2, w, g);
+    CHECK(loss == 0.0f && g[0] == 0.0f && g[1] == 0.0f && g[2] == 0.0f && g[3] == 0.0f, "loss %g, gradient %g %g", loss, g[0], g[1]);
+  }
+
   TEST("losses against PyTorch (value and gradient)") {
     lensnet_tensor z = load_ref("loss_logits"), y = load_ref("loss_labels"), w = load_ref("loss_weights");
     float grad[64], loss;

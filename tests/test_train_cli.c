@@ -128,6 +128,19 @@ int main(void) {
     CHECK(file_contains("build/tcli_err.log", "1x12x12") && file_contains("build/tcli_err.log", "66"), "the message names both shapes");
     CHECK(run("train --frobnicate 3 2> build/tcli_err.log") != 0 && file_contains("build/tcli_err.log", "--frobnicate"), "unknown option named");
     CHECK(run("train --resume build/does-not-exist 2> build/tcli_err.log") != 0 && file_contains("build/tcli_err.log", "does-not-exist"), "missing checkpoint named");
+    {
+      /* a damaged checkpoint: an option out of its range must be refused, not obeyed */
+      lensnet_safetensors st;
+      lensnet_error err;
+      if (lensnet_safetensors_read("build/tcli_full/checkpoint.safetensors", &st, &err) == LENSNET_OK) {
+        system("mkdir -p build/tcli_bad");
+        lensnet_safetensors_set_meta(&st, "train.val_fraction", "2");
+        lensnet_safetensors_write("build/tcli_bad/checkpoint.safetensors", &st, &err);
+        lensnet_safetensors_free(&st);
+        CHECK(run("train --resume build/tcli_bad 2> build/tcli_err.log") != 0 && file_contains("build/tcli_err.log", "val_fraction"),
+              "an out-of-range option in a checkpoint is named");
+      } else CHECK(0, "read the checkpoint: %s", err.message);
+    }
   }
   system("rm -rf build/tcli_*");
   return check_summary();

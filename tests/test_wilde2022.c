@@ -127,6 +127,54 @@ int main(void) {
   }
   remove("build/predict_err.txt");
 
+  TEST("lens predict refuses empty images and oversized band counts, and survives odd class metadata") {
+    lensnet_tensor t;
+    lensnet_error err;
+    lensnet_model *m = NULL;
+    size_t empty_shape[4] = {1, 4, 0, 66}, wide_shape[4] = {1, 100, 4, 4}, img_shape[4] = {1, 4, 66, 66};
+    char text[2048] = "";
+    FILE *f;
+    size_t got;
+    lensnet_tensor_alloc(&t, 4, empty_shape, &err);
+    lensnet_npy_write("build/pe_empty.npy", &t, &err);
+    lensnet_tensor_free(&t);
+    snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_66.safetensors --resize build/pe_empty.npy > /dev/null 2> build/pe_err.txt",
+             lens_binary(), dir);
+    CHECK(system(cmd) != 0, "an empty image must fail");
+    f = fopen("build/pe_err.txt", "r");
+    got = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[got] = 0;
+    if (f) fclose(f);
+    CHECK(strstr(text, "empty") != NULL, "the message says the image is empty: %s", text);
+    if (lensnet_model_create("input 100 4 4\nflatten\ndense name=d out=2", &m, &err) == LENSNET_OK) {
+      lensnet_model_save(m, "build/pe_wide.safetensors", &err);
+      lensnet_model_free(m);
+    }
+    lensnet_tensor_alloc(&t, 4, wide_shape, &err);
+    lensnet_npy_write("build/pe_wide.npy", &t, &err);
+    lensnet_tensor_free(&t);
+    snprintf(cmd, sizeof cmd, "%s predict --model build/pe_wide.safetensors build/pe_wide.npy > /dev/null 2> build/pe_err.txt", lens_binary());
+    CHECK(system(cmd) != 0, "a 100-band model must be refused");
+    f = fopen("build/pe_err.txt", "r");
+    got = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    text[got] = 0;
+    if (f) fclose(f);
+    CHECK(strstr(text, "64") != NULL, "the message names the limit: %s", text);
+    snprintf(cmd, sizeof cmd, "%s/reference/wilde2022/OU_66.safetensors", dir);
+    if (lensnet_model_load(cmd, &m, &err) == LENSNET_OK) {
+      lensnet_model_set_meta(m, "classes", "a,b,c,d,e,f,g,lens");
+      lensnet_model_save(m, "build/pe_classes.safetensors", &err);
+      lensnet_model_free(m);
+    }
+    lensnet_tensor_alloc(&t, 4, img_shape, &err);
+    lensnet_npy_write("build/pe_img.npy", &t, &err);
+    lensnet_tensor_free(&t);
+    snprintf(cmd, sizeof cmd, "%s predict --model build/pe_classes.safetensors --batch 1 build/pe_img.npy > /dev/null 2>&1", lens_binary());
+    CHECK(system(cmd) == 0, "class names that outnumber the outputs fall back to the last output");
+    remove("build/pe_empty.npy"); remove("build/pe_wide.npy"); remove("build/pe_wide.safetensors");
+    remove("build/pe_classes.safetensors"); remove("build/pe_img.npy"); remove("build/pe_err.txt");
+  }
+
   TEST("lens predict on FITS cutouts: resize, min-max, --bands, --list and --shard") {
     const char *B = "data/bologna-challenge1";
     FILE *f;

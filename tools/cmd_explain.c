@@ -626,7 +626,9 @@ int lens_cmd_explain(int argc, char **argv) {
     return rc;
   }
   if (o.layer < 0) o.layer = default_layer(x.m, !strcmp(method, "dream"));
-  if (o.layer < 0 || (size_t)o.layer >= x.m->layer_count) {
+  /* only these methods look inside the model at a layer */
+  if ((!strcmp(method, "gradcam") || !strcmp(method, "guided-gradcam") || !strcmp(method, "dream") || !strcmp(method, "filters")) &&
+      (o.layer < 0 || (size_t)o.layer >= x.m->layer_count)) {
     rc = lens_fail("--layer %ld does not exist: the model has layers 0..%lu", o.layer, (unsigned long)x.m->layer_count - 1);
     lensnet_model_free(x.m);
     return rc;

@@ -105,7 +105,7 @@ static int find_lens_class(const lensnet_model *m) {
     while (*p) {
       const char *end = strchr(p, ',');
       size_t n = end ? (size_t)(end - p) : strlen(p);
-      if (n == 4 && !strncmp(p, "lens", 4)) return index;
+      if (n == 4 && !strncmp(p, "lens", 4)) return (size_t)index < m->out_features ? index : (int)m->out_features - 1;
       index++;
       if (!end) break;
       p = end + 1;
@@ -185,9 +185,10 @@ static int add_object(predict_state *s, const char *label, const float *image, s
   size_t hw = m->in_h * m->in_w, c;
   float *pix;
   predict_object *obj;
-  int use[64];
+  int use[64]; /* lens predict takes models of up to 64 bands (checked when the model loads) */
   size_t number = s->object_number++;
   if (o->shard_count && number % o->shard_count != o->shard_index) return 0;
+  if (h == 0 || w == 0) return lens_fail("%s: the image is empty (%lux%lu)", label, (unsigned long)h, (unsigned long)w);
   if (o->channel_count) {
     if ((size_t)o->channel_count != m->in_c)
       return lens_fail("--channels lists %d bands but the model takes %lu", o->channel_count, (unsigned long)m->in_c);
@@ -246,7 +247,11 @@ static int add_npy(predict_state *s, const char *path) {
   else if (t.ndim == 3 && s->model->in_c == 1 && t.shape[0] != 1) { n = t.shape[0]; c = 1; h = t.shape[1]; w = t.shape[2]; }
   else if (t.ndim == 3) { n = 1; c = t.shape[0]; h = t.shape[1]; w = t.shape[2]; }
   else if (t.ndim == 2) { n = 1; c = 1; h = t.shape[0]; w = t.shape[1]; }
-  else { lensnet_tensor_free(&t); return lens_fail("%s: expected an array [N,C,H,W], [C,H,W] or [H,W], got %d dimensions", path, t.ndim); }
+  else {
+    int ndim = t.ndim;
+    lensnet_tensor_free(&t);
+    return lens_fail("%s: expected an array [N,C,H,W], [C,H,W] or [H,W], got %d dimensions", path, ndim);
+  }
   for (i = 0; i < n && rc == 0; i++) {
     char label[512];
     snprintf(label, sizeof label, "%s[%lu]", path, (unsigned long)i);
@@ -389,12 +394,19 @@ int lens_cmd_predict(int argc, char **argv) {
   }
   if (lensnet_model_load(o.model_path, &s.model, &err) != LENSNET_OK) { free(inputs); return lens_fail_err(&err); }
   s.opt = &o;
+  if (s.model->in_c > 64) {
+    rc = lens_fail("%s: the model takes %lu bands; lens predict handles up to 64", o.model_path, (unsigned long)s.model->in_c);
+    lensnet_model_free(s.model);
+    free(inputs);
+    return rc;
+  }
   s.lens_class = find_lens_class(s.model);
   per = s.model->in_c * s.model->in_h * s.model->in_w;
   if (!o.threads) o.threads = 1;
   s.chunk = (o.batch + o.threads - 1) / o.threads;
   ws = lensnet_model_workspace_floats(s.model, o.threads > 1 ? s.chunk : o.batch);
   s.ws_floats = ws;
+  if (!ws || ws > ((size_t)-1 / sizeof(float)) / o.threads) ws = 0; /* reported as out of memory below */
   ws *= o.threads;
   s.pool = lens_pool_create(o.threads);
   s.pending = (predict_object *)calloc(o.batch, sizeof *s.pending);

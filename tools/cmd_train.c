@@ -67,6 +67,24 @@ static void train_usage(FILE *f) {
 
 /* ---- options <-> checkpoint metadata -------------------------------------------------------- */
 
+/* The accepted range of every numeric option, for the command line and for checkpoints. */
+typedef struct { const char *name; double lo, hi; } option_range;
+static const option_range option_ranges[] = {
+  {"bands", 0, 1024}, {"epochs", 1, 1e6}, {"nesterov", 0, 1}, {"minmax", 0, 1}, {"batch", 1, 65536}, {"lr", 1e-12, 100},
+  {"val_fraction", 0, 0.9}, {"momentum", 0, 1}, {"weight_decay", 0, 10}, {"clip_norm", 0, 1e9}, {"gamma", 0, 1},
+  {"focal_gamma", 0, 10}, {"min_lr", 0, 100}, {"step_size", 0, 1e6}, {"warmup", 0, 1e6}, {"seed", 0, 9e15},
+};
+static double option_low(const char *name) {
+  size_t i;
+  for (i = 0; i < sizeof option_ranges / sizeof option_ranges[0]; i++) if (!strcmp(option_ranges[i].name, name)) return option_ranges[i].lo;
+  return 0;
+}
+static double option_high(const char *name) {
+  size_t i;
+  for (i = 0; i < sizeof option_ranges / sizeof option_ranges[0]; i++) if (!strcmp(option_ranges[i].name, name)) return option_ranges[i].hi;
+  return 0;
+}
+
 #define TRAIN_STRING_OPTIONS(X) X(arch) X(arch_file) X(data) X(labels) X(init) X(classes) X(optimizer) X(schedule) X(loss) X(class_weights) X(augment)
 #define TRAIN_NUMBER_OPTIONS(X) X(bands) X(epochs) X(nesterov) X(minmax) X(batch) X(lr) X(val_fraction) X(momentum) X(weight_decay) \
   X(clip_norm) X(gamma) X(focal_gamma) X(min_lr) X(step_size) X(warmup) X(seed)
@@ -83,10 +101,20 @@ static int save_options(lensnet_model *m, const train_options *o) {
   return bad ? lens_fail("out of memory") : 0;
 }
 
+/* A checkpoint's options pass the command line's range checks too (a damaged or foreign file
+ * must not drive the loop out of bounds). */
+static int check_loaded_number(const char *name, double v, double lo, double hi) {
+  if (!(v >= lo && v <= hi)) return lens_fail("checkpoint: train.%s = %g is outside %g..%g", name, v, lo, hi);
+  return 0;
+}
+
 static int load_options(const lensnet_safetensors *st, train_options *o) {
   const char *v;
+  double d;
 #define LOAD_STRING(f) if ((v = lensnet_safetensors_meta(st, "train." #f)) != NULL) snprintf(o->f, sizeof o->f, "%s", v); else return lens_fail("checkpoint lacks train." #f);
-#define LOAD_NUMBER(f) if ((v = lensnet_safetensors_meta(st, "train." #f)) != NULL) o->f = strtod(v, NULL); else return lens_fail("checkpoint lacks train." #f);
+#define LOAD_NUMBER(f) if ((v = lensnet_safetensors_meta(st, "train." #f)) != NULL) { \
+      d = strtod(v, NULL); if (check_loaded_number(#f, d, option_low(#f), option_high(#f))) return 1; o->f = d; } \
+    else return lens_fail("checkpoint lacks train." #f);
   TRAIN_STRING_OPTIONS(LOAD_STRING)
   TRAIN_NUMBER_OPTIONS(LOAD_NUMBER)
 #undef LOAD_STRING
@@ -471,6 +499,7 @@ int lens_cmd_train(int argc, char **argv) {
     const char *v;
     size_t k;
     rs.epoch = atoi(lensnet_safetensors_meta(&resume_st, "train.epoch") ? lensnet_safetensors_meta(&resume_st, "train.epoch") : "0");
+    if (rs.epoch < 0 || rs.epoch > 1000000) { rc = lens_fail("checkpoint: train.epoch = %d is not a count of epochs", rs.epoch); goto done; }
     v = lensnet_safetensors_meta(&resume_st, "train.optimizer_step");
     opt->step = v ? strtoull(v, NULL, 10) : 0;
     v = lensnet_safetensors_meta(&resume_st, "train.best_val_loss");
