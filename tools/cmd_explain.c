@@ -56,14 +56,6 @@ static void explain_usage(FILE *f) {
     "  --threads T        threads (default: the CPUs online)\n");
 }
 
-static int parse_count(const char *text, size_t *out) {
-  char *end;
-  unsigned long v = strtoul(text, &end, 10);
-  if (!*text || *end || text[0] == '-') return 0;
-  *out = (size_t)v;
-  return 1;
-}
-
 static int ends_with(const char *s, const char *suffix) {
   size_t n = strlen(s), k = strlen(suffix);
   return n >= k && !strcmp(s + n - k, suffix);
@@ -589,7 +581,7 @@ int lens_cmd_explain(int argc, char **argv) {
     else if (!strcmp(a, "--noise")) o.noise = (float)atof(v);
     else if (!strcmp(a, "--step")) o.step = (float)atof(v);
     else if (!strcmp(a, "--fill")) o.fill = (float)atof(v);
-    else if (!parse_count(v, &n)) return lens_fail("%s takes a non-negative whole number, not '%s'", a, v);
+    else if (!lens_parse_size(v, &n)) return lens_fail("%s takes a non-negative whole number, not '%s'", a, v);
     else if (!strcmp(a, "--index")) o.index = n;
     else if (!strcmp(a, "--patch")) { o.patch = n; o.have_patch = 1; }
     else if (!strcmp(a, "--stride")) o.stride = n;

@@ -73,14 +73,6 @@ static void predict_usage(FILE *f) {
     "Output CSV: input,p_lens,logit_<class>... one row per object.\n");
 }
 
-static int parse_size(const char *text, size_t *out) {
-  char *end;
-  unsigned long v = strtoul(text, &end, 10);
-  if (!*text || *end || text[0] == '-') return 0;
-  *out = (size_t)v;
-  return 1;
-}
-
 static int parse_channels(const char *text, predict_options *o) {
   const char *p = text;
   o->channel_count = 0;
@@ -360,15 +352,15 @@ int lens_cmd_predict(int argc, char **argv) {
     else if (!strcmp(a, "--csv")) o.csv_path = argv[++i];
     else if (!strcmp(a, "--bands")) {
       size_t b;
-      if (!parse_size(argv[++i], &b) || b < 1 || b > 64) { free(inputs); return lens_fail("--bands takes a number from 1 to 64"); }
+      if (!lens_parse_size(argv[++i], &b) || b < 1 || b > 64) { free(inputs); return lens_fail("--bands takes a number from 1 to 64"); }
       o.bands_per_object = (int)b;
     } else if (!strcmp(a, "--batch")) {
-      if (!parse_size(argv[++i], &o.batch) || o.batch < 1 || o.batch > 65536) { free(inputs); return lens_fail("--batch takes a number from 1 to 65536"); }
+      if (!lens_parse_size(argv[++i], &o.batch) || o.batch < 1 || o.batch > 65536) { free(inputs); return lens_fail("--batch takes a number from 1 to 65536"); }
     } else if (!strcmp(a, "--threads")) {
-      if (!parse_size(argv[++i], &o.threads) || o.threads < 1 || o.threads > 256) { free(inputs); return lens_fail("--threads takes a number from 1 to 256"); }
+      if (!lens_parse_size(argv[++i], &o.threads) || o.threads < 1 || o.threads > 256) { free(inputs); return lens_fail("--threads takes a number from 1 to 256"); }
     } else if (!strcmp(a, "--hdu")) {
       size_t h;
-      if (!parse_size(argv[++i], &h) || h > 100000) { free(inputs); return lens_fail("--hdu takes an HDU number (0 = primary)"); }
+      if (!lens_parse_size(argv[++i], &h) || h > 100000) { free(inputs); return lens_fail("--hdu takes an HDU number (0 = primary)"); }
       o.hdu = (int)h;
     } else if (!strcmp(a, "--channels")) {
       if (!parse_channels(argv[++i], &o)) { free(inputs); return lens_fail("--channels takes band numbers such as 0,2,3"); }
@@ -378,7 +370,7 @@ int lens_cmd_predict(int argc, char **argv) {
       if (!slash || (size_t)(slash - v) >= sizeof first) { free(inputs); return lens_fail("--shard takes I/N, e.g. 3/16"); }
       memcpy(first, v, (size_t)(slash - v));
       first[slash - v] = 0;
-      if (!parse_size(first, &o.shard_index) || !parse_size(slash + 1, &o.shard_count) || o.shard_count == 0 || o.shard_index >= o.shard_count) {
+      if (!lens_parse_size(first, &o.shard_index) || !lens_parse_size(slash + 1, &o.shard_count) || o.shard_count == 0 || o.shard_index >= o.shard_count) {
         free(inputs);
         return lens_fail("--shard I/N needs 0 <= I < N, got '%s'", v);
       }

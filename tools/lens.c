@@ -1,5 +1,6 @@
 /* lens - the command-line face of the lens toolkit, one subcommand per job, like git. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
 #include "lens_cmds.h"
@@ -19,6 +20,14 @@ static const lens_command commands[] = {
   {"plot",    lens_cmd_plot,    "draw ROC, precision-recall, score, history and confusion pictures from CSV"},
   {"sim",     lens_cmd_sim,     "simulate labelled lenses and non-lenses: images.npy + labels.csv"},
 };
+
+int lens_parse_size(const char *text, size_t *out) {
+  char *end;
+  unsigned long v = strtoul(text, &end, 10);
+  if (!*text || *end || text[0] == '-') return 0;
+  *out = (size_t)v;
+  return 1;
+}
 
 int lens_fail(const char *fmt, ...) {
   va_list ap;

@@ -11,6 +11,9 @@ int lens_cmd_train(int argc, char **argv);
 int lens_cmd_explain(int argc, char **argv);
 int lens_cmd_plot(int argc, char **argv);
 
+/* A non-negative decimal count ("12"); 0 if the text is anything else. */
+int lens_parse_size(const char *text, size_t *out);
+
 /* Prints "lens: <message>" to stderr and returns 1 (the tools' exit status for a failure). */
 int lens_fail(const char *fmt, ...);
 /* Same, for a failed library call: "lens: <detail>". */
