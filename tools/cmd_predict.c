@@ -67,7 +67,7 @@ static void predict_usage(FILE *f) {
     "  --crop           cut the central region of the model's input size instead\n"
     "  --hdu K          FITS HDU to read (default: the first holding an image)\n"
     "  --batch B        objects per forward pass (default 32)\n"
-    "  --threads T      threads sharing each batch (default 1); scores do not depend on T\n"
+    "  --threads T      threads sharing each batch (default: the CPUs online); scores do not depend on T\n"
     "  --out FILE.npy   write the raw logits [N, classes] as float32\n"
     "  --csv FILE       write the CSV there instead of standard output\n"
     "Output CSV: input,p_lens,logit_<class>... one row per object.\n");
@@ -394,7 +394,7 @@ int lens_cmd_predict(int argc, char **argv) {
   }
   s.lens_class = find_lens_class(s.model);
   per = s.model->in_c * s.model->in_h * s.model->in_w;
-  if (!o.threads) o.threads = 1;
+  if (!o.threads) o.threads = lens_pool_default_threads();
   s.chunk = (o.batch + o.threads - 1) / o.threads;
   ws = lensnet_model_workspace_floats(s.model, o.threads > 1 ? s.chunk : o.batch);
   s.ws_floats = ws;
