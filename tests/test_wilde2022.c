@@ -24,6 +24,15 @@ static double max_abs_diff(const float *a, const float *b, size_t n) {
   return d;
 }
 
+/* The text of a small file (a command's error output), or "" if it cannot be read. */
+static const char *read_text(const char *path, char *text, size_t cap) {
+  FILE *f = fopen(path, "r");
+  size_t got = f ? fread(text, 1, cap - 1, f) : 0;
+  text[got] = 0;
+  if (f) fclose(f);
+  return text;
+}
+
 static const char *lens_binary(void) {
   const char *l = getenv("LENS");
   return l && *l ? l : "build/lens";
@@ -107,11 +116,8 @@ int main(void) {
              lens_binary(), dir, dir);
     CHECK(system(cmd) != 0, "a 66x66 input to OU_200 must fail");
     {
-      FILE *f = fopen("build/predict_err.txt", "r");
-      char text[2048] = "";
-      size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
-      text[got] = 0;
-      if (f) fclose(f);
+      char text[2048];
+      read_text("build/predict_err.txt", text, sizeof text);
       CHECK(strstr(text, "66x66") && strstr(text, "200x200"), "message names both sizes: %s", text);
     }
     snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_66.safetensors %s/reference/wilde2022/inputs_66.npy --batch 4 > build/pred_t1.csv 2>/dev/null && "
@@ -132,19 +138,14 @@ int main(void) {
     lensnet_error err;
     lensnet_model *m = NULL;
     size_t empty_shape[4] = {1, 4, 0, 66}, wide_shape[4] = {1, 100, 4, 4}, img_shape[4] = {1, 4, 66, 66};
-    char text[2048] = "";
-    FILE *f;
-    size_t got;
+    char text[2048];
     lensnet_tensor_alloc(&t, 4, empty_shape, &err);
     lensnet_npy_write("build/pe_empty.npy", &t, &err);
     lensnet_tensor_free(&t);
     snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_66.safetensors --resize build/pe_empty.npy > /dev/null 2> build/pe_err.txt",
              lens_binary(), dir);
     CHECK(system(cmd) != 0, "an empty image must fail");
-    f = fopen("build/pe_err.txt", "r");
-    got = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    text[got] = 0;
-    if (f) fclose(f);
+    read_text("build/pe_err.txt", text, sizeof text);
     CHECK(strstr(text, "empty") != NULL, "the message says the image is empty: %s", text);
     if (lensnet_model_create("input 100 4 4\nflatten\ndense name=d out=2", &m, &err) == LENSNET_OK) {
       lensnet_model_save(m, "build/pe_wide.safetensors", &err);
@@ -155,10 +156,7 @@ int main(void) {
     lensnet_tensor_free(&t);
     snprintf(cmd, sizeof cmd, "%s predict --model build/pe_wide.safetensors build/pe_wide.npy > /dev/null 2> build/pe_err.txt", lens_binary());
     CHECK(system(cmd) != 0, "a 100-band model must be refused");
-    f = fopen("build/pe_err.txt", "r");
-    got = f ? fread(text, 1, sizeof text - 1, f) : 0;
-    text[got] = 0;
-    if (f) fclose(f);
+    read_text("build/pe_err.txt", text, sizeof text);
     CHECK(strstr(text, "64") != NULL, "the message names the limit: %s", text);
     snprintf(cmd, sizeof cmd, "%s/reference/wilde2022/OU_66.safetensors", dir);
     if (lensnet_model_load(cmd, &m, &err) == LENSNET_OK) {
@@ -230,11 +228,8 @@ int main(void) {
              lens_binary(), dir, dir, B);
     CHECK(system(cmd) != 0, "a one-band cutout for a four-band model must fail");
     {
-      FILE *e = fopen("build/pred_err.txt", "r");
-      char text[1024] = "";
-      size_t got = e ? fread(text, 1, sizeof text - 1, e) : 0;
-      text[got] = 0;
-      if (e) fclose(e);
+      char text[1024];
+      read_text("build/pred_err.txt", text, sizeof text);
       CHECK(strstr(text, "1 band") && strstr(text, "takes 4"), "the message counts bands: %s", text);
     }
     remove("build/pred_fits.csv"); remove("build/pred_list.txt"); remove("build/pred_all.csv");
