@@ -97,3 +97,26 @@ clean:
 # into build/demo (about ten seconds on two cores).
 demo: build/lens
 	@sh tools/demo.sh build/lens build/demo
+
+# Regenerates samples/ (samples/README.md says what they are) from the simulator with fixed seeds:
+# objects 0-3 of seed 2022 (two lenses, two non-lenses), as one-band VIS cutouts at 0.1"/px for
+# OU_VIS and as four one-band files at 0.3"/px per object, listed in samples/objects.txt, for OU_66.
+SAMPLES_RUN = build/samples
+.PHONY: samples
+samples: build/lens build/split_bands
+	rm -rf $(SAMPLES_RUN) samples/vis samples/ou66
+	mkdir -p samples/vis samples/ou66
+	build/lens sim --preset euclid-lensfinding --layout ou200 --n 4 --seed 2022 --threads 1 --fits --out $(SAMPLES_RUN)/vis
+	build/lens sim --preset euclid-lensfinding --layout ou66 --n 4 --seed 2022 --threads 1 --fits --out $(SAMPLES_RUN)/ou66
+	for i in 0 1 2 3; do \
+	  build/split_bands $(SAMPLES_RUN)/vis/fits/000000$$i.fits samples/vis/000000$$i 0.1 VIS - - - && \
+	  build/split_bands $(SAMPLES_RUN)/ou66/fits/000000$$i.fits samples/ou66/000000$$i 0.3 VIS Y J H || exit 1; \
+	done
+	cp $(SAMPLES_RUN)/vis/labels.csv samples/vis/labels.csv
+	cp $(SAMPLES_RUN)/ou66/labels.csv samples/ou66/labels.csv
+	for i in 0 1 2 3; do \
+	  echo "samples/ou66/000000$${i}_J.fits samples/ou66/000000$${i}_Y.fits samples/ou66/000000$${i}_H.fits samples/ou66/000000$${i}_VIS.fits"; \
+	done > samples/objects.txt
+
+build/split_bands: samples/split_bands.c $(HEADERS) | build
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
