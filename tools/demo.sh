@@ -17,7 +17,8 @@ echo "1. simulating $n Euclid-like objects (VIS, Y, J, H at 0.3\", half of them 
 "$lens" sim --preset euclid-lensfinding --n $n --seed $seed --out "$out/sample" 2>&1 | sed 's/^/   /'
 
 echo "2. scoring them with two OU-66 finders"
-"$lens" predict --model weights/OU_66.safetensors "$out/sample/images.npy" >"$out/released.csv" 2>"$out/released.log"
+# lens sim writes the bands as VIS, Y, J, H; the released OU-66 takes J, Y, H, VIS (weights/OU_66.md)
+"$lens" predict --model weights/OU_66.safetensors --channels 2,1,3,0 "$out/sample/images.npy" >"$out/released.csv" 2>"$out/released.log"
 "$lens" predict --model weights/ou66-sim.safetensors "$out/sample/images.npy" >"$out/shipped.csv" 2>"$out/shipped.log"
 sed 's/^/   /' "$out/released.log"
 
