@@ -728,7 +728,7 @@ static void test_tools(void) {
     CHECK(system("rm -rf build/explain_test") == 0, "a fresh folder, which lens explain creates");
     for (k = 0; k < 4; k++) {
       snprintf(cmd, sizeof cmd, "%s explain --model %s/reference/wilde2022/OU_66.safetensors --input %s/reference/wilde2022/inputs_66.npy "
-               "--method %s --patch 11 --iterations 4 --threads 2 --out build/explain_test > build/explain_test_log.txt 2>&1",
+               "--method %s --patch 11 --iterations 4 --threads 2 --preprocess none --out build/explain_test > build/explain_test_log.txt 2>&1",
                lens_binary(), dir, dir, methods[k]);
       CHECK(system(cmd) == 0, "lens explain --method %s", methods[k]);
     }

@@ -1,6 +1,7 @@
 /* `lens train` end to end: an interrupted and resumed run reaches the same weights as an
  * uninterrupted one (with augmentation, dropout, class weights and a different thread count
- * after the resume), the files it promises exist, and bad input gets clear errors. */
+ * after the resume), the files it promises exist, each checkpoint's metadata describes the
+ * weights it holds, and bad input gets clear errors. */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #include "check.h"
@@ -85,6 +86,118 @@ static int same_tensors(const char *pa, const char *pb, size_t *compared) {
   return same;
 }
 
+/* Every tensor of `sub` is in `all` with the same bytes (weights inside a checkpoint). */
+static int tensors_within(const char *sub, const char *all) {
+  lensnet_safetensors a, b;
+  lensnet_error err;
+  size_t i;
+  int same = 1;
+  if (lensnet_safetensors_read(sub, &a, &err) != LENSNET_OK) { printf("   %s\n", err.message); return 0; }
+  if (lensnet_safetensors_read(all, &b, &err) != LENSNET_OK) { printf("   %s\n", err.message); lensnet_safetensors_free(&a); return 0; }
+  for (i = 0; same && i < a.count; i++) {
+    const lensnet_tensor *tb = lensnet_safetensors_find(&b, a.tensors[i].name);
+    size_t n = lensnet_tensor_count(&a.tensors[i].tensor);
+    same = tb && lensnet_tensor_count(tb) == n && !memcmp(tb->data, a.tensors[i].tensor.data, n * sizeof(float));
+  }
+  same = same && a.count > 0;
+  lensnet_safetensors_free(&a);
+  lensnet_safetensors_free(&b);
+  return same;
+}
+
+/* The history row of `epoch` in history.csv: its cells train_loss, train_acc, val_loss, val_acc. */
+static int history_row(const char *path, int epoch, char cells[4][32]) {
+  FILE *f = fopen(path, "r");
+  char line[512];
+  int found = 0;
+  if (!f) return 0;
+  while (!found && fgets(line, sizeof line, f)) {
+    char *p = line, *c[7];
+    int k = 0;
+    line[strcspn(line, "\r\n")] = 0;
+    while (k < 7 && p) { c[k++] = p; p = strchr(p, ','); if (p) *p++ = 0; }
+    if (k == 7 && atoi(c[0]) == epoch && c[0][0] != 'e') {
+      for (k = 0; k < 4; k++) snprintf(cells[k], sizeof cells[k], "%s", c[2 + k]);
+      found = 1;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+/* The epoch with the lowest validation loss (the first of equals), from history.csv. */
+static int best_epoch(const char *path, int epochs) {
+  int e, best = 0;
+  double lowest = 1e300;
+  for (e = 1; e <= epochs; e++) {
+    char cells[4][32];
+    if (history_row(path, e, cells) && atof(cells[2]) < lowest) { lowest = atof(cells[2]); best = e; }
+  }
+  return best;
+}
+
+/* best.safetensors and checkpoint.safetensors name the epoch whose weights they hold, and carry
+ * that epoch's losses and history. Runs of 1, 2 and 3 epochs (constant learning rate: the first
+ * k epochs of each are the same) give the weights of every epoch to compare with. */
+static void test_checkpoint_metadata(void) {
+  static const char *keys[4] = {"train.train_loss", "train.train_acc", "train.val_loss", "train.val_acc"};
+  const char *common = "train --arch ou66 --data build/tcli_sim/images.npy --labels build/tcli_sim/labels.csv --batch 8 --lr 0.01 "
+                       "--val-fraction 0.25 --minmax --seed 2 --threads 1";
+  char args[2048], path[256];
+  int e, k;
+  CHECK(run("sim --preset euclid-lensfinding --n 48 --seed 4 --threads 1 --out build/tcli_sim 2> /dev/null") == 0, "a tiny simulated set");
+  for (e = 1; e <= 3; e++) {
+    snprintf(args, sizeof args, "%s --epochs %d --out build/tcli_e%d 2> /dev/null", common, e, e);
+    CHECK(run(args) == 0, "train %d epoch(s)", e);
+  }
+  {
+    const char *files[2] = {"best", "checkpoint"};
+    int b = best_epoch("build/tcli_e3/history.csv", 3), f;
+    printf("   lowest validation loss at epoch %d of 3\n", b);
+    CHECK(b >= 1, "history.csv has 3 epochs");
+    for (f = 0; f < 2 && b >= 1; f++) {
+      int want = f == 0 ? b : 3;
+      lensnet_safetensors st;
+      lensnet_error err;
+      char cells[4][32], other[256];
+      snprintf(path, sizeof path, "build/tcli_e3/%s.safetensors", files[f]);
+      /* the weights are those of epoch `want`: the last ones of the run that stopped there */
+      snprintf(other, sizeof other, "build/tcli_e%d/checkpoint.safetensors", want);
+      CHECK(tensors_within(path, other), "%s holds the weights of epoch %d", path, want);
+      if (lensnet_safetensors_read(path, &st, &err) != LENSNET_OK) { CHECK(0, "%s", err.message); continue; }
+      {
+        const char *ep = lensnet_safetensors_meta(&st, "train.epoch"), *hist = lensnet_safetensors_meta(&st, "train.history");
+        const char *bvl = lensnet_safetensors_meta(&st, "train.best_val_loss");
+        char last_row[64];
+        CHECK(ep && atoi(ep) == want, "%s: train.epoch %s, its weights are of epoch %d", path, ep ? ep : "(none)", want);
+        CHECK(history_row("build/tcli_e3/history.csv", want, cells), "history row %d", want);
+        for (k = 0; k < 4; k++) {
+          const char *v = lensnet_safetensors_meta(&st, keys[k]);
+          CHECK(v && !strcmp(v, cells[k]), "%s: %s = %s, history row %d says %s", path, keys[k], v ? v : "(none)", want, cells[k]);
+        }
+        /* the history it carries ends with that epoch's row */
+        snprintf(last_row, sizeof last_row, "\n%d,", want);
+        CHECK(hist && strstr(hist, last_row) && (snprintf(last_row, sizeof last_row, "\n%d,", want + 1), !strstr(hist, last_row)),
+              "%s: train.history ends at epoch %d", path, want);
+        if (f == 0) CHECK(bvl && fabs(atof(bvl) - atof(cells[2])) < 1e-6, "%s: best_val_loss %s is its own val_loss %s", path, bvl ? bvl : "(none)", cells[2]);
+        CHECK(lensnet_safetensors_meta(&st, "preprocess") && !strcmp(lensnet_safetensors_meta(&st, "preprocess"), "minmax"),
+              "%s: preprocess minmax (trained with --minmax)", path);
+      }
+      lensnet_safetensors_free(&st);
+    }
+  }
+  {
+    lensnet_safetensors st;
+    lensnet_error err;
+    CHECK(run("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --epochs 1 --val-fraction 0.2 "
+              "--threads 1 --out build/tcli_plain 2> /dev/null") == 0, "train without --minmax");
+    if (lensnet_safetensors_read("build/tcli_plain/best.safetensors", &st, &err) == LENSNET_OK) {
+      CHECK(lensnet_safetensors_meta(&st, "preprocess") && !strcmp(lensnet_safetensors_meta(&st, "preprocess"), "none"), "preprocess none");
+      lensnet_safetensors_free(&st);
+    } else CHECK(0, "%s", err.message);
+  }
+}
+
 int main(void) {
   const char *common = "train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv "
                        "--epochs 4 --batch 16 --lr 0.005 --augment flip,rot90,shift=1,noise=0.02 --class-weights auto --minmax --seed 5";
@@ -142,6 +255,7 @@ int main(void) {
       } else CHECK(0, "read the checkpoint: %s", err.message);
     }
   }
+  TEST("best and last checkpoints describe the weights they hold (epoch, losses, history)") test_checkpoint_metadata();
   system("rm -rf build/tcli_*");
   return check_summary();
 }

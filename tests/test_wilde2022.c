@@ -72,7 +72,7 @@ int main(void) {
       CHECK(d <= 1e-4, "%s library logits differ from PyTorch by %g", rm->name, d);
     }
     /* the same through the command line, exactly as a user runs it */
-    snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/%s.safetensors %s/reference/wilde2022/%s --out build/parity_%s.npy 2>/dev/null",
+    snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/%s.safetensors --preprocess none %s/reference/wilde2022/%s --out build/parity_%s.npy 2>/dev/null",
              lens_binary(), dir, rm->name, dir, rm->inputs, rm->name);
     CHECK(system(cmd) == 0, "command failed: %s", cmd);
     snprintf(path, sizeof path, "build/parity_%s.npy", rm->name);
@@ -120,8 +120,8 @@ int main(void) {
       read_text("build/predict_err.txt", text, sizeof text);
       CHECK(strstr(text, "66x66") && strstr(text, "200x200"), "message names both sizes: %s", text);
     }
-    snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_66.safetensors %s/reference/wilde2022/inputs_66.npy --batch 4 > build/pred_t1.csv 2>/dev/null && "
-             "%s predict --model %s/reference/wilde2022/OU_66.safetensors %s/reference/wilde2022/inputs_66.npy --batch 4 --threads 3 > build/pred_t3.csv 2>/dev/null && "
+    snprintf(cmd, sizeof cmd, "%s predict --model %s/reference/wilde2022/OU_66.safetensors --preprocess none %s/reference/wilde2022/inputs_66.npy --batch 4 > build/pred_t1.csv 2>/dev/null && "
+             "%s predict --model %s/reference/wilde2022/OU_66.safetensors --preprocess none %s/reference/wilde2022/inputs_66.npy --batch 4 --threads 3 > build/pred_t3.csv 2>/dev/null && "
              "cmp -s build/pred_t1.csv build/pred_t3.csv", lens_binary(), dir, dir, lens_binary(), dir, dir);
     CHECK(system(cmd) == 0, "--threads 3 gives the same scores as one thread");
     remove("build/pred_t1.csv"); remove("build/pred_t3.csv");

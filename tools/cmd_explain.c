@@ -7,7 +7,7 @@
  *   DIR/<method>.png           the panels side by side with titles and colour bars
  *   DIR/image.png, DIR/<method>_map.png, DIR/<method>_overlay.png   the panels one by one
  *   DIR/<method>.gif           occlusion sweeps and gradient ascents, frame by frame
- * DIR is created if it does not exist (its parent must). */
+ * DIR is created if it does not exist, with any missing parent folders. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,13 +18,14 @@
 #include <unistd.h>
 #include "lens_cmds.h"
 #include "pool.h"
+#include "cli.h"
 #include "lensviz.h"
 
 typedef struct {
   const char *model_path, *input, *method, *out;
   size_t index, patch, stride, steps, samples, iterations, octaves, jitter, blur_every, channel, count, threads, frames;
   long layer, target;
-  int minmax, resize, crop, hdu, scale, have_patch;
+  int minmax, preprocess, resize, crop, hdu, scale, have_patch;
   float l2, noise, step, fill;
   unsigned long seed;
 } explain_options;
@@ -49,11 +50,14 @@ static void explain_usage(FILE *f) {
     "  --channel C        filters: draw only this channel   --count N   filters: channels drawn (default 8)\n"
     "  --seed S           noise and jitter seed (default 1)\n"
     "  --frames N         frames of the GIF of an occlusion sweep or an ascent (default 60 / 40)\n"
-    "  --minmax           per-band min-max normalisation (Wilde et al. 2022)\n"
+    "  --preprocess P     minmax (per-image, per-band scaling to [0,1], Wilde et al. 2022) or none;\n"
+    "                     default: the model's metadata 'preprocess' (or train.minmax), said on stderr\n"
+    "  --minmax           the same as --preprocess minmax\n"
     "  --resize | --crop  fit other image sizes to the model (bilinear / central cut)\n"
     "  --hdu K            FITS HDU (default: the first image)\n"
     "  --scale Z          display pixels per image pixel (default: about 200 pixels across)\n"
-    "  --threads T        threads (default: the CPUs online)\n");
+    "  --threads T        threads (default: the CPUs online)\n"
+    "DIR and any missing parent folders are created. Exit status: 0 done, 1 failure, 2 usage error.\n");
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -90,7 +94,7 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   else if (t.ndim == 3) { c = t.shape[0]; h = t.shape[1]; w = t.shape[2]; }
   else if (t.ndim == 2) { c = 1; h = t.shape[0]; w = t.shape[1]; }
   else { lensnet_tensor_free(&t); return lens_fail("%s: expected [N,C,H,W], [C,H,W] or [H,W], got %d dimensions", o->input, t.ndim); }
-  if (o->index >= n) { lensnet_tensor_free(&t); return lens_fail("%s: --index %lu but the file holds %lu image(s)", o->input, (unsigned long)o->index, (unsigned long)n); }
+  if (o->index >= n) { lensnet_tensor_free(&t); return lens_usage("%s: --index %lu but the file holds %lu image(s)", o->input, (unsigned long)o->index, (unsigned long)n); }
   if (c < m->in_c) { lensnet_tensor_free(&t); return lens_fail("%s: has %lu band(s) but the model takes %lu", o->input, (unsigned long)c, (unsigned long)m->in_c); }
   if ((h != m->in_h || w != m->in_w) && !o->resize && !o->crop) {
     lensnet_tensor_free(&t);
@@ -199,6 +203,7 @@ typedef struct {
   lensviz_image frames[128];
   size_t count, w, h, bands, total; /* total: steps of the whole ascent, for the progress line */
   float Q;
+  lens_progress progress;
 } frame_set;
 
 static void add_frame_from_image(void *user, size_t iteration, const float *image, size_t c, size_t h, size_t w) {
@@ -212,7 +217,7 @@ static void add_frame_from_image(void *user, size_t iteration, const float *imag
   snprintf(label, sizeof label, "step %lu", (unsigned long)iteration);
   lensviz_draw_text(&fs->frames[fs->count], 3, 3, label, 1, lensviz_rgb(255, 255, 255));
   fs->count++;
-  if (fs->total && isatty(2)) fprintf(stderr, "\rlens: step %lu of %lu ", (unsigned long)iteration, (unsigned long)fs->total);
+  if (fs->total) lens_progress_show(&fs->progress, "explain", iteration, fs->total, "step", -1.0, NULL);
 }
 
 static int write_frames(const char *dir, const char *name, frame_set *fs, int delay) {
@@ -284,7 +289,7 @@ static int explain_occlusion(explain_ctx *x) {
   lensviz_image *map_pic = new_picture(ps, W, H), *over = new_picture(ps, W, H);
   lensviz_panel p[3];
   lensviz_occlusion_size(m, &d, &rows, &cols);
-  if (!rows || !cols) { rc = lens_fail("--patch %lu does not fit the %lux%lu input", (unsigned long)d.patch, (unsigned long)m->in_h, (unsigned long)m->in_w); goto done; }
+  if (!rows || !cols) { rc = lens_usage("--patch %lu does not fit the %lux%lu input", (unsigned long)d.patch, (unsigned long)m->in_h, (unsigned long)m->in_w); goto done; }
   free(result);
   result = (float *)malloc(rows * cols * sizeof(float));
   if (!result || !map_pic || !over) { rc = lens_fail("out of memory"); goto done; }
@@ -441,6 +446,7 @@ static int explain_ascent(explain_ctx *x) {
   lensnet_result r;
   memset(&fs, 0, sizeof fs);
   fs.w = W; fs.h = H; fs.bands = m->in_c; fs.Q = 8.0f; fs.total = d.iterations * d.octaves;
+  lens_progress_start(&fs.progress);
   d.frame = add_frame_from_image;
   d.frame_user = &fs;
   {
@@ -453,7 +459,7 @@ static int explain_ascent(explain_ctx *x) {
     add_frame_from_image(&fs, 0, image, m->in_c, m->in_h, m->in_w);
     r = lensviz_dream(m, (size_t)o->layer, &d, result, &err);
   } else r = lensviz_class_image(m, target, &d, result, &err);
-  if (isatty(2)) fputc('\n', stderr); /* ends the progress line */
+  lens_progress_end(&fs.progress);
   if (r != LENSNET_OK) { write_frames(o->out, method, &fs, 10); rc = lens_fail_err(&err); goto done; }
   shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
   if ((rc = write_npy(o->out, method, 3, shape, result)) != 0) { write_frames(o->out, method, &fs, 10); goto done; }
@@ -503,7 +509,7 @@ static int explain_filters(explain_ctx *x) {
   means = (float *)malloc(c * sizeof(float));
   if (!means) { rc = lens_fail("out of memory"); goto done; }
   if (o->channel != (size_t)-1) {
-    if (o->channel >= c) { free(means); rc = lens_fail("--channel %lu: layer %ld has %lu channels", (unsigned long)o->channel, o->layer, (unsigned long)c); goto done; }
+    if (o->channel >= c) { free(means); rc = lens_usage("--channel %lu: layer %ld has %lu channels", (unsigned long)o->channel, o->layer, (unsigned long)c); goto done; }
     chosen[nchosen++] = o->channel;
   }
   if (strcmp(o->input, "-")) {
@@ -563,25 +569,26 @@ int lens_cmd_explain(int argc, char **argv) {
   const char *method;
   memset(&o, 0, sizeof o);
   memset(&x, 0, sizeof x);
-  o.layer = -1; o.target = -1; o.hdu = -1; o.seed = 1; o.count = 8; o.channel = (size_t)-1;
+  o.layer = -1; o.target = -1; o.hdu = -1; o.seed = 1; o.count = 8; o.channel = (size_t)-1; o.preprocess = LENS_PREPROCESS_UNSET;
   for (i = 1; i < (size_t)argc; i++) {
     const char *a = argv[i], *v = i + 1 < (size_t)argc ? argv[i + 1] : NULL;
     size_t n;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { explain_usage(stdout); return 0; }
-    if (!strcmp(a, "--minmax")) { o.minmax = 1; continue; }
+    if (!strcmp(a, "--minmax")) { o.preprocess = 1; continue; }
     if (!strcmp(a, "--resize")) { o.resize = 1; continue; }
     if (!strcmp(a, "--crop")) { o.crop = 1; continue; }
-    if (!v) return lens_fail("%s needs a value (see lens explain --help)", a);
+    if (!v) return lens_usage("%s needs a value (see lens explain --help)", a);
     i++;
     if (!strcmp(a, "--model")) o.model_path = v;
     else if (!strcmp(a, "--input")) o.input = v;
     else if (!strcmp(a, "--method")) o.method = v;
     else if (!strcmp(a, "--out")) o.out = v;
+    else if (!strcmp(a, "--preprocess")) { if (lens_preprocess_parse(v, &o.preprocess)) return LENS_EXIT_USAGE; }
     else if (!strcmp(a, "--l2")) o.l2 = (float)atof(v);
     else if (!strcmp(a, "--noise")) o.noise = (float)atof(v);
     else if (!strcmp(a, "--step")) o.step = (float)atof(v);
     else if (!strcmp(a, "--fill")) o.fill = (float)atof(v);
-    else if (!lens_parse_size(v, &n)) return lens_fail("%s takes a non-negative whole number, not '%s'", a, v);
+    else if (!lens_parse_size(v, &n)) return lens_usage("%s takes a non-negative whole number, not '%s'", a, v);
     else if (!strcmp(a, "--index")) o.index = n;
     else if (!strcmp(a, "--patch")) { o.patch = n; o.have_patch = 1; }
     else if (!strcmp(a, "--stride")) o.stride = n;
@@ -600,20 +607,23 @@ int lens_cmd_explain(int argc, char **argv) {
     else if (!strcmp(a, "--hdu")) o.hdu = (int)n;
     else if (!strcmp(a, "--scale")) o.scale = (int)n;
     else if (!strcmp(a, "--seed")) o.seed = (unsigned long)n;
-    else return lens_fail("unknown option '%s' (see lens explain --help)", a);
+    else return lens_usage("unknown option '%s' (see lens explain --help)", a);
   }
-  if (!o.model_path || !o.input || !o.method || !o.out) { explain_usage(stderr); return lens_fail("--model, --input, --method and --out are required"); }
+  if (!o.model_path || !o.input || !o.method || !o.out) { explain_usage(stderr); return lens_usage("--model, --input, --method and --out are required"); }
   method = o.method;
   if (strcmp(method, "occlusion") && strcmp(method, "saliency") && strcmp(method, "guided") && strcmp(method, "gradcam") &&
       strcmp(method, "guided-gradcam") && strcmp(method, "ig") && strcmp(method, "smoothgrad") && strcmp(method, "dream") &&
       strcmp(method, "class-image") && strcmp(method, "filters"))
-    return lens_fail("unknown --method '%s' (see lens explain --help)", method);
-  if (o.resize && o.crop) return lens_fail("--resize and --crop exclude each other");
-  if (o.have_patch && o.patch == 0) return lens_fail("--patch must be at least 1");
+    return lens_usage("unknown --method '%s' (see lens explain --help)", method);
+  if (o.resize && o.crop) return lens_usage("--resize and --crop exclude each other");
+  if (o.have_patch && o.patch == 0) return lens_usage("--patch must be at least 1");
+  if (lens_out_folder("--out", o.out)) return LENS_EXIT_USAGE;
   if (lensnet_model_load(o.model_path, &x.m, &err) != LENSNET_OK) return lens_fail_err(&err);
+  o.minmax = lens_preprocess_resolve(x.m, strcmp(method, "class-image") && strcmp(o.input, "-") ? o.preprocess : 0);
+  if (o.minmax < 0) { lensnet_model_free(x.m); return LENS_EXIT_FAIL; }
   x.target = o.target >= 0 ? (int)o.target : lens_class(x.m);
   if ((size_t)x.target >= x.m->out_features) {
-    rc = lens_fail("--target %d: the model has %lu outputs", x.target, (unsigned long)x.m->out_features);
+    rc = lens_usage("--target %d: the model has %lu outputs", x.target, (unsigned long)x.m->out_features);
     lensnet_model_free(x.m);
     return rc;
   }
@@ -621,12 +631,12 @@ int lens_cmd_explain(int argc, char **argv) {
   /* only these methods look inside the model at a layer */
   if ((!strcmp(method, "gradcam") || !strcmp(method, "guided-gradcam") || !strcmp(method, "dream") || !strcmp(method, "filters")) &&
       (o.layer < 0 || (size_t)o.layer >= x.m->layer_count)) {
-    rc = lens_fail("--layer %ld does not exist: the model has layers 0..%lu", o.layer, (unsigned long)x.m->layer_count - 1);
+    rc = lens_usage("--layer %ld does not exist: the model has layers 0..%lu", o.layer, (unsigned long)x.m->layer_count - 1);
     lensnet_model_free(x.m);
     return rc;
   }
   x.o = &o;
-  if (mkdir(o.out, 0777) != 0 && errno != EEXIST) { rc = lens_fail("%s: cannot create the output folder", o.out); goto done; }
+  if (lens_make_dirs(o.out)) { rc = LENS_EXIT_FAIL; goto done; }
   x.per = x.m->in_c * x.m->in_h * x.m->in_w;
   if (o.count > 20) o.count = 20;
   if (!(x.image = (float *)calloc(x.per, sizeof(float)))) { rc = lens_fail("out of memory"); goto done; }

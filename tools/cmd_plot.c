@@ -11,6 +11,7 @@
 #include <string.h>
 #include "lens_cmds.h"
 #include "lensviz.h"
+#include "cli.h"
 
 /* A CSV file in memory: row 0 is the header; cells point into text. */
 typedef struct {
@@ -310,7 +311,8 @@ static void plot_usage(FILE *f) {
     "  --threshold T         confusion: a lens when score >= T (default 0.5)\n"
     "  --bins N              scores: histogram bins (default 20)\n"
     "  --title TEXT          picture title\n"
-    "  --width W --height H  picture size (default 640x480; history 960x400)\n");
+    "  --width W --height H  picture size (default 640x480; history 960x400)\n"
+    "--out must end in .png; missing folders are created. Exit status: 0 done, 1 failure, 2 usage error.\n");
 }
 
 int lens_cmd_plot(int argc, char **argv) {
@@ -323,13 +325,13 @@ int lens_cmd_plot(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { plot_usage(argc < 2 ? stderr : stdout); return argc < 2 ? 2 : 0; }
   kind = argv[1];
   if (strcmp(kind, "roc") && strcmp(kind, "pr") && strcmp(kind, "scores") && strcmp(kind, "confusion") && strcmp(kind, "history"))
-    return lens_fail("unknown plot '%s': roc, pr, scores, confusion or history", kind);
+    return lens_usage("unknown plot '%s': roc, pr, scores, confusion or history", kind);
   for (i = 2; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { plot_usage(stdout); return 0; }
-    if (!v) return lens_fail("%s needs a value (see lens plot --help)", a);
+    if (!v) return lens_usage("%s needs a value (see lens plot --help)", a);
     i++;
-    if (!strcmp(a, "--scores")) { if (o.nscores == 8) return lens_fail("at most 8 --scores files"); o.scores[o.nscores++] = v; }
+    if (!strcmp(a, "--scores")) { if (o.nscores == 8) return lens_usage("at most 8 --scores files"); o.scores[o.nscores++] = v; }
     else if (!strcmp(a, "--name")) { if (o.nnames < 8) o.names[o.nnames++] = v; }
     else if (!strcmp(a, "--labels")) o.labels = v;
     else if (!strcmp(a, "--score-column")) o.score_column = v;
@@ -341,20 +343,23 @@ int lens_cmd_plot(int argc, char **argv) {
     else if (!strcmp(a, "--bins") || !strcmp(a, "--width") || !strcmp(a, "--height")) {
       char *end;
       long n = strtol(v, &end, 10);
-      if (*end || n < 1 || n > 8192) return lens_fail("%s takes a number from 1 to 8192", a);
+      if (*end || n < 1 || n > 8192) return lens_usage("%s takes a number from 1 to 8192", a);
       if (!strcmp(a, "--bins")) o.bins = (size_t)n;
       else if (!strcmp(a, "--width")) o.width = (size_t)n;
       else o.height = (size_t)n;
-    } else return lens_fail("unknown option '%s' (see lens plot --help)", a);
+    } else return lens_usage("unknown option '%s' (see lens plot --help)", a);
   }
-  if (!o.out) return lens_fail("--out FILE.png is required");
+  if (!o.out) return lens_usage("--out FILE.png is required");
+  if (lens_out_format("--out", o.out, LENS_FMT_PNG) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
   if (!o.width) o.width = !strcmp(kind, "history") ? 960 : 640;
   if (!o.height) o.height = !strcmp(kind, "history") ? 400 : 480;
-  if (o.width < 160 || o.height < 120) return lens_fail("pictures must be at least 160x120");
+  if (o.width < 160 || o.height < 120) return lens_usage("pictures must be at least 160x120");
+  if (!strcmp(kind, "history") && !o.history) return lens_usage("lens plot history needs --history FILE.csv");
+  if (strcmp(kind, "history") && !o.nscores) return lens_usage("lens plot %s needs --scores FILE.csv", kind);
+  if (lens_make_parents(o.out)) return LENS_EXIT_FAIL;
   if (!strcmp(kind, "history")) {
-    if (!o.history) return lens_fail("lens plot history needs --history FILE.csv");
     return plot_history(&o);
   }
-  if (!o.nscores) return lens_fail("lens plot %s needs --scores FILE.csv", kind);
+  if (!o.nscores) return lens_usage("lens plot %s needs --scores FILE.csv", kind);
   return plot_scores(kind, &o);
 }

@@ -5,17 +5,21 @@
  * --bands B, B consecutive FITS files make one object, one band each. Objects are numbered in
  * the order given, and --shard I/N keeps those whose number is I modulo N, so a survey can be
  * spread over job arrays with identical command lines. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <unistd.h>
 #include "lens_cmds.h"
 #include "pool.h"
+#include "cli.h"
 
 typedef struct {
   const char *model_path, *list_path, *out_npy, *csv_path;
   int bands_per_object;     /* --bands: FITS files per object (0: one file per object) */
-  int minmax, resize, crop;
+  int preprocess;           /* --preprocess: LENS_PREPROCESS_UNSET (the model's), 0 none, 1 minmax */
+  int minmax, resize, crop; /* minmax: what is applied, once the model is known */
   size_t shard_index, shard_count, batch;
   int channels[64], channel_count; /* --channels: which input bands feed the model */
   size_t threads;           /* --threads: images of a batch spread over this many threads */
@@ -42,6 +46,9 @@ typedef struct {
   lens_pool *pool;
   int channel_note_shown;
   int failed;
+  lens_progress progress;
+  size_t total_objects;     /* for the progress line: grows as .npy files reveal their length */
+  int show_progress;
 } predict_state;
 
 static void forward_chunk(void *ctx, size_t index, size_t worker) {
@@ -62,15 +69,20 @@ static void predict_usage(FILE *f) {
     "  --list FILE      read inputs from FILE, one object per line (with --bands, B paths per line)\n"
     "  --shard I/N      score only objects whose number is I modulo N (0 <= I < N)\n"
     "  --channels LIST  input bands to feed the model, e.g. 0,2,3 (default: the first ones)\n"
-    "  --minmax         per-image, per-band min-max normalisation to [0,1] (Wilde et al. 2022)\n"
+    "  --preprocess P   minmax (per-image, per-band scaling to [0,1], Wilde et al. 2022) or none;\n"
+    "                   default: the model's metadata 'preprocess' (or train.minmax), said on stderr\n"
+    "  --minmax         the same as --preprocess minmax\n"
     "  --resize         resample cutouts to the model's input size (bilinear, PyTorch convention)\n"
     "  --crop           cut the central region of the model's input size instead\n"
     "  --hdu K          FITS HDU to read (default: the first holding an image)\n"
     "  --batch B        objects per forward pass (default 32)\n"
     "  --threads T      threads sharing each batch (default: the CPUs online); scores do not depend on T\n"
-    "  --out FILE.npy   write the raw logits [N, classes] as float32\n"
-    "  --csv FILE       write the CSV there instead of standard output\n"
-    "Output CSV: input,p_lens,logit_<class>... one row per object.\n");
+    "  --out FILE       FILE.npy: the raw logits [N, classes] as float32 (no CSV on standard output);\n"
+    "                   FILE.csv: the CSV there instead of standard output\n"
+    "  --csv FILE.csv   write the CSV there (beside an --out FILE.npy)\n"
+    "Output CSV: input,p_lens,logit_<class>... one row per object. Missing folders of output files\n"
+    "are created. A terminal shows a progress line on stderr. Exit status: 0 done, 1 failure\n"
+    "(a file), 2 usage error.\n");
 }
 
 static int parse_channels(const char *text, predict_options *o) {
@@ -166,6 +178,9 @@ static int run_batch(predict_state *s) {
     free(s->pending[b].pixels);
   }
   s->pending_count = 0;
+  if (s->show_progress)
+    lens_progress_show(&s->progress, "predict", s->object_number, s->total_objects > s->object_number ? s->total_objects : s->object_number,
+                       "obj", -1.0, NULL);
   return 0;
 }
 
@@ -183,9 +198,9 @@ static int add_object(predict_state *s, const char *label, const float *image, s
   if (h == 0 || w == 0) return lens_fail("%s: the image is empty (%lux%lu)", label, (unsigned long)h, (unsigned long)w);
   if (o->channel_count) {
     if ((size_t)o->channel_count != m->in_c)
-      return lens_fail("--channels lists %d bands but the model takes %lu", o->channel_count, (unsigned long)m->in_c);
+      return lens_usage("--channels lists %d bands but the model takes %lu", o->channel_count, (unsigned long)m->in_c);
     for (c = 0; c < m->in_c; c++) {
-      if ((size_t)o->channels[c] >= bands) return lens_fail("%s: --channels asks for band %d but the input has %lu bands", label, o->channels[c], (unsigned long)bands);
+      if ((size_t)o->channels[c] >= bands) return lens_usage("%s: --channels asks for band %d but the input has %lu bands", label, o->channels[c], (unsigned long)bands);
       use[c] = o->channels[c];
     }
   } else {
@@ -244,6 +259,8 @@ static int add_npy(predict_state *s, const char *path) {
     lensnet_tensor_free(&t);
     return lens_fail("%s: expected an array [N,C,H,W], [C,H,W] or [H,W], got %d dimensions", path, ndim);
   }
+  if (s->total_objects) s->total_objects--; /* counted as one object until now */
+  s->total_objects += n;
   for (i = 0; i < n && rc == 0; i++) {
     char label[512];
     snprintf(label, sizeof label, "%s[%lu]", path, (unsigned long)i);
@@ -325,6 +342,21 @@ static int add_list_file(predict_state *s, const char *list_path) {
   return rc;
 }
 
+/* Objects a list file names (its non-blank lines), for the progress line's total. */
+static size_t count_list_lines(const char *path) {
+  FILE *f = fopen(path, "r");
+  char line[8192];
+  size_t n = 0;
+  if (!f) return 0;
+  while (fgets(line, sizeof line, f)) {
+    const char *p = line;
+    while (*p == ' ' || *p == '\t' || *p == ',') p++;
+    n += *p && *p != '\n' && *p != '\r' && *p != '#';
+  }
+  fclose(f);
+  return n;
+}
+
 int lens_cmd_predict(int argc, char **argv) {
   predict_options o;
   predict_state s;
@@ -336,56 +368,74 @@ int lens_cmd_predict(int argc, char **argv) {
   memset(&s, 0, sizeof s);
   o.batch = 32;
   o.hdu = -1;
+  o.preprocess = LENS_PREPROCESS_UNSET;
   inputs = (char **)malloc((size_t)argc * sizeof(char *));
   if (!inputs) return lens_fail("out of memory");
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
     int has_value = i + 1 < argc;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { predict_usage(stdout); free(inputs); return 0; }
-    else if (!strcmp(a, "--minmax")) o.minmax = 1;
+    else if (!strcmp(a, "--minmax")) o.preprocess = 1;
     else if (!strcmp(a, "--resize")) o.resize = 1;
     else if (!strcmp(a, "--crop")) o.crop = 1;
-    else if (a[0] == '-' && a[1] == '-' && !has_value) { free(inputs); return lens_fail("%s needs a value (see lens predict --help)", a); }
+    else if (a[0] == '-' && a[1] == '-' && !has_value) { free(inputs); return lens_usage("%s needs a value (see lens predict --help)", a); }
     else if (!strcmp(a, "--model")) o.model_path = argv[++i];
     else if (!strcmp(a, "--list")) o.list_path = argv[++i];
     else if (!strcmp(a, "--out")) o.out_npy = argv[++i];
     else if (!strcmp(a, "--csv")) o.csv_path = argv[++i];
+    else if (!strcmp(a, "--preprocess")) {
+      if (lens_preprocess_parse(argv[++i], &o.preprocess)) { free(inputs); return LENS_EXIT_USAGE; }
+    }
     else if (!strcmp(a, "--bands")) {
       size_t b;
-      if (!lens_parse_size(argv[++i], &b) || b < 1 || b > 64) { free(inputs); return lens_fail("--bands takes a number from 1 to 64"); }
+      if (!lens_parse_size(argv[++i], &b) || b < 1 || b > 64) { free(inputs); return lens_usage("--bands takes a number from 1 to 64"); }
       o.bands_per_object = (int)b;
     } else if (!strcmp(a, "--batch")) {
-      if (!lens_parse_size(argv[++i], &o.batch) || o.batch < 1 || o.batch > 65536) { free(inputs); return lens_fail("--batch takes a number from 1 to 65536"); }
+      if (!lens_parse_size(argv[++i], &o.batch) || o.batch < 1 || o.batch > 65536) { free(inputs); return lens_usage("--batch takes a number from 1 to 65536"); }
     } else if (!strcmp(a, "--threads")) {
-      if (!lens_parse_size(argv[++i], &o.threads) || o.threads < 1 || o.threads > 256) { free(inputs); return lens_fail("--threads takes a number from 1 to 256"); }
+      if (!lens_parse_size(argv[++i], &o.threads) || o.threads < 1 || o.threads > 256) { free(inputs); return lens_usage("--threads takes a number from 1 to 256"); }
     } else if (!strcmp(a, "--hdu")) {
       size_t h;
-      if (!lens_parse_size(argv[++i], &h) || h > 100000) { free(inputs); return lens_fail("--hdu takes an HDU number (0 = primary)"); }
+      if (!lens_parse_size(argv[++i], &h) || h > 100000) { free(inputs); return lens_usage("--hdu takes an HDU number (0 = primary)"); }
       o.hdu = (int)h;
     } else if (!strcmp(a, "--channels")) {
-      if (!parse_channels(argv[++i], &o)) { free(inputs); return lens_fail("--channels takes band numbers such as 0,2,3"); }
+      if (!parse_channels(argv[++i], &o)) { free(inputs); return lens_usage("--channels takes band numbers such as 0,2,3"); }
     } else if (!strcmp(a, "--shard")) {
       const char *v = argv[++i], *slash = strchr(v, '/');
       char first[32];
-      if (!slash || (size_t)(slash - v) >= sizeof first) { free(inputs); return lens_fail("--shard takes I/N, e.g. 3/16"); }
+      if (!slash || (size_t)(slash - v) >= sizeof first) { free(inputs); return lens_usage("--shard takes I/N, e.g. 3/16"); }
       memcpy(first, v, (size_t)(slash - v));
       first[slash - v] = 0;
       if (!lens_parse_size(first, &o.shard_index) || !lens_parse_size(slash + 1, &o.shard_count) || o.shard_count == 0 || o.shard_index >= o.shard_count) {
         free(inputs);
-        return lens_fail("--shard I/N needs 0 <= I < N, got '%s'", v);
+        return lens_usage("--shard I/N needs 0 <= I < N, got '%s'", v);
       }
-    } else if (a[0] == '-' && a[1] == '-') { free(inputs); return lens_fail("unknown option '%s' (see lens predict --help)", a); }
+    } else if (a[0] == '-' && a[1] == '-') { free(inputs); return lens_usage("unknown option '%s' (see lens predict --help)", a); }
     else inputs[n_inputs++] = argv[i];
   }
-  if (!o.model_path) { free(inputs); predict_usage(stderr); return lens_fail("--model is required"); }
-  if (!n_inputs && !o.list_path) { free(inputs); return lens_fail("no inputs: give .npy or FITS files, or --list FILE"); }
-  if (o.resize && o.crop) { free(inputs); return lens_fail("--resize and --crop exclude each other"); }
+  if (!o.model_path) { free(inputs); predict_usage(stderr); return lens_usage("--model is required"); }
+  if (!n_inputs && !o.list_path) { free(inputs); return lens_usage("no inputs: give .npy or FITS files, or --list FILE"); }
+  if (o.resize && o.crop) { free(inputs); return lens_usage("--resize and --crop exclude each other"); }
   if (o.bands_per_object && n_inputs % o.bands_per_object) {
     free(inputs);
-    return lens_fail("--bands %d needs the number of input files (%d) to be a multiple of %d", o.bands_per_object, n_inputs, o.bands_per_object);
+    return lens_usage("--bands %d needs the number of input files (%d) to be a multiple of %d", o.bands_per_object, n_inputs, o.bands_per_object);
   }
+  /* --out: the format follows the extension; an .csv --out is the CSV file */
+  if (o.out_npy) {
+    lens_format f = lens_out_format("--out", o.out_npy, LENS_FMT_NPY | LENS_FMT_CSV);
+    if (f == LENS_FMT_NONE) { free(inputs); return LENS_EXIT_USAGE; }
+    if (f == LENS_FMT_CSV) {
+      if (o.csv_path) { free(inputs); return lens_usage("--out %s and --csv %s both ask for the CSV; give one", o.out_npy, o.csv_path); }
+      o.csv_path = o.out_npy;
+      o.out_npy = NULL;
+    }
+  }
+  if (o.csv_path && lens_out_format("--csv", o.csv_path, LENS_FMT_CSV) == LENS_FMT_NONE) { free(inputs); return LENS_EXIT_USAGE; }
+  if ((o.out_npy && lens_make_parents(o.out_npy)) || (o.csv_path && lens_make_parents(o.csv_path))) { free(inputs); return LENS_EXIT_FAIL; }
   if (lensnet_model_load(o.model_path, &s.model, &err) != LENSNET_OK) { free(inputs); return lens_fail_err(&err); }
   s.opt = &o;
+  o.minmax = lens_preprocess_resolve(s.model, o.preprocess);
+  if (o.minmax < 0) { lensnet_model_free(s.model); free(inputs); return LENS_EXIT_FAIL; }
   if (s.model->in_c > 64) {
     rc = lens_fail("%s: the model takes %lu bands; lens predict handles up to 64", o.model_path, (unsigned long)s.model->in_c);
     lensnet_model_free(s.model);
@@ -418,10 +468,15 @@ int lens_cmd_predict(int argc, char **argv) {
   }
   if (rc == 0) {
     int step = o.bands_per_object ? o.bands_per_object : 1;
+    /* progress on a terminal, unless the CSV goes to the same terminal */
+    lens_progress_start(&s.progress);
+    s.show_progress = s.progress.enabled && !(s.csv == stdout && isatty(1));
+    s.total_objects = (size_t)(n_inputs / step) + (o.list_path ? count_list_lines(o.list_path) : 0);
     for (i = 0; i < n_inputs && rc == 0; i += step) rc = add_paths(&s, inputs + i, step);
   }
   if (rc == 0 && o.list_path) rc = add_list_file(&s, o.list_path);
   if (rc == 0) rc = run_batch(&s);
+  lens_progress_end(&s.progress);
   if (rc == 0 && s.nan_pixels) fprintf(stderr, "lens: note: %lu NaN (blank) pixels were set to 0\n", (unsigned long)s.nan_pixels);
   if (rc == 0 && o.out_npy) {
     lensnet_tensor t;

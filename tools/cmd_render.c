@@ -1,19 +1,21 @@
-/* lens render: a scene in lenstronomy's model and keyword names -> image (.npy). */
+/* lens render: a scene in lenstronomy's model and keyword names -> image (.npy or FITS). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
 #include "lens_cmds.h"
 #include "scene.h"
+#include "cli.h"
 
 static void render_usage(FILE *f) {
   size_t i;
   fprintf(f,
-          "usage: lens render SCENE.json --out IMAGE.npy [--band NAME [--seed S]] [--double]\n"
+          "usage: lens render SCENE.json --out IMAGE.npy|IMAGE.fits [--band NAME [--seed S]] [--double]\n"
           "\n"
           "Renders the scene (lenstronomy model and keyword names; see docs/lenssim.md) to a\n"
-          "num_pix x num_pix float32 .npy image in counts/s per pixel, noise-free.\n"
-          "  --out PATH    where to write the image (written to PATH.tmp, then renamed)\n"
+          "num_pix x num_pix float32 image in counts/s per pixel, noise-free.\n"
+          "  --out PATH    where to write the image: PATH.npy a NumPy array, PATH.fits a FITS primary\n"
+          "                image; other extensions are refused. Missing folders are created.\n"
           "  --band NAME   add that band's noise (Poisson, sky, read noise, gain); a scene\n"
           "                without a 'psf' entry gets the band's PSF\n"
           "  --seed S      seed of the noise (default 1); the same seed gives the same image\n"
@@ -21,7 +23,7 @@ static void render_usage(FILE *f) {
           "                the default float32 samples agree with it to ~1e-5 of the peak)\n"
           "bands:");
   for (i = 0; i < lenssim_band_count(); i++) fprintf(f, " %s", lenssim_band_at(i)->name);
-  fprintf(f, "\n");
+  fprintf(f, "\nExit status: 0 done, 1 failure (a file), 2 usage error.\n");
 }
 
 static int parse_seed(const char *text, unsigned long long *out) {
@@ -44,37 +46,39 @@ int lens_cmd_render(int argc, char **argv) {
   double *image = NULL;
   size_t count, k, shape[2];
   const lenssim_band *band = NULL;
+  lens_format format = LENS_FMT_NONE;
 
   for (i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { render_usage(stdout); return 0; }
     if (!strcmp(argv[i], "--double")) { use_double = 1; continue; }
     if (!strcmp(argv[i], "--out") || !strcmp(argv[i], "--band") || !strcmp(argv[i], "--seed")) {
-      if (i + 1 >= argc) return lens_fail("render: %s needs a value", argv[i]);
+      if (i + 1 >= argc) return lens_usage("render: %s needs a value", argv[i]);
       if (!strcmp(argv[i], "--out")) out_path = argv[++i];
       else if (!strcmp(argv[i], "--band")) band_name = argv[++i];
       else {
-        if (!parse_seed(argv[i + 1], &seed)) return lens_fail("render: --seed '%s' is not a whole number >= 0", argv[i + 1]);
+        if (!parse_seed(argv[i + 1], &seed)) return lens_usage("render: --seed '%s' is not a whole number >= 0", argv[i + 1]);
         seed_given = 1;
         i++;
       }
     } else if (argv[i][0] == '-' && argv[i][1]) {
       render_usage(stderr);
-      return lens_fail("render: unknown option '%s'", argv[i]);
+      return lens_usage("render: unknown option '%s'", argv[i]);
     } else if (!scene_path) {
       scene_path = argv[i];
     } else {
-      return lens_fail("render: more than one scene given ('%s' and '%s')", scene_path, argv[i]);
+      return lens_usage("render: more than one scene given ('%s' and '%s')", scene_path, argv[i]);
     }
   }
   if (!scene_path || !out_path) {
     render_usage(stderr);
-    return lens_fail("render: %s", !scene_path ? "no scene file given" : "no --out given");
+    return lens_usage("render: %s", !scene_path ? "no scene file given" : "no --out given");
   }
-  if (seed_given && !band_name) return lens_fail("render: --seed needs --band (noise comes from a band)");
+  if (seed_given && !band_name) return lens_usage("render: --seed needs --band (noise comes from a band)");
   if (band_name && !(band = lenssim_band_find(band_name))) {
     render_usage(stderr);
-    return lens_fail("render: unknown band '%s'", band_name);
+    return lens_usage("render: unknown band '%s'", band_name);
   }
+  if ((format = lens_out_format("--out", out_path, LENS_FMT_NPY | LENS_FMT_FITS)) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
 
   sc = (lens_scene *)malloc(sizeof *sc);
   if (!sc) return lens_fail("render: out of memory");
@@ -106,7 +110,8 @@ int lens_cmd_render(int argc, char **argv) {
   shape[0] = shape[1] = (size_t)sc->scene.grid.num_pix;
   if (lensnet_tensor_alloc(&t, 2, shape, &nerr) != LENSNET_OK) { lens_fail_err(&nerr); goto done; }
   for (k = 0; k < count; k++) t.data[k] = (float)image[k];
-  if (lensnet_npy_write(out_path, &t, &nerr) != LENSNET_OK) lens_fail_err(&nerr);
+  if (lens_make_parents(out_path)) { lensnet_tensor_free(&t); goto done; }
+  if ((format == LENS_FMT_FITS ? lensnet_fits_write(out_path, &t, &nerr) : lensnet_npy_write(out_path, &t, &nerr)) != LENSNET_OK) lens_fail_err(&nerr);
   else rc = 0;
   lensnet_tensor_free(&t);
 done:

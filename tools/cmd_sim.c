@@ -18,6 +18,7 @@
 #include "lenssim.h"
 #include "lensviz.h"
 #include "pool.h"
+#include "cli.h"
 
 /* objects per parallel round: up to 256, at most ~64 MB of images in memory */
 #define SIM_CHUNK_MAX 256
@@ -47,7 +48,9 @@ static void sim_usage(FILE *f) {
           "  --supersampling S     sub-pixel samples per side (default: per layout)\n"
           "  --noise-free          no noise\n"
           "  --fits                also write DIR/fits/NNNNNNN.fits per image\n"
-          "  --png                 also write DIR/png/NNNNNNN.png per image (asinh colour composite)\n");
+          "  --png                 also write DIR/png/NNNNNNN.png per image (asinh colour composite)\n"
+          "DIR and any missing parent folders are created. A terminal shows a progress line on\n"
+          "stderr. Exit status: 0 done, 1 failure (a file), 2 usage error.\n");
 }
 
 /* ---- streaming .npy writer: the header says the final shape; rows follow ---------------------- */
@@ -128,7 +131,7 @@ static int parse_double(const char *flag, const char *text, double lo, double hi
   errno = 0;
   d = strtod(text, &end);
   if (end == text || *end || errno || !(d >= lo && d <= hi))
-    return lens_fail("sim: %s takes a number from %g to %g, got '%s'", flag, lo, hi, text);
+    return lens_usage("sim: %s takes a number from %g to %g, got '%s'", flag, lo, hi, text);
   *out = d;
   return 0;
 }
@@ -137,45 +140,11 @@ static int parse_count(const char *flag, const char *text, unsigned long long lo
                        unsigned long long *out) {
   char *end;
   errno = 0;
-  if (!text || !*text || *text == '-') return lens_fail("sim: %s takes a whole number, got '%s'", flag, text ? text : "");
+  if (!text || !*text || *text == '-') return lens_usage("sim: %s takes a whole number, got '%s'", flag, text ? text : "");
   *out = strtoull(text, &end, 10);
   if (*end || errno || *out < lo || *out > hi)
-    return lens_fail("sim: %s takes a whole number from %llu to %llu, got '%s'", flag, lo, hi, text);
+    return lens_usage("sim: %s takes a whole number from %llu to %llu, got '%s'", flag, lo, hi, text);
   return 0;
-}
-
-/* mkdir -p: the directory and any missing parents */
-static int make_dir(const char *path) {
-  struct stat st;
-  char buf[1200];
-  size_t i, len = strlen(path);
-  if (stat(path, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : lens_fail("sim: '%s' exists and is not a directory", path);
-  if (len >= sizeof buf) return lens_fail("sim: path '%s' is too long", path);
-  memcpy(buf, path, len + 1);
-  for (i = 1; i <= len; i++) {
-    if (buf[i] != '/' && buf[i] != 0) continue;
-    buf[i] = 0;
-    if (stat(buf, &st) != 0 && mkdir(buf, 0777) != 0 && errno != EEXIST)
-      return lens_fail("sim: cannot create directory '%s': %s", buf, strerror(errno));
-    if (i < len) buf[i] = '/';
-  }
-  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return lens_fail("sim: cannot create directory '%s'", path);
-  return 0;
-}
-
-static void sim_progress(const char *name, size_t done, size_t total, double rate) {
-  static const char bar[] = "==============================";
-  int filled = total ? (int)(30.0 * (double)done / (double)total) : 30;
-  double eta = rate > 0 ? (double)(total - done) / rate : 0.0;
-  fprintf(stderr, "\rsim %s [%.*s%*s] %lu/%lu %.0f img/s ETA %d:%02d   ", name, filled, bar, 30 - filled, "",
-          (unsigned long)done, (unsigned long)total, rate, (int)eta / 60, (int)eta % 60);
-  fflush(stderr);
-}
-
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 int lens_cmd_sim(int argc, char **argv) {
@@ -192,6 +161,7 @@ int lens_cmd_sim(int argc, char **argv) {
   sim_chunk chunk;
   size_t w, nworkers = 0, per_image, chunk_size = 0;
   double t0;
+  lens_progress progress;
 
   memset(&cfg, 0, sizeof cfg);
   memset(&chunk, 0, sizeof chunk);
@@ -202,76 +172,78 @@ int lens_cmd_sim(int argc, char **argv) {
     if (!strcmp(a, "--fits")) { fits = 1; continue; }
     if (!strcmp(a, "--png")) { png = 1; continue; }
     if (!strcmp(a, "--noise-free")) { cfg.noise_free = 1; continue; }
-    if (a[0] != '-') { sim_usage(stderr); return lens_fail("sim: unexpected argument '%s'", a); }
-    if (!v) return lens_fail("sim: %s needs a value", a);
+    if (a[0] != '-') { sim_usage(stderr); return lens_usage("sim: unexpected argument '%s'", a); }
+    if (!v) return lens_usage("sim: %s needs a value", a);
     i++;
     if (!strcmp(a, "--preset")) {
       int p = lenssim_preset_from_name(v);
-      if (p < 0) { sim_usage(stderr); return lens_fail("sim: unknown preset '%s'", v); }
+      if (p < 0) { sim_usage(stderr); return lens_usage("sim: unknown preset '%s'", v); }
       cfg.preset = (lenssim_preset)p;
       preset_given = 1;
     } else if (!strcmp(a, "--layout")) {
       int l = lenssim_layout_from_name(v);
-      if (l < 0) return lens_fail("sim: unknown layout '%s' (ou66, ou200, hsc, hst192, hst150)", v);
+      if (l < 0) return lens_usage("sim: unknown layout '%s' (ou66, ou200, hsc, hst192, hst150)", v);
       cfg.layout = (lenssim_layout)l;
     } else if (!strcmp(a, "--n")) {
-      if (parse_count(a, v, 1, 100000000ULL, &n)) return 1;
+      if (parse_count(a, v, 1, 100000000ULL, &n)) return LENS_EXIT_USAGE;
       n_given = 1;
     } else if (!strcmp(a, "--seed")) {
-      if (parse_count(a, v, 0, ~0ULL, &seed)) return 1;
+      if (parse_count(a, v, 0, ~0ULL, &seed)) return LENS_EXIT_USAGE;
     } else if (!strcmp(a, "--threads")) {
-      if (parse_count(a, v, 1, 1024, &threads)) return 1;
+      if (parse_count(a, v, 1, 1024, &threads)) return LENS_EXIT_USAGE;
     } else if (!strcmp(a, "--out")) {
       out_dir = v;
     } else if (!strcmp(a, "--lens-fraction")) {
-      if (parse_double(a, v, 0.0, 1.0, &d)) return 1;
+      if (parse_double(a, v, 0.0, 1.0, &d)) return LENS_EXIT_USAGE;
       cfg.lens_fraction = d > 0 ? d : 1e-300; /* 0 would mean the default */
     } else if (!strcmp(a, "--ratio")) {
       double x, y;
       char *end;
       x = strtod(v, &end);
-      if (end == v || *end != ':' || !(x >= 0)) return lens_fail("sim: --ratio takes A:B (lenses:non-lenses), got '%s'", v);
+      if (end == v || *end != ':' || !(x >= 0)) return lens_usage("sim: --ratio takes A:B (lenses:non-lenses), got '%s'", v);
       y = strtod(end + 1, &end);
-      if (*end || !(y >= 0) || !(x + y > 0)) return lens_fail("sim: --ratio takes A:B (lenses:non-lenses), got '%s'", v);
+      if (*end || !(y >= 0) || !(x + y > 0)) return lens_usage("sim: --ratio takes A:B (lenses:non-lenses), got '%s'", v);
       cfg.lens_fraction = x > 0 ? x / (x + y) : 1e-300;
     } else if (!strcmp(a, "--theta-e-min")) {
-      if (parse_double(a, v, 0.0, 100.0, &cfg.theta_E_min)) return 1;
+      if (parse_double(a, v, 0.0, 100.0, &cfg.theta_E_min)) return LENS_EXIT_USAGE;
     } else if (!strcmp(a, "--theta-e-max")) {
-      if (parse_double(a, v, 0.0, 100.0, &cfg.theta_E_max)) return 1;
+      if (parse_double(a, v, 0.0, 100.0, &cfg.theta_E_max)) return LENS_EXIT_USAGE;
     } else if (!strcmp(a, "--snr-min")) {
-      if (parse_double(a, v, 0.0, 1e5, &d)) return 1;
+      if (parse_double(a, v, 0.0, 1e5, &d)) return LENS_EXIT_USAGE;
       cfg.snr_min = d > 0 ? d : 1e-300;
     } else if (!strcmp(a, "--mu-min")) {
-      if (parse_double(a, v, 0.0, 1e3, &d)) return 1;
+      if (parse_double(a, v, 0.0, 1e3, &d)) return LENS_EXIT_USAGE;
       cfg.magnification_min = d > 0 ? d : 1e-300;
     } else if (!strcmp(a, "--clumpy-fraction")) {
-      if (parse_double(a, v, 0.0, 1.0, &d)) return 1;
+      if (parse_double(a, v, 0.0, 1.0, &d)) return LENS_EXIT_USAGE;
       cfg.clumpy_fraction = d > 0 ? d : -1.0;
     } else if (!strcmp(a, "--substructure-scale")) {
-      if (parse_double(a, v, 0.0, 100.0, &d)) return 1;
+      if (parse_double(a, v, 0.0, 100.0, &d)) return LENS_EXIT_USAGE;
       cfg.substructure_scale = d > 0 ? d : -1.0;
     } else if (!strcmp(a, "--supersampling")) {
-      if (parse_count(a, v, 1, 8, &ull)) return 1;
+      if (parse_count(a, v, 1, 8, &ull)) return LENS_EXIT_USAGE;
       cfg.supersampling = (int)ull;
     } else {
       sim_usage(stderr);
-      return lens_fail("sim: unknown option '%s'", a);
+      return lens_usage("sim: unknown option '%s'", a);
     }
   }
   if (!preset_given || !n_given || !out_dir) {
     sim_usage(stderr);
-    return lens_fail("sim: %s", !preset_given ? "no --preset given" : (!n_given ? "no --n given" : "no --out given"));
+    return lens_usage("sim: %s", !preset_given ? "no --preset given" : (!n_given ? "no --n given" : "no --out given"));
   }
-  if (strlen(out_dir) > 1000) return lens_fail("sim: --out path is too long");
+  if (strlen(out_dir) > 1000) return lens_usage("sim: --out path is too long");
+  if (lens_out_folder("--out", out_dir)) return LENS_EXIT_USAGE;
 
   ds = (lenssim_dataset *)malloc(sizeof *ds);
   if (!ds) return lens_fail("sim: out of memory");
-  if (lenssim_dataset_init(ds, &cfg, (uint64_t)seed, &serr) != LENSSIM_OK) { lens_fail("sim: %s", serr.message); goto done; }
-  if (make_dir(out_dir)) goto done;
+  /* the simulator refuses only inconsistent options (a window, a fraction) */
+  if (lenssim_dataset_init(ds, &cfg, (uint64_t)seed, &serr) != LENSSIM_OK) { rc = lens_usage("sim: %s", serr.message); goto done; }
+  if (lens_make_dirs(out_dir)) goto done;
   snprintf(fits_dir, sizeof fits_dir, "%s/fits", out_dir);
-  if (fits && make_dir(fits_dir)) goto done;
+  if (fits && lens_make_dirs(fits_dir)) goto done;
   snprintf(png_dir, sizeof png_dir, "%s/png", out_dir);
-  if (png && make_dir(png_dir)) goto done;
+  if (png && lens_make_dirs(png_dir)) goto done;
   if (png) {
     /* previews at least ~200 pixels across, each image pixel a block */
     size_t scale = ds->num_pix >= 200 ? 1 : (200 + (size_t)ds->num_pix - 1) / (size_t)ds->num_pix;
@@ -308,7 +280,8 @@ int lens_cmd_sim(int argc, char **argv) {
     lens_fail("sim: write failed in '%s'", out_dir);
     goto done;
   }
-  t0 = now_seconds();
+  t0 = lens_seconds();
+  lens_progress_start(&progress);
   {
     lensnet_parallel par = lens_pool_parallel(pool);
     unsigned long long start;
@@ -342,13 +315,14 @@ int lens_cmd_sim(int argc, char **argv) {
           if (lensviz_png_write(path, &preview, &verr) != LENSNET_OK) { lens_fail_err(&verr); goto done; }
         }
       }
-      if (isatty(2)) {
-        double el = now_seconds() - t0;
-        sim_progress(lenssim_preset_name(cfg.preset), (size_t)(start + count), (size_t)n, el > 0 ? (double)(start + count) / el : 0.0);
+      {
+        char label[64];
+        snprintf(label, sizeof label, "sim %s", lenssim_preset_name(cfg.preset));
+        lens_progress_show(&progress, label, (size_t)(start + count), (size_t)n, "img", -1.0, NULL);
       }
     }
   }
-  if (isatty(2)) fputc('\n', stderr);
+  lens_progress_end(&progress);
   {
     int bad = fflush(npy) != 0;
     bad |= fclose(npy) != 0;
@@ -362,7 +336,7 @@ int lens_cmd_sim(int argc, char **argv) {
     }
   }
   {
-    double el = now_seconds() - t0;
+    double el = lens_seconds() - t0;
     fprintf(stderr, "sim: %llu images [%d, %d, %d] of %s in %.1f s (%.0f img/s, %lu threads) -> %s\n", n, ds->channels,
             ds->num_pix, ds->num_pix, lenssim_preset_name(cfg.preset), el, el > 0 ? (double)n / el : 0.0,
             (unsigned long)nworkers, out_dir);

@@ -6,6 +6,10 @@
  *                               and in the metadata: every option, the epoch, the optimiser step,
  *                               both random streams, the best validation loss and the history
  *   DIR/best.safetensors        the weights with the lowest validation loss so far
+ * Each file's metadata describes the weights it holds: train.epoch is the epoch that made them,
+ * train.train_loss, train.train_acc, train.val_loss and train.val_acc that epoch's history row,
+ * and train.history ends with that row. "preprocess" (minmax | none) tells lens predict and
+ * lens explain how to scale inputs.
  *   DIR/history.csv             one row per epoch
  * `lens train --resume DIR` reads the options back from the checkpoint. */
 #define _POSIX_C_SOURCE 200809L
@@ -19,6 +23,7 @@
 #include <unistd.h>
 #include "lens_cmds.h"
 #include "pool.h"
+#include "cli.h"
 
 typedef struct {
   char arch[64], arch_file[1024], data[1024], labels[1024], out[1024], init[1024], classes[256];
@@ -35,11 +40,7 @@ typedef struct {
   float noise;
 } augmentation;
 
-static double now_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static double now_seconds(void) { return lens_seconds(); }
 
 static void train_usage(FILE *f) {
   fprintf(f,
@@ -58,11 +59,15 @@ static void train_usage(FILE *f) {
     "  --schedule S        constant | step | cosine (default constant); --step-size N,\n"
     "                      --gamma G (step), --min-lr LR (cosine), --warmup N (epochs)\n"
     "  --augment LIST      flip,rot90,shift=PIXELS,noise=SIGMA (default none)\n"
-    "  --minmax            per-image, per-band min-max scaling to [0,1], as lens predict --minmax\n"
+    "  --preprocess P      minmax (per-image, per-band scaling to [0,1]) or none (default); saved\n"
+    "                      as the model's 'preprocess', which lens predict and explain then apply\n"
+    "  --minmax            the same as --preprocess minmax\n"
     "  --classes NAMES     class names for the metadata (default non-lens,lens)\n"
     "  --threads T         worker threads (default: all CPUs); results do not depend on T\n"
     "labels.csv: a header row and one row per image; the class index is read from the column\n"
-    "named label, class or is_lens (or the only column).\n");
+    "named label, class or is_lens (or the only column).\n"
+    "DIR and any missing parent folders are created. A terminal shows a progress line on stderr.\n"
+    "Exit status: 0 done, 1 failure (a file, a NaN loss), 2 usage error.\n");
 }
 
 /* ---- options <-> checkpoint metadata -------------------------------------------------------- */
@@ -98,6 +103,7 @@ static int save_options(lensnet_model *m, const train_options *o) {
   TRAIN_NUMBER_OPTIONS(SAVE_NUMBER)
 #undef SAVE_STRING
 #undef SAVE_NUMBER
+  bad |= lensnet_model_set_meta(m, "preprocess", o->minmax ? "minmax" : "none") != LENSNET_OK;
   return bad ? lens_fail("out of memory") : 0;
 }
 
@@ -182,9 +188,9 @@ static int parse_augment(const char *text, augmentation *a) {
     else if (!strcmp(tok, "rot90")) a->rot90 = 1;
     else if (!strncmp(tok, "shift=", 6)) a->shift = atoi(tok + 6);
     else if (!strncmp(tok, "noise=", 6)) a->noise = (float)atof(tok + 6);
-    else return lens_fail("--augment: unknown item '%s' (use flip, rot90, shift=N, noise=SIGMA)", tok);
+    else return lens_usage("--augment: unknown item '%s' (use flip, rot90, shift=N, noise=SIGMA)", tok);
   }
-  if (a->shift < 0 || a->shift > 64 || a->noise < 0) return lens_fail("--augment: shift must be 0..64 pixels and noise >= 0");
+  if (a->shift < 0 || a->shift > 64 || a->noise < 0) return lens_usage("--augment: shift must be 0..64 pixels and noise >= 0");
   return 0;
 }
 
@@ -237,6 +243,7 @@ typedef struct {
   double best_val_loss;
   lensnet_rng data_rng;
   char *history;             /* the CSV text so far */
+  char losses[4][32];        /* train_loss, train_acc, val_loss, val_acc of epoch `epoch`, as in the history */
 } run_state;
 
 static int write_text_atomic(const char *path, const char *text) {
@@ -253,13 +260,13 @@ static int write_text_atomic(const char *path, const char *text) {
   return 0;
 }
 
-static int save_checkpoint(const char *dir, lensnet_model *m, const lensnet_optimizer *opt, const lensnet_trainer *t, const run_state *rs) {
-  lensnet_safetensors st;
-  lensnet_error err;
-  char path[1200], text[128];
-  size_t i;
-  int rc = 0;
-  memset(&st, 0, sizeof st);
+/* The training state as metadata of the model: the epoch that made the current weights, its
+ * losses, the optimiser step, the random streams, the best validation loss and the history.
+ * Set before every save, so each file describes the weights it holds. */
+static void set_state_meta(lensnet_model *m, const lensnet_optimizer *opt, const lensnet_trainer *t, const run_state *rs) {
+  static const char *const loss_keys[4] = {"train.train_loss", "train.train_acc", "train.val_loss", "train.val_acc"};
+  char text[128];
+  int k;
   snprintf(text, sizeof text, "%d", rs->epoch);
   lensnet_model_set_meta(m, "train.epoch", text);
   snprintf(text, sizeof text, "%llu", (unsigned long long)opt->step);
@@ -271,6 +278,18 @@ static int save_checkpoint(const char *dir, lensnet_model *m, const lensnet_opti
   rng_to_text(&t->rng, text, sizeof text);
   lensnet_model_set_meta(m, "train.dropout_rng", text);
   lensnet_model_set_meta(m, "train.history", rs->history ? rs->history : "");
+  for (k = 0; k < 4; k++)
+    if (rs->losses[k][0]) lensnet_model_set_meta(m, loss_keys[k], rs->losses[k]);
+}
+
+static int save_checkpoint(const char *dir, lensnet_model *m, const lensnet_optimizer *opt, const lensnet_trainer *t, const run_state *rs) {
+  lensnet_safetensors st;
+  lensnet_error err;
+  char path[1200];
+  size_t i;
+  int rc = 0;
+  memset(&st, 0, sizeof st);
+  set_state_meta(m, opt, t, rs);
   /* weights with their metadata, then the optimiser's moments under optimizer.* */
   snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
   if (lensnet_model_save(m, path, &err) != LENSNET_OK) return lens_fail_err(&err);
@@ -314,17 +333,9 @@ static int append_history(run_state *rs, const char *row) {
 static int parse_number(const char *flag, const char *text, double lo, double hi, double *out) {
   char *end;
   double d = strtod(text, &end);
-  if (end == text || *end || !(d >= lo && d <= hi)) { lens_fail("%s takes a number from %g to %g, got '%s'", flag, lo, hi, text); return 0; }
+  if (end == text || *end || !(d >= lo && d <= hi)) { lens_usage("%s takes a number from %g to %g, got '%s'", flag, lo, hi, text); return 0; }
   *out = d;
   return 1;
-}
-
-static void progress(int epoch, int epochs, size_t done, size_t total, double loss, double acc, double rate, double eta) {
-  static const char bar[] = "==============================";
-  int filled = total ? (int)(30.0 * (double)done / (double)total) : 30;
-  fprintf(stderr, "\repoch %d/%d [%.*s%*s] %lu/%lu loss %.4f acc %.3f %.0f img/s ETA %d:%02d   ", epoch, epochs,
-          filled, bar, 30 - filled, "", (unsigned long)done, (unsigned long)total, loss, acc, rate, (int)eta / 60, (int)eta % 60);
-  fflush(stderr);
 }
 
 static int parse_class_weights(const char *text, const float *labels, const size_t *idx, size_t n, int classes, float *w, int *use) {
@@ -344,11 +355,11 @@ static int parse_class_weights(const char *text, const float *labels, const size
     for (c = 0; c < classes; c++) {
       char *end;
       w[c] = (float)strtod(p, &end);
-      if (end == p || w[c] < 0) return lens_fail("--class-weights: give %d non-negative numbers, or auto", classes);
+      if (end == p || w[c] < 0) return lens_usage("--class-weights: give %d non-negative numbers, or auto", classes);
       p = end;
       if (*p == ',') p++;
     }
-    if (*p) return lens_fail("--class-weights: give exactly %d numbers", classes);
+    if (*p) return lens_usage("--class-weights: give exactly %d numbers", classes);
   }
   return 0;
 }
@@ -384,11 +395,12 @@ int lens_cmd_train(int argc, char **argv) {
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) { train_usage(stdout); return 0; }
     if (!strcmp(a, "--nesterov")) { o.nesterov = 1; continue; }
     if (!strcmp(a, "--minmax")) { o.minmax = 1; continue; }
-    if (strncmp(a, "--", 2)) return lens_fail("unexpected argument '%s' (see lens train --help)", a);
-    if (!v) return lens_fail("%s needs a value", a);
-#define STR_OPT(flag, field) else if (!strcmp(a, flag)) { if (strlen(v) >= sizeof o.field) return lens_fail("%s: value too long", a); strcpy(o.field, v); }
-#define NUM_OPT(flag, field, lo, hi) else if (!strcmp(a, flag)) { double d; if (!parse_number(a, v, lo, hi, &d)) return 1; o.field = d; }
+    if (strncmp(a, "--", 2)) return lens_usage("unexpected argument '%s' (see lens train --help)", a);
+    if (!v) return lens_usage("%s needs a value", a);
+#define STR_OPT(flag, field) else if (!strcmp(a, flag)) { if (strlen(v) >= sizeof o.field) return lens_usage("%s: value too long", a); strcpy(o.field, v); }
+#define NUM_OPT(flag, field, lo, hi) else if (!strcmp(a, flag)) { double d; if (!parse_number(a, v, lo, hi, &d)) return LENS_EXIT_USAGE; o.field = d; }
     if (!strcmp(a, "--resume")) resume = v;
+    else if (!strcmp(a, "--preprocess")) { if (lens_preprocess_parse(v, &o.minmax)) return LENS_EXIT_USAGE; }
     STR_OPT("--arch", arch) STR_OPT("--data", data) STR_OPT("--labels", labels) STR_OPT("--out", out) STR_OPT("--init", init)
     STR_OPT("--optimizer", optimizer) STR_OPT("--schedule", schedule) STR_OPT("--loss", loss) STR_OPT("--class-weights", class_weights)
     STR_OPT("--augment", augment) STR_OPT("--classes", classes)
@@ -398,7 +410,7 @@ int lens_cmd_train(int argc, char **argv) {
     NUM_OPT("--min-lr", min_lr, 0, 100) NUM_OPT("--step-size", step_size, 1, 1e6) NUM_OPT("--warmup", warmup, 0, 1e6)
     NUM_OPT("--seed", seed, 0, 9e15) NUM_OPT("--interrupt-after", interrupt_after, 0, 1e9)
     NUM_OPT("--epochs", epochs, 1, 1e6) NUM_OPT("--threads", threads, 1, 256)
-    else return lens_fail("unknown option '%s' (see lens train --help)", a);
+    else return lens_usage("unknown option '%s' (see lens train --help)", a);
 #undef STR_OPT
 #undef NUM_OPT
     if (!strcmp(a, "--epochs")) epochs_override = 1;
@@ -417,16 +429,17 @@ int lens_cmd_train(int argc, char **argv) {
     o.threads = threads_override ? given.threads : 0;
     o.interrupt_after = given.interrupt_after;
   }
-  if (!o.data[0] || !o.labels[0] || !o.out[0]) { train_usage(stderr); return lens_fail("--data, --labels and --out are required (or --resume DIR)"); }
-  if (strcmp(o.optimizer, "adam") && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd")) return lens_fail("--optimizer must be adam, adamw or sgd");
-  if (strcmp(o.schedule, "constant") && strcmp(o.schedule, "step") && strcmp(o.schedule, "cosine")) return lens_fail("--schedule must be constant, step or cosine");
-  if (strcmp(o.loss, "ce") && strcmp(o.loss, "focal")) return lens_fail("--loss must be ce or focal");
+  if (!o.data[0] || !o.labels[0] || !o.out[0]) { train_usage(stderr); return lens_usage("--data, --labels and --out are required (or --resume DIR)"); }
+  if (!resume && lens_out_folder("--out", o.out)) return LENS_EXIT_USAGE;
+  if (strcmp(o.optimizer, "adam") && strcmp(o.optimizer, "adamw") && strcmp(o.optimizer, "sgd")) return lens_usage("--optimizer must be adam, adamw or sgd");
+  if (strcmp(o.schedule, "constant") && strcmp(o.schedule, "step") && strcmp(o.schedule, "cosine")) return lens_usage("--schedule must be constant, step or cosine");
+  if (strcmp(o.loss, "ce") && strcmp(o.loss, "focal")) return lens_usage("--loss must be ce or focal");
   if ((rc = parse_augment(o.augment, &aug)) != 0) return rc;
   {
     const char *p;
     classes = 1;
     for (p = o.classes; *p; p++) classes += *p == ',';
-    if (classes < 2 || classes > 64) return lens_fail("--classes needs 2 to 64 comma-separated names");
+    if (classes < 2 || classes > 64) return lens_usage("--classes needs 2 to 64 comma-separated names");
   }
   /* data */
   if (lensnet_npy_read(o.data, &images, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
@@ -452,7 +465,7 @@ int lens_cmd_train(int argc, char **argv) {
       size_t got = fread(arch, 1, sizeof arch - 1, af);
       arch[got] = 0;
       fclose(af);
-    } else { rc = lens_fail("--arch '%s' is neither ou66, ou200 nor a readable file", o.arch); goto done; }
+    } else { rc = lens_usage("--arch '%s' is neither ou66, ou200 nor a readable file", o.arch); goto done; }
     if (lensnet_model_create(arch, &m, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
     lensnet_model_init(m, o.seed);
   }
@@ -523,7 +536,7 @@ int lens_cmd_train(int argc, char **argv) {
     }
     fprintf(stderr, "lens: resuming %s after epoch %d of %d\n", o.out, rs.epoch, o.epochs);
   } else {
-    if (mkdir(o.out, 0777) != 0 && errno != EEXIST) { rc = lens_fail("%s: cannot create the output folder", o.out); goto done; }
+    if (lens_make_dirs(o.out)) { rc = LENS_EXIT_FAIL; goto done; }
     if ((rc = append_history(&rs, "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds\n")) != 0) goto done;
   }
   batch_x = (float *)malloc(o.batch * per * sizeof(float));
@@ -536,6 +549,8 @@ int lens_cmd_train(int argc, char **argv) {
     double loss_sum = 0, t0 = now_seconds(), val_loss = 0, val_acc = 0, secs;
     size_t correct = 0, seen = 0, b, k;
     char row[256], path[1200];
+    lens_progress progress;
+    lens_progress_start(&progress);
     /* shuffle the training part afresh from the split order, so an epoch depends only on the
      * random stream (which the checkpoint keeps) */
     memcpy(order, split_order, n_train * sizeof(size_t));
@@ -564,10 +579,13 @@ int lens_cmd_train(int argc, char **argv) {
         correct += best == (size_t)batch_y[k];
       }
       seen += bs;
-      if (isatty(2)) {
+      if (progress.enabled) {
         double el = now_seconds() - t0, rate = (double)seen / (el > 0 ? el : 1e-9);
         double eta = ((double)(n_train - seen) + (double)(o.epochs - epoch - 1) * (double)(n_train + n_val)) / rate;
-        progress(epoch + 1, o.epochs, seen, n_train, loss_sum / (double)seen, (double)correct / (double)seen, rate, eta);
+        char label[48], extra[64];
+        snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, o.epochs);
+        snprintf(extra, sizeof extra, "loss %.4f acc %.3f", loss_sum / (double)seen, (double)correct / (double)seen);
+        lens_progress_show(&progress, label, seen, n_train, "img", eta, extra);
       }
     }
     if (rc) break;
@@ -590,7 +608,7 @@ int lens_cmd_train(int argc, char **argv) {
       val_acc = (double)vc / (double)n_val;
     }
     secs = now_seconds() - t0;
-    if (isatty(2)) fputc('\n', stderr);
+    lens_progress_end(&progress);
     {
       double eta = secs * (double)(o.epochs - epoch - 1);
       fprintf(stderr, "epoch %d/%d: lr %.3g train loss %.4f acc %.3f, val loss %.4f acc %.3f, %.0f img/s, ETA %d:%02d\n", epoch + 1, o.epochs, lr,
@@ -601,8 +619,14 @@ int lens_cmd_train(int argc, char **argv) {
              val_loss, val_acc, secs);
     if ((rc = append_history(&rs, row)) != 0) break;
     rs.epoch = epoch + 1;
+    snprintf(rs.losses[0], sizeof rs.losses[0], "%.6f", loss_sum / (double)n_train);
+    snprintf(rs.losses[1], sizeof rs.losses[1], "%.6f", (double)correct / (double)n_train);
+    snprintf(rs.losses[2], sizeof rs.losses[2], "%.6f", val_loss);
+    snprintf(rs.losses[3], sizeof rs.losses[3], "%.6f", val_acc);
     if (n_val && val_loss < rs.best_val_loss) {
+      /* the metadata of this epoch, not of the last checkpoint */
       rs.best_val_loss = val_loss;
+      set_state_meta(m, opt, t, &rs);
       snprintf(path, sizeof path, "%s/best.safetensors", o.out);
       if (lensnet_model_save(m, path, &err) != LENSNET_OK) { rc = lens_fail_err(&err); break; }
     }
@@ -610,7 +634,7 @@ int lens_cmd_train(int argc, char **argv) {
     if (o.interrupt_after >= 0 && rs.epoch == o.interrupt_after && rs.epoch < o.epochs) {
       /* for tests of --resume: stop as if killed right after this checkpoint */
       fprintf(stderr, "lens: stopping after epoch %d as asked (--interrupt-after)\n", rs.epoch);
-      rc = 3;
+      rc = LENS_EXIT_FAIL;
       break;
     }
   }

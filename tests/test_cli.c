@@ -1,0 +1,369 @@
+/* The `lens` tool's conventions, the same in every subcommand (tools/cli.h):
+ *   - lens predict and lens explain apply the model's stored normalisation (metadata preprocess,
+ *     or train.minmax = 1 in older files), say so once on stderr, and --preprocess overrides it;
+ *   - --out creates missing parent folders;
+ *   - an output's format follows its extension, and an extension a command does not write is
+ *     refused with exit status 2 naming the accepted ones (render .fits writes FITS);
+ *   - exit status 0 success, 1 failure (files), 2 usage error;
+ *   - a progress line with rate and ETA on stderr when it is a terminal, and none otherwise. */
+#include "../tools/cli.c" /* the helpers themselves, for the progress line's format */
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "check.h"
+#include <string.h>
+#include <sys/wait.h>
+
+#define W "build/cli_t"
+
+static const char *lens_binary(void) {
+  const char *l = getenv("LENS");
+  return l && *l ? l : "build/lens";
+}
+
+/* Runs `lens ARGS` through the shell; the exit status, or -1 if it did not exit. */
+static int run(const char *args) {
+  char cmd[4096];
+  int st;
+  snprintf(cmd, sizeof cmd, "%s %s", lens_binary(), args);
+  st = system(cmd);
+  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static size_t read_file(const char *path, char *buf, size_t cap) {
+  FILE *f = fopen(path, "rb");
+  size_t n = 0;
+  buf[0] = 0;
+  if (!f) return 0;
+  n = fread(buf, 1, cap - 1, f);
+  buf[n] = 0;
+  fclose(f);
+  return n;
+}
+
+static int count_of(const char *text, const char *needle) {
+  int n = 0;
+  const char *p = text;
+  while ((p = strstr(p, needle)) != NULL) { n++; p += strlen(needle); }
+  return n;
+}
+
+static int file_has(const char *path, const char *needle) {
+  static char text[1 << 16];
+  read_file(path, text, sizeof text);
+  return strstr(text, needle) != NULL;
+}
+
+static int exists(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f) fclose(f);
+  return f != NULL;
+}
+
+static double max_diff(const float *a, const float *b, size_t n) {
+  double d = 0;
+  size_t i;
+  for (i = 0; i < n; i++) if (fabs((double)a[i] - (double)b[i]) > d) d = fabs((double)a[i] - (double)b[i]);
+  return d;
+}
+
+#define NIMG 3
+#define BANDS 2
+#define SIDE 8
+#define PER (BANDS * SIDE * SIDE)
+
+static float images[NIMG * PER];
+
+/* A small model with the given preprocess metadata (NULL: none) and train.minmax (NULL: none). */
+static void make_model(const char *path, const char *preprocess, const char *train_minmax) {
+  lensnet_model *m;
+  lensnet_error err;
+  if (lensnet_model_create("input 2 8 8\nconv2d name=c out=4 kernel=3\nrelu\nmaxpool kernel=2\nflatten\ndense name=d out=2", &m, &err) != LENSNET_OK) {
+    CHECK(0, "model: %s", err.message);
+    return;
+  }
+  lensnet_model_init(m, 7);
+  lensnet_model_set_meta(m, "classes", "non-lens,lens");
+  if (preprocess) lensnet_model_set_meta(m, "preprocess", preprocess);
+  if (train_minmax) lensnet_model_set_meta(m, "train.minmax", train_minmax);
+  CHECK(lensnet_model_save(m, path, &err) == LENSNET_OK, "save %s: %s", path, err.message);
+  lensnet_model_free(m);
+}
+
+/* Logits of the images through the library, min-max normalised or as they are. */
+static void library_logits(int minmax, float *out) {
+  lensnet_model *m;
+  lensnet_error err;
+  float x[NIMG * PER];
+  size_t i;
+  memcpy(x, images, sizeof x);
+  if (minmax) for (i = 0; i < NIMG; i++) lensnet_minmax_normalize(x + i * PER, BANDS, SIDE * SIDE);
+  if (lensnet_model_load(W "/m_none.safetensors", &m, &err) != LENSNET_OK) { CHECK(0, "%s", err.message); return; }
+  CHECK(lensnet_model_forward(m, NIMG, x, out, NULL, &err) == LENSNET_OK, "forward: %s", err.message);
+  lensnet_model_free(m);
+}
+
+/* The logits lens predict wrote to W/p.npy. */
+static int predicted(float *out) {
+  lensnet_tensor t;
+  lensnet_error err;
+  int ok;
+  if (lensnet_npy_read(W "/p.npy", &t, &err) != LENSNET_OK) return 0;
+  ok = t.ndim == 2 && t.shape[0] == NIMG && t.shape[1] == 2;
+  if (ok) memcpy(out, t.data, NIMG * 2 * sizeof(float));
+  lensnet_tensor_free(&t);
+  remove(W "/p.npy");
+  return ok;
+}
+
+static void setup(void) {
+  lensnet_tensor t;
+  lensnet_error err;
+  lensnet_rng rng;
+  size_t shape[4] = {NIMG, BANDS, SIDE, SIDE}, i;
+  FILE *f;
+  CHECK(system("rm -rf " W " && mkdir -p " W) == 0, "fresh work folder");
+  /* counts in the thousands with an offset per band: min-max scaling changes every score */
+  lensnet_rng_seed(&rng, 11);
+  for (i = 0; i < NIMG * PER; i++) images[i] = 1000.0f * (float)(1 + (i / (SIDE * SIDE)) % BANDS) + 800.0f * lensnet_rng_uniform(&rng);
+  lensnet_tensor_alloc(&t, 4, shape, &err);
+  memcpy(t.data, images, sizeof images);
+  lensnet_npy_write(W "/x.npy", &t, &err);
+  lensnet_tensor_free(&t);
+  make_model(W "/m_minmax.safetensors", "minmax", NULL);
+  make_model(W "/m_none.safetensors", "none", NULL);
+  make_model(W "/m_legacy.safetensors", NULL, "1");
+  make_model(W "/m_plain.safetensors", NULL, NULL);
+  make_model(W "/m_odd.safetensors", "zscore", NULL);
+  f = fopen(W "/scene.json", "w");
+  if (f) {
+    fputs("{\"grid\": {\"num_pix\": 8, \"pixel_scale\": 0.1}, \"lens\": [{\"type\": \"SIS\", \"theta_E\": 0.3}], "
+          "\"source_light\": [{\"type\": \"SERSIC\", \"amp\": 10, \"R_sersic\": 0.2, \"n_sersic\": 1, \"center_x\": 0, \"center_y\": 0}]}\n", f);
+    fclose(f);
+  }
+  f = fopen(W "/scores.csv", "w");
+  if (f) {
+    fputs("input,p_lens,label\na,0.9,1\nb,0.2,0\nc,0.7,1\nd,0.4,0\n", f);
+    fclose(f);
+  }
+}
+
+static void test_preprocess(void) {
+  static const char note[] = "applying the model's min-max normalisation";
+  float raw[NIMG * 2], scaled[NIMG * 2], got[NIMG * 2];
+  char err[8192];
+  library_logits(0, raw);
+  library_logits(1, scaled);
+  CHECK(max_diff(raw, scaled, NIMG * 2) > 1e-3, "min-max scaling changes the library's logits (%g)", max_diff(raw, scaled, NIMG * 2));
+
+  TEST("predict applies the model's preprocess=minmax by default and says so once") {
+    CHECK(run("predict --model " W "/m_minmax.safetensors " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict");
+    CHECK(predicted(got) && max_diff(got, scaled, NIMG * 2) < 1e-5, "logits of the min-max scaled images (diff %g)", max_diff(got, scaled, NIMG * 2));
+    read_file(W "/err.txt", err, sizeof err);
+    CHECK(count_of(err, note) == 1, "the note appears once for %d images: %s", NIMG, err);
+    CHECK(strstr(err, "preprocess=minmax") && strstr(err, "--preprocess none"), "the note names the metadata and the way out: %s", err);
+  }
+  TEST("--preprocess none feeds the images as they are, without the note") {
+    CHECK(run("predict --model " W "/m_minmax.safetensors --preprocess none " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict");
+    CHECK(predicted(got) && max_diff(got, raw, NIMG * 2) < 1e-5, "raw logits (diff %g)", max_diff(got, raw, NIMG * 2));
+    CHECK(!file_has(W "/err.txt", note), "no note when the flag decides");
+  }
+  TEST("a model saying preprocess=none is fed as is; --minmax and --preprocess minmax scale it") {
+    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict");
+    CHECK(predicted(got) && max_diff(got, raw, NIMG * 2) < 1e-5, "raw logits");
+    CHECK(!file_has(W "/err.txt", note), "no note");
+    CHECK(run("predict --model " W "/m_none.safetensors --minmax " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict --minmax");
+    CHECK(predicted(got) && max_diff(got, scaled, NIMG * 2) < 1e-5, "--minmax scales");
+    CHECK(run("predict --model " W "/m_none.safetensors --preprocess minmax " W "/x.npy --out " W "/p.npy 2> /dev/null") == 0, "--preprocess minmax");
+    CHECK(predicted(got) && max_diff(got, scaled, NIMG * 2) < 1e-5, "--preprocess minmax scales");
+    CHECK(run("predict --model " W "/m_plain.safetensors " W "/x.npy --out " W "/p.npy 2> /dev/null") == 0, "no metadata");
+    CHECK(predicted(got) && max_diff(got, raw, NIMG * 2) < 1e-5, "a model without metadata is fed as is");
+  }
+  TEST("older files: train.minmax = 1 means min-max") {
+    CHECK(run("predict --model " W "/m_legacy.safetensors " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict");
+    CHECK(predicted(got) && max_diff(got, scaled, NIMG * 2) < 1e-5, "scaled logits");
+    read_file(W "/err.txt", err, sizeof err);
+    CHECK(count_of(err, note) == 1 && strstr(err, "train.minmax=1"), "the note names train.minmax: %s", err);
+  }
+  TEST("an unknown preprocess value fails unless the flag decides") {
+    CHECK(run("predict --model " W "/m_odd.safetensors " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 1, "exit 1");
+    CHECK(file_has(W "/err.txt", "zscore"), "the message names the value");
+    CHECK(run("predict --model " W "/m_odd.safetensors --preprocess none " W "/x.npy --out " W "/p.npy 2> /dev/null") == 0, "--preprocess none decides");
+    remove(W "/p.npy");
+    CHECK(run("predict --model " W "/m_minmax.safetensors --preprocess zscore " W "/x.npy 2> /dev/null") == 2, "a bad --preprocess value is a usage error");
+  }
+  TEST("explain applies it too: default = explicit minmax, unlike none") {
+    lensnet_tensor a, b, c;
+    lensnet_error e;
+    int ok;
+    CHECK(run("explain --model " W "/m_minmax.safetensors --input " W "/x.npy --index 1 --method saliency --threads 1 --out " W "/ex_default 2> " W "/err.txt") == 0, "default");
+    read_file(W "/err.txt", err, sizeof err);
+    CHECK(count_of(err, note) == 1, "the note appears once: %s", err);
+    CHECK(run("explain --model " W "/m_minmax.safetensors --input " W "/x.npy --index 1 --method saliency --threads 1 --preprocess minmax --out " W "/ex_minmax 2> " W "/err.txt") == 0, "minmax");
+    CHECK(!file_has(W "/err.txt", note), "no note when the flag decides");
+    CHECK(run("explain --model " W "/m_minmax.safetensors --input " W "/x.npy --index 1 --method saliency --threads 1 --preprocess none --out " W "/ex_none 2> /dev/null") == 0, "none");
+    ok = lensnet_npy_read(W "/ex_default/saliency.npy", &a, &e) == LENSNET_OK;
+    ok = ok && lensnet_npy_read(W "/ex_minmax/saliency.npy", &b, &e) == LENSNET_OK;
+    ok = ok && lensnet_npy_read(W "/ex_none/saliency.npy", &c, &e) == LENSNET_OK;
+    CHECK(ok, "three saliency maps");
+    if (ok) {
+      size_t n = lensnet_tensor_count(&a);
+      CHECK(n == lensnet_tensor_count(&b) && !memcmp(a.data, b.data, n * sizeof(float)), "default = --preprocess minmax");
+      CHECK(n == lensnet_tensor_count(&c) && memcmp(a.data, c.data, n * sizeof(float)) != 0, "--preprocess none differs");
+      lensnet_tensor_free(&a); lensnet_tensor_free(&b); lensnet_tensor_free(&c);
+    }
+  }
+}
+
+static void test_out(void) {
+  TEST("--out creates missing parent folders, for every subcommand that writes") {
+    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/new/p1/logits.npy 2> /dev/null") == 0 && exists(W "/new/p1/logits.npy"), "predict --out .npy");
+    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/new/p2/s.csv > " W "/stdout.txt 2> /dev/null") == 0 && exists(W "/new/p2/s.csv"), "predict --out .csv");
+    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --csv " W "/new/p3/s.csv 2> /dev/null") == 0 && exists(W "/new/p3/s.csv"), "predict --csv");
+    CHECK(run("render " W "/scene.json --out " W "/new/r/a.npy 2> /dev/null") == 0 && exists(W "/new/r/a.npy"), "render");
+    CHECK(run("plot roc --scores " W "/scores.csv --out " W "/new/pl/roc.png > /dev/null 2> /dev/null") == 0 && exists(W "/new/pl/roc.png"), "plot");
+    CHECK(run("explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency --threads 1 --out " W "/new/e1/e2 2> /dev/null") == 0 &&
+          exists(W "/new/e1/e2/saliency.npy"), "explain");
+    CHECK(run("sim --preset euclid-lensfinding --n 12 --threads 1 --out " W "/new/s1/s2 2> /dev/null") == 0 && exists(W "/new/s1/s2/images.npy"), "sim");
+    CHECK(run("train --data " W "/new/s1/s2/images.npy --labels " W "/new/s1/s2/labels.csv --epochs 1 --batch 4 --threads 1 --val-fraction 0.25 --out " W "/new/t1/run 2> /dev/null") == 0 &&
+          exists(W "/new/t1/run/best.safetensors"), "train");
+  }
+  TEST("predict --out: .npy the logits, .csv the CSV (and nothing on standard output)") {
+    char text[4096];
+    lensnet_tensor t;
+    lensnet_error err;
+    read_file(W "/new/p2/s.csv", text, sizeof text);
+    CHECK(!strncmp(text, "input,p_lens,logit_non-lens,logit_lens\n", 39) && count_of(text, "\n") == NIMG + 1, "a CSV: %.80s", text);
+    read_file(W "/stdout.txt", text, sizeof text);
+    CHECK(text[0] == 0, "standard output empty: %.80s", text);
+    CHECK(lensnet_npy_read(W "/new/p1/logits.npy", &t, &err) == LENSNET_OK && t.ndim == 2 && t.shape[0] == NIMG, "logits .npy [%d, 2]", NIMG);
+    lensnet_tensor_free(&t);
+  }
+  TEST("render --out .fits writes FITS that lensnet reads back, equal to the .npy") {
+    lensnet_tensor a, b;
+    lensnet_error err;
+    char head[16];
+    CHECK(run("render " W "/scene.json --out " W "/new/r/a.fits 2> /dev/null") == 0, "render .fits");
+    read_file(W "/new/r/a.fits", head, sizeof head);
+    CHECK(!strncmp(head, "SIMPLE  =", 9), "starts as FITS: %.9s", head);
+    if (lensnet_fits_read(W "/new/r/a.fits", -1, &a, &err) == LENSNET_OK) {
+      if (lensnet_npy_read(W "/new/r/a.npy", &b, &err) == LENSNET_OK) {
+        CHECK(a.ndim == 2 && a.shape[0] == 8 && a.shape[1] == 8 && lensnet_tensor_count(&b) == 64 && !memcmp(a.data, b.data, 64 * sizeof(float)),
+              "the same 8x8 image");
+        lensnet_tensor_free(&b);
+      } else CHECK(0, "%s", err.message);
+      lensnet_tensor_free(&a);
+    } else CHECK(0, "lensnet reads the FITS: %s", err.message);
+  }
+  TEST("an extension the command does not write is refused with exit 2, naming the accepted ones") {
+    CHECK(run("render " W "/scene.json --out " W "/r.png 2> " W "/err.txt") == 2 && file_has(W "/err.txt", ".npy, .fits") && !exists(W "/r.png"), "render .png");
+    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/p.txt 2> " W "/err.txt") == 2 && file_has(W "/err.txt", ".npy, .csv") && !exists(W "/p.txt"), "predict --out .txt");
+    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/p.fits 2> /dev/null") == 2 && !exists(W "/p.fits"), "predict --out .fits");
+    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --csv " W "/p.npy 2> " W "/err.txt") == 2 && file_has(W "/err.txt", ".csv"), "predict --csv .npy");
+    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/a.csv --csv " W "/b.csv 2> /dev/null") == 2, "two CSV files");
+    CHECK(run("plot roc --scores " W "/scores.csv --out " W "/roc.jpg > /dev/null 2> " W "/err.txt") == 2 && file_has(W "/err.txt", ".png") && !exists(W "/roc.jpg"), "plot .jpg");
+    CHECK(run("explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency --out " W "/e.png 2> /dev/null") == 2 && !exists(W "/e.png"), "explain --out a file name");
+    CHECK(run("sim --preset euclid-lensfinding --n 2 --out " W "/s.npy 2> /dev/null") == 2 && !exists(W "/s.npy"), "sim --out a file name");
+    CHECK(run("train --data " W "/new/s1/s2/images.npy --labels " W "/new/s1/s2/labels.csv --out " W "/t.safetensors 2> /dev/null") == 2, "train --out a file name");
+  }
+}
+
+typedef struct { const char *args; int status; } invocation;
+
+static void test_exit_codes(void) {
+  static const invocation table[] = {
+    {"", 2}, {"nonsense", 2},
+    {"info", 2}, {"info a b", 2}, {"info " W "/missing.safetensors", 1}, {"info " W "/m_none.safetensors", 0}, {"info --help", 0},
+    {"predict", 2}, {"predict --frobnicate", 2}, {"predict --model " W "/m_none.safetensors", 2},
+    {"predict --model " W "/m_none.safetensors --batch 0 " W "/x.npy", 2}, {"predict --model " W "/m_none.safetensors --batch", 2},
+    {"predict --model " W "/m_none.safetensors --resize --crop " W "/x.npy", 2}, {"predict --model " W "/m_none.safetensors --shard 3/2 " W "/x.npy", 2},
+    {"predict --model " W "/m_none.safetensors --channels 0,1,2 " W "/x.npy", 2},
+    {"predict --model " W "/missing.safetensors " W "/x.npy", 1}, {"predict --model " W "/m_none.safetensors " W "/missing.npy", 1},
+    {"predict --model " W "/m_none.safetensors " W "/scene.json", 1}, {"predict --model " W "/m_none.safetensors " W "/x.npy", 0}, {"predict --help", 0},
+    {"train", 2}, {"train --frobnicate 1", 2}, {"train --lr abc --data a --labels b --out c", 2}, {"train --data a --labels b", 2},
+    {"train --data " W "/x.npy --labels b --out " W "/t0 --optimizer rmsprop", 2}, {"train --data " W "/x.npy --labels b --out " W "/t0 --augment twirl", 2},
+    {"train --data " W "/missing.npy --labels b --out " W "/t0", 1}, {"train --resume " W "/missing-run", 1}, {"train --help", 0},
+    {"render", 2}, {"render " W "/scene.json", 2}, {"render " W "/scene.json --out " W "/r.npy --band NOPE", 2},
+    {"render " W "/scene.json --out " W "/r.npy --seed -1 --band VIS", 2}, {"render " W "/scene.json --out " W "/r.npy --frobnicate", 2},
+    {"render " W "/missing.json --out " W "/r.npy", 1}, {"render " W "/scores.csv --out " W "/r.npy", 1}, {"render " W "/scene.json --out " W "/r.npy", 0},
+    {"render --help", 0},
+    {"explain", 2}, {"explain --model " W "/m_none.safetensors --input " W "/x.npy --method nothing --out " W "/e", 2},
+    {"explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency", 2},
+    {"explain --model " W "/m_none.safetensors --input " W "/x.npy --method gradcam --layer 99 --out " W "/e", 2},
+    {"explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency --index 9 --out " W "/e", 2},
+    {"explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency --target 5 --out " W "/e", 2},
+    {"explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency --patch x --out " W "/e", 2},
+    {"explain --model " W "/missing.safetensors --input " W "/x.npy --method saliency --out " W "/e", 1},
+    {"explain --model " W "/m_none.safetensors --input " W "/missing.npy --method saliency --out " W "/e", 1},
+    {"explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency --threads 1 --out " W "/e", 0}, {"explain --help", 0},
+    {"plot", 2}, {"plot nonsense --out " W "/a.png", 2}, {"plot roc --out " W "/a.png", 2}, {"plot roc --scores " W "/scores.csv", 2},
+    {"plot scores --scores " W "/scores.csv --bins 0 --out " W "/a.png", 2}, {"plot history --out " W "/a.png", 2},
+    {"plot roc --scores " W "/missing.csv --out " W "/a.png", 1}, {"plot roc --scores " W "/scores.csv --score-column nope --out " W "/a.png", 1},
+    {"plot roc --scores " W "/scores.csv --out " W "/a.png", 0}, {"plot --help", 0},
+    {"sim", 2}, {"sim --preset nonsense --n 2 --out " W "/s", 2}, {"sim --preset euclid-lensfinding --n 0 --out " W "/s", 2},
+    {"sim --preset euclid-lensfinding --n 2", 2}, {"sim --preset euclid-lensfinding --n 2 --lens-fraction 2 --out " W "/s", 2},
+    {"sim --preset euclid-lensfinding --n 2 --theta-e-min 2 --theta-e-max 1 --out " W "/s", 2},
+    {"sim --preset euclid-lensfinding --n 2 --out " W "/x.npy/s", 1}, {"sim --preset euclid-lensfinding --n 2 --threads 1 --out " W "/s", 0},
+    {"sim --help", 0},
+  };
+  TEST("exit status: 2 usage errors, 1 failures, 0 success, in every subcommand") {
+    size_t i;
+    char args[4096];
+    for (i = 0; i < sizeof table / sizeof table[0]; i++) {
+      int st;
+      snprintf(args, sizeof args, "%s > /dev/null 2> " W "/err.txt", table[i].args);
+      st = run(args);
+      CHECK(st == table[i].status, "lens %s: exit %d, expected %d", table[i].args, st, table[i].status);
+      /* every failure says what went wrong */
+      if (table[i].status != 0) CHECK(file_has(W "/err.txt", "lens") || file_has(W "/err.txt", "usage"), "lens %s: a message", table[i].args);
+    }
+  }
+}
+
+static void test_progress(void) {
+  TEST("the progress line: bar, count, rate and time left") {
+    char line[256];
+    lens_progress_format(line, sizeof line, "predict", 50, 100, "obj", 10.0, -1.0, NULL);
+    CHECK(!strcmp(line, "predict [===============               ] 50/100 5 obj/s ETA 0:10"), "'%s'", line);
+    lens_progress_format(line, sizeof line, "epoch 2/3", 30, 30, "img", 2.0, 75.0, "loss 0.5000");
+    CHECK(!strcmp(line, "epoch 2/3 [==============================] 30/30 15 img/s ETA 1:15 loss 0.5000"), "'%s'", line);
+    CHECK(lens_format_of("a/b.FITS") == LENS_FMT_FITS && lens_format_of("x.npy") == LENS_FMT_NPY && lens_format_of("x.csv") == LENS_FMT_CSV &&
+          lens_format_of("x.png") == LENS_FMT_PNG && lens_format_of("x.npy.txt") == LENS_FMT_NONE, "formats from extensions");
+  }
+  TEST("a progress line on a terminal's stderr, none otherwise") {
+    char cmd[4096], text[1 << 15];
+    if (system("command -v script > /dev/null 2>&1") != 0) {
+      printf("   (no `script` here to give the tool a terminal; the format is tested above)\n");
+      break;
+    }
+    /* predict, sim and train, each with stderr on a pseudo-terminal and stdout in a file */
+    snprintf(cmd, sizeof cmd, "script -qec '%s predict --model " W "/m_none.safetensors --batch 1 " W "/x.npy > /dev/null' /dev/null > " W "/tty.txt 2>&1 < /dev/null", lens_binary());
+    CHECK(system(cmd) == 0, "predict under script");
+    read_file(W "/tty.txt", text, sizeof text);
+    CHECK(strstr(text, "predict [") && strstr(text, "3/3") && strstr(text, "obj/s ETA"), "predict shows progress: %.200s", text);
+    snprintf(cmd, sizeof cmd, "script -qec '%s sim --preset euclid-lensfinding --n 4 --threads 1 --out " W "/s_tty' /dev/null > " W "/tty.txt 2>&1 < /dev/null", lens_binary());
+    CHECK(system(cmd) == 0, "sim under script");
+    read_file(W "/tty.txt", text, sizeof text);
+    CHECK(strstr(text, "sim euclid-lensfinding [") && strstr(text, "img/s ETA"), "sim shows progress: %.200s", text);
+    snprintf(cmd, sizeof cmd, "script -qec '%s train --data " W "/s_tty/images.npy --labels " W "/s_tty/labels.csv --epochs 1 --batch 2 --val-fraction 0.25 --threads 1 --out " W "/t_tty' /dev/null > " W "/tty.txt 2>&1 < /dev/null", lens_binary());
+    CHECK(system(cmd) == 0, "train under script");
+    read_file(W "/tty.txt", text, sizeof text);
+    CHECK(strstr(text, "epoch 1/1 [") && strstr(text, "img/s ETA"), "train shows progress: %.200s", text);
+    /* the same with stderr in a file: no progress line, no carriage returns */
+    CHECK(run("predict --model " W "/m_none.safetensors --batch 1 " W "/x.npy > /dev/null 2> " W "/err.txt") == 0, "predict");
+    read_file(W "/err.txt", text, sizeof text);
+    CHECK(!strstr(text, "obj/s") && !strchr(text, '\r'), "no progress line in a file: %.200s", text);
+    CHECK(run("sim --preset euclid-lensfinding --n 4 --threads 1 --out " W "/s_file 2> " W "/err.txt") == 0, "sim");
+    read_file(W "/err.txt", text, sizeof text);
+    CHECK(!strstr(text, "sim euclid-lensfinding [") && !strchr(text, '\r'), "no progress line in a file: %.200s", text);
+  }
+}
+
+int main(void) {
+  setup();
+  test_preprocess();
+  test_out();
+  test_exit_codes();
+  test_progress();
+  if (check__failed == 0) system("rm -rf " W);
+  return check_summary();
+}

@@ -1,0 +1,169 @@
+/* cli.c - the conventions every `lens` subcommand follows (see cli.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <ctype.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "cli.h"
+
+int lens_usage(const char *fmt, ...) {
+  va_list ap;
+  fputs("lens: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  return LENS_EXIT_USAGE;
+}
+
+static int cli_fail(const char *fmt, const char *a, const char *b) {
+  fprintf(stderr, "lens: ");
+  fprintf(stderr, fmt, a, b);
+  fputc('\n', stderr);
+  return LENS_EXIT_FAIL;
+}
+
+int lens_make_dirs(const char *path) {
+  struct stat st;
+  char buf[4096];
+  size_t i, len = strlen(path);
+  if (!len) return 0;
+  if (stat(path, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : cli_fail("%s: exists and is not a folder%s", path, "");
+  if (len >= sizeof buf) return cli_fail("%s: path too long%s", path, "");
+  memcpy(buf, path, len + 1);
+  for (i = 1; i <= len; i++) {
+    if (buf[i] != '/' && buf[i] != 0) continue;
+    buf[i] = 0;
+    if (stat(buf, &st) != 0 && mkdir(buf, 0777) != 0 && errno != EEXIST)
+      return cli_fail("%s: cannot create the folder: %s", buf, strerror(errno));
+    if (i < len) buf[i] = '/';
+  }
+  if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return cli_fail("%s: cannot create the folder%s", path, "");
+  return 0;
+}
+
+int lens_make_parents(const char *path) {
+  char buf[4096];
+  const char *slash = strrchr(path, '/');
+  size_t n;
+  if (!slash || slash == path) return 0;
+  n = (size_t)(slash - path);
+  if (n >= sizeof buf) return cli_fail("%s: path too long%s", path, "");
+  memcpy(buf, path, n);
+  buf[n] = 0;
+  return lens_make_dirs(buf);
+}
+
+static int ends_with_nocase(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix), i;
+  if (n < k) return 0;
+  for (i = 0; i < k; i++)
+    if (tolower((unsigned char)s[n - k + i]) != suffix[i]) return 0;
+  return 1;
+}
+
+lens_format lens_format_of(const char *path) {
+  if (ends_with_nocase(path, ".npy")) return LENS_FMT_NPY;
+  if (ends_with_nocase(path, ".fits") || ends_with_nocase(path, ".fit") || ends_with_nocase(path, ".fts")) return LENS_FMT_FITS;
+  if (ends_with_nocase(path, ".csv")) return LENS_FMT_CSV;
+  if (ends_with_nocase(path, ".png")) return LENS_FMT_PNG;
+  return LENS_FMT_NONE;
+}
+
+lens_format lens_out_format(const char *flag, const char *path, int accepted) {
+  static const struct { int fmt; const char *ext; } names[] = {
+    {LENS_FMT_NPY, ".npy"}, {LENS_FMT_FITS, ".fits"}, {LENS_FMT_CSV, ".csv"}, {LENS_FMT_PNG, ".png"}};
+  lens_format f = lens_format_of(path);
+  char list[64] = "";
+  size_t i;
+  if (f != LENS_FMT_NONE && (accepted & (int)f)) return f;
+  for (i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (accepted & names[i].fmt) {
+      if (list[0]) strcat(list, ", ");
+      strcat(list, names[i].ext);
+    }
+  lens_usage("%s %s: the format follows the extension; this command writes %s", flag, path, list);
+  return LENS_FMT_NONE;
+}
+
+int lens_out_folder(const char *flag, const char *path) {
+  if (lens_format_of(path) != LENS_FMT_NONE || ends_with_nocase(path, ".safetensors"))
+    return lens_usage("%s %s: names a folder (the command writes several files into it), not a file", flag, path);
+  return 0;
+}
+
+int lens_preprocess_parse(const char *text, int *out) {
+  if (!strcmp(text, "minmax")) *out = 1;
+  else if (!strcmp(text, "none")) *out = 0;
+  else return lens_usage("--preprocess takes minmax or none, not '%s'", text);
+  return 0;
+}
+
+int lens_preprocess_resolve(const lensnet_model *m, int flag) {
+  const char *v = lensnet_model_meta(m, "preprocess"), *legacy = lensnet_model_meta(m, "train.minmax");
+  if (flag != LENS_PREPROCESS_UNSET) return flag;
+  if (v) {
+    if (!strcmp(v, "none")) return 0;
+    if (strcmp(v, "minmax")) {
+      fprintf(stderr, "lens: the model asks for preprocess=%s, which lens does not know; choose with --preprocess minmax|none\n", v);
+      return -1;
+    }
+    fprintf(stderr, "lens: applying the model's min-max normalisation (metadata preprocess=minmax); --preprocess none to skip\n");
+    return 1;
+  }
+  if (legacy && atof(legacy) == 1.0) {
+    fprintf(stderr, "lens: applying the model's min-max normalisation (metadata train.minmax=1); --preprocess none to skip\n");
+    return 1;
+  }
+  return 0;
+}
+
+double lens_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void lens_progress_start(lens_progress *p) {
+  memset(p, 0, sizeof *p);
+  p->start = lens_seconds();
+  p->last = -1.0;
+  p->enabled = isatty(2);
+}
+
+int lens_progress_format(char *buf, size_t cap, const char *label, size_t done, size_t total, const char *unit,
+                         double elapsed, double eta, const char *extra) {
+  static const char bar[] = "==============================";
+  int filled = total ? (int)(30.0 * (double)(done < total ? done : total) / (double)total) : 30;
+  double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
+  long left;
+  if (eta < 0) eta = rate > 0 && total > done ? (double)(total - done) / rate : 0.0;
+  left = (long)(eta + 0.5);
+  return snprintf(buf, cap, "%s [%.*s%*s] %lu/%lu %.0f %s/s ETA %ld:%02ld%s%s", label, filled, bar, 30 - filled, "",
+                  (unsigned long)done, (unsigned long)total, rate, unit, left / 60, left % 60, extra && *extra ? " " : "",
+                  extra ? extra : "");
+}
+
+void lens_progress_show(lens_progress *p, const char *label, size_t done, size_t total, const char *unit, double eta,
+                        const char *extra) {
+  char line[512];
+  double now;
+  if (!p->enabled) return;
+  now = lens_seconds();
+  if (p->last >= 0 && now - p->last < 0.25 && done != total) return;
+  p->last = now;
+  lens_progress_format(line, sizeof line, label, done, total, unit, now - p->start, eta, extra);
+  fprintf(stderr, "\r%s   ", line);
+  fflush(stderr);
+  p->shown = 1;
+}
+
+void lens_progress_end(lens_progress *p) {
+  if (p->shown) fputc('\n', stderr);
+  p->shown = 0;
+}

@@ -1,0 +1,71 @@
+/* cli.h - the conventions every `lens` subcommand follows, in one place.
+ *
+ * Exit status: 0 success; 1 a failure (a file cannot be read or written, its content is wrong,
+ * the computation failed); 2 a usage error (an unknown, missing or repeated option, a value out
+ * of range or not among the accepted ones, including values the loaded model or file rejects
+ * such as --layer, --target, --index, --channels).
+ *
+ * --out: missing parent directories are created. A file's format follows its extension, and
+ * an extension the subcommand does not write is refused (exit 2) with the accepted ones named.
+ * Subcommands whose --out is a folder (sim, train, explain) refuse a name with a file extension.
+ *
+ * Progress: a line with the rate and the time left, redrawn on stderr at most four times a
+ * second, only when stderr is a terminal.
+ *
+ * Preprocessing: a model's metadata "preprocess" (minmax | none; older files: train.minmax = 1)
+ * is applied unless --preprocess says otherwise, with a note on stderr. */
+#ifndef LENS_CLI_H
+#define LENS_CLI_H
+#include <stddef.h>
+#include "lensnet.h"
+
+#define LENS_EXIT_OK 0
+#define LENS_EXIT_FAIL 1
+#define LENS_EXIT_USAGE 2
+
+/* Prints "lens: <message>" to stderr and returns LENS_EXIT_USAGE. */
+int lens_usage(const char *fmt, ...);
+
+/* Creates `path` and any missing parent directories (mkdir -p). 0, or prints and returns 1. */
+int lens_make_dirs(const char *path);
+/* Creates the missing parent directories of the file `path`. 0, or prints and returns 1. */
+int lens_make_parents(const char *path);
+
+/* Output formats an --out name can ask for. */
+typedef enum { LENS_FMT_NONE = 0, LENS_FMT_NPY = 1, LENS_FMT_FITS = 2, LENS_FMT_CSV = 4, LENS_FMT_PNG = 8 } lens_format;
+/* The format named by the extension of `path` (.npy, .fits/.fit/.fts, .csv, .png; any case), or
+ * LENS_FMT_NONE. */
+lens_format lens_format_of(const char *path);
+/* The format of `path` if it is among `accepted` (an OR of lens_format); otherwise prints
+ * "<flag> PATH: ... accepted: .npy, .fits" and returns LENS_FMT_NONE (the caller exits 2). */
+lens_format lens_out_format(const char *flag, const char *path, int accepted);
+/* For --out options naming a folder: 0, or prints why a name with a file extension is refused
+ * and returns LENS_EXIT_USAGE. */
+int lens_out_folder(const char *flag, const char *path);
+
+/* --preprocess minmax|none (and --minmax): -1 not given, 0 none, 1 minmax. */
+#define LENS_PREPROCESS_UNSET (-1)
+/* Parses the value of --preprocess into *out; 0, or prints and returns LENS_EXIT_USAGE. */
+int lens_preprocess_parse(const char *text, int *out);
+/* The normalisation to apply: the flag if given, else the model's metadata (preprocess, or
+ * train.minmax = 1 for older files), saying once on stderr when the model's choice is applied.
+ * Returns 0 (none) or 1 (minmax), or -1 after printing an error (an unknown metadata value). */
+int lens_preprocess_resolve(const lensnet_model *m, int flag);
+
+/* Progress line. */
+typedef struct {
+  double start, last;   /* seconds (monotonic) */
+  int enabled, shown;   /* stderr is a terminal; a line is on screen */
+} lens_progress;
+void lens_progress_start(lens_progress *p);
+/* Redraws "LABEL [====    ] DONE/TOTAL RATE UNIT/s ETA M:SS EXTRA" when due (or when done ==
+ * total). eta < 0: from the rate and total - done; the rate is done / elapsed. */
+void lens_progress_show(lens_progress *p, const char *label, size_t done, size_t total, const char *unit, double eta,
+                        const char *extra);
+/* Ends the line (a newline) if one is on screen. */
+void lens_progress_end(lens_progress *p);
+/* The line itself, without "\r": what lens_progress_show prints. Returns the length. */
+int lens_progress_format(char *buf, size_t cap, const char *label, size_t done, size_t total, const char *unit,
+                         double elapsed, double eta, const char *extra);
+double lens_seconds(void);
+#endif
