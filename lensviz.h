@@ -1,4 +1,4 @@
-/* lensviz.h - what a lens finder looks at, and pictures of it - v0.1 - MIT licence
+/* lensviz.h - what a lens finder looks at, and pictures of it - v0.3.0 - MIT licence
  *
  * Interpretability for the CNNs of lensnet.h (occlusion, saliency, guided backprop, Grad-CAM,
  * guided Grad-CAM, integrated gradients, SmoothGrad, class images, deep dream, filter images,
@@ -116,6 +116,12 @@
  */
 #ifndef LENSVIZ_H
 #define LENSVIZ_H
+
+/* The toolkit's version, shared by lensnet.h, lenssim.h and lensviz.h (semantic versioning). */
+#define LENSVIZ_VERSION_MAJOR 0
+#define LENSVIZ_VERSION_MINOR 3
+#define LENSVIZ_VERSION_PATCH 0
+#define LENSVIZ_VERSION_STRING "0.3.0"
 
 #include "lensnet.h"
 
