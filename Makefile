@@ -1,4 +1,5 @@
-# lens toolkit: `make` builds the lens tool, `make test` runs every test, `make bench` the benchmarks.
+# lens toolkit: `make` builds the lens tool (build/lens), `make test` runs every test, `make bench`
+# the benchmarks, `make install PREFIX=...` installs; docs/install.md has the prerequisites.
 CC       ?= cc
 CFLAGS   ?= -O2
 STRICT   := -std=c99 -Wall -Wextra -pedantic
@@ -8,6 +9,38 @@ ALL_CFLAGS = $(STRICT) $(CFLAGS) $(ARCHFLAGS) $(CFLAGS_EXTRA) -I.
 LDLIBS   = -lm -lpthread
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 SHARED  ?= ../shared
+
+# Where `make` puts the tool (the tests keep their files in build/).
+BUILD   ?= build
+
+# PNG output goes through stb_image_write.h (Debian: libstb-dev). STB_INCLUDE=DIR takes it from DIR
+# (DIR/stb_image_write.h or DIR/stb/stb_image_write.h) and only from there; NO_PNG=1 builds without
+# it (lensviz.h's LENSVIZ_NO_PNG): every command that would write PNG then says so and exits 1.
+NO_PNG      ?=
+STB_INCLUDE ?=
+ifneq ($(filter-out 0 no,$(NO_PNG)),)
+PNG_CFLAGS = -DLENSVIZ_NO_PNG
+else ifneq ($(STB_INCLUDE),)
+PNG_CFLAGS = -I$(STB_INCLUDE) $(if $(wildcard $(STB_INCLUDE)/stb_image_write.h),-DLENSVIZ_STB_IMAGE_WRITE='"stb_image_write.h"')
+else
+PNG_CFLAGS =
+endif
+ALL_CFLAGS += $(PNG_CFLAGS)
+# The PNG choice is recorded in $(PNG_STAMP), so switching it rebuilds what depends on it.
+PNG_STAMP = $(BUILD)/png-config
+
+# The toolkit's version, from lensnet.h (lenssim.h and lensviz.h carry the same).
+VERSION := $(shell sed -n 's/^.define LENSNET_VERSION_STRING "\(.*\)"$$/\1/p' lensnet.h)
+
+# make install PREFIX=... [DESTDIR=...]
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+BINDIR       ?= $(PREFIX)/bin
+INCLUDEDIR   ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(PREFIX)/lib/pkgconfig
+DATADIR      ?= $(PREFIX)/share/lens
+INSTALL_HEADERS = lensnet.h lenssim.h lensviz.h
+INSTALL_WEIGHTS = $(wildcard weights/*.safetensors) $(wildcard weights/*.md)
 
 HEADERS   = $(wildcard lens*.h)
 TOOL_SRC  = $(wildcard tools/*.c)
@@ -21,19 +54,19 @@ EXAMPLES  = $(EXAMPLE_SRC:examples/%.c=build/examples/%)
 BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
-.PHONY: all tools examples test test-fast warnings bench bench-setup weights demo clean
+.PHONY: all tools examples test test-fast warnings bench bench-setup weights demo samples clean check-stb deps install uninstall FORCE
 all: tools
-tools: build/lens
+tools: $(BUILD)/lens
 
-build/lens: $(TOOL_SRC) $(TOOL_HDR) $(HEADERS) | build
+$(BUILD)/lens: $(TOOL_SRC) $(TOOL_HDR) $(HEADERS) $(PNG_STAMP) | check-stb $(BUILD)
 	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_SRC) $(LDLIBS)
 
-build/test_%: tests/test_%.c tests/check.h $(HEADERS) | build
+build/test_%: tests/test_%.c tests/check.h $(HEADERS) $(PNG_STAMP) | check-stb build
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
-build/san/test_%: tests/test_%.c tests/check.h $(HEADERS) | build
+build/san/test_%: tests/test_%.c tests/check.h $(HEADERS) $(PNG_STAMP) | check-stb build
 	@mkdir -p build/san
-	$(CC) $(STRICT) -O1 -g $(ARCHFLAGS) $(CFLAGS_EXTRA) -I. $(SAN) -o $@ $< $(LDLIBS)
+	$(CC) $(STRICT) -O1 -g $(ARCHFLAGS) $(CFLAGS_EXTRA) $(PNG_CFLAGS) -I. $(SAN) -o $@ $< $(LDLIBS)
 
 build/bench_%: tests/bench_%.c $(HEADERS) | build
 	$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(LDLIBS)
@@ -44,31 +77,83 @@ build/examples/%: examples/%.c $(HEADERS) | build
 
 examples: $(EXAMPLES)
 
-build/cxx_compile: tests/cxx_compile.cpp $(HEADERS) | build
-	$(CXX) -std=c++11 -Wall -Wextra -pedantic -O1 -I. -o $@ $< -lm
+build/cxx_compile: tests/cxx_compile.cpp $(HEADERS) $(PNG_STAMP) | check-stb build
+	$(CXX) -std=c++11 -Wall -Wextra -pedantic -O1 $(PNG_CFLAGS) -I. -o $@ $< -lm
 
-build:
-	@mkdir -p build
+$(sort build $(BUILD)):
+	@mkdir -p $@
+
+# Rewritten only when NO_PNG or STB_INCLUDE change, so that a switch rebuilds the tool.
+$(PNG_STAMP): FORCE | $(BUILD)
+	@c='NO_PNG=$(NO_PNG) STB_INCLUDE=$(STB_INCLUDE)'; [ "$$(cat $@ 2>/dev/null)" = "$$c" ] || echo "$$c" > $@
+FORCE:
+
+# stb_image_write.h, looked for before anything compiles: in STB_INCLUDE when given, else where the
+# compiler finds it (<stb/stb_image_write.h>, as Debian installs it, or "stb_image_write.h").
+check-stb:
+ifeq ($(PNG_CFLAGS),-DLENSVIZ_NO_PNG)
+	@:
+else
+ifneq ($(STB_INCLUDE),)
+	@if [ ! -f '$(STB_INCLUDE)/stb_image_write.h' ] && [ ! -f '$(STB_INCLUDE)/stb/stb_image_write.h' ]; then \
+	  $(call stb_missing,in STB_INCLUDE=$(STB_INCLUDE) (as stb_image_write.h or stb/stb_image_write.h)); fi
+else
+	@for h in '<stb/stb_image_write.h>' '"stb_image_write.h"'; do \
+	  printf '#include %s\n' "$$h" | $(CC) $(ALL_CFLAGS) -E -x c - -o /dev/null >/dev/null 2>&1 && exit 0; \
+	done; \
+	$(call stb_missing,on the compiler's include path (as <stb/stb_image_write.h> or "stb_image_write.h"))
+endif
+endif
+define stb_missing
+printf '%s\n' \
+  "" \
+  "Missing stb_image_write.h: not found $(subst ",\",$(1))." \
+  "The lens tool writes PNG pictures through it (lens explain, lens plot, lens sim --png)." \
+  "Install it with one of:" \
+  "  Debian/Ubuntu:  sudo apt-get install libstb-dev     (or: make deps)" \
+  "  Fedora:         sudo dnf install stb_image_write-devel" \
+  "  vcpkg:          vcpkg install stb, then: make STB_INCLUDE=<vcpkg root>/installed/<triplet>/include" \
+  "  macOS/Homebrew, or anywhere: copy the single header into a folder DIR, e.g." \
+  "                  mkdir -p DIR && curl -Lo DIR/stb_image_write.h https://raw.githubusercontent.com/nothings/stb/master/stb_image_write.h" \
+  "                  then: make STB_INCLUDE=DIR" \
+  "or build without PNG output (everything else works):  make NO_PNG=1" \
+  "See docs/install.md." "" >&2; exit 1
+endef
+
+# Installs stb_image_write.h on Debian-like systems (apt-get; through sudo when not root).
+deps:
+	@if ! command -v apt-get >/dev/null 2>&1; then \
+	  echo "make deps: no apt-get here (it installs Debian's libstb-dev); see docs/install.md for other systems" >&2; exit 1; \
+	fi; \
+	sudo=; if [ "$$(id -u)" -ne 0 ]; then \
+	  if command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	  else echo "make deps: not root and no sudo; as root run: apt-get install libstb-dev" >&2; exit 1; fi; \
+	fi; \
+	echo "$${sudo:+$$sudo }apt-get install -y libstb-dev"; \
+	$$sudo apt-get install -y libstb-dev || { $$sudo apt-get update && $$sudo apt-get install -y libstb-dev; }
 
 # The promise that the build is warning-free, kept by every `make test`: the tool's sources (which
 # hold every header's implementation) under gcc and clang with -Werror, where installed.
-warnings:
+warnings: | check-stb
 	@for cc in gcc clang; do \
 	  if command -v $$cc >/dev/null 2>&1; then \
-	    for f in $(TOOL_SRC); do $$cc $(STRICT) -Werror -O2 $(ARCHFLAGS) -I. -c $$f -o /dev/null || exit 1; done; \
+	    for f in $(TOOL_SRC); do $$cc $(STRICT) -Werror -O2 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c $$f -o /dev/null || exit 1; done; \
 	    echo "warning-free: $$cc $(STRICT) -O2"; \
 	  fi; \
 	done
 
 # Every test binary prints "N passed, N failed"; tests/run.sh runs them all and sums.
-test: warnings build/lens $(EXAMPLES) $(TESTS) $(SAN_TESTS) build/cxx_compile
-	@LENS=build/lens SHARED=$(SHARED) sh tests/run.sh $(TESTS) build/cxx_compile $(SAN_TESTS)
+# The shell tests (tests/test_*.sh) run make themselves, with the same compiler and flags.
+TEST_SH   = $(wildcard tests/test_*.sh)
+TEST_ENV  = LENS=$(BUILD)/lens SHARED=$(SHARED) CC='$(CC)' CFLAGS='$(CFLAGS)' ARCHFLAGS='$(ARCHFLAGS)' CFLAGS_EXTRA='$(CFLAGS_EXTRA)'
+test: warnings $(BUILD)/lens $(EXAMPLES) $(TESTS) $(SAN_TESTS) build/cxx_compile
+	@$(TEST_ENV) sh tests/run.sh $(TESTS) build/cxx_compile $(SAN_TESTS) $(TEST_SH)
 
-test-fast: build/lens $(TESTS)
-	@LENS=build/lens SHARED=$(SHARED) sh tests/run.sh $(TESTS)
+test-fast: $(BUILD)/lens $(TESTS)
+	@$(TEST_ENV) sh tests/run.sh $(TESTS)
 
-bench: build/lens $(BENCHES)
-	@LENS=build/lens SHARED=$(SHARED) ORT_DIR=$(ORT_DIR) sh tests/bench.sh $(BENCHES)
+bench: $(BUILD)/lens $(BENCHES)
+	@LENS=$(BUILD)/lens SHARED=$(SHARED) ORT_DIR=$(ORT_DIR) sh tests/bench.sh $(BENCHES)
 
 # The peers `make bench` measures beside the toolkit (Debian; as root or with sudo).
 bench-setup:
@@ -89,6 +174,31 @@ weights: build/lens
 	build/lens plot roc --scores $(WEIGHTS_RUN)/test_scores.csv --labels $(WEIGHTS_RUN)/test/labels.csv --out $(WEIGHTS_RUN)/roc.png
 	cp $(WEIGHTS_RUN)/run/best.safetensors weights/ou66-sim.safetensors
 
+# The tool, the headers, a pkg-config file (lens.pc) and the released weights with their cards:
+#   $(PREFIX)/bin/lens, $(PREFIX)/include/lens{net,sim,viz}.h, $(PKGCONFIGDIR)/lens.pc,
+#   $(PREFIX)/share/lens/weights/. DESTDIR is prepended to every path (for packaging).
+install: $(BUILD)/lens
+	install -d '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(PKGCONFIGDIR)' '$(DESTDIR)$(DATADIR)/weights'
+	install -m 755 $(BUILD)/lens '$(DESTDIR)$(BINDIR)/lens'
+	install -m 644 $(INSTALL_HEADERS) '$(DESTDIR)$(INCLUDEDIR)/'
+	install -m 644 $(INSTALL_WEIGHTS) '$(DESTDIR)$(DATADIR)/weights/'
+	@printf '%s\n' \
+	  'prefix=$(PREFIX)' \
+	  'includedir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))' \
+	  'weightsdir=$(patsubst $(PREFIX)/%,$${prefix}/%,$(DATADIR)/weights)' \
+	  '' \
+	  'Name: lens' \
+	  'Description: single-header C99 lens toolkit: lensnet.h (CNN lens finders), lenssim.h (lens simulator), lensviz.h (interpretability)' \
+	  'Version: $(VERSION)' \
+	  'Cflags: -I$${includedir}$(if $(STB_INCLUDE), -I$(abspath $(STB_INCLUDE)))$(if $(filter -DLENSVIZ_NO_PNG,$(PNG_CFLAGS)), -DLENSVIZ_NO_PNG)' \
+	  'Libs: -lm -lpthread' > '$(DESTDIR)$(PKGCONFIGDIR)/lens.pc'
+	@echo "installed lens $(VERSION) under $(DESTDIR)$(PREFIX) (pkg-config file: $(DESTDIR)$(PKGCONFIGDIR)/lens.pc)"
+
+uninstall:
+	rm -f '$(DESTDIR)$(BINDIR)/lens' $(addprefix '$(DESTDIR)$(INCLUDEDIR)/,$(addsuffix ',$(INSTALL_HEADERS))) '$(DESTDIR)$(PKGCONFIGDIR)/lens.pc'
+	rm -f $(addprefix '$(DESTDIR)$(DATADIR)/weights/,$(addsuffix ',$(notdir $(INSTALL_WEIGHTS))))
+	rmdir '$(DESTDIR)$(DATADIR)/weights' '$(DESTDIR)$(DATADIR)' 2>/dev/null || true
+
 clean:
 	rm -rf build
 
@@ -102,7 +212,6 @@ demo: build/lens
 # objects 0-3 of seed 2022 (two lenses, two non-lenses), as one-band VIS cutouts at 0.1"/px for
 # OU_VIS and as four one-band files at 0.3"/px per object, listed in samples/objects.txt, for OU_66.
 SAMPLES_RUN = build/samples
-.PHONY: samples
 samples: build/lens build/split_bands
 	rm -rf $(SAMPLES_RUN) samples/vis samples/ou66
 	mkdir -p samples/vis samples/ou66

@@ -1,4 +1,4 @@
-/* lensnet.h - a CNN engine for finding strong gravitational lenses - v0.1 - MIT licence
+/* lensnet.h - a CNN engine for finding strong gravitational lenses - v0.3.0 - MIT licence
  *
  * Runs and trains convolutional lens finders in plain C99: the released OU-66 / OU-200 finders
  * of Wilde et al. 2022 (MNRAS 512, 3464) load unmodified from safetensors and reproduce
@@ -105,6 +105,12 @@
  */
 #ifndef LENSNET_H
 #define LENSNET_H
+
+/* The toolkit's version, shared by lensnet.h, lenssim.h and lensviz.h (semantic versioning). */
+#define LENSNET_VERSION_MAJOR 0
+#define LENSNET_VERSION_MINOR 3
+#define LENSNET_VERSION_PATCH 0
+#define LENSNET_VERSION_STRING "0.3.0"
 
 #include <stddef.h>
 #include <stdint.h>

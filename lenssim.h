@@ -1,4 +1,4 @@
-/* lenssim.h - strong gravitational lens simulator that agrees with lenstronomy - v0.2
+/* lenssim.h - strong gravitational lens simulator that agrees with lenstronomy - v0.3.0
  *                                                    public domain or MIT (see the end of the file)
  *
  * MANUAL
@@ -194,6 +194,12 @@
  */
 #ifndef LENSSIM_H
 #define LENSSIM_H
+
+/* The toolkit's version, shared by lensnet.h, lenssim.h and lensviz.h (semantic versioning). */
+#define LENSSIM_VERSION_MAJOR 0
+#define LENSSIM_VERSION_MINOR 3
+#define LENSSIM_VERSION_PATCH 0
+#define LENSSIM_VERSION_STRING "0.3.0"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* lensviz.h - what a lens finder looks at, and pictures of it - v0.1 - MIT licence
+/* lensviz.h - what a lens finder looks at, and pictures of it - v0.3.0 - MIT licence
  *
  * Interpretability for the CNNs of lensnet.h (occlusion, saliency, guided backprop, Grad-CAM,
  * guided Grad-CAM, integrated gradients, SmoothGrad, class images, deep dream, filter images,
@@ -70,7 +70,7 @@
  *   f(I) = asinh(Q I / stretch) / Q, every band scaled by f(I) / I, colours kept when clipping.
  *   Text: a 5x7 bitmap font (ASCII 32..126) in 6x8 cells, drawn at integer scales.
  *   Panels, colour bars, line plots (ROC, PR, training history), histograms, confusion matrices.
- *   Files: lensviz_png_write (stb_image_write.h; compiled out by LENSVIZ_NO_PNG) and
+ *   Files: lensviz_png_write (stb_image_write.h; an error saying so under LENSVIZ_NO_PNG) and
  *   lensviz_gif_write (animated, looping; a fixed 256-colour palette: a 6x6x6 colour cube and 40
  *   greys, no dithering). Both write `path.tmp` and rename it, so a reader never sees half a file.
  *
@@ -81,7 +81,8 @@
  * CONFIGURATION (define before including the implementation)
  *   LENSVIZ_MALLOC / LENSVIZ_FREE   both or none (default: libc malloc and free)
  *   LENSVIZ_STATIC                  make every function static
- *   LENSVIZ_NO_PNG                  no stb_image_write.h, no lensviz_png_write
+ *   LENSVIZ_NO_PNG                  no stb_image_write.h; lensviz_png_write returns
+ *                                   LENSNET_ERR_UNSUPPORTED (LENSVIZ_HAS_PNG is 0)
  *   LENSVIZ_STB_IMAGE_WRITE         the include path of stb_image_write.h, in quotes or <>
  *   LENSVIZ_MAX_PIXELS              largest picture a writer accepts (default 2^26 pixels)
  *
@@ -116,6 +117,12 @@
  */
 #ifndef LENSVIZ_H
 #define LENSVIZ_H
+
+/* The toolkit's version, shared by lensnet.h, lenssim.h and lensviz.h (semantic versioning). */
+#define LENSVIZ_VERSION_MAJOR 0
+#define LENSVIZ_VERSION_MINOR 3
+#define LENSVIZ_VERSION_PATCH 0
+#define LENSVIZ_VERSION_STRING "0.3.0"
 
 #include "lensnet.h"
 
@@ -334,10 +341,14 @@ LENSVIZ_API size_t lensviz_pr(const float *scores, const int *labels, size_t n, 
 /* ---------------------------------------------------------------------------------------------
  * Files
  * ------------------------------------------------------------------------------------------- */
-#ifndef LENSVIZ_NO_PNG
-/* PNG (RGB8), through path.tmp and a rename. */
-LENSVIZ_API lensnet_result lensviz_png_write(const char *path, const lensviz_image *img, lensnet_error *err);
+/* PNG (RGB8), through path.tmp and a rename. Built with LENSVIZ_NO_PNG it writes nothing and
+ * returns LENSNET_ERR_UNSUPPORTED with a message saying so; LENSVIZ_HAS_PNG tells which build it is. */
+#ifdef LENSVIZ_NO_PNG
+#define LENSVIZ_HAS_PNG 0
+#else
+#define LENSVIZ_HAS_PNG 1
 #endif
+LENSVIZ_API lensnet_result lensviz_png_write(const char *path, const lensviz_image *img, lensnet_error *err);
 /* Animated GIF of `count` frames of equal size, delay in hundredths of a second, looping forever. */
 LENSVIZ_API lensnet_result lensviz_gif_write(const char *path, const lensviz_image *frames, size_t count, int delay_cs,
                                              lensnet_error *err);
@@ -2422,6 +2433,13 @@ LENSVIZ_API lensnet_result lensviz_png_write(const char *path, const lensviz_ima
   r = lensviz__write_file(path, b.data, b.len, err);
   lensviz_free(b.data);
   return r;
+}
+#else
+LENSVIZ_API lensnet_result lensviz_png_write(const char *path, const lensviz_image *img, lensnet_error *err) {
+  (void)img;
+  return lensviz__fail(err, LENSNET_ERR_UNSUPPORTED,
+                       "%.120s: cannot write PNG: built without PNG support (LENSVIZ_NO_PNG, no stb_image_write.h); "
+                       "rebuild with stb_image_write.h to write PNG", path);
 }
 #endif
 

@@ -4,6 +4,11 @@
 #include <stdarg.h>
 #include <string.h>
 #include "lens_cmds.h"
+#include "lenssim.h"
+#include "lensviz.h"
+
+/* The tool's version: the toolkit's, which the three headers share. */
+#define LENS_TOOL_VERSION LENSNET_VERSION_STRING
 
 typedef struct {
   const char *name;
@@ -45,9 +50,34 @@ int lens_fail_err(const lensnet_error *err) {
 
 static void usage(FILE *f) {
   size_t i;
-  fprintf(f, "usage: lens <command> [options]   (lens <command> --help for its options)\n\ncommands:\n");
+  fprintf(f, "usage: lens <command> [options]   (lens <command> --help for its options)\n"
+             "       lens --version\n\ncommands:\n");
   for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+}
+
+static void version(void) {
+  printf("lens %s\n", LENS_TOOL_VERSION);
+  printf("lensnet.h %s\n", LENSNET_VERSION_STRING);
+  printf("lenssim.h %s\n", LENSSIM_VERSION_STRING);
+  printf("lensviz.h %s\n", LENSVIZ_VERSION_STRING);
+  printf("PNG output: %s\n", LENSVIZ_HAS_PNG ? "yes (stb_image_write.h)" : "no (built with NO_PNG=1 / LENSVIZ_NO_PNG)");
+}
+
+/* A build without stb_image_write.h (make NO_PNG=1) cannot write PNG: the commands and options
+ * that would are refused up front, before any work, rather than failing at their first picture.
+ * Returns the use that needs PNG ("lens plot", "lens sim --png"), or NULL. */
+static const char *png_use(int argc, char **argv) {
+  int i;
+  if (LENSVIZ_HAS_PNG) return NULL;
+  for (i = 2; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return NULL;
+  if (!strcmp(argv[1], "explain")) return "lens explain";
+  if (!strcmp(argv[1], "plot")) return "lens plot";
+  if (!strcmp(argv[1], "sim"))
+    for (i = 2; i < argc; i++)
+      if (!strcmp(argv[i], "--png")) return "lens sim --png";
+  return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -56,6 +86,15 @@ int main(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
+  if (!strcmp(argv[1], "--version")) {
+    version();
+    return 0;
+  }
+  if (png_use(argc, argv))
+    return lens_fail("%s writes PNG, but this lens was built without PNG support (make NO_PNG=1: no stb_image_write.h).\n"
+                     "To rebuild with it: install stb_image_write.h (Debian/Ubuntu: sudo apt-get install libstb-dev, or make deps),\n"
+                     "then run make (see docs/install.md)",
+                     png_use(argc, argv));
   for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
     if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
   fprintf(stderr, "lens: unknown command '%s'\n", argv[1]);
