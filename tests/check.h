@@ -1,4 +1,4 @@
-/* check.h - the tests' tiny harness: CHECK counts, check_summary() prints "N passed, N failed". */
+/* check.h - the tests' tiny harness: CHECK counts, SKIP explains, check_summary() prints "N passed, N failed". */
 #ifndef LENS_CHECK_H
 #define LENS_CHECK_H
 #include <stdio.h>
@@ -15,14 +15,29 @@ static int check__passed = 0, check__failed = 0;
 /* A named sub-test: prints its name and whether every CHECK inside passed. */
 #define TEST(name) for (int check__once = (printf("-- %s\n", name), 1); check__once; check__once = 0)
 
-static const char *check_shared_dir(void);
-static const char *check_shared_dir(void) {
-  const char *s = getenv("SHARED");
-  return s && *s ? s : "../shared";
+/* Where the reference files live: $LENS_TEST_DATA, else tests/data of this repository (make
+ * runs the tests from the repository root). tests/data/README.md lists what is there. */
+static const char *check_data_dir(void);
+static const char *check_data_dir(void) {
+  const char *s = getenv("LENS_TEST_DATA");
+  return s && *s ? s : "tests/data";
 }
 
+/* Whether a file can be opened: an optional reference that is missing is a SKIP, not a FAIL. */
+static int check_file_exists(const char *path);
+static int check_file_exists(const char *path) {
+  FILE *f = fopen(path, "rb");
+  int found = f != NULL;
+  if (f) fclose(f);
+  return found;
+}
+
+/* A check that cannot run here, with the reason; it counts neither as passed nor as failed. */
+#define SKIP(...) do { printf("SKIP "); printf(__VA_ARGS__); printf("\n"); } while (0)
+
 static int check_summary(void) {
-  (void)check_shared_dir;
+  (void)check_data_dir;
+  (void)check_file_exists;
   printf("%d passed, %d failed\n", check__passed, check__failed);
   return check__failed ? 1 : 0;
 }

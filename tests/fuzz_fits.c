@@ -3,7 +3,7 @@
  * Build and run (clang with the libFuzzer runtime, Debian package libclang-rt-14-dev or newer):
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. tests/fuzz_fits.c -o build/fuzz_fits -lm
- *   mkdir -p build/fuzz_corpus && cp ../shared/data/fits/arange.fits ../shared/data/fits/test0.fits build/fuzz_corpus/
+ *   mkdir -p build/fuzz_corpus && cp tests/data/fits/arange.fits tests/data/fits/test0.fits build/fuzz_corpus/
  *   ./build/fuzz_fits -max_len=65536 -max_total_time=120 build/fuzz_corpus
  *
  * Add -DFUZZ_FITS_ONLY to leave the .npy reader out. Each input is read as a FITS file (the HDU

@@ -1,6 +1,6 @@
 /* test_fits.c - FITS reader and writer, and the robustness of the FITS and .npy parsers.
  *
- * Expected values come from ../shared/data/fits/MANIFEST.json (what astropy reads from the
+ * Expected values come from tests/data/fits/MANIFEST.json (what astropy reads from the
  * same files) or from bytes built by hand in this file, never from the code under test. */
 #define _POSIX_C_SOURCE 200809L /* opendir */
 #define LENSNET_IMPLEMENTATION
@@ -213,9 +213,9 @@ static void test_manifest(void) {
   lensnet_json *doc = NULL;
   lensnet_error e;
   int files = 0, hdus = 0, images = 0, with_shape = 0;
-  snprintf(path, sizeof path, "%s/data/fits/MANIFEST.json", check_shared_dir());
+  snprintf(path, sizeof path, "%s/fits/MANIFEST.json", check_data_dir());
   text = slurp(path, &len);
-  CHECK(text != NULL, "cannot read %s (set SHARED)", path);
+  CHECK(text != NULL, "cannot read %s (tests/data, or set LENS_TEST_DATA)", path);
   if (!text) return;
   CHECK(lensnet_json_parse((const char *)text, len, &doc, &e) == LENSNET_OK, "MANIFEST.json: %s", e.message);
   free(text);
@@ -223,7 +223,7 @@ static void test_manifest(void) {
   for (f = 0; f < doc->count; f++) {
     const lensnet_json *list = &doc->items[f];
     int count = -1;
-    snprintf(path, sizeof path, "%s/data/%s", check_shared_dir(), list->key);
+    snprintf(path, sizeof path, "%s/%s", check_data_dir(), list->key);
     CHECK(lensnet_fits_hdu_count(path, &count, &e) == LENSNET_OK && count == (int)list->count,
           "%s: %d HDUs, manifest lists %d (%s)", list->key, count, (int)list->count, count < 0 ? e.message : "");
     for (h = 0; h < list->count; h++) {
@@ -243,7 +243,7 @@ static void test_first_image(void) {
   char path[1024];
   lensnet_tensor t;
   lensnet_error e;
-  snprintf(path, sizeof path, "%s/data/fits/o4sp040b0_raw.fits", check_shared_dir());
+  snprintf(path, sizeof path, "%s/fits/o4sp040b0_raw.fits", check_data_dir());
   CHECK(lensnet_fits_read(path, -1, &t, &e) == LENSNET_OK, "%s", e.message);
   /* manifest: HDU 1 is the first with data, 44 x 62, first value 1507 */
   CHECK(t.ndim == 2 && t.shape[0] == 44 && t.shape[1] == 62 && t.data[0] == 1507.0f, "HDU -1 must be HDU 1");
@@ -252,7 +252,7 @@ static void test_first_image(void) {
         "a missing HDU: %s", e.message);
   CHECK(lensnet_fits_read(path, -2, &t, &e) == LENSNET_ERR_ARG, "HDU -2 must be refused");
   CHECK(lensnet_fits_read("/nonexistent/x.fits", 0, &t, &e) == LENSNET_ERR_IO && strstr(e.message, "/nonexistent/x.fits"), "%s", e.message);
-  snprintf(path, sizeof path, "%s/data/fits/compressed_image.fits", check_shared_dir());
+  snprintf(path, sizeof path, "%s/fits/compressed_image.fits", check_data_dir());
   CHECK(lensnet_fits_read(path, -1, &t, &e) == LENSNET_ERR_UNSUPPORTED && strstr(e.message, "HDU 1 is a tile-compressed image"),
         "the first image is compressed: %s", e.message);
   CHECK(strncmp(e.message, path, 20) == 0, "errors start with the path: %s", e.message);
@@ -332,14 +332,15 @@ static void test_bologna(void) {
   int i, total = 0;
   for (i = 0; i < (int)(sizeof folders / sizeof folders[0]); i++) {
     int n;
-    snprintf(path, sizeof path, "%s/data/bologna-challenge1/%s", check_shared_dir(), folders[i]);
+    snprintf(path, sizeof path, "%s/bologna-challenge1/%s", check_data_dir(), folders[i]);
     n = walk_cutouts(path, &tally, 3);
     CHECK(n > 0, "%s holds no cutouts", path);
     total += n;
   }
   printf("   %d cutouts read, %d unreadable\n", tally.files, tally.bad);
-  /* the shared data set: 8 + 8 space-based, 6 per ground-based band folder */
-  CHECK(total == 64, "expected 64 cutouts, found %d", total);
+  /* the subset in tests/data: 2 + 2 space-based, 3 per ground-based lens band folder, 1 per
+   * non-lens band folder */
+  CHECK(total == 20, "expected 20 cutouts, found %d", total);
   CHECK(tally.bad == 0 && tally.sum_all > 0, "%d cutouts failed", tally.bad);
 }
 
@@ -626,7 +627,7 @@ static void test_truncations(void) {
     lensnet_tensor full;
     lensnet_error e;
     int wrong = 0, tried = 0;
-    snprintf(path, sizeof path, "%s/data/fits/%s", check_shared_dir(), files[k].file);
+    snprintf(path, sizeof path, "%s/fits/%s", check_data_dir(), files[k].file);
     whole = slurp(path, &len);
     CHECK(whole != NULL, "cannot read %s", path);
     if (!whole) continue;
@@ -663,7 +664,7 @@ static void test_mutations(void) {
     size_t len;
     unsigned char *whole;
     int iter;
-    snprintf(path, sizeof path, "%s/data/fits/%s", check_shared_dir(), names[k]);
+    snprintf(path, sizeof path, "%s/fits/%s", check_data_dir(), names[k]);
     whole = slurp(path, &len);
     if (!whole) { CHECK(0, "cannot read %s", path); continue; }
     for (iter = 0; iter < 600; iter++) {

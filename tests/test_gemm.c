@@ -371,7 +371,7 @@ static void test_without_packing_memory(void) {
 }
 
 int main(void) {
-  (void)check_shared_dir; /* part of the shared harness; this test needs no reference files */
+  (void)check_data_dir; /* part of the harness; this test needs no reference files */
   printf("best path: %s\n", lensnet_simd_name(lensnet_simd_best()));
   TEST("unavailable paths run the scalar kernel") test_unavailable_path_is_scalar();
   TEST("sgemm with K = 0, M = 0, N = 0") test_empty_products();

@@ -43,7 +43,7 @@ static double json_number(const lensnet_json *obj, const char *key) {
 }
 
 static void ref_path(char *buf, size_t len, const char *file) {
-  snprintf(buf, len, "%s/reference/lenstronomy/%s", check_shared_dir(), file);
+  snprintf(buf, len, "%s/lenstronomy/%s", check_data_dir(), file);
 }
 
 static lenssim_mass make_mass(lenssim_mass_kind kind) {
