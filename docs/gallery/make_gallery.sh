@@ -1,6 +1,6 @@
 #!/bin/sh
 # Remakes every picture of docs/gallery.md with the lens tool (run from the repository root
-# after `make`). Inputs: the released finders of Wilde et al. 2022 and their test inputs in
+# after `make`). Inputs: the released finders of Wilde et al. 2022 (weights/), their test inputs in
 # ../shared/reference/wilde2022, the Bologna challenge cutouts in ../shared/data, and a small
 # simulated ring / disc data set made below with NumPy.
 set -e
@@ -14,20 +14,20 @@ lens=build/lens
 
 # What OU-66 looks at in test input 0 (a ring around a bright lens galaxy).
 for method in gradcam saliency guided guided-gradcam ig smoothgrad; do
-  $lens explain --model $R/OU_66.safetensors --input $R/inputs_66.npy --index 0 --method $method --scale 2 --out $T
+  $lens explain --model weights/OU_66.safetensors --preprocess none --input $R/inputs_66.npy --index 0 --method $method --scale 2 --out $T
   cp $T/$method.png $G/$method.png
 done
-$lens explain --model $R/OU_66.safetensors --input $R/inputs_66.npy --method occlusion --patch 2 --stride 2 --scale 2 --frames 24 --out $T
+$lens explain --model weights/OU_66.safetensors --preprocess none --input $R/inputs_66.npy --method occlusion --patch 2 --stride 2 --scale 2 --frames 24 --out $T
 cp $T/occlusion.png $T/occlusion.gif $G/
-$lens explain --model $R/OU_66.safetensors --input $R/inputs_66.npy --method dream --octaves 3 --iterations 40 --scale 2 --frames 20 --out $T
+$lens explain --model weights/OU_66.safetensors --preprocess none --input $R/inputs_66.npy --method dream --octaves 3 --iterations 40 --scale 2 --frames 20 --out $T
 cp $T/dream.png $T/dream.gif $G/
-$lens explain --model $R/OU_66.safetensors --input $R/inputs_66.npy --method class-image --iterations 150 --scale 2 --out $T
+$lens explain --model weights/OU_66.safetensors --preprocess none --input $R/inputs_66.npy --method class-image --iterations 150 --scale 2 --out $T
 cp $T/class-image.png $G/
-$lens explain --model $R/OU_66.safetensors --input $R/inputs_66.npy --method filters --count 4 --iterations 60 --scale 2 --out $T
+$lens explain --model weights/OU_66.safetensors --preprocess none --input $R/inputs_66.npy --method filters --count 4 --iterations 60 --scale 2 --out $T
 cp $T/filters.png $G/
 
 # OU_VIS on the 16 space-based cutouts of the Bologna lens-finding challenge (8 lenses).
-$lens predict --model $R/OU_VIS.safetensors --resize --minmax $B/lens/*.fits $B/nolens/*.fits > $T/vis.csv
+$lens predict --model weights/OU_VIS.safetensors --resize $B/lens/*.fits $B/nolens/*.fits > $T/vis.csv
 awk -F, 'NR == 1 { print "label" } NR > 1 { print ($1 ~ /\/lens\//) ? 1 : 0 }' $T/vis.csv > $T/vis_labels.csv
 $lens plot roc --scores $T/vis.csv --labels $T/vis_labels.csv --name OU_VIS --width 480 --height 360 --out $G/roc.png
 $lens plot pr --scores $T/vis.csv --labels $T/vis_labels.csv --name OU_VIS --width 480 --height 360 --out $G/pr.png
