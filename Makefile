@@ -3,7 +3,10 @@
 CC       ?= cc
 CFLAGS   ?= -O2
 STRICT   := -std=c99 -Wall -Wextra -pedantic
-ARCHFLAGS ?= -march=native
+# Portable by default (baseline x86-64): lensnet.h picks its SIMD GEMM kernels from the CPU at
+# run time, so the binaries run on any x86-64 and are as fast as a -march=native build.
+# ARCHFLAGS=-march=native (or -mavx2 -mfma ...) still works and ties the binaries to such CPUs.
+ARCHFLAGS ?=
 CFLAGS_EXTRA ?=
 ALL_CFLAGS = $(STRICT) $(CFLAGS) $(ARCHFLAGS) $(CFLAGS_EXTRA) -I.
 LDLIBS   = -lm -lpthread

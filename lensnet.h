@@ -8,8 +8,8 @@
  *   In exactly one C or C++ file:
  *     #define LENSNET_IMPLEMENTATION
  *     #include "lensnet.h"
- *   elsewhere just #include "lensnet.h". Compile with -O2 (and -march=native, or -mavx2 -mfma,
- *   -mavx512f ..., for the SIMD GEMM kernels); link with -lm.
+ *   elsewhere just #include "lensnet.h". Compile with -O2; link with -lm. No -march flag is
+ *   needed: with GCC or Clang on x86 the SIMD GEMM kernels are chosen at run time (below).
  *
  * TEN LINES
  *     lensnet_model *m; lensnet_error err; float logits[2];
@@ -42,7 +42,7 @@
  *               convolution with flipped weights. Dropout keeps each value with probability
  *               1 - p to a resolution of 2^-16, from a stream per (step, layer, image).
  *   GEMM        lensnet_sgemm: blocked and packed, scalar always built, SSE/AVX2/AVX-512/NEON
- *               micro-kernels chosen from the compiler flags; convolutions go through it.
+ *               micro-kernels chosen from the CPU at run time; convolutions go through it.
  *   Files       .npy read (f4 f8 i1-i8 u1-u8, either byte order) and write (f4); safetensors
  *               read (F32, F16, BF16, F64, I64, I32, U8) and write (F32); FITS images read
  *               (BITPIX 8/16/32/64/-32/-64, BSCALE/BZERO, BLANK, extensions) and write (-32);
@@ -77,6 +77,16 @@
  *   LENSNET_MALLOC / LENSNET_REALLOC / LENSNET_FREE   all three or none (default libc)
  *   LENSNET_STATIC            make every function static
  *   LENSNET_NO_SIMD           build only the scalar GEMM
+ *   SIMD kernel choice (not a macro): with GCC 4.9+ or Clang 6+ on x86/x86-64 the SSE, AVX2+FMA
+ *     and AVX-512 GEMM kernels are always compiled, each with a function target attribute, and
+ *     the widest one the CPU runs is used; the CPU is asked once (__builtin_cpu_supports) and the
+ *     answer cached in one word. So a build without -march runs on any x86-64 and is as fast as
+ *     a -march=native one. Other compilers and architectures build the kernels their target
+ *     macros allow (__AVX2__ && __FMA__, __AVX512F__, __ARM_NEON; AArch64 always has NEON).
+ *     lensnet_simd_best() names the kernel lensnet_sgemm uses, lensnet_simd_available(s) says
+ *     whether one can run, lensnet_sgemm_path(s, ...) runs one explicitly. The environment
+ *     variable LENSNET_SIMD=scalar|sse|avx2|avx512|neon, read once, caps the choice (the widest
+ *     available kernel no wider than the one named), e.g. to compare kernels from the lens tool.
  *   LENSNET_MAX_ELEMENTS      largest tensor a reader allocates (default 2^32 elements)
  *   LENSNET_JSON_MAX_DEPTH    JSON nesting limit (default 64)
  *
@@ -281,13 +291,18 @@ LENSNET_API lensnet_result lensnet_fits_header_value_memory(const void *bytes, s
  * A packed, cache-blocked single-precision matrix product (the structure of Goto & van de Geijn
  * 2008 and BLIS) that every dense and convolution layer runs through. Paths:
  *   scalar   always built (the reference the others are tested against);
- *   SSE      built when the compiler targets SSE2 (__SSE2__, every x86-64 compiler);
- *   AVX2     built when it targets AVX2 and FMA (__AVX2__ && __FMA__, e.g. -mavx2 -mfma);
- *   AVX-512  built when it targets AVX-512F (__AVX512F__, e.g. -march=native on such a CPU);
- *   NEON     built when it targets NEON (__ARM_NEON: every AArch64 compiler, -mfpu=neon on ARMv7).
- * Define LENSNET_NO_SIMD to build only the scalar path. A built path is used only if the CPU
- * also reports it (GCC/Clang on x86 ask __builtin_cpu_supports; elsewhere the compiler flags are
- * the promise); lensnet_sgemm takes the widest such path. There is no global state and no cache.
+ *   SSE      on x86 (SSE2);
+ *   AVX2     AVX2 + FMA;
+ *   AVX-512  AVX-512F (run-time dispatch also asks for VL, BW and DQ: every AVX-512 CPU since Skylake-X);
+ *   NEON     when the compiler targets NEON (__ARM_NEON: every AArch64 compiler, -mfpu=neon on ARMv7).
+ * With GCC 4.9+ or Clang 6+ on x86 the three x86 paths are always built, each kernel compiled
+ * for its own instruction set (function target attributes), whatever -march says; other
+ * compilers build those their flags target (__SSE2__, __AVX2__ && __FMA__, __AVX512F__). Define
+ * LENSNET_NO_SIMD to build only the scalar path. A built path is used only if the CPU also
+ * reports it (asked once through __builtin_cpu_supports and kept in one cached word; elsewhere
+ * the compiler flags are the promise); lensnet_sgemm takes the widest such path, capped by the
+ * environment variable LENSNET_SIMD (scalar, sse, avx2, avx512, neon) when set. That cached
+ * word is the only state; the user never manages it.
  *
  * Threads: never created; every function here is safe to call from several threads at once on
  * different outputs. Memory: lensnet_sgemm allocates its packing buffers (at most ~150 KB) once
@@ -305,7 +320,8 @@ typedef enum {
   LENSNET_SIMD_COUNT
 } lensnet_simd;
 
-/* The path lensnet_sgemm uses (the widest one built into this binary and supported by the CPU). */
+/* The path lensnet_sgemm uses: the widest one built into this binary and supported by the CPU,
+ * no wider than LENSNET_SIMD names when that environment variable is set. */
 LENSNET_API lensnet_simd lensnet_simd_best(void);
 /* Nonzero if path `s` is compiled in and the CPU runs it. */
 LENSNET_API int lensnet_simd_available(lensnet_simd s);
@@ -2104,13 +2120,34 @@ LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_te
  * The epilogue of the last K block applies alpha, beta, and for convolutions the bias and ReLU,
  * while the tile is still in registers.
  *
- * Paths are compiled in from the compiler's target macros (__SSE2__, __AVX2__ && __FMA__,
- * __AVX512F__, __ARM_NEON); LENSNET_NO_SIMD leaves only the scalar path. A compiled path is used
- * only if the CPU also reports it (__builtin_cpu_supports under GCC/Clang on x86; elsewhere the
- * compiler flags are taken as the promise). There is no run-time cache: the query reads the
- * feature words the compiler runtime filled in at start-up. */
+ * How a path is chosen. With GCC (4.9 or later) or Clang on x86 and x86-64, every x86 path is
+ * compiled whatever the compiler flags: each kernel and its packing routines carry a function
+ * target attribute (target("avx2,fma"); target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")),
+ * so the rest of the program stays baseline x86-64 and a binary built without -march runs on any x86-64 CPU, then uses
+ * AVX2 or AVX-512 where the CPU has them. The CPU is asked once (__builtin_cpu_supports, which
+ * also checks that the OS saves the wider registers) and the answer kept in one feature word,
+ * filled in on first use with relaxed atomic loads and stores (every thread computes the same
+ * value, so a race only repeats the work). A path the compiler already targets (__AVX2__ &&
+ * __FMA__, __AVX512F__, e.g. -march=native) is taken as given without asking. Elsewhere (other
+ * compilers, other architectures) paths are compiled in from the compiler's target macros
+ * (__SSE2__, __AVX2__ && __FMA__, __AVX512F__, __ARM_NEON) as the promise the CPU has them.
+ * LENSNET_NO_SIMD leaves only the scalar path. The environment variable LENSNET_SIMD (scalar,
+ * sse, avx2, avx512, neon), read once, caps the path lensnet_sgemm takes. */
 
 #if !defined(LENSNET_NO_SIMD)
+#if (defined(__x86_64__) || defined(__i386__)) && \
+    ((defined(__clang__) && __clang_major__ >= 6) || \
+     (!defined(__clang__) && defined(__GNUC__) && (__GNUC__ > 4 || (__GNUC__ == 4 && __GNUC_MINOR__ >= 9))))
+/* run-time dispatch: every x86 kernel built, each for its own instruction set */
+#define LENSNET__X86_DISPATCH 1
+#define LENSNET__HAVE_AVX512 1
+#define LENSNET__HAVE_AVX2 1
+#define LENSNET__HAVE_SSE 1
+#define LENSNET__TARGET_SSE __attribute__((target("sse2")))
+#define LENSNET__TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define LENSNET__TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#else
+/* compile-time selection from the compiler's target macros */
 #if defined(__AVX512F__)
 #define LENSNET__HAVE_AVX512 1
 #endif
@@ -2120,9 +2157,15 @@ LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_te
 #if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
 #define LENSNET__HAVE_SSE 1
 #endif
+#endif
 #if defined(__ARM_NEON) || defined(__ARM_NEON__)
 #define LENSNET__HAVE_NEON 1
 #endif
+#endif
+#ifndef LENSNET__TARGET_SSE
+#define LENSNET__TARGET_SSE
+#define LENSNET__TARGET_AVX2
+#define LENSNET__TARGET_AVX512
 #endif
 
 #if defined(LENSNET__HAVE_AVX512) || defined(LENSNET__HAVE_AVX2) || defined(LENSNET__HAVE_SSE)
@@ -2187,6 +2230,8 @@ typedef struct {
   lensnet__microkernel_fn kernel;
   lensnet__pack_a_fn pack_a;
   lensnet__pack_b_fn pack_b;
+  void (*small_m)(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda,
+                  const float *B, size_t ldb, float beta, float *C, size_t ldc); /* products of M <= 2 rows */
 } lensnet__gemm_path;
 
 LENSNET_API const char *lensnet_simd_name(lensnet_simd s) {
@@ -2195,14 +2240,33 @@ LENSNET_API const char *lensnet_simd_name(lensnet_simd s) {
 }
 
 #if defined(LENSNET__HAVE_SSE) || defined(LENSNET__HAVE_AVX2) || defined(LENSNET__HAVE_AVX512)
-/* Does the CPU run path s? Only asked about paths that are compiled in. */
+/* Does the CPU run compiled-in path s? Under run-time dispatch a path the compiler already
+ * targets is taken as given, and the CPU is asked about the others; otherwise the compiler
+ * flags that built the path are the promise. */
 static int lensnet__cpu_runs(lensnet_simd s) {
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#if defined(LENSNET__X86_DISPATCH)
+  __builtin_cpu_init(); /* idempotent; needed only when called before constructors run */
   switch (s) {
+#if defined(__SSE2__)
+    case LENSNET_SIMD_SSE: return 1;
+#else
     case LENSNET_SIMD_SSE: return __builtin_cpu_supports("sse2") != 0;
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+    case LENSNET_SIMD_AVX2: return 1;
+#else
     case LENSNET_SIMD_AVX2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    case LENSNET_SIMD_AVX512: return __builtin_cpu_supports("avx512f") != 0;
-    default: return 1;
+#endif
+#if defined(__AVX512F__) && defined(__AVX512VL__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
+    case LENSNET_SIMD_AVX512: return 1;
+#else
+    case LENSNET_SIMD_AVX512: /* the kernels need only F; the rest (every AVX-512 CPU since Skylake-X)
+                                * lets the compiler use them around the intrinsics, a few per cent */
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+             __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    default: return 0;
   }
 #else
   (void)s;
@@ -2211,30 +2275,68 @@ static int lensnet__cpu_runs(lensnet_simd s) {
 }
 #endif
 
-LENSNET_API int lensnet_simd_available(lensnet_simd s) {
-  switch (s) {
-    case LENSNET_SIMD_SCALAR: return 1;
+/* The feature word: bit s set when path s is compiled in and the CPU runs it; bits 8-11 hold
+ * 1 + the path named by the environment variable LENSNET_SIMD (0: unset or unknown); bit 31
+ * says the word has been filled in. */
+#define LENSNET__SIMD_FILLED 0x80000000u
+static unsigned lensnet__simd_word_compute(void) {
+  unsigned w = 1u << LENSNET_SIMD_SCALAR;
+  const char *env = getenv("LENSNET_SIMD");
+  int s;
 #ifdef LENSNET__HAVE_SSE
-    case LENSNET_SIMD_SSE: return lensnet__cpu_runs(s);
+  if (lensnet__cpu_runs(LENSNET_SIMD_SSE)) w |= 1u << LENSNET_SIMD_SSE;
 #endif
 #ifdef LENSNET__HAVE_AVX2
-    case LENSNET_SIMD_AVX2: return lensnet__cpu_runs(s);
+  if (lensnet__cpu_runs(LENSNET_SIMD_AVX2)) w |= 1u << LENSNET_SIMD_AVX2;
 #endif
 #ifdef LENSNET__HAVE_AVX512
-    case LENSNET_SIMD_AVX512: return lensnet__cpu_runs(s);
+  if (lensnet__cpu_runs(LENSNET_SIMD_AVX512)) w |= 1u << LENSNET_SIMD_AVX512;
 #endif
 #ifdef LENSNET__HAVE_NEON
-    case LENSNET_SIMD_NEON: return 1;
+  w |= 1u << LENSNET_SIMD_NEON;
 #endif
-    default: return 0;
+  for (s = 0; env && s < LENSNET_SIMD_COUNT; s++)
+    if (strcmp(env, lensnet_simd_name((lensnet_simd)s)) == 0) w |= (unsigned)(s + 1) << 8;
+  return w | LENSNET__SIMD_FILLED;
+}
+
+/* Filled in once and then only read. GCC and Clang use relaxed atomics (every thread computes
+ * the same value, so two first calls at once only repeat the work); other compilers recompute
+ * it each time, which costs one getenv. */
+static unsigned lensnet__simd_word(void) {
+#if defined(__GNUC__) || defined(__clang__)
+  static unsigned word;
+  unsigned w = __atomic_load_n(&word, __ATOMIC_RELAXED);
+  if (!(w & LENSNET__SIMD_FILLED)) {
+    w = lensnet__simd_word_compute();
+    __atomic_store_n(&word, w, __ATOMIC_RELAXED);
   }
+  return w;
+#else
+  return lensnet__simd_word_compute();
+#endif
+}
+
+LENSNET_API int lensnet_simd_available(lensnet_simd s) {
+  return (int)s >= 0 && s < LENSNET_SIMD_COUNT && ((lensnet__simd_word() >> s) & 1u);
+}
+
+/* Vector width order for the LENSNET_SIMD cap: scalar < sse = neon < avx2 < avx512. */
+static int lensnet__simd_rank(lensnet_simd s) {
+  static const int rank[] = {0, 1, 2, 3, 1};
+  return rank[s];
 }
 
 LENSNET_API lensnet_simd lensnet_simd_best(void) {
   static const lensnet_simd widest_first[] = {LENSNET_SIMD_AVX512, LENSNET_SIMD_AVX2, LENSNET_SIMD_NEON, LENSNET_SIMD_SSE};
+  unsigned w = lensnet__simd_word(), cap = (w >> 8) & 15u;
   size_t i;
-  for (i = 0; i < sizeof widest_first / sizeof widest_first[0]; i++)
-    if (lensnet_simd_available(widest_first[i])) return widest_first[i];
+  for (i = 0; i < sizeof widest_first / sizeof widest_first[0]; i++) {
+    lensnet_simd s = widest_first[i];
+    if (!((w >> s) & 1u)) continue;
+    if (cap && lensnet__simd_rank(s) > lensnet__simd_rank((lensnet_simd)(cap - 1))) continue;
+    return s;
+  }
   return LENSNET_SIMD_SCALAR;
 }
 
@@ -2278,9 +2380,9 @@ static void lensnet__sgemm_reference(int ta, int tb, size_t M, size_t N, size_t 
  * row of C accumulates alpha*a[k] times row k of B. */
 #define LENSNET__SMALL_M 2
 #define LENSNET__DOT_LANES 16
-static void lensnet__sgemm_small_m(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
-                                   const float *A, size_t lda, const float *B, size_t ldb,
-                                   float beta, float *C, size_t ldc) {
+LENSNET__INLINE void lensnet__sgemm_small_m_body(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
+                                                 const float *A, size_t lda, const float *B, size_t ldb,
+                                                 float beta, float *C, size_t ldc) {
   size_t i, j, k, l;
   for (i = 0; i < M; i++) {
     float *c = C + i * ldc;
@@ -2308,6 +2410,22 @@ static void lensnet__sgemm_small_m(int ta, int tb, size_t M, size_t N, size_t K,
     }
   }
 }
+
+/* The same loops compiled for each path's instruction set (the compiler vectorises them), so a
+ * portable build computes GEMV-shaped products as fast as one built with -march=native. */
+#define LENSNET__SMALL_M_VARIANT(name, target) \
+  target static void name(int ta, int tb, size_t M, size_t N, size_t K, float alpha, const float *A, size_t lda, \
+                          const float *B, size_t ldb, float beta, float *C, size_t ldc) { \
+    lensnet__sgemm_small_m_body(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); \
+  }
+LENSNET__SMALL_M_VARIANT(lensnet__sgemm_small_m, )
+#if defined(LENSNET__X86_DISPATCH)
+LENSNET__SMALL_M_VARIANT(lensnet__sgemm_small_m_avx2, LENSNET__TARGET_AVX2)
+LENSNET__SMALL_M_VARIANT(lensnet__sgemm_small_m_avx512, LENSNET__TARGET_AVX512)
+#else
+#define lensnet__sgemm_small_m_avx2 lensnet__sgemm_small_m
+#define lensnet__sgemm_small_m_avx512 lensnet__sgemm_small_m
+#endif
 
 /* Epilogue of a tile held in memory (acc is m_valid x n_valid inside an nr-wide array): the
  * scalar kernel always, the SIMD kernels for partial tiles. */
@@ -2438,7 +2556,7 @@ static void lensnet__kernel_scalar(size_t kc, const float *a, const float *b, fl
 #ifdef LENSNET__HAVE_SSE
 #define LENSNET__SSE_MR 4
 #define LENSNET__SSE_NR 8
-static void lensnet__kernel_sse(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+LENSNET__TARGET_SSE static void lensnet__kernel_sse(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                 size_t m_valid, size_t n_valid, const lensnet__epilogue *ep) {
   __m128 acc[LENSNET__SSE_MR][2];
   size_t k, r;
@@ -2484,7 +2602,7 @@ static void lensnet__kernel_sse(size_t kc, const float *a, const float *b, float
   c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0); \
   c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1);
 
-LENSNET__INLINE void lensnet__avx2_store_row(float *c, __m256 v0, __m256 v1, const lensnet__epilogue *ep, size_t r) {
+LENSNET__INLINE LENSNET__TARGET_AVX2 void lensnet__avx2_store_row(float *c, __m256 v0, __m256 v1, const lensnet__epilogue *ep, size_t r) {
   __m256 alpha = _mm256_set1_ps(ep->alpha);
   v0 = _mm256_mul_ps(alpha, v0);
   v1 = _mm256_mul_ps(alpha, v1);
@@ -2499,7 +2617,7 @@ LENSNET__INLINE void lensnet__avx2_store_row(float *c, __m256 v0, __m256 v1, con
   _mm256_storeu_ps(c + 8, v1);
 }
 
-static void lensnet__kernel_avx2(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+LENSNET__TARGET_AVX2 static void lensnet__kernel_avx2(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                  size_t m_valid, size_t n_valid, const lensnet__epilogue *ep) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -2528,7 +2646,7 @@ static void lensnet__kernel_avx2(size_t kc, const float *a, const float *b, floa
   }
 }
 
-LENSNET__INLINE void lensnet__copy_avx2(float *dst, const float *src, size_t n) {
+LENSNET__INLINE LENSNET__TARGET_AVX2 void lensnet__copy_avx2(float *dst, const float *src, size_t n) {
   for (; n >= 8; n -= 8, dst += 8, src += 8) _mm256_storeu_ps(dst, _mm256_loadu_ps(src));
   if (n) {
     /* lanes 0..n-1 on: the mask is the sign bit of (n - 1 - lane) >= 0 */
@@ -2539,7 +2657,7 @@ LENSNET__INLINE void lensnet__copy_avx2(float *dst, const float *src, size_t n) 
 }
 
 /* Lanes [lo, hi) of an 8-lane vector as an AVX2 load/store mask. */
-static __m256i lensnet__avx2_lane_mask(size_t lo, size_t hi) {
+LENSNET__TARGET_AVX2 static __m256i lensnet__avx2_lane_mask(size_t lo, size_t hi) {
   __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32((int)lo), lanes),
                              _mm256_cmpgt_epi32(_mm256_set1_epi32((int)hi), lanes));
@@ -2548,7 +2666,7 @@ static __m256i lensnet__avx2_lane_mask(size_t lo, size_t hi) {
 /* AVX2 packing of B from an image at stride 1: the AVX-512 scheme with 8-lane halves. Images
  * at least 8 pixels wide give each half at most two runs: four masked loads (which never touch
  * masked-off lanes), two blends and two stores per k. Everything else goes the generic way. */
-static void lensnet__pack_b_avx2(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv, size_t nr,
+LENSNET__TARGET_AVX2 static void lensnet__pack_b_avx2(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv, size_t nr,
                                  float *dst) {
   __m256i mask[2][2];
   size_t off[2][2] = {{0, 0}, {0, 0}}, segs[2] = {0, 0}, lane = 0, h, k, base, y, x, khw, c, i, j;
@@ -2610,7 +2728,7 @@ static void lensnet__pack_b_avx2(const lensnet__b_source *s, size_t k0, size_t k
 #define LENSNET__AVX512_STORE_ROW(r) \
   if ((r) < m_valid) lensnet__avx512_store_row(c + (r) * ldc, c##r##0, c##r##1, m0, m1, ep, r);
 
-LENSNET__INLINE void lensnet__avx512_store_row(float *c, __m512 v0, __m512 v1, __mmask16 m0, __mmask16 m1,
+LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__avx512_store_row(float *c, __m512 v0, __m512 v1, __mmask16 m0, __mmask16 m1,
                                                const lensnet__epilogue *ep, size_t r) {
   __m512 alpha = _mm512_set1_ps(ep->alpha);
   v0 = _mm512_mul_ps(alpha, v0);
@@ -2631,11 +2749,11 @@ LENSNET__INLINE void lensnet__avx512_store_row(float *c, __m512 v0, __m512 v1, _
 }
 
 /* Mask of the first n (0..16) lanes. */
-static __mmask16 lensnet__avx512_first_lanes(size_t n) {
+LENSNET__TARGET_AVX512 static __mmask16 lensnet__avx512_first_lanes(size_t n) {
   return (__mmask16)(n >= 16 ? 0xFFFFu : ((1u << n) - 1u));
 }
 
-static void lensnet__kernel_avx512(size_t kc, const float *a, const float *b, float *c, size_t ldc,
+LENSNET__TARGET_AVX512 static void lensnet__kernel_avx512(size_t kc, const float *a, const float *b, float *c, size_t ldc,
                                    size_t m_valid, size_t n_valid, const lensnet__epilogue *ep) {
   __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
@@ -2660,7 +2778,7 @@ static void lensnet__kernel_avx512(size_t kc, const float *a, const float *b, fl
   LENSNET__AVX512_STORE_ROW(9)
 }
 
-LENSNET__INLINE void lensnet__copy_avx512(float *dst, const float *src, size_t n) {
+LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__copy_avx512(float *dst, const float *src, size_t n) {
   __mmask16 m;
   for (; n >= 16; n -= 16, dst += 16, src += 16) _mm512_storeu_ps(dst, _mm512_loadu_ps(src));
   m = lensnet__avx512_first_lanes(n);
@@ -2669,7 +2787,7 @@ LENSNET__INLINE void lensnet__copy_avx512(float *dst, const float *src, size_t n
 
 /* AVX-512 packing of A (row-major, the conv weights): one masked gather collects the ten rows'
  * values of column k, one masked store writes them; about twice the speed of element copies. */
-static void lensnet__pack_a_avx512(int trans, const float *A, size_t lda, size_t i0, size_t mc, size_t k0, size_t kc,
+LENSNET__TARGET_AVX512 static void lensnet__pack_a_avx512(int trans, const float *A, size_t lda, size_t i0, size_t mc, size_t k0, size_t kc,
                                    size_t mr, float *dst) {
   size_t p, k;
   if (trans || mr != LENSNET__AVX512_MR || lda > (size_t)INT_MAX / LENSNET__AVX512_MR) {
@@ -2691,7 +2809,7 @@ static void lensnet__pack_a_avx512(int trans, const float *A, size_t lda, size_t
  * For an image at stride 1, lane l of a 16-lane half of the panel reads src(k) + off + l, where
  * off is constant within a run of pixels sharing an output row; so each half is one masked load
  * per run it overlaps (runs found once per panel), merged in a register and stored whole. */
-static void lensnet__pack_b_avx512(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv, size_t nr,
+LENSNET__TARGET_AVX512 static void lensnet__pack_b_avx512(const lensnet__b_source *s, size_t k0, size_t kc, size_t j0, size_t nv, size_t nr,
                                    float *dst) {
   if (nr != 32 || (s->is_image && s->stride != 1) ||
       (!s->is_image && s->trans && s->ld > (size_t)INT_MAX / LENSNET__AVX512_NR)) {
@@ -2831,18 +2949,18 @@ static void lensnet__kernel_neon(size_t kc, const float *a, const float *b, floa
 
 /* The path's shapes and kernels; an unavailable path resolves to scalar. */
 static const lensnet__gemm_path *lensnet__gemm_path_for(lensnet_simd s) {
-  static const lensnet__gemm_path scalar = {LENSNET__SCALAR_MR, LENSNET__SCALAR_NR, lensnet__kernel_scalar, lensnet__pack_a_plain, lensnet__pack_b_plain};
+  static const lensnet__gemm_path scalar = {LENSNET__SCALAR_MR, LENSNET__SCALAR_NR, lensnet__kernel_scalar, lensnet__pack_a_plain, lensnet__pack_b_plain, lensnet__sgemm_small_m};
 #ifdef LENSNET__HAVE_SSE
-  static const lensnet__gemm_path sse = {LENSNET__SSE_MR, LENSNET__SSE_NR, lensnet__kernel_sse, lensnet__pack_a_plain, lensnet__pack_b_plain};
+  static const lensnet__gemm_path sse = {LENSNET__SSE_MR, LENSNET__SSE_NR, lensnet__kernel_sse, lensnet__pack_a_plain, lensnet__pack_b_plain, lensnet__sgemm_small_m};
 #endif
 #ifdef LENSNET__HAVE_AVX2
-  static const lensnet__gemm_path avx2 = {LENSNET__AVX2_MR, LENSNET__AVX2_NR, lensnet__kernel_avx2, lensnet__pack_a_plain, lensnet__pack_b_avx2};
+  static const lensnet__gemm_path avx2 = {LENSNET__AVX2_MR, LENSNET__AVX2_NR, lensnet__kernel_avx2, lensnet__pack_a_plain, lensnet__pack_b_avx2, lensnet__sgemm_small_m_avx2};
 #endif
 #ifdef LENSNET__HAVE_AVX512
-  static const lensnet__gemm_path avx512 = {LENSNET__AVX512_MR, LENSNET__AVX512_NR, lensnet__kernel_avx512, lensnet__pack_a_avx512, lensnet__pack_b_avx512};
+  static const lensnet__gemm_path avx512 = {LENSNET__AVX512_MR, LENSNET__AVX512_NR, lensnet__kernel_avx512, lensnet__pack_a_avx512, lensnet__pack_b_avx512, lensnet__sgemm_small_m_avx512};
 #endif
 #ifdef LENSNET__HAVE_NEON
-  static const lensnet__gemm_path neon = {LENSNET__NEON_MR, LENSNET__NEON_NR, lensnet__kernel_neon, lensnet__pack_a_plain, lensnet__pack_b_plain};
+  static const lensnet__gemm_path neon = {LENSNET__NEON_MR, LENSNET__NEON_NR, lensnet__kernel_neon, lensnet__pack_a_plain, lensnet__pack_b_plain, lensnet__sgemm_small_m};
 #endif
   if (!lensnet_simd_available(s)) return &scalar;
   switch (s) {
@@ -2904,7 +3022,7 @@ LENSNET_API void lensnet_sgemm_path(lensnet_simd simd, int trans_a, int trans_b,
     return;
   }
   if (M <= LENSNET__SMALL_M) {
-    lensnet__sgemm_small_m(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    path->small_m(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   floats = lensnet__pack_floats(mc_max, kc_max, path->mr, path->nr);

@@ -5,8 +5,8 @@
  * one core's FMA peak measured the same way, before and after.
  *
  * Usage: build/bench_gemm [seconds per measurement, default 0.3]
- * Each figure is the fastest of many ~2 ms trials (see time_calls); compare ratios within one
- * run, since a shared machine's clock moves with its neighbours' load. */
+ * Each figure is the fastest of many ~2 ms trials (see time_calls), in the thread's CPU time;
+ * compare ratios within one run, since a shared machine's speed moves with its neighbours' load. */
 #define _POSIX_C_SOURCE 199309L /* clock_gettime under -std=c99 */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
@@ -17,7 +17,7 @@
 
 static double now_seconds(void) {
   struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t); /* CPU time: the machine is shared */
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -52,11 +52,12 @@ static float *random_floats(size_t n) {
 
 /* One core's FMA peak measured now (the machine may be shared: figures are relative to it).
  * 12 independent accumulator chains cover the FMA latency on two ports. */
-#if defined(__AVX512F__) && !defined(LENSNET_NO_SIMD)
+#if !defined(LENSNET_NO_SIMD) && (defined(__AVX512F__) || defined(LENSNET__X86_DISPATCH))
+#define BENCH_FMA_PEAK 1
 /* 12 independent FMA chains. They must start from different values: chains that start equal
  * compute equal values, and the compiler merges them into one latency-bound chain (which makes
  * a peak measured that way look 1.5x higher than the hardware can do). */
-static void fma_chains(void *ctx) {
+LENSNET__TARGET_AVX512 static void fma_chains(void *ctx) {
   float *out = (float *)ctx;
   __m512 b = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-4f);
   __m512 a0 = _mm512_set1_ps(0.10f), a1 = _mm512_set1_ps(0.11f), a2 = _mm512_set1_ps(0.12f);
@@ -77,11 +78,13 @@ static void fma_chains(void *ctx) {
 }
 #endif
 
-/* One core's AVX-512 FMA peak measured now, timed like the GEMM; 0 when not built with AVX-512. */
+/* One core's AVX-512 FMA peak measured now, timed like the GEMM; 0 without AVX-512. */
 static double fma_peak_gflops(void) {
-#if defined(__AVX512F__) && !defined(LENSNET_NO_SIMD)
+#ifdef BENCH_FMA_PEAK
   float out[16];
-  double t = time_calls(fma_chains, out);
+  double t;
+  if (!lensnet_simd_available(LENSNET_SIMD_AVX512)) return 0;
+  t = time_calls(fma_chains, out);
   if (out[0] == 12345.0f) printf(" "); /* keeps the chains alive */
   return 100000.0 * 12 * 16 * 2 / t / 1e9;
 #else
@@ -212,7 +215,7 @@ int main(int argc, char **argv) {
   size_t i;
   lensnet_simd path;
   if (argc > 1) measure_seconds = atof(argv[1]);
-  printf("AVX-512 FMA peak of one core, measured now: %.1f GFLOP/s (0 = not built with AVX-512)\n\n", fma_peak_gflops());
+  printf("AVX-512 FMA peak of one core, measured now: %.1f GFLOP/s (0 = no AVX-512)\n\n", fma_peak_gflops());
   printf("lensnet_sgemm GFLOP/s per path (C = A B, or A B^T where marked W^T / B^T; fastest of ~2 ms trials)\n");
   printf("  %-24s %6s %6s %5s", "shape", "M", "N", "K");
   for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1))

@@ -10,6 +10,7 @@
  * and holds for any summation order or FMA use; a wrong index or a missed term is off by the
  * size of a whole term, far above it. Paths are also compared with each other through the same
  * bound (twice it, since both err). */
+#define _POSIX_C_SOURCE 200112L /* popen, to run this program again with LENSNET_SIMD set */
 #include <stdlib.h>
 
 /* An allocator the test can make fail, to check that lensnet_sgemm still answers without its
@@ -370,9 +371,107 @@ static void test_without_packing_memory(void) {
             lensnet_simd_name(path), st[path].failures);
 }
 
-int main(void) {
+/* The path every lensnet_sgemm call takes is the widest one the CPU runs, whatever flags built
+ * this program: a build without -march (baseline x86-64) still has the AVX2 and AVX-512 kernels
+ * and must use them where the CPU has them. The CPU is asked here independently of the library. */
+static void test_best_path_is_the_cpus_best(void) {
+  const char *env = getenv("LENSNET_SIMD");
+  lensnet_simd want = LENSNET_SIMD_SCALAR;
+#if !defined(LENSNET_NO_SIMD) && (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+  int sse2 = __builtin_cpu_supports("sse2") != 0;
+  int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  int avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  CHECK(lensnet_simd_available(LENSNET_SIMD_SSE) == sse2, "sse path available (%d) as the CPU has SSE2 (%d)",
+        lensnet_simd_available(LENSNET_SIMD_SSE), sse2);
+  CHECK(lensnet_simd_available(LENSNET_SIMD_AVX2) == avx2, "avx2 path available (%d) as the CPU has AVX2 and FMA (%d)",
+        lensnet_simd_available(LENSNET_SIMD_AVX2), avx2);
+  CHECK(lensnet_simd_available(LENSNET_SIMD_AVX512) == avx512, "avx512 path available (%d) as the CPU has AVX-512 F, VL, BW, DQ (%d)",
+        lensnet_simd_available(LENSNET_SIMD_AVX512), avx512);
+  CHECK(!lensnet_simd_available(LENSNET_SIMD_NEON), "no NEON path on x86");
+  want = avx512 ? LENSNET_SIMD_AVX512 : avx2 ? LENSNET_SIMD_AVX2 : sse2 ? LENSNET_SIMD_SSE : LENSNET_SIMD_SCALAR;
+  printf("CPU: sse2 %d, avx2+fma %d, avx512 f+vl+bw+dq %d; compiler targets:%s%s%s\n", sse2, avx2, avx512,
+#if defined(__SSE2__)
+         " sse2",
+#else
+         "",
+#endif
+#if defined(__AVX2__) && defined(__FMA__)
+         " avx2+fma",
+#else
+         "",
+#endif
+#if defined(__AVX512F__)
+         " avx512f"
+#else
+         ""
+#endif
+  );
+#elif !defined(LENSNET_NO_SIMD) && (defined(__aarch64__) || defined(_M_ARM64))
+  want = LENSNET_SIMD_NEON;
+  CHECK(lensnet_simd_available(LENSNET_SIMD_NEON), "NEON is available on AArch64");
+#elif defined(LENSNET_NO_SIMD)
+  lensnet_simd s;
+  for (s = LENSNET_SIMD_SSE; s < LENSNET_SIMD_COUNT; s = (lensnet_simd)(s + 1))
+    CHECK(!lensnet_simd_available(s), "LENSNET_NO_SIMD: %s is not available", lensnet_simd_name(s));
+#else
+  want = lensnet_simd_best(); /* another architecture: nothing independent to ask */
+#endif
+  if (env && *env) {
+    printf("LENSNET_SIMD=%s is set: the choice of path is checked by the runs below instead\n", env);
+    return;
+  }
+  CHECK(lensnet_simd_best() == want, "best path %s is the widest the CPU runs (%s)", lensnet_simd_name(lensnet_simd_best()),
+        lensnet_simd_name(want));
+}
+
+/* LENSNET_SIMD caps the path lensnet_sgemm takes: this program is run again with it set and
+ * prints the path it would take ("--best"). A named path the CPU lacks gives the widest one
+ * below it; an unknown name is ignored. */
+static void test_environment_cap(const char *self) {
+  static const char *const names[] = {"scalar", "sse", "avx2", "avx512", "neon", "bogus"};
+  size_t i;
+  const char *env = getenv("LENSNET_SIMD");
+  if (env && *env) { printf("LENSNET_SIMD is already set; skipped\n"); return; }
+  for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char cmd[1200], got[64] = "";
+    lensnet_simd want = lensnet_simd_best(), s;
+    FILE *f;
+    size_t n;
+    if (strlen(self) > 1000 || strchr(self, '\'')) { printf("unusual program path; skipped\n"); return; }
+    snprintf(cmd, sizeof cmd, "LENSNET_SIMD=%s '%s' --best", names[i], self);
+    f = popen(cmd, "r");
+    if (!f) { CHECK(0, "popen %s", cmd); continue; }
+    n = fread(got, 1, sizeof got - 1, f);
+    got[n] = 0;
+    if (n && got[n - 1] == '\n') got[n - 1] = 0;
+    CHECK(pclose(f) == 0, "%s exits with 0", cmd);
+    for (s = LENSNET_SIMD_SCALAR; s < LENSNET_SIMD_COUNT; s = (lensnet_simd)(s + 1)) {
+      if (strcmp(names[i], lensnet_simd_name(s)) != 0) continue;
+      /* the widest available path no wider than s (sse and neon count as equally wide) */
+      if (s == LENSNET_SIMD_SCALAR) want = LENSNET_SIMD_SCALAR;
+      else if (lensnet_simd_available(s)) want = s;
+      else if (s == LENSNET_SIMD_AVX512 && lensnet_simd_available(LENSNET_SIMD_AVX2)) want = LENSNET_SIMD_AVX2;
+      else if (s != LENSNET_SIMD_NEON && lensnet_simd_available(LENSNET_SIMD_NEON)) want = LENSNET_SIMD_NEON;
+      else if (s != LENSNET_SIMD_SSE && s != LENSNET_SIMD_NEON && lensnet_simd_available(LENSNET_SIMD_SSE)) want = LENSNET_SIMD_SSE;
+      else if (s == LENSNET_SIMD_NEON && lensnet_simd_available(LENSNET_SIMD_SSE)) want = LENSNET_SIMD_SSE;
+      else want = LENSNET_SIMD_SCALAR;
+    }
+    CHECK(strcmp(got, lensnet_simd_name(want)) == 0, "LENSNET_SIMD=%s: lensnet_sgemm takes %s, expected %s", names[i], got,
+          lensnet_simd_name(want));
+    printf("LENSNET_SIMD=%-7s -> %s\n", names[i], got);
+  }
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "--best") == 0) { /* for test_environment_cap */
+    printf("%s\n", lensnet_simd_name(lensnet_simd_best()));
+    return 0;
+  }
   (void)check_data_dir; /* part of the harness; this test needs no reference files */
   printf("best path: %s\n", lensnet_simd_name(lensnet_simd_best()));
+  TEST("the best path is the widest the CPU runs, whatever the compiler flags") test_best_path_is_the_cpus_best();
+  TEST("LENSNET_SIMD caps the path") test_environment_cap(argv[0]);
   TEST("unavailable paths run the scalar kernel") test_unavailable_path_is_scalar();
   TEST("sgemm with K = 0, M = 0, N = 0") test_empty_products();
   TEST("sgemm without packing memory (allocation fails)") test_without_packing_memory();
