@@ -11,12 +11,7 @@ cd "$(dirname "$0")/.." || exit 1
 unset MAKEFLAGS MFLAGS MAKELEVEL
 MAKE=${MAKE:-make}
 CC=${CC:-cc}
-pass=0; fail=0
-check() { # check DESCRIPTION COMMAND...: counts the command's success
-  desc=$1; shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $desc"; fi
-}
-has() { grep -qF -- "$2" "$1"; }
+. tests/check.sh
 has_flag() { case " $1 " in *" $2 "*) return 0;; esac; return 1; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lens_test_build.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
@@ -117,5 +112,4 @@ else
   echo "SKIP: no stb_image_write.h on this machine to copy"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+check_summary

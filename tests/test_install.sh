@@ -9,13 +9,7 @@ cd "$(dirname "$0")/.." || exit 1
 unset MAKEFLAGS MFLAGS MAKELEVEL
 MAKE=${MAKE:-make}
 CC=${CC:-cc}
-pass=0; fail=0
-check() { # check DESCRIPTION COMMAND...: counts the command's success
-  desc=$1; shift
-  if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $desc"; fi
-}
-has() { grep -qF -- "$2" "$1"; }
-lacks() { ! grep -qF -- "$2" "$1"; }
+. tests/check.sh
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/lens_test_install.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
@@ -111,5 +105,4 @@ left=$(cd "$prefix" && find . -type f | sort | tr '\n' ' ')
 check "no file left under the prefix (left: $left)" [ -z "$left" ]
 check "share/lens removed" [ ! -e "$prefix/share/lens" ]
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+check_summary

@@ -6,6 +6,8 @@
 # Prints "N passed, N failed".
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+. tests/check.sh
 readme="$root/README.md"
 work=$(mktemp -d "${TMPDIR:-/tmp}/lens-readme.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
@@ -16,7 +18,6 @@ awk '/^```sh/ { on = 1; next } /^```/ { on = 0; next }
           if (sub(/\\$/, "")) { line = line $0; next }
           print line $0; line = "" }' "$readme" >"$work/commands.txt"
 
-pass=0; fail=0
 while IFS= read -r cmd; do
   case "$cmd" in make*) continue ;; esac
   if (cd "$work" && SLURM_ARRAY_TASK_ID=0 sh -c "$cmd") >"$work/out.txt" 2>&1 </dev/null; then
@@ -27,6 +28,5 @@ while IFS= read -r cmd; do
     sed 's/^/    /' "$work/out.txt" | tail -n 5
   fi
 done <"$work/commands.txt"
-[ "$pass" -gt 0 ] || { echo "FAIL no commands found in $readme"; fail=$((fail + 1)); }
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+check "README.md has shell commands to run" [ -s "$work/commands.txt" ]
+check_summary

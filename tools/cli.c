@@ -10,15 +10,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "cli.h"
+#include "lens_cmds.h"
+
+static void cli_report(const char *fmt, va_list ap) {
+  fputs("lens: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+}
 
 int lens_usage(const char *fmt, ...) {
   va_list ap;
-  fputs("lens: ", stderr);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  cli_report(fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
   return LENS_EXIT_USAGE;
+}
+
+int lens_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  cli_report(fmt, ap);
+  va_end(ap);
+  return LENS_EXIT_FAIL;
+}
+
+int lens_fail_err(const lensnet_error *err) {
+  return lens_fail("%s", err->message[0] ? err->message : lensnet_result_string(err->result));
 }
 
 static int cli_fail(const char *fmt, const char *a, const char *b) {

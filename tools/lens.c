@@ -1,7 +1,6 @@
 /* lens - the command-line face of the lens toolkit, one subcommand per job, like git. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdarg.h>
 #include <string.h>
 #include "lens_cmds.h"
 #include "lenssim.h"
@@ -32,20 +31,6 @@ int lens_parse_size(const char *text, size_t *out) {
   if (!*text || *end || text[0] == '-') return 0;
   *out = (size_t)v;
   return 1;
-}
-
-int lens_fail(const char *fmt, ...) {
-  va_list ap;
-  fputs("lens: ", stderr);
-  va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fputc('\n', stderr);
-  return 1;
-}
-
-int lens_fail_err(const lensnet_error *err) {
-  return lens_fail("%s", err->message[0] ? err->message : lensnet_result_string(err->result));
 }
 
 static void usage(FILE *f) {
