@@ -61,8 +61,17 @@ ORT_DIR  ?= /tmp/ort
 all: tools
 tools: $(BUILD)/lens
 
-$(BUILD)/lens: $(TOOL_SRC) $(TOOL_HDR) $(HEADERS) $(PNG_STAMP) | check-stb $(BUILD)
-	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_SRC) $(LDLIBS)
+# One object per tools/*.c: the three implementations compile once, in tools/impl.c, and editing
+# one subcommand recompiles that file alone (-MMD records what each object includes).
+TOOL_OBJ = $(TOOL_SRC:tools/%.c=$(BUILD)/obj/%.o)
+$(BUILD)/lens: $(TOOL_OBJ) | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJ) $(LDLIBS)
+
+$(BUILD)/obj/%.o: tools/%.c $(PNG_STAMP) | check-stb $(BUILD)
+	@mkdir -p $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(TOOL_OBJ:.o=.d)
 
 build/test_%: tests/test_%.c tests/check.h $(HEADERS) $(PNG_STAMP) | check-stb build
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
