@@ -1,32 +1,43 @@
 #!/bin/sh
-# Every shell command in README.md runs as written: the ```sh blocks are read in order, lines
-# joined at trailing backslashes, comments and `make` lines dropped (make demo and make test are
-# what CI runs; make install has its own test), and each command is run from a scratch folder that
-# sees the repository's build/, weights/, samples/ and tools/ where the README expects them.
-# Prints "N passed, N failed".
+# Every shell command of README.md and of the manual pages docs/*.md runs as written. Each file's
+# ```sh blocks are read in order, lines joined at trailing backslashes, comments and `make` lines
+# dropped (make demo and make test are what CI runs; make install has its own test), and each
+# command is run from a fresh scratch folder per file, which sees the repository's build/,
+# weights/, samples/, tools/, tests/ and examples/ where a clone has them. Blocks not meant to be
+# run use another fence (```text, ```console). Prints "N passed, N failed".
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
 . tests/check.sh
-readme="$root/README.md"
 work=$(mktemp -d "${TMPDIR:-/tmp}/lens-readme.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
-for d in build weights samples tools; do ln -s "$root/$d" "$work/$d"; done
 
-awk '/^```sh/ { on = 1; next } /^```/ { on = 0; next }
-     on { sub(/[ \t]+#.*$/, ""); if ($0 ~ /^[ \t]*(#|$)/) next
-          if (sub(/\\$/, "")) { line = line $0; next }
-          print line $0; line = "" }' "$readme" >"$work/commands.txt"
+run_file() {  # run_file FILE: the ```sh commands of FILE, in a scratch folder of their own
+  name=$1
+  dir="$work/$(printf '%s' "$name" | tr '/.' '__')"
+  mkdir -p "$dir"
+  for d in build weights samples tools tests examples; do ln -s "$root/$d" "$dir/$d"; done
+  awk '/^```sh[ \t]*$/ { on = 1; next } /^```/ { on = 0; next }
+       on { sub(/[ \t]+#.*$/, ""); if ($0 ~ /^[ \t]*(#|$)/) next
+            if (sub(/\\$/, "")) { line = line $0; next }
+            print line $0; line = "" }' "$root/$name" >"$dir/.commands"
+  n=0
+  while IFS= read -r cmd; do
+    case "$cmd" in make*) continue ;; esac
+    n=$((n + 1))
+    if (cd "$dir" && SLURM_ARRAY_TASK_ID=0 sh -c "$cmd") >"$dir/.out" 2>&1 </dev/null; then
+      pass=$((pass + 1))
+    else
+      fail=$((fail + 1))
+      echo "FAIL $name command: $cmd"
+      sed 's/^/    /' "$dir/.out" | tail -n 5
+    fi
+  done <"$dir/.commands"
+  count=$n; echo "$name: $n commands"
+  rm -rf "$dir"
+}
 
-while IFS= read -r cmd; do
-  case "$cmd" in make*) continue ;; esac
-  if (cd "$work" && SLURM_ARRAY_TASK_ID=0 sh -c "$cmd") >"$work/out.txt" 2>&1 </dev/null; then
-    pass=$((pass + 1))
-  else
-    fail=$((fail + 1))
-    echo "FAIL README command: $cmd"
-    sed 's/^/    /' "$work/out.txt" | tail -n 5
-  fi
-done <"$work/commands.txt"
-check "README.md has shell commands to run" [ -s "$work/commands.txt" ]
+run_file README.md
+check "README.md has shell commands to run" [ "$count" -gt 0 ]
+for page in docs/*.md; do run_file "$page"; done
 check_summary

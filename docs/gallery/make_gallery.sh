@@ -1,11 +1,11 @@
 #!/bin/sh
-# Remakes every picture of docs/gallery.md with the lens tool (run from the repository root
+# Remakes every picture of docs/explain.md's gallery with the lens tool (run from the repository root
 # after `make`). Inputs: the released finders of Wilde et al. 2022 (weights/), their test inputs in
-# ../shared/reference/wilde2022, the Bologna challenge cutouts in ../shared/data, and a small
+# tests/data/wilde2022, the Bologna challenge cutouts in ../shared/data, and a small
 # simulated ring / disc data set made below with NumPy.
 set -e
 SHARED=${SHARED:-../shared}
-R=$SHARED/reference/wilde2022
+R=tests/data/wilde2022
 B=$SHARED/data/bologna-challenge1/space_based
 G=docs/gallery
 T=build/gallery
