@@ -18,7 +18,8 @@
  *   LENSSIM_STATIC            every public function becomes `static` (private copy per file)
  *   LENSSIM_API               linkage of public functions (default `extern`)
  *   LENSSIM_MALLOC(sz), LENSSIM_FREE(p)   allocator, both or neither (default malloc/free).
- *                             Used only by lenssim_render when the caller passes no workspace.
+ *                             Used only by lenssim_render when the caller passes no workspace,
+ *                             and for a JSON scene's PIXEL kernel.
  *   LENSSIM_MAX_PIXELS        largest image side accepted (default 8192)
  *   LENSSIM_MAX_SUPERSAMPLING largest supersampling factor accepted (default 32)
  *   LENSSIM_NO_OPTIMIZE_PRAGMA  with GCC, optimised builds compile the implementation at -O3
@@ -100,6 +101,21 @@
  *     brightness (mag/arcsec^2), read noise, gain and PSF. lenssim_magnitude_to_counts() and
  *     lenssim_sersic_amp_from_magnitude() turn magnitudes into counts/s and Sersic amplitudes.
  *
+ * Scenes from JSON (lenssim_scene_from_json: text in memory -> a scene ready to render)
+ *   {"grid": {"num_pix": 80, "pixel_scale": 0.05, "supersampling": 3},
+ *    "lens": [{"type": "SIE", "theta_E": 0.9, "e1": 0.05, "e2": -0.05}, {"type": "SHEAR", ...}],
+ *    "lens_light": [...], "source_light": [...], "kind": "any text",
+ *    "psf": {"type": "NONE" | "GAUSSIAN" (fwhm) | "MOFFAT" (fwhm, beta) | "PIXEL" (kernel: rows)},
+ *    "cosmology": {"H0": 70, "Om0": 0.3}, "multi_plane": {"lens_redshifts": [...], "z_source": 2,
+ *    "z_source_convention": 2, "source_redshifts": [one per source_light entry]}}
+ *   Models and keywords are lenstronomy's (SHEAR, CONVERGENCE: ra_0, dec_0), plus LINE_MASS and
+ *   the light "CLUMPY" (SERSIC_ELLIPSE's keywords, num_clumps, clump_fraction, clump_sigma, seed),
+ *   which expands into lenssim_clumpy_source's profiles. Only grid is required; keywords left out
+ *   are 0 (or the struct's default). One table per model holds each keyword's field, range and
+ *   whether it is required; the same rows check scenes built in C (lenssim_scene_check). Unknown,
+ *   repeated, missing or mistyped keys and unknown models are errors naming the entry
+ *   ("lens[1] 'SIE': missing keyword 'theta_E'"); syntax errors give the line and column.
+ *
  * Populations and datasets (docs/populations.md has the numbers)
  *   lenssim_dataset_init(&ds, &config, seed, &err) resolves a preset (euclid-lensfinding,
  *   euclid-compound, deeplense-substructure, ensai-modelling) and a layout (ou66, ou200, hsc,
@@ -127,7 +143,7 @@
  *   draws in a row (a very narrow theta_E window, say): then LENSSIM_ERR_RANGE names the object.
  *
  * What it does NOT do (yet)
- *   No file I/O (it fills caller buffers; the `lens` tool reads scene JSON and writes .npy).
+ *   No file I/O (it reads scenes from JSON text in memory and fills caller buffers).
  *   No adaptive or partial supersampling, no PSF convolution on the supersampled grid, no
  *   point sources (quasar images), no time delays, no line-of-sight or non-flat cosmologies, no
  *   radiation or massive neutrinos in the expansion rate, no elliptical NFW, no shapelets or
@@ -142,6 +158,8 @@
  *   terms as q -> 0, up to ~1000 at q = 0.02), 1 < gamma < 2.9, theta_E in [0, 1000], Rs > 0,
  *   |gamma1|, |gamma2| <= 1, |kappa| <= 10, R_sersic > 0, 0 < n_sersic <= 20, sigma > 0,
  *   centres within 1e4 arcsec, redshifts in (0, 1100), lens redshifts below z_source_convention.
+ *   JSON scenes: nesting up to 64 levels, numbers up to 127 characters, PIXEL kernels up to
+ *   1001 x 1001; the reader allocates nothing else and recurses no deeper.
  *   Noise: Poisson draws are exact up to means of 2^48 electrons per pixel, normal beyond.
  *
  * Precision and speed
@@ -172,6 +190,7 @@
  *   lenssim_mass_kind_from_name / _name, lenssim_light_kind_from_name / _name
  *   lenssim_lens_check, lenssim_light_check, lenssim_lens_model_check, lenssim_scene_check
  *                                            validate, naming the entry and the bad value
+ *   lenssim_scene_from_json, lenssim_json_scene_free   a scene from JSON text
  *   lenssim_ray_shoot, lenssim_deflection    arrays of positions -> source positions / alphas
  *   lenssim_convergence, lenssim_magnification
  *   lenssim_light_surface_brightness
@@ -4258,7 +4277,8 @@ static lenssim_result lenssim__json_keys(lenssim__reader *rd, const lenssim__mod
       if (!strcmp(key, m->keys[i].key)) k = &m->keys[i];
     if (!k) {
       char known[160];
-      lenssim__list_names(known, sizeof known, &m->keys[0].key, sizeof m->keys[0], m->count);
+      known[0] = 0;
+      if (m->count) lenssim__list_names(known, sizeof known, &m->keys[0].key, sizeof m->keys[0], m->count);
       return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "%s: unknown keyword '%s' (%s%s)", where, key,
                            m->count ? "it takes " : "it takes no keyword besides 'type'", known);
     }
@@ -4513,11 +4533,14 @@ static lenssim_result lenssim__json_scene(lenssim__reader *rd) {
   size_t count = 0, i;
   int more;
   lenssim_result r;
+  /* the syntax first, so that no other error hides a syntax error further on */
+  if ((r = lenssim__json_skip(rd, 0)) != LENSSIM_OK) return r;
   lenssim__json_ws(rd);
-  if (!lenssim__json_at(rd, '{')) {
-    if (!lenssim__json_kind(rd)) return lenssim__json_syntax(rd, "expected a JSON object");
+  if (rd->p != rd->end) return lenssim__json_syntax(rd, "text after the JSON value");
+  rd->p = rd->text;
+  lenssim__json_ws(rd);
+  if (!lenssim__json_at(rd, '{'))
     return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "a scene must be a JSON object (got %s)", lenssim__json_kind(rd));
-  }
   for (;;) {
     if ((r = lenssim__json_next(rd, &count, key, &more)) != LENSSIM_OK) return r;
     if (!more) break;
@@ -4530,8 +4553,6 @@ static lenssim_result lenssim__json_scene(lenssim__reader *rd) {
     given |= 1u << i;
     if ((r = lenssim__json_section(rd, key)) != LENSSIM_OK) return r;
   }
-  lenssim__json_ws(rd);
-  if (rd->p != rd->end) return lenssim__json_syntax(rd, "text after the scene's closing '}'");
   if (!rd->has_grid) return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "scene: missing 'grid' (num_pix, pixel_scale, supersampling)");
   if (rd->out->scene.lens.multi_plane && (r = lenssim__json_redshifts_apply(rd)) != LENSSIM_OK) return r;
   return lenssim_scene_check(&rd->out->scene, rd->err);
