@@ -18,7 +18,8 @@
  *   LENSSIM_STATIC            every public function becomes `static` (private copy per file)
  *   LENSSIM_API               linkage of public functions (default `extern`)
  *   LENSSIM_MALLOC(sz), LENSSIM_FREE(p)   allocator, both or neither (default malloc/free).
- *                             Used only by lenssim_render when the caller passes no workspace.
+ *                             Used only by lenssim_render when the caller passes no workspace,
+ *                             and for a JSON scene's PIXEL kernel.
  *   LENSSIM_MAX_PIXELS        largest image side accepted (default 8192)
  *   LENSSIM_MAX_SUPERSAMPLING largest supersampling factor accepted (default 32)
  *   LENSSIM_NO_OPTIMIZE_PRAGMA  with GCC, optimised builds compile the implementation at -O3
@@ -100,6 +101,21 @@
  *     brightness (mag/arcsec^2), read noise, gain and PSF. lenssim_magnitude_to_counts() and
  *     lenssim_sersic_amp_from_magnitude() turn magnitudes into counts/s and Sersic amplitudes.
  *
+ * Scenes from JSON (lenssim_scene_from_json: text in memory -> a scene ready to render)
+ *   {"grid": {"num_pix": 80, "pixel_scale": 0.05, "supersampling": 3},
+ *    "lens": [{"type": "SIE", "theta_E": 0.9, "e1": 0.05, "e2": -0.05}, {"type": "SHEAR", ...}],
+ *    "lens_light": [...], "source_light": [...], "kind": "any text",
+ *    "psf": {"type": "NONE" | "GAUSSIAN" (fwhm) | "MOFFAT" (fwhm, beta) | "PIXEL" (kernel: rows)},
+ *    "cosmology": {"H0": 70, "Om0": 0.3}, "multi_plane": {"lens_redshifts": [...], "z_source": 2,
+ *    "z_source_convention": 2, "source_redshifts": [one per source_light entry]}}
+ *   Models and keywords are lenstronomy's (SHEAR, CONVERGENCE: ra_0, dec_0), plus LINE_MASS and
+ *   the light "CLUMPY" (SERSIC_ELLIPSE's keywords, num_clumps, clump_fraction, clump_sigma, seed),
+ *   which expands into lenssim_clumpy_source's profiles. Only grid is required; keywords left out
+ *   are 0 (or the struct's default). One table per model holds each keyword's field, range and
+ *   whether it is required; the same rows check scenes built in C (lenssim_scene_check). Unknown,
+ *   repeated, missing or mistyped keys and unknown models are errors naming the entry
+ *   ("lens[1] 'SIE': missing keyword 'theta_E'"); syntax errors give the line and column.
+ *
  * Populations and datasets (docs/populations.md has the numbers)
  *   lenssim_dataset_init(&ds, &config, seed, &err) resolves a preset (euclid-lensfinding,
  *   euclid-compound, deeplense-substructure, ensai-modelling) and a layout (ou66, ou200, hsc,
@@ -127,7 +143,7 @@
  *   draws in a row (a very narrow theta_E window, say): then LENSSIM_ERR_RANGE names the object.
  *
  * What it does NOT do (yet)
- *   No file I/O (it fills caller buffers; the `lens` tool reads scene JSON and writes .npy).
+ *   No file I/O (it reads scenes from JSON text in memory and fills caller buffers).
  *   No adaptive or partial supersampling, no PSF convolution on the supersampled grid, no
  *   point sources (quasar images), no time delays, no line-of-sight or non-flat cosmologies, no
  *   radiation or massive neutrinos in the expansion rate, no elliptical NFW, no shapelets or
@@ -142,6 +158,8 @@
  *   terms as q -> 0, up to ~1000 at q = 0.02), 1 < gamma < 2.9, theta_E in [0, 1000], Rs > 0,
  *   |gamma1|, |gamma2| <= 1, |kappa| <= 10, R_sersic > 0, 0 < n_sersic <= 20, sigma > 0,
  *   centres within 1e4 arcsec, redshifts in (0, 1100), lens redshifts below z_source_convention.
+ *   JSON scenes: nesting up to 64 levels, numbers up to 127 characters, PIXEL kernels up to
+ *   1001 x 1001; the reader allocates nothing else and recurses no deeper.
  *   Noise: Poisson draws are exact up to means of 2^48 electrons per pixel, normal beyond.
  *
  * Precision and speed
@@ -172,6 +190,7 @@
  *   lenssim_mass_kind_from_name / _name, lenssim_light_kind_from_name / _name
  *   lenssim_lens_check, lenssim_light_check, lenssim_lens_model_check, lenssim_scene_check
  *                                            validate, naming the entry and the bad value
+ *   lenssim_scene_from_json, lenssim_json_scene_free   a scene from JSON text
  *   lenssim_ray_shoot, lenssim_deflection    arrays of positions -> source positions / alphas
  *   lenssim_convergence, lenssim_magnification
  *   lenssim_light_surface_brightness
@@ -238,7 +257,9 @@ extern "C" {
   X(LENSSIM_ERR_UNKNOWN,   "unknown model name") \
   X(LENSSIM_ERR_NOMEM,     "out of memory") \
   X(LENSSIM_ERR_TOO_LARGE, "size exceeds the configured limits") \
-  X(LENSSIM_ERR_WORKSPACE, "workspace too small")
+  X(LENSSIM_ERR_WORKSPACE, "workspace too small") \
+  X(LENSSIM_ERR_SYNTAX,    "malformed JSON") \
+  X(LENSSIM_ERR_SCENE,     "missing, unknown, repeated or mistyped scene keyword")
 
 typedef enum {
 #define LENSSIM__ENUM(name, text) name,
@@ -397,6 +418,28 @@ LENSSIM_API size_t lenssim_render_workspace_bytes(const lenssim_scene *scene);
  * workspace may be NULL, in which case it is allocated with LENSSIM_MALLOC and freed. */
 LENSSIM_API lenssim_result lenssim_render(const lenssim_scene *scene, double *image, void *workspace,
                                           size_t workspace_bytes, lenssim_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Scenes from JSON text (format in the manual's "Scenes from JSON")
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+  lenssim_scene scene;  /* ready for lenssim_render; points into this struct, so do not copy it */
+  lenssim_mass lenses[LENSSIM_MAX_PROFILES];
+  lenssim_light lens_light[LENSSIM_MAX_PROFILES];
+  lenssim_light source_light[LENSSIM_MAX_PROFILES]; /* CLUMPY entries expanded */
+  double *psf_kernel;   /* a PIXEL PSF's kernel (LENSSIM_MALLOC), else NULL */
+  int has_psf;          /* the text has a "psf" entry (without one a caller may apply a band's PSF) */
+  char kind[64];        /* the informative "kind" string, "" if none */
+} lenssim_json_scene;
+
+/* Reads a scene from len bytes of JSON text (no terminating NUL needed) into *out (about 20 KB:
+ * heap or static storage suits small stacks) and checks it as lenssim_scene_check does. On
+ * failure err names the entry ("lens[1] 'SIE': missing keyword 'theta_E'") or the line and column
+ * of a syntax error, and *out holds nothing to free. */
+LENSSIM_API lenssim_result lenssim_scene_from_json(const char *text, size_t len, lenssim_json_scene *out,
+                                                   lenssim_error *err);
+/* Frees the PIXEL kernel; safe on a zeroed or failed scene and when called twice. */
+LENSSIM_API void lenssim_json_scene_free(lenssim_json_scene *s);
 
 /* ---------------------------------------------------------------------------------------------
  * Random numbers and noise
@@ -632,6 +675,7 @@ LENSSIM_API lenssim_kind lenssim_dataset_kind(const lenssim_dataset *ds, uint64_
 #include <string.h>
 #include <stdarg.h>
 #include <math.h>
+#include <locale.h>
 
 #if defined(LENSSIM_MALLOC) && defined(LENSSIM_FREE)
 #elif !defined(LENSSIM_MALLOC) && !defined(LENSSIM_FREE)
@@ -897,118 +941,213 @@ LENSSIM_API double lenssim_angular_diameter_distance(const lenssim_cosmology *c,
   return lenssim_comoving_distance(c, z1, z2) / (1.0 + z2);
 }
 
-/* ---- names ---------------------------------------------------------------------------------- */
-static const char *const lenssim__mass_names[LENSSIM_MASS_KIND_COUNT] = {
-  "SIS", "SIE", "EPL", "NFW", "POINT_MASS", "SHEAR", "CONVERGENCE", "LINE_MASS"};
-static const char *const lenssim__light_names[LENSSIM_LIGHT_KIND_COUNT] = {
-  "SERSIC", "SERSIC_ELLIPSE", "GAUSSIAN", "GAUSSIAN_ELLIPSE"};
+/* ---- keywords: each model's keywords with their ranges, written once -------------------------
+ * One row per keyword (lenstronomy's name): the struct field it fills, whether a JSON scene must
+ * give it, and the accepted range. The checks of C structs (lenssim_lens_check, lenssim_light_check,
+ * lenssim_scene_check) and the JSON reader (lenssim_scene_from_json) both read these rows. */
+enum {
+  LENSSIM__REQUIRED = 1,      /* a JSON scene must give it */
+  LENSSIM__INT = 2,           /* an int field: a whole number */
+  LENSSIM__WHOLE = 4,         /* a double field holding a whole number */
+  LENSSIM__LO_OPEN = 8,       /* lo itself is refused */
+  LENSSIM__HI_OPEN = 16,      /* hi itself is refused */
+  LENSSIM__ZERO_DEFAULT = 32, /* 0 in a struct means a default; JSON gives a value in range or none */
+  LENSSIM__PAIR_E = 64,       /* with the row before, an ellipticity: sqrt(e1^2 + e2^2) < 1 */
+  LENSSIM__KERNEL = 128,      /* JSON only: a PIXEL PSF's square array of rows */
+  LENSSIM__LIST = 256         /* JSON only: an array of redshifts; offset says which list (0 lens, 1 source) */
+};
 
-LENSSIM_API int lenssim_mass_kind_from_name(const char *name) {
+typedef struct {
+  const char *key;
+  size_t offset;
+  int flags;
+  double lo, hi;
+} lenssim__key;
+
+typedef struct {
+  const char *name; /* the model's type name, or NULL for a section such as "grid" */
+  const lenssim__key *keys;
+  size_t count;
+} lenssim__model;
+
+#define LENSSIM__ROW(T, key, field, flags, lo, hi) {key, offsetof(T, field), flags, lo, hi}
+#define LENSSIM__POSITION(T, key, field) LENSSIM__ROW(T, key, field, 0, -1e4, 1e4)
+#define LENSSIM__CENTRE(T) LENSSIM__POSITION(T, "center_x", center_x), LENSSIM__POSITION(T, "center_y", center_y)
+#define LENSSIM__ORIGIN LENSSIM__POSITION(lenssim_mass, "ra_0", center_x), LENSSIM__POSITION(lenssim_mass, "dec_0", center_y)
+#define LENSSIM__ELLIPTICITY(T) LENSSIM__ROW(T, "e1", e1, LENSSIM__REQUIRED, -1.0, 1.0), \
+  LENSSIM__ROW(T, "e2", e2, LENSSIM__REQUIRED | LENSSIM__PAIR_E, -1.0, 1.0)
+#define LENSSIM__THETA_E LENSSIM__ROW(lenssim_mass, "theta_E", theta_E, LENSSIM__REQUIRED, 0.0, 1e3)
+#define LENSSIM__AMP(T) LENSSIM__ROW(T, "amp", amp, LENSSIM__REQUIRED, -1e30, 1e30)
+#define LENSSIM__SERSIC(T) LENSSIM__ROW(T, "R_sersic", R_sersic, LENSSIM__REQUIRED | LENSSIM__LO_OPEN, 0.0, 1e4), \
+  LENSSIM__ROW(T, "n_sersic", n_sersic, LENSSIM__REQUIRED | LENSSIM__LO_OPEN, 0.0, 20.0)
+#define LENSSIM__SIGMA LENSSIM__ROW(lenssim_light, "sigma", sigma, LENSSIM__REQUIRED | LENSSIM__LO_OPEN, 0.0, 1e4)
+#define LENSSIM__REDSHIFT(T, key, field, flags) \
+  LENSSIM__ROW(T, key, field, (flags) | LENSSIM__LO_OPEN | LENSSIM__HI_OPEN, 0.0, 1100.0)
+#define LENSSIM__MODEL(name, keys) {name, keys, sizeof keys / sizeof keys[0]}
+
+static const lenssim__key lenssim__sis_keys[] = {LENSSIM__THETA_E, LENSSIM__CENTRE(lenssim_mass)};
+static const lenssim__key lenssim__sie_keys[] = {LENSSIM__THETA_E, LENSSIM__ELLIPTICITY(lenssim_mass),
+                                                 LENSSIM__CENTRE(lenssim_mass)};
+static const lenssim__key lenssim__epl_keys[] = {
+  LENSSIM__THETA_E, LENSSIM__ROW(lenssim_mass, "gamma", gamma, LENSSIM__REQUIRED | LENSSIM__LO_OPEN, 1.0, 2.9),
+  LENSSIM__ELLIPTICITY(lenssim_mass), LENSSIM__CENTRE(lenssim_mass)};
+static const lenssim__key lenssim__nfw_keys[] = {
+  LENSSIM__ROW(lenssim_mass, "Rs", Rs, LENSSIM__REQUIRED | LENSSIM__LO_OPEN, 0.0, 1e4),
+  LENSSIM__ROW(lenssim_mass, "alpha_Rs", alpha_Rs, LENSSIM__REQUIRED, 0.0, 1e3), LENSSIM__CENTRE(lenssim_mass)};
+static const lenssim__key lenssim__shear_keys[] = {
+  LENSSIM__ROW(lenssim_mass, "gamma1", gamma1, LENSSIM__REQUIRED, -1.0, 1.0),
+  LENSSIM__ROW(lenssim_mass, "gamma2", gamma2, LENSSIM__REQUIRED, -1.0, 1.0), LENSSIM__ORIGIN};
+static const lenssim__key lenssim__convergence_keys[] = {
+  LENSSIM__ROW(lenssim_mass, "kappa", kappa, LENSSIM__REQUIRED, -10.0, 10.0), LENSSIM__ORIGIN};
+static const lenssim__key lenssim__line_mass_keys[] = {
+  LENSSIM__ROW(lenssim_mass, "line_density", line_density, LENSSIM__REQUIRED, 0.0, 10.0),
+  LENSSIM__ROW(lenssim_mass, "length", length, LENSSIM__REQUIRED | LENSSIM__LO_OPEN, 0.0, 1e3),
+  LENSSIM__ROW(lenssim_mass, "angle", angle, 0, -1e3, 1e3), LENSSIM__CENTRE(lenssim_mass)};
+static const lenssim__model lenssim__mass_models[LENSSIM_MASS_KIND_COUNT] = {
+  LENSSIM__MODEL("SIS", lenssim__sis_keys), LENSSIM__MODEL("SIE", lenssim__sie_keys),
+  LENSSIM__MODEL("EPL", lenssim__epl_keys), LENSSIM__MODEL("NFW", lenssim__nfw_keys),
+  LENSSIM__MODEL("POINT_MASS", lenssim__sis_keys), LENSSIM__MODEL("SHEAR", lenssim__shear_keys),
+  LENSSIM__MODEL("CONVERGENCE", lenssim__convergence_keys), LENSSIM__MODEL("LINE_MASS", lenssim__line_mass_keys)};
+
+static const lenssim__key lenssim__sersic_keys[] = {LENSSIM__AMP(lenssim_light), LENSSIM__SERSIC(lenssim_light),
+                                                    LENSSIM__CENTRE(lenssim_light)};
+static const lenssim__key lenssim__sersic_ellipse_keys[] = {LENSSIM__AMP(lenssim_light), LENSSIM__SERSIC(lenssim_light),
+                                                            LENSSIM__ELLIPTICITY(lenssim_light), LENSSIM__CENTRE(lenssim_light)};
+static const lenssim__key lenssim__gaussian_keys[] = {LENSSIM__AMP(lenssim_light), LENSSIM__SIGMA, LENSSIM__CENTRE(lenssim_light)};
+static const lenssim__key lenssim__gaussian_ellipse_keys[] = {LENSSIM__AMP(lenssim_light), LENSSIM__SIGMA,
+                                                              LENSSIM__ELLIPTICITY(lenssim_light), LENSSIM__CENTRE(lenssim_light)};
+static const lenssim__model lenssim__light_models[LENSSIM_LIGHT_KIND_COUNT] = {
+  LENSSIM__MODEL("SERSIC", lenssim__sersic_keys), LENSSIM__MODEL("SERSIC_ELLIPSE", lenssim__sersic_ellipse_keys),
+  LENSSIM__MODEL("GAUSSIAN", lenssim__gaussian_keys), LENSSIM__MODEL("GAUSSIAN_ELLIPSE", lenssim__gaussian_ellipse_keys)};
+/* A light's redshift is no keyword (multi_plane's source_redshifts set it); 0 means z_source. */
+static const lenssim__key lenssim__light_redshift = LENSSIM__REDSHIFT(lenssim_light, "redshift", redshift, LENSSIM__ZERO_DEFAULT);
+
+static const lenssim__key lenssim__grid_keys[] = {
+  LENSSIM__ROW(lenssim_grid, "num_pix", num_pix, LENSSIM__REQUIRED | LENSSIM__INT, 1.0, LENSSIM_MAX_PIXELS),
+  LENSSIM__ROW(lenssim_grid, "pixel_scale", pixel_scale, LENSSIM__REQUIRED | LENSSIM__LO_OPEN | LENSSIM__HI_OPEN, 0.0, 1e4),
+  LENSSIM__ROW(lenssim_grid, "supersampling", supersampling, LENSSIM__INT | LENSSIM__ZERO_DEFAULT, 1.0,
+               LENSSIM_MAX_SUPERSAMPLING)};
+static const lenssim__model lenssim__grid_model = LENSSIM__MODEL(NULL, lenssim__grid_keys);
+static const lenssim__key lenssim__cosmology_keys[] = {
+  LENSSIM__ROW(lenssim_cosmology, "H0", H0, LENSSIM__ZERO_DEFAULT | LENSSIM__LO_OPEN | LENSSIM__HI_OPEN, 0.0, 1000.0),
+  LENSSIM__ROW(lenssim_cosmology, "Om0", Om0, LENSSIM__ZERO_DEFAULT | LENSSIM__LO_OPEN, 0.0, 1.0)};
+static const lenssim__model lenssim__cosmology_model = LENSSIM__MODEL(NULL, lenssim__cosmology_keys);
+static const lenssim__key lenssim__multi_plane_keys[] = {
+  {"lens_redshifts", 0, LENSSIM__REQUIRED | LENSSIM__LIST, 0.0, 0.0},
+  LENSSIM__REDSHIFT(lenssim_lens_model, "z_source", z_source, LENSSIM__REQUIRED),
+  LENSSIM__REDSHIFT(lenssim_lens_model, "z_source_convention", z_source_convention, LENSSIM__ZERO_DEFAULT),
+  {"source_redshifts", 1, LENSSIM__LIST, 0.0, 0.0}};
+static const lenssim__model lenssim__multi_plane_model = LENSSIM__MODEL(NULL, lenssim__multi_plane_keys);
+
+static const lenssim__key lenssim__psf_fwhm_keys[] = {
+  LENSSIM__ROW(lenssim_psf, "fwhm", fwhm, LENSSIM__REQUIRED | LENSSIM__LO_OPEN | LENSSIM__HI_OPEN, 0.0, 1e3),
+  LENSSIM__ROW(lenssim_psf, "beta", moffat_beta, LENSSIM__ZERO_DEFAULT | LENSSIM__LO_OPEN, 0.0, 100.0)};
+static const lenssim__key lenssim__psf_pixel_keys[] = {{"kernel", 0, LENSSIM__REQUIRED | LENSSIM__KERNEL, 0.0, 0.0}};
+static const lenssim__model lenssim__psf_models[] = {
+  {"NONE", NULL, 0}, {"GAUSSIAN", lenssim__psf_fwhm_keys, 1}, LENSSIM__MODEL("MOFFAT", lenssim__psf_fwhm_keys),
+  LENSSIM__MODEL("PIXEL", lenssim__psf_pixel_keys)};
+
+/* ---- names ---------------------------------------------------------------------------------- */
+static int lenssim__model_index(const lenssim__model *models, int count, const char *name) {
   int i;
-  for (i = 0; name && i < LENSSIM_MASS_KIND_COUNT; i++)
-    if (!strcmp(name, lenssim__mass_names[i])) return i;
+  for (i = 0; name && i < count; i++)
+    if (!strcmp(name, models[i].name)) return i;
   return -1;
+}
+LENSSIM_API int lenssim_mass_kind_from_name(const char *name) {
+  return lenssim__model_index(lenssim__mass_models, LENSSIM_MASS_KIND_COUNT, name);
 }
 LENSSIM_API const char *lenssim_mass_kind_name(lenssim_mass_kind kind) {
-  return (int)kind >= 0 && kind < LENSSIM_MASS_KIND_COUNT ? lenssim__mass_names[kind] : "?";
+  return (int)kind >= 0 && kind < LENSSIM_MASS_KIND_COUNT ? lenssim__mass_models[kind].name : "?";
 }
 LENSSIM_API int lenssim_light_kind_from_name(const char *name) {
-  int i;
-  for (i = 0; name && i < LENSSIM_LIGHT_KIND_COUNT; i++)
-    if (!strcmp(name, lenssim__light_names[i])) return i;
-  return -1;
+  return lenssim__model_index(lenssim__light_models, LENSSIM_LIGHT_KIND_COUNT, name);
 }
 LENSSIM_API const char *lenssim_light_kind_name(lenssim_light_kind kind) {
-  return (int)kind >= 0 && kind < LENSSIM_LIGHT_KIND_COUNT ? lenssim__light_names[kind] : "?";
+  return (int)kind >= 0 && kind < LENSSIM_LIGHT_KIND_COUNT ? lenssim__light_models[kind].name : "?";
 }
 
 /* ---- checks --------------------------------------------------------------------------------- */
 static int lenssim__finite(double v) { return v == v && v - v == 0.0; }
 
-static lenssim_result lenssim__check_value(lenssim_error *err, const char *what, const char *kind, const char *key,
-                                           double v, double lo, double hi, int lo_open) {
-  if (!lenssim__finite(v) || v > hi || v < lo || (lo_open && v == lo))
-    return lenssim__fail(err, LENSSIM_ERR_RANGE, "%s '%s': %s = %g is out of range (must be %s %g and <= %g)",
-                         what, kind, key, v, lo_open ? ">" : ">=", lo, hi);
-  return LENSSIM_OK;
+/* "lens[1] 'SIE'" for a model entry, "grid" for a section: the start of every message. */
+static const char *lenssim__where(char *buf, size_t cap, const char *what, const char *name) {
+  if (!name) return what;
+  snprintf(buf, cap, "%s '%s'", what, name);
+  return buf;
 }
 
-#define LENSSIM__CHECK(key, v, lo, hi, open) \
-  do { lenssim_result r_ = lenssim__check_value(err, what, name, key, v, lo, hi, open); if (r_) return r_; } while (0)
+static int lenssim__key_in_range(const lenssim__key *k, double v) {
+  if (!lenssim__finite(v) || v < k->lo || v > k->hi) return 0;
+  if (((k->flags & LENSSIM__LO_OPEN) && v == k->lo) || ((k->flags & LENSSIM__HI_OPEN) && v == k->hi)) return 0;
+  return !(k->flags & (LENSSIM__INT | LENSSIM__WHOLE)) || v == floor(v);
+}
 
-static lenssim_result lenssim__check_ellipticity(lenssim_error *err, const char *what, const char *name,
-                                                 double e1, double e2) {
-  LENSSIM__CHECK("e1", e1, -1.0, 1.0, 0);
-  LENSSIM__CHECK("e2", e2, -1.0, 1.0, 0);
-  if (e1 * e1 + e2 * e2 >= 1.0)
-    return lenssim__fail(err, LENSSIM_ERR_RANGE, "%s '%s': sqrt(e1^2 + e2^2) = %g must be below 1",
-                         what, name, sqrt(e1 * e1 + e2 * e2));
+/* The value v of keyword `key` (a row's key, or a list element such as "lens_redshifts[2]"). */
+static lenssim_result lenssim__key_check(const lenssim__key *k, const char *key, double v, const char *what,
+                                         const char *name, lenssim_error *err) {
+  char buf[96];
+  if (lenssim__key_in_range(k, v)) return LENSSIM_OK;
+  what = lenssim__where(buf, sizeof buf, what, name);
+  if (k->flags & (LENSSIM__INT | LENSSIM__WHOLE))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "%s: %s = %g is out of range (a whole number %g..%g)", what, key, v,
+                         k->lo, k->hi);
+  return lenssim__fail(err, LENSSIM_ERR_RANGE, "%s: %s = %g is out of range (must be %s %g and %s %g)", what, key, v,
+                       k->flags & LENSSIM__LO_OPEN ? ">" : ">=", k->lo, k->flags & LENSSIM__HI_OPEN ? "<" : "<=", k->hi);
+}
+
+static double lenssim__key_get(const lenssim__key *k, const void *obj) {
+  const char *field = (const char *)obj + k->offset;
+  if (k->flags & LENSSIM__INT) {
+    int i;
+    memcpy(&i, field, sizeof i);
+    return (double)i;
+  } else {
+    double d;
+    memcpy(&d, field, sizeof d);
+    return d;
+  }
+}
+
+/* Every numeric keyword of a model in range (0 passes where it means a default), and the
+ * ellipticity pairs below 1. */
+static lenssim_result lenssim__model_check(const lenssim__model *m, const void *obj, const char *what, lenssim_error *err) {
+  size_t i;
+  for (i = 0; i < m->count; i++) {
+    const lenssim__key *k = &m->keys[i];
+    double v, e2;
+    lenssim_result r;
+    if (k->flags & (LENSSIM__KERNEL | LENSSIM__LIST)) continue;
+    v = lenssim__key_get(k, obj);
+    if ((k->flags & LENSSIM__ZERO_DEFAULT) && v == 0.0) continue;
+    if ((r = lenssim__key_check(k, k->key, v, what, m->name, err)) != LENSSIM_OK) return r;
+    if (!(k->flags & LENSSIM__PAIR_E)) continue;
+    e2 = lenssim__key_get(k - 1, obj) * lenssim__key_get(k - 1, obj) + v * v;
+    if (e2 >= 1.0) {
+      char buf[96];
+      return lenssim__fail(err, LENSSIM_ERR_RANGE, "%s: sqrt(%s^2 + %s^2) = %g must be below 1",
+                           lenssim__where(buf, sizeof buf, what, m->name), k[-1].key, k->key, sqrt(e2));
+    }
+  }
   return LENSSIM_OK;
 }
 
 LENSSIM_API lenssim_result lenssim_lens_check(const lenssim_mass *m, const char *what, lenssim_error *err) {
-  const char *name = lenssim_mass_kind_name(m->kind);
-  lenssim_result r;
   if (!what) what = "lens";
   if ((int)m->kind < 0 || m->kind >= LENSSIM_MASS_KIND_COUNT)
     return lenssim__fail(err, LENSSIM_ERR_UNKNOWN, "%s: unknown lens model kind %d", what, (int)m->kind);
-  LENSSIM__CHECK("center_x", m->center_x, -1e4, 1e4, 0);
-  LENSSIM__CHECK("center_y", m->center_y, -1e4, 1e4, 0);
-  switch (m->kind) {
-    case LENSSIM_MASS_SIS: case LENSSIM_MASS_POINT_MASS:
-      LENSSIM__CHECK("theta_E", m->theta_E, 0.0, 1e3, 0);
-      break;
-    case LENSSIM_MASS_SIE:
-      LENSSIM__CHECK("theta_E", m->theta_E, 0.0, 1e3, 0);
-      if ((r = lenssim__check_ellipticity(err, what, name, m->e1, m->e2)) != LENSSIM_OK) return r;
-      break;
-    case LENSSIM_MASS_EPL:
-      LENSSIM__CHECK("theta_E", m->theta_E, 0.0, 1e3, 0);
-      LENSSIM__CHECK("gamma", m->gamma, 1.0, 2.9, 1);
-      if ((r = lenssim__check_ellipticity(err, what, name, m->e1, m->e2)) != LENSSIM_OK) return r;
-      break;
-    case LENSSIM_MASS_NFW:
-      LENSSIM__CHECK("Rs", m->Rs, 0.0, 1e4, 1);
-      LENSSIM__CHECK("alpha_Rs", m->alpha_Rs, 0.0, 1e3, 0);
-      break;
-    case LENSSIM_MASS_SHEAR:
-      LENSSIM__CHECK("gamma1", m->gamma1, -1.0, 1.0, 0);
-      LENSSIM__CHECK("gamma2", m->gamma2, -1.0, 1.0, 0);
-      break;
-    case LENSSIM_MASS_CONVERGENCE:
-      LENSSIM__CHECK("kappa", m->kappa, -10.0, 10.0, 0);
-      break;
-    case LENSSIM_MASS_LINE_MASS:
-      LENSSIM__CHECK("line_density", m->line_density, 0.0, 10.0, 0);
-      LENSSIM__CHECK("length", m->length, 0.0, 1e3, 1);
-      LENSSIM__CHECK("angle", m->angle, -1e3, 1e3, 0);
-      break;
-    default: break;
-  }
-  return LENSSIM_OK;
+  return lenssim__model_check(&lenssim__mass_models[m->kind], m, what, err);
 }
 
 LENSSIM_API lenssim_result lenssim_light_check(const lenssim_light *l, const char *what, lenssim_error *err) {
-  const char *name = lenssim_light_kind_name(l->kind);
   lenssim_result r;
   if (!what) what = "light";
   if ((int)l->kind < 0 || l->kind >= LENSSIM_LIGHT_KIND_COUNT)
     return lenssim__fail(err, LENSSIM_ERR_UNKNOWN, "%s: unknown light model kind %d", what, (int)l->kind);
-  LENSSIM__CHECK("amp", l->amp, -1e30, 1e30, 0);
-  LENSSIM__CHECK("center_x", l->center_x, -1e4, 1e4, 0);
-  LENSSIM__CHECK("center_y", l->center_y, -1e4, 1e4, 0);
-  if (l->kind == LENSSIM_LIGHT_SERSIC || l->kind == LENSSIM_LIGHT_SERSIC_ELLIPSE) {
-    LENSSIM__CHECK("R_sersic", l->R_sersic, 0.0, 1e4, 1);
-    LENSSIM__CHECK("n_sersic", l->n_sersic, 0.0, 20.0, 1);
-  } else {
-    LENSSIM__CHECK("sigma", l->sigma, 0.0, 1e4, 1);
-  }
-  if (l->kind == LENSSIM_LIGHT_SERSIC_ELLIPSE || l->kind == LENSSIM_LIGHT_GAUSSIAN_ELLIPSE)
-    if ((r = lenssim__check_ellipticity(err, what, name, l->e1, l->e2)) != LENSSIM_OK) return r;
-  LENSSIM__CHECK("redshift", l->redshift, 0.0, 1100.0, 0);
-  return LENSSIM_OK;
+  if ((r = lenssim__model_check(&lenssim__light_models[l->kind], l, what, err)) != LENSSIM_OK) return r;
+  if (l->redshift == 0.0) return LENSSIM_OK;
+  return lenssim__key_check(&lenssim__light_redshift, "redshift", l->redshift, what, lenssim__light_models[l->kind].name, err);
 }
-#undef LENSSIM__CHECK
 
 /* ---- profiles, prepared once per render ---------------------------------------------------- */
 /* lenstronomy's (e1, e2) -> (phi, q) with |e| capped at 0.9999. */
@@ -1270,14 +1409,10 @@ LENSSIM_API lenssim_result lenssim_lens_model_check(const lenssim_lens_model *mo
   }
   if (model->multi_plane) {
     double zconv = model->z_source_convention > 0 ? model->z_source_convention : model->z_source;
-    double H0, Om0;
-    lenssim__cosmo_defaults(&model->cosmology, &H0, &Om0);
-    if (!(H0 > 0 && H0 < 1000) || !(Om0 > 0 && Om0 <= 1))
-      return lenssim__fail(err, LENSSIM_ERR_RANGE, "cosmology: H0 = %g, Om0 = %g out of range", H0, Om0);
-    if (!(model->z_source > 0 && model->z_source < 1100))
-      return lenssim__fail(err, LENSSIM_ERR_RANGE, "multi_plane: z_source = %g is out of range (0, 1100)", model->z_source);
-    if (!(zconv > 0 && zconv < 1100))
-      return lenssim__fail(err, LENSSIM_ERR_RANGE, "multi_plane: z_source_convention = %g is out of range", zconv);
+    lenssim_result r;
+    if ((r = lenssim__model_check(&lenssim__cosmology_model, &model->cosmology, "cosmology", err)) != LENSSIM_OK ||
+        (r = lenssim__model_check(&lenssim__multi_plane_model, model, "multi_plane", err)) != LENSSIM_OK)
+      return r;
     for (i = 0; i < model->num_lenses; i++) {
       double z = model->lenses[i].redshift;
       if (!(z > 0 && z < zconv))
@@ -2008,18 +2143,8 @@ LENSSIM_API lenssim_result lenssim_scene_check(const lenssim_scene *scene, lenss
   size_t i;
   lenssim_result r;
   char what[40];
-  int ss;
   if (!scene) return lenssim__fail(err, LENSSIM_ERR_ARG, "scene is NULL");
-  ss = scene->grid.supersampling ? scene->grid.supersampling : 1;
-  if (scene->grid.num_pix < 1 || scene->grid.num_pix > LENSSIM_MAX_PIXELS)
-    return lenssim__fail(err, LENSSIM_ERR_RANGE, "grid: num_pix = %d is out of range (1..%d)",
-                         scene->grid.num_pix, LENSSIM_MAX_PIXELS);
-  if (!(scene->grid.pixel_scale > 0 && scene->grid.pixel_scale < 1e4))
-    return lenssim__fail(err, LENSSIM_ERR_RANGE, "grid: pixel_scale = %g is out of range (must be > 0)",
-                         scene->grid.pixel_scale);
-  if (ss < 1 || ss > LENSSIM_MAX_SUPERSAMPLING)
-    return lenssim__fail(err, LENSSIM_ERR_RANGE, "grid: supersampling = %d is out of range (1..%d)", ss,
-                         LENSSIM_MAX_SUPERSAMPLING);
+  if ((r = lenssim__model_check(&lenssim__grid_model, &scene->grid, "grid", err)) != LENSSIM_OK) return r;
   if ((r = lenssim_lens_model_check(&scene->lens, err)) != LENSSIM_OK) return r;
   if (scene->num_lens_light > LENSSIM_MAX_PROFILES || scene->num_source_light > LENSSIM_MAX_PROFILES)
     return lenssim__fail(err, LENSSIM_ERR_TOO_LARGE, "at most %d light entries of each kind are supported",
@@ -2034,10 +2159,10 @@ LENSSIM_API lenssim_result lenssim_scene_check(const lenssim_scene *scene, lenss
     snprintf(what, sizeof what, "source_light[%lu]", (unsigned long)i);
     if ((r = lenssim_light_check(&scene->source_light[i], what, err)) != LENSSIM_OK) return r;
   }
+  if ((int)scene->psf.kind < 0 || (size_t)scene->psf.kind >= sizeof lenssim__psf_models / sizeof lenssim__psf_models[0])
+    return lenssim__fail(err, LENSSIM_ERR_UNKNOWN, "psf: unknown kind %d", (int)scene->psf.kind);
+  if ((r = lenssim__model_check(&lenssim__psf_models[scene->psf.kind], &scene->psf, "psf", err)) != LENSSIM_OK) return r;
   if (scene->psf.kind != LENSSIM_PSF_NONE) {
-    if ((scene->psf.kind == LENSSIM_PSF_GAUSSIAN || scene->psf.kind == LENSSIM_PSF_MOFFAT) &&
-        !(scene->psf.fwhm > 0 && scene->psf.fwhm < 1e3))
-      return lenssim__fail(err, LENSSIM_ERR_RANGE, "psf: fwhm = %g is out of range (must be > 0)", scene->psf.fwhm);
     if (scene->psf.kind == LENSSIM_PSF_GAUSSIAN &&
         scene->psf.fwhm / scene->grid.pixel_scale > 200.0 * (double)scene->grid.num_pix)
       return lenssim__fail(err, LENSSIM_ERR_RANGE, "psf: fwhm = %g is far larger than the image", scene->psf.fwhm);
@@ -3887,6 +4012,578 @@ LENSSIM_API lenssim_result lenssim_dataset_sample(const lenssim_dataset *ds, uin
                                                   lenssim_error *err) {
   if (!ds) return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset sample: NULL argument");
   return lenssim_dataset_sample_kind(ds, index, lenssim_dataset_kind(ds, index), image, label, workspace, workspace_bytes, err);
+}
+
+/* ---- scenes from JSON ------------------------------------------------------------------------
+ * A reader of its own (lenssim.h builds alone) that fills the structs straight from the text, no
+ * tree: each object's keys are looked up in the model's rows above. It never recurses deeper than
+ * LENSSIM__JSON_MAX_DEPTH and allocates only a PIXEL kernel, so any input is safe to give it. */
+#define LENSSIM__JSON_MAX_DEPTH 64
+#define LENSSIM__JSON_MAX_KERNEL 1001
+#define LENSSIM__JSON_NAME 64
+
+typedef struct {
+  const char *text, *p, *end;
+  lenssim_error *err;
+  lenssim_json_scene *out;
+  size_t source_entries, first_of_source[LENSSIM_MAX_PROFILES + 1]; /* source entry i starts at profile first_of_source[i] */
+  double z[2][LENSSIM_MAX_PROFILES]; /* multi_plane's lens_redshifts and source_redshifts */
+  size_t z_count[2];
+  int has_grid;
+} lenssim__reader;
+
+static void lenssim__json_ws(lenssim__reader *rd) {
+  while (rd->p < rd->end && (*rd->p == ' ' || *rd->p == '\t' || *rd->p == '\n' || *rd->p == '\r')) rd->p++;
+}
+
+static lenssim_result lenssim__json_syntax(lenssim__reader *rd, const char *what) {
+  const char *q;
+  long line = 1, column = 1;
+  for (q = rd->text; q < rd->p; q++) {
+    if (*q == '\n') { line++; column = 1; }
+    else column++;
+  }
+  return lenssim__fail(rd->err, LENSSIM_ERR_SYNTAX, "line %ld, column %ld: %s", line, column, what);
+}
+
+static int lenssim__json_at(const lenssim__reader *rd, char c) { return rd->p < rd->end && *rd->p == c; }
+
+static int lenssim__json_at_number(const lenssim__reader *rd) {
+  return rd->p < rd->end && (*rd->p == '-' || (*rd->p >= '0' && *rd->p <= '9'));
+}
+
+/* What the value at rd->p is, for messages; NULL if no value starts there. */
+static const char *lenssim__json_kind(const lenssim__reader *rd) {
+  char c = rd->p < rd->end ? *rd->p : 0;
+  if (c == '"') return "a string";
+  if (c == '{') return "an object";
+  if (c == '[') return "an array";
+  if (lenssim__json_at_number(rd)) return "a number";
+  if (c == 't') return "true";
+  if (c == 'f') return "false";
+  if (c == 'n') return "null";
+  return NULL;
+}
+
+/* "WHERE: keyword 'KEY' must be WANTED (got ...)", or a syntax error if no value starts at rd->p. */
+static lenssim_result lenssim__json_type_error(lenssim__reader *rd, const char *where, const char *key, const char *wanted) {
+  const char *got = lenssim__json_kind(rd);
+  if (!got) return lenssim__json_syntax(rd, "expected a value");
+  if (!key) return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "%s must be %s (got %s)", where, wanted, got);
+  return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "%s: keyword '%s' must be %s (got %s)", where, key, wanted, got);
+}
+
+static int lenssim__hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* A string literal at rd->p into buf (cut to cap - 1 bytes: no name we know is longer; characters
+ * beyond ASCII become '?'). buf may be NULL to skip it. */
+static lenssim_result lenssim__json_string(lenssim__reader *rd, char *buf, size_t cap) {
+  size_t n = 0;
+  rd->p++;
+  for (;;) {
+    unsigned char c;
+    if (rd->p >= rd->end) return lenssim__json_syntax(rd, "unterminated string");
+    c = (unsigned char)*rd->p;
+    if (c == '"') break;
+    if (c < 0x20) return lenssim__json_syntax(rd, "control character in a string");
+    if (c == '\\') {
+      const char *esc = "\"\"\\\\//b\bf\fn\nr\rt\t";
+      rd->p++;
+      if (rd->p >= rd->end) return lenssim__json_syntax(rd, "unterminated string");
+      while (*esc && *esc != *rd->p) esc += 2;
+      if (*esc) c = (unsigned char)esc[1];
+      else if (*rd->p == 'u') {
+        int i, cp = 0;
+        for (i = 1; i <= 4; i++) {
+          int h = rd->end - rd->p > i ? lenssim__hex_digit(rd->p[i]) : -1;
+          if (h < 0) return lenssim__json_syntax(rd, "bad \\u escape in a string");
+          cp = cp * 16 + h;
+        }
+        rd->p += 4;
+        c = (unsigned char)(cp > 0 && cp < 0x80 ? cp : '?');
+      } else {
+        return lenssim__json_syntax(rd, "bad escape in a string");
+      }
+    }
+    if (buf && n + 1 < cap) buf[n++] = (char)c;
+    rd->p++;
+  }
+  rd->p++;
+  if (buf) buf[n] = 0;
+  return LENSSIM_OK;
+}
+
+/* A number at rd->p (JSON's grammar), converted as strtod does, independent of the locale. */
+static lenssim_result lenssim__json_number(lenssim__reader *rd, double *out) {
+  const char *q = rd->p, *dot;
+  char buf[128];
+  size_t n;
+  if (q < rd->end && *q == '-') q++;
+  if (q >= rd->end || *q < '0' || *q > '9') return lenssim__json_syntax(rd, "malformed number");
+  if (*q == '0') q++;
+  else while (q < rd->end && *q >= '0' && *q <= '9') q++;
+  if (q < rd->end && *q == '.') {
+    q++;
+    if (q >= rd->end || *q < '0' || *q > '9') return lenssim__json_syntax(rd, "malformed number");
+    while (q < rd->end && *q >= '0' && *q <= '9') q++;
+  }
+  if (q < rd->end && (*q == 'e' || *q == 'E')) {
+    q++;
+    if (q < rd->end && (*q == '+' || *q == '-')) q++;
+    if (q >= rd->end || *q < '0' || *q > '9') return lenssim__json_syntax(rd, "malformed number");
+    while (q < rd->end && *q >= '0' && *q <= '9') q++;
+  }
+  n = (size_t)(q - rd->p);
+  if (n >= sizeof buf) return lenssim__json_syntax(rd, "number longer than 127 characters");
+  memcpy(buf, rd->p, n);
+  buf[n] = 0;
+  dot = localeconv()->decimal_point;
+  if (dot && dot[0] && dot[0] != '.' && !dot[1]) {
+    char *d = strchr(buf, '.');
+    if (d) *d = dot[0];
+  }
+  *out = strtod(buf, NULL);
+  rd->p = q;
+  return LENSSIM_OK;
+}
+
+/* Steps through the array or object at rd->p: call with *count = 0 at its opening bracket; each
+ * call leaves rd->p at the next value (an object's key read into key, which is NULL for arrays)
+ * and sets *more, or passes the closing bracket and clears *more. */
+static lenssim_result lenssim__json_next(lenssim__reader *rd, size_t *count, char *key, int *more) {
+  char close = key ? '}' : ']';
+  lenssim_result r;
+  *more = 0;
+  if (*count == 0) rd->p++;
+  lenssim__json_ws(rd);
+  if (lenssim__json_at(rd, close) && *count == 0) { rd->p++; return LENSSIM_OK; }
+  if (*count > 0) {
+    if (lenssim__json_at(rd, close)) { rd->p++; return LENSSIM_OK; }
+    if (!lenssim__json_at(rd, ',')) return lenssim__json_syntax(rd, key ? "expected ',' or '}'" : "expected ',' or ']'");
+    rd->p++;
+    lenssim__json_ws(rd);
+  }
+  if (key) {
+    if (!lenssim__json_at(rd, '"')) return lenssim__json_syntax(rd, "expected a key in double quotes");
+    if ((r = lenssim__json_string(rd, key, LENSSIM__JSON_NAME)) != LENSSIM_OK) return r;
+    lenssim__json_ws(rd);
+    if (!lenssim__json_at(rd, ':')) return lenssim__json_syntax(rd, "expected ':'");
+    rd->p++;
+    lenssim__json_ws(rd);
+  }
+  (*count)++;
+  *more = 1;
+  return LENSSIM_OK;
+}
+
+/* Passes over any value, checking its syntax. */
+static lenssim_result lenssim__json_skip(lenssim__reader *rd, int depth) {
+  lenssim_result r;
+  double v;
+  lenssim__json_ws(rd);
+  if (lenssim__json_at(rd, '"')) return lenssim__json_string(rd, NULL, 0);
+  if (lenssim__json_at(rd, '[') || lenssim__json_at(rd, '{')) {
+    char key[LENSSIM__JSON_NAME];
+    size_t count = 0;
+    int more;
+    int object = *rd->p == '{';
+    if (depth >= LENSSIM__JSON_MAX_DEPTH) return lenssim__json_syntax(rd, "nested deeper than 64 levels");
+    for (;;) {
+      if ((r = lenssim__json_next(rd, &count, object ? key : NULL, &more)) != LENSSIM_OK) return r;
+      if (!more) return LENSSIM_OK;
+      if ((r = lenssim__json_skip(rd, depth + 1)) != LENSSIM_OK) return r;
+    }
+  }
+  if (lenssim__json_at_number(rd)) return lenssim__json_number(rd, &v);
+  {
+    static const char *const words[] = {"true", "false", "null"};
+    size_t i, n;
+    for (i = 0; i < 3; i++) {
+      n = strlen(words[i]);
+      if ((size_t)(rd->end - rd->p) >= n && !memcmp(rd->p, words[i], n)) { rd->p += n; return LENSSIM_OK; }
+    }
+  }
+  return lenssim__json_syntax(rd, "expected a value");
+}
+
+/* The "type" of the object at rd->p, found before its other keys are read (an object's keys come
+ * in any order, and the type decides what they may be). Leaves rd->p where it was. */
+static lenssim_result lenssim__json_type(lenssim__reader *rd, const char *what, char *type) {
+  const char *start = rd->p;
+  char key[LENSSIM__JSON_NAME];
+  size_t count = 0;
+  int more, found = 0;
+  lenssim_result r;
+  if (!lenssim__json_at(rd, '{')) return lenssim__json_type_error(rd, what, NULL, "an object");
+  for (;;) {
+    if ((r = lenssim__json_next(rd, &count, key, &more)) != LENSSIM_OK) return r;
+    if (!more) break;
+    if (!strcmp(key, "type")) {
+      if (!lenssim__json_at(rd, '"')) return lenssim__json_type_error(rd, what, "type", "a string");
+      if ((r = lenssim__json_string(rd, type, LENSSIM__JSON_NAME)) != LENSSIM_OK) return r;
+      found = 1;
+    } else if ((r = lenssim__json_skip(rd, 1)) != LENSSIM_OK) {
+      return r;
+    }
+  }
+  if (!found) return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "%s: missing keyword 'type'", what);
+  rd->p = start;
+  return LENSSIM_OK;
+}
+
+/* "A, B, C" from count names, each the first member of a struct of size `stride` (a model's name,
+ * a row's key). */
+static void lenssim__list_names(char *buf, size_t cap, const char *const *names, size_t stride, size_t count) {
+  size_t i, used = 0;
+  buf[0] = 0;
+  for (i = 0; i < count && used < cap; i++) {
+    int w = snprintf(buf + used, cap - used, "%s%s", i ? ", " : "", *(const char *const *)((const char *)names + i * stride));
+    if (w < 0) break;
+    used += (size_t)w;
+  }
+}
+
+static lenssim_result lenssim__json_kernel(lenssim__reader *rd, const char *where);
+static lenssim_result lenssim__json_redshifts(lenssim__reader *rd, const char *key, int list);
+
+/* The keys of the object at rd->p, by the model's rows, into obj. A typed object (an entry of a
+ * list, the psf) also holds "type", already read. */
+static lenssim_result lenssim__json_keys(lenssim__reader *rd, const lenssim__model *m, void *obj, const char *what,
+                                         int typed) {
+  char key[LENSSIM__JSON_NAME], buf[96];
+  const char *where = lenssim__where(buf, sizeof buf, what, m->name);
+  unsigned long given = 0;
+  size_t count = 0, i;
+  int more;
+  lenssim_result r;
+  if (!lenssim__json_at(rd, '{')) return lenssim__json_type_error(rd, what, NULL, "an object");
+  for (;;) {
+    const lenssim__key *k = NULL;
+    double v;
+    if ((r = lenssim__json_next(rd, &count, key, &more)) != LENSSIM_OK) return r;
+    if (!more) break;
+    if (typed && !strcmp(key, "type")) {
+      if ((given & 1ul << 31) != 0) return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "%s: 'type' given twice", what);
+      given |= 1ul << 31;
+      if ((r = lenssim__json_string(rd, NULL, 0)) != LENSSIM_OK) return r;
+      continue;
+    }
+    for (i = 0; i < m->count && !k; i++)
+      if (!strcmp(key, m->keys[i].key)) k = &m->keys[i];
+    if (!k) {
+      char known[160];
+      known[0] = 0;
+      if (m->count) lenssim__list_names(known, sizeof known, &m->keys[0].key, sizeof m->keys[0], m->count);
+      return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "%s: unknown keyword '%s' (%s%s)", where, key,
+                           m->count ? "it takes " : "it takes no keyword besides 'type'", known);
+    }
+    if (given & 1ul << (k - m->keys)) return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "%s: '%s' given twice", where, key);
+    given |= 1ul << (k - m->keys);
+    if (k->flags & LENSSIM__KERNEL) r = lenssim__json_kernel(rd, where);
+    else if (k->flags & LENSSIM__LIST) r = lenssim__json_redshifts(rd, key, (int)k->offset);
+    else if (!lenssim__json_at_number(rd))
+      r = lenssim__json_type_error(rd, where, key, "a number");
+    else if ((r = lenssim__json_number(rd, &v)) == LENSSIM_OK &&
+             (r = lenssim__key_check(k, key, v, what, m->name, rd->err)) == LENSSIM_OK) {
+      char *field = (char *)obj + k->offset;
+      if (k->flags & LENSSIM__INT) {
+        int iv = (int)v;
+        memcpy(field, &iv, sizeof iv);
+      } else {
+        memcpy(field, &v, sizeof v);
+      }
+    }
+    if (r != LENSSIM_OK) return r;
+  }
+  for (i = 0; i < m->count; i++)
+    if ((m->keys[i].flags & LENSSIM__REQUIRED) && !(given & 1ul << i))
+      return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "%s: missing keyword '%s'", where, m->keys[i].key);
+  return lenssim__model_check(m, obj, what, rd->err);
+}
+
+/* A PIXEL kernel: an odd number of rows of as many numbers. The side comes from the first row. */
+static lenssim_result lenssim__json_kernel(lenssim__reader *rd, const char *where) {
+  const char *start = rd->p;
+  size_t side = 0, rows = 0, count, cols;
+  int more;
+  double v;
+  lenssim_result r;
+  lenssim_json_scene *out = rd->out;
+  if (!lenssim__json_at(rd, '[')) return lenssim__json_type_error(rd, where, "kernel", "an array of rows");
+  for (;;) { /* the first pass counts the first row and checks the syntax of all */
+    if ((r = lenssim__json_next(rd, &rows, NULL, &more)) != LENSSIM_OK) return r;
+    if (!more) break;
+    if (!lenssim__json_at(rd, '[')) return lenssim__json_type_error(rd, where, "kernel", "an array of rows of numbers");
+    for (count = 0;;) {
+      if ((r = lenssim__json_next(rd, &count, NULL, &more)) != LENSSIM_OK) return r;
+      if (!more) break;
+      if (!lenssim__json_at_number(rd)) return lenssim__json_type_error(rd, where, "kernel", "rows of numbers");
+      if ((r = lenssim__json_number(rd, &v)) != LENSSIM_OK) return r;
+    }
+    if (rows == 1) side = count;
+    if (rows > LENSSIM__JSON_MAX_KERNEL) break;
+  }
+  if (side == 0 || side % 2 == 0 || side > LENSSIM__JSON_MAX_KERNEL || rows != side)
+    return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "%s: 'kernel' must be a square array of rows with an odd side "
+                         "(at most %d), got %lu rows of %lu", where, LENSSIM__JSON_MAX_KERNEL, (unsigned long)rows,
+                         (unsigned long)side);
+  out->psf_kernel = (double *)LENSSIM_MALLOC(side * side * sizeof(double));
+  if (!out->psf_kernel) return lenssim__fail(rd->err, LENSSIM_ERR_NOMEM, "%s: out of memory for the kernel", where);
+  rd->p = start;
+  for (rows = 0;;) {
+    if ((r = lenssim__json_next(rd, &rows, NULL, &more)) != LENSSIM_OK) return r;
+    if (!more) break;
+    for (cols = 0;;) {
+      if ((r = lenssim__json_next(rd, &cols, NULL, &more)) != LENSSIM_OK) return r;
+      if (!more) break;
+      if (cols > side) break;
+      if ((r = lenssim__json_number(rd, &out->psf_kernel[(rows - 1) * side + cols - 1])) != LENSSIM_OK) return r;
+    }
+    if (cols != side)
+      return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "%s: kernel row %lu must hold %lu numbers", where,
+                           (unsigned long)(rows - 1), (unsigned long)side);
+  }
+  out->scene.psf.kernel = out->psf_kernel;
+  out->scene.psf.kernel_size = (int)side;
+  return LENSSIM_OK;
+}
+
+/* multi_plane's lens_redshifts (list 0) or source_redshifts (list 1): all are counted, the first
+ * LENSSIM_MAX_PROFILES kept (more can never match the entries). */
+static lenssim_result lenssim__json_redshifts(lenssim__reader *rd, const char *key, int list) {
+  size_t count = 0;
+  int more;
+  lenssim_result r;
+  if (!lenssim__json_at(rd, '[')) return lenssim__json_type_error(rd, "multi_plane", key, "an array of numbers");
+  for (;;) {
+    char name[LENSSIM__JSON_NAME + 24];
+    double z;
+    if ((r = lenssim__json_next(rd, &count, NULL, &more)) != LENSSIM_OK) return r;
+    if (!more) break;
+    snprintf(name, sizeof name, "%s[%lu]", key, (unsigned long)(count - 1));
+    if (!lenssim__json_at_number(rd)) return lenssim__json_type_error(rd, "multi_plane", name, "a number");
+    if ((r = lenssim__json_number(rd, &z)) != LENSSIM_OK ||
+        (r = lenssim__key_check(&lenssim__light_redshift, name, z, "multi_plane", NULL, rd->err)) != LENSSIM_OK)
+      return r;
+    if (count <= LENSSIM_MAX_PROFILES) rd->z[list][count - 1] = z;
+  }
+  rd->z_count[list] = count;
+  return LENSSIM_OK;
+}
+
+/* A light entry "CLUMPY": lenssim_clumpy's keywords plus the seed of its clumps. */
+typedef struct {
+  lenssim_clumpy clumpy; /* first, so that offsets in lenssim_clumpy are offsets here */
+  double seed;
+} lenssim__clumpy_entry;
+static const lenssim__key lenssim__clumpy_keys[] = {
+  LENSSIM__AMP(lenssim_clumpy), LENSSIM__SERSIC(lenssim_clumpy), LENSSIM__ELLIPTICITY(lenssim_clumpy),
+  LENSSIM__CENTRE(lenssim_clumpy),
+  LENSSIM__ROW(lenssim_clumpy, "num_clumps", num_clumps, LENSSIM__INT, 0.0, LENSSIM_MAX_PROFILES / 2),
+  LENSSIM__ROW(lenssim_clumpy, "clump_fraction", clump_fraction, 0, 0.0, 1.0),
+  LENSSIM__ROW(lenssim_clumpy, "clump_sigma", clump_sigma, 0, 0.0, 1e3),
+  LENSSIM__ROW(lenssim__clumpy_entry, "seed", seed, LENSSIM__WHOLE, 0.0, 9007199254740992.0)};
+static const lenssim__model lenssim__clumpy_model = LENSSIM__MODEL("CLUMPY", lenssim__clumpy_keys);
+
+/* "lens": an array of mass entries. */
+static lenssim_result lenssim__json_lenses(lenssim__reader *rd) {
+  size_t count = 0;
+  int more;
+  lenssim_result r;
+  lenssim_json_scene *out = rd->out;
+  if (!lenssim__json_at(rd, '[')) return lenssim__json_type_error(rd, "scene", "lens", "an array of lens model entries");
+  for (;;) {
+    char what[32], type[LENSSIM__JSON_NAME], known[160];
+    int kind;
+    if ((r = lenssim__json_next(rd, &count, NULL, &more)) != LENSSIM_OK) return r;
+    if (!more) break;
+    snprintf(what, sizeof what, "lens[%lu]", (unsigned long)(count - 1));
+    if (count > LENSSIM_MAX_PROFILES)
+      return lenssim__fail(rd->err, LENSSIM_ERR_TOO_LARGE, "%s: at most %d lens entries are supported", what, LENSSIM_MAX_PROFILES);
+    if ((r = lenssim__json_type(rd, what, type)) != LENSSIM_OK) return r;
+    if ((kind = lenssim_mass_kind_from_name(type)) < 0) {
+      lenssim__list_names(known, sizeof known, &lenssim__mass_models[0].name, sizeof lenssim__mass_models[0],
+                          LENSSIM_MASS_KIND_COUNT);
+      return lenssim__fail(rd->err, LENSSIM_ERR_UNKNOWN, "%s: unknown lens model '%s' (known: %s)", what, type, known);
+    }
+    out->lenses[count - 1].kind = (lenssim_mass_kind)kind;
+    if ((r = lenssim__json_keys(rd, &lenssim__mass_models[kind], &out->lenses[count - 1], what, 1)) != LENSSIM_OK) return r;
+    out->scene.lens.num_lenses = count;
+  }
+  return LENSSIM_OK;
+}
+
+/* "lens_light" or "source_light": an array of light entries; CLUMPY entries expand into a disc and
+ * its clumps. */
+static lenssim_result lenssim__json_lights(lenssim__reader *rd, const char *section, lenssim_light *lights, size_t *used,
+                                           size_t *first_of) {
+  size_t count = 0;
+  int more;
+  lenssim_result r;
+  if (!lenssim__json_at(rd, '[')) return lenssim__json_type_error(rd, "scene", section, "an array of light model entries");
+  for (;;) {
+    char what[32], type[LENSSIM__JSON_NAME], known[160];
+    int kind;
+    if ((r = lenssim__json_next(rd, &count, NULL, &more)) != LENSSIM_OK) return r;
+    if (!more) break;
+    snprintf(what, sizeof what, "%s[%lu]", section, (unsigned long)(count - 1));
+    if (count > LENSSIM_MAX_PROFILES)
+      return lenssim__fail(rd->err, LENSSIM_ERR_TOO_LARGE, "%s: at most %d entries are supported", what, LENSSIM_MAX_PROFILES);
+    if ((r = lenssim__json_type(rd, what, type)) != LENSSIM_OK) return r;
+    if (first_of) first_of[count - 1] = *used;
+    kind = lenssim_light_kind_from_name(type);
+    if (kind < 0 && !strcmp(type, lenssim__clumpy_model.name)) {
+      lenssim__clumpy_entry c;
+      lenssim_rng rng;
+      size_t made;
+      memset(&c, 0, sizeof c);
+      if ((r = lenssim__json_keys(rd, &lenssim__clumpy_model, &c, what, 1)) != LENSSIM_OK) return r;
+      lenssim_rng_seed(&rng, (uint64_t)c.seed);
+      if (!(made = lenssim_clumpy_source(&c.clumpy, &rng, lights + *used, (size_t)LENSSIM_MAX_PROFILES - *used)))
+        return lenssim__fail(rd->err, LENSSIM_ERR_TOO_LARGE, "%s 'CLUMPY': too many profiles in '%s' (at most %d)", what,
+                             section, LENSSIM_MAX_PROFILES);
+      *used += made;
+      continue;
+    }
+    if (kind < 0) {
+      lenssim__list_names(known, sizeof known, &lenssim__light_models[0].name, sizeof lenssim__light_models[0],
+                          LENSSIM_LIGHT_KIND_COUNT);
+      return lenssim__fail(rd->err, LENSSIM_ERR_UNKNOWN, "%s: unknown light model '%s' (known: %s, %s)", what, type, known,
+                           lenssim__clumpy_model.name);
+    }
+    if (*used >= LENSSIM_MAX_PROFILES)
+      return lenssim__fail(rd->err, LENSSIM_ERR_TOO_LARGE, "%s: too many profiles in '%s' (at most %d)", what, section,
+                           LENSSIM_MAX_PROFILES);
+    lights[*used].kind = (lenssim_light_kind)kind;
+    if ((r = lenssim__json_keys(rd, &lenssim__light_models[kind], &lights[*used], what, 1)) != LENSSIM_OK) return r;
+    (*used)++;
+  }
+  if (first_of) {
+    first_of[count] = *used;
+    rd->source_entries = count;
+  }
+  return LENSSIM_OK;
+}
+
+static lenssim_result lenssim__json_psf(lenssim__reader *rd) {
+  char type[LENSSIM__JSON_NAME], known[64];
+  int kind;
+  lenssim_result r;
+  if ((r = lenssim__json_type(rd, "psf", type)) != LENSSIM_OK) return r;
+  kind = lenssim__model_index(lenssim__psf_models, (int)(sizeof lenssim__psf_models / sizeof lenssim__psf_models[0]), type);
+  if (kind < 0) {
+    lenssim__list_names(known, sizeof known, &lenssim__psf_models[0].name, sizeof lenssim__psf_models[0],
+                        sizeof lenssim__psf_models / sizeof lenssim__psf_models[0]);
+    return lenssim__fail(rd->err, LENSSIM_ERR_UNKNOWN, "psf: unknown type '%s' (known: %s)", type, known);
+  }
+  rd->out->has_psf = 1;
+  rd->out->scene.psf.kind = (lenssim_psf_kind)kind;
+  return lenssim__json_keys(rd, &lenssim__psf_models[kind], &rd->out->scene.psf, "psf", 1);
+}
+
+static lenssim_result lenssim__json_section(lenssim__reader *rd, const char *key) {
+  lenssim_json_scene *out = rd->out;
+  if (!strcmp(key, "grid")) {
+    rd->has_grid = 1;
+    return lenssim__json_keys(rd, &lenssim__grid_model, &out->scene.grid, "grid", 0);
+  }
+  if (!strcmp(key, "lens")) return lenssim__json_lenses(rd);
+  if (!strcmp(key, "lens_light")) return lenssim__json_lights(rd, key, out->lens_light, &out->scene.num_lens_light, NULL);
+  if (!strcmp(key, "source_light"))
+    return lenssim__json_lights(rd, key, out->source_light, &out->scene.num_source_light, rd->first_of_source);
+  if (!strcmp(key, "psf")) return lenssim__json_psf(rd);
+  if (!strcmp(key, "cosmology")) return lenssim__json_keys(rd, &lenssim__cosmology_model, &out->scene.lens.cosmology, key, 0);
+  if (!strcmp(key, "multi_plane")) {
+    out->scene.lens.multi_plane = 1;
+    return lenssim__json_keys(rd, &lenssim__multi_plane_model, &out->scene.lens, key, 0);
+  }
+  /* "kind": an informative string */
+  if (!lenssim__json_at(rd, '"')) return lenssim__json_type_error(rd, "scene", key, "a string");
+  return lenssim__json_string(rd, out->kind, sizeof out->kind);
+}
+
+/* multi_plane's redshift lists onto the entries they describe. */
+static lenssim_result lenssim__json_redshifts_apply(lenssim__reader *rd) {
+  lenssim_json_scene *out = rd->out;
+  size_t i, k, lenses = out->scene.lens.num_lenses;
+  if (rd->z_count[0] != lenses)
+    return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "multi_plane: 'lens_redshifts' has %lu redshifts but there are %lu lens entries",
+                         (unsigned long)rd->z_count[0], (unsigned long)lenses);
+  for (i = 0; i < lenses; i++) out->lenses[i].redshift = rd->z[0][i];
+  if (!rd->z_count[1]) return LENSSIM_OK;
+  if (rd->z_count[1] != rd->source_entries)
+    return lenssim__fail(rd->err, LENSSIM_ERR_SCENE,
+                         "multi_plane: 'source_redshifts' has %lu redshifts but there are %lu source_light entries",
+                         (unsigned long)rd->z_count[1], (unsigned long)rd->source_entries);
+  for (i = 0; i < rd->source_entries; i++)
+    for (k = rd->first_of_source[i]; k < rd->first_of_source[i + 1]; k++) out->source_light[k].redshift = rd->z[1][i];
+  return LENSSIM_OK;
+}
+
+static lenssim_result lenssim__json_scene(lenssim__reader *rd) {
+  static const char *const sections[] = {"grid", "lens", "lens_light", "source_light", "psf", "cosmology", "multi_plane", "kind"};
+  const size_t nsections = sizeof sections / sizeof sections[0];
+  char key[LENSSIM__JSON_NAME], known[128];
+  unsigned given = 0;
+  size_t count = 0, i;
+  int more;
+  lenssim_result r;
+  /* the syntax first, so that no other error hides a syntax error further on */
+  if ((r = lenssim__json_skip(rd, 0)) != LENSSIM_OK) return r;
+  lenssim__json_ws(rd);
+  if (rd->p != rd->end) return lenssim__json_syntax(rd, "text after the JSON value");
+  rd->p = rd->text;
+  lenssim__json_ws(rd);
+  if (!lenssim__json_at(rd, '{'))
+    return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "a scene must be a JSON object (got %s)", lenssim__json_kind(rd));
+  for (;;) {
+    if ((r = lenssim__json_next(rd, &count, key, &more)) != LENSSIM_OK) return r;
+    if (!more) break;
+    for (i = 0; i < nsections && strcmp(key, sections[i]); i++) {}
+    if (i == nsections) {
+      lenssim__list_names(known, sizeof known, sections, sizeof sections[0], nsections);
+      return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "scene: unknown keyword '%s' (known: %s)", key, known);
+    }
+    if (given & 1u << i) return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "scene: '%s' given twice", key);
+    given |= 1u << i;
+    if ((r = lenssim__json_section(rd, key)) != LENSSIM_OK) return r;
+  }
+  if (!rd->has_grid) return lenssim__fail(rd->err, LENSSIM_ERR_SCENE, "scene: missing 'grid' (num_pix, pixel_scale, supersampling)");
+  if (rd->out->scene.lens.multi_plane && (r = lenssim__json_redshifts_apply(rd)) != LENSSIM_OK) return r;
+  return lenssim_scene_check(&rd->out->scene, rd->err);
+}
+
+LENSSIM_API lenssim_result lenssim_scene_from_json(const char *text, size_t len, lenssim_json_scene *out,
+                                                   lenssim_error *err) {
+  lenssim__reader rd;
+  lenssim_result r;
+  if (!out) return lenssim__fail(err, LENSSIM_ERR_ARG, "no scene to fill");
+  memset(out, 0, sizeof *out);
+  out->scene.lens.lenses = out->lenses;
+  out->scene.lens_light = out->lens_light;
+  out->scene.source_light = out->source_light;
+  if (!text && len) return lenssim__fail(err, LENSSIM_ERR_ARG, "text is NULL");
+  memset(&rd, 0, sizeof rd);
+  rd.text = rd.p = text ? text : "";
+  rd.end = rd.text + len;
+  rd.err = err;
+  rd.out = out;
+  r = lenssim__json_scene(&rd);
+  if (r != LENSSIM_OK) lenssim_json_scene_free(out);
+  return r;
+}
+
+LENSSIM_API void lenssim_json_scene_free(lenssim_json_scene *s) {
+  if (!s) return;
+  if (s->psf_kernel) LENSSIM_FREE(s->psf_kernel);
+  s->psf_kernel = NULL;
+  s->scene.psf.kernel = NULL;
+  s->scene.psf.kernel_size = 0;
 }
 
 #ifdef LENSSIM__PUSHED_OPTIONS

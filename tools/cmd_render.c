@@ -4,7 +4,8 @@
 #include <string.h>
 #include <errno.h>
 #include "lens_cmds.h"
-#include "scene.h"
+#include "lensnet.h"
+#include "lenssim.h"
 #include "cli.h"
 
 static void render_usage(FILE *f) {
@@ -34,17 +35,47 @@ static int parse_seed(const char *text, unsigned long long *out) {
   return errno == 0 && *end == 0;
 }
 
+/* The scene file's text (NUL-terminated, *len bytes), or NULL after printing why. */
+static char *read_scene_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  char *text;
+  long size;
+  if (!f) { lens_fail("%s: cannot open the scene file", path); return NULL; }
+  if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+    fclose(f);
+    lens_fail("%s: cannot read the scene file", path);
+    return NULL;
+  }
+  if (size > 64L * 1024 * 1024) {
+    fclose(f);
+    lens_fail("%s: scene file too large (%ld bytes, at most 64 MiB)", path, size);
+    return NULL;
+  }
+  text = (char *)malloc((size_t)size + 1);
+  if (!text) { fclose(f); lens_fail("%s: out of memory", path); return NULL; }
+  if (fread(text, 1, (size_t)size, f) != (size_t)size) {
+    fclose(f);
+    free(text);
+    lens_fail("%s: short read of the scene file", path);
+    return NULL;
+  }
+  fclose(f);
+  text[size] = 0;
+  *len = (size_t)size;
+  return text;
+}
+
 int lens_cmd_render(int argc, char **argv) {
   const char *scene_path = NULL, *out_path = NULL, *band_name = NULL;
   unsigned long long seed = 1;
   int i, seed_given = 0, use_double = 0, rc = 1;
-  char msg[512];
-  lens_scene *sc;
+  char *text;
+  lenssim_json_scene *sc;
   lenssim_error serr;
   lensnet_error nerr;
   lensnet_tensor t;
   double *image = NULL;
-  size_t count, k, shape[2];
+  size_t count, k, shape[2], len = 0;
   const lenssim_band *band = NULL;
   lens_format format = LENS_FMT_NONE;
 
@@ -80,12 +111,15 @@ int lens_cmd_render(int argc, char **argv) {
   }
   if ((format = lens_out_format("--out", out_path, LENS_FMT_NPY | LENS_FMT_FITS)) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
 
-  sc = (lens_scene *)malloc(sizeof *sc);
-  if (!sc) return lens_fail("render: out of memory");
-  if (lens_scene_load(scene_path, sc, msg, sizeof msg)) {
-    lens_fail("%s", msg);
+  if (!(text = read_scene_file(scene_path, &len))) return LENS_EXIT_FAIL;
+  sc = (lenssim_json_scene *)malloc(sizeof *sc);
+  if (!sc) { free(text); return lens_fail("render: out of memory"); }
+  if (lenssim_scene_from_json(text, len, sc, &serr) != LENSSIM_OK) {
+    free(text);
+    lens_fail("%s: %s", scene_path, serr.message);
     goto done;
   }
+  free(text);
   sc->scene.double_precision = use_double;
   if (band && !sc->has_psf) {
     sc->scene.psf.kind = band->psf_kind;
@@ -116,7 +150,7 @@ int lens_cmd_render(int argc, char **argv) {
   lensnet_tensor_free(&t);
 done:
   free(image);
-  lens_scene_free(sc);
+  lenssim_json_scene_free(sc);
   free(sc);
   return rc;
 }
