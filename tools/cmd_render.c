@@ -13,7 +13,7 @@ static void render_usage(FILE *f) {
   fprintf(f,
           "usage: lens render SCENE.json --out IMAGE.npy|IMAGE.fits [--band NAME [--seed S]] [--double]\n"
           "\n"
-          "Renders the scene (lenstronomy model and keyword names; see docs/lenssim.md) to a\n"
+          "Renders the scene (lenstronomy model and keyword names; see docs/render.md) to a\n"
           "num_pix x num_pix float32 image in counts/s per pixel, noise-free.\n"
           "  --out PATH    where to write the image: PATH.npy a NumPy array, PATH.fits a FITS primary\n"
           "                image; other extensions are refused. Missing folders are created.\n"
