@@ -33,10 +33,10 @@
  *               Gaussian NLL on mean + log-variance heads), optimisers (SGD with momentum,
  *               Nesterov and weight decay; Adam; AdamW), schedules (step, cosine, warm-up),
  *               gradient clipping, and a parallel-for hook the caller supplies.
- *               lensnet_trainer fields the caller may set: compute_input_grad (also d loss /
- *               d input, for saliency), skip_param_grads (input gradients only), capture_layer
- *               (keep d loss / d output of one layer, for Grad-CAM), relu_backward (GUIDED for
- *               guided backprop). Layers that see one image at a time (all but dense and batch
+ *               lensnet_trainer_desc settings: input_grad (also d loss / d input, for
+ *               saliency), skip_param_grads (input gradients only), capture (keep d loss /
+ *               d output of one layer, for Grad-CAM), relu_backward (GUIDED for guided
+ *               backprop). Layers that see one image at a time (all but dense and batch
  *               norm) run image by image, a whole run of them per task, so activations stay in
  *               cache and images spread over threads; d input of a stride-1 convolution is a
  *               convolution with flipped weights. Dropout keeps each value with probability
@@ -474,44 +474,33 @@ typedef struct {
  * ------------------------------------------------------------------------------------------- */
 typedef enum { LENSNET_RELU_BACKWARD_NORMAL, LENSNET_RELU_BACKWARD_GUIDED } lensnet_relu_backward;
 
-typedef struct {
-  lensnet_model *model;
-  size_t batch_cap;
-  lensnet_parallel parallel;
-  lensnet_rng rng;               /* dropout masks */
-  int training;                  /* set by lensnet_trainer_forward: dropout on, batch statistics */
-  lensnet_relu_backward relu_backward; /* GUIDED clamps negative gradients at every ReLU (Springenberg et al. 2015) */
-  float *input;                  /* the batch's input, copied */
-  float *acts;                   /* every layer's output: layer i at act_offset[i] * batch */
-  size_t *act_offset;
-  float *grads;                  /* d loss / d parameter, the layout of model->values */
-  float *grad_a, *grad_b;        /* ping-pong activation gradients */
-  float *input_grad;             /* d loss / d input after lensnet_trainer_backward */
-  float *mark_grad;              /* gradients arriving at marks through their adds */
-  unsigned char *dropout_mask;   /* 1 = kept, per dropout layer */
-  size_t *mask_offset;
-  float *bn_mean, *bn_invstd;    /* batch statistics per batch-norm layer */
-  size_t *bn_offset;
-  float *scratch;                /* per-worker convolution scratch */
-  size_t scratch_per_worker;
-  float *wgrad_images;           /* per-image weight gradients of every convolution, reduced in a fixed order */
-  int compute_input_grad;        /* nonzero: also compute input_grad (saliency needs it; training does not) */
-  int skip_param_grads;          /* nonzero: leave t->grads alone (saliency, Grad-CAM and dreams need none) */
-  size_t mark_floats;            /* per image */
-  int capture_layer;             /* >= 0: keep d loss / d (output of this layer) in captured_grad */
-  float *captured_grad;
-  float *flipped_weights;        /* per convolution: W transposed and flipped, for d input */
-  size_t *wgrad_offset;          /* per layer: where its weights start among all convolutions' */
-  size_t *bgrad_offset;          /* per layer: where its biases start among all convolutions' */
-  float *bgrad_images;           /* per-image bias gradients, reduced in a fixed order */
-  float *run_tmp;                /* per worker: two per-image gradient buffers */
-  size_t run_tmp_floats;
-} lensnet_trainer;
+/* A trainer: every buffer one forward and backward pass needs, for batches up to a capacity.
+ * Opaque; what callers need goes through the functions below (parameter gradients through
+ * lensnet_trainer_grads, the dropout stream through lensnet_trainer_rng). */
+typedef struct lensnet_trainer lensnet_trainer;
 
-/* Allocates everything a forward and backward pass of up to batch_cap images needs.
- * parallel may be NULL (serial). */
-LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, size_t batch_cap, const lensnet_parallel *parallel,
-                                                  uint64_t seed, lensnet_trainer **out, lensnet_error *err);
+/* How a trainer is built. Zero means default for every field. */
+typedef struct {
+  size_t batch_cap;                    /* most images per forward/backward pass; default 32 */
+  const lensnet_parallel *parallel;    /* parallel-for (copied); default NULL: serial, on the calling thread */
+  uint64_t seed;                       /* seed of the dropout stream; default 0 (itself a seed) */
+  int input_grad;                      /* nonzero: backward also leaves d loss / d input in lensnet_trainer_input_grad
+                                        * (saliency needs it, training does not); default 0 */
+  int skip_param_grads;                /* nonzero: backward leaves the parameter gradients alone (maps, dreams); default 0 */
+  int capture;                         /* nonzero: backward keeps d loss / d (output of layer capture_layer) in
+                                        * lensnet_trainer_captured_grad (Grad-CAM); default 0 */
+  size_t capture_layer;                /* default 0 (used only with capture) */
+  lensnet_relu_backward relu_backward; /* GUIDED clamps negative gradients at every ReLU (Springenberg et al. 2015);
+                                        * default NORMAL */
+} lensnet_trainer_desc;
+
+/* The desc with its defaults filled in (desc may be NULL: all defaults). */
+LENSNET_API lensnet_trainer_desc lensnet_trainer_desc_resolve(const lensnet_trainer_desc *desc);
+
+/* Allocates everything a forward and backward pass of up to desc->batch_cap images needs
+ * (desc may be NULL: all defaults). The model is trained in place and must outlive the trainer. */
+LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensnet_trainer_desc *desc, lensnet_trainer **out,
+                                                  lensnet_error *err);
 LENSNET_API void lensnet_trainer_free(lensnet_trainer *t);
 /* Forward pass keeping activations. training: dropout active and batch norm on batch statistics
  * (running statistics updated as PyTorch does); 0 gives the inference result. Output
@@ -524,8 +513,20 @@ LENSNET_API const float *lensnet_trainer_output(const lensnet_trainer *t);
 LENSNET_API const float *lensnet_trainer_activation(const lensnet_trainer *t, size_t layer);
 LENSNET_API void lensnet_trainer_zero_grad(lensnet_trainer *t);
 /* Backward pass from d loss / d output [batch, out_features]: adds parameter gradients into
- * t->grads and leaves d loss / d input in t->input_grad. */
+ * lensnet_trainer_grads (unless skip_param_grads) and, with input_grad, leaves d loss / d input
+ * in lensnet_trainer_input_grad. */
 LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t batch, const float *output_grad, lensnet_error *err);
+/* d loss / d parameter in the layout of model->values (what lensnet_optimizer_step takes). */
+LENSNET_API float *lensnet_trainer_grads(lensnet_trainer *t);
+/* d loss / d input [batch, in_c, in_h, in_w] of the last backward pass; NULL without input_grad. */
+LENSNET_API const float *lensnet_trainer_input_grad(const lensnet_trainer *t);
+/* d loss / d (output of the captured layer) [batch, ...] of the last backward pass; NULL without capture. */
+LENSNET_API const float *lensnet_trainer_captured_grad(const lensnet_trainer *t);
+/* The model the trainer trains, and its settings (defaults resolved). */
+LENSNET_API lensnet_model *lensnet_trainer_model(const lensnet_trainer *t);
+LENSNET_API lensnet_trainer_desc lensnet_trainer_settings(const lensnet_trainer *t);
+/* The dropout stream: read it to save a checkpoint, write it to restore one. */
+LENSNET_API lensnet_rng *lensnet_trainer_rng(lensnet_trainer *t);
 
 /* Losses: return the mean loss over the batch and write d loss / d logits into grad (if not
  * NULL). Class labels are integers stored as floats. */
@@ -4022,6 +4023,42 @@ static void lensnet__parallel_run(const lensnet_parallel *p, size_t count, lensn
   for (i = 0; i < count; i++) task(ctx, i, 0);
 }
 
+/* The trainer's state: private (lensnet_trainer is opaque to callers). */
+struct lensnet_trainer {
+  lensnet_model *model;
+  lensnet_trainer_desc desc;     /* as created, defaults resolved (desc.parallel points at `parallel`) */
+  size_t batch_cap;
+  lensnet_parallel parallel;
+  lensnet_rng rng;               /* dropout masks */
+  int training;                  /* set by lensnet_trainer_forward: dropout on, batch statistics */
+  lensnet_relu_backward relu_backward;
+  float *input;                  /* the batch's input, copied */
+  float *acts;                   /* every layer's output: layer i at act_offset[i] * batch */
+  size_t *act_offset;
+  float *grads;                  /* d loss / d parameter, the layout of model->values */
+  float *grad_a, *grad_b;        /* ping-pong activation gradients */
+  float *input_grad;             /* d loss / d input after lensnet_trainer_backward */
+  float *mark_grad;              /* gradients arriving at marks through their adds */
+  unsigned char *dropout_mask;   /* 1 = kept, per dropout layer */
+  size_t *mask_offset;
+  float *bn_mean, *bn_invstd;    /* batch statistics per batch-norm layer */
+  size_t *bn_offset;
+  float *scratch;                /* per-worker convolution scratch */
+  size_t scratch_per_worker;
+  float *wgrad_images;           /* per-image weight gradients of every convolution, reduced in a fixed order */
+  int compute_input_grad;        /* nonzero: also compute input_grad (saliency needs it; training does not) */
+  int skip_param_grads;          /* nonzero: leave t->grads alone (saliency, Grad-CAM and dreams need none) */
+  size_t mark_floats;            /* per image */
+  int capture_layer;             /* >= 0: keep d loss / d (output of this layer) in captured_grad */
+  float *captured_grad;
+  float *flipped_weights;        /* per convolution: W transposed and flipped, for d input */
+  size_t *wgrad_offset;          /* per layer: where its weights start among all convolutions' */
+  size_t *bgrad_offset;          /* per layer: where its biases start among all convolutions' */
+  float *bgrad_images;           /* per-image bias gradients, reduced in a fixed order */
+  float *run_tmp;                /* per worker: two per-image gradient buffers */
+  size_t run_tmp_floats;
+};
+
 static size_t lensnet__workers(const lensnet_trainer *t) { return t->parallel.workers ? t->parallel.workers : 1; }
 
 static lensnet__conv_geom lensnet__layer_geom(const lensnet_layer *L, size_t n) {
@@ -4124,22 +4161,40 @@ static void *lensnet__alloc_or_flag(size_t count, size_t elem, int *ok) {
   return p;
 }
 
-LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, size_t batch_cap, const lensnet_parallel *parallel,
-                                                  uint64_t seed, lensnet_trainer **out, lensnet_error *err) {
+LENSNET_API lensnet_trainer_desc lensnet_trainer_desc_resolve(const lensnet_trainer_desc *desc) {
+  lensnet_trainer_desc d;
+  if (desc) d = *desc;
+  else memset(&d, 0, sizeof d);
+  if (d.batch_cap == 0) d.batch_cap = 32;
+  return d;
+}
+
+LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensnet_trainer_desc *desc, lensnet_trainer **out,
+                                                  lensnet_error *err) {
   lensnet_trainer *t;
+  lensnet_trainer_desc d = lensnet_trainer_desc_resolve(desc);
   size_t i, acts = 0, maxact = m->in_c * m->in_h * m->in_w, masks = 0, bn = 0, marks = 0, scratch = 0, wgrad = 0, bgrad = 0, workers;
-  size_t per_image_max;
+  size_t per_image_max, batch_cap = d.batch_cap;
   int ok = 1;
   *out = NULL;
-  if (batch_cap == 0) return lensnet__fail(err, LENSNET_ERR_ARG, "trainer batch capacity must be at least 1");
+  if (d.relu_backward != LENSNET_RELU_BACKWARD_NORMAL && d.relu_backward != LENSNET_RELU_BACKWARD_GUIDED)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "unknown relu_backward mode %d", (int)d.relu_backward);
+  if (d.capture && d.capture_layer >= m->layer_count)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "capture_layer %lu does not exist: the model has layers 0..%lu",
+                         (unsigned long)d.capture_layer, (unsigned long)m->layer_count - 1);
   t = LENSNET__CAST(lensnet_trainer *, lensnet__alloc_or_flag(1, sizeof *t, &ok));
   if (!t) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   t->model = m;
   t->batch_cap = batch_cap;
-  if (parallel) t->parallel = *parallel;
+  if (d.parallel) t->parallel = *d.parallel;
+  d.parallel = &t->parallel;
+  t->desc = d;
   workers = lensnet__workers(t);
-  t->capture_layer = -1;
-  lensnet_rng_seed(&t->rng, seed);
+  t->capture_layer = d.capture ? (int)d.capture_layer : -1;
+  t->compute_input_grad = d.input_grad != 0;
+  t->skip_param_grads = d.skip_param_grads != 0;
+  t->relu_backward = d.relu_backward;
+  lensnet_rng_seed(&t->rng, d.seed);
   t->act_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
   t->mask_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
   t->bn_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
@@ -4214,6 +4269,13 @@ LENSNET_API const float *lensnet_trainer_output(const lensnet_trainer *t) {
 LENSNET_API void lensnet_trainer_zero_grad(lensnet_trainer *t) {
   memset(t->grads, 0, t->model->value_count * sizeof(float));
 }
+
+LENSNET_API float *lensnet_trainer_grads(lensnet_trainer *t) { return t->grads; }
+LENSNET_API const float *lensnet_trainer_input_grad(const lensnet_trainer *t) { return t->compute_input_grad ? t->input_grad : NULL; }
+LENSNET_API const float *lensnet_trainer_captured_grad(const lensnet_trainer *t) { return t->capture_layer >= 0 ? t->captured_grad : NULL; }
+LENSNET_API lensnet_model *lensnet_trainer_model(const lensnet_trainer *t) { return t->model; }
+LENSNET_API lensnet_trainer_desc lensnet_trainer_settings(const lensnet_trainer *t) { return t->desc; }
+LENSNET_API lensnet_rng *lensnet_trainer_rng(lensnet_trainer *t) { return &t->rng; }
 
 /* col2im: adds columns back into the image, the transpose of lensnet__im2col. */
 static void lensnet__col2im_add(const lensnet__conv_geom *g, const float *col, size_t cin_g, float *img) {

@@ -263,7 +263,7 @@ static int write_text_atomic(const char *path, const char *text) {
 /* The training state as metadata of the model: the epoch that made the current weights, its
  * losses, the optimiser step, the random streams, the best validation loss and the history.
  * Set before every save, so each file describes the weights it holds. */
-static void set_state_meta(lensnet_model *m, const lensnet_optimizer *opt, const lensnet_trainer *t, const run_state *rs) {
+static void set_state_meta(lensnet_model *m, const lensnet_optimizer *opt, lensnet_trainer *t, const run_state *rs) {
   static const char *const loss_keys[4] = {"train.train_loss", "train.train_acc", "train.val_loss", "train.val_acc"};
   char text[128];
   int k;
@@ -275,14 +275,14 @@ static void set_state_meta(lensnet_model *m, const lensnet_optimizer *opt, const
   lensnet_model_set_meta(m, "train.best_val_loss", text);
   rng_to_text(&rs->data_rng, text, sizeof text);
   lensnet_model_set_meta(m, "train.data_rng", text);
-  rng_to_text(&t->rng, text, sizeof text);
+  rng_to_text(lensnet_trainer_rng(t), text, sizeof text);
   lensnet_model_set_meta(m, "train.dropout_rng", text);
   lensnet_model_set_meta(m, "train.history", rs->history ? rs->history : "");
   for (k = 0; k < 4; k++)
     if (rs->losses[k][0]) lensnet_model_set_meta(m, loss_keys[k], rs->losses[k]);
 }
 
-static int save_checkpoint(const char *dir, lensnet_model *m, const lensnet_optimizer *opt, const lensnet_trainer *t, const run_state *rs) {
+static int save_checkpoint(const char *dir, lensnet_model *m, const lensnet_optimizer *opt, lensnet_trainer *t, const run_state *rs) {
   lensnet_safetensors st;
   lensnet_error err;
   char path[1200];
@@ -373,6 +373,7 @@ int lens_cmd_train(int argc, char **argv) {
   lensnet_trainer *t = NULL;
   lensnet_optimizer *opt = NULL;
   lensnet_optimizer_desc desc;
+  lensnet_trainer_desc tdesc;
   lensnet_schedule sched;
   lensnet_safetensors resume_st;
   lens_pool *pool = NULL;
@@ -496,7 +497,9 @@ int lens_cmd_train(int argc, char **argv) {
   if (!o.threads) o.threads = (int)lens_pool_default_threads();
   pool = lens_pool_create((size_t)o.threads);
   par = lens_pool_parallel(pool);
-  if (lensnet_trainer_create(m, o.batch, &par, o.seed + 17, &t, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
+  memset(&tdesc, 0, sizeof tdesc);
+  tdesc.batch_cap = o.batch; tdesc.parallel = &par; tdesc.seed = o.seed + 17;
+  if (lensnet_trainer_create(m, &tdesc, &t, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
   memset(&desc, 0, sizeof desc);
   desc.type = !strcmp(o.optimizer, "sgd") ? LENSNET_OPT_SGD : !strcmp(o.optimizer, "adamw") ? LENSNET_OPT_ADAMW : LENSNET_OPT_ADAM;
   desc.lr = (float)o.lr; desc.momentum = (float)o.momentum; desc.nesterov = o.nesterov;
@@ -518,7 +521,7 @@ int lens_cmd_train(int argc, char **argv) {
     v = lensnet_safetensors_meta(&resume_st, "train.best_val_loss");
     rs.best_val_loss = v ? strtod(v, NULL) : INFINITY;
     if (!rng_from_text(lensnet_safetensors_meta(&resume_st, "train.data_rng"), &rs.data_rng) ||
-        !rng_from_text(lensnet_safetensors_meta(&resume_st, "train.dropout_rng"), &t->rng)) { rc = lens_fail("checkpoint has no random-stream state"); goto done; }
+        !rng_from_text(lensnet_safetensors_meta(&resume_st, "train.dropout_rng"), lensnet_trainer_rng(t))) { rc = lens_fail("checkpoint has no random-stream state"); goto done; }
     v = lensnet_safetensors_meta(&resume_st, "train.history");
     if (v && (rc = append_history(&rs, v)) != 0) goto done;
     for (k = 0; k < m->param_count; k++) {
@@ -571,7 +574,7 @@ int lens_cmd_train(int argc, char **argv) {
       if (loss != loss) { rc = lens_fail("the loss became NaN at epoch %d; lower --lr or add --clip-norm", epoch + 1); break; }
       lensnet_trainer_zero_grad(t);
       lensnet_trainer_backward(t, bs, grad, &err);
-      lensnet_optimizer_step(opt, m, t->grads, lr);
+      lensnet_optimizer_step(opt, m, lensnet_trainer_grads(t), lr);
       loss_sum += loss * (double)bs;
       for (k = 0; k < bs; k++) {
         size_t c, best = 0;
