@@ -5248,7 +5248,7 @@ LENSNET_API lensnet_result lensnet_fit_setting_parse(lensnet_fit_desc *desc, con
   switch (s->type) {
     case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: *(int *)(void *)p = (int)v; break;
     case LENSNET_SETTING_SIZE: *(size_t *)(void *)p = (size_t)v; break;
-    case LENSNET_SETTING_SEED: *(uint64_t *)(void *)p = strtoull(text, NULL, 10); break;
+    case LENSNET_SETTING_SEED: *(uint64_t *)(void *)p = (uint64_t)v; break; /* exact: seeds stay below 2^53 */
     default: *(double *)(void *)p = v; break;
   }
   return LENSNET_OK;
