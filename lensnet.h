@@ -33,10 +33,10 @@
  *               Gaussian NLL on mean + log-variance heads), optimisers (SGD with momentum,
  *               Nesterov and weight decay; Adam; AdamW), schedules (step, cosine, warm-up),
  *               gradient clipping, and a parallel-for hook the caller supplies.
- *               lensnet_trainer fields the caller may set: compute_input_grad (also d loss /
- *               d input, for saliency), skip_param_grads (input gradients only), capture_layer
- *               (keep d loss / d output of one layer, for Grad-CAM), relu_backward (GUIDED for
- *               guided backprop). Layers that see one image at a time (all but dense and batch
+ *               lensnet_trainer_desc settings: input_grad (also d loss / d input, for
+ *               saliency), skip_param_grads (input gradients only), capture (keep d loss /
+ *               d output of one layer, for Grad-CAM), relu_backward (GUIDED for guided
+ *               backprop). Layers that see one image at a time (all but dense and batch
  *               norm) run image by image, a whole run of them per task, so activations stay in
  *               cache and images spread over threads; d input of a stride-1 convolution is a
  *               convolution with flipped weights. Dropout keeps each value with probability
@@ -154,7 +154,8 @@ extern "C" {
   X(LENSNET_ERR_ARG,         "invalid argument") \
   X(LENSNET_ERR_ARCH,        "invalid architecture description") \
   X(LENSNET_ERR_WEIGHTS,     "weights missing, extra or of the wrong shape") \
-  X(LENSNET_ERR_TOO_LARGE,   "size exceeds the configured limits")
+  X(LENSNET_ERR_TOO_LARGE,   "size exceeds the configured limits") \
+  X(LENSNET_ERR_DIVERGED,    "training diverged (the loss became NaN)")
 
 typedef enum {
 #define LENSNET__ENUM(name, text) name,
@@ -474,44 +475,33 @@ typedef struct {
  * ------------------------------------------------------------------------------------------- */
 typedef enum { LENSNET_RELU_BACKWARD_NORMAL, LENSNET_RELU_BACKWARD_GUIDED } lensnet_relu_backward;
 
-typedef struct {
-  lensnet_model *model;
-  size_t batch_cap;
-  lensnet_parallel parallel;
-  lensnet_rng rng;               /* dropout masks */
-  int training;                  /* set by lensnet_trainer_forward: dropout on, batch statistics */
-  lensnet_relu_backward relu_backward; /* GUIDED clamps negative gradients at every ReLU (Springenberg et al. 2015) */
-  float *input;                  /* the batch's input, copied */
-  float *acts;                   /* every layer's output: layer i at act_offset[i] * batch */
-  size_t *act_offset;
-  float *grads;                  /* d loss / d parameter, the layout of model->values */
-  float *grad_a, *grad_b;        /* ping-pong activation gradients */
-  float *input_grad;             /* d loss / d input after lensnet_trainer_backward */
-  float *mark_grad;              /* gradients arriving at marks through their adds */
-  unsigned char *dropout_mask;   /* 1 = kept, per dropout layer */
-  size_t *mask_offset;
-  float *bn_mean, *bn_invstd;    /* batch statistics per batch-norm layer */
-  size_t *bn_offset;
-  float *scratch;                /* per-worker convolution scratch */
-  size_t scratch_per_worker;
-  float *wgrad_images;           /* per-image weight gradients of every convolution, reduced in a fixed order */
-  int compute_input_grad;        /* nonzero: also compute input_grad (saliency needs it; training does not) */
-  int skip_param_grads;          /* nonzero: leave t->grads alone (saliency, Grad-CAM and dreams need none) */
-  size_t mark_floats;            /* per image */
-  int capture_layer;             /* >= 0: keep d loss / d (output of this layer) in captured_grad */
-  float *captured_grad;
-  float *flipped_weights;        /* per convolution: W transposed and flipped, for d input */
-  size_t *wgrad_offset;          /* per layer: where its weights start among all convolutions' */
-  size_t *bgrad_offset;          /* per layer: where its biases start among all convolutions' */
-  float *bgrad_images;           /* per-image bias gradients, reduced in a fixed order */
-  float *run_tmp;                /* per worker: two per-image gradient buffers */
-  size_t run_tmp_floats;
-} lensnet_trainer;
+/* A trainer: every buffer one forward and backward pass needs, for batches up to a capacity.
+ * Opaque; what callers need goes through the functions below (parameter gradients through
+ * lensnet_trainer_grads, the dropout stream through lensnet_trainer_rng). */
+typedef struct lensnet_trainer lensnet_trainer;
 
-/* Allocates everything a forward and backward pass of up to batch_cap images needs.
- * parallel may be NULL (serial). */
-LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, size_t batch_cap, const lensnet_parallel *parallel,
-                                                  uint64_t seed, lensnet_trainer **out, lensnet_error *err);
+/* How a trainer is built. Zero means default for every field. */
+typedef struct {
+  size_t batch_cap;                    /* most images per forward/backward pass; default 32 */
+  const lensnet_parallel *parallel;    /* parallel-for (copied); default NULL: serial, on the calling thread */
+  uint64_t seed;                       /* seed of the dropout stream; default 0 (itself a seed) */
+  int input_grad;                      /* nonzero: backward also leaves d loss / d input in lensnet_trainer_input_grad
+                                        * (saliency needs it, training does not); default 0 */
+  int skip_param_grads;                /* nonzero: backward leaves the parameter gradients alone (maps, dreams); default 0 */
+  int capture;                         /* nonzero: backward keeps d loss / d (output of layer capture_layer) in
+                                        * lensnet_trainer_captured_grad (Grad-CAM); default 0 */
+  size_t capture_layer;                /* default 0 (used only with capture) */
+  lensnet_relu_backward relu_backward; /* GUIDED clamps negative gradients at every ReLU (Springenberg et al. 2015);
+                                        * default NORMAL */
+} lensnet_trainer_desc;
+
+/* The desc with its defaults filled in (desc may be NULL: all defaults). */
+LENSNET_API lensnet_trainer_desc lensnet_trainer_desc_resolve(const lensnet_trainer_desc *desc);
+
+/* Allocates everything a forward and backward pass of up to desc->batch_cap images needs
+ * (desc may be NULL: all defaults). The model is trained in place and must outlive the trainer. */
+LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensnet_trainer_desc *desc, lensnet_trainer **out,
+                                                  lensnet_error *err);
 LENSNET_API void lensnet_trainer_free(lensnet_trainer *t);
 /* Forward pass keeping activations. training: dropout active and batch norm on batch statistics
  * (running statistics updated as PyTorch does); 0 gives the inference result. Output
@@ -524,8 +514,20 @@ LENSNET_API const float *lensnet_trainer_output(const lensnet_trainer *t);
 LENSNET_API const float *lensnet_trainer_activation(const lensnet_trainer *t, size_t layer);
 LENSNET_API void lensnet_trainer_zero_grad(lensnet_trainer *t);
 /* Backward pass from d loss / d output [batch, out_features]: adds parameter gradients into
- * t->grads and leaves d loss / d input in t->input_grad. */
+ * lensnet_trainer_grads (unless skip_param_grads) and, with input_grad, leaves d loss / d input
+ * in lensnet_trainer_input_grad. */
 LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t batch, const float *output_grad, lensnet_error *err);
+/* d loss / d parameter in the layout of model->values (what lensnet_optimizer_step takes). */
+LENSNET_API float *lensnet_trainer_grads(lensnet_trainer *t);
+/* d loss / d input [batch, in_c, in_h, in_w] of the last backward pass; NULL without input_grad. */
+LENSNET_API const float *lensnet_trainer_input_grad(const lensnet_trainer *t);
+/* d loss / d (output of the captured layer) [batch, ...] of the last backward pass; NULL without capture. */
+LENSNET_API const float *lensnet_trainer_captured_grad(const lensnet_trainer *t);
+/* The model the trainer trains, and its settings (defaults resolved). */
+LENSNET_API lensnet_model *lensnet_trainer_model(const lensnet_trainer *t);
+LENSNET_API lensnet_trainer_desc lensnet_trainer_settings(const lensnet_trainer *t);
+/* The dropout stream: read it to save a checkpoint, write it to restore one. */
+LENSNET_API lensnet_rng *lensnet_trainer_rng(lensnet_trainer *t);
 
 /* Losses: return the mean loss over the batch and write d loss / d logits into grad (if not
  * NULL). Class labels are integers stored as floats. */
@@ -586,6 +588,124 @@ typedef struct {
 LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, size_t epoch);
 
 /* ---------------------------------------------------------------------------------------------
+ * Fitting: the training loop, with validation, checkpoints and exact resume (what `lens train`
+ * runs). lensnet_fit trains a model on labelled images for some epochs; after each epoch it
+ * validates on a held-out share, and, given out_dir, writes atomically
+ *   checkpoint.safetensors  the weights, the optimiser's moments (optimizer.m.NAME,
+ *                           optimizer.v.NAME) and, in the metadata, every setting (train.NAME),
+ *                           the epoch, the optimiser step, both random streams, the best
+ *                           validation loss and the history (train.history)
+ *   best.safetensors        the weights with the lowest validation loss so far (the last ones
+ *                           without validation)
+ *   history.csv             epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds
+ * Each file's metadata describes its weights: train.epoch made them, train.train_loss,
+ * train.train_acc, train.val_loss, train.val_acc are that epoch's row, and "preprocess"
+ * (minmax | none) says how inputs were scaled. lensnet_fit_resume(dir) continues from the
+ * checkpoint and ends on the same weights, bit for bit, as a run never interrupted (for any
+ * thread count: see THREADS AND DETERMINISM).
+ * ------------------------------------------------------------------------------------------- */
+/* Fills images[count, in_c, in_h, in_w] with the samples index[0..count) (0 <= index < N). */
+typedef lensnet_result (*lensnet_fit_fill_fn)(void *user, const size_t *index, size_t count, float *images, lensnet_error *err);
+
+/* What the progress callback sees. */
+typedef struct {
+  int epoch, epochs;              /* the epoch (1-based) running or just finished, of `epochs` */
+  int epoch_done;                 /* 0: after a training batch; 1: the epoch is validated and its files written */
+  size_t seen;                    /* training images of this epoch so far */
+  size_t train_count, val_count;  /* the split */
+  double lr;                      /* this epoch's learning rate */
+  double train_loss, train_acc;   /* means over the images seen so far */
+  double val_loss, val_acc;       /* epoch_done: validation results (0 without validation) */
+  double seconds;                 /* since the epoch started (desc's clock) */
+  int best;                       /* epoch_done: these weights became best.safetensors */
+} lensnet_fit_progress;
+/* Returns nonzero to stop: the run ends after the current epoch and its checkpoint. */
+typedef int (*lensnet_fit_progress_fn)(void *user, const lensnet_fit_progress *p);
+
+/* Zero means default for every field. Settings that lensnet_fit_settings lists are saved in
+ * checkpoints as train.NAME; the rest (data, callbacks, out_dir) are the caller's. */
+typedef struct {
+  const lensnet_tensor *images;   /* [N, C, H, W] matching the model's input; default NULL: use fill */
+  lensnet_fit_fill_fn fill;       /* used when images is NULL; default NULL */
+  void *fill_user;
+  size_t count;                   /* N with fill; with images, 0 or images->shape[0] */
+  const float *labels;            /* [N] class of each image, 0..classes-1 (classes: the model's outputs); required */
+  const char *class_weights;      /* "none" (default) | "auto" (inverse class frequency of the training part) | "w0,w1,..." */
+  double val_fraction;            /* share held out for validation (the end of a seeded permutation), 0..0.9; default
+                                   * 0.1; negative: none */
+  int epochs;                     /* default 10 */
+  size_t batch;                   /* images per step; default 32 */
+  const char *optimizer;          /* "adam" (default) | "adamw" | "sgd" */
+  double lr;                      /* default 1e-3 */
+  double momentum;                /* sgd; default 0 */
+  int nesterov;                   /* sgd; default 0 */
+  double weight_decay;            /* default 0 (adamw: decoupled) */
+  double clip_norm;               /* > 0: clip the global gradient norm first; default 0 */
+  const char *schedule;           /* "constant" (default) | "step" | "cosine" (over the epochs after warm-up) */
+  int step_size;                  /* step: epochs per decay; default 0 (no decay) */
+  double gamma;                   /* step: factor per decay; default 0.1 */
+  double min_lr;                  /* cosine: final learning rate; default 0 */
+  int warmup;                     /* epochs of linear warm-up; default 0 */
+  const char *loss;               /* "ce" (softmax cross-entropy, default) | "focal"; validation always uses ce */
+  double focal_gamma;             /* default 2; negative: 0 */
+  const char *augment;            /* training images only: "flip,rot90,shift=PIXELS,noise=SIGMA", any subset;
+                                   * default none */
+  int minmax;                     /* nonzero: scale each image per band to [0,1] first (lensnet_minmax_normalize);
+                                   * default 0 */
+  uint64_t seed;                  /* the split, shuffling, augmentation and dropout; default 0 (itself a seed) */
+  const lensnet_parallel *parallel; /* default NULL: serial */
+  lensnet_fit_progress_fn progress; /* default NULL: silent */
+  void *progress_user;
+  double (*seconds)(void *user);  /* a wall clock for history.csv and progress; default NULL: processor time (clock()),
+                                   * which counts every thread */
+  void *seconds_user;
+  const char *out_dir;            /* an existing folder for the files above; default NULL: none written */
+} lensnet_fit_desc;
+
+/* The desc with its defaults filled in (desc may be NULL). */
+LENSNET_API lensnet_fit_desc lensnet_fit_desc_resolve(const lensnet_fit_desc *desc);
+/* Trains m in place. Bad settings give LENSNET_ERR_ARG, data that does not fit the model
+ * LENSNET_ERR_SHAPE, a NaN loss LENSNET_ERR_DIVERGED, each with a sentence in err. */
+LENSNET_API lensnet_result lensnet_fit(lensnet_model *m, const lensnet_fit_desc *desc, lensnet_error *err);
+/* Continues the run whose files are in dir: the model (returned in *out, the caller frees it),
+ * every setting and the state come from dir/checkpoint.safetensors. From desc only the data
+ * (images, fill, fill_user, count, labels), parallel, progress and epochs (0: the checkpoint's;
+ * more extends the run) are used; files are written to dir. */
+LENSNET_API lensnet_result lensnet_fit_resume(const char *dir, const lensnet_fit_desc *desc, lensnet_model **out, lensnet_error *err);
+
+/* The settings lensnet_fit saves in checkpoints, one table: name (train.NAME in the metadata;
+ * the lens tool's --NAME with '-' for '_'), type, accepted range and a line of help. */
+typedef enum {
+  LENSNET_SETTING_TEXT, LENSNET_SETTING_FLAG, LENSNET_SETTING_INT, LENSNET_SETTING_SIZE, LENSNET_SETTING_NUMBER, LENSNET_SETTING_SEED
+} lensnet_setting_type;
+typedef struct {
+  const char *name;
+  lensnet_setting_type type;
+  size_t offset;                  /* of the field in lensnet_fit_desc */
+  double lo, hi;                  /* numbers: the accepted range */
+  const char *choices;            /* text: "a|b|c" when only those are accepted, else NULL */
+  const char *help;
+} lensnet_fit_setting;
+LENSNET_API const lensnet_fit_setting *lensnet_fit_settings(size_t *count);
+/* The setting called name ('-' and '_' alike), or NULL. */
+LENSNET_API const lensnet_fit_setting *lensnet_fit_setting_find(const char *name);
+/* Sets one field of desc from text, checked against the setting's range or choices (a flag
+ * takes 0 or 1). Text values point into `text`, which must outlive desc. */
+LENSNET_API lensnet_result lensnet_fit_setting_parse(lensnet_fit_desc *desc, const lensnet_fit_setting *s, const char *text,
+                                                     lensnet_error *err);
+/* The resolved value of a setting as text (what checkpoints hold); returns its length. */
+LENSNET_API int lensnet_fit_setting_format(const lensnet_fit_desc *desc, const lensnet_fit_setting *s, char *buf, size_t cap);
+
+/* Checkpoints by hand: the model (weights and metadata), the optimiser's moments and step, the
+ * trainer's dropout stream and a data stream, in one safetensors file written atomically.
+ * opt, t and data_rng may be NULL (not saved / not restored). lensnet_checkpoint_load restores
+ * into a model of the same architecture, its weights and metadata included. */
+LENSNET_API lensnet_result lensnet_checkpoint_save(const char *path, lensnet_model *m, const lensnet_optimizer *opt, lensnet_trainer *t,
+                                                   const lensnet_rng *data_rng, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_checkpoint_load(const char *path, lensnet_model *m, lensnet_optimizer *opt, lensnet_trainer *t,
+                                                   lensnet_rng *data_rng, lensnet_error *err);
+
+/* ---------------------------------------------------------------------------------------------
  * Preparing cutouts for a model
  * ------------------------------------------------------------------------------------------- */
 /* Bilinear resampling of one plane, PyTorch's F.interpolate(mode="bilinear",
@@ -613,6 +733,7 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
 #include <math.h>
 #include <float.h>
 #include <limits.h>
+#include <time.h>
 
 #if defined(LENSNET_MALLOC) && defined(LENSNET_FREE) && defined(LENSNET_REALLOC)
 /* all three given */
@@ -3746,14 +3867,15 @@ LENSNET_API lensnet_result lensnet_model_load(const char *path, lensnet_model **
   return r;
 }
 
-LENSNET_API lensnet_result lensnet_model_save(const lensnet_model *m, const char *path, lensnet_error *err) {
-  lensnet_safetensors st;
+/* The model as safetensors (copies): metadata with the architecture text as "arch", then every
+ * parameter. Returns LENSNET_ERR_NOMEM (st freed) or LENSNET_OK. */
+static lensnet_result lensnet__model_to_safetensors(const lensnet_model *m, lensnet_safetensors *st) {
   lensnet_result r = LENSNET_OK;
   size_t i;
-  memset(&st, 0, sizeof st);
+  memset(st, 0, sizeof *st);
   for (i = 0; i < m->meta_count && r == LENSNET_OK; i++)
-    if (strcmp(m->meta_keys[i], "arch") && strcmp(m->meta_keys[i], "bands")) r = lensnet_safetensors_set_meta(&st, m->meta_keys[i], m->meta_values[i]);
-  if (r == LENSNET_OK) r = lensnet_safetensors_set_meta(&st, "arch", m->arch);
+    if (strcmp(m->meta_keys[i], "arch") && strcmp(m->meta_keys[i], "bands")) r = lensnet_safetensors_set_meta(st, m->meta_keys[i], m->meta_values[i]);
+  if (r == LENSNET_OK) r = lensnet_safetensors_set_meta(st, "arch", m->arch);
   for (i = 0; i < m->param_count && r == LENSNET_OK; i++) {
     lensnet_tensor t;
     const lensnet_param *P = &m->params[i];
@@ -3761,9 +3883,16 @@ LENSNET_API lensnet_result lensnet_model_save(const lensnet_model *m, const char
     t.ndim = P->ndim;
     memcpy(t.shape, P->shape, sizeof P->shape);
     t.data = m->values + P->offset;
-    r = lensnet_safetensors_add(&st, P->name, &t);
+    r = lensnet_safetensors_add(st, P->name, &t);
   }
-  if (r != LENSNET_OK) { lensnet_safetensors_free(&st); return lensnet__fail(err, r, "out of memory saving %s", path); }
+  if (r != LENSNET_OK) lensnet_safetensors_free(st);
+  return r;
+}
+
+LENSNET_API lensnet_result lensnet_model_save(const lensnet_model *m, const char *path, lensnet_error *err) {
+  lensnet_safetensors st;
+  lensnet_result r = lensnet__model_to_safetensors(m, &st);
+  if (r != LENSNET_OK) return lensnet__fail(err, r, "out of memory saving %s", path);
   r = lensnet_safetensors_write(path, &st, err);
   lensnet_safetensors_free(&st);
   return r;
@@ -4022,6 +4151,42 @@ static void lensnet__parallel_run(const lensnet_parallel *p, size_t count, lensn
   for (i = 0; i < count; i++) task(ctx, i, 0);
 }
 
+/* The trainer's state: private (lensnet_trainer is opaque to callers). */
+struct lensnet_trainer {
+  lensnet_model *model;
+  lensnet_trainer_desc desc;     /* as created, defaults resolved (desc.parallel points at `parallel`) */
+  size_t batch_cap;
+  lensnet_parallel parallel;
+  lensnet_rng rng;               /* dropout masks */
+  int training;                  /* set by lensnet_trainer_forward: dropout on, batch statistics */
+  lensnet_relu_backward relu_backward;
+  float *input;                  /* the batch's input, copied */
+  float *acts;                   /* every layer's output: layer i at act_offset[i] * batch */
+  size_t *act_offset;
+  float *grads;                  /* d loss / d parameter, the layout of model->values */
+  float *grad_a, *grad_b;        /* ping-pong activation gradients */
+  float *input_grad;             /* d loss / d input after lensnet_trainer_backward */
+  float *mark_grad;              /* gradients arriving at marks through their adds */
+  unsigned char *dropout_mask;   /* 1 = kept, per dropout layer */
+  size_t *mask_offset;
+  float *bn_mean, *bn_invstd;    /* batch statistics per batch-norm layer */
+  size_t *bn_offset;
+  float *scratch;                /* per-worker convolution scratch */
+  size_t scratch_per_worker;
+  float *wgrad_images;           /* per-image weight gradients of every convolution, reduced in a fixed order */
+  int compute_input_grad;        /* nonzero: also compute input_grad (saliency needs it; training does not) */
+  int skip_param_grads;          /* nonzero: leave t->grads alone (saliency, Grad-CAM and dreams need none) */
+  size_t mark_floats;            /* per image */
+  int capture_layer;             /* >= 0: keep d loss / d (output of this layer) in captured_grad */
+  float *captured_grad;
+  float *flipped_weights;        /* per convolution: W transposed and flipped, for d input */
+  size_t *wgrad_offset;          /* per layer: where its weights start among all convolutions' */
+  size_t *bgrad_offset;          /* per layer: where its biases start among all convolutions' */
+  float *bgrad_images;           /* per-image bias gradients, reduced in a fixed order */
+  float *run_tmp;                /* per worker: two per-image gradient buffers */
+  size_t run_tmp_floats;
+};
+
 static size_t lensnet__workers(const lensnet_trainer *t) { return t->parallel.workers ? t->parallel.workers : 1; }
 
 static lensnet__conv_geom lensnet__layer_geom(const lensnet_layer *L, size_t n) {
@@ -4124,22 +4289,40 @@ static void *lensnet__alloc_or_flag(size_t count, size_t elem, int *ok) {
   return p;
 }
 
-LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, size_t batch_cap, const lensnet_parallel *parallel,
-                                                  uint64_t seed, lensnet_trainer **out, lensnet_error *err) {
+LENSNET_API lensnet_trainer_desc lensnet_trainer_desc_resolve(const lensnet_trainer_desc *desc) {
+  lensnet_trainer_desc d;
+  if (desc) d = *desc;
+  else memset(&d, 0, sizeof d);
+  if (d.batch_cap == 0) d.batch_cap = 32;
+  return d;
+}
+
+LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensnet_trainer_desc *desc, lensnet_trainer **out,
+                                                  lensnet_error *err) {
   lensnet_trainer *t;
+  lensnet_trainer_desc d = lensnet_trainer_desc_resolve(desc);
   size_t i, acts = 0, maxact = m->in_c * m->in_h * m->in_w, masks = 0, bn = 0, marks = 0, scratch = 0, wgrad = 0, bgrad = 0, workers;
-  size_t per_image_max;
+  size_t per_image_max, batch_cap = d.batch_cap;
   int ok = 1;
   *out = NULL;
-  if (batch_cap == 0) return lensnet__fail(err, LENSNET_ERR_ARG, "trainer batch capacity must be at least 1");
+  if (d.relu_backward != LENSNET_RELU_BACKWARD_NORMAL && d.relu_backward != LENSNET_RELU_BACKWARD_GUIDED)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "unknown relu_backward mode %d", (int)d.relu_backward);
+  if (d.capture && d.capture_layer >= m->layer_count)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "capture_layer %lu does not exist: the model has layers 0..%lu",
+                         (unsigned long)d.capture_layer, (unsigned long)m->layer_count - 1);
   t = LENSNET__CAST(lensnet_trainer *, lensnet__alloc_or_flag(1, sizeof *t, &ok));
   if (!t) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   t->model = m;
   t->batch_cap = batch_cap;
-  if (parallel) t->parallel = *parallel;
+  if (d.parallel) t->parallel = *d.parallel;
+  d.parallel = &t->parallel;
+  t->desc = d;
   workers = lensnet__workers(t);
-  t->capture_layer = -1;
-  lensnet_rng_seed(&t->rng, seed);
+  t->capture_layer = d.capture ? (int)d.capture_layer : -1;
+  t->compute_input_grad = d.input_grad != 0;
+  t->skip_param_grads = d.skip_param_grads != 0;
+  t->relu_backward = d.relu_backward;
+  lensnet_rng_seed(&t->rng, d.seed);
   t->act_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
   t->mask_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
   t->bn_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
@@ -4214,6 +4397,13 @@ LENSNET_API const float *lensnet_trainer_output(const lensnet_trainer *t) {
 LENSNET_API void lensnet_trainer_zero_grad(lensnet_trainer *t) {
   memset(t->grads, 0, t->model->value_count * sizeof(float));
 }
+
+LENSNET_API float *lensnet_trainer_grads(lensnet_trainer *t) { return t->grads; }
+LENSNET_API const float *lensnet_trainer_input_grad(const lensnet_trainer *t) { return t->compute_input_grad ? t->input_grad : NULL; }
+LENSNET_API const float *lensnet_trainer_captured_grad(const lensnet_trainer *t) { return t->capture_layer >= 0 ? t->captured_grad : NULL; }
+LENSNET_API lensnet_model *lensnet_trainer_model(const lensnet_trainer *t) { return t->model; }
+LENSNET_API lensnet_trainer_desc lensnet_trainer_settings(const lensnet_trainer *t) { return t->desc; }
+LENSNET_API lensnet_rng *lensnet_trainer_rng(lensnet_trainer *t) { return &t->rng; }
 
 /* col2im: adds columns back into the image, the transpose of lensnet__im2col. */
 static void lensnet__col2im_add(const lensnet__conv_geom *g, const float *col, size_t cin_g, float *img) {
@@ -4866,6 +5056,733 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
     }
     default: return base_lr;
   }
+}
+
+/* ---- fitting: the training loop with checkpoints and exact resume ---------------------------- */
+
+#define LENSNET__FIT_SETTINGS(X) \
+  X(optimizer,     TEXT,   0, 0,     "adam|adamw|sgd",       "optimiser: adam | adamw | sgd (default adam)") \
+  X(schedule,      TEXT,   0, 0,     "constant|step|cosine", "learning-rate schedule: constant | step | cosine (default constant)") \
+  X(loss,          TEXT,   0, 0,     "ce|focal",             "loss: ce (softmax cross-entropy) | focal (default ce)") \
+  X(class_weights, TEXT,   0, 0,     NULL, "auto (inverse class frequency) | none | w0,w1,... (default none)") \
+  X(augment,       TEXT,   0, 0,     NULL, "flip,rot90,shift=PIXELS,noise=SIGMA, any of them (default none)") \
+  X(epochs,        INT,    1, 1e6,   NULL, "epochs to train (default 10)") \
+  X(nesterov,      FLAG,   0, 1,     NULL, "Nesterov momentum (sgd)") \
+  X(minmax,        FLAG,   0, 1,     NULL, "scale each image per band to [0,1] first; saved as the model's 'preprocess'") \
+  X(batch,         SIZE,   1, 65536, NULL, "images per step (default 32)") \
+  X(lr,            NUMBER, 1e-12, 100, NULL, "learning rate (default 1e-3)") \
+  X(val_fraction,  NUMBER, 0, 0.9,   NULL, "held-out share for validation (default 0.1)") \
+  X(momentum,      NUMBER, 0, 1,     NULL, "momentum (sgd; default 0)") \
+  X(weight_decay,  NUMBER, 0, 10,    NULL, "weight decay (default 0; adamw: decoupled)") \
+  X(clip_norm,     NUMBER, 0, 1e9,   NULL, "clip the global gradient norm to this (default 0: no clipping)") \
+  X(gamma,         NUMBER, 0, 1,     NULL, "step schedule: factor per decay (default 0.1)") \
+  X(focal_gamma,   NUMBER, 0, 10,    NULL, "focal loss exponent (default 2)") \
+  X(min_lr,        NUMBER, 0, 100,   NULL, "cosine schedule: final learning rate (default 0)") \
+  X(step_size,     INT,    0, 1e6,   NULL, "step schedule: epochs per decay (default 0: none)") \
+  X(warmup,        INT,    0, 1e6,   NULL, "epochs of linear warm-up (default 0)") \
+  X(seed,          SEED,   0, 9e15,  NULL, "seed of the split, shuffling, augmentation and dropout (default 0)")
+
+#define LENSNET__FIT_ROW(field, type, lo, hi, choices, help) \
+  {#field, LENSNET_SETTING_##type, offsetof(lensnet_fit_desc, field), lo, hi, choices, help},
+static const lensnet_fit_setting lensnet__fit_table[] = {LENSNET__FIT_SETTINGS(LENSNET__FIT_ROW)};
+#undef LENSNET__FIT_ROW
+#define LENSNET__FIT_COUNT (sizeof lensnet__fit_table / sizeof lensnet__fit_table[0])
+
+LENSNET_API const lensnet_fit_setting *lensnet_fit_settings(size_t *count) {
+  if (count) *count = LENSNET__FIT_COUNT;
+  return lensnet__fit_table;
+}
+
+LENSNET_API const lensnet_fit_setting *lensnet_fit_setting_find(const char *name) {
+  size_t i, k;
+  for (i = 0; i < LENSNET__FIT_COUNT; i++) {
+    const char *a = lensnet__fit_table[i].name;
+    for (k = 0; a[k] && (name[k] == a[k] || (name[k] == '-' && a[k] == '_')); k++) {}
+    if (!a[k] && !name[k]) return &lensnet__fit_table[i];
+  }
+  return NULL;
+}
+
+/* val_fraction and focal_gamma default to nonzero values, so an explicit 0 is kept as -1. */
+static int lensnet__fit_zero_is_default(const lensnet_fit_setting *s) {
+  return !strcmp(s->name, "val_fraction") || !strcmp(s->name, "focal_gamma");
+}
+
+LENSNET_API lensnet_fit_desc lensnet_fit_desc_resolve(const lensnet_fit_desc *desc) {
+  lensnet_fit_desc d;
+  if (desc) d = *desc;
+  else memset(&d, 0, sizeof d);
+  if (!d.count && d.images && d.images->ndim >= 1) d.count = d.images->shape[0];
+  if (!d.class_weights || !d.class_weights[0]) d.class_weights = "none";
+  d.val_fraction = d.val_fraction == 0 ? 0.1 : d.val_fraction < 0 ? 0.0 : d.val_fraction;
+  if (!d.epochs) d.epochs = 10;
+  if (!d.batch) d.batch = 32;
+  if (!d.optimizer || !d.optimizer[0]) d.optimizer = "adam";
+  if (d.lr == 0) d.lr = 1e-3;
+  if (!d.schedule || !d.schedule[0]) d.schedule = "constant";
+  if (d.gamma == 0) d.gamma = 0.1;
+  if (!d.loss || !d.loss[0]) d.loss = "ce";
+  d.focal_gamma = d.focal_gamma == 0 ? 2.0 : d.focal_gamma < 0 ? 0.0 : d.focal_gamma;
+  if (!d.augment || !d.augment[0]) d.augment = "none";
+  d.nesterov = d.nesterov != 0;
+  d.minmax = d.minmax != 0;
+  return d;
+}
+
+/* A field of desc as a double (numbers) or its text. */
+static double lensnet__fit_number(const lensnet_fit_desc *d, const lensnet_fit_setting *s) {
+  const char *p = (const char *)d + s->offset;
+  switch (s->type) {
+    case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: return (double)*(const int *)(const void *)p;
+    case LENSNET_SETTING_SIZE: return (double)*(const size_t *)(const void *)p;
+    case LENSNET_SETTING_SEED: return (double)*(const uint64_t *)(const void *)p;
+    case LENSNET_SETTING_NUMBER: return *(const double *)(const void *)p;
+    default: return 0.0;
+  }
+}
+
+LENSNET_API int lensnet_fit_setting_format(const lensnet_fit_desc *desc, const lensnet_fit_setting *s, char *buf, size_t cap) {
+  lensnet_fit_desc d = lensnet_fit_desc_resolve(desc);
+  const char *p = (const char *)&d + s->offset;
+  if (s->type == LENSNET_SETTING_TEXT) return snprintf(buf, cap, "%s", *(const char *const *)(const void *)p);
+  if (s->type == LENSNET_SETTING_SEED) return snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)(const void *)p);
+  return snprintf(buf, cap, "%.17g", lensnet__fit_number(&d, s));
+}
+
+/* "flip,rot90,shift=N,noise=SIGMA" (or "none"). */
+typedef struct { int flip, rot90, shift; float noise; } lensnet__augment;
+
+static lensnet_result lensnet__augment_parse(const char *text, lensnet__augment *a, lensnet_error *err) {
+  const char *p = text;
+  memset(a, 0, sizeof *a);
+  if (!text || !text[0] || !strcmp(text, "none")) return LENSNET_OK;
+  while (*p) {
+    size_t n = strcspn(p, ",");
+    char item[64], *end = NULL;
+    double v = 0;
+    snprintf(item, sizeof item, "%.*s", (int)(n < 63 ? n : 63), p);
+    if (!strcmp(item, "flip")) a->flip = 1;
+    else if (!strcmp(item, "rot90")) a->rot90 = 1;
+    else if (!strncmp(item, "shift=", 6) && (v = strtod(item + 6, &end), end != item + 6 && !*end) && v >= 0 && v <= 64 && v == floor(v))
+      a->shift = (int)v;
+    else if (!strncmp(item, "noise=", 6) && (v = strtod(item + 6, &end), end != item + 6 && !*end) && v >= 0 && v <= 1e6)
+      a->noise = (float)v;
+    else return lensnet__fail(err, LENSNET_ERR_ARG, "augment: '%s' is not flip, rot90, shift=PIXELS (0..64) or noise=SIGMA (>= 0)", item);
+    p += n;
+    if (*p == ',') p++;
+  }
+  return LENSNET_OK;
+}
+
+/* class_weights text into w[classes]; *use = 0 for none. auto needs the training labels. */
+static lensnet_result lensnet__class_weights(const char *text, const float *labels, const size_t *idx, size_t n, size_t classes,
+                                             float *w, int *use, lensnet_error *err) {
+  const char *p = text;
+  size_t c;
+  *use = 0;
+  if (!text || !text[0] || !strcmp(text, "none")) return LENSNET_OK;
+  *use = 1;
+  if (!strcmp(text, "auto")) {
+    size_t i;
+    for (c = 0; c < classes; c++) w[c] = 0.0f;
+    for (i = 0; labels && i < n; i++) w[(size_t)labels[idx[i]]] += 1.0f;
+    /* inverse class frequency, normalised so a balanced set gets weight 1 */
+    for (c = 0; c < classes; c++) w[c] = w[c] > 0 ? (float)((double)n / ((double)classes * (double)w[c])) : 0.0f;
+    return LENSNET_OK;
+  }
+  for (c = 0; c < classes; c++) {
+    char *end;
+    double v = strtod(p, &end);
+    if (end == p || !(v >= 0 && v <= 1e9)) break;
+    w[c] = (float)v;
+    p = end;
+    if (*p == ',' && c + 1 < classes) p++;
+  }
+  if (c < classes || *p)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "class_weights '%s': give auto, none or %lu non-negative numbers, one per class", text,
+                         (unsigned long)classes);
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__fit_check_text(const lensnet_fit_setting *s, const char *v, lensnet_error *err) {
+  lensnet__augment a;
+  if (s->choices) {
+    const char *p = s->choices;
+    size_t n = strlen(v);
+    for (;;) {
+      size_t k = strcspn(p, "|");
+      if (k == n && !strncmp(p, v, n)) return LENSNET_OK;
+      if (!p[k]) break;
+      p += k + 1;
+    }
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s must be one of %s, got '%s'", s->name, s->choices, v);
+  }
+  if (!strcmp(s->name, "augment")) return lensnet__augment_parse(v, &a, err);
+  if (!strcmp(s->name, "class_weights") && strcmp(v, "auto") && strcmp(v, "none")) {
+    const char *p = v;
+    while (*p) {
+      char *end;
+      double w = strtod(p, &end);
+      if (end == p || !(w >= 0 && w <= 1e9) || (*end && *end != ',')) break;
+      p = *end ? end + 1 : end;
+    }
+    if (*p || !*v) return lensnet__fail(err, LENSNET_ERR_ARG, "class_weights '%s': give auto, none or non-negative numbers w0,w1,...", v);
+  }
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_fit_setting_parse(lensnet_fit_desc *desc, const lensnet_fit_setting *s, const char *text,
+                                                     lensnet_error *err) {
+  char *p = (char *)desc + s->offset, *end;
+  double v;
+  if (s->type == LENSNET_SETTING_TEXT) {
+    lensnet_result r = lensnet__fit_check_text(s, text, err);
+    if (r == LENSNET_OK) *(const char **)(void *)p = text;
+    return r;
+  }
+  v = strtod(text, &end);
+  if (end == text || *end || !(v >= s->lo && v <= s->hi) || (s->type != LENSNET_SETTING_NUMBER && v != floor(v)))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s takes %s from %g to %g, got '%s'", s->name,
+                         s->type == LENSNET_SETTING_NUMBER ? "a number" : "a whole number", s->lo, s->hi, text);
+  if (v == 0 && lensnet__fit_zero_is_default(s)) v = -1;
+  switch (s->type) {
+    case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: *(int *)(void *)p = (int)v; break;
+    case LENSNET_SETTING_SIZE: *(size_t *)(void *)p = (size_t)v; break;
+    case LENSNET_SETTING_SEED: *(uint64_t *)(void *)p = (uint64_t)v; break; /* exact: seeds stay below 2^53 */
+    default: *(double *)(void *)p = v; break;
+  }
+  return LENSNET_OK;
+}
+
+/* Every setting of a resolved desc within its range and choices. */
+static lensnet_result lensnet__fit_check_settings(const lensnet_fit_desc *d, lensnet_error *err) {
+  size_t i;
+  for (i = 0; i < LENSNET__FIT_COUNT; i++) {
+    const lensnet_fit_setting *s = &lensnet__fit_table[i];
+    if (s->type == LENSNET_SETTING_TEXT) {
+      lensnet_result r = lensnet__fit_check_text(s, *(const char *const *)(const void *)((const char *)d + s->offset), err);
+      if (r != LENSNET_OK) return r;
+    } else {
+      double v = lensnet__fit_number(d, s);
+      if (!(v >= s->lo && v <= s->hi)) return lensnet__fail(err, LENSNET_ERR_ARG, "%s = %g is outside %g..%g", s->name, v, s->lo, s->hi);
+    }
+  }
+  return LENSNET_OK;
+}
+
+/* ---- checkpoints ---- */
+
+static void lensnet__rng_to_text(const lensnet_rng *r, char *buf, size_t cap) {
+  snprintf(buf, cap, "%016llx%016llx%016llx%016llx", (unsigned long long)r->s[0], (unsigned long long)r->s[1],
+           (unsigned long long)r->s[2], (unsigned long long)r->s[3]);
+}
+
+static int lensnet__rng_from_text(const char *text, lensnet_rng *r) {
+  int i;
+  if (!text || strlen(text) != 64 || strspn(text, "0123456789abcdefABCDEF") != 64) return 0;
+  for (i = 0; i < 4; i++) {
+    char part[17];
+    memcpy(part, text + 16 * i, 16);
+    part[16] = 0;
+    r->s[i] = strtoull(part, NULL, 16);
+  }
+  return 1;
+}
+
+/* The optimiser step and the random streams as metadata of m. */
+static lensnet_result lensnet__state_meta(lensnet_model *m, const lensnet_optimizer *opt, lensnet_trainer *t, const lensnet_rng *data_rng) {
+  char text[80];
+  lensnet_result r = LENSNET_OK;
+  if (opt) {
+    snprintf(text, sizeof text, "%llu", (unsigned long long)opt->step);
+    r = lensnet_model_set_meta(m, "train.optimizer_step", text);
+  }
+  if (data_rng && r == LENSNET_OK) {
+    lensnet__rng_to_text(data_rng, text, sizeof text);
+    r = lensnet_model_set_meta(m, "train.data_rng", text);
+  }
+  if (t && r == LENSNET_OK) {
+    lensnet__rng_to_text(&t->rng, text, sizeof text);
+    r = lensnet_model_set_meta(m, "train.dropout_rng", text);
+  }
+  return r;
+}
+
+/* One optimiser moment of a parameter as a tensor viewing `values`. */
+static lensnet_tensor lensnet__param_view(const lensnet_param *P, float *values) {
+  lensnet_tensor t;
+  memset(&t, 0, sizeof t);
+  t.ndim = P->ndim;
+  memcpy(t.shape, P->shape, sizeof P->shape);
+  t.data = values + P->offset;
+  return t;
+}
+
+LENSNET_API lensnet_result lensnet_checkpoint_save(const char *path, lensnet_model *m, const lensnet_optimizer *opt, lensnet_trainer *t,
+                                                   const lensnet_rng *data_rng, lensnet_error *err) {
+  lensnet_safetensors st;
+  lensnet_result r;
+  size_t i;
+  if ((r = lensnet__state_meta(m, opt, t, data_rng)) != LENSNET_OK || (r = lensnet__model_to_safetensors(m, &st)) != LENSNET_OK)
+    return lensnet__fail(err, r, "out of memory saving %s", path);
+  for (i = 0; opt && i < m->param_count && r == LENSNET_OK; i++) {
+    const lensnet_param *P = &m->params[i];
+    lensnet_tensor tm = lensnet__param_view(P, opt->m), tv = lensnet__param_view(P, opt->v);
+    char name[160];
+    if (!P->trainable) continue;
+    snprintf(name, sizeof name, "optimizer.m.%s", P->name);
+    r = lensnet_safetensors_add(&st, name, &tm);
+    snprintf(name, sizeof name, "optimizer.v.%s", P->name);
+    if (r == LENSNET_OK) r = lensnet_safetensors_add(&st, name, &tv);
+  }
+  if (r != LENSNET_OK) lensnet__fail(err, r, "out of memory saving %s", path);
+  else r = lensnet_safetensors_write(path, &st, err);
+  lensnet_safetensors_free(&st);
+  return r;
+}
+
+/* The optimiser's moments and step and the random streams from a checkpoint already read. */
+static lensnet_result lensnet__checkpoint_state(const lensnet_safetensors *st, const lensnet_model *m, lensnet_optimizer *opt,
+                                                lensnet_trainer *t, lensnet_rng *data_rng, lensnet_error *err) {
+  size_t k;
+  lensnet_rng dropout;
+  if ((data_rng && !lensnet__rng_from_text(lensnet_safetensors_meta(st, "train.data_rng"), data_rng)) ||
+      (t && !lensnet__rng_from_text(lensnet_safetensors_meta(st, "train.dropout_rng"), &dropout)))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint has no random-stream state");
+  if (t) t->rng = dropout;
+  if (!opt) return LENSNET_OK;
+  {
+    const char *v = lensnet_safetensors_meta(st, "train.optimizer_step");
+    opt->step = v ? strtoull(v, NULL, 10) : 0;
+  }
+  for (k = 0; k < m->param_count; k++) {
+    const lensnet_param *P = &m->params[k];
+    char name[160];
+    const lensnet_tensor *tm, *tv;
+    if (!P->trainable) continue;
+    snprintf(name, sizeof name, "optimizer.m.%s", P->name);
+    tm = lensnet_safetensors_find(st, name);
+    snprintf(name, sizeof name, "optimizer.v.%s", P->name);
+    tv = lensnet_safetensors_find(st, name);
+    if (!tm || !tv || lensnet_tensor_count(tm) != P->count || lensnet_tensor_count(tv) != P->count)
+      return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "checkpoint lacks optimiser state for %s", P->name);
+    memcpy(opt->m + P->offset, tm->data, P->count * sizeof(float));
+    memcpy(opt->v + P->offset, tv->data, P->count * sizeof(float));
+  }
+  return LENSNET_OK;
+}
+
+/* Copies the weights and metadata of `from` into m of the same architecture. */
+static lensnet_result lensnet__model_copy(lensnet_model *m, const lensnet_model *from, lensnet_error *err) {
+  size_t i;
+  if (strcmp(m->arch, from->arch) || m->value_count != from->value_count)
+    return lensnet__fail(err, LENSNET_ERR_ARCH, "the checkpoint's architecture differs from the model's");
+  memcpy(m->values, from->values, m->value_count * sizeof(float));
+  for (i = 0; i < from->meta_count; i++)
+    if (lensnet_model_set_meta(m, from->meta_keys[i], from->meta_values[i]) != LENSNET_OK)
+      return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_checkpoint_load(const char *path, lensnet_model *m, lensnet_optimizer *opt, lensnet_trainer *t,
+                                                   lensnet_rng *data_rng, lensnet_error *err) {
+  lensnet_safetensors st;
+  lensnet_model *saved = NULL;
+  lensnet_result r;
+  if ((r = lensnet_safetensors_read(path, &st, err)) != LENSNET_OK) return r;
+  r = lensnet_model_from_safetensors(&st, &saved, err);
+  if (r == LENSNET_OK) r = lensnet__model_copy(m, saved, err);
+  if (r == LENSNET_OK) r = lensnet__checkpoint_state(&st, m, opt, t, data_rng, err);
+  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
+  lensnet_model_free(saved);
+  lensnet_safetensors_free(&st);
+  return r;
+}
+
+/* ---- the loop ---- */
+
+typedef struct {
+  lensnet_model *m;
+  lensnet_fit_desc d;               /* resolved */
+  lensnet__augment aug;
+  size_t n, per, classes, n_train, n_val;
+  size_t *split, *order;            /* the seeded permutation (training part first), this epoch's order */
+  float *bx, *by, *logits, *grad, *img, *class_w;
+  int use_weights;
+  lensnet_trainer *t;
+  lensnet_optimizer *opt;
+  lensnet_schedule sched;
+  lensnet_rng data_rng;
+  int epoch;                        /* epochs done */
+  double best_val_loss;
+  char *history;                    /* history.csv so far */
+  size_t history_len;
+} lensnet__fit;
+
+static void lensnet__fit_free(lensnet__fit *f) {
+  LENSNET_FREE(f->split); LENSNET_FREE(f->order); LENSNET_FREE(f->bx); LENSNET_FREE(f->by); LENSNET_FREE(f->logits);
+  LENSNET_FREE(f->grad); LENSNET_FREE(f->img); LENSNET_FREE(f->class_w); LENSNET_FREE(f->history);
+  lensnet_trainer_free(f->t);
+  lensnet_optimizer_free(f->opt);
+}
+
+static lensnet_result lensnet__fit_history_add(lensnet__fit *f, const char *row, lensnet_error *err) {
+  size_t add = strlen(row);
+  char *h = LENSNET__CAST(char *, LENSNET_REALLOC(f->history, f->history_len + add + 1));
+  if (!h) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  memcpy(h + f->history_len, row, add + 1);
+  f->history = h;
+  f->history_len += add;
+  return LENSNET_OK;
+}
+
+/* The data against the model: shapes, labels, a source of images. */
+static lensnet_result lensnet__fit_check_data(const lensnet_model *m, const lensnet_fit_desc *d, lensnet_error *err) {
+  size_t i;
+  if (d->images) {
+    const lensnet_tensor *x = d->images;
+    if (x->ndim != 4 || x->shape[1] != m->in_c || x->shape[2] != m->in_h || x->shape[3] != m->in_w)
+      return lensnet__fail(err, LENSNET_ERR_SHAPE, "images are %lux%lux%lu but the model takes %lux%lux%lu",
+                           (unsigned long)(x->ndim == 4 ? x->shape[1] : 0), (unsigned long)(x->ndim == 4 ? x->shape[2] : 0),
+                           (unsigned long)(x->ndim == 4 ? x->shape[3] : 0), (unsigned long)m->in_c, (unsigned long)m->in_h, (unsigned long)m->in_w);
+    if (d->count != x->shape[0]) return lensnet__fail(err, LENSNET_ERR_ARG, "count %lu differs from the %lu images", (unsigned long)d->count, (unsigned long)x->shape[0]);
+  } else if (!d->fill) return lensnet__fail(err, LENSNET_ERR_ARG, "no data: give images or a fill callback");
+  if (d->count < 2) return lensnet__fail(err, LENSNET_ERR_ARG, "training needs at least 2 images, got %lu", (unsigned long)d->count);
+  if (!d->labels) return lensnet__fail(err, LENSNET_ERR_ARG, "no labels");
+  if (m->out_features < 2) return lensnet__fail(err, LENSNET_ERR_SHAPE, "the model has %lu output; classification needs 2 or more", (unsigned long)m->out_features);
+  for (i = 0; i < d->count; i++) {
+    float y = d->labels[i];
+    if (!(y >= 0 && y < (float)m->out_features && y == floorf(y)))
+      return lensnet__fail(err, LENSNET_ERR_ARG, "label %lu is %g; classes are 0..%lu (the model's outputs)", (unsigned long)i, y,
+                           (unsigned long)m->out_features - 1);
+  }
+  return LENSNET_OK;
+}
+
+static void lensnet__shuffle(size_t *a, size_t n, lensnet_rng *rng) {
+  size_t i;
+  for (i = n; i-- > 1;) { size_t j = (size_t)(lensnet_rng_next(rng) % (i + 1)), tmp = a[i]; a[i] = a[j]; a[j] = tmp; }
+}
+
+/* Allocations, the split, class weights, trainer, optimiser and schedule for a resolved desc. */
+static lensnet_result lensnet__fit_setup(lensnet__fit *f, lensnet_model *m, const lensnet_fit_desc *desc, lensnet_error *err) {
+  lensnet_trainer_desc td;
+  lensnet_optimizer_desc od;
+  lensnet_rng split;
+  lensnet_result r;
+  size_t i, bytes;
+  int ok = 1;
+  memset(f, 0, sizeof *f);
+  f->m = m;
+  f->d = lensnet_fit_desc_resolve(desc);
+  if ((r = lensnet__fit_check_settings(&f->d, err)) != LENSNET_OK || (r = lensnet__fit_check_data(m, &f->d, err)) != LENSNET_OK ||
+      (r = lensnet__augment_parse(f->d.augment, &f->aug, err)) != LENSNET_OK) return r;
+  f->n = f->d.count;
+  f->per = m->in_c * m->in_h * m->in_w;
+  f->classes = m->out_features;
+  f->n_val = (size_t)floor(f->d.val_fraction * (double)f->n);
+  f->n_train = f->n - f->n_val;
+  if (!lensnet__mul_ok(f->d.batch, f->per, &bytes)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "batch too large");
+  f->split = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(f->n, sizeof(size_t), &ok));
+  f->order = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(f->n, sizeof(size_t), &ok));
+  f->bx = LENSNET__CAST(float *, lensnet__alloc_or_flag(bytes, sizeof(float), &ok));
+  f->by = LENSNET__CAST(float *, lensnet__alloc_or_flag(f->d.batch, sizeof(float), &ok));
+  f->logits = LENSNET__CAST(float *, lensnet__alloc_or_flag(f->d.batch * f->classes, sizeof(float), &ok));
+  f->grad = LENSNET__CAST(float *, lensnet__alloc_or_flag(f->d.batch * f->classes, sizeof(float), &ok));
+  f->img = LENSNET__CAST(float *, lensnet__alloc_or_flag(f->per, sizeof(float), &ok));
+  f->class_w = LENSNET__CAST(float *, lensnet__alloc_or_flag(f->classes, sizeof(float), &ok));
+  if (!ok) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for a batch of %lu", (unsigned long)f->d.batch);
+  /* the split: a seeded permutation whose last val_fraction is held out */
+  lensnet_rng_seed(&split, f->d.seed ^ 0x5eedULL);
+  for (i = 0; i < f->n; i++) f->split[i] = i;
+  lensnet__shuffle(f->split, f->n, &split);
+  if ((r = lensnet__class_weights(f->d.class_weights, f->d.labels, f->split, f->n_train, f->classes, f->class_w, &f->use_weights, err)) != LENSNET_OK)
+    return r;
+  memset(&td, 0, sizeof td);
+  td.batch_cap = f->d.batch; td.parallel = f->d.parallel; td.seed = f->d.seed + 17;
+  if ((r = lensnet_trainer_create(m, &td, &f->t, err)) != LENSNET_OK) return r;
+  memset(&od, 0, sizeof od);
+  od.type = !strcmp(f->d.optimizer, "sgd") ? LENSNET_OPT_SGD : !strcmp(f->d.optimizer, "adamw") ? LENSNET_OPT_ADAMW : LENSNET_OPT_ADAM;
+  od.lr = (float)f->d.lr; od.momentum = (float)f->d.momentum; od.nesterov = f->d.nesterov;
+  od.weight_decay = (float)f->d.weight_decay; od.clip_norm = (float)f->d.clip_norm;
+  if ((r = lensnet_optimizer_create(&od, m, &f->opt, err)) != LENSNET_OK) return r;
+  f->sched.type = !strcmp(f->d.schedule, "step") ? LENSNET_SCHEDULE_STEP : !strcmp(f->d.schedule, "cosine") ? LENSNET_SCHEDULE_COSINE
+                                                                                                            : LENSNET_SCHEDULE_CONSTANT;
+  f->sched.step_size = (size_t)f->d.step_size; f->sched.gamma = (float)f->d.gamma; f->sched.min_lr = (float)f->d.min_lr;
+  f->sched.total = (size_t)(f->d.epochs > f->d.warmup ? f->d.epochs - f->d.warmup : 1); f->sched.warmup = (size_t)f->d.warmup;
+  f->best_val_loss = INFINITY;
+  lensnet_rng_seed(&f->data_rng, f->d.seed * 2654435761ULL + 1);
+  return LENSNET_OK;
+}
+
+/* Every setting and "preprocess" into the model's metadata (so each saved file carries them). */
+static lensnet_result lensnet__fit_settings_meta(lensnet__fit *f) {
+  size_t i;
+  lensnet_result r = LENSNET_OK;
+  for (i = 0; i < LENSNET__FIT_COUNT && r == LENSNET_OK; i++) {
+    char key[64], value[512];
+    snprintf(key, sizeof key, "train.%s", lensnet__fit_table[i].name);
+    lensnet_fit_setting_format(&f->d, &lensnet__fit_table[i], value, sizeof value);
+    r = lensnet_model_set_meta(f->m, key, value);
+  }
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "preprocess", f->d.minmax ? "minmax" : "none");
+  return r;
+}
+
+/* One image [c, h, w] transformed into dst: random flips, a quarter turn (square images), an
+ * integer shift with zero fill, and Gaussian noise. */
+static void lensnet__augment_image(const lensnet__augment *a, lensnet_rng *rng, const float *src, float *dst, size_t c, size_t h, size_t w) {
+  int fx = a->flip && (lensnet_rng_next(rng) & 1), fy = a->flip && (lensnet_rng_next(rng) & 1);
+  int turns = (a->rot90 && h == w) ? (int)(lensnet_rng_next(rng) % 4) : 0;
+  long dx = a->shift ? (long)(lensnet_rng_next(rng) % (unsigned)(2 * a->shift + 1)) - a->shift : 0;
+  long dy = a->shift ? (long)(lensnet_rng_next(rng) % (unsigned)(2 * a->shift + 1)) - a->shift : 0;
+  size_t ch, y, x;
+  for (ch = 0; ch < c; ch++)
+    for (y = 0; y < h; y++)
+      for (x = 0; x < w; x++) {
+        long sy = (long)y - dy, sx = (long)x - dx, ty, tx, r;
+        float v = 0.0f;
+        if (sy >= 0 && sy < (long)h && sx >= 0 && sx < (long)w) {
+          ty = sy; tx = sx;
+          for (r = 0; r < turns; r++) { long tmp = ty; ty = tx; tx = (long)w - 1 - tmp; }
+          if (fx) tx = (long)w - 1 - tx;
+          if (fy) ty = (long)h - 1 - ty;
+          v = src[(ch * h + (size_t)ty) * w + (size_t)tx];
+        }
+        if (a->noise > 0) v += a->noise * lensnet_rng_normal(rng);
+        dst[(ch * h + y) * w + x] = v;
+      }
+}
+
+/* The samples idx[0..bs) into bx/by: read, scaled (minmax) and, for training, augmented. */
+static lensnet_result lensnet__fit_batch(lensnet__fit *f, const size_t *idx, size_t bs, int augment, lensnet_error *err) {
+  const lensnet_model *m = f->m;
+  size_t k;
+  int aug = augment && (f->aug.flip || f->aug.rot90 || f->aug.shift || f->aug.noise > 0);
+  if (f->d.images) {
+    for (k = 0; k < bs; k++) memcpy(f->bx + k * f->per, f->d.images->data + idx[k] * f->per, f->per * sizeof(float));
+  } else {
+    lensnet_result r = f->d.fill(f->d.fill_user, idx, bs, f->bx, err);
+    if (r != LENSNET_OK) return r;
+  }
+  for (k = 0; k < bs; k++) {
+    float *x = f->bx + k * f->per;
+    f->by[k] = f->d.labels[idx[k]];
+    if (f->d.minmax) lensnet_minmax_normalize(x, m->in_c, m->in_h * m->in_w);
+    if (aug) {
+      memcpy(f->img, x, f->per * sizeof(float));
+      lensnet__augment_image(&f->aug, &f->data_rng, f->img, x, m->in_c, m->in_h, m->in_w);
+    }
+  }
+  return LENSNET_OK;
+}
+
+static size_t lensnet__fit_correct(const lensnet__fit *f, size_t bs) {
+  size_t k, c, correct = 0;
+  for (k = 0; k < bs; k++) {
+    size_t best = 0;
+    for (c = 1; c < f->classes; c++) if (f->logits[k * f->classes + c] > f->logits[k * f->classes + best]) best = c;
+    correct += best == (size_t)f->by[k];
+  }
+  return correct;
+}
+
+/* One training epoch: shuffled batches, forward, loss, backward, an optimiser step. */
+/* Seconds from the caller's clock, else processor time. */
+static double lensnet__fit_seconds(const lensnet__fit *f) {
+  return f->d.seconds ? f->d.seconds(f->d.seconds_user) : (double)clock() / CLOCKS_PER_SEC;
+}
+
+static lensnet_result lensnet__fit_train_epoch(lensnet__fit *f, lensnet_fit_progress *p, double t0, int *stop, lensnet_error *err) {
+  size_t b, correct = 0;
+  double loss_sum = 0;
+  lensnet_result r;
+  const float *w = f->use_weights ? f->class_w : NULL;
+  /* shuffled afresh from the split, so an epoch depends only on the data stream (which the
+   * checkpoint keeps) */
+  memcpy(f->order, f->split, f->n_train * sizeof(size_t));
+  lensnet__shuffle(f->order, f->n_train, &f->data_rng);
+  for (b = 0; b < f->n_train; b += f->d.batch) {
+    size_t bs = f->n_train - b < f->d.batch ? f->n_train - b : f->d.batch;
+    float loss;
+    if ((r = lensnet__fit_batch(f, f->order + b, bs, 1, err)) != LENSNET_OK) return r;
+    if ((r = lensnet_trainer_forward(f->t, bs, f->bx, 1, f->logits, err)) != LENSNET_OK) return r;
+    loss = !strcmp(f->d.loss, "focal") ? lensnet_loss_focal(f->logits, f->by, bs, f->classes, (float)f->d.focal_gamma, w, f->grad)
+                                       : lensnet_loss_cross_entropy(f->logits, f->by, bs, f->classes, w, f->grad);
+    if (loss != loss) return lensnet__fail(err, LENSNET_ERR_DIVERGED, "the loss became NaN at epoch %d", p->epoch);
+    lensnet_trainer_zero_grad(f->t);
+    if ((r = lensnet_trainer_backward(f->t, bs, f->grad, err)) != LENSNET_OK) return r;
+    lensnet_optimizer_step(f->opt, f->m, f->t->grads, (float)p->lr);
+    loss_sum += loss * (double)bs;
+    correct += lensnet__fit_correct(f, bs);
+    p->seen = b + bs;
+    p->train_loss = loss_sum / (double)p->seen;
+    p->train_acc = (double)correct / (double)p->seen;
+    p->seconds = lensnet__fit_seconds(f) - t0;
+    if (f->d.progress && f->d.progress(f->d.progress_user, p)) *stop = 1;
+  }
+  return LENSNET_OK;
+}
+
+/* Validation in inference mode, cross-entropy with the class weights. */
+static lensnet_result lensnet__fit_validate(lensnet__fit *f, lensnet_fit_progress *p, lensnet_error *err) {
+  size_t b, correct = 0;
+  double sum = 0;
+  lensnet_result r;
+  for (b = f->n_train; b < f->n; b += f->d.batch) {
+    size_t bs = f->n - b < f->d.batch ? f->n - b : f->d.batch;
+    if ((r = lensnet__fit_batch(f, f->split + b, bs, 0, err)) != LENSNET_OK) return r;
+    if ((r = lensnet_trainer_forward(f->t, bs, f->bx, 0, f->logits, err)) != LENSNET_OK) return r;
+    sum += lensnet_loss_cross_entropy(f->logits, f->by, bs, f->classes, f->use_weights ? f->class_w : NULL, NULL) * (double)bs;
+    correct += lensnet__fit_correct(f, bs);
+  }
+  p->val_loss = f->n_val ? sum / (double)f->n_val : 0.0;
+  p->val_acc = f->n_val ? (double)correct / (double)f->n_val : 0.0;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__fit_path(const lensnet__fit *f, const char *name, char *path, size_t cap, lensnet_error *err) {
+  if ((size_t)snprintf(path, cap, "%s/%s", f->d.out_dir, name) >= cap) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: path too long", f->d.out_dir);
+  return LENSNET_OK;
+}
+
+/* The epoch's state into the metadata (epoch, losses, best loss, history, streams), then the
+ * files: best.safetensors if asked, checkpoint.safetensors, history.csv. */
+static lensnet_result lensnet__fit_save(lensnet__fit *f, const lensnet_fit_progress *p, int best, lensnet_error *err) {
+  static const char *const keys[4] = {"train.train_loss", "train.train_acc", "train.val_loss", "train.val_acc"};
+  double values[4];
+  char text[64], path[4096];
+  lensnet__chunk chunk;
+  lensnet_result r = LENSNET_OK;
+  int k;
+  values[0] = p->train_loss; values[1] = p->train_acc; values[2] = p->val_loss; values[3] = p->val_acc;
+  snprintf(text, sizeof text, "%d", f->epoch);
+  if (lensnet_model_set_meta(f->m, "train.epoch", text) != LENSNET_OK) r = LENSNET_ERR_NOMEM;
+  snprintf(text, sizeof text, "%.17g", f->best_val_loss);
+  if (lensnet_model_set_meta(f->m, "train.best_val_loss", text) != LENSNET_OK) r = LENSNET_ERR_NOMEM;
+  if (lensnet_model_set_meta(f->m, "train.history", f->history) != LENSNET_OK) r = LENSNET_ERR_NOMEM;
+  for (k = 0; k < 4 && p->epoch_done; k++) {
+    snprintf(text, sizeof text, "%.6f", values[k]);
+    if (lensnet_model_set_meta(f->m, keys[k], text) != LENSNET_OK) r = LENSNET_ERR_NOMEM;
+  }
+  if (r == LENSNET_OK) r = lensnet__state_meta(f->m, f->opt, f->t, &f->data_rng);
+  if (r != LENSNET_OK) return lensnet__fail(err, r, "out of memory");
+  if (!f->d.out_dir) return LENSNET_OK;
+  if (best && ((r = lensnet__fit_path(f, "best.safetensors", path, sizeof path, err)) != LENSNET_OK ||
+               (r = lensnet_model_save(f->m, path, err)) != LENSNET_OK)) return r;
+  if (!p->epoch_done) return LENSNET_OK;
+  if ((r = lensnet__fit_path(f, "checkpoint.safetensors", path, sizeof path, err)) != LENSNET_OK ||
+      (r = lensnet_checkpoint_save(path, f->m, f->opt, f->t, &f->data_rng, err)) != LENSNET_OK ||
+      (r = lensnet__fit_path(f, "history.csv", path, sizeof path, err)) != LENSNET_OK) return r;
+  chunk.data = f->history;
+  chunk.len = f->history_len;
+  return lensnet__write_atomic(path, &chunk, 1, err);
+}
+
+/* The epochs from f->epoch to the end, or until the progress callback asks to stop. */
+static lensnet_result lensnet__fit_run(lensnet__fit *f, lensnet_error *err) {
+  lensnet_result r = LENSNET_OK;
+  int stop = 0;
+  while (f->epoch < f->d.epochs && !stop) {
+    lensnet_fit_progress p;
+    double t0 = lensnet__fit_seconds(f);
+    char row[256];
+    memset(&p, 0, sizeof p);
+    p.epoch = f->epoch + 1; p.epochs = f->d.epochs; p.train_count = f->n_train; p.val_count = f->n_val;
+    p.lr = lensnet_schedule_lr(&f->sched, (float)f->d.lr, (size_t)f->epoch);
+    if ((r = lensnet__fit_train_epoch(f, &p, t0, &stop, err)) != LENSNET_OK || (r = lensnet__fit_validate(f, &p, err)) != LENSNET_OK) return r;
+    p.seconds = lensnet__fit_seconds(f) - t0;
+    snprintf(row, sizeof row, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.2f\n", p.epoch, p.lr, p.train_loss, p.train_acc, p.val_loss, p.val_acc, p.seconds);
+    if ((r = lensnet__fit_history_add(f, row, err)) != LENSNET_OK) return r;
+    f->epoch = p.epoch;
+    p.epoch_done = 1;
+    p.best = f->n_val && p.val_loss < f->best_val_loss;
+    if (p.best) f->best_val_loss = p.val_loss;
+    if ((r = lensnet__fit_save(f, &p, p.best, err)) != LENSNET_OK) return r;
+    if (f->d.progress && f->d.progress(f->d.progress_user, &p)) stop = 1;
+  }
+  if (!f->n_val && f->epoch >= f->d.epochs) { /* no validation: the last weights are the best */
+    lensnet_fit_progress p;
+    memset(&p, 0, sizeof p);
+    r = lensnet__fit_save(f, &p, 1, err);
+  }
+  return r;
+}
+
+LENSNET_API lensnet_result lensnet_fit(lensnet_model *m, const lensnet_fit_desc *desc, lensnet_error *err) {
+  lensnet__fit f;
+  lensnet_result r = lensnet__fit_setup(&f, m, desc, err);
+  if (r == LENSNET_OK && lensnet__fit_settings_meta(&f) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if (r == LENSNET_OK) r = lensnet__fit_history_add(&f, "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds\n", err);
+  if (r == LENSNET_OK) r = lensnet__fit_run(&f, err);
+  lensnet__fit_free(&f);
+  return r;
+}
+
+/* The settings of a checkpoint into d, each checked against its range. */
+static lensnet_result lensnet__fit_desc_from_meta(const lensnet_safetensors *st, lensnet_fit_desc *d, lensnet_error *err) {
+  size_t i;
+  for (i = 0; i < LENSNET__FIT_COUNT; i++) {
+    const lensnet_fit_setting *s = &lensnet__fit_table[i];
+    char key[64];
+    const char *v;
+    lensnet_result r;
+    snprintf(key, sizeof key, "train.%s", s->name);
+    if (!(v = lensnet_safetensors_meta(st, key))) return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint lacks %s", key);
+    if ((r = lensnet_fit_setting_parse(d, s, v, err)) != LENSNET_OK) {
+      lensnet__prefix_path(err, "checkpoint: train.*");
+      if (err) err->result = LENSNET_ERR_FORMAT;
+      return LENSNET_ERR_FORMAT;
+    }
+  }
+  return LENSNET_OK;
+}
+
+/* The loop state of a checkpoint: epoch, best loss, history, optimiser, streams. */
+static lensnet_result lensnet__fit_restore(lensnet__fit *f, const lensnet_safetensors *st, lensnet_error *err) {
+  const char *v = lensnet_safetensors_meta(st, "train.epoch");
+  long epoch = v ? strtol(v, NULL, 10) : 0;
+  lensnet_result r;
+  if (epoch < 0 || epoch > 1000000) return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint: train.epoch = %ld is not a count of epochs", epoch);
+  f->epoch = (int)epoch;
+  v = lensnet_safetensors_meta(st, "train.best_val_loss");
+  f->best_val_loss = v ? strtod(v, NULL) : INFINITY;
+  v = lensnet_safetensors_meta(st, "train.history");
+  if ((r = lensnet__fit_history_add(f, v ? v : "", err)) != LENSNET_OK) return r;
+  return lensnet__checkpoint_state(st, f->m, f->opt, f->t, &f->data_rng, err);
+}
+
+LENSNET_API lensnet_result lensnet_fit_resume(const char *dir, const lensnet_fit_desc *desc, lensnet_model **out, lensnet_error *err) {
+  lensnet_safetensors st;
+  lensnet_fit_desc d;
+  lensnet__fit f;
+  lensnet_model *m = NULL;
+  lensnet_result r;
+  char path[4096];
+  *out = NULL;
+  memset(&f, 0, sizeof f);
+  if ((size_t)snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir) >= sizeof path) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: path too long", dir);
+  if ((r = lensnet_safetensors_read(path, &st, err)) != LENSNET_OK) return r;
+  memset(&d, 0, sizeof d);
+  r = lensnet__fit_desc_from_meta(&st, &d, err);
+  if (r == LENSNET_OK) r = lensnet_model_from_safetensors(&st, &m, err);
+  if (r == LENSNET_OK && desc) {
+    d.images = desc->images; d.fill = desc->fill; d.fill_user = desc->fill_user; d.count = desc->count; d.labels = desc->labels;
+    d.parallel = desc->parallel; d.progress = desc->progress; d.progress_user = desc->progress_user;
+    d.seconds = desc->seconds; d.seconds_user = desc->seconds_user;
+    if (desc->epochs) d.epochs = desc->epochs;
+  }
+  d.out_dir = dir;
+  if (r == LENSNET_OK) r = lensnet__fit_setup(&f, m, &d, err);
+  if (r == LENSNET_OK && lensnet__fit_settings_meta(&f) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if (r == LENSNET_OK) r = lensnet__fit_restore(&f, &st, err);
+  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
+  else r = lensnet__fit_run(&f, err);
+  lensnet__fit_free(&f);
+  lensnet_safetensors_free(&st);
+  if (r == LENSNET_OK) *out = m;
+  else lensnet_model_free(m);
+  return r;
 }
 
 /* ---- preparing cutouts --------------------------------------------------------------------- */

@@ -906,24 +906,32 @@ static size_t lensviz__activation_floats(const lensnet_model *m) {
   return n;
 }
 
-/* A trainer for up to `want` images at once (fewer if the activations would be large). */
-static lensnet_result lensviz__trainer(lensnet_model *m, const lensviz_desc *d, size_t want, lensnet_trainer **t, size_t *batch,
-                                       lensnet_error *err) {
+/* A trainer of input gradients for up to `want` images at once (fewer if the activations would
+ * be large): ReLUs pass gradients back as `mode` says; capture >= 0 keeps that layer's gradient. */
+static lensnet_result lensviz__trainer(lensnet_model *m, const lensviz_desc *d, size_t want, lensnet_relu_backward mode, long capture,
+                                       lensnet_trainer **t, size_t *batch, lensnet_error *err) {
+  lensnet_trainer_desc td;
+  memset(&td, 0, sizeof td);
   *batch = lensviz__batch(d, 3 * lensviz__activation_floats(m), want ? want : 1);
-  return lensnet_trainer_create(m, *batch, d->parallel, d->seed, t, err);
+  td.batch_cap = *batch;
+  td.parallel = d->parallel;
+  td.seed = d->seed;
+  td.input_grad = 1;
+  td.skip_param_grads = 1; /* maps and dreams need input gradients only */
+  td.relu_backward = mode;
+  td.capture = capture >= 0;
+  td.capture_layer = capture >= 0 ? (size_t)capture : 0;
+  return lensnet_trainer_create(m, &td, t, err);
 }
 
 /* Gradients of output `target` with respect to each of n inputs, into grads (n images). */
-static lensnet_result lensviz__gradients(lensnet_trainer *t, const float *inputs, size_t n, size_t target,
-                                         lensnet_relu_backward mode, float *grads, lensnet_error *err) {
-  lensnet_model *m = t->model;
+static lensnet_result lensviz__gradients(lensnet_trainer *t, const float *inputs, size_t n, size_t target, float *grads,
+                                         lensnet_error *err) {
+  lensnet_model *m = lensnet_trainer_model(t);
   size_t k, outs = m->out_features;
   lensnet_result r;
   float *dl = lensviz__floats(n * outs);
   if (!dl) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
-  t->compute_input_grad = 1;
-  t->skip_param_grads = 1; /* maps need input gradients only */
-  t->relu_backward = mode;
   r = lensnet_trainer_forward(t, n, inputs, 0, NULL, err);
   if (r == LENSNET_OK) {
     memset(dl, 0, n * outs * sizeof(float));
@@ -931,8 +939,7 @@ static lensnet_result lensviz__gradients(lensnet_trainer *t, const float *inputs
     lensnet_trainer_zero_grad(t);
     r = lensnet_trainer_backward(t, n, dl, err);
   }
-  if (r == LENSNET_OK) memcpy(grads, t->input_grad, n * lensviz__image_floats(m) * sizeof(float));
-  t->relu_backward = LENSNET_RELU_BACKWARD_NORMAL;
+  if (r == LENSNET_OK) memcpy(grads, lensnet_trainer_input_grad(t), n * lensviz__image_floats(m) * sizeof(float));
   lensviz_free(dl);
   return r;
 }
@@ -945,8 +952,8 @@ static lensnet_result lensviz__one_gradient(lensnet_model *m, const float *image
   size_t tg = 0, b = 0;
   lensnet_result r;
   if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
-  if ((r = lensviz__trainer(m, &d, 1, &t, &b, err)) != LENSNET_OK) return r;
-  r = lensviz__gradients(t, image, 1, tg, mode, grad, err);
+  if ((r = lensviz__trainer(m, &d, 1, mode, -1, &t, &b, err)) != LENSNET_OK) return r;
+  r = lensviz__gradients(t, image, 1, tg, grad, err);
   lensnet_trainer_free(t);
   return r;
 }
@@ -981,11 +988,10 @@ LENSVIZ_API lensnet_result lensviz_gradcam(lensnet_model *m, const float *image,
   if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
   if ((r = lensviz_layer_shape(m, layer, &c, &h, &w, err)) != LENSNET_OK) return r;
   if (!(grad = lensviz__floats(lensviz__image_floats(m)))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
-  if ((r = lensviz__trainer(m, &d, 1, &t, &b, err)) != LENSNET_OK) { lensviz_free(grad); return r; }
-  t->capture_layer = (int)layer;
-  r = lensviz__gradients(t, image, 1, tg, LENSNET_RELU_BACKWARD_NORMAL, grad, err);
+  if ((r = lensviz__trainer(m, &d, 1, LENSNET_RELU_BACKWARD_NORMAL, (long)layer, &t, &b, err)) != LENSNET_OK) { lensviz_free(grad); return r; }
+  r = lensviz__gradients(t, image, 1, tg, grad, err);
   if (r == LENSNET_OK) {
-    const float *A = lensnet_trainer_activation(t, layer), *G = t->captured_grad;
+    const float *A = lensnet_trainer_activation(t, layer), *G = lensnet_trainer_captured_grad(t);
     double *acc = LENSVIZ__CAST(double *, lensviz__alloc(h * w, sizeof(double)));
     if (!acc) r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
     else {
@@ -1037,7 +1043,7 @@ static lensnet_result lensviz__mean_gradient(lensnet_model *m, const lensviz_des
   lensnet_result r;
   float *in = NULL, *g = NULL;
   double *acc = NULL;
-  if ((r = lensviz__trainer(m, d, count, &t, &b, err)) != LENSNET_OK) return r;
+  if ((r = lensviz__trainer(m, d, count, LENSNET_RELU_BACKWARD_NORMAL, -1, &t, &b, err)) != LENSNET_OK) return r;
   in = lensviz__floats(b * per);
   g = lensviz__floats(b * per);
   acc = LENSVIZ__CAST(double *, lensviz__alloc(per, sizeof(double)));
@@ -1046,7 +1052,7 @@ static lensnet_result lensviz__mean_gradient(lensnet_model *m, const lensviz_des
   for (s = 0; r == LENSNET_OK && s < count; s += b) {
     size_t n = count - s < b ? count - s : b;
     for (k = 0; k < n; k++) make(ctx, s + k, in + k * per);
-    r = lensviz__gradients(t, in, n, tg, LENSNET_RELU_BACKWARD_NORMAL, g, err);
+    r = lensviz__gradients(t, in, n, tg, g, err);
     for (k = 0; r == LENSNET_OK && k < n; k++)
       for (p = 0; p < per; p++) acc[p] += g[k * per + p];
   }
@@ -1168,7 +1174,7 @@ static void lensviz__roll(const float *src, float *dst, size_t c, size_t h, size
 /* Gradient ascent of x ([in_c, in_h, in_w] of net) on the goal, `iterations` normalised steps. */
 static lensnet_result lensviz__ascend(lensnet_model *net, lensviz__ascent_goal goal, size_t index, const lensviz_desc *d,
                                       lensnet_rng *rng, float *x, size_t *counter, lensnet_error *err) {
-  size_t per = lensviz__image_floats(net), outs = net->out_features, it, p;
+  size_t per = lensviz__image_floats(net), outs = net->out_features, it, p, batch = 1;
   const lensnet_layer *last = &net->layers[net->layer_count - 1];
   size_t hw_out = last->out_h * last->out_w;
   lensnet_trainer *t;
@@ -1178,8 +1184,7 @@ static lensnet_result lensviz__ascend(lensnet_model *net, lensviz__ascent_goal g
     lensviz_free(shifted); lensviz_free(g); lensviz_free(dl); lensviz_free(tmp);
     return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   }
-  r = lensnet_trainer_create(net, 1, d->parallel, d->seed, &t, err);
-  if (r == LENSNET_OK) { t->compute_input_grad = 1; t->skip_param_grads = 1; }
+  r = lensviz__trainer(net, d, 1, LENSNET_RELU_BACKWARD_NORMAL, -1, &t, &batch, err);
   for (it = 0; r == LENSNET_OK && it < d->iterations; it++) {
     long dy = 0, dx = 0;
     double mean_abs = 0.0;
@@ -1199,7 +1204,7 @@ static lensnet_result lensviz__ascend(lensnet_model *net, lensviz__ascent_goal g
     }
     lensnet_trainer_zero_grad(t);
     if ((r = lensnet_trainer_backward(t, 1, dl, err)) != LENSNET_OK) break;
-    lensviz__roll(t->input_grad, g, net->in_c, net->in_h, net->in_w, dy, dx, 1);
+    lensviz__roll(lensnet_trainer_input_grad(t), g, net->in_c, net->in_h, net->in_w, dy, dx, 1);
     for (p = 0; p < per; p++) {
       g[p] -= d->l2 * x[p];
       mean_abs += fabs((double)g[p]);

@@ -28,6 +28,7 @@ int main(void) {
   lensnet_trainer *t;
   lensnet_optimizer *opt;
   lensnet_optimizer_desc desc = {LENSNET_OPT_ADAM, 3e-3f, 0, 0, 0, 0, 0, 0, 0};
+  lensnet_trainer_desc tdesc = {0, NULL, 0, 0, 0, 0, 0, LENSNET_RELU_BACKWARD_NORMAL};
   lensnet_error err;
   lensnet_rng rng;
   int i, epoch, correct = 0;
@@ -37,7 +38,9 @@ int main(void) {
                            "conv2d name=c2 out=16 kernel=3 padding=1\nrelu\nmaxpool kernel=2\nflatten\n"
                            "dense name=d1 out=32\nrelu\ndense name=d2 out=2", &m, &err) != LENSNET_OK) { puts(err.message); return 1; }
   lensnet_model_init(m, 42);
-  lensnet_trainer_create(m, BATCH, NULL, 7, &t, &err);
+  tdesc.batch_cap = BATCH;
+  tdesc.seed = 7;
+  lensnet_trainer_create(m, &tdesc, &t, &err);
   lensnet_optimizer_create(&desc, m, &opt, &err);
   for (epoch = 0; epoch < 5; epoch++) {
     double loss = 0;
@@ -46,7 +49,7 @@ int main(void) {
       loss += lensnet_loss_cross_entropy(logits, labels + i, BATCH, 2, NULL, grad);
       lensnet_trainer_zero_grad(t);
       lensnet_trainer_backward(t, BATCH, grad, &err);
-      lensnet_optimizer_step(opt, m, t->grads, 0);
+      lensnet_optimizer_step(opt, m, lensnet_trainer_grads(t), 0);
     }
     printf("epoch %d: mean loss %.4f\n", epoch + 1, loss / (N * 3 / 4 / BATCH));
   }

@@ -23,6 +23,7 @@ static double train_step_seconds(const char *arch, int samples) {
   lensnet_trainer *t;
   lensnet_optimizer *o;
   lensnet_optimizer_desc desc;
+  lensnet_trainer_desc tdesc;
   lensnet_error err;
   lensnet_rng rng;
   float *x, labels[32], logits[64], grad[64];
@@ -31,7 +32,10 @@ static double train_step_seconds(const char *arch, int samples) {
   int s;
   if (lensnet_model_create(arch, &m, &err) != LENSNET_OK) { printf("%s\n", err.message); return -1; }
   lensnet_model_init(m, 1);
-  if (lensnet_trainer_create(m, batch, NULL, 2, &t, &err) != LENSNET_OK) { printf("%s\n", err.message); return -1; }
+  memset(&tdesc, 0, sizeof tdesc);
+  tdesc.batch_cap = batch;
+  tdesc.seed = 2;
+  if (lensnet_trainer_create(m, &tdesc, &t, &err) != LENSNET_OK) { printf("%s\n", err.message); return -1; }
   memset(&desc, 0, sizeof desc);
   desc.type = LENSNET_OPT_ADAM;
   desc.lr = 3e-4f;
@@ -47,7 +51,7 @@ static double train_step_seconds(const char *arch, int samples) {
     lensnet_loss_cross_entropy(logits, labels, batch, 2, NULL, grad);
     lensnet_trainer_zero_grad(t);
     lensnet_trainer_backward(t, batch, grad, &err);
-    lensnet_optimizer_step(o, m, t->grads, 0);
+    lensnet_optimizer_step(o, m, lensnet_trainer_grads(t), 0);
     dt = now_seconds() - t0;
     if (s > 0 && dt < best) best = dt; /* the first step warms up */
   }

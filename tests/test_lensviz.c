@@ -440,7 +440,7 @@ static void test_methods(void) {
     CHECK(lensviz_channel_means(relu, img, 2, after, &err) == LENSNET_OK, "%s", err.message);
     CHECK(after[1] > before[1], "channel 1 mean %g > %g", after[1], before[1]);
     CHECK(lensviz_filter_image(relu, 2, 4, &d, img, &err) == LENSNET_ERR_ARG, "channel 4 of 4 is refused");
-    CHECK(lensnet_trainer_create(relu, 1, NULL, 0, &t, &err) == LENSNET_OK, "%s", err.message);
+    CHECK(lensnet_trainer_create(relu, NULL, &t, &err) == LENSNET_OK, "%s", err.message);
     if (t) {
       const float *A;
       double worst = 0.0;

@@ -1,0 +1,318 @@
+/* lensnet_fit, the training recipe of lensnet.h: defaults, the settings table, an interrupted and
+ * resumed run that ends on the same weights bit for bit (with another thread count), images from
+ * a callback, checkpoints by hand (optimiser and random streams), and clear errors. */
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "check.h"
+#include "../tools/pool.c"
+#include <string.h>
+
+#define N_IMAGES 96
+#define ARCH "input 1 8 8\nconv2d name=c1 out=4 kernel=3 padding=1\nbatchnorm name=bn\nrelu\nmaxpool kernel=2\n" \
+             "flatten\ndropout p=0.2\ndense name=d1 out=8\nrelu\ndense name=d2 out=2"
+
+static float images_data[N_IMAGES * 64], labels[N_IMAGES];
+static lensnet_tensor images;
+
+/* rings (1) and discs (0), 1 x 8 x 8, with noise */
+static void make_data(void) {
+  lensnet_rng rng;
+  size_t i;
+  int y, x;
+  lensnet_rng_seed(&rng, 12);
+  for (i = 0; i < N_IMAGES; i++) {
+    int ring = (int)(i % 2);
+    float r = 1.8f + lensnet_rng_uniform(&rng);
+    labels[i] = (float)ring;
+    for (y = 0; y < 8; y++)
+      for (x = 0; x < 8; x++) {
+        float d = sqrtf((x - 3.5f) * (x - 3.5f) + (y - 3.5f) * (y - 3.5f));
+        images_data[i * 64 + (size_t)(y * 8 + x)] = (ring ? fabsf(d - r) < 0.7f : d < 0.6f * r) + 0.1f * lensnet_rng_normal(&rng);
+      }
+  }
+  memset(&images, 0, sizeof images);
+  images.ndim = 4;
+  images.shape[0] = N_IMAGES; images.shape[1] = 1; images.shape[2] = 8; images.shape[3] = 8;
+  images.data = images_data;
+}
+
+static lensnet_model *new_model(void) {
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  if (lensnet_model_create(ARCH, &m, &err) != LENSNET_OK) { printf("   %s\n", err.message); return NULL; }
+  lensnet_model_init(m, 3);
+  return m;
+}
+
+/* Settings exercising every part of the loop: augmentation, dropout, class weights, a schedule. */
+static lensnet_fit_desc base_desc(const char *dir) {
+  lensnet_fit_desc d;
+  memset(&d, 0, sizeof d);
+  d.images = &images;
+  d.labels = labels;
+  d.epochs = 4;
+  d.batch = 16;
+  d.lr = 0.01;
+  d.val_fraction = 0.25;
+  d.augment = "flip,rot90,shift=1,noise=0.02";
+  d.class_weights = "auto";
+  d.schedule = "cosine";
+  d.warmup = 1;
+  d.minmax = 1;
+  d.seed = 7;
+  d.out_dir = dir;
+  return d;
+}
+
+static int stop_after(void *user, const lensnet_fit_progress *p) {
+  return p->epoch_done && p->epoch == *(const int *)user;
+}
+
+/* Every tensor of file a is in file b with the same bytes; *count of them. */
+static int same_files(const char *pa, const char *pb, size_t *count) {
+  lensnet_safetensors a, b;
+  lensnet_error err;
+  size_t i;
+  int same;
+  *count = 0;
+  if (lensnet_safetensors_read(pa, &a, &err) != LENSNET_OK) { printf("   %s\n", err.message); return 0; }
+  if (lensnet_safetensors_read(pb, &b, &err) != LENSNET_OK) { printf("   %s\n", err.message); lensnet_safetensors_free(&a); return 0; }
+  same = a.count == b.count;
+  for (i = 0; same && i < a.count; i++) {
+    const lensnet_tensor *t = lensnet_safetensors_find(&b, a.tensors[i].name);
+    size_t n = lensnet_tensor_count(&a.tensors[i].tensor);
+    same = t && lensnet_tensor_count(t) == n && !memcmp(t->data, a.tensors[i].tensor.data, n * sizeof(float));
+    if (!same) printf("   %s differs\n", a.tensors[i].name);
+    (*count)++;
+  }
+  lensnet_safetensors_free(&a);
+  lensnet_safetensors_free(&b);
+  return same;
+}
+
+static void test_defaults(void) {
+  lensnet_fit_desc d = lensnet_fit_desc_resolve(NULL);
+  lensnet_trainer_desc td = lensnet_trainer_desc_resolve(NULL);
+  CHECK(d.epochs == 10 && d.batch == 32 && d.lr == 1e-3 && d.val_fraction == 0.1, "epochs %d batch %lu lr %g val %g", d.epochs,
+        (unsigned long)d.batch, d.lr, d.val_fraction);
+  CHECK(!strcmp(d.optimizer, "adam") && !strcmp(d.schedule, "constant") && !strcmp(d.loss, "ce"), "optimizer, schedule, loss");
+  CHECK(!strcmp(d.class_weights, "none") && !strcmp(d.augment, "none") && d.gamma == 0.1 && d.focal_gamma == 2.0, "weights, augment, gammas");
+  CHECK(d.seed == 0 && d.minmax == 0 && d.out_dir == NULL && d.progress == NULL, "seed 0, no files, silent");
+  CHECK(td.batch_cap == 32 && td.parallel == NULL && !td.input_grad && !td.capture, "trainer defaults");
+  d.val_fraction = -1;
+  d.focal_gamma = -1;
+  d = lensnet_fit_desc_resolve(&d);
+  CHECK(d.val_fraction == 0 && d.focal_gamma == 0, "negative means none: %g %g", d.val_fraction, d.focal_gamma);
+}
+
+static void test_settings_table(void) {
+  size_t count = 0, i;
+  const lensnet_fit_setting *all = lensnet_fit_settings(&count), *s;
+  lensnet_fit_desc d, back;
+  lensnet_error err;
+  char text[128];
+  int round_trips = 1;
+  CHECK(count == 20 && all, "%lu settings", (unsigned long)count);
+  CHECK(lensnet_fit_setting_find("val-fraction") == lensnet_fit_setting_find("val_fraction") && lensnet_fit_setting_find("val-fraction"),
+        "'-' and '_' name the same setting");
+  CHECK(lensnet_fit_setting_find("arch") == NULL, "arch is not a fit setting");
+  d = base_desc(NULL);
+  memset(&back, 0, sizeof back);
+  static char texts[20][128];
+  for (i = 0; i < count; i++) {
+    lensnet_fit_setting_format(&d, &all[i], texts[i], sizeof texts[i]);
+    if (lensnet_fit_setting_parse(&back, &all[i], texts[i], &err) != LENSNET_OK) { round_trips = 0; printf("   %s\n", err.message); }
+  }
+  for (i = 0; i < count; i++) {
+    lensnet_fit_setting_format(&back, &all[i], text, sizeof text);
+    if (strcmp(text, texts[i])) { round_trips = 0; printf("   %s: %s then %s\n", all[i].name, texts[i], text); }
+  }
+  CHECK(round_trips, "format then parse gives every setting back");
+  s = lensnet_fit_setting_find("val_fraction");
+  CHECK(lensnet_fit_setting_parse(&back, s, "0", &err) == LENSNET_OK && lensnet_fit_desc_resolve(&back).val_fraction == 0.0,
+        "val_fraction 0 holds nothing out");
+  CHECK(lensnet_fit_setting_parse(&back, s, "2", &err) == LENSNET_ERR_ARG && strstr(err.message, "val_fraction") && strstr(err.message, "0.9"),
+        "val_fraction 2 refused: %s", err.message);
+  CHECK(lensnet_fit_setting_parse(&back, lensnet_fit_setting_find("optimizer"), "rmsprop", &err) == LENSNET_ERR_ARG &&
+        strstr(err.message, "adam|adamw|sgd"), "optimizer rmsprop refused: %s", err.message);
+  CHECK(lensnet_fit_setting_parse(&back, lensnet_fit_setting_find("augment"), "twirl", &err) == LENSNET_ERR_ARG && strstr(err.message, "twirl"),
+        "augment twirl refused: %s", err.message);
+  CHECK(lensnet_fit_setting_parse(&back, lensnet_fit_setting_find("batch"), "2.5", &err) == LENSNET_ERR_ARG, "batch 2.5 refused");
+  CHECK(lensnet_fit_setting_parse(&back, lensnet_fit_setting_find("class_weights"), "1,x", &err) == LENSNET_ERR_ARG, "class weights 1,x refused");
+}
+
+/* Weights of a whole run against a run stopped after epoch 2 and resumed with 2 threads. */
+static void test_resume(void) {
+  lensnet_fit_desc d = base_desc("build/tfit_full");
+  lensnet_model *m = new_model(), *resumed = NULL;
+  lensnet_error err;
+  lens_pool *pool = lens_pool_create(2);
+  lensnet_parallel par = lens_pool_parallel(pool);
+  int stop = 2;
+  size_t compared = 0;
+  const char *ep;
+  if (system("rm -rf build/tfit_full build/tfit_cut && mkdir -p build/tfit_full build/tfit_cut") != 0) CHECK(0, "make folders");
+  CHECK(m && lensnet_fit(m, &d, &err) == LENSNET_OK, "uninterrupted run: %s", err.message);
+  lensnet_model_free(m);
+  m = new_model();
+  d = base_desc("build/tfit_cut");
+  d.progress = stop_after;
+  d.progress_user = &stop;
+  CHECK(m && lensnet_fit(m, &d, &err) == LENSNET_OK, "run stopped after epoch 2: %s", err.message);
+  ep = lensnet_model_meta(m, "train.epoch");
+  CHECK(ep && !strcmp(ep, "2"), "stopped after epoch %s", ep ? ep : "(none)");
+  lensnet_model_free(m);
+  memset(&d, 0, sizeof d);
+  d.images = &images;
+  d.labels = labels;
+  d.parallel = &par;
+  CHECK(lensnet_fit_resume("build/tfit_cut", &d, &resumed, &err) == LENSNET_OK && resumed, "resume: %s", err.message);
+  CHECK(same_files("build/tfit_full/checkpoint.safetensors", "build/tfit_cut/checkpoint.safetensors", &compared),
+        "the resumed run's checkpoint differs");
+  CHECK(compared > 10, "weights, statistics and moments compared (%lu tensors)", (unsigned long)compared);
+  CHECK(same_files("build/tfit_full/best.safetensors", "build/tfit_cut/best.safetensors", &compared), "best weights differ");
+  ep = resumed ? lensnet_model_meta(resumed, "train.epoch") : NULL;
+  CHECK(ep && !strcmp(ep, "4"), "the resumed model ends at epoch %s", ep ? ep : "(none)");
+  lensnet_model_free(resumed);
+  lens_pool_free(pool);
+}
+
+static lensnet_result fill_from_array(void *user, const size_t *index, size_t count, float *out, lensnet_error *err) {
+  size_t k;
+  (void)user; (void)err;
+  for (k = 0; k < count; k++) memcpy(out + k * 64, images_data + index[k] * 64, 64 * sizeof(float));
+  return LENSNET_OK;
+}
+
+static void test_fill_callback(void) {
+  lensnet_fit_desc d = base_desc(NULL);
+  lensnet_model *a = new_model(), *b = new_model();
+  lensnet_error err;
+  d.epochs = 2;
+  CHECK(a && lensnet_fit(a, &d, &err) == LENSNET_OK, "%s", err.message);
+  d.images = NULL;
+  d.fill = fill_from_array;
+  d.count = N_IMAGES;
+  CHECK(b && lensnet_fit(b, &d, &err) == LENSNET_OK, "%s", err.message);
+  CHECK(a && b && !memcmp(a->values, b->values, a->value_count * sizeof(float)), "images from a callback train the same weights");
+  lensnet_model_free(a);
+  lensnet_model_free(b);
+}
+
+/* A few steps of an optimiser, the data stream drawn from, through a checkpoint and back. */
+static void test_checkpoint_round_trip(void) {
+  lensnet_model *m = new_model(), *m2 = new_model();
+  lensnet_optimizer *o = NULL, *o2 = NULL;
+  lensnet_trainer *t = NULL, *t2 = NULL;
+  lensnet_optimizer_desc od;
+  lensnet_trainer_desc td;
+  lensnet_error err;
+  lensnet_rng data, data2;
+  float logits[32], grad[32];
+  int step, ok = m && m2;
+  memset(&od, 0, sizeof od);
+  od.type = LENSNET_OPT_ADAM;
+  memset(&td, 0, sizeof td);
+  td.batch_cap = 16;
+  td.seed = 4;
+  ok = ok && lensnet_optimizer_create(&od, m, &o, &err) == LENSNET_OK && lensnet_trainer_create(m, &td, &t, &err) == LENSNET_OK;
+  td.seed = 99; /* restored from the file */
+  ok = ok && lensnet_optimizer_create(&od, m2, &o2, &err) == LENSNET_OK && lensnet_trainer_create(m2, &td, &t2, &err) == LENSNET_OK;
+  CHECK(ok, "setup: %s", err.message);
+  if (!ok) return;
+  lensnet_rng_seed(&data, 5);
+  for (step = 0; step < 3; step++) {
+    CHECK(lensnet_trainer_forward(t, 16, images_data, 1, logits, &err) == LENSNET_OK, "%s", err.message);
+    lensnet_loss_cross_entropy(logits, labels, 16, 2, NULL, grad);
+    lensnet_trainer_zero_grad(t);
+    CHECK(lensnet_trainer_backward(t, 16, grad, &err) == LENSNET_OK, "%s", err.message);
+    lensnet_optimizer_step(o, m, lensnet_trainer_grads(t), 0);
+    lensnet_rng_next(&data);
+  }
+  CHECK(lensnet_checkpoint_save("build/tfit_ckpt.safetensors", m, o, t, &data, &err) == LENSNET_OK, "save: %s", err.message);
+  CHECK(lensnet_checkpoint_load("build/tfit_ckpt.safetensors", m2, o2, t2, &data2, &err) == LENSNET_OK, "load: %s", err.message);
+  CHECK(!memcmp(m->values, m2->values, m->value_count * sizeof(float)), "weights restored");
+  CHECK(o2->step == 3 && !memcmp(o->m, o2->m, m->value_count * sizeof(float)) && !memcmp(o->v, o2->v, m->value_count * sizeof(float)),
+        "optimiser step %llu and moments restored", (unsigned long long)o2->step);
+  CHECK(!memcmp(&data, &data2, sizeof data) && !memcmp(lensnet_trainer_rng(t), lensnet_trainer_rng(t2), sizeof data), "both streams restored");
+  CHECK(lensnet_model_meta(m2, "train.optimizer_step") && !strcmp(lensnet_model_meta(m2, "train.optimizer_step"), "3"), "metadata restored");
+  /* one more step each: the same weights */
+  lensnet_trainer_forward(t, 16, images_data, 1, logits, &err);
+  lensnet_loss_cross_entropy(logits, labels, 16, 2, NULL, grad);
+  lensnet_trainer_zero_grad(t);
+  lensnet_trainer_backward(t, 16, grad, &err);
+  lensnet_optimizer_step(o, m, lensnet_trainer_grads(t), 0);
+  lensnet_trainer_forward(t2, 16, images_data, 1, logits, &err);
+  lensnet_loss_cross_entropy(logits, labels, 16, 2, NULL, grad);
+  lensnet_trainer_zero_grad(t2);
+  lensnet_trainer_backward(t2, 16, grad, &err);
+  lensnet_optimizer_step(o2, m2, lensnet_trainer_grads(t2), 0);
+  CHECK(!memcmp(m->values, m2->values, m->value_count * sizeof(float)), "the next step is the same (dropout included)");
+  {
+    lensnet_model *other = NULL;
+    lensnet_model_create("input 1 8 8\nflatten\ndense name=d out=2", &other, &err);
+    CHECK(other && lensnet_checkpoint_load("build/tfit_ckpt.safetensors", other, NULL, NULL, NULL, &err) == LENSNET_ERR_ARCH &&
+          strstr(err.message, "architecture"), "another architecture refused: %s", err.message);
+    lensnet_model_free(other);
+  }
+  lensnet_optimizer_free(o); lensnet_optimizer_free(o2);
+  lensnet_trainer_free(t); lensnet_trainer_free(t2);
+  lensnet_model_free(m); lensnet_model_free(m2);
+}
+
+/* fit on a broken desc: the result and a message that names the problem. */
+static void expect_error(lensnet_fit_desc d, lensnet_result want, const char *needle) {
+  lensnet_model *m = new_model();
+  lensnet_error err;
+  lensnet_result r;
+  memset(&err, 0, sizeof err);
+  r = m ? lensnet_fit(m, &d, &err) : LENSNET_ERR_NOMEM;
+  CHECK(r == want && strstr(err.message, needle), "want %s naming '%s', got %s: %s", lensnet_result_string(want), needle,
+        lensnet_result_string(r), err.message);
+  lensnet_model_free(m);
+}
+
+static void test_errors(void) {
+  static float bad_labels[N_IMAGES], nan_images[N_IMAGES * 64];
+  lensnet_tensor wrong = images, with_nan = images;
+  lensnet_fit_desc d = base_desc(NULL);
+  lensnet_error err;
+  d.epochs = 1;
+  d.optimizer = "rmsprop"; expect_error(d, LENSNET_ERR_ARG, "optimizer");
+  d = base_desc(NULL); d.val_fraction = 2; expect_error(d, LENSNET_ERR_ARG, "val_fraction");
+  d = base_desc(NULL); d.epochs = -3; expect_error(d, LENSNET_ERR_ARG, "epochs");
+  d = base_desc(NULL); d.augment = "twirl"; expect_error(d, LENSNET_ERR_ARG, "twirl");
+  d = base_desc(NULL); d.class_weights = "1,2,3"; expect_error(d, LENSNET_ERR_ARG, "class_weights");
+  memcpy(bad_labels, labels, sizeof bad_labels);
+  bad_labels[9] = 2;
+  d = base_desc(NULL); d.labels = bad_labels; expect_error(d, LENSNET_ERR_ARG, "label 9");
+  d = base_desc(NULL); d.labels = NULL; expect_error(d, LENSNET_ERR_ARG, "labels");
+  d = base_desc(NULL); d.images = NULL; expect_error(d, LENSNET_ERR_ARG, "fill");
+  wrong.shape[2] = 4; wrong.shape[0] = N_IMAGES * 2;
+  d = base_desc(NULL); d.images = &wrong; expect_error(d, LENSNET_ERR_SHAPE, "1x4x8");
+  memcpy(nan_images, images_data, sizeof nan_images);
+  nan_images[5] = NAN;
+  with_nan.data = nan_images;
+  d = base_desc(NULL); d.images = &with_nan; d.minmax = 0; d.augment = NULL; d.val_fraction = -1; d.batch = N_IMAGES;
+  expect_error(d, LENSNET_ERR_DIVERGED, "NaN");
+  d = base_desc("build/tfit_missing_folder/x");
+  d.epochs = 1;
+  expect_error(d, LENSNET_ERR_IO, "tfit_missing_folder");
+  {
+    lensnet_model *m = NULL;
+    CHECK(lensnet_fit_resume("build/tfit_nowhere", NULL, &m, &err) == LENSNET_ERR_IO && strstr(err.message, "tfit_nowhere") && !m,
+          "a missing checkpoint is named: %s", err.message);
+  }
+}
+
+int main(void) {
+  make_data();
+  TEST("desc defaults resolve as stated") test_defaults();
+  TEST("the settings table parses, formats and refuses bad values") test_settings_table();
+  TEST("a run stopped after epoch 2 and resumed ends on the same weights") test_resume();
+  TEST("images from a fill callback train as from an array") test_fill_callback();
+  TEST("a checkpoint restores weights, optimiser moments and step, and both random streams") test_checkpoint_round_trip();
+  TEST("bad settings and data give lensnet_error results that name the problem") test_errors();
+  if (system("rm -rf build/tfit_*") != 0) printf("   could not remove build/tfit_*\n");
+  return check_summary();
+}
