@@ -383,6 +383,9 @@ typedef enum {
 
 LENSNET_API const char *lensnet_layer_type_name(lensnet_layer_type t);
 
+/* A rectangle of positions in a feature map, bounds inclusive; empty when y0 > y1 or x0 > x1. */
+typedef struct { long y0, y1, x0, x1; } lensnet_rect;
+
 /* One named parameter (or buffer, such as batch-norm running statistics) of a model. */
 typedef struct {
   char name[96];          /* PyTorch state_dict name, e.g. "layer.0.weight" */
@@ -454,6 +457,22 @@ LENSNET_API size_t lensnet_model_workspace_floats(const lensnet_model *m, size_t
  * A model may be used by several threads at once, each with its own workspace. */
 LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t batch, const float *input,
                                                  float *output, float *workspace, lensnet_error *err);
+
+/* A layer's options as text ("layer.0 out=50 kernel=3 stride=1 padding=0 groups=1"), as `lens
+ * info` prints them; "" for layers without options. Returns buf. */
+LENSNET_API const char *lensnet_layer_describe(const lensnet_layer *L, char *buf, size_t cap);
+/* Parts of feature maps (occlusion recomputes only what a patch reaches):
+ * lensnet_layer_local: whether lensnet_layer_forward_rect can compute L's outputs in a rectangle
+ * from its input alone (convolutions, pools, element-wise layers).
+ * lensnet_layer_output_rect: the outputs of L that depend on the inputs in r, clipped to the
+ * output (r itself for element-wise layers, the whole output for layers that mix positions).
+ * lensnet_layer_forward_rect: L's outputs inside r, every channel, of one image (in: [in_c,
+ * in_h, in_w], out: [out_c, out_h, out_w], only r written), with the arithmetic of
+ * lensnet_model_forward, except that a convolution sums its taps in the order channel, row,
+ * column and then adds the bias (the forward pass's GEMM may round differently). */
+LENSNET_API int lensnet_layer_local(const lensnet_layer *L);
+LENSNET_API lensnet_rect lensnet_layer_output_rect(const lensnet_layer *L, lensnet_rect r);
+LENSNET_API void lensnet_layer_forward_rect(const lensnet_model *m, const lensnet_layer *L, const float *in, float *out, lensnet_rect r);
 
 
 
@@ -3398,6 +3417,77 @@ LENSNET_API float lensnet_rng_normal(lensnet_rng *rng) {
   return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
 }
 
+/* ---- layer kinds: what every layer type is and does (the table: "the layer table" below) --- */
+
+/* How an output position of a layer depends on input positions (its receptive field). */
+typedef enum {
+  LENSNET__REACH_POINT,  /* output (y, x) from input (y, x) alone */
+  LENSNET__REACH_WINDOW, /* from the kernel x kernel window at (y*stride - padding, x*stride - padding) */
+  LENSNET__REACH_ALL     /* from every input position */
+} lensnet__reach;
+
+/* A layer being resolved: the model so far, and the shape flowing through (the layer's input;
+ * its resolve leaves its output). */
+typedef struct {
+  lensnet_model *m;
+  size_t index, pcap;
+  size_t c, h, w;
+  lensnet_error *err;
+} lensnet__resolver;
+
+/* One layer run over a batch, at inference (t NULL) or in a trainer. */
+typedef struct {
+  const lensnet_model *m;
+  const lensnet_layer *L;
+  size_t layer, batch;   /* L's index; images in x and y */
+  const float *x;        /* [batch, in] */
+  float *y;              /* [batch, out]; the same buffer as x for in-place kinds at inference */
+  float *saved;          /* mark, add: the marked activation of the same images */
+  float *scratch;        /* the kind's scratch (lensnet__layer_kind.scratch floats) */
+  lensnet_trainer *t;    /* NULL at inference */
+  size_t image, worker;  /* trainer: the first image of x among the step's images; the worker */
+  size_t step_batch;     /* trainer: images in the step (the layout of per-step buffers) */
+  uint64_t step_seed;    /* trainer: dropout streams of this step */
+  int may_fuse, fused;   /* the layer may compute the next one too (conv: its ReLU); it did */
+} lensnet__pass;
+
+enum {
+  LENSNET__KIND_IN_PLACE = 1,    /* forward works with y == x (inference runs it on the current buffer) */
+  LENSNET__KIND_WHOLE_BATCH = 2, /* training needs the whole batch at once, not image by image */
+  LENSNET__KIND_MASK = 4,        /* training keeps a byte per output (dropout's mask) */
+  LENSNET__KIND_STATS = 8,       /* training keeps a mean and an inverse deviation per channel */
+  LENSNET__KIND_SAVES = 16       /* keeps its input for a later layer (mark) */
+};
+
+typedef struct {
+  lensnet_layer_type type;   /* rows are in LENSNET_LAYER_TYPES order; each says which it is */
+  lensnet__reach reach;
+  unsigned flags;            /* LENSNET__KIND_* */
+  float value_default;       /* lensnet_layer.value when the text gives none (slope, eps, p) */
+  /* Checks the options, registers the parameters, sets the output shape; NULL: keeps the shape. */
+  lensnet_result (*resolve)(lensnet__resolver *r, lensnet_layer *L);
+  /* PyTorch's initial parameters; NULL: none. */
+  void (*init)(lensnet_model *m, const lensnet_layer *L, lensnet_rng *rng);
+  /* The options `lens info` prints; NULL: none. */
+  void (*describe)(const lensnet_layer *L, char *buf, size_t cap);
+  void (*forward)(lensnet__pass *p);
+  /* dy: d loss / d output; dx: d loss / d input (NULL: only parameter gradients wanted). */
+  void (*backward)(const lensnet__pass *p, const float *dy, float *dx);
+  /* Kinds whose every output is a function of the input at its own position and channel:
+   * y = f(x) over n values of one channel (y may be x). Forward passes and rectangles use it. */
+  void (*pointwise)(const lensnet_model *m, const lensnet_layer *L, size_t channel, const float *x, float *y, size_t n);
+  /* REACH_WINDOW kinds: the outputs inside r (every channel) of one image. */
+  void (*rect)(const lensnet_model *m, const lensnet_layer *L, const float *in, float *out, lensnet_rect r);
+  /* Floats of scratch for a batch (training: per worker, for one image); NULL: none. */
+  size_t (*scratch)(const lensnet_layer *L, size_t batch, int training);
+  /* Kinds whose backward runs image by image into per-image parameter gradients: set up
+   * before a backward run (conv: flipped weights), and sum the images' gradients after it. */
+  void (*backward_prepare)(lensnet_trainer *t, size_t layer);
+  void (*backward_reduce)(lensnet_trainer *t, size_t layer, size_t batch);
+} lensnet__layer_kind;
+
+static const lensnet__layer_kind *lensnet__kind(lensnet_layer_type t);
+
 /* ---- architecture text --------------------------------------------------------------------- */
 
 LENSNET_API const char *lensnet_layer_type_name(lensnet_layer_type t) {
@@ -3538,7 +3628,7 @@ static lensnet_result lensnet__arch_parse(lensnet_model *m, const char *text, le
     if (L->type == LENSNET_LAYER_TYPE_COUNT) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture line %d: unknown layer '%.40s'", ap.line, words[0]);
     /* defaults, PyTorch's */
     L->stride = 0; L->groups = 1; L->bias = 1;
-    L->value = L->type == LENSNET_LAYER_LEAKY_RELU ? 0.01f : L->type == LENSNET_LAYER_BATCHNORM ? 1e-5f : L->type == LENSNET_LAYER_DROPOUT ? 0.5f : 0.0f;
+    L->value = lensnet__kind(L->type)->value_default;
     L->momentum = 0.1f;
     L->weight = L->bias_param = L->mean_param = L->var_param = -1;
     L->mark = -1;
@@ -3583,100 +3673,130 @@ static int lensnet__add_param(lensnet_model *m, size_t *cap, const char *prefix,
   return (int)m->param_count++;
 }
 
+/* Each kind's checks, parameters and output shape. */
+static lensnet_result lensnet__conv2d_resolve(lensnet__resolver *r, lensnet_layer *L) {
+  size_t i = r->index, c = r->c, h = r->h, w = r->w, k = L->kernel, s = L->stride ? L->stride : 1;
+  lensnet_error *err = r->err;
+  if (!L->name[0]) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d) needs name=", (unsigned long)i);
+  if (!k || !L->out) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d %s) needs out= and kernel=", (unsigned long)i, L->name);
+  if (!L->groups || c % L->groups || L->out % L->groups)
+    return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d %s): groups=%lu must divide %lu input and %lu output channels",
+                         (unsigned long)i, L->name, (unsigned long)L->groups, (unsigned long)c, (unsigned long)L->out);
+  if (h + 2 * L->padding < k || w + 2 * L->padding < k)
+    return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d %s): kernel %lu is larger than the padded %lux%lu input",
+                         (unsigned long)i, L->name, (unsigned long)k, (unsigned long)h, (unsigned long)w);
+  L->stride = s;
+  L->weight = lensnet__add_param(r->m, &r->pcap, L->name, "weight", 4, L->out, c / L->groups, k, k, 1);
+  if (L->bias) L->bias_param = lensnet__add_param(r->m, &r->pcap, L->name, "bias", 1, L->out, 1, 1, 1, 1);
+  if (L->weight < 0 || (L->bias && L->bias_param < 0)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "layer %lu: parameters too large", (unsigned long)i);
+  r->c = L->out;
+  r->h = (h + 2 * L->padding - k) / s + 1;
+  r->w = (w + 2 * L->padding - k) / s + 1;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__dense_resolve(lensnet__resolver *r, lensnet_layer *L) {
+  size_t in = r->c * r->h * r->w;
+  if (!L->name[0] || !L->out) return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (dense) needs name= and out=", (unsigned long)r->index);
+  L->weight = lensnet__add_param(r->m, &r->pcap, L->name, "weight", 2, L->out, in, 1, 1, 1);
+  if (L->bias) L->bias_param = lensnet__add_param(r->m, &r->pcap, L->name, "bias", 1, L->out, 1, 1, 1, 1);
+  if (L->weight < 0 || (L->bias && L->bias_param < 0)) return lensnet__fail(r->err, LENSNET_ERR_TOO_LARGE, "layer %lu: parameters too large", (unsigned long)r->index);
+  r->c = L->out; r->h = 1; r->w = 1;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__pool_resolve(lensnet__resolver *r, lensnet_layer *L) {
+  size_t i = r->index, h = r->h, w = r->w, k = L->kernel, s;
+  const char *tn = lensnet_layer_type_name(L->type);
+  if (!k) return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (%s) needs kernel=", (unsigned long)i, tn);
+  s = L->stride ? L->stride : k; /* PyTorch: stride defaults to the kernel size */
+  L->stride = s;
+  if (2 * L->padding > k) return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (%s): padding must be at most half the kernel", (unsigned long)i, tn);
+  if (h + 2 * L->padding < k || w + 2 * L->padding < k)
+    return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (%s): kernel %lu is larger than the %lux%lu input", (unsigned long)i, tn,
+                         (unsigned long)k, (unsigned long)h, (unsigned long)w);
+  r->h = (h + 2 * L->padding - k) / s + 1; /* floor mode */
+  r->w = (w + 2 * L->padding - k) / s + 1;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__global_avgpool_resolve(lensnet__resolver *r, lensnet_layer *L) {
+  (void)L;
+  r->h = 1; r->w = 1;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__flatten_resolve(lensnet__resolver *r, lensnet_layer *L) {
+  (void)L;
+  r->c = r->c * r->h * r->w; r->h = 1; r->w = 1;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__batchnorm_resolve(lensnet__resolver *r, lensnet_layer *L) {
+  size_t c = r->c;
+  if (!L->name[0]) return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (batchnorm) needs name=", (unsigned long)r->index);
+  L->weight = lensnet__add_param(r->m, &r->pcap, L->name, "weight", 1, c, 1, 1, 1, 1);
+  L->bias_param = lensnet__add_param(r->m, &r->pcap, L->name, "bias", 1, c, 1, 1, 1, 1);
+  L->mean_param = lensnet__add_param(r->m, &r->pcap, L->name, "running_mean", 1, c, 1, 1, 1, 0);
+  L->var_param = lensnet__add_param(r->m, &r->pcap, L->name, "running_var", 1, c, 1, 1, 1, 0);
+  if (L->weight < 0 || L->bias_param < 0 || L->mean_param < 0 || L->var_param < 0) return lensnet__fail(r->err, LENSNET_ERR_NOMEM, "out of memory");
+  if (!(L->value > 0)) return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (batchnorm %s): eps must be positive", (unsigned long)r->index, L->name);
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__dropout_resolve(lensnet__resolver *r, lensnet_layer *L) {
+  if (!(L->value >= 0 && L->value < 1)) return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (dropout): p must be in [0, 1)", (unsigned long)r->index);
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__mark_resolve(lensnet__resolver *r, lensnet_layer *L) {
+  size_t j;
+  if (!L->name[0]) return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (mark) needs name=", (unsigned long)r->index);
+  for (j = 0; j < r->index; j++)
+    if (r->m->layers[j].type == LENSNET_LAYER_MARK && !strcmp(r->m->layers[j].name, L->name))
+      return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu: mark '%s' is defined twice", (unsigned long)r->index, L->name);
+  L->mark = r->m->mark_count++;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__add_resolve(lensnet__resolver *r, lensnet_layer *L) {
+  const lensnet_model *m = r->m;
+  size_t i = r->index, j;
+  for (j = 0; j < i; j++)
+    if (m->layers[j].type == LENSNET_LAYER_MARK && !strcmp(m->layers[j].name, L->name)) L->mark = m->layers[j].mark;
+  if (L->mark < 0) return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (add): no earlier 'mark name=%s'", (unsigned long)i, L->name);
+  for (j = 0; j < i; j++)
+    if (m->layers[j].type == LENSNET_LAYER_MARK && m->layers[j].mark == L->mark &&
+        (m->layers[j].in_c != r->c || m->layers[j].in_h != r->h || m->layers[j].in_w != r->w))
+      return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (add %s): shape %lux%lux%lu differs from the marked %lux%lux%lu", (unsigned long)i, L->name,
+                           (unsigned long)r->c, (unsigned long)r->h, (unsigned long)r->w,
+                           (unsigned long)m->layers[j].in_c, (unsigned long)m->layers[j].in_h, (unsigned long)m->layers[j].in_w);
+  return LENSNET_OK;
+}
+
 /* Walks the layers, checking shapes and registering parameters. */
 static lensnet_result lensnet__model_resolve(lensnet_model *m, lensnet_error *err) {
-  size_t c = m->in_c, h = m->in_h, w = m->in_w, pcap = 0, i, j;
+  lensnet__resolver r;
+  size_t i;
+  memset(&r, 0, sizeof r);
+  r.m = m; r.err = err;
+  r.c = m->in_c; r.h = m->in_h; r.w = m->in_w;
   for (i = 0; i < m->layer_count; i++) {
     lensnet_layer *L = &m->layers[i];
-    const char *tn = lensnet_layer_type_name(L->type);
-    L->in_c = c; L->in_h = h; L->in_w = w;
-    switch (L->type) {
-      case LENSNET_LAYER_CONV2D: {
-        size_t k = L->kernel, s = L->stride ? L->stride : 1;
-        if (!L->name[0]) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d) needs name=", (unsigned long)i);
-        if (!k || !L->out) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d %s) needs out= and kernel=", (unsigned long)i, L->name);
-        if (!L->groups || c % L->groups || L->out % L->groups)
-          return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d %s): groups=%lu must divide %lu input and %lu output channels",
-                               (unsigned long)i, L->name, (unsigned long)L->groups, (unsigned long)c, (unsigned long)L->out);
-        if (h + 2 * L->padding < k || w + 2 * L->padding < k)
-          return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d %s): kernel %lu is larger than the padded %lux%lu input",
-                               (unsigned long)i, L->name, (unsigned long)k, (unsigned long)h, (unsigned long)w);
-        L->stride = s;
-        L->weight = lensnet__add_param(m, &pcap, L->name, "weight", 4, L->out, c / L->groups, k, k, 1);
-        if (L->bias) L->bias_param = lensnet__add_param(m, &pcap, L->name, "bias", 1, L->out, 1, 1, 1, 1);
-        if (L->weight < 0 || (L->bias && L->bias_param < 0)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "layer %lu: parameters too large", (unsigned long)i);
-        c = L->out;
-        h = (h + 2 * L->padding - k) / s + 1;
-        w = (w + 2 * L->padding - k) / s + 1;
-        break;
-      }
-      case LENSNET_LAYER_DENSE: {
-        size_t in = c * h * w;
-        if (!L->name[0] || !L->out) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (dense) needs name= and out=", (unsigned long)i);
-        L->weight = lensnet__add_param(m, &pcap, L->name, "weight", 2, L->out, in, 1, 1, 1);
-        if (L->bias) L->bias_param = lensnet__add_param(m, &pcap, L->name, "bias", 1, L->out, 1, 1, 1, 1);
-        if (L->weight < 0 || (L->bias && L->bias_param < 0)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "layer %lu: parameters too large", (unsigned long)i);
-        c = L->out; h = 1; w = 1;
-        break;
-      }
-      case LENSNET_LAYER_MAXPOOL:
-      case LENSNET_LAYER_AVGPOOL: {
-        size_t k = L->kernel, s;
-        if (!k) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s) needs kernel=", (unsigned long)i, tn);
-        s = L->stride ? L->stride : k; /* PyTorch: stride defaults to the kernel size */
-        L->stride = s;
-        if (2 * L->padding > k) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s): padding must be at most half the kernel", (unsigned long)i, tn);
-        if (h + 2 * L->padding < k || w + 2 * L->padding < k)
-          return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s): kernel %lu is larger than the %lux%lu input", (unsigned long)i, tn,
-                               (unsigned long)k, (unsigned long)h, (unsigned long)w);
-        h = (h + 2 * L->padding - k) / s + 1; /* floor mode */
-        w = (w + 2 * L->padding - k) / s + 1;
-        break;
-      }
-      case LENSNET_LAYER_GLOBAL_AVGPOOL: h = 1; w = 1; break;
-      case LENSNET_LAYER_FLATTEN: c = c * h * w; h = 1; w = 1; break;
-      case LENSNET_LAYER_BATCHNORM:
-        if (!L->name[0]) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (batchnorm) needs name=", (unsigned long)i);
-        L->weight = lensnet__add_param(m, &pcap, L->name, "weight", 1, c, 1, 1, 1, 1);
-        L->bias_param = lensnet__add_param(m, &pcap, L->name, "bias", 1, c, 1, 1, 1, 1);
-        L->mean_param = lensnet__add_param(m, &pcap, L->name, "running_mean", 1, c, 1, 1, 1, 0);
-        L->var_param = lensnet__add_param(m, &pcap, L->name, "running_var", 1, c, 1, 1, 1, 0);
-        if (L->weight < 0 || L->bias_param < 0 || L->mean_param < 0 || L->var_param < 0) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
-        if (!(L->value > 0)) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (batchnorm %s): eps must be positive", (unsigned long)i, L->name);
-        break;
-      case LENSNET_LAYER_DROPOUT:
-        if (!(L->value >= 0 && L->value < 1)) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (dropout): p must be in [0, 1)", (unsigned long)i);
-        break;
-      case LENSNET_LAYER_MARK:
-        if (!L->name[0]) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (mark) needs name=", (unsigned long)i);
-        for (j = 0; j < i; j++)
-          if (m->layers[j].type == LENSNET_LAYER_MARK && !strcmp(m->layers[j].name, L->name))
-            return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu: mark '%s' is defined twice", (unsigned long)i, L->name);
-        L->mark = m->mark_count++;
-        break;
-      case LENSNET_LAYER_ADD:
-        for (j = 0; j < i; j++)
-          if (m->layers[j].type == LENSNET_LAYER_MARK && !strcmp(m->layers[j].name, L->name)) L->mark = m->layers[j].mark;
-        if (L->mark < 0) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (add): no earlier 'mark name=%s'", (unsigned long)i, L->name);
-        for (j = 0; j < i; j++)
-          if (m->layers[j].type == LENSNET_LAYER_MARK && m->layers[j].mark == L->mark &&
-              (m->layers[j].in_c != c || m->layers[j].in_h != h || m->layers[j].in_w != w))
-            return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (add %s): shape %lux%lux%lu differs from the marked %lux%lux%lu", (unsigned long)i, L->name,
-                                 (unsigned long)c, (unsigned long)h, (unsigned long)w,
-                                 (unsigned long)m->layers[j].in_c, (unsigned long)m->layers[j].in_h, (unsigned long)m->layers[j].in_w);
-        break;
-      default: break; /* element-wise layers keep the shape */
-    }
-    {
-      size_t per_image;
-      if (!lensnet__mul_ok(c, h, &per_image) || !lensnet__mul_ok(per_image, w, &per_image) || per_image == 0 ||
-          per_image > LENSNET_MAX_ELEMENTS)
-        return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s): output %lux%lux%lu is empty or larger than %lu values",
-                             (unsigned long)i, tn, (unsigned long)c, (unsigned long)h, (unsigned long)w, (unsigned long)LENSNET_MAX_ELEMENTS);
-    }
-    L->out_c = c; L->out_h = h; L->out_w = w;
+    const lensnet__layer_kind *kind = lensnet__kind(L->type);
+    size_t per_image;
+    lensnet_result res;
+    L->in_c = r.c; L->in_h = r.h; L->in_w = r.w;
+    r.index = i;
+    if (kind->resolve && (res = kind->resolve(&r, L)) != LENSNET_OK) return res;
+    if (!lensnet__mul_ok(r.c, r.h, &per_image) || !lensnet__mul_ok(per_image, r.w, &per_image) || per_image == 0 ||
+        per_image > LENSNET_MAX_ELEMENTS)
+      return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s): output %lux%lux%lu is empty or larger than %lu values",
+                           (unsigned long)i, lensnet_layer_type_name(L->type), (unsigned long)r.c, (unsigned long)r.h, (unsigned long)r.w,
+                           (unsigned long)LENSNET_MAX_ELEMENTS);
+    L->out_c = r.c; L->out_h = r.h; L->out_w = r.w;
   }
-  m->out_features = c * h * w;
+  m->out_features = r.c * r.h * r.w;
   return LENSNET_OK;
 }
 
@@ -3736,29 +3856,37 @@ LENSNET_API lensnet_result lensnet_model_create(const char *arch, lensnet_model 
   return LENSNET_OK;
 }
 
+/* Convolutions and dense layers: kaiming_uniform(a = sqrt 5) gives bound 1/sqrt(fan_in), the
+ * same as the bias's. */
+static void lensnet__fan_in_init(lensnet_model *m, const lensnet_layer *L, lensnet_rng *rng) {
+  const lensnet_param *W = &m->params[L->weight];
+  float bound = 1.0f / sqrtf((float)(W->count / W->shape[0]));
+  size_t k;
+  for (k = 0; k < W->count; k++) m->values[W->offset + k] = (2.0f * lensnet_rng_uniform(rng) - 1.0f) * bound;
+  if (L->bias_param >= 0) {
+    const lensnet_param *B = &m->params[L->bias_param];
+    for (k = 0; k < B->count; k++) m->values[B->offset + k] = (2.0f * lensnet_rng_uniform(rng) - 1.0f) * bound;
+  }
+}
+
+static void lensnet__batchnorm_init(lensnet_model *m, const lensnet_layer *L, lensnet_rng *rng) {
+  size_t k;
+  (void)rng;
+  for (k = 0; k < L->in_c; k++) {
+    m->values[m->params[L->weight].offset + k] = 1.0f;
+    m->values[m->params[L->bias_param].offset + k] = 0.0f;
+    m->values[m->params[L->mean_param].offset + k] = 0.0f;
+    m->values[m->params[L->var_param].offset + k] = 1.0f;
+  }
+}
+
 LENSNET_API void lensnet_model_init(lensnet_model *m, uint64_t seed) {
   lensnet_rng rng;
-  size_t i, k;
+  size_t i;
   lensnet_rng_seed(&rng, seed);
   for (i = 0; i < m->layer_count; i++) {
-    const lensnet_layer *L = &m->layers[i];
-    if (L->type == LENSNET_LAYER_CONV2D || L->type == LENSNET_LAYER_DENSE) {
-      const lensnet_param *W = &m->params[L->weight];
-      /* kaiming_uniform(a = sqrt 5) gives bound 1/sqrt(fan_in), the same as the bias's */
-      float bound = 1.0f / sqrtf((float)(W->count / W->shape[0]));
-      for (k = 0; k < W->count; k++) m->values[W->offset + k] = (2.0f * lensnet_rng_uniform(&rng) - 1.0f) * bound;
-      if (L->bias_param >= 0) {
-        const lensnet_param *B = &m->params[L->bias_param];
-        for (k = 0; k < B->count; k++) m->values[B->offset + k] = (2.0f * lensnet_rng_uniform(&rng) - 1.0f) * bound;
-      }
-    } else if (L->type == LENSNET_LAYER_BATCHNORM) {
-      for (k = 0; k < L->in_c; k++) {
-        m->values[m->params[L->weight].offset + k] = 1.0f;
-        m->values[m->params[L->bias_param].offset + k] = 0.0f;
-        m->values[m->params[L->mean_param].offset + k] = 0.0f;
-        m->values[m->params[L->var_param].offset + k] = 1.0f;
-      }
-    }
+    const lensnet__layer_kind *kind = lensnet__kind(m->layers[i].type);
+    if (kind->init) kind->init(m, &m->layers[i], &rng);
   }
 }
 
@@ -3917,14 +4045,29 @@ LENSNET__VECTORIZE static void lensnet__dense_forward(const lensnet_layer *L, si
     }
 }
 
-static size_t lensnet__layer_scratch(const lensnet_layer *L, size_t batch) {
+static lensnet__conv_geom lensnet__layer_geom(const lensnet_layer *L, size_t n) {
   lensnet__conv_geom g;
-  if (L->type != LENSNET_LAYER_CONV2D) return 0;
   memset(&g, 0, sizeof g);
-  g.n = batch; g.cin = L->in_c; g.h = L->in_h; g.w = L->in_w;
+  g.n = n; g.cin = L->in_c; g.h = L->in_h; g.w = L->in_w;
   g.cout = L->out_c; g.kh = g.kw = L->kernel; g.stride = L->stride; g.pad = L->padding; g.groups = L->groups;
   g.oh = L->out_h; g.ow = L->out_w;
-  return lensnet__conv_forward_scratch_floats(&g); /* inference needs no im2col buffer */
+  return g;
+}
+
+static size_t lensnet__layer_scratch(const lensnet_layer *L, size_t batch) {
+  const lensnet__layer_kind *kind = lensnet__kind(L->type);
+  return kind->scratch ? kind->scratch(L, batch, 0) : 0;
+}
+
+/* Offset, in per-image floats, of a mark's saved activation (and of its gradient in training). */
+static size_t lensnet__mark_offset(const lensnet_model *m, int mark) {
+  size_t j, off = 0;
+  for (j = 0; j < m->layer_count; j++)
+    if (lensnet__kind(m->layers[j].type)->flags & LENSNET__KIND_SAVES) {
+      if (m->layers[j].mark == mark) break;
+      off += m->layers[j].in_c * m->layers[j].in_h * m->layers[j].in_w;
+    }
+  return off;
 }
 
 /* Layout of the forward workspace: two ping-pong activation buffers, the convolution scratch,
@@ -3936,7 +4079,7 @@ static size_t lensnet__forward_layout(const lensnet_model *m, size_t batch, size
     size_t o = L->out_c * L->out_h * L->out_w, ls = lensnet__layer_scratch(L, batch);
     if (o > a) a = o;
     if (ls > s) s = ls;
-    if (L->type == LENSNET_LAYER_MARK) mk += L->in_c * L->in_h * L->in_w;
+    if (lensnet__kind(L->type)->flags & LENSNET__KIND_SAVES) mk += L->in_c * L->in_h * L->in_w;
   }
   if (!lensnet__mul_ok(a, batch, act) || !lensnet__mul_ok(mk, batch, mark)) return 0;
   *scratch = s;
@@ -3978,48 +4121,92 @@ LENSNET__VECTORIZE static void lensnet__maxpool2x2(const lensnet_layer *L, size_
   }
 }
 
-static void lensnet__pool_forward(const lensnet_layer *L, size_t batch, const float *in, float *out) {
-  size_t plane, y, x, i, j, planes = batch * L->in_c, k = L->kernel, s = L->stride;
-  long pad = (long)L->padding;
+/* Pool outputs inside r of one plane. */
+static void lensnet__pool_plane(const lensnet_layer *L, const float *src, float *dst, lensnet_rect r) {
+  size_t k = L->kernel, s = L->stride, i, j;
+  long pad = (long)L->padding, y, x;
   int is_max = L->type == LENSNET_LAYER_MAXPOOL;
-  if (is_max && k == 2 && s == 2 && pad == 0) { lensnet__maxpool2x2(L, planes, in, out); return; }
-  for (plane = 0; plane < planes; plane++) {
-    const float *src = in + plane * L->in_h * L->in_w;
-    float *dst = out + plane * L->out_h * L->out_w;
-    for (y = 0; y < L->out_h; y++)
-      for (x = 0; x < L->out_w; x++) {
-        float acc = is_max ? -INFINITY : 0.0f;
-        for (i = 0; i < k; i++) {
-          long iy = (long)(y * s + i) - pad;
-          if (iy < 0 || iy >= (long)L->in_h) continue;
-          for (j = 0; j < k; j++) {
-            long ix = (long)(x * s + j) - pad;
-            float v;
-            if (ix < 0 || ix >= (long)L->in_w) continue;
-            v = src[iy * (long)L->in_w + ix];
-            if (is_max) { if (v > acc || v != v) acc = v; } /* NaN propagates, as in PyTorch */
-            else acc += v;
-          }
+  for (y = r.y0; y <= r.y1; y++)
+    for (x = r.x0; x <= r.x1; x++) {
+      float acc = is_max ? -INFINITY : 0.0f;
+      for (i = 0; i < k; i++) {
+        long iy = (long)((size_t)y * s + i) - pad;
+        if (iy < 0 || iy >= (long)L->in_h) continue;
+        for (j = 0; j < k; j++) {
+          long ix = (long)((size_t)x * s + j) - pad;
+          float v;
+          if (ix < 0 || ix >= (long)L->in_w) continue;
+          v = src[iy * (long)L->in_w + ix];
+          if (is_max) { if (v > acc || v != v) acc = v; } /* NaN propagates, as in PyTorch */
+          else acc += v;
         }
-        /* average pooling counts the zero padding (PyTorch's count_include_pad=True) */
-        dst[y * L->out_w + x] = is_max ? acc : acc / (float)(k * k);
       }
-  }
+      /* average pooling counts the zero padding (PyTorch's count_include_pad=True) */
+      dst[y * (long)L->out_w + x] = is_max ? acc : acc / (float)(k * k);
+    }
 }
 
-/* Element-wise activation, in place. */
-/* Element-wise activation y = f(x); y may be x. */
-LENSNET__VECTORIZE static void lensnet__activation_forward(const lensnet_layer *L, const float *x, float *y, size_t n) {
+static void lensnet__pool_forward(const lensnet_layer *L, size_t batch, const float *in, float *out) {
+  size_t plane, planes = batch * L->in_c;
+  lensnet_rect whole;
+  if (L->type == LENSNET_LAYER_MAXPOOL && L->kernel == 2 && L->stride == 2 && L->padding == 0) { lensnet__maxpool2x2(L, planes, in, out); return; }
+  whole.y0 = whole.x0 = 0; whole.y1 = (long)L->out_h - 1; whole.x1 = (long)L->out_w - 1;
+  for (plane = 0; plane < planes; plane++)
+    lensnet__pool_plane(L, in + plane * L->in_h * L->in_w, out + plane * L->out_h * L->out_w, whole);
+}
+
+/* Element-wise activations y = f(x) over n values (y may be x). NaN stays NaN in the ReLUs, as
+ * in PyTorch and in the convolution's fused ReLU. */
+LENSNET__VECTORIZE static void lensnet__relu_pointwise(const lensnet_model *m, const lensnet_layer *L, size_t channel,
+                                                       const float *x, float *y, size_t n) {
   size_t i;
-  switch (L->type) {
-    /* NaN stays NaN, as in PyTorch and in the convolution's fused ReLU */
-    case LENSNET_LAYER_RELU: for (i = 0; i < n; i++) { float v = x[i]; y[i] = (v > 0.0f || v != v) ? v : 0.0f; } break;
-    case LENSNET_LAYER_LEAKY_RELU: for (i = 0; i < n; i++) { float v = x[i]; y[i] = (v > 0.0f || v != v) ? v : v * L->value; } break;
-    case LENSNET_LAYER_GELU: for (i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f)); break;
-    case LENSNET_LAYER_SIGMOID: for (i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i])); break;
-    case LENSNET_LAYER_TANH: for (i = 0; i < n; i++) y[i] = tanhf(x[i]); break;
-    default: break;
-  }
+  (void)m; (void)L; (void)channel;
+  for (i = 0; i < n; i++) { float v = x[i]; y[i] = (v > 0.0f || v != v) ? v : 0.0f; }
+}
+
+LENSNET__VECTORIZE static void lensnet__leaky_relu_pointwise(const lensnet_model *m, const lensnet_layer *L, size_t channel,
+                                                             const float *x, float *y, size_t n) {
+  size_t i;
+  float slope = L->value;
+  (void)m; (void)channel;
+  for (i = 0; i < n; i++) { float v = x[i]; y[i] = (v > 0.0f || v != v) ? v : v * slope; }
+}
+
+LENSNET__VECTORIZE static void lensnet__gelu_pointwise(const lensnet_model *m, const lensnet_layer *L, size_t channel,
+                                                       const float *x, float *y, size_t n) {
+  size_t i;
+  (void)m; (void)L; (void)channel;
+  for (i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+LENSNET__VECTORIZE static void lensnet__sigmoid_pointwise(const lensnet_model *m, const lensnet_layer *L, size_t channel,
+                                                          const float *x, float *y, size_t n) {
+  size_t i;
+  (void)m; (void)L; (void)channel;
+  for (i = 0; i < n; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+}
+
+LENSNET__VECTORIZE static void lensnet__tanh_pointwise(const lensnet_model *m, const lensnet_layer *L, size_t channel,
+                                                       const float *x, float *y, size_t n) {
+  size_t i;
+  (void)m; (void)L; (void)channel;
+  for (i = 0; i < n; i++) y[i] = tanhf(x[i]);
+}
+
+/* Dropout at inference: the identity. */
+static void lensnet__identity_pointwise(const lensnet_model *m, const lensnet_layer *L, size_t channel, const float *x, float *y, size_t n) {
+  (void)m; (void)L; (void)channel;
+  if (y != x) memcpy(y, x, n * sizeof(float));
+}
+
+/* Batch norm with running statistics, folded into a scale and a shift per channel: the one place
+ * this arithmetic is written (inference, a trainer out of training, rectangles). */
+static void lensnet__batchnorm_pointwise(const lensnet_model *m, const lensnet_layer *L, size_t channel, const float *x, float *y, size_t n) {
+  const float *w = m->values + m->params[L->weight].offset, *b = m->values + m->params[L->bias_param].offset;
+  const float *mean = m->values + m->params[L->mean_param].offset, *var = m->values + m->params[L->var_param].offset;
+  float scale = w[channel] / sqrtf(var[channel] + L->value), shift = b[channel] - mean[channel] * scale;
+  size_t k;
+  for (k = 0; k < n; k++) y[k] = x[k] * scale + shift;
 }
 
 /* Softmax over channels at every position (over features for flat data), in place. */
@@ -4036,9 +4223,10 @@ static void lensnet__softmax_forward(float *x, size_t batch, size_t c, size_t hw
 
 LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t batch, const float *input,
                                                  float *output, float *workspace, lensnet_error *err) {
-  size_t act, scratch_n, mark_n, total, i, k, b;
+  size_t act, scratch_n, mark_n, total, i;
   float *ws = workspace, *cur, *other, *scratch, *marks;
   const float *src;
+  lensnet__pass p;
   if (batch == 0) return LENSNET_OK;
   total = lensnet__forward_layout(m, batch, &act, &scratch_n, &mark_n);
   if (!total) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "batch of %lu is too large for this model", (unsigned long)batch);
@@ -4049,92 +4237,25 @@ LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t 
   }
   cur = ws; other = ws + act; scratch = ws + 2 * act; marks = scratch + scratch_n;
   src = input; /* the first layer reads the caller's input directly */
+  memset(&p, 0, sizeof p);
+  p.m = m; p.batch = batch; p.scratch = scratch; p.may_fuse = 1;
   for (i = 0; i < m->layer_count; i++) {
     const lensnet_layer *L = &m->layers[i];
-    size_t in_n = L->in_c * L->in_h * L->in_w, out_n = L->out_c * L->out_h * L->out_w;
-    if (src != cur && L->type != LENSNET_LAYER_CONV2D && L->type != LENSNET_LAYER_DENSE &&
-        L->type != LENSNET_LAYER_MAXPOOL && L->type != LENSNET_LAYER_AVGPOOL && L->type != LENSNET_LAYER_GLOBAL_AVGPOOL) {
-      memcpy(cur, src, batch * in_n * sizeof(float)); /* in-place layers need a writable copy */
+    const lensnet__layer_kind *kind = lensnet__kind(L->type);
+    int in_place = (kind->flags & LENSNET__KIND_IN_PLACE) != 0;
+    if (src != cur && in_place) {
+      memcpy(cur, src, batch * L->in_c * L->in_h * L->in_w * sizeof(float)); /* in-place layers need a writable copy */
       src = cur;
     }
-    switch (L->type) {
-      case LENSNET_LAYER_CONV2D: {
-        lensnet__conv_geom g;
-        int fuse = i + 1 < m->layer_count && m->layers[i + 1].type == LENSNET_LAYER_RELU;
-        float *dst = (src == cur) ? other : cur;
-        memset(&g, 0, sizeof g);
-        g.n = batch; g.cin = L->in_c; g.h = L->in_h; g.w = L->in_w;
-        g.cout = L->out_c; g.kh = g.kw = L->kernel; g.stride = L->stride; g.pad = L->padding; g.groups = L->groups;
-        g.oh = L->out_h; g.ow = L->out_w;
-        lensnet__conv2d_forward(&g, src, m->values + m->params[L->weight].offset,
-                                L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL, fuse, dst, scratch);
-        if (fuse) i++; /* the ReLU is done */
-        other = (dst == cur) ? other : cur;
-        cur = dst; src = cur;
-        break;
-      }
-      case LENSNET_LAYER_DENSE: {
-        float *dst = (src == cur) ? other : cur;
-        lensnet__dense_forward(L, batch, in_n, src, m->values + m->params[L->weight].offset,
-                               L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL, dst);
-        other = (dst == cur) ? other : cur;
-        cur = dst; src = cur;
-        break;
-      }
-      case LENSNET_LAYER_MAXPOOL:
-      case LENSNET_LAYER_AVGPOOL: {
-        float *dst = (src == cur) ? other : cur;
-        lensnet__pool_forward(L, batch, src, dst);
-        other = (dst == cur) ? other : cur;
-        cur = dst; src = cur;
-        break;
-      }
-      case LENSNET_LAYER_GLOBAL_AVGPOOL: {
-        float *dst = (src == cur) ? other : cur;
-        size_t hw = L->in_h * L->in_w, plane;
-        for (plane = 0; plane < batch * L->in_c; plane++) {
-          double sum = 0.0;
-          for (k = 0; k < hw; k++) sum += src[plane * hw + k];
-          dst[plane] = (float)(sum / (double)hw);
-        }
-        other = (dst == cur) ? other : cur;
-        cur = dst; src = cur;
-        break;
-      }
-      case LENSNET_LAYER_BATCHNORM: {
-        const float *w = m->values + m->params[L->weight].offset, *bb = m->values + m->params[L->bias_param].offset;
-        const float *mean = m->values + m->params[L->mean_param].offset, *var = m->values + m->params[L->var_param].offset;
-        size_t hw = L->in_h * L->in_w, c;
-        for (b = 0; b < batch; b++)
-          for (c = 0; c < L->in_c; c++) {
-            float scale = w[c] / sqrtf(var[c] + L->value), shift = bb[c] - mean[c] * scale;
-            float *x = cur + (b * L->in_c + c) * hw;
-            for (k = 0; k < hw; k++) x[k] = x[k] * scale + shift;
-          }
-        break;
-      }
-      case LENSNET_LAYER_SOFTMAX: lensnet__softmax_forward(cur, batch, L->in_c, L->in_h * L->in_w); break;
-      case LENSNET_LAYER_MARK: {
-        size_t off = 0, j;
-        for (j = 0; j < i; j++) if (m->layers[j].type == LENSNET_LAYER_MARK) off += m->layers[j].in_c * m->layers[j].in_h * m->layers[j].in_w;
-        memcpy(marks + off * batch, cur, batch * in_n * sizeof(float));
-        break;
-      }
-      case LENSNET_LAYER_ADD: {
-        size_t off = 0, j;
-        for (j = 0; j < m->layer_count; j++)
-          if (m->layers[j].type == LENSNET_LAYER_MARK) {
-            if (m->layers[j].mark == L->mark) break;
-            off += m->layers[j].in_c * m->layers[j].in_h * m->layers[j].in_w;
-          }
-        for (k = 0; k < batch * in_n; k++) cur[k] += marks[off * batch + k];
-        break;
-      }
-      case LENSNET_LAYER_DROPOUT:
-      case LENSNET_LAYER_FLATTEN: break; /* identity at inference; flatten only renames the shape */
-      default: lensnet__activation_forward(L, cur, cur, batch * in_n); break;
+    p.L = L; p.layer = i; p.x = src; p.fused = 0;
+    p.y = (in_place || src != cur) ? cur : other;
+    p.saved = L->mark >= 0 ? marks + lensnet__mark_offset(m, L->mark) * batch : NULL;
+    kind->forward(&p);
+    if (p.fused) i++; /* the next layer is done too */
+    if (!in_place) {
+      other = (p.y == cur) ? other : cur;
+      cur = p.y; src = cur;
     }
-    (void)out_n;
   }
   if (src != output) memcpy(output, src, batch * m->out_features * sizeof(float));
   if (!workspace) LENSNET_FREE(ws);
@@ -4188,15 +4309,6 @@ struct lensnet_trainer {
 };
 
 static size_t lensnet__workers(const lensnet_trainer *t) { return t->parallel.workers ? t->parallel.workers : 1; }
-
-static lensnet__conv_geom lensnet__layer_geom(const lensnet_layer *L, size_t n) {
-  lensnet__conv_geom g;
-  memset(&g, 0, sizeof g);
-  g.n = n; g.cin = L->in_c; g.h = L->in_h; g.w = L->in_w;
-  g.cout = L->out_c; g.kh = g.kw = L->kernel; g.stride = L->stride; g.pad = L->padding; g.groups = L->groups;
-  g.oh = L->out_h; g.ow = L->out_w;
-  return g;
-}
 
 /* Sum with eight running partial sums: vectorisable, and the same order on every run. */
 LENSNET__VECTORIZE static float lensnet__sum(const float *x, size_t n) {
@@ -4331,22 +4443,19 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensne
   if (!ok) { lensnet_trainer_free(t); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory"); }
   for (i = 0; i < m->layer_count; i++) {
     const lensnet_layer *L = &m->layers[i];
+    const lensnet__layer_kind *kind = lensnet__kind(L->type);
     size_t o = L->out_c * L->out_h * L->out_w;
     t->act_offset[i] = acts;
     acts += o;
     if (o > maxact) maxact = o;
-    if (L->type == LENSNET_LAYER_DROPOUT) { t->mask_offset[i] = masks; masks += o; }
-    if (L->type == LENSNET_LAYER_BATCHNORM) { t->bn_offset[i] = bn; bn += L->in_c; }
-    if (L->type == LENSNET_LAYER_MARK) marks += o;
-    if (L->type == LENSNET_LAYER_CONV2D) {
-      lensnet__conv_geom g = lensnet__layer_geom(L, 1), gt;
-      size_t s = lensnet__conv_scratch_floats(&g), col = (L->in_c / L->groups) * L->kernel * L->kernel * L->out_h * L->out_w;
-      if (s < col) s = col;
-      if (lensnet__conv_input_grad_geom(L, &gt)) {
-        size_t st = lensnet__conv_forward_scratch_floats(&gt);
-        if (st > s) s = st;
-      }
+    if (kind->flags & LENSNET__KIND_MASK) { t->mask_offset[i] = masks; masks += o; }
+    if (kind->flags & LENSNET__KIND_STATS) { t->bn_offset[i] = bn; bn += L->in_c; }
+    if (kind->flags & LENSNET__KIND_SAVES) marks += o;
+    if (kind->scratch) {
+      size_t s = kind->scratch(L, 1, 1);
       if (s > scratch) scratch = s;
+    }
+    if (kind->backward_reduce) { /* per-image weight and bias gradient slots */
       t->wgrad_offset[i] = wgrad;
       wgrad += m->params[L->weight].count;
       t->bgrad_offset[i] = bgrad;
@@ -4492,15 +4601,493 @@ static void lensnet__pool_backward(const lensnet_layer *L, size_t batch, const f
   }
 }
 
-/* Layers that work on each image alone run image by image, a whole run of them per task, so an
- * image's activations stay in cache from one layer to the next and images spread over threads.
- * Dense layers and batch norm need the whole batch and run between such runs. */
-static int lensnet__per_image(const lensnet_layer *L) {
-  return L->type != LENSNET_LAYER_DENSE && L->type != LENSNET_LAYER_BATCHNORM;
+/* ---- the layer kinds' passes ----------------------------------------------------------------- */
+
+static const float *lensnet__param_values(const lensnet_model *m, int param) {
+  return param >= 0 ? m->values + m->params[param].offset : NULL;
 }
 
 static size_t lensnet__layer_in_n(const lensnet_layer *L) { return L->in_c * L->in_h * L->in_w; }
 static size_t lensnet__layer_out_n(const lensnet_layer *L) { return L->out_c * L->out_h * L->out_w; }
+
+static void lensnet__named_describe(const lensnet_layer *L, char *buf, size_t cap) { snprintf(buf, cap, "%s", L->name); }
+
+/* Layers that pass their input on unchanged (flatten only renames the shape). */
+static void lensnet__copy_forward(lensnet__pass *p) {
+  if (p->y != p->x) memcpy(p->y, p->x, p->batch * lensnet__layer_in_n(p->L) * sizeof(float));
+}
+
+static void lensnet__copy_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  memcpy(dx, dy, p->batch * lensnet__layer_in_n(p->L) * sizeof(float));
+}
+
+/* Element-wise kinds run their pointwise function over the whole batch at once. */
+static void lensnet__pointwise_forward(lensnet__pass *p) {
+  lensnet__kind(p->L->type)->pointwise(p->m, p->L, 0, p->x, p->y, p->batch * lensnet__layer_in_n(p->L));
+}
+
+/* conv2d */
+static void lensnet__conv2d_describe(const lensnet_layer *L, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s out=%lu kernel=%lu stride=%lu padding=%lu groups=%lu", L->name, (unsigned long)L->out,
+           (unsigned long)L->kernel, (unsigned long)L->stride, (unsigned long)L->padding, (unsigned long)L->groups);
+}
+
+static size_t lensnet__conv2d_scratch(const lensnet_layer *L, size_t batch, int training) {
+  lensnet__conv_geom g = lensnet__layer_geom(L, batch), gt;
+  size_t s, col;
+  if (!training) return lensnet__conv_forward_scratch_floats(&g); /* inference needs no im2col buffer */
+  s = lensnet__conv_scratch_floats(&g);
+  col = (L->in_c / L->groups) * L->kernel * L->kernel * L->out_h * L->out_w;
+  if (s < col) s = col;
+  if (lensnet__conv_input_grad_geom(L, &gt)) {
+    size_t st = lensnet__conv_forward_scratch_floats(&gt);
+    if (st > s) s = st;
+  }
+  return s;
+}
+
+/* At inference a ReLU right after the convolution is applied in its epilogue. */
+static void lensnet__conv2d_layer_forward(lensnet__pass *p) {
+  const lensnet_model *m = p->m;
+  const lensnet_layer *L = p->L;
+  lensnet__conv_geom g = lensnet__layer_geom(L, p->batch);
+  int fuse = p->may_fuse && p->layer + 1 < m->layer_count && m->layers[p->layer + 1].type == LENSNET_LAYER_RELU;
+  lensnet__conv2d_forward(&g, p->x, lensnet__param_values(m, L->weight), lensnet__param_values(m, L->bias_param), fuse, p->y, p->scratch);
+  p->fused = fuse;
+}
+
+/* One image: weight and bias gradients into the image's own slots, summed by _reduce. */
+static void lensnet__conv2d_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  lensnet_trainer *t = p->t;
+  const lensnet_model *m = p->m;
+  const lensnet_layer *L = p->L;
+  size_t l = p->layer, b = p->image, in_n = lensnet__layer_in_n(L);
+  lensnet__conv_geom g = lensnet__layer_geom(L, 1), gt;
+  size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups, K = cin_g * L->kernel * L->kernel, P = L->out_h * L->out_w, grp, co;
+  float *col = p->scratch;
+  float *dw = t->wgrad_images + t->wgrad_offset[l] * t->batch_cap + b * m->params[L->weight].count;
+  int flipped = dx && lensnet__conv_input_grad_geom(L, &gt);
+  if (dx && !flipped) memset(dx, 0, in_n * sizeof(float));
+  for (grp = 0; grp < L->groups; grp++) {
+    const float *img = p->x + grp * cin_g * L->in_h * L->in_w, *dyg = dy + grp * cout_g * P;
+    if (!t->skip_param_grads) {
+      lensnet__im2col(&g, img, cin_g, col);
+      lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, 0.0f, dw + grp * cout_g * K, K);
+    }
+    if (dx && !flipped) {
+      lensnet_sgemm(1, 0, K, P, cout_g, 1.0f, m->values + m->params[L->weight].offset + grp * cout_g * K, K, dyg, P, 0.0f, col, P);
+      lensnet__col2im_add(&g, col, cin_g, dx + grp * cin_g * L->in_h * L->in_w);
+    }
+  }
+  if (flipped) lensnet__conv2d_forward(&gt, dy, t->flipped_weights + t->wgrad_offset[l], NULL, 0, dx, col);
+  if (L->bias_param >= 0 && !t->skip_param_grads) {
+    float *db = t->bgrad_images + t->bgrad_offset[l] * t->batch_cap + b * L->out_c;
+    for (co = 0; co < L->out_c; co++) db[co] = lensnet__sum(dy + co * P, P);
+  }
+}
+
+static void lensnet__conv2d_backward_prepare(lensnet_trainer *t, size_t l) {
+  const lensnet_layer *L = &t->model->layers[l];
+  lensnet__flip_weights(L, t->model->values + t->model->params[L->weight].offset, t->flipped_weights + t->wgrad_offset[l]);
+}
+
+/* Weight and bias gradients summed in image order: the same for any number of threads. */
+static void lensnet__conv2d_backward_reduce(lensnet_trainer *t, size_t l, size_t batch) {
+  const lensnet_model *m = t->model;
+  const lensnet_layer *C = &m->layers[l];
+  float *dW = t->grads + m->params[C->weight].offset;
+  size_t wn = m->params[C->weight].count, b, k;
+  for (b = 0; b < batch; b++) {
+    const float *g = t->wgrad_images + t->wgrad_offset[l] * t->batch_cap + b * wn;
+    for (k = 0; k < wn; k++) dW[k] += g[k];
+  }
+  if (C->bias_param >= 0) {
+    float *db = t->grads + m->params[C->bias_param].offset;
+    for (b = 0; b < batch; b++) {
+      const float *g = t->bgrad_images + t->bgrad_offset[l] * t->batch_cap + b * C->out_c;
+      for (k = 0; k < C->out_c; k++) db[k] += g[k];
+    }
+  }
+}
+
+/* The outputs inside r by direct summation, taps in the order channel, row, column, then the bias. */
+static void lensnet__conv2d_rect(const lensnet_model *m, const lensnet_layer *L, const float *in, float *out, lensnet_rect r) {
+  const float *W = m->values + m->params[L->weight].offset, *bias = lensnet__param_values(m, L->bias_param);
+  long y, x, ky, kx, iy, ix, k = (long)L->kernel, s = (long)L->stride, p = (long)L->padding, ih = (long)L->in_h, iw = (long)L->in_w;
+  long oh = (long)L->out_h, ow = (long)L->out_w;
+  size_t c, ci, cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups;
+  for (c = 0; c < L->out_c; c++) {
+    const float *plane = in + (c / cout_g) * cin_g * (size_t)(ih * iw);
+    for (y = r.y0; y <= r.y1; y++)
+      for (x = r.x0; x <= r.x1; x++) {
+        float acc = 0.0f;
+        for (ci = 0; ci < cin_g; ci++) {
+          const float *wk = W + (c * cin_g + ci) * (size_t)(k * k), *src = plane + ci * (size_t)(ih * iw);
+          for (ky = 0; ky < k; ky++) {
+            iy = y * s - p + ky;
+            if (iy < 0 || iy >= ih) continue;
+            for (kx = 0; kx < k; kx++) {
+              ix = x * s - p + kx;
+              if (ix >= 0 && ix < iw) acc += wk[ky * k + kx] * src[iy * iw + ix];
+            }
+          }
+        }
+        out[c * (size_t)(oh * ow) + (size_t)(y * ow + x)] = bias ? acc + bias[c] : acc;
+      }
+  }
+}
+
+/* dense */
+static void lensnet__dense_describe(const lensnet_layer *L, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s out=%lu", L->name, (unsigned long)L->out);
+}
+
+static void lensnet__dense_layer_forward(lensnet__pass *p) {
+  const lensnet_layer *L = p->L;
+  lensnet__dense_forward(L, p->batch, lensnet__layer_in_n(L), p->x, lensnet__param_values(p->m, L->weight),
+                         lensnet__param_values(p->m, L->bias_param), p->y);
+}
+
+static void lensnet__dense_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  lensnet_trainer *t = p->t;
+  const lensnet_model *m = p->m;
+  const lensnet_layer *L = p->L;
+  size_t in_n = lensnet__layer_in_n(L), batch = p->batch, b, k;
+  const float *W = m->values + m->params[L->weight].offset;
+  float *dW = t->grads + m->params[L->weight].offset;
+  if (!t->skip_param_grads) lensnet_sgemm(1, 0, L->out, in_n, batch, 1.0f, dy, L->out, p->x, in_n, 1.0f, dW, in_n);
+  if (dx) lensnet_sgemm(0, 0, batch, in_n, L->out, 1.0f, dy, L->out, W, in_n, 0.0f, dx, in_n);
+  if (L->bias_param >= 0 && !t->skip_param_grads) {
+    float *db = t->grads + m->params[L->bias_param].offset;
+    for (b = 0; b < batch; b++) for (k = 0; k < L->out; k++) db[k] += dy[b * L->out + k];
+  }
+}
+
+/* maxpool, avgpool */
+static void lensnet__pool_describe(const lensnet_layer *L, char *buf, size_t cap) {
+  snprintf(buf, cap, "kernel=%lu stride=%lu", (unsigned long)L->kernel, (unsigned long)L->stride);
+}
+
+static void lensnet__pool_layer_forward(lensnet__pass *p) { lensnet__pool_forward(p->L, p->batch, p->x, p->y); }
+
+static void lensnet__pool_layer_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  lensnet__pool_backward(p->L, p->batch, p->x, p->y, dy, dx);
+}
+
+static void lensnet__pool_rect(const lensnet_model *m, const lensnet_layer *L, const float *in, float *out, lensnet_rect r) {
+  size_t c;
+  (void)m;
+  for (c = 0; c < L->in_c; c++) lensnet__pool_plane(L, in + c * L->in_h * L->in_w, out + c * L->out_h * L->out_w, r);
+}
+
+/* global_avgpool */
+static void lensnet__global_avgpool_forward(lensnet__pass *p) {
+  size_t hw = p->L->in_h * p->L->in_w, plane, k;
+  for (plane = 0; plane < p->batch * p->L->in_c; plane++) {
+    double sum = 0.0;
+    for (k = 0; k < hw; k++) sum += p->x[plane * hw + k];
+    p->y[plane] = (float)(sum / (double)hw);
+  }
+}
+
+static void lensnet__global_avgpool_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  size_t hw = p->L->in_h * p->L->in_w, plane, k;
+  for (plane = 0; plane < p->batch * p->L->in_c; plane++)
+    for (k = 0; k < hw; k++) dx[plane * hw + k] = dy[plane] / (float)hw;
+}
+
+/* dropout: the identity at inference and in a trainer out of training */
+static void lensnet__dropout_describe(const lensnet_layer *L, char *buf, size_t cap) { snprintf(buf, cap, "p=%g", L->value); }
+
+/* A dropout stream for (step, layer, image): masks do not depend on which thread draws them. */
+static void lensnet__dropout_stream(lensnet_rng *r, uint64_t step_seed, size_t layer, size_t b) {
+  uint64_t x = step_seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(layer + 1)) ^ (0xD1B54A32D192ED03ull * (uint64_t)(b + 1));
+  lensnet_rng_seed(r, lensnet__splitmix64(&x));
+}
+
+static void lensnet__dropout_layer_forward(lensnet__pass *p) {
+  lensnet_trainer *t = p->t;
+  const lensnet_layer *L = p->L;
+  size_t in_n = lensnet__layer_in_n(L), b;
+  if (!t) { lensnet__copy_forward(p); return; }
+  for (b = 0; b < p->batch; b++) {
+    unsigned char *mask = t->dropout_mask + t->mask_offset[p->layer] * t->batch_cap + (p->image + b) * in_n;
+    const float *x = p->x + b * in_n;
+    float *y = p->y + b * in_n;
+    lensnet_rng r;
+    if (!t->training || L->value == 0.0f) { memcpy(y, x, in_n * sizeof(float)); memset(mask, 1, in_n); continue; }
+    lensnet__dropout_stream(&r, p->step_seed, p->layer, p->image + b);
+    lensnet__dropout_forward(&r, L->value, x, y, mask, in_n);
+  }
+}
+
+static void lensnet__dropout_layer_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  const lensnet_trainer *t = p->t;
+  const lensnet_layer *L = p->L;
+  size_t in_n = lensnet__layer_in_n(L);
+  lensnet__dropout_backward(t->dropout_mask + t->mask_offset[p->layer] * t->batch_cap + p->image * in_n, dy, dx, p->batch * in_n,
+                            (t->training && L->value != 0.0f) ? (float)(1.0 / (1.0 - (double)L->value)) : 1.0f);
+}
+
+/* element-wise activations */
+static void lensnet__relu_layer_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  lensnet__relu_backward(p->y, dy, dx, p->batch * lensnet__layer_in_n(p->L), p->t->relu_backward == LENSNET_RELU_BACKWARD_GUIDED);
+}
+
+static void lensnet__leaky_relu_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  size_t k, n = p->batch * lensnet__layer_in_n(p->L);
+  for (k = 0; k < n; k++) dx[k] = p->x[k] > 0.0f ? dy[k] : dy[k] * p->L->value;
+}
+
+static void lensnet__gelu_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  size_t k, n = p->batch * lensnet__layer_in_n(p->L);
+  for (k = 0; k < n; k++) {
+    float v = p->x[k], cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f)), pdf = 0.39894228040143268f * expf(-0.5f * v * v);
+    dx[k] = dy[k] * (cdf + v * pdf);
+  }
+}
+
+static void lensnet__sigmoid_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  size_t k, n = p->batch * lensnet__layer_in_n(p->L);
+  for (k = 0; k < n; k++) dx[k] = dy[k] * p->y[k] * (1.0f - p->y[k]);
+}
+
+static void lensnet__tanh_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  size_t k, n = p->batch * lensnet__layer_in_n(p->L);
+  for (k = 0; k < n; k++) dx[k] = dy[k] * (1.0f - p->y[k] * p->y[k]);
+}
+
+/* batchnorm: batch statistics in training, the running ones otherwise */
+static void lensnet__batchnorm_forward(lensnet__pass *p) {
+  const lensnet_model *m = p->m;
+  const lensnet_layer *L = p->L;
+  lensnet_trainer *t = p->t;
+  size_t hw = L->in_h * L->in_w, count = p->batch * hw, c, b, k;
+  const float *w = m->values + m->params[L->weight].offset, *bb = m->values + m->params[L->bias_param].offset;
+  for (c = 0; c < L->in_c; c++) {
+    float *mean = t ? t->bn_mean + t->bn_offset[p->layer] : NULL, *invstd = t ? t->bn_invstd + t->bn_offset[p->layer] : NULL;
+    if (t) {
+      float *rmean = t->model->values + m->params[L->mean_param].offset, *rvar = t->model->values + m->params[L->var_param].offset;
+      if (t->training) {
+        double s = 0.0, sq = 0.0, mu, var;
+        for (b = 0; b < p->batch; b++) for (k = 0; k < hw; k++) s += p->x[(b * L->in_c + c) * hw + k];
+        mu = s / (double)count;
+        for (b = 0; b < p->batch; b++) for (k = 0; k < hw; k++) { double d = p->x[(b * L->in_c + c) * hw + k] - mu; sq += d * d; }
+        var = sq / (double)count;
+        mean[c] = (float)mu;
+        invstd[c] = (float)(1.0 / sqrt(var + L->value));
+        /* running statistics use the unbiased variance, as PyTorch does */
+        rmean[c] = (1.0f - L->momentum) * rmean[c] + L->momentum * (float)mu;
+        rvar[c] = (1.0f - L->momentum) * rvar[c] + L->momentum * (float)(count > 1 ? sq / (double)(count - 1) : var);
+      } else {
+        mean[c] = rmean[c];
+        invstd[c] = 1.0f / sqrtf(rvar[c] + L->value);
+      }
+    }
+    for (b = 0; b < p->batch; b++) {
+      const float *x = p->x + (b * L->in_c + c) * hw;
+      float *y = p->y + (b * L->in_c + c) * hw;
+      if (t && t->training) for (k = 0; k < hw; k++) y[k] = (x[k] - mean[c]) * invstd[c] * w[c] + bb[c];
+      else lensnet__batchnorm_pointwise(m, L, c, x, y, hw);
+    }
+  }
+}
+
+static void lensnet__batchnorm_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  lensnet_trainer *t = p->t;
+  const lensnet_model *m = p->m;
+  const lensnet_layer *L = p->L;
+  const float *w = m->values + m->params[L->weight].offset, *x = p->x;
+  float *dw = t->grads + m->params[L->weight].offset, *db = t->grads + m->params[L->bias_param].offset;
+  const float *mean = t->bn_mean + t->bn_offset[p->layer], *invstd = t->bn_invstd + t->bn_offset[p->layer];
+  size_t hw = L->in_h * L->in_w, c, b, k, batch = p->batch, count = batch * hw;
+  for (c = 0; c < L->in_c; c++) {
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    for (b = 0; b < batch; b++)
+      for (k = 0; k < hw; k++) {
+        size_t at = (b * L->in_c + c) * hw + k;
+        double xhat = (x[at] - mean[c]) * invstd[c];
+        sum_dy += dy[at];
+        sum_dy_xhat += dy[at] * xhat;
+      }
+    if (!t->skip_param_grads) { dw[c] += (float)sum_dy_xhat; db[c] += (float)sum_dy; }
+    if (!dx) continue;
+    for (b = 0; b < batch; b++)
+      for (k = 0; k < hw; k++) {
+        size_t at = (b * L->in_c + c) * hw + k;
+        if (t->training) {
+          double xhat = (x[at] - mean[c]) * invstd[c];
+          dx[at] = (float)(w[c] * invstd[c] * (dy[at] - sum_dy / (double)count - xhat * sum_dy_xhat / (double)count));
+        } else dx[at] = dy[at] * w[c] * invstd[c];
+      }
+  }
+}
+
+/* softmax */
+static void lensnet__softmax_layer_forward(lensnet__pass *p) {
+  lensnet__copy_forward(p);
+  lensnet__softmax_forward(p->y, p->batch, p->L->in_c, p->L->in_h * p->L->in_w);
+}
+
+static void lensnet__softmax_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  size_t hw = p->L->in_h * p->L->in_w, n = p->L->in_c * hw, c, q, b;
+  for (b = 0; b < p->batch; b++)
+    for (q = 0; q < hw; q++) {
+      const float *yb = p->y + b * n, *g = dy + b * n;
+      float dot = 0.0f;
+      for (c = 0; c < p->L->in_c; c++) dot += g[q + c * hw] * yb[q + c * hw];
+      for (c = 0; c < p->L->in_c; c++) dx[b * n + q + c * hw] = yb[q + c * hw] * (g[q + c * hw] - dot);
+    }
+}
+
+/* mark, add: a residual connection; a trainer's saved activation is the mark's own output */
+static void lensnet__mark_forward(lensnet__pass *p) {
+  lensnet__copy_forward(p);
+  if (p->saved && p->saved != p->y) memcpy(p->saved, p->x, p->batch * lensnet__layer_in_n(p->L) * sizeof(float));
+}
+
+static void lensnet__add_forward(lensnet__pass *p) {
+  size_t k, n = p->batch * lensnet__layer_in_n(p->L);
+  for (k = 0; k < n; k++) p->y[k] = p->x[k] + p->saved[k];
+}
+
+/* The gradient flows unchanged to both summands; the mark's share waits for it there. */
+static float *lensnet__mark_grad(const lensnet__pass *p) {
+  return p->t->mark_grad + lensnet__mark_offset(p->m, p->L->mark) * p->step_batch + p->image * lensnet__layer_in_n(p->L);
+}
+
+static void lensnet__add_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  float *mg = lensnet__mark_grad(p);
+  size_t k, n = p->batch * lensnet__layer_in_n(p->L);
+  for (k = 0; k < n; k++) mg[k] += dy[k];
+  memcpy(dx, dy, n * sizeof(float));
+}
+
+static void lensnet__mark_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  const float *mg = lensnet__mark_grad(p);
+  size_t k, n = p->batch * lensnet__layer_in_n(p->L);
+  for (k = 0; k < n; k++) dx[k] = dy[k] + mg[k];
+}
+
+/* ---- the layer table ----------------------------------------------------------------------
+ * Everything lensnet (and through lensnet_layer_*, lensviz and `lens info`) knows about a layer
+ * type is in its row: shape inference and parameters (resolve), initialisation, the options
+ * printed, the forward pass (inference and training alike), the backward pass, the
+ * element-wise arithmetic and the receptive field that rectangles (occlusion) use.
+ *
+ * Adding a layer type: a line in LENSNET_LAYER_TYPES (its enum and its name in architecture
+ * text), a row here in the same order (test_lensnet checks the order), and its functions:
+ * resolve if it changes the shape or has parameters (register them with lensnet__add_param),
+ * init if it has parameters, forward and backward (lensnet__pointwise_forward and a pointwise
+ * function for an element-wise layer), describe if it has options. A new option word goes to
+ * lensnet__arch_option. Nothing else switches on the layer type. */
+static const lensnet__layer_kind lensnet__kinds[LENSNET_LAYER_TYPE_COUNT] = {
+  /* type, reach, flags, default value,
+   * resolve, init, describe, forward, backward,
+   * pointwise, rect, scratch, backward_prepare, backward_reduce */
+  {LENSNET_LAYER_CONV2D, LENSNET__REACH_WINDOW, 0, 0.0f,
+   lensnet__conv2d_resolve, lensnet__fan_in_init, lensnet__conv2d_describe, lensnet__conv2d_layer_forward, lensnet__conv2d_backward,
+   NULL, lensnet__conv2d_rect, lensnet__conv2d_scratch, lensnet__conv2d_backward_prepare, lensnet__conv2d_backward_reduce},
+  {LENSNET_LAYER_DENSE, LENSNET__REACH_ALL, LENSNET__KIND_WHOLE_BATCH, 0.0f,
+   lensnet__dense_resolve, lensnet__fan_in_init, lensnet__dense_describe, lensnet__dense_layer_forward, lensnet__dense_backward,
+   NULL, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_RELU, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE, 0.0f,
+   NULL, NULL, NULL, lensnet__pointwise_forward, lensnet__relu_layer_backward,
+   lensnet__relu_pointwise, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_LEAKY_RELU, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE, 0.01f,
+   NULL, NULL, NULL, lensnet__pointwise_forward, lensnet__leaky_relu_backward,
+   lensnet__leaky_relu_pointwise, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_GELU, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE, 0.0f,
+   NULL, NULL, NULL, lensnet__pointwise_forward, lensnet__gelu_backward,
+   lensnet__gelu_pointwise, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_SIGMOID, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE, 0.0f,
+   NULL, NULL, NULL, lensnet__pointwise_forward, lensnet__sigmoid_backward,
+   lensnet__sigmoid_pointwise, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_TANH, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE, 0.0f,
+   NULL, NULL, NULL, lensnet__pointwise_forward, lensnet__tanh_backward,
+   lensnet__tanh_pointwise, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_MAXPOOL, LENSNET__REACH_WINDOW, 0, 0.0f,
+   lensnet__pool_resolve, NULL, lensnet__pool_describe, lensnet__pool_layer_forward, lensnet__pool_layer_backward,
+   NULL, lensnet__pool_rect, NULL, NULL, NULL},
+  {LENSNET_LAYER_AVGPOOL, LENSNET__REACH_WINDOW, 0, 0.0f,
+   lensnet__pool_resolve, NULL, lensnet__pool_describe, lensnet__pool_layer_forward, lensnet__pool_layer_backward,
+   NULL, lensnet__pool_rect, NULL, NULL, NULL},
+  {LENSNET_LAYER_GLOBAL_AVGPOOL, LENSNET__REACH_ALL, 0, 0.0f,
+   lensnet__global_avgpool_resolve, NULL, NULL, lensnet__global_avgpool_forward, lensnet__global_avgpool_backward,
+   NULL, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_DROPOUT, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE | LENSNET__KIND_MASK, 0.5f,
+   lensnet__dropout_resolve, NULL, lensnet__dropout_describe, lensnet__dropout_layer_forward, lensnet__dropout_layer_backward,
+   lensnet__identity_pointwise, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_FLATTEN, LENSNET__REACH_ALL, LENSNET__KIND_IN_PLACE, 0.0f,
+   lensnet__flatten_resolve, NULL, NULL, lensnet__copy_forward, lensnet__copy_backward,
+   NULL, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_BATCHNORM, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE | LENSNET__KIND_WHOLE_BATCH | LENSNET__KIND_STATS, 1e-5f,
+   lensnet__batchnorm_resolve, lensnet__batchnorm_init, lensnet__named_describe, lensnet__batchnorm_forward, lensnet__batchnorm_backward,
+   lensnet__batchnorm_pointwise, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_SOFTMAX, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE, 0.0f,
+   NULL, NULL, NULL, lensnet__softmax_layer_forward, lensnet__softmax_backward,
+   NULL, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_MARK, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE | LENSNET__KIND_SAVES, 0.0f,
+   lensnet__mark_resolve, NULL, lensnet__named_describe, lensnet__mark_forward, lensnet__mark_backward,
+   NULL, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_ADD, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE, 0.0f,
+   lensnet__add_resolve, NULL, lensnet__named_describe, lensnet__add_forward, lensnet__add_backward,
+   NULL, NULL, NULL, NULL, NULL}
+};
+
+static const lensnet__layer_kind *lensnet__kind(lensnet_layer_type t) { return &lensnet__kinds[t]; }
+
+LENSNET_API const char *lensnet_layer_describe(const lensnet_layer *L, char *buf, size_t cap) {
+  const lensnet__layer_kind *kind = lensnet__kind(L->type);
+  if (!cap) return buf;
+  buf[0] = 0;
+  if (kind->describe) kind->describe(L, buf, cap);
+  return buf;
+}
+
+LENSNET_API int lensnet_layer_local(const lensnet_layer *L) {
+  const lensnet__layer_kind *kind = lensnet__kind(L->type);
+  return kind->pointwise || (kind->reach == LENSNET__REACH_WINDOW && kind->rect);
+}
+
+LENSNET_API lensnet_rect lensnet_layer_output_rect(const lensnet_layer *L, lensnet_rect r) {
+  const lensnet__layer_kind *kind = lensnet__kind(L->type);
+  lensnet_rect o = r;
+  if (r.y0 > r.y1 || r.x0 > r.x1 || kind->reach == LENSNET__REACH_POINT) return r;
+  o.y0 = o.x0 = 0;
+  o.y1 = (long)L->out_h - 1;
+  o.x1 = (long)L->out_w - 1;
+  if (kind->reach == LENSNET__REACH_WINDOW) { /* the windows that meet r */
+    long k = (long)L->kernel, s = (long)L->stride, p = (long)L->padding, lo;
+    lo = r.y0 + p - (k - 1);
+    if (lo > 0) o.y0 = (lo + s - 1) / s;
+    if ((r.y1 + p) / s < o.y1) o.y1 = (r.y1 + p) / s;
+    lo = r.x0 + p - (k - 1);
+    if (lo > 0) o.x0 = (lo + s - 1) / s;
+    if ((r.x1 + p) / s < o.x1) o.x1 = (r.x1 + p) / s;
+  }
+  return o;
+}
+
+LENSNET_API void lensnet_layer_forward_rect(const lensnet_model *m, const lensnet_layer *L, const float *in, float *out, lensnet_rect r) {
+  const lensnet__layer_kind *kind = lensnet__kind(L->type);
+  size_t c, ih = L->in_h, iw = L->in_w, oh = L->out_h, ow = L->out_w;
+  long y;
+  if (r.y0 > r.y1 || r.x0 > r.x1) return;
+  if (kind->rect) { kind->rect(m, L, in, out, r); return; }
+  if (!kind->pointwise) return;
+  for (c = 0; c < L->out_c; c++)
+    for (y = r.y0; y <= r.y1; y++)
+      kind->pointwise(m, L, c, in + (c * ih + (size_t)y) * iw + (size_t)r.x0, out + (c * oh + (size_t)y) * ow + (size_t)r.x0,
+                      (size_t)(r.x1 - r.x0 + 1));
+}
+
+/* ---- running the layers in a trainer ------------------------------------------------------- */
+
+/* Layers that work on each image alone run image by image, a whole run of them per task, so an
+ * image's activations stay in cache from one layer to the next and images spread over threads.
+ * Dense layers and batch norm need the whole batch and run between such runs. */
+static int lensnet__per_image(const lensnet_layer *L) { return !(lensnet__kind(L->type)->flags & LENSNET__KIND_WHOLE_BATCH); }
 
 /* Image b's part of layer l's output (l = -1: the input). */
 static float *lensnet__act(const lensnet_trainer *t, long l, size_t b) {
@@ -4508,29 +5095,34 @@ static float *lensnet__act(const lensnet_trainer *t, long l, size_t b) {
   return t->acts + t->act_offset[l] * t->batch_cap + b * lensnet__layer_out_n(&t->model->layers[l]);
 }
 
-/* The layer holding the mark an add refers to. */
-static size_t lensnet__mark_layer(const lensnet_model *m, const lensnet_layer *add) {
+/* The layer holding the mark an add (or a mark) refers to. */
+static size_t lensnet__mark_layer(const lensnet_model *m, int mark) {
   size_t j;
   for (j = 0; j < m->layer_count; j++)
-    if (m->layers[j].type == LENSNET_LAYER_MARK && m->layers[j].mark == add->mark) return j;
+    if ((lensnet__kind(m->layers[j].type)->flags & LENSNET__KIND_SAVES) && m->layers[j].mark == mark) return j;
   return 0;
 }
 
-/* Offset, in per-image floats, of a mark's gradient buffer. */
-static size_t lensnet__mark_offset(const lensnet_model *m, int mark) {
-  size_t j, off = 0;
-  for (j = 0; j < m->layer_count; j++)
-    if (m->layers[j].type == LENSNET_LAYER_MARK) {
-      if (m->layers[j].mark == mark) break;
-      off += lensnet__layer_in_n(&m->layers[j]);
-    }
-  return off;
+/* Layer l for `batch` images from image b of a step of step_batch images. */
+static lensnet__pass lensnet__trainer_pass(lensnet_trainer *t, size_t l, size_t b, size_t batch, size_t step_batch, size_t worker) {
+  const lensnet_model *m = t->model;
+  lensnet__pass p;
+  memset(&p, 0, sizeof p);
+  p.m = m; p.L = &m->layers[l]; p.layer = l; p.batch = batch; p.t = t;
+  p.image = b; p.worker = worker; p.step_batch = step_batch;
+  p.x = lensnet__act(t, (long)l - 1, b);
+  p.y = lensnet__act(t, (long)l, b);
+  p.scratch = t->scratch + worker * t->scratch_per_worker;
+  p.saved = p.L->mark >= 0 ? lensnet__act(t, (long)lensnet__mark_layer(m, p.L->mark), b) : NULL;
+  return p;
 }
 
-/* A dropout stream for (step, layer, image): masks do not depend on which thread draws them. */
-static void lensnet__dropout_stream(lensnet_rng *r, uint64_t step_seed, size_t layer, size_t b) {
-  uint64_t x = step_seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(layer + 1)) ^ (0xD1B54A32D192ED03ull * (uint64_t)(b + 1));
-  lensnet_rng_seed(r, lensnet__splitmix64(&x));
+/* Backward of one layer: dy is d loss / d (its output), dx receives d loss / d (its input). */
+static void lensnet__backward_layer(const lensnet__pass *p, const float *dy, float *dx) {
+  lensnet_trainer *t = p->t;
+  size_t out_n = lensnet__layer_out_n(p->L);
+  if (t->capture_layer == (int)p->layer) memcpy(t->captured_grad + p->image * out_n, dy, p->batch * out_n * sizeof(float));
+  lensnet__kind(p->L->type)->backward(p, dy, dx);
 }
 
 typedef struct {
@@ -4541,134 +5133,13 @@ typedef struct {
   float *dy, *dx;       /* backward: batch gradient into the run's last layer, out of its first */
 } lensnet__run_task;
 
-static void lensnet__forward_image(lensnet_trainer *t, size_t l, size_t b, size_t worker, uint64_t step_seed) {
-  const lensnet_model *m = t->model;
-  const lensnet_layer *L = &m->layers[l];
-  size_t in_n = lensnet__layer_in_n(L), hw = L->in_h * L->in_w, k;
-  const float *src = lensnet__act(t, (long)l - 1, b);
-  float *dst = lensnet__act(t, (long)l, b);
-  switch (L->type) {
-    case LENSNET_LAYER_CONV2D: {
-      lensnet__conv_geom g = lensnet__layer_geom(L, 1);
-      lensnet__conv2d_forward(&g, src, m->values + m->params[L->weight].offset,
-                              L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL, 0, dst,
-                              t->scratch + worker * t->scratch_per_worker);
-      break;
-    }
-    case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL: lensnet__pool_forward(L, 1, src, dst); break;
-    case LENSNET_LAYER_GLOBAL_AVGPOOL:
-      for (k = 0; k < L->in_c; k++) {
-        double sum = 0.0;
-        size_t p;
-        for (p = 0; p < hw; p++) sum += src[k * hw + p];
-        dst[k] = (float)(sum / (double)hw);
-      }
-      break;
-    case LENSNET_LAYER_DROPOUT: {
-      unsigned char *mask = t->dropout_mask + t->mask_offset[l] * t->batch_cap + b * in_n;
-      lensnet_rng r;
-      if (!t->training || L->value == 0.0f) { memcpy(dst, src, in_n * sizeof(float)); memset(mask, 1, in_n); break; }
-      lensnet__dropout_stream(&r, step_seed, l, b);
-      lensnet__dropout_forward(&r, L->value, src, dst, mask, in_n);
-      break;
-    }
-    case LENSNET_LAYER_SOFTMAX:
-      memcpy(dst, src, in_n * sizeof(float));
-      lensnet__softmax_forward(dst, 1, L->in_c, hw);
-      break;
-    case LENSNET_LAYER_ADD: {
-      const float *saved = lensnet__act(t, (long)lensnet__mark_layer(m, L), b);
-      for (k = 0; k < in_n; k++) dst[k] = src[k] + saved[k];
-      break;
-    }
-    case LENSNET_LAYER_MARK: case LENSNET_LAYER_FLATTEN: memcpy(dst, src, in_n * sizeof(float)); break;
-    default: lensnet__activation_forward(L, src, dst, in_n); break;
-  }
-}
-
 static void lensnet__forward_run_task(void *ctx, size_t b, size_t worker) {
   lensnet__run_task *r = LENSNET__CAST(lensnet__run_task *, ctx);
   size_t l;
-  for (l = r->first; l < r->last; l++) lensnet__forward_image(r->t, l, b, worker, r->step_seed);
-}
-
-/* Backward of layer l for image b: dy is d loss / d (its output), dx receives d loss / d (its
- * input) (NULL: not wanted). Weight and bias gradients go to the image's own slots. */
-static void lensnet__backward_image(lensnet_trainer *t, size_t l, size_t b, size_t batch, size_t worker, const float *dy, float *dx) {
-  const lensnet_model *m = t->model;
-  const lensnet_layer *L = &m->layers[l];
-  size_t in_n = lensnet__layer_in_n(L), out_n = lensnet__layer_out_n(L), hw = L->in_h * L->in_w, k;
-  const float *x = lensnet__act(t, (long)l - 1, b), *y = lensnet__act(t, (long)l, b);
-  if (t->capture_layer == (int)l) memcpy(t->captured_grad + b * out_n, dy, out_n * sizeof(float));
-  switch (L->type) {
-    case LENSNET_LAYER_CONV2D: {
-      lensnet__conv_geom g = lensnet__layer_geom(L, 1), gt;
-      size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups, K = cin_g * L->kernel * L->kernel, P = L->out_h * L->out_w, grp, co;
-      float *col = t->scratch + worker * t->scratch_per_worker;
-      float *dw = t->wgrad_images + t->wgrad_offset[l] * t->batch_cap + b * m->params[L->weight].count;
-      int flipped = dx && lensnet__conv_input_grad_geom(L, &gt);
-      if (dx && !flipped) memset(dx, 0, in_n * sizeof(float));
-      for (grp = 0; grp < L->groups; grp++) {
-        const float *img = x + grp * cin_g * L->in_h * L->in_w, *dyg = dy + grp * cout_g * P;
-        if (!t->skip_param_grads) {
-          lensnet__im2col(&g, img, cin_g, col);
-          lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, 0.0f, dw + grp * cout_g * K, K);
-        }
-        if (dx && !flipped) {
-          lensnet_sgemm(1, 0, K, P, cout_g, 1.0f, m->values + m->params[L->weight].offset + grp * cout_g * K, K, dyg, P, 0.0f, col, P);
-          lensnet__col2im_add(&g, col, cin_g, dx + grp * cin_g * L->in_h * L->in_w);
-        }
-      }
-      if (flipped) lensnet__conv2d_forward(&gt, dy, t->flipped_weights + t->wgrad_offset[l], NULL, 0, dx, col);
-      if (L->bias_param >= 0 && !t->skip_param_grads) {
-        float *db = t->bgrad_images + t->bgrad_offset[l] * t->batch_cap + b * L->out_c;
-        for (co = 0; co < L->out_c; co++) db[co] = lensnet__sum(dy + co * P, P);
-      }
-      break;
-    }
-    case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL: lensnet__pool_backward(L, 1, x, y, dy, dx); break;
-    case LENSNET_LAYER_GLOBAL_AVGPOOL:
-      for (k = 0; k < L->in_c; k++) {
-        size_t p;
-        for (p = 0; p < hw; p++) dx[k * hw + p] = dy[k] / (float)hw;
-      }
-      break;
-    case LENSNET_LAYER_DROPOUT:
-      lensnet__dropout_backward(t->dropout_mask + t->mask_offset[l] * t->batch_cap + b * in_n, dy, dx, in_n,
-                                (t->training && L->value != 0.0f) ? (float)(1.0 / (1.0 - (double)L->value)) : 1.0f);
-      break;
-    case LENSNET_LAYER_RELU: lensnet__relu_backward(y, dy, dx, in_n, t->relu_backward == LENSNET_RELU_BACKWARD_GUIDED); break;
-    case LENSNET_LAYER_LEAKY_RELU: for (k = 0; k < in_n; k++) dx[k] = x[k] > 0.0f ? dy[k] : dy[k] * L->value; break;
-    case LENSNET_LAYER_GELU:
-      for (k = 0; k < in_n; k++) {
-        float v = x[k], cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f)), pdf = 0.39894228040143268f * expf(-0.5f * v * v);
-        dx[k] = dy[k] * (cdf + v * pdf);
-      }
-      break;
-    case LENSNET_LAYER_SIGMOID: for (k = 0; k < in_n; k++) dx[k] = dy[k] * y[k] * (1.0f - y[k]); break;
-    case LENSNET_LAYER_TANH: for (k = 0; k < in_n; k++) dx[k] = dy[k] * (1.0f - y[k] * y[k]); break;
-    case LENSNET_LAYER_SOFTMAX: {
-      size_t c, p;
-      for (p = 0; p < hw; p++) {
-        float dot = 0.0f;
-        for (c = 0; c < L->in_c; c++) dot += dy[p + c * hw] * y[p + c * hw];
-        for (c = 0; c < L->in_c; c++) dx[p + c * hw] = y[p + c * hw] * (dy[p + c * hw] - dot);
-      }
-      break;
-    }
-    case LENSNET_LAYER_ADD: {
-      /* the gradient flows unchanged to both summands; the mark's share waits for it there */
-      float *mg = t->mark_grad + lensnet__mark_offset(m, L->mark) * batch + b * in_n;
-      for (k = 0; k < in_n; k++) mg[k] += dy[k];
-      memcpy(dx, dy, in_n * sizeof(float));
-      break;
-    }
-    case LENSNET_LAYER_MARK: {
-      const float *mg = t->mark_grad + lensnet__mark_offset(m, L->mark) * batch + b * in_n;
-      for (k = 0; k < in_n; k++) dx[k] = dy[k] + mg[k];
-      break;
-    }
-    default: memcpy(dx, dy, in_n * sizeof(float)); break; /* flatten */
+  for (l = r->first; l < r->last; l++) {
+    lensnet__pass p = lensnet__trainer_pass(r->t, l, b, 1, r->batch, worker);
+    p.step_seed = r->step_seed;
+    lensnet__kind(p.L->type)->forward(&p);
   }
 }
 
@@ -4682,12 +5153,13 @@ static void lensnet__backward_run_task(void *ctx, size_t b, size_t worker) {
   tmp[0] = t->run_tmp + worker * 2 * t->run_tmp_floats;
   tmp[1] = tmp[0] + t->run_tmp_floats;
   while (l-- > r->first) {
+    lensnet__pass p = lensnet__trainer_pass(t, l, b, 1, r->batch, worker);
     float *dx;
     if (l == r->first) {
       dx = r->dx ? r->dx + b * lensnet__layer_in_n(&m->layers[l]) : NULL;
-      if (!dx && m->layers[l].type != LENSNET_LAYER_CONV2D) break; /* nothing left to compute */
+      if (!dx && !lensnet__kind(m->layers[l].type)->backward_reduce) break; /* nothing left to compute */
     } else { dx = tmp[flip]; flip ^= 1; }
-    lensnet__backward_image(t, l, b, r->batch, worker, dy, dx);
+    lensnet__backward_layer(&p, dy, dx);
     dy = dx;
   }
 }
@@ -4695,7 +5167,7 @@ static void lensnet__backward_run_task(void *ctx, size_t b, size_t worker) {
 LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t batch, const float *input, int training,
                                                    float *output, lensnet_error *err) {
   lensnet_model *m = t->model;
-  size_t i, k, b;
+  size_t i;
   uint64_t step_seed;
   if (batch == 0 || batch > t->batch_cap)
     return lensnet__fail(err, LENSNET_ERR_ARG, "batch of %lu outside the trainer's 1..%lu", (unsigned long)batch, (unsigned long)t->batch_cap);
@@ -4703,51 +5175,20 @@ LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t ba
   step_seed = training ? lensnet_rng_next(&t->rng) : 0;
   memcpy(t->input, input, batch * m->in_c * m->in_h * m->in_w * sizeof(float));
   for (i = 0; i < m->layer_count;) {
-    const lensnet_layer *L = &m->layers[i];
-    size_t in_n = lensnet__layer_in_n(L), hw = L->in_h * L->in_w;
-    const float *src = lensnet__act(t, (long)i - 1, 0);
-    float *dst = lensnet__act(t, (long)i, 0);
-    if (lensnet__per_image(L)) {
-      lensnet__run_task r;
-      memset(&r, 0, sizeof r);
-      r.t = t; r.first = i; r.batch = batch; r.step_seed = step_seed;
-      for (r.last = i; r.last < m->layer_count && lensnet__per_image(&m->layers[r.last]); r.last++) {}
-      lensnet__parallel_run(&t->parallel, batch, lensnet__forward_run_task, &r);
-      i = r.last;
+    lensnet__run_task r;
+    lensnet__pass p;
+    if (!lensnet__per_image(&m->layers[i])) {
+      p = lensnet__trainer_pass(t, i, 0, batch, batch, 0);
+      p.step_seed = step_seed;
+      lensnet__kind(p.L->type)->forward(&p);
+      i++;
       continue;
     }
-    if (L->type == LENSNET_LAYER_DENSE) {
-      lensnet__dense_forward(L, batch, in_n, src, m->values + m->params[L->weight].offset,
-                             L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL, dst);
-    } else { /* batch norm */
-      float *w = m->values + m->params[L->weight].offset, *bb = m->values + m->params[L->bias_param].offset;
-      float *rmean = m->values + m->params[L->mean_param].offset, *rvar = m->values + m->params[L->var_param].offset;
-      float *mean = t->bn_mean + t->bn_offset[i], *invstd = t->bn_invstd + t->bn_offset[i];
-      size_t c, count = batch * hw;
-      for (c = 0; c < L->in_c; c++) {
-        if (training) {
-          double s = 0.0, sq = 0.0, mu, var;
-          for (b = 0; b < batch; b++) for (k = 0; k < hw; k++) s += src[(b * L->in_c + c) * hw + k];
-          mu = s / (double)count;
-          for (b = 0; b < batch; b++) for (k = 0; k < hw; k++) { double d = src[(b * L->in_c + c) * hw + k] - mu; sq += d * d; }
-          var = sq / (double)count;
-          mean[c] = (float)mu;
-          invstd[c] = (float)(1.0 / sqrt(var + L->value));
-          /* running statistics use the unbiased variance, as PyTorch does */
-          rmean[c] = (1.0f - L->momentum) * rmean[c] + L->momentum * (float)mu;
-          rvar[c] = (1.0f - L->momentum) * rvar[c] + L->momentum * (float)(count > 1 ? sq / (double)(count - 1) : var);
-        } else {
-          mean[c] = rmean[c];
-          invstd[c] = 1.0f / sqrtf(rvar[c] + L->value);
-        }
-        for (b = 0; b < batch; b++)
-          for (k = 0; k < hw; k++) {
-            size_t at = (b * L->in_c + c) * hw + k;
-            dst[at] = (src[at] - mean[c]) * invstd[c] * w[c] + bb[c];
-          }
-      }
-    }
-    i++;
+    memset(&r, 0, sizeof r);
+    r.t = t; r.first = i; r.batch = batch; r.step_seed = step_seed;
+    for (r.last = i; r.last < m->layer_count && lensnet__per_image(&m->layers[r.last]); r.last++) {}
+    lensnet__parallel_run(&t->parallel, batch, lensnet__forward_run_task, &r);
+    i = r.last;
   }
   if (output) memcpy(output, lensnet__act(t, (long)m->layer_count - 1, 0), batch * m->out_features * sizeof(float));
   return LENSNET_OK;
@@ -4755,7 +5196,6 @@ LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t ba
 
 LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t batch, const float *output_grad, lensnet_error *err) {
   lensnet_model *m = t->model;
-  size_t k, b;
   long i;
   float *dy = t->grad_a, *dx = t->grad_b;
   if (batch == 0 || batch > t->batch_cap)
@@ -4763,11 +5203,8 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
   memcpy(dy, output_grad, batch * m->out_features * sizeof(float));
   memset(t->mark_grad, 0, t->mark_floats * batch * sizeof(float));
   for (i = (long)m->layer_count - 1; i >= 0;) {
-    const lensnet_layer *L = &m->layers[i];
-    size_t in_n = lensnet__layer_in_n(L), out_n = lensnet__layer_out_n(L), hw = L->in_h * L->in_w;
-    const float *x = lensnet__act(t, i - 1, 0);
     float *dst = i > 0 ? dx : t->input_grad; /* the last step lands in input_grad */
-    if (lensnet__per_image(L)) {
+    if (lensnet__per_image(&m->layers[i])) {
       lensnet__run_task r;
       long first = i;
       size_t l;
@@ -4775,72 +5212,22 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
       memset(&r, 0, sizeof r);
       r.t = t; r.first = (size_t)first; r.last = (size_t)i + 1; r.batch = batch; r.dy = dy;
       r.dx = (first == 0 && !t->compute_input_grad) ? NULL : (first > 0 ? dx : t->input_grad);
-      for (l = r.first; l < r.last; l++)
-        if (m->layers[l].type == LENSNET_LAYER_CONV2D && (l > 0 || r.dx))
-          lensnet__flip_weights(&m->layers[l], m->values + m->params[m->layers[l].weight].offset, t->flipped_weights + t->wgrad_offset[l]);
+      for (l = r.first; l < r.last; l++) {
+        const lensnet__layer_kind *kind = lensnet__kind(m->layers[l].type);
+        if (kind->backward_prepare && (l > 0 || r.dx)) kind->backward_prepare(t, l);
+      }
       lensnet__parallel_run(&t->parallel, batch, lensnet__backward_run_task, &r);
-      /* weight and bias gradients summed in image order: the same for any number of threads */
       for (l = r.first; l < r.last && !t->skip_param_grads; l++) {
-        const lensnet_layer *C = &m->layers[l];
-        if (C->type != LENSNET_LAYER_CONV2D) continue;
-        {
-          float *dW = t->grads + m->params[C->weight].offset;
-          size_t wn = m->params[C->weight].count;
-          for (b = 0; b < batch; b++) {
-            const float *g = t->wgrad_images + t->wgrad_offset[l] * t->batch_cap + b * wn;
-            for (k = 0; k < wn; k++) dW[k] += g[k];
-          }
-          if (C->bias_param >= 0) {
-            float *db = t->grads + m->params[C->bias_param].offset;
-            for (b = 0; b < batch; b++) {
-              const float *g = t->bgrad_images + t->bgrad_offset[l] * t->batch_cap + b * C->out_c;
-              for (k = 0; k < C->out_c; k++) db[k] += g[k];
-            }
-          }
-        }
+        const lensnet__layer_kind *kind = lensnet__kind(m->layers[l].type);
+        if (kind->backward_reduce) kind->backward_reduce(t, l, batch);
       }
       i = first - 1;
-      if (i >= 0) { float *tmp = dy; dy = dx; dx = tmp; }
-      continue;
+    } else {
+      lensnet__pass p = lensnet__trainer_pass(t, (size_t)i, 0, batch, batch, 0);
+      if (i == 0 && !t->compute_input_grad) dst = NULL;
+      lensnet__backward_layer(&p, dy, dst);
+      i--;
     }
-    if (t->capture_layer == (int)i) memcpy(t->captured_grad, dy, batch * out_n * sizeof(float));
-    if (i == 0 && !t->compute_input_grad) dst = NULL;
-    if (L->type == LENSNET_LAYER_DENSE) {
-      const float *W = m->values + m->params[L->weight].offset;
-      float *dW = t->grads + m->params[L->weight].offset;
-      if (!t->skip_param_grads) lensnet_sgemm(1, 0, L->out, in_n, batch, 1.0f, dy, L->out, x, in_n, 1.0f, dW, in_n);
-      if (dst) lensnet_sgemm(0, 0, batch, in_n, L->out, 1.0f, dy, L->out, W, in_n, 0.0f, dst, in_n);
-      if (L->bias_param >= 0 && !t->skip_param_grads) {
-        float *db = t->grads + m->params[L->bias_param].offset;
-        for (b = 0; b < batch; b++) for (k = 0; k < L->out; k++) db[k] += dy[b * L->out + k];
-      }
-    } else { /* batch norm */
-      const float *w = m->values + m->params[L->weight].offset;
-      float *dw = t->grads + m->params[L->weight].offset, *db = t->grads + m->params[L->bias_param].offset;
-      const float *mean = t->bn_mean + t->bn_offset[i], *invstd = t->bn_invstd + t->bn_offset[i];
-      size_t c, count = batch * hw;
-      for (c = 0; c < L->in_c; c++) {
-        double sum_dy = 0.0, sum_dy_xhat = 0.0;
-        for (b = 0; b < batch; b++)
-          for (k = 0; k < hw; k++) {
-            size_t at = (b * L->in_c + c) * hw + k;
-            double xhat = (x[at] - mean[c]) * invstd[c];
-            sum_dy += dy[at];
-            sum_dy_xhat += dy[at] * xhat;
-          }
-        if (!t->skip_param_grads) { dw[c] += (float)sum_dy_xhat; db[c] += (float)sum_dy; }
-        if (!dst) continue;
-        for (b = 0; b < batch; b++)
-          for (k = 0; k < hw; k++) {
-            size_t at = (b * L->in_c + c) * hw + k;
-            if (t->training) {
-              double xhat = (x[at] - mean[c]) * invstd[c];
-              dst[at] = (float)(w[c] * invstd[c] * (dy[at] - sum_dy / (double)count - xhat * sum_dy_xhat / (double)count));
-            } else dst[at] = dy[at] * w[c] * invstd[c];
-          }
-      }
-    }
-    i--;
     if (i >= 0) { float *tmp = dy; dy = dx; dx = tmp; }
   }
   return LENSNET_OK;

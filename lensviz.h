@@ -585,36 +585,6 @@ LENSVIZ_API void lensviz_occlusion_size(const lensnet_model *m, const lensviz_de
  * just the rectangle its patch reaches, on top of the unoccluded image's activations, up to the
  * first layer that mixes every position (flatten, dense, global pool, ...); from there a slice
  * of the model runs on whole batches through lensnet_model_forward. */
-typedef struct { long y0, y1, x0, x1; } lensviz__rect; /* inclusive; empty when y0 > y1 */
-
-static int lensviz__local_layer(lensnet_layer_type t) {
-  switch (t) {
-    case LENSNET_LAYER_CONV2D: case LENSNET_LAYER_RELU: case LENSNET_LAYER_LEAKY_RELU: case LENSNET_LAYER_GELU:
-    case LENSNET_LAYER_SIGMOID: case LENSNET_LAYER_TANH: case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL:
-    case LENSNET_LAYER_DROPOUT: case LENSNET_LAYER_BATCHNORM: return 1;
-    default: return 0;
-  }
-}
-
-/* The outputs of layer L that depend on the inputs in r. */
-static lensviz__rect lensviz__rect_through(const lensnet_layer *L, lensviz__rect r) {
-  if (r.y0 > r.y1 || r.x0 > r.x1) return r;
-  if (L->type == LENSNET_LAYER_CONV2D || L->type == LENSNET_LAYER_MAXPOOL || L->type == LENSNET_LAYER_AVGPOOL) {
-    long k = (long)L->kernel, s = (long)L->stride, p = (long)L->padding, lo;
-    lensviz__rect o;
-    lo = r.y0 + p - (k - 1);
-    o.y0 = lo <= 0 ? 0 : (lo + s - 1) / s;
-    o.y1 = (r.y1 + p) / s;
-    if (o.y1 > (long)L->out_h - 1) o.y1 = (long)L->out_h - 1;
-    lo = r.x0 + p - (k - 1);
-    o.x0 = lo <= 0 ? 0 : (lo + s - 1) / s;
-    o.x1 = (r.x1 + p) / s;
-    if (o.x1 > (long)L->out_w - 1) o.x1 = (long)L->out_w - 1;
-    return o;
-  }
-  return r;
-}
-
 /* A convolution's weights reordered [in channel][row][column][out channel], so that one input
  * value meets every output channel in a row of memory; NULL when that does not apply. */
 #define LENSVIZ__MAX_CHANNELS 1024
@@ -631,16 +601,16 @@ static float *lensviz__conv_taps(const lensnet_model *m, const lensnet_layer *L)
   return t;
 }
 
-/* Layer L's outputs inside r (every channel), from its input `in`, as lensnet computes them:
- * each convolution output sums its taps in the order channel, row, column and then adds the
- * bias. taps: lensviz__conv_taps of L, or NULL for the plain loop. */
+/* Layer L's outputs inside r (every channel), from its input `in`, as lensnet_layer_forward_rect
+ * computes them; a convolution with taps (lensviz__conv_taps) goes eight output channels at a
+ * time, with the same order of summation: channel, row, column, then the bias. */
 static void lensviz__layer_rect(const lensnet_model *m, const lensnet_layer *L, const float *taps, const float *in, float *out,
-                                lensviz__rect r) {
+                                lensnet_rect r) {
   long y, x, ky, kx, iy, ix, k = (long)L->kernel, s = (long)L->stride, p = (long)L->padding, ih = (long)L->in_h, iw = (long)L->in_w;
   long oh = (long)L->out_h, ow = (long)L->out_w;
   size_t c, ci;
   if (r.y0 > r.y1 || r.x0 > r.x1) return;
-  if (L->type == LENSNET_LAYER_CONV2D && taps) {
+  if (taps) {
     const float *bias = L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL;
     size_t oc = L->out_c;
     float acc[LENSVIZ__MAX_CHANNELS];
@@ -668,73 +638,7 @@ static void lensviz__layer_rect(const lensnet_model *m, const lensnet_layer *L, 
       }
     return;
   }
-  if (L->type == LENSNET_LAYER_CONV2D) {
-    const float *W = m->values + m->params[L->weight].offset, *bias = L->bias_param >= 0 ? m->values + m->params[L->bias_param].offset : NULL;
-    size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups;
-    for (c = 0; c < L->out_c; c++) {
-      const float *plane = in + (c / cout_g) * cin_g * (size_t)(ih * iw);
-      for (y = r.y0; y <= r.y1; y++)
-        for (x = r.x0; x <= r.x1; x++) {
-          float acc = 0.0f;
-          for (ci = 0; ci < cin_g; ci++) {
-            const float *wk = W + (c * cin_g + ci) * (size_t)(k * k), *src = plane + ci * (size_t)(ih * iw);
-            for (ky = 0; ky < k; ky++) {
-              iy = y * s - p + ky;
-              if (iy < 0 || iy >= ih) continue;
-              for (kx = 0; kx < k; kx++) {
-                ix = x * s - p + kx;
-                if (ix >= 0 && ix < iw) acc += wk[ky * k + kx] * src[iy * iw + ix];
-              }
-            }
-          }
-          out[c * (size_t)(oh * ow) + (size_t)(y * ow + x)] = bias ? acc + bias[c] : acc;
-        }
-    }
-    return;
-  }
-  for (c = 0; c < L->out_c; c++) {
-    const float *src = in + c * (size_t)(ih * iw);
-    float *dst = out + c * (size_t)(oh * ow);
-    for (y = r.y0; y <= r.y1; y++)
-      for (x = r.x0; x <= r.x1; x++) {
-        float v, acc;
-        switch (L->type) {
-          case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL:
-            acc = L->type == LENSNET_LAYER_MAXPOOL ? -INFINITY : 0.0f;
-            for (ky = 0; ky < k; ky++) {
-              iy = y * s - p + ky;
-              if (iy < 0 || iy >= ih) continue;
-              for (kx = 0; kx < k; kx++) {
-                ix = x * s - p + kx;
-                if (ix < 0 || ix >= iw) continue;
-                v = src[iy * iw + ix];
-                if (L->type == LENSNET_LAYER_AVGPOOL) acc += v;
-                else if (v > acc || v != v) acc = v;
-              }
-            }
-            dst[y * ow + x] = L->type == LENSNET_LAYER_MAXPOOL ? acc : acc / (float)(k * k);
-            break;
-          case LENSNET_LAYER_BATCHNORM: {
-            const float *w = m->values + m->params[L->weight].offset, *b = m->values + m->params[L->bias_param].offset;
-            const float *mean = m->values + m->params[L->mean_param].offset, *var = m->values + m->params[L->var_param].offset;
-            dst[y * ow + x] = (src[y * iw + x] - mean[c]) * (1.0f / sqrtf(var[c] + L->value)) * w[c] + b[c];
-            break;
-          }
-          default:
-            v = src[y * iw + x];
-            switch (L->type) {
-              case LENSNET_LAYER_RELU: v = v > 0.0f ? v : 0.0f; break;
-              case LENSNET_LAYER_LEAKY_RELU: v = v > 0.0f ? v : v * L->value; break;
-              case LENSNET_LAYER_GELU: v = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); break;
-              case LENSNET_LAYER_SIGMOID: v = 1.0f / (1.0f + expf(-v)); break;
-              case LENSNET_LAYER_TANH: v = tanhf(v); break;
-              default: break; /* dropout: the identity at inference */
-            }
-            dst[y * ow + x] = v;
-            break;
-        }
-      }
-  }
+  lensnet_layer_forward_rect(m, L, in, out, r);
 }
 
 typedef struct {
@@ -762,7 +666,7 @@ static size_t lensviz__act_size(const lensviz__occlusion_job *j, size_t k) {
 }
 
 /* Copies rectangle r of every channel of activation k from src to dst. */
-static void lensviz__copy_rect(const lensviz__occlusion_job *j, size_t k, lensviz__rect r, const float *src, float *dst) {
+static void lensviz__copy_rect(const lensviz__occlusion_job *j, size_t k, lensnet_rect r, const float *src, float *dst) {
   const lensnet_model *m = j->m;
   size_t c, ch = k ? m->layers[k - 1].out_c : m->in_c, h = k ? m->layers[k - 1].out_h : m->in_h, w = k ? m->layers[k - 1].out_w : m->in_w;
   long y;
@@ -782,11 +686,11 @@ static void lensviz__occlusion_task(void *ctx, size_t index, size_t worker) {
   size_t first = index * j->batch, n = j->total - first, b, k, c, outs = m->out_features;
   float *acts = j->acts + worker * j->act_floats, *in = j->inputs + worker * j->batch * j->tail_in;
   float *out = j->outputs + worker * j->batch * outs;
-  lensviz__rect rects[256];
+  lensnet_rect rects[256];
   if (n > j->batch) n = j->batch;
   for (b = 0; b < n; b++) {
     size_t pos = j->d.cells ? j->d.cells[first + b] : first + b;
-    lensviz__rect r;
+    lensnet_rect r;
     long y;
     r.y0 = (long)((pos / j->cols) * j->d.stride);
     r.x0 = (long)((pos % j->cols) * j->d.stride);
@@ -800,7 +704,7 @@ static void lensviz__occlusion_task(void *ctx, size_t index, size_t worker) {
         for (x = r.x0; x <= r.x1; x++) row[x] = j->d.fill;
       }
     for (k = 0; k < j->prefix; k++) {
-      rects[k + 1] = lensviz__rect_through(&m->layers[k], rects[k]);
+      rects[k + 1] = lensnet_layer_output_rect(&m->layers[k], rects[k]);
       lensviz__layer_rect(m, &m->layers[k], j->taps[k], acts + j->act_offset[k], acts + j->act_offset[k + 1], rects[k + 1]);
     }
     if (j->tail) memcpy(in + b * j->tail_in, acts + j->act_offset[j->prefix], j->tail_in * sizeof(float));
@@ -821,7 +725,7 @@ LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float
   lensviz__occlusion_job j;
   lensnet_result r = LENSNET_OK;
   size_t workers = 1, tasks, w, k, slots;
-  lensviz__rect whole;
+  lensnet_rect whole;
   memset(&j, 0, sizeof j);
   j.d = lensviz_desc_resolve(desc);
   if ((r = lensviz__target(m, target, &j.target, err)) != LENSNET_OK) return r;
@@ -840,7 +744,7 @@ LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float
                              (unsigned long)j.rows, (unsigned long)j.cols);
     j.total = j.d.cell_count;
   }
-  while (j.prefix < m->layer_count && j.prefix < 255 && lensviz__local_layer(m->layers[j.prefix].type)) j.prefix++;
+  while (j.prefix < m->layer_count && j.prefix < 255 && lensnet_layer_local(&m->layers[j.prefix])) j.prefix++;
   if (j.prefix < m->layer_count) {
     const lensnet_layer *L = &m->layers[j.prefix];
     if ((r = lensviz__slice(m, j.prefix, m->layer_count - 1, L->in_c, L->in_h, L->in_w, &j.tail, err)) != LENSNET_OK) return r;

@@ -402,6 +402,38 @@ int main(void) {
     CHECK(close_to(sum / 100000, 0.0, 0.02) && close_to(sq / 100000, 1.0, 0.02), "normal mean %g variance %g", sum / 100000, sq / 100000);
   }
 
+  TEST("the layer table has one row per layer type, in LENSNET_LAYER_TYPES order") {
+    int t;
+    for (t = 0; t < LENSNET_LAYER_TYPE_COUNT; t++) {
+      const lensnet__layer_kind *kind = lensnet__kind((lensnet_layer_type)t);
+      CHECK(kind->type == (lensnet_layer_type)t && kind->forward && kind->backward, "row %d (%s)", t, lensnet_layer_type_name((lensnet_layer_type)t));
+    }
+  }
+
+  TEST("a trainer out of training computes what lensnet_model_forward computes, bit for bit") {
+    lensnet_model *m = NULL;
+    lensnet_trainer *t = NULL;
+    float x[3 * 2 * 8 * 8], a[3 * 3], b[3 * 3];
+    lensnet_rng rng;
+    size_t i;
+    CHECK(lensnet_model_create("input 2 8 8\nconv2d name=c out=4 kernel=3 padding=1\nbatchnorm name=bn\nrelu\nmark name=s\n"
+                               "leaky_relu\nadd name=s\nmaxpool kernel=2\ndropout p=0.4\nbatchnorm name=bn2\nsoftmax\nflatten\n"
+                               "dense name=d out=3\nsigmoid", &m, &err) == LENSNET_OK, "%s", err.message);
+    if (m) {
+      lensnet_rng_seed(&rng, 5);
+      for (i = 0; i < m->value_count; i++) m->values[i] = 0.2f + lensnet_rng_uniform(&rng);
+      for (i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = lensnet_rng_normal(&rng);
+      CHECK(lensnet_trainer_create(m, 3, NULL, 1, &t, &err) == LENSNET_OK, "%s", err.message);
+      if (t) {
+        lensnet_trainer_forward(t, 3, x, 0, a, &err);
+        lensnet_model_forward(m, 3, x, b, NULL, &err);
+        CHECK(!memcmp(a, b, sizeof a), "trainer %.9g vs forward %.9g", a[0], b[0]);
+        lensnet_trainer_free(t);
+      }
+      lensnet_model_free(m);
+    }
+  }
+
   TEST("result strings are never NULL") {
     int r;
     for (r = -1; r <= LENSNET_RESULT_COUNT; r++) CHECK(lensnet_result_string((lensnet_result)r) != NULL, "result %d", r);

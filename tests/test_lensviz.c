@@ -410,6 +410,39 @@ static void test_methods(void) {
       lensnet_model_free(mm);
     }
   }
+  TEST("occlusion's rectangles compute batch norm, pools and activations bit for bit as lensnet_model_forward") {
+    /* no convolution (its GEMM sums in an order of its own): every value must be the same */
+    static const char arch[] =
+      "input 3 9 9\nbatchnorm name=bn\nleaky_relu slope=0.1\nmaxpool kernel=3 stride=2 padding=1\nbatchnorm name=bn2\n"
+      "gelu\navgpool kernel=2\nsigmoid\ndropout p=0.3\nrelu\ntanh\n";
+    lensnet_model *mm = NULL;
+    CHECK(lensnet_model_create(arch, &mm, &err) == LENSNET_OK, "%s", err.message);
+    if (mm) {
+      float img[243], a[243], b[243], out[12];
+      double base = 0.0;
+      lensnet_rng rng;
+      lensviz_desc d;
+      size_t k;
+      lensnet_rng_seed(&rng, 21);
+      for (k = 0; k < mm->value_count; k++) mm->values[k] = 0.3f + 1.7f * lensnet_rng_uniform(&rng); /* variances > 0 */
+      for (k = 0; k < 243; k++) img[k] = 3.0f * lensnet_rng_normal(&rng);
+      memcpy(a, img, sizeof img);
+      for (k = 0; k < mm->layer_count; k++) {
+        const lensnet_layer *L = &mm->layers[k];
+        lensnet_rect whole;
+        whole.y0 = whole.x0 = 0; whole.y1 = (long)L->out_h - 1; whole.x1 = (long)L->out_w - 1;
+        lensviz__layer_rect(mm, L, NULL, a, b, whole);
+        memcpy(a, b, L->out_c * L->out_h * L->out_w * sizeof(float));
+      }
+      CHECK(mm->out_features == 12 && lensnet_model_forward(mm, 1, img, out, NULL, &err) == LENSNET_OK, "%s", err.message);
+      CHECK(!memcmp(a, out, sizeof out), "layer by layer through rectangles = the forward pass: %.9g vs %.9g", a[0], out[0]);
+      memset(&d, 0, sizeof d);
+      d.patch = 3; d.stride = 3;
+      CHECK(lensviz_occlusion(mm, img, -1, &d, b, &base, &err) == LENSNET_OK, "%s", err.message);
+      CHECK(base == lensviz_probability(out, 12, 11), "occlusion's unoccluded P %.17g = the forward pass's %.17g", base, lensviz_probability(out, 12, 11));
+      lensnet_model_free(mm);
+    }
+  }
   TEST("class image: the ascent raises the target output; one seed, one image") {
     lensviz_desc d;
     float a[200], b[200], first[200];

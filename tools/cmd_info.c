@@ -19,20 +19,8 @@ int lens_cmd_info(int argc, char **argv) {
   printf("layers:\n");
   for (i = 0; i < m->layer_count; i++) {
     const lensnet_layer *L = &m->layers[i];
-    char extra[128] = "";
-    switch (L->type) {
-      case LENSNET_LAYER_CONV2D:
-        snprintf(extra, sizeof extra, "%s out=%lu kernel=%lu stride=%lu padding=%lu groups=%lu", L->name, (unsigned long)L->out,
-                 (unsigned long)L->kernel, (unsigned long)L->stride, (unsigned long)L->padding, (unsigned long)L->groups);
-        break;
-      case LENSNET_LAYER_DENSE: snprintf(extra, sizeof extra, "%s out=%lu", L->name, (unsigned long)L->out); break;
-      case LENSNET_LAYER_MAXPOOL: case LENSNET_LAYER_AVGPOOL:
-        snprintf(extra, sizeof extra, "kernel=%lu stride=%lu", (unsigned long)L->kernel, (unsigned long)L->stride); break;
-      case LENSNET_LAYER_DROPOUT: snprintf(extra, sizeof extra, "p=%g", L->value); break;
-      case LENSNET_LAYER_BATCHNORM: case LENSNET_LAYER_MARK: case LENSNET_LAYER_ADD: snprintf(extra, sizeof extra, "%s", L->name); break;
-      default: break;
-    }
-    printf("  %3lu %-15s %-48s -> %lu x %lu x %lu\n", (unsigned long)i, lensnet_layer_type_name(L->type), extra,
+    char extra[128];
+    printf("  %3lu %-15s %-48s -> %lu x %lu x %lu\n", (unsigned long)i, lensnet_layer_type_name(L->type), lensnet_layer_describe(L, extra, sizeof extra),
            (unsigned long)L->out_c, (unsigned long)L->out_h, (unsigned long)L->out_w);
   }
   if (m->meta_count) printf("metadata:\n");
