@@ -423,7 +423,10 @@ int main(void) {
       lensnet_rng_seed(&rng, 5);
       for (i = 0; i < m->value_count; i++) m->values[i] = 0.2f + lensnet_rng_uniform(&rng);
       for (i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = lensnet_rng_normal(&rng);
-      CHECK(lensnet_trainer_create(m, 3, NULL, 1, &t, &err) == LENSNET_OK, "%s", err.message);
+      lensnet_trainer_desc td;
+      memset(&td, 0, sizeof td);
+      td.batch_cap = 3; td.seed = 1;
+      CHECK(lensnet_trainer_create(m, &td, &t, &err) == LENSNET_OK, "%s", err.message);
       if (t) {
         lensnet_trainer_forward(t, 3, x, 0, a, &err);
         lensnet_model_forward(m, 3, x, b, NULL, &err);
