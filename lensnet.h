@@ -50,6 +50,9 @@
  *               temporary file and rename it, so a reader never sees half a file.
  *   Cutouts     lensnet_resize_bilinear (PyTorch's bilinear, align_corners=False),
  *               lensnet_minmax_normalize (the paper's per-band min-max scaling).
+ *   Recipes     lensnet_cutout_prepare (bands, size, min-max, NaN count), lensnet_model_class_index
+ *               and lensnet_lens_probability, the streaming atomic lensnet_npy_writer, and
+ *               lensnet_csv_label_column; the section "Recipes" below the declarations says more.
  *
  * ARCHITECTURE TEXT
  *   One layer per line (or separated by ';'), options as key=value, '#' starts a comment:
@@ -734,6 +737,108 @@ LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, f
  * constant band becomes 0. NaNs are ignored for min and max and set to 0; returns their count. */
 LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t hw);
 
+/* ---------------------------------------------------------------------------------------------
+ * Recipes: what every caller of a lens finder needs, in one place (the lens tool uses these)
+ *
+ *   Cutouts     lensnet_cutout_prepare turns an image [bands, h, w] into a model input: picks
+ *               the bands (lensnet_channels_parse reads "0,2,3"), fits the size (exact, bilinear
+ *               resize in PyTorch's convention, or a central crop), optionally min-max scales each
+ *               band, and sets NaN and infinite pixels to 0, counting them in the report.
+ *   Classes     lensnet_model_class_index(m, "lens", ...) reads the metadata "classes" (e.g.
+ *               "non-lens,lens"); a name it does not list, or lists beyond the model's outputs,
+ *               falls back to the last output (the lens class of two-class finders).
+ *               lensnet_lens_probability is the softmax (sigmoid for one output) of that class.
+ *   .npy        lensnet_npy_writer streams rows to `path.tmp` and renames it at finish; the leading
+ *               dimension may be left open (LENSNET_NPY_ROWS_UNKNOWN) and is written at finish.
+ *               lensnet_npy_write is built on it.
+ *   Labels      lensnet_csv_label_column: the class column of a labels.csv header.
+ * ------------------------------------------------------------------------------------------- */
+typedef enum {
+  LENSNET_SIZE_EXACT,  /* the image must have the model's height and width */
+  LENSNET_SIZE_RESIZE, /* bilinear resampling (lensnet_resize_bilinear) */
+  LENSNET_SIZE_CROP    /* the central in_h x in_w region (offsets rounded down) */
+} lensnet_size_fit;
+
+/* How an image becomes a model input. Zero means default for every field. */
+typedef struct {
+  const size_t *channels; /* input band of each model channel, e.g. {0, 2, 3}; NULL: bands 0..in_c-1 */
+  size_t channel_count;   /* entries of channels; must equal the model's in_c when channels is set */
+  lensnet_size_fit size;  /* default LENSNET_SIZE_EXACT */
+  int minmax;             /* default 0: values as they are; nonzero: lensnet_minmax_normalize per band */
+} lensnet_cutout_desc;
+
+/* Why lensnet_cutout_prepare refused an image (tools phrase their own messages from it). */
+typedef enum {
+  LENSNET_CUTOUT_OK,
+  LENSNET_CUTOUT_EMPTY,           /* h or w is 0 (LENSNET_ERR_SHAPE) */
+  LENSNET_CUTOUT_CHANNEL_COUNT,   /* channel_count differs from the model's bands (LENSNET_ERR_ARG) */
+  LENSNET_CUTOUT_CHANNEL_MISSING, /* channels names a band the image lacks (LENSNET_ERR_ARG) */
+  LENSNET_CUTOUT_TOO_FEW_BANDS,   /* no channel list and fewer bands than the model's (SHAPE) */
+  LENSNET_CUTOUT_SIZE,            /* another size with LENSNET_SIZE_EXACT (SHAPE) */
+  LENSNET_CUTOUT_CROP_TOO_SMALL   /* LENSNET_SIZE_CROP of an image smaller than the input (SHAPE) */
+} lensnet_cutout_issue;
+
+typedef struct {
+  lensnet_cutout_issue issue;
+  size_t nan_pixels, inf_pixels;  /* non-finite pixels of the result, set to 0 (ignored by min-max) */
+  size_t unused_bands;            /* image bands not fed to the model */
+} lensnet_cutout_report;
+
+/* image [bands, h, w] -> out [m->in_c, m->in_h, m->in_w]. Order: band selection, size fit,
+ * min-max (if asked), non-finite pixels to 0. desc and report may be NULL. */
+LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
+                                                  size_t bands, size_t h, size_t w, float *out,
+                                                  lensnet_cutout_report *report, lensnet_error *err);
+/* Parses a band list "0,2,3" (numbers 0..4096, at most cap of them) into channels[*count]. */
+LENSNET_API lensnet_result lensnet_channels_parse(const char *text, size_t *channels, size_t cap, size_t *count,
+                                                  lensnet_error *err);
+
+/* The output index of class `name`, see above; LENSNET_ERR_ARG only for a model without outputs. */
+LENSNET_API lensnet_result lensnet_model_class_index(const lensnet_model *m, const char *name, size_t *index,
+                                                     lensnet_error *err);
+/* The name of output k from the metadata "classes" (blanks trimmed, cut to cap - 1 bytes), or
+ * its number when the list has no entry k. LENSNET_ERR_ARG when k is not an output or cap is 0. */
+LENSNET_API lensnet_result lensnet_model_class_name(const lensnet_model *m, size_t k, char *buf, size_t cap,
+                                                    lensnet_error *err);
+/* P(class lens_class) from one output vector: softmax over n_outputs (max subtracted, in double),
+ * the sigmoid of the only output when n_outputs is 1. NaN when lens_class >= n_outputs. */
+LENSNET_API double lensnet_lens_probability(const float *logits, size_t n_outputs, size_t lens_class);
+
+/* Streaming .npy (little-endian f4) writer: begin, append rows, then finish or abort. A row is
+ * one index of the leading dimension (shape[1] * ... floats; a 0-d array is one row of one
+ * value). Nothing appears at `path` before a successful finish. */
+#define LENSNET_NPY_ROWS_UNKNOWN ((size_t)-1)
+typedef struct {
+  void *file;                      /* the temporary file (FILE *); NULL when not open */
+  char *paths;                     /* "path", NUL, "path.tmp", NUL: one allocation */
+  int ndim;
+  size_t shape[LENSNET_MAX_DIMS];  /* shape[0] is LENSNET_NPY_ROWS_UNKNOWN until finish when left open */
+  size_t row_floats, rows;         /* floats per row; rows appended so far */
+  size_t header_bytes;             /* bytes before the data */
+} lensnet_npy_writer;
+
+/* Opens `path.tmp` and writes the header. shape[0] = LENSNET_NPY_ROWS_UNKNOWN leaves the row count
+ * open (the header reserves room for any count). On failure nothing is left behind. */
+LENSNET_API lensnet_result lensnet_npy_writer_begin(lensnet_npy_writer *w, const char *path, int ndim, const size_t *shape,
+                                                    lensnet_error *err);
+/* Appends `count` rows; more rows than a known shape[0] is LENSNET_ERR_ARG. A failed append
+ * aborts the writer (the temporary is removed). */
+LENSNET_API lensnet_result lensnet_npy_writer_append(lensnet_npy_writer *w, const float *rows, size_t count, lensnet_error *err);
+/* Writes the row count into an open header, flushes, fsyncs when sync_to_disk is nonzero
+ * (POSIX; elsewhere LENSNET_ERR_UNSUPPORTED) and renames `path.tmp` to `path`. Fewer rows than a
+ * known shape[0] is LENSNET_ERR_ARG. The writer is closed afterwards, on success or failure (then
+ * nothing is left). */
+LENSNET_API lensnet_result lensnet_npy_writer_finish(lensnet_npy_writer *w, int sync_to_disk, lensnet_error *err);
+/* Closes and removes the temporary file; safe on a closed or zeroed writer. */
+LENSNET_API void lensnet_npy_writer_abort(lensnet_npy_writer *w);
+
+/* The class column of a CSV header line (comma-separated, blanks around names ignored): "label",
+ * else "class", else "is_lens", else the only column of a one-column header. LENSNET_ERR_FORMAT
+ * when none applies. The rule of `lens train` and `lens plot` for labels.csv. */
+LENSNET_API lensnet_result lensnet_csv_label_column(const char *header_line, size_t *column, lensnet_error *err);
+/* Index of the column called `name` in a CSV header line; LENSNET_ERR_ARG when there is none. */
+LENSNET_API lensnet_result lensnet_csv_column(const char *header_line, const char *name, size_t *column, lensnet_error *err);
+
 #ifdef __cplusplus
 }
 #endif
@@ -753,6 +858,14 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
 #include <float.h>
 #include <limits.h>
 #include <time.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <unistd.h>
+#define LENSNET__HAVE_FSYNC 1
+#ifndef __cplusplus /* strict -std=c99 hides these POSIX functions; C++ compilers declare them */
+int (fsync)(int fd);
+int (fileno)(FILE *stream);
+#endif
+#endif
 
 #if defined(LENSNET_MALLOC) && defined(LENSNET_FREE) && defined(LENSNET_REALLOC)
 /* all three given */
@@ -896,25 +1009,72 @@ static lensnet_result lensnet__read_file(const char *path, unsigned char **out, 
   return LENSNET_OK;
 }
 
-/* Writes chunks to path.tmp, flushes, closes and renames over `path`; removes the temporary
- * file on any failure so nothing half-written is left behind. */
+/* Files written under `path.tmp` and renamed over `path` once complete, so a reader never sees
+ * half a file: *paths holds "path", NUL, "path.tmp", NUL in one allocation. */
+static const char *lensnet__tmp_name(const char *paths) { return paths + strlen(paths) + 1; }
+
+static lensnet_result lensnet__atomic_open(const char *path, FILE **f, char **paths, lensnet_error *err) {
+  size_t n = strlen(path);
+  *f = NULL;
+  *paths = n < (size_t)-1 / 2 - 8 ? LENSNET__CAST(char *, LENSNET_MALLOC(2 * n + 6)) : NULL;
+  if (!*paths) return lensnet__fail(err, LENSNET_ERR_NOMEM, "%s: out of memory", path);
+  memcpy(*paths, path, n + 1);
+  memcpy(*paths + n + 1, path, n);
+  memcpy(*paths + 2 * n + 1, ".tmp", 5);
+  *f = fopen(lensnet__tmp_name(*paths), "wb");
+  if (!*f) {
+    lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for writing", lensnet__tmp_name(*paths));
+    LENSNET_FREE(*paths);
+    *paths = NULL;
+    return LENSNET_ERR_IO;
+  }
+  return LENSNET_OK;
+}
+
+/* Closes and removes the temporary file; nothing is left behind. */
+static void lensnet__atomic_discard(FILE **f, char **paths) {
+  if (*f) fclose(*f);
+  if (*paths) { remove(lensnet__tmp_name(*paths)); LENSNET_FREE(*paths); }
+  *f = NULL;
+  *paths = NULL;
+}
+
+/* Flushes, syncs when asked, closes and renames into place; discards the file on any failure. */
+static lensnet_result lensnet__atomic_commit(FILE **f, char **paths, int sync_to_disk, lensnet_error *err) {
+  const char *tmp = lensnet__tmp_name(*paths);
+  int ok = fflush(*f) == 0;
+  lensnet_result r = LENSNET_OK;
+#ifdef LENSNET__HAVE_FSYNC
+  if (ok && sync_to_disk && fsync(fileno(*f)) != 0) ok = 0;
+#else
+  if (sync_to_disk) r = lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "%s: fsync is not available on this system", tmp);
+#endif
+  ok &= fclose(*f) == 0;
+  *f = NULL;
+  if (r == LENSNET_OK && !ok) r = lensnet__fail(err, LENSNET_ERR_IO, "%s: write failed (disk full?)", tmp);
+  if (r == LENSNET_OK && rename(tmp, *paths) != 0) r = lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot rename %s into place", *paths, tmp);
+  if (r != LENSNET_OK) remove(tmp);
+  LENSNET_FREE(*paths);
+  *paths = NULL;
+  return r;
+}
+
+/* Writes chunks through an atomic file (above). */
 typedef struct { const void *data; size_t len; } lensnet__chunk;
 
 static lensnet_result lensnet__write_atomic(const char *path, const lensnet__chunk *chunks, int nchunks, lensnet_error *err) {
-  char tmp[4096];
   FILE *f;
-  int i, ok = 1;
-  if (strlen(path) + 5 > sizeof tmp) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: path too long", path);
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  f = fopen(tmp, "wb");
-  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for writing", tmp);
-  for (i = 0; i < nchunks && ok; i++)
-    if (chunks[i].len && fwrite(chunks[i].data, 1, chunks[i].len, f) != chunks[i].len) ok = 0;
-  if (fflush(f) != 0) ok = 0;
-  if (fclose(f) != 0) ok = 0;
-  if (!ok) { remove(tmp); return lensnet__fail(err, LENSNET_ERR_IO, "%s: write failed (disk full?)", tmp); }
-  if (rename(tmp, path) != 0) { remove(tmp); return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot rename %s into place", path, tmp); }
-  return LENSNET_OK;
+  char *paths;
+  int i;
+  lensnet_result r = lensnet__atomic_open(path, &f, &paths, err);
+  if (r != LENSNET_OK) return r;
+  for (i = 0; i < nchunks; i++)
+    if (chunks[i].len && fwrite(chunks[i].data, 1, chunks[i].len, f) != chunks[i].len) {
+      lensnet__fail(err, LENSNET_ERR_IO, "%s: write failed (disk full?)", lensnet__tmp_name(paths));
+      lensnet__atomic_discard(&f, &paths);
+      return LENSNET_ERR_IO;
+    }
+  return lensnet__atomic_commit(&f, &paths, 0, err);
 }
 
 /* Little-endian float32 store, byte by byte, so files are the same on every host. */
@@ -1263,32 +1423,12 @@ LENSNET_API lensnet_result lensnet_npy_read(const char *path, lensnet_tensor *ou
   return r;
 }
 
+/* One writer for .npy: the whole array is the streaming writer's rows (see the recipes). */
 LENSNET_API lensnet_result lensnet_npy_write(const char *path, const lensnet_tensor *t, lensnet_error *err) {
-  char header[512];
-  int n, i;
-  size_t count = lensnet_tensor_count(t), bytes, k;
-  unsigned char *payload;
-  lensnet__chunk chunks[2];
-  lensnet_result r;
-  n = snprintf(header, sizeof header, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
-  for (i = 0; i < t->ndim; i++)
-    n += snprintf(header + n, sizeof header - (size_t)n, "%lu%s", (unsigned long)t->shape[i], (t->ndim == 1 || i + 1 < t->ndim) ? ", " : "");
-  n += snprintf(header + n, sizeof header - (size_t)n, "), }");
-  /* pad so magic(6)+version(2)+len(2)+header is a multiple of 64, ending in '\n' */
-  while ((10 + n + 1) % 64 != 0) header[n++] = ' ';
-  header[n++] = '\n';
-  if (!lensnet__mul_ok(count, 4, &bytes)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "npy: tensor too large");
-  payload = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(10 + (size_t)n + bytes));
-  if (!payload) return lensnet__fail(err, LENSNET_ERR_NOMEM, "npy: out of memory writing %s", path);
-  memcpy(payload, "\x93NUMPY\x01\x00", 8);
-  payload[8] = (unsigned char)(n & 0xFF);
-  payload[9] = (unsigned char)(n >> 8);
-  memcpy(payload + 10, header, (size_t)n);
-  for (k = 0; k < count; k++) lensnet__put_f32le(payload + 10 + n + 4 * k, t->data[k]);
-  chunks[0].data = payload;
-  chunks[0].len = 10 + (size_t)n + bytes;
-  r = lensnet__write_atomic(path, chunks, 1, err);
-  LENSNET_FREE(payload);
+  lensnet_npy_writer w;
+  lensnet_result r = lensnet_npy_writer_begin(&w, path, t->ndim, t->shape, err);
+  if (r == LENSNET_OK) r = lensnet_npy_writer_append(&w, t->data, t->ndim ? t->shape[0] : 1, err);
+  if (r == LENSNET_OK) r = lensnet_npy_writer_finish(&w, 0, err);
   return r;
 }
 
@@ -6220,6 +6360,325 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
     }
   }
   return nans;
+}
+
+/* ---- recipes: cutouts, classes, the streaming .npy writer, label columns ------------------- */
+
+static lensnet_result lensnet__cutout_refuse(lensnet_cutout_report *rep, lensnet_cutout_issue issue) {
+  rep->issue = issue;
+  return issue == LENSNET_CUTOUT_CHANNEL_COUNT || issue == LENSNET_CUTOUT_CHANNEL_MISSING ? LENSNET_ERR_ARG : LENSNET_ERR_SHAPE;
+}
+
+/* The checks of lensnet_cutout_prepare, in the order a user meets them; fills rep. */
+static lensnet_result lensnet__cutout_check(const lensnet_model *m, const lensnet_cutout_desc *d, size_t bands, size_t h,
+                                            size_t w, lensnet_cutout_report *rep, lensnet_error *err) {
+  size_t c, b, used = 0;
+  lensnet_result r;
+  if (h == 0 || w == 0) {
+    r = lensnet__cutout_refuse(rep, LENSNET_CUTOUT_EMPTY);
+    return lensnet__fail(err, r, "the image is empty (%lux%lu)", (unsigned long)h, (unsigned long)w);
+  }
+  if (d->channels && d->channel_count != m->in_c) {
+    r = lensnet__cutout_refuse(rep, LENSNET_CUTOUT_CHANNEL_COUNT);
+    return lensnet__fail(err, r, "the channel list names %lu bands but the model takes %lu", (unsigned long)d->channel_count,
+                         (unsigned long)m->in_c);
+  }
+  for (c = 0; d->channels && c < m->in_c; c++)
+    if (d->channels[c] >= bands) {
+      r = lensnet__cutout_refuse(rep, LENSNET_CUTOUT_CHANNEL_MISSING);
+      return lensnet__fail(err, r, "the channel list asks for band %lu but the image has %lu bands", (unsigned long)d->channels[c],
+                           (unsigned long)bands);
+    }
+  if (!d->channels && bands < m->in_c) {
+    r = lensnet__cutout_refuse(rep, LENSNET_CUTOUT_TOO_FEW_BANDS);
+    return lensnet__fail(err, r, "the image has %lu band(s) but the model takes %lu", (unsigned long)bands, (unsigned long)m->in_c);
+  }
+  for (b = 0; b < bands; b++) {
+    int is_used = !d->channels && b < m->in_c;
+    for (c = 0; d->channels && c < m->in_c && !is_used; c++) is_used = d->channels[c] == b;
+    used += is_used != 0;
+  }
+  rep->unused_bands = bands - used;
+  if ((h != m->in_h || w != m->in_w) && d->size == LENSNET_SIZE_EXACT) {
+    r = lensnet__cutout_refuse(rep, LENSNET_CUTOUT_SIZE);
+    return lensnet__fail(err, r, "the image is %lux%lu but the model takes %lux%lu; resize or crop it", (unsigned long)h,
+                         (unsigned long)w, (unsigned long)m->in_h, (unsigned long)m->in_w);
+  }
+  if (d->size == LENSNET_SIZE_CROP && (h < m->in_h || w < m->in_w)) {
+    r = lensnet__cutout_refuse(rep, LENSNET_CUTOUT_CROP_TOO_SMALL);
+    return lensnet__fail(err, r, "cannot crop a %lux%lu image to %lux%lu", (unsigned long)h, (unsigned long)w,
+                         (unsigned long)m->in_h, (unsigned long)m->in_w);
+  }
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
+                                                  size_t bands, size_t h, size_t w, float *out,
+                                                  lensnet_cutout_report *report, lensnet_error *err) {
+  lensnet_cutout_desc d;
+  lensnet_cutout_report rep;
+  size_t hw, c, k, y;
+  lensnet_result r;
+  memset(&d, 0, sizeof d);
+  memset(&rep, 0, sizeof rep);
+  if (desc) d = *desc;
+  if (report) *report = rep;
+  if (!m || !image || !out) return lensnet__fail(err, LENSNET_ERR_ARG, "cutout: the model, image and output are required");
+  r = lensnet__cutout_check(m, &d, bands, h, w, &rep, err);
+  if (report) *report = rep;
+  if (r != LENSNET_OK) return r;
+  hw = m->in_h * m->in_w;
+  for (c = 0; c < m->in_c; c++) {
+    const float *band = image + (d.channels ? d.channels[c] : c) * h * w;
+    float *dst = out + c * hw;
+    if (h == m->in_h && w == m->in_w) memcpy(dst, band, hw * sizeof(float));
+    else if (d.size == LENSNET_SIZE_CROP) {
+      size_t y0 = (h - m->in_h) / 2, x0 = (w - m->in_w) / 2;
+      for (y = 0; y < m->in_h; y++) memcpy(dst + y * m->in_w, band + (y0 + y) * w + x0, m->in_w * sizeof(float));
+    } else lensnet_resize_bilinear(band, h, w, dst, m->in_h, m->in_w);
+  }
+  /* x - x is 0 for finite x and NaN for NaN and infinities */
+  if (d.minmax) {
+    for (k = 0; k < m->in_c * hw; k++)
+      if (out[k] - out[k] != 0.0f && out[k] == out[k]) { out[k] = (float)NAN; rep.inf_pixels++; } /* min-max skips NaN */
+    rep.nan_pixels = lensnet_minmax_normalize(out, m->in_c, hw) - rep.inf_pixels;
+  } else
+    for (k = 0; k < m->in_c * hw; k++)
+      if (out[k] - out[k] != 0.0f) {
+        if (out[k] == out[k]) rep.inf_pixels++;
+        else rep.nan_pixels++;
+        out[k] = 0.0f;
+      }
+  if (report) *report = rep;
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_channels_parse(const char *text, size_t *channels, size_t cap, size_t *count,
+                                                  lensnet_error *err) {
+  const char *p = text;
+  size_t n = 0;
+  *count = 0;
+  while (p && *p) {
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p || v < 0 || v > 4096)
+      return lensnet__fail(err, LENSNET_ERR_ARG, "channels '%.64s': expected band numbers 0..4096 such as 0,2,3", text);
+    if (n == cap) return lensnet__fail(err, LENSNET_ERR_ARG, "channels '%.64s': more than %lu bands", text, (unsigned long)cap);
+    channels[n++] = (size_t)v;
+    p = end;
+    if (*p == ',') p++;
+    else if (*p) return lensnet__fail(err, LENSNET_ERR_ARG, "channels '%.64s': expected band numbers such as 0,2,3", text);
+  }
+  if (!n) return lensnet__fail(err, LENSNET_ERR_ARG, "channels: the list is empty");
+  *count = n;
+  return LENSNET_OK;
+}
+
+/* Entry k of a comma-separated list, blanks trimmed; 0 when the list has fewer entries. */
+static int lensnet__list_entry(const char *list, size_t k, const char **start, size_t *len) {
+  const char *p = list, *end;
+  size_t i;
+  for (i = 0; i < k; i++) {
+    p = strchr(p, ',');
+    if (!p) return 0;
+    p++;
+  }
+  end = p + strcspn(p, ",\r\n");
+  while (p < end && (*p == ' ' || *p == '\t')) p++;
+  while (end > p && (end[-1] == ' ' || end[-1] == '\t')) end--;
+  *start = p;
+  *len = (size_t)(end - p);
+  return 1;
+}
+
+/* Index of the entry equal to name, or (size_t)-1. */
+static size_t lensnet__list_find(const char *list, const char *name) {
+  const char *s;
+  size_t k, n, len = strlen(name);
+  for (k = 0; list && lensnet__list_entry(list, k, &s, &n); k++)
+    if (n == len && !memcmp(s, name, n)) return k;
+  return (size_t)-1;
+}
+
+LENSNET_API lensnet_result lensnet_model_class_index(const lensnet_model *m, const char *name, size_t *index,
+                                                     lensnet_error *err) {
+  size_t k;
+  if (!m || !name || !m->out_features) return lensnet__fail(err, LENSNET_ERR_ARG, "class '%.64s': the model has no outputs", name ? name : "");
+  k = lensnet__list_find(lensnet_model_meta(m, "classes"), name);
+  *index = k < m->out_features ? k : m->out_features - 1;
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_model_class_name(const lensnet_model *m, size_t k, char *buf, size_t cap,
+                                                    lensnet_error *err) {
+  const char *classes = m ? lensnet_model_meta(m, "classes") : NULL, *s;
+  size_t n;
+  if (!m || k >= m->out_features || !buf || !cap)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "class %lu: not an output of the model", (unsigned long)k);
+  if (classes && lensnet__list_entry(classes, k, &s, &n)) {
+    if (n > cap - 1) n = cap - 1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+  } else snprintf(buf, cap, "%lu", (unsigned long)k);
+  return LENSNET_OK;
+}
+
+LENSNET_API double lensnet_lens_probability(const float *logits, size_t n_outputs, size_t lens_class) {
+  double mx, sum = 0.0;
+  size_t k;
+  if (!logits || lens_class >= n_outputs) return NAN;
+  if (n_outputs == 1) return 1.0 / (1.0 + exp(-(double)logits[0]));
+  mx = logits[0];
+  for (k = 1; k < n_outputs; k++) if (logits[k] > mx) mx = logits[k];
+  for (k = 0; k < n_outputs; k++) sum += exp((double)logits[k] - mx);
+  return exp((double)logits[lens_class] - mx) / sum;
+}
+
+/* Decimal digits of v into out (at least 21 bytes), whatever the width of unsigned long. */
+static size_t lensnet__size_text(size_t v, char *out) {
+  char rev[24];
+  size_t n = 0, i;
+  do { rev[n++] = (char)('0' + v % 10); v /= 10; } while (v);
+  for (i = 0; i < n; i++) out[i] = rev[n - 1 - i];
+  out[n] = 0;
+  return n;
+}
+
+/* The .npy v1.0 header for a float32 array of this shape: magic, version, length, dictionary,
+ * blanks to a multiple of 64 bytes (and to at least min_bytes, itself a multiple of 64), '\n'.
+ * Returns its length. */
+static size_t lensnet__npy_header(unsigned char *buf, int ndim, const size_t *shape, size_t min_bytes) {
+  static const char head[] = "{'descr': '<f4', 'fortran_order': False, 'shape': (";
+  size_t n = 10, total;
+  int i;
+  memcpy(buf, "\x93NUMPY\x01\x00", 8);
+  memcpy(buf + n, head, sizeof head - 1);
+  n += sizeof head - 1;
+  for (i = 0; i < ndim; i++) {
+    n += lensnet__size_text(shape[i], (char *)buf + n);
+    if (ndim == 1 || i + 1 < ndim) { buf[n++] = ','; buf[n++] = ' '; }
+  }
+  memcpy(buf + n, "), }", 4);
+  n += 4;
+  total = (n + 1 + 63) / 64 * 64;
+  if (total < min_bytes) total = min_bytes;
+  while (n + 1 < total) buf[n++] = ' ';
+  buf[n++] = '\n';
+  buf[8] = (unsigned char)((n - 10) & 0xFF);
+  buf[9] = (unsigned char)((n - 10) >> 8);
+  return n;
+}
+/* Bytes a header may need: the dictionary with LENSNET_MAX_DIMS 20-digit sizes, rounded to 64. */
+#define LENSNET__NPY_HEADER_CAP 320
+
+LENSNET_API lensnet_result lensnet_npy_writer_begin(lensnet_npy_writer *w, const char *path, int ndim, const size_t *shape,
+                                                    lensnet_error *err) {
+  unsigned char header[LENSNET__NPY_HEADER_CAP];
+  size_t row_floats = 1, bytes, shown[LENSNET_MAX_DIMS];
+  int i, open_rows;
+  FILE *f;
+  lensnet_result r;
+  memset(w, 0, sizeof *w);
+  if (ndim < 0 || ndim > LENSNET_MAX_DIMS || (ndim && !shape))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s: an .npy array needs 0 to %d dimensions, not %d", path, LENSNET_MAX_DIMS, ndim);
+  open_rows = ndim > 0 && shape[0] == LENSNET_NPY_ROWS_UNKNOWN;
+  for (i = 0; i < ndim; i++) shown[i] = shape[i];
+  for (i = 1; i < ndim; i++)
+    if (!lensnet__mul_ok(row_floats, shape[i], &row_floats))
+      return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "%s: the array's shape overflows a size", path);
+  if (!lensnet__mul_ok(row_floats, 4, &bytes) || (!open_rows && ndim && !lensnet__mul_ok(bytes, shape[0], &bytes)))
+    return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "%s: the array's shape overflows a size", path);
+  if (open_rows) shown[0] = LENSNET_NPY_ROWS_UNKNOWN; /* the widest count, so that any fits later */
+  w->header_bytes = lensnet__npy_header(header, ndim, shown, 0);
+  if (open_rows) { shown[0] = 0; w->header_bytes = lensnet__npy_header(header, ndim, shown, w->header_bytes); }
+  if ((r = lensnet__atomic_open(path, &f, &w->paths, err)) != LENSNET_OK) return r;
+  w->file = f;
+  w->ndim = ndim;
+  for (i = 0; i < ndim; i++) w->shape[i] = shape[i];
+  w->row_floats = row_floats;
+  if (fwrite(header, 1, w->header_bytes, f) != w->header_bytes || fflush(f) != 0) { /* a full disk shows at once */
+    lensnet_npy_writer_abort(w);
+    return lensnet__fail(err, LENSNET_ERR_IO, "%s.tmp: write failed (disk full?)", path);
+  }
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_npy_writer_append(lensnet_npy_writer *w, const float *rows, size_t count, lensnet_error *err) {
+  unsigned char buf[4096];
+  size_t limit = w->ndim ? w->shape[0] : 1, floats, bytes, i, used = 0;
+  FILE *f = (FILE *)w->file;
+  if (!f) return lensnet__fail(err, LENSNET_ERR_ARG, "npy: the writer is not open");
+  if (count > limit - w->rows || (count && !rows) || !lensnet__mul_ok(count, w->row_floats, &floats) ||
+      !lensnet__mul_ok(floats, 4, &bytes)) {
+    lensnet__fail(err, LENSNET_ERR_ARG, "%s: %lu more rows do not fit (%lu written%s)", w->paths, (unsigned long)count,
+                  (unsigned long)w->rows, limit == LENSNET_NPY_ROWS_UNKNOWN ? "" : " of the shape's rows");
+    lensnet_npy_writer_abort(w);
+    return LENSNET_ERR_ARG;
+  }
+  for (i = 0; i < floats; i++) {
+    lensnet__put_f32le(buf + used, rows[i]);
+    used += 4;
+    if (used == sizeof buf || i + 1 == floats) {
+      if (fwrite(buf, 1, used, f) != used) {
+        lensnet__fail(err, LENSNET_ERR_IO, "%s: write failed (disk full?)", lensnet__tmp_name(w->paths));
+        lensnet_npy_writer_abort(w);
+        return LENSNET_ERR_IO;
+      }
+      used = 0;
+    }
+  }
+  w->rows += count;
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_npy_writer_finish(lensnet_npy_writer *w, int sync_to_disk, lensnet_error *err) {
+  FILE *f = (FILE *)w->file;
+  lensnet_result r;
+  if (!f) return lensnet__fail(err, LENSNET_ERR_ARG, "npy: the writer is not open");
+  if (w->ndim && w->shape[0] == LENSNET_NPY_ROWS_UNKNOWN) {
+    unsigned char header[LENSNET__NPY_HEADER_CAP];
+    size_t n;
+    w->shape[0] = w->rows;
+    n = lensnet__npy_header(header, w->ndim, w->shape, w->header_bytes);
+    if (n != w->header_bytes || fseek(f, 0, SEEK_SET) != 0 || fwrite(header, 1, n, f) != n) {
+      lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot write the final header", lensnet__tmp_name(w->paths));
+      lensnet_npy_writer_abort(w);
+      return LENSNET_ERR_IO;
+    }
+  } else if (w->rows != (w->ndim ? w->shape[0] : 1)) {
+    r = lensnet__fail(err, LENSNET_ERR_ARG, "%s: %lu rows written but the shape says %lu", w->paths, (unsigned long)w->rows,
+                      (unsigned long)(w->ndim ? w->shape[0] : 1));
+    lensnet_npy_writer_abort(w);
+    return r;
+  }
+  r = lensnet__atomic_commit(&f, &w->paths, sync_to_disk, err);
+  w->file = NULL;
+  return r;
+}
+
+LENSNET_API void lensnet_npy_writer_abort(lensnet_npy_writer *w) {
+  FILE *f;
+  if (!w) return;
+  f = (FILE *)w->file;
+  lensnet__atomic_discard(&f, &w->paths);
+  w->file = NULL;
+}
+
+LENSNET_API lensnet_result lensnet_csv_column(const char *header_line, const char *name, size_t *column, lensnet_error *err) {
+  size_t k = header_line && name ? lensnet__list_find(header_line, name) : (size_t)-1;
+  if (k == (size_t)-1) return lensnet__fail(err, LENSNET_ERR_ARG, "the CSV header has no column '%.64s'", name ? name : "");
+  *column = k;
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_csv_label_column(const char *header_line, size_t *column, lensnet_error *err) {
+  static const char *names[] = {"label", "class", "is_lens"};
+  const char *s;
+  size_t i, n;
+  for (i = 0; i < 3; i++)
+    if (lensnet_csv_column(header_line, names[i], column, NULL) == LENSNET_OK) return LENSNET_OK;
+  if (header_line && !strchr(header_line, ',') && lensnet__list_entry(header_line, 0, &s, &n) && n) { *column = 0; return LENSNET_OK; }
+  return lensnet__fail(err, LENSNET_ERR_FORMAT, "no column named label, class or is_lens in the header");
 }
 
 #endif /* LENSNET_IMPLEMENTATION */

@@ -26,7 +26,8 @@
  *     lensviz_png_write("gradcam.png", &pic, &err);
  *
  * METHODS (image: one sample [C,H,W] in the model's input shape; target: the explained output,
- * -1 for the last one, which is "lens" for the two-class finders of Wilde et al. 2022)
+ * -1 for the lens class: lensnet_model_class_index(m, "lens"), i.e. "lens" in the metadata
+ * "classes", else the last output, which is "lens" for the two-class finders of Wilde et al. 2022)
  *   lensviz_occlusion        P(target | patch filled) - P(target) over a grid of patch positions;
  *                            P from the softmax of the outputs (the sigmoid for one output). The
  *                            grid has floor((H - patch) / stride) + 1 rows (likewise columns):
@@ -188,7 +189,7 @@ LENSVIZ_API lensviz_desc lensviz_desc_resolve(const lensviz_desc *desc);
 LENSVIZ_API double lensviz_probability(const float *outputs, size_t count, int target);
 
 /* ---------------------------------------------------------------------------------------------
- * Methods (image: one sample [m->in_c, m->in_h, m->in_w]; target: output index, -1 = last)
+ * Methods (image: one sample [m->in_c, m->in_h, m->in_w]; target: output index, -1 = lens class)
  * ------------------------------------------------------------------------------------------- */
 /* Rows and columns of the occlusion grid for this model and these options. */
 LENSVIZ_API void lensviz_occlusion_size(const lensnet_model *m, const lensviz_desc *desc, size_t *rows, size_t *cols);
@@ -479,21 +480,15 @@ LENSVIZ_API lensviz_desc lensviz_desc_resolve(const lensviz_desc *desc) {
 }
 
 LENSVIZ_API double lensviz_probability(const float *outputs, size_t count, int target) {
-  size_t t, k;
-  double mx, sum = 0.0;
+  size_t t;
   if (count == 0) return 0.0;
   t = target < 0 ? count - 1 : (size_t)target;
-  if (t >= count) return 0.0;
-  if (count == 1) return 1.0 / (1.0 + exp(-(double)outputs[0]));
-  mx = outputs[0];
-  for (k = 1; k < count; k++) if (outputs[k] > mx) mx = outputs[k];
-  for (k = 0; k < count; k++) sum += exp((double)outputs[k] - mx);
-  return exp((double)outputs[t] - mx) / sum;
+  return t < count ? lensnet_lens_probability(outputs, count, t) : 0.0;
 }
 
-/* Resolves target (-1 = last output) or reports an error. */
+/* Resolves target (-1 = the lens class, lensnet_model_class_index) or reports an error. */
 static lensnet_result lensviz__target(const lensnet_model *m, int target, size_t *out, lensnet_error *err) {
-  if (target < 0) { *out = m->out_features - 1; return LENSNET_OK; }
+  if (target < 0) return lensnet_model_class_index(m, "lens", out, err);
   if ((size_t)target >= m->out_features)
     return lensviz__fail(err, LENSNET_ERR_ARG, "target output %d does not exist: the model has %lu outputs", target,
                          (unsigned long)m->out_features);

@@ -38,6 +38,41 @@ int lens_fail_err(const lensnet_error *err) {
   return lens_fail("%s", err->message[0] ? err->message : lensnet_result_string(err->result));
 }
 
+int lens_cutout(const char *label, const lensnet_model *m, const lensnet_cutout_desc *d, const float *image, size_t bands,
+                size_t h, size_t w, float *out, lensnet_cutout_report *report, int *note_shown) {
+  lensnet_error err;
+  lensnet_result r = lensnet_cutout_prepare(m, d, image, bands, h, w, out, report, &err);
+  size_t c;
+  if (report->unused_bands && !d->channels && !(note_shown && *note_shown)) {
+    fprintf(stderr, "lens: note: inputs have %lu bands and the model takes %lu: using bands 0..%lu (choose with --channels)\n",
+            (unsigned long)bands, (unsigned long)m->in_c, (unsigned long)m->in_c - 1);
+    if (note_shown) *note_shown = 1;
+  }
+  if (r == LENSNET_OK) return 0;
+  switch (report->issue) {
+    case LENSNET_CUTOUT_EMPTY: return lens_fail("%s: the image is empty (%lux%lu)", label, (unsigned long)h, (unsigned long)w);
+    case LENSNET_CUTOUT_CHANNEL_COUNT:
+      return lens_usage("--channels lists %d bands but the model takes %lu", (int)d->channel_count, (unsigned long)m->in_c);
+    case LENSNET_CUTOUT_CHANNEL_MISSING:
+      for (c = 0; c + 1 < d->channel_count && d->channels[c] < bands; c++) continue;
+      return lens_usage("%s: --channels asks for band %d but the input has %lu bands", label, (int)d->channels[c], (unsigned long)bands);
+    case LENSNET_CUTOUT_TOO_FEW_BANDS:
+      return lens_fail("%s: has %lu band(s) but the model takes %lu", label, (unsigned long)bands, (unsigned long)m->in_c);
+    case LENSNET_CUTOUT_SIZE:
+      return lens_fail("%s: image is %lux%lu but the model takes %lux%lu; pass --resize or --crop", label, (unsigned long)h,
+                       (unsigned long)w, (unsigned long)m->in_h, (unsigned long)m->in_w);
+    case LENSNET_CUTOUT_CROP_TOO_SMALL:
+      return lens_fail("%s: cannot --crop a %lux%lu image to %lux%lu", label, (unsigned long)h, (unsigned long)w,
+                       (unsigned long)m->in_h, (unsigned long)m->in_w);
+    default: return lens_fail_err(&err);
+  }
+}
+
+void lens_cutout_note(size_t nan_pixels, size_t inf_pixels) {
+  if (nan_pixels) fprintf(stderr, "lens: note: %lu NaN (blank) pixels were set to 0\n", (unsigned long)nan_pixels);
+  if (inf_pixels) fprintf(stderr, "lens: note: %lu infinite pixels were set to 0\n", (unsigned long)inf_pixels);
+}
+
 static int cli_fail(const char *fmt, const char *a, const char *b) {
   fprintf(stderr, "lens: ");
   fprintf(stderr, fmt, a, b);

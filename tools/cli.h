@@ -52,6 +52,15 @@ int lens_preprocess_parse(const char *text, int *out);
  * Returns 0 (none) or 1 (minmax), or -1 after printing an error (an unknown metadata value). */
 int lens_preprocess_resolve(const lensnet_model *m, int flag);
 
+/* Cutouts (lensnet_cutout_prepare) with the tool's messages: problems with --channels are usage
+ * errors (exit 2), the rest failures (exit 1); `label` names the object. When the input has more
+ * bands than the model and no --channels was given, a note says which are used, once per
+ * *note_shown (NULL: every time). Returns 0 or the exit status. */
+int lens_cutout(const char *label, const lensnet_model *m, const lensnet_cutout_desc *d, const float *image, size_t bands,
+                size_t h, size_t w, float *out, lensnet_cutout_report *report, int *note_shown);
+/* The note on stderr about NaN (blank) and infinite pixels set to 0, if there were any. */
+void lens_cutout_note(size_t nan_pixels, size_t inf_pixels);
+
 /* Progress line. */
 typedef struct {
   double start, last;   /* seconds (monotonic) */

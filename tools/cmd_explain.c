@@ -24,6 +24,7 @@
 typedef struct {
   const char *model_path, *input, *method, *out;
   size_t index, patch, stride, steps, samples, iterations, octaves, jitter, blur_every, channel, count, threads, frames;
+  size_t channels[64], channel_count; /* --channels: which input bands feed the model */
   long layer, target;
   int minmax, preprocess, resize, crop, hdu, scale, have_patch;
   float l2, noise, step, fill;
@@ -53,6 +54,7 @@ static void explain_usage(FILE *f) {
     "  --preprocess P     minmax (per-image, per-band scaling to [0,1], Wilde et al. 2022) or none;\n"
     "                     default: the model's metadata 'preprocess' (or train.minmax), said on stderr\n"
     "  --minmax           the same as --preprocess minmax\n"
+    "  --channels LIST    input bands to feed the model, e.g. 0,2,3 (default: the first ones)\n"
     "  --resize | --crop  fit other image sizes to the model (bilinear / central cut)\n"
     "  --hdu K            FITS HDU (default: the first image)\n"
     "  --scale Z          display pixels per image pixel (default: about 200 pixels across)\n"
@@ -65,27 +67,15 @@ static int ends_with(const char *s, const char *suffix) {
   return n >= k && !strcmp(s + n - k, suffix);
 }
 
-/* The lens class: "lens" in the "classes" metadata, else the last output. */
-static int lens_class(const lensnet_model *m) {
-  const char *classes = lensnet_model_meta(m, "classes");
-  int index = 0;
-  while (classes && *classes) {
-    const char *end = strchr(classes, ',');
-    size_t n = end ? (size_t)(end - classes) : strlen(classes);
-    if (n == 4 && !strncmp(classes, "lens", 4)) return index;
-    index++;
-    classes = end ? end + 1 : NULL;
-  }
-  return (int)m->out_features - 1;
-}
-
-/* Reads the object into image[in_c, in_h, in_w]: picks the batch entry, fits the size,
- * normalises; NaNs become 0 (after min-max, which ignores them). */
+/* Reads the object into image[in_c, in_h, in_w]: picks the batch entry and prepares it like
+ * lens predict does (lensnet_cutout_prepare). */
 static int load_object(const explain_options *o, const lensnet_model *m, float *image) {
   lensnet_tensor t;
   lensnet_error err;
-  size_t n = 1, c, h, w, k, hw = m->in_h * m->in_w;
-  const float *src;
+  lensnet_cutout_desc desc;
+  lensnet_cutout_report report;
+  size_t n = 1, c, h, w;
+  int rc;
   if (ends_with(o->input, ".npy")) {
     if (lensnet_npy_read(o->input, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
   } else if (lensnet_fits_read(o->input, o->hdu, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
@@ -95,28 +85,15 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   else if (t.ndim == 2) { c = 1; h = t.shape[0]; w = t.shape[1]; }
   else { lensnet_tensor_free(&t); return lens_fail("%s: expected [N,C,H,W], [C,H,W] or [H,W], got %d dimensions", o->input, t.ndim); }
   if (o->index >= n) { lensnet_tensor_free(&t); return lens_usage("%s: --index %lu but the file holds %lu image(s)", o->input, (unsigned long)o->index, (unsigned long)n); }
-  if (c < m->in_c) { lensnet_tensor_free(&t); return lens_fail("%s: has %lu band(s) but the model takes %lu", o->input, (unsigned long)c, (unsigned long)m->in_c); }
-  if ((h != m->in_h || w != m->in_w) && !o->resize && !o->crop) {
-    lensnet_tensor_free(&t);
-    return lens_fail("%s: image is %lux%lu but the model takes %lux%lu; pass --resize or --crop", o->input, (unsigned long)h,
-                     (unsigned long)w, (unsigned long)m->in_h, (unsigned long)m->in_w);
-  }
-  if (o->crop && (h < m->in_h || w < m->in_w)) { lensnet_tensor_free(&t); return lens_fail("%s: cannot --crop a %lux%lu image", o->input, (unsigned long)h, (unsigned long)w); }
-  src = t.data + o->index * c * h * w;
-  for (k = 0; k < m->in_c; k++) {
-    const float *band = src + k * h * w;
-    float *dst = image + k * hw;
-    size_t y;
-    if (h == m->in_h && w == m->in_w) memcpy(dst, band, hw * sizeof(float));
-    else if (o->crop) {
-      size_t y0 = (h - m->in_h) / 2, x0 = (w - m->in_w) / 2;
-      for (y = 0; y < m->in_h; y++) memcpy(dst + y * m->in_w, band + (y0 + y) * w + x0, m->in_w * sizeof(float));
-    } else lensnet_resize_bilinear(band, h, w, dst, m->in_h, m->in_w);
-  }
+  memset(&desc, 0, sizeof desc);
+  desc.channels = o->channel_count ? o->channels : NULL;
+  desc.channel_count = o->channel_count;
+  desc.size = o->crop ? LENSNET_SIZE_CROP : o->resize ? LENSNET_SIZE_RESIZE : LENSNET_SIZE_EXACT;
+  desc.minmax = o->minmax;
+  rc = lens_cutout(o->input, m, &desc, t.data + o->index * c * h * w, c, h, w, image, &report, NULL);
   lensnet_tensor_free(&t);
-  if (o->minmax) lensnet_minmax_normalize(image, m->in_c, hw);
-  for (k = 0; k < m->in_c * hw; k++) if (image[k] != image[k]) image[k] = 0.0f;
-  return 0;
+  if (rc == 0) lens_cutout_note(report.nan_pixels, report.inf_pixels);
+  return rc;
 }
 
 /* The ReLU after the last (or the middle) convolution, else the last layer with a spatial output. */
@@ -584,6 +561,9 @@ int lens_cmd_explain(int argc, char **argv) {
     else if (!strcmp(a, "--method")) o.method = v;
     else if (!strcmp(a, "--out")) o.out = v;
     else if (!strcmp(a, "--preprocess")) { if (lens_preprocess_parse(v, &o.preprocess)) return LENS_EXIT_USAGE; }
+    else if (!strcmp(a, "--channels")) {
+      if (lensnet_channels_parse(v, o.channels, 64, &o.channel_count, NULL)) return lens_usage("--channels takes band numbers such as 0,2,3");
+    }
     else if (!strcmp(a, "--l2")) o.l2 = (float)atof(v);
     else if (!strcmp(a, "--noise")) o.noise = (float)atof(v);
     else if (!strcmp(a, "--step")) o.step = (float)atof(v);
@@ -621,7 +601,12 @@ int lens_cmd_explain(int argc, char **argv) {
   if (lensnet_model_load(o.model_path, &x.m, &err) != LENSNET_OK) return lens_fail_err(&err);
   o.minmax = lens_preprocess_resolve(x.m, strcmp(method, "class-image") && strcmp(o.input, "-") ? o.preprocess : 0);
   if (o.minmax < 0) { lensnet_model_free(x.m); return LENS_EXIT_FAIL; }
-  x.target = o.target >= 0 ? (int)o.target : lens_class(x.m);
+  if (o.target < 0) {
+    size_t lens = 0;
+    lensnet_model_class_index(x.m, "lens", &lens, NULL); /* the model has outputs: cannot fail */
+    o.target = (long)lens;
+  }
+  x.target = (int)o.target;
   if ((size_t)x.target >= x.m->out_features) {
     rc = lens_usage("--target %d: the model has %lu outputs", x.target, (unsigned long)x.m->out_features);
     lensnet_model_free(x.m);

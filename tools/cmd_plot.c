@@ -94,6 +94,20 @@ static long csv_column(const csv_table *t, const char *name) {
   return -1;
 }
 
+/* The label column by the toolkit's rule (lensnet_csv_label_column), or -1. */
+static long csv_label_column(const csv_table *t) {
+  size_t c, len = 1, at = 0, col;
+  char *line;
+  long found = -1;
+  for (c = 0; c < t->cols; c++) len += strlen(t->cells[c]) + 1;
+  if (!(line = (char *)malloc(len))) return -1;
+  for (c = 0; c < t->cols; c++) at += (size_t)sprintf(line + at, "%s%s", c ? "," : "", t->cells[c]);
+  line[at] = 0;
+  if (lensnet_csv_label_column(line, &col, NULL) == LENSNET_OK) found = (long)col;
+  free(line);
+  return found;
+}
+
 /* Column values as numbers; a cell that is not a number is an error. */
 static int csv_numbers(const csv_table *t, long col, const char *path, float *out) {
   size_t r;
@@ -126,7 +140,7 @@ typedef struct {
 static int load_scored(const plot_options *o, const char *path, scored_set *s) {
   csv_table t, lt;
   const csv_table *label_table;
-  long sc, lc = -1;
+  long sc, lc;
   float *lab;
   size_t i;
   int rc;
@@ -136,11 +150,8 @@ static int load_scored(const plot_options *o, const char *path, scored_set *s) {
   if (o->labels && (rc = csv_read(o->labels, &lt)) != 0) { csv_free(&t); return rc; }
   label_table = o->labels ? &lt : &t;
   sc = csv_column(&t, o->score_column);
-  if (o->label_column) lc = csv_column(label_table, o->label_column);
-  else {
-    static const char *names[] = {"label", "class", "is_lens"};
-    for (i = 0; i < 3 && lc < 0; i++) lc = csv_column(label_table, names[i]);
-  }
+  lc = o->label_column ? csv_column(label_table, o->label_column) : csv_label_column(label_table);
+  if (!o->label_column && lc == sc && label_table == &t) lc = -1; /* a lone column holds the scores, not labels */
   if (sc < 0) rc = lens_fail("%s has no column '%s' (choose one with --score-column)", path, o->score_column);
   else if (lc < 0) rc = lens_fail("%s has no label column%s%s (choose one with --label-column, or give --labels FILE)", o->labels ? o->labels : path,
                                   o->label_column ? " " : "", o->label_column ? o->label_column : "");

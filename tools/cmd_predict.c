@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <math.h>
 #include <unistd.h>
 #include "lens_cmds.h"
 #include "pool.h"
@@ -21,7 +20,7 @@ typedef struct {
   int preprocess;           /* --preprocess: LENS_PREPROCESS_UNSET (the model's), 0 none, 1 minmax */
   int minmax, resize, crop; /* minmax: what is applied, once the model is known */
   size_t shard_index, shard_count, batch;
-  int channels[64], channel_count; /* --channels: which input bands feed the model */
+  size_t channels[64], channel_count; /* --channels: which input bands feed the model */
   size_t threads;           /* --threads: images of a batch spread over this many threads */
   int hdu;
 } predict_options;
@@ -35,11 +34,10 @@ typedef struct {
 typedef struct {
   const predict_options *opt;
   lensnet_model *model;
-  int lens_class;           /* which output is "lens" */
+  size_t lens_class;        /* which output is "lens" */
   predict_object *pending;
-  size_t pending_count, object_number, scored, nan_pixels;
-  float *logits_all;        /* every scored row, for --out */
-  size_t logits_cap;
+  size_t pending_count, object_number, scored, nan_pixels, inf_pixels;
+  lensnet_npy_writer logits; /* --out FILE.npy: every scored row, streamed */
   FILE *csv;
   float *input, *output, *workspace; /* one workspace per thread, ws_floats each */
   size_t ws_floats, chunk;
@@ -85,56 +83,6 @@ static void predict_usage(FILE *f) {
     "(a file), 2 usage error.\n");
 }
 
-static int parse_channels(const char *text, predict_options *o) {
-  const char *p = text;
-  o->channel_count = 0;
-  while (*p) {
-    char *end;
-    long v = strtol(p, &end, 10);
-    if (end == p || v < 0 || v > 4096 || o->channel_count == 64) return 0;
-    o->channels[o->channel_count++] = (int)v;
-    p = end;
-    if (*p == ',') p++;
-    else if (*p) return 0;
-  }
-  return o->channel_count > 0;
-}
-
-/* Which output is the lens class: from the "classes" metadata, else the last. */
-static int find_lens_class(const lensnet_model *m) {
-  const char *classes = lensnet_model_meta(m, "classes");
-  int index = 0;
-  if (classes) {
-    const char *p = classes;
-    while (*p) {
-      const char *end = strchr(p, ',');
-      size_t n = end ? (size_t)(end - p) : strlen(p);
-      if (n == 4 && !strncmp(p, "lens", 4)) return (size_t)index < m->out_features ? index : (int)m->out_features - 1;
-      index++;
-      if (!end) break;
-      p = end + 1;
-    }
-  }
-  return (int)m->out_features - 1;
-}
-
-static const char *class_name(const lensnet_model *m, size_t k, char *buf, size_t cap) {
-  const char *classes = lensnet_model_meta(m, "classes");
-  snprintf(buf, cap, "%lu", (unsigned long)k);
-  if (classes) {
-    const char *p = classes;
-    size_t i = 0;
-    while (p) {
-      const char *end = strchr(p, ',');
-      size_t n = end ? (size_t)(end - p) : strlen(p);
-      if (i == k) { snprintf(buf, cap, "%.*s", (int)(n < cap - 1 ? n : cap - 1), p); break; }
-      i++;
-      p = end ? end + 1 : NULL;
-    }
-  }
-  return buf;
-}
-
 static int run_batch(predict_state *s) {
   const lensnet_model *m = s->model;
   size_t per = m->in_c * m->in_h * m->in_w, b, k;
@@ -151,29 +99,13 @@ static int run_batch(predict_state *s) {
   } else if (lensnet_model_forward(m, s->pending_count, s->input, s->output, s->workspace, &err) != LENSNET_OK) return lens_fail_err(&err);
   for (b = 0; b < s->pending_count; b++) {
     const float *z = s->output + b * m->out_features;
-    double p;
-    if (m->out_features == 1) p = 1.0 / (1.0 + exp(-z[0]));
-    else {
-      double mx = z[0], sum = 0.0;
-      for (k = 1; k < m->out_features; k++) if (z[k] > mx) mx = z[k];
-      for (k = 0; k < m->out_features; k++) sum += exp(z[k] - mx);
-      p = exp(z[s->lens_class] - mx) / sum;
-    }
+    double p = lensnet_lens_probability(z, m->out_features, s->lens_class);
     if (s->csv) {
       fprintf(s->csv, "%s,%.7g", s->pending[b].label, p);
       for (k = 0; k < m->out_features; k++) fprintf(s->csv, ",%.7g", z[k]);
       fputc('\n', s->csv);
     }
-    if (s->opt->out_npy) {
-      if (s->scored + 1 > s->logits_cap) {
-        size_t ncap = s->logits_cap ? s->logits_cap * 2 : 1024;
-        float *nl = (float *)realloc(s->logits_all, ncap * m->out_features * sizeof(float));
-        if (!nl) return lens_fail("out of memory keeping the logits");
-        s->logits_all = nl;
-        s->logits_cap = ncap;
-      }
-      memcpy(s->logits_all + s->scored * m->out_features, z, m->out_features * sizeof(float));
-    }
+    if (s->opt->out_npy && lensnet_npy_writer_append(&s->logits, z, 1, &err) != LENSNET_OK) return lens_fail_err(&err);
     s->scored++;
     free(s->pending[b].pixels);
   }
@@ -184,54 +116,28 @@ static int run_batch(predict_state *s) {
   return 0;
 }
 
-/* Takes one object's image [bands, h, w], picks channels, crops or resizes, normalises, and
+/* Takes one object's image [bands, h, w], prepares it for the model (lensnet_cutout_prepare) and
  * queues it. `image` stays the caller's. */
 static int add_object(predict_state *s, const char *label, const float *image, size_t bands, size_t h, size_t w) {
   const predict_options *o = s->opt;
   const lensnet_model *m = s->model;
-  size_t hw = m->in_h * m->in_w, c;
+  lensnet_cutout_desc desc;
+  lensnet_cutout_report report;
   float *pix;
   predict_object *obj;
-  int use[64]; /* lens predict takes models of up to 64 bands (checked when the model loads) */
   size_t number = s->object_number++;
+  int rc;
   if (o->shard_count && number % o->shard_count != o->shard_index) return 0;
-  if (h == 0 || w == 0) return lens_fail("%s: the image is empty (%lux%lu)", label, (unsigned long)h, (unsigned long)w);
-  if (o->channel_count) {
-    if ((size_t)o->channel_count != m->in_c)
-      return lens_usage("--channels lists %d bands but the model takes %lu", o->channel_count, (unsigned long)m->in_c);
-    for (c = 0; c < m->in_c; c++) {
-      if ((size_t)o->channels[c] >= bands) return lens_usage("%s: --channels asks for band %d but the input has %lu bands", label, o->channels[c], (unsigned long)bands);
-      use[c] = o->channels[c];
-    }
-  } else {
-    if (bands < m->in_c) return lens_fail("%s: has %lu band(s) but the model takes %lu", label, (unsigned long)bands, (unsigned long)m->in_c);
-    if (bands > m->in_c && !s->channel_note_shown) {
-      fprintf(stderr, "lens: note: inputs have %lu bands and the model takes %lu: using bands 0..%lu (choose with --channels)\n",
-              (unsigned long)bands, (unsigned long)m->in_c, (unsigned long)m->in_c - 1);
-      s->channel_note_shown = 1;
-    }
-    for (c = 0; c < m->in_c && c < 64; c++) use[c] = (int)c;
-  }
-  if ((h != m->in_h || w != m->in_w) && !o->resize && !o->crop)
-    return lens_fail("%s: image is %lux%lu but the model takes %lux%lu; pass --resize or --crop", label,
-                     (unsigned long)h, (unsigned long)w, (unsigned long)m->in_h, (unsigned long)m->in_w);
-  if (o->crop && (h < m->in_h || w < m->in_w))
-    return lens_fail("%s: cannot --crop a %lux%lu image to %lux%lu", label, (unsigned long)h, (unsigned long)w, (unsigned long)m->in_h, (unsigned long)m->in_w);
-  pix = (float *)malloc(m->in_c * hw * sizeof(float));
+  memset(&desc, 0, sizeof desc);
+  desc.channels = o->channel_count ? o->channels : NULL;
+  desc.channel_count = o->channel_count;
+  desc.size = o->crop ? LENSNET_SIZE_CROP : o->resize ? LENSNET_SIZE_RESIZE : LENSNET_SIZE_EXACT;
+  desc.minmax = o->minmax;
+  pix = (float *)malloc(m->in_c * m->in_h * m->in_w * sizeof(float));
   if (!pix) return lens_fail("out of memory");
-  for (c = 0; c < m->in_c; c++) {
-    const float *band = image + (size_t)use[c] * h * w;
-    float *dst = pix + c * hw;
-    size_t y;
-    if (h == m->in_h && w == m->in_w) memcpy(dst, band, hw * sizeof(float));
-    else if (o->crop) {
-      size_t y0 = (h - m->in_h) / 2, x0 = (w - m->in_w) / 2;
-      for (y = 0; y < m->in_h; y++) memcpy(dst + y * m->in_w, band + (y0 + y) * w + x0, m->in_w * sizeof(float));
-    } else lensnet_resize_bilinear(band, h, w, dst, m->in_h, m->in_w);
-  }
-  if (o->minmax) s->nan_pixels += lensnet_minmax_normalize(pix, m->in_c, hw);
-  else
-    for (c = 0; c < m->in_c * hw; c++) if (pix[c] != pix[c]) { pix[c] = 0.0f; s->nan_pixels++; }
+  if ((rc = lens_cutout(label, m, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) { free(pix); return rc; }
+  s->nan_pixels += report.nan_pixels;
+  s->inf_pixels += report.inf_pixels;
   obj = &s->pending[s->pending_count++];
   snprintf(obj->label, sizeof obj->label, "%s", label);
   obj->pixels = pix;
@@ -399,7 +305,7 @@ int lens_cmd_predict(int argc, char **argv) {
       if (!lens_parse_size(argv[++i], &h) || h > 100000) { free(inputs); return lens_usage("--hdu takes an HDU number (0 = primary)"); }
       o.hdu = (int)h;
     } else if (!strcmp(a, "--channels")) {
-      if (!parse_channels(argv[++i], &o)) { free(inputs); return lens_usage("--channels takes band numbers such as 0,2,3"); }
+      if (lensnet_channels_parse(argv[++i], o.channels, 64, &o.channel_count, NULL)) { free(inputs); return lens_usage("--channels takes band numbers such as 0,2,3"); }
     } else if (!strcmp(a, "--shard")) {
       const char *v = argv[++i], *slash = strchr(v, '/');
       char first[32];
@@ -442,7 +348,7 @@ int lens_cmd_predict(int argc, char **argv) {
     free(inputs);
     return rc;
   }
-  s.lens_class = find_lens_class(s.model);
+  lensnet_model_class_index(s.model, "lens", &s.lens_class, NULL); /* cannot fail: the model has outputs */
   per = s.model->in_c * s.model->in_h * s.model->in_w;
   if (!o.threads) o.threads = lens_pool_default_threads();
   s.chunk = (o.batch + o.threads - 1) / o.threads;
@@ -463,8 +369,17 @@ int lens_cmd_predict(int argc, char **argv) {
     char name[64];
     size_t k;
     fprintf(s.csv, "input,p_lens");
-    for (k = 0; k < s.model->out_features; k++) fprintf(s.csv, ",logit_%s", class_name(s.model, k, name, sizeof name));
+    for (k = 0; k < s.model->out_features; k++) {
+      lensnet_model_class_name(s.model, k, name, sizeof name, NULL);
+      fprintf(s.csv, ",logit_%s", name);
+    }
     fputc('\n', s.csv);
+  }
+  if (rc == 0 && o.out_npy) {
+    size_t shape[2];
+    shape[0] = LENSNET_NPY_ROWS_UNKNOWN;
+    shape[1] = s.model->out_features;
+    if (lensnet_npy_writer_begin(&s.logits, o.out_npy, 2, shape, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   }
   if (rc == 0) {
     int step = o.bands_per_object ? o.bands_per_object : 1;
@@ -477,19 +392,12 @@ int lens_cmd_predict(int argc, char **argv) {
   if (rc == 0 && o.list_path) rc = add_list_file(&s, o.list_path);
   if (rc == 0) rc = run_batch(&s);
   lens_progress_end(&s.progress);
-  if (rc == 0 && s.nan_pixels) fprintf(stderr, "lens: note: %lu NaN (blank) pixels were set to 0\n", (unsigned long)s.nan_pixels);
-  if (rc == 0 && o.out_npy) {
-    lensnet_tensor t;
-    memset(&t, 0, sizeof t);
-    t.ndim = 2;
-    t.shape[0] = s.scored;
-    t.shape[1] = s.model->out_features;
-    t.data = s.logits_all;
-    if (lensnet_npy_write(o.out_npy, &t, &err) != LENSNET_OK) rc = lens_fail_err(&err);
-  }
+  if (rc == 0) lens_cutout_note(s.nan_pixels, s.inf_pixels);
+  if (rc == 0 && o.out_npy && lensnet_npy_writer_finish(&s.logits, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  lensnet_npy_writer_abort(&s.logits); /* after a failure: nothing is left behind */
   if (s.csv && s.csv != stdout && fclose(s.csv) != 0 && rc == 0) rc = lens_fail("%s: write failed", o.csv_path);
   for (i = 0; (size_t)i < s.pending_count; i++) free(s.pending[i].pixels);
-  free(s.pending); free(s.input); free(s.output); free(s.workspace); free(s.logits_all); free(inputs);
+  free(s.pending); free(s.input); free(s.output); free(s.workspace); free(inputs);
   lensnet_model_free(s.model);
   lens_pool_free(s.pool);
   return rc;

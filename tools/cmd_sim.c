@@ -53,40 +53,6 @@ static void sim_usage(FILE *f) {
           "stderr. Exit status: 0 done, 1 failure (a file), 2 usage error.\n");
 }
 
-/* ---- streaming .npy writer: the header says the final shape; rows follow ---------------------- */
-static int npy_write_header(FILE *f, size_t n, int c, int h, int w) {
-  char dict[256];
-  unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0, 0};
-  int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%lu, %d, %d, %d), }",
-                     (unsigned long)n, c, h, w);
-  int total = 10 + len + 1, pad = (64 - total % 64) % 64, k;
-  size_t hl = (size_t)(len + pad + 1);
-  pre[8] = (unsigned char)(hl & 0xff);
-  pre[9] = (unsigned char)(hl >> 8);
-  if (fwrite(pre, 1, 10, f) != 10 || fwrite(dict, 1, (size_t)len, f) != (size_t)len) return -1;
-  for (k = 0; k < pad; k++) if (fputc(' ', f) == EOF) return -1;
-  return fputc('\n', f) == EOF ? -1 : 0;
-}
-
-/* little-endian float32, byte by byte whatever the host */
-static int npy_write_floats(FILE *f, const float *v, size_t count) {
-  unsigned char buf[4096];
-  size_t i, used = 0;
-  for (i = 0; i < count; i++) {
-    uint32_t u;
-    memcpy(&u, &v[i], 4);
-    buf[used++] = (unsigned char)(u & 0xff);
-    buf[used++] = (unsigned char)((u >> 8) & 0xff);
-    buf[used++] = (unsigned char)((u >> 16) & 0xff);
-    buf[used++] = (unsigned char)(u >> 24);
-    if (used == sizeof buf) {
-      if (fwrite(buf, 1, used, f) != used) return -1;
-      used = 0;
-    }
-  }
-  return used && fwrite(buf, 1, used, f) != used ? -1 : 0;
-}
-
 /* ---- labels.csv ------------------------------------------------------------------------------ */
 static const char csv_header[] =
     "index,label,kind,theta_E,theta_E2,e1,e2,center_x,center_y,gamma1,gamma2,sigma_v,z_lens,z_lens2,"
@@ -154,9 +120,11 @@ int lens_cmd_sim(int argc, char **argv) {
   const char *out_dir = NULL;
   unsigned long long n = 0, seed = 1, threads = 0, ull;
   int i, fits = 0, png = 0, rc = 1, preset_given = 0, n_given = 0;
-  char npy_path[1200], npy_tmp[1210], csv_path[1200], csv_tmp[1210], fits_dir[1200], png_dir[1200];
+  char npy_path[1200], csv_path[1200], csv_tmp[1210], fits_dir[1200], png_dir[1200];
   lensviz_image preview = {NULL, 0, 0, 0};
-  FILE *npy = NULL, *csv = NULL;
+  lensnet_npy_writer npy; /* images.npy, streamed through images.npy.tmp */
+  lensnet_error nerr;
+  FILE *csv = NULL;
   lens_pool *pool = NULL;
   sim_chunk chunk;
   size_t w, nworkers = 0, per_image, chunk_size = 0;
@@ -165,6 +133,7 @@ int lens_cmd_sim(int argc, char **argv) {
 
   memset(&cfg, 0, sizeof cfg);
   memset(&chunk, 0, sizeof chunk);
+  memset(&npy, 0, sizeof npy);
   for (i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     double d;
@@ -251,7 +220,6 @@ int lens_cmd_sim(int argc, char **argv) {
     if (lensviz_image_alloc(&preview, (size_t)ds->num_pix * scale, (size_t)ds->num_pix * scale, &verr) != LENSNET_OK) { lens_fail_err(&verr); goto done; }
   }
   snprintf(npy_path, sizeof npy_path, "%s/images.npy", out_dir);
-  snprintf(npy_tmp, sizeof npy_tmp, "%s.tmp", npy_path);
   snprintf(csv_path, sizeof csv_path, "%s/labels.csv", out_dir);
   snprintf(csv_tmp, sizeof csv_tmp, "%s.tmp", csv_path);
 
@@ -273,10 +241,16 @@ int lens_cmd_sim(int argc, char **argv) {
   for (w = 0; w < nworkers; w++)
     if (!(chunk.workspaces[w] = malloc(lenssim_dataset_workspace_bytes(ds)))) { lens_fail("sim: out of memory"); goto done; }
 
-  npy = fopen(npy_tmp, "wb");
+  {
+    size_t shape[4];
+    shape[0] = (size_t)n;
+    shape[1] = (size_t)ds->channels;
+    shape[2] = shape[3] = (size_t)ds->num_pix;
+    if (lensnet_npy_writer_begin(&npy, npy_path, 4, shape, &nerr) != LENSNET_OK) { lens_fail("sim: %s", nerr.message); goto done; }
+  }
   csv = fopen(csv_tmp, "w");
-  if (!npy || !csv) { lens_fail("sim: cannot write in '%s': %s", out_dir, strerror(errno)); goto done; }
-  if (npy_write_header(npy, (size_t)n, ds->channels, ds->num_pix, ds->num_pix) || fputs(csv_header, csv) < 0) {
+  if (!csv) { lens_fail("sim: cannot write in '%s': %s", out_dir, strerror(errno)); goto done; }
+  if (fputs(csv_header, csv) < 0) {
     lens_fail("sim: write failed in '%s'", out_dir);
     goto done;
   }
@@ -291,12 +265,11 @@ int lens_cmd_sim(int argc, char **argv) {
       par.run(par.user, count, sim_task, &chunk);
       for (k = 0; k < count; k++)
         if (chunk.results[k] != LENSSIM_OK) { lens_fail("sim: object %llu: %s", start + k, chunk.errors[k].message); goto done; }
-      if (npy_write_floats(npy, chunk.images, count * per_image)) { lens_fail("sim: %s: write failed", npy_tmp); goto done; }
+      if (lensnet_npy_writer_append(&npy, chunk.images, count, &nerr) != LENSNET_OK) { lens_fail("sim: %s", nerr.message); goto done; }
       for (k = 0; k < count; k++) {
         if (csv_write_row(csv, start + k, &chunk.labels[k])) { lens_fail("sim: %s: write failed", csv_tmp); goto done; }
         if (fits) {
           lensnet_tensor t;
-          lensnet_error nerr;
           char path[1300];
           memset(&t, 0, sizeof t);
           t.ndim = 3;
@@ -324,16 +297,12 @@ int lens_cmd_sim(int argc, char **argv) {
   }
   lens_progress_end(&progress);
   {
-    int bad = fflush(npy) != 0;
-    bad |= fclose(npy) != 0;
-    npy = NULL;
-    bad |= fflush(csv) != 0;
+    int bad = fflush(csv) != 0;
     bad |= fclose(csv) != 0;
     csv = NULL;
-    if (bad || rename(npy_tmp, npy_path) != 0 || rename(csv_tmp, csv_path) != 0) {
-      lens_fail("sim: cannot finish the files in '%s'", out_dir);
-      goto done;
-    }
+    if (bad) { lens_fail("sim: cannot finish the files in '%s'", out_dir); goto done; }
+    if (lensnet_npy_writer_finish(&npy, 0, &nerr) != LENSNET_OK) { lens_fail("sim: %s", nerr.message); goto done; }
+    if (rename(csv_tmp, csv_path) != 0) { lens_fail("sim: cannot finish the files in '%s'", out_dir); goto done; }
   }
   {
     double el = lens_seconds() - t0;
@@ -343,7 +312,7 @@ int lens_cmd_sim(int argc, char **argv) {
   }
   rc = 0;
 done:
-  if (npy) { fclose(npy); remove(npy_tmp); }
+  lensnet_npy_writer_abort(&npy);
   if (csv) { fclose(csv); remove(csv_tmp); }
   if (chunk.workspaces) for (w = 0; w < nworkers; w++) free(chunk.workspaces[w]);
   free(chunk.workspaces); free(chunk.images); free(chunk.labels); free(chunk.results); free(chunk.errors);
