@@ -179,7 +179,7 @@ static int read_labels(const char *path, size_t n, float *labels, int classes) {
   size_t count = 0;
   if (!f) return lens_fail("%s: cannot open the labels", path);
   while (fgets(line, sizeof line, f)) {
-    char *p = line, *cell;
+    char *p = line;
     int col = 0;
     row++;
     if (!strchr(line, '\n') && !feof(f)) { fclose(f); return lens_fail("%s:%d: line too long", path, row); }
@@ -191,12 +191,12 @@ static int read_labels(const char *path, size_t n, float *labels, int classes) {
       strtod(line, &end);
       if (!strchr(line, ',') && *end == 0) column = 0;
       else {
-        for (cell = strtok(p, ","); cell; cell = strtok(NULL, ","), col++)
-          if (!strcmp(cell, "label") || !strcmp(cell, "class") || !strcmp(cell, "is_lens")) { column = col; break; }
-        if (column < 0) {
-          if (!strchr(line, ',')) column = 0; /* a one-column header of another name */
-          else { fclose(f); return lens_fail("%s: no column named label, class or is_lens in the header", path); }
+        size_t found;
+        if (lensnet_csv_label_column(line, &found, NULL) != LENSNET_OK) {
+          fclose(f);
+          return lens_fail("%s: no column named label, class or is_lens in the header", path);
         }
+        column = (int)found;
         continue;
       }
     }
