@@ -12,10 +12,14 @@
  *   needed: with GCC or Clang on x86 the SIMD GEMM kernels are chosen at run time (below).
  *
  * TEN LINES
- *     lensnet_model *m; lensnet_error err; float logits[2];
- *     if (lensnet_model_load("OU_66.safetensors", &m, &err)) { puts(err.message); return 1; }
- *     lensnet_model_forward(m, 1, image_4x66x66, logits, NULL, &err);   // NCHW float32
- *     printf("p(lens) = %f\n", 1 / (1 + exp(logits[0] - logits[1])));
+ *     lensnet_model *m; lensnet_error err; lensnet_cutout_desc prep = {0}; size_t lens;
+ *     float x[4 * 66 * 66], logits[16];              // the model's input; its outputs
+ *     if (lensnet_model_load("weights/OU_66.safetensors", &m, &err) ||
+ *         lensnet_model_class_index(m, "lens", &lens, &err)) { puts(err.message); return 1; }
+ *     prep.minmax = 1;                               // the model's metadata says preprocess=minmax
+ *     if (lensnet_cutout_prepare(m, &prep, image, 4, 66, 66, x, NULL, &err) ||   // NCHW float32
+ *         lensnet_model_forward(m, 1, x, logits, NULL, &err)) { puts(err.message); return 1; }
+ *     printf("p(lens) = %.3f\n", lensnet_lens_probability(logits, m->out_features, lens));
  *     lensnet_model_free(m);
  *
  * WHAT IS IN IT
@@ -28,6 +32,12 @@
  *               parameter names are PyTorch state_dict names, so weights move both ways.
  *               Built-ins "ou66(bands)" and "ou200(bands)" are the finders of Wilde et al.
  *   Inference   lensnet_model_forward: dropout off, batch norm on running statistics.
+ *   Fitting     lensnet_fit (lensnet_fit_desc: data or a batch callback, validation split,
+ *               optimiser, schedule, loss, augmentation, checkpoints) trains a model and writes
+ *               checkpoint.safetensors, best.safetensors and history.csv atomically every
+ *               epoch; lensnet_fit_resume continues an interrupted run to the same weights, bit
+ *               for bit. lensnet_checkpoint_save/_load hold weights, optimiser moments and both
+ *               random streams. lensnet_fit_settings is the one table of saved settings.
  *   Training    lensnet_trainer (forward keeping activations, backward for every layer),
  *               losses (cross-entropy with class weights, BCE with pos_weight, focal, MSE,
  *               Gaussian NLL on mean + log-variance heads), optimisers (SGD with momentum,
@@ -53,22 +63,23 @@
  *   Recipes     lensnet_cutout_prepare (bands, size, min-max, NaN count), lensnet_model_class_index
  *               and lensnet_lens_probability, the streaming atomic lensnet_npy_writer, and
  *               lensnet_csv_label_column; the section "Recipes" below the declarations says more.
- *
- * ARCHITECTURE TEXT
- *   One layer per line (or separated by ';'), options as key=value, '#' starts a comment:
- *       input 4 66 66                      # channels height width, always first
- *       conv2d name=layer.0 out=50 kernel=3 stride=1 padding=0 groups=1 bias=1
- *       relu
- *       maxpool kernel=2                   # stride defaults to the kernel, as in PyTorch
- *       dropout p=0.2
- *       batchnorm name=bn eps=1e-5 momentum=0.1
- *       mark name=skip  ...  add name=skip # residual: add the activation saved at the mark
- *       flatten
- *       dense name=fc_layer.0 out=500
- *   name= gives the parameter prefix: conv2d and dense own NAME.weight and NAME.bias,
- *   batchnorm NAME.weight, NAME.bias, NAME.running_mean, NAME.running_var. The text is saved as
- *   the safetensors metadata "arch", so a weights file describes itself; files whose "arch" is a
- *   built-in name ("ou66") take the band count from "bands" or from layer.0.weight.
+ *   Architecture text  one layer per line (or separated by ';'), options as key=value, '#'
+ *               starts a comment:
+ *                 input 4 66 66                      # channels height width, always first
+ *                 conv2d name=layer.0 out=50 kernel=3 stride=1 padding=0 groups=1 bias=1
+ *                 relu
+ *                 maxpool kernel=2                   # stride defaults to the kernel, as in PyTorch
+ *                 dropout p=0.2
+ *                 batchnorm name=bn eps=1e-5 momentum=0.1
+ *                 mark name=skip  ...  add name=skip # residual: add the activation saved at the mark
+ *                 flatten
+ *                 dense name=fc_layer.0 out=500
+ *               name= gives the parameter prefix: conv2d and dense own NAME.weight and NAME.bias,
+ *               batchnorm NAME.weight, NAME.bias, NAME.running_mean, NAME.running_var. The text
+ *               is saved as the safetensors metadata "arch", so a weights file describes itself;
+ *               files whose "arch" is a built-in name ("ou66") take the band count from "bands"
+ *               or from layer.0.weight. Each layer kind is one row of the layer table (the
+ *               section "the layer table" says how to add one).
  *
  * ERRORS
  *   Functions return lensnet_result (lensnet_result_string never returns NULL) and take an
@@ -76,7 +87,7 @@
  *   "OU_66.safetensors: 'layer.4.weight' has shape 50x40x3x3 in the weights but the architecture
  *   needs 50x50x3x3". There is no global error state.
  *
- * CONFIGURATION (define before including the implementation)
+ * CONFIGURATION (macros defined before the implementation is included)
  *   LENSNET_MALLOC / LENSNET_REALLOC / LENSNET_FREE   all three or none (default libc)
  *   LENSNET_STATIC            make every function static
  *   LENSNET_NO_SIMD           build only the scalar GEMM
@@ -98,7 +109,7 @@
  *   floats (or NULL to allocate one per call), so inference after loading allocates nothing.
  *   Sizes are size_t and every product is overflow-checked before allocating.
  *
- * THREADS AND DETERMINISM
+ * THREADS
  *   The library creates no threads. A loaded model is read-only during inference, so threads
  *   may share it, each with its own workspace. An image's outputs are the same, bit for bit,
  *   whatever batch it is computed in (so `lens predict --threads` cannot change a score). lensnet_trainer splits convolutions by image and
@@ -108,13 +119,14 @@
  *   never rand(); the same seed gives the same training run on the same build. Scalar and SIMD
  *   GEMM paths agree to rounding (tests/test_gemm.c states the bound), not bit for bit.
  *
- * LIMITS AND WHAT IT DOES NOT DO
+ * LIMITS
  *   float32 only; 2-D convolutions with square kernels; no dilation, transposed convolution,
  *   recurrent or attention layers; no ONNX import; FITS tile compression is refused (run
  *   funpack first) and FITS tables are not images; pixels become float32, so integers beyond
  *   2^24 lose precision.
  *
- * LICENCE: MIT (see the end of this file).
+ * LICENCE
+ *   MIT, the same text in lensnet.h, lenssim.h, lensviz.h and LICENSE (at the end of this file).
  */
 #ifndef LENSNET_H
 #define LENSNET_H
@@ -6684,16 +6696,29 @@ LENSNET_API lensnet_result lensnet_csv_label_column(const char *header_line, siz
 #endif /* LENSNET_IMPLEMENTATION */
 
 /*
-MIT License - Copyright (c) 2026 The lens toolkit authors
-Permission is hereby granted, free of charge, to any person obtaining a copy of this software
-and associated documentation files (the "Software"), to deal in the Software without
-restriction, including without limitation the rights to use, copy, modify, merge, publish,
-distribute, sublicense, and/or sell copies of the Software, and to permit persons to whom the
-Software is furnished to do so, subject to the following conditions: The above copyright notice
-and this permission notice shall be included in all copies or substantial portions of the
-Software. THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED,
-INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE
-AND NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM,
-DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM, OUT
-OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+----------------------------------------------------------------------------------------------
+LICENCE (lensnet.h, lenssim.h and lensviz.h share it; it is the repository's LICENSE file)
+
+MIT License
+
+Copyright (c) 2026 The lens toolkit authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+----------------------------------------------------------------------------------------------
 */

@@ -1,20 +1,186 @@
-/* lenssim.h - strong gravitational lens simulator that agrees with lenstronomy - v0.3.0
- *                                                    public domain or MIT (see the end of the file)
+/* lenssim.h - strong gravitational lens simulator that agrees with lenstronomy - v0.3.0 - MIT licence
  *
- * MANUAL
- * ======
  * Renders images of strong gravitational lenses: cosmological distances, mass profiles, light
  * profiles, single- and multi-plane ray tracing, supersampling, PSFs, noise and survey bands.
  * It follows lenstronomy 1.14's conventions and keyword names, so that a lenstronomy model moves
  * over unchanged and renders the same image (parity to 1e-3 of the peak is tested; in practice
  * the images agree to about 1e-7 of the peak).
  *
- * Building
+ * BUILD
  *   In exactly one C or C++ file:      #define LENSSIM_IMPLEMENTATION
  *                                      #include "lenssim.h"
  *   Everywhere else just include it. Link with libm. C99 or C++; no other dependency.
+ *   Version 0.3.0 (LENSSIM_VERSION_MAJOR/MINOR/PATCH/STRING), shared with lensnet.h and lensviz.h.
  *
- * Configuration macros (define before the implementation include)
+ * TEN LINES
+ *     lenssim_mass sie = {0}; lenssim_light src = {0}; lenssim_scene scene = {0};  // zero: defaults
+ *     static double image[100 * 100]; lenssim_error err;
+ *     sie.kind = LENSSIM_MASS_SIE; sie.theta_E = 1.2; sie.e1 = 0.1; sie.e2 = -0.05;
+ *     src.kind = LENSSIM_LIGHT_SERSIC_ELLIPSE; src.amp = 20; src.R_sersic = 0.25; src.n_sersic = 1.5;
+ *     scene.grid.num_pix = 100; scene.grid.pixel_scale = 0.05; scene.grid.supersampling = 3;
+ *     scene.lens.lenses = &sie; scene.lens.num_lenses = 1;
+ *     scene.source_light = &src; scene.num_source_light = 1;
+ *     scene.psf.kind = LENSSIM_PSF_GAUSSIAN; scene.psf.fwhm = 0.16;
+ *     if (lenssim_render(&scene, image, NULL, 0, &err) != LENSSIM_OK) puts(err.message);
+ *   (Or load the scene from JSON text with lenssim_scene_from_json, below.)
+ *
+ * WHAT IS IN IT
+ *   Physics and conventions:
+ *     Units: angles in arcsec; distances in Mpc; redshifts dimensionless; surface brightness
+ *     `amp` in counts/s/arcsec^2 (lenstronomy's convention), image pixels in counts/s (= e-/s
+ *     when the band's zero point is in electrons).
+ *     Grid: an n x n image, pixel (row i, column j) is centred on
+ *       x = (j - (n-1)/2) * pixel_scale,   y = (i - (n-1)/2) * pixel_scale
+ *     (row 0 at the most negative y, as in a NumPy array shown with origin='lower').
+ *     Supersampling s: each pixel is sampled on a regular s x s grid of sub-pixel centres; the
+ *     pixel value is the mean of the samples times the pixel area (surface brightness integrated
+ *     over the pixel), as lenstronomy's regular supersampling does.
+ *     Ellipticity (lenstronomy): phi = atan2(e2, e1)/2, c = min(sqrt(e1^2+e2^2), 0.9999),
+ *       q = (1-c)/(1+c); so e1 = (1-q)/(1+q) cos 2phi, e2 = (1-q)/(1+q) sin 2phi. A profile's frame
+ *       is x' = dx cos phi + dy sin phi, y' = -dx sin phi + dy cos phi (dx, dy from its centre);
+ *       deflections are rotated back by -phi.
+ *     Mass profiles (reduced deflection angles alpha, lens equation beta = theta - alpha):
+ *       SIS         alpha = theta_E (dx, dy)/r
+ *       SIE         Kormann, Schneider & Bartelmann 1994; Keeton & Kochanek 1998 in the limit of a
+ *                   vanishing core, written as lenstronomy's NIE with s = 1e-10/sqrt(q):
+ *                   b = theta_E sqrt(q), psi = sqrt(q^2 (s^2 + x'^2) + y'^2),
+ *                   alpha_x' = b/sqrt(1-q^2) atan(sqrt(1-q^2) x'/(psi + s)),
+ *                   alpha_y' = b/sqrt(1-q^2) atanh(sqrt(1-q^2) y'/(psi + q^2 s)); q >= 1 -> 0.99999999.
+ *                   theta_E is the product-average (circularised) Einstein radius.
+ *       EPL         elliptical power law, Tessore & Metcalf 2015 (A&A 580, A79): kappa =
+ *                   (3-gamma)/2 (theta_E / sqrt(q x'^2 + y'^2/q))^(gamma-1); the deflection is their
+ *                   eq. 22-23, the Gauss hypergeometric 2F1(1, t/2; 2-t/2; -(1-q)/(1+q) e^{2i varphi})
+ *                   summed as a power series to machine precision (t = gamma - 1, b = theta_E sqrt(q)).
+ *       NFW         spherical Navarro, Frenk & White 1996, lensing as in Golse & Kneib 2002 and
+ *                   lenstronomy: scale radius Rs and deflection alpha_Rs at R = Rs.
+ *       POINT_MASS  alpha = theta_E^2 (dx, dy)/r^2
+ *       SHEAR       alpha = (gamma1 x + gamma2 y, gamma2 x - gamma1 y), about the origin (or ra_0,
+ *                   dec_0 when given)
+ *       CONVERGENCE alpha = kappa (x, y), a mass sheet about the origin
+ *       LINE_MASS   a thin uniform rod (a DeepLense "vortex"): length, angle, and line_density
+ *                   Lambda (convergence integrated across the rod, arcsec); in the rod's frame
+ *                   alpha_u = Lambda/(2 pi) ln(((u+L/2)^2+v^2)/((u-L/2)^2+v^2)),
+ *                   alpha_v = Lambda/pi (atan2(v, u-L/2) - atan2(v, u+L/2)). Not a lenstronomy model.
+ *     Light profiles:
+ *       SERSIC, SERSIC_ELLIPSE  I = amp exp(-b_n ((R/R_sersic)^(1/n) - 1)), b_n = 1.9992 n - 0.3271
+ *                   (Capaccioli 1989, floored at 1e-5), R = sqrt(q x'^2 + y'^2/q) (product-average
+ *                   radius, so R_sersic is the circularised half-light radius), R floored at 1e-4.
+ *       GAUSSIAN    I = amp/(2 pi sigma^2) exp(-r^2/(2 sigma^2)) (amp is the total flux)
+ *       GAUSSIAN_ELLIPSE  the same with r^2 = q x'^2 + y'^2/q
+ *       clumpy star-forming sources: lenssim_clumpy_source() makes a Sersic disc plus Gaussian
+ *                   star-forming clumps scattered over it (the scene type "CLUMPY").
+ *     Distances: flat LambdaCDM without radiation (astropy's FlatLambdaCDM with Tcmb0 = 0):
+ *       D_C(z) = (c/H0) int_0^z dz'/E(z'), E = sqrt(Om0 (1+z)^3 + 1 - Om0), by composite
+ *       Gauss-Legendre quadrature (agrees with astropy to 1e-14); D_A(z1, z2) = (D_C(z2)-D_C(z1))/(1+z2).
+ *     Multi-plane ray tracing (Blandford & Narayan 1986; lenstronomy's recurrence), with
+ *       T(z1, z2) = D_C(z2) - D_C(z1): start at x = 0, a = theta; for each lens plane i in order of
+ *       redshift, strictly below the source's redshift: x += a T(z_prev, z_i); theta_i = x/T(0, z_i);
+ *       a -= alpha_i(theta_i) D_A(0, z_conv)/D_A(z_i, z_conv); finally x += a T(z_last, z_s) and
+ *       beta = x/T(0, z_s). Each lens's theta_E (or alpha_Rs, kappa, gamma) refers to a source at
+ *       z_conv = z_source_convention. Several source planes (double source plane lenses): each
+ *       light entry may have its own redshift; the lens light is not lensed.
+ *     PSF (applied to the binned image, after supersampling, as lenstronomy does):
+ *       GAUSSIAN  sigma = fwhm / (2 sqrt(2 ln 2)), separable, truncated at 5 sigma, kernel sampled
+ *                 and normalised as scipy.ndimage.gaussian_filter (radius = int(5 sigma + 0.5)),
+ *                 edges replicated (mode 'nearest').
+ *       MOFFAT    (Moffat 1969) I ~ (1 + (r/alpha)^2)^-beta, alpha = fwhm/(2 sqrt(2^(1/beta) - 1)),
+ *                 sampled at pixel centres on a square of half-width ceil(3 fwhm / pixel_scale)
+ *                 pixels, normalised, convolved with zeros outside the image.
+ *       PIXEL     a caller's odd-sized kernel, normalised to unit sum, convolved with zeros outside
+ *                 the image (as scipy.signal.fftconvolve(mode='same') in lenstronomy).
+ *     Noise (lenssim_add_noise): the image in counts/s times the total exposure plus the sky gives
+ *       the expected electrons; they are drawn from a Poisson distribution, read noise (per
+ *       exposure, Gaussian) is added, the result is quantised to whole ADU (ccd_gain e-/ADU), the
+ *       sky is subtracted and the image is divided back by the exposure time. The random numbers
+ *       come from an explicit xoshiro256** state seeded with splitmix64 (Blackman & Vigna 2018);
+ *       Poisson variates use multiplication of uniforms below a mean of 10 and Hoermann's (1993)
+ *       transformed rejection (PTRS) above, so large means are exact and fast.
+ *     Bands (lenssim_band_find): Euclid VIS, NISP Y/J/H, HSC g/r/i and an HST WFC3 F160W-like band,
+ *       each with pixel scale, zero point (magnitude of 1 e-/s), exposure, number of exposures, sky
+ *       brightness (mag/arcsec^2), read noise, gain and PSF. lenssim_magnitude_to_counts() and
+ *       lenssim_sersic_amp_from_magnitude() turn magnitudes into counts/s and Sersic amplitudes.
+ *
+ *   Scenes from JSON (lenssim_scene_from_json: text in memory -> a scene ready to render):
+ *     {"grid": {"num_pix": 80, "pixel_scale": 0.05, "supersampling": 3},
+ *      "lens": [{"type": "SIE", "theta_E": 0.9, "e1": 0.05, "e2": -0.05}, {"type": "SHEAR", ...}],
+ *      "lens_light": [...], "source_light": [...], "kind": "any text",
+ *      "psf": {"type": "NONE" | "GAUSSIAN" (fwhm) | "MOFFAT" (fwhm, beta) | "PIXEL" (kernel: rows)},
+ *      "cosmology": {"H0": 70, "Om0": 0.3}, "multi_plane": {"lens_redshifts": [...], "z_source": 2,
+ *      "z_source_convention": 2, "source_redshifts": [one per source_light entry]}}
+ *     Models and keywords are lenstronomy's (SHEAR, CONVERGENCE: ra_0, dec_0), plus LINE_MASS and
+ *     the light "CLUMPY" (SERSIC_ELLIPSE's keywords, num_clumps, clump_fraction, clump_sigma, seed),
+ *     which expands into lenssim_clumpy_source's profiles. Only grid is required; keywords left out
+ *     are 0 (or the struct's default). One table per model holds each keyword's field, range and
+ *     whether it is required; the same rows check scenes built in C (lenssim_scene_check). Unknown,
+ *     repeated, missing or mistyped keys and unknown models are errors naming the entry
+ *     ("lens[1] 'SIE': missing keyword 'theta_E'"); syntax errors give the line and column.
+ *
+ *   Populations and datasets (docs/populations.md has the numbers):
+ *     lenssim_dataset_init(&ds, &config, seed, &err) resolves a preset (euclid-lensfinding,
+ *     euclid-compound, deeplense-substructure, ensai-modelling) and a layout (ou66, ou200, hsc,
+ *     hst192, hst150); lenssim_dataset_sample(&ds, i, image, &label, workspace, bytes, &err) renders
+ *     object i as float image[channels][num_pix][num_pix] (counts/s per output pixel) with a label
+ *     holding every parameter. Object i depends only on (configuration, seed, i): each object's
+ *     random streams are seeded from a hash of (seed, i, stream), so any order and any number of
+ *     threads give the same objects. Lenses (class 1) among objects follow lens_fraction exactly in
+ *     every window (object i is a lens when floor(i f + u0) steps up).
+ *     Deflectors as Collett 2015 (ApJ 811, 20): z uniform in comoving volume, sigma_v from the VDF
+ *     of Choi, Park & Vogeley 2007, SIE with theta_E = 4 pi (sigma_v/c)^2 D_ls/D_s, shear, light
+ *     following the mass (Faber-Jackson luminosity, sigma-R_e size); sources with number-count
+ *     magnitudes, a size-magnitude relation, Sersic n in [0.5, 4], optionally clumpy; kept, as
+ *     Collett's LensPop code selects, when multiply imaged (lenssim_count_images), resolved
+ *     (theta_E^2 > R_s^2 + (FWHM/2)^2), magnified >= 3, tangentially resolved (mu R_s > FWHM/2)
+ *     and with arc S/N >= 20 in the detection band (lenssim_arc_snr: the best sum S/sqrt(sum
+ *     sigma^2) over pixels taken in decreasing S/sigma). Non-lenses: ellipticals, discs, pairs, ring galaxies, mergers, stars,
+ *     empty sky. Compound arcs (two lens planes) and double rings (two source planes) use the
+ *     multi-plane tracer; DeepLense classes add point-mass subhalos or a LINE_MASS vortex to one
+ *     smooth lens. Survey layouts: OU-66 renders VIS at 0.1" and sums 3x3 blocks, OU-200 renders
+ *     NISP at 0.3" and resamples bilinearly (flux conserved).
+ *
+ *   Precision and speed:
+ *     The public functions that return deflections, convergence, magnification and surface
+ *     brightness work in double precision (deflections match lenstronomy to 1e-12 or better).
+ *     lenssim_render evaluates its sub-pixel samples in float32 by default (double_precision = 0
+ *     in the scene): the hot loops are branch-free, with the header's own exp/log/atan/sqrt, so
+ *     compilers vectorise them (SSE/AVX/AVX-512/NEON, whatever the flags allow; no intrinsics).
+ *     Each sample is then good to ~1e-7 relative; images agree with the double-precision path to
+ *     ~1e-5 of their peak and with lenstronomy to ~1e-5 (tested bound 1e-3). Pixel sums, PSF and
+ *     noise are in double.
+ *     A 200x200 Euclid VIS image (SIE + shear, two Sersic profiles, supersampling 3, Gaussian PSF,
+ *     noise) takes about 2.9 ms on one core of a 2.3 GHz AVX-512 Xeon, a two-plane compound lens
+ *     about 4.1 ms: over 100 times lenstronomy on the same machine (tests/bench_lenssim.c). The
+ *     double-precision render is about 3 times slower.
+ *
+ *   API summary (see the declarations for each function's contract):
+ *     lenssim_result_string                    text of a result, never NULL
+ *     lenssim_comoving_distance, lenssim_angular_diameter_distance
+ *     lenssim_mass_kind_from_name / _name, lenssim_light_kind_from_name / _name
+ *     lenssim_lens_check, lenssim_light_check, lenssim_lens_model_check, lenssim_scene_check
+ *                                              validate, naming the entry and the bad value
+ *     lenssim_scene_from_json, lenssim_json_scene_free   a scene from JSON text
+ *     lenssim_ray_shoot, lenssim_deflection    arrays of positions -> source positions / alphas
+ *     lenssim_convergence, lenssim_magnification
+ *     lenssim_light_surface_brightness
+ *     lenssim_render_workspace_bytes, lenssim_render   (caller's workspace, or one allocation)
+ *     lenssim_psf_scratch_doubles, lenssim_psf_convolve
+ *     lenssim_rng_seed, lenssim_rng_next, lenssim_rng_uniform, lenssim_rng_normal, lenssim_rng_poisson
+ *     lenssim_band_count, lenssim_band_at, lenssim_band_find, lenssim_noise_from_band,
+ *     lenssim_add_noise, lenssim_magnitude_to_counts, lenssim_sersic_amp_from_counts,
+ *     lenssim_sersic_amp_from_magnitude
+ *     lenssim_clumpy_source
+ *     lenssim_einstein_radius_sis, lenssim_velocity_dispersion_function, lenssim_count_images,
+ *     lenssim_arc_snr
+ *     lenssim_preset_name / _from_name, lenssim_layout_name / _from_name, lenssim_kind_name
+ *     lenssim_dataset_init, lenssim_dataset_image_floats, lenssim_dataset_workspace_bytes,
+ *     lenssim_dataset_kind, lenssim_dataset_sample, lenssim_dataset_sample_kind
+ *
+ * ERRORS
+ *   Functions that can fail return lenssim_result (an X-macro list, LENSSIM_RESULTS;
+ *   lenssim_result_string never returns NULL) and take an optional lenssim_error * that receives
+ *   the result and a sentence naming the entry and the value at fault, e.g.
+ *   "lens[1] 'SIE': missing keyword 'theta_E'". There is no global error state.
+ *
+ * CONFIGURATION (macros defined before the implementation is included)
  *   LENSSIM_STATIC            every public function becomes `static` (private copy per file)
  *   LENSSIM_API               linkage of public functions (default `extern`)
  *   LENSSIM_MALLOC(sz), LENSSIM_FREE(p)   allocator, both or neither (default malloc/free).
@@ -26,131 +192,24 @@
  *                             (#pragma GCC optimize, restored afterwards) because GCC's -O2 does
  *                             not vectorise the render loops; define this to keep your options
  *
- * Physics and conventions
- *   Units: angles in arcsec; distances in Mpc; redshifts dimensionless; surface brightness
- *   `amp` in counts/s/arcsec^2 (lenstronomy's convention), image pixels in counts/s (= e-/s
- *   when the band's zero point is in electrons).
- *   Grid: an n x n image, pixel (row i, column j) is centred on
- *     x = (j - (n-1)/2) * pixel_scale,   y = (i - (n-1)/2) * pixel_scale
- *   (row 0 at the most negative y, as in a NumPy array shown with origin='lower').
- *   Supersampling s: each pixel is sampled on a regular s x s grid of sub-pixel centres; the
- *   pixel value is the mean of the samples times the pixel area (surface brightness integrated
- *   over the pixel), as lenstronomy's regular supersampling does.
- *   Ellipticity (lenstronomy): phi = atan2(e2, e1)/2, c = min(sqrt(e1^2+e2^2), 0.9999),
- *     q = (1-c)/(1+c); so e1 = (1-q)/(1+q) cos 2phi, e2 = (1-q)/(1+q) sin 2phi. A profile's frame
- *     is x' = dx cos phi + dy sin phi, y' = -dx sin phi + dy cos phi (dx, dy from its centre);
- *     deflections are rotated back by -phi.
- *   Mass profiles (reduced deflection angles alpha, lens equation beta = theta - alpha):
- *     SIS         alpha = theta_E (dx, dy)/r
- *     SIE         Kormann, Schneider & Bartelmann 1994; Keeton & Kochanek 1998 in the limit of a
- *                 vanishing core, written as lenstronomy's NIE with s = 1e-10/sqrt(q):
- *                 b = theta_E sqrt(q), psi = sqrt(q^2 (s^2 + x'^2) + y'^2),
- *                 alpha_x' = b/sqrt(1-q^2) atan(sqrt(1-q^2) x'/(psi + s)),
- *                 alpha_y' = b/sqrt(1-q^2) atanh(sqrt(1-q^2) y'/(psi + q^2 s)); q >= 1 -> 0.99999999.
- *                 theta_E is the product-average (circularised) Einstein radius.
- *     EPL         elliptical power law, Tessore & Metcalf 2015 (A&A 580, A79): kappa =
- *                 (3-gamma)/2 (theta_E / sqrt(q x'^2 + y'^2/q))^(gamma-1); the deflection is their
- *                 eq. 22-23, the Gauss hypergeometric 2F1(1, t/2; 2-t/2; -(1-q)/(1+q) e^{2i varphi})
- *                 summed as a power series to machine precision (t = gamma - 1, b = theta_E sqrt(q)).
- *     NFW         spherical Navarro, Frenk & White 1996, lensing as in Golse & Kneib 2002 and
- *                 lenstronomy: scale radius Rs and deflection alpha_Rs at R = Rs.
- *     POINT_MASS  alpha = theta_E^2 (dx, dy)/r^2
- *     SHEAR       alpha = (gamma1 x + gamma2 y, gamma2 x - gamma1 y), about the origin (or ra_0,
- *                 dec_0 when given)
- *     CONVERGENCE alpha = kappa (x, y), a mass sheet about the origin
- *     LINE_MASS   a thin uniform rod (a DeepLense "vortex"): length, angle, and line_density
- *                 Lambda (convergence integrated across the rod, arcsec); in the rod's frame
- *                 alpha_u = Lambda/(2 pi) ln(((u+L/2)^2+v^2)/((u-L/2)^2+v^2)),
- *                 alpha_v = Lambda/pi (atan2(v, u-L/2) - atan2(v, u+L/2)). Not a lenstronomy model.
- *   Light profiles:
- *     SERSIC, SERSIC_ELLIPSE  I = amp exp(-b_n ((R/R_sersic)^(1/n) - 1)), b_n = 1.9992 n - 0.3271
- *                 (Capaccioli 1989, floored at 1e-5), R = sqrt(q x'^2 + y'^2/q) (product-average
- *                 radius, so R_sersic is the circularised half-light radius), R floored at 1e-4.
- *     GAUSSIAN    I = amp/(2 pi sigma^2) exp(-r^2/(2 sigma^2)) (amp is the total flux)
- *     GAUSSIAN_ELLIPSE  the same with r^2 = q x'^2 + y'^2/q
- *     clumpy star-forming sources: lenssim_clumpy_source() makes a Sersic disc plus Gaussian
- *                 star-forming clumps scattered over it (the scene type "CLUMPY").
- *   Distances: flat LambdaCDM without radiation (astropy's FlatLambdaCDM with Tcmb0 = 0):
- *     D_C(z) = (c/H0) int_0^z dz'/E(z'), E = sqrt(Om0 (1+z)^3 + 1 - Om0), by composite
- *     Gauss-Legendre quadrature (agrees with astropy to 1e-14); D_A(z1, z2) = (D_C(z2)-D_C(z1))/(1+z2).
- *   Multi-plane ray tracing (Blandford & Narayan 1986; lenstronomy's recurrence), with
- *     T(z1, z2) = D_C(z2) - D_C(z1): start at x = 0, a = theta; for each lens plane i in order of
- *     redshift, strictly below the source's redshift: x += a T(z_prev, z_i); theta_i = x/T(0, z_i);
- *     a -= alpha_i(theta_i) D_A(0, z_conv)/D_A(z_i, z_conv); finally x += a T(z_last, z_s) and
- *     beta = x/T(0, z_s). Each lens's theta_E (or alpha_Rs, kappa, gamma) refers to a source at
- *     z_conv = z_source_convention. Several source planes (double source plane lenses): each
- *     light entry may have its own redshift; the lens light is not lensed.
- *   PSF (applied to the binned image, after supersampling, as lenstronomy does):
- *     GAUSSIAN  sigma = fwhm / (2 sqrt(2 ln 2)), separable, truncated at 5 sigma, kernel sampled
- *               and normalised as scipy.ndimage.gaussian_filter (radius = int(5 sigma + 0.5)),
- *               edges replicated (mode 'nearest').
- *     MOFFAT    (Moffat 1969) I ~ (1 + (r/alpha)^2)^-beta, alpha = fwhm/(2 sqrt(2^(1/beta) - 1)),
- *               sampled at pixel centres on a square of half-width ceil(3 fwhm / pixel_scale)
- *               pixels, normalised, convolved with zeros outside the image.
- *     PIXEL     a caller's odd-sized kernel, normalised to unit sum, convolved with zeros outside
- *               the image (as scipy.signal.fftconvolve(mode='same') in lenstronomy).
- *   Noise (lenssim_add_noise): the image in counts/s times the total exposure plus the sky gives
- *     the expected electrons; they are drawn from a Poisson distribution, read noise (per
- *     exposure, Gaussian) is added, the result is quantised to whole ADU (ccd_gain e-/ADU), the
- *     sky is subtracted and the image is divided back by the exposure time. The random numbers
- *     come from an explicit xoshiro256** state seeded with splitmix64 (Blackman & Vigna 2018);
- *     Poisson variates use multiplication of uniforms below a mean of 10 and Hoermann's (1993)
- *     transformed rejection (PTRS) above, so large means are exact and fast.
- *   Bands (lenssim_band_find): Euclid VIS, NISP Y/J/H, HSC g/r/i and an HST WFC3 F160W-like band,
- *     each with pixel scale, zero point (magnitude of 1 e-/s), exposure, number of exposures, sky
- *     brightness (mag/arcsec^2), read noise, gain and PSF. lenssim_magnitude_to_counts() and
- *     lenssim_sersic_amp_from_magnitude() turn magnitudes into counts/s and Sersic amplitudes.
- *
- * Scenes from JSON (lenssim_scene_from_json: text in memory -> a scene ready to render)
- *   {"grid": {"num_pix": 80, "pixel_scale": 0.05, "supersampling": 3},
- *    "lens": [{"type": "SIE", "theta_E": 0.9, "e1": 0.05, "e2": -0.05}, {"type": "SHEAR", ...}],
- *    "lens_light": [...], "source_light": [...], "kind": "any text",
- *    "psf": {"type": "NONE" | "GAUSSIAN" (fwhm) | "MOFFAT" (fwhm, beta) | "PIXEL" (kernel: rows)},
- *    "cosmology": {"H0": 70, "Om0": 0.3}, "multi_plane": {"lens_redshifts": [...], "z_source": 2,
- *    "z_source_convention": 2, "source_redshifts": [one per source_light entry]}}
- *   Models and keywords are lenstronomy's (SHEAR, CONVERGENCE: ra_0, dec_0), plus LINE_MASS and
- *   the light "CLUMPY" (SERSIC_ELLIPSE's keywords, num_clumps, clump_fraction, clump_sigma, seed),
- *   which expands into lenssim_clumpy_source's profiles. Only grid is required; keywords left out
- *   are 0 (or the struct's default). One table per model holds each keyword's field, range and
- *   whether it is required; the same rows check scenes built in C (lenssim_scene_check). Unknown,
- *   repeated, missing or mistyped keys and unknown models are errors naming the entry
- *   ("lens[1] 'SIE': missing keyword 'theta_E'"); syntax errors give the line and column.
- *
- * Populations and datasets (docs/populations.md has the numbers)
- *   lenssim_dataset_init(&ds, &config, seed, &err) resolves a preset (euclid-lensfinding,
- *   euclid-compound, deeplense-substructure, ensai-modelling) and a layout (ou66, ou200, hsc,
- *   hst192, hst150); lenssim_dataset_sample(&ds, i, image, &label, workspace, bytes, &err) renders
- *   object i as float image[channels][num_pix][num_pix] (counts/s per output pixel) with a label
- *   holding every parameter. Object i depends only on (configuration, seed, i): each object's
- *   random streams are seeded from a hash of (seed, i, stream), so any order and any number of
- *   threads give the same objects. Lenses (class 1) among objects follow lens_fraction exactly in
- *   every window (object i is a lens when floor(i f + u0) steps up).
- *   Deflectors as Collett 2015 (ApJ 811, 20): z uniform in comoving volume, sigma_v from the VDF
- *   of Choi, Park & Vogeley 2007, SIE with theta_E = 4 pi (sigma_v/c)^2 D_ls/D_s, shear, light
- *   following the mass (Faber-Jackson luminosity, sigma-R_e size); sources with number-count
- *   magnitudes, a size-magnitude relation, Sersic n in [0.5, 4], optionally clumpy; kept, as
- *   Collett's LensPop code selects, when multiply imaged (lenssim_count_images), resolved
- *   (theta_E^2 > R_s^2 + (FWHM/2)^2), magnified >= 3, tangentially resolved (mu R_s > FWHM/2)
- *   and with arc S/N >= 20 in the detection band (lenssim_arc_snr: the best sum S/sqrt(sum
- *   sigma^2) over pixels taken in decreasing S/sigma). Non-lenses: ellipticals, discs, pairs, ring galaxies, mergers, stars,
- *   empty sky. Compound arcs (two lens planes) and double rings (two source planes) use the
- *   multi-plane tracer; DeepLense classes add point-mass subhalos or a LINE_MASS vortex to one
- *   smooth lens. Survey layouts: OU-66 renders VIS at 0.1" and sums 3x3 blocks, OU-200 renders
- *   NISP at 0.3" and resamples bilinearly (flux conserved).
- *   Memory: lenssim_dataset is about 11 KB (tables included); each sampling thread needs
+ * MEMORY
+ *   lenssim_render takes a caller workspace of lenssim_render_workspace_bytes(scene) bytes, or
+ *   allocates one per call when given none. A JSON scene lives in the caller's
+ *   lenssim_json_scene; only a PIXEL kernel is allocated (lenssim_json_scene_free frees it).
+ *   lenssim_dataset is about 11 KB (tables included); each sampling thread needs
  *   lenssim_dataset_workspace_bytes() of workspace (about 1.6 MB for OU-66 or OU-200) and
  *   about 64 KB of stack. Object i never fails for a valid configuration unless the selection rejects 1000
  *   draws in a row (a very narrow theta_E window, say): then LENSSIM_ERR_RANGE names the object.
  *
- * What it does NOT do (yet)
- *   No file I/O (it reads scenes from JSON text in memory and fills caller buffers).
- *   No adaptive or partial supersampling, no PSF convolution on the supersampled grid, no
- *   point sources (quasar images), no time delays, no line-of-sight or non-flat cosmologies, no
- *   radiation or massive neutrinos in the expansion rate, no elliptical NFW, no shapelets or
- *   pixelised sources, no detector effects beyond Poisson, sky, read noise and gain (no
- *   cosmic rays, flat fields, charge transfer, PSF variation across the field).
+ * THREADS
+ *   No global mutable state: every function is safe to call from several threads on distinct
+ *   buffers and RNG states. Results are deterministic for a given build: the same scene and seed
+ *   give bit-identical images, whatever the vector width (the random numbers are drawn in a fixed
+ *   order). Transcendental functions in the hot loops are the header's own, so results do not
+ *   depend on the platform's libm there; they may differ between builds in the last bits (FMA is
+ *   used where the target has it).
  *
- * Limits
+ * LIMITS
  *   At most LENSSIM_MAX_PROFILES (64) lens, lens light and source entries each per scene.
  *   Image side <= LENSSIM_MAX_PIXELS, supersampling <= LENSSIM_MAX_SUPERSAMPLING, all sizes
  *   are checked for overflow before use. Accepted ranges (anything else is LENSSIM_ERR_RANGE
@@ -161,55 +220,16 @@
  *   JSON scenes: nesting up to 64 levels, numbers up to 127 characters, PIXEL kernels up to
  *   1001 x 1001; the reader allocates nothing else and recurses no deeper.
  *   Noise: Poisson draws are exact up to means of 2^48 electrons per pixel, normal beyond.
+ *   What it does not do:
+ *     No file I/O (it reads scenes from JSON text in memory and fills caller buffers).
+ *     No adaptive or partial supersampling, no PSF convolution on the supersampled grid, no
+ *     point sources (quasar images), no time delays, no line-of-sight or non-flat cosmologies, no
+ *     radiation or massive neutrinos in the expansion rate, no elliptical NFW, no shapelets or
+ *     pixelised sources, no detector effects beyond Poisson, sky, read noise and gain (no
+ *     cosmic rays, flat fields, charge transfer, PSF variation across the field).
  *
- * Precision and speed
- *   The public functions that return deflections, convergence, magnification and surface
- *   brightness work in double precision (deflections match lenstronomy to 1e-12 or better).
- *   lenssim_render evaluates its sub-pixel samples in float32 by default (double_precision = 0
- *   in the scene): the hot loops are branch-free, with the header's own exp/log/atan/sqrt, so
- *   compilers vectorise them (SSE/AVX/AVX-512/NEON, whatever the flags allow; no intrinsics).
- *   Each sample is then good to ~1e-7 relative; images agree with the double-precision path to
- *   ~1e-5 of their peak and with lenstronomy to ~1e-5 (tested bound 1e-3). Pixel sums, PSF and
- *   noise are in double.
- *   A 200x200 Euclid VIS image (SIE + shear, two Sersic profiles, supersampling 3, Gaussian PSF,
- *   noise) takes about 2.9 ms on one core of a 2.3 GHz AVX-512 Xeon, a two-plane compound lens
- *   about 4.1 ms: over 100 times lenstronomy on the same machine (tests/bench_lenssim.c). The
- *   double-precision render is about 3 times slower.
- *
- * Thread safety and determinism
- *   No global mutable state: every function is safe to call from several threads on distinct
- *   buffers and RNG states. Results are deterministic for a given build: the same scene and seed
- *   give bit-identical images, whatever the vector width (the random numbers are drawn in a fixed
- *   order). Transcendental functions in the hot loops are the header's own, so results do not
- *   depend on the platform's libm there; they may differ between builds in the last bits (FMA is
- *   used where the target has it).
- *
- * API summary (see the declarations for each function's contract)
- *   lenssim_result_string                    text of a result, never NULL
- *   lenssim_comoving_distance, lenssim_angular_diameter_distance
- *   lenssim_mass_kind_from_name / _name, lenssim_light_kind_from_name / _name
- *   lenssim_lens_check, lenssim_light_check, lenssim_lens_model_check, lenssim_scene_check
- *                                            validate, naming the entry and the bad value
- *   lenssim_scene_from_json, lenssim_json_scene_free   a scene from JSON text
- *   lenssim_ray_shoot, lenssim_deflection    arrays of positions -> source positions / alphas
- *   lenssim_convergence, lenssim_magnification
- *   lenssim_light_surface_brightness
- *   lenssim_render_workspace_bytes, lenssim_render   (caller's workspace, or one allocation)
- *   lenssim_psf_scratch_doubles, lenssim_psf_convolve
- *   lenssim_rng_seed, lenssim_rng_next, lenssim_rng_uniform, lenssim_rng_normal, lenssim_rng_poisson
- *   lenssim_band_count, lenssim_band_at, lenssim_band_find, lenssim_noise_from_band,
- *   lenssim_add_noise, lenssim_magnitude_to_counts, lenssim_sersic_amp_from_counts,
- *   lenssim_sersic_amp_from_magnitude
- *   lenssim_clumpy_source
- *   lenssim_einstein_radius_sis, lenssim_velocity_dispersion_function, lenssim_count_images,
- *   lenssim_arc_snr
- *   lenssim_preset_name / _from_name, lenssim_layout_name / _from_name, lenssim_kind_name
- *   lenssim_dataset_init, lenssim_dataset_image_floats, lenssim_dataset_workspace_bytes,
- *   lenssim_dataset_kind, lenssim_dataset_sample, lenssim_dataset_sample_kind
- *
- * History
- *   0.1  first release: parity with lenstronomy 1.14 on the reference scenes.
- *   0.2  lens populations, labelled datasets and presets; LINE_MASS; lenssim_count_images.
+ * LICENCE
+ *   MIT, the same text in lensnet.h, lenssim.h, lensviz.h and LICENSE (at the end of this file).
  */
 #ifndef LENSSIM_H
 #define LENSSIM_H
@@ -4593,17 +4613,29 @@ LENSSIM_API void lenssim_json_scene_free(lenssim_json_scene *s) {
 #endif /* LENSSIM_IMPLEMENTATION */
 
 /*
-------------------------------------------------------------------------------------------------
-This software is available under two licences; choose whichever you prefer.
-A - MIT License. Copyright (c) 2026 the lens toolkit authors. Permission is hereby granted, free of
-charge, to any person obtaining a copy of this software and associated documentation files (the
-"Software"), to deal in the Software without restriction, including without limitation the rights
-to use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies of the Software,
-and to permit persons to whom the Software is furnished to do so, subject to the following
-conditions: The above copyright notice and this permission notice shall be included in all copies
-or substantial portions of the Software. THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY
-KIND, EXPRESS OR IMPLIED.
-B - Public Domain (www.unlicense.org). Anyone is free to copy, modify, publish, use, compile, sell
-or distribute this software, in source code or binary form, for any purpose, commercial or not.
-------------------------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------
+LICENCE (lensnet.h, lenssim.h and lensviz.h share it; it is the repository's LICENSE file)
+
+MIT License
+
+Copyright (c) 2026 The lens toolkit authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+----------------------------------------------------------------------------------------------
 */

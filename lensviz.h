@@ -18,16 +18,19 @@
  *   copy on the include path ("stb_image_write.h"); LENSVIZ_STB_IMAGE_WRITE names another path.
  *
  * TEN LINES
- *     lensnet_model *m; lensnet_error err; float cam[4 * 4];
- *     lensnet_model_load("OU_66.safetensors", &m, &err);
- *     lensviz_gradcam(m, image_4x66x66, 1, 27, NULL, cam, &err);   // layer 27: last conv's ReLU
+ *     lensnet_model *m; lensnet_error err; float cam[4 * 4];   // OU-66's last feature map is 4x4
  *     unsigned char rgb[198 * 198 * 3]; lensviz_image pic = {rgb, 198, 198, 0};
+ *     if (lensnet_model_load("weights/OU_66.safetensors", &m, &err) ||
+ *         lensviz_gradcam(m, image_4x66x66, -1, 27, NULL, cam, &err)) {   // -1: the lens class;
+ *       puts(err.message); return 1;                                     // 27: last conv's ReLU
+ *     }
  *     lensviz_render_map(cam, 4, 4, LENSVIZ_CMAP_MAGMA, 0, 0, 1, &pic);   // 0,0: auto range
- *     lensviz_png_write("gradcam.png", &pic, &err);
+ *     if (lensviz_png_write("gradcam.png", &pic, &err)) puts(err.message);
  *
- * METHODS (image: one sample [C,H,W] in the model's input shape; target: the explained output,
- * -1 for the lens class: lensnet_model_class_index(m, "lens"), i.e. "lens" in the metadata
- * "classes", else the last output, which is "lens" for the two-class finders of Wilde et al. 2022)
+ * WHAT IS IN IT
+ *   Methods (image: one sample [C,H,W] in the model's input shape; target: the explained output,
+ *   -1 for the lens class: lensnet_model_class_index(m, "lens"), i.e. "lens" in the metadata
+ *   "classes", else the last output, which is "lens" for the two-class finders of Wilde et al. 2022):
  *   lensviz_occlusion        P(target | patch filled) - P(target) over a grid of patch positions;
  *                            P from the softmax of the outputs (the sigmoid for one output). The
  *                            grid has floor((H - patch) / stride) + 1 rows (likewise columns):
@@ -62,9 +65,8 @@
  *   the range of min-max normalised cutouts). Dream and filter images run a copy of the model cut
  *   after layer L, which for octaves is rebuilt at each octave's size: that works while layers
  *   0..L are convolutions, pools and activations (a dense layer fixes the size).
- *
- * PICTURES (lensviz_image: RGB8 pixels owned by the caller, row stride in bytes, 0 = 3 * width;
- * a view into a larger picture is an image too, see lensviz_image_view)
+ *   Pictures (lensviz_image: RGB8 pixels owned by the caller, row stride in bytes, 0 = 3 * width;
+ *   a view into a larger picture is an image too, see lensviz_image_view):
  *   colour maps viridis, magma (matplotlib's tables, sampled), a blue-white-red diverging map
  *   for signed maps, grey; lensviz_render_map scales any float map into any picture size.
  *   lensviz_asinh_rgb: Lupton et al. 2004 (PASP 116, 133): I = mean of the bands,
@@ -79,7 +81,7 @@
  *   The functions that can fail return lensnet_result and fill an optional lensnet_error (the
  *   types of lensnet.h: a result code and a sentence naming the problem); no global error state.
  *
- * CONFIGURATION (define before including the implementation)
+ * CONFIGURATION (macros defined before the implementation is included)
  *   LENSVIZ_MALLOC / LENSVIZ_FREE   both or none (default: libc malloc and free)
  *   LENSVIZ_STATIC                  make every function static
  *   LENSVIZ_NO_PNG                  no stb_image_write.h; lensviz_png_write returns
@@ -93,7 +95,7 @@
  *   methods allocate their working buffers (a lensnet_trainer, input batches, slices of the
  *   model) per call and free them before returning. Batches default to what fits in about 64 MB.
  *
- * THREADS AND DETERMINISM
+ * THREADS
  *   No threads of its own and no global mutable state: calls on different models or pictures
  *   may run at once. A model is only read, except by the gradient methods, which run a trainer
  *   over it (its weights are not changed; do not train the same model meanwhile). desc.parallel,
@@ -101,7 +103,7 @@
  *   convolutions over threads; results do not depend on the number of threads. Random numbers (noise, jitter) come from lensnet_rng seeded
  *   with desc.seed, so a call repeats exactly on the same build.
  *
- * LIMITS AND WHAT IT DOES NOT DO
+ * LIMITS
  *   One image per call for the methods (batching happens inside); the model must map one image
  *   to a vector of outputs. Pictures up to LENSVIZ_MAX_PIXELS; text is ASCII (other bytes draw as
  *   '?'). No anti-aliased lines, no TrueType, no PNG reading, no GIF transparency.
@@ -114,7 +116,8 @@
  *   kernels 2.95e-2 away from the one its AVX-512 kernels give. Grad-CAM and occlusion are not
  *   affected.
  *
- * LICENCE: MIT (see the end of this file).
+ * LICENCE
+ *   MIT, the same text in lensnet.h, lenssim.h, lensviz.h and LICENSE (at the end of this file).
  */
 #ifndef LENSVIZ_H
 #define LENSVIZ_H
@@ -2361,17 +2364,19 @@ LENSVIZ_API uint64_t lensviz_image_hash(const lensviz_image *img) {
 #endif /* LENSVIZ_IMPLEMENTATION */
 
 /*
-------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------
+LICENCE (lensnet.h, lenssim.h and lensviz.h share it; it is the repository's LICENSE file)
+
 MIT License
 
-Copyright (c) 2026 the lens toolkit authors
+Copyright (c) 2026 The lens toolkit authors
 
-Permission is hereby granted, free of charge, to any person obtaining a copy of
-this software and associated documentation files (the "Software"), to deal in
-the Software without restriction, including without limitation the rights to
-use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies
-of the Software, and to permit persons to whom the Software is furnished to do
-so, subject to the following conditions:
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
 
 The above copyright notice and this permission notice shall be included in all
 copies or substantial portions of the Software.
@@ -2383,5 +2388,5 @@ AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
 LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
 OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
 SOFTWARE.
-------------------------------------------------------------------------------
+----------------------------------------------------------------------------------------------
 */
