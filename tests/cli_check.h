@@ -31,13 +31,27 @@ static const char *cli_lens_path(void) {
 
 static int cli__status(int st) { return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1; }
 
+/* A command line: prefix, then fmt filled in with ap, then suffix. */
+static void cli__command(char *cmd, size_t cap, const char *prefix, const char *fmt, va_list ap, const char *suffix) {
+  size_t n = (size_t)snprintf(cmd, cap, "%s", prefix);
+  if (n < cap) n += (size_t)vsnprintf(cmd + n, cap - n, fmt, ap);
+  if (n < cap) snprintf(cmd + n, cap - n, "%s", suffix);
+}
+
+/* `lens ` with its trailing blank: the start of every command that runs the tool. */
+static const char *cli__lens_prefix(void) {
+  static char prefix[4096];
+  snprintf(prefix, sizeof prefix, "%s ", cli_lens_path());
+  return prefix;
+}
+
 /* Runs a shell command made from fmt; its exit status. */
 static int cli_shell(const char *fmt, ...) CLI__PRINTF(1, 2);
 static int cli_shell(const char *fmt, ...) {
   char cmd[8192];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  cli__command(cmd, sizeof cmd, "", fmt, ap, "");
   va_end(ap);
   return cli__status(system(cmd));
 }
@@ -45,26 +59,25 @@ static int cli_shell(const char *fmt, ...) {
 /* Runs `lens ARGS` (ARGS made from fmt, redirections included); its exit status. */
 static int cli_lens(const char *fmt, ...) CLI__PRINTF(1, 2);
 static int cli_lens(const char *fmt, ...) {
-  char args[8000];
+  char cmd[8192];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
+  cli__command(cmd, sizeof cmd, cli__lens_prefix(), fmt, ap, "");
   va_end(ap);
-  return cli_shell("%s %s", cli_lens_path(), args);
+  return cli__status(system(cmd));
 }
 
 /* Runs `lens ARGS` with standard output and error captured into out (NUL-terminated, cut at
  * cap - 1 bytes); its exit status. */
 static int cli_lens_output(char *out, size_t cap, const char *fmt, ...) CLI__PRINTF(3, 4);
 static int cli_lens_output(char *out, size_t cap, const char *fmt, ...) {
-  char args[8000], cmd[8192];
+  char cmd[8192];
   FILE *p;
-  size_t got = 0;
+  size_t got;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
+  cli__command(cmd, sizeof cmd, cli__lens_prefix(), fmt, ap, " 2>&1");
   va_end(ap);
-  snprintf(cmd, sizeof cmd, "%s %s 2>&1", cli_lens_path(), args);
   out[0] = 0;
   p = popen(cmd, "r");
   if (!p) return -1;
