@@ -49,6 +49,8 @@ HEADERS   = $(wildcard lens*.h)
 TOOL_SRC  = $(wildcard tools/*.c)
 TOOL_HDR  = $(wildcard tools/*.h)
 TEST_SRC  = $(wildcard tests/test_*.c)
+# The tests' shared headers: check.h (the harness), cli_check.h (running the tool), decode_image.h
+TEST_HDR  = $(wildcard tests/*.h)
 TESTS     = $(TEST_SRC:tests/%.c=build/%)
 SAN_TESTS = $(TEST_SRC:tests/%.c=build/san/%)
 BENCH_SRC = $(wildcard tests/bench_*.c)
@@ -73,10 +75,10 @@ $(BUILD)/obj/%.o: tools/%.c $(PNG_STAMP) | check-stb $(BUILD)
 
 -include $(TOOL_OBJ:.o=.d)
 
-build/test_%: tests/test_%.c tests/check.h $(HEADERS) $(PNG_STAMP) | check-stb build
+build/test_%: tests/test_%.c $(TEST_HDR) $(HEADERS) $(PNG_STAMP) | check-stb build
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
-build/san/test_%: tests/test_%.c tests/check.h $(HEADERS) $(PNG_STAMP) | check-stb build
+build/san/test_%: tests/test_%.c $(TEST_HDR) $(HEADERS) $(PNG_STAMP) | check-stb build
 	@mkdir -p build/san
 	$(CC) $(STRICT) -O1 -g $(ARCHFLAGS) $(CFLAGS_EXTRA) $(PNG_CFLAGS) -I. $(SAN) -o $@ $< $(LDLIBS)
 

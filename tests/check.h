@@ -32,12 +32,34 @@ static int check_file_exists(const char *path) {
   return found;
 }
 
+/* max |a - b| over n values; NaN if either holds a NaN there (so that `<= tol` fails). */
+static double check_max_abs_diff(const float *a, const float *b, size_t n);
+static double check_max_abs_diff(const float *a, const float *b, size_t n) {
+  double d = 0;
+  size_t i;
+  for (i = 0; i < n; i++) {
+    double e = fabs((double)a[i] - (double)b[i]);
+    if (e > d || e != e) d = e;
+  }
+  return d;
+}
+
+/* check_max_abs_diff over the largest |b| (b is the reference), or the plain difference if b is 0. */
+static double check_rel_diff(const float *a, const float *b, size_t n);
+static double check_rel_diff(const float *a, const float *b, size_t n) {
+  double mx = 0.0;
+  size_t i;
+  for (i = 0; i < n; i++) if (fabs((double)b[i]) > mx) mx = fabs((double)b[i]);
+  return mx > 0.0 ? check_max_abs_diff(a, b, n) / mx : check_max_abs_diff(a, b, n);
+}
+
 /* A check that cannot run here, with the reason; it counts neither as passed nor as failed. */
 #define SKIP(...) do { printf("SKIP "); printf(__VA_ARGS__); printf("\n"); } while (0)
 
 static int check_summary(void) {
   (void)check_data_dir;
   (void)check_file_exists;
+  (void)check_rel_diff;
   printf("%d passed, %d failed\n", check__passed, check__failed);
   return check__failed ? 1 : 0;
 }

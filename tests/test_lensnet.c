@@ -1,33 +1,12 @@
-/* Unit tests of lensnet.h's core: JSON, .npy, safetensors, architecture text, the layers'
- * forward passes against hand-computed values, resizing and normalisation. */
+/* Unit tests of lensnet.h's core: JSON, architecture text, model files, the layers' forward
+ * passes against hand-computed values, resizing and normalisation, random numbers. The file
+ * formats (.npy, safetensors, FITS) are tested in tests/test_formats.c. */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #include "check.h"
 #include <string.h>
 
 static int close_to(double a, double b, double tol) { return fabs(a - b) <= tol; }
-
-/* Writes bytes to a file (for hand-made files in tests). */
-static void write_bytes(const char *path, const void *bytes, size_t n) {
-  FILE *f = fopen(path, "wb");
-  if (f) { if (fwrite(bytes, 1, n, f) != n) printf("short write\n"); fclose(f); }
-}
-
-/* Builds a version-1 .npy file: descr is the dtype literal (possibly followed by more fields). */
-static size_t make_npy(unsigned char *file, const char *descr, const char *shape, const unsigned char *data, size_t n) {
-  char header[200];
-  int h;
-  if (strstr(descr, "fortran_order")) h = snprintf(header, sizeof header, "{'descr': %s, 'shape': %s, }", descr, shape);
-  else h = snprintf(header, sizeof header, "{'descr': %s, 'fortran_order': False, 'shape': %s, }", descr, shape);
-  while ((10 + h + 1) % 16) header[h++] = ' ';
-  header[h++] = '\n';
-  memcpy(file, "\x93NUMPY\x01\x00", 8);
-  file[8] = (unsigned char)h;
-  file[9] = 0;
-  memcpy(file + 10, header, (size_t)h);
-  memcpy(file + 10 + h, data, n);
-  return 10 + (size_t)h + n;
-}
 
 /* Runs a model built from text on the given input and returns the first output values. */
 static int run_arch(const char *arch, const float *in, size_t batch, float *out, lensnet_model **keep) {
@@ -40,407 +19,319 @@ static int run_arch(const char *arch, const float *in, size_t batch, float *out,
   return 1;
 }
 
-int main(void) {
+static void test_json_values(void) {
   lensnet_error err;
+  const char text[] = " {\"a\": [1, -2.5e3, true, false, null], \"s\": \"x\\n\\u00e9\\ud83d\\ude00\\\"\", \"o\": {\"k\": {}}} ";
+  lensnet_json *doc = NULL;
+  const lensnet_json *a, *s;
+  CHECK(lensnet_json_parse(text, sizeof text - 1, &doc, &err) == LENSNET_OK, "parse: %s", err.message);
+  a = lensnet_json_get(doc, "a");
+  s = lensnet_json_get(doc, "s");
+  CHECK(a && a->type == LENSNET_JSON_ARRAY && a->count == 5, "array of 5");
+  CHECK(a && a->items[1].number == -2500.0, "number -2.5e3");
+  CHECK(a && a->items[2].type == LENSNET_JSON_BOOL && a->items[2].number == 1, "true");
+  CHECK(a && a->items[4].type == LENSNET_JSON_NULL, "null");
+  CHECK(s && s->string_len == 9 && !memcmp(s->string, "x\n\xc3\xa9\xf0\x9f\x98\x80\"", 9), "escapes decode to UTF-8");
+  CHECK(lensnet_json_get(lensnet_json_get(doc, "o"), "k") != NULL, "nested object");
+  CHECK(lensnet_json_get(doc, "missing") == NULL, "missing key gives NULL");
+  lensnet_json_free(doc);
+}
 
-  TEST("JSON: values, nesting, escapes") {
-    const char text[] = " {\"a\": [1, -2.5e3, true, false, null], \"s\": \"x\\n\\u00e9\\ud83d\\ude00\\\"\", \"o\": {\"k\": {}}} ";
+static void test_json_malformed(void) {
+  lensnet_error err;
+  const char *bad[] = {"", "{", "{\"a\":}", "[1,]", "[1 2]", "\"abc", "{\"a\" 1}", "tru", "01x", "[1]x", "\"\\q\"", "-", "1.", "{\"a\":1,}"};
+  size_t i;
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     lensnet_json *doc = NULL;
-    const lensnet_json *a, *s;
-    CHECK(lensnet_json_parse(text, sizeof text - 1, &doc, &err) == LENSNET_OK, "parse: %s", err.message);
-    a = lensnet_json_get(doc, "a");
-    s = lensnet_json_get(doc, "s");
-    CHECK(a && a->type == LENSNET_JSON_ARRAY && a->count == 5, "array of 5");
-    CHECK(a && a->items[1].number == -2500.0, "number -2.5e3");
-    CHECK(a && a->items[2].type == LENSNET_JSON_BOOL && a->items[2].number == 1, "true");
-    CHECK(a && a->items[4].type == LENSNET_JSON_NULL, "null");
-    CHECK(s && s->string_len == 9 && !memcmp(s->string, "x\n\xc3\xa9\xf0\x9f\x98\x80\"", 9), "escapes decode to UTF-8");
-    CHECK(lensnet_json_get(lensnet_json_get(doc, "o"), "k") != NULL, "nested object");
-    CHECK(lensnet_json_get(doc, "missing") == NULL, "missing key gives NULL");
-    lensnet_json_free(doc);
+    err.message[0] = 0;
+    CHECK(lensnet_json_parse(bad[i], strlen(bad[i]), &doc, &err) == LENSNET_ERR_FORMAT && doc == NULL && err.message[0],
+          "'%s' must be refused", bad[i]);
   }
-
-  TEST("JSON: malformed text is refused with a message") {
-    const char *bad[] = {"", "{", "{\"a\":}", "[1,]", "[1 2]", "\"abc", "{\"a\" 1}", "tru", "01x", "[1]x", "\"\\q\"", "-", "1.", "{\"a\":1,}"};
-    size_t i;
-    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-      lensnet_json *doc = NULL;
-      err.message[0] = 0;
-      CHECK(lensnet_json_parse(bad[i], strlen(bad[i]), &doc, &err) == LENSNET_ERR_FORMAT && doc == NULL && err.message[0],
-            "'%s' must be refused", bad[i]);
-    }
-    {
-      char deep[300];
-      lensnet_json *doc = NULL;
-      memset(deep, '[', sizeof deep);
-      CHECK(lensnet_json_parse(deep, sizeof deep, &doc, &err) == LENSNET_ERR_FORMAT, "nesting deeper than the limit is refused");
-    }
+  {
+    char deep[300];
+    lensnet_json *doc = NULL;
+    memset(deep, '[', sizeof deep);
+    CHECK(lensnet_json_parse(deep, sizeof deep, &doc, &err) == LENSNET_ERR_FORMAT, "nesting deeper than the limit is refused");
   }
+}
 
-  TEST(".npy: write then read, and hand-made files of other types") {
-    lensnet_tensor t, r;
-    size_t shape[3] = {2, 3, 4}, i;
-    CHECK(lensnet_tensor_alloc(&t, 3, shape, &err) == LENSNET_OK, "alloc");
-    for (i = 0; i < 24; i++) t.data[i] = (float)i * 0.5f - 3.0f;
-    CHECK(lensnet_npy_write("build/t_roundtrip.npy", &t, &err) == LENSNET_OK, "write: %s", err.message);
-    CHECK(lensnet_npy_read("build/t_roundtrip.npy", &r, &err) == LENSNET_OK, "read: %s", err.message);
-    CHECK(r.ndim == 3 && r.shape[0] == 2 && r.shape[1] == 3 && r.shape[2] == 4, "shape survives");
-    CHECK(r.data && !memcmp(r.data, t.data, 24 * sizeof(float)), "values survive");
-    lensnet_tensor_free(&t); lensnet_tensor_free(&r);
-    remove("build/t_roundtrip.npy");
-    {
-      /* big-endian float64 [2]: 1.5, -2.0 */
-      static const unsigned char f8be[] = {0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0xc0, 0, 0, 0, 0, 0, 0, 0};
-      /* little-endian int64 [2]: -3, 7 */
-      static const unsigned char i8le[] = {0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 7, 0, 0, 0, 0, 0, 0, 0};
-      /* little-endian int16 [2]: -2, 300 */
-      static const unsigned char i2le[] = {0xfe, 0xff, 0x2c, 0x01};
-      /* uint8 [1, 3]: 0, 128, 255 */
-      static const unsigned char u1[] = {0x00, 0x80, 0xff};
-      unsigned char file[256];
-      size_t n;
-      n = make_npy(file, "'>f8'", "(2,)", f8be, sizeof f8be);
-      CHECK(lensnet_npy_read_memory(file, n, &r, &err) == LENSNET_OK && r.data[0] == 1.5f && r.data[1] == -2.0f, ">f8: %s", err.message);
-      lensnet_tensor_free(&r);
-      n = make_npy(file, "'<i8'", "(2,)", i8le, sizeof i8le);
-      CHECK(lensnet_npy_read_memory(file, n, &r, &err) == LENSNET_OK && r.data[0] == -3.0f && r.data[1] == 7.0f, "<i8: %s", err.message);
-      lensnet_tensor_free(&r);
-      n = make_npy(file, "'<i2'", "(2,)", i2le, sizeof i2le);
-      CHECK(lensnet_npy_read_memory(file, n, &r, &err) == LENSNET_OK && r.data[0] == -2.0f && r.data[1] == 300.0f, "<i2: %s", err.message);
-      lensnet_tensor_free(&r);
-      n = make_npy(file, "'|u1'", "(1, 3)", u1, sizeof u1);
-      CHECK(lensnet_npy_read_memory(file, n, &r, &err) == LENSNET_OK && r.ndim == 2 && r.data[1] == 128.0f && r.data[2] == 255.0f, "|u1: %s", err.message);
-      lensnet_tensor_free(&r);
-      n = make_npy(file, "'<f4'", "()", (const unsigned char *)"\0\0\x80\x3f", 4);
-      CHECK(lensnet_npy_read_memory(file, n, &r, &err) == LENSNET_OK && r.ndim == 0 && r.data[0] == 1.0f, "0-d array: %s", err.message);
-      lensnet_tensor_free(&r);
-    }
-    {
-      unsigned char file[256];
-      size_t n = make_npy(file, "'<f4', 'fortran_order': True", "(1,)", (const unsigned char *)"\0\0\0\0", 4);
-      CHECK(lensnet_npy_read_memory(file, n, &r, &err) == LENSNET_ERR_UNSUPPORTED && strstr(err.message, "Fortran"), "Fortran order refused: %s", err.message);
-      n = make_npy(file, "'<c8'", "(1,)", (const unsigned char *)"\0\0\0\0\0\0\0\0", 8);
-      CHECK(lensnet_npy_read_memory(file, n, &r, &err) == LENSNET_ERR_UNSUPPORTED, "complex refused");
-      n = make_npy(file, "'<f4'", "(9,)", (const unsigned char *)"\0\0\0\0", 4);
-      CHECK(lensnet_npy_read_memory(file, n, &r, &err) == LENSNET_ERR_FORMAT && strstr(err.message, "truncated"), "truncation named: %s", err.message);
-      n = make_npy(file, "'<f4'", "(99999999999, 99999999999)", (const unsigned char *)"\0\0\0\0", 4);
-      CHECK(lensnet_npy_read_memory(file, n, &r, &err) == LENSNET_ERR_TOO_LARGE, "absurd shape refused: %s", err.message);
-      CHECK(lensnet_npy_read("build/does-not-exist.npy", &r, &err) == LENSNET_ERR_IO && strstr(err.message, "does-not-exist"), "missing file named");
-    }
-  }
+static void test_architecture_text(void) {
+  lensnet_error err;
+  lensnet_model *m = NULL;
+  char text[4096];
+  CHECK(lensnet_arch_builtin("ou66", 4, text, sizeof text) > 0 && strstr(text, "layer.26"), "ou66 text names layer.26");
+  CHECK(lensnet_model_create("ou66(4)", &m, &err) == LENSNET_OK, "ou66(4): %s", err.message);
+  /* parameter count of OU-66 with 4 bands, from the layer sizes of Wilde et al. 2022 */
+  if (m) CHECK(lensnet_model_parameter_count(m) == 203192, "ou66 has %lu parameters", (unsigned long)lensnet_model_parameter_count(m));
+  if (m) CHECK(m->out_features == 2 && m->in_h == 66, "ou66 shapes");
+  lensnet_model_free(m);
+  CHECK(lensnet_model_create("ou200(1)", &m, &err) == LENSNET_OK && m->layers[m->layer_count - 1].in_c == 350, "ou200(1)");
+  lensnet_model_free(m);
+  m = NULL;
+  CHECK(lensnet_model_create("input 1 8 8\nconv2d name=c out=2 kernel=3\nfrobnicate", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "line 3") && strstr(err.message, "frobnicate"), "unknown layer named: %s", err.message);
+  CHECK(lensnet_model_create("conv2d name=c out=2 kernel=3", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "input"), "missing input line: %s", err.message);
+  CHECK(lensnet_model_create("input 1 4 4; conv2d name=c out=2 kernel=7", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "larger"), "kernel too large: %s", err.message);
+  CHECK(lensnet_model_create("input 3 8 8; conv2d name=c out=4 kernel=3 groups=2", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "groups"), "bad groups: %s", err.message);
+  CHECK(lensnet_model_create("input 1 8 8; add name=skip", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "mark"), "add without mark: %s", err.message);
+  CHECK(lensnet_model_create("input 1 8 8; dense name=d out=3 kernel=x", &m, &err) == LENSNET_ERR_ARCH, "non-numeric option");
+  CHECK(lensnet_model_create("ou77(4)", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "ou77"), "unknown built-in: %s", err.message);
+}
 
-  TEST("safetensors: round trip with metadata, F16/BF16 conversion, malformed headers") {
-    lensnet_safetensors st, back;
-    lensnet_tensor t;
-    size_t shape[2] = {2, 3}, i;
-    memset(&st, 0, sizeof st);
-    lensnet_tensor_alloc(&t, 2, shape, &err);
-    for (i = 0; i < 6; i++) t.data[i] = (float)i - 2.5f;
-    CHECK(lensnet_safetensors_add(&st, "layer.0.weight", &t) == LENSNET_OK, "add");
-    CHECK(lensnet_safetensors_set_meta(&st, "note", "quote \" and newline\n") == LENSNET_OK, "meta");
-    CHECK(lensnet_safetensors_write("build/t.safetensors", &st, &err) == LENSNET_OK, "write: %s", err.message);
-    CHECK(lensnet_safetensors_read("build/t.safetensors", &back, &err) == LENSNET_OK, "read: %s", err.message);
-    CHECK(back.count == 1 && lensnet_safetensors_find(&back, "layer.0.weight") && !memcmp(lensnet_safetensors_find(&back, "layer.0.weight")->data, t.data, 24), "tensor survives");
-    CHECK(lensnet_safetensors_meta(&back, "note") && !strcmp(lensnet_safetensors_meta(&back, "note"), "quote \" and newline\n"), "metadata survives escaping");
-    lensnet_safetensors_free(&st); lensnet_safetensors_free(&back); lensnet_tensor_free(&t);
-    remove("build/t.safetensors");
-    {
-      /* F16 [1.0, -2.0, 65504] and BF16 [1.0] made by hand */
-      const char hdr[] = "{\"a\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,6]},\"b\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[6,8]}}";
-      unsigned char file[256];
-      size_t hl = sizeof hdr - 1, n = 0;
-      memset(file, 0, sizeof file);
-      file[0] = (unsigned char)hl;
-      memcpy(file + 8, hdr, hl);
-      n = 8 + hl;
-      file[n++] = 0x00; file[n++] = 0x3c; file[n++] = 0x00; file[n++] = 0xc0; file[n++] = 0xff; file[n++] = 0x7b;
-      file[n++] = 0x80; file[n++] = 0x3f;
-      CHECK(lensnet_safetensors_read_memory(file, n, &back, &err) == LENSNET_OK, "read F16/BF16: %s", err.message);
-      if (back.count == 2) {
-        CHECK(back.tensors[0].tensor.data[0] == 1.0f && back.tensors[0].tensor.data[1] == -2.0f && back.tensors[0].tensor.data[2] == 65504.0f, "F16 values");
-        CHECK(back.tensors[1].tensor.data[0] == 1.0f, "BF16 value");
-      }
-      lensnet_safetensors_free(&back);
-      CHECK(lensnet_safetensors_read_memory(file, n - 1, &back, &err) == LENSNET_ERR_FORMAT, "truncated data refused");
+static void test_save_and_load(void) {
+  lensnet_error err;
+  lensnet_model *m = NULL, *back = NULL;
+  const char *arch = "input 2 6 6\nconv2d name=conv out=3 kernel=3 padding=1\nbatchnorm name=bn\nrelu\nmark name=skip\nconv2d name=conv2 out=3 kernel=3 padding=1\nadd name=skip\nglobal_avgpool\nflatten\ndense name=head out=2";
+  float in[72], out1[2], out2[2];
+  size_t i;
+  CHECK(lensnet_model_create(arch, &m, &err) == LENSNET_OK, "create: %s", err.message);
+  if (m) {
+    lensnet_model_init(m, 7);
+    for (i = 0; i < 72; i++) in[i] = (float)((i * 37) % 11) / 11.0f - 0.4f;
+    lensnet_model_set_meta(m, "classes", "non-lens,lens");
+    CHECK(lensnet_model_save(m, "build/t_model.safetensors", &err) == LENSNET_OK, "save: %s", err.message);
+    CHECK(lensnet_model_load("build/t_model.safetensors", &back, &err) == LENSNET_OK, "load: %s", err.message);
+    if (back) {
+      lensnet_model_forward(m, 1, in, out1, NULL, &err);
+      lensnet_model_forward(back, 1, in, out2, NULL, &err);
+      CHECK(out1[0] == out2[0] && out1[1] == out2[1], "same outputs after the round trip");
+      CHECK(lensnet_model_meta(back, "classes") && !strcmp(lensnet_model_meta(back, "classes"), "non-lens,lens"), "metadata kept");
+      CHECK(!strcmp(back->arch, m->arch), "architecture text kept");
+      lensnet_model_free(back);
     }
-    {
-      const char *bad[] = {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}",  /* size mismatch */
-                           "{\"a\":{\"dtype\":\"C64\",\"shape\":[1],\"data_offsets\":[0,8]}}",  /* dtype */
-                           "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,400]}}", /* past the end */
-                           "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}",
-                           "{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", "[1,2]", "{"};
-      for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        unsigned char file[512];
-        size_t hl = strlen(bad[i]);
-        memset(file, 0, sizeof file);
-        file[0] = (unsigned char)hl;
-        memcpy(file + 8, bad[i], hl);
-        err.message[0] = 0;
-        CHECK(lensnet_safetensors_read_memory(file, 8 + hl + 8, &back, &err) != LENSNET_OK && err.message[0], "header %lu refused", (unsigned long)i);
-      }
-      {
-        unsigned char huge[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
-        CHECK(lensnet_safetensors_read_memory(huge, sizeof huge, &back, &err) == LENSNET_ERR_FORMAT, "absurd header length refused");
-      }
-    }
-  }
-
-  TEST("architecture text: built-ins and errors that name the line") {
-    lensnet_model *m = NULL;
-    char text[4096];
-    CHECK(lensnet_arch_builtin("ou66", 4, text, sizeof text) > 0 && strstr(text, "layer.26"), "ou66 text names layer.26");
-    CHECK(lensnet_model_create("ou66(4)", &m, &err) == LENSNET_OK, "ou66(4): %s", err.message);
-    /* parameter count of OU-66 with 4 bands, from the layer sizes of Wilde et al. 2022 */
-    if (m) CHECK(lensnet_model_parameter_count(m) == 203192, "ou66 has %lu parameters", (unsigned long)lensnet_model_parameter_count(m));
-    if (m) CHECK(m->out_features == 2 && m->in_h == 66, "ou66 shapes");
     lensnet_model_free(m);
-    CHECK(lensnet_model_create("ou200(1)", &m, &err) == LENSNET_OK && m->layers[m->layer_count - 1].in_c == 350, "ou200(1)");
+  }
+  remove("build/t_model.safetensors");
+}
+
+static void test_load_mismatches(void) {
+  lensnet_error err;
+  lensnet_safetensors st;
+  lensnet_model *m = NULL;
+  lensnet_tensor w, b;
+  size_t ws[4] = {2, 1, 3, 3}, bs[1] = {2}, bad[1] = {3};
+  memset(&st, 0, sizeof st);
+  lensnet_tensor_alloc(&w, 4, ws, &err);
+  lensnet_tensor_alloc(&b, 1, bs, &err);
+  lensnet_safetensors_set_meta(&st, "arch", "input 1 5 5\nconv2d name=c out=2 kernel=3");
+  lensnet_safetensors_add(&st, "c.weight", &w);
+  CHECK(lensnet_model_from_safetensors(&st, &m, &err) == LENSNET_ERR_WEIGHTS && strstr(err.message, "c.bias"), "missing bias named: %s", err.message);
+  lensnet_tensor_free(&b);
+  lensnet_tensor_alloc(&b, 1, bad, &err);
+  lensnet_safetensors_add(&st, "c.bias", &b);
+  CHECK(lensnet_model_from_safetensors(&st, &m, &err) == LENSNET_ERR_WEIGHTS && strstr(err.message, "3") && strstr(err.message, "c.bias"), "wrong shape named: %s", err.message);
+  lensnet_safetensors_free(&st);
+  memset(&st, 0, sizeof st);
+  lensnet_tensor_free(&b);
+  lensnet_tensor_alloc(&b, 1, bs, &err);
+  lensnet_safetensors_set_meta(&st, "arch", "input 1 5 5\nconv2d name=c out=2 kernel=3");
+  lensnet_safetensors_add(&st, "c.weight", &w);
+  lensnet_safetensors_add(&st, "c.bias", &b);
+  lensnet_safetensors_add(&st, "stray.weight", &b);
+  CHECK(lensnet_model_from_safetensors(&st, &m, &err) == LENSNET_ERR_WEIGHTS && strstr(err.message, "stray.weight"), "extra tensor named: %s", err.message);
+  lensnet_safetensors_free(&st);
+  lensnet_tensor_free(&w); lensnet_tensor_free(&b);
+}
+
+static void test_convolution(void) {
+  lensnet_error err;
+  lensnet_model *m = NULL;
+  /* 1 input channel 3x3 = 1..9; kernel all ones 2x2 stride 1 padding 0: sums of 2x2 blocks */
+  float in[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, out[16];
+  size_t i;
+  if (run_arch("input 1 3 3\nconv2d name=c out=1 kernel=2 bias=0", in, 1, out, &m)) {
+    for (i = 0; i < 4; i++) m->values[i] = 1.0f;
+    lensnet_model_forward(m, 1, in, out, NULL, &err);
+    CHECK(out[0] == 12 && out[1] == 16 && out[2] == 24 && out[3] == 28, "2x2 box sums: %g %g %g %g", out[0], out[1], out[2], out[3]);
     lensnet_model_free(m);
-    m = NULL;
-    CHECK(lensnet_model_create("input 1 8 8\nconv2d name=c out=2 kernel=3\nfrobnicate", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "line 3") && strstr(err.message, "frobnicate"), "unknown layer named: %s", err.message);
-    CHECK(lensnet_model_create("conv2d name=c out=2 kernel=3", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "input"), "missing input line: %s", err.message);
-    CHECK(lensnet_model_create("input 1 4 4; conv2d name=c out=2 kernel=7", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "larger"), "kernel too large: %s", err.message);
-    CHECK(lensnet_model_create("input 3 8 8; conv2d name=c out=4 kernel=3 groups=2", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "groups"), "bad groups: %s", err.message);
-    CHECK(lensnet_model_create("input 1 8 8; add name=skip", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "mark"), "add without mark: %s", err.message);
-    CHECK(lensnet_model_create("input 1 8 8; dense name=d out=3 kernel=x", &m, &err) == LENSNET_ERR_ARCH, "non-numeric option");
-    CHECK(lensnet_model_create("ou77(4)", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "ou77"), "unknown built-in: %s", err.message);
   }
-
-  TEST("model save and load keep architecture, weights and metadata") {
-    lensnet_model *m = NULL, *back = NULL;
-    const char *arch = "input 2 6 6\nconv2d name=conv out=3 kernel=3 padding=1\nbatchnorm name=bn\nrelu\nmark name=skip\nconv2d name=conv2 out=3 kernel=3 padding=1\nadd name=skip\nglobal_avgpool\nflatten\ndense name=head out=2";
-    float in[72], out1[2], out2[2];
-    size_t i;
-    CHECK(lensnet_model_create(arch, &m, &err) == LENSNET_OK, "create: %s", err.message);
-    if (m) {
-      lensnet_model_init(m, 7);
-      for (i = 0; i < 72; i++) in[i] = (float)((i * 37) % 11) / 11.0f - 0.4f;
-      lensnet_model_set_meta(m, "classes", "non-lens,lens");
-      CHECK(lensnet_model_save(m, "build/t_model.safetensors", &err) == LENSNET_OK, "save: %s", err.message);
-      CHECK(lensnet_model_load("build/t_model.safetensors", &back, &err) == LENSNET_OK, "load: %s", err.message);
-      if (back) {
-        lensnet_model_forward(m, 1, in, out1, NULL, &err);
-        lensnet_model_forward(back, 1, in, out2, NULL, &err);
-        CHECK(out1[0] == out2[0] && out1[1] == out2[1], "same outputs after the round trip");
-        CHECK(lensnet_model_meta(back, "classes") && !strcmp(lensnet_model_meta(back, "classes"), "non-lens,lens"), "metadata kept");
-        CHECK(!strcmp(back->arch, m->arch), "architecture text kept");
-        lensnet_model_free(back);
-      }
-      lensnet_model_free(m);
-    }
-    remove("build/t_model.safetensors");
+  /* stride 2, padding 1, kernel 3 of ones, bias 0.5: window sums at (-1,-1) and (1,1) centres */
+  if (run_arch("input 1 3 3\nconv2d name=c out=1 kernel=3 stride=2 padding=1", in, 1, out, &m)) {
+    for (i = 0; i < 9; i++) m->values[i] = 1.0f;
+    m->values[9] = 0.5f;
+    lensnet_model_forward(m, 1, in, out, NULL, &err);
+    CHECK(m->layers[0].out_h == 2 && out[0] == 12.5f && out[1] == 16.5f && out[2] == 24.5f && out[3] == 28.5f, "stride 2 pad 1: %g %g %g %g", out[0], out[1], out[2], out[3]);
+    lensnet_model_free(m);
   }
-
-  TEST("model load names missing, extra and misshapen weights") {
-    lensnet_safetensors st;
-    lensnet_model *m = NULL;
-    lensnet_tensor w, b;
-    size_t ws[4] = {2, 1, 3, 3}, bs[1] = {2}, bad[1] = {3};
-    memset(&st, 0, sizeof st);
-    lensnet_tensor_alloc(&w, 4, ws, &err);
-    lensnet_tensor_alloc(&b, 1, bs, &err);
-    lensnet_safetensors_set_meta(&st, "arch", "input 1 5 5\nconv2d name=c out=2 kernel=3");
-    lensnet_safetensors_add(&st, "c.weight", &w);
-    CHECK(lensnet_model_from_safetensors(&st, &m, &err) == LENSNET_ERR_WEIGHTS && strstr(err.message, "c.bias"), "missing bias named: %s", err.message);
-    lensnet_tensor_free(&b);
-    lensnet_tensor_alloc(&b, 1, bad, &err);
-    lensnet_safetensors_add(&st, "c.bias", &b);
-    CHECK(lensnet_model_from_safetensors(&st, &m, &err) == LENSNET_ERR_WEIGHTS && strstr(err.message, "3") && strstr(err.message, "c.bias"), "wrong shape named: %s", err.message);
-    lensnet_safetensors_free(&st);
-    memset(&st, 0, sizeof st);
-    lensnet_tensor_free(&b);
-    lensnet_tensor_alloc(&b, 1, bs, &err);
-    lensnet_safetensors_set_meta(&st, "arch", "input 1 5 5\nconv2d name=c out=2 kernel=3");
-    lensnet_safetensors_add(&st, "c.weight", &w);
-    lensnet_safetensors_add(&st, "c.bias", &b);
-    lensnet_safetensors_add(&st, "stray.weight", &b);
-    CHECK(lensnet_model_from_safetensors(&st, &m, &err) == LENSNET_ERR_WEIGHTS && strstr(err.message, "stray.weight"), "extra tensor named: %s", err.message);
-    lensnet_safetensors_free(&st);
-    lensnet_tensor_free(&w); lensnet_tensor_free(&b);
-  }
-
-  TEST("convolution with stride, padding and groups against hand values") {
-    lensnet_model *m = NULL;
-    /* 1 input channel 3x3 = 1..9; kernel all ones 2x2 stride 1 padding 0: sums of 2x2 blocks */
-    float in[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, out[16];
-    size_t i;
-    if (run_arch("input 1 3 3\nconv2d name=c out=1 kernel=2 bias=0", in, 1, out, &m)) {
-      for (i = 0; i < 4; i++) m->values[i] = 1.0f;
-      lensnet_model_forward(m, 1, in, out, NULL, &err);
-      CHECK(out[0] == 12 && out[1] == 16 && out[2] == 24 && out[3] == 28, "2x2 box sums: %g %g %g %g", out[0], out[1], out[2], out[3]);
-      lensnet_model_free(m);
-    }
-    /* stride 2, padding 1, kernel 3 of ones, bias 0.5: window sums at (-1,-1) and (1,1) centres */
-    if (run_arch("input 1 3 3\nconv2d name=c out=1 kernel=3 stride=2 padding=1", in, 1, out, &m)) {
-      for (i = 0; i < 9; i++) m->values[i] = 1.0f;
-      m->values[9] = 0.5f;
-      lensnet_model_forward(m, 1, in, out, NULL, &err);
-      CHECK(m->layers[0].out_h == 2 && out[0] == 12.5f && out[1] == 16.5f && out[2] == 24.5f && out[3] == 28.5f, "stride 2 pad 1: %g %g %g %g", out[0], out[1], out[2], out[3]);
-      lensnet_model_free(m);
-    }
-    /* depthwise (groups = 2): each channel scaled by its own 1x1 weight */
-    {
-      float in2[8] = {1, 2, 3, 4, 10, 20, 30, 40};
-      if (run_arch("input 2 2 2\nconv2d name=c out=2 kernel=1 groups=2 bias=0", in2, 1, out, &m)) {
-        m->values[0] = 2.0f; m->values[1] = -1.0f;
-        lensnet_model_forward(m, 1, in2, out, NULL, &err);
-        CHECK(out[0] == 2 && out[3] == 8 && out[4] == -10 && out[7] == -40, "depthwise: %g %g %g %g", out[0], out[3], out[4], out[7]);
-        lensnet_model_free(m);
-      }
-    }
-  }
-
-  TEST("pooling, activations, batch norm and softmax against hand values") {
-    float in[16], out[16];
-    size_t i;
-    for (i = 0; i < 16; i++) in[i] = (float)i - 5.0f; /* 4x4: -5..10 */
-    run_arch("input 1 4 4\nmaxpool kernel=2", in, 1, out, NULL);
-    CHECK(out[0] == 0 && out[1] == 2 && out[2] == 8 && out[3] == 10, "max pool 2x2: %g %g %g %g", out[0], out[1], out[2], out[3]);
-    {
-      float with_nan[16];
-      memcpy(with_nan, in, sizeof with_nan);
-      with_nan[5] = NAN; /* row 1, column 1: inside the first 2x2 window */
-      run_arch("input 1 4 4\nmaxpool kernel=2", with_nan, 1, out, NULL);
-      CHECK(out[0] != out[0] && out[1] == 2 && out[3] == 10, "a NaN propagates through max pooling, as in PyTorch: %g %g", out[0], out[1]);
-    }
-    run_arch("input 1 4 4\navgpool kernel=2", in, 1, out, NULL);
-    CHECK(out[0] == -2.5f && out[3] == 7.5f, "avg pool 2x2: %g %g", out[0], out[3]);
-    /* floor mode: 4x4 with kernel 3 stride 3 gives 1x1 */
-    run_arch("input 1 4 4\nmaxpool kernel=3 stride=3", in, 1, out, NULL);
-    CHECK(out[0] == 5.0f, "floor-mode max pool: %g", out[0]);
-    /* average pool with padding counts the zeros (count_include_pad) */
-    run_arch("input 1 4 4\navgpool kernel=2 stride=2 padding=1", in, 1, out, NULL);
-    CHECK(close_to(out[0], -5.0 / 4.0, 1e-6), "avg pool counts padding: %g", out[0]);
-    run_arch("input 1 4 4\nglobal_avgpool", in, 1, out, NULL);
-    CHECK(close_to(out[0], 2.5, 1e-6), "global average: %g", out[0]);
-    run_arch("input 1 1 4\nleaky_relu slope=0.1", in, 1, out, NULL);
-    CHECK(close_to(out[0], -0.5, 1e-6) && close_to(out[1], -0.4, 1e-6), "leaky relu: %g %g", out[0], out[1]);
-    {
-      float x[4] = {-1.0f, 0.0f, 1.0f, 2.0f};
-      run_arch("input 1 1 4\ngelu", x, 1, out, NULL);
-      /* exact GELU x*Phi(x): Phi(1) = 0.841344746, Phi(-1) = 0.158655254 */
-      CHECK(close_to(out[0], -0.158655254, 1e-6) && close_to(out[2], 0.841344746, 1e-6) && close_to(out[3], 1.954499736, 1e-6), "gelu: %g %g %g", out[0], out[2], out[3]);
-      run_arch("input 1 1 4\nsigmoid", x, 1, out, NULL);
-      CHECK(close_to(out[1], 0.5, 1e-7) && close_to(out[2], 0.731058579, 1e-6), "sigmoid");
-      run_arch("input 1 1 4\ntanh", x, 1, out, NULL);
-      CHECK(close_to(out[2], 0.761594156, 1e-6), "tanh");
-      run_arch("input 4 1 1\nsoftmax", x, 1, out, NULL);
-      /* softmax(-1,0,1,2): e^k / sum */
-      CHECK(close_to(out[3], 0.643914260, 1e-6) && close_to(out[0], 0.032058604, 1e-6), "softmax: %g %g", out[0], out[3]);
-    }
-    {
-      lensnet_model *m = NULL;
-      float x[4] = {1.0f, 2.0f, 3.0f, 4.0f};
-      if (run_arch("input 2 1 2\nbatchnorm name=bn eps=1e-30", x, 1, out, &m)) {
-        /* weight, bias, running_mean, running_var for 2 channels */
-        const float vals[8] = {2, 1, 0.5f, -1, 1, 3, 4, 16};
-        memcpy(m->values, vals, sizeof vals);
-        lensnet_model_forward(m, 1, x, out, NULL, &err);
-        /* channel 0: 2 (x - 1)/2 + 0.5 ; channel 1: (x - 3)/4 - 1 */
-        CHECK(out[0] == 0.5f && out[1] == 1.5f && out[2] == -1.0f && out[3] == -0.75f, "batch norm: %g %g %g %g", out[0], out[1], out[2], out[3]);
-        lensnet_model_free(m);
-      }
-    }
-    {
-      lensnet_model *m = NULL;
-      float x[3] = {1.0f, -2.0f, 0.5f};
-      if (run_arch("input 3 1 1\nflatten\ndense name=d out=2", x, 1, out, &m)) {
-        const float vals[8] = {1, 2, 3, -1, 0, 4, 0.25f, -0.5f}; /* W[2,3], b[2] */
-        memcpy(m->values, vals, sizeof vals);
-        lensnet_model_forward(m, 1, x, out, NULL, &err);
-        CHECK(out[0] == 1 - 4 + 1.5f + 0.25f && out[1] == -1 + 2 - 0.5f, "dense: %g %g", out[0], out[1]);
-        lensnet_model_free(m);
-      }
-    }
-  }
-
-  TEST("resize follows PyTorch's bilinear convention; min-max normalisation") {
-    /* F.interpolate([[1,2],[3,4]], size=4, mode='bilinear', align_corners=False) row 0 and row 1 */
-    const float src[4] = {1, 2, 3, 4};
-    float dst[16], img[6] = {2, 4, 6, 5, 5, NAN};
-    lensnet_resize_bilinear(src, 2, 2, dst, 4, 4);
-    CHECK(dst[0] == 1.0f && dst[1] == 1.25f && dst[2] == 1.75f && dst[3] == 2.0f, "row 0: %g %g %g %g", dst[0], dst[1], dst[2], dst[3]);
-    CHECK(dst[4] == 1.5f && dst[5] == 1.75f && dst[6] == 2.25f && dst[7] == 2.5f, "row 1: %g %g %g %g", dst[4], dst[5], dst[6], dst[7]);
-    CHECK(lensnet_minmax_normalize(img, 2, 3) == 1, "one NaN counted");
-    CHECK(img[0] == 0.0f && img[1] == 0.5f && img[2] == 1.0f, "band 0 scaled to [0,1]");
-    CHECK(img[3] == 0.0f && img[4] == 0.0f && img[5] == 0.0f, "constant band and NaN become 0");
-  }
-
-  TEST("edge cases: an empty picture resizes to zeros, ReLU keeps NaN, overlong architecture lines are refused") {
-    float src[1] = {5.0f}, dst[9], nan_in[2] = {NAN, -1.0f}, out2[2];
-    char longline[700];
-    lensnet_model *m = NULL;
-    size_t i;
-    for (i = 0; i < 9; i++) dst[i] = 7.0f;
-    lensnet_resize_bilinear(src, 0, 5, dst, 3, 3);
-    for (i = 0; i < 9 && dst[i] == 0.0f; i++) {}
-    CHECK(i == 9, "a 0x5 picture resizes to zeros");
-    run_arch("input 1 1 2\nrelu", nan_in, 1, out2, NULL);
-    CHECK(out2[0] != out2[0] && out2[1] == 0.0f, "relu(NaN) is NaN as in PyTorch: %g %g", out2[0], out2[1]);
-    memset(longline, 'x', sizeof longline);
-    memcpy(longline, "input 1 4 4\nrelu ", 17);
-    longline[sizeof longline - 1] = 0;
-    CHECK(lensnet_model_create(longline, &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "longer"), "long line: %s", err.message);
-    CHECK(lensnet_model_create("input 1 4 4\nconv2d name=c out=2 kernel=1 a=1 b=1 c=1 d=1 e=1 f=1 g=1 h=1 i=1 j=1 k=1 l=1 m=1 n=1 o=1 p=1 q=1 r=1 s=1 t=1 u=1 v=1 w=1 x=1 y=1 z=1 aa=1 bb=1 cc=1 dd=1 ee=1 ff=1", &m, &err) == LENSNET_ERR_ARCH &&
-          strstr(err.message, "32 words"), "too many words: %s", err.message);
-    CHECK(lensnet_model_create("input 1 1 1\nconv2d name=c out=16 kernel=2 padding=536870912\nflatten\ndense name=d out=2", &m, &err) == LENSNET_ERR_ARCH &&
-          strstr(err.message, "larger than"), "an output too large to count is refused: %s", err.message);
-  }
-
-  TEST("random numbers: reproducible, uniform mean, normal variance") {
-    lensnet_rng a, b;
-    double sum = 0, sq = 0;
-    int i, same = 1;
-    lensnet_rng_seed(&a, 42);
-    lensnet_rng_seed(&b, 42);
-    for (i = 0; i < 1000; i++) same &= lensnet_rng_next(&a) == lensnet_rng_next(&b);
-    CHECK(same, "same seed, same stream");
-    for (i = 0; i < 100000; i++) sum += lensnet_rng_uniform(&a);
-    CHECK(close_to(sum / 100000, 0.5, 0.005), "uniform mean %g", sum / 100000);
-    sum = 0;
-    for (i = 0; i < 100000; i++) { double v = lensnet_rng_normal(&a); sum += v; sq += v * v; }
-    CHECK(close_to(sum / 100000, 0.0, 0.02) && close_to(sq / 100000, 1.0, 0.02), "normal mean %g variance %g", sum / 100000, sq / 100000);
-  }
-
-  TEST("the layer table has one row per layer type, in LENSNET_LAYER_TYPES order") {
-    int t;
-    for (t = 0; t < LENSNET_LAYER_TYPE_COUNT; t++) {
-      const lensnet__layer_kind *kind = lensnet__kind((lensnet_layer_type)t);
-      CHECK(kind->type == (lensnet_layer_type)t && kind->forward && kind->backward, "row %d (%s)", t, lensnet_layer_type_name((lensnet_layer_type)t));
-    }
-  }
-
-  TEST("a trainer out of training computes what lensnet_model_forward computes, bit for bit") {
-    lensnet_model *m = NULL;
-    lensnet_trainer *t = NULL;
-    float x[3 * 2 * 8 * 8], a[3 * 3], b[3 * 3];
-    lensnet_rng rng;
-    size_t i;
-    CHECK(lensnet_model_create("input 2 8 8\nconv2d name=c out=4 kernel=3 padding=1\nbatchnorm name=bn\nrelu\nmark name=s\n"
-                               "leaky_relu\nadd name=s\nmaxpool kernel=2\ndropout p=0.4\nbatchnorm name=bn2\nsoftmax\nflatten\n"
-                               "dense name=d out=3\nsigmoid", &m, &err) == LENSNET_OK, "%s", err.message);
-    if (m) {
-      lensnet_rng_seed(&rng, 5);
-      for (i = 0; i < m->value_count; i++) m->values[i] = 0.2f + lensnet_rng_uniform(&rng);
-      for (i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = lensnet_rng_normal(&rng);
-      lensnet_trainer_desc td;
-      memset(&td, 0, sizeof td);
-      td.batch_cap = 3; td.seed = 1;
-      CHECK(lensnet_trainer_create(m, &td, &t, &err) == LENSNET_OK, "%s", err.message);
-      if (t) {
-        lensnet_trainer_forward(t, 3, x, 0, a, &err);
-        lensnet_model_forward(m, 3, x, b, NULL, &err);
-        CHECK(!memcmp(a, b, sizeof a), "trainer %.9g vs forward %.9g", a[0], b[0]);
-        lensnet_trainer_free(t);
-      }
+  /* depthwise (groups = 2): each channel scaled by its own 1x1 weight */
+  {
+    float in2[8] = {1, 2, 3, 4, 10, 20, 30, 40};
+    if (run_arch("input 2 2 2\nconv2d name=c out=2 kernel=1 groups=2 bias=0", in2, 1, out, &m)) {
+      m->values[0] = 2.0f; m->values[1] = -1.0f;
+      lensnet_model_forward(m, 1, in2, out, NULL, &err);
+      CHECK(out[0] == 2 && out[3] == 8 && out[4] == -10 && out[7] == -40, "depthwise: %g %g %g %g", out[0], out[3], out[4], out[7]);
       lensnet_model_free(m);
     }
   }
+}
 
-  TEST("result strings are never NULL") {
-    int r;
-    for (r = -1; r <= LENSNET_RESULT_COUNT; r++) CHECK(lensnet_result_string((lensnet_result)r) != NULL, "result %d", r);
+static void test_layers_by_hand(void) {
+  lensnet_error err;
+  float in[16], out[16];
+  size_t i;
+  for (i = 0; i < 16; i++) in[i] = (float)i - 5.0f; /* 4x4: -5..10 */
+  run_arch("input 1 4 4\nmaxpool kernel=2", in, 1, out, NULL);
+  CHECK(out[0] == 0 && out[1] == 2 && out[2] == 8 && out[3] == 10, "max pool 2x2: %g %g %g %g", out[0], out[1], out[2], out[3]);
+  {
+    float with_nan[16];
+    memcpy(with_nan, in, sizeof with_nan);
+    with_nan[5] = NAN; /* row 1, column 1: inside the first 2x2 window */
+    run_arch("input 1 4 4\nmaxpool kernel=2", with_nan, 1, out, NULL);
+    CHECK(out[0] != out[0] && out[1] == 2 && out[3] == 10, "a NaN propagates through max pooling, as in PyTorch: %g %g", out[0], out[1]);
   }
-  (void)write_bytes;
+  run_arch("input 1 4 4\navgpool kernel=2", in, 1, out, NULL);
+  CHECK(out[0] == -2.5f && out[3] == 7.5f, "avg pool 2x2: %g %g", out[0], out[3]);
+  /* floor mode: 4x4 with kernel 3 stride 3 gives 1x1 */
+  run_arch("input 1 4 4\nmaxpool kernel=3 stride=3", in, 1, out, NULL);
+  CHECK(out[0] == 5.0f, "floor-mode max pool: %g", out[0]);
+  /* average pool with padding counts the zeros (count_include_pad) */
+  run_arch("input 1 4 4\navgpool kernel=2 stride=2 padding=1", in, 1, out, NULL);
+  CHECK(close_to(out[0], -5.0 / 4.0, 1e-6), "avg pool counts padding: %g", out[0]);
+  run_arch("input 1 4 4\nglobal_avgpool", in, 1, out, NULL);
+  CHECK(close_to(out[0], 2.5, 1e-6), "global average: %g", out[0]);
+  run_arch("input 1 1 4\nleaky_relu slope=0.1", in, 1, out, NULL);
+  CHECK(close_to(out[0], -0.5, 1e-6) && close_to(out[1], -0.4, 1e-6), "leaky relu: %g %g", out[0], out[1]);
+  {
+    float x[4] = {-1.0f, 0.0f, 1.0f, 2.0f};
+    run_arch("input 1 1 4\ngelu", x, 1, out, NULL);
+    /* exact GELU x*Phi(x): Phi(1) = 0.841344746, Phi(-1) = 0.158655254 */
+    CHECK(close_to(out[0], -0.158655254, 1e-6) && close_to(out[2], 0.841344746, 1e-6) && close_to(out[3], 1.954499736, 1e-6), "gelu: %g %g %g", out[0], out[2], out[3]);
+    run_arch("input 1 1 4\nsigmoid", x, 1, out, NULL);
+    CHECK(close_to(out[1], 0.5, 1e-7) && close_to(out[2], 0.731058579, 1e-6), "sigmoid");
+    run_arch("input 1 1 4\ntanh", x, 1, out, NULL);
+    CHECK(close_to(out[2], 0.761594156, 1e-6), "tanh");
+    run_arch("input 4 1 1\nsoftmax", x, 1, out, NULL);
+    /* softmax(-1,0,1,2): e^k / sum */
+    CHECK(close_to(out[3], 0.643914260, 1e-6) && close_to(out[0], 0.032058604, 1e-6), "softmax: %g %g", out[0], out[3]);
+  }
+  {
+    lensnet_model *m = NULL;
+    float x[4] = {1.0f, 2.0f, 3.0f, 4.0f};
+    if (run_arch("input 2 1 2\nbatchnorm name=bn eps=1e-30", x, 1, out, &m)) {
+      /* weight, bias, running_mean, running_var for 2 channels */
+      const float vals[8] = {2, 1, 0.5f, -1, 1, 3, 4, 16};
+      memcpy(m->values, vals, sizeof vals);
+      lensnet_model_forward(m, 1, x, out, NULL, &err);
+      /* channel 0: 2 (x - 1)/2 + 0.5 ; channel 1: (x - 3)/4 - 1 */
+      CHECK(out[0] == 0.5f && out[1] == 1.5f && out[2] == -1.0f && out[3] == -0.75f, "batch norm: %g %g %g %g", out[0], out[1], out[2], out[3]);
+      lensnet_model_free(m);
+    }
+  }
+  {
+    lensnet_model *m = NULL;
+    float x[3] = {1.0f, -2.0f, 0.5f};
+    if (run_arch("input 3 1 1\nflatten\ndense name=d out=2", x, 1, out, &m)) {
+      const float vals[8] = {1, 2, 3, -1, 0, 4, 0.25f, -0.5f}; /* W[2,3], b[2] */
+      memcpy(m->values, vals, sizeof vals);
+      lensnet_model_forward(m, 1, x, out, NULL, &err);
+      CHECK(out[0] == 1 - 4 + 1.5f + 0.25f && out[1] == -1 + 2 - 0.5f, "dense: %g %g", out[0], out[1]);
+      lensnet_model_free(m);
+    }
+  }
+}
+
+static void test_resize_and_minmax(void) {
+  /* F.interpolate([[1,2],[3,4]], size=4, mode='bilinear', align_corners=False) row 0 and row 1 */
+  const float src[4] = {1, 2, 3, 4};
+  float dst[16], img[6] = {2, 4, 6, 5, 5, NAN};
+  lensnet_resize_bilinear(src, 2, 2, dst, 4, 4);
+  CHECK(dst[0] == 1.0f && dst[1] == 1.25f && dst[2] == 1.75f && dst[3] == 2.0f, "row 0: %g %g %g %g", dst[0], dst[1], dst[2], dst[3]);
+  CHECK(dst[4] == 1.5f && dst[5] == 1.75f && dst[6] == 2.25f && dst[7] == 2.5f, "row 1: %g %g %g %g", dst[4], dst[5], dst[6], dst[7]);
+  CHECK(lensnet_minmax_normalize(img, 2, 3) == 1, "one NaN counted");
+  CHECK(img[0] == 0.0f && img[1] == 0.5f && img[2] == 1.0f, "band 0 scaled to [0,1]");
+  CHECK(img[3] == 0.0f && img[4] == 0.0f && img[5] == 0.0f, "constant band and NaN become 0");
+}
+
+static void test_edge_cases(void) {
+  lensnet_error err;
+  float src[1] = {5.0f}, dst[9], nan_in[2] = {NAN, -1.0f}, out2[2];
+  char longline[700];
+  lensnet_model *m = NULL;
+  size_t i;
+  for (i = 0; i < 9; i++) dst[i] = 7.0f;
+  lensnet_resize_bilinear(src, 0, 5, dst, 3, 3);
+  for (i = 0; i < 9 && dst[i] == 0.0f; i++) {}
+  CHECK(i == 9, "a 0x5 picture resizes to zeros");
+  run_arch("input 1 1 2\nrelu", nan_in, 1, out2, NULL);
+  CHECK(out2[0] != out2[0] && out2[1] == 0.0f, "relu(NaN) is NaN as in PyTorch: %g %g", out2[0], out2[1]);
+  memset(longline, 'x', sizeof longline);
+  memcpy(longline, "input 1 4 4\nrelu ", 17);
+  longline[sizeof longline - 1] = 0;
+  CHECK(lensnet_model_create(longline, &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "longer"), "long line: %s", err.message);
+  CHECK(lensnet_model_create("input 1 4 4\nconv2d name=c out=2 kernel=1 a=1 b=1 c=1 d=1 e=1 f=1 g=1 h=1 i=1 j=1 k=1 l=1 m=1 n=1 o=1 p=1 q=1 r=1 s=1 t=1 u=1 v=1 w=1 x=1 y=1 z=1 aa=1 bb=1 cc=1 dd=1 ee=1 ff=1", &m, &err) == LENSNET_ERR_ARCH &&
+        strstr(err.message, "32 words"), "too many words: %s", err.message);
+  CHECK(lensnet_model_create("input 1 1 1\nconv2d name=c out=16 kernel=2 padding=536870912\nflatten\ndense name=d out=2", &m, &err) == LENSNET_ERR_ARCH &&
+        strstr(err.message, "larger than"), "an output too large to count is refused: %s", err.message);
+}
+
+static void test_random_numbers(void) {
+  lensnet_rng a, b;
+  double sum = 0, sq = 0;
+  int i, same = 1;
+  lensnet_rng_seed(&a, 42);
+  lensnet_rng_seed(&b, 42);
+  for (i = 0; i < 1000; i++) same &= lensnet_rng_next(&a) == lensnet_rng_next(&b);
+  CHECK(same, "same seed, same stream");
+  for (i = 0; i < 100000; i++) sum += lensnet_rng_uniform(&a);
+  CHECK(close_to(sum / 100000, 0.5, 0.005), "uniform mean %g", sum / 100000);
+  sum = 0;
+  for (i = 0; i < 100000; i++) { double v = lensnet_rng_normal(&a); sum += v; sq += v * v; }
+  CHECK(close_to(sum / 100000, 0.0, 0.02) && close_to(sq / 100000, 1.0, 0.02), "normal mean %g variance %g", sum / 100000, sq / 100000);
+}
+
+static void test_layer_table(void) {
+  int t;
+  for (t = 0; t < LENSNET_LAYER_TYPE_COUNT; t++) {
+    const lensnet__layer_kind *kind = lensnet__kind((lensnet_layer_type)t);
+    CHECK(kind->type == (lensnet_layer_type)t && kind->forward && kind->backward, "row %d (%s)", t, lensnet_layer_type_name((lensnet_layer_type)t));
+  }
+}
+
+static void test_trainer_inference(void) {
+  lensnet_error err;
+  lensnet_model *m = NULL;
+  lensnet_trainer *t = NULL;
+  float x[3 * 2 * 8 * 8], a[3 * 3], b[3 * 3];
+  lensnet_rng rng;
+  size_t i;
+  CHECK(lensnet_model_create("input 2 8 8\nconv2d name=c out=4 kernel=3 padding=1\nbatchnorm name=bn\nrelu\nmark name=s\n"
+                             "leaky_relu\nadd name=s\nmaxpool kernel=2\ndropout p=0.4\nbatchnorm name=bn2\nsoftmax\nflatten\n"
+                             "dense name=d out=3\nsigmoid", &m, &err) == LENSNET_OK, "%s", err.message);
+  if (m) {
+    lensnet_rng_seed(&rng, 5);
+    for (i = 0; i < m->value_count; i++) m->values[i] = 0.2f + lensnet_rng_uniform(&rng);
+    for (i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = lensnet_rng_normal(&rng);
+    lensnet_trainer_desc td;
+    memset(&td, 0, sizeof td);
+    td.batch_cap = 3; td.seed = 1;
+    CHECK(lensnet_trainer_create(m, &td, &t, &err) == LENSNET_OK, "%s", err.message);
+    if (t) {
+      lensnet_trainer_forward(t, 3, x, 0, a, &err);
+      lensnet_model_forward(m, 3, x, b, NULL, &err);
+      CHECK(!memcmp(a, b, sizeof a), "trainer %.9g vs forward %.9g", a[0], b[0]);
+      lensnet_trainer_free(t);
+    }
+    lensnet_model_free(m);
+  }
+}
+
+static void test_result_strings(void) {
+  int r;
+  for (r = -1; r <= LENSNET_RESULT_COUNT; r++) CHECK(lensnet_result_string((lensnet_result)r) != NULL, "result %d", r);
+}
+
+int main(void) {
+  TEST("JSON: values, nesting, escapes") test_json_values();
+  TEST("JSON: malformed text is refused with a message") test_json_malformed();
+  TEST("architecture text: built-ins and errors that name the line") test_architecture_text();
+  TEST("model save and load keep architecture, weights and metadata") test_save_and_load();
+  TEST("model load names missing, extra and misshapen weights") test_load_mismatches();
+  TEST("convolution with stride, padding and groups against hand values") test_convolution();
+  TEST("pooling, activations, batch norm and softmax against hand values") test_layers_by_hand();
+  TEST("resize follows PyTorch's bilinear convention; min-max normalisation") test_resize_and_minmax();
+  TEST("edge cases: an empty picture resizes to zeros, ReLU keeps NaN, overlong architecture lines are refused") test_edge_cases();
+  TEST("random numbers: reproducible, uniform mean, normal variance") test_random_numbers();
+  TEST("the layer table has one row per layer type, in LENSNET_LAYER_TYPES order") test_layer_table();
+  TEST("a trainer out of training computes what lensnet_model_forward computes, bit for bit") test_trainer_inference();
+  TEST("result strings are never NULL") test_result_strings();
   return check_summary();
 }

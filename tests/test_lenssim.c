@@ -1,5 +1,5 @@
 /* test_lenssim.c - lenssim.h: parity with lenstronomy's reference files, per-profile physics,
- * PSFs, noise statistics, scene errors and the `lens render` command. */
+ * PSFs, noise statistics and scene errors (tests/test_cli_render.c runs `lens render`). */
 #define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
@@ -989,136 +989,6 @@ static void test_scene_mutations(void) {
   free(text);
 }
 
-/* ---- the lens render command ---------------------------------------------------------------- */
-static const char *lens_binary(void) {
-  const char *s = getenv("LENS");
-  return s && *s ? s : "build/lens";
-}
-
-static int run_command(const char *cmd, char *output, size_t len) {
-  char full[4200];
-  FILE *p;
-  size_t got;
-  int status;
-  snprintf(full, sizeof full, "%s 2>&1", cmd);
-  p = popen(full, "r");
-  if (!p) return -1;
-  got = fread(output, 1, len - 1, p);
-  output[got] = 0;
-  status = pclose(p);
-  return status;
-}
-
-static void test_render_command(void) {
-  char cmd[4096], out[4096], json[512], npy[512], bad[600], ref[512];
-  lensnet_tensor img, refimg, noisy1, noisy2;
-  lensnet_error err;
-  FILE *f;
-  int status;
-  const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-  f = fopen(lens_binary(), "rb");
-  if (!f) {
-    CHECK(0, "the lens tool is not at %s (set LENS)", lens_binary());
-    return;
-  }
-  fclose(f);
-  ref_path(json, sizeof json, "scene_007.json");
-  ref_path(ref, sizeof ref, "scene_007.npy");
-  snprintf(npy, sizeof npy, "%s/test_lenssim_%d.npy", tmp, (int)getpid());
-  snprintf(cmd, sizeof cmd, "%s render %s --out %s", lens_binary(), json, npy);
-  status = run_command(cmd, out, sizeof out);
-  CHECK(status == 0, "lens render failed (%d): %s", status, out);
-  if (status == 0 && lensnet_npy_read(npy, &img, &err) == LENSNET_OK) {
-    if (lensnet_npy_read(ref, &refimg, &err) == LENSNET_OK) {
-      size_t i, count = lensnet_tensor_count(&refimg);
-      double peak = 0, diff = 0;
-      CHECK(img.ndim == 2 && img.shape[0] == 80 && img.shape[1] == 80, "rendered shape");
-      for (i = 0; i < count && i < lensnet_tensor_count(&img); i++) {
-        if (fabs(refimg.data[i]) > peak) peak = fabs(refimg.data[i]);
-        if (fabs(refimg.data[i] - img.data[i]) > diff) diff = fabs(refimg.data[i] - img.data[i]);
-      }
-      CHECK(diff <= 1e-3 * peak, "lens render of scene_007: %.3g of the peak from lenstronomy", diff / peak);
-      lensnet_tensor_free(&refimg);
-    }
-    lensnet_tensor_free(&img);
-  }
-  /* --double: the float64 path, as close to lenstronomy as float32 output allows */
-  snprintf(cmd, sizeof cmd, "%s render %s --out %s --double", lens_binary(), json, npy);
-  status = run_command(cmd, out, sizeof out);
-  CHECK(status == 0, "lens render --double failed (%d): %s", status, out);
-  if (status == 0 && lensnet_npy_read(npy, &img, &err) == LENSNET_OK) {
-    if (lensnet_npy_read(ref, &refimg, &err) == LENSNET_OK) {
-      size_t i, count = lensnet_tensor_count(&refimg);
-      double peak = 0, diff = 0;
-      for (i = 0; i < count && i < lensnet_tensor_count(&img); i++) {
-        if (fabs(refimg.data[i]) > peak) peak = fabs(refimg.data[i]);
-        if (fabs(refimg.data[i] - img.data[i]) > diff) diff = fabs(refimg.data[i] - img.data[i]);
-      }
-      CHECK(diff <= 1e-6 * peak, "lens render --double of scene_007: %.3g of the peak from lenstronomy", diff / peak);
-      lensnet_tensor_free(&refimg);
-    }
-    lensnet_tensor_free(&img);
-  }
-  /* noise: the same seed twice gives the same image, another seed another one */
-  snprintf(cmd, sizeof cmd, "%s render %s --out %s --band VIS --seed 4 && cp %s %s.a && %s render %s --out %s --band VIS --seed 4",
-           lens_binary(), json, npy, npy, npy, lens_binary(), json, npy);
-  status = run_command(cmd, out, sizeof out);
-  CHECK(status == 0, "lens render --band failed: %s", out);
-  snprintf(bad, sizeof bad, "%s.a", npy);
-  if (status == 0 && lensnet_npy_read(npy, &noisy1, &err) == LENSNET_OK) {
-    if (lensnet_npy_read(bad, &noisy2, &err) == LENSNET_OK) {
-      CHECK(memcmp(noisy1.data, noisy2.data, lensnet_tensor_count(&noisy1) * sizeof(float)) == 0, "same seed, same noise");
-      lensnet_tensor_free(&noisy2);
-    }
-    snprintf(cmd, sizeof cmd, "%s render %s --out %s --band VIS --seed 5", lens_binary(), json, bad);
-    if (run_command(cmd, out, sizeof out) == 0 && lensnet_npy_read(bad, &noisy2, &err) == LENSNET_OK) {
-      CHECK(memcmp(noisy1.data, noisy2.data, lensnet_tensor_count(&noisy1) * sizeof(float)) != 0, "another seed, other noise");
-      lensnet_tensor_free(&noisy2);
-    }
-    lensnet_tensor_free(&noisy1);
-  }
-  remove(bad);
-  /* a scene without a psf rendered for a band gets the band's PSF (HSC: Moffat) and noise */
-  {
-    char nopsf[512];
-    ref_path(nopsf, sizeof nopsf, "scene_004.json");
-    snprintf(cmd, sizeof cmd, "%s render %s --out %s --band HSC_g --seed 1", lens_binary(), nopsf, npy);
-    status = run_command(cmd, out, sizeof out);
-    CHECK(status == 0, "lens render --band HSC_g failed: %s", out);
-    if (status == 0 && lensnet_npy_read(npy, &img, &err) == LENSNET_OK) {
-      size_t i, finite = 1;
-      for (i = 0; i < lensnet_tensor_count(&img); i++) if (!(img.data[i] == img.data[i])) finite = 0;
-      CHECK(finite && img.shape[0] == 80, "HSC_g render: finite 80x80 image");
-      lensnet_tensor_free(&img);
-    }
-  }
-  /* errors name the problem and fail */
-  snprintf(bad, sizeof bad, "%s/test_lenssim_bad_%d.json", tmp, (int)getpid());
-  f = fopen(bad, "w");
-  if (f) {
-    fputs("{\"grid\": {\"num_pix\": 8, \"pixel_scale\": 0.1}, \"lens\": [{\"type\": \"SIE\", \"e1\": 0, \"e2\": 0}]}", f);
-    fclose(f);
-  }
-  snprintf(cmd, sizeof cmd, "%s render %s --out %s", lens_binary(), bad, npy);
-  status = run_command(cmd, out, sizeof out);
-  CHECK(status != 0 && strstr(out, "lens[0] 'SIE': missing keyword 'theta_E'") != NULL, "bad scene: status %d, said: %s", status, out);
-  f = fopen(bad, "w");
-  if (f) { fputs("{\"grid\": {\"num_pix\": 8,", f); fclose(f); }
-  status = run_command(cmd, out, sizeof out);
-  CHECK(status != 0 && strstr(out, bad) != NULL, "truncated JSON: status %d, said: %s", status, out);
-  snprintf(cmd, sizeof cmd, "%s render %s --out %s --band NOPE", lens_binary(), json, npy);
-  status = run_command(cmd, out, sizeof out);
-  CHECK(status != 0 && strstr(out, "unknown band 'NOPE'") != NULL, "unknown band: %s", out);
-  snprintf(cmd, sizeof cmd, "%s render %s", lens_binary(), json);
-  status = run_command(cmd, out, sizeof out);
-  CHECK(status != 0 && strstr(out, "no --out") != NULL, "missing --out: %s", out);
-  snprintf(cmd, sizeof cmd, "%s render /nonexistent/scene.json --out %s", lens_binary(), npy);
-  status = run_command(cmd, out, sizeof out);
-  CHECK(status != 0 && strstr(out, "cannot open") != NULL, "missing file: %s", out);
-  remove(bad);
-  remove(npy);
-}
-
 int main(void) {
   TEST("cosmology: distances match astropy to 1e-6") test_cosmology();
   TEST("deflections match lenstronomy to 1e-6") test_deflections();
@@ -1144,6 +1014,5 @@ int main(void) {
   TEST("bands") test_bands();
   TEST("scene errors name the entry") test_scene_errors();
   TEST("malformed scenes are refused with a message, never a crash") test_scene_mutations();
-  TEST("lens render command") test_render_command();
   return check_summary();
 }

@@ -1,8 +1,8 @@
 /* lensviz.h: parity of the interpretability maps with PyTorch's for the released finders of
  * Wilde et al. 2022 (weights/; PyTorch's maps of input 0 in tests/data/wilde2022), properties of
  * every method on small models, the pictures (colour maps, font, composites, curves), the PNG and GIF writers
- * (decoded again with stb_image.h), a golden hash of one rendered panel, and `lens explain` /
- * `lens plot` end to end.
+ * (decoded again with stb_image.h) and a golden hash of one rendered panel. `lens explain` and
+ * `lens plot` are tested end to end in tests/test_cli_explain.c and tests/test_cli_plot.c.
  *
  * Parity: each map within 1e-4 of the reference relative to the reference's largest absolute
  * value. The optimised build checks the whole occlusion maps (66x66 and 50x50); the sanitizer
@@ -14,26 +14,7 @@
 #include "check.h"
 #include <string.h>
 
-#if defined(__clang__)
-#pragma clang diagnostic push
-#pragma clang diagnostic ignored "-Wunused-function"
-#pragma clang diagnostic ignored "-Wsign-compare"
-#pragma clang diagnostic ignored "-Wunused-parameter"
-#pragma clang diagnostic ignored "-Wunused-but-set-variable"
-#elif defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#endif
-#define STB_IMAGE_IMPLEMENTATION
-#include <stb/stb_image.h>
-#if defined(__clang__)
-#pragma clang diagnostic pop
-#elif defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
+#include "decode_image.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -46,12 +27,7 @@
 #define SANITIZED 0
 #endif
 
-static char path[1024], cmd[4096];
-
-static const char *lens_binary(void) {
-  const char *l = getenv("LENS");
-  return l && *l ? l : "build/lens";
-}
+static char path[1024];
 
 /* PyTorch's inputs and maps, in tests/data/wilde2022 */
 static const char *ref_path(const char *name) {
@@ -63,18 +39,6 @@ static const char *ref_path(const char *name) {
 static const char *weights_path(const char *model) {
   snprintf(path, sizeof path, "weights/%s.safetensors", model);
   return path;
-}
-
-/* max |a - b| over n values, divided by max |b|. */
-static double rel_diff(const float *a, const float *b, size_t n) {
-  double d = 0.0, mx = 0.0;
-  size_t i;
-  for (i = 0; i < n; i++) {
-    double e = fabs((double)a[i] - (double)b[i]);
-    if (e > d || e != e) d = e;
-    if (fabs((double)b[i]) > mx) mx = fabs((double)b[i]);
-  }
-  return mx > 0.0 ? d / mx : d;
 }
 
 /* A small model: conv, tanh, conv, relu (or tanh), global pool, dense: every method runs on it
@@ -136,7 +100,7 @@ static void parity(const parity_case *pc) {
   } else if (lensnet_npy_read(ref_path(name), &ref, &err) == LENSNET_OK) {
     CHECK(lensnet_tensor_count(&ref) == per, "saliency reference has %lu values", (unsigned long)lensnet_tensor_count(&ref));
     CHECK(lensviz_saliency(m, x.data, 1, NULL, g, &err) == LENSNET_OK, "%s", err.message);
-    d = rel_diff(g, ref.data, per);
+    d = check_rel_diff(g, ref.data, per);
     printf("   saliency: max |ours - PyTorch| / max |PyTorch| = %.3g\n", d);
     if (pc->grad_parity) CHECK(d <= 1e-4, "%s saliency differs by %g of its largest value", pc->name, d);
     lensnet_tensor_free(&ref);
@@ -147,7 +111,7 @@ static void parity(const parity_case *pc) {
   } else if (lensnet_npy_read(ref_path(name), &ref, &err) == LENSNET_OK) {
     CHECK(lensnet_tensor_count(&ref) == per, "guided reference has %lu values", (unsigned long)lensnet_tensor_count(&ref));
     CHECK(lensviz_guided_backprop(m, x.data, 1, NULL, g, &err) == LENSNET_OK, "%s", err.message);
-    d = rel_diff(g, ref.data, per);
+    d = check_rel_diff(g, ref.data, per);
     printf("   guided backprop: %.3g\n", d);
     if (pc->grad_parity) CHECK(d <= 1e-4, "%s guided backprop differs by %g of its largest value", pc->name, d);
     lensnet_tensor_free(&ref);
@@ -162,7 +126,7 @@ static void parity(const parity_case *pc) {
     CHECK(ref.ndim == 2 && ref.shape[0] == h && ref.shape[1] == w, "Grad-CAM is %lux%lu like the reference", (unsigned long)h, (unsigned long)w);
     if (h * w <= 64 && ref.ndim == 2 && ref.shape[0] == h && ref.shape[1] == w) {
       CHECK(lensviz_gradcam(m, x.data, 1, pc->layer, NULL, cam, &err) == LENSNET_OK, "%s", err.message);
-      d = rel_diff(cam, ref.data, h * w);
+      d = check_rel_diff(cam, ref.data, h * w);
       printf("   Grad-CAM layer %lu (%lux%lu): %.3g\n", (unsigned long)pc->layer, (unsigned long)h, (unsigned long)w, d);
       CHECK(d <= 1e-4, "%s Grad-CAM differs by %g of its largest value", pc->name, d);
     }
@@ -322,14 +286,14 @@ static void test_methods(void) {
     d.samples = 5;
     CHECK(lensviz_smoothgrad(smooth, x, 1, &d, sg, &err) == LENSNET_OK, "%s", err.message);
     lensviz_saliency(smooth, x, 1, NULL, g, &err);
-    CHECK(rel_diff(sg, g, 200) < 1e-4, "SmoothGrad(noise -> 0) vs saliency: %g", rel_diff(sg, g, 200));
+    CHECK(check_rel_diff(sg, g, 200) < 1e-4, "SmoothGrad(noise -> 0) vs saliency: %g", check_rel_diff(sg, g, 200));
     d.noise = 0.2f;
     d.seed = 3;
     d.batch = 2;
     lensviz_smoothgrad(relu, x, 1, &d, sg, &err);
     d.batch = 5;
     lensviz_smoothgrad(relu, x, 1, &d, sg2, &err);
-    CHECK(rel_diff(sg, sg2, 200) < 1e-5, "batch 2 vs 5: %g", rel_diff(sg, sg2, 200));
+    CHECK(check_rel_diff(sg, sg2, 200) < 1e-5, "batch 2 vs 5: %g", check_rel_diff(sg, sg2, 200));
   }
   TEST("occlusion equals patch-by-patch forward passes; whole patches only; any order of batches") {
     lensviz_desc d;
@@ -741,153 +705,8 @@ static void test_pictures(void) {
   }
 }
 
-/* ---- the tools ------------------------------------------------------------------------------ */
-
-static int png_size(const char *file, int *w, int *h) {
-  int n;
-  unsigned char *p = stbi_load(file, w, h, &n, 3);
-  if (!p) return 0;
-  stbi_image_free(p);
-  return 1;
-}
-
-static int npy_shape(const char *file, int ndim, const size_t *shape) {
-  lensnet_tensor t;
-  lensnet_error err;
-  int ok, d;
-  if (lensnet_npy_read(file, &t, &err) != LENSNET_OK) return 0;
-  ok = t.ndim == ndim;
-  for (d = 0; ok && d < ndim; d++) ok = t.shape[d] == shape[d];
-  lensnet_tensor_free(&t);
-  return ok;
-}
-
-static void test_tools(void) {
-  const char *dir = check_data_dir();
-  int w = 0, h = 0;
-  TEST("lens explain writes decodable panels, raw maps and GIFs") {
-    static const char *methods[] = {"gradcam", "saliency", "occlusion", "class-image"};
-    size_t k;
-    CHECK(system("rm -rf build/explain_test") == 0, "a fresh folder, which lens explain creates");
-    for (k = 0; k < 4; k++) {
-      snprintf(cmd, sizeof cmd, "%s explain --model weights/OU_66.safetensors --input %s/wilde2022/inputs_66.npy "
-               "--method %s --patch 11 --iterations 4 --threads 2 --preprocess none --out build/explain_test > build/explain_test_log.txt 2>&1",
-               lens_binary(), dir, methods[k]);
-      CHECK(system(cmd) == 0, "lens explain --method %s", methods[k]);
-    }
-    CHECK(png_size("build/explain_test/image.png", &w, &h) && w == 264 && h == 264, "image.png 264x264 (got %dx%d)", w, h);
-    {
-      static const char *singles[] = {"gradcam_map", "gradcam_overlay", "saliency_map", "saliency_overlay", "occlusion_map",
-                                      "occlusion_overlay", "class-image_map"};
-      char file[256];
-      for (k = 0; k < sizeof singles / sizeof singles[0]; k++) {
-        snprintf(file, sizeof file, "build/explain_test/%s.png", singles[k]);
-        w = h = 0;
-        CHECK(png_size(file, &w, &h) && w == 264 && h == 264, "%s decodes as 264x264 (got %dx%d)", file, w, h);
-      }
-    }
-    CHECK(png_size("build/explain_test/gradcam.png", &w, &h) && w > 3 * 264 && h > 264, "gradcam.png panel %dx%d", w, h);
-    CHECK(png_size("build/explain_test/saliency.png", &w, &h) && w > 3 * 264 && h > 2 * 264, "saliency.png panels %dx%d", w, h);
-    CHECK(png_size("build/explain_test/occlusion.png", &w, &h) && w > 3 * 264, "occlusion.png %dx%d", w, h);
-    CHECK(png_size("build/explain_test/class-image.png", &w, &h) && w >= 264, "class-image.png %dx%d", w, h);
-    {
-      size_t s2[2] = {4, 4}, s3[3] = {4, 66, 66}, so[2] = {6, 6};
-      lensnet_tensor mine, ref;
-      lensnet_error err;
-      CHECK(npy_shape("build/explain_test/gradcam.npy", 2, s2), "gradcam.npy [4,4] (feature map)");
-      CHECK(npy_shape("build/explain_test/saliency.npy", 3, s3), "saliency.npy [4,66,66]");
-      CHECK(npy_shape("build/explain_test/occlusion.npy", 2, so), "occlusion.npy [6,6]: patch 11 over 66");
-      CHECK(npy_shape("build/explain_test/class-image.npy", 3, s3), "class-image.npy [4,66,66]");
-      if (lensnet_npy_read("build/explain_test/gradcam.npy", &mine, &err) == LENSNET_OK) {
-        if (lensnet_npy_read(ref_path("gradcam_OU_66_layer27.npy"), &ref, &err) == LENSNET_OK) {
-          double d = rel_diff(mine.data, ref.data, 16);
-          CHECK(d <= 1e-4, "lens explain Grad-CAM vs PyTorch: %g", d);
-          lensnet_tensor_free(&ref);
-        }
-        lensnet_tensor_free(&mine);
-      } else CHECK(0, "%s", err.message);
-    }
-    {
-      FILE *f = fopen("build/explain_test/occlusion.gif", "rb");
-      unsigned char buf[1 << 20];
-      size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
-      int *delays = NULL, z = 0, comp = 0;
-      unsigned char *frames = n ? stbi_load_gif_from_memory(buf, (int)n, &delays, &w, &h, &z, &comp, 3) : NULL;
-      if (f) fclose(f);
-      CHECK(frames && w == 2 * 264 && h == 264 && z == 36, "occlusion.gif: %dx%d, %d frames (one per cell)", w, h, z);
-      stbi_image_free(frames);
-      free(delays);
-    }
-    /* a FITS cutout of the Bologna challenge, resized to OU_VIS's 200x200 */
-    snprintf(cmd, sizeof cmd, "%s explain --model weights/OU_VIS.safetensors --input %s/bologna-challenge1/space_based/lens/imageEUC_VIS-100002.fits "
-             "--resize --minmax --method gradcam --scale 1 --out build/explain_test > build/explain_test_log.txt 2>&1", lens_binary(), dir);
-    CHECK(system(cmd) == 0, "lens explain on a FITS cutout");
-    {
-      size_t s6[2] = {6, 6};
-      CHECK(npy_shape("build/explain_test/gradcam.npy", 2, s6), "OU_VIS Grad-CAM at layer 20: 6x6");
-      CHECK(png_size("build/explain_test/image.png", &w, &h) && w == 200 && h == 200, "image.png 200x200 at --scale 1");
-    }
-    snprintf(cmd, sizeof cmd, "%s explain --model weights/OU_66.safetensors --input %s/wilde2022/inputs_66.npy "
-             "--method gradcam --layer 99 --out build/explain_test > build/explain_test_log.txt 2>&1", lens_binary(), dir);
-    CHECK(system(cmd) != 0, "--layer 99 fails");
-    snprintf(cmd, sizeof cmd, "%s explain --model weights/OU_66.safetensors --input %s/wilde2022/inputs_66.npy "
-             "--method nothing --out build/explain_test > build/explain_test_log.txt 2>&1", lens_binary(), dir);
-    CHECK(system(cmd) != 0, "an unknown method fails");
-    snprintf(cmd, sizeof cmd, "%s explain --model weights/OU_66.safetensors --input %s/wilde2022/inputs_66.npy "
-             "--index 6 --method saliency --out build/explain_test > build/explain_test_log.txt 2>&1", lens_binary(), dir);
-    CHECK(system(cmd) != 0, "--index 6 of 6 images fails");
-    {
-      FILE *f = fopen("build/explain_test_log.txt", "r");
-      char text[1024] = "";
-      size_t got = f ? fread(text, 1, sizeof text - 1, f) : 0;
-      text[got] = 0;
-      if (f) fclose(f);
-      CHECK(strstr(text, "--index 6") && strstr(text, "6 image"), "the message names the index: %s", text);
-    }
-    CHECK(system("rm -rf build/explain_test") == 0, "clean up");
-    remove("build/explain_test_log.txt");
-  }
-  TEST("lens plot draws ROC, PR, scores, confusion and history pictures from CSV") {
-    FILE *f = fopen("build/plot_scores.csv", "w");
-    int i;
-    if (f) {
-      fprintf(f, "input,p_lens,logit_0,logit_1,label\n");
-      for (i = 0; i < 200; i++) fprintf(f, "obj%d,%.4f,0,0,%d\n", i, (i % 2 ? 0.35 : 0.0) + 0.6 * ((i * 37) % 101) / 100.0, i % 2);
-      fclose(f);
-    }
-    f = fopen("build/plot_history.csv", "w");
-    if (f) {
-      fprintf(f, "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds\n");
-      for (i = 1; i <= 12; i++) fprintf(f, "%d,0.001,%.4f,%.4f,%.4f,%.4f,3.5\n", i, 0.7 / i, 1 - 0.4 / i, 0.75 / i + 0.02, 1 - 0.45 / i);
-      fclose(f);
-    }
-    snprintf(cmd, sizeof cmd, "%s plot roc --scores build/plot_scores.csv --scores build/plot_scores.csv --name a --name b --out build/plot_roc.png > build/plot_out.txt 2>&1", lens_binary());
-    CHECK(system(cmd) == 0, "plot roc");
-    CHECK(png_size("build/plot_roc.png", &w, &h) && w == 640 && h == 480, "roc.png 640x480");
-    {
-      FILE *o = fopen("build/plot_out.txt", "r");
-      char text[1024] = "";
-      size_t got = o ? fread(text, 1, sizeof text - 1, o) : 0;
-      text[got] = 0;
-      if (o) fclose(o);
-      CHECK(strstr(text, "AUC") != NULL, "prints the AUC: %s", text);
-    }
-    snprintf(cmd, sizeof cmd, "%s plot pr --scores build/plot_scores.csv --out build/plot_pr.png --width 400 --height 300 > /dev/null 2>&1", lens_binary());
-    CHECK(system(cmd) == 0 && png_size("build/plot_pr.png", &w, &h) && w == 400 && h == 300, "pr.png 400x300");
-    snprintf(cmd, sizeof cmd, "%s plot confusion --scores build/plot_scores.csv --threshold 0.5 --out build/plot_conf.png > /dev/null 2>&1", lens_binary());
-    CHECK(system(cmd) == 0 && png_size("build/plot_conf.png", &w, &h) && w == 640 && h == 480, "confusion.png");
-    snprintf(cmd, sizeof cmd, "%s plot scores --scores build/plot_scores.csv --out build/plot_hist.png > /dev/null 2>&1", lens_binary());
-    CHECK(system(cmd) == 0 && png_size("build/plot_hist.png", &w, &h) && w == 640, "scores.png");
-    snprintf(cmd, sizeof cmd, "%s plot history --history build/plot_history.csv --out build/plot_hist2.png > /dev/null 2>&1", lens_binary());
-    CHECK(system(cmd) == 0 && png_size("build/plot_hist2.png", &w, &h) && w == 960 && h == 400, "history.png 960x400");
-    snprintf(cmd, sizeof cmd, "%s plot roc --scores build/plot_scores.csv --label-column truth --out build/plot_x.png > build/plot_out.txt 2>&1", lens_binary());
-    CHECK(system(cmd) != 0, "a missing label column fails");
-    remove("build/plot_scores.csv"); remove("build/plot_history.csv"); remove("build/plot_roc.png"); remove("build/plot_pr.png");
-    remove("build/plot_conf.png"); remove("build/plot_hist.png"); remove("build/plot_hist2.png"); remove("build/plot_out.txt");
-  }
-}
-
-int main(void) {
+/* Every released finder's maps against PyTorch's (the heavy ones in the optimised build only). */
+static void test_parity(void) {
   static const parity_case cases[] = {
     {"OU_66", "inputs_66.npy", 27, 1, 0, 1},
     /* OU-200's input gradients route through ~39000 max-pool windows whose two largest inputs
@@ -903,8 +722,11 @@ int main(void) {
   size_t i;
   for (i = 0; i < sizeof cases / sizeof cases[0]; i++)
     if (!cases[i].heavy || !SANITIZED) parity(&cases[i]);
+}
+
+int main(void) {
+  test_parity();
   test_methods();
   test_pictures();
-  test_tools();
   return check_summary();
 }

@@ -137,13 +137,6 @@ static lensnet_tensor load_ref(const char *name) {
   return t;
 }
 
-static double max_diff(const float *a, const float *b, size_t n) {
-  double d = 0;
-  size_t i;
-  for (i = 0; i < n; i++) { double e = fabs((double)a[i] - b[i]); if (e > d || e != e) d = e; }
-  return d;
-}
-
 /* One model "input 10 1 1; flatten" gives ten trainable values? No: use a dense layer's bias as
  * the ten parameters, so the optimiser sees an ordinary model. */
 static void optimizer_check(const char *name, lensnet_optimizer_desc desc) {
@@ -169,7 +162,7 @@ static void optimizer_check(const char *name, lensnet_optimizer_desc desc) {
     memcpy(got + step * 10, m->values + m->params[1].offset, 10 * sizeof(float));
   }
   {
-    double d = max_diff(got, want.data, 60);
+    double d = check_max_abs_diff(got, want.data, 60);
     printf("   %-26s max |ours - PyTorch| over 6 steps = %.2e\n", ref_name, d);
     CHECK(d <= 1e-5, "%s differs from PyTorch by %g", ref_name, d);
   }
@@ -183,8 +176,8 @@ static void loss_check(const char *label, float loss, const float *grad, size_t 
   lensnet_tensor want = load_ref(ref_name);
   if (!want.data) { CHECK(0, "reference %s", ref_name); return; }
   CHECK(fabs(loss - want.data[0]) <= 1e-5 * (1 + fabs(want.data[0])), "%s loss %g, PyTorch %g", label, loss, want.data[0]);
-  CHECK(max_diff(grad, want.data + 1, n) <= 1e-6, "%s gradient differs from PyTorch by %g", label, max_diff(grad, want.data + 1, n));
-  printf("   %-26s loss %.6f (PyTorch %.6f), gradient max diff %.1e\n", label, loss, want.data[0], max_diff(grad, want.data + 1, n));
+  CHECK(check_max_abs_diff(grad, want.data + 1, n) <= 1e-6, "%s gradient differs from PyTorch by %g", label, check_max_abs_diff(grad, want.data + 1, n));
+  printf("   %-26s loss %.6f (PyTorch %.6f), gradient max diff %.1e\n", label, loss, want.data[0], check_max_abs_diff(grad, want.data + 1, n));
   lensnet_tensor_free(&want);
 }
 
@@ -295,177 +288,187 @@ static void reverse_run(void *user, size_t count, lensnet_task_fn task, void *ct
   for (i = count; i-- > 0;) task(ctx, i, i % 3);
 }
 
+static void test_gradients(void) {
+  gradient_check("conv2d", "input 2 7 7\nconv2d name=c out=3 kernel=3", 2);
+  gradient_check("conv2d stride 2 padding 1", "input 3 8 8\nconv2d name=c out=4 kernel=3 stride=2 padding=1", 2);
+  gradient_check("conv2d groups 2, no bias", "input 4 6 6\nconv2d name=c out=6 kernel=3 groups=2 bias=0", 2);
+  gradient_check("conv2d depthwise 5x5 padding 2", "input 3 7 7\nconv2d name=c out=3 kernel=5 padding=2 groups=3", 2);
+  gradient_check("dense", "input 3 2 2\nflatten\ndense name=d out=5", 3);
+  gradient_check("max pool", "input 2 6 6\nmaxpool kernel=2", 2);
+  gradient_check("max pool on an odd size (floor mode)", "input 2 7 5\nmaxpool kernel=2", 2);
+  gradient_check("max pool 3 stride 2 padding 1", "input 2 7 7\nmaxpool kernel=3 stride=2 padding=1", 2);
+  gradient_check("average pool with padding", "input 2 6 6\navgpool kernel=3 stride=2 padding=1", 2);
+  gradient_check("global average pool", "input 3 5 5\nglobal_avgpool", 2);
+  gradient_check("relu", "input 2 4 4\nrelu", 2);
+  gradient_check("leaky relu", "input 2 4 4\nleaky_relu slope=0.2", 2);
+  gradient_check("gelu", "input 2 4 4\ngelu", 2);
+  gradient_check("sigmoid", "input 2 4 4\nsigmoid", 2);
+  gradient_check("tanh", "input 2 4 4\ntanh", 2);
+  gradient_check("softmax", "input 5 2 2\nsoftmax", 2);
+  gradient_check("batch norm (training)", "input 3 4 4\nbatchnorm name=bn", 3);
+  gradient_check("dropout (training, fixed mask)", "input 2 4 4\ndropout p=0.5", 2);
+  gradient_check("residual add", "input 2 5 5\nmark name=skip\nconv2d name=c out=2 kernel=3 padding=1\ntanh\nadd name=skip", 2);
+  gradient_check("whole small network",
+                 "input 2 12 12\nconv2d name=c1 out=4 kernel=3 stride=2 padding=1\nbatchnorm name=bn1\nrelu\n"
+                 "conv2d name=c2 out=4 kernel=3 padding=1 groups=2\nleaky_relu\nmark name=s\nconv2d name=c3 out=4 kernel=3 padding=1\n"
+                 "gelu\nadd name=s\nmaxpool kernel=2\ndropout p=0.25\nflatten\ndense name=d1 out=6\ntanh\ndense name=d2 out=3", 2);
+}
+
+static void test_input_gradients_alone(void) {
+  lensnet_model *m = NULL;
+  lensnet_trainer *t = NULL;
+  lensnet_error err;
+  lensnet_rng rng;
+  float x[2 * 2 * 9 * 9], dout[6], full[2 * 2 * 9 * 9];
+  size_t i, nonzero = 0;
+  lensnet_model_create("input 2 9 9\nconv2d name=c1 out=4 kernel=3\nrelu\nconv2d name=c2 out=3 kernel=3 stride=2\ntanh\nflatten\ndense name=d out=3", &m, &err);
+  lensnet_model_init(m, 3);
+  lensnet_trainer *only = NULL;
+  t = make_trainer(m, 2, NULL, 1, 1, 0);
+  only = make_trainer(m, 2, NULL, 1, 1, 1);
+  lensnet_rng_seed(&rng, 8);
+  for (i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = lensnet_rng_normal(&rng);
+  for (i = 0; i < 6; i++) dout[i] = lensnet_rng_normal(&rng);
+  CHECK(t && only, "trainers");
+  if (t && only) {
+    lensnet_trainer_forward(t, 2, x, 0, NULL, &err);
+    lensnet_trainer_zero_grad(t);
+    lensnet_trainer_backward(t, 2, dout, &err);
+    memcpy(full, lensnet_trainer_input_grad(t), sizeof full);
+    lensnet_trainer_forward(only, 2, x, 0, NULL, &err);
+    lensnet_trainer_zero_grad(only);
+    lensnet_trainer_backward(only, 2, dout, &err);
+    for (i = 0; i < m->value_count; i++) nonzero += lensnet_trainer_grads(only)[i] != 0.0f;
+    CHECK(!memcmp(full, lensnet_trainer_input_grad(only), sizeof full), "input gradients differ when parameter gradients are skipped");
+    CHECK(nonzero == 0, "%lu parameter gradients were written although skipped", (unsigned long)nonzero);
+  }
+  lensnet_trainer_free(t);
+  lensnet_trainer_free(only);
+  lensnet_model_free(m);
+}
+
+static void test_dropout(void) {
+  lensnet_model *m = NULL;
+  lensnet_trainer *t = NULL;
+  lensnet_error err;
+  static float x[4 * 64 * 64], y[4 * 64 * 64];
+  size_t i, zeros = 0, scaled = 0, n = sizeof x / sizeof x[0];
+  for (i = 0; i < n; i++) x[i] = 1.0f;
+  lensnet_model_create("input 4 64 64\ndropout p=0.3", &m, &err);
+  t = make_trainer(m, 1, NULL, 5, 0, 0);
+  lensnet_trainer_forward(t, 1, x, 1, y, &err);
+  for (i = 0; i < n; i++) { zeros += y[i] == 0.0f; scaled += fabsf(y[i] - 1.0f / 0.7f) < 1e-6f; }
+  /* 16384 draws: the share of zeros has a standard deviation of 0.0036 */
+  CHECK(fabs((double)zeros / n - 0.3) < 0.02, "dropped share %.4f, asked 0.3", (double)zeros / n);
+  CHECK(zeros + scaled == n, "kept values are scaled by 1/0.7");
+  lensnet_trainer_forward(t, 1, x, 0, y, &err);
+  for (i = 0, zeros = 0; i < n; i++) zeros += y[i] != 1.0f;
+  CHECK(zeros == 0, "inference leaves every value");
+  lensnet_trainer_free(t);
+  lensnet_model_free(m);
+}
+
+static void test_zero_class_weights(void) {
+  float z[4] = {0.3f, -1.0f, 2.0f, 0.5f}, y[2] = {0.0f, 0.0f}, w[2] = {0.0f, 1.0f}, g[4] = {9, 9, 9, 9};
+  float loss = lensnet_loss_cross_entropy(z, y, 2, 2, w, g);
+  CHECK(loss == 0.0f && g[0] == 0.0f && g[1] == 0.0f && g[2] == 0.0f && g[3] == 0.0f, "loss %g, gradient %g %g", loss, g[0], g[1]);
+}
+
+static void test_losses(void) {
+  lensnet_tensor z = load_ref("loss_logits"), y = load_ref("loss_labels"), w = load_ref("loss_weights");
+  float grad[64], loss;
+  if (z.data && y.data && w.data) {
+    loss = lensnet_loss_cross_entropy(z.data, y.data, 8, 3, NULL, grad);
+    loss_check("cross-entropy", loss, grad, 24, "loss_ce");
+    loss = lensnet_loss_cross_entropy(z.data, y.data, 8, 3, w.data, grad);
+    loss_check("weighted cross-entropy", loss, grad, 24, "loss_ce_weighted");
+    loss = lensnet_loss_focal(z.data, y.data, 8, 3, 2.0f, w.data, grad);
+    loss_check("focal (gamma 2, alpha)", loss, grad, 24, "loss_focal");
+  } else CHECK(0, "loss reference arrays");
+  lensnet_tensor_free(&z); lensnet_tensor_free(&y); lensnet_tensor_free(&w);
+  z = load_ref("loss_bce_logits"); y = load_ref("loss_bce_targets");
+  if (z.data && y.data) { loss = lensnet_loss_bce_logits(z.data, y.data, 12, 4.0f, grad); loss_check("BCE with pos_weight 4", loss, grad, 12, "loss_bce"); }
+  lensnet_tensor_free(&z); lensnet_tensor_free(&y);
+  z = load_ref("loss_mse_pred"); y = load_ref("loss_mse_target");
+  if (z.data && y.data) { loss = lensnet_loss_mse(z.data, y.data, 10, grad); loss_check("MSE", loss, grad, 10, "loss_mse"); }
+  lensnet_tensor_free(&z); lensnet_tensor_free(&y);
+  z = load_ref("loss_gnll_outputs"); y = load_ref("loss_gnll_targets");
+  if (z.data && y.data) { loss = lensnet_loss_gaussian_nll(z.data, y.data, 4, 3, grad); loss_check("Gaussian NLL", loss, grad, 24, "loss_gnll"); }
+  lensnet_tensor_free(&z); lensnet_tensor_free(&y);
+}
+
+static void test_optimisers(void) {
+  lensnet_optimizer_desc d;
+  int clip;
+  for (clip = 0; clip < 2; clip++) {
+    float c = clip ? 0.5f : 0.0f;
+    memset(&d, 0, sizeof d); d.type = LENSNET_OPT_SGD; d.lr = 0.1f; d.clip_norm = c; optimizer_check("sgd", d);
+    memset(&d, 0, sizeof d); d.type = LENSNET_OPT_SGD; d.lr = 0.1f; d.momentum = 0.9f; d.weight_decay = 0.01f; d.clip_norm = c; optimizer_check("sgd_momentum_wd", d);
+    memset(&d, 0, sizeof d); d.type = LENSNET_OPT_SGD; d.lr = 0.05f; d.momentum = 0.8f; d.nesterov = 1; d.weight_decay = 0.001f; d.clip_norm = c; optimizer_check("sgd_nesterov", d);
+    memset(&d, 0, sizeof d); d.type = LENSNET_OPT_ADAM; d.lr = 0.01f; d.clip_norm = c; optimizer_check("adam", d);
+    memset(&d, 0, sizeof d); d.type = LENSNET_OPT_ADAM; d.lr = 0.02f; d.beta1 = 0.8f; d.beta2 = 0.99f; d.weight_decay = 0.05f; d.clip_norm = c; optimizer_check("adam_wd", d);
+    memset(&d, 0, sizeof d); d.type = LENSNET_OPT_ADAMW; d.lr = 0.01f; d.weight_decay = 0.1f; d.clip_norm = c; optimizer_check("adamw", d);
+  }
+}
+
+static void test_schedules(void) {
+  lensnet_tensor step_ref = load_ref("sched_step"), cos_ref = load_ref("sched_cosine");
+  lensnet_schedule s;
+  size_t e;
+  double worst_step = 0, worst_cos = 0;
+  memset(&s, 0, sizeof s);
+  s.type = LENSNET_SCHEDULE_STEP; s.step_size = 3; s.gamma = 0.5f;
+  for (e = 0; step_ref.data && e < 12; e++) { double d = fabs(lensnet_schedule_lr(&s, 0.1f, e) - step_ref.data[e]); if (d > worst_step) worst_step = d; }
+  memset(&s, 0, sizeof s);
+  s.type = LENSNET_SCHEDULE_COSINE; s.total = 10; s.min_lr = 0.001f;
+  /* PyTorch's cosine rises again after T_max; ours holds min_lr, so compare epochs 0..10 */
+  for (e = 0; cos_ref.data && e <= 10; e++) { double d = fabs(lensnet_schedule_lr(&s, 0.1f, e) - cos_ref.data[e]); if (d > worst_cos) worst_cos = d; }
+  CHECK(step_ref.data && worst_step < 1e-7, "StepLR differs by %g", worst_step);
+  CHECK(cos_ref.data && worst_cos < 1e-6, "CosineAnnealingLR differs by %g", worst_cos);
+  memset(&s, 0, sizeof s);
+  s.warmup = 4;
+  CHECK(fabs(lensnet_schedule_lr(&s, 0.1f, 0) - 0.025) < 1e-7 && fabs(lensnet_schedule_lr(&s, 0.1f, 3) - 0.1) < 1e-7, "linear warm-up");
+  lensnet_tensor_free(&step_ref); lensnet_tensor_free(&cos_ref);
+}
+
+static void test_thread_independence(void) {
+  static float serial[4096], reversed[4096], two[4096], three[4096];
+  size_t n1, n2, n3, n4;
+  lensnet_parallel rev;
+  lens_pool *p2 = lens_pool_create(2), *p3 = lens_pool_create(3);
+  lensnet_parallel par2 = lens_pool_parallel(p2), par3 = lens_pool_parallel(p3);
+  rev.run = reverse_run; rev.user = NULL; rev.workers = 3;
+  few_steps(NULL, serial, &n1);
+  few_steps(&rev, reversed, &n2);
+  few_steps(&par2, two, &n3);
+  few_steps(&par3, three, &n4);
+  CHECK(n1 < 4096 && n1 == n2 && n1 == n3 && n1 == n4, "same model");
+  CHECK(!memcmp(serial, reversed, n1 * sizeof(float)), "reverse order gives the same weights bit for bit");
+  CHECK(!memcmp(serial, two, n1 * sizeof(float)), "2 threads give the same weights bit for bit");
+  CHECK(!memcmp(serial, three, n1 * sizeof(float)), "3 threads give the same weights bit for bit");
+  lens_pool_free(p2); lens_pool_free(p3);
+}
+
+static void test_learns_rings(void) {
+  float sum1, sum2;
+  lens_pool *pool = lens_pool_create(2);
+  lensnet_parallel par = lens_pool_parallel(pool);
+  double acc = train_rings(NULL, 6, &sum1);
+  printf("   validation accuracy after 6 epochs: %.1f%%\n", 100 * acc);
+  CHECK(acc >= 0.95, "accuracy %.3f below 0.95", acc);
+  CHECK(train_rings(&par, 6, &sum2) == acc && sum1 == sum2, "the 2-thread run ends on the same weights");
+  lens_pool_free(pool);
+}
+
 int main(void) {
-  TEST("backward passes against finite differences") {
-    gradient_check("conv2d", "input 2 7 7\nconv2d name=c out=3 kernel=3", 2);
-    gradient_check("conv2d stride 2 padding 1", "input 3 8 8\nconv2d name=c out=4 kernel=3 stride=2 padding=1", 2);
-    gradient_check("conv2d groups 2, no bias", "input 4 6 6\nconv2d name=c out=6 kernel=3 groups=2 bias=0", 2);
-    gradient_check("conv2d depthwise 5x5 padding 2", "input 3 7 7\nconv2d name=c out=3 kernel=5 padding=2 groups=3", 2);
-    gradient_check("dense", "input 3 2 2\nflatten\ndense name=d out=5", 3);
-    gradient_check("max pool", "input 2 6 6\nmaxpool kernel=2", 2);
-    gradient_check("max pool on an odd size (floor mode)", "input 2 7 5\nmaxpool kernel=2", 2);
-    gradient_check("max pool 3 stride 2 padding 1", "input 2 7 7\nmaxpool kernel=3 stride=2 padding=1", 2);
-    gradient_check("average pool with padding", "input 2 6 6\navgpool kernel=3 stride=2 padding=1", 2);
-    gradient_check("global average pool", "input 3 5 5\nglobal_avgpool", 2);
-    gradient_check("relu", "input 2 4 4\nrelu", 2);
-    gradient_check("leaky relu", "input 2 4 4\nleaky_relu slope=0.2", 2);
-    gradient_check("gelu", "input 2 4 4\ngelu", 2);
-    gradient_check("sigmoid", "input 2 4 4\nsigmoid", 2);
-    gradient_check("tanh", "input 2 4 4\ntanh", 2);
-    gradient_check("softmax", "input 5 2 2\nsoftmax", 2);
-    gradient_check("batch norm (training)", "input 3 4 4\nbatchnorm name=bn", 3);
-    gradient_check("dropout (training, fixed mask)", "input 2 4 4\ndropout p=0.5", 2);
-    gradient_check("residual add", "input 2 5 5\nmark name=skip\nconv2d name=c out=2 kernel=3 padding=1\ntanh\nadd name=skip", 2);
-    gradient_check("whole small network",
-                   "input 2 12 12\nconv2d name=c1 out=4 kernel=3 stride=2 padding=1\nbatchnorm name=bn1\nrelu\n"
-                   "conv2d name=c2 out=4 kernel=3 padding=1 groups=2\nleaky_relu\nmark name=s\nconv2d name=c3 out=4 kernel=3 padding=1\n"
-                   "gelu\nadd name=s\nmaxpool kernel=2\ndropout p=0.25\nflatten\ndense name=d1 out=6\ntanh\ndense name=d2 out=3", 2);
-  }
-
-  TEST("input gradients alone (skip_param_grads) equal those of a full backward pass") {
-    lensnet_model *m = NULL;
-    lensnet_trainer *t = NULL;
-    lensnet_error err;
-    lensnet_rng rng;
-    float x[2 * 2 * 9 * 9], dout[6], full[2 * 2 * 9 * 9];
-    size_t i, nonzero = 0;
-    lensnet_model_create("input 2 9 9\nconv2d name=c1 out=4 kernel=3\nrelu\nconv2d name=c2 out=3 kernel=3 stride=2\ntanh\nflatten\ndense name=d out=3", &m, &err);
-    lensnet_model_init(m, 3);
-    lensnet_trainer *only = NULL;
-    t = make_trainer(m, 2, NULL, 1, 1, 0);
-    only = make_trainer(m, 2, NULL, 1, 1, 1);
-    lensnet_rng_seed(&rng, 8);
-    for (i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = lensnet_rng_normal(&rng);
-    for (i = 0; i < 6; i++) dout[i] = lensnet_rng_normal(&rng);
-    CHECK(t && only, "trainers");
-    if (t && only) {
-      lensnet_trainer_forward(t, 2, x, 0, NULL, &err);
-      lensnet_trainer_zero_grad(t);
-      lensnet_trainer_backward(t, 2, dout, &err);
-      memcpy(full, lensnet_trainer_input_grad(t), sizeof full);
-      lensnet_trainer_forward(only, 2, x, 0, NULL, &err);
-      lensnet_trainer_zero_grad(only);
-      lensnet_trainer_backward(only, 2, dout, &err);
-      for (i = 0; i < m->value_count; i++) nonzero += lensnet_trainer_grads(only)[i] != 0.0f;
-      CHECK(!memcmp(full, lensnet_trainer_input_grad(only), sizeof full), "input gradients differ when parameter gradients are skipped");
-      CHECK(nonzero == 0, "%lu parameter gradients were written although skipped", (unsigned long)nonzero);
-    }
-    lensnet_trainer_free(t);
-    lensnet_trainer_free(only);
-    lensnet_model_free(m);
-  }
-
-  TEST("dropout drops the asked share and scales the rest by 1/(1-p); inference passes all") {
-    lensnet_model *m = NULL;
-    lensnet_trainer *t = NULL;
-    lensnet_error err;
-    static float x[4 * 64 * 64], y[4 * 64 * 64];
-    size_t i, zeros = 0, scaled = 0, n = sizeof x / sizeof x[0];
-    for (i = 0; i < n; i++) x[i] = 1.0f;
-    lensnet_model_create("input 4 64 64\ndropout p=0.3", &m, &err);
-    t = make_trainer(m, 1, NULL, 5, 0, 0);
-    lensnet_trainer_forward(t, 1, x, 1, y, &err);
-    for (i = 0; i < n; i++) { zeros += y[i] == 0.0f; scaled += fabsf(y[i] - 1.0f / 0.7f) < 1e-6f; }
-    /* 16384 draws: the share of zeros has a standard deviation of 0.0036 */
-    CHECK(fabs((double)zeros / n - 0.3) < 0.02, "dropped share %.4f, asked 0.3", (double)zeros / n);
-    CHECK(zeros + scaled == n, "kept values are scaled by 1/0.7");
-    lensnet_trainer_forward(t, 1, x, 0, y, &err);
-    for (i = 0, zeros = 0; i < n; i++) zeros += y[i] != 1.0f;
-    CHECK(zeros == 0, "inference leaves every value");
-    lensnet_trainer_free(t);
-    lensnet_model_free(m);
-  }
-
-  TEST("a batch whose class weights sum to zero has loss 0 and no gradient, not NaN") {
-    float z[4] = {0.3f, -1.0f, 2.0f, 0.5f}, y[2] = {0.0f, 0.0f}, w[2] = {0.0f, 1.0f}, g[4] = {9, 9, 9, 9};
-    float loss = lensnet_loss_cross_entropy(z, y, 2, 2, w, g);
-    CHECK(loss == 0.0f && g[0] == 0.0f && g[1] == 0.0f && g[2] == 0.0f && g[3] == 0.0f, "loss %g, gradient %g %g", loss, g[0], g[1]);
-  }
-
-  TEST("losses against PyTorch (value and gradient)") {
-    lensnet_tensor z = load_ref("loss_logits"), y = load_ref("loss_labels"), w = load_ref("loss_weights");
-    float grad[64], loss;
-    if (z.data && y.data && w.data) {
-      loss = lensnet_loss_cross_entropy(z.data, y.data, 8, 3, NULL, grad);
-      loss_check("cross-entropy", loss, grad, 24, "loss_ce");
-      loss = lensnet_loss_cross_entropy(z.data, y.data, 8, 3, w.data, grad);
-      loss_check("weighted cross-entropy", loss, grad, 24, "loss_ce_weighted");
-      loss = lensnet_loss_focal(z.data, y.data, 8, 3, 2.0f, w.data, grad);
-      loss_check("focal (gamma 2, alpha)", loss, grad, 24, "loss_focal");
-    } else CHECK(0, "loss reference arrays");
-    lensnet_tensor_free(&z); lensnet_tensor_free(&y); lensnet_tensor_free(&w);
-    z = load_ref("loss_bce_logits"); y = load_ref("loss_bce_targets");
-    if (z.data && y.data) { loss = lensnet_loss_bce_logits(z.data, y.data, 12, 4.0f, grad); loss_check("BCE with pos_weight 4", loss, grad, 12, "loss_bce"); }
-    lensnet_tensor_free(&z); lensnet_tensor_free(&y);
-    z = load_ref("loss_mse_pred"); y = load_ref("loss_mse_target");
-    if (z.data && y.data) { loss = lensnet_loss_mse(z.data, y.data, 10, grad); loss_check("MSE", loss, grad, 10, "loss_mse"); }
-    lensnet_tensor_free(&z); lensnet_tensor_free(&y);
-    z = load_ref("loss_gnll_outputs"); y = load_ref("loss_gnll_targets");
-    if (z.data && y.data) { loss = lensnet_loss_gaussian_nll(z.data, y.data, 4, 3, grad); loss_check("Gaussian NLL", loss, grad, 24, "loss_gnll"); }
-    lensnet_tensor_free(&z); lensnet_tensor_free(&y);
-  }
-
-  TEST("optimisers against PyTorch") {
-    lensnet_optimizer_desc d;
-    int clip;
-    for (clip = 0; clip < 2; clip++) {
-      float c = clip ? 0.5f : 0.0f;
-      memset(&d, 0, sizeof d); d.type = LENSNET_OPT_SGD; d.lr = 0.1f; d.clip_norm = c; optimizer_check("sgd", d);
-      memset(&d, 0, sizeof d); d.type = LENSNET_OPT_SGD; d.lr = 0.1f; d.momentum = 0.9f; d.weight_decay = 0.01f; d.clip_norm = c; optimizer_check("sgd_momentum_wd", d);
-      memset(&d, 0, sizeof d); d.type = LENSNET_OPT_SGD; d.lr = 0.05f; d.momentum = 0.8f; d.nesterov = 1; d.weight_decay = 0.001f; d.clip_norm = c; optimizer_check("sgd_nesterov", d);
-      memset(&d, 0, sizeof d); d.type = LENSNET_OPT_ADAM; d.lr = 0.01f; d.clip_norm = c; optimizer_check("adam", d);
-      memset(&d, 0, sizeof d); d.type = LENSNET_OPT_ADAM; d.lr = 0.02f; d.beta1 = 0.8f; d.beta2 = 0.99f; d.weight_decay = 0.05f; d.clip_norm = c; optimizer_check("adam_wd", d);
-      memset(&d, 0, sizeof d); d.type = LENSNET_OPT_ADAMW; d.lr = 0.01f; d.weight_decay = 0.1f; d.clip_norm = c; optimizer_check("adamw", d);
-    }
-  }
-
-  TEST("learning-rate schedules against PyTorch") {
-    lensnet_tensor step_ref = load_ref("sched_step"), cos_ref = load_ref("sched_cosine");
-    lensnet_schedule s;
-    size_t e;
-    double worst_step = 0, worst_cos = 0;
-    memset(&s, 0, sizeof s);
-    s.type = LENSNET_SCHEDULE_STEP; s.step_size = 3; s.gamma = 0.5f;
-    for (e = 0; step_ref.data && e < 12; e++) { double d = fabs(lensnet_schedule_lr(&s, 0.1f, e) - step_ref.data[e]); if (d > worst_step) worst_step = d; }
-    memset(&s, 0, sizeof s);
-    s.type = LENSNET_SCHEDULE_COSINE; s.total = 10; s.min_lr = 0.001f;
-    /* PyTorch's cosine rises again after T_max; ours holds min_lr, so compare epochs 0..10 */
-    for (e = 0; cos_ref.data && e <= 10; e++) { double d = fabs(lensnet_schedule_lr(&s, 0.1f, e) - cos_ref.data[e]); if (d > worst_cos) worst_cos = d; }
-    CHECK(step_ref.data && worst_step < 1e-7, "StepLR differs by %g", worst_step);
-    CHECK(cos_ref.data && worst_cos < 1e-6, "CosineAnnealingLR differs by %g", worst_cos);
-    memset(&s, 0, sizeof s);
-    s.warmup = 4;
-    CHECK(fabs(lensnet_schedule_lr(&s, 0.1f, 0) - 0.025) < 1e-7 && fabs(lensnet_schedule_lr(&s, 0.1f, 3) - 0.1) < 1e-7, "linear warm-up");
-    lensnet_tensor_free(&step_ref); lensnet_tensor_free(&cos_ref);
-  }
-
-  TEST("results do not depend on the number of threads") {
-    static float serial[4096], reversed[4096], two[4096], three[4096];
-    size_t n1, n2, n3, n4;
-    lensnet_parallel rev;
-    lens_pool *p2 = lens_pool_create(2), *p3 = lens_pool_create(3);
-    lensnet_parallel par2 = lens_pool_parallel(p2), par3 = lens_pool_parallel(p3);
-    rev.run = reverse_run; rev.user = NULL; rev.workers = 3;
-    few_steps(NULL, serial, &n1);
-    few_steps(&rev, reversed, &n2);
-    few_steps(&par2, two, &n3);
-    few_steps(&par3, three, &n4);
-    CHECK(n1 < 4096 && n1 == n2 && n1 == n3 && n1 == n4, "same model");
-    CHECK(!memcmp(serial, reversed, n1 * sizeof(float)), "reverse order gives the same weights bit for bit");
-    CHECK(!memcmp(serial, two, n1 * sizeof(float)), "2 threads give the same weights bit for bit");
-    CHECK(!memcmp(serial, three, n1 * sizeof(float)), "3 threads give the same weights bit for bit");
-    lens_pool_free(p2); lens_pool_free(p3);
-  }
-
-  TEST("a small CNN learns rings from discs (>= 95% validation accuracy)") {
-    float sum1, sum2;
-    lens_pool *pool = lens_pool_create(2);
-    lensnet_parallel par = lens_pool_parallel(pool);
-    double acc = train_rings(NULL, 6, &sum1);
-    printf("   validation accuracy after 6 epochs: %.1f%%\n", 100 * acc);
-    CHECK(acc >= 0.95, "accuracy %.3f below 0.95", acc);
-    CHECK(train_rings(&par, 6, &sum2) == acc && sum1 == sum2, "the 2-thread run ends on the same weights");
-    lens_pool_free(pool);
-  }
+  TEST("backward passes against finite differences") test_gradients();
+  TEST("input gradients alone (skip_param_grads) equal those of a full backward pass") test_input_gradients_alone();
+  TEST("dropout drops the asked share and scales the rest by 1/(1-p); inference passes all") test_dropout();
+  TEST("a batch whose class weights sum to zero has loss 0 and no gradient, not NaN") test_zero_class_weights();
+  TEST("losses against PyTorch (value and gradient)") test_losses();
+  TEST("optimisers against PyTorch") test_optimisers();
+  TEST("learning-rate schedules against PyTorch") test_schedules();
+  TEST("results do not depend on the number of threads") test_thread_independence();
+  TEST("a small CNN learns rings from discs (>= 95% validation accuracy)") test_learns_rings();
   return check_summary();
 }

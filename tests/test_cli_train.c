@@ -2,32 +2,10 @@
  * uninterrupted one (with augmentation, dropout, class weights and a different thread count
  * after the resume), the files it promises exist, each checkpoint's metadata describes the
  * weights it holds, and bad input gets clear errors. */
+#define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
-#include "check.h"
-#include <string.h>
-
-static const char *lens_binary(void) {
-  const char *l = getenv("LENS");
-  return l && *l ? l : "build/lens";
-}
-
-static int run(const char *args) {
-  char cmd[4096];
-  snprintf(cmd, sizeof cmd, "%s %s", lens_binary(), args);
-  return system(cmd);
-}
-
-static int file_contains(const char *path, const char *needle) {
-  FILE *f = fopen(path, "r");
-  char text[8192];
-  size_t n;
-  if (!f) return 0;
-  n = fread(text, 1, sizeof text - 1, f);
-  text[n] = 0;
-  fclose(f);
-  return strstr(text, needle) != NULL;
-}
+#include "cli_check.h"
 
 /* rings (1) and discs (0), 1 x 12 x 12, with noise */
 static void make_dataset(void) {
@@ -143,12 +121,11 @@ static void test_checkpoint_metadata(void) {
   static const char *keys[4] = {"train.train_loss", "train.train_acc", "train.val_loss", "train.val_acc"};
   const char *common = "train --arch ou66 --data build/tcli_sim/images.npy --labels build/tcli_sim/labels.csv --batch 8 --lr 0.01 "
                        "--val-fraction 0.25 --minmax --seed 2 --threads 1";
-  char args[2048], path[256];
+  char path[256];
   int e, k;
-  CHECK(run("sim --preset euclid-lensfinding --n 48 --seed 4 --threads 1 --out build/tcli_sim 2> /dev/null") == 0, "a tiny simulated set");
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 48 --seed 4 --threads 1 --out build/tcli_sim 2> /dev/null") == 0, "a tiny simulated set");
   for (e = 1; e <= 3; e++) {
-    snprintf(args, sizeof args, "%s --epochs %d --out build/tcli_e%d 2> /dev/null", common, e, e);
-    CHECK(run(args) == 0, "train %d epoch(s)", e);
+      CHECK(cli_lens("%s --epochs %d --out build/tcli_e%d 2> /dev/null", common, e, e) == 0, "train %d epoch(s)", e);
   }
   {
     const char *files[2] = {"best", "checkpoint"};
@@ -189,7 +166,7 @@ static void test_checkpoint_metadata(void) {
   {
     lensnet_safetensors st;
     lensnet_error err;
-    CHECK(run("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --epochs 1 --val-fraction 0.2 "
+    CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --epochs 1 --val-fraction 0.2 "
               "--threads 1 --out build/tcli_plain 2> /dev/null") == 0, "train without --minmax");
     if (lensnet_safetensors_read("build/tcli_plain/best.safetensors", &st, &err) == LENSNET_OK) {
       CHECK(lensnet_safetensors_meta(&st, "preprocess") && !strcmp(lensnet_safetensors_meta(&st, "preprocess"), "none"), "preprocess none");
@@ -198,64 +175,63 @@ static void test_checkpoint_metadata(void) {
   }
 }
 
-int main(void) {
+static void test_resume(void) {
   const char *common = "train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv "
                        "--epochs 4 --batch 16 --lr 0.005 --augment flip,rot90,shift=1,noise=0.02 --class-weights auto --minmax --seed 5";
-  char args[2048];
+  size_t compared = 0;
+  CHECK(cli_lens("%s --out build/tcli_full --threads 1 2> build/tcli_full.log", common) == 0, "uninterrupted run");
+  CHECK(cli_lens("%s --out build/tcli_resumed --threads 2 --interrupt-after 2 2> build/tcli_interrupted.log", common) != 0, "the interrupted run stops with a failure status");
+  CHECK(cli_file_has("build/tcli_resumed/history.csv", "\n2,") && !cli_file_has("build/tcli_resumed/history.csv", "\n3,"), "history holds epochs 1-2 only");
+  CHECK(cli_lens("train --resume build/tcli_resumed --threads 1 2> build/tcli_resume.log") == 0, "resume");
+  CHECK(cli_file_has("build/tcli_resume.log", "resuming"), "resume says so");
+  CHECK(same_tensors("build/tcli_full/checkpoint.safetensors", "build/tcli_resumed/checkpoint.safetensors", &compared),
+        "checkpoints differ after resuming");
+  printf("   %lu tensors (weights, batch-norm statistics, Adam moments) identical\n", (unsigned long)compared);
+  CHECK(compared > 10, "the checkpoint holds weights and optimiser state (%lu tensors)", (unsigned long)compared);
+  CHECK(cli_file_has("build/tcli_full/history.csv", "epoch,lr,train_loss,train_acc,val_loss,val_acc") &&
+        cli_file_has("build/tcli_full/history.csv", "\n4,"), "history.csv has a header and 4 epochs");
+  CHECK(cli_lens("info build/tcli_full/best.safetensors > /dev/null") == 0, "best.safetensors loads");
+  CHECK(cli_lens("predict --model build/tcli_full/checkpoint.safetensors build/tcli_images.npy --out build/tcli_pred.npy") == 0,
+        "the checkpoint scores images");
+}
+
+static void test_bad_input(void) {
+  FILE *f = fopen("build/tcli_short.csv", "w");
+  if (f) { fputs("label\n0\n1\n", f); fclose(f); }
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_short.csv --out build/tcli_bad 2> build/tcli_err.log") != 0,
+        "too few labels must fail");
+  CHECK(cli_file_has("build/tcli_err.log", "2 label rows for 240 images"), "the message counts rows and images");
+  f = fopen("build/tcli_badclass.csv", "w");
+  if (f) { int i; fputs("label\n", f); for (i = 0; i < 240; i++) fputs(i == 7 ? "5\n" : "1\n", f); fclose(f); }
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_badclass.csv --out build/tcli_bad 2> build/tcli_err.log") != 0,
+        "class 5 of 2 must fail");
+  CHECK(cli_file_has("build/tcli_err.log", ":9:"), "the message names the line");
+  CHECK(cli_lens("train --arch ou66 --data build/tcli_images.npy --labels build/tcli_labels.csv --out build/tcli_bad 2> build/tcli_err.log") != 0,
+        "12x12 images for OU-66 must fail");
+  CHECK(cli_file_has("build/tcli_err.log", "1x12x12") && cli_file_has("build/tcli_err.log", "66"), "the message names both shapes");
+  CHECK(cli_lens("train --frobnicate 3 2> build/tcli_err.log") != 0 && cli_file_has("build/tcli_err.log", "--frobnicate"), "unknown option named");
+  CHECK(cli_lens("train --resume build/does-not-exist 2> build/tcli_err.log") != 0 && cli_file_has("build/tcli_err.log", "does-not-exist"), "missing checkpoint named");
+  {
+    /* a damaged checkpoint: an option out of its range must be refused, not obeyed */
+    lensnet_safetensors st;
+    lensnet_error err;
+    if (lensnet_safetensors_read("build/tcli_full/checkpoint.safetensors", &st, &err) == LENSNET_OK) {
+      system("mkdir -p build/tcli_bad");
+      lensnet_safetensors_set_meta(&st, "train.val_fraction", "2");
+      lensnet_safetensors_write("build/tcli_bad/checkpoint.safetensors", &st, &err);
+      lensnet_safetensors_free(&st);
+      CHECK(cli_lens("train --resume build/tcli_bad 2> build/tcli_err.log") != 0 && cli_file_has("build/tcli_err.log", "val_fraction"),
+            "an out-of-range option in a checkpoint is named");
+    } else CHECK(0, "read the checkpoint: %s", err.message);
+  }
+}
+
+int main(void) {
   make_dataset();
-  system("rm -rf build/tcli_full build/tcli_resumed");
-
-  TEST("an interrupted run resumed reaches the same weights") {
-    size_t compared = 0;
-    snprintf(args, sizeof args, "%s --out build/tcli_full --threads 1 2> build/tcli_full.log", common);
-    CHECK(run(args) == 0, "uninterrupted run");
-    snprintf(args, sizeof args, "%s --out build/tcli_resumed --threads 2 --interrupt-after 2 2> build/tcli_interrupted.log", common);
-    CHECK(run(args) != 0, "the interrupted run stops with a failure status");
-    CHECK(file_contains("build/tcli_resumed/history.csv", "\n2,") && !file_contains("build/tcli_resumed/history.csv", "\n3,"), "history holds epochs 1-2 only");
-    CHECK(run("train --resume build/tcli_resumed --threads 1 2> build/tcli_resume.log") == 0, "resume");
-    CHECK(file_contains("build/tcli_resume.log", "resuming"), "resume says so");
-    CHECK(same_tensors("build/tcli_full/checkpoint.safetensors", "build/tcli_resumed/checkpoint.safetensors", &compared),
-          "checkpoints differ after resuming");
-    printf("   %lu tensors (weights, batch-norm statistics, Adam moments) identical\n", (unsigned long)compared);
-    CHECK(compared > 10, "the checkpoint holds weights and optimiser state (%lu tensors)", (unsigned long)compared);
-    CHECK(file_contains("build/tcli_full/history.csv", "epoch,lr,train_loss,train_acc,val_loss,val_acc") &&
-          file_contains("build/tcli_full/history.csv", "\n4,"), "history.csv has a header and 4 epochs");
-    CHECK(run("info build/tcli_full/best.safetensors > /dev/null") == 0, "best.safetensors loads");
-    CHECK(run("predict --model build/tcli_full/checkpoint.safetensors build/tcli_images.npy --out build/tcli_pred.npy") == 0,
-          "the checkpoint scores images");
-  }
-
-  TEST("bad input gets a clear error") {
-    FILE *f = fopen("build/tcli_short.csv", "w");
-    if (f) { fputs("label\n0\n1\n", f); fclose(f); }
-    CHECK(run("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_short.csv --out build/tcli_bad 2> build/tcli_err.log") != 0,
-          "too few labels must fail");
-    CHECK(file_contains("build/tcli_err.log", "2 label rows for 240 images"), "the message counts rows and images");
-    f = fopen("build/tcli_badclass.csv", "w");
-    if (f) { int i; fputs("label\n", f); for (i = 0; i < 240; i++) fputs(i == 7 ? "5\n" : "1\n", f); fclose(f); }
-    CHECK(run("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_badclass.csv --out build/tcli_bad 2> build/tcli_err.log") != 0,
-          "class 5 of 2 must fail");
-    CHECK(file_contains("build/tcli_err.log", ":9:"), "the message names the line");
-    CHECK(run("train --arch ou66 --data build/tcli_images.npy --labels build/tcli_labels.csv --out build/tcli_bad 2> build/tcli_err.log") != 0,
-          "12x12 images for OU-66 must fail");
-    CHECK(file_contains("build/tcli_err.log", "1x12x12") && file_contains("build/tcli_err.log", "66"), "the message names both shapes");
-    CHECK(run("train --frobnicate 3 2> build/tcli_err.log") != 0 && file_contains("build/tcli_err.log", "--frobnicate"), "unknown option named");
-    CHECK(run("train --resume build/does-not-exist 2> build/tcli_err.log") != 0 && file_contains("build/tcli_err.log", "does-not-exist"), "missing checkpoint named");
-    {
-      /* a damaged checkpoint: an option out of its range must be refused, not obeyed */
-      lensnet_safetensors st;
-      lensnet_error err;
-      if (lensnet_safetensors_read("build/tcli_full/checkpoint.safetensors", &st, &err) == LENSNET_OK) {
-        system("mkdir -p build/tcli_bad");
-        lensnet_safetensors_set_meta(&st, "train.val_fraction", "2");
-        lensnet_safetensors_write("build/tcli_bad/checkpoint.safetensors", &st, &err);
-        lensnet_safetensors_free(&st);
-        CHECK(run("train --resume build/tcli_bad 2> build/tcli_err.log") != 0 && file_contains("build/tcli_err.log", "val_fraction"),
-              "an out-of-range option in a checkpoint is named");
-      } else CHECK(0, "read the checkpoint: %s", err.message);
-    }
-  }
+  cli_shell("rm -rf build/tcli_full build/tcli_resumed");
+  TEST("an interrupted run resumed reaches the same weights") test_resume();
+  TEST("bad input gets a clear error") test_bad_input();
   TEST("best and last checkpoints describe the weights they hold (epoch, losses, history)") test_checkpoint_metadata();
-  system("rm -rf build/tcli_*");
+  cli_shell("rm -rf build/tcli_*");
   return check_summary();
 }

@@ -1,14 +1,17 @@
-/* test_fits.c - FITS reader and writer, and the robustness of the FITS and .npy parsers.
+/* test_formats.c - the file formats lensnet.h reads and writes, byte by byte: FITS (reader and
+ * writer), .npy (reader, whole-array writer and the streaming atomic writer) and safetensors,
+ * with the robustness of their parsers (tests/fuzz_fits.c fuzzes the FITS and .npy readers).
  *
  * Expected values come from tests/data/fits/MANIFEST.json (what astropy reads from the
  * same files) or from bytes built by hand in this file, never from the code under test. */
-#define _POSIX_C_SOURCE 200809L /* opendir */
+#define _POSIX_C_SOURCE 200809L /* opendir, symlink */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #include "check.h"
 #include <string.h>
 #include <stdint.h>
 #include <dirent.h>
+#include <unistd.h>
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -775,13 +778,14 @@ static void test_write_roundtrip(void) {
 
 /* ---- .npy: hand-made files in both byte orders, and malformed ones -------------------------- */
 
-/* A version-1 .npy file: magic, header length, the header text padded to 64 bytes, the data. */
-static void npy_build(buf *f, const char *header, const void *data, size_t n) {
+/* A version-1 .npy file: magic, header length, the header text padded with blanks and a newline
+ * to a multiple of `align` bytes (64 as numpy writes today, 16 as older numpy wrote), the data. */
+static void npy_build_aligned(buf *f, const char *header, const void *data, size_t n, size_t align) {
   char h[256];
   size_t hl;
   snprintf(h, sizeof h, "%s", header);
   hl = strlen(h);
-  while ((10 + hl + 1) % 64) h[hl++] = ' ';
+  while ((10 + hl + 1) % align) h[hl++] = ' ';
   h[hl++] = '\n';
   f->len = 0;
   buf_put(f, "\x93NUMPY\x01\x00", 8);
@@ -792,6 +796,16 @@ static void npy_build(buf *f, const char *header, const void *data, size_t n) {
   }
   buf_put(f, h, hl);
   if (n) buf_put(f, data, n);
+}
+
+static void npy_build(buf *f, const char *header, const void *data, size_t n) { npy_build_aligned(f, header, data, n, 64); }
+
+/* The header of a dtype (descr, which may carry its own fortran_order) and a shape, 16-aligned. */
+static void npy_build_descr(buf *f, const char *descr, const char *shape, const void *data, size_t n) {
+  char header[200];
+  if (strstr(descr, "fortran_order")) snprintf(header, sizeof header, "{'descr': %s, 'shape': %s, }", descr, shape);
+  else snprintf(header, sizeof header, "{'descr': %s, 'fortran_order': False, 'shape': %s, }", descr, shape);
+  npy_build_aligned(f, header, data, n, 16);
 }
 
 static lensnet_result npy_read_buf(const buf *f, size_t n, lensnet_tensor *t, lensnet_error *e) {
@@ -877,7 +891,283 @@ static void test_npy(void) {
   free(f.b);
 }
 
+/* ---- .npy: the whole-array writer and reader, types of older writers ------------------------ */
+
+static void test_npy_round_trip_and_types(void) {
+  buf f = {0, 0, 0};
+  lensnet_error err;
+  lensnet_tensor t, r;
+  size_t shape[3] = {2, 3, 4}, i;
+  CHECK(lensnet_tensor_alloc(&t, 3, shape, &err) == LENSNET_OK, "alloc");
+  for (i = 0; i < 24; i++) t.data[i] = (float)i * 0.5f - 3.0f;
+  CHECK(lensnet_npy_write("build/t_roundtrip.npy", &t, &err) == LENSNET_OK, "write: %s", err.message);
+  CHECK(lensnet_npy_read("build/t_roundtrip.npy", &r, &err) == LENSNET_OK, "read: %s", err.message);
+  CHECK(r.ndim == 3 && r.shape[0] == 2 && r.shape[1] == 3 && r.shape[2] == 4, "shape survives");
+  CHECK(r.data && !memcmp(r.data, t.data, 24 * sizeof(float)), "values survive");
+  lensnet_tensor_free(&t); lensnet_tensor_free(&r);
+  remove("build/t_roundtrip.npy");
+  {
+    /* big-endian float64 [2]: 1.5, -2.0 */
+    static const unsigned char f8be[] = {0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0xc0, 0, 0, 0, 0, 0, 0, 0};
+    /* little-endian int64 [2]: -3, 7 */
+    static const unsigned char i8le[] = {0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 7, 0, 0, 0, 0, 0, 0, 0};
+    /* little-endian int16 [2]: -2, 300 */
+    static const unsigned char i2le[] = {0xfe, 0xff, 0x2c, 0x01};
+    /* uint8 [1, 3]: 0, 128, 255 */
+    static const unsigned char u1[] = {0x00, 0x80, 0xff};
+    npy_build_descr(&f, "'>f8'", "(2,)", f8be, sizeof f8be);
+    CHECK(npy_read_buf(&f, f.len, &r, &err) == LENSNET_OK && r.data[0] == 1.5f && r.data[1] == -2.0f, ">f8: %s", err.message);
+    lensnet_tensor_free(&r);
+    npy_build_descr(&f, "'<i8'", "(2,)", i8le, sizeof i8le);
+    CHECK(npy_read_buf(&f, f.len, &r, &err) == LENSNET_OK && r.data[0] == -3.0f && r.data[1] == 7.0f, "<i8: %s", err.message);
+    lensnet_tensor_free(&r);
+    npy_build_descr(&f, "'<i2'", "(2,)", i2le, sizeof i2le);
+    CHECK(npy_read_buf(&f, f.len, &r, &err) == LENSNET_OK && r.data[0] == -2.0f && r.data[1] == 300.0f, "<i2: %s", err.message);
+    lensnet_tensor_free(&r);
+    npy_build_descr(&f, "'|u1'", "(1, 3)", u1, sizeof u1);
+    CHECK(npy_read_buf(&f, f.len, &r, &err) == LENSNET_OK && r.ndim == 2 && r.data[1] == 128.0f && r.data[2] == 255.0f, "|u1: %s", err.message);
+    lensnet_tensor_free(&r);
+    npy_build_descr(&f, "'<f4'", "()", (const unsigned char *)"\0\0\x80\x3f", 4);
+    CHECK(npy_read_buf(&f, f.len, &r, &err) == LENSNET_OK && r.ndim == 0 && r.data[0] == 1.0f, "0-d array: %s", err.message);
+    lensnet_tensor_free(&r);
+  }
+  {
+    npy_build_descr(&f, "'<f4', 'fortran_order': True", "(1,)", (const unsigned char *)"\0\0\0\0", 4);
+    CHECK(npy_read_buf(&f, f.len, &r, &err) == LENSNET_ERR_UNSUPPORTED && strstr(err.message, "Fortran"), "Fortran order refused: %s", err.message);
+    npy_build_descr(&f, "'<c8'", "(1,)", (const unsigned char *)"\0\0\0\0\0\0\0\0", 8);
+    CHECK(npy_read_buf(&f, f.len, &r, &err) == LENSNET_ERR_UNSUPPORTED, "complex refused");
+    npy_build_descr(&f, "'<f4'", "(9,)", (const unsigned char *)"\0\0\0\0", 4);
+    CHECK(npy_read_buf(&f, f.len, &r, &err) == LENSNET_ERR_FORMAT && strstr(err.message, "truncated"), "truncation named: %s", err.message);
+    npy_build_descr(&f, "'<f4'", "(99999999999, 99999999999)", (const unsigned char *)"\0\0\0\0", 4);
+    CHECK(npy_read_buf(&f, f.len, &r, &err) == LENSNET_ERR_TOO_LARGE, "absurd shape refused: %s", err.message);
+    CHECK(lensnet_npy_read("build/does-not-exist.npy", &r, &err) == LENSNET_ERR_IO && strstr(err.message, "does-not-exist"), "missing file named");
+  }
+  free(f.b);
+}
+
+/* ---- the streaming .npy writer (and lensnet_npy_write, which it serves) ----------------------- */
+
+#define DIR "build/formats"
+
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+static size_t read_bytes(const char *path, unsigned char *buf, size_t cap) {
+  FILE *f = fopen(path, "rb");
+  size_t n;
+  if (!f) return 0;
+  n = fread(buf, 1, cap, f);
+  fclose(f);
+  return n;
+}
+
+/* The header's dictionary (NUL-terminated in buf) and its total length, checked for form. */
+static size_t header_of(unsigned char *buf, size_t n) {
+  size_t len;
+  if (n < 10 || memcmp(buf, "\x93NUMPY\x01\x00", 8)) return 0;
+  len = 10 + (size_t)buf[8] + 256 * (size_t)buf[9];
+  if (len > n || len % 64 || buf[len - 1] != '\n') return 0;
+  buf[len - 1] = 0;
+  return len;
+}
+
+static void test_npy_round_trip(void) {
+  const char *path = DIR "/rt.npy", *tmp = DIR "/rt.npy.tmp";
+  float values[12], more[5 * 3];
+  size_t shape[3] = {3, 2, 2}, open_shape[2] = {LENSNET_NPY_ROWS_UNKNOWN, 3}, i;
+  lensnet_npy_writer w;
+  lensnet_tensor t;
+  lensnet_error err;
+  for (i = 0; i < 12; i++) values[i] = (float)i * 0.5f - 2.0f;
+  for (i = 0; i < 15; i++) more[i] = (float)i;
+  remove(path);
+  CHECK(lensnet_npy_writer_begin(&w, path, 3, shape, &err) == LENSNET_OK, "begin: %s", err.message);
+  CHECK(lensnet_npy_writer_append(&w, values, 1, &err) == LENSNET_OK && lensnet_npy_writer_append(&w, values + 4, 2, &err) == LENSNET_OK,
+        "append: %s", err.message);
+  CHECK(exists(tmp) && !exists(path), "until finish only the temporary name exists");
+  CHECK(lensnet_npy_writer_finish(&w, 1, &err) == LENSNET_OK, "finish with fsync: %s", err.message);
+  CHECK(exists(path) && !exists(tmp), "after finish only the final name exists");
+  CHECK(lensnet_npy_read(path, &t, &err) == LENSNET_OK && t.ndim == 3 && t.shape[0] == 3 && t.shape[2] == 2 &&
+        !memcmp(t.data, values, sizeof values), "read back");
+  lensnet_tensor_free(&t);
+  /* rows left open: the header is written again at finish, in the room reserved */
+  CHECK(lensnet_npy_writer_begin(&w, path, 2, open_shape, &err) == LENSNET_OK, "begin with open rows: %s", err.message);
+  for (i = 0; i < 5; i++) lensnet_npy_writer_append(&w, more + 3 * i, 1, &err);
+  CHECK(lensnet_npy_writer_finish(&w, 0, &err) == LENSNET_OK, "finish: %s", err.message);
+  CHECK(lensnet_npy_read(path, &t, &err) == LENSNET_OK && t.ndim == 2 && t.shape[0] == 5 && t.shape[1] == 3 &&
+        !memcmp(t.data, more, sizeof more), "5 rows read back: %s", err.message);
+  lensnet_tensor_free(&t);
+  CHECK(lensnet_npy_writer_begin(&w, path, 2, open_shape, &err) == LENSNET_OK && lensnet_npy_writer_finish(&w, 0, &err) == LENSNET_OK &&
+        lensnet_npy_read(path, &t, &err) == LENSNET_OK && t.shape[0] == 0 && t.shape[1] == 3, "no rows: shape (0, 3)");
+  lensnet_tensor_free(&t);
+  remove(path);
+}
+
+static void test_npy_whole_array_bytes(void) {
+  static const char dict2[] = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+  static const char dict1[] = "{'descr': '<f4', 'fortran_order': False, 'shape': (5, ), }";
+  unsigned char buf[256];
+  float v[6] = {1, 2, 3, 4, 5, 6};
+  size_t n, len;
+  lensnet_tensor t;
+  lensnet_error err;
+  memset(&t, 0, sizeof t);
+  t.ndim = 2; t.shape[0] = 2; t.shape[1] = 3; t.data = v;
+  CHECK(lensnet_npy_write(DIR "/w.npy", &t, &err) == LENSNET_OK, "%s", err.message);
+  n = read_bytes(DIR "/w.npy", buf, sizeof buf);
+  len = header_of(buf, n);
+  CHECK(len == 128 && !strncmp((char *)buf + 10, dict2, sizeof dict2 - 1) && n == 128 + 24, "header (2, 3) in 128 bytes, then 24 data bytes");
+  CHECK(buf[128] == 0x00 && buf[129] == 0x00 && buf[130] == 0x80 && buf[131] == 0x3f, "little-endian 1.0f");
+  t.ndim = 1; t.shape[0] = 5;
+  lensnet_npy_write(DIR "/w.npy", &t, &err);
+  n = read_bytes(DIR "/w.npy", buf, sizeof buf);
+  CHECK(header_of(buf, n) == 128 && !strncmp((char *)buf + 10, dict1, sizeof dict1 - 1), "1-d header as before: (5, )");
+  remove(DIR "/w.npy");
+}
+
+static void test_npy_abort_and_misuse(void) {
+  const char *path = DIR "/ab.npy", *tmp = DIR "/ab.npy.tmp";
+  size_t shape[2] = {2, 2};
+  float v[8] = {0};
+  lensnet_npy_writer w;
+  lensnet_error err;
+  lensnet_npy_writer_begin(&w, path, 2, shape, &err);
+  lensnet_npy_writer_append(&w, v, 1, &err);
+  lensnet_npy_writer_abort(&w);
+  CHECK(!exists(path) && !exists(tmp), "abort leaves nothing");
+  lensnet_npy_writer_abort(&w);
+  CHECK(1, "a second abort is harmless");
+  lensnet_npy_writer_begin(&w, path, 2, shape, &err);
+  CHECK(lensnet_npy_writer_append(&w, v, 3, &err) == LENSNET_ERR_ARG && !exists(tmp), "more rows than the shape: %s", err.message);
+  CHECK(lensnet_npy_writer_append(&w, v, 1, &err) == LENSNET_ERR_ARG, "the aborted writer refuses more");
+  lensnet_npy_writer_begin(&w, path, 2, shape, &err);
+  lensnet_npy_writer_append(&w, v, 1, &err);
+  CHECK(lensnet_npy_writer_finish(&w, 0, &err) == LENSNET_ERR_ARG && !exists(path) && !exists(tmp), "fewer rows: %s", err.message);
+  CHECK(lensnet_npy_writer_begin(&w, DIR "/no/such/folder/x.npy", 2, shape, &err) == LENSNET_ERR_IO, "an unwritable path: %s", err.message);
+}
+
+/* Headers of arrays far beyond 2 GiB, checked without writing their data. */
+static void test_npy_large_headers(void) {
+  const char *path = DIR "/big.npy", *tmp = DIR "/big.npy.tmp";
+  unsigned char buf[512];
+  size_t n, len, reserved;
+  lensnet_npy_writer w;
+  lensnet_error err;
+  if (sizeof(size_t) < 8) { SKIP("large shapes need a 64-bit size_t"); return; }
+  {
+    size_t shape[4] = {(size_t)3000000000u, 4, 66, 66};
+    CHECK(lensnet_npy_writer_begin(&w, path, 4, shape, &err) == LENSNET_OK, "begin [3e9, 4, 66, 66] (209 TB): %s", err.message);
+    n = read_bytes(tmp, buf, sizeof buf);
+    len = header_of(buf, n);
+    CHECK(len == 128 && strstr((char *)buf + 10, "'shape': (3000000000, 4, 66, 66), }"), "header: %s", (char *)buf + 10);
+    lensnet_npy_writer_abort(&w);
+  }
+  {
+    size_t shape[2] = {LENSNET_NPY_ROWS_UNKNOWN, 1000000};
+    float row[4] = {0};
+    CHECK(lensnet_npy_writer_begin(&w, path, 2, shape, &err) == LENSNET_OK, "open rows: %s", err.message);
+    reserved = w.header_bytes;
+    n = read_bytes(tmp, buf, sizeof buf);
+    CHECK(header_of(buf, n) == reserved && reserved % 64 == 0, "the reserved header is valid (%lu bytes)", (unsigned long)reserved);
+    w.rows = (size_t)-2; /* as if 2^64 - 2 rows had been written: the final count's digits must fit */
+    w.shape[0] = LENSNET_NPY_ROWS_UNKNOWN;
+    CHECK(lensnet_npy_writer_append(&w, row, 5, &err) == LENSNET_ERR_ARG, "row count overflow refused");
+    lensnet_npy_writer_abort(&w);
+  }
+  {
+    size_t shape[2] = {(size_t)-1 / 4, 8};
+    CHECK(lensnet_npy_writer_begin(&w, path, 2, shape, &err) == LENSNET_ERR_TOO_LARGE && !exists(tmp), "a size overflow: %s", err.message);
+  }
+  {
+    /* the widest count rewritten into the room reserved for it */
+    unsigned char header[LENSNET__NPY_HEADER_CAP];
+    size_t widest[2] = {(size_t)-2, 1000000}, open_shape[2] = {LENSNET_NPY_ROWS_UNKNOWN, 1000000};
+    size_t room = lensnet__npy_header(header, 2, open_shape, 0);
+    CHECK(lensnet__npy_header(header, 2, widest, room) == room, "any row count fits the reserved header");
+  }
+  CHECK(!exists(path) && !exists(tmp), "nothing left behind");
+}
+
+static void test_npy_write_errors(void) {
+  const char *path = DIR "/full.npy", *tmp = DIR "/full.npy.tmp";
+  static float rows[64 * 1024];
+  size_t shape[2] = {16, 64 * 1024};
+  lensnet_npy_writer w;
+  lensnet_error err;
+  lensnet_result r;
+  int i;
+  if (!exists("/dev/full")) { SKIP("no /dev/full"); return; }
+  remove(tmp);
+  if (symlink("/dev/full", tmp) != 0) { SKIP("cannot link to /dev/full"); return; }
+  /* the writer opens path.tmp, which now leads to a device that is always full */
+  r = lensnet_npy_writer_begin(&w, path, 2, shape, &err);
+  for (i = 0; i < 16 && r == LENSNET_OK; i++) r = lensnet_npy_writer_append(&w, rows, 1, &err);
+  if (r == LENSNET_OK) r = lensnet_npy_writer_finish(&w, 0, &err);
+  CHECK(r == LENSNET_ERR_IO && strstr(err.message, "write failed"), "a full disk is reported: %s", err.message);
+  CHECK(!exists(path) && !exists(tmp), "and nothing is left behind");
+  remove(tmp);
+}
+
+/* ---- safetensors ------------------------------------------------------------------------------ */
+
+static void test_safetensors(void) {
+  lensnet_error err;
+  lensnet_safetensors st, back;
+  lensnet_tensor t;
+  size_t shape[2] = {2, 3}, i;
+  memset(&st, 0, sizeof st);
+  lensnet_tensor_alloc(&t, 2, shape, &err);
+  for (i = 0; i < 6; i++) t.data[i] = (float)i - 2.5f;
+  CHECK(lensnet_safetensors_add(&st, "layer.0.weight", &t) == LENSNET_OK, "add");
+  CHECK(lensnet_safetensors_set_meta(&st, "note", "quote \" and newline\n") == LENSNET_OK, "meta");
+  CHECK(lensnet_safetensors_write("build/t.safetensors", &st, &err) == LENSNET_OK, "write: %s", err.message);
+  CHECK(lensnet_safetensors_read("build/t.safetensors", &back, &err) == LENSNET_OK, "read: %s", err.message);
+  CHECK(back.count == 1 && lensnet_safetensors_find(&back, "layer.0.weight") && !memcmp(lensnet_safetensors_find(&back, "layer.0.weight")->data, t.data, 24), "tensor survives");
+  CHECK(lensnet_safetensors_meta(&back, "note") && !strcmp(lensnet_safetensors_meta(&back, "note"), "quote \" and newline\n"), "metadata survives escaping");
+  lensnet_safetensors_free(&st); lensnet_safetensors_free(&back); lensnet_tensor_free(&t);
+  remove("build/t.safetensors");
+  {
+    /* F16 [1.0, -2.0, 65504] and BF16 [1.0] made by hand */
+    const char hdr[] = "{\"a\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,6]},\"b\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[6,8]}}";
+    unsigned char file[256];
+    size_t hl = sizeof hdr - 1, n = 0;
+    memset(file, 0, sizeof file);
+    file[0] = (unsigned char)hl;
+    memcpy(file + 8, hdr, hl);
+    n = 8 + hl;
+    file[n++] = 0x00; file[n++] = 0x3c; file[n++] = 0x00; file[n++] = 0xc0; file[n++] = 0xff; file[n++] = 0x7b;
+    file[n++] = 0x80; file[n++] = 0x3f;
+    CHECK(lensnet_safetensors_read_memory(file, n, &back, &err) == LENSNET_OK, "read F16/BF16: %s", err.message);
+    if (back.count == 2) {
+      CHECK(back.tensors[0].tensor.data[0] == 1.0f && back.tensors[0].tensor.data[1] == -2.0f && back.tensors[0].tensor.data[2] == 65504.0f, "F16 values");
+      CHECK(back.tensors[1].tensor.data[0] == 1.0f, "BF16 value");
+    }
+    lensnet_safetensors_free(&back);
+    CHECK(lensnet_safetensors_read_memory(file, n - 1, &back, &err) == LENSNET_ERR_FORMAT, "truncated data refused");
+  }
+  {
+    const char *bad[] = {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}",  /* size mismatch */
+                         "{\"a\":{\"dtype\":\"C64\",\"shape\":[1],\"data_offsets\":[0,8]}}",  /* dtype */
+                         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,400]}}", /* past the end */
+                         "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}",
+                         "{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", "[1,2]", "{"};
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+      unsigned char file[512];
+      size_t hl = strlen(bad[i]);
+      memset(file, 0, sizeof file);
+      file[0] = (unsigned char)hl;
+      memcpy(file + 8, bad[i], hl);
+      err.message[0] = 0;
+      CHECK(lensnet_safetensors_read_memory(file, 8 + hl + 8, &back, &err) != LENSNET_OK && err.message[0], "header %lu refused", (unsigned long)i);
+    }
+    {
+      unsigned char huge[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+      CHECK(lensnet_safetensors_read_memory(huge, sizeof huge, &back, &err) == LENSNET_ERR_FORMAT, "absurd header length refused");
+    }
+  }
+}
+
 int main(void) {
+  if (system("mkdir -p " DIR) != 0) { printf("cannot create " DIR "\n"); return 1; }
   TEST("FITS files of astropy's test suite match MANIFEST.json") test_manifest();
   TEST("HDU -1, missing HDUs, errors name the file") test_first_image();
   TEST("Strong Lens Finding Challenge cutouts") test_bologna();
@@ -889,5 +1179,12 @@ int main(void) {
   TEST("mutated files never crash") test_mutations();
   TEST("write and read back a float image") test_write_roundtrip();
   TEST(".npy in both byte orders, truncated and malformed") test_npy();
+  TEST(".npy: write then read, and hand-made files of other types") test_npy_round_trip_and_types();
+  TEST(".npy writer: round trip, temporary name until finish, open row count") test_npy_round_trip();
+  TEST(".npy writer: lensnet_npy_write keeps its bytes") test_npy_whole_array_bytes();
+  TEST(".npy writer: abort and misuse leave nothing behind") test_npy_abort_and_misuse();
+  TEST(".npy writer: headers of arrays beyond 2 GiB") test_npy_large_headers();
+  TEST(".npy writer: write errors are reported") test_npy_write_errors();
+  TEST("safetensors: round trip with metadata, F16/BF16 conversion, malformed headers") test_safetensors();
   return check_summary();
 }

@@ -1,0 +1,151 @@
+/* `lens explain` end to end: every method writes decodable panels, raw maps and GIFs, its
+ * Grad-CAM matches PyTorch's (tests/data/wilde2022) within 1e-4, FITS cutouts are explained at
+ * the model's size, bad arguments fail naming the problem, and --channels picks bands exactly as
+ * in `lens predict` (the cutout recipe both share). */
+#define _POSIX_C_SOURCE 200809L
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "cli_check.h"
+#include "decode_image.h"
+
+#define OUT "build/explain_test"
+#define LOG "build/explain_test_log.txt"
+/* OU_66 on PyTorch's inputs, the start of most commands here */
+#define OU66_INPUTS "explain --model weights/OU_66.safetensors --input %s/wilde2022/inputs_66.npy"
+
+static int npy_shape(const char *file, int ndim, const size_t *shape) {
+  lensnet_tensor t;
+  lensnet_error err;
+  int ok, d;
+  if (lensnet_npy_read(file, &t, &err) != LENSNET_OK) return 0;
+  ok = t.ndim == ndim;
+  for (d = 0; ok && d < ndim; d++) ok = t.shape[d] == shape[d];
+  lensnet_tensor_free(&t);
+  return ok;
+}
+
+static void check_gradcam_parity(void) {
+  lensnet_tensor mine, ref;
+  lensnet_error err;
+  char path[1024];
+  snprintf(path, sizeof path, "%s/wilde2022/gradcam_OU_66_layer27.npy", check_data_dir());
+  if (lensnet_npy_read(OUT "/gradcam.npy", &mine, &err) == LENSNET_OK) {
+    if (lensnet_npy_read(path, &ref, &err) == LENSNET_OK) {
+      double d = check_rel_diff(mine.data, ref.data, 16);
+      CHECK(d <= 1e-4, "lens explain Grad-CAM vs PyTorch: %g", d);
+      lensnet_tensor_free(&ref);
+    }
+    lensnet_tensor_free(&mine);
+  } else CHECK(0, "%s", err.message);
+}
+
+static void test_methods(void) {
+  static const char *methods[] = {"gradcam", "saliency", "occlusion", "class-image"};
+  static const char *singles[] = {"gradcam_map", "gradcam_overlay", "saliency_map", "saliency_overlay", "occlusion_map",
+                                  "occlusion_overlay", "class-image_map"};
+  size_t s2[2] = {4, 4}, s3[3] = {4, 66, 66}, so[2] = {6, 6}, k;
+  int w = 0, h = 0;
+  CHECK(cli_shell("rm -rf " OUT) == 0, "a fresh folder, which lens explain creates");
+  for (k = 0; k < 4; k++)
+    CHECK(cli_lens(OU66_INPUTS " --method %s --patch 11 --iterations 4 --threads 2 --preprocess none --out " OUT " > " LOG " 2>&1",
+                   check_data_dir(), methods[k]) == 0, "lens explain --method %s", methods[k]);
+  CHECK(png_size(OUT "/image.png", &w, &h) && w == 264 && h == 264, "image.png 264x264 (got %dx%d)", w, h);
+  for (k = 0; k < sizeof singles / sizeof singles[0]; k++) {
+    char file[256];
+    snprintf(file, sizeof file, OUT "/%s.png", singles[k]);
+    w = h = 0;
+    CHECK(png_size(file, &w, &h) && w == 264 && h == 264, "%s decodes as 264x264 (got %dx%d)", file, w, h);
+  }
+  CHECK(png_size(OUT "/gradcam.png", &w, &h) && w > 3 * 264 && h > 264, "gradcam.png panel %dx%d", w, h);
+  CHECK(png_size(OUT "/saliency.png", &w, &h) && w > 3 * 264 && h > 2 * 264, "saliency.png panels %dx%d", w, h);
+  CHECK(png_size(OUT "/occlusion.png", &w, &h) && w > 3 * 264, "occlusion.png %dx%d", w, h);
+  CHECK(png_size(OUT "/class-image.png", &w, &h) && w >= 264, "class-image.png %dx%d", w, h);
+  CHECK(npy_shape(OUT "/gradcam.npy", 2, s2), "gradcam.npy [4,4] (feature map)");
+  CHECK(npy_shape(OUT "/saliency.npy", 3, s3), "saliency.npy [4,66,66]");
+  CHECK(npy_shape(OUT "/occlusion.npy", 2, so), "occlusion.npy [6,6]: patch 11 over 66");
+  CHECK(npy_shape(OUT "/class-image.npy", 3, s3), "class-image.npy [4,66,66]");
+  check_gradcam_parity();
+  {
+    static unsigned char buf[1 << 20];
+    FILE *f = fopen(OUT "/occlusion.gif", "rb");
+    size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    int *delays = NULL, z = 0, comp = 0;
+    unsigned char *frames = n ? stbi_load_gif_from_memory(buf, (int)n, &delays, &w, &h, &z, &comp, 3) : NULL;
+    if (f) fclose(f);
+    CHECK(frames && w == 2 * 264 && h == 264 && z == 36, "occlusion.gif: %dx%d, %d frames (one per cell)", w, h, z);
+    stbi_image_free(frames);
+    free(delays);
+  }
+}
+
+/* A FITS cutout of the Bologna challenge, resized to OU_VIS's 200x200. */
+static void test_fits_cutout(void) {
+  size_t s6[2] = {6, 6};
+  int w = 0, h = 0;
+  CHECK(cli_lens("explain --model weights/OU_VIS.safetensors --input %s/bologna-challenge1/space_based/lens/imageEUC_VIS-100002.fits "
+                 "--resize --minmax --method gradcam --scale 1 --out " OUT " > " LOG " 2>&1", check_data_dir()) == 0,
+        "lens explain on a FITS cutout");
+  CHECK(npy_shape(OUT "/gradcam.npy", 2, s6), "OU_VIS Grad-CAM at layer 20: 6x6");
+  CHECK(png_size(OUT "/image.png", &w, &h) && w == 200 && h == 200, "image.png 200x200 at --scale 1");
+}
+
+static void test_refusals(void) {
+  const char *dir = check_data_dir();
+  char text[1024];
+  CHECK(cli_lens(OU66_INPUTS " --method gradcam --layer 99 --out " OUT " > " LOG " 2>&1", dir) != 0, "--layer 99 fails");
+  CHECK(cli_lens(OU66_INPUTS " --method nothing --out " OUT " > " LOG " 2>&1", dir) != 0, "an unknown method fails");
+  CHECK(cli_lens(OU66_INPUTS " --index 6 --method saliency --out " OUT " > " LOG " 2>&1", dir) != 0, "--index 6 of 6 images fails");
+  cli_text(LOG, text, sizeof text);
+  CHECK(strstr(text, "--index 6") && strstr(text, "6 image"), "the message names the index: %s", text);
+}
+
+/* ---- --channels: the cutout recipe lens predict and lens explain share ---------------------- */
+
+#define CH "build/cli_channels"
+
+static void test_channels(void) {
+  lensnet_model *m = NULL;
+  lensnet_tensor three, two;
+  lensnet_error err;
+  size_t s3[4] = {2, 3, 6, 6}, s2[4] = {2, 2, 6, 6}, i, b;
+  if (cli_shell("mkdir -p " CH) != 0) { CHECK(0, "cannot create " CH); return; }
+  if (lensnet_model_create("input 2 6 6\nflatten\ndense name=d out=2", &m, &err) != LENSNET_OK) { CHECK(0, "model: %s", err.message); return; }
+  lensnet_model_init(m, 3);
+  lensnet_model_set_meta(m, "classes", "non-lens,lens");
+  lensnet_model_save(m, CH "/m.safetensors", &err);
+  lensnet_tensor_alloc(&three, 4, s3, &err);
+  lensnet_tensor_alloc(&two, 4, s2, &err);
+  for (i = 0; i < three.shape[0] * 3 * 36; i++) three.data[i] = (float)((i * 7919) % 101) - 30.0f;
+  for (b = 0; b < 2; b++) { /* bands 2 and 0 of each image */
+    memcpy(two.data + (b * 2) * 36, three.data + (b * 3 + 2) * 36, 36 * sizeof(float));
+    memcpy(two.data + (b * 2 + 1) * 36, three.data + (b * 3) * 36, 36 * sizeof(float));
+  }
+  lensnet_npy_write(CH "/three.npy", &three, &err);
+  lensnet_npy_write(CH "/two.npy", &two, &err);
+  CHECK(cli_lens("predict --model " CH "/m.safetensors --minmax --channels 2,0 " CH "/three.npy --out " CH "/p3.npy 2>/dev/null") == 0 &&
+        cli_lens("predict --model " CH "/m.safetensors --minmax " CH "/two.npy --out " CH "/p2.npy 2>/dev/null") == 0 &&
+        cli_same_file(CH "/p3.npy", CH "/p2.npy"), "predict --channels 2,0 scores bands 2 and 0");
+  CHECK(cli_lens("explain --model " CH "/m.safetensors --minmax --channels 2,0 --input " CH "/three.npy --index 1 --method saliency "
+                 "--threads 1 --out " CH "/e3 2>/dev/null") == 0 &&
+        cli_lens("explain --model " CH "/m.safetensors --minmax --input " CH "/two.npy --index 1 --method saliency --threads 1 --out " CH
+                 "/e2 2>/dev/null") == 0 &&
+        cli_same_file(CH "/e3/saliency.npy", CH "/e2/saliency.npy"), "explain --channels 2,0 explains the same input");
+  CHECK(cli_lens("explain --model " CH "/m.safetensors --channels 0 --input " CH "/three.npy --method saliency --out " CH "/e1 2>/dev/null") == 2,
+        "explain --channels of the wrong length is a usage error, as in predict");
+  CHECK(cli_lens("explain --model " CH "/m.safetensors --channels 0,x --input " CH "/three.npy --method saliency --out " CH "/e1 2>/dev/null") == 2,
+        "explain --channels 0,x is a usage error");
+  lensnet_tensor_free(&three);
+  lensnet_tensor_free(&two);
+  lensnet_model_free(m);
+  cli_shell("rm -rf " CH);
+}
+
+int main(void) {
+  TEST("lens explain writes decodable panels, raw maps and GIFs") test_methods();
+  TEST("lens explain on a FITS cutout, resized to the model") test_fits_cutout();
+  TEST("lens explain refuses a missing layer, an unknown method and an index past the end") test_refusals();
+  CHECK(cli_shell("rm -rf " OUT) == 0, "clean up");
+  remove(LOG);
+  if (cli_have_lens()) TEST("lens predict and lens explain share the cutout recipe and --channels") test_channels();
+  return check_summary();
+}

@@ -1,0 +1,56 @@
+/* `lens plot` end to end: ROC, PR, confusion, score and history pictures from CSV files decode
+ * at their sizes, the ROC prints its AUC, and a missing label column fails. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli_check.h"
+#include "decode_image.h"
+
+/* 200 scored objects, every other one a lens, and a 12-epoch training history. */
+static void write_inputs(void) {
+  FILE *f = fopen("build/plot_scores.csv", "w");
+  int i;
+  if (f) {
+    fprintf(f, "input,p_lens,logit_0,logit_1,label\n");
+    for (i = 0; i < 200; i++) fprintf(f, "obj%d,%.4f,0,0,%d\n", i, (i % 2 ? 0.35 : 0.0) + 0.6 * ((i * 37) % 101) / 100.0, i % 2);
+    fclose(f);
+  }
+  f = fopen("build/plot_history.csv", "w");
+  if (f) {
+    fprintf(f, "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds\n");
+    for (i = 1; i <= 12; i++) fprintf(f, "%d,0.001,%.4f,%.4f,%.4f,%.4f,3.5\n", i, 0.7 / i, 1 - 0.4 / i, 0.75 / i + 0.02, 1 - 0.45 / i);
+    fclose(f);
+  }
+}
+
+static void test_roc(void) {
+  char text[1024];
+  int w = 0, h = 0;
+  CHECK(cli_lens("plot roc --scores build/plot_scores.csv --scores build/plot_scores.csv --name a --name b --out build/plot_roc.png > build/plot_out.txt 2>&1") == 0,
+        "plot roc");
+  CHECK(png_size("build/plot_roc.png", &w, &h) && w == 640 && h == 480, "roc.png 640x480");
+  cli_text("build/plot_out.txt", text, sizeof text);
+  CHECK(strstr(text, "AUC") != NULL, "prints the AUC: %s", text);
+}
+
+static void test_other_plots(void) {
+  int w = 0, h = 0;
+  CHECK(cli_lens("plot pr --scores build/plot_scores.csv --out build/plot_pr.png --width 400 --height 300 > /dev/null 2>&1") == 0 &&
+        png_size("build/plot_pr.png", &w, &h) && w == 400 && h == 300, "pr.png 400x300");
+  CHECK(cli_lens("plot confusion --scores build/plot_scores.csv --threshold 0.5 --out build/plot_conf.png > /dev/null 2>&1") == 0 &&
+        png_size("build/plot_conf.png", &w, &h) && w == 640 && h == 480, "confusion.png");
+  CHECK(cli_lens("plot scores --scores build/plot_scores.csv --out build/plot_hist.png > /dev/null 2>&1") == 0 &&
+        png_size("build/plot_hist.png", &w, &h) && w == 640, "scores.png");
+  CHECK(cli_lens("plot history --history build/plot_history.csv --out build/plot_hist2.png > /dev/null 2>&1") == 0 &&
+        png_size("build/plot_hist2.png", &w, &h) && w == 960 && h == 400, "history.png 960x400");
+}
+
+int main(void) {
+  write_inputs();
+  TEST("lens plot roc draws two curves and prints the AUC") test_roc();
+  TEST("lens plot draws PR, confusion, score and history pictures") test_other_plots();
+  TEST("lens plot fails without its label column")
+    CHECK(cli_lens("plot roc --scores build/plot_scores.csv --label-column truth --out build/plot_x.png > build/plot_out.txt 2>&1") != 0,
+          "a missing label column fails");
+  remove("build/plot_scores.csv"); remove("build/plot_history.csv"); remove("build/plot_roc.png"); remove("build/plot_pr.png");
+  remove("build/plot_conf.png"); remove("build/plot_hist.png"); remove("build/plot_hist2.png"); remove("build/plot_out.txt");
+  return check_summary();
+}

@@ -1,0 +1,205 @@
+/* `lens predict` end to end: the released finders of Wilde et al. 2022 reproduce PyTorch's logits
+ * (tests/data/wilde2022) through the command within 1e-4, as through the library
+ * (tests/test_wilde2022.c); mismatched inputs are refused with clear messages; FITS cutouts are
+ * scored from files and lists, over shards; and the shipped weights/ou66-sim.safetensors finds
+ * lenses in a fresh `lens sim` sample. */
+#define _POSIX_C_SOURCE 200809L
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "cli_check.h"
+
+/* The models and the shared inputs PyTorch scored (the first `in_c` bands of them). */
+static const struct { const char *name, *inputs; } models[] = {
+  {"OU_66", "inputs_66.npy"}, {"OU_J", "inputs_66.npy"}, {"OU_Y", "inputs_66.npy"}, {"OU_H", "inputs_66.npy"},
+  {"OU_JYH", "inputs_66.npy"}, {"OU_200", "inputs_200.npy"}, {"OU_VIS", "inputs_200.npy"},
+};
+
+/* The Strong Lens Finding Challenge cutouts, in tests/data. */
+#define BOLOGNA "bologna-challenge1"
+
+/* lens predict --out writes the logits PyTorch computes, for every model. */
+static void test_parity(void) {
+  const char *dir = check_data_dir();
+  char path[1024];
+  size_t i;
+  for (i = 0; i < sizeof models / sizeof models[0]; i++) {
+    lensnet_model *m = NULL;
+    lensnet_tensor x, ref, got;
+    lensnet_error err;
+    size_t n;
+    printf("   %s\n", models[i].name);
+    snprintf(path, sizeof path, "weights/%s.safetensors", models[i].name);
+    if (lensnet_model_load(path, &m, &err) != LENSNET_OK) { CHECK(0, "load %s: %s", models[i].name, err.message); continue; }
+    snprintf(path, sizeof path, "%s/wilde2022/%s", dir, models[i].inputs);
+    if (lensnet_npy_read(path, &x, &err) != LENSNET_OK) { CHECK(0, "read inputs: %s", err.message); lensnet_model_free(m); continue; }
+    snprintf(path, sizeof path, "%s/wilde2022/logits_%s.npy", dir, models[i].name);
+    if (lensnet_npy_read(path, &ref, &err) != LENSNET_OK) {
+      CHECK(0, "read logits: %s", err.message);
+      lensnet_tensor_free(&x); lensnet_model_free(m);
+      continue;
+    }
+    n = x.shape[0];
+    /* exactly as a user runs it */
+    CHECK(cli_lens("predict --model weights/%s.safetensors --preprocess none %s/wilde2022/%s --out build/parity_%s.npy 2>/dev/null",
+                   models[i].name, dir, models[i].inputs, models[i].name) == 0, "lens predict with %s failed", models[i].name);
+    snprintf(path, sizeof path, "build/parity_%s.npy", models[i].name);
+    if (lensnet_npy_read(path, &got, &err) == LENSNET_OK) {
+      double d;
+      CHECK(got.ndim == 2 && got.shape[0] == n && got.shape[1] == m->out_features, "lens predict --out shape");
+      d = got.shape[0] == n ? check_max_abs_diff(got.data, ref.data, n * m->out_features) : 1e30;
+      printf("   lens predict: max |ours - PyTorch| = %.3g\n", d);
+      CHECK(d <= 1e-4, "%s lens predict logits differ from PyTorch by %g", models[i].name, d);
+      lensnet_tensor_free(&got);
+    } else CHECK(0, "lens predict wrote no readable logits: %s", err.message);
+    remove(path);
+    lensnet_tensor_free(&x); lensnet_tensor_free(&ref);
+    lensnet_model_free(m);
+  }
+}
+
+static void test_mismatched_inputs(void) {
+  const char *dir = check_data_dir();
+  char text[2048];
+  CHECK(cli_lens("predict --model weights/OU_200.safetensors %s/wilde2022/inputs_66.npy > build/predict_err.txt 2>&1", dir) != 0,
+        "a 66x66 input to OU_200 must fail");
+  cli_text("build/predict_err.txt", text, sizeof text);
+  CHECK(strstr(text, "66x66") && strstr(text, "200x200"), "message names both sizes: %s", text);
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors --preprocess none %s/wilde2022/inputs_66.npy --batch 4 > build/pred_t1.csv 2>/dev/null", dir) == 0 &&
+        cli_lens("predict --model weights/OU_66.safetensors --preprocess none %s/wilde2022/inputs_66.npy --batch 4 --threads 3 > build/pred_t3.csv 2>/dev/null", dir) == 0 &&
+        cli_same_file("build/pred_t1.csv", "build/pred_t3.csv"), "--threads 3 gives the same scores as one thread");
+  remove("build/pred_t1.csv"); remove("build/pred_t3.csv");
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors --channels 0,1 %s/wilde2022/inputs_66.npy > /dev/null 2>&1", dir) != 0,
+        "two channels for a four-band model must fail");
+  CHECK(cli_lens("predict --model /nonexistent.safetensors x.npy > /dev/null 2>&1") != 0, "a missing model must fail");
+  remove("build/predict_err.txt");
+}
+
+/* An array of zeros of the given shape, as .npy. */
+static void write_zeros(const char *path, const size_t shape[4]) {
+  lensnet_tensor t;
+  lensnet_error err;
+  lensnet_tensor_alloc(&t, 4, shape, &err);
+  lensnet_npy_write(path, &t, &err);
+  lensnet_tensor_free(&t);
+}
+
+static void test_odd_inputs(void) {
+  lensnet_error err;
+  lensnet_model *m = NULL;
+  size_t empty_shape[4] = {1, 4, 0, 66}, wide_shape[4] = {1, 100, 4, 4}, img_shape[4] = {1, 4, 66, 66};
+  char text[2048];
+  write_zeros("build/pe_empty.npy", empty_shape);
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors --resize build/pe_empty.npy > /dev/null 2> build/pe_err.txt") != 0,
+        "an empty image must fail");
+  cli_text("build/pe_err.txt", text, sizeof text);
+  CHECK(strstr(text, "empty") != NULL, "the message says the image is empty: %s", text);
+  if (lensnet_model_create("input 100 4 4\nflatten\ndense name=d out=2", &m, &err) == LENSNET_OK) {
+    lensnet_model_save(m, "build/pe_wide.safetensors", &err);
+    lensnet_model_free(m);
+  }
+  write_zeros("build/pe_wide.npy", wide_shape);
+  CHECK(cli_lens("predict --model build/pe_wide.safetensors build/pe_wide.npy > /dev/null 2> build/pe_err.txt") != 0,
+        "a 100-band model must be refused");
+  cli_text("build/pe_err.txt", text, sizeof text);
+  CHECK(strstr(text, "64") != NULL, "the message names the limit: %s", text);
+  if (lensnet_model_load("weights/OU_66.safetensors", &m, &err) == LENSNET_OK) {
+    lensnet_model_set_meta(m, "classes", "a,b,c,d,e,f,g,lens");
+    lensnet_model_save(m, "build/pe_classes.safetensors", &err);
+    lensnet_model_free(m);
+  }
+  write_zeros("build/pe_img.npy", img_shape);
+  CHECK(cli_lens("predict --model build/pe_classes.safetensors --batch 1 build/pe_img.npy > /dev/null 2>&1") == 0,
+        "class names that outnumber the outputs fall back to the last output");
+  remove("build/pe_empty.npy"); remove("build/pe_wide.npy"); remove("build/pe_wide.safetensors");
+  remove("build/pe_classes.safetensors"); remove("build/pe_img.npy"); remove("build/pe_err.txt");
+}
+
+/* OU_VIS on the four space-based cutouts: a CSV with its header, p_lens within [0, 1]. */
+static void test_fits_files(void) {
+  const char *dir = check_data_dir();
+  FILE *f;
+  char line[2048];
+  int rows = 0, probabilities_ok = 1;
+  CHECK(cli_lens("predict --model weights/OU_VIS.safetensors --resize --minmax %s/" BOLOGNA "/space_based/lens/*.fits %s/" BOLOGNA
+                 "/space_based/nolens/*.fits > build/pred_fits.csv 2>/dev/null", dir, dir) == 0,
+        "OU_VIS on the space-based cutouts");
+  f = fopen("build/pred_fits.csv", "r");
+  while (f && fgets(line, sizeof line, f)) {
+    char *comma = strchr(line, ',');
+    if (rows++ == 0) { CHECK(!strncmp(line, "input,p_lens,logit_non-lens,logit_lens", 38), "CSV header: %s", line); continue; }
+    if (comma) { double p = atof(comma + 1); probabilities_ok &= p >= 0.0 && p <= 1.0; }
+  }
+  if (f) fclose(f);
+  CHECK(rows == 5, "4 cutouts scored (%d rows with the header)", rows);
+  CHECK(probabilities_ok, "p_lens within [0, 1]");
+  remove("build/pred_fits.csv");
+}
+
+/* Ground-based: four bands in four folders, one object per four files, listed in a file and
+ * split over shards; one file where four bands are due is refused, counting bands. */
+static void test_fits_lists_and_shards(void) {
+  const char *dir = check_data_dir(), *predict = "predict --model weights/OU_66.safetensors --bands 4 --list build/pred_list.txt --resize --minmax";
+  FILE *f = fopen("build/pred_list.txt", "w");
+  char text[1024];
+  int rows, rows0, rows1;
+  if (f) {
+    const char *ids[] = {"100002", "100003", "100014"};
+    int k;
+    for (k = 0; k < 3; k++)
+      fprintf(f, "%s/" BOLOGNA "/ground_based/lens/Band1/imageSDSS_R-%s.fits %s/" BOLOGNA "/ground_based/lens/Band2/imageSDSS_I-%s.fits "
+                 "%s/" BOLOGNA "/ground_based/lens/Band3/imageSDSS_G-%s.fits %s/" BOLOGNA "/ground_based/lens/Band4/imageSDSS_U-%s.fits\n",
+              dir, ids[k], dir, ids[k], dir, ids[k], dir, ids[k]);
+    fclose(f);
+  }
+  CHECK(cli_lens("%s > build/pred_all.csv 2>build/pred_err.txt", predict) == 0, "four-band objects from a list");
+  CHECK(cli_lens("%s --shard 0/2 > build/pred_s0.csv 2>/dev/null", predict) == 0, "shard 0/2");
+  CHECK(cli_lens("%s --shard 1/2 > build/pred_s1.csv 2>/dev/null", predict) == 0, "shard 1/2");
+  rows = cli_lines("build/pred_all.csv");
+  rows0 = cli_lines("build/pred_s0.csv");
+  rows1 = cli_lines("build/pred_s1.csv");
+  CHECK(rows == 4 && rows0 == 3 && rows1 == 2, "3 objects split 2 + 1 over the shards (rows %d, %d, %d with headers)", rows, rows0, rows1);
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors --bands 4 %s/" BOLOGNA "/space_based/lens/imageEUC_VIS-100002.fits > /dev/null 2>&1",
+                 dir) != 0, "--bands 4 with one file must fail");
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors %s/" BOLOGNA "/space_based/lens/imageEUC_VIS-100002.fits > /dev/null 2> build/pred_err.txt",
+                 dir) != 0, "a one-band cutout for a four-band model must fail");
+  cli_text("build/pred_err.txt", text, sizeof text);
+  CHECK(strstr(text, "1 band") && strstr(text, "takes 4"), "the message counts bands: %s", text);
+  remove("build/pred_list.txt"); remove("build/pred_all.csv");
+  remove("build/pred_s0.csv"); remove("build/pred_s1.csv"); remove("build/pred_err.txt");
+}
+
+/* The shipped weights/ou66-sim.safetensors: its model card reports accuracy 0.931 on 2000
+ * objects; 200 objects here, so the bar of 0.85 leaves room for sampling noise, about 0.02. */
+static void test_shipped_finder(void) {
+  FILE *scores, *labels;
+  char a[4096], b[4096];
+  int n = 0, correct = 0;
+  CHECK(cli_shell("rm -rf build/tw") == 0 && cli_lens("sim --preset euclid-lensfinding --n 200 --seed 3 --out build/tw 2>/dev/null") == 0 &&
+        cli_lens("predict --model weights/ou66-sim.safetensors --minmax build/tw/images.npy > build/tw/scores.csv 2>/dev/null") == 0,
+        "lens sim and lens predict");
+  scores = fopen("build/tw/scores.csv", "r");
+  labels = fopen("build/tw/labels.csv", "r");
+  if (scores && labels && fgets(a, sizeof a, scores) && fgets(b, sizeof b, labels)) {
+    while (fgets(a, sizeof a, scores) && fgets(b, sizeof b, labels)) {
+      const char *pa = strchr(a, ','), *pb = strchr(b, ',');
+      if (!pa || !pb) break;
+      correct += (atof(pa + 1) >= 0.5) == (atoi(pb + 1) == 1);
+      n++;
+    }
+  }
+  if (scores) fclose(scores);
+  if (labels) fclose(labels);
+  printf("   accuracy %.3f on %d objects\n", n ? (double)correct / n : 0.0, n);
+  CHECK(n == 200 && correct >= 170, "accuracy %d/%d below 0.85", correct, n);
+  cli_shell("rm -rf build/tw");
+}
+
+int main(void) {
+  TEST("every released finder of Wilde et al. 2022 reproduces PyTorch's logits through lens predict") test_parity();
+  TEST("lens predict refuses mismatched inputs with a clear message") test_mismatched_inputs();
+  TEST("lens predict refuses empty images and oversized band counts, and survives odd class metadata") test_odd_inputs();
+  TEST("lens predict on FITS cutouts: resize, min-max") test_fits_files();
+  TEST("lens predict on FITS cutouts: --bands, --list and --shard") test_fits_lists_and_shards();
+  TEST("the shipped ou66-sim finds lenses in a fresh lens sim sample") test_shipped_finder();
+  return check_summary();
+}

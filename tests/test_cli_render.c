@@ -1,0 +1,132 @@
+/* `lens render` end to end: a scene of tests/data/lenstronomy rendered by the command matches
+ * lenstronomy's image (1e-3 of the peak in float, 1e-6 with --double), noise follows the seed, a
+ * scene without a PSF rendered for a band gets the band's, and errors name the problem. */
+#define _POSIX_C_SOURCE 200809L
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "cli_check.h"
+
+static char scene[512], reference[512], npy[512], out[4096];
+
+static void lenstronomy_path(char *buf, size_t len, const char *file) {
+  snprintf(buf, len, "%s/lenstronomy/%s", check_data_dir(), file);
+}
+
+/* Reads the rendered image and lenstronomy's: the largest |reference - rendered| and the
+ * reference's largest absolute value (its peak); 0 if either cannot be read. The shape of the
+ * rendered image is checked too, when asked. */
+static int render_error(int check_shape, double *diff, double *peak) {
+  lensnet_tensor img, refimg;
+  lensnet_error err;
+  size_t i, count;
+  if (lensnet_npy_read(npy, &img, &err) != LENSNET_OK) return 0;
+  if (lensnet_npy_read(reference, &refimg, &err) != LENSNET_OK) { lensnet_tensor_free(&img); return 0; }
+  count = lensnet_tensor_count(&refimg);
+  if (check_shape) CHECK(img.ndim == 2 && img.shape[0] == 80 && img.shape[1] == 80, "rendered shape");
+  *diff = *peak = 0;
+  for (i = 0; i < count && i < lensnet_tensor_count(&img); i++) {
+    if (fabs(refimg.data[i]) > *peak) *peak = fabs(refimg.data[i]);
+    if (fabs(refimg.data[i] - img.data[i]) > *diff) *diff = fabs(refimg.data[i] - img.data[i]);
+  }
+  lensnet_tensor_free(&refimg);
+  lensnet_tensor_free(&img);
+  return 1;
+}
+
+static void test_parity(void) {
+  int status = cli_lens_output(out, sizeof out, "render %s --out %s", scene, npy);
+  double diff, peak;
+  CHECK(status == 0, "lens render failed (%d): %s", status, out);
+  if (status == 0 && render_error(1, &diff, &peak))
+    CHECK(diff <= 1e-3 * peak, "lens render of scene_007: %.3g of the peak from lenstronomy", diff / peak);
+  /* --double: the float64 path, as close to lenstronomy as float32 output allows */
+  status = cli_lens_output(out, sizeof out, "render %s --out %s --double", scene, npy);
+  CHECK(status == 0, "lens render --double failed (%d): %s", status, out);
+  if (status == 0 && render_error(0, &diff, &peak))
+    CHECK(diff <= 1e-6 * peak, "lens render --double of scene_007: %.3g of the peak from lenstronomy", diff / peak);
+}
+
+static void test_noise_seeds(void) {
+  lensnet_tensor noisy1, noisy2;
+  lensnet_error err;
+  char other[600];
+  int status;
+  snprintf(other, sizeof other, "%s.a", npy);
+  status = cli_lens_output(out, sizeof out, "render %s --out %s --band VIS --seed 4 && cp %s %s && %s render %s --out %s --band VIS --seed 4",
+                           scene, npy, npy, other, cli_lens_path(), scene, npy);
+  CHECK(status == 0, "lens render --band failed: %s", out);
+  if (status == 0 && lensnet_npy_read(npy, &noisy1, &err) == LENSNET_OK) {
+    if (lensnet_npy_read(other, &noisy2, &err) == LENSNET_OK) {
+      CHECK(memcmp(noisy1.data, noisy2.data, lensnet_tensor_count(&noisy1) * sizeof(float)) == 0, "same seed, same noise");
+      lensnet_tensor_free(&noisy2);
+    }
+    if (cli_lens_output(out, sizeof out, "render %s --out %s --band VIS --seed 5", scene, other) == 0 &&
+        lensnet_npy_read(other, &noisy2, &err) == LENSNET_OK) {
+      CHECK(memcmp(noisy1.data, noisy2.data, lensnet_tensor_count(&noisy1) * sizeof(float)) != 0, "another seed, other noise");
+      lensnet_tensor_free(&noisy2);
+    }
+    lensnet_tensor_free(&noisy1);
+  }
+  remove(other);
+}
+
+/* A scene without a psf rendered for a band gets the band's PSF (HSC: Moffat) and noise. */
+static void test_band_psf(void) {
+  lensnet_tensor img;
+  lensnet_error err;
+  char nopsf[512];
+  int status;
+  lenstronomy_path(nopsf, sizeof nopsf, "scene_004.json");
+  status = cli_lens_output(out, sizeof out, "render %s --out %s --band HSC_g --seed 1", nopsf, npy);
+  CHECK(status == 0, "lens render --band HSC_g failed: %s", out);
+  if (status == 0 && lensnet_npy_read(npy, &img, &err) == LENSNET_OK) {
+    size_t i, finite = 1;
+    for (i = 0; i < lensnet_tensor_count(&img); i++) if (!(img.data[i] == img.data[i])) finite = 0;
+    CHECK(finite && img.shape[0] == 80, "HSC_g render: finite 80x80 image");
+    lensnet_tensor_free(&img);
+  }
+}
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (f) { fputs(text, f); fclose(f); }
+}
+
+static void test_errors(void) {
+  const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  char bad[600];
+  int status;
+  snprintf(bad, sizeof bad, "%s/test_cli_render_bad_%d.json", tmp, (int)getpid());
+  write_text(bad, "{\"grid\": {\"num_pix\": 8, \"pixel_scale\": 0.1}, \"lens\": [{\"type\": \"SIE\", \"e1\": 0, \"e2\": 0}]}");
+  status = cli_lens_output(out, sizeof out, "render %s --out %s", bad, npy);
+  CHECK(status != 0 && strstr(out, "lens[0] 'SIE': missing keyword 'theta_E'") != NULL, "bad scene: status %d, said: %s", status, out);
+  write_text(bad, "{\"grid\": {\"num_pix\": 8,");
+  status = cli_lens_output(out, sizeof out, "render %s --out %s", bad, npy);
+  CHECK(status != 0 && strstr(out, bad) != NULL, "truncated JSON: status %d, said: %s", status, out);
+  status = cli_lens_output(out, sizeof out, "render %s --out %s --band NOPE", scene, npy);
+  CHECK(status != 0 && strstr(out, "unknown band 'NOPE'") != NULL, "unknown band: %s", out);
+  status = cli_lens_output(out, sizeof out, "render %s", scene);
+  CHECK(status != 0 && strstr(out, "no --out") != NULL, "missing --out: %s", out);
+  status = cli_lens_output(out, sizeof out, "render /nonexistent/scene.json --out %s", npy);
+  CHECK(status != 0 && strstr(out, "cannot open") != NULL, "missing file: %s", out);
+  remove(bad);
+}
+
+int main(void) {
+  const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+  FILE *f = fopen(cli_lens_path(), "rb");
+  if (!f) {
+    CHECK(0, "the lens tool is not at %s (set LENS)", cli_lens_path());
+    return check_summary();
+  }
+  fclose(f);
+  lenstronomy_path(scene, sizeof scene, "scene_007.json");
+  lenstronomy_path(reference, sizeof reference, "scene_007.npy");
+  snprintf(npy, sizeof npy, "%s/test_cli_render_%d.npy", tmp, (int)getpid());
+  TEST("lens render matches lenstronomy, in float and with --double") test_parity();
+  TEST("lens render --band --seed: noise follows the seed") test_noise_seeds();
+  TEST("lens render --band gives a scene without a PSF the band's") test_band_psf();
+  TEST("lens render errors name the problem and fail") test_errors();
+  remove(npy);
+  return check_summary();
+}

@@ -1,0 +1,74 @@
+/* `lens sim` end to end: the files do not depend on the thread count, labels.csv has its
+ * columns, --fits writes one file per object, --ratio sets the class ratio, --png writes
+ * previews, and an unknown preset fails. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli_check.h"
+
+#define T1 "/tmp/lens_popsim_t1"
+#define T3 "/tmp/lens_popsim_t3"
+
+static void test_threads_and_columns(void) {
+  FILE *f;
+  char line[2048];
+  int rc1, rc2;
+  rc1 = cli_shell("rm -rf " T1 " " T3) == 0 ? cli_lens("sim --preset euclid-compound --n 10 --seed 8 --threads 1 --out " T1 " 2>/dev/null") : 1;
+  rc2 = cli_lens("sim --preset euclid-compound --n 10 --seed 8 --threads 3 --fits --out " T3 " 2>/dev/null");
+  CHECK(rc1 == 0 && rc2 == 0, "both runs succeed");
+  CHECK(cli_same_file(T1 "/images.npy", T3 "/images.npy") && cli_same_file(T1 "/labels.csv", T3 "/labels.csv"), "identical files");
+  f = fopen(T1 "/labels.csv", "r");
+  CHECK(f && fgets(line, sizeof line, f) && !strncmp(line, "index,label,kind,theta_E", 24) && strstr(line, "z_source2") && strstr(line, "arc_snr"),
+        "header");
+  if (f) fclose(f);
+  f = fopen(T3 "/fits/0000009.fits", "rb");
+  CHECK(f != NULL, "FITS per object");
+  if (f) fclose(f);
+}
+
+/* --ratio 1:100 over 202 objects: two lenses (give or take one). */
+static void test_ratio(void) {
+  FILE *f;
+  char line[2048];
+  CHECK(cli_lens("sim --preset euclid-lensfinding --ratio 1:100 --n 202 --threads 2 --out /tmp/lens_popsim_r 2>/dev/null") == 0, "--ratio run");
+  f = fopen("/tmp/lens_popsim_r/labels.csv", "r");
+  if (f) {
+    int rows = 0, lenses = 0;
+    while (fgets(line, sizeof line, f)) {
+      const char *comma = strchr(line, ',');
+      if (rows++ == 0 || !comma) continue;
+      lenses += comma[1] == '1' && comma[2] == ',';
+    }
+    fclose(f);
+    CHECK(rows == 203 && lenses >= 1 && lenses <= 3, "%d rows, %d lenses", rows, lenses);
+  } else {
+    CHECK(0, "labels.csv of the --ratio run");
+  }
+}
+
+/* Every preview is a PNG (signature and IHDR) of the preview size: 66 x 4 = 264 pixels. */
+static void test_png_previews(void) {
+  int k, good = 0;
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 2 --out /tmp/lens_popsim_p --png 2>/dev/null") == 0, "--png run");
+  for (k = 0; k < 2; k++) {
+    unsigned char head[24];
+    char path[128];
+    FILE *pf;
+    snprintf(path, sizeof path, "/tmp/lens_popsim_p/png/%07d.png", k);
+    pf = fopen(path, "rb");
+    if (pf && fread(head, 1, 24, pf) == 24 && !memcmp(head, "\x89PNG\r\n\x1a\n", 8) && !memcmp(head + 12, "IHDR", 4) &&
+        ((unsigned)head[18] << 8 | head[19]) == 264 && ((unsigned)head[22] << 8 | head[23]) == 264)
+      good++;
+    if (pf) fclose(pf);
+  }
+  CHECK(good == 2, "%d of 2 PNG previews of 264x264", good);
+}
+
+int main(void) {
+  if (cli_have_lens()) {
+    TEST("lens sim: same files with 1 and 3 threads; labels.csv has the columns") test_threads_and_columns();
+    TEST("lens sim --ratio 1:100") test_ratio();
+    TEST("lens sim --png writes previews") test_png_previews();
+    TEST("lens sim --preset nonsense fails") CHECK(cli_lens("sim --preset nonsense --n 2 --out " T1 " 2>/dev/null") != 0, "unknown preset fails");
+    CHECK(cli_shell("rm -rf " T1 " " T3 " /tmp/lens_popsim_r /tmp/lens_popsim_p") == 0, "clean up");
+  }
+  return check_summary();
+}
