@@ -83,7 +83,7 @@ build/san/test_%: tests/test_%.c tests/check.h $(HEADERS) $(PNG_STAMP) | check-s
 build/bench_%: tests/bench_%.c $(HEADERS) | build
 	$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(LDLIBS)
 
-build/examples/%: examples/%.c $(HEADERS) | build
+build/examples/%: examples/%.c $(HEADERS) $(PNG_STAMP) | check-stb build
 	@mkdir -p build/examples
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
