@@ -85,7 +85,7 @@ build/san/test_%: tests/test_%.c $(TEST_HDR) $(HEADERS) $(PNG_STAMP) | check-stb
 build/bench_%: tests/bench_%.c $(HEADERS) | build
 	$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(LDLIBS)
 
-build/examples/%: examples/%.c $(HEADERS) | build
+build/examples/%: examples/%.c $(HEADERS) $(PNG_STAMP) | check-stb build
 	@mkdir -p build/examples
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
