@@ -963,16 +963,19 @@ LENSNET_API size_t lensnet_tensor_count(const lensnet_tensor *t) {
 }
 
 LENSNET_API lensnet_result lensnet_tensor_alloc(lensnet_tensor *t, int ndim, const size_t *shape, lensnet_error *err) {
-  size_t n = 1, bytes;
+  size_t n = 1, bytes, dims[LENSNET_MAX_DIMS];
   int i;
-  memset(t, 0, sizeof *t);
-  if (ndim < 0 || ndim > LENSNET_MAX_DIMS)
+  if (ndim < 0 || ndim > LENSNET_MAX_DIMS) {
+    memset(t, 0, sizeof *t);
     return lensnet__fail(err, LENSNET_ERR_ARG, "tensor rank %d is outside 0..%d", ndim, LENSNET_MAX_DIMS);
+  }
+  for (i = 0; i < ndim; i++) dims[i] = shape[i]; /* before clearing t: shape may be t->shape */
+  memset(t, 0, sizeof *t);
   for (i = 0; i < ndim; i++) {
-    if (!lensnet__mul_ok(n, shape[i], &n) || n > LENSNET_MAX_ELEMENTS)
+    if (!lensnet__mul_ok(n, dims[i], &n) || n > LENSNET_MAX_ELEMENTS)
       return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "tensor of that shape exceeds %lu elements",
                            (unsigned long)LENSNET_MAX_ELEMENTS);
-    t->shape[i] = shape[i];
+    t->shape[i] = dims[i];
   }
   t->ndim = ndim;
   if (!lensnet__mul_ok(n, sizeof(float), &bytes)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "tensor too large");

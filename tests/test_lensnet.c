@@ -314,6 +314,32 @@ static void test_trainer_inference(void) {
   }
 }
 
+/* A tensor reallocated with its own shape array as the shape (lensnet_tensor_alloc clears the
+ * tensor, so it must read the shape first). */
+static void test_tensor_realloc_own_shape(void) {
+  lensnet_tensor t;
+  lensnet_error err;
+  size_t shape[3] = {2, 3, 4};
+  CHECK(lensnet_tensor_alloc(&t, 3, shape, &err) == LENSNET_OK, "%s", err.message);
+  {
+    lensnet_tensor u = t; /* the same shape, read from the tensor about to be filled */
+    CHECK(lensnet_tensor_alloc(&t, u.ndim, u.shape, &err) == LENSNET_OK, "%s", err.message);
+    CHECK(t.ndim == 3 && t.shape[0] == 2 && t.shape[1] == 3 && t.shape[2] == 4, "shape kept: %lu %lu %lu",
+          (unsigned long)t.shape[0], (unsigned long)t.shape[1], (unsigned long)t.shape[2]);
+    lensnet_tensor_free(&u);
+  }
+  {
+    lensnet_tensor v, old;
+    CHECK(lensnet_tensor_alloc(&v, 2, shape, &err) == LENSNET_OK, "%s", err.message);
+    old = v; /* lensnet_tensor_alloc does not free what the tensor held */
+    CHECK(lensnet_tensor_alloc(&v, v.ndim, v.shape, &err) == LENSNET_OK && v.shape[0] == 2 && v.shape[1] == 3 && v.data,
+          "t->shape passed as the shape of t itself: %lu x %lu", (unsigned long)v.shape[0], (unsigned long)v.shape[1]);
+    lensnet_tensor_free(&old);
+    lensnet_tensor_free(&v);
+  }
+  lensnet_tensor_free(&t);
+}
+
 static void test_result_strings(void) {
   int r;
   for (r = -1; r <= LENSNET_RESULT_COUNT; r++) CHECK(lensnet_result_string((lensnet_result)r) != NULL, "result %d", r);
@@ -332,6 +358,7 @@ int main(void) {
   TEST("random numbers: reproducible, uniform mean, normal variance") test_random_numbers();
   TEST("the layer table has one row per layer type, in LENSNET_LAYER_TYPES order") test_layer_table();
   TEST("a trainer out of training computes what lensnet_model_forward computes, bit for bit") test_trainer_inference();
+  TEST("a tensor allocated with its own shape array keeps that shape") test_tensor_realloc_own_shape();
   TEST("result strings are never NULL") test_result_strings();
   return check_summary();
 }
