@@ -409,8 +409,8 @@ static void test_help(void) {
       read_file(W "/help.txt", text, sizeof text);
       CHECK(!strncmp(text, "usage: lens ", 12), "lens %s --help starts with its usage", commands[c]);
       for (i = 0; i < n; i++) {
-        char want[52] = "  --";
-        strncat(want, names[i], 47);
+        char want[64];
+        snprintf(want, sizeof want, "  --%.47s", names[i]);
         CHECK(strstr(text, want) != NULL, "lens %s --help lists --%s", commands[c], names[i]);
       }
     }
