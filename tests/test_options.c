@@ -97,7 +97,7 @@ static void test_errors(void) {
     CHECK(parse("--out x --count 2.5", &d, NULL) == LENS_EXIT_USAGE && said("whole number"), "not whole");
     CHECK(parse("--out x --fraction abc", &d, NULL) == LENS_EXIT_USAGE && said("'abc'") && said("0 to 1"), "not a number");
     CHECK(parse("--out x --seed -1", &d, NULL) == LENS_EXIT_USAGE && said("--seed") && said("'-1'"), "negative seed");
-    CHECK(parse("--out x --colour mauve", &d, NULL) == LENS_EXIT_USAGE && said("red, green, blue") && said("mauve"), "choices listed");
+    CHECK(parse("--out x --colour mauve", &d, NULL) == LENS_EXIT_USAGE && said("unknown colour 'mauve'") && said("red, green, blue"), "choices listed");
     CHECK(parse("--out x --frobnicate", &d, NULL) == LENS_EXIT_USAGE && said("unknown option '--frobnicate'") && said("lens demo --help"),
           "unknown option");
     CHECK(parse("--out x -q", &d, NULL) == LENS_EXIT_USAGE && said("'-q'"), "a single-dash option");
@@ -106,7 +106,7 @@ static void test_errors(void) {
     CHECK(parse("--out x --verbose --verbose", &d, NULL) == LENS_EXIT_USAGE, "a repeated flag");
     CHECK(parse("--out x --verbose=1", &d, NULL) == LENS_EXIT_USAGE && said("takes no value"), "a flag with a value");
     CHECK(parse("--out x --name a --name b --name c --name d", &d, NULL) == LENS_EXIT_USAGE && said("at most 3"), "a full list");
-    CHECK(parse("--count 2", &d, NULL) == LENS_EXIT_USAGE && said("--out is required"), "required");
+    CHECK(parse("--count 2", &d, NULL) == LENS_EXIT_USAGE && said("no --out given"), "required");
     CHECK(parse("--out x --pair 2-3", &d, NULL) == LENS_EXIT_USAGE && said("--pair takes A:B"), "a custom row's message");
   }
 }

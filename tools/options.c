@@ -73,7 +73,7 @@ static int options__choice(const lens_option *o, const char *label, const char *
   list[0] = 0;
   for (i = 0; (c = lens_option_choice(o, i)) != NULL && at < sizeof list; i++)
     at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", i ? ", " : "", c);
-  return lens_usage("%s takes one of %s; got '%s'", label, list, text);
+  return lens_usage("unknown %s '%s' (%s takes one of %s)", label + strspn(label, "-"), text, label, list);
 }
 
 static int options__list(const lens_option *o, const char *label, const char *text, void *opts) {
@@ -224,8 +224,7 @@ static int options__required(const lens_command_spec *c, const lens_options_give
   for (n = 0; (o = options__row(c, n)) != NULL; n++)
     if ((o->flags & LENS_OPT_REQUIRED) && !g->row[n]) {
       options__label(o, NULL, label, sizeof label);
-      if (o->flags & LENS_OPT_POSITIONAL) return lens_usage("no %s given (see lens %s --help)", label, c->name);
-      return lens_usage("%s is required (see lens %s --help)", label, c->name);
+      return lens_usage("no %s given (see lens %s --help)", label, c->name);
     }
   return 0;
 }
