@@ -358,8 +358,69 @@ static void test_progress(void) {
   }
 }
 
+/* The option names of a table in tools/ as written: rows `LENS_...(T, "name"` or `LENS_ROW("name"`, the
+ * cutout rows where LENS_CUTOUT_OPTIONS stands, and for train lensnet's training settings. Hidden rows
+ * (help NULL) and positional ones (not lower case) are left out. Returns the count. */
+static int table_options(const char *command, char names[][48], int most) {
+  char path[256], line[1024];
+  int n = 0;
+  FILE *f;
+  snprintf(path, sizeof path, "tools/cmd_%s.c", command);
+  if (!(f = fopen(path, "r"))) return -1;
+  while (fgets(line, sizeof line, f) && n < most) {
+    char *p = strstr(line, "LENS_"), *q;
+    if (strstr(line, "LENS_CUTOUT_OPTIONS(T")) {
+      static const char *cutout[] = {"channels", "preprocess", "minmax", "resize", "crop", "hdu"};
+      size_t k;
+      for (k = 0; k < sizeof cutout / sizeof cutout[0] && n < most; k++) snprintf(names[n++], 48, "%s", cutout[k]);
+      continue;
+    }
+    if (!p || !(q = strchr(p, '(')) || strncmp(p, "LENS_OPT", 8) == 0) continue;
+    q = strchr(q, '"');
+    if (!q || !(q[1] >= 'a' && q[1] <= 'z') || strstr(line, "NULL, NULL),")) continue;
+    snprintf(names[n], 48, "%.*s", (int)strcspn(q + 1, "\""), q + 1);
+    for (p = names[n]; *p; p++) if (*p == '_') *p = '-';
+    n++;
+  }
+  fclose(f);
+  if (!strcmp(command, "train")) {
+    size_t count, i;
+    const lensnet_fit_setting *s = lensnet_fit_settings(&count);
+    for (i = 0; i < count && n < most; i++, n++) {
+      char *p;
+      snprintf(names[n], 48, "%s", s[i].name);
+      for (p = names[n]; *p; p++) if (*p == '_') *p = '-';
+    }
+  }
+  return n;
+}
+
+static void test_help(void) {
+  TEST("every subcommand's --help lists every option of its table and exits 0") {
+    static const char *commands[] = {"info", "predict", "train", "render", "explain", "plot", "sim"};
+    static char names[64][48], text[1 << 15];
+    size_t c;
+    for (c = 0; c < sizeof commands / sizeof commands[0]; c++) {
+      char args[256];
+      int n = table_options(commands[c], names, 64), i;
+      CHECK(n >= 0, "read tools/cmd_%s.c", commands[c]);
+      snprintf(args, sizeof args, "%s --help > " W "/help.txt 2> /dev/null", commands[c]);
+      CHECK(run(args) == 0, "lens %s --help exits 0", commands[c]);
+      read_file(W "/help.txt", text, sizeof text);
+      CHECK(!strncmp(text, "usage: lens ", 12), "lens %s --help starts with its usage", commands[c]);
+      for (i = 0; i < n; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "  --%.47s", names[i]);
+        CHECK(strstr(text, want) != NULL, "lens %s --help lists --%s", commands[c], names[i]);
+      }
+    }
+    CHECK(table_options("predict", names, 64) >= 14 && table_options("train", names, 64) >= 29, "the tables were found");
+  }
+}
+
 int main(void) {
   setup();
+  test_help();
   test_preprocess();
   test_out();
   test_exit_codes();

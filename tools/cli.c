@@ -149,11 +149,27 @@ int lens_out_folder(const char *flag, const char *path) {
   return 0;
 }
 
-int lens_preprocess_parse(const char *text, int *out) {
-  if (!strcmp(text, "minmax")) *out = 1;
-  else if (!strcmp(text, "none")) *out = 0;
-  else return lens_usage("--preprocess takes minmax or none, not '%s'", text);
+const char *const lens_preprocess_choices[] = {"none", "minmax", NULL};
+
+int lens_parse_channels(const lens_option *o, const char *label, const char *text, void *opts) {
+  lens_cutout_options *c = (lens_cutout_options *)(void *)((char *)opts + o->offset - offsetof(lens_cutout_options, channels));
+  if (lensnet_channels_parse(text, c->channels, 64, &c->channel_count, NULL))
+    return lens_usage("%s takes band numbers such as 0,2,3, got '%s'", label, text);
   return 0;
+}
+
+lensnet_cutout_desc lens_cutout_desc(const lens_cutout_options *o, int minmax) {
+  lensnet_cutout_desc d;
+  memset(&d, 0, sizeof d);
+  d.channels = o->channel_count ? o->channels : NULL;
+  d.channel_count = o->channel_count;
+  d.size = o->crop ? LENSNET_SIZE_CROP : o->resize ? LENSNET_SIZE_RESIZE : LENSNET_SIZE_EXACT;
+  d.minmax = minmax;
+  return d;
+}
+
+int lens_cutout_check(const lens_cutout_options *o) {
+  return o->resize && o->crop ? lens_usage("--resize and --crop exclude each other") : 0;
 }
 
 int lens_preprocess_resolve(const lensnet_model *m, int flag) {

@@ -18,6 +18,7 @@
 #define LENS_CLI_H
 #include <stddef.h>
 #include "lensnet.h"
+#include "options.h"
 
 #define LENS_EXIT_OK 0
 #define LENS_EXIT_FAIL 1
@@ -45,12 +46,35 @@ int lens_out_folder(const char *flag, const char *path);
 
 /* --preprocess minmax|none (and --minmax): -1 not given, 0 none, 1 minmax. */
 #define LENS_PREPROCESS_UNSET (-1)
-/* Parses the value of --preprocess into *out; 0, or prints and returns LENS_EXIT_USAGE. */
-int lens_preprocess_parse(const char *text, int *out);
 /* The normalisation to apply: the flag if given, else the model's metadata (preprocess, or
  * train.minmax = 1 for older files), saying once on stderr when the model's choice is applied.
  * Returns 0 (none) or 1 (minmax), or -1 after printing an error (an unknown metadata value). */
 int lens_preprocess_resolve(const lensnet_model *m, int flag);
+
+/* The options of commands that read cutouts for a model (predict, explain): the same rows,
+ * defaults and help in each (LENS_CUTOUT_OPTIONS). */
+typedef struct {
+  int preprocess;                     /* --preprocess / --minmax: LENS_PREPROCESS_UNSET, 0 none, 1 minmax */
+  int resize, crop;                   /* --resize, --crop */
+  int hdu;                            /* --hdu: -1 the first holding an image */
+  size_t channels[64], channel_count; /* --channels: which input bands feed the model */
+} lens_cutout_options;
+extern const char *const lens_preprocess_choices[];
+/* --channels LIST (lensnet_channels_parse) into a lens_cutout_options' channels. */
+int lens_parse_channels(const lens_option *o, const char *label, const char *text, void *opts);
+#define LENS_CUTOUT_OPTIONS(T, m) \
+  LENS_CUSTOM(T, "channels", 0, m.channels, lens_parse_channels, "LIST", "input bands to feed the model, e.g. 0,2,3 (default: the first ones)"), \
+  LENS_CHOICE(T, "preprocess", 0, m.preprocess, lens_preprocess_choices, LENS_PREPROCESS_UNSET, "P", \
+              "minmax (per-image, per-band scaling to [0,1], Wilde et al. 2022) or none;\n" \
+              "default: the model's metadata 'preprocess' (or train.minmax), said on stderr"), \
+  LENS_FLAG(T, "minmax", m.preprocess, "the same as --preprocess minmax"), \
+  LENS_FLAG(T, "resize", m.resize, "resample cutouts to the model's input size (bilinear, PyTorch convention)"), \
+  LENS_FLAG(T, "crop", m.crop, "cut the central region of the model's input size instead"), \
+  LENS_INT(T, "hdu", m.hdu, 0, 100000, -1, "K", "FITS HDU to read (default: the first holding an image)")
+/* The cutout desc the options ask for, with the normalisation `minmax` resolved. */
+lensnet_cutout_desc lens_cutout_desc(const lens_cutout_options *o, int minmax);
+/* 0, or LENS_EXIT_USAGE after saying that --resize and --crop exclude each other. */
+int lens_cutout_check(const lens_cutout_options *o);
 
 /* Cutouts (lensnet_cutout_prepare) with the tool's messages: problems with --channels are usage
  * errors (exit 2), the rest failures (exit 1); `label` names the object. When the input has more

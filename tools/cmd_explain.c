@@ -19,48 +19,62 @@
 #include "lens_cmds.h"
 #include "pool.h"
 #include "cli.h"
+#include "options.h"
 #include "lensviz.h"
 
+static const char *const explain_methods[] = {"occlusion", "saliency", "guided", "gradcam", "guided-gradcam", "ig", "smoothgrad",
+                                              "dream", "class-image", "filters", NULL};
+
 typedef struct {
-  const char *model_path, *input, *method, *out;
-  size_t index, patch, stride, steps, samples, iterations, octaves, jitter, blur_every, channel, count, threads, frames;
-  size_t channels[64], channel_count; /* --channels: which input bands feed the model */
-  long layer, target;
-  int minmax, preprocess, resize, crop, hdu, scale, have_patch;
+  const char *model_path, *input, *out;
+  int method_index;         /* in explain_methods */
+  const char *method;       /* its name */
+  size_t index, patch, stride, steps, samples, iterations, octaves, blur_every, count, threads, frames;
+  int jitter, channel;      /* -1: not given */
+  int layer, target;        /* -1: the default */
+  lens_cutout_options cutout;
+  int minmax, scale;
   float l2, noise, step, fill;
-  unsigned long seed;
+  unsigned long long seed;
 } explain_options;
 
-static void explain_usage(FILE *f) {
-  fprintf(f,
-    "usage: lens explain --model M.safetensors --input X --method METHOD --out DIR [options]\n"
-    "  --input X          .npy [N,C,H,W] (pick one with --index I, default 0) or a FITS image or cube;\n"
-    "                     '-' for none (class-image; filters then draws channels 0, 1, ...)\n"
-    "  --method           occlusion | saliency | guided | gradcam | guided-gradcam | ig | smoothgrad |\n"
-    "                     dream | class-image | filters\n"
-    "  --target K         output to explain (default: the 'lens' class from the metadata, else the last)\n"
-    "  --layer L          layer index for gradcam, guided-gradcam, dream and filters (default: the\n"
-    "                     ReLU after the last convolution; for dream the one after the middle one)\n"
-    "  --patch P          occlusion patch side (default 4)   --stride S   step (default: the patch)\n"
-    "  --fill V           occlusion fill value (default 0)\n"
-    "  --steps N          integrated-gradient steps (default 32)\n"
-    "  --samples N        SmoothGrad samples (default 25)   --noise F   noise fraction (default 0.15)\n"
-    "  --iterations N     ascent steps (default 100)   --step F   step size (default 0.01)\n"
-    "  --octaves N        dream octaves (default 3)   --jitter J   pixels (default 2 for dreams)\n"
-    "  --blur-every K     blur every K steps (default 4 for class and filter images)   --l2 W   L2 weight\n"
-    "  --channel C        filters: draw only this channel   --count N   filters: channels drawn (default 8)\n"
-    "  --seed S           noise and jitter seed (default 1)\n"
-    "  --frames N         frames of the GIF of an occlusion sweep or an ascent (default 60 / 40)\n"
-    "  --preprocess P     minmax (per-image, per-band scaling to [0,1], Wilde et al. 2022) or none;\n"
-    "                     default: the model's metadata 'preprocess' (or train.minmax), said on stderr\n"
-    "  --minmax           the same as --preprocess minmax\n"
-    "  --channels LIST    input bands to feed the model, e.g. 0,2,3 (default: the first ones)\n"
-    "  --resize | --crop  fit other image sizes to the model (bilinear / central cut)\n"
-    "  --hdu K            FITS HDU (default: the first image)\n"
-    "  --scale Z          display pixels per image pixel (default: about 200 pixels across)\n"
-    "  --threads T        threads (default: the CPUs online)\n"
-    "DIR and any missing parent folders are created. Exit status: 0 done, 1 failure, 2 usage error.\n");
-}
+#define T explain_options
+static const lens_option explain_rows[] = {
+  LENS_TEXT(T, "model", LENS_OPT_REQUIRED, model_path, NULL, "M.safetensors", "the lens finder"),
+  LENS_TEXT(T, "input", LENS_OPT_REQUIRED, input, NULL, "X", ".npy [N,C,H,W] (pick one with --index I, default 0) or a FITS image or cube;\n"
+            "'-' for none (class-image; filters then draws channels 0, 1, ...)"),
+  LENS_SIZE(T, "index", index, 0, 1e9, 0, "I", "which image of a .npy batch (default 0)"),
+  LENS_CHOICE(T, "method", LENS_OPT_REQUIRED, method_index, explain_methods, -1, "METHOD",
+              "occlusion | saliency | guided | gradcam | guided-gradcam | ig | smoothgrad |\ndream | class-image | filters"),
+  LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "DIR", "folder for the maps and pictures (created)"),
+  LENS_ROW("target", LENS_OPT_INT, 0, T, target, 0, 1e6, -1, "K", "output to explain (default: the 'lens' class from the metadata, else the last)"),
+  LENS_ROW("layer", LENS_OPT_INT, 0, T, layer, 0, 1e6, -1, "L", "layer index for gradcam, guided-gradcam, dream and filters (default: the\n"
+           "ReLU after the last convolution; for dream the one after the middle one)"),
+  LENS_SIZE(T, "patch", patch, 1, 1e6, 0, "P", "occlusion patch side (default 4)"),
+  LENS_SIZE(T, "stride", stride, 0, 1e6, 0, "S", "occlusion step (default: the patch)"),
+  LENS_FLOAT(T, "fill", fill, -1e30, 1e30, 0, "V", "occlusion fill value (default 0)"),
+  LENS_SIZE(T, "steps", steps, 0, 1e6, 0, "N", "integrated-gradient steps (default 32)"),
+  LENS_SIZE(T, "samples", samples, 0, 1e6, 0, "N", "SmoothGrad samples (default 25)"),
+  LENS_FLOAT(T, "noise", noise, 0, 1e3, 0, "F", "SmoothGrad noise fraction (default 0.15)"),
+  LENS_SIZE(T, "iterations", iterations, 0, 1e7, 0, "N", "ascent steps (default 100)"),
+  LENS_FLOAT(T, "step", step, 0, 1e6, 0, "F", "ascent step size (default 0.01)"),
+  LENS_SIZE(T, "octaves", octaves, 0, 100, 0, "N", "dream octaves (default 3)"),
+  LENS_INT(T, "jitter", jitter, 0, 1000000, -1, "J", "jitter in pixels (default 2 for dreams)"),
+  LENS_SIZE(T, "blur-every", blur_every, 0, 1e6, 0, "K", "blur every K steps (default 4 for class and filter images)"),
+  LENS_FLOAT(T, "l2", l2, 0, 1e6, 0, "W", "L2 weight of the ascent (default 0)"),
+  LENS_INT(T, "channel", channel, 0, 1000000, -1, "C", "filters: draw only this channel"),
+  LENS_SIZE(T, "count", count, 0, 1e6, 8, "N", "filters: channels drawn (default 8, at most 20)"),
+  LENS_SEED(T, "seed", seed, 1, "S", "noise and jitter seed (default 1)"),
+  LENS_SIZE(T, "frames", frames, 0, 1e6, 0, "N", "frames of the GIF of an occlusion sweep or an ascent (default 60 / 40)"),
+  LENS_CUTOUT_OPTIONS(T, cutout),
+  LENS_INT(T, "scale", scale, 0, 10000, 0, "Z", "display pixels per image pixel (default: about 200 pixels across)"),
+  LENS_SIZE(T, "threads", threads, 0, 1024, 0, "T", "threads (default: the CPUs online)"),
+};
+#undef T
+static const lens_option_section explain_sections[] = {{NULL, explain_rows, sizeof explain_rows / sizeof explain_rows[0]}};
+static const lens_command_spec explain_spec = {
+  "explain", "usage: lens explain --model M.safetensors --input X --method METHOD --out DIR [options]\n", NULL, NULL, explain_sections, 1,
+  "DIR and any missing parent folders are created. Exit status: 0 done, 1 failure, 2 usage error.\n"};
 
 static int ends_with(const char *s, const char *suffix) {
   size_t n = strlen(s), k = strlen(suffix);
@@ -78,18 +92,14 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   int rc;
   if (ends_with(o->input, ".npy")) {
     if (lensnet_npy_read(o->input, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
-  } else if (lensnet_fits_read(o->input, o->hdu, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
+  } else if (lensnet_fits_read(o->input, o->cutout.hdu, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (t.ndim == 4) { n = t.shape[0]; c = t.shape[1]; h = t.shape[2]; w = t.shape[3]; }
   else if (t.ndim == 3 && m->in_c == 1 && t.shape[0] != 1 && ends_with(o->input, ".npy")) { n = t.shape[0]; c = 1; h = t.shape[1]; w = t.shape[2]; }
   else if (t.ndim == 3) { c = t.shape[0]; h = t.shape[1]; w = t.shape[2]; }
   else if (t.ndim == 2) { c = 1; h = t.shape[0]; w = t.shape[1]; }
   else { lensnet_tensor_free(&t); return lens_fail("%s: expected [N,C,H,W], [C,H,W] or [H,W], got %d dimensions", o->input, t.ndim); }
   if (o->index >= n) { lensnet_tensor_free(&t); return lens_usage("%s: --index %lu but the file holds %lu image(s)", o->input, (unsigned long)o->index, (unsigned long)n); }
-  memset(&desc, 0, sizeof desc);
-  desc.channels = o->channel_count ? o->channels : NULL;
-  desc.channel_count = o->channel_count;
-  desc.size = o->crop ? LENSNET_SIZE_CROP : o->resize ? LENSNET_SIZE_RESIZE : LENSNET_SIZE_EXACT;
-  desc.minmax = o->minmax;
+  desc = lens_cutout_desc(&o->cutout, o->minmax);
   rc = lens_cutout(o->input, m, &desc, t.data + o->index * c * h * w, c, h, w, image, &report, NULL);
   lensnet_tensor_free(&t);
   if (rc == 0) lens_cutout_note(report.nan_pixels, report.inf_pixels);
@@ -321,7 +331,7 @@ static int explain_gradcam(explain_ctx *x) {
   lensviz_render_map(result, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0, map_pic);
   lensviz_blit(over, 0, 0, &ps->pics[0]);
   lensviz_overlay(over, result, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0.7f);
-  snprintf(title, sizeof title, "Grad-CAM, layer %ld (%lux%lu), class %d", o->layer, (unsigned long)h, (unsigned long)w, target);
+  snprintf(title, sizeof title, "Grad-CAM, layer %d (%lux%lu), class %d", o->layer, (unsigned long)h, (unsigned long)w, target);
   p[0] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
   p[1] = panel(map_pic, "Grad-CAM", 1, LENSVIZ_CMAP_MAGMA, lo, hi);
   p[2] = panel(over, "overlay (bilinear)", 0, LENSVIZ_CMAP_GRAY, 0, 1);
@@ -442,7 +452,7 @@ static int explain_ascent(explain_ctx *x) {
   if ((rc = write_npy(o->out, method, 3, shape, result)) != 0) { write_frames(o->out, method, &fs, 10); goto done; }
   lensviz_asinh_bands(result, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, result_pic);
   if (!strcmp(method, "dream")) {
-    snprintf(title, sizeof title, "Deep dream, layer %ld, %lu octave(s) x %lu steps", o->layer, (unsigned long)d.octaves, (unsigned long)d.iterations);
+    snprintf(title, sizeof title, "Deep dream, layer %d, %lu octave(s) x %lu steps", o->layer, (unsigned long)d.octaves, (unsigned long)d.iterations);
     p[0] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
     p[1] = panel(result_pic, "dream", 0, LENSVIZ_CMAP_GRAY, 0, 1);
     rc = write_grid(o->out, "dream", p, 2, 2, title);
@@ -485,16 +495,16 @@ static int explain_filters(explain_ctx *x) {
   if (lensviz_layer_shape(m, (size_t)o->layer, &c, &h, &w, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
   means = (float *)malloc(c * sizeof(float));
   if (!means) { rc = lens_fail("out of memory"); goto done; }
-  if (o->channel != (size_t)-1) {
-    if (o->channel >= c) { free(means); rc = lens_usage("--channel %lu: layer %ld has %lu channels", (unsigned long)o->channel, o->layer, (unsigned long)c); goto done; }
-    chosen[nchosen++] = o->channel;
+  if (o->channel >= 0) {
+    if ((size_t)o->channel >= c) { free(means); rc = lens_usage("--channel %lu: layer %d has %lu channels", (unsigned long)o->channel, o->layer, (unsigned long)c); goto done; }
+    chosen[nchosen++] = (size_t)o->channel;
   }
   if (strcmp(o->input, "-")) {
     /* the channels this image excites most, strongest first */
     size_t shape1 = c;
     if (lensviz_channel_means(m, image, (size_t)o->layer, means, &err) != LENSNET_OK) { free(means); rc = lens_fail_err(&err); goto done; }
     if ((rc = write_npy(o->out, "channel_means", 1, &shape1, means)) != 0) { free(means); goto done; }
-    while (!nchosen || (o->channel == (size_t)-1 && nchosen < o->count && nchosen < c && nchosen < 64)) {
+    while (!nchosen || (o->channel < 0 && nchosen < o->count && nchosen < c && nchosen < 64)) {
       size_t best = 0, j;
       int found = 0;
       for (k = 0; k < c; k++) {
@@ -506,12 +516,12 @@ static int explain_filters(explain_ctx *x) {
       chosen[nchosen++] = best;
     }
   } else
-    while (nchosen < o->count && nchosen < c && nchosen < 64 && o->channel == (size_t)-1) { chosen[nchosen] = nchosen; nchosen++; }
+    while (nchosen < o->count && nchosen < c && nchosen < 64 && o->channel < 0) { chosen[nchosen] = nchosen; nchosen++; }
   images = (float *)malloc(nchosen * per * sizeof(float));
   if (!images) { free(means); rc = lens_fail("out of memory"); goto done; }
   for (k = 0; k < nchosen && rc == 0; k++) {
     lensviz_image *pic = new_picture(ps, W, H);
-    fprintf(stderr, "lens: filter image for channel %lu of layer %ld\n", (unsigned long)chosen[k], o->layer);
+    fprintf(stderr, "lens: filter image for channel %lu of layer %d\n", (unsigned long)chosen[k], o->layer);
     if (lensviz_filter_image(m, (size_t)o->layer, chosen[k], &d, images + k * per, &err) != LENSNET_OK) { rc = lens_fail_err(&err); break; }
     if (!pic) { rc = lens_fail("out of memory"); break; }
     lensviz_asinh_bands(images + k * per, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, pic);
@@ -524,7 +534,7 @@ static int explain_filters(explain_ctx *x) {
     rc = write_npy(o->out, "filters", 4, shape, images);
   }
   if (rc == 0) {
-    snprintf(title, sizeof title, "Filter images, layer %ld%s", o->layer, strcmp(o->input, "-") ? " (mean activation on the image)" : "");
+    snprintf(title, sizeof title, "Filter images, layer %d%s", o->layer, strcmp(o->input, "-") ? " (mean activation on the image)" : "");
     rc = write_grid(o->out, "filters", p, nchosen, 4, title);
   }
   free(means);
@@ -534,129 +544,102 @@ done:
   return rc;
 }
 
+/* The command line into o. 0, -1 after --help, or the exit status. */
+static int parse_options(int argc, char **argv, explain_options *o) {
+  int rc;
+  memset(o, 0, sizeof *o);
+  if ((rc = lens_options_parse(&explain_spec, argc, argv, o, NULL)) != 0) return rc;
+  o->method = explain_methods[o->method_index];
+  if (o->count > 20) o->count = 20;
+  if (lens_cutout_check(&o->cutout)) return LENS_EXIT_USAGE;
+  return lens_out_folder("--out", o->out);
+}
+
+static int method_is(const explain_options *o, const char *name) { return !strcmp(o->method, name); }
+
+/* The model, its normalisation, the target and the layer, checked against each other. */
+static int open_model(explain_options *o, explain_ctx *x) {
+  lensnet_error err;
+  if (lensnet_model_load(o->model_path, &x->m, &err) != LENSNET_OK) return lens_fail_err(&err);
+  o->minmax = lens_preprocess_resolve(x->m, !method_is(o, "class-image") && strcmp(o->input, "-") ? o->cutout.preprocess : 0);
+  if (o->minmax < 0) return LENS_EXIT_FAIL;
+  if (o->target < 0) {
+    size_t lens = 0;
+    lensnet_model_class_index(x->m, "lens", &lens, NULL); /* the model has outputs: cannot fail */
+    o->target = (int)lens;
+  }
+  x->target = (int)o->target;
+  if ((size_t)x->target >= x->m->out_features)
+    return lens_usage("--target %d: the model has %lu outputs", x->target, (unsigned long)x->m->out_features);
+  if (o->layer < 0) o->layer = (int)default_layer(x->m, method_is(o, "dream"));
+  /* only these methods look inside the model at a layer */
+  if ((method_is(o, "gradcam") || method_is(o, "guided-gradcam") || method_is(o, "dream") || method_is(o, "filters")) &&
+      (o->layer < 0 || (size_t)o->layer >= x->m->layer_count))
+    return lens_usage("--layer %d does not exist: the model has layers 0..%lu", o->layer, (unsigned long)x->m->layer_count - 1);
+  return 0;
+}
+
+/* The methods' settings: the options, with the defaults that depend on the method. */
+static lensviz_desc method_desc(const explain_options *o, const lensnet_parallel *par) {
+  lensviz_desc d;
+  memset(&d, 0, sizeof d);
+  d.parallel = par;
+  d.seed = o->seed;
+  d.patch = o->patch; d.stride = o->stride; d.fill = o->fill;
+  d.steps = o->steps; d.samples = o->samples; d.noise = o->noise;
+  d.iterations = o->iterations; d.step = o->step; d.l2 = o->l2;
+  /* images grown from noise look cleaner with a little blur */
+  d.blur_every = o->blur_every ? o->blur_every : (method_is(o, "class-image") || method_is(o, "filters")) ? 4 : 0;
+  d.jitter = o->jitter >= 0 ? (size_t)o->jitter : (method_is(o, "dream") ? 2 : 0);
+  d = lensviz_desc_resolve(&d);
+  d.octaves = method_is(o, "dream") ? (o->octaves ? o->octaves : 3) : 1;
+  return d;
+}
+
+/* The object's picture (ps.pics[0]), written as image.png when there is an object. */
+static int image_picture(const explain_options *o, explain_ctx *x) {
+  lensviz_image *pic;
+  x->H = (size_t)(o->scale > 0 ? o->scale : (int)((200 + x->m->in_h - 1) / x->m->in_h)) * x->m->in_h;
+  x->W = x->H * x->m->in_w / x->m->in_h;
+  if (!(pic = new_picture(&x->ps, x->W, x->H))) return lens_fail("out of memory for pictures");
+  lensviz_asinh_bands(x->image, x->m->in_c, x->m->in_h, x->m->in_w, 8.0f, 0.0f, pic);
+  if (!method_is(o, "class-image") && strcmp(o->input, "-")) return write_png(o->out, "image", pic);
+  return 0;
+}
+
+static int run_method(explain_ctx *x) {
+  const explain_options *o = x->o;
+  if (method_is(o, "occlusion")) return explain_occlusion(x);
+  if (method_is(o, "gradcam")) return explain_gradcam(x);
+  if (method_is(o, "dream") || method_is(o, "class-image")) return explain_ascent(x);
+  if (method_is(o, "filters")) return explain_filters(x);
+  return explain_gradients(x);
+}
+
 int lens_cmd_explain(int argc, char **argv) {
   explain_options o;
   explain_ctx x;
-  lensnet_error err;
   lens_pool *pool = NULL;
   lensnet_parallel par;
-  lensviz_desc d;
-  size_t i;
-  int rc = 0;
-  const char *method;
-  memset(&o, 0, sizeof o);
+  int rc = parse_options(argc, argv, &o);
+  if (rc) return rc < 0 ? 0 : rc;
   memset(&x, 0, sizeof x);
-  o.layer = -1; o.target = -1; o.hdu = -1; o.seed = 1; o.count = 8; o.channel = (size_t)-1; o.preprocess = LENS_PREPROCESS_UNSET;
-  for (i = 1; i < (size_t)argc; i++) {
-    const char *a = argv[i], *v = i + 1 < (size_t)argc ? argv[i + 1] : NULL;
-    size_t n;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { explain_usage(stdout); return 0; }
-    if (!strcmp(a, "--minmax")) { o.preprocess = 1; continue; }
-    if (!strcmp(a, "--resize")) { o.resize = 1; continue; }
-    if (!strcmp(a, "--crop")) { o.crop = 1; continue; }
-    if (!v) return lens_usage("%s needs a value (see lens explain --help)", a);
-    i++;
-    if (!strcmp(a, "--model")) o.model_path = v;
-    else if (!strcmp(a, "--input")) o.input = v;
-    else if (!strcmp(a, "--method")) o.method = v;
-    else if (!strcmp(a, "--out")) o.out = v;
-    else if (!strcmp(a, "--preprocess")) { if (lens_preprocess_parse(v, &o.preprocess)) return LENS_EXIT_USAGE; }
-    else if (!strcmp(a, "--channels")) {
-      if (lensnet_channels_parse(v, o.channels, 64, &o.channel_count, NULL)) return lens_usage("--channels takes band numbers such as 0,2,3");
-    }
-    else if (!strcmp(a, "--l2")) o.l2 = (float)atof(v);
-    else if (!strcmp(a, "--noise")) o.noise = (float)atof(v);
-    else if (!strcmp(a, "--step")) o.step = (float)atof(v);
-    else if (!strcmp(a, "--fill")) o.fill = (float)atof(v);
-    else if (!lens_parse_size(v, &n)) return lens_usage("%s takes a non-negative whole number, not '%s'", a, v);
-    else if (!strcmp(a, "--index")) o.index = n;
-    else if (!strcmp(a, "--patch")) { o.patch = n; o.have_patch = 1; }
-    else if (!strcmp(a, "--stride")) o.stride = n;
-    else if (!strcmp(a, "--steps")) o.steps = n;
-    else if (!strcmp(a, "--samples")) o.samples = n;
-    else if (!strcmp(a, "--iterations")) o.iterations = n;
-    else if (!strcmp(a, "--octaves")) o.octaves = n;
-    else if (!strcmp(a, "--jitter")) o.jitter = n + 1; /* 0 means "not given" */
-    else if (!strcmp(a, "--blur-every")) o.blur_every = n;
-    else if (!strcmp(a, "--channel")) o.channel = n;
-    else if (!strcmp(a, "--count")) o.count = n;
-    else if (!strcmp(a, "--frames")) o.frames = n;
-    else if (!strcmp(a, "--threads")) o.threads = n;
-    else if (!strcmp(a, "--layer")) o.layer = (long)n;
-    else if (!strcmp(a, "--target")) o.target = (long)n;
-    else if (!strcmp(a, "--hdu")) o.hdu = (int)n;
-    else if (!strcmp(a, "--scale")) o.scale = (int)n;
-    else if (!strcmp(a, "--seed")) o.seed = (unsigned long)n;
-    else return lens_usage("unknown option '%s' (see lens explain --help)", a);
-  }
-  if (!o.model_path || !o.input || !o.method || !o.out) { explain_usage(stderr); return lens_usage("--model, --input, --method and --out are required"); }
-  method = o.method;
-  if (strcmp(method, "occlusion") && strcmp(method, "saliency") && strcmp(method, "guided") && strcmp(method, "gradcam") &&
-      strcmp(method, "guided-gradcam") && strcmp(method, "ig") && strcmp(method, "smoothgrad") && strcmp(method, "dream") &&
-      strcmp(method, "class-image") && strcmp(method, "filters"))
-    return lens_usage("unknown --method '%s' (see lens explain --help)", method);
-  if (o.resize && o.crop) return lens_usage("--resize and --crop exclude each other");
-  if (o.have_patch && o.patch == 0) return lens_usage("--patch must be at least 1");
-  if (lens_out_folder("--out", o.out)) return LENS_EXIT_USAGE;
-  if (lensnet_model_load(o.model_path, &x.m, &err) != LENSNET_OK) return lens_fail_err(&err);
-  o.minmax = lens_preprocess_resolve(x.m, strcmp(method, "class-image") && strcmp(o.input, "-") ? o.preprocess : 0);
-  if (o.minmax < 0) { lensnet_model_free(x.m); return LENS_EXIT_FAIL; }
-  if (o.target < 0) {
-    size_t lens = 0;
-    lensnet_model_class_index(x.m, "lens", &lens, NULL); /* the model has outputs: cannot fail */
-    o.target = (long)lens;
-  }
-  x.target = (int)o.target;
-  if ((size_t)x.target >= x.m->out_features) {
-    rc = lens_usage("--target %d: the model has %lu outputs", x.target, (unsigned long)x.m->out_features);
-    lensnet_model_free(x.m);
-    return rc;
-  }
-  if (o.layer < 0) o.layer = default_layer(x.m, !strcmp(method, "dream"));
-  /* only these methods look inside the model at a layer */
-  if ((!strcmp(method, "gradcam") || !strcmp(method, "guided-gradcam") || !strcmp(method, "dream") || !strcmp(method, "filters")) &&
-      (o.layer < 0 || (size_t)o.layer >= x.m->layer_count)) {
-    rc = lens_usage("--layer %ld does not exist: the model has layers 0..%lu", o.layer, (unsigned long)x.m->layer_count - 1);
-    lensnet_model_free(x.m);
-    return rc;
-  }
   x.o = &o;
-  if (lens_make_dirs(o.out)) { rc = LENS_EXIT_FAIL; goto done; }
-  x.per = x.m->in_c * x.m->in_h * x.m->in_w;
-  if (o.count > 20) o.count = 20;
-  if (!(x.image = (float *)calloc(x.per, sizeof(float)))) { rc = lens_fail("out of memory"); goto done; }
-  /* class images start from noise; filter images need an image only to rank channels */
-  if (strcmp(method, "class-image") && strcmp(o.input, "-") && (rc = load_object(&o, x.m, x.image)) != 0) goto done;
-
-  pool = lens_pool_create(o.threads ? o.threads : lens_pool_default_threads());
-  par = lens_pool_parallel(pool);
-  memset(&d, 0, sizeof d);
-  d.parallel = &par;
-  d.seed = o.seed;
-  d.patch = o.patch; d.stride = o.stride; d.fill = o.fill;
-  d.steps = o.steps; d.samples = o.samples; d.noise = o.noise;
-  d.iterations = o.iterations; d.step = o.step; d.l2 = o.l2;
-  /* images grown from noise look cleaner with a little blur */
-  d.blur_every = o.blur_every ? o.blur_every : (!strcmp(method, "class-image") || !strcmp(method, "filters")) ? 4 : 0;
-  d.jitter = o.jitter ? o.jitter - 1 : (!strcmp(method, "dream") ? 2 : 0);
-  d = lensviz_desc_resolve(&d);
-  d.octaves = !strcmp(method, "dream") ? (o.octaves ? o.octaves : 3) : 1;
-  x.d = d;
-
-  x.H = (size_t)(o.scale > 0 ? o.scale : (int)((200 + x.m->in_h - 1) / x.m->in_h)) * x.m->in_h;
-  x.W = x.H * x.m->in_w / x.m->in_h;
-  {
-    lensviz_image *pic_image = new_picture(&x.ps, x.W, x.H);
-    if (!pic_image) { rc = lens_fail("out of memory for pictures"); goto done; }
-    lensviz_asinh_bands(x.image, x.m->in_c, x.m->in_h, x.m->in_w, 8.0f, 0.0f, pic_image);
-    if (strcmp(method, "class-image") && strcmp(o.input, "-") && (rc = write_png(o.out, "image", pic_image)) != 0) goto done;
+  rc = open_model(&o, &x);
+  if (rc == 0 && lens_make_dirs(o.out)) rc = LENS_EXIT_FAIL;
+  if (rc == 0) {
+    x.per = x.m->in_c * x.m->in_h * x.m->in_w;
+    if (!(x.image = (float *)calloc(x.per, sizeof(float)))) rc = lens_fail("out of memory");
   }
-  if (!strcmp(method, "occlusion")) rc = explain_occlusion(&x);
-  else if (!strcmp(method, "gradcam")) rc = explain_gradcam(&x);
-  else if (!strcmp(method, "dream") || !strcmp(method, "class-image")) rc = explain_ascent(&x);
-  else if (!strcmp(method, "filters")) rc = explain_filters(&x);
-  else rc = explain_gradients(&x);
-done:
+  /* class images start from noise; filter images need an image only to rank channels */
+  if (rc == 0 && !method_is(&o, "class-image") && strcmp(o.input, "-")) rc = load_object(&o, x.m, x.image);
+  if (rc == 0) {
+    pool = lens_pool_create(o.threads ? o.threads : lens_pool_default_threads());
+    par = lens_pool_parallel(pool);
+    x.d = method_desc(&o, &par);
+    rc = image_picture(&o, &x);
+  }
+  if (rc == 0) rc = run_method(&x);
   free_pictures(&x.ps);
   free(x.image);
   if (pool) lens_pool_free(pool);

@@ -2,17 +2,24 @@
 #include <stdio.h>
 #include <string.h>
 #include "lens_cmds.h"
+#include "options.h"
+
+typedef struct { const char *model; } info_args;
+static const lens_option info_rows[] = {
+  LENS_TEXT(info_args, "MODEL.safetensors", LENS_OPT_REQUIRED | LENS_OPT_POSITIONAL, model, NULL, NULL, "the model file to describe"),
+};
+static const lens_option_section info_sections[] = {{NULL, info_rows, 1}};
+static const lens_command_spec info_spec = {"info", "usage: lens info MODEL.safetensors\n", NULL, NULL, info_sections, 1, NULL};
 
 int lens_cmd_info(int argc, char **argv) {
+  info_args a;
   lensnet_model *m;
   lensnet_error err;
   size_t i;
-  if (argc != 2 || !strcmp(argv[1], "--help")) {
-    fprintf(argc == 2 ? stdout : stderr, "usage: lens info MODEL.safetensors\n");
-    return argc == 2 ? 0 : 2;
-  }
-  if (lensnet_model_load(argv[1], &m, &err) != LENSNET_OK) return lens_fail_err(&err);
-  printf("model:      %s\n", argv[1]);
+  int rc = lens_options_parse(&info_spec, argc, argv, &a, NULL);
+  if (rc) return rc < 0 ? 0 : rc;
+  if (lensnet_model_load(a.model, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
+  printf("model:      %s\n", a.model);
   printf("input:      %lu x %lu x %lu (bands x height x width)\n", (unsigned long)m->in_c, (unsigned long)m->in_h, (unsigned long)m->in_w);
   printf("output:     %lu\n", (unsigned long)m->out_features);
   printf("parameters: %lu trainable\n", (unsigned long)lensnet_model_parameter_count(m));

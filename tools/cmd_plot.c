@@ -12,6 +12,7 @@
 #include "lens_cmds.h"
 #include "lensviz.h"
 #include "cli.h"
+#include "options.h"
 
 /* A CSV file in memory: row 0 is the header; cells point into text. */
 typedef struct {
@@ -122,13 +123,47 @@ static int csv_numbers(const csv_table *t, long col, const char *path, float *ou
   return 0;
 }
 
+typedef enum { PLOT_ROC, PLOT_PR, PLOT_SCORES, PLOT_CONFUSION, PLOT_HISTORY } plot_kind;
+static const char *const plot_kinds[] = {"roc", "pr", "scores", "confusion", "history", NULL};
+
 typedef struct {
+  int kind;                 /* plot_kind */
   const char *scores[8], *names[8];
   size_t nscores, nnames;
   const char *labels, *score_column, *label_column, *history, *out, *title;
   double threshold;
-  size_t width, height, bins;
+  size_t width, height, bins; /* 0: the kind's default */
 } plot_options;
+
+#define T plot_options
+static const lens_option plot_rows[] = {
+  LENS_CHOICE(T, "KIND", LENS_OPT_REQUIRED | LENS_OPT_POSITIONAL, kind, plot_kinds, -1, NULL, NULL),
+  LENS_LIST(T, "scores", scores, nscores, 8, "FILE.csv", "a CSV of scores (repeat for more curves, up to 8)"),
+  LENS_TEXT(T, "history", 0, history, NULL, "FILE.csv", "history: the history.csv of lens train"),
+  LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "FILE.png", "the picture"),
+  LENS_TEXT(T, "score-column", 0, score_column, "p_lens", "NAME", "column holding the score (default p_lens, as lens predict writes)"),
+  LENS_TEXT(T, "label-column", 0, label_column, NULL, "NAME", "column holding the label, nonzero = lens (default: label, class or is_lens)"),
+  LENS_TEXT(T, "labels", 0, labels, NULL, "FILE.csv", "take labels from this CSV, row by row, instead of the scores file"),
+  LENS_LIST(T, "name", names, nnames, 8, "TEXT", "legend name of each --scores file, in order"),
+  LENS_DOUBLE(T, "threshold", threshold, -1e300, 1e300, 0.5, "T", "confusion: a lens when score >= T (default 0.5)"),
+  LENS_SIZE(T, "bins", bins, 1, 8192, 20, "N", "scores: histogram bins (default 20)"),
+  LENS_TEXT(T, "title", 0, title, NULL, "TEXT", "picture title"),
+  LENS_SIZE(T, "width", width, 1, 8192, 0, "W", "picture width (default 640; history 960)"),
+  LENS_SIZE(T, "height", height, 1, 8192, 0, "H", "picture height (default 480; history 400)"),
+};
+#undef T
+static const lens_option_section plot_sections[] = {{NULL, plot_rows, sizeof plot_rows / sizeof plot_rows[0]}};
+static const lens_command_spec plot_spec = {
+  "plot",
+  "usage: lens plot roc|pr|scores|confusion --scores FILE.csv [--scores FILE2.csv ...] --out FILE.png [options]\n"
+  "       lens plot history --history history.csv --out FILE.png\n",
+  "  roc          ROC curves (one per --scores file) with their AUC\n"
+  "  pr           precision-recall curves with their average precision\n"
+  "  scores       histograms of the scores of lenses and non-lenses (first file)\n"
+  "  confusion    2x2 confusion matrix at --threshold (first file)\n"
+  "  history      loss and accuracy per epoch from the history.csv of lens train\n",
+  NULL, plot_sections, 1,
+  "--out must end in .png; missing folders are created. Exit status: 0 done, 1 failure, 2 usage error.\n"};
 
 /* One --scores file's scores and labels. */
 typedef struct {
@@ -190,78 +225,98 @@ static int save(const lensviz_image *img, const char *path) {
   return 0;
 }
 
-static int plot_scores(const char *kind, const plot_options *o) {
-  scored_set sets[8];
+/* The 2x2 confusion matrix of the first file at --threshold. */
+static void draw_confusion(const plot_options *o, const scored_set *set, lensviz_image *img) {
+  double counts[4] = {0, 0, 0, 0};
+  static const char *const names[2] = {"non-lens", "lens"};
+  char title[200];
+  size_t k;
+  for (k = 0; k < set->n; k++) counts[set->labels[k] * 2 + (set->scores[k] >= o->threshold)] += 1.0;
+  snprintf(title, sizeof title, "%s", o->title ? o->title : "");
+  if (!o->title) snprintf(title, sizeof title, "Confusion at %s >= %g", o->score_column, o->threshold);
+  lensviz_plot_confusion(img, counts, 2, names, title);
+  printf("threshold %g: TN %.0f FP %.0f FN %.0f TP %.0f\n", o->threshold, counts[0], counts[1], counts[2], counts[3]);
+}
+
+/* Histograms of the scores of lenses and non-lenses of the first file. */
+static int draw_histograms(const plot_options *o, const scored_set *set, lensviz_image *img) {
+  float *pos = (float *)malloc(set->n * sizeof(float)), *neg = (float *)malloc(set->n * sizeof(float));
+  size_t np = 0, nn = 0, k;
+  lensviz_series series[2];
+  lensviz_plot_desc pd;
+  int rc = 0;
+  if (!pos || !neg) rc = lens_fail("out of memory");
+  for (k = 0; !rc && k < set->n; k++) { if (set->labels[k]) pos[np++] = set->scores[k]; else neg[nn++] = set->scores[k]; }
+  if (!rc) {
+    memset(series, 0, sizeof series);
+    memset(&pd, 0, sizeof pd);
+    series[0].x = neg; series[0].n = nn; series[0].label = "non-lenses"; series[0].color = series_color(0);
+    series[1].x = pos; series[1].n = np; series[1].label = "lenses"; series[1].color = series_color(1);
+    pd.title = o->title ? o->title : "Scores by class";
+    pd.xlabel = o->score_column;
+    pd.ylabel = "count";
+    lensviz_plot_histogram(img, series, 2, o->bins, &pd);
+  }
+  free(pos);
+  free(neg);
+  return rc;
+}
+
+/* ROC or precision-recall curves, one per file, with their AUC or AP. */
+static int draw_curves(const plot_options *o, const scored_set *sets, lensviz_image *img) {
   lensviz_series series[8];
+  lensviz_plot_desc pd;
   char labels[8][160];
   float *xs[8], *ys[8];
-  size_t i, k;
+  size_t i;
+  int rc = 0, roc = o->kind == PLOT_ROC;
+  memset(xs, 0, sizeof xs);
+  memset(ys, 0, sizeof ys);
+  for (i = 0; i < o->nscores && rc == 0; i++) {
+    double area = 0.0;
+    size_t count;
+    xs[i] = (float *)malloc((sets[i].n + 1) * sizeof(float));
+    ys[i] = (float *)malloc((sets[i].n + 1) * sizeof(float));
+    if (!xs[i] || !ys[i]) { rc = lens_fail("out of memory"); break; }
+    count = roc ? lensviz_roc(sets[i].scores, sets[i].labels, sets[i].n, xs[i], ys[i], &area)
+                : lensviz_pr(sets[i].scores, sets[i].labels, sets[i].n, xs[i], ys[i], &area);
+    if (!count) { rc = lens_fail("%s: %s needs both classes among the labels", o->scores[i], roc ? "a ROC curve" : "a PR curve"); break; }
+    snprintf(labels[i], sizeof labels[i], "%.60s (%s %.3f)", i < o->nnames ? o->names[i] : base_name(o->scores[i]), roc ? "AUC" : "AP", area);
+    printf("%s: %s %.6f over %lu objects\n", o->scores[i], roc ? "AUC" : "AP", area, (unsigned long)sets[i].n);
+    memset(&series[i], 0, sizeof series[i]);
+    series[i].x = xs[i]; series[i].y = ys[i]; series[i].n = count; series[i].label = labels[i]; series[i].color = series_color(i);
+  }
+  if (!rc) {
+    memset(&pd, 0, sizeof pd);
+    pd.title = o->title ? o->title : roc ? "ROC curve" : "Precision-recall curve";
+    pd.xlabel = roc ? "false positive rate" : "recall";
+    pd.ylabel = roc ? "true positive rate" : "precision";
+    pd.x0 = 0; pd.x1 = 1; pd.y0 = 0; pd.y1 = 1.02f;
+    pd.diagonal = roc;
+    pd.legend_bottom = 1;
+    lensviz_plot_lines(img, series, o->nscores, &pd);
+  }
+  for (i = 0; i < o->nscores; i++) { free(xs[i]); free(ys[i]); }
+  return rc;
+}
+
+static int plot_scores(const plot_options *o) {
+  scored_set sets[8];
+  size_t i;
   int rc = 0;
   lensviz_image img;
   lensnet_error err;
-  lensviz_plot_desc pd;
   memset(sets, 0, sizeof sets);
-  memset(xs, 0, sizeof xs);
-  memset(ys, 0, sizeof ys);
-  memset(&pd, 0, sizeof pd);
   for (i = 0; i < o->nscores && rc == 0; i++) rc = load_scored(o, o->scores[i], &sets[i]);
   if (rc == 0 && lensviz_image_alloc(&img, o->width, o->height, &err) != LENSNET_OK) rc = lens_fail_err(&err);
-  if (rc) { for (i = 0; i < o->nscores; i++) { free(sets[i].scores); free(sets[i].labels); } return rc; }
-  if (!strcmp(kind, "confusion")) {
-    double counts[4] = {0, 0, 0, 0};
-    static const char *const names[2] = {"non-lens", "lens"};
-    char title[200];
-    for (k = 0; k < sets[0].n; k++) counts[sets[0].labels[k] * 2 + (sets[0].scores[k] >= o->threshold)] += 1.0;
-    snprintf(title, sizeof title, "%s", o->title ? o->title : "");
-    if (!o->title) snprintf(title, sizeof title, "Confusion at %s >= %g", o->score_column, o->threshold);
-    lensviz_plot_confusion(&img, counts, 2, names, title);
-    printf("threshold %g: TN %.0f FP %.0f FN %.0f TP %.0f\n", o->threshold, counts[0], counts[1], counts[2], counts[3]);
-  } else if (!strcmp(kind, "scores")) {
-    /* histograms of the scores of lenses and non-lenses of the first file */
-    float *pos = (float *)malloc(sets[0].n * sizeof(float)), *neg = (float *)malloc(sets[0].n * sizeof(float));
-    size_t np = 0, nn = 0;
-    if (!pos || !neg) rc = lens_fail("out of memory");
-    for (k = 0; !rc && k < sets[0].n; k++) { if (sets[0].labels[k]) pos[np++] = sets[0].scores[k]; else neg[nn++] = sets[0].scores[k]; }
-    if (!rc) {
-      memset(series, 0, sizeof series);
-      series[0].x = neg; series[0].n = nn; series[0].label = "non-lenses"; series[0].color = series_color(0);
-      series[1].x = pos; series[1].n = np; series[1].label = "lenses"; series[1].color = series_color(1);
-      pd.title = o->title ? o->title : "Scores by class";
-      pd.xlabel = o->score_column;
-      pd.ylabel = "count";
-      lensviz_plot_histogram(&img, series, 2, o->bins, &pd);
-    }
-    free(pos);
-    free(neg);
-  } else {
-    int roc = !strcmp(kind, "roc");
-    for (i = 0; i < o->nscores && rc == 0; i++) {
-      double area = 0.0;
-      size_t count;
-      xs[i] = (float *)malloc((sets[i].n + 1) * sizeof(float));
-      ys[i] = (float *)malloc((sets[i].n + 1) * sizeof(float));
-      if (!xs[i] || !ys[i]) { rc = lens_fail("out of memory"); break; }
-      count = roc ? lensviz_roc(sets[i].scores, sets[i].labels, sets[i].n, xs[i], ys[i], &area)
-                  : lensviz_pr(sets[i].scores, sets[i].labels, sets[i].n, xs[i], ys[i], &area);
-      if (!count) { rc = lens_fail("%s: %s needs both classes among the labels", o->scores[i], roc ? "a ROC curve" : "a PR curve"); break; }
-      snprintf(labels[i], sizeof labels[i], "%.60s (%s %.3f)", i < o->nnames ? o->names[i] : base_name(o->scores[i]), roc ? "AUC" : "AP", area);
-      printf("%s: %s %.6f over %lu objects\n", o->scores[i], roc ? "AUC" : "AP", area, (unsigned long)sets[i].n);
-      memset(&series[i], 0, sizeof series[i]);
-      series[i].x = xs[i]; series[i].y = ys[i]; series[i].n = count; series[i].label = labels[i]; series[i].color = series_color(i);
-    }
-    if (!rc) {
-      pd.title = o->title ? o->title : roc ? "ROC curve" : "Precision-recall curve";
-      pd.xlabel = roc ? "false positive rate" : "recall";
-      pd.ylabel = roc ? "true positive rate" : "precision";
-      pd.x0 = 0; pd.x1 = 1; pd.y0 = 0; pd.y1 = 1.02f;
-      pd.diagonal = roc;
-      pd.legend_bottom = 1;
-      lensviz_plot_lines(&img, series, o->nscores, &pd);
-    }
+  if (rc == 0) {
+    if (o->kind == PLOT_CONFUSION) draw_confusion(o, &sets[0], &img);
+    else if (o->kind == PLOT_SCORES) rc = draw_histograms(o, &sets[0], &img);
+    else rc = draw_curves(o, sets, &img);
+    if (!rc) rc = save(&img, o->out);
+    lensviz_image_free(&img);
   }
-  if (!rc) rc = save(&img, o->out);
-  lensviz_image_free(&img);
-  for (i = 0; i < o->nscores; i++) { free(sets[i].scores); free(sets[i].labels); free(xs[i]); free(ys[i]); }
+  for (i = 0; i < o->nscores; i++) { free(sets[i].scores); free(sets[i].labels); }
   return rc;
 }
 
@@ -306,71 +361,18 @@ static int plot_history(const plot_options *o) {
   return rc;
 }
 
-static void plot_usage(FILE *f) {
-  fprintf(f,
-    "usage: lens plot roc|pr|scores|confusion --scores FILE.csv [--scores FILE2.csv ...] --out FILE.png [options]\n"
-    "       lens plot history --history history.csv --out FILE.png\n"
-    "  roc          ROC curves (one per --scores file) with their AUC\n"
-    "  pr           precision-recall curves with their average precision\n"
-    "  scores       histograms of the scores of lenses and non-lenses (first file)\n"
-    "  confusion    2x2 confusion matrix at --threshold (first file)\n"
-    "  history      loss and accuracy per epoch from the history.csv of lens train\n"
-    "  --score-column NAME   column holding the score (default p_lens, as lens predict writes)\n"
-    "  --label-column NAME   column holding the label, nonzero = lens (default: label, class or is_lens)\n"
-    "  --labels FILE.csv     take labels from this CSV, row by row, instead of the scores file\n"
-    "  --name TEXT           legend name of each --scores file, in order\n"
-    "  --threshold T         confusion: a lens when score >= T (default 0.5)\n"
-    "  --bins N              scores: histogram bins (default 20)\n"
-    "  --title TEXT          picture title\n"
-    "  --width W --height H  picture size (default 640x480; history 960x400)\n"
-    "--out must end in .png; missing folders are created. Exit status: 0 done, 1 failure, 2 usage error.\n");
-}
-
 int lens_cmd_plot(int argc, char **argv) {
   plot_options o;
-  const char *kind;
-  int i;
+  int history, rc;
   memset(&o, 0, sizeof o);
-  o.score_column = "p_lens";
-  o.threshold = 0.5;
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { plot_usage(argc < 2 ? stderr : stdout); return argc < 2 ? 2 : 0; }
-  kind = argv[1];
-  if (strcmp(kind, "roc") && strcmp(kind, "pr") && strcmp(kind, "scores") && strcmp(kind, "confusion") && strcmp(kind, "history"))
-    return lens_usage("unknown plot '%s': roc, pr, scores, confusion or history", kind);
-  for (i = 2; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { plot_usage(stdout); return 0; }
-    if (!v) return lens_usage("%s needs a value (see lens plot --help)", a);
-    i++;
-    if (!strcmp(a, "--scores")) { if (o.nscores == 8) return lens_usage("at most 8 --scores files"); o.scores[o.nscores++] = v; }
-    else if (!strcmp(a, "--name")) { if (o.nnames < 8) o.names[o.nnames++] = v; }
-    else if (!strcmp(a, "--labels")) o.labels = v;
-    else if (!strcmp(a, "--score-column")) o.score_column = v;
-    else if (!strcmp(a, "--label-column")) o.label_column = v;
-    else if (!strcmp(a, "--history")) o.history = v;
-    else if (!strcmp(a, "--out")) o.out = v;
-    else if (!strcmp(a, "--title")) o.title = v;
-    else if (!strcmp(a, "--threshold")) o.threshold = atof(v);
-    else if (!strcmp(a, "--bins") || !strcmp(a, "--width") || !strcmp(a, "--height")) {
-      char *end;
-      long n = strtol(v, &end, 10);
-      if (*end || n < 1 || n > 8192) return lens_usage("%s takes a number from 1 to 8192", a);
-      if (!strcmp(a, "--bins")) o.bins = (size_t)n;
-      else if (!strcmp(a, "--width")) o.width = (size_t)n;
-      else o.height = (size_t)n;
-    } else return lens_usage("unknown option '%s' (see lens plot --help)", a);
-  }
-  if (!o.out) return lens_usage("--out FILE.png is required");
+  if ((rc = lens_options_parse(&plot_spec, argc, argv, &o, NULL)) != 0) return rc < 0 ? 0 : rc;
+  history = o.kind == PLOT_HISTORY;
   if (lens_out_format("--out", o.out, LENS_FMT_PNG) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
-  if (!o.width) o.width = !strcmp(kind, "history") ? 960 : 640;
-  if (!o.height) o.height = !strcmp(kind, "history") ? 400 : 480;
+  if (!o.width) o.width = history ? 960 : 640;
+  if (!o.height) o.height = history ? 400 : 480;
   if (o.width < 160 || o.height < 120) return lens_usage("pictures must be at least 160x120");
-  if (!strcmp(kind, "history") && !o.history) return lens_usage("lens plot history needs --history FILE.csv");
-  if (strcmp(kind, "history") && !o.nscores) return lens_usage("lens plot %s needs --scores FILE.csv", kind);
+  if (history && !o.history) return lens_usage("lens plot history needs --history FILE.csv");
+  if (!history && !o.nscores) return lens_usage("lens plot %s needs --scores FILE.csv", plot_kinds[o.kind]);
   if (lens_make_parents(o.out)) return LENS_EXIT_FAIL;
-  if (!strcmp(kind, "history")) {
-    return plot_history(&o);
-  }
-  if (!o.nscores) return lens_usage("lens plot %s needs --scores FILE.csv", kind);
-  return plot_scores(kind, &o);
+  return history ? plot_history(&o) : plot_scores(&o);
 }

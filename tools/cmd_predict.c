@@ -16,14 +16,50 @@
 
 typedef struct {
   const char *model_path, *list_path, *out_npy, *csv_path;
+  char **inputs;            /* the positional arguments */
+  int input_count;
   int bands_per_object;     /* --bands: FITS files per object (0: one file per object) */
-  int preprocess;           /* --preprocess: LENS_PREPROCESS_UNSET (the model's), 0 none, 1 minmax */
-  int minmax, resize, crop; /* minmax: what is applied, once the model is known */
+  lens_cutout_options cutout;
+  int minmax;               /* what is applied, once the model is known */
   size_t shard_index, shard_count, batch;
-  size_t channels[64], channel_count; /* --channels: which input bands feed the model */
-  size_t threads;           /* --threads: images of a batch spread over this many threads */
-  int hdu;
+  size_t threads;           /* --threads: images of a batch spread over this many threads (0: the CPUs online) */
 } predict_options;
+
+/* --shard I/N. */
+static int parse_shard(const lens_option *row, const char *label, const char *v, void *opts) {
+  predict_options *o = (predict_options *)opts;
+  const char *slash = strchr(v, '/');
+  char first[32];
+  (void)row;
+  if (slash && (size_t)(slash - v) < sizeof first) {
+    memcpy(first, v, (size_t)(slash - v));
+    first[slash - v] = 0;
+    if (lens_parse_size(first, &o->shard_index) && lens_parse_size(slash + 1, &o->shard_count) && o->shard_index < o->shard_count) return 0;
+  }
+  return lens_usage("%s takes I/N with 0 <= I < N, e.g. 3/16, got '%s'", label, v);
+}
+
+#define T predict_options
+static const lens_option predict_rows[] = {
+  LENS_ARGS(T, "INPUT", 0, inputs, input_count, ".npy batch [N,C,H,W] (or [C,H,W]; [N,H,W] for one band) or FITS file"),
+  LENS_TEXT(T, "model", LENS_OPT_REQUIRED, model_path, NULL, "MODEL.safetensors", "the lens finder"),
+  LENS_INT(T, "bands", bands_per_object, 1, 64, 0, "B", "B consecutive FITS files form one object, one band each"),
+  LENS_TEXT(T, "list", 0, list_path, NULL, "FILE", "read inputs from FILE, one object per line (with --bands, B paths per line)"),
+  LENS_CUSTOM(T, "shard", 0, shard_index, parse_shard, "I/N", "score only objects whose number is I modulo N (0 <= I < N)"),
+  LENS_CUTOUT_OPTIONS(T, cutout),
+  LENS_SIZE(T, "batch", batch, 1, 65536, 32, "B", "objects per forward pass (default 32)"),
+  LENS_SIZE(T, "threads", threads, 1, 256, 0, "T", "threads sharing each batch (default: the CPUs online); scores do not depend on T"),
+  LENS_TEXT(T, "out", 0, out_npy, NULL, "FILE", "FILE.npy: the raw logits [N, classes] as float32 (no CSV on standard output);\n"
+            "FILE.csv: the CSV there instead of standard output"),
+  LENS_TEXT(T, "csv", 0, csv_path, NULL, "FILE.csv", "write the CSV there (beside an --out FILE.npy)"),
+};
+#undef T
+static const lens_option_section predict_sections[] = {{NULL, predict_rows, sizeof predict_rows / sizeof predict_rows[0]}};
+static const lens_command_spec predict_spec = {
+  "predict", "usage: lens predict --model MODEL.safetensors [options] INPUT...\n", NULL, NULL, predict_sections, 1,
+  "Output CSV: input,p_lens,logit_<class>... one row per object. Missing folders of output files\n"
+  "are created. A terminal shows a progress line on stderr. Exit status: 0 done, 1 failure\n"
+  "(a file), 2 usage error.\n"};
 
 /* One object waiting to be scored: its pixels already in the model's input shape. */
 typedef struct {
@@ -57,30 +93,6 @@ static void forward_chunk(void *ctx, size_t index, size_t worker) {
   if (lensnet_model_forward(m, count, s->input + first * m->in_c * m->in_h * m->in_w, s->output + first * m->out_features,
                             s->workspace + worker * s->ws_floats, &err) != LENSNET_OK)
     s->failed = 1;
-}
-
-static void predict_usage(FILE *f) {
-  fprintf(f,
-    "usage: lens predict --model MODEL.safetensors [options] INPUT...\n"
-    "  INPUT            .npy batch [N,C,H,W] (or [C,H,W]; [N,H,W] for one band) or FITS file\n"
-    "  --bands B        B consecutive FITS files form one object, one band each\n"
-    "  --list FILE      read inputs from FILE, one object per line (with --bands, B paths per line)\n"
-    "  --shard I/N      score only objects whose number is I modulo N (0 <= I < N)\n"
-    "  --channels LIST  input bands to feed the model, e.g. 0,2,3 (default: the first ones)\n"
-    "  --preprocess P   minmax (per-image, per-band scaling to [0,1], Wilde et al. 2022) or none;\n"
-    "                   default: the model's metadata 'preprocess' (or train.minmax), said on stderr\n"
-    "  --minmax         the same as --preprocess minmax\n"
-    "  --resize         resample cutouts to the model's input size (bilinear, PyTorch convention)\n"
-    "  --crop           cut the central region of the model's input size instead\n"
-    "  --hdu K          FITS HDU to read (default: the first holding an image)\n"
-    "  --batch B        objects per forward pass (default 32)\n"
-    "  --threads T      threads sharing each batch (default: the CPUs online); scores do not depend on T\n"
-    "  --out FILE       FILE.npy: the raw logits [N, classes] as float32 (no CSV on standard output);\n"
-    "                   FILE.csv: the CSV there instead of standard output\n"
-    "  --csv FILE.csv   write the CSV there (beside an --out FILE.npy)\n"
-    "Output CSV: input,p_lens,logit_<class>... one row per object. Missing folders of output files\n"
-    "are created. A terminal shows a progress line on stderr. Exit status: 0 done, 1 failure\n"
-    "(a file), 2 usage error.\n");
 }
 
 static int run_batch(predict_state *s) {
@@ -128,11 +140,7 @@ static int add_object(predict_state *s, const char *label, const float *image, s
   size_t number = s->object_number++;
   int rc;
   if (o->shard_count && number % o->shard_count != o->shard_index) return 0;
-  memset(&desc, 0, sizeof desc);
-  desc.channels = o->channel_count ? o->channels : NULL;
-  desc.channel_count = o->channel_count;
-  desc.size = o->crop ? LENSNET_SIZE_CROP : o->resize ? LENSNET_SIZE_RESIZE : LENSNET_SIZE_EXACT;
-  desc.minmax = o->minmax;
+  desc = lens_cutout_desc(&o->cutout, o->minmax);
   pix = (float *)malloc(m->in_c * m->in_h * m->in_w * sizeof(float));
   if (!pix) return lens_fail("out of memory");
   if ((rc = lens_cutout(label, m, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) { free(pix); return rc; }
@@ -187,7 +195,7 @@ static int add_fits(predict_state *s, char **paths, int count) {
   int i, rc;
   for (i = 0; i < count; i++) {
     size_t nb, th, tw;
-    if (lensnet_fits_read(paths[i], s->opt->hdu, &t[i], &err) != LENSNET_OK) {
+    if (lensnet_fits_read(paths[i], s->opt->cutout.hdu, &t[i], &err) != LENSNET_OK) {
       while (i-- > 0) lensnet_tensor_free(&t[i]);
       return lens_fail_err(&err);
     }
@@ -263,141 +271,114 @@ static size_t count_list_lines(const char *path) {
   return n;
 }
 
+/* The command line into o, with the checks that involve several options. 0, -1 after --help, or
+ * the exit status. */
+static int parse_options(int argc, char **argv, predict_options *o) {
+  int rc;
+  memset(o, 0, sizeof *o);
+  if ((rc = lens_options_parse(&predict_spec, argc, argv, o, NULL)) != 0) return rc;
+  if (!o->input_count && !o->list_path) return lens_usage("no inputs: give .npy or FITS files, or --list FILE");
+  if (lens_cutout_check(&o->cutout)) return LENS_EXIT_USAGE;
+  if (o->bands_per_object && o->input_count % o->bands_per_object)
+    return lens_usage("--bands %d needs the number of input files (%d) to be a multiple of %d", o->bands_per_object, o->input_count,
+                      o->bands_per_object);
+  /* --out: the format follows the extension; a .csv --out is the CSV file */
+  if (o->out_npy) {
+    lens_format f = lens_out_format("--out", o->out_npy, LENS_FMT_NPY | LENS_FMT_CSV);
+    if (f == LENS_FMT_NONE) return LENS_EXIT_USAGE;
+    if (f == LENS_FMT_CSV) {
+      if (o->csv_path) return lens_usage("--out %s and --csv %s both ask for the CSV; give one", o->out_npy, o->csv_path);
+      o->csv_path = o->out_npy;
+      o->out_npy = NULL;
+    }
+  }
+  if (o->csv_path && lens_out_format("--csv", o->csv_path, LENS_FMT_CSV) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
+  if ((o->out_npy && lens_make_parents(o->out_npy)) || (o->csv_path && lens_make_parents(o->csv_path))) return LENS_EXIT_FAIL;
+  return 0;
+}
+
+/* The model, its normalisation and the buffers of one batch. */
+static int open_model(predict_options *o, predict_state *s) {
+  lensnet_error err;
+  size_t per, ws;
+  if (lensnet_model_load(o->model_path, &s->model, &err) != LENSNET_OK) return lens_fail_err(&err);
+  s->opt = o;
+  if ((o->minmax = lens_preprocess_resolve(s->model, o->cutout.preprocess)) < 0) return LENS_EXIT_FAIL;
+  if (s->model->in_c > 64)
+    return lens_fail("%s: the model takes %lu bands; lens predict handles up to 64", o->model_path, (unsigned long)s->model->in_c);
+  lensnet_model_class_index(s->model, "lens", &s->lens_class, NULL); /* cannot fail: the model has outputs */
+  per = s->model->in_c * s->model->in_h * s->model->in_w;
+  if (!o->threads) o->threads = lens_pool_default_threads();
+  s->chunk = (o->batch + o->threads - 1) / o->threads;
+  ws = lensnet_model_workspace_floats(s->model, o->threads > 1 ? s->chunk : o->batch);
+  s->ws_floats = ws;
+  if (!ws || ws > ((size_t)-1 / sizeof(float)) / o->threads) ws = 0; /* reported as out of memory below */
+  ws *= o->threads;
+  s->pool = lens_pool_create(o->threads);
+  s->pending = (predict_object *)calloc(o->batch, sizeof *s->pending);
+  s->input = (float *)malloc(o->batch * per * sizeof(float));
+  s->output = (float *)malloc(o->batch * s->model->out_features * sizeof(float));
+  s->workspace = ws ? (float *)malloc(ws * sizeof(float)) : NULL;
+  if (!s->pending || !s->input || !s->output || !s->workspace) return lens_fail("out of memory for a batch of %lu", (unsigned long)o->batch);
+  return 0;
+}
+
+/* The CSV (on standard output, unless --out alone asks for the logits only; --csv names a file)
+ * with its header, and the .npy of the logits. */
+static int open_outputs(const predict_options *o, predict_state *s) {
+  lensnet_error err;
+  if (o->csv_path && !(s->csv = fopen(o->csv_path, "w"))) return lens_fail("%s: cannot open for writing", o->csv_path);
+  if (!o->csv_path && !o->out_npy) s->csv = stdout;
+  if (s->csv) {
+    char name[64];
+    size_t k;
+    fprintf(s->csv, "input,p_lens");
+    for (k = 0; k < s->model->out_features; k++) {
+      lensnet_model_class_name(s->model, k, name, sizeof name, NULL);
+      fprintf(s->csv, ",logit_%s", name);
+    }
+    fputc('\n', s->csv);
+  }
+  if (o->out_npy) {
+    size_t shape[2];
+    shape[0] = LENSNET_NPY_ROWS_UNKNOWN;
+    shape[1] = s->model->out_features;
+    if (lensnet_npy_writer_begin(&s->logits, o->out_npy, 2, shape, &err) != LENSNET_OK) return lens_fail_err(&err);
+  }
+  return 0;
+}
+
+/* Every input, then the last batch and the notes. */
+static int score_inputs(const predict_options *o, predict_state *s) {
+  lensnet_error err;
+  int step = o->bands_per_object ? o->bands_per_object : 1, i, rc = 0;
+  /* progress on a terminal, unless the CSV goes to the same terminal */
+  lens_progress_start(&s->progress);
+  s->show_progress = s->progress.enabled && !(s->csv == stdout && isatty(1));
+  s->total_objects = (size_t)(o->input_count / step) + (o->list_path ? count_list_lines(o->list_path) : 0);
+  for (i = 0; i < o->input_count && rc == 0; i += step) rc = add_paths(s, o->inputs + i, step);
+  if (rc == 0 && o->list_path) rc = add_list_file(s, o->list_path);
+  if (rc == 0) rc = run_batch(s);
+  lens_progress_end(&s->progress);
+  if (rc == 0) lens_cutout_note(s->nan_pixels, s->inf_pixels);
+  if (rc == 0 && o->out_npy && lensnet_npy_writer_finish(&s->logits, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  return rc;
+}
+
 int lens_cmd_predict(int argc, char **argv) {
   predict_options o;
   predict_state s;
-  lensnet_error err;
-  char **inputs;
-  int n_inputs = 0, i, rc = 0;
-  size_t per, ws;
-  memset(&o, 0, sizeof o);
+  size_t i;
+  int rc = parse_options(argc, argv, &o);
+  if (rc) return rc < 0 ? 0 : rc;
   memset(&s, 0, sizeof s);
-  o.batch = 32;
-  o.hdu = -1;
-  o.preprocess = LENS_PREPROCESS_UNSET;
-  inputs = (char **)malloc((size_t)argc * sizeof(char *));
-  if (!inputs) return lens_fail("out of memory");
-  for (i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int has_value = i + 1 < argc;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { predict_usage(stdout); free(inputs); return 0; }
-    else if (!strcmp(a, "--minmax")) o.preprocess = 1;
-    else if (!strcmp(a, "--resize")) o.resize = 1;
-    else if (!strcmp(a, "--crop")) o.crop = 1;
-    else if (a[0] == '-' && a[1] == '-' && !has_value) { free(inputs); return lens_usage("%s needs a value (see lens predict --help)", a); }
-    else if (!strcmp(a, "--model")) o.model_path = argv[++i];
-    else if (!strcmp(a, "--list")) o.list_path = argv[++i];
-    else if (!strcmp(a, "--out")) o.out_npy = argv[++i];
-    else if (!strcmp(a, "--csv")) o.csv_path = argv[++i];
-    else if (!strcmp(a, "--preprocess")) {
-      if (lens_preprocess_parse(argv[++i], &o.preprocess)) { free(inputs); return LENS_EXIT_USAGE; }
-    }
-    else if (!strcmp(a, "--bands")) {
-      size_t b;
-      if (!lens_parse_size(argv[++i], &b) || b < 1 || b > 64) { free(inputs); return lens_usage("--bands takes a number from 1 to 64"); }
-      o.bands_per_object = (int)b;
-    } else if (!strcmp(a, "--batch")) {
-      if (!lens_parse_size(argv[++i], &o.batch) || o.batch < 1 || o.batch > 65536) { free(inputs); return lens_usage("--batch takes a number from 1 to 65536"); }
-    } else if (!strcmp(a, "--threads")) {
-      if (!lens_parse_size(argv[++i], &o.threads) || o.threads < 1 || o.threads > 256) { free(inputs); return lens_usage("--threads takes a number from 1 to 256"); }
-    } else if (!strcmp(a, "--hdu")) {
-      size_t h;
-      if (!lens_parse_size(argv[++i], &h) || h > 100000) { free(inputs); return lens_usage("--hdu takes an HDU number (0 = primary)"); }
-      o.hdu = (int)h;
-    } else if (!strcmp(a, "--channels")) {
-      if (lensnet_channels_parse(argv[++i], o.channels, 64, &o.channel_count, NULL)) { free(inputs); return lens_usage("--channels takes band numbers such as 0,2,3"); }
-    } else if (!strcmp(a, "--shard")) {
-      const char *v = argv[++i], *slash = strchr(v, '/');
-      char first[32];
-      if (!slash || (size_t)(slash - v) >= sizeof first) { free(inputs); return lens_usage("--shard takes I/N, e.g. 3/16"); }
-      memcpy(first, v, (size_t)(slash - v));
-      first[slash - v] = 0;
-      if (!lens_parse_size(first, &o.shard_index) || !lens_parse_size(slash + 1, &o.shard_count) || o.shard_count == 0 || o.shard_index >= o.shard_count) {
-        free(inputs);
-        return lens_usage("--shard I/N needs 0 <= I < N, got '%s'", v);
-      }
-    } else if (a[0] == '-' && a[1] == '-') { free(inputs); return lens_usage("unknown option '%s' (see lens predict --help)", a); }
-    else inputs[n_inputs++] = argv[i];
-  }
-  if (!o.model_path) { free(inputs); predict_usage(stderr); return lens_usage("--model is required"); }
-  if (!n_inputs && !o.list_path) { free(inputs); return lens_usage("no inputs: give .npy or FITS files, or --list FILE"); }
-  if (o.resize && o.crop) { free(inputs); return lens_usage("--resize and --crop exclude each other"); }
-  if (o.bands_per_object && n_inputs % o.bands_per_object) {
-    free(inputs);
-    return lens_usage("--bands %d needs the number of input files (%d) to be a multiple of %d", o.bands_per_object, n_inputs, o.bands_per_object);
-  }
-  /* --out: the format follows the extension; an .csv --out is the CSV file */
-  if (o.out_npy) {
-    lens_format f = lens_out_format("--out", o.out_npy, LENS_FMT_NPY | LENS_FMT_CSV);
-    if (f == LENS_FMT_NONE) { free(inputs); return LENS_EXIT_USAGE; }
-    if (f == LENS_FMT_CSV) {
-      if (o.csv_path) { free(inputs); return lens_usage("--out %s and --csv %s both ask for the CSV; give one", o.out_npy, o.csv_path); }
-      o.csv_path = o.out_npy;
-      o.out_npy = NULL;
-    }
-  }
-  if (o.csv_path && lens_out_format("--csv", o.csv_path, LENS_FMT_CSV) == LENS_FMT_NONE) { free(inputs); return LENS_EXIT_USAGE; }
-  if ((o.out_npy && lens_make_parents(o.out_npy)) || (o.csv_path && lens_make_parents(o.csv_path))) { free(inputs); return LENS_EXIT_FAIL; }
-  if (lensnet_model_load(o.model_path, &s.model, &err) != LENSNET_OK) { free(inputs); return lens_fail_err(&err); }
-  s.opt = &o;
-  o.minmax = lens_preprocess_resolve(s.model, o.preprocess);
-  if (o.minmax < 0) { lensnet_model_free(s.model); free(inputs); return LENS_EXIT_FAIL; }
-  if (s.model->in_c > 64) {
-    rc = lens_fail("%s: the model takes %lu bands; lens predict handles up to 64", o.model_path, (unsigned long)s.model->in_c);
-    lensnet_model_free(s.model);
-    free(inputs);
-    return rc;
-  }
-  lensnet_model_class_index(s.model, "lens", &s.lens_class, NULL); /* cannot fail: the model has outputs */
-  per = s.model->in_c * s.model->in_h * s.model->in_w;
-  if (!o.threads) o.threads = lens_pool_default_threads();
-  s.chunk = (o.batch + o.threads - 1) / o.threads;
-  ws = lensnet_model_workspace_floats(s.model, o.threads > 1 ? s.chunk : o.batch);
-  s.ws_floats = ws;
-  if (!ws || ws > ((size_t)-1 / sizeof(float)) / o.threads) ws = 0; /* reported as out of memory below */
-  ws *= o.threads;
-  s.pool = lens_pool_create(o.threads);
-  s.pending = (predict_object *)calloc(o.batch, sizeof *s.pending);
-  s.input = (float *)malloc(o.batch * per * sizeof(float));
-  s.output = (float *)malloc(o.batch * s.model->out_features * sizeof(float));
-  s.workspace = ws ? (float *)malloc(ws * sizeof(float)) : NULL;
-  if (!s.pending || !s.input || !s.output || !s.workspace) rc = lens_fail("out of memory for a batch of %lu", (unsigned long)o.batch);
-  /* CSV on standard output, unless --out alone asks for the logits only; --csv names a file. */
-  if (rc == 0 && o.csv_path && !(s.csv = fopen(o.csv_path, "w"))) rc = lens_fail("%s: cannot open for writing", o.csv_path);
-  if (rc == 0 && !o.csv_path && !o.out_npy) s.csv = stdout;
-  if (rc == 0 && s.csv) {
-    char name[64];
-    size_t k;
-    fprintf(s.csv, "input,p_lens");
-    for (k = 0; k < s.model->out_features; k++) {
-      lensnet_model_class_name(s.model, k, name, sizeof name, NULL);
-      fprintf(s.csv, ",logit_%s", name);
-    }
-    fputc('\n', s.csv);
-  }
-  if (rc == 0 && o.out_npy) {
-    size_t shape[2];
-    shape[0] = LENSNET_NPY_ROWS_UNKNOWN;
-    shape[1] = s.model->out_features;
-    if (lensnet_npy_writer_begin(&s.logits, o.out_npy, 2, shape, &err) != LENSNET_OK) rc = lens_fail_err(&err);
-  }
-  if (rc == 0) {
-    int step = o.bands_per_object ? o.bands_per_object : 1;
-    /* progress on a terminal, unless the CSV goes to the same terminal */
-    lens_progress_start(&s.progress);
-    s.show_progress = s.progress.enabled && !(s.csv == stdout && isatty(1));
-    s.total_objects = (size_t)(n_inputs / step) + (o.list_path ? count_list_lines(o.list_path) : 0);
-    for (i = 0; i < n_inputs && rc == 0; i += step) rc = add_paths(&s, inputs + i, step);
-  }
-  if (rc == 0 && o.list_path) rc = add_list_file(&s, o.list_path);
-  if (rc == 0) rc = run_batch(&s);
-  lens_progress_end(&s.progress);
-  if (rc == 0) lens_cutout_note(s.nan_pixels, s.inf_pixels);
-  if (rc == 0 && o.out_npy && lensnet_npy_writer_finish(&s.logits, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  rc = open_model(&o, &s);
+  if (rc == 0) rc = open_outputs(&o, &s);
+  if (rc == 0) rc = score_inputs(&o, &s);
   lensnet_npy_writer_abort(&s.logits); /* after a failure: nothing is left behind */
   if (s.csv && s.csv != stdout && fclose(s.csv) != 0 && rc == 0) rc = lens_fail("%s: write failed", o.csv_path);
-  for (i = 0; (size_t)i < s.pending_count; i++) free(s.pending[i].pixels);
-  free(s.pending); free(s.input); free(s.output); free(s.workspace); free(inputs);
+  for (i = 0; i < s.pending_count; i++) free(s.pending[i].pixels);
+  free(s.pending); free(s.input); free(s.output); free(s.workspace);
   lensnet_model_free(s.model);
   lens_pool_free(s.pool);
   return rc;

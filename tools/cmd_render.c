@@ -2,38 +2,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
 #include "lens_cmds.h"
 #include "lensnet.h"
 #include "lenssim.h"
 #include "cli.h"
+#include "options.h"
 
-static void render_usage(FILE *f) {
+typedef struct {
+  const char *scene_path, *out_path;
+  int band;                /* index of lenssim_band_at, -1: no noise */
+  unsigned long long seed;
+  int use_double;
+} render_args;
+
+static const char *band_at(size_t i) { return i < lenssim_band_count() ? lenssim_band_at(i)->name : NULL; }
+
+static void list_bands(FILE *f) {
   size_t i;
-  fprintf(f,
-          "usage: lens render SCENE.json --out IMAGE.npy|IMAGE.fits [--band NAME [--seed S]] [--double]\n"
-          "\n"
-          "Renders the scene (lenstronomy model and keyword names; see docs/render.md) to a\n"
-          "num_pix x num_pix float32 image in counts/s per pixel, noise-free.\n"
-          "  --out PATH    where to write the image: PATH.npy a NumPy array, PATH.fits a FITS primary\n"
-          "                image; other extensions are refused. Missing folders are created.\n"
-          "  --band NAME   add that band's noise (Poisson, sky, read noise, gain); a scene\n"
-          "                without a 'psf' entry gets the band's PSF\n"
-          "  --seed S      seed of the noise (default 1); the same seed gives the same image\n"
-          "  --double      compute the sub-pixel samples in double precision (about 3x slower;\n"
-          "                the default float32 samples agree with it to ~1e-5 of the peak)\n"
-          "bands:");
-  for (i = 0; i < lenssim_band_count(); i++) fprintf(f, " %s", lenssim_band_at(i)->name);
-  fprintf(f, "\nExit status: 0 done, 1 failure (a file), 2 usage error.\n");
+  fprintf(f, "bands:");
+  for (i = 0; band_at(i); i++) fprintf(f, " %s", band_at(i));
+  fprintf(f, "\n");
 }
 
-static int parse_seed(const char *text, unsigned long long *out) {
-  char *end;
-  if (!text || !*text || *text == '-') return 0;
-  errno = 0;
-  *out = strtoull(text, &end, 10);
-  return errno == 0 && *end == 0;
-}
+#define T render_args
+static const lens_option render_rows[] = {
+  LENS_TEXT(T, "SCENE.json", LENS_OPT_REQUIRED | LENS_OPT_POSITIONAL, scene_path, NULL, NULL, NULL),
+  LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out_path, NULL, "PATH", "where to write the image: PATH.npy a NumPy array, PATH.fits a FITS primary\n"
+            "image; other extensions are refused. Missing folders are created."),
+  LENS_CHOICE_AT(T, "band", 0, band, band_at, -1, "NAME", "add that band's noise (Poisson, sky, read noise, gain); a scene\n"
+                 "without a 'psf' entry gets the band's PSF"),
+  LENS_SEED(T, "seed", seed, 1, "S", "seed of the noise (default 1); the same seed gives the same image"),
+  LENS_FLAG(T, "double", use_double, "compute the sub-pixel samples in double precision (about 3x slower;\n"
+            "the default float32 samples agree with it to ~1e-5 of the peak)"),
+};
+#undef T
+static const lens_option_section render_sections[] = {{NULL, render_rows, sizeof render_rows / sizeof render_rows[0]}};
+static const lens_command_spec render_spec = {
+  "render", "usage: lens render SCENE.json --out IMAGE.npy|IMAGE.fits [--band NAME [--seed S]] [--double]\n",
+  "\nRenders the scene (lenstronomy model and keyword names; see docs/render.md) to a\n"
+  "num_pix x num_pix float32 image in counts/s per pixel, noise-free.\n",
+  list_bands, render_sections, 1, "Exit status: 0 done, 1 failure (a file), 2 usage error.\n"};
 
 /* The scene file's text (NUL-terminated, *len bytes), or NULL after printing why. */
 static char *read_scene_file(const char *path, size_t *len) {
@@ -65,90 +73,89 @@ static char *read_scene_file(const char *path, size_t *len) {
   return text;
 }
 
-int lens_cmd_render(int argc, char **argv) {
-  const char *scene_path = NULL, *out_path = NULL, *band_name = NULL;
-  unsigned long long seed = 1;
-  int i, seed_given = 0, use_double = 0, rc = 1;
-  char *text;
+/* The command line into a. 0, -1 after --help, or the exit status. */
+static int parse_args(int argc, char **argv, render_args *a) {
+  lens_options_given given;
+  int rc;
+  memset(a, 0, sizeof *a);
+  if ((rc = lens_options_parse(&render_spec, argc, argv, a, &given)) != 0) return rc;
+  if (lens_options_was_given(&render_spec, &given, "seed") && a->band < 0)
+    return lens_usage("render: --seed needs --band (noise comes from a band)");
+  if (lens_out_format("--out", a->out_path, LENS_FMT_NPY | LENS_FMT_FITS) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
+  return 0;
+}
+
+/* The scene from its file, with --double and the band's PSF when it has none. NULL after a message. */
+static lenssim_json_scene *load_scene(const render_args *a, const lenssim_band *band) {
   lenssim_json_scene *sc;
   lenssim_error serr;
-  lensnet_error nerr;
-  lensnet_tensor t;
-  double *image = NULL;
-  size_t count, k, shape[2], len = 0;
-  const lenssim_band *band = NULL;
-  lens_format format = LENS_FMT_NONE;
-
-  for (i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { render_usage(stdout); return 0; }
-    if (!strcmp(argv[i], "--double")) { use_double = 1; continue; }
-    if (!strcmp(argv[i], "--out") || !strcmp(argv[i], "--band") || !strcmp(argv[i], "--seed")) {
-      if (i + 1 >= argc) return lens_usage("render: %s needs a value", argv[i]);
-      if (!strcmp(argv[i], "--out")) out_path = argv[++i];
-      else if (!strcmp(argv[i], "--band")) band_name = argv[++i];
-      else {
-        if (!parse_seed(argv[i + 1], &seed)) return lens_usage("render: --seed '%s' is not a whole number >= 0", argv[i + 1]);
-        seed_given = 1;
-        i++;
-      }
-    } else if (argv[i][0] == '-' && argv[i][1]) {
-      render_usage(stderr);
-      return lens_usage("render: unknown option '%s'", argv[i]);
-    } else if (!scene_path) {
-      scene_path = argv[i];
-    } else {
-      return lens_usage("render: more than one scene given ('%s' and '%s')", scene_path, argv[i]);
-    }
-  }
-  if (!scene_path || !out_path) {
-    render_usage(stderr);
-    return lens_usage("render: %s", !scene_path ? "no scene file given" : "no --out given");
-  }
-  if (seed_given && !band_name) return lens_usage("render: --seed needs --band (noise comes from a band)");
-  if (band_name && !(band = lenssim_band_find(band_name))) {
-    render_usage(stderr);
-    return lens_usage("render: unknown band '%s'", band_name);
-  }
-  if ((format = lens_out_format("--out", out_path, LENS_FMT_NPY | LENS_FMT_FITS)) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
-
-  if (!(text = read_scene_file(scene_path, &len))) return LENS_EXIT_FAIL;
-  sc = (lenssim_json_scene *)malloc(sizeof *sc);
-  if (!sc) { free(text); return lens_fail("render: out of memory"); }
-  if (lenssim_scene_from_json(text, len, sc, &serr) != LENSSIM_OK) {
-    free(text);
-    lens_fail("%s: %s", scene_path, serr.message);
-    goto done;
+  size_t len = 0;
+  char *text = read_scene_file(a->scene_path, &len);
+  if (!text) return NULL;
+  sc = (lenssim_json_scene *)calloc(1, sizeof *sc);
+  if (!sc) lens_fail("render: out of memory");
+  else if (lenssim_scene_from_json(text, len, sc, &serr) != LENSSIM_OK) {
+    lens_fail("%s: %s", a->scene_path, serr.message);
+    lenssim_json_scene_free(sc);
+    free(sc);
+    sc = NULL;
   }
   free(text);
-  sc->scene.double_precision = use_double;
+  if (!sc) return NULL;
+  sc->scene.double_precision = a->use_double;
   if (band && !sc->has_psf) {
     sc->scene.psf.kind = band->psf_kind;
     sc->scene.psf.fwhm = band->psf_fwhm;
     sc->scene.psf.moffat_beta = band->moffat_beta;
   }
-  count = (size_t)sc->scene.grid.num_pix * (size_t)sc->scene.grid.num_pix;
-  image = (double *)malloc(count * sizeof *image);
-  if (!image) { lens_fail("render: out of memory for a %d x %d image", sc->scene.grid.num_pix, sc->scene.grid.num_pix); goto done; }
-  if (lenssim_render(&sc->scene, image, NULL, 0, &serr) != LENSSIM_OK) {
-    lens_fail("%s: %s", scene_path, serr.message);
-    goto done;
-  }
-  if (band) {
-    lenssim_rng rng;
-    lenssim_noise noise = lenssim_noise_from_band(band);
-    /* the sky per pixel follows the scene's pixels, whatever the band's native scale */
-    noise.sky_rate *= (sc->scene.grid.pixel_scale * sc->scene.grid.pixel_scale) / (band->pixel_scale * band->pixel_scale);
-    lenssim_rng_seed(&rng, (uint64_t)seed);
-    lenssim_add_noise(&noise, image, count, &rng);
-  }
-  shape[0] = shape[1] = (size_t)sc->scene.grid.num_pix;
-  if (lensnet_tensor_alloc(&t, 2, shape, &nerr) != LENSNET_OK) { lens_fail_err(&nerr); goto done; }
-  for (k = 0; k < count; k++) t.data[k] = (float)image[k];
-  if (lens_make_parents(out_path)) { lensnet_tensor_free(&t); goto done; }
-  if ((format == LENS_FMT_FITS ? lensnet_fits_write(out_path, &t, &nerr) : lensnet_npy_write(out_path, &t, &nerr)) != LENSNET_OK) lens_fail_err(&nerr);
-  else rc = 0;
+  return sc;
+}
+
+/* The band's noise on the image, its sky per pixel following the scene's pixels. */
+static void add_band_noise(const lenssim_band *band, const lenssim_json_scene *sc, unsigned long long seed, double *image, size_t count) {
+  lenssim_rng rng;
+  lenssim_noise noise = lenssim_noise_from_band(band);
+  noise.sky_rate *= (sc->scene.grid.pixel_scale * sc->scene.grid.pixel_scale) / (band->pixel_scale * band->pixel_scale);
+  lenssim_rng_seed(&rng, (uint64_t)seed);
+  lenssim_add_noise(&noise, image, count, &rng);
+}
+
+/* The image as float32 into --out, its format from the extension. */
+static int write_image(const char *path, const double *image, size_t side) {
+  lensnet_error err;
+  lensnet_tensor t;
+  size_t k, shape[2];
+  int rc = 0;
+  shape[0] = shape[1] = side;
+  if (lensnet_tensor_alloc(&t, 2, shape, &err) != LENSNET_OK) return lens_fail_err(&err);
+  for (k = 0; k < side * side; k++) t.data[k] = (float)image[k];
+  if (lens_make_parents(path)) rc = LENS_EXIT_FAIL;
+  else if ((lens_format_of(path) == LENS_FMT_FITS ? lensnet_fits_write(path, &t, &err) : lensnet_npy_write(path, &t, &err)) != LENSNET_OK)
+    rc = lens_fail_err(&err);
   lensnet_tensor_free(&t);
-done:
+  return rc;
+}
+
+int lens_cmd_render(int argc, char **argv) {
+  render_args a;
+  lenssim_json_scene *sc;
+  lenssim_error serr;
+  const lenssim_band *band;
+  double *image = NULL;
+  size_t side, count;
+  int rc = parse_args(argc, argv, &a);
+  if (rc) return rc < 0 ? 0 : rc;
+  band = a.band >= 0 ? lenssim_band_at((size_t)a.band) : NULL;
+  if (!(sc = load_scene(&a, band))) return LENS_EXIT_FAIL;
+  side = (size_t)sc->scene.grid.num_pix;
+  count = side * side;
+  image = (double *)malloc(count * sizeof *image);
+  if (!image) rc = lens_fail("render: out of memory for a %d x %d image", sc->scene.grid.num_pix, sc->scene.grid.num_pix);
+  else if (lenssim_render(&sc->scene, image, NULL, 0, &serr) != LENSSIM_OK) rc = lens_fail("%s: %s", a.scene_path, serr.message);
+  else {
+    if (band) add_band_noise(band, sc, a.seed, image, count);
+    rc = write_image(a.out_path, image, side);
+  }
   free(image);
   lenssim_json_scene_free(sc);
   free(sc);

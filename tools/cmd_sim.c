@@ -19,39 +19,10 @@
 #include "lensviz.h"
 #include "pool.h"
 #include "cli.h"
+#include "options.h"
 
 /* objects per parallel round: up to 256, at most ~64 MB of images in memory */
 #define SIM_CHUNK_MAX 256
-
-static void sim_usage(FILE *f) {
-  int i;
-  fprintf(f,
-          "usage: lens sim --preset NAME --n N --out DIR [options]\n"
-          "\n"
-          "Simulates N labelled images (see docs/populations.md) into DIR/images.npy [N,C,H,W]\n"
-          "float32 and DIR/labels.csv.\n"
-          "presets:");
-  for (i = 0; i < LENSSIM_PRESET_COUNT; i++) fprintf(f, " %s", lenssim_preset_name((lenssim_preset)i));
-  fprintf(f,
-          "\n"
-          "  --seed S              random seed (default 1); the same seed gives the same files\n"
-          "  --threads T           worker threads (default: the CPUs online)\n"
-          "  --layout L            ou66 | ou200 | hsc | hst192 | hst150 (default: the preset's;\n"
-          "                        euclid presets: ou66, feeding `lens train --arch ou66`)\n"
-          "  --lens-fraction F     share of lenses, 0..1 (euclid presets; default 0.5)\n"
-          "  --ratio A:B           lenses to non-lenses, e.g. 1:100 (same as --lens-fraction A/(A+B))\n"
-          "  --theta-e-min X, --theta-e-max X   Einstein-radius window in arcsec\n"
-          "  --snr-min X           minimum arc S/N in the detection band (default 20)\n"
-          "  --mu-min X            minimum total source magnification (default 3)\n"
-          "  --clumpy-fraction X   share of clumpy star-forming sources (default 0.5; 0: none)\n"
-          "  --substructure-scale X  multiplies subhalo and vortex masses (deeplense; 0: none)\n"
-          "  --supersampling S     sub-pixel samples per side (default: per layout)\n"
-          "  --noise-free          no noise\n"
-          "  --fits                also write DIR/fits/NNNNNNN.fits per image\n"
-          "  --png                 also write DIR/png/NNNNNNN.png per image (asinh colour composite)\n"
-          "DIR and any missing parent folders are created. A terminal shows a progress line on\n"
-          "stderr. Exit status: 0 done, 1 failure (a file), 2 usage error.\n");
-}
 
 /* ---- labels.csv ------------------------------------------------------------------------------ */
 static const char csv_header[] =
@@ -91,233 +62,262 @@ static void sim_task(void *ctx, size_t item, size_t worker) {
                                             &c->errors[item]);
 }
 
-static int parse_double(const char *flag, const char *text, double lo, double hi, double *out) {
+/* ---- options --------------------------------------------------------------------------------- */
+typedef struct {
+  int preset, layout;      /* lenssim_preset, lenssim_layout */
+  size_t n;
+  unsigned long long seed;
+  int threads, fits, png, noise_free, supersampling;
+  const char *out_dir;
+  /* negative: not given (the preset's); 0 and more are given values */
+  double lens_fraction, theta_e_min, theta_e_max, snr_min, mu_min, clumpy_fraction, substructure_scale;
+} sim_args;
+
+static const char *preset_at(size_t i) { return i < LENSSIM_PRESET_COUNT ? lenssim_preset_name((lenssim_preset)i) : NULL; }
+static const char *layout_at(size_t i) { return i < LENSSIM_LAYOUT_COUNT ? lenssim_layout_name((lenssim_layout)i) : NULL; }
+
+static void list_presets(FILE *f) {
+  size_t i;
+  fprintf(f, "presets:");
+  for (i = 0; preset_at(i); i++) fprintf(f, " %s", preset_at(i));
+  fprintf(f, "\n");
+}
+
+/* --ratio A:B, the same as --lens-fraction A/(A+B). */
+static int parse_ratio(const lens_option *o, const char *label, const char *v, void *opts) {
+  double x, y = -1;
   char *end;
-  double d;
-  errno = 0;
-  d = strtod(text, &end);
-  if (end == text || *end || errno || !(d >= lo && d <= hi))
-    return lens_usage("sim: %s takes a number from %g to %g, got '%s'", flag, lo, hi, text);
-  *out = d;
+  (void)o;
+  x = strtod(v, &end);
+  if (end != v && *end == ':' && x >= 0) y = strtod(end + 1, &end);
+  if (y < 0 || *end || !(x + y > 0)) return lens_usage("%s takes A:B (lenses:non-lenses, e.g. 1:100), got '%s'", label, v);
+  ((sim_args *)opts)->lens_fraction = x / (x + y);
   return 0;
 }
 
-static int parse_count(const char *flag, const char *text, unsigned long long lo, unsigned long long hi,
-                       unsigned long long *out) {
-  char *end;
-  errno = 0;
-  if (!text || !*text || *text == '-') return lens_usage("sim: %s takes a whole number, got '%s'", flag, text ? text : "");
-  *out = strtoull(text, &end, 10);
-  if (*end || errno || *out < lo || *out > hi)
-    return lens_usage("sim: %s takes a whole number from %llu to %llu, got '%s'", flag, lo, hi, text);
+#define T sim_args
+static const lens_option sim_rows[] = {
+  LENS_CHOICE_AT(T, "preset", LENS_OPT_REQUIRED, preset, preset_at, 0, "NAME", "the population (see presets above)"),
+  LENS_ROW("n", LENS_OPT_SIZE, LENS_OPT_REQUIRED, T, n, 1, 1e8, 0, "N", "images to simulate"),
+  LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out_dir, NULL, "DIR", "folder for images.npy and labels.csv"),
+  LENS_SEED(T, "seed", seed, 1, "S", "random seed (default 1); the same seed gives the same files"),
+  LENS_INT(T, "threads", threads, 1, 1024, 0, "T", "worker threads (default: the CPUs online)"),
+  LENS_CHOICE_AT(T, "layout", 0, layout, layout_at, 0, "L", "ou66 | ou200 | hsc | hst192 | hst150 (default: the preset's;\n"
+                 "euclid presets: ou66, feeding `lens train --arch ou66`)"),
+  LENS_DOUBLE(T, "lens-fraction", lens_fraction, 0, 1, -1, "F", "share of lenses, 0..1 (euclid presets; default 0.5)"),
+  LENS_CUSTOM(T, "ratio", 0, lens_fraction, parse_ratio, "A:B", "lenses to non-lenses, e.g. 1:100 (same as --lens-fraction A/(A+B))"),
+  LENS_DOUBLE(T, "theta-e-min", theta_e_min, 0, 100, -1, "X", "Einstein-radius window in arcsec: its lower end"),
+  LENS_DOUBLE(T, "theta-e-max", theta_e_max, 0, 100, -1, "X", "Einstein-radius window in arcsec: its upper end"),
+  LENS_DOUBLE(T, "snr-min", snr_min, 0, 1e5, -1, "X", "minimum arc S/N in the detection band (default 20)"),
+  LENS_DOUBLE(T, "mu-min", mu_min, 0, 1e3, -1, "X", "minimum total source magnification (default 3)"),
+  LENS_DOUBLE(T, "clumpy-fraction", clumpy_fraction, 0, 1, -1, "X", "share of clumpy star-forming sources (default 0.5; 0: none)"),
+  LENS_DOUBLE(T, "substructure-scale", substructure_scale, 0, 100, -1, "X", "multiplies subhalo and vortex masses (deeplense; 0: none)"),
+  LENS_INT(T, "supersampling", supersampling, 1, 8, 0, "S", "sub-pixel samples per side (default: per layout)"),
+  LENS_FLAG(T, "noise-free", noise_free, "no noise"),
+  LENS_FLAG(T, "fits", fits, "also write DIR/fits/NNNNNNN.fits per image"),
+  LENS_FLAG(T, "png", png, "also write DIR/png/NNNNNNN.png per image (asinh colour composite)"),
+};
+#undef T
+static const lens_option_section sim_sections[] = {{NULL, sim_rows, sizeof sim_rows / sizeof sim_rows[0]}};
+static const lens_command_spec sim_spec = {
+  "sim", "usage: lens sim --preset NAME --n N --out DIR [options]\n",
+  "\nSimulates N labelled images (see docs/populations.md) into DIR/images.npy [N,C,H,W]\nfloat32 and DIR/labels.csv.\n",
+  list_presets, sim_sections, 1,
+  "DIR and any missing parent folders are created. A terminal shows a progress line on\n"
+  "stderr. Exit status: 0 done, 1 failure (a file), 2 usage error.\n"};
+
+/* A given value for a config field where 0 means the preset's default: 0 itself becomes `zero`. */
+static double given_value(double v, double zero) { return v > 0 ? v : zero; }
+
+/* The command line into a and the simulator's configuration. 0, -1 after --help, or the exit status. */
+static int parse_args(int argc, char **argv, sim_args *a, lenssim_dataset_config *cfg) {
+  int rc;
+  memset(a, 0, sizeof *a);
+  memset(cfg, 0, sizeof *cfg);
+  if ((rc = lens_options_parse(&sim_spec, argc, argv, a, NULL)) != 0) return rc;
+  if (strlen(a->out_dir) > 1000) return lens_usage("sim: --out path is too long");
+  if (lens_out_folder("--out", a->out_dir)) return LENS_EXIT_USAGE;
+  cfg->preset = (lenssim_preset)a->preset;
+  cfg->layout = (lenssim_layout)a->layout;
+  cfg->noise_free = a->noise_free;
+  cfg->supersampling = a->supersampling;
+  if (a->theta_e_min >= 0) cfg->theta_E_min = a->theta_e_min;
+  if (a->theta_e_max >= 0) cfg->theta_E_max = a->theta_e_max;
+  if (a->lens_fraction >= 0) cfg->lens_fraction = given_value(a->lens_fraction, 1e-300);
+  if (a->snr_min >= 0) cfg->snr_min = given_value(a->snr_min, 1e-300);
+  if (a->mu_min >= 0) cfg->magnification_min = given_value(a->mu_min, 1e-300);
+  if (a->clumpy_fraction >= 0) cfg->clumpy_fraction = given_value(a->clumpy_fraction, -1.0);
+  if (a->substructure_scale >= 0) cfg->substructure_scale = given_value(a->substructure_scale, -1.0);
   return 0;
+}
+
+/* ---- the run ---------------------------------------------------------------------------------- */
+typedef struct {
+  const sim_args *a;
+  lenssim_dataset *ds;
+  char npy_path[1200], csv_path[1200], csv_tmp[1210], fits_dir[1200], png_dir[1200];
+  lensviz_image preview;
+  lensnet_npy_writer npy;  /* images.npy, streamed through images.npy.tmp */
+  FILE *csv;
+  lens_pool *pool;
+  sim_chunk chunk;
+  size_t nworkers, per_image, chunk_size;
+} sim_run;
+
+/* The folders, the preview picture and the file names. */
+static int prepare_outputs(sim_run *r) {
+  const sim_args *a = r->a;
+  if (lens_make_dirs(a->out_dir)) return LENS_EXIT_FAIL;
+  snprintf(r->fits_dir, sizeof r->fits_dir, "%s/fits", a->out_dir);
+  if (a->fits && lens_make_dirs(r->fits_dir)) return LENS_EXIT_FAIL;
+  snprintf(r->png_dir, sizeof r->png_dir, "%s/png", a->out_dir);
+  if (a->png && lens_make_dirs(r->png_dir)) return LENS_EXIT_FAIL;
+  if (a->png) {
+    /* previews at least ~200 pixels across, each image pixel a block */
+    size_t side = (size_t)r->ds->num_pix, scale = side >= 200 ? 1 : (200 + side - 1) / side;
+    lensnet_error verr;
+    if (lensviz_image_alloc(&r->preview, side * scale, side * scale, &verr) != LENSNET_OK) return lens_fail_err(&verr);
+  }
+  snprintf(r->npy_path, sizeof r->npy_path, "%s/images.npy", a->out_dir);
+  snprintf(r->csv_path, sizeof r->csv_path, "%s/labels.csv", a->out_dir);
+  snprintf(r->csv_tmp, sizeof r->csv_tmp, "%s.tmp", r->csv_path);
+  return 0;
+}
+
+/* The threads and one round's buffers: up to SIM_CHUNK_MAX objects, at most ~64 MB of images. */
+static int prepare_workers(sim_run *r) {
+  sim_chunk *c = &r->chunk;
+  size_t w;
+  r->nworkers = r->a->threads ? (size_t)r->a->threads : lens_pool_default_threads();
+  r->pool = lens_pool_create(r->nworkers);
+  if (!r->pool) return lens_fail("sim: cannot start threads");
+  r->per_image = lenssim_dataset_image_floats(r->ds);
+  r->chunk_size = (size_t)(64u << 20) / (r->per_image * sizeof(float));
+  if (r->chunk_size > SIM_CHUNK_MAX) r->chunk_size = SIM_CHUNK_MAX;
+  if (r->chunk_size < 2 * r->nworkers) r->chunk_size = 2 * r->nworkers;
+  c->ds = r->ds;
+  c->per_image = r->per_image;
+  c->images = (float *)malloc(r->chunk_size * r->per_image * sizeof(float));
+  c->labels = (lenssim_label *)malloc(r->chunk_size * sizeof(lenssim_label));
+  c->results = (lenssim_result *)malloc(r->chunk_size * sizeof(lenssim_result));
+  c->errors = (lenssim_error *)malloc(r->chunk_size * sizeof(lenssim_error));
+  c->workspaces = (void **)calloc(r->nworkers, sizeof(void *));
+  if (!c->images || !c->labels || !c->results || !c->errors || !c->workspaces) return lens_fail("sim: out of memory");
+  for (w = 0; w < r->nworkers; w++)
+    if (!(c->workspaces[w] = malloc(lenssim_dataset_workspace_bytes(r->ds)))) return lens_fail("sim: out of memory");
+  return 0;
+}
+
+/* images.npy (streamed) and labels.csv (under its temporary name) with its header. */
+static int open_files(sim_run *r) {
+  lensnet_error nerr;
+  size_t shape[4];
+  shape[0] = r->a->n;
+  shape[1] = (size_t)r->ds->channels;
+  shape[2] = shape[3] = (size_t)r->ds->num_pix;
+  if (lensnet_npy_writer_begin(&r->npy, r->npy_path, 4, shape, &nerr) != LENSNET_OK) return lens_fail("sim: %s", nerr.message);
+  if (!(r->csv = fopen(r->csv_tmp, "w"))) return lens_fail("sim: cannot write in '%s': %s", r->a->out_dir, strerror(errno));
+  if (fputs(csv_header, r->csv) < 0) return lens_fail("sim: write failed in '%s'", r->a->out_dir);
+  return 0;
+}
+
+/* Object `index` (k-th of the round): its labels.csv row, and its FITS file and PNG preview if asked. */
+static int write_object(sim_run *r, size_t k, unsigned long long index) {
+  const float *image = r->chunk.images + k * r->per_image;
+  lensnet_error err;
+  char path[1300];
+  if (csv_write_row(r->csv, index, &r->chunk.labels[k])) return lens_fail("sim: %s: write failed", r->csv_tmp);
+  if (r->a->fits) {
+    lensnet_tensor t;
+    memset(&t, 0, sizeof t);
+    t.ndim = 3;
+    t.shape[0] = (size_t)r->ds->channels;
+    t.shape[1] = t.shape[2] = (size_t)r->ds->num_pix;
+    t.data = (float *)image;
+    snprintf(path, sizeof path, "%s/%07llu.fits", r->fits_dir, index);
+    if (lensnet_fits_write(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
+  }
+  if (r->a->png) {
+    /* bands run from blue to red in every preset (VIS, Y, J, H; g, r, i) */
+    lensviz_asinh_bands(image, (size_t)r->ds->channels, (size_t)r->ds->num_pix, (size_t)r->ds->num_pix, 8.0f, 0.0f, &r->preview);
+    snprintf(path, sizeof path, "%s/%07llu.png", r->png_dir, index);
+    if (lensviz_png_write(path, &r->preview, &err) != LENSNET_OK) return lens_fail_err(&err);
+  }
+  return 0;
+}
+
+/* Every object, a round at a time: simulated in parallel, written in order. */
+static int simulate(sim_run *r) {
+  lensnet_parallel par = lens_pool_parallel(r->pool);
+  lensnet_error nerr;
+  lens_progress progress;
+  unsigned long long start, n = r->a->n;
+  char label[64];
+  int rc = 0;
+  snprintf(label, sizeof label, "sim %s", lenssim_preset_name((lenssim_preset)r->a->preset));
+  lens_progress_start(&progress);
+  for (start = 0; start < n && rc == 0; start += r->chunk_size) {
+    size_t count = n - start < r->chunk_size ? (size_t)(n - start) : r->chunk_size, k;
+    r->chunk.first = start;
+    par.run(par.user, count, sim_task, &r->chunk);
+    for (k = 0; k < count && rc == 0; k++)
+      if (r->chunk.results[k] != LENSSIM_OK) rc = lens_fail("sim: object %llu: %s", start + k, r->chunk.errors[k].message);
+    if (rc == 0 && lensnet_npy_writer_append(&r->npy, r->chunk.images, count, &nerr) != LENSNET_OK) rc = lens_fail("sim: %s", nerr.message);
+    for (k = 0; k < count && rc == 0; k++) rc = write_object(r, k, start + k);
+    if (rc == 0) lens_progress_show(&progress, label, (size_t)(start + count), (size_t)n, "img", -1.0, NULL);
+  }
+  lens_progress_end(&progress);
+  return rc;
+}
+
+/* Both files complete under their own names. */
+static int finish_files(sim_run *r) {
+  lensnet_error nerr;
+  int bad = fflush(r->csv) != 0;
+  bad |= fclose(r->csv) != 0;
+  r->csv = NULL;
+  if (bad) return lens_fail("sim: cannot finish the files in '%s'", r->a->out_dir);
+  if (lensnet_npy_writer_finish(&r->npy, 0, &nerr) != LENSNET_OK) return lens_fail("sim: %s", nerr.message);
+  if (rename(r->csv_tmp, r->csv_path) != 0) return lens_fail("sim: cannot finish the files in '%s'", r->a->out_dir);
+  return 0;
+}
+
+static void free_run(sim_run *r) {
+  size_t w;
+  lensnet_npy_writer_abort(&r->npy);
+  if (r->csv) { fclose(r->csv); remove(r->csv_tmp); }
+  if (r->chunk.workspaces) for (w = 0; w < r->nworkers; w++) free(r->chunk.workspaces[w]);
+  free(r->chunk.workspaces); free(r->chunk.images); free(r->chunk.labels); free(r->chunk.results); free(r->chunk.errors);
+  lens_pool_free(r->pool);
+  lensviz_image_free(&r->preview);
+  free(r->ds);
 }
 
 int lens_cmd_sim(int argc, char **argv) {
+  sim_args a;
   lenssim_dataset_config cfg;
-  lenssim_dataset *ds = NULL;
   lenssim_error serr;
-  const char *out_dir = NULL;
-  unsigned long long n = 0, seed = 1, threads = 0, ull;
-  int i, fits = 0, png = 0, rc = 1, preset_given = 0, n_given = 0;
-  char npy_path[1200], csv_path[1200], csv_tmp[1210], fits_dir[1200], png_dir[1200];
-  lensviz_image preview = {NULL, 0, 0, 0};
-  lensnet_npy_writer npy; /* images.npy, streamed through images.npy.tmp */
-  lensnet_error nerr;
-  FILE *csv = NULL;
-  lens_pool *pool = NULL;
-  sim_chunk chunk;
-  size_t w, nworkers = 0, per_image, chunk_size = 0;
+  sim_run *r;
   double t0;
-  lens_progress progress;
-
-  memset(&cfg, 0, sizeof cfg);
-  memset(&chunk, 0, sizeof chunk);
-  memset(&npy, 0, sizeof npy);
-  for (i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    double d;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { sim_usage(stdout); return 0; }
-    if (!strcmp(a, "--fits")) { fits = 1; continue; }
-    if (!strcmp(a, "--png")) { png = 1; continue; }
-    if (!strcmp(a, "--noise-free")) { cfg.noise_free = 1; continue; }
-    if (a[0] != '-') { sim_usage(stderr); return lens_usage("sim: unexpected argument '%s'", a); }
-    if (!v) return lens_usage("sim: %s needs a value", a);
-    i++;
-    if (!strcmp(a, "--preset")) {
-      int p = lenssim_preset_from_name(v);
-      if (p < 0) { sim_usage(stderr); return lens_usage("sim: unknown preset '%s'", v); }
-      cfg.preset = (lenssim_preset)p;
-      preset_given = 1;
-    } else if (!strcmp(a, "--layout")) {
-      int l = lenssim_layout_from_name(v);
-      if (l < 0) return lens_usage("sim: unknown layout '%s' (ou66, ou200, hsc, hst192, hst150)", v);
-      cfg.layout = (lenssim_layout)l;
-    } else if (!strcmp(a, "--n")) {
-      if (parse_count(a, v, 1, 100000000ULL, &n)) return LENS_EXIT_USAGE;
-      n_given = 1;
-    } else if (!strcmp(a, "--seed")) {
-      if (parse_count(a, v, 0, ~0ULL, &seed)) return LENS_EXIT_USAGE;
-    } else if (!strcmp(a, "--threads")) {
-      if (parse_count(a, v, 1, 1024, &threads)) return LENS_EXIT_USAGE;
-    } else if (!strcmp(a, "--out")) {
-      out_dir = v;
-    } else if (!strcmp(a, "--lens-fraction")) {
-      if (parse_double(a, v, 0.0, 1.0, &d)) return LENS_EXIT_USAGE;
-      cfg.lens_fraction = d > 0 ? d : 1e-300; /* 0 would mean the default */
-    } else if (!strcmp(a, "--ratio")) {
-      double x, y;
-      char *end;
-      x = strtod(v, &end);
-      if (end == v || *end != ':' || !(x >= 0)) return lens_usage("sim: --ratio takes A:B (lenses:non-lenses), got '%s'", v);
-      y = strtod(end + 1, &end);
-      if (*end || !(y >= 0) || !(x + y > 0)) return lens_usage("sim: --ratio takes A:B (lenses:non-lenses), got '%s'", v);
-      cfg.lens_fraction = x > 0 ? x / (x + y) : 1e-300;
-    } else if (!strcmp(a, "--theta-e-min")) {
-      if (parse_double(a, v, 0.0, 100.0, &cfg.theta_E_min)) return LENS_EXIT_USAGE;
-    } else if (!strcmp(a, "--theta-e-max")) {
-      if (parse_double(a, v, 0.0, 100.0, &cfg.theta_E_max)) return LENS_EXIT_USAGE;
-    } else if (!strcmp(a, "--snr-min")) {
-      if (parse_double(a, v, 0.0, 1e5, &d)) return LENS_EXIT_USAGE;
-      cfg.snr_min = d > 0 ? d : 1e-300;
-    } else if (!strcmp(a, "--mu-min")) {
-      if (parse_double(a, v, 0.0, 1e3, &d)) return LENS_EXIT_USAGE;
-      cfg.magnification_min = d > 0 ? d : 1e-300;
-    } else if (!strcmp(a, "--clumpy-fraction")) {
-      if (parse_double(a, v, 0.0, 1.0, &d)) return LENS_EXIT_USAGE;
-      cfg.clumpy_fraction = d > 0 ? d : -1.0;
-    } else if (!strcmp(a, "--substructure-scale")) {
-      if (parse_double(a, v, 0.0, 100.0, &d)) return LENS_EXIT_USAGE;
-      cfg.substructure_scale = d > 0 ? d : -1.0;
-    } else if (!strcmp(a, "--supersampling")) {
-      if (parse_count(a, v, 1, 8, &ull)) return LENS_EXIT_USAGE;
-      cfg.supersampling = (int)ull;
-    } else {
-      sim_usage(stderr);
-      return lens_usage("sim: unknown option '%s'", a);
-    }
-  }
-  if (!preset_given || !n_given || !out_dir) {
-    sim_usage(stderr);
-    return lens_usage("sim: %s", !preset_given ? "no --preset given" : (!n_given ? "no --n given" : "no --out given"));
-  }
-  if (strlen(out_dir) > 1000) return lens_usage("sim: --out path is too long");
-  if (lens_out_folder("--out", out_dir)) return LENS_EXIT_USAGE;
-
-  ds = (lenssim_dataset *)malloc(sizeof *ds);
-  if (!ds) return lens_fail("sim: out of memory");
+  int rc = parse_args(argc, argv, &a, &cfg);
+  if (rc) return rc < 0 ? 0 : rc;
+  if (!(r = (sim_run *)calloc(1, sizeof *r)) || !(r->ds = (lenssim_dataset *)malloc(sizeof *r->ds))) { free(r); return lens_fail("sim: out of memory"); }
+  r->a = &a;
   /* the simulator refuses only inconsistent options (a window, a fraction) */
-  if (lenssim_dataset_init(ds, &cfg, (uint64_t)seed, &serr) != LENSSIM_OK) { rc = lens_usage("sim: %s", serr.message); goto done; }
-  if (lens_make_dirs(out_dir)) goto done;
-  snprintf(fits_dir, sizeof fits_dir, "%s/fits", out_dir);
-  if (fits && lens_make_dirs(fits_dir)) goto done;
-  snprintf(png_dir, sizeof png_dir, "%s/png", out_dir);
-  if (png && lens_make_dirs(png_dir)) goto done;
-  if (png) {
-    /* previews at least ~200 pixels across, each image pixel a block */
-    size_t scale = ds->num_pix >= 200 ? 1 : (200 + (size_t)ds->num_pix - 1) / (size_t)ds->num_pix;
-    lensnet_error verr;
-    if (lensviz_image_alloc(&preview, (size_t)ds->num_pix * scale, (size_t)ds->num_pix * scale, &verr) != LENSNET_OK) { lens_fail_err(&verr); goto done; }
-  }
-  snprintf(npy_path, sizeof npy_path, "%s/images.npy", out_dir);
-  snprintf(csv_path, sizeof csv_path, "%s/labels.csv", out_dir);
-  snprintf(csv_tmp, sizeof csv_tmp, "%s.tmp", csv_path);
-
-  nworkers = threads ? (size_t)threads : lens_pool_default_threads();
-  pool = lens_pool_create(nworkers);
-  if (!pool) { lens_fail("sim: cannot start threads"); goto done; }
-  per_image = lenssim_dataset_image_floats(ds);
-  chunk_size = (size_t)(64u << 20) / (per_image * sizeof(float));
-  if (chunk_size > SIM_CHUNK_MAX) chunk_size = SIM_CHUNK_MAX;
-  if (chunk_size < 2 * nworkers) chunk_size = 2 * nworkers;
-  chunk.ds = ds;
-  chunk.per_image = per_image;
-  chunk.images = (float *)malloc(chunk_size * per_image * sizeof(float));
-  chunk.labels = (lenssim_label *)malloc(chunk_size * sizeof(lenssim_label));
-  chunk.results = (lenssim_result *)malloc(chunk_size * sizeof(lenssim_result));
-  chunk.errors = (lenssim_error *)malloc(chunk_size * sizeof(lenssim_error));
-  chunk.workspaces = (void **)calloc(nworkers, sizeof(void *));
-  if (!chunk.images || !chunk.labels || !chunk.results || !chunk.errors || !chunk.workspaces) { lens_fail("sim: out of memory"); goto done; }
-  for (w = 0; w < nworkers; w++)
-    if (!(chunk.workspaces[w] = malloc(lenssim_dataset_workspace_bytes(ds)))) { lens_fail("sim: out of memory"); goto done; }
-
-  {
-    size_t shape[4];
-    shape[0] = (size_t)n;
-    shape[1] = (size_t)ds->channels;
-    shape[2] = shape[3] = (size_t)ds->num_pix;
-    if (lensnet_npy_writer_begin(&npy, npy_path, 4, shape, &nerr) != LENSNET_OK) { lens_fail("sim: %s", nerr.message); goto done; }
-  }
-  csv = fopen(csv_tmp, "w");
-  if (!csv) { lens_fail("sim: cannot write in '%s': %s", out_dir, strerror(errno)); goto done; }
-  if (fputs(csv_header, csv) < 0) {
-    lens_fail("sim: write failed in '%s'", out_dir);
-    goto done;
-  }
+  if (lenssim_dataset_init(r->ds, &cfg, (uint64_t)a.seed, &serr) != LENSSIM_OK) rc = lens_usage("sim: %s", serr.message);
+  if (rc == 0) rc = prepare_outputs(r);
+  if (rc == 0) rc = prepare_workers(r);
+  if (rc == 0) rc = open_files(r);
   t0 = lens_seconds();
-  lens_progress_start(&progress);
-  {
-    lensnet_parallel par = lens_pool_parallel(pool);
-    unsigned long long start;
-    for (start = 0; start < n; start += chunk_size) {
-      size_t count = n - start < chunk_size ? (size_t)(n - start) : chunk_size, k;
-      chunk.first = start;
-      par.run(par.user, count, sim_task, &chunk);
-      for (k = 0; k < count; k++)
-        if (chunk.results[k] != LENSSIM_OK) { lens_fail("sim: object %llu: %s", start + k, chunk.errors[k].message); goto done; }
-      if (lensnet_npy_writer_append(&npy, chunk.images, count, &nerr) != LENSNET_OK) { lens_fail("sim: %s", nerr.message); goto done; }
-      for (k = 0; k < count; k++) {
-        if (csv_write_row(csv, start + k, &chunk.labels[k])) { lens_fail("sim: %s: write failed", csv_tmp); goto done; }
-        if (fits) {
-          lensnet_tensor t;
-          char path[1300];
-          memset(&t, 0, sizeof t);
-          t.ndim = 3;
-          t.shape[0] = (size_t)ds->channels;
-          t.shape[1] = t.shape[2] = (size_t)ds->num_pix;
-          t.data = chunk.images + k * per_image;
-          snprintf(path, sizeof path, "%s/%07llu.fits", fits_dir, start + k);
-          if (lensnet_fits_write(path, &t, &nerr) != LENSNET_OK) { lens_fail_err(&nerr); goto done; }
-        }
-        if (png) {
-          lensnet_error verr;
-          char path[1300];
-          /* bands run from blue to red in every preset (VIS, Y, J, H; g, r, i) */
-          lensviz_asinh_bands(chunk.images + k * per_image, (size_t)ds->channels, (size_t)ds->num_pix, (size_t)ds->num_pix, 8.0f, 0.0f, &preview);
-          snprintf(path, sizeof path, "%s/%07llu.png", png_dir, start + k);
-          if (lensviz_png_write(path, &preview, &verr) != LENSNET_OK) { lens_fail_err(&verr); goto done; }
-        }
-      }
-      {
-        char label[64];
-        snprintf(label, sizeof label, "sim %s", lenssim_preset_name(cfg.preset));
-        lens_progress_show(&progress, label, (size_t)(start + count), (size_t)n, "img", -1.0, NULL);
-      }
-    }
-  }
-  lens_progress_end(&progress);
-  {
-    int bad = fflush(csv) != 0;
-    bad |= fclose(csv) != 0;
-    csv = NULL;
-    if (bad) { lens_fail("sim: cannot finish the files in '%s'", out_dir); goto done; }
-    if (lensnet_npy_writer_finish(&npy, 0, &nerr) != LENSNET_OK) { lens_fail("sim: %s", nerr.message); goto done; }
-    if (rename(csv_tmp, csv_path) != 0) { lens_fail("sim: cannot finish the files in '%s'", out_dir); goto done; }
-  }
-  {
+  if (rc == 0) rc = simulate(r);
+  if (rc == 0) rc = finish_files(r);
+  if (rc == 0) {
     double el = lens_seconds() - t0;
-    fprintf(stderr, "sim: %llu images [%d, %d, %d] of %s in %.1f s (%.0f img/s, %lu threads) -> %s\n", n, ds->channels,
-            ds->num_pix, ds->num_pix, lenssim_preset_name(cfg.preset), el, el > 0 ? (double)n / el : 0.0,
-            (unsigned long)nworkers, out_dir);
+    fprintf(stderr, "sim: %lu images [%d, %d, %d] of %s in %.1f s (%.0f img/s, %lu threads) -> %s\n", (unsigned long)a.n, r->ds->channels,
+            r->ds->num_pix, r->ds->num_pix, lenssim_preset_name(cfg.preset), el, el > 0 ? (double)a.n / el : 0.0,
+            (unsigned long)r->nworkers, a.out_dir);
   }
-  rc = 0;
-done:
-  lensnet_npy_writer_abort(&npy);
-  if (csv) { fclose(csv); remove(csv_tmp); }
-  if (chunk.workspaces) for (w = 0; w < nworkers; w++) free(chunk.workspaces[w]);
-  free(chunk.workspaces); free(chunk.images); free(chunk.labels); free(chunk.results); free(chunk.errors);
-  lens_pool_free(pool);
-  lensviz_image_free(&preview);
-  free(ds);
+  free_run(r);
+  free(r);
   return rc;
 }

@@ -15,140 +15,110 @@
 #include "lens_cmds.h"
 #include "pool.h"
 #include "cli.h"
+#include "options.h"
 
 typedef struct {
   const char *resume, *data, *labels, *out, *arch, *arch_file, *init, *classes;
   int bands, threads, interrupt_after;
+  lensnet_fit_desc fit;      /* the training settings */
 } train_args;
 
-typedef enum { ARG_TEXT, ARG_INT, ARG_PREPROCESS } arg_kind;
-typedef struct {
-  const char *name;          /* --name with '-' for '_'; train.name in checkpoints when saved */
-  arg_kind kind;
-  double lo, hi;             /* ARG_INT: the accepted range */
-  size_t offset;             /* of the field in train_args */
-  int saved;                 /* written to and read back from checkpoints */
-  const char *value, *help;  /* help: NULL hides the option */
-} train_option;
-
-#define ARG(field) offsetof(train_args, field)
-static const train_option tool_options[] = {
-  {"data", ARG_TEXT, 0, 0, ARG(data), 1, "images.npy", "images [N,C,H,W]"},
-  {"labels", ARG_TEXT, 0, 0, ARG(labels), 1, "labels.csv", "a header row and one row per image; the class comes from the column\n"
-   "                        named label, class or is_lens (or the only column)"},
-  {"out", ARG_TEXT, 0, 0, ARG(out), 0, "DIR", "folder for the checkpoint, the best weights and history.csv (created)"},
-  {"resume", ARG_TEXT, 0, 0, ARG(resume), 0, "DIR", "continue the run in DIR: every option comes from its checkpoint;\n"
-   "                        --epochs may extend it, --threads may change"},
-  {"arch", ARG_TEXT, 0, 0, ARG(arch), 1, "A", "ou66 | ou200 | a file of architecture text (default ou66)"},
-  {"arch_file", ARG_TEXT, 0, 0, ARG(arch_file), 1, NULL, NULL},
-  {"bands", ARG_INT, 0, 1024, ARG(bands), 1, "B", "input bands of a built-in architecture (default 0: from the data)"},
-  {"init", ARG_TEXT, 0, 0, ARG(init), 1, "W.safetensors", "start from these weights (fine-tuning)"},
-  {"classes", ARG_TEXT, 0, 0, ARG(classes), 1, "NAMES", "class names for the metadata (default non-lens,lens)"},
-  {"preprocess", ARG_PREPROCESS, 0, 0, 0, 0, "P", "minmax | none (default): the same as --minmax or not"},
-  {"threads", ARG_INT, 1, 256, ARG(threads), 0, "T", "worker threads (default: all CPUs); results do not depend on T"},
-  {"interrupt_after", ARG_INT, 0, 1e9, ARG(interrupt_after), 0, NULL, NULL}, /* tests of --resume: stop after epoch N */
+#define T train_args
+static const lens_option tool_rows[] = {
+  LENS_TEXT(T, "data", LENS_OPT_SAVED, data, "", "images.npy", "images [N,C,H,W]"),
+  LENS_TEXT(T, "labels", LENS_OPT_SAVED, labels, "", "labels.csv", "a header row and one row per image; the class comes from the column\n"
+            "named label, class or is_lens (or the only column)"),
+  LENS_TEXT(T, "out", 0, out, NULL, "DIR", "folder for the checkpoint, the best weights and history.csv (created)"),
+  LENS_TEXT(T, "resume", 0, resume, NULL, "DIR", "continue the run in DIR: every option comes from its checkpoint;\n"
+            "--epochs may extend it, --threads may change"),
+  LENS_TEXT(T, "arch", LENS_OPT_SAVED, arch, "ou66", "A", "ou66 | ou200 | a file of architecture text (default ou66)"),
+  LENS_TEXT(T, "arch_file", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, arch_file, "", NULL, NULL),
+  LENS_ROW("bands", LENS_OPT_INT, LENS_OPT_SAVED, T, bands, 0, 1024, 0, "B", "input bands of a built-in architecture (default 0: from the data)"),
+  LENS_TEXT(T, "init", LENS_OPT_SAVED, init, "", "W.safetensors", "start from these weights (fine-tuning)"),
+  LENS_TEXT(T, "classes", LENS_OPT_SAVED, classes, "non-lens,lens", "NAMES", "class names for the metadata (default non-lens,lens)"),
+  LENS_CHOICE(T, "preprocess", 0, fit.minmax, lens_preprocess_choices, 0, "P", "minmax | none (default): the same as --minmax or not"),
+  LENS_INT(T, "threads", threads, 1, 256, 0, "T", "worker threads (default: all CPUs); results do not depend on T"),
+  LENS_INT(T, "interrupt_after", interrupt_after, 0, 1e9, -1, NULL, NULL), /* tests of --resume: stop after epoch N */
 };
-#define TOOL_OPTIONS (sizeof tool_options / sizeof tool_options[0])
+#undef T
+#define TOOL_ROWS (sizeof tool_rows / sizeof tool_rows[0])
 
 /* Training settings whose lens train default differs from lensnet_fit's. */
 static const struct { const char *name, *value; } tool_defaults[] = {{"seed", "1"}};
 
-/* "--val-fraction" matches "val_fraction". */
-static int option_is(const char *flag, const char *name) {
-  size_t k;
-  for (k = 0; name[k] && (flag[k] == name[k] || (flag[k] == '-' && name[k] == '_')); k++) {}
-  return !name[k] && !flag[k];
+/* A training setting: lensnet_fit_setting_parse checks it against lensnet's table. */
+static int parse_fit_setting(const lens_option *o, const char *label, const char *text, void *opts) {
+  lensnet_error err;
+  if (lensnet_fit_setting_parse(&((train_args *)opts)->fit, (const lensnet_fit_setting *)o->data, text, &err) == LENSNET_OK) return 0;
+  return lens_usage("%s: %s", label, err.message);
 }
 
-static void print_option(FILE *f, const char *name, const char *value, const char *help) {
-  char left[64];
-  size_t k;
-  snprintf(left, sizeof left, "--%s%s%s", name, value ? " " : "", value ? value : "");
-  for (k = 0; left[k]; k++) if (left[k] == '_') left[k] = '-';
-  fprintf(f, "  %-21s %s\n", left, help);
-}
-
-static void train_usage(FILE *f) {
+/* The options: the tool's rows, then one row per training setting of lensnet_fit_settings(). */
+static const lens_command_spec *train_spec(void) {
+  static lens_option fit_rows[LENS_OPTIONS_MAX];
+  static char fit_help[LENS_OPTIONS_MAX][256];
+  static lens_option_section sections[2];
+  static lens_command_spec spec;
   size_t i, n, k;
   const lensnet_fit_setting *s = lensnet_fit_settings(&n);
-  fprintf(f, "usage: lens train --data images.npy --labels labels.csv --out DIR [options]\n"
-             "       lens train --resume DIR [--epochs E] [--threads T]\n");
-  for (i = 0; i < TOOL_OPTIONS; i++)
-    if (tool_options[i].help) print_option(f, tool_options[i].name, tool_options[i].value, tool_options[i].help);
-  fprintf(f, "training settings (saved in the checkpoint as train.NAME):\n");
-  for (i = 0; i < n; i++) {
-    char help[256];
-    snprintf(help, sizeof help, "%s", s[i].help);
+  if (spec.name) return &spec;
+  for (i = 0; i < n && i + TOOL_ROWS < LENS_OPTIONS_MAX; i++) {
+    lens_option *o = &fit_rows[i];
+    memset(o, 0, sizeof *o);
+    snprintf(fit_help[i], sizeof fit_help[i], "%s", s[i].help);
     for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
-      if (!strcmp(s[i].name, tool_defaults[k].name)) snprintf(help, sizeof help, "%s; lens train's default %s", s[i].help, tool_defaults[k].value);
-    print_option(f, s[i].name, s[i].type == LENSNET_SETTING_FLAG ? NULL : s[i].type == LENSNET_SETTING_TEXT ? "TEXT" : "N", help);
+      if (!strcmp(s[i].name, tool_defaults[k].name))
+        snprintf(fit_help[i], sizeof fit_help[i], "%s; lens train's default %s", s[i].help, tool_defaults[k].value);
+    o->name = s[i].name;
+    o->type = LENS_OPT_CUSTOM;
+    o->flags = s[i].type == LENSNET_SETTING_FLAG ? LENS_OPT_NO_VALUE : 0;
+    o->offset = offsetof(train_args, fit) + s[i].offset;
+    o->lo = s[i].lo;
+    o->hi = s[i].hi;
+    o->parse = parse_fit_setting;
+    o->data = &s[i];
+    o->metavar = s[i].type == LENSNET_SETTING_FLAG ? NULL : s[i].type == LENSNET_SETTING_TEXT ? "TEXT" : "N";
+    o->help = fit_help[i];
   }
-  fprintf(f, "DIR and any missing parent folders are created. A terminal shows a progress line on stderr.\n"
-             "Exit status: 0 done, 1 failure (a file, a NaN loss), 2 usage error.\n");
+  sections[0].rows = tool_rows;
+  sections[0].count = TOOL_ROWS;
+  sections[1].heading = "training settings (saved in the checkpoint as train.NAME):";
+  sections[1].rows = fit_rows;
+  sections[1].count = i;
+  spec.usage = "usage: lens train --data images.npy --labels labels.csv --out DIR [options]\n"
+               "       lens train --resume DIR [--epochs E] [--threads T]\n";
+  spec.sections = sections;
+  spec.section_count = 2;
+  spec.epilog = "DIR and any missing parent folders are created. A terminal shows a progress line on stderr.\n"
+                "Exit status: 0 done, 1 failure (a file, a NaN loss), 2 usage error.\n";
+  spec.name = "train";
+  return &spec;
 }
 
-/* One value of a tool option into args; `where` names its source in messages. 0, or the exit status. */
-static int set_tool_option(train_args *a, lensnet_fit_desc *d, const train_option *o, const char *v, const char *where) {
-  char *field = (char *)a + o->offset, *end;
-  double x;
-  if (o->kind == ARG_PREPROCESS) return lens_preprocess_parse(v, &d->minmax) ? LENS_EXIT_USAGE : 0;
-  if (o->kind == ARG_TEXT) { *(const char **)(void *)field = v; return 0; }
-  x = strtod(v, &end);
-  if (end == v || *end || !(x >= o->lo && x <= o->hi) || x != floor(x))
-    return lens_usage("%s%s takes a whole number from %g to %g, got '%s'", where, o->name, o->lo, o->hi, v);
-  *(int *)(void *)field = (int)x;
-  return 0;
-}
-
-/* One command-line option at argv[*i] (its value after it). 0, or the exit status. */
-static int parse_one(int argc, char **argv, int *i, train_args *a, lensnet_fit_desc *d) {
-  const char *arg = argv[*i], *v = *i + 1 < argc ? argv[*i + 1] : NULL;
-  const lensnet_fit_setting *s = lensnet_fit_setting_find(arg + 2);
-  const train_option *o = NULL;
+/* The command line into args (lens train's own defaults first). 0, -1 after --help, or the exit status. */
+static int parse_args(int argc, char **argv, train_args *a) {
   lensnet_error err;
   size_t k;
-  for (k = 0; !s && k < TOOL_OPTIONS; k++)
-    if (option_is(arg + 2, tool_options[k].name)) o = &tool_options[k];
-  if (!s && !o) return lens_usage("unknown option '%s' (see lens train --help)", arg);
-  if (s && s->type == LENSNET_SETTING_FLAG) v = "1";
-  else if (!v) return lens_usage("%s needs a value", arg);
-  else (*i)++;
-  if (o) return set_tool_option(a, d, o, v, "--");
-  return lensnet_fit_setting_parse(d, s, v, &err) == LENSNET_OK ? 0 : lens_usage("%s: %s", arg, err.message);
-}
-
-/* The command line into args and desc. 0, -1 after --help, or the exit status. */
-static int parse_args(int argc, char **argv, train_args *a, lensnet_fit_desc *d) {
-  lensnet_error err;
-  size_t k;
-  int i, rc;
   memset(a, 0, sizeof *a);
-  memset(d, 0, sizeof *d);
-  a->arch = "ou66"; a->arch_file = ""; a->data = a->labels = a->init = ""; a->classes = "non-lens,lens"; a->interrupt_after = -1;
   for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
-    lensnet_fit_setting_parse(d, lensnet_fit_setting_find(tool_defaults[k].name), tool_defaults[k].value, &err);
-  for (i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { train_usage(stdout); return -1; }
-    if (strncmp(argv[i], "--", 2)) return lens_usage("unexpected argument '%s' (see lens train --help)", argv[i]);
-    if ((rc = parse_one(argc, argv, &i, a, d)) != 0) return rc;
-  }
-  return 0;
+    lensnet_fit_setting_parse(&a->fit, lensnet_fit_setting_find(tool_defaults[k].name), tool_defaults[k].value, &err);
+  return lens_options_parse(train_spec(), argc, argv, a, NULL);
 }
 
 /* The saved tool options back from a checkpoint (the training settings are lensnet_fit_resume's). */
-static int load_saved_options(const lensnet_safetensors *st, train_args *a, lensnet_fit_desc *d) {
+static int load_saved_options(const lensnet_safetensors *st, train_args *a) {
   size_t k;
-  for (k = 0; k < TOOL_OPTIONS; k++) {
-    const train_option *o = &tool_options[k];
+  for (k = 0; k < TOOL_ROWS; k++) {
+    const lens_option *o = &tool_rows[k];
     char key[64];
     const char *v;
-    if (!o->saved) continue;
+    if (!(o->flags & LENS_OPT_SAVED)) continue;
     snprintf(key, sizeof key, "train.%s", o->name);
     if (!(v = lensnet_safetensors_meta(st, key))) {
-      if (!strcmp(o->name, "arch_file")) continue; /* optional */
+      if (o->flags & LENS_OPT_SAVED_OPTIONAL) continue;
       return lens_fail("checkpoint lacks %s", key);
     }
-    if (set_tool_option(a, d, o, v, "checkpoint: train.")) return LENS_EXIT_FAIL;
+    if (lens_option_set(o, a, v, "checkpoint: train.")) return LENS_EXIT_FAIL;
   }
   return 0;
 }
@@ -157,14 +127,12 @@ static int load_saved_options(const lensnet_safetensors *st, train_args *a, lens
 static int save_tool_options(lensnet_model *m, const train_args *a) {
   size_t k;
   int bad = lensnet_model_set_meta(m, "classes", a->classes) != LENSNET_OK;
-  for (k = 0; k < TOOL_OPTIONS; k++) {
-    const train_option *o = &tool_options[k];
-    const char *field = (const char *)a + o->offset;
-    char key[64], num[32];
-    if (!o->saved) continue;
-    snprintf(key, sizeof key, "train.%s", o->name);
-    snprintf(num, sizeof num, "%d", o->kind == ARG_INT ? *(const int *)(const void *)field : 0);
-    bad |= lensnet_model_set_meta(m, key, o->kind == ARG_INT ? num : *(const char *const *)(const void *)field) != LENSNET_OK;
+  for (k = 0; k < TOOL_ROWS; k++) {
+    char key[64], value[4096];
+    if (!(tool_rows[k].flags & LENS_OPT_SAVED)) continue;
+    snprintf(key, sizeof key, "train.%s", tool_rows[k].name);
+    lens_option_format(&tool_rows[k], a, value, sizeof value);
+    bad |= lensnet_model_set_meta(m, key, value) != LENSNET_OK;
   }
   return bad ? lens_fail("out of memory") : 0;
 }
@@ -327,7 +295,7 @@ static int resume_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images
   const char *ep, *dir = a->resume;
   snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
   if (lensnet_safetensors_read(path, &st, &err) != LENSNET_OK) return lens_fail_err(&err);
-  rc = load_saved_options(&st, a, d);
+  rc = load_saved_options(&st, a);
   ep = lensnet_safetensors_meta(&st, "train.epoch");
   epoch = ep ? atoi(ep) : 0;
   if (!d->epochs) d->epochs = lensnet_safetensors_meta(&st, "train.epochs") ? atoi(lensnet_safetensors_meta(&st, "train.epochs")) : 0;
@@ -349,7 +317,7 @@ static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images,
   lensnet_model *m = NULL;
   int rc, classes = class_count(a->classes);
   if (!a->data[0] || !a->labels[0] || !a->out || !a->out[0]) {
-    train_usage(stderr);
+    lens_options_help(train_spec(), stderr);
     return lens_usage("--data, --labels and --out are required (or --resume DIR)");
   }
   if (lens_out_folder("--out", a->out)) return LENS_EXIT_USAGE;
@@ -371,24 +339,23 @@ static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images,
 
 int lens_cmd_train(int argc, char **argv) {
   train_args a;
-  lensnet_fit_desc d;
   lensnet_tensor images;
   lensnet_parallel par;
   train_progress tp;
   lens_pool *pool;
   float *labels = NULL;
-  int rc = parse_args(argc, argv, &a, &d);
+  int rc = parse_args(argc, argv, &a);
   if (rc) return rc < 0 ? 0 : rc;
   memset(&images, 0, sizeof images);
   memset(&tp, 0, sizeof tp);
   tp.interrupt_after = a.interrupt_after;
   pool = lens_pool_create(a.threads ? (size_t)a.threads : lens_pool_default_threads());
   par = lens_pool_parallel(pool);
-  d.parallel = &par;
-  d.progress = on_progress;
-  d.progress_user = &tp;
-  d.seconds = wall_seconds;
-  rc = a.resume ? resume_run(&a, &d, &images, &labels) : fresh_run(&a, &d, &images, &labels);
+  a.fit.parallel = &par;
+  a.fit.progress = on_progress;
+  a.fit.progress_user = &tp;
+  a.fit.seconds = wall_seconds;
+  rc = a.resume ? resume_run(&a, &a.fit, &images, &labels) : fresh_run(&a, &a.fit, &images, &labels);
   free(labels);
   lensnet_tensor_free(&images);
   lens_pool_free(pool);
