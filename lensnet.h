@@ -60,7 +60,8 @@
  *               temporary file and rename it, so a reader never sees half a file.
  *   Cutouts     lensnet_resize_bilinear (PyTorch's bilinear, align_corners=False),
  *               lensnet_minmax_normalize (the paper's per-band min-max scaling).
- *   Recipes     lensnet_cutout_prepare (bands, size, min-max, NaN count), lensnet_model_class_index
+ *   Recipes     lensnet_cutout_prepare (bands, size, min-max, NaN count), lensnet_model_preprocess
+ *               (the scaling a model's metadata asks for), lensnet_model_class_index
  *               and lensnet_lens_probability, the streaming atomic lensnet_npy_writer, and
  *               lensnet_csv_label_column; the section "Recipes" below the declarations says more.
  *   Architecture text  one layer per line (or separated by ';'), options as key=value, '#'
@@ -801,6 +802,11 @@ typedef struct {
 LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
                                                   size_t bands, size_t h, size_t w, float *out,
                                                   lensnet_cutout_report *report, lensnet_error *err);
+/* How the model wants its inputs scaled, from its metadata: "preprocess" (minmax or none), or for
+ * older files "train.minmax" = 1; nothing stated means none. *minmax gets 1 or 0; *key (may be
+ * NULL) names the metadata key that said so, or NULL when none did. An unknown "preprocess"
+ * value is LENSNET_ERR_FORMAT naming it. */
+LENSNET_API lensnet_result lensnet_model_preprocess(const lensnet_model *m, int *minmax, const char **key, lensnet_error *err);
 /* Parses a band list "0,2,3" (numbers 0..4096, at most cap of them) into channels[*count]. */
 LENSNET_API lensnet_result lensnet_channels_parse(const char *text, size_t *channels, size_t cap, size_t *count,
                                                   lensnet_error *err);
@@ -6465,6 +6471,22 @@ LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const 
         out[k] = 0.0f;
       }
   if (report) *report = rep;
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_model_preprocess(const lensnet_model *m, int *minmax, const char **key, lensnet_error *err) {
+  const char *v = lensnet_model_meta(m, "preprocess"), *legacy = lensnet_model_meta(m, "train.minmax");
+  *minmax = 0;
+  if (key) *key = NULL;
+  if (v) {
+    if (strcmp(v, "none") && strcmp(v, "minmax"))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "the model asks for preprocess=%.64s, which is neither minmax nor none", v);
+    *minmax = !strcmp(v, "minmax");
+    if (key) *key = "preprocess";
+  } else if (legacy && atof(legacy) == 1.0) {
+    *minmax = 1;
+    if (key) *key = "train.minmax";
+  }
   return LENSNET_OK;
 }
 

@@ -16,7 +16,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/stat.h>
 
 #define SIDE 200 /* pixels of each picture in the panel */
@@ -33,7 +32,6 @@ int main(int argc, char **argv) {
   lensviz_image pics[2], panel = {0};
   lensviz_panel panels[2];
   size_t lens_class, rows, cols, k, top = 0, w, h;
-  const char *preprocess;
   float *input, *map, lo, hi;
   double p_lens;
   char title[160], path[1024];
@@ -41,12 +39,11 @@ int main(int argc, char **argv) {
   /* 1. The finder and the cutout, prepared as the metadata says (see find_lenses.c). */
   if (lensnet_model_load(model_path, &model, &err) != LENSNET_OK ||
       lensnet_model_class_index(model, "lens", &lens_class, &err) != LENSNET_OK ||
+      lensnet_model_preprocess(model, &prep.minmax, NULL, &err) != LENSNET_OK ||
       lensnet_fits_read(cutout_path, -1, &cutout, &err) != LENSNET_OK) {
     fprintf(stderr, "explain_prediction: %s\n", err.message);
     return 1;
   }
-  preprocess = lensnet_model_meta(model, "preprocess");
-  prep.minmax = preprocess && !strcmp(preprocess, "minmax");
   prep.size = LENSNET_SIZE_RESIZE;
   input = malloc(model->in_c * model->in_h * model->in_w * sizeof *input);
   if (!input) { fprintf(stderr, "explain_prediction: out of memory\n"); return 1; }

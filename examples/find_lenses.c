@@ -7,13 +7,13 @@
  * architecture, the class names ("non-lens,lens") and how inputs were scaled ("preprocess":
  * minmax for the finders of Wilde et al. 2022). So the program asks the model instead of
  * assuming: lensnet_cutout_prepare fits any cutout to the model's input (bands, bilinear
- * resize, min-max scaling as the metadata says), lensnet_model_class_index finds the output
+ * resize, min-max scaling as lensnet_model_preprocess reads it from the metadata),
+ * lensnet_model_class_index finds the output
  * called "lens", and lensnet_lens_probability turns the outputs into its probability. */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 static const char *default_cutouts[] = {"samples/vis/0000000_VIS.fits", "samples/vis/0000001_VIS.fits",
                                         "samples/vis/0000002_VIS.fits", "samples/vis/0000003_VIS.fits"};
@@ -22,25 +22,20 @@ int main(int argc, char **argv) {
   const char *model_path = argc > 1 ? argv[1] : "weights/OU_VIS.safetensors";
   const char **cutouts = argc > 2 ? (const char **)argv + 2 : default_cutouts;
   int i, count = argc > 2 ? argc - 2 : 4, failures = 0;
-  const char *preprocess;
   lensnet_model *model;
   lensnet_cutout_desc prep = {0}; /* zero means default: bands 0..in_c-1, exact size, no scaling */
   lensnet_error err;
   size_t lens_class;
   float *input, *outputs;
 
+  /* How the finder was trained to see its inputs (its metadata "preprocess": each band scaled to
+   * [0, 1], or as they are) goes straight into the cutout recipe. */
   if (lensnet_model_load(model_path, &model, &err) != LENSNET_OK ||
-      lensnet_model_class_index(model, "lens", &lens_class, &err) != LENSNET_OK) {
-    fprintf(stderr, "find_lenses: %s\n", err.message);
+      lensnet_model_class_index(model, "lens", &lens_class, &err) != LENSNET_OK ||
+      lensnet_model_preprocess(model, &prep.minmax, NULL, &err) != LENSNET_OK) {
+    fprintf(stderr, "find_lenses: %s: %s\n", model_path, err.message);
     return 1;
   }
-  /* How the finder was trained to see its inputs: "minmax" (each band scaled to [0, 1]) or "none". */
-  preprocess = lensnet_model_meta(model, "preprocess");
-  if (preprocess && strcmp(preprocess, "minmax") && strcmp(preprocess, "none")) {
-    fprintf(stderr, "find_lenses: %s asks for preprocess '%s', which this program does not know\n", model_path, preprocess);
-    return 1;
-  }
-  prep.minmax = preprocess && !strcmp(preprocess, "minmax");
   prep.size = LENSNET_SIZE_RESIZE; /* cutouts of another size are resampled bilinearly */
 
   /* One model input [in_c, in_h, in_w] and one output vector, reused for every cutout. */

@@ -180,6 +180,36 @@ static void test_label_columns(void) {
   CHECK(lensnet_csv_column("input,p_lens", "score", &c, &err) == LENSNET_ERR_ARG, "a missing column: %s", err.message);
 }
 
+/* The scaling a model's metadata asks for: preprocess=minmax|none, else the older train.minmax=1. */
+static void test_model_preprocess(void) {
+  static const struct { const char *preprocess, *legacy; lensnet_result result; int minmax; const char *key; } cases[] = {
+    {NULL, NULL, LENSNET_OK, 0, NULL},
+    {"minmax", NULL, LENSNET_OK, 1, "preprocess"},
+    {"none", "1", LENSNET_OK, 0, "preprocess"},     /* preprocess wins over the older key */
+    {NULL, "1", LENSNET_OK, 1, "train.minmax"},
+    {NULL, "0", LENSNET_OK, 0, NULL},
+    {"zscore", NULL, LENSNET_ERR_FORMAT, 0, NULL},
+  };
+  size_t i;
+  for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    lensnet_model *m = tiny_model(1, 4, 2, NULL);
+    lensnet_error err;
+    const char *key = "unset";
+    int minmax = -1;
+    lensnet_result r;
+    if (!m) return;
+    if (cases[i].preprocess) lensnet_model_set_meta(m, "preprocess", cases[i].preprocess);
+    if (cases[i].legacy) lensnet_model_set_meta(m, "train.minmax", cases[i].legacy);
+    r = lensnet_model_preprocess(m, &minmax, &key, &err);
+    CHECK(r == cases[i].result, "case %lu: result %d", (unsigned long)i, (int)r);
+    CHECK(minmax == cases[i].minmax, "case %lu: minmax %d, expected %d", (unsigned long)i, minmax, cases[i].minmax);
+    CHECK(r != LENSNET_OK || (key == NULL) == (cases[i].key == NULL), "case %lu: key %s", (unsigned long)i, key ? key : "none");
+    CHECK(r != LENSNET_OK || !key || !strcmp(key, cases[i].key), "case %lu: key %s, expected %s", (unsigned long)i, key, cases[i].key);
+    CHECK(r == LENSNET_OK || strstr(err.message, "zscore"), "case %lu: the message names the value: %s", (unsigned long)i, err.message);
+    lensnet_model_free(m);
+  }
+}
+
 int main(void) {
   TEST("cutouts: band selection, exact size, resize, crop") test_cutout_selection_and_fit();
   TEST("cutouts: min-max and non-finite pixels") test_cutout_minmax_and_nonfinite();
@@ -187,6 +217,7 @@ int main(void) {
   TEST("channel lists: 0,2,3 and what is refused") test_channels_parse();
   TEST("class lookup from the 'classes' metadata, with the last output as fallback") test_classes();
   TEST("p(lens): a stable softmax") test_lens_probability();
+  TEST("the scaling a model's metadata asks for") test_model_preprocess();
   TEST("label column of labels.csv: label, class, is_lens") test_label_columns();
   return check_summary();
 }

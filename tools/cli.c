@@ -173,22 +173,18 @@ int lens_cutout_check(const lens_cutout_options *o) {
 }
 
 int lens_preprocess_resolve(const lensnet_model *m, int flag) {
-  const char *v = lensnet_model_meta(m, "preprocess"), *legacy = lensnet_model_meta(m, "train.minmax");
+  lensnet_error err;
+  const char *key;
+  int minmax;
   if (flag != LENS_PREPROCESS_UNSET) return flag;
-  if (v) {
-    if (!strcmp(v, "none")) return 0;
-    if (strcmp(v, "minmax")) {
-      fprintf(stderr, "lens: the model asks for preprocess=%s, which lens does not know; choose with --preprocess minmax|none\n", v);
-      return -1;
-    }
-    fprintf(stderr, "lens: applying the model's min-max normalisation (metadata preprocess=minmax); --preprocess none to skip\n");
-    return 1;
+  if (lensnet_model_preprocess(m, &minmax, &key, &err) != LENSNET_OK) {
+    fprintf(stderr, "lens: %s; choose with --preprocess minmax|none\n", err.message);
+    return -1;
   }
-  if (legacy && atof(legacy) == 1.0) {
-    fprintf(stderr, "lens: applying the model's min-max normalisation (metadata train.minmax=1); --preprocess none to skip\n");
-    return 1;
-  }
-  return 0;
+  if (minmax)
+    fprintf(stderr, "lens: applying the model's min-max normalisation (metadata %s); --preprocess none to skip\n",
+            !strcmp(key, "preprocess") ? "preprocess=minmax" : "train.minmax=1");
+  return minmax;
 }
 
 double lens_seconds(void) {
