@@ -775,11 +775,13 @@ LENSSIM__INLINE uint64_t lenssim__double_to_bits(double d) { uint64_t u; memcpy(
 #define LENSSIM__CLONES
 #endif
 
-/* a*b + c, fused where the target has FMA (faster and no less accurate) */
+/* a*b + c in double and in float, fused where the target has FMA (faster and no less accurate) */
 #if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
 #define LENSSIM__MADD(a, b, c) fma(a, b, c)
+#define LENSSIM__MADDF(a, b, c) fmaf(a, b, c)
 #else
 #define LENSSIM__MADD(a, b, c) ((a) * (b) + (c))
+#define LENSSIM__MADDF(a, b, c) ((a) * (b) + (c))
 #endif
 
 /* Short loops of known length inside the vector loops (polynomial coefficients, Newton steps)
@@ -793,14 +795,18 @@ LENSSIM__INLINE uint64_t lenssim__double_to_bits(double d) { uint64_t u; memcpy(
 #endif
 
 /* Horner's rule: c[0] x^(n-1) + c[1] x^(n-2) + ... + c[n-1], highest power first. Every
- * polynomial below is a coefficient table evaluated here. */
-LENSSIM__INLINE double lenssim__horner(const double *c, int n, double x) {
-  double p = c[0];
-  int i;
-  LENSSIM__UNROLL_FULL
-  for (i = 1; i < n; i++) p = LENSSIM__MADD(p, x, c[i]);
-  return p;
-}
+ * polynomial below is a coefficient table evaluated here: lenssim__horner in double,
+ * lenssim__hornerf in float (one body, two precisions). */
+#define LENSSIM__HORNER(name, T, madd)                              \
+  LENSSIM__INLINE T name(const T *c, int n, T x) {                  \
+    T p = c[0];                                                     \
+    int i;                                                          \
+    LENSSIM__UNROLL_FULL                                            \
+    for (i = 1; i < n; i++) p = madd(p, x, c[i]);                   \
+    return p;                                                       \
+  }
+LENSSIM__HORNER(lenssim__horner, double, LENSSIM__MADD)
+LENSSIM__HORNER(lenssim__hornerf, float, LENSSIM__MADDF)
 
 /* exp(x) for x in [-708, 708] (clamped): x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-13
  * Taylor polynomial (truncation error < 1e-17); 2^k is built in the exponent bits from the
@@ -1060,6 +1066,8 @@ static int lenssim__model_index(const lenssim__model *models, int count, const c
     if (!strcmp(name, models[i].name)) return i;
   return -1;
 }
+/* names[i] for 0 <= i < count, else "?": the public *_name functions of the generator's enums */
+static const char *lenssim__name_of(const char *const *names, int count, int i) { return i >= 0 && i < count ? names[i] : "?"; }
 LENSSIM_API int lenssim_mass_kind_from_name(const char *name) {
   return lenssim__model_index(lenssim__mass_models, LENSSIM_MASS_KIND_COUNT, name);
 }
@@ -1680,21 +1688,6 @@ LENSSIM_API void lenssim_light_surface_brightness(const lenssim_light *lights, s
  * the render option `double_precision`. */
 LENSSIM__INLINE float lenssim__bits_to_float(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
 LENSSIM__INLINE uint32_t lenssim__float_to_bits(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
-
-#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
-#define LENSSIM__MADDF(a, b, c) fmaf(a, b, c)
-#else
-#define LENSSIM__MADDF(a, b, c) ((a) * (b) + (c))
-#endif
-
-/* lenssim__horner in float */
-LENSSIM__INLINE float lenssim__hornerf(const float *c, int n, float x) {
-  float p = c[0];
-  int i;
-  LENSSIM__UNROLL_FULL
-  for (i = 1; i < n; i++) p = LENSSIM__MADDF(p, x, c[i]);
-  return p;
-}
 
 /* expf: as lenssim__exp with a degree-7 polynomial (truncation 5e-9), x clamped to [-87, 88]. */
 LENSSIM__INLINE float lenssim__expf(float x) {
@@ -2853,26 +2846,28 @@ static const char *const lenssim__kind_names[LENSSIM_KIND_COUNT] = {
   "empty", "star", "elliptical", "disc", "pair", "ring_galaxy", "merger",
   "galaxy_galaxy", "compound_arc", "double_ring", "no_substructure", "subhalos", "vortex"};
 
+/* the index of name in names[0..count) ignoring case, or -1 */
+static int lenssim__name_index(const char *const *names, int count, const char *name) {
+  int i;
+  for (i = 0; name && i < count; i++)
+    if (lenssim__iequal(name, names[i])) return i;
+  return -1;
+}
+
 LENSSIM_API const char *lenssim_preset_name(lenssim_preset p) {
-  return (int)p >= 0 && p < LENSSIM_PRESET_COUNT ? lenssim__preset_names[p] : "?";
+  return lenssim__name_of(lenssim__preset_names, LENSSIM_PRESET_COUNT, (int)p);
 }
 LENSSIM_API int lenssim_preset_from_name(const char *name) {
-  int i;
-  for (i = 0; name && i < LENSSIM_PRESET_COUNT; i++)
-    if (lenssim__iequal(name, lenssim__preset_names[i])) return i;
-  return -1;
+  return lenssim__name_index(lenssim__preset_names, LENSSIM_PRESET_COUNT, name);
 }
 LENSSIM_API const char *lenssim_layout_name(lenssim_layout l) {
-  return (int)l >= 0 && l < LENSSIM_LAYOUT_COUNT ? lenssim__layout_names[l] : "?";
+  return lenssim__name_of(lenssim__layout_names, LENSSIM_LAYOUT_COUNT, (int)l);
 }
 LENSSIM_API int lenssim_layout_from_name(const char *name) {
-  int i;
-  for (i = 0; name && i < LENSSIM_LAYOUT_COUNT; i++)
-    if (lenssim__iequal(name, lenssim__layout_names[i])) return i;
-  return -1;
+  return lenssim__name_index(lenssim__layout_names, LENSSIM_LAYOUT_COUNT, name);
 }
 LENSSIM_API const char *lenssim_kind_name(lenssim_kind k) {
-  return (int)k >= 0 && k < LENSSIM_KIND_COUNT ? lenssim__kind_names[k] : "?";
+  return lenssim__name_of(lenssim__kind_names, LENSSIM_KIND_COUNT, (int)k);
 }
 
 /* A 64-bit hash of (seed, index, stream) through three splitmix64 rounds: each object and each of
