@@ -1030,6 +1030,20 @@ static lensnet_result lensnet__read_file(const char *path, unsigned char **out, 
   return LENSNET_OK;
 }
 
+/* The file half of every reader that has a _memory twin: reads the file, hands its bytes to
+ * parse (with the reader's arguments in args), frees them and names the file in a failure. */
+typedef lensnet_result (*lensnet__bytes_parser)(const unsigned char *bytes, size_t len, void *args, lensnet_error *err);
+static lensnet_result lensnet__parse_file(const char *path, lensnet__bytes_parser parse, void *args, lensnet_error *err) {
+  unsigned char *buf;
+  size_t len;
+  lensnet_result r = lensnet__read_file(path, &buf, &len, err);
+  if (r != LENSNET_OK) return r;
+  r = parse(buf, len, args, err);
+  LENSNET_FREE(buf);
+  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
+  return r;
+}
+
 /* Files written under `path.tmp` and renamed over `path` once complete, so a reader never sees
  * half a file: *paths holds "path", NUL, "path.tmp", NUL in one allocation. */
 static const char *lensnet__tmp_name(const char *paths) { return paths + strlen(paths) + 1; }
@@ -1432,16 +1446,12 @@ LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len
   return LENSNET_OK;
 }
 
+static lensnet_result lensnet__npy_parse(const unsigned char *bytes, size_t len, void *out, lensnet_error *err) {
+  return lensnet_npy_read_memory(bytes, len, LENSNET__CAST(lensnet_tensor *, out), err);
+}
 LENSNET_API lensnet_result lensnet_npy_read(const char *path, lensnet_tensor *out, lensnet_error *err) {
-  unsigned char *buf;
-  size_t len;
-  lensnet_result r = lensnet__read_file(path, &buf, &len, err);
   memset(out, 0, sizeof *out);
-  if (r != LENSNET_OK) return r;
-  r = lensnet_npy_read_memory(buf, len, out, err);
-  LENSNET_FREE(buf);
-  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
-  return r;
+  return lensnet__parse_file(path, lensnet__npy_parse, out, err);
 }
 
 /* One writer for .npy: the whole array is the streaming writer's rows (see the recipes). */
@@ -1622,16 +1632,12 @@ fail:
   return r;
 }
 
+static lensnet_result lensnet__safetensors_parse(const unsigned char *bytes, size_t len, void *out, lensnet_error *err) {
+  return lensnet_safetensors_read_memory(bytes, len, LENSNET__CAST(lensnet_safetensors *, out), err);
+}
 LENSNET_API lensnet_result lensnet_safetensors_read(const char *path, lensnet_safetensors *out, lensnet_error *err) {
-  unsigned char *buf;
-  size_t len;
-  lensnet_result r = lensnet__read_file(path, &buf, &len, err);
   memset(out, 0, sizeof *out);
-  if (r != LENSNET_OK) return r;
-  r = lensnet_safetensors_read_memory(buf, len, out, err);
-  LENSNET_FREE(buf);
-  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
-  return r;
+  return lensnet__parse_file(path, lensnet__safetensors_parse, out, err);
 }
 
 /* A growable text buffer for writing JSON headers. */
@@ -1899,12 +1905,19 @@ static int lensnet__fits_card_value(const char *card, const char **v, size_t *n)
   return lensnet__fits_has_value(card) && lensnet__fits_value_span(card + 10, card + LENSNET__FITS_CARD, v, n);
 }
 
+/* The failure of a card whose value is not of the kind its keyword needs (`what`, as the
+ * standard's `section` defines it). */
+static lensnet_result lensnet__fits_bad_value(const lensnet__fits_hdu *h, const char *card, const char *what, const char *section,
+                                              lensnet_error *err) {
+  return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %.8s = %.20s is not %s (FITS 4.0 section %s)", h->index, card,
+                       card + 10, what, section);
+}
+
 static lensnet_result lensnet__fits_card_int(const lensnet__fits_hdu *h, const char *card, int64_t *out, lensnet_error *err) {
   const char *v;
   size_t n;
   if (!lensnet__fits_card_value(card, &v, &n) || !lensnet__fits_parse_int(v, n, out))
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %.8s = %.20s is not an integer value (FITS 4.0 section 4.2.3)",
-                         h->index, card, card + 10);
+    return lensnet__fits_bad_value(h, card, "an integer value", "4.2.3", err);
   return LENSNET_OK;
 }
 
@@ -1912,8 +1925,7 @@ static lensnet_result lensnet__fits_card_real(const lensnet__fits_hdu *h, const 
   const char *v;
   size_t n;
   if (!lensnet__fits_card_value(card, &v, &n) || !lensnet__fits_parse_real(v, n, out))
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %.8s = %.20s is not a finite real value (FITS 4.0 section 4.2.4)",
-                         h->index, card, card + 10);
+    return lensnet__fits_bad_value(h, card, "a finite real value", "4.2.4", err);
   return LENSNET_OK;
 }
 
@@ -1922,8 +1934,7 @@ static lensnet_result lensnet__fits_card_logical(const lensnet__fits_hdu *h, con
   const char *v;
   size_t n;
   if (!lensnet__fits_card_value(card, &v, &n) || n != 1 || (*v != 'T' && *v != 'F'))
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %.8s = %.20s is not a logical value T or F (FITS 4.0 section 4.2.2)",
-                         h->index, card, card + 10);
+    return lensnet__fits_bad_value(h, card, "a logical value T or F", "4.2.2", err);
   *out = *v == 'T';
   return LENSNET_OK;
 }
@@ -2212,16 +2223,27 @@ LENSNET_API lensnet_result lensnet_fits_read_memory(const void *bytes, size_t le
   return lensnet__fits_image(LENSNET__CAST(const unsigned char *, bytes), &h, out, err);
 }
 
+/* The arguments of the FITS readers, for lensnet__parse_file. */
+typedef struct {
+  int hdu;
+  lensnet_tensor *image;
+  int *count;
+  const char *key;
+  char *value;
+  size_t cap;
+} lensnet__fits_args;
+
+static lensnet_result lensnet__fits_image_parse(const unsigned char *bytes, size_t len, void *args, lensnet_error *err) {
+  const lensnet__fits_args *a = LENSNET__CAST(const lensnet__fits_args *, args);
+  return lensnet_fits_read_memory(bytes, len, a->hdu, a->image, err);
+}
 LENSNET_API lensnet_result lensnet_fits_read(const char *path, int hdu, lensnet_tensor *out, lensnet_error *err) {
-  unsigned char *buf;
-  size_t len;
-  lensnet_result r = lensnet__read_file(path, &buf, &len, err);
+  lensnet__fits_args a;
+  memset(&a, 0, sizeof a);
+  a.hdu = hdu;
+  a.image = out;
   memset(out, 0, sizeof *out);
-  if (r != LENSNET_OK) return r;
-  r = lensnet_fits_read_memory(buf, len, hdu, out, err);
-  LENSNET_FREE(buf);
-  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
-  return r;
+  return lensnet__parse_file(path, lensnet__fits_image_parse, &a, err);
 }
 
 LENSNET_API lensnet_result lensnet_fits_hdu_count_memory(const void *bytes, size_t len, int *count, lensnet_error *err) {
@@ -2231,16 +2253,12 @@ LENSNET_API lensnet_result lensnet_fits_hdu_count_memory(const void *bytes, size
   return lensnet__fits_walk(LENSNET__CAST(const unsigned char *, bytes), len, INT_MAX, &h, count, err);
 }
 
+static lensnet_result lensnet__fits_count_parse(const unsigned char *bytes, size_t len, void *count, lensnet_error *err) {
+  return lensnet_fits_hdu_count_memory(bytes, len, LENSNET__CAST(int *, count), err);
+}
 LENSNET_API lensnet_result lensnet_fits_hdu_count(const char *path, int *count, lensnet_error *err) {
-  unsigned char *buf;
-  size_t len;
-  lensnet_result r = lensnet__read_file(path, &buf, &len, err);
   *count = 0;
-  if (r != LENSNET_OK) return r;
-  r = lensnet_fits_hdu_count_memory(buf, len, count, err);
-  LENSNET_FREE(buf);
-  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
-  return r;
+  return lensnet__parse_file(path, lensnet__fits_count_parse, count, err);
 }
 
 /* Compares the name of a HIERARCH card (the words between HIERARCH and '=') with `name`,
@@ -2329,17 +2347,19 @@ LENSNET_API lensnet_result lensnet_fits_header_value_memory(const void *bytes, s
   return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d has no keyword %.60s", hdu, key);
 }
 
+static lensnet_result lensnet__fits_value_parse(const unsigned char *bytes, size_t len, void *args, lensnet_error *err) {
+  const lensnet__fits_args *a = LENSNET__CAST(const lensnet__fits_args *, args);
+  return lensnet_fits_header_value_memory(bytes, len, a->hdu, a->key, a->value, a->cap, err);
+}
 LENSNET_API lensnet_result lensnet_fits_header_value(const char *path, int hdu, const char *key, char *value, size_t cap, lensnet_error *err) {
-  unsigned char *buf;
-  size_t len;
-  lensnet_result r;
+  lensnet__fits_args a;
+  memset(&a, 0, sizeof a);
+  a.hdu = hdu;
+  a.key = key;
+  a.value = value;
+  a.cap = cap;
   if (cap) value[0] = 0;
-  r = lensnet__read_file(path, &buf, &len, err);
-  if (r != LENSNET_OK) return r;
-  r = lensnet_fits_header_value_memory(buf, len, hdu, key, value, cap, err);
-  LENSNET_FREE(buf);
-  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
-  return r;
+  return lensnet__parse_file(path, lensnet__fits_value_parse, &a, err);
 }
 
 /* One header card: keyword, value right-justified in columns 11-30 (the fixed format of
@@ -2895,6 +2915,19 @@ LENSNET__TARGET_SSE static void lensnet__kernel_sse(size_t kc, const float *a, c
 }
 #endif
 
+#if defined(LENSNET__HAVE_AVX2) || defined(LENSNET__HAVE_AVX512)
+/* One step of the masked B packers down a panel: the patch element (channel, row i, column j)
+ * moves on by one, and base, its offset in the image, with it. */
+LENSNET__INLINE void lensnet__patch_step(const lensnet__b_source *s, size_t *base, size_t *i, size_t *j) {
+  (*base)++;
+  if (++*j == s->kw) {
+    *j = 0;
+    *base += s->row_stride - s->kw;
+    if (++*i == s->kh) { *i = 0; *base += s->chan_stride - s->kh * s->row_stride; }
+  }
+}
+#endif
+
 #ifdef LENSNET__HAVE_AVX2
 #define LENSNET__AVX2_MR 6
 #define LENSNET__AVX2_NR 16
@@ -2999,12 +3032,7 @@ LENSNET__TARGET_AVX2 static void lensnet__pack_b_avx2(const lensnet__b_source *s
       _mm256_store_ps(dst + 8 * h, _mm256_blendv_ps(_mm256_maskload_ps(src + off[h][0], mask[h][0]),
                                                     _mm256_maskload_ps(src + off[h][1], mask[h][1]),
                                                     _mm256_castsi256_ps(mask[h][1])));
-    base++;
-    if (++j == s->kw) {
-      j = 0;
-      base += s->row_stride - s->kw;
-      if (++i == s->kh) { i = 0; base += s->chan_stride - s->kh * s->row_stride; }
-    }
+    lensnet__patch_step(s, &base, &i, &j);
   }
 }
 #endif
@@ -3166,12 +3194,7 @@ LENSNET__TARGET_AVX512 static void lensnet__pack_b_avx512(const lensnet__b_sourc
                                                 _mm512_maskz_loadu_ps(m01, src + o01)));
         _mm512_store_ps(dst + 16, _mm512_mask_mov_ps(_mm512_maskz_loadu_ps(m10, src + o10), m11,
                                                      _mm512_maskz_loadu_ps(m11, src + o11)));
-        base++;
-        if (++j == s->kw) {
-          j = 0;
-          base += s->row_stride - s->kw;
-          if (++i == s->kh) { i = 0; base += s->chan_stride - s->kh * s->row_stride; }
-        }
+        lensnet__patch_step(s, &base, &i, &j);
       }
     } else {
       for (k = 0; k < kc; k++, dst += 32) {
@@ -3182,12 +3205,7 @@ LENSNET__TARGET_AVX512 static void lensnet__pack_b_avx512(const lensnet__b_sourc
             v = _mm512_mask_mov_ps(v, seg_mask[h][n], _mm512_maskz_loadu_ps(seg_mask[h][n], src + seg_off[h][n]));
           _mm512_store_ps(dst + 16 * h, v);
         }
-        base++;
-        if (++j == s->kw) {
-          j = 0;
-          base += s->row_stride - s->kw;
-          if (++i == s->kh) { i = 0; base += s->chan_stride - s->kh * s->row_stride; }
-        }
+        lensnet__patch_step(s, &base, &i, &j);
       }
     }
   }

@@ -775,12 +775,38 @@ LENSSIM__INLINE uint64_t lenssim__double_to_bits(double d) { uint64_t u; memcpy(
 #define LENSSIM__CLONES
 #endif
 
-/* a*b + c, fused where the target has FMA (faster and no less accurate) */
+/* a*b + c in double and in float, fused where the target has FMA (faster and no less accurate) */
 #if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
 #define LENSSIM__MADD(a, b, c) fma(a, b, c)
+#define LENSSIM__MADDF(a, b, c) fmaf(a, b, c)
 #else
 #define LENSSIM__MADD(a, b, c) ((a) * (b) + (c))
+#define LENSSIM__MADDF(a, b, c) ((a) * (b) + (c))
 #endif
+
+/* Short loops of known length inside the vector loops (polynomial coefficients, Newton steps)
+ * are unrolled completely, so the vectoriser sees straight-line multiply-adds. */
+#if defined(__clang__)
+#define LENSSIM__UNROLL_FULL _Pragma("clang loop unroll(full)")
+#elif defined(__GNUC__)
+#define LENSSIM__UNROLL_FULL _Pragma("GCC unroll 32")
+#else
+#define LENSSIM__UNROLL_FULL
+#endif
+
+/* Horner's rule: c[0] x^(n-1) + c[1] x^(n-2) + ... + c[n-1], highest power first. Every
+ * polynomial below is a coefficient table evaluated here: lenssim__horner in double,
+ * lenssim__hornerf in float (one body, two precisions). */
+#define LENSSIM__HORNER(name, T, madd)                              \
+  LENSSIM__INLINE T name(const T *c, int n, T x) {                  \
+    T p = c[0];                                                     \
+    int i;                                                          \
+    LENSSIM__UNROLL_FULL                                            \
+    for (i = 1; i < n; i++) p = madd(p, x, c[i]);                   \
+    return p;                                                       \
+  }
+LENSSIM__HORNER(lenssim__horner, double, LENSSIM__MADD)
+LENSSIM__HORNER(lenssim__hornerf, float, LENSSIM__MADDF)
 
 /* exp(x) for x in [-708, 708] (clamped): x = k ln2 + r, |r| <= ln2/2, exp(r) by a degree-13
  * Taylor polynomial (truncation error < 1e-17); 2^k is built in the exponent bits from the
@@ -789,6 +815,9 @@ LENSSIM__INLINE uint64_t lenssim__double_to_bits(double d) { uint64_t u; memcpy(
 LENSSIM__INLINE double lenssim__exp(double x) {
   const double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
   const double shifter = 6755399441055744.0; /* 1.5 * 2^52 */
+  static const double taylor[14] = {1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0,
+                                    1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0,
+                                    1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
   double t, kd, r, p;
   x = x < -708.0 ? -708.0 : x;
   x = x > 708.0 ? 708.0 : x;
@@ -796,20 +825,7 @@ LENSSIM__INLINE double lenssim__exp(double x) {
   kd = t - shifter;
   r = LENSSIM__MADD(-kd, ln2_hi, x);
   r = LENSSIM__MADD(-kd, ln2_lo, r);
-  p = 1.0 / 6227020800.0;
-  p = LENSSIM__MADD(p, r, 1.0 / 479001600.0);
-  p = LENSSIM__MADD(p, r, 1.0 / 39916800.0);
-  p = LENSSIM__MADD(p, r, 1.0 / 3628800.0);
-  p = LENSSIM__MADD(p, r, 1.0 / 362880.0);
-  p = LENSSIM__MADD(p, r, 1.0 / 40320.0);
-  p = LENSSIM__MADD(p, r, 1.0 / 5040.0);
-  p = LENSSIM__MADD(p, r, 1.0 / 720.0);
-  p = LENSSIM__MADD(p, r, 1.0 / 120.0);
-  p = LENSSIM__MADD(p, r, 1.0 / 24.0);
-  p = LENSSIM__MADD(p, r, 1.0 / 6.0);
-  p = LENSSIM__MADD(p, r, 0.5);
-  p = LENSSIM__MADD(p, r, 1.0);
-  p = LENSSIM__MADD(p, r, 1.0);
+  p = lenssim__horner(taylor, 14, r);
   return p * lenssim__bits_to_double((lenssim__double_to_bits(t) + 1023u) << 52);
 }
 
@@ -818,6 +834,8 @@ LENSSIM__INLINE double lenssim__exp(double x) {
  * by its odd series to s^23 (truncation < 1e-19). The exponent is turned into a double by
  * placing it in the mantissa of 2^52 (again no float-int conversion). */
 LENSSIM__INLINE double lenssim__log(double x) {
+  static const double atanh_series[12] = {1.0 / 23.0, 1.0 / 21.0, 1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0, 1.0 / 13.0,
+                                          1.0 / 11.0, 1.0 / 9.0,  1.0 / 7.0,  1.0 / 5.0,  1.0 / 3.0,  1.0};
   uint64_t u, mbits;
   double m, e, s, s2, p, above, m_half;
   x = x < 1e-300 ? 1e-300 : x;
@@ -833,18 +851,7 @@ LENSSIM__INLINE double lenssim__log(double x) {
   e += above;
   s = (m - 1.0) / (m + 1.0);
   s2 = s * s;
-  p = 1.0 / 23.0;
-  p = LENSSIM__MADD(p, s2, 1.0 / 21.0);
-  p = LENSSIM__MADD(p, s2, 1.0 / 19.0);
-  p = LENSSIM__MADD(p, s2, 1.0 / 17.0);
-  p = LENSSIM__MADD(p, s2, 1.0 / 15.0);
-  p = LENSSIM__MADD(p, s2, 1.0 / 13.0);
-  p = LENSSIM__MADD(p, s2, 1.0 / 11.0);
-  p = LENSSIM__MADD(p, s2, 1.0 / 9.0);
-  p = LENSSIM__MADD(p, s2, 1.0 / 7.0);
-  p = LENSSIM__MADD(p, s2, 1.0 / 5.0);
-  p = LENSSIM__MADD(p, s2, 1.0 / 3.0);
-  p = LENSSIM__MADD(p, s2, 1.0);
+  p = lenssim__horner(atanh_series, 12, s2);
   return LENSSIM__MADD(e, 0.69314718055994530942, 2.0 * s * p);
 }
 
@@ -852,6 +859,10 @@ LENSSIM__INLINE double lenssim__log(double x) {
  * atan(u) = pi/4 + atan((u-1)/(u+1)); the odd Taylor series to t^39 is then below 1e-17.
  * Both sides of each reduction are computed and selected, so there are no branches. */
 LENSSIM__INLINE double lenssim__atan(double x) {
+  static const double atan_series[20] = {
+      -1.0 / 39.0, 1.0 / 37.0, -1.0 / 35.0, 1.0 / 33.0, -1.0 / 31.0, 1.0 / 29.0, -1.0 / 27.0,
+      1.0 / 25.0,  -1.0 / 23.0, 1.0 / 21.0, -1.0 / 19.0, 1.0 / 17.0, -1.0 / 15.0, 1.0 / 13.0,
+      -1.0 / 11.0, 1.0 / 9.0,  -1.0 / 7.0, 1.0 / 5.0,  -1.0 / 3.0, 1.0};
   double ax = fabs(x), inv, u, t, tm, t2, p, r, r_mid, r_big;
   int big, mid;
   big = ax > 1.0;
@@ -861,26 +872,7 @@ LENSSIM__INLINE double lenssim__atan(double x) {
   tm = (u - 1.0) / (u + 1.0);
   t = mid ? tm : u;
   t2 = t * t;
-  p = -1.0 / 39.0;
-  p = LENSSIM__MADD(p, t2, 1.0 / 37.0);
-  p = LENSSIM__MADD(p, t2, -1.0 / 35.0);
-  p = LENSSIM__MADD(p, t2, 1.0 / 33.0);
-  p = LENSSIM__MADD(p, t2, -1.0 / 31.0);
-  p = LENSSIM__MADD(p, t2, 1.0 / 29.0);
-  p = LENSSIM__MADD(p, t2, -1.0 / 27.0);
-  p = LENSSIM__MADD(p, t2, 1.0 / 25.0);
-  p = LENSSIM__MADD(p, t2, -1.0 / 23.0);
-  p = LENSSIM__MADD(p, t2, 1.0 / 21.0);
-  p = LENSSIM__MADD(p, t2, -1.0 / 19.0);
-  p = LENSSIM__MADD(p, t2, 1.0 / 17.0);
-  p = LENSSIM__MADD(p, t2, -1.0 / 15.0);
-  p = LENSSIM__MADD(p, t2, 1.0 / 13.0);
-  p = LENSSIM__MADD(p, t2, -1.0 / 11.0);
-  p = LENSSIM__MADD(p, t2, 1.0 / 9.0);
-  p = LENSSIM__MADD(p, t2, -1.0 / 7.0);
-  p = LENSSIM__MADD(p, t2, 1.0 / 5.0);
-  p = LENSSIM__MADD(p, t2, -1.0 / 3.0);
-  p = LENSSIM__MADD(p, t2, 1.0);
+  p = lenssim__horner(atan_series, 20, t2);
   r = t * p;
   r_mid = r + 0.78539816339744830962;
   r = mid ? r_mid : r;
@@ -1074,6 +1066,8 @@ static int lenssim__model_index(const lenssim__model *models, int count, const c
     if (!strcmp(name, models[i].name)) return i;
   return -1;
 }
+/* names[i] for 0 <= i < count, else "?": the public *_name functions of the generator's enums */
+static const char *lenssim__name_of(const char *const *names, int count, int i) { return i >= 0 && i < count ? names[i] : "?"; }
 LENSSIM_API int lenssim_mass_kind_from_name(const char *name) {
   return lenssim__model_index(lenssim__mass_models, LENSSIM_MASS_KIND_COUNT, name);
 }
@@ -1695,14 +1689,9 @@ LENSSIM_API void lenssim_light_surface_brightness(const lenssim_light *lights, s
 LENSSIM__INLINE float lenssim__bits_to_float(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
 LENSSIM__INLINE uint32_t lenssim__float_to_bits(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
 
-#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
-#define LENSSIM__MADDF(a, b, c) fmaf(a, b, c)
-#else
-#define LENSSIM__MADDF(a, b, c) ((a) * (b) + (c))
-#endif
-
 /* expf: as lenssim__exp with a degree-7 polynomial (truncation 5e-9), x clamped to [-87, 88]. */
 LENSSIM__INLINE float lenssim__expf(float x) {
+  static const float taylor[8] = {1.0f / 5040.0f, 1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
   const float shifter = 12582912.0f; /* 1.5 * 2^23 */
   float t, kd, r, p;
   x = x < -87.0f ? -87.0f : x;
@@ -1711,36 +1700,32 @@ LENSSIM__INLINE float lenssim__expf(float x) {
   kd = t - shifter;
   r = LENSSIM__MADDF(-kd, 0.693145752f, x);   /* ln2 split in a high part exact in float ... */
   r = LENSSIM__MADDF(-kd, 1.42860677e-6f, r); /* ... and the rest */
-  p = 1.0f / 5040.0f;
-  p = LENSSIM__MADDF(p, r, 1.0f / 720.0f);
-  p = LENSSIM__MADDF(p, r, 1.0f / 120.0f);
-  p = LENSSIM__MADDF(p, r, 1.0f / 24.0f);
-  p = LENSSIM__MADDF(p, r, 1.0f / 6.0f);
-  p = LENSSIM__MADDF(p, r, 0.5f);
-  p = LENSSIM__MADDF(p, r, 1.0f);
-  p = LENSSIM__MADDF(p, r, 1.0f);
+  p = lenssim__hornerf(taylor, 8, r);
   return p * lenssim__bits_to_float((lenssim__float_to_bits(t) + 127u) << 23);
 }
 
-/* logf: as lenssim__log, series to s^9 (truncation 2e-9). */
-LENSSIM__INLINE float lenssim__logf(float x) {
+/* The argument reduction of lenssim__logf and lenssim__log2f, as in lenssim__log: for x > 0
+ * (floored at 1e-37), x = m 2^e with m in [sqrt(1/2), sqrt(2)); returns s = (m-1)/(m+1), so that
+ * log m = 2 atanh(s), and sets *e. */
+LENSSIM__INLINE float lenssim__log_reducef(float x, float *e) {
   uint32_t u;
-  float m, e, s, s2, p, above, m_half;
+  float m, above, m_half;
   x = x < 1e-37f ? 1e-37f : x;
   u = lenssim__float_to_bits(x);
-  e = lenssim__bits_to_float(0x4b000000u | (u >> 23)) - (8388608.0f + 127.0f);
+  *e = lenssim__bits_to_float(0x4b000000u | (u >> 23)) - (8388608.0f + 127.0f);
   m = lenssim__bits_to_float((u & 0x007fffffu) | 0x3f800000u);
   above = m > 1.41421356f ? 1.0f : 0.0f;
   m_half = m * 0.5f;
   m = above > 0 ? m_half : m;
-  e += above;
-  s = (m - 1.0f) / (m + 1.0f);
-  s2 = s * s;
-  p = 1.0f / 9.0f;
-  p = LENSSIM__MADDF(p, s2, 1.0f / 7.0f);
-  p = LENSSIM__MADDF(p, s2, 1.0f / 5.0f);
-  p = LENSSIM__MADDF(p, s2, 1.0f / 3.0f);
-  p = LENSSIM__MADDF(p, s2, 1.0f);
+  *e += above;
+  return (m - 1.0f) / (m + 1.0f);
+}
+
+/* logf: as lenssim__log, series to s^9 (truncation 2e-9). */
+LENSSIM__INLINE float lenssim__logf(float x) {
+  static const float atanh_series[5] = {1.0f / 9.0f, 1.0f / 7.0f, 1.0f / 5.0f, 1.0f / 3.0f, 1.0f};
+  float e, s = lenssim__log_reducef(x, &e);
+  float p = lenssim__hornerf(atanh_series, 5, s * s);
   return LENSSIM__MADDF(e, 0.693147181f, 2.0f * s * p);
 }
 
@@ -1759,51 +1744,42 @@ LENSSIM__INLINE float lenssim__rcpf(float x) {
  * degree-5 polynomial interpolating at the Chebyshev nodes (relative error 1.0e-7). */
 LENSSIM__INLINE float lenssim__exp2f(float x) {
   const float shifter = 12582912.0f; /* 1.5 * 2^23 */
+  static const float chebyshev[6] = {1.3390863364340551e-3f, 9.6760319183294054e-3f, 5.5503571142206873e-2f,
+                                     0.24022107485308047f,   0.69314718802622688f,   1.0000000754548974f};
   float t, r, p;
   x = x < -126.0f ? -126.0f : x;
   x = x > 127.0f ? 127.0f : x;
   t = x + shifter;
   r = x - (t - shifter);
-  p = 1.3390863364340551e-3f;
-  p = LENSSIM__MADDF(p, r, 9.6760319183294054e-3f);
-  p = LENSSIM__MADDF(p, r, 5.5503571142206873e-2f);
-  p = LENSSIM__MADDF(p, r, 0.24022107485308047f);
-  p = LENSSIM__MADDF(p, r, 0.69314718802622688f);
-  p = LENSSIM__MADDF(p, r, 1.0000000754548974f);
+  p = lenssim__hornerf(chebyshev, 6, r);
   return p * lenssim__bits_to_float((lenssim__float_to_bits(t) + 127u) << 23);
 }
 
 /* log2(x) for x > 0 (floored at 1e-37): e + 2 atanh(s)/ln 2 as in lenssim__logf, series to s^7
  * (relative truncation 8e-8). */
 LENSSIM__INLINE float lenssim__log2f(float x) {
-  uint32_t u;
-  float m, e, s, s2, p, above, m_half;
-  x = x < 1e-37f ? 1e-37f : x;
-  u = lenssim__float_to_bits(x);
-  e = lenssim__bits_to_float(0x4b000000u | (u >> 23)) - (8388608.0f + 127.0f);
-  m = lenssim__bits_to_float((u & 0x007fffffu) | 0x3f800000u);
-  above = m > 1.41421356f ? 1.0f : 0.0f;
-  m_half = m * 0.5f;
-  m = above > 0 ? m_half : m;
-  e += above;
-  s = (m - 1.0f) / (m + 1.0f);
-  s2 = s * s;
-  p = 1.0f / 7.0f;
-  p = LENSSIM__MADDF(p, s2, 1.0f / 5.0f);
-  p = LENSSIM__MADDF(p, s2, 1.0f / 3.0f);
-  p = LENSSIM__MADDF(p, s2, 1.0f);
+  static const float atanh_series[4] = {1.0f / 7.0f, 1.0f / 5.0f, 1.0f / 3.0f, 1.0f};
+  float e, s = lenssim__log_reducef(x, &e);
+  float p = lenssim__hornerf(atanh_series, 4, s * s);
   return LENSSIM__MADDF(2.8853900817779268f * s, p, e);
+}
+
+/* 1/sqrt(v) for v >= 0: the exponent-halving bit-trick guess, then `steps` Newton steps
+ * y = y (3/2 - v y^2 / 2), each squaring the error. */
+LENSSIM__INLINE float lenssim__rsqrt_newtonf(float v, int steps) {
+  float half = 0.5f * v, y = lenssim__bits_to_float(0x5f3759dfu - (lenssim__float_to_bits(v) >> 1));
+  int i;
+  LENSSIM__UNROLL_FULL
+  for (i = 0; i < steps; i++) y = y * LENSSIM__MADDF(-half * y, y, 1.5f);
+  return y;
 }
 
 /* sqrtf without errno (see lenssim__sqrt): two Newton steps on 1/sqrt from the bit-trick
  * guess (error 4e-6), then one on sqrt itself (error squared: far below float resolution). */
 LENSSIM__INLINE float lenssim__sqrtf(float v) {
-  float y, r, half;
+  float y, r;
   v = v > 0.0f ? v : 0.0f;
-  half = 0.5f * v;
-  y = lenssim__bits_to_float(0x5f3759dfu - (lenssim__float_to_bits(v) >> 1));
-  y = y * LENSSIM__MADDF(-half * y, y, 1.5f);
-  y = y * LENSSIM__MADDF(-half * y, y, 1.5f);
+  y = lenssim__rsqrt_newtonf(v, 2);
   r = v * y;
   return LENSSIM__MADDF(LENSSIM__MADDF(-r, r, v), 0.5f * y, r);
 }
@@ -1811,13 +1787,9 @@ LENSSIM__INLINE float lenssim__sqrtf(float v) {
 /* sqrt(v) and 1/sqrt(v) together for v > 0 (floored at 1e-30): three Newton steps on 1/sqrt
  * (error 2e-11 before rounding), then the product. */
 LENSSIM__INLINE float lenssim__sqrt_rsqrtf(float v, float *inv_sqrt) {
-  float y, half;
+  float y;
   v = v > 1e-30f ? v : 1e-30f;
-  half = 0.5f * v;
-  y = lenssim__bits_to_float(0x5f3759dfu - (lenssim__float_to_bits(v) >> 1));
-  y = y * LENSSIM__MADDF(-half * y, y, 1.5f);
-  y = y * LENSSIM__MADDF(-half * y, y, 1.5f);
-  y = y * LENSSIM__MADDF(-half * y, y, 1.5f);
+  y = lenssim__rsqrt_newtonf(v, 3);
   *inv_sqrt = y;
   return v * y;
 }
@@ -1834,27 +1806,19 @@ LENSSIM__INLINE void lenssim__sie_frame_f(float xr, float yr, float q2, float f,
   float mn = A < B ? A : B, mx = A < B ? B : A;
   int mid = mn > 0.414213562f * mx;
   float num = mid ? mn - mx : mn, den = mid ? mn + mx : mx, t = num * lenssim__rcpf(den), t2 = t * t;
-  float z = f * yr * inv_psi, z2 = z * z, p, r, r_mid, r_big, series, logform;
+  float z = f * yr * inv_psi, z2 = z * z, r, r_mid, r_big, series, logform;
   /* atan series to t^15 for |t| <= tan(pi/8): truncation 4e-8 */
-  p = -1.0f / 15.0f;
-  p = LENSSIM__MADDF(p, t2, 1.0f / 13.0f);
-  p = LENSSIM__MADDF(p, t2, -1.0f / 11.0f);
-  p = LENSSIM__MADDF(p, t2, 1.0f / 9.0f);
-  p = LENSSIM__MADDF(p, t2, -1.0f / 7.0f);
-  p = LENSSIM__MADDF(p, t2, 1.0f / 5.0f);
-  p = LENSSIM__MADDF(p, t2, -1.0f / 3.0f);
-  p = LENSSIM__MADDF(p, t2, 1.0f);
-  r = t * p;
+  static const float atan_series[8] = {-1.0f / 15.0f, 1.0f / 13.0f, -1.0f / 11.0f, 1.0f / 9.0f,
+                                       -1.0f / 7.0f,  1.0f / 5.0f,  -1.0f / 3.0f,  1.0f};
+  static const float atanh_series[4] = {1.0f / 7.0f, 1.0f / 5.0f, 1.0f / 3.0f, 1.0f};
+  r = t * lenssim__hornerf(atan_series, 8, t2);
   r_mid = r + 0.785398163f;
   r = mid ? r_mid : r;
   r_big = 1.57079633f - r;
   r = A > B ? r_big : r;
   r = xr < 0 ? -r : r;
   /* atanh series to z^7 for |z| < 0.1 (truncation 1e-10), else ln2/2 log2((1+z)/(1-z)) */
-  series = 1.0f / 7.0f;
-  series = LENSSIM__MADDF(series, z2, 1.0f / 5.0f);
-  series = LENSSIM__MADDF(series, z2, 1.0f / 3.0f);
-  series = z * LENSSIM__MADDF(series, z2, 1.0f);
+  series = z * lenssim__hornerf(atanh_series, 4, z2);
   logform = 0.34657359f * lenssim__log2f((1.0f + z) * lenssim__rcpf(1.0f - z));
   *axr = k * r;
   *ayr = k * (z2 < 0.01f ? series : logform);
@@ -2628,22 +2592,14 @@ LENSSIM_API lenssim_noise lenssim_noise_from_band(const lenssim_band *band) {
 /* cos and sin of the angle (quadrant + 1/2 + f) pi/2, f in [-1/2, 1/2): Taylor series on
  * |phi| <= pi/4 (error < 1e-15), then a quarter-turn rotation by the quadrant; branch-free. */
 LENSSIM__INLINE void lenssim__quarter_sincos(double quadrant, double f, double *c, double *s) {
-  double phi = f * 1.57079632679489661923, p2 = phi * phi, cp, sp, c0, s0;
-  cp = 1.0 / 87178291200.0;
-  cp = LENSSIM__MADD(cp, -p2, 1.0 / 479001600.0);
-  cp = LENSSIM__MADD(cp, -p2, 1.0 / 3628800.0);
-  cp = LENSSIM__MADD(cp, -p2, 1.0 / 40320.0);
-  cp = LENSSIM__MADD(cp, -p2, 1.0 / 720.0);
-  cp = LENSSIM__MADD(cp, -p2, 1.0 / 24.0);
-  cp = LENSSIM__MADD(cp, -p2, 0.5);
-  c0 = LENSSIM__MADD(cp, -p2, 1.0);
-  sp = 1.0 / 6227020800.0;
-  sp = LENSSIM__MADD(sp, -p2, 1.0 / 39916800.0);
-  sp = LENSSIM__MADD(sp, -p2, 1.0 / 362880.0);
-  sp = LENSSIM__MADD(sp, -p2, 1.0 / 5040.0);
-  sp = LENSSIM__MADD(sp, -p2, 1.0 / 120.0);
-  sp = LENSSIM__MADD(sp, -p2, 1.0 / 6.0);
-  s0 = phi * LENSSIM__MADD(sp, -p2, 1.0);
+  /* cos and sin as polynomials in -phi^2 */
+  static const double cos_taylor[8] = {1.0 / 87178291200.0, 1.0 / 479001600.0, 1.0 / 3628800.0, 1.0 / 40320.0,
+                                       1.0 / 720.0,          1.0 / 24.0,        0.5,              1.0};
+  static const double sin_taylor[7] = {1.0 / 6227020800.0, 1.0 / 39916800.0, 1.0 / 362880.0, 1.0 / 5040.0,
+                                       1.0 / 120.0,        1.0 / 6.0,        1.0};
+  double phi = f * 1.57079632679489661923, p2 = phi * phi, c0, s0;
+  c0 = lenssim__horner(cos_taylor, 8, -p2);
+  s0 = phi * lenssim__horner(sin_taylor, 7, -p2);
   /* rotate (c0, s0) by quadrant quarter turns: (c, s) -> (-s, c) per turn */
   *c = quadrant == 0.0 ? c0 : (quadrant == 1.0 ? -s0 : (quadrant == 2.0 ? -c0 : s0));
   *s = quadrant == 0.0 ? s0 : (quadrant == 1.0 ? c0 : (quadrant == 2.0 ? -s0 : -c0));
@@ -2652,17 +2608,11 @@ LENSSIM__INLINE void lenssim__quarter_sincos(double quadrant, double f, double *
 /* float cos and sin for the read-noise Box-Muller pairs: as lenssim__quarter_sincos, Taylor to
  * phi^8 / phi^9 (error < 4e-8). */
 LENSSIM__INLINE void lenssim__quarter_sincosf(float quadrant, float f, float *c, float *s) {
-  float phi = f * 1.57079633f, p2 = phi * phi, cp, sp, c0, s0;
-  cp = 1.0f / 40320.0f;
-  cp = LENSSIM__MADDF(cp, -p2, 1.0f / 720.0f);
-  cp = LENSSIM__MADDF(cp, -p2, 1.0f / 24.0f);
-  cp = LENSSIM__MADDF(cp, -p2, 0.5f);
-  c0 = LENSSIM__MADDF(cp, -p2, 1.0f);
-  sp = 1.0f / 362880.0f;
-  sp = LENSSIM__MADDF(sp, -p2, 1.0f / 5040.0f);
-  sp = LENSSIM__MADDF(sp, -p2, 1.0f / 120.0f);
-  sp = LENSSIM__MADDF(sp, -p2, 1.0f / 6.0f);
-  s0 = phi * LENSSIM__MADDF(sp, -p2, 1.0f);
+  static const float cos_taylor[5] = {1.0f / 40320.0f, 1.0f / 720.0f, 1.0f / 24.0f, 0.5f, 1.0f};
+  static const float sin_taylor[5] = {1.0f / 362880.0f, 1.0f / 5040.0f, 1.0f / 120.0f, 1.0f / 6.0f, 1.0f};
+  float phi = f * 1.57079633f, p2 = phi * phi, c0, s0;
+  c0 = lenssim__hornerf(cos_taylor, 5, -p2);
+  s0 = phi * lenssim__hornerf(sin_taylor, 5, -p2);
   *c = quadrant == 0.0f ? c0 : (quadrant == 1.0f ? -s0 : (quadrant == 2.0f ? -c0 : s0));
   *s = quadrant == 0.0f ? s0 : (quadrant == 1.0f ? c0 : (quadrant == 2.0f ? -s0 : -c0));
 }
@@ -2896,26 +2846,28 @@ static const char *const lenssim__kind_names[LENSSIM_KIND_COUNT] = {
   "empty", "star", "elliptical", "disc", "pair", "ring_galaxy", "merger",
   "galaxy_galaxy", "compound_arc", "double_ring", "no_substructure", "subhalos", "vortex"};
 
+/* the index of name in names[0..count) ignoring case, or -1 */
+static int lenssim__name_index(const char *const *names, int count, const char *name) {
+  int i;
+  for (i = 0; name && i < count; i++)
+    if (lenssim__iequal(name, names[i])) return i;
+  return -1;
+}
+
 LENSSIM_API const char *lenssim_preset_name(lenssim_preset p) {
-  return (int)p >= 0 && p < LENSSIM_PRESET_COUNT ? lenssim__preset_names[p] : "?";
+  return lenssim__name_of(lenssim__preset_names, LENSSIM_PRESET_COUNT, (int)p);
 }
 LENSSIM_API int lenssim_preset_from_name(const char *name) {
-  int i;
-  for (i = 0; name && i < LENSSIM_PRESET_COUNT; i++)
-    if (lenssim__iequal(name, lenssim__preset_names[i])) return i;
-  return -1;
+  return lenssim__name_index(lenssim__preset_names, LENSSIM_PRESET_COUNT, name);
 }
 LENSSIM_API const char *lenssim_layout_name(lenssim_layout l) {
-  return (int)l >= 0 && l < LENSSIM_LAYOUT_COUNT ? lenssim__layout_names[l] : "?";
+  return lenssim__name_of(lenssim__layout_names, LENSSIM_LAYOUT_COUNT, (int)l);
 }
 LENSSIM_API int lenssim_layout_from_name(const char *name) {
-  int i;
-  for (i = 0; name && i < LENSSIM_LAYOUT_COUNT; i++)
-    if (lenssim__iequal(name, lenssim__layout_names[i])) return i;
-  return -1;
+  return lenssim__name_index(lenssim__layout_names, LENSSIM_LAYOUT_COUNT, name);
 }
 LENSSIM_API const char *lenssim_kind_name(lenssim_kind k) {
-  return (int)k >= 0 && k < LENSSIM_KIND_COUNT ? lenssim__kind_names[k] : "?";
+  return lenssim__name_of(lenssim__kind_names, LENSSIM_KIND_COUNT, (int)k);
 }
 
 /* A 64-bit hash of (seed, index, stream) through three splitmix64 rounds: each object and each of

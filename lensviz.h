@@ -1028,36 +1028,36 @@ LENSVIZ_API lensnet_result lensviz_model_cut(const lensnet_model *m, size_t laye
 
 typedef enum { LENSVIZ__ASCEND_OUTPUT, LENSVIZ__ASCEND_ENERGY, LENSVIZ__ASCEND_CHANNEL } lensviz__ascent_goal;
 
+/* One pass of the separable blur: `lines` lines of n samples, a line `line_step` floats after the
+ * previous and a sample `sample_step` after the previous, convolved with k[0..2r] from src into
+ * dst, the edge samples repeated outwards. */
+static void lensviz__blur_pass(const float *src, float *dst, long lines, long n, long line_step, long sample_step,
+                               const float *k, long r) {
+  long l, t, i;
+  for (l = 0; l < lines; l++)
+    for (t = 0; t < n; t++) {
+      float acc = 0.0f;
+      for (i = -r; i <= r; i++) {
+        long s = t + i;
+        s = s < 0 ? 0 : s >= n ? n - 1 : s;
+        acc += k[i + r] * src[l * line_step + s * sample_step];
+      }
+      dst[l * line_step + t * sample_step] = acc;
+    }
+}
+
 /* Separable Gaussian blur of each plane in place; tmp holds h*w floats. */
 static void lensviz__blur(float *x, size_t planes, size_t h, size_t w, float sigma, float *tmp) {
   float k[33], sum = 0.0f;
-  long r = (long)ceil(3.0 * sigma), i, y, xx, pl;
+  long r = (long)ceil(3.0 * sigma), i, pl;
   if (r > 16) r = 16;
   if (r < 1) return;
   for (i = -r; i <= r; i++) { k[i + r] = expf(-0.5f * (float)(i * i) / (sigma * sigma)); sum += k[i + r]; }
   for (i = 0; i <= 2 * r; i++) k[i] /= sum;
   for (pl = 0; pl < (long)planes; pl++) {
     float *p = x + (size_t)pl * h * w;
-    for (y = 0; y < (long)h; y++)
-      for (xx = 0; xx < (long)w; xx++) {
-        float acc = 0.0f;
-        for (i = -r; i <= r; i++) {
-          long sx = xx + i;
-          sx = sx < 0 ? 0 : sx >= (long)w ? (long)w - 1 : sx;
-          acc += k[i + r] * p[y * (long)w + sx];
-        }
-        tmp[y * (long)w + xx] = acc;
-      }
-    for (y = 0; y < (long)h; y++)
-      for (xx = 0; xx < (long)w; xx++) {
-        float acc = 0.0f;
-        for (i = -r; i <= r; i++) {
-          long sy = y + i;
-          sy = sy < 0 ? 0 : sy >= (long)h ? (long)h - 1 : sy;
-          acc += k[i + r] * tmp[sy * (long)w + xx];
-        }
-        p[y * (long)w + xx] = acc;
-      }
+    lensviz__blur_pass(p, tmp, (long)h, (long)w, (long)w, 1, k, r); /* along rows */
+    lensviz__blur_pass(tmp, p, (long)w, (long)h, 1, (long)w, k, r); /* along columns */
   }
 }
 
@@ -1793,12 +1793,35 @@ typedef struct {
 static long lensviz__px(const lensviz__axes *a, double x) { return a->left + (long)floor((x - a->x0) / (a->x1 - a->x0) * (double)(a->right - a->left) + 0.5); }
 static long lensviz__py(const lensviz__axes *a, double y) { return a->bottom - (long)floor((y - a->y0) / (a->y1 - a->y0) * (double)(a->bottom - a->top) + 0.5); }
 
+/* The ticks of the x axis (y_axis 0) or the y axis: about `want` of them over [lo, hi], each with
+ * its grid line, tick mark and label. */
+static void lensviz__axis_ticks(lensviz_image *dst, const lensviz__axes *a, int y_axis, double lo, double hi, int want) {
+  lensviz_color black = lensviz_rgb(0, 0, 0), grid = lensviz_rgb(225, 225, 225);
+  double step = lensviz__tick_step(hi - lo, want), v;
+  for (v = ceil(lo / step - 1e-9) * step; v <= hi + step * 1e-9; v += step) {
+    char label[32];
+    size_t tw, th;
+    lensviz__tick_label(v, step, label, sizeof label);
+    lensviz_text_size(label, 1, &tw, &th);
+    if (!y_axis) {
+      long px = lensviz__px(a, v);
+      lensviz_fill_rect(dst, px, a->top, 1, a->bottom - a->top, grid);
+      lensviz_fill_rect(dst, px, a->bottom, 1, 4, black);
+      lensviz_draw_text(dst, px - (long)tw / 2, a->bottom + 7, label, 1, black);
+    } else {
+      long py = lensviz__py(a, v);
+      lensviz_fill_rect(dst, a->left, py, a->right - a->left, 1, grid);
+      lensviz_fill_rect(dst, a->left - 4, py, 4, 1, black);
+      lensviz_draw_text(dst, a->left - 8 - (long)tw, py - 3, label, 1, black);
+    }
+  }
+}
+
 /* Clears dst and draws title, frame, ticks with labels, axis labels and a light grid. */
 static lensviz__axes lensviz__draw_axes(lensviz_image *dst, const lensviz_plot_desc *desc, double x0, double x1, double y0, double y1) {
   lensviz__axes a;
-  lensviz_color black = lensviz_rgb(0, 0, 0), grid = lensviz_rgb(225, 225, 225);
+  lensviz_color black = lensviz_rgb(0, 0, 0);
   int title_scale = dst->width >= 420 ? 2 : 1;
-  double step, v;
   memset(&a, 0, sizeof a);
   lensviz_fill(dst, lensviz_rgb(255, 255, 255));
   if (!(x1 > x0)) x1 = x0 + 1.0;
@@ -1815,28 +1838,8 @@ static lensviz__axes lensviz__draw_axes(lensviz_image *dst, const lensviz_plot_d
     lensviz_text_size(desc->title, title_scale, &tw, &th);
     lensviz_draw_text(dst, ((long)dst->width - (long)tw) / 2, 6, desc->title, title_scale, black);
   }
-  step = lensviz__tick_step(x1 - x0, (int)((a.right - a.left) / 70 + 1));
-  for (v = ceil(x0 / step - 1e-9) * step; v <= x1 + step * 1e-9; v += step) {
-    char label[32];
-    size_t tw, th;
-    long px = lensviz__px(&a, v);
-    lensviz__tick_label(v, step, label, sizeof label);
-    lensviz_text_size(label, 1, &tw, &th);
-    lensviz_fill_rect(dst, px, a.top, 1, a.bottom - a.top, grid);
-    lensviz_fill_rect(dst, px, a.bottom, 1, 4, black);
-    lensviz_draw_text(dst, px - (long)tw / 2, a.bottom + 7, label, 1, black);
-  }
-  step = lensviz__tick_step(y1 - y0, (int)((a.bottom - a.top) / 45 + 1));
-  for (v = ceil(y0 / step - 1e-9) * step; v <= y1 + step * 1e-9; v += step) {
-    char label[32];
-    size_t tw, th;
-    long py = lensviz__py(&a, v);
-    lensviz__tick_label(v, step, label, sizeof label);
-    lensviz_text_size(label, 1, &tw, &th);
-    lensviz_fill_rect(dst, a.left, py, a.right - a.left, 1, grid);
-    lensviz_fill_rect(dst, a.left - 4, py, 4, 1, black);
-    lensviz_draw_text(dst, a.left - 8 - (long)tw, py - 3, label, 1, black);
-  }
+  lensviz__axis_ticks(dst, &a, 0, x0, x1, (int)((a.right - a.left) / 70 + 1));
+  lensviz__axis_ticks(dst, &a, 1, y0, y1, (int)((a.bottom - a.top) / 45 + 1));
   lensviz_draw_rect(dst, a.left, a.top, a.right - a.left + 1, a.bottom - a.top + 1, black);
   if (desc && desc->xlabel) {
     size_t tw, th;
@@ -1922,11 +1925,23 @@ LENSVIZ_API void lensviz_plot_lines(lensviz_image *dst, const lensviz_series *se
   lensviz__legend(dst, &a, series, n, desc ? desc->legend_bottom : 0);
 }
 
+/* counts[0..bins) of the series' finite values in [x0, x1], in bins `width` wide (x1 in the last). */
+static void lensviz__histogram_counts(const lensviz_series *s, double x0, double x1, double width, size_t bins, size_t *counts) {
+  size_t k, b;
+  memset(counts, 0, bins * sizeof *counts);
+  for (k = 0; k < s->n; k++) {
+    double v = s->x[k];
+    if (v != v || v < x0 || v > x1) continue;
+    b = (size_t)((v - x0) / width);
+    counts[b < bins ? b : bins - 1]++;
+  }
+}
+
 LENSVIZ_API void lensviz_plot_histogram(lensviz_image *dst, const lensviz_series *series, size_t n, size_t bins,
                                         const lensviz_plot_desc *desc) {
   double x0 = 0, x1 = 1, top = 0, width;
   int any = 0;
-  size_t i, k, b;
+  size_t i, b;
   lensviz__axes a;
   size_t counts[512];
   if (!bins) bins = 20;
@@ -1936,25 +1951,13 @@ LENSVIZ_API void lensviz_plot_histogram(lensviz_image *dst, const lensviz_series
   if (!(x1 > x0)) x1 = x0 + 1.0;
   width = (x1 - x0) / (double)bins;
   for (i = 0; i < n; i++) {
-    memset(counts, 0, sizeof counts);
-    for (k = 0; k < series[i].n; k++) {
-      double v = series[i].x[k];
-      if (v != v || v < x0 || v > x1) continue;
-      b = (size_t)((v - x0) / width);
-      counts[b < bins ? b : bins - 1]++;
-    }
+    lensviz__histogram_counts(&series[i], x0, x1, width, bins, counts);
     for (b = 0; b < bins; b++) if ((double)counts[b] > top) top = (double)counts[b];
   }
   a = lensviz__draw_axes(dst, desc, x0, x1, 0.0, top > 0 ? top * 1.08 : 1.0);
   for (i = 0; i < n; i++) {
     long phase = 0, prev_y = lensviz__py(&a, 0.0);
-    memset(counts, 0, sizeof counts);
-    for (k = 0; k < series[i].n; k++) {
-      double v = series[i].x[k];
-      if (v != v || v < x0 || v > x1) continue;
-      b = (size_t)((v - x0) / width);
-      counts[b < bins ? b : bins - 1]++;
-    }
+    lensviz__histogram_counts(&series[i], x0, x1, width, bins, counts);
     for (b = 0; b < bins; b++) {
       long xa = lensviz__px(&a, x0 + (double)b * width), xb = lensviz__px(&a, x0 + (double)(b + 1) * width), y = lensviz__py(&a, (double)counts[b]), X, Y;
       for (Y = y; Y < a.bottom; Y++)
