@@ -32,7 +32,7 @@
  *   -1 for the lens class: lensnet_model_class_index(m, "lens"), i.e. "lens" in the metadata
  *   "classes", else the last output, which is "lens" for the two-class finders of Wilde et al. 2022):
  *   lensviz_occlusion        P(target | patch filled) - P(target) over a grid of patch positions;
- *                            P from the softmax of the outputs (the sigmoid for one output). The
+ *                            P by lensnet_lens_probability (softmax; sigmoid for one output). The
  *                            grid has floor((H - patch) / stride) + 1 rows (likewise columns):
  *                            only whole patches, no partial ones at the edges. Patches are filled
  *                            with `fill` in every band. Each occluded image recomputes only the
@@ -186,10 +186,6 @@ typedef struct {
 
 /* The options with every default filled in (desc may be NULL); batch stays 0 (model-dependent). */
 LENSVIZ_API lensviz_desc lensviz_desc_resolve(const lensviz_desc *desc);
-
-/* P(target) from one output vector: softmax over `count` outputs, sigmoid when count is 1;
- * target < 0 means the last output. */
-LENSVIZ_API double lensviz_probability(const float *outputs, size_t count, int target);
 
 /* ---------------------------------------------------------------------------------------------
  * Methods (image: one sample [m->in_c, m->in_h, m->in_w]; target: output index, -1 = lens class)
@@ -482,13 +478,6 @@ LENSVIZ_API lensviz_desc lensviz_desc_resolve(const lensviz_desc *desc) {
   return d;
 }
 
-LENSVIZ_API double lensviz_probability(const float *outputs, size_t count, int target) {
-  size_t t;
-  if (count == 0) return 0.0;
-  t = target < 0 ? count - 1 : (size_t)target;
-  return t < count ? lensnet_lens_probability(outputs, count, t) : 0.0;
-}
-
 /* Resolves target (-1 = the lens class, lensnet_model_class_index) or reports an error. */
 static lensnet_result lensviz__target(const lensnet_model *m, int target, size_t *out, lensnet_error *err) {
   if (target < 0) return lensnet_model_class_index(m, "lens", out, err);
@@ -715,7 +704,7 @@ static void lensviz__occlusion_task(void *ctx, size_t index, size_t worker) {
   }
   for (b = 0; b < n; b++)
     j->map[j->d.cells ? j->d.cells[first + b] : first + b] =
-      (float)(lensviz_probability(out + b * outs, outs, (int)j->target) - j->base_probability);
+      (float)(lensnet_lens_probability(out + b * outs, outs, j->target) - j->base_probability);
 }
 
 LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
@@ -780,7 +769,7 @@ LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float
     else memcpy(j.outputs, j.base + j.act_offset[j.prefix], m->out_features * sizeof(float));
   }
   if (r == LENSNET_OK) {
-    j.base_probability = lensviz_probability(j.outputs, m->out_features, (int)j.target);
+    j.base_probability = lensnet_lens_probability(j.outputs, m->out_features, j.target);
     if (base_probability) *base_probability = j.base_probability;
     for (w = 0; w < workers; w++) {
       memcpy(j.acts + w * j.act_floats, j.base, j.act_floats * sizeof(float));

@@ -307,7 +307,7 @@ static void test_methods(void) {
     CHECK(rows == 3 && cols == 3, "10 pixels, patch 3, stride 3: floor(7 / 3) + 1 = 3 positions (got %lux%lu)", (unsigned long)rows, (unsigned long)cols);
     CHECK(lensviz_occlusion(relu, x, 1, &d, map, &base, &err) == LENSNET_OK, "%s", err.message);
     lensnet_model_forward(relu, 1, x, base_out, NULL, &err);
-    CHECK(fabs(base - lensviz_probability(base_out, 2, 1)) < 1e-7, "base probability");
+    CHECK(fabs(base - lensnet_lens_probability(base_out, 2, 1)) < 1e-7, "base probability");
     for (r = 0; r < 3; r++)
       for (c = 0; c < 3; c++) {
         memcpy(occluded, x, sizeof occluded);
@@ -315,7 +315,7 @@ static void test_methods(void) {
           for (y = r * 3; y < r * 3 + 3; y++)
             for (xx = c * 3; xx < c * 3 + 3; xx++) occluded[k * 100 + y * 10 + xx] = 0.25f;
         lensnet_model_forward(relu, 1, occluded, out, NULL, &err);
-        if (fabs(lensviz_probability(out, 2, 1) - base - map[r * 3 + c]) > worst) worst = fabs(lensviz_probability(out, 2, 1) - base - map[r * 3 + c]);
+        if (fabs(lensnet_lens_probability(out, 2, 1) - base - map[r * 3 + c]) > worst) worst = fabs(lensnet_lens_probability(out, 2, 1) - base - map[r * 3 + c]);
       }
     CHECK(worst < 1e-6, "occlusion vs direct: %g", worst);
     par.run = reverse_run; par.user = NULL; par.workers = 3;
@@ -359,7 +359,7 @@ static void test_methods(void) {
       CHECK(rows == 4 && cols == 4, "13 pixels, patch 2, stride 3: floor(11 / 3) + 1 = 4 (got %lu)", (unsigned long)rows);
       CHECK(lensviz_occlusion(mm, img, 2, &d, map, &base, &err) == LENSNET_OK, "%s", err.message);
       lensnet_model_forward(mm, 1, img, out, NULL, &err);
-      p0 = lensviz_probability(out, 3, 2);
+      p0 = lensnet_lens_probability(out, 3, 2);
       CHECK(fabs(p0 - base) < 1e-6, "base probability %g vs %g", base, p0);
       for (r = 0; r < rows; r++)
         for (c = 0; c < cols; c++) {
@@ -368,7 +368,7 @@ static void test_methods(void) {
             for (y = r * 3; y < r * 3 + 2; y++)
               for (xx = c * 3; xx < c * 3 + 2; xx++) occluded[k * 169 + y * 13 + xx] = -0.5f;
           lensnet_model_forward(mm, 1, occluded, out, NULL, &err);
-          if (fabs(lensviz_probability(out, 3, 2) - p0 - map[r * cols + c]) > worst) worst = fabs(lensviz_probability(out, 3, 2) - p0 - map[r * cols + c]);
+          if (fabs(lensnet_lens_probability(out, 3, 2) - p0 - map[r * cols + c]) > worst) worst = fabs(lensnet_lens_probability(out, 3, 2) - p0 - map[r * cols + c]);
         }
       CHECK(worst < 1e-6, "occlusion vs whole forward passes: %g", worst);
       lensnet_model_free(mm);
@@ -403,7 +403,7 @@ static void test_methods(void) {
       memset(&d, 0, sizeof d);
       d.patch = 3; d.stride = 3;
       CHECK(lensviz_occlusion(mm, img, -1, &d, b, &base, &err) == LENSNET_OK, "%s", err.message);
-      CHECK(base == lensviz_probability(out, 12, 11), "occlusion's unoccluded P %.17g = the forward pass's %.17g", base, lensviz_probability(out, 12, 11));
+      CHECK(base == lensnet_lens_probability(out, 12, 11), "occlusion's unoccluded P %.17g = the forward pass's %.17g", base, lensnet_lens_probability(out, 12, 11));
       lensnet_model_free(mm);
     }
   }

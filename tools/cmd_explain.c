@@ -461,7 +461,7 @@ static int explain_ascent(explain_ctx *x) {
     double prob;
     float logits[64];
     if (m->out_features <= 64 && lensnet_model_forward(m, 1, result, logits, NULL, &err) == LENSNET_OK)
-      prob = lensviz_probability(logits, m->out_features, target);
+      prob = lensnet_lens_probability(logits, m->out_features, (size_t)target);
     else prob = -1.0;
     snprintf(title, sizeof title, "Class image, class %d: P = %.3f", target, prob);
     p[0] = panel(result_pic, "class image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
