@@ -61,6 +61,11 @@
  *   lensviz_filter_image     gradient ascent on the mean activation of one channel of layer L
  *                            (of its input when L is a ReLU: a unit that is off passes no gradient).
  *   lensviz_channel_means    mean activation of every channel of layer L for one image.
+ *   lensviz_default_layer    the layer L when the caller names none: the ReLU after the last
+ *                            convolution (the convolution itself when no ReLU follows it) for
+ *                            Grad-CAM, guided Grad-CAM and filter images, the one after the
+ *                            middle convolution (the earlier of two) for dreams: 27 and 14 for
+ *                            OU-66, 20 and 9 for OU-200. LENSNET_ERR_ARG without a convolution.
  *   Ascent steps are normalised: x += step * g / mean|g|; pixels stay in [lo, hi] (default [0, 1],
  *   the range of min-max normalised cutouts). Dream and filter images run a copy of the model cut
  *   after layer L, which for octaves is rebuilt at each octave's size: that works while layers
@@ -203,6 +208,15 @@ LENSVIZ_API lensnet_result lensviz_guided_backprop(lensnet_model *m, const float
                                                    float *grad, lensnet_error *err);
 /* Output shape of layer `layer` (per sample); LENSNET_ERR_ARG if there is no such layer. */
 LENSVIZ_API lensnet_result lensviz_layer_shape(const lensnet_model *m, size_t layer, size_t *c, size_t *h, size_t *w, lensnet_error *err);
+/* What a layer is wanted for, when the caller names none (lensviz_default_layer). */
+typedef enum {
+  LENSVIZ_LAYER_FOR_GRADCAM, /* Grad-CAM and guided Grad-CAM */
+  LENSVIZ_LAYER_FOR_FILTERS, /* filter images and channel means */
+  LENSVIZ_LAYER_FOR_DREAM    /* deep dream */
+} lensviz_layer_use;
+/* The layer a method looks at by default (see WHAT IS IN IT); LENSNET_ERR_ARG, saying so, for a
+ * model without a convolution. */
+LENSVIZ_API lensnet_result lensviz_default_layer(const lensnet_model *m, lensviz_layer_use use, size_t *layer, lensnet_error *err);
 /* cam: h*w floats of layer `layer`'s output (lensviz_layer_shape). */
 LENSVIZ_API lensnet_result lensviz_gradcam(lensnet_model *m, const float *image, int target, size_t layer, const lensviz_desc *desc,
                                            float *cam, lensnet_error *err);
@@ -866,6 +880,19 @@ LENSVIZ_API lensnet_result lensviz_layer_shape(const lensnet_model *m, size_t la
   *c = m->layers[layer].out_c;
   *h = m->layers[layer].out_h;
   *w = m->layers[layer].out_w;
+  return LENSNET_OK;
+}
+
+LENSVIZ_API lensnet_result lensviz_default_layer(const lensnet_model *m, lensviz_layer_use use, size_t *layer, lensnet_error *err) {
+  size_t i, convs = 0, seen = 0, wanted;
+  for (i = 0; i < m->layer_count; i++) convs += m->layers[i].type == LENSNET_LAYER_CONV2D;
+  if (!convs) return lensviz__fail(err, LENSNET_ERR_ARG, "no default layer: the model has no convolution");
+  /* maps and filters: the last convolution, whose features are the most specific to the classes
+   * (Selvaraju et al. 2017); dreams: the middle one, whose patterns stay at the scale of details */
+  wanted = use == LENSVIZ_LAYER_FOR_DREAM ? (convs + 1) / 2 : convs;
+  for (i = 0; seen < wanted; i++) seen += m->layers[i].type == LENSNET_LAYER_CONV2D;
+  /* i is one past that convolution: its ReLU if one follows, else the convolution itself */
+  *layer = i < m->layer_count && m->layers[i].type == LENSNET_LAYER_RELU ? i : i - 1;
   return LENSNET_OK;
 }
 

@@ -134,6 +134,9 @@ static void test_channels(void) {
         "explain --channels of the wrong length is a usage error, as in predict");
   CHECK(cli_lens("explain --model " CH "/m.safetensors --channels 0,x --input " CH "/three.npy --method saliency --out " CH "/e1 2>/dev/null") == 2,
         "explain --channels 0,x is a usage error");
+  CHECK(cli_lens("explain --model " CH "/m.safetensors --input " CH "/two.npy --method gradcam --out " CH "/e4 2> " CH "/err.txt") == 2 &&
+        cli_file_has(CH "/err.txt", "no convolution") && cli_file_has(CH "/err.txt", "--layer"),
+        "gradcam without --layer on a model without a convolution is a usage error saying so");
   lensnet_tensor_free(&three);
   lensnet_tensor_free(&two);
   lensnet_model_free(m);

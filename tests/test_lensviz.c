@@ -724,7 +724,50 @@ static void test_parity(void) {
     if (!cases[i].heavy || !SANITIZED) parity(&cases[i]);
 }
 
+/* The layers lensviz_default_layer picks: those of PyTorch's references for the released finders,
+ * and on small models the rule itself. */
+static void test_default_layer(void) {
+  static const struct { const char *name; size_t gradcam, dream; } finders[] = {{"OU_66", 27, 14}, {"OU_200", 20, 9}};
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  size_t i, layer = 0;
+  char name[128];
+  TEST("default layer of the released finders: the ReLU after the last convolution, the one after the middle one for dreams") {
+    for (i = 0; i < sizeof finders / sizeof finders[0]; i++) {
+      CHECK(lensnet_model_load(weights_path(finders[i].name), &m, &err) == LENSNET_OK, "%s", err.message);
+      if (!m) continue;
+      CHECK(lensviz_default_layer(m, LENSVIZ_LAYER_FOR_GRADCAM, &layer, &err) == LENSNET_OK && layer == finders[i].gradcam,
+            "%s Grad-CAM: layer %lu, expected %lu", finders[i].name, (unsigned long)layer, (unsigned long)finders[i].gradcam);
+      snprintf(name, sizeof name, "gradcam_%s_layer%lu.npy", finders[i].name, (unsigned long)layer);
+      CHECK(check_file_exists(ref_path(name)), "PyTorch's Grad-CAM reference is of that layer: %s", path);
+      CHECK(lensviz_default_layer(m, LENSVIZ_LAYER_FOR_FILTERS, &layer, &err) == LENSNET_OK && layer == finders[i].gradcam,
+            "%s filters: layer %lu", finders[i].name, (unsigned long)layer);
+      CHECK(lensviz_default_layer(m, LENSVIZ_LAYER_FOR_DREAM, &layer, &err) == LENSNET_OK && layer == finders[i].dream &&
+            m->layers[layer].type == LENSNET_LAYER_RELU, "%s dream: layer %lu, expected %lu", finders[i].name, (unsigned long)layer,
+            (unsigned long)finders[i].dream);
+      lensnet_model_free(m);
+      m = NULL;
+    }
+  }
+  TEST("default layer: the convolution itself when no ReLU follows; a clear error without a convolution") {
+    /* conv, tanh, conv, relu: the last convolution's ReLU is 3; the middle (first) convolution has a tanh after it */
+    if ((m = small_model(0, 1)) != NULL) {
+      CHECK(lensviz_default_layer(m, LENSVIZ_LAYER_FOR_GRADCAM, &layer, &err) == LENSNET_OK && layer == 3, "Grad-CAM: layer %lu", (unsigned long)layer);
+      CHECK(lensviz_default_layer(m, LENSVIZ_LAYER_FOR_DREAM, &layer, &err) == LENSNET_OK && layer == 0, "dream: layer %lu", (unsigned long)layer);
+      lensnet_model_free(m);
+    }
+    CHECK(lensnet_model_create("input 2 6 6\nmaxpool kernel=2\nrelu\nflatten\ndense name=d out=2", &m, &err) == LENSNET_OK, "%s", err.message);
+    if (m) {
+      layer = 99;
+      CHECK(lensviz_default_layer(m, LENSVIZ_LAYER_FOR_GRADCAM, &layer, &err) == LENSNET_ERR_ARG && layer == 99 &&
+            strstr(err.message, "no convolution"), "no convolution: %s", err.message);
+      lensnet_model_free(m);
+    }
+  }
+}
+
 int main(void) {
+  test_default_layer();
   test_parity();
   test_methods();
   test_pictures();

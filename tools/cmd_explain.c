@@ -106,23 +106,6 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   return rc;
 }
 
-/* The ReLU after the last (or the middle) convolution, else the last layer with a spatial output. */
-static long default_layer(const lensnet_model *m, int middle) {
-  size_t i, convs = 0, seen = 0;
-  long found = -1;
-  for (i = 0; i < m->layer_count; i++) if (m->layers[i].type == LENSNET_LAYER_CONV2D) convs++;
-  for (i = 0; i < m->layer_count; i++) {
-    if (m->layers[i].type != LENSNET_LAYER_CONV2D) continue;
-    seen++;
-    found = (long)i;
-    if (i + 1 < m->layer_count && m->layers[i + 1].type == LENSNET_LAYER_RELU) found = (long)i + 1;
-    if (middle && seen == (convs + 1) / 2) return found;
-  }
-  if (found < 0)
-    for (i = 0; i < m->layer_count; i++) if (m->layers[i].out_h > 1) found = (long)i;
-  return found;
-}
-
 static int write_npy(const char *dir, const char *name, int ndim, const size_t *shape, float *data) {
   char path[1024];
   lensnet_tensor t;
@@ -559,6 +542,7 @@ static int method_is(const explain_options *o, const char *name) { return !strcm
 
 /* The model, its normalisation, the target and the layer, checked against each other. */
 static int open_model(explain_options *o, explain_ctx *x) {
+  lensviz_layer_use use;
   lensnet_error err;
   if (lensnet_model_load(o->model_path, &x->m, &err) != LENSNET_OK) return lens_fail_err(&err);
   o->minmax = lens_preprocess_resolve(x->m, !method_is(o, "class-image") && strcmp(o->input, "-") ? o->cutout.preprocess : 0);
@@ -571,10 +555,17 @@ static int open_model(explain_options *o, explain_ctx *x) {
   x->target = (int)o->target;
   if ((size_t)x->target >= x->m->out_features)
     return lens_usage("--target %d: the model has %lu outputs", x->target, (unsigned long)x->m->out_features);
-  if (o->layer < 0) o->layer = (int)default_layer(x->m, method_is(o, "dream"));
   /* only these methods look inside the model at a layer */
-  if ((method_is(o, "gradcam") || method_is(o, "guided-gradcam") || method_is(o, "dream") || method_is(o, "filters")) &&
-      (o->layer < 0 || (size_t)o->layer >= x->m->layer_count))
+  if (method_is(o, "gradcam") || method_is(o, "guided-gradcam")) use = LENSVIZ_LAYER_FOR_GRADCAM;
+  else if (method_is(o, "filters")) use = LENSVIZ_LAYER_FOR_FILTERS;
+  else if (method_is(o, "dream")) use = LENSVIZ_LAYER_FOR_DREAM;
+  else return 0;
+  if (o->layer < 0) {
+    size_t layer;
+    if (lensviz_default_layer(x->m, use, &layer, &err) != LENSNET_OK) return lens_usage("%s; name one with --layer", err.message);
+    o->layer = (int)layer;
+  }
+  if ((size_t)o->layer >= x->m->layer_count)
     return lens_usage("--layer %d does not exist: the model has layers 0..%lu", o->layer, (unsigned long)x->m->layer_count - 1);
   return 0;
 }
