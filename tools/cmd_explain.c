@@ -229,283 +229,280 @@ static int occlusion_gif(const explain_options *o, const lensnet_model *m, const
   return write_frames(o->out, "occlusion", &fs, 8);
 }
 
-/* What every method needs: the options, the model, the image and its picture (ps.pics[0]). */
+/* What every method needs: the options, the model, the image and its picture (ps.pics[0]), and
+ * room for a result of one image's size. */
 typedef struct {
   const explain_options *o;
   lensnet_model *m;
   lensviz_desc d;
   int target;
-  float *image;
+  float *image, *result;
   size_t W, H, per;
   picture_set ps;
 } explain_ctx;
 
+/* The object's picture, first in every grid of an object. */
+static lensviz_panel image_panel(explain_ctx *x) { return panel(&x->ps.pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1); }
+
+/* A map's picture and the object's picture to lay the map over; 0 when out of memory. */
+static int map_pictures(explain_ctx *x, lensviz_image **map_pic, lensviz_image **over) {
+  *map_pic = new_picture(&x->ps, x->W, x->H);
+  *over = new_picture(&x->ps, x->W, x->H);
+  if (*over) lensviz_blit(*over, 0, 0, &x->ps.pics[0]);
+  return *map_pic && *over;
+}
+
+/* DIR/<name>_map.png, DIR/<name>_overlay.png, then the grid of panels as DIR/<name>.png. */
+static int write_panels(explain_ctx *x, const char *name, const lensviz_image *map_pic, const lensviz_image *over,
+                        const lensviz_panel *p, size_t n, size_t cols, const char *title) {
+  char mapname[64], overname[64];
+  int rc;
+  snprintf(mapname, sizeof mapname, "%s_map", name);
+  snprintf(overname, sizeof overname, "%s_overlay", name);
+  if ((rc = write_png(x->o->out, mapname, map_pic)) || (rc = write_png(x->o->out, overname, over))) return rc;
+  return write_grid(x->o->out, name, p, n, cols, title);
+}
+
 /* Occlusion map, its panels and the sweep as a GIF. */
 static int explain_occlusion(explain_ctx *x) {
-  const explain_options *o = x->o;
-  lensnet_model *m = x->m;
-  lensviz_desc d = x->d;
-  const float *image = x->image;
-  picture_set *ps = &x->ps;
-  size_t W = x->W, H = x->H, per = x->per;
-  int target = x->target, rc = 0;
-  float *result = (float *)malloc(per * sizeof(float));
-  char title[256];
-  lensnet_error err;
-  if (!result) return lens_fail("out of memory");
+  const lensnet_model *m = x->m;
   size_t rows, cols, shape[2];
   double base;
-  float lo, hi;
-  lensviz_image *map_pic = new_picture(ps, W, H), *over = new_picture(ps, W, H);
+  float lo, hi, *map = x->result; /* rows * cols <= in_h * in_w */
+  char title[256];
+  lensnet_error err;
+  lensviz_image *map_pic, *over;
   lensviz_panel p[3];
-  lensviz_occlusion_size(m, &d, &rows, &cols);
-  if (!rows || !cols) { rc = lens_usage("--patch %lu does not fit the %lux%lu input", (unsigned long)d.patch, (unsigned long)m->in_h, (unsigned long)m->in_w); goto done; }
-  free(result);
-  result = (float *)malloc(rows * cols * sizeof(float));
-  if (!result || !map_pic || !over) { rc = lens_fail("out of memory"); goto done; }
+  int have = map_pictures(x, &map_pic, &over), rc;
+  lensviz_occlusion_size(m, &x->d, &rows, &cols);
+  if (!rows || !cols) return lens_usage("--patch %lu does not fit the %lux%lu input", (unsigned long)x->d.patch, (unsigned long)m->in_h, (unsigned long)m->in_w);
+  if (!have) return lens_fail("out of memory");
   fprintf(stderr, "lens: occlusion: %lu x %lu patch positions\n", (unsigned long)rows, (unsigned long)cols);
-  if (lensviz_occlusion(m, image, target, &d, result, &base, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
+  if (lensviz_occlusion(m, x->image, x->target, &x->d, map, &base, &err) != LENSNET_OK) return lens_fail_err(&err);
   shape[0] = rows; shape[1] = cols;
-  if ((rc = write_npy(o->out, "occlusion", 2, shape, result)) != 0) goto done;
-  lensviz_map_range(result, rows * cols, 1, &lo, &hi);
-  lensviz_render_map(result, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
-  lensviz_blit(over, 0, 0, &ps->pics[0]);
-  lensviz_overlay(over, result, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0.8f);
-  snprintf(title, sizeof title, "Occlusion, patch %lu stride %lu: P(class %d) = %.3f", (unsigned long)d.patch, (unsigned long)d.stride, target, base);
-  p[0] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+  if ((rc = write_npy(x->o->out, "occlusion", 2, shape, map)) != 0) return rc;
+  lensviz_map_range(map, rows * cols, 1, &lo, &hi);
+  lensviz_render_map(map, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
+  lensviz_overlay(over, map, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0.8f);
+  snprintf(title, sizeof title, "Occlusion, patch %lu stride %lu: P(class %d) = %.3f", (unsigned long)x->d.patch, (unsigned long)x->d.stride,
+           x->target, base);
+  p[0] = image_panel(x);
   p[1] = panel(map_pic, "P(occluded) - P", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
   p[2] = panel(over, "overlay", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-  if ((rc = write_png(o->out, "occlusion_map", map_pic)) || (rc = write_png(o->out, "occlusion_overlay", over)) ||
-      (rc = write_grid(o->out, "occlusion", p, 3, 3, title)))
-    goto done;
-  rc = occlusion_gif(o, m, image, result, rows, cols, lo, hi, W, H, d.patch, d.stride);
-done:
-  free(result);
-  return rc;
+  if ((rc = write_panels(x, "occlusion", map_pic, over, p, 3, 3, title)) != 0) return rc;
+  return occlusion_gif(x->o, m, x->image, map, rows, cols, lo, hi, x->W, x->H, x->d.patch, x->d.stride);
 }
 
 /* Grad-CAM at the feature map's resolution, its panels. */
 static int explain_gradcam(explain_ctx *x) {
-  const explain_options *o = x->o;
-  lensnet_model *m = x->m;
-  lensviz_desc d = x->d;
-  const float *image = x->image;
-  picture_set *ps = &x->ps;
-  size_t W = x->W, H = x->H, per = x->per;
-  int target = x->target, rc = 0;
-  float *result = (float *)malloc(per * sizeof(float));
+  int layer = x->o->layer, have, rc = 0;
+  size_t c, h, w, shape[2];
+  float lo, hi, *cam;
   char title[256];
   lensnet_error err;
-  if (!result) return lens_fail("out of memory");
-  size_t c, h, w, shape[2];
-  float lo, hi;
-  lensviz_image *map_pic = new_picture(ps, W, H), *over = new_picture(ps, W, H);
+  lensviz_image *map_pic, *over;
   lensviz_panel p[3];
-  if (lensviz_layer_shape(m, (size_t)o->layer, &c, &h, &w, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
-  free(result);
-  result = (float *)malloc(h * w * sizeof(float));
-  if (!result || !map_pic || !over) { rc = lens_fail("out of memory"); goto done; }
-  if (lensviz_gradcam(m, image, target, (size_t)o->layer, &d, result, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
+  have = map_pictures(x, &map_pic, &over);
+  if (lensviz_layer_shape(x->m, (size_t)layer, &c, &h, &w, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (!have || !(cam = (float *)malloc(h * w * sizeof(float)))) return lens_fail("out of memory");
+  if (lensviz_gradcam(x->m, x->image, x->target, (size_t)layer, &x->d, cam, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   shape[0] = h; shape[1] = w;
-  if ((rc = write_npy(o->out, "gradcam", 2, shape, result)) != 0) goto done;
-  lensviz_map_range(result, h * w, 0, &lo, &hi);
-  lo = 0.0f;
-  if (!(hi > lo)) hi = 1.0f;
-  lensviz_render_map(result, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0, map_pic);
-  lensviz_blit(over, 0, 0, &ps->pics[0]);
-  lensviz_overlay(over, result, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0.7f);
-  snprintf(title, sizeof title, "Grad-CAM, layer %d (%lux%lu), class %d", o->layer, (unsigned long)h, (unsigned long)w, target);
-  p[0] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-  p[1] = panel(map_pic, "Grad-CAM", 1, LENSVIZ_CMAP_MAGMA, lo, hi);
-  p[2] = panel(over, "overlay (bilinear)", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-  if ((rc = write_png(o->out, "gradcam_map", map_pic)) || (rc = write_png(o->out, "gradcam_overlay", over)) ||
-      (rc = write_grid(o->out, "gradcam", p, 3, 3, title)))
-    goto done;
-done:
-  free(result);
+  if (rc == 0) rc = write_npy(x->o->out, "gradcam", 2, shape, cam);
+  if (rc == 0) {
+    lensviz_map_range(cam, h * w, 0, &lo, &hi);
+    lo = 0.0f;
+    if (!(hi > lo)) hi = 1.0f;
+    lensviz_render_map(cam, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0, map_pic);
+    lensviz_overlay(over, cam, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0.7f);
+    snprintf(title, sizeof title, "Grad-CAM, layer %d (%lux%lu), class %d", layer, (unsigned long)h, (unsigned long)w, x->target);
+    p[0] = image_panel(x);
+    p[1] = panel(map_pic, "Grad-CAM", 1, LENSVIZ_CMAP_MAGMA, lo, hi);
+    p[2] = panel(over, "overlay (bilinear)", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+    rc = write_panels(x, "gradcam", map_pic, over, p, 3, 3, title);
+  }
+  free(cam);
   return rc;
+}
+
+/* A panel per band of grad (at most 8) after p[*np], on a shared symmetric range. */
+static void band_panels(explain_ctx *x, const float *grad, lensviz_panel *p, size_t *np) {
+  static const char *band_titles[8] = {"band 0", "band 1", "band 2", "band 3", "band 4", "band 5", "band 6", "band 7"};
+  const lensnet_model *m = x->m;
+  size_t hw = m->in_h * m->in_w, k;
+  float lo, hi;
+  lensviz_map_range(grad, m->in_c * hw, 1, &lo, &hi);
+  for (k = 0; k < m->in_c && k < 8; k++) {
+    lensviz_image *bp = new_picture(&x->ps, x->W, x->H);
+    if (!bp) break;
+    lensviz_render_map(grad + k * hw, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, bp);
+    p[(*np)++] = panel(bp, band_titles[k], k + 1 == m->in_c || k == 7, LENSVIZ_CMAP_DIVERGING, lo, hi);
+  }
+}
+
+/* The gradient method of the options into grad [C,H,W]. */
+static lensnet_result gradient_map(explain_ctx *x, float *grad, lensnet_error *err) {
+  const char *method = x->o->method;
+  if (!strcmp(method, "saliency")) return lensviz_saliency(x->m, x->image, x->target, &x->d, grad, err);
+  if (!strcmp(method, "guided")) return lensviz_guided_backprop(x->m, x->image, x->target, &x->d, grad, err);
+  if (!strcmp(method, "guided-gradcam")) return lensviz_guided_gradcam(x->m, x->image, x->target, (size_t)x->o->layer, &x->d, grad, err);
+  if (!strcmp(method, "ig")) return lensviz_integrated_gradients(x->m, x->image, x->target, &x->d, grad, err);
+  return lensviz_smoothgrad(x->m, x->image, x->target, &x->d, grad, err);
 }
 
 /* Saliency, guided backprop, guided Grad-CAM, integrated gradients, SmoothGrad: [C,H,W] maps. */
 static int explain_gradients(explain_ctx *x) {
-  const explain_options *o = x->o;
-  lensnet_model *m = x->m;
-  lensviz_desc d = x->d;
-  const float *image = x->image;
-  const char *method = o->method;
-  picture_set *ps = &x->ps;
-  size_t W = x->W, H = x->H, per = x->per;
-  int target = x->target, rc = 0;
-  float *result = (float *)malloc(per * sizeof(float));
+  const lensnet_model *m = x->m;
+  const char *name = x->o->method;
+  size_t shape[3], hw = m->in_h * m->in_w, k, i, np = 0, cols;
+  float lo, hi, *grad = x->result, *sum = (float *)calloc(hw, sizeof(float)), *mag = (float *)calloc(hw, sizeof(float));
   char title[256];
   lensnet_error err;
-  if (!result) return lens_fail("out of memory");
-  size_t shape[3], hw = m->in_h * m->in_w, k, p_;
-  float lo, hi, *sum = (float *)calloc(hw, sizeof(float)), *mag = (float *)calloc(hw, sizeof(float));
-  lensviz_image *map_pic = new_picture(ps, W, H), *over = new_picture(ps, W, H);
+  lensviz_image *map_pic, *over;
   lensviz_panel p[16];
-  size_t np = 0, cols;
-  lensnet_result r;
-  const char *name = method;
-  if (!sum || !mag || !map_pic || !over) { free(sum); free(mag); rc = lens_fail("out of memory"); goto done; }
-  if (!strcmp(method, "saliency")) r = lensviz_saliency(m, image, target, &d, result, &err);
-  else if (!strcmp(method, "guided")) r = lensviz_guided_backprop(m, image, target, &d, result, &err);
-  else if (!strcmp(method, "guided-gradcam")) r = lensviz_guided_gradcam(m, image, target, (size_t)o->layer, &d, result, &err);
-  else if (!strcmp(method, "ig")) r = lensviz_integrated_gradients(m, image, target, &d, result, &err);
-  else r = lensviz_smoothgrad(m, image, target, &d, result, &err);
-  if (r != LENSNET_OK) { free(sum); free(mag); rc = lens_fail_err(&err); goto done; }
+  int rc = 0;
+  if (!map_pictures(x, &map_pic, &over) || !sum || !mag) rc = lens_fail("out of memory");
+  else if (gradient_map(x, grad, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
-  if ((rc = write_npy(o->out, name, 3, shape, result)) != 0) { free(sum); free(mag); goto done; }
-  for (k = 0; k < m->in_c; k++)
-    for (p_ = 0; p_ < hw; p_++) { sum[p_] += result[k * hw + p_]; mag[p_] += fabsf(result[k * hw + p_]); }
-  lensviz_map_range(sum, hw, 1, &lo, &hi);
-  lensviz_render_map(sum, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
-  lensviz_blit(over, 0, 0, &ps->pics[0]);
-  lensviz_overlay(over, mag, m->in_h, m->in_w, LENSVIZ_CMAP_MAGMA, 0, 0, 0.8f);
-  snprintf(title, sizeof title, "%s, class %d", !strcmp(method, "ig") ? "Integrated gradients" : !strcmp(method, "smoothgrad") ? "SmoothGrad" :
-           !strcmp(method, "guided") ? "Guided backprop" : !strcmp(method, "guided-gradcam") ? "Guided Grad-CAM" : "Saliency", target);
-  p[np++] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-  p[np++] = panel(map_pic, "sum over bands", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
-  p[np++] = panel(over, "overlay of |map|", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-  cols = m->in_c > 3 ? (m->in_c < 8 ? m->in_c : 8) : 3;
-  while (m->in_c > 1 && np < cols) p[np++] = panel(NULL, NULL, 0, LENSVIZ_CMAP_GRAY, 0, 1); /* bands start a row */
-  if (m->in_c > 1) {
-    float blo, bhi;
-    lensviz_map_range(result, m->in_c * hw, 1, &blo, &bhi);
-    for (k = 0; k < m->in_c && k < 8; k++) {
-      static const char *band_titles[8] = {"band 0", "band 1", "band 2", "band 3", "band 4", "band 5", "band 6", "band 7"};
-      lensviz_image *bp = new_picture(ps, W, H);
-      if (!bp) break;
-      lensviz_render_map(result + k * hw, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, blo, bhi, 0, bp);
-      p[np++] = panel(bp, band_titles[k], k + 1 == m->in_c || k == 7, LENSVIZ_CMAP_DIVERGING, blo, bhi);
-    }
+  if (rc == 0) rc = write_npy(x->o->out, name, 3, shape, grad);
+  if (rc == 0) {
+    for (k = 0; k < m->in_c; k++)
+      for (i = 0; i < hw; i++) { sum[i] += grad[k * hw + i]; mag[i] += fabsf(grad[k * hw + i]); }
+    lensviz_map_range(sum, hw, 1, &lo, &hi);
+    lensviz_render_map(sum, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
+    lensviz_overlay(over, mag, m->in_h, m->in_w, LENSVIZ_CMAP_MAGMA, 0, 0, 0.8f);
+    snprintf(title, sizeof title, "%s, class %d", !strcmp(name, "ig") ? "Integrated gradients" : !strcmp(name, "smoothgrad") ? "SmoothGrad" :
+             !strcmp(name, "guided") ? "Guided backprop" : !strcmp(name, "guided-gradcam") ? "Guided Grad-CAM" : "Saliency", x->target);
+    p[np++] = image_panel(x);
+    p[np++] = panel(map_pic, "sum over bands", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
+    p[np++] = panel(over, "overlay of |map|", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+    cols = m->in_c > 3 ? (m->in_c < 8 ? m->in_c : 8) : 3;
+    while (m->in_c > 1 && np < cols) p[np++] = panel(NULL, NULL, 0, LENSVIZ_CMAP_GRAY, 0, 1); /* bands start a row */
+    if (m->in_c > 1) band_panels(x, grad, p, &np);
+    rc = write_panels(x, name, map_pic, over, p, np, cols, title);
   }
   free(sum);
   free(mag);
-  {
-    char mapname[64], overname[64];
-    snprintf(mapname, sizeof mapname, "%s_map", name);
-    snprintf(overname, sizeof overname, "%s_overlay", name);
-    if ((rc = write_png(o->out, mapname, map_pic)) || (rc = write_png(o->out, overname, over)) ||
-        (rc = write_grid(o->out, name, p, np, cols, title)))
-      goto done;
+  return rc;
+}
+
+/* The picture of a dream beside its image, or of a class image with its probability. */
+static int ascent_panels(explain_ctx *x, const lensviz_image *result_pic) {
+  const char *method = x->o->method;
+  char title[256];
+  lensviz_panel p[2];
+  lensnet_error err;
+  int rc;
+  if (!strcmp(method, "dream")) {
+    snprintf(title, sizeof title, "Deep dream, layer %d, %lu octave(s) x %lu steps", x->o->layer, (unsigned long)x->d.octaves,
+             (unsigned long)x->d.iterations);
+    p[0] = image_panel(x);
+    p[1] = panel(result_pic, "dream", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+    rc = write_grid(x->o->out, "dream", p, 2, 2, title);
+  } else {
+    double prob = -1.0;
+    float logits[64];
+    if (x->m->out_features <= 64 && lensnet_model_forward(x->m, 1, x->result, logits, NULL, &err) == LENSNET_OK)
+      prob = lensnet_lens_probability(logits, x->m->out_features, (size_t)x->target);
+    snprintf(title, sizeof title, "Class image, class %d: P = %.3f", x->target, prob);
+    p[0] = panel(result_pic, "class image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
+    rc = write_grid(x->o->out, "class-image", p, 1, 1, title);
   }
-done:
-  free(result);
+  if (!rc) rc = write_png(x->o->out, !strcmp(method, "dream") ? "dream_map" : "class-image_map", result_pic);
   return rc;
 }
 
 /* Deep dream of the image, or a class image grown from noise, with the ascent as a GIF. */
 static int explain_ascent(explain_ctx *x) {
-  const explain_options *o = x->o;
-  lensnet_model *m = x->m;
+  const lensnet_model *m = x->m;
+  const char *method = x->o->method;
   lensviz_desc d = x->d;
-  const float *image = x->image;
-  const char *method = o->method;
-  picture_set *ps = &x->ps;
-  size_t W = x->W, H = x->H, per = x->per;
-  int target = x->target, rc = 0;
-  float *result = (float *)malloc(per * sizeof(float));
-  char title[256];
-  lensnet_error err;
-  if (!result) return lens_fail("out of memory");
   frame_set fs;
-  size_t shape[3];
-  lensviz_image *result_pic = new_picture(ps, W, H);
-  lensviz_panel p[2];
+  size_t shape[3], want = x->o->frames ? (x->o->frames < 120 ? x->o->frames : 120) : 40;
+  lensviz_image *result_pic = new_picture(&x->ps, x->W, x->H);
+  lensnet_error err;
   lensnet_result r;
+  int rc;
   memset(&fs, 0, sizeof fs);
-  fs.w = W; fs.h = H; fs.bands = m->in_c; fs.Q = 8.0f; fs.total = d.iterations * d.octaves;
+  fs.w = x->W; fs.h = x->H; fs.bands = m->in_c; fs.Q = 8.0f; fs.total = d.iterations * d.octaves;
   lens_progress_start(&fs.progress);
   d.frame = add_frame_from_image;
   d.frame_user = &fs;
-  {
-    size_t want = o->frames ? (o->frames < 120 ? o->frames : 120) : 40;
-    d.frame_every = (d.iterations * d.octaves + want - 1) / want;
-  }
-  if (!result_pic) { rc = lens_fail("out of memory"); goto done; }
+  d.frame_every = (d.iterations * d.octaves + want - 1) / want;
+  if (!result_pic) return lens_fail("out of memory");
   if (!strcmp(method, "dream")) {
-    memcpy(result, image, per * sizeof(float));
-    add_frame_from_image(&fs, 0, image, m->in_c, m->in_h, m->in_w);
-    r = lensviz_dream(m, (size_t)o->layer, &d, result, &err);
-  } else r = lensviz_class_image(m, target, &d, result, &err);
+    memcpy(x->result, x->image, x->per * sizeof(float));
+    add_frame_from_image(&fs, 0, x->image, m->in_c, m->in_h, m->in_w);
+    r = lensviz_dream(m, (size_t)x->o->layer, &d, x->result, &err);
+  } else r = lensviz_class_image(x->m, x->target, &d, x->result, &err);
   lens_progress_end(&fs.progress);
-  if (r != LENSNET_OK) { write_frames(o->out, method, &fs, 10); rc = lens_fail_err(&err); goto done; }
-  shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
-  if ((rc = write_npy(o->out, method, 3, shape, result)) != 0) { write_frames(o->out, method, &fs, 10); goto done; }
-  lensviz_asinh_bands(result, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, result_pic);
-  if (!strcmp(method, "dream")) {
-    snprintf(title, sizeof title, "Deep dream, layer %d, %lu octave(s) x %lu steps", o->layer, (unsigned long)d.octaves, (unsigned long)d.iterations);
-    p[0] = panel(&ps->pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-    p[1] = panel(result_pic, "dream", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-    rc = write_grid(o->out, "dream", p, 2, 2, title);
-    if (!rc) rc = write_png(o->out, "dream_map", result_pic);
-  } else {
-    double prob;
-    float logits[64];
-    if (m->out_features <= 64 && lensnet_model_forward(m, 1, result, logits, NULL, &err) == LENSNET_OK)
-      prob = lensnet_lens_probability(logits, m->out_features, (size_t)target);
-    else prob = -1.0;
-    snprintf(title, sizeof title, "Class image, class %d: P = %.3f", target, prob);
-    p[0] = panel(result_pic, "class image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-    rc = write_grid(o->out, "class-image", p, 1, 1, title);
-    if (!rc) rc = write_png(o->out, "class-image_map", result_pic);
+  if (r != LENSNET_OK) {
+    write_frames(x->o->out, method, &fs, 10); /* the steps so far */
+    return lens_fail_err(&err);
   }
-  if (!rc) rc = write_frames(o->out, method, &fs, 10);
-  else write_frames(o->out, method, &fs, 10);
-done:
-  free(result);
+  shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
+  if ((rc = write_npy(x->o->out, method, 3, shape, x->result)) == 0) {
+    lensviz_asinh_bands(x->result, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, result_pic);
+    rc = ascent_panels(x, result_pic);
+  }
+  /* the frames are written even when the pictures failed */
+  if (!rc) rc = write_frames(x->o->out, method, &fs, 10);
+  else write_frames(x->o->out, method, &fs, 10);
   return rc;
+}
+
+/* chosen[*n...]: the channels the image excites most (means), strongest first, up to --count. */
+static void rank_channels(const explain_options *o, const float *means, size_t c, size_t *chosen, size_t *n) {
+  while (!*n || (o->channel < 0 && *n < o->count && *n < c && *n < 64)) {
+    size_t best = 0, j, k;
+    int found = 0;
+    for (k = 0; k < c; k++) {
+      int used = 0;
+      for (j = 0; j < *n; j++) used |= chosen[j] == k;
+      if (!used && (!found || means[k] > means[best])) { best = k; found = 1; }
+    }
+    if (!found) break;
+    chosen[(*n)++] = best;
+  }
+}
+
+/* The channels to draw: --channel, and with an image the ones it excites most (their means
+ * written as channel_means.npy); without one, channels 0, 1, ... */
+static int choose_channels(explain_ctx *x, size_t c, float *means, size_t *chosen, size_t *n) {
+  const explain_options *o = x->o;
+  lensnet_error err;
+  *n = 0;
+  if (o->channel >= 0) {
+    if ((size_t)o->channel >= c) return lens_usage("--channel %lu: layer %d has %lu channels", (unsigned long)o->channel, o->layer, (unsigned long)c);
+    chosen[(*n)++] = (size_t)o->channel;
+  }
+  if (strcmp(o->input, "-")) {
+    int rc;
+    if (lensviz_channel_means(x->m, x->image, (size_t)o->layer, means, &err) != LENSNET_OK) return lens_fail_err(&err);
+    if ((rc = write_npy(o->out, "channel_means", 1, &c, means)) != 0) return rc;
+    rank_channels(o, means, c, chosen, n);
+  } else
+    while (*n < o->count && *n < c && *n < 64 && o->channel < 0) { chosen[*n] = *n; (*n)++; }
+  return 0;
 }
 
 /* Filter images of the channels the image excites most (or of --channel), and the channel means. */
 static int explain_filters(explain_ctx *x) {
   const explain_options *o = x->o;
-  lensnet_model *m = x->m;
-  lensviz_desc d = x->d;
-  const float *image = x->image;
-  picture_set *ps = &x->ps;
-  size_t W = x->W, H = x->H, per = x->per;
-  int rc = 0;
-  float *result = (float *)malloc(per * sizeof(float));
-  char title[256];
-  lensnet_error err;
-  if (!result) return lens_fail("out of memory");
-  size_t c, h, w, k, chosen[64], nchosen = 0, shape[4];
+  const lensnet_model *m = x->m;
+  size_t c, h, w, k, chosen[64], nchosen = 0, shape[4], per = x->per;
   float *means = NULL, *images = NULL;
   lensviz_panel p[64];
-  char titles[64][32];
-  if (lensviz_layer_shape(m, (size_t)o->layer, &c, &h, &w, &err) != LENSNET_OK) { rc = lens_fail_err(&err); goto done; }
-  means = (float *)malloc(c * sizeof(float));
-  if (!means) { rc = lens_fail("out of memory"); goto done; }
-  if (o->channel >= 0) {
-    if ((size_t)o->channel >= c) { free(means); rc = lens_usage("--channel %lu: layer %d has %lu channels", (unsigned long)o->channel, o->layer, (unsigned long)c); goto done; }
-    chosen[nchosen++] = (size_t)o->channel;
-  }
-  if (strcmp(o->input, "-")) {
-    /* the channels this image excites most, strongest first */
-    size_t shape1 = c;
-    if (lensviz_channel_means(m, image, (size_t)o->layer, means, &err) != LENSNET_OK) { free(means); rc = lens_fail_err(&err); goto done; }
-    if ((rc = write_npy(o->out, "channel_means", 1, &shape1, means)) != 0) { free(means); goto done; }
-    while (!nchosen || (o->channel < 0 && nchosen < o->count && nchosen < c && nchosen < 64)) {
-      size_t best = 0, j;
-      int found = 0;
-      for (k = 0; k < c; k++) {
-        int used = 0;
-        for (j = 0; j < nchosen; j++) used |= chosen[j] == k;
-        if (!used && (!found || means[k] > means[best])) { best = k; found = 1; }
-      }
-      if (!found) break;
-      chosen[nchosen++] = best;
-    }
-  } else
-    while (nchosen < o->count && nchosen < c && nchosen < 64 && o->channel < 0) { chosen[nchosen] = nchosen; nchosen++; }
-  images = (float *)malloc(nchosen * per * sizeof(float));
-  if (!images) { free(means); rc = lens_fail("out of memory"); goto done; }
+  char titles[64][32], title[256];
+  lensnet_error err;
+  int rc;
+  if (lensviz_layer_shape(m, (size_t)o->layer, &c, &h, &w, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (!(means = (float *)malloc(c * sizeof(float)))) return lens_fail("out of memory");
+  rc = choose_channels(x, c, means, chosen, &nchosen);
+  if (rc == 0 && !(images = (float *)malloc(nchosen * per * sizeof(float)))) rc = lens_fail("out of memory");
   for (k = 0; k < nchosen && rc == 0; k++) {
-    lensviz_image *pic = new_picture(ps, W, H);
+    lensviz_image *pic = new_picture(&x->ps, x->W, x->H);
     fprintf(stderr, "lens: filter image for channel %lu of layer %d\n", (unsigned long)chosen[k], o->layer);
-    if (lensviz_filter_image(m, (size_t)o->layer, chosen[k], &d, images + k * per, &err) != LENSNET_OK) { rc = lens_fail_err(&err); break; }
+    if (lensviz_filter_image(m, (size_t)o->layer, chosen[k], &x->d, images + k * per, &err) != LENSNET_OK) { rc = lens_fail_err(&err); break; }
     if (!pic) { rc = lens_fail("out of memory"); break; }
     lensviz_asinh_bands(images + k * per, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, pic);
     if (strcmp(o->input, "-")) snprintf(titles[k], sizeof titles[k], "ch %lu: %.3g", (unsigned long)chosen[k], means[chosen[k]]);
@@ -522,10 +519,22 @@ static int explain_filters(explain_ctx *x) {
   }
   free(means);
   free(images);
-done:
-  free(result);
   return rc;
 }
+
+/* What each method runs and needs, in the order of explain_methods. */
+typedef struct {
+  int (*run)(explain_ctx *x);
+  int layer_use;  /* the lensviz_layer_use of its --layer, or -1: it looks at no layer */
+  int object;     /* 1: it explains the --input object; 0: it starts from noise */
+} explain_method;
+static const explain_method method_table[] = {
+  {explain_occlusion, -1, 1}, {explain_gradients, -1, 1}, {explain_gradients, -1, 1}, {explain_gradcam, LENSVIZ_LAYER_FOR_GRADCAM, 1},
+  {explain_gradients, LENSVIZ_LAYER_FOR_GRADCAM, 1}, {explain_gradients, -1, 1}, {explain_gradients, -1, 1},
+  {explain_ascent, LENSVIZ_LAYER_FOR_DREAM, 1}, {explain_ascent, -1, 0}, {explain_filters, LENSVIZ_LAYER_FOR_FILTERS, 1},
+};
+typedef char method_table_matches_names[sizeof method_table / sizeof method_table[0] + 1 ==
+                                        sizeof explain_methods / sizeof explain_methods[0] ? 1 : -1];
 
 /* The command line into o. 0, -1 after --help, or the exit status. */
 static int parse_options(int argc, char **argv, explain_options *o) {
@@ -540,12 +549,16 @@ static int parse_options(int argc, char **argv, explain_options *o) {
 
 static int method_is(const explain_options *o, const char *name) { return !strcmp(o->method, name); }
 
+/* Whether there is an object to read: class images start from noise, and filter images need one
+ * only to rank channels (--input -). */
+static int has_object(const explain_options *o) { return method_table[o->method_index].object && strcmp(o->input, "-"); }
+
 /* The model, its normalisation, the target and the layer, checked against each other. */
 static int open_model(explain_options *o, explain_ctx *x) {
-  lensviz_layer_use use;
+  int use = method_table[o->method_index].layer_use;
   lensnet_error err;
   if (lensnet_model_load(o->model_path, &x->m, &err) != LENSNET_OK) return lens_fail_err(&err);
-  o->minmax = lens_preprocess_resolve(x->m, !method_is(o, "class-image") && strcmp(o->input, "-") ? o->cutout.preprocess : 0);
+  o->minmax = lens_preprocess_resolve(x->m, has_object(o) ? o->cutout.preprocess : 0);
   if (o->minmax < 0) return LENS_EXIT_FAIL;
   if (o->target < 0) {
     size_t lens = 0;
@@ -555,14 +568,10 @@ static int open_model(explain_options *o, explain_ctx *x) {
   x->target = (int)o->target;
   if ((size_t)x->target >= x->m->out_features)
     return lens_usage("--target %d: the model has %lu outputs", x->target, (unsigned long)x->m->out_features);
-  /* only these methods look inside the model at a layer */
-  if (method_is(o, "gradcam") || method_is(o, "guided-gradcam")) use = LENSVIZ_LAYER_FOR_GRADCAM;
-  else if (method_is(o, "filters")) use = LENSVIZ_LAYER_FOR_FILTERS;
-  else if (method_is(o, "dream")) use = LENSVIZ_LAYER_FOR_DREAM;
-  else return 0;
+  if (use < 0) return 0; /* the method looks at no layer */
   if (o->layer < 0) {
     size_t layer;
-    if (lensviz_default_layer(x->m, use, &layer, &err) != LENSNET_OK) return lens_usage("%s; name one with --layer", err.message);
+    if (lensviz_default_layer(x->m, (lensviz_layer_use)use, &layer, &err) != LENSNET_OK) return lens_usage("%s; name one with --layer", err.message);
     o->layer = (int)layer;
   }
   if ((size_t)o->layer >= x->m->layer_count)
@@ -594,17 +603,27 @@ static int image_picture(const explain_options *o, explain_ctx *x) {
   x->W = x->H * x->m->in_w / x->m->in_h;
   if (!(pic = new_picture(&x->ps, x->W, x->H))) return lens_fail("out of memory for pictures");
   lensviz_asinh_bands(x->image, x->m->in_c, x->m->in_h, x->m->in_w, 8.0f, 0.0f, pic);
-  if (!method_is(o, "class-image") && strcmp(o->input, "-")) return write_png(o->out, "image", pic);
+  if (has_object(o)) return write_png(o->out, "image", pic);
   return 0;
 }
 
-static int run_method(explain_ctx *x) {
-  const explain_options *o = x->o;
-  if (method_is(o, "occlusion")) return explain_occlusion(x);
-  if (method_is(o, "gradcam")) return explain_gradcam(x);
-  if (method_is(o, "dream") || method_is(o, "class-image")) return explain_ascent(x);
-  if (method_is(o, "filters")) return explain_filters(x);
-  return explain_gradients(x);
+/* Everything the methods share, into x: the model, the folder, the object, the settings and the
+ * picture of the object. 0 or the exit status. */
+static int prepare(explain_options *o, explain_ctx *x, lens_pool **pool, lensnet_parallel *par) {
+  int rc;
+  memset(x, 0, sizeof *x);
+  x->o = o;
+  if ((rc = open_model(o, x)) != 0) return rc;
+  if (lens_make_dirs(o->out)) return LENS_EXIT_FAIL;
+  x->per = x->m->in_c * x->m->in_h * x->m->in_w;
+  x->image = (float *)calloc(x->per, sizeof(float));
+  x->result = (float *)malloc(x->per * sizeof(float));
+  if (!x->image || !x->result) return lens_fail("out of memory");
+  if (has_object(o) && (rc = load_object(o, x->m, x->image)) != 0) return rc;
+  *pool = lens_pool_create(o->threads ? o->threads : lens_pool_default_threads());
+  *par = lens_pool_parallel(*pool);
+  x->d = method_desc(o, par);
+  return image_picture(o, x);
 }
 
 int lens_cmd_explain(int argc, char **argv) {
@@ -614,25 +633,11 @@ int lens_cmd_explain(int argc, char **argv) {
   lensnet_parallel par;
   int rc = parse_options(argc, argv, &o);
   if (rc) return rc < 0 ? 0 : rc;
-  memset(&x, 0, sizeof x);
-  x.o = &o;
-  rc = open_model(&o, &x);
-  if (rc == 0 && lens_make_dirs(o.out)) rc = LENS_EXIT_FAIL;
-  if (rc == 0) {
-    x.per = x.m->in_c * x.m->in_h * x.m->in_w;
-    if (!(x.image = (float *)calloc(x.per, sizeof(float)))) rc = lens_fail("out of memory");
-  }
-  /* class images start from noise; filter images need an image only to rank channels */
-  if (rc == 0 && !method_is(&o, "class-image") && strcmp(o.input, "-")) rc = load_object(&o, x.m, x.image);
-  if (rc == 0) {
-    pool = lens_pool_create(o.threads ? o.threads : lens_pool_default_threads());
-    par = lens_pool_parallel(pool);
-    x.d = method_desc(&o, &par);
-    rc = image_picture(&o, &x);
-  }
-  if (rc == 0) rc = run_method(&x);
+  rc = prepare(&o, &x, &pool, &par);
+  if (rc == 0) rc = method_table[o.method_index].run(&x);
   free_pictures(&x.ps);
   free(x.image);
+  free(x.result);
   if (pool) lens_pool_free(pool);
   lensnet_model_free(x.m);
   return rc;
