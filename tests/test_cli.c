@@ -6,64 +6,20 @@
  *     refused with exit status 2 naming the accepted ones (render .fits writes FITS);
  *   - exit status 0 success, 1 failure (files), 2 usage error;
  *   - a progress line with rate and ETA on stderr when it is a terminal, and none otherwise. */
+#define _POSIX_C_SOURCE 200809L
 #include "../tools/cli.c" /* the helpers themselves, for the progress line's format */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
-#include "check.h"
+#include "cli_check.h"
 #include <string.h>
-#include <sys/wait.h>
 
 #define W "build/cli_t"
-
-static const char *lens_binary(void) {
-  const char *l = getenv("LENS");
-  return l && *l ? l : "build/lens";
-}
-
-/* Runs `lens ARGS` through the shell; the exit status, or -1 if it did not exit. */
-static int run(const char *args) {
-  char cmd[4096];
-  int st;
-  snprintf(cmd, sizeof cmd, "%s %s", lens_binary(), args);
-  st = system(cmd);
-  return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static size_t read_file(const char *path, char *buf, size_t cap) {
-  FILE *f = fopen(path, "rb");
-  size_t n = 0;
-  buf[0] = 0;
-  if (!f) return 0;
-  n = fread(buf, 1, cap - 1, f);
-  buf[n] = 0;
-  fclose(f);
-  return n;
-}
 
 static int count_of(const char *text, const char *needle) {
   int n = 0;
   const char *p = text;
   while ((p = strstr(p, needle)) != NULL) { n++; p += strlen(needle); }
   return n;
-}
-
-static int file_has(const char *path, const char *needle) {
-  static char text[1 << 16];
-  read_file(path, text, sizeof text);
-  return strstr(text, needle) != NULL;
-}
-
-static int exists(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (f) fclose(f);
-  return f != NULL;
-}
-
-static double max_diff(const float *a, const float *b, size_t n) {
-  double d = 0;
-  size_t i;
-  for (i = 0; i < n; i++) if (fabs((double)a[i] - (double)b[i]) > d) d = fabs((double)a[i] - (double)b[i]);
-  return d;
 }
 
 #define NIMG 3
@@ -121,7 +77,7 @@ static void setup(void) {
   lensnet_rng rng;
   size_t shape[4] = {NIMG, BANDS, SIDE, SIDE}, i;
   FILE *f;
-  CHECK(system("rm -rf " W " && mkdir -p " W) == 0, "fresh work folder");
+  CHECK(cli_shell("rm -rf " W " && mkdir -p " W) == 0, "fresh work folder");
   /* counts in the thousands with an offset per band: min-max scaling changes every score */
   lensnet_rng_seed(&rng, 11);
   for (i = 0; i < NIMG * PER; i++) images[i] = 1000.0f * (float)(1 + (i / (SIDE * SIDE)) % BANDS) + 800.0f * lensnet_rng_uniform(&rng);
@@ -153,54 +109,54 @@ static void test_preprocess(void) {
   char err[8192];
   library_logits(0, raw);
   library_logits(1, scaled);
-  CHECK(max_diff(raw, scaled, NIMG * 2) > 1e-3, "min-max scaling changes the library's logits (%g)", max_diff(raw, scaled, NIMG * 2));
+  CHECK(check_max_abs_diff(raw, scaled, NIMG * 2) > 1e-3, "min-max scaling changes the library's logits (%g)", check_max_abs_diff(raw, scaled, NIMG * 2));
 
   TEST("predict applies the model's preprocess=minmax by default and says so once") {
-    CHECK(run("predict --model " W "/m_minmax.safetensors " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict");
-    CHECK(predicted(got) && max_diff(got, scaled, NIMG * 2) < 1e-5, "logits of the min-max scaled images (diff %g)", max_diff(got, scaled, NIMG * 2));
-    read_file(W "/err.txt", err, sizeof err);
+    CHECK(cli_lens("predict --model " W "/m_minmax.safetensors " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict");
+    CHECK(predicted(got) && check_max_abs_diff(got, scaled, NIMG * 2) < 1e-5, "logits of the min-max scaled images (diff %g)", check_max_abs_diff(got, scaled, NIMG * 2));
+    cli_text(W "/err.txt", err, sizeof err);
     CHECK(count_of(err, note) == 1, "the note appears once for %d images: %s", NIMG, err);
     CHECK(strstr(err, "preprocess=minmax") && strstr(err, "--preprocess none"), "the note names the metadata and the way out: %s", err);
   }
   TEST("--preprocess none feeds the images as they are, without the note") {
-    CHECK(run("predict --model " W "/m_minmax.safetensors --preprocess none " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict");
-    CHECK(predicted(got) && max_diff(got, raw, NIMG * 2) < 1e-5, "raw logits (diff %g)", max_diff(got, raw, NIMG * 2));
-    CHECK(!file_has(W "/err.txt", note), "no note when the flag decides");
+    CHECK(cli_lens("predict --model " W "/m_minmax.safetensors --preprocess none " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict");
+    CHECK(predicted(got) && check_max_abs_diff(got, raw, NIMG * 2) < 1e-5, "raw logits (diff %g)", check_max_abs_diff(got, raw, NIMG * 2));
+    CHECK(!cli_file_has(W "/err.txt", note), "no note when the flag decides");
   }
   TEST("a model saying preprocess=none is fed as is; --minmax and --preprocess minmax scale it") {
-    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict");
-    CHECK(predicted(got) && max_diff(got, raw, NIMG * 2) < 1e-5, "raw logits");
-    CHECK(!file_has(W "/err.txt", note), "no note");
-    CHECK(run("predict --model " W "/m_none.safetensors --minmax " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict --minmax");
-    CHECK(predicted(got) && max_diff(got, scaled, NIMG * 2) < 1e-5, "--minmax scales");
-    CHECK(run("predict --model " W "/m_none.safetensors --preprocess minmax " W "/x.npy --out " W "/p.npy 2> /dev/null") == 0, "--preprocess minmax");
-    CHECK(predicted(got) && max_diff(got, scaled, NIMG * 2) < 1e-5, "--preprocess minmax scales");
-    CHECK(run("predict --model " W "/m_plain.safetensors " W "/x.npy --out " W "/p.npy 2> /dev/null") == 0, "no metadata");
-    CHECK(predicted(got) && max_diff(got, raw, NIMG * 2) < 1e-5, "a model without metadata is fed as is");
+    CHECK(cli_lens("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict");
+    CHECK(predicted(got) && check_max_abs_diff(got, raw, NIMG * 2) < 1e-5, "raw logits");
+    CHECK(!cli_file_has(W "/err.txt", note), "no note");
+    CHECK(cli_lens("predict --model " W "/m_none.safetensors --minmax " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict --minmax");
+    CHECK(predicted(got) && check_max_abs_diff(got, scaled, NIMG * 2) < 1e-5, "--minmax scales");
+    CHECK(cli_lens("predict --model " W "/m_none.safetensors --preprocess minmax " W "/x.npy --out " W "/p.npy 2> /dev/null") == 0, "--preprocess minmax");
+    CHECK(predicted(got) && check_max_abs_diff(got, scaled, NIMG * 2) < 1e-5, "--preprocess minmax scales");
+    CHECK(cli_lens("predict --model " W "/m_plain.safetensors " W "/x.npy --out " W "/p.npy 2> /dev/null") == 0, "no metadata");
+    CHECK(predicted(got) && check_max_abs_diff(got, raw, NIMG * 2) < 1e-5, "a model without metadata is fed as is");
   }
   TEST("older files: train.minmax = 1 means min-max") {
-    CHECK(run("predict --model " W "/m_legacy.safetensors " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict");
-    CHECK(predicted(got) && max_diff(got, scaled, NIMG * 2) < 1e-5, "scaled logits");
-    read_file(W "/err.txt", err, sizeof err);
+    CHECK(cli_lens("predict --model " W "/m_legacy.safetensors " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 0, "predict");
+    CHECK(predicted(got) && check_max_abs_diff(got, scaled, NIMG * 2) < 1e-5, "scaled logits");
+    cli_text(W "/err.txt", err, sizeof err);
     CHECK(count_of(err, note) == 1 && strstr(err, "train.minmax=1"), "the note names train.minmax: %s", err);
   }
   TEST("an unknown preprocess value fails unless the flag decides") {
-    CHECK(run("predict --model " W "/m_odd.safetensors " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 1, "exit 1");
-    CHECK(file_has(W "/err.txt", "zscore"), "the message names the value");
-    CHECK(run("predict --model " W "/m_odd.safetensors --preprocess none " W "/x.npy --out " W "/p.npy 2> /dev/null") == 0, "--preprocess none decides");
+    CHECK(cli_lens("predict --model " W "/m_odd.safetensors " W "/x.npy --out " W "/p.npy 2> " W "/err.txt") == 1, "exit 1");
+    CHECK(cli_file_has(W "/err.txt", "zscore"), "the message names the value");
+    CHECK(cli_lens("predict --model " W "/m_odd.safetensors --preprocess none " W "/x.npy --out " W "/p.npy 2> /dev/null") == 0, "--preprocess none decides");
     remove(W "/p.npy");
-    CHECK(run("predict --model " W "/m_minmax.safetensors --preprocess zscore " W "/x.npy 2> /dev/null") == 2, "a bad --preprocess value is a usage error");
+    CHECK(cli_lens("predict --model " W "/m_minmax.safetensors --preprocess zscore " W "/x.npy 2> /dev/null") == 2, "a bad --preprocess value is a usage error");
   }
   TEST("explain applies it too: default = explicit minmax, unlike none") {
     lensnet_tensor a, b, c;
     lensnet_error e;
     int ok;
-    CHECK(run("explain --model " W "/m_minmax.safetensors --input " W "/x.npy --index 1 --method saliency --threads 1 --out " W "/ex_default 2> " W "/err.txt") == 0, "default");
-    read_file(W "/err.txt", err, sizeof err);
+    CHECK(cli_lens("explain --model " W "/m_minmax.safetensors --input " W "/x.npy --index 1 --method saliency --threads 1 --out " W "/ex_default 2> " W "/err.txt") == 0, "default");
+    cli_text(W "/err.txt", err, sizeof err);
     CHECK(count_of(err, note) == 1, "the note appears once: %s", err);
-    CHECK(run("explain --model " W "/m_minmax.safetensors --input " W "/x.npy --index 1 --method saliency --threads 1 --preprocess minmax --out " W "/ex_minmax 2> " W "/err.txt") == 0, "minmax");
-    CHECK(!file_has(W "/err.txt", note), "no note when the flag decides");
-    CHECK(run("explain --model " W "/m_minmax.safetensors --input " W "/x.npy --index 1 --method saliency --threads 1 --preprocess none --out " W "/ex_none 2> /dev/null") == 0, "none");
+    CHECK(cli_lens("explain --model " W "/m_minmax.safetensors --input " W "/x.npy --index 1 --method saliency --threads 1 --preprocess minmax --out " W "/ex_minmax 2> " W "/err.txt") == 0, "minmax");
+    CHECK(!cli_file_has(W "/err.txt", note), "no note when the flag decides");
+    CHECK(cli_lens("explain --model " W "/m_minmax.safetensors --input " W "/x.npy --index 1 --method saliency --threads 1 --preprocess none --out " W "/ex_none 2> /dev/null") == 0, "none");
     ok = lensnet_npy_read(W "/ex_default/saliency.npy", &a, &e) == LENSNET_OK;
     ok = ok && lensnet_npy_read(W "/ex_minmax/saliency.npy", &b, &e) == LENSNET_OK;
     ok = ok && lensnet_npy_read(W "/ex_none/saliency.npy", &c, &e) == LENSNET_OK;
@@ -216,24 +172,24 @@ static void test_preprocess(void) {
 
 static void test_out(void) {
   TEST("--out creates missing parent folders, for every subcommand that writes") {
-    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/new/p1/logits.npy 2> /dev/null") == 0 && exists(W "/new/p1/logits.npy"), "predict --out .npy");
-    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/new/p2/s.csv > " W "/stdout.txt 2> /dev/null") == 0 && exists(W "/new/p2/s.csv"), "predict --out .csv");
-    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --csv " W "/new/p3/s.csv 2> /dev/null") == 0 && exists(W "/new/p3/s.csv"), "predict --csv");
-    CHECK(run("render " W "/scene.json --out " W "/new/r/a.npy 2> /dev/null") == 0 && exists(W "/new/r/a.npy"), "render");
-    CHECK(run("plot roc --scores " W "/scores.csv --out " W "/new/pl/roc.png > /dev/null 2> /dev/null") == 0 && exists(W "/new/pl/roc.png"), "plot");
-    CHECK(run("explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency --threads 1 --out " W "/new/e1/e2 2> /dev/null") == 0 &&
-          exists(W "/new/e1/e2/saliency.npy"), "explain");
-    CHECK(run("sim --preset euclid-lensfinding --n 12 --threads 1 --out " W "/new/s1/s2 2> /dev/null") == 0 && exists(W "/new/s1/s2/images.npy"), "sim");
-    CHECK(run("train --data " W "/new/s1/s2/images.npy --labels " W "/new/s1/s2/labels.csv --epochs 1 --batch 4 --threads 1 --val-fraction 0.25 --out " W "/new/t1/run 2> /dev/null") == 0 &&
-          exists(W "/new/t1/run/best.safetensors"), "train");
+    CHECK(cli_lens("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/new/p1/logits.npy 2> /dev/null") == 0 && check_file_exists(W "/new/p1/logits.npy"), "predict --out .npy");
+    CHECK(cli_lens("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/new/p2/s.csv > " W "/stdout.txt 2> /dev/null") == 0 && check_file_exists(W "/new/p2/s.csv"), "predict --out .csv");
+    CHECK(cli_lens("predict --model " W "/m_none.safetensors " W "/x.npy --csv " W "/new/p3/s.csv 2> /dev/null") == 0 && check_file_exists(W "/new/p3/s.csv"), "predict --csv");
+    CHECK(cli_lens("render " W "/scene.json --out " W "/new/r/a.npy 2> /dev/null") == 0 && check_file_exists(W "/new/r/a.npy"), "render");
+    CHECK(cli_lens("plot roc --scores " W "/scores.csv --out " W "/new/pl/roc.png > /dev/null 2> /dev/null") == 0 && check_file_exists(W "/new/pl/roc.png"), "plot");
+    CHECK(cli_lens("explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency --threads 1 --out " W "/new/e1/e2 2> /dev/null") == 0 &&
+          check_file_exists(W "/new/e1/e2/saliency.npy"), "explain");
+    CHECK(cli_lens("sim --preset euclid-lensfinding --n 12 --threads 1 --out " W "/new/s1/s2 2> /dev/null") == 0 && check_file_exists(W "/new/s1/s2/images.npy"), "sim");
+    CHECK(cli_lens("train --data " W "/new/s1/s2/images.npy --labels " W "/new/s1/s2/labels.csv --epochs 1 --batch 4 --threads 1 --val-fraction 0.25 --out " W "/new/t1/run 2> /dev/null") == 0 &&
+          check_file_exists(W "/new/t1/run/best.safetensors"), "train");
   }
   TEST("predict --out: .npy the logits, .csv the CSV (and nothing on standard output)") {
     char text[4096];
     lensnet_tensor t;
     lensnet_error err;
-    read_file(W "/new/p2/s.csv", text, sizeof text);
+    cli_text(W "/new/p2/s.csv", text, sizeof text);
     CHECK(!strncmp(text, "input,p_lens,logit_non-lens,logit_lens\n", 39) && count_of(text, "\n") == NIMG + 1, "a CSV: %.80s", text);
-    read_file(W "/stdout.txt", text, sizeof text);
+    cli_text(W "/stdout.txt", text, sizeof text);
     CHECK(text[0] == 0, "standard output empty: %.80s", text);
     CHECK(lensnet_npy_read(W "/new/p1/logits.npy", &t, &err) == LENSNET_OK && t.ndim == 2 && t.shape[0] == NIMG, "logits .npy [%d, 2]", NIMG);
     lensnet_tensor_free(&t);
@@ -242,8 +198,8 @@ static void test_out(void) {
     lensnet_tensor a, b;
     lensnet_error err;
     char head[16];
-    CHECK(run("render " W "/scene.json --out " W "/new/r/a.fits 2> /dev/null") == 0, "render .fits");
-    read_file(W "/new/r/a.fits", head, sizeof head);
+    CHECK(cli_lens("render " W "/scene.json --out " W "/new/r/a.fits 2> /dev/null") == 0, "render .fits");
+    cli_text(W "/new/r/a.fits", head, sizeof head);
     CHECK(!strncmp(head, "SIMPLE  =", 9), "starts as FITS: %.9s", head);
     if (lensnet_fits_read(W "/new/r/a.fits", -1, &a, &err) == LENSNET_OK) {
       if (lensnet_npy_read(W "/new/r/a.npy", &b, &err) == LENSNET_OK) {
@@ -255,15 +211,15 @@ static void test_out(void) {
     } else CHECK(0, "lensnet reads the FITS: %s", err.message);
   }
   TEST("an extension the command does not write is refused with exit 2, naming the accepted ones") {
-    CHECK(run("render " W "/scene.json --out " W "/r.png 2> " W "/err.txt") == 2 && file_has(W "/err.txt", ".npy, .fits") && !exists(W "/r.png"), "render .png");
-    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/p.txt 2> " W "/err.txt") == 2 && file_has(W "/err.txt", ".npy, .csv") && !exists(W "/p.txt"), "predict --out .txt");
-    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/p.fits 2> /dev/null") == 2 && !exists(W "/p.fits"), "predict --out .fits");
-    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --csv " W "/p.npy 2> " W "/err.txt") == 2 && file_has(W "/err.txt", ".csv"), "predict --csv .npy");
-    CHECK(run("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/a.csv --csv " W "/b.csv 2> /dev/null") == 2, "two CSV files");
-    CHECK(run("plot roc --scores " W "/scores.csv --out " W "/roc.jpg > /dev/null 2> " W "/err.txt") == 2 && file_has(W "/err.txt", ".png") && !exists(W "/roc.jpg"), "plot .jpg");
-    CHECK(run("explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency --out " W "/e.png 2> /dev/null") == 2 && !exists(W "/e.png"), "explain --out a file name");
-    CHECK(run("sim --preset euclid-lensfinding --n 2 --out " W "/s.npy 2> /dev/null") == 2 && !exists(W "/s.npy"), "sim --out a file name");
-    CHECK(run("train --data " W "/new/s1/s2/images.npy --labels " W "/new/s1/s2/labels.csv --out " W "/t.safetensors 2> /dev/null") == 2, "train --out a file name");
+    CHECK(cli_lens("render " W "/scene.json --out " W "/r.png 2> " W "/err.txt") == 2 && cli_file_has(W "/err.txt", ".npy, .fits") && !check_file_exists(W "/r.png"), "render .png");
+    CHECK(cli_lens("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/p.txt 2> " W "/err.txt") == 2 && cli_file_has(W "/err.txt", ".npy, .csv") && !check_file_exists(W "/p.txt"), "predict --out .txt");
+    CHECK(cli_lens("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/p.fits 2> /dev/null") == 2 && !check_file_exists(W "/p.fits"), "predict --out .fits");
+    CHECK(cli_lens("predict --model " W "/m_none.safetensors " W "/x.npy --csv " W "/p.npy 2> " W "/err.txt") == 2 && cli_file_has(W "/err.txt", ".csv"), "predict --csv .npy");
+    CHECK(cli_lens("predict --model " W "/m_none.safetensors " W "/x.npy --out " W "/a.csv --csv " W "/b.csv 2> /dev/null") == 2, "two CSV files");
+    CHECK(cli_lens("plot roc --scores " W "/scores.csv --out " W "/roc.jpg > /dev/null 2> " W "/err.txt") == 2 && cli_file_has(W "/err.txt", ".png") && !check_file_exists(W "/roc.jpg"), "plot .jpg");
+    CHECK(cli_lens("explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency --out " W "/e.png 2> /dev/null") == 2 && !check_file_exists(W "/e.png"), "explain --out a file name");
+    CHECK(cli_lens("sim --preset euclid-lensfinding --n 2 --out " W "/s.npy 2> /dev/null") == 2 && !check_file_exists(W "/s.npy"), "sim --out a file name");
+    CHECK(cli_lens("train --data " W "/new/s1/s2/images.npy --labels " W "/new/s1/s2/labels.csv --out " W "/t.safetensors 2> /dev/null") == 2, "train --out a file name");
   }
 }
 
@@ -311,10 +267,10 @@ static void test_exit_codes(void) {
     for (i = 0; i < sizeof table / sizeof table[0]; i++) {
       int st;
       snprintf(args, sizeof args, "%s > /dev/null 2> " W "/err.txt", table[i].args);
-      st = run(args);
+      st = cli_lens("%s", args);
       CHECK(st == table[i].status, "lens %s: exit %d, expected %d", table[i].args, st, table[i].status);
       /* every failure says what went wrong */
-      if (table[i].status != 0) CHECK(file_has(W "/err.txt", "lens") || file_has(W "/err.txt", "usage"), "lens %s: a message", table[i].args);
+      if (table[i].status != 0) CHECK(cli_file_has(W "/err.txt", "lens") || cli_file_has(W "/err.txt", "usage"), "lens %s: a message", table[i].args);
     }
   }
 }
@@ -330,30 +286,30 @@ static void test_progress(void) {
           lens_format_of("x.png") == LENS_FMT_PNG && lens_format_of("x.npy.txt") == LENS_FMT_NONE, "formats from extensions");
   }
   TEST("a progress line on a terminal's stderr, none otherwise") {
-    char cmd[4096], text[1 << 15];
-    if (system("command -v script > /dev/null 2>&1") != 0) {
+    char text[1 << 15];
+    if (cli_shell("command -v script > /dev/null 2>&1") != 0) {
       printf("   (no `script` here to give the tool a terminal; the format is tested above)\n");
       break;
     }
     /* predict, sim and train, each with stderr on a pseudo-terminal and stdout in a file */
-    snprintf(cmd, sizeof cmd, "script -qec '%s predict --model " W "/m_none.safetensors --batch 1 " W "/x.npy > /dev/null' /dev/null > " W "/tty.txt 2>&1 < /dev/null", lens_binary());
-    CHECK(system(cmd) == 0, "predict under script");
-    read_file(W "/tty.txt", text, sizeof text);
+    CHECK(cli_shell("script -qec '%s predict --model " W "/m_none.safetensors --batch 1 " W "/x.npy > /dev/null' /dev/null > " W "/tty.txt 2>&1 < /dev/null", cli_lens_path()) == 0,
+          "predict under script");
+    cli_text(W "/tty.txt", text, sizeof text);
     CHECK(strstr(text, "predict [") && strstr(text, "3/3") && strstr(text, "obj/s ETA"), "predict shows progress: %.200s", text);
-    snprintf(cmd, sizeof cmd, "script -qec '%s sim --preset euclid-lensfinding --n 4 --threads 1 --out " W "/s_tty' /dev/null > " W "/tty.txt 2>&1 < /dev/null", lens_binary());
-    CHECK(system(cmd) == 0, "sim under script");
-    read_file(W "/tty.txt", text, sizeof text);
+    CHECK(cli_shell("script -qec '%s sim --preset euclid-lensfinding --n 4 --threads 1 --out " W "/s_tty' /dev/null > " W "/tty.txt 2>&1 < /dev/null", cli_lens_path()) == 0,
+          "sim under script");
+    cli_text(W "/tty.txt", text, sizeof text);
     CHECK(strstr(text, "sim euclid-lensfinding [") && strstr(text, "img/s ETA"), "sim shows progress: %.200s", text);
-    snprintf(cmd, sizeof cmd, "script -qec '%s train --data " W "/s_tty/images.npy --labels " W "/s_tty/labels.csv --epochs 1 --batch 2 --val-fraction 0.25 --threads 1 --out " W "/t_tty' /dev/null > " W "/tty.txt 2>&1 < /dev/null", lens_binary());
-    CHECK(system(cmd) == 0, "train under script");
-    read_file(W "/tty.txt", text, sizeof text);
+    CHECK(cli_shell("script -qec '%s train --data " W "/s_tty/images.npy --labels " W "/s_tty/labels.csv --epochs 1 --batch 2 --val-fraction 0.25 --threads 1 --out " W "/t_tty' /dev/null > " W "/tty.txt 2>&1 < /dev/null", cli_lens_path()) == 0,
+          "train under script");
+    cli_text(W "/tty.txt", text, sizeof text);
     CHECK(strstr(text, "epoch 1/1 [") && strstr(text, "img/s ETA"), "train shows progress: %.200s", text);
     /* the same with stderr in a file: no progress line, no carriage returns */
-    CHECK(run("predict --model " W "/m_none.safetensors --batch 1 " W "/x.npy > /dev/null 2> " W "/err.txt") == 0, "predict");
-    read_file(W "/err.txt", text, sizeof text);
+    CHECK(cli_lens("predict --model " W "/m_none.safetensors --batch 1 " W "/x.npy > /dev/null 2> " W "/err.txt") == 0, "predict");
+    cli_text(W "/err.txt", text, sizeof text);
     CHECK(!strstr(text, "obj/s") && !strchr(text, '\r'), "no progress line in a file: %.200s", text);
-    CHECK(run("sim --preset euclid-lensfinding --n 4 --threads 1 --out " W "/s_file 2> " W "/err.txt") == 0, "sim");
-    read_file(W "/err.txt", text, sizeof text);
+    CHECK(cli_lens("sim --preset euclid-lensfinding --n 4 --threads 1 --out " W "/s_file 2> " W "/err.txt") == 0, "sim");
+    cli_text(W "/err.txt", text, sizeof text);
     CHECK(!strstr(text, "sim euclid-lensfinding [") && !strchr(text, '\r'), "no progress line in a file: %.200s", text);
   }
 }
@@ -405,8 +361,8 @@ static void test_help(void) {
       int n = table_options(commands[c], names, 64), i;
       CHECK(n >= 0, "read tools/cmd_%s.c", commands[c]);
       snprintf(args, sizeof args, "%s --help > " W "/help.txt 2> /dev/null", commands[c]);
-      CHECK(run(args) == 0, "lens %s --help exits 0", commands[c]);
-      read_file(W "/help.txt", text, sizeof text);
+      CHECK(cli_lens("%s", args) == 0, "lens %s --help exits 0", commands[c]);
+      cli_text(W "/help.txt", text, sizeof text);
       CHECK(!strncmp(text, "usage: lens ", 12), "lens %s --help starts with its usage", commands[c]);
       for (i = 0; i < n; i++) {
         char want[64];
@@ -425,6 +381,6 @@ int main(void) {
   test_out();
   test_exit_codes();
   test_progress();
-  if (check__failed == 0) system("rm -rf " W);
+  if (check__failed == 0) cli_shell("rm -rf " W);
   return check_summary();
 }
