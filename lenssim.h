@@ -99,6 +99,9 @@
  *       each with pixel scale, zero point (magnitude of 1 e-/s), exposure, number of exposures, sky
  *       brightness (mag/arcsec^2), read noise, gain and PSF. lenssim_magnitude_to_counts() and
  *       lenssim_sersic_amp_from_magnitude() turn magnitudes into counts/s and Sersic amplitudes.
+ *       A scene seen through a band (lenssim_band_observe, what `lens render --band` does): the
+ *       band's sky is per band pixel, so the sky per scene pixel is scaled by the pixel area,
+ *       (scene pixel_scale / band pixel_scale)^2; a scene without a PSF of its own gets the band's.
  *
  *   Scenes from JSON (lenssim_scene_from_json: text in memory -> a scene ready to render):
  *     {"grid": {"num_pix": 80, "pixel_scale": 0.05, "supersampling": 3},
@@ -165,8 +168,8 @@
  *     lenssim_psf_scratch_doubles, lenssim_psf_convolve
  *     lenssim_rng_seed, lenssim_rng_next, lenssim_rng_uniform, lenssim_rng_normal, lenssim_rng_poisson
  *     lenssim_band_count, lenssim_band_at, lenssim_band_find, lenssim_noise_from_band,
- *     lenssim_add_noise, lenssim_magnitude_to_counts, lenssim_sersic_amp_from_counts,
- *     lenssim_sersic_amp_from_magnitude
+ *     lenssim_add_noise, lenssim_band_observe, lenssim_magnitude_to_counts,
+ *     lenssim_sersic_amp_from_counts, lenssim_sersic_amp_from_magnitude
  *     lenssim_clumpy_source
  *     lenssim_einstein_radius_sis, lenssim_velocity_dispersion_function, lenssim_count_images,
  *     lenssim_arc_snr
@@ -500,9 +503,19 @@ typedef struct {
   double ccd_gain;         /* e-/ADU; 0 means no quantisation */
 } lenssim_noise;
 
+/* The band's noise for its own pixels (sky_rate per band pixel). */
 LENSSIM_API lenssim_noise lenssim_noise_from_band(const lenssim_band *band);
 /* Adds noise in place to `count` pixels in counts/s (see "Noise"). */
 LENSSIM_API void lenssim_add_noise(const lenssim_noise *noise, double *image, size_t count, lenssim_rng *rng);
+/* Prepares a scene to be seen as `band` sees it: lenssim_render(scene), then lenssim_add_noise
+ * with *noise. *noise (NULL: not wanted) becomes the band's noise with its sky per pixel scaled
+ * by the pixel area, scene pixel_scale^2 / band pixel_scale^2, since the scene's pixels need not
+ * be the band's. Unless keep_psf is nonzero the scene gets the band's PSF: pass a JSON scene's
+ * has_psf (a scene without a "psf" entry is seen through the band's), or for a scene built in C
+ * scene->psf.kind != LENSSIM_PSF_NONE. The scene's grid is not changed. LENSSIM_ERR_ARG for a
+ * NULL band or scene, LENSSIM_ERR_RANGE for a pixel scale that is not positive. */
+LENSSIM_API lenssim_result lenssim_band_observe(const lenssim_band *band, lenssim_scene *scene, int keep_psf,
+                                                lenssim_noise *noise, lenssim_error *err);
 /* counts/s of a source of AB-like magnitude `mag` for zero point `zp`. */
 LENSSIM_API double lenssim_magnitude_to_counts(double mag, double zp);
 /* Sersic amp (surface brightness at R_sersic) whose total flux is `counts` (circularised R). */
@@ -2589,6 +2602,30 @@ LENSSIM_API lenssim_noise lenssim_noise_from_band(const lenssim_band *band) {
   return nz;
 }
 
+/* The band's noise for pixels of pixel_scale: the sky per pixel follows the pixel area. */
+static lenssim_noise lenssim__band_noise_at(const lenssim_band *band, double pixel_scale) {
+  lenssim_noise nz = lenssim_noise_from_band(band);
+  nz.sky_rate *= (pixel_scale * pixel_scale) / (band->pixel_scale * band->pixel_scale);
+  return nz;
+}
+
+static void lenssim__band_psf(const lenssim_band *band, lenssim_psf *psf) {
+  psf->kind = band->psf_kind;
+  psf->fwhm = band->psf_fwhm;
+  psf->moffat_beta = band->moffat_beta;
+}
+
+LENSSIM_API lenssim_result lenssim_band_observe(const lenssim_band *band, lenssim_scene *scene, int keep_psf,
+                                                lenssim_noise *noise, lenssim_error *err) {
+  if (!band || !scene) return lenssim__fail(err, LENSSIM_ERR_ARG, "band_observe: NULL %s", band ? "scene" : "band");
+  if (!(band->pixel_scale > 0) || !(scene->grid.pixel_scale > 0))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "band_observe: pixel_scale %g (band %s) and %g (scene) must be positive",
+                         band->pixel_scale, band->name ? band->name : "?", scene->grid.pixel_scale);
+  if (!keep_psf) lenssim__band_psf(band, &scene->psf);
+  if (noise) *noise = lenssim__band_noise_at(band, scene->grid.pixel_scale);
+  return LENSSIM_OK;
+}
+
 /* cos and sin of the angle (quadrant + 1/2 + f) pi/2, f in [-1/2, 1/2): Taylor series on
  * |phi| <= pi/4 (error < 1e-15), then a quarter-turn rotation by the quadrant; branch-free. */
 LENSSIM__INLINE void lenssim__quarter_sincos(double quadrant, double f, double *c, double *s) {
@@ -3001,9 +3038,7 @@ static void lenssim__channel_scene(const lenssim_dataset *ds, int ch, lenssim_sc
   sc->grid.num_pix = ds->render_pix[ch];
   sc->grid.pixel_scale = ds->render_scale[ch];
   sc->grid.supersampling = ds->render_ss[ch];
-  sc->psf.kind = b->psf_kind;
-  sc->psf.fwhm = b->psf_fwhm;
-  sc->psf.moffat_beta = b->moffat_beta;
+  lenssim__band_psf(b, &sc->psf);
 }
 
 LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenssim_dataset_config *config, uint64_t seed,
@@ -3723,10 +3758,7 @@ LENSSIM_API int lenssim_count_images(const lenssim_lens_model *m, double z_src, 
 
 /* The channel's noise, its sky per render pixel following the render's pixel area. */
 static lenssim_noise lenssim__channel_noise(const lenssim_dataset *ds, int ch) {
-  lenssim_noise nz = lenssim_noise_from_band(ds->band[ch]);
-  double r = ds->render_scale[ch] / ds->band[ch]->pixel_scale;
-  nz.sky_rate *= r * r;
-  return nz;
+  return lenssim__band_noise_at(ds->band[ch], ds->render_scale[ch]);
 }
 
 /* S/N of lensed light as LensPop (Collett 2015) measures it: the pixels taken in decreasing

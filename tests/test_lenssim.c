@@ -1,5 +1,6 @@
 /* test_lenssim.c - lenssim.h: parity with lenstronomy's reference files, per-profile physics,
- * PSFs, noise statistics and scene errors (tests/test_cli_render.c runs `lens render`). */
+ * PSFs, noise statistics, bands and scene errors (tests/test_cli_render.c runs
+ * `lens render`). */
 #define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
@@ -856,6 +857,67 @@ static void test_bands(void) {
   }
 }
 
+/* A scene seen through a band: the band's PSF unless the scene keeps its own, and the band's sky
+ * per arcsec^2 (from its magnitude and zero point) over the scene's pixel area. */
+static void test_band_observe(void) {
+  const lenssim_band *hsc = lenssim_band_find("HSC_g"), *vis = lenssim_band_find("VIS");
+  const char *bare = "{\"grid\": {\"num_pix\": 20, \"pixel_scale\": 0.05}}";
+  const char *no_psf = "{\"grid\": {\"num_pix\": 20, \"pixel_scale\": 0.05}, \"psf\": {\"type\": \"NONE\"}}";
+  lenssim_scene scene;
+  lenssim_json_scene *js = (lenssim_json_scene *)malloc(sizeof *js);
+  lenssim_noise nz;
+  lenssim_error err;
+  double sky;
+  if (!hsc || !vis || !js) { CHECK(0, "bands HSC_g and VIS, memory"); free(js); return; }
+
+  /* no PSF of its own: HSC_g's Moffat; pixels of 0.05" where the band's are 0.168" */
+  memset(&scene, 0, sizeof scene);
+  scene.grid.num_pix = 20;
+  scene.grid.pixel_scale = 0.05;
+  CHECK(lenssim_band_observe(hsc, &scene, scene.psf.kind != LENSSIM_PSF_NONE, &nz, &err) == LENSSIM_OK, "HSC_g: %s", err.message);
+  CHECK(scene.psf.kind == LENSSIM_PSF_MOFFAT && scene.psf.fwhm == 0.77 && scene.psf.moffat_beta == 3.5,
+        "a scene without a PSF gets HSC_g's Moffat 0.77\", beta 3.5 (kind %d, %g, %g)", (int)scene.psf.kind,
+        scene.psf.fwhm, scene.psf.moffat_beta);
+  CHECK(scene.grid.num_pix == 20 && scene.grid.pixel_scale == 0.05, "the grid is left alone");
+  sky = pow(10.0, -0.4 * (hsc->sky_brightness - hsc->zero_point)) * 0.05 * 0.05;
+  CHECK(fabs(nz.sky_rate - sky) <= 1e-12 * sky, "HSC_g sky on 0.05\" pixels: %.15g, expected %.15g", nz.sky_rate, sky);
+  CHECK(nz.exposure_time == 4 * 150.0 && nz.num_exposures == 4 && nz.read_noise == 4.5 && nz.ccd_gain == 3.0,
+        "HSC_g's exposure, read noise and gain");
+
+  /* a PSF of its own is kept; VIS's 22.35 mag/arcsec^2 at zero point 24 on pixels of 0.2" */
+  memset(&scene, 0, sizeof scene);
+  scene.grid.num_pix = 20;
+  scene.grid.pixel_scale = 0.2;
+  scene.psf.kind = LENSSIM_PSF_GAUSSIAN;
+  scene.psf.fwhm = 0.3;
+  CHECK(lenssim_band_observe(vis, &scene, scene.psf.kind != LENSSIM_PSF_NONE, &nz, &err) == LENSSIM_OK, "VIS: %s", err.message);
+  CHECK(scene.psf.kind == LENSSIM_PSF_GAUSSIAN && scene.psf.fwhm == 0.3, "the scene's own PSF is kept (fwhm %g)", scene.psf.fwhm);
+  sky = pow(10.0, 0.4 * 1.65) * 0.04;
+  CHECK(fabs(nz.sky_rate - sky) <= 1e-12 * sky, "VIS sky on 0.2\" pixels: %.15g, expected %.15g (4 VIS pixels)", nz.sky_rate, sky);
+  CHECK(nz.exposure_time == 4 * 565.0 && nz.read_noise == 4.2 && nz.ccd_gain == 3.1, "VIS's exposure, read noise and gain");
+  CHECK(lenssim_band_observe(vis, &scene, 0, NULL, NULL) == LENSSIM_OK && scene.psf.fwhm == 0.16,
+        "keep_psf 0 replaces it, and the noise may be left out");
+
+  /* JSON scenes: has_psf says whether the text has a "psf" entry, even an explicit NONE */
+  if (lenssim_scene_from_json(bare, strlen(bare), js, &err) == LENSSIM_OK) {
+    CHECK(lenssim_band_observe(vis, &js->scene, js->has_psf, NULL, &err) == LENSSIM_OK &&
+              js->scene.psf.kind == LENSSIM_PSF_GAUSSIAN && js->scene.psf.fwhm == 0.16,
+          "a JSON scene without \"psf\" gets VIS's Gaussian 0.16\"");
+    lenssim_json_scene_free(js);
+  } else CHECK(0, "bare scene: %s", err.message);
+  if (lenssim_scene_from_json(no_psf, strlen(no_psf), js, &err) == LENSSIM_OK) {
+    CHECK(lenssim_band_observe(vis, &js->scene, js->has_psf, NULL, &err) == LENSSIM_OK &&
+              js->scene.psf.kind == LENSSIM_PSF_NONE, "a JSON scene's \"psf\": NONE stays without a PSF");
+    lenssim_json_scene_free(js);
+  } else CHECK(0, "scene with psf NONE: %s", err.message);
+
+  memset(&scene, 0, sizeof scene);
+  CHECK(lenssim_band_observe(vis, &scene, 0, &nz, &err) == LENSSIM_ERR_RANGE && strstr(err.message, "pixel_scale"),
+        "a scene without a pixel scale is refused (%s)", err.message);
+  CHECK(lenssim_band_observe(NULL, &scene, 0, &nz, &err) == LENSSIM_ERR_ARG && strstr(err.message, "band"), "NULL band");
+  free(js);
+}
+
 /* ---- scene files and errors ----------------------------------------------------------------- */
 static int scene_error(const char *json, char *msg, size_t len) {
   lenssim_json_scene sc;
@@ -1012,6 +1074,7 @@ int main(void) {
   TEST("RNG, Poisson and normal deviates") test_rng_and_poisson();
   TEST("noise: mean, variance, seeds, gain") test_noise_statistics();
   TEST("bands") test_bands();
+  TEST("a scene seen through a band: its PSF, its sky per scene pixel") test_band_observe();
   TEST("scene errors name the entry") test_scene_errors();
   TEST("malformed scenes are refused with a message, never a crash") test_scene_mutations();
   return check_summary();
