@@ -99,6 +99,9 @@
  *       each with pixel scale, zero point (magnitude of 1 e-/s), exposure, number of exposures, sky
  *       brightness (mag/arcsec^2), read noise, gain and PSF. lenssim_magnitude_to_counts() and
  *       lenssim_sersic_amp_from_magnitude() turn magnitudes into counts/s and Sersic amplitudes.
+ *       A scene seen through a band (lenssim_band_observe, what `lens render --band` does): the
+ *       band's sky is per band pixel, so the sky per scene pixel is scaled by the pixel area,
+ *       (scene pixel_scale / band pixel_scale)^2; a scene without a PSF of its own gets the band's.
  *
  *   Scenes from JSON (lenssim_scene_from_json: text in memory -> a scene ready to render):
  *     {"grid": {"num_pix": 80, "pixel_scale": 0.05, "supersampling": 3},
@@ -123,7 +126,10 @@
  *     holding every parameter. Object i depends only on (configuration, seed, i): each object's
  *     random streams are seeded from a hash of (seed, i, stream), so any order and any number of
  *     threads give the same objects. Lenses (class 1) among objects follow lens_fraction exactly in
- *     every window (object i is a lens when floor(i f + u0) steps up).
+ *     every window (object i is a lens when floor(i f + u0) steps up). lenssim_preset_class_names
+ *     names a preset's classes ("non-lens,lens"); lenssim_label_csv_header and
+ *     lenssim_label_csv_row format labels as the rows of `lens sim`'s labels.csv (index, then the
+ *     label's fields in order; docs/populations.md is the reference for what each column holds).
  *     Deflectors as Collett 2015 (ApJ 811, 20): z uniform in comoving volume, sigma_v from the VDF
  *     of Choi, Park & Vogeley 2007, SIE with theta_E = 4 pi (sigma_v/c)^2 D_ls/D_s, shear, light
  *     following the mass (Faber-Jackson luminosity, sigma-R_e size); sources with number-count
@@ -165,14 +171,16 @@
  *     lenssim_psf_scratch_doubles, lenssim_psf_convolve
  *     lenssim_rng_seed, lenssim_rng_next, lenssim_rng_uniform, lenssim_rng_normal, lenssim_rng_poisson
  *     lenssim_band_count, lenssim_band_at, lenssim_band_find, lenssim_noise_from_band,
- *     lenssim_add_noise, lenssim_magnitude_to_counts, lenssim_sersic_amp_from_counts,
- *     lenssim_sersic_amp_from_magnitude
+ *     lenssim_add_noise, lenssim_band_observe, lenssim_magnitude_to_counts,
+ *     lenssim_sersic_amp_from_counts, lenssim_sersic_amp_from_magnitude
  *     lenssim_clumpy_source
  *     lenssim_einstein_radius_sis, lenssim_velocity_dispersion_function, lenssim_count_images,
  *     lenssim_arc_snr
- *     lenssim_preset_name / _from_name, lenssim_layout_name / _from_name, lenssim_kind_name
+ *     lenssim_preset_name / _from_name, lenssim_layout_name / _from_name, lenssim_kind_name,
+ *     lenssim_preset_class_names
  *     lenssim_dataset_init, lenssim_dataset_image_floats, lenssim_dataset_workspace_bytes,
  *     lenssim_dataset_kind, lenssim_dataset_sample, lenssim_dataset_sample_kind
+ *     lenssim_label_csv_header, lenssim_label_csv_row   labels.csv text, no file I/O
  *
  * ERRORS
  *   Functions that can fail return lenssim_result (an X-macro list, LENSSIM_RESULTS;
@@ -500,9 +508,19 @@ typedef struct {
   double ccd_gain;         /* e-/ADU; 0 means no quantisation */
 } lenssim_noise;
 
+/* The band's noise for its own pixels (sky_rate per band pixel). */
 LENSSIM_API lenssim_noise lenssim_noise_from_band(const lenssim_band *band);
 /* Adds noise in place to `count` pixels in counts/s (see "Noise"). */
 LENSSIM_API void lenssim_add_noise(const lenssim_noise *noise, double *image, size_t count, lenssim_rng *rng);
+/* Prepares a scene to be seen as `band` sees it: lenssim_render(scene), then lenssim_add_noise
+ * with *noise. *noise (NULL: not wanted) becomes the band's noise with its sky per pixel scaled
+ * by the pixel area, scene pixel_scale^2 / band pixel_scale^2, since the scene's pixels need not
+ * be the band's. Unless keep_psf is nonzero the scene gets the band's PSF: pass a JSON scene's
+ * has_psf (a scene without a "psf" entry is seen through the band's), or for a scene built in C
+ * scene->psf.kind != LENSSIM_PSF_NONE. The scene's grid is not changed. LENSSIM_ERR_ARG for a
+ * NULL band or scene, LENSSIM_ERR_RANGE for a pixel scale that is not positive. */
+LENSSIM_API lenssim_result lenssim_band_observe(const lenssim_band *band, lenssim_scene *scene, int keep_psf,
+                                                lenssim_noise *noise, lenssim_error *err);
 /* counts/s of a source of AB-like magnitude `mag` for zero point `zp`. */
 LENSSIM_API double lenssim_magnitude_to_counts(double mag, double zp);
 /* Sersic amp (surface brightness at R_sersic) whose total flux is `counts` (circularised R). */
@@ -632,6 +650,22 @@ LENSSIM_API int lenssim_preset_from_name(const char *name);   /* -1 if unknown *
 LENSSIM_API const char *lenssim_layout_name(lenssim_layout l);
 LENSSIM_API int lenssim_layout_from_name(const char *name);   /* -1 if unknown */
 LENSSIM_API const char *lenssim_kind_name(lenssim_kind k);
+/* The names of the preset's classes (the label values 0, 1, ...) joined by commas, e.g.
+ * "non-lens,lens": the "classes" a finder trained on the preset declares. "?" if unknown. */
+LENSSIM_API const char *lenssim_preset_class_names(lenssim_preset p);
+
+/* labels.csv, one row per object: `index`, then every field of lenssim_label in declaration
+ * order (kind by name, integers as %d, the rest as %.6g with a '.' whatever the C locale).
+ * docs/populations.md ("labels.csv columns") says what each column holds. No file I/O here: the
+ * caller writes the text. Lines end in '\n'. LENSSIM_LABEL_CSV_MAX bytes always hold one. */
+#define LENSSIM_LABEL_CSV_MAX 1024
+/* The header line, "index,label,kind,theta_E,...\n"; never NULL. */
+LENSSIM_API const char *lenssim_label_csv_header(void);
+/* Writes the row of object `index` into buf (cap bytes, NUL-terminated) and returns its length
+ * without the NUL; 0 with LENSSIM_ERR_ARG in err (and "" in buf if cap > 0) when cap is too
+ * small or label or buf is NULL. */
+LENSSIM_API size_t lenssim_label_csv_row(const lenssim_label *label, uint64_t index, char *buf, size_t cap,
+                                         lenssim_error *err);
 
 /* Resolves the configuration, checks it (message in err) and builds the tables. */
 LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenssim_dataset_config *config, uint64_t seed,
@@ -2589,6 +2623,30 @@ LENSSIM_API lenssim_noise lenssim_noise_from_band(const lenssim_band *band) {
   return nz;
 }
 
+/* The band's noise for pixels of pixel_scale: the sky per pixel follows the pixel area. */
+static lenssim_noise lenssim__band_noise_at(const lenssim_band *band, double pixel_scale) {
+  lenssim_noise nz = lenssim_noise_from_band(band);
+  nz.sky_rate *= (pixel_scale * pixel_scale) / (band->pixel_scale * band->pixel_scale);
+  return nz;
+}
+
+static void lenssim__band_psf(const lenssim_band *band, lenssim_psf *psf) {
+  psf->kind = band->psf_kind;
+  psf->fwhm = band->psf_fwhm;
+  psf->moffat_beta = band->moffat_beta;
+}
+
+LENSSIM_API lenssim_result lenssim_band_observe(const lenssim_band *band, lenssim_scene *scene, int keep_psf,
+                                                lenssim_noise *noise, lenssim_error *err) {
+  if (!band || !scene) return lenssim__fail(err, LENSSIM_ERR_ARG, "band_observe: NULL %s", band ? "scene" : "band");
+  if (!(band->pixel_scale > 0) || !(scene->grid.pixel_scale > 0))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "band_observe: pixel_scale %g (band %s) and %g (scene) must be positive",
+                         band->pixel_scale, band->name ? band->name : "?", scene->grid.pixel_scale);
+  if (!keep_psf) lenssim__band_psf(band, &scene->psf);
+  if (noise) *noise = lenssim__band_noise_at(band, scene->grid.pixel_scale);
+  return LENSSIM_OK;
+}
+
 /* cos and sin of the angle (quadrant + 1/2 + f) pi/2, f in [-1/2, 1/2): Taylor series on
  * |phi| <= pi/4 (error < 1e-15), then a quarter-turn rotation by the quadrant; branch-free. */
 LENSSIM__INLINE void lenssim__quarter_sincos(double quadrant, double f, double *c, double *s) {
@@ -2842,6 +2900,9 @@ static const char *const lenssim__preset_names[LENSSIM_PRESET_COUNT] = {
   "euclid-lensfinding", "euclid-compound", "deeplense-substructure", "ensai-modelling"};
 static const char *const lenssim__layout_names[LENSSIM_LAYOUT_COUNT] = {
   "default", "ou66", "ou200", "hsc", "hst192", "hst150"};
+/* A preset's classes, label 0 first; the dataset's class count follows from this table. */
+static const char *const lenssim__preset_classes[LENSSIM_PRESET_COUNT] = {
+  "non-lens,lens", "non-lens,lens", "no_substructure,subhalos,vortex", "non-lens,lens"};
 static const char *const lenssim__kind_names[LENSSIM_KIND_COUNT] = {
   "empty", "star", "elliptical", "disc", "pair", "ring_galaxy", "merger",
   "galaxy_galaxy", "compound_arc", "double_ring", "no_substructure", "subhalos", "vortex"};
@@ -2869,6 +2930,79 @@ LENSSIM_API int lenssim_layout_from_name(const char *name) {
 LENSSIM_API const char *lenssim_kind_name(lenssim_kind k) {
   return lenssim__name_of(lenssim__kind_names, LENSSIM_KIND_COUNT, (int)k);
 }
+LENSSIM_API const char *lenssim_preset_class_names(lenssim_preset p) {
+  return lenssim__name_of(lenssim__preset_classes, LENSSIM_PRESET_COUNT, (int)p);
+}
+
+/* ---- labels.csv ------------------------------------------------------------------------------
+ * The columns after `index`, each a field of lenssim_label and how it prints (INT %d, REAL
+ * %.6g, KIND its name): the header and the rows both come from this list. */
+#define LENSSIM__LABEL_COLUMNS(X)                                                                                  \
+  X(label, INT) X(kind, KIND) X(theta_E, REAL) X(theta_E2, REAL) X(e1, REAL) X(e2, REAL) X(center_x, REAL)         \
+  X(center_y, REAL) X(gamma1, REAL) X(gamma2, REAL) X(sigma_v, REAL) X(z_lens, REAL) X(z_lens2, REAL)              \
+  X(z_source, REAL) X(z_source2, REAL) X(source_x, REAL) X(source_y, REAL) X(source_R, REAL) X(source_n, REAL)     \
+  X(source_clumpy, INT) X(magnification, REAL) X(magnification2, REAL) X(n_images, INT) X(n_images2, INT)         \
+  X(arc_snr, REAL) X(mag_source, REAL) X(mag_source2, REAL) X(mag_lens, REAL) X(n_subhalos, INT)                  \
+  X(substructure_mass, REAL) X(vortex_length, REAL) X(vortex_angle, REAL) X(vortex_density, REAL) X(attempts, INT)
+
+#define LENSSIM__COLUMN_NAME(field, type) "," #field
+LENSSIM_API const char *lenssim_label_csv_header(void) {
+  return "index" LENSSIM__LABEL_COLUMNS(LENSSIM__COLUMN_NAME) "\n";
+}
+#undef LENSSIM__COLUMN_NAME
+
+/* Text appended to a caller's buffer; len counts what was wanted, so len >= cap means too small. */
+typedef struct { char *buf; size_t cap, len; } lenssim__text;
+
+static void lenssim__text_add(lenssim__text *t, const char *fmt, ...) {
+  va_list ap;
+  int n;
+  va_start(ap, fmt);
+  n = vsnprintf(t->len < t->cap ? t->buf + t->len : NULL, t->len < t->cap ? t->cap - t->len : 0, fmt, ap);
+  va_end(ap);
+  if (n > 0) t->len += (size_t)n;
+}
+
+/* A number as %.6g with a '.' for the decimal point, whatever LC_NUMERIC says. */
+static void lenssim__text_add_real(lenssim__text *t, double v) {
+  const char *dot = localeconv()->decimal_point;
+  size_t start = t->len, k;
+  lenssim__text_add(t, ",%.6g", v);
+  if (dot[0] == '.' || dot[0] == 0 || dot[1] != 0) return;
+  for (k = start; k < t->len && k < t->cap; k++)
+    if (t->buf[k] == dot[0]) t->buf[k] = '.';
+}
+
+#define LENSSIM__COLUMN_INT(v) lenssim__text_add(&t, ",%d", (v))
+#define LENSSIM__COLUMN_REAL(v) lenssim__text_add_real(&t, (v))
+#define LENSSIM__COLUMN_KIND(v) lenssim__text_add(&t, ",%s", lenssim_kind_name(v))
+#define LENSSIM__COLUMN_ROW(field, type) LENSSIM__COLUMN_##type(label->field);
+LENSSIM_API size_t lenssim_label_csv_row(const lenssim_label *label, uint64_t index, char *buf, size_t cap,
+                                         lenssim_error *err) {
+  lenssim__text t;
+  if (buf && cap) buf[0] = 0;
+  if (!label || !buf) {
+    lenssim__fail(err, LENSSIM_ERR_ARG, "label_csv_row: NULL %s", label ? "buffer" : "label");
+    return 0;
+  }
+  t.buf = buf;
+  t.cap = cap;
+  t.len = 0;
+  lenssim__text_add(&t, "%llu", (unsigned long long)index);
+  LENSSIM__LABEL_COLUMNS(LENSSIM__COLUMN_ROW)
+  lenssim__text_add(&t, "\n");
+  if (t.len >= cap) {
+    if (cap) buf[0] = 0;
+    lenssim__fail(err, LENSSIM_ERR_ARG, "label_csv_row: the row of object %llu needs %lu bytes, the buffer holds %lu",
+                  (unsigned long long)index, (unsigned long)(t.len + 1), (unsigned long)cap);
+    return 0;
+  }
+  return t.len;
+}
+#undef LENSSIM__COLUMN_ROW
+#undef LENSSIM__COLUMN_KIND
+#undef LENSSIM__COLUMN_REAL
+#undef LENSSIM__COLUMN_INT
 
 /* A 64-bit hash of (seed, index, stream) through three splitmix64 rounds: each object and each of
  * its random streams gets a seed of its own, so object i never depends on object j. */
@@ -3001,9 +3135,7 @@ static void lenssim__channel_scene(const lenssim_dataset *ds, int ch, lenssim_sc
   sc->grid.num_pix = ds->render_pix[ch];
   sc->grid.pixel_scale = ds->render_scale[ch];
   sc->grid.supersampling = ds->render_ss[ch];
-  sc->psf.kind = b->psf_kind;
-  sc->psf.fwhm = b->psf_fwhm;
-  sc->psf.moffat_beta = b->moffat_beta;
+  lenssim__band_psf(b, &sc->psf);
 }
 
 LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenssim_dataset_config *config, uint64_t seed,
@@ -3052,7 +3184,8 @@ LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenss
   }
   ds->config = c;
   ds->seed = seed;
-  ds->classes = c.preset == LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE ? 3 : 2;
+  ds->classes = 1;
+  for (k = 0; lenssim__preset_classes[c.preset][k]; k++) ds->classes += lenssim__preset_classes[c.preset][k] == ',';
   L = &lenssim__layouts[c.layout];
   ds->channels = L->channels;
   ds->num_pix = L->num_pix;
@@ -3723,10 +3856,7 @@ LENSSIM_API int lenssim_count_images(const lenssim_lens_model *m, double z_src, 
 
 /* The channel's noise, its sky per render pixel following the render's pixel area. */
 static lenssim_noise lenssim__channel_noise(const lenssim_dataset *ds, int ch) {
-  lenssim_noise nz = lenssim_noise_from_band(ds->band[ch]);
-  double r = ds->render_scale[ch] / ds->band[ch]->pixel_scale;
-  nz.sky_rate *= r * r;
-  return nz;
+  return lenssim__band_noise_at(ds->band[ch], ds->render_scale[ch]);
 }
 
 /* S/N of lensed light as LensPop (Collett 2015) measures it: the pixels taken in decreasing

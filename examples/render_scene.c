@@ -5,9 +5,10 @@
  *
  * A scene uses lenstronomy's model and keyword names ("SIE", "theta_E", "SERSIC_ELLIPSE", ...),
  * so a lenstronomy model moves over unchanged. lenssim.h does no file I/O: we read the text,
- * lenssim_scene_from_json checks it and builds the scene, lenssim_render ray-traces it into a
- * noise-free image in counts/s, and lenssim_add_noise adds the band's sky, Poisson and read
- * noise. lensnet.h writes the result as OUT_DIR/scene.npy and OUT_DIR/scene.fits (float32). */
+ * lenssim_scene_from_json checks it and builds the scene, lenssim_band_observe readies it and
+ * the noise for the band, lenssim_render ray-traces it into a noise-free image in counts/s, and
+ * lenssim_add_noise adds the band's sky, Poisson and read noise. lensnet.h writes the result as
+ * OUT_DIR/scene.npy and OUT_DIR/scene.fits (float32). */
 #define _POSIX_C_SOURCE 200809L /* mkdir */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
@@ -43,7 +44,7 @@ int main(int argc, char **argv) {
   lensnet_tensor out;
   lensnet_error err;
   size_t len, n, i, shape[2];
-  double *image, scale, band_scale, total = 0;
+  double *image, scale, total = 0;
   char *text = read_text(scene_path, &len), path[1024];
 
   if (!band) { fprintf(stderr, "render_scene: unknown band '%s'\n", argv[3]); return 2; }
@@ -55,11 +56,11 @@ int main(int argc, char **argv) {
   free(text);
   n = (size_t)sc->scene.grid.num_pix;
   scale = sc->scene.grid.pixel_scale;
-  band_scale = band->pixel_scale;
-  if (!sc->has_psf) { /* a scene without a "psf" entry is seen through the band's PSF */
-    sc->scene.psf.kind = band->psf_kind;
-    sc->scene.psf.fwhm = band->psf_fwhm;
-    sc->scene.psf.moffat_beta = band->moffat_beta;
+  /* As the band sees it: a scene without a "psf" entry gets the band's PSF, and the band's sky,
+   * given per band pixel, is scaled to this scene's pixels (smaller or larger) by their area. */
+  if (lenssim_band_observe(band, &sc->scene, sc->has_psf, &noise, &serr) != LENSSIM_OK) {
+    fprintf(stderr, "render_scene: %s: %s\n", scene_path, serr.message);
+    return 1;
   }
 
   /* Noise-free image, num_pix x num_pix doubles in counts/s per pixel (NULL: lenssim allocates
@@ -72,10 +73,7 @@ int main(int argc, char **argv) {
   }
   for (i = 0; i < n * n; i++) total += image[i];
 
-  /* The band's noise. Its sky rate is per band pixel; this scene's pixels may be smaller or
-   * larger, so the sky per pixel scales with their area. The seed fixes the noise. */
-  noise = lenssim_noise_from_band(band);
-  noise.sky_rate *= (scale * scale) / (band_scale * band_scale);
+  /* The band's noise; the seed fixes it. */
   lenssim_rng_seed(&rng, 7);
   lenssim_add_noise(&noise, image, n * n, &rng);
 

@@ -9,7 +9,9 @@
  *     objects can be drawn in any order or on any number of threads and come out the same;
  *   - lensnet_npy_writer appends each image to images.npy.tmp and renames it at the end, so a
  *     reader never sees a half-written file (LENSNET_NPY_ROWS_UNKNOWN would leave COUNT open).
- * labels.csv gets the same treatment by hand: written as labels.csv.tmp, renamed when complete. */
+ * labels.csv gets the same treatment by hand: written as labels.csv.tmp, renamed when complete.
+ * Its lines come from lenssim_label_csv_header and lenssim_label_csv_row, the columns of
+ * `lens sim`'s labels.csv (every label field; docs/populations.md says what each holds). */
 #define _POSIX_C_SOURCE 200809L /* mkdir */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
@@ -64,10 +66,11 @@ int main(int argc, char **argv) {
   }
   /* `label` is the class column lens train looks for (lensnet_csv_label_column). A failed
    * write to csv is remembered by stdio: ferror below sees it. */
-  fputs("index,label,kind,theta_E,z_lens,z_source,magnification,arc_snr\n", csv);
+  fputs(lenssim_label_csv_header(), csv);
 
   for (i = 0; i < count; i++) {
     lenssim_label label;
+    char row[LENSSIM_LABEL_CSV_MAX]; /* always large enough for a row */
     if (lenssim_dataset_sample(ds, i, image, &label, workspace, lenssim_dataset_workspace_bytes(ds), &serr) != LENSSIM_OK) {
       fprintf(stderr, "stream_dataset: object %lu: %s\n", i, serr.message);
       break;
@@ -76,8 +79,8 @@ int main(int argc, char **argv) {
       fprintf(stderr, "stream_dataset: %s\n", err.message);
       break;
     }
-    fprintf(csv, "%lu,%d,%s,%.4f,%.4f,%.4f,%.3f,%.1f\n", i, label.label, lenssim_kind_name(label.kind), label.theta_E,
-            label.z_lens, label.z_source, label.magnification, label.arc_snr);
+    lenssim_label_csv_row(&label, i, row, sizeof row, NULL);
+    fputs(row, csv);
   }
 
   /* Finish both files only when every object made it; otherwise leave nothing behind. */

@@ -70,8 +70,9 @@ int main(int argc, char **argv) {
     labels[i] = (float)label.label;
   }
 
-  /* 2. A small CNN, one output per class. The "classes" metadata names the outputs, so that
-   *    lensnet_model_class_index(m, "lens") finds the lens output of the saved file. */
+  /* 2. A small CNN, one output per class. The "classes" metadata names the outputs, as the
+   *    preset names its classes ("non-lens,lens"), so that lensnet_model_class_index(m, "lens")
+   *    finds the lens output of the saved file. */
   snprintf(arch, sizeof arch,
            "input %d %d %d\n"
            "conv2d name=conv1 out=8 kernel=3 padding=1\nrelu\nmaxpool kernel=2\n"
@@ -80,7 +81,7 @@ int main(int argc, char **argv) {
            "dense name=fc out=%d\n",
            ds->channels, ds->num_pix, ds->num_pix, ds->classes);
   if (lensnet_model_create(arch, &model, &err) != LENSNET_OK ||
-      lensnet_model_set_meta(model, "classes", "non-lens,lens") != LENSNET_OK) {
+      lensnet_model_set_meta(model, "classes", lenssim_preset_class_names(config.preset)) != LENSNET_OK) {
     fprintf(stderr, "train_finder: %s\n", err.message);
     return 1;
   }

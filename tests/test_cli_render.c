@@ -70,12 +70,16 @@ static void test_noise_seeds(void) {
   remove(other);
 }
 
-/* A scene without a psf rendered for a band gets the band's PSF (HSC: Moffat) and noise. */
+/* A scene without a psf rendered for a band gets the band's PSF (HSC: Moffat) and noise: the
+ * same image as the scene with HSC_g's PSF written into it, for the same seed. */
 static void test_band_psf(void) {
+  static char text[1 << 16];
   lensnet_tensor img;
   lensnet_error err;
-  char nopsf[512];
+  char nopsf[512], withpsf[600], other[620];
+  const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   int status;
+  FILE *f;
   lenstronomy_path(nopsf, sizeof nopsf, "scene_004.json");
   status = cli_lens_output(out, sizeof out, "render %s --out %s --band HSC_g --seed 1", nopsf, npy);
   CHECK(status == 0, "lens render --band HSC_g failed: %s", out);
@@ -85,6 +89,18 @@ static void test_band_psf(void) {
     CHECK(finite && img.shape[0] == 80, "HSC_g render: finite 80x80 image");
     lensnet_tensor_free(&img);
   }
+  snprintf(withpsf, sizeof withpsf, "%s/test_cli_render_psf_%d.json", tmp, (int)getpid());
+  snprintf(other, sizeof other, "%s.b.npy", withpsf);
+  cli_text(nopsf, text, sizeof text);
+  f = strchr(text, '{') ? fopen(withpsf, "w") : NULL;
+  if (f) {
+    fprintf(f, "{\"psf\": {\"type\": \"MOFFAT\", \"fwhm\": 0.77, \"beta\": 3.5}, %s", strchr(text, '{') + 1);
+    fclose(f);
+  }
+  status = cli_lens_output(out, sizeof out, "render %s --out %s --band HSC_g --seed 1", withpsf, other);
+  CHECK(status == 0 && cli_same_file(npy, other), "the band's PSF is HSC_g's Moffat 0.77\", beta 3.5 (exit %d): %s", status, out);
+  remove(withpsf);
+  remove(other);
 }
 
 static void write_text(const char *path, const char *text) {

@@ -1,5 +1,5 @@
-/* `lens sim` end to end: the files do not depend on the thread count, labels.csv has its
- * columns, --fits writes one file per object, --ratio sets the class ratio, --png writes
+/* `lens sim` end to end: the files do not depend on the thread count, labels.csv has the
+ * columns docs/populations.md lists, --fits writes one file per object, --ratio sets the class ratio, --png writes
  * previews, and an unknown preset fails. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli_check.h"
@@ -7,9 +7,22 @@
 #define T1 "/tmp/lens_popsim_t1"
 #define T3 "/tmp/lens_popsim_t3"
 
+/* The column list of docs/populations.md ("labels.csv columns", the first `...` span) without
+ * its spaces and line breaks; "" if not found. */
+static void documented_columns(char *out, size_t cap) {
+  static char text[1 << 16];
+  const char *p = strstr(cli_text("docs/populations.md", text, sizeof text), "## labels.csv columns"), *q;
+  size_t n = 0;
+  out[0] = 0;
+  if (!p || !(p = strchr(p, '`')) || !(q = strchr(++p, '`'))) return;
+  for (; p < q && n + 1 < cap; p++)
+    if (*p != ' ' && *p != '\n') out[n++] = *p;
+  out[n] = 0;
+}
+
 static void test_threads_and_columns(void) {
   FILE *f;
-  char line[2048];
+  char line[2048], docs[2048];
   int rc1, rc2;
   rc1 = cli_shell("rm -rf " T1 " " T3) == 0 ? cli_lens("sim --preset euclid-compound --n 10 --seed 8 --threads 1 --out " T1 " 2>/dev/null") : 1;
   rc2 = cli_lens("sim --preset euclid-compound --n 10 --seed 8 --threads 3 --fits --out " T3 " 2>/dev/null");
@@ -19,6 +32,9 @@ static void test_threads_and_columns(void) {
   CHECK(f && fgets(line, sizeof line, f) && !strncmp(line, "index,label,kind,theta_E", 24) && strstr(line, "z_source2") && strstr(line, "arc_snr"),
         "header");
   if (f) fclose(f);
+  documented_columns(docs, sizeof docs);
+  line[strcspn(line, "\n")] = 0;
+  CHECK(docs[0] && strcmp(line, docs) == 0, "the header is the column list of docs/populations.md:\n  %s\n  %s", line, docs);
   f = fopen(T3 "/fits/0000009.fits", "rb");
   CHECK(f != NULL, "FITS per object");
   if (f) fclose(f);
@@ -64,7 +80,7 @@ static void test_png_previews(void) {
 
 int main(void) {
   if (cli_have_lens()) {
-    TEST("lens sim: same files with 1 and 3 threads; labels.csv has the columns") test_threads_and_columns();
+    TEST("lens sim: same files with 1 and 3 threads; labels.csv has the documented columns") test_threads_and_columns();
     TEST("lens sim --ratio 1:100") test_ratio();
     TEST("lens sim --png writes previews") test_png_previews();
     TEST("lens sim --preset nonsense fails") CHECK(cli_lens("sim --preset nonsense --n 2 --out " T1 " 2>/dev/null") != 0, "unknown preset fails");

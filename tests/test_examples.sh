@@ -3,7 +3,8 @@
 # find_lenses scores the sample cutouts in [0, 1] and exits 1 with the library's message on a
 # bad file; render_scene writes an .npy and a FITS image of the scene's size, the same image
 # `lens render` makes with the same band and seed; stream_dataset writes images.npy and
-# labels.csv of the count asked for, and nothing else; train_finder reports its epochs and a
+# labels.csv of the count asked for, and nothing else, the same files `lens sim` writes for its
+# preset, layout and seed; train_finder reports its epochs and a
 # validation accuracy and saves weights that describe themselves; explain_prediction writes a
 # PNG panel (or, built without PNG, says why not and exits 1). Prints "N passed, N failed".
 set -u
@@ -55,6 +56,13 @@ check "images.npy holds 6 images [4, 66, 66]" [ "$(npy_shape "$out/stream/images
 rows=$(awk -F, 'NR > 1 && ($2 == 0 || $2 == 1) { n++ } END { print n + 0 }' "$out/stream/labels.csv" 2>/dev/null || echo 0)
 check "labels.csv has a label of 0 or 1 for each of the 6 images (got $rows)" [ "$rows" -eq 6 ]
 check "labels.csv starts with the index and label columns" [ "$(head -c 12 "$out/stream/labels.csv")" = "index,label," ]
+fields=$(awk -F, 'NR == 1 { n = NF } NF != n { bad++ } END { print (n > 3 && !bad) ? n : 0 }' "$out/stream/labels.csv" 2>/dev/null)
+check "every row of labels.csv has the header's columns (got ${fields:-0}, 0: a row differs)" [ "${fields:-0}" -gt 3 ]
+if [ -x "$lens" ]; then
+  "$lens" sim --preset euclid-lensfinding --layout ou66 --seed 2024 --n 6 --out "$out/sim" >/dev/null 2>&1
+  check "its labels.csv is lens sim's (same preset, layout, seed), byte for byte" cmp -s "$out/stream/labels.csv" "$out/sim/labels.csv"
+  check "and so is its images.npy" cmp -s "$out/stream/images.npy" "$out/sim/images.npy"
+fi
 check "no temporary file is left behind" [ "$(ls "$out/stream")" = "$(printf 'images.npy\nlabels.csv')" ]
 
 echo "-- train_finder"

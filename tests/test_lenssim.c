@@ -1,5 +1,6 @@
 /* test_lenssim.c - lenssim.h: parity with lenstronomy's reference files, per-profile physics,
- * PSFs, noise statistics and scene errors (tests/test_cli_render.c runs `lens render`). */
+ * PSFs, noise statistics, bands, labels.csv text and scene errors (tests/test_cli_render.c runs
+ * `lens render`). */
 #define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
@@ -856,6 +857,124 @@ static void test_bands(void) {
   }
 }
 
+/* A scene seen through a band: the band's PSF unless the scene keeps its own, and the band's sky
+ * per arcsec^2 (from its magnitude and zero point) over the scene's pixel area. */
+static void test_band_observe(void) {
+  const lenssim_band *hsc = lenssim_band_find("HSC_g"), *vis = lenssim_band_find("VIS");
+  const char *bare = "{\"grid\": {\"num_pix\": 20, \"pixel_scale\": 0.05}}";
+  const char *no_psf = "{\"grid\": {\"num_pix\": 20, \"pixel_scale\": 0.05}, \"psf\": {\"type\": \"NONE\"}}";
+  lenssim_scene scene;
+  lenssim_json_scene *js = (lenssim_json_scene *)malloc(sizeof *js);
+  lenssim_noise nz;
+  lenssim_error err;
+  double sky;
+  if (!hsc || !vis || !js) { CHECK(0, "bands HSC_g and VIS, memory"); free(js); return; }
+
+  /* no PSF of its own: HSC_g's Moffat; pixels of 0.05" where the band's are 0.168" */
+  memset(&scene, 0, sizeof scene);
+  scene.grid.num_pix = 20;
+  scene.grid.pixel_scale = 0.05;
+  CHECK(lenssim_band_observe(hsc, &scene, scene.psf.kind != LENSSIM_PSF_NONE, &nz, &err) == LENSSIM_OK, "HSC_g: %s", err.message);
+  CHECK(scene.psf.kind == LENSSIM_PSF_MOFFAT && scene.psf.fwhm == 0.77 && scene.psf.moffat_beta == 3.5,
+        "a scene without a PSF gets HSC_g's Moffat 0.77\", beta 3.5 (kind %d, %g, %g)", (int)scene.psf.kind,
+        scene.psf.fwhm, scene.psf.moffat_beta);
+  CHECK(scene.grid.num_pix == 20 && scene.grid.pixel_scale == 0.05, "the grid is left alone");
+  sky = pow(10.0, -0.4 * (hsc->sky_brightness - hsc->zero_point)) * 0.05 * 0.05;
+  CHECK(fabs(nz.sky_rate - sky) <= 1e-12 * sky, "HSC_g sky on 0.05\" pixels: %.15g, expected %.15g", nz.sky_rate, sky);
+  CHECK(nz.exposure_time == 4 * 150.0 && nz.num_exposures == 4 && nz.read_noise == 4.5 && nz.ccd_gain == 3.0,
+        "HSC_g's exposure, read noise and gain");
+
+  /* a PSF of its own is kept; VIS's 22.35 mag/arcsec^2 at zero point 24 on pixels of 0.2" */
+  memset(&scene, 0, sizeof scene);
+  scene.grid.num_pix = 20;
+  scene.grid.pixel_scale = 0.2;
+  scene.psf.kind = LENSSIM_PSF_GAUSSIAN;
+  scene.psf.fwhm = 0.3;
+  CHECK(lenssim_band_observe(vis, &scene, scene.psf.kind != LENSSIM_PSF_NONE, &nz, &err) == LENSSIM_OK, "VIS: %s", err.message);
+  CHECK(scene.psf.kind == LENSSIM_PSF_GAUSSIAN && scene.psf.fwhm == 0.3, "the scene's own PSF is kept (fwhm %g)", scene.psf.fwhm);
+  sky = pow(10.0, 0.4 * 1.65) * 0.04;
+  CHECK(fabs(nz.sky_rate - sky) <= 1e-12 * sky, "VIS sky on 0.2\" pixels: %.15g, expected %.15g (4 VIS pixels)", nz.sky_rate, sky);
+  CHECK(nz.exposure_time == 4 * 565.0 && nz.read_noise == 4.2 && nz.ccd_gain == 3.1, "VIS's exposure, read noise and gain");
+  CHECK(lenssim_band_observe(vis, &scene, 0, NULL, NULL) == LENSSIM_OK && scene.psf.fwhm == 0.16,
+        "keep_psf 0 replaces it, and the noise may be left out");
+
+  /* JSON scenes: has_psf says whether the text has a "psf" entry, even an explicit NONE */
+  if (lenssim_scene_from_json(bare, strlen(bare), js, &err) == LENSSIM_OK) {
+    CHECK(lenssim_band_observe(vis, &js->scene, js->has_psf, NULL, &err) == LENSSIM_OK &&
+              js->scene.psf.kind == LENSSIM_PSF_GAUSSIAN && js->scene.psf.fwhm == 0.16,
+          "a JSON scene without \"psf\" gets VIS's Gaussian 0.16\"");
+    lenssim_json_scene_free(js);
+  } else CHECK(0, "bare scene: %s", err.message);
+  if (lenssim_scene_from_json(no_psf, strlen(no_psf), js, &err) == LENSSIM_OK) {
+    CHECK(lenssim_band_observe(vis, &js->scene, js->has_psf, NULL, &err) == LENSSIM_OK &&
+              js->scene.psf.kind == LENSSIM_PSF_NONE, "a JSON scene's \"psf\": NONE stays without a PSF");
+    lenssim_json_scene_free(js);
+  } else CHECK(0, "scene with psf NONE: %s", err.message);
+
+  memset(&scene, 0, sizeof scene);
+  CHECK(lenssim_band_observe(vis, &scene, 0, &nz, &err) == LENSSIM_ERR_RANGE && strstr(err.message, "pixel_scale"),
+        "a scene without a pixel scale is refused (%s)", err.message);
+  CHECK(lenssim_band_observe(NULL, &scene, 0, &nz, &err) == LENSSIM_ERR_ARG && strstr(err.message, "band"), "NULL band");
+  free(js);
+}
+
+/* ---- labels.csv, class names ------------------------------------------------------------------ */
+static void test_label_csv(void) {
+  static const char header[] =
+      "index,label,kind,theta_E,theta_E2,e1,e2,center_x,center_y,gamma1,gamma2,sigma_v,z_lens,z_lens2,"
+      "z_source,z_source2,source_x,source_y,source_R,source_n,source_clumpy,magnification,magnification2,"
+      "n_images,n_images2,arc_snr,mag_source,mag_source2,mag_lens,n_subhalos,substructure_mass,"
+      "vortex_length,vortex_angle,vortex_density,attempts\n";
+  static const char row[] =
+      "12345678901,2,vortex,1.25,0,0.1,-0.05,0.01,-0.02,0.03,-0.01,250,0.5,0,1,0,0.1,0.2,0.3,1.5,1,"
+      "4.5,0,2,-1,26.5,24.123,0,0,0,0.0123457,2,1.5,0.02,7\n";
+  lenssim_label l;
+  lenssim_error err;
+  char buf[LENSSIM_LABEL_CSV_MAX];
+  size_t n;
+  CHECK(strcmp(lenssim_label_csv_header(), header) == 0, "header: %s", lenssim_label_csv_header());
+  memset(&l, 0, sizeof l);
+  l.label = 2; l.kind = LENSSIM_KIND_VORTEX; l.theta_E = 1.25; l.e1 = 0.1; l.e2 = -0.05; l.center_x = 0.01;
+  l.center_y = -0.02; l.gamma1 = 0.03; l.gamma2 = -0.01; l.sigma_v = 250; l.z_lens = 0.5; l.z_source = 1;
+  l.source_x = 0.1; l.source_y = 0.2; l.source_R = 0.3; l.source_n = 1.5; l.source_clumpy = 1; l.magnification = 4.5;
+  l.n_images = 2; l.n_images2 = -1; l.arc_snr = 26.5; l.mag_source = 24.123; l.substructure_mass = 0.012345678;
+  l.vortex_length = 2; l.vortex_angle = 1.5; l.vortex_density = 0.02; l.attempts = 7;
+  n = lenssim_label_csv_row(&l, 12345678901ULL, buf, sizeof buf, &err);
+  CHECK(n == strlen(row) && strcmp(buf, row) == 0, "row (%lu bytes): %s", (unsigned long)n, buf);
+  CHECK(lenssim_label_csv_row(&l, 12345678901ULL, buf, strlen(row), &err) == 0 && buf[0] == 0 &&
+            err.result == LENSSIM_ERR_ARG && strstr(err.message, "bytes"),
+        "a buffer one byte short is refused, empty (%s)", err.message);
+  CHECK(lenssim_label_csv_row(&l, 12345678901ULL, buf, strlen(row) + 1, NULL) == strlen(row), "an exact buffer holds it");
+  l.theta_E = -1.5e300; l.arc_snr = 1e-300; l.mag_lens = -123456.0; l.n_subhalos = -2147483647 - 1;
+  n = lenssim_label_csv_row(&l, 18446744073709551615ULL, buf, sizeof buf, &err);
+  CHECK(n > 0 && n < sizeof buf, "extreme values fit LENSSIM_LABEL_CSV_MAX (%lu bytes)", (unsigned long)n);
+  CHECK(lenssim_label_csv_row(NULL, 0, buf, sizeof buf, &err) == 0 && err.result == LENSSIM_ERR_ARG, "NULL label");
+}
+
+static void test_preset_classes(void) {
+  lenssim_dataset *ds = (lenssim_dataset *)malloc(sizeof *ds);
+  lenssim_dataset_config cfg;
+  char names[128];
+  int p;
+  CHECK(strcmp(lenssim_preset_class_names(LENSSIM_PRESET_EUCLID_LENSFINDING), "non-lens,lens") == 0, "euclid-lensfinding");
+  snprintf(names, sizeof names, "%s,%s,%s", lenssim_kind_name(LENSSIM_KIND_NO_SUBSTRUCTURE),
+           lenssim_kind_name(LENSSIM_KIND_SUBHALOS), lenssim_kind_name(LENSSIM_KIND_VORTEX));
+  CHECK(strcmp(lenssim_preset_class_names(LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE), names) == 0,
+        "deeplense-substructure: its kinds in class order (%s)", lenssim_preset_class_names(LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE));
+  CHECK(strcmp(lenssim_preset_class_names(LENSSIM_PRESET_COUNT), "?") == 0, "unknown preset");
+  for (p = 0; ds && p < LENSSIM_PRESET_COUNT; p++) {
+    const char *c = lenssim_preset_class_names((lenssim_preset)p);
+    int commas = 0;
+    for (; *c; c++) commas += *c == ',';
+    memset(&cfg, 0, sizeof cfg);
+    cfg.preset = (lenssim_preset)p;
+    CHECK(lenssim_dataset_init(ds, &cfg, 1, NULL) == LENSSIM_OK && ds->classes == commas + 1,
+          "%s: %d classes, %d names", lenssim_preset_name((lenssim_preset)p), ds->classes, commas + 1);
+  }
+  CHECK(ds != NULL, "out of memory");
+  free(ds);
+}
+
 /* ---- scene files and errors ----------------------------------------------------------------- */
 static int scene_error(const char *json, char *msg, size_t len) {
   lenssim_json_scene sc;
@@ -1012,6 +1131,9 @@ int main(void) {
   TEST("RNG, Poisson and normal deviates") test_rng_and_poisson();
   TEST("noise: mean, variance, seeds, gain") test_noise_statistics();
   TEST("bands") test_bands();
+  TEST("a scene seen through a band: its PSF, its sky per scene pixel") test_band_observe();
+  TEST("labels.csv header and rows; short buffers are refused") test_label_csv();
+  TEST("class names per preset, and the dataset's class count") test_preset_classes();
   TEST("scene errors name the entry") test_scene_errors();
   TEST("malformed scenes are refused with a message, never a crash") test_scene_mutations();
   return check_summary();

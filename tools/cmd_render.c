@@ -85,8 +85,8 @@ static int parse_args(int argc, char **argv, render_args *a) {
   return 0;
 }
 
-/* The scene from its file, with --double and the band's PSF when it has none. NULL after a message. */
-static lenssim_json_scene *load_scene(const render_args *a, const lenssim_band *band) {
+/* The scene from its file, with --double. NULL after a message. */
+static lenssim_json_scene *load_scene(const render_args *a) {
   lenssim_json_scene *sc;
   lenssim_error serr;
   size_t len = 0;
@@ -103,21 +103,7 @@ static lenssim_json_scene *load_scene(const render_args *a, const lenssim_band *
   free(text);
   if (!sc) return NULL;
   sc->scene.double_precision = a->use_double;
-  if (band && !sc->has_psf) {
-    sc->scene.psf.kind = band->psf_kind;
-    sc->scene.psf.fwhm = band->psf_fwhm;
-    sc->scene.psf.moffat_beta = band->moffat_beta;
-  }
   return sc;
-}
-
-/* The band's noise on the image, its sky per pixel following the scene's pixels. */
-static void add_band_noise(const lenssim_band *band, const lenssim_json_scene *sc, unsigned long long seed, double *image, size_t count) {
-  lenssim_rng rng;
-  lenssim_noise noise = lenssim_noise_from_band(band);
-  noise.sky_rate *= (sc->scene.grid.pixel_scale * sc->scene.grid.pixel_scale) / (band->pixel_scale * band->pixel_scale);
-  lenssim_rng_seed(&rng, (uint64_t)seed);
-  lenssim_add_noise(&noise, image, count, &rng);
 }
 
 /* The image as float32 into --out, its format from the extension. */
@@ -140,20 +126,27 @@ int lens_cmd_render(int argc, char **argv) {
   render_args a;
   lenssim_json_scene *sc;
   lenssim_error serr;
+  lenssim_noise noise;
+  lenssim_rng rng;
   const lenssim_band *band;
   double *image = NULL;
   size_t side, count;
   int rc = parse_args(argc, argv, &a);
   if (rc) return rc < 0 ? 0 : rc;
   band = a.band >= 0 ? lenssim_band_at((size_t)a.band) : NULL;
-  if (!(sc = load_scene(&a, band))) return LENS_EXIT_FAIL;
+  if (!(sc = load_scene(&a))) return LENS_EXIT_FAIL;
   side = (size_t)sc->scene.grid.num_pix;
   count = side * side;
   image = (double *)malloc(count * sizeof *image);
   if (!image) rc = lens_fail("render: out of memory for a %d x %d image", sc->scene.grid.num_pix, sc->scene.grid.num_pix);
+  else if (band && lenssim_band_observe(band, &sc->scene, sc->has_psf, &noise, &serr) != LENSSIM_OK)
+    rc = lens_fail("%s: %s", a.scene_path, serr.message);
   else if (lenssim_render(&sc->scene, image, NULL, 0, &serr) != LENSSIM_OK) rc = lens_fail("%s: %s", a.scene_path, serr.message);
   else {
-    if (band) add_band_noise(band, sc, a.seed, image, count);
+    if (band) {
+      lenssim_rng_seed(&rng, (uint64_t)a.seed);
+      lenssim_add_noise(&noise, image, count, &rng);
+    }
     rc = write_image(a.out_path, image, side);
   }
   free(image);

@@ -24,25 +24,6 @@
 /* objects per parallel round: up to 256, at most ~64 MB of images in memory */
 #define SIM_CHUNK_MAX 256
 
-/* ---- labels.csv ------------------------------------------------------------------------------ */
-static const char csv_header[] =
-    "index,label,kind,theta_E,theta_E2,e1,e2,center_x,center_y,gamma1,gamma2,sigma_v,z_lens,z_lens2,"
-    "z_source,z_source2,source_x,source_y,source_R,source_n,source_clumpy,magnification,magnification2,"
-    "n_images,n_images2,arc_snr,mag_source,mag_source2,mag_lens,n_subhalos,substructure_mass,"
-    "vortex_length,vortex_angle,vortex_density,attempts\n";
-
-static int csv_write_row(FILE *f, unsigned long long index, const lenssim_label *l) {
-  return fprintf(f,
-                 "%llu,%d,%s,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%d,"
-                 "%.6g,%.6g,%d,%d,%.6g,%.6g,%.6g,%.6g,%d,%.6g,%.6g,%.6g,%.6g,%d\n",
-                 index, l->label, lenssim_kind_name(l->kind), l->theta_E, l->theta_E2, l->e1, l->e2, l->center_x,
-                 l->center_y, l->gamma1, l->gamma2, l->sigma_v, l->z_lens, l->z_lens2, l->z_source, l->z_source2,
-                 l->source_x, l->source_y, l->source_R, l->source_n, l->source_clumpy, l->magnification,
-                 l->magnification2, l->n_images, l->n_images2, l->arc_snr, l->mag_source, l->mag_source2, l->mag_lens,
-                 l->n_subhalos, l->substructure_mass, l->vortex_length, l->vortex_angle, l->vortex_density,
-                 l->attempts) < 0 ? -1 : 0;
-}
-
 /* ---- the parallel chunk ---------------------------------------------------------------------- */
 typedef struct {
   const lenssim_dataset *ds;
@@ -217,7 +198,7 @@ static int open_files(sim_run *r) {
   shape[2] = shape[3] = (size_t)r->ds->num_pix;
   if (lensnet_npy_writer_begin(&r->npy, r->npy_path, 4, shape, &nerr) != LENSNET_OK) return lens_fail("sim: %s", nerr.message);
   if (!(r->csv = fopen(r->csv_tmp, "w"))) return lens_fail("sim: cannot write in '%s': %s", r->a->out_dir, strerror(errno));
-  if (fputs(csv_header, r->csv) < 0) return lens_fail("sim: write failed in '%s'", r->a->out_dir);
+  if (fputs(lenssim_label_csv_header(), r->csv) < 0) return lens_fail("sim: write failed in '%s'", r->a->out_dir);
   return 0;
 }
 
@@ -225,8 +206,10 @@ static int open_files(sim_run *r) {
 static int write_object(sim_run *r, size_t k, unsigned long long index) {
   const float *image = r->chunk.images + k * r->per_image;
   lensnet_error err;
-  char path[1300];
-  if (csv_write_row(r->csv, index, &r->chunk.labels[k])) return lens_fail("sim: %s: write failed", r->csv_tmp);
+  lenssim_error serr;
+  char path[1300], row[LENSSIM_LABEL_CSV_MAX];
+  if (!lenssim_label_csv_row(&r->chunk.labels[k], index, row, sizeof row, &serr)) return lens_fail("sim: %s", serr.message);
+  if (fputs(row, r->csv) < 0) return lens_fail("sim: %s: write failed", r->csv_tmp);
   if (r->a->fits) {
     lensnet_tensor t;
     memset(&t, 0, sizeof t);
