@@ -416,6 +416,19 @@ static void test_shear_sheet_magnification(void) {
   CHECK(fabs(mu - expected) < 1e-8, "shear + sheet: mu %.12g, expected %.12g", mu, expected);
 }
 
+/* A scene of one lens and one source on an n x n grid: what the property tests below render. */
+static void one_lens_scene(lenssim_scene *scene, int n, double pixel_scale, int supersampling, lenssim_mass *lens,
+                           lenssim_light *source) {
+  memset(scene, 0, sizeof *scene);
+  scene->grid.num_pix = n;
+  scene->grid.pixel_scale = pixel_scale;
+  scene->grid.supersampling = supersampling;
+  scene->lens.lenses = lens;
+  scene->lens.num_lenses = 1;
+  scene->source_light = source;
+  scene->num_source_light = 1;
+}
+
 /* The magnification of a point source, against the Jacobian: a tiny Gaussian source behind a
  * SIS has two images of magnification 1 + theta_E/beta and theta_E/beta - 1; the rendered flux
  * over the source's flux is their sum 2 theta_E / beta. */
@@ -433,14 +446,7 @@ static void test_point_source_magnification(void) {
   src.amp = 1.0;
   src.sigma = 0.004;
   src.center_x = beta;
-  memset(&scene, 0, sizeof scene);
-  scene.grid.num_pix = n;
-  scene.grid.pixel_scale = 0.015;
-  scene.grid.supersampling = 5;
-  scene.lens.lenses = &m;
-  scene.lens.num_lenses = 1;
-  scene.source_light = &src;
-  scene.num_source_light = 1;
+  one_lens_scene(&scene, n, 0.015, 5, &m, &src);
   scene.double_precision = 1;
   CHECK(lenssim_render(&scene, img, NULL, 0, NULL) == LENSSIM_OK, "render");
   flux = sum_of(img, (size_t)n * (size_t)n);
@@ -466,14 +472,7 @@ static void test_einstein_ring(void) {
   memset(&src, 0, sizeof src);
   src.kind = LENSSIM_LIGHT_SERSIC;
   src.amp = 10; src.R_sersic = 0.05; src.n_sersic = 1;
-  memset(&scene, 0, sizeof scene);
-  scene.grid.num_pix = n;
-  scene.grid.pixel_scale = 0.05;
-  scene.grid.supersampling = 3;
-  scene.lens.lenses = &m;
-  scene.lens.num_lenses = 1;
-  scene.source_light = &src;
-  scene.num_source_light = 1;
+  one_lens_scene(&scene, n, 0.05, 3, &m, &src);
   lenssim_render(&scene, img, NULL, 0, NULL);
   peak = max_abs(img, (size_t)n * (size_t)n);
   for (i = 0; i < n; i++)
@@ -532,15 +531,8 @@ static void test_surface_brightness_conservation(void) {
     double lensed_img[41 * 41], plain_img[41 * 41], peak, diff = 0, flux_ratio;
     const double kappa = 0.3;
     sheet.kappa = kappa;
-    memset(&scene, 0, sizeof scene);
-    scene.grid.num_pix = 41;
-    scene.grid.pixel_scale = 0.05;
-    scene.grid.supersampling = 2;
+    one_lens_scene(&scene, 41, 0.05, 2, &sheet, &src);
     scene.double_precision = 1;
-    scene.lens.lenses = &sheet;
-    scene.lens.num_lenses = 1;
-    scene.source_light = &src;
-    scene.num_source_light = 1;
     lenssim_render(&scene, lensed_img, NULL, 0, NULL);
     big.R_sersic = src.R_sersic / (1 - kappa);
     big.center_x = src.center_x / (1 - kappa);
