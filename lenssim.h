@@ -95,8 +95,8 @@
  *       come from an explicit xoshiro256** state seeded with splitmix64 (Blackman & Vigna 2018);
  *       Poisson variates use multiplication of uniforms below a mean of 10 and Hoermann's (1993)
  *       transformed rejection (PTRS) above, so large means are exact and fast.
- *     Bands (lenssim_band_find): Euclid VIS, NISP Y/J/H, HSC g/r/i and an HST WFC3 F160W-like band,
- *       each with pixel scale, zero point (magnitude of 1 e-/s), exposure, number of exposures, sky
+ *     Bands (lenssim_band_find): Euclid VIS, NISP Y/J/H, HSC g/r/i, an HST WFC3 F160W-like band
+ *       and CHALLENGE1_VIS (the space-based images of lens-finding challenge 1), each with pixel scale, zero point (magnitude of 1 e-/s), exposure, number of exposures, sky
  *       brightness (mag/arcsec^2), read noise, gain and PSF. lenssim_magnitude_to_counts() and
  *       lenssim_sersic_amp_from_magnitude() turn magnitudes into counts/s and Sersic amplitudes.
  *       A scene seen through a band (lenssim_band_observe, what `lens render --band` does): the
@@ -121,7 +121,7 @@
  *   Populations and datasets (docs/populations.md has the numbers):
  *     lenssim_dataset_init(&ds, &config, seed, &err) resolves a preset (euclid-lensfinding,
  *     euclid-compound, deeplense-substructure, ensai-modelling) and a layout (ou66, ou200, hsc,
- *     hst192, hst150); lenssim_dataset_sample(&ds, i, image, &label, workspace, bytes, &err) renders
+ *     hst192, hst150, challenge1-vis); lenssim_dataset_sample(&ds, i, image, &label, workspace, bytes, &err) renders
  *     object i as float image[channels][num_pix][num_pix] (counts/s per output pixel) with a label
  *     holding every parameter. Object i depends only on (configuration, seed, i): each object's
  *     random streams are seeded from a hash of (seed, i, stream), so any order and any number of
@@ -571,6 +571,8 @@ typedef enum {
   LENSSIM_LAYOUT_HSC,      /* HSC g, r, i; 64 x 64 at 0.168" */
   LENSSIM_LAYOUT_HST192,   /* HST F160W-like; 192 x 192 at 0.04" */
   LENSSIM_LAYOUT_HST150,   /* HST F160W-like; 150 x 150 at 0.05" */
+  LENSSIM_LAYOUT_CHALLENGE1_VIS, /* the space-based set of lens-finding challenge 1 (Metcalf et al.
+                                  * 2019): CHALLENGE1_VIS; 101 x 101 at 0.1" */
   LENSSIM_LAYOUT_COUNT
 } lenssim_layout;
 
@@ -2588,6 +2590,10 @@ static const lenssim_band lenssim__bands[] = {
   {"HSC_r",      0.168, 27.0,  150.0,  4,   21.71, 4.5, 3.0, LENSSIM_PSF_MOFFAT,   0.76, 3.5},
   {"HSC_i",      0.168, 27.0,  200.0,  6,   20.85, 4.5, 3.0, LENSSIM_PSF_MOFFAT,   0.58, 3.5},
   {"HST_F160W",  0.08,  25.96, 5400.0, 1,   22.3,  4.0, 2.5, LENSSIM_PSF_GAUSSIAN, 0.08, 0.0},
+  /* lens-finding challenge 1, space-based (docs/challenge.md): GLAMER's Euclid_VIS (zero point of
+   * a 119 cm aperture at 30 % throughput, 3 x 600 s, 5 e-, no quantisation, Gaussian 0.18"), with
+   * the sky set so that the blank-sky sigma is the one measured on the challenge's cutouts */
+  {"CHALLENGE1_VIS", 0.1, 25.655, 600.0, 3,   21.89, 5.0, 0.0, LENSSIM_PSF_GAUSSIAN, 0.18, 0.0},
 };
 
 LENSSIM_API size_t lenssim_band_count(void) { return sizeof lenssim__bands / sizeof lenssim__bands[0]; }
@@ -2899,7 +2905,7 @@ LENSSIM_API double lenssim_velocity_dispersion_function(double sigma_v) {
 static const char *const lenssim__preset_names[LENSSIM_PRESET_COUNT] = {
   "euclid-lensfinding", "euclid-compound", "deeplense-substructure", "ensai-modelling"};
 static const char *const lenssim__layout_names[LENSSIM_LAYOUT_COUNT] = {
-  "default", "ou66", "ou200", "hsc", "hst192", "hst150"};
+  "default", "ou66", "ou200", "hsc", "hst192", "hst150", "challenge1-vis"};
 /* A preset's classes, label 0 first; the dataset's class count follows from this table. */
 static const char *const lenssim__preset_classes[LENSSIM_PRESET_COUNT] = {
   "non-lens,lens", "non-lens,lens", "no_substructure,subhalos,vortex", "non-lens,lens"};
@@ -3111,6 +3117,7 @@ static const lenssim__layout_def lenssim__layouts[LENSSIM_LAYOUT_COUNT] = {
   {3, 64, 0.168, {"HSC_g", "HSC_r", "HSC_i", 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {3, 3, 3, 3}, 2},
   {1, 192, 0.04, {"HST_F160W", 0, 0, 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {2, 2, 2, 2}, 0},
   {1, 150, 0.05, {"HST_F160W", 0, 0, 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {2, 2, 2, 2}, 0},
+  {1, 101, 0.1, {"CHALLENGE1_VIS", 0, 0, 0}, {0, 0, 0, 0}, {1, 1, 1, 1}, {2, 2, 2, 2}, 0},
 };
 
 static lenssim_layout lenssim__preset_layout(lenssim_preset p) {
@@ -3288,11 +3295,12 @@ typedef struct {
 } lenssim__object;
 
 /* Colours as magnitude offsets from VIS for a red (passive) and a blue (star-forming) template,
- * by band in the table's order: VIS, NISP_Y, NISP_J, NISP_H, HSC_g, HSC_r, HSC_i, HST_F160W.
+ * by band in the table's order: VIS, NISP_Y, NISP_J, NISP_H, HSC_g, HSC_r, HSC_i, HST_F160W,
+ * CHALLENGE1_VIS (taken as VIS).
  * Rough broad-band colours of an early-type galaxy at z ~ 0.5 and of a flat-spectrum source;
  * t in [0, 1] mixes them, plus 0.05 mag of scatter per band. */
-static const double lenssim__red_colour[8] = {0.0, -0.55, -0.8, -1.0, 1.6, 0.7, 0.15, -1.0};
-static const double lenssim__blue_colour[8] = {0.0, -0.1, -0.15, -0.2, 0.35, 0.15, 0.05, -0.2};
+static const double lenssim__red_colour[9] = {0.0, -0.55, -0.8, -1.0, 1.6, 0.7, 0.15, -1.0, 0.0};
+static const double lenssim__blue_colour[9] = {0.0, -0.1, -0.15, -0.2, 0.35, 0.15, 0.05, -0.2, 0.0};
 
 static double lenssim__colour_scales(const lenssim_dataset *ds, double t, lenssim_rng *rng, double scale[4]) {
   int ch;

@@ -829,10 +829,10 @@ static void test_noise_statistics(void) {
 }
 
 static void test_bands(void) {
-  const char *names[8] = {"VIS", "NISP_Y", "NISP_J", "NISP_H", "HSC_g", "HSC_r", "HSC_i", "HST_F160W"};
+  const char *names[9] = {"VIS", "NISP_Y", "NISP_J", "NISP_H", "HSC_g", "HSC_r", "HSC_i", "HST_F160W", "CHALLENGE1_VIS"};
   int i;
-  CHECK(lenssim_band_count() == 8, "8 bands");
-  for (i = 0; i < 8; i++) {
+  CHECK(lenssim_band_count() == 9, "9 bands");
+  for (i = 0; i < 9; i++) {
     const lenssim_band *b = lenssim_band_find(names[i]);
     CHECK(b != NULL, "band %s missing", names[i]);
     if (b) CHECK(b->pixel_scale > 0 && b->exposure_time > 0 && b->zero_point > 20 && b->psf_fwhm > 0 && b->read_noise > 0,

@@ -83,7 +83,7 @@ static const lens_option sim_rows[] = {
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out_dir, NULL, "DIR", "folder for images.npy and labels.csv"),
   LENS_SEED(T, "seed", seed, 1, "S", "random seed (default 1); the same seed gives the same files"),
   LENS_INT(T, "threads", threads, 1, 1024, 0, "T", "worker threads (default: the CPUs online)"),
-  LENS_CHOICE_AT(T, "layout", 0, layout, layout_at, 0, "L", "ou66 | ou200 | hsc | hst192 | hst150 (default: the preset's;\n"
+  LENS_CHOICE_AT(T, "layout", 0, layout, layout_at, 0, "L", "ou66 | ou200 | hsc | hst192 | hst150 | challenge1-vis (default: the preset's;\n"
                  "euclid presets: ou66, feeding `lens train --arch ou66`)"),
   LENS_DOUBLE(T, "lens-fraction", lens_fraction, 0, 1, -1, "F", "share of lenses, 0..1 (euclid presets; default 0.5)"),
   LENS_CUSTOM(T, "ratio", 0, lens_fraction, parse_ratio, "A:B", "lenses to non-lenses, e.g. 1:100 (same as --lens-fraction A/(A+B))"),
