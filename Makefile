@@ -60,6 +60,7 @@ BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
 .PHONY: all tools examples test test-fast warnings bench bench-setup weights demo samples clean check-stb deps install uninstall FORCE
+.PHONY: challenge challenge-weights challenge-score
 all: tools
 tools: $(BUILD)/lens
 
@@ -187,6 +188,30 @@ weights: build/lens
 	build/lens predict --model $(WEIGHTS_RUN)/run/best.safetensors --minmax $(WEIGHTS_RUN)/test/images.npy > $(WEIGHTS_RUN)/test_scores.csv
 	build/lens plot roc --scores $(WEIGHTS_RUN)/test_scores.csv --labels $(WEIGHTS_RUN)/test/labels.csv --out $(WEIGHTS_RUN)/roc.png
 	cp $(WEIGHTS_RUN)/run/best.safetensors weights/ou66-sim.safetensors
+
+# Lens-finding challenge 1, space-based (Metcalf et al. 2019; docs/challenge.md). Not part of make
+# test. make challenge-weights simulates CHALLENGE_N objects of the challenge1-vis layout and trains
+# the one-band finder tools/challenge1/vis101.arch on them for CHALLENGE_EPOCHS epochs (the full
+# run: 20000 and 10); make challenge-score scores the challenge's space-based cutouts
+# (../shared/data/bologna-challenge1/space_based, or the few in tests/data without ../shared)
+# with CHALLENGE_MODEL and prints the AUC with a 95% bootstrap interval. A short pipeline check:
+#   make challenge CHALLENGE_N=4000 CHALLENGE_EPOCHS=3
+CHALLENGE_RUN     ?= build/challenge1
+CHALLENGE_N       ?= 20000
+CHALLENGE_EPOCHS  ?= 10
+CHALLENGE_THREADS ?=
+CHALLENGE_MODEL   ?= $(CHALLENGE_RUN)/run/best.safetensors
+CHALLENGE_CUTOUTS ?= $(if $(wildcard $(SHARED)/data/bologna-challenge1/space_based/lens),$(SHARED)/data/bologna-challenge1/space_based,tests/data/bologna-challenge1/space_based)
+CHALLENGE_ENV      = LENS=$(BUILD)/lens AUC_TOOL=build/auc_interval
+challenge: challenge-weights challenge-score
+challenge-weights: $(BUILD)/lens build/auc_interval
+	$(CHALLENGE_ENV) sh tools/challenge1/recipe.sh train $(CHALLENGE_RUN) $(CHALLENGE_N) $(CHALLENGE_EPOCHS) $(CHALLENGE_THREADS)
+challenge-score: $(BUILD)/lens build/auc_interval
+	$(CHALLENGE_ENV) sh tools/challenge1/recipe.sh score $(CHALLENGE_MODEL) $(CHALLENGE_CUTOUTS) $(CHALLENGE_RUN)/score $(CHALLENGE_THREADS)
+
+# The AUC with a bootstrap interval, until `lens eval` prints one (tools/challenge1/recipe.sh).
+build/auc_interval: tools/challenge1/auc_interval.c $(HEADERS) | build
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
 # The tool, the headers, a pkg-config file (lens.pc) and the released weights with their cards:
 #   $(PREFIX)/bin/lens, $(PREFIX)/include/lens{net,sim,viz}.h, $(PKGCONFIGDIR)/lens.pc,
