@@ -195,7 +195,7 @@ weights: build/lens
 # run: 20000 and 10); make challenge-score scores the challenge's space-based cutouts
 # (../shared/data/bologna-challenge1/space_based, or the few in tests/data without ../shared)
 # with CHALLENGE_MODEL and prints the AUC with a 95% bootstrap interval. A short pipeline check:
-#   make challenge CHALLENGE_N=4000 CHALLENGE_EPOCHS=3
+#   make challenge CHALLENGE_N=6000 CHALLENGE_EPOCHS=5 (docs/challenge.md has its figures)
 CHALLENGE_RUN     ?= build/challenge1
 CHALLENGE_N       ?= 20000
 CHALLENGE_EPOCHS  ?= 10

@@ -96,7 +96,8 @@
  *       Poisson variates use multiplication of uniforms below a mean of 10 and Hoermann's (1993)
  *       transformed rejection (PTRS) above, so large means are exact and fast.
  *     Bands (lenssim_band_find): Euclid VIS, NISP Y/J/H, HSC g/r/i, an HST WFC3 F160W-like band
- *       and CHALLENGE1_VIS (the space-based images of lens-finding challenge 1), each with pixel scale, zero point (magnitude of 1 e-/s), exposure, number of exposures, sky
+ *       and CHALLENGE1_VIS (the space-based images of lens-finding challenge 1), each with pixel
+ *       scale, zero point (magnitude of 1 e-/s), exposure, number of exposures, sky
  *       brightness (mag/arcsec^2), read noise, gain and PSF. lenssim_magnitude_to_counts() and
  *       lenssim_sersic_amp_from_magnitude() turn magnitudes into counts/s and Sersic amplitudes.
  *       A scene seen through a band (lenssim_band_observe, what `lens render --band` does): the
@@ -121,7 +122,8 @@
  *   Populations and datasets (docs/populations.md has the numbers):
  *     lenssim_dataset_init(&ds, &config, seed, &err) resolves a preset (euclid-lensfinding,
  *     euclid-compound, deeplense-substructure, ensai-modelling) and a layout (ou66, ou200, hsc,
- *     hst192, hst150, challenge1-vis); lenssim_dataset_sample(&ds, i, image, &label, workspace, bytes, &err) renders
+ *     hst192, hst150, challenge1-vis);
+ *     lenssim_dataset_sample(&ds, i, image, &label, workspace, bytes, &err) renders
  *     object i as float image[channels][num_pix][num_pix] (counts/s per output pixel) with a label
  *     holding every parameter. Object i depends only on (configuration, seed, i): each object's
  *     random streams are seeded from a hash of (seed, i, stream), so any order and any number of
