@@ -56,14 +56,16 @@
  *   Files       .npy read (f4 f8 i1-i8 u1-u8, either byte order) and write (f4); safetensors
  *               read (F32, F16, BF16, F64, I64, I32, U8) and write (F32); FITS images read
  *               (BITPIX 8/16/32/64/-32/-64, BSCALE/BZERO, BLANK, extensions) and write (-32);
- *               a small JSON reader. Every file is validated fully when read; writers write a
+ *               a small JSON reader; CSV tables read (RFC 4180 quoting, lensnet_csv_read).
+ *               Every file is validated fully when read; writers write a
  *               temporary file and rename it, so a reader never sees half a file.
  *   Cutouts     lensnet_resize_bilinear (PyTorch's bilinear, align_corners=False),
  *               lensnet_minmax_normalize (the paper's per-band min-max scaling).
  *   Recipes     lensnet_cutout_prepare (bands, size, min-max, NaN count), lensnet_model_preprocess
  *               (the scaling a model's metadata asks for), lensnet_model_class_index
- *               and lensnet_lens_probability, the streaming atomic lensnet_npy_writer, and
- *               lensnet_csv_label_column; the section "Recipes" below the declarations says more.
+ *               and lensnet_lens_probability, the streaming atomic lensnet_npy_writer,
+ *               lensnet_csv_label_column and the CSV table reader lensnet_csv_read; the section
+ *               "Recipes" below the declarations says more.
  *   Architecture text  one layer per line (or separated by ';'), options as key=value, '#'
  *               starts a comment:
  *                 input 4 66 66                      # channels height width, always first
@@ -765,6 +767,7 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
  *               dimension may be left open (LENSNET_NPY_ROWS_UNKNOWN) and is written at finish.
  *               lensnet_npy_write is built on it.
  *   Labels      lensnet_csv_label_column: the class column of a labels.csv header.
+ *   Tables      lensnet_csv_read: a whole CSV file as cells, checked row by row.
  * ------------------------------------------------------------------------------------------- */
 typedef enum {
   LENSNET_SIZE_EXACT,  /* the image must have the model's height and width */
@@ -856,6 +859,38 @@ LENSNET_API void lensnet_npy_writer_abort(lensnet_npy_writer *w);
 LENSNET_API lensnet_result lensnet_csv_label_column(const char *header_line, size_t *column, lensnet_error *err);
 /* Index of the column called `name` in a CSV header line; LENSNET_ERR_ARG when there is none. */
 LENSNET_API lensnet_result lensnet_csv_column(const char *header_line, const char *name, size_t *column, lensnet_error *err);
+
+/* A CSV table in memory (lensnet_csv_read). Row 0 is the header; every row has `cols` cells.
+ * The reader lives here, beside the label-column rule, because lensnet.h owns the toolkit's file
+ * formats and the three tools that read tables (train, plot, eval) all include it.
+ *   Accepted: RFC 4180 (fields in double quotes may hold commas, newlines and "" for a quote);
+ *   '\n' or "\r\n" line ends, the last line with or without one; blanks (spaces, tabs) around
+ *   unquoted cells are dropped; blank lines are skipped; a UTF-8 byte-order mark is skipped.
+ *   Refused (LENSNET_ERR_FORMAT, naming the line): a row with more or fewer cells than the
+ *   header, an unclosed quote, text after a closing quote, a NUL byte, a file without a header.
+ * A header with no data rows is a table of one row: callers say whether that is enough.
+ * Memory: one block for the text (the file's size + 1) and one for each of cells and lines, all
+ * through LENSNET_MALLOC; lensnet_csv_free releases them. Bounded: every cell is read inside the
+ * input's `len` bytes, and the sizes are overflow-checked. */
+typedef struct {
+  char *text;           /* the cells' text, each NUL-terminated, unquoted */
+  char **cells;         /* rows * cols pointers into text, row after row */
+  size_t *lines;        /* the line of the input where each row starts (1-based), for messages */
+  char *header;         /* the header's cells joined by commas, for lensnet_csv_column and
+                           lensnet_csv_label_column */
+  size_t rows, cols;    /* rows counts the header */
+} lensnet_csv;
+
+LENSNET_API lensnet_result lensnet_csv_read(const char *path, lensnet_csv *table, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_csv_read_memory(const void *bytes, size_t len, lensnet_csv *table, lensnet_error *err);
+/* Safe on a zeroed or freed table. */
+LENSNET_API void lensnet_csv_free(lensnet_csv *table);
+/* Cell (row, col), row 0 the header; NULL outside the table. */
+LENSNET_API const char *lensnet_csv_cell(const lensnet_csv *table, size_t row, size_t col);
+/* Cell (row, col) as a number (strtod, the whole cell; "nan" and "inf" are numbers here, the
+ * caller decides about them). LENSNET_ERR_FORMAT naming the line, the column and the text when
+ * the cell is not a number, LENSNET_ERR_ARG outside the table. */
+LENSNET_API lensnet_result lensnet_csv_number(const lensnet_csv *table, size_t row, size_t col, double *value, lensnet_error *err);
 
 #ifdef __cplusplus
 }
@@ -6734,6 +6769,190 @@ LENSNET_API lensnet_result lensnet_csv_label_column(const char *header_line, siz
     if (lensnet_csv_column(header_line, names[i], column, NULL) == LENSNET_OK) return LENSNET_OK;
   if (header_line && !strchr(header_line, ',') && lensnet__list_entry(header_line, 0, &s, &n) && n) { *column = 0; return LENSNET_OK; }
   return lensnet__fail(err, LENSNET_ERR_FORMAT, "no column named label, class or is_lens in the header");
+}
+
+/* ---- CSV tables ------------------------------------------------------------------------------ */
+
+/* The parser's state: the input, read once from start to end, and the output text, which never
+ * outgrows the input (each cell loses at least its separator to its NUL, except the last, which
+ * takes the one extra byte). Cells are recorded as offsets and become pointers at the end. */
+typedef struct {
+  const unsigned char *in;
+  size_t len, pos, line;
+  char *out;
+  size_t w;
+  size_t *cell_at, cell_count, cell_cap; /* offsets of the cells' starts in out */
+  size_t *lines, line_cap;
+} lensnet__csv_parser;
+
+static int lensnet__csv_push(size_t **list, size_t *count, size_t *cap, size_t value) {
+  if (*count == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 256, bytes;
+    size_t *n;
+    if (ncap < *cap || !lensnet__mul_ok(ncap, sizeof(size_t), &bytes)) return 0;
+    n = LENSNET__CAST(size_t *, LENSNET_REALLOC(*list, bytes));
+    if (!n) return 0;
+    *list = n;
+    *cap = ncap;
+  }
+  (*list)[(*count)++] = value;
+  return 1;
+}
+
+static int lensnet__csv_blank(int c) { return c == ' ' || c == '\t'; }
+
+/* Whether the line starting at pos holds nothing but blanks (and a '\r'). */
+static int lensnet__csv_blank_line(const lensnet__csv_parser *p) {
+  size_t i;
+  for (i = p->pos; i < p->len && p->in[i] != '\n'; i++)
+    if (!lensnet__csv_blank(p->in[i]) && p->in[i] != '\r') return 0;
+  return 1;
+}
+
+/* One cell from pos, up to (not past) the ',' or '\n' that ends it, or the end of the input. */
+static lensnet_result lensnet__csv_cell(lensnet__csv_parser *p, lensnet_error *err) {
+  size_t start = p->w, quote_line = p->line;
+  while (p->pos < p->len && lensnet__csv_blank(p->in[p->pos])) p->pos++;
+  if (p->pos < p->len && p->in[p->pos] == '"') {
+    p->pos++;
+    for (;;) {
+      unsigned char c;
+      if (p->pos >= p->len) return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: a quote opened here is never closed", (unsigned long)quote_line);
+      c = p->in[p->pos++];
+      if (c == 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: a NUL byte (not a text file?)", (unsigned long)p->line);
+      if (c == '"') {
+        if (p->pos < p->len && p->in[p->pos] == '"') { p->out[p->w++] = '"'; p->pos++; continue; }
+        break;
+      }
+      if (c == '\n') p->line++;
+      p->out[p->w++] = (char)c;
+    }
+    while (p->pos < p->len && (lensnet__csv_blank(p->in[p->pos]) || p->in[p->pos] == '\r')) p->pos++;
+    if (p->pos < p->len && p->in[p->pos] != ',' && p->in[p->pos] != '\n')
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: text after the closing quote of a cell", (unsigned long)p->line);
+  } else {
+    while (p->pos < p->len && p->in[p->pos] != ',' && p->in[p->pos] != '\n') {
+      if (p->in[p->pos] == 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: a NUL byte (not a text file?)", (unsigned long)p->line);
+      p->out[p->w++] = (char)p->in[p->pos++];
+    }
+    while (p->w > start && (lensnet__csv_blank((unsigned char)p->out[p->w - 1]) || p->out[p->w - 1] == '\r')) p->w--;
+  }
+  p->out[p->w++] = 0;
+  if (!lensnet__csv_push(&p->cell_at, &p->cell_count, &p->cell_cap, start))
+    return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory after %lu cells", (unsigned long)p->cell_count);
+  return LENSNET_OK;
+}
+
+/* The rows, one per non-blank line (or more lines, when a quoted cell holds newlines). */
+static lensnet_result lensnet__csv_rows(lensnet__csv_parser *p, size_t *rows, size_t *cols, lensnet_error *err) {
+  lensnet_result r;
+  size_t line_count = 0;
+  *rows = *cols = 0;
+  if (p->len >= 3 && p->in[0] == 0xEF && p->in[1] == 0xBB && p->in[2] == 0xBF) p->pos = 3;
+  while (p->pos < p->len) {
+    size_t first = p->cell_count, row_line = p->line, n;
+    if (lensnet__csv_blank_line(p)) {
+      while (p->pos < p->len && p->in[p->pos] != '\n') p->pos++;
+      if (p->pos < p->len) { p->pos++; p->line++; }
+      continue;
+    }
+    for (;;) {
+      if ((r = lensnet__csv_cell(p, err)) != LENSNET_OK) return r;
+      if (p->pos < p->len && p->in[p->pos] == ',') { p->pos++; continue; }
+      break;
+    }
+    if (p->pos < p->len) { p->pos++; p->line++; } /* the '\n' */
+    n = p->cell_count - first;
+    if (*rows == 0) *cols = n;
+    else if (n != *cols)
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: %lu cell%s but the header has %lu", (unsigned long)row_line,
+                           (unsigned long)n, n == 1 ? "" : "s", (unsigned long)*cols);
+    if (!lensnet__csv_push(&p->lines, &line_count, &p->line_cap, row_line))
+      return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory after %lu rows", (unsigned long)*rows);
+    (*rows)++;
+  }
+  if (*rows == 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "empty: no header line");
+  return LENSNET_OK;
+}
+
+LENSNET_API void lensnet_csv_free(lensnet_csv *table) {
+  if (!table) return;
+  if (table->text) LENSNET_FREE(table->text);
+  if (table->cells) LENSNET_FREE(table->cells);
+  if (table->lines) LENSNET_FREE(table->lines);
+  if (table->header) LENSNET_FREE(table->header);
+  memset(table, 0, sizeof *table);
+}
+
+LENSNET_API lensnet_result lensnet_csv_read_memory(const void *bytes, size_t len, lensnet_csv *table, lensnet_error *err) {
+  lensnet__csv_parser p;
+  lensnet_result r;
+  size_t rows = 0, cols = 0, i, header_len = 1, at = 0, cell_bytes;
+  memset(table, 0, sizeof *table);
+  memset(&p, 0, sizeof p);
+  if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "csv: NULL input");
+  if (len > (size_t)-1 - 1) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "csv: input too large");
+  p.in = LENSNET__CAST(const unsigned char *, bytes);
+  p.len = len;
+  p.line = 1;
+  p.out = LENSNET__CAST(char *, LENSNET_MALLOC(len + 1));
+  if (!p.out) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for a %lu-byte table", (unsigned long)len);
+  r = lensnet__csv_rows(&p, &rows, &cols, err);
+  if (r == LENSNET_OK && !lensnet__mul_ok(p.cell_count, sizeof(char *), &cell_bytes))
+    r = lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "too many cells");
+  if (r == LENSNET_OK && !(table->cells = LENSNET__CAST(char **, LENSNET_MALLOC(cell_bytes ? cell_bytes : 1))))
+    r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for %lu cells", (unsigned long)p.cell_count);
+  if (r != LENSNET_OK) {
+    LENSNET_FREE(p.out);
+    if (p.cell_at) LENSNET_FREE(p.cell_at);
+    if (p.lines) LENSNET_FREE(p.lines);
+    memset(table, 0, sizeof *table);
+    return r;
+  }
+  for (i = 0; i < p.cell_count; i++) table->cells[i] = p.out + p.cell_at[i];
+  LENSNET_FREE(p.cell_at);
+  table->text = p.out;
+  table->lines = p.lines;
+  table->rows = rows;
+  table->cols = cols;
+  for (i = 0; i < cols; i++) header_len += strlen(table->cells[i]) + 1;
+  if (!(table->header = LENSNET__CAST(char *, LENSNET_MALLOC(header_len)))) {
+    lensnet_csv_free(table);
+    return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for the header");
+  }
+  for (i = 0; i < cols; i++) {
+    size_t n = strlen(table->cells[i]);
+    if (i) table->header[at++] = ',';
+    memcpy(table->header + at, table->cells[i], n);
+    at += n;
+  }
+  table->header[at] = 0;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__csv_parse(const unsigned char *bytes, size_t len, void *args, lensnet_error *err) {
+  return lensnet_csv_read_memory(bytes, len, LENSNET__CAST(lensnet_csv *, args), err);
+}
+
+LENSNET_API lensnet_result lensnet_csv_read(const char *path, lensnet_csv *table, lensnet_error *err) {
+  memset(table, 0, sizeof *table);
+  return lensnet__parse_file(path, lensnet__csv_parse, table, err);
+}
+
+LENSNET_API const char *lensnet_csv_cell(const lensnet_csv *table, size_t row, size_t col) {
+  if (!table || row >= table->rows || col >= table->cols) return NULL;
+  return table->cells[row * table->cols + col];
+}
+
+LENSNET_API lensnet_result lensnet_csv_number(const lensnet_csv *table, size_t row, size_t col, double *value, lensnet_error *err) {
+  const char *cell = lensnet_csv_cell(table, row, col);
+  char *end;
+  if (!cell) return lensnet__fail(err, LENSNET_ERR_ARG, "csv: no cell (%lu, %lu)", (unsigned long)row, (unsigned long)col);
+  *value = strtod(cell, &end);
+  if (end == cell || *end)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: '%.40s' in column %.64s is not a number", (unsigned long)table->lines[row],
+                         cell, table->cells[col]);
+  return LENSNET_OK;
 }
 
 #endif /* LENSNET_IMPLEMENTATION */
