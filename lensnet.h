@@ -6887,7 +6887,7 @@ LENSNET_API void lensnet_csv_free(lensnet_csv *table) {
 LENSNET_API lensnet_result lensnet_csv_read_memory(const void *bytes, size_t len, lensnet_csv *table, lensnet_error *err) {
   lensnet__csv_parser p;
   lensnet_result r;
-  size_t rows = 0, cols = 0, i, header_len = 1, at = 0, cell_bytes;
+  size_t rows = 0, cols = 0, i, header_len = 1, at = 0, cell_bytes = 0;
   memset(table, 0, sizeof *table);
   memset(&p, 0, sizeof p);
   if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "csv: NULL input");
