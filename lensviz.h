@@ -466,7 +466,11 @@ typedef enum {
   LENSVIZ_EVAL_MEMBERS_NON_LENSES  /* non-lenses only: against every lens */
 } lensviz_eval_members;
 
-/* lensviz_eval_binary on a group (in_group[i] nonzero) by the rule above; members may be NULL. */
+/* The objects the rule above evaluates for a group (in_group[i] nonzero): their indices into
+ * pick (room for n), their number into *count, what the group held into *members. */
+LENSVIZ_API void lensviz_eval_group_objects(const int *labels, size_t n, const unsigned char *in_group, size_t *pick, size_t *count,
+                                            lensviz_eval_members *members);
+/* lensviz_eval_binary on those objects; members may be NULL. */
 LENSVIZ_API lensnet_result lensviz_eval_group(const float *scores, const int *labels, const float *weights, size_t n,
                                               const unsigned char *in_group, double threshold, const lensviz_eval_desc *desc,
                                               lensviz_eval_result *out, lensviz_eval_members *members, lensnet_error *err);
@@ -2591,31 +2595,35 @@ LENSVIZ_API lensnet_result lensviz_eval_binary(const float *scores, const int *l
   return res;
 }
 
-LENSVIZ_API lensnet_result lensviz_eval_group(const float *scores, const int *labels, const float *weights, size_t n,
-                                              const unsigned char *in_group, double threshold, const lensviz_eval_desc *desc,
-                                              lensviz_eval_result *out, lensviz_eval_members *members, lensnet_error *err) {
+LENSVIZ_API void lensviz_eval_group_objects(const int *labels, size_t n, const unsigned char *in_group, size_t *pick, size_t *count,
+                                            lensviz_eval_members *members) {
   size_t i, m = 0;
   int has_pos = 0, has_neg = 0;
   lensviz_eval_members mem;
-  float *s, *wt = NULL;
-  int *l;
-  size_t *pick;
-  lensnet_result r;
   for (i = 0; i < n; i++)
     if (in_group[i]) { if (labels[i]) has_pos = 1; else has_neg = 1; }
   mem = has_pos && has_neg ? LENSVIZ_EVAL_MEMBERS_BOTH : has_pos ? LENSVIZ_EVAL_MEMBERS_LENSES
         : has_neg ? LENSVIZ_EVAL_MEMBERS_NON_LENSES : LENSVIZ_EVAL_MEMBERS_NONE;
+  /* the group, and every object of the class it lacks */
+  for (i = 0; i < n; i++)
+    if (in_group[i] || (mem == LENSVIZ_EVAL_MEMBERS_LENSES && !labels[i]) || (mem == LENSVIZ_EVAL_MEMBERS_NON_LENSES && labels[i]))
+      pick[m++] = i;
+  *count = m;
   if (members) *members = mem;
-  pick = LENSVIZ__CAST(size_t *, lensviz__alloc(n, sizeof(size_t)));
-  s = lensviz__floats(n);
-  l = LENSVIZ__CAST(int *, lensviz__alloc(n, sizeof(int)));
-  if (weights) wt = lensviz__floats(n);
-  if (!pick || !s || !l || (weights && !wt)) r = lensviz__fail(err, LENSNET_ERR_NOMEM, "eval: out of memory for %lu objects", (unsigned long)n);
-  else {
-    /* the group, and every object of the class it lacks */
-    for (i = 0; i < n; i++)
-      if (in_group[i] || (mem == LENSVIZ_EVAL_MEMBERS_LENSES && !labels[i]) || (mem == LENSVIZ_EVAL_MEMBERS_NON_LENSES && labels[i]))
-        pick[m++] = i;
+}
+
+LENSVIZ_API lensnet_result lensviz_eval_group(const float *scores, const int *labels, const float *weights, size_t n,
+                                              const unsigned char *in_group, double threshold, const lensviz_eval_desc *desc,
+                                              lensviz_eval_result *out, lensviz_eval_members *members, lensnet_error *err) {
+  size_t i, m = 0, *pick = LENSVIZ__CAST(size_t *, lensviz__alloc(n, sizeof(size_t)));
+  float *s = lensviz__floats(n), *wt = weights ? lensviz__floats(n) : NULL;
+  int *l = LENSVIZ__CAST(int *, lensviz__alloc(n, sizeof(int)));
+  lensnet_result r;
+  if (!pick || !s || !l || (weights && !wt)) {
+    memset(out, 0, sizeof *out);
+    r = lensviz__fail(err, LENSNET_ERR_NOMEM, "eval: out of memory for %lu objects", (unsigned long)n);
+  } else {
+    lensviz_eval_group_objects(labels, n, in_group, pick, &m, members);
     for (i = 0; i < m; i++) {
       s[i] = scores[pick[i]];
       l[i] = labels[pick[i]] != 0;
