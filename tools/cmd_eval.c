@@ -1180,12 +1180,20 @@ static int plot_add(eval_plot *pl, const eval_series *s, int roc, double prior, 
   return 0;
 }
 
+/* Draws the curves into path; without any (a class is missing), says so and removes an older
+ * picture of that name, so that none is mistaken for this evaluation's. */
 static int plot_save(eval_plot *pl, int roc, const char *title, const char *path) {
   lensviz_image img;
   lensviz_plot_desc pd;
   lensnet_error err;
   size_t i;
   int rc = 0;
+  if (!pl->count) {
+    fprintf(stderr, "lens: note: %s not drawn: %s needs %s\n", path, roc ? "a ROC curve" : "a precision-recall curve",
+            roc ? "both classes" : "lenses");
+    remove(path);
+    return 0;
+  }
   if (lensviz_image_alloc(&img, 640, 480, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   else {
     memset(&pd, 0, sizeof pd);
@@ -1216,7 +1224,7 @@ static int draw_binary(const eval_options *o, const eval_data *d, const eval_gro
   memset(&pl, 0, sizeof pl);
   if ((rc = series_of(d, 0, NULL, d->n, &all)) != 0) return rc;
   snprintf(label, sizeof label, "all (AUC %.3f)", x0->sample.auc);
-  rc = plot_add(&pl, &all, 1, 0.0, label, 0);
+  if (isfinite(x0->sample.auc)) rc = plot_add(&pl, &all, 1, 0.0, label, 0);
   for (i = 0; !rc && i < g->column_count; i++)
     if (!g->columns[i].numeric) {
       size_t j;
@@ -1236,8 +1244,8 @@ static int draw_binary(const eval_options *o, const eval_data *d, const eval_gro
     }
   if (!rc) rc = plot_save(&pl, 1, kinds ? "ROC: all, and each lens kind against all non-lenses" : "ROC curve", roc_path);
   snprintf(label, sizeof label, "as sampled (AP %.3f)", x0->sample.ap);
-  if (!rc) rc = plot_add(&pl, &all, 0, 0.0, label, 0);
-  for (p = 0; !rc && p < o->prior_count; p++) {
+  if (!rc && isfinite(x0->sample.ap)) rc = plot_add(&pl, &all, 0, 0.0, label, 0);
+  for (p = 0; !rc && isfinite(x0->sample.ap) && p < o->prior_count; p++) {
     snprintf(label, sizeof label, "prior %s (AP %.3f)", o->priors[p].name, x0->at_prior[p].ap);
     rc = plot_add(&pl, &all, 0, o->priors[p].ratio, label, 1);
   }
@@ -1279,36 +1287,48 @@ static void print_auc(const lensviz_eval_result *r) {
   else printf("  %-24.4f", r->auc);
 }
 
+/* A column of the group table: "-" where the figure does not describe the group or is undefined. */
 static void print_fig(double v) {
   if (isfinite(v)) printf("  %7.4f", v);
   else printf("  %7s", "-");
 }
 
+/* A figure for the summary: 4 decimals, "undefined" for NaN, "none" for an infinite threshold
+ * (eight rotating buffers: up to eight per printf). */
+static const char *fig(double v, int threshold) {
+  static char bufs[8][32];
+  static int next;
+  char *b = bufs[next++ % 8];
+  if (v != v) return "undefined";
+  if (isinf(v)) return threshold ? "none" : v > 0 ? "inf" : "-inf";
+  snprintf(b, sizeof bufs[0], threshold ? "%.4g" : "%.4f", v);
+  return b;
+}
+
 static void print_binary(const eval_options *o, const eval_data *d, const eval_groups *g) {
   const lensviz_eval_result *a = &g->groups[0].sample;
   size_t i, k, p;
-  printf("AUC%s", a->resamples ? "" : "");
-  if (auc_undefined(a->count_pos, a->count_neg)) printf(" undefined: %s\n", auc_undefined(a->count_pos, a->count_neg));
+  if (auc_undefined(a->count_pos, a->count_neg)) printf("AUC undefined: %s\n", auc_undefined(a->count_pos, a->count_neg));
   else if (a->resamples)
-    printf(" %.4f, %g%% interval [%.4f, %.4f] (percentile bootstrap, %lu resamples stratified by class, seed %llu)\n", a->auc,
+    printf("AUC %.4f, %g%% interval [%.4f, %.4f] (percentile bootstrap, %lu resamples stratified by class, seed %llu)\n", a->auc,
            100 * o->level, a->auc_lo, a->auc_hi, (unsigned long)a->resamples, o->seed);
-  else printf(" %.4f (no interval: --bootstrap 0)\n", a->auc);
+  else printf("AUC %.4f (no interval: --bootstrap 0)\n", a->auc);
   if (isfinite(a->ap)) printf("AP %.4f\n", a->ap);
   else printf("AP undefined: no lenses\n");
-  printf("at threshold %g: precision %.4f, recall %.4f, FPR %.4f, F1 %.4f, accuracy %.4f (TP %.0f, FP %.0f, TN %.0f, FN %.0f)\n",
-         o->threshold, a->precision, a->recall, a->fpr, a->f1, a->accuracy, a->tp, a->fp, a->tn, a->fn);
+  printf("at threshold %g: precision %s, recall %s, FPR %s, F1 %s, accuracy %s (TP %.0f, FP %.0f, TN %.0f, FN %.0f)\n", o->threshold,
+         fig(a->precision, 0), fig(a->recall, 0), fig(a->fpr, 0), fig(a->f1, 0), fig(a->accuracy, 0), a->tp, a->fp, a->tn, a->fn);
   for (k = 0; k < a->recall_count; k++)
-    printf("precision at recall %g: %.4f (threshold %.4g)\n", a->recalls[k], a->precision_at_recall[k], a->threshold_at_recall[k]);
+    printf("precision at recall %g: %s (threshold %s)\n", a->recalls[k], fig(a->precision_at_recall[k], 0), fig(a->threshold_at_recall[k], 1));
   for (k = 0; k < a->fpr_count; k++) {
     double allowed = floor(a->fprs[k] * (double)a->count_neg * (1 + 1e-12));
-    printf("recall at FPR %g: %.4f (threshold %.4g", a->fprs[k], a->recall_at_fpr[k], a->threshold_at_fpr[k]);
-    if (allowed < 1) printf("; %lu non-lenses: no false positive allowed", (unsigned long)a->count_neg);
+    printf("recall at FPR %g: %s (threshold %s", a->fprs[k], fig(a->recall_at_fpr[k], 0), fig(a->threshold_at_fpr[k], 1));
+    if (allowed < 1 && a->count_neg) printf("; with %lu non-lenses no false positive is allowed", (unsigned long)a->count_neg);
     printf(")\n");
   }
   for (p = 0; p < o->prior_count; p++) {
     const lensviz_eval_result *r = &g->groups[0].at_prior[p];
-    printf("at prior %s: precision %.4f, F1 %.4f, AP %.4f", o->priors[p].name, r->precision, r->f1, r->ap);
-    for (k = 0; k < r->recall_count; k++) printf(", precision at recall %g %.4f", r->recalls[k], r->precision_at_recall[k]);
+    printf("at prior %s: precision %s, F1 %s, AP %s", o->priors[p].name, fig(r->precision, 0), fig(r->f1, 0), fig(r->ap, 0));
+    for (k = 0; k < r->recall_count; k++) printf(", precision at recall %g %s", r->recalls[k], fig(r->precision_at_recall[k], 0));
     printf("\n");
   }
   if (g->count < 2) return;
@@ -1402,7 +1422,13 @@ static int write_outputs(const eval_options *o, const eval_data *d, const eval_g
     return 0;
   }
   rc = d->classes ? draw_classes(d, g, roc, pr) : draw_binary(o, d, g, roc, pr);
-  if (!rc) printf("\nwrote %s, %s, %s, %s, %s\n", json, csv, curve, roc, pr);
+  if (!rc) {
+    FILE *f;
+    printf("\nwrote %s, %s, %s", json, csv, curve);
+    if ((f = fopen(roc, "rb")) != NULL) { fclose(f); printf(", %s", roc); }
+    if ((f = fopen(pr, "rb")) != NULL) { fclose(f); printf(", %s", pr); }
+    printf("\n");
+  }
   return rc;
 }
 
