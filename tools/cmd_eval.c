@@ -183,8 +183,9 @@ static const lens_option eval_rows[] = {
   LENS_SIZE(T, "bootstrap", bootstrap, 0, 1000000, 1000, "N", "resamples for the AUC intervals (default 1000; 0: none)"),
   LENS_DOUBLE(T, "level", level, 0.01, 0.999, 0.95, "L", "the intervals' coverage (default 0.95)"),
   LENS_SEED(T, "seed", seed, 1, "S", "seed of the resamples (default 1); the same seed, the same intervals"),
-  LENS_TEXT(T, "score-column", 0, score_column, NULL, "NAME", "the score column (default p_lens, or for K >= 3 classes the\n"
-            "logit_<class> columns, softmaxed, or p_<class> columns)"),
+  LENS_TEXT(T, "score-column", 0, score_column, NULL, "NAME", "the score column (default p_lens; a file with 3 or more p_<class>\n"
+            "columns, or else logit_<class> columns, softmaxed, is evaluated\n"
+            "as K classes)"),
   LENS_TEXT(T, "label-column", 0, label_column, NULL, "NAME", "the label column (default label, class or is_lens)"),
   LENS_SIZE(T, "threads", threads, 1, 256, 0, "T", "threads for the resamples (default: the CPUs online); results do not\n"
             "depend on T"),
