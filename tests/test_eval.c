@@ -111,6 +111,14 @@ static void run_reversed(void *user, size_t count, lensnet_task_fn task, void *c
   for (i = count; i > 0; i--) task(ctx, i - 1, (i - 1) % 3); /* any order, three workers' scratch */
 }
 
+static int progress_calls;
+static size_t progress_last;
+static void count_progress(void *user, size_t done, size_t total) {
+  (*(int *)user)++;
+  progress_last = done;
+  (void)total;
+}
+
 static double hanley_mcneil_se(double a, double np, double nn) {
   double q1 = a / (2.0 - a), q2 = 2.0 * a * a / (1.0 + a);
   return sqrt((a * (1.0 - a) + (np - 1.0) * (q1 - a * a) + (nn - 1.0) * (q2 - a * a)) / (np * nn));
@@ -148,6 +156,12 @@ static void test_bootstrap(void) {
   lensviz_eval_binary(s, y, NULL, LARGE, 0.5, &d, &threaded, NULL);
   CHECK(threaded.auc_lo == large.auc_lo && threaded.auc_hi == large.auc_hi, "resamples in another order on three workers: the same");
   d.parallel = NULL;
+  d.progress = count_progress;
+  d.progress_user = &progress_calls;
+  lensviz_eval_binary(s, y, NULL, SMALL, 0.5, &d, &again, NULL);
+  CHECK(progress_calls == 16 && progress_last == 1000, "progress after every 64 resamples and the last: %d calls, last %lu", progress_calls,
+        (unsigned long)progress_last);
+  d.progress = NULL;
   d.level = 0.5;
   lensviz_eval_binary(s, y, NULL, LARGE, 0.5, &d, &narrow, NULL);
   CHECK(narrow.auc_hi - narrow.auc_lo < large.auc_hi - large.auc_lo, "a 50%% interval is narrower than a 95%% one");
@@ -275,6 +289,13 @@ static void test_groups(void) {
   CHECK(m == LENSVIZ_EVAL_MEMBERS_BOTH && r.count_pos == 1 && r.count_neg == 1 && NEAR(r.auc, 1.0), "a mixed group: its own objects");
   lensviz_eval_group(s, y, NULL, 6, empty, 0.5, &d, &r, &m, NULL);
   CHECK(m == LENSVIZ_EVAL_MEMBERS_NONE && r.count_pos + r.count_neg == 0 && r.auc != r.auc, "an empty group");
+  {
+    /* the objects behind kind A: its two lenses and the three non-lenses, in order */
+    size_t pick[6], count;
+    lensviz_eval_group_objects(y, 6, kind_a, pick, &count, &m);
+    CHECK(count == 5 && pick[0] == 0 && pick[1] == 1 && pick[2] == 3 && pick[3] == 4 && pick[4] == 5 && m == LENSVIZ_EVAL_MEMBERS_LENSES,
+          "lensviz_eval_group_objects: 0, 1, 3, 4, 5");
+  }
 }
 
 static void test_bins(void) {

@@ -251,7 +251,7 @@ static int read_table(const char *path, lensnet_csv *t) {
 }
 
 /* The key of a row: its `index` cell, or for lens predict's `input` cells "FILE.npy[i]", i. */
-static int row_key(const lensnet_csv *t, const char *path, size_t row, size_t col, int from_input, unsigned long long *key) {
+static int row_key(const lensnet_csv *t, size_t row, size_t col, int from_input, unsigned long long *key) {
   const char *cell = lensnet_csv_cell(t, row, col), *digits = cell;
   char *end;
   if (from_input) {
@@ -263,7 +263,6 @@ static int row_key(const lensnet_csv *t, const char *path, size_t row, size_t co
   if (*digits < '0' || *digits > '9') return 1;
   *key = strtoull(digits, &end, 10);
   if (from_input ? *end != ']' : *end != 0) return 1;
-  (void)path;
   return 0;
 }
 
@@ -284,7 +283,7 @@ static int table_keys(const lensnet_csv *t, const char *path, size_t col, int fr
   if (!k) return lens_fail("out of memory");
   for (r = 0; r < n; r++) {
     k[r].row = r + 1;
-    if (row_key(t, path, r + 1, col, from_input, &k[r].key)) {
+    if (row_key(t, r + 1, col, from_input, &k[r].key)) {
       int rc = lens_fail("%s: line %lu: '%s' in column %s is not an object index (a whole number >= 0%s)", path,
                          (unsigned long)t->lines[r + 1], lensnet_csv_cell(t, r + 1, col), t->cells[col], from_input ? " in [...]" : "");
       free(k);
@@ -328,7 +327,7 @@ static int input_keys_usable(const lensnet_csv *t, size_t col) {
   for (r = 1; r < t->rows; r++) {
     const char *cell = lensnet_csv_cell(t, r, col), *br;
     unsigned long long key;
-    if (row_key(t, "", r, col, 1, &key)) return 0;
+    if (row_key(t, r, col, 1, &key)) return 0;
     br = strrchr(cell, '[');
     if (!first) { first = cell; plen = (size_t)(br - cell); }
     else if ((size_t)(br - cell) != plen || memcmp(cell, first, plen) != 0) return 0;
@@ -415,7 +414,7 @@ static int finite_cell(const lensnet_csv *t, const char *path, size_t row, size_
   return 0;
 }
 
-static int read_scores_and_labels(const eval_options *o, eval_data *d) {
+static int read_scores_and_labels(eval_data *d) {
   const lensnet_csv *lt = d->labels_table;
   const char *lpath = lt == &d->st ? d->spath : d->lpath;
   size_t i, c, k = d->classes ? d->classes : 1;
@@ -452,7 +451,6 @@ static int read_scores_and_labels(const eval_options *o, eval_data *d) {
       for (c = 0; c < k; c++) d->scores[i * k + c] = (float)lensnet_lens_probability(z, k, c);
     }
   }
-  (void)o;
   return 0;
 }
 
@@ -480,7 +478,7 @@ static int load_data(const eval_options *o, eval_data *d) {
     return missing_column(d->spath, &d->st, what, " (choose one with --score-column)");
   }
   if ((rc = join_rows(d)) != 0) return rc;
-  return read_scores_and_labels(o, d);
+  return read_scores_and_labels(d);
 }
 
 static void free_data(eval_data *d) {
@@ -680,8 +678,9 @@ typedef struct {
 
 static void show_progress(void *user, size_t done, size_t total) {
   eval_progress *p = (eval_progress *)user;
+  size_t all = p->before + done;
   (void)total;
-  lens_progress_show(&p->bar, "bootstrap", p->before + done, p->total, "resamples", -1.0, NULL);
+  lens_progress_show(&p->bar, "bootstrap", all, all > p->total ? all : p->total, "resamples", -1.0, NULL);
 }
 
 static lensviz_eval_desc make_desc(const eval_options *o) {
@@ -843,7 +842,7 @@ static void json_binary_group(FILE *f, const eval_options *o, const eval_group *
     json_thresholded(f, &x->at_prior[p], "        ");
     fputs("}", f);
   }
-  fputs(o->prior_count ? "]}" : "]}", f);
+  fputs("]}", f);
 }
 
 static void json_class_group(FILE *f, const eval_data *d, const eval_group *x) {
@@ -1306,7 +1305,7 @@ static const char *fig(double v, int threshold) {
   return b;
 }
 
-static void print_binary(const eval_options *o, const eval_data *d, const eval_groups *g) {
+static void print_binary(const eval_options *o, const eval_groups *g) {
   const lensviz_eval_result *a = &g->groups[0].sample;
   size_t i, k, p;
   if (auc_undefined(a->count_pos, a->count_neg)) printf("AUC undefined: %s\n", auc_undefined(a->count_pos, a->count_neg));
@@ -1357,7 +1356,6 @@ static void print_binary(const eval_options *o, const eval_data *d, const eval_g
     if (c->outside) printf("; %lu outside the edges", (unsigned long)c->outside);
     printf("\n");
   }
-  (void)d;
 }
 
 static void print_classes(const eval_data *d, const eval_groups *g) {
@@ -1468,7 +1466,7 @@ int lens_cmd_eval(int argc, char **argv) {
       printf("lens eval: %lu objects, %lu lenses and %lu non-lenses (score %s of %s, label %s, rows joined by %s)\n", (unsigned long)d.n,
              (unsigned long)g.groups[0].sample.count_pos, (unsigned long)g.groups[0].sample.count_neg, d.st.cells[d.score_col],
              o.scores_path, d.labels_table->cells[d.label_col], d.join);
-      print_binary(&o, &d, &g);
+      print_binary(&o, &g);
     }
     rc = write_outputs(&o, &d, &g);
   }
