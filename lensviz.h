@@ -386,8 +386,8 @@ LENSVIZ_API size_t lensviz_pr(const float *scores, const int *labels, size_t n, 
  *              r: the operating point of a search that must find the fraction r of the lenses
  *              with the fewest candidates. Its threshold is reported beside it.
  *   Recall at FPR f: at the lowest threshold whose FPR is at most f; recall 0 and threshold +inf
- *              when the highest score alone passes f. With fewer than 1/f non-lenses that means
- *              no false positive at all.
+ *              when the objects of the highest score already give an FPR above f. With fewer
+ *              than 1/f non-lenses that means no false positive at all.
  *   Prior      desc.prior = B/A for a prior A:B (lenses : non-lenses) multiplies every non-lens's
  *              weight by prior * W_lens / W_non-lens, so that the non-lenses weigh `prior` times
  *              the lenses, as in a survey with that prior. Precision, F1, accuracy, AP and
@@ -401,13 +401,13 @@ LENSVIZ_API size_t lensviz_pr(const float *scores, const int *labels, size_t n, 
  *              of one class (theta_E and arc_snr are 0 for every non-lens) describes the other
  *              class, whose objects alone are binned; lensviz_eval_quantile_edges puts edges at
  *              quantiles of the binned objects' values; lensviz_eval_bin finds a value's bin.
- *   Classes    lensviz_eval_classes: K classes with a probability each (softmax them first: the
+ *   Classes    lensviz_eval_multiclass: K classes with a probability each (softmax them first: the
  *              one-vs-rest ranking of logits differs); one-vs-rest AUC per class and their mean
  *              (macro), with bootstrap intervals stratified by class (the macro AUC from the
  *              same resamples), a K x K confusion matrix at the argmax (the first of equal
  *              probabilities), per-class precision, recall and F1, and accuracy.
  *   Memory: each call allocates O(n) and frees it before returning: a sorted copy and weights,
- *   about 24 bytes per object (16 K more for K classes), and with resamples n doubles per
+ *   about 24 bytes per object (16 more per class for K classes), and with resamples n doubles per
  *   worker of desc.parallel and 8 bytes per resample and statistic.
  * ------------------------------------------------------------------------------------------- */
 #define LENSVIZ_EVAL_MAX_LEVELS 8   /* recalls and false-positive rates asked for */
