@@ -209,14 +209,15 @@ int main(int argc, char **argv) {
   }
   if (argc >= 3 && !strcmp(argv[1], "pictures")) {
     char p[1024];
-    static const lenssim_kind lf[8] = {LENSSIM_KIND_GALAXY_GALAXY, LENSSIM_KIND_GALAXY_GALAXY, LENSSIM_KIND_ELLIPTICAL, LENSSIM_KIND_DISC,
-                                       LENSSIM_KIND_PAIR, LENSSIM_KIND_RING_GALAXY, LENSSIM_KIND_MERGER, LENSSIM_KIND_STAR};
+    static const lenssim_kind lf[10] = {LENSSIM_KIND_GALAXY_GALAXY, LENSSIM_KIND_GALAXY_GALAXY, LENSSIM_KIND_ELLIPTICAL,
+                                        LENSSIM_KIND_DISC, LENSSIM_KIND_SPIRAL, LENSSIM_KIND_EDGE_ON_DISC, LENSSIM_KIND_PAIR,
+                                        LENSSIM_KIND_RING_GALAXY, LENSSIM_KIND_MERGER, LENSSIM_KIND_STAR};
     static const lenssim_kind cp[4] = {LENSSIM_KIND_COMPOUND_ARC, LENSSIM_KIND_COMPOUND_ARC, LENSSIM_KIND_DOUBLE_RING, LENSSIM_KIND_DOUBLE_RING};
     static const lenssim_kind dl[3] = {LENSSIM_KIND_NO_SUBSTRUCTURE, LENSSIM_KIND_SUBHALOS, LENSSIM_KIND_VORTEX};
     static const lenssim_kind en[4] = {LENSSIM_KIND_GALAXY_GALAXY, LENSSIM_KIND_GALAXY_GALAXY, LENSSIM_KIND_GALAXY_GALAXY, LENSSIM_KIND_GALAXY_GALAXY};
     int bad = 0;
     snprintf(p, sizeof p, "%s/euclid_lensfinding.ppm", argv[2]);
-    bad |= montage(p, LENSSIM_PRESET_EUCLID_LENSFINDING, LENSSIM_LAYOUT_OU200, lf, 8, 0);
+    bad |= montage(p, LENSSIM_PRESET_EUCLID_LENSFINDING, LENSSIM_LAYOUT_OU200, lf, 10, 0);
     snprintf(p, sizeof p, "%s/euclid_compound.ppm", argv[2]);
     bad |= montage(p, LENSSIM_PRESET_EUCLID_COMPOUND, LENSSIM_LAYOUT_OU200, cp, 4, 0);
     snprintf(p, sizeof p, "%s/deeplense_substructure.ppm", argv[2]);
