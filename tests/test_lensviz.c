@@ -252,16 +252,27 @@ static void test_methods(void) {
     lensnet_model_free(cut);
     CHECK(lensviz_gradcam(relu, x, 1, 99, NULL, cam, &err) == LENSNET_ERR_ARG, "layer 99 is refused");
   }
-  TEST("guided Grad-CAM is guided backprop times the bilinearly resized Grad-CAM") {
+  TEST("guided Grad-CAM is guided backprop times the Grad-CAM map placed on its cells' centres") {
+    /* layer 3's 8x8 cells: the padded first convolution keeps offset 0, the unpadded second one
+     * moves it to 1, so cell k is centred on pixel k + 1 of 0..9; pixels 0 and 9 lie beyond the
+     * cells and take the nearest cell's value (bilinear between centres 1 pixel apart is exact) */
     float cam[64], up[100], ggc[200], gb[200];
-    double worst = 0.0;
-    size_t k, p;
-    CHECK(lensviz_guided_gradcam(relu, x, 0, 3, NULL, ggc, &err) == LENSNET_OK, "%s", err.message);
-    lensviz_gradcam(relu, x, 0, 3, NULL, cam, &err);
-    lensviz_guided_backprop(relu, x, 0, NULL, gb, &err);
-    lensnet_resize_bilinear(cam, 8, 8, up, 10, 10);
-    for (k = 0; k < 2; k++)
-      for (p = 0; p < 100; p++) if (fabs(gb[k * 100 + p] * up[p] - ggc[k * 100 + p]) > worst) worst = fabs(gb[k * 100 + p] * up[p] - ggc[k * 100 + p]);
+    double worst = 0.0, largest = 0.0;
+    size_t k, y, xx;
+    int target;
+    for (target = 0; target < 2 && largest == 0.0; target++) {
+      CHECK(lensviz_guided_gradcam(relu, x, target, 3, NULL, ggc, &err) == LENSNET_OK, "%s", err.message);
+      lensviz_gradcam(relu, x, target, 3, NULL, cam, &err);
+      lensviz_guided_backprop(relu, x, target, NULL, gb, &err);
+      for (y = 0; y < 10; y++)
+        for (xx = 0; xx < 10; xx++) up[y * 10 + xx] = cam[(y == 0 ? 0 : y == 9 ? 7 : y - 1) * 8 + (xx == 0 ? 0 : xx == 9 ? 7 : xx - 1)];
+      for (k = 0; k < 200; k++) {
+        double e = fabs(gb[k] * up[k % 100] - ggc[k]);
+        if (e > worst) worst = e;
+        if (fabs(ggc[k]) > largest) largest = fabs(ggc[k]);
+      }
+    }
+    CHECK(largest > 0.0, "a target with a nonzero map");
     CHECK(worst == 0.0, "guided Grad-CAM: %g", worst);
   }
   TEST("integrated gradients add up to f(x) - f(baseline) (completeness)") {
@@ -705,6 +716,141 @@ static void test_pictures(void) {
   }
 }
 
+/* ---- maps on the sky: where each cell is drawn --------------------------------------------- */
+
+/* OU-66's Grad-CAM layer (27) by hand (tests/test_lensnet.c derives it): 4x4 cells centred on
+ * pixels 26.5 + 4 i of the 66x66 image, each a 4-pixel block: rows and columns 25..40. */
+static lensnet_map_geometry ou66_layer27(void) {
+  lensnet_map_geometry g;
+  memset(&g, 0, sizeof g);
+  g.rows = g.cols = 4;
+  g.offset = 26.5;
+  g.stride = 4.0;
+  g.size = 54.0;
+  g.image_h = g.image_w = 66;
+  return g;
+}
+
+static void test_geometry(void) {
+  lensnet_error err;
+  TEST("occlusion cells sit at their patches' centres") {
+    lensnet_model *m = small_model(0, 1);
+    lensviz_desc d;
+    lensnet_map_geometry g;
+    memset(&d, 0, sizeof d);
+    if (m) {
+      /* 10 pixels, patch 3, stride 3: patches 0-2, 3-5, 6-8 (pixel 9 in none), centres 1, 4, 7 */
+      d.patch = 3; d.stride = 3;
+      lensviz_occlusion_grid(m, &d, &g);
+      CHECK(g.rows == 3 && g.cols == 3 && g.offset == 1.0 && g.stride == 3.0 && g.size == 3.0 && g.image_h == 10 && g.image_w == 10,
+            "patch 3 stride 3: %lux%lu at %g + %g i, size %g", (unsigned long)g.rows, (unsigned long)g.cols, g.offset, g.stride, g.size);
+      /* patch 4, stride 2: patches 0-3, 2-5, 4-7, 6-9, centres 1.5 + 2 i */
+      d.patch = 4; d.stride = 2;
+      lensviz_occlusion_grid(m, &d, &g);
+      CHECK(g.rows == 4 && g.offset == 1.5 && g.stride == 2.0 && g.size == 4.0, "patch 4 stride 2: %lu at %g + %g i", (unsigned long)g.rows, g.offset, g.stride);
+      lensnet_model_free(m);
+    }
+  }
+  TEST("a map on the image: blocks about the cells' centres, bilinear between them, nothing beyond") {
+    lensnet_map_geometry g = ou66_layer27();
+    float map[16], out[66 * 66];
+    unsigned char inside[66 * 66];
+    size_t i, n = 0;
+    for (i = 0; i < 16; i++) map[i] = (float)(10 * (i / 4) + i % 4); /* cell (r, c) holds 10 r + c */
+    lensviz_map_to_image(map, &g, 0, out, inside);
+    CHECK(out[25 * 66 + 25] == 0.0f && inside[25 * 66 + 25], "pixel (25, 25): cell (0, 0), inside");
+    CHECK(out[28 * 66 + 28] == 0.0f && out[29 * 66 + 28] == 10.0f, "rows 25-28 are cell row 0, row 29 starts row 1");
+    CHECK(out[29 * 66 + 33] == 12.0f, "pixel (29, 33): (29 - 26.5) / 4 = 0.625 -> row 1, (33 - 26.5) / 4 = 1.625 -> column 2");
+    CHECK(out[40 * 66 + 40] == 33.0f && inside[40 * 66 + 40], "pixel (40, 40): cell (3, 3), inside");
+    CHECK(!inside[24 * 66 + 30] && out[24 * 66 + 30] == 1.0f, "pixel (24, 30): beyond the blocks, the nearest cell (0, 1)");
+    CHECK(!inside[41 * 66 + 41] && !inside[0] && !inside[65 * 66 + 65] && out[0] == 0.0f, "the corners are beyond the blocks");
+    for (i = 0; i < 66 * 66; i++) n += inside[i];
+    CHECK(n == 16 * 16, "the blocks cover 16 x 16 pixels (got %lu)", (unsigned long)n);
+    lensviz_map_to_image(map, &g, 1, out, NULL);
+    CHECK(fabsf(out[32 * 66 + 32] - 15.125f) < 1e-5f, "bilinear at pixel (32, 32): cell (1.375, 1.375) -> 15.125 (got %g)", out[32 * 66 + 32]);
+    CHECK(out[26 * 66 + 26] == 0.0f && out[10 * 66 + 60] == 3.0f, "bilinear clamps beyond the outer centres");
+  }
+  TEST("a placed map drawn: its blocks where they belong, hatching elsewhere; the overlay leaves the rest alone") {
+    lensnet_map_geometry g = ou66_layer27();
+    float ones[16];
+    lensviz_image img;
+    lensviz_color top = lensviz_colormap_color(LENSVIZ_CMAP_MAGMA, 1.0f);
+    size_t i;
+    for (i = 0; i < 16; i++) ones[i] = 1.0f;
+    if (lensviz_image_alloc(&img, 198, 198, &err) == LENSNET_OK) { /* 3 display pixels per image pixel */
+      const unsigned char *p;
+      lensviz_render_map_placed(ones, &g, LENSVIZ_CMAP_MAGMA, 0.0f, 1.0f, 0, &img);
+      /* image pixels 25..40 are display pixels 75..122 */
+      p = pixel(&img, 75, 100);
+      CHECK(p[0] == top.r && p[1] == top.g && p[2] == top.b, "display (75, 100) is in cell column 0");
+      p = pixel(&img, 122, 122);
+      CHECK(p[0] == top.r && p[1] == top.g && p[2] == top.b, "display (122, 122) is in cell (3, 3)");
+      p = pixel(&img, 74, 100);
+      CHECK(p[0] == p[1] && p[1] == p[2] && (p[0] == 200 || p[0] == 238), "display (74, 100): hatching (%d %d %d)", p[0], p[1], p[2]);
+      p = pixel(&img, 123, 100);
+      CHECK(p[0] == p[1] && (p[0] == 200 || p[0] == 238), "display (123, 100): hatching");
+      lensviz_fill(&img, lensviz_rgb(0, 0, 0));
+      lensviz_overlay_placed(&img, ones, &g, LENSVIZ_CMAP_MAGMA, 0.0f, 1.0f, 1.0f);
+      p = pixel(&img, 100, 100);
+      CHECK(p[0] == top.r && p[1] == top.g && p[2] == top.b, "the overlay colours the blocks");
+      p = pixel(&img, 50, 50);
+      CHECK(p[0] == 0 && p[1] == 0 && p[2] == 0, "and leaves the picture alone beyond them");
+      {
+        size_t left = 0, right = 0, y;
+        for (y = 80; y < 120; y++) { left += pixel(&img, 74, y)[0] == 255; right += pixel(&img, 123, y)[0] == 255; }
+        CHECK(left >= 20 && left <= 30 && right >= 20 && right <= 30, "a dashed outline (5 of every 8 pixels) on display columns 74 and 123: "
+              "%lu and %lu of 40 rows white", (unsigned long)left, (unsigned long)right);
+      }
+      lensviz_image_free(&img);
+    }
+  }
+  TEST("scale bars: 1, 2 or 5 times a power of ten arcseconds, at most a third of the width") {
+    lensviz_image img;
+    static const struct { size_t width; double scale, length; long pixels; } bars[] = {
+      {198, 0.1, 5.0, 50},  /* OU-66 shown 3x: 19.8" across, a third is 6.6": 5" = 50 display pixels */
+      {66, 0.3, 5.0, 17},   /* OU-66 at its own pixels: 5" / 0.3 = 16.7 -> 17 pixels */
+      {200, 0.1, 5.0, 50},  /* OU-200: 20" across */
+      {101, 0.1, 2.0, 20},  /* a 101-pixel challenge cutout: 10.1", a third is 3.37": 2" */
+      {400, 0.005, 0.5, 100}, /* 2" across: 0.5" */
+    };
+    size_t i;
+    for (i = 0; i < sizeof bars / sizeof bars[0]; i++)
+      if (lensviz_image_alloc(&img, bars[i].width, bars[i].width, &err) == LENSNET_OK) {
+        double length = lensviz_scale_bar(&img, bars[i].scale);
+        long margin = (long)bars[i].width / 40 > 3 ? (long)bars[i].width / 40 : 3, thick = (long)bars[i].width / 100 > 2 ? (long)bars[i].width / 100 : 2;
+        long row = (long)bars[i].width - margin - 1, white = 0, x;
+        for (x = 0; x < (long)bars[i].width; x++) white += pixel(&img, (size_t)x, (size_t)row)[0] == 255;
+        CHECK(length == bars[i].length && white == bars[i].pixels, "%lu pixels at %g\"/pixel: %g\" over %ld pixels (want %g\" over %ld; bar %ld thick)",
+              (unsigned long)bars[i].width, bars[i].scale, length, white, bars[i].length, bars[i].pixels, thick);
+        lensviz_image_free(&img);
+      }
+    if (lensviz_image_alloc(&img, 10, 10, &err) == LENSNET_OK) {
+      uint64_t before = lensviz_image_hash(&img);
+      CHECK(lensviz_scale_bar(&img, 0.0) == 0.0 && lensviz_image_hash(&img) == before, "no pixel scale: no bar");
+      lensviz_image_free(&img);
+    }
+  }
+  TEST("the composite's legend names the bands from the metadata") {
+    static const struct { const char *arch, *names, *legend; } cases[] = {
+      {"input 4 4 4\nflatten\ndense name=d out=2", "J,Y,H,VIS", "R=VIS G=Y+H B=J"},
+      {"input 3 4 4\nflatten\ndense name=d out=2", "J,Y,H", "R=H G=Y B=J"},
+      {"input 2 4 4\nflatten\ndense name=d out=2", "g,r", "R=r G=g+r B=g"},
+      {"input 1 4 4\nflatten\ndense name=d out=2", "VIS", "VIS"},
+      {"input 3 4 4\nflatten\ndense name=d out=2", NULL, "R=band 2 G=band 1 B=band 0"},
+    };
+    char legend[64];
+    size_t i;
+    for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+      lensnet_model *m = NULL;
+      if (lensnet_model_create(cases[i].arch, &m, &err) != LENSNET_OK) { CHECK(0, "%s", err.message); continue; }
+      if (cases[i].names) lensnet_model_set_meta(m, "band_names", cases[i].names);
+      lensviz_composite_legend(m, legend, sizeof legend);
+      CHECK(!strcmp(legend, cases[i].legend), "%s: '%s', want '%s'", cases[i].names ? cases[i].names : "no names", legend, cases[i].legend);
+      lensnet_model_free(m);
+    }
+  }
+}
+
 /* Every released finder's maps against PyTorch's (the heavy ones in the optimised build only). */
 static void test_parity(void) {
   static const parity_case cases[] = {
@@ -770,6 +916,7 @@ int main(void) {
   test_default_layer();
   test_parity();
   test_methods();
+  test_geometry();
   test_pictures();
   return check_summary();
 }
