@@ -18,13 +18,15 @@
  *   copy on the include path ("stb_image_write.h"); LENSVIZ_STB_IMAGE_WRITE names another path.
  *
  * TEN LINES
- *     lensnet_model *m; lensnet_error err; float cam[4 * 4];   // OU-66's last feature map is 4x4
- *     unsigned char rgb[198 * 198 * 3]; lensviz_image pic = {rgb, 198, 198, 0};
+ *     lensnet_model *m; lensnet_error err; lensnet_map_geometry at;
+ *     float cam[4 * 4]; unsigned char rgb[198 * 198 * 3];        // OU-66's last feature map is 4x4
+ *     lensviz_image pic = {rgb, 198, 198, 0};
  *     if (lensnet_model_load("weights/OU_66.safetensors", &m, &err) ||
- *         lensviz_gradcam(m, image_4x66x66, -1, 27, NULL, cam, &err)) {   // -1: the lens class;
- *       puts(err.message); return 1;                                     // 27: last conv's ReLU
+ *         lensviz_gradcam(m, image_4x66x66, -1, 27, NULL, cam, &err) ||  // -1: the lens class;
+ *         lensnet_receptive_field(m, 27, &at, &err)) {                   // 27: last conv's ReLU;
+ *       puts(err.message); return 1;                                   // at: where its cells lie
  *     }
- *     lensviz_render_map(cam, 4, 4, LENSVIZ_CMAP_MAGMA, 0, 0, 1, &pic);   // 0,0: auto range
+ *     lensviz_render_map_placed(cam, &at, LENSVIZ_CMAP_MAGMA, 0, 0, 1, &pic);   // 0,0: auto range
  *     if (lensviz_png_write("gradcam.png", &pic, &err)) puts(err.message);
  *
  * WHAT IS IN IT
@@ -48,8 +50,8 @@
  *                            A = output of layer L, at the feature map's resolution (Selvaraju et
  *                            al. 2017). Layer indices are lensnet layer indices, which for the
  *                            built-in ou66 / ou200 are PyTorch's nn.Sequential indices.
- *   lensviz_guided_gradcam   guided backprop times the Grad-CAM map resized to H x W by bilinear
- *                            interpolation (PyTorch's align_corners=False convention), [C,H,W].
+ *   lensviz_guided_gradcam   guided backprop times the Grad-CAM map placed on the image
+ *                            (lensviz_map_to_image, bilinear between the cells' centres), [C,H,W].
  *   lensviz_integrated_gradients  (x - x') * mean_{k=1..m} grad(x' + k/m (x - x')), the right
  *                            Riemann sum of Sundararajan et al. 2017; x' = baseline (zeros by default).
  *   lensviz_smoothgrad       mean gradient over `samples` copies of x with Gaussian noise of
@@ -66,6 +68,14 @@
  *                            Grad-CAM, guided Grad-CAM and filter images, the one after the
  *                            middle convolution (the earlier of two) for dreams: 27 and 14 for
  *                            OU-66, 20 and 9 for OU-200. LENSNET_ERR_ARG without a convolution.
+ *   Where maps lie: a map coarser than the image (Grad-CAM's feature map, an occlusion grid) is
+ *   drawn with each cell on the image pixels it stands for, not stretched over the image. A
+ *   feature map's cell is centred on its receptive field (lensnet_receptive_field, from the
+ *   kernels, strides, padding and pools of the layers up to it); an occlusion cell on its patch
+ *   (lensviz_occlusion_grid). Unpadded convolutions and floor pooling lose the image's border, so
+ *   OU-66's 4x4 Grad-CAM cells sit within +-1.8" of the centre of its 19.8" image and cover its
+ *   middle 4.8" (4 pixels of 0.3" each), not the whole image: lensviz_render_map_placed and
+ *   lensviz_overlay_placed draw them there and mark the rest. lensviz_scale_bar adds arcseconds.
  *   Ascent steps are normalised: x += step * g / mean|g|; pixels stay in [lo, hi] (default [0, 1],
  *   the range of min-max normalised cutouts). Dream and filter images run a copy of the model cut
  *   after layer L, which for octaves is rebuilt at each octave's size: that works while layers
@@ -73,7 +83,8 @@
  *   Pictures (lensviz_image: RGB8 pixels owned by the caller, row stride in bytes, 0 = 3 * width;
  *   a view into a larger picture is an image too, see lensviz_image_view):
  *   colour maps viridis, magma (matplotlib's tables, sampled), a blue-white-red diverging map
- *   for signed maps, grey; lensviz_render_map scales any float map into any picture size.
+ *   for signed maps, grey; lensviz_render_map scales any float map into any picture size, and
+ *   lensviz_render_map_placed draws a map where its cells lie on the image (above).
  *   lensviz_asinh_rgb: Lupton et al. 2004 (PASP 116, 133): I = mean of the bands,
  *   f(I) = asinh(Q I / stretch) / Q, every band scaled by f(I) / I, colours kept when clipping.
  *   Text: a 5x7 bitmap font (ASCII 32..126) in 6x8 cells, drawn at integer scales.
