@@ -9,7 +9,8 @@ CHECKPOINT may hold a state_dict, a whole pickled model, or a dict with a "state
 little-endian under their state_dict names; Wilde et al.'s "VIS_layer." prefix becomes
 "layer.". The metadata records the architecture (a built-in name with its band count, or the
 text of --arch-file), the input size, the class names and, when given, the band names and
-the pixel scale, so `lens info OUT.safetensors` describes it and `lens predict --model OUT.safetensors ...` runs it.
+the pixel scale, so `lens info OUT.safetensors` describes it and
+`lens predict --model OUT.safetensors ...` runs it.
 
 Needs PyTorch (Debian: apt-get install python3-torch); it writes the safetensors format itself
 (8-byte little-endian header length, JSON header, raw data), so the safetensors package is not
