@@ -31,6 +31,9 @@
  *   Models      a sequence of layers written as text (below), built with lensnet_model_create;
  *               parameter names are PyTorch state_dict names, so weights move both ways.
  *               Built-ins "ou66(bands)" and "ou200(bands)" are the finders of Wilde et al.
+ *               lensnet_receptive_field says where each cell of a layer's output lies on the
+ *               input (centre offset + i * stride, window size), from the kernels, strides,
+ *               padding and pools below it: what maps of a layer are drawn with.
  *   Inference   lensnet_model_forward: dropout off, batch norm on running statistics.
  *   Fitting     lensnet_fit (lensnet_fit_desc: data or a batch callback, validation split,
  *               optimiser, schedule, loss, augmentation, checkpoints) trains a model and writes
@@ -55,15 +58,17 @@
  *               micro-kernels chosen from the CPU at run time; convolutions go through it.
  *   Files       .npy read (f4 f8 i1-i8 u1-u8, either byte order) and write (f4); safetensors
  *               read (F32, F16, BF16, F64, I64, I32, U8) and write (F32); FITS images read
- *               (BITPIX 8/16/32/64/-32/-64, BSCALE/BZERO, BLANK, extensions) and write (-32);
- *               a small JSON reader. Every file is validated fully when read; writers write a
- *               temporary file and rename it, so a reader never sees half a file.
+ *               (BITPIX 8/16/32/64/-32/-64, BSCALE/BZERO, BLANK, extensions) and write (-32),
+ *               header values, the pixel scale (PIXSCALE, CD or CDELT); a small JSON reader.
+ *               Every file is validated fully when read; writers write a temporary file and
+ *               rename it, so a reader never sees half a file.
  *   Cutouts     lensnet_resize_bilinear (PyTorch's bilinear, align_corners=False),
  *               lensnet_minmax_normalize (the paper's per-band min-max scaling).
  *   Recipes     lensnet_cutout_prepare (bands, size, min-max, NaN count), lensnet_model_preprocess
  *               (the scaling a model's metadata asks for), lensnet_model_class_index
- *               and lensnet_lens_probability, the streaming atomic lensnet_npy_writer, and
- *               lensnet_csv_label_column; the section "Recipes" below the declarations says more.
+ *               and lensnet_lens_probability, band names and pixel scale from the metadata, the
+ *               streaming atomic lensnet_npy_writer, and lensnet_csv_label_column; the section
+ *               "Recipes" below the declarations says more.
  *   Architecture text  one layer per line (or separated by ';'), options as key=value, '#'
  *               starts a comment:
  *                 input 4 66 66                      # channels height width, always first
@@ -795,6 +800,10 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
  *               "non-lens,lens"); a name it does not list, or lists beyond the model's outputs,
  *               falls back to the last output (the lens class of two-class finders).
  *               lensnet_lens_probability is the softmax (sigmoid for one output) of that class.
+ *   Bands, sky  lensnet_model_band_name reads the metadata "band_names" ("J,Y,H,VIS"), and
+ *               lensnet_model_pixel_scale "pixel_scale" (arcseconds per input pixel), what
+ *               pictures are labelled and scale bars drawn with (lensnet_fits_pixel_scale reads
+ *               a cutout's own from its header).
  *   .npy        lensnet_npy_writer streams rows to `path.tmp` and renames it at finish; the leading
  *               dimension may be left open (LENSNET_NPY_ROWS_UNKNOWN) and is written at finish.
  *               lensnet_npy_write is built on it.

@@ -216,7 +216,8 @@ static int write_frames(const char *dir, const char *name, frame_set *fs, int de
 static int occlusion_gif(const explain_options *o, const lensnet_model *m, const float *image, const float *map,
                          const lensnet_map_geometry *g, float lo, float hi, size_t W, size_t H, size_t patch, size_t stride) {
   frame_set fs;
-  size_t cols = g->cols, cells = g->rows * cols, most = o->frames ? (o->frames < 128 ? o->frames : 128) : 60, frames = cells < most ? cells : most, f, k;
+  size_t cols = g->cols, cells = g->rows * cols, most = o->frames ? (o->frames < 128 ? o->frames : 128) : 60;
+  size_t frames = cells < most ? cells : most, f, k;
   lensnet_error err;
   float *partial = (float *)malloc(cells * sizeof(float));
   double sx = (double)W / (double)m->in_w;
@@ -252,6 +253,7 @@ typedef struct {
   double arcsec;            /* arcseconds per pixel of the model's input; 0: not known */
   char image_title[160];    /* the composite's bands and the pixel scale */
   char class_name[64];      /* the target's name from the metadata "classes" */
+  char band_names[8][64];   /* the first bands' names from the metadata "band_names" */
 } explain_ctx;
 
 /* The scale bar on a picture of the image (none when the pixel scale is not known). */
@@ -326,7 +328,8 @@ static int explain_gradcam(explain_ctx *x) {
   lensnet_map_geometry cells;
   lensviz_image *map_pic, *over;
   lensviz_panel p[3];
-  if (lensviz_layer_shape(x->m, (size_t)layer, &c, &h, &w, &err) != LENSNET_OK || lensnet_receptive_field(x->m, (size_t)layer, &cells, &err) != LENSNET_OK)
+  if (lensviz_layer_shape(x->m, (size_t)layer, &c, &h, &w, &err) != LENSNET_OK ||
+      lensnet_receptive_field(x->m, (size_t)layer, &cells, &err) != LENSNET_OK)
     return lens_fail_err(&err);
   if (!map_pictures(x, &map_pic, &over) || !(cam = (float *)malloc(h * w * sizeof(float)))) return lens_fail("out of memory");
   if (lensviz_gradcam(x->m, x->image, x->target, (size_t)layer, &x->d, cam, &err) != LENSNET_OK) rc = lens_fail_err(&err);
@@ -354,7 +357,6 @@ static int explain_gradcam(explain_ctx *x) {
 /* A panel per band of grad (at most 8) after p[*np], on a shared symmetric range, titled with the
  * bands' names. */
 static void band_panels(explain_ctx *x, const float *grad, lensviz_panel *p, size_t *np) {
-  static char titles[8][64];
   const lensnet_model *m = x->m;
   size_t hw = m->in_h * m->in_w, k;
   float lo, hi;
@@ -364,8 +366,8 @@ static void band_panels(explain_ctx *x, const float *grad, lensviz_panel *p, siz
     if (!bp) break;
     lensviz_render_map(grad + k * hw, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, bp);
     scale_bar(x, bp);
-    lensnet_model_band_name(m, k, titles[k], sizeof titles[k], NULL);
-    p[(*np)++] = panel(bp, titles[k], k + 1 == m->in_c || k == 7, LENSVIZ_CMAP_DIVERGING, lo, hi);
+    lensnet_model_band_name(m, k, x->band_names[k], sizeof x->band_names[k], NULL);
+    p[(*np)++] = panel(bp, x->band_names[k], k + 1 == m->in_c || k == 7, LENSVIZ_CMAP_DIVERGING, lo, hi);
   }
 }
 
