@@ -18,13 +18,15 @@
  *   copy on the include path ("stb_image_write.h"); LENSVIZ_STB_IMAGE_WRITE names another path.
  *
  * TEN LINES
- *     lensnet_model *m; lensnet_error err; float cam[4 * 4];   // OU-66's last feature map is 4x4
- *     unsigned char rgb[198 * 198 * 3]; lensviz_image pic = {rgb, 198, 198, 0};
+ *     lensnet_model *m; lensnet_error err; lensnet_map_geometry at;
+ *     float cam[4 * 4]; unsigned char rgb[198 * 198 * 3];        // OU-66's last feature map is 4x4
+ *     lensviz_image pic = {rgb, 198, 198, 0};
  *     if (lensnet_model_load("weights/OU_66.safetensors", &m, &err) ||
- *         lensviz_gradcam(m, image_4x66x66, -1, 27, NULL, cam, &err)) {   // -1: the lens class;
- *       puts(err.message); return 1;                                     // 27: last conv's ReLU
+ *         lensviz_gradcam(m, image_4x66x66, -1, 27, NULL, cam, &err) ||  // -1: the lens class;
+ *         lensnet_receptive_field(m, 27, &at, &err)) {                   // 27: last conv's ReLU;
+ *       puts(err.message); return 1;                                   // at: where its cells lie
  *     }
- *     lensviz_render_map(cam, 4, 4, LENSVIZ_CMAP_MAGMA, 0, 0, 1, &pic);   // 0,0: auto range
+ *     lensviz_render_map_placed(cam, &at, LENSVIZ_CMAP_MAGMA, 0, 0, 1, &pic);   // 0,0: auto range
  *     if (lensviz_png_write("gradcam.png", &pic, &err)) puts(err.message);
  *
  * WHAT IS IN IT
@@ -48,8 +50,8 @@
  *                            A = output of layer L, at the feature map's resolution (Selvaraju et
  *                            al. 2017). Layer indices are lensnet layer indices, which for the
  *                            built-in ou66 / ou200 are PyTorch's nn.Sequential indices.
- *   lensviz_guided_gradcam   guided backprop times the Grad-CAM map resized to H x W by bilinear
- *                            interpolation (PyTorch's align_corners=False convention), [C,H,W].
+ *   lensviz_guided_gradcam   guided backprop times the Grad-CAM map placed on the image
+ *                            (lensviz_map_to_image, bilinear between the cells' centres), [C,H,W].
  *   lensviz_integrated_gradients  (x - x') * mean_{k=1..m} grad(x' + k/m (x - x')), the right
  *                            Riemann sum of Sundararajan et al. 2017; x' = baseline (zeros by default).
  *   lensviz_smoothgrad       mean gradient over `samples` copies of x with Gaussian noise of
@@ -66,6 +68,14 @@
  *                            Grad-CAM, guided Grad-CAM and filter images, the one after the
  *                            middle convolution (the earlier of two) for dreams: 27 and 14 for
  *                            OU-66, 20 and 9 for OU-200. LENSNET_ERR_ARG without a convolution.
+ *   Where maps lie: a map coarser than the image (Grad-CAM's feature map, an occlusion grid) is
+ *   drawn with each cell on the image pixels it stands for, not stretched over the image. A
+ *   feature map's cell is centred on its receptive field (lensnet_receptive_field, from the
+ *   kernels, strides, padding and pools of the layers up to it); an occlusion cell on its patch
+ *   (lensviz_occlusion_grid). Unpadded convolutions and floor pooling lose the image's border, so
+ *   OU-66's 4x4 Grad-CAM cells sit within +-1.8" of the centre of its 19.8" image and cover its
+ *   middle 4.8" (4 pixels of 0.3" each), not the whole image: lensviz_render_map_placed and
+ *   lensviz_overlay_placed draw them there and mark the rest. lensviz_scale_bar adds arcseconds.
  *   Ascent steps are normalised: x += step * g / mean|g|; pixels stay in [lo, hi] (default [0, 1],
  *   the range of min-max normalised cutouts). Dream and filter images run a copy of the model cut
  *   after layer L, which for octaves is rebuilt at each octave's size: that works while layers
@@ -73,7 +83,8 @@
  *   Pictures (lensviz_image: RGB8 pixels owned by the caller, row stride in bytes, 0 = 3 * width;
  *   a view into a larger picture is an image too, see lensviz_image_view):
  *   colour maps viridis, magma (matplotlib's tables, sampled), a blue-white-red diverging map
- *   for signed maps, grey; lensviz_render_map scales any float map into any picture size.
+ *   for signed maps, grey; lensviz_render_map scales any float map into any picture size, and
+ *   lensviz_render_map_placed draws a map where its cells lie on the image (above).
  *   lensviz_asinh_rgb: Lupton et al. 2004 (PASP 116, 133): I = mean of the bands,
  *   f(I) = asinh(Q I / stretch) / Q, every band scaled by f(I) / I, colours kept when clipping.
  *   Text: a 5x7 bitmap font (ASCII 32..126) in 6x8 cells, drawn at integer scales.
@@ -129,7 +140,8 @@
  *   39000 windows of the first pool within 1e-6 of a tie) PyTorch's own float64 saliency is 3%
  *   of the largest value away from its float32 one, and its float32 saliency with oneDNN's AVX2
  *   kernels 2.95e-2 away from the one its AVX-512 kernels give. Grad-CAM and occlusion are not
- *   affected.
+ *   affected, and on a noisy copy of that image, whose windows are far from ties, saliency and
+ *   guided backprop match PyTorch's to 3.4e-7 of the largest value (tests/test_wilde2022.c).
  *
  * LICENCE
  *   MIT, the same text in lensnet.h, lenssim.h, lensviz.h and LICENSE (at the end of this file).
@@ -207,6 +219,10 @@ LENSVIZ_API lensviz_desc lensviz_desc_resolve(const lensviz_desc *desc);
  * ------------------------------------------------------------------------------------------- */
 /* Rows and columns of the occlusion grid for this model and these options. */
 LENSVIZ_API void lensviz_occlusion_size(const lensnet_model *m, const lensviz_desc *desc, size_t *rows, size_t *cols);
+/* Where the occlusion map's cells lie on the image (see lensnet_map_geometry): cell (r, c) is the
+ * patch whose top-left pixel is (r * stride, c * stride), so its centre is (patch - 1) / 2 + r *
+ * stride, and it stands for the patch (size = patch). */
+LENSVIZ_API void lensviz_occlusion_grid(const lensnet_model *m, const lensviz_desc *desc, lensnet_map_geometry *g);
 /* map: rows * cols floats (lensviz_occlusion_size). base_probability (may be NULL): P(target)
  * of the unoccluded image. */
 LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
@@ -301,7 +317,7 @@ LENSVIZ_API void lensviz_render_map(const float *map, size_t h, size_t w, lensvi
 LENSVIZ_API void lensviz_asinh_rgb(const float *red, const float *green, const float *blue, size_t h, size_t w, float Q,
                                    float stretch, float minimum, lensviz_image *dst);
 /* The same for an image [bands, h, w] with bands ordered from blue to red: 1 band is grey,
- * 2 bands (b0, mean, b1), 3 bands (b2, b1, b0), 4 bands (b3, mean of b1 and b2, b0); more
+ * 2 bands (b1, mean, b0), 3 bands (b2, b1, b0), 4 bands (b3, mean of b1 and b2, b0); more
  * bands use the last, middle and first. */
 LENSVIZ_API void lensviz_asinh_bands(const float *image, size_t bands, size_t h, size_t w, float Q, float stretch, lensviz_image *dst);
 /* Blends map (bilinearly resized to dst) over dst: out = (1 - a) dst + a colour, where
@@ -309,6 +325,35 @@ LENSVIZ_API void lensviz_asinh_bands(const float *image, size_t bands, size_t h,
  * the diverging map. lo == hi: auto range as in lensviz_render_map. */
 LENSVIZ_API void lensviz_overlay(lensviz_image *dst, const float *map, size_t h, size_t w, lensviz_colormap cmap, float lo,
                                  float hi, float alpha);
+/* Maps whose cells lie on the image as g says (lensnet_receptive_field for a layer's output,
+ * lensviz_occlusion_grid for occlusion): each cell is drawn as a g->stride x g->stride block (in
+ * image pixels) centred on its cell's centre, not stretched over the whole image, so a feature
+ * map whose layers lost the image's border covers only the middle of it.
+ * lensviz_map_to_image: the map at every pixel of the image [g->image_h, g->image_w] into out:
+ * the cell whose block holds the pixel (smooth 0), or bilinear between cell centres (smooth 1,
+ * which inside the blocks is PyTorch's align_corners=False resize of the map onto them); a pixel
+ * outside every block takes the nearest cell's value, and inside (may be NULL) gets 1 for pixels
+ * within the blocks and 0 for the others.
+ * lensviz_render_map_placed: the map into the whole of dst, which shows the whole image: blocks
+ * (or bilinear within them when smooth), and grey hatching where no cell lies. lo == hi: auto
+ * range, as lensviz_render_map.
+ * lensviz_overlay_placed: lensviz_overlay within the blocks only (bilinear between centres), the
+ * picture left as it is elsewhere, and a dashed outline around the blocks when they do not cover
+ * the whole picture. */
+LENSVIZ_API void lensviz_map_to_image(const float *map, const lensnet_map_geometry *g, int smooth, float *out, unsigned char *inside);
+LENSVIZ_API void lensviz_render_map_placed(const float *map, const lensnet_map_geometry *g, lensviz_colormap cmap, float lo, float hi,
+                                           int smooth, lensviz_image *dst);
+LENSVIZ_API void lensviz_overlay_placed(lensviz_image *dst, const float *map, const lensnet_map_geometry *g, lensviz_colormap cmap,
+                                        float lo, float hi, float alpha);
+/* A scale bar in the bottom-left corner of a picture of the sky whose pixels are arcsec_per_pixel
+ * across: a white bar with a dark outline, labelled above (e.g. 5"), of the longest of 1, 2 or 5
+ * times a power of ten arcseconds that is at most a third of the picture's width. Returns its
+ * length in arcseconds; 0, drawing nothing, when arcsec_per_pixel is not positive. */
+LENSVIZ_API double lensviz_scale_bar(lensviz_image *img, double arcsec_per_pixel);
+/* Which bands of the model's input lensviz_asinh_bands shows in red, green and blue, named from
+ * the model's metadata (lensnet_model_band_name): "R=VIS G=Y+H B=J" for OU-66's J,Y,H,VIS; the
+ * band's name alone for one band. Cut to cap - 1 bytes; returns buf. */
+LENSVIZ_API const char *lensviz_composite_legend(const lensnet_model *m, char *buf, size_t cap);
 /* A vertical colour bar in the rectangle, with `ticks` labelled values (0: 5) to its right. */
 LENSVIZ_API void lensviz_colorbar(lensviz_image *img, long x, long y, long w, long h, lensviz_colormap cmap, float lo, float hi,
                                   int ticks, lensviz_color text);
@@ -749,6 +794,17 @@ LENSVIZ_API void lensviz_occlusion_size(const lensnet_model *m, const lensviz_de
   *cols = m->in_w >= d.patch ? (m->in_w - d.patch) / d.stride + 1 : 0;
 }
 
+LENSVIZ_API void lensviz_occlusion_grid(const lensnet_model *m, const lensviz_desc *desc, lensnet_map_geometry *g) {
+  lensviz_desc d = lensviz_desc_resolve(desc);
+  memset(g, 0, sizeof *g);
+  lensviz_occlusion_size(m, &d, &g->rows, &g->cols);
+  g->offset = ((double)d.patch - 1.0) / 2.0;
+  g->stride = (double)d.stride;
+  g->size = (double)d.patch;
+  g->image_h = m->in_h;
+  g->image_w = m->in_w;
+}
+
 /* Occlusion changes a patch, and a convolution, pool or element-wise layer changes only the
  * outputs whose window meets a changed input. So each occluded image recomputes, layer by layer,
  * just the rectangle its patch reaches, on top of the unoccluded image's activations, up to the
@@ -1100,16 +1156,18 @@ LENSVIZ_API lensnet_result lensviz_gradcam(lensnet_model *m, const float *image,
 LENSVIZ_API lensnet_result lensviz_guided_gradcam(lensnet_model *m, const float *image, int target, size_t layer,
                                                   const lensviz_desc *desc, float *out, lensnet_error *err) {
   size_t c = 0, h = 0, w = 0, k, p, hw = m->in_h * m->in_w;
+  lensnet_map_geometry g;
   lensnet_result r;
   float *cam, *up;
   if ((r = lensviz_layer_shape(m, layer, &c, &h, &w, err)) != LENSNET_OK) return r;
   cam = lensviz__floats(h * w);
   up = lensviz__floats(hw);
   if (!cam || !up) r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if (r == LENSNET_OK) r = lensnet_receptive_field(m, layer, &g, err);
   if (r == LENSNET_OK) r = lensviz_gradcam(m, image, target, layer, desc, cam, err);
   if (r == LENSNET_OK) r = lensviz_guided_backprop(m, image, target, desc, out, err);
   if (r == LENSNET_OK) {
-    lensnet_resize_bilinear(cam, h, w, up, m->in_h, m->in_w);
+    lensviz_map_to_image(cam, &g, 1, up, NULL);
     for (k = 0; k < m->in_c; k++)
       for (p = 0; p < hw; p++) out[k * hw + p] *= up[p];
   }
@@ -1840,18 +1898,25 @@ LENSVIZ_API void lensviz_asinh_rgb(const float *red, const float *green, const f
   lensviz__asinh(red, green, NULL, blue, h, w, Q, stretch, minimum, dst);
 }
 
+/* The bands a composite shows: red, green (the mean of two when they differ), blue. */
+static void lensviz__composite_bands(size_t bands, size_t out[4]) {
+  out[3] = 0;
+  if (bands <= 1) { out[0] = out[1] = out[2] = 0; }
+  else if (bands == 2) { out[0] = 1; out[1] = 0; out[2] = 1; }
+  else if (bands == 3) { out[0] = 2; out[1] = out[2] = 1; }
+  else if (bands == 4) { out[0] = 3; out[1] = 1; out[2] = 2; }
+  else { out[0] = bands - 1; out[1] = out[2] = bands / 2; }
+}
+
 LENSVIZ_API void lensviz_asinh_bands(const float *image, size_t bands, size_t h, size_t w, float Q, float stretch, lensviz_image *dst) {
-  size_t hw = h * w;
+  size_t hw = h * w, b[4], p;
   float mn = 0.0f;
-  size_t p;
   if (!bands || !hw) return;
   mn = image[0];
   for (p = 1; p < bands * hw; p++) if (image[p] < mn) mn = image[p];
-  if (bands == 1) lensviz__asinh(image, image, NULL, image, h, w, Q, stretch, mn, dst);
-  else if (bands == 2) lensviz__asinh(image + hw, image, image + hw, image, h, w, Q, stretch, mn, dst);
-  else if (bands == 3) lensviz__asinh(image + 2 * hw, image + hw, NULL, image, h, w, Q, stretch, mn, dst);
-  else if (bands == 4) lensviz__asinh(image + 3 * hw, image + hw, image + 2 * hw, image, h, w, Q, stretch, mn, dst);
-  else lensviz__asinh(image + (bands - 1) * hw, image + (bands / 2) * hw, NULL, image, h, w, Q, stretch, mn, dst);
+  lensviz__composite_bands(bands, b);
+  lensviz__asinh(image + b[0] * hw, image + b[1] * hw, b[2] != b[1] ? image + b[2] * hw : NULL, image + b[3] * hw, h, w, Q, stretch,
+                 mn, dst);
 }
 
 LENSVIZ_API void lensviz_overlay(lensviz_image *dst, const float *map, size_t h, size_t w, lensviz_colormap cmap, float lo,
@@ -1866,6 +1931,167 @@ LENSVIZ_API void lensviz_overlay(lensviz_image *dst, const float *map, size_t h,
       a = alpha * (cmap == LENSVIZ_CMAP_DIVERGING ? fabsf(2.0f * t - 1.0f) : sqrtf(t));
       lensviz__blend(dst, (long)X, (long)Y, lensviz_colormap_color(cmap, t), a);
     }
+}
+
+/* ---- maps placed on the image ------------------------------------------------------------- */
+
+/* Where pixel X of n_pic pixels across a picture of n_img image pixels lies among cells laid out
+ * by offset and stride, in cells: cell i's centre is at i, its block from i - 0.5 to i + 0.5. */
+static double lensviz__cell_coord(const lensnet_map_geometry *g, size_t n_img, size_t n_pic, size_t X) {
+  double u = ((double)X + 0.5) * (double)n_img / (double)n_pic - 0.5;
+  return (u - g->offset) / g->stride;
+}
+
+static int lensviz__in_cells(double t, size_t n) { return t >= -0.5 && t < (double)n - 0.5; }
+
+/* The cell nearest t (clamped to the map), or the two around it and the weight of the second. */
+static size_t lensviz__nearest_cell(double t, size_t n) {
+  double i = floor(t + 0.5);
+  return i < 0.0 ? 0 : i > (double)(n - 1) ? n - 1 : (size_t)i;
+}
+static void lensviz__cell_pair(double t, size_t n, size_t *i0, size_t *i1, float *f) {
+  if (t < 0.0) t = 0.0;
+  if (t > (double)(n - 1)) t = (double)(n - 1);
+  *i0 = (size_t)t;
+  *i1 = *i0 + 1 < n ? *i0 + 1 : *i0;
+  *f = (float)(t - (double)*i0);
+}
+
+/* The map at cell coordinates (ty, tx): the nearest cell, or bilinear between the four around. */
+static float lensviz__placed_value(const float *map, const lensnet_map_geometry *g, double ty, double tx, int smooth) {
+  size_t y0, y1, x0, x1, w = g->cols;
+  float fy, fx;
+  if (!smooth) return map[lensviz__nearest_cell(ty, g->rows) * w + lensviz__nearest_cell(tx, g->cols)];
+  lensviz__cell_pair(ty, g->rows, &y0, &y1, &fy);
+  lensviz__cell_pair(tx, g->cols, &x0, &x1, &fx);
+  return (1.0f - fy) * ((1.0f - fx) * map[y0 * w + x0] + fx * map[y0 * w + x1]) + fy * ((1.0f - fx) * map[y1 * w + x0] + fx * map[y1 * w + x1]);
+}
+
+static int lensviz__placed_ok(const lensnet_map_geometry *g) {
+  return g && g->rows && g->cols && g->image_h && g->image_w && g->stride > 0.0;
+}
+
+LENSVIZ_API void lensviz_map_to_image(const float *map, const lensnet_map_geometry *g, int smooth, float *out, unsigned char *inside) {
+  size_t X, Y, W, H;
+  if (!lensviz__placed_ok(g)) return;
+  W = g->image_w;
+  H = g->image_h;
+  for (Y = 0; Y < H; Y++) {
+    double ty = lensviz__cell_coord(g, H, H, Y);
+    for (X = 0; X < W; X++) {
+      double tx = lensviz__cell_coord(g, W, W, X);
+      out[Y * W + X] = lensviz__placed_value(map, g, ty, tx, smooth);
+      if (inside) inside[Y * W + X] = (unsigned char)(lensviz__in_cells(ty, g->rows) && lensviz__in_cells(tx, g->cols));
+    }
+  }
+}
+
+LENSVIZ_API void lensviz_render_map_placed(const float *map, const lensnet_map_geometry *g, lensviz_colormap cmap, float lo, float hi,
+                                           int smooth, lensviz_image *dst) {
+  size_t X, Y;
+  if (!lensviz__placed_ok(g)) return;
+  lensviz__auto_range(map, g->rows * g->cols, cmap, &lo, &hi);
+  for (Y = 0; Y < dst->height; Y++) {
+    double ty = lensviz__cell_coord(g, g->image_h, dst->height, Y);
+    for (X = 0; X < dst->width; X++) {
+      double tx = lensviz__cell_coord(g, g->image_w, dst->width, X);
+      lensviz_color c;
+      if (lensviz__in_cells(ty, g->rows) && lensviz__in_cells(tx, g->cols))
+        c = lensviz_colormap_color(cmap, (lensviz__placed_value(map, g, ty, tx, smooth) - lo) / (hi - lo));
+      else /* no cell here: light grey hatching, in no colour map */
+        c = (X + Y) % 6 < 2 ? lensviz_rgb(200, 200, 200) : lensviz_rgb(238, 238, 238);
+      lensviz__put(dst, (long)X, (long)Y, c);
+    }
+  }
+}
+
+/* The picture pixel where cell coordinate t's edge falls (the edge between pixels, rounded). */
+static long lensviz__cell_edge(const lensnet_map_geometry *g, size_t n_img, size_t n_pic, double t) {
+  return (long)floor((g->offset + t * g->stride + 0.5) * (double)n_pic / (double)n_img + 0.5);
+}
+
+LENSVIZ_API void lensviz_overlay_placed(lensviz_image *dst, const float *map, const lensnet_map_geometry *g, lensviz_colormap cmap,
+                                        float lo, float hi, float alpha) {
+  size_t X, Y;
+  long x0, x1, y0, y1, phase = 0;
+  lensviz_color white = lensviz_rgb(255, 255, 255);
+  if (!lensviz__placed_ok(g)) return;
+  lensviz__auto_range(map, g->rows * g->cols, cmap, &lo, &hi);
+  for (Y = 0; Y < dst->height; Y++) {
+    double ty = lensviz__cell_coord(g, g->image_h, dst->height, Y);
+    if (!lensviz__in_cells(ty, g->rows)) continue;
+    for (X = 0; X < dst->width; X++) {
+      double tx = lensviz__cell_coord(g, g->image_w, dst->width, X);
+      float t, a;
+      if (!lensviz__in_cells(tx, g->cols)) continue;
+      t = (lensviz__placed_value(map, g, ty, tx, 1) - lo) / (hi - lo);
+      t = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+      a = alpha * (cmap == LENSVIZ_CMAP_DIVERGING ? fabsf(2.0f * t - 1.0f) : sqrtf(t));
+      lensviz__blend(dst, (long)X, (long)Y, lensviz_colormap_color(cmap, t), a);
+    }
+  }
+  /* the blocks' outline, just outside them (clipped away where they reach the picture's edge) */
+  x0 = lensviz__cell_edge(g, g->image_w, dst->width, -0.5) - 1;
+  x1 = lensviz__cell_edge(g, g->image_w, dst->width, (double)g->cols - 0.5);
+  y0 = lensviz__cell_edge(g, g->image_h, dst->height, -0.5) - 1;
+  y1 = lensviz__cell_edge(g, g->image_h, dst->height, (double)g->rows - 0.5);
+  lensviz__line(dst, x0, y0, x1, y0, 1, white, 1, &phase);
+  lensviz__line(dst, x1, y0, x1, y1, 1, white, 1, &phase);
+  lensviz__line(dst, x1, y1, x0, y1, 1, white, 1, &phase);
+  lensviz__line(dst, x0, y1, x0, y0, 1, white, 1, &phase);
+}
+
+LENSVIZ_API double lensviz_scale_bar(lensviz_image *img, double arcsec_per_pixel) {
+  double width = (double)img->width * arcsec_per_pixel, step, length = 0.0;
+  static const double mantissa[3] = {5.0, 2.0, 1.0};
+  long margin, thick, len, x, y, k;
+  int scale, i;
+  char label[32];
+  size_t tw, th;
+  if (!(arcsec_per_pixel > 0.0) || !img->width || !img->height) return 0.0;
+  /* the longest 1, 2 or 5 x 10^k arcsec within a third of the width */
+  step = pow(10.0, floor(log10(width / 3.0)));
+  for (i = 0; i < 3 && length == 0.0; i++)
+    if (mantissa[i] * step <= width / 3.0 * (1.0 + 1e-9)) length = mantissa[i] * step;
+  if (length == 0.0) length = step;
+  len = (long)floor(length / arcsec_per_pixel + 0.5);
+  margin = (long)img->width / 40 > 3 ? (long)img->width / 40 : 3;
+  thick = (long)img->width / 100 > 2 ? (long)img->width / 100 : 2;
+  scale = img->width >= 400 ? 2 : 1;
+  x = margin;
+  y = (long)img->height - margin - thick;
+  lensviz_fill_rect(img, x - 1, y - 1, len + 2, thick + 2, lensviz_rgb(0, 0, 0));
+  lensviz_fill_rect(img, x, y, len, thick, lensviz_rgb(255, 255, 255));
+  snprintf(label, sizeof label, "%g\"", length);
+  lensviz_text_size(label, scale, &tw, &th);
+  k = x + (len - (long)tw) / 2;
+  if (k < x) k = x;
+  lensviz_draw_text(img, k + 1, y - 2 - (long)th + 1, label, scale, lensviz_rgb(0, 0, 0)); /* a shadow */
+  lensviz_draw_text(img, k, y - 2 - (long)th, label, scale, lensviz_rgb(255, 255, 255));
+  return length;
+}
+
+LENSVIZ_API const char *lensviz_composite_legend(const lensnet_model *m, char *buf, size_t cap) {
+  size_t bands[4], k, used = 0;
+  static const char *colour[3] = {"R=", " G=", " B="};
+  char name[64];
+  if (!cap) return buf;
+  buf[0] = 0;
+  if (!m || !m->in_c) return buf;
+  lensviz__composite_bands(m->in_c, bands);
+  if (m->in_c == 1) {
+    lensnet_model_band_name(m, 0, buf, cap, NULL);
+    return buf;
+  }
+  for (k = 0; k < 4; k++) {
+    int n;
+    if (k == 2 && bands[2] == bands[1]) continue; /* green is one band */
+    lensnet_model_band_name(m, bands[k], name, sizeof name, NULL);
+    n = snprintf(buf + used, cap - used, "%s%s", k == 2 ? "+" : colour[k < 2 ? k : 2], name);
+    if (n < 0 || (size_t)n >= cap - used) { buf[cap - 1] = 0; break; }
+    used += (size_t)n;
+  }
+  return buf;
 }
 
 /* ---- axes, ticks, colour bars -------------------------------------------------------------- */

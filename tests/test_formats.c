@@ -473,6 +473,59 @@ static void test_long_header(void) {
 
 /* An empty primary, a binary table with a heap (PCOUNT), an ASCII table, random groups are
  * skipped by their sizes; the image after them is found. */
+/* The pixel scale from a header: PIXSCALE, else the CD matrix, else CDELT1, in CUNIT1. */
+static double scale_of(const char *const *cards, size_t n, int extension, const char **key, lensnet_result *r, lensnet_error *e) {
+  buf f = {0, 0, 0};
+  double scale = -1.0;
+  size_t i;
+  unsigned char *c;
+  if (extension) { /* an empty primary HDU, then the image: HDU -1 finds it */
+    card(&f, "SIMPLE  =                    T"); card(&f, "BITPIX  =                    8"); card(&f, "NAXIS   =                    0");
+    end_header(&f);
+    card(&f, "XTENSION= 'IMAGE   '"); card(&f, "BITPIX  =                  -32"); card(&f, "NAXIS   =                    2");
+    card(&f, "NAXIS1  =                    1"); card(&f, "NAXIS2  =                    1"); card(&f, "PCOUNT  =                    0");
+    card(&f, "GCOUNT  =                    1");
+  } else primary_2d(&f, -32, 1, 1);
+  for (i = 0; i < n; i++) card(&f, cards[i]);
+  end_header(&f);
+  put_f32(&f, 1.0f);
+  pad_data(&f);
+  c = copy_bytes(f.b, f.len);
+  *r = lensnet_fits_pixel_scale_memory(c, f.len, -1, &scale, key, e);
+  free(c);
+  free(f.b);
+  return scale;
+}
+
+static void test_pixel_scale(void) {
+  static const char *pixscale[] = {"PIXSCALE=                  0.3 / arcsec per pixel", "CDELT1  =               -0.001"};
+  static const char *cd[] = {"CDELT1  =               -0.001", "CD1_1   =                  0.0", "CD2_1   =               1.0E-4"};
+  static const char *arcmin[] = {"CUNIT1  = 'arcmin  '", "CDELT1  =                 -0.5"};
+  static const char *metres[] = {"CUNIT1  = 'm       '", "CDELT1  =                  0.5"};
+  static const char *none[] = {"OBJECT  = 'no scale'"};
+  char path[1024];
+  const char *key = NULL;
+  double scale = 0.0;
+  lensnet_result r;
+  lensnet_error e;
+  scale = scale_of(pixscale, 2, 0, &key, &r, &e);
+  CHECK(r == LENSNET_OK && scale == 0.3 && key && !strcmp(key, "PIXSCALE"), "PIXSCALE first: %g from %s", scale, key ? key : "?");
+  /* a rotated CD matrix: the x axis runs along declination, 1e-4 deg = 0.36" per pixel */
+  scale = scale_of(cd, 3, 1, &key, &r, &e);
+  CHECK(r == LENSNET_OK && fabs(scale - 0.36) < 1e-12 && key && !strcmp(key, "CD1_1"), "CD before CDELT, in the extension: %.15g", scale);
+  scale = scale_of(arcmin, 2, 0, &key, &r, &e);
+  CHECK(r == LENSNET_OK && scale == 30.0 && key && !strcmp(key, "CDELT1"), "|CDELT1| in arcmin: %g", scale);
+  scale = scale_of(metres, 2, 0, &key, &r, &e);
+  CHECK(r == LENSNET_ERR_ARG && strstr(e.message, "'m'"), "CUNIT1 m is no angle: %s", e.message);
+  scale = scale_of(none, 1, 0, &key, &r, &e);
+  CHECK(r == LENSNET_ERR_ARG && scale == 0.0 && key == NULL && strstr(e.message, "no pixel scale"), "%s", e.message);
+  /* the challenge's VIS cutouts: CD1_1 = -2.7777774714293E-05 deg, i.e. 0.1" per pixel */
+  snprintf(path, sizeof path, "%s/bologna-challenge1/space_based/lens/imageEUC_VIS-100002.fits", check_data_dir());
+  CHECK(lensnet_fits_pixel_scale(path, -1, &scale, &key, &e) == LENSNET_OK && fabs(scale - 2.7777774714293e-5 * 3600.0) < 1e-15 &&
+        !strcmp(key, "CD1_1"), "challenge cutout: %.12g\" from %s (%s)", scale, key ? key : "?", e.message);
+  CHECK(lensnet_fits_pixel_scale("build/no/such.fits", -1, &scale, &key, &e) == LENSNET_ERR_IO && strstr(e.message, "no/such.fits"), "%s", e.message);
+}
+
 static void test_extensions(void) {
   lensnet_tensor t;
   lensnet_error e;
@@ -1282,6 +1335,7 @@ int main(void) {
   TEST("BITPIX 8/16/32/64/-32/-64, BSCALE, BZERO, BLANK, NaN") test_bitpix_and_scaling();
   TEST("multi-block header, HIERARCH, CONTINUE, keyword values") test_long_header();
   TEST("extensions: tables, heaps and random groups are skipped by size") test_extensions();
+  TEST("pixel scale from PIXSCALE, the CD matrix or CDELT1") test_pixel_scale();
   TEST("malformed headers give errors naming the problem") test_malformed();
   TEST("truncated files") test_truncations();
   TEST("mutated files never crash") test_mutations();
