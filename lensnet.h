@@ -31,6 +31,9 @@
  *   Models      a sequence of layers written as text (below), built with lensnet_model_create;
  *               parameter names are PyTorch state_dict names, so weights move both ways.
  *               Built-ins "ou66(bands)" and "ou200(bands)" are the finders of Wilde et al.
+ *               lensnet_receptive_field says where each cell of a layer's output lies on the
+ *               input (centre offset + i * stride, window size), from the kernels, strides,
+ *               padding and pools below it: what maps of a layer are drawn with.
  *   Inference   lensnet_model_forward: dropout off, batch norm on running statistics.
  *   Fitting     lensnet_fit (lensnet_fit_desc: data or a batch callback, validation split,
  *               optimiser, schedule, loss, augmentation, checkpoints) trains a model and writes
@@ -55,15 +58,19 @@
  *               micro-kernels chosen from the CPU at run time; convolutions go through it.
  *   Files       .npy read (f4 f8 i1-i8 u1-u8, either byte order) and write (f4); safetensors
  *               read (F32, F16, BF16, F64, I64, I32, U8) and write (F32); FITS images read
- *               (BITPIX 8/16/32/64/-32/-64, BSCALE/BZERO, BLANK, extensions) and write (-32);
- *               a small JSON reader. Every file is validated fully when read; writers write a
- *               temporary file and rename it, so a reader never sees half a file.
+ *               (BITPIX 8/16/32/64/-32/-64, BSCALE/BZERO, BLANK, extensions) and write (-32),
+ *               header values, the pixel scale (PIXSCALE, CD or CDELT); a small JSON reader;
+ *               CSV tables read (RFC 4180 quoting, lensnet_csv_read). Every file is validated
+ *               fully when read; writers write a temporary file and rename it, so a reader
+ *               never sees half a file.
  *   Cutouts     lensnet_resize_bilinear (PyTorch's bilinear, align_corners=False),
  *               lensnet_minmax_normalize (the paper's per-band min-max scaling).
  *   Recipes     lensnet_cutout_prepare (bands, size, min-max, NaN count), lensnet_model_preprocess
  *               (the scaling a model's metadata asks for), lensnet_model_class_index
- *               and lensnet_lens_probability, the streaming atomic lensnet_npy_writer, and
- *               lensnet_csv_label_column; the section "Recipes" below the declarations says more.
+ *               and lensnet_lens_probability, band names and pixel scale from the metadata, the
+ *               streaming atomic lensnet_npy_writer, lensnet_csv_label_column and the CSV table
+ *               reader lensnet_csv_read; the section
+ *               "Recipes" below the declarations says more.
  *   Architecture text  one layer per line (or separated by ';'), options as key=value, '#'
  *               starts a comment:
  *                 input 4 66 66                      # channels height width, always first
@@ -300,6 +307,14 @@ LENSNET_API lensnet_result lensnet_fits_hdu_count_memory(const void *bytes, size
 LENSNET_API lensnet_result lensnet_fits_header_value(const char *path, int hdu, const char *key, char *value, size_t cap, lensnet_error *err);
 LENSNET_API lensnet_result lensnet_fits_header_value_memory(const void *bytes, size_t len, int hdu, const char *key,
                                                             char *value, size_t cap, lensnet_error *err);
+/* Arcseconds per pixel along the image's x axis (NAXIS1) from the header of HDU `hdu` (-1: the
+ * first image HDU that holds pixels, as lensnet_fits_read): PIXSCALE (arcsec), else the CD
+ * matrix (sqrt(CD1_1^2 + CD2_1^2)), else |CDELT1|, both in CUNIT1 (deg when absent; arcmin
+ * and arcsec also understood). *key names the keyword that said (a static string). LENSNET_ERR_ARG
+ * when the header says none of them, or in a unit other than those. */
+LENSNET_API lensnet_result lensnet_fits_pixel_scale(const char *path, int hdu, double *arcsec, const char **key, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_fits_pixel_scale_memory(const void *bytes, size_t len, int hdu, double *arcsec, const char **key,
+                                                           lensnet_error *err);
 
 
 /* ---------------------------------------------------------------------------------------------
@@ -489,6 +504,32 @@ LENSNET_API const char *lensnet_layer_describe(const lensnet_layer *L, char *buf
 LENSNET_API int lensnet_layer_local(const lensnet_layer *L);
 LENSNET_API lensnet_rect lensnet_layer_output_rect(const lensnet_layer *L, lensnet_rect r);
 LENSNET_API void lensnet_layer_forward_rect(const lensnet_model *m, const lensnet_layer *L, const float *in, float *out, lensnet_rect r);
+
+/* Where the cells of a map lie on the image it explains: cell (i, j) (row i, column j) is centred
+ * on input pixel (offset + i * stride, offset + j * stride), pixel k spanning k - 0.5 .. k + 0.5
+ * (so the image's centre is ((image_h - 1) / 2, (image_w - 1) / 2)), and stands for the
+ * size x size input pixels around that centre. A layer's output has one such grid for all its
+ * channels (lensnet_receptive_field: size is the receptive field of one unit); an occlusion map
+ * has one too (lensviz_occlusion_grid: size is the patch). Drawn on the image, each cell is a
+ * stride x stride block about its centre; the rows x cols blocks cover only part of the image
+ * when the layers lose its border (unpadded convolutions, floor pooling). */
+typedef struct {
+  size_t rows, cols;          /* cells of the map */
+  double offset;              /* input row (and column) of cell (0, 0)'s centre */
+  double stride;              /* input pixels between neighbouring cells' centres */
+  double size;                /* side of the input window one cell stands for (padding included) */
+  size_t image_h, image_w;    /* the image the cells lie on (the model's input) */
+} lensnet_map_geometry;
+
+/* The geometry of layer `layer`'s output, from the layers 0..layer by the recurrence of receptive
+ * fields: starting from (offset 0, stride 1, size 1) at the input, a convolution or pool of kernel
+ * k, stride s and padding p makes offset += ((k - 1) / 2 - p) * stride, size += (k - 1) * stride,
+ * stride *= s; element-wise layers (activations, dropout, batch norm, mark) keep it; an add keeps
+ * it when its branches agree (size: the larger). LENSNET_ERR_ARG when the layer does not exist
+ * or comes after a layer that mixes every position (flatten, dense, global_avgpool), whose
+ * outputs have no place on the image; LENSNET_ERR_UNSUPPORTED for an add whose branches lay
+ * their cells out differently. */
+LENSNET_API lensnet_result lensnet_receptive_field(const lensnet_model *m, size_t layer, lensnet_map_geometry *g, lensnet_error *err);
 
 
 
@@ -761,10 +802,15 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
  *               "non-lens,lens"); a name it does not list, or lists beyond the model's outputs,
  *               falls back to the last output (the lens class of two-class finders).
  *               lensnet_lens_probability is the softmax (sigmoid for one output) of that class.
+ *   Bands, sky  lensnet_model_band_name reads the metadata "band_names" ("J,Y,H,VIS"), and
+ *               lensnet_model_pixel_scale "pixel_scale" (arcseconds per input pixel), what
+ *               pictures are labelled and scale bars drawn with (lensnet_fits_pixel_scale reads
+ *               a cutout's own from its header).
  *   .npy        lensnet_npy_writer streams rows to `path.tmp` and renames it at finish; the leading
  *               dimension may be left open (LENSNET_NPY_ROWS_UNKNOWN) and is written at finish.
  *               lensnet_npy_write is built on it.
  *   Labels      lensnet_csv_label_column: the class column of a labels.csv header.
+ *   Tables      lensnet_csv_read: a whole CSV file as cells, checked row by row.
  * ------------------------------------------------------------------------------------------- */
 typedef enum {
   LENSNET_SIZE_EXACT,  /* the image must have the model's height and width */
@@ -818,6 +864,15 @@ LENSNET_API lensnet_result lensnet_model_class_index(const lensnet_model *m, con
  * its number when the list has no entry k. LENSNET_ERR_ARG when k is not an output or cap is 0. */
 LENSNET_API lensnet_result lensnet_model_class_name(const lensnet_model *m, size_t k, char *buf, size_t cap,
                                                     lensnet_error *err);
+/* The name of input band k from the metadata "band_names" (e.g. "J,Y,H,VIS"; blanks trimmed, cut
+ * to cap - 1 bytes), or "band k" when the list has no entry k. LENSNET_ERR_ARG when k is not an
+ * input band or cap is 0. */
+LENSNET_API lensnet_result lensnet_model_band_name(const lensnet_model *m, size_t k, char *buf, size_t cap,
+                                                   lensnet_error *err);
+/* The arcseconds per pixel of the images the model was made for, from the metadata "pixel_scale";
+ * *arcsec = 0 when the metadata does not say. LENSNET_ERR_FORMAT, naming the value, when it is not
+ * a positive number. */
+LENSNET_API lensnet_result lensnet_model_pixel_scale(const lensnet_model *m, double *arcsec, lensnet_error *err);
 /* P(class lens_class) from one output vector: softmax over n_outputs (max subtracted, in double),
  * the sigmoid of the only output when n_outputs is 1. NaN when lens_class >= n_outputs. */
 LENSNET_API double lensnet_lens_probability(const float *logits, size_t n_outputs, size_t lens_class);
@@ -856,6 +911,38 @@ LENSNET_API void lensnet_npy_writer_abort(lensnet_npy_writer *w);
 LENSNET_API lensnet_result lensnet_csv_label_column(const char *header_line, size_t *column, lensnet_error *err);
 /* Index of the column called `name` in a CSV header line; LENSNET_ERR_ARG when there is none. */
 LENSNET_API lensnet_result lensnet_csv_column(const char *header_line, const char *name, size_t *column, lensnet_error *err);
+
+/* A CSV table in memory (lensnet_csv_read). Row 0 is the header; every row has `cols` cells.
+ * The reader lives here, beside the label-column rule, because lensnet.h owns the toolkit's file
+ * formats and the three tools that read tables (train, plot, eval) all include it.
+ *   Accepted: RFC 4180 (fields in double quotes may hold commas, newlines and "" for a quote);
+ *   '\n' or "\r\n" line ends, the last line with or without one; blanks (spaces, tabs) around
+ *   unquoted cells are dropped; blank lines are skipped; a UTF-8 byte-order mark is skipped.
+ *   Refused (LENSNET_ERR_FORMAT, naming the line): a row with more or fewer cells than the
+ *   header, an unclosed quote, text after a closing quote, a NUL byte, a file without a header.
+ * A header with no data rows is a table of one row: callers say whether that is enough.
+ * Memory: one block for the text (the file's size + 1) and one for each of cells and lines, all
+ * through LENSNET_MALLOC; lensnet_csv_free releases them. Bounded: every cell is read inside the
+ * input's `len` bytes, and the sizes are overflow-checked. */
+typedef struct {
+  char *text;           /* the cells' text, each NUL-terminated, unquoted */
+  char **cells;         /* rows * cols pointers into text, row after row */
+  size_t *lines;        /* the line of the input where each row starts (1-based), for messages */
+  char *header;         /* the header's cells joined by commas, for lensnet_csv_column and
+                           lensnet_csv_label_column */
+  size_t rows, cols;    /* rows counts the header */
+} lensnet_csv;
+
+LENSNET_API lensnet_result lensnet_csv_read(const char *path, lensnet_csv *table, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_csv_read_memory(const void *bytes, size_t len, lensnet_csv *table, lensnet_error *err);
+/* Safe on a zeroed or freed table. */
+LENSNET_API void lensnet_csv_free(lensnet_csv *table);
+/* Cell (row, col), row 0 the header; NULL outside the table. */
+LENSNET_API const char *lensnet_csv_cell(const lensnet_csv *table, size_t row, size_t col);
+/* Cell (row, col) as a number (strtod, the whole cell; "nan" and "inf" are numbers here, the
+ * caller decides about them). LENSNET_ERR_FORMAT naming the line, the column and the text when
+ * the cell is not a number, LENSNET_ERR_ARG outside the table. */
+LENSNET_API lensnet_result lensnet_csv_number(const lensnet_csv *table, size_t row, size_t col, double *value, lensnet_error *err);
 
 #ifdef __cplusplus
 }
@@ -2231,6 +2318,8 @@ typedef struct {
   const char *key;
   char *value;
   size_t cap;
+  double *scale;
+  const char **scale_key;
 } lensnet__fits_args;
 
 static lensnet_result lensnet__fits_image_parse(const unsigned char *bytes, size_t len, void *args, lensnet_error *err) {
@@ -2360,6 +2449,70 @@ LENSNET_API lensnet_result lensnet_fits_header_value(const char *path, int hdu, 
   a.cap = cap;
   if (cap) value[0] = 0;
   return lensnet__parse_file(path, lensnet__fits_value_parse, &a, err);
+}
+
+/* A numeric header value; 0 when the HDU lacks the keyword or its value is not a number. */
+static int lensnet__fits_number(const void *bytes, size_t len, int hdu, const char *key, double *v) {
+  char text[72], *end;
+  if (lensnet_fits_header_value_memory(bytes, len, hdu, key, text, sizeof text, NULL) != LENSNET_OK) return 0;
+  *v = strtod(text, &end);
+  while (*end == ' ') end++;
+  return end != text && !*end && *v == *v;
+}
+
+LENSNET_API lensnet_result lensnet_fits_pixel_scale_memory(const void *bytes, size_t len, int hdu, double *arcsec, const char **key,
+                                                           lensnet_error *err) {
+  lensnet__fits_hdu h;
+  lensnet_result r;
+  char unit[72];
+  double a = 0.0, b = 0.0, per_unit = 3600.0;
+  int n;
+  *arcsec = 0.0;
+  if (key) *key = NULL;
+  if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: no bytes given");
+  if (hdu < 0) { /* the HDU lensnet_fits_read would read */
+    if ((r = lensnet__fits_walk(LENSNET__CAST(const unsigned char *, bytes), len, -1, &h, NULL, err)) != LENSNET_OK) return r;
+    hdu = h.index;
+  }
+  if (lensnet__fits_number(bytes, len, hdu, "PIXSCALE", &a) && a > 0.0) {
+    *arcsec = a;
+    if (key) *key = "PIXSCALE";
+    return LENSNET_OK;
+  }
+  if (lensnet_fits_header_value_memory(bytes, len, hdu, "CUNIT1", unit, sizeof unit, NULL) == LENSNET_OK && unit[0]) {
+    for (n = 0; unit[n]; n++) if (unit[n] >= 'A' && unit[n] <= 'Z') unit[n] = (char)(unit[n] + 32);
+    if (!strcmp(unit, "arcmin")) per_unit = 60.0;
+    else if (!strcmp(unit, "arcsec")) per_unit = 1.0;
+    else if (strcmp(unit, "deg"))
+      return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d: CUNIT1 '%.20s' is not an angle in deg, arcmin or arcsec", hdu, unit);
+  }
+  n = lensnet__fits_number(bytes, len, hdu, "CD1_1", &a);
+  n += lensnet__fits_number(bytes, len, hdu, "CD2_1", &b);
+  if (n && (a != 0.0 || b != 0.0)) {
+    *arcsec = sqrt(a * a + b * b) * per_unit;
+    if (key) *key = "CD1_1";
+    return LENSNET_OK;
+  }
+  if (lensnet__fits_number(bytes, len, hdu, "CDELT1", &a) && a != 0.0) {
+    *arcsec = fabs(a) * per_unit;
+    if (key) *key = "CDELT1";
+    return LENSNET_OK;
+  }
+  return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d: no pixel scale in the header (PIXSCALE, CD1_1 or CDELT1)", hdu);
+}
+
+static lensnet_result lensnet__fits_scale_parse(const unsigned char *bytes, size_t len, void *args, lensnet_error *err) {
+  lensnet__fits_args *a = LENSNET__CAST(lensnet__fits_args *, args);
+  return lensnet_fits_pixel_scale_memory(bytes, len, a->hdu, a->scale, a->scale_key, err);
+}
+LENSNET_API lensnet_result lensnet_fits_pixel_scale(const char *path, int hdu, double *arcsec, const char **key, lensnet_error *err) {
+  lensnet__fits_args a;
+  memset(&a, 0, sizeof a);
+  a.hdu = hdu;
+  a.scale = arcsec;
+  a.scale_key = key;
+  *arcsec = 0.0;
+  return lensnet__parse_file(path, lensnet__fits_scale_parse, &a, err);
 }
 
 /* One header card: keyword, value right-justified in columns 11-30 (the fixed format of
@@ -5261,6 +5414,57 @@ LENSNET_API void lensnet_layer_forward_rect(const lensnet_model *m, const lensne
                       (size_t)(r.x1 - r.x0 + 1));
 }
 
+/* The receptive-field recurrence over layers 0..last into g's offset, stride and size; an add
+ * compares its branch with the walk up to its mark. */
+static lensnet_result lensnet__field_walk(const lensnet_model *m, size_t last, lensnet_map_geometry *g, lensnet_error *err) {
+  size_t i, j;
+  g->offset = 0.0;
+  g->stride = 1.0;
+  g->size = 1.0;
+  for (i = 0; i <= last; i++) {
+    const lensnet_layer *L = &m->layers[i];
+    lensnet__reach reach = lensnet__kind(L->type)->reach;
+    if (reach == LENSNET__REACH_ALL)
+      return lensnet__fail(err, LENSNET_ERR_ARG, "layer %lu (%s) mixes every position of its input, so layer %lu's outputs have no place on the image",
+                           (unsigned long)i, lensnet_layer_type_name(L->type), (unsigned long)last);
+    if (reach == LENSNET__REACH_WINDOW) {
+      double k = (double)L->kernel;
+      g->offset += ((k - 1.0) / 2.0 - (double)L->padding) * g->stride;
+      g->size += (k - 1.0) * g->stride;
+      g->stride *= (double)L->stride;
+    }
+    if (L->type == LENSNET_LAYER_ADD) {
+      lensnet_map_geometry branch;
+      lensnet_result r;
+      for (j = 0; j < i && !(m->layers[j].type == LENSNET_LAYER_MARK && m->layers[j].mark == L->mark); j++) {}
+      if (j == i) return lensnet__fail(err, LENSNET_ERR_ARG, "layer %lu (add %s) has no mark", (unsigned long)i, L->name);
+      if ((r = lensnet__field_walk(m, j, &branch, err)) != LENSNET_OK) return r;
+      if (branch.offset != g->offset || branch.stride != g->stride)
+        return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "layer %lu (add %s): its branches lay their cells out differently (offset %g, stride %g against %g, %g)",
+                             (unsigned long)i, L->name, g->offset, g->stride, branch.offset, branch.stride);
+      if (branch.size > g->size) g->size = branch.size;
+    }
+  }
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_receptive_field(const lensnet_model *m, size_t layer, lensnet_map_geometry *g, lensnet_error *err) {
+  lensnet_result r;
+  memset(g, 0, sizeof *g);
+  if (!m || layer >= m->layer_count)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "layer %lu does not exist: the model has layers 0..%lu", (unsigned long)layer,
+                         m && m->layer_count ? (unsigned long)m->layer_count - 1 : 0ul);
+  if ((r = lensnet__field_walk(m, layer, g, err)) != LENSNET_OK) {
+    memset(g, 0, sizeof *g);
+    return r;
+  }
+  g->rows = m->layers[layer].out_h;
+  g->cols = m->layers[layer].out_w;
+  g->image_h = m->in_h;
+  g->image_w = m->in_w;
+  return LENSNET_OK;
+}
+
 /* ---- running the layers in a trainer ------------------------------------------------------- */
 
 /* Layers that work on each image alone run image by image, a whole run of them per task, so an
@@ -6555,6 +6759,17 @@ static size_t lensnet__list_find(const char *list, const char *name) {
   return (size_t)-1;
 }
 
+/* Entry k of a metadata list into buf, else the fallback text. */
+static void lensnet__meta_entry(const lensnet_model *m, const char *key, size_t k, char *buf, size_t cap, const char *fallback) {
+  const char *list = lensnet_model_meta(m, key), *s;
+  size_t n;
+  if (list && lensnet__list_entry(list, k, &s, &n) && n) {
+    if (n > cap - 1) n = cap - 1;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+  } else snprintf(buf, cap, fallback, (unsigned long)k);
+}
+
 LENSNET_API lensnet_result lensnet_model_class_index(const lensnet_model *m, const char *name, size_t *index,
                                                      lensnet_error *err) {
   size_t k;
@@ -6566,15 +6781,31 @@ LENSNET_API lensnet_result lensnet_model_class_index(const lensnet_model *m, con
 
 LENSNET_API lensnet_result lensnet_model_class_name(const lensnet_model *m, size_t k, char *buf, size_t cap,
                                                     lensnet_error *err) {
-  const char *classes = m ? lensnet_model_meta(m, "classes") : NULL, *s;
-  size_t n;
   if (!m || k >= m->out_features || !buf || !cap)
     return lensnet__fail(err, LENSNET_ERR_ARG, "class %lu: not an output of the model", (unsigned long)k);
-  if (classes && lensnet__list_entry(classes, k, &s, &n)) {
-    if (n > cap - 1) n = cap - 1;
-    memcpy(buf, s, n);
-    buf[n] = 0;
-  } else snprintf(buf, cap, "%lu", (unsigned long)k);
+  lensnet__meta_entry(m, "classes", k, buf, cap, "%lu");
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_model_band_name(const lensnet_model *m, size_t k, char *buf, size_t cap,
+                                                   lensnet_error *err) {
+  if (!m || k >= m->in_c || !buf || !cap)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "band %lu: not an input band of the model", (unsigned long)k);
+  lensnet__meta_entry(m, "band_names", k, buf, cap, "band %lu");
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_model_pixel_scale(const lensnet_model *m, double *arcsec, lensnet_error *err) {
+  const char *text = m ? lensnet_model_meta(m, "pixel_scale") : NULL;
+  char *end;
+  double v;
+  *arcsec = 0.0;
+  if (!text) return LENSNET_OK;
+  v = strtod(text, &end);
+  while (*end == ' ') end++;
+  if (end == text || *end || !(v > 0.0) || v > 1e6)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "metadata pixel_scale '%.40s' is not a positive number of arcseconds", text);
+  *arcsec = v;
   return LENSNET_OK;
 }
 
@@ -6734,6 +6965,190 @@ LENSNET_API lensnet_result lensnet_csv_label_column(const char *header_line, siz
     if (lensnet_csv_column(header_line, names[i], column, NULL) == LENSNET_OK) return LENSNET_OK;
   if (header_line && !strchr(header_line, ',') && lensnet__list_entry(header_line, 0, &s, &n) && n) { *column = 0; return LENSNET_OK; }
   return lensnet__fail(err, LENSNET_ERR_FORMAT, "no column named label, class or is_lens in the header");
+}
+
+/* ---- CSV tables ------------------------------------------------------------------------------ */
+
+/* The parser's state: the input, read once from start to end, and the output text, which never
+ * outgrows the input (each cell loses at least its separator to its NUL, except the last, which
+ * takes the one extra byte). Cells are recorded as offsets and become pointers at the end. */
+typedef struct {
+  const unsigned char *in;
+  size_t len, pos, line;
+  char *out;
+  size_t w;
+  size_t *cell_at, cell_count, cell_cap; /* offsets of the cells' starts in out */
+  size_t *lines, line_cap;
+} lensnet__csv_parser;
+
+static int lensnet__csv_push(size_t **list, size_t *count, size_t *cap, size_t value) {
+  if (*count == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 256, bytes;
+    size_t *n;
+    if (ncap < *cap || !lensnet__mul_ok(ncap, sizeof(size_t), &bytes)) return 0;
+    n = LENSNET__CAST(size_t *, LENSNET_REALLOC(*list, bytes));
+    if (!n) return 0;
+    *list = n;
+    *cap = ncap;
+  }
+  (*list)[(*count)++] = value;
+  return 1;
+}
+
+static int lensnet__csv_blank(int c) { return c == ' ' || c == '\t'; }
+
+/* Whether the line starting at pos holds nothing but blanks (and a '\r'). */
+static int lensnet__csv_blank_line(const lensnet__csv_parser *p) {
+  size_t i;
+  for (i = p->pos; i < p->len && p->in[i] != '\n'; i++)
+    if (!lensnet__csv_blank(p->in[i]) && p->in[i] != '\r') return 0;
+  return 1;
+}
+
+/* One cell from pos, up to (not past) the ',' or '\n' that ends it, or the end of the input. */
+static lensnet_result lensnet__csv_cell(lensnet__csv_parser *p, lensnet_error *err) {
+  size_t start = p->w, quote_line = p->line;
+  while (p->pos < p->len && lensnet__csv_blank(p->in[p->pos])) p->pos++;
+  if (p->pos < p->len && p->in[p->pos] == '"') {
+    p->pos++;
+    for (;;) {
+      unsigned char c;
+      if (p->pos >= p->len) return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: a quote opened here is never closed", (unsigned long)quote_line);
+      c = p->in[p->pos++];
+      if (c == 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: a NUL byte (not a text file?)", (unsigned long)p->line);
+      if (c == '"') {
+        if (p->pos < p->len && p->in[p->pos] == '"') { p->out[p->w++] = '"'; p->pos++; continue; }
+        break;
+      }
+      if (c == '\n') p->line++;
+      p->out[p->w++] = (char)c;
+    }
+    while (p->pos < p->len && (lensnet__csv_blank(p->in[p->pos]) || p->in[p->pos] == '\r')) p->pos++;
+    if (p->pos < p->len && p->in[p->pos] != ',' && p->in[p->pos] != '\n')
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: text after the closing quote of a cell", (unsigned long)p->line);
+  } else {
+    while (p->pos < p->len && p->in[p->pos] != ',' && p->in[p->pos] != '\n') {
+      if (p->in[p->pos] == 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: a NUL byte (not a text file?)", (unsigned long)p->line);
+      p->out[p->w++] = (char)p->in[p->pos++];
+    }
+    while (p->w > start && (lensnet__csv_blank((unsigned char)p->out[p->w - 1]) || p->out[p->w - 1] == '\r')) p->w--;
+  }
+  p->out[p->w++] = 0;
+  if (!lensnet__csv_push(&p->cell_at, &p->cell_count, &p->cell_cap, start))
+    return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory after %lu cells", (unsigned long)p->cell_count);
+  return LENSNET_OK;
+}
+
+/* The rows, one per non-blank line (or more lines, when a quoted cell holds newlines). */
+static lensnet_result lensnet__csv_rows(lensnet__csv_parser *p, size_t *rows, size_t *cols, lensnet_error *err) {
+  lensnet_result r;
+  size_t line_count = 0;
+  *rows = *cols = 0;
+  if (p->len >= 3 && p->in[0] == 0xEF && p->in[1] == 0xBB && p->in[2] == 0xBF) p->pos = 3;
+  while (p->pos < p->len) {
+    size_t first = p->cell_count, row_line = p->line, n;
+    if (lensnet__csv_blank_line(p)) {
+      while (p->pos < p->len && p->in[p->pos] != '\n') p->pos++;
+      if (p->pos < p->len) { p->pos++; p->line++; }
+      continue;
+    }
+    for (;;) {
+      if ((r = lensnet__csv_cell(p, err)) != LENSNET_OK) return r;
+      if (p->pos < p->len && p->in[p->pos] == ',') { p->pos++; continue; }
+      break;
+    }
+    if (p->pos < p->len) { p->pos++; p->line++; } /* the '\n' */
+    n = p->cell_count - first;
+    if (*rows == 0) *cols = n;
+    else if (n != *cols)
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: %lu cell%s but the header has %lu", (unsigned long)row_line,
+                           (unsigned long)n, n == 1 ? "" : "s", (unsigned long)*cols);
+    if (!lensnet__csv_push(&p->lines, &line_count, &p->line_cap, row_line))
+      return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory after %lu rows", (unsigned long)*rows);
+    (*rows)++;
+  }
+  if (*rows == 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "empty: no header line");
+  return LENSNET_OK;
+}
+
+LENSNET_API void lensnet_csv_free(lensnet_csv *table) {
+  if (!table) return;
+  if (table->text) LENSNET_FREE(table->text);
+  if (table->cells) LENSNET_FREE(table->cells);
+  if (table->lines) LENSNET_FREE(table->lines);
+  if (table->header) LENSNET_FREE(table->header);
+  memset(table, 0, sizeof *table);
+}
+
+LENSNET_API lensnet_result lensnet_csv_read_memory(const void *bytes, size_t len, lensnet_csv *table, lensnet_error *err) {
+  lensnet__csv_parser p;
+  lensnet_result r;
+  size_t rows = 0, cols = 0, i, header_len = 1, at = 0, cell_bytes = 0;
+  memset(table, 0, sizeof *table);
+  memset(&p, 0, sizeof p);
+  if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "csv: NULL input");
+  if (len > (size_t)-1 - 1) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "csv: input too large");
+  p.in = LENSNET__CAST(const unsigned char *, bytes);
+  p.len = len;
+  p.line = 1;
+  p.out = LENSNET__CAST(char *, LENSNET_MALLOC(len + 1));
+  if (!p.out) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for a %lu-byte table", (unsigned long)len);
+  r = lensnet__csv_rows(&p, &rows, &cols, err);
+  if (r == LENSNET_OK && !lensnet__mul_ok(p.cell_count, sizeof(char *), &cell_bytes))
+    r = lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "too many cells");
+  if (r == LENSNET_OK && !(table->cells = LENSNET__CAST(char **, LENSNET_MALLOC(cell_bytes ? cell_bytes : 1))))
+    r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for %lu cells", (unsigned long)p.cell_count);
+  if (r != LENSNET_OK) {
+    LENSNET_FREE(p.out);
+    if (p.cell_at) LENSNET_FREE(p.cell_at);
+    if (p.lines) LENSNET_FREE(p.lines);
+    memset(table, 0, sizeof *table);
+    return r;
+  }
+  for (i = 0; i < p.cell_count; i++) table->cells[i] = p.out + p.cell_at[i];
+  LENSNET_FREE(p.cell_at);
+  table->text = p.out;
+  table->lines = p.lines;
+  table->rows = rows;
+  table->cols = cols;
+  for (i = 0; i < cols; i++) header_len += strlen(table->cells[i]) + 1;
+  if (!(table->header = LENSNET__CAST(char *, LENSNET_MALLOC(header_len)))) {
+    lensnet_csv_free(table);
+    return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for the header");
+  }
+  for (i = 0; i < cols; i++) {
+    size_t n = strlen(table->cells[i]);
+    if (i) table->header[at++] = ',';
+    memcpy(table->header + at, table->cells[i], n);
+    at += n;
+  }
+  table->header[at] = 0;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__csv_parse(const unsigned char *bytes, size_t len, void *args, lensnet_error *err) {
+  return lensnet_csv_read_memory(bytes, len, LENSNET__CAST(lensnet_csv *, args), err);
+}
+
+LENSNET_API lensnet_result lensnet_csv_read(const char *path, lensnet_csv *table, lensnet_error *err) {
+  memset(table, 0, sizeof *table);
+  return lensnet__parse_file(path, lensnet__csv_parse, table, err);
+}
+
+LENSNET_API const char *lensnet_csv_cell(const lensnet_csv *table, size_t row, size_t col) {
+  if (!table || row >= table->rows || col >= table->cols) return NULL;
+  return table->cells[row * table->cols + col];
+}
+
+LENSNET_API lensnet_result lensnet_csv_number(const lensnet_csv *table, size_t row, size_t col, double *value, lensnet_error *err) {
+  const char *cell = lensnet_csv_cell(table, row, col);
+  char *end;
+  if (!cell) return lensnet__fail(err, LENSNET_ERR_ARG, "csv: no cell (%lu, %lu)", (unsigned long)row, (unsigned long)col);
+  *value = strtod(cell, &end);
+  if (end == cell || *end)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: '%.40s' in column %.64s is not a number", (unsigned long)table->lines[row],
+                         cell, table->cells[col]);
+  return LENSNET_OK;
 }
 
 #endif /* LENSNET_IMPLEMENTATION */

@@ -581,8 +581,8 @@ typedef enum {
 /* What an object is. Classes (the `label`): 0 non-lens / 1 lens, or for the substructure preset
  * 0 no substructure, 1 subhalos, 2 vortex. */
 typedef enum {
-  LENSSIM_KIND_EMPTY, LENSSIM_KIND_STAR, LENSSIM_KIND_ELLIPTICAL, LENSSIM_KIND_DISC, LENSSIM_KIND_PAIR,
-  LENSSIM_KIND_RING_GALAXY, LENSSIM_KIND_MERGER,
+  LENSSIM_KIND_EMPTY, LENSSIM_KIND_STAR, LENSSIM_KIND_ELLIPTICAL, LENSSIM_KIND_DISC, LENSSIM_KIND_SPIRAL,
+  LENSSIM_KIND_EDGE_ON_DISC, LENSSIM_KIND_PAIR, LENSSIM_KIND_RING_GALAXY, LENSSIM_KIND_MERGER,
   LENSSIM_KIND_GALAXY_GALAXY, LENSSIM_KIND_COMPOUND_ARC, LENSSIM_KIND_DOUBLE_RING,
   LENSSIM_KIND_NO_SUBSTRUCTURE, LENSSIM_KIND_SUBHALOS, LENSSIM_KIND_VORTEX,
   LENSSIM_KIND_COUNT
@@ -602,6 +602,8 @@ typedef struct {
   double clumpy_fraction;    /* share of clumpy star-forming sources (0 means 0.5; negative: none) */
   double substructure_scale; /* multiplies subhalo masses and the vortex density (0 means 1;
                                 negative: no substructure mass at all) */
+  double neighbour_density;  /* Euclid presets: line-of-sight galaxies per square arcminute brighter
+                                than VIS 24.5 (0 means 30; negative: none) */
   lenssim_cosmology cosmology;
 } lenssim_dataset_config;
 
@@ -627,8 +629,12 @@ typedef struct {
   double substructure_mass;  /* subhalos or vortex: mass as a fraction of the mass inside theta_E */
   double vortex_length, vortex_angle, vortex_density;
   int attempts;              /* draws until the selection accepted the object */
+  double arc_snr1, arc_snr2; /* S/N of each source plane's lensed light alone (the other plane's light
+                                counts as noise, like the lens light); arc_snr2 is 0 with one plane */
+  int n_neighbours;          /* line-of-sight galaxies added to the field (unrelated, unlensed) */
 } lenssim_label;
 
+#define LENSSIM_DATASET_PSF_MAX (31 * 31)
 typedef struct {
   lenssim_dataset_config config;   /* resolved: no zero defaults left */
   uint64_t seed;
@@ -644,6 +650,11 @@ typedef struct {
   double render_scale[4];
   int render_ss[4];
   size_t workspace_bytes, render_bytes;
+  /* per channel of a Moffat band: its PSF as a PIXEL kernel on the render grid (side psf_side,
+   * integrated over the render pixel when the render takes one sample per pixel); 0: the band's
+   * own PSF */
+  int psf_side[4];
+  double psf_kernel[4][LENSSIM_DATASET_PSF_MAX];
   /* tables: comoving distance and inverse CDFs of the population draws */
   double dc_table[601];            /* D_C(z) at z = 0, 0.01, ..., 6 */
   double zl_icdf[257], sigma_icdf[257], zs_icdf[257];
@@ -2073,23 +2084,27 @@ static void lenssim__convolve_rows(const double *src, double *dst, int n, const 
   }
 }
 
-/* 2D convolution with a (2r+1)^2 kernel, zeros outside the image. */
+/* 2D convolution with a (2r+1)^2 kernel, zeros outside the image. Each output row gathers the
+ * kernel's terms in the order a = -r..r, b = -r..r, as a per-pixel loop would, but a whole row at
+ * a time (contiguous, so it vectorises). */
 static void lenssim__convolve_2d(const double *src, double *dst, int n, const double *kernel, int r) {
   int i, j, a, b, side = 2 * r + 1;
-  for (i = 0; i < n; i++)
-    for (j = 0; j < n; j++) {
-      double acc = 0.0;
-      for (a = -r; a <= r; a++) {
-        int si = i - a;
-        if (si < 0 || si >= n) continue;
-        for (b = -r; b <= r; b++) {
-          int sj = j - b;
-          if (sj < 0 || sj >= n) continue;
-          acc += kernel[(a + r) * side + (b + r)] * src[(size_t)si * n + sj];
-        }
+  for (i = 0; i < n; i++) {
+    double *out = dst + (size_t)i * n;
+    for (j = 0; j < n; j++) out[j] = 0.0;
+    for (a = -r; a <= r; a++) {
+      int si = i - a;
+      const double *row;
+      if (si < 0 || si >= n) continue;
+      row = src + (size_t)si * n;
+      for (b = -r; b <= r; b++) {
+        /* out[j] += w src[si][j - b] for the j with 0 <= j - b < n */
+        double w = kernel[(a + r) * side + (b + r)];
+        int lo = b > 0 ? b : 0, hi = b < 0 ? n + b : n;
+        for (j = lo; j < hi; j++) out[j] += w * row[j - b];
       }
-      dst[(size_t)i * n + j] = acc;
     }
+  }
 }
 
 LENSSIM_API lenssim_result lenssim_psf_convolve(const lenssim_psf *psf, int n, double pixel_scale, double *image,
@@ -2584,10 +2599,10 @@ LENSSIM_API double lenssim_rng_poisson(lenssim_rng *rng, double mean) {
  * HST WFC3/IR F160W-like band as lenstronomy's HST configuration. */
 static const lenssim_band lenssim__bands[] = {
   /* name        pix    zp     exp     nexp sky    read gain psf                  fwhm  beta */
-  {"VIS",        0.1,   24.0,  565.0,  4,   22.35, 4.2, 3.1, LENSSIM_PSF_GAUSSIAN, 0.16, 0.0},
-  {"NISP_Y",     0.3,   25.04, 87.2,   4,   22.0,  6.1, 2.0, LENSSIM_PSF_GAUSSIAN, 0.33, 0.0},
-  {"NISP_J",     0.3,   25.26, 87.2,   4,   21.9,  6.1, 2.0, LENSSIM_PSF_GAUSSIAN, 0.35, 0.0},
-  {"NISP_H",     0.3,   25.21, 87.2,   4,   21.8,  6.1, 2.0, LENSSIM_PSF_GAUSSIAN, 0.36, 0.0},
+  {"VIS",        0.1,   24.0,  565.0,  4,   22.35, 4.2, 3.1, LENSSIM_PSF_MOFFAT,   0.16, 2.5},
+  {"NISP_Y",     0.3,   25.04, 87.2,   4,   22.0,  6.1, 2.0, LENSSIM_PSF_MOFFAT,   0.33, 2.5},
+  {"NISP_J",     0.3,   25.26, 87.2,   4,   21.9,  6.1, 2.0, LENSSIM_PSF_MOFFAT,   0.35, 2.5},
+  {"NISP_H",     0.3,   25.21, 87.2,   4,   21.8,  6.1, 2.0, LENSSIM_PSF_MOFFAT,   0.36, 2.5},
   {"HSC_g",      0.168, 27.0,  150.0,  4,   22.28, 4.5, 3.0, LENSSIM_PSF_MOFFAT,   0.77, 3.5},
   {"HSC_r",      0.168, 27.0,  150.0,  4,   21.71, 4.5, 3.0, LENSSIM_PSF_MOFFAT,   0.76, 3.5},
   {"HSC_i",      0.168, 27.0,  200.0,  6,   20.85, 4.5, 3.0, LENSSIM_PSF_MOFFAT,   0.58, 3.5},
@@ -2885,6 +2900,8 @@ LENSSIM_API size_t lenssim_clumpy_source(const lenssim_clumpy *pr, lenssim_rng *
 #define LENSSIM__ZTAB_N 601
 #define LENSSIM__ICDF_N 257
 #define LENSSIM__MAX_TRIES 1000
+/* two source planes that must both pass the selection take ~300 draws on average */
+#define LENSSIM__MAX_TRIES_TWO_PLANES 10000
 #define LENSSIM__COUNT_GRID 100
 
 LENSSIM_API double lenssim_einstein_radius_sis(const lenssim_cosmology *c, double sigma_v, double z_lens, double z_source) {
@@ -2912,7 +2929,7 @@ static const char *const lenssim__layout_names[LENSSIM_LAYOUT_COUNT] = {
 static const char *const lenssim__preset_classes[LENSSIM_PRESET_COUNT] = {
   "non-lens,lens", "non-lens,lens", "no_substructure,subhalos,vortex", "non-lens,lens"};
 static const char *const lenssim__kind_names[LENSSIM_KIND_COUNT] = {
-  "empty", "star", "elliptical", "disc", "pair", "ring_galaxy", "merger",
+  "empty", "star", "elliptical", "disc", "spiral", "edge_on_disc", "pair", "ring_galaxy", "merger",
   "galaxy_galaxy", "compound_arc", "double_ring", "no_substructure", "subhalos", "vortex"};
 
 /* the index of name in names[0..count) ignoring case, or -1 */
@@ -2951,7 +2968,8 @@ LENSSIM_API const char *lenssim_preset_class_names(lenssim_preset p) {
   X(z_source, REAL) X(z_source2, REAL) X(source_x, REAL) X(source_y, REAL) X(source_R, REAL) X(source_n, REAL)     \
   X(source_clumpy, INT) X(magnification, REAL) X(magnification2, REAL) X(n_images, INT) X(n_images2, INT)         \
   X(arc_snr, REAL) X(mag_source, REAL) X(mag_source2, REAL) X(mag_lens, REAL) X(n_subhalos, INT)                  \
-  X(substructure_mass, REAL) X(vortex_length, REAL) X(vortex_angle, REAL) X(vortex_density, REAL) X(attempts, INT)
+  X(substructure_mass, REAL) X(vortex_length, REAL) X(vortex_angle, REAL) X(vortex_density, REAL) X(attempts, INT)   \
+  X(arc_snr1, REAL) X(arc_snr2, REAL) X(n_neighbours, INT)
 
 #define LENSSIM__COLUMN_NAME(field, type) "," #field
 LENSSIM_API const char *lenssim_label_csv_header(void) {
@@ -3089,9 +3107,12 @@ static double lenssim__density_zl(const lenssim_dataset *ds, double z) {
   return dc * dc * lenssim__inv_E(Om0, z);
 }
 static double lenssim__density_sigma(const lenssim_dataset *ds, double s) { (void)ds; return lenssim_velocity_dispersion_function(s); }
-/* Source redshifts: n(z) ~ z^2 exp(-(z/1.1)^1.5) (a Smail et al. 1994 form, median ~1.6) */
-static double lenssim__density_zs(const lenssim_dataset *ds, double z) { (void)ds; return z * z * exp(-pow(z / 1.1, 1.5)); }
+/* Source redshifts: n(z) ~ z^2 exp(-z/0.5) (a Smail et al. 1994 form; quantiles 16/50/84% at
+ * z = 0.71, 1.34, 2.29, as the simulated LSST catalogue LensPop draws its sources from: 0.62, 1.35,
+ * 2.38) */
+static double lenssim__density_zs(const lenssim_dataset *ds, double z) { (void)ds; return z * z * exp(-z / 0.5); }
 
+#define LENSSIM__NEIGHBOUR_N0 30.0
 #define LENSSIM__ZL_MIN 0.05
 #define LENSSIM__ZL_MAX 2.0
 #define LENSSIM__SIGMA_MIN 80.0
@@ -3145,6 +3166,42 @@ static void lenssim__channel_scene(const lenssim_dataset *ds, int ch, lenssim_sc
   sc->grid.pixel_scale = ds->render_scale[ch];
   sc->grid.supersampling = ds->render_ss[ch];
   lenssim__band_psf(b, &sc->psf);
+  if (ds->psf_side[ch] > 0) {
+    sc->psf.kind = LENSSIM_PSF_PIXEL;
+    sc->psf.kernel = ds->psf_kernel[ch];
+    sc->psf.kernel_size = ds->psf_side[ch];
+  }
+}
+
+/* The PSF of a Moffat band on channel ch's render grid, out to max(3 FWHM, 1") (at most 15
+ * pixels): a Moffat (1969) profile I(r) ~ (1 + (r/alpha)^2)^-beta, alpha = FWHM / (2 sqrt(2^(1/beta)
+ * - 1)), whose r^-2beta wings a Gaussian lacks. With one render sample per pixel the kernel is the
+ * profile integrated over the pixel (8 x 8 points per pixel): the detector's pixel response,
+ * which a supersampled render already gives by averaging its samples. */
+static void lenssim__dataset_psf(lenssim_dataset *ds, int ch) {
+  const lenssim_band *b = ds->band[ch];
+  double s = ds->render_scale[ch], beta = b->moffat_beta > 0 ? b->moffat_beta : 3.5, reach, alpha, sum = 0.0;
+  int r, side, i, j, u, v, sub = ds->render_ss[ch] == 1 ? 8 : 1;
+  ds->psf_side[ch] = 0;
+  if (b->psf_kind != LENSSIM_PSF_MOFFAT || !(b->psf_fwhm > 0)) return;
+  alpha = b->psf_fwhm / (2.0 * sqrt(pow(2.0, 1.0 / beta) - 1.0));
+  reach = 3.0 * b->psf_fwhm > 1.0 ? 3.0 * b->psf_fwhm : 1.0;
+  r = (int)ceil(reach / s);
+  if (r > 15) r = 15;
+  side = 2 * r + 1;
+  for (i = 0; i < side; i++)
+    for (j = 0; j < side; j++) {
+      double acc = 0.0;
+      for (u = 0; u < sub; u++)
+        for (v = 0; v < sub; v++) {
+          double y = (i - r + (u + 0.5) / sub - 0.5) * s, x = (j - r + (v + 0.5) / sub - 0.5) * s;
+          acc += pow(1.0 + (x * x + y * y) / (alpha * alpha), -beta);
+        }
+      ds->psf_kernel[ch][i * side + j] = acc;
+      sum += acc;
+    }
+  for (i = 0; i < side * side; i++) ds->psf_kernel[ch][i] /= sum;
+  ds->psf_side[ch] = side;
 }
 
 LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenssim_dataset_config *config, uint64_t seed,
@@ -3179,6 +3236,10 @@ LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenss
   if (c.clumpy_fraction < 0) c.clumpy_fraction = 0.0;
   if (c.clumpy_fraction > 1)
     return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: clumpy_fraction = %g is above 1", c.clumpy_fraction);
+  if (c.neighbour_density == 0) c.neighbour_density = LENSSIM__NEIGHBOUR_N0;
+  if (c.neighbour_density < 0) c.neighbour_density = 0.0;
+  if (!(c.neighbour_density <= 1000))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: neighbour_density = %g is out of range (0..1000 per arcmin^2)", c.neighbour_density);
   if (c.substructure_scale == 0) c.substructure_scale = 1.0;
   if (c.substructure_scale < 0) c.substructure_scale = 0.0;
   if (!(c.substructure_scale <= 100))
@@ -3217,6 +3278,7 @@ LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenss
       ds->render_pix[ch] = L->num_pix;
       ds->render_scale[ch] = L->pixel_scale;
     }
+    lenssim__dataset_psf(ds, ch);
     lenssim__channel_scene(ds, ch, &sc);
     need = lenssim_render_workspace_bytes(&sc);
     if (!need) return lenssim__fail(err, LENSSIM_ERR_TOO_LARGE, "dataset: channel %d is too large to render", ch);
@@ -3224,9 +3286,9 @@ LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenss
     pix2 = (size_t)ds->render_pix[ch] * (size_t)ds->render_pix[ch];
     if (pix2 > max_pix2) max_pix2 = pix2;
   }
-  /* workspace: the render's, then three images (sources of plane 1, of plane 2, lens light or
-   * the whole scene) and the ray grid of the image counter (4 arrays), in doubles */
-  bytes = max_render + 64 + sizeof(double) * (3 * max_pix2 + 4 * (size_t)(LENSSIM__COUNT_GRID + 1) * (LENSSIM__COUNT_GRID + 1));
+  /* workspace: the render's, then four images (sources of plane 1, of plane 2, lens light or
+   * the whole scene, a sum) and the ray grid of the image counter (4 arrays), in doubles */
+  bytes = max_render + 64 + sizeof(double) * (4 * max_pix2 + 4 * (size_t)(LENSSIM__COUNT_GRID + 1) * (LENSSIM__COUNT_GRID + 1));
   ds->workspace_bytes = bytes;
   ds->render_bytes = max_render;
   for (k = 0; k < LENSSIM__ZTAB_N; k++)
@@ -3257,14 +3319,17 @@ LENSSIM_API lenssim_kind lenssim_dataset_kind(const lenssim_dataset *ds, uint64_
         return u < 1.0 / 3.0 ? LENSSIM_KIND_GALAXY_GALAXY : (u < 2.0 / 3.0 ? LENSSIM_KIND_COMPOUND_ARC : LENSSIM_KIND_DOUBLE_RING);
       return LENSSIM_KIND_GALAXY_GALAXY;
     }
-    /* non-lenses: isolated galaxies of three morphologies, pairs, and the hard negatives */
-    if (u < 0.30) return LENSSIM_KIND_ELLIPTICAL;
-    if (u < 0.50) return LENSSIM_KIND_DISC;
-    if (u < 0.62) return LENSSIM_KIND_PAIR;
-    if (u < 0.74) return LENSSIM_KIND_RING_GALAXY;
-    if (u < 0.86) return LENSSIM_KIND_MERGER;
-    if (u < 0.95) return LENSSIM_KIND_STAR;
-    return LENSSIM_KIND_EMPTY;
+    /* non-lenses as a lens search meets them: every cutout is centred on a detected object, most
+     * of them massive ellipticals like the deflectors (the candidates a search preselects), then
+     * the look-alikes of arcs and rings; no empty sky */
+    if (u < 0.40) return LENSSIM_KIND_ELLIPTICAL;
+    if (u < 0.47) return LENSSIM_KIND_DISC;
+    if (u < 0.59) return LENSSIM_KIND_SPIRAL;
+    if (u < 0.66) return LENSSIM_KIND_EDGE_ON_DISC;
+    if (u < 0.76) return LENSSIM_KIND_PAIR;
+    if (u < 0.83) return LENSSIM_KIND_RING_GALAXY;
+    if (u < 0.93) return LENSSIM_KIND_MERGER;
+    return LENSSIM_KIND_STAR;
   }
 }
 
@@ -3292,6 +3357,7 @@ typedef struct {
   int group[LENSSIM_MAX_PROFILES];
   size_t n_light;
   double unlensed[2];              /* counts/s of each source plane in the detection channel */
+  int with_source;                 /* a lone deflector gets a source behind it (fixed per object) */
   double z_group[2];
   double src_x[2], src_y[2];       /* centre of each source plane's source */
 } lenssim__object;
@@ -3390,8 +3456,9 @@ static void lenssim__add_gaussian(const lenssim_dataset *ds, lenssim__object *o,
 }
 
 /* Light of an early-type galaxy of velocity dispersion sigma at z:
- *  - luminosity from a Faber & Jackson (1976) relation L ~ sigma^4: M = -21.5 - 10 log10(sigma/200)
- *    with 0.3 mag scatter, apparent m = M + 5 log10(D_L / 10 pc) + k z (a rough K correction: k = 1
+ *  - luminosity from a Faber & Jackson (1976) relation L ~ sigma^4: M = -22.3 - 10 log10(sigma/200)
+ *    with 0.3 mag scatter (the zero point and slope of Hyde & Bernardi 2009's sigma-M_r relation
+ *    near 200 km/s, which LensPop uses), apparent m = M + 5 log10(D_L / 10 pc) + k z (a rough K correction: k = 1
  *    for passive lens galaxies, 0 for the star-forming second deflector of a compound arc, whose
  *    rest-frame UV falls in VIS);
  *  - half-light radius from a simple sigma-R_e scaling, R_e = 4 kpc (sigma/200)^1.5 with 0.1 dex
@@ -3400,7 +3467,7 @@ static void lenssim__add_gaussian(const lenssim_dataset *ds, lenssim__object *o,
 static void lenssim__early_type_light(const lenssim_dataset *ds, lenssim_rng *rng, double sigma, double z, double k_per_z,
                                       double *mag, double *R_arcsec, double *n) {
   double dc = lenssim__dc(ds, z), dl = dc * (1.0 + z), da = dc / (1.0 + z);
-  double M = -21.5 - 10.0 * log10(sigma / 200.0) + 0.3 * lenssim_rng_normal(rng);
+  double M = -22.3 - 10.0 * log10(sigma / 200.0) + 0.3 * lenssim_rng_normal(rng);
   double Re_kpc = 4.0 * pow(sigma / 200.0, 1.5) * pow(10.0, 0.1 * lenssim_rng_normal(rng));
   *mag = M + 5.0 * log10(dl > 1e-6 ? dl : 1e-6) + 25.0 + k_per_z * z;
   *R_arcsec = Re_kpc / (da * 1000.0) * LENSSIM__ARCSEC_PER_RAD;
@@ -3409,13 +3476,42 @@ static void lenssim__early_type_light(const lenssim_dataset *ds, lenssim_rng *rn
 }
 
 /* Source magnitudes: number counts dN/dm ~ 10^(0.3 m) on [20, 27.5] (the faint-galaxy slope);
- * sizes: log10(R_e/arcsec) = log10(0.3) - 0.1 (m - 23) with 0.15 dex scatter, in [0.04, 1.5]. */
+ * sizes: log10(R_e/arcsec) = log10(0.2) - 0.1 (m - 23) with 0.15 dex scatter, in [0.04, 1.5]
+ * (0.11" at m = 25.5, the median size of the sources of LensPop's Euclid lenses). */
 static double lenssim__source_magnitude(lenssim_rng *rng, double lo, double hi) {
   double a = pow(10.0, 0.3 * lo), b = pow(10.0, 0.3 * hi);
   return log10(a + lenssim_rng_uniform(rng) * (b - a)) / 0.3;
 }
+/* The apparent magnitude of a source at redshift z, as a luminosity function makes it: absolute
+ * magnitude M from a Schechter (1976) function with M* = -21 and faint slope alpha = -1.3 (of the
+ * order of star-forming galaxies' rest-frame UV-optical functions at z ~ 1-3), then
+ * m = M + 5 log10(D_L / 10 pc) - 2.5 log10(1 + z) (the K correction of a spectrum flat in f_nu),
+ * kept within [lo, hi] (by rejection; at most 4 magnitudes brighter than M*). So distant
+ * sources are fainter, which a magnitude drawn apart from z would not make them. */
+static double lenssim__source_magnitude_at(const lenssim_dataset *ds, lenssim_rng *rng, double z, double lo, double hi) {
+  const double M_star = -21.0, alpha = -1.3;
+  double dl = lenssim__dc(ds, z) * (1.0 + z), dm, M_lo, M_hi, p_max;
+  int k;
+  if (!(dl > 1e-6)) return hi;
+  dm = 5.0 * log10(dl) + 25.0 - 2.5 * log10(1.0 + z);
+  M_lo = lo - dm > M_star - 4.0 ? lo - dm : M_star - 4.0;
+  M_hi = hi - dm;
+  if (!(M_hi > M_lo)) return hi;
+  /* the Schechter density per magnitude, x^(alpha+1) exp(-x) with x = 10^(0.4 (M* - M)), grows
+   * towards faint M for alpha > -1 ... here alpha + 1 < 0: it is largest at M_hi */
+  {
+    double x = pow(10.0, 0.4 * (M_star - M_hi));
+    p_max = pow(x, alpha + 1.0) * exp(-x);
+  }
+  for (k = 0; k < 1000; k++) {
+    double M = lenssim__uniform(rng, M_lo, M_hi), x = pow(10.0, 0.4 * (M_star - M));
+    if (lenssim_rng_uniform(rng) * p_max <= pow(x, alpha + 1.0) * exp(-x)) return M + dm;
+  }
+  return hi;
+}
+
 static double lenssim__source_size(lenssim_rng *rng, double mag) {
-  double R = 0.3 * pow(10.0, -0.1 * (mag - 23.0) + 0.15 * lenssim_rng_normal(rng));
+  double R = 0.2 * pow(10.0, -0.1 * (mag - 23.0) + 0.15 * lenssim_rng_normal(rng));
   return R < 0.04 ? 0.04 : (R > 1.5 ? 1.5 : R);
 }
 
@@ -3537,18 +3633,30 @@ static int lenssim__draw_galaxy_galaxy(const lenssim_dataset *ds, lenssim_rng *r
   lenssim__main_lens(ds, rng, o, lab, th, sigma, zl, 0.03, 1);
   lab->theta_E = th; lab->z_source = zs;
   lenssim__disc_point(rng, 1.2 * th, lab->center_x, lab->center_y, &x, &y);
-  lenssim__add_source(ds, o, rng, 0, lenssim__source_magnitude(rng, 20.0, 27.5), x, y, zs, lab);
+  lenssim__add_source(ds, o, rng, 0, lenssim__source_magnitude_at(ds, rng, zs, 20.0, 27.5), x, y, zs, lab);
   return 1;
 }
 
 /* Two source planes behind one deflector (a double Einstein ring, as SDSSJ0946+1006, Gavazzi
- * et al. 2008): z_s2 above z_s1 + 0.2; each source within 1.2 of its own Einstein radius. */
+ * et al. 2008: z_l = 0.222, z_s1 = 0.609, z_s2 ~ 2.4, rings of 1.43" and 2.07"). The deflector and
+ * the far source z_s2 come from lenssim__draw_deflector (weighted by theta_E2^2); the near source
+ * z_s1 from the source n(z) between z_l + 0.1 and z_s2 - 0.3, kept with probability
+ * (theta_E1 / theta_E2)^2 (its own cross-section), so that z_s1 sits at moderate redshift as in
+ * Collett et al. 2012's double-source-plane forecast. The two rings must differ in radius by at
+ * least one output pixel (else they are one ring at this resolution); each source within 1.2 of
+ * its own Einstein radius. */
 static int lenssim__draw_double_ring(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab) {
-  double zl, sigma, zs1, zs2, th1, th2, x, y;
-  if (!lenssim__draw_deflector(ds, rng, 0.1, &zl, &sigma, &zs1, &th1)) return 0;
-  if (zs1 > 5.0) return 0;
-  zs2 = lenssim__draw_zs_above(ds, rng, zs1 + 0.2);
-  th2 = lenssim__theta_E(ds, sigma, zl, zs2);
+  double zl, sigma, zs1 = 0, zs2, th1 = 0, th2, x, y;
+  int k, found = 0;
+  if (!lenssim__draw_deflector(ds, rng, 0.4, &zl, &sigma, &zs2, &th2)) return 0;
+  if (zs2 > 5.5) return 0;
+  for (k = 0; k < 200 && !found; k++) {
+    zs1 = lenssim__icdf_draw(ds->zs_icdf, lenssim_rng_uniform(rng));
+    if (zs1 < zl + 0.1 || zs1 > zs2 - 0.3) continue;
+    th1 = lenssim__theta_E(ds, sigma, zl, zs1);
+    found = lenssim_rng_uniform(rng) * th2 * th2 < th1 * th1;
+  }
+  if (!found || th2 - th1 < ds->pixel_scale || th1 < ds->config.theta_E_min) return 0;
   o->multi_plane = 1;
   o->z_source = zs1;
   o->z_conv = zs2;
@@ -3556,9 +3664,9 @@ static int lenssim__draw_double_ring(const lenssim_dataset *ds, lenssim_rng *rng
   lab->theta_E = th1; lab->theta_E2 = th2; lab->z_source = zs1; lab->z_source2 = zs2;
   o->z_group[0] = zs1; o->z_group[1] = zs2;
   lenssim__disc_point(rng, 1.2 * th1, lab->center_x, lab->center_y, &x, &y);
-  lenssim__add_source(ds, o, rng, 0, lenssim__source_magnitude(rng, 20.0, 26.5), x, y, zs1, lab);
+  lenssim__add_source(ds, o, rng, 0, lenssim__source_magnitude_at(ds, rng, zs1, 20.0, 27.5), x, y, zs1, lab);
   lenssim__disc_point(rng, 1.2 * th2, lab->center_x, lab->center_y, &x, &y);
-  lenssim__add_source(ds, o, rng, 1, lenssim__source_magnitude(rng, 20.0, 26.5), x, y, zs2, lab);
+  lenssim__add_source(ds, o, rng, 1, lenssim__source_magnitude_at(ds, rng, zs2, 20.0, 27.5), x, y, zs2, lab);
   return 1;
 }
 
@@ -3575,7 +3683,7 @@ static int lenssim__draw_compound_arc(const lenssim_dataset *ds, lenssim_rng *rn
   zs = lenssim__draw_zs_above(ds, rng, z2 + 0.2);
   for (k = 0; k < 1000; k++) {
     sigma2 = lenssim__icdf_draw(ds->sigma_icdf, lenssim_rng_uniform(rng));
-    if (sigma2 < 250.0) break;
+    if (sigma2 >= 100.0 && sigma2 < 250.0) break;
   }
   th_main_s = lenssim__theta_E(ds, sigma, zl, zs);
   th2_s = lenssim__theta_E(ds, sigma2, z2, zs);
@@ -3602,7 +3710,7 @@ static int lenssim__draw_compound_arc(const lenssim_dataset *ds, lenssim_rng *rn
   lenssim__disc_point(rng, 0.5 * th1 + th2_s, x2, y2, &x, &y);
   {
     double sx = lab->source_x, sy = lab->source_y, sR = lab->source_R, sn = lab->source_n;
-    lenssim__add_source(ds, o, rng, 1, lenssim__source_magnitude(rng, 20.0, 26.5), x, y, zs, lab);
+    lenssim__add_source(ds, o, rng, 1, lenssim__source_magnitude_at(ds, rng, zs, 20.0, 27.5), x, y, zs, lab);
     lab->source_x = sx; lab->source_y = sy; lab->source_R = sR; lab->source_n = sn;
   }
   return 1;
@@ -3671,16 +3779,76 @@ static void lenssim__add_substructure(const lenssim_dataset *ds, lenssim_rng *rn
 }
 
 /* ---- non-lenses ------------------------------------------------------------------------------ */
-/* An early-type galaxy from the deflector population (it would be a lens with a source behind
- * it; here there is none), at (cx, cy). */
+/* An early-type galaxy drawn as the deflectors are (lenssim__draw_deflector: z_l uniform in
+ * comoving volume, sigma_v from the VDF, weighted by the lensing cross-section theta_E^2 within
+ * the theta_E window), so that its redshift, velocity dispersion and magnitude follow the lens
+ * galaxies': the look of a lens galaxy without its arcs. At (cx, cy); returns its detection-band
+ * magnitude. */
 static double lenssim__add_elliptical(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, double cx, double cy) {
-  double zl = lenssim__icdf_draw(ds->zl_icdf, lenssim_rng_uniform(rng));
-  double sigma = lenssim__icdf_draw(ds->sigma_icdf, lenssim_rng_uniform(rng)), mag, R, n, e1, e2;
-  double q = 0.75 + 0.15 * lenssim_rng_normal(rng);
+  double zl, sigma, zs, th, mag, R, n, e1, e2, q = 0.75 + 0.15 * lenssim_rng_normal(rng);
   q = q < 0.4 ? 0.4 : (q > 1.0 ? 1.0 : q);
+  if (!lenssim__draw_deflector(ds, rng, 0.1, &zl, &sigma, &zs, &th)) {
+    zl = lenssim__icdf_draw(ds->zl_icdf, lenssim_rng_uniform(rng));
+    sigma = lenssim__icdf_draw(ds->sigma_icdf, lenssim_rng_uniform(rng));
+  }
   lenssim__early_type_light(ds, rng, sigma, zl, 1.0, &mag, &R, &n);
   lenssim__draw_e(rng, q, &e1, &e2);
   return lenssim__add_sersic(ds, o, rng, -1, mag, lenssim__uniform(rng, 0.8, 1.0), R, n, e1, e2, cx, cy, zl);
+}
+
+/* The hard negative, a lens galaxy whose source is absent or not strongly lensed: a galaxy-
+ * galaxy lens is drawn and selected exactly as a lens is (so that its deflector's redshift,
+ * velocity dispersion and magnitude follow those of the lenses a survey finds), then its source is
+ * taken away. Half of them (fixed per object) get it back elsewhere: centred 1.6-4 theta_E (at
+ * least theta_E + 0.6") from the deflector, kept only if singly imaged and magnified less than
+ * magnification_min (20 tries, else no source). theta_E in the label stays what the deflector's
+ * Einstein radius is for the source's redshift. Returns 0 on a render error (err says it). */
+static lenssim_result lenssim__count_and_magnify(const lenssim_dataset *ds, const lenssim__object *o, const lenssim_label *lab,
+                                                 double *gx, double *A, void *rws, int *n_img, double *mu, lenssim_error *err);
+static lenssim_result lenssim__lone_deflector(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab,
+                                              double *gx, double *A, void *rws, lenssim_error *err) {
+  size_t k, kept = 0;
+  double th = lab->theta_E, zs = lab->z_source;
+  int tries;
+  for (k = 0; k < o->n_light; k++)
+    if (o->group[k] != 0) {
+      o->light[kept] = o->light[k];
+      memcpy(o->scale[kept], o->scale[k], sizeof o->scale[k]);
+      o->group[kept] = o->group[k];
+      kept++;
+    }
+  o->n_light = kept;
+  o->unlensed[0] = 0.0;
+  lab->source_x = lab->source_y = lab->source_R = lab->source_n = 0.0;
+  lab->source_clumpy = 0;
+  lab->mag_source = 0.0;
+  lab->z_source = 0.0;
+  lab->magnification = 0.0;
+  lab->n_images = 0;
+  lab->arc_snr = lab->arc_snr1 = 0.0;
+  if (!o->with_source) return LENSSIM_OK;
+  for (tries = 0; tries < 20; tries++) {
+    double r_in = 1.6 * th > th + 0.6 ? 1.6 * th : th + 0.6, r_out = 4.0 * th > r_in + 2.0 ? 4.0 * th : r_in + 2.0;
+    double r = sqrt(lenssim__uniform(rng, r_in * r_in, r_out * r_out)), ang = lenssim__uniform(rng, 0.0, 2.0 * LENSSIM__PI), mu;
+    int n_img;
+    lenssim_result res;
+    lenssim__add_source(ds, o, rng, 0, lenssim__source_magnitude_at(ds, rng, zs, 20.0, 27.5), lab->center_x + r * cos(ang),
+                        lab->center_y + r * sin(ang), zs, lab);
+    res = lenssim__count_and_magnify(ds, o, lab, gx, A, rws, &n_img, &mu, err);
+    if (res != LENSSIM_OK) return res;
+    if (n_img == 1 && mu < ds->config.magnification_min) {
+      lab->z_source = zs;
+      lab->n_images = 1;
+      lab->magnification = mu;
+      return LENSSIM_OK;
+    }
+    o->n_light = kept;
+    o->unlensed[0] = 0.0;
+  }
+  lab->source_x = lab->source_y = lab->source_R = lab->source_n = 0.0;
+  lab->source_clumpy = 0;
+  lab->mag_source = 0.0;
+  return LENSSIM_OK;
 }
 
 /* A disc galaxy: exponential-like Sersic (n 0.7-1.5), half of them clumpy, bluer colours. */
@@ -3692,15 +3860,86 @@ static double lenssim__add_disc(const lenssim_dataset *ds, lenssim_rng *rng, len
   return lenssim__add_sersic(ds, o, rng, -1, mag, t, R, n, e1, e2, cx, cy, z);
 }
 
-/* Half of the isolated galaxies and pairs have an unrelated faint background galaxy 2-6" away:
- * with no lens it has exactly one image. */
-static void lenssim__maybe_background(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab) {
-  double r, ang;
-  if (lenssim_rng_uniform(rng) >= 0.5) return;
-  r = lenssim__uniform(rng, 2.0, 6.0);
-  ang = lenssim__uniform(rng, 0.0, 2.0 * LENSSIM__PI);
-  lab->z_source = lenssim__icdf_draw(ds->zs_icdf, lenssim_rng_uniform(rng));
-  lenssim__add_source(ds, o, rng, 0, lenssim__source_magnitude(rng, 21.0, 25.5), r * cos(ang), r * sin(ang), lab->z_source, lab);
+/* (e1, e2) of axis ratio q with the major axis at angle phi. */
+static void lenssim__e_at(double q, double phi, double *e1, double *e2) {
+  double c = (1.0 - q) / (1.0 + q);
+  *e1 = c * cos(2.0 * phi);
+  *e2 = c * sin(2.0 * phi);
+}
+
+/* A spiral galaxy, whose arms are the arcs a finder must not call lensed: total VIS-like magnitude
+ * 18.5-22.5 at z 0.1-0.8; a red bulge (n = 3, 10-35% of the light), an exponential disc of
+ * half-light radius 0.6-1.8", and two (a third of the time three) logarithmic arms,
+ * r = r0 exp(phi tan p) with pitch angle p of 12-25 degrees from 0.4 to 2.2 disc radii, as 8-12
+ * blue knots each holding together 20-40% of the light; the whole inclined (axis ratio 0.45-1)
+ * and rotated at random. Returns the detection-band magnitude (the disc's colour). */
+static double lenssim__add_spiral(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, double cx, double cy) {
+  double mag = lenssim__uniform(rng, 18.5, 22.5), z = lenssim__uniform(rng, 0.1, 0.8), q = lenssim__uniform(rng, 0.45, 1.0);
+  double rot = lenssim__uniform(rng, 0.0, LENSSIM__PI), Rd = lenssim__uniform(rng, 0.6, 1.8);
+  double f_bulge = lenssim__uniform(rng, 0.10, 0.35), f_arms = lenssim__uniform(rng, 0.20, 0.40);
+  double f_disc = 1.0 - f_bulge - f_arms, pitch = lenssim__uniform(rng, 12.0, 25.0) * LENSSIM__PI / 180.0;
+  double e1, e2, det, scale[4], phi0 = lenssim__uniform(rng, 0.0, 2.0 * LENSSIM__PI);
+  int arms = lenssim_rng_uniform(rng) < 1.0 / 3.0 ? 3 : 2, knots = 8 + (int)(5.0 * lenssim_rng_uniform(rng)), a, k;
+  double per_knot = mag - 2.5 * log10(f_arms / (arms * knots)), r0 = 0.4 * Rd, r1 = 2.2 * Rd;
+  double span = log(r1 / r0) / tan(pitch), sig = lenssim__uniform(rng, 0.06, 0.15);
+  lenssim__e_at(q > 0.7 ? q : 0.7, rot, &e1, &e2);
+  lenssim__add_sersic(ds, o, rng, -1, mag - 2.5 * log10(f_bulge), lenssim__uniform(rng, 0.8, 1.0),
+                      lenssim__uniform(rng, 0.15, 0.4), 3.0, e1, e2, cx, cy, z);
+  lenssim__e_at(q, rot, &e1, &e2);
+  det = lenssim__add_sersic(ds, o, rng, -1, mag - 2.5 * log10(f_disc), lenssim__uniform(rng, 0.3, 0.5), Rd, 1.0, e1, e2,
+                            cx, cy, z) + 2.5 * log10(f_disc);
+  lenssim__colour_scales(ds, lenssim__uniform(rng, 0.0, 0.2), rng, scale);
+  for (a = 0; a < arms; a++)
+    for (k = 0; k < knots; k++) {
+      double f = (k + 0.5 + 0.3 * lenssim_rng_normal(rng)) / knots, phi = f * span;
+      double r = r0 * exp(phi * tan(pitch)), ang = phi0 + phi + 2.0 * LENSSIM__PI * a / arms;
+      double u = r * cos(ang), v = q * r * sin(ang); /* in the disc's frame, inclined */
+      lenssim__add_gaussian(ds, o, -1, per_knot + 0.3 * lenssim_rng_normal(rng), scale, sig,
+                            cx + u * cos(rot) - v * sin(rot), cy + u * sin(rot) + v * cos(rot), z);
+    }
+  return det;
+}
+
+/* An edge-on disc: an exponential disc of half-light radius 0.8-2.5" seen at axis ratio
+ * 0.08-0.22 and a bulge (n 2-4, 10-30% of the light, axis ratio 0.6-0.9) along the same axis;
+ * total VIS-like magnitude 19-22.5, z 0.1-0.8. A straight streak of light is the other thing
+ * besides an arc that a thin lensed image can be mistaken for. */
+static double lenssim__add_edge_on(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, double cx, double cy) {
+  double mag = lenssim__uniform(rng, 19.0, 22.5), z = lenssim__uniform(rng, 0.1, 0.8), rot = lenssim__uniform(rng, 0.0, LENSSIM__PI);
+  double f_bulge = lenssim__uniform(rng, 0.1, 0.3), e1, e2, det;
+  lenssim__e_at(lenssim__uniform(rng, 0.08, 0.22), rot, &e1, &e2);
+  det = lenssim__add_sersic(ds, o, rng, -1, mag - 2.5 * log10(1.0 - f_bulge), lenssim__uniform(rng, 0.3, 0.7),
+                            lenssim__uniform(rng, 0.8, 2.5), 1.0, e1, e2, cx, cy, z) + 2.5 * log10(1.0 - f_bulge);
+  lenssim__e_at(lenssim__uniform(rng, 0.6, 0.9), rot, &e1, &e2);
+  lenssim__add_sersic(ds, o, rng, -1, mag - 2.5 * log10(f_bulge), lenssim__uniform(rng, 0.7, 1.0), lenssim__uniform(rng, 0.15, 0.4),
+                      lenssim__uniform(rng, 2.0, 4.0), e1, e2, cx, cy, z);
+  return det;
+}
+
+/* Line-of-sight galaxies in every field, lenses and non-lenses alike: Poisson in number with
+ * N(< m) = N0 10^(0.3 (m - 24.5)) per square arcminute (the faint-count slope; N0 =
+ * neighbour_density, 30 by default: Euclid's 30-40 galaxies per arcmin^2 to VIS 24.5, and the
+ * 29 of the simulated LSST catalogue LensPop draws from) for 18 < m < 26 in VIS-like magnitudes,
+ * uniform over a 24" x 24" square (the same sky in every layout) but not within 2.5" of the centre
+ * (where the object under study is), each a Sersic (n 0.5-4, axis ratio 0.3-1) of the source
+ * population's size-magnitude relation and a colour anywhere between the blue and red
+ * templates. Unlensed foreground light (their redshifts are not modelled). */
+static int lenssim__add_neighbours(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o) {
+  double half = 12.0, area = 4.0 * half * half / 3600.0;
+  double per_arcmin2 = ds->config.neighbour_density * (pow(10.0, 0.3 * 1.5) - pow(10.0, 0.3 * -6.5));
+  int n = (int)lenssim_rng_poisson(rng, per_arcmin2 * area), i, added = 0;
+  for (i = 0; i < n && o->n_light + 1 < LENSSIM_MAX_PROFILES; i++) {
+    double x, y, mag = lenssim__source_magnitude(rng, 18.0, 26.0), e1, e2;
+    do {
+      x = lenssim__uniform(rng, -half, half);
+      y = lenssim__uniform(rng, -half, half);
+    } while (x * x + y * y < 2.5 * 2.5);
+    lenssim__draw_e(rng, lenssim__uniform(rng, 0.3, 1.0), &e1, &e2);
+    lenssim__add_sersic(ds, o, rng, -1, mag, lenssim_rng_uniform(rng), lenssim__source_size(rng, mag),
+                        lenssim__uniform(rng, 0.5, 4.0), e1, e2, x, y, 0.5);
+    added++;
+  }
+  return added;
 }
 
 static void lenssim__draw_nonlens(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab,
@@ -3708,13 +3947,14 @@ static void lenssim__draw_nonlens(const lenssim_dataset *ds, lenssim_rng *rng, l
   double cx = 0.1 * lenssim_rng_normal(rng), cy = 0.1 * lenssim_rng_normal(rng), scale[4];
   int i;
   switch (kind) {
-    case LENSSIM_KIND_ELLIPTICAL:
-      lab->mag_lens = lenssim__add_elliptical(ds, rng, o, cx, cy);
-      lenssim__maybe_background(ds, rng, o, lab);
-      break;
     case LENSSIM_KIND_DISC:
       lab->mag_lens = lenssim__add_disc(ds, rng, o, cx, cy);
-      lenssim__maybe_background(ds, rng, o, lab);
+      break;
+    case LENSSIM_KIND_SPIRAL:
+      lab->mag_lens = lenssim__add_spiral(ds, rng, o, cx, cy);
+      break;
+    case LENSSIM_KIND_EDGE_ON_DISC:
+      lab->mag_lens = lenssim__add_edge_on(ds, rng, o, cx, cy);
       break;
     case LENSSIM_KIND_PAIR: {
       double sep = lenssim__uniform(rng, 1.5, 4.0), ang = lenssim__uniform(rng, 0.0, LENSSIM__PI);
@@ -3723,7 +3963,6 @@ static void lenssim__draw_nonlens(const lenssim_dataset *ds, lenssim_rng *rng, l
                                                      : lenssim__add_disc(ds, rng, o, cx + dx, cy + dy);
       if (lenssim_rng_uniform(rng) < 0.6) lenssim__add_elliptical(ds, rng, o, cx - dx, cy - dy);
       else lenssim__add_disc(ds, rng, o, cx - dx, cy - dy);
-      lenssim__maybe_background(ds, rng, o, lab);
       break;
     }
     case LENSSIM_KIND_RING_GALAXY: {
@@ -3980,6 +4219,7 @@ static int lenssim__draw_kind(const lenssim_dataset *ds, lenssim_rng *rng, lenss
       return lenssim__draw_galaxy_galaxy(ds, rng, o, lab);
     case LENSSIM_KIND_COMPOUND_ARC: return lenssim__draw_compound_arc(ds, rng, o, lab);
     case LENSSIM_KIND_DOUBLE_RING: return lenssim__draw_double_ring(ds, rng, o, lab);
+    case LENSSIM_KIND_ELLIPTICAL: return lenssim__draw_galaxy_galaxy(ds, rng, o, lab); /* its source goes afterwards */
     case LENSSIM_KIND_NO_SUBSTRUCTURE: case LENSSIM_KIND_SUBHALOS: case LENSSIM_KIND_VORTEX:
       return lenssim__draw_uniform_lens(ds, rng, o, lab, 0.8, 1.6, 0.02, 0.6, 0.5, 1.0, 23.5, 25.5);
     default:
@@ -3989,6 +4229,21 @@ static int lenssim__draw_kind(const lenssim_dataset *ds, lenssim_rng *rng, lenss
 }
 
 
+/* Images of source plane 0's centre and its magnification (detection band, before the PSF). */
+static lenssim_result lenssim__count_and_magnify(const lenssim_dataset *ds, const lenssim__object *o, const lenssim_label *lab,
+                                                 double *gx, double *A, void *rws, int *n_img, double *mu, lenssim_error *err) {
+  lenssim_lens_model model;
+  int det = ds->detection_channel;
+  size_t det_count = (size_t)ds->render_pix[det] * (size_t)ds->render_pix[det];
+  double half = hypot(o->src_x[0] - lab->center_x, o->src_y[0] - lab->center_y) + 1.5 * lab->theta_E + 0.5;
+  lenssim_result r;
+  lenssim__object_model(ds, o, o->n_mass, &model);
+  *n_img = lenssim_count_images(&model, o->z_group[0], o->src_x[0], o->src_y[0], lab->center_x, lab->center_y, half, gx);
+  if ((r = lenssim__render_part(ds, o, det, 0, 0, A, rws, ds->render_bytes, err)) != LENSSIM_OK) return r;
+  *mu = o->unlensed[0] > 0 ? lenssim__sum(A, det_count) / o->unlensed[0] : 0.0;
+  return LENSSIM_OK;
+}
+
 LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds, uint64_t index, lenssim_kind kind,
                                                        float *image, lenssim_label *label, void *workspace,
                                                        size_t workspace_bytes, lenssim_error *err) {
@@ -3997,9 +4252,9 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
   lenssim_rng rng, rng_sub;
   lenssim_result r = LENSSIM_OK;
   void *owned = NULL, *rws;
-  double *A, *B, *C, *gx;
+  double *A, *B, *C, *D, *gx;
   size_t max_pix2 = 0, det_count, grid = (size_t)(LENSSIM__COUNT_GRID + 1) * (LENSSIM__COUNT_GRID + 1);
-  int ch, det, attempt, accepted = 0, is_lens, substructure = 0, have_parts = 0;
+  int ch, det, attempt, max_tries, lone, accepted = 0, is_lens, substructure = 0, have_parts = 0;
   lenssim__object obj_storage;
 
   if (!ds || !image || !label) return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset sample: NULL argument");
@@ -4021,34 +4276,39 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
   A = (double *)lenssim__align64(workspace);
   B = A + max_pix2;
   C = B + max_pix2;
-  gx = C + max_pix2;
+  D = C + max_pix2;
+  gx = D + max_pix2;
   rws = gx + 4 * grid;
   o = &obj_storage;
   det = ds->detection_channel;
   det_count = (size_t)ds->render_pix[det] * (size_t)ds->render_pix[det];
   is_lens = lenssim__kind_is_lens(kind);
+  lone = kind == LENSSIM_KIND_ELLIPTICAL;
   lenssim_rng_seed(&rng, lenssim__hash3(ds->seed, index, 1));
   lenssim_rng_seed(&rng_sub, lenssim__hash3(ds->seed, index, 3));
 
-  for (attempt = 1; attempt <= LENSSIM__MAX_TRIES && !accepted; attempt++) {
+  max_tries = kind == LENSSIM_KIND_COMPOUND_ARC || kind == LENSSIM_KIND_DOUBLE_RING ? LENSSIM__MAX_TRIES_TWO_PLANES : LENSSIM__MAX_TRIES;
+  for (attempt = 1; attempt <= max_tries && !accepted; attempt++) {
     lenssim_lens_model model;
     int groups, n0, n1 = -1;
     double half, fwhm = ds->band[det]->psf_fwhm, mu0, mu1 = 0.0, snr;
     memset(o, 0, sizeof *o);
     memset(&lab, 0, sizeof lab);
+    o->with_source = lenssim__hash_uniform(ds->seed, index, 9) < 0.5;
     lab.n_images2 = -1;
     if (!lenssim__draw_kind(ds, &rng, o, &lab, kind)) continue;
     o->n_main_mass = o->n_mass;
     if (o->z_group[0] == 0) o->z_group[0] = o->z_source;
-    if (!is_lens) {
-      lab.n_images = lab.mag_source != 0 ? 1 : 0;
-      lab.magnification = lab.mag_source != 0 ? 1.0 : 0.0;
+    if (!is_lens && !lone) {
       accepted = 1;
       break;
     }
     /* selection (Collett 2015's criteria, as his LensPop code applies them): multiply imaged,
-     * resolved (theta_E^2 > R_s^2 + (FWHM/2)^2), magnified (mu >= magnification_min), tangentially
-     * resolved (mu R_s > FWHM/2), bright enough (arc S/N >= snr_min) */
+     * resolved (2 theta_E^2 >= (2 R_s)^2 + FWHM^2: ModelAll.py's bfac = rfac = 2 in
+     * StochasticObserving.py's SeeingTest), magnified (mu >= magnification_min), tangentially
+     * resolved (mu R_s > FWHM, SignaltoNoise.py), bright enough (arc S/N >= snr_min); with two source planes each
+     * plane's images must pass on their own: multiply imaged, magnified and S/N >= snr_min with
+     * the other plane's light counted as noise */
     groups = o->z_group[1] > 0 ? 2 : 1;
     lenssim__object_model(ds, o, o->n_mass, &model);
     half = 2.5 * (lab.theta_E > lab.theta_E2 ? lab.theta_E : lab.theta_E2) + 0.5;
@@ -4058,25 +4318,44 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
       n1 = lenssim_count_images(&model, o->z_group[1], o->src_x[1], o->src_y[1], lab.center_x, lab.center_y, half, gx);
       if (n1 < 2) continue;
     }
-    if (!(lab.theta_E * lab.theta_E > lab.source_R * lab.source_R + 0.25 * fwhm * fwhm)) continue;
+    if (!(2.0 * lab.theta_E * lab.theta_E >= 4.0 * lab.source_R * lab.source_R + fwhm * fwhm)) continue;
     /* magnification from the render before the PSF (all the lensed flux in the field) */
     if ((r = lenssim__render_part(ds, o, det, 0, 0, A, rws, ds->render_bytes, err)) != LENSSIM_OK) goto done;
     mu0 = lenssim__sum(A, det_count) / o->unlensed[0];
     if (mu0 < ds->config.magnification_min) continue;
-    /* tangentially resolved: the magnified source is larger than half the PSF */
-    if (!(mu0 * lab.source_R > 0.5 * fwhm)) continue;
+    /* tangentially resolved: the magnified source is larger than the PSF */
+    if (!(mu0 * lab.source_R > fwhm)) continue;
     if (groups == 2) {
-      size_t p;
       if ((r = lenssim__render_part(ds, o, det, 1, 0, B, rws, ds->render_bytes, err)) != LENSSIM_OK) goto done;
       mu1 = lenssim__sum(B, det_count) / o->unlensed[1];
-      for (p = 0; p < det_count; p++) A[p] += B[p];
+      if (mu1 < ds->config.magnification_min) continue;
+      if ((r = lenssim__psf_part(ds, det, B, rws, err)) != LENSSIM_OK) goto done;
     }
     if ((r = lenssim__psf_part(ds, det, A, rws, err)) != LENSSIM_OK) goto done;
     /* lens light only adds noise: without it the S/N is an upper bound, a cheap early exit */
-    if (lenssim__arc_snr(ds, det, A, NULL, det_count) < ds->config.snr_min) continue;
+    {
+      size_t p;
+      for (p = 0; p < det_count; p++) D[p] = groups == 2 ? A[p] + B[p] : A[p];
+    }
+    if (lenssim__arc_snr(ds, det, D, NULL, det_count) < ds->config.snr_min) continue;
+    if (groups == 2 && (lenssim__arc_snr(ds, det, A, NULL, det_count) < ds->config.snr_min ||
+                        lenssim__arc_snr(ds, det, B, NULL, det_count) < ds->config.snr_min))
+      continue;
     if ((r = lenssim__render_part(ds, o, det, -1, 1, C, rws, ds->render_bytes, err)) != LENSSIM_OK) goto done;
-    snr = lenssim__arc_snr(ds, det, A, C, det_count);
+    snr = lenssim__arc_snr(ds, det, D, C, det_count);
     if (snr < ds->config.snr_min) continue;
+    if (groups == 2) {
+      size_t p;
+      /* each plane over the lens light and the other plane */
+      for (p = 0; p < det_count; p++) D[p] = C[p] + B[p];
+      lab.arc_snr1 = lenssim__arc_snr(ds, det, A, D, det_count);
+      for (p = 0; p < det_count; p++) D[p] = C[p] + A[p];
+      lab.arc_snr2 = lenssim__arc_snr(ds, det, B, D, det_count);
+      if (lab.arc_snr1 < ds->config.snr_min || lab.arc_snr2 < ds->config.snr_min) continue;
+      for (p = 0; p < det_count; p++) A[p] += B[p];
+    } else {
+      lab.arc_snr1 = snr;
+    }
     lab.n_images = n0; lab.n_images2 = n1;
     lab.magnification = mu0; lab.magnification2 = mu1;
     lab.arc_snr = snr;
@@ -4087,13 +4366,24 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
   if (!accepted) {
     r = lenssim__fail(err, LENSSIM_ERR_RANGE,
                       "dataset sample %llu: the selection accepted none of %d draws of a '%s' (relax the theta_E window, snr_min or magnification_min)",
-                      (unsigned long long)index, LENSSIM__MAX_TRIES, lenssim_kind_name(kind));
+                      (unsigned long long)index, max_tries, lenssim_kind_name(kind));
     goto done;
   }
   lab.attempts = attempt;
+  if (lone) {
+    if ((r = lenssim__lone_deflector(ds, &rng, o, &lab, gx, A, rws, err)) != LENSSIM_OK) goto done;
+    have_parts = 0;
+  }
   if (kind == LENSSIM_KIND_SUBHALOS || kind == LENSSIM_KIND_VORTEX) {
     lenssim__add_substructure(ds, &rng_sub, o, &lab, kind);
     substructure = 1;
+  }
+  if ((ds->config.preset == LENSSIM_PRESET_EUCLID_LENSFINDING || ds->config.preset == LENSSIM_PRESET_EUCLID_COMPOUND) &&
+      ds->config.neighbour_density > 0) {
+    lenssim_rng rng_field;
+    lenssim_rng_seed(&rng_field, lenssim__hash3(ds->seed, index, 5));
+    lab.n_neighbours = lenssim__add_neighbours(ds, &rng_field, o);
+    if (lab.n_neighbours) have_parts = 0; /* the detection channel's lens light lacks them */
   }
   for (ch = 0; ch < ds->channels; ch++) {
     size_t count = (size_t)ds->render_pix[ch] * (size_t)ds->render_pix[ch], p;

@@ -18,13 +18,15 @@
  *   copy on the include path ("stb_image_write.h"); LENSVIZ_STB_IMAGE_WRITE names another path.
  *
  * TEN LINES
- *     lensnet_model *m; lensnet_error err; float cam[4 * 4];   // OU-66's last feature map is 4x4
- *     unsigned char rgb[198 * 198 * 3]; lensviz_image pic = {rgb, 198, 198, 0};
+ *     lensnet_model *m; lensnet_error err; lensnet_map_geometry at;
+ *     float cam[4 * 4]; unsigned char rgb[198 * 198 * 3];        // OU-66's last feature map is 4x4
+ *     lensviz_image pic = {rgb, 198, 198, 0};
  *     if (lensnet_model_load("weights/OU_66.safetensors", &m, &err) ||
- *         lensviz_gradcam(m, image_4x66x66, -1, 27, NULL, cam, &err)) {   // -1: the lens class;
- *       puts(err.message); return 1;                                     // 27: last conv's ReLU
+ *         lensviz_gradcam(m, image_4x66x66, -1, 27, NULL, cam, &err) ||  // -1: the lens class;
+ *         lensnet_receptive_field(m, 27, &at, &err)) {                   // 27: last conv's ReLU;
+ *       puts(err.message); return 1;                                   // at: where its cells lie
  *     }
- *     lensviz_render_map(cam, 4, 4, LENSVIZ_CMAP_MAGMA, 0, 0, 1, &pic);   // 0,0: auto range
+ *     lensviz_render_map_placed(cam, &at, LENSVIZ_CMAP_MAGMA, 0, 0, 1, &pic);   // 0,0: auto range
  *     if (lensviz_png_write("gradcam.png", &pic, &err)) puts(err.message);
  *
  * WHAT IS IN IT
@@ -48,8 +50,8 @@
  *                            A = output of layer L, at the feature map's resolution (Selvaraju et
  *                            al. 2017). Layer indices are lensnet layer indices, which for the
  *                            built-in ou66 / ou200 are PyTorch's nn.Sequential indices.
- *   lensviz_guided_gradcam   guided backprop times the Grad-CAM map resized to H x W by bilinear
- *                            interpolation (PyTorch's align_corners=False convention), [C,H,W].
+ *   lensviz_guided_gradcam   guided backprop times the Grad-CAM map placed on the image
+ *                            (lensviz_map_to_image, bilinear between the cells' centres), [C,H,W].
  *   lensviz_integrated_gradients  (x - x') * mean_{k=1..m} grad(x' + k/m (x - x')), the right
  *                            Riemann sum of Sundararajan et al. 2017; x' = baseline (zeros by default).
  *   lensviz_smoothgrad       mean gradient over `samples` copies of x with Gaussian noise of
@@ -66,6 +68,14 @@
  *                            Grad-CAM, guided Grad-CAM and filter images, the one after the
  *                            middle convolution (the earlier of two) for dreams: 27 and 14 for
  *                            OU-66, 20 and 9 for OU-200. LENSNET_ERR_ARG without a convolution.
+ *   Where maps lie: a map coarser than the image (Grad-CAM's feature map, an occlusion grid) is
+ *   drawn with each cell on the image pixels it stands for, not stretched over the image. A
+ *   feature map's cell is centred on its receptive field (lensnet_receptive_field, from the
+ *   kernels, strides, padding and pools of the layers up to it); an occlusion cell on its patch
+ *   (lensviz_occlusion_grid). Unpadded convolutions and floor pooling lose the image's border, so
+ *   OU-66's 4x4 Grad-CAM cells sit within +-1.8" of the centre of its 19.8" image and cover its
+ *   middle 4.8" (4 pixels of 0.3" each), not the whole image: lensviz_render_map_placed and
+ *   lensviz_overlay_placed draw them there and mark the rest. lensviz_scale_bar adds arcseconds.
  *   Ascent steps are normalised: x += step * g / mean|g|; pixels stay in [lo, hi] (default [0, 1],
  *   the range of min-max normalised cutouts). Dream and filter images run a copy of the model cut
  *   after layer L, which for octaves is rebuilt at each octave's size: that works while layers
@@ -73,11 +83,19 @@
  *   Pictures (lensviz_image: RGB8 pixels owned by the caller, row stride in bytes, 0 = 3 * width;
  *   a view into a larger picture is an image too, see lensviz_image_view):
  *   colour maps viridis, magma (matplotlib's tables, sampled), a blue-white-red diverging map
- *   for signed maps, grey; lensviz_render_map scales any float map into any picture size.
+ *   for signed maps, grey; lensviz_render_map scales any float map into any picture size, and
+ *   lensviz_render_map_placed draws a map where its cells lie on the image (above).
  *   lensviz_asinh_rgb: Lupton et al. 2004 (PASP 116, 133): I = mean of the bands,
  *   f(I) = asinh(Q I / stretch) / Q, every band scaled by f(I) / I, colours kept when clipping.
  *   Text: a 5x7 bitmap font (ASCII 32..126) in 6x8 cells, drawn at integer scales.
  *   Panels, colour bars, line plots (ROC, PR, training history), histograms, confusion matrices.
+ *   Evaluation (what `lens eval` computes; the section "Evaluation" among the declarations
+ *   defines every figure): lensviz_eval_binary (Mann-Whitney AUC with a stratified percentile
+ *   bootstrap interval, average precision, precision / recall / F1 / accuracy and the confusion
+ *   counts at a threshold, precision at fixed recalls, recall at fixed false-positive rates, all
+ *   optionally reweighted to a class prior), lensviz_eval_group (a kind or a bin, against the
+ *   other class when it holds one), lensviz_eval_curve (ROC and PR points with thresholds),
+ *   quantile bins (lensviz_eval_quantile_edges) and K classes (lensviz_eval_multiclass).
  *   Files: lensviz_png_write (stb_image_write.h; an error saying so under LENSVIZ_NO_PNG) and
  *   lensviz_gif_write (animated, looping; a fixed 256-colour palette: a 6x6x6 colour cube and 40
  *   greys, no dithering). Both write `path.tmp` and rename it, so a reader never sees half a file.
@@ -96,7 +114,9 @@
  *
  * MEMORY
  *   Drawing functions draw into the caller's pixels and allocate nothing; lensviz_roc and
- *   lensviz_pr sort a copy of the scores; the GIF and PNG writers build the file in memory. The
+ *   lensviz_pr sort a copy of the scores; the evaluation functions allocate O(n) per call (a
+ *   sorted copy, weights, bootstrap scratch: the section "Evaluation" gives the sizes) and free
+ *   it before returning; the GIF and PNG writers build the file in memory. The
  *   methods allocate their working buffers (a lensnet_trainer, input batches, slices of the
  *   model) per call and free them before returning. Batches default to what fits in about 64 MB.
  *
@@ -105,8 +125,9 @@
  *   may run at once. A model is only read, except by the gradient methods, which run a trainer
  *   over it (its weights are not changed; do not train the same model meanwhile). desc.parallel,
  *   a caller's lensnet_parallel, spreads occlusion batches and the trainer's per-image
- *   convolutions over threads; results do not depend on the number of threads. Random numbers (noise, jitter) come from lensnet_rng seeded
- *   with desc.seed, so a call repeats exactly on the same build.
+ *   convolutions over threads, lensviz_eval_desc.parallel the bootstrap resamples; results do not
+ *   depend on the number of threads. Random numbers (noise, jitter, resamples) come from
+ *   lensnet_rng seeded with desc.seed, so a call repeats exactly on the same build.
  *
  * LIMITS
  *   One image per call for the methods (batching happens inside); the model must map one image
@@ -119,7 +140,8 @@
  *   39000 windows of the first pool within 1e-6 of a tie) PyTorch's own float64 saliency is 3%
  *   of the largest value away from its float32 one, and its float32 saliency with oneDNN's AVX2
  *   kernels 2.95e-2 away from the one its AVX-512 kernels give. Grad-CAM and occlusion are not
- *   affected.
+ *   affected, and on a noisy copy of that image, whose windows are far from ties, saliency and
+ *   guided backprop match PyTorch's to 3.4e-7 of the largest value (tests/test_wilde2022.c).
  *
  * LICENCE
  *   MIT, the same text in lensnet.h, lenssim.h, lensviz.h and LICENSE (at the end of this file).
@@ -197,6 +219,10 @@ LENSVIZ_API lensviz_desc lensviz_desc_resolve(const lensviz_desc *desc);
  * ------------------------------------------------------------------------------------------- */
 /* Rows and columns of the occlusion grid for this model and these options. */
 LENSVIZ_API void lensviz_occlusion_size(const lensnet_model *m, const lensviz_desc *desc, size_t *rows, size_t *cols);
+/* Where the occlusion map's cells lie on the image (see lensnet_map_geometry): cell (r, c) is the
+ * patch whose top-left pixel is (r * stride, c * stride), so its centre is (patch - 1) / 2 + r *
+ * stride, and it stands for the patch (size = patch). */
+LENSVIZ_API void lensviz_occlusion_grid(const lensnet_model *m, const lensviz_desc *desc, lensnet_map_geometry *g);
 /* map: rows * cols floats (lensviz_occlusion_size). base_probability (may be NULL): P(target)
  * of the unoccluded image. */
 LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
@@ -291,7 +317,7 @@ LENSVIZ_API void lensviz_render_map(const float *map, size_t h, size_t w, lensvi
 LENSVIZ_API void lensviz_asinh_rgb(const float *red, const float *green, const float *blue, size_t h, size_t w, float Q,
                                    float stretch, float minimum, lensviz_image *dst);
 /* The same for an image [bands, h, w] with bands ordered from blue to red: 1 band is grey,
- * 2 bands (b0, mean, b1), 3 bands (b2, b1, b0), 4 bands (b3, mean of b1 and b2, b0); more
+ * 2 bands (b1, mean, b0), 3 bands (b2, b1, b0), 4 bands (b3, mean of b1 and b2, b0); more
  * bands use the last, middle and first. */
 LENSVIZ_API void lensviz_asinh_bands(const float *image, size_t bands, size_t h, size_t w, float Q, float stretch, lensviz_image *dst);
 /* Blends map (bilinearly resized to dst) over dst: out = (1 - a) dst + a colour, where
@@ -299,6 +325,35 @@ LENSVIZ_API void lensviz_asinh_bands(const float *image, size_t bands, size_t h,
  * the diverging map. lo == hi: auto range as in lensviz_render_map. */
 LENSVIZ_API void lensviz_overlay(lensviz_image *dst, const float *map, size_t h, size_t w, lensviz_colormap cmap, float lo,
                                  float hi, float alpha);
+/* Maps whose cells lie on the image as g says (lensnet_receptive_field for a layer's output,
+ * lensviz_occlusion_grid for occlusion): each cell is drawn as a g->stride x g->stride block (in
+ * image pixels) centred on its cell's centre, not stretched over the whole image, so a feature
+ * map whose layers lost the image's border covers only the middle of it.
+ * lensviz_map_to_image: the map at every pixel of the image [g->image_h, g->image_w] into out:
+ * the cell whose block holds the pixel (smooth 0), or bilinear between cell centres (smooth 1,
+ * which inside the blocks is PyTorch's align_corners=False resize of the map onto them); a pixel
+ * outside every block takes the nearest cell's value, and inside (may be NULL) gets 1 for pixels
+ * within the blocks and 0 for the others.
+ * lensviz_render_map_placed: the map into the whole of dst, which shows the whole image: blocks
+ * (or bilinear within them when smooth), and grey hatching where no cell lies. lo == hi: auto
+ * range, as lensviz_render_map.
+ * lensviz_overlay_placed: lensviz_overlay within the blocks only (bilinear between centres), the
+ * picture left as it is elsewhere, and a dashed outline around the blocks when they do not cover
+ * the whole picture. */
+LENSVIZ_API void lensviz_map_to_image(const float *map, const lensnet_map_geometry *g, int smooth, float *out, unsigned char *inside);
+LENSVIZ_API void lensviz_render_map_placed(const float *map, const lensnet_map_geometry *g, lensviz_colormap cmap, float lo, float hi,
+                                           int smooth, lensviz_image *dst);
+LENSVIZ_API void lensviz_overlay_placed(lensviz_image *dst, const float *map, const lensnet_map_geometry *g, lensviz_colormap cmap,
+                                        float lo, float hi, float alpha);
+/* A scale bar in the bottom-left corner of a picture of the sky whose pixels are arcsec_per_pixel
+ * across: a white bar with a dark outline, labelled above (e.g. 5"), of the longest of 1, 2 or 5
+ * times a power of ten arcseconds that is at most a third of the picture's width. Returns its
+ * length in arcseconds; 0, drawing nothing, when arcsec_per_pixel is not positive. */
+LENSVIZ_API double lensviz_scale_bar(lensviz_image *img, double arcsec_per_pixel);
+/* Which bands of the model's input lensviz_asinh_bands shows in red, green and blue, named from
+ * the model's metadata (lensnet_model_band_name): "R=VIS G=Y+H B=J" for OU-66's J,Y,H,VIS; the
+ * band's name alone for one band. Cut to cap - 1 bytes; returns buf. */
+LENSVIZ_API const char *lensviz_composite_legend(const lensnet_model *m, char *buf, size_t cap);
 /* A vertical colour bar in the rectangle, with `ticks` labelled values (0: 5) to its right. */
 LENSVIZ_API void lensviz_colorbar(lensviz_image *img, long x, long y, long w, long h, lensviz_colormap cmap, float lo, float hi,
                                   int ticks, lensviz_color text);
@@ -351,6 +406,164 @@ LENSVIZ_API size_t lensviz_roc(const float *scores, const int *labels, size_t n,
 /* Precision-recall curve: recall and precision of up to n + 1 points; average precision
  * (sum over thresholds of (R_k - R_{k-1}) P_k) in *ap. Returns the point count, 0 without positives. */
 LENSVIZ_API size_t lensviz_pr(const float *scores, const int *labels, size_t n, float *recall, float *precision, double *ap);
+
+/* ---------------------------------------------------------------------------------------------
+ * Evaluation: how well scores tell lenses from non-lenses (the recipes under `lens eval`)
+ *
+ *   Objects have a score (higher = more lens-like; NaN is refused, +-inf rank as extremes), a
+ *   label (nonzero = lens) and optionally a weight (NULL: 1 each; negative or NaN refused). At a
+ *   threshold t an object is called a lens when its score >= t.
+ *   AUC        the Mann-Whitney statistic: the weighted fraction of (lens, non-lens) pairs in which
+ *              the lens scores higher, a tie counting one half, i.e. the area under the ROC curve
+ *              that takes tied scores in one step (lensviz_roc's trapezoids). NaN without both
+ *              classes.
+ *   Interval   percentile bootstrap, stratified by class: each resample draws as many lenses from
+ *              the lenses, and non-lenses from the non-lenses, as the sample holds, with
+ *              replacement (pROC's default), so no resample lacks a class. Resample b draws from
+ *              a lensnet_rng seeded from (seed, b), so the interval does not depend on threads.
+ *              Its ends are the (1 - level)/2 and (1 + level)/2 quantiles of the resampled AUCs,
+ *              interpolated linearly between order statistics (numpy's default quantile).
+ *   AP         average precision: the sum over distinct scores, high to low, of (R_k - R_{k-1}) P_k,
+ *              without interpolation (scikit-learn's average_precision_score). NaN without lenses.
+ *   Threshold  TP, FP, TN, FN (weighted), precision TP/(TP+FP), recall TP/(TP+FN), FPR FP/(FP+TN),
+ *              F1 2TP/(2TP+FP+FN), accuracy (TP+TN)/(all); NaN where a denominator is 0.
+ *   Precision at recall r: at the highest threshold (a distinct score) whose recall is at least
+ *              r: the operating point of a search that must find the fraction r of the lenses
+ *              with the fewest candidates. Its threshold is reported beside it.
+ *   Recall at FPR f: at the lowest threshold whose FPR is at most f; recall 0 and threshold +inf
+ *              when the objects of the highest score already give an FPR above f. With fewer
+ *              than 1/f non-lenses that means no false positive at all.
+ *   Prior      desc.prior = B/A for a prior A:B (lenses : non-lenses) multiplies every non-lens's
+ *              weight by prior * W_lens / W_non-lens, so that the non-lenses weigh `prior` times
+ *              the lenses, as in a survey with that prior. Precision, F1, accuracy, AP and
+ *              precision at recall change; recall, FPR and AUC cannot (one factor for every
+ *              non-lens). Without both classes the prior is not applied.
+ *   Groups     lensviz_eval_group evaluates the objects of a group (a kind, a bin); a group that
+ *              holds one class only is evaluated against every object of the other class:
+ *              compound-arc lenses against all non-lenses (what matters is their recall), ring
+ *              galaxies against all lenses (their FPR).
+ *   Bins       lensviz_eval_binned_class: a numeric column that holds one value for every object
+ *              of one class (theta_E and arc_snr are 0 for every non-lens) describes the other
+ *              class, whose objects alone are binned; lensviz_eval_quantile_edges puts edges at
+ *              quantiles of the binned objects' values; lensviz_eval_bin finds a value's bin.
+ *   Classes    lensviz_eval_multiclass: K classes with a probability each (softmax them first: the
+ *              one-vs-rest ranking of logits differs); one-vs-rest AUC per class and their mean
+ *              (macro), with bootstrap intervals stratified by class (the macro AUC from the
+ *              same resamples), a K x K confusion matrix at the argmax (the first of equal
+ *              probabilities), per-class precision, recall and F1, and accuracy.
+ *   Memory: each call allocates O(n) and frees it before returning: a sorted copy and weights,
+ *   about 24 bytes per object (16 more per class for K classes), and with resamples n doubles per
+ *   worker of desc.parallel and 8 bytes per resample and statistic.
+ * ------------------------------------------------------------------------------------------- */
+#define LENSVIZ_EVAL_MAX_LEVELS 8   /* recalls and false-positive rates asked for */
+#define LENSVIZ_EVAL_MAX_CLASSES 32
+
+/* What to compute besides the fixed figures; zero means default for every field. */
+typedef struct {
+  size_t resamples;               /* bootstrap resamples for the AUC intervals (default 0: none) */
+  double level;                   /* the intervals' coverage, in (0, 1) (0: 0.95) */
+  uint64_t seed;                  /* of the resamples (0 is a seed like any other) */
+  double prior;                   /* non-lenses per lens to weigh the sample to, e.g. 100 for
+                                     1:100 (default 0: the sample as it is) */
+  size_t recall_count;            /* precision at these recalls, each in (0, 1] (0: 0.9, 0.95) */
+  double recalls[LENSVIZ_EVAL_MAX_LEVELS];
+  size_t fpr_count;               /* recall at these FPRs, each in (0, 1] (0: 1e-2, 1e-3) */
+  double fprs[LENSVIZ_EVAL_MAX_LEVELS];
+  const lensnet_parallel *parallel; /* resamples spread over it (NULL: this thread) */
+  /* called after every 64 resamples or so and after the last (NULL: never) */
+  void (*progress)(void *user, size_t done, size_t total);
+  void *progress_user;
+} lensviz_eval_desc;
+
+/* The options with every default filled in (desc may be NULL). */
+LENSVIZ_API lensviz_eval_desc lensviz_eval_desc_resolve(const lensviz_eval_desc *desc);
+
+/* The figures of one two-class evaluation. NaN marks what is undefined (see above). */
+typedef struct {
+  size_t count_pos, count_neg;    /* lenses and non-lenses */
+  double weight_pos, weight_neg;  /* their total weights, the prior included (the counts if neither) */
+  double negative_weight;         /* the factor the prior gave every non-lens (1: none) */
+  double auc, auc_lo, auc_hi;     /* the interval is NaN without resamples */
+  size_t resamples;               /* behind the interval */
+  double level;
+  double ap;
+  double threshold;               /* as given */
+  double tp, fp, tn, fn;
+  double precision, recall, fpr, f1, accuracy;
+  size_t recall_count;            /* as resolved from the desc */
+  double recalls[LENSVIZ_EVAL_MAX_LEVELS], precision_at_recall[LENSVIZ_EVAL_MAX_LEVELS],
+         threshold_at_recall[LENSVIZ_EVAL_MAX_LEVELS];
+  size_t fpr_count;
+  double fprs[LENSVIZ_EVAL_MAX_LEVELS], recall_at_fpr[LENSVIZ_EVAL_MAX_LEVELS],
+         threshold_at_fpr[LENSVIZ_EVAL_MAX_LEVELS];
+} lensviz_eval_result;
+
+/* Every figure above for n objects. LENSNET_ERR_ARG for a NaN score, a bad weight or a desc value
+ * out of range (naming it); a missing class is not an error (its figures are NaN). */
+LENSVIZ_API lensnet_result lensviz_eval_binary(const float *scores, const int *labels, const float *weights, size_t n, double threshold,
+                                               const lensviz_eval_desc *desc, lensviz_eval_result *out, lensnet_error *err);
+
+/* What a group held, and so what it was evaluated against. */
+typedef enum {
+  LENSVIZ_EVAL_MEMBERS_NONE,       /* no object: nothing evaluated (counts 0, figures NaN) */
+  LENSVIZ_EVAL_MEMBERS_BOTH,       /* lenses and non-lenses: its own objects */
+  LENSVIZ_EVAL_MEMBERS_LENSES,     /* lenses only: against every non-lens */
+  LENSVIZ_EVAL_MEMBERS_NON_LENSES  /* non-lenses only: against every lens */
+} lensviz_eval_members;
+
+/* The objects the rule above evaluates for a group (in_group[i] nonzero): their indices into
+ * pick (room for n), their number into *count, what the group held into *members. */
+LENSVIZ_API void lensviz_eval_group_objects(const int *labels, size_t n, const unsigned char *in_group, size_t *pick, size_t *count,
+                                            lensviz_eval_members *members);
+/* lensviz_eval_binary on those objects; members may be NULL. */
+LENSVIZ_API lensnet_result lensviz_eval_group(const float *scores, const int *labels, const float *weights, size_t n,
+                                              const unsigned char *in_group, double threshold, const lensviz_eval_desc *desc,
+                                              lensviz_eval_result *out, lensviz_eval_members *members, lensnet_error *err);
+
+/* One point of the ROC and precision-recall curves: objects scoring >= threshold called lenses. */
+typedef struct {
+  double threshold, tp, fp;       /* weighted counts, the prior included */
+  double tpr, fpr, precision;     /* tpr is the recall */
+} lensviz_eval_point;
+/* The curves: a first point at threshold +inf (nothing called a lens; precision 1 by convention,
+ * as lensviz_pr), then one per distinct score from the highest down; points holds n + 1, *count
+ * gets the number written. prior as desc.prior. LENSNET_ERR_ARG as lensviz_eval_binary. */
+LENSVIZ_API lensnet_result lensviz_eval_curve(const float *scores, const int *labels, const float *weights, size_t n, double prior,
+                                              lensviz_eval_point *points, size_t *count, lensnet_error *err);
+
+/* Which objects a numeric column is binned over (see Bins above). */
+typedef enum { LENSVIZ_EVAL_BIN_ALL, LENSVIZ_EVAL_BIN_LENSES, LENSVIZ_EVAL_BIN_NON_LENSES } lensviz_eval_binned;
+/* LENSVIZ_EVAL_BIN_LENSES when every non-lens holds one value and the lenses more than one,
+ * _NON_LENSES the other way round, else _ALL. NaN values are left out. */
+LENSVIZ_API lensviz_eval_binned lensviz_eval_binned_class(const double *values, const int *labels, size_t n);
+/* Edges at the k/bins quantiles (k = 0..bins; linear interpolation) of the finite values of the
+ * binned objects, equal edges merged: edges holds bins + 1, *edge_count gets at least 2 (a single
+ * value v gives [v, v]) or 0 when no object has a finite value. */
+LENSVIZ_API lensnet_result lensviz_eval_quantile_edges(const double *values, const int *labels, size_t n, lensviz_eval_binned which,
+                                                       size_t bins, double *edges, size_t *edge_count, lensnet_error *err);
+/* The bin i with edges[i] <= v < edges[i + 1], the last bin closed at its top; -1 for a value
+ * outside, NaN, or fewer than 2 edges. */
+LENSVIZ_API long lensviz_eval_bin(double v, const double *edges, size_t edge_count);
+
+/* The figures of a K-class evaluation. */
+typedef struct {
+  size_t classes;                                   /* K */
+  size_t count[LENSVIZ_EVAL_MAX_CLASSES];           /* objects of each class */
+  double auc[LENSVIZ_EVAL_MAX_CLASSES];             /* one-vs-rest; NaN when the class or the rest is absent */
+  double auc_lo[LENSVIZ_EVAL_MAX_CLASSES], auc_hi[LENSVIZ_EVAL_MAX_CLASSES];
+  double macro_auc, macro_lo, macro_hi;             /* the mean over classes; NaN if any class's is */
+  size_t resamples;
+  double level;
+  double confusion[LENSVIZ_EVAL_MAX_CLASSES * LENSVIZ_EVAL_MAX_CLASSES]; /* row: true class, column: argmax */
+  double precision[LENSVIZ_EVAL_MAX_CLASSES], recall[LENSVIZ_EVAL_MAX_CLASSES], f1[LENSVIZ_EVAL_MAX_CLASSES];
+  double accuracy;
+} lensviz_eval_classes;
+
+/* probs: n rows of k values (2 <= k <= LENSVIZ_EVAL_MAX_CLASSES); labels in 0..k-1. desc gives
+ * the resamples, level, seed and parallel; prior, recalls and FPRs do not apply. LENSNET_ERR_ARG
+ * for a NaN value or a label out of range, naming the object. */
+LENSVIZ_API lensnet_result lensviz_eval_multiclass(const float *probs, const int *labels, size_t n, size_t k, const lensviz_eval_desc *desc,
+                                                   lensviz_eval_classes *out, lensnet_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Files
@@ -579,6 +792,17 @@ LENSVIZ_API void lensviz_occlusion_size(const lensnet_model *m, const lensviz_de
   lensviz_desc d = lensviz_desc_resolve(desc);
   *rows = m->in_h >= d.patch ? (m->in_h - d.patch) / d.stride + 1 : 0;
   *cols = m->in_w >= d.patch ? (m->in_w - d.patch) / d.stride + 1 : 0;
+}
+
+LENSVIZ_API void lensviz_occlusion_grid(const lensnet_model *m, const lensviz_desc *desc, lensnet_map_geometry *g) {
+  lensviz_desc d = lensviz_desc_resolve(desc);
+  memset(g, 0, sizeof *g);
+  lensviz_occlusion_size(m, &d, &g->rows, &g->cols);
+  g->offset = ((double)d.patch - 1.0) / 2.0;
+  g->stride = (double)d.stride;
+  g->size = (double)d.patch;
+  g->image_h = m->in_h;
+  g->image_w = m->in_w;
 }
 
 /* Occlusion changes a patch, and a convolution, pool or element-wise layer changes only the
@@ -932,16 +1156,18 @@ LENSVIZ_API lensnet_result lensviz_gradcam(lensnet_model *m, const float *image,
 LENSVIZ_API lensnet_result lensviz_guided_gradcam(lensnet_model *m, const float *image, int target, size_t layer,
                                                   const lensviz_desc *desc, float *out, lensnet_error *err) {
   size_t c = 0, h = 0, w = 0, k, p, hw = m->in_h * m->in_w;
+  lensnet_map_geometry g;
   lensnet_result r;
   float *cam, *up;
   if ((r = lensviz_layer_shape(m, layer, &c, &h, &w, err)) != LENSNET_OK) return r;
   cam = lensviz__floats(h * w);
   up = lensviz__floats(hw);
   if (!cam || !up) r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if (r == LENSNET_OK) r = lensnet_receptive_field(m, layer, &g, err);
   if (r == LENSNET_OK) r = lensviz_gradcam(m, image, target, layer, desc, cam, err);
   if (r == LENSNET_OK) r = lensviz_guided_backprop(m, image, target, desc, out, err);
   if (r == LENSNET_OK) {
-    lensnet_resize_bilinear(cam, h, w, up, m->in_h, m->in_w);
+    lensviz_map_to_image(cam, &g, 1, up, NULL);
     for (k = 0; k < m->in_c; k++)
       for (p = 0; p < hw; p++) out[k * hw + p] *= up[p];
   }
@@ -1672,18 +1898,25 @@ LENSVIZ_API void lensviz_asinh_rgb(const float *red, const float *green, const f
   lensviz__asinh(red, green, NULL, blue, h, w, Q, stretch, minimum, dst);
 }
 
+/* The bands a composite shows: red, green (the mean of two when they differ), blue. */
+static void lensviz__composite_bands(size_t bands, size_t out[4]) {
+  out[3] = 0;
+  if (bands <= 1) { out[0] = out[1] = out[2] = 0; }
+  else if (bands == 2) { out[0] = 1; out[1] = 0; out[2] = 1; }
+  else if (bands == 3) { out[0] = 2; out[1] = out[2] = 1; }
+  else if (bands == 4) { out[0] = 3; out[1] = 1; out[2] = 2; }
+  else { out[0] = bands - 1; out[1] = out[2] = bands / 2; }
+}
+
 LENSVIZ_API void lensviz_asinh_bands(const float *image, size_t bands, size_t h, size_t w, float Q, float stretch, lensviz_image *dst) {
-  size_t hw = h * w;
+  size_t hw = h * w, b[4], p;
   float mn = 0.0f;
-  size_t p;
   if (!bands || !hw) return;
   mn = image[0];
   for (p = 1; p < bands * hw; p++) if (image[p] < mn) mn = image[p];
-  if (bands == 1) lensviz__asinh(image, image, NULL, image, h, w, Q, stretch, mn, dst);
-  else if (bands == 2) lensviz__asinh(image + hw, image, image + hw, image, h, w, Q, stretch, mn, dst);
-  else if (bands == 3) lensviz__asinh(image + 2 * hw, image + hw, NULL, image, h, w, Q, stretch, mn, dst);
-  else if (bands == 4) lensviz__asinh(image + 3 * hw, image + hw, image + 2 * hw, image, h, w, Q, stretch, mn, dst);
-  else lensviz__asinh(image + (bands - 1) * hw, image + (bands / 2) * hw, NULL, image, h, w, Q, stretch, mn, dst);
+  lensviz__composite_bands(bands, b);
+  lensviz__asinh(image + b[0] * hw, image + b[1] * hw, b[2] != b[1] ? image + b[2] * hw : NULL, image + b[3] * hw, h, w, Q, stretch,
+                 mn, dst);
 }
 
 LENSVIZ_API void lensviz_overlay(lensviz_image *dst, const float *map, size_t h, size_t w, lensviz_colormap cmap, float lo,
@@ -1698,6 +1931,167 @@ LENSVIZ_API void lensviz_overlay(lensviz_image *dst, const float *map, size_t h,
       a = alpha * (cmap == LENSVIZ_CMAP_DIVERGING ? fabsf(2.0f * t - 1.0f) : sqrtf(t));
       lensviz__blend(dst, (long)X, (long)Y, lensviz_colormap_color(cmap, t), a);
     }
+}
+
+/* ---- maps placed on the image ------------------------------------------------------------- */
+
+/* Where pixel X of n_pic pixels across a picture of n_img image pixels lies among cells laid out
+ * by offset and stride, in cells: cell i's centre is at i, its block from i - 0.5 to i + 0.5. */
+static double lensviz__cell_coord(const lensnet_map_geometry *g, size_t n_img, size_t n_pic, size_t X) {
+  double u = ((double)X + 0.5) * (double)n_img / (double)n_pic - 0.5;
+  return (u - g->offset) / g->stride;
+}
+
+static int lensviz__in_cells(double t, size_t n) { return t >= -0.5 && t < (double)n - 0.5; }
+
+/* The cell nearest t (clamped to the map), or the two around it and the weight of the second. */
+static size_t lensviz__nearest_cell(double t, size_t n) {
+  double i = floor(t + 0.5);
+  return i < 0.0 ? 0 : i > (double)(n - 1) ? n - 1 : (size_t)i;
+}
+static void lensviz__cell_pair(double t, size_t n, size_t *i0, size_t *i1, float *f) {
+  if (t < 0.0) t = 0.0;
+  if (t > (double)(n - 1)) t = (double)(n - 1);
+  *i0 = (size_t)t;
+  *i1 = *i0 + 1 < n ? *i0 + 1 : *i0;
+  *f = (float)(t - (double)*i0);
+}
+
+/* The map at cell coordinates (ty, tx): the nearest cell, or bilinear between the four around. */
+static float lensviz__placed_value(const float *map, const lensnet_map_geometry *g, double ty, double tx, int smooth) {
+  size_t y0, y1, x0, x1, w = g->cols;
+  float fy, fx;
+  if (!smooth) return map[lensviz__nearest_cell(ty, g->rows) * w + lensviz__nearest_cell(tx, g->cols)];
+  lensviz__cell_pair(ty, g->rows, &y0, &y1, &fy);
+  lensviz__cell_pair(tx, g->cols, &x0, &x1, &fx);
+  return (1.0f - fy) * ((1.0f - fx) * map[y0 * w + x0] + fx * map[y0 * w + x1]) + fy * ((1.0f - fx) * map[y1 * w + x0] + fx * map[y1 * w + x1]);
+}
+
+static int lensviz__placed_ok(const lensnet_map_geometry *g) {
+  return g && g->rows && g->cols && g->image_h && g->image_w && g->stride > 0.0;
+}
+
+LENSVIZ_API void lensviz_map_to_image(const float *map, const lensnet_map_geometry *g, int smooth, float *out, unsigned char *inside) {
+  size_t X, Y, W, H;
+  if (!lensviz__placed_ok(g)) return;
+  W = g->image_w;
+  H = g->image_h;
+  for (Y = 0; Y < H; Y++) {
+    double ty = lensviz__cell_coord(g, H, H, Y);
+    for (X = 0; X < W; X++) {
+      double tx = lensviz__cell_coord(g, W, W, X);
+      out[Y * W + X] = lensviz__placed_value(map, g, ty, tx, smooth);
+      if (inside) inside[Y * W + X] = (unsigned char)(lensviz__in_cells(ty, g->rows) && lensviz__in_cells(tx, g->cols));
+    }
+  }
+}
+
+LENSVIZ_API void lensviz_render_map_placed(const float *map, const lensnet_map_geometry *g, lensviz_colormap cmap, float lo, float hi,
+                                           int smooth, lensviz_image *dst) {
+  size_t X, Y;
+  if (!lensviz__placed_ok(g)) return;
+  lensviz__auto_range(map, g->rows * g->cols, cmap, &lo, &hi);
+  for (Y = 0; Y < dst->height; Y++) {
+    double ty = lensviz__cell_coord(g, g->image_h, dst->height, Y);
+    for (X = 0; X < dst->width; X++) {
+      double tx = lensviz__cell_coord(g, g->image_w, dst->width, X);
+      lensviz_color c;
+      if (lensviz__in_cells(ty, g->rows) && lensviz__in_cells(tx, g->cols))
+        c = lensviz_colormap_color(cmap, (lensviz__placed_value(map, g, ty, tx, smooth) - lo) / (hi - lo));
+      else /* no cell here: light grey hatching, in no colour map */
+        c = (X + Y) % 6 < 2 ? lensviz_rgb(200, 200, 200) : lensviz_rgb(238, 238, 238);
+      lensviz__put(dst, (long)X, (long)Y, c);
+    }
+  }
+}
+
+/* The picture pixel where cell coordinate t's edge falls (the edge between pixels, rounded). */
+static long lensviz__cell_edge(const lensnet_map_geometry *g, size_t n_img, size_t n_pic, double t) {
+  return (long)floor((g->offset + t * g->stride + 0.5) * (double)n_pic / (double)n_img + 0.5);
+}
+
+LENSVIZ_API void lensviz_overlay_placed(lensviz_image *dst, const float *map, const lensnet_map_geometry *g, lensviz_colormap cmap,
+                                        float lo, float hi, float alpha) {
+  size_t X, Y;
+  long x0, x1, y0, y1, phase = 0;
+  lensviz_color white = lensviz_rgb(255, 255, 255);
+  if (!lensviz__placed_ok(g)) return;
+  lensviz__auto_range(map, g->rows * g->cols, cmap, &lo, &hi);
+  for (Y = 0; Y < dst->height; Y++) {
+    double ty = lensviz__cell_coord(g, g->image_h, dst->height, Y);
+    if (!lensviz__in_cells(ty, g->rows)) continue;
+    for (X = 0; X < dst->width; X++) {
+      double tx = lensviz__cell_coord(g, g->image_w, dst->width, X);
+      float t, a;
+      if (!lensviz__in_cells(tx, g->cols)) continue;
+      t = (lensviz__placed_value(map, g, ty, tx, 1) - lo) / (hi - lo);
+      t = t < 0.0f ? 0.0f : t > 1.0f ? 1.0f : t;
+      a = alpha * (cmap == LENSVIZ_CMAP_DIVERGING ? fabsf(2.0f * t - 1.0f) : sqrtf(t));
+      lensviz__blend(dst, (long)X, (long)Y, lensviz_colormap_color(cmap, t), a);
+    }
+  }
+  /* the blocks' outline, just outside them (clipped away where they reach the picture's edge) */
+  x0 = lensviz__cell_edge(g, g->image_w, dst->width, -0.5) - 1;
+  x1 = lensviz__cell_edge(g, g->image_w, dst->width, (double)g->cols - 0.5);
+  y0 = lensviz__cell_edge(g, g->image_h, dst->height, -0.5) - 1;
+  y1 = lensviz__cell_edge(g, g->image_h, dst->height, (double)g->rows - 0.5);
+  lensviz__line(dst, x0, y0, x1, y0, 1, white, 1, &phase);
+  lensviz__line(dst, x1, y0, x1, y1, 1, white, 1, &phase);
+  lensviz__line(dst, x1, y1, x0, y1, 1, white, 1, &phase);
+  lensviz__line(dst, x0, y1, x0, y0, 1, white, 1, &phase);
+}
+
+LENSVIZ_API double lensviz_scale_bar(lensviz_image *img, double arcsec_per_pixel) {
+  double width = (double)img->width * arcsec_per_pixel, step, length = 0.0;
+  static const double mantissa[3] = {5.0, 2.0, 1.0};
+  long margin, thick, len, x, y, k;
+  int scale, i;
+  char label[32];
+  size_t tw, th;
+  if (!(arcsec_per_pixel > 0.0) || !img->width || !img->height) return 0.0;
+  /* the longest 1, 2 or 5 x 10^k arcsec within a third of the width */
+  step = pow(10.0, floor(log10(width / 3.0)));
+  for (i = 0; i < 3 && length == 0.0; i++)
+    if (mantissa[i] * step <= width / 3.0 * (1.0 + 1e-9)) length = mantissa[i] * step;
+  if (length == 0.0) length = step;
+  len = (long)floor(length / arcsec_per_pixel + 0.5);
+  margin = (long)img->width / 40 > 3 ? (long)img->width / 40 : 3;
+  thick = (long)img->width / 100 > 2 ? (long)img->width / 100 : 2;
+  scale = img->width >= 400 ? 2 : 1;
+  x = margin;
+  y = (long)img->height - margin - thick;
+  lensviz_fill_rect(img, x - 1, y - 1, len + 2, thick + 2, lensviz_rgb(0, 0, 0));
+  lensviz_fill_rect(img, x, y, len, thick, lensviz_rgb(255, 255, 255));
+  snprintf(label, sizeof label, "%g\"", length);
+  lensviz_text_size(label, scale, &tw, &th);
+  k = x + (len - (long)tw) / 2;
+  if (k < x) k = x;
+  lensviz_draw_text(img, k + 1, y - 2 - (long)th + 1, label, scale, lensviz_rgb(0, 0, 0)); /* a shadow */
+  lensviz_draw_text(img, k, y - 2 - (long)th, label, scale, lensviz_rgb(255, 255, 255));
+  return length;
+}
+
+LENSVIZ_API const char *lensviz_composite_legend(const lensnet_model *m, char *buf, size_t cap) {
+  size_t bands[4], k, used = 0;
+  static const char *colour[3] = {"R=", " G=", " B="};
+  char name[64];
+  if (!cap) return buf;
+  buf[0] = 0;
+  if (!m || !m->in_c) return buf;
+  lensviz__composite_bands(m->in_c, bands);
+  if (m->in_c == 1) {
+    lensnet_model_band_name(m, 0, buf, cap, NULL);
+    return buf;
+  }
+  for (k = 0; k < 4; k++) {
+    int n;
+    if (k == 2 && bands[2] == bands[1]) continue; /* green is one band */
+    lensnet_model_band_name(m, bands[k], name, sizeof name, NULL);
+    n = snprintf(buf + used, cap - used, "%s%s", k == 2 ? "+" : colour[k < 2 ? k : 2], name);
+    if (n < 0 || (size_t)n >= cap - used) { buf[cap - 1] = 0; break; }
+    used += (size_t)n;
+  }
+  return buf;
 }
 
 /* ---- axes, ticks, colour bars -------------------------------------------------------------- */
@@ -2107,6 +2501,547 @@ LENSVIZ_API size_t lensviz_pr(const float *scores, const int *labels, size_t n, 
   if (ap) *ap = sum;
   lensviz_free(s);
   return count;
+}
+
+/* ---- evaluation ---------------------------------------------------------------------------- */
+
+LENSVIZ_API lensviz_eval_desc lensviz_eval_desc_resolve(const lensviz_eval_desc *desc) {
+  lensviz_eval_desc d;
+  if (desc) d = *desc;
+  else memset(&d, 0, sizeof d);
+  if (d.level == 0.0) d.level = 0.95;
+  if (!d.recall_count) { d.recall_count = 2; d.recalls[0] = 0.9; d.recalls[1] = 0.95; }
+  if (!d.fpr_count) { d.fpr_count = 2; d.fprs[0] = 1e-2; d.fprs[1] = 1e-3; }
+  return d;
+}
+
+static lensnet_result lensviz__eval_check_desc(const lensviz_eval_desc *d, lensnet_error *err) {
+  size_t i;
+  if (!(d->level > 0.0 && d->level < 1.0)) return lensviz__fail(err, LENSNET_ERR_ARG, "eval: level %g is outside (0, 1)", d->level);
+  if (!(d->prior >= 0.0) || d->prior > 1e300) return lensviz__fail(err, LENSNET_ERR_ARG, "eval: prior %g is not a ratio >= 0", d->prior);
+  if (d->recall_count > LENSVIZ_EVAL_MAX_LEVELS || d->fpr_count > LENSVIZ_EVAL_MAX_LEVELS)
+    return lensviz__fail(err, LENSNET_ERR_ARG, "eval: at most %d recalls and %d false-positive rates", LENSVIZ_EVAL_MAX_LEVELS,
+                         LENSVIZ_EVAL_MAX_LEVELS);
+  for (i = 0; i < d->recall_count; i++)
+    if (!(d->recalls[i] > 0.0 && d->recalls[i] <= 1.0)) return lensviz__fail(err, LENSNET_ERR_ARG, "eval: recall %g is outside (0, 1]", d->recalls[i]);
+  for (i = 0; i < d->fpr_count; i++)
+    if (!(d->fprs[i] > 0.0 && d->fprs[i] <= 1.0))
+      return lensviz__fail(err, LENSNET_ERR_ARG, "eval: false-positive rate %g is outside (0, 1]", d->fprs[i]);
+  return LENSNET_OK;
+}
+
+/* NaN scores cannot be ranked; weights must be finite and >= 0. */
+static lensnet_result lensviz__eval_check_inputs(const float *scores, const float *weights, size_t n, size_t stride, lensnet_error *err) {
+  size_t i, c;
+  for (i = 0; i < n; i++) {
+    for (c = 0; c < stride; c++)
+      if (scores[i * stride + c] != scores[i * stride + c])
+        return lensviz__fail(err, LENSNET_ERR_ARG, "eval: the score of object %lu is NaN", (unsigned long)i);
+    if (weights && !(weights[i] >= 0.0f && weights[i] <= 3.4e38f))
+      return lensviz__fail(err, LENSNET_ERR_ARG, "eval: the weight of object %lu is %g (weights are finite and >= 0)", (unsigned long)i,
+                           (double)weights[i]);
+  }
+  return LENSNET_OK;
+}
+
+/* Objects in score order, each with its class and its place in the caller's arrays. */
+typedef struct { float score; int positive; size_t index; } lensviz__ranked;
+
+static int lensviz__by_score_asc(const void *a, const void *b) {
+  float x = ((const lensviz__ranked *)a)->score, y = ((const lensviz__ranked *)b)->score;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* scores[i * stride] and (label == positive_label, or nonzero when positive_label < 0), sorted
+ * from the lowest score up. */
+static lensviz__ranked *lensviz__rank(const float *scores, size_t stride, const int *labels, int positive_label, size_t n) {
+  lensviz__ranked *r = LENSVIZ__CAST(lensviz__ranked *, lensviz__alloc(n, sizeof(lensviz__ranked)));
+  size_t i;
+  if (!r) return NULL;
+  for (i = 0; i < n; i++) {
+    r[i].score = scores[i * stride];
+    r[i].positive = positive_label < 0 ? labels[i] != 0 : labels[i] == positive_label;
+    r[i].index = i;
+  }
+  qsort(r, n, sizeof *r, lensviz__by_score_asc);
+  return r;
+}
+
+/* The Mann-Whitney AUC over ranked objects, object i weighing weight[i] * times[i] (either may be
+ * NULL: 1); ties between a lens and a non-lens count one half. NaN without both classes. */
+static double lensviz__auc(const lensviz__ranked *r, size_t n, const double *weight, const double *times) {
+  double below = 0.0, sum = 0.0, wp = 0.0, wn = 0.0;
+  size_t i = 0;
+  while (i < n) {
+    size_t j = i;
+    double gp = 0.0, gn = 0.0;
+    for (; j < n && r[j].score == r[i].score; j++) {
+      double w = (weight ? weight[r[j].index] : 1.0) * (times ? times[r[j].index] : 1.0);
+      if (r[j].positive) gp += w;
+      else gn += w;
+    }
+    sum += gp * (below + 0.5 * gn);
+    below += gn;
+    wp += gp;
+    wn += gn;
+    i = j;
+  }
+  return wp > 0.0 && wn > 0.0 ? sum / (wp * wn) : NAN;
+}
+
+/* The q-quantile of sorted values, linearly interpolated between order statistics. */
+static double lensviz__quantile(const double *sorted, size_t n, double q) {
+  double pos = q * (double)(n - 1), frac;
+  size_t i = (size_t)pos;
+  if (i >= n - 1) return sorted[n - 1];
+  frac = pos - (double)i;
+  return sorted[i] + frac * (sorted[i + 1] - sorted[i]);
+}
+
+static int lensviz__by_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/* The stratified bootstrap of one or more AUCs computed over the same resampled objects: one
+ * ranked order per AUC, and with `macro` their mean as one more statistic. */
+typedef struct {
+  const lensviz__ranked *const *orders;
+  size_t order_count, n, stats;
+  int macro;
+  const double *weight;
+  const size_t *members, *stratum_start; /* objects grouped by stratum */
+  size_t strata;
+  uint64_t seed;
+  size_t first;                          /* the first resample of this run */
+  double *times;                         /* per worker: n multiplicities */
+  double *values;                        /* resamples x stats */
+} lensviz__boot;
+
+static void lensviz__boot_one(void *ctx, size_t index, size_t worker) {
+  lensviz__boot *b = (lensviz__boot *)ctx;
+  size_t resample = b->first + index, s, k, o;
+  double *times = b->times + worker * b->n, *out = b->values + resample * b->stats, sum = 0.0;
+  lensnet_rng rng;
+  lensnet_rng_seed(&rng, b->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(resample + 1)));
+  memset(times, 0, b->n * sizeof *times);
+  for (s = 0; s < b->strata; s++) {
+    size_t start = b->stratum_start[s], m = b->stratum_start[s + 1] - start;
+    for (k = 0; k < m; k++) times[b->members[start + (size_t)(lensnet_rng_next(&rng) % m)]] += 1.0;
+  }
+  for (o = 0; o < b->order_count; o++) {
+    out[o] = lensviz__auc(b->orders[o], b->n, b->weight, times);
+    sum += out[o];
+  }
+  if (b->macro) out[b->order_count] = sum / (double)b->order_count;
+}
+
+/* Runs the resamples and puts each statistic's interval into lo[s], hi[s]. stratum[i] in
+ * 0..strata-1 is object i's class. */
+static lensnet_result lensviz__bootstrap(const lensviz__ranked *const *orders, size_t order_count, int macro, const double *weight,
+                                         const int *stratum, size_t strata, size_t n, const lensviz_eval_desc *d, double *lo,
+                                         double *hi, lensnet_error *err) {
+  lensviz__boot b;
+  size_t workers = d->parallel && d->parallel->run && d->parallel->workers > 1 ? d->parallel->workers : 1, i, s, done;
+  size_t *members, *start, *fill;
+  double *column;
+  lensnet_result r = LENSNET_OK;
+  memset(&b, 0, sizeof b);
+  b.orders = orders;
+  b.order_count = order_count;
+  b.n = n;
+  b.macro = macro;
+  b.stats = order_count + (macro ? 1 : 0);
+  b.weight = weight;
+  b.strata = strata;
+  b.seed = d->seed;
+  members = LENSVIZ__CAST(size_t *, lensviz__alloc(n, sizeof(size_t)));
+  start = LENSVIZ__CAST(size_t *, lensviz__alloc(strata + 1, sizeof(size_t)));
+  fill = LENSVIZ__CAST(size_t *, lensviz__alloc(strata + 1, sizeof(size_t)));
+  column = LENSVIZ__CAST(double *, lensviz__alloc(d->resamples, sizeof(double)));
+  if (n <= (size_t)-1 / sizeof(double)) b.times = LENSVIZ__CAST(double *, lensviz__alloc(workers, n * sizeof(double)));
+  if (b.stats <= (size_t)-1 / sizeof(double)) b.values = LENSVIZ__CAST(double *, lensviz__alloc(d->resamples, b.stats * sizeof(double)));
+  if (!members || !start || !fill || !column || !b.times || !b.values) {
+    r = lensviz__fail(err, LENSNET_ERR_NOMEM, "eval: out of memory for %lu resamples of %lu objects", (unsigned long)d->resamples,
+                      (unsigned long)n);
+  } else {
+    /* the objects of each stratum side by side: members[start[s] .. start[s + 1]) */
+    memset(start, 0, (strata + 1) * sizeof(size_t));
+    for (i = 0; i < n; i++) start[stratum[i] + 1]++;
+    for (s = 0; s < strata; s++) start[s + 1] += start[s];
+    memcpy(fill, start, (strata + 1) * sizeof(size_t));
+    for (i = 0; i < n; i++) members[fill[stratum[i]]++] = i;
+    b.members = members;
+    b.stratum_start = start;
+    for (done = 0; done < d->resamples;) {
+      size_t chunk = d->resamples - done < 64 ? d->resamples - done : 64;
+      b.first = done;
+      if (workers > 1 && chunk > 1) d->parallel->run(d->parallel->user, chunk, lensviz__boot_one, &b);
+      else for (i = 0; i < chunk; i++) lensviz__boot_one(&b, i, 0);
+      done += chunk;
+      if (d->progress) d->progress(d->progress_user, done, d->resamples);
+    }
+    for (s = 0; s < b.stats; s++) {
+      for (i = 0; i < d->resamples; i++) column[i] = b.values[i * b.stats + s];
+      qsort(column, d->resamples, sizeof *column, lensviz__by_double);
+      lo[s] = lensviz__quantile(column, d->resamples, 0.5 * (1.0 - d->level));
+      hi[s] = lensviz__quantile(column, d->resamples, 0.5 * (1.0 + d->level));
+    }
+  }
+  lensviz_free(members);
+  lensviz_free(start);
+  lensviz_free(fill);
+  lensviz_free(column);
+  lensviz_free(b.times);
+  lensviz_free(b.values);
+  return r;
+}
+
+/* Each object's weight with the prior applied, and the class totals. */
+static double *lensviz__eval_weights(const int *labels, const float *weights, size_t n, double prior, lensviz_eval_result *out) {
+  double *w = LENSVIZ__CAST(double *, lensviz__alloc(n, sizeof(double)));
+  double wp = 0.0, wn = 0.0, factor = 1.0;
+  size_t i;
+  if (!w) return NULL;
+  out->count_pos = out->count_neg = 0;
+  for (i = 0; i < n; i++) {
+    w[i] = weights ? (double)weights[i] : 1.0;
+    if (labels[i]) { wp += w[i]; out->count_pos++; }
+    else { wn += w[i]; out->count_neg++; }
+  }
+  if (prior > 0.0 && wp > 0.0 && wn > 0.0) factor = prior * wp / wn;
+  for (i = 0; i < n; i++)
+    if (!labels[i]) w[i] *= factor;
+  out->negative_weight = factor;
+  out->weight_pos = wp;
+  out->weight_neg = wn * factor;
+  return w;
+}
+
+static double lensviz__ratio(double a, double b) { return b > 0.0 ? a / b : NAN; }
+
+/* The figures at the threshold. */
+static void lensviz__eval_threshold(const float *scores, const int *labels, const double *w, size_t n, double threshold,
+                                    lensviz_eval_result *out) {
+  size_t i;
+  out->threshold = threshold;
+  out->tp = out->fp = out->tn = out->fn = 0.0;
+  for (i = 0; i < n; i++) {
+    int called = (double)scores[i] >= threshold;
+    if (labels[i]) { if (called) out->tp += w[i]; else out->fn += w[i]; }
+    else { if (called) out->fp += w[i]; else out->tn += w[i]; }
+  }
+  out->precision = lensviz__ratio(out->tp, out->tp + out->fp);
+  out->recall = lensviz__ratio(out->tp, out->tp + out->fn);
+  out->fpr = lensviz__ratio(out->fp, out->fp + out->tn);
+  out->f1 = lensviz__ratio(2.0 * out->tp, 2.0 * out->tp + out->fp + out->fn);
+  out->accuracy = lensviz__ratio(out->tp + out->tn, out->tp + out->fp + out->tn + out->fn);
+}
+
+/* Walks the distinct scores from the highest down: AP, precision at recall, recall at FPR. */
+static void lensviz__eval_sweep(const lensviz__ranked *r, size_t n, const double *w, lensviz_eval_result *out) {
+  double tp = 0.0, fp = 0.0, prev_recall = 0.0, ap = 0.0;
+  size_t i = n, k;
+  int have_pos = out->weight_pos > 0.0, have_neg = out->weight_neg > 0.0;
+  for (k = 0; k < out->recall_count; k++) out->precision_at_recall[k] = out->threshold_at_recall[k] = NAN;
+  for (k = 0; k < out->fpr_count; k++) {
+    out->recall_at_fpr[k] = have_pos && have_neg ? 0.0 : NAN;
+    out->threshold_at_fpr[k] = have_pos && have_neg ? INFINITY : NAN;
+  }
+  while (i > 0) {
+    size_t j = i;
+    double recall, precision, fpr, score = (double)r[i - 1].score;
+    for (; j > 0 && r[j - 1].score == r[i - 1].score; j--) {
+      if (r[j - 1].positive) tp += w[r[j - 1].index];
+      else fp += w[r[j - 1].index];
+    }
+    recall = lensviz__ratio(tp, out->weight_pos);
+    precision = lensviz__ratio(tp, tp + fp);
+    fpr = lensviz__ratio(fp, out->weight_neg);
+    if (have_pos) {
+      if (tp + fp > 0.0) ap += (recall - prev_recall) * precision;
+      prev_recall = recall;
+      for (k = 0; k < out->recall_count; k++)
+        if (out->threshold_at_recall[k] != out->threshold_at_recall[k] && recall >= out->recalls[k] * (1.0 - 1e-12)) {
+          out->precision_at_recall[k] = precision;
+          out->threshold_at_recall[k] = score;
+        }
+    }
+    if (have_pos && have_neg)
+      for (k = 0; k < out->fpr_count; k++)
+        if (fpr <= out->fprs[k] * (1.0 + 1e-12)) {
+          out->recall_at_fpr[k] = recall;
+          out->threshold_at_fpr[k] = score;
+        }
+    i = j;
+  }
+  out->ap = have_pos ? ap : NAN;
+}
+
+LENSVIZ_API lensnet_result lensviz_eval_binary(const float *scores, const int *labels, const float *weights, size_t n, double threshold,
+                                               const lensviz_eval_desc *desc, lensviz_eval_result *out, lensnet_error *err) {
+  lensviz_eval_desc d = lensviz_eval_desc_resolve(desc);
+  lensviz__ranked *r = NULL;
+  double *w = NULL;
+  lensnet_result res;
+  size_t k;
+  memset(out, 0, sizeof *out);
+  out->auc = out->auc_lo = out->auc_hi = out->ap = NAN;
+  if ((res = lensviz__eval_check_desc(&d, err)) != LENSNET_OK) return res;
+  if ((res = lensviz__eval_check_inputs(scores, weights, n, 1, err)) != LENSNET_OK) return res;
+  out->level = d.level;
+  out->recall_count = d.recall_count;
+  out->fpr_count = d.fpr_count;
+  for (k = 0; k < d.recall_count; k++) out->recalls[k] = d.recalls[k];
+  for (k = 0; k < d.fpr_count; k++) out->fprs[k] = d.fprs[k];
+  w = lensviz__eval_weights(labels, weights, n, d.prior, out);
+  r = lensviz__rank(scores, 1, labels, -1, n);
+  if (!w || !r) {
+    lensviz_free(w);
+    lensviz_free(r);
+    return lensviz__fail(err, LENSNET_ERR_NOMEM, "eval: out of memory for %lu objects", (unsigned long)n);
+  }
+  lensviz__eval_threshold(scores, labels, w, n, threshold, out);
+  lensviz__eval_sweep(r, n, w, out);
+  out->auc = lensviz__auc(r, n, w, NULL);
+  if (d.resamples && out->auc == out->auc) {
+    const lensviz__ranked *orders[1];
+    int *stratum = LENSVIZ__CAST(int *, lensviz__alloc(n, sizeof(int)));
+    orders[0] = r;
+    if (!stratum) res = lensviz__fail(err, LENSNET_ERR_NOMEM, "eval: out of memory for %lu objects", (unsigned long)n);
+    else {
+      for (k = 0; k < n; k++) stratum[k] = labels[k] != 0;
+      res = lensviz__bootstrap(orders, 1, 0, w, stratum, 2, n, &d, &out->auc_lo, &out->auc_hi, err);
+      if (res == LENSNET_OK) out->resamples = d.resamples;
+    }
+    lensviz_free(stratum);
+  }
+  lensviz_free(w);
+  lensviz_free(r);
+  return res;
+}
+
+LENSVIZ_API void lensviz_eval_group_objects(const int *labels, size_t n, const unsigned char *in_group, size_t *pick, size_t *count,
+                                            lensviz_eval_members *members) {
+  size_t i, m = 0;
+  int has_pos = 0, has_neg = 0;
+  lensviz_eval_members mem;
+  for (i = 0; i < n; i++)
+    if (in_group[i]) { if (labels[i]) has_pos = 1; else has_neg = 1; }
+  mem = has_pos && has_neg ? LENSVIZ_EVAL_MEMBERS_BOTH : has_pos ? LENSVIZ_EVAL_MEMBERS_LENSES
+        : has_neg ? LENSVIZ_EVAL_MEMBERS_NON_LENSES : LENSVIZ_EVAL_MEMBERS_NONE;
+  /* the group, and every object of the class it lacks */
+  for (i = 0; i < n; i++)
+    if (in_group[i] || (mem == LENSVIZ_EVAL_MEMBERS_LENSES && !labels[i]) || (mem == LENSVIZ_EVAL_MEMBERS_NON_LENSES && labels[i]))
+      pick[m++] = i;
+  *count = m;
+  if (members) *members = mem;
+}
+
+LENSVIZ_API lensnet_result lensviz_eval_group(const float *scores, const int *labels, const float *weights, size_t n,
+                                              const unsigned char *in_group, double threshold, const lensviz_eval_desc *desc,
+                                              lensviz_eval_result *out, lensviz_eval_members *members, lensnet_error *err) {
+  size_t i, m = 0, *pick = LENSVIZ__CAST(size_t *, lensviz__alloc(n, sizeof(size_t)));
+  float *s = lensviz__floats(n), *wt = weights ? lensviz__floats(n) : NULL;
+  int *l = LENSVIZ__CAST(int *, lensviz__alloc(n, sizeof(int)));
+  lensnet_result r;
+  if (!pick || !s || !l || (weights && !wt)) {
+    memset(out, 0, sizeof *out);
+    r = lensviz__fail(err, LENSNET_ERR_NOMEM, "eval: out of memory for %lu objects", (unsigned long)n);
+  } else {
+    lensviz_eval_group_objects(labels, n, in_group, pick, &m, members);
+    for (i = 0; i < m; i++) {
+      s[i] = scores[pick[i]];
+      l[i] = labels[pick[i]] != 0;
+      if (wt) wt[i] = weights[pick[i]];
+    }
+    r = lensviz_eval_binary(s, l, wt, m, threshold, desc, out, err);
+  }
+  lensviz_free(pick);
+  lensviz_free(s);
+  lensviz_free(l);
+  lensviz_free(wt);
+  return r;
+}
+
+LENSVIZ_API lensnet_result lensviz_eval_curve(const float *scores, const int *labels, const float *weights, size_t n, double prior,
+                                              lensviz_eval_point *points, size_t *count, lensnet_error *err) {
+  lensviz_eval_result totals;
+  lensviz__ranked *r;
+  double *w, tp = 0.0, fp = 0.0;
+  size_t i = n, c = 1;
+  lensnet_result res;
+  *count = 0;
+  if ((res = lensviz__eval_check_inputs(scores, weights, n, 1, err)) != LENSNET_OK) return res;
+  if (!(prior >= 0.0)) return lensviz__fail(err, LENSNET_ERR_ARG, "eval: prior %g is not a ratio >= 0", prior);
+  w = lensviz__eval_weights(labels, weights, n, prior, &totals);
+  r = lensviz__rank(scores, 1, labels, -1, n);
+  if (!w || !r) {
+    lensviz_free(w);
+    lensviz_free(r);
+    return lensviz__fail(err, LENSNET_ERR_NOMEM, "eval: out of memory for %lu objects", (unsigned long)n);
+  }
+  points[0].threshold = INFINITY;
+  points[0].tp = points[0].fp = points[0].tpr = points[0].fpr = 0.0;
+  points[0].precision = 1.0;
+  if (totals.weight_pos <= 0.0) points[0].tpr = NAN;
+  if (totals.weight_neg <= 0.0) points[0].fpr = NAN;
+  while (i > 0) {
+    size_t j = i;
+    for (; j > 0 && r[j - 1].score == r[i - 1].score; j--) {
+      if (r[j - 1].positive) tp += w[r[j - 1].index];
+      else fp += w[r[j - 1].index];
+    }
+    points[c].threshold = (double)r[i - 1].score;
+    points[c].tp = tp;
+    points[c].fp = fp;
+    points[c].tpr = lensviz__ratio(tp, totals.weight_pos);
+    points[c].fpr = lensviz__ratio(fp, totals.weight_neg);
+    points[c].precision = lensviz__ratio(tp, tp + fp);
+    c++;
+    i = j;
+  }
+  *count = c;
+  lensviz_free(w);
+  lensviz_free(r);
+  return LENSNET_OK;
+}
+
+LENSVIZ_API lensviz_eval_binned lensviz_eval_binned_class(const double *values, const int *labels, size_t n) {
+  double first[2];
+  int seen[2] = {0, 0}, varies[2] = {0, 0};
+  size_t i;
+  for (i = 0; i < n; i++) {
+    int c = labels[i] != 0;
+    if (values[i] != values[i]) continue;
+    if (!seen[c]) { first[c] = values[i]; seen[c] = 1; }
+    else if (values[i] != first[c]) varies[c] = 1;
+  }
+  if (seen[0] && !varies[0] && varies[1]) return LENSVIZ_EVAL_BIN_LENSES;
+  if (seen[1] && !varies[1] && varies[0]) return LENSVIZ_EVAL_BIN_NON_LENSES;
+  return LENSVIZ_EVAL_BIN_ALL;
+}
+
+LENSVIZ_API lensnet_result lensviz_eval_quantile_edges(const double *values, const int *labels, size_t n, lensviz_eval_binned which,
+                                                       size_t bins, double *edges, size_t *edge_count, lensnet_error *err) {
+  double *v;
+  size_t i, m = 0, k, c = 0;
+  *edge_count = 0;
+  if (!bins) return lensviz__fail(err, LENSNET_ERR_ARG, "eval: at least one bin");
+  if (!(v = LENSVIZ__CAST(double *, lensviz__alloc(n, sizeof(double)))))
+    return lensviz__fail(err, LENSNET_ERR_NOMEM, "eval: out of memory for %lu values", (unsigned long)n);
+  for (i = 0; i < n; i++) {
+    if (!isfinite(values[i])) continue;
+    if ((which == LENSVIZ_EVAL_BIN_LENSES && !labels[i]) || (which == LENSVIZ_EVAL_BIN_NON_LENSES && labels[i])) continue;
+    v[m++] = values[i];
+  }
+  if (m) {
+    qsort(v, m, sizeof *v, lensviz__by_double);
+    for (k = 0; k <= bins; k++) {
+      double e = k == bins ? v[m - 1] : lensviz__quantile(v, m, (double)k / (double)bins);
+      if (c == 0 || e > edges[c - 1]) edges[c++] = e;
+    }
+    if (c == 1) edges[c++] = edges[0];
+  }
+  *edge_count = c;
+  lensviz_free(v);
+  return LENSNET_OK;
+}
+
+LENSVIZ_API long lensviz_eval_bin(double v, const double *edges, size_t edge_count) {
+  size_t lo = 0, hi;
+  if (edge_count < 2 || !(v >= edges[0] && v <= edges[edge_count - 1])) return -1;
+  hi = edge_count - 1; /* edges[lo] <= v, and v < edges[hi] or v is the top edge */
+  while (hi - lo > 1) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (v >= edges[mid]) lo = mid;
+    else hi = mid;
+  }
+  return (long)lo;
+}
+
+LENSVIZ_API lensnet_result lensviz_eval_multiclass(const float *probs, const int *labels, size_t n, size_t k, const lensviz_eval_desc *desc,
+                                                   lensviz_eval_classes *out, lensnet_error *err) {
+  lensviz_eval_desc d = lensviz_eval_desc_resolve(desc);
+  lensviz__ranked *orders[LENSVIZ_EVAL_MAX_CLASSES];
+  lensnet_result res;
+  size_t i, c, j;
+  int all_defined = 1;
+  memset(out, 0, sizeof *out);
+  memset(orders, 0, sizeof orders);
+  out->macro_auc = out->macro_lo = out->macro_hi = out->accuracy = NAN;
+  if (k < 2 || k > LENSVIZ_EVAL_MAX_CLASSES)
+    return lensviz__fail(err, LENSNET_ERR_ARG, "eval: %lu classes (2 to %d are evaluated)", (unsigned long)k, LENSVIZ_EVAL_MAX_CLASSES);
+  if ((res = lensviz__eval_check_desc(&d, err)) != LENSNET_OK) return res;
+  if ((res = lensviz__eval_check_inputs(probs, NULL, n, k, err)) != LENSNET_OK) return res;
+  for (i = 0; i < n; i++)
+    if (labels[i] < 0 || (size_t)labels[i] >= k)
+      return lensviz__fail(err, LENSNET_ERR_ARG, "eval: object %lu has label %d (classes are 0..%lu)", (unsigned long)i, labels[i],
+                           (unsigned long)k - 1);
+  out->classes = k;
+  out->level = d.level;
+  for (c = 0; c < k; c++) out->auc[c] = out->auc_lo[c] = out->auc_hi[c] = NAN;
+  for (i = 0; i < n; i++) {
+    const float *p = probs + i * k;
+    size_t best = 0;
+    for (c = 1; c < k; c++)
+      if (p[c] > p[best]) best = c;
+    out->count[labels[i]]++;
+    out->confusion[(size_t)labels[i] * k + best] += 1.0;
+  }
+  for (c = 0; c < k; c++) {
+    double tp = out->confusion[c * k + c], called = 0.0, truth = 0.0;
+    for (j = 0; j < k; j++) {
+      called += out->confusion[j * k + c];
+      truth += out->confusion[c * k + j];
+    }
+    out->precision[c] = lensviz__ratio(tp, called);
+    out->recall[c] = lensviz__ratio(tp, truth);
+    out->f1[c] = lensviz__ratio(2.0 * tp, called + truth);
+    out->accuracy = (c ? out->accuracy : 0.0) + tp;
+  }
+  out->accuracy = lensviz__ratio(out->accuracy, (double)n);
+  for (c = 0; c < k && res == LENSNET_OK; c++) {
+    if (!(orders[c] = lensviz__rank(probs + c, k, labels, (int)c, n)))
+      res = lensviz__fail(err, LENSNET_ERR_NOMEM, "eval: out of memory for %lu objects", (unsigned long)n);
+    else {
+      out->auc[c] = lensviz__auc(orders[c], n, NULL, NULL);
+      if (out->auc[c] != out->auc[c]) all_defined = 0;
+    }
+  }
+  if (res == LENSNET_OK && all_defined) {
+    double sum = 0.0;
+    for (c = 0; c < k; c++) sum += out->auc[c];
+    out->macro_auc = sum / (double)k;
+    if (d.resamples) {
+      double lo[LENSVIZ_EVAL_MAX_CLASSES + 1], hi[LENSVIZ_EVAL_MAX_CLASSES + 1];
+      res = lensviz__bootstrap((const lensviz__ranked *const *)orders, k, 1, NULL, labels, k, n, &d, lo, hi, err);
+      if (res == LENSNET_OK) {
+        for (c = 0; c < k; c++) { out->auc_lo[c] = lo[c]; out->auc_hi[c] = hi[c]; }
+        out->macro_lo = lo[k];
+        out->macro_hi = hi[k];
+        out->resamples = d.resamples;
+      }
+    }
+  } else if (res == LENSNET_OK && d.resamples) {
+    /* intervals for the classes whose AUC is defined, one class at a time */
+    for (c = 0; c < k && res == LENSNET_OK; c++) {
+      int *stratum;
+      const lensviz__ranked *one[1];
+      if (out->auc[c] != out->auc[c]) continue;
+      if (!(stratum = LENSVIZ__CAST(int *, lensviz__alloc(n, sizeof(int))))) {
+        res = lensviz__fail(err, LENSNET_ERR_NOMEM, "eval: out of memory for %lu objects", (unsigned long)n);
+        break;
+      }
+      for (i = 0; i < n; i++) stratum[i] = labels[i] == (int)c;
+      one[0] = orders[c];
+      res = lensviz__bootstrap(one, 1, 0, NULL, stratum, 2, n, &d, &out->auc_lo[c], &out->auc_hi[c], err);
+      lensviz_free(stratum);
+      out->resamples = d.resamples;
+    }
+  }
+  for (c = 0; c < k; c++) lensviz_free(orders[c]);
+  return res;
 }
 
 /* ---- files: GIF, PNG ----------------------------------------------------------------------- */

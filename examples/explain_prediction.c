@@ -6,8 +6,10 @@
  * Occlusion (Zeiler & Fergus 2014) hides one square patch of the image at a time and records
  * how p(lens) changes: where hiding the patch lowers p(lens) (blue), the finder relied on what
  * was there, an arc if it is right for the right reason. lensviz_occlusion computes the map;
- * lensviz draws the cutout and the map side by side with a colour bar into OUT_DIR/occlusion.png.
- * The cutout is prepared as find_lenses.c does it, from the model's metadata. */
+ * lensviz draws the cutout and the map side by side with a colour bar into OUT_DIR/occlusion.png,
+ * each map cell over the patch it stands for (lensviz_occlusion_grid), with an arcsecond scale
+ * bar when the FITS header gives the pixel scale. The cutout is prepared as find_lenses.c does
+ * it, from the model's metadata. */
 #define _POSIX_C_SOURCE 200809L /* mkdir */
 #define LENSNET_IMPLEMENTATION
 #define STB_IMAGE_WRITE_IMPLEMENTATION
@@ -31,9 +33,10 @@ int main(int argc, char **argv) {
   lensviz_desc occ = {0}; /* zero means default for every option */
   lensviz_image pics[2], panel = {0};
   lensviz_panel panels[2];
+  lensnet_map_geometry cells;
   size_t lens_class, rows, cols, k, top = 0, w, h;
   float *input, *map, lo, hi;
-  double p_lens;
+  double p_lens, arcsec = 0.0;
   char title[160], path[1024];
 
   /* 1. The finder and the cutout, prepared as the metadata says (see find_lenses.c). */
@@ -74,7 +77,12 @@ int main(int argc, char **argv) {
     if (lensviz_image_alloc(&pics[k], SIDE, SIDE, &err) != LENSNET_OK) { fprintf(stderr, "explain_prediction: %s\n", err.message); return 1; }
   lensviz_asinh_bands(input, model->in_c, model->in_h, model->in_w, 8.0f, 0.0f, &pics[0]);
   lensviz_map_range(map, rows * cols, 1, &lo, &hi); /* symmetric about 0 */
-  lensviz_render_map(map, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, &pics[1]);
+  lensviz_occlusion_grid(model, &occ, &cells);       /* each cell over its patch */
+  lensviz_render_map_placed(map, &cells, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, &pics[1]);
+  /* arcseconds per picture pixel: the cutout's, times its width over the model's, times the
+   * model's width over the picture's (no scale bar when the header does not say) */
+  if (lensnet_fits_pixel_scale(cutout_path, -1, &arcsec, NULL, NULL) == LENSNET_OK)
+    for (k = 0; k < 2; k++) lensviz_scale_bar(&pics[k], arcsec * (double)cutout.shape[cutout.ndim - 1] / SIDE);
   memset(panels, 0, sizeof panels);
   panels[0].image = &pics[0];
   panels[0].title = "cutout";

@@ -26,6 +26,25 @@ int main() {
     ok = ok && lensviz_gif_encode(&img, 1, 10, &gif, &len, &err) == LENSNET_OK && len > 800;
     lensviz_free(gif);
   }
+  // a CSV table and an evaluation: lenses 0.9 0.4 against non-lenses 0.4 0.1 win 1 + 1 + 0.5 + 1 of 4
+  {
+    lensnet_csv table;
+    const char csv[] = "index,p_lens,label\n0,0.9,1\n1,0.4,1\n2,0.4,0\n3,0.1,0";
+    float scores[4];
+    int labels[4];
+    size_t r;
+    double v;
+    lensviz_eval_result res;
+    ok = ok && lensnet_csv_read_memory(csv, sizeof csv - 1, &table, &err) == LENSNET_OK && table.rows == 5;
+    for (r = 1; ok && r < table.rows; r++) {
+      ok = lensnet_csv_number(&table, r, 1, &v, &err) == LENSNET_OK;
+      scores[r - 1] = (float)v;
+      ok = ok && lensnet_csv_number(&table, r, 2, &v, &err) == LENSNET_OK;
+      labels[r - 1] = (int)v;
+    }
+    lensnet_csv_free(&table);
+    ok = ok && lensviz_eval_binary(scores, labels, 0, 4, 0.5, 0, &res, &err) == LENSNET_OK && res.auc == 0.875;
+  }
   std::printf("%d passed, %d failed\n", ok ? 1 : 0, ok ? 0 : 1);
   return ok ? 0 : 1;
 }

@@ -177,6 +177,8 @@ static void test_out(void) {
     CHECK(cli_lens("predict --model " W "/m_none.safetensors " W "/x.npy --csv " W "/new/p3/s.csv 2> /dev/null") == 0 && check_file_exists(W "/new/p3/s.csv"), "predict --csv");
     CHECK(cli_lens("render " W "/scene.json --out " W "/new/r/a.npy 2> /dev/null") == 0 && check_file_exists(W "/new/r/a.npy"), "render");
     CHECK(cli_lens("plot roc --scores " W "/scores.csv --out " W "/new/pl/roc.png > /dev/null 2> /dev/null") == 0 && check_file_exists(W "/new/pl/roc.png"), "plot");
+    CHECK(cli_lens("eval --scores " W "/scores.csv --bootstrap 10 --out " W "/new/ev1/ev2 > /dev/null 2> /dev/null") == 0 &&
+          check_file_exists(W "/new/ev1/ev2/metrics.json"), "eval");
     CHECK(cli_lens("explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency --threads 1 --out " W "/new/e1/e2 2> /dev/null") == 0 &&
           check_file_exists(W "/new/e1/e2/saliency.npy"), "explain");
     CHECK(cli_lens("sim --preset euclid-lensfinding --n 12 --threads 1 --out " W "/new/s1/s2 2> /dev/null") == 0 && check_file_exists(W "/new/s1/s2/images.npy"), "sim");
@@ -255,6 +257,10 @@ static void test_exit_codes(void) {
     {"plot scores --scores " W "/scores.csv --bins 0 --out " W "/a.png", 2}, {"plot history --out " W "/a.png", 2},
     {"plot roc --scores " W "/missing.csv --out " W "/a.png", 1}, {"plot roc --scores " W "/scores.csv --score-column nope --out " W "/a.png", 1},
     {"plot roc --scores " W "/scores.csv --out " W "/a.png", 0}, {"plot --help", 0},
+    {"eval", 2}, {"eval --scores " W "/scores.csv", 2}, {"eval --scores " W "/scores.csv --out " W "/ev.csv", 2},
+    {"eval --scores " W "/scores.csv --out " W "/ev --bootstrap -1", 2}, {"eval --scores " W "/scores.csv --out " W "/ev --frobnicate", 2},
+    {"eval --scores " W "/missing.csv --out " W "/ev", 1}, {"eval --scores " W "/scores.csv --score-column nope --out " W "/ev", 1},
+    {"eval --scores " W "/scores.csv --bootstrap 10 --out " W "/ev", 0}, {"eval --help", 0},
     {"sim", 2}, {"sim --preset nonsense --n 2 --out " W "/s", 2}, {"sim --preset euclid-lensfinding --n 0 --out " W "/s", 2},
     {"sim --preset euclid-lensfinding --n 2", 2}, {"sim --preset euclid-lensfinding --n 2 --lens-fraction 2 --out " W "/s", 2},
     {"sim --preset euclid-lensfinding --n 2 --theta-e-min 2 --theta-e-max 1 --out " W "/s", 2},
@@ -353,7 +359,7 @@ static int table_options(const char *command, char names[][48], int most) {
 
 static void test_help(void) {
   TEST("every subcommand's --help lists every option of its table and exits 0") {
-    static const char *commands[] = {"info", "predict", "train", "render", "explain", "plot", "sim"};
+    static const char *commands[] = {"info", "predict", "train", "render", "explain", "plot", "eval", "sim"};
     static char names[64][48], text[1 << 15];
     size_t c;
     for (c = 0; c < sizeof commands / sizeof commands[0]; c++) {

@@ -1,6 +1,6 @@
 /* `lens explain` end to end: every method writes decodable panels, raw maps and GIFs, its
- * Grad-CAM matches PyTorch's (tests/data/wilde2022) within 1e-4, FITS cutouts are explained at
- * the model's size, bad arguments fail naming the problem, and --channels picks bands exactly as
+ * Grad-CAM matches PyTorch's (tests/data/wilde2022) within 1e-4 and is drawn where its cells lie,
+ * scale bars follow the pixel scale, FITS cutouts are explained at the model's size, bad arguments fail naming the problem, and --channels picks bands exactly as
  * in `lens predict` (the cutout recipe both share). */
 #define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
@@ -86,7 +86,59 @@ static void test_fits_cutout(void) {
                  "--resize --minmax --method gradcam --scale 1 --out " OUT " > " LOG " 2>&1", check_data_dir()) == 0,
         "lens explain on a FITS cutout");
   CHECK(npy_shape(OUT "/gradcam.npy", 2, s6), "OU_VIS Grad-CAM at layer 20: 6x6");
+  CHECK(cli_file_has(LOG, "scale bar: 0.0505\"/pixel (FITS CD1_1, resized)"), "the header's 0.1\" per pixel, over 200 / 101 after --resize");
   CHECK(png_size(OUT "/image.png", &w, &h) && w == 200 && h == 200, "image.png 200x200 at --scale 1");
+}
+
+/* ---- where maps are drawn, scale bars, names from the metadata ----------------------------- */
+
+/* White pixels of one row of a PNG, and whether pixel (x, y) is the grey hatching that marks
+ * where no cell lies. */
+static long white_in_row(const unsigned char *rgb, int w, int y) {
+  long n = 0;
+  int x;
+  for (x = 0; x < w; x++) n += rgb[3 * ((size_t)y * w + x)] == 255 && rgb[3 * ((size_t)y * w + x) + 1] == 255 && rgb[3 * ((size_t)y * w + x) + 2] == 255;
+  return n;
+}
+static int hatched(const unsigned char *rgb, int w, int x, int y) {
+  const unsigned char *p = rgb + 3 * ((size_t)y * w + x);
+  return p[0] == p[1] && p[1] == p[2] && (p[0] == 200 || p[0] == 238);
+}
+
+static void test_geometry_and_scale(void) {
+  const char *dir = check_data_dir();
+  unsigned char *rgb;
+  int w = 0, h = 0, n;
+  /* OU-66, 4 display pixels per image pixel (264 across). Layer 27's cells (tests/test_lensnet.c
+   * derives them by hand) cover image pixels 25..40, display pixels 100..163. */
+  CHECK(cli_lens(OU66_INPUTS " --method gradcam --preprocess none --threads 1 --out " OUT " > " LOG " 2>&1", dir) == 0, "lens explain gradcam");
+  CHECK(cli_file_has(LOG, "layer 27: 4x4 cells 4 pixels apart, centred on pixels 26.5 to 38.5 of 0..65, each seeing 54 x 54 pixels"),
+        "the geometry is said");
+  CHECK(cli_file_has(LOG, "scale bar: 0.3\"/pixel (model metadata)"), "the pixel scale and where it came from are said");
+  rgb = stbi_load(OUT "/gradcam_map.png", &w, &h, &n, 3);
+  CHECK(rgb && w == 264 && h == 264, "gradcam_map.png decodes");
+  if (rgb && w == 264 && h == 264) {
+    CHECK(hatched(rgb, w, 99, 132) && hatched(rgb, w, 132, 99) && hatched(rgb, w, 164, 132) && hatched(rgb, w, 40, 40),
+          "no cell at display pixels 99 and 164 (image pixels 24 and 41), nor in the corners");
+    CHECK(!hatched(rgb, w, 100, 132) && !hatched(rgb, w, 163, 132) && !hatched(rgb, w, 132, 100), "cells at display pixels 100 to 163");
+  }
+  stbi_image_free(rgb);
+  /* 19.8" over 264 pixels: 0.075" each; a third of the width is 6.6", so 5", 66.7 -> 67 pixels, on
+   * row 264 - 264/40 - 1 = 257 */
+  rgb = stbi_load(OUT "/image.png", &w, &h, &n, 3);
+  if (rgb && w == 264) CHECK(white_in_row(rgb, w, 257) == 67, "a 5\" bar of 67 pixels on image.png (got %ld)", white_in_row(rgb, w, 257));
+  else CHECK(0, "image.png decodes");
+  stbi_image_free(rgb);
+  CHECK(cli_lens(OU66_INPUTS " --method saliency --preprocess none --pixel-scale 0.15 --threads 1 --out " OUT " > " LOG " 2>&1", dir) == 0 &&
+        cli_file_has(LOG, "scale bar: 0.15\"/pixel (--pixel-scale)") && cli_file_has(LOG, "model was made for 0.3\""),
+        "--pixel-scale wins, and a scale unlike the model's is noted");
+  /* 9.9" over 264 pixels: a third is 3.3", so 2" = 53.3 -> 53 pixels */
+  rgb = stbi_load(OUT "/saliency_map.png", &w, &h, &n, 3);
+  if (rgb && w == 264) CHECK(white_in_row(rgb, w, 257) == 53, "a 2\" bar of 53 pixels (got %ld)", white_in_row(rgb, w, 257));
+  else CHECK(0, "saliency_map.png decodes");
+  stbi_image_free(rgb);
+  CHECK(cli_lens(OU66_INPUTS " --method gradcam --layer 30 --out " OUT " > " LOG " 2>&1", dir) == 2 && cli_file_has(LOG, "mixes every position"),
+        "Grad-CAM of a layer after the flatten is a usage error saying why");
 }
 
 static void test_refusals(void) {
@@ -146,6 +198,7 @@ static void test_channels(void) {
 int main(void) {
   TEST("lens explain writes decodable panels, raw maps and GIFs") test_methods();
   TEST("lens explain on a FITS cutout, resized to the model") test_fits_cutout();
+  TEST("lens explain draws cells where they lie, with scale bars from the metadata or --pixel-scale") test_geometry_and_scale();
   TEST("lens explain refuses a missing layer, an unknown method and an index past the end") test_refusals();
   CHECK(cli_shell("rm -rf " OUT) == 0, "clean up");
   remove(LOG);

@@ -226,11 +226,50 @@ static void test_bad_input(void) {
   }
 }
 
+/* --channels: training on band 1 of a three-band stack is training on a one-band file of that
+ * band (the same weights, bit for bit); the model takes as many bands as listed. */
+static void test_channels(void) {
+  lensnet_tensor one, three;
+  lensnet_error err;
+  lensnet_rng rng;
+  size_t shape[4] = {240, 3, 12, 12}, i, p, compared = 0;
+  const char *common = "--arch build/tcli_arch3.txt --labels build/tcli_labels.csv --epochs 2 --batch 16 --seed 5 --threads 1";
+  FILE *f;
+  if (lensnet_npy_read("build/tcli_images.npy", &one, &err) != LENSNET_OK || lensnet_tensor_alloc(&three, 4, shape, &err) != LENSNET_OK) {
+    CHECK(0, "setup: %s", err.message);
+    return;
+  }
+  lensnet_rng_seed(&rng, 9);
+  for (i = 0; i < 240; i++)
+    for (p = 0; p < 144; p++) {
+      three.data[(i * 3 + 0) * 144 + p] = lensnet_rng_normal(&rng);
+      three.data[(i * 3 + 1) * 144 + p] = one.data[i * 144 + p];
+      three.data[(i * 3 + 2) * 144 + p] = 5.0f + lensnet_rng_normal(&rng);
+    }
+  lensnet_npy_write("build/tcli_images3.npy", &three, &err);
+  lensnet_tensor_free(&one);
+  lensnet_tensor_free(&three);
+  f = fopen("build/tcli_arch3.txt", "w");
+  if (f) {
+    fputs("input 1 12 12\nconv2d name=c1 out=6 kernel=3 padding=1\nrelu\nmaxpool kernel=2\nflatten\ndense name=d2 out=2\n", f);
+    fclose(f);
+  }
+  CHECK(cli_lens("train %s --data build/tcli_images.npy --out build/tcli_ch_one 2>/dev/null", common) == 0, "one-band run");
+  CHECK(cli_lens("train %s --data build/tcli_images3.npy --channels 1 --out build/tcli_ch_three 2>/dev/null", common) == 0,
+        "band 1 of three");
+  CHECK(same_tensors("build/tcli_ch_one/best.safetensors", "build/tcli_ch_three/best.safetensors", &compared) && compared > 0,
+        "the same weights (%lu tensors)", (unsigned long)compared);
+  CHECK(cli_lens("train --arch ou66 --data build/tcli_images3.npy --labels build/tcli_labels.csv --channels 3 --out build/tcli_ch_bad 2> build/tcli_err.log") == 2 &&
+            cli_file_has("build/tcli_err.log", "band 3") && cli_file_has("build/tcli_err.log", "3 bands"),
+        "a band the data lacks is named");
+}
+
 int main(void) {
   make_dataset();
   cli_shell("rm -rf build/tcli_full build/tcli_resumed");
   TEST("an interrupted run resumed reaches the same weights") test_resume();
   TEST("bad input gets a clear error") test_bad_input();
+  TEST("--channels trains on the listed bands") test_channels();
   TEST("best and last checkpoints describe the weights they hold (epoch, losses, history)") test_checkpoint_metadata();
   cli_shell("rm -rf build/tcli_*");
   return check_summary();

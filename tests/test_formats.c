@@ -1,6 +1,7 @@
 /* test_formats.c - the file formats lensnet.h reads and writes, byte by byte: FITS (reader and
- * writer), .npy (reader, whole-array writer and the streaming atomic writer) and safetensors,
- * with the robustness of their parsers (tests/fuzz_fits.c fuzzes the FITS and .npy readers).
+ * writer), .npy (reader, whole-array writer and the streaming atomic writer), safetensors and
+ * CSV tables (lensnet_csv_read), with the robustness of their parsers (tests/fuzz_fits.c fuzzes
+ * the FITS, .npy and CSV readers).
  *
  * Expected values come from tests/data/fits/MANIFEST.json (what astropy reads from the
  * same files) or from bytes built by hand in this file, never from the code under test. */
@@ -472,6 +473,59 @@ static void test_long_header(void) {
 
 /* An empty primary, a binary table with a heap (PCOUNT), an ASCII table, random groups are
  * skipped by their sizes; the image after them is found. */
+/* The pixel scale from a header: PIXSCALE, else the CD matrix, else CDELT1, in CUNIT1. */
+static double scale_of(const char *const *cards, size_t n, int extension, const char **key, lensnet_result *r, lensnet_error *e) {
+  buf f = {0, 0, 0};
+  double scale = -1.0;
+  size_t i;
+  unsigned char *c;
+  if (extension) { /* an empty primary HDU, then the image: HDU -1 finds it */
+    card(&f, "SIMPLE  =                    T"); card(&f, "BITPIX  =                    8"); card(&f, "NAXIS   =                    0");
+    end_header(&f);
+    card(&f, "XTENSION= 'IMAGE   '"); card(&f, "BITPIX  =                  -32"); card(&f, "NAXIS   =                    2");
+    card(&f, "NAXIS1  =                    1"); card(&f, "NAXIS2  =                    1"); card(&f, "PCOUNT  =                    0");
+    card(&f, "GCOUNT  =                    1");
+  } else primary_2d(&f, -32, 1, 1);
+  for (i = 0; i < n; i++) card(&f, cards[i]);
+  end_header(&f);
+  put_f32(&f, 1.0f);
+  pad_data(&f);
+  c = copy_bytes(f.b, f.len);
+  *r = lensnet_fits_pixel_scale_memory(c, f.len, -1, &scale, key, e);
+  free(c);
+  free(f.b);
+  return scale;
+}
+
+static void test_pixel_scale(void) {
+  static const char *pixscale[] = {"PIXSCALE=                  0.3 / arcsec per pixel", "CDELT1  =               -0.001"};
+  static const char *cd[] = {"CDELT1  =               -0.001", "CD1_1   =                  0.0", "CD2_1   =               1.0E-4"};
+  static const char *arcmin[] = {"CUNIT1  = 'arcmin  '", "CDELT1  =                 -0.5"};
+  static const char *metres[] = {"CUNIT1  = 'm       '", "CDELT1  =                  0.5"};
+  static const char *none[] = {"OBJECT  = 'no scale'"};
+  char path[1024];
+  const char *key = NULL;
+  double scale = 0.0;
+  lensnet_result r;
+  lensnet_error e;
+  scale = scale_of(pixscale, 2, 0, &key, &r, &e);
+  CHECK(r == LENSNET_OK && scale == 0.3 && key && !strcmp(key, "PIXSCALE"), "PIXSCALE first: %g from %s", scale, key ? key : "?");
+  /* a rotated CD matrix: the x axis runs along declination, 1e-4 deg = 0.36" per pixel */
+  scale = scale_of(cd, 3, 1, &key, &r, &e);
+  CHECK(r == LENSNET_OK && fabs(scale - 0.36) < 1e-12 && key && !strcmp(key, "CD1_1"), "CD before CDELT, in the extension: %.15g", scale);
+  scale = scale_of(arcmin, 2, 0, &key, &r, &e);
+  CHECK(r == LENSNET_OK && scale == 30.0 && key && !strcmp(key, "CDELT1"), "|CDELT1| in arcmin: %g", scale);
+  scale = scale_of(metres, 2, 0, &key, &r, &e);
+  CHECK(r == LENSNET_ERR_ARG && strstr(e.message, "'m'"), "CUNIT1 m is no angle: %s", e.message);
+  scale = scale_of(none, 1, 0, &key, &r, &e);
+  CHECK(r == LENSNET_ERR_ARG && scale == 0.0 && key == NULL && strstr(e.message, "no pixel scale"), "%s", e.message);
+  /* the challenge's VIS cutouts: CD1_1 = -2.7777774714293E-05 deg, i.e. 0.1" per pixel */
+  snprintf(path, sizeof path, "%s/bologna-challenge1/space_based/lens/imageEUC_VIS-100002.fits", check_data_dir());
+  CHECK(lensnet_fits_pixel_scale(path, -1, &scale, &key, &e) == LENSNET_OK && fabs(scale - 2.7777774714293e-5 * 3600.0) < 1e-15 &&
+        !strcmp(key, "CD1_1"), "challenge cutout: %.12g\" from %s (%s)", scale, key ? key : "?", e.message);
+  CHECK(lensnet_fits_pixel_scale("build/no/such.fits", -1, &scale, &key, &e) == LENSNET_ERR_IO && strstr(e.message, "no/such.fits"), "%s", e.message);
+}
+
 static void test_extensions(void) {
   lensnet_tensor t;
   lensnet_error e;
@@ -1166,6 +1220,113 @@ static void test_safetensors(void) {
   }
 }
 
+/* ---- CSV tables ---------------------------------------------------------------------------- */
+
+/* The cells of a table as "a|b;c|d" (rows by ';', cells by '|'), or "ERROR: message". */
+static const char *csv_shape(const char *text, size_t len, char *out, size_t cap) {
+  lensnet_csv t;
+  lensnet_error e;
+  size_t r, c, at = 0;
+  if (lensnet_csv_read_memory(text, len, &t, &e) != LENSNET_OK) {
+    snprintf(out, cap, "ERROR: %s", e.message);
+    return out;
+  }
+  out[0] = 0;
+  for (r = 0; r < t.rows; r++)
+    for (c = 0; c < t.cols; c++)
+      at += (size_t)snprintf(out + at, at < cap ? cap - at : 0, "%s%s", r + c == 0 ? "" : c ? "|" : ";", lensnet_csv_cell(&t, r, c));
+  lensnet_csv_free(&t);
+  return out;
+}
+
+static void test_csv(void) {
+  char buf[512];
+  static const struct { const char *text, *want; } cases[] = {
+    {"a,b\n1,2\n3,4\n", "a|b;1|2;3|4"},
+    {"a,b\n1,2\n3,4", "a|b;1|2;3|4"},                          /* no newline at the end */
+    {"a,b\r\n1,2\r\n3,4", "a|b;1|2;3|4"},                      /* CRLF, none at the end */
+    {"a, b \n 1 ,\t2\n", "a|b;1|2"},                          /* blanks around cells */
+    {"\n\na,b\n\n1,2\n  \n", "a|b;1|2"},                      /* blank lines */
+    {"\xEF\xBB\xBFindex\n7", "index;7"},                       /* byte-order mark */
+    {"a,b\n\"x,y\",\"say \"\"hi\"\"\"\n", "a|b;x,y|say \"hi\""},  /* RFC 4180 quoting */
+    {"a,b\n\"two\nlines\",2\n", "a|b;two\nlines|2"},
+    {"a,b,\n1,2,", "a|b|;1|2|"},                               /* a trailing empty cell */
+    {"x\n", "x"},                                              /* a header alone */
+    {"a,b\n1\n", "ERROR: line 2: 1 cell but the header has 2"},
+    {"a\n1\n2,3\n", "ERROR: line 3: 2 cells but the header has 1"},
+    {"a\n\"open\n1\n", "ERROR: line 2: a quote opened here is never closed"},
+    {"a\n\"x\"y\n", "ERROR: line 2: text after the closing quote of a cell"},
+    {"", "ERROR: empty: no header line"},
+    {" \r\n\n", "ERROR: empty: no header line"},
+  };
+  size_t k;
+  lensnet_csv t;
+  lensnet_error e;
+  double v;
+  size_t col;
+  for (k = 0; k < sizeof cases / sizeof cases[0]; k++)
+    CHECK(!strcmp(csv_shape(cases[k].text, strlen(cases[k].text), buf, sizeof buf), cases[k].want), "csv case %lu: got '%s', want '%s'",
+          (unsigned long)k, buf, cases[k].want);
+  CHECK(!strcmp(csv_shape("a\nx\0y\n", 6, buf, sizeof buf), "ERROR: line 2: a NUL byte (not a text file?)"), "a NUL byte: %s", buf);
+  /* numbers, lines and the header line */
+  {
+    static const char text[] = "index,p_lens\n\n0,0.25\n1,abc\n2,nan";
+    CHECK(lensnet_csv_read_memory(text, sizeof text - 1, &t, &e) == LENSNET_OK && t.rows == 4 && t.cols == 2, "read: %s", e.message);
+  }
+  if (t.rows != 4) return;
+  CHECK(t.lines[0] == 1 && t.lines[1] == 3 && t.lines[3] == 5, "rows know their lines");
+  CHECK(lensnet_csv_column(t.header, "p_lens", &col, NULL) == LENSNET_OK && col == 1, "the header line finds columns");
+  CHECK(lensnet_csv_number(&t, 1, 1, &v, NULL) == LENSNET_OK && v == 0.25, "0.25");
+  CHECK(lensnet_csv_number(&t, 2, 1, &v, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "line 4") && strstr(e.message, "'abc'") &&
+        strstr(e.message, "p_lens"), "not a number names line, text and column: %s", e.message);
+  CHECK(lensnet_csv_number(&t, 3, 1, &v, NULL) == LENSNET_OK && v != v, "nan is a number to the reader");
+  CHECK(lensnet_csv_cell(&t, 4, 0) == NULL && lensnet_csv_cell(&t, 0, 2) == NULL, "cells outside the table: NULL");
+  lensnet_csv_free(&t);
+  lensnet_csv_free(&t); /* twice is safe */
+  CHECK(lensnet_csv_read("build/formats/no-such.csv", &t, &e) == LENSNET_ERR_IO && strstr(e.message, "no-such.csv"), "a missing file: %s",
+        e.message);
+  {
+    /* a file whose last line lacks its newline, read from disk */
+    FILE *f = fopen(DIR "/last_line.csv", "wb");
+    if (f) { fputs("index,label\n0,1\n1,0", f); fclose(f); }
+    CHECK(lensnet_csv_read(DIR "/last_line.csv", &t, &e) == LENSNET_OK && t.rows == 3 && !strcmp(lensnet_csv_cell(&t, 2, 1), "0"),
+          "the last line without a newline is read");
+    lensnet_csv_free(&t);
+    remove(DIR "/last_line.csv");
+  }
+}
+
+/* Random bytes and mutated tables: never a crash (the sanitizer build checks the bounds). */
+static void test_csv_mutations(void) {
+  static const char base[] = "index,label,kind\n0,1,\"galaxy,galaxy\"\n1,0,elliptical\r\n2,1,\"a \"\"b\"\"\"\n";
+  static const char alphabet[] = ",\"\n\r \t0a\xEF\xBB\xBF";
+  uint64_t seed = 12345;
+  int iter, bad = 0;
+  for (iter = 0; iter < 3000; iter++) {
+    size_t n = sizeof base - 1, m;
+    unsigned char *c;
+    lensnet_csv t;
+    lensnet_error e;
+    lensnet_result r;
+    if (rng_next(&seed) % 3 == 0) n = (size_t)(rng_next(&seed) % n);
+    c = copy_bytes((const unsigned char *)base, n);
+    for (m = 0; m < 1 + rng_next(&seed) % 6 && n; m++) {
+      uint64_t x = rng_next(&seed);
+      c[(x >> 8) % n] = (x & 3) ? (unsigned char)alphabet[(x >> 32) % (sizeof alphabet - 1)] : (unsigned char)(x >> 56);
+    }
+    r = lensnet_csv_read_memory(c, n, &t, &e);
+    if (r == LENSNET_OK) {
+      size_t row, col;
+      for (row = 0; row < t.rows; row++)
+        for (col = 0; col < t.cols; col++)
+          if (!lensnet_csv_cell(&t, row, col)) bad++;
+    } else if (!e.message[0] || t.cells || t.text) bad++;
+    lensnet_csv_free(&t);
+    free(c);
+  }
+  CHECK(bad == 0, "%d mutated tables read wrongly", bad);
+}
+
 int main(void) {
   if (system("mkdir -p " DIR) != 0) { printf("cannot create " DIR "\n"); return 1; }
   TEST("FITS files of astropy's test suite match MANIFEST.json") test_manifest();
@@ -1174,6 +1335,7 @@ int main(void) {
   TEST("BITPIX 8/16/32/64/-32/-64, BSCALE, BZERO, BLANK, NaN") test_bitpix_and_scaling();
   TEST("multi-block header, HIERARCH, CONTINUE, keyword values") test_long_header();
   TEST("extensions: tables, heaps and random groups are skipped by size") test_extensions();
+  TEST("pixel scale from PIXSCALE, the CD matrix or CDELT1") test_pixel_scale();
   TEST("malformed headers give errors naming the problem") test_malformed();
   TEST("truncated files") test_truncations();
   TEST("mutated files never crash") test_mutations();
@@ -1186,5 +1348,7 @@ int main(void) {
   TEST(".npy writer: headers of arrays beyond 2 GiB") test_npy_large_headers();
   TEST(".npy writer: write errors are reported") test_npy_write_errors();
   TEST("safetensors: round trip with metadata, F16/BF16 conversion, malformed headers") test_safetensors();
+  TEST("CSV tables: quoting, line ends, a last line without newline, errors naming the line") test_csv();
+  TEST("CSV tables: mutated and truncated text never crashes") test_csv_mutations();
   return check_summary();
 }

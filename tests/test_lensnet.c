@@ -340,6 +340,162 @@ static void test_tensor_realloc_own_shape(void) {
   lensnet_tensor_free(&t);
 }
 
+/* ---- receptive fields: where a layer's cells lie on the image ------------------------------- */
+
+static int geometry_is(const lensnet_model *m, size_t layer, double offset, double stride, double size, size_t rows) {
+  lensnet_map_geometry g;
+  lensnet_error err;
+  if (lensnet_receptive_field(m, layer, &g, &err) != LENSNET_OK) { printf("   layer %lu: %s\n", (unsigned long)layer, err.message); return 0; }
+  if (g.offset == offset && g.stride == stride && g.size == size && g.rows == rows && g.cols == rows && g.image_h == m->in_h &&
+      g.image_w == m->in_w) return 1;
+  printf("   layer %lu: offset %g stride %g size %g, %lux%lu cells; expected %g %g %g, %lu\n", (unsigned long)layer, g.offset, g.stride,
+         g.size, (unsigned long)g.rows, (unsigned long)g.cols, offset, stride, size, (unsigned long)rows);
+  return 0;
+}
+
+/* The recurrence, by hand, from the architecture table of the built-ins (lensnet_arch_builtin):
+ * the input has offset 0, stride 1, size 1; a window layer of kernel k, padding p, stride s sets
+ *   offset += ((k - 1) / 2 - p) * stride,  size += (k - 1) * stride,  stride *= s,
+ * and rows = floor((rows + 2p - k) / s) + 1. Every convolution of OU-66 and OU-200 is unpadded
+ * with stride 1 and every pool is 2x2 with stride 2.
+ *
+ * OU-66 (66x66; layers: conv 0, pool 2, conv 4, 7, 10, 13, pool 15, conv 17, 20, 23, 26, pool 28):
+ *   conv 0  k3:  offset 0 + 1*1 = 1      size 1 + 2*1 = 3    stride 1   rows 64
+ *   pool 2  k2:  1 + 0.5*1 = 1.5         3 + 1*1 = 4         2          32
+ *   conv 4:      1.5 + 1*2 = 3.5         4 + 2*2 = 8         2          30
+ *   conv 7:      5.5                     12                  2          28
+ *   conv 10:     7.5                     16                  2          26
+ *   conv 13:     9.5                     20                  2          24
+ *   pool 15:     9.5 + 0.5*2 = 10.5      20 + 1*2 = 22       4          12
+ *   conv 17:     10.5 + 1*4 = 14.5       22 + 2*4 = 30       4          10
+ *   conv 20:     18.5                    38                  4          8
+ *   conv 23:     22.5                    46                  4          6
+ *   conv 26:     26.5                    54                  4          4    (and its ReLU, layer 27)
+ *   pool 28:     26.5 + 0.5*4 = 28.5     54 + 1*4 = 58       8          2
+ * So the 4x4 cells of Grad-CAM's layer 27 are centred on pixels 26.5, 30.5, 34.5, 38.5 of 0..65,
+ * i.e. -6, -2, +2, +6 pixels from the centre 32.5 (+-1.8" and +-0.6" at 0.3"/pixel), and their
+ * 4-pixel blocks cover pixels 25..40, a 4.8" square of the 19.8" image.
+ *
+ * OU-200 (200x200; conv 0 pool 2, conv 4 pool 6, conv 8 pool 10, conv 12 pool 14, conv 16, conv 19):
+ *   conv 0  k5:  0 + 2*1 = 2             1 + 4*1 = 5         1          196
+ *   pool 2:      2 + 0.5*1 = 2.5         5 + 1 = 6           2          98
+ *   conv 4  k5:  2.5 + 2*2 = 6.5         6 + 4*2 = 14        2          94
+ *   pool 6:      6.5 + 0.5*2 = 7.5       14 + 2 = 16         4          47
+ *   conv 8  k3:  7.5 + 1*4 = 11.5        16 + 2*4 = 24       4          45
+ *   pool 10:     11.5 + 0.5*4 = 13.5     24 + 4 = 28         8          22   (floor: row 44 dropped)
+ *   conv 12 k3:  13.5 + 1*8 = 21.5       28 + 16 = 44        8          20
+ *   pool 14:     21.5 + 0.5*8 = 25.5     44 + 8 = 52         16         10
+ *   conv 16 k3:  25.5 + 16 = 41.5        52 + 32 = 84        16         8
+ *   conv 19 k3:  41.5 + 16 = 57.5        84 + 32 = 116       16         6    (and its ReLU, layer 20)
+ * So layer 20's 6x6 cells sit at 57.5 + 16 i, i.e. -42 .. +38 pixels from the centre 99.5
+ * (-4.2" .. +3.8" at 0.1"/pixel): the dropped row makes the grid 2 pixels off centre. */
+static void test_receptive_field_builtins(void) {
+  lensnet_model *m = NULL;
+  lensnet_map_geometry g;
+  lensnet_error err;
+  CHECK(lensnet_model_create("ou66(4)", &m, &err) == LENSNET_OK, "%s", err.message);
+  if (m) {
+    CHECK(geometry_is(m, 0, 1.0, 1.0, 3.0, 64) && geometry_is(m, 1, 1.0, 1.0, 3.0, 64), "OU-66 conv 0 and its ReLU");
+    CHECK(geometry_is(m, 2, 1.5, 2.0, 4.0, 32) && geometry_is(m, 3, 1.5, 2.0, 4.0, 32), "OU-66 pool 2, dropout 3");
+    CHECK(geometry_is(m, 4, 3.5, 2.0, 8.0, 30) && geometry_is(m, 7, 5.5, 2.0, 12.0, 28), "OU-66 conv 4, 7");
+    CHECK(geometry_is(m, 10, 7.5, 2.0, 16.0, 26) && geometry_is(m, 13, 9.5, 2.0, 20.0, 24), "OU-66 conv 10, 13");
+    CHECK(geometry_is(m, 14, 9.5, 2.0, 20.0, 24), "OU-66 layer 14 (dreams' default)");
+    CHECK(geometry_is(m, 15, 10.5, 4.0, 22.0, 12), "OU-66 pool 15");
+    CHECK(geometry_is(m, 17, 14.5, 4.0, 30.0, 10) && geometry_is(m, 20, 18.5, 4.0, 38.0, 8) && geometry_is(m, 23, 22.5, 4.0, 46.0, 6),
+          "OU-66 conv 17, 20, 23");
+    CHECK(geometry_is(m, 26, 26.5, 4.0, 54.0, 4) && geometry_is(m, 27, 26.5, 4.0, 54.0, 4), "OU-66 conv 26 and layer 27 (Grad-CAM's)");
+    CHECK(geometry_is(m, 28, 28.5, 8.0, 58.0, 2) && geometry_is(m, 29, 28.5, 8.0, 58.0, 2), "OU-66 pool 28, dropout 29");
+    CHECK(lensnet_receptive_field(m, 30, &g, &err) == LENSNET_ERR_ARG && strstr(err.message, "flatten") && g.rows == 0,
+          "flatten mixes every position: %s", err.message);
+    CHECK(lensnet_receptive_field(m, 33, &g, &err) == LENSNET_ERR_ARG && strstr(err.message, "layer 30 (flatten)"), "%s", err.message);
+    CHECK(lensnet_receptive_field(m, 34, &g, &err) == LENSNET_ERR_ARG && strstr(err.message, "0..33"), "%s", err.message);
+    lensnet_model_free(m);
+  }
+  CHECK(lensnet_model_create("ou200(4)", &m, &err) == LENSNET_OK, "%s", err.message);
+  if (m) {
+    CHECK(geometry_is(m, 0, 2.0, 1.0, 5.0, 196) && geometry_is(m, 2, 2.5, 2.0, 6.0, 98), "OU-200 conv 0, pool 2");
+    CHECK(geometry_is(m, 4, 6.5, 2.0, 14.0, 94) && geometry_is(m, 6, 7.5, 4.0, 16.0, 47), "OU-200 conv 4, pool 6");
+    CHECK(geometry_is(m, 8, 11.5, 4.0, 24.0, 45) && geometry_is(m, 9, 11.5, 4.0, 24.0, 45), "OU-200 conv 8 and layer 9 (dreams')");
+    CHECK(geometry_is(m, 10, 13.5, 8.0, 28.0, 22), "OU-200 pool 10 (floor)");
+    CHECK(geometry_is(m, 12, 21.5, 8.0, 44.0, 20) && geometry_is(m, 14, 25.5, 16.0, 52.0, 10), "OU-200 conv 12, pool 14");
+    CHECK(geometry_is(m, 16, 41.5, 16.0, 84.0, 8) && geometry_is(m, 19, 57.5, 16.0, 116.0, 6), "OU-200 conv 16, 19");
+    CHECK(geometry_is(m, 20, 57.5, 16.0, 116.0, 6) && geometry_is(m, 21, 57.5, 16.0, 116.0, 6), "OU-200 layer 20 (Grad-CAM's), 21");
+    lensnet_model_free(m);
+  }
+}
+
+/* A small model with what the built-ins lack: a strided and padded convolution, a residual
+ * branch, a padded average pool, an even kernel. By hand (9x9 input):
+ *   0 conv k3 s2 p1:  offset 0 + (1 - 1)*1 = 0     size 3            stride 2   rows (9+2-3)/2+1 = 5
+ *   2 mark:           (0, 2, 3)
+ *   3 conv k3 p1:     0 + (1 - 1)*2 = 0            3 + 2*2 = 7       2          5
+ *   4 add:            branches (0, 2, 3) and (0, 2, 7) agree: size 7
+ *   5 avgpool k3 p1:  0                            7 + 2*2 = 11      2          5
+ *   6 conv k2:        0 + 0.5*2 = 1                11 + 1*2 = 13     2          4
+ * and the same from the forward pass alone: nudging one input pixel changes exactly the cells
+ * whose window (clipped to the image) holds it. */
+static void test_receptive_field_small(void) {
+  const char *arch = "input 1 9 9\nconv2d name=a out=2 kernel=3 stride=2 padding=1\ntanh\nmark name=s\n"
+                     "conv2d name=b out=2 kernel=3 padding=1\nadd name=s\navgpool kernel=3 stride=1 padding=1\n";
+  char text[512];
+  lensnet_model *m = NULL;
+  lensnet_map_geometry g;
+  lensnet_error err;
+  lensnet_rng rng;
+  size_t i;
+  CHECK(lensnet_model_create(arch, &m, &err) == LENSNET_OK, "%s", err.message);
+  if (m) {
+    CHECK(geometry_is(m, 0, 0.0, 2.0, 3.0, 5) && geometry_is(m, 2, 0.0, 2.0, 3.0, 5), "strided padded conv, mark");
+    CHECK(geometry_is(m, 3, 0.0, 2.0, 7.0, 5) && geometry_is(m, 4, 0.0, 2.0, 7.0, 5), "branch and add: the larger size");
+    CHECK(geometry_is(m, 5, 0.0, 2.0, 11.0, 5), "padded average pool");
+    {
+      /* rows of the input whose nudge changes output cell (r, 0), channel 0 */
+      float x[81], base[50], out[50];
+      long lo[5], hi[5];
+      size_t p, r;
+      int agree = 1;
+      lensnet_rng_seed(&rng, 3);
+      for (i = 0; i < m->value_count; i++) m->values[i] = 0.05f + 0.05f * lensnet_rng_uniform(&rng);
+      memset(x, 0, sizeof x);
+      lensnet_model_forward(m, 1, x, base, NULL, &err);
+      for (r = 0; r < 5; r++) { lo[r] = 99; hi[r] = -1; }
+      for (p = 0; p < 81; p++) {
+        x[p] = 1.0f;
+        lensnet_model_forward(m, 1, x, out, NULL, &err);
+        x[p] = 0.0f;
+        for (r = 0; r < 5; r++)
+          if (out[r * 5] != base[r * 5]) {
+            if ((long)(p / 9) < lo[r]) lo[r] = (long)(p / 9);
+            if ((long)(p / 9) > hi[r]) hi[r] = (long)(p / 9);
+          }
+      }
+      for (r = 0; r < 5; r++) { /* centre 2r, half-width (11 - 1) / 2 = 5, clipped to rows 0..8 */
+        long c = 2 * (long)r, want_lo = c - 5 < 0 ? 0 : c - 5, want_hi = c + 5 > 8 ? 8 : c + 5;
+        if (lo[r] != want_lo || hi[r] != want_hi) {
+          agree = 0;
+          printf("   cell row %lu: input rows %ld..%ld change it, the window says %ld..%ld\n", (unsigned long)r, lo[r], hi[r], want_lo, want_hi);
+        }
+      }
+      CHECK(agree, "the forward pass depends on the input rows the receptive field names");
+    }
+    lensnet_model_free(m);
+  }
+  snprintf(text, sizeof text, "%sconv2d name=c out=1 kernel=2\nglobal_avgpool\nflatten\ndense name=d out=2\n", arch);
+  CHECK(lensnet_model_create(text, &m, &err) == LENSNET_OK, "%s", err.message);
+  if (m) {
+    CHECK(geometry_is(m, 6, 1.0, 2.0, 13.0, 4), "even kernel: half a step");
+    CHECK(lensnet_receptive_field(m, 7, &g, &err) == LENSNET_ERR_ARG && strstr(err.message, "global_avgpool"), "%s", err.message);
+    lensnet_model_free(m);
+  }
+  /* a branch that moves the grid: the strided padded convolution shifts it by half a pixel */
+  CHECK(lensnet_model_create("input 1 2 2\nmark name=s\nconv2d name=a out=1 kernel=2 stride=2 padding=1\nadd name=s\n", &m, &err) == LENSNET_OK,
+        "%s", err.message);
+  if (m) {
+    CHECK(lensnet_receptive_field(m, 2, &g, &err) == LENSNET_ERR_UNSUPPORTED && strstr(err.message, "add s"), "%s", err.message);
+    lensnet_model_free(m);
+  }
+}
+
 static void test_result_strings(void) {
   int r;
   for (r = -1; r <= LENSNET_RESULT_COUNT; r++) CHECK(lensnet_result_string((lensnet_result)r) != NULL, "result %d", r);
@@ -359,6 +515,8 @@ int main(void) {
   TEST("the layer table has one row per layer type, in LENSNET_LAYER_TYPES order") test_layer_table();
   TEST("a trainer out of training computes what lensnet_model_forward computes, bit for bit") test_trainer_inference();
   TEST("a tensor allocated with its own shape array keeps that shape") test_tensor_realloc_own_shape();
+  TEST("receptive fields of OU-66 and OU-200, derived by hand") test_receptive_field_builtins();
+  TEST("receptive fields through strides, padding, residual branches and even kernels") test_receptive_field_small();
   TEST("result strings are never NULL") test_result_strings();
   return check_summary();
 }

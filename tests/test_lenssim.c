@@ -893,8 +893,8 @@ static void test_band_observe(void) {
   /* JSON scenes: has_psf says whether the text has a "psf" entry, even an explicit NONE */
   if (lenssim_scene_from_json(bare, strlen(bare), js, &err) == LENSSIM_OK) {
     CHECK(lenssim_band_observe(vis, &js->scene, js->has_psf, NULL, &err) == LENSSIM_OK &&
-              js->scene.psf.kind == LENSSIM_PSF_GAUSSIAN && js->scene.psf.fwhm == 0.16,
-          "a JSON scene without \"psf\" gets VIS's Gaussian 0.16\"");
+              js->scene.psf.kind == LENSSIM_PSF_MOFFAT && js->scene.psf.fwhm == 0.16 && js->scene.psf.moffat_beta == 2.5,
+          "a JSON scene without \"psf\" gets VIS's Moffat (FWHM 0.16\", beta 2.5)");
     lenssim_json_scene_free(js);
   } else CHECK(0, "bare scene: %s", err.message);
   if (lenssim_scene_from_json(no_psf, strlen(no_psf), js, &err) == LENSSIM_OK) {
@@ -916,10 +916,10 @@ static void test_label_csv(void) {
       "index,label,kind,theta_E,theta_E2,e1,e2,center_x,center_y,gamma1,gamma2,sigma_v,z_lens,z_lens2,"
       "z_source,z_source2,source_x,source_y,source_R,source_n,source_clumpy,magnification,magnification2,"
       "n_images,n_images2,arc_snr,mag_source,mag_source2,mag_lens,n_subhalos,substructure_mass,"
-      "vortex_length,vortex_angle,vortex_density,attempts\n";
+      "vortex_length,vortex_angle,vortex_density,attempts,arc_snr1,arc_snr2,n_neighbours\n";
   static const char row[] =
       "12345678901,2,vortex,1.25,0,0.1,-0.05,0.01,-0.02,0.03,-0.01,250,0.5,0,1,0,0.1,0.2,0.3,1.5,1,"
-      "4.5,0,2,-1,26.5,24.123,0,0,0,0.0123457,2,1.5,0.02,7\n";
+      "4.5,0,2,-1,26.5,24.123,0,0,0,0.0123457,2,1.5,0.02,7,26.5,0,12\n";
   lenssim_label l;
   lenssim_error err;
   char buf[LENSSIM_LABEL_CSV_MAX];
@@ -931,6 +931,7 @@ static void test_label_csv(void) {
   l.source_x = 0.1; l.source_y = 0.2; l.source_R = 0.3; l.source_n = 1.5; l.source_clumpy = 1; l.magnification = 4.5;
   l.n_images = 2; l.n_images2 = -1; l.arc_snr = 26.5; l.mag_source = 24.123; l.substructure_mass = 0.012345678;
   l.vortex_length = 2; l.vortex_angle = 1.5; l.vortex_density = 0.02; l.attempts = 7;
+  l.arc_snr1 = 26.5; l.n_neighbours = 12;
   n = lenssim_label_csv_row(&l, 12345678901ULL, buf, sizeof buf, &err);
   CHECK(n == strlen(row) && strcmp(buf, row) == 0, "row (%lu bytes): %s", (unsigned long)n, buf);
   CHECK(lenssim_label_csv_row(&l, 12345678901ULL, buf, strlen(row), &err) == 0 && buf[0] == 0 &&

@@ -200,8 +200,9 @@ static void test_class_ratios(void) {
   }
   CHECK(lenses >= 499 && lenses <= 501, "%llu lenses in 1000 at the default 0.5", (unsigned long long)lenses);
   CHECK(counts[LENSSIM_KIND_ELLIPTICAL] > 100 && counts[LENSSIM_KIND_RING_GALAXY] > 20 && counts[LENSSIM_KIND_MERGER] > 20 &&
-        counts[LENSSIM_KIND_STAR] > 15 && counts[LENSSIM_KIND_EMPTY] > 5 && counts[LENSSIM_KIND_PAIR] > 20 &&
-        counts[LENSSIM_KIND_DISC] > 50, "every non-lens kind appears");
+        counts[LENSSIM_KIND_STAR] > 10 && counts[LENSSIM_KIND_PAIR] > 20 && counts[LENSSIM_KIND_SPIRAL] > 30 &&
+        counts[LENSSIM_KIND_EDGE_ON_DISC] > 15 && counts[LENSSIM_KIND_DISC] > 15, "every non-lens kind appears");
+  CHECK(counts[LENSSIM_KIND_EMPTY] == 0, "no empty fields: a search's cutouts are centred on objects");
   c.preset = LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE;
   lenssim_dataset_init(ds, &c, 9, NULL);
   memset(counts, 0, sizeof counts);
@@ -246,12 +247,19 @@ static void test_lensfinding_labels(void) {
     if (l.label == 1) {
       double th = lenssim_einstein_radius_sis(&cosmo, l.sigma_v, l.z_lens, l.z_source);
       lenses++;
+      /* LensPop's criteria: 2 theta_E^2 >= (2 R_s)^2 + FWHM^2 and mu R_s > FWHM (VIS: 0.16") */
       if (!(l.n_images >= 2 && l.magnification >= 3 && l.arc_snr >= 20 && l.z_source > l.z_lens && fabs(th / l.theta_E - 1) < 1e-3 &&
-            l.theta_E * l.theta_E > l.source_R * l.source_R + 0.25 * 0.16 * 0.16 && l.magnification * l.source_R > 0.08 &&
-            l.mag_lens > 10 && l.mag_source > l.mag_lens - 10))
+            2 * l.theta_E * l.theta_E >= 4 * l.source_R * l.source_R + 0.16 * 0.16 && l.magnification * l.source_R > 0.16 &&
+            l.mag_lens > 10 && l.mag_source > l.mag_lens - 10 && l.arc_snr1 == l.arc_snr && l.arc_snr2 == 0))
         bad_lens++;
+    } else if (l.kind == LENSSIM_KIND_ELLIPTICAL) {
+      /* a deflector without a strongly lensed source: theta_E is what it would have for z_source */
+      double th = lenssim_einstein_radius_sis(&cosmo, l.sigma_v, l.z_lens, l.z_source);
+      if (!(l.theta_E > 0 && l.sigma_v > 0 && l.n_images == (l.mag_source != 0 ? 1 : 0) && l.magnification < 3 &&
+            (l.mag_source == 0 || fabs(th / l.theta_E - 1) < 1e-3) && l.n_images2 == -1 && l.z_source2 == 0))
+        bad_non++;
     } else {
-      if (!(l.theta_E == 0 && l.n_images == (l.mag_source != 0 ? 1 : 0) && l.n_images2 == -1 && l.z_source2 == 0)) bad_non++;
+      if (!(l.theta_E == 0 && l.n_images == 0 && l.n_images2 == -1 && l.z_source2 == 0 && l.arc_snr == 0)) bad_non++;
     }
   }
   CHECK(lenses >= 15 && lenses <= 25, "%d lenses of 40", lenses);
@@ -326,7 +334,11 @@ static void test_compound_lenses(void) {
     lenssim_kind k = i < 3 ? LENSSIM_KIND_DOUBLE_RING : LENSSIM_KIND_COMPOUND_ARC;
     if (lenssim_dataset_sample_kind(ds, (uint64_t)i, k, img, &l, NULL, 0, NULL) != LENSSIM_OK) { bad++; continue; }
     if (!(l.label == 1 && l.z_lens < l.z_source && l.z_source < l.z_source2 && l.n_images >= 2 && l.n_images2 >= 2 &&
-          l.theta_E2 > 0 && l.magnification2 > 0)) bad++;
+          l.theta_E2 > 0 && l.magnification2 >= 3 && l.magnification >= 3)) bad++;
+    /* both planes visible on their own (the other plane counted as noise) */
+    if (!(l.arc_snr1 >= 20 && l.arc_snr2 >= 20 && l.arc_snr >= l.arc_snr1 && l.arc_snr >= l.arc_snr2)) bad++;
+    /* two rings a pixel (0.3") apart at least, else they are one ring at this resolution */
+    if (k == LENSSIM_KIND_DOUBLE_RING && !(l.theta_E2 - l.theta_E >= 0.3)) bad++;
     /* one deflector, two source planes: the further source sees the larger Einstein radius */
     if (k == LENSSIM_KIND_DOUBLE_RING && !(l.theta_E2 > l.theta_E &&
         fabs(lenssim_einstein_radius_sis(&cosmo, l.sigma_v, l.z_lens, l.z_source2) / l.theta_E2 - 1) < 1e-3)) bad++;
@@ -376,16 +388,69 @@ static void test_deeplense_classes(void) {
   for (k = 0; k < 3; k++) { free(img[k]); free(z[k]); }
 }
 
+static lenssim_dataset *bare_field(lenssim_dataset *ds, lenssim_layout layout) {
+  lenssim_dataset_config c;
+  memset(&c, 0, sizeof c);
+  c.layout = layout;
+  c.noise_free = 1;
+  c.neighbour_density = -1; /* no neighbours: a field edge would cut them differently */
+  return lenssim_dataset_init(ds, &c, 31, NULL) == LENSSIM_OK ? ds : NULL;
+}
+
+/* The hard negatives are the deflectors: object i drawn as a non-lens elliptical is object i's
+ * galaxy-galaxy lens, selected as a lens is, with its source taken away (or moved where it is not
+ * strongly lensed): the same velocity dispersion, redshifts, magnitude and Einstein radius. Every
+ * field has neighbours at the documented density, none with neighbour_density < 0. */
+static void test_hard_negatives(void) {
+  lenssim_dataset *ds = make_dataset(&ds_main, LENSSIM_PRESET_EUCLID_LENSFINDING, LENSSIM_LAYOUT_DEFAULT, 0, 0, 21);
+  float *img = (float *)malloc(lenssim_dataset_image_floats(ds) * 4);
+  double neighbours = 0;
+  int i, with_source = 0, ok = 1, same = 0, weak = 0;
+  for (i = 0; i < 30; i++) {
+    lenssim_label l, e;
+    ok &= lenssim_dataset_sample_kind(ds, (uint64_t)i, LENSSIM_KIND_GALAXY_GALAXY, img, &l, NULL, 0, NULL) == LENSSIM_OK;
+    ok &= lenssim_dataset_sample_kind(ds, (uint64_t)i, LENSSIM_KIND_ELLIPTICAL, img, &e, NULL, 0, NULL) == LENSSIM_OK;
+    same += e.sigma_v == l.sigma_v && e.z_lens == l.z_lens && e.mag_lens == l.mag_lens && e.theta_E == l.theta_E &&
+            e.e1 == l.e1 && e.label == 0 && e.arc_snr == 0;
+    weak += e.mag_source == 0 ? e.n_images == 0 : (e.n_images == 1 && e.magnification < 3 && e.z_source == l.z_source);
+    neighbours += l.n_neighbours + e.n_neighbours;
+    with_source += e.mag_source != 0;
+  }
+  CHECK(ok, "all sampled");
+  CHECK(same == 30, "%d of 30 non-lens ellipticals have their lens's deflector", same);
+  CHECK(weak == 30, "%d of 30 have no source or a singly imaged one magnified less than 3", weak);
+  CHECK(with_source >= 7 && with_source <= 23, "%d of 30 have a weakly lensed source near them (half asked)", with_source);
+  /* 30 per arcmin^2 to 24.5, slope 0.3, 18 < m < 26, over 24" x 24": 84.4 x 0.16 = 13.5 per field */
+  CHECK(fabs(neighbours / 60 - 13.5) < 1.5, "%.1f neighbours per field, 13.5 expected", neighbours / 60);
+  {
+    lenssim_dataset_config c;
+    lenssim_label l;
+    memset(&c, 0, sizeof c);
+    c.neighbour_density = -1;
+    lenssim_dataset_init(&ds_other, &c, 21, NULL);
+    CHECK(lenssim_dataset_sample(&ds_other, 3, img, &l, NULL, 0, NULL) == LENSSIM_OK && l.n_neighbours == 0, "no neighbours when asked");
+  }
+  free(img);
+}
+
 static void test_layouts(void) {
-  lenssim_dataset *a = make_dataset(&ds_main, LENSSIM_PRESET_EUCLID_LENSFINDING, LENSSIM_LAYOUT_OU66, 1, 0, 31);
-  lenssim_dataset *b = make_dataset(&ds_other, LENSSIM_PRESET_EUCLID_LENSFINDING, LENSSIM_LAYOUT_OU200, 1, 0, 31);
+  lenssim_dataset *a = bare_field(&ds_main, LENSSIM_LAYOUT_OU66);
+  lenssim_dataset *b = bare_field(&ds_other, LENSSIM_LAYOUT_OU200);
   float *ia = (float *)malloc(lenssim_dataset_image_floats(a) * 4), *ib = (float *)malloc(lenssim_dataset_image_floats(b) * 4);
   lenssim_label la, lb;
   int ch;
   CHECK(lenssim_dataset_image_floats(b) == 4 * 200 * 200, "OU-200 layout");
-  /* a galaxy-galaxy lens: compact, well inside both fields */
-  lenssim_dataset_sample_kind(a, 2, LENSSIM_KIND_GALAXY_GALAXY, ia, &la, NULL, 0, NULL);
-  lenssim_dataset_sample_kind(b, 2, LENSSIM_KIND_GALAXY_GALAXY, ib, &lb, NULL, 0, NULL);
+  /* a galaxy-galaxy lens well inside both fields whose light is the lens galaxy's (VIS < 21):
+   * bilinear resampling keeps the flux of what is smooth on NISP's 0.3" pixels, not of a faint
+   * lens's compact arcs */
+  {
+    uint64_t idx;
+    for (idx = 2; idx < 60; idx++) {
+      lenssim_dataset_sample_kind(a, idx, LENSSIM_KIND_GALAXY_GALAXY, ia, &la, NULL, 0, NULL);
+      if (la.mag_lens < 21 && la.theta_E < 2) break;
+    }
+    lenssim_dataset_sample_kind(b, idx, LENSSIM_KIND_GALAXY_GALAXY, ib, &lb, NULL, 0, NULL);
+  }
   CHECK(la.theta_E == lb.theta_E && la.mag_source == lb.mag_source, "same object in both layouts");
   for (ch = 0; ch < 4; ch++) {
     double fa = sum_f(ia + ch * 66 * 66, 66 * 66), fb = sum_f(ib + ch * 200 * 200, 200 * 200);
@@ -435,6 +500,7 @@ int main(void) {
   TEST("compound lenses: two source planes, both multiply imaged") test_compound_lenses();
   TEST("DeepLense classes differ only by substructure") test_deeplense_classes();
   TEST("layouts: OU-66 bins and OU-200 resamples without losing flux") test_layouts();
+  TEST("hard negatives: non-lens ellipticals drawn as the deflectors are; neighbours in every field") test_hard_negatives();
   TEST("ensai-modelling: one HST-like band, 192 x 192, SIE without shear or lens light") test_ensai_modelling();
   TEST("configuration errors name the problem") test_configuration_errors();
   return check_summary();

@@ -1,5 +1,6 @@
 /* test_recipes.c - the recipes every caller of a finder shares (lensnet.h, section "Recipes"):
- * cutout preparation, channel lists, class lookup and p(lens), the label column of labels.csv.
+ * cutout preparation, channel lists, class lookup and p(lens), band names and pixel scale from the
+ * metadata, the label column of labels.csv.
  * The streaming .npy writer is tested with the formats (tests/test_formats.c); that `lens
  * predict` and `lens explain` prepare cutouts alike, in tests/test_cli_explain.c. */
 #define LENSNET_IMPLEMENTATION
@@ -148,6 +149,30 @@ static void test_classes(void) {
   lensnet_model_free(m);
 }
 
+static void test_bands_and_pixel_scale(void) {
+  lensnet_model *m = tiny_model(4, 2, 2, NULL);
+  char name[6];
+  double scale = -1.0;
+  lensnet_error err;
+  if (!m) return;
+  CHECK(lensnet_model_band_name(m, 3, name, sizeof name, &err) == LENSNET_OK && !strcmp(name, "band "), "no band_names: 'band 3' cut to 5 bytes ('%s')", name);
+  lensnet_model_set_meta(m, "band_names", "J, Y ,H,VIS");
+  CHECK(lensnet_model_band_name(m, 1, name, sizeof name, &err) == LENSNET_OK && !strcmp(name, "Y"), "entry 1, blanks trimmed: '%s'", name);
+  CHECK(lensnet_model_band_name(m, 3, name, sizeof name, &err) == LENSNET_OK && !strcmp(name, "VIS"), "entry 3: '%s'", name);
+  CHECK(lensnet_model_band_name(m, 4, name, sizeof name, &err) == LENSNET_ERR_ARG && strstr(err.message, "band 4"), "not a band: %s", err.message);
+  lensnet_model_set_meta(m, "band_names", "J,,H");
+  lensnet_model_band_name(m, 1, name, sizeof name, &err);
+  CHECK(!strcmp(name, "band "), "an empty entry: the number ('%s')", name);
+  CHECK(lensnet_model_pixel_scale(m, &scale, &err) == LENSNET_OK && scale == 0.0, "no pixel_scale: 0");
+  lensnet_model_set_meta(m, "pixel_scale", "0.3");
+  CHECK(lensnet_model_pixel_scale(m, &scale, &err) == LENSNET_OK && scale == 0.3, "pixel_scale 0.3: %g", scale);
+  lensnet_model_set_meta(m, "pixel_scale", "-1");
+  CHECK(lensnet_model_pixel_scale(m, &scale, &err) == LENSNET_ERR_FORMAT && scale == 0.0 && strstr(err.message, "'-1'"), "%s", err.message);
+  lensnet_model_set_meta(m, "pixel_scale", "0.1 arcsec");
+  CHECK(lensnet_model_pixel_scale(m, &scale, &err) == LENSNET_ERR_FORMAT, "a unit after the number is refused");
+  lensnet_model_free(m);
+}
+
 static void test_lens_probability(void) {
   float two[2] = {0.3f, 1.7f}, big[3] = {1000.0f, -1000.0f, 999.0f}, one[1] = {-2.0f};
   double p = lensnet_lens_probability(two, 2, 1), sum;
@@ -216,6 +241,7 @@ int main(void) {
   TEST("cutouts: refusals name the problem") test_cutout_refusals();
   TEST("channel lists: 0,2,3 and what is refused") test_channels_parse();
   TEST("class lookup from the 'classes' metadata, with the last output as fallback") test_classes();
+  TEST("band names and pixel scale from the metadata") test_bands_and_pixel_scale();
   TEST("p(lens): a stable softmax") test_lens_probability();
   TEST("the scaling a model's metadata asks for") test_model_preprocess();
   TEST("label column of labels.csv: label, class, is_lens") test_label_columns();

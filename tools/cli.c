@@ -149,6 +149,36 @@ int lens_out_folder(const char *flag, const char *path) {
   return 0;
 }
 
+FILE *lens_text_open(const char *path, char *tmp, size_t cap) {
+  FILE *f;
+  if ((size_t)snprintf(tmp, cap, "%s.tmp", path) >= cap) {
+    lens_fail("%s: path too long", path);
+    return NULL;
+  }
+  if (!(f = fopen(tmp, "w"))) lens_fail("%s: cannot open for writing: %s", tmp, strerror(errno));
+  return f;
+}
+
+int lens_text_commit(FILE *f, const char *tmp, const char *path) {
+  int ok = !ferror(f);
+  ok &= fclose(f) == 0;
+  if (!ok) {
+    remove(tmp);
+    return lens_fail("%s: write failed (disk full?)", tmp);
+  }
+  if (rename(tmp, path) != 0) {
+    int e = errno;
+    remove(tmp);
+    return lens_fail("%s: cannot rename %s into place: %s", path, tmp, strerror(e));
+  }
+  return 0;
+}
+
+void lens_text_discard(FILE *f, const char *tmp) {
+  if (f) fclose(f);
+  remove(tmp);
+}
+
 const char *const lens_preprocess_choices[] = {"none", "minmax", NULL};
 
 int lens_parse_channels(const lens_option *o, const char *label, const char *text, void *opts) {

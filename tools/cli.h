@@ -17,6 +17,7 @@
 #ifndef LENS_CLI_H
 #define LENS_CLI_H
 #include <stddef.h>
+#include <stdio.h>
 #include "lensnet.h"
 #include "options.h"
 
@@ -43,6 +44,13 @@ lens_format lens_out_format(const char *flag, const char *path, int accepted);
 /* For --out options naming a folder: 0, or prints why a name with a file extension is refused
  * and returns LENS_EXIT_USAGE. */
 int lens_out_folder(const char *flag, const char *path);
+
+/* A text file written atomically: lens_text_open opens `path.tmp` (its name into tmp, cap bytes),
+ * lens_text_commit closes it and renames it over path, lens_text_discard closes and removes it.
+ * Open and commit print why they failed and return NULL / LENS_EXIT_FAIL (the temporary is gone). */
+FILE *lens_text_open(const char *path, char *tmp, size_t cap);
+int lens_text_commit(FILE *f, const char *tmp, const char *path);
+void lens_text_discard(FILE *f, const char *tmp);
 
 /* --preprocess minmax|none (and --minmax): -1 not given, 0 none, 1 minmax. */
 #define LENS_PREPROCESS_UNSET (-1)

@@ -7,7 +7,10 @@
  *   DIR/<method>.png           the panels side by side with titles and colour bars
  *   DIR/image.png, DIR/<method>_map.png, DIR/<method>_overlay.png   the panels one by one
  *   DIR/<method>.gif           occlusion sweeps and gradient ascents, frame by frame
- * DIR is created if it does not exist, with any missing parent folders. */
+ * DIR is created if it does not exist, with any missing parent folders. Maps coarser than the
+ * image are drawn with each cell on the pixels it stands for (Grad-CAM's at its receptive field,
+ * occlusion's at its patch), and pictures of the sky carry an arcsecond scale bar when the pixel
+ * scale is known (--pixel-scale, the FITS header, or the model's metadata). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +38,7 @@ typedef struct {
   lens_cutout_options cutout;
   int minmax, scale;
   float l2, noise, step, fill;
+  double pixel_scale;       /* -1: not given */
   unsigned long long seed;
 } explain_options;
 
@@ -68,6 +72,8 @@ static const lens_option explain_rows[] = {
   LENS_SIZE(T, "frames", frames, 0, 1e6, 0, "N", "frames of the GIF of an occlusion sweep or an ascent (default 60 / 40)"),
   LENS_CUTOUT_OPTIONS(T, cutout),
   LENS_INT(T, "scale", scale, 0, 10000, 0, "Z", "display pixels per image pixel (default: about 200 pixels across)"),
+  LENS_DOUBLE(T, "pixel-scale", pixel_scale, 0, 1e6, -1, "ARCSEC", "arcseconds per pixel of the model's input, for the scale bar (default:\n"
+              "the FITS header of --input, else the model's metadata pixel_scale; 0: no bar)"),
   LENS_SIZE(T, "threads", threads, 0, 1024, 0, "T", "threads (default: the CPUs online)"),
 };
 #undef T
@@ -82,8 +88,9 @@ static int ends_with(const char *s, const char *suffix) {
 }
 
 /* Reads the object into image[in_c, in_h, in_w]: picks the batch entry and prepares it like
- * lens predict does (lensnet_cutout_prepare). */
-static int load_object(const explain_options *o, const lensnet_model *m, float *image) {
+ * lens predict does (lensnet_cutout_prepare). A FITS header's pixel scale goes to *arcsec (per
+ * pixel of the model's input: per resized pixel with --resize) and the keyword to *key. */
+static int load_object(const explain_options *o, const lensnet_model *m, float *image, double *arcsec, const char **key) {
   lensnet_tensor t;
   lensnet_error err;
   lensnet_cutout_desc desc;
@@ -102,6 +109,9 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   desc = lens_cutout_desc(&o->cutout, o->minmax);
   rc = lens_cutout(o->input, m, &desc, t.data + o->index * c * h * w, c, h, w, image, &report, NULL);
   lensnet_tensor_free(&t);
+  if (!ends_with(o->input, ".npy") && lensnet_fits_pixel_scale(o->input, o->cutout.hdu, arcsec, key, NULL) == LENSNET_OK &&
+      desc.size == LENSNET_SIZE_RESIZE)
+    *arcsec *= (double)w / (double)m->in_w;
   if (rc == 0) lens_cutout_note(report.nan_pixels, report.inf_pixels);
   return rc;
 }
@@ -203,10 +213,11 @@ static int write_frames(const char *dir, const char *name, frame_set *fs, int de
 }
 
 /* The occlusion sweep: the patch moving over the image while the map fills in. */
-static int occlusion_gif(const explain_options *o, const lensnet_model *m, const float *image, const float *map, size_t rows,
-                         size_t cols, float lo, float hi, size_t W, size_t H, size_t patch, size_t stride) {
+static int occlusion_gif(const explain_options *o, const lensnet_model *m, const float *image, const float *map,
+                         const lensnet_map_geometry *g, float lo, float hi, size_t W, size_t H, size_t patch, size_t stride) {
   frame_set fs;
-  size_t cells = rows * cols, most = o->frames ? (o->frames < 128 ? o->frames : 128) : 60, frames = cells < most ? cells : most, f, k;
+  size_t cols = g->cols, cells = g->rows * cols, most = o->frames ? (o->frames < 128 ? o->frames : 128) : 60;
+  size_t frames = cells < most ? cells : most, f, k;
   lensnet_error err;
   float *partial = (float *)malloc(cells * sizeof(float));
   double sx = (double)W / (double)m->in_w;
@@ -223,7 +234,7 @@ static int occlusion_gif(const explain_options *o, const lensnet_model *m, const
                       (long)(patch * sx + 0.5) + 1, lensviz_rgb(255, 255, 0));
     for (k = 0; k < cells; k++) partial[k] = k < upto ? map[k] : 0.0f;
     half = lensviz_image_view(fr, W, 0, W, H);
-    lensviz_render_map(partial, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, &half);
+    lensviz_render_map_placed(partial, g, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, &half);
   }
   free(partial);
   return write_frames(o->out, "occlusion", &fs, 8);
@@ -239,10 +250,19 @@ typedef struct {
   float *image, *result;
   size_t W, H, per;
   picture_set ps;
+  double arcsec;            /* arcseconds per pixel of the model's input; 0: not known */
+  char image_title[160];    /* the composite's bands and the pixel scale */
+  char class_name[64];      /* the target's name from the metadata "classes" */
+  char band_names[8][64];   /* the first bands' names from the metadata "band_names" */
 } explain_ctx;
 
+/* The scale bar on a picture of the image (none when the pixel scale is not known). */
+static void scale_bar(const explain_ctx *x, lensviz_image *pic) {
+  if (x->arcsec > 0.0 && pic) lensviz_scale_bar(pic, x->arcsec * (double)x->m->in_w / (double)pic->width);
+}
+
 /* The object's picture, first in every grid of an object. */
-static lensviz_panel image_panel(explain_ctx *x) { return panel(&x->ps.pics[0], "image", 0, LENSVIZ_CMAP_GRAY, 0, 1); }
+static lensviz_panel image_panel(explain_ctx *x) { return panel(&x->ps.pics[0], x->image_title, 0, LENSVIZ_CMAP_GRAY, 0, 1); }
 
 /* A map's picture and the object's picture to lay the map over; 0 when out of memory. */
 static int map_pictures(explain_ctx *x, lensviz_image **map_pic, lensviz_image **over) {
@@ -266,45 +286,52 @@ static int write_panels(explain_ctx *x, const char *name, const lensviz_image *m
 /* Occlusion map, its panels and the sweep as a GIF. */
 static int explain_occlusion(explain_ctx *x) {
   const lensnet_model *m = x->m;
-  size_t rows, cols, shape[2];
+  size_t shape[2];
   double base;
   float lo, hi, *map = x->result; /* rows * cols <= in_h * in_w */
   char title[256];
   lensnet_error err;
+  lensnet_map_geometry cells;
   lensviz_image *map_pic, *over;
   lensviz_panel p[3];
   int have = map_pictures(x, &map_pic, &over), rc;
-  lensviz_occlusion_size(m, &x->d, &rows, &cols);
-  if (!rows || !cols) return lens_usage("--patch %lu does not fit the %lux%lu input", (unsigned long)x->d.patch, (unsigned long)m->in_h, (unsigned long)m->in_w);
+  lensviz_occlusion_grid(m, &x->d, &cells);
+  if (!cells.rows || !cells.cols)
+    return lens_usage("--patch %lu does not fit the %lux%lu input", (unsigned long)x->d.patch, (unsigned long)m->in_h, (unsigned long)m->in_w);
   if (!have) return lens_fail("out of memory");
-  fprintf(stderr, "lens: occlusion: %lu x %lu patch positions\n", (unsigned long)rows, (unsigned long)cols);
+  fprintf(stderr, "lens: occlusion: %lu x %lu patch positions\n", (unsigned long)cells.rows, (unsigned long)cells.cols);
   if (lensviz_occlusion(m, x->image, x->target, &x->d, map, &base, &err) != LENSNET_OK) return lens_fail_err(&err);
-  shape[0] = rows; shape[1] = cols;
+  shape[0] = cells.rows; shape[1] = cells.cols;
   if ((rc = write_npy(x->o->out, "occlusion", 2, shape, map)) != 0) return rc;
-  lensviz_map_range(map, rows * cols, 1, &lo, &hi);
-  lensviz_render_map(map, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
-  lensviz_overlay(over, map, rows, cols, LENSVIZ_CMAP_DIVERGING, lo, hi, 0.8f);
-  snprintf(title, sizeof title, "Occlusion, patch %lu stride %lu: P(class %d) = %.3f", (unsigned long)x->d.patch, (unsigned long)x->d.stride,
-           x->target, base);
+  lensviz_map_range(map, cells.rows * cells.cols, 1, &lo, &hi);
+  lensviz_render_map_placed(map, &cells, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
+  lensviz_overlay_placed(over, map, &cells, LENSVIZ_CMAP_DIVERGING, lo, hi, 0.8f);
+  scale_bar(x, map_pic);
+  scale_bar(x, over);
+  snprintf(title, sizeof title, "Occlusion, patch %lu stride %lu: P(%s) = %.3f", (unsigned long)x->d.patch, (unsigned long)x->d.stride,
+           x->class_name, base);
   p[0] = image_panel(x);
-  p[1] = panel(map_pic, "P(occluded) - P", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
+  p[1] = panel(map_pic, "P(occluded) - P, at each patch", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
   p[2] = panel(over, "overlay", 0, LENSVIZ_CMAP_GRAY, 0, 1);
   if ((rc = write_panels(x, "occlusion", map_pic, over, p, 3, 3, title)) != 0) return rc;
-  return occlusion_gif(x->o, m, x->image, map, rows, cols, lo, hi, x->W, x->H, x->d.patch, x->d.stride);
+  return occlusion_gif(x->o, m, x->image, map, &cells, lo, hi, x->W, x->H, x->d.patch, x->d.stride);
 }
 
-/* Grad-CAM at the feature map's resolution, its panels. */
+/* Grad-CAM at the feature map's resolution, its panels: each cell drawn over its receptive
+ * field's centre. */
 static int explain_gradcam(explain_ctx *x) {
-  int layer = x->o->layer, have, rc = 0;
+  int layer = x->o->layer, rc = 0;
   size_t c, h, w, shape[2];
   float lo, hi, *cam;
-  char title[256];
+  char title[256], map_title[96];
   lensnet_error err;
+  lensnet_map_geometry cells;
   lensviz_image *map_pic, *over;
   lensviz_panel p[3];
-  have = map_pictures(x, &map_pic, &over);
-  if (lensviz_layer_shape(x->m, (size_t)layer, &c, &h, &w, &err) != LENSNET_OK) return lens_fail_err(&err);
-  if (!have || !(cam = (float *)malloc(h * w * sizeof(float)))) return lens_fail("out of memory");
+  if (lensviz_layer_shape(x->m, (size_t)layer, &c, &h, &w, &err) != LENSNET_OK ||
+      lensnet_receptive_field(x->m, (size_t)layer, &cells, &err) != LENSNET_OK)
+    return lens_fail_err(&err);
+  if (!map_pictures(x, &map_pic, &over) || !(cam = (float *)malloc(h * w * sizeof(float)))) return lens_fail("out of memory");
   if (lensviz_gradcam(x->m, x->image, x->target, (size_t)layer, &x->d, cam, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   shape[0] = h; shape[1] = w;
   if (rc == 0) rc = write_npy(x->o->out, "gradcam", 2, shape, cam);
@@ -312,11 +339,14 @@ static int explain_gradcam(explain_ctx *x) {
     lensviz_map_range(cam, h * w, 0, &lo, &hi);
     lo = 0.0f;
     if (!(hi > lo)) hi = 1.0f;
-    lensviz_render_map(cam, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0, map_pic);
-    lensviz_overlay(over, cam, h, w, LENSVIZ_CMAP_MAGMA, lo, hi, 0.7f);
-    snprintf(title, sizeof title, "Grad-CAM, layer %d (%lux%lu), class %d", layer, (unsigned long)h, (unsigned long)w, x->target);
+    lensviz_render_map_placed(cam, &cells, LENSVIZ_CMAP_MAGMA, lo, hi, 0, map_pic);
+    lensviz_overlay_placed(over, cam, &cells, LENSVIZ_CMAP_MAGMA, lo, hi, 0.7f);
+    scale_bar(x, map_pic);
+    scale_bar(x, over);
+    snprintf(title, sizeof title, "Grad-CAM of %s (output %d), layer %d", x->class_name, x->target, layer);
+    snprintf(map_title, sizeof map_title, "%lux%lu cells, %g px apart", (unsigned long)h, (unsigned long)w, cells.stride);
     p[0] = image_panel(x);
-    p[1] = panel(map_pic, "Grad-CAM", 1, LENSVIZ_CMAP_MAGMA, lo, hi);
+    p[1] = panel(map_pic, map_title, 1, LENSVIZ_CMAP_MAGMA, lo, hi);
     p[2] = panel(over, "overlay (bilinear)", 0, LENSVIZ_CMAP_GRAY, 0, 1);
     rc = write_panels(x, "gradcam", map_pic, over, p, 3, 3, title);
   }
@@ -324,9 +354,9 @@ static int explain_gradcam(explain_ctx *x) {
   return rc;
 }
 
-/* A panel per band of grad (at most 8) after p[*np], on a shared symmetric range. */
+/* A panel per band of grad (at most 8) after p[*np], on a shared symmetric range, titled with the
+ * bands' names. */
 static void band_panels(explain_ctx *x, const float *grad, lensviz_panel *p, size_t *np) {
-  static const char *band_titles[8] = {"band 0", "band 1", "band 2", "band 3", "band 4", "band 5", "band 6", "band 7"};
   const lensnet_model *m = x->m;
   size_t hw = m->in_h * m->in_w, k;
   float lo, hi;
@@ -335,7 +365,9 @@ static void band_panels(explain_ctx *x, const float *grad, lensviz_panel *p, siz
     lensviz_image *bp = new_picture(&x->ps, x->W, x->H);
     if (!bp) break;
     lensviz_render_map(grad + k * hw, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, bp);
-    p[(*np)++] = panel(bp, band_titles[k], k + 1 == m->in_c || k == 7, LENSVIZ_CMAP_DIVERGING, lo, hi);
+    scale_bar(x, bp);
+    lensnet_model_band_name(m, k, x->band_names[k], sizeof x->band_names[k], NULL);
+    p[(*np)++] = panel(bp, x->band_names[k], k + 1 == m->in_c || k == 7, LENSVIZ_CMAP_DIVERGING, lo, hi);
   }
 }
 
@@ -370,8 +402,10 @@ static int explain_gradients(explain_ctx *x) {
     lensviz_map_range(sum, hw, 1, &lo, &hi);
     lensviz_render_map(sum, m->in_h, m->in_w, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
     lensviz_overlay(over, mag, m->in_h, m->in_w, LENSVIZ_CMAP_MAGMA, 0, 0, 0.8f);
-    snprintf(title, sizeof title, "%s, class %d", !strcmp(name, "ig") ? "Integrated gradients" : !strcmp(name, "smoothgrad") ? "SmoothGrad" :
-             !strcmp(name, "guided") ? "Guided backprop" : !strcmp(name, "guided-gradcam") ? "Guided Grad-CAM" : "Saliency", x->target);
+    scale_bar(x, map_pic);
+    scale_bar(x, over);
+    snprintf(title, sizeof title, "%s of %s (output %d)", !strcmp(name, "ig") ? "Integrated gradients" : !strcmp(name, "smoothgrad") ? "SmoothGrad" :
+             !strcmp(name, "guided") ? "Guided backprop" : !strcmp(name, "guided-gradcam") ? "Guided Grad-CAM" : "Saliency", x->class_name, x->target);
     p[np++] = image_panel(x);
     p[np++] = panel(map_pic, "sum over bands", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
     p[np++] = panel(over, "overlay of |map|", 0, LENSVIZ_CMAP_GRAY, 0, 1);
@@ -403,7 +437,7 @@ static int ascent_panels(explain_ctx *x, const lensviz_image *result_pic) {
     float logits[64];
     if (x->m->out_features <= 64 && lensnet_model_forward(x->m, 1, x->result, logits, NULL, &err) == LENSNET_OK)
       prob = lensnet_lens_probability(logits, x->m->out_features, (size_t)x->target);
-    snprintf(title, sizeof title, "Class image, class %d: P = %.3f", x->target, prob);
+    snprintf(title, sizeof title, "Class image of %s (output %d): P = %.3f", x->class_name, x->target, prob);
     p[0] = panel(result_pic, "class image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
     rc = write_grid(x->o->out, "class-image", p, 1, 1, title);
   }
@@ -442,6 +476,7 @@ static int explain_ascent(explain_ctx *x) {
   shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
   if ((rc = write_npy(x->o->out, method, 3, shape, x->result)) == 0) {
     lensviz_asinh_bands(x->result, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, result_pic);
+    scale_bar(x, result_pic);
     rc = ascent_panels(x, result_pic);
   }
   /* the frames are written even when the pictures failed */
@@ -505,6 +540,7 @@ static int explain_filters(explain_ctx *x) {
     if (lensviz_filter_image(m, (size_t)o->layer, chosen[k], &x->d, images + k * per, &err) != LENSNET_OK) { rc = lens_fail_err(&err); break; }
     if (!pic) { rc = lens_fail("out of memory"); break; }
     lensviz_asinh_bands(images + k * per, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, pic);
+    scale_bar(x, pic);
     if (strcmp(o->input, "-")) snprintf(titles[k], sizeof titles[k], "ch %lu: %.3g", (unsigned long)chosen[k], means[chosen[k]]);
     else snprintf(titles[k], sizeof titles[k], "channel %lu", (unsigned long)chosen[k]);
     p[k] = panel(pic, titles[k], 0, LENSVIZ_CMAP_GRAY, 0, 1);
@@ -568,6 +604,7 @@ static int open_model(explain_options *o, explain_ctx *x) {
   x->target = (int)o->target;
   if ((size_t)x->target >= x->m->out_features)
     return lens_usage("--target %d: the model has %lu outputs", x->target, (unsigned long)x->m->out_features);
+  lensnet_model_class_name(x->m, (size_t)x->target, x->class_name, sizeof x->class_name, NULL);
   if (use < 0) return 0; /* the method looks at no layer */
   if (o->layer < 0) {
     size_t layer;
@@ -576,7 +613,43 @@ static int open_model(explain_options *o, explain_ctx *x) {
   }
   if ((size_t)o->layer >= x->m->layer_count)
     return lens_usage("--layer %d does not exist: the model has layers 0..%lu", o->layer, (unsigned long)x->m->layer_count - 1);
+  if (use == LENSVIZ_LAYER_FOR_GRADCAM) { /* its map is drawn where the layer's cells lie */
+    lensnet_map_geometry cells;
+    if (lensnet_receptive_field(x->m, (size_t)o->layer, &cells, &err) != LENSNET_OK)
+      return lens_usage("--layer %d: %s; Grad-CAM needs a layer before it", o->layer, err.message);
+    fprintf(stderr, "lens: layer %d: %lux%lu cells %g pixels apart, centred on pixels %g to %g of 0..%lu, each seeing %g x %g pixels\n",
+            o->layer, (unsigned long)cells.rows, (unsigned long)cells.cols, cells.stride, cells.offset,
+            cells.offset + (double)(cells.cols - 1) * cells.stride, (unsigned long)x->m->in_w - 1, cells.size, cells.size);
+  }
   return 0;
+}
+
+/* Arcseconds per pixel of the model's input, for the scale bars: --pixel-scale, else the input's
+ * FITS header (data_scale, from keyword data_key), else the model's metadata; said on stderr
+ * with where it came from, and noted when the input's pixels differ from the model's. */
+static void resolve_pixel_scale(explain_ctx *x, double data_scale, const char *data_key, char *from, size_t cap) {
+  const explain_options *o = x->o;
+  double model_scale = 0.0;
+  lensnet_error err;
+  if (lensnet_model_pixel_scale(x->m, &model_scale, &err) != LENSNET_OK) fprintf(stderr, "lens: note: %s (ignored)\n", err.message);
+  from[0] = 0;
+  if (o->pixel_scale >= 0.0) {
+    x->arcsec = o->pixel_scale;
+    snprintf(from, cap, "--pixel-scale");
+  } else if (data_scale > 0.0) {
+    x->arcsec = data_scale;
+    snprintf(from, cap, "FITS %s%s", data_key, o->cutout.resize ? ", resized" : "");
+  } else if (model_scale > 0.0) {
+    x->arcsec = model_scale;
+    snprintf(from, cap, "model metadata");
+  }
+  if (x->arcsec > 0.0)
+    fprintf(stderr, "lens: scale bar: %.4g\"/pixel (%s)\n", x->arcsec, from);
+  else if (o->pixel_scale < 0.0)
+    fprintf(stderr, "lens: note: no scale bar: neither the model's metadata nor the input give the pixel scale (--pixel-scale ARCSEC does)\n");
+  if (x->arcsec > 0.0 && model_scale > 0.0 && fabs(x->arcsec / model_scale - 1.0) > 0.01)
+    fprintf(stderr, "lens: note: the input's pixels are %.4g\" across, the model was made for %.4g\" (its metadata pixel_scale)\n",
+            x->arcsec, model_scale);
 }
 
 /* The methods' settings: the options, with the defaults that depend on the method. */
@@ -596,13 +669,20 @@ static lensviz_desc method_desc(const explain_options *o, const lensnet_parallel
   return d;
 }
 
-/* The object's picture (ps.pics[0]), written as image.png when there is an object. */
-static int image_picture(const explain_options *o, explain_ctx *x) {
+/* The object's picture (ps.pics[0]) with its scale bar, written as image.png when there is an
+ * object, and its title: the bands in red, green and blue and the pixel scale. */
+static int image_picture(const explain_options *o, explain_ctx *x, const char *scale_from) {
   lensviz_image *pic;
+  char legend[96];
+  size_t n;
   x->H = (size_t)(o->scale > 0 ? o->scale : (int)((200 + x->m->in_h - 1) / x->m->in_h)) * x->m->in_h;
   x->W = x->H * x->m->in_w / x->m->in_h;
   if (!(pic = new_picture(&x->ps, x->W, x->H))) return lens_fail("out of memory for pictures");
   lensviz_asinh_bands(x->image, x->m->in_c, x->m->in_h, x->m->in_w, 8.0f, 0.0f, pic);
+  scale_bar(x, pic);
+  n = (size_t)snprintf(x->image_title, sizeof x->image_title, "%s", lensviz_composite_legend(x->m, legend, sizeof legend));
+  if (x->arcsec > 0.0 && n < sizeof x->image_title)
+    snprintf(x->image_title + n, sizeof x->image_title - n, "\n%.4g\"/pixel (%s)", x->arcsec, scale_from);
   if (has_object(o)) return write_png(o->out, "image", pic);
   return 0;
 }
@@ -610,6 +690,9 @@ static int image_picture(const explain_options *o, explain_ctx *x) {
 /* Everything the methods share, into x: the model, the folder, the object, the settings and the
  * picture of the object. 0 or the exit status. */
 static int prepare(explain_options *o, explain_ctx *x, lens_pool **pool, lensnet_parallel *par) {
+  double data_scale = 0.0;
+  const char *data_key = NULL;
+  char scale_from[64];
   int rc;
   memset(x, 0, sizeof *x);
   x->o = o;
@@ -619,11 +702,12 @@ static int prepare(explain_options *o, explain_ctx *x, lens_pool **pool, lensnet
   x->image = (float *)calloc(x->per, sizeof(float));
   x->result = (float *)malloc(x->per * sizeof(float));
   if (!x->image || !x->result) return lens_fail("out of memory");
-  if (has_object(o) && (rc = load_object(o, x->m, x->image)) != 0) return rc;
+  if (has_object(o) && (rc = load_object(o, x->m, x->image, &data_scale, &data_key)) != 0) return rc;
+  resolve_pixel_scale(x, data_scale, data_key, scale_from, sizeof scale_from);
   *pool = lens_pool_create(o->threads ? o->threads : lens_pool_default_threads());
   *par = lens_pool_parallel(*pool);
   x->d = method_desc(o, par);
-  return image_picture(o, x);
+  return image_picture(o, x, scale_from);
 }
 
 int lens_cmd_explain(int argc, char **argv) {

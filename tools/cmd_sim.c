@@ -51,7 +51,7 @@ typedef struct {
   int threads, fits, png, noise_free, supersampling;
   const char *out_dir;
   /* negative: not given (the preset's); 0 and more are given values */
-  double lens_fraction, theta_e_min, theta_e_max, snr_min, mu_min, clumpy_fraction, substructure_scale;
+  double lens_fraction, theta_e_min, theta_e_max, snr_min, mu_min, clumpy_fraction, substructure_scale, neighbours;
 } sim_args;
 
 static const char *preset_at(size_t i) { return i < LENSSIM_PRESET_COUNT ? lenssim_preset_name((lenssim_preset)i) : NULL; }
@@ -93,6 +93,7 @@ static const lens_option sim_rows[] = {
   LENS_DOUBLE(T, "mu-min", mu_min, 0, 1e3, -1, "X", "minimum total source magnification (default 3)"),
   LENS_DOUBLE(T, "clumpy-fraction", clumpy_fraction, 0, 1, -1, "X", "share of clumpy star-forming sources (default 0.5; 0: none)"),
   LENS_DOUBLE(T, "substructure-scale", substructure_scale, 0, 100, -1, "X", "multiplies subhalo and vortex masses (deeplense; 0: none)"),
+  LENS_DOUBLE(T, "neighbours", neighbours, 0, 1000, -1, "X", "line-of-sight galaxies per arcmin^2 to VIS 24.5 (euclid; default 30; 0: none)"),
   LENS_INT(T, "supersampling", supersampling, 1, 8, 0, "S", "sub-pixel samples per side (default: per layout)"),
   LENS_FLAG(T, "noise-free", noise_free, "no noise"),
   LENS_FLAG(T, "fits", fits, "also write DIR/fits/NNNNNNN.fits per image"),
@@ -129,6 +130,7 @@ static int parse_args(int argc, char **argv, sim_args *a, lenssim_dataset_config
   if (a->mu_min >= 0) cfg->magnification_min = given_value(a->mu_min, 1e-300);
   if (a->clumpy_fraction >= 0) cfg->clumpy_fraction = given_value(a->clumpy_fraction, -1.0);
   if (a->substructure_scale >= 0) cfg->substructure_scale = given_value(a->substructure_scale, -1.0);
+  if (a->neighbours >= 0) cfg->neighbour_density = given_value(a->neighbours, -1.0);
   return 0;
 }
 

@@ -18,7 +18,7 @@
 #include "options.h"
 
 typedef struct {
-  const char *resume, *data, *labels, *out, *arch, *arch_file, *init, *classes;
+  const char *resume, *data, *labels, *out, *arch, *arch_file, *init, *classes, *channels;
   int bands, threads, interrupt_after;
   lensnet_fit_desc fit;      /* the training settings */
 } train_args;
@@ -34,6 +34,8 @@ static const lens_option tool_rows[] = {
   LENS_TEXT(T, "arch", LENS_OPT_SAVED, arch, "ou66", "A", "ou66 | ou200 | a file of architecture text (default ou66)"),
   LENS_TEXT(T, "arch_file", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, arch_file, "", NULL, NULL),
   LENS_ROW("bands", LENS_OPT_INT, LENS_OPT_SAVED, T, bands, 0, 1024, 0, "B", "input bands of a built-in architecture (default 0: from the data)"),
+  LENS_TEXT(T, "channels", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, channels, "", "LIST",
+            "train on these bands of the data, in this order, e.g. 2,1,3 (default: all)"),
   LENS_TEXT(T, "init", LENS_OPT_SAVED, init, "", "W.safetensors", "start from these weights (fine-tuning)"),
   LENS_TEXT(T, "classes", LENS_OPT_SAVED, classes, "non-lens,lens", "NAMES", "class names for the metadata (default non-lens,lens)"),
   LENS_CHOICE(T, "preprocess", 0, fit.minmax, lens_preprocess_choices, 0, "P", "minmax | none (default): the same as --minmax or not"),
@@ -198,6 +200,22 @@ static int load_data(const train_args *a, lensnet_tensor *images, float **labels
   lensnet_error err;
   if (lensnet_npy_read(a->data, images, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (images->ndim != 4 || images->shape[0] < 2) return lens_fail("%s: expected images [N,C,H,W] with N >= 2", a->data);
+  if (a->channels[0]) {
+    /* keep the listed bands, in order: each image goes through a copy, then its kept planes are
+     * packed to the front (never past the start of the next image) */
+    size_t ch[64], k, c, i, n = images->shape[0], bands = images->shape[1], plane = images->shape[2] * images->shape[3];
+    float *tmp;
+    if (lensnet_channels_parse(a->channels, ch, 64, &k, &err) != LENSNET_OK) return lens_usage("--channels: %s", err.message);
+    for (c = 0; c < k; c++)
+      if (ch[c] >= bands) return lens_usage("--channels asks for band %lu but %s has %lu bands", (unsigned long)ch[c], a->data, (unsigned long)bands);
+    if (!(tmp = (float *)malloc(bands * plane * sizeof(float)))) return lens_fail("out of memory");
+    for (i = 0; i < n; i++) {
+      memcpy(tmp, images->data + i * bands * plane, bands * plane * sizeof(float));
+      for (c = 0; c < k; c++) memcpy(images->data + (i * k + c) * plane, tmp + ch[c] * plane, plane * sizeof(float));
+    }
+    free(tmp);
+    images->shape[1] = k;
+  }
   *labels = (float *)malloc(images->shape[0] * sizeof(float));
   if (!*labels) return lens_fail("out of memory");
   return read_labels(a->labels, images->shape[0], *labels, class_count(a->classes));

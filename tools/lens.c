@@ -21,6 +21,7 @@ static const lens_command commands[] = {
   {"train",   lens_cmd_train,   "train a lens finder on images.npy + labels.csv, resumable"},
   {"render",  lens_cmd_render,  "render a lens scene (JSON) to an image"},
   {"explain", lens_cmd_explain, "show what a lens finder looks at: occlusion, saliency, Grad-CAM, dreams"},
+  {"eval",    lens_cmd_eval,    "score a finder against labels: AUC with intervals, PR, thresholds, by kind, at priors"},
   {"plot",    lens_cmd_plot,    "draw ROC, precision-recall, score, history and confusion pictures from CSV"},
   {"sim",     lens_cmd_sim,     "simulate labelled lenses and non-lenses: images.npy + labels.csv"},
 };

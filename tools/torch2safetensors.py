@@ -8,8 +8,9 @@ CHECKPOINT may hold a state_dict, a whole pickled model, or a dict with a "state
 "model_state_dict" entry (common training-script layouts). Tensors are written as float32
 little-endian under their state_dict names; Wilde et al.'s "VIS_layer." prefix becomes
 "layer.". The metadata records the architecture (a built-in name with its band count, or the
-text of --arch-file), the input size and the class names, so `lens info OUT.safetensors`
-describes it and `lens predict --model OUT.safetensors ...` runs it.
+text of --arch-file), the input size, the class names and, when given, the band names and
+the pixel scale, so `lens info OUT.safetensors` describes it and
+`lens predict --model OUT.safetensors ...` runs it.
 
 Needs PyTorch (Debian: apt-get install python3-torch); it writes the safetensors format itself
 (8-byte little-endian header length, JSON header, raw data), so the safetensors package is not
@@ -43,6 +44,8 @@ def main():
     ap.add_argument("--bands", type=int, help="input bands of the built-in architecture (default: from layer.0.weight)")
     ap.add_argument("--arch-file", help="architecture text for lensnet.h instead of a built-in")
     ap.add_argument("--classes", default="non-lens,lens")
+    ap.add_argument("--band-names", help="the input bands in channel order, e.g. J,Y,H,VIS (metadata band_names)")
+    ap.add_argument("--pixel-scale", type=float, help="arcseconds per pixel of the model's input (metadata pixel_scale)")
     args = ap.parse_args()
 
     state = load_state_dict(args.checkpoint)
@@ -58,6 +61,10 @@ def main():
         tensors[name] = value.detach().to(torch.float32).contiguous().cpu()
 
     meta = {"classes": args.classes, "source": f"converted from {args.checkpoint}"}
+    if args.band_names:
+        meta["band_names"] = args.band_names
+    if args.pixel_scale:
+        meta["pixel_scale"] = "%g" % args.pixel_scale
     if args.arch_file:
         meta["arch"] = open(args.arch_file).read()
     elif args.arch:

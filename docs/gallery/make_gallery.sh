@@ -17,6 +17,9 @@ for method in gradcam saliency guided guided-gradcam ig smoothgrad; do
   $lens explain --model weights/OU_66.safetensors --preprocess none --input $R/inputs_66.npy --index 0 --method $method --scale 2 --out $T
   cp $T/$method.png $G/$method.png
 done
+# OU-200's Grad-CAM cells: 6x6, 16 pixels apart, two pixels off the image's centre
+$lens explain --model weights/OU_200.safetensors --preprocess none --input $R/inputs_200.npy --method gradcam --out $T/ou200
+cp $T/ou200/gradcam.png $G/gradcam-ou200.png
 $lens explain --model weights/OU_66.safetensors --preprocess none --input $R/inputs_66.npy --method occlusion --patch 2 --stride 2 --scale 2 --frames 24 --out $T
 cp $T/occlusion.png $T/occlusion.gif $G/
 $lens explain --model weights/OU_66.safetensors --preprocess none --input $R/inputs_66.npy --method dream --octaves 3 --iterations 40 --scale 2 --frames 20 --out $T

@@ -21,6 +21,10 @@ WILDE_WHOLE = [
     "logits_OU_66.npy", "logits_OU_J.npy", "logits_OU_Y.npy", "logits_OU_H.npy", "logits_OU_JYH.npy",
     "saliency_OU_66.npy", "guidedbp_OU_66.npy", "gradcam_OU_66_layer27.npy", "occlusion_OU_66_p1s1.npy",
     "gradcam_OU_200_layer20.npy", "occlusion_OU_200_p4s4.npy",
+    # one noisy image per size [1,4,H,W] and the input gradients of it [4,H,W]: where OU-200's
+    # saliency and guided backprop are compared (its clean image puts max-pool windows on ties)
+    "inputs_66_noisy.npy", "saliency_OU_66_noisy.npy", "guidedbp_OU_66_noisy.npy",
+    "inputs_200_noisy.npy", "saliency_OU_200_noisy.npy", "guidedbp_OU_200_noisy.npy",
 ]
 # first image only: [3,4,200,200] -> [1,4,200,200] and its logits [3,2] -> [1,2]
 WILDE_FIRST = ["inputs_200.npy", "logits_OU_200.npy", "logits_OU_VIS.npy"]

@@ -1,0 +1,247 @@
+/* `lens eval` end to end: the figures of hand-made score and label files (worked out by hand in
+ * the comments), the joins (by index, by lens predict's input[i], by row order) and their
+ * refusals, the errors that name the problem, the outputs (metrics.json parses, metrics.csv and
+ * curve.csv read back, the PNGs decode), K classes, and a `lens sim` + `lens predict` run. The
+ * figures themselves are tested in tests/test_eval.c. */
+#define _POSIX_C_SOURCE 200809L
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "cli_check.h"
+#include "decode_image.h"
+
+#define D "build/cli_eval"
+#define NEAR(a, b) (fabs((double)(a) - (double)(b)) <= 1e-5)
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "wb");
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+}
+
+/* metrics.csv of a run: cell (row, column name) as a number; NaN when missing or empty. */
+static double metric(const char *dir, size_t row, const char *column) {
+  char path[512];
+  lensnet_csv t;
+  size_t col;
+  double v = NAN;
+  snprintf(path, sizeof path, "%s/metrics.csv", dir);
+  if (lensnet_csv_read(path, &t, NULL) != LENSNET_OK) return NAN;
+  if (lensnet_csv_column(t.header, column, &col, NULL) == LENSNET_OK && row < t.rows && lensnet_csv_cell(&t, row, col)[0])
+    lensnet_csv_number(&t, row, col, &v, NULL);
+  lensnet_csv_free(&t);
+  return v;
+}
+
+static const char *metric_text(const char *dir, size_t row, const char *column, char *buf, size_t cap) {
+  char path[512];
+  lensnet_csv t;
+  size_t col;
+  buf[0] = 0;
+  snprintf(path, sizeof path, "%s/metrics.csv", dir);
+  if (lensnet_csv_read(path, &t, NULL) != LENSNET_OK) return buf;
+  if (lensnet_csv_column(t.header, column, &col, NULL) == LENSNET_OK && row < t.rows) snprintf(buf, cap, "%s", lensnet_csv_cell(&t, row, col));
+  lensnet_csv_free(&t);
+  return buf;
+}
+
+/* The six objects of tests/test_eval.c: lenses 0.9 0.8 0.4, non-lenses 0.7 0.4 0.2, as scores
+ * and labels files with their rows in different orders, the labels' last line without a newline. */
+static void write_six(void) {
+  write_file(D "/six_scores.csv", "index,p_lens\n5,0.2\n0,0.9\n3,0.7\n1,0.8\n4,0.4\n2,0.4\n");
+  write_file(D "/six_labels.csv", "index,label,kind,theta_E\n0,1,compound_arc,1.5\n1,1,galaxy_galaxy,0.6\n2,1,compound_arc,0.8\n"
+                                  "3,0,elliptical,0\n4,0,ring_galaxy,0\n5,0,elliptical,0");
+}
+
+static void test_figures(void) {
+  char out[8192], buf[64];
+  int rc = cli_lens_output(out, sizeof out, "eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --by kind --prior 1:10 "
+                                            "--bootstrap 200 --out " D "/six");
+  CHECK(rc == 0, "lens eval runs: %s", out);
+  /* pairs won 7.5 of 9 */
+  CHECK(NEAR(metric(D "/six", 1, "auc"), 7.5 / 9.0), "AUC 7.5/9 in metrics.csv: %g", metric(D "/six", 1, "auc"));
+  CHECK(strstr(out, "AUC 0.8333") && strstr(out, "200 resamples"), "the summary states the AUC and the resamples: %s", out);
+  CHECK(metric(D "/six", 1, "auc_lo") <= 7.5 / 9.0 && metric(D "/six", 1, "auc_hi") >= 7.5 / 9.0, "the interval holds the AUC");
+  /* AP = 1/3 + 1/3 + 1/3 * 3/5 = 13/15; at 0.5: TP 2, FP 1, FN 1 */
+  CHECK(NEAR(metric(D "/six", 1, "ap"), 13.0 / 15.0), "AP 13/15");
+  CHECK(metric(D "/six", 1, "tp") == 2 && metric(D "/six", 1, "fp") == 1 && metric(D "/six", 1, "fn") == 1 && metric(D "/six", 1, "tn") == 2,
+        "confusion at 0.5");
+  CHECK(NEAR(metric(D "/six", 1, "precision"), 2.0 / 3) && NEAR(metric(D "/six", 1, "f1"), 2.0 / 3), "precision and F1 2/3");
+  /* 1:10 with 3 lenses and 3 non-lenses: each non-lens weighs 10 -> precision 2/(2 + 10) */
+  CHECK(NEAR(metric(D "/six", 1, "precision_1to10"), 2.0 / 12.0), "precision at 1:10: 1/6, got %g", metric(D "/six", 1, "precision_1to10"));
+  /* groups, lens kinds first: compound_arc {0.9, 0.4} vs all non-lenses {0.7, 0.4, 0.2}: 3 + 1.5 of 6 */
+  CHECK(!strcmp(metric_text(D "/six", 2, "group", buf, sizeof buf), "kind=compound_arc"), "row 2: kind=compound_arc, got %s", buf);
+  CHECK(!strcmp(metric_text(D "/six", 2, "members", buf, sizeof buf), "lenses") && metric(D "/six", 2, "n_neg") == 3 &&
+        NEAR(metric(D "/six", 2, "auc"), 4.5 / 6.0) && NEAR(metric(D "/six", 2, "recall"), 0.5), "compound_arc: against all 3 non-lenses, AUC 0.75, recall 1/2");
+  /* elliptical {0.7, 0.2} against all lenses {0.9, 0.8, 0.4}: 2 + 3 = 5 of 6; FPR at 0.5: 1/2 */
+  CHECK(!strcmp(metric_text(D "/six", 4, "group", buf, sizeof buf), "kind=elliptical") && NEAR(metric(D "/six", 4, "auc"), 5.0 / 6.0) &&
+        NEAR(metric(D "/six", 4, "fpr"), 0.5) && metric(D "/six", 4, "n_pos") == 3, "elliptical: against all 3 lenses, AUC 5/6, FPR 1/2");
+  CHECK(cli_lines(D "/six/metrics.csv") == 1 + 1 + 4, "a header, all and four kinds");
+  /* curve.csv: a header, the +inf point, five distinct scores */
+  CHECK(cli_lines(D "/six/curve.csv") == 7, "curve.csv: 7 lines, got %d", cli_lines(D "/six/curve.csv"));
+}
+
+static void test_outputs(void) {
+  char text[1 << 16];
+  lensnet_json *j = NULL;
+  const lensnet_json *groups, *first, *by;
+  int w = 0, h = 0;
+  cli_text(D "/six/metrics.json", text, sizeof text);
+  CHECK(lensnet_json_parse(text, strlen(text), &j, NULL) == LENSNET_OK, "metrics.json parses");
+  if (!j) return;
+  groups = lensnet_json_get(j, "groups");
+  first = groups && groups->count ? &groups->items[0] : NULL;
+  CHECK(groups && groups->count == 5, "five groups in metrics.json");
+  CHECK(first && lensnet_json_get(first, "auc") && NEAR(lensnet_json_get(first, "auc")->number, 7.5 / 9.0), "the AUC in metrics.json");
+  CHECK(lensnet_json_get(j, "join") && !strcmp(lensnet_json_get(j, "join")->string, "index"), "joined by index");
+  by = lensnet_json_get(j, "bootstrap");
+  CHECK(by && lensnet_json_get(by, "resamples") && lensnet_json_get(by, "resamples")->number == 200, "the resamples stated");
+  lensnet_json_free(j);
+  CHECK(png_size(D "/six/roc.png", &w, &h) && w == 640 && h == 480, "roc.png 640x480");
+  CHECK(png_size(D "/six/pr.png", &w, &h) && w == 640 && h == 480, "pr.png 640x480");
+  CHECK(!check_file_exists(D "/six/metrics.json.tmp") && !check_file_exists(D "/six/metrics.csv.tmp"), "no temporary files left");
+  /* the same seed, the same files; threads do not matter */
+  CHECK(cli_lens("eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --by kind --prior 1:10 --bootstrap 200 --threads 1 "
+                 "--out " D "/six2 > /dev/null 2>&1") == 0 &&
+        cli_same_file(D "/six/metrics.json", D "/six2/metrics.json") && cli_same_file(D "/six/metrics.csv", D "/six2/metrics.csv"),
+        "a second run on one thread writes the same metrics");
+}
+
+static void test_joins(void) {
+  char out[4096];
+  /* lens predict's input column "FILE.npy[i]" gives the index */
+  write_file(D "/input_scores.csv", "input,p_lens\nx.npy[5],0.2\nx.npy[0],0.9\nx.npy[3],0.7\nx.npy[1],0.8\nx.npy[4],0.4\nx.npy[2],0.4\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/input_scores.csv --labels " D "/six_labels.csv --bootstrap 0 --out " D "/in") == 0 &&
+        NEAR(metric(D "/in", 1, "auc"), 7.5 / 9.0) && strstr(out, "input column"), "joined through input[i]: %s", out);
+  /* no index in the scores: row order, counts must agree */
+  write_file(D "/rows.csv", "p_lens\n0.9\n0.8\n0.4\n0.7\n0.4\n0.2\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/rows.csv --labels " D "/six_labels.csv --bootstrap 0 --out " D "/rows") == 0 &&
+        NEAR(metric(D "/rows", 1, "auc"), 7.5 / 9.0) && strstr(out, "row order"), "joined by row order: %s", out);
+  write_file(D "/rows5.csv", "p_lens\n0.9\n0.8\n0.4\n0.7\n0.4\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/rows5.csv --labels " D "/six_labels.csv --out " D "/x") == 1 &&
+        strstr(out, "5 rows") && strstr(out, "6"), "row counts that differ are refused: %s", out);
+  /* indices that differ, named */
+  write_file(D "/other.csv", "index,p_lens\n0,0.9\n1,0.8\n2,0.4\n3,0.7\n4,0.4\n9,0.2\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/other.csv --labels " D "/six_labels.csv --out " D "/x") == 1 &&
+        strstr(out, "only in " D "/other.csv (9)") && strstr(out, "(5)"), "differing indices named: %s", out);
+  write_file(D "/dup.csv", "index,p_lens\n0,0.9\n1,0.8\n2,0.4\n3,0.7\n3,0.4\n5,0.2\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/dup.csv --labels " D "/six_labels.csv --out " D "/x") == 1 &&
+        strstr(out, "index 3 on lines 5 and 6"), "a duplicate index named with its lines: %s", out);
+  /* labels from the scores file itself */
+  write_file(D "/one.csv", "p_lens,label\n0.9,1\n0.8,1\n0.4,1\n0.7,0\n0.4,0\n0.2,0");
+  CHECK(cli_lens("eval --scores " D "/one.csv --bootstrap 0 --out " D "/one > /dev/null 2>&1") == 0 && NEAR(metric(D "/one", 1, "auc"), 7.5 / 9.0),
+        "labels from the scores file");
+}
+
+static void test_errors(void) {
+  char out[4096];
+  write_file(D "/nan.csv", "index,p_lens\n0,0.9\n1,0.8\n2,nan\n3,0.7\n4,0.4\n5,0.2\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/nan.csv --labels " D "/six_labels.csv --out " D "/x") == 1 &&
+        strstr(out, "line 4") && strstr(out, "'nan'"), "a NaN score is refused with its line: %s", out);
+  write_file(D "/inf.csv", "index,p_lens\n0,0.9\n1,0.8\n2,0.4\n3,-inf\n4,0.4\n5,0.2\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/inf.csv --labels " D "/six_labels.csv --out " D "/x") == 1 &&
+        strstr(out, "line 5") && strstr(out, "finite"), "an infinite score is refused: %s", out);
+  write_file(D "/nocol.csv", "index,score\n0,1\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/nocol.csv --labels " D "/six_labels.csv --out " D "/x") == 1 &&
+        strstr(out, "p_lens") && strstr(out, "columns found: index, score"), "a missing column, with the columns found: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --by arc_snr --out " D "/x") == 1 &&
+        strstr(out, "arc_snr") && strstr(out, "index, label, kind, theta_E"), "a missing --by column: %s", out);
+  write_file(D "/empty.csv", "");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/empty.csv --labels " D "/six_labels.csv --out " D "/x") == 1 &&
+        strstr(out, "empty"), "an empty file: %s", out);
+  write_file(D "/header.csv", "index,p_lens\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/header.csv --labels " D "/six_labels.csv --out " D "/x") == 1 &&
+        strstr(out, "no data rows"), "a header alone: %s", out);
+  write_file(D "/ragged.csv", "index,p_lens\n0,0.9\n1\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/ragged.csv --labels " D "/six_labels.csv --out " D "/x") == 1 &&
+        strstr(out, "line 3: 1 cell but the header has 2"), "a short row: %s", out);
+  write_file(D "/three.csv", "index,label\n0,1\n1,2\n2,0\n3,0\n4,0\n5,0\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/six_scores.csv --labels " D "/three.csv --out " D "/x") == 1 &&
+        strstr(out, "label '2'") && strstr(out, "0 (non-lens) and 1 (lens)"), "label 2 in a two-class evaluation: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/missing.csv --out " D "/x") == 1 && strstr(out, "missing.csv"),
+        "a missing file: %s", out);
+  /* usage errors: exit 2 */
+  CHECK(cli_lens("eval --scores " D "/six_scores.csv --out " D "/x > /dev/null 2>&1") == 1, "no label column and no --labels: a failure");
+  CHECK(cli_lens("eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --out " D "/x.csv > /dev/null 2>&1") == 2, "--out x.csv");
+  CHECK(cli_lens("eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --out " D "/x --prior 1-100 > /dev/null 2>&1") == 2, "--prior 1-100");
+  CHECK(cli_lens("eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --out " D "/x --by theta_E:1 > /dev/null 2>&1") == 2,
+        "--by with one edge");
+  CHECK(cli_lens("eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --out " D "/x --at-recall 1.5 > /dev/null 2>&1") == 2,
+        "--at-recall 1.5");
+  CHECK(cli_lens("eval --labels " D "/six_labels.csv --out " D "/x > /dev/null 2>&1") == 2, "no --scores");
+  CHECK(cli_lens_output(out, sizeof out, "eval --help") == 0 && strstr(out, "--prior") && strstr(out, "--by") && strstr(out, "--bootstrap"),
+        "--help lists the options");
+}
+
+/* One class only: the AUC is undefined, said so, not a number. */
+static void test_one_class(void) {
+  char out[4096], text[1 << 14];
+  write_file(D "/lenses.csv", "index,label\n0,1\n1,1\n2,1\n3,1\n4,1\n5,1\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/six_scores.csv --labels " D "/lenses.csv --out " D "/onec") == 0 &&
+        strstr(out, "AUC undefined: no non-lenses"), "the summary says why: %s", out);
+  CHECK(metric(D "/onec", 1, "auc") != metric(D "/onec", 1, "auc") && NEAR(metric(D "/onec", 1, "recall"), 3.0 / 6.0), "an empty AUC cell, recall 1/2");
+  cli_text(D "/onec/metrics.json", text, sizeof text);
+  CHECK(strstr(text, "\"auc\": null") && strstr(text, "\"auc_undefined\": \"no non-lenses\""), "null in metrics.json, with the reason");
+  CHECK(!check_file_exists(D "/onec/roc.png") && strstr(out, "roc.png not drawn"), "no ROC picture without non-lenses");
+}
+
+/* bins with fixed edges over the lenses (theta_E is 0 for every non-lens) */
+static void test_bins(void) {
+  char buf[64];
+  CHECK(cli_lens("eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --by theta_E:0,1,2 --bootstrap 0 --out " D "/bins > /dev/null 2>&1") == 0,
+        "--by theta_E:0,1,2");
+  /* [0, 1): lenses 0.8 (theta 0.6), 0.4 (0.8) vs all non-lenses: 3 + 1.5 of 6; [1, 2]: 0.9 vs all: 3 of 3 */
+  CHECK(!strcmp(metric_text(D "/bins", 2, "group", buf, sizeof buf), "theta_E[0:1)") && metric(D "/bins", 2, "n_pos") == 2 &&
+        metric(D "/bins", 2, "n_neg") == 3 && NEAR(metric(D "/bins", 2, "auc"), 4.5 / 6.0), "theta_E[0:1): 2 lenses vs 3 non-lenses, AUC 0.75");
+  CHECK(!strcmp(metric_text(D "/bins", 3, "group", buf, sizeof buf), "theta_E[1:2]") && NEAR(metric(D "/bins", 3, "auc"), 1.0) &&
+        NEAR(metric(D "/bins", 3, "lo"), 1) && NEAR(metric(D "/bins", 3, "hi"), 2), "theta_E[1:2]: AUC 1, edges in lo, hi");
+}
+
+/* K classes from logit columns: softmax, one-vs-rest AUC, macro AUC, confusion. */
+static void test_classes(void) {
+  char out[8192], buf[64];
+  /* logits chosen so that softmax keeps each column's order: class c's logit alone varies */
+  write_file(D "/k_scores.csv", "index,p_lens,logit_a,logit_b,logit_c\n"
+                                "0,0,2,0,0\n1,0,1,0,0\n2,0,0,2,0\n3,0,0,0.5,0\n4,0,0,0,2\n5,0,0,0,3\n");
+  write_file(D "/k_labels.csv", "index,label\n0,0\n1,1\n2,1\n3,0\n4,2\n5,2\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/k_scores.csv --labels " D "/k_labels.csv --bootstrap 50 --out " D "/k") == 0,
+        "three classes: %s", out);
+  /* argmax: a, a, b, b, c, c -> accuracy 4/6. P(a) ranks 0 (2) > 1 (1) > rest: class a = {0, 3}:
+   * 0 beats all 4; 3 (P(a) = 1/(2 + e^0.5)) beats only 2, 4, 5 (1/(2 + e^2), 1/(2 + e^2), 1/(2 + e^3)): 3 of 4 -> 7/8 */
+  CHECK(!strcmp(metric_text(D "/k", 1, "class", buf, sizeof buf), "macro") && NEAR(metric(D "/k", 1, "accuracy"), 4.0 / 6.0),
+        "macro row, accuracy 4/6");
+  CHECK(!strcmp(metric_text(D "/k", 2, "class", buf, sizeof buf), "a") && NEAR(metric(D "/k", 2, "auc"), 7.0 / 8.0), "class a: AUC 7/8, got %g",
+        metric(D "/k", 2, "auc"));
+  CHECK(strstr(out, "macro AUC") && strstr(out, "confusion"), "the summary has the macro AUC and the confusion matrix");
+  CHECK(cli_lens("eval --scores " D "/k_scores.csv --labels " D "/k_labels.csv --prior 1:10 --out " D "/k > /dev/null 2>&1") == 2,
+        "--prior with K classes is a usage error");
+}
+
+/* The whole pipeline on a small simulated sample: lens sim, lens predict, lens eval --by kind. */
+static void test_pipeline(void) {
+  char out[16384];
+  CHECK(cli_lens("sim --preset euclid-compound --n 60 --seed 5 --threads 2 --out " D "/sim > /dev/null 2>&1") == 0, "lens sim");
+  CHECK(cli_lens("predict --model weights/ou66-sim.safetensors " D "/sim/images.npy > " D "/sim_scores.csv 2>/dev/null") == 0, "lens predict");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/sim_scores.csv --labels " D "/sim/labels.csv --by kind,theta_E,mag_lens "
+                                         "--prior 1:100 --bootstrap 100 --out " D "/pipe") == 0, "lens eval: %s", out);
+  CHECK(strstr(out, "kind=compound_arc") && strstr(out, "kind=double_ring") && strstr(out, "theta_E["), "groups by kind and theta_E bins");
+  CHECK(metric(D "/pipe", 1, "auc") > 0.8, "the shipped finder separates the sample: AUC %g", metric(D "/pipe", 1, "auc"));
+  CHECK(metric(D "/pipe", 1, "precision_1to100") < metric(D "/pipe", 1, "precision"), "precision falls at 1:100");
+}
+
+int main(void) {
+  if (!cli_have_lens()) return check_summary();
+  if (cli_shell("rm -rf " D " && mkdir -p " D) != 0) { CHECK(0, "cannot create " D); return check_summary(); }
+  write_six();
+  TEST("figures of six objects by hand: AUC, AP, confusion, a prior, kinds") test_figures();
+  TEST("metrics.json parses, PNGs decode, runs repeat") test_outputs();
+  TEST("joins by index, by input[i], by row order; differing sets and duplicates refused") test_joins();
+  TEST("errors name the problem: NaN, missing columns, empty files, bad labels, usage") test_errors();
+  TEST("one class: the AUC undefined, said so") test_one_class();
+  TEST("fixed bins over the lenses") test_bins();
+  TEST("K classes: softmax, one-vs-rest AUC, macro, confusion") test_classes();
+  TEST("lens sim + lens predict + lens eval") test_pipeline();
+  cli_shell("rm -rf " D);
+  return check_summary();
+}
