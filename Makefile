@@ -194,7 +194,8 @@ weights: build/lens
 # the one-band finder tools/challenge1/vis101.arch on them for CHALLENGE_EPOCHS epochs (the full
 # run: 20000 and 10); make challenge-score scores the challenge's space-based cutouts
 # (../shared/data/bologna-challenge1/space_based, or the few in tests/data without ../shared)
-# with CHALLENGE_MODEL and prints the AUC with a 95% bootstrap interval. A short pipeline check:
+# with CHALLENGE_MODEL and evaluates it (lens eval: the AUC with a 95% bootstrap interval, ...).
+# A short pipeline check:
 #   make challenge CHALLENGE_N=6000 CHALLENGE_EPOCHS=5 (docs/challenge.md has its figures)
 CHALLENGE_RUN     ?= build/challenge1
 CHALLENGE_N       ?= 20000
@@ -202,16 +203,11 @@ CHALLENGE_EPOCHS  ?= 10
 CHALLENGE_THREADS ?=
 CHALLENGE_MODEL   ?= $(CHALLENGE_RUN)/run/best.safetensors
 CHALLENGE_CUTOUTS ?= $(if $(wildcard $(SHARED)/data/bologna-challenge1/space_based/lens),$(SHARED)/data/bologna-challenge1/space_based,tests/data/bologna-challenge1/space_based)
-CHALLENGE_ENV      = LENS=$(BUILD)/lens AUC_TOOL=build/auc_interval
 challenge: challenge-weights challenge-score
-challenge-weights: $(BUILD)/lens build/auc_interval
-	$(CHALLENGE_ENV) sh tools/challenge1/recipe.sh train $(CHALLENGE_RUN) $(CHALLENGE_N) $(CHALLENGE_EPOCHS) $(CHALLENGE_THREADS)
-challenge-score: $(BUILD)/lens build/auc_interval
-	$(CHALLENGE_ENV) sh tools/challenge1/recipe.sh score $(CHALLENGE_MODEL) $(CHALLENGE_CUTOUTS) $(CHALLENGE_RUN)/score $(CHALLENGE_THREADS)
-
-# The AUC with a bootstrap interval, until `lens eval` prints one (tools/challenge1/recipe.sh).
-build/auc_interval: tools/challenge1/auc_interval.c $(HEADERS) | build
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
+challenge-weights: $(BUILD)/lens
+	LENS=$(BUILD)/lens sh tools/challenge1/recipe.sh train $(CHALLENGE_RUN) $(CHALLENGE_N) $(CHALLENGE_EPOCHS) $(CHALLENGE_THREADS)
+challenge-score: $(BUILD)/lens
+	LENS=$(BUILD)/lens sh tools/challenge1/recipe.sh score $(CHALLENGE_MODEL) $(CHALLENGE_CUTOUTS) $(CHALLENGE_RUN)/score $(CHALLENGE_THREADS)
 
 # The tool, the headers, a pkg-config file (lens.pc) and the released weights with their cards:
 #   $(PREFIX)/bin/lens, $(PREFIX)/include/lens{net,sim,viz}.h, $(PKGCONFIGDIR)/lens.pc,

@@ -5,21 +5,18 @@
 #   sh tools/challenge1/recipe.sh train OUT N EPOCHS [THREADS]
 #       OUT/train, OUT/test: N and N/10 simulated objects (seeds 1 and 2, half lenses);
 #       OUT/run: lens train with tools/challenge1/vis101.arch; OUT/run/best.safetensors is the
-#       finder; OUT/test_auc.txt its AUC on the simulated test objects.
+#       finder; OUT/test_eval.txt and OUT/test_eval/ how it does on the simulated test objects,
+#       overall and by kind (lens eval).
 #   sh tools/challenge1/recipe.sh score MODEL CUTOUTS OUT [THREADS]
 #       CUTOUTS: a folder with lens/ and nolens/ FITS cutouts (the challenge's space_based);
-#       OUT/labels.csv (input,label), OUT/scores.csv (lens predict), OUT/auc.txt, OUT/roc.png.
+#       OUT/labels.csv (input,label), OUT/scores.csv (lens predict), OUT/eval.txt (the AUC with
+#       its 95% bootstrap interval, AP, ...) and OUT/eval/ (lens eval: metrics, roc.png, pr.png).
 #
-# LENS (default build/lens) is the tool; AUC_TOOL (default build/auc_interval) prints the AUC with
-# a bootstrap interval. Run from the repository root (make challenge-weights, make challenge-score).
+# LENS (default build/lens) is the tool. Run from the repository root (make challenge-weights,
+# make challenge-score).
 set -eu
 lens=${LENS:-build/lens}
-auc_tool=${AUC_TOOL:-build/auc_interval}
 arch=tools/challenge1/vis101.arch
-
-# The AUC of SCORES.csv (p_lens) against LABELS.csv (label), with a 95% bootstrap interval; the
-# one line to change for `lens eval --scores SCORES --labels LABELS` once that command exists.
-auc_with_interval() { "$auc_tool" --scores "$1" --labels "$2"; }
 
 usage() {
   echo "usage: sh tools/challenge1/recipe.sh train OUT N EPOCHS [THREADS]" >&2
@@ -31,7 +28,7 @@ need() { [ -x "$1" ] || { echo "challenge1: $1 not found; run make first" >&2; e
 
 train() {
   out=$1 n=$2 epochs=$3 threads=${4:-}
-  need "$lens"; need "$auc_tool"
+  need "$lens"
   t=${threads:+--threads $threads}
   mkdir -p "$out"
   echo "1. simulating $n training and $((n / 10)) test objects, layout challenge1-vis (half lenses)"
@@ -43,12 +40,13 @@ train() {
     --minmax --seed 1 $t --out "$out/run"
   echo "3. scoring the $((n / 10)) simulated test objects"
   "$lens" predict --model "$out/run/best.safetensors" $t "$out/test/images.npy" >"$out/test_scores.csv"
-  auc_with_interval "$out/test_scores.csv" "$out/test/labels.csv" | tee "$out/test_auc.txt"
+  "$lens" eval --scores "$out/test_scores.csv" --labels "$out/test/labels.csv" --by kind $t --out "$out/test_eval" |
+    tee "$out/test_eval.txt"
 }
 
 score() {
   model=$1 cutouts=$2 out=$3 threads=${4:-}
-  need "$lens"; need "$auc_tool"
+  need "$lens"
   t=${threads:+--threads $threads}
   [ -f "$model" ] || { echo "challenge1: no model $model (make challenge-weights trains one)" >&2; exit 1; }
   [ -d "$cutouts/lens" ] && [ -d "$cutouts/nolens" ] || { echo "challenge1: $cutouts lacks lens/ and nolens/" >&2; exit 1; }
@@ -63,10 +61,8 @@ score() {
   echo "scoring $(wc -l <"$out/cutouts.txt" | tr -d ' ') cutouts of $cutouts with $model"
   # --resize: bilinear to the model's input size; nothing changes for a 101 x 101 model
   "$lens" predict --model "$model" --resize --list "$out/cutouts.txt" $t >"$out/scores.csv"
-  auc_with_interval "$out/scores.csv" "$out/labels.csv" | tee "$out/auc.txt"
-  "$lens" plot roc --scores "$out/scores.csv" --labels "$out/labels.csv" --name "$(basename "$model")" \
-    --title "challenge 1 space-based cutouts" --out "$out/roc.png" >/dev/null 2>&1 ||
-    echo "(no ROC picture: lens plot could not write $out/roc.png)"
+  # rows of scores.csv and labels.csv are joined in order
+  "$lens" eval --scores "$out/scores.csv" --labels "$out/labels.csv" $t --out "$out/eval" | tee "$out/eval.txt"
 }
 
 [ $# -ge 1 ] || usage
