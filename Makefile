@@ -59,7 +59,7 @@ EXAMPLES  = $(EXAMPLE_SRC:examples/%.c=build/examples/%)
 BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
-.PHONY: all tools examples test test-fast warnings bench bench-setup weights demo samples clean check-stb deps install uninstall FORCE
+.PHONY: all tools examples test test-fast warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
 .PHONY: challenge challenge-weights challenge-score
 all: tools
 tools: $(BUILD)/lens
@@ -179,6 +179,11 @@ bench-setup:
 # Retrains the shipped finder weights/ou66-sim.safetensors from simulations (about 12 minutes on
 # two cores; weights/ou66-sim.md is its model card). Not part of make test.
 WEIGHTS_RUN = build/weights
+# The paper's table (docs/paper.md): seven finders trained and evaluated on held-out seeds; hours
+# of CPU, restartable (tools/paper.sh says how to run parts of it). Not part of `make test`.
+paper: build/lens
+	sh tools/paper.sh
+
 weights: build/lens
 	build/lens sim --preset euclid-lensfinding --n 20000 --seed 1 --out $(WEIGHTS_RUN)/train
 	build/lens sim --preset euclid-lensfinding --n 2000 --seed 2 --out $(WEIGHTS_RUN)/test

@@ -467,6 +467,11 @@ LENSNET_API void lensnet_model_free(lensnet_model *m);
 /* PyTorch's default initialisation (uniform in +-1/sqrt(fan_in) for weights and biases;
  * batch norm weight 1, bias 0, running mean 0, variance 1), from a seeded stream. */
 LENSNET_API void lensnet_model_init(lensnet_model *m, uint64_t seed);
+/* He et al. 2015's initialisation for ReLU networks: weights uniform in +-sqrt(6/fan_in) (variance
+ * 2/fan_in, so activations keep their scale through each ReLU layer), biases 0, batch norm as
+ * above. Deep plain stacks such as OU-66 (nine convolutions, no batch norm) can sit at chance for
+ * thousands of steps from PyTorch's default, whose variance is a sixth of this. */
+LENSNET_API void lensnet_model_init_he(lensnet_model *m, uint64_t seed);
 /* Loads a safetensors file: the architecture comes from metadata "arch" (text, or a built-in
  * name with "bands"); every parameter must be present with its exact shape. */
 LENSNET_API lensnet_result lensnet_model_load(const char *path, lensnet_model **out, lensnet_error *err);
@@ -4219,6 +4224,24 @@ LENSNET_API void lensnet_model_init(lensnet_model *m, uint64_t seed) {
   for (i = 0; i < m->layer_count; i++) {
     const lensnet__layer_kind *kind = lensnet__kind(m->layers[i].type);
     if (kind->init) kind->init(m, &m->layers[i], &rng);
+  }
+}
+
+LENSNET_API void lensnet_model_init_he(lensnet_model *m, uint64_t seed) {
+  lensnet_rng rng;
+  size_t i, k;
+  lensnet_model_init(m, seed);
+  lensnet_rng_seed(&rng, seed);
+  for (i = 0; i < m->layer_count; i++) {
+    const lensnet_layer *L = &m->layers[i];
+    const lensnet_param *W;
+    float bound;
+    if (L->type != LENSNET_LAYER_CONV2D && L->type != LENSNET_LAYER_DENSE) continue;
+    W = &m->params[L->weight];
+    bound = sqrtf(6.0f / (float)(W->count / W->shape[0]));
+    for (k = 0; k < W->count; k++) m->values[W->offset + k] = (2.0f * lensnet_rng_uniform(&rng) - 1.0f) * bound;
+    if (L->bias_param >= 0)
+      for (k = 0; k < m->params[L->bias_param].count; k++) m->values[m->params[L->bias_param].offset + k] = 0.0f;
   }
 }
 

@@ -210,6 +210,8 @@ static void test_bad_input(void) {
         "12x12 images for OU-66 must fail");
   CHECK(cli_file_has("build/tcli_err.log", "1x12x12") && cli_file_has("build/tcli_err.log", "66"), "the message names both shapes");
   CHECK(cli_lens("train --frobnicate 3 2> build/tcli_err.log") != 0 && cli_file_has("build/tcli_err.log", "--frobnicate"), "unknown option named");
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --weight-init xavier --out build/tcli_bad 2> build/tcli_err.log") == 2 &&
+            cli_file_has("build/tcli_err.log", "xavier"), "an unknown --weight-init is named");
   CHECK(cli_lens("train --resume build/does-not-exist 2> build/tcli_err.log") != 0 && cli_file_has("build/tcli_err.log", "does-not-exist"), "missing checkpoint named");
   {
     /* a damaged checkpoint: an option out of its range must be refused, not obeyed */

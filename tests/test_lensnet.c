@@ -501,8 +501,45 @@ static void test_result_strings(void) {
   for (r = -1; r <= LENSNET_RESULT_COUNT; r++) CHECK(lensnet_result_string((lensnet_result)r) != NULL, "result %d", r);
 }
 
+/* He initialisation: weights uniform in +-sqrt(6/fan_in), so variance 2/fan_in (the uniform on
+ * [-b, b] has variance b^2/3); biases zero; the same seed gives the same weights. */
+static void test_init_he(void) {
+  lensnet_model *m = NULL, *m2 = NULL;
+  lensnet_error err;
+  const lensnet_param *w, *b;
+  double sum2 = 0.0, bound, var;
+  size_t k, fan_in;
+  int inside = 1, zero = 1;
+  if (lensnet_model_create("input 8 10 10\nconv2d name=c out=64 kernel=5\nrelu\nflatten\ndense name=d out=3\n", &m, &err) != LENSNET_OK ||
+      lensnet_model_create("input 8 10 10\nconv2d name=c out=64 kernel=5\nrelu\nflatten\ndense name=d out=3\n", &m2, &err) != LENSNET_OK) {
+    CHECK(0, "create: %s", err.message);
+    return;
+  }
+  lensnet_model_init_he(m, 11);
+  lensnet_model_init_he(m2, 11);
+  w = lensnet_model_param(m, "c.weight");
+  b = lensnet_model_param(m, "c.bias");
+  fan_in = 8 * 5 * 5;
+  bound = sqrt(6.0 / fan_in);
+  for (k = 0; k < w->count; k++) {
+    double v = m->values[w->offset + k];
+    sum2 += v * v;
+    inside &= fabs(v) <= bound;
+  }
+  for (k = 0; k < b->count; k++) zero &= m->values[b->offset + k] == 0.0f;
+  var = sum2 / w->count;
+  CHECK(inside, "every weight within +-sqrt(6/fan_in) = %.4f", bound);
+  /* 12800 draws: the sample variance has a relative standard error of sqrt(0.8/12800) = 0.8 % */
+  CHECK(fabs(var / (2.0 / fan_in) - 1) < 0.04, "variance %.5f, 2/fan_in = %.5f", var, 2.0 / fan_in);
+  CHECK(zero, "biases zero");
+  CHECK(!memcmp(m->values, m2->values, m->value_count * sizeof(float)), "same seed, same weights");
+  lensnet_model_free(m);
+  lensnet_model_free(m2);
+}
+
 int main(void) {
   TEST("JSON: values, nesting, escapes") test_json_values();
+  TEST("He initialisation: the documented bound and variance, zero biases") test_init_he();
   TEST("JSON: malformed text is refused with a message") test_json_malformed();
   TEST("architecture text: built-ins and errors that name the line") test_architecture_text();
   TEST("model save and load keep architecture, weights and metadata") test_save_and_load();

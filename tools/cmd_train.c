@@ -18,7 +18,7 @@
 #include "options.h"
 
 typedef struct {
-  const char *resume, *data, *labels, *out, *arch, *arch_file, *init, *classes, *channels;
+  const char *resume, *data, *labels, *out, *arch, *arch_file, *init, *classes, *channels, *weight_init;
   int bands, threads, interrupt_after;
   lensnet_fit_desc fit;      /* the training settings */
 } train_args;
@@ -36,6 +36,9 @@ static const lens_option tool_rows[] = {
   LENS_ROW("bands", LENS_OPT_INT, LENS_OPT_SAVED, T, bands, 0, 1024, 0, "B", "input bands of a built-in architecture (default 0: from the data)"),
   LENS_TEXT(T, "channels", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, channels, "", "LIST",
             "train on these bands of the data, in this order, e.g. 2,1,3 (default: all)"),
+  LENS_TEXT(T, "weight-init", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, weight_init, "pytorch", "S",
+            "starting weights of a fresh model: pytorch (PyTorch's default) | he (He et al. 2015,\n"
+            "for deep ReLU stacks without batch norm such as OU-66)"),
   LENS_TEXT(T, "init", LENS_OPT_SAVED, init, "", "W.safetensors", "start from these weights (fine-tuning)"),
   LENS_TEXT(T, "classes", LENS_OPT_SAVED, classes, "non-lens,lens", "NAMES", "class names for the metadata (default non-lens,lens)"),
   LENS_CHOICE(T, "preprocess", 0, fit.minmax, lens_preprocess_choices, 0, "P", "minmax | none (default): the same as --minmax or not"),
@@ -248,7 +251,13 @@ static int new_model(train_args *a, const lensnet_fit_desc *d, const lensnet_ten
   r = lensnet_model_create(arch, m, &err);
   free(file);
   if (r != LENSNET_OK) return lens_fail_err(&err);
-  lensnet_model_init(*m, d->seed);
+  if (strcmp(a->weight_init, "he") && strcmp(a->weight_init, "pytorch")) {
+    lensnet_model_free(*m);
+    *m = NULL;
+    return lens_usage("--weight-init '%s' is neither pytorch nor he", a->weight_init);
+  }
+  if (!strcmp(a->weight_init, "he")) lensnet_model_init_he(*m, d->seed);
+  else lensnet_model_init(*m, d->seed);
   return 0;
 }
 

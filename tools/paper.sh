@@ -1,0 +1,132 @@
+#!/bin/sh
+# tools/paper.sh - `make paper`: the seven finders of Wilde et al. 2022 (OU-66, OU-200 and the
+# VIS, J, Y, H, JYH variants) trained on lens sim's Euclid population and evaluated with
+# lens eval on seeds they never saw; writes $PAPER/results.md, the table docs/paper.md quotes.
+#
+#   sh tools/paper.sh                 everything (about 8 hours of CPU on 2 cores)
+#   MODELS="OU_66" sh tools/paper.sh  some models only
+#
+# Restartable: a step whose output exists is skipped, so an interrupted run goes on where it
+# stopped. Settings (environment): LENS (build/lens), PAPER (build/paper), THREADS (2),
+# N66 (24000 training images, OU-66 layout), N200 (8000, OU-200 layout), EPOCHS66 (15),
+# EPOCHS200 (10), NTEST (4000), NCOMPOUND (1500), MODELS.
+set -eu
+L=${LENS:-build/lens}
+P=${PAPER:-build/paper}
+T=${THREADS:-2}
+N66=${N66:-24000}
+N200=${N200:-8000}
+E66=${EPOCHS66:-15}
+E200=${EPOCHS200:-10}
+NTEST=${NTEST:-4000}
+NCOMP=${NCOMPOUND:-1500}
+MODELS=${MODELS:-"OU_66 OU_JYH OU_J OU_Y OU_H OU_200 OU_VIS"}
+mkdir -p "$P"
+
+say() { echo "paper: $*"; }
+run() { echo "+ $*"; "$@"; }
+
+# name -> architecture, layout, channels of a lens sim stack (VIS, NISP Y, J, H)
+model() {
+  case $1 in
+    OU_66) echo "ou66 66 0,1,2,3" ;;
+    OU_JYH) echo "ou66 66 2,1,3" ;;
+    OU_J) echo "ou66 66 2" ;;
+    OU_Y) echo "ou66 66 1" ;;
+    OU_H) echo "ou66 66 3" ;;
+    OU_200) echo "ou200 200 0,1,2,3" ;;
+    OU_VIS) echo "ou200 200 0" ;;
+    *) echo "paper: unknown model $1" >&2; exit 2 ;;
+  esac
+}
+
+# sim DIR ARGS...: a data set, unless DIR already holds one
+sim() {
+  dir=$1; shift
+  if [ -f "$dir/labels.csv" ] && [ -f "$dir/images.npy" ]; then say "$dir exists, kept"; return; fi
+  run "$L" sim "$@" --threads "$T" --out "$dir"
+}
+
+# The data: training and held-out sets per layout. Seeds: 1 training, 2 test, 3 compound.
+need66=0; need200=0
+for m in $MODELS; do
+  set -- $(model "$m")
+  if [ "$2" = 66 ]; then need66=1; else need200=1; fi
+done
+if [ $need66 = 1 ]; then
+  sim "$P/train66" --preset euclid-lensfinding --layout ou66 --n "$N66" --seed 1
+  sim "$P/test66" --preset euclid-lensfinding --layout ou66 --n "$NTEST" --seed 2
+  sim "$P/compound66" --preset euclid-compound --layout ou66 --n "$NCOMP" --seed 3
+fi
+if [ $need200 = 1 ]; then
+  sim "$P/train200" --preset euclid-lensfinding --layout ou200 --n "$N200" --seed 1
+  sim "$P/test200" --preset euclid-lensfinding --layout ou200 --n "$NTEST" --seed 2
+  sim "$P/compound200" --preset euclid-compound --layout ou200 --n "$NCOMP" --seed 3
+fi
+
+# column NAME of the row whose first field is GROUP in a metrics.csv
+metric() {
+  awk -F, -v g="$2" -v c="$3" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next }
+    $1 == g && k { print $k; exit }' "$1"
+}
+
+# scores and labels of the lenses and the bright (VIS < 23) non-lens ellipticals only
+# (sh has no local variables: be_ names are this function's)
+bright_ellipticals() {
+  be_scores=$1; be_labels=$2; be_out=$3
+  awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { if ($i == "kind") k = i; if ($i == "mag_lens") m = i; if ($i == "index") x = i }; next }
+    $k == "galaxy_galaxy" || ($k == "elliptical" && $m < 23) { print $x }' "$be_labels" > "$be_out.keep"
+  awk -F, 'NR == FNR { keep[$1] = 1; next } FNR == 1 || keep[$1]' "$be_out.keep" "$be_labels" > "$be_out.labels.csv"
+  awk 'NR == FNR { keep[$1] = 1; next }
+    FNR == 1 { print; next }
+    { i = $0; sub(/^[^[]*\[/, "", i); sub(/\].*$/, "", i); if (keep[i]) print }' "$be_out.keep" "$be_scores" > "$be_out.scores.csv"
+}
+
+for m in $MODELS; do
+  set -- $(model "$m")
+  arch=$1; lay=$2; ch=$3
+  run_dir="$P/run_$m"; out="$P/$m"
+  mkdir -p "$out"
+  epochs=$E66; [ "$lay" = 200 ] && epochs=$E200
+  if [ -f "$run_dir/best.safetensors" ] && grep -q "^$epochs," "$run_dir/history.csv" 2>/dev/null; then
+    say "$run_dir trained, kept"
+  elif [ -f "$run_dir/checkpoint.safetensors" ]; then
+    run "$L" train --resume "$run_dir" --threads "$T"
+  else
+    start=$(date +%s)
+    run "$L" train --arch "$arch" --weight-init he --channels "$ch" --data "$P/train$lay/images.npy" \
+      --labels "$P/train$lay/labels.csv" --epochs "$epochs" --batch 32 --lr 1e-3 --schedule cosine \
+      --class-weights auto --augment flip,rot90 --minmax --seed 1 --out "$run_dir" --threads "$T"
+    echo $(( $(date +%s) - start )) > "$run_dir/seconds"
+  fi
+  w="$run_dir/best.safetensors"
+  for set in test compound; do
+    [ -f "$out/$set.csv" ] || run "$L" predict --model "$w" --channels "$ch" --threads "$T" "$P/$set$lay/images.npy" --out "$out/$set.csv"
+  done
+  [ -f "$out/eval_test/metrics.csv" ] || run "$L" eval --scores "$out/test.csv" --labels "$P/test$lay/labels.csv" \
+    --by kind --prior 1:100,1:1000 --threads "$T" --out "$out/eval_test" > "$out/eval_test.txt"
+  [ -f "$out/eval_compound/metrics.csv" ] || run "$L" eval --scores "$out/compound.csv" --labels "$P/compound$lay/labels.csv" \
+    --by kind --threads "$T" --out "$out/eval_compound" > "$out/eval_compound.txt"
+  if [ ! -f "$out/eval_bright/metrics.csv" ]; then
+    bright_ellipticals "$out/test.csv" "$P/test$lay/labels.csv" "$out/bright"
+    run "$L" eval --scores "$out/bright.scores.csv" --labels "$out/bright.labels.csv" --threads "$T" \
+      --out "$out/eval_bright" > "$out/eval_bright.txt"
+  fi
+done
+
+# The table: one row per model
+{
+  echo "| model | bands | AUC (1:1) [95 %] | F1 at 0.5 | AUC vs bright ellipticals | precision at recall 0.9, 1:100 | recall: compound arcs | recall: double rings | training (s) |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  for m in $MODELS; do
+    set -- $(model "$m")
+    e="$P/$m/eval_test/metrics.csv"; c="$P/$m/eval_compound/metrics.csv"; b="$P/$m/eval_bright/metrics.csv"
+    [ -f "$e" ] || continue
+    printf '| %s | %s | %.4f [%.4f, %.4f] | %.3f | %.4f | %.3f | %.3f | %.3f | %s |\n' "$m" "$3" \
+      "$(metric "$e" all auc)" "$(metric "$e" all auc_lo)" "$(metric "$e" all auc_hi)" "$(metric "$e" all f1)" \
+      "$(metric "$b" all auc)" "$(metric "$e" all precision_at_recall_0.9_1to100)" \
+      "$(metric "$c" kind=compound_arc recall)" "$(metric "$c" kind=double_ring recall)" \
+      "$(cat "$P/run_$m/seconds" 2>/dev/null || echo '?')"
+  done
+} > "$P/results.md"
+cat "$P/results.md"
