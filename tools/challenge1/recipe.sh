@@ -35,7 +35,7 @@ train() {
   "$lens" sim --preset euclid-lensfinding --layout challenge1-vis --n "$n" --seed 1 $t --out "$out/train"
   "$lens" sim --preset euclid-lensfinding --layout challenge1-vis --n $((n / 10)) --seed 2 $t --out "$out/test"
   echo "2. training $arch for $epochs epochs"
-  "$lens" train --arch "$arch" --data "$out/train/images.npy" --labels "$out/train/labels.csv" \
+  "$lens" train --arch "$arch" --weight-init he --data "$out/train/images.npy" --labels "$out/train/labels.csv" \
     --epochs "$epochs" --batch 32 --lr 1e-3 --schedule cosine --class-weights auto --augment flip,rot90 \
     --minmax --seed 1 $t --out "$out/run"
   echo "3. scoring the $((n / 10)) simulated test objects"
