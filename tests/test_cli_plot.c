@@ -43,10 +43,30 @@ static void test_other_plots(void) {
         png_size("build/plot_hist2.png", &w, &h) && w == 960 && h == 400, "history.png 960x400");
 }
 
+/* A CSV whose last line has no newline is read whole (it once made the reader run past the end
+ * of its buffer); a short row is named by its line. */
+static void test_csv_edges(void) {
+  char text[1024];
+  FILE *f = fopen("build/plot_nonl.csv", "w");
+  if (f) { fputs("input,p_lens,label\na,0.9,1\nb,0.1,0\nc,0.8,1\nd,0.85,0", f); fclose(f); }
+  CHECK(cli_lens("plot roc --scores build/plot_nonl.csv --out build/plot_nonl.png > build/plot_out.txt 2>&1") == 0, "read");
+  cli_text("build/plot_out.txt", text, sizeof text);
+  /* lenses 0.9, 0.8 against non-lenses 0.1, 0.85: three of four pairs ordered, AUC 0.75; without
+   * the last row it would be 1 */
+  CHECK(strstr(text, "0.750") != NULL, "the last row counts (AUC 0.75 with it, 1 without): %s", text);
+  f = fopen("build/plot_short.csv", "w");
+  if (f) { fputs("input,p_lens,label\na,0.9,1\nb,0.1\n", f); fclose(f); }
+  CHECK(cli_lens("plot roc --scores build/plot_short.csv --out build/plot_nonl.png > build/plot_out.txt 2>&1") == 1, "a short row fails");
+  cli_text("build/plot_out.txt", text, sizeof text);
+  CHECK(strstr(text, "line 3") != NULL || strstr(text, ":3") != NULL, "and its line is named: %s", text);
+  remove("build/plot_nonl.csv"); remove("build/plot_short.csv"); remove("build/plot_nonl.png");
+}
+
 int main(void) {
   write_inputs();
   TEST("lens plot roc draws two curves and prints the AUC") test_roc();
   TEST("lens plot draws PR, confusion, score and history pictures") test_other_plots();
+  TEST("lens plot reads a CSV without a final newline, names a short row") test_csv_edges();
   TEST("lens plot fails without its label column")
     CHECK(cli_lens("plot roc --scores build/plot_scores.csv --label-column truth --out build/plot_x.png > build/plot_out.txt 2>&1") != 0,
           "a missing label column fails");

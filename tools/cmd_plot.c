@@ -14,78 +14,19 @@
 #include "cli.h"
 #include "options.h"
 
-/* A CSV file in memory: row 0 is the header; cells point into text. */
-typedef struct {
-  char *text;
-  char **cells;
-  size_t rows, cols;
-} csv_table;
+/* A CSV file in memory (lensnet_csv_read: bounded, quoting, any last line): row 0 is the header. */
+typedef lensnet_csv csv_table;
 
-static void csv_free(csv_table *t) {
-  free(t->text);
-  free(t->cells);
-  memset(t, 0, sizeof *t);
-}
+static void csv_free(csv_table *t) { lensnet_csv_free(t); }
 
-/* Reads a CSV without quoting (the toolkit's files have none); every row must have the
- * header's number of cells. */
+/* Reads a CSV whose rows all have the header's number of cells, and at least one data row. */
 static int csv_read(const char *path, csv_table *t) {
-  FILE *f = fopen(path, "rb");
-  long size;
-  size_t r, cap = 0, line = 1;
-  char *p;
+  lensnet_error err;
+  size_t c;
   memset(t, 0, sizeof *t);
-  if (!f) return lens_fail("%s: cannot open", path);
-  if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) { fclose(f); return lens_fail("%s: cannot read", path); }
-  t->text = (char *)malloc((size_t)size + 1);
-  if (!t->text) { fclose(f); return lens_fail("out of memory reading %s", path); }
-  if (fread(t->text, 1, (size_t)size, f) != (size_t)size) { fclose(f); csv_free(t); return lens_fail("%s: read failed", path); }
-  fclose(f);
-  t->text[size] = 0;
-  p = t->text;
-  while (*p) {
-    size_t col = 0;
-    char *end = strchr(p, '\n'), *q;
-    if (end) *end = 0;
-    if (end && end > p && end[-1] == '\r') end[-1] = 0;
-    if (*p == 0) { p = end ? end + 1 : p + strlen(p); line++; continue; }
-    for (q = p;; q++) {
-      if (*q == ',' || *q == 0) {
-        int last = *q == 0;
-        if (t->rows == 0) {
-          if (t->cols + 1 > cap) {
-            char **nc;
-            cap = cap ? cap * 2 : 16;
-            nc = (char **)realloc(t->cells, cap * sizeof(char *));
-            if (!nc) { csv_free(t); return lens_fail("out of memory reading %s", path); }
-            t->cells = nc;
-          }
-          t->cells[t->cols++] = p;
-        } else {
-          size_t at = t->rows * t->cols + col;
-          if (col >= t->cols) { csv_free(t); return lens_fail("%s:%lu: more cells than the header has", path, (unsigned long)line); }
-          if (at + 1 > cap) {
-            char **nc;
-            while (at + 1 > cap) cap = cap ? cap * 2 : 16;
-            nc = (char **)realloc(t->cells, cap * sizeof(char *));
-            if (!nc) { csv_free(t); return lens_fail("out of memory reading %s", path); }
-            t->cells = nc;
-          }
-          t->cells[at] = p;
-          col++;
-        }
-        *q = 0;
-        p = q + 1;
-        if (last) break;
-      }
-    }
-    if (t->rows > 0 && col != t->cols) { csv_free(t); return lens_fail("%s:%lu: %lu cells but the header has %lu", path, (unsigned long)line, (unsigned long)col, (unsigned long)t->cols); }
-    t->rows++;
-    line++;
-    p = end ? end + 1 : p + strlen(p);
-  }
+  if (lensnet_csv_read(path, t, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (t->rows < 2) { csv_free(t); return lens_fail("%s: no data rows", path); }
-  for (r = 0; r < t->cols; r++) while (*t->cells[r] == ' ') t->cells[r]++;
+  for (c = 0; c < t->cols; c++) while (*t->cells[c] == ' ') t->cells[c]++;
   return 0;
 }
 
