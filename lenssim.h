@@ -2087,7 +2087,7 @@ static void lenssim__convolve_rows(const double *src, double *dst, int n, const 
 /* 2D convolution with a (2r+1)^2 kernel, zeros outside the image. Each output row gathers the
  * kernel's terms in the order a = -r..r, b = -r..r, as a per-pixel loop would, but a whole row at
  * a time (contiguous, so it vectorises). */
-static void lenssim__convolve_2d(const double *src, double *dst, int n, const double *kernel, int r) {
+LENSSIM__CLONES static void lenssim__convolve_2d(const double *src, double *dst, int n, const double *kernel, int r) {
   int i, j, a, b, side = 2 * r + 1;
   for (i = 0; i < n; i++) {
     double *out = dst + (size_t)i * n;
