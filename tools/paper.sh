@@ -116,16 +116,17 @@ done
 
 # The table: one row per model
 {
-  echo "| model | bands | AUC (1:1) [95 %] | F1 at 0.5 | AUC vs bright ellipticals | precision at recall 0.9, 1:100 | recall: compound arcs | recall: double rings | training (s) |"
+  echo "| model | bands | AUC (1:1) [95 %] | F1 at 0.5 | AUC vs bright ellipticals | precision at recall 0.9, 1:100 | recall at 0.5: compound arcs / double rings | recall at FPR 0.01: compound arcs / double rings | training, CPU s |"
   echo "|---|---|---|---|---|---|---|---|---|"
   for m in $MODELS; do
     set -- $(model "$m")
     e="$P/$m/eval_test/metrics.csv"; c="$P/$m/eval_compound/metrics.csv"; b="$P/$m/eval_bright/metrics.csv"
     [ -f "$e" ] || continue
-    printf '| %s | %s | %.4f [%.4f, %.4f] | %.3f | %.4f | %.3f | %.3f | %.3f | %s |\n' "$m" "$3" \
+    printf '| %s | %s | %.4f [%.4f, %.4f] | %.3f | %.4f | %.3f | %.3f / %.3f | %.3f / %.3f | %s |\n' "$m" "$3" \
       "$(metric "$e" all auc)" "$(metric "$e" all auc_lo)" "$(metric "$e" all auc_hi)" "$(metric "$e" all f1)" \
       "$(metric "$b" all auc)" "$(metric "$e" all precision_at_recall_0.9_1to100)" \
       "$(metric "$c" kind=compound_arc recall)" "$(metric "$c" kind=double_ring recall)" \
+      "$(metric "$c" kind=compound_arc recall_at_fpr_0.01)" "$(metric "$c" kind=double_ring recall_at_fpr_0.01)" \
       "$(cat "$P/run_$m/seconds" 2>/dev/null || echo '?')"
   done
 } > "$P/results.md"
