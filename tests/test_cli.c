@@ -380,6 +380,49 @@ static void test_help(void) {
   }
 }
 
+/* lens info --set: metadata added to a copy, the tensors and the rest of the metadata kept, the
+ * keys that describe the network refused, and the input file untouched on every refusal. */
+static void test_info_set(void) {
+  lensnet_model *a = NULL, *b = NULL;
+  lensnet_error err;
+  char out[4096];
+  size_t i, n;
+  int same = 1;
+  make_model(W "/meta_in.safetensors", "minmax", NULL);
+  CHECK(cli_lens("info " W "/meta_in.safetensors --set band_names=VIS,Y --set pixel_scale=0.3 --out " W "/meta_out.safetensors > /dev/null") == 0, "info --set");
+  if (lensnet_model_load(W "/meta_in.safetensors", &a, &err) != LENSNET_OK || lensnet_model_load(W "/meta_out.safetensors", &b, &err) != LENSNET_OK) {
+    CHECK(0, "load: %s", err.message);
+  } else {
+    const char *bn = lensnet_model_meta(b, "band_names"), *ps = lensnet_model_meta(b, "pixel_scale"), *pp = lensnet_model_meta(b, "preprocess");
+    CHECK(bn && !strcmp(bn, "VIS,Y"), "band_names set (got %s)", bn ? bn : "(none)");
+    CHECK(ps && !strcmp(ps, "0.3"), "pixel_scale set (got %s)", ps ? ps : "(none)");
+    CHECK(pp && !strcmp(pp, "minmax"), "preprocess kept (got %s)", pp ? pp : "(none)");
+    CHECK(!lensnet_model_meta(a, "band_names"), "the input file is unchanged");
+    n = lensnet_model_parameter_count(a);
+    CHECK(n == lensnet_model_parameter_count(b), "same parameter count");
+    same = a->param_count == b->param_count;
+    for (i = 0; same && i < a->param_count; i++) {
+      const lensnet_param *pa = &a->params[i], *pb = lensnet_model_param(b, pa->name);
+      same = pb && pb->count == pa->count && !memcmp(a->values + pa->offset, b->values + pb->offset, pa->count * sizeof(float));
+    }
+    CHECK(same, "weights bit-identical after --set");
+  }
+  lensnet_model_free(a);
+  lensnet_model_free(b);
+  /* rewriting in place, and the refusals */
+  CHECK(cli_lens("info " W "/meta_out.safetensors --set pixel_scale=0.1 --out " W "/meta_out.safetensors > /dev/null") == 0, "info --set in place");
+  CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_out.safetensors") == 0 && strstr(out, "pixel_scale: 0.1") && strstr(out, "band_names: VIS,Y"),
+        "in-place --set changed one entry and kept the others");
+  CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set arch=ou66 --out " W "/m2.safetensors") == 2 && strstr(out, "arch") &&
+        !check_file_exists(W "/m2.safetensors"), "--set arch refused");
+  CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set bands=9 --out " W "/m2.safetensors") == 2 && !check_file_exists(W "/m2.safetensors"),
+        "--set bands refused");
+  CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set novalue --out " W "/m2.safetensors") == 2 && strstr(out, "KEY=VALUE"),
+        "--set without = refused");
+  CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set a=b") == 2 && strstr(out, "--out"), "--set without --out refused");
+  CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --out " W "/m2.safetensors") == 2 && strstr(out, "--set"), "--out without --set refused");
+}
+
 int main(void) {
   setup();
   test_help();
@@ -387,6 +430,7 @@ int main(void) {
   test_out();
   test_exit_codes();
   test_progress();
+  test_info_set();
   if (check__failed == 0) cli_shell("rm -rf " W);
   return check_summary();
 }

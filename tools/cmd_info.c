@@ -1,15 +1,51 @@
-/* lens info: what a model file holds - architecture, input shape, parameter count, metadata. */
+/* lens info: what a model file holds - architecture, input shape, parameter count, metadata -
+ * and, with --set, a copy with metadata added or changed (band names, pixel scale, provenance). */
 #include <stdio.h>
 #include <string.h>
 #include "lens_cmds.h"
+#include "cli.h"
 #include "options.h"
 
-typedef struct { const char *model; } info_args;
+#define INFO_MAX_SET 32
+
+typedef struct {
+  const char *model, *out;
+  const char *set[INFO_MAX_SET];
+  size_t nset;
+} info_args;
 static const lens_option info_rows[] = {
   LENS_TEXT(info_args, "MODEL.safetensors", LENS_OPT_REQUIRED | LENS_OPT_POSITIONAL, model, NULL, NULL, "the model file to describe"),
+  LENS_LIST(info_args, "set", set, nset, INFO_MAX_SET, "KEY=VALUE",
+            "set a metadata entry (repeatable), e.g. band_names=VIS,Y,J,H or pixel_scale=0.3; needs --out"),
+  LENS_TEXT(info_args, "out", 0, out, NULL, "FILE.safetensors", "where --set writes the model (may be MODEL itself: written whole, then renamed)"),
 };
-static const lens_option_section info_sections[] = {{NULL, info_rows, 1}};
-static const lens_command_spec info_spec = {"info", "usage: lens info MODEL.safetensors\n", NULL, NULL, info_sections, 1, NULL};
+static const lens_option_section info_sections[] = {{NULL, info_rows, 3}};
+static const lens_command_spec info_spec = {"info", "usage: lens info MODEL.safetensors [--set KEY=VALUE ... --out FILE.safetensors]\n", NULL, NULL,
+                                            info_sections, 1, NULL};
+
+/* keys that describe the network itself: changing them would make the file describe other weights */
+static int info_key_structural(const char *key, size_t n) {
+  return (n == 4 && !strncmp(key, "arch", 4)) || (n == 5 && !strncmp(key, "bands", 5)) || (n == 10 && !strncmp(key, "input_size", 10));
+}
+
+static int info_set(const info_args *a, lensnet_model *m) {
+  lensnet_error err;
+  size_t i;
+  for (i = 0; i < a->nset; i++) {
+    const char *eq = strchr(a->set[i], '=');
+    char key[256];
+    size_t n = eq ? (size_t)(eq - a->set[i]) : 0;
+    if (!eq || n == 0) return lens_usage("--set needs KEY=VALUE, got '%s'", a->set[i]);
+    if (n >= sizeof key) return lens_usage("--set: key too long (%lu characters, at most %lu)", (unsigned long)n, (unsigned long)sizeof key - 1);
+    if (info_key_structural(a->set[i], n))
+      return lens_usage("--set: '%.*s' describes the network itself and cannot be changed here", (int)n, a->set[i]);
+    memcpy(key, a->set[i], n);
+    key[n] = 0;
+    if (lensnet_model_set_meta(m, key, eq + 1) != LENSNET_OK) return lens_fail("out of memory setting %s", key);
+  }
+  if (lensnet_model_save(m, a->out, &err) != LENSNET_OK) return lens_fail_err(&err);
+  return 0;
+}
 
 int lens_cmd_info(int argc, char **argv) {
   info_args a;
@@ -18,7 +54,15 @@ int lens_cmd_info(int argc, char **argv) {
   size_t i;
   int rc = lens_options_parse(&info_spec, argc, argv, &a, NULL);
   if (rc) return rc < 0 ? 0 : rc;
+  if (a.nset && !a.out) return lens_usage("--set needs --out FILE.safetensors (the same path as MODEL rewrites it)");
+  if (a.out && !a.nset) return lens_usage("--out writes the model with --set entries; give at least one --set KEY=VALUE");
   if (lensnet_model_load(a.model, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (a.nset) {
+    rc = info_set(&a, m);
+    lensnet_model_free(m);
+    if (!rc) printf("wrote %s (%lu metadata entries set)\n", a.out, (unsigned long)a.nset);
+    return rc;
+  }
   printf("model:      %s\n", a.model);
   printf("input:      %lu x %lu x %lu (bands x height x width)\n", (unsigned long)m->in_c, (unsigned long)m->in_h, (unsigned long)m->in_w);
   printf("output:     %lu\n", (unsigned long)m->out_features);
