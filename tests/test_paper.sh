@@ -16,6 +16,7 @@ row=$(grep '^| OU_J |' "$out/results.md" 2>/dev/null)
 check "results.md has the OU_J row ($row)" [ -n "$row" ]
 check "the row holds an AUC in [0, 1]" awk -v r="$row" 'BEGIN { split(r, f, "|"); a = f[4] + 0; exit !(f[4] ~ /[0-9]/ && a >= 0 && a <= 1) }'
 check "the model was trained on one band" sh -c "'$lens' info '$out/run_OU_J/best.safetensors' | grep -q 'input: *1 x 66 x 66'"
+check "the shipped copy names its band and pixel scale" sh -c "'$lens' info '$out/OU_J/finder.safetensors' | grep -q 'band_names: J\$' && '$lens' info '$out/OU_J/finder.safetensors' | grep -q 'pixel_scale: 0.3\$'"
 check "the bright-elliptical subset holds only lenses and ellipticals" \
   sh -c "awk -F, 'NR > 1 && \$3 != \"galaxy_galaxy\" && \$3 != \"elliptical\" { bad = 1 } END { exit bad }' '$out/OU_J/bright.labels.csv'"
 sh tools/paper.sh > "$out/log2.txt" 2>&1; rc=$?

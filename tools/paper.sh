@@ -3,13 +3,14 @@
 # VIS, J, Y, H, JYH variants) trained on lens sim's Euclid population and evaluated with
 # lens eval on seeds they never saw; writes $PAPER/results.md, the table docs/paper.md quotes.
 #
-#   sh tools/paper.sh                 everything (about 8 hours of CPU on 2 cores)
+#   sh tools/paper.sh                 everything (about 5 hours on 2 cores)
 #   MODELS="OU_66" sh tools/paper.sh  some models only
 #
 # Restartable: a step whose output exists is skipped, so an interrupted run goes on where it
 # stopped. Settings (environment): LENS (build/lens), PAPER (build/paper), THREADS (2),
 # N66 (24000 training images, OU-66 layout), N200 (8000, OU-200 layout), EPOCHS66 (15),
-# EPOCHS200 (10), NTEST (4000), NCOMPOUND (1500), MODELS.
+# EPOCHS200 (10), NTEST (4000), NCOMPOUND (1500), MODELS. Each finder ends as $PAPER/NAME/finder.safetensors:
+# the best epoch with band_names and pixel_scale in its metadata (what weights/ ships).
 set -eu
 L=${LENS:-build/lens}
 P=${PAPER:-build/paper}
@@ -100,6 +101,15 @@ for m in $MODELS; do
     echo $(( $(date +%s) - start )) > "$run_dir/seconds"
   fi
   w="$run_dir/best.safetensors"
+  # the finder as shipped (weights/NAME.safetensors): the best epoch with its bands' names and
+  # pixel scale, which lens explain labels panels and scale bars with
+  if [ ! -f "$out/finder.safetensors" ]; then
+    names=$(echo "$ch" | sed 's/0/VIS/g; s/1/Y/g; s/2/J/g; s/3/H/g')
+    scale=0.3; [ "$lay" = 200 ] && scale=0.1
+    run "$L" info "$w" --set "band_names=$names" --set "pixel_scale=$scale" \
+      --set "source=lens toolkit: $m architecture trained on lens sim --preset euclid-lensfinding images (make paper; docs/paper.md)" \
+      --out "$out/finder.safetensors" > /dev/null
+  fi
   for set in test compound; do
     [ -f "$out/$set.csv" ] || run "$L" predict --model "$w" --channels "$ch" --threads "$T" "$P/$set$lay/images.npy" --out "$out/$set.csv"
   done
@@ -116,7 +126,7 @@ done
 
 # The table: one row per model
 {
-  echo "| model | bands | AUC (1:1) [95 %] | F1 at 0.5 | AUC vs bright ellipticals | precision at recall 0.9, 1:100 | recall at 0.5: compound arcs / double rings | recall at FPR 0.01: compound arcs / double rings | training, CPU s |"
+  echo "| model | bands | AUC (1:1) [95 %] | F1 at 0.5 | AUC vs bright ellipticals | precision at recall 0.9, 1:100 | recall at 0.5: compound arcs / double rings | recall at FPR 0.01: compound arcs / double rings | training, wall s (2 threads) |"
   echo "|---|---|---|---|---|---|---|---|---|"
   for m in $MODELS; do
     set -- $(model "$m")
