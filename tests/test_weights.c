@@ -1,24 +1,50 @@
-/* The shipped weights: weights/ou66-sim.safetensors loads and is the OU-66 architecture with its
- * metadata. tests/test_cli_predict.c checks that it still finds lenses in a fresh simulated
- * sample it never saw. */
+/* The shipped weights: every finder trained here (weights/ *-sim.safetensors) loads, is the
+ * architecture its card names, and carries the metadata lens predict and lens explain use: classes,
+ * preprocess, band names and pixel scale. tests/test_cli_predict.c checks that they still find
+ * lenses in a fresh simulated sample none of them saw. */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #include "check.h"
 #include <string.h>
 
-static void test_shipped_ou66(void) {
-  lensnet_model *m = NULL;
-  lensnet_error err;
-  CHECK(lensnet_model_load("weights/ou66-sim.safetensors", &m, &err) == LENSNET_OK, "%s", err.message);
-  if (m) {
-    CHECK(m->in_c == 4 && m->in_h == 66 && m->in_w == 66 && m->out_features == 2, "OU-66 shapes");
-    CHECK(lensnet_model_parameter_count(m) == 203192, "OU-66 parameter count");
-    CHECK(lensnet_model_meta(m, "classes") && !strcmp(lensnet_model_meta(m, "classes"), "non-lens,lens"), "class names");
+typedef struct {
+  const char *file;
+  size_t bands, side, params;
+  const char *band_names, *pixel_scale;
+} shipped;
+
+static const shipped finders[] = {
+  {"weights/ou66-sim.safetensors", 4, 66, 203192, "VIS,Y,J,H", "0.3"},
+  {"weights/ou66-jyh-sim.safetensors", 3, 66, 202742, "J,Y,H", "0.3"},
+  {"weights/ou66-j-sim.safetensors", 1, 66, 201842, "J", "0.3"},
+  {"weights/ou66-y-sim.safetensors", 1, 66, 201842, "Y", "0.3"},
+  {"weights/ou66-h-sim.safetensors", 1, 66, 201842, "H", "0.3"},
+};
+
+static int meta_is(const lensnet_model *m, const char *key, const char *want) {
+  const char *v = lensnet_model_meta(m, key);
+  return v && !strcmp(v, want);
+}
+
+static void test_shipped(void) {
+  size_t i;
+  for (i = 0; i < sizeof finders / sizeof *finders; i++) {
+    const shipped *s = &finders[i];
+    lensnet_model *m = NULL;
+    lensnet_error err;
+    CHECK(lensnet_model_load(s->file, &m, &err) == LENSNET_OK, "%s: %s", s->file, err.message);
+    if (!m) continue;
+    CHECK(m->in_c == s->bands && m->in_h == s->side && m->in_w == s->side && m->out_features == 2, "%s: shapes", s->file);
+    CHECK(lensnet_model_parameter_count(m) == s->params, "%s: parameter count %lu", s->file, (unsigned long)lensnet_model_parameter_count(m));
+    CHECK(meta_is(m, "classes", "non-lens,lens"), "%s: class names", s->file);
+    CHECK(meta_is(m, "preprocess", "minmax"), "%s: preprocess minmax", s->file);
+    CHECK(meta_is(m, "band_names", s->band_names), "%s: band_names %s", s->file, s->band_names);
+    CHECK(meta_is(m, "pixel_scale", s->pixel_scale), "%s: pixel_scale %s", s->file, s->pixel_scale);
     lensnet_model_free(m);
   }
 }
 
 int main(void) {
-  TEST("the shipped OU-66 loads with its architecture and metadata") test_shipped_ou66();
+  TEST("every shipped finder trained here loads with its architecture and metadata") test_shipped();
   return check_summary();
 }

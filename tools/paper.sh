@@ -107,7 +107,7 @@ for m in $MODELS; do
     names=$(echo "$ch" | sed 's/0/VIS/g; s/1/Y/g; s/2/J/g; s/3/H/g')
     scale=0.3; [ "$lay" = 200 ] && scale=0.1
     run "$L" info "$w" --set "band_names=$names" --set "pixel_scale=$scale" \
-      --set "source=lens toolkit: $m architecture trained on lens sim --preset euclid-lensfinding images (make paper; docs/paper.md)" \
+      --set "source=lens toolkit: $arch on $names, the paper's $m, trained on lens sim --preset euclid-lensfinding images (make paper; docs/paper.md)" \
       --out "$out/finder.safetensors" > /dev/null
   fi
   for set in test compound; do
@@ -122,6 +122,73 @@ for m in $MODELS; do
     run "$L" eval --scores "$out/bright.scores.csv" --labels "$out/bright.labels.csv" --threads "$T" \
       --out "$out/eval_bright" > "$out/eval_bright.txt"
   fi
+done
+
+# the file name weights/ ships a finder under
+ship_name() {
+  case $1 in
+    OU_66) echo ou66-sim ;; OU_JYH) echo ou66-jyh-sim ;; OU_J) echo ou66-j-sim ;; OU_Y) echo ou66-y-sim ;;
+    OU_H) echo ou66-h-sim ;; OU_200) echo ou200-sim ;; OU_VIS) echo ou200-vis-sim ;;
+  esac
+}
+
+# card M: $P/M/card.md, the model card of a finder from its run and lens eval's figures
+card() {
+  set -- "$1" $(model "$1")
+  cm=$1 carch=$2 clay=$3 cch=$4
+  cn=$(ship_name "$cm"); cd_="$P/$cm"
+  e="$cd_/eval_test/metrics.csv"; c="$cd_/eval_compound/metrics.csv"; b="$cd_/eval_bright/metrics.csv"
+  [ -f "$e" ] && [ -f "$c" ] && [ -f "$b" ] || return 0
+  names=$(echo "$cch" | sed 's/0/VIS/g; s/1/Y/g; s/2/J/g; s/3/H/g')
+  nb=$(echo "$cch" | awk -F, '{ print NF }')
+  ntrain=$N66; scale=0.3; cepochs=$E66; [ "$clay" = 200 ] && { ntrain=$N200; scale=0.1; cepochs=$E200; }
+  best=$("$L" info "$cd_/finder.safetensors" | awk '$1 == "train.epoch:" { print $2 }')
+  ne=$(metric "$b" all n_neg)
+  f() { printf '%.3f' "$(metric "$1" "$2" "$3")"; }
+  cat <<CARD
+# $cn: $carch on $names, trained on this project's Euclid-like simulations
+
+**What it is.** The \`$carch\` architecture of Wilde et al. 2022 on $names ($nb x $clay x $clay at
+$scale"/px), the counterpart of the paper's \`$cm\`, trained from scratch by \`make paper\` on images made by
+\`lens sim\`. It reads channels $cch of a \`lens sim\` stack (0 VIS, 1 Y, 2 J, 3 H):
+
+    build/lens predict --model weights/$cn.safetensors --channels $cch images.npy
+
+Inputs are scaled per image and per band to [0, 1] (metadata \`preprocess: minmax\`), applied by
+\`lens predict\` and \`lens explain\`; \`band_names\` and \`pixel_scale\` are in the metadata.
+
+**Data and training** ([docs/paper.md](../docs/paper.md)): \`lens sim --preset euclid-lensfinding --layout ou$clay
+--n $ntrain --seed 1\`, the population of [docs/populations.md](../docs/populations.md) (hard negatives,
+neighbours, Moffat PSFs; see [ou66-sim.md](ou66-sim.md)), 10 % held out for validation;
+
+    lens train --arch $carch --weight-init he --channels $cch --epochs $cepochs --batch 32 --lr 1e-3 \\
+      --schedule cosine --class-weights auto --augment flip,rot90 --minmax --seed 1
+
+$(cat "$P/run_$cm/seconds" 2>/dev/null || echo '?') s of wall time on 2 threads; the weights are epoch $best, the lowest validation loss.
+
+**Metrics on held-out seeds** (\`lens eval\`; $NTEST objects of \`--seed 2\`, half lenses; threshold 0.5;
+95 % bootstrap intervals):
+
+| | |
+|---|---|
+| ROC AUC (the same at any prior) | $(f "$e" all auc) [$(f "$e" all auc_lo), $(f "$e" all auc_hi)] |
+| F1 / precision / recall at 0.5, 1:1 | $(f "$e" all f1) / $(f "$e" all precision) / $(f "$e" all recall) |
+| precision at recall 0.9: 1:1 / 1:100 / 1:1000 | $(f "$e" all precision_at_recall_0.9) / $(f "$e" all precision_at_recall_0.9_1to100) / $(f "$e" all precision_at_recall_0.9_1to1000) |
+| recall at false-positive rate 0.01 / 0.001 | $(f "$e" all recall_at_fpr_0.01) / $(f "$e" all recall_at_fpr_0.001) |
+| AUC against the bright (VIS < 23) non-lens ellipticals only ($ne of them) | $(f "$b" all auc) [$(f "$b" all auc_lo), $(f "$b" all auc_hi)] |
+| recall at 0.5 on compound arcs / double rings (\`euclid-compound\`, seed 3) | $(f "$c" kind=compound_arc recall) / $(f "$c" kind=double_ring recall) |
+| the same at the threshold of false-positive rate 0.01 | $(f "$c" kind=compound_arc recall_at_fpr_0.01) / $(f "$c" kind=double_ring recall_at_fpr_0.01) |
+
+The paper reports F1 from 0.83 to 0.91 across its finders and recall up to 76 % on compound arcs
+and 52 % on double rings, on its own (Bologna Lens Factory) simulations: a different population,
+so the figures are not a like-for-like comparison.
+
+**Limits.** Trained and tested on this simulator only (other seeds): upper bounds for real images.
+CARD
+}
+
+for m in $MODELS; do
+  if [ -f "$P/$m/eval_bright/metrics.csv" ]; then card "$m" > "$P/$m/card.md.tmp" && mv "$P/$m/card.md.tmp" "$P/$m/card.md"; fi
 done
 
 # The table: one row per model
