@@ -5,7 +5,12 @@
  *   DIR/fits/NNNNNNN.fits   with --fits: each image as a [C, H, W] FITS primary image
  *   DIR/png/NNNNNNN.png     with --png: an asinh colour composite of each image (Lupton et al. 2004)
  * Both main files are written under temporary names and renamed once complete. Object i depends
- * only on (preset, options, seed, i), so the files are the same whatever the thread count. */
+ * only on (preset, options, seed, i), so the files are the same whatever the thread count.
+ *
+ * With --shard I/N only objects [I n/N, (I+1) n/N) are made, numbered as in the whole run (the
+ * index column, FITS and PNG names), and DIR/shard.json records the shard once both files are in
+ * place (tools/shard.h); `lens merge` joins shards into the files a single run writes, byte for
+ * byte, and --skip-done skips a shard whose output is complete. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +25,7 @@
 #include "pool.h"
 #include "cli.h"
 #include "options.h"
+#include "shard.h"
 
 /* objects per parallel round: up to 256, at most ~64 MB of images in memory */
 #define SIM_CHUNK_MAX 256
@@ -50,6 +56,8 @@ typedef struct {
   unsigned long long seed;
   int threads, fits, png, noise_free, supersampling;
   const char *out_dir;
+  lens_shard shard;        /* --shard I/N */
+  int skip_done;
   /* negative: not given (the preset's); 0 and more are given values */
   double lens_fraction, theta_e_min, theta_e_max, snr_min, mu_min, clumpy_fraction, substructure_scale, neighbours;
 } sim_args;
@@ -98,6 +106,9 @@ static const lens_option sim_rows[] = {
   LENS_FLAG(T, "noise-free", noise_free, "no noise"),
   LENS_FLAG(T, "fits", fits, "also write DIR/fits/NNNNNNN.fits per image"),
   LENS_FLAG(T, "png", png, "also write DIR/png/NNNNNNN.png per image (asinh colour composite)"),
+  LENS_CUSTOM(T, "shard", 0, shard, lens_parse_shard, "I/N", "only shard I of N: objects [I N_obj/N, (I+1) N_obj/N), numbered as in the whole run;\n"
+              "DIR/shard.json records it (lens merge joins shards; docs/survey.md)"),
+  LENS_FLAG(T, "skip-done", skip_done, "with --shard: do nothing if DIR already holds this shard of this run, complete"),
 };
 #undef T
 static const lens_option_section sim_sections[] = {{NULL, sim_rows, sizeof sim_rows / sizeof sim_rows[0]}};
@@ -119,6 +130,7 @@ static int parse_args(int argc, char **argv, sim_args *a, lenssim_dataset_config
   if ((rc = lens_options_parse(&sim_spec, argc, argv, a, NULL)) != 0) return rc;
   if (strlen(a->out_dir) > 1000) return lens_usage("sim: --out path is too long");
   if (lens_out_folder("--out", a->out_dir)) return LENS_EXIT_USAGE;
+  if (a->skip_done && !a->shard.count) return lens_usage("sim: --skip-done needs --shard I/N (a shard's manifest says when it is done)");
   cfg->preset = (lenssim_preset)a->preset;
   cfg->layout = (lenssim_layout)a->layout;
   cfg->noise_free = a->noise_free;
@@ -138,7 +150,9 @@ static int parse_args(int argc, char **argv, sim_args *a, lenssim_dataset_config
 typedef struct {
   const sim_args *a;
   lenssim_dataset *ds;
-  char npy_path[1200], csv_path[1200], csv_tmp[1210], fits_dir[1200], png_dir[1200];
+  char npy_path[1200], csv_path[1200], csv_tmp[1210], fits_dir[1200], png_dir[1200], manifest_path[1200];
+  size_t first, end;       /* the objects this run makes: all, or its shard's */
+  lens_shard_manifest manifest;
   lensviz_image preview;
   lensnet_npy_writer npy;  /* images.npy, streamed through images.npy.tmp */
   FILE *csv;
@@ -195,7 +209,7 @@ static int prepare_workers(sim_run *r) {
 static int open_files(sim_run *r) {
   lensnet_error nerr;
   size_t shape[4];
-  shape[0] = r->a->n;
+  shape[0] = r->end - r->first;
   shape[1] = (size_t)r->ds->channels;
   shape[2] = shape[3] = (size_t)r->ds->num_pix;
   if (lensnet_npy_writer_begin(&r->npy, r->npy_path, 4, shape, &nerr) != LENSNET_OK) return lens_fail("sim: %s", nerr.message);
@@ -236,12 +250,12 @@ static int simulate(sim_run *r) {
   lensnet_parallel par = lens_pool_parallel(r->pool);
   lensnet_error nerr;
   lens_progress progress;
-  unsigned long long start, n = r->a->n;
+  unsigned long long start, n = r->end;
   char label[64];
   int rc = 0;
   snprintf(label, sizeof label, "sim %s", lenssim_preset_name((lenssim_preset)r->a->preset));
   lens_progress_start(&progress);
-  for (start = 0; start < n && rc == 0; start += r->chunk_size) {
+  for (start = r->first; start < n && rc == 0; start += r->chunk_size) {
     size_t count = n - start < r->chunk_size ? (size_t)(n - start) : r->chunk_size, k;
     r->chunk.first = start;
     par.run(par.user, count, sim_task, &r->chunk);
@@ -249,7 +263,7 @@ static int simulate(sim_run *r) {
       if (r->chunk.results[k] != LENSSIM_OK) rc = lens_fail("sim: object %llu: %s", start + k, r->chunk.errors[k].message);
     if (rc == 0 && lensnet_npy_writer_append(&r->npy, r->chunk.images, count, &nerr) != LENSNET_OK) rc = lens_fail("sim: %s", nerr.message);
     for (k = 0; k < count && rc == 0; k++) rc = write_object(r, k, start + k);
-    if (rc == 0) lens_progress_show(&progress, label, (size_t)(start + count), (size_t)n, "img", -1.0, NULL);
+    if (rc == 0) lens_progress_show(&progress, label, (size_t)(start + count - r->first), (size_t)(n - r->first), "img", -1.0, NULL);
   }
   lens_progress_end(&progress);
   return rc;
@@ -278,28 +292,59 @@ static void free_run(sim_run *r) {
   free(r->ds);
 }
 
+/* --shard: the manifest this run will write, and whether --skip-done finds it already there. A
+ * stale manifest goes before any output is touched, so it never describes half-written files. */
+static int shard_start(sim_run *r, int argc, char **argv, int *done) {
+  lens_shard_manifest *m = &r->manifest;
+  *done = 0;
+  lens_shard_range(&r->a->shard, r->a->n, &r->first, &r->end);
+  if (!r->a->shard.count) return 0;
+  snprintf(r->manifest_path, sizeof r->manifest_path, "%s/shard.json", r->a->out_dir);
+  snprintf(m->command, sizeof m->command, "sim");
+  lens_shard_run_id(argc, argv, m->run);
+  m->shard = r->a->shard.index;
+  m->shards = r->a->shard.count;
+  m->first = r->first;
+  m->end = r->end;
+  m->total = r->a->n;
+  m->nfiles = 2;
+  snprintf(m->files[0], sizeof m->files[0], "images.npy");
+  snprintf(m->files[1], sizeof m->files[1], "labels.csv");
+  if (r->a->skip_done && lens_shard_done(r->manifest_path, r->a->out_dir, m)) {
+    fprintf(stderr, "sim: shard %lu/%lu (objects %lu to %lu) already done in %s, skipped\n", (unsigned long)m->shard,
+            (unsigned long)m->shards, (unsigned long)m->first, (unsigned long)m->end - 1, r->a->out_dir);
+    *done = 1;
+    return 0;
+  }
+  if (remove(r->manifest_path) != 0 && errno != ENOENT) return lens_fail("sim: cannot remove the old %s: %s", r->manifest_path, strerror(errno));
+  return 0;
+}
+
 int lens_cmd_sim(int argc, char **argv) {
   sim_args a;
   lenssim_dataset_config cfg;
   lenssim_error serr;
   sim_run *r;
   double t0;
-  int rc = parse_args(argc, argv, &a, &cfg);
+  int done = 0, rc = parse_args(argc, argv, &a, &cfg);
   if (rc) return rc < 0 ? 0 : rc;
   if (!(r = (sim_run *)calloc(1, sizeof *r)) || !(r->ds = (lenssim_dataset *)malloc(sizeof *r->ds))) { free(r); return lens_fail("sim: out of memory"); }
   r->a = &a;
   /* the simulator refuses only inconsistent options (a window, a fraction) */
   if (lenssim_dataset_init(r->ds, &cfg, (uint64_t)a.seed, &serr) != LENSSIM_OK) rc = lens_usage("sim: %s", serr.message);
+  if (rc == 0 && (rc = shard_start(r, argc, argv, &done)) == 0 && done) { free_run(r); free(r); return 0; }
   if (rc == 0) rc = prepare_outputs(r);
   if (rc == 0) rc = prepare_workers(r);
   if (rc == 0) rc = open_files(r);
   t0 = lens_seconds();
   if (rc == 0) rc = simulate(r);
   if (rc == 0) rc = finish_files(r);
+  if (rc == 0 && a.shard.count) rc = lens_shard_manifest_write(r->manifest_path, &r->manifest);
   if (rc == 0) {
     double el = lens_seconds() - t0;
-    fprintf(stderr, "sim: %lu images [%d, %d, %d] of %s in %.1f s (%.0f img/s, %lu threads) -> %s\n", (unsigned long)a.n, r->ds->channels,
-            r->ds->num_pix, r->ds->num_pix, lenssim_preset_name(cfg.preset), el, el > 0 ? (double)a.n / el : 0.0,
+    size_t made = r->end - r->first;
+    fprintf(stderr, "sim: %lu images [%d, %d, %d] of %s in %.1f s (%.0f img/s, %lu threads) -> %s\n", (unsigned long)made, r->ds->channels,
+            r->ds->num_pix, r->ds->num_pix, lenssim_preset_name(cfg.preset), el, el > 0 ? (double)made / el : 0.0,
             (unsigned long)r->nworkers, a.out_dir);
   }
   free_run(r);
