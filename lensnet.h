@@ -245,6 +245,20 @@ LENSNET_API const lensnet_json *lensnet_json_get(const lensnet_json *obj, const 
  * ------------------------------------------------------------------------------------------- */
 LENSNET_API lensnet_result lensnet_npy_read(const char *path, lensnet_tensor *out, lensnet_error *err);
 LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len, lensnet_tensor *out, lensnet_error *err);
+/* What a .npy header says, read without the data: shape, element type, where the data begins.
+ * The file must be long enough to hold all the data. */
+typedef struct {
+  int ndim;
+  size_t shape[LENSNET_MAX_DIMS];
+  char kind;              /* 'f', 'i' or 'u' */
+  int item_size;          /* bytes per element */
+  int big_endian;
+  size_t data_offset;     /* bytes from the start of the file */
+} lensnet_npy_info;
+LENSNET_API lensnet_result lensnet_npy_info_read(const char *path, lensnet_npy_info *info, lensnet_error *err);
+/* Rows [first, first + count) along the first axis, as float32 [count, shape[1], ...]: a slice of
+ * a large stack read without the rest of it (sharded surveys, inputs streamed a batch at a time). */
+LENSNET_API lensnet_result lensnet_npy_read_rows(const char *path, size_t first, size_t count, lensnet_tensor *out, lensnet_error *err);
 /* Written to `path.tmp` and renamed, so a reader never sees half a file. */
 LENSNET_API lensnet_result lensnet_npy_write(const char *path, const lensnet_tensor *t, lensnet_error *err);
 
@@ -1460,15 +1474,14 @@ static const char *lensnet__npy_field(const char *h, size_t hlen, const char *ke
   return NULL;
 }
 
-LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len, lensnet_tensor *out, lensnet_error *err) {
-  const unsigned char *b = LENSNET__CAST(const unsigned char *, bytes);
-  size_t hlen, off, count, i, need;
+/* The header of a .npy held in bytes[0, len): into info, with data_offset. The data itself is
+ * not checked here. */
+static lensnet_result lensnet__npy_parse_header(const unsigned char *b, size_t len, lensnet_npy_info *info, lensnet_error *err) {
+  size_t hlen, off;
   const char *h, *p, *hend;
   char order, kind;
-  int size, ndim = 0;
-  size_t shape[LENSNET_MAX_DIMS];
-  lensnet_result r;
-  memset(out, 0, sizeof *out);
+  int size;
+  memset(info, 0, sizeof *info);
   if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: missing the \\x93NUMPY magic");
   if (b[6] == 1) { hlen = (size_t)lensnet__get_le(b + 8, 2); off = 10; }
   else if (b[6] == 2 || b[6] == 3) {
@@ -1488,7 +1501,9 @@ LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len
     return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: dtype %.*s is not supported (use f4, f8, i1-i8, u1-u8)", (int)(hend - p < 8 ? hend - p : 8), p);
   if (!((kind == 'f' && (size == 4 || size == 8)) || ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8))))
     return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: dtype %c%d is not supported (use f4, f8, i1-i8, u1-u8)", kind, size);
-  if (order == '=') order = '<';
+  info->kind = kind;
+  info->item_size = size;
+  info->big_endian = order == '>';
   /* order */
   p = lensnet__npy_field(h, hlen, "fortran_order");
   if (!p) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: header has no 'fortran_order'");
@@ -1509,32 +1524,153 @@ LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len
       p++;
     }
     if (p < hend && *p == 'L') p++;
-    if (ndim == LENSNET_MAX_DIMS) return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: more than %d dimensions", LENSNET_MAX_DIMS);
-    shape[ndim++] = v;
+    if (info->ndim == LENSNET_MAX_DIMS) return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: more than %d dimensions", LENSNET_MAX_DIMS);
+    info->shape[info->ndim++] = v;
   }
-  /* the data must be all there before anything is allocated for it */
-  count = 1;
-  for (i = 0; i < (size_t)ndim; i++)
-    if (!lensnet__mul_ok(count, shape[i], &count) || count > LENSNET_MAX_ELEMENTS)
+  info->data_offset = off + hlen;
+  return LENSNET_OK;
+}
+
+/* Elements in the array, and its data bytes; fails past LENSNET_MAX_ELEMENTS. */
+static lensnet_result lensnet__npy_sizes(const lensnet_npy_info *info, size_t *count, size_t *bytes, lensnet_error *err) {
+  size_t i;
+  *count = 1;
+  for (i = 0; i < (size_t)info->ndim; i++)
+    if (!lensnet__mul_ok(*count, info->shape[i], count) || *count > LENSNET_MAX_ELEMENTS)
       return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "npy: shape exceeds %lu elements", (unsigned long)LENSNET_MAX_ELEMENTS);
-  off += hlen;
-  if (!lensnet__mul_ok(count, (size_t)size, &need) || need > len - off)
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: data is truncated (%lu bytes for %lu elements of %d bytes)",
-                         (unsigned long)(len - off), (unsigned long)count, size);
-  if ((r = lensnet_tensor_alloc(out, ndim, shape, err)) != LENSNET_OK) return r;
-  b += off;
+  if (!lensnet__mul_ok(*count, (size_t)info->item_size, bytes)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "npy: array too large");
+  return LENSNET_OK;
+}
+
+/* count elements of the file's type at b, converted to float32 into out */
+static void lensnet__npy_convert(const lensnet_npy_info *info, const unsigned char *b, size_t count, float *out) {
+  size_t i;
+  int size = info->item_size;
   for (i = 0; i < count; i++) {
     const unsigned char *e = b + i * (size_t)size;
-    uint64_t u = (order == '>') ? lensnet__get_be(e, size) : lensnet__get_le(e, size);
+    uint64_t u = info->big_endian ? lensnet__get_be(e, size) : lensnet__get_le(e, size);
     float v;
-    if (kind == 'f') v = size == 4 ? lensnet__f32_from_bits((uint32_t)u) : (float)lensnet__f64_from_bits(u);
-    else if (kind == 'u') v = (float)u;
+    if (info->kind == 'f') v = size == 4 ? lensnet__f32_from_bits((uint32_t)u) : (float)lensnet__f64_from_bits(u);
+    else if (info->kind == 'u') v = (float)u;
     else { /* sign-extend */
       int shift = 64 - 8 * size;
       v = (float)((int64_t)(u << shift) >> shift);
     }
-    out->data[i] = v;
+    out[i] = v;
   }
+}
+
+LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len, lensnet_tensor *out, lensnet_error *err) {
+  const unsigned char *b = LENSNET__CAST(const unsigned char *, bytes);
+  lensnet_npy_info info;
+  size_t count, need;
+  lensnet_result r;
+  memset(out, 0, sizeof *out);
+  if ((r = lensnet__npy_parse_header(b, len, &info, err)) != LENSNET_OK) return r;
+  /* the data must be all there before anything is allocated for it */
+  if ((r = lensnet__npy_sizes(&info, &count, &need, err)) != LENSNET_OK) return r;
+  if (need > len - info.data_offset)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: data is truncated (%lu bytes for %lu elements of %d bytes)",
+                         (unsigned long)(len - info.data_offset), (unsigned long)count, info.item_size);
+  if ((r = lensnet_tensor_alloc(out, info.ndim, info.shape, err)) != LENSNET_OK) return r;
+  lensnet__npy_convert(&info, b + info.data_offset, count, out->data);
+  return LENSNET_OK;
+}
+
+/* Moves f forward by n bytes from where it is, in steps a long can hold. */
+static int lensnet__skip(FILE *f, size_t n) {
+  while (n > 0) {
+    size_t step = n < ((size_t)1 << 30) ? n : ((size_t)1 << 30);
+    if (fseek(f, (long)step, SEEK_CUR) != 0) return 0;
+    n -= step;
+  }
+  return 1;
+}
+
+/* The header of the file at f (left at the start of the data), and the file's size. */
+static lensnet_result lensnet__npy_file_header(FILE *f, const char *path, lensnet_npy_info *info, lensnet_error *err) {
+  unsigned char head[12], *buf;
+  size_t got = fread(head, 1, sizeof head, f), hlen, off, total, count, bytes, file_size = 0;
+  lensnet_result r;
+  long chunk;
+  if (got < 10 || memcmp(head, "\x93NUMPY", 6) != 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: missing the \\x93NUMPY magic", path);
+  if (head[6] == 1) { hlen = (size_t)lensnet__get_le(head + 8, 2); off = 10; }
+  else if ((head[6] == 2 || head[6] == 3) && got == 12) { hlen = (size_t)lensnet__get_le(head + 8, 4); off = 12; }
+  else if (head[6] == 2 || head[6] == 3) return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: truncated header", path);
+  else return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "%s: npy: format version %d is not supported", path, head[6]);
+  if (hlen > ((size_t)1 << 24)) return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: header of %lu bytes is not plausible", path, (unsigned long)hlen);
+  total = off + hlen;
+  buf = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(total));
+  if (!buf) return lensnet__fail(err, LENSNET_ERR_NOMEM, "%s: out of memory", path);
+  memcpy(buf, head, got);
+  if (got > total) got = total;
+  if (fread(buf + got, 1, total - got, f) != total - got) {
+    LENSNET_FREE(buf);
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: header length %lu runs past the end of the file", path, (unsigned long)hlen);
+  }
+  r = lensnet__npy_parse_header(buf, total, info, err);
+  LENSNET_FREE(buf);
+  if (r != LENSNET_OK) { lensnet__prefix_path(err, path); return r; }
+  if ((r = lensnet__npy_sizes(info, &count, &bytes, err)) != LENSNET_OK) { lensnet__prefix_path(err, path); return r; }
+  /* the file's size, counted in steps from the data's start: the data must all be there */
+  if (fseek(f, (long)info->data_offset, SEEK_SET) != 0) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot seek", path);
+  for (;;) {
+    unsigned char probe;
+    size_t want = bytes - file_size;
+    if (want == 0) break;
+    chunk = (long)(want < ((size_t)1 << 30) ? want : ((size_t)1 << 30));
+    /* seek to the last byte of the step and read it: fseek alone may pass the end */
+    if (fseek(f, chunk - 1, SEEK_CUR) != 0 || fread(&probe, 1, 1, f) != 1)
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: data is truncated (%lu elements of %d bytes expected)", path, (unsigned long)count,
+                           info->item_size);
+    file_size += (size_t)chunk;
+  }
+  if (fseek(f, (long)info->data_offset, SEEK_SET) != 0) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot seek", path);
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_npy_info_read(const char *path, lensnet_npy_info *info, lensnet_error *err) {
+  FILE *f = fopen(path, "rb");
+  lensnet_result r;
+  memset(info, 0, sizeof *info);
+  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading", path);
+  r = lensnet__npy_file_header(f, path, info, err);
+  fclose(f);
+  return r;
+}
+
+LENSNET_API lensnet_result lensnet_npy_read_rows(const char *path, size_t first, size_t count, lensnet_tensor *out, lensnet_error *err) {
+  FILE *f = fopen(path, "rb");
+  lensnet_npy_info info;
+  lensnet_result r;
+  size_t row = 1, i, n, shape[LENSNET_MAX_DIMS], done = 0;
+  unsigned char buf[65536];
+  memset(out, 0, sizeof *out);
+  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading", path);
+  if ((r = lensnet__npy_file_header(f, path, &info, err)) != LENSNET_OK) { fclose(f); return r; }
+  if (info.ndim < 1 || first > info.shape[0] || count > info.shape[0] - first) {
+    fclose(f);
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s: rows %lu to %lu asked of an array with %lu", path, (unsigned long)first,
+                         (unsigned long)(first + count), info.ndim ? (unsigned long)info.shape[0] : 0ul);
+  }
+  for (i = 1; i < (size_t)info.ndim; i++) row *= info.shape[i]; /* cannot overflow: the whole array was checked */
+  memcpy(shape, info.shape, sizeof shape);
+  shape[0] = count;
+  if ((r = lensnet_tensor_alloc(out, info.ndim, shape, err)) != LENSNET_OK) { fclose(f); return r; }
+  n = count * row;
+  if (!lensnet__skip(f, first * row * (size_t)info.item_size)) { fclose(f); lensnet_tensor_free(out); return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot seek", path); }
+  while (done < n) {
+    size_t take = n - done, max = sizeof buf / (size_t)info.item_size;
+    if (take > max) take = max;
+    if (fread(buf, (size_t)info.item_size, take, f) != take) {
+      fclose(f);
+      lensnet_tensor_free(out);
+      return lensnet__fail(err, LENSNET_ERR_IO, "%s: read error", path);
+    }
+    lensnet__npy_convert(&info, buf, take, out->data + done);
+    done += take;
+  }
+  fclose(f);
   return LENSNET_OK;
 }
 

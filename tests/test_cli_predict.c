@@ -157,7 +157,10 @@ static void test_fits_lists_and_shards(void) {
   rows = cli_lines("build/pred_all.csv");
   rows0 = cli_lines("build/pred_s0.csv");
   rows1 = cli_lines("build/pred_s1.csv");
-  CHECK(rows == 4 && rows0 == 3 && rows1 == 2, "3 objects split 2 + 1 over the shards (rows %d, %d, %d with headers)", rows, rows0, rows1);
+  /* contiguous blocks: objects [0, 1) and [1, 3) */
+  CHECK(rows == 4 && rows0 == 2 && rows1 == 3, "3 objects split 1 + 2 over the shards (rows %d, %d, %d with headers)", rows, rows0, rows1);
+  CHECK(cli_shell("(cat build/pred_s0.csv; tail -n +2 build/pred_s1.csv) | cmp -s - build/pred_all.csv") == 0,
+        "the shards' rows, joined in order, are the whole run's");
   CHECK(cli_lens("predict --model weights/OU_66.safetensors --bands 4 %s/" BOLOGNA "/space_based/lens/imageEUC_VIS-100002.fits > /dev/null 2>&1",
                  dir) != 0, "--bands 4 with one file must fail");
   CHECK(cli_lens("predict --model weights/OU_66.safetensors %s/" BOLOGNA "/space_based/lens/imageEUC_VIS-100002.fits > /dev/null 2> build/pred_err.txt",
@@ -222,12 +225,61 @@ static void test_shipped_finders(void) {
   cli_shell("rm -rf build/tw");
 }
 
+/* --shard over .npy stacks: contiguous blocks across several files, read a batch of rows at a
+ * time; the shards' CSV and logits joined in order are the single run's, byte for byte; each
+ * output has its manifest; --skip-done skips only a finished shard of the same run. */
+static void test_npy_shards(void) {
+  const char *model = "weights/ou66-sim.safetensors", *W = "build/pred_shard";
+  char text[2048];
+  int k;
+  CHECK(cli_shell("rm -rf %s && mkdir -p %s", W, W) == 0, "folder");
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 7 --seed 11 --out %s/a 2>/dev/null", W) == 0 &&
+            cli_lens("sim --preset euclid-lensfinding --n 4 --seed 12 --out %s/b 2>/dev/null", W) == 0,
+        "two stacks of 7 and 4 objects");
+  CHECK(cli_lens("predict --model %s %s/a/images.npy %s/b/images.npy --out %s/all.npy --csv %s/all.csv 2>/dev/null", model, W, W, W, W) == 0,
+        "the whole run");
+  /* 11 objects over 3 shards: [0, 3), [3, 7), [7, 11); shard 1 and 2 straddle the two files */
+  for (k = 0; k < 3; k++)
+    CHECK(cli_lens("predict --model %s %s/a/images.npy %s/b/images.npy --shard %d/3 --batch 2 --out %s/p%d.npy --csv %s/p%d.csv 2>/dev/null",
+                   model, W, W, k, W, k, W, k) == 0, "shard %d/3", k);
+  CHECK(cli_shell("cd %s && (cat p0.csv; tail -n +2 p1.csv; tail -n +2 p2.csv) | cmp -s - all.csv", W) == 0, "CSV rows joined = the whole run");
+  /* the logits: the shards' data sections (after their 128-byte headers) joined = the whole run's */
+  CHECK(cli_shell("cd %s && (tail -c +129 p0.npy; tail -c +129 p1.npy; tail -c +129 p2.npy) | cmp -s - all.npy -i 0:128", W) == 0,
+        "logits joined = the whole run's");
+  cli_text("build/pred_shard/p1.csv.shard.json", text, sizeof text);
+  CHECK(strstr(text, "\"command\": \"predict\"") && strstr(text, "\"shard\": 1, \"shards\": 3, \"first\": 3, \"end\": 7, \"total\": 11") &&
+            strstr(text, "\"files\": [\"p1.csv\"]"), "manifest of p1.csv: %s", text);
+  CHECK(check_file_exists("build/pred_shard/p1.npy.shard.json") && !check_file_exists("build/pred_shard/all.csv.shard.json"),
+        "a manifest per sharded output, none for the whole run");
+  CHECK(cli_lens("predict --model %s %s/a/images.npy %s/b/images.npy --shard 1/3 --out %s/p1.csv --skip-done 2>%s/err.txt", model, W, W, W, W) == 0 &&
+            cli_file_has("build/pred_shard/err.txt", "already done"), "--skip-done on a finished shard (other --batch, --threads) skips");
+  CHECK(cli_lens("predict --model %s %s/a/images.npy --shard 1/3 --out %s/p1.csv --skip-done 2>%s/err.txt", model, W, W, W) == 0 &&
+            !cli_file_has("build/pred_shard/err.txt", "already done") && cli_lines("build/pred_shard/p1.csv") == 3,
+        "another run's shard is redone (rows %d)", cli_lines("build/pred_shard/p1.csv"));
+  CHECK(cli_lens("predict --model %s %s/a/images.npy --skip-done --out %s/x.csv 2>/dev/null", model, W, W) == 2, "--skip-done without --shard");
+  CHECK(cli_lens("predict --model %s %s/a/images.npy --shard 0/2 --skip-done 2>/dev/null >/dev/null", model, W) == 2, "--skip-done without --out");
+  /* a run that fails part-way (a bad FITS file after a good stack) removes the stale manifest
+   * before touching the outputs and leaves the old CSV in place */
+  CHECK(cli_shell("cp %s/p0.csv %s/keep.csv && echo 'not a FITS file' > %s/bad.fits", W, W, W) == 0, "a bad FITS file");
+  CHECK(cli_lens("predict --model %s %s/a/images.npy %s/bad.fits --shard 0/1 --out %s/p0.csv 2>/dev/null", model, W, W, W) == 1 &&
+            !check_file_exists("build/pred_shard/p0.csv.shard.json") && !check_file_exists("build/pred_shard/p0.csv.tmp") &&
+            cli_shell("cmp -s %s/p0.csv %s/keep.csv", W, W) == 0,
+        "a failed shard: its stale manifest gone, no temporary left, the old output untouched");
+  /* a truncated stack is refused before anything is written */
+  CHECK(cli_shell("cp %s/a/images.npy %s/c.npy && truncate -s 20000 %s/c.npy", W, W, W) == 0, "a truncated stack");
+  CHECK(cli_lens("predict --model %s %s/c.npy --shard 0/2 --out %s/p2.csv 2>%s/err.txt", model, W, W, W) == 1 &&
+            cli_file_has("build/pred_shard/err.txt", "truncated") && check_file_exists("build/pred_shard/p2.csv.shard.json"),
+        "a truncated stack named before the outputs are touched");
+  cli_shell("rm -rf %s", W);
+}
+
 int main(void) {
   TEST("every released finder of Wilde et al. 2022 reproduces PyTorch's logits through lens predict") test_parity();
   TEST("lens predict refuses mismatched inputs with a clear message") test_mismatched_inputs();
   TEST("lens predict refuses empty images and oversized band counts, and survives odd class metadata") test_odd_inputs();
   TEST("lens predict on FITS cutouts: resize, min-max") test_fits_files();
   TEST("lens predict on FITS cutouts: --bands, --list and --shard") test_fits_lists_and_shards();
+  TEST("lens predict --shard over .npy stacks: joined shards are the whole run, manifests, --skip-done") test_npy_shards();
   TEST("the shipped finders find lenses in a fresh lens sim sample") test_shipped_finders();
   return check_summary();
 }

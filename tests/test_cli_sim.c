@@ -1,6 +1,7 @@
 /* `lens sim` end to end: the files do not depend on the thread count, labels.csv has the
  * columns docs/populations.md lists, --fits writes one file per object, --ratio sets the class ratio, --png writes
- * previews, and an unknown preset fails. */
+ * previews, --shard I/N makes the whole run's objects in blocks (with manifests and --skip-done), and
+ * an unknown preset fails. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli_check.h"
 
@@ -78,11 +79,40 @@ static void test_png_previews(void) {
   CHECK(good == 2, "%d of 2 PNG previews of 264x264", good);
 }
 
+#define TS "/tmp/lens_popsim_s"
+
+/* Three shards of a 10-object run: [0, 3), [3, 6), [6, 10). Their labels rows and image data,
+ * joined in order, are the whole run's byte for byte; each folder has its manifest. */
+static void test_shards(void) {
+  char text[1024];
+  int k, ok = 1;
+  CHECK(cli_shell("rm -rf " TS) == 0 && cli_lens("sim --preset euclid-lensfinding --n 10 --seed 4 --threads 1 --out " TS "/all 2>/dev/null") == 0,
+        "the whole run");
+  for (k = 0; k < 3; k++) ok &= cli_lens("sim --preset euclid-lensfinding --n 10 --seed 4 --threads 2 --shard %d/3 --out " TS "/p%d 2>/dev/null", k, k) == 0;
+  CHECK(ok, "three shards");
+  CHECK(cli_shell("cd " TS " && (cat p0/labels.csv; tail -n +2 p1/labels.csv; tail -n +2 p2/labels.csv) | cmp -s - all/labels.csv") == 0,
+        "labels joined = the whole run's (global index column)");
+  CHECK(cli_shell("cd " TS " && (tail -c +129 p0/images.npy; tail -c +129 p1/images.npy; tail -c +129 p2/images.npy) | cmp -s - all/images.npy -i 0:128") == 0,
+        "images joined = the whole run's");
+  cli_text(TS "/p2/shard.json", text, sizeof text);
+  CHECK(strstr(text, "\"command\": \"sim\"") && strstr(text, "\"shard\": 2, \"shards\": 3, \"first\": 6, \"end\": 10, \"total\": 10") &&
+            strstr(text, "[\"images.npy\", \"labels.csv\"]"), "manifest: %s", text);
+  CHECK(!check_file_exists(TS "/all/shard.json"), "no manifest for a whole run");
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 10 --seed 4 --shard 1/3 --threads 1 --skip-done --out " TS "/p1 2> " TS "/err.txt") == 0 &&
+            cli_file_has(TS "/err.txt", "already done"), "--skip-done skips a finished shard");
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 10 --seed 5 --shard 1/3 --skip-done --out " TS "/p1 2> " TS "/err.txt") == 0 &&
+            !cli_file_has(TS "/err.txt", "already done"), "--skip-done redoes a shard of another run (seed)");
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 10 --seed 5 --skip-done --out " TS "/x 2>/dev/null") == 2, "--skip-done without --shard");
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 10 --shard 3/3 --out " TS "/x 2>/dev/null") == 2, "--shard 3/3 refused");
+  cli_shell("rm -rf " TS);
+}
+
 int main(void) {
   if (cli_have_lens()) {
     TEST("lens sim: same files with 1 and 3 threads; labels.csv has the documented columns") test_threads_and_columns();
     TEST("lens sim --ratio 1:100") test_ratio();
     TEST("lens sim --png writes previews") test_png_previews();
+    TEST("lens sim --shard I/N: blocks of the whole run, manifests, --skip-done") test_shards();
     TEST("lens sim --preset nonsense fails") CHECK(cli_lens("sim --preset nonsense --n 2 --out " T1 " 2>/dev/null") != 0, "unknown preset fails");
     CHECK(cli_shell("rm -rf " T1 " " T3 " /tmp/lens_popsim_r /tmp/lens_popsim_p") == 0, "clean up");
   }

@@ -945,6 +945,65 @@ static void test_npy(void) {
   free(f.b);
 }
 
+/* ---- .npy from a file by rows: lensnet_npy_info_read and lensnet_npy_read_rows ---------------- */
+
+static int write_buf(const char *path, const buf *f, size_t n) {
+  FILE *o = fopen(path, "wb");
+  int ok = o && fwrite(f->b, 1, n, o) == n;
+  if (o) ok &= fclose(o) == 0;
+  return ok;
+}
+
+static void test_npy_rows(void) {
+  /* [5, 3, 2] big-endian int16 holding 0..29, and [4, 2] little-endian float64 */
+  unsigned char i2be[60], f8le[64];
+  buf f = {0, 0, 0};
+  lensnet_npy_info info;
+  lensnet_tensor t;
+  lensnet_error e;
+  size_t first, count, i, cut;
+  int wrong = 0;
+  for (i = 0; i < 30; i++) { i2be[2 * i] = 0; i2be[2 * i + 1] = (unsigned char)i; }
+  for (i = 0; i < 8; i++) {
+    double d = -1.5 + (double)i;
+    memcpy(f8le + 8 * i, &d, 8); /* the test host is little-endian: checked below through the reader itself */
+  }
+  npy_build(&f, "{'descr': '>i2', 'fortran_order': False, 'shape': (5, 3, 2), }", i2be, sizeof i2be);
+  CHECK(write_buf("build/t_rows.npy", &f, f.len), "write build/t_rows.npy");
+  CHECK(lensnet_npy_info_read("build/t_rows.npy", &info, &e) == LENSNET_OK, "info: %s", e.message);
+  CHECK(info.ndim == 3 && info.shape[0] == 5 && info.shape[1] == 3 && info.shape[2] == 2 && info.kind == 'i' && info.item_size == 2 &&
+        info.big_endian && info.data_offset == f.len - sizeof i2be, "info of [5,3,2] >i2: ndim %d, offset %lu", info.ndim, (unsigned long)info.data_offset);
+  /* every slice, against the values themselves */
+  for (first = 0; first <= 5; first++)
+    for (count = 0; first + count <= 5; count++) {
+      if (lensnet_npy_read_rows("build/t_rows.npy", first, count, &t, &e) != LENSNET_OK) { wrong++; continue; }
+      if (t.ndim != 3 || t.shape[0] != count || t.shape[1] != 3 || t.shape[2] != 2) wrong++;
+      for (i = 0; i < count * 6; i++)
+        if (t.data[i] != (float)(first * 6 + i)) wrong++;
+      lensnet_tensor_free(&t);
+    }
+  CHECK(wrong == 0, "%d wrong row slices of [5,3,2]", wrong);
+  CHECK(lensnet_npy_read_rows("build/t_rows.npy", 4, 2, &t, &e) == LENSNET_ERR_ARG && t.data == NULL && strstr(e.message, "rows 4 to 6"),
+        "rows past the end refused: %s", e.message);
+  /* a truncated file: every cut refused by both, cleanly */
+  wrong = 0;
+  for (cut = 0; cut < f.len; cut++) {
+    write_buf("build/t_rows.npy", &f, cut);
+    if (lensnet_npy_info_read("build/t_rows.npy", &info, &e) == LENSNET_OK || !e.message[0]) wrong++;
+    if (lensnet_npy_read_rows("build/t_rows.npy", 0, 1, &t, &e) == LENSNET_OK || t.data != NULL) wrong++;
+  }
+  CHECK(wrong == 0, "%d truncated files read", wrong);
+  /* doubles, converted, from the middle */
+  npy_build(&f, "{'descr': '<f8', 'fortran_order': False, 'shape': (4, 2), }", f8le, sizeof f8le);
+  write_buf("build/t_rows.npy", &f, f.len);
+  CHECK(lensnet_npy_read_rows("build/t_rows.npy", 1, 2, &t, &e) == LENSNET_OK && t.shape[0] == 2 && t.data[0] == 0.5f && t.data[3] == 3.5f,
+        "f8 rows 1-2: %s", e.message);
+  lensnet_tensor_free(&t);
+  CHECK(lensnet_npy_info_read("build/missing.npy", &info, &e) == LENSNET_ERR_IO && strstr(e.message, "missing.npy"), "a missing file named");
+  remove("build/t_rows.npy");
+  free(f.b);
+}
+
 /* ---- .npy: the whole-array writer and reader, types of older writers ------------------------ */
 
 static void test_npy_round_trip_and_types(void) {
@@ -1342,6 +1401,7 @@ int main(void) {
   TEST("write and read back a float image") test_write_roundtrip();
   TEST(".npy in both byte orders, truncated and malformed") test_npy();
   TEST(".npy: write then read, and hand-made files of other types") test_npy_round_trip_and_types();
+  TEST(".npy by rows from a file: header, every slice, truncated files") test_npy_rows();
   TEST(".npy writer: round trip, temporary name until finish, open row count") test_npy_round_trip();
   TEST(".npy writer: lensnet_npy_write keeps its bytes") test_npy_whole_array_bytes();
   TEST(".npy writer: abort and misuse leave nothing behind") test_npy_abort_and_misuse();

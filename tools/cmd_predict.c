@@ -3,8 +3,11 @@
  * Each input object becomes one row: a .npy file [N,C,H,W] (or [C,H,W], or [N,H,W] for one
  * band) gives N objects; a FITS file gives one object (a cube [C,H,W] or one band [H,W]); with
  * --bands B, B consecutive FITS files make one object, one band each. Objects are numbered in
- * the order given, and --shard I/N keeps those whose number is I modulo N, so a survey can be
- * spread over job arrays with identical command lines. */
+ * the order given, and --shard I/N keeps a contiguous block of them, [I n/N, (I+1) n/N) of the n
+ * objects of all inputs, so a survey can be spread over job arrays with identical command lines:
+ * a shard reads only its own rows of a .npy stack and only its own FITS files, and with --out its
+ * output gets a manifest FILE.shard.json (tools/shard.h) that `lens merge` and --skip-done read.
+ * .npy stacks are read a batch of rows at a time, so memory does not grow with their length. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +16,7 @@
 #include "lens_cmds.h"
 #include "pool.h"
 #include "cli.h"
+#include "shard.h"
 
 typedef struct {
   const char *model_path, *list_path, *out_npy, *csv_path;
@@ -21,23 +25,11 @@ typedef struct {
   int bands_per_object;     /* --bands: FITS files per object (0: one file per object) */
   lens_cutout_options cutout;
   int minmax;               /* what is applied, once the model is known */
-  size_t shard_index, shard_count, batch;
+  lens_shard shard;
+  int skip_done;
+  size_t batch;
   size_t threads;           /* --threads: images of a batch spread over this many threads (0: the CPUs online) */
 } predict_options;
-
-/* --shard I/N. */
-static int parse_shard(const lens_option *row, const char *label, const char *v, void *opts) {
-  predict_options *o = (predict_options *)opts;
-  const char *slash = strchr(v, '/');
-  char first[32];
-  (void)row;
-  if (slash && (size_t)(slash - v) < sizeof first) {
-    memcpy(first, v, (size_t)(slash - v));
-    first[slash - v] = 0;
-    if (lens_parse_size(first, &o->shard_index) && lens_parse_size(slash + 1, &o->shard_count) && o->shard_index < o->shard_count) return 0;
-  }
-  return lens_usage("%s takes I/N with 0 <= I < N, e.g. 3/16, got '%s'", label, v);
-}
 
 #define T predict_options
 static const lens_option predict_rows[] = {
@@ -45,7 +37,9 @@ static const lens_option predict_rows[] = {
   LENS_TEXT(T, "model", LENS_OPT_REQUIRED, model_path, NULL, "MODEL.safetensors", "the lens finder"),
   LENS_INT(T, "bands", bands_per_object, 1, 64, 0, "B", "B consecutive FITS files form one object, one band each"),
   LENS_TEXT(T, "list", 0, list_path, NULL, "FILE", "read inputs from FILE, one object per line (with --bands, B paths per line)"),
-  LENS_CUSTOM(T, "shard", 0, shard_index, parse_shard, "I/N", "score only objects whose number is I modulo N (0 <= I < N)"),
+  LENS_CUSTOM(T, "shard", 0, shard, lens_parse_shard, "I/N", "score only shard I of N: objects [I n/N, (I+1) n/N) of the n objects of all\n"
+              "inputs; with --out, FILE.shard.json records it (lens merge joins shards)"),
+  LENS_FLAG(T, "skip-done", skip_done, "with --shard and --out: do nothing if the output already holds this shard, complete"),
   LENS_CUTOUT_OPTIONS(T, cutout),
   LENS_SIZE(T, "batch", batch, 1, 65536, 32, "B", "objects per forward pass (default 32)"),
   LENS_SIZE(T, "threads", threads, 1, 256, 0, "T", "threads sharing each batch (default: the CPUs online); scores do not depend on T"),
@@ -73,15 +67,16 @@ typedef struct {
   size_t lens_class;        /* which output is "lens" */
   predict_object *pending;
   size_t pending_count, object_number, scored, nan_pixels, inf_pixels;
+  size_t first, end;        /* the objects this run scores (by number): all, or its shard's */
   lensnet_npy_writer logits; /* --out FILE.npy: every scored row, streamed */
   FILE *csv;
+  char csv_tmp[4200];       /* the CSV file's temporary name until it is complete */
   float *input, *output, *workspace; /* one workspace per thread, ws_floats each */
   size_t ws_floats, chunk;
   lens_pool *pool;
   int channel_note_shown;
   int failed;
   lens_progress progress;
-  size_t total_objects;     /* for the progress line: grows as .npy files reveal their length */
   int show_progress;
 } predict_state;
 
@@ -123,10 +118,12 @@ static int run_batch(predict_state *s) {
   }
   s->pending_count = 0;
   if (s->show_progress)
-    lens_progress_show(&s->progress, "predict", s->object_number, s->total_objects > s->object_number ? s->total_objects : s->object_number,
-                       "obj", -1.0, NULL);
+    lens_progress_show(&s->progress, "predict", s->scored, s->end - s->first, "obj", -1.0, NULL);
   return 0;
 }
+
+/* Whether object `number` is this run's to score. */
+static int in_range(const predict_state *s, size_t number) { return number >= s->first && number < s->end; }
 
 /* Takes one object's image [bands, h, w], prepares it for the model (lensnet_cutout_prepare) and
  * queues it. `image` stays the caller's. */
@@ -137,9 +134,7 @@ static int add_object(predict_state *s, const char *label, const float *image, s
   lensnet_cutout_report report;
   float *pix;
   predict_object *obj;
-  size_t number = s->object_number++;
   int rc;
-  if (o->shard_count && number % o->shard_count != o->shard_index) return 0;
   desc = lens_cutout_desc(&o->cutout, o->minmax);
   pix = (float *)malloc(m->in_c * m->in_h * m->in_w * sizeof(float));
   if (!pix) return lens_fail("out of memory");
@@ -158,29 +153,40 @@ static int ends_with(const char *s, const char *suffix) {
   return n >= k && !strcmp(s + n - k, suffix);
 }
 
+/* How a .npy array holds objects: n of [c, h, w]; 0 and a message for a shape it cannot hold. */
+static int npy_layout(const predict_state *s, const char *path, const lensnet_npy_info *in, size_t *n, size_t *c, size_t *h, size_t *w) {
+  if (in->ndim == 4) { *n = in->shape[0]; *c = in->shape[1]; *h = in->shape[2]; *w = in->shape[3]; }
+  else if (in->ndim == 3 && s->model->in_c == 1 && in->shape[0] != 1) { *n = in->shape[0]; *c = 1; *h = in->shape[1]; *w = in->shape[2]; }
+  else if (in->ndim == 3) { *n = 1; *c = in->shape[0]; *h = in->shape[1]; *w = in->shape[2]; }
+  else if (in->ndim == 2) { *n = 1; *c = 1; *h = in->shape[0]; *w = in->shape[1]; }
+  else return !lens_fail("%s: expected an array [N,C,H,W], [C,H,W] or [H,W], got %d dimensions", path, in->ndim);
+  return 1;
+}
+
+/* The objects of a .npy file in this run's range, read a batch of rows at a time. */
 static int add_npy(predict_state *s, const char *path) {
+  lensnet_npy_info info;
   lensnet_tensor t;
   lensnet_error err;
-  size_t n, c, h, w, i;
+  size_t n = 0, c = 0, h = 0, w = 0, base = s->object_number, lo, hi, at, step = s->opt->batch, i;
   int rc = 0;
-  if (lensnet_npy_read(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
-  if (t.ndim == 4) { n = t.shape[0]; c = t.shape[1]; h = t.shape[2]; w = t.shape[3]; }
-  else if (t.ndim == 3 && s->model->in_c == 1 && t.shape[0] != 1) { n = t.shape[0]; c = 1; h = t.shape[1]; w = t.shape[2]; }
-  else if (t.ndim == 3) { n = 1; c = t.shape[0]; h = t.shape[1]; w = t.shape[2]; }
-  else if (t.ndim == 2) { n = 1; c = 1; h = t.shape[0]; w = t.shape[1]; }
-  else {
-    int ndim = t.ndim;
+  if (lensnet_npy_info_read(path, &info, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (!npy_layout(s, path, &info, &n, &c, &h, &w)) return LENS_EXIT_FAIL;
+  s->object_number = base + n;
+  lo = s->first > base ? s->first : base;
+  hi = s->end < base + n ? s->end : base + n;
+  for (at = lo; at < hi && rc == 0; at += step) {
+    size_t count = hi - at < step ? hi - at : step;
+    /* one object in the whole file ([C,H,W] or [H,W]), or rows of the stack */
+    lensnet_result r = n == 1 && info.ndim < 4 ? lensnet_npy_read(path, &t, &err) : lensnet_npy_read_rows(path, at - base, count, &t, &err);
+    if (r != LENSNET_OK) return lens_fail_err(&err);
+    for (i = 0; i < count && rc == 0; i++) {
+      char label[512];
+      snprintf(label, sizeof label, "%s[%lu]", path, (unsigned long)(at - base + i));
+      rc = add_object(s, label, t.data + i * c * h * w, c, h, w);
+    }
     lensnet_tensor_free(&t);
-    return lens_fail("%s: expected an array [N,C,H,W], [C,H,W] or [H,W], got %d dimensions", path, ndim);
   }
-  if (s->total_objects) s->total_objects--; /* counted as one object until now */
-  s->total_objects += n;
-  for (i = 0; i < n && rc == 0; i++) {
-    char label[512];
-    snprintf(label, sizeof label, "%s[%lu]", path, (unsigned long)i);
-    rc = add_object(s, label, t.data + i * c * h * w, c, h, w);
-  }
-  lensnet_tensor_free(&t);
   return rc;
 }
 
@@ -193,6 +199,7 @@ static int add_fits(predict_state *s, char **paths, int count) {
   char label[512];
   size_t len = 0;
   int i, rc;
+  if (!in_range(s, s->object_number++)) return 0; /* another shard's: not even read */
   for (i = 0; i < count; i++) {
     size_t nb, th, tw;
     if (lensnet_fits_read(paths[i], s->opt->cutout.hdu, &t[i], &err) != LENSNET_OK) {
@@ -256,7 +263,7 @@ static int add_list_file(predict_state *s, const char *list_path) {
   return rc;
 }
 
-/* Objects a list file names (its non-blank lines), for the progress line's total. */
+/* Objects a list file names (its non-blank lines). */
 static size_t count_list_lines(const char *path) {
   FILE *f = fopen(path, "r");
   char line[8192];
@@ -269,6 +276,30 @@ static size_t count_list_lines(const char *path) {
   }
   fclose(f);
   return n;
+}
+
+/* Objects in all inputs, in order: a .npy's from its header, one per FITS file or group. Counted
+ * before any is scored, so that a shard knows its range. */
+static int count_objects(const predict_options *o, const predict_state *s, size_t *total) {
+  int step = o->bands_per_object ? o->bands_per_object : 1, i;
+  *total = 0;
+  for (i = 0; i < o->input_count; i += step) {
+    if (step == 1 && ends_with(o->inputs[i], ".npy")) {
+      lensnet_npy_info info;
+      lensnet_error err;
+      size_t n = 0, c, h, w;
+      if (lensnet_npy_info_read(o->inputs[i], &info, &err) != LENSNET_OK) return lens_fail_err(&err);
+      if (!npy_layout(s, o->inputs[i], &info, &n, &c, &h, &w)) return LENS_EXIT_FAIL;
+      *total += n;
+    } else (*total)++;
+  }
+  if (o->list_path) {
+    FILE *f = fopen(o->list_path, "r");
+    if (!f) return lens_fail("%s: cannot open the list", o->list_path);
+    fclose(f);
+    *total += count_list_lines(o->list_path);
+  }
+  return 0;
 }
 
 /* The command line into o, with the checks that involve several options. 0, -1 after --help, or
@@ -293,8 +324,52 @@ static int parse_options(int argc, char **argv, predict_options *o) {
     }
   }
   if (o->csv_path && lens_out_format("--csv", o->csv_path, LENS_FMT_CSV) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
+  if (o->skip_done && (!o->shard.count || (!o->out_npy && !o->csv_path)))
+    return lens_usage("--skip-done needs --shard I/N and an output file (--out FILE.csv or FILE.npy): its manifest says when it is done");
   if ((o->out_npy && lens_make_parents(o->out_npy)) || (o->csv_path && lens_make_parents(o->csv_path))) return LENS_EXIT_FAIL;
   return 0;
+}
+
+/* ---- shards: manifests beside the output files ---------------------------------------------- */
+
+/* The manifest of output `file`: its path, and what it says (the folder of `file` into dir). */
+static void shard_manifest_of(const predict_state *s, const char *file, const char *run, lens_shard_manifest *m, char *path, size_t cap,
+                              char *dir, size_t dcap) {
+  const char *slash = strrchr(file, '/');
+  memset(m, 0, sizeof *m);
+  snprintf(path, cap, "%s.shard.json", file);
+  if (slash) snprintf(dir, dcap, "%.*s", (int)(slash - file), file);
+  else snprintf(dir, dcap, ".");
+  snprintf(m->command, sizeof m->command, "predict");
+  snprintf(m->run, sizeof m->run, "%s", run);
+  m->shard = s->opt->shard.index;
+  m->shards = s->opt->shard.count;
+  m->first = s->first;
+  m->end = s->end;
+  m->total = s->object_number;
+  m->nfiles = 1;
+  snprintf(m->files[0], sizeof m->files[0], "%s", slash ? slash + 1 : file);
+}
+
+/* what = 0: 1 when every output already holds this shard (--skip-done), else 0;
+ * what = 1: removes stale manifests before the outputs are touched; what = 2: writes them. */
+static int shard_manifests(const predict_state *s, int argc, char **argv, int what) {
+  const char *files[2];
+  char run[17], path[4400], dir[4200];
+  int i, n = 0, done = 1;
+  if (!s->opt->shard.count) return 0;
+  if (s->opt->out_npy) files[n++] = s->opt->out_npy;
+  if (s->opt->csv_path) files[n++] = s->opt->csv_path;
+  if (!n) return 0; /* the CSV on standard output: nothing to record */
+  lens_shard_run_id(argc, argv, run);
+  for (i = 0; i < n; i++) {
+    lens_shard_manifest m;
+    shard_manifest_of(s, files[i], run, &m, path, sizeof path, dir, sizeof dir);
+    if (what == 0) done &= lens_shard_done(path, dir, &m);
+    else if (what == 1) remove(path);
+    else if (lens_shard_manifest_write(path, &m)) return LENS_EXIT_FAIL;
+  }
+  return what == 0 ? done : 0;
 }
 
 /* The model, its normalisation and the buffers of one batch. */
@@ -327,7 +402,7 @@ static int open_model(predict_options *o, predict_state *s) {
  * with its header, and the .npy of the logits. */
 static int open_outputs(const predict_options *o, predict_state *s) {
   lensnet_error err;
-  if (o->csv_path && !(s->csv = fopen(o->csv_path, "w"))) return lens_fail("%s: cannot open for writing", o->csv_path);
+  if (o->csv_path && !(s->csv = lens_text_open(o->csv_path, s->csv_tmp, sizeof s->csv_tmp))) return LENS_EXIT_FAIL;
   if (!o->csv_path && !o->out_npy) s->csv = stdout;
   if (s->csv) {
     char name[64];
@@ -355,7 +430,6 @@ static int score_inputs(const predict_options *o, predict_state *s) {
   /* progress on a terminal, unless the CSV goes to the same terminal */
   lens_progress_start(&s->progress);
   s->show_progress = s->progress.enabled && !(s->csv == stdout && isatty(1));
-  s->total_objects = (size_t)(o->input_count / step) + (o->list_path ? count_list_lines(o->list_path) : 0);
   for (i = 0; i < o->input_count && rc == 0; i += step) rc = add_paths(s, o->inputs + i, step);
   if (rc == 0 && o->list_path) rc = add_list_file(s, o->list_path);
   if (rc == 0) rc = run_batch(s);
@@ -368,15 +442,33 @@ static int score_inputs(const predict_options *o, predict_state *s) {
 int lens_cmd_predict(int argc, char **argv) {
   predict_options o;
   predict_state s;
-  size_t i;
-  int rc = parse_options(argc, argv, &o);
+  size_t i, total = 0;
+  int skipped = 0, rc = parse_options(argc, argv, &o);
   if (rc) return rc < 0 ? 0 : rc;
   memset(&s, 0, sizeof s);
   rc = open_model(&o, &s);
-  if (rc == 0) rc = open_outputs(&o, &s);
-  if (rc == 0) rc = score_inputs(&o, &s);
+  if (rc == 0) rc = count_objects(&o, &s, &total);
+  if (rc == 0) {
+    lens_shard_range(&o.shard, total, &s.first, &s.end);
+    s.object_number = total; /* what the manifests say; counted again as the inputs are read */
+    if (o.skip_done && shard_manifests(&s, argc, argv, 0)) {
+      fprintf(stderr, "predict: shard %lu/%lu (objects [%lu, %lu) of %lu) already done, skipped\n", (unsigned long)o.shard.index,
+              (unsigned long)o.shard.count, (unsigned long)s.first, (unsigned long)s.end, (unsigned long)total);
+      skipped = 1;
+    } else shard_manifests(&s, argc, argv, 1);
+    s.object_number = 0;
+  }
+  if (rc == 0 && !skipped) rc = open_outputs(&o, &s);
+  if (rc == 0 && !skipped) rc = score_inputs(&o, &s);
+  if (rc == 0 && !skipped && s.object_number != total) rc = lens_fail("the inputs changed while they were read (%lu objects, then %lu)", (unsigned long)total,
+                                                          (unsigned long)s.object_number);
   lensnet_npy_writer_abort(&s.logits); /* after a failure: nothing is left behind */
-  if (s.csv && s.csv != stdout && fclose(s.csv) != 0 && rc == 0) rc = lens_fail("%s: write failed", o.csv_path);
+  if (s.csv && s.csv != stdout) {
+    if (rc == 0) rc = lens_text_commit(s.csv, s.csv_tmp, o.csv_path);
+    else lens_text_discard(s.csv, s.csv_tmp);
+    s.csv = NULL;
+  }
+  if (rc == 0 && !skipped) rc = shard_manifests(&s, argc, argv, 2);
   for (i = 0; i < s.pending_count; i++) free(s.pending[i].pixels);
   free(s.pending); free(s.input); free(s.output); free(s.workspace);
   lensnet_model_free(s.model);

@@ -311,8 +311,8 @@ static int shard_start(sim_run *r, int argc, char **argv, int *done) {
   snprintf(m->files[0], sizeof m->files[0], "images.npy");
   snprintf(m->files[1], sizeof m->files[1], "labels.csv");
   if (r->a->skip_done && lens_shard_done(r->manifest_path, r->a->out_dir, m)) {
-    fprintf(stderr, "sim: shard %lu/%lu (objects %lu to %lu) already done in %s, skipped\n", (unsigned long)m->shard,
-            (unsigned long)m->shards, (unsigned long)m->first, (unsigned long)m->end - 1, r->a->out_dir);
+    fprintf(stderr, "sim: shard %lu/%lu (objects [%lu, %lu)) already done in %s, skipped\n", (unsigned long)m->shard,
+            (unsigned long)m->shards, (unsigned long)m->first, (unsigned long)m->end, r->a->out_dir);
     *done = 1;
     return 0;
   }

@@ -35,7 +35,7 @@ void lens_shard_range(const lens_shard *s, size_t total, size_t *first, size_t *
 
 /* Options that change where or how fast a shard is made, not which objects it holds. */
 static int skipped_option(const char *arg, int *takes_value) {
-  static const char *const with_value[] = {"--shard", "--out", "--csv", "--threads"};
+  static const char *const with_value[] = {"--shard", "--out", "--csv", "--threads", "--batch"};
   size_t i, n;
   *takes_value = 0;
   if (!strcmp(arg, "--skip-done")) return 1;
