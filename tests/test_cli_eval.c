@@ -1,7 +1,8 @@
 /* `lens eval` end to end: the figures of hand-made score and label files (worked out by hand in
  * the comments), the joins (by index, by lens predict's input[i], by row order) and their
  * refusals, the errors that name the problem, the outputs (metrics.json parses, metrics.csv and
- * curve.csv read back, the PNGs decode), K classes, and a `lens sim` + `lens predict` run. The
+ * curve.csv read back, the PNGs decode), K classes, several score files as one table (shards),
+ * and a `lens sim` + `lens predict` run. The
  * figures themselves are tested in tests/test_eval.c. */
 #define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
@@ -218,6 +219,95 @@ static void test_classes(void) {
         "--prior with K classes is a usage error");
 }
 
+/* Several --scores files read as one table: the six objects split as lens predict --shard I/3
+ * splits them (object i in shard i mod 3), in order, shuffled, with an empty shard; refusals of a
+ * header that differs and of an index in two shards. */
+static void test_shards(void) {
+  char out[8192], text[1 << 16], buf[64];
+  lensnet_json *j = NULL;
+  const lensnet_json *files;
+  const char *by = "--labels " D "/six_labels.csv --by kind --prior 1:10 --bootstrap 200 --out";
+  write_file(D "/sh_all.csv", "input,p_lens\nx.npy[5],0.2\nx.npy[0],0.9\nx.npy[3],0.7\nx.npy[1],0.8\nx.npy[4],0.4\nx.npy[2],0.4\n");
+  write_file(D "/sh_0.csv", "input,p_lens\nx.npy[0],0.9\nx.npy[3],0.7\n");
+  write_file(D "/sh_1.csv", "input,p_lens\nx.npy[1],0.8\nx.npy[4],0.4\n");
+  write_file(D "/sh_2.csv", "input,p_lens\nx.npy[2],0.4\nx.npy[5],0.2");
+  write_file(D "/sh_empty.csv", "input,p_lens\n");
+  CHECK(cli_lens("eval --scores " D "/sh_all.csv %s " D "/sh1 > /dev/null 2>&1", by) == 0, "one file");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/sh_0.csv --scores " D "/sh_1.csv --scores " D "/sh_2.csv %s " D "/sh3", by) == 0,
+        "three shards: %s", out);
+  CHECK(cli_same_file(D "/sh1/metrics.csv", D "/sh3/metrics.csv") && cli_same_file(D "/sh1/curve.csv", D "/sh3/curve.csv"),
+        "three shards write the metrics.csv and curve.csv of the one file");
+  /* the figures of test_figures: AUC 7.5/9, AP 13/15, 3 lenses and 3 non-lenses, precision 1/6 at 1:10 */
+  CHECK(NEAR(metric(D "/sh3", 1, "auc"), 7.5 / 9.0) && NEAR(metric(D "/sh3", 1, "ap"), 13.0 / 15.0) && metric(D "/sh3", 1, "n_pos") == 3 &&
+        metric(D "/sh3", 1, "n_neg") == 3 && NEAR(metric(D "/sh3", 1, "precision_1to10"), 2.0 / 12.0), "the six objects' figures");
+  CHECK(!strcmp(metric_text(D "/sh3", 2, "group", buf, sizeof buf), "kind=compound_arc") && NEAR(metric(D "/sh3", 2, "auc"), 4.5 / 6.0),
+        "--by kind over the shards: compound_arc AUC 0.75");
+  CHECK(strstr(out, "score p_lens of 3 score files (" D "/sh_0.csv, " D "/sh_1.csv, " D "/sh_2.csv)") && strstr(out, "input column"),
+        "the summary names the three files: %s", out);
+  /* joined by index: the order of the files does not matter, nor does an empty shard */
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/sh_2.csv --scores " D "/sh_empty.csv --scores " D "/sh_0.csv --scores " D
+                        "/sh_1.csv %s " D "/sh4", by) == 0 &&
+        cli_same_file(D "/sh1/metrics.csv", D "/sh4/metrics.csv") && cli_same_file(D "/sh1/curve.csv", D "/sh4/curve.csv"),
+        "shuffled, with an empty shard: the same metrics.csv: %s", out);
+  CHECK(strstr(out, "4 score files (" D "/sh_2.csv, ..., " D "/sh_1.csv)") && strstr(out, "6 objects, 3 lenses and 3 non-lenses"),
+        "four files named by the first and the last: %s", out);
+  /* metrics.json: every file in order under score_files; "scores" names one file only */
+  cli_text(D "/sh4/metrics.json", text, sizeof text);
+  CHECK(lensnet_json_parse(text, strlen(text), &j, NULL) == LENSNET_OK, "metrics.json parses");
+  files = j ? lensnet_json_get(j, "score_files") : NULL;
+  CHECK(files && files->count == 4 && !strcmp(files->items[0].string, D "/sh_2.csv") && !strcmp(files->items[1].string, D "/sh_empty.csv") &&
+        !strcmp(files->items[3].string, D "/sh_1.csv"), "score_files lists the four files in order");
+  CHECK(j && lensnet_json_get(j, "scores") && lensnet_json_get(j, "scores")->type == LENSNET_JSON_NULL, "scores is null for several files");
+  lensnet_json_free(j);
+  j = NULL;
+  cli_text(D "/sh1/metrics.json", text, sizeof text);
+  CHECK(lensnet_json_parse(text, strlen(text), &j, NULL) == LENSNET_OK && lensnet_json_get(j, "scores") &&
+        !strcmp(lensnet_json_get(j, "scores")->string, D "/sh_all.csv") && (files = lensnet_json_get(j, "score_files")) != NULL &&
+        files->count == 1 && !strcmp(files->items[0].string, D "/sh_all.csv"), "one file: scores is its path, score_files holds it");
+  lensnet_json_free(j);
+  /* headers that differ: refused, naming the file and the difference */
+  write_file(D "/sh_renamed.csv", "input,score\nx.npy[2],0.4\nx.npy[5],0.2\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/sh_0.csv --scores " D "/sh_1.csv --scores " D "/sh_renamed.csv %s " D "/x", by) == 1 &&
+        strstr(out, D "/sh_renamed.csv: the header differs from that of " D "/sh_0.csv: column 2 is 'score' where " D "/sh_0.csv has 'p_lens'"),
+        "a renamed column: %s", out);
+  write_file(D "/sh_wider.csv", "input,p_lens,label\nx.npy[2],0.4,1\nx.npy[5],0.2,0\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/sh_0.csv --scores " D "/sh_wider.csv --scores " D "/sh_renamed.csv %s " D "/x", by) == 1 &&
+        strstr(out, D "/sh_wider.csv: the header differs") && strstr(out, "3 columns (input, p_lens, label) where " D "/sh_0.csv has 2 (input, p_lens)") &&
+        !strstr(out, "sh_renamed"), "an extra column, the first such file named: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/sh_empty.csv --scores " D "/sh_empty.csv %s " D "/x", by) == 2 &&
+        strstr(out, "--scores " D "/sh_empty.csv is given twice"), "a file given twice: a usage error: %s", out);
+  write_file(D "/sh_empty2.csv", "input,p_lens\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/sh_empty.csv --scores " D "/sh_empty2.csv %s " D "/x", by) == 1 &&
+        strstr(out, "2 score files (" D "/sh_empty.csv, " D "/sh_empty2.csv): no data rows"), "only empty shards: %s", out);
+  /* an index in two shards: refused as in one file, with the line and the file of each */
+  write_file(D "/sh_overlap.csv", "input,p_lens\nx.npy[2],0.4\nx.npy[3],0.7\nx.npy[5],0.2\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/sh_0.csv --scores " D "/sh_1.csv --scores " D "/sh_overlap.csv %s " D "/x", by) == 1 &&
+        strstr(out, "1 duplicate object index: index 3 on line 3 of " D "/sh_0.csv and line 3 of " D "/sh_overlap.csv"),
+        "an index in two shards: %s", out);
+  write_file(D "/sh_twice.csv", "input,p_lens\nx.npy[2],0.4\nx.npy[5],0.2\nx.npy[2],0.4\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/sh_0.csv --scores " D "/sh_1.csv --scores " D "/sh_twice.csv %s " D "/x", by) == 1 &&
+        strstr(out, "index 2 on lines 2 and 4 of " D "/sh_twice.csv"), "an index twice in one shard: %s", out);
+  /* a missing shard: the objects differ, counted as for one file */
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/sh_0.csv --scores " D "/sh_2.csv %s " D "/x", by) == 1 &&
+        strstr(out, "2 only in " D "/six_labels.csv (1, 4)"), "a missing shard: %s", out);
+  /* scores files carrying their own labels: rows in the order given, as one file */
+  write_file(D "/own_a.csv", "p_lens,label\n0.9,1\n0.8,1\n");
+  write_file(D "/own_b.csv", "p_lens,label\n0.4,1\n0.7,0\n0.4,0\n0.2,0\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/own_a.csv --scores " D "/own_b.csv --bootstrap 0 --out " D "/own") == 0 &&
+        NEAR(metric(D "/own", 1, "auc"), 7.5 / 9.0) && metric(D "/own", 1, "n_pos") == 3, "labels from the score files: %s", out);
+  /* K classes over two shards: the metrics.csv of one file */
+  write_file(D "/k_all.csv", "index,p_lens,logit_a,logit_b,logit_c\n0,0,2,0,0\n1,0,1,0,0\n2,0,0,2,0\n3,0,0,0.5,0\n4,0,0,0,2\n5,0,0,0,3\n");
+  write_file(D "/k_0.csv", "index,p_lens,logit_a,logit_b,logit_c\n4,0,0,0,2\n1,0,1,0,0\n5,0,0,0,3\n");
+  write_file(D "/k_1.csv", "index,p_lens,logit_a,logit_b,logit_c\n0,0,2,0,0\n3,0,0,0.5,0\n2,0,0,2,0\n");
+  write_file(D "/k_lab.csv", "index,label\n0,0\n1,1\n2,1\n3,0\n4,2\n5,2\n");
+  CHECK(cli_lens("eval --scores " D "/k_all.csv --labels " D "/k_lab.csv --bootstrap 50 --out " D "/k1 > /dev/null 2>&1") == 0 &&
+        cli_lens("eval --scores " D "/k_0.csv --scores " D "/k_1.csv --labels " D "/k_lab.csv --bootstrap 50 --out " D "/k2 > /dev/null 2>&1") == 0 &&
+        cli_same_file(D "/k1/metrics.csv", D "/k2/metrics.csv") && NEAR(metric(D "/k2", 2, "auc"), 7.0 / 8.0),
+        "K classes over two shards: the same metrics.csv, class a AUC 7/8");
+  CHECK(cli_lens_output(out, sizeof out, "eval --help") == 0 && strstr(out, "--shard I/N") && strstr(out, "[--scores S2.csv ...]"),
+        "--help says --scores repeats");
+}
+
 /* The whole pipeline on a small simulated sample: lens sim, lens predict, lens eval --by kind. */
 static void test_pipeline(void) {
   char out[16384];
@@ -241,6 +331,7 @@ int main(void) {
   TEST("one class: the AUC undefined, said so") test_one_class();
   TEST("fixed bins over the lenses") test_bins();
   TEST("K classes: softmax, one-vs-rest AUC, macro, confusion") test_classes();
+  TEST("several --scores files as one table: shards in any order, empty shards; headers and overlaps refused") test_shards();
   TEST("lens sim + lens predict + lens eval") test_pipeline();
   cli_shell("rm -rf " D);
   return check_summary();

@@ -1,10 +1,11 @@
 /* lens eval: how well a finder's scores tell lenses from non-lenses, overall, by kind, by bins of
  * label columns and at class priors; for K-class models, class by class.
  *
- *   lens eval --scores S.csv [--labels L.csv] [--by kind,theta_E] [--prior 1:100] --out DIR
+ *   lens eval --scores S.csv [--scores S2.csv ...] [--labels L.csv] [--by kind,theta_E] [--prior 1:100] --out DIR
  *
  * The figures and their rules are lensviz.h's (lensviz_eval_*); this file reads the two tables
- * (lensnet_csv_read), joins their rows, makes the groups, and writes DIR/metrics.json,
+ * (lensnet_csv_read; several --scores files, the shards of one run, as one table), joins their
+ * rows, makes the groups, and writes DIR/metrics.json,
  * DIR/metrics.csv, DIR/curve.csv, DIR/roc.png and DIR/pr.png, with a summary on stdout.
  * docs/eval.md is the manual. */
 #include <stdio.h>
@@ -20,6 +21,8 @@
 #define EVAL_MAX_BY 16
 #define EVAL_MAX_PRIORS 8
 #define EVAL_MAX_EDGES 64
+/* --scores files read as one table: enough for a survey spread over thousands of jobs. */
+#define EVAL_MAX_SCORES 4096
 
 /* --prior A:B: lenses to non-lenses; the figures are reweighted to B/A non-lenses per lens. */
 typedef struct {
@@ -36,7 +39,9 @@ typedef struct {
 } eval_by;
 
 typedef struct {
-  const char *scores_path, *labels_path, *out, *score_column, *label_column;
+  const char *scores_paths[EVAL_MAX_SCORES];
+  size_t scores_count;
+  const char *labels_path, *out, *score_column, *label_column;
   const char *by_text[EVAL_MAX_BY];
   size_t by_text_count;
   double threshold, level;
@@ -168,7 +173,10 @@ static int parse_by(eval_options *o) {
 
 #define T eval_options
 static const lens_option eval_rows[] = {
-  LENS_TEXT(T, "scores", LENS_OPT_REQUIRED, scores_path, NULL, "FILE.csv", "scores: the CSV of lens predict (p_lens, logit_<class>...)"),
+  LENS_LIST_FLAGS(T, "scores", LENS_OPT_REQUIRED, scores_paths, scores_count, EVAL_MAX_SCORES, "FILE.csv",
+                  "scores: the CSV of lens predict (p_lens, logit_<class>...); repeat\n"
+                  "for the shards of a run (lens predict --shard I/N): up to 4096\n"
+                  "files with the same header, read in order as one table"),
   LENS_TEXT(T, "labels", 0, labels_path, NULL, "FILE.csv", "labels: the labels.csv of lens sim (default: the scores file's own\n"
             "label column); rows joined by 'index' when both files have one"),
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "DIR", "folder for metrics.json, metrics.csv, curve.csv, roc.png, pr.png"),
@@ -193,7 +201,7 @@ static const lens_option eval_rows[] = {
 #undef T
 static const lens_option_section eval_sections[] = {{NULL, eval_rows, sizeof eval_rows / sizeof eval_rows[0]}};
 static const lens_command_spec eval_spec = {
-  "eval", "usage: lens eval --scores S.csv [--labels L.csv] --out DIR [options]\n",
+  "eval", "usage: lens eval --scores S.csv [--scores S2.csv ...] [--labels L.csv] --out DIR [options]\n",
   "Scores against labels: ROC AUC with a bootstrap interval, average precision, the confusion\n"
   "matrix, precision, recall, F1 and accuracy at --threshold, precision at fixed recall, recall\n"
   "at fixed false-positive rate; overall, per --by group, and reweighted to each --prior.\n"
@@ -209,7 +217,12 @@ static const lens_command_spec eval_spec = {
 /* The objects, joined: each has a row in the scores table and one in the labels table. */
 typedef struct {
   lensnet_csv st, lt;           /* scores; labels (lt.rows == 0: labels from st) */
-  const char *spath, *lpath;
+  const char *spath, *lpath;    /* spath: the first --scores file (all share its header) */
+  const char *const *spaths;    /* every --scores file, in order */
+  size_t scount;
+  lensnet_csv *parts;           /* scount > 1: each file as read; st holds their rows one after another */
+  size_t *row_part;             /* scount > 1: the file of each row of st */
+  char sname[4096];             /* the score files in messages: the path, or "3 score files (a, b, c)" */
   const lensnet_csv *labels_table;
   size_t n;
   size_t *srow, *lrow;          /* the rows of object i */
@@ -250,6 +263,74 @@ static int read_table(const char *path, lensnet_csv *t) {
   return 0;
 }
 
+/* The file a row of table t (the scores or the labels) was read from, for messages. */
+static const char *row_file(const eval_data *d, const lensnet_csv *t, size_t row) {
+  if (t != &d->st) return d->lpath;
+  return d->row_part ? d->spaths[d->row_part[row]] : d->spath;
+}
+
+/* How messages and the summary call the score files: the path of one; for several, their count
+ * and names (the first and the last of more than three). */
+static void name_score_files(eval_data *d) {
+  const char *const *p = d->spaths;
+  size_t n = d->scount;
+  if (n == 1) snprintf(d->sname, sizeof d->sname, "%s", p[0]);
+  else if (n == 2) snprintf(d->sname, sizeof d->sname, "2 score files (%.2000s, %.2000s)", p[0], p[1]);
+  else if (n == 3) snprintf(d->sname, sizeof d->sname, "3 score files (%.1300s, %.1300s, %.1300s)", p[0], p[1], p[2]);
+  else snprintf(d->sname, sizeof d->sname, "%lu score files (%.2000s, ..., %.2000s)", (unsigned long)n, p[0], p[n - 1]);
+}
+
+/* Whether table b (read from bpath) has the header of a (apath); if not, a message naming bpath
+ * and the first difference. */
+static int same_header(const char *apath, const lensnet_csv *a, const char *bpath, const lensnet_csv *b) {
+  char ca[768], cb[768];
+  size_t c;
+  if (a->cols != b->cols)
+    return lens_fail("%s: the header differs from that of %s: %lu column%s (%s) where %s has %lu (%s); score files read as one "
+                     "table need the same columns in the same order", bpath, apath, (unsigned long)b->cols, b->cols == 1 ? "" : "s",
+                     columns_found(b, cb, sizeof cb), apath, (unsigned long)a->cols, columns_found(a, ca, sizeof ca));
+  for (c = 0; c < a->cols; c++)
+    if (strcmp(a->cells[c], b->cells[c]))
+      return lens_fail("%s: the header differs from that of %s: column %lu is '%.200s' where %s has '%.200s'; score files read as "
+                       "one table need the same columns in the same order", bpath, apath, (unsigned long)c + 1, b->cells[c], apath,
+                       a->cells[c]);
+  return 0;
+}
+
+/* Several --scores files as one table: each read whole, every header the first's, their rows one
+ * after another in d->st, which points into the files' cells (a file may hold its header alone:
+ * an empty shard). */
+static int read_score_files(eval_data *d) {
+  size_t i, r, rows = 1, at = 1, cols;
+  lensnet_error err;
+  int rc;
+  if (!(d->parts = (lensnet_csv *)calloc(d->scount, sizeof *d->parts))) return lens_fail("out of memory");
+  for (i = 0; i < d->scount; i++) {
+    if (lensnet_csv_read(d->spaths[i], &d->parts[i], &err) != LENSNET_OK) return lens_fail_err(&err);
+    if (i && (rc = same_header(d->spaths[0], &d->parts[0], d->spaths[i], &d->parts[i])) != 0) return rc;
+    rows += d->parts[i].rows - 1;
+  }
+  if (rows == 1) return lens_fail("%s: no data rows (only the header: %s)", d->sname, d->parts[0].header);
+  cols = d->parts[0].cols;
+  d->st.cells = (char **)malloc(rows * cols * sizeof(char *));
+  d->st.lines = (size_t *)malloc(rows * sizeof(size_t));
+  d->row_part = (size_t *)malloc(rows * sizeof(size_t));
+  if (!d->st.cells || !d->st.lines || !d->row_part) return lens_fail("out of memory for %lu rows", (unsigned long)rows);
+  memcpy(d->st.cells, d->parts[0].cells, cols * sizeof(char *));
+  d->st.lines[0] = d->parts[0].lines[0];
+  d->row_part[0] = 0;
+  for (i = 0; i < d->scount; i++)
+    for (r = 1; r < d->parts[i].rows; r++, at++) {
+      memcpy(d->st.cells + at * cols, d->parts[i].cells + r * cols, cols * sizeof(char *));
+      d->st.lines[at] = d->parts[i].lines[r];
+      d->row_part[at] = i;
+    }
+  d->st.header = d->parts[0].header;
+  d->st.rows = rows;
+  d->st.cols = cols;
+  return 0;
+}
+
 /* The key of a row: its `index` cell, or for lens predict's `input` cells "FILE.npy[i]", i. */
 static int row_key(const lensnet_csv *t, size_t row, size_t col, int from_input, unsigned long long *key) {
   const char *cell = lensnet_csv_cell(t, row, col), *digits = cell;
@@ -273,18 +354,28 @@ static int by_key(const void *a, const void *b) {
   return x->key < y->key ? -1 : x->key > y->key ? 1 : x->row < y->row ? -1 : x->row > y->row;
 }
 
-/* The keys of every data row, sorted; duplicates refused, naming them. */
-static int table_keys(const lensnet_csv *t, const char *path, size_t col, int from_input, keyed_row **out) {
+/* Where an index given twice appears (rows a < b of t): its lines, and its files when the table
+ * is several score files. Returns what snprintf does. */
+static int duplicate_text(const eval_data *d, const lensnet_csv *t, unsigned long long key, size_t a, size_t b, char *buf, size_t cap) {
+  unsigned long la = (unsigned long)t->lines[a], lb = (unsigned long)t->lines[b];
+  if (t != &d->st || !d->row_part) return snprintf(buf, cap, "index %llu on lines %lu and %lu", key, la, lb);
+  if (d->row_part[a] == d->row_part[b]) return snprintf(buf, cap, "index %llu on lines %lu and %lu of %s", key, la, lb, row_file(d, t, a));
+  return snprintf(buf, cap, "index %llu on line %lu of %s and line %lu of %s", key, la, row_file(d, t, a), lb, row_file(d, t, b));
+}
+
+/* The keys of every data row of t (d's scores or labels), sorted; duplicates refused, naming
+ * them. */
+static int table_keys(const eval_data *d, const lensnet_csv *t, size_t col, int from_input, keyed_row **out) {
   size_t r, n = t->rows - 1, dup = 0;
   keyed_row *k = (keyed_row *)malloc(n * sizeof *k);
-  char list[512];
+  char list[2048];
   size_t at = 0;
   *out = NULL;
   if (!k) return lens_fail("out of memory");
   for (r = 0; r < n; r++) {
     k[r].row = r + 1;
     if (row_key(t, r + 1, col, from_input, &k[r].key)) {
-      int rc = lens_fail("%s: line %lu: '%s' in column %s is not an object index (a whole number >= 0%s)", path,
+      int rc = lens_fail("%s: line %lu: '%s' in column %s is not an object index (a whole number >= 0%s)", row_file(d, t, r + 1),
                          (unsigned long)t->lines[r + 1], lensnet_csv_cell(t, r + 1, col), t->cells[col], from_input ? " in [...]" : "");
       free(k);
       return rc;
@@ -294,14 +385,15 @@ static int table_keys(const lensnet_csv *t, const char *path, size_t col, int fr
   list[0] = 0;
   for (r = 1; r < n; r++)
     if (k[r].key == k[r - 1].key && (r < 2 || k[r - 1].key != k[r - 2].key)) {
-      if (dup++ < 5 && at < sizeof list)
-        at += (size_t)snprintf(list + at, sizeof list - at, "%sindex %llu on lines %lu and %lu", dup > 1 ? "; " : "", k[r].key,
-                               (unsigned long)t->lines[k[r - 1].row], (unsigned long)t->lines[k[r].row]);
+      if (dup++ < 5 && at < sizeof list) {
+        if (dup > 1) at += (size_t)snprintf(list + at, sizeof list - at, "; ");
+        if (at < sizeof list) at += (size_t)duplicate_text(d, t, k[r].key, k[r - 1].row, k[r].row, list + at, sizeof list - at);
+      }
     }
   if (dup) {
     free(k);
-    return lens_fail("%s: %lu duplicate object %s: %s%s", path, (unsigned long)dup, dup == 1 ? "index" : "indices", list,
-                     dup > 5 ? "; ..." : "");
+    return lens_fail("%s: %lu duplicate object %s: %s%s", t == &d->st ? d->sname : d->lpath, (unsigned long)dup,
+                     dup == 1 ? "index" : "indices", list, dup > 5 ? "; ..." : "");
   }
   *out = k;
   return 0;
@@ -344,26 +436,27 @@ static int join_rows(eval_data *d) {
   keyed_row *sk = NULL, *lk = NULL;
   if (lt == st) {
     d->n = st->rows - 1;
-    d->join = "one file";
+    d->join = d->row_part ? "one table (the score files in the order given)" : "one file";
   } else {
     if (!s_has && l_has && lensnet_csv_column(st->header, "input", &s_idx, NULL) == LENSNET_OK && input_keys_usable(st, s_idx))
       s_has = from_input = 1;
     if (!(s_has && l_has)) {
       if (st->rows != lt->rows)
-        return lens_fail("%s has %lu rows and %s %lu: without an 'index' column in both, rows are matched in order and their numbers "
-                         "must agree", d->spath, (unsigned long)st->rows - 1, d->lpath, (unsigned long)lt->rows - 1);
+        return lens_fail("%s %s %lu rows and %s %lu: without an 'index' column in both, rows are matched in order and their numbers "
+                         "must agree", d->sname, d->row_part ? "hold" : "has", (unsigned long)st->rows - 1, d->lpath,
+                         (unsigned long)lt->rows - 1);
       d->n = st->rows - 1;
       d->join = "row order";
     } else {
       char a[256], b[256];
       size_t only_s, only_l;
-      if ((rc = table_keys(st, d->spath, s_idx, from_input, &sk)) != 0) return rc;
-      if ((rc = table_keys(lt, d->lpath, l_idx, 0, &lk)) != 0) { free(sk); return rc; }
+      if ((rc = table_keys(d, st, s_idx, from_input, &sk)) != 0) return rc;
+      if ((rc = table_keys(d, lt, l_idx, 0, &lk)) != 0) { free(sk); return rc; }
       only_s = keys_missing(sk, st->rows - 1, lk, lt->rows - 1, a, sizeof a);
       only_l = keys_missing(lk, lt->rows - 1, sk, st->rows - 1, b, sizeof b);
       if (only_s || only_l) {
-        rc = lens_fail("the objects of %s and %s differ: %lu %s only in %s%s%s%s; %lu only in %s%s%s%s", d->spath, d->lpath,
-                       (unsigned long)only_s, only_s == 1 ? "index is" : "indices are", d->spath, only_s ? " (" : "", a, only_s ? ")" : "",
+        rc = lens_fail("the objects of %s and %s differ: %lu %s only in %s%s%s%s; %lu only in %s%s%s%s", d->sname, d->lpath,
+                       (unsigned long)only_s, only_s == 1 ? "index is" : "indices are", d->sname, only_s ? " (" : "", a, only_s ? ")" : "",
                        (unsigned long)only_l, d->lpath, only_l ? " (" : "", b, only_l ? ")" : "");
         free(sk);
         free(lk);
@@ -416,7 +509,6 @@ static int finite_cell(const lensnet_csv *t, const char *path, size_t row, size_
 
 static int read_scores_and_labels(eval_data *d) {
   const lensnet_csv *lt = d->labels_table;
-  const char *lpath = lt == &d->st ? d->spath : d->lpath;
   size_t i, c, k = d->classes ? d->classes : 1;
   int rc;
   d->scores = (float *)malloc(d->n * k * sizeof(float));
@@ -424,11 +516,11 @@ static int read_scores_and_labels(eval_data *d) {
   if (!d->scores || !d->labels) return lens_fail("out of memory for %lu objects", (unsigned long)d->n);
   for (i = 0; i < d->n; i++) {
     double v, lab;
-    if ((rc = finite_cell(lt, lpath, d->lrow[i], d->label_col, "label", &lab)) != 0) return rc;
+    if ((rc = finite_cell(lt, row_file(d, lt, d->lrow[i]), d->lrow[i], d->label_col, "label", &lab)) != 0) return rc;
     if (lab != floor(lab) || lab < 0 || lab >= (double)(d->classes ? d->classes : 2)) {
       char where[256];
-      snprintf(where, sizeof where, "%s: line %lu: label '%.32s' in column %.64s", lpath, (unsigned long)lt->lines[d->lrow[i]],
-               lensnet_csv_cell(lt, d->lrow[i], d->label_col), lt->cells[d->label_col]);
+      snprintf(where, sizeof where, "%s: line %lu: label '%.32s' in column %.64s", row_file(d, lt, d->lrow[i]),
+               (unsigned long)lt->lines[d->lrow[i]], lensnet_csv_cell(lt, d->lrow[i], d->label_col), lt->cells[d->label_col]);
       if (d->classes)
         return lens_fail("%s: the scores have %lu class columns, so labels are 0..%lu", where, (unsigned long)d->classes,
                          (unsigned long)d->classes - 1);
@@ -437,12 +529,12 @@ static int read_scores_and_labels(eval_data *d) {
     }
     d->labels[i] = (int)lab;
     if (!d->classes) {
-      if ((rc = finite_cell(&d->st, d->spath, d->srow[i], d->score_col, "score", &v)) != 0) return rc;
+      if ((rc = finite_cell(&d->st, row_file(d, &d->st, d->srow[i]), d->srow[i], d->score_col, "score", &v)) != 0) return rc;
       d->scores[i] = (float)v;
       continue;
     }
     for (c = 0; c < k; c++) {
-      if ((rc = finite_cell(&d->st, d->spath, d->srow[i], d->class_col[c], "score", &v)) != 0) return rc;
+      if ((rc = finite_cell(&d->st, row_file(d, &d->st, d->srow[i]), d->srow[i], d->class_col[c], "score", &v)) != 0) return rc;
       d->scores[i * k + c] = (float)v;
     }
     if (d->class_logits) {
@@ -456,9 +548,12 @@ static int read_scores_and_labels(eval_data *d) {
 
 static int load_data(const eval_options *o, eval_data *d) {
   int rc;
-  d->spath = o->scores_path;
+  d->spaths = o->scores_paths;
+  d->scount = o->scores_count;
+  d->spath = o->scores_paths[0];
   d->lpath = o->labels_path;
-  if ((rc = read_table(o->scores_path, &d->st)) != 0) return rc;
+  name_score_files(d);
+  if ((rc = d->scount > 1 ? read_score_files(d) : read_table(d->spath, &d->st)) != 0) return rc;
   if (o->labels_path && (rc = read_table(o->labels_path, &d->lt)) != 0) return rc;
   d->labels_table = o->labels_path ? &d->lt : &d->st;
   /* the label column */
@@ -482,6 +577,15 @@ static int load_data(const eval_options *o, eval_data *d) {
 }
 
 static void free_data(eval_data *d) {
+  size_t i;
+  if (d->parts) { /* st points into the parts */
+    free(d->st.cells);
+    free(d->st.lines);
+    memset(&d->st, 0, sizeof d->st);
+    for (i = 0; i < d->scount; i++) lensnet_csv_free(&d->parts[i]);
+    free(d->parts);
+    free(d->row_part);
+  }
   lensnet_csv_free(&d->st);
   lensnet_csv_free(&d->lt);
   free(d->srow);
@@ -640,7 +744,7 @@ static int make_groups(const eval_options *o, const eval_data *d, eval_groups *g
     if (!find_by_column(d, o->by[b].name, &t, &rows, &c)) {
       char what[128];
       snprintf(what, sizeof what, "column %s (--by)", o->by[b].name);
-      return missing_column(o->labels_path ? o->labels_path : o->scores_path, d->labels_table, what, NULL);
+      return missing_column(o->labels_path ? o->labels_path : d->spath, d->labels_table, what, NULL);
     }
     if (!(values = (double *)malloc(d->n * sizeof(double)))) return lens_fail("out of memory");
     col->numeric = 1;
@@ -651,8 +755,8 @@ static int make_groups(const eval_options *o, const eval_data *d, eval_groups *g
       if (end == cell || *end) col->numeric = 0;
     }
     if (!col->numeric && o->by[b].edge_count)
-      rc = lens_fail("--by %s: edges were given but column %s holds text ('%s' on line %lu)", o->by[b].name, o->by[b].name,
-                     lensnet_csv_cell(t, rows[i - 1], c), (unsigned long)t->lines[rows[i - 1]]);
+      rc = lens_fail("--by %s: edges were given but column %s holds text ('%s' on line %lu of %s)", o->by[b].name, o->by[b].name,
+                     lensnet_csv_cell(t, rows[i - 1], c), (unsigned long)t->lines[rows[i - 1]], row_file(d, t, rows[i - 1]));
     else rc = col->numeric ? numeric_groups(d, o, col, values, g) : categorical_groups(d, col, t, rows, c, g);
     col->group_count = g->count - col->first_group;
     free(values);
@@ -888,8 +992,20 @@ static int write_json(const eval_options *o, const eval_data *d, const eval_grou
   FILE *f = lens_text_open(path, tmp, sizeof tmp);
   size_t i, k;
   if (!f) return LENS_EXIT_FAIL;
-  fputs("{\n  \"scores\": ", f); json_str(f, o->scores_path);
-  fputs(", \"labels\": ", f); json_str(f, o->labels_path ? o->labels_path : o->scores_path);
+  /* "scores" and "labels" name one file each (null for several score files); "score_files" lists
+   * every --scores file in order */
+  fputs("{\n  \"scores\": ", f);
+  if (d->scount > 1) fputs("null", f);
+  else json_str(f, d->spath);
+  fputs(", \"labels\": ", f);
+  if (o->labels_path || d->scount == 1) json_str(f, o->labels_path ? o->labels_path : d->spath);
+  else fputs("null", f);
+  fputs(",\n  \"score_files\": [", f);
+  for (i = 0; i < d->scount; i++) {
+    if (i) fputs(", ", f);
+    json_str(f, d->spaths[i]);
+  }
+  fputs("]", f);
   fputs(", \"join\": ", f); json_str(f, d->join);
   fprintf(f, ", \"objects\": %lu,\n", (unsigned long)d->n);
   if (d->classes) {
@@ -1400,6 +1516,17 @@ static void print_classes(const eval_data *d, const eval_groups *g) {
 
 /* ---- the command ------------------------------------------------------------------------- */
 
+/* A file given twice to --scores would count its objects twice (or, joined by index, be refused as
+ * duplicates line by line): say so at once. */
+static int check_score_files(const eval_options *o) {
+  size_t i, j;
+  for (i = 1; i < o->scores_count; i++)
+    for (j = 0; j < i; j++)
+      if (!strcmp(o->scores_paths[i], o->scores_paths[j]))
+        return lens_usage("--scores %s is given twice (the files are read as one table)", o->scores_paths[i]);
+  return 0;
+}
+
 static int output_path(char *buf, size_t cap, const char *dir, const char *name) {
   size_t len = strlen(dir);
   while (len > 1 && dir[len - 1] == '/') len--;
@@ -1442,12 +1569,12 @@ int lens_cmd_eval(int argc, char **argv) {
   memset(&d, 0, sizeof d);
   memset(&g, 0, sizeof g);
   if ((rc = lens_options_parse(&eval_spec, argc, argv, &o, NULL)) != 0) return rc < 0 ? 0 : rc;
-  if ((rc = parse_by(&o)) != 0) return rc;
+  if ((rc = parse_by(&o)) != 0 || (rc = check_score_files(&o)) != 0) return rc;
   if (lens_out_folder("--out", o.out)) return LENS_EXIT_USAGE;
   rc = load_data(&o, &d);
   if (!rc && d.classes && (o.prior_count || o.recall_count || o.fpr_count))
-    rc = lens_usage("--prior, --at-recall and --at-fpr are two-class figures; %s has %lu class columns (pick one with --score-column)",
-                    o.scores_path, (unsigned long)d.classes);
+    rc = lens_usage("--prior, --at-recall and --at-fpr are two-class figures; %s %s %lu class columns (pick one with --score-column)",
+                    d.sname, d.scount > 1 ? "have" : "has", (unsigned long)d.classes);
   if (!rc) rc = make_groups(&o, &d, &g);
   if (!rc && lens_make_dirs(o.out)) rc = LENS_EXIT_FAIL;
   if (!rc) {
@@ -1459,13 +1586,13 @@ int lens_cmd_eval(int argc, char **argv) {
     if (d.classes) {
       printf("lens eval: %lu objects in %lu classes (", (unsigned long)d.n, (unsigned long)d.classes);
       for (c = 0; c < d.classes; c++) printf("%s%s", c ? ", " : "", d.class_names[c]);
-      printf("; %s columns of %s), labels from column %s, rows joined by %s\n", d.class_logits ? "logit_, softmaxed," : "p_", o.scores_path,
+      printf("; %s columns of %s), labels from column %s, rows joined by %s\n", d.class_logits ? "logit_, softmaxed," : "p_", d.sname,
              d.labels_table->cells[d.label_col], d.join);
       print_classes(&d, &g);
     } else {
       printf("lens eval: %lu objects, %lu lenses and %lu non-lenses (score %s of %s, label %s, rows joined by %s)\n", (unsigned long)d.n,
              (unsigned long)g.groups[0].sample.count_pos, (unsigned long)g.groups[0].sample.count_neg, d.st.cells[d.score_col],
-             o.scores_path, d.labels_table->cells[d.label_col], d.join);
+             d.sname, d.labels_table->cells[d.label_col], d.join);
       print_binary(&o, &g);
     }
     rc = write_outputs(&o, &d, &g);

@@ -75,8 +75,10 @@ struct lens_option {
   {name, LENS_OPT_CHOICE, flags, offsetof(T, field), 0, 0, 0, def, NULL, choices, NULL, NULL, NULL, metavar, help}
 #define LENS_CHOICE_AT(T, name, flags, field, choice_at, def, metavar, help) \
   {name, LENS_OPT_CHOICE, flags, offsetof(T, field), 0, 0, 0, def, NULL, NULL, choice_at, NULL, NULL, metavar, help}
-#define LENS_LIST(T, name, field, count_field, most, metavar, help) \
-  {name, LENS_OPT_LIST, 0, offsetof(T, field), offsetof(T, count_field), 0, most, 0, NULL, NULL, NULL, NULL, NULL, metavar, help}
+#define LENS_LIST(T, name, field, count_field, most, metavar, help) LENS_LIST_FLAGS(T, name, 0, field, count_field, most, metavar, help)
+/* A list with flags: LENS_OPT_REQUIRED, to be given at least once. */
+#define LENS_LIST_FLAGS(T, name, flags, field, count_field, most, metavar, help) \
+  {name, LENS_OPT_LIST, flags, offsetof(T, field), offsetof(T, count_field), 0, most, 0, NULL, NULL, NULL, NULL, NULL, metavar, help}
 #define LENS_ARGS(T, name, flags, field, count_field, help) \
   {name, LENS_OPT_ARGS, (flags) | LENS_OPT_POSITIONAL, offsetof(T, field), offsetof(T, count_field), 0, 0, 0, NULL, NULL, NULL, NULL, \
    NULL, NULL, help}
