@@ -266,6 +266,9 @@ static void test_exit_codes(void) {
     {"sim --preset euclid-lensfinding --n 2 --theta-e-min 2 --theta-e-max 1 --out " W "/s", 2},
     {"sim --preset euclid-lensfinding --n 2 --out " W "/x.npy/s", 1}, {"sim --preset euclid-lensfinding --n 2 --threads 1 --out " W "/s", 0},
     {"sim --help", 0},
+    {"merge", 2}, {"merge --out " W "/mg", 2}, {"merge " W "/x.npy", 2}, {"merge --out " W "/mg.csv " W "/x.npy", 2},
+    {"merge --out " W "/mg.npy " W "/x.npy --frobnicate", 2}, {"merge --out " W "/mg.npy " W "/x.npy", 1},
+    {"merge --out " W "/mg " W "/missing", 1}, {"merge --help", 0},
   };
   TEST("exit status: 2 usage errors, 1 failures, 0 success, in every subcommand") {
     size_t i;
@@ -359,7 +362,7 @@ static int table_options(const char *command, char names[][48], int most) {
 
 static void test_help(void) {
   TEST("every subcommand's --help lists every option of its table and exits 0") {
-    static const char *commands[] = {"info", "predict", "train", "render", "explain", "plot", "eval", "sim"};
+    static const char *commands[] = {"info", "predict", "train", "render", "explain", "plot", "eval", "sim", "merge"};
     static char names[64][48], text[1 << 15];
     size_t c;
     for (c = 0; c < sizeof commands / sizeof commands[0]; c++) {

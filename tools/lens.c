@@ -24,6 +24,7 @@ static const lens_command commands[] = {
   {"eval",    lens_cmd_eval,    "score a finder against labels: AUC with intervals, PR, thresholds, by kind, at priors"},
   {"plot",    lens_cmd_plot,    "draw ROC, precision-recall, score, history and confusion pictures from CSV"},
   {"sim",     lens_cmd_sim,     "simulate labelled lenses and non-lenses: images.npy + labels.csv"},
+  {"merge",   lens_cmd_merge,   "join the shards of a sim or predict --shard run into one run's files"},
 };
 
 int lens_parse_size(const char *text, size_t *out) {
