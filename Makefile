@@ -59,7 +59,7 @@ EXAMPLES  = $(EXAMPLE_SRC:examples/%.c=build/examples/%)
 BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
-.PHONY: all tools examples test test-fast warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
+.PHONY: all tools examples test test-slurm test-fast warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
 .PHONY: challenge challenge-weights challenge-score
 all: tools
 tools: $(BUILD)/lens
@@ -159,10 +159,15 @@ warnings: | check-stb
 
 # Every test binary prints "N passed, N failed"; tests/run.sh runs them all and sums.
 # The shell tests (tests/test_*.sh) run make themselves, with the same compiler and flags.
-TEST_SH   = $(wildcard tests/test_*.sh)
+TEST_SH   = $(filter-out tests/test_slurm.sh,$(wildcard tests/test_*.sh))
 TEST_ENV  = LENS=$(BUILD)/lens SHARED=$(SHARED) CC='$(CC)' CFLAGS='$(CFLAGS)' ARCHFLAGS='$(ARCHFLAGS)' CFLAGS_EXTRA='$(CFLAGS_EXTRA)'
 test: warnings $(BUILD)/lens $(EXAMPLES) $(TESTS) $(SAN_TESTS) build/cxx_compile
 	@$(TEST_ENV) sh tests/run.sh $(TESTS) build/cxx_compile $(SAN_TESTS) $(TEST_SH)
+
+# The Slurm job arrays of tools/slurm on a one-node cluster started for the test (Debian's
+# slurm-wlm and munge; SKIP without them); .ci/run installs them and runs this after make test.
+test-slurm: $(BUILD)/lens
+	@$(TEST_ENV) sh tests/test_slurm.sh
 
 test-fast: $(BUILD)/lens $(TESTS)
 	@$(TEST_ENV) sh tests/run.sh $(TESTS)

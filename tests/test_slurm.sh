@@ -9,7 +9,8 @@ set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
 . tests/check.sh
-lens=$root/build/lens
+lens=${LENS:-build/lens}
+case $lens in /*) ;; *) lens=$root/$lens ;; esac
 skip() { echo "SKIP: test-slurm: $*"; echo "0 passed, 0 failed"; exit 0; }
 for p in munged slurmctld slurmd sbatch squeue sinfo scontrol; do
   command -v "$p" > /dev/null 2>&1 || [ -x "/usr/sbin/$p" ] || skip "$p not found (Debian: apt-get install slurm-wlm munge)"

@@ -53,7 +53,7 @@ opts="--cpus-per-task=$cpus"
 array=$(LENS=$lens LENS_OUT=$out LENS_SHARDS=$shards sbatch --parsable --export=ALL $opts $more \
   --array="0-$((shards - 1))" --output="$out/logs/%A_%a.out" "$here/array.sbatch" "$@")
 array=${array%%;*}
-merge=$(LENS=$lens LENS_OUT=$out LENS_MERGED=$merged sbatch --parsable --export=ALL $more \
+merge=$(LENS=$lens LENS_OUT=$out LENS_MERGED=$merged LENS_KIND=$1 sbatch --parsable --export=ALL $more \
   --dependency="afterok:$array" --output="$out/logs/%j-merge.out" "$here/merge.sbatch")
 merge=${merge%%;*}
 echo "array job $array ($shards shards) -> $out/part-*; merge job $merge -> $merged"
