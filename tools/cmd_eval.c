@@ -195,7 +195,7 @@ static const lens_option eval_rows[] = {
             "columns, or else logit_<class> columns, softmaxed, is evaluated\n"
             "as K classes)"),
   LENS_TEXT(T, "label-column", 0, label_column, NULL, "NAME", "the label column (default label, class or is_lens)"),
-  LENS_SIZE(T, "threads", threads, 1, 256, 0, "T", "threads for the resamples (default: the CPUs online); results do not\n"
+  LENS_SIZE(T, "threads", threads, 1, 256, 0, "T", "threads for the resamples (default: the CPUs this process may use); results do not\n"
             "depend on T"),
 };
 #undef T

@@ -74,7 +74,7 @@ static const lens_option explain_rows[] = {
   LENS_INT(T, "scale", scale, 0, 10000, 0, "Z", "display pixels per image pixel (default: about 200 pixels across)"),
   LENS_DOUBLE(T, "pixel-scale", pixel_scale, 0, 1e6, -1, "ARCSEC", "arcseconds per pixel of the model's input, for the scale bar (default:\n"
               "the FITS header of --input, else the model's metadata pixel_scale; 0: no bar)"),
-  LENS_SIZE(T, "threads", threads, 0, 1024, 0, "T", "threads (default: the CPUs online)"),
+  LENS_SIZE(T, "threads", threads, 0, 1024, 0, "T", "threads (default: the CPUs this process may use)"),
 };
 #undef T
 static const lens_option_section explain_sections[] = {{NULL, explain_rows, sizeof explain_rows / sizeof explain_rows[0]}};

@@ -28,7 +28,7 @@ typedef struct {
   lens_shard shard;
   int skip_done;
   size_t batch;
-  size_t threads;           /* --threads: images of a batch spread over this many threads (0: the CPUs online) */
+  size_t threads;           /* --threads: images of a batch spread over this many threads (0: the CPUs this process may use) */
 } predict_options;
 
 #define T predict_options
@@ -42,7 +42,7 @@ static const lens_option predict_rows[] = {
   LENS_FLAG(T, "skip-done", skip_done, "with --shard and --out: do nothing if the output already holds this shard, complete"),
   LENS_CUTOUT_OPTIONS(T, cutout),
   LENS_SIZE(T, "batch", batch, 1, 65536, 32, "B", "objects per forward pass (default 32)"),
-  LENS_SIZE(T, "threads", threads, 1, 256, 0, "T", "threads sharing each batch (default: the CPUs online); scores do not depend on T"),
+  LENS_SIZE(T, "threads", threads, 1, 256, 0, "T", "threads sharing each batch (default: the CPUs this process may use); scores do not depend on T"),
   LENS_TEXT(T, "out", 0, out_npy, NULL, "FILE", "FILE.npy: the raw logits [N, classes] as float32 (no CSV on standard output);\n"
             "FILE.csv: the CSV there instead of standard output"),
   LENS_TEXT(T, "csv", 0, csv_path, NULL, "FILE.csv", "write the CSV there (beside an --out FILE.npy)"),

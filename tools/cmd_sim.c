@@ -90,7 +90,7 @@ static const lens_option sim_rows[] = {
   LENS_ROW("n", LENS_OPT_SIZE, LENS_OPT_REQUIRED, T, n, 1, 1e8, 0, "N", "images to simulate"),
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out_dir, NULL, "DIR", "folder for images.npy and labels.csv"),
   LENS_SEED(T, "seed", seed, 1, "S", "random seed (default 1); the same seed gives the same files"),
-  LENS_INT(T, "threads", threads, 1, 1024, 0, "T", "worker threads (default: the CPUs online)"),
+  LENS_INT(T, "threads", threads, 1, 1024, 0, "T", "worker threads (default: the CPUs this process may use)"),
   LENS_CHOICE_AT(T, "layout", 0, layout, layout_at, 0, "L", "ou66 | ou200 | hsc | hst192 | hst150 | challenge1-vis (default: the preset's;\n"
                  "euclid presets: ou66, feeding `lens train --arch ou66`)"),
   LENS_DOUBLE(T, "lens-fraction", lens_fraction, 0, 1, -1, "F", "share of lenses, 0..1 (euclid presets; default 0.5)"),

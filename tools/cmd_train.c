@@ -42,7 +42,7 @@ static const lens_option tool_rows[] = {
   LENS_TEXT(T, "init", LENS_OPT_SAVED, init, "", "W.safetensors", "start from these weights (fine-tuning)"),
   LENS_TEXT(T, "classes", LENS_OPT_SAVED, classes, "non-lens,lens", "NAMES", "class names for the metadata (default non-lens,lens)"),
   LENS_CHOICE(T, "preprocess", 0, fit.minmax, lens_preprocess_choices, 0, "P", "minmax | none (default): the same as --minmax or not"),
-  LENS_INT(T, "threads", threads, 1, 256, 0, "T", "worker threads (default: all CPUs); results do not depend on T"),
+  LENS_INT(T, "threads", threads, 1, 256, 0, "T", "worker threads (default: the CPUs this process may use); results do not depend on T"),
   LENS_INT(T, "interrupt_after", interrupt_after, 0, 1e9, -1, NULL, NULL), /* tests of --resume: stop after epoch N */
 };
 #undef T
