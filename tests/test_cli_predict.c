@@ -265,6 +265,10 @@ static void test_npy_shards(void) {
             !check_file_exists("build/pred_shard/p0.csv.shard.json") && !check_file_exists("build/pred_shard/p0.csv.tmp") &&
             cli_shell("cmp -s %s/p0.csv %s/keep.csv", W, W) == 0,
         "a failed shard: its stale manifest gone, no temporary left, the old output untouched");
+  /* the CSV on a full disk (Linux's /dev/full) fails instead of exiting 0 with nothing written */
+  if (check_file_exists("/dev/full"))
+    CHECK(cli_lens("predict --model %s %s/a/images.npy > /dev/full 2>%s/err.txt", model, W, W) == 1 && cli_file_has("build/pred_shard/err.txt", "write failed"),
+          "standard output on a full disk: exit 1, said");
   /* a truncated stack is refused before anything is written */
   CHECK(cli_shell("cp %s/a/images.npy %s/c.npy && truncate -s 20000 %s/c.npy", W, W, W) == 0, "a truncated stack");
   CHECK(cli_lens("predict --model %s %s/c.npy --shard 0/2 --out %s/p2.csv 2>%s/err.txt", model, W, W, W) == 1 &&

@@ -476,6 +476,8 @@ int lens_cmd_predict(int argc, char **argv) {
     else lens_text_discard(s.csv, s.csv_tmp);
     s.csv = NULL;
   }
+  /* the CSV on standard output: a full disk or a closed pipe is a failure, not a silent success */
+  if (rc == 0 && s.csv == stdout && (fflush(stdout) != 0 || ferror(stdout))) rc = lens_fail("standard output: write failed (disk full?)");
   if (rc == 0 && !skipped) rc = shard_manifests(&s, argc, argv, 2);
   for (i = 0; i < s.pending_count; i++) free(s.pending[i].pixels);
   free(s.pending); free(s.input); free(s.output); free(s.workspace);
