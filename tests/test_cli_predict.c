@@ -175,7 +175,7 @@ static void test_fits_lists_and_shards(void) {
  * `lens sim` sample (seed 3: neither their training seed 1 nor their card's test seed 2). Their
  * cards give the ROC AUC on 4000 objects; on 200 objects the AUC scatters by about 0.02, so each
  * floor sits 0.06 below the card's figure. */
-typedef struct { const char *file, *channels; double card_auc; } shipped_finder;
+typedef struct { const char *file, *channels; double card_auc; int layout; } shipped_finder;
 
 /* AUC of scores[i] (p_lens) against labels[i] (0/1) by counting pairs, ties half */
 static double pair_auc(const double *score, const int *label, int n) {
@@ -189,24 +189,29 @@ static double pair_auc(const double *score, const int *label, int n) {
 
 static void test_shipped_finders(void) {
   static const shipped_finder finders[] = {
-    {"weights/ou66-sim.safetensors", NULL, 0.978}, {"weights/ou66-jyh-sim.safetensors", "2,1,3", 0.951},
-    {"weights/ou66-j-sim.safetensors", "2", 0.935}, {"weights/ou66-y-sim.safetensors", "1", 0.936},
-    {"weights/ou66-h-sim.safetensors", "3", 0.915},
+    {"weights/ou66-sim.safetensors", NULL, 0.978, 66}, {"weights/ou66-jyh-sim.safetensors", "2,1,3", 0.951, 66},
+    {"weights/ou66-j-sim.safetensors", "2", 0.935, 66}, {"weights/ou66-y-sim.safetensors", "1", 0.936, 66},
+    {"weights/ou66-h-sim.safetensors", "3", 0.915, 66}, {"weights/ou200-sim.safetensors", NULL, 0.883, 200},
   };
   static double score[200];
   static int label[200];
   char a[4096], b[4096];
   size_t k;
-  CHECK(cli_shell("rm -rf build/tw") == 0 && cli_lens("sim --preset euclid-lensfinding --n 200 --seed 3 --out build/tw 2>/dev/null") == 0, "lens sim");
+  CHECK(cli_shell("rm -rf build/tw build/tw200") == 0 && cli_lens("sim --preset euclid-lensfinding --n 200 --seed 3 --out build/tw 2>/dev/null") == 0 &&
+            cli_lens("sim --preset euclid-lensfinding --layout ou200 --n 200 --seed 3 --out build/tw200 2>/dev/null") == 0,
+        "lens sim, OU-66 and OU-200 layouts");
   for (k = 0; k < sizeof finders / sizeof *finders; k++) {
     const shipped_finder *f = &finders[k];
+    const char *dir = f->layout == 200 ? "build/tw200" : "build/tw";
+    char path[64];
     FILE *scores, *labels;
     int n = 0;
     double auc;
-    CHECK(cli_lens("predict --model %s%s%s build/tw/images.npy > build/tw/scores.csv 2>/dev/null", f->file, f->channels ? " --channels " : "",
-                   f->channels ? f->channels : "") == 0, "lens predict %s", f->file);
+    CHECK(cli_lens("predict --model %s%s%s %s/images.npy > build/tw/scores.csv 2>/dev/null", f->file, f->channels ? " --channels " : "",
+                   f->channels ? f->channels : "", dir) == 0, "lens predict %s", f->file);
+    snprintf(path, sizeof path, "%s/labels.csv", dir);
     scores = fopen("build/tw/scores.csv", "r");
-    labels = fopen("build/tw/labels.csv", "r");
+    labels = fopen(path, "r");
     if (scores && labels && fgets(a, sizeof a, scores) && fgets(b, sizeof b, labels)) {
       while (n < 200 && fgets(a, sizeof a, scores) && fgets(b, sizeof b, labels)) {
         const char *pa = strchr(a, ','), *pb = strchr(b, ',');
@@ -222,7 +227,7 @@ static void test_shipped_finders(void) {
     printf("   %s: AUC %.3f on %d objects (card: %.3f on 4000)\n", f->file, auc, n, f->card_auc);
     CHECK(n == 200 && auc >= f->card_auc - 0.06, "%s: AUC %.3f below %.3f", f->file, auc, f->card_auc - 0.06);
   }
-  cli_shell("rm -rf build/tw");
+  cli_shell("rm -rf build/tw build/tw200");
 }
 
 /* --shard over .npy stacks: contiguous blocks across several files, read a batch of rows at a

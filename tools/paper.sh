@@ -185,6 +185,15 @@ so the figures are not a like-for-like comparison.
 
 **Limits.** Trained and tested on this simulator only (other seeds): upper bounds for real images.
 CARD
+  if [ "$clay" = 200 ]; then
+    cat <<CARD
+
+**Undertrained.** $ntrain training images of $nb x 200 x 200 for $cepochs epochs, against $N66 images and $E66 epochs
+for the OU-66 finders, to keep \`make paper\` within hours on 2 cores; validation loss by epoch:
+$(awk -F, 'NR > 1 { printf "%s%.3f", (NR > 2 ? ", " : ""), $5 }' "$P/run_$cm/history.csv"). A longer run, e.g.
+\`N200=24000 EPOCHS200=15 MODELS=$cm make paper\`, is the way to a fair comparison with OU-66.
+CARD
+  fi
 }
 
 for m in $MODELS; do
