@@ -17,7 +17,11 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 shards= out= cpus=1 mem= time_limit= partition= more=
 lens=${LENS:-$here/../../build/lens}
-usage() { sed -n '4,6p' "$0" | sed 's/^# *//' >&2; exit 2; }
+usage() {
+  echo "usage: sh tools/slurm/submit.sh --shards N --out DIR [--cpus C] [--mem M] [--time T] [--partition P]" >&2
+  echo "                                [--lens PATH] [--sbatch \"MORE OPTIONS\"] -- sim|predict OPTIONS..." >&2
+  exit 2
+}
 while [ $# -gt 0 ]; do
   case $1 in
     --shards) shards=$2; shift 2 ;;
