@@ -126,7 +126,8 @@ static const lens_option sim_rows[] = {
 #undef T
 static const lens_option_section sim_sections[] = {{NULL, sim_rows, sizeof sim_rows / sizeof sim_rows[0]}};
 static const lens_command_spec sim_spec = {
-  "sim", "usage: lens sim --preset NAME --n N --out DIR [options]\n",
+  "sim", "usage: lens sim --preset NAME --n N --out DIR [options]\n"
+         "       lens sim --preset NAME --field SIZE [--lenses N] [--others N] --out DIR [options]\n",
   "\nSimulates N labelled images (see docs/populations.md) into DIR/images.npy [N,C,H,W]\nfloat32 and DIR/labels.csv.\n",
   list_presets, sim_sections, 1,
   "DIR and any missing parent folders are created. A terminal shows a progress line on\n"
