@@ -7,7 +7,7 @@
 #include "lensnet.h"
 #include "cli_check.h"
 
-#define W "build/test_cli_find"
+#define W "build/cli_find"
 #define MODEL "weights/ou66-sim.safetensors"
 
 /* The rows of a CSV file into cells (lensnet_csv_read); 0 when it cannot be read. */
