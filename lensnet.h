@@ -59,7 +59,8 @@
  *   Files       .npy read (f4 f8 i1-i8 u1-u8, either byte order) and write (f4); safetensors
  *               read (F32, F16, BF16, F64, I64, I32, U8) and write (F32); FITS images read
  *               (BITPIX 8/16/32/64/-32/-64, BSCALE/BZERO, BLANK, extensions) and write (-32),
- *               header values, the pixel scale (PIXSCALE, CD or CDELT); a small JSON reader;
+ *               header values and extra cards, the pixel scale (PIXSCALE, CD or CDELT), a
+ *               simple TAN WCS (lensnet_fits_wcs, lensnet_wcs_pixel_to_world); a small JSON reader;
  *               CSV tables read (RFC 4180 quoting, lensnet_csv_read). Every file is validated
  *               fully when read; writers write a temporary file and rename it, so a reader
  *               never sees half a file.
@@ -69,7 +70,8 @@
  *               (the scaling a model's metadata asks for), lensnet_model_class_index
  *               and lensnet_lens_probability, band names and pixel scale from the metadata, the
  *               streaming atomic lensnet_npy_writer, lensnet_csv_label_column and the CSV table
- *               reader lensnet_csv_read; the section
+ *               reader lensnet_csv_read, scanning fields larger than the input
+ *               (lensnet_scan_map: a p_lens map; lensnet_scan_detect: peaks and NMS); the section
  *               "Recipes" below the declarations says more.
  *   Architecture text  one layer per line (or separated by ';'), options as key=value, '#'
  *               starts a comment:
@@ -308,6 +310,44 @@ LENSNET_API lensnet_result lensnet_fits_read_memory(const void *bytes, size_t le
 /* Writes t (1 to 8 axes, NumPy order) as a BITPIX -32 primary image, big-endian, header and data
  * padded to 2880-byte blocks; through `path.tmp` and a rename, so a reader never sees half a file. */
 LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_tensor *t, lensnet_error *err);
+/* An extra header card for lensnet_fits_write_cards. */
+typedef struct {
+  const char *key;      /* 1 to 8 characters of A-Z, 0-9, '-' and '_'; not a structural keyword
+                           (SIMPLE, BITPIX, NAXIS, NAXISn, EXTEND, END, BSCALE, BZERO, BLANK) */
+  const char *value;    /* as it reads in the card: a number ("0.3"), T or F, or a string in single
+                           quotes ("'RA---TAN'"); printable ASCII, at most 68 characters */
+  const char *comment;  /* NULL: none; cut to what fits in the card */
+} lensnet_fits_card;
+/* lensnet_fits_write with `count` extra cards after the structural ones, in order (numbers
+ * right-justified in columns 11-30, strings from column 11, as FITS's fixed format writes
+ * them). A bad key or value is LENSNET_ERR_ARG naming the card, and nothing is written.
+ * lensnet_fits_write(path, t, err) is lensnet_fits_write_cards(path, t, NULL, 0, err). */
+LENSNET_API lensnet_result lensnet_fits_write_cards(const char *path, const lensnet_tensor *t, const lensnet_fits_card *cards,
+                                                    size_t count, lensnet_error *err);
+
+/* A simple celestial WCS: the gnomonic (TAN) projection of Calabretta & Greisen 2002 (A&A 395,
+ * 1077, "Representations of celestial coordinates in FITS", sections 2-5), with a linear
+ * pixel-to-plane matrix and no distortion terms. */
+typedef struct {
+  double crpix[2];      /* reference pixel (CRPIX1, CRPIX2), FITS 1-based: pixel (0, 0) of an array is (1, 1) */
+  double crval[2];      /* RA and Dec of the reference pixel (CRVAL1, CRVAL2), degrees */
+  double cd[2][2];      /* degrees per pixel: CDi_j; or PCi_j times CDELTi; or CDELTi with CROTA2 */
+} lensnet_wcs;
+/* The WCS of HDU `hdu` (-1: as lensnet_fits_read). Accepted: CTYPE1 'RA---TAN' and CTYPE2
+ * 'DEC--TAN', CRVAL1/2 and CRPIX1/2, then CDi_j, else PCi_j (default identity) with CDELT1/2
+ * (CROTA2 when there is no PC), CUNIT1/2 deg when given, LONPOLE 180 when given. Anything else
+ * (another projection, distortions such as -SIP, axes in another order, a missing keyword) is
+ * LENSNET_ERR_ARG saying which, so callers can fall back to pixel positions. */
+LENSNET_API lensnet_result lensnet_fits_wcs(const char *path, int hdu, lensnet_wcs *wcs, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_fits_wcs_memory(const void *bytes, size_t len, int hdu, lensnet_wcs *wcs, lensnet_error *err);
+/* RA and Dec (degrees, RA in [0, 360)) of the array position (x, y): 0-based column and row,
+ * pixel centres at integers, so FITS pixel (x + 1, y + 1). Intermediate world coordinates
+ * (x', y') = CD (p - CRPIX); native spherical coordinates phi = arg(-y', x'), theta =
+ * atan(180 / (pi R)) with R = sqrt(x'^2 + y'^2) (C&G 2002 section 5.1, zenithal projections, and
+ * 5.1.3, TAN: R = (180 / pi) cot theta); celestial coordinates by the spherical rotation of
+ * section 2.3 (eq. 2) with (alpha_p, delta_p) = CRVAL and phi_p = 180 deg (LONPOLE's default
+ * for a zenithal projection, whose reference point is the native pole theta_0 = 90 deg). */
+LENSNET_API void lensnet_wcs_pixel_to_world(const lensnet_wcs *wcs, double x, double y, double *ra, double *dec);
 /* Sets *count to the number of HDUs (primary included), checking every header on the way. */
 LENSNET_API lensnet_result lensnet_fits_hdu_count(const char *path, int *count, lensnet_error *err);
 LENSNET_API lensnet_result lensnet_fits_hdu_count_memory(const void *bytes, size_t len, int *count, lensnet_error *err);
@@ -875,6 +915,63 @@ LENSNET_API lensnet_result lensnet_model_preprocess(const lensnet_model *m, int 
 /* Parses a band list "0,2,3" (numbers 0..4096, at most cap of them) into channels[*count]. */
 LENSNET_API lensnet_result lensnet_channels_parse(const char *text, size_t *channels, size_t cap, size_t *count,
                                                   lensnet_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Scanning fields: a finder slid over an image larger than its input
+ *
+ * lensnet_scan_map scores every window of the model's input size (in_h x in_w) whose top-left
+ * corner is at (col * stride, row * stride), rows * cols of them (lensnet_scan_grid_of), into
+ * a p_lens map [rows, cols]. Each window is prepared as lensnet_cutout_prepare prepares a cutout
+ * of exactly the input size: the bands picked, min-max scaled per window and band when minmax is
+ * set (a model's preprocess=minmax, lensnet_model_preprocess), non-finite pixels set to 0; then
+ * scored alone, so a window's score does not depend on the others, the order or the threads.
+ * Window (row, col) is centred at x = col * stride + (in_w - 1) / 2, y = row * stride +
+ * (in_h - 1) / 2: field pixels, 0-based, pixel centres at integers. The last (w - in_w) % stride
+ * columns (rows) are covered by windows but are never a window's centre.
+ *
+ * lensnet_scan_detect turns the map into detections: windows whose p_lens is at least the
+ * threshold and a local maximum of the map (at least each of its 8 neighbours; on a plateau the
+ * first in row-major order wins), taken in decreasing p_lens, each dropped when a detection
+ * already kept lies within nms_radius pixels (non-maximum suppression). Positions are the
+ * window centre refined by the p_lens-weighted centroid of the centres of the window and its
+ * (up to 8) neighbours in the map, which moves a detection towards where the map says the object
+ * is, to within a fraction of the stride; no_refine keeps the window centre. */
+typedef struct {
+  size_t stride;                    /* window step in pixels; default 0: a quarter of the window width (at least 1) */
+  double threshold;                 /* least p_lens of a detection; default 0: 0.5; negative: 0 (every local maximum) */
+  double nms_radius;                /* pixels; default 0: half the window width; negative: no suppression */
+  int no_refine;                    /* nonzero: positions are window centres; default 0: the centroid above */
+  int minmax;                       /* nonzero: min-max scale each window per band; default 0: values as they are */
+  const size_t *channels;           /* input band of each model channel; default NULL: bands 0..in_c-1 */
+  size_t channel_count;             /* entries of channels (must equal in_c when channels is set) */
+  const lensnet_parallel *parallel; /* parallel-for over rows of windows; default NULL: the calling thread */
+} lensnet_scan_desc;
+
+/* The window grid of a scan. */
+typedef struct {
+  size_t rows, cols;                /* the map's shape */
+  size_t stride, win_h, win_w;      /* the step and the window (the model's input) */
+} lensnet_scan_grid;
+
+typedef struct {
+  double x, y;                      /* field pixels (0-based, pixel centres at integers) */
+  float p_lens;                     /* the map at the peak */
+  size_t row, col;                  /* the peak's window */
+} lensnet_detection;
+
+/* The grid of scanning an image [bands, h, w]; LENSNET_ERR_SHAPE when the image is smaller than
+ * the window or has fewer bands than the model (without channels), LENSNET_ERR_ARG for a
+ * channel list that does not fit the model or the image. */
+LENSNET_API lensnet_result lensnet_scan_grid_of(const lensnet_model *m, const lensnet_scan_desc *desc, size_t bands, size_t h,
+                                                size_t w, lensnet_scan_grid *grid, lensnet_error *err);
+/* The p_lens map [rows, cols] of image [bands, h, w] (see above); desc may be NULL. Allocates one
+ * window, one output row and one model workspace per worker (LENSNET_MALLOC). */
+LENSNET_API lensnet_result lensnet_scan_map(const lensnet_model *m, const lensnet_scan_desc *desc, const float *image, size_t bands,
+                                            size_t h, size_t w, float *map, lensnet_error *err);
+/* Detections of a map (see above) into out[cap], strongest first; returns how many there are
+ * (more than cap: only the first cap written). desc may be NULL. No allocation. */
+LENSNET_API size_t lensnet_scan_detect(const float *map, const lensnet_scan_grid *grid, const lensnet_scan_desc *desc,
+                                       lensnet_detection *out, size_t cap);
 
 /* The output index of class `name`, see above; LENSNET_ERR_ARG only for a model without outputs. */
 LENSNET_API lensnet_result lensnet_model_class_index(const lensnet_model *m, const char *name, size_t *index,
@@ -2461,6 +2558,7 @@ typedef struct {
   size_t cap;
   double *scale;
   const char **scale_key;
+  lensnet_wcs *wcs;
 } lensnet__fits_args;
 
 static lensnet_result lensnet__fits_image_parse(const unsigned char *bytes, size_t len, void *args, lensnet_error *err) {
@@ -2665,15 +2763,57 @@ static void lensnet__fits_put_card(char *card, const char *key, const char *valu
   memcpy(card, text, n < LENSNET__FITS_CARD ? (size_t)n : LENSNET__FITS_CARD);
 }
 
+/* A string card: the value from column 11 (its quotes included), then the comment. */
+static void lensnet__fits_put_string_card(char *card, const char *key, const char *value, const char *comment) {
+  char text[LENSNET__FITS_CARD + 1];
+  int n = snprintf(text, sizeof text, "%-8.8s= %-20s%s%s", key, value, comment ? " / " : "", comment ? comment : "");
+  memset(card, ' ', LENSNET__FITS_CARD);
+  memcpy(card, text, n < LENSNET__FITS_CARD ? (size_t)n : LENSNET__FITS_CARD);
+}
+
+/* Whether card c is one lensnet_fits_write_cards may add; why not into err. */
+static lensnet_result lensnet__fits_card_check(const char *path, size_t i, const lensnet_fits_card *c, lensnet_error *err) {
+  static const char *const structural[] = {"SIMPLE", "BITPIX", "NAXIS", "EXTEND", "END", "BSCALE", "BZERO", "BLANK"};
+  size_t k, n = c->key ? strlen(c->key) : 0, v = c->value ? strlen(c->value) : 0;
+  if (n == 0 || n > 8) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card %lu: the key must have 1 to 8 characters", path, (unsigned long)i);
+  for (k = 0; k < n; k++) {
+    char ch = c->key[k];
+    if (!((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_'))
+      return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card '%.8s': keys hold A-Z, 0-9, '-' and '_'", path, c->key);
+  }
+  for (k = 0; k < sizeof structural / sizeof structural[0]; k++)
+    if (!strcmp(c->key, structural[k]) || (!strncmp(c->key, "NAXIS", 5) && n > 5))
+      return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card '%s': the writer sets that keyword itself", path, c->key);
+  if (v == 0 || v > 68) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card '%s': the value must have 1 to 68 characters", path, c->key);
+  for (k = 0; k < v; k++)
+    if (c->value[k] < 32 || c->value[k] > 126)
+      return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card '%s': the value holds a character that is not printable ASCII", path, c->key);
+  if (c->value[0] == '\'' && (v < 2 || c->value[v - 1] != '\''))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card '%s': a string value ends with a quote", path, c->key);
+  for (k = 0; c->comment && c->comment[k]; k++)
+    if (c->comment[k] < 32 || c->comment[k] > 126)
+      return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card '%s': the comment holds a character that is not printable ASCII", path, c->key);
+  return LENSNET_OK;
+}
+
 LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_tensor *t, lensnet_error *err) {
-  char header[LENSNET__FITS_BLOCK], num[24], key[16];
-  size_t count, bytes, padded, i;
+  return lensnet_fits_write_cards(path, t, NULL, 0, err);
+}
+
+LENSNET_API lensnet_result lensnet_fits_write_cards(const char *path, const lensnet_tensor *t, const lensnet_fits_card *cards,
+                                                    size_t ncards, lensnet_error *err) {
+  char *header, num[24], key[16];
+  size_t count, bytes, padded, i, header_bytes, card = 0;
   unsigned char *data;
   lensnet__chunk chunks[2];
   lensnet_result r;
   int k;
   if (t->ndim < 1 || t->ndim > LENSNET_MAX_DIMS)
     return lensnet__fail(err, LENSNET_ERR_ARG, "%s: a FITS image needs 1 to %d axes, the tensor has %d", path, LENSNET_MAX_DIMS, t->ndim);
+  if (ncards && !cards) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: %lu extra cards but no array of them", path, (unsigned long)ncards);
+  if (ncards > 100000) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "%s: %lu extra cards, at most 100000", path, (unsigned long)ncards);
+  for (i = 0; i < ncards; i++)
+    if ((r = lensnet__fits_card_check(path, i, &cards[i], err)) != LENSNET_OK) return r;
   count = 1;
   for (k = 0; k < t->ndim; k++)
     if (!lensnet__mul_ok(count, t->shape[k], &count) || count > LENSNET_MAX_ELEMENTS)
@@ -2682,19 +2822,28 @@ LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_te
   if (!lensnet__mul_ok(count, 4, &bytes) || bytes > (size_t)-1 - LENSNET__FITS_BLOCK)
     return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "%s: the tensor is too large to write", path);
   padded = (bytes + LENSNET__FITS_BLOCK - 1) / LENSNET__FITS_BLOCK * LENSNET__FITS_BLOCK;
-  memset(header, ' ', sizeof header);
-  lensnet__fits_put_card(header, "SIMPLE", "T", "conforms to the FITS standard");
-  lensnet__fits_put_card(header + 80, "BITPIX", "-32", "IEEE 754 single precision");
+  /* SIMPLE, BITPIX, NAXIS, NAXISn, the extra cards, END: in whole 2880-byte blocks */
+  header_bytes = ((4 + (size_t)t->ndim + ncards) * LENSNET__FITS_CARD + LENSNET__FITS_BLOCK - 1) / LENSNET__FITS_BLOCK * LENSNET__FITS_BLOCK;
+  header = LENSNET__CAST(char *, LENSNET_MALLOC(header_bytes));
+  if (!header) return lensnet__fail(err, LENSNET_ERR_NOMEM, "%s: out of memory writing FITS", path);
+  memset(header, ' ', header_bytes);
+  lensnet__fits_put_card(header + 80 * card++, "SIMPLE", "T", "conforms to the FITS standard");
+  lensnet__fits_put_card(header + 80 * card++, "BITPIX", "-32", "IEEE 754 single precision");
   snprintf(num, sizeof num, "%d", t->ndim);
-  lensnet__fits_put_card(header + 160, "NAXIS", num, "number of axes");
+  lensnet__fits_put_card(header + 80 * card++, "NAXIS", num, "number of axes");
   for (k = 1; k <= t->ndim; k++) { /* NAXIS1 is the fastest-varying axis: the last in NumPy order */
     snprintf(key, sizeof key, "NAXIS%d", k);
     snprintf(num, sizeof num, "%llu", (unsigned long long)t->shape[t->ndim - k]);
-    lensnet__fits_put_card(header + 80 * (2 + k), key, num, NULL);
+    lensnet__fits_put_card(header + 80 * card++, key, num, NULL);
   }
-  memcpy(header + 80 * (3 + t->ndim), "END", 3);
+  for (i = 0; i < ncards; i++, card++) {
+    if (cards[i].value[0] == '\'') lensnet__fits_put_string_card(header + 80 * card, cards[i].key, cards[i].value, cards[i].comment);
+    else if (strlen(cards[i].value) <= 20) lensnet__fits_put_card(header + 80 * card, cards[i].key, cards[i].value, cards[i].comment);
+    else lensnet__fits_put_string_card(header + 80 * card, cards[i].key, cards[i].value, cards[i].comment); /* a long number: free format */
+  }
+  memcpy(header + 80 * card, "END", 3);
   data = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(padded ? padded : 1));
-  if (!data) return lensnet__fail(err, LENSNET_ERR_NOMEM, "%s: out of memory writing FITS", path);
+  if (!data) { LENSNET_FREE(header); return lensnet__fail(err, LENSNET_ERR_NOMEM, "%s: out of memory writing FITS", path); }
   memset(data, 0, padded); /* floating-point data are padded with zero bytes (3.3.2) */
   for (i = 0; i < count; i++) {
     uint32_t u;
@@ -2702,11 +2851,100 @@ LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_te
     data[4 * i] = (unsigned char)(u >> 24); data[4 * i + 1] = (unsigned char)(u >> 16);
     data[4 * i + 2] = (unsigned char)(u >> 8); data[4 * i + 3] = (unsigned char)u;
   }
-  chunks[0].data = header; chunks[0].len = sizeof header;
+  chunks[0].data = header; chunks[0].len = header_bytes;
   chunks[1].data = data; chunks[1].len = padded;
   r = lensnet__write_atomic(path, chunks, 2, err);
   LENSNET_FREE(data);
+  LENSNET_FREE(header);
   return r;
+}
+
+/* ---- FITS: a simple TAN WCS ---------------------------------------------------------------- */
+
+/* Keyword key of the HDU as text, upper case, trailing blanks gone; 0 when absent. */
+static int lensnet__fits_word(const void *bytes, size_t len, int hdu, const char *key, char *out, size_t cap) {
+  size_t n;
+  if (lensnet_fits_header_value_memory(bytes, len, hdu, key, out, cap, NULL) != LENSNET_OK) return 0;
+  for (n = 0; out[n]; n++) if (out[n] >= 'a' && out[n] <= 'z') out[n] = (char)(out[n] - 32);
+  while (n > 0 && out[n - 1] == ' ') out[--n] = 0;
+  return 1;
+}
+
+LENSNET_API lensnet_result lensnet_fits_wcs_memory(const void *bytes, size_t len, int hdu, lensnet_wcs *wcs, lensnet_error *err) {
+  static const char *const needed[4] = {"CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2"};
+  lensnet__fits_hdu h;
+  lensnet_result r;
+  char text[72], key[16];
+  double v[4], cdelt[2], pc[2][2] = {{1, 0}, {0, 1}}, crota = 0.0;
+  int i, j, have_cd = 0, have_pc = 0;
+  memset(wcs, 0, sizeof *wcs);
+  if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: no bytes given");
+  if (hdu < 0) {
+    if ((r = lensnet__fits_walk(LENSNET__CAST(const unsigned char *, bytes), len, -1, &h, NULL, err)) != LENSNET_OK) return r;
+    hdu = h.index;
+  }
+  if (!lensnet__fits_word(bytes, len, hdu, "CTYPE1", text, sizeof text) || strcmp(text, "RA---TAN"))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d: no simple TAN WCS (CTYPE1 is %s%s%s, not 'RA---TAN')", hdu,
+                         text[0] && lensnet__fits_word(bytes, len, hdu, "CTYPE1", text, sizeof text) ? "'" : "absent", text, text[0] ? "'" : "");
+  if (!lensnet__fits_word(bytes, len, hdu, "CTYPE2", text, sizeof text) || strcmp(text, "DEC--TAN"))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d: no simple TAN WCS (CTYPE2 is not 'DEC--TAN')", hdu);
+  for (i = 0; i < 2; i++) {
+    snprintf(key, sizeof key, "CUNIT%d", i + 1);
+    if (lensnet__fits_word(bytes, len, hdu, key, text, sizeof text) && text[0] && strcmp(text, "DEG"))
+      return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d: %s is '%.20s'; only deg is understood", hdu, key, text);
+  }
+  if (lensnet__fits_number(bytes, len, hdu, "LONPOLE", &v[0]) && v[0] != 180.0)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d: LONPOLE = %g; only the default 180 is understood", hdu, v[0]);
+  for (i = 0; i < 4; i++)
+    if (!lensnet__fits_number(bytes, len, hdu, needed[i], &v[i]))
+      return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d: no simple TAN WCS (%s missing)", hdu, needed[i]);
+  wcs->crval[0] = v[0]; wcs->crval[1] = v[1]; wcs->crpix[0] = v[2]; wcs->crpix[1] = v[3];
+  for (i = 0; i < 2; i++)
+    for (j = 0; j < 2; j++) {
+      snprintf(key, sizeof key, "CD%d_%d", i + 1, j + 1);
+      have_cd += lensnet__fits_number(bytes, len, hdu, key, &wcs->cd[i][j]);
+      snprintf(key, sizeof key, "PC%d_%d", i + 1, j + 1);
+      have_pc += lensnet__fits_number(bytes, len, hdu, key, &pc[i][j]);
+    }
+  if (have_cd) return LENSNET_OK; /* CDi_j absent from a CD header are 0 (C&G 2002, 2.1.2) */
+  if (!lensnet__fits_number(bytes, len, hdu, "CDELT1", &cdelt[0]) || !lensnet__fits_number(bytes, len, hdu, "CDELT2", &cdelt[1]))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d: no simple TAN WCS (neither CDi_j nor CDELT1 and CDELT2)", hdu);
+  if (!have_pc && lensnet__fits_number(bytes, len, hdu, "CROTA2", &crota) && crota != 0.0) {
+    double c = cos(crota * 3.14159265358979323846 / 180.0), s = sin(crota * 3.14159265358979323846 / 180.0);
+    /* the older CROTA2 convention as C&G 2002 section 6.1 restates it in PCi_j */
+    pc[0][0] = c; pc[0][1] = -s * cdelt[1] / cdelt[0]; pc[1][0] = s * cdelt[0] / cdelt[1]; pc[1][1] = c;
+  }
+  for (i = 0; i < 2; i++)
+    for (j = 0; j < 2; j++) wcs->cd[i][j] = cdelt[i] * pc[i][j];
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__fits_wcs_parse(const unsigned char *bytes, size_t len, void *args, lensnet_error *err) {
+  lensnet__fits_args *a = LENSNET__CAST(lensnet__fits_args *, args);
+  return lensnet_fits_wcs_memory(bytes, len, a->hdu, a->wcs, err);
+}
+LENSNET_API lensnet_result lensnet_fits_wcs(const char *path, int hdu, lensnet_wcs *wcs, lensnet_error *err) {
+  lensnet__fits_args a;
+  memset(&a, 0, sizeof a);
+  a.hdu = hdu;
+  a.wcs = wcs;
+  memset(wcs, 0, sizeof *wcs);
+  return lensnet__parse_file(path, lensnet__fits_wcs_parse, &a, err);
+}
+
+LENSNET_API void lensnet_wcs_pixel_to_world(const lensnet_wcs *w, double x, double y, double *ra, double *dec) {
+  const double d2r = 3.14159265358979323846 / 180.0;
+  double p1 = x + 1.0 - w->crpix[0], p2 = y + 1.0 - w->crpix[1];
+  double xi = w->cd[0][0] * p1 + w->cd[0][1] * p2, eta = w->cd[1][0] * p1 + w->cd[1][1] * p2; /* degrees */
+  double r = sqrt(xi * xi + eta * eta), phi = atan2(xi, -eta), theta = r > 0 ? atan2(180.0 / 3.14159265358979323846, r) : 0.5 * 3.14159265358979323846;
+  double dp = w->crval[1] * d2r, dphi = phi - 3.14159265358979323846; /* phi - phi_p, phi_p = 180 deg */
+  double a = atan2(-cos(theta) * sin(dphi), sin(theta) * cos(dp) - cos(theta) * sin(dp) * cos(dphi));
+  double s = sin(theta) * sin(dp) + cos(theta) * cos(dp) * cos(dphi);
+  double alpha = w->crval[0] + a / d2r;
+  alpha = fmod(alpha, 360.0);
+  if (alpha < 0) alpha += 360.0;
+  *ra = alpha;
+  *dec = asin(s < -1 ? -1 : s > 1 ? 1 : s) / d2r;
 }
 
 /* ---- GEMM ---------------------------------------------------------------------------------- */
@@ -6853,6 +7091,199 @@ LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const 
       }
   if (report) *report = rep;
   return LENSNET_OK;
+}
+
+/* ---- recipes: scanning fields ----------------------------------------------------------------- */
+
+static lensnet_scan_desc lensnet__scan_resolve(const lensnet_scan_desc *desc, size_t win_w) {
+  lensnet_scan_desc d;
+  memset(&d, 0, sizeof d);
+  if (desc) d = *desc;
+  if (!d.stride) d.stride = win_w / 4 ? win_w / 4 : 1;
+  if (d.threshold == 0.0) d.threshold = 0.5;
+  if (d.threshold < 0.0) d.threshold = 0.0;
+  if (d.nms_radius == 0.0) d.nms_radius = 0.5 * (double)win_w;
+  return d;
+}
+
+LENSNET_API lensnet_result lensnet_scan_grid_of(const lensnet_model *m, const lensnet_scan_desc *desc, size_t bands, size_t h,
+                                                size_t w, lensnet_scan_grid *g, lensnet_error *err) {
+  lensnet_scan_desc d;
+  size_t c;
+  memset(g, 0, sizeof *g);
+  if (!m) return lensnet__fail(err, LENSNET_ERR_ARG, "scan: no model");
+  d = lensnet__scan_resolve(desc, m->in_w);
+  if (d.channels && d.channel_count != m->in_c)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "scan: the channel list names %lu bands but the model takes %lu", (unsigned long)d.channel_count,
+                         (unsigned long)m->in_c);
+  for (c = 0; d.channels && c < m->in_c; c++)
+    if (d.channels[c] >= bands)
+      return lensnet__fail(err, LENSNET_ERR_ARG, "scan: the channel list asks for band %lu but the image has %lu bands",
+                           (unsigned long)d.channels[c], (unsigned long)bands);
+  if (!d.channels && bands < m->in_c)
+    return lensnet__fail(err, LENSNET_ERR_SHAPE, "scan: the image has %lu band(s) but the model takes %lu", (unsigned long)bands,
+                         (unsigned long)m->in_c);
+  if (h < m->in_h || w < m->in_w)
+    return lensnet__fail(err, LENSNET_ERR_SHAPE, "scan: the image is %lux%lu, smaller than the model's %lux%lu window", (unsigned long)h,
+                         (unsigned long)w, (unsigned long)m->in_h, (unsigned long)m->in_w);
+  g->stride = d.stride;
+  g->win_h = m->in_h;
+  g->win_w = m->in_w;
+  g->rows = (h - m->in_h) / d.stride + 1;
+  g->cols = (w - m->in_w) / d.stride + 1;
+  return LENSNET_OK;
+}
+
+/* What the workers of a scan share. */
+typedef struct {
+  const lensnet_model *m;
+  lensnet_scan_desc d;
+  lensnet_scan_grid g;
+  const float *image;
+  size_t h, w, lens_class, per_worker;
+  float *scratch;        /* per worker: window, outputs, model workspace */
+  float *map;
+  int failed;
+} lensnet__scan;
+
+/* Window (row, col) as the model's input in `in`, prepared as lensnet_cutout_prepare would. */
+static void lensnet__scan_window(const lensnet__scan *s, size_t row, size_t col, float *in) {
+  const lensnet_model *m = s->m;
+  size_t hw = m->in_h * m->in_w, c, y, k, x0 = col * s->g.stride, y0 = row * s->g.stride;
+  for (c = 0; c < m->in_c; c++) {
+    const float *band = s->image + (s->d.channels ? s->d.channels[c] : c) * s->h * s->w;
+    for (y = 0; y < m->in_h; y++) memcpy(in + c * hw + y * m->in_w, band + (y0 + y) * s->w + x0, m->in_w * sizeof(float));
+  }
+  for (k = 0; k < m->in_c * hw; k++) /* x - x is 0 for finite x: infinities become NaN, which min-max skips */
+    if (in[k] - in[k] != 0.0f) in[k] = s->d.minmax ? (float)NAN : 0.0f;
+  if (s->d.minmax) lensnet_minmax_normalize(in, m->in_c, hw);
+}
+
+/* One row of windows, each scored alone. */
+static void lensnet__scan_row(void *ctx, size_t row, size_t worker) {
+  lensnet__scan *s = LENSNET__CAST(lensnet__scan *, ctx);
+  const lensnet_model *m = s->m;
+  float *in = s->scratch + worker * s->per_worker, *out = in + m->in_c * m->in_h * m->in_w, *ws = out + m->out_features;
+  size_t col;
+  for (col = 0; col < s->g.cols; col++) {
+    lensnet__scan_window(s, row, col, in);
+    if (lensnet_model_forward(m, 1, in, out, ws, NULL) != LENSNET_OK) { s->failed = 1; return; }
+    s->map[row * s->g.cols + col] = (float)lensnet_lens_probability(out, m->out_features, s->lens_class);
+  }
+}
+
+LENSNET_API lensnet_result lensnet_scan_map(const lensnet_model *m, const lensnet_scan_desc *desc, const float *image, size_t bands,
+                                            size_t h, size_t w, float *map, lensnet_error *err) {
+  lensnet__scan s;
+  size_t workers, total, row;
+  lensnet_result r;
+  if (!m || !image || !map) return lensnet__fail(err, LENSNET_ERR_ARG, "scan: the model, image and map are required");
+  memset(&s, 0, sizeof s);
+  if ((r = lensnet_scan_grid_of(m, desc, bands, h, w, &s.g, err)) != LENSNET_OK) return r;
+  s.m = m;
+  s.d = lensnet__scan_resolve(desc, m->in_w);
+  s.image = image;
+  s.h = h;
+  s.w = w;
+  s.map = map;
+  lensnet_model_class_index(m, "lens", &s.lens_class, NULL);
+  workers = s.d.parallel && s.d.parallel->run && s.d.parallel->workers ? s.d.parallel->workers : 1;
+  s.per_worker = m->in_c * m->in_h * m->in_w + m->out_features + lensnet_model_workspace_floats(m, 1);
+  s.per_worker = (s.per_worker + 15) / 16 * 16; /* each worker's block on its own cache lines */
+  if (!lensnet__mul_ok(s.per_worker, workers, &total) || !lensnet__mul_ok(total, sizeof(float), &total) ||
+      !(s.scratch = LENSNET__CAST(float *, LENSNET_MALLOC(total))))
+    return lensnet__fail(err, LENSNET_ERR_NOMEM, "scan: out of memory for %lu workers", (unsigned long)workers);
+  if (workers > 1) s.d.parallel->run(s.d.parallel->user, s.g.rows, lensnet__scan_row, &s);
+  else for (row = 0; row < s.g.rows && !s.failed; row++) lensnet__scan_row(&s, row, 0);
+  LENSNET_FREE(s.scratch);
+  if (s.failed) return lensnet__fail(err, LENSNET_ERR_ARG, "scan: a forward pass failed");
+  return LENSNET_OK;
+}
+
+/* Whether map cell (r, c) is a local maximum: >= its neighbours, > those before it in row-major
+ * order (so a plateau gives one peak). */
+static int lensnet__scan_peak(const float *map, const lensnet_scan_grid *g, size_t r, size_t c) {
+  float v = map[r * g->cols + c];
+  long dr, dc;
+  for (dr = -1; dr <= 1; dr++)
+    for (dc = -1; dc <= 1; dc++) {
+      long rr = (long)r + dr, cc = (long)c + dc;
+      float u;
+      if ((!dr && !dc) || rr < 0 || cc < 0 || rr >= (long)g->rows || cc >= (long)g->cols) continue;
+      u = map[(size_t)rr * g->cols + (size_t)cc];
+      if (u > v || (u == v && (dr < 0 || (dr == 0 && dc < 0)))) return 0;
+    }
+  return 1;
+}
+
+/* The position of window (r, c): its centre, or the p_lens-weighted centroid of its and its
+ * neighbours' centres. */
+static void lensnet__scan_position(const float *map, const lensnet_scan_grid *g, size_t r, size_t c, int refine, double *x, double *y) {
+  double sx = 0, sy = 0, sw = 0, half_w = 0.5 * ((double)g->win_w - 1), half_h = 0.5 * ((double)g->win_h - 1);
+  long dr, dc;
+  *x = (double)(c * g->stride) + half_w;
+  *y = (double)(r * g->stride) + half_h;
+  if (!refine) return;
+  for (dr = -1; dr <= 1; dr++)
+    for (dc = -1; dc <= 1; dc++) {
+      long rr = (long)r + dr, cc = (long)c + dc;
+      double p;
+      if (rr < 0 || cc < 0 || rr >= (long)g->rows || cc >= (long)g->cols) continue;
+      p = map[(size_t)rr * g->cols + (size_t)cc];
+      if (!(p > 0)) continue;
+      sx += p * ((double)cc * (double)g->stride + half_w);
+      sy += p * ((double)rr * (double)g->stride + half_h);
+      sw += p;
+    }
+  if (sw > 0) { *x = sx / sw; *y = sy / sw; }
+}
+
+LENSNET_API size_t lensnet_scan_detect(const float *map, const lensnet_scan_grid *g, const lensnet_scan_desc *desc,
+                                       lensnet_detection *out, size_t cap) {
+  lensnet_scan_desc d = lensnet__scan_resolve(desc, g->win_w);
+  size_t found = 0, r, c, k;
+  double r2 = d.nms_radius * d.nms_radius;
+  /* strongest first, by repeated selection: each round takes the best peak not yet considered
+   * (peaks are few; no allocation) */
+  float last = 2.0f;
+  size_t last_index = 0;
+  int have_last = 0;
+  for (;;) {
+    size_t best = (size_t)-1;
+    float bv = -1.0f;
+    double x, y;
+    int kept = 1;
+    for (r = 0; r < g->rows; r++)
+      for (c = 0; c < g->cols; c++) {
+        size_t i = r * g->cols + c;
+        float v = map[i];
+        if (!(v >= d.threshold) || !(v > bv || (v == bv && i < best))) continue;
+        /* after the previous pick (v, index) in the order: larger v first, then smaller index */
+        if (have_last && (v > last || (v == last && i <= last_index))) continue;
+        if (!lensnet__scan_peak(map, g, r, c)) continue;
+        best = i;
+        bv = v;
+      }
+    if (best == (size_t)-1) break;
+    last = bv;
+    last_index = best;
+    have_last = 1;
+    lensnet__scan_position(map, g, best / g->cols, best % g->cols, !d.no_refine, &x, &y);
+    for (k = 0; k < found && k < cap && d.nms_radius >= 0; k++) {
+      double dx = out[k].x - x, dy = out[k].y - y;
+      if (dx * dx + dy * dy <= r2) { kept = 0; break; }
+    }
+    if (!kept) continue;
+    if (found < cap) {
+      out[found].x = x;
+      out[found].y = y;
+      out[found].p_lens = bv;
+      out[found].row = best / g->cols;
+      out[found].col = best % g->cols;
+    }
+    found++;
+  }
+  return found;
 }
 
 LENSNET_API lensnet_result lensnet_model_preprocess(const lensnet_model *m, int *minmax, const char **key, lensnet_error *err) {

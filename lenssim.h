@@ -183,6 +183,9 @@
  *     lenssim_dataset_init, lenssim_dataset_image_floats, lenssim_dataset_workspace_bytes,
  *     lenssim_dataset_kind, lenssim_dataset_sample, lenssim_dataset_sample_kind
  *     lenssim_label_csv_header, lenssim_label_csv_row   labels.csv text, no file I/O
+ *     lenssim_field_init, lenssim_field_image_floats, lenssim_field_place,
+ *     lenssim_field_render_object, lenssim_field_add, lenssim_field_finish, lenssim_field_render
+ *                                              survey fields: many objects, one noise, a truth table
  *
  * ERRORS
  *   Functions that can fail return lenssim_result (an X-macro list, LENSSIM_RESULTS;
@@ -195,7 +198,7 @@
  *   LENSSIM_API               linkage of public functions (default `extern`)
  *   LENSSIM_MALLOC(sz), LENSSIM_FREE(p)   allocator, both or neither (default malloc/free).
  *                             Used only by lenssim_render when the caller passes no workspace,
- *                             and for a JSON scene's PIXEL kernel.
+ *                             for a JSON scene's PIXEL kernel and by lenssim_field_render.
  *   LENSSIM_MAX_PIXELS        largest image side accepted (default 8192)
  *   LENSSIM_MAX_SUPERSAMPLING largest supersampling factor accepted (default 32)
  *   LENSSIM_NO_OPTIMIZE_PRAGMA  with GCC, optimised builds compile the implementation at -O3
@@ -715,6 +718,94 @@ LENSSIM_API int lenssim_count_images(const lenssim_lens_model *model, double z_s
                                      double cx, double cy, double half_width, double *scratch);
 /* The kind object `index` gets (cheap: no rendering). */
 LENSSIM_API lenssim_kind lenssim_dataset_kind(const lenssim_dataset *ds, uint64_t index);
+
+/* ---------------------------------------------------------------------------------------------
+ * Simulated survey fields: many objects of a population in one large image
+ *
+ * A field is size x size output pixels of the population's layout (bands, pixel scale) holding
+ * `lenses` lenses and `others` non-lenses of a Euclid preset. Each object is object `index` of
+ * the population (lenssim_dataset_sample, seeded with the field's seed), rendered noise-free as
+ * its num_pix x num_pix stamp and added into the field with the stamp's first pixel at
+ * (stamp_x, stamp_y); the band's noise is then added once over the whole field (so a field's
+ * noise is that of one exposure, not one per stamp). Noise per output pixel: the band's for
+ * pixels of the output scale (sky per pixel scaled by the pixel area); a channel rendered finer
+ * and binned k x k (OU-66 VIS) gets read noise k times the band's, what summing k^2 read-out
+ * pixels gives, so its noise matches the population's cutouts; a channel rendered coarser and
+ * resampled (OU-200 NISP) gets white noise at the output pixels, where its cutouts have the
+ * resampled (correlated) noise.
+ *
+ * Positions are in field pixels, 0-based, pixel centres at integers: the pixel in row i, column j
+ * of the field is at (x = j, y = i), and pixel (0, 0) covers [-0.5, 0.5] x [-0.5, 0.5]. An
+ * object's position is its stamp centre plus its label's centre_x, centre_y over the pixel scale
+ * (the main deflector of a lens, the main galaxy of a non-lens): x = stamp_x + (num_pix - 1) / 2
+ * + center_x / pixel_scale, the same for y (the dataset's grid convention).
+ *
+ * Placement (lenssim_field_place, from the field's seed alone): stamps lie wholly inside the
+ * field; lenses are drawn first, uniformly, each at least lens_spacing from every other lens
+ * (stamp centres); then non-lenses, uniformly, each at least half a stamp from every lens (so
+ * the nearest lens to a detection is never in doubt), with no limit between non-lenses. Objects
+ * are listed lenses first, then non-lenses, each group in population order. LENSSIM_ERR_RANGE
+ * when 10000 draws in a row find no room for an object (too many lenses for the field).
+ *
+ * Determinism: the field depends only on (configuration, seed). Stamps may be rendered in any
+ * order on any thread (lenssim_field_render_object); lenssim_field_add sums them in double, and
+ * adding them in the listed order (as lenssim_field_render does) gives the same image whatever
+ * the thread count. */
+#define LENSSIM_FIELD_MAX_OBJECTS 100000
+
+/* Zero means default everywhere. */
+typedef struct {
+  lenssim_dataset_config population; /* preset (euclid-lensfinding or euclid-compound), layout and
+                                        options of the objects; its noise_free applies to the field */
+  int size;                  /* field side in output pixels; 0 means 600 */
+  int lenses;                /* lenses placed; 0 means 8, negative none */
+  int others;                /* non-lenses placed; 0 means 100, negative none */
+  double lens_spacing;       /* least distance between lens centres, output pixels; 0 means num_pix */
+} lenssim_field_config;
+
+/* One placed object. */
+typedef struct {
+  uint64_t index;            /* the object's number in the population */
+  int label;                 /* its class (1: lens), known before rendering */
+  int stamp_x, stamp_y;      /* field column and row of the stamp's first pixel */
+  double x, y;               /* field position (see above); the stamp centre until rendered */
+} lenssim_field_object;
+
+typedef struct {
+  lenssim_field_config config; /* resolved */
+  lenssim_dataset population;  /* noise-free: stamps are rendered without noise */
+  uint64_t seed;
+  int channels, size, stamp;   /* bands; field side; stamp side (the layout's num_pix) */
+  double pixel_scale;          /* arcsec per output pixel */
+  size_t object_count;         /* lenses + others */
+} lenssim_field;
+
+/* Resolves and checks the configuration (message in err) and builds the population's tables.
+ * LENSSIM_ERR_ARG for a preset other than the Euclid lens-finding ones, LENSSIM_ERR_RANGE for a
+ * field smaller than a stamp, larger than LENSSIM_MAX_PIXELS or with more than
+ * LENSSIM_FIELD_MAX_OBJECTS objects. */
+LENSSIM_API lenssim_result lenssim_field_init(lenssim_field *f, const lenssim_field_config *config, uint64_t seed,
+                                              lenssim_error *err);
+/* Floats of the field image: channels * size * size. */
+LENSSIM_API size_t lenssim_field_image_floats(const lenssim_field *f);
+/* Chooses the objects and their places: objects[f->object_count]. Cheap (nothing rendered). */
+LENSSIM_API lenssim_result lenssim_field_place(const lenssim_field *f, lenssim_field_object *objects, lenssim_error *err);
+/* Renders object *obj noise-free into stamp[channels][stamp][stamp] (lenssim_dataset_image_floats
+ * of f->population) with its label, and sets obj->x, obj->y from the label. workspace: as
+ * lenssim_dataset_sample's (lenssim_dataset_workspace_bytes(&f->population); NULL allocates). */
+LENSSIM_API lenssim_result lenssim_field_render_object(const lenssim_field *f, lenssim_field_object *obj, float *stamp,
+                                                       lenssim_label *label, void *workspace, size_t workspace_bytes,
+                                                       lenssim_error *err);
+/* Adds a rendered stamp into the sum sum[channels][size][size] (doubles, zeroed by the caller). */
+LENSSIM_API void lenssim_field_add(const lenssim_field *f, const lenssim_field_object *obj, const float *stamp, double *sum);
+/* The field from the sum of its stamps: the noise (unless the population is noise_free), then
+ * image[channels][size][size] in counts/s per pixel. sum is overwritten. */
+LENSSIM_API void lenssim_field_finish(const lenssim_field *f, double *sum, float *image);
+/* All of it, on the calling thread: places, renders and adds every object in order, finishes.
+ * objects[f->object_count] and labels[f->object_count] (labels may be NULL) receive the truth.
+ * Allocates the sum and one workspace (LENSSIM_MALLOC). */
+LENSSIM_API lenssim_result lenssim_field_render(const lenssim_field *f, float *image, lenssim_field_object *objects,
+                                                lenssim_label *labels, lenssim_error *err);
 
 #ifdef __cplusplus
 }
@@ -4414,6 +4505,179 @@ LENSSIM_API lenssim_result lenssim_dataset_sample(const lenssim_dataset *ds, uin
                                                   lenssim_error *err) {
   if (!ds) return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset sample: NULL argument");
   return lenssim_dataset_sample_kind(ds, index, lenssim_dataset_kind(ds, index), image, label, workspace, workspace_bytes, err);
+}
+
+/* ---- survey fields ---------------------------------------------------------------------------- */
+/* Streams of the field's own random numbers (object streams use small numbers per index). */
+#define LENSSIM__FIELD_INDEX 0xf1e1d0f1e1d0f1e1ULL
+#define LENSSIM__FIELD_PLACE 1
+#define LENSSIM__FIELD_NOISE 16
+#define LENSSIM__FIELD_TRIES 10000
+
+LENSSIM_API lenssim_result lenssim_field_init(lenssim_field *f, const lenssim_field_config *config, uint64_t seed,
+                                              lenssim_error *err) {
+  lenssim_field_config c;
+  lenssim_dataset_config pop;
+  lenssim_result r;
+  if (!f || !config) return lenssim__fail(err, LENSSIM_ERR_ARG, "field: NULL argument");
+  c = *config;
+  if (c.population.preset != LENSSIM_PRESET_EUCLID_LENSFINDING && c.population.preset != LENSSIM_PRESET_EUCLID_COMPOUND)
+    return lenssim__fail(err, LENSSIM_ERR_ARG, "field: preset '%s' has no lenses and non-lenses to place; use euclid-lensfinding or euclid-compound",
+                         lenssim_preset_name(c.population.preset));
+  if (!c.size) c.size = 600;
+  if (!c.lenses) c.lenses = 8;
+  if (!c.others) c.others = 100;
+  if (c.lenses < 0) c.lenses = 0;
+  if (c.others < 0) c.others = 0;
+  pop = c.population;
+  pop.noise_free = 1;
+  memset(f, 0, sizeof *f);
+  if ((r = lenssim_dataset_init(&f->population, &pop, seed, err)) != LENSSIM_OK) return r;
+  if (c.lens_spacing <= 0) c.lens_spacing = f->population.num_pix;
+  if (c.size < f->population.num_pix || c.size > LENSSIM_MAX_PIXELS)
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "field: size %d must be from the stamp side %d to %d pixels", c.size,
+                         f->population.num_pix, LENSSIM_MAX_PIXELS);
+  if ((double)c.lenses + c.others > LENSSIM_FIELD_MAX_OBJECTS)
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "field: %d lenses and %d others, at most %d objects", c.lenses, c.others,
+                         LENSSIM_FIELD_MAX_OBJECTS);
+  f->config = c;
+  f->seed = seed;
+  f->channels = f->population.channels;
+  f->size = c.size;
+  f->stamp = f->population.num_pix;
+  f->pixel_scale = f->population.pixel_scale;
+  f->object_count = (size_t)c.lenses + (size_t)c.others;
+  return LENSSIM_OK;
+}
+
+LENSSIM_API size_t lenssim_field_image_floats(const lenssim_field *f) {
+  return (size_t)f->channels * (size_t)f->size * (size_t)f->size;
+}
+
+/* Whether a stamp centred at (x, y) keeps `least` from every lens among objects[0..n). */
+static int lenssim__field_clear(const lenssim_field_object *objects, size_t n, double x, double y, double least) {
+  size_t k;
+  for (k = 0; k < n; k++) {
+    double dx = objects[k].x - x, dy = objects[k].y - y;
+    if (objects[k].label == 1 && dx * dx + dy * dy < least * least) return 0;
+  }
+  return 1;
+}
+
+LENSSIM_API lenssim_result lenssim_field_place(const lenssim_field *f, lenssim_field_object *objects, lenssim_error *err) {
+  lenssim_rng rng;
+  uint64_t index = 0;
+  size_t placed = 0, lenses;
+  double half, room;
+  if (!f || !objects) return lenssim__fail(err, LENSSIM_ERR_ARG, "field: NULL argument");
+  lenses = (size_t)f->config.lenses;
+  half = 0.5 * (f->stamp - 1);
+  room = (double)(f->size - f->stamp + 1);
+  lenssim_rng_seed(&rng, lenssim__hash3(f->seed, LENSSIM__FIELD_INDEX, LENSSIM__FIELD_PLACE));
+  while (placed < f->object_count) {
+    int want_lens = placed < lenses, tries;
+    lenssim_field_object *o = &objects[placed];
+    /* the next object of the population of the class wanted (about 1/lens_fraction looks each) */
+    while (lenssim__kind_is_lens(lenssim_dataset_kind(&f->population, index)) != want_lens) index++;
+    for (tries = 0; tries < LENSSIM__FIELD_TRIES; tries++) {
+      int sx = (int)(lenssim_rng_uniform(&rng) * room), sy = (int)(lenssim_rng_uniform(&rng) * room);
+      double least = want_lens ? f->config.lens_spacing : 0.5 * f->stamp;
+      if (!lenssim__field_clear(objects, placed < lenses ? placed : lenses, sx + half, sy + half, least)) continue;
+      o->index = index++;
+      o->label = want_lens;
+      o->stamp_x = sx;
+      o->stamp_y = sy;
+      o->x = sx + half;
+      o->y = sy + half;
+      break;
+    }
+    if (tries == LENSSIM__FIELD_TRIES)
+      return lenssim__fail(err, LENSSIM_ERR_RANGE, "field: no room for object %lu (%s) in a %dx%d field after %d draws; "
+                           "fewer lenses, a smaller lens spacing or a larger field", (unsigned long)placed, want_lens ? "a lens" : "a non-lens",
+                           f->size, f->size, LENSSIM__FIELD_TRIES);
+    placed++;
+  }
+  return LENSSIM_OK;
+}
+
+LENSSIM_API lenssim_result lenssim_field_render_object(const lenssim_field *f, lenssim_field_object *obj, float *stamp,
+                                                       lenssim_label *label, void *workspace, size_t workspace_bytes,
+                                                       lenssim_error *err) {
+  lenssim_label lab;
+  lenssim_result r;
+  double half;
+  if (!f || !obj || !stamp) return lenssim__fail(err, LENSSIM_ERR_ARG, "field: NULL argument");
+  r = lenssim_dataset_sample(&f->population, obj->index, stamp, &lab, workspace, workspace_bytes, err);
+  if (r != LENSSIM_OK) return r;
+  half = 0.5 * (f->stamp - 1);
+  obj->x = obj->stamp_x + half + lab.center_x / f->pixel_scale;
+  obj->y = obj->stamp_y + half + lab.center_y / f->pixel_scale;
+  if (label) *label = lab;
+  return LENSSIM_OK;
+}
+
+LENSSIM_API void lenssim_field_add(const lenssim_field *f, const lenssim_field_object *obj, const float *stamp, double *sum) {
+  size_t n = (size_t)f->size, s = (size_t)f->stamp, c, i, j;
+  for (c = 0; c < (size_t)f->channels; c++)
+    for (i = 0; i < s; i++) {
+      double *row = sum + (c * n + (size_t)obj->stamp_y + i) * n + (size_t)obj->stamp_x;
+      const float *src = stamp + (c * s + i) * s;
+      for (j = 0; j < s; j++) row[j] += src[j];
+    }
+}
+
+/* The noise of one output pixel of channel ch (see "Simulated survey fields"). */
+static lenssim_noise lenssim__field_noise(const lenssim_field *f, int ch) {
+  const lenssim_dataset *ds = &f->population;
+  lenssim_noise nz = lenssim__band_noise_at(ds->band[ch], ds->pixel_scale);
+  if (ds->mode[ch] == 1) nz.read_noise *= ds->factor[ch];
+  return nz;
+}
+
+LENSSIM_API void lenssim_field_finish(const lenssim_field *f, double *sum, float *image) {
+  size_t plane = (size_t)f->size * (size_t)f->size, k;
+  int ch;
+  for (ch = 0; ch < f->channels; ch++) {
+    double *p = sum + (size_t)ch * plane;
+    if (!f->config.population.noise_free) {
+      lenssim_noise nz = lenssim__field_noise(f, ch);
+      lenssim_rng rng;
+      lenssim_rng_seed(&rng, lenssim__hash3(f->seed, LENSSIM__FIELD_INDEX, LENSSIM__FIELD_NOISE + (uint64_t)ch));
+      lenssim_add_noise(&nz, p, plane, &rng);
+    }
+    for (k = 0; k < plane; k++) image[(size_t)ch * plane + k] = (float)p[k];
+  }
+}
+
+LENSSIM_API lenssim_result lenssim_field_render(const lenssim_field *f, float *image, lenssim_field_object *objects,
+                                                lenssim_label *labels, lenssim_error *err) {
+  size_t floats, k, stamp_floats, bytes;
+  double *sum;
+  float *stamp;
+  void *ws;
+  lenssim_result r;
+  if (!f || !image || !objects) return lenssim__fail(err, LENSSIM_ERR_ARG, "field: NULL argument");
+  if ((r = lenssim_field_place(f, objects, err)) != LENSSIM_OK) return r;
+  floats = lenssim_field_image_floats(f);
+  stamp_floats = lenssim_dataset_image_floats(&f->population);
+  bytes = lenssim_dataset_workspace_bytes(&f->population);
+  sum = (double *)LENSSIM_MALLOC(floats * sizeof(double));
+  stamp = (float *)LENSSIM_MALLOC(stamp_floats * sizeof(float));
+  ws = LENSSIM_MALLOC(bytes);
+  if (!sum || !stamp || !ws) {
+    r = lenssim__fail(err, LENSSIM_ERR_NOMEM, "field: out of memory (%lu pixels)", (unsigned long)floats);
+  } else {
+    for (k = 0; k < floats; k++) sum[k] = 0.0;
+    for (k = 0; k < f->object_count && r == LENSSIM_OK; k++) {
+      r = lenssim_field_render_object(f, &objects[k], stamp, labels ? &labels[k] : NULL, ws, bytes, err);
+      if (r == LENSSIM_OK) lenssim_field_add(f, &objects[k], stamp, sum);
+    }
+    if (r == LENSSIM_OK) lenssim_field_finish(f, sum, image);
+  }
+  if (sum) LENSSIM_FREE(sum);
+  if (stamp) LENSSIM_FREE(stamp);
+  if (ws) LENSSIM_FREE(ws);
+  return r;
 }
 
 /* ---- scenes from JSON ------------------------------------------------------------------------

@@ -269,6 +269,10 @@ static void test_exit_codes(void) {
     {"merge", 2}, {"merge --out " W "/mg", 2}, {"merge " W "/x.npy", 2}, {"merge --out " W "/mg.csv " W "/x.npy", 2},
     {"merge --out " W "/mg.npy " W "/x.npy --frobnicate", 2}, {"merge --out " W "/mg.npy " W "/x.npy", 1},
     {"merge --out " W "/mg " W "/missing", 1}, {"merge --help", 0},
+    {"find", 2}, {"find --frobnicate", 2}, {"find --model " W "/m_none.safetensors --out " W "/fd", 2},
+    {"find --model " W "/m_none.safetensors --stride 0 --out " W "/fd " W "/x.npy", 2}, {"find --model " W "/m_none.safetensors " W "/x.npy", 2},
+    {"find --model " W "/missing.safetensors --out " W "/fd " W "/x.npy", 1}, {"find --model " W "/m_none.safetensors --out " W "/fd " W "/missing.npy", 1},
+    {"find --model " W "/m_none.safetensors --out " W "/fd " W "/x.npy", 1}, {"find --help", 0},
   };
   TEST("exit status: 2 usage errors, 1 failures, 0 success, in every subcommand") {
     size_t i;
@@ -362,7 +366,7 @@ static int table_options(const char *command, char names[][48], int most) {
 
 static void test_help(void) {
   TEST("every subcommand's --help lists every option of its table and exits 0") {
-    static const char *commands[] = {"info", "predict", "train", "render", "explain", "plot", "eval", "sim", "merge"};
+    static const char *commands[] = {"info", "predict", "train", "render", "explain", "plot", "eval", "sim", "merge", "find"};
     static char names[64][48], text[1 << 15];
     size_t c;
     for (c = 0; c < sizeof commands / sizeof commands[0]; c++) {

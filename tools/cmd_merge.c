@@ -1,9 +1,13 @@
-/* lens merge: the shards of a `lens sim --shard` or `lens predict --shard` run joined into the
- * files one run without --shard writes, byte for byte (tools/shard.h).
+/* lens merge: the shards of a `lens sim --shard`, `lens predict --shard` or `lens find --shard`
+ * run joined into the files one run without --shard writes, byte for byte (tools/shard.h).
  *
- * A shard is a folder holding shard.json (lens sim: every file its manifest lists is merged into
- * OUT/ under the same name) or a file FILE beside FILE.shard.json (lens predict: merged into the
- * file OUT). The manifests must come from one run (command, run id, shard count, object count,
+ * A shard is a folder holding shard.json (lens sim, lens find: every file its manifest lists is
+ * merged into OUT/ under the same name) or a file FILE beside FILE.shard.json (lens predict:
+ * merged into the file OUT). A find shard's manifest counts fields, and its detections.csv holds
+ * any number of rows per field, so its rows are joined in shard order without the row count
+ * check; the ranges are checked as for the others. Its maps and overview pictures
+ * (pmap_NAME.npy, overview_NAME.png) are not in the manifest and stay in the shard folders: they
+ * are one file per field already, named after the field. The manifests must come from one run (command, run id, shard count, object count,
  * files), and their ranges, ordered by `first`, must cover objects 0 to total - 1 once each.
  *   .csv  the header, the same in every shard, once; then each shard's rows, one per object;
  *   .npy  one header for the whole shape, then each shard's data section, copied in chunks.
@@ -33,18 +37,19 @@ typedef struct {
 } merge_args;
 
 static const lens_option merge_rows[] = {
-  LENS_TEXT(merge_args, "out", LENS_OPT_REQUIRED, out, NULL, "OUT", "sim shards: the folder receiving the merged files (created if missing);\n"
+  LENS_TEXT(merge_args, "out", LENS_OPT_REQUIRED, out, NULL, "OUT", "sim and find shards: the folder receiving the merged files (created if missing);\n"
             "predict shards: the merged file, with the shards' extension (.csv or .npy)"),
-  LENS_ARGS(merge_args, "SHARD", LENS_OPT_REQUIRED, shards, nshards, "a `lens sim --shard` folder (holding shard.json), or a `lens predict --shard` file\n"
-            "FILE (beside FILE.shard.json); every shard of the run, in any order"),
+  LENS_ARGS(merge_args, "SHARD", LENS_OPT_REQUIRED, shards, nshards, "a `lens sim --shard` or `lens find --shard` folder (holding shard.json), or a\n"
+            "`lens predict --shard` file FILE (beside FILE.shard.json); every shard of the run, in any order"),
 };
 static const lens_option_section merge_sections[] = {{NULL, merge_rows, 2}};
 static const lens_command_spec merge_spec = {
   "merge", "usage: lens merge --out OUT SHARD...\n",
-  "\nJoins the shards of one `lens sim --shard I/N` or `lens predict --shard I/N` run into the files\n"
-  "a single run writes, byte for byte: CSV headers once and the rows in object order, .npy data\n"
-  "under one header for the whole shape. Refused: shards of different runs, a missing or repeated\n"
-  "shard, a file whose rows disagree with its manifest.\n",
+  "\nJoins the shards of one `lens sim --shard I/N`, `lens predict --shard I/N` or `lens find --shard I/N`\n"
+  "run into the files a single run writes, byte for byte: CSV headers once and the rows in object\n"
+  "order, .npy data under one header for the whole shape. Refused: shards of different runs, a\n"
+  "missing or repeated shard, a file whose rows disagree with its manifest (lens find: its\n"
+  "detections.csv may hold any number of rows per field; its maps and pictures stay in the shards).\n",
   NULL, merge_sections, 1,
   "Each output is written under a temporary name and renamed once all are complete: a failed\n"
   "merge leaves an existing OUT untouched. Exit status: 0 done, 1 failure (a file), 2 usage error.\n"};
@@ -113,7 +118,7 @@ static int read_manifests(merge_shard *shards, int n, int folders) {
   for (i = 0; i < n; i++) {
     if (stat(shards[i].path, &st) != 0) return lens_fail("%s: %s", shards[i].path, strerror(errno));
     if (!S_ISDIR(st.st_mode) != !folders)
-      return lens_fail("%s is a %s but %s is a %s: the shards of one run are all folders (lens sim) or all files (lens predict)",
+      return lens_fail("%s is a %s but %s is a %s: the shards of one run are all folders (lens sim, lens find) or all files (lens predict)",
                        shards[0].path, folders ? "folder" : "file", shards[i].path, folders ? "file" : "folder");
     if (read_manifest(&shards[i], folders)) return LENS_EXIT_FAIL;
   }
@@ -475,7 +480,7 @@ static int append_shard(const merge_output *o, const merge_shard *s, int folders
   if (o->fmt == LENS_FMT_CSV) {
     rc = fseek(in, (long)o->csv_header_len, SEEK_SET) != 0 ? -2 : copy_csv_rows(in, f, buf, &rows, &last);
     if (!rc && last != '\n') rc = lens_fail("%s: the last line has no end (cut short?)", path);
-    else if (!rc && rows != want)
+    else if (!rc && rows != want && strcmp(s->m.command, "find")) /* find: rows are detections, not fields */
       rc = lens_fail("%s: %lu rows, but %s says objects [%lu, %lu): %lu rows", path, ul(rows), s->manifest_path, ul(s->m.first), ul(s->m.end), ul(want));
   } else {
     rc = fseek(in, (long)o->npy.header_bytes, SEEK_SET) != 0 ? -2 : copy_bytes(in, f, buf, want * o->npy.row_bytes);
@@ -576,7 +581,7 @@ static int merge(const merge_args *a, merge_shard *shards, int folders) {
     free(outs[k].csv_header);
   }
   free(buf);
-  if (!rc) fprintf(stderr, "merge: %d shards, %lu objects -> %s\n", n, ul(shards[0].m.total), a->out);
+  if (!rc) fprintf(stderr, "merge: %d shards, %lu %s -> %s\n", n, ul(shards[0].m.total), strcmp(shards[0].m.command, "find") ? "objects" : "fields", a->out);
   return rc;
 }
 

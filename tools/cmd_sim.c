@@ -10,7 +10,12 @@
  * With --shard I/N only objects [I n/N, (I+1) n/N) are made, numbered as in the whole run (the
  * index column, FITS and PNG names), and DIR/shard.json records the shard once both files are in
  * place (tools/shard.h); `lens merge` joins shards into the files a single run writes, byte for
- * byte, and --skip-done skips a shard whose output is complete. */
+ * byte, and --skip-done skips a shard whose output is complete.
+ *
+ * With --field SIZE one survey field instead (lenssim_field_*): DIR/field.fits, a [C, SIZE, SIZE]
+ * cube with a TAN WCS centred on --ra, --dec, and DIR/truth.csv, one row per placed object: its
+ * field position x, y (0-based pixels, pixel centres at integers) and its labels.csv columns.
+ * Stamps render on the threads and are added in order, so the files do not depend on --threads. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +65,8 @@ typedef struct {
   int skip_done;
   /* negative: not given (the preset's); 0 and more are given values */
   double lens_fraction, theta_e_min, theta_e_max, snr_min, mu_min, clumpy_fraction, substructure_scale, neighbours;
+  int field, lenses, others; /* --field SIZE: one survey field instead of cutouts; -1: not given */
+  double ra, dec;            /* the field's centre */
 } sim_args;
 
 static const char *preset_at(size_t i) { return i < LENSSIM_PRESET_COUNT ? lenssim_preset_name((lenssim_preset)i) : NULL; }
@@ -87,7 +94,7 @@ static int parse_ratio(const lens_option *o, const char *label, const char *v, v
 #define T sim_args
 static const lens_option sim_rows[] = {
   LENS_CHOICE_AT(T, "preset", LENS_OPT_REQUIRED, preset, preset_at, 0, "NAME", "the population (see presets above)"),
-  LENS_ROW("n", LENS_OPT_SIZE, LENS_OPT_REQUIRED, T, n, 1, 1e8, 0, "N", "images to simulate"),
+  LENS_ROW("n", LENS_OPT_SIZE, 0, T, n, 1, 1e8, 0, "N", "images to simulate (required, unless --field)"),
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out_dir, NULL, "DIR", "folder for images.npy and labels.csv"),
   LENS_SEED(T, "seed", seed, 1, "S", "random seed (default 1); the same seed gives the same files"),
   LENS_INT(T, "threads", threads, 1, 1024, 0, "T", "worker threads (default: the CPUs this process may use)"),
@@ -109,11 +116,18 @@ static const lens_option sim_rows[] = {
   LENS_CUSTOM(T, "shard", 0, shard, lens_parse_shard, "I/N", "only shard I of N: objects [I N_obj/N, (I+1) N_obj/N), numbered as in the whole run;\n"
               "DIR/shard.json records it (lens merge joins shards; docs/survey.md)"),
   LENS_FLAG(T, "skip-done", skip_done, "with --shard: do nothing if DIR already holds this shard of this run, complete"),
+  LENS_INT(T, "field", field, 1, 8192, 0, "SIZE", "instead of cutouts, one survey field of SIZE x SIZE pixels: DIR/field.fits\n"
+           "[C,SIZE,SIZE] with a TAN WCS and DIR/truth.csv (docs/find.md)"),
+  LENS_INT(T, "lenses", lenses, 0, 100000, -1, "N", "with --field: lenses placed, at least a stamp apart (default 8)"),
+  LENS_INT(T, "others", others, 0, 100000, -1, "N", "with --field: non-lenses placed (default 100)"),
+  LENS_DOUBLE(T, "ra", ra, 0, 360, 150.0, "DEG", "with --field: right ascension of the field's centre (default 150)"),
+  LENS_DOUBLE(T, "dec", dec, -90, 90, 2.2, "DEG", "with --field: declination of the field's centre (default 2.2)"),
 };
 #undef T
 static const lens_option_section sim_sections[] = {{NULL, sim_rows, sizeof sim_rows / sizeof sim_rows[0]}};
 static const lens_command_spec sim_spec = {
-  "sim", "usage: lens sim --preset NAME --n N --out DIR [options]\n",
+  "sim", "usage: lens sim --preset NAME --n N --out DIR [options]\n"
+         "       lens sim --preset NAME --field SIZE [--lenses N] [--others N] --out DIR [options]\n",
   "\nSimulates N labelled images (see docs/populations.md) into DIR/images.npy [N,C,H,W]\nfloat32 and DIR/labels.csv.\n",
   list_presets, sim_sections, 1,
   "DIR and any missing parent folders are created. A terminal shows a progress line on\n"
@@ -124,11 +138,18 @@ static double given_value(double v, double zero) { return v > 0 ? v : zero; }
 
 /* The command line into a and the simulator's configuration. 0, -1 after --help, or the exit status. */
 static int parse_args(int argc, char **argv, sim_args *a, lenssim_dataset_config *cfg) {
+  lens_options_given given;
   int rc;
   memset(a, 0, sizeof *a);
   memset(cfg, 0, sizeof *cfg);
-  if ((rc = lens_options_parse(&sim_spec, argc, argv, a, NULL)) != 0) return rc;
+  if ((rc = lens_options_parse(&sim_spec, argc, argv, a, &given)) != 0) return rc;
   if (strlen(a->out_dir) > 1000) return lens_usage("sim: --out path is too long");
+  if (!a->field && !a->n) return lens_usage("sim: --n N is required (or --field SIZE for a survey field); see lens sim --help");
+  if (!a->field && (a->lenses >= 0 || a->others >= 0 || lens_options_was_given(&sim_spec, &given, "ra") ||
+                    lens_options_was_given(&sim_spec, &given, "dec")))
+    return lens_usage("sim: --lenses, --others, --ra and --dec describe a field: give --field SIZE");
+  if (a->field && (a->n || a->shard.count || a->fits || a->png))
+    return lens_usage("sim: --field makes one image, DIR/field.fits, from --lenses and --others; --n, --shard, --fits and --png are for cutouts");
   if (lens_out_folder("--out", a->out_dir)) return LENS_EXIT_USAGE;
   if (a->skip_done && !a->shard.count) return lens_usage("sim: --skip-done needs --shard I/N (a shard's manifest says when it is done)");
   cfg->preset = (lenssim_preset)a->preset;
@@ -320,6 +341,152 @@ static int shard_start(sim_run *r, int argc, char **argv, int *done) {
   return 0;
 }
 
+/* ---- --field: one survey field --------------------------------------------------------------- */
+typedef struct {
+  const lenssim_field *f;
+  lenssim_field_object *objects;
+  lenssim_label *labels;
+  size_t first;             /* the round's first object */
+  float *stamps;            /* one per object of the round */
+  void **workspaces;
+  lenssim_result *results;
+  lenssim_error *errors;
+} field_round;
+
+static void field_task(void *ctx, size_t item, size_t worker) {
+  field_round *r = (field_round *)ctx;
+  size_t k = r->first + item, per = lenssim_dataset_image_floats(&r->f->population);
+  r->results[item] = lenssim_field_render_object(r->f, &r->objects[k], r->stamps + item * per, &r->labels[k], r->workspaces[worker],
+                                                 lenssim_dataset_workspace_bytes(&r->f->population), &r->errors[item]);
+}
+
+/* The WCS cards of a field: TAN about (ra, dec) at the central pixel, north up, east left. */
+static void field_wcs_cards(const lenssim_field *f, double ra, double dec, char text[8][32], lensnet_fits_card *cards) {
+  static const char *const keys[8] = {"CTYPE1", "CTYPE2", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CD1_1", "CD2_2"};
+  int k;
+  snprintf(text[0], 32, "'RA---TAN'");
+  snprintf(text[1], 32, "'DEC--TAN'");
+  snprintf(text[2], 32, "%.1f", 0.5 * (f->size + 1)); /* FITS pixels are 1-based */
+  snprintf(text[3], 32, "%.1f", 0.5 * (f->size + 1));
+  snprintf(text[4], 32, "%.10g", ra);
+  snprintf(text[5], 32, "%.10g", dec);
+  snprintf(text[6], 32, "%.10E", -f->pixel_scale / 3600.0);
+  snprintf(text[7], 32, "%.10E", f->pixel_scale / 3600.0);
+  for (k = 0; k < 8; k++) {
+    cards[k].key = keys[k];
+    cards[k].value = text[k];
+    cards[k].comment = k < 2 ? "gnomonic projection" : k < 4 ? "reference pixel: the field centre" : k < 6 ? "deg" : "deg per pixel";
+  }
+  cards[8].key = "CUNIT1"; cards[8].value = "'deg'"; cards[8].comment = NULL;
+  cards[9].key = "CUNIT2"; cards[9].value = "'deg'"; cards[9].comment = NULL;
+  cards[10].key = "RADESYS"; cards[10].value = "'ICRS'"; cards[10].comment = NULL;
+  cards[11].key = "BUNIT"; cards[11].value = "'counts/s'"; cards[11].comment = "per pixel";
+}
+
+/* DIR/truth.csv: x, y, then the labels.csv columns of each object, in the field's order. */
+static int field_truth(const char *dir, const lenssim_field *f, const lenssim_field_object *objects, const lenssim_label *labels) {
+  char path[1200], tmp[1210], row[LENSSIM_LABEL_CSV_MAX];
+  lenssim_error serr;
+  size_t k;
+  FILE *csv;
+  snprintf(path, sizeof path, "%s/truth.csv", dir);
+  if (!(csv = lens_text_open(path, tmp, sizeof tmp))) return LENS_EXIT_FAIL;
+  fprintf(csv, "x,y,%s", lenssim_label_csv_header());
+  for (k = 0; k < f->object_count; k++) {
+    if (!lenssim_label_csv_row(&labels[k], objects[k].index, row, sizeof row, &serr)) {
+      lens_text_discard(csv, tmp);
+      return lens_fail("sim: %s", serr.message);
+    }
+    fprintf(csv, "%.3f,%.3f,%s", objects[k].x, objects[k].y, row);
+  }
+  return lens_text_commit(csv, tmp, path);
+}
+
+/* Renders the objects a round at a time on the threads, adding them to sum in order. */
+static int field_render(const lenssim_field *f, lens_pool *pool, size_t workers, lenssim_field_object *objects, lenssim_label *labels,
+                        double *sum) {
+  lensnet_parallel par = lens_pool_parallel(pool);
+  size_t per = lenssim_dataset_image_floats(&f->population), round = 4 * workers, start, k;
+  field_round r;
+  int rc = 0;
+  memset(&r, 0, sizeof r);
+  r.f = f; r.objects = objects; r.labels = labels;
+  r.stamps = (float *)malloc(round * per * sizeof(float));
+  r.workspaces = (void **)calloc(workers, sizeof(void *));
+  r.results = (lenssim_result *)malloc(round * sizeof(lenssim_result));
+  r.errors = (lenssim_error *)malloc(round * sizeof(lenssim_error));
+  if (!r.stamps || !r.workspaces || !r.results || !r.errors) rc = lens_fail("sim: out of memory");
+  for (k = 0; k < workers && !rc; k++)
+    if (!(r.workspaces[k] = malloc(lenssim_dataset_workspace_bytes(&f->population)))) rc = lens_fail("sim: out of memory");
+  for (start = 0; start < f->object_count && !rc; start += round) {
+    size_t count = f->object_count - start < round ? f->object_count - start : round;
+    r.first = start;
+    par.run(par.user, count, field_task, &r);
+    for (k = 0; k < count && !rc; k++) {
+      if (r.results[k] != LENSSIM_OK) rc = lens_fail("sim: field object %lu: %s", (unsigned long)(start + k), r.errors[k].message);
+      else lenssim_field_add(f, &objects[start + k], r.stamps + k * per, sum);
+    }
+  }
+  for (k = 0; r.workspaces && k < workers; k++) free(r.workspaces[k]);
+  free(r.workspaces); free(r.stamps); free(r.results); free(r.errors);
+  return rc;
+}
+
+/* lens sim --field SIZE: DIR/field.fits and DIR/truth.csv. */
+static int sim_field(const sim_args *a, const lenssim_dataset_config *cfg) {
+  lenssim_field_config fc;
+  lenssim_field *f = (lenssim_field *)malloc(sizeof *f);
+  lenssim_field_object *objects = NULL;
+  lenssim_label *labels = NULL;
+  lenssim_error serr;
+  lensnet_error nerr;
+  lensnet_fits_card cards[12];
+  lensnet_tensor t;
+  char text[8][32], path[1200];
+  double *sum = NULL, t0 = lens_seconds();
+  float *image = NULL;
+  size_t workers = a->threads ? (size_t)a->threads : lens_pool_default_threads(), floats, k, lenses = 0;
+  lens_pool *pool = NULL;
+  int rc = 0;
+  memset(&fc, 0, sizeof fc);
+  fc.population = *cfg;
+  fc.size = a->field;
+  fc.lenses = a->lenses < 0 ? 0 : a->lenses ? a->lenses : -1;
+  fc.others = a->others < 0 ? 0 : a->others ? a->others : -1;
+  if (!f) return lens_fail("sim: out of memory");
+  if (lenssim_field_init(f, &fc, (uint64_t)a->seed, &serr) != LENSSIM_OK) { free(f); return lens_usage("sim: %s", serr.message); }
+  floats = lenssim_field_image_floats(f);
+  objects = (lenssim_field_object *)calloc(f->object_count + 1, sizeof *objects);
+  labels = (lenssim_label *)calloc(f->object_count + 1, sizeof *labels);
+  sum = (double *)calloc(floats, sizeof *sum);
+  image = (float *)malloc(floats * sizeof *image);
+  if (!objects || !labels || !sum || !image) rc = lens_fail("sim: out of memory for a %dx%d field", f->size, f->size);
+  if (!rc && lenssim_field_place(f, objects, &serr) != LENSSIM_OK) rc = lens_usage("sim: %s", serr.message);
+  if (!rc && lens_make_dirs(a->out_dir)) rc = LENS_EXIT_FAIL;
+  if (!rc && !(pool = lens_pool_create(workers))) rc = lens_fail("sim: cannot start threads");
+  if (!rc) rc = field_render(f, pool, workers, objects, labels, sum);
+  if (!rc) {
+    lenssim_field_finish(f, sum, image);
+    memset(&t, 0, sizeof t);
+    t.ndim = 3;
+    t.shape[0] = (size_t)f->channels;
+    t.shape[1] = t.shape[2] = (size_t)f->size;
+    t.data = image;
+    field_wcs_cards(f, a->ra, a->dec, text, cards);
+    snprintf(path, sizeof path, "%s/field.fits", a->out_dir);
+    if (lensnet_fits_write_cards(path, &t, cards, 12, &nerr) != LENSNET_OK) rc = lens_fail_err(&nerr);
+  }
+  if (!rc) rc = field_truth(a->out_dir, f, objects, labels);
+  for (k = 0; k < f->object_count; k++) lenses += objects[k].label == 1;
+  if (!rc)
+    fprintf(stderr, "sim: field %dx%d [%d bands, %.3g\"/px] of %s, %lu lenses and %lu others in %.1f s (%lu threads) -> %s\n", f->size,
+            f->size, f->channels, f->pixel_scale, lenssim_preset_name(cfg->preset), (unsigned long)lenses,
+            (unsigned long)(f->object_count - lenses), lens_seconds() - t0, (unsigned long)workers, a->out_dir);
+  lens_pool_free(pool);
+  free(objects); free(labels); free(sum); free(image); free(f);
+  return rc;
+}
+
 int lens_cmd_sim(int argc, char **argv) {
   sim_args a;
   lenssim_dataset_config cfg;
@@ -328,6 +495,7 @@ int lens_cmd_sim(int argc, char **argv) {
   double t0;
   int done = 0, rc = parse_args(argc, argv, &a, &cfg);
   if (rc) return rc < 0 ? 0 : rc;
+  if (a.field) return sim_field(&a, &cfg);
   if (!(r = (sim_run *)calloc(1, sizeof *r)) || !(r->ds = (lenssim_dataset *)malloc(sizeof *r->ds))) { free(r); return lens_fail("sim: out of memory"); }
   r->a = &a;
   /* the simulator refuses only inconsistent options (a window, a fraction) */

@@ -18,13 +18,14 @@ typedef struct {
 static const lens_command commands[] = {
   {"info",    lens_cmd_info,    "describe a model file: architecture, input shape, parameters, metadata"},
   {"predict", lens_cmd_predict, "score images (.npy batches or FITS cutouts) with a lens finder"},
+  {"find",    lens_cmd_find,    "find lenses in survey fields: slide a finder over large images, detections + maps"},
   {"train",   lens_cmd_train,   "train a lens finder on images.npy + labels.csv, resumable"},
   {"render",  lens_cmd_render,  "render a lens scene (JSON) to an image"},
   {"explain", lens_cmd_explain, "show what a lens finder looks at: occlusion, saliency, Grad-CAM, dreams"},
   {"eval",    lens_cmd_eval,    "score a finder against labels: AUC with intervals, PR, thresholds, by kind, at priors"},
   {"plot",    lens_cmd_plot,    "draw ROC, precision-recall, score, history and confusion pictures from CSV"},
   {"sim",     lens_cmd_sim,     "simulate labelled lenses and non-lenses: images.npy + labels.csv"},
-  {"merge",   lens_cmd_merge,   "join the shards of a sim or predict --shard run into one run's files"},
+  {"merge",   lens_cmd_merge,   "join the shards of a sim, predict or find --shard run into one run's files"},
 };
 
 int lens_parse_size(const char *text, size_t *out) {

@@ -1,0 +1,189 @@
+/* `lens sim --field` and `lens find` end to end: a simulated field is reproducible whatever the
+ * thread count; the shipped finder (weights/ou66-sim.safetensors) scans it into detections, a map
+ * and an overview, with sky positions from the field's WCS; --shard and lens merge give one
+ * process's detections; bad fields are refused with clear messages. */
+#define _POSIX_C_SOURCE 200809L
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "cli_check.h"
+
+#define W "build/cli_find"
+#define MODEL "weights/ou66-sim.safetensors"
+
+/* The rows of a CSV file into cells (lensnet_csv_read); 0 when it cannot be read. */
+static int read_csv(const char *path, lensnet_csv *t) {
+  lensnet_error err;
+  if (lensnet_csv_read(path, t, &err) == LENSNET_OK) return 1;
+  printf("   %s: %s\n", path, err.message);
+  return 0;
+}
+
+static void test_sim_field(void) {
+  TEST("lens sim --field: field.fits [4, 264, 264] with a TAN WCS and truth.csv, the same for 1 and 2 threads") {
+    lensnet_tensor t;
+    lensnet_error err;
+    lensnet_csv truth;
+    char v[80];
+    CHECK(cli_lens("sim --preset euclid-lensfinding --field 264 --lenses 2 --others 10 --seed 101 --threads 1 --out " W "/f1 2>/dev/null") == 0, "sim --field");
+    CHECK(cli_lens("sim --preset euclid-lensfinding --field 264 --lenses 2 --others 10 --seed 101 --threads 2 --out " W "/f1b 2>/dev/null") == 0, "again");
+    CHECK(cli_same_file(W "/f1/field.fits", W "/f1b/field.fits") && cli_same_file(W "/f1/truth.csv", W "/f1b/truth.csv"), "thread count changed the files");
+    CHECK(lensnet_fits_read(W "/f1/field.fits", -1, &t, &err) == LENSNET_OK && t.ndim == 3 && t.shape[0] == 4 && t.shape[1] == 264 && t.shape[2] == 264,
+          "field.fits shape");
+    lensnet_tensor_free(&t);
+    CHECK(lensnet_fits_header_value(W "/f1/field.fits", 0, "CTYPE1", v, sizeof v, &err) == LENSNET_OK && !strcmp(v, "RA---TAN"), "CTYPE1 %s", v);
+    CHECK(lensnet_fits_header_value(W "/f1/field.fits", 0, "CRPIX1", v, sizeof v, &err) == LENSNET_OK && atof(v) == 132.5, "CRPIX1 %s", v);
+    CHECK(lensnet_fits_header_value(W "/f1/field.fits", 0, "CD2_2", v, sizeof v, &err) == LENSNET_OK && fabs(atof(v) * 3600 - 0.3) < 1e-9, "CD2_2 %s", v);
+    if (read_csv(W "/f1/truth.csv", &truth)) {
+      CHECK(truth.rows == 13 && !strcmp(truth.cells[0], "x") && !strcmp(truth.cells[2], "index") && !strcmp(truth.cells[3], "label"),
+            "truth.csv: %lu rows, header %s,%s,%s", (unsigned long)truth.rows, truth.cells[0], truth.cells[1], truth.cells[2]);
+      lensnet_csv_free(&truth);
+    } else CHECK(0, "truth.csv");
+    CHECK(cli_lens("sim --preset euclid-lensfinding --field 264 --lenses 2 --others 10 --seed 102 --out " W "/f2 2>/dev/null") == 0, "another seed");
+    CHECK(!cli_same_file(W "/f1/field.fits", W "/f2/field.fits"), "another seed, another field");
+  }
+  TEST("lens sim --field: usage errors") {
+    CHECK(cli_lens("sim --preset euclid-lensfinding --field 264 --n 5 --out " W "/bad 2>/dev/null") == 2, "--field with --n");
+    CHECK(cli_lens("sim --preset euclid-lensfinding --lenses 3 --n 5 --out " W "/bad 2>/dev/null") == 2, "--lenses without --field");
+    CHECK(cli_lens("sim --preset euclid-lensfinding --field 40 --out " W "/bad 2>/dev/null") == 2, "a field smaller than a stamp");
+    CHECK(cli_lens("sim --preset euclid-lensfinding --field 100 --lenses 20 --out " W "/bad 2>" W "/err.txt") == 2 && cli_file_has(W "/err.txt", "no room"),
+          "too many lenses");
+    CHECK(cli_lens("sim --preset euclid-lensfinding --out " W "/bad 2>" W "/err.txt") == 2 && cli_file_has(W "/err.txt", "--n"), "neither --n nor --field");
+  }
+}
+
+static void test_find(void) {
+  TEST("lens find: detections.csv, pmap_field.npy and overview_field.png; sky positions from the WCS") {
+    lensnet_csv det, truth;
+    lensnet_tensor map;
+    lensnet_wcs wcs;
+    lensnet_error err;
+    size_t r, found = 0;
+    CHECK(cli_lens("find --model " MODEL " --threads 1 --out " W "/o1 " W "/f1/field.fits 2>" W "/err.txt") == 0, "find");
+    CHECK(cli_file_has(W "/err.txt", "preprocess=minmax"), "says it applies the model's min-max");
+    CHECK(lensnet_npy_read(W "/o1/pmap_field.npy", &map, &err) == LENSNET_OK && map.ndim == 2 && map.shape[0] == 13 && map.shape[1] == 13,
+          "map [13, 13] for (264 - 66) / 16 + 1");
+    lensnet_tensor_free(&map);
+#ifndef LENSVIZ_NO_PNG
+    CHECK(check_file_exists(W "/o1/overview_field.png"), "overview");
+#endif
+    lensnet_fits_wcs(W "/f1/field.fits", -1, &wcs, &err);
+    if (read_csv(W "/o1/detections.csv", &det) && read_csv(W "/f1/truth.csv", &truth)) {
+      CHECK(det.cols == 6 && !strcmp(det.cells[0], "field") && !strcmp(det.cells[3], "ra") && !strcmp(det.cells[5], "p_lens"), "header");
+      for (r = 1; r < det.rows; r++) {
+        const char *const *c = (const char *const *)det.cells + r * det.cols;
+        double ra, dec, x = atof(c[1]), y = atof(c[2]);
+        size_t k;
+        lensnet_wcs_pixel_to_world(&wcs, x, y, &ra, &dec);
+        CHECK(!strcmp(c[0], W "/f1/field.fits") && fabs(atof(c[3]) - ra) < 1e-6 && fabs(atof(c[4]) - dec) < 1e-6 && atof(c[5]) >= 0.5,
+              "row %lu: %s,%s,%s,%s,%s", (unsigned long)r, c[0], c[1], c[2], c[3], c[4]);
+        for (k = 1; k < truth.rows; k++) {
+          const char *const *tc = (const char *const *)truth.cells + k * truth.cols;
+          double dx = atof(tc[0]) - x, dy = atof(tc[1]) - y;
+          found += !strcmp(tc[3], "1") && dx * dx + dy * dy < 33.0 * 33.0;
+        }
+      }
+      printf("   %lu detections, %lu within half a window of a true lens (of 2)\n", (unsigned long)(det.rows - 1), (unsigned long)found);
+      CHECK(found >= 1, "the shipped finder finds at least one of the two lenses");
+      lensnet_csv_free(&det);
+      lensnet_csv_free(&truth);
+    } else CHECK(0, "detections.csv");
+  }
+  TEST("lens find: the same files for 1 and 2 threads; a .npy field gives the same detections without ra, dec") {
+    lensnet_tensor t;
+    lensnet_error err;
+    lensnet_csv a, b;
+    size_t r;
+    CHECK(cli_lens("find --model " MODEL " --threads 2 --out " W "/o2 " W "/f1/field.fits 2>/dev/null") == 0, "find --threads 2");
+    CHECK(cli_same_file(W "/o1/detections.csv", W "/o2/detections.csv") && cli_same_file(W "/o1/pmap_field.npy", W "/o2/pmap_field.npy"), "differ");
+    if (lensnet_fits_read(W "/f1/field.fits", -1, &t, &err) == LENSNET_OK) {
+      lensnet_npy_write(W "/field.npy", &t, &err);
+      lensnet_tensor_free(&t);
+    }
+    CHECK(cli_lens("find --model " MODEL " --out " W "/o3 " W "/field.npy 2>/dev/null") == 0, "find on .npy");
+    CHECK(cli_same_file(W "/o1/pmap_field.npy", W "/o3/pmap_field.npy"), "the same map");
+    if (read_csv(W "/o1/detections.csv", &a) && read_csv(W "/o3/detections.csv", &b)) {
+      CHECK(a.rows == b.rows, "rows %lu vs %lu", (unsigned long)a.rows, (unsigned long)b.rows);
+      for (r = 1; r < a.rows && r < b.rows; r++)
+        CHECK(!strcmp(a.cells[r * 6 + 1], b.cells[r * 6 + 1]) && !strcmp(a.cells[r * 6 + 5], b.cells[r * 6 + 5]) && !b.cells[r * 6 + 3][0],
+              "row %lu", (unsigned long)r);
+      lensnet_csv_free(&a);
+      lensnet_csv_free(&b);
+    }
+  }
+  TEST("lens find: --threshold, --stride and --nms-radius act") {
+    CHECK(cli_lens("find --model " MODEL " --threshold 1 --out " W "/o4 " W "/f1/field.fits 2>/dev/null") == 0 && cli_lines(W "/o4/detections.csv") == 1,
+          "nothing reaches 1");
+    CHECK(cli_lens("find --model " MODEL " --stride 33 --out " W "/o5 " W "/f1/field.fits 2>/dev/null") == 0, "--stride 33");
+    {
+      lensnet_tensor map;
+      lensnet_error err;
+      CHECK(lensnet_npy_read(W "/o5/pmap_field.npy", &map, &err) == LENSNET_OK && map.shape[0] == 7 && map.shape[1] == 7, "7x7 map");
+      lensnet_tensor_free(&map);
+    }
+    CHECK(cli_lens("find --model " MODEL " --threshold 0.01 --nms-radius 1000 --out " W "/o6 " W "/f1/field.fits 2>/dev/null") == 0 &&
+          cli_lines(W "/o6/detections.csv") <= 2, "one detection at most with a radius wider than the field");
+  }
+}
+
+static void test_shards(void) {
+  TEST("lens find --shard over 3 fields, joined by lens merge, is one process's detections.csv") {
+    const char *fields = W "/f1/field.fits " W "/f2/field.fits " W "/f3/field.fits";
+    CHECK(cli_lens("sim --preset euclid-lensfinding --field 200 --lenses 1 --others 6 --seed 103 --out " W "/f3 2>/dev/null") == 0, "third field");
+    /* distinct names for the maps: one folder per field is the common case, so copy under new names */
+    CHECK(cli_lens("find --model " MODEL " --threshold 0.2 --out " W "/all %s 2>" W "/err.txt", fields) == 2 && cli_file_has(W "/err.txt", "distinct"),
+          "fields of the same file name are refused");
+    CHECK(cli_shell("cp " W "/f1/field.fits " W "/a.fits && cp " W "/f2/field.fits " W "/b.fits && cp " W "/f3/field.fits " W "/c.fits") == 0, "copies");
+    CHECK(cli_lens("find --model " MODEL " --threshold 0.2 --out " W "/all " W "/a.fits " W "/b.fits " W "/c.fits 2>/dev/null") == 0, "one process");
+    CHECK(cli_lens("find --model " MODEL " --threshold 0.2 --shard 0/2 --out " W "/s0 " W "/a.fits " W "/b.fits " W "/c.fits 2>/dev/null") == 0, "shard 0");
+    CHECK(cli_lens("find --model " MODEL " --threshold 0.2 --shard 1/2 --threads 1 --out " W "/s1 " W "/a.fits " W "/b.fits " W "/c.fits 2>/dev/null") == 0, "shard 1");
+    CHECK(cli_file_has(W "/s0/shard.json", "\"command\": \"find\"") && cli_file_has(W "/s0/shard.json", "detections.csv"), "manifest");
+    CHECK(check_file_exists(W "/s0/pmap_a.npy") && !check_file_exists(W "/s0/pmap_b.npy") && check_file_exists(W "/s1/pmap_c.npy"), "contiguous blocks: [0,1) and [1,3)");
+    CHECK(cli_lens("merge --out " W "/merged " W "/s1 " W "/s0 2>/dev/null") == 0, "merge");
+    CHECK(cli_same_file(W "/all/detections.csv", W "/merged/detections.csv"), "merged detections differ from one process's");
+    CHECK(cli_lens("merge --out " W "/merged2 " W "/s1 2>" W "/err.txt") == 1 && cli_file_has(W "/err.txt", "shard 0/2"), "a missing shard is named");
+    CHECK(cli_lens("find --model " MODEL " --threshold 0.2 --shard 1/2 --skip-done --out " W "/s1 " W "/a.fits " W "/b.fits " W "/c.fits 2>" W "/err.txt") == 0 &&
+          cli_file_has(W "/err.txt", "already done"), "--skip-done");
+    CHECK(cli_lens("find --model " MODEL " --threshold 0.3 --shard 0/2 --out " W "/s0x " W "/a.fits " W "/b.fits " W "/c.fits 2>/dev/null") == 0 &&
+          cli_lens("merge --out " W "/merged3 " W "/s0x " W "/s1 2>" W "/err.txt") == 1 && cli_file_has(W "/err.txt", "same run"), "shards of other options are refused");
+  }
+}
+
+static void test_bad_input(void) {
+  TEST("bad fields: one band for a 4-band model, smaller than the window, missing; usage errors") {
+    lensnet_tensor t;
+    lensnet_error err;
+    float *z = (float *)calloc(4 * 100 * 100, sizeof(float));
+    memset(&t, 0, sizeof t);
+    t.ndim = 2; t.shape[0] = 100; t.shape[1] = 100; t.data = z;
+    lensnet_npy_write(W "/flat.npy", &t, &err);
+    lensnet_fits_write(W "/flat.fits", &t, &err);
+    t.ndim = 3; t.shape[0] = 4; t.shape[1] = 40; t.shape[2] = 40;
+    lensnet_npy_write(W "/small.npy", &t, &err);
+    free(z);
+    CHECK(cli_lens("find --model " MODEL " --out " W "/bad " W "/flat.npy 2>" W "/err.txt") == 1 && cli_file_has(W "/err.txt", "flat.npy") &&
+          cli_file_has(W "/err.txt", "1 band(s) but the model takes 4"), "a 2-D field");
+    CHECK(cli_lens("find --model " MODEL " --out " W "/bad " W "/flat.fits 2>" W "/err.txt") == 1 && cli_file_has(W "/err.txt", "1 band(s)"), "a 2-D FITS field");
+    CHECK(cli_lens("find --model " MODEL " --out " W "/bad " W "/small.npy 2>" W "/err.txt") == 1 && cli_file_has(W "/err.txt", "smaller than the model's 66x66 window"),
+          "a field smaller than the window");
+    CHECK(cli_lens("find --model " MODEL " --out " W "/bad " W "/missing.fits 2>" W "/err.txt") == 1 && cli_file_has(W "/err.txt", "missing.fits"), "a missing file");
+    CHECK(!check_file_exists(W "/bad/detections.csv") && !check_file_exists(W "/bad/detections.csv.tmp"), "nothing left behind");
+    CHECK(cli_lens("find --model " W "/missing.safetensors --out " W "/bad " W "/a.fits 2>/dev/null") == 1, "a missing model");
+    CHECK(cli_lens("find --out " W "/bad " W "/a.fits 2>/dev/null") == 2, "no --model");
+    CHECK(cli_lens("find --model " MODEL " --out " W "/bad 2>/dev/null") == 2, "no field");
+    CHECK(cli_lens("find --model " MODEL " --stride 0 --out " W "/bad " W "/a.fits 2>/dev/null") == 2, "--stride 0");
+    CHECK(cli_lens("find --model " MODEL " --threshold 2 --out " W "/bad " W "/a.fits 2>/dev/null") == 2, "--threshold 2");
+    CHECK(cli_lens("find --model " MODEL " --channels 0,1 --out " W "/bad " W "/a.fits 2>" W "/err.txt") == 2 && cli_file_has(W "/err.txt", "channel"), "--channels of 2 for 4");
+    CHECK(cli_lens("find --model " MODEL " --skip-done --out " W "/bad " W "/a.fits 2>/dev/null") == 2, "--skip-done without --shard");
+    CHECK(cli_lens("find --model " MODEL " --out " W "/bad.csv " W "/a.fits 2>/dev/null") == 2, "--out with an extension");
+  }
+}
+
+int main(void) {
+  if (!cli_have_lens()) return check_summary();
+  cli_shell("rm -rf " W " && mkdir -p " W);
+  test_sim_field();
+  test_find();
+  test_shards();
+  test_bad_input();
+  return check_summary();
+}

@@ -1,0 +1,412 @@
+/* Finding lenses in fields, the library half: the TAN WCS (lensnet_fits_wcs,
+ * lensnet_wcs_pixel_to_world) against the gnomonic formulas written out independently here,
+ * FITS files with extra cards, the scan (lensnet_scan_map / lensnet_scan_detect) with a tiny
+ * model whose score peaks on a bright blob, and the field simulator (lenssim_field_*). */
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#define LENSSIM_IMPLEMENTATION
+#include "lenssim.h"
+#include "check.h"
+#include <string.h>
+
+#define PI 3.14159265358979323846
+#define W "build/test_find"
+
+/* RA, Dec of the tangent-plane point (xi, eta) (degrees, east and north) about (ra0, dec0): the
+ * inverse gnomonic projection as map-projection texts state it (Snyder 1987, eq. 22-14, 22-15
+ * with rho = |(xi, eta)| in radians, c = atan(rho)), not the native-spherical route of the library. */
+static void gnomonic_inverse(double ra0, double dec0, double xi, double eta, double *ra, double *dec) {
+  double x = xi * PI / 180, y = eta * PI / 180, rho = sqrt(x * x + y * y), c = atan(rho), d0 = dec0 * PI / 180;
+  if (rho == 0) { *ra = ra0; *dec = dec0; return; }
+  *dec = asin(cos(c) * sin(d0) + y * sin(c) * cos(d0) / rho) * 180 / PI;
+  *ra = ra0 + atan2(x * sin(c), rho * cos(d0) * cos(c) - y * sin(d0) * sin(c)) * 180 / PI;
+  *ra = fmod(*ra + 360.0, 360.0);
+}
+
+/* The angle between two directions, arcsec. */
+static double separation(double ra1, double dec1, double ra2, double dec2) {
+  double a1 = ra1 * PI / 180, d1 = dec1 * PI / 180, a2 = ra2 * PI / 180, d2 = dec2 * PI / 180;
+  double c = sin(d1) * sin(d2) + cos(d1) * cos(d2) * cos(a1 - a2);
+  return acos(c > 1 ? 1 : c) * 180 / PI * 3600;
+}
+
+static void test_gnomonic(void) {
+  lensnet_wcs w;
+  double ra, dec, want_ra, want_dec;
+  TEST("the reference pixel maps to CRVAL") {
+    memset(&w, 0, sizeof w);
+    w.crpix[0] = 300.5; w.crpix[1] = 300.5; w.crval[0] = 150.0; w.crval[1] = 2.2;
+    w.cd[0][0] = -0.3 / 3600; w.cd[1][1] = 0.3 / 3600;
+    lensnet_wcs_pixel_to_world(&w, 299.5, 299.5, &ra, &dec); /* 0-based: FITS pixel (300.5, 300.5) */
+    CHECK(fabs(ra - 150.0) < 1e-12 && fabs(dec - 2.2) < 1e-12, "CRPIX -> (%.12f, %.12f)", ra, dec);
+  }
+  TEST("a known offset: 1 degree north of (10, 0) on the tangent plane is atan(pi/180) of arc") {
+    memset(&w, 0, sizeof w);
+    w.crpix[0] = 1; w.crpix[1] = 1; w.crval[0] = 10; w.crval[1] = 0;
+    w.cd[0][0] = -1.0 / 3600; w.cd[1][1] = 1.0 / 3600;
+    lensnet_wcs_pixel_to_world(&w, 0, 3600, &ra, &dec);
+    /* hand-computed: atan(0.0174532925) = 0.01745152 rad = 0.99989846 deg */
+    CHECK(fabs(ra - 10) < 1e-9 && fabs(dec - 0.99989846) < 1e-7, "(%.9f, %.9f)", ra, dec);
+    lensnet_wcs_pixel_to_world(&w, 3600, 0, &ra, &dec); /* +x is west with CD1_1 < 0 */
+    CHECK(fabs(ra - (10 - 0.99989846)) < 1e-7 && fabs(dec) < 1e-12, "(%.9f, %.9f)", ra, dec);
+  }
+  TEST("a rotated CD matrix at declination 75 agrees with the textbook inverse gnomonic") {
+    double rot = 30 * PI / 180, s = 0.3 / 3600, px = 1234.0, py = -456.0, xi, eta, sep;
+    memset(&w, 0, sizeof w);
+    w.crpix[0] = 100; w.crpix[1] = 200; w.crval[0] = 359.9; w.crval[1] = 75;
+    w.cd[0][0] = -s * cos(rot); w.cd[0][1] = s * sin(rot); w.cd[1][0] = s * sin(rot); w.cd[1][1] = s * cos(rot);
+    lensnet_wcs_pixel_to_world(&w, px - 1, py - 1, &ra, &dec);
+    xi = w.cd[0][0] * (px - w.crpix[0]) + w.cd[0][1] * (py - w.crpix[1]);
+    eta = w.cd[1][0] * (px - w.crpix[0]) + w.cd[1][1] * (py - w.crpix[1]);
+    gnomonic_inverse(w.crval[0], w.crval[1], xi, eta, &want_ra, &want_dec); /* x' runs east, as xi */
+    sep = separation(ra, dec, want_ra, want_dec);
+    CHECK(sep < 1e-6, "(%.9f, %.9f) vs (%.9f, %.9f): %.3g arcsec", ra, dec, want_ra, want_dec, sep);
+    CHECK(ra >= 0 && ra < 360, "RA wrapped into [0, 360): %.9f", ra);
+  }
+  TEST("the pole: a field at declination 89.99 across the pole") {
+    memset(&w, 0, sizeof w);
+    w.crpix[0] = 1; w.crpix[1] = 1; w.crval[0] = 45; w.crval[1] = 89.99;
+    w.cd[0][0] = -1.0 / 3600; w.cd[1][1] = 1.0 / 3600;
+    lensnet_wcs_pixel_to_world(&w, 0, 72, &ra, &dec); /* 72 arcsec north: 0.01 deg past... on the pole */
+    gnomonic_inverse(45, 89.99, 0, 72.0 / 3600, &want_ra, &want_dec);
+    CHECK(fabs(dec - want_dec) < 1e-9, "dec %.9f vs %.9f", dec, want_dec);
+    CHECK(separation(ra, dec, want_ra, want_dec) < 1e-6, "on the sky: %.3g arcsec", separation(ra, dec, want_ra, want_dec));
+  }
+}
+
+/* A FITS cube with WCS cards written and read back. */
+static void test_fits_cards(void) {
+  float data[2 * 3 * 4];
+  lensnet_tensor t, back;
+  lensnet_fits_card cards[10];
+  lensnet_wcs w;
+  lensnet_error err;
+  char v[80];
+  size_t i;
+  double ra, dec, ra2, dec2;
+  for (i = 0; i < 24; i++) data[i] = (float)i * 0.5f;
+  memset(&t, 0, sizeof t);
+  t.ndim = 3; t.shape[0] = 2; t.shape[1] = 3; t.shape[2] = 4; t.data = data;
+  cards[0].key = "CTYPE1"; cards[0].value = "'RA---TAN'"; cards[0].comment = "gnomonic";
+  cards[1].key = "CTYPE2"; cards[1].value = "'DEC--TAN'"; cards[1].comment = NULL;
+  cards[2].key = "CRPIX1"; cards[2].value = "2.5"; cards[2].comment = NULL;
+  cards[3].key = "CRPIX2"; cards[3].value = "2"; cards[3].comment = NULL;
+  cards[4].key = "CRVAL1"; cards[4].value = "210.25"; cards[4].comment = NULL;
+  cards[5].key = "CRVAL2"; cards[5].value = "-60.5"; cards[5].comment = NULL;
+  cards[6].key = "CDELT1"; cards[6].value = "-8.333333333333E-05"; cards[6].comment = NULL;
+  cards[7].key = "CDELT2"; cards[7].value = "8.333333333333E-05"; cards[7].comment = NULL;
+  cards[8].key = "CROTA2"; cards[8].value = "20"; cards[8].comment = NULL;
+  cards[9].key = "OBJECT"; cards[9].value = "'a test field with a long name'"; cards[9].comment = "free text";
+  TEST("lensnet_fits_write_cards: the cube and every card read back") {
+    CHECK(lensnet_fits_write_cards(W "_cards.fits", &t, cards, 10, &err) == LENSNET_OK, "write: %s", err.message);
+    CHECK(lensnet_fits_read(W "_cards.fits", -1, &back, &err) == LENSNET_OK, "read: %s", err.message);
+    CHECK(back.ndim == 3 && back.shape[0] == 2 && back.shape[1] == 3 && back.shape[2] == 4 && !memcmp(back.data, data, sizeof data), "the cube");
+    lensnet_tensor_free(&back);
+    CHECK(lensnet_fits_header_value(W "_cards.fits", 0, "CTYPE2", v, sizeof v, &err) == LENSNET_OK && !strcmp(v, "DEC--TAN"), "CTYPE2 '%s'", v);
+    CHECK(lensnet_fits_header_value(W "_cards.fits", 0, "OBJECT", v, sizeof v, &err) == LENSNET_OK && !strcmp(v, "a test field with a long name"), "OBJECT '%s'", v);
+    CHECK(lensnet_fits_header_value(W "_cards.fits", 0, "CDELT1", v, sizeof v, &err) == LENSNET_OK && atof(v) == -8.333333333333E-05, "CDELT1 '%s'", v);
+  }
+  TEST("lensnet_fits_wcs: CDELT with CROTA2 becomes the rotated CD matrix") {
+    double s = 8.333333333333E-05, r = 20 * PI / 180;
+    CHECK(lensnet_fits_wcs(W "_cards.fits", -1, &w, &err) == LENSNET_OK, "wcs: %s", err.message);
+    CHECK(fabs(w.cd[0][0] + s * cos(r)) < 1e-15 && fabs(w.cd[0][1] + s * sin(r)) < 1e-15 && fabs(w.cd[1][0] + s * sin(r)) < 1e-15 &&
+          fabs(w.cd[1][1] - s * cos(r)) < 1e-15, "CD = [[%g %g] [%g %g]]", w.cd[0][0], w.cd[0][1], w.cd[1][0], w.cd[1][1]);
+    lensnet_wcs_pixel_to_world(&w, 1.5, 1, &ra, &dec);
+    CHECK(fabs(ra - 210.25) < 1e-12 && fabs(dec + 60.5) < 1e-12, "CRPIX (2.5, 2) is array (1.5, 1): (%.12f, %.12f)", ra, dec);
+    lensnet_wcs_pixel_to_world(&w, 3, 2, &ra, &dec);
+    {
+      double xi = w.cd[0][0] * 1.5 + w.cd[0][1] * 1, eta = w.cd[1][0] * 1.5 + w.cd[1][1] * 1;
+      gnomonic_inverse(210.25, -60.5, xi, eta, &ra2, &dec2);
+    }
+    CHECK(separation(ra, dec, ra2, dec2) < 1e-6, "off the reference pixel: %.3g arcsec", separation(ra, dec, ra2, dec2));
+  }
+  TEST("bad cards are refused and nothing is written") {
+    lensnet_fits_card bad = {"NAXIS1", "5", NULL};
+    remove(W "_bad.fits");
+    CHECK(lensnet_fits_write_cards(W "_bad.fits", &t, &bad, 1, &err) == LENSNET_ERR_ARG && strstr(err.message, "NAXIS1"), "NAXIS1: %s", err.message);
+    bad.key = "ctype1"; bad.value = "'x'";
+    CHECK(lensnet_fits_write_cards(W "_bad.fits", &t, &bad, 1, &err) == LENSNET_ERR_ARG, "a lower-case key");
+    bad.key = "OBJECT"; bad.value = "'unterminated";
+    CHECK(lensnet_fits_write_cards(W "_bad.fits", &t, &bad, 1, &err) == LENSNET_ERR_ARG, "an unterminated string");
+    CHECK(!check_file_exists(W "_bad.fits"), "no file");
+  }
+  TEST("a file without a TAN WCS says so") {
+    CHECK(lensnet_fits_write(W "_plain.fits", &t, &err) == LENSNET_OK, "write");
+    CHECK(lensnet_fits_wcs(W "_plain.fits", -1, &w, &err) == LENSNET_ERR_ARG && strstr(err.message, "CTYPE1"), "%s", err.message);
+    cards[1].value = "'DEC--SIN'";
+    CHECK(lensnet_fits_write_cards(W "_sin.fits", &t, cards, 10, &err) == LENSNET_OK, "write");
+    CHECK(lensnet_fits_wcs(W "_sin.fits", -1, &w, &err) == LENSNET_ERR_ARG && strstr(err.message, "CTYPE2"), "%s", err.message);
+  }
+}
+
+/* A 2-band 9x9 model whose logit is k (matched filter of band 0 with a centred Gaussian) - b:
+ * it scores high when a blob sits at the window's centre. */
+static lensnet_model *blob_model(void) {
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  const lensnet_param *cw = NULL, *cb, *dw, *db;
+  int c, y, x;
+  if (lensnet_model_create("input 2 9 9\nconv2d name=c out=1 kernel=9\nflatten\ndense name=d out=1", &m, &err) != LENSNET_OK) {
+    CHECK(0, "model: %s", err.message);
+    return NULL;
+  }
+  cw = lensnet_model_param(m, "c.weight"); cb = lensnet_model_param(m, "c.bias");
+  dw = lensnet_model_param(m, "d.weight"); db = lensnet_model_param(m, "d.bias");
+  for (c = 0; c < 2; c++)
+    for (y = 0; y < 9; y++)
+      for (x = 0; x < 9; x++)
+        m->values[cw->offset + (size_t)(c * 81 + y * 9 + x)] = c == 0 ? (float)exp(-((x - 4) * (x - 4) + (y - 4) * (y - 4)) / 4.0) : 0.0f;
+  m->values[cb->offset] = 0;
+  m->values[dw->offset] = 1.0f;
+  m->values[db->offset] = -15.0f;
+  return m;
+}
+
+/* A blob of peak `amp` at (x0, y0) added to band 0 of a [2, h, w] image. */
+static void add_blob(float *img, size_t h, size_t w, double x0, double y0, double amp) {
+  size_t y, x;
+  for (y = 0; y < h; y++)
+    for (x = 0; x < w; x++) img[y * w + x] += (float)(amp * exp(-((x - x0) * (x - x0) + (y - y0) * (y - y0)) / 4.0));
+}
+
+/* A parallel-for that runs the items backwards, spread over 3 workers: a different order and
+ * worker for every item than the serial run. */
+static void reverse_run(void *user, size_t count, lensnet_task_fn task, void *ctx) {
+  size_t i;
+  (void)user;
+  for (i = count; i-- > 0;) task(ctx, i, i % 3);
+}
+
+static void test_scan(void) {
+  enum { H = 100, WD = 120 };
+  static float img[2 * H * WD], scaled[2 * H * WD];
+  lensnet_model *m = blob_model();
+  lensnet_scan_desc d;
+  lensnet_scan_grid g;
+  lensnet_detection det[64];
+  lensnet_error err;
+  lensnet_parallel par;
+  float *map, *map2;
+  size_t n, k, i;
+  if (!m) return;
+  memset(img, 0, sizeof img);
+  add_blob(img, H, WD, 30, 40, 3.0);
+  add_blob(img, H, WD, 90, 71, 3.0);
+  add_blob(img, H, WD, 60, 20, 1.0); /* too faint to pass 0.5 (p ~ 1.6e-4) */
+  for (i = 0; i < H * WD; i++) img[H * WD + i] = 1.0f; /* band 1 ignored by the model */
+  memset(&d, 0, sizeof d);
+  d.stride = 1;
+  TEST("the grid: (h - 9) / stride + 1 windows a side; smaller images and missing bands are refused") {
+    CHECK(lensnet_scan_grid_of(m, &d, 2, H, WD, &g, &err) == LENSNET_OK && g.rows == H - 8 && g.cols == WD - 8, "%lux%lu", (unsigned long)g.rows, (unsigned long)g.cols);
+    d.stride = 0;
+    CHECK(lensnet_scan_grid_of(m, &d, 2, H, WD, &g, &err) == LENSNET_OK && g.stride == 2 && g.rows == (H - 9) / 2 + 1, "default stride %lu", (unsigned long)g.stride);
+    CHECK(lensnet_scan_grid_of(m, &d, 2, 8, WD, &g, &err) == LENSNET_ERR_SHAPE && strstr(err.message, "smaller"), "%s", err.message);
+    CHECK(lensnet_scan_grid_of(m, &d, 1, H, WD, &g, &err) == LENSNET_ERR_SHAPE && strstr(err.message, "band"), "%s", err.message);
+    d.stride = 1;
+  }
+  lensnet_scan_grid_of(m, &d, 2, H, WD, &g, &err);
+  map = (float *)malloc(g.rows * g.cols * sizeof(float));
+  map2 = (float *)malloc(g.rows * g.cols * sizeof(float));
+  TEST("detections at the blobs, strongest first, the faint one under the threshold") {
+    CHECK(lensnet_scan_map(m, &d, img, 2, H, WD, map, &err) == LENSNET_OK, "map: %s", err.message);
+    n = lensnet_scan_detect(map, &g, &d, det, 64);
+    CHECK(n == 2, "%lu detections", (unsigned long)n);
+    for (k = 0; k < n && k < 2; k++) {
+      double ex = det[k].x < 60 ? 30 : 90, ey = det[k].x < 60 ? 40 : 71;
+      CHECK(fabs(det[k].x - ex) < 0.5 && fabs(det[k].y - ey) < 0.5, "detection %lu at (%.2f, %.2f), blob at (%g, %g)", (unsigned long)k, det[k].x, det[k].y, ex, ey);
+      CHECK(det[k].p_lens >= 0.5f, "threshold respected: %g", det[k].p_lens);
+    }
+    CHECK(n < 2 || det[0].p_lens >= det[1].p_lens, "strongest first");
+    /* the map's own window centres: window (row, col) centred at (col + 4, row + 4) */
+    CHECK(det[0].row + 4 == (size_t)(det[0].y + 0.5) && det[0].col + 4 == (size_t)(det[0].x + 0.5), "window of the peak");
+  }
+  TEST("the threshold: none above 0.999, the faint blob too with 1e-5") {
+    d.threshold = 0.999;
+    CHECK(lensnet_scan_detect(map, &g, &d, det, 64) == 0, "none above 0.999");
+    d.threshold = 1e-5;
+    n = lensnet_scan_detect(map, &g, &d, det, 64);
+    CHECK(n == 3, "%lu detections at 1e-5", (unsigned long)n);
+    for (k = 0; k < n; k++) CHECK(det[k].p_lens >= 1e-5f, "p %g", det[k].p_lens);
+    d.threshold = 0;
+  }
+  TEST("non-maximum suppression: a radius wider than the blobs' distance keeps one") {
+    d.nms_radius = 100;
+    n = lensnet_scan_detect(map, &g, &d, det, 64);
+    CHECK(n == 1 && det[0].p_lens >= 0.5f, "%lu detections", (unsigned long)n);
+    d.nms_radius = 0;
+  }
+  TEST("a stride of 4: the centroid refines positions between window centres; --no-refine keeps them") {
+    lensnet_scan_grid g4;
+    float map4[40 * 40];
+    d.stride = 4;
+    d.threshold = 1e-3; /* windows miss the blobs by up to 2 px each way: lower peaks */
+    CHECK(lensnet_scan_grid_of(m, &d, 2, H, WD, &g4, &err) == LENSNET_OK && g4.rows * g4.cols <= 40 * 40, "grid");
+    CHECK(lensnet_scan_map(m, &d, img, 2, H, WD, map4, &err) == LENSNET_OK, "map");
+    n = lensnet_scan_detect(map4, &g4, &d, det, 64);
+    CHECK(n == 2, "%lu detections", (unsigned long)n);
+    for (k = 0; k < n && k < 2; k++) {
+      double ex = det[k].x < 60 ? 30 : 90, ey = det[k].x < 60 ? 40 : 71;
+      CHECK(fabs(det[k].x - ex) <= 1.5 && fabs(det[k].y - ey) <= 1.5, "refined (%.2f, %.2f) vs (%g, %g)", det[k].x, det[k].y, ex, ey);
+    }
+    d.no_refine = 1;
+    n = lensnet_scan_detect(map4, &g4, &d, det, 64);
+    for (k = 0; k < n; k++) CHECK(fmod(det[k].x - 4, 4) == 0 && fmod(det[k].y - 4, 4) == 0, "window centre (%g, %g)", det[k].x, det[k].y);
+    d.no_refine = 0;
+    d.stride = 1;
+    d.threshold = 0;
+  }
+  TEST("the map does not depend on the order of windows or the workers") {
+    par.run = reverse_run; par.user = NULL; par.workers = 3;
+    d.parallel = &par;
+    CHECK(lensnet_scan_map(m, &d, img, 2, H, WD, map2, &err) == LENSNET_OK, "map: %s", err.message);
+    CHECK(!memcmp(map, map2, g.rows * g.cols * sizeof(float)), "maps differ");
+    d.parallel = NULL;
+  }
+  TEST("minmax: each window scaled on its own, so the map ignores a gain and an offset of the field") {
+    float a[2 * 9 * 9];
+    d.minmax = 1;
+    for (i = 0; i < 2 * H * WD; i++) scaled[i] = img[i] * 7.0f + 3.0f;
+    CHECK(lensnet_scan_map(m, &d, img, 2, H, WD, map, &err) == LENSNET_OK && lensnet_scan_map(m, &d, scaled, 2, H, WD, map2, &err) == LENSNET_OK, "maps");
+    /* float rounding of 7x + 3 before the scaling: ~1e-7 relative, times a logit slope of up to ~80 */
+    CHECK(check_max_abs_diff(map, map2, g.rows * g.cols) < 1e-4, "diff %g", check_max_abs_diff(map, map2, g.rows * g.cols));
+    /* window (31, 21) through lensnet_cutout_prepare gives the same score */
+    {
+      lensnet_cutout_desc cd;
+      float win[2 * 9 * 9], out;
+      size_t c, y;
+      memset(&cd, 0, sizeof cd);
+      cd.minmax = 1;
+      for (c = 0; c < 2; c++)
+        for (y = 0; y < 9; y++) memcpy(win + c * 81 + y * 9, img + c * H * WD + (31 + y) * WD + 21, 9 * sizeof(float));
+      CHECK(lensnet_cutout_prepare(m, &cd, win, 2, 9, 9, a, NULL, &err) == LENSNET_OK, "cutout");
+      lensnet_model_forward(m, 1, a, &out, NULL, &err);
+      CHECK(fabsf((float)lensnet_lens_probability(&out, 1, 0) - map[31 * g.cols + 21]) < 1e-6f, "same as a prepared cutout");
+    }
+    d.minmax = 0;
+  }
+  free(map);
+  free(map2);
+  lensnet_model_free(m);
+}
+
+/* lenssim_field: reproducible, objects where the truth says, lenses apart. */
+static void test_field(void) {
+  lenssim_field f;
+  lenssim_field_config c;
+  lenssim_field_object objects[16], again[16];
+  lenssim_label labels[16];
+  lenssim_error err;
+  float *a, *b, *stamp;
+  double *sum;
+  size_t k, j, n, plane;
+  memset(&c, 0, sizeof c);
+  c.size = 240; c.lenses = 3; c.others = 9;
+  TEST("lenssim_field_init: defaults and refusals") {
+    lenssim_field_config bad = c;
+    CHECK(lenssim_field_init(&f, &c, 11, &err) == LENSSIM_OK && f.object_count == 12 && f.stamp == 66 && f.channels == 4 && fabs(f.pixel_scale - 0.3) < 1e-12,
+          "init: %s", err.message);
+    bad.size = 50;
+    CHECK(lenssim_field_init(&f, &bad, 11, &err) == LENSSIM_ERR_RANGE, "smaller than a stamp");
+    bad = c;
+    bad.population.preset = LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE;
+    CHECK(lenssim_field_init(&f, &bad, 11, &err) == LENSSIM_ERR_ARG, "a preset without non-lenses");
+    bad = c;
+    bad.lenses = 30;
+    lenssim_field_init(&f, &bad, 11, &err);
+    {
+      lenssim_field_object *many = (lenssim_field_object *)malloc(f.object_count * sizeof *many);
+      CHECK(lenssim_field_place(&f, many, &err) == LENSSIM_ERR_RANGE && strstr(err.message, "no room"), "30 lenses in 240 px: %s", err.message);
+      free(many);
+    }
+  }
+  lenssim_field_init(&f, &c, 11, &err);
+  n = f.object_count;
+  plane = (size_t)f.size * f.size;
+  a = (float *)malloc(lenssim_field_image_floats(&f) * sizeof(float));
+  b = (float *)malloc(lenssim_field_image_floats(&f) * sizeof(float));
+  TEST("the same seed gives the same field; stamps rendered out of order, added in order, too") {
+    CHECK(lenssim_field_render(&f, a, objects, labels, &err) == LENSSIM_OK, "render: %s", err.message);
+    sum = (double *)calloc(lenssim_field_image_floats(&f), sizeof(double));
+    stamp = (float *)malloc(n * lenssim_dataset_image_floats(&f.population) * sizeof(float));
+    CHECK(lenssim_field_place(&f, again, &err) == LENSSIM_OK, "place");
+    for (k = n; k-- > 0;) lenssim_field_render_object(&f, &again[k], stamp + k * lenssim_dataset_image_floats(&f.population), NULL, NULL, 0, &err);
+    for (k = 0; k < n; k++) lenssim_field_add(&f, &again[k], stamp + k * lenssim_dataset_image_floats(&f.population), sum);
+    lenssim_field_finish(&f, sum, b);
+    CHECK(!memcmp(a, b, lenssim_field_image_floats(&f) * sizeof(float)), "fields differ");
+    CHECK(!memcmp(objects, again, n * sizeof *objects), "truth differs");
+    free(sum);
+    free(stamp);
+  }
+  TEST("lenses first, at least a stamp apart; non-lenses half a stamp from lenses; all inside") {
+    size_t lenses = 0;
+    for (k = 0; k < n; k++) {
+      lenses += objects[k].label == 1;
+      CHECK((objects[k].label == 1) == (k < 3) && (labels[k].label == 1) == (k < 3), "object %lu's class", (unsigned long)k);
+      CHECK(objects[k].stamp_x >= 0 && objects[k].stamp_y >= 0 && objects[k].stamp_x + 66 <= 240 && objects[k].stamp_y + 66 <= 240, "inside");
+      for (j = 0; j < k && j < 3; j++) {
+        double dx = objects[k].stamp_x - objects[j].stamp_x, dy = objects[k].stamp_y - objects[j].stamp_y;
+        CHECK(sqrt(dx * dx + dy * dy) >= (k < 3 ? 66 : 33), "objects %lu and %lu %.1f px apart", (unsigned long)j, (unsigned long)k, sqrt(dx * dx + dy * dy));
+      }
+    }
+    CHECK(lenses == 3, "%lu lenses", (unsigned long)lenses);
+  }
+  TEST("the truth position is where the object's flux is: one lens alone, noise-free") {
+    lenssim_field_config one = c;
+    lenssim_field g;
+    lenssim_field_object o;
+    lenssim_label l;
+    float *field, *st;
+    size_t s, y, x, best = 0, ch, differ = 0;
+    double total = 0, stamp_total = 0;
+    one.lenses = 1; one.others = -1; one.population.noise_free = 1;
+    lenssim_field_init(&g, &one, 23, &err);
+    field = (float *)malloc(lenssim_field_image_floats(&g) * sizeof(float));
+    st = (float *)malloc(lenssim_dataset_image_floats(&g.population) * sizeof(float));
+    CHECK(g.object_count == 1 && lenssim_field_render(&g, field, &o, &l, &err) == LENSSIM_OK, "render: %s", err.message);
+    s = (size_t)g.stamp;
+    lenssim_dataset_sample(&g.population, o.index, st, &l, NULL, 0, &err);
+    for (ch = 0; ch < 4; ch++)
+      for (y = 0; y < s; y++)
+        for (x = 0; x < s; x++) {
+          float v = field[ch * plane + (o.stamp_y + y) * g.size + o.stamp_x + x];
+          differ += v != st[(ch * s + y) * s + x];
+          stamp_total += st[(ch * s + y) * s + x];
+        }
+    CHECK(differ == 0, "%lu pixels differ from the stamp at (stamp_x, stamp_y)", (unsigned long)differ);
+    for (k = 0; k < lenssim_field_image_floats(&g); k++) total += field[k];
+    CHECK(fabs(total - stamp_total) <= 1e-6 * fabs(stamp_total), "all the flux is the stamp's: %g vs %g", total, stamp_total);
+    for (k = 1; k < plane; k++) if (field[k] > field[best]) best = k; /* VIS */
+    CHECK(fabs((double)(best % g.size) - o.x) <= 2 && fabs((double)(best / g.size) - o.y) <= 2,
+          "brightest VIS pixel (%lu, %lu), truth (%.2f, %.2f)", (unsigned long)(best % g.size), (unsigned long)(best / g.size), o.x, o.y);
+    CHECK(fabs(o.x - (o.stamp_x + 32.5 + l.center_x / 0.3)) < 1e-9 && fabs(o.y - (o.stamp_y + 32.5 + l.center_y / 0.3)) < 1e-9, "the convention");
+    free(field);
+    free(st);
+  }
+  TEST("noise once over the field: the empty sky has the band's spread") {
+    lenssim_field_config empty = c;
+    lenssim_field g;
+    lenssim_field_object dummy;
+    double m = 0, v = 0;
+    float *field;
+    empty.lenses = -1; empty.others = -1;
+    lenssim_field_init(&g, &empty, 5, &err);
+    field = (float *)malloc(lenssim_field_image_floats(&g) * sizeof(float));
+    CHECK(g.object_count == 0 && lenssim_field_render(&g, field, &dummy, NULL, &err) == LENSSIM_OK, "render");
+    for (k = 0; k < plane; k++) m += field[k];
+    m /= (double)plane;
+    for (k = 0; k < plane; k++) v += (field[k] - m) * (field[k] - m);
+    v /= (double)plane;
+    CHECK(fabs(m) < 0.05 * sqrt(v) && v > 0, "VIS sky: mean %g, sd %g", m, sqrt(v));
+    free(field);
+  }
+  free(a);
+  free(b);
+}
+
+int main(void) {
+  test_gnomonic();
+  test_fits_cards();
+  test_scan();
+  test_field();
+  return check_summary();
+}

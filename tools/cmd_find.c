@@ -1,0 +1,330 @@
+/* lens find: lenses in survey fields, not centred cutouts.
+ *
+ * Each FIELD (a FITS image or cube [C,H,W], or a .npy [C,H,W] / [H,W]) is scanned with the
+ * model's input window (lensnet_scan_map: every window scored alone, min-max scaled per window
+ * when the model asks for it), and the map's peaks above --threshold, merged within --nms-radius,
+ * become detections (lensnet_scan_detect). Written into --out DIR:
+ *
+ *   DIR/detections.csv       field,x,y,ra,dec,p_lens: one row per detection, fields in the order
+ *                            given, strongest first within a field. x, y are field pixels, 0-based,
+ *                            pixel centres at integers (x the column, y the row of the array as
+ *                            stored: FITS pixel (x + 1, y + 1)); ra, dec in degrees from the
+ *                            header's TAN WCS (lensnet_fits_wcs), empty when it has none
+ *   DIR/pmap_NAME.npy        the p_lens map [rows, cols] of field NAME (its file name without the
+ *                            extension); window (row, col) is centred at (col S + (win - 1) / 2,
+ *                            row S + (win - 1) / 2)
+ *   DIR/overview_NAME.png    an asinh composite of the field with each detection's window drawn
+ *
+ * --shard I/N scans a contiguous block of the fields ([I n/N, (I+1) n/N) of the n given) and
+ * records it in DIR/shard.json (command "find", listing detections.csv); `lens merge` joins the
+ * shards' detections.csv in field order. Every file is written under a temporary name and
+ * renamed once complete. docs/find.md has the details and measured recovery. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include "lens_cmds.h"
+#include "lensviz.h"
+#include "pool.h"
+#include "cli.h"
+#include "shard.h"
+
+typedef struct {
+  char **fields;
+  int field_count;
+  const char *model_path, *out_dir;
+  size_t stride;
+  double threshold, nms_radius;
+  int no_refine;
+  lens_cutout_options cutout; /* --channels, --preprocess, --minmax, --hdu (no resize or crop: windows are the input size) */
+  size_t threads;
+  lens_shard shard;
+  int skip_done;
+} find_options;
+
+#define T find_options
+static const lens_option find_rows[] = {
+  LENS_ARGS(T, "FIELD", LENS_OPT_REQUIRED, fields, field_count, "a field: FITS image or cube [C,H,W], or .npy [C,H,W] ([H,W] for one band)"),
+  LENS_TEXT(T, "model", LENS_OPT_REQUIRED, model_path, NULL, "MODEL.safetensors", "the lens finder; its input size is the window"),
+  LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out_dir, NULL, "DIR", "folder for detections.csv, pmap_NAME.npy and overview_NAME.png"),
+  LENS_SIZE(T, "stride", stride, 1, 100000, 0, "S", "window step in pixels (default: a quarter of the window)"),
+  LENS_DOUBLE(T, "threshold", threshold, 0, 1, 0.5, "T", "least p_lens of a detection (default 0.5)"),
+  LENS_DOUBLE(T, "nms-radius", nms_radius, 0, 1e6, 0, "R", "detections closer than R pixels are merged into the strongest\n"
+              "(default: half the window)"),
+  LENS_FLAG(T, "no-refine", no_refine, "positions at window centres (default: the p_lens-weighted centroid of the peak\n"
+            "window and its neighbours)"),
+  LENS_CUSTOM(T, "channels", 0, cutout.channels, lens_parse_channels, "LIST", "field bands to feed the model, e.g. 0,2,3 (default: the first ones)"),
+  LENS_CHOICE(T, "preprocess", 0, cutout.preprocess, lens_preprocess_choices, LENS_PREPROCESS_UNSET, "P",
+              "minmax (each window scaled per band to [0,1]) or none;\n"
+              "default: the model's metadata 'preprocess', said on stderr"),
+  LENS_FLAG(T, "minmax", cutout.preprocess, "the same as --preprocess minmax"),
+  LENS_INT(T, "hdu", cutout.hdu, 0, 100000, -1, "K", "FITS HDU to read (default: the first holding an image)"),
+  LENS_SIZE(T, "threads", threads, 1, 256, 0, "N", "threads sharing the windows (default: the CPUs this process may use);\n"
+            "results do not depend on N"),
+  LENS_CUSTOM(T, "shard", 0, shard, lens_parse_shard, "I/N", "scan only shard I of N: fields [I n/N, (I+1) n/N) of the n given;\n"
+              "DIR/shard.json records it (lens merge joins shards)"),
+  LENS_FLAG(T, "skip-done", skip_done, "with --shard: do nothing if DIR already holds this shard, complete"),
+};
+#undef T
+static const lens_option_section find_sections[] = {{NULL, find_rows, sizeof find_rows / sizeof find_rows[0]}};
+static const lens_command_spec find_spec = {
+  "find", "usage: lens find --model MODEL.safetensors --out DIR [options] FIELD...\n",
+  "\nSlides the model's window over each field with step S, scores every window, and reports the\n"
+  "peaks of the p_lens map above T, merged within R pixels (docs/find.md).\n",
+  NULL, find_sections, 1,
+  "Output: DIR/detections.csv (field,x,y,ra,dec,p_lens; x, y 0-based pixels, pixel centres at\n"
+  "integers; ra, dec in degrees from a TAN WCS in the FITS header, else empty), DIR/pmap_NAME.npy\n"
+  "(the map) and DIR/overview_NAME.png for each field NAME. Exit status: 0 done, 1 failure\n"
+  "(a file), 2 usage error.\n"};
+
+typedef struct {
+  const find_options *o;
+  lensnet_model *model;
+  int minmax;
+  lens_pool *pool;
+  lensnet_parallel par;
+  FILE *csv;
+  char csv_path[4200], csv_tmp[4210], manifest_path[4200];
+  size_t first, end, detections;
+  lens_shard_manifest manifest;
+  int channel_note_shown, png_note_shown;
+} find_state;
+
+/* The field's name in output file names: its file name without folder and extension. */
+static void field_name(const char *path, char *name, size_t cap) {
+  const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *dot = strrchr(base, '.');
+  size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+  snprintf(name, cap, "%.*s", (int)(n < cap ? n : cap - 1), base);
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* The command line into o, with the checks that involve several options. 0, -1 after --help,
+ * or the exit status. */
+static int parse_options(int argc, char **argv, find_options *o) {
+  int rc, i, j;
+  memset(o, 0, sizeof *o);
+  if ((rc = lens_options_parse(&find_spec, argc, argv, o, NULL)) != 0) return rc;
+  if (lens_out_folder("--out", o->out_dir)) return LENS_EXIT_USAGE;
+  if (strlen(o->out_dir) > 4000) return lens_usage("find: --out path is too long");
+  if (o->skip_done && !o->shard.count) return lens_usage("find: --skip-done needs --shard I/N (a shard's manifest says when it is done)");
+  for (i = 0; i < o->field_count; i++) {
+    char a[512], b[512];
+    field_name(o->fields[i], a, sizeof a);
+    if (!a[0]) return lens_usage("find: %s: a field needs a file name", o->fields[i]);
+    for (j = 0; j < i; j++) {
+      field_name(o->fields[j], b, sizeof b);
+      if (!strcmp(a, b))
+        return lens_usage("find: %s and %s would both write pmap_%s.npy; give fields distinct file names", o->fields[j], o->fields[i], a);
+    }
+  }
+  if (!o->threads) o->threads = lens_pool_default_threads();
+  return 0;
+}
+
+/* Field `path` as [bands, h, w] into t (FITS: the --hdu image; .npy: [C,H,W], [H,W] or [1,C,H,W]). */
+static int read_field(const find_state *s, const char *path, lensnet_tensor *t, size_t *bands, size_t *h, size_t *w) {
+  lensnet_error err;
+  lensnet_result r = ends_with(path, ".npy") ? lensnet_npy_read(path, t, &err) : lensnet_fits_read(path, s->o->cutout.hdu, t, &err);
+  if (r != LENSNET_OK) return lens_fail_err(&err);
+  if (t->ndim == 2) { *bands = 1; *h = t->shape[0]; *w = t->shape[1]; }
+  else if (t->ndim == 3) { *bands = t->shape[0]; *h = t->shape[1]; *w = t->shape[2]; }
+  else if (t->ndim == 4 && t->shape[0] == 1) { *bands = t->shape[1]; *h = t->shape[2]; *w = t->shape[3]; }
+  else {
+    int ndim = t->ndim;
+    lensnet_tensor_free(t);
+    return lens_fail("%s: a field is an image [H,W] or a cube [C,H,W]; this array has %d dimensions", path, ndim);
+  }
+  return 0;
+}
+
+/* The scan's settings from the options and the model. */
+static lensnet_scan_desc scan_desc(const find_state *s) {
+  lensnet_scan_desc d;
+  memset(&d, 0, sizeof d);
+  d.stride = s->o->stride;
+  d.threshold = s->o->threshold > 0 ? s->o->threshold : -1.0; /* --threshold 0: every peak */
+  d.nms_radius = s->o->nms_radius;
+  d.no_refine = s->o->no_refine;
+  d.minmax = s->minmax;
+  d.channels = s->o->cutout.channel_count ? s->o->cutout.channels : NULL;
+  d.channel_count = s->o->cutout.channel_count;
+  d.parallel = s->o->threads > 1 ? &s->par : NULL;
+  return d;
+}
+
+/* DIR/overview_NAME.png: the field in asinh colours, each detection's window outlined. */
+static int write_overview(find_state *s, const char *name, const float *image, size_t bands, size_t h, size_t w,
+                          const lensnet_scan_grid *g, const lensnet_detection *det, size_t n) {
+  static const lensviz_color mark = {60, 255, 60};
+  lensviz_image pic;
+  lensnet_error err;
+  char path[4400];
+  size_t k;
+  int rc = 0;
+  if (!LENSVIZ_HAS_PNG) {
+    if (!s->png_note_shown) fprintf(stderr, "find: built without PNG support: no overview pictures\n");
+    s->png_note_shown = 1;
+    return 0;
+  }
+  if (lensviz_image_alloc(&pic, w, h, &err) != LENSNET_OK) return lens_fail("%s: overview: %s", name, err.message);
+  /* bands run from blue to red in lens sim's cubes (VIS, Y, J, H) */
+  lensviz_asinh_bands(image, bands, h, w, 8.0f, 0.0f, &pic);
+  for (k = 0; k < n; k++) {
+    char text[16];
+    long x0 = (long)(det[k].x - 0.5 * (double)(g->win_w - 1) + 0.5), y0 = (long)(det[k].y - 0.5 * (double)(g->win_h - 1) + 0.5);
+    lensviz_draw_rect(&pic, x0, y0, (long)g->win_w, (long)g->win_h, mark);
+    snprintf(text, sizeof text, "%.2f", det[k].p_lens);
+    lensviz_draw_text(&pic, x0 + 2, y0 + 2, text, 1, mark);
+  }
+  snprintf(path, sizeof path, "%s/overview_%s.png", s->o->out_dir, name);
+  if (lensviz_png_write(path, &pic, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  lensviz_image_free(&pic);
+  return rc;
+}
+
+/* One detections.csv row per detection; ra, dec when the field has a TAN WCS. */
+static int write_rows(find_state *s, const char *path, const lensnet_detection *det, size_t n) {
+  lensnet_wcs wcs;
+  lensnet_error err;
+  size_t k;
+  int has_wcs = !ends_with(path, ".npy") && lensnet_fits_wcs(path, s->o->cutout.hdu, &wcs, &err) == LENSNET_OK;
+  if (!ends_with(path, ".npy") && !has_wcs) fprintf(stderr, "find: %s: ra, dec left empty (%s)\n", path, err.message);
+  for (k = 0; k < n; k++) {
+    fprintf(s->csv, "%s,%.3f,%.3f,", path, det[k].x, det[k].y);
+    if (has_wcs) {
+      double ra, dec;
+      lensnet_wcs_pixel_to_world(&wcs, det[k].x, det[k].y, &ra, &dec);
+      fprintf(s->csv, "%.7f,%.7f,", ra, dec);
+    } else fputs(",,", s->csv);
+    fprintf(s->csv, "%.6f\n", det[k].p_lens);
+  }
+  return ferror(s->csv) ? lens_fail("%s: write failed (disk full?)", s->csv_tmp) : 0;
+}
+
+/* A scan failure: shape problems are the field's (exit 1), channel lists the user's (exit 2). */
+static int scan_failure(const char *path, const lensnet_error *err) {
+  if (err->result == LENSNET_ERR_ARG && strstr(err->message, "channel list")) return lens_usage("%s: --channels: %s", path, err->message);
+  return lens_fail("%s: %s", path, err->message);
+}
+
+/* Field `path`: its map, detections, rows and pictures. */
+static int find_in_field(find_state *s, const char *path) {
+  lensnet_tensor t;
+  lensnet_error err;
+  lensnet_scan_desc d = scan_desc(s);
+  lensnet_scan_grid g;
+  lensnet_detection *det = NULL;
+  float *map = NULL;
+  size_t bands = 0, h = 0, w = 0, n = 0;
+  char name[512], map_path[4600];
+  int rc;
+  if ((rc = read_field(s, path, &t, &bands, &h, &w)) != 0) return rc;
+  field_name(path, name, sizeof name);
+  if (lensnet_scan_grid_of(s->model, &d, bands, h, w, &g, &err) != LENSNET_OK) rc = scan_failure(path, &err);
+  if (!rc && !d.channels && bands > s->model->in_c && !s->channel_note_shown) {
+    fprintf(stderr, "find: the fields have %lu bands and the model takes %lu: bands 0-%lu are used (--channels chooses)\n",
+            (unsigned long)bands, (unsigned long)s->model->in_c, (unsigned long)s->model->in_c - 1);
+    s->channel_note_shown = 1;
+  }
+  if (!rc && (!(map = (float *)malloc(g.rows * g.cols * sizeof(float))) || !(det = (lensnet_detection *)malloc(g.rows * g.cols * sizeof *det))))
+    rc = lens_fail("%s: out of memory for a %lux%lu map", path, (unsigned long)g.rows, (unsigned long)g.cols);
+  if (!rc && lensnet_scan_map(s->model, &d, t.data, bands, h, w, map, &err) != LENSNET_OK) rc = scan_failure(path, &err);
+  if (!rc) n = lensnet_scan_detect(map, &g, &d, det, g.rows * g.cols);
+  if (!rc) {
+    lensnet_tensor m;
+    memset(&m, 0, sizeof m);
+    m.ndim = 2;
+    m.shape[0] = g.rows;
+    m.shape[1] = g.cols;
+    m.data = map;
+    snprintf(map_path, sizeof map_path, "%s/pmap_%s.npy", s->o->out_dir, name);
+    if (lensnet_npy_write(map_path, &m, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  }
+  if (!rc) rc = write_rows(s, path, det, n);
+  if (!rc) rc = write_overview(s, name, t.data, bands, h, w, &g, det, n);
+  if (!rc) {
+    s->detections += n;
+    fprintf(stderr, "find: %s: %lux%lu, %lu windows (stride %lu), %lu detection%s\n", path, (unsigned long)w, (unsigned long)h,
+            (unsigned long)(g.rows * g.cols), (unsigned long)g.stride, (unsigned long)n, n == 1 ? "" : "s");
+  }
+  free(map);
+  free(det);
+  lensnet_tensor_free(&t);
+  return rc;
+}
+
+/* --shard: the manifest this run will write, and whether --skip-done finds it there already. A
+ * stale manifest goes before any output is touched. */
+static int shard_start(find_state *s, int argc, char **argv, int *done) {
+  lens_shard_manifest *m = &s->manifest;
+  *done = 0;
+  lens_shard_range(&s->o->shard, (size_t)s->o->field_count, &s->first, &s->end);
+  if (!s->o->shard.count) return 0;
+  snprintf(s->manifest_path, sizeof s->manifest_path, "%s/shard.json", s->o->out_dir);
+  snprintf(m->command, sizeof m->command, "find");
+  lens_shard_run_id(argc, argv, m->run);
+  m->shard = s->o->shard.index;
+  m->shards = s->o->shard.count;
+  m->first = s->first;
+  m->end = s->end;
+  m->total = (size_t)s->o->field_count;
+  m->nfiles = 1;
+  snprintf(m->files[0], sizeof m->files[0], "detections.csv");
+  if (s->o->skip_done && lens_shard_done(s->manifest_path, s->o->out_dir, m)) {
+    fprintf(stderr, "find: shard %lu/%lu (fields [%lu, %lu)) already done in %s, skipped\n", (unsigned long)m->shard,
+            (unsigned long)m->shards, (unsigned long)m->first, (unsigned long)m->end, s->o->out_dir);
+    *done = 1;
+    return 0;
+  }
+  if (remove(s->manifest_path) != 0 && errno != ENOENT) return lens_fail("find: cannot remove the old %s: %s", s->manifest_path, strerror(errno));
+  return 0;
+}
+
+/* The model, its normalisation, the threads. */
+static int open_model(find_state *s) {
+  lensnet_error err;
+  if (lensnet_model_load(s->o->model_path, &s->model, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if ((s->minmax = lens_preprocess_resolve(s->model, s->o->cutout.preprocess)) < 0) return LENS_EXIT_FAIL;
+  if (s->o->threads > 1) {
+    if (!(s->pool = lens_pool_create(s->o->threads))) return lens_fail("find: cannot start threads");
+    s->par = lens_pool_parallel(s->pool);
+  }
+  return 0;
+}
+
+int lens_cmd_find(int argc, char **argv) {
+  find_options o;
+  find_state s;
+  size_t i;
+  double t0 = lens_seconds();
+  int done = 0, rc = parse_options(argc, argv, &o);
+  if (rc) return rc < 0 ? 0 : rc;
+  memset(&s, 0, sizeof s);
+  s.o = &o;
+  rc = lens_make_dirs(o.out_dir) ? LENS_EXIT_FAIL : 0;
+  if (!rc) rc = shard_start(&s, argc, argv, &done);
+  if (!rc && !done) rc = open_model(&s);
+  if (!rc && !done) {
+    snprintf(s.csv_path, sizeof s.csv_path, "%s/detections.csv", o.out_dir);
+    if (!(s.csv = lens_text_open(s.csv_path, s.csv_tmp, sizeof s.csv_tmp))) rc = LENS_EXIT_FAIL;
+    else fputs("field,x,y,ra,dec,p_lens\n", s.csv);
+  }
+  for (i = s.first; i < s.end && !rc && !done; i++) rc = find_in_field(&s, o.fields[i]);
+  if (s.csv) {
+    if (!rc) rc = lens_text_commit(s.csv, s.csv_tmp, s.csv_path);
+    else lens_text_discard(s.csv, s.csv_tmp);
+  }
+  if (!rc && !done && o.shard.count) rc = lens_shard_manifest_write(s.manifest_path, &s.manifest);
+  if (!rc && !done)
+    fprintf(stderr, "find: %lu field%s, %lu detection%s in %.1f s (%lu threads) -> %s\n", (unsigned long)(s.end - s.first),
+            s.end - s.first == 1 ? "" : "s", (unsigned long)s.detections, s.detections == 1 ? "" : "s", lens_seconds() - t0,
+            (unsigned long)o.threads, o.out_dir);
+  lensnet_model_free(s.model);
+  lens_pool_free(s.pool);
+  return rc;
+}
