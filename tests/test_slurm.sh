@@ -1,7 +1,8 @@
 #!/bin/sh
 # make test-slurm: the job-array scripts of tools/slurm under a real Slurm, a one-node cluster
 # started here (munged, slurmctld and slurmd on this machine, private ports, state in a temporary
-# folder). A small survey is simulated and scored as arrays of 4 shards; the merged outputs must
+# folder). A small survey is simulated and scored as arrays of 4 shards, and 4 fields searched
+# as 2; the merged outputs must
 # equal one process's byte for byte, also when one task is killed part-way and requeued, and a
 # resubmitted array must redo nothing. Where Slurm is not installed or cannot start, SKIP with
 # the reason. Prints "N passed, N failed".
@@ -109,6 +110,19 @@ check "submit.sh submitted the predict array and its merge ($(cat "$W/pred.txt")
 wait_job "$(merge_id "$W/pred.txt")" 300
 # the input column names the same file in both runs
 check "merged scores = one process's, byte for byte" cmp -s "$W/pred/scores.csv" "$S/scores.csv"
+
+echo "-- lens find over 4 fields as an array of 2 shards, merged"
+mkdir -p "$S/fields"
+for i in 1 2 3 4; do
+  "$lens" sim --preset euclid-lensfinding --field 200 --lenses 1 --others 5 --seed $((30 + i)) --threads 1 --out "$S/f$i" 2> /dev/null
+  cp "$S/f$i/field.fits" "$S/fields/f$i.fits"
+done
+"$lens" find --model weights/ou66-sim.safetensors --threads 1 --out "$S/find" "$S"/fields/f1.fits "$S"/fields/f2.fits "$S"/fields/f3.fits "$S"/fields/f4.fits 2> /dev/null
+sh tools/slurm/submit.sh --lens "$lens" --shards 2 --out "$W/find" -- find --model "$root/weights/ou66-sim.safetensors" \
+  "$S"/fields/f1.fits "$S"/fields/f2.fits "$S"/fields/f3.fits "$S"/fields/f4.fits > "$W/find.txt" 2>&1
+check "submit.sh submitted the find array and its merge ($(cat "$W/find.txt"))" [ -n "$(merge_id "$W/find.txt")" ]
+wait_job "$(merge_id "$W/find.txt")" 300
+check "merged detections = one process's" cmp -s "$W/find/all/detections.csv" "$S/find/detections.csv"
 
 echo "-- the same array again: every task finds its shard done"
 rm -f "$W/pred/scores.csv"

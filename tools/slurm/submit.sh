@@ -1,5 +1,5 @@
 #!/bin/sh
-# Submits a `lens sim` or `lens predict` run as a Slurm job array of shards, and the merge of
+# Submits a `lens sim`, `lens predict` or `lens find` run as a Slurm job array of shards, and the merge of
 # their outputs as a job that starts when every shard has succeeded (docs/survey.md).
 #
 #   sh tools/slurm/submit.sh --shards N --out DIR [--cpus C] [--mem M] [--time T]
@@ -10,8 +10,8 @@
 #   sh tools/slurm/submit.sh --shards 16 --cpus 4 --out trainset -- \
 #       sim --preset euclid-lensfinding --n 1000000 --seed 1
 #
-# Task I writes DIR/part-IIIII (predict: a CSV; sim: a folder) with its shard manifest; the merge
-# writes DIR/scores.csv (predict) or DIR/all/ (sim); logs go to DIR/logs/. Submitting the same
+# Task I writes DIR/part-IIIII (predict: a CSV; sim, find: a folder) with its shard manifest; the
+# merge writes DIR/scores.csv (predict) or DIR/all/ (sim, find); logs go to DIR/logs/. Submitting the same
 # command again reruns only the shards that did not finish (--skip-done). Prints the two job ids.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +19,7 @@ shards= out= cpus=1 mem= time_limit= partition= more=
 lens=${LENS:-$here/../../build/lens}
 usage() {
   echo "usage: sh tools/slurm/submit.sh --shards N --out DIR [--cpus C] [--mem M] [--time T] [--partition P]" >&2
-  echo "                                [--lens PATH] [--sbatch \"MORE OPTIONS\"] -- sim|predict OPTIONS..." >&2
+  echo "                                [--lens PATH] [--sbatch \"MORE OPTIONS\"] -- sim|predict|find OPTIONS..." >&2
   exit 2
 }
 while [ $# -gt 0 ]; do
@@ -40,8 +40,8 @@ done
 case $shards in ''|*[!0-9]*|0) echo "submit.sh: --shards takes a whole number >= 1, got '$shards'" >&2; exit 2 ;; esac
 case $1 in
   predict) merged=$out/scores.csv ;;
-  sim) merged=$out/all ;;
-  *) echo "submit.sh: the command must be sim or predict, got '$1'" >&2; exit 2 ;;
+  sim|find) merged=$out/all ;;
+  *) echo "submit.sh: the command must be sim, predict or find, got '$1'" >&2; exit 2 ;;
 esac
 [ -x "$lens" ] || { echo "submit.sh: no lens binary at $lens (make, or --lens PATH)" >&2; exit 1; }
 command -v sbatch > /dev/null || { echo "submit.sh: sbatch not found: is this a Slurm login node?" >&2; exit 1; }
