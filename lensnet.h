@@ -2874,7 +2874,7 @@ LENSNET_API lensnet_result lensnet_fits_wcs_memory(const void *bytes, size_t len
   static const char *const needed[4] = {"CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2"};
   lensnet__fits_hdu h;
   lensnet_result r;
-  char text[72], key[16];
+  char text[72], key[32]; /* room for any int in the key's format */
   double v[4], cdelt[2], pc[2][2] = {{1, 0}, {0, 1}}, crota = 0.0;
   int i, j, have_cd = 0, have_pc = 0;
   memset(wcs, 0, sizeof *wcs);

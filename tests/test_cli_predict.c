@@ -192,6 +192,7 @@ static void test_shipped_finders(void) {
     {"weights/ou66-sim.safetensors", NULL, 0.978, 66}, {"weights/ou66-jyh-sim.safetensors", "2,1,3", 0.951, 66},
     {"weights/ou66-j-sim.safetensors", "2", 0.935, 66}, {"weights/ou66-y-sim.safetensors", "1", 0.936, 66},
     {"weights/ou66-h-sim.safetensors", "3", 0.915, 66}, {"weights/ou200-sim.safetensors", NULL, 0.883, 200},
+    {"weights/ou200-vis-sim.safetensors", "0", 0.909, 200},
   };
   static double score[200];
   static int label[200];

@@ -20,6 +20,7 @@ static const shipped finders[] = {
   {"weights/ou66-y-sim.safetensors", 1, 66, 201842, "Y", "0.3"},
   {"weights/ou66-h-sim.safetensors", 1, 66, 201842, "H", "0.3"},
   {"weights/ou200-sim.safetensors", 4, 200, 331632, "VIS,Y,J,H", "0.1"},
+  {"weights/ou200-vis-sim.safetensors", 1, 200, 327882, "VIS", "0.1"},
   {"weights/challenge1-vis-sim.safetensors", 1, 101, 324262, "VIS", "0.1"},
 };
 
