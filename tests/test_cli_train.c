@@ -191,6 +191,15 @@ static void test_resume(void) {
   CHECK(cli_file_has("build/tcli_full/history.csv", "epoch,lr,train_loss,train_acc,val_loss,val_acc") &&
         cli_file_has("build/tcli_full/history.csv", "\n4,"), "history.csv has a header and 4 epochs");
   CHECK(cli_lens("info build/tcli_full/best.safetensors > /dev/null") == 0, "best.safetensors loads");
+  /* a finished run is not overwritten by a new run into the same folder, unless --force */
+  CHECK(cli_shell("cp build/tcli_full/best.safetensors build/tcli_best_copy.safetensors") == 0, "copy the best weights");
+  CHECK(cli_lens("%s --out build/tcli_full 2> build/tcli_again.log", common) == 2 && cli_file_has("build/tcli_again.log", "--resume build/tcli_full") &&
+            cli_shell("cmp -s build/tcli_full/best.safetensors build/tcli_best_copy.safetensors") == 0,
+        "--out of a finished run refused (exit 2, naming --resume), its files untouched");
+  CHECK(cli_lens("%s --out build/tcli_full --force --interrupt-after 1 2> /dev/null", common) != 0 && cli_file_has("build/tcli_full/history.csv", "\n1,") &&
+            !cli_file_has("build/tcli_full/history.csv", "\n2,"),
+        "--force starts over (the history holds only the new run's first epoch)");
+  remove("build/tcli_best_copy.safetensors");
   CHECK(cli_lens("predict --model build/tcli_full/checkpoint.safetensors build/tcli_images.npy --out build/tcli_pred.npy") == 0,
         "the checkpoint scores images");
 }

@@ -19,7 +19,7 @@
 
 typedef struct {
   const char *resume, *data, *labels, *out, *arch, *arch_file, *init, *classes, *channels, *weight_init;
-  int bands, threads, interrupt_after;
+  int bands, threads, interrupt_after, force;
   lensnet_fit_desc fit;      /* the training settings */
 } train_args;
 
@@ -29,6 +29,7 @@ static const lens_option tool_rows[] = {
   LENS_TEXT(T, "labels", LENS_OPT_SAVED, labels, "", "labels.csv", "a header row and one row per image; the class comes from the column\n"
             "named label, class or is_lens (or the only column)"),
   LENS_TEXT(T, "out", 0, out, NULL, "DIR", "folder for the checkpoint, the best weights and history.csv (created)"),
+  LENS_FLAG(T, "force", force, "start over in an --out folder that already holds a run (its files are replaced)"),
   LENS_TEXT(T, "resume", 0, resume, NULL, "DIR", "continue the run in DIR: every option comes from its checkpoint;\n"
             "--epochs may extend it, --threads may change"),
   LENS_TEXT(T, "arch", LENS_OPT_SAVED, arch, "ou66", "A", "ou66 | ou200 | a file of architecture text (default ou66)"),
@@ -348,6 +349,20 @@ static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images,
     return lens_usage("--data, --labels and --out are required (or --resume DIR)");
   }
   if (lens_out_folder("--out", a->out)) return LENS_EXIT_USAGE;
+  if (!a->force) {
+    /* a finished or interrupted run is not overwritten by accident */
+    static const char *const files[] = {"checkpoint.safetensors", "best.safetensors", "history.csv"};
+    size_t k;
+    for (k = 0; k < sizeof files / sizeof *files; k++) {
+      char path[4200];
+      FILE *f;
+      snprintf(path, sizeof path, "%s/%s", a->out, files[k]);
+      if ((f = fopen(path, "rb")) != NULL) {
+        fclose(f);
+        return lens_usage("%s already holds a training run (%s): --resume %s continues it, --force starts over", a->out, files[k], a->out);
+      }
+    }
+  }
   if (classes < 2 || classes > 64) return lens_usage("--classes needs 2 to 64 comma-separated names");
   if ((rc = load_data(a, images, labels)) != 0 || (rc = new_model(a, d, images, &m)) != 0) { lensnet_model_free(m); return rc; }
   if (m->out_features != (size_t)classes) rc = lens_fail("the model has %lu outputs but there are %d classes", (unsigned long)m->out_features, classes);
