@@ -59,14 +59,25 @@ static void test_csv_edges(void) {
   CHECK(cli_lens("plot roc --scores build/plot_short.csv --out build/plot_nonl.png > build/plot_out.txt 2>&1") == 1, "a short row fails");
   cli_text("build/plot_out.txt", text, sizeof text);
   CHECK(strstr(text, "line 3") != NULL || strstr(text, ":3") != NULL, "and its line is named: %s", text);
-  remove("build/plot_nonl.csv"); remove("build/plot_short.csv"); remove("build/plot_nonl.png");
+  /* NaN or infinite scores cannot be placed on a curve: refused, naming the row, no picture */
+  remove("build/plot_nonl.png");
+  f = fopen("build/plot_nan.csv", "w");
+  if (f) { fputs("input,p_lens,label\na,0.9,1\nb,nan,0\nc,0.2,0\n", f); fclose(f); }
+  CHECK(cli_lens("plot roc --scores build/plot_nan.csv --out build/plot_nonl.png > build/plot_out.txt 2>&1") == 1 && !check_file_exists("build/plot_nonl.png"),
+        "a NaN score fails, drawing nothing");
+  cli_text("build/plot_out.txt", text, sizeof text);
+  CHECK(strstr(text, "row 3") && strstr(text, "not a finite number"), "and names the row: %s", text);
+  f = fopen("build/plot_nan.csv", "w");
+  if (f) { fputs("input,p_lens,label\na,inf,1\nb,0.1,0\n", f); fclose(f); }
+  CHECK(cli_lens("plot pr --scores build/plot_nan.csv --out build/plot_nonl.png > /dev/null 2>&1") == 1, "an infinite score fails");
+  remove("build/plot_nonl.csv"); remove("build/plot_short.csv"); remove("build/plot_nonl.png"); remove("build/plot_nan.csv");
 }
 
 int main(void) {
   write_inputs();
   TEST("lens plot roc draws two curves and prints the AUC") test_roc();
   TEST("lens plot draws PR, confusion, score and history pictures") test_other_plots();
-  TEST("lens plot reads a CSV without a final newline, names a short row") test_csv_edges();
+  TEST("lens plot reads a CSV without a final newline, names a short row and a NaN score") test_csv_edges();
   TEST("lens plot fails without its label column")
     CHECK(cli_lens("plot roc --scores build/plot_scores.csv --label-column truth --out build/plot_x.png > build/plot_out.txt 2>&1") != 0,
           "a missing label column fails");

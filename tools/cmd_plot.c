@@ -50,8 +50,9 @@ static long csv_label_column(const csv_table *t) {
   return found;
 }
 
-/* Column values as numbers; a cell that is not a number is an error. */
-static int csv_numbers(const csv_table *t, long col, const char *path, float *out) {
+/* Column values as numbers; a cell that is not a number is an error, and so, with `finite`, is
+ * NaN or infinity (a score or label that no curve can place). */
+static int csv_numbers(const csv_table *t, long col, const char *path, int finite, float *out) {
   size_t r;
   for (r = 1; r < t->rows; r++) {
     char *end;
@@ -59,6 +60,8 @@ static int csv_numbers(const csv_table *t, long col, const char *path, float *ou
     double v = strtod(cell, &end);
     while (*end == ' ') end++;
     if (end == cell || *end) return lens_fail("%s: row %lu: '%s' in column %s is not a number", path, (unsigned long)r + 1, cell, t->cells[col]);
+    if (finite && !(v == v && v - v == 0))
+      return lens_fail("%s: row %lu: '%s' in column %s is not a finite number", path, (unsigned long)r + 1, cell, t->cells[col]);
     out[r - 1] = (float)v;
   }
   return 0;
@@ -139,8 +142,8 @@ static int load_scored(const plot_options *o, const char *path, scored_set *s) {
   s->labels = (int *)malloc(s->n * sizeof(int));
   lab = (float *)malloc(s->n * sizeof(float));
   if (!s->scores || !s->labels || !lab) rc = lens_fail("out of memory");
-  if (!rc) rc = csv_numbers(&t, sc, path, s->scores);
-  if (!rc) rc = csv_numbers(label_table, lc, o->labels ? o->labels : path, lab);
+  if (!rc) rc = csv_numbers(&t, sc, path, 1, s->scores);
+  if (!rc) rc = csv_numbers(label_table, lc, o->labels ? o->labels : path, 1, lab);
   for (i = 0; !rc && i < s->n; i++) s->labels[i] = lab[i] != 0.0f;
   free(lab);
   csv_free(&t);
@@ -279,7 +282,7 @@ static int plot_history(const plot_options *o) {
     col[i] = csv_column(&t, need[i]);
     if (col[i] < 0) rc = lens_fail("%s has no column '%s' (expected the history.csv of lens train)", o->history, need[i]);
     else if (!(v[i] = (float *)malloc(n * sizeof(float)))) rc = lens_fail("out of memory");
-    else rc = csv_numbers(&t, col[i], o->history, v[i]);
+    else rc = csv_numbers(&t, col[i], o->history, 0, v[i]);
   }
   if (rc == 0 && lensviz_image_alloc(&img, o->width, o->height, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0) {
