@@ -1079,6 +1079,7 @@ LENSNET_API lensnet_result lensnet_csv_number(const lensnet_csv *table, size_t r
 #include <float.h>
 #include <limits.h>
 #include <time.h>
+#include <errno.h>
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
 #define LENSNET__HAVE_FSYNC 1
@@ -1225,7 +1226,16 @@ static lensnet_result lensnet__read_file(const char *path, unsigned char **out, 
     n += got;
     if (got == 0) break;
   }
-  if (ferror(f)) { fclose(f); LENSNET_FREE(buf); return lensnet__fail(err, LENSNET_ERR_IO, "%s: read error", path); }
+  if (ferror(f)) {
+#ifdef EISDIR
+    int dir = errno == EISDIR; /* fopen opens a folder on POSIX systems; reading it fails so */
+#else
+    int dir = 0;
+#endif
+    fclose(f);
+    LENSNET_FREE(buf);
+    return lensnet__fail(err, LENSNET_ERR_IO, dir ? "%s: is a folder, not a file" : "%s: read error", path);
+  }
   fclose(f);
   buf[n] = 0;
   *out = buf;
@@ -1690,6 +1700,9 @@ static lensnet_result lensnet__npy_file_header(FILE *f, const char *path, lensne
   size_t got = fread(head, 1, sizeof head, f), hlen, off, total, count, bytes, file_size = 0;
   lensnet_result r;
   long chunk;
+#ifdef EISDIR
+  if (got == 0 && ferror(f) && errno == EISDIR) return lensnet__fail(err, LENSNET_ERR_IO, "%s: is a folder, not a file", path);
+#endif
   if (got < 10 || memcmp(head, "\x93NUMPY", 6) != 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: missing the \\x93NUMPY magic", path);
   if (head[6] == 1) { hlen = (size_t)lensnet__get_le(head + 8, 2); off = 10; }
   else if ((head[6] == 2 || head[6] == 3) && got == 12) { hlen = (size_t)lensnet__get_le(head + 8, 4); off = 12; }

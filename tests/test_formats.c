@@ -1000,6 +1000,8 @@ static void test_npy_rows(void) {
         "f8 rows 1-2: %s", e.message);
   lensnet_tensor_free(&t);
   CHECK(lensnet_npy_info_read("build/missing.npy", &info, &e) == LENSNET_ERR_IO && strstr(e.message, "missing.npy"), "a missing file named");
+  CHECK(lensnet_npy_info_read("build", &info, &e) == LENSNET_ERR_IO && strstr(e.message, "is a folder"), "a folder named as one: %s", e.message);
+  CHECK(lensnet_npy_read("build", &t, &e) == LENSNET_ERR_IO && strstr(e.message, "is a folder"), "a folder named as one (whole read): %s", e.message);
   remove("build/t_rows.npy");
   free(f.b);
 }
