@@ -290,13 +290,16 @@ static int simulate(sim_run *r) {
   return rc;
 }
 
-/* Both files complete under their own names. */
+/* Both files complete under their own names. A previous run's labels.csv goes before the new
+ * images.npy takes its place, so no reader ever pairs new images with old labels: between the two
+ * renames it finds images without labels, and says so. */
 static int finish_files(sim_run *r) {
   lensnet_error nerr;
   int bad = fflush(r->csv) != 0;
   bad |= fclose(r->csv) != 0;
   r->csv = NULL;
   if (bad) return lens_fail("sim: cannot finish the files in '%s'", r->a->out_dir);
+  if (remove(r->csv_path) != 0 && errno != ENOENT) return lens_fail("sim: cannot replace %s: %s", r->csv_path, strerror(errno));
   if (lensnet_npy_writer_finish(&r->npy, 0, &nerr) != LENSNET_OK) return lens_fail("sim: %s", nerr.message);
   if (rename(r->csv_tmp, r->csv_path) != 0) return lens_fail("sim: cannot finish the files in '%s'", r->a->out_dir);
   return 0;
