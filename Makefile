@@ -194,7 +194,7 @@ weights: build/lens
 	build/lens sim --preset euclid-lensfinding --n 4000 --seed 2 --out $(WEIGHTS_RUN)/test
 	build/lens train --arch ou66 --weight-init he --data $(WEIGHTS_RUN)/train/images.npy --labels $(WEIGHTS_RUN)/train/labels.csv \
 	  --epochs 15 --batch 32 --lr 1e-3 --schedule cosine --class-weights auto --augment flip,rot90 --minmax --seed 1 \
-	  --out $(WEIGHTS_RUN)/run
+	  --force --out $(WEIGHTS_RUN)/run
 	build/lens predict --model $(WEIGHTS_RUN)/run/best.safetensors $(WEIGHTS_RUN)/test/images.npy --out $(WEIGHTS_RUN)/test_scores.csv
 	build/lens eval --scores $(WEIGHTS_RUN)/test_scores.csv --labels $(WEIGHTS_RUN)/test/labels.csv --by kind --prior 1:100 --out $(WEIGHTS_RUN)/eval
 	cp $(WEIGHTS_RUN)/run/best.safetensors weights/ou66-sim.safetensors

@@ -37,7 +37,7 @@ train() {
   echo "2. training $arch for $epochs epochs"
   "$lens" train --arch "$arch" --weight-init he --data "$out/train/images.npy" --labels "$out/train/labels.csv" \
     --epochs "$epochs" --batch 32 --lr 1e-3 --schedule cosine --class-weights auto --augment flip,rot90 \
-    --minmax --seed 1 $t --out "$out/run"
+    --minmax --seed 1 $t --force --out "$out/run"
   echo "3. scoring the $((n / 10)) simulated test objects"
   "$lens" predict --model "$out/run/best.safetensors" $t "$out/test/images.npy" >"$out/test_scores.csv"
   "$lens" eval --scores "$out/test_scores.csv" --labels "$out/test/labels.csv" --by kind $t --out "$out/test_eval" |
