@@ -1940,18 +1940,26 @@ LENSNET_API lensnet_result lensnet_safetensors_read_memory(const void *bytes, si
       begin = (size_t)d0;
       end = (size_t)d1;
     }
+    /* The shape is checked against the bytes the file holds before anything is allocated: a
+     * header may claim any shape, the file's length may not lie. */
+    count = 1;
+    for (k = 0; k < sh->count; k++)
+      if (!lensnet__mul_ok(count, shape[k], &count)) count = (size_t)-1;
+    if (!lensnet__mul_ok(count, esize, &need) || need != end - begin) {
+      if (count == (size_t)-1 || !lensnet__mul_ok(count, esize, &need))
+        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: tensor '%.64s' has %lu data bytes but its shape overflows a size",
+                          e->key, (unsigned long)(end - begin));
+      else
+        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: tensor '%.64s' has %lu data bytes but its shape and dtype need %lu",
+                          e->key, (unsigned long)(end - begin), (unsigned long)need);
+      goto fail;
+    }
     nt = &out->tensors[out->count];
     memset(nt, 0, sizeof *nt);
     if ((r = lensnet_tensor_alloc(&nt->tensor, (int)sh->count, shape, err)) != LENSNET_OK) goto fail;
     nt->name = lensnet__strdup(e->key);
     out->count++;
     if (!nt->name) { r = lensnet__fail(err, LENSNET_ERR_NOMEM, "safetensors: out of memory"); goto fail; }
-    count = lensnet_tensor_count(&nt->tensor);
-    if (!lensnet__mul_ok(count, esize, &need) || need != end - begin) {
-      r = lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: tensor '%.64s' has %lu data bytes but its shape and dtype need %lu",
-                        e->key, (unsigned long)(end - begin), (unsigned long)need);
-      goto fail;
-    }
     for (k = 0; k < count; k++) {
       const unsigned char *p = data + begin + k * esize;
       float v;
@@ -4556,10 +4564,12 @@ static lensnet_result lensnet__arch_expand(const char *arch, char **out, lensnet
   return *out ? LENSNET_OK : lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
 }
 
-LENSNET_API lensnet_result lensnet_model_create(const char *arch, lensnet_model **out, lensnet_error *err) {
+/* The model's layers and parameter table from the architecture, without the parameter values
+ * (m->values stays NULL): what a weights file must hold can be checked before anything the size
+ * of the network is allocated. */
+static lensnet_result lensnet__model_describe(const char *arch, lensnet_model **out, lensnet_error *err) {
   lensnet_model *m;
   lensnet_result r;
-  size_t bytes;
   *out = NULL;
   m = LENSNET__CAST(lensnet_model *, LENSNET_MALLOC(sizeof *m));
   if (!m) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
@@ -4570,12 +4580,29 @@ LENSNET_API lensnet_result lensnet_model_create(const char *arch, lensnet_model 
     lensnet_model_free(m);
     return r;
   }
+  *out = m;
+  return LENSNET_OK;
+}
+
+/* The parameter values of a described model, zeroed. */
+static lensnet_result lensnet__model_alloc_values(lensnet_model *m, lensnet_error *err) {
+  size_t bytes;
   if (!lensnet__mul_ok(m->value_count, sizeof(float), &bytes) ||
-      (m->values = LENSNET__CAST(float *, LENSNET_MALLOC(bytes ? bytes : 1))) == NULL) {
-    lensnet_model_free(m);
+      (m->values = LENSNET__CAST(float *, LENSNET_MALLOC(bytes ? bytes : 1))) == NULL)
     return lensnet__fail(err, LENSNET_ERR_NOMEM, "cannot allocate %lu parameters", (unsigned long)m->value_count);
-  }
   memset(m->values, 0, bytes);
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_model_create(const char *arch, lensnet_model **out, lensnet_error *err) {
+  lensnet_model *m;
+  lensnet_result r = lensnet__model_describe(arch, &m, err);
+  *out = NULL;
+  if (r != LENSNET_OK) return r;
+  if ((r = lensnet__model_alloc_values(m, err)) != LENSNET_OK) {
+    lensnet_model_free(m);
+    return r;
+  }
   *out = m;
   return LENSNET_OK;
 }
@@ -4685,7 +4712,9 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
     snprintf(builtin, sizeof builtin, "%.20s(%ld)", arch, bands);
     arch = builtin;
   }
-  if ((r = lensnet_model_create(arch, &m, err)) != LENSNET_OK) return r;
+  /* Every parameter is matched against a tensor of the file before the values are allocated, so
+   * a file's claim of a huge network costs no more memory than the tensors it actually holds. */
+  if ((r = lensnet__model_describe(arch, &m, err)) != LENSNET_OK) return r;
   for (i = 0; i < m->param_count; i++) {
     const lensnet_param *P = &m->params[i];
     const lensnet_tensor *t = lensnet_safetensors_find(st, P->name);
@@ -4708,8 +4737,13 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
       lensnet_model_free(m);
       return LENSNET_ERR_WEIGHTS;
     }
-    memcpy(m->values + P->offset, t->data, P->count * sizeof(float));
   }
+  if ((r = lensnet__model_alloc_values(m, err)) != LENSNET_OK) {
+    lensnet_model_free(m);
+    return r;
+  }
+  for (i = 0; i < m->param_count; i++)
+    memcpy(m->values + m->params[i].offset, lensnet_safetensors_find(st, m->params[i].name)->data, m->params[i].count * sizeof(float));
   for (i = 0; i < st->count; i++)
     if (!lensnet_model_param(m, st->tensors[i].name) && !lensnet__ends_with(st->tensors[i].name, ".num_batches_tracked") &&
         strncmp(st->tensors[i].name, "optimizer.", 10) != 0) { /* training checkpoints carry optimiser state */

@@ -6,6 +6,21 @@
  * Expected values come from tests/data/fits/MANIFEST.json (what astropy reads from the
  * same files) or from bytes built by hand in this file, never from the code under test. */
 #define _POSIX_C_SOURCE 200809L /* opendir, symlink */
+#include <stdlib.h>
+/* Every allocation of the library goes through here, so a test can say how large the largest
+ * single request was: a hostile header must be refused before its claimed size is allocated. */
+static size_t largest_request;
+static void *counted_malloc(size_t n) {
+  if (n > largest_request) largest_request = n;
+  return malloc(n);
+}
+static void *counted_realloc(void *p, size_t n) {
+  if (n > largest_request) largest_request = n;
+  return realloc(p, n);
+}
+#define LENSNET_MALLOC(n) counted_malloc(n)
+#define LENSNET_REALLOC(p, n) counted_realloc(p, n)
+#define LENSNET_FREE(p) free(p)
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #include "check.h"
@@ -1281,6 +1296,48 @@ static void test_safetensors(void) {
   }
 }
 
+/* A file of a few dozen bytes that claims a 16 GiB tensor, or an architecture of gigabytes of
+ * parameters, is refused with no allocation beyond the size of the file itself. */
+static void test_hostile_sizes(void) {
+  lensnet_error err;
+  lensnet_safetensors st;
+  lensnet_model *m = NULL;
+  unsigned char file[1024];
+  const char *tensor = "{\"w\":{\"dtype\":\"F32\",\"shape\":[65536,65536],\"data_offsets\":[0,4]}}";
+  const char *overflow = "{\"w\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,8]}}";
+  /* two 512-channel 64x64 convolutions: 512*64*64 + 512*512*64*64 floats, about 4.3 GB,
+   * announced by a file that holds one float */
+  const char *arch = "{\"__metadata__\":{\"arch\":\"input 1 256 256\\nconv2d name=a out=512 kernel=64\\nconv2d name=b out=512 kernel=64\"},"
+                     "\"a.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+  const char *texts[3];
+  size_t i;
+  texts[0] = tensor; texts[1] = overflow; texts[2] = arch;
+  for (i = 0; i < 3; i++) {
+    size_t hl = strlen(texts[i]), n = 8 + hl + 8;
+    lensnet_result r;
+    memset(file, 0, sizeof file);
+    file[0] = (unsigned char)hl;
+    memcpy(file + 8, texts[i], hl);
+    largest_request = 0;
+    err.message[0] = 0;
+    r = lensnet_safetensors_read_memory(file, n, &st, &err);
+    if (i < 2) {
+      CHECK(r == LENSNET_ERR_FORMAT && strstr(err.message, "data bytes"), "claimed tensor %lu refused: %s", (unsigned long)i, err.message);
+    } else {
+      CHECK(r == LENSNET_OK, "the architecture file parses: %s", err.message);
+      if (r == LENSNET_OK) {
+        r = lensnet_model_from_safetensors(&st, &m, &err);
+        CHECK(r == LENSNET_ERR_WEIGHTS && strstr(err.message, "a.weight") && strstr(err.message, "shape"),
+              "a network larger than its weights refused, naming the tensor: %s", err.message);
+        if (m) lensnet_model_free(m);
+        lensnet_safetensors_free(&st);
+      }
+    }
+    CHECK(largest_request < 64 * 1024, "case %lu: largest allocation %lu bytes for a %lu-byte file", (unsigned long)i,
+          (unsigned long)largest_request, (unsigned long)n);
+  }
+}
+
 /* ---- CSV tables ---------------------------------------------------------------------------- */
 
 /* The cells of a table as "a|b;c|d" (rows by ';', cells by '|'), or "ERROR: message". */
@@ -1410,6 +1467,7 @@ int main(void) {
   TEST(".npy writer: headers of arrays beyond 2 GiB") test_npy_large_headers();
   TEST(".npy writer: write errors are reported") test_npy_write_errors();
   TEST("safetensors: round trip with metadata, F16/BF16 conversion, malformed headers") test_safetensors();
+  TEST("safetensors: claimed sizes checked against the file before any allocation") test_hostile_sizes();
   TEST("CSV tables: quoting, line ends, a last line without newline, errors naming the line") test_csv();
   TEST("CSV tables: mutated and truncated text never crashes") test_csv_mutations();
   return check_summary();
