@@ -849,6 +849,8 @@ LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, f
 /* Per-band min-max normalisation of one image [bands, hw] to [0, 1] (Wilde et al. 2022); a
  * constant band becomes 0. NaNs are ignored for min and max and set to 0; returns their count. */
 LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t hw);
+/* How many of x[0..n) are NaN or infinite; *first (if given) gets the index of the first, n if none. */
+LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *first);
 
 /* ---------------------------------------------------------------------------------------------
  * Recipes: what every caller of a lens finder needs, in one place (the lens tool uses these)
@@ -6660,6 +6662,15 @@ static lensnet_result lensnet__fit_check_data(const lensnet_model *m, const lens
                            (unsigned long)(x->ndim == 4 ? x->shape[1] : 0), (unsigned long)(x->ndim == 4 ? x->shape[2] : 0),
                            (unsigned long)(x->ndim == 4 ? x->shape[3] : 0), (unsigned long)m->in_c, (unsigned long)m->in_h, (unsigned long)m->in_w);
     if (d->count != x->shape[0]) return lensnet__fail(err, LENSNET_ERR_ARG, "count %lu differs from the %lu images", (unsigned long)d->count, (unsigned long)x->shape[0]);
+    { /* a NaN or infinite pixel would turn the loss into NaN epochs later; say where it is now */
+      size_t first, per = m->in_c * m->in_h * m->in_w, hw = m->in_h * m->in_w;
+      size_t bad = lensnet_count_nonfinite(x->data, lensnet_tensor_count(x), &first);
+      if (bad)
+        return lensnet__fail(err, LENSNET_ERR_ARG, "%lu non-finite pixels (NaN or infinite) in the images; the first is image %lu, band %lu, "
+                             "row %lu, column %lu (%g); training needs finite pixels", (unsigned long)bad, (unsigned long)(first / per),
+                             (unsigned long)(first % per / hw), (unsigned long)(first % hw / m->in_w), (unsigned long)(first % m->in_w),
+                             (double)x->data[first]);
+    }
   } else if (!d->fill) return lensnet__fail(err, LENSNET_ERR_ARG, "no data: give images or a fill callback");
   if (d->count < 2) return lensnet__fail(err, LENSNET_ERR_ARG, "training needs at least 2 images, got %lu", (unsigned long)d->count);
   if (!d->labels) return lensnet__fail(err, LENSNET_ERR_ARG, "no labels");
@@ -7030,6 +7041,17 @@ LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, f
       dst[y * out_w + x] = (1.0f - fy) * top + fy * bottom;
     }
   }
+}
+
+LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *first) {
+  size_t k, count = 0, at = n;
+  for (k = 0; k < n; k++)
+    if (x[k] - x[k] != 0.0f) { /* x - x is 0 for finite x, NaN for NaN and infinities */
+      if (!count) at = k;
+      count++;
+    }
+  if (first) *first = at;
+  return count;
 }
 
 LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t hw) {
@@ -7601,7 +7623,8 @@ LENSNET_API lensnet_result lensnet_csv_label_column(const char *header_line, siz
   for (i = 0; i < 3; i++)
     if (lensnet_csv_column(header_line, names[i], column, NULL) == LENSNET_OK) return LENSNET_OK;
   if (header_line && !strchr(header_line, ',') && lensnet__list_entry(header_line, 0, &s, &n) && n) { *column = 0; return LENSNET_OK; }
-  return lensnet__fail(err, LENSNET_ERR_FORMAT, "no column named label, class or is_lens in the header");
+  return lensnet__fail(err, LENSNET_ERR_FORMAT, "no column named label, class or is_lens in the header; columns found: %.400s",
+                       header_line ? header_line : "");
 }
 
 /* ---- CSV tables ------------------------------------------------------------------------------ */

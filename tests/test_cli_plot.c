@@ -81,6 +81,9 @@ int main(void) {
   TEST("lens plot fails without its label column")
     CHECK(cli_lens("plot roc --scores build/plot_scores.csv --label-column truth --out build/plot_x.png > build/plot_out.txt 2>&1") != 0,
           "a missing label column fails");
+  CHECK(cli_file_has("build/plot_out.txt", "label column truth") &&
+            cli_file_has("build/plot_out.txt", "columns found: input, p_lens, logit_0, logit_1, label"),
+        "the message names the column asked for and lists the columns found");
   remove("build/plot_scores.csv"); remove("build/plot_history.csv"); remove("build/plot_roc.png"); remove("build/plot_pr.png");
   remove("build/plot_conf.png"); remove("build/plot_hist.png"); remove("build/plot_hist2.png"); remove("build/plot_out.txt");
   return check_summary();

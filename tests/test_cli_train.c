@@ -218,6 +218,28 @@ static void test_bad_input(void) {
   CHECK(cli_lens("train --arch ou66 --data build/tcli_images.npy --labels build/tcli_labels.csv --out build/tcli_bad 2> build/tcli_err.log") != 0,
         "12x12 images for OU-66 must fail");
   CHECK(cli_file_has("build/tcli_err.log", "1x12x12") && cli_file_has("build/tcli_err.log", "66"), "the message names both shapes");
+  f = fopen("build/tcli_nolabel.csv", "w");
+  if (f) { int i; fputs("id,kind\n", f); for (i = 0; i < 240; i++) fprintf(f, "%d,%d\n", i, i % 2); fclose(f); }
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_nolabel.csv --out build/tcli_bad 2> build/tcli_err.log") == 1 &&
+            cli_file_has("build/tcli_err.log", "no column named label") && cli_file_has("build/tcli_err.log", "columns found: id,kind"),
+        "labels without a label column: an error listing the columns, not training on the first");
+  {
+    /* one NaN and one infinite pixel: refused before training, naming the file and the first */
+    lensnet_tensor t;
+    lensnet_error err;
+    if (lensnet_npy_read("build/tcli_images.npy", &t, &err) == LENSNET_OK) {
+      t.data[7 * 144 + 3 * 12 + 5] = INFINITY;
+      t.data[9 * 144] = NAN;
+      lensnet_npy_write("build/tcli_nan.npy", &t, &err);
+      lensnet_tensor_free(&t);
+    }
+    CHECK(system("rm -rf build/tcli_nan_run") == 0 &&
+              cli_lens("train --arch build/tcli_arch.txt --data build/tcli_nan.npy --labels build/tcli_labels.csv --out build/tcli_nan_run 2> build/tcli_err.log") == 1 &&
+              cli_file_has("build/tcli_err.log", "build/tcli_nan.npy: 2 non-finite pixels") &&
+              cli_file_has("build/tcli_err.log", "image 7, band 0, row 3, column 5 (inf)"),
+          "non-finite pixels refused, naming the file, the count and the first");
+    CHECK(access("build/tcli_nan_run/checkpoint.safetensors", F_OK) != 0, "and nothing trained");
+  }
   CHECK(cli_lens("train --frobnicate 3 2> build/tcli_err.log") != 0 && cli_file_has("build/tcli_err.log", "--frobnicate"), "unknown option named");
   CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --weight-init xavier --out build/tcli_bad 2> build/tcli_err.log") == 2 &&
             cli_file_has("build/tcli_err.log", "xavier"), "an unknown --weight-init is named");

@@ -275,6 +275,7 @@ static void expect_error(lensnet_fit_desc d, lensnet_result want, const char *ne
 static void test_errors(void) {
   static float bad_labels[N_IMAGES], nan_images[N_IMAGES * 64];
   lensnet_tensor wrong = images, with_nan = images;
+  size_t i;
   lensnet_fit_desc d = base_desc(NULL);
   lensnet_error err;
   d.epochs = 1;
@@ -291,8 +292,14 @@ static void test_errors(void) {
   wrong.shape[2] = 4; wrong.shape[0] = N_IMAGES * 2;
   d = base_desc(NULL); d.images = &wrong; expect_error(d, LENSNET_ERR_SHAPE, "1x4x8");
   memcpy(nan_images, images_data, sizeof nan_images);
-  nan_images[5] = NAN;
+  nan_images[3 * 64 + 2 * 8 + 5] = INFINITY;
+  nan_images[7 * 64] = NAN;
   with_nan.data = nan_images;
+  /* a non-finite pixel is refused before training starts, with its place, not as a NaN loss later */
+  d = base_desc(NULL); d.images = &with_nan;
+  expect_error(d, LENSNET_ERR_ARG, "2 non-finite pixels (NaN or infinite) in the images; the first is image 3, band 0, row 2, column 5 (inf)");
+  /* finite pixels of +-3e38 (near FLT_MAX) overflow the activations: the loss becomes NaN and the run stops saying so */
+  for (i = 0; i < N_IMAGES * 64; i++) nan_images[i] = 3e38f * (images_data[i] > 0.5f ? 1.0f : -1.0f);
   d = base_desc(NULL); d.images = &with_nan; d.minmax = 0; d.augment = NULL; d.val_fraction = -1; d.batch = N_IMAGES;
   expect_error(d, LENSNET_ERR_DIVERGED, "NaN");
   d = base_desc("build/tfit_missing_folder/x");

@@ -36,6 +36,14 @@ static long csv_column(const csv_table *t, const char *name) {
   return -1;
 }
 
+/* The header's cells as "a, b, c" for messages (cut at cap). */
+static const char *csv_columns(const csv_table *t, char *buf, size_t cap) {
+  size_t c, at = 0;
+  buf[0] = 0;
+  for (c = 0; c < t->cols && at < cap; c++) at += (size_t)snprintf(buf + at, cap - at, "%s%s", c ? ", " : "", t->cells[c]);
+  return buf;
+}
+
 /* The label column by the toolkit's rule (lensnet_csv_label_column), or -1. */
 static long csv_label_column(const csv_table *t) {
   size_t c, len = 1, at = 0, col;
@@ -123,6 +131,7 @@ static int load_scored(const plot_options *o, const char *path, scored_set *s) {
   float *lab;
   size_t i;
   int rc;
+  char cols[512];
   memset(s, 0, sizeof *s);
   if ((rc = csv_read(path, &t)) != 0) return rc;
   memset(&lt, 0, sizeof lt);
@@ -131,9 +140,11 @@ static int load_scored(const plot_options *o, const char *path, scored_set *s) {
   sc = csv_column(&t, o->score_column);
   lc = o->label_column ? csv_column(label_table, o->label_column) : csv_label_column(label_table);
   if (!o->label_column && lc == sc && label_table == &t) lc = -1; /* a lone column holds the scores, not labels */
-  if (sc < 0) rc = lens_fail("%s has no column '%s' (choose one with --score-column)", path, o->score_column);
-  else if (lc < 0) rc = lens_fail("%s has no label column%s%s (choose one with --label-column, or give --labels FILE)", o->labels ? o->labels : path,
-                                  o->label_column ? " " : "", o->label_column ? o->label_column : "");
+  if (sc < 0) rc = lens_fail("%s has no column '%s' (choose one with --score-column); columns found: %s", path, o->score_column,
+                             csv_columns(&t, cols, sizeof cols));
+  else if (lc < 0) rc = lens_fail("%s has no label column%s%s (choose one with --label-column, or give --labels FILE); columns found: %s",
+                                  o->labels ? o->labels : path, o->label_column ? " " : "", o->label_column ? o->label_column : "",
+                                  csv_columns(label_table, cols, sizeof cols));
   else if (label_table->rows != t.rows)
     rc = lens_fail("%s has %lu rows but %s has %lu", path, (unsigned long)t.rows - 1, o->labels, (unsigned long)label_table->rows - 1);
   if (rc) { csv_free(&t); csv_free(&lt); return rc; }

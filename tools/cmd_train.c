@@ -166,9 +166,10 @@ static int read_labels(const char *path, size_t n, float *labels, int classes) {
       if (!strchr(line, ',') && *end == 0) column = 0;
       else {
         size_t found;
-        if (lensnet_csv_label_column(line, &found, NULL) != LENSNET_OK) {
+        lensnet_error err;
+        if (lensnet_csv_label_column(line, &found, &err) != LENSNET_OK) {
           fclose(f);
-          return lens_fail("%s: no column named label, class or is_lens in the header", path);
+          return lens_fail("%s: %s", path, err.message);
         }
         column = (int)found;
         continue;
@@ -219,6 +220,14 @@ static int load_data(const train_args *a, lensnet_tensor *images, float **labels
     }
     free(tmp);
     images->shape[1] = k;
+  }
+  {
+    size_t first, per = images->shape[1] * images->shape[2] * images->shape[3], hw = images->shape[2] * images->shape[3];
+    size_t bad = lensnet_count_nonfinite(images->data, lensnet_tensor_count(images), &first);
+    if (bad)
+      return lens_fail("%s: %lu non-finite pixels (NaN or infinite); the first is image %lu, band %lu, row %lu, column %lu (%g); "
+                       "training needs finite pixels", a->data, (unsigned long)bad, (unsigned long)(first / per), (unsigned long)(first % per / hw),
+                       (unsigned long)(first % hw / images->shape[3]), (unsigned long)(first % images->shape[3]), (double)images->data[first]);
   }
   *labels = (float *)malloc(images->shape[0] * sizeof(float));
   if (!*labels) return lens_fail("out of memory");
