@@ -59,6 +59,16 @@ static void test_ratio(void) {
   } else {
     CHECK(0, "labels.csv of the --ratio run");
   }
+  {
+    /* ratios that name no fraction are usage errors, not a NaN share of lenses */
+    static const char *const bad[] = {"inf:1", "1:inf", "1:1e400", "nan:1", "0:0", "-1:3", "1:", "1/100"};
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+      CHECK(cli_lens("sim --preset euclid-lensfinding --ratio %s --n 2 --out /tmp/lens_popsim_bad 2>/dev/null", bad[i]) == 2,
+            "--ratio %s refused with exit status 2", bad[i]);
+  }
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 2 --shard 0/18446744073709551617 --out /tmp/lens_popsim_bad 2>/dev/null") == 2,
+        "a shard count past 2^64 refused, not wrapped");
 }
 
 /* Every preview is a PNG (signature and IHDR) of the preview size: 66 x 4 = 264 pixels. */

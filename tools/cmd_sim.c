@@ -85,8 +85,12 @@ static int parse_ratio(const lens_option *o, const char *label, const char *v, v
   char *end;
   (void)o;
   x = strtod(v, &end);
-  if (end != v && *end == ':' && x >= 0) y = strtod(end + 1, &end);
-  if (y < 0 || *end || !(x + y > 0)) return lens_usage("%s takes A:B (lenses:non-lenses, e.g. 1:100), got '%s'", label, v);
+  if (end != v && *end == ':' && x >= 0 && x < 1e300) {
+    const char *b = end + 1;
+    y = strtod(b, &end);
+    if (end == b) y = -1;
+  }
+  if (!(y >= 0 && y < 1e300) || *end || !(x + y > 0)) return lens_usage("%s takes A:B (lenses:non-lenses, e.g. 1:100), got '%s'", label, v);
   ((sim_args *)opts)->lens_fraction = x / (x + y);
   return 0;
 }

@@ -29,10 +29,14 @@ static const lens_command commands[] = {
 };
 
 int lens_parse_size(const char *text, size_t *out) {
-  char *end;
-  unsigned long v = strtoul(text, &end, 10);
-  if (!*text || *end || text[0] == '-') return 0;
-  *out = (size_t)v;
+  size_t v = 0;
+  const char *p = text;
+  if (!*p) return 0;
+  for (; *p; p++) { /* digits only, and no wrap past SIZE_MAX (strtoul would take " +7" and clamp) */
+    if (*p < '0' || *p > '9' || v > ((size_t)-1 - (size_t)(*p - '0')) / 10) return 0;
+    v = v * 10 + (size_t)(*p - '0');
+  }
+  *out = v;
   return 1;
 }
 
