@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include "lens_cmds.h"
 #include "lensnet.h"
 #include "lenssim.h"
@@ -43,33 +44,35 @@ static const lens_command_spec render_spec = {
   "num_pix x num_pix float32 image in counts/s per pixel, noise-free.\n",
   list_bands, render_sections, 1, "Exit status: 0 done, 1 failure (a file), 2 usage error.\n"};
 
-/* The scene file's text (NUL-terminated, *len bytes), or NULL after printing why. */
+/* The scene file's text (NUL-terminated, *len bytes), or NULL after printing why. Read to its
+ * end in steps rather than sized with fseek/ftell, which on a folder report LONG_MAX. */
 static char *read_scene_file(const char *path, size_t *len) {
+  const size_t limit = (size_t)64 * 1024 * 1024;
   FILE *f = fopen(path, "rb");
-  char *text;
-  long size;
+  char *text = NULL;
+  size_t n = 0, cap = 0, got;
   if (!f) { lens_fail("%s: cannot open the scene file", path); return NULL; }
-  if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-    fclose(f);
-    lens_fail("%s: cannot read the scene file", path);
-    return NULL;
-  }
-  if (size > 64L * 1024 * 1024) {
-    fclose(f);
-    lens_fail("%s: scene file too large (%ld bytes, at most 64 MiB)", path, size);
-    return NULL;
-  }
-  text = (char *)malloc((size_t)size + 1);
-  if (!text) { fclose(f); lens_fail("%s: out of memory", path); return NULL; }
-  if (fread(text, 1, (size_t)size, f) != (size_t)size) {
+  do {
+    if (n + 65536 + 1 > cap) {
+      char *grown;
+      cap = cap ? 2 * cap : 65536 + 1;
+      if (!(grown = (char *)realloc(text, cap))) { fclose(f); free(text); lens_fail("%s: out of memory", path); return NULL; }
+      text = grown;
+    }
+    got = fread(text + n, 1, cap - n - 1, f);
+    n += got;
+    if (n > limit) { fclose(f); free(text); lens_fail("%s: scene file larger than 64 MiB", path); return NULL; }
+  } while (got > 0);
+  if (ferror(f)) {
+    int dir = errno == EISDIR; /* fopen opens a folder on POSIX systems; reading it fails so */
     fclose(f);
     free(text);
-    lens_fail("%s: short read of the scene file", path);
+    lens_fail(dir ? "%s: is a folder, not a file" : "%s: cannot read the scene file", path);
     return NULL;
   }
   fclose(f);
-  text[size] = 0;
-  *len = (size_t)size;
+  text[n] = 0;
+  *len = n;
   return text;
 }
 

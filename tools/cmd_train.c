@@ -373,10 +373,11 @@ static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images,
     }
   }
   if (classes < 2 || classes > 64) return lens_usage("--classes needs 2 to 64 comma-separated names");
+  /* the run's folder first: an --out that cannot be made fails before the data is read */
+  if (lens_make_dirs(a->out)) return LENS_EXIT_FAIL;
   if ((rc = load_data(a, images, labels)) != 0 || (rc = new_model(a, d, images, &m)) != 0) { lensnet_model_free(m); return rc; }
   if (m->out_features != (size_t)classes) rc = lens_fail("the model has %lu outputs but there are %d classes", (unsigned long)m->out_features, classes);
   if (rc == 0) rc = save_tool_options(m, a);
-  if (rc == 0 && lens_make_dirs(a->out)) rc = LENS_EXIT_FAIL;
   if (rc == 0) {
     d->images = images;
     d->labels = *labels;
