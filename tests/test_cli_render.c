@@ -128,6 +128,86 @@ static void test_errors(void) {
   remove(bad);
 }
 
+/* Several scenes and a JSON-lines file in one process: a stack whose image i is scene i rendered
+ * alone with seed S + i, byte for byte; noise-free images match lenstronomy; scenes of another
+ * num_pix, bad lines and empty files are refused naming the scene, leaving no output. */
+static void test_stacks(const char *tmp) {
+  char s0[512], s1[512], s2[512], r0[512], r1[512], r2[512], jsonl[600], stack[600], alone[600], fits[600];
+  const char *scenes[3];
+  const char *refs[3];
+  lensnet_tensor t, a, ref;
+  lensnet_error err;
+  size_t i, k;
+  int status;
+  lenstronomy_path(s0, sizeof s0, "scene_001.json"); lenstronomy_path(r0, sizeof r0, "scene_001.npy");
+  lenstronomy_path(s1, sizeof s1, "scene_002.json"); lenstronomy_path(r1, sizeof r1, "scene_002.npy");
+  lenstronomy_path(s2, sizeof s2, "scene_003.json"); lenstronomy_path(r2, sizeof r2, "scene_003.npy");
+  scenes[0] = s0; scenes[1] = s1; scenes[2] = s2; refs[0] = r0; refs[1] = r1; refs[2] = r2;
+  snprintf(jsonl, sizeof jsonl, "%s/test_cli_render_%d.jsonl", tmp, (int)getpid());
+  snprintf(stack, sizeof stack, "%s/test_cli_render_stack_%d.npy", tmp, (int)getpid());
+  snprintf(alone, sizeof alone, "%s/test_cli_render_alone_%d.npy", tmp, (int)getpid());
+  snprintf(fits, sizeof fits, "%s/test_cli_render_stack_%d.fits", tmp, (int)getpid());
+  /* the JSON-lines file: each scene on one line, a blank line between the first two */
+  CHECK(cli_shell("(tr -d '\\n' < %s; printf '\\n\\n'; tr -d '\\n' < %s; printf '\\n'; tr -d '\\n' < %s; printf '\\n') > %s", s0, s1, s2, jsonl) == 0,
+        "write the .jsonl file");
+  status = cli_lens_output(out, sizeof out, "render %s %s %s --out %s", s0, s1, s2, stack);
+  CHECK(status == 0 && strstr(out, "3 scenes [3, 48, 48]"), "three scene files: exit %d: %s", status, out);
+  if (lensnet_npy_read(stack, &t, &err) == LENSNET_OK) {
+    CHECK(t.ndim == 3 && t.shape[0] == 3 && t.shape[1] == 48 && t.shape[2] == 48, "a [3, 48, 48] stack");
+    for (i = 0; i < 3 && t.ndim == 3 && t.shape[0] == 3; i++)
+      if (lensnet_npy_read(refs[i], &ref, &err) == LENSNET_OK) {
+        double diff = 0, peak = 0;
+        for (k = 0; k < 48 * 48 && lensnet_tensor_count(&ref) == 48 * 48; k++) {
+          if (fabs(ref.data[k]) > peak) peak = fabs(ref.data[k]);
+          if (fabs(ref.data[k] - t.data[i * 48 * 48 + k]) > diff) diff = fabs(ref.data[k] - t.data[i * 48 * 48 + k]);
+        }
+        CHECK(lensnet_tensor_count(&ref) == 48 * 48 && diff <= 1e-3 * peak, "stack image %lu within %.2g of lenstronomy's peak", (unsigned long)i,
+              peak > 0 ? diff / peak : 1.0);
+        lensnet_tensor_free(&ref);
+      }
+    lensnet_tensor_free(&t);
+  } else CHECK(0, "read the stack: %s", err.message);
+  /* with noise: image i is the scene alone with seed 7 + i; from the .jsonl file the same bytes */
+  status = cli_lens_output(out, sizeof out, "render %s --band VIS --seed 7 --out %s", jsonl, stack);
+  CHECK(status == 0 && strstr(out, "3 scenes"), "the .jsonl file (a blank line skipped): exit %d: %s", status, out);
+  if (status == 0 && lensnet_npy_read(stack, &t, &err) == LENSNET_OK) {
+    for (i = 0; i < 3; i++) {
+      int same = 0;
+      if (cli_lens("render %s --band VIS --seed %lu --out %s 2>/dev/null", scenes[i], (unsigned long)(7 + i), alone) == 0 &&
+          lensnet_npy_read(alone, &a, &err) == LENSNET_OK) {
+        same = lensnet_tensor_count(&a) == 48 * 48 && t.shape[0] == 3 && !memcmp(a.data, t.data + i * 48 * 48, 48 * 48 * sizeof(float));
+        lensnet_tensor_free(&a);
+      }
+      CHECK(same, "stack image %lu = scene %lu alone with --seed %lu, bit for bit", (unsigned long)i, (unsigned long)i, (unsigned long)(7 + i));
+    }
+    lensnet_tensor_free(&t);
+  }
+  /* FITS: a cube NAXIS3 = 3 holding the same floats as the .npy stack */
+  status = cli_lens_output(out, sizeof out, "render %s --band VIS --seed 7 --out %s", jsonl, fits);
+  if (status == 0 && lensnet_fits_read(fits, 0, &a, &err) == LENSNET_OK) {
+    int same = 0;
+    if (lensnet_npy_read(stack, &t, &err) == LENSNET_OK) {
+      same = a.ndim == 3 && a.shape[0] == 3 && lensnet_tensor_count(&a) == lensnet_tensor_count(&t) &&
+             !memcmp(a.data, t.data, lensnet_tensor_count(&t) * sizeof(float));
+      lensnet_tensor_free(&t);
+    }
+    CHECK(same, "the FITS cube holds the .npy stack's floats");
+    lensnet_tensor_free(&a);
+  } else CHECK(0, "FITS stack: exit %d: %s", status, out);
+  /* refusals: another num_pix, a bad line (named file:line), an empty file; no output left */
+  remove(stack);
+  status = cli_lens_output(out, sizeof out, "render %s %s --out %s", s0, scene, stack);
+  CHECK(status == 1 && strstr(out, "scene_007.json") && strstr(out, "num_pix 80"), "a scene of another size named: exit %d: %s", status, out);
+  CHECK(cli_shell("printf '\\n{\"grid\": 3}\\n' >> %s", jsonl) == 0, "append a bad line");
+  status = cli_lens_output(out, sizeof out, "render %s --out %s", jsonl, stack);
+  CHECK(status == 1 && strstr(out, ".jsonl:6:"), "the bad scene named by file and line: exit %d: %s", status, out);
+  CHECK(cli_shell("printf '\\n \\n' > %s", jsonl) == 0, "an empty .jsonl file");
+  status = cli_lens_output(out, sizeof out, "render %s --out %s", jsonl, stack);
+  CHECK(status == 1 && strstr(out, "no scene"), "a file without scenes refused: exit %d: %s", status, out);
+  CHECK(access(stack, F_OK) != 0 && cli_shell("ls %s.tmp* >/dev/null 2>&1", stack) != 0, "and no stack or temporary file left");
+  remove(jsonl); remove(alone); remove(fits);
+}
+
 int main(void) {
   const char *tmp = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
   FILE *f = fopen(cli_lens_path(), "rb");
@@ -143,6 +223,7 @@ int main(void) {
   TEST("lens render --band --seed: noise follows the seed") test_noise_seeds();
   TEST("lens render --band gives a scene without a PSF the band's") test_band_psf();
   TEST("lens render errors name the problem and fail") test_errors();
+  TEST("lens render of many scenes or a .jsonl file: a stack, each image as if rendered alone") test_stacks(tmp);
   remove(npy);
   return check_summary();
 }
