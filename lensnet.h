@@ -547,6 +547,13 @@ LENSNET_API size_t lensnet_model_workspace_floats(const lensnet_model *m, size_t
  * A model may be used by several threads at once, each with its own workspace. */
 LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t batch, const float *input,
                                                  float *output, float *workspace, lensnet_error *err);
+/* lensnet_model_forward with dropout kept on: Monte Carlo dropout (Gal & Ghahramani 2016; for lens
+ * modelling, Perreault Levasseur, Hezaveh & Wechsler 2017). Batch norm still uses its running
+ * statistics. Image b of the batch draws each dropout layer's mask from (seed, layer, b), so a
+ * pass is reproducible and independent of threads; N passes of one image are one call with the
+ * image repeated N times. */
+LENSNET_API lensnet_result lensnet_model_forward_mc(const lensnet_model *m, size_t batch, const float *input, float *output,
+                                                    float *workspace, uint64_t seed, lensnet_error *err);
 
 /* A layer's options as text ("layer.0 out=50 kernel=3 stride=1 padding=0 groups=1"), as `lens
  * info` prints them; "" for layers without options. Returns buf. */
@@ -764,7 +771,11 @@ typedef struct {
   lensnet_fit_fill_fn fill;       /* used when images is NULL; default NULL */
   void *fill_user;
   size_t count;                   /* N with fill; with images, 0 or images->shape[0] */
-  const float *labels;            /* [N] class of each image, 0..classes-1 (classes: the model's outputs); required */
+  const float *labels;            /* [N] class of each image, 0..classes-1 (classes: the model's outputs); with
+                                   * targets > 0, [N, targets] values to regress; required */
+  size_t targets;                 /* regression: values per image (loss mse: the model has `targets` outputs; nll:
+                                   * 2 x targets, the means then the log-variances); default 0: classification */
+  const char *target_names;       /* regression: "theta_E,e1,..." for the metadata; default "t0,t1,..." */
   const char *class_weights;      /* "none" (default) | "auto" (inverse class frequency of the training part) | "w0,w1,..." */
   double val_fraction;            /* share held out for validation (the end of a seeded permutation), 0..0.9; default
                                    * 0.1; negative: none */
@@ -781,7 +792,9 @@ typedef struct {
   double gamma;                   /* step: factor per decay; default 0.1 */
   double min_lr;                  /* cosine: final learning rate; default 0 */
   int warmup;                     /* epochs of linear warm-up; default 0 */
-  const char *loss;               /* "ce" (softmax cross-entropy, default) | "focal"; validation always uses ce */
+  const char *loss;               /* classification: "ce" (softmax cross-entropy, default) | "focal", validation
+                                   * always uses ce; regression: "mse" (default) | "nll" (Gaussian, a mean and a
+                                   * log-variance per target), validation with the same loss */
   double focal_gamma;             /* default 2; negative: 0 */
   const char *augment;            /* training images only: "flip,rot90,shift=PIXELS,noise=SIGMA", any subset;
                                    * default none */
@@ -851,6 +864,28 @@ LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, f
 LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t hw);
 /* How many of x[0..n) are NaN or infinite; *first (if given) gets the index of the first, n if none. */
 LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *first);
+
+/* Regression models (lensnet_fit with targets > 0) describe their outputs in the metadata:
+ * regress.targets (names), regress.mean and regress.std (each target's standardisation over the
+ * training part: the model predicts (y - mean) / std), regress.loss (mse: one output per target;
+ * nll: the means, then the log-variances). */
+#define LENSNET_REGRESSION_MAX 16
+typedef struct {
+  size_t count;                            /* targets */
+  int nll;                                 /* the outputs hold log-variances too */
+  char names[LENSNET_REGRESSION_MAX][33];
+  double mean[LENSNET_REGRESSION_MAX], std[LENSNET_REGRESSION_MAX];
+} lensnet_regression;
+/* m's regression description: LENSNET_ERR_ARG when m is not a regression model, LENSNET_ERR_FORMAT
+ * when its metadata does not fit its outputs. */
+LENSNET_API lensnet_result lensnet_model_regression(const lensnet_model *m, lensnet_regression *r, lensnet_error *err);
+/* Each target's mean and standard deviation in physical units from `passes` forward passes of one
+ * image (outputs [passes, out_features]; several passes: Monte Carlo dropout). mean: the average
+ * of the passes' means. Variance: aleatoric (nll: the average of exp(log-variance); mse: 0) plus
+ * epistemic (the variance of the passes' means, 0 for one pass); sigma = sqrt of the sum. Any of
+ * sigma, aleatoric, epistemic (standard deviations) may be NULL. */
+LENSNET_API void lensnet_regression_combine(const lensnet_regression *r, const float *outputs, size_t passes, size_t out_features,
+                                            double *mean, double *sigma, double *aleatoric, double *epistemic);
 
 /* ---------------------------------------------------------------------------------------------
  * Recipes: what every caller of a lens finder needs, in one place (the lens tool uses these)
@@ -4181,7 +4216,8 @@ typedef struct {
   lensnet_trainer *t;    /* NULL at inference */
   size_t image, worker;  /* trainer: the first image of x among the step's images; the worker */
   size_t step_batch;     /* trainer: images in the step (the layout of per-step buffers) */
-  uint64_t step_seed;    /* trainer: dropout streams of this step */
+  uint64_t step_seed;    /* trainer: dropout streams of this step; inference with mc: the caller's seed */
+  int mc;                /* inference with dropout on (lensnet_model_forward_mc) */
   int may_fuse, fused;   /* the layer may compute the next one too (conv: its ReLU); it did */
 } lensnet__pass;
 
@@ -4999,8 +5035,8 @@ static void lensnet__softmax_forward(float *x, size_t batch, size_t c, size_t hw
     }
 }
 
-LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t batch, const float *input,
-                                                 float *output, float *workspace, lensnet_error *err) {
+static lensnet_result lensnet__model_forward(const lensnet_model *m, size_t batch, const float *input, float *output,
+                                             float *workspace, int mc, uint64_t seed, lensnet_error *err) {
   size_t act, scratch_n, mark_n, total, i;
   float *ws = workspace, *cur, *other, *scratch, *marks;
   const float *src;
@@ -5016,7 +5052,7 @@ LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t 
   cur = ws; other = ws + act; scratch = ws + 2 * act; marks = scratch + scratch_n;
   src = input; /* the first layer reads the caller's input directly */
   memset(&p, 0, sizeof p);
-  p.m = m; p.batch = batch; p.scratch = scratch; p.may_fuse = 1;
+  p.m = m; p.batch = batch; p.scratch = scratch; p.may_fuse = 1; p.mc = mc; p.step_seed = seed;
   for (i = 0; i < m->layer_count; i++) {
     const lensnet_layer *L = &m->layers[i];
     const lensnet__layer_kind *kind = lensnet__kind(L->type);
@@ -5038,6 +5074,16 @@ LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t 
   if (src != output) memcpy(output, src, batch * m->out_features * sizeof(float));
   if (!workspace) LENSNET_FREE(ws);
   return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t batch, const float *input,
+                                                 float *output, float *workspace, lensnet_error *err) {
+  return lensnet__model_forward(m, batch, input, output, workspace, 0, 0, err);
+}
+
+LENSNET_API lensnet_result lensnet_model_forward_mc(const lensnet_model *m, size_t batch, const float *input, float *output,
+                                                    float *workspace, uint64_t seed, lensnet_error *err) {
+  return lensnet__model_forward(m, batch, input, output, workspace, 1, seed, err);
 }
 
 
@@ -5583,10 +5629,31 @@ static void lensnet__dropout_stream(lensnet_rng *r, uint64_t step_seed, size_t l
   lensnet_rng_seed(r, lensnet__splitmix64(&x));
 }
 
+/* Monte Carlo dropout at inference: the training rule (keep with probability 1 - p, scale by
+ * 1/(1 - p)) without a mask to keep; x and y may be the same buffer. */
+static void lensnet__dropout_mc(lensnet_rng *rng, float p, const float *x, float *y, size_t n) {
+  double keep = 1.0 - (double)p;
+  uint32_t threshold = (uint32_t)(keep * 65536.0 + 0.5);
+  float scale = (float)(1.0 / keep);
+  size_t k, q;
+  for (k = 0; k < n; k += 4) {
+    uint64_t bits = lensnet_rng_next(rng);
+    for (q = 0; q < 4 && k + q < n; q++) y[k + q] = (uint32_t)((bits >> (16 * q)) & 0xFFFFu) < threshold ? x[k + q] * scale : 0.0f;
+  }
+}
+
 static void lensnet__dropout_layer_forward(lensnet__pass *p) {
   lensnet_trainer *t = p->t;
   const lensnet_layer *L = p->L;
   size_t in_n = lensnet__layer_in_n(L), b;
+  if (!t && p->mc && L->value > 0.0f) {
+    for (b = 0; b < p->batch; b++) {
+      lensnet_rng r;
+      lensnet__dropout_stream(&r, p->step_seed, p->layer, b);
+      lensnet__dropout_mc(&r, L->value, p->x + b * in_n, p->y + b * in_n, in_n);
+    }
+    return;
+  }
   if (!t) { lensnet__copy_forward(p); return; }
   for (b = 0; b < p->batch; b++) {
     unsigned char *mask = t->dropout_mask + t->mask_offset[p->layer] * t->batch_cap + (p->image + b) * in_n;
@@ -6279,7 +6346,7 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
 #define LENSNET__FIT_SETTINGS(X) \
   X(optimizer,     TEXT,   0, 0,     "adam|adamw|sgd",       "optimiser: adam | adamw | sgd (default adam)") \
   X(schedule,      TEXT,   0, 0,     "constant|step|cosine", "learning-rate schedule: constant | step | cosine (default constant)") \
-  X(loss,          TEXT,   0, 0,     "ce|focal",             "loss: ce (softmax cross-entropy) | focal (default ce)") \
+  X(loss,          TEXT,   0, 0,     "ce|focal|mse|nll",     "loss: ce (softmax cross-entropy) | focal | mse | nll (default ce; regression mse)") \
   X(class_weights, TEXT,   0, 0,     NULL, "auto (inverse class frequency) | none | w0,w1,... (default none)") \
   X(augment,       TEXT,   0, 0,     NULL, "flip,rot90,shift=PIXELS,noise=SIGMA, any of them (default none)") \
   X(epochs,        INT,    1, 1e6,   NULL, "epochs to train (default 10)") \
@@ -6337,7 +6404,7 @@ LENSNET_API lensnet_fit_desc lensnet_fit_desc_resolve(const lensnet_fit_desc *de
   if (d.lr == 0) d.lr = 1e-3;
   if (!d.schedule || !d.schedule[0]) d.schedule = "constant";
   if (d.gamma == 0) d.gamma = 0.1;
-  if (!d.loss || !d.loss[0]) d.loss = "ce";
+  if (!d.loss || !d.loss[0]) d.loss = d.targets ? "mse" : "ce";
   d.focal_gamma = d.focal_gamma == 0 ? 2.0 : d.focal_gamma < 0 ? 0.0 : d.focal_gamma;
   if (!d.augment || !d.augment[0]) d.augment = "none";
   d.nesterov = d.nesterov != 0;
@@ -6622,6 +6689,9 @@ typedef struct {
   lensnet_fit_desc d;               /* resolved */
   lensnet__augment aug;
   size_t n, per, classes, n_train, n_val;
+  size_t targets;                   /* regression: values per image; 0: classification */
+  int nll;                          /* regression with the Gaussian NLL (outputs: means, then log-variances) */
+  double *t_mean, *t_std;           /* regression: the training part's mean and standard deviation per target */
   size_t *split, *order;            /* the seeded permutation (training part first), this epoch's order */
   float *bx, *by, *logits, *grad, *img, *class_w;
   int use_weights;
@@ -6638,6 +6708,7 @@ typedef struct {
 static void lensnet__fit_free(lensnet__fit *f) {
   LENSNET_FREE(f->split); LENSNET_FREE(f->order); LENSNET_FREE(f->bx); LENSNET_FREE(f->by); LENSNET_FREE(f->logits);
   LENSNET_FREE(f->grad); LENSNET_FREE(f->img); LENSNET_FREE(f->class_w); LENSNET_FREE(f->history);
+  LENSNET_FREE(f->t_mean); LENSNET_FREE(f->t_std);
   lensnet_trainer_free(f->t);
   lensnet_optimizer_free(f->opt);
 }
@@ -6649,6 +6720,35 @@ static lensnet_result lensnet__fit_history_add(lensnet__fit *f, const char *row,
   memcpy(h + f->history_len, row, add + 1);
   f->history = h;
   f->history_len += add;
+  return LENSNET_OK;
+}
+
+static int lensnet__list_entry(const char *list, size_t k, const char **start, size_t *len);
+
+/* Regression: the loss, the model's outputs, finite targets, and no augmentation or class weight
+ * that would contradict them (a flip or shift moves the lens the targets describe). */
+static lensnet_result lensnet__fit_check_targets(const lensnet_model *m, const lensnet_fit_desc *d, lensnet_error *err) {
+  size_t want = d->targets * (strcmp(d->loss, "nll") ? 1 : 2), i, first;
+  if (strcmp(d->loss, "mse") && strcmp(d->loss, "nll"))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "loss %s is for classification; regression takes mse or nll", d->loss);
+  if (d->targets > LENSNET_REGRESSION_MAX)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%lu targets; at most %d", (unsigned long)d->targets, LENSNET_REGRESSION_MAX);
+  if (m->out_features != want)
+    return lensnet__fail(err, LENSNET_ERR_SHAPE, "the model has %lu outputs; %lu targets with loss %s need %lu", (unsigned long)m->out_features,
+                         (unsigned long)d->targets, d->loss, (unsigned long)want);
+  if (strcmp(d->class_weights, "none")) return lensnet__fail(err, LENSNET_ERR_ARG, "class_weights apply to classification, not regression");
+  if (strstr(d->augment, "flip") || strstr(d->augment, "rot90") || strstr(d->augment, "shift"))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "augment %s: flips, turns and shifts move the lens the regression targets describe; "
+                         "only noise= applies", d->augment);
+  if (lensnet_count_nonfinite(d->labels, d->count * d->targets, &first))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "target %lu of image %lu is not finite", (unsigned long)(first % d->targets),
+                         (unsigned long)(first / d->targets));
+  for (i = 0; d->target_names && i < d->targets; i++) {
+    const char *name;
+    size_t len;
+    if (!lensnet__list_entry(d->target_names, i, &name, &len) || !len)
+      return lensnet__fail(err, LENSNET_ERR_ARG, "target_names '%.200s' names fewer than the %lu targets", d->target_names, (unsigned long)d->targets);
+  }
   return LENSNET_OK;
 }
 
@@ -6674,6 +6774,9 @@ static lensnet_result lensnet__fit_check_data(const lensnet_model *m, const lens
   } else if (!d->fill) return lensnet__fail(err, LENSNET_ERR_ARG, "no data: give images or a fill callback");
   if (d->count < 2) return lensnet__fail(err, LENSNET_ERR_ARG, "training needs at least 2 images, got %lu", (unsigned long)d->count);
   if (!d->labels) return lensnet__fail(err, LENSNET_ERR_ARG, "no labels");
+  if (d->targets) return lensnet__fit_check_targets(m, d, err);
+  if (strcmp(d->loss, "ce") && strcmp(d->loss, "focal"))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "loss %s is for regression (targets > 0); classification takes ce or focal", d->loss);
   if (m->out_features < 2) return lensnet__fail(err, LENSNET_ERR_SHAPE, "the model has %lu output; classification needs 2 or more", (unsigned long)m->out_features);
   for (i = 0; i < d->count; i++) {
     float y = d->labels[i];
@@ -6690,6 +6793,24 @@ static void lensnet__shuffle(size_t *a, size_t n, lensnet_rng *rng) {
 }
 
 /* Allocations, the split, class weights, trainer, optimiser and schedule for a resolved desc. */
+/* Regression targets are learnt standardised: each target's mean and standard deviation over the
+ * training part (never the validation part), kept in the metadata to undo it at prediction. A
+ * constant target gets a deviation of 1. */
+static void lensnet__fit_target_stats(lensnet__fit *f) {
+  size_t j, i, T = f->targets;
+  for (j = 0; j < T; j++) {
+    double sum = 0, sq = 0, mean;
+    for (i = 0; i < f->n_train; i++) sum += f->d.labels[f->split[i] * T + j];
+    mean = f->n_train ? sum / (double)f->n_train : 0.0;
+    for (i = 0; i < f->n_train; i++) {
+      double e = f->d.labels[f->split[i] * T + j] - mean;
+      sq += e * e;
+    }
+    f->t_mean[j] = mean;
+    f->t_std[j] = f->n_train > 1 && sq > 0 ? sqrt(sq / (double)(f->n_train - 1)) : 1.0;
+  }
+}
+
 static lensnet_result lensnet__fit_setup(lensnet__fit *f, lensnet_model *m, const lensnet_fit_desc *desc, lensnet_error *err) {
   lensnet_trainer_desc td;
   lensnet_optimizer_desc od;
@@ -6705,13 +6826,19 @@ static lensnet_result lensnet__fit_setup(lensnet__fit *f, lensnet_model *m, cons
   f->n = f->d.count;
   f->per = m->in_c * m->in_h * m->in_w;
   f->classes = m->out_features;
+  f->targets = f->d.targets;
+  f->nll = f->targets && !strcmp(f->d.loss, "nll");
   f->n_val = (size_t)floor(f->d.val_fraction * (double)f->n);
   f->n_train = f->n - f->n_val;
   if (!lensnet__mul_ok(f->d.batch, f->per, &bytes)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "batch too large");
   f->split = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(f->n, sizeof(size_t), &ok));
   f->order = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(f->n, sizeof(size_t), &ok));
   f->bx = LENSNET__CAST(float *, lensnet__alloc_or_flag(bytes, sizeof(float), &ok));
-  f->by = LENSNET__CAST(float *, lensnet__alloc_or_flag(f->d.batch, sizeof(float), &ok));
+  f->by = LENSNET__CAST(float *, lensnet__alloc_or_flag(f->d.batch * (f->targets ? f->targets : 1), sizeof(float), &ok));
+  if (f->targets) {
+    f->t_mean = LENSNET__CAST(double *, lensnet__alloc_or_flag(f->targets, sizeof(double), &ok));
+    f->t_std = LENSNET__CAST(double *, lensnet__alloc_or_flag(f->targets, sizeof(double), &ok));
+  }
   f->logits = LENSNET__CAST(float *, lensnet__alloc_or_flag(f->d.batch * f->classes, sizeof(float), &ok));
   f->grad = LENSNET__CAST(float *, lensnet__alloc_or_flag(f->d.batch * f->classes, sizeof(float), &ok));
   f->img = LENSNET__CAST(float *, lensnet__alloc_or_flag(f->per, sizeof(float), &ok));
@@ -6721,7 +6848,8 @@ static lensnet_result lensnet__fit_setup(lensnet__fit *f, lensnet_model *m, cons
   lensnet_rng_seed(&split, f->d.seed ^ 0x5eedULL);
   for (i = 0; i < f->n; i++) f->split[i] = i;
   lensnet__shuffle(f->split, f->n, &split);
-  if ((r = lensnet__class_weights(f->d.class_weights, f->d.labels, f->split, f->n_train, f->classes, f->class_w, &f->use_weights, err)) != LENSNET_OK)
+  if (f->targets) lensnet__fit_target_stats(f);
+  else if ((r = lensnet__class_weights(f->d.class_weights, f->d.labels, f->split, f->n_train, f->classes, f->class_w, &f->use_weights, err)) != LENSNET_OK)
     return r;
   memset(&td, 0, sizeof td);
   td.batch_cap = f->d.batch; td.parallel = f->d.parallel; td.seed = f->d.seed + 17;
@@ -6751,6 +6879,23 @@ static lensnet_result lensnet__fit_settings_meta(lensnet__fit *f) {
     r = lensnet_model_set_meta(f->m, key, value);
   }
   if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "preprocess", f->d.minmax ? "minmax" : "none");
+  if (r == LENSNET_OK && f->targets) { /* what lensnet_model_regression reads back */
+    char names[LENSNET_REGRESSION_MAX * 40], means[LENSNET_REGRESSION_MAX * 28], stds[LENSNET_REGRESSION_MAX * 28];
+    size_t j, nl = 0, ml = 0, sl = 0;
+    for (j = 0; j < f->targets; j++) {
+      const char *name = NULL;
+      size_t len = 0;
+      if (f->d.target_names && lensnet__list_entry(f->d.target_names, j, &name, &len) && len)
+        lensnet__appendf(names, sizeof names, &nl, "%s%.*s", j ? "," : "", (int)(len < 32 ? len : 32), name);
+      else lensnet__appendf(names, sizeof names, &nl, "%st%lu", j ? "," : "", (unsigned long)j);
+      lensnet__appendf(means, sizeof means, &ml, "%s%.9g", j ? "," : "", f->t_mean[j]);
+      lensnet__appendf(stds, sizeof stds, &sl, "%s%.9g", j ? "," : "", f->t_std[j]);
+    }
+    r = lensnet_model_set_meta(f->m, "regress.targets", names);
+    if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.mean", means);
+    if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.std", stds);
+    if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.loss", f->nll ? "nll" : "mse");
+  }
   return r;
 }
 
@@ -6792,7 +6937,11 @@ static lensnet_result lensnet__fit_batch(lensnet__fit *f, const size_t *idx, siz
   }
   for (k = 0; k < bs; k++) {
     float *x = f->bx + k * f->per;
-    f->by[k] = f->d.labels[idx[k]];
+    if (f->targets) {
+      size_t j;
+      for (j = 0; j < f->targets; j++)
+        f->by[k * f->targets + j] = (float)((f->d.labels[idx[k] * f->targets + j] - f->t_mean[j]) / f->t_std[j]);
+    } else f->by[k] = f->d.labels[idx[k]];
     if (f->d.minmax) lensnet_minmax_normalize(x, m->in_c, m->in_h * m->in_w);
     if (aug) {
       memcpy(f->img, x, f->per * sizeof(float));
@@ -6800,6 +6949,18 @@ static lensnet_result lensnet__fit_batch(lensnet__fit *f, const size_t *idx, siz
     }
   }
   return LENSNET_OK;
+}
+
+/* Regression: the loss of the batch (gradient into f->grad when asked) and the sum of squared
+ * errors of the predicted means, in standard deviations of the targets. */
+static float lensnet__fit_regress_loss(const lensnet__fit *f, size_t bs, float *grad, double *sq) {
+  size_t k, j, T = f->targets;
+  for (k = 0; k < bs; k++)
+    for (j = 0; j < T; j++) {
+      double e = f->logits[k * f->classes + j] - f->by[k * T + j];
+      *sq += e * e;
+    }
+  return f->nll ? lensnet_loss_gaussian_nll(f->logits, f->by, bs, T, grad) : lensnet_loss_mse(f->logits, f->by, bs * T, grad);
 }
 
 static size_t lensnet__fit_correct(const lensnet__fit *f, size_t bs) {
@@ -6820,7 +6981,7 @@ static double lensnet__fit_seconds(const lensnet__fit *f) {
 
 static lensnet_result lensnet__fit_train_epoch(lensnet__fit *f, lensnet_fit_progress *p, double t0, int *stop, lensnet_error *err) {
   size_t b, correct = 0;
-  double loss_sum = 0;
+  double loss_sum = 0, sq = 0;
   lensnet_result r;
   const float *w = f->use_weights ? f->class_w : NULL;
   /* shuffled afresh from the split, so an epoch depends only on the data stream (which the
@@ -6832,37 +6993,41 @@ static lensnet_result lensnet__fit_train_epoch(lensnet__fit *f, lensnet_fit_prog
     float loss;
     if ((r = lensnet__fit_batch(f, f->order + b, bs, 1, err)) != LENSNET_OK) return r;
     if ((r = lensnet_trainer_forward(f->t, bs, f->bx, 1, f->logits, err)) != LENSNET_OK) return r;
-    loss = !strcmp(f->d.loss, "focal") ? lensnet_loss_focal(f->logits, f->by, bs, f->classes, (float)f->d.focal_gamma, w, f->grad)
-                                       : lensnet_loss_cross_entropy(f->logits, f->by, bs, f->classes, w, f->grad);
+    loss = f->targets ? lensnet__fit_regress_loss(f, bs, f->grad, &sq)
+           : !strcmp(f->d.loss, "focal") ? lensnet_loss_focal(f->logits, f->by, bs, f->classes, (float)f->d.focal_gamma, w, f->grad)
+                                         : lensnet_loss_cross_entropy(f->logits, f->by, bs, f->classes, w, f->grad);
     if (loss != loss) return lensnet__fail(err, LENSNET_ERR_DIVERGED, "the loss became NaN at epoch %d", p->epoch);
     lensnet_trainer_zero_grad(f->t);
     if ((r = lensnet_trainer_backward(f->t, bs, f->grad, err)) != LENSNET_OK) return r;
     lensnet_optimizer_step(f->opt, f->m, f->t->grads, (float)p->lr);
     loss_sum += loss * (double)bs;
-    correct += lensnet__fit_correct(f, bs);
+    if (!f->targets) correct += lensnet__fit_correct(f, bs);
     p->seen = b + bs;
     p->train_loss = loss_sum / (double)p->seen;
-    p->train_acc = (double)correct / (double)p->seen;
+    p->train_acc = f->targets ? sqrt(sq / (double)(p->seen * f->targets)) : (double)correct / (double)p->seen;
     p->seconds = lensnet__fit_seconds(f) - t0;
     if (f->d.progress && f->d.progress(f->d.progress_user, p)) *stop = 1;
   }
   return LENSNET_OK;
 }
 
-/* Validation in inference mode, cross-entropy with the class weights. */
+/* Validation in inference mode: cross-entropy with the class weights, or the regression loss. */
 static lensnet_result lensnet__fit_validate(lensnet__fit *f, lensnet_fit_progress *p, lensnet_error *err) {
   size_t b, correct = 0;
-  double sum = 0;
+  double sum = 0, sq = 0;
   lensnet_result r;
   for (b = f->n_train; b < f->n; b += f->d.batch) {
     size_t bs = f->n - b < f->d.batch ? f->n - b : f->d.batch;
     if ((r = lensnet__fit_batch(f, f->split + b, bs, 0, err)) != LENSNET_OK) return r;
     if ((r = lensnet_trainer_forward(f->t, bs, f->bx, 0, f->logits, err)) != LENSNET_OK) return r;
-    sum += lensnet_loss_cross_entropy(f->logits, f->by, bs, f->classes, f->use_weights ? f->class_w : NULL, NULL) * (double)bs;
-    correct += lensnet__fit_correct(f, bs);
+    if (f->targets) sum += lensnet__fit_regress_loss(f, bs, NULL, &sq) * (double)bs;
+    else {
+      sum += lensnet_loss_cross_entropy(f->logits, f->by, bs, f->classes, f->use_weights ? f->class_w : NULL, NULL) * (double)bs;
+      correct += lensnet__fit_correct(f, bs);
+    }
   }
   p->val_loss = f->n_val ? sum / (double)f->n_val : 0.0;
-  p->val_acc = f->n_val ? (double)correct / (double)f->n_val : 0.0;
+  p->val_acc = !f->n_val ? 0.0 : f->targets ? sqrt(sq / (double)(f->n_val * f->targets)) : (double)correct / (double)f->n_val;
   return LENSNET_OK;
 }
 
@@ -6938,7 +7103,9 @@ LENSNET_API lensnet_result lensnet_fit(lensnet_model *m, const lensnet_fit_desc 
   lensnet__fit f;
   lensnet_result r = lensnet__fit_setup(&f, m, desc, err);
   if (r == LENSNET_OK && lensnet__fit_settings_meta(&f) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
-  if (r == LENSNET_OK) r = lensnet__fit_history_add(&f, "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds\n", err);
+  if (r == LENSNET_OK)
+    r = lensnet__fit_history_add(&f, f.targets ? "epoch,lr,train_loss,train_rms,val_loss,val_rms,seconds\n"
+                                               : "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds\n", err);
   if (r == LENSNET_OK) r = lensnet__fit_run(&f, err);
   lensnet__fit_free(&f);
   return r;
@@ -6993,6 +7160,7 @@ LENSNET_API lensnet_result lensnet_fit_resume(const char *dir, const lensnet_fit
   if (r == LENSNET_OK) r = lensnet_model_from_safetensors(&st, &m, err);
   if (r == LENSNET_OK && desc) {
     d.images = desc->images; d.fill = desc->fill; d.fill_user = desc->fill_user; d.count = desc->count; d.labels = desc->labels;
+    d.targets = desc->targets; d.target_names = desc->target_names;
     d.parallel = desc->parallel; d.progress = desc->progress; d.progress_user = desc->progress_user;
     d.seconds = desc->seconds; d.seconds_user = desc->seconds_user;
     if (desc->epochs) d.epochs = desc->epochs;
@@ -7040,6 +7208,69 @@ LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, f
       bottom = (1.0f - fx) * src[y1 * w + x0] + fx * src[y1 * w + x1];
       dst[y * out_w + x] = (1.0f - fy) * top + fy * bottom;
     }
+  }
+}
+
+/* A comma-separated list of exactly `count` numbers into v. */
+static int lensnet__number_list(const char *text, size_t count, double *v) {
+  size_t k;
+  const char *p = text;
+  for (k = 0; k < count; k++) {
+    char *end;
+    v[k] = strtod(p, &end);
+    if (end == p || !(v[k] - v[k] == 0.0) || (k + 1 < count ? *end != ',' : *end != 0)) return 0;
+    p = end + 1;
+  }
+  return 1;
+}
+
+LENSNET_API lensnet_result lensnet_model_regression(const lensnet_model *m, lensnet_regression *r, lensnet_error *err) {
+  const char *names = lensnet_model_meta(m, "regress.targets"), *loss = lensnet_model_meta(m, "regress.loss");
+  const char *means = lensnet_model_meta(m, "regress.mean"), *stds = lensnet_model_meta(m, "regress.std");
+  size_t k;
+  memset(r, 0, sizeof *r);
+  if (!names) return lensnet__fail(err, LENSNET_ERR_ARG, "not a regression model (no regress.targets metadata)");
+  if (!loss || !means || !stds) return lensnet__fail(err, LENSNET_ERR_FORMAT, "regression metadata incomplete (regress.loss, .mean, .std)");
+  r->count = 1;
+  for (k = 0; names[k]; k++) r->count += names[k] == ',';
+  r->nll = !strcmp(loss, "nll");
+  if (r->count > LENSNET_REGRESSION_MAX || (!r->nll && strcmp(loss, "mse")))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.targets/regress.loss '%.40s' not understood", loss);
+  if (m->out_features != r->count * (r->nll ? 2 : 1))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "%lu regression targets with loss %s, but the model has %lu outputs", (unsigned long)r->count,
+                         loss, (unsigned long)m->out_features);
+  if (!lensnet__number_list(means, r->count, r->mean) || !lensnet__number_list(stds, r->count, r->std))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.mean or regress.std is not %lu finite numbers", (unsigned long)r->count);
+  for (k = 0; k < r->count; k++) {
+    const char *name;
+    size_t len;
+    if (!(r->std[k] > 0)) return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.std of target %lu is not positive", (unsigned long)k);
+    if (!lensnet__list_entry(names, k, &name, &len) || !len || len > 32)
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.targets: name %lu is empty or longer than 32", (unsigned long)k);
+    memcpy(r->names[k], name, len);
+    r->names[k][len] = 0;
+  }
+  return LENSNET_OK;
+}
+
+LENSNET_API void lensnet_regression_combine(const lensnet_regression *r, const float *outputs, size_t passes, size_t out_features,
+                                            double *mean, double *sigma, double *aleatoric, double *epistemic) {
+  size_t j, s;
+  for (j = 0; j < r->count; j++) {
+    double sum = 0, sq = 0, avar = 0, mu, evar;
+    for (s = 0; s < passes; s++) sum += outputs[s * out_features + j];
+    mu = passes ? sum / (double)passes : 0.0;
+    for (s = 0; s < passes; s++) {
+      double d = outputs[s * out_features + j] - mu;
+      sq += d * d;
+      if (r->nll) avar += exp(outputs[s * out_features + r->count + j]);
+    }
+    evar = passes > 1 ? sq / (double)passes : 0.0; /* the spread of the passes, as Gal's predictive variance */
+    avar = passes ? avar / (double)passes : 0.0;
+    mean[j] = r->mean[j] + r->std[j] * mu;
+    if (sigma) sigma[j] = r->std[j] * sqrt(avar + evar);
+    if (aleatoric) aleatoric[j] = r->std[j] * sqrt(avar);
+    if (epistemic) epistemic[j] = r->std[j] * sqrt(evar);
   }
 }
 

@@ -1,0 +1,237 @@
+/* Regression in lensnet.h: lensnet_fit with targets (mse and Gaussian NLL) learns a known
+ * quantity of an image, standardises the targets over the training part and records that in the
+ * metadata; lensnet_model_regression reads it back; lensnet_regression_combine turns passes into
+ * physical means and standard deviations (checked against numbers worked by hand); Monte Carlo
+ * dropout (lensnet_model_forward_mc) is reproducible and is plain inference without dropout.
+ *
+ * The data: a Gaussian blob of 12 x 12 pixels whose width and x position are the two targets, so
+ * what the network must learn is known exactly. */
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "check.h"
+#include <string.h>
+
+#define N 320
+#define SIDE 12
+#define ARCH "input 1 12 12\nconv2d name=c1 out=8 kernel=3 padding=1\nrelu\nmaxpool kernel=2\n" \
+             "conv2d name=c2 out=16 kernel=3 padding=1\nrelu\nmaxpool kernel=2\nflatten\ndropout p=0.1\n" \
+             "dense name=d1 out=32\nrelu\ndense name=d2 out=%d"
+
+static float pixels[N * SIDE * SIDE], targets[N * 2];          /* training */
+static float test_pixels[N * SIDE * SIDE], test_targets[N * 2]; /* held out: another seed */
+static lensnet_tensor images;
+
+static void make_set(uint64_t seed, float *pixels, float *targets) {
+  lensnet_rng rng;
+  size_t i;
+  int y, x;
+  lensnet_rng_seed(&rng, seed);
+  for (i = 0; i < N; i++) {
+    double width = 1.0 + 1.5 * lensnet_rng_uniform(&rng), cx = 3.5 + 4.0 * lensnet_rng_uniform(&rng), cy = 5.5;
+    targets[i * 2] = (float)width;
+    targets[i * 2 + 1] = (float)cx;
+    for (y = 0; y < SIDE; y++)
+      for (x = 0; x < SIDE; x++) {
+        double r2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
+        pixels[i * SIDE * SIDE + (size_t)(y * SIDE + x)] = (float)(exp(-0.5 * r2 / (width * width)) + 0.02 * lensnet_rng_normal(&rng));
+      }
+  }
+}
+
+static void make_data(void) {
+  make_set(21, pixels, targets);
+  make_set(22, test_pixels, test_targets);
+  memset(&images, 0, sizeof images);
+  images.ndim = 4;
+  images.shape[0] = N; images.shape[1] = 1; images.shape[2] = SIDE; images.shape[3] = SIDE;
+  images.data = pixels;
+}
+
+static lensnet_model *new_model(int outputs) {
+  char arch[512];
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  snprintf(arch, sizeof arch, ARCH, outputs);
+  if (lensnet_model_create(arch, &m, &err) != LENSNET_OK) { printf("   %s\n", err.message); return NULL; }
+  lensnet_model_init(m, 4);
+  return m;
+}
+
+static lensnet_fit_desc regress_desc(const char *loss) {
+  lensnet_fit_desc d;
+  memset(&d, 0, sizeof d);
+  d.images = &images;
+  d.labels = targets;
+  d.targets = 2;
+  d.target_names = "width,center_x";
+  d.loss = loss;
+  d.epochs = 25;
+  d.batch = 16;
+  d.lr = 3e-3;
+  d.val_fraction = 0.25;
+  d.seed = 5;
+  return d;
+}
+
+/* The rms error of the model's means on the held-out set, in units of each target's standard
+ * deviation there (predicting the mean would score 1). */
+static void rms_error(const lensnet_model *m, double *rms) {
+  lensnet_regression r;
+  lensnet_error err;
+  float out[4];
+  size_t i, j;
+  double sq[2] = {0, 0}, mean[2], var[2] = {0, 0};
+  for (j = 0; j < 2; j++) {
+    double s = 0;
+    for (i = 0; i < N; i++) s += test_targets[i * 2 + j];
+    mean[j] = s / N;
+    for (i = 0; i < N; i++) var[j] += (test_targets[i * 2 + j] - mean[j]) * (test_targets[i * 2 + j] - mean[j]) / N;
+  }
+  if (lensnet_model_regression(m, &r, &err) != LENSNET_OK) { rms[0] = rms[1] = 9; return; }
+  for (i = 0; i < N; i++) {
+    double mu[2];
+    lensnet_model_forward(m, 1, test_pixels + i * SIDE * SIDE, out, NULL, NULL);
+    lensnet_regression_combine(&r, out, 1, m->out_features, mu, NULL, NULL, NULL);
+    for (j = 0; j < 2; j++) sq[j] += (mu[j] - test_targets[i * 2 + j]) * (mu[j] - test_targets[i * 2 + j]);
+  }
+  for (j = 0; j < 2; j++) rms[j] = sqrt(sq[j] / N / var[j]);
+}
+
+static void test_learns(const char *loss, int outputs) {
+  lensnet_model *m = new_model(outputs);
+  lensnet_fit_desc d = regress_desc(loss);
+  lensnet_error err;
+  lensnet_regression r;
+  double rms[2];
+  CHECK(m && lensnet_fit(m, &d, &err) == LENSNET_OK, "fit with loss %s: %s", loss, m ? err.message : "no model");
+  if (!m) return;
+  CHECK(lensnet_model_regression(m, &r, &err) == LENSNET_OK, "regression metadata: %s", err.message);
+  CHECK(r.count == 2 && !strcmp(r.names[0], "width") && !strcmp(r.names[1], "center_x") && r.nll == !strcmp(loss, "nll"),
+        "names and loss read back (%lu targets)", (unsigned long)r.count);
+  rms_error(m, rms);
+  /* predicting the mean scores 1.0; a network that sees the blob does far better */
+  CHECK(rms[0] < 0.3 && rms[1] < 0.3, "loss %s: rms error %.3f (width), %.3f (centre) standard deviations", loss, rms[0], rms[1]);
+  printf("   loss %s: rms error %.3f and %.3f of the targets' spread\n", loss, rms[0], rms[1]);
+  lensnet_model_free(m);
+}
+
+/* With no validation part the standardisation is over every image: mean and sample deviation. */
+static void test_standardisation(void) {
+  lensnet_model *m = new_model(2);
+  lensnet_fit_desc d = regress_desc("mse");
+  lensnet_error err;
+  lensnet_regression r;
+  size_t i, j;
+  d.val_fraction = -1;
+  d.epochs = 1;
+  d.target_names = NULL;
+  CHECK(m && lensnet_fit(m, &d, &err) == LENSNET_OK, "fit: %s", m ? err.message : "no model");
+  if (!m) return;
+  CHECK(lensnet_model_regression(m, &r, &err) == LENSNET_OK && !strcmp(r.names[0], "t0") && !strcmp(r.names[1], "t1"),
+        "default names t0, t1: %s", err.message);
+  for (j = 0; j < 2; j++) {
+    double s = 0, sq = 0, mean;
+    for (i = 0; i < N; i++) s += targets[i * 2 + j];
+    mean = s / N;
+    for (i = 0; i < N; i++) sq += (targets[i * 2 + j] - mean) * (targets[i * 2 + j] - mean);
+    CHECK(fabs(r.mean[j] - mean) < 1e-6 * fabs(mean) && fabs(r.std[j] - sqrt(sq / (N - 1))) < 1e-6 * sqrt(sq / (N - 1)),
+          "target %lu: mean %.7g (want %.7g), std %.7g (want %.7g)", (unsigned long)j, r.mean[j], mean, r.std[j], sqrt(sq / (N - 1)));
+  }
+  CHECK(lensnet_model_meta(m, "regress.loss") && !strcmp(lensnet_model_meta(m, "regress.loss"), "mse"), "regress.loss = mse");
+  lensnet_model_free(m);
+}
+
+/* Three passes of a two-target NLL model, worked by hand. Standardised means (0, 1, 2) and
+ * (1, 1, 1); log-variances log 1, log 4, log 1 and 0 throughout. Target 0: mean 1, aleatoric
+ * variance (1 + 4 + 1) / 3 = 2, epistemic ((1 + 0 + 1) / 3) = 2/3; with mean 10 and std 2 the
+ * physical mean is 12 and sigma 2 sqrt(8/3). Target 1: mean 1 (physical -5 + 0.5 = -4.5),
+ * aleatoric 1, epistemic 0: sigma 0.5. */
+static void test_combine(void) {
+  lensnet_regression r;
+  float outputs[3 * 4] = {0, 1, 0, 0, 1, 1, (float)log(4.0), 0, 2, 1, 0, 0};
+  double mean[2], sigma[2], alea[2], epi[2];
+  memset(&r, 0, sizeof r);
+  r.count = 2; r.nll = 1;
+  r.mean[0] = 10; r.std[0] = 2; r.mean[1] = -5; r.std[1] = 0.5;
+  lensnet_regression_combine(&r, outputs, 3, 4, mean, sigma, alea, epi);
+  CHECK(fabs(mean[0] - 12) < 1e-6 && fabs(sigma[0] - 2 * sqrt(8.0 / 3)) < 1e-6 && fabs(alea[0] - 2 * sqrt(2.0)) < 1e-6 &&
+            fabs(epi[0] - 2 * sqrt(2.0 / 3)) < 1e-6,
+        "target 0: mean %.7g sigma %.7g aleatoric %.7g epistemic %.7g", mean[0], sigma[0], alea[0], epi[0]);
+  CHECK(fabs(mean[1] + 4.5) < 1e-6 && fabs(sigma[1] - 0.5) < 1e-6 && fabs(epi[1]) < 1e-12, "target 1: mean %.7g sigma %.7g", mean[1], sigma[1]);
+  r.nll = 0; /* mse: no aleatoric part; one pass: no epistemic part */
+  lensnet_regression_combine(&r, outputs, 1, 4, mean, sigma, alea, epi);
+  CHECK(fabs(mean[0] - 10) < 1e-9 && sigma[0] == 0 && alea[0] == 0 && epi[0] == 0, "mse, one pass: sigma 0");
+}
+
+static void test_mc_dropout(void) {
+  lensnet_model *m = new_model(2), *plain = NULL;
+  lensnet_error err;
+  float a[8 * 2], b[8 * 2], one[2], det[2], batch[8 * SIDE * SIDE];
+  size_t k;
+  int differ = 0;
+  if (!m) { CHECK(0, "model"); return; }
+  for (k = 0; k < 8; k++) memcpy(batch + k * SIDE * SIDE, pixels, SIDE * SIDE * sizeof(float));
+  CHECK(lensnet_model_forward_mc(m, 8, batch, a, NULL, 99, &err) == LENSNET_OK && lensnet_model_forward_mc(m, 8, batch, b, NULL, 99, &err) == LENSNET_OK,
+        "eight passes: %s", err.message);
+  CHECK(!memcmp(a, b, sizeof a), "the same seed gives the same passes");
+  for (k = 1; k < 8; k++) differ += a[k * 2] != a[0];
+  CHECK(differ == 7, "each pass draws its own masks (%d of 7 differ from the first)", differ);
+  lensnet_model_forward_mc(m, 1, pixels, one, NULL, 99, &err);
+  CHECK(one[0] == a[0] && one[1] == a[1], "pass 0 of a batch is the single pass with that seed");
+  lensnet_model_forward_mc(m, 8, batch, b, NULL, 100, &err);
+  CHECK(memcmp(a, b, sizeof a) != 0, "another seed, other passes");
+  /* without dropout layers Monte Carlo inference is inference */
+  if (lensnet_model_create("input 1 12 12\nconv2d name=c1 out=4 kernel=3\nrelu\nflatten\ndense name=d out=2", &plain, &err) == LENSNET_OK) {
+    lensnet_model_init(plain, 3);
+    lensnet_model_forward(plain, 1, pixels, det, NULL, &err);
+    lensnet_model_forward_mc(plain, 1, pixels, one, NULL, 7, &err);
+    CHECK(det[0] == one[0] && det[1] == one[1], "no dropout: forward_mc equals forward");
+    lensnet_model_free(plain);
+  }
+  lensnet_model_free(m);
+}
+
+static void expect_error(lensnet_fit_desc d, int outputs, lensnet_result want, const char *needle) {
+  lensnet_model *m = new_model(outputs);
+  lensnet_error err;
+  lensnet_result r;
+  memset(&err, 0, sizeof err);
+  d.epochs = 1;
+  r = m ? lensnet_fit(m, &d, &err) : LENSNET_ERR_NOMEM;
+  CHECK(r == want && strstr(err.message, needle), "want %s naming '%s', got %s: %s", lensnet_result_string(want), needle,
+        lensnet_result_string(r), err.message);
+  lensnet_model_free(m);
+}
+
+static void test_errors(void) {
+  static float bad[N * 2];
+  lensnet_fit_desc d = regress_desc("nll");
+  expect_error(d, 2, LENSNET_ERR_SHAPE, "need 4");
+  d = regress_desc("ce"); expect_error(d, 2, LENSNET_ERR_ARG, "classification");
+  d = regress_desc("mse"); d.augment = "flip,noise=0.01"; expect_error(d, 2, LENSNET_ERR_ARG, "flip");
+  d = regress_desc("mse"); d.class_weights = "auto"; expect_error(d, 2, LENSNET_ERR_ARG, "class_weights");
+  d = regress_desc("mse"); d.target_names = "width"; expect_error(d, 2, LENSNET_ERR_ARG, "fewer");
+  memcpy(bad, targets, sizeof bad);
+  bad[2 * 17 + 1] = NAN;
+  d = regress_desc("mse"); d.labels = bad; expect_error(d, 2, LENSNET_ERR_ARG, "target 1 of image 17");
+  d = regress_desc("mse"); d.targets = 0; d.loss = "mse"; expect_error(d, 2, LENSNET_ERR_ARG, "regression");
+  {
+    lensnet_model *m = new_model(2);
+    lensnet_regression r;
+    lensnet_error err;
+    CHECK(m && lensnet_model_regression(m, &r, &err) == LENSNET_ERR_ARG && strstr(err.message, "not a regression model"),
+          "a classifier is not a regression model");
+    lensnet_model_free(m);
+  }
+}
+
+int main(void) {
+  make_data();
+  TEST("regression with mse learns a blob's width and position") test_learns("mse", 2);
+  TEST("regression with the Gaussian NLL (means and log-variances) learns them too") test_learns("nll", 4);
+  TEST("targets standardised over the training part, recorded in the metadata") test_standardisation();
+  TEST("passes combined into physical means and standard deviations (by hand)") test_combine();
+  TEST("Monte Carlo dropout: reproducible, a pass per image, inference without dropout") test_mc_dropout();
+  TEST("regression settings that contradict the targets are refused") test_errors();
+  return check_summary();
+}
