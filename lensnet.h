@@ -510,9 +510,12 @@ typedef struct {
 } lensnet_model;
 
 /* Architecture text for the built-in lens finders of Wilde et al. 2022: "ou66" (input
- * bands x 66 x 66) and "ou200" (bands x 200 x 200). Returns 0 if name is unknown or cap too
- * small, else the text length. */
+ * bands x 66 x 66) and "ou200" (bands x 200 x 200), and "ensai" (bands x 192 x 192), a lens
+ * modelling network for regression. Returns 0 if name is unknown or cap too small, else the
+ * text length. lensnet_arch_builtin gives the finders' two outputs (ensai: 10, the means and
+ * log-variances of theta_E, e1, e2, center_x, center_y); _head any number of outputs. */
 LENSNET_API size_t lensnet_arch_builtin(const char *name, int bands, char *buf, size_t cap);
+LENSNET_API size_t lensnet_arch_builtin_head(const char *name, int bands, int outputs, char *buf, size_t cap);
 
 /* Builds a model from architecture text (see the manual) or a built-in name written "ou66(4)";
  * parameters start at zero. */
@@ -4284,14 +4287,40 @@ static int lensnet__appendf(char *buf, size_t cap, size_t *len, const char *fmt,
 
 /* The lens finders of Wilde et al. 2022 (MNRAS 512, 3464), layer for layer as the PyTorch
  * nn.Sequential the released weights come from, so parameter names carry PyTorch's indices. */
+/* "ensai": five convolution blocks (conv, ReLU, 2x2 max pool, dropout 0.1) halving 192 pixels to
+ * 6, then a 256-unit dense layer with dropout and the head. It follows the shape of the networks
+ * of Hezaveh, Perreault Levasseur & Marshall 2017 (Nature 548, 555: convolution stacks ending in
+ * dense layers, regressing theta_E, the complex ellipticity and the centre) at a size a CPU trains
+ * in hours; the dropout after every block is what Monte Carlo dropout needs for the epistemic
+ * uncertainty (Perreault Levasseur, Hezaveh & Wechsler 2017, ApJL 850, L7). It is not one of their
+ * networks (those are Inception-v4, AlexNet- and OverFeat-like, far larger). */
+static size_t lensnet__arch_ensai(int bands, int outputs, char *buf, size_t cap) {
+  static const int blocks[5][2] = {{16, 5}, {32, 3}, {64, 3}, {64, 3}, {128, 3}};
+  size_t len = 0;
+  int i, index = 0;
+  lensnet__appendf(buf, cap, &len, "# ensai: lens modelling network (regression)\ninput %d 192 192\n", bands);
+  for (i = 0; i < 5; i++) {
+    lensnet__appendf(buf, cap, &len, "conv2d name=layer.%d out=%d kernel=%d padding=%d\nrelu\nmaxpool kernel=2 stride=2\ndropout p=0.1\n", index,
+                     blocks[i][0], blocks[i][1], blocks[i][1] / 2);
+    index += 4;
+  }
+  lensnet__appendf(buf, cap, &len, "flatten\ndense name=fc_layer.0 out=256\nrelu\ndropout p=0.1\ndense name=fc_layer.3 out=%d\n", outputs);
+  return len < cap ? len : 0;
+}
+
 LENSNET_API size_t lensnet_arch_builtin(const char *name, int bands, char *buf, size_t cap) {
+  return lensnet_arch_builtin_head(name, bands, name && !strcmp(name, "ensai") ? 10 : 2, buf, cap);
+}
+
+LENSNET_API size_t lensnet_arch_builtin_head(const char *name, int bands, int outputs, char *buf, size_t cap) {
   /* conv layers: output channels, kernel, followed by a 2x2 max pool? */
   static const int ou66[9][3] = {{50, 3, 1}, {50, 3, 0}, {50, 3, 0}, {50, 3, 0}, {40, 3, 1}, {40, 3, 0}, {40, 3, 0}, {40, 3, 0}, {30, 3, 1}};
   static const int ou200[6][3] = {{50, 5, 1}, {40, 5, 1}, {30, 3, 1}, {20, 3, 1}, {20, 3, 0}, {20, 3, 0}};
   const int (*convs)[3];
   int nconv, size, hidden, i, index = 0;
   size_t len = 0;
-  if (bands < 1 || bands > 1024 || !buf) return 0;
+  if (bands < 1 || bands > 1024 || outputs < 1 || outputs > 65536 || !buf || !name) return 0;
+  if (!strcmp(name, "ensai")) return lensnet__arch_ensai(bands, outputs, buf, cap);
   if (!strcmp(name, "ou66")) { convs = ou66; nconv = 9; size = 66; hidden = 500; }
   else if (!strcmp(name, "ou200")) { convs = ou200; nconv = 6; size = 200; hidden = 350; }
   else return 0;
@@ -4303,7 +4332,7 @@ LENSNET_API size_t lensnet_arch_builtin(const char *name, int bands, char *buf, 
     lensnet__appendf(buf, cap, &len, "dropout p=0.2\n");
     index++;
   }
-  lensnet__appendf(buf, cap, &len, "flatten\ndense name=fc_layer.0 out=%d\nrelu\ndense name=fc_layer.2 out=2\n", hidden);
+  lensnet__appendf(buf, cap, &len, "flatten\ndense name=fc_layer.0 out=%d\nrelu\ndense name=fc_layer.2 out=%d\n", hidden, outputs);
   return len < cap ? len : 0;
 }
 
@@ -4593,7 +4622,7 @@ static lensnet_result lensnet__arch_expand(const char *arch, char **out, lensnet
     if (!buf) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
     if (!lensnet_arch_builtin(name, bands, buf, 4096)) {
       LENSNET_FREE(buf);
-      return lensnet__fail(err, LENSNET_ERR_ARCH, "unknown built-in architecture '%s' (known: ou66(bands), ou200(bands))", arch);
+      return lensnet__fail(err, LENSNET_ERR_ARCH, "unknown built-in architecture '%s' (known: ou66(bands), ou200(bands), ensai(bands))", arch);
     }
     *out = buf;
     return LENSNET_OK;

@@ -29,6 +29,9 @@ typedef struct {
   int skip_done;
   size_t batch;
   size_t threads;           /* --threads: images of a batch spread over this many threads (0: the CPUs this process may use) */
+  size_t mc;                /* regression: Monte Carlo dropout passes per object (0: one plain pass) */
+  unsigned long long seed;  /* the passes' dropout masks */
+  const char *samples_path; /* --samples FILE.npy: every pass's means [N, mc, targets] */
 } predict_options;
 
 #define T predict_options
@@ -46,12 +49,18 @@ static const lens_option predict_rows[] = {
   LENS_TEXT(T, "out", 0, out_npy, NULL, "FILE", "FILE.npy: the raw logits [N, classes] as float32 (no CSV on standard output);\n"
             "FILE.csv: the CSV there instead of standard output"),
   LENS_TEXT(T, "csv", 0, csv_path, NULL, "FILE.csv", "write the CSV there (beside an --out FILE.npy)"),
+  LENS_SIZE(T, "mc", mc, 2, 100000, 0, "N", "regression models: N passes with dropout on (Monte Carlo dropout); each\n"
+            "target's sigma then adds the spread of the passes to the aleatoric part"),
+  LENS_SEED(T, "seed", seed, 1, "S", "seed of the --mc dropout masks (default 1); object k's passes depend only on\n"
+            "S and k, not on --batch, --threads or --shard"),
+  LENS_TEXT(T, "samples", 0, samples_path, NULL, "FILE.npy", "with --mc: every pass's means in physical units, [N, mc, targets]"),
 };
 #undef T
 static const lens_option_section predict_sections[] = {{NULL, predict_rows, sizeof predict_rows / sizeof predict_rows[0]}};
 static const lens_command_spec predict_spec = {
   "predict", "usage: lens predict --model MODEL.safetensors [options] INPUT...\n", NULL, NULL, predict_sections, 1,
-  "Output CSV: input,p_lens,logit_<class>... one row per object. Missing folders of output files\n"
+  "Output CSV: input,p_lens,logit_<class>... one row per object; for a regression model (lens\n"
+  "modelling, docs/modelling.md) input,<target>,<target>_sigma... in physical units. Missing folders of output files\n"
   "are created. A terminal shows a progress line on stderr. Exit status: 0 done, 1 failure\n"
   "(a file), 2 usage error.\n"};
 
@@ -59,6 +68,7 @@ static const lens_command_spec predict_spec = {
 typedef struct {
   char label[512];
   float *pixels;
+  size_t number;            /* the object's number among all inputs' objects (seeds its --mc passes) */
 } predict_object;
 
 typedef struct {
@@ -66,7 +76,11 @@ typedef struct {
   lensnet_model *model;
   size_t lens_class;        /* which output is "lens" */
   predict_object *pending;
-  size_t pending_count, object_number, scored, nan_pixels, inf_pixels;
+  size_t pending_count, object_number, scored, nan_pixels, inf_pixels, added;
+  int regress;              /* the model regresses (lensnet_model_regression) */
+  lensnet_regression reg;
+  size_t passes;            /* forward passes per object: --mc, else 1 */
+  lensnet_npy_writer samples; /* --samples */
   size_t first, end;        /* the objects this run scores (by number): all, or its shard's */
   lensnet_npy_writer logits; /* --out FILE.npy: every scored row, streamed */
   FILE *csv;
@@ -85,10 +99,52 @@ typedef struct {
  * they are the same as a batched pass would give; measured: no slower for OU-66 or OU-200). */
 static int forward_images(predict_state *s, size_t first, size_t count, float *workspace, lensnet_error *err) {
   const lensnet_model *m = s->model;
-  size_t per = m->in_c * m->in_h * m->in_w, i;
-  for (i = first; i < first + count; i++)
-    if (lensnet_model_forward(m, 1, s->input + i * per, s->output + i * m->out_features, workspace, err) != LENSNET_OK) return 0;
+  size_t per = m->in_c * m->in_h * m->in_w, i, k;
+  for (i = first; i < first + count; i++) {
+    if (s->passes > 1) {
+      /* --mc: the object repeated once per pass after the model's workspace; pass k draws its masks
+       * from (the object's seed, k) */
+      float *copies = workspace + lensnet_model_workspace_floats(m, s->passes);
+      uint64_t x = (uint64_t)s->opt->seed + 0x9E3779B97F4A7C15ull * (uint64_t)(s->pending[i].number + 1);
+      x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+      x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+      for (k = 0; k < s->passes; k++) memcpy(copies + k * per, s->input + i * per, per * sizeof(float));
+      if (lensnet_model_forward_mc(m, s->passes, copies, s->output + i * s->passes * m->out_features, workspace, x ^ (x >> 31), err) != LENSNET_OK)
+        return 0;
+    } else if (lensnet_model_forward(m, 1, s->input + i * per, s->output + i * m->out_features, workspace, err) != LENSNET_OK)
+      return 0;
+  }
   return 1;
+}
+
+/* A regression model's row: each target's physical mean and sigma (CSV, --out .npy), and with
+ * --samples every pass's means. */
+static int write_regression(predict_state *s, size_t b) {
+  const lensnet_model *m = s->model;
+  const float *z = s->output + b * s->passes * m->out_features;
+  double mean[LENSNET_REGRESSION_MAX], sigma[LENSNET_REGRESSION_MAX];
+  float row[2 * LENSNET_REGRESSION_MAX];
+  size_t j, k, T = s->reg.count;
+  lensnet_error err;
+  lensnet_regression_combine(&s->reg, z, s->passes, m->out_features, mean, sigma, NULL, NULL);
+  if (s->csv) {
+    fprintf(s->csv, "%s", s->pending[b].label);
+    for (j = 0; j < T; j++) fprintf(s->csv, ",%.7g,%.7g", mean[j], sigma[j]);
+    fputc('\n', s->csv);
+  }
+  for (j = 0; j < T; j++) { row[j] = (float)mean[j]; row[T + j] = (float)sigma[j]; }
+  if (s->opt->out_npy && lensnet_npy_writer_append(&s->logits, row, 1, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (s->opt->samples_path) { /* one row [passes, targets] per object */
+    float *passes = (float *)malloc(s->passes * T * sizeof(float));
+    lensnet_result r;
+    if (!passes) return lens_fail("out of memory");
+    for (k = 0; k < s->passes; k++)
+      for (j = 0; j < T; j++) passes[k * T + j] = (float)(s->reg.mean[j] + s->reg.std[j] * z[k * m->out_features + j]);
+    r = lensnet_npy_writer_append(&s->samples, passes, 1, &err);
+    free(passes);
+    if (r != LENSNET_OK) return lens_fail_err(&err);
+  }
+  return 0;
 }
 
 static void forward_chunk(void *ctx, size_t index, size_t worker) {
@@ -114,7 +170,15 @@ static int run_batch(predict_state *s) {
   } else if (!forward_images(s, 0, s->pending_count, s->workspace, &err)) return lens_fail_err(&err);
   for (b = 0; b < s->pending_count; b++) {
     const float *z = s->output + b * m->out_features;
-    double p = lensnet_lens_probability(z, m->out_features, s->lens_class);
+    double p;
+    if (s->regress) {
+      int rc = write_regression(s, b);
+      if (rc) return rc;
+      s->scored++;
+      free(s->pending[b].pixels);
+      continue;
+    }
+    p = lensnet_lens_probability(z, m->out_features, s->lens_class);
     if (s->csv) {
       fprintf(s->csv, "%s,%.7g", s->pending[b].label, p);
       for (k = 0; k < m->out_features; k++) fprintf(s->csv, ",%.7g", z[k]);
@@ -152,6 +216,7 @@ static int add_object(predict_state *s, const char *label, const float *image, s
   obj = &s->pending[s->pending_count++];
   snprintf(obj->label, sizeof obj->label, "%s", label);
   obj->pixels = pix;
+  obj->number = s->first + s->added++; /* objects arrive in order within [first, end) */
   if (s->pending_count == o->batch) return run_batch(s);
   return 0;
 }
@@ -390,17 +455,28 @@ static int open_model(predict_options *o, predict_state *s) {
   if (s->model->in_c > 64)
     return lens_fail("%s: the model takes %lu bands; lens predict handles up to 64", o->model_path, (unsigned long)s->model->in_c);
   lensnet_model_class_index(s->model, "lens", &s->lens_class, NULL); /* cannot fail: the model has outputs */
+  if (lensnet_model_meta(s->model, "regress.targets")) {
+    if (lensnet_model_regression(s->model, &s->reg, &err) != LENSNET_OK) return lens_fail("%s: %s", o->model_path, err.message);
+    s->regress = 1;
+  } else if (o->mc || o->samples_path)
+    return lens_usage("--mc and --samples are for regression models; %s is a classifier", o->model_path);
+  if (o->samples_path && !o->mc) return lens_usage("--samples needs --mc N");
+  if (s->regress && !s->reg.nll && !o->mc)
+    fprintf(stderr, "lens: note: %s was trained with mse and has no variance output: without --mc the _sigma columns are 0\n", o->model_path);
+  s->passes = o->mc ? o->mc : 1;
   per = s->model->in_c * s->model->in_h * s->model->in_w;
   if (!o->threads) o->threads = lens_pool_default_threads();
   s->chunk = (o->batch + o->threads - 1) / o->threads;
-  ws = lensnet_model_workspace_floats(s->model, 1); /* one image at a time, per thread */
+  /* one image at a time, per thread (--mc: its passes, and their copies of the image) */
+  ws = lensnet_model_workspace_floats(s->model, s->passes);
+  if (ws && s->passes > 1) ws += s->passes * per;
   s->ws_floats = ws;
   if (!ws || ws > ((size_t)-1 / sizeof(float)) / o->threads) ws = 0; /* reported as out of memory below */
   ws *= o->threads;
   s->pool = lens_pool_create(o->threads);
   s->pending = (predict_object *)calloc(o->batch, sizeof *s->pending);
   s->input = (float *)malloc(o->batch * per * sizeof(float));
-  s->output = (float *)malloc(o->batch * s->model->out_features * sizeof(float));
+  s->output = (float *)malloc(o->batch * s->passes * s->model->out_features * sizeof(float));
   s->workspace = ws ? (float *)malloc(ws * sizeof(float)) : NULL;
   if (!s->pending || !s->input || !s->output || !s->workspace) return lens_fail("out of memory for a batch of %lu", (unsigned long)o->batch);
   return 0;
@@ -412,7 +488,12 @@ static int open_outputs(const predict_options *o, predict_state *s) {
   lensnet_error err;
   if (o->csv_path && !(s->csv = lens_text_open(o->csv_path, s->csv_tmp, sizeof s->csv_tmp))) return LENS_EXIT_FAIL;
   if (!o->csv_path && !o->out_npy) s->csv = stdout;
-  if (s->csv) {
+  if (s->csv && s->regress) {
+    size_t j;
+    fprintf(s->csv, "input");
+    for (j = 0; j < s->reg.count; j++) fprintf(s->csv, ",%s,%s_sigma", s->reg.names[j], s->reg.names[j]);
+    fputc('\n', s->csv);
+  } else if (s->csv) {
     char name[64];
     size_t k;
     fprintf(s->csv, "input,p_lens");
@@ -425,8 +506,13 @@ static int open_outputs(const predict_options *o, predict_state *s) {
   if (o->out_npy) {
     size_t shape[2];
     shape[0] = LENSNET_NPY_ROWS_UNKNOWN;
-    shape[1] = s->model->out_features;
+    shape[1] = s->regress ? 2 * s->reg.count : s->model->out_features; /* regression: the means, then the sigmas */
     if (lensnet_npy_writer_begin(&s->logits, o->out_npy, 2, shape, &err) != LENSNET_OK) return lens_fail_err(&err);
+  }
+  if (o->samples_path) {
+    size_t shape[3];
+    shape[0] = LENSNET_NPY_ROWS_UNKNOWN; shape[1] = s->passes; shape[2] = s->reg.count;
+    if (lensnet_npy_writer_begin(&s->samples, o->samples_path, 3, shape, &err) != LENSNET_OK) return lens_fail_err(&err);
   }
   return 0;
 }
@@ -444,6 +530,7 @@ static int score_inputs(const predict_options *o, predict_state *s) {
   lens_progress_end(&s->progress);
   if (rc == 0) lens_cutout_note(s->nan_pixels, s->inf_pixels);
   if (rc == 0 && o->out_npy && lensnet_npy_writer_finish(&s->logits, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  if (rc == 0 && o->samples_path && lensnet_npy_writer_finish(&s->samples, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   return rc;
 }
 
@@ -471,6 +558,7 @@ int lens_cmd_predict(int argc, char **argv) {
   if (rc == 0 && !skipped && s.object_number != total) rc = lens_fail("the inputs changed while they were read (%lu objects, then %lu)", (unsigned long)total,
                                                           (unsigned long)s.object_number);
   lensnet_npy_writer_abort(&s.logits); /* after a failure: nothing is left behind */
+  lensnet_npy_writer_abort(&s.samples);
   if (s.csv && s.csv != stdout) {
     if (rc == 0) rc = lens_text_commit(s.csv, s.csv_tmp, o.csv_path);
     else lens_text_discard(s.csv, s.csv_tmp);

@@ -18,10 +18,13 @@
 #include "options.h"
 
 typedef struct {
-  const char *resume, *data, *labels, *out, *arch, *arch_file, *init, *classes, *channels, *weight_init;
-  int bands, threads, interrupt_after, force;
+  const char *resume, *data, *labels, *out, *arch, *arch_file, *init, *classes, *channels, *weight_init, *targets;
+  int bands, threads, interrupt_after, force, task;
   lensnet_fit_desc fit;      /* the training settings */
 } train_args;
+
+static const char *const task_choices[] = {"classify", "regress", NULL};
+enum { TASK_CLASSIFY, TASK_REGRESS };
 
 #define T train_args
 static const lens_option tool_rows[] = {
@@ -32,7 +35,8 @@ static const lens_option tool_rows[] = {
   LENS_FLAG(T, "force", force, "start over in an --out folder that already holds a run (its files are replaced)"),
   LENS_TEXT(T, "resume", 0, resume, NULL, "DIR", "continue the run in DIR: every option comes from its checkpoint;\n"
             "--epochs may extend it, --threads may change"),
-  LENS_TEXT(T, "arch", LENS_OPT_SAVED, arch, "ou66", "A", "ou66 | ou200 | a file of architecture text (default ou66)"),
+  LENS_TEXT(T, "arch", LENS_OPT_SAVED, arch, "ou66", "A", "ou66 | ou200 | ensai (192 x 192, for regress) | a file of architecture text\n"
+            "(default ou66)"),
   LENS_TEXT(T, "arch_file", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, arch_file, "", NULL, NULL),
   LENS_ROW("bands", LENS_OPT_INT, LENS_OPT_SAVED, T, bands, 0, 1024, 0, "B", "input bands of a built-in architecture (default 0: from the data)"),
   LENS_TEXT(T, "channels", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, channels, "", "LIST",
@@ -41,6 +45,13 @@ static const lens_option tool_rows[] = {
             "starting weights of a fresh model: pytorch (PyTorch's default) | he (He et al. 2015,\n"
             "for deep ReLU stacks without batch norm such as OU-66)"),
   LENS_TEXT(T, "init", LENS_OPT_SAVED, init, "", "W.safetensors", "start from these weights (fine-tuning)"),
+  LENS_CHOICE(T, "task", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, task, task_choices, 0, "T",
+              "classify (default): a class per image | regress: the --targets columns\n"
+              "of labels.csv (lens modelling; docs/modelling.md)"),
+  LENS_TEXT(T, "targets", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, targets, "", "LIST",
+            "regress: the labels.csv columns to learn, e.g. theta_E,e1,e2,center_x,center_y;\n"
+            "the built-in heads get one output per target (--loss mse, the default) or two\n"
+            "(--loss nll: a mean and a log-variance)"),
   LENS_TEXT(T, "classes", LENS_OPT_SAVED, classes, "non-lens,lens", "NAMES", "class names for the metadata (default non-lens,lens)"),
   LENS_CHOICE(T, "preprocess", 0, fit.minmax, lens_preprocess_choices, 0, "P", "minmax | none (default): the same as --minmax or not"),
   LENS_INT(T, "threads", threads, 1, 256, 0, "T", "worker threads (default: the CPUs this process may use); results do not depend on T"),
@@ -132,7 +143,7 @@ static int load_saved_options(const lensnet_safetensors *st, train_args *a) {
 /* The saved tool options and the class names into the model's metadata. */
 static int save_tool_options(lensnet_model *m, const train_args *a) {
   size_t k;
-  int bad = lensnet_model_set_meta(m, "classes", a->classes) != LENSNET_OK;
+  int bad = a->task != TASK_REGRESS && lensnet_model_set_meta(m, "classes", a->classes) != LENSNET_OK;
   for (k = 0; k < TOOL_ROWS; k++) {
     char key[64], value[4096];
     if (!(tool_rows[k].flags & LENS_OPT_SAVED)) continue;
@@ -194,6 +205,42 @@ static int read_labels(const char *path, size_t n, float *labels, int classes) {
   return 0;
 }
 
+/* The regression targets (the columns named in `names`) of labels.csv into targets[n * T]. */
+static int read_targets(const char *path, const char *names, size_t n, float *targets, size_t T) {
+  lensnet_csv t;
+  lensnet_error err;
+  size_t col[LENSNET_REGRESSION_MAX], j, r;
+  int rc = 0;
+  if (lensnet_csv_read(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
+  for (j = 0; j < T && rc == 0; j++) {
+    char name[64];
+    size_t len = strcspn(names, ",");
+    snprintf(name, sizeof name, "%.*s", (int)(len < 63 ? len : 63), names);
+    names += len + (names[len] == ',');
+    if (lensnet_csv_column(t.header, name, &col[j], NULL) != LENSNET_OK)
+      rc = lens_fail("%s has no column '%s' (--targets); columns found: %s", path, name, t.header);
+  }
+  if (rc == 0 && t.rows - 1 != n) rc = lens_fail("%s: %lu label rows for %lu images", path, (unsigned long)(t.rows - 1), (unsigned long)n);
+  for (r = 1; r < t.rows && rc == 0; r++)
+    for (j = 0; j < T && rc == 0; j++) {
+      double v;
+      if (lensnet_csv_number(&t, r, col[j], &v, &err) != LENSNET_OK) rc = lens_fail("%s: %s", path, err.message);
+      else if (!(v - v == 0)) rc = lens_fail("%s:%lu: %s is %s; targets must be finite", path, (unsigned long)t.lines[r], lensnet_csv_cell(&t, 0, col[j]),
+                                             lensnet_csv_cell(&t, r, col[j]));
+      else targets[(r - 1) * T + j] = (float)v;
+    }
+  lensnet_csv_free(&t);
+  return rc;
+}
+
+/* Targets in a --targets list (0 if empty). */
+static size_t target_count(const char *names) {
+  size_t n = 1;
+  if (!names || !*names) return 0;
+  for (; *names; names++) n += *names == ',';
+  return n;
+}
+
 static int class_count(const char *names) {
   int classes = 1;
   for (; *names; names++) classes += *names == ',';
@@ -229,6 +276,13 @@ static int load_data(const train_args *a, lensnet_tensor *images, float **labels
                        "training needs finite pixels", a->data, (unsigned long)bad, (unsigned long)(first / per), (unsigned long)(first % per / hw),
                        (unsigned long)(first % hw / images->shape[3]), (unsigned long)(first % images->shape[3]), (double)images->data[first]);
   }
+  if (a->task == TASK_REGRESS) {
+    size_t T = target_count(a->targets);
+    if (T == 0 || T > LENSNET_REGRESSION_MAX) return lens_usage("--task regress needs --targets with 1 to %d column names", LENSNET_REGRESSION_MAX);
+    *labels = (float *)malloc(images->shape[0] * T * sizeof(float));
+    if (!*labels) return lens_fail("out of memory");
+    return read_targets(a->labels, a->targets, images->shape[0], *labels, T);
+  }
   *labels = (float *)malloc(images->shape[0] * sizeof(float));
   if (!*labels) return lens_fail("out of memory");
   return read_labels(a->labels, images->shape[0], *labels, class_count(a->classes));
@@ -250,14 +304,17 @@ static char *read_text(const char *path) {
 }
 
 /* The model a fresh run starts from: --init weights, a built-in architecture or a file of one. */
+/* The model: from --init, or a fresh built-in (its head sized for the classes or the targets) or
+ * architecture file, initialised. */
 static int new_model(train_args *a, const lensnet_fit_desc *d, const lensnet_tensor *images, lensnet_model **m) {
+  int outputs = a->task == TASK_REGRESS ? (int)(target_count(a->targets) * (d->loss && !strcmp(d->loss, "nll") ? 2 : 1)) : class_count(a->classes);
   lensnet_error err;
   char builtin[4096], *arch = builtin, *file = NULL;
   lensnet_result r;
   if (a->init[0]) return lensnet_model_load(a->init, m, &err) == LENSNET_OK ? 0 : lens_fail_err(&err);
   if (!a->bands) a->bands = (int)images->shape[1];
-  if (!lensnet_arch_builtin(a->arch, a->bands, builtin, sizeof builtin) && !(arch = file = read_text(a->arch)))
-    return lens_usage("--arch '%s' is neither ou66, ou200 nor a readable file", a->arch);
+  if (!lensnet_arch_builtin_head(a->arch, a->bands, outputs, builtin, sizeof builtin) && !(arch = file = read_text(a->arch)))
+    return lens_usage("--arch '%s' is neither ou66, ou200, ensai nor a readable file", a->arch);
   r = lensnet_model_create(arch, m, &err);
   free(file);
   if (r != LENSNET_OK) return lens_fail_err(&err);
@@ -276,6 +333,7 @@ static int new_model(train_args *a, const lensnet_fit_desc *d, const lensnet_ten
 typedef struct {
   lens_progress bar;
   int epoch, interrupt_after, stopped;
+  const char *score;    /* what the progress calls the second figure: acc, or rms (regression) */
 } train_progress;
 
 static int on_progress(void *user, const lensnet_fit_progress *p) {
@@ -288,15 +346,15 @@ static int on_progress(void *user, const lensnet_fit_progress *p) {
       char label[48], extra[64];
       eta = ((double)(p->train_count - p->seen) + (double)(p->epochs - p->epoch) * (double)(p->train_count + p->val_count)) / rate;
       snprintf(label, sizeof label, "epoch %d/%d", p->epoch, p->epochs);
-      snprintf(extra, sizeof extra, "loss %.4f acc %.3f", p->train_loss, p->train_acc);
+      snprintf(extra, sizeof extra, "loss %.4f %s %.3f", p->train_loss, t->score, p->train_acc);
       lens_progress_show(&t->bar, label, p->seen, p->train_count, "img", eta, extra);
     }
     return 0;
   }
   lens_progress_end(&t->bar);
   eta = p->seconds * (double)(p->epochs - p->epoch);
-  fprintf(stderr, "epoch %d/%d: lr %.3g train loss %.4f acc %.3f, val loss %.4f acc %.3f, %.0f img/s, ETA %d:%02d\n", p->epoch, p->epochs,
-          p->lr, p->train_loss, p->train_acc, p->val_loss, p->val_acc, (double)p->train_count / (p->seconds > 0 ? p->seconds : 1e-9),
+  fprintf(stderr, "epoch %d/%d: lr %.3g train loss %.4f %s %.3f, val loss %.4f %s %.3f, %.0f img/s, ETA %d:%02d\n", p->epoch, p->epochs,
+          p->lr, p->train_loss, t->score, p->train_acc, p->val_loss, t->score, p->val_acc, (double)p->train_count / (p->seconds > 0 ? p->seconds : 1e-9),
           (int)eta / 60, (int)eta % 60);
   if (t->interrupt_after >= 0 && p->epoch == t->interrupt_after && p->epoch < p->epochs) {
     /* for tests of --resume: stop as if killed right after this checkpoint */
@@ -341,6 +399,10 @@ static int resume_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images
     fprintf(stderr, "lens: resuming %s after epoch %d of %d\n", dir, epoch, d->epochs);
     d->images = images;
     d->labels = *labels;
+    if (a->task == TASK_REGRESS) {
+      d->targets = target_count(a->targets);
+      d->target_names = a->targets;
+    }
     rc = fit_status(lensnet_fit_resume(dir, d, &m, &err), &err, (const train_progress *)d->progress_user);
   }
   lensnet_model_free(m);
@@ -376,7 +438,11 @@ static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images,
   /* the run's folder first: an --out that cannot be made fails before the data is read */
   if (lens_make_dirs(a->out)) return LENS_EXIT_FAIL;
   if ((rc = load_data(a, images, labels)) != 0 || (rc = new_model(a, d, images, &m)) != 0) { lensnet_model_free(m); return rc; }
-  if (m->out_features != (size_t)classes) rc = lens_fail("the model has %lu outputs but there are %d classes", (unsigned long)m->out_features, classes);
+  if (a->task == TASK_REGRESS) {
+    d->targets = target_count(a->targets);
+    d->target_names = a->targets;
+  } else if (m->out_features != (size_t)classes)
+    rc = lens_fail("the model has %lu outputs but there are %d classes", (unsigned long)m->out_features, classes);
   if (rc == 0) rc = save_tool_options(m, a);
   if (rc == 0) {
     d->images = images;
@@ -401,12 +467,14 @@ int lens_cmd_train(int argc, char **argv) {
   memset(&images, 0, sizeof images);
   memset(&tp, 0, sizeof tp);
   tp.interrupt_after = a.interrupt_after;
+  tp.score = "acc";
   pool = lens_pool_create(a.threads ? (size_t)a.threads : lens_pool_default_threads());
   par = lens_pool_parallel(pool);
   a.fit.parallel = &par;
   a.fit.progress = on_progress;
   a.fit.progress_user = &tp;
   a.fit.seconds = wall_seconds;
+  if (a.task == TASK_REGRESS) tp.score = "rms"; /* standardised rms error of the means */
   rc = a.resume ? resume_run(&a, &a.fit, &images, &labels) : fresh_run(&a, &a.fit, &images, &labels);
   free(labels);
   lensnet_tensor_free(&images);

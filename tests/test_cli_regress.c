@@ -1,0 +1,201 @@
+/* `lens train --task regress` and `lens predict` on the model it makes, end to end: a network
+ * learns two known quantities of an image (a Gaussian blob's width and x position), predicts them
+ * on images of another seed with physical means and sigmas, Monte Carlo dropout (--mc) gives the
+ * same numbers whatever --threads, --batch or --shard, --samples holds the passes behind the
+ * means, an interrupted run resumes to the same weights, and misuse is named. */
+#define _POSIX_C_SOURCE 200809L
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "cli_check.h"
+
+#define D "build/regress_t"
+#define N 320
+#define SIDE 12
+
+static float test_targets[N * 2];
+
+/* images.npy and labels.csv (index,width,center_x,label) of N blobs from `seed` */
+static void make_set(uint64_t seed, const char *npy, const char *csv, float *keep) {
+  lensnet_tensor t;
+  lensnet_error err;
+  lensnet_rng rng;
+  size_t shape[4] = {N, 1, SIDE, SIDE}, i;
+  FILE *f = fopen(csv, "w");
+  int y, x;
+  lensnet_tensor_alloc(&t, 4, shape, &err);
+  lensnet_rng_seed(&rng, seed);
+  if (f) fprintf(f, "index,width,center_x,label\n");
+  for (i = 0; i < N; i++) {
+    double width = 1.0 + 1.5 * lensnet_rng_uniform(&rng), cx = 3.5 + 4.0 * lensnet_rng_uniform(&rng);
+    for (y = 0; y < SIDE; y++)
+      for (x = 0; x < SIDE; x++) {
+        double r2 = (x - cx) * (x - cx) + (y - 5.5) * (y - 5.5);
+        t.data[i * SIDE * SIDE + (size_t)(y * SIDE + x)] = (float)(exp(-0.5 * r2 / (width * width)) + 0.02 * lensnet_rng_normal(&rng));
+      }
+    if (f) fprintf(f, "%lu,%.9g,%.9g,1\n", (unsigned long)i, width, cx);
+    if (keep) { keep[i * 2] = (float)width; keep[i * 2 + 1] = (float)cx; }
+  }
+  if (f) fclose(f);
+  lensnet_npy_write(npy, &t, &err);
+  lensnet_tensor_free(&t);
+}
+
+static void make_inputs(void) {
+  FILE *f;
+  CHECK(cli_shell("rm -rf " D " && mkdir -p " D) == 0, "fresh work folder");
+  make_set(31, D "/train.npy", D "/train.csv", NULL);
+  make_set(32, D "/test.npy", D "/test.csv", test_targets);
+  f = fopen(D "/arch.txt", "w");
+  if (f) {
+    fputs("input 1 12 12\nconv2d name=c1 out=8 kernel=3 padding=1\nrelu\nmaxpool kernel=2\n"
+          "conv2d name=c2 out=16 kernel=3 padding=1\nrelu\nmaxpool kernel=2\nflatten\ndropout p=0.1\n"
+          "dense name=d1 out=32\nrelu\ndropout p=0.1\ndense name=d2 out=4\n", f);
+    fclose(f);
+  }
+}
+
+#define TRAIN "train --task regress --targets width,center_x --loss nll --arch " D "/arch.txt --data " D "/train.npy --labels " D \
+              "/train.csv --batch 16 --lr 0.003 --val-fraction 0.25"
+
+static void test_train(void) {
+  char out[8192];
+  int rc = cli_lens_output(out, sizeof out, TRAIN " --epochs 25 --out " D "/run");
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  lensnet_regression r;
+  CHECK(rc == 0, "lens train --task regress: exit %d: %s", rc, out);
+  CHECK(strstr(out, "val loss") && strstr(out, "rms"), "the progress reports the rms error");
+  CHECK(cli_file_has(D "/run/history.csv", "epoch,lr,train_loss,train_rms,val_loss,val_rms,seconds"), "history.csv names the rms columns");
+  if (lensnet_model_load(D "/run/best.safetensors", &m, &err) == LENSNET_OK) {
+    CHECK(lensnet_model_regression(m, &r, &err) == LENSNET_OK && r.count == 2 && r.nll && !strcmp(r.names[0], "width") &&
+              !strcmp(r.names[1], "center_x"),
+          "best.safetensors is a regression model of width and center_x: %s", err.message);
+    CHECK(!lensnet_model_meta(m, "classes"), "with no class names");
+    lensnet_model_free(m);
+  } else CHECK(0, "load best.safetensors: %s", err.message);
+}
+
+/* The means of the test set against the truth, in units of each target's spread there. */
+static void test_predict(void) {
+  char out[8192];
+  lensnet_csv t;
+  lensnet_error err;
+  int rc = cli_lens_output(out, sizeof out, "predict --model " D "/run/best.safetensors " D "/test.npy --csv " D "/pred.csv");
+  CHECK(rc == 0, "lens predict on a regression model: exit %d: %s", rc, out);
+  if (lensnet_csv_read(D "/pred.csv", &t, &err) != LENSNET_OK) { CHECK(0, "read pred.csv: %s", err.message); return; }
+  CHECK(!strcmp(t.header, "input,width,width_sigma,center_x,center_x_sigma"), "header %s", t.header);
+  if (t.rows == N + 1 && t.cols == 5) {
+    size_t i, j;
+    double sq[2] = {0, 0}, var[2] = {0, 0}, mean[2] = {0, 0}, within[2] = {0, 0};
+    for (i = 0; i < N; i++) for (j = 0; j < 2; j++) mean[j] += test_targets[i * 2 + j] / N;
+    for (i = 0; i < N; i++) {
+      for (j = 0; j < 2; j++) {
+        double mu = 0, sigma = 0, e;
+        lensnet_csv_number(&t, i + 1, 1 + 2 * j, &mu, &err);
+        lensnet_csv_number(&t, i + 1, 2 + 2 * j, &sigma, &err);
+        e = mu - test_targets[i * 2 + j];
+        sq[j] += e * e;
+        var[j] += (test_targets[i * 2 + j] - mean[j]) * (test_targets[i * 2 + j] - mean[j]);
+        within[j] += fabs(e) < 3 * sigma;
+      }
+    }
+    for (j = 0; j < 2; j++) {
+      double rms = sqrt(sq[j] / var[j]);
+      CHECK(rms < 0.3, "target %lu: rms error %.3f of the spread on images of another seed (predicting the mean: 1)", (unsigned long)j, rms);
+      /* a Gaussian would put 99.7% within 3 sigma; a sigma that means something keeps most there */
+      CHECK(within[j] / N > 0.8, "target %lu: %.0f%% of the errors within 3 sigma", (unsigned long)j, 100 * within[j] / N);
+      printf("   target %lu: rms error %.3f of the spread, %.0f%% within 3 sigma\n", (unsigned long)j, rms, 100 * within[j] / N);
+    }
+  } else CHECK(0, "pred.csv has %lu rows of %lu cells", (unsigned long)t.rows, (unsigned long)t.cols);
+  lensnet_csv_free(&t);
+}
+
+static void test_mc(void) {
+  char out[8192];
+  int rc = cli_lens_output(out, sizeof out, "predict --model " D "/run/best.safetensors " D "/test.npy --mc 16 --seed 3 --threads 2 --csv " D
+                                           "/mc.csv --samples " D "/samples.npy");
+  lensnet_tensor s;
+  lensnet_csv t;
+  lensnet_error err;
+  CHECK(rc == 0, "--mc 16: exit %d: %s", rc, out);
+  CHECK(cli_lens("predict --model " D "/run/best.safetensors " D "/test.npy --mc 16 --seed 3 --threads 1 --batch 5 --csv " D "/mc1.csv") == 0 &&
+            cli_same_file(D "/mc.csv", D "/mc1.csv"),
+        "the same numbers with one thread and another batch");
+  CHECK(cli_lens("predict --model " D "/run/best.safetensors " D "/test.npy --mc 16 --seed 3 --shard 1/2 --csv " D "/mc_s1.csv") == 0 &&
+            cli_shell("tail -n +2 " D "/mc_s1.csv > " D "/a.txt && tail -n +162 " D "/mc.csv > " D "/b.txt && cmp -s " D "/a.txt " D "/b.txt") == 0,
+        "a shard's rows are those of the whole run");
+  CHECK(cli_lens("predict --model " D "/run/best.safetensors " D "/test.npy --mc 16 --seed 4 --csv " D "/mc4.csv") == 0 &&
+            !cli_same_file(D "/mc.csv", D "/mc4.csv"),
+        "another seed, other passes");
+  if (lensnet_npy_read(D "/samples.npy", &s, &err) == LENSNET_OK) {
+    CHECK(s.ndim == 3 && s.shape[0] == N && s.shape[1] == 16 && s.shape[2] == 2, "samples [320, 16, 2]");
+    if (s.ndim == 3 && s.shape[0] == N && lensnet_csv_read(D "/mc.csv", &t, &err) == LENSNET_OK) {
+      size_t i, k, j, agree = 0;
+      for (i = 0; i < N; i++)
+        for (j = 0; j < 2; j++) {
+          double sum = 0, mu = 0;
+          for (k = 0; k < 16; k++) sum += s.data[(i * 16 + k) * 2 + j];
+          lensnet_csv_number(&t, i + 1, 1 + 2 * j, &mu, &err);
+          agree += fabs(sum / 16 - mu) <= 1e-5 * (fabs(mu) + 1);
+        }
+      CHECK(agree == 2 * N, "each mean is the average of its passes (%lu of %d)", (unsigned long)agree, 2 * N);
+      lensnet_csv_free(&t);
+    }
+    lensnet_tensor_free(&s);
+  } else CHECK(0, "read samples.npy: %s", err.message);
+}
+
+static void test_resume(void) {
+  CHECK(cli_lens(TRAIN " --epochs 4 --out " D "/full > /dev/null 2>&1") == 0, "uninterrupted 4 epochs");
+  CHECK(cli_lens(TRAIN " --epochs 4 --out " D "/cut --interrupt_after 2 > /dev/null 2>&1") == 1, "stopped after epoch 2 (exit 1, as a kill would leave it)");
+  CHECK(cli_lens("train --resume " D "/cut > /dev/null 2>&1") == 0, "resumed");
+  CHECK(cli_shell("cut -d, -f1-6 " D "/full/history.csv > " D "/h1 && cut -d, -f1-6 " D "/cut/history.csv > " D "/h2 && cmp -s " D "/h1 " D "/h2") == 0,
+        "the same losses epoch by epoch");
+  {
+    lensnet_safetensors a, b;
+    lensnet_error err;
+    size_t i;
+    int same = 0;
+    if (lensnet_safetensors_read(D "/full/best.safetensors", &a, &err) == LENSNET_OK) {
+      if (lensnet_safetensors_read(D "/cut/best.safetensors", &b, &err) == LENSNET_OK) {
+        same = a.count == b.count;
+        for (i = 0; same && i < a.count; i++) {
+          const lensnet_tensor *tb = lensnet_safetensors_find(&b, a.tensors[i].name);
+          same = tb && !memcmp(tb->data, a.tensors[i].tensor.data, lensnet_tensor_count(tb) * sizeof(float));
+        }
+        lensnet_safetensors_free(&b);
+      }
+      lensnet_safetensors_free(&a);
+    }
+    CHECK(same, "the resumed run ends on the same weights, bit for bit");
+  }
+}
+
+static void test_misuse(void) {
+  char out[8192];
+  int rc = cli_lens_output(out, sizeof out, "train --task regress --arch " D "/arch.txt --data " D "/train.npy --labels " D "/train.csv --out " D "/bad");
+  CHECK(rc == 2 && strstr(out, "--targets"), "--task regress without --targets: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "train --task regress --targets width,theta_E --arch " D "/arch.txt --data " D "/train.npy --labels " D
+                                        "/train.csv --loss nll --out " D "/bad2");
+  CHECK(rc == 1 && strstr(out, "no column 'theta_E'") && strstr(out, "index,width,center_x,label"), "a missing target column, with the columns found: %s",
+        out);
+  rc = cli_lens_output(out, sizeof out, "train --task regress --targets width,center_x --arch " D "/arch.txt --data " D "/train.npy --labels " D
+                                        "/train.csv --out " D "/bad3");
+  CHECK(rc == 1 && strstr(out, "4 outputs") && strstr(out, "need 2"), "an mse run on a 4-output model: %s", out);
+  rc = cli_lens_output(out, sizeof out, "predict --model weights/ou66-sim.safetensors " D "/test.npy --mc 4");
+  CHECK(rc == 2 && strstr(out, "regression"), "--mc on a classifier: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "predict --model " D "/run/best.safetensors " D "/test.npy --samples " D "/s.npy");
+  CHECK(rc == 2 && strstr(out, "--mc"), "--samples without --mc: exit %d: %s", rc, out);
+}
+
+int main(void) {
+  if (!cli_have_lens()) return check_summary();
+  make_inputs();
+  TEST("lens train --task regress learns two targets (Gaussian NLL)") test_train();
+  TEST("lens predict: physical means and sigmas on images of another seed") test_predict();
+  TEST("lens predict --mc: Monte Carlo dropout, reproducible across threads, batches and shards") test_mc();
+  TEST("an interrupted regression run resumes to the same weights") test_resume();
+  TEST("misuse is named") test_misuse();
+  cli_shell("rm -rf " D);
+  return check_summary();
+}
