@@ -871,13 +871,15 @@ LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *fir
 /* Regression models (lensnet_fit with targets > 0) describe their outputs in the metadata:
  * regress.targets (names), regress.mean and regress.std (each target's standardisation over the
  * training part: the model predicts (y - mean) / std), regress.loss (mse: one output per target;
- * nll: the means, then the log-variances). */
+ * nll: the means, then the log-variances), and after calibration (`lens calibrate`) regress.scale:
+ * a factor per target on the standard deviations, so that the intervals cover what they claim. */
 #define LENSNET_REGRESSION_MAX 16
 typedef struct {
   size_t count;                            /* targets */
   int nll;                                 /* the outputs hold log-variances too */
   char names[LENSNET_REGRESSION_MAX][33];
   double mean[LENSNET_REGRESSION_MAX], std[LENSNET_REGRESSION_MAX];
+  double scale[LENSNET_REGRESSION_MAX];    /* regress.scale, 1 without it */
 } lensnet_regression;
 /* m's regression description: LENSNET_ERR_ARG when m is not a regression model, LENSNET_ERR_FORMAT
  * when its metadata does not fit its outputs. */
@@ -885,8 +887,9 @@ LENSNET_API lensnet_result lensnet_model_regression(const lensnet_model *m, lens
 /* Each target's mean and standard deviation in physical units from `passes` forward passes of one
  * image (outputs [passes, out_features]; several passes: Monte Carlo dropout). mean: the average
  * of the passes' means. Variance: aleatoric (nll: the average of exp(log-variance); mse: 0) plus
- * epistemic (the variance of the passes' means, 0 for one pass); sigma = sqrt of the sum. Any of
- * sigma, aleatoric, epistemic (standard deviations) may be NULL. */
+ * epistemic (the variance of the passes' means, 0 for one pass); sigma = sqrt of the sum, times
+ * the calibration scale. Any of sigma, aleatoric, epistemic (standard deviations, the last two
+ * before calibration) may be NULL. */
 LENSNET_API void lensnet_regression_combine(const lensnet_regression *r, const float *outputs, size_t passes, size_t out_features,
                                             double *mean, double *sigma, double *aleatoric, double *epistemic);
 
@@ -7256,6 +7259,7 @@ static int lensnet__number_list(const char *text, size_t count, double *v) {
 LENSNET_API lensnet_result lensnet_model_regression(const lensnet_model *m, lensnet_regression *r, lensnet_error *err) {
   const char *names = lensnet_model_meta(m, "regress.targets"), *loss = lensnet_model_meta(m, "regress.loss");
   const char *means = lensnet_model_meta(m, "regress.mean"), *stds = lensnet_model_meta(m, "regress.std");
+  const char *scales = lensnet_model_meta(m, "regress.scale");
   size_t k;
   memset(r, 0, sizeof *r);
   if (!names) return lensnet__fail(err, LENSNET_ERR_ARG, "not a regression model (no regress.targets metadata)");
@@ -7270,7 +7274,11 @@ LENSNET_API lensnet_result lensnet_model_regression(const lensnet_model *m, lens
                          loss, (unsigned long)m->out_features);
   if (!lensnet__number_list(means, r->count, r->mean) || !lensnet__number_list(stds, r->count, r->std))
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.mean or regress.std is not %lu finite numbers", (unsigned long)r->count);
+  for (k = 0; k < r->count; k++) r->scale[k] = 1.0;
+  if (scales && !lensnet__number_list(scales, r->count, r->scale))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.scale is not %lu finite numbers", (unsigned long)r->count);
   for (k = 0; k < r->count; k++) {
+    if (!(r->scale[k] > 0)) return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.scale of target %lu is not positive", (unsigned long)k);
     const char *name;
     size_t len;
     if (!(r->std[k] > 0)) return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.std of target %lu is not positive", (unsigned long)k);
@@ -7297,7 +7305,7 @@ LENSNET_API void lensnet_regression_combine(const lensnet_regression *r, const f
     evar = passes > 1 ? sq / (double)passes : 0.0; /* the spread of the passes, as Gal's predictive variance */
     avar = passes ? avar / (double)passes : 0.0;
     mean[j] = r->mean[j] + r->std[j] * mu;
-    if (sigma) sigma[j] = r->std[j] * sqrt(avar + evar);
+    if (sigma) sigma[j] = r->scale[j] * r->std[j] * sqrt(avar + evar);
     if (aleatoric) aleatoric[j] = r->std[j] * sqrt(avar);
     if (epistemic) epistemic[j] = r->std[j] * sqrt(evar);
   }

@@ -565,6 +565,35 @@ typedef struct {
 LENSVIZ_API lensnet_result lensviz_eval_multiclass(const float *probs, const int *labels, size_t n, size_t k, const lensviz_eval_desc *desc,
                                                    lensviz_eval_classes *out, lensnet_error *err);
 
+/* Regression (lens modelling): predicted means and standard deviations of one target against the
+ * true values. error = mean - truth. The 68% and 95% intervals are the central intervals of the
+ * Gaussian N(mean, sigma): mean +- 0.9945 sigma and mean +- 1.96 sigma. An object's level
+ * (lensviz_regress_level) is that of the narrowest such interval holding its true value,
+ * erf(|error| / (sigma sqrt 2)); the coverage at level p is the share of objects whose level is
+ * at most p, which calibrated Gaussian sigmas make p. */
+typedef struct {
+  size_t n;
+  double bias;                  /* mean error */
+  double rms;                   /* sqrt(mean error^2) */
+  double scatter;               /* standard deviation of the errors (n - 1); NaN for n < 2 */
+  double median_abs;            /* median |error| */
+  double mean_sigma;
+  double z_rms;                 /* rms of error / sigma: 1 for calibrated Gaussian sigmas */
+  double coverage68, coverage95;
+} lensviz_regress_result;
+
+/* The figures above for n objects; LENSNET_ERR_ARG for a non-finite value or a negative sigma,
+ * naming the object. */
+LENSVIZ_API lensnet_result lensviz_eval_regress(const double *truth, const double *mean, const double *sigma, size_t n,
+                                                lensviz_regress_result *out, lensnet_error *err);
+/* The level defined above: in [0, 1]; sigma 0 gives 0 for an exact mean, else 1. */
+LENSVIZ_API double lensviz_regress_level(double truth, double mean, double sigma);
+/* The factor s to multiply every sigma by so that the 68% interval holds 68% of these objects:
+ * the 68th percentile of |error| / sigma divided by 0.9945 (objects with sigma 0 are left out;
+ * NaN if none is left). A variance calibration in the spirit of Perreault Levasseur et al. 2017,
+ * who tuned the dropout rate instead. */
+LENSVIZ_API double lensviz_regress_calibration(const double *truth, const double *mean, const double *sigma, size_t n);
+
 /* ---------------------------------------------------------------------------------------------
  * Files
  * ------------------------------------------------------------------------------------------- */
@@ -3042,6 +3071,72 @@ LENSVIZ_API lensnet_result lensviz_eval_multiclass(const float *probs, const int
   }
   for (c = 0; c < k; c++) lensviz_free(orders[c]);
   return res;
+}
+
+/* ---- regression ---- */
+
+/* z of the central 68% interval of a Gaussian: Phi^-1(0.84) */
+#define LENSVIZ__Z68 0.9944578832097535
+
+LENSVIZ_API double lensviz_regress_level(double truth, double mean, double sigma) {
+  double e = fabs(mean - truth);
+  if (!(sigma > 0)) return e == 0 ? 0.0 : 1.0;
+  return erf(e / (sigma * 1.4142135623730951));
+}
+
+/* The q-quantile of v[0..n) (sorted in place); NaN for none. */
+static double lensviz__quantile_of(double *v, size_t n, double q) {
+  if (!n) return NAN;
+  qsort(v, n, sizeof *v, lensviz__by_double);
+  return lensviz__quantile(v, n, q);
+}
+
+LENSVIZ_API lensnet_result lensviz_eval_regress(const double *truth, const double *mean, const double *sigma, size_t n,
+                                                lensviz_regress_result *out, lensnet_error *err) {
+  double sum = 0, sq = 0, zsq = 0, ssum = 0, c68 = 0, c95 = 0, *abs_err;
+  size_t i, zn = 0;
+  memset(out, 0, sizeof *out);
+  out->n = n;
+  for (i = 0; i < n; i++)
+    if (!(truth[i] - truth[i] == 0) || !(mean[i] - mean[i] == 0) || !(sigma[i] >= 0 && sigma[i] - sigma[i] == 0))
+      return lensviz__fail(err, LENSNET_ERR_ARG, "object %lu: truth %g, mean %g, sigma %g (finite values and sigma >= 0 needed)", (unsigned long)i,
+                           truth[i], mean[i], sigma[i]);
+  if (!n) {
+    out->bias = out->rms = out->scatter = out->median_abs = out->mean_sigma = out->z_rms = out->coverage68 = out->coverage95 = NAN;
+    return LENSNET_OK;
+  }
+  if (!(abs_err = LENSVIZ__CAST(double *, LENSVIZ_MALLOC(n * sizeof(double))))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  for (i = 0; i < n; i++) {
+    double e = mean[i] - truth[i], u = lensviz_regress_level(truth[i], mean[i], sigma[i]);
+    sum += e;
+    sq += e * e;
+    ssum += sigma[i];
+    abs_err[i] = fabs(e);
+    if (sigma[i] > 0) { zsq += (e / sigma[i]) * (e / sigma[i]); zn++; }
+    c68 += u <= 0.68;
+    c95 += u <= 0.95;
+  }
+  out->bias = sum / (double)n;
+  out->rms = sqrt(sq / (double)n);
+  out->scatter = n > 1 ? sqrt(fmax(0.0, sq - (double)n * out->bias * out->bias) / (double)(n - 1)) : NAN;
+  out->median_abs = lensviz__quantile_of(abs_err, n, 0.5);
+  out->mean_sigma = ssum / (double)n;
+  out->z_rms = zn ? sqrt(zsq / (double)zn) : NAN;
+  out->coverage68 = c68 / (double)n;
+  out->coverage95 = c95 / (double)n;
+  LENSVIZ_FREE(abs_err);
+  return LENSNET_OK;
+}
+
+LENSVIZ_API double lensviz_regress_calibration(const double *truth, const double *mean, const double *sigma, size_t n) {
+  double *z = LENSVIZ__CAST(double *, LENSVIZ_MALLOC((n ? n : 1) * sizeof(double))), q;
+  size_t i, m = 0;
+  if (!z) return NAN;
+  for (i = 0; i < n; i++)
+    if (sigma[i] > 0 && mean[i] - mean[i] == 0 && truth[i] - truth[i] == 0) z[m++] = fabs(mean[i] - truth[i]) / sigma[i];
+  q = lensviz__quantile_of(z, m, 0.68);
+  LENSVIZ_FREE(z);
+  return q / LENSVIZ__Z68;
 }
 
 /* ---- files: GIF, PNG ----------------------------------------------------------------------- */

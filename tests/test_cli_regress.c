@@ -13,6 +13,7 @@
 #define SIDE 12
 
 static float test_targets[N * 2];
+static float val_targets[N * 2];
 
 /* images.npy and labels.csv (index,width,center_x,label) of N blobs from `seed` */
 static void make_set(uint64_t seed, const char *npy, const char *csv, float *keep) {
@@ -45,6 +46,7 @@ static void make_inputs(void) {
   CHECK(cli_shell("rm -rf " D " && mkdir -p " D) == 0, "fresh work folder");
   make_set(31, D "/train.npy", D "/train.csv", NULL);
   make_set(32, D "/test.npy", D "/test.csv", test_targets);
+  make_set(33, D "/val.npy", D "/val.csv", val_targets);
   f = fopen(D "/arch.txt", "w");
   if (f) {
     fputs("input 1 12 12\nconv2d name=c1 out=8 kernel=3 padding=1\nrelu\nmaxpool kernel=2\n"
@@ -171,6 +173,79 @@ static void test_resume(void) {
   }
 }
 
+/* The figures of lens eval --task regress, recomputed here from pred.csv by their definitions:
+ * error = mean - truth; a true value is inside the 68% interval when |error| <= 0.9945 sigma. */
+static void test_eval(void) {
+  char out[8192];
+  lensnet_csv p, m;
+  lensnet_error err;
+  int rc = cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/pred.csv --labels " D "/test.csv --by width --bins 2 --out " D "/ev");
+  CHECK(rc == 0 && strstr(out, "320 objects, 2 targets") && strstr(out, "cover68"), "lens eval --task regress: exit %d: %s", rc, out);
+  CHECK(cli_shell("test -s " D "/ev/metrics.json && test -s " D "/ev/coverage.csv") == 0, "metrics.json and coverage.csv written");
+  if (lensnet_csv_read(D "/pred.csv", &p, &err) == LENSNET_OK && lensnet_csv_read(D "/ev/metrics.csv", &m, &err) == LENSNET_OK) {
+    size_t j, i;
+    CHECK(m.rows == 1 + 2 + 2 * 2, "metrics.csv: 2 targets overall and in 2 bins of width (%lu rows)", (unsigned long)m.rows - 1);
+    for (j = 0; j < 2; j++) {
+      double bias = 0, sq = 0, c68 = 0, c95 = 0, got[4] = {0, 0, 0, 0};
+      for (i = 0; i < N; i++) {
+        double mu = 0, sigma = 0, e;
+        lensnet_csv_number(&p, i + 1, 1 + 2 * j, &mu, &err);
+        lensnet_csv_number(&p, i + 1, 2 + 2 * j, &sigma, &err);
+        e = mu - test_targets[i * 2 + j];
+        bias += e / N;
+        sq += e * e / N;
+        c68 += fabs(e) <= 0.99445788 * sigma;
+        c95 += fabs(e) <= 1.95996398 * sigma;
+      }
+      lensnet_csv_number(&m, 1 + j, 5, &got[0], &err); /* bias */
+      lensnet_csv_number(&m, 1 + j, 6, &got[1], &err); /* rms */
+      lensnet_csv_number(&m, 1 + j, 11, &got[2], &err); /* coverage68 */
+      lensnet_csv_number(&m, 1 + j, 12, &got[3], &err); /* coverage95 */
+      /* the truth in test.csv is printed to 9 digits, the errors here use the float targets */
+      CHECK(fabs(got[0] - bias) < 1e-5 && fabs(got[1] - sqrt(sq)) < 1e-5 && fabs(got[2] - c68 / N) < 0.5 / N + 1e-9 &&
+                fabs(got[3] - c95 / N) < 0.5 / N + 1e-9,
+            "target %lu: bias %.6g (%.6g), rms %.6g (%.6g), coverage %.4f/%.4f (%.4f/%.4f)", (unsigned long)j, got[0], bias, got[1], sqrt(sq), got[2],
+            got[3], c68 / N, c95 / N);
+    }
+    lensnet_csv_free(&m);
+    lensnet_csv_free(&p);
+  } else CHECK(0, "read pred.csv and metrics.csv: %s", err.message);
+}
+
+/* Calibrated on one seed, evaluated on another: the 68% interval then holds about 68%. */
+static void test_calibrate(void) {
+  char out[8192];
+  lensnet_csv t;
+  lensnet_error err;
+  int rc = cli_lens_output(out, sizeof out, "predict --model " D "/run/best.safetensors " D "/val.npy --csv " D "/val_pred.csv");
+  CHECK(rc == 0, "predictions on the validation seed: %s", out);
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D "/val.csv --out " D
+                                        "/calibrated.safetensors");
+  CHECK(rc == 0 && strstr(out, "regress.scale"), "lens calibrate: exit %d: %s", rc, out);
+  printf("%s", out);
+  rc = cli_lens_output(out, sizeof out, "predict --model " D "/calibrated.safetensors " D "/test.npy --csv " D "/cal_pred.csv");
+  if (rc == 0 && lensnet_csv_read(D "/cal_pred.csv", &t, &err) == LENSNET_OK) {
+    size_t j, i;
+    for (j = 0; j < 2; j++) {
+      double c68 = 0;
+      for (i = 0; i < N; i++) {
+        double mu = 0, sigma = 0;
+        lensnet_csv_number(&t, i + 1, 1 + 2 * j, &mu, &err);
+        lensnet_csv_number(&t, i + 1, 2 + 2 * j, &sigma, &err);
+        c68 += fabs(mu - test_targets[i * 2 + j]) <= 0.99445788 * sigma;
+      }
+      /* 320 objects: a binomial 68% has a standard deviation of 2.6%; allow three */
+      CHECK(fabs(c68 / N - 0.68) < 0.08, "target %lu: the calibrated 68%% interval holds %.1f%% of another seed's objects", (unsigned long)j,
+            100 * c68 / N);
+      printf("   target %lu: calibrated 68%% interval holds %.1f%% on the test seed\n", (unsigned long)j, 100 * c68 / N);
+    }
+    lensnet_csv_free(&t);
+  } else CHECK(0, "predict with the calibrated model: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "calibrate --model weights/ou66-sim.safetensors --scores " D "/val_pred.csv --labels " D "/val.csv --out " D
+                                        "/x.safetensors");
+  CHECK(rc == 1 && strstr(out, "not a regression model"), "a finder cannot be calibrated: %s", out);
+}
+
 static void test_misuse(void) {
   char out[8192];
   int rc = cli_lens_output(out, sizeof out, "train --task regress --arch " D "/arch.txt --data " D "/train.npy --labels " D "/train.csv --out " D "/bad");
@@ -194,6 +269,8 @@ int main(void) {
   TEST("lens train --task regress learns two targets (Gaussian NLL)") test_train();
   TEST("lens predict: physical means and sigmas on images of another seed") test_predict();
   TEST("lens predict --mc: Monte Carlo dropout, reproducible across threads, batches and shards") test_mc();
+  TEST("lens eval --task regress: bias, rms and coverage as defined") test_eval();
+  TEST("lens calibrate on one seed makes the 68% interval hold about 68% on another") test_calibrate();
   TEST("an interrupted regression run resumes to the same weights") test_resume();
   TEST("misuse is named") test_misuse();
   cli_shell("rm -rf " D);

@@ -153,11 +153,16 @@ static void test_combine(void) {
   memset(&r, 0, sizeof r);
   r.count = 2; r.nll = 1;
   r.mean[0] = 10; r.std[0] = 2; r.mean[1] = -5; r.std[1] = 0.5;
+  r.scale[0] = r.scale[1] = 1;
   lensnet_regression_combine(&r, outputs, 3, 4, mean, sigma, alea, epi);
   CHECK(fabs(mean[0] - 12) < 1e-6 && fabs(sigma[0] - 2 * sqrt(8.0 / 3)) < 1e-6 && fabs(alea[0] - 2 * sqrt(2.0)) < 1e-6 &&
             fabs(epi[0] - 2 * sqrt(2.0 / 3)) < 1e-6,
         "target 0: mean %.7g sigma %.7g aleatoric %.7g epistemic %.7g", mean[0], sigma[0], alea[0], epi[0]);
   CHECK(fabs(mean[1] + 4.5) < 1e-6 && fabs(sigma[1] - 0.5) < 1e-6 && fabs(epi[1]) < 1e-12, "target 1: mean %.7g sigma %.7g", mean[1], sigma[1]);
+  r.scale[1] = 3; /* a calibration scale multiplies sigma, not the parts */
+  lensnet_regression_combine(&r, outputs, 3, 4, mean, sigma, alea, epi);
+  CHECK(fabs(sigma[1] - 1.5) < 1e-6 && fabs(alea[1] - 0.5) < 1e-6 && fabs(sigma[0] - 2 * sqrt(8.0 / 3)) < 1e-6, "scale 3 on target 1: sigma %.7g",
+        sigma[1]);
   r.nll = 0; /* mse: no aleatoric part; one pass: no epistemic part */
   lensnet_regression_combine(&r, outputs, 1, 4, mean, sigma, alea, epi);
   CHECK(fabs(mean[0] - 10) < 1e-9 && sigma[0] == 0 && alea[0] == 0 && epi[0] == 0, "mse, one pass: sigma 0");

@@ -1565,6 +1565,9 @@ int lens_cmd_eval(int argc, char **argv) {
   lens_pool *pool = NULL;
   size_t c;
   int rc;
+  for (c = 1; c < (size_t)argc; c++) /* --task regress: lens modelling, another table (tools/cmd_regress.c) */
+    if ((!strcmp(argv[c], "--task") && c + 1 < (size_t)argc && !strcmp(argv[c + 1], "regress")) || !strcmp(argv[c], "--task=regress"))
+      return lens_cmd_eval_regress(argc, argv);
   memset(&o, 0, sizeof o);
   memset(&d, 0, sizeof d);
   memset(&g, 0, sizeof g);

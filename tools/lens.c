@@ -19,10 +19,12 @@ static const lens_command commands[] = {
   {"info",    lens_cmd_info,    "describe a model file: architecture, input shape, parameters, metadata"},
   {"predict", lens_cmd_predict, "score images (.npy batches or FITS cutouts) with a lens finder"},
   {"find",    lens_cmd_find,    "find lenses in survey fields: slide a finder over large images, detections + maps"},
-  {"train",   lens_cmd_train,   "train a lens finder on images.npy + labels.csv, resumable"},
-  {"render",  lens_cmd_render,  "render a lens scene (JSON) to an image"},
+  {"train",   lens_cmd_train,   "train a lens finder (or, --task regress, a modelling network) on images.npy + labels.csv"},
+  {"render",  lens_cmd_render,  "render lens scenes (JSON, or JSON lines) to an image or a stack"},
   {"explain", lens_cmd_explain, "show what a lens finder looks at: occlusion, saliency, Grad-CAM, dreams"},
-  {"eval",    lens_cmd_eval,    "score a finder against labels: AUC with intervals, PR, thresholds, by kind, at priors"},
+  {"eval",    lens_cmd_eval,    "score a finder against labels: AUC with intervals, PR, thresholds, by kind, at priors;\n"
+   "            --task regress: a modelling network's errors and interval coverage"},
+  {"calibrate", lens_cmd_calibrate, "scale a modelling network's sigmas so its intervals cover what they claim"},
   {"plot",    lens_cmd_plot,    "draw ROC, precision-recall, score, history and confusion pictures from CSV"},
   {"sim",     lens_cmd_sim,     "simulate labelled lenses and non-lenses: images.npy + labels.csv"},
   {"merge",   lens_cmd_merge,   "join the shards of a sim, predict or find --shard run into one run's files"},
@@ -45,7 +47,7 @@ static void usage(FILE *f) {
   fprintf(f, "usage: lens <command> [options]   (lens <command> --help for its options)\n"
              "       lens --version\n\ncommands:\n");
   for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
 }
 
 static void version(void) {

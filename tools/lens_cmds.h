@@ -13,6 +13,9 @@ int lens_cmd_plot(int argc, char **argv);
 int lens_cmd_eval(int argc, char **argv);
 int lens_cmd_merge(int argc, char **argv);
 int lens_cmd_find(int argc, char **argv);
+/* tools/cmd_regress.c: lens eval --task regress (lens_cmd_eval hands it over), lens calibrate */
+int lens_cmd_eval_regress(int argc, char **argv);
+int lens_cmd_calibrate(int argc, char **argv);
 
 /* A non-negative decimal count ("12"); 0 if the text is anything else. */
 int lens_parse_size(const char *text, size_t *out);
