@@ -60,7 +60,7 @@ BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
 .PHONY: all tools examples test test-slurm test-fast warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
-.PHONY: challenge challenge-weights challenge-score
+.PHONY: challenge challenge-weights challenge-score ensai-weights
 all: tools
 tools: $(BUILD)/lens
 
@@ -198,6 +198,15 @@ weights: build/lens
 	build/lens predict --model $(WEIGHTS_RUN)/run/best.safetensors $(WEIGHTS_RUN)/test/images.npy --out $(WEIGHTS_RUN)/test_scores.csv
 	build/lens eval --scores $(WEIGHTS_RUN)/test_scores.csv --labels $(WEIGHTS_RUN)/test/labels.csv --by kind --prior 1:100 --out $(WEIGHTS_RUN)/eval
 	cp $(WEIGHTS_RUN)/run/best.safetensors weights/ou66-sim.safetensors
+
+# The lens-modelling network weights/ensai-sim.safetensors and its card weights/ensai-sim.md
+# (docs/modelling.md): ENSAI_N training lenses, ENSAI_EPOCHS epochs, calibrated and evaluated on
+# lenses of other seeds. Not part of make test (about an hour and a half on 2 cores).
+ENSAI_RUN    ?= build/ensai
+ENSAI_N      ?= 12000
+ENSAI_EPOCHS ?= 10
+ensai-weights: $(BUILD)/lens
+	LENS=$(BUILD)/lens sh tools/ensai.sh $(ENSAI_RUN) $(ENSAI_N) $(ENSAI_EPOCHS)
 
 # Lens-finding challenge 1, space-based (Metcalf et al. 2019; docs/challenge.md). Not part of make
 # test. make challenge-weights simulates CHALLENGE_N objects of the challenge1-vis layout and trains
