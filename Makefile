@@ -41,6 +41,7 @@ DESTDIR      ?=
 BINDIR       ?= $(PREFIX)/bin
 INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(PREFIX)/lib/pkgconfig
+CMAKEDIR     ?= $(PREFIX)/lib/cmake/lens
 DATADIR      ?= $(PREFIX)/share/lens
 INSTALL_HEADERS = lensnet.h lenssim.h lensviz.h
 INSTALL_WEIGHTS = $(wildcard weights/*.safetensors) $(wildcard weights/*.md)
@@ -246,10 +247,18 @@ install: $(BUILD)/lens
 	  'Version: $(VERSION)' \
 	  'Cflags: -I$${includedir}$(if $(STB_INCLUDE), -I$(abspath $(STB_INCLUDE)))$(if $(filter -DLENSVIZ_NO_PNG,$(PNG_CFLAGS)), -DLENSVIZ_NO_PNG)' \
 	  'Libs: -lm -lpthread' > '$(DESTDIR)$(PKGCONFIGDIR)/lens.pc'
-	@echo "installed lens $(VERSION) under $(DESTDIR)$(PREFIX) (pkg-config file: $(DESTDIR)$(PKGCONFIGDIR)/lens.pc)"
+	install -d '$(DESTDIR)$(CMAKEDIR)'
+	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@INCLUDE_DIRS@|$(INCLUDEDIR)$(if $(STB_INCLUDE),;$(abspath $(STB_INCLUDE)))|' \
+	  -e 's|@NO_PNG@|$(if $(filter -DLENSVIZ_NO_PNG,$(PNG_CFLAGS)),1)|' \
+	  -e 's|@STB_FLAT@|$(if $(and $(STB_INCLUDE),$(wildcard $(STB_INCLUDE)/stb_image_write.h)),1)|' \
+	  -e 's|@WEIGHTS_DIR@|$(DATADIR)/weights|' cmake/lensConfig.cmake.in > '$(DESTDIR)$(CMAKEDIR)/lensConfig.cmake'
+	sed -e 's|@VERSION@|$(VERSION)|g' cmake/lensConfigVersion.cmake.in > '$(DESTDIR)$(CMAKEDIR)/lensConfigVersion.cmake'
+	@echo "installed lens $(VERSION) under $(DESTDIR)$(PREFIX) (pkg-config: $(DESTDIR)$(PKGCONFIGDIR)/lens.pc; CMake: $(DESTDIR)$(CMAKEDIR))"
 
 uninstall:
 	rm -f '$(DESTDIR)$(BINDIR)/lens' $(addprefix '$(DESTDIR)$(INCLUDEDIR)/,$(addsuffix ',$(INSTALL_HEADERS))) '$(DESTDIR)$(PKGCONFIGDIR)/lens.pc'
+	rm -f '$(DESTDIR)$(CMAKEDIR)/lensConfig.cmake' '$(DESTDIR)$(CMAKEDIR)/lensConfigVersion.cmake'
+	rmdir '$(DESTDIR)$(CMAKEDIR)' 2>/dev/null || true
 	rm -f $(addprefix '$(DESTDIR)$(DATADIR)/weights/,$(addsuffix ',$(notdir $(INSTALL_WEIGHTS))))
 	rmdir '$(DESTDIR)$(DATADIR)/weights' '$(DESTDIR)$(DATADIR)' 2>/dev/null || true
 
