@@ -259,6 +259,8 @@ static void test_misuse(void) {
   CHECK(rc == 1 && strstr(out, "4 outputs") && strstr(out, "need 2"), "an mse run on a 4-output model: %s", out);
   rc = cli_lens_output(out, sizeof out, "predict --model weights/ou66-sim.safetensors " D "/test.npy --mc 4");
   CHECK(rc == 2 && strstr(out, "regression"), "--mc on a classifier: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "find --model " D "/run/best.safetensors " D "/test.npy --out " D "/find");
+  CHECK(rc == 2 && strstr(out, "regression"), "lens find with a modelling network: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "predict --model " D "/run/best.safetensors " D "/test.npy --samples " D "/s.npy");
   CHECK(rc == 2 && strstr(out, "--mc"), "--samples without --mc: exit %d: %s", rc, out);
 }

@@ -289,6 +289,8 @@ static int shard_start(find_state *s, int argc, char **argv, int *done) {
 static int open_model(find_state *s) {
   lensnet_error err;
   if (lensnet_model_load(s->o->model_path, &s->model, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (lensnet_model_meta(s->model, "regress.targets"))
+    return lens_usage("%s is a lens-modelling (regression) network; lens find scans with a finder", s->o->model_path);
   if ((s->minmax = lens_preprocess_resolve(s->model, s->o->cutout.preprocess)) < 0) return LENS_EXIT_FAIL;
   if (s->o->threads > 1) {
     if (!(s->pool = lens_pool_create(s->o->threads))) return lens_fail("find: cannot start threads");
