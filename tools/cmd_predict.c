@@ -44,7 +44,9 @@ static const lens_option predict_rows[] = {
               "inputs; with --out, FILE.shard.json records it (lens merge joins shards)"),
   LENS_FLAG(T, "skip-done", skip_done, "with --shard and --out: do nothing if the output already holds this shard, complete"),
   LENS_CUTOUT_OPTIONS(T, cutout),
-  LENS_SIZE(T, "batch", batch, 1, 65536, 32, "B", "objects per forward pass (default 32)"),
+  LENS_SIZE(T, "batch", batch, 1, 65536, 32, "B", "objects read and prepared together (default 32; at most 4 per thread are\n"
+            "held, so memory is the model's whatever B); each object gets its own forward\n"
+            "pass, so scores do not depend on B"),
   LENS_SIZE(T, "threads", threads, 1, 256, 0, "T", "threads sharing each batch (default: the CPUs this process may use); scores do not depend on T"),
   LENS_TEXT(T, "out", 0, out_npy, NULL, "FILE", "FILE.npy: the raw logits [N, classes] as float32 (no CSV on standard output);\n"
             "FILE.csv: the CSV there instead of standard output"),
@@ -64,10 +66,14 @@ static const lens_command_spec predict_spec = {
   "are created. A terminal shows a progress line on stderr. Exit status: 0 done, 1 failure\n"
   "(a file), 2 usage error.\n"};
 
-/* One object waiting to be scored: its pixels already in the model's input shape. */
+/* Objects held at once per thread: enough to keep each thread busy between reads, few enough that
+ * the memory is the model's, not the batch's (OU-200: 0.64 MB an object). */
+#define PREDICT_PER_THREAD 4
+
+/* One object waiting to be scored (its pixels, in the model's input shape, are its slot of the
+ * state's input buffer). */
 typedef struct {
   char label[512];
-  float *pixels;
   size_t number;            /* the object's number among all inputs' objects (seeds its --mc passes) */
 } predict_object;
 
@@ -87,6 +93,7 @@ typedef struct {
   char csv_tmp[4200];       /* the CSV file's temporary name until it is complete */
   float *input, *output, *workspace; /* one workspace per thread, ws_floats each */
   size_t ws_floats, chunk;
+  size_t group;             /* objects held at once: --batch, at most PREDICT_PER_THREAD per thread */
   lens_pool *pool;
   int channel_note_shown;
   int failed;
@@ -156,10 +163,9 @@ static void forward_chunk(void *ctx, size_t index, size_t worker) {
 
 static int run_batch(predict_state *s) {
   const lensnet_model *m = s->model;
-  size_t per = m->in_c * m->in_h * m->in_w, b, k;
+  size_t b, k;
   lensnet_error err;
   if (!s->pending_count) return 0;
-  for (b = 0; b < s->pending_count; b++) memcpy(s->input + b * per, s->pending[b].pixels, per * sizeof(float));
   if (s->opt->threads > 1 && s->pending_count > 1) {
     /* the batch in chunks, one forward pass each; every image's scores are its own */
     lensnet_parallel par = lens_pool_parallel(s->pool);
@@ -175,7 +181,6 @@ static int run_batch(predict_state *s) {
       int rc = write_regression(s, b);
       if (rc) return rc;
       s->scored++;
-      free(s->pending[b].pixels);
       continue;
     }
     p = lensnet_lens_probability(z, m->out_features, s->lens_class);
@@ -186,7 +191,6 @@ static int run_batch(predict_state *s) {
     }
     if (s->opt->out_npy && lensnet_npy_writer_append(&s->logits, z, 1, &err) != LENSNET_OK) return lens_fail_err(&err);
     s->scored++;
-    free(s->pending[b].pixels);
   }
   s->pending_count = 0;
   if (s->show_progress)
@@ -208,16 +212,14 @@ static int add_object(predict_state *s, const char *label, const float *image, s
   predict_object *obj;
   int rc;
   desc = lens_cutout_desc(&o->cutout, o->minmax);
-  pix = (float *)malloc(m->in_c * m->in_h * m->in_w * sizeof(float));
-  if (!pix) return lens_fail("out of memory");
-  if ((rc = lens_cutout(label, m, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) { free(pix); return rc; }
+  pix = s->input + s->pending_count * m->in_c * m->in_h * m->in_w; /* prepared in place, in its slot */
+  if ((rc = lens_cutout(label, m, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) return rc;
   s->nan_pixels += report.nan_pixels;
   s->inf_pixels += report.inf_pixels;
   obj = &s->pending[s->pending_count++];
   snprintf(obj->label, sizeof obj->label, "%s", label);
-  obj->pixels = pix;
   obj->number = s->first + s->added++; /* objects arrive in order within [first, end) */
-  if (s->pending_count == o->batch) return run_batch(s);
+  if (s->pending_count == s->group) return run_batch(s);
   return 0;
 }
 
@@ -241,7 +243,7 @@ static int add_npy(predict_state *s, const char *path) {
   lensnet_npy_info info;
   lensnet_tensor t;
   lensnet_error err;
-  size_t n = 0, c = 0, h = 0, w = 0, base = s->object_number, lo, hi, at, step = s->opt->batch, i;
+  size_t n = 0, c = 0, h = 0, w = 0, base = s->object_number, lo, hi, at, step = s->group, i;
   int rc = 0;
   if (lensnet_npy_info_read(path, &info, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (!npy_layout(s, path, &info, &n, &c, &h, &w)) return LENS_EXIT_FAIL;
@@ -466,7 +468,10 @@ static int open_model(predict_options *o, predict_state *s) {
   s->passes = o->mc ? o->mc : 1;
   per = s->model->in_c * s->model->in_h * s->model->in_w;
   if (!o->threads) o->threads = lens_pool_default_threads();
-  s->chunk = (o->batch + o->threads - 1) / o->threads;
+  /* Every object gets its own forward pass, so how many are held at once changes only the memory,
+   * never a score: at most PREDICT_PER_THREAD per thread, whatever --batch asks. */
+  s->group = o->batch < PREDICT_PER_THREAD * o->threads ? o->batch : PREDICT_PER_THREAD * o->threads;
+  s->chunk = (s->group + o->threads - 1) / o->threads;
   /* one image at a time, per thread (--mc: its passes, and their copies of the image) */
   ws = lensnet_model_workspace_floats(s->model, s->passes);
   if (ws && s->passes > 1) ws += s->passes * per;
@@ -474,11 +479,11 @@ static int open_model(predict_options *o, predict_state *s) {
   if (!ws || ws > ((size_t)-1 / sizeof(float)) / o->threads) ws = 0; /* reported as out of memory below */
   ws *= o->threads;
   s->pool = lens_pool_create(o->threads);
-  s->pending = (predict_object *)calloc(o->batch, sizeof *s->pending);
-  s->input = (float *)malloc(o->batch * per * sizeof(float));
-  s->output = (float *)malloc(o->batch * s->passes * s->model->out_features * sizeof(float));
+  s->pending = (predict_object *)calloc(s->group, sizeof *s->pending);
+  s->input = (float *)malloc(s->group * per * sizeof(float));
+  s->output = (float *)malloc(s->group * s->passes * s->model->out_features * sizeof(float));
   s->workspace = ws ? (float *)malloc(ws * sizeof(float)) : NULL;
-  if (!s->pending || !s->input || !s->output || !s->workspace) return lens_fail("out of memory for a batch of %lu", (unsigned long)o->batch);
+  if (!s->pending || !s->input || !s->output || !s->workspace) return lens_fail("out of memory for a batch of %lu", (unsigned long)s->group);
   return 0;
 }
 
@@ -537,7 +542,7 @@ static int score_inputs(const predict_options *o, predict_state *s) {
 int lens_cmd_predict(int argc, char **argv) {
   predict_options o;
   predict_state s;
-  size_t i, total = 0;
+  size_t total = 0;
   int skipped = 0, rc = parse_options(argc, argv, &o);
   if (rc) return rc < 0 ? 0 : rc;
   memset(&s, 0, sizeof s);
@@ -567,7 +572,6 @@ int lens_cmd_predict(int argc, char **argv) {
   /* the CSV on standard output: a full disk or a closed pipe is a failure, not a silent success */
   if (rc == 0 && s.csv == stdout && (fflush(stdout) != 0 || ferror(stdout))) rc = lens_fail("standard output: write failed (disk full?)");
   if (rc == 0 && !skipped) rc = shard_manifests(&s, argc, argv, 2);
-  for (i = 0; i < s.pending_count; i++) free(s.pending[i].pixels);
   free(s.pending); free(s.input); free(s.output); free(s.workspace);
   lensnet_model_free(s.model);
   lens_pool_free(s.pool);
