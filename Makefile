@@ -83,6 +83,11 @@ build/san/test_%: tests/test_%.c $(TEST_HDR) $(HEADERS) $(PNG_STAMP) | check-stb
 	@mkdir -p build/san
 	$(CC) $(STRICT) -O1 -g $(ARCHFLAGS) $(CFLAGS_EXTRA) $(PNG_CFLAGS) -I. $(SAN) -o $@ $< $(LDLIBS)
 
+# The fault-injection library tests/test_faults.c preloads into the tool (glibc; a test tool).
+build/fault_shim.so: tests/fault_shim.c | build
+	$(CC) $(STRICT) -O2 -fPIC -shared -o $@ $< -ldl
+build/test_faults: build/fault_shim.so
+
 build/bench_%: tests/bench_%.c $(HEADERS) | build
 	$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(LDLIBS)
 
