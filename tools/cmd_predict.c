@@ -123,6 +123,7 @@ static int run_batch(predict_state *s) {
     if (s->opt->out_npy && lensnet_npy_writer_append(&s->logits, z, 1, &err) != LENSNET_OK) return lens_fail_err(&err);
     s->scored++;
     free(s->pending[b].pixels);
+    s->pending[b].pixels = NULL; /* a failure on a later row must not free it again */
   }
   s->pending_count = 0;
   if (s->show_progress)
