@@ -2044,7 +2044,8 @@ LENSNET_API lensnet_result lensnet_safetensors_write(const char *path, const len
     offset += bytes;
   }
   lensnet__text_str(&h, "}");
-  while (h.len % 8) lensnet__text_str(&h, " "); /* the data stays 8-byte aligned */
+  /* the data stays 8-byte aligned (out of memory, the text stops growing: no padding loop) */
+  while (h.len % 8 && !h.oom) lensnet__text_str(&h, " ");
   if (h.oom) { LENSNET_FREE(h.s); return lensnet__fail(err, LENSNET_ERR_NOMEM, "safetensors: out of memory writing %s", path); }
   total = offset;
   payload = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(total ? total : 1));
