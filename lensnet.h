@@ -3221,8 +3221,8 @@ static size_t lensnet__k_block(size_t K) {
   return blocks ? (K + blocks - 1) / blocks : 0;
 }
 
-/* The unblocked product: the fallback when no packing memory can be had, and C = beta*C when
- * alpha or K is zero. Accumulates in float like the blocked paths. */
+/* The unblocked product: C = beta*C when alpha or K is zero. Accumulates in float like the
+ * blocked paths (but in another order: not a fallback for them, see lensnet__sgemm_stack). */
 static void lensnet__sgemm_reference(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
                                      const float *A, size_t lda, const float *B, size_t ldb,
                                      float beta, float *C, size_t ldc) {
@@ -3872,6 +3872,33 @@ static size_t lensnet__pack_floats(size_t mc, size_t kc, size_t mr, size_t nr) {
   return a_floats + b_floats + 2 * LENSNET__ALIGN_SLACK;
 }
 
+/* The blocked product with mc = MR, packed into a buffer on the stack (about 43 KB). */
+static void lensnet__sgemm_stack(const lensnet__gemm_path *path, int trans_a, int trans_b, size_t M, size_t N, size_t K,
+                                 float alpha, const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
+                                 size_t ldc) {
+  float mem[(LENSNET__GEMM_MR_MAX + LENSNET__GEMM_NR_MAX) * LENSNET__GEMM_KC + 2 * LENSNET__ALIGN_SLACK];
+  size_t kc_max = lensnet__k_block(K), mc_max = path->mr, ic, pc;
+  float *Ap = lensnet__align64(mem), *Bp = lensnet__align64(Ap + mc_max * kc_max);
+  lensnet__b_source bsrc;
+  lensnet__epilogue ep;
+  memset(&bsrc, 0, sizeof bsrc);
+  bsrc.data = B;
+  bsrc.trans = trans_b;
+  bsrc.ld = ldb;
+  ep.alpha = alpha;
+  ep.bias = NULL;
+  ep.relu = 0;
+  for (ic = 0; ic < M; ic += mc_max) {
+    size_t mc = M - ic < mc_max ? M - ic : mc_max;
+    for (pc = 0; pc < K; pc += kc_max) {
+      size_t kc = K - pc < kc_max ? K - pc : kc_max;
+      path->pack_a(trans_a, A, lda, ic, mc, pc, kc, path->mr, Ap);
+      ep.beta = pc == 0 ? beta : 1.0f;
+      lensnet__macro_kernel(path, mc, N, kc, Ap, &bsrc, pc, C + ic * ldc, ldc, &ep, Bp);
+    }
+  }
+}
+
 LENSNET_API void lensnet_sgemm_path(lensnet_simd simd, int trans_a, int trans_b, size_t M, size_t N, size_t K,
                                     float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                                     float beta, float *C, size_t ldc) {
@@ -3893,8 +3920,12 @@ LENSNET_API void lensnet_sgemm_path(lensnet_simd simd, int trans_a, int trans_b,
   floats = lensnet__pack_floats(mc_max, kc_max, path->mr, path->nr);
   mem = (floats != (size_t)-1 && lensnet__mul_ok(floats, sizeof(float), &bytes))
             ? LENSNET__CAST(float *, LENSNET_MALLOC(bytes)) : NULL;
-  if (!mem) { /* no memory for packing: the unblocked loop still gives the answer */
-    lensnet__sgemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (!mem) {
+    /* No memory for packing: blocks of one micro-panel of rows, packed on the stack. The k
+     * blocks and the tiles are those of the full blocks, so every element is summed in the same
+     * order and the answer is the same to the bit (an unblocked loop would round differently,
+     * and a training run would then depend on the memory it was given). */
+    lensnet__sgemm_stack(path, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   Ap = lensnet__align64(mem);
