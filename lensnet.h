@@ -6858,13 +6858,23 @@ static lensnet_result lensnet__fit_path(const lensnet__fit *f, const char *name,
   return LENSNET_OK;
 }
 
+/* history.csv from the history the run holds. */
+static lensnet_result lensnet__fit_write_history(const lensnet__fit *f, lensnet_error *err) {
+  char path[4096];
+  lensnet__chunk chunk;
+  lensnet_result r = lensnet__fit_path(f, "history.csv", path, sizeof path, err);
+  if (r != LENSNET_OK) return r;
+  chunk.data = f->history;
+  chunk.len = f->history_len;
+  return lensnet__write_atomic(path, &chunk, 1, err);
+}
+
 /* The epoch's state into the metadata (epoch, losses, best loss, history, streams), then the
  * files: best.safetensors if asked, checkpoint.safetensors, history.csv. */
 static lensnet_result lensnet__fit_save(lensnet__fit *f, const lensnet_fit_progress *p, int best, lensnet_error *err) {
   static const char *const keys[4] = {"train.train_loss", "train.train_acc", "train.val_loss", "train.val_acc"};
   double values[4];
   char text[64], path[4096];
-  lensnet__chunk chunk;
   lensnet_result r = LENSNET_OK;
   int k;
   values[0] = p->train_loss; values[1] = p->train_acc; values[2] = p->val_loss; values[3] = p->val_acc;
@@ -6884,11 +6894,8 @@ static lensnet_result lensnet__fit_save(lensnet__fit *f, const lensnet_fit_progr
                (r = lensnet_model_save(f->m, path, err)) != LENSNET_OK)) return r;
   if (!p->epoch_done) return LENSNET_OK;
   if ((r = lensnet__fit_path(f, "checkpoint.safetensors", path, sizeof path, err)) != LENSNET_OK ||
-      (r = lensnet_checkpoint_save(path, f->m, f->opt, f->t, &f->data_rng, err)) != LENSNET_OK ||
-      (r = lensnet__fit_path(f, "history.csv", path, sizeof path, err)) != LENSNET_OK) return r;
-  chunk.data = f->history;
-  chunk.len = f->history_len;
-  return lensnet__write_atomic(path, &chunk, 1, err);
+      (r = lensnet_checkpoint_save(path, f->m, f->opt, f->t, &f->data_rng, err)) != LENSNET_OK) return r;
+  return lensnet__fit_write_history(f, err);
 }
 
 /* The epochs from f->epoch to the end, or until the progress callback asks to stop. */
@@ -6989,7 +6996,9 @@ LENSNET_API lensnet_result lensnet_fit_resume(const char *dir, const lensnet_fit
   if (r == LENSNET_OK && lensnet__fit_settings_meta(&f) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   if (r == LENSNET_OK) r = lensnet__fit_restore(&f, &st, err);
   if (r != LENSNET_OK) lensnet__prefix_path(err, path);
-  else r = lensnet__fit_run(&f, err);
+  /* history.csv again from the checkpoint's history: a run stopped between renaming its last
+   * checkpoint and its history has an older history.csv, and no epoch is left to rewrite it */
+  else if ((r = lensnet__fit_write_history(&f, err)) == LENSNET_OK) r = lensnet__fit_run(&f, err);
   lensnet__fit_free(&f);
   lensnet_safetensors_free(&st);
   if (r == LENSNET_OK) *out = m;
