@@ -12,6 +12,7 @@
 #include <string.h>
 #include <stddef.h>
 #include <math.h>
+#include <errno.h>
 #include "lens_cmds.h"
 #include "pool.h"
 #include "cli.h"
@@ -247,8 +248,13 @@ static int new_model(train_args *a, const lensnet_fit_desc *d, const lensnet_ten
   lensnet_result r;
   if (a->init[0]) return lensnet_model_load(a->init, m, &err) == LENSNET_OK ? 0 : lens_fail_err(&err);
   if (!a->bands) a->bands = (int)images->shape[1];
-  if (!lensnet_arch_builtin(a->arch, a->bands, builtin, sizeof builtin) && !(arch = file = read_text(a->arch)))
+  errno = 0;
+  if (!lensnet_arch_builtin(a->arch, a->bands, builtin, sizeof builtin) && !(arch = file = read_text(a->arch))) {
+    /* a file that is there but cannot be read (no memory, a disk error) is a failure, not a usage error */
+    if (errno && errno != ENOENT && errno != EISDIR && errno != ENOTDIR)
+      return lens_fail("--arch %s: cannot read it: %s", a->arch, strerror(errno));
     return lens_usage("--arch '%s' is neither ou66, ou200 nor a readable file", a->arch);
+  }
   r = lensnet_model_create(arch, m, &err);
   free(file);
   if (r != LENSNET_OK) return lens_fail_err(&err);
