@@ -907,9 +907,11 @@ LENSSIM__INLINE uint64_t lenssim__double_to_bits(double d) { uint64_t u; memcpy(
  * the loader picks the clone the CPU runs (an ifunc, resolved once): about 1.25x the time of a
  * -march=native build, which also fuses multiply-adds (the clones do not in ISO C mode, so
  * every clone gives the same image). Clang 14's clones measured no faster, so Clang builds go without. Builds that
- * already target AVX2 (e.g. -march=native) need no clones. LENSSIM_NO_CLONES turns them off. */
+ * already target AVX2 (e.g. -march=native) need no clones. LENSSIM_NO_CLONES turns them off.
+ * ThreadSanitizer builds go without too: the loader runs the ifunc resolvers before the TSan
+ * runtime is set up, and the instrumented resolver crashes the program before main. */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__) && defined(__gnu_linux__) && \
-    !defined(__AVX2__) && !defined(LENSSIM_NO_CLONES)
+    !defined(__AVX2__) && !defined(LENSSIM_NO_CLONES) && !defined(__SANITIZE_THREAD__)
 #define LENSSIM__CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define LENSSIM__CLONES
