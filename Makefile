@@ -84,6 +84,13 @@ build/san/test_%: tests/test_%.c $(TEST_HDR) $(HEADERS) $(PNG_STAMP) | check-stb
 	@mkdir -p build/san
 	$(CC) $(STRICT) -O1 -g $(ARCHFLAGS) $(CFLAGS_EXTRA) $(PNG_CFLAGS) -I. $(SAN) -o $@ $< $(LDLIBS)
 
+# ThreadSanitizer builds, made and run by tests/test_tsan.sh: the pool's test here, the tool as
+# make BUILD=build/tsan CFLAGS='-O1 -g' CFLAGS_EXTRA='$(TSAN)' build/tsan/lens.
+TSAN = -fsanitize=thread -fno-omit-frame-pointer
+build/tsan/test_pool: tests/test_pool.c tools/pool.c tools/pool.h $(TEST_HDR) $(HEADERS) | build
+	@mkdir -p build/tsan
+	$(CC) $(STRICT) -O1 -g $(ARCHFLAGS) -I. $(TSAN) -o $@ $< $(LDLIBS)
+
 # The fault-injection library tests/test_faults.c preloads into the tool (glibc; a test tool).
 build/fault_shim.so: tests/fault_shim.c | build
 	$(CC) $(STRICT) -O2 -fPIC -shared -o $@ $< -ldl
