@@ -1,8 +1,8 @@
 /* Fault injection: lens sim, lens train, lens predict and lens eval run with build/fault_shim.so
  * (tests/fault_shim.c) failing one call of theirs at a time: a write, a rename, an fsync, a
  * malloc, an open, a close or a remove. The calls of each command are counted first (the shim's
- * counting mode), then the Nth call of each class is failed for every N (malloc at a stride, with
- * the first calls all taken). For each failure:
+ * counting mode), then the Nth call of each class is failed, for every N among the first and the
+ * last calls of the class and at a stride between them (swept() below). For each failure:
  *   - the command exits with a status, not a signal: 0 if the call did not matter, else 1 with a
  *     message on stderr (a line starting "lens: ");
  *   - what a previous complete run left in the folder is byte for byte intact, or the new output is
@@ -239,6 +239,8 @@ static void sweep_train_force(void) {
   int k, o, f;
   cli_shell("rm -rf " D "/count_run && cp -r " D "/old " D "/count_run");
   if (!check_ok(count_calls(TRAIN " --force --out " D "/count_run", counts), "count the calls of lens train --force")) return;
+  printf("   lens train --force: %lu writes, %lu renames, %lu closes, %lu removes\n", counts[C_WRITE], counts[C_RENAME], counts[C_CLOSE],
+         counts[C_REMOVE]);
   CHECK(counts[C_REMOVE] == 3, "--force removes the previous run's three files (%lu removes)", counts[C_REMOVE]);
   for (k = 0; k < 4; k++)
     for (n = 1; n <= counts[classes[k]]; n++) {
