@@ -53,7 +53,8 @@ TEST_SRC  = $(wildcard tests/test_*.c)
 # The tests' shared headers: check.h (the harness), cli_check.h (running the tool), decode_image.h
 TEST_HDR  = $(wildcard tests/*.h)
 TESTS     = $(TEST_SRC:tests/%.c=build/%)
-SAN_TESTS = $(TEST_SRC:tests/%.c=build/san/%)
+# (test_faults runs the tool hundreds of times under a fault-injection library: once is enough)
+SAN_TESTS = $(filter-out build/san/test_faults,$(TEST_SRC:tests/%.c=build/san/%))
 BENCH_SRC = $(wildcard tests/bench_*.c)
 EXAMPLE_SRC = $(wildcard examples/*.c)
 EXAMPLES  = $(EXAMPLE_SRC:examples/%.c=build/examples/%)
@@ -83,6 +84,18 @@ build/test_%: tests/test_%.c $(TEST_HDR) $(HEADERS) $(PNG_STAMP) | check-stb bui
 build/san/test_%: tests/test_%.c $(TEST_HDR) $(HEADERS) $(PNG_STAMP) | check-stb build
 	@mkdir -p build/san
 	$(CC) $(STRICT) -O1 -g $(ARCHFLAGS) $(CFLAGS_EXTRA) $(PNG_CFLAGS) -I. $(SAN) -o $@ $< $(LDLIBS)
+
+# ThreadSanitizer builds, made and run by tests/test_tsan.sh: the pool's test here, the tool as
+# make BUILD=build/tsan CFLAGS='-O1 -g' CFLAGS_EXTRA='$(TSAN)' build/tsan/lens.
+TSAN = -fsanitize=thread -fno-omit-frame-pointer
+build/tsan/test_pool: tests/test_pool.c tools/pool.c tools/pool.h $(TEST_HDR) $(HEADERS) | build
+	@mkdir -p build/tsan
+	$(CC) $(STRICT) -O1 -g $(ARCHFLAGS) -I. $(TSAN) -o $@ $< $(LDLIBS)
+
+# The fault-injection library tests/test_faults.c preloads into the tool (glibc; a test tool).
+build/fault_shim.so: tests/fault_shim.c | build
+	$(CC) $(STRICT) -O2 -fPIC -shared -o $@ $< -ldl
+build/test_faults: build/fault_shim.so
 
 build/bench_%: tests/bench_%.c $(HEADERS) | build
 	$(CC) $(ALL_CFLAGS) -O3 -o $@ $< $(LDLIBS)

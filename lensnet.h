@@ -2095,7 +2095,8 @@ LENSNET_API lensnet_result lensnet_safetensors_write(const char *path, const len
     offset += bytes;
   }
   lensnet__text_str(&h, "}");
-  while (h.len % 8) lensnet__text_str(&h, " "); /* the data stays 8-byte aligned */
+  /* the data stays 8-byte aligned (out of memory, the text stops growing: no padding loop) */
+  while (h.len % 8 && !h.oom) lensnet__text_str(&h, " ");
   if (h.oom) { LENSNET_FREE(h.s); return lensnet__fail(err, LENSNET_ERR_NOMEM, "safetensors: out of memory writing %s", path); }
   total = offset;
   payload = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(total ? total : 1));
@@ -3271,8 +3272,8 @@ static size_t lensnet__k_block(size_t K) {
   return blocks ? (K + blocks - 1) / blocks : 0;
 }
 
-/* The unblocked product: the fallback when no packing memory can be had, and C = beta*C when
- * alpha or K is zero. Accumulates in float like the blocked paths. */
+/* The unblocked product: C = beta*C when alpha or K is zero. Accumulates in float like the
+ * blocked paths (but in another order: not a fallback for them, see lensnet__sgemm_stack). */
 static void lensnet__sgemm_reference(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
                                      const float *A, size_t lda, const float *B, size_t ldb,
                                      float beta, float *C, size_t ldc) {
@@ -3922,6 +3923,33 @@ static size_t lensnet__pack_floats(size_t mc, size_t kc, size_t mr, size_t nr) {
   return a_floats + b_floats + 2 * LENSNET__ALIGN_SLACK;
 }
 
+/* The blocked product with mc = MR, packed into a buffer on the stack (about 43 KB). */
+static void lensnet__sgemm_stack(const lensnet__gemm_path *path, int trans_a, int trans_b, size_t M, size_t N, size_t K,
+                                 float alpha, const float *A, size_t lda, const float *B, size_t ldb, float beta, float *C,
+                                 size_t ldc) {
+  float mem[(LENSNET__GEMM_MR_MAX + LENSNET__GEMM_NR_MAX) * LENSNET__GEMM_KC + 2 * LENSNET__ALIGN_SLACK];
+  size_t kc_max = lensnet__k_block(K), mc_max = path->mr, ic, pc;
+  float *Ap = lensnet__align64(mem), *Bp = lensnet__align64(Ap + mc_max * kc_max);
+  lensnet__b_source bsrc;
+  lensnet__epilogue ep;
+  memset(&bsrc, 0, sizeof bsrc);
+  bsrc.data = B;
+  bsrc.trans = trans_b;
+  bsrc.ld = ldb;
+  ep.alpha = alpha;
+  ep.bias = NULL;
+  ep.relu = 0;
+  for (ic = 0; ic < M; ic += mc_max) {
+    size_t mc = M - ic < mc_max ? M - ic : mc_max;
+    for (pc = 0; pc < K; pc += kc_max) {
+      size_t kc = K - pc < kc_max ? K - pc : kc_max;
+      path->pack_a(trans_a, A, lda, ic, mc, pc, kc, path->mr, Ap);
+      ep.beta = pc == 0 ? beta : 1.0f;
+      lensnet__macro_kernel(path, mc, N, kc, Ap, &bsrc, pc, C + ic * ldc, ldc, &ep, Bp);
+    }
+  }
+}
+
 LENSNET_API void lensnet_sgemm_path(lensnet_simd simd, int trans_a, int trans_b, size_t M, size_t N, size_t K,
                                     float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                                     float beta, float *C, size_t ldc) {
@@ -3943,8 +3971,12 @@ LENSNET_API void lensnet_sgemm_path(lensnet_simd simd, int trans_a, int trans_b,
   floats = lensnet__pack_floats(mc_max, kc_max, path->mr, path->nr);
   mem = (floats != (size_t)-1 && lensnet__mul_ok(floats, sizeof(float), &bytes))
             ? LENSNET__CAST(float *, LENSNET_MALLOC(bytes)) : NULL;
-  if (!mem) { /* no memory for packing: the unblocked loop still gives the answer */
-    lensnet__sgemm_reference(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (!mem) {
+    /* No memory for packing: blocks of one micro-panel of rows, packed on the stack. The k
+     * blocks and the tiles are those of the full blocks, so every element is summed in the same
+     * order and the answer is the same to the bit (an unblocked loop would round differently,
+     * and a training run would then depend on the memory it was given). */
+    lensnet__sgemm_stack(path, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
   }
   Ap = lensnet__align64(mem);
@@ -7068,13 +7100,23 @@ static lensnet_result lensnet__fit_path(const lensnet__fit *f, const char *name,
   return LENSNET_OK;
 }
 
+/* history.csv from the history the run holds. */
+static lensnet_result lensnet__fit_write_history(const lensnet__fit *f, lensnet_error *err) {
+  char path[4096];
+  lensnet__chunk chunk;
+  lensnet_result r = lensnet__fit_path(f, "history.csv", path, sizeof path, err);
+  if (r != LENSNET_OK) return r;
+  chunk.data = f->history;
+  chunk.len = f->history_len;
+  return lensnet__write_atomic(path, &chunk, 1, err);
+}
+
 /* The epoch's state into the metadata (epoch, losses, best loss, history, streams), then the
  * files: best.safetensors if asked, checkpoint.safetensors, history.csv. */
 static lensnet_result lensnet__fit_save(lensnet__fit *f, const lensnet_fit_progress *p, int best, lensnet_error *err) {
   static const char *const keys[4] = {"train.train_loss", "train.train_acc", "train.val_loss", "train.val_acc"};
   double values[4];
   char text[64], path[4096];
-  lensnet__chunk chunk;
   lensnet_result r = LENSNET_OK;
   int k;
   values[0] = p->train_loss; values[1] = p->train_acc; values[2] = p->val_loss; values[3] = p->val_acc;
@@ -7094,11 +7136,8 @@ static lensnet_result lensnet__fit_save(lensnet__fit *f, const lensnet_fit_progr
                (r = lensnet_model_save(f->m, path, err)) != LENSNET_OK)) return r;
   if (!p->epoch_done) return LENSNET_OK;
   if ((r = lensnet__fit_path(f, "checkpoint.safetensors", path, sizeof path, err)) != LENSNET_OK ||
-      (r = lensnet_checkpoint_save(path, f->m, f->opt, f->t, &f->data_rng, err)) != LENSNET_OK ||
-      (r = lensnet__fit_path(f, "history.csv", path, sizeof path, err)) != LENSNET_OK) return r;
-  chunk.data = f->history;
-  chunk.len = f->history_len;
-  return lensnet__write_atomic(path, &chunk, 1, err);
+      (r = lensnet_checkpoint_save(path, f->m, f->opt, f->t, &f->data_rng, err)) != LENSNET_OK) return r;
+  return lensnet__fit_write_history(f, err);
 }
 
 /* The epochs from f->epoch to the end, or until the progress callback asks to stop. */
@@ -7202,7 +7241,9 @@ LENSNET_API lensnet_result lensnet_fit_resume(const char *dir, const lensnet_fit
   if (r == LENSNET_OK && lensnet__fit_settings_meta(&f) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   if (r == LENSNET_OK) r = lensnet__fit_restore(&f, &st, err);
   if (r != LENSNET_OK) lensnet__prefix_path(err, path);
-  else r = lensnet__fit_run(&f, err);
+  /* history.csv again from the checkpoint's history: a run stopped between renaming its last
+   * checkpoint and its history has an older history.csv, and no epoch is left to rewrite it */
+  else if ((r = lensnet__fit_write_history(&f, err)) == LENSNET_OK) r = lensnet__fit_run(&f, err);
   lensnet__fit_free(&f);
   lensnet_safetensors_free(&st);
   if (r == LENSNET_OK) *out = m;

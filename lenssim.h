@@ -907,9 +907,11 @@ LENSSIM__INLINE uint64_t lenssim__double_to_bits(double d) { uint64_t u; memcpy(
  * the loader picks the clone the CPU runs (an ifunc, resolved once): about 1.25x the time of a
  * -march=native build, which also fuses multiply-adds (the clones do not in ISO C mode, so
  * every clone gives the same image). Clang 14's clones measured no faster, so Clang builds go without. Builds that
- * already target AVX2 (e.g. -march=native) need no clones. LENSSIM_NO_CLONES turns them off. */
+ * already target AVX2 (e.g. -march=native) need no clones. LENSSIM_NO_CLONES turns them off.
+ * ThreadSanitizer builds go without too: the loader runs the ifunc resolvers before the TSan
+ * runtime is set up, and the instrumented resolver crashes the program before main. */
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && defined(__x86_64__) && defined(__gnu_linux__) && \
-    !defined(__AVX2__) && !defined(LENSSIM_NO_CLONES)
+    !defined(__AVX2__) && !defined(LENSSIM_NO_CLONES) && !defined(__SANITIZE_THREAD__)
 #define LENSSIM__CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define LENSSIM__CLONES
@@ -2927,12 +2929,28 @@ LENSSIM__CLONES LENSSIM_API void lenssim_add_noise(const lenssim_noise *nz, doub
   }
 }
 
+/* log Gamma(x). lgamma() also stores the sign in the global signgam, so two threads simulating at
+ * once race on it (the value is not affected, but it is a data race all the same, and
+ * ThreadSanitizer reports it). glibc's lgamma_r gives the same value, bit for bit, without the
+ * global (declared here when the feature macros in force hide it); elsewhere lgamma stays. */
+#if defined(__GLIBC__)
+#if !defined(__USE_MISC)
+extern double lgamma_r(double, int *);
+#endif
+static double lenssim__lgamma(double x) {
+  int sign;
+  return lgamma_r(x, &sign);
+}
+#else
+static double lenssim__lgamma(double x) { return lgamma(x); }
+#endif
+
 /* Total flux of a Sersic profile with amp = 1: 2 pi n R^2 e^{b} b^{-2n} Gamma(2n) (the
  * product-average radius keeps the area of ellipses, so this holds for SERSIC_ELLIPSE). */
 LENSSIM_API double lenssim_sersic_amp_from_counts(double counts, double R_sersic, double n_sersic) {
   double bn = 1.9992 * n_sersic - 0.3271, flux1;
   if (bn < 1e-5) bn = 1e-5;
-  flux1 = 2.0 * LENSSIM__PI * n_sersic * R_sersic * R_sersic * exp(bn + lgamma(2.0 * n_sersic) - 2.0 * n_sersic * log(bn));
+  flux1 = 2.0 * LENSSIM__PI * n_sersic * R_sersic * R_sersic * exp(bn + lenssim__lgamma(2.0 * n_sersic) - 2.0 * n_sersic * log(bn));
   return counts / flux1;
 }
 

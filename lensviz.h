@@ -652,6 +652,78 @@ LENSVIZ_API uint64_t lensviz_image_hash(const lensviz_image *img);
 #endif
 
 #ifndef LENSVIZ_NO_PNG
+#if defined(LENSVIZ_IMPLEMENTATION) && defined(STB_IMAGE_WRITE_IMPLEMENTATION) && !defined(STBIW_MALLOC) && \
+    !defined(STBIW_REALLOC) && !defined(STBIW_REALLOC_SIZED) && !defined(STBIW_FREE)
+/* stb_image_write's PNG compressor asserts that each allocation succeeded and then writes through
+ * the pointer anyway: out of memory, it aborts the program (or, built with NDEBUG, corrupts the
+ * heap). When its implementation is compiled here, beside lensviz's, its allocations come to the
+ * functions below instead: every block is linked into the list of the encoding under way, and one
+ * that cannot be had jumps back to lensviz_png_write, which frees the list and reports the failure.
+ * (A program that compiles stb's implementation in another file keeps stb's own behaviour.) */
+#include <setjmp.h>
+#define LENSVIZ__STBIW_GUARDED 1
+#if defined(__GNUC__) || defined(__clang__)
+#define LENSVIZ__THREAD_LOCAL __thread
+#elif defined(_MSC_VER)
+#define LENSVIZ__THREAD_LOCAL __declspec(thread)
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && !defined(__STDC_NO_THREADS__)
+#define LENSVIZ__THREAD_LOCAL _Thread_local
+#else
+#define LENSVIZ__THREAD_LOCAL /* one encoding at a time */
+#endif
+/* A block's header: the list's links, padded to malloc's alignment. */
+typedef union lensviz__stbiw_block {
+  struct { union lensviz__stbiw_block *prev, *next; } link;
+  long double align;
+} lensviz__stbiw_block;
+typedef struct {
+  jmp_buf escape;
+  lensviz__stbiw_block head; /* the blocks of the encoding under way, a ring */
+  int active;
+} lensviz__stbiw_state;
+static LENSVIZ__THREAD_LOCAL lensviz__stbiw_state lensviz__stbiw;
+
+static void lensviz__stbiw_link(lensviz__stbiw_block *b) {
+  b->link.prev = b->link.next = NULL;
+  if (!lensviz__stbiw.active) return;
+  b->link.next = lensviz__stbiw.head.link.next;
+  b->link.prev = &lensviz__stbiw.head;
+  b->link.next->link.prev = b;
+  lensviz__stbiw.head.link.next = b;
+}
+static void lensviz__stbiw_unlink(lensviz__stbiw_block *b) {
+  if (!b->link.next) return;
+  b->link.prev->link.next = b->link.next;
+  b->link.next->link.prev = b->link.prev;
+  b->link.prev = b->link.next = NULL;
+}
+/* Out of memory: back to lensviz_png_write, or NULL (stb's own handling) outside it. */
+static void *lensviz__stbiw_failed(void) {
+  if (lensviz__stbiw.active) longjmp(lensviz__stbiw.escape, 1);
+  return NULL;
+}
+static void *lensviz__stbiw_realloc(void *p, size_t n) {
+  lensviz__stbiw_block *old = p ? (lensviz__stbiw_block *)p - 1 : NULL, *b;
+  if (n > (size_t)-1 - sizeof *b) return lensviz__stbiw_failed();
+  if (old) lensviz__stbiw_unlink(old);
+  if (!(b = (lensviz__stbiw_block *)realloc(old, sizeof *b + n))) {
+    if (old) lensviz__stbiw_link(old); /* still allocated: freed with the rest */
+    return lensviz__stbiw_failed();
+  }
+  lensviz__stbiw_link(b);
+  return b + 1;
+}
+static void *lensviz__stbiw_malloc(size_t n) { return lensviz__stbiw_realloc(NULL, n); }
+static void lensviz__stbiw_free(void *p) {
+  lensviz__stbiw_block *b = p ? (lensviz__stbiw_block *)p - 1 : NULL;
+  if (!b) return;
+  lensviz__stbiw_unlink(b);
+  free(b);
+}
+#define STBIW_MALLOC(n) lensviz__stbiw_malloc(n)
+#define STBIW_REALLOC(p, n) lensviz__stbiw_realloc(p, n)
+#define STBIW_FREE(p) lensviz__stbiw_free(p)
+#endif
 /* stb_image_write.h is third-party code; its own warnings are not ours to fix. */
 #if defined(__clang__)
 #pragma clang diagnostic push
@@ -3373,6 +3445,34 @@ static void lensviz__png_sink(void *ctx, void *data, int size) {
   if (size > 0) lensviz__append(LENSVIZ__CAST(lensviz__bytes *, ctx), data, (size_t)size);
 }
 
+#ifdef LENSVIZ__STBIW_GUARDED
+/* The encoder's output into *b; 0 if it failed, out of memory included (the escape above: what
+ * the encoder held is freed here). Nothing of this frame changes between setjmp and longjmp. */
+static int lensviz__png_encode(lensviz__bytes *b, const lensviz_image *img, size_t stride) {
+  int ok;
+  lensviz__stbiw.head.link.prev = lensviz__stbiw.head.link.next = &lensviz__stbiw.head;
+  lensviz__stbiw.active = 1;
+  if (setjmp(lensviz__stbiw.escape)) {
+    while (lensviz__stbiw.head.link.next != &lensviz__stbiw.head) {
+      lensviz__stbiw_block *k = lensviz__stbiw.head.link.next;
+      lensviz__stbiw_unlink(k);
+      free(k);
+    }
+    lensviz__stbiw.active = 0;
+    b->failed = 1;
+    return 0;
+  }
+  ok = stbi_write_png_to_func(lensviz__png_sink, b, (int)img->width, (int)img->height, 3, img->rgb, (int)stride);
+  while (lensviz__stbiw.head.link.next != &lensviz__stbiw.head) lensviz__stbiw_unlink(lensviz__stbiw.head.link.next);
+  lensviz__stbiw.active = 0;
+  return ok;
+}
+#else
+static int lensviz__png_encode(lensviz__bytes *b, const lensviz_image *img, size_t stride) {
+  return stbi_write_png_to_func(lensviz__png_sink, b, (int)img->width, (int)img->height, 3, img->rgb, (int)stride);
+}
+#endif
+
 LENSVIZ_API lensnet_result lensviz_png_write(const char *path, const lensviz_image *img, lensnet_error *err) {
   lensviz__bytes b;
   size_t pixels, stride = lensviz__stride(img);
@@ -3382,9 +3482,9 @@ LENSVIZ_API lensnet_result lensviz_png_write(const char *path, const lensviz_ima
     return lensviz__fail(err, LENSNET_ERR_TOO_LARGE, "%.200s: a %lux%lu picture is empty or too large", path,
                          (unsigned long)img->width, (unsigned long)img->height);
   memset(&b, 0, sizeof b);
-  if (!stbi_write_png_to_func(lensviz__png_sink, &b, (int)img->width, (int)img->height, 3, img->rgb, (int)stride) || b.failed) {
+  if (!lensviz__png_encode(&b, img, stride) || b.failed) {
     lensviz_free(b.data);
-    return lensviz__fail(err, LENSNET_ERR_NOMEM, "%.200s: PNG encoding failed", path);
+    return lensviz__fail(err, LENSNET_ERR_NOMEM, "%.200s: PNG encoding failed (out of memory?)", path);
   }
   r = lensviz__write_file(path, b.data, b.len, err);
   lensviz_free(b.data);

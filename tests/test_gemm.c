@@ -369,6 +369,29 @@ static void test_without_packing_memory(void) {
     if (lensnet_simd_available(path))
       CHECK(st[path].failures == 0 && st[path].products == 4, "%s without packing memory: %d of 4 products wrong",
             lensnet_simd_name(path), st[path].failures);
+  {
+    /* and the same answer to the bit as with it (a training run must not depend on the memory it
+     * gets): several row blocks and k blocks, edge tiles in both directions */
+    enum { M = 131, N = 45, K = 600 };
+    static float A[M * K], B[K * N], C0[M * N], C1[M * N], C2[M * N];
+    lensnet_rng rng;
+    size_t i;
+    lensnet_rng_seed(&rng, 11);
+    for (i = 0; i < M * K; i++) A[i] = lensnet_rng_normal(&rng);
+    for (i = 0; i < K * N; i++) B[i] = lensnet_rng_normal(&rng);
+    for (i = 0; i < M * N; i++) C0[i] = lensnet_rng_normal(&rng);
+    for (path = LENSNET_SIMD_SCALAR; path < LENSNET_SIMD_COUNT; path = (lensnet_simd)(path + 1))
+      for (ta = 0; ta < 2 && lensnet_simd_available(path); ta++)
+        for (tb = 0; tb < 2; tb++) {
+          memcpy(C1, C0, sizeof C0);
+          memcpy(C2, C0, sizeof C0);
+          lensnet_sgemm_path(path, ta, tb, M, N, K, 0.75f, A, ta ? M : K, B, tb ? K : N, 0.5f, C1, N);
+          fail_allocations = 1;
+          lensnet_sgemm_path(path, ta, tb, M, N, K, 0.75f, A, ta ? M : K, B, tb ? K : N, 0.5f, C2, N);
+          fail_allocations = 0;
+          CHECK(!memcmp(C1, C2, sizeof C1), "%s, ta %d tb %d: without packing memory, not the same bits", lensnet_simd_name(path), ta, tb);
+        }
+  }
 }
 
 /* The path every lensnet_sgemm call takes is the widest one the CPU runs, whatever flags built

@@ -299,14 +299,18 @@ static int simulate(sim_run *r) {
  * renames it finds images without labels, and says so. */
 static int finish_files(sim_run *r) {
   lensnet_error nerr;
-  int bad = fflush(r->csv) != 0;
+  int rc = 0, bad = fflush(r->csv) != 0 || ferror(r->csv);
   bad |= fclose(r->csv) != 0;
   r->csv = NULL;
-  if (bad) return lens_fail("sim: cannot finish the files in '%s'", r->a->out_dir);
-  if (remove(r->csv_path) != 0 && errno != ENOENT) return lens_fail("sim: cannot replace %s: %s", r->csv_path, strerror(errno));
-  if (lensnet_npy_writer_finish(&r->npy, 0, &nerr) != LENSNET_OK) return lens_fail("sim: %s", nerr.message);
-  if (rename(r->csv_tmp, r->csv_path) != 0) return lens_fail("sim: cannot finish the files in '%s'", r->a->out_dir);
-  return 0;
+  if (bad) rc = lens_fail("sim: %s: write failed (disk full?)", r->csv_tmp);
+  else if (remove(r->csv_path) != 0 && errno != ENOENT) rc = lens_fail("sim: cannot replace %s: %s", r->csv_path, strerror(errno));
+  else if (lensnet_npy_writer_finish(&r->npy, 0, &nerr) != LENSNET_OK)
+    rc = lens_fail("sim: %s; '%s' holds no labels.csv until lens sim runs again", nerr.message, r->a->out_dir);
+  else if (rename(r->csv_tmp, r->csv_path) != 0)
+    rc = lens_fail("sim: cannot rename %s into place: %s; '%s' holds no labels.csv until lens sim runs again", r->csv_tmp,
+                   strerror(errno), r->a->out_dir);
+  if (rc) remove(r->csv_tmp); /* (the writer removes its own on failure) */
+  return rc;
 }
 
 static void free_run(sim_run *r) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <stddef.h>
 #include <math.h>
+#include <errno.h>
 #include "lens_cmds.h"
 #include "pool.h"
 #include "cli.h"
@@ -313,8 +314,13 @@ static int new_model(train_args *a, const lensnet_fit_desc *d, const lensnet_ten
   lensnet_result r;
   if (a->init[0]) return lensnet_model_load(a->init, m, &err) == LENSNET_OK ? 0 : lens_fail_err(&err);
   if (!a->bands) a->bands = (int)images->shape[1];
-  if (!lensnet_arch_builtin_head(a->arch, a->bands, outputs, builtin, sizeof builtin) && !(arch = file = read_text(a->arch)))
+  errno = 0;
+  if (!lensnet_arch_builtin_head(a->arch, a->bands, outputs, builtin, sizeof builtin) && !(arch = file = read_text(a->arch))) {
+    /* a file that is there but cannot be read (no memory, a disk error) is a failure, not a usage error */
+    if (errno && errno != ENOENT && errno != EISDIR && errno != ENOTDIR)
+      return lens_fail("--arch %s: cannot read it: %s", a->arch, strerror(errno));
     return lens_usage("--arch '%s' is neither ou66, ou200, ensai nor a readable file", a->arch);
+  }
   r = lensnet_model_create(arch, m, &err);
   free(file);
   if (r != LENSNET_OK) return lens_fail_err(&err);
@@ -410,6 +416,22 @@ static int resume_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images
   return rc;
 }
 
+/* The files of a run in an --out folder, checkpoint first. */
+static const char *const run_files[] = {"checkpoint.safetensors", "best.safetensors", "history.csv"};
+
+/* --force: the previous run's files go before the new run writes any, so that a new run stopped
+ * early never leaves its first files beside the old run's others (a --resume would then continue
+ * the old run and keep the new one's best weights). */
+static int remove_run(const char *dir) {
+  size_t k;
+  for (k = 0; k < sizeof run_files / sizeof *run_files; k++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, run_files[k]);
+    if (remove(path) != 0 && errno != ENOENT) return lens_fail("%s: cannot remove the previous run's file: %s", path, strerror(errno));
+  }
+  return 0;
+}
+
 /* A new run into --out. */
 static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images, float **labels) {
   lensnet_error err;
@@ -422,15 +444,14 @@ static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images,
   if (lens_out_folder("--out", a->out)) return LENS_EXIT_USAGE;
   if (!a->force) {
     /* a finished or interrupted run is not overwritten by accident */
-    static const char *const files[] = {"checkpoint.safetensors", "best.safetensors", "history.csv"};
     size_t k;
-    for (k = 0; k < sizeof files / sizeof *files; k++) {
+    for (k = 0; k < sizeof run_files / sizeof *run_files; k++) {
       char path[4200];
       FILE *f;
-      snprintf(path, sizeof path, "%s/%s", a->out, files[k]);
+      snprintf(path, sizeof path, "%s/%s", a->out, run_files[k]);
       if ((f = fopen(path, "rb")) != NULL) {
         fclose(f);
-        return lens_usage("%s already holds a training run (%s): --resume %s continues it, --force starts over", a->out, files[k], a->out);
+        return lens_usage("%s already holds a training run (%s): --resume %s continues it, --force starts over", a->out, run_files[k], a->out);
       }
     }
   }
@@ -444,6 +465,7 @@ static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images,
   } else if (m->out_features != (size_t)classes)
     rc = lens_fail("the model has %lu outputs but there are %d classes", (unsigned long)m->out_features, classes);
   if (rc == 0) rc = save_tool_options(m, a);
+  if (rc == 0 && a->force) rc = remove_run(a->out);
   if (rc == 0) {
     d->images = images;
     d->labels = *labels;

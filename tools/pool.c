@@ -68,7 +68,7 @@ static void *worker_main(void *arg) {
 static void pool_run(void *user, size_t count, lensnet_task_fn task, void *ctx) {
   lens_pool *p = (lens_pool *)user;
   size_t i;
-  if (p->threads <= 1 || count <= 1) {
+  if (!p || p->threads <= 1 || count <= 1) { /* no pool (out of memory at its creation): serial */
     for (i = 0; i < count; i++) task(ctx, i, 0);
     return;
   }
@@ -94,7 +94,7 @@ lens_pool *lens_pool_create(size_t threads) {
   pthread_cond_init(&p->work_done, NULL);
   if (p->threads > 1) {
     p->workers = (pthread_t *)calloc(p->threads, sizeof(pthread_t));
-    if (!p->workers) { free(p); return NULL; }
+    if (!p->workers) p->threads = 1; /* no memory for workers: a serial pool, the same results */
     for (i = 1; i < p->threads; i++) {
       worker_arg *wa = (worker_arg *)malloc(sizeof *wa);
       if (!wa) { p->threads = i; break; }
