@@ -1343,6 +1343,16 @@ static void test_csv(void) {
   CHECK(lensnet_csv_number(&t, 3, 1, &v, NULL) == LENSNET_OK && v != v, "nan is a number to the reader");
   CHECK(lensnet_csv_cell(&t, 4, 0) == NULL && lensnet_csv_cell(&t, 0, 2) == NULL, "cells outside the table: NULL");
   lensnet_csv_free(&t);
+  /* a comma inside a quoted name does not shift the columns after it (found by fuzzing) */
+  {
+    static const char text[] = "\"name, with comma\",label,p_lens\nx,1,0.5\n";
+    CHECK(lensnet_csv_read_memory(text, sizeof text - 1, &t, &e) == LENSNET_OK && t.cols == 3, "quoted comma: %s", e.message);
+    CHECK(!strcmp(lensnet_csv_cell(&t, 0, 0), "name, with comma") && !strcmp(t.header, "name; with comma,label,p_lens"),
+          "the cell keeps its comma, the header line shows ';': %s", t.header);
+    CHECK(lensnet_csv_label_column(t.header, &col, NULL) == LENSNET_OK && col == 1, "label is column 1, got %lu", (unsigned long)col);
+    CHECK(lensnet_csv_column(t.header, "p_lens", &col, NULL) == LENSNET_OK && col == 2, "p_lens is column 2, got %lu", (unsigned long)col);
+    lensnet_csv_free(&t);
+  }
   lensnet_csv_free(&t); /* twice is safe */
   CHECK(lensnet_csv_read("build/formats/no-such.csv", &t, &e) == LENSNET_ERR_IO && strstr(e.message, "no-such.csv"), "a missing file: %s",
         e.message);
