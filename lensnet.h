@@ -4557,10 +4557,12 @@ static lensnet_result lensnet__arch_expand(const char *arch, char **out, lensnet
   return *out ? LENSNET_OK : lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
 }
 
-LENSNET_API lensnet_result lensnet_model_create(const char *arch, lensnet_model **out, lensnet_error *err) {
+/* The model's layers and parameter table from architecture text, without its values: a few
+ * bytes of text can describe billions of parameters, so loading weights checks them against
+ * this table before anything that large is allocated. */
+static lensnet_result lensnet__model_layout(const char *arch, lensnet_model **out, lensnet_error *err) {
   lensnet_model *m;
   lensnet_result r;
-  size_t bytes;
   *out = NULL;
   m = LENSNET__CAST(lensnet_model *, LENSNET_MALLOC(sizeof *m));
   if (!m) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
@@ -4571,14 +4573,27 @@ LENSNET_API lensnet_result lensnet_model_create(const char *arch, lensnet_model 
     lensnet_model_free(m);
     return r;
   }
-  if (!lensnet__mul_ok(m->value_count, sizeof(float), &bytes) ||
-      (m->values = LENSNET__CAST(float *, LENSNET_MALLOC(bytes ? bytes : 1))) == NULL) {
-    lensnet_model_free(m);
-    return lensnet__fail(err, LENSNET_ERR_NOMEM, "cannot allocate %lu parameters", (unsigned long)m->value_count);
-  }
-  memset(m->values, 0, bytes);
   *out = m;
   return LENSNET_OK;
+}
+
+/* The values of a model from lensnet__model_layout, zeroed; frees m on failure. */
+static lensnet_result lensnet__model_alloc_values(lensnet_model *m, lensnet_error *err) {
+  size_t bytes;
+  if (!lensnet__mul_ok(m->value_count, sizeof(float), &bytes) ||
+      (m->values = LENSNET__CAST(float *, LENSNET_MALLOC(bytes ? bytes : 1))) == NULL) {
+    lensnet__fail(err, LENSNET_ERR_NOMEM, "cannot allocate %lu parameters", (unsigned long)m->value_count);
+    lensnet_model_free(m);
+    return LENSNET_ERR_NOMEM;
+  }
+  memset(m->values, 0, bytes);
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_model_create(const char *arch, lensnet_model **out, lensnet_error *err) {
+  lensnet_result r = lensnet__model_layout(arch, out, err);
+  if (r == LENSNET_OK && (r = lensnet__model_alloc_values(*out, err)) != LENSNET_OK) *out = NULL;
+  return r;
 }
 
 /* Convolutions and dense layers: kaiming_uniform(a = sqrt 5) gives bound 1/sqrt(fan_in), the
@@ -4686,7 +4701,10 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
     snprintf(builtin, sizeof builtin, "%.20s(%ld)", arch, bands);
     arch = builtin;
   }
-  if ((r = lensnet_model_create(arch, &m, err)) != LENSNET_OK) return r;
+  /* every parameter is checked against the file before the values are allocated: the weights
+   * of a model are in the file, so a file that holds them all is as large as the model, and an
+   * "arch" of a few bytes describing a huge network is refused without allocating it */
+  if ((r = lensnet__model_layout(arch, &m, err)) != LENSNET_OK) return r;
   for (i = 0; i < m->param_count; i++) {
     const lensnet_param *P = &m->params[i];
     const lensnet_tensor *t = lensnet_safetensors_find(st, P->name);
@@ -4709,7 +4727,11 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
       lensnet_model_free(m);
       return LENSNET_ERR_WEIGHTS;
     }
-    memcpy(m->values + P->offset, t->data, P->count * sizeof(float));
+  }
+  if ((r = lensnet__model_alloc_values(m, err)) != LENSNET_OK) return r;
+  for (i = 0; i < m->param_count; i++) {
+    const lensnet_param *P = &m->params[i];
+    memcpy(m->values + P->offset, lensnet_safetensors_find(st, P->name)->data, P->count * sizeof(float));
   }
   for (i = 0; i < st->count; i++)
     if (!lensnet_model_param(m, st->tensors[i].name) && !lensnet__ends_with(st->tensors[i].name, ".num_batches_tracked") &&
