@@ -1,7 +1,7 @@
 /* test_formats.c - the file formats lensnet.h reads and writes, byte by byte: FITS (reader and
  * writer), .npy (reader, whole-array writer and the streaming atomic writer), safetensors and
- * CSV tables (lensnet_csv_read), with the robustness of their parsers (tests/fuzz_fits.c fuzzes
- * the FITS, .npy and CSV readers).
+ * CSV tables (lensnet_csv_read), with the robustness of their parsers (tests/fuzz/ fuzzes each
+ * reader; docs/hardening.md).
  *
  * Expected values come from tests/data/fits/MANIFEST.json (what astropy reads from the
  * same files) or from bytes built by hand in this file, never from the code under test. */
