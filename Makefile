@@ -178,6 +178,9 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HDR) $(HEADERS) | build
 	@mkdir -p build/fuzz
 	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -o $@ $< $(LDLIBS)
 
+# The manifest target compiles the tool's tools/shard.c in.
+build/san/fuzz_manifest build/fuzz/fuzz_manifest: tools/shard.c tools/shard.h
+
 fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 	@nice -n 10 sh tests/fuzz/fuzz.sh $(FUZZ_TIME) $(FUZZ_TARGETS)
 
