@@ -29,8 +29,12 @@ static const char *input_file(const uint8_t *data, size_t size) {
   int ok;
   if (!tmp_path[0]) {
     int fd;
-    strcpy(tmp_path, "/tmp/fuzz_checkpoint_XXXXXX");
-    if ((fd = mkstemp(tmp_path)) < 0) { tmp_path[0] = 0; return NULL; }
+    /* in memory where there is such a folder: the file is rewritten for every input */
+    strcpy(tmp_path, "/dev/shm/fuzz_checkpoint_XXXXXX");
+    if ((fd = mkstemp(tmp_path)) < 0) {
+      strcpy(tmp_path, "/tmp/fuzz_checkpoint_XXXXXX");
+      if ((fd = mkstemp(tmp_path)) < 0) { tmp_path[0] = 0; return NULL; }
+    }
     close(fd);
     atexit(remove_tmp);
   }
