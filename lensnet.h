@@ -1713,8 +1713,9 @@ static lensnet_result lensnet__npy_file_header(FILE *f, const char *path, lensne
   total = off + hlen;
   buf = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(total));
   if (!buf) return lensnet__fail(err, LENSNET_ERR_NOMEM, "%s: out of memory", path);
-  memcpy(buf, head, got);
+  /* the 12 bytes read may run past a header shorter than that (version 1, length 0 or 1) */
   if (got > total) got = total;
+  memcpy(buf, head, got);
   if (fread(buf + got, 1, total - got, f) != total - got) {
     LENSNET_FREE(buf);
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: header length %lu runs past the end of the file", path, (unsigned long)hlen);
