@@ -167,7 +167,7 @@ warnings: | check-stb
 FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_TIME    ?= 60
 FUZZ_CC      ?= clang
-FUZZ_HDR      = tests/fuzz/fuzz.h tests/fuzz/fuzz_model.h
+FUZZ_HDR      = tests/fuzz/fuzz.h tests/fuzz/fuzz_model.h tests/fuzz/fuzz_file.h
 FUZZ_REPLAY   = $(patsubst tests/fuzz/fuzz_%.c,build/san/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
 
 build/san/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HDR) $(HEADERS) | build

@@ -3,7 +3,7 @@
  * train.dropout_rng) and what `lens train --resume` reads besides (lensnet_fit_resume): every
  * train.SETTING, train.epoch, train.best_val_loss and train.history.
  *
- * lensnet_checkpoint_load takes a path, so the input is written to a temporary file first. The
+ * lensnet_checkpoint_load takes a path, so the input is written to a file first (fuzz_file.h). The
  * resume path trains right after reading, so its two reading steps (static functions of
  * lensnet.h's implementation, which this file includes) are called on their own. The model is
  * FUZZ_SMALL_ARCH, as the seeds in tests/fuzz/corpus/checkpoint were saved (make_corpus.c).
@@ -14,34 +14,7 @@
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #include "fuzz_model.h"
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
-static char tmp_path[64];
-
-static void remove_tmp(void) { if (tmp_path[0]) remove(tmp_path); }
-
-/* The input as a file; its path, or NULL when the file cannot be written. */
-static const char *input_file(const uint8_t *data, size_t size) {
-  FILE *f;
-  int ok;
-  if (!tmp_path[0]) {
-    int fd;
-    /* in memory where there is such a folder: the file is rewritten for every input */
-    strcpy(tmp_path, "/dev/shm/fuzz_checkpoint_XXXXXX");
-    if ((fd = mkstemp(tmp_path)) < 0) {
-      strcpy(tmp_path, "/tmp/fuzz_checkpoint_XXXXXX");
-      if ((fd = mkstemp(tmp_path)) < 0) { tmp_path[0] = 0; return NULL; }
-    }
-    close(fd);
-    atexit(remove_tmp);
-  }
-  if (!(f = fopen(tmp_path, "wb"))) return NULL;
-  ok = fwrite(data, 1, size, f) == size;
-  return fclose(f) == 0 && ok ? tmp_path : NULL;
-}
+#include "fuzz_file.h"
 
 /* What lensnet_fit_resume reads before it trains. */
 static void resume_state(const uint8_t *data, size_t size, lensnet_model *m, lensnet_optimizer *opt, lensnet_trainer *t) {
@@ -88,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (lensnet_model_create(FUZZ_SMALL_ARCH, &m, &err) != LENSNET_OK || lensnet_optimizer_create(&od, m, &opt, &err) != LENSNET_OK ||
       lensnet_trainer_create(m, &td, &t, &err) != LENSNET_OK)
     abort();
-  if ((path = input_file(data, size)) != NULL) {
+  if ((path = fuzz_input_file(data, size)) != NULL) {
     if (lensnet_checkpoint_load(path, m, opt, t, &data_rng, &err) == LENSNET_OK) {
       if (opt->count != m->value_count) abort();
       (void)fuzz_model_run(m, opt->step);
