@@ -61,7 +61,7 @@ EXAMPLES  = $(EXAMPLE_SRC:examples/%.c=build/examples/%)
 BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
-.PHONY: all tools examples test test-slurm test-fast warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
+.PHONY: all tools examples test test-slurm test-fast fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
 .PHONY: challenge challenge-weights challenge-score ensai-weights
 all: tools
 tools: $(BUILD)/lens
@@ -171,12 +171,39 @@ warnings: | check-stb
 	  fi; \
 	done
 
+# Fuzzing (docs/hardening.md): one libFuzzer target per file format a user's file reaches,
+# tests/fuzz/fuzz_NAME.c, with seeds in tests/fuzz/corpus/NAME and every input that once crashed it
+# in tests/fuzz/regressions/NAME. `make test` replays those (build/san/fuzz_NAME: the target with
+# tests/fuzz/replay.c as main, under the sanitizers); `make fuzz` fuzzes each target for FUZZ_TIME
+# seconds, one after another, and fails if any crashed. It needs clang with libFuzzer
+# (-fsanitize=fuzzer; Debian's clang-14 has it): FUZZ_CC=clang-14 names another.
+# make fuzz FUZZ_TARGETS="csv npy" FUZZ_TIME=600 fuzzes some targets longer.
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_TIME    ?= 60
+FUZZ_CC      ?= clang
+FUZZ_HDR      = tests/fuzz/fuzz.h tests/fuzz/fuzz_model.h tests/fuzz/fuzz_file.h
+FUZZ_REPLAY   = $(patsubst tests/fuzz/fuzz_%.c,build/san/fuzz_%,$(wildcard tests/fuzz/fuzz_*.c))
+
+build/san/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_HDR) $(HEADERS) | build
+	@mkdir -p build/san
+	$(CC) $(STRICT) -O1 -g $(ARCHFLAGS) $(CFLAGS_EXTRA) -I. $(SAN) -DFUZZ_NAME='"$*"' -o $@ $< tests/fuzz/replay.c $(LDLIBS)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_HDR) $(HEADERS) | build
+	@mkdir -p build/fuzz
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -o $@ $< $(LDLIBS)
+
+# The manifest target compiles the tool's tools/shard.c in.
+build/san/fuzz_manifest build/fuzz/fuzz_manifest: tools/shard.c tools/shard.h
+
+fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
+	@nice -n 10 sh tests/fuzz/fuzz.sh $(FUZZ_TIME) $(FUZZ_TARGETS)
+
 # Every test binary prints "N passed, N failed"; tests/run.sh runs them all and sums.
 # The shell tests (tests/test_*.sh) run make themselves, with the same compiler and flags.
 TEST_SH   = $(filter-out tests/test_slurm.sh,$(wildcard tests/test_*.sh))
 TEST_ENV  = LENS=$(BUILD)/lens SHARED=$(SHARED) CC='$(CC)' CFLAGS='$(CFLAGS)' ARCHFLAGS='$(ARCHFLAGS)' CFLAGS_EXTRA='$(CFLAGS_EXTRA)'
-test: warnings $(BUILD)/lens $(EXAMPLES) $(TESTS) $(SAN_TESTS) build/cxx_compile
-	@$(TEST_ENV) sh tests/run.sh $(TESTS) build/cxx_compile $(SAN_TESTS) $(TEST_SH)
+test: warnings $(BUILD)/lens $(EXAMPLES) $(TESTS) $(SAN_TESTS) $(FUZZ_REPLAY) build/cxx_compile
+	@$(TEST_ENV) sh tests/run.sh $(TESTS) build/cxx_compile $(SAN_TESTS) $(FUZZ_REPLAY) $(TEST_SH)
 
 # The Slurm job arrays of tools/slurm on a one-node cluster started for the test (Debian's
 # slurm-wlm and munge; SKIP without them); .ci/run installs them and runs this after make test.

@@ -1088,7 +1088,8 @@ typedef struct {
   char **cells;         /* rows * cols pointers into text, row after row */
   size_t *lines;        /* the line of the input where each row starts (1-based), for messages */
   char *header;         /* the header's cells joined by commas, for lensnet_csv_column and
-                           lensnet_csv_label_column */
+                           lensnet_csv_label_column; a comma inside a (quoted) name is shown as
+                           ';', so that column i of this line is always column i of the table */
   size_t rows, cols;    /* rows counts the header */
 } lensnet_csv;
 
@@ -1755,8 +1756,9 @@ static lensnet_result lensnet__npy_file_header(FILE *f, const char *path, lensne
   total = off + hlen;
   buf = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(total));
   if (!buf) return lensnet__fail(err, LENSNET_ERR_NOMEM, "%s: out of memory", path);
-  memcpy(buf, head, got);
+  /* the 12 bytes read may run past a header shorter than that (version 1, length 0 or 1) */
   if (got > total) got = total;
+  memcpy(buf, head, got);
   if (fread(buf + got, 1, total - got, f) != total - got) {
     LENSNET_FREE(buf);
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: header length %lu runs past the end of the file", path, (unsigned long)hlen);
@@ -8086,9 +8088,11 @@ LENSNET_API lensnet_result lensnet_csv_read_memory(const void *bytes, size_t len
     return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for the header");
   }
   for (i = 0; i < cols; i++) {
-    size_t n = strlen(table->cells[i]);
+    size_t n = strlen(table->cells[i]), k;
     if (i) table->header[at++] = ',';
-    memcpy(table->header + at, table->cells[i], n);
+    /* a comma inside a quoted name would split it into two columns of the joined line, and
+     * every column after it would be found one place too far: it is shown as ';' here */
+    for (k = 0; k < n; k++) table->header[at + k] = table->cells[i][k] == ',' ? ';' : table->cells[i][k];
     at += n;
   }
   table->header[at] = 0;

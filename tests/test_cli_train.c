@@ -215,6 +215,24 @@ static void test_bad_input(void) {
   CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_badclass.csv --out build/tcli_bad 2> build/tcli_err.log") != 0,
         "class 5 of 2 must fail");
   CHECK(cli_file_has("build/tcli_err.log", ":9:"), "the message names the line");
+  /* labels.csv is read as lens plot and lens eval read tables (lensnet_csv_read): a quoted name
+   * holding a comma does not shift the label column onto theta_E (not an integer: refused), and
+   * CRLF line ends and a last line without one are read */
+  f = fopen("build/tcli_quoted.csv", "wb");
+  if (f) {
+    int i;
+    fputs("\"id, name\",label,theta_E\r\n", f);
+    for (i = 0; i < 240; i++) fprintf(f, "\"%d, x\",%d,0.25%s", i, i % 2, i < 239 ? "\r\n" : "");
+    fclose(f);
+  }
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_quoted.csv --epochs 1 --threads 1 "
+                 "--force --out build/tcli_quoted 2> build/tcli_err.log") == 0,
+        "quoted names, CRLF and no final newline in labels.csv");
+  f = fopen("build/tcli_ragged.csv", "w");
+  if (f) { int i; fputs("id,label\n", f); for (i = 0; i < 240; i++) fprintf(f, i == 3 ? "%d\n" : "%d,1\n", i); fclose(f); }
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_ragged.csv --out build/tcli_bad 2> build/tcli_err.log") != 0 &&
+            cli_file_has("build/tcli_err.log", "line 5"),
+        "a row narrower than the header is refused, naming its line");
   CHECK(cli_lens("train --arch ou66 --data build/tcli_images.npy --labels build/tcli_labels.csv --out build/tcli_bad 2> build/tcli_err.log") != 0,
         "12x12 images for OU-66 must fail");
   CHECK(cli_file_has("build/tcli_err.log", "1x12x12") && cli_file_has("build/tcli_err.log", "66"), "the message names both shapes");

@@ -1,7 +1,7 @@
 /* test_formats.c - the file formats lensnet.h reads and writes, byte by byte: FITS (reader and
  * writer), .npy (reader, whole-array writer and the streaming atomic writer), safetensors and
- * CSV tables (lensnet_csv_read), with the robustness of their parsers (tests/fuzz_fits.c fuzzes
- * the FITS, .npy and CSV readers).
+ * CSV tables (lensnet_csv_read), with the robustness of their parsers (tests/fuzz/ fuzzes each
+ * reader; docs/hardening.md).
  *
  * Expected values come from tests/data/fits/MANIFEST.json (what astropy reads from the
  * same files) or from bytes built by hand in this file, never from the code under test. */
@@ -1400,6 +1400,16 @@ static void test_csv(void) {
   CHECK(lensnet_csv_number(&t, 3, 1, &v, NULL) == LENSNET_OK && v != v, "nan is a number to the reader");
   CHECK(lensnet_csv_cell(&t, 4, 0) == NULL && lensnet_csv_cell(&t, 0, 2) == NULL, "cells outside the table: NULL");
   lensnet_csv_free(&t);
+  /* a comma inside a quoted name does not shift the columns after it (found by fuzzing) */
+  {
+    static const char text[] = "\"name, with comma\",label,p_lens\nx,1,0.5\n";
+    CHECK(lensnet_csv_read_memory(text, sizeof text - 1, &t, &e) == LENSNET_OK && t.cols == 3, "quoted comma: %s", e.message);
+    CHECK(!strcmp(lensnet_csv_cell(&t, 0, 0), "name, with comma") && !strcmp(t.header, "name; with comma,label,p_lens"),
+          "the cell keeps its comma, the header line shows ';': %s", t.header);
+    CHECK(lensnet_csv_label_column(t.header, &col, NULL) == LENSNET_OK && col == 1, "label is column 1, got %lu", (unsigned long)col);
+    CHECK(lensnet_csv_column(t.header, "p_lens", &col, NULL) == LENSNET_OK && col == 2, "p_lens is column 2, got %lu", (unsigned long)col);
+    lensnet_csv_free(&t);
+  }
   lensnet_csv_free(&t); /* twice is safe */
   CHECK(lensnet_csv_read("build/formats/no-such.csv", &t, &e) == LENSNET_ERR_IO && strstr(e.message, "no-such.csv"), "a missing file: %s",
         e.message);

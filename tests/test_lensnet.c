@@ -129,6 +129,13 @@ static void test_load_mismatches(void) {
   lensnet_safetensors_add(&st, "stray.weight", &b);
   CHECK(lensnet_model_from_safetensors(&st, &m, &err) == LENSNET_ERR_WEIGHTS && strstr(err.message, "stray.weight"), "extra tensor named: %s", err.message);
   lensnet_safetensors_free(&st);
+  /* an arch of a few bytes for 2e9 parameters (8 GB) and no weights: refused for the missing
+   * weights before the values are allocated (they were allocated and zeroed first) */
+  memset(&st, 0, sizeof st);
+  lensnet_safetensors_set_meta(&st, "arch", "input 1 1 1\ndense name=d out=1000000000");
+  CHECK(lensnet_model_from_safetensors(&st, &m, &err) == LENSNET_ERR_WEIGHTS && strstr(err.message, "d.weight") && !m,
+        "a huge network without weights: %s", err.message);
+  lensnet_safetensors_free(&st);
   lensnet_tensor_free(&w); lensnet_tensor_free(&b);
 }
 

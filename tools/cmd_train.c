@@ -157,53 +157,29 @@ static int save_tool_options(lensnet_model *m, const train_args *a) {
 
 /* ---- data ------------------------------------------------------------------------------------ */
 
-/* Reads the class column of labels.csv into labels[n]. */
+/* Reads the class column of labels.csv into labels[n], through lensnet_csv_read (as lens plot and
+ * lens eval read their tables: quoting, any line end, a last line without one, every row as
+ * wide as the header). A file of one numeric column may leave the header out. */
 static int read_labels(const char *path, size_t n, float *labels, int classes) {
-  FILE *f = fopen(path, "r");
-  char line[8192];
-  int column = -1, row = 0;
-  size_t count = 0;
-  if (!f) return lens_fail("%s: cannot open the labels", path);
-  while (fgets(line, sizeof line, f)) {
-    char *p = line;
-    int col = 0;
-    row++;
-    if (!strchr(line, '\n') && !feof(f)) { fclose(f); return lens_fail("%s:%d: line too long", path, row); }
-    line[strcspn(line, "\r\n")] = 0;
-    if (!line[0]) continue;
-    if (column < 0) {
-      /* the header names the column; a lone numeric column needs no header */
-      char *end;
-      strtod(line, &end);
-      if (!strchr(line, ',') && *end == 0) column = 0;
-      else {
-        size_t found;
-        lensnet_error err;
-        if (lensnet_csv_label_column(line, &found, &err) != LENSNET_OK) {
-          fclose(f);
-          return lens_fail("%s: %s", path, err.message);
-        }
-        column = (int)found;
-        continue;
-      }
-    }
-    {
-      char *q = p, *end;
-      double v;
-      for (col = 0; col < column && q; col++) { q = strchr(q, ','); if (q) q++; }
-      if (!q) { fclose(f); return lens_fail("%s:%d: the row has no column %d", path, row, column + 1); }
-      v = strtod(q, &end);
-      if (end == q || (*end && *end != ',') || v != floor(v) || v < 0 || v >= classes) {
-        fclose(f);
-        return lens_fail("%s:%d: class must be an integer from 0 to %d", path, row, classes - 1);
-      }
-      if (count == n) { fclose(f); return lens_fail("%s: more label rows than the %lu images", path, (unsigned long)n); }
-      labels[count++] = (float)v;
-    }
+  lensnet_csv t;
+  lensnet_error err;
+  size_t column = 0, first = 1, r;
+  char *end;
+  int rc = 0;
+  if (lensnet_csv_read(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
+  strtod(t.cells[0], &end);
+  if (t.cols == 1 && end != t.cells[0] && *end == 0) first = 0; /* a number, not a name: no header */
+  else if (lensnet_csv_label_column(t.header, &column, &err) != LENSNET_OK) rc = lens_fail("%s: %s", path, err.message);
+  for (r = first; r < t.rows && !rc; r++) {
+    double v;
+    if (lensnet_csv_number(&t, r, column, &v, NULL) != LENSNET_OK || v != floor(v) || v < 0 || v >= classes)
+      rc = lens_fail("%s:%lu: class must be an integer from 0 to %d", path, (unsigned long)t.lines[r], classes - 1);
+    else if (r - first < n)
+      labels[r - first] = (float)v;
   }
-  fclose(f);
-  if (count != n) return lens_fail("%s: %lu label rows for %lu images", path, (unsigned long)count, (unsigned long)n);
-  return 0;
+  if (!rc && t.rows - first != n) rc = lens_fail("%s: %lu label rows for %lu images", path, (unsigned long)(t.rows - first), (unsigned long)n);
+  lensnet_csv_free(&t);
+  return rc;
 }
 
 /* The regression targets (the columns named in `names`) of labels.csv into targets[n * T]. */

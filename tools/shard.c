@@ -110,8 +110,17 @@ static int read_string(mreader *r, char *out, size_t cap) {
     if (c == '\\') {
       r->p++;
       if (*r->p == 'u') { /* only the control characters the writer escapes */
-        unsigned v;
-        if (sscanf(r->p + 1, "%4x", &v) != 1 || v >= 0x20) return bad(r, "unsupported escape");
+        unsigned v = 0;
+        int k;
+        /* exactly four hex digits: sscanf's %4x took fewer (or a sign, or blanks) and the skip of
+         * four then stepped over the string's end */
+        for (k = 1; k <= 4; k++) {
+          char h = r->p[k];
+          if (h >= '0' && h <= '9') v = v * 16 + (unsigned)(h - '0');
+          else if ((h | 0x20) >= 'a' && (h | 0x20) <= 'f') v = v * 16 + (unsigned)((h | 0x20) - 'a' + 10);
+          else return bad(r, "unsupported escape");
+        }
+        if (v >= 0x20) return bad(r, "unsupported escape");
         c = (char)v;
         r->p += 4;
       } else if (*r->p == '"' || *r->p == '\\' || *r->p == '/') c = *r->p;
@@ -140,18 +149,25 @@ static int read_size(mreader *r, size_t *out) {
 }
 
 int lens_shard_manifest_read(const char *path, lens_shard_manifest *m, char *why, size_t cap) {
-  char text[8192], key[64];
-  size_t len, version = 0;
-  unsigned seen = 0;
-  mreader r;
+  char text[LENS_SHARD_MANIFEST_MAX];
+  size_t len;
   FILE *f = fopen(path, "r");
   memset(m, 0, sizeof *m);
   if (!f) return 1;
   len = fread(text, 1, sizeof text - 1, f);
   fclose(f);
   text[len] = 0;
-  r.p = text; r.why = why; r.cap = cap;
   if (len == sizeof text - 1) { snprintf(why, cap, "too long for a shard manifest"); return 2; }
+  return lens_shard_manifest_parse(text, m, why, cap);
+}
+
+int lens_shard_manifest_parse(const char *text, lens_shard_manifest *m, char *why, size_t cap) {
+  char key[64];
+  size_t version = 0;
+  unsigned seen = 0;
+  mreader r;
+  memset(m, 0, sizeof *m);
+  r.p = text; r.why = why; r.cap = cap;
   skip_ws(&r);
   if (*r.p != '{') { snprintf(why, cap, "not a JSON object"); return 2; }
   r.p++;

@@ -47,6 +47,11 @@ int lens_shard_manifest_write(const char *path, const lens_shard_manifest *m);
 /* Reads path into m: 0; 1 when there is no such file; 2 when it is not a manifest (why says
  * what is wrong, cap bytes). */
 int lens_shard_manifest_read(const char *path, lens_shard_manifest *m, char *why, size_t cap);
+/* The manifest in NUL-terminated text (what lens_shard_manifest_read does once the file is
+ * read; the fuzz target tests/fuzz/fuzz_manifest.c calls it): 0, or 2 with why. Files longer
+ * than LENS_SHARD_MANIFEST_MAX - 1 bytes are not manifests. */
+#define LENS_SHARD_MANIFEST_MAX 8192
+int lens_shard_manifest_parse(const char *text, lens_shard_manifest *m, char *why, size_t cap);
 
 /* --skip-done: 1 when `manifest_path` describes exactly `want` (command, run, shard, range) and
  * every file it names exists in `dir`; 0 otherwise. */

@@ -1,20 +1,14 @@
-/* fuzz_scene.c - libFuzzer entry point for lenssim.h's JSON scene reader (not part of `make test`).
- *
- * Build and run (clang with the libFuzzer runtime, Debian package libclang-rt-14-dev or newer):
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. tests/fuzz_scene.c -o build/fuzz_scene -lm
- *   mkdir -p build && cp -r tests/data/scene_corpus build/
- *   ./build/fuzz_scene -max_len=4096 -max_total_time=120 build/scene_corpus
+/* fuzz_scene.c - lenssim.h's JSON scene reader (lenssim_scene_from_json), what `lens render
+ * SCENE.json` reads.
  *
  * Each input is read as a scene; a scene that loads is checked again and rendered when small.
  * Any crash, sanitizer report or leak is a bug; an error result is the expected answer to most
  * inputs, and it must come with a message.
  */
+#include "fuzz.h"
 #define LENSSIM_IMPLEMENTATION
 #include "lenssim.h"
 #include <stdlib.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static lenssim_json_scene sc;
