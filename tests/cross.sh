@@ -17,6 +17,12 @@ for cpu in $cpus; do
   if ! command -v "$cc" >/dev/null 2>&1; then
     echo "SKIP $cpu: no $cc (Debian: apt-get install gcc-$cpu-linux-gnu $libc)"; continue
   fi
+  mkdir -p "build/cross/$cpu"
+  # the compiler alone, without its C library, builds nothing
+  if ! printf 'int main(void) { return 0; }\n' | "$cc" -static -x c - -o "build/cross/$cpu/probe" >/dev/null 2>&1; then
+    echo "SKIP $cpu: $cc cannot link a static program (Debian: apt-get install $libc)"; continue
+  fi
+  rm -f "build/cross/$cpu/probe"
   qemu=""
   for q in qemu-$cpu qemu-$cpu-static; do
     if command -v "$q" >/dev/null 2>&1; then qemu=$q; break; fi
