@@ -61,7 +61,7 @@ EXAMPLES  = $(EXAMPLE_SRC:examples/%.c=build/examples/%)
 BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
-.PHONY: all tools examples test test-slurm test-fast fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
+.PHONY: all tools examples test test-slurm test-cross test-fast fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
 .PHONY: challenge challenge-weights challenge-score ensai-weights
 all: tools
 tools: $(BUILD)/lens
@@ -209,6 +209,34 @@ test: warnings $(BUILD)/lens $(EXAMPLES) $(TESTS) $(SAN_TESTS) $(FUZZ_REPLAY) bu
 # slurm-wlm and munge; SKIP without them); .ci/run installs them and runs this after make test.
 test-slurm: $(BUILD)/lens
 	@$(TEST_ENV) sh tests/test_slurm.sh
+
+# The tests on other CPUs, built with Debian's cross compilers and run under qemu-user: aarch64
+# (the NEON kernels) and s390x (big-endian: every file format). Not part of make test; SKIP
+# without the compiler or qemu. docs/hardening.md ("Other CPUs") has the subset and its times.
+CROSS_ARCHES ?= aarch64 s390x
+CROSS_TESTS  ?= test_formats test_gemm test_lensnet test_scene test_lensviz test_lenssim test_train test_fit test_wilde2022 \
+                test_cli_merge
+# Static, so that qemu-user needs no target libraries at run time. LENS_TEST_EMULATED: the slowest
+# checks take their sampled form; =2 on s390x (no SIMD kernel, the slowest to emulate) leaves
+# test_wilde2022's interpretability maps to the aarch64 run (tests/test_wilde2022.c).
+CROSS_CFLAGS  = $(STRICT) -O2 -static $(CROSS_PNG_CFLAGS) -I.
+CROSS_CFLAGS_aarch64 = -DLENS_TEST_EMULATED
+CROSS_CFLAGS_s390x   = -DLENS_TEST_EMULATED=2
+# NO_PNG and STB_INCLUDE as for make; otherwise Debian's libstb-dev, which the cross compilers do not
+# find by themselves (they do not search /usr/include), else no PNG.
+CROSS_PNG_CFLAGS = $(or $(PNG_CFLAGS),$(if $(wildcard /usr/include/stb/stb_image_write.h),-I/usr/include/stb \
+                   -DLENSVIZ_STB_IMAGE_WRITE='"stb_image_write.h"',-DLENSVIZ_NO_PNG))
+define cross_rules
+build/cross/$(1)/test_%: tests/test_%.c $$(TEST_HDR) $$(HEADERS) $$(PNG_STAMP)
+	@mkdir -p $$(@D)
+	$(1)-linux-gnu-gcc $$(CROSS_CFLAGS) $$(CROSS_CFLAGS_$(1)) -o $$@ $$< $$(LDLIBS)
+build/cross/$(1)/lens: $$(TOOL_SRC) $$(TOOL_HDR) $$(HEADERS) $$(PNG_STAMP)
+	@mkdir -p $$(@D)
+	$(1)-linux-gnu-gcc $$(CROSS_CFLAGS) -o $$@ $$(TOOL_SRC) $$(LDLIBS)
+endef
+$(foreach a,$(CROSS_ARCHES),$(eval $(call cross_rules,$(a))))
+test-cross:
+	@SHARED=$(SHARED) MAKE='$(MAKE)' sh tests/cross.sh '$(CROSS_ARCHES)' '$(CROSS_TESTS)'
 
 test-fast: $(BUILD)/lens $(TESTS)
 	@$(TEST_ENV) sh tests/run.sh $(TESTS)

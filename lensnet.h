@@ -7830,7 +7830,8 @@ static size_t lensnet__npy_header(unsigned char *buf, int ndim, const size_t *sh
 LENSNET_API lensnet_result lensnet_npy_writer_begin(lensnet_npy_writer *w, const char *path, int ndim, const size_t *shape,
                                                     lensnet_error *err) {
   unsigned char header[LENSNET__NPY_HEADER_CAP];
-  size_t row_floats = 1, bytes, shown[LENSNET_MAX_DIMS];
+  /* shown is zeroed: a 0-axis array reads none of it, but gcc 12 -O2 for aarch64 and s390x warns */
+  size_t row_floats = 1, bytes, shown[LENSNET_MAX_DIMS] = {0};
   int i, open_rows;
   FILE *f;
   lensnet_result r;

@@ -1,7 +1,8 @@
 /* cli_check.h - what the tests of the `lens` tool share: running it and reading what it wrote.
  *
- * The tool is $LENS (make test sets it to build/lens), else build/lens; the tests run from the
- * repository root. Commands go through the shell, so redirections work as typed:
+ * The tool is $LENS (make test sets it to build/lens), else build/lens, run through
+ * $LENS_TEST_RUNNER when that is set; the tests run from the repository root. Commands go
+ * through the shell, so redirections work as typed:
  *   CHECK(cli_lens("predict --model %s x.npy > out.csv 2>/dev/null", model) == 0, "...");
  * The result is the exit status, or -1 if the command did not exit (system() or popen() failed,
  * a signal): `== 0` means success and `!= 0` failure, exactly as system()'s result did. */
@@ -38,10 +39,19 @@ static void cli__command(char *cmd, size_t cap, const char *prefix, const char *
   if (n < cap) snprintf(cmd + n, cap - n, "%s", suffix);
 }
 
+/* The tool as a shell command: $LENS_TEST_RUNNER, when set, runs it (make test-cross sets it to
+ * qemu-aarch64 or qemu-s390x, as the tool is built for another CPU). */
+static const char *cli_lens_command(void) {
+  static char command[4000];
+  const char *runner = getenv("LENS_TEST_RUNNER");
+  snprintf(command, sizeof command, "%s%s%s", runner && *runner ? runner : "", runner && *runner ? " " : "", cli_lens_path());
+  return command;
+}
+
 /* `lens ` with its trailing blank: the start of every command that runs the tool. */
 static const char *cli__lens_prefix(void) {
   static char prefix[4096];
-  snprintf(prefix, sizeof prefix, "%s ", cli_lens_path());
+  snprintf(prefix, sizeof prefix, "%s ", cli_lens_command());
   return prefix;
 }
 
@@ -136,7 +146,7 @@ static int cli_same_file(const char *a, const char *b) {
 /* Keeps -Wunused-function quiet in programs that use only some of the helpers. */
 static void cli__unused(void) CLI__UNUSED;
 static void cli__unused(void) {
-  (void)cli_lens; (void)cli_lens_output; (void)cli_shell; (void)cli_have_lens; (void)cli_text;
+  (void)cli_lens; (void)cli_lens_command; (void)cli_lens_output; (void)cli_shell; (void)cli_have_lens; (void)cli_text;
   (void)cli_file_has; (void)cli_lines; (void)cli_same_file;
 }
 #endif

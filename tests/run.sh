@@ -1,11 +1,15 @@
 #!/bin/sh
 # Runs each test program given, shows its output, and sums the "N passed, N failed" lines.
-# A program that crashes or prints no summary counts as one failure.
+# A program that crashes or prints no summary counts as one failure. $LENS_TEST_RUNNER, when set,
+# is the command that runs each program (make test-cross: qemu-aarch64 or qemu-s390x);
+# LENS_TEST_TIMES=1 adds the seconds each took.
 total_pass=0; total_fail=0; broken=""
 for t in "$@"; do
   echo "== $t"
-  out=$("$t" 2>&1); status=$?
+  start=$(date +%s)
+  out=$(${LENS_TEST_RUNNER:-} "$t" 2>&1); status=$?
   printf '%s\n' "$out"
+  [ "${LENS_TEST_TIMES:-}" = 1 ] && echo "-- $t: $(($(date +%s) - start)) s"
   line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
   p=0; f=0
   if [ -n "$line" ]; then

@@ -305,15 +305,15 @@ static void test_progress(void) {
       break;
     }
     /* predict, sim and train, each with stderr on a pseudo-terminal and stdout in a file */
-    CHECK(cli_shell("script -qec '%s predict --model " W "/m_none.safetensors --batch 1 " W "/x.npy > /dev/null' /dev/null > " W "/tty.txt 2>&1 < /dev/null", cli_lens_path()) == 0,
+    CHECK(cli_shell("script -qec '%s predict --model " W "/m_none.safetensors --batch 1 " W "/x.npy > /dev/null' /dev/null > " W "/tty.txt 2>&1 < /dev/null", cli_lens_command()) == 0,
           "predict under script");
     cli_text(W "/tty.txt", text, sizeof text);
     CHECK(strstr(text, "predict [") && strstr(text, "3/3") && strstr(text, "obj/s ETA"), "predict shows progress: %.200s", text);
-    CHECK(cli_shell("script -qec '%s sim --preset euclid-lensfinding --n 4 --threads 1 --out " W "/s_tty' /dev/null > " W "/tty.txt 2>&1 < /dev/null", cli_lens_path()) == 0,
+    CHECK(cli_shell("script -qec '%s sim --preset euclid-lensfinding --n 4 --threads 1 --out " W "/s_tty' /dev/null > " W "/tty.txt 2>&1 < /dev/null", cli_lens_command()) == 0,
           "sim under script");
     cli_text(W "/tty.txt", text, sizeof text);
     CHECK(strstr(text, "sim euclid-lensfinding [") && strstr(text, "img/s ETA"), "sim shows progress: %.200s", text);
-    CHECK(cli_shell("script -qec '%s train --data " W "/s_tty/images.npy --labels " W "/s_tty/labels.csv --epochs 1 --batch 2 --val-fraction 0.25 --threads 1 --out " W "/t_tty' /dev/null > " W "/tty.txt 2>&1 < /dev/null", cli_lens_path()) == 0,
+    CHECK(cli_shell("script -qec '%s train --data " W "/s_tty/images.npy --labels " W "/s_tty/labels.csv --epochs 1 --batch 2 --val-fraction 0.25 --threads 1 --out " W "/t_tty' /dev/null > " W "/tty.txt 2>&1 < /dev/null", cli_lens_command()) == 0,
           "train under script");
     cli_text(W "/tty.txt", text, sizeof text);
     CHECK(strstr(text, "epoch 1/1 [") && strstr(text, "img/s ETA"), "train shows progress: %.200s", text);

@@ -53,7 +53,7 @@ static void test_noise_seeds(void) {
   int status;
   snprintf(other, sizeof other, "%s.a", npy);
   status = cli_lens_output(out, sizeof out, "render %s --out %s --band VIS --seed 4 && cp %s %s && %s render %s --out %s --band VIS --seed 4",
-                           scene, npy, npy, other, cli_lens_path(), scene, npy);
+                           scene, npy, npy, other, cli_lens_command(), scene, npy);
   CHECK(status == 0, "lens render --band failed: %s", out);
   if (status == 0 && lensnet_npy_read(npy, &noisy1, &err) == LENSNET_OK) {
     if (lensnet_npy_read(other, &noisy2, &err) == LENSNET_OK) {
