@@ -62,7 +62,7 @@ BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
 .PHONY: all tools examples test test-slurm test-cross test-fast fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
-.PHONY: challenge challenge-weights challenge-score ensai-weights
+.PHONY: challenge challenge-weights challenge-score ensai-weights bench-process
 all: tools
 tools: $(BUILD)/lens
 
@@ -243,6 +243,11 @@ test-fast: $(BUILD)/lens $(TESTS)
 
 bench: $(BUILD)/lens $(BENCHES)
 	@LENS=$(BUILD)/lens SHARED=$(SHARED) ORT_DIR=$(ORT_DIR) sh tests/bench.sh $(BENCHES)
+	@LENS=$(BUILD)/lens SHARED=$(SHARED) ORT_DIR=$(ORT_DIR) sh tests/bench_process.sh
+
+# Only the whole-process figures (lens predict, lens train beside onnxruntime and PyTorch).
+bench-process: $(BUILD)/lens
+	@LENS=$(BUILD)/lens SHARED=$(SHARED) ORT_DIR=$(ORT_DIR) sh tests/bench_process.sh
 
 # The peers `make bench` measures beside the toolkit (Debian; as root or with sudo).
 bench-setup:
