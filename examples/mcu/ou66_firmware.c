@@ -1,4 +1,4 @@
-/* ou66_firmware.c - the released lens finder OU-66 (Wilde et al. 2022) on a Cortex-M4F with no
+/* ou66_firmware.c - the released lens finder OU-66 (Wilde et al. 2022) on a Cortex-M4F (or M7) with no
  * heap: the model is built in a static block with lensnet_model_init_preallocated, its 203,192
  * parameters are read in place from flash (ou66_model.c, written by `lens export-c`), and
  * inference runs in a static workspace. Prints each embedded image's logits through semihosting
@@ -81,7 +81,7 @@ int main(void) {
   char line[256], *p;
   size_t i, k;
   unsigned long start, elapsed = 0;
-  semihost_write("ou66 firmware: OU-66 (Wilde et al. 2022) on a Cortex-M4F, no heap\n");
+  semihost_write("ou66 firmware: OU-66 (Wilde et al. 2022) on a Cortex-M (ARMv7E-M, FPU), no heap\n");
   if (lensnet_model_init_preallocated(ou66_arch, ou66_values, OU66_VALUE_COUNT, model_block, sizeof model_block, &m, &err) != LENSNET_OK)
     return fail("init: ", &err);
   if (lensnet_model_workspace_floats(m, 1) > MCU_WORKSPACE_FLOATS) return fail("the static workspace is too small for this model", NULL);
