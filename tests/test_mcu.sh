@@ -70,6 +70,7 @@ if [ -n "$missing" ]; then
 fi
 ${MAKE:-make} -s --no-print-directory mcu >"$tmp/make.log" 2>&1; rc=$?
 check "make mcu builds the firmware (exit $rc: $(tail -n 5 "$tmp/make.log"))" [ "$rc" -eq 0 ]
+check "the firmware builds without warnings ($(grep -m 1 'warning:' "$tmp/make.log"))" lacks "$tmp/make.log" "warning:"
 [ "$rc" -eq 0 ] || { check_summary; exit $?; }
 arm-none-eabi-size build/mcu/fw.elf
 start=$(date +%s)
@@ -91,4 +92,20 @@ worst=$(awk 'NR == FNR { for (i = 4; i <= NF; i++) ref[$2, i - 3] = $i; n[$2] = 
 echo "largest |firmware - host| logit difference: $worst"
 check "every firmware logit is within 1e-4 of the host build's (largest difference $worst)" \
   awk -v w="$worst" 'BEGIN { exit !(w != "mismatch" && w + 0 <= 1e-4) }'
+# PyTorch's logits for the same images (tests/data/wilde2022/logits_OU_66.npy, little-endian
+# float32 [6, 2] after the .npy header), read with od where the host is little-endian too
+npy=tests/data/wilde2022/logits_OU_66.npy
+if [ "$(printf '\001\000' | od -An -t u2 | tr -d ' ')" = 1 ]; then
+  hl=$(od -An -t u2 -j 8 -N 2 "$npy" | tr -d ' ')
+  od -An -v -t f4 -j $((10 + hl)) "$npy" | tr -s ' \n' '\n\n' | awk 'NF { printf "%s%s", $1, (++n % 2 ? " " : "\n") }' |
+    awk '{ print "image " NR - 1 " logits " $0 }' >"$tmp/torch.txt"
+  worst=$(awk 'NR == FNR { ref[$2, 1] = $4; ref[$2, 2] = $5; next }
+    /^image [0-9]+ logits/ { if (!(($2, 1) in ref)) bad = 1; for (k = 1; k <= 2; k++) { d = $(2 + 2 * k) - ref[$2, k]; if (d < 0) d = -d; if (d > w) w = d }; seen++ }
+    END { if (bad || !seen) print "mismatch"; else printf "%.3g\n", w + 0 }' "$tmp/torch.txt" "$tmp/fw.log")
+  echo "largest |firmware - PyTorch| logit difference: $worst"
+  check "every firmware logit is within 1e-4 of PyTorch's (largest difference $worst)" \
+    awk -v w="$worst" 'BEGIN { exit !(w != "mismatch" && w + 0 <= 1e-4) }'
+else
+  echo "SKIP: comparing with PyTorch's logits reads the .npy with od, which needs a little-endian host"
+fi
 check_summary
