@@ -34,7 +34,8 @@
  *               lensnet_receptive_field says where each cell of a layer's output lies on the
  *               input (centre offset + i * stride, window size), from the kernels, strides,
  *               padding and pools below it: what maps of a layer are drawn with.
- *   Inference   lensnet_model_forward: dropout off, batch norm on running statistics.
+ *   Inference   lensnet_model_forward: dropout off, batch norm on running statistics; with no
+ *               heap, lensnet_model_init_preallocated (MEMORY, below).
  *   Fitting     lensnet_fit (lensnet_fit_desc: data or a batch callback, validation split,
  *               optimiser, schedule, loss, augmentation, checkpoints) trains a model and writes
  *               checkpoint.safetensors, best.safetensors and history.csv atomically every
@@ -129,7 +130,7 @@
  *         lensnet_model.values order; `lens export-c` writes that array, the architecture text
  *         and the sizes as C source. arch and values must outlive the model.
  *   then lensnet_model_forward(m, batch, x, y, workspace, &err) with a caller workspace. A block
- *   too small is LENSNET_ERR_NOMEM naming the need, never a write past it. lensnet_model_free
+ *   too small is LENSNET_ERR_NOMEM saying so, never a write past it. lensnet_model_free
  *   on such a model frees neither the block nor the values (they are the caller's).
  *
  * THREADS
@@ -571,8 +572,9 @@ LENSNET_API size_t lensnet_model_parameter_count(const lensnet_model *m);
  * The block needs lensnet_model_heap_size(arch) bytes, which is
  * LENSNET_MODEL_HEAP_BYTES(layers, params) for the architecture's layer and parameter counts: a
  * constant expression, so a program can size a static block at compile time (`lens export-c`
- * writes it). A smaller block is LENSNET_ERR_NOMEM saying how many bytes are needed, a wrong
- * value_count LENSNET_ERR_WEIGHTS, and nothing is written outside the block.
+ * writes it). A smaller block is LENSNET_ERR_NOMEM saying the block is too small (with the bytes
+ * needed once the tables fit), a wrong value_count LENSNET_ERR_WEIGHTS, and nothing is written
+ * outside the block.
  * lensnet_model_heap_size itself builds the description on the heap (LENSNET_MALLOC) and frees
  * it. With a caller workspace of lensnet_model_workspace_floats(m, batch) floats,
  * lensnet_model_forward then allocates nothing either. lensnet_model_free on such a model
