@@ -61,7 +61,7 @@ EXAMPLES  = $(EXAMPLE_SRC:examples/%.c=build/examples/%)
 BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
-.PHONY: all tools examples test test-slurm test-cross test-fast mcu fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
+.PHONY: all tools examples test test-slurm test-cross test-fast mcu mcu-toolchain fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
 .PHONY: challenge challenge-weights challenge-score ensai-weights
 all: tools
 tools: $(BUILD)/lens
@@ -254,7 +254,12 @@ MCU_LDFLAGS  = -nostartfiles -T examples/mcu/mps2_an386.ld --specs=nano.specs --
                -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free -Wl,-Map=$(MCU_BUILD)/fw.map
 MCU_SRC      = examples/mcu/startup.c examples/mcu/semihost.c examples/mcu/ou66_firmware.c
 mcu: $(MCU_BUILD)/fw.elf
-$(MCU_BUILD)/fw.elf: $(MCU_SRC) examples/mcu/semihost.h examples/mcu/mps2_an386.ld lensnet.h $(MCU_BUILD)/ou66_model.c $(MCU_BUILD)/mcu_inputs.h
+# the compiler and newlib, looked for first, so that their absence is a sentence naming the packages
+mcu-toolchain:
+	@command -v $(MCU_CC) >/dev/null 2>&1 && [ -f "$$($(MCU_CC) -print-file-name=nano.specs)" ] || { \
+	  echo "make mcu needs $(MCU_CC) with newlib; Debian/Ubuntu: sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi" \
+	       "(and qemu-system-arm to run the firmware; docs/embedded.md)" >&2; exit 1; }
+$(MCU_BUILD)/fw.elf: $(MCU_SRC) examples/mcu/semihost.h examples/mcu/mps2_an386.ld lensnet.h $(MCU_BUILD)/ou66_model.c $(MCU_BUILD)/mcu_inputs.h | mcu-toolchain
 	$(MCU_CC) $(MCU_CFLAGS) $(MCU_LDFLAGS) -o $@ $(MCU_SRC) $(MCU_BUILD)/ou66_model.c -lm
 	@$(patsubst %gcc,%size,$(MCU_CC)) $@ 2>/dev/null || true
 $(MCU_BUILD)/ou66_model.c: weights/OU_66.safetensors $(BUILD)/lens
