@@ -20,7 +20,7 @@ static void no_free(void *p) { (void)p; }
 #define LENSNET_REALLOC(p, n) no_realloc(p, n)
 #define LENSNET_FREE(p) no_free(p)
 #define LENSNET_NO_SIMD    /* the scalar GEMM (Cortex-M4 has no NEON) */
-#define LENSNET_STATIC     /* only what the firmware calls is linked */
+#define LENSNET_STATIC     /* every function static: the compiler drops those never used */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #include "ou66_model.h"   /* OU66_HEAP_BYTES, ou66_arch, ou66_values (lens export-c) */
