@@ -61,7 +61,7 @@ EXAMPLES  = $(EXAMPLE_SRC:examples/%.c=build/examples/%)
 BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
-.PHONY: all tools examples test test-slurm test-cross test-fast fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
+.PHONY: all tools examples test test-slurm test-cross test-fast mcu mcu-toolchain fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
 .PHONY: challenge challenge-weights challenge-score ensai-weights bench-process
 all: tools
 tools: $(BUILD)/lens
@@ -237,6 +237,42 @@ endef
 $(foreach a,$(CROSS_ARCHES),$(eval $(call cross_rules,$(a))))
 test-cross:
 	@SHARED=$(SHARED) MAKE='$(MAKE)' sh tests/cross.sh '$(CROSS_ARCHES)' '$(CROSS_TESTS)'
+
+# Firmware for a Cortex-M4F with no heap (docs/embedded.md): OU-66 built in static memory with
+# lensnet_model_init_preallocated, its weights in flash (lens export-c), MCU_IMAGES images of
+# tests/data/wilde2022/inputs_66.npy, for QEMU's mps2-an386 board. make mcu builds
+# build/mcu/fw.elf with Debian's gcc-arm-none-eabi and libnewlib-arm-none-eabi; tests/test_mcu.sh
+# (part of make test) runs it under qemu-system-arm and compares it with the host's logits.
+MCU_CC      ?= arm-none-eabi-gcc
+MCU_BUILD    = build/mcu
+MCU_IMAGES  ?= 3
+MCU_CPU     ?= -mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16
+MCU_CFLAGS   = $(MCU_CPU) -std=c99 -Wall -Wextra -pedantic -O2 -ffunction-sections -fdata-sections -I. -I$(MCU_BUILD) -Iexamples/mcu
+# no start files (examples/mcu/startup.c), newlib-nano without system calls; the C library's
+# allocator is wrapped so that the firmware can count (and refuse) any call
+MCU_LDFLAGS  = -nostartfiles -T examples/mcu/mps2_an386.ld --specs=nano.specs --specs=nosys.specs -Wl,--gc-sections \
+               -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free -Wl,-Map=$(MCU_BUILD)/fw.map
+MCU_SRC      = examples/mcu/startup.c examples/mcu/semihost.c examples/mcu/ou66_firmware.c
+mcu: $(MCU_BUILD)/fw.elf
+# the compiler and newlib, looked for first, so that their absence is a sentence naming the packages
+mcu-toolchain:
+	@command -v $(MCU_CC) >/dev/null 2>&1 && [ -f "$$($(MCU_CC) -print-file-name=nano.specs)" ] || { \
+	  echo "make mcu needs $(MCU_CC) with newlib; Debian/Ubuntu: sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi" \
+	       "(and qemu-system-arm to run the firmware; docs/embedded.md)" >&2; exit 1; }
+$(MCU_BUILD)/fw.elf: $(MCU_SRC) examples/mcu/semihost.h examples/mcu/mps2_an386.ld lensnet.h $(MCU_BUILD)/ou66_model.c $(MCU_BUILD)/mcu_inputs.h | mcu-toolchain
+	$(MCU_CC) $(MCU_CFLAGS) $(MCU_LDFLAGS) -o $@ $(MCU_SRC) $(MCU_BUILD)/ou66_model.c -lm
+	@$(patsubst %gcc,%size,$(MCU_CC)) $@ 2>/dev/null || true
+$(MCU_BUILD)/ou66_model.c: weights/OU_66.safetensors $(BUILD)/lens
+	@mkdir -p $(@D)
+	$(BUILD)/lens export-c $< --out $@ --name ou66
+# The inputs as a C header, and the logits of the ordinary host build for them (the reference)
+$(MCU_BUILD)/host_logits.txt: $(MCU_BUILD)/host_reference weights/OU_66.safetensors tests/data/wilde2022/inputs_66.npy
+	$(MCU_BUILD)/host_reference weights/OU_66.safetensors tests/data/wilde2022/inputs_66.npy $(MCU_IMAGES) $(MCU_BUILD)/mcu_inputs.h > $@.tmp
+	mv $@.tmp $@
+$(MCU_BUILD)/mcu_inputs.h: $(MCU_BUILD)/host_logits.txt
+$(MCU_BUILD)/host_reference: examples/mcu/host_reference.c lensnet.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
 test-fast: $(BUILD)/lens $(TESTS)
 	@$(TEST_ENV) sh tests/run.sh $(TESTS)

@@ -34,7 +34,8 @@
  *               lensnet_receptive_field says where each cell of a layer's output lies on the
  *               input (centre offset + i * stride, window size), from the kernels, strides,
  *               padding and pools below it: what maps of a layer are drawn with.
- *   Inference   lensnet_model_forward: dropout off, batch norm on running statistics.
+ *   Inference   lensnet_model_forward: dropout off, batch norm on running statistics; with no
+ *               heap, lensnet_model_init_preallocated (MEMORY, below).
  *   Fitting     lensnet_fit (lensnet_fit_desc: data or a batch callback, validation split,
  *               optimiser, schedule, loss, augmentation, checkpoints) trains a model and writes
  *               checkpoint.safetensors, best.safetensors and history.csv atomically every
@@ -111,13 +112,26 @@
  *     whether one can run, lensnet_sgemm_path(s, ...) runs one explicitly. The environment
  *     variable LENSNET_SIMD=scalar|sse|avx2|avx512|neon, read once, caps the choice (the widest
  *     available kernel no wider than the one named), e.g. to compare kernels from the lens tool.
- *   LENSNET_MAX_ELEMENTS      largest tensor a reader allocates (default 2^32 elements)
+ *   LENSNET_MAX_ELEMENTS      largest tensor a reader allocates (default 2^32 elements; with a
+ *                             32-bit size_t, SIZE_MAX / 4)
  *   LENSNET_JSON_MAX_DEPTH    JSON nesting limit (default 64)
  *
  * MEMORY
  *   lensnet_model_forward takes a caller workspace of lensnet_model_workspace_floats(m, batch)
  *   floats (or NULL to allocate one per call), so inference after loading allocates nothing.
  *   Sizes are size_t and every product is overflow-checked before allocating.
+ *   With no heap at all (microcontrollers; docs/embedded.md), in the manner of miniaudio's
+ *   get_heap_size / init_preallocated:
+ *     lensnet_model_heap_size(arch, &bytes, &err)    bytes of the model's block; the same as
+ *         LENSNET_MODEL_HEAP_BYTES(layers, params), a constant expression for static blocks
+ *     lensnet_model_init_preallocated(arch, values, value_count, block, bytes, &m, &err)
+ *         builds the model inside `block` (aligned to LENSNET_HEAP_ALIGN) with no LENSNET_MALLOC,
+ *         reading the parameters in place from the caller's const float array (in flash), in
+ *         lensnet_model.values order; `lens export-c` writes that array, the architecture text
+ *         and the sizes as C source. arch and values must outlive the model.
+ *   then lensnet_model_forward(m, batch, x, y, workspace, &err) with a caller workspace. A block
+ *   too small is LENSNET_ERR_NOMEM saying so, never a write past it. lensnet_model_free
+ *   on such a model frees neither the block nor the values (they are the caller's).
  *
  * THREADS
  *   The library creates no threads. A loaded model is read-only during inference, so threads
@@ -507,6 +521,9 @@ typedef struct {
   int mark_count;
   size_t meta_count;           /* metadata carried to and from safetensors */
   char **meta_keys, **meta_values;
+  /* A model built by lensnet_model_init_preallocated: the unused rest of the caller's block
+   * while it is built, and its end (NULL for a model on the heap). */
+  unsigned char *prealloc_next, *prealloc_end;
 } lensnet_model;
 
 /* Architecture text for the built-in lens finders of Wilde et al. 2022: "ou66" (input
@@ -541,6 +558,37 @@ LENSNET_API const char *lensnet_model_meta(const lensnet_model *m, const char *k
 LENSNET_API lensnet_result lensnet_model_set_meta(lensnet_model *m, const char *key, const char *value);
 /* Number of trainable parameter values. */
 LENSNET_API size_t lensnet_model_parameter_count(const lensnet_model *m);
+
+/* Preallocated models, for inference with no heap (microcontrollers; docs/embedded.md).
+ * lensnet_model_init_preallocated builds the model inside the caller's block `heap` (aligned to
+ * LENSNET_HEAP_ALIGN bytes) without calling LENSNET_MALLOC, and takes the parameters in place from
+ * the caller's `values`: value_count floats, every parameter in architecture order (conv2d and
+ * dense: weight, then bias; batchnorm: weight, bias, running_mean, running_var), which is the
+ * order of lensnet_model.values and of `lens export-c`. Nothing is copied, so `values` may live
+ * in flash; `arch` (architecture text, not a built-in name such as "ou66(4)": expand those with
+ * lensnet_arch_builtin) is kept by pointer too. Both must outlive the model, and the model treats
+ * `values` as read-only: run it with lensnet_model_forward / _forward_mc, not with
+ * lensnet_model_init or a trainer, which write parameters. The model has no metadata.
+ * The block needs lensnet_model_heap_size(arch) bytes, which is
+ * LENSNET_MODEL_HEAP_BYTES(layers, params) for the architecture's layer and parameter counts: a
+ * constant expression, so a program can size a static block at compile time (`lens export-c`
+ * writes it). A smaller block is LENSNET_ERR_NOMEM saying the block is too small (with the bytes
+ * needed once the tables fit), a wrong value_count LENSNET_ERR_WEIGHTS, and nothing is written
+ * outside the block.
+ * lensnet_model_heap_size itself builds the description on the heap (LENSNET_MALLOC) and frees
+ * it. With a caller workspace of lensnet_model_workspace_floats(m, batch) floats,
+ * lensnet_model_forward then allocates nothing either. lensnet_model_free on such a model
+ * releases only metadata added later with lensnet_model_set_meta, never the block or the
+ * values (the caller owns them; dropping the block is enough). */
+#define LENSNET_HEAP_ALIGN 8
+#define LENSNET_HEAP_ROUND(n) (((size_t)(n) + (LENSNET_HEAP_ALIGN - 1)) & ~(size_t)(LENSNET_HEAP_ALIGN - 1))
+#define LENSNET_MODEL_HEAP_BYTES(layers, params) \
+  (LENSNET_HEAP_ROUND(sizeof(lensnet_model)) + LENSNET_HEAP_ROUND((size_t)(layers) * sizeof(lensnet_layer)) + \
+   LENSNET_HEAP_ROUND((size_t)(params) * sizeof(lensnet_param)))
+LENSNET_API lensnet_result lensnet_model_heap_size(const char *arch, size_t *bytes, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_model_init_preallocated(const char *arch, const float *values, size_t value_count,
+                                                           void *heap, size_t heap_bytes, lensnet_model **out,
+                                                           lensnet_error *err);
 
 /* Floats of workspace lensnet_model_forward needs for a batch (0 on overflow). */
 LENSNET_API size_t lensnet_model_workspace_floats(const lensnet_model *m, size_t batch);
@@ -1145,7 +1193,11 @@ int (fileno)(FILE *stream);
 
 /* Largest tensor a reader will allocate, in elements (a guard against hostile headers). */
 #ifndef LENSNET_MAX_ELEMENTS
+#if SIZE_MAX > 0xFFFFFFFFu
 #define LENSNET_MAX_ELEMENTS ((size_t)1 << 32)
+#else /* 32-bit targets (microcontrollers): as many floats as a size_t of bytes counts */
+#define LENSNET_MAX_ELEMENTS (SIZE_MAX / sizeof(float))
+#endif
 #endif
 #ifndef LENSNET_JSON_MAX_DEPTH
 #define LENSNET_JSON_MAX_DEPTH 64
@@ -3156,7 +3208,7 @@ typedef struct {
 
 LENSNET_API const char *lensnet_simd_name(lensnet_simd s) {
   static const char *names[] = {"scalar", "sse", "avx2", "avx512", "neon"};
-  return ((int)s >= 0 && s < LENSNET_SIMD_COUNT) ? names[s] : "unknown";
+  return ((unsigned)s < (unsigned)LENSNET_SIMD_COUNT) ? names[s] : "unknown";
 }
 
 #if defined(LENSNET__HAVE_SSE) || defined(LENSNET__HAVE_AVX2) || defined(LENSNET__HAVE_AVX512)
@@ -3238,7 +3290,7 @@ static unsigned lensnet__simd_word(void) {
 }
 
 LENSNET_API int lensnet_simd_available(lensnet_simd s) {
-  return (int)s >= 0 && s < LENSNET_SIMD_COUNT && ((lensnet__simd_word() >> s) & 1u);
+  return (unsigned)s < (unsigned)LENSNET_SIMD_COUNT && ((lensnet__simd_word() >> s) & 1u);
 }
 
 /* Vector width order for the LENSNET_SIMD cap: scalar < sse = neon < avx2 < avx512. */
@@ -4373,6 +4425,23 @@ LENSNET_API size_t lensnet_arch_builtin_head(const char *name, int bands, int ou
   return len < cap ? len : 0;
 }
 
+/* Room for more items in a model's growing array (layers while parsing, parameters while
+ * resolving), whose capacity is *cap items of `size` bytes: on the heap the capacity doubles
+ * (LENSNET_REALLOC); in a preallocated block the array is the last thing placed, so it grows in
+ * place by one item, with no gap left behind. NULL when there is no room. */
+static void *lensnet__model_grow(lensnet_model *m, void *items, size_t *cap, size_t size) {
+  size_t ncap = *cap ? *cap * 2 : 16, bytes;
+  if (m->prealloc_end) {
+    unsigned char *start = items ? (unsigned char *)items : m->prealloc_next;
+    if (!lensnet__mul_ok(*cap + 1, size, &bytes) || bytes > (size_t)(m->prealloc_end - start)) return NULL;
+    *cap += 1;
+    return start;
+  }
+  if (!lensnet__mul_ok(ncap, size, &bytes) || !(items = LENSNET_REALLOC(items, bytes))) return NULL;
+  *cap = ncap;
+  return items;
+}
+
 typedef struct {
   const char *text;
   int line;
@@ -4450,11 +4519,9 @@ static lensnet_result lensnet__arch_parse(lensnet_model *m, const char *text, le
     }
     if (!have_input) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture line %d: the first line must be 'input C H W'", ap.line);
     if (m->layer_count == cap) {
-      size_t ncap = cap ? cap * 2 : 16;
-      lensnet_layer *nl = LENSNET__CAST(lensnet_layer *, LENSNET_REALLOC(m->layers, ncap * sizeof *nl));
-      if (!nl) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory building the model");
+      lensnet_layer *nl = LENSNET__CAST(lensnet_layer *, lensnet__model_grow(m, m->layers, &cap, sizeof *nl));
+      if (!nl) return lensnet__fail(err, LENSNET_ERR_NOMEM, "%s building the model", m->prealloc_end ? "the preallocated block is too small" : "out of memory");
       m->layers = nl;
-      cap = ncap;
     }
     L = &m->layers[m->layer_count];
     memset(L, 0, sizeof *L);
@@ -4489,11 +4556,9 @@ static int lensnet__add_param(lensnet_model *m, size_t *cap, const char *prefix,
   size_t count = 1;
   int i;
   if (m->param_count == *cap) {
-    size_t ncap = *cap ? *cap * 2 : 16;
-    lensnet_param *np = LENSNET__CAST(lensnet_param *, LENSNET_REALLOC(m->params, ncap * sizeof *np));
+    lensnet_param *np = LENSNET__CAST(lensnet_param *, lensnet__model_grow(m, m->params, cap, sizeof *np));
     if (!np) return -1;
     m->params = np;
-    *cap = ncap;
   }
   P = &m->params[m->param_count];
   memset(P, 0, sizeof *P);
@@ -4638,15 +4703,17 @@ static lensnet_result lensnet__model_resolve(lensnet_model *m, lensnet_error *er
 
 LENSNET_API void lensnet_model_free(lensnet_model *m) {
   size_t i;
+  int on_heap;
   if (!m) return;
-  if (m->arch) LENSNET_FREE(m->arch);
-  if (m->layers) LENSNET_FREE(m->layers);
-  if (m->params) LENSNET_FREE(m->params);
-  if (m->values) LENSNET_FREE(m->values);
+  on_heap = m->prealloc_end == NULL; /* a preallocated model's block and values are the caller's */
+  if (on_heap && m->arch) LENSNET_FREE(m->arch);
+  if (on_heap && m->layers) LENSNET_FREE(m->layers);
+  if (on_heap && m->params) LENSNET_FREE(m->params);
+  if (on_heap && m->values) LENSNET_FREE(m->values);
   for (i = 0; i < m->meta_count; i++) { LENSNET_FREE(m->meta_keys[i]); LENSNET_FREE(m->meta_values[i]); }
   if (m->meta_keys) LENSNET_FREE(m->meta_keys);
   if (m->meta_values) LENSNET_FREE(m->meta_values);
-  LENSNET_FREE(m);
+  if (on_heap) LENSNET_FREE(m);
 }
 
 /* "ou66(4)" -> the built-in text; anything else is taken as architecture text. */
@@ -4684,6 +4751,58 @@ static lensnet_result lensnet__model_describe(const char *arch, lensnet_model **
     lensnet_model_free(m);
     return r;
   }
+  *out = m;
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_model_heap_size(const char *arch, size_t *bytes, lensnet_error *err) {
+  lensnet_model *m;
+  lensnet_result r;
+  if (bytes) *bytes = 0;
+  if (!arch || !bytes) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_model_heap_size needs the architecture text and somewhere to put the size");
+  if ((r = lensnet__model_describe(arch, &m, err)) != LENSNET_OK) return r;
+  *bytes = LENSNET_MODEL_HEAP_BYTES(m->layer_count, m->param_count);
+  lensnet_model_free(m);
+  return LENSNET_OK;
+}
+
+/* The description of lensnet__model_describe, placed in the caller's block: the model, then its
+ * layers, then its parameter table (each LENSNET_HEAP_ROUND-ed, as LENSNET_MODEL_HEAP_BYTES counts). */
+LENSNET_API lensnet_result lensnet_model_init_preallocated(const char *arch, const float *values, size_t value_count,
+                                                           void *heap, size_t heap_bytes, lensnet_model **out,
+                                                           lensnet_error *err) {
+  unsigned char *block = (unsigned char *)heap;
+  lensnet_model *m;
+  lensnet_result r;
+  size_t need;
+  if (out) *out = NULL;
+  if (!arch || !values || !block || !out) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_model_init_preallocated needs arch, values, a block and out");
+  if ((uintptr_t)block % LENSNET_HEAP_ALIGN) return lensnet__fail(err, LENSNET_ERR_ARG, "the preallocated block must be aligned to %d bytes", LENSNET_HEAP_ALIGN);
+  if (!strchr(arch, '\n') && !strchr(arch, ';'))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_model_init_preallocated takes architecture text, not '%.40s' (expand a built-in name with lensnet_arch_builtin)", arch);
+  if (heap_bytes < LENSNET_HEAP_ROUND(sizeof *m))
+    return lensnet__fail(err, LENSNET_ERR_NOMEM, "the preallocated block of %lu bytes is too small (lensnet_model_heap_size says what the model needs)", (unsigned long)heap_bytes);
+  m = (lensnet_model *)(void *)block;
+  memset(m, 0, sizeof *m);
+  m->arch = (char *)(uintptr_t)arch; /* kept by pointer, never written */
+  m->prealloc_next = block + LENSNET_HEAP_ROUND(sizeof *m);
+  m->prealloc_end = block + heap_bytes;
+  if ((r = lensnet__arch_parse(m, arch, err)) != LENSNET_OK) return r;
+  m->prealloc_next = (unsigned char *)m->layers + LENSNET_HEAP_ROUND(m->layer_count * sizeof *m->layers);
+  if (m->prealloc_next > m->prealloc_end) m->prealloc_next = m->prealloc_end;
+  if ((r = lensnet__model_resolve(m, err)) != LENSNET_OK) {
+    if ((r == LENSNET_ERR_TOO_LARGE || r == LENSNET_ERR_NOMEM) &&
+        (size_t)(m->prealloc_end - m->prealloc_next) < (m->param_count + 1) * sizeof *m->params)
+      r = lensnet__fail(err, LENSNET_ERR_NOMEM, "the preallocated block of %lu bytes is too small for the parameter table", (unsigned long)heap_bytes);
+    return r;
+  }
+  need = LENSNET_MODEL_HEAP_BYTES(m->layer_count, m->param_count);
+  if (heap_bytes < need)
+    return lensnet__fail(err, LENSNET_ERR_NOMEM, "the preallocated block of %lu bytes is too small: the model needs %lu", (unsigned long)heap_bytes, (unsigned long)need);
+  if (value_count != m->value_count)
+    return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "the architecture has %lu parameter values but the array holds %lu", (unsigned long)m->value_count, (unsigned long)value_count);
+  m->values = (float *)(uintptr_t)values; /* in place; read-only for inference */
+  m->prealloc_next = block + need;
   *out = m;
   return LENSNET_OK;
 }

@@ -28,6 +28,7 @@ static const lens_command commands[] = {
   {"plot",    lens_cmd_plot,    "draw ROC, precision-recall, score, history and confusion pictures from CSV"},
   {"sim",     lens_cmd_sim,     "simulate labelled lenses and non-lenses: images.npy + labels.csv"},
   {"merge",   lens_cmd_merge,   "join the shards of a sim, predict or find --shard run into one run's files"},
+  {"export-c", lens_cmd_export_c, "write a model as C source (const arrays + sizes) for firmware: lensnet_model_init_preallocated"},
 };
 
 int lens_parse_size(const char *text, size_t *out) {
