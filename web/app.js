@@ -260,7 +260,8 @@ function showParams(a) {
   $('sim-command').appendChild(document.createTextNode('Object ' + a.index + ' of ' +
     'lens sim --preset euclid-lensfinding --layout ou200 ' + (a.lens_only ? '--lens-fraction 1 ' : '') + '--seed ' + a.seed + ' --n 1 --fits --out build/sim' +
     ' (its VIS band, 200 × 200 pixels at 0.1″; class ' + byName.label + ' = ' + (byName.label === '1' ? 'lens' : 'non-lens') + '). ' +
-    'The parameters are those of labels.csv; the noise may differ in detail from the command\'s (another maths library).'));
+    'The parameters are those of its labels.csv; the noise may differ in detail from the command\'s file, ' +
+    'since the native build fuses multiply-adds where the CPU can and one draw that rounds otherwise shifts the draws after it.'));
   $('params').hidden = false;
 }
 
