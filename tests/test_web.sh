@@ -56,7 +56,8 @@ check "the page is under 6 MB ($kb kB)" [ "$kb" -lt 6144 ]
 
 url="file://$root/build/web/index.html?selftest"
 # --no-sandbox: Chromium refuses to run as root with its sandbox (CI containers run as root)
-flags="--headless --no-sandbox --disable-gpu --hide-scrollbars --no-first-run --disable-extensions --virtual-time-budget=120000"
+# (a profile of its own in the scratch folder: the user's browser profile is left alone)
+flags="--headless --no-sandbox --disable-gpu --hide-scrollbars --no-first-run --disable-extensions --user-data-dir=$tmp/profile --virtual-time-budget=120000"
 echo "-- $chromium, $url"
 timeout 180 "$chromium" $flags --dump-dom "$url" >"$tmp/dom.html" 2>"$tmp/chromium.log"
 rc=$?
