@@ -206,9 +206,10 @@ WEB_EXPORT int lensweb_predict_pixels(const float *image, int bands, int h, int 
 WEB_EXPORT const char *lensweb_text(void) { return web.text; }
 
 /* Picture k (0 the image, 1 the map, 2 the map over the image) of the last explanation: RGB bytes,
- * lensweb_picture_size pixels square. */
+ * rows of lensweb_picture_width pixels, lensweb_picture_height of them. */
 WEB_EXPORT const unsigned char *lensweb_picture(int k) { return k >= 0 && k < WEB_PICTURES ? web.picture[k].rgb : NULL; }
-WEB_EXPORT int lensweb_picture_size(void) { return (int)web.picture[0].width; }
+WEB_EXPORT int lensweb_picture_width(void) { return (int)web.picture[0].width; }
+WEB_EXPORT int lensweb_picture_height(void) { return (int)web.picture[0].height; }
 
 static void web_scale_bar(lensviz_image *pic, const lensnet_model *m) {
   if (web.arcsec > 0.0) lensviz_scale_bar(pic, web.arcsec * (double)m->in_w / (double)pic->width);
