@@ -62,7 +62,7 @@ BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
 .PHONY: all tools examples test test-slurm test-cross test-fast mcu mcu-toolchain fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
-.PHONY: challenge challenge-weights challenge-score ensai-weights bench-process
+.PHONY: challenge challenge-weights challenge-score ensai-weights bench-process web
 all: tools
 tools: $(BUILD)/lens
 
@@ -379,6 +379,35 @@ clean:
 # into build/demo (about ten seconds on two cores).
 demo: build/lens
 	@sh tools/demo.sh build/lens build/demo
+
+# The teaching page (docs/web.md): web/ compiled with emscripten into build/web/, which opens from
+# the folder (file://) with nothing to download: the WebAssembly inside lens_web.js, the finders'
+# weights and two sample cutouts as base64 in lens_data.js. EMCC=... names another emcc. Debian's
+# emcc runs a JavaScript optimiser that needs Debian's node modules (/usr/share/nodejs), which a
+# node from elsewhere does not search: hence NODE_PATH.
+EMCC      ?= emcc
+WEB_DATA   = weights/OU_VIS.safetensors weights/OU_66.safetensors samples/vis/0000002_VIS.fits samples/vis/0000001_VIS.fits
+WEB_PAGE   = $(addprefix build/web/,index.html app.js style.css)
+WEB_EMFLAGS = -sSINGLE_FILE=1 -sMODULARIZE=1 -sEXPORT_NAME=LensWeb -sALLOW_MEMORY_GROWTH=1 -sENVIRONMENT=web \
+              -sEXPORTED_RUNTIME_METHODS=ccall,UTF8ToString
+web: build/web/lens_web.js build/web/lens_data.js $(WEB_PAGE)
+	@echo "make web: open build/web/index.html ($$(du -ck build/web/*.js build/web/*.html build/web/*.css | tail -n 1 | cut -f1) kB)"
+
+build/web/lens_web.js: web/lens_web.c $(HEADERS) | build
+	@mkdir -p build/web
+	NODE_PATH=$${NODE_PATH:+$$NODE_PATH:}/usr/share/nodejs $(EMCC) $(STRICT) -O2 -I. $(WEB_EMFLAGS) -o $@.tmp.js web/lens_web.c
+	mv $@.tmp.js $@
+
+# var LENS_DATA = {"NAME": "base64", ...}: read by web/app.js (a script, so file:// pages may load it)
+build/web/lens_data.js: $(WEB_DATA) | build
+	@mkdir -p build/web
+	@{ echo '/* the finders and sample cutouts of web/app.js, base64 (make web) */'; echo 'var LENS_DATA = {'; \
+	  for f in $(WEB_DATA); do printf '"%s": "' "$$(basename $$f)"; base64 < $$f | tr -d '\n'; echo '",'; done; \
+	  echo '};'; } > $@.tmp && mv $@.tmp $@
+
+build/web/%: web/% | build
+	@mkdir -p build/web
+	cp $< $@
 
 # Regenerates samples/ (samples/README.md says what they are) from the simulator with fixed seeds:
 # objects 0-3 of seed 2022 (two lenses, two non-lenses), as one-band VIS cutouts at 0.1"/px for
