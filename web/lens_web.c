@@ -20,7 +20,8 @@
 #define LENSVIZ_IMPLEMENTATION
 #define LENSVIZ_NO_PNG
 #include <stdint.h>
-/* Tensors of up to 2^28 floats: the header's default, 2^32, does not fit a 32-bit size_t (wasm32). */
+/* Tensors of up to 2^28 floats (1 GiB): a file that claims more is refused with a message before
+ * anything is allocated, rather than exhausting the page's memory (wasm32 addresses 4 GiB). */
 #if SIZE_MAX <= 0xFFFFFFFFu && !defined(LENSNET_MAX_ELEMENTS)
 #define LENSNET_MAX_ELEMENTS ((size_t)1 << 28)
 #endif
