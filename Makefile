@@ -220,7 +220,7 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 # The shell tests (tests/test_*.sh) run make themselves, with the same compiler and flags.
 TEST_SH   = $(filter-out tests/test_slurm.sh,$(wildcard tests/test_*.sh))
 TEST_ENV  = LENS=$(BUILD)/lens SHARED=$(SHARED) CC='$(CC)' CFLAGS='$(CFLAGS)' ARCHFLAGS='$(ARCHFLAGS)' CFLAGS_EXTRA='$(CFLAGS_EXTRA)'
-test: warnings $(BUILD)/lens $(EXAMPLES) $(TESTS) $(SAN_TESTS) $(FUZZ_REPLAY) build/cxx_compile
+test: warnings $(BUILD)/lens $(BUILD)/liblens.so $(EXAMPLES) $(TESTS) $(SAN_TESTS) $(FUZZ_REPLAY) build/cxx_compile
 	@$(TEST_ENV) sh tests/run.sh $(TESTS) build/cxx_compile $(SAN_TESTS) $(FUZZ_REPLAY) $(TEST_SH)
 
 # The Slurm job arrays of tools/slurm on a one-node cluster started for the test (Debian's
