@@ -245,6 +245,33 @@ LIBLENS_API lensnet_result liblens_explain(lensnet_model *m, const char *method,
   }
 }
 
+/* A map of liblens_explain on the pixels of the model's input [in_h, in_w] (lensviz_map_to_image):
+ * Grad-CAM's cells where the layer's receptive fields lie (lensnet_receptive_field), occlusion's on
+ * their patches (lensviz_occlusion_grid), nearest cell (smooth 0) or bilinear between cell centres
+ * (smooth 1); inside (may be NULL) gets 1 for pixels a cell covers, 0 elsewhere. layer, patch and
+ * stride as liblens_explain took them; maps of the other methods are already on the pixels. */
+LIBLENS_API lensnet_result liblens_map_on_image(const lensnet_model *m, const char *method, long layer, size_t patch, size_t stride,
+                                                const float *map, int smooth, float *out, unsigned char *inside, lensnet_error *err) {
+  lensnet_map_geometry g;
+  lensnet_result r;
+  if (method && !strcmp(method, "gradcam")) {
+    size_t L = (size_t)layer;
+    if (layer < 0 && (r = lensviz_default_layer(m, LENSVIZ_LAYER_FOR_GRADCAM, &L, err)) != LENSNET_OK) return r;
+    if ((r = lensnet_receptive_field(m, L, &g, err)) != LENSNET_OK) return r;
+  } else if (method && !strcmp(method, "occlusion")) {
+    lensviz_desc d;
+    memset(&d, 0, sizeof d);
+    d.patch = patch;
+    d.stride = stride;
+    d = lensviz_desc_resolve(&d);
+    lensviz_occlusion_grid(m, &d, &g);
+    if (!g.rows || !g.cols) return liblens__fail(err, LENSNET_ERR_ARG, "the occlusion patch does not fit the input");
+  } else
+    return liblens__fail(err, LENSNET_ERR_ARG, "only gradcam and occlusion maps have cells to place; the others are on the pixels already");
+  lensviz_map_to_image(map, &g, smooth, out, inside);
+  return LENSNET_OK;
+}
+
 /* ---- pictures ---------------------------------------------------------------------------------- */
 
 static lensviz_image liblens__picture(unsigned char *rgb, size_t width, size_t height) {

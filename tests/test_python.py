@@ -208,6 +208,17 @@ def test_explain(tmp, sim, data):
         ref = np.load(os.path.join(out, method + ".npy"))
         got = m.explain(data.images[5], method, **kw)
         check("explain(%s, %s) equals lens explain's %s.npy bit for bit %s" % (method, kw, method, ref.shape), same(got, ref))
+    # where Grad-CAM's cells lie: lens explain says it on stderr ("4x4 cells 4 pixels apart, centred on pixels 25.5 to 37.5")
+    r = cli("explain", "--model", MODEL, "--input", images, "--index", 5, "--method", "gradcam", "--out", os.path.join(tmp, "explain_geo"))
+    words = r.stderr.split("cells ")[1].split()
+    step, first = float(words[0]), float(words[6])
+    cam = np.load(os.path.join(tmp, "explain_geo", "gradcam.npy"))
+    placed, inside = m.map_on_image(cam, "gradcam", smooth=False)
+    centres = [int(first + i * step) for i in range(cam.shape[0])]
+    check("map_on_image(gradcam): each cell's value at its centre as lens explain places it (step %g, first %g)" % (step, first),
+          all(placed[centres[i], centres[j]] == cam[i, j] for i in range(cam.shape[0]) for j in range(cam.shape[1])))
+    check("map_on_image(gradcam): the cells cover %d x %d pixels in the middle" % (cam.shape[0] * step, cam.shape[1] * step),
+          inside.sum() == cam.size * step * step and inside[centres[0], centres[0]] and not inside[0, 0])
     ref = np.load(os.path.join(tmp, "explain2", "gradcam.npy"))
     buf = np.full(ref.shape, np.nan, np.float32)
     check("explain(out=buf) writes buf in place", m.explain(data.images[5], "gradcam", out=buf) is buf and same(buf, ref))

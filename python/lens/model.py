@@ -318,6 +318,20 @@ class Model:
                                   ctypes.byref(err)), err)
         return result
 
+    def map_on_image(self, map, method="gradcam", layer=None, patch=0, stride=0, smooth=True):
+        """A Grad-CAM or occlusion map (as explain returned it, with the same layer, patch and stride)
+        on the pixels of the model's input, [H, W]: each cell where its receptive field (Grad-CAM)
+        or its patch (occlusion) lies, bilinear between cell centres (smooth) or the nearest cell.
+        Returns (values [H, W] float32, inside [H, W] bool: the pixels the cells cover). OU-66's 4x4
+        Grad-CAM cells cover only the middle of its image; stretching the map over the whole
+        picture would misplace them (docs/explain.md)."""
+        mp = as_f32(map, "map")
+        H, W = self.input_shape[1], self.input_shape[2]
+        out, inside, err = np.empty((H, W), np.float32), np.zeros((H, W), np.uint8), Error()
+        check(lib.liblens_map_on_image(self._handle(), encode(method), -1 if layer is None else int(layer), int(patch), int(stride),
+                                       ptr(mp), int(bool(smooth)), ptr(out), ptr(inside), ctypes.byref(err)), err)
+        return out, inside.astype(bool)
+
 
 def _output(out, shape, dtype, name):
     """A new array of that shape, or `out` checked to be one the library can write in place."""
