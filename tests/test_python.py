@@ -347,6 +347,8 @@ def test_train(tmp, sim, data):
     check("train(5 labels for 24 images) raises", err is not None and err.code == 5)
     err = raises(lambda: lens.train(lens.Model.create("ou66", bands=3), data.images, data.classes, epochs=1, progress=False))
     check("train(4-band images into a 3-band model) raises the library's message (%s)" % err, err is not None and err.code == 5)
+    quiet = lens.train(lens.Model.create(arch), data.images, data.classes, epochs=1, batch=8, progress=False)
+    check("train(progress=False) is silent and still returns the history", len(quiet) == 1 and quiet[0]["epoch"] == 1)
     check("settings() lists lensnet_fit's settings", {"epochs", "lr", "augment", "seed"} <= set(lens.settings()))
 
 

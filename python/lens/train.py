@@ -77,6 +77,8 @@ def train(model, images, labels, out=None, progress=True, every_batch=False, tar
         if p["epoch_done"]:
             history.append({k: p[k] for k in ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds", "best")})
         try:
+            if not progress:
+                return 0
             if progress is True:
                 if p["epoch_done"]:
                     _print_epoch(p)
@@ -86,7 +88,7 @@ def train(model, images, labels, out=None, progress=True, every_batch=False, tar
             failure.append(e)
             return 1
 
-    callback = PROGRESS(on_progress) if progress else PROGRESS()
+    callback = PROGRESS(on_progress)  # always: it gathers the history
     err = Error()
     try:
         for name, value in fit_settings.items():
