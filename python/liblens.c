@@ -188,6 +188,7 @@ LIBLENS_API lensnet_result liblens_explain(lensnet_model *m, const char *method,
                                            unsigned long long seed, float *out, size_t cap, size_t *shape, int *ndim,
                                            long *layer_used, double *base, lensnet_error *err) {
   lensviz_desc d;
+  lensnet_map_geometry cells;
   size_t k, c, h, w, need;
   int which = -1;
   lensnet_result r;
@@ -215,6 +216,10 @@ LIBLENS_API lensnet_result liblens_explain(lensnet_model *m, const char *method,
       if ((r = lensviz_default_layer(m, LENSVIZ_LAYER_FOR_GRADCAM, &L, err)) != LENSNET_OK) return r;
     } else L = (size_t)layer;
     if ((r = lensviz_layer_shape(m, L, &c, &h, &w, err)) != LENSNET_OK) return r;
+    if (lensnet_receptive_field(m, L, &cells, err) != LENSNET_OK) { /* as lens explain: a layer whose cells lie on the image */
+      snprintf(msg, sizeof msg, "layer %lu: %.120s; Grad-CAM needs a layer before it", (unsigned long)L, err ? err->message : "no place on the image");
+      return liblens__fail(err, LENSNET_ERR_ARG, msg);
+    }
     *layer_used = (long)L;
   }
   if (which == 0) {
@@ -248,10 +253,13 @@ LIBLENS_API lensnet_result liblens_explain(lensnet_model *m, const char *method,
 /* A map of liblens_explain on the pixels of the model's input [in_h, in_w] (lensviz_map_to_image):
  * Grad-CAM's cells where the layer's receptive fields lie (lensnet_receptive_field), occlusion's on
  * their patches (lensviz_occlusion_grid), nearest cell (smooth 0) or bilinear between cell centres
- * (smooth 1); inside (may be NULL) gets 1 for pixels a cell covers, 0 elsewhere. layer, patch and
- * stride as liblens_explain took them; maps of the other methods are already on the pixels. */
+ * (smooth 1); inside (may be NULL) gets 1 for pixels a cell covers, 0 elsewhere. The map is
+ * [rows, cols], checked against the cells; layer, patch and stride as liblens_explain took them;
+ * maps of the other methods are already on the pixels. */
 LIBLENS_API lensnet_result liblens_map_on_image(const lensnet_model *m, const char *method, long layer, size_t patch, size_t stride,
-                                                const float *map, int smooth, float *out, unsigned char *inside, lensnet_error *err) {
+                                                const float *map, size_t rows, size_t cols, int smooth, float *out, unsigned char *inside,
+                                                lensnet_error *err) {
+  char msg[200];
   lensnet_map_geometry g;
   lensnet_result r;
   if (method && !strcmp(method, "gradcam")) {
@@ -268,6 +276,11 @@ LIBLENS_API lensnet_result liblens_map_on_image(const lensnet_model *m, const ch
     if (!g.rows || !g.cols) return liblens__fail(err, LENSNET_ERR_ARG, "the occlusion patch does not fit the input");
   } else
     return liblens__fail(err, LENSNET_ERR_ARG, "only gradcam and occlusion maps have cells to place; the others are on the pixels already");
+  if (rows != g.rows || cols != g.cols) {
+    snprintf(msg, sizeof msg, "the map is %lux%lu but the %s cells are %lux%lu", (unsigned long)rows, (unsigned long)cols, method,
+             (unsigned long)g.rows, (unsigned long)g.cols);
+    return liblens__fail(err, LENSNET_ERR_SHAPE, msg);
+  }
   lensviz_map_to_image(map, &g, smooth, out, inside);
   return LENSNET_OK;
 }

@@ -209,7 +209,10 @@ class Model:
         fit = 1 if resize else 2 if crop else 0
         if channels is None:
             return None, 0, fit
-        ch = np.ascontiguousarray(channels, dtype=np.uintp).ravel()
+        given = np.asarray(channels).ravel()
+        if given.dtype.kind not in "iu" or (given.size and given.min() < 0):
+            raise LensError("channels lists band numbers from 0, got %s" % (list(given),), 6)
+        ch = np.ascontiguousarray(given, dtype=np.uintp)
         if len(ch) != self.bands:
             raise LensError("the channel list names %d bands but the model takes %d" % (len(ch), self.bands), 6)
         return ch, len(ch), fit
@@ -326,10 +329,12 @@ class Model:
         Grad-CAM cells cover only the middle of its image; stretching the map over the whole
         picture would misplace them (docs/explain.md)."""
         mp = as_f32(map, "map")
+        if mp.ndim != 2:
+            raise LensError("map_on_image takes a map [rows, cols], got %d dimensions" % mp.ndim, 5)
         H, W = self.input_shape[1], self.input_shape[2]
         out, inside, err = np.empty((H, W), np.float32), np.zeros((H, W), np.uint8), Error()
         check(lib.liblens_map_on_image(self._handle(), encode(method), -1 if layer is None else int(layer), int(patch), int(stride),
-                                       ptr(mp), int(bool(smooth)), ptr(out), ptr(inside), ctypes.byref(err)), err)
+                                       ptr(mp), mp.shape[0], mp.shape[1], int(bool(smooth)), ptr(out), ptr(inside), ctypes.byref(err)), err)
         return out, inside.astype(bool)
 
 

@@ -90,6 +90,16 @@ def _plain(v):
     raise TypeError("%r is not a number, text, list or dict" % (v,))
 
 
+def _read_scene_file(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except IsADirectoryError:
+        raise LensError("%s: is a folder, not a file" % path, 2) from None
+    except (OSError, UnicodeDecodeError):
+        raise LensError("%s: cannot open the scene file" % path, 2) from None
+
+
 def _scene_text(s):
     if isinstance(s, dict):
         return json.dumps(s, default=_plain)
@@ -97,11 +107,9 @@ def _scene_text(s):
         text = s.decode() if isinstance(s, bytes) else s
         if text.lstrip().startswith("{"):
             return text
-        with open(text) as f:
-            return f.read()
+        return _read_scene_file(text)
     if isinstance(s, os.PathLike):
-        with open(s) as f:
-            return f.read()
+        return _read_scene_file(os.fspath(s))
     raise LensError("a scene is a dict, JSON text or the path of a .json file", 6)
 
 
