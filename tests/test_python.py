@@ -199,6 +199,10 @@ def test_errors(tmp, sim, data):
 
 def test_explain(tmp, sim, data):
     m = lens.Model(MODEL)
+    if not lens.has_png:
+        print("note: a build without PNG (NO_PNG=1): lens explain writes no maps, so explain is not compared with it")
+        check("explain(gradcam) without PNG still computes a 4x4 map", m.explain(data.images[5], "gradcam").shape == (4, 4))
+        return
     images = os.path.join(sim, "images.npy")
     cases = (("occlusion", [], {}), ("occlusion", ["--patch", 6, "--stride", 3, "--fill", 0.5], {"patch": 6, "stride": 3, "fill": 0.5}),
              ("gradcam", [], {}), ("gradcam", ["--layer", 20, "--target", 0], {"layer": 20, "target": 0}),
