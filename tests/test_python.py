@@ -149,6 +149,10 @@ def test_predict(tmp, sim, data):
     strided[..., ::2] = x
     check("predict(a strided view) scores the same", same(m.predict(strided[..., ::2]).logits, ref))
     check("predict(one image [C,H,W]) is a batch of one", same(m.predict(x[2]).logits, ref[2:3]))
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(3) as pool:
+        parts = list(pool.map(lambda chunk: m.predict(chunk).logits, np.array_split(data.images, 6)))
+    check("predict from several threads sharing one Model scores as one call", same(np.concatenate(parts), p.logits))
     # zero copy: float32 C-contiguous input is read in place; out= is written in place
     check("a C-contiguous float32 array is passed as it is (no copy)", lens._lib.as_f32(x) is x)
     buf = np.full((6, 2), np.nan, np.float32)
