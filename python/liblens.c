@@ -171,6 +171,22 @@ LIBLENS_API lensnet_result liblens_predict(const lensnet_model *m, const float *
   return r;
 }
 
+/* A regression model's outputs [n, out_features] (liblens_predict's logits) as each target's mean
+ * and sigma in physical units, [n, targets] each, by lensnet_model_regression and
+ * lensnet_regression_combine (one pass per object: what lens predict writes without --mc).
+ * *targets gets the target count; with mean NULL only that. */
+LIBLENS_API lensnet_result liblens_regress(const lensnet_model *m, const float *outputs, size_t n, double *mean, double *sigma,
+                                           size_t *targets, lensnet_error *err) {
+  lensnet_regression r;
+  lensnet_result res = lensnet_model_regression(m, &r, err);
+  size_t k;
+  if (res != LENSNET_OK) return res;
+  *targets = r.count;
+  for (k = 0; mean && k < n; k++)
+    lensnet_regression_combine(&r, outputs + k * m->out_features, 1, m->out_features, mean + k * r.count, sigma + k * r.count, NULL, NULL);
+  return LENSNET_OK;
+}
+
 /* ---- explanations ------------------------------------------------------------------------------ */
 
 /* The methods lens explain runs on one image, by its names there. */

@@ -362,6 +362,30 @@ def test_train(tmp, sim, data):
     check("train(5 labels for 24 images) raises", err is not None and err.code == 5)
     err = raises(lambda: lens.train(lens.Model.create("ou66", bands=3), data.images, data.classes, epochs=1, progress=False))
     check("train(4-band images into a 3-band model) raises the library's message (%s)" % err, err is not None and err.code == 5)
+    # regression (lens train --task regress): the same weights, and the targets as lens predict's CSV
+    reg_arch = os.path.join(tmp, "reg.arch")
+    with open(reg_arch, "w") as f:
+        f.write("input 4 66 66\nconv2d name=conv out=4 kernel=5 stride=2\nrelu\nmaxpool kernel=4\nflatten\ndense name=fc out=4\n")
+    reg1, reg2 = os.path.join(tmp, "reg_cli"), os.path.join(tmp, "reg_py")
+    cli("train", "--task", "regress", "--targets", "theta_E,e1", "--loss", "nll", "--arch", reg_arch, "--data", os.path.join(sim, "images.npy"),
+        "--labels", os.path.join(sim, "labels.csv"), "--epochs", 2, "--batch", 8, "--seed", 3, "--minmax", "--threads", 2, "--out", reg1)
+    targets = np.array([[row["theta_E"], row["e1"]] for row in data.labels])
+    rm = lens.Model.create(reg_arch, classes=None, outputs=4, seed=3)
+    lens.train(rm, data.images, targets, target_names=["theta_E", "e1"], loss="nll", epochs=2, batch=8, seed=3, minmax=True, out=reg2,
+               progress=False)
+    a = lens.Model(os.path.join(reg1, "best.safetensors")).parameters()
+    b = lens.Model(os.path.join(reg2, "best.safetensors")).parameters()
+    check("train(regression targets, nll): lens train --task regress's weights bit for bit", all(same(a[k], b[k]) for k in a))
+    reg_csv = os.path.join(tmp, "reg.csv")
+    cli("predict", "--model", os.path.join(reg1, "best.safetensors"), os.path.join(sim, "images.npy"), "--out", reg_csv)
+    rows = list(csv.DictReader(open(reg_csv)))
+    r = lens.Model(os.path.join(reg2, "best.safetensors")).regress(data.images)
+    close = lambda text, v: abs(float(text) - v) <= 5e-7 * abs(v) + 1e-12
+    check("regress: each target's mean and sigma as lens predict's CSV (%s)" % r.names,
+          r.names == ["theta_E", "e1"] and len(rows) == 24 and
+          all(close(row[n], r.mean[i, j]) and close(row[n + "_sigma"], r.sigma[i, j]) for i, row in enumerate(rows) for j, n in enumerate(r.names)))
+    err = raises(lambda: lens.Model(MODEL).regress(data.images))
+    check("regress on a classifier raises the library's sentence (%s)" % err, err is not None and "regress.targets" in str(err))
     quiet = lens.train(lens.Model.create(arch), data.images, data.classes, epochs=1, batch=8, progress=False)
     check("train(progress=False) is silent and still returns the history", len(quiet) == 1 and quiet[0]["epoch"] == 1)
     check("settings() lists lensnet_fit's settings", {"epochs", "lr", "augment", "seed"} <= set(lens.settings()))

@@ -11,7 +11,7 @@
 Failures raise lens.LensError carrying the library's sentence. The library is build/liblens.so
 (`make shared`); docs/python.md says where the module looks for it."""
 from ._lib import LensError, library_path, lib as _clib
-from .model import Model, Prediction, METHODS
+from .model import Model, Prediction, Regression, METHODS
 from .files import read
 from .sim import scene, render, simulate, Dataset
 from .train import train, settings
@@ -20,5 +20,5 @@ from .pictures import composite, colorize, overlay, write_png
 __version__ = _clib.liblens_version().decode()
 has_png = bool(_clib.liblens_has_png())
 
-__all__ = ["LensError", "Model", "Prediction", "METHODS", "read", "scene", "render", "simulate", "Dataset", "train", "settings",
+__all__ = ["LensError", "Model", "Prediction", "Regression", "METHODS", "read", "scene", "render", "simulate", "Dataset", "train", "settings",
            "composite", "colorize", "overlay", "write_png", "library_path", "has_png", "__version__"]

@@ -9,10 +9,14 @@ import numpy as np
 from ._lib import lib, check, as_f32, ptr, encode, Error, LensError
 from .files import read
 
-__all__ = ["Model", "Prediction", "METHODS"]
+__all__ = ["Model", "Prediction", "Regression", "METHODS"]
 
 # What Model.explain computes, by lens explain's names.
 METHODS = ("occlusion", "saliency", "guided", "gradcam", "guided-gradcam", "ig", "smoothgrad")
+
+Regression = collections.namedtuple("Regression", "mean sigma names inputs")
+Regression.__doc__ = """What Model.regress returns: mean and sigma [N, targets] (float64, physical units, as
+lens predict's CSV has them for a regression model without --mc), the target names and inputs."""
 
 Prediction = collections.namedtuple("Prediction", "p_lens logits inputs")
 Prediction.__doc__ = """What Model.predict returns: p_lens [N] (float64, P(lens) as lens predict's CSV has it),
@@ -55,11 +59,13 @@ class Model:
         if isinstance(arch, str) and "\n" not in arch and os.path.isfile(arch):
             with open(arch) as f:
                 arch = f.read()
+        if outputs is None and not classes:
+            raise LensError("Model.create: give the class names or the number of outputs", 6)
         n_out = int(outputs) if outputs is not None else len(classes)
         handle, err = ctypes.c_void_p(), Error()
         check(lib.liblens_model_new(encode(arch), int(bands), n_out, init == "he", int(seed), ctypes.byref(handle), ctypes.byref(err)), err)
         m = cls(_handle=handle)
-        if classes is not None and outputs is None:
+        if classes and len(classes) == n_out:
             m.set_metadata("classes", ",".join(classes))
         return m
 
@@ -249,7 +255,8 @@ class Model:
         pass each. images: [N,C,H,W], [C,H,W] or [H,W] (and [N,H,W] for a one-band model), any
         numeric dtype (C-contiguous float32 is read in place; anything else is converted once).
         out: a C-contiguous float32 array [N, outputs] the logits are written into (in place).
-        Returns Prediction(p_lens, logits, inputs)."""
+        Returns Prediction(p_lens, logits, inputs); for a regression model the logits are its raw
+        outputs and Model.regress gives the targets in physical units."""
         x = self._objects(images)
         ch, nch, fit = self._cutout_args(channels, resize, crop)
         logits = _output(out, (x.shape[0], self.outputs), np.float32, "out")
@@ -260,6 +267,23 @@ class Model:
                                   self._minmax(preprocess), ptr(logits), ptr(p), counts, ctypes.byref(err)), err)
         self._note(counts, channels)
         return Prediction(p, logits, inputs)
+
+    def regress(self, images, **options):
+        """For a regression model (lens train --task regress; docs/modelling.md): each target's mean
+        and sigma in physical units, one forward pass per object, as lens predict writes them without
+        --mc. images and options as predict's (a list or a path: as predict_file's, with hdu).
+        Returns Regression(mean, sigma, names, inputs)."""
+        count, err = ctypes.c_size_t(), Error()
+        check(lib.liblens_regress(self._handle(), None, 0, None, None, ctypes.byref(count), ctypes.byref(err)), err)
+        if isinstance(images, (str, bytes, os.PathLike, list, tuple)) and not (isinstance(images, (list, tuple)) and
+                                                                              np.asarray(images).dtype.kind in "fiub"):
+            p = self.predict_file(images, **options)
+        else:
+            p = self.predict(images, **options)
+        n, T = p.logits.shape[0], count.value
+        mean, sigma = np.empty((n, T)), np.empty((n, T))
+        check(lib.liblens_regress(self._handle(), ptr(p.logits), n, ptr(mean), ptr(sigma), ctypes.byref(count), ctypes.byref(err)), err)
+        return Regression(mean, sigma, self.metadata["regress.targets"].split(","), p.inputs)
 
     def predict_file(self, paths, hdu=-1, **options):
         """Scores the objects of a file as `lens predict FILE` does: a .npy array (N objects, labelled
