@@ -3,8 +3,6 @@ import ctypes
 import os
 import sys
 
-import numpy as np
-
 from ._lib import lib, check, as_f32, ptr, encode, Error, LensError, PROGRESS
 
 __all__ = ["train", "settings"]
