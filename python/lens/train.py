@@ -31,8 +31,7 @@ def _text(v):
     return str(v)
 
 
-def _print_epoch(p):
-    score = "acc"
+def _print_epoch(p, score):
     print("epoch %d/%d: lr %.3g train loss %.4f %s %.3f, val loss %.4f %s %.3f, %.1f s" %
           (p["epoch"], p["epochs"], p["lr"], p["train_loss"], score, p["train_acc"], p["val_loss"], score, p["val_acc"], p["seconds"]),
           file=sys.stderr, flush=True)
@@ -79,7 +78,7 @@ def train(model, images, labels, out=None, progress=True, every_batch=False, tar
                 return 0
             if progress is True:
                 if p["epoch_done"]:
-                    _print_epoch(p)
+                    _print_epoch(p, "rms" if targets else "acc")  # regression: standardised rms error
                 return 0
             return 1 if progress(p) else 0
         except BaseException as e:  # stops the run; raised again below
