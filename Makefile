@@ -39,6 +39,7 @@ VERSION := $(shell sed -n 's/^.define LENSNET_VERSION_STRING "\(.*\)"$$/\1/p' le
 PREFIX       ?= /usr/local
 DESTDIR      ?=
 BINDIR       ?= $(PREFIX)/bin
+LIBDIR       ?= $(PREFIX)/lib
 INCLUDEDIR   ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(PREFIX)/lib/pkgconfig
 CMAKEDIR     ?= $(PREFIX)/lib/cmake/lens
@@ -61,7 +62,7 @@ EXAMPLES  = $(EXAMPLE_SRC:examples/%.c=build/examples/%)
 BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
-.PHONY: all tools examples test test-slurm test-cross test-fast mcu mcu-toolchain fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
+.PHONY: all tools shared examples test test-slurm test-cross test-fast mcu mcu-toolchain fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
 .PHONY: challenge challenge-weights challenge-score ensai-weights bench-process web
 all: tools
 tools: $(BUILD)/lens
@@ -77,6 +78,22 @@ $(BUILD)/obj/%.o: tools/%.c $(PNG_STAMP) | check-stb $(BUILD)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 -include $(TOOL_OBJ:.o=.d)
+
+# The shared library for other languages (the Python module python/lens, through ctypes):
+# build/liblens.so holds the three implementations (tools/impl.c) and python/liblens.c, the flat
+# entry points that take plain numbers and arrays where the headers take option structs.
+# docs/python.md says how the module finds it.
+SHARED_SRC = tools/impl.c python/liblens.c
+SHARED_OBJ = $(SHARED_SRC:%.c=$(BUILD)/pic/%.o)
+shared: $(BUILD)/liblens.so
+$(BUILD)/liblens.so: $(SHARED_OBJ) | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SHARED_OBJ) -lm
+
+$(BUILD)/pic/%.o: %.c $(PNG_STAMP) | check-stb $(BUILD)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c -o $@ $<
+
+-include $(SHARED_OBJ:.o=.d)
 
 build/test_%: tests/test_%.c $(TEST_HDR) $(HEADERS) $(PNG_STAMP) | check-stb build
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
@@ -162,11 +179,12 @@ deps:
 	$$sudo apt-get install -y libstb-dev || { $$sudo apt-get update && $$sudo apt-get install -y libstb-dev; }
 
 # The promise that the build is warning-free, kept by every `make test`: the tool's sources (which
-# hold every header's implementation) under gcc and clang with -Werror, where installed.
+# hold every header's implementation) and liblens.so's python/liblens.c under gcc and clang with
+# -Werror, where installed.
 warnings: | check-stb
 	@for cc in gcc clang; do \
 	  if command -v $$cc >/dev/null 2>&1; then \
-	    for f in $(TOOL_SRC); do $$cc $(STRICT) -Werror -O2 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c $$f -o /dev/null || exit 1; done; \
+	    for f in $(TOOL_SRC) python/liblens.c; do $$cc $(STRICT) -Werror -O2 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c $$f -o /dev/null || exit 1; done; \
 	    echo "warning-free: $$cc $(STRICT) -O2"; \
 	  fi; \
 	done
@@ -202,7 +220,7 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 # The shell tests (tests/test_*.sh) run make themselves, with the same compiler and flags.
 TEST_SH   = $(filter-out tests/test_slurm.sh,$(wildcard tests/test_*.sh))
 TEST_ENV  = LENS=$(BUILD)/lens SHARED=$(SHARED) CC='$(CC)' CFLAGS='$(CFLAGS)' ARCHFLAGS='$(ARCHFLAGS)' CFLAGS_EXTRA='$(CFLAGS_EXTRA)'
-test: warnings $(BUILD)/lens $(EXAMPLES) $(TESTS) $(SAN_TESTS) $(FUZZ_REPLAY) build/cxx_compile
+test: warnings $(BUILD)/lens $(BUILD)/liblens.so $(EXAMPLES) $(TESTS) $(SAN_TESTS) $(FUZZ_REPLAY) build/cxx_compile
 	@$(TEST_ENV) sh tests/run.sh $(TESTS) build/cxx_compile $(SAN_TESTS) $(FUZZ_REPLAY) $(TEST_SH)
 
 # The Slurm job arrays of tools/slurm on a one-node cluster started for the test (Debian's
@@ -338,12 +356,14 @@ challenge-weights: $(BUILD)/lens
 challenge-score: $(BUILD)/lens
 	LENS=$(BUILD)/lens sh tools/challenge1/recipe.sh score $(CHALLENGE_MODEL) $(CHALLENGE_CUTOUTS) $(CHALLENGE_RUN)/score $(CHALLENGE_THREADS)
 
-# The tool, the headers, a pkg-config file (lens.pc) and the released weights with their cards:
-#   $(PREFIX)/bin/lens, $(PREFIX)/include/lens{net,sim,viz}.h, $(PKGCONFIGDIR)/lens.pc,
-#   $(PREFIX)/share/lens/weights/. DESTDIR is prepended to every path (for packaging).
-install: $(BUILD)/lens
-	install -d '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(PKGCONFIGDIR)' '$(DESTDIR)$(DATADIR)/weights'
+# The tool, the headers, the shared library (for the Python module), a pkg-config file (lens.pc)
+# and the released weights with their cards: $(PREFIX)/bin/lens, $(PREFIX)/include/lens{net,sim,viz}.h,
+# $(LIBDIR)/liblens.so, $(PKGCONFIGDIR)/lens.pc, $(PREFIX)/share/lens/weights/. DESTDIR is prepended
+# to every path (for packaging).
+install: $(BUILD)/lens $(BUILD)/liblens.so
+	install -d '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(INCLUDEDIR)' '$(DESTDIR)$(LIBDIR)' '$(DESTDIR)$(PKGCONFIGDIR)' '$(DESTDIR)$(DATADIR)/weights'
 	install -m 755 $(BUILD)/lens '$(DESTDIR)$(BINDIR)/lens'
+	install -m 755 $(BUILD)/liblens.so '$(DESTDIR)$(LIBDIR)/liblens.so'
 	install -m 644 $(INSTALL_HEADERS) '$(DESTDIR)$(INCLUDEDIR)/'
 	install -m 644 $(INSTALL_WEIGHTS) '$(DESTDIR)$(DATADIR)/weights/'
 	@printf '%s\n' \
@@ -365,7 +385,7 @@ install: $(BUILD)/lens
 	@echo "installed lens $(VERSION) under $(DESTDIR)$(PREFIX) (pkg-config: $(DESTDIR)$(PKGCONFIGDIR)/lens.pc; CMake: $(DESTDIR)$(CMAKEDIR))"
 
 uninstall:
-	rm -f '$(DESTDIR)$(BINDIR)/lens' $(addprefix '$(DESTDIR)$(INCLUDEDIR)/,$(addsuffix ',$(INSTALL_HEADERS))) '$(DESTDIR)$(PKGCONFIGDIR)/lens.pc'
+	rm -f '$(DESTDIR)$(BINDIR)/lens' '$(DESTDIR)$(LIBDIR)/liblens.so' $(addprefix '$(DESTDIR)$(INCLUDEDIR)/,$(addsuffix ',$(INSTALL_HEADERS))) '$(DESTDIR)$(PKGCONFIGDIR)/lens.pc'
 	rm -f '$(DESTDIR)$(CMAKEDIR)/lensConfig.cmake' '$(DESTDIR)$(CMAKEDIR)/lensConfigVersion.cmake'
 	rmdir '$(DESTDIR)$(CMAKEDIR)' 2>/dev/null || true
 	rm -f $(addprefix '$(DESTDIR)$(DATADIR)/weights/,$(addsuffix ',$(notdir $(INSTALL_WEIGHTS))))

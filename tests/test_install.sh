@@ -1,5 +1,5 @@
 #!/bin/sh
-# make install / uninstall into a temporary prefix: the tool, the headers, lens.pc and the weights
+# make install / uninstall into a temporary prefix: the tool, the headers, liblens.so, lens.pc and the weights
 # land where they should; a small C program builds against the installed headers with
 # `pkg-config --cflags --libs lens` and runs (skipped, with the reason, without pkg-config);
 # `lens --version` agrees with the headers' version macros; DESTDIR stages without changing the
@@ -32,6 +32,7 @@ $MAKE --no-print-directory install PREFIX="$prefix" > "$tmp/install.log" 2>&1; r
 check "make install exits 0 (got $rc)" [ "$rc" -eq 0 ]
 [ "$rc" -eq 0 ] || cat "$tmp/install.log"
 check "bin/lens is there and executable" [ -x "$prefix/bin/lens" ]
+check "lib/liblens.so (the shared library of the Python module) is build/liblens.so" cmp -s build/liblens.so "$prefix/lib/liblens.so"
 for h in lensnet.h lenssim.h lensviz.h; do
   check "include/$h is the header" cmp -s "$h" "$prefix/include/$h"
 done

@@ -1,0 +1,71 @@
+"""Pictures with lensviz.h: colour composites, colour-mapped maps, overlays, PNG files."""
+import ctypes
+import os
+
+import numpy as np
+
+from ._lib import lib, check, as_f32, ptr, encode, Error, LensError
+
+__all__ = ["composite", "colorize", "overlay", "write_png"]
+
+
+def _size(shape, size):
+    if size is None:
+        return shape[-1], shape[-2]
+    if isinstance(size, int):
+        return size, size * shape[-2] // shape[-1]
+    return int(size[0]), int(size[1])
+
+
+def composite(image, size=None, Q=8.0):
+    """An RGB picture [height, width, 3] (uint8) of image [bands, h, w] (or [h, w]): Lupton et al.'s
+    asinh composite, bands ordered from blue to red (lensviz_asinh_bands; OU-66's J,Y,H,VIS shows VIS
+    in red). size: width, or (width, height); default the image's."""
+    x = as_f32(image, "image")
+    if x.ndim == 2:
+        x = x[None]
+    if x.ndim != 3:
+        raise LensError("composite takes an image [bands, h, w] or [h, w], got %d dimensions" % x.ndim, 5)
+    w, h = _size(x.shape, size)
+    rgb = np.zeros((h, w, 3), dtype=np.uint8)
+    lib.liblens_asinh(ptr(x), x.shape[0], x.shape[1], x.shape[2], float(Q), ptr(rgb), w, h)
+    return rgb
+
+
+def colorize(map, size=None, cmap="magma", lo=None, hi=None, smooth=False):
+    """A map [h, w] in a colour map (viridis, magma, diverging, gray) as RGB [height, width, 3];
+    lo, hi: the range (None: the map's, symmetric about 0 for diverging)."""
+    m = as_f32(map, "map")
+    if m.ndim != 2:
+        raise LensError("colorize takes a map [h, w], got %d dimensions" % m.ndim, 5)
+    w, h = _size(m.shape, size)
+    rgb, err = np.zeros((h, w, 3), dtype=np.uint8), Error()
+    a, b = (0.0, 0.0) if lo is None or hi is None else (float(lo), float(hi))
+    check(lib.liblens_render_map(ptr(m), m.shape[0], m.shape[1], encode(cmap), a, b, int(bool(smooth)), ptr(rgb), w, h,
+                                 ctypes.byref(err)), err)
+    return rgb
+
+
+def overlay(picture, map, cmap="magma", alpha=0.7, lo=None, hi=None):
+    """The map [h, w] blended over a copy of picture [height, width, 3] (lensviz_overlay)."""
+    rgb = np.array(picture, dtype=np.uint8, order="C", copy=True)
+    m = as_f32(map, "map")
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or m.ndim != 2:
+        raise LensError("overlay takes a picture [height, width, 3] and a map [h, w]", 5)
+    a, b = (0.0, 0.0) if lo is None or hi is None else (float(lo), float(hi))
+    err = Error()
+    check(lib.liblens_overlay(ptr(rgb), rgb.shape[1], rgb.shape[0], ptr(m), m.shape[0], m.shape[1], encode(cmap), a, b, float(alpha),
+                              ctypes.byref(err)), err)
+    return rgb
+
+
+def write_png(path, picture):
+    """Writes an RGB picture [height, width, 3] (uint8; or [height, width], grey) as PNG."""
+    rgb = np.asarray(picture)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise LensError("write_png takes a picture [height, width, 3], got shape %s" % (rgb.shape,), 5)
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    err = Error()
+    check(lib.liblens_png_write(encode(os.fspath(path)), ptr(rgb), rgb.shape[1], rgb.shape[0], ctypes.byref(err)), err)
