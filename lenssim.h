@@ -174,6 +174,7 @@
  *     lenssim_rng_seed, lenssim_rng_next, lenssim_rng_uniform, lenssim_rng_normal, lenssim_rng_poisson
  *     lenssim_band_count, lenssim_band_at, lenssim_band_find, lenssim_noise_from_band,
  *     lenssim_add_noise, lenssim_band_observe, lenssim_magnitude_to_counts,
+ *     lenssim_render_json                      JSON scene -> image, optionally with a band's noise
  *     lenssim_sersic_amp_from_counts, lenssim_sersic_amp_from_magnitude
  *     lenssim_clumpy_source
  *     lenssim_einstein_radius_sis, lenssim_velocity_dispersion_function, lenssim_count_images,
@@ -526,6 +527,15 @@ LENSSIM_API void lenssim_add_noise(const lenssim_noise *noise, double *image, si
  * NULL band or scene, LENSSIM_ERR_RANGE for a pixel scale that is not positive. */
 LENSSIM_API lenssim_result lenssim_band_observe(const lenssim_band *band, lenssim_scene *scene, int keep_psf,
                                                 lenssim_noise *noise, lenssim_error *err);
+/* What `lens render` does with one scene: JSON text (lenssim_scene_from_json) rendered
+ * noise-free, or, with a band, seen through it (lenssim_band_observe) with its noise drawn from a
+ * lenssim_rng seeded with `seed`; in double precision when use_double is nonzero. *side gets the
+ * scene's num_pix. With image NULL the scene is only read and checked (to size the image); else
+ * image[side * side] gets the pixels as float, row-major, and cap (floats) must hold them
+ * (LENSSIM_ERR_RANGE, nothing written, when it does not). One allocation of side * side doubles,
+ * freed before returning. */
+LENSSIM_API lenssim_result lenssim_render_json(const char *text, size_t len, const lenssim_band *band, uint64_t seed,
+                                               int use_double, float *image, size_t cap, size_t *side, lenssim_error *err);
 /* counts/s of a source of AB-like magnitude `mag` for zero point `zp`. */
 LENSSIM_API double lenssim_magnitude_to_counts(double mag, double zp);
 /* Sersic amp (surface brightness at R_sersic) whose total flux is `counts` (circularised R). */
@@ -2761,6 +2771,39 @@ LENSSIM_API lenssim_result lenssim_band_observe(const lenssim_band *band, lenssi
   if (!keep_psf) lenssim__band_psf(band, &scene->psf);
   if (noise) *noise = lenssim__band_noise_at(band, scene->grid.pixel_scale);
   return LENSSIM_OK;
+}
+
+LENSSIM_API lenssim_result lenssim_render_json(const char *text, size_t len, const lenssim_band *band, uint64_t seed,
+                                               int use_double, float *image, size_t cap, size_t *side, lenssim_error *err) {
+  lenssim_json_scene sc;
+  lenssim_noise noise;
+  lenssim_result r;
+  double *pixels = NULL;
+  size_t count, k;
+  if (!side) return lenssim__fail(err, LENSSIM_ERR_ARG, "render_json: NULL side");
+  if ((r = lenssim_scene_from_json(text, len, &sc, err)) != LENSSIM_OK) return r;
+  sc.scene.double_precision = use_double;
+  *side = (size_t)sc.scene.grid.num_pix;
+  count = *side * *side; /* num_pix <= LENSSIM_MAX_PIXELS (lenssim_scene_check): no overflow */
+  if (image && cap < count)
+    r = lenssim__fail(err, LENSSIM_ERR_RANGE, "render_json: the image holds %lu floats, the scene needs %lu x %lu",
+                      (unsigned long)cap, (unsigned long)*side, (unsigned long)*side);
+  if (r == LENSSIM_OK && image && !(pixels = (double *)LENSSIM_MALLOC(count * sizeof *pixels)))
+    r = lenssim__fail(err, LENSSIM_ERR_NOMEM, "render_json: out of memory for a %lu x %lu image", (unsigned long)*side,
+                      (unsigned long)*side);
+  if (r == LENSSIM_OK && image && band) r = lenssim_band_observe(band, &sc.scene, sc.has_psf, &noise, err);
+  if (r == LENSSIM_OK && image) r = lenssim_render(&sc.scene, pixels, NULL, 0, err);
+  if (r == LENSSIM_OK && image) {
+    if (band) {
+      lenssim_rng rng;
+      lenssim_rng_seed(&rng, seed);
+      lenssim_add_noise(&noise, pixels, count, &rng);
+    }
+    for (k = 0; k < count; k++) image[k] = (float)pixels[k];
+  }
+  if (pixels) LENSSIM_FREE(pixels);
+  lenssim_json_scene_free(&sc);
+  return r;
 }
 
 /* cos and sin of the angle (quadrant + 1/2 + f) pi/2, f in [-1/2, 1/2): Taylor series on

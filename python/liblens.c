@@ -345,52 +345,31 @@ LIBLENS_API lensnet_result liblens_png_write(const char *path, const unsigned ch
 
 /* ---- scenes ------------------------------------------------------------------------------------ */
 
-/* What lens render does with one scene: JSON text (lenstronomy's model and keyword names,
- * lenssim_scene_from_json) rendered noise-free, or seen through the band named `band` with its
- * noise drawn from `seed` (lenssim_band_observe, lenssim_add_noise), into out [side, side] as
- * float32. *side gets num_pix; with out NULL the scene is only read and checked. */
+/* What lens render does with one scene (lenssim_render_json): JSON text (lenstronomy's model and
+ * keyword names) rendered noise-free, or seen through the band named `band` with its noise drawn
+ * from `seed`, into out [side, side] as float32. *side gets num_pix; with out NULL the scene is
+ * only read and checked. */
 LIBLENS_API lensnet_result liblens_render(const char *json, size_t len, const char *band_name, unsigned long long seed, int use_double,
                                           float *out, size_t cap, size_t *side, lensnet_error *err) {
-  lenssim_json_scene *sc = (lenssim_json_scene *)calloc(1, sizeof *sc);
   lenssim_error serr;
-  lenssim_noise noise;
   const lenssim_band *band = NULL;
-  double *pixels = NULL;
-  size_t count = 0, k;
-  lensnet_result r = LENSNET_OK;
+  size_t k;
   char msg[200];
-  if (!sc) return liblens__fail(err, LENSNET_ERR_NOMEM, "out of memory for a scene");
   if (band_name && *band_name && !(band = lenssim_band_find(band_name))) {
     snprintf(msg, sizeof msg, "unknown band '%.40s' (known:", band_name);
     for (k = 0; k < lenssim_band_count() && strlen(msg) + 20 < sizeof msg; k++)
       snprintf(msg + strlen(msg), sizeof msg - strlen(msg), " %s", lenssim_band_at(k)->name);
     snprintf(msg + strlen(msg), sizeof msg - strlen(msg), ")");
-    r = liblens__fail(err, LENSNET_ERR_ARG, msg);
+    return liblens__fail(err, LENSNET_ERR_ARG, msg);
   }
-  if (r == LENSNET_OK && lenssim_scene_from_json(json, len, sc, &serr) != LENSSIM_OK) r = liblens__sim_fail(err, &serr);
-  if (r == LENSNET_OK) {
-    sc->scene.double_precision = use_double;
-    *side = (size_t)sc->scene.grid.num_pix;
-    count = *side * *side;
-  }
-  if (r == LENSNET_OK && out && cap < count) r = liblens__fail(err, LENSNET_ERR_ARG, "the output array is smaller than num_pix x num_pix");
-  if (r == LENSNET_OK && out && !(pixels = (double *)malloc(count * sizeof *pixels)))
-    r = liblens__fail(err, LENSNET_ERR_NOMEM, "out of memory for the image");
-  if (r == LENSNET_OK && out && band && lenssim_band_observe(band, &sc->scene, sc->has_psf, &noise, &serr) != LENSSIM_OK)
-    r = liblens__sim_fail(err, &serr);
-  if (r == LENSNET_OK && out && lenssim_render(&sc->scene, pixels, NULL, 0, &serr) != LENSSIM_OK) r = liblens__sim_fail(err, &serr);
-  if (r == LENSNET_OK && out) {
-    if (band) {
-      lenssim_rng rng;
-      lenssim_rng_seed(&rng, (uint64_t)seed);
-      lenssim_add_noise(&noise, pixels, count, &rng);
-    }
-    for (k = 0; k < count; k++) out[k] = (float)pixels[k];
-  }
-  free(pixels);
-  lenssim_json_scene_free(sc);
-  free(sc);
-  return r;
+  /* the scene read and checked first, for its size */
+  if (lenssim_render_json(json, len, band, (uint64_t)seed, use_double, NULL, 0, side, &serr) != LENSSIM_OK)
+    return liblens__sim_fail(err, &serr);
+  if (!out) return LENSNET_OK;
+  if (cap < *side * *side) return liblens__fail(err, LENSNET_ERR_ARG, "the output array is smaller than num_pix x num_pix");
+  if (lenssim_render_json(json, len, band, (uint64_t)seed, use_double, out, cap, side, &serr) != LENSSIM_OK)
+    return liblens__sim_fail(err, &serr);
+  return LENSNET_OK;
 }
 
 /* ---- simulated data sets ----------------------------------------------------------------------- */

@@ -314,6 +314,54 @@ static void test_json_and_c_agree(void) {
   CHECK(!strcmp(from_json.message, from_c.message), "JSON \"%s\", C \"%s\"", from_json.message, from_c.message);
 }
 
+/* ---- lenssim_render_json: the recipe `lens render` runs ----------------------------------- */
+static void test_render_json(void) {
+  static const char *json = "{" GRID ", \"lens\": [{\"type\": \"SIE\", \"theta_E\": 0.3, \"e1\": 0.1, \"e2\": 0, "
+                            "\"center_x\": 0, \"center_y\": 0}], \"source_light\": [{\"type\": \"SERSIC\", \"amp\": 20, "
+                            "\"R_sersic\": 0.1, \"n_sersic\": 1, \"center_x\": 0.02, \"center_y\": 0}]}";
+  const lenssim_band *vis = lenssim_band_find("VIS");
+  float img[100], noisy[100], again[100], other[100];
+  double want[100];
+  lenssim_json_scene sc;
+  lenssim_noise noise;
+  lenssim_rng rng;
+  lenssim_error err;
+  size_t side = 0, k, same = 0, untouched = 1;
+  int exact = 1;
+  CHECK(lenssim_render_json(json, strlen(json), NULL, 0, 0, NULL, 0, &side, &err) == LENSSIM_OK && side == 10,
+        "image NULL: the scene is read and its size given (%lu)", (unsigned long)side);
+  for (k = 0; k < 100; k++) img[k] = -7.0f;
+  CHECK(lenssim_render_json(json, strlen(json), NULL, 0, 0, img, 99, &side, &err) == LENSSIM_ERR_RANGE &&
+            strstr(err.message, "holds 99 floats") != NULL, "an image too small is refused: %s", err.message);
+  for (k = 0; k < 100; k++) untouched &= img[k] == -7.0f;
+  CHECK(untouched, "and nothing is written");
+  CHECK(lenssim_render_json("{\"grid\": 3}", 11, NULL, 0, 0, img, 100, &side, &err) != LENSSIM_OK && err.message[0],
+        "a bad scene gives the reader's message: %s", err.message);
+  /* noise-free: what lenssim_scene_from_json + lenssim_render give, as float */
+  CHECK(lenssim_render_json(json, strlen(json), NULL, 0, 0, img, 100, &side, &err) == LENSSIM_OK, "renders: %s", err.message);
+  CHECK(load(json, strlen(json), &sc, &err) == LENSSIM_OK && lenssim_render(&sc.scene, want, NULL, 0, &err) == LENSSIM_OK, "reference");
+  for (k = 0; k < 100; k++) exact &= img[k] == (float)want[k];
+  CHECK(exact, "noise-free pixels are the scene's render");
+  lenssim_json_scene_free(&sc);
+  /* through VIS with seed 5: the band's PSF and noise, from a generator seeded with 5 */
+  CHECK(vis != NULL, "the VIS band exists");
+  if (!vis) return;
+  CHECK(lenssim_render_json(json, strlen(json), vis, 5, 0, noisy, 100, &side, &err) == LENSSIM_OK &&
+            lenssim_render_json(json, strlen(json), vis, 5, 0, again, 100, &side, &err) == LENSSIM_OK &&
+            lenssim_render_json(json, strlen(json), vis, 6, 0, other, 100, &side, &err) == LENSSIM_OK, "renders through VIS");
+  CHECK(!memcmp(noisy, again, sizeof noisy), "the same seed, the same image");
+  for (k = 0; k < 100; k++) same += noisy[k] == other[k];
+  CHECK(same < 50, "another seed, other noise (%lu of 100 pixels equal)", (unsigned long)same);
+  CHECK(load(json, strlen(json), &sc, &err) == LENSSIM_OK && lenssim_band_observe(vis, &sc.scene, sc.has_psf, &noise, &err) == LENSSIM_OK &&
+            lenssim_render(&sc.scene, want, NULL, 0, &err) == LENSSIM_OK, "reference through VIS");
+  lenssim_rng_seed(&rng, 5);
+  lenssim_add_noise(&noise, want, 100, &rng);
+  exact = 1;
+  for (k = 0; k < 100; k++) exact &= noisy[k] == (float)want[k];
+  CHECK(exact, "through VIS: lenssim_band_observe, lenssim_render, lenssim_add_noise with the seed");
+  lenssim_json_scene_free(&sc);
+}
+
 int main(void) {
   TEST("bad scenes give the named error") test_bad_scenes();
   TEST("huge arrays, strings, numbers and nesting are refused with a message") test_huge_inputs();
@@ -321,5 +369,6 @@ int main(void) {
   TEST("keywords land in their fields") test_fields();
   TEST("scenes built in C: lenssim_scene_check") test_c_scenes();
   TEST("JSON and C scenes meet the same checks") test_json_and_c_agree();
+  TEST("lenssim_render_json: a scene to an image, noise-free or through a band") test_render_json();
   return check_summary();
 }

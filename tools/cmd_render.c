@@ -221,38 +221,22 @@ static void sink_free(image_sink *k) {
  * *image (float32, reallocated to its size); *side its num_pix. */
 static int render_scene(const render_args *a, const char *text, size_t len, const char *label, size_t index, float **image,
                         size_t *cap, size_t *side) {
-  lenssim_json_scene sc;
   lenssim_error serr;
-  lenssim_noise noise;
   const lenssim_band *band = a->band >= 0 ? lenssim_band_at((size_t)a->band) : NULL;
-  double *pixels = NULL;
-  size_t count, k;
-  int rc = 0;
-  memset(&sc, 0, sizeof sc);
-  if (lenssim_scene_from_json(text, len, &sc, &serr) != LENSSIM_OK) return lens_fail("%s: %s", label, serr.message);
-  sc.scene.double_precision = a->use_double;
-  *side = (size_t)sc.scene.grid.num_pix;
+  size_t count;
+  /* read the scene for its size, grow the image, then render (lenssim_render_json) */
+  if (lenssim_render_json(text, len, band, 0, a->use_double, NULL, 0, side, &serr) != LENSSIM_OK)
+    return lens_fail("%s: %s", label, serr.message);
   count = *side * *side;
   if (count > *cap) {
     float *grown = (float *)realloc(*image, count * sizeof(float));
-    if (!grown) rc = lens_fail("%s: out of memory for a %lu x %lu image", label, (unsigned long)*side, (unsigned long)*side);
-    else { *image = grown; *cap = count; }
+    if (!grown) return lens_fail("%s: out of memory for a %lu x %lu image", label, (unsigned long)*side, (unsigned long)*side);
+    *image = grown;
+    *cap = count;
   }
-  if (rc == 0 && !(pixels = (double *)malloc(count * sizeof *pixels)))
-    rc = lens_fail("%s: out of memory for a %lu x %lu image", label, (unsigned long)*side, (unsigned long)*side);
-  if (rc == 0 && band && lenssim_band_observe(band, &sc.scene, sc.has_psf, &noise, &serr) != LENSSIM_OK) rc = lens_fail("%s: %s", label, serr.message);
-  if (rc == 0 && lenssim_render(&sc.scene, pixels, NULL, 0, &serr) != LENSSIM_OK) rc = lens_fail("%s: %s", label, serr.message);
-  if (rc == 0) {
-    if (band) {
-      lenssim_rng rng;
-      lenssim_rng_seed(&rng, (uint64_t)(a->seed + index));
-      lenssim_add_noise(&noise, pixels, count, &rng);
-    }
-    for (k = 0; k < count; k++) (*image)[k] = (float)pixels[k];
-  }
-  free(pixels);
-  lenssim_json_scene_free(&sc);
-  return rc;
+  if (lenssim_render_json(text, len, band, (uint64_t)(a->seed + index), a->use_double, *image, *cap, side, &serr) != LENSSIM_OK)
+    return lens_fail("%s: %s", label, serr.message);
+  return 0;
 }
 
 int lens_cmd_render(int argc, char **argv) {
