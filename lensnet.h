@@ -1985,7 +1985,10 @@ LENSNET_API lensnet_result lensnet_safetensors_read_memory(const void *bytes, si
   memset(out, 0, sizeof *out);
   if (len < 8) return lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: file shorter than its 8-byte header length");
   hlen = lensnet__get_le(b, 8);
-  if (hlen > len - 8) return lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: header length %llu runs past the end of the file", (unsigned long long)hlen);
+  if (hlen > len - 8)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT,
+                         "safetensors: not a safetensors file, or a cut one: its first 8 bytes give a header of %llu bytes, "
+                         "past the end of the %lu-byte file", (unsigned long long)hlen, (unsigned long)len);
   if ((r = lensnet_json_parse((const char *)b + 8, (size_t)hlen, &doc, err)) != LENSNET_OK) return r;
   if (doc->type != LENSNET_JSON_OBJECT) { lensnet_json_free(doc); return lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: header is not a JSON object"); }
   data = b + 8 + hlen;
@@ -2586,6 +2589,9 @@ static lensnet_result lensnet__fits_walk(const unsigned char *b, size_t len, int
   lensnet_result r;
   if (count) *count = 0;
   if (want < -1) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: HDU %d does not exist (use 0 for the primary HDU, -1 for the first image)", want);
+  if (len == 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: the file is empty");
+  if (len >= 2 && b[0] == 0x1f && b[1] == 0x8b) /* archives serve .fits.gz */
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: a gzip-compressed file (.fits.gz?): decompress it first (gunzip)");
   if (len < 9 || memcmp(b, "SIMPLE  =", 9) != 0)
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: not a FITS file (it does not begin with SIMPLE =)");
   for (;;) {

@@ -605,6 +605,26 @@ static void test_extensions(void) {
 
 typedef struct { const char *name; const char *cards[12]; lensnet_result want; const char *words; } bad_header;
 
+/* Files that are something else say what they are: a gzip archive, an empty file, a text file
+ * given as weights. */
+static void test_not_the_format(void) {
+  static const unsigned char gz[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 'x'};
+  static const char text[] = "# OU-66 model card\n\nA lens finder of Wilde et al. 2022.\n";
+  lensnet_tensor t;
+  lensnet_safetensors st;
+  lensnet_error err;
+  err.message[0] = 0;
+  CHECK(lensnet_fits_read_memory(gz, sizeof gz, -1, &t, &err) == LENSNET_ERR_FORMAT && strstr(err.message, "gzip-compressed") &&
+            strstr(err.message, "gunzip"), "a .fits.gz: %s", err.message);
+  err.message[0] = 0;
+  CHECK(lensnet_fits_read_memory(gz, 0, -1, &t, &err) == LENSNET_ERR_FORMAT && strstr(err.message, "empty"), "an empty file: %s",
+        err.message);
+  err.message[0] = 0;
+  CHECK(lensnet_safetensors_read_memory(text, sizeof text - 1, &st, &err) == LENSNET_ERR_FORMAT &&
+            strstr(err.message, "not a safetensors file") && strstr(err.message, "56-byte file"),
+        "a text file as weights: %s", err.message);
+}
+
 static void test_malformed(void) {
   static const bad_header cases[] = {
     {"BITPIX 12", {"SIMPLE  = T", "BITPIX  = 12", "NAXIS   = 0"}, LENSNET_ERR_FORMAT, "BITPIX = 12"},
@@ -1490,6 +1510,7 @@ int main(void) {
   TEST("extensions: tables, heaps and random groups are skipped by size") test_extensions();
   TEST("pixel scale from PIXSCALE, the CD matrix or CDELT1") test_pixel_scale();
   TEST("malformed headers give errors naming the problem") test_malformed();
+  TEST("a gzip file, an empty file and a text file say what they are") test_not_the_format();
   TEST("truncated files") test_truncations();
   TEST("mutated files never crash") test_mutations();
   TEST("write and read back a float image") test_write_roundtrip();

@@ -36,6 +36,7 @@ int main(void) {
   if (strcmp(m->arch, ou66_arch)) { puts("arch text differs"); return 1; }
   if (m->value_count != OU66_VALUE_COUNT || memcmp(m->values, ou66_values, sizeof ou66_values)) { puts("values differ"); return 1; }
   if (lensnet_model_heap_size(ou66_arch, &bytes, &err) || bytes != OU66_HEAP_BYTES) { puts("OU66_HEAP_BYTES is not the heap size"); return 1; }
+  if (lensnet_model_workspace_floats(m, 1) != OU66_WORKSPACE_FLOATS) { puts("OU66_WORKSPACE_FLOATS is not the workspace"); return 1; }
   if (lensnet_model_init_preallocated(ou66_arch, ou66_values, OU66_VALUE_COUNT, block, sizeof block, &p, &err)) { puts(err.message); return 1; }
   if (ou66_meta_count != m->meta_count || strcmp(ou66_meta[2][0], m->meta_keys[2]) || strcmp(ou66_meta[2][1], m->meta_values[2])) {
     puts("metadata differs"); return 1;
@@ -47,7 +48,7 @@ C
 $cc -std=c99 -Wall -Wextra -pedantic -Werror -O1 -I. -I"$tmp" -o "$tmp/roundtrip" "$tmp/roundtrip.c" "$tmp/ou66_model.c" -lm >"$tmp/roundtrip.log" 2>&1; rc=$?
 check "the exported C compiles with -std=c99 -pedantic -Werror (exit $rc: $(head -n 5 "$tmp/roundtrip.log"))" [ "$rc" -eq 0 ]
 out=$("$tmp/roundtrip" 2>&1)
-check "the exported architecture, parameters (bit for bit), metadata and heap size are the model's ($out)" [ "$out" = same ]
+check "the exported architecture, parameters (bit for bit), metadata, heap and workspace sizes are the model's ($out)" [ "$out" = same ]
 "$lens" export-c weights/OU_66.safetensors --out "$tmp/x.c" --name 9lives >/dev/null 2>&1; rc=$?
 check "a --name that is not a C identifier is a usage error (exit $rc)" [ "$rc" -eq 2 ]
 "$lens" export-c weights/OU_66.safetensors --out "$tmp/x.txt" >/dev/null 2>&1; rc=$?

@@ -167,6 +167,7 @@ function show(a, name, kind) {
        (a.minmax ? '; each band min-max scaled to [0, 1]' : ''));
   if (a.unused_bands) fact(dl, 'bands', 'the first ' + a.input[0] + ' of ' + a.bands_in + ' used, in the order stored (the finder expects ' + bands + ')');
   if (a.nan_pixels || a.inf_pixels) fact(dl, 'blank pixels', (a.nan_pixels + a.inf_pixels) + ' NaN or infinite pixels set to 0');
+  (a.warnings || []).forEach(function (w) { fact(dl, 'warning', w); });
   fact(dl, 'logits', a.classes.map(function (c, k) { return c + ' ' + a.logits[k].toFixed(4); }).join(', '));
   fact(dl, 'p(lens)', String(p));
   $('command').textContent = kind === 'png' ? 'lens predict takes FITS and .npy, not PNG; for a FITS file of the same pixels: lens predict --model weights/' + a.model + '.safetensors --resize FILE'
@@ -349,6 +350,17 @@ function selftest() {
             'NAXIS   =                    1' + Array(51).join(' ') + 'NAXIS1  =                    5' + Array(51).join(' ') + 'END';
     openBytes('one_axis.fits', new TextEncoder().encode(h + Array(2880 - h.length + 1).join(' ') + Array(2881).join('\0')), function () {
       out.one_axis = {status: $('status').textContent, error: $('status').className === 'error'}; go();
+    });
+  });
+  step(function (go) { /* a blank 50 x 50 FITS image at 0.05"/pixel: scored, with what the score cannot know */
+    function card(s) { return (s + Array(81).join(' ')).slice(0, 80); }
+    function kv(k, v) { return card((k + '        ').slice(0, 8) + '= ' + (Array(21).join(' ') + v).slice(-20)); }
+    var h = kv('SIMPLE', 'T') + kv('BITPIX', '-32') + kv('NAXIS', '2') + kv('NAXIS1', '50') + kv('NAXIS2', '50') +
+            kv('PIXSCALE', '0.05') + card('END');
+    var bytes = new Uint8Array(2880 + 11520);
+    bytes.set(new TextEncoder().encode(h + Array(2880 - h.length + 1).join(' ')));
+    openBytes('blank.fits', bytes, function () {
+      out.blank = {p_lens: last ? last.p_lens : null, warnings: last ? last.warnings.join(' | ') : '', status: $('status').textContent}; go();
     });
   });
   step(function (go) { /* a PNG drawn here: decoded, scored, explained */

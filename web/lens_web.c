@@ -124,6 +124,39 @@ static int web_cutout_failure(const lensnet_model *m, const lensnet_cutout_repor
   }
 }
 
+/* What the score cannot know: the cutout's pixels resampled by count, not by arcseconds, to a
+ * field the finder was not trained on; a cutout blown up many times; a blank one. JSON strings
+ * appended to the answer's "warnings" (the page shows them beside the score). */
+static void web_warnings(size_t *at, const lensnet_model *m, const float *image, size_t bands, size_t h, size_t w,
+                         double arcsec, double model_scale) {
+  double field = arcsec * (double)w, model_field = model_scale * (double)m->in_w, ratio;
+  size_t k, n = bands * h * w;
+  int first = 1, blank = 1;
+  char text[400];
+  if (arcsec > 0.0 && model_scale > 0.0 && (ratio = field / model_field) > 0.0 && (ratio > 1.05 || ratio < 0.95)) {
+    snprintf(text, sizeof text,
+             "the cutout covers %.1f\" (%.3g\"/pixel); %s was trained on %.1f\" (%.3g\"/pixel). It is resampled by pixel "
+             "count, as lens predict --resize does, so to the finder its arcs look %.2f times their size on the sky: "
+             "cut a %.1f\" cutout for a fair score",
+             field, arcsec, web.model_name[web.current], model_field, model_scale, 1.0 / ratio, model_field);
+    web_append(at, "%s", first ? "" : ",");
+    web_append_string(at, text);
+    first = 0;
+  }
+  if (h * 4 <= m->in_h || w * 4 <= m->in_w) {
+    snprintf(text, sizeof text, "a %lu x %lu cutout is blown up to %lu x %lu: little is left to score", (unsigned long)h,
+             (unsigned long)w, (unsigned long)m->in_h, (unsigned long)m->in_w);
+    web_append(at, "%s", first ? "" : ",");
+    web_append_string(at, text);
+    first = 0;
+  }
+  for (k = 1; k < n && blank; k++) blank = image[k] == image[0];
+  if (blank) {
+    web_append(at, "%s", first ? "" : ",");
+    web_append_string(at, "every pixel has the same value: the score says nothing about this image");
+  }
+}
+
 /* Scores image [bands, h, w] with the finder its band count calls for, resized to the model's
  * input and scaled as its metadata asks: lens predict --resize. arcsec: the image's pixel scale
  * (0: unknown, then the model's). The answer (JSON) is in lensweb_text. */
@@ -171,9 +204,12 @@ static int web_predict(const float *image, size_t bands, size_t h, size_t w, dou
     web_append(&at, "%s", k ? "," : "");
     web_append_string(&at, name);
   }
-  web_append(&at, "],\"input\":[%lu,%lu,%lu],\"minmax\":%d,\"unused_bands\":%lu,\"nan_pixels\":%lu,\"inf_pixels\":%lu,\"arcsec\":%.6g}",
+  web_append(&at, "],\"input\":[%lu,%lu,%lu],\"minmax\":%d,\"unused_bands\":%lu,\"nan_pixels\":%lu,\"inf_pixels\":%lu,\"arcsec\":%.6g",
              (unsigned long)m->in_c, (unsigned long)m->in_h, (unsigned long)m->in_w, minmax, (unsigned long)report.unused_bands,
              (unsigned long)report.nan_pixels, (unsigned long)report.inf_pixels, web.arcsec);
+  web_append(&at, ",\"warnings\":[");
+  web_warnings(&at, m, image, bands, h, w, arcsec, model_scale);
+  web_append(&at, "]}");
   return 0;
 }
 
