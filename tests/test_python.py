@@ -196,6 +196,13 @@ def test_errors(tmp, sim, data):
     check("predict_file(a broken .npy) raises lens predict's message (%r)" % msg, err is not None and str(err) == msg)
     err = raises(lambda: lens.read(os.path.join(tmp, "absent.fits")))
     check("read(missing FITS) raises naming the file", err is not None and "absent.fits" in str(err))
+    err = raises(lambda: m.explain(data.images[0], "occlusion", patch=-3))
+    check("explain(patch=-3) raises naming the option (%s)" % err, err is not None and "patch must be" in str(err) and "-3" in str(err))
+    # a python without NumPy: the import names the interpreter and how to get NumPy
+    code = ("import sys; sys.modules['numpy'] = None; sys.path.insert(0, %r)\n"
+            "try:\n    import lens\nexcept ImportError as e:\n    print(e)\n") % os.path.dirname(os.path.dirname(lens.__file__))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    check("import lens without NumPy says what to install (%r)" % out.strip()[:80], "needs NumPy" in out and "python3-numpy" in out)
     m.close()
     err = raises(lambda: m.predict(data.images[:1]))
     check("a closed model raises instead of crashing", err is not None and "closed" in str(err))

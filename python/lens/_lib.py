@@ -10,8 +10,14 @@ Where the library comes from, first match wins:
 import ctypes
 import ctypes.util
 import os
+import sys
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError as e:  # a python without NumPy: say which one and how to get it
+    raise ImportError(f"the lens module needs NumPy, which {sys.executable} does not have: install it "
+                      f"(Debian/Ubuntu: apt-get install python3-numpy, for /usr/bin/python3; "
+                      f"else {sys.executable} -m pip install numpy)") from e
 
 __all__ = ["LensError", "lib", "library_path", "check", "as_f32", "ERROR_NAMES"]
 

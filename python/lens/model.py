@@ -337,6 +337,9 @@ class Model:
         t = -1 if target is None else int(target)
         L = -1 if layer is None else int(layer)
         shape, ndim, used, base, err = (ctypes.c_size_t * 3)(), ctypes.c_int(), ctypes.c_long(), ctypes.c_double(), Error()
+        for name, value in (("patch", patch), ("stride", stride), ("steps", steps), ("samples", samples)):
+            if int(value) < 0:
+                raise LensError(f"explain: {name} must be 0 (the default) or positive, not {int(value)}", 6)
         args = (self._handle(), encode(method), ptr(x), t, L, int(patch), int(stride), float(fill), int(steps), int(samples),
                 float(noise), int(seed))
         check(lib.liblens_explain(*args, None, 0, shape, ctypes.byref(ndim), ctypes.byref(used), None, ctypes.byref(err)), err)
