@@ -948,6 +948,7 @@ LENSNET_API void lensnet_regression_combine(const lensnet_regression *r, const f
  *               the bands (lensnet_channels_parse reads "0,2,3"), fits the size (exact, bilinear
  *               resize in PyTorch's convention, or a central crop), optionally min-max scales each
  *               band, and sets NaN and infinite pixels to 0, counting them in the report.
+ *               lensnet_cutout_score does that, the forward pass and P(lens) in one call.
  *   Classes     lensnet_model_class_index(m, "lens", ...) reads the metadata "classes" (e.g.
  *               "non-lens,lens"); a name it does not list, or lists beyond the model's outputs,
  *               falls back to the last output (the lens class of two-class finders).
@@ -998,6 +999,16 @@ typedef struct {
 LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
                                                   size_t bands, size_t h, size_t w, float *out,
                                                   lensnet_cutout_report *report, lensnet_error *err);
+/* What `lens predict` computes for one cutout: image [bands, h, w] prepared by
+ * lensnet_cutout_prepare(desc) into prepared [in_c, in_h, in_w], one forward pass with the
+ * caller's workspace (lensnet_model_workspace_floats(m, 1) floats; NULL: one allocation), the
+ * outputs into logits [out_features] and, when p_lens is not NULL, P(lens)
+ * (lensnet_lens_probability of lensnet_model_class_index(m, "lens")). A finder's score in one
+ * call, for callers that score one object at a time (the Python module, the browser page). */
+LENSNET_API lensnet_result lensnet_cutout_score(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
+                                                size_t bands, size_t h, size_t w, float *prepared, float *workspace,
+                                                float *logits, double *p_lens, lensnet_cutout_report *report,
+                                                lensnet_error *err);
 /* How the model wants its inputs scaled, from its metadata: "preprocess" (minmax or none), or for
  * older files "train.minmax" = 1; nothing stated means none. *minmax gets 1 or 0; *key (may be
  * NULL) names the metadata key that said so, or NULL when none did. An unknown "preprocess"
@@ -7611,6 +7622,22 @@ static lensnet_scan_desc lensnet__scan_resolve(const lensnet_scan_desc *desc, si
   return d;
 }
 
+
+LENSNET_API lensnet_result lensnet_cutout_score(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
+                                                size_t bands, size_t h, size_t w, float *prepared, float *workspace,
+                                                float *logits, double *p_lens, lensnet_cutout_report *report,
+                                                lensnet_error *err) {
+  lensnet_result r;
+  size_t lens = 0;
+  if (!m || !prepared || !logits) return lensnet__fail(err, LENSNET_ERR_ARG, "cutout_score: NULL %s", !m ? "model" : !prepared ? "prepared" : "logits");
+  if ((r = lensnet_cutout_prepare(m, desc, image, bands, h, w, prepared, report, err)) != LENSNET_OK) return r;
+  if ((r = lensnet_model_forward(m, 1, prepared, logits, workspace, err)) != LENSNET_OK) return r;
+  if (p_lens) {
+    lensnet_model_class_index(m, "lens", &lens, NULL); /* cannot fail: the model has outputs */
+    *p_lens = lensnet_lens_probability(logits, m->out_features, lens);
+  }
+  return LENSNET_OK;
+}
 LENSNET_API lensnet_result lensnet_scan_grid_of(const lensnet_model *m, const lensnet_scan_desc *desc, size_t bands, size_t h,
                                                 size_t w, lensnet_scan_grid *g, lensnet_error *err) {
   lensnet_scan_desc d;

@@ -153,19 +153,18 @@ LIBLENS_API lensnet_result liblens_prepare(const lensnet_model *m, const float *
 LIBLENS_API lensnet_result liblens_predict(const lensnet_model *m, const float *images, size_t n, size_t bands, size_t h, size_t w,
                                            const size_t *channels, size_t channel_count, int size_fit, int minmax, float *logits,
                                            double *p_lens, size_t *counts, lensnet_error *err) {
-  size_t per = m->in_c * m->in_h * m->in_w, ws = lensnet_model_workspace_floats(m, 1), lens = 0, k;
+  lensnet_cutout_desc d = liblens__cutout(channels, channel_count, size_fit, minmax);
+  size_t per = m->in_c * m->in_h * m->in_w, ws = lensnet_model_workspace_floats(m, 1), k;
   float *input = (float *)malloc((per + ws) * sizeof(float));
-  size_t c[3];
   lensnet_result r = LENSNET_OK;
   if (counts) counts[0] = counts[1] = counts[2] = 0;
   if (!ws || !input) { free(input); return liblens__fail(err, LENSNET_ERR_NOMEM, "out of memory for the model's workspace"); }
-  lensnet_model_class_index(m, "lens", &lens, NULL);
   for (k = 0; k < n && r == LENSNET_OK; k++) {
-    r = liblens_prepare(m, images + k * bands * h * w, 1, bands, h, w, channels, channel_count, size_fit, minmax, input, c, err);
+    lensnet_cutout_report rep;
+    r = lensnet_cutout_score(m, &d, images + k * bands * h * w, bands, h, w, input, input + per, logits + k * m->out_features,
+                             p_lens ? p_lens + k : NULL, &rep, err);
     if (r != LENSNET_OK) liblens__prefix(err, n, k);
-    else r = lensnet_model_forward(m, 1, input, logits + k * m->out_features, input + per, err);
-    if (r == LENSNET_OK && p_lens) p_lens[k] = lensnet_lens_probability(logits + k * m->out_features, m->out_features, lens);
-    if (r == LENSNET_OK && counts) { counts[0] += c[0]; counts[1] += c[1]; counts[2] = c[2]; }
+    else if (counts) { counts[0] += rep.nan_pixels; counts[1] += rep.inf_pixels; counts[2] = rep.unused_bands; }
   }
   free(input);
   return r;

@@ -6,6 +6,7 @@
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #include "check.h"
+#include <math.h>
 #include <string.h>
 
 static lensnet_model *tiny_model(size_t bands, size_t side, size_t outputs, const char *classes) {
@@ -235,6 +236,46 @@ static void test_model_preprocess(void) {
   }
 }
 
+/* lensnet_cutout_score on the released OU-66 and the reference inputs (tests/data/wilde2022,
+ * 4 x 66 x 66, no scaling: how the references were made): PyTorch's logits, and the softmax of
+ * them as P(lens); a refused cutout says why in the report. */
+static void test_cutout_score(void) {
+  lensnet_model *m = NULL;
+  lensnet_tensor in, ref;
+  lensnet_error err;
+  lensnet_cutout_report rep;
+  float prepared[4 * 66 * 66], logits[2];
+  size_t k, n;
+  double p, worst = 0.0, worst_p = 0.0;
+  if (lensnet_model_load("weights/OU_66.safetensors", &m, &err) != LENSNET_OK ||
+      lensnet_npy_read("tests/data/wilde2022/inputs_66.npy", &in, &err) != LENSNET_OK ||
+      lensnet_npy_read("tests/data/wilde2022/logits_OU_66.npy", &ref, &err) != LENSNET_OK) {
+    CHECK(0, "inputs: %s", err.message);
+    lensnet_model_free(m);
+    return;
+  }
+  n = in.shape[0];
+  for (k = 0; k < n; k++) {
+    const float *want = ref.data + 2 * k;
+    double e0, e1, pw;
+    CHECK(lensnet_cutout_score(m, NULL, in.data + k * 4 * 66 * 66, 4, 66, 66, prepared, NULL, logits, &p, &rep, &err) == LENSNET_OK,
+          "image %lu: %s", (unsigned long)k, err.message);
+    e0 = fabs(logits[0] - want[0]); e1 = fabs(logits[1] - want[1]);
+    if (e0 > worst) worst = e0;
+    if (e1 > worst) worst = e1;
+    pw = 1.0 / (1.0 + exp((double)want[0] - (double)want[1])); /* softmax of PyTorch's logits, class 1 = lens */
+    if (fabs(p - pw) > worst_p) worst_p = fabs(p - pw);
+  }
+  CHECK(worst <= 1e-4, "logits within 1e-4 of PyTorch's (largest difference %g)", worst);
+  CHECK(worst_p <= 1e-5, "P(lens) within 1e-5 of the softmax of PyTorch's logits (largest difference %g)", worst_p);
+  CHECK(lensnet_cutout_score(m, NULL, in.data, 4, 60, 60, prepared, NULL, logits, &p, &rep, &err) == LENSNET_ERR_SHAPE &&
+            rep.issue == LENSNET_CUTOUT_SIZE, "a 60 x 60 cutout without a size fit is refused (%s)", err.message);
+  CHECK(lensnet_cutout_score(m, NULL, in.data, 4, 66, 66, NULL, NULL, logits, &p, &rep, &err) == LENSNET_ERR_ARG, "no buffer: refused");
+  lensnet_tensor_free(&in);
+  lensnet_tensor_free(&ref);
+  lensnet_model_free(m);
+}
+
 int main(void) {
   TEST("cutouts: band selection, exact size, resize, crop") test_cutout_selection_and_fit();
   TEST("cutouts: min-max and non-finite pixels") test_cutout_minmax_and_nonfinite();
@@ -243,6 +284,7 @@ int main(void) {
   TEST("class lookup from the 'classes' metadata, with the last output as fallback") test_classes();
   TEST("band names and pixel scale from the metadata") test_bands_and_pixel_scale();
   TEST("p(lens): a stable softmax") test_lens_probability();
+  TEST("a cutout scored in one call: OU-66 against PyTorch") test_cutout_score();
   TEST("the scaling a model's metadata asks for") test_model_preprocess();
   TEST("label column of labels.csv: label, class, is_lens") test_label_columns();
   return check_summary();

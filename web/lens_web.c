@@ -169,7 +169,7 @@ static int web_predict(const float *image, size_t bands, size_t h, size_t w, dou
   float logits[64];
   char name[64];
   double p, model_scale = 0.0;
-  size_t lens_class, k, at = 0;
+  size_t k, at = 0;
   int slot = web.model[1] && bands >= web.model[1]->in_c ? 1 : 0, minmax;
   if (!(m = web.model[slot])) return web_fail("the finder is not loaded");
   if (m->out_features > sizeof logits / sizeof logits[0]) return web_fail("%s: too many outputs", web.model_name[slot]);
@@ -180,11 +180,9 @@ static int web_predict(const float *image, size_t bands, size_t h, size_t w, dou
   memset(&desc, 0, sizeof desc);
   desc.size = LENSNET_SIZE_RESIZE;
   desc.minmax = minmax;
-  if (lensnet_cutout_prepare(m, &desc, image, bands, h, w, web.input, &report, &err) != LENSNET_OK)
-    return web_cutout_failure(m, &report, bands, &err);
-  if (lensnet_model_forward(m, 1, web.input, logits, NULL, &err) != LENSNET_OK) return web_fail_err(&err);
-  lensnet_model_class_index(m, "lens", &lens_class, NULL);
-  p = lensnet_lens_probability(logits, m->out_features, lens_class);
+  memset(&report, 0, sizeof report);
+  if (lensnet_cutout_score(m, &desc, image, bands, h, w, web.input, NULL, logits, &p, &report, &err) != LENSNET_OK)
+    return report.issue != LENSNET_CUTOUT_OK ? web_cutout_failure(m, &report, bands, &err) : web_fail_err(&err);
   web.current = slot;
   lensnet_model_pixel_scale(m, &model_scale, NULL);
   web.arcsec = arcsec > 0.0 ? arcsec * (double)w / (double)m->in_w : model_scale;
