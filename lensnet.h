@@ -5354,10 +5354,25 @@ LENSNET__VECTORIZE static void lensnet__relu_backward(const float *LENSNET__REST
   else for (k = 0; k < n; k++) { float g = dy[k], v = y[k]; dx[k] = v > 0.0f ? g : 0.0f; }
 }
 
-LENSNET__VECTORIZE static void lensnet__dropout_backward(const unsigned char *LENSNET__RESTRICT mask, const float *LENSNET__RESTRICT dy,
-                                      float *LENSNET__RESTRICT dx, size_t n, float scale) {
+/* y[k] = x[k] * scale where mask[k] is 1, +0.0 where it is 0: the choice made with an integer
+ * mask of all ones or all zeros, which compilers vectorise; written as `mask ? v : 0.0f` GCC kept
+ * a branch per element, and dropout's two passes took 14% of an OU-66 training step. The same
+ * bits as the branch: v, or +0.0 (not -0.0, not NaN, whatever x holds). */
+LENSNET__VECTORIZE static void lensnet__masked_scale(const unsigned char *LENSNET__RESTRICT mask, const float *LENSNET__RESTRICT x,
+                                                     float *LENSNET__RESTRICT y, size_t n, float scale) {
   size_t k;
-  for (k = 0; k < n; k++) { float g = dy[k] * scale; dx[k] = mask[k] ? g : 0.0f; }
+  for (k = 0; k < n; k++) {
+    float v = x[k] * scale;
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    bits &= 0u - (uint32_t)mask[k];
+    memcpy(&y[k], &bits, sizeof bits);
+  }
+}
+
+static void lensnet__dropout_backward(const unsigned char *LENSNET__RESTRICT mask, const float *LENSNET__RESTRICT dy,
+                                      float *LENSNET__RESTRICT dx, size_t n, float scale) {
+  lensnet__masked_scale(mask, dy, dx, n, scale);
 }
 
 /* Dropout masks from one 64-bit draw per four elements (16 bits each, compared with
@@ -5375,7 +5390,7 @@ LENSNET__VECTORIZE static void lensnet__dropout_forward(lensnet_rng *rng, float 
     size_t q;
     for (q = 0; q < 4 && k + q < n; q++) mask[k + q] = (uint32_t)((bits >> (16 * q)) & 0xFFFFu) < threshold;
   }
-  for (k = 0; k < n; k++) { float v = x[k] * scale; y[k] = mask[k] ? v : 0.0f; }
+  lensnet__masked_scale(mask, x, y, n, scale);
   *rng = r;
 }
 

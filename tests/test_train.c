@@ -5,6 +5,7 @@
 #include "lensnet.h"
 #include "check.h"
 #include "../tools/pool.c"
+#include <math.h>
 #include <string.h>
 
 #ifndef GC_EPS
@@ -460,10 +461,30 @@ static void test_learns_rings(void) {
   lens_pool_free(pool);
 }
 
+/* Dropout's select (lensnet__masked_scale, forward and backward alike) against the plain
+ * `mask ? x * scale : 0` on the values that tell selects apart: a dropped negative, zero, infinite
+ * or NaN value gives +0.0, a kept one x * scale, bit for bit. */
+static void test_dropout_select(void) {
+  static const float x[12] = {1.5f, -2.25f, 0.0f, -0.0f, INFINITY, -INFINITY, NAN, 3e38f, -1e-40f, 7.0f, -7.0f, 0.1f};
+  unsigned char mask[12];
+  float y[12], want[12];
+  size_t k, round, same = 0;
+  for (round = 0; round < 2; round++) {
+    for (k = 0; k < 12; k++) mask[k] = (unsigned char)((k + round) % 2);
+    lensnet__masked_scale(mask, x, y, 12, 1.25f);
+    for (k = 0; k < 12; k++) {
+      want[k] = mask[k] ? x[k] * 1.25f : 0.0f;
+      same += !memcmp(&y[k], &want[k], sizeof(float));
+    }
+  }
+  CHECK(same == 24, "%lu of 24 values have the bits of the plain select", (unsigned long)same);
+}
+
 int main(void) {
   TEST("backward passes against finite differences") test_gradients();
   TEST("input gradients alone (skip_param_grads) equal those of a full backward pass") test_input_gradients_alone();
   TEST("dropout drops the asked share and scales the rest by 1/(1-p); inference passes all") test_dropout();
+  TEST("dropout keeps x / (1-p) or gives +0.0, bit for bit, whatever x holds") test_dropout_select();
   TEST("a batch whose class weights sum to zero has loss 0 and no gradient, not NaN") test_zero_class_weights();
   TEST("losses against PyTorch (value and gradient)") test_losses();
   TEST("optimisers against PyTorch") test_optimisers();
