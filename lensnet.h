@@ -72,7 +72,8 @@
  *               and lensnet_lens_probability, band names and pixel scale from the metadata, the
  *               streaming atomic lensnet_npy_writer, lensnet_csv_label_column and the CSV table
  *               reader lensnet_csv_read, scanning fields larger than the input
- *               (lensnet_scan_map: a p_lens map; lensnet_scan_detect: peaks and NMS); the section
+ *               (lensnet_scan_map: a p_lens map; lensnet_scan_detect: peaks and NMS;
+ *               lensnet_scan_locate: positions from a locator network); the section
  *               "Recipes" below the declarations says more.
  *   Architecture text  one layer per line (or separated by ';'), options as key=value, '#'
  *               starts a comment:
@@ -1059,6 +1060,7 @@ typedef struct {
   double x, y;                      /* field pixels (0-based, pixel centres at integers) */
   float p_lens;                     /* the map at the peak */
   size_t row, col;                  /* the peak's window */
+  double sigma_x, sigma_y;          /* position uncertainty in pixels from a locator (lensnet_scan_locate); else 0 */
 } lensnet_detection;
 
 /* The grid of scanning an image [bands, h, w]; LENSNET_ERR_SHAPE when the image is smaller than
@@ -1074,6 +1076,29 @@ LENSNET_API lensnet_result lensnet_scan_map(const lensnet_model *m, const lensne
  * (more than cap: only the first cap written). desc may be NULL. No allocation. */
 LENSNET_API size_t lensnet_scan_detect(const float *map, const lensnet_scan_grid *grid, const lensnet_scan_desc *desc,
                                        lensnet_detection *out, size_t cap);
+
+/* lensnet_scan_locate moves detections to where a locator puts them. A locator is a regression
+ * model (lensnet_model_regression) with the targets center_x and center_y: an object's position
+ * relative to the centre of its input ((in_w - 1) / 2, (in_h - 1) / 2), in arcsec, x along
+ * columns and y along rows, as `lens sim --windows` labels its training windows. For each
+ * detection, the locator's window centred on the pixel nearest (x, y) (moved inside the image at
+ * its edges) is prepared as scan windows are (desc's channels, the locator's minmax) and the
+ * position becomes the window's centre plus the predicted centre over pixel_scale; `passes`
+ * times, each window centred on the last position, so the last prediction is made with the
+ * object near the window's centre. A located detection then within desc's nms_radius of a
+ * stronger one is dropped (the order is otherwise kept). sigma_x, sigma_y get the locator's
+ * standard deviations in pixels (0 for an mse locator). Returns LENSNET_ERR_ARG when the locator
+ * is not a regression model with those targets or pixel_scale is not positive,
+ * LENSNET_ERR_SHAPE when the image is smaller than its window or has too few bands. *count is
+ * updated. Allocates one window and workspace (LENSNET_MALLOC). */
+typedef struct {
+  double pixel_scale;               /* arcsec per image pixel (the locator's input pixels); required */
+  int minmax;                       /* nonzero: min-max scale each window per band (the locator's preprocess) */
+  size_t passes;                    /* predictions per detection; default 0: 2 */
+} lensnet_locate_desc;
+LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, const lensnet_locate_desc *locate,
+                                               const lensnet_scan_desc *desc, const float *image, size_t bands, size_t h,
+                                               size_t w, lensnet_detection *det, size_t *count, lensnet_error *err);
 
 /* The output index of class `name`, see above; LENSNET_ERR_ARG only for a model without outputs. */
 LENSNET_API lensnet_result lensnet_model_class_index(const lensnet_model *m, const char *name, size_t *index,
@@ -7693,17 +7718,23 @@ typedef struct {
   int failed;
 } lensnet__scan;
 
-/* Window (row, col) as the model's input in `in`, prepared as lensnet_cutout_prepare would. */
-static void lensnet__scan_window(const lensnet__scan *s, size_t row, size_t col, float *in) {
-  const lensnet_model *m = s->m;
-  size_t hw = m->in_h * m->in_w, c, y, k, x0 = col * s->g.stride, y0 = row * s->g.stride;
+/* The window of m's input size with top-left pixel (x0, y0) of image [.., h, w] as m's input in
+ * `in`, prepared as lensnet_cutout_prepare would. */
+static void lensnet__window_cut(const lensnet_model *m, const size_t *channels, int minmax, const float *image, size_t h,
+                                size_t w, size_t x0, size_t y0, float *in) {
+  size_t hw = m->in_h * m->in_w, c, y, k;
   for (c = 0; c < m->in_c; c++) {
-    const float *band = s->image + (s->d.channels ? s->d.channels[c] : c) * s->h * s->w;
-    for (y = 0; y < m->in_h; y++) memcpy(in + c * hw + y * m->in_w, band + (y0 + y) * s->w + x0, m->in_w * sizeof(float));
+    const float *band = image + (channels ? channels[c] : c) * h * w;
+    for (y = 0; y < m->in_h; y++) memcpy(in + c * hw + y * m->in_w, band + (y0 + y) * w + x0, m->in_w * sizeof(float));
   }
   for (k = 0; k < m->in_c * hw; k++) /* x - x is 0 for finite x: infinities become NaN, which min-max skips */
-    if (in[k] - in[k] != 0.0f) in[k] = s->d.minmax ? (float)NAN : 0.0f;
-  if (s->d.minmax) lensnet_minmax_normalize(in, m->in_c, hw);
+    if (in[k] - in[k] != 0.0f) in[k] = minmax ? (float)NAN : 0.0f;
+  if (minmax) lensnet_minmax_normalize(in, m->in_c, hw);
+}
+
+/* Window (row, col) of a scan as the model's input in `in`. */
+static void lensnet__scan_window(const lensnet__scan *s, size_t row, size_t col, float *in) {
+  lensnet__window_cut(s->m, s->d.channels, s->d.minmax, s->image, s->h, s->w, col * s->g.stride, row * s->g.stride, in);
 }
 
 /* One row of windows, each scored alone. */
@@ -7827,10 +7858,76 @@ LENSNET_API size_t lensnet_scan_detect(const float *map, const lensnet_scan_grid
       out[found].p_lens = bv;
       out[found].row = best / g->cols;
       out[found].col = best % g->cols;
+      out[found].sigma_x = out[found].sigma_y = 0.0;
     }
     found++;
   }
   return found;
+}
+
+/* The top-left pixel of a window of side `win` centred as near position `pos` as the image
+ * (side `len`) allows. */
+static size_t lensnet__window_start(double pos, size_t win, size_t len) {
+  double start = floor(pos - 0.5 * ((double)win - 1) + 0.5);
+  if (start < 0) start = 0;
+  if (start > (double)(len - win)) start = (double)(len - win);
+  return (size_t)start;
+}
+
+LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, const lensnet_locate_desc *locate,
+                                               const lensnet_scan_desc *desc, const float *image, size_t bands, size_t h,
+                                               size_t w, lensnet_detection *det, size_t *count, lensnet_error *err) {
+  lensnet_regression reg;
+  lensnet_scan_grid g;
+  lensnet_scan_desc d;
+  lensnet_result r;
+  size_t ix = 0, iy = 0, k, j, pass, passes, kept = 0, floats;
+  float *in, *out, *ws;
+  int have_x = 0, have_y = 0;
+  if (!locator || !locate || !image || !det || !count) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: NULL argument");
+  if ((r = lensnet_model_regression(locator, &reg, err)) != LENSNET_OK) {
+    if (r == LENSNET_ERR_ARG) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: the locator is not a regression model with targets center_x, center_y");
+    return r;
+  }
+  for (k = 0; k < reg.count; k++) {
+    if (!strcmp(reg.names[k], "center_x")) { ix = k; have_x = 1; }
+    if (!strcmp(reg.names[k], "center_y")) { iy = k; have_y = 1; }
+  }
+  if (!have_x || !have_y) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: the locator's targets do not include center_x and center_y");
+  if (!(locate->pixel_scale > 0)) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: the pixel scale must be positive");
+  if ((r = lensnet_scan_grid_of(locator, desc, bands, h, w, &g, err)) != LENSNET_OK) return r;
+  d = lensnet__scan_resolve(desc, locator->in_w);
+  passes = locate->passes ? locate->passes : 2;
+  floats = locator->in_c * locator->in_h * locator->in_w + locator->out_features + lensnet_model_workspace_floats(locator, 1);
+  if (!(in = LENSNET__CAST(float *, LENSNET_MALLOC(floats * sizeof(float))))) return lensnet__fail(err, LENSNET_ERR_NOMEM, "locate: out of memory");
+  out = in + locator->in_c * locator->in_h * locator->in_w;
+  ws = out + locator->out_features;
+  for (k = 0; k < *count; k++) {
+    double x = det[k].x, y = det[k].y, mean[LENSNET_REGRESSION_MAX], sigma[LENSNET_REGRESSION_MAX];
+    int dup = 0;
+    for (pass = 0; pass < passes; pass++) {
+      size_t x0 = lensnet__window_start(x, locator->in_w, w), y0 = lensnet__window_start(y, locator->in_h, h);
+      lensnet__window_cut(locator, d.channels, locate->minmax, image, h, w, x0, y0, in);
+      if ((r = lensnet_model_forward(locator, 1, in, out, ws, err)) != LENSNET_OK) { LENSNET_FREE(in); return r; }
+      lensnet_regression_combine(&reg, out, 1, locator->out_features, mean, sigma, NULL, NULL);
+      x = (double)x0 + 0.5 * ((double)locator->in_w - 1) + mean[ix] / locate->pixel_scale;
+      y = (double)y0 + 0.5 * ((double)locator->in_h - 1) + mean[iy] / locate->pixel_scale;
+    }
+    for (j = 0; j < kept && d.nms_radius >= 0; j++) {
+      double dx = det[j].x - x, dy = det[j].y - y;
+      if (dx * dx + dy * dy <= d.nms_radius * d.nms_radius) { dup = 1; break; }
+    }
+    if (dup) continue;
+    det[kept] = det[k];
+    det[kept].x = x;
+    det[kept].y = y;
+    det[kept].sigma_x = sigma[ix] / locate->pixel_scale;
+    det[kept].sigma_y = sigma[iy] / locate->pixel_scale;
+    kept++;
+  }
+  LENSNET_FREE(in);
+  *count = kept;
+  return LENSNET_OK;
 }
 
 LENSNET_API lensnet_result lensnet_model_preprocess(const lensnet_model *m, int *minmax, const char **key, lensnet_error *err) {

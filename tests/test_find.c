@@ -1,7 +1,8 @@
 /* Finding lenses in fields, the library half: the TAN WCS (lensnet_fits_wcs,
  * lensnet_wcs_pixel_to_world) against the gnomonic formulas written out independently here,
  * FITS files with extra cards, the scan (lensnet_scan_map / lensnet_scan_detect) with a tiny
- * model whose score peaks on a bright blob, and the field simulator (lenssim_field_*). */
+ * model whose score peaks on a bright blob, the locator (lensnet_scan_locate) with a linear
+ * centroid network, and the field simulator (lenssim_field_*). */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #define LENSSIM_IMPLEMENTATION
@@ -403,10 +404,126 @@ static void test_field(void) {
   free(b);
 }
 
+
+/* A locator for one blob of known flux F on a dark sky: center_x = pixel_scale * sum((x - c) I) / F,
+ * the blob's centroid relative to the window's centre c in arcsec, one linear dense layer (mse
+ * regression metadata, mean 0, std 1). A window that holds the whole blob gives its true centre. */
+static lensnet_model *centroid_locator(size_t side, double flux, double pixel_scale) {
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  char arch[128];
+  const lensnet_param *dw, *db;
+  size_t y, x, n = side * side;
+  double c = 0.5 * ((double)side - 1);
+  snprintf(arch, sizeof arch, "input 1 %lu %lu\nflatten\ndense name=d out=2", (unsigned long)side, (unsigned long)side);
+  if (lensnet_model_create(arch, &m, &err) != LENSNET_OK) {
+    CHECK(0, "locator: %s", err.message);
+    return NULL;
+  }
+  dw = lensnet_model_param(m, "d.weight");
+  db = lensnet_model_param(m, "d.bias");
+  for (y = 0; y < side; y++)
+    for (x = 0; x < side; x++) {
+      m->values[dw->offset + y * side + x] = (float)(pixel_scale * ((double)x - c) / flux);
+      m->values[dw->offset + n + y * side + x] = (float)(pixel_scale * ((double)y - c) / flux);
+    }
+  m->values[db->offset] = m->values[db->offset + 1] = 0.0f;
+  lensnet_model_set_meta(m, "regress.targets", "center_x,center_y");
+  lensnet_model_set_meta(m, "regress.loss", "mse");
+  lensnet_model_set_meta(m, "regress.mean", "0,0");
+  lensnet_model_set_meta(m, "regress.std", "1,1");
+  return m;
+}
+
+static void test_locate(void) {
+  enum { H = 48, WD = 56, SIDE = 17 };
+  static float img[H * WD];
+  lensnet_model *loc = centroid_locator(SIDE, 0, 1), *blob = blob_model();
+  lensnet_locate_desc ld;
+  lensnet_detection det[3];
+  lensnet_error err;
+  size_t n, y, x;
+  double flux = 0, ps = 0.3;
+  /* the blob's flux, summed over a grid wide enough to hold all of it */
+  for (y = 0; y < 200; y++)
+    for (x = 0; x < 200; x++) flux += 5.0 * exp(-(((double)x - 100.3) * ((double)x - 100.3) + ((double)y - 99.6) * ((double)y - 99.6)) / 4.0);
+  lensnet_model_free(loc);
+  loc = centroid_locator(SIDE, flux, ps);
+  if (!loc || !blob) return;
+  memset(img, 0, sizeof img);
+  add_blob(img, H, WD, 30.3, 21.6, 5.0);
+  memset(&ld, 0, sizeof ld);
+  ld.pixel_scale = ps;
+  TEST("a locator moves a detection 7.6 pixels off onto the blob's centre") {
+    double e1, e2;
+    memset(det, 0, sizeof det);
+    det[0].x = 24.0; det[0].y = 26.0; det[0].p_lens = 0.9f;
+    n = 1;
+    ld.passes = 1;
+    CHECK(lensnet_scan_locate(loc, &ld, NULL, img, 1, H, WD, det, &n, &err) == LENSNET_OK && n == 1, "locate: %s", err.message);
+    e1 = hypot(det[0].x - 30.3, det[0].y - 21.6);
+    det[0].x = 24.0; det[0].y = 26.0;
+    ld.passes = 0; /* default: 2 */
+    CHECK(lensnet_scan_locate(loc, &ld, NULL, img, 1, H, WD, det, &n, &err) == LENSNET_OK && n == 1, "locate: %s", err.message);
+    e2 = hypot(det[0].x - 30.3, det[0].y - 21.6);
+    /* the first window cuts the blob's far side (its centroid lies short of the centre); the
+     * second, centred within half a pixel of the blob, holds all of it */
+    CHECK(e1 > 0.02 && e1 < 1.0, "one pass: %.4f px off (the window truncates the blob)", e1);
+    CHECK(e2 < 1e-3, "two passes: (%.5f, %.5f), %.2e px off", det[0].x, det[0].y, e2);
+    CHECK(det[0].sigma_x == 0 && det[0].sigma_y == 0 && det[0].p_lens == 0.9f, "an mse locator has no sigma; p_lens kept");
+  }
+  TEST("a window at the image's edge is moved inside; the position stays right") {
+    memset(img, 0, sizeof img);
+    add_blob(img, H, WD, 9.2, 38.7, 5.0); /* 8 pixels from the left edge, 9 from the bottom: SIDE / 2 = 8 */
+    memset(det, 0, sizeof det);
+    det[0].x = 3.0; det[0].y = 46.0;
+    n = 1;
+    ld.passes = 3;
+    CHECK(lensnet_scan_locate(loc, &ld, NULL, img, 1, H, WD, det, &n, &err) == LENSNET_OK && n == 1, "locate: %s", err.message);
+    CHECK(hypot(det[0].x - 9.2, det[0].y - 38.7) < 1e-3, "(%.4f, %.4f)", det[0].x, det[0].y);
+  }
+  TEST("two detections of one blob become one, the stronger; a distant one stays, in order") {
+    memset(img, 0, sizeof img);
+    add_blob(img, H, WD, 20.0, 20.0, 5.0);
+    add_blob(img, H, WD, 44.0, 30.0, 5.0);
+    memset(det, 0, sizeof det);
+    det[0].x = 17.0; det[0].y = 18.0; det[0].p_lens = 0.9f;
+    det[1].x = 24.0; det[1].y = 22.0; det[1].p_lens = 0.8f;
+    det[2].x = 43.0; det[2].y = 31.0; det[2].p_lens = 0.7f;
+    n = 3;
+    ld.passes = 2;
+    {
+      lensnet_scan_desc d;
+      memset(&d, 0, sizeof d);
+      d.nms_radius = 5.0;
+      CHECK(lensnet_scan_locate(loc, &ld, &d, img, 1, H, WD, det, &n, &err) == LENSNET_OK, "locate: %s", err.message);
+    }
+    CHECK(n == 2 && det[0].p_lens == 0.9f && det[1].p_lens == 0.7f, "%lu kept", (unsigned long)n);
+    CHECK(n == 2 && hypot(det[0].x - 20, det[0].y - 20) < 1e-2 && hypot(det[1].x - 44, det[1].y - 30) < 1e-2, "(%.3f, %.3f) (%.3f, %.3f)",
+          det[0].x, det[0].y, det[1].x, det[1].y);
+  }
+  TEST("locate refuses a finder, a locator without centres, no pixel scale, a small image") {
+    n = 1;
+    det[0].x = det[0].y = 20;
+    CHECK(lensnet_scan_locate(blob, &ld, NULL, img, 2, H, WD, det, &n, &err) == LENSNET_ERR_ARG && strstr(err.message, "center_x"), "%s", err.message);
+    lensnet_model_set_meta(loc, "regress.targets", "theta_E,center_y");
+    CHECK(lensnet_scan_locate(loc, &ld, NULL, img, 1, H, WD, det, &n, &err) == LENSNET_ERR_ARG && strstr(err.message, "center_x"), "%s", err.message);
+    lensnet_model_set_meta(loc, "regress.targets", "center_x,center_y");
+    ld.pixel_scale = 0;
+    CHECK(lensnet_scan_locate(loc, &ld, NULL, img, 1, H, WD, det, &n, &err) == LENSNET_ERR_ARG && strstr(err.message, "pixel scale"), "%s", err.message);
+    ld.pixel_scale = ps;
+    CHECK(lensnet_scan_locate(loc, &ld, NULL, img, 1, 10, 10, det, &n, &err) == LENSNET_ERR_SHAPE, "%s", err.message);
+    CHECK(n == 1, "the count is untouched on failure");
+  }
+  lensnet_model_free(loc);
+  lensnet_model_free(blob);
+}
+
 int main(void) {
   test_gnomonic();
   test_fits_cards();
   test_scan();
   test_field();
+  test_locate();
   return check_summary();
 }

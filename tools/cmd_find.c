@@ -15,6 +15,10 @@
  *                            row S + (win - 1) / 2)
  *   DIR/overview_NAME.png    an asinh composite of the field with each detection's window drawn
  *
+ * --locator L moves each detection to where a locator network puts it (lensnet_scan_locate: a
+ * regression model predicting center_x, center_y of the object in its window, trained on `lens sim
+ * --windows` lenses) and adds the columns x_sigma, y_sigma (its uncertainty in pixels).
+ *
  * --shard I/N scans a contiguous block of the fields ([I n/N, (I+1) n/N) of the n given) and
  * records it in DIR/shard.json (command "find", listing detections.csv); `lens merge` joins the
  * shards' detections.csv in field order. Every file is written under a temporary name and
@@ -33,7 +37,8 @@
 typedef struct {
   char **fields;
   int field_count;
-  const char *model_path, *out_dir;
+  const char *model_path, *out_dir, *locator_path;
+  size_t locate_passes;
   size_t stride;
   double threshold, nms_radius;
   int no_refine;
@@ -52,6 +57,10 @@ static const lens_option find_rows[] = {
   LENS_DOUBLE(T, "threshold", threshold, 0, 1, 0.5, "T", "least p_lens of a detection (default 0.5)"),
   LENS_DOUBLE(T, "nms-radius", nms_radius, 0, 1e6, 0, "R", "detections closer than R pixels are merged into the strongest\n"
               "(default: half the window)"),
+  LENS_TEXT(T, "locator", 0, locator_path, NULL, "L.safetensors", "a locator (regression on center_x, center_y) that moves each\n"
+            "detection to the object's centre and gives x_sigma, y_sigma (docs/find.md)"),
+  LENS_SIZE(T, "locate-passes", locate_passes, 1, 16, 0, "K", "with --locator: predictions per detection, each window\n"
+            "centred on the last position (default 2)"),
   LENS_FLAG(T, "no-refine", no_refine, "positions at window centres (default: the p_lens-weighted centroid of the peak\n"
             "window and its neighbours)"),
   LENS_CUSTOM(T, "channels", 0, cutout.channels, lens_parse_channels, "LIST", "field bands to feed the model, e.g. 0,2,3 (default: the first ones)"),
@@ -80,8 +89,9 @@ static const lens_command_spec find_spec = {
 
 typedef struct {
   const find_options *o;
-  lensnet_model *model;
-  int minmax;
+  lensnet_model *model, *locator;
+  int minmax, locator_minmax;
+  double locator_scale;
   lens_pool *pool;
   lensnet_parallel par;
   FILE *csv;
@@ -111,6 +121,7 @@ static int parse_options(int argc, char **argv, find_options *o) {
   if ((rc = lens_options_parse(&find_spec, argc, argv, o, NULL)) != 0) return rc;
   if (lens_out_folder("--out", o->out_dir)) return LENS_EXIT_USAGE;
   if (strlen(o->out_dir) > 4000) return lens_usage("find: --out path is too long");
+  if (o->locate_passes && !o->locator_path) return lens_usage("find: --locate-passes needs --locator");
   if (o->skip_done && !o->shard.count) return lens_usage("find: --skip-done needs --shard I/N (a shard's manifest says when it is done)");
   for (i = 0; i < o->field_count; i++) {
     char a[512], b[512];
@@ -201,7 +212,9 @@ static int write_rows(find_state *s, const char *path, const lensnet_detection *
       lensnet_wcs_pixel_to_world(&wcs, det[k].x, det[k].y, &ra, &dec);
       fprintf(s->csv, "%.7f,%.7f,", ra, dec);
     } else fputs(",,", s->csv);
-    fprintf(s->csv, "%.6f\n", det[k].p_lens);
+    fprintf(s->csv, "%.6f", det[k].p_lens);
+    if (s->locator) fprintf(s->csv, ",%.3f,%.3f", det[k].sigma_x, det[k].sigma_y);
+    fputc('\n', s->csv);
   }
   return ferror(s->csv) ? lens_fail("%s: write failed (disk full?)", s->csv_tmp) : 0;
 }
@@ -235,6 +248,14 @@ static int find_in_field(find_state *s, const char *path) {
     rc = lens_fail("%s: out of memory for a %lux%lu map", path, (unsigned long)g.rows, (unsigned long)g.cols);
   if (!rc && lensnet_scan_map(s->model, &d, t.data, bands, h, w, map, &err) != LENSNET_OK) rc = scan_failure(path, &err);
   if (!rc) n = lensnet_scan_detect(map, &g, &d, det, g.rows * g.cols);
+  if (!rc && s->locator) {
+    lensnet_locate_desc ld;
+    memset(&ld, 0, sizeof ld);
+    ld.pixel_scale = s->locator_scale;
+    ld.minmax = s->locator_minmax;
+    ld.passes = s->o->locate_passes;
+    if (lensnet_scan_locate(s->locator, &ld, &d, t.data, bands, h, w, det, &n, &err) != LENSNET_OK) rc = scan_failure(path, &err);
+  }
   if (!rc) {
     lensnet_tensor m;
     memset(&m, 0, sizeof m);
@@ -292,6 +313,24 @@ static int open_model(find_state *s) {
   if (lensnet_model_meta(s->model, "regress.targets"))
     return lens_usage("%s is a lens-modelling (regression) network; lens find scans with a finder", s->o->model_path);
   if ((s->minmax = lens_preprocess_resolve(s->model, s->o->cutout.preprocess)) < 0) return LENS_EXIT_FAIL;
+  if (s->o->locator_path) {
+    lensnet_regression reg;
+    size_t k, named = 0;
+    if (lensnet_model_load(s->o->locator_path, &s->locator, &err) != LENSNET_OK) return lens_fail_err(&err);
+    if (lensnet_model_regression(s->locator, &reg, &err) != LENSNET_OK)
+      return lens_usage("--locator %s: %s; a locator predicts center_x and center_y", s->o->locator_path, err.message);
+    for (k = 0; k < reg.count; k++) named += !strcmp(reg.names[k], "center_x") || !strcmp(reg.names[k], "center_y");
+    if (named < 2) return lens_usage("--locator %s: its targets (regress.targets) do not include center_x and center_y", s->o->locator_path);
+    if (lensnet_model_pixel_scale(s->locator, &s->locator_scale, &err) != LENSNET_OK)
+      return lens_usage("--locator %s: %s", s->o->locator_path, err.message);
+    if (!(s->locator_scale > 0))
+      return lens_usage("--locator %s has no pixel_scale metadata; its centres are in arcsec, so it needs one: lens info %s "
+                        "--set pixel_scale=ARCSEC --out ...", s->o->locator_path, s->o->locator_path);
+    if (s->locator->in_c != s->model->in_c)
+      return lens_usage("--locator %s takes %lu bands but the finder %lu; they must read the same bands", s->o->locator_path,
+                        (unsigned long)s->locator->in_c, (unsigned long)s->model->in_c);
+    if ((s->locator_minmax = lens_preprocess_resolve(s->locator, LENS_PREPROCESS_UNSET)) < 0) return LENS_EXIT_FAIL;
+  }
   if (s->o->threads > 1) {
     if (!(s->pool = lens_pool_create(s->o->threads))) return lens_fail("find: cannot start threads");
     s->par = lens_pool_parallel(s->pool);
@@ -314,7 +353,7 @@ int lens_cmd_find(int argc, char **argv) {
   if (!rc && !done) {
     snprintf(s.csv_path, sizeof s.csv_path, "%s/detections.csv", o.out_dir);
     if (!(s.csv = lens_text_open(s.csv_path, s.csv_tmp, sizeof s.csv_tmp))) rc = LENS_EXIT_FAIL;
-    else fputs("field,x,y,ra,dec,p_lens\n", s.csv);
+    else fputs(o.locator_path ? "field,x,y,ra,dec,p_lens,x_sigma,y_sigma\n" : "field,x,y,ra,dec,p_lens\n", s.csv);
   }
   for (i = s.first; i < s.end && !rc && !done; i++) rc = find_in_field(&s, o.fields[i]);
   if (s.csv) {
@@ -327,6 +366,7 @@ int lens_cmd_find(int argc, char **argv) {
             s.end - s.first == 1 ? "" : "s", (unsigned long)s.detections, s.detections == 1 ? "" : "s", lens_seconds() - t0,
             (unsigned long)o.threads, o.out_dir);
   lensnet_model_free(s.model);
+  lensnet_model_free(s.locator);
   lens_pool_free(s.pool);
   return rc;
 }
