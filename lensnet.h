@@ -73,7 +73,8 @@
  *               streaming atomic lensnet_npy_writer, lensnet_csv_label_column and the CSV table
  *               reader lensnet_csv_read, scanning fields larger than the input
  *               (lensnet_scan_map: a p_lens map; lensnet_scan_detect: peaks and NMS;
- *               lensnet_scan_locate: positions from a locator network); the section
+ *               lensnet_scan_locate: positions from a locator network; lensnet_cutout_locate:
+ *               the same for one cutout); the section
  *               "Recipes" below the declarations says more.
  *   Architecture text  one layer per line (or separated by ';'), options as key=value, '#'
  *               starts a comment:
@@ -949,7 +950,9 @@ LENSNET_API void lensnet_regression_combine(const lensnet_regression *r, const f
  *               the bands (lensnet_channels_parse reads "0,2,3"), fits the size (exact, bilinear
  *               resize in PyTorch's convention, or a central crop), optionally min-max scales each
  *               band, and sets NaN and infinite pixels to 0, counting them in the report.
- *               lensnet_cutout_score does that, the forward pass and P(lens) in one call.
+ *               lensnet_cutout_score does that, the forward pass and P(lens) in one call;
+ *               lensnet_cutout_locate runs a locator (below, at lensnet_scan_locate) on a
+ *               prepared cutout: where in it the object is, in pixels and arcsec.
  *   Classes     lensnet_model_class_index(m, "lens", ...) reads the metadata "classes" (e.g.
  *               "non-lens,lens"); a name it does not list, or lists beyond the model's outputs,
  *               falls back to the last output (the lens class of two-class finders).
@@ -1099,6 +1102,21 @@ typedef struct {
 LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, const lensnet_locate_desc *locate,
                                                const lensnet_scan_desc *desc, const float *image, size_t bands, size_t h,
                                                size_t w, lensnet_detection *det, size_t *count, lensnet_error *err);
+
+/* Where a locator puts the object of one cutout: `prepared` is the locator's input [in_c, in_h,
+ * in_w], prepared as lensnet_cutout_prepare prepares it (the locator's minmax); one prediction,
+ * with no re-centring, as a cutout cannot be cut again beyond its edges (lensnet_scan_locate
+ * re-centres its windows in a larger image). center_x, center_y are the predicted means, x =
+ * (in_w - 1) / 2 + center_x / pixel_scale and y likewise, sigma_x, sigma_y the standard deviations
+ * over pixel_scale. workspace: lensnet_model_workspace_floats(locator, 1) floats, or NULL for one
+ * allocation. LENSNET_ERR_ARG as lensnet_scan_locate's for the locator and the pixel scale. */
+typedef struct {
+  double x, y;                      /* input pixels (0-based, pixel centres at integers) */
+  double sigma_x, sigma_y;          /* pixels; 0 for an mse locator */
+  double center_x, center_y;        /* arcsec from the input's centre, x along columns, y along rows */
+} lensnet_location;
+LENSNET_API lensnet_result lensnet_cutout_locate(const lensnet_model *locator, const float *prepared, double pixel_scale,
+                                                 float *workspace, lensnet_location *out, lensnet_error *err);
 
 /* The output index of class `name`, see above; LENSNET_ERR_ARG only for a model without outputs. */
 LENSNET_API lensnet_result lensnet_model_class_index(const lensnet_model *m, const char *name, size_t *index,
@@ -7865,6 +7883,54 @@ LENSNET_API size_t lensnet_scan_detect(const float *map, const lensnet_scan_grid
   return found;
 }
 
+/* The locator's regression description and the outputs of center_x (*ix) and center_y (*iy);
+ * LENSNET_ERR_ARG when it has no such targets or pixel_scale is not positive. */
+static lensnet_result lensnet__locator_targets(const lensnet_model *locator, double pixel_scale, lensnet_regression *reg, size_t *ix,
+                                               size_t *iy, lensnet_error *err) {
+  lensnet_result r;
+  size_t k;
+  int have_x = 0, have_y = 0;
+  if ((r = lensnet_model_regression(locator, reg, err)) != LENSNET_OK) {
+    if (r == LENSNET_ERR_ARG) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: the locator is not a regression model with targets center_x, center_y");
+    return r;
+  }
+  for (k = 0; k < reg->count; k++) {
+    if (!strcmp(reg->names[k], "center_x")) { *ix = k; have_x = 1; }
+    if (!strcmp(reg->names[k], "center_y")) { *iy = k; have_y = 1; }
+  }
+  if (!have_x || !have_y) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: the locator's targets do not include center_x and center_y");
+  if (!(pixel_scale > 0)) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: the pixel scale must be positive");
+  return LENSNET_OK;
+}
+
+/* One prediction of a checked locator (lensnet__locator_targets) on its prepared input. */
+static lensnet_result lensnet__locate_prepared(const lensnet_model *locator, const lensnet_regression *reg, size_t ix, size_t iy,
+                                               const float *prepared, double pixel_scale, float *workspace, lensnet_location *out,
+                                               lensnet_error *err) {
+  float z[2 * LENSNET_REGRESSION_MAX]; /* lensnet_model_regression checked out_features: the targets, or twice them */
+  double mean[LENSNET_REGRESSION_MAX], sigma[LENSNET_REGRESSION_MAX];
+  lensnet_result r;
+  if ((r = lensnet_model_forward(locator, 1, prepared, z, workspace, err)) != LENSNET_OK) return r;
+  lensnet_regression_combine(reg, z, 1, locator->out_features, mean, sigma, NULL, NULL);
+  out->center_x = mean[ix];
+  out->center_y = mean[iy];
+  out->x = 0.5 * ((double)locator->in_w - 1) + mean[ix] / pixel_scale;
+  out->y = 0.5 * ((double)locator->in_h - 1) + mean[iy] / pixel_scale;
+  out->sigma_x = sigma[ix] / pixel_scale;
+  out->sigma_y = sigma[iy] / pixel_scale;
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_cutout_locate(const lensnet_model *locator, const float *prepared, double pixel_scale,
+                                                 float *workspace, lensnet_location *out, lensnet_error *err) {
+  lensnet_regression reg;
+  lensnet_result r;
+  size_t ix = 0, iy = 0;
+  if (!locator || !prepared || !out) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: NULL argument");
+  if ((r = lensnet__locator_targets(locator, pixel_scale, &reg, &ix, &iy, err)) != LENSNET_OK) return r;
+  return lensnet__locate_prepared(locator, &reg, ix, iy, prepared, pixel_scale, workspace, out, err);
+}
+
 /* The top-left pixel of a window of side `win` centred as near position `pos` as the image
  * (side `len`) allows. */
 static size_t lensnet__window_start(double pos, size_t win, size_t len) {
@@ -7882,36 +7948,29 @@ LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, con
   lensnet_scan_desc d;
   lensnet_result r;
   size_t ix = 0, iy = 0, k, j, pass, passes, kept = 0, floats;
-  float *in, *out, *ws;
-  int have_x = 0, have_y = 0;
+  float *in, *ws;
   if (!locator || !locate || !image || !det || !count) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: NULL argument");
-  if ((r = lensnet_model_regression(locator, &reg, err)) != LENSNET_OK) {
-    if (r == LENSNET_ERR_ARG) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: the locator is not a regression model with targets center_x, center_y");
-    return r;
-  }
-  for (k = 0; k < reg.count; k++) {
-    if (!strcmp(reg.names[k], "center_x")) { ix = k; have_x = 1; }
-    if (!strcmp(reg.names[k], "center_y")) { iy = k; have_y = 1; }
-  }
-  if (!have_x || !have_y) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: the locator's targets do not include center_x and center_y");
-  if (!(locate->pixel_scale > 0)) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: the pixel scale must be positive");
+  if ((r = lensnet__locator_targets(locator, locate->pixel_scale, &reg, &ix, &iy, err)) != LENSNET_OK) return r;
   if ((r = lensnet_scan_grid_of(locator, desc, bands, h, w, &g, err)) != LENSNET_OK) return r;
   d = lensnet__scan_resolve(desc, locator->in_w);
   passes = locate->passes ? locate->passes : 2;
-  floats = locator->in_c * locator->in_h * locator->in_w + locator->out_features + lensnet_model_workspace_floats(locator, 1);
+  floats = locator->in_c * locator->in_h * locator->in_w + lensnet_model_workspace_floats(locator, 1);
   if (!(in = LENSNET__CAST(float *, LENSNET_MALLOC(floats * sizeof(float))))) return lensnet__fail(err, LENSNET_ERR_NOMEM, "locate: out of memory");
-  out = in + locator->in_c * locator->in_h * locator->in_w;
-  ws = out + locator->out_features;
+  ws = in + locator->in_c * locator->in_h * locator->in_w;
   for (k = 0; k < *count; k++) {
-    double x = det[k].x, y = det[k].y, mean[LENSNET_REGRESSION_MAX], sigma[LENSNET_REGRESSION_MAX];
+    double x = det[k].x, y = det[k].y;
+    lensnet_location at;
     int dup = 0;
+    memset(&at, 0, sizeof at);
     for (pass = 0; pass < passes; pass++) {
       size_t x0 = lensnet__window_start(x, locator->in_w, w), y0 = lensnet__window_start(y, locator->in_h, h);
       lensnet__window_cut(locator, d.channels, locate->minmax, image, h, w, x0, y0, in);
-      if ((r = lensnet_model_forward(locator, 1, in, out, ws, err)) != LENSNET_OK) { LENSNET_FREE(in); return r; }
-      lensnet_regression_combine(&reg, out, 1, locator->out_features, mean, sigma, NULL, NULL);
-      x = (double)x0 + 0.5 * ((double)locator->in_w - 1) + mean[ix] / locate->pixel_scale;
-      y = (double)y0 + 0.5 * ((double)locator->in_h - 1) + mean[iy] / locate->pixel_scale;
+      if ((r = lensnet__locate_prepared(locator, &reg, ix, iy, in, locate->pixel_scale, ws, &at, err)) != LENSNET_OK) {
+        LENSNET_FREE(in);
+        return r;
+      }
+      x = (double)x0 + at.x;
+      y = (double)y0 + at.y;
     }
     for (j = 0; j < kept && d.nms_radius >= 0; j++) {
       double dx = det[j].x - x, dy = det[j].y - y;
@@ -7921,8 +7980,8 @@ LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, con
     det[kept] = det[k];
     det[kept].x = x;
     det[kept].y = y;
-    det[kept].sigma_x = sigma[ix] / locate->pixel_scale;
-    det[kept].sigma_y = sigma[iy] / locate->pixel_scale;
+    det[kept].sigma_x = at.sigma_x;
+    det[kept].sigma_y = at.sigma_y;
     kept++;
   }
   LENSNET_FREE(in);

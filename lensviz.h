@@ -95,7 +95,8 @@
  *   counts at a threshold, precision at fixed recalls, recall at fixed false-positive rates, all
  *   optionally reweighted to a class prior), lensviz_eval_group (a kind or a bin, against the
  *   other class when it holds one), lensviz_eval_curve (ROC and PR points with thresholds),
- *   quantile bins (lensviz_eval_quantile_edges) and K classes (lensviz_eval_multiclass).
+ *   quantile bins (lensviz_eval_quantile_edges), K classes (lensviz_eval_multiclass) and how far
+ *   a locator's positions lie from the true ones (lensviz_eval_positions).
  *   Files: lensviz_png_write (stb_image_write.h; an error saying so under LENSVIZ_NO_PNG) and
  *   lensviz_gif_write (animated, looping; a fixed 256-colour palette: a 6x6x6 colour cube and 40
  *   greys, no dithering). Both write `path.tmp` and rename it, so a reader never sees half a file.
@@ -593,6 +594,25 @@ LENSVIZ_API double lensviz_regress_level(double truth, double mean, double sigma
  * NaN if none is left). A variance calibration in the spirit of Perreault Levasseur et al. 2017,
  * who tuned the dropout rate instead. */
 LENSVIZ_API double lensviz_regress_calibration(const double *truth, const double *mean, const double *sigma, size_t n);
+
+/* Positions (a locator's centres against the true ones): the distance d = hypot(x - true_x,
+ * y - true_y) of each of n objects, in the unit of the inputs (`lens eval`: arcsec), and its
+ * quantiles interpolated linearly between order statistics (numpy's default), its rms and the
+ * share of objects within each of up to LENSVIZ_EVAL_MAX_RADII radii (d <= radius). For n = 0 the
+ * figures are NaN. LENSNET_ERR_ARG for a non-finite value, naming the object, or too many radii.
+ * Allocates n doubles and frees them before returning. */
+#define LENSVIZ_EVAL_MAX_RADII 8
+typedef struct {
+  size_t n;
+  double median, p68, p90;      /* the 0.5, 0.68 and 0.9 quantiles of d */
+  double rms;                   /* sqrt(mean d^2) */
+  size_t radius_count;
+  double radii[LENSVIZ_EVAL_MAX_RADII];
+  double within[LENSVIZ_EVAL_MAX_RADII]; /* the share with d <= radii[k] */
+} lensviz_position_result;
+LENSVIZ_API lensnet_result lensviz_eval_positions(const double *true_x, const double *true_y, const double *x, const double *y, size_t n,
+                                                  const double *radii, size_t radius_count, lensviz_position_result *out,
+                                                  lensnet_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Files
@@ -3209,6 +3229,42 @@ LENSVIZ_API double lensviz_regress_calibration(const double *truth, const double
   q = lensviz__quantile_of(z, m, 0.68);
   LENSVIZ_FREE(z);
   return q / LENSVIZ__Z68;
+}
+
+LENSVIZ_API lensnet_result lensviz_eval_positions(const double *true_x, const double *true_y, const double *x, const double *y, size_t n,
+                                                  const double *radii, size_t radius_count, lensviz_position_result *out,
+                                                  lensnet_error *err) {
+  double *d, sq = 0;
+  size_t i, k;
+  memset(out, 0, sizeof *out);
+  out->n = n;
+  if (radius_count > LENSVIZ_EVAL_MAX_RADII)
+    return lensviz__fail(err, LENSNET_ERR_ARG, "%lu radii; at most %d", (unsigned long)radius_count, LENSVIZ_EVAL_MAX_RADII);
+  out->radius_count = radius_count;
+  for (k = 0; k < radius_count; k++) out->radii[k] = radii[k];
+  for (i = 0; i < n; i++) /* x - x is 0 for finite x */
+    if (!(true_x[i] - true_x[i] == 0 && true_y[i] - true_y[i] == 0 && x[i] - x[i] == 0 && y[i] - y[i] == 0))
+      return lensviz__fail(err, LENSNET_ERR_ARG, "object %lu: true (%g, %g), predicted (%g, %g) (finite values needed)", (unsigned long)i,
+                           true_x[i], true_y[i], x[i], y[i]);
+  if (!n) {
+    out->median = out->p68 = out->p90 = out->rms = NAN;
+    for (k = 0; k < radius_count; k++) out->within[k] = NAN;
+    return LENSNET_OK;
+  }
+  if (!(d = LENSVIZ__CAST(double *, LENSVIZ_MALLOC(n * sizeof(double))))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  for (i = 0; i < n; i++) {
+    d[i] = hypot(x[i] - true_x[i], y[i] - true_y[i]);
+    sq += d[i] * d[i];
+    for (k = 0; k < radius_count; k++) out->within[k] += d[i] <= radii[k];
+  }
+  for (k = 0; k < radius_count; k++) out->within[k] /= (double)n;
+  out->rms = sqrt(sq / (double)n);
+  qsort(d, n, sizeof *d, lensviz__by_double);
+  out->median = lensviz__quantile(d, n, 0.5);
+  out->p68 = lensviz__quantile(d, n, 0.68);
+  out->p90 = lensviz__quantile(d, n, 0.9);
+  LENSVIZ_FREE(d);
+  return LENSNET_OK;
 }
 
 /* ---- files: GIF, PNG ----------------------------------------------------------------------- */

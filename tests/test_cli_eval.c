@@ -2,7 +2,8 @@
  * the comments), the joins (by index, by lens predict's input[i], by row order) and their
  * refusals, the errors that name the problem, the outputs (metrics.json parses, metrics.csv and
  * curve.csv read back, the PNGs decode), K classes, several score files as one table (shards),
- * and a `lens sim` + `lens predict` run. The
+ * the lenses' position errors from a locator's center_x, center_y, and a `lens sim` +
+ * `lens predict` run. The
  * figures themselves are tested in tests/test_eval.c. */
 #define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
@@ -308,6 +309,50 @@ static void test_shards(void) {
         "--help says --scores repeats");
 }
 
+/* Positions: a locator's center_x, center_y (lens predict --locator) against the labels'. The
+ * five lenses are off by 3-4-5, 5-12-13 and 6-8-10 triangles: 0.1, 0.2, 0.5, 1.3 and 2.0 arcsec;
+ * the non-lenses' far-off positions do not count. */
+static void test_positions(void) {
+  char out[8192], text[1 << 14];
+  lensnet_json *j = NULL;
+  const lensnet_json *p, *w;
+  write_file(D "/pos_scores.csv", "index,p_lens,center_x,center_y\n4,0.6,1.3,0.5\n0,0.9,0.16,0.28\n5,0.3,-9,9\n1,0.8,-0.32,0.04\n"
+                                  "2,0.4,0.4,0.6\n3,0.7,5,5\n6,0.95,1.2,1.1\n");
+  write_file(D "/pos_labels.csv", "index,label,center_x,center_y\n0,1,0.1,0.2\n1,1,-0.2,0.2\n2,1,0.7,0.2\n3,0,0,0\n4,1,0.1,0\n5,0,0,0\n"
+                                  "6,1,0,-0.5\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/pos_scores.csv --labels " D "/pos_labels.csv --bootstrap 0 --out " D "/pos") == 0,
+        "lens eval with positions: %s", out);
+  /* sorted 0.1 0.2 0.5 1.3 2.0: the median 0.5; the 68th percentile at 0.68 * 4 = 2.72, 0.5 + 0.72 * 0.8
+   * = 1.076; the 90th at 3.6, 1.3 + 0.6 * 0.7 = 1.72; rms sqrt((0.01 + 0.04 + 0.25 + 1.69 + 4) / 5) =
+   * sqrt(1.198); within 0.3": 2 of 5, within 1": 3 of 5 */
+  CHECK(strstr(out, "position error of the 5 lenses") && strstr(out, "median 0.5000\"") && strstr(out, "68% 1.0760\"") &&
+            strstr(out, "90% 1.7200\"") && strstr(out, "rms 1.0945\"") && strstr(out, "within 0.3\" 0.4000, within 1\" 0.6000"),
+        "the summary: %s", out);
+  cli_text(D "/pos/metrics.json", text, sizeof text);
+  CHECK(lensnet_json_parse(text, strlen(text), &j, NULL) == LENSNET_OK, "metrics.json parses");
+  if (!j) return;
+  p = lensnet_json_get(j, "positions");
+  w = p ? lensnet_json_get(p, "within") : NULL;
+  CHECK(p && lensnet_json_get(p, "n") && lensnet_json_get(p, "n")->number == 5 && NEAR(lensnet_json_get(p, "median")->number, 0.5) &&
+            NEAR(lensnet_json_get(p, "p68")->number, 1.076) && NEAR(lensnet_json_get(p, "p90")->number, 1.72) &&
+            NEAR(lensnet_json_get(p, "rms")->number, sqrt(1.198)),
+        "metrics.json: positions n, median, p68, p90, rms");
+  CHECK(w && w->count == 2 && NEAR(lensnet_json_get(&w->items[0], "radius")->number, 0.3) &&
+            NEAR(lensnet_json_get(&w->items[0], "share")->number, 0.4) && NEAR(lensnet_json_get(&w->items[1], "radius")->number, 1) &&
+            NEAR(lensnet_json_get(&w->items[1], "share")->number, 0.6),
+        "metrics.json: the shares within 0.3\" and 1\"");
+  lensnet_json_free(j);
+  /* no true positions: a note, and null */
+  write_file(D "/pos_plain.csv", "index,label\n0,1\n1,1\n2,1\n3,0\n4,1\n5,0\n6,1\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/pos_scores.csv --labels " D "/pos_plain.csv --bootstrap 0 --out " D "/pos2") == 0 &&
+            strstr(out, "no position errors") && !strstr(out, "position error of") && cli_file_has(D "/pos2/metrics.json", "\"positions\": null"),
+        "labels without center_x, center_y: %s", out);
+  write_file(D "/pos_nan.csv", "index,p_lens,center_x,center_y\n4,0.6,1.3,0.5\n0,0.9,0.16,nan\n5,0.3,-9,9\n1,0.8,-0.32,0.04\n"
+                               "2,0.4,0.4,0.6\n3,0.7,5,5\n6,0.95,1.2,1.1\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/pos_nan.csv --labels " D "/pos_labels.csv --bootstrap 0 --out " D "/pos3") == 1 &&
+            strstr(out, "line 3") && strstr(out, "center_y"), "a lens without a finite position is refused, naming its line: %s", out);
+}
+
 /* The whole pipeline on a small simulated sample: lens sim, lens predict, lens eval --by kind. */
 static void test_pipeline(void) {
   char out[16384];
@@ -332,6 +377,7 @@ int main(void) {
   TEST("fixed bins over the lenses") test_bins();
   TEST("K classes: softmax, one-vs-rest AUC, macro, confusion") test_classes();
   TEST("several --scores files as one table: shards in any order, empty shards; headers and overlaps refused") test_shards();
+  TEST("positions: the lenses' distances from a locator's centres, by hand; no true positions, a NaN") test_positions();
   TEST("lens sim + lens predict + lens eval") test_pipeline();
   cli_shell("rm -rf " D);
   return check_summary();

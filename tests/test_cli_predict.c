@@ -1,8 +1,9 @@
 /* `lens predict` end to end: the released finders of Wilde et al. 2022 reproduce PyTorch's logits
  * (tests/data/wilde2022) through the command within 1e-4, as through the library
  * (tests/test_wilde2022.c); mismatched inputs are refused with clear messages; FITS cutouts are
- * scored from files and lists, over shards; and the shipped weights/ *-sim.safetensors find
- * lenses in a fresh `lens sim` sample. */
+ * scored from files and lists, over shards; the shipped weights/ *-sim.safetensors find lenses
+ * in a fresh `lens sim` sample; and --locator gives the positions a centroid locator made here
+ * computes (lensnet_cutout_locate), and refuses models that are no locators. */
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* wait4: one child's own resource usage */
 #define LENSNET_IMPLEMENTATION
@@ -325,6 +326,192 @@ static void test_npy_shards(void) {
   cli_shell("rm -rf %s", W);
 }
 
+/* ---- --locator: positions beside the scores ---------------------------------------------------- */
+
+#define LOC "build/pred_locator"
+#define LOC_N 3
+
+/* Blobs of amplitude 5, exp(-r^2 / 4), in band 0 of object k, at these input pixels (x, y): each
+ * at least 10 pixels from the edges, so its sampled flux is 20 pi (the Gaussian's integral; the
+ * sum over integer pixels differs by a factor 1 + O(exp(-4 pi^2))). */
+static const double loc_blob[LOC_N][2] = {{40.3, 21.6}, {25.0, 33.5}, {32.5, 45.25}};
+
+/* A 4-band 66x66 model of one dense layer with the given weights (NULL: zeros), biases and
+ * metadata (key, value pairs, NULL-terminated), saved to path. */
+static void save_dense(const char *path, size_t outputs, const float *weights, const float *bias, const char *const *meta) {
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  const lensnet_param *dw, *db;
+  char arch[96];
+  size_t k;
+  snprintf(arch, sizeof arch, "input 4 66 66\nflatten\ndense name=d out=%lu", (unsigned long)outputs);
+  if (lensnet_model_create(arch, &m, &err) != LENSNET_OK) { CHECK(0, "%s: %s", path, err.message); return; }
+  dw = lensnet_model_param(m, "d.weight");
+  db = lensnet_model_param(m, "d.bias");
+  for (k = 0; k < outputs * 4 * 66 * 66; k++) m->values[dw->offset + k] = weights ? weights[k] : 0.0f;
+  for (k = 0; k < outputs; k++) m->values[db->offset + k] = bias[k];
+  for (k = 0; meta[k]; k += 2) lensnet_model_set_meta(m, meta[k], meta[k + 1]);
+  CHECK(lensnet_model_save(m, path, &err) == LENSNET_OK, "save %s: %s", path, err.message);
+  lensnet_model_free(m);
+}
+
+/* The models of the locator tests: a finder that scales min-max and gives every cutout logits
+ * (0, 1); a linear centroid locator (center_x = 0.3 sum((x - 32.5) I) / (20 pi) over band 0, in
+ * arcsec, preprocess none); an nll locator of constant outputs; and four that are no locators. */
+static void make_locator_models(void) {
+  static float w[2 * 4 * 66 * 66];
+  static const char *const finder[] = {"classes", "non-lens,lens", "preprocess", "minmax", NULL};
+  static const char *const centroid[] = {"regress.targets", "center_x,center_y", "regress.loss", "mse", "regress.mean", "0,0",
+                                         "regress.std", "1,1", "pixel_scale", "0.3", "preprocess", "none", NULL};
+  static const char *const nll[] = {"regress.targets", "center_x,center_y", "regress.loss", "nll", "regress.mean", "0.6,-0.3",
+                                    "regress.std", "2,0.5", "pixel_scale", "0.25", "preprocess", "none", NULL};
+  static const char *const no_scale[] = {"regress.targets", "center_x,center_y", "regress.loss", "mse", "regress.mean", "0,0",
+                                         "regress.std", "1,1", NULL};
+  static const char *const no_centre[] = {"regress.targets", "theta_E,e1", "regress.loss", "mse", "regress.mean", "0,0",
+                                          "regress.std", "1,1", "pixel_scale", "0.3", NULL};
+  const float finder_bias[2] = {0.0f, 1.0f}, zero[2] = {0.0f, 0.0f};
+  /* nll: means (0.5, 2) -> 0.6 + 2 * 0.5 = 1.6" and -0.3 + 0.5 * 2 = 0.7"; log-variances -> sigma
+   * 2 * 0.1 = 0.2" and 0.5 * 0.2 = 0.1" */
+  const double pi = 3.14159265358979323846;
+  float nll_bias[4];
+  size_t x, y;
+  nll_bias[0] = 0.5f; nll_bias[1] = 2.0f; nll_bias[2] = (float)log(0.01); nll_bias[3] = (float)log(0.04);
+  for (y = 0; y < 66; y++)
+    for (x = 0; x < 66; x++) {
+      w[y * 66 + x] = (float)(0.3 * ((double)x - 32.5) / (20 * pi));
+      w[4 * 66 * 66 + y * 66 + x] = (float)(0.3 * ((double)y - 32.5) / (20 * pi));
+    }
+  save_dense(LOC "/finder.safetensors", 2, NULL, finder_bias, finder);
+  save_dense(LOC "/centroid.safetensors", 2, w, zero, centroid);
+  save_dense(LOC "/nll.safetensors", 4, NULL, nll_bias, nll);
+  save_dense(LOC "/no_scale.safetensors", 2, w, zero, no_scale);
+  save_dense(LOC "/no_centre.safetensors", 2, w, zero, no_centre);
+  {
+    lensnet_model *m = NULL;
+    lensnet_error err;
+    if (lensnet_model_create("input 4 64 64\nflatten\ndense name=d out=2", &m, &err) == LENSNET_OK) {
+      lensnet_model_set_meta(m, "regress.targets", "center_x,center_y");
+      lensnet_model_set_meta(m, "regress.loss", "mse");
+      lensnet_model_set_meta(m, "regress.mean", "0,0");
+      lensnet_model_set_meta(m, "regress.std", "1,1");
+      lensnet_model_set_meta(m, "pixel_scale", "0.3");
+      CHECK(lensnet_model_save(m, LOC "/small.safetensors", &err) == LENSNET_OK, "save: %s", err.message);
+      lensnet_model_free(m);
+    }
+  }
+}
+
+/* LOC_N cutouts [4, 66, 66]: band 0 a blob at loc_blob[k], bands 1-3 a ramp the locators do not
+ * read (and that min-max would leave alone). */
+static void write_locator_cutouts(void) {
+  lensnet_tensor t;
+  lensnet_error err;
+  size_t shape[4] = {LOC_N, 4, 66, 66}, k, b, x, y;
+  if (lensnet_tensor_alloc(&t, 4, shape, &err) != LENSNET_OK) { CHECK(0, "%s", err.message); return; }
+  for (k = 0; k < LOC_N; k++)
+    for (y = 0; y < 66; y++)
+      for (x = 0; x < 66; x++) {
+        double dx = (double)x - loc_blob[k][0], dy = (double)y - loc_blob[k][1];
+        t.data[((k * 4 + 0) * 66 + y) * 66 + x] = (float)(5.0 * exp(-(dx * dx + dy * dy) / 4.0));
+        for (b = 1; b < 4; b++) t.data[((k * 4 + b) * 66 + y) * 66 + x] = (float)(x + y + b);
+      }
+  CHECK(lensnet_npy_write(LOC "/cutouts.npy", &t, &err) == LENSNET_OK, "%s", err.message);
+  lensnet_tensor_free(&t);
+}
+
+/* Cell (row, column name) of a CSV as a number; NaN when missing. */
+static double csv_value(const lensnet_csv *t, size_t row, const char *column) {
+  size_t col = 0;
+  double v = NAN;
+  if (lensnet_csv_column(t->header, column, &col, NULL) == LENSNET_OK) lensnet_csv_number(t, row, col, &v, NULL);
+  return v;
+}
+
+static void test_locator(void) {
+  lensnet_csv t;
+  char text[4096];
+  size_t k;
+  int rc;
+  CHECK(cli_shell("rm -rf " LOC " && mkdir -p " LOC) == 0, "folder");
+  make_locator_models();
+  write_locator_cutouts();
+  CHECK(cli_lens("predict --model " LOC "/finder.safetensors --locator " LOC "/centroid.safetensors " LOC "/cutouts.npy --out " LOC
+                 "/pos.csv 2>" LOC "/err.txt") == 0, "predict --locator: %s", cli_text(LOC "/err.txt", text, sizeof text));
+  if (lensnet_csv_read(LOC "/pos.csv", &t, NULL) == LENSNET_OK) {
+    CHECK(!strcmp(t.header, "input,p_lens,logit_non-lens,logit_lens,x,y,x_sigma,y_sigma,center_x,center_y"), "header: %s", t.header);
+    CHECK(t.rows == LOC_N + 1, "a row per cutout: %lu", (unsigned long)t.rows);
+    for (k = 0; k < LOC_N && k + 1 < t.rows; k++) {
+      /* the blob's own position: x, y; (x - 32.5) 0.3, (y - 32.5) 0.3 arcsec from the centre */
+      double x = loc_blob[k][0], y = loc_blob[k][1];
+      CHECK(fabs(csv_value(&t, k + 1, "p_lens") - 1.0 / (1.0 + exp(-1.0))) < 1e-6, "the finder's score is kept");
+      CHECK(fabs(csv_value(&t, k + 1, "x") - x) < 1e-3 && fabs(csv_value(&t, k + 1, "y") - y) < 1e-3,
+            "cutout %lu: (%.4f, %.4f), the blob is at (%.2f, %.2f)", (unsigned long)k, csv_value(&t, k + 1, "x"), csv_value(&t, k + 1, "y"), x, y);
+      CHECK(fabs(csv_value(&t, k + 1, "center_x") - 0.3 * (x - 32.5)) < 3e-4 && fabs(csv_value(&t, k + 1, "center_y") - 0.3 * (y - 32.5)) < 3e-4,
+            "cutout %lu: center (%.5f, %.5f)\"", (unsigned long)k, csv_value(&t, k + 1, "center_x"), csv_value(&t, k + 1, "center_y"));
+      CHECK(csv_value(&t, k + 1, "x_sigma") == 0 && csv_value(&t, k + 1, "y_sigma") == 0, "an mse locator: sigmas 0");
+    }
+    lensnet_csv_free(&t);
+  } else CHECK(0, "no readable " LOC "/pos.csv");
+  /* the finder scales min-max and the locator not: it got the raw pixels (min-max would have put
+   * the blobs at a fifth of their offsets). With the finder's scaling switched off both share one
+   * prepared cutout, and the positions are the same. */
+  CHECK(cli_lens("predict --model " LOC "/finder.safetensors --preprocess none --locator " LOC "/centroid.safetensors " LOC
+                 "/cutouts.npy > " LOC "/pos_none.csv 2>/dev/null") == 0 &&
+            cli_shell("cut -d, -f5- " LOC "/pos.csv > " LOC "/a.txt && cut -d, -f5- " LOC "/pos_none.csv > " LOC "/b.txt") == 0 &&
+            cli_same_file(LOC "/a.txt", LOC "/b.txt") && cli_lines(LOC "/a.txt") == LOC_N + 1,
+        "the locator's columns do not depend on the finder's --preprocess");
+  /* an nll locator: sigmas over its own pixel scale, 0.25" */
+  CHECK(cli_lens("predict --model " LOC "/finder.safetensors --locator " LOC "/nll.safetensors " LOC "/cutouts.npy --out " LOC
+                 "/nll.csv 2>/dev/null") == 0, "an nll locator");
+  if (lensnet_csv_read(LOC "/nll.csv", &t, NULL) == LENSNET_OK) {
+    /* 32.5 + 1.6 / 0.25 = 38.9, 32.5 + 0.7 / 0.25 = 35.3; 0.2 / 0.25 = 0.8, 0.1 / 0.25 = 0.4 pixels */
+    CHECK(t.rows == LOC_N + 1 && fabs(csv_value(&t, 1, "x") - 38.9) < 1e-5 && fabs(csv_value(&t, 1, "y") - 35.3) < 1e-5 &&
+              fabs(csv_value(&t, 1, "center_x") - 1.6) < 1e-6 && fabs(csv_value(&t, 1, "center_y") - 0.7) < 1e-6,
+          "nll: (%g, %g), center (%g, %g)", csv_value(&t, 1, "x"), csv_value(&t, 1, "y"), csv_value(&t, 1, "center_x"), csv_value(&t, 1, "center_y"));
+    CHECK(fabs(csv_value(&t, 1, "x_sigma") - 0.8) < 1e-5 && fabs(csv_value(&t, 1, "y_sigma") - 0.4) < 1e-5, "nll: sigmas (%g, %g) pixels",
+          csv_value(&t, 1, "x_sigma"), csv_value(&t, 1, "y_sigma"));
+    lensnet_csv_free(&t);
+  } else CHECK(0, "no readable " LOC "/nll.csv");
+  /* --out FILE.npy keeps the finder's logits [N, 2]; the CSV beside it has the positions */
+  CHECK(cli_lens("predict --model " LOC "/finder.safetensors --locator " LOC "/centroid.safetensors " LOC "/cutouts.npy --out " LOC
+                 "/logits.npy --csv " LOC "/beside.csv 2>/dev/null") == 0 && cli_same_file(LOC "/beside.csv", LOC "/pos.csv"),
+        "--out .npy with --csv: the same CSV");
+  {
+    lensnet_tensor lg;
+    if (lensnet_npy_read(LOC "/logits.npy", &lg, NULL) == LENSNET_OK) {
+      CHECK(lg.ndim == 2 && lg.shape[0] == LOC_N && lg.shape[1] == 2 && lg.data[1] == 1.0f, "the .npy holds the finder's logits");
+      lensnet_tensor_free(&lg);
+    } else CHECK(0, "no readable logits.npy");
+  }
+  /* shards joined by lens merge: the whole run's CSV */
+  CHECK(cli_lens("predict --model " LOC "/finder.safetensors --locator " LOC "/centroid.safetensors " LOC "/cutouts.npy --shard 0/2 --out " LOC
+                 "/s0.csv 2>/dev/null") == 0 &&
+            cli_lens("predict --model " LOC "/finder.safetensors --locator " LOC "/centroid.safetensors " LOC "/cutouts.npy --shard 1/2 --out " LOC
+                     "/s1.csv 2>/dev/null") == 0 &&
+            cli_lens("merge --out " LOC "/merged.csv " LOC "/s1.csv " LOC "/s0.csv > /dev/null 2>&1") == 0 &&
+            cli_same_file(LOC "/merged.csv", LOC "/pos.csv"),
+        "two shards merged = the whole run");
+  /* refusals, exit 2 */
+  rc = cli_lens_output(text, sizeof text, "predict --model " LOC "/finder.safetensors --locator " LOC "/finder.safetensors " LOC "/cutouts.npy");
+  CHECK(rc == 2 && strstr(text, "--locator") && strstr(text, "center_x"), "a finder as the locator (exit %d): %s", rc, text);
+  rc = cli_lens_output(text, sizeof text, "predict --model " LOC "/finder.safetensors --locator " LOC "/no_centre.safetensors " LOC "/cutouts.npy");
+  CHECK(rc == 2 && strstr(text, "do not include center_x and center_y"), "a locator of theta_E, e1 (exit %d): %s", rc, text);
+  rc = cli_lens_output(text, sizeof text, "predict --model " LOC "/finder.safetensors --locator " LOC "/no_scale.safetensors " LOC "/cutouts.npy");
+  CHECK(rc == 2 && strstr(text, "pixel_scale") && strstr(text, "lens info " LOC "/no_scale.safetensors --set pixel_scale=ARCSEC --out"),
+        "no pixel_scale (exit %d): %s", rc, text);
+  rc = cli_lens_output(text, sizeof text, "predict --model " LOC "/centroid.safetensors --locator " LOC "/centroid.safetensors " LOC "/cutouts.npy");
+  CHECK(rc == 2 && strstr(text, "regression"), "a regression --model with --locator (exit %d): %s", rc, text);
+  rc = cli_lens_output(text, sizeof text, "predict --model " LOC "/finder.safetensors --locator " LOC "/small.safetensors " LOC "/cutouts.npy");
+  CHECK(rc == 2 && strstr(text, "4x64x64") && strstr(text, "4x66x66"), "a locator of another input size (exit %d): %s", rc, text);
+  rc = cli_lens_output(text, sizeof text, "predict --model " LOC "/finder.safetensors --locator " LOC "/centroid.safetensors " LOC
+                       "/cutouts.npy --out " LOC "/alone.npy");
+  CHECK(rc == 2 && strstr(text, "--csv") && !check_file_exists(LOC "/alone.npy"), "--out .npy alone would drop the positions (exit %d): %s", rc, text);
+  rc = cli_lens_output(text, sizeof text, "predict --model " LOC "/finder.safetensors --locator " LOC "/centroid.safetensors --locate-passes 2 " LOC
+                       "/cutouts.npy");
+  CHECK(rc == 2, "--locate-passes is lens find's (exit %d)", rc);
+  cli_shell("rm -rf " LOC);
+}
+
 int main(void) {
   TEST("every released finder of Wilde et al. 2022 reproduces PyTorch's logits through lens predict") test_parity();
   TEST("lens predict refuses mismatched inputs with a clear message") test_mismatched_inputs();
@@ -332,6 +519,7 @@ int main(void) {
   TEST("lens predict on FITS cutouts: resize, min-max") test_fits_files();
   TEST("lens predict on FITS cutouts: --bands, --list and --shard") test_fits_lists_and_shards();
   TEST("lens predict --shard over .npy stacks: joined shards are the whole run, manifests, --skip-done") test_npy_shards();
+  TEST("lens predict --locator: each blob's position, an nll locator's sigmas, shards; non-locators refused") test_locator();
   TEST("the shipped finders find lenses in a fresh lens sim sample") test_shipped_finders();
   return check_summary();
 }

@@ -351,6 +351,27 @@ static void test_multiclass(void) {
         "label 3 of 3 classes refused: %s", err.message);
 }
 
+/* Positions: four objects off by 0.5 (0.3 right, 0.4 up), 1, 0 and 2.6 (1 left, 2.4 up);
+ * sorted 0, 0.5, 1, 2.6: the median halfway between 0.5 and 1, 0.75; the 0.68 quantile at 0.68 * 3 =
+ * 2.04, 1 + 0.04 * 1.6 = 1.064; the 0.9 quantile at 2.7, 1 + 0.7 * 1.6 = 2.12; rms sqrt((0.25 + 1 +
+ * 6.76) / 4) = sqrt(2.0025); within 1 (inclusive): 3 of 4, within 0.4: 1 of 4. */
+static void test_positions(void) {
+  const double tx[4] = {1, 2, 3, -1}, ty[4] = {1, 2, 3, 0.5}, x[4] = {1.3, 2, 3, -2.0}, y[4] = {1.4, 3, 3, 0.5 + 2.4};
+  const double radii[2] = {0.4, 1.0}, bad[1] = {NAN};
+  double nine[9] = {0};
+  lensviz_position_result r;
+  lensnet_error err;
+  CHECK(lensviz_eval_positions(tx, ty, x, y, 4, radii, 2, &r, &err) == LENSNET_OK, "%s", err.message);
+  CHECK(r.n == 4 && NEAR(r.median, 0.75) && NEAR(r.p68, 1.064) && NEAR(r.p90, 2.12) && NEAR(r.rms, sqrt(2.0025)),
+        "median %.15g, p68 %.15g, p90 %.15g, rms %.15g", r.median, r.p68, r.p90, r.rms);
+  CHECK(r.radius_count == 2 && r.radii[1] == 1.0 && NEAR(r.within[0], 0.25) && NEAR(r.within[1], 0.75), "within: %g %g", r.within[0], r.within[1]);
+  CHECK(lensviz_eval_positions(tx, ty, x, y, 0, radii, 2, &r, &err) == LENSNET_OK && r.n == 0 && isnan(r.median) && isnan(r.rms) &&
+            isnan(r.within[0]), "no objects: NaN");
+  CHECK(lensviz_eval_positions(tx, ty, bad, y, 1, radii, 2, &r, &err) == LENSNET_ERR_ARG && strstr(err.message, "object 0"), "NaN refused: %s",
+        err.message);
+  CHECK(lensviz_eval_positions(tx, ty, x, y, 4, nine, 9, &r, &err) == LENSNET_ERR_ARG, "nine radii refused");
+}
+
 int main(void) {
   TEST("AUC of small sets, ties, +-inf") test_auc_small_sets();
   TEST("AUC equals the pairwise Mann-Whitney sum, with and without weights") test_auc_against_pairs();
@@ -361,5 +382,6 @@ int main(void) {
   TEST("groups of one class are evaluated against the other class") test_groups();
   TEST("bins: which class, quantile edges, bin lookup") test_bins();
   TEST("K classes: one-vs-rest AUC, macro AUC, confusion at the argmax") test_multiclass();
+  TEST("positions: quantiles, rms and shares within radii of the distances") test_positions();
   return check_summary();
 }

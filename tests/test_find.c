@@ -1,8 +1,8 @@
 /* Finding lenses in fields, the library half: the TAN WCS (lensnet_fits_wcs,
  * lensnet_wcs_pixel_to_world) against the gnomonic formulas written out independently here,
  * FITS files with extra cards, the scan (lensnet_scan_map / lensnet_scan_detect) with a tiny
- * model whose score peaks on a bright blob, the locator (lensnet_scan_locate) with a linear
- * centroid network, and the field simulator (lenssim_field_*). */
+ * model whose score peaks on a bright blob, the locator (lensnet_scan_locate, lensnet_cutout_locate)
+ * with a linear centroid network, and the field simulator (lenssim_field_*). */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #define LENSSIM_IMPLEMENTATION
@@ -501,6 +501,18 @@ static void test_locate(void) {
     CHECK(n == 2 && det[0].p_lens == 0.9f && det[1].p_lens == 0.7f, "%lu kept", (unsigned long)n);
     CHECK(n == 2 && hypot(det[0].x - 20, det[0].y - 20) < 1e-2 && hypot(det[1].x - 44, det[1].y - 30) < 1e-2, "(%.3f, %.3f) (%.3f, %.3f)",
           det[0].x, det[0].y, det[1].x, det[1].y);
+  }
+  TEST("lensnet_cutout_locate: one prediction on a cutout, in pixels and arcsec") {
+    static float cut[SIDE * SIDE];
+    lensnet_location at;
+    memset(cut, 0, sizeof cut);
+    add_blob(cut, SIDE, SIDE, 9.3, 7.4, 5.0); /* (1.3, -0.6) pixels from the centre (8, 8): (0.39, -0.18) arcsec */
+    CHECK(lensnet_cutout_locate(loc, cut, ps, NULL, &at, &err) == LENSNET_OK, "%s", err.message);
+    CHECK(fabs(at.x - 9.3) < 1e-3 && fabs(at.y - 7.4) < 1e-3 && fabs(at.center_x - 0.39) < 3e-4 && fabs(at.center_y + 0.18) < 3e-4,
+          "(%.4f, %.4f), (%.5f, %.5f)\"", at.x, at.y, at.center_x, at.center_y);
+    CHECK(at.sigma_x == 0 && at.sigma_y == 0, "mse: no sigma");
+    CHECK(lensnet_cutout_locate(loc, cut, 0, NULL, &at, &err) == LENSNET_ERR_ARG && strstr(err.message, "pixel scale"), "%s", err.message);
+    CHECK(lensnet_cutout_locate(blob, cut, ps, NULL, &at, &err) == LENSNET_ERR_ARG && strstr(err.message, "center_x"), "%s", err.message);
   }
   TEST("locate refuses a finder, a locator without centres, no pixel scale, a small image") {
     n = 1;

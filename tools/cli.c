@@ -217,6 +217,23 @@ int lens_preprocess_resolve(const lensnet_model *m, int flag) {
   return minmax;
 }
 
+int lens_locator_open(const char *path, lensnet_model **m, double *pixel_scale, int *minmax) {
+  lensnet_regression reg;
+  lensnet_error err;
+  size_t k, named = 0;
+  if (lensnet_model_load(path, m, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (lensnet_model_regression(*m, &reg, &err) != LENSNET_OK)
+    return lens_usage("--locator %s: %s; a locator predicts center_x and center_y", path, err.message);
+  for (k = 0; k < reg.count; k++) named += !strcmp(reg.names[k], "center_x") || !strcmp(reg.names[k], "center_y");
+  if (named < 2) return lens_usage("--locator %s: its targets (regress.targets) do not include center_x and center_y", path);
+  if (lensnet_model_pixel_scale(*m, pixel_scale, &err) != LENSNET_OK) return lens_usage("--locator %s: %s", path, err.message);
+  if (!(*pixel_scale > 0))
+    return lens_usage("--locator %s has no pixel_scale metadata; its centres are in arcsec, so it needs one: lens info %s "
+                      "--set pixel_scale=ARCSEC --out ...", path, path);
+  if ((*minmax = lens_preprocess_resolve(*m, LENS_PREPROCESS_UNSET)) < 0) return LENS_EXIT_FAIL;
+  return 0;
+}
+
 double lens_seconds(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -59,6 +59,13 @@ void lens_text_discard(FILE *f, const char *tmp);
  * Returns 0 (none) or 1 (minmax), or -1 after printing an error (an unknown metadata value). */
 int lens_preprocess_resolve(const lensnet_model *m, int flag);
 
+/* --locator PATH (lens find, lens predict): the locator loaded and checked as lensnet_scan_locate
+ * and lensnet_cutout_locate need it (a regression model with the targets center_x and center_y,
+ * a pixel_scale in its metadata: usage errors naming PATH), its pixel scale and its own
+ * preprocessing (lens_preprocess_resolve of its metadata). Returns 0 or the exit status; *m is
+ * the caller's to free, after a failure too. */
+int lens_locator_open(const char *path, lensnet_model **m, double *pixel_scale, int *minmax);
+
 /* The options of commands that read cutouts for a model (predict, explain): the same rows,
  * defaults and help in each (LENS_CUTOUT_OPTIONS). */
 typedef struct {

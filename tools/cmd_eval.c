@@ -5,7 +5,8 @@
  *
  * The figures and their rules are lensviz.h's (lensviz_eval_*); this file reads the two tables
  * (lensnet_csv_read; several --scores files, the shards of one run, as one table), joins their
- * rows, makes the groups, and writes DIR/metrics.json,
+ * rows, makes the groups, measures how far a locator's positions (center_x, center_y in both
+ * tables) lie from the lenses' true ones, and writes DIR/metrics.json,
  * DIR/metrics.csv, DIR/curve.csv, DIR/roc.png and DIR/pr.png, with a summary on stdout.
  * docs/eval.md is the manual. */
 #include <stdio.h>
@@ -205,7 +206,9 @@ static const lens_command_spec eval_spec = {
   "Scores against labels: ROC AUC with a bootstrap interval, average precision, the confusion\n"
   "matrix, precision, recall, F1 and accuracy at --threshold, precision at fixed recall, recall\n"
   "at fixed false-positive rate; overall, per --by group, and reweighted to each --prior.\n"
-  "A group holding one class (a lens kind) is evaluated against every object of the other.\n",
+  "A group holding one class (a lens kind) is evaluated against every object of the other.\n"
+  "With center_x, center_y in the scores (lens predict --locator) and in the labels: the\n"
+  "lenses' position errors (median, 68th and 90th percentiles, rms, share within 0.3\" and 1\").\n",
   NULL, eval_sections, 1,
   "DIR gets metrics.json, metrics.csv (a row per group), curve.csv (a point per threshold),\n"
   "roc.png and pr.png (not in a build without PNG), each written whole or not at all; a summary\n"
@@ -234,6 +237,9 @@ typedef struct {
   size_t score_col, label_col;
   float *scores;                /* n, or n * classes */
   int *labels;
+  int positions;                /* center_x, center_y in the scores (a locator's) and in the labels */
+  size_t pos_col[2], true_col[2]; /* their columns: scores, labels */
+  lensviz_position_result pos;  /* the lenses' position errors, arcsec */
 } eval_data;
 
 /* "index, label, kind, ..." for messages, cut near cap. */
@@ -507,6 +513,48 @@ static int finite_cell(const lensnet_csv *t, const char *path, size_t row, size_
   return 0;
 }
 
+/* Positions are evaluated when the scores have a locator's center_x, center_y (lens predict
+ * --locator) and a separate labels table has the true ones, in two-class mode (label 1: a lens). */
+static void find_position_columns(eval_data *d) {
+  static const char *const names[2] = {"center_x", "center_y"};
+  int k, in_scores = 1, in_labels = 1;
+  for (k = 0; k < 2; k++) {
+    in_scores &= lensnet_csv_column(d->st.header, names[k], &d->pos_col[k], NULL) == LENSNET_OK;
+    in_labels &= lensnet_csv_column(d->labels_table->header, names[k], &d->true_col[k], NULL) == LENSNET_OK;
+  }
+  if (!in_scores || d->labels_table == &d->st || d->classes) return;
+  if (!in_labels) {
+    fprintf(stderr, "lens: note: %s %s center_x, center_y but %s lacks them: no position errors\n", d->sname,
+            d->scount > 1 ? "have" : "has", d->lpath);
+    return;
+  }
+  d->positions = 1;
+}
+
+/* The position errors of the lenses (lensviz_eval_positions): within 0.3" (a pixel of OU-66's
+ * inputs) and 1". */
+static int evaluate_positions(eval_data *d) {
+  static const double radii[2] = {0.3, 1.0};
+  const lensnet_csv *lt = d->labels_table;
+  double *v;
+  size_t i, k, m = 0;
+  lensnet_error err;
+  int rc = 0;
+  if (!d->positions) return 0;
+  if (!(v = (double *)malloc((d->n ? d->n : 1) * 4 * sizeof(double)))) return lens_fail("out of memory");
+  for (i = 0; i < d->n && !rc; i++) {
+    if (d->labels[i] != 1) continue;
+    for (k = 0; k < 2 && !rc; k++) {
+      rc = finite_cell(lt, row_file(d, lt, d->lrow[i]), d->lrow[i], d->true_col[k], "position", &v[k * d->n + m]);
+      if (!rc) rc = finite_cell(&d->st, row_file(d, &d->st, d->srow[i]), d->srow[i], d->pos_col[k], "position", &v[(2 + k) * d->n + m]);
+    }
+    m++;
+  }
+  if (!rc && lensviz_eval_positions(v, v + d->n, v + 2 * d->n, v + 3 * d->n, m, radii, 2, &d->pos, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  free(v);
+  return rc;
+}
+
 static int read_scores_and_labels(eval_data *d) {
   const lensnet_csv *lt = d->labels_table;
   size_t i, c, k = d->classes ? d->classes : 1;
@@ -573,7 +621,9 @@ static int load_data(const eval_options *o, eval_data *d) {
     return missing_column(d->spath, &d->st, what, " (choose one with --score-column)");
   }
   if ((rc = join_rows(d)) != 0) return rc;
-  return read_scores_and_labels(d);
+  find_position_columns(d);
+  if ((rc = read_scores_and_labels(d)) != 0) return rc;
+  return evaluate_positions(d); /* cheap, and a bad position is best refused before the resamples */
 }
 
 static void free_data(eval_data *d) {
@@ -987,6 +1037,28 @@ static const char *binned_name(lensviz_eval_binned b) {
   return b == LENSVIZ_EVAL_BIN_LENSES ? "lenses" : b == LENSVIZ_EVAL_BIN_NON_LENSES ? "non-lenses" : "all";
 }
 
+/* The lenses' position errors, or null without positions. */
+static void json_positions(FILE *f, const eval_data *d) {
+  const lensviz_position_result *p = &d->pos;
+  size_t k;
+  if (!d->positions) {
+    fputs("null", f);
+    return;
+  }
+  fprintf(f, "{\"objects\": \"lenses\", \"unit\": \"arcsec\", \"n\": %lu, \"median\": ", (unsigned long)p->n);
+  json_num(f, p->median);
+  fputs(", \"p68\": ", f); json_num(f, p->p68);
+  fputs(", \"p90\": ", f); json_num(f, p->p90);
+  fputs(", \"rms\": ", f); json_num(f, p->rms);
+  fputs(", \"within\": [", f);
+  for (k = 0; k < p->radius_count; k++) {
+    fprintf(f, "%s{\"radius\": %g, \"share\": ", k ? ", " : "", p->radii[k]);
+    json_num(f, p->within[k]);
+    fputc('}', f);
+  }
+  fputs("]}", f);
+}
+
 static int write_json(const eval_options *o, const eval_data *d, const eval_groups *g, const char *path) {
   char tmp[4200];
   FILE *f = lens_text_open(path, tmp, sizeof tmp);
@@ -1019,6 +1091,8 @@ static int write_json(const eval_options *o, const eval_data *d, const eval_grou
     fputs(",\n", f);
   }
   fputs("  \"label_column\": ", f); json_str(f, d->labels_table->cells[d->label_col]);
+  fputs(",\n  \"positions\": ", f);
+  json_positions(f, d);
   fprintf(f, ",\n  \"bootstrap\": {\"resamples\": %lu, \"level\": %g, \"seed\": %llu, \"method\": \"percentile, stratified by class\"},\n",
           (unsigned long)o->bootstrap, o->level, o->seed);
   fputs("  \"priors\": [", f);
@@ -1474,6 +1548,18 @@ static void print_binary(const eval_options *o, const eval_groups *g) {
   }
 }
 
+static void print_positions(const eval_data *d) {
+  const lensviz_position_result *p = &d->pos;
+  if (!d->positions) return;
+  if (!p->n) {
+    printf("position error: no lenses\n");
+    return;
+  }
+  printf("position error of the %lu lenses (center_x, center_y against %s): median %.4f\", 68%% %.4f\", 90%% %.4f\", rms %.4f\"; "
+         "within 0.3\" %.4f, within 1\" %.4f\n", (unsigned long)p->n, d->lpath, p->median, p->p68, p->p90, p->rms, p->within[0],
+         p->within[1]);
+}
+
 static void print_classes(const eval_data *d, const eval_groups *g) {
   const lensviz_eval_classes *a = g->groups[0].classes;
   size_t i, c;
@@ -1597,6 +1683,7 @@ int lens_cmd_eval(int argc, char **argv) {
              (unsigned long)g.groups[0].sample.count_pos, (unsigned long)g.groups[0].sample.count_neg, d.st.cells[d.score_col],
              d.sname, d.labels_table->cells[d.label_col], d.join);
       print_binary(&o, &g);
+      print_positions(&d);
     }
     rc = write_outputs(&o, &d, &g);
   }

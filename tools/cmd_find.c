@@ -314,22 +314,11 @@ static int open_model(find_state *s) {
     return lens_usage("%s is a lens-modelling (regression) network; lens find scans with a finder", s->o->model_path);
   if ((s->minmax = lens_preprocess_resolve(s->model, s->o->cutout.preprocess)) < 0) return LENS_EXIT_FAIL;
   if (s->o->locator_path) {
-    lensnet_regression reg;
-    size_t k, named = 0;
-    if (lensnet_model_load(s->o->locator_path, &s->locator, &err) != LENSNET_OK) return lens_fail_err(&err);
-    if (lensnet_model_regression(s->locator, &reg, &err) != LENSNET_OK)
-      return lens_usage("--locator %s: %s; a locator predicts center_x and center_y", s->o->locator_path, err.message);
-    for (k = 0; k < reg.count; k++) named += !strcmp(reg.names[k], "center_x") || !strcmp(reg.names[k], "center_y");
-    if (named < 2) return lens_usage("--locator %s: its targets (regress.targets) do not include center_x and center_y", s->o->locator_path);
-    if (lensnet_model_pixel_scale(s->locator, &s->locator_scale, &err) != LENSNET_OK)
-      return lens_usage("--locator %s: %s", s->o->locator_path, err.message);
-    if (!(s->locator_scale > 0))
-      return lens_usage("--locator %s has no pixel_scale metadata; its centres are in arcsec, so it needs one: lens info %s "
-                        "--set pixel_scale=ARCSEC --out ...", s->o->locator_path, s->o->locator_path);
+    int rc = lens_locator_open(s->o->locator_path, &s->locator, &s->locator_scale, &s->locator_minmax);
+    if (rc) return rc;
     if (s->locator->in_c != s->model->in_c)
       return lens_usage("--locator %s takes %lu bands but the finder %lu; they must read the same bands", s->o->locator_path,
                         (unsigned long)s->locator->in_c, (unsigned long)s->model->in_c);
-    if ((s->locator_minmax = lens_preprocess_resolve(s->locator, LENS_PREPROCESS_UNSET)) < 0) return LENS_EXIT_FAIL;
   }
   if (s->o->threads > 1) {
     if (!(s->pool = lens_pool_create(s->o->threads))) return lens_fail("find: cannot start threads");

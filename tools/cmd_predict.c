@@ -7,7 +7,12 @@
  * objects of all inputs, so a survey can be spread over job arrays with identical command lines:
  * a shard reads only its own rows of a .npy stack and only its own FITS files, and with --out its
  * output gets a manifest FILE.shard.json (tools/shard.h) that `lens merge` and --skip-done read.
- * .npy stacks are read a batch of rows at a time, so memory does not grow with their length. */
+ * .npy stacks are read a batch of rows at a time, so memory does not grow with their length.
+ *
+ * --locator L adds where in each cutout a locator network puts the object (lensnet_cutout_locate:
+ * one prediction on the cutout as given, which cannot be re-centred beyond its edges as lens find
+ * re-centres its windows): the CSV columns x,y,x_sigma,y_sigma (input pixels) and center_x,center_y
+ * (arcsec from the input's centre). */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +25,7 @@
 
 typedef struct {
   const char *model_path, *list_path, *out_npy, *csv_path;
+  const char *locator_path;  /* --locator: positions from a locator network */
   char **inputs;            /* the positional arguments */
   int input_count;
   int bands_per_object;     /* --bands: FITS files per object (0: one file per object) */
@@ -51,6 +57,10 @@ static const lens_option predict_rows[] = {
   LENS_TEXT(T, "out", 0, out_npy, NULL, "FILE", "FILE.npy: the raw logits [N, classes] as float32 (no CSV on standard output);\n"
             "FILE.csv: the CSV there instead of standard output"),
   LENS_TEXT(T, "csv", 0, csv_path, NULL, "FILE.csv", "write the CSV there (beside an --out FILE.npy)"),
+  LENS_TEXT(T, "locator", 0, locator_path, NULL, "L.safetensors", "a locator (a regression on center_x, center_y with a pixel_scale)\n"
+            "run on each cutout, scaled as its own metadata says: adds x,y,\n"
+            "x_sigma,y_sigma (input pixels) and center_x,center_y (arcsec from\n"
+            "the centre); one prediction on the cutout as given (docs/predict.md)"),
   LENS_SIZE(T, "mc", mc, 2, 100000, 0, "N", "regression models: N passes with dropout on (Monte Carlo dropout); each\n"
             "target's sigma then adds the spread of the passes to the aleatoric part"),
   LENS_SEED(T, "seed", seed, 1, "S", "seed of the --mc dropout masks (default 1); object k's passes depend only on\n"
@@ -62,7 +72,8 @@ static const lens_option_section predict_sections[] = {{NULL, predict_rows, size
 static const lens_command_spec predict_spec = {
   "predict", "usage: lens predict --model MODEL.safetensors [options] INPUT...\n", NULL, NULL, predict_sections, 1,
   "Output CSV: input,p_lens,logit_<class>... one row per object; for a regression model (lens\n"
-  "modelling, docs/modelling.md) input,<target>,<target>_sigma... in physical units. Missing folders of output files\n"
+  "modelling, docs/modelling.md) input,<target>,<target>_sigma... in physical units; with --locator\n"
+  "the finder's columns, then x,y,x_sigma,y_sigma,center_x,center_y. Missing folders of output files\n"
   "are created. A terminal shows a progress line on stderr. Exit status: 0 done, 1 failure\n"
   "(a file), 2 usage error.\n"};
 
@@ -89,6 +100,11 @@ typedef struct {
   lensnet_npy_writer samples; /* --samples */
   size_t first, end;        /* the objects this run scores (by number): all, or its shard's */
   lensnet_npy_writer logits; /* --out FILE.npy: every scored row, streamed */
+  lensnet_model *locator;   /* --locator */
+  double locator_scale;     /* its pixel_scale, arcsec per input pixel */
+  int locator_minmax;       /* its own preprocessing */
+  float *locator_input;     /* the cutouts prepared for the locator: the finder's input when both scale alike */
+  lensnet_location *located; /* each pending object's position */
   FILE *csv;
   char csv_tmp[4200];       /* the CSV file's temporary name until it is complete */
   float *input, *output, *workspace; /* one workspace per thread, ws_floats each */
@@ -119,6 +135,8 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
       if (lensnet_model_forward_mc(m, s->passes, copies, s->output + i * s->passes * m->out_features, workspace, x ^ (x >> 31), err) != LENSNET_OK)
         return 0;
     } else if (lensnet_model_forward(m, 1, s->input + i * per, s->output + i * m->out_features, workspace, err) != LENSNET_OK)
+      return 0;
+    if (s->locator && lensnet_cutout_locate(s->locator, s->locator_input + i * per, s->locator_scale, workspace, &s->located[i], err) != LENSNET_OK)
       return 0;
   }
   return 1;
@@ -187,6 +205,10 @@ static int run_batch(predict_state *s) {
     if (s->csv) {
       fprintf(s->csv, "%s,%.7g", s->pending[b].label, p);
       for (k = 0; k < m->out_features; k++) fprintf(s->csv, ",%.7g", z[k]);
+      if (s->locator) {
+        const lensnet_location *at = &s->located[b];
+        fprintf(s->csv, ",%.7g,%.7g,%.7g,%.7g,%.7g,%.7g", at->x, at->y, at->sigma_x, at->sigma_y, at->center_x, at->center_y);
+      }
       fputc('\n', s->csv);
     }
     if (s->opt->out_npy && lensnet_npy_writer_append(&s->logits, z, 1, &err) != LENSNET_OK) return lens_fail_err(&err);
@@ -216,6 +238,11 @@ static int add_object(predict_state *s, const char *label, const float *image, s
   if ((rc = lens_cutout(label, m, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) return rc;
   s->nan_pixels += report.nan_pixels;
   s->inf_pixels += report.inf_pixels;
+  if (s->locator && s->locator_input != s->input) { /* the same cutout, scaled as the locator wants (already checked: no note) */
+    desc.minmax = s->locator_minmax;
+    pix = s->locator_input + s->pending_count * m->in_c * m->in_h * m->in_w;
+    if ((rc = lens_cutout(label, s->locator, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) return rc;
+  }
   obj = &s->pending[s->pending_count++];
   snprintf(obj->label, sizeof obj->label, "%s", label);
   obj->number = s->first + s->added++; /* objects arrive in order within [first, end) */
@@ -399,6 +426,8 @@ static int parse_options(int argc, char **argv, predict_options *o) {
     }
   }
   if (o->csv_path && lens_out_format("--csv", o->csv_path, LENS_FMT_CSV) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
+  if (o->locator_path && o->out_npy && !o->csv_path)
+    return lens_usage("--locator adds columns to the CSV, and --out %s writes the logits alone; add --csv FILE.csv", o->out_npy);
   if (o->skip_done && (!o->shard.count || (!o->out_npy && !o->csv_path)))
     return lens_usage("--skip-done needs --shard I/N and an output file (--out FILE.csv or FILE.npy): its manifest says when it is done");
   if ((o->out_npy && lens_make_parents(o->out_npy)) || (o->csv_path && lens_make_parents(o->csv_path))) return LENS_EXIT_FAIL;
@@ -447,10 +476,27 @@ static int shard_manifests(const predict_state *s, int argc, char **argv, int wh
   return what == 0 ? done : 0;
 }
 
+/* --locator: a locator (lens_locator_open) for the finder's cutouts, so with its input's size. */
+static int open_locator(const predict_options *o, predict_state *s) {
+  const lensnet_model *m = s->model, *l;
+  int rc;
+  if (s->regress)
+    return lens_usage("--locator gives positions beside a finder's scores; %s is a lens-modelling (regression) network, whose "
+                      "targets may include center_x, center_y themselves", o->model_path);
+  if ((rc = lens_locator_open(o->locator_path, &s->locator, &s->locator_scale, &s->locator_minmax)) != 0) return rc;
+  l = s->locator;
+  if (l->in_c != m->in_c || l->in_h != m->in_h || l->in_w != m->in_w)
+    return lens_usage("--locator %s takes %lux%lux%lu inputs (bands x height x width) but the finder %s takes %lux%lux%lu; the locator "
+                      "reads the finder's cutouts, so they must agree", o->locator_path, (unsigned long)l->in_c, (unsigned long)l->in_h,
+                      (unsigned long)l->in_w, o->model_path, (unsigned long)m->in_c, (unsigned long)m->in_h, (unsigned long)m->in_w);
+  return 0;
+}
+
 /* The model, its normalisation and the buffers of one batch. */
 static int open_model(predict_options *o, predict_state *s) {
   lensnet_error err;
   size_t per, ws;
+  int rc;
   if (lensnet_model_load(o->model_path, &s->model, &err) != LENSNET_OK) return lens_fail_err(&err);
   s->opt = o;
   if ((o->minmax = lens_preprocess_resolve(s->model, o->cutout.preprocess)) < 0) return LENS_EXIT_FAIL;
@@ -463,6 +509,7 @@ static int open_model(predict_options *o, predict_state *s) {
   } else if (o->mc || o->samples_path)
     return lens_usage("--mc and --samples are for regression models; %s is a classifier", o->model_path);
   if (o->samples_path && !o->mc) return lens_usage("--samples needs --mc N");
+  if (o->locator_path && (rc = open_locator(o, s)) != 0) return rc;
   if (s->regress && !s->reg.nll && !o->mc)
     fprintf(stderr, "lens: note: %s was trained with mse and has no variance output: without --mc the _sigma columns are 0\n", o->model_path);
   s->passes = o->mc ? o->mc : 1;
@@ -475,6 +522,7 @@ static int open_model(predict_options *o, predict_state *s) {
   /* one image at a time, per thread (--mc: its passes, and their copies of the image) */
   ws = lensnet_model_workspace_floats(s->model, s->passes);
   if (ws && s->passes > 1) ws += s->passes * per;
+  if (s->locator && ws < lensnet_model_workspace_floats(s->locator, 1)) ws = lensnet_model_workspace_floats(s->locator, 1); /* run after the finder */
   s->ws_floats = ws;
   if (!ws || ws > ((size_t)-1 / sizeof(float)) / o->threads) ws = 0; /* reported as out of memory below */
   ws *= o->threads;
@@ -484,6 +532,11 @@ static int open_model(predict_options *o, predict_state *s) {
   s->output = (float *)malloc(s->group * s->passes * s->model->out_features * sizeof(float));
   s->workspace = ws ? (float *)malloc(ws * sizeof(float)) : NULL;
   if (!s->pending || !s->input || !s->output || !s->workspace) return lens_fail("out of memory for a batch of %lu", (unsigned long)s->group);
+  if (s->locator) {
+    s->locator_input = s->locator_minmax == o->minmax ? s->input : (float *)malloc(s->group * per * sizeof(float));
+    s->located = (lensnet_location *)calloc(s->group, sizeof *s->located);
+    if (!s->locator_input || !s->located) return lens_fail("out of memory for a batch of %lu", (unsigned long)s->group);
+  }
   return 0;
 }
 
@@ -506,6 +559,7 @@ static int open_outputs(const predict_options *o, predict_state *s) {
       lensnet_model_class_name(s->model, k, name, sizeof name, NULL);
       fprintf(s->csv, ",logit_%s", name);
     }
+    if (s->locator) fputs(",x,y,x_sigma,y_sigma,center_x,center_y", s->csv);
     fputc('\n', s->csv);
   }
   if (o->out_npy) {
@@ -572,8 +626,10 @@ int lens_cmd_predict(int argc, char **argv) {
   /* the CSV on standard output: a full disk or a closed pipe is a failure, not a silent success */
   if (rc == 0 && s.csv == stdout && (fflush(stdout) != 0 || ferror(stdout))) rc = lens_fail("standard output: write failed (disk full?)");
   if (rc == 0 && !skipped) rc = shard_manifests(&s, argc, argv, 2);
-  free(s.pending); free(s.input); free(s.output); free(s.workspace);
+  if (s.locator_input != s.input) free(s.locator_input);
+  free(s.pending); free(s.input); free(s.output); free(s.workspace); free(s.located);
   lensnet_model_free(s.model);
+  lensnet_model_free(s.locator);
   lens_pool_free(s.pool);
   return rc;
 }
