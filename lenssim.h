@@ -187,6 +187,8 @@
  *     lenssim_field_init, lenssim_field_image_floats, lenssim_field_place,
  *     lenssim_field_render_object, lenssim_field_add, lenssim_field_finish, lenssim_field_render
  *                                              survey fields: many objects, one noise, a truth table
+ *     lenssim_field_windows_resolve, lenssim_field_windows
+ *                                              training windows cut from a field, as a scan sees it
  *
  * ERRORS
  *   Functions that can fail return lenssim_result (an X-macro list, LENSSIM_RESULTS;
@@ -793,7 +795,8 @@ typedef struct {
 /* Resolves and checks the configuration (message in err) and builds the population's tables.
  * LENSSIM_ERR_ARG for a preset other than the Euclid lens-finding ones, LENSSIM_ERR_RANGE for a
  * field smaller than a stamp, larger than LENSSIM_MAX_PIXELS or with more than
- * LENSSIM_FIELD_MAX_OBJECTS objects. */
+ * LENSSIM_FIELD_MAX_OBJECTS objects, and for a population lens_fraction of (nearly) 0 or 1 that
+ * has no objects of a class the field places. */
 LENSSIM_API lenssim_result lenssim_field_init(lenssim_field *f, const lenssim_field_config *config, uint64_t seed,
                                               lenssim_error *err);
 /* Floats of the field image: channels * size * size. */
@@ -816,6 +819,83 @@ LENSSIM_API void lenssim_field_finish(const lenssim_field *f, double *sum, float
  * Allocates the sum and one workspace (LENSSIM_MALLOC). */
 LENSSIM_API lenssim_result lenssim_field_render(const lenssim_field *f, float *image, lenssim_field_object *objects,
                                                 lenssim_label *labels, lenssim_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Training windows cut from a field: what a finder meets when it scans the field with a sliding
+ * window (`lens find`: 66-pixel windows every 16 pixels for OU-66), as a labelled set that
+ * `lens train` reads. A finder trained on centred cutouts scores a lens 8 pixels off-centre at
+ * 0.00-0.15 (docs/find.md); these windows show it off-centre lenses and the galaxies that sit in
+ * a scan's windows.
+ *
+ * A window is f->stamp x f->stamp output pixels of every band, cut on whole pixels from the
+ * rendered field and lying wholly inside it; for its first pixel (x, y) its centre is at
+ * (x + (stamp - 1) / 2, y + (stamp - 1) / 2) in the field's pixel convention above.
+ *   Positives (lens_fraction of the windows): the field's lenses in turn (the k-th positive of the
+ *     set takes the k-th lens, modulo their number; a lens with no window as below is passed
+ *     over). The first pixel is drawn uniformly, in x and in y, among the whole-pixel positions
+ *     that put the lens within max_offset R of the window's centre (|dx| <= R, |dy| <= R) and keep
+ *     the window inside the field; with R under half a pixel, the window nearest to centred.
+ *   Negatives: no lens of the field lies within clear D of the window's centre (Chebyshev: a lens
+ *     with |dx| <= D and |dy| <= D forbids the window); a window that fails is drawn again, up to
+ *     10000 times. centred_fraction of them are centred within R, as positives are on lenses, on a
+ *     non-lens of the field drawn uniformly (the hard negatives of a scan: galaxies near a window's
+ *     centre); the others lie uniformly over the field.
+ * Windows are numbered: a call cuts windows first, ..., first + count - 1 of a set, so that a set
+ * cut from many fields (a call per field, each starting where the last ended, with one seed) is
+ * numbered as one. Which windows are positives, and which negatives are centred, follow the shares
+ * exactly in any run of numbers, across calls too: window n is a positive when floor(n f + u0)
+ * steps up between n and n + 1 (u0 from the seed), as lenssim_dataset_kind picks lenses.
+ *
+ * Labels: a window's row is that of the object it was cut around, with the object's position in
+ * the window's frame, in arcsec (x along columns, y along rows, the dataset's grid convention):
+ *   object x = window x + (stamp - 1) / 2 + center_x / pixel_scale, and the same for y;
+ * source_x and source_y (when the object has a source, source_R > 0) move with it. So a positive's
+ * center_x, center_y say where its lens lies in the window. A centred negative carries its
+ * non-lens's row; a uniform negative the row of the non-lens nearest its centre among those whose
+ * position lies in the window, else the row of empty sky (kind "empty", zeros, n_images2 = -1).
+ * A negative's label is 0.
+ *
+ * Determinism: window n depends only on (the field and its truth, the configuration, seed, n): its
+ * draws come from a random stream of its own, seeded from (seed, n), so fewer windows are the
+ * first ones of more. Nothing is allocated. */
+
+/* Zero means default everywhere; a negative value means 0 (none). */
+typedef struct {
+  double max_offset;       /* R, output pixels: largest offset, in x and in y, of a positive's lens
+                              (and a centred negative's non-lens) from the window's centre;
+                              0 means 8, half the stride `lens find` scans OU-66 fields with */
+  double lens_fraction;    /* share of windows that are positives; 0 means 0.5; 1: positives only */
+  double clear;            /* D, output pixels: no lens within D (Chebyshev) of a negative's
+                              centre; 0 means 2 R; at least R */
+  double centred_fraction; /* share of the negatives centred on a non-lens; 0 means 0.5 */
+} lenssim_window_config;
+
+/* Where one window was cut. */
+typedef struct {
+  int x, y;                  /* field column and row of the window's first pixel */
+  int object;                /* the objects[] entry whose row labels the window; -1: none (zeros) */
+  int label;                 /* 1 positive, 0 negative */
+} lenssim_field_window;
+
+/* The configuration with its defaults filled in, as literal values (negatives become 0; for
+ * showing, not for passing back), checked against the field: LENSSIM_ERR_RANGE for a share
+ * outside 0..1, R above (stamp - 1) / 2 (the lens would leave the window), D below R (a negative
+ * could hold a lens as near as a positive's), positives in a field without lenses, or centred
+ * negatives in a field without non-lenses. */
+LENSSIM_API lenssim_result lenssim_field_windows_resolve(const lenssim_field *f, const lenssim_window_config *config,
+                                                         lenssim_window_config *resolved, lenssim_error *err);
+/* Cuts windows first .. first + count - 1 from a rendered field (see above):
+ * image[channels][size][size] as lenssim_field_render or lenssim_field_finish made it,
+ * objects[f->object_count] and labels[f->object_count] its truth, positions set by rendering.
+ * Fills windows[count][channels][stamp][stamp], window_labels[count] and placed[count], each NULL
+ * when not wanted (image and labels may then be NULL too). LENSSIM_ERR_RANGE, naming the window,
+ * when no lens has a window inside the field or 10000 draws find no negative clear of the lenses
+ * (a smaller D, fewer lenses or a larger field). */
+LENSSIM_API lenssim_result lenssim_field_windows(const lenssim_field *f, const float *image,
+                                                 const lenssim_field_object *objects, const lenssim_label *labels,
+                                                 const lenssim_window_config *config, uint64_t seed, uint64_t first,
+                                                 size_t count, float *windows, lenssim_label *window_labels,
+                                                 lenssim_field_window *placed, lenssim_error *err);
 
 #ifdef __cplusplus
 }
@@ -4595,6 +4675,12 @@ LENSSIM_API lenssim_result lenssim_field_init(lenssim_field *f, const lenssim_fi
   memset(f, 0, sizeof *f);
   if ((r = lenssim_dataset_init(&f->population, &pop, seed, err)) != LENSSIM_OK) return r;
   if (c.lens_spacing <= 0) c.lens_spacing = f->population.num_pix;
+  /* placement looks through the population for objects of each class, about 1/lens_fraction
+   * (1/(1 - lens_fraction)) objects a look: a share of 0 or 1 would look for ever */
+  if ((c.lenses > 0 && !(f->population.config.lens_fraction >= 1e-6)) || (c.others > 0 && !(f->population.config.lens_fraction <= 1 - 1e-6)))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "field: the population's lens_fraction = %g has no %s to place; a field's "
+                         "counts are its lenses and others", f->population.config.lens_fraction, c.lenses > 0 &&
+                         !(f->population.config.lens_fraction >= 1e-6) ? "lenses" : "non-lenses");
   if (c.size < f->population.num_pix || c.size > LENSSIM_MAX_PIXELS)
     return lenssim__fail(err, LENSSIM_ERR_RANGE, "field: size %d must be from the stamp side %d to %d pixels", c.size,
                          f->population.num_pix, LENSSIM_MAX_PIXELS);
@@ -4739,6 +4825,201 @@ LENSSIM_API lenssim_result lenssim_field_render(const lenssim_field *f, float *i
   if (stamp) LENSSIM_FREE(stamp);
   if (ws) LENSSIM_FREE(ws);
   return r;
+}
+
+/* ---- training windows cut from a field ------------------------------------------------------- */
+/* The index of the windows' random streams: window n draws from hash3(seed, this, n). */
+#define LENSSIM__FIELD_WINDOWS 0xf1e1d0f1e1d0f1e2ULL
+#define LENSSIM__FIELD_WINDOW_SHARES 0xf1e1d0f1e1d0f1e3ULL
+
+/* A share or distance of lenssim_window_config: 0 is the default, a negative value 0. */
+static double lenssim__window_value(double v, double def) { return v == 0 ? def : (v < 0 ? 0.0 : v); }
+
+LENSSIM_API lenssim_result lenssim_field_windows_resolve(const lenssim_field *f, const lenssim_window_config *config,
+                                                         lenssim_window_config *resolved, lenssim_error *err) {
+  lenssim_window_config c;
+  double half;
+  if (!f || !config || !resolved) return lenssim__fail(err, LENSSIM_ERR_ARG, "field windows: NULL argument");
+  half = 0.5 * (f->stamp - 1);
+  c.max_offset = lenssim__window_value(config->max_offset, 8.0);
+  c.lens_fraction = lenssim__window_value(config->lens_fraction, 0.5);
+  c.clear = lenssim__window_value(config->clear, 2.0 * c.max_offset);
+  c.centred_fraction = lenssim__window_value(config->centred_fraction, 0.5);
+  if (!(c.lens_fraction <= 1) || !(c.centred_fraction <= 1))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "field windows: lens_fraction = %g and centred_fraction = %g must be shares, 0..1",
+                         c.lens_fraction, c.centred_fraction);
+  if (!(c.max_offset <= half))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "field windows: max_offset = %g pixels would take the lens out of a %d-pixel "
+                         "window; at most %g", c.max_offset, f->stamp, half);
+  if (!(c.clear >= c.max_offset && c.clear <= 2.0 * LENSSIM_MAX_PIXELS))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "field windows: clear = %g pixels must be from max_offset = %g (a negative "
+                         "must not hold a lens as near as a positive's) to %d", c.clear, c.max_offset, 2 * LENSSIM_MAX_PIXELS);
+  if (c.lens_fraction > 0 && f->config.lenses == 0)
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "field windows: positives (lens_fraction = %g) need lenses in the field", c.lens_fraction);
+  if (c.lens_fraction < 1 && c.centred_fraction > 0 && f->config.others == 0)
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "field windows: centred negatives (centred_fraction = %g) need non-lenses in "
+                         "the field", c.centred_fraction);
+  *resolved = c;
+  return LENSSIM_OK;
+}
+
+/* Step i of a share f taken (floor(i f + u0) steps up between i and i + 1), and how many steps
+ * were taken before it. */
+static int lenssim__share_step(uint64_t i, double f, double u0, uint64_t *before) {
+  double a = floor((double)i * f + u0), b = floor((double)(i + 1) * f + u0);
+  *before = (uint64_t)a;
+  return b > a;
+}
+
+/* The first pixels, along one axis, of the windows whose centre lies within r of position p and
+ * that fit in [0, room]: [*lo, *hi], or the nearest window when r is under half a pixel. 0 if none. */
+static int lenssim__window_span(double p, double half, double r, int room, int *lo, int *hi) {
+  double a = ceil(p - half - r), b = floor(p - half + r);
+  if (a > b) a = b = floor(p - half + 0.5);
+  if (a < 0) a = 0;
+  if (b > room) b = room;
+  if (!(a <= b)) return 0;
+  *lo = (int)a;
+  *hi = (int)b;
+  return 1;
+}
+
+/* A window about objects[k], within r of it in x and y, inside the field; 0 if none fits. */
+static int lenssim__window_about(const lenssim_field *f, const lenssim_field_object *o, double r, lenssim_rng *rng,
+                                 int *x, int *y) {
+  double half = 0.5 * (f->stamp - 1);
+  int room = f->size - f->stamp, x0, x1, y0, y1;
+  if (!lenssim__window_span(o->x, half, r, room, &x0, &x1) || !lenssim__window_span(o->y, half, r, room, &y0, &y1)) return 0;
+  *x = x0 + (int)(lenssim_rng_uniform(rng) * (x1 - x0 + 1));
+  *y = y0 + (int)(lenssim_rng_uniform(rng) * (y1 - y0 + 1));
+  return 1;
+}
+
+/* Whether no lens lies within d (Chebyshev) of the centre of the window at (x, y). */
+static int lenssim__window_clear(const lenssim_field *f, const lenssim_field_object *objects, int x, int y, double d) {
+  double half = 0.5 * (f->stamp - 1);
+  size_t k;
+  for (k = 0; k < f->object_count; k++)
+    if (objects[k].label == 1 && fabs(objects[k].x - (x + half)) <= d && fabs(objects[k].y - (y + half)) <= d) return 0;
+  return 1;
+}
+
+/* The n-th object of class `label` among objects, or -1. */
+static long lenssim__field_nth(const lenssim_field *f, const lenssim_field_object *objects, int label, size_t n) {
+  size_t k;
+  for (k = 0; k < f->object_count; k++)
+    if ((objects[k].label == 1) == (label == 1) && n-- == 0) return (long)k;
+  return -1;
+}
+
+/* The non-lens nearest the centre of the window at (x, y) among those whose position lies in it, or -1. */
+static long lenssim__window_nearest(const lenssim_field *f, const lenssim_field_object *objects, int x, int y) {
+  double half = 0.5 * (f->stamp - 1), best = 0;
+  long found = -1;
+  size_t k;
+  for (k = 0; k < f->object_count; k++) {
+    double dx = objects[k].x - (x + half), dy = objects[k].y - (y + half);
+    if (objects[k].label == 1 || fabs(dx) > half + 0.5 || fabs(dy) > half + 0.5) continue;
+    if (found < 0 || dx * dx + dy * dy < best) { found = (long)k; best = dx * dx + dy * dy; }
+  }
+  return found;
+}
+
+LENSSIM_API lenssim_result lenssim_field_windows(const lenssim_field *f, const float *image,
+                                                 const lenssim_field_object *objects, const lenssim_label *labels,
+                                                 const lenssim_window_config *config, uint64_t seed, uint64_t first,
+                                                 size_t count, float *windows, lenssim_label *window_labels,
+                                                 lenssim_field_window *placed, lenssim_error *err) {
+  lenssim_window_config c;
+  lenssim_result r;
+  size_t lenses = 0, others = 0, usable = 0, k, i;
+  double half, u_lens, u_centred;
+  if (!f || !config || !objects || (windows && !image) || (window_labels && !labels))
+    return lenssim__fail(err, LENSSIM_ERR_ARG, "field windows: NULL argument");
+  if ((r = lenssim_field_windows_resolve(f, config, &c, err)) != LENSSIM_OK) return r;
+  half = 0.5 * (f->stamp - 1);
+  /* lenses that have a window within R inside the field: the positives take them in turn */
+  for (k = 0; k < f->object_count; k++) {
+    int x0, x1, y0, y1;
+    if (objects[k].label != 1) { others++; continue; }
+    lenses++;
+    usable += lenssim__window_span(objects[k].x, half, c.max_offset, f->size - f->stamp, &x0, &x1) &&
+              lenssim__window_span(objects[k].y, half, c.max_offset, f->size - f->stamp, &y0, &y1);
+  }
+  u_lens = lenssim__hash_uniform(seed, LENSSIM__FIELD_WINDOW_SHARES, 0);
+  u_centred = lenssim__hash_uniform(seed, LENSSIM__FIELD_WINDOW_SHARES, 1);
+  for (i = 0; i < count; i++) {
+    lenssim_field_window w;
+    lenssim_rng rng;
+    uint64_t n = first + i, positives_before, centred_before;
+    int positive = lenssim__share_step(n, c.lens_fraction, u_lens, &positives_before), tries;
+    lenssim_rng_seed(&rng, lenssim__hash3(seed, LENSSIM__FIELD_WINDOWS, n));
+    w.label = positive;
+    if (positive) {
+      /* the lens in turn among those that fit, within R of the centre */
+      size_t nth = (size_t)(positives_before % (usable ? usable : 1)), seen = 0;
+      w.object = -1;
+      for (k = 0; usable && k < f->object_count && w.object < 0; k++) {
+        int x0, x1, y0, y1;
+        if (objects[k].label != 1 || !lenssim__window_span(objects[k].x, half, c.max_offset, f->size - f->stamp, &x0, &x1) ||
+            !lenssim__window_span(objects[k].y, half, c.max_offset, f->size - f->stamp, &y0, &y1))
+          continue;
+        if (seen++ == nth) w.object = (int)k;
+      }
+      if (w.object < 0)
+        return lenssim__fail(err, LENSSIM_ERR_RANGE, "field windows: window %lu: none of the field's %lu lenses has a window "
+                             "within %g pixels of it inside the %dx%d field", (unsigned long)n, (unsigned long)lenses,
+                             c.max_offset, f->size, f->size);
+      lenssim__window_about(f, &objects[w.object], c.max_offset, &rng, &w.x, &w.y);
+    } else {
+      int centred = lenssim__share_step(n - positives_before, c.centred_fraction, u_centred, &centred_before);
+      for (tries = 0; tries < LENSSIM__FIELD_TRIES; tries++) {
+        if (centred) {
+          long o = lenssim__field_nth(f, objects, 0, (size_t)(lenssim_rng_uniform(&rng) * (double)others));
+          if (o < 0 || !lenssim__window_about(f, &objects[o], c.max_offset, &rng, &w.x, &w.y)) continue;
+          w.object = (int)o;
+        } else {
+          w.x = (int)(lenssim_rng_uniform(&rng) * (double)(f->size - f->stamp + 1));
+          w.y = (int)(lenssim_rng_uniform(&rng) * (double)(f->size - f->stamp + 1));
+        }
+        if (lenssim__window_clear(f, objects, w.x, w.y, c.clear)) break;
+      }
+      if (tries == LENSSIM__FIELD_TRIES)
+        return lenssim__fail(err, LENSSIM_ERR_RANGE, "field windows: window %lu: no %s negative keeps the field's %lu lenses "
+                             "farther than clear = %g pixels from its centre after %d draws; a smaller clear distance, fewer "
+                             "lenses or a larger field", (unsigned long)n, centred ? "centred" : "uniform",
+                             (unsigned long)lenses, c.clear, LENSSIM__FIELD_TRIES);
+      if (!centred) w.object = (int)lenssim__window_nearest(f, objects, w.x, w.y);
+    }
+    if (windows) {
+      size_t s = (size_t)f->stamp, n = (size_t)f->size, ch, row;
+      for (ch = 0; ch < (size_t)f->channels; ch++)
+        for (row = 0; row < s; row++)
+          memcpy(windows + ((i * (size_t)f->channels + ch) * s + row) * s, image + (ch * n + (size_t)w.y + row) * n + (size_t)w.x,
+                 s * sizeof(float));
+    }
+    if (window_labels) {
+      lenssim_label *l = &window_labels[i];
+      if (w.object >= 0) {
+        const lenssim_field_object *o = &objects[w.object];
+        double cx = (o->x - (w.x + half)) * f->pixel_scale, cy = (o->y - (w.y + half)) * f->pixel_scale;
+        *l = labels[w.object];
+        if (l->source_R > 0) {
+          l->source_x += cx - l->center_x;
+          l->source_y += cy - l->center_y;
+        }
+        l->center_x = cx;
+        l->center_y = cy;
+      } else {
+        memset(l, 0, sizeof *l);
+        l->kind = LENSSIM_KIND_EMPTY;
+        l->n_images2 = -1;
+      }
+      if (!positive) l->label = 0;
+    }
+    if (placed) placed[i] = w;
+  }
+  return LENSSIM_OK;
 }
 
 /* ---- scenes from JSON ------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 /* `lens sim` end to end: the files do not depend on the thread count, labels.csv has the
  * columns docs/populations.md lists, --fits writes one file per object, --ratio sets the class ratio, --png writes
- * previews, --shard I/N makes the whole run's objects in blocks (with manifests and --skip-done), and
- * an unknown preset fails. */
+ * previews, --shard I/N makes the whole run's objects in blocks (with manifests and --skip-done),
+ * --windows cuts training windows from fields, and an unknown preset fails. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli_check.h"
 
@@ -117,12 +117,76 @@ static void test_shards(void) {
   cli_shell("rm -rf " TS);
 }
 
+#define TW "/tmp/lens_popsim_w"
+#define WINDOWS "sim --preset euclid-lensfinding --field 200 --lenses 2 --others 10 --seed 3"
+
+/* Rows of a labels.csv after its header, and how many have label 1; -1 rows if unreadable. */
+static void label_counts(const char *path, int *rows, int *lenses) {
+  FILE *f = fopen(path, "r");
+  char line[2048];
+  *rows = f ? 0 : -1;
+  *lenses = 0;
+  if (f && fgets(line, sizeof line, f))
+    while (fgets(line, sizeof line, f)) {
+      const char *comma = strchr(line, ',');
+      (*rows)++;
+      *lenses += comma && comma[1] == '1' && comma[2] == ',';
+    }
+  if (f) fclose(f);
+}
+
+/* --windows: images.npy [N, 4, 66, 66] and labels.csv with the cutouts' columns, the share of
+ * positives asked for, the same bytes whatever --threads; options that do not apply are refused. */
+static void test_windows(void) {
+  char head[129], line[2048], cut[2048];
+  int rows, lenses;
+  FILE *f;
+  CHECK(cli_shell("rm -rf " TW) == 0 && cli_lens(WINDOWS " --windows 16 --threads 1 --out " TW "/a 2>/dev/null") == 0 &&
+        cli_lens(WINDOWS " --windows 16 --threads 2 --out " TW "/b 2>/dev/null") == 0, "two --windows runs");
+  CHECK(cli_same_file(TW "/a/images.npy", TW "/b/images.npy") && cli_same_file(TW "/a/labels.csv", TW "/b/labels.csv"),
+        "the same files with 1 and 2 threads");
+  cli_text(TW "/a/images.npy", head, sizeof head); /* the header's text starts after the magic and two lengths */
+  CHECK(strstr(head + 10, "'shape': (16, 4, 66, 66)") != NULL, "images.npy shape: %s", head + 10);
+  f = fopen(TW "/a/images.npy", "rb");
+  CHECK(f && fseek(f, 0, SEEK_END) == 0 && ftell(f) == 128 + 16L * 4 * 66 * 66 * 4, "images.npy holds 16 windows and nothing more");
+  if (f) fclose(f);
+  label_counts(TW "/a/labels.csv", &rows, &lenses);
+  CHECK(rows == 16 && lenses == 8, "%d rows, %d positives at the default share 0.5", rows, lenses);
+  cli_text(TW "/a/labels.csv", line, sizeof line);
+  line[strcspn(line, "\n")] = 0;
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 1 --out " TW "/cut 2>/dev/null") == 0, "a cutout run");
+  cli_text(TW "/cut/labels.csv", cut, sizeof cut);
+  cut[strcspn(cut, "\n")] = 0;
+  CHECK(cut[0] && strcmp(line, cut) == 0, "labels.csv has the cutouts' columns");
+  CHECK(cli_file_has(TW "/a/labels.csv", "\n15,"), "index numbers the windows");
+  CHECK(cli_lens(WINDOWS " --windows 6 --lens-fraction 1 --threads 2 --out " TW "/pos 2>/dev/null") == 0, "--lens-fraction 1");
+  label_counts(TW "/pos/labels.csv", &rows, &lenses);
+  CHECK(rows == 6 && lenses == 6, "lenses only: %d rows, %d positives", rows, lenses);
+  CHECK(cli_lens(WINDOWS " --windows 5 --lens-fraction 0 --window-offset 4 --window-clear 20 --centred-negatives 1 --out " TW "/neg 2>/dev/null") == 0,
+        "negatives only, every option given");
+  label_counts(TW "/neg/labels.csv", &rows, &lenses);
+  CHECK(rows == 5 && lenses == 0, "negatives only: %d rows, %d positives", rows, lenses);
+  {
+    static const char *const bad[] = {
+      WINDOWS " --windows 4 --n 4", WINDOWS " --windows 4 --shard 0/2", WINDOWS " --windows 4 --fits", WINDOWS " --windows 4 --ra 10",
+      "sim --preset deeplense-substructure --windows 4", "sim --preset euclid-lensfinding --n 4 --window-offset 2",
+      WINDOWS " --windows 4 --window-offset 40", WINDOWS " --windows 4 --window-offset 8 --window-clear 4",
+      "sim --preset euclid-lensfinding --field 200 --lenses 0 --windows 4",
+      "sim --preset euclid-lensfinding --field 200 --lenses 1 --others 2 --lens-fraction 1"};
+    size_t i;
+    for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+      CHECK(cli_lens("%s --out " TW "/bad 2>/dev/null", bad[i]) == 2, "refused with exit status 2: lens %s", bad[i]);
+  }
+  cli_shell("rm -rf " TW);
+}
+
 int main(void) {
   if (cli_have_lens()) {
     TEST("lens sim: same files with 1 and 3 threads; labels.csv has the documented columns") test_threads_and_columns();
     TEST("lens sim --ratio 1:100") test_ratio();
     TEST("lens sim --png writes previews") test_png_previews();
     TEST("lens sim --shard I/N: blocks of the whole run, manifests, --skip-done") test_shards();
+    TEST("lens sim --windows: shapes, shares, columns, threads, refusals") test_windows();
     TEST("lens sim --preset nonsense fails") CHECK(cli_lens("sim --preset nonsense --n 2 --out " T1 " 2>/dev/null") != 0, "unknown preset fails");
     CHECK(cli_shell("rm -rf " T1 " " T3 " /tmp/lens_popsim_r /tmp/lens_popsim_p") == 0, "clean up");
   }

@@ -1101,6 +1101,257 @@ static void test_scene_mutations(void) {
   free(text);
 }
 
+/* ---- training windows cut from a field ------------------------------------------------------ */
+/* A small field (200 px, 2 lenses, 10 others), rendered once, shared by the window tests. */
+typedef struct {
+  lenssim_field f;
+  lenssim_field_object objects[12];
+  lenssim_label labels[12];
+  float *image;
+} window_field;
+
+static int window_field_make(window_field *w, int lenses, int others, int noise_free, uint64_t seed) {
+  lenssim_field_config c;
+  lenssim_error err;
+  memset(&c, 0, sizeof c);
+  c.size = 200; c.lenses = lenses; c.others = others; c.population.noise_free = noise_free;
+  if (lenssim_field_init(&w->f, &c, seed, &err) != LENSSIM_OK || w->f.object_count > 12) return 0;
+  w->image = (float *)malloc(lenssim_field_image_floats(&w->f) * sizeof(float));
+  return w->image && lenssim_field_render(&w->f, w->image, w->objects, w->labels, &err) == LENSSIM_OK;
+}
+
+/* Positives: the lens lies where the row says, within R; the pixels are the field's; the rest of
+ * the row is the lens's. */
+static void test_windows_positives(const window_field *w) {
+  enum { N = 16 };
+  const lenssim_field *f = &w->f;
+  lenssim_window_config wc;
+  lenssim_label wl[N];
+  lenssim_field_window at[N];
+  lenssim_error err;
+  size_t per = lenssim_dataset_image_floats(&f->population), i, positives = 0, differ = 0, ch, row, col;
+  float *win = (float *)malloc(N * per * sizeof(float));
+  double half = 0.5 * (f->stamp - 1), worst = 0, widest = 0;
+  memset(&wc, 0, sizeof wc);
+  CHECK(lenssim_field_windows(f, w->image, w->objects, w->labels, &wc, 5, 0, N, win, wl, at, &err) == LENSSIM_OK, "cut: %s", err.message);
+  for (i = 0; i < N; i++) {
+    const lenssim_field_object *o;
+    CHECK(at[i].x >= 0 && at[i].y >= 0 && at[i].x + f->stamp <= f->size && at[i].y + f->stamp <= f->size, "window %lu inside", (unsigned long)i);
+    for (ch = 0; ch < (size_t)f->channels; ch++)
+      for (row = 0; row < (size_t)f->stamp; row++)
+        for (col = 0; col < (size_t)f->stamp; col++)
+          differ += win[i * per + (ch * f->stamp + row) * f->stamp + col] !=
+                    w->image[(ch * f->size + at[i].y + row) * f->size + at[i].x + col];
+    if (at[i].label != 1) continue;
+    positives++;
+    CHECK(at[i].object >= 0, "window %lu: a positive names its lens", (unsigned long)i);
+    if (at[i].object < 0) continue;
+    o = &w->objects[at[i].object];
+    CHECK(wl[i].label == 1 && o->label == 1 && wl[i].kind == w->labels[at[i].object].kind &&
+          wl[i].theta_E == w->labels[at[i].object].theta_E, "window %lu: the lens's row", (unsigned long)i);
+    /* the convention of the field: object x = window x + (side - 1) / 2 + center_x / pixel_scale */
+    if (fabs(at[i].x + half + wl[i].center_x / f->pixel_scale - o->x) > worst) worst = fabs(at[i].x + half + wl[i].center_x / f->pixel_scale - o->x);
+    if (fabs(at[i].y + half + wl[i].center_y / f->pixel_scale - o->y) > worst) worst = fabs(at[i].y + half + wl[i].center_y / f->pixel_scale - o->y);
+    if (fabs(wl[i].center_x) > widest) widest = fabs(wl[i].center_x);
+    if (fabs(wl[i].center_y) > widest) widest = fabs(wl[i].center_y);
+    /* the source keeps its place relative to the deflector */
+    CHECK(fabs((wl[i].source_x - wl[i].center_x) - (w->labels[at[i].object].source_x - w->labels[at[i].object].center_x)) < 1e-9 &&
+          fabs((wl[i].source_y - wl[i].center_y) - (w->labels[at[i].object].source_y - w->labels[at[i].object].center_y)) < 1e-9,
+          "window %lu: the source moves with the lens", (unsigned long)i);
+  }
+  CHECK(positives == N / 2, "%lu positives of %d at the default share 0.5", (unsigned long)positives, N);
+  CHECK(worst < 1e-9, "lens position from the row: off by %g px", worst);
+  CHECK(widest <= 8 * f->pixel_scale + 1e-12 && widest > 2 * f->pixel_scale, "offsets up to R = 8 px: largest %g\"", widest);
+  CHECK(differ == 0, "%lu window pixels differ from the field's", (unsigned long)differ);
+  free(win);
+}
+
+/* The sign of the convention, from the pixels: in a noise-free field with one lens and nothing
+ * else, a positive's brightest VIS pixel is where its row puts the lens (column x, row y), give or
+ * take the arc's pull (2 px, as for the field's truth in tests/test_find.c), and at the same place
+ * relative to it in every window, whatever the window's offset. */
+static void test_windows_convention(void) {
+  window_field one;
+  lenssim_window_config wc;
+  lenssim_label wl[6];
+  lenssim_field_window at[6];
+  lenssim_error err;
+  size_t per, i, k, best;
+  double first_dx = 0, first_dy = 0, spread = 0;
+  float *win;
+  memset(&wc, 0, sizeof wc);
+  wc.lens_fraction = 1;
+  CHECK(window_field_make(&one, 1, -1, 1, 23), "a field of one lens");
+  per = lenssim_dataset_image_floats(&one.f.population);
+  win = (float *)malloc(6 * per * sizeof(float));
+  CHECK(lenssim_field_windows(&one.f, one.image, one.objects, one.labels, &wc, 9, 0, 6, win, wl, at, &err) == LENSSIM_OK, "cut: %s", err.message);
+  for (i = 0; i < 6; i++) {
+    double half = 0.5 * (one.f.stamp - 1), px = half + wl[i].center_x / one.f.pixel_scale, py = half + wl[i].center_y / one.f.pixel_scale;
+    const float *vis = win + i * per;
+    for (best = 0, k = 1; k < (size_t)(one.f.stamp * one.f.stamp); k++) if (vis[k] > vis[best]) best = k;
+    CHECK(at[i].label == 1 && wl[i].label == 1, "lens_fraction 1: window %lu a positive", (unsigned long)i);
+    CHECK(fabs((double)(best % one.f.stamp) - px) <= 2 && fabs((double)(best / one.f.stamp) - py) <= 2,
+          "window %lu: brightest VIS pixel (col %lu, row %lu), the row says (%.2f, %.2f)", (unsigned long)i,
+          (unsigned long)(best % one.f.stamp), (unsigned long)(best / one.f.stamp), px, py);
+    if (i == 0) { first_dx = (double)(best % one.f.stamp) - px; first_dy = (double)(best / one.f.stamp) - py; }
+    spread = fmax(spread, fmax(fabs((double)(best % one.f.stamp) - px - first_dx), fabs((double)(best / one.f.stamp) - py - first_dy)));
+  }
+  CHECK(spread < 1e-9, "the brightest pixel moves with the row's centre: spread %g px over 6 offsets", spread);
+  free(win);
+  free(one.image);
+}
+
+/* Negatives: label 0, no lens within D (Chebyshev); centred ones within R of a non-lens whose row
+ * they carry; uniform ones the row of the nearest non-lens in the window, or empty sky. */
+static void test_windows_negatives(const window_field *w) {
+  enum { N = 40 };
+  const lenssim_field *f = &w->f;
+  lenssim_window_config wc;
+  lenssim_label wl[N];
+  lenssim_field_window at[N];
+  lenssim_error err;
+  double half = 0.5 * (f->stamp - 1);
+  size_t i, k, centred = 0, uniform = 0, empty = 0, negatives = 0;
+  memset(&wc, 0, sizeof wc);
+  wc.lens_fraction = -1; /* none: negatives only */
+  wc.clear = 30;
+  CHECK(lenssim_field_windows(f, NULL, w->objects, w->labels, &wc, 7, 0, N, NULL, wl, at, &err) == LENSSIM_OK, "cut: %s", err.message);
+  for (i = 0; i < N; i++) {
+    double cx = at[i].x + half, cy = at[i].y + half;
+    int clear = 1;
+    negatives += at[i].label == 0 && wl[i].label == 0;
+    for (k = 0; k < f->object_count; k++)
+      if (w->objects[k].label == 1 && fabs(w->objects[k].x - cx) <= 30 && fabs(w->objects[k].y - cy) <= 30) clear = 0;
+    CHECK(clear, "negative %lu at (%d, %d) keeps lenses beyond D = 30 px", (unsigned long)i, at[i].x, at[i].y);
+    if (at[i].object < 0) {
+      empty++;
+      CHECK(wl[i].kind == LENSSIM_KIND_EMPTY && wl[i].center_x == 0 && wl[i].theta_E == 0 && wl[i].n_images2 == -1, "empty sky's row");
+      continue;
+    }
+    {
+      const lenssim_field_object *o = &w->objects[at[i].object];
+      double dx = o->x - cx, dy = o->y - cy;
+      CHECK(o->label == 0 && wl[i].kind == w->labels[at[i].object].kind, "negative %lu carries a non-lens's row", (unsigned long)i);
+      CHECK(fabs(cx + wl[i].center_x / f->pixel_scale - o->x) < 1e-9 && fabs(cy + wl[i].center_y / f->pixel_scale - o->y) < 1e-9,
+            "negative %lu: the object where its row says", (unsigned long)i);
+      if (fabs(dx) <= 8 && fabs(dy) <= 8) centred++;
+      else uniform++;
+      CHECK(fabs(dx) <= half + 0.5 && fabs(dy) <= half + 0.5, "negative %lu: its object lies in it", (unsigned long)i);
+    }
+  }
+  CHECK(negatives == N, "%lu of %d negatives labelled 0", (unsigned long)negatives, N);
+  /* half are centred by construction; a uniform one can land near a non-lens too */
+  CHECK(centred >= N / 2 && uniform + empty >= 1, "%lu within R of a non-lens, %lu farther, %lu on empty sky", (unsigned long)centred,
+        (unsigned long)uniform, (unsigned long)empty);
+  memset(&wc, 0, sizeof wc);
+  wc.lens_fraction = -1;
+  wc.centred_fraction = 1;
+  CHECK(lenssim_field_windows(f, NULL, w->objects, w->labels, &wc, 7, 0, N, NULL, wl, at, &err) == LENSSIM_OK, "cut: %s", err.message);
+  for (i = 0, centred = 0; i < N; i++)
+    centred += at[i].object >= 0 && fabs(w->objects[at[i].object].x - at[i].x - half) <= 8 && fabs(w->objects[at[i].object].y - at[i].y - half) <= 8;
+  CHECK(centred == N, "centred_fraction 1: %lu of %d centred on a non-lens", (unsigned long)centred, N);
+}
+
+/* The same (field, configuration, seed) gives the same windows; fewer are the first of more, and
+ * a later block cut alone (first > 0) is the same block; another seed gives others; the share of
+ * positives holds across calls. */
+static void test_windows_determinism(const window_field *w) {
+  enum { N = 12 };
+  const lenssim_field *f = &w->f;
+  lenssim_window_config wc;
+  lenssim_label la[N], lb[N];
+  lenssim_field_window pa[N], pb[N];
+  lenssim_error err;
+  size_t per = lenssim_dataset_image_floats(&f->population);
+  float *a = (float *)malloc(N * per * sizeof(float)), *b = (float *)malloc(N * per * sizeof(float));
+  memset(&wc, 0, sizeof wc);
+  memset(la, 0, sizeof la); memset(lb, 0, sizeof lb); memset(pa, 0, sizeof pa); memset(pb, 0, sizeof pb);
+  lenssim_field_windows(f, w->image, w->objects, w->labels, &wc, 3, 0, N, a, la, pa, &err);
+  lenssim_field_windows(f, w->image, w->objects, w->labels, &wc, 3, 0, N, b, lb, pb, &err);
+  CHECK(!memcmp(a, b, N * per * sizeof(float)) && !memcmp(la, lb, sizeof la) && !memcmp(pa, pb, sizeof pa), "same seed, same windows");
+  memset(lb, 0, sizeof lb); memset(pb, 0, sizeof pb);
+  lenssim_field_windows(f, w->image, w->objects, w->labels, &wc, 3, 0, 5, b, lb, pb, &err);
+  CHECK(!memcmp(a, b, 5 * per * sizeof(float)) && !memcmp(la, lb, 5 * sizeof *la) && !memcmp(pa, pb, 5 * sizeof *pa), "5 windows are the first 5 of 12");
+  memset(lb, 0, sizeof lb); memset(pb, 0, sizeof pb);
+  lenssim_field_windows(f, w->image, w->objects, w->labels, &wc, 3, 5, N - 5, b, lb, pb, &err);
+  CHECK(!memcmp(a + 5 * per, b, (N - 5) * per * sizeof(float)) && !memcmp(la + 5, lb, (N - 5) * sizeof *la) &&
+        !memcmp(pa + 5, pb, (N - 5) * sizeof *pa), "windows 5..11 cut alone (first = 5) are those of the 12");
+  lenssim_field_windows(f, w->image, w->objects, w->labels, &wc, 4, 0, N, b, lb, pb, &err);
+  CHECK(memcmp(pa, pb, sizeof pa) != 0, "another seed, other windows");
+  {
+    /* a share of 0.3 over 20 windows cut in four calls: exactly 6 positives */
+    size_t k, positives = 0;
+    wc.lens_fraction = 0.3;
+    for (k = 0; k < 4; k++) {
+      size_t i;
+      lenssim_field_windows(f, NULL, w->objects, w->labels, &wc, 8, 5 * k, 5, NULL, NULL, pb, &err);
+      for (i = 0; i < 5; i++) positives += pb[i].label == 1;
+    }
+    CHECK(positives == 6, "%lu positives in 20 windows at 0.3, cut 5 at a time", (unsigned long)positives);
+  }
+  free(a);
+  free(b);
+}
+
+/* Configurations that cannot be met are refused with a sentence. */
+static void test_windows_errors(const window_field *w) {
+  const lenssim_field *f = &w->f;
+  lenssim_window_config wc, got;
+  lenssim_label wl[4];
+  lenssim_error err;
+  window_field none;
+  memset(&wc, 0, sizeof wc);
+  CHECK(lenssim_field_windows_resolve(f, &wc, &got, &err) == LENSSIM_OK && got.max_offset == 8 && got.lens_fraction == 0.5 &&
+        got.clear == 16 && got.centred_fraction == 0.5, "defaults: R %g, share %g, D %g, centred %g", got.max_offset, got.lens_fraction,
+        got.clear, got.centred_fraction);
+  wc.max_offset = -1; wc.lens_fraction = -1; wc.centred_fraction = -1;
+  CHECK(lenssim_field_windows_resolve(f, &wc, &got, &err) == LENSSIM_OK && got.max_offset == 0 && got.lens_fraction == 0 && got.clear == 0 &&
+        got.centred_fraction == 0, "negative means 0");
+  wc.max_offset = 0; wc.lens_fraction = 1.5; wc.centred_fraction = 0;
+  CHECK(lenssim_field_windows(f, w->image, w->objects, w->labels, &wc, 1, 0, 4, NULL, wl, NULL, &err) == LENSSIM_ERR_RANGE &&
+        strstr(err.message, "lens_fraction"), "lens_fraction 1.5: %s", err.message);
+  wc.lens_fraction = 0; wc.max_offset = 40;
+  CHECK(lenssim_field_windows_resolve(f, &wc, &got, &err) == LENSSIM_ERR_RANGE && strstr(err.message, "max_offset"), "R = 40 leaves the window: %s", err.message);
+  wc.max_offset = 8; wc.clear = 4;
+  CHECK(lenssim_field_windows_resolve(f, &wc, &got, &err) == LENSSIM_ERR_RANGE && strstr(err.message, "clear"), "D < R: %s", err.message);
+  wc.clear = 500; wc.lens_fraction = -1;
+  CHECK(lenssim_field_windows(f, w->image, w->objects, w->labels, &wc, 1, 0, 4, NULL, wl, NULL, &err) == LENSSIM_ERR_RANGE &&
+        strstr(err.message, "10000 draws"), "no negative 500 px clear of every lens in 200 px: %s", err.message);
+  CHECK(lenssim_field_windows(f, NULL, w->objects, w->labels, &wc, 1, 0, 4, (float *)wl, wl, NULL, &err) == LENSSIM_ERR_ARG, "windows without the image");
+  memset(&wc, 0, sizeof wc);
+  CHECK(window_field_make(&none, -1, 3, 1, 2), "a field without lenses");
+  CHECK(lenssim_field_windows(&none.f, none.image, none.objects, none.labels, &wc, 1, 0, 4, NULL, wl, NULL, &err) == LENSSIM_ERR_RANGE &&
+        strstr(err.message, "need lenses"), "positives without lenses: %s", err.message);
+  wc.lens_fraction = -1;
+  CHECK(lenssim_field_windows(&none.f, none.image, none.objects, none.labels, &wc, 1, 0, 4, NULL, wl, NULL, &err) == LENSSIM_OK,
+        "negatives only from a field without lenses: %s", err.message);
+  free(none.image);
+  {
+    /* a field's counts come from its config: a population share of 1 has no non-lenses to place */
+    lenssim_field_config c;
+    lenssim_field g;
+    memset(&c, 0, sizeof c);
+    c.size = 200; c.lenses = 1; c.others = 2; c.population.lens_fraction = 1;
+    CHECK(lenssim_field_init(&g, &c, 1, &err) == LENSSIM_ERR_RANGE && strstr(err.message, "non-lenses"), "lens_fraction 1 with others: %s", err.message);
+  }
+}
+
+static void test_field_windows(void) {
+  window_field w;
+  memset(&w, 0, sizeof w);
+  if (!window_field_make(&w, 2, 10, 0, 31)) {
+    CHECK(0, "a 200 px field of 2 lenses and 10 others");
+    free(w.image);
+    return;
+  }
+  TEST("field windows: a positive's lens lies where its row says, within R; pixels are the field's") test_windows_positives(&w);
+  TEST("field windows: the row's centre is the lens's place in the pixels (x column, y row)") test_windows_convention();
+  TEST("field windows: negatives keep lenses beyond D; centred on non-lenses; their rows") test_windows_negatives(&w);
+  TEST("field windows: deterministic from (field, configuration, seed, number); blocks agree") test_windows_determinism(&w);
+  TEST("field windows: defaults, and configurations that cannot be met") test_windows_errors(&w);
+  free(w.image);
+}
+
 int main(void) {
   TEST("cosmology: distances match astropy to 1e-6") test_cosmology();
   TEST("deflections match lenstronomy to 1e-6") test_deflections();
@@ -1129,5 +1380,6 @@ int main(void) {
   TEST("class names per preset, and the dataset's class count") test_preset_classes();
   TEST("scene errors name the entry") test_scene_errors();
   TEST("malformed scenes are refused with a message, never a crash") test_scene_mutations();
+  test_field_windows();
   return check_summary();
 }

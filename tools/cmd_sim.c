@@ -15,12 +15,21 @@
  * With --field SIZE one survey field instead (lenssim_field_*): DIR/field.fits, a [C, SIZE, SIZE]
  * cube with a TAN WCS centred on --ra, --dec, and DIR/truth.csv, one row per placed object: its
  * field position x, y (0-based pixels, pixel centres at integers) and its labels.csv columns.
- * Stamps render on the threads and are added in order, so the files do not depend on --threads. */
+ * Stamps render on the threads and are added in order, so the files do not depend on --threads.
+ *
+ * With --windows N, N training windows cut from simulated fields instead (lenssim_field_windows):
+ * DIR/images.npy [N, C, stamp, stamp] and DIR/labels.csv as for cutouts, written the same way.
+ * Field k (of --field SIZE, default 600, with --lenses and --others) has a seed of its own from
+ * (--seed, k), is rendered as --field renders one, and gives its lenses over --lens-fraction
+ * windows (two per lens at 0.5) until N are cut. The windows are numbered 0..N-1 across the fields
+ * (the index column), so the share of positives holds over the whole set. The files do not depend
+ * on --threads either. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <math.h>
 #include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +76,8 @@ typedef struct {
   double lens_fraction, theta_e_min, theta_e_max, snr_min, mu_min, clumpy_fraction, substructure_scale, neighbours;
   int field, lenses, others; /* --field SIZE: one survey field instead of cutouts; -1: not given */
   double ra, dec;            /* the field's centre */
+  size_t windows;            /* --windows N: training windows cut from fields instead of cutouts */
+  double window_offset, window_clear, centred_negatives; /* -1: not given */
 } sim_args;
 
 static const char *preset_at(size_t i) { return i < LENSSIM_PRESET_COUNT ? lenssim_preset_name((lenssim_preset)i) : NULL; }
@@ -98,13 +109,14 @@ static int parse_ratio(const lens_option *o, const char *label, const char *v, v
 #define T sim_args
 static const lens_option sim_rows[] = {
   LENS_CHOICE_AT(T, "preset", LENS_OPT_REQUIRED, preset, preset_at, 0, "NAME", "the population (see presets above)"),
-  LENS_ROW("n", LENS_OPT_SIZE, 0, T, n, 1, 1e8, 0, "N", "images to simulate (required, unless --field)"),
+  LENS_ROW("n", LENS_OPT_SIZE, 0, T, n, 1, 1e8, 0, "N", "images to simulate (required, unless --field or --windows)"),
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out_dir, NULL, "DIR", "folder for images.npy and labels.csv"),
   LENS_SEED(T, "seed", seed, 1, "S", "random seed (default 1); the same seed gives the same files"),
   LENS_INT(T, "threads", threads, 1, 1024, 0, "T", "worker threads (default: the CPUs this process may use)"),
   LENS_CHOICE_AT(T, "layout", 0, layout, layout_at, 0, "L", "ou66 | ou200 | hsc | hst192 | hst150 | challenge1-vis (default: the preset's;\n"
                  "euclid presets: ou66, feeding `lens train --arch ou66`)"),
-  LENS_DOUBLE(T, "lens-fraction", lens_fraction, 0, 1, -1, "F", "share of lenses, 0..1 (euclid presets; default 0.5)"),
+  LENS_DOUBLE(T, "lens-fraction", lens_fraction, 0, 1, -1, "F", "share of lenses, 0..1 (euclid presets; default 0.5); with --windows,\n"
+              "share of the windows that are positives (1: lenses only)"),
   LENS_CUSTOM(T, "ratio", 0, lens_fraction, parse_ratio, "A:B", "lenses to non-lenses, e.g. 1:100 (same as --lens-fraction A/(A+B))"),
   LENS_DOUBLE(T, "theta-e-min", theta_e_min, 0, 100, -1, "X", "Einstein-radius window in arcsec: its lower end"),
   LENS_DOUBLE(T, "theta-e-max", theta_e_max, 0, 100, -1, "X", "Einstein-radius window in arcsec: its upper end"),
@@ -121,17 +133,27 @@ static const lens_option sim_rows[] = {
               "DIR/shard.json records it (lens merge joins shards; docs/survey.md)"),
   LENS_FLAG(T, "skip-done", skip_done, "with --shard: do nothing if DIR already holds this shard of this run, complete"),
   LENS_INT(T, "field", field, 1, 8192, 0, "SIZE", "instead of cutouts, one survey field of SIZE x SIZE pixels: DIR/field.fits\n"
-           "[C,SIZE,SIZE] with a TAN WCS and DIR/truth.csv (docs/find.md)"),
-  LENS_INT(T, "lenses", lenses, 0, 100000, -1, "N", "with --field: lenses placed, at least a stamp apart (default 8)"),
-  LENS_INT(T, "others", others, 0, 100000, -1, "N", "with --field: non-lenses placed (default 100)"),
+           "[C,SIZE,SIZE] with a TAN WCS and DIR/truth.csv (docs/find.md); with --windows,\n"
+           "the side of its fields (default 600)"),
+  LENS_INT(T, "lenses", lenses, 0, 100000, -1, "N", "with --field or --windows: lenses placed per field, at least a stamp apart (default 8)"),
+  LENS_INT(T, "others", others, 0, 100000, -1, "N", "with --field or --windows: non-lenses placed per field (default 100)"),
   LENS_DOUBLE(T, "ra", ra, 0, 360, 150.0, "DEG", "with --field: right ascension of the field's centre (default 150)"),
   LENS_DOUBLE(T, "dec", dec, -90, 90, 2.2, "DEG", "with --field: declination of the field's centre (default 2.2)"),
+  LENS_SIZE(T, "windows", windows, 1, 1e8, 0, "N", "instead of cutouts, N training windows cut from simulated fields of --field SIZE\n"
+            "(default 600), --lenses and --others: what a scan of `lens find` sees (docs/find.md)"),
+  LENS_DOUBLE(T, "window-offset", window_offset, 0, 1e4, -1, "R", "with --windows: a positive's lens lies within R pixels of the window's\n"
+              "centre in x and in y (default 8, half the scan stride)"),
+  LENS_DOUBLE(T, "window-clear", window_clear, 0, 1e5, -1, "D", "with --windows: no lens in the square of half-side D pixels about a\n"
+              "negative's centre (default 2R)"),
+  LENS_DOUBLE(T, "centred-negatives", centred_negatives, 0, 1, -1, "F", "with --windows: share of the negatives centred, within R, on a\n"
+              "non-lens (default 0.5); the others lie anywhere in the field"),
 };
 #undef T
 static const lens_option_section sim_sections[] = {{NULL, sim_rows, sizeof sim_rows / sizeof sim_rows[0]}};
 static const lens_command_spec sim_spec = {
   "sim", "usage: lens sim --preset NAME --n N --out DIR [options]\n"
-         "       lens sim --preset NAME --field SIZE [--lenses N] [--others N] --out DIR [options]\n",
+         "       lens sim --preset NAME --field SIZE [--lenses N] [--others N] --out DIR [options]\n"
+         "       lens sim --preset NAME --windows N [--field SIZE] [--lenses N] [--others N] --out DIR [options]\n",
   "\nSimulates N labelled images (see docs/populations.md) into DIR/images.npy [N,C,H,W]\nfloat32 and DIR/labels.csv.\n",
   list_presets, sim_sections, 1,
   "DIR and any missing parent folders are created. A terminal shows a progress line on\n"
@@ -148,11 +170,18 @@ static int parse_args(int argc, char **argv, sim_args *a, lenssim_dataset_config
   memset(cfg, 0, sizeof *cfg);
   if ((rc = lens_options_parse(&sim_spec, argc, argv, a, &given)) != 0) return rc;
   if (strlen(a->out_dir) > 1000) return lens_usage("sim: --out path is too long");
-  if (!a->field && !a->n) return lens_usage("sim: --n N is required (or --field SIZE for a survey field); see lens sim --help");
-  if (!a->field && (a->lenses >= 0 || a->others >= 0 || lens_options_was_given(&sim_spec, &given, "ra") ||
-                    lens_options_was_given(&sim_spec, &given, "dec")))
+  if (!a->field && !a->windows && !a->n)
+    return lens_usage("sim: --n N is required (or --field SIZE for a survey field, --windows N for windows cut from fields); see lens sim --help");
+  if (a->windows && (a->n || a->shard.count || a->fits || a->png || lens_options_was_given(&sim_spec, &given, "ra") ||
+                     lens_options_was_given(&sim_spec, &given, "dec")))
+    return lens_usage("sim: --windows cuts N windows from fields of --field SIZE, --lenses and --others into images.npy and labels.csv; "
+                      "--n, --shard, --fits, --png, --ra and --dec do not apply");
+  if (!a->windows && (a->window_offset >= 0 || a->window_clear >= 0 || a->centred_negatives >= 0))
+    return lens_usage("sim: --window-offset, --window-clear and --centred-negatives shape the windows of --windows N: give --windows");
+  if (!a->field && !a->windows && (a->lenses >= 0 || a->others >= 0 || lens_options_was_given(&sim_spec, &given, "ra") ||
+                                   lens_options_was_given(&sim_spec, &given, "dec")))
     return lens_usage("sim: --lenses, --others, --ra and --dec describe a field: give --field SIZE");
-  if (a->field && (a->n || a->shard.count || a->fits || a->png))
+  if (a->field && !a->windows && (a->n || a->shard.count || a->fits || a->png))
     return lens_usage("sim: --field makes one image, DIR/field.fits, from --lenses and --others; --n, --shard, --fits and --png are for cutouts");
   if (lens_out_folder("--out", a->out_dir)) return LENS_EXIT_USAGE;
   if (a->skip_done && !a->shard.count) return lens_usage("sim: --skip-done needs --shard I/N (a shard's manifest says when it is done)");
@@ -162,7 +191,8 @@ static int parse_args(int argc, char **argv, sim_args *a, lenssim_dataset_config
   cfg->supersampling = a->supersampling;
   if (a->theta_e_min >= 0) cfg->theta_E_min = a->theta_e_min;
   if (a->theta_e_max >= 0) cfg->theta_E_max = a->theta_e_max;
-  if (a->lens_fraction >= 0) cfg->lens_fraction = given_value(a->lens_fraction, 1e-300);
+  /* with --windows the share is the windows' (sim_windows); the fields keep the preset's */
+  if (a->lens_fraction >= 0 && !a->windows) cfg->lens_fraction = given_value(a->lens_fraction, 1e-300);
   if (a->snr_min >= 0) cfg->snr_min = given_value(a->snr_min, 1e-300);
   if (a->mu_min >= 0) cfg->magnification_min = given_value(a->mu_min, 1e-300);
   if (a->clumpy_fraction >= 0) cfg->clumpy_fraction = given_value(a->clumpy_fraction, -1.0);
@@ -498,6 +528,127 @@ static int sim_field(const sim_args *a, const lenssim_dataset_config *cfg) {
   return rc;
 }
 
+/* ---- --windows: training windows cut from fields --------------------------------------------- */
+/* Field k of a --windows run: a seed of its own, a splitmix64 step from (--seed, k). */
+static uint64_t windows_field_seed(unsigned long long seed, size_t k) {
+  lenssim_rng rng;
+  lenssim_rng_seed(&rng, (uint64_t)seed ^ (0x9e3779b97f4a7c15ULL * ((uint64_t)k + 1)));
+  return lenssim_rng_next(&rng);
+}
+
+/* Windows cut from each field: its lenses over the share of positives (two per lens at 0.5, one
+ * at 1), or two per lens (16 in fields without lenses) when every window is a negative; at most
+ * ~64 MB of windows (a few of a tiny share's positives then wait for the next field). */
+static size_t windows_per_field(const lenssim_field *f, const lenssim_window_config *wc) {
+  double lenses = f->config.lenses, n = wc->lens_fraction > 0 ? floor(lenses / wc->lens_fraction + 0.5) : 2 * lenses;
+  size_t most = (size_t)(64u << 20) / (lenssim_dataset_image_floats(&f->population) * sizeof(float));
+  if (n < 1) n = 16;
+  if (most < 1) most = 1;
+  return n < (double)most ? (size_t)n : most;
+}
+
+/* The window options into the library's configuration: not given is the default (0), a given 0
+ * is "none" (negative). */
+static lenssim_window_config windows_config(const sim_args *a) {
+  lenssim_window_config wc;
+  memset(&wc, 0, sizeof wc);
+  if (a->window_offset >= 0) wc.max_offset = given_value(a->window_offset, -1.0);
+  if (a->lens_fraction >= 0) wc.lens_fraction = given_value(a->lens_fraction, -1.0);
+  if (a->window_clear >= 0) wc.clear = given_value(a->window_clear, -1.0);
+  if (a->centred_negatives >= 0) wc.centred_fraction = given_value(a->centred_negatives, -1.0);
+  return wc;
+}
+
+/* One field of a --windows run: placed, rendered on the threads, its windows cut and written. */
+static int windows_field(sim_run *r, lenssim_field *f, const lenssim_field_config *fc, const lenssim_window_config *wc, size_t k,
+                         size_t count, size_t first, lenssim_field_object *objects, lenssim_label *labels, double *sum, float *image,
+                         float *windows, lenssim_label *window_labels, size_t *positives) {
+  lenssim_error serr;
+  lensnet_error nerr;
+  char row[LENSSIM_LABEL_CSV_MAX];
+  size_t j;
+  int rc;
+  if (lenssim_field_init(f, fc, windows_field_seed(r->a->seed, k), &serr) != LENSSIM_OK) return lens_usage("sim: %s", serr.message);
+  if (lenssim_field_place(f, objects, &serr) != LENSSIM_OK) return lens_usage("sim: field %lu: %s", (unsigned long)k, serr.message);
+  memset(sum, 0, lenssim_field_image_floats(f) * sizeof *sum);
+  if ((rc = field_render(f, r->pool, r->nworkers, objects, labels, sum)) != 0) return rc;
+  lenssim_field_finish(f, sum, image);
+  /* one seed and one numbering for the whole set: the share of positives holds over all of it */
+  if (lenssim_field_windows(f, image, objects, labels, wc, (uint64_t)r->a->seed, first, count, windows, window_labels, NULL, &serr) != LENSSIM_OK)
+    return lens_fail("sim: field %lu: %s", (unsigned long)k, serr.message);
+  if (lensnet_npy_writer_append(&r->npy, windows, count, &nerr) != LENSNET_OK) return lens_fail("sim: %s", nerr.message);
+  for (j = 0; j < count; j++) {
+    if (!lenssim_label_csv_row(&window_labels[j], first + j, row, sizeof row, &serr)) return lens_fail("sim: %s", serr.message);
+    if (fputs(row, r->csv) < 0) return lens_fail("sim: %s: write failed", r->csv_tmp);
+    *positives += window_labels[j].label == 1;
+  }
+  return 0;
+}
+
+/* lens sim --windows N: DIR/images.npy and DIR/labels.csv of windows cut from fields. */
+static int sim_windows(const sim_args *a, const lenssim_dataset_config *cfg) {
+  lenssim_field_config fc;
+  lenssim_window_config wc = windows_config(a), resolved;
+  lenssim_field *f = (lenssim_field *)malloc(sizeof *f);
+  sim_run *r = (sim_run *)calloc(1, sizeof *r);
+  lenssim_field_object *objects = NULL;
+  lenssim_label *labels = NULL, *window_labels = NULL;
+  lenssim_error serr;
+  lens_progress progress;
+  double *sum = NULL, t0 = lens_seconds();
+  float *image = NULL, *windows = NULL;
+  size_t per_field = 0, fields = 0, done = 0, positives = 0, k;
+  char label[64];
+  int rc = 0;
+  memset(&fc, 0, sizeof fc);
+  fc.population = *cfg;
+  fc.size = a->field;
+  fc.lenses = a->lenses < 0 ? 0 : a->lenses ? a->lenses : -1;
+  fc.others = a->others < 0 ? 0 : a->others ? a->others : -1;
+  if (!f || !r || !(r->ds = (lenssim_dataset *)malloc(sizeof *r->ds))) rc = lens_fail("sim: out of memory");
+  if (!rc && lenssim_field_init(f, &fc, windows_field_seed(a->seed, 0), &serr) != LENSSIM_OK) rc = lens_usage("sim: %s", serr.message);
+  if (!rc && lenssim_field_windows_resolve(f, &wc, &resolved, &serr) != LENSSIM_OK)
+    rc = lens_usage("sim: --windows: %s (max_offset is --window-offset, clear --window-clear, centred_fraction --centred-negatives)",
+                    serr.message);
+  if (!rc) {
+    per_field = windows_per_field(f, &resolved);
+    if (per_field > a->windows) per_field = a->windows;
+    fields = (a->windows + per_field - 1) / per_field;
+    *r->ds = f->population; /* the windows' shape: channels and stamp side */
+    r->a = a;
+    r->first = 0;
+    r->end = a->windows;
+    r->nworkers = a->threads ? (size_t)a->threads : lens_pool_default_threads();
+    objects = (lenssim_field_object *)calloc(f->object_count + 1, sizeof *objects);
+    labels = (lenssim_label *)calloc(f->object_count + 1, sizeof *labels);
+    sum = (double *)malloc(lenssim_field_image_floats(f) * sizeof *sum);
+    image = (float *)malloc(lenssim_field_image_floats(f) * sizeof *image);
+    windows = (float *)malloc(per_field * lenssim_dataset_image_floats(&f->population) * sizeof *windows);
+    window_labels = (lenssim_label *)malloc(per_field * sizeof *window_labels);
+    if (!objects || !labels || !sum || !image || !windows || !window_labels) rc = lens_fail("sim: out of memory for a %dx%d field", f->size, f->size);
+  }
+  if (!rc && !(r->pool = lens_pool_create(r->nworkers))) rc = lens_fail("sim: cannot start threads");
+  if (!rc) rc = prepare_outputs(r);
+  if (!rc) rc = open_files(r);
+  snprintf(label, sizeof label, "sim --windows %s", lenssim_preset_name(cfg->preset));
+  lens_progress_start(&progress);
+  for (k = 0; k < fields && !rc; k++) {
+    size_t count = a->windows - done < per_field ? a->windows - done : per_field;
+    rc = windows_field(r, f, &fc, &wc, k, count, done, objects, labels, sum, image, windows, window_labels, &positives);
+    done += count;
+    if (!rc) lens_progress_show(&progress, label, done, a->windows, "win", -1.0, NULL);
+  }
+  lens_progress_end(&progress);
+  if (!rc) rc = finish_files(r);
+  if (!rc)
+    fprintf(stderr, "sim: %lu windows [%d, %d, %d] of %s (%lu positives) from %lu fields of %dx%d in %.1f s (%lu threads) -> %s\n",
+            (unsigned long)a->windows, f->channels, f->stamp, f->stamp, lenssim_preset_name(cfg->preset), (unsigned long)positives,
+            (unsigned long)fields, f->size, f->size, lens_seconds() - t0, (unsigned long)r->nworkers, a->out_dir);
+  if (r) free_run(r); /* (frees r->ds and the threads) */
+  free(r); free(f); free(objects); free(labels); free(sum); free(image); free(windows); free(window_labels);
+  return rc;
+}
+
 int lens_cmd_sim(int argc, char **argv) {
   sim_args a;
   lenssim_dataset_config cfg;
@@ -506,6 +657,7 @@ int lens_cmd_sim(int argc, char **argv) {
   double t0;
   int done = 0, rc = parse_args(argc, argv, &a, &cfg);
   if (rc) return rc < 0 ? 0 : rc;
+  if (a.windows) return sim_windows(&a, &cfg);
   if (a.field) return sim_field(&a, &cfg);
   if (!(r = (sim_run *)calloc(1, sizeof *r)) || !(r->ds = (lenssim_dataset *)malloc(sizeof *r->ds))) { free(r); return lens_fail("sim: out of memory"); }
   r->a = &a;
