@@ -63,7 +63,7 @@ BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
 .PHONY: all tools shared examples test test-slurm test-cross test-fast mcu mcu-toolchain fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
-.PHONY: challenge challenge-weights challenge-score ensai-weights bench-process web
+.PHONY: challenge challenge-weights challenge-score ensai-weights scan-weights bench-process web
 all: tools
 tools: $(BUILD)/lens
 
@@ -329,12 +329,24 @@ weights: build/lens
 
 # The lens-modelling network weights/ensai-sim.safetensors and its card weights/ensai-sim.md
 # (docs/modelling.md): ENSAI_N training lenses, ENSAI_EPOCHS epochs, calibrated and evaluated on
-# lenses of other seeds. Not part of make test (about an hour and a half on 2 cores).
+# lenses of other seeds. Not part of make test (about 20 minutes on 2 idle cores).
 ENSAI_RUN    ?= build/ensai
 ENSAI_N      ?= 12000
 ENSAI_EPOCHS ?= 10
 ensai-weights: $(BUILD)/lens
 	LENS=$(BUILD)/lens sh tools/ensai.sh $(ENSAI_RUN) $(ENSAI_N) $(ENSAI_EPOCHS)
+
+# The scanning finder weights/ou66-scan.safetensors and the locator weights/ou66-locator.safetensors
+# (docs/find.md): trained on windows cut from simulated fields. Not part of make test (about
+# 45 minutes on 2 cores); tools/find_recovery.sh measures them on held-out fields.
+SCAN_RUN ?= build/scan
+scan-weights: $(BUILD)/lens
+	LENS=$(BUILD)/lens sh tools/scan_weights.sh $(SCAN_RUN)
+
+# build/locate_compare FINDER LOCATOR images.npy labels.csv: a locator against a Grad-CAM peak
+# and the window's centre on lens windows (docs/find.md, "Positions").
+$(BUILD)/locate_compare: tools/locate_compare.c $(HEADERS) | $(BUILD)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
 # Lens-finding challenge 1, space-based (Metcalf et al. 2019; docs/challenge.md). Not part of make
 # test. make challenge-weights simulates CHALLENGE_N objects of the challenge1-vis layout and trains
