@@ -26,11 +26,17 @@
  *   Tensors     dense float32, C order (NCHW for images), lensnet_tensor.
  *   Layers      conv2d (kernel, stride, padding, groups; PyTorch cross-correlation), dense,
  *               relu, leaky_relu, gelu (exact erf form), sigmoid, tanh, maxpool and avgpool
- *               (floor mode; average counts padding like PyTorch), global_avgpool, dropout,
- *               flatten, batchnorm, softmax, and residual connections through mark/add.
+ *               (floor mode, padding; average counts padding like PyTorch), global_avgpool,
+ *               dropout, flatten, batchnorm (also shared over the orientations of p4 maps),
+ *               softmax, residual connections through mark/add and projected shortcuts through
+ *               restore, and p4 group convolutions (Cohen & Welling 2016: p4_lift, p4_conv,
+ *               p4_pool) for networks whose outputs do not change when the image is turned.
  *   Models      a sequence of layers written as text (below), built with lensnet_model_create;
  *               parameter names are PyTorch state_dict names, so weights move both ways.
- *               Built-ins "ou66(bands)" and "ou200(bands)" are the finders of Wilde et al.
+ *               Built-ins "ou66(bands)" and "ou200(bands)" are the finders of Wilde et al.;
+ *               "resnet18" and "resnet34" are torchvision's ResNets (a torchvision state_dict
+ *               loads) and "p4cnn" a rotation-invariant classifier, at any input size
+ *               (lensnet_arch_builtin_sized).
  *               lensnet_receptive_field says where each cell of a layer's output lies on the
  *               input (centre offset + i * stride, window size), from the kernels, strides,
  *               padding and pools below it: what maps of a layer are drawn with.
@@ -83,14 +89,39 @@
  *                 dropout p=0.2
  *                 batchnorm name=bn eps=1e-5 momentum=0.1
  *                 mark name=skip  ...  add name=skip # residual: add the activation saved at the mark
+ *                 restore name=skip                  # continue from the activation saved at the mark
  *                 flatten
  *                 dense name=fc_layer.0 out=500
+ *                 p4_lift name=lift out=8 kernel=5 stride=1 padding=2 bias=1   # -> 8 channels x 4 turns
+ *                 p4_conv name=conv1 out=16 kernel=3 stride=1 padding=1 bias=1 # p4 map -> p4 map
+ *                 batchnorm name=bn1 orientations=4  # statistics per channel over its 4 turns
+ *                 p4_pool mode=max                   # max (or mean) over the 4 turns
  *               name= gives the parameter prefix: conv2d and dense own NAME.weight and NAME.bias,
  *               batchnorm NAME.weight, NAME.bias, NAME.running_mean, NAME.running_var. The text
  *               is saved as the safetensors metadata "arch", so a weights file describes itself;
  *               files whose "arch" is a built-in name ("ou66") take the band count from "bands"
- *               or from layer.0.weight. Each layer kind is one row of the layer table (the
- *               section "the layer table" says how to add one).
+ *               or from the first layer's weight, the outputs from fc.weight and the size from
+ *               "input_size". Each layer kind is one row of the layer table (the section "the
+ *               layer table" says how to add one).
+ *               A shortcut with a projection (ResNet's downsample) keeps both ends at marks:
+ *                 mark name=b  <main path>  mark name=b.main  restore name=b
+ *                 conv2d name=b.downsample.0 out=128 kernel=1 stride=2 bias=0
+ *                 batchnorm name=b.downsample.1  add name=b.main  relu
+ *               restore's output is the activation saved at its mark (its shape too); the
+ *               gradient reaching it goes to that mark, none to its input.
+ *               p4 layers: a p4 map holds 4 planes per channel, plane c*4 + r for channel c
+ *               turned r quarter turns (PyTorch's [N, C, 4, H, W] viewed as [N, 4C, H, W]).
+ *               p4_lift stores NAME.weight [out, in, k, k], p4_conv NAME.weight [out, in, 4, k, k]
+ *               (GrouPy's P4ConvP4 shape), each NAME.bias [out] shared by the 4 planes; both run
+ *               as a convolution whose weight [4 out, in, k, k] is expanded from these on every
+ *               pass, and their weight gradient is summed back onto the stored filters. Turning
+ *               is rot(w)[i][j] = w[j][k-1-i] (np.rot90: counterclockwise as displayed with row 0
+ *               on top); orientation r of p4_lift uses rot^r(W[c]), of p4_conv
+ *               rot^r(W[c][i][(s - r) mod 4]) against input plane i*4 + s (PyTorch:
+ *               torch.rot90(W.roll(r, 2), r, (3, 4))). So a quarter turn of the input turns each
+ *               output plane and moves plane r to r + 1 mod 4, to rounding, when each strided
+ *               layer's (size + 2 padding - kernel) is a multiple of its stride; after p4_pool
+ *               and global_avgpool the outputs do not change at all (to rounding).
  *
  * ERRORS
  *   Functions return lensnet_result (lensnet_result_string never returns NULL) and take an
@@ -115,6 +146,8 @@
  *   LENSNET_MAX_ELEMENTS      largest tensor a reader allocates (default 2^32 elements; with a
  *                             32-bit size_t, SIZE_MAX / 4)
  *   LENSNET_JSON_MAX_DEPTH    JSON nesting limit (default 64)
+ *   LENSNET_GRADIENT_SLOT_FLOATS  most floats a trainer spends on per-image convolution weight
+ *                             gradients (default 2^27, 512 MB); see THREADS
  *
  * MEMORY
  *   lensnet_model_forward takes a caller workspace of lensnet_model_workspace_floats(m, batch)
@@ -139,12 +172,15 @@
  *   whatever batch it is computed in (so `lens predict --threads` cannot change a score). lensnet_trainer splits convolutions by image and
  *   runs them through the lensnet_parallel you pass (the lens tool passes a pthread pool); the
  *   per-image weight gradients are summed in image order, so results are bit-identical for any
- *   number of threads. Random numbers come from explicit lensnet_rng states (xoshiro256**),
+ *   number of threads. Large models (ResNets) whose per-image gradients would exceed
+ *   LENSNET_GRADIENT_SLOT_FLOATS share fewer slots, image b in slot b % slots in image order:
+ *   still bit-identical for any thread count; a backward pass then runs at most `slots` images at once. Random numbers come from explicit lensnet_rng states (xoshiro256**),
  *   never rand(); the same seed gives the same training run on the same build. Scalar and SIMD
  *   GEMM paths agree to rounding (tests/test_gemm.c states the bound), not bit for bit.
  *
  * LIMITS
- *   float32 only; 2-D convolutions with square kernels; no dilation, transposed convolution,
+ *   float32 only; 2-D convolutions with square kernels; group convolutions for p4 (quarter
+ *   turns) only, not p4m (turns and mirrors); no dilation, transposed convolution,
  *   recurrent or attention layers; no ONNX import; FITS tile compression is refused (run
  *   funpack first) and FITS tables are not images; pixels become float32, so integers beyond
  *   2^24 lose precision.
@@ -4348,6 +4384,7 @@ typedef struct {
   uint64_t step_seed;    /* trainer: dropout streams of this step; inference with mc: the caller's seed */
   int mc;                /* inference with dropout on (lensnet_model_forward_mc) */
   int may_fuse, fused;   /* the layer may compute the next one too (conv: its ReLU); it did */
+  int accumulate;        /* trainer: add the image's parameter gradients to its slot (not its slot's first image) */
 } lensnet__pass;
 
 enum {
@@ -5492,6 +5529,12 @@ static void lensnet__parallel_run(const lensnet_parallel *p, size_t count, lensn
   for (i = 0; i < count; i++) task(ctx, i, 0);
 }
 
+/* Most floats of per-image convolution gradients a trainer keeps (default 2^27, 512 MB): beyond
+ * that, images share gradient slots (a ResNet-18 at batch 32 would need 1.4 GB). */
+#ifndef LENSNET_GRADIENT_SLOT_FLOATS
+#define LENSNET_GRADIENT_SLOT_FLOATS ((size_t)1 << 27)
+#endif
+
 /* The trainer's state: private (lensnet_trainer is opaque to callers). */
 struct lensnet_trainer {
   lensnet_model *model;
@@ -5514,7 +5557,8 @@ struct lensnet_trainer {
   size_t *bn_offset;
   float *scratch;                /* per-worker convolution scratch */
   size_t scratch_per_worker;
-  float *wgrad_images;           /* per-image weight gradients of every convolution, reduced in a fixed order */
+  float *wgrad_images;           /* per-slot weight gradients of every convolution, reduced in a fixed order */
+  size_t grad_slots;             /* slots of wgrad_images, bgrad_images: image b uses slot b % grad_slots */
   int compute_input_grad;        /* nonzero: also compute input_grad (saliency needs it; training does not) */
   int skip_param_grads;          /* nonzero: leave t->grads alone (saliency, Grad-CAM and dreams need none) */
   size_t mark_floats;            /* per image */
@@ -5523,7 +5567,7 @@ struct lensnet_trainer {
   float *flipped_weights;        /* per convolution: W transposed and flipped, for d input */
   size_t *wgrad_offset;          /* per layer: where its weights start among all convolutions' */
   size_t *bgrad_offset;          /* per layer: where its biases start among all convolutions' */
-  float *bgrad_images;           /* per-image bias gradients, reduced in a fixed order */
+  float *bgrad_images;           /* per-slot bias gradients, reduced in a fixed order */
   float *run_tmp;                /* per worker: two per-image gradient buffers */
   size_t run_tmp_floats;
 };
@@ -5699,10 +5743,17 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensne
   }
   per_image_max = maxact;
   t->mark_floats = marks;
+  /* One slot of convolution gradients per image, or fewer for large models (ResNets): slot
+   * b % slots, filled by its images in order, so the sum is still the same for any threads. */
+  t->grad_slots = batch_cap;
+  if (wgrad && batch_cap > 1 && wgrad > LENSNET_GRADIENT_SLOT_FLOATS / batch_cap) {
+    t->grad_slots = LENSNET_GRADIENT_SLOT_FLOATS / wgrad;
+    if (t->grad_slots < 1) t->grad_slots = 1;
+  }
   /* sizes scale with the batch; check the products once */
   if (!lensnet__mul_ok(acts, batch_cap, &acts) || !lensnet__mul_ok(maxact, batch_cap, &maxact) ||
       !lensnet__mul_ok(masks, batch_cap, &masks) || !lensnet__mul_ok(marks, batch_cap, &marks) ||
-      !lensnet__mul_ok(wgrad, batch_cap, &i) || !lensnet__mul_ok(bgrad, batch_cap, &i) ||
+      !lensnet__mul_ok(wgrad, t->grad_slots, &i) || !lensnet__mul_ok(bgrad, t->grad_slots, &i) ||
       !lensnet__mul_ok(scratch, workers, &i) || !lensnet__mul_ok(per_image_max, 2 * workers, &i)) {
     lensnet_trainer_free(t);
     return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "a batch of %lu is too large for this model", (unsigned long)batch_cap);
@@ -5721,8 +5772,8 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensne
   t->bn_mean = LENSNET__CAST(float *, lensnet__alloc_or_flag(bn, sizeof(float), &ok));
   t->bn_invstd = LENSNET__CAST(float *, lensnet__alloc_or_flag(bn, sizeof(float), &ok));
   t->scratch = LENSNET__CAST(float *, lensnet__alloc_or_flag(scratch * workers, sizeof(float), &ok));
-  t->wgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(wgrad * batch_cap, sizeof(float), &ok));
-  t->bgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(bgrad * batch_cap, sizeof(float), &ok));
+  t->wgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(wgrad * t->grad_slots, sizeof(float), &ok));
+  t->bgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(bgrad * t->grad_slots, sizeof(float), &ok));
   t->flipped_weights = LENSNET__CAST(float *, lensnet__alloc_or_flag(wgrad, sizeof(float), &ok));
   t->run_tmp = LENSNET__CAST(float *, lensnet__alloc_or_flag(per_image_max * 2 * workers, sizeof(float), &ok));
   if (!ok) { lensnet_trainer_free(t); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for training buffers (batch %lu)", (unsigned long)batch_cap); }
@@ -5893,22 +5944,22 @@ static void lensnet__conv2d_layer_forward(lensnet__pass *p) {
 
 /* One image of a convolution run with weight W (needed only for d input at stride > 1; else the
  * flipped copy of backward_prepare serves): weight and bias gradients of the weight as run into
- * the image's own slots, summed by _reduce. */
+ * the image's slot (added when p->accumulate), summed by _reduce. */
 static void lensnet__conv_backward_image(const lensnet__pass *p, const float *W, const float *dy, float *dx) {
   lensnet_trainer *t = p->t;
   const lensnet_layer *L = p->L;
-  size_t l = p->layer, b = p->image, in_n = lensnet__layer_in_n(L);
+  size_t l = p->layer, slot = p->image % t->grad_slots, in_n = lensnet__layer_in_n(L);
   lensnet__conv_geom g = lensnet__layer_geom(L, 1), gt;
   size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups, K = cin_g * L->kernel * L->kernel, P = L->out_h * L->out_w, grp, co;
   float *col = p->scratch;
-  float *dw = t->wgrad_images + t->wgrad_offset[l] * t->batch_cap + b * lensnet__conv_weight_floats(L);
+  float *dw = t->wgrad_images + t->wgrad_offset[l] * t->grad_slots + slot * lensnet__conv_weight_floats(L);
   int flipped = dx && lensnet__conv_input_grad_geom(L, &gt);
   if (dx && !flipped) memset(dx, 0, in_n * sizeof(float));
   for (grp = 0; grp < L->groups; grp++) {
     const float *img = p->x + grp * cin_g * L->in_h * L->in_w, *dyg = dy + grp * cout_g * P;
     if (!t->skip_param_grads) {
       lensnet__im2col(&g, img, cin_g, col);
-      lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, 0.0f, dw + grp * cout_g * K, K);
+      lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, p->accumulate ? 1.0f : 0.0f, dw + grp * cout_g * K, K);
     }
     if (dx && !flipped) {
       lensnet_sgemm(1, 0, K, P, cout_g, 1.0f, W + grp * cout_g * K, K, dyg, P, 0.0f, col, P);
@@ -5917,8 +5968,8 @@ static void lensnet__conv_backward_image(const lensnet__pass *p, const float *W,
   }
   if (flipped) lensnet__conv2d_forward(&gt, dy, t->flipped_weights + t->wgrad_offset[l], NULL, 0, dx, col);
   if (L->bias_param >= 0 && !t->skip_param_grads) {
-    float *db = t->bgrad_images + t->bgrad_offset[l] * t->batch_cap + b * L->out_c;
-    for (co = 0; co < L->out_c; co++) db[co] = lensnet__sum(dy + co * P, P);
+    float *db = t->bgrad_images + t->bgrad_offset[l] * t->grad_slots + slot * L->out_c;
+    for (co = 0; co < L->out_c; co++) db[co] = (p->accumulate ? db[co] : 0.0f) + lensnet__sum(dy + co * P, P);
   }
 }
 
@@ -5931,20 +5982,20 @@ static void lensnet__conv2d_backward_prepare(lensnet_trainer *t, size_t l) {
   lensnet__flip_weights(L, t->model->values + t->model->params[L->weight].offset, t->flipped_weights + t->wgrad_offset[l]);
 }
 
-/* Weight and bias gradients summed in image order: the same for any number of threads. */
+/* Weight and bias gradients summed in slot order: the same for any number of threads. */
 static void lensnet__conv2d_backward_reduce(lensnet_trainer *t, size_t l, size_t batch) {
   const lensnet_model *m = t->model;
   const lensnet_layer *C = &m->layers[l];
   float *dW = t->grads + m->params[C->weight].offset;
-  size_t wn = lensnet__conv_weight_floats(C), b, k;
-  for (b = 0; b < batch; b++) {
-    const float *g = t->wgrad_images + t->wgrad_offset[l] * t->batch_cap + b * wn;
+  size_t wn = lensnet__conv_weight_floats(C), b, k, slots = batch < t->grad_slots ? batch : t->grad_slots;
+  for (b = 0; b < slots; b++) {
+    const float *g = t->wgrad_images + t->wgrad_offset[l] * t->grad_slots + b * wn;
     for (k = 0; k < wn; k++) dW[k] += g[k];
   }
   if (C->bias_param >= 0) {
     float *db = t->grads + m->params[C->bias_param].offset;
-    for (b = 0; b < batch; b++) {
-      const float *g = t->bgrad_images + t->bgrad_offset[l] * t->batch_cap + b * C->out_c;
+    for (b = 0; b < slots; b++) {
+      const float *g = t->bgrad_images + t->bgrad_offset[l] * t->grad_slots + b * C->out_c;
       for (k = 0; k < C->out_c; k++) db[k] += g[k];
     }
   }
@@ -5995,10 +6046,12 @@ static void lensnet__conv2d_rect(const lensnet_model *m, const lensnet_layer *L,
  * i.e. PyTorch's torch.rot90(W.roll(r, 2), r, (3, 4)) for orientation r of p4_conv. With those,
  * turning the input a quarter turn (rot) turns every output plane and moves plane r to r + 1:
  *   out'[c*4 + (r+1) mod 4] = rot(out[c*4 + r])
- * exactly for stride 1 and square inputs, and for stride s when (h + 2 padding - k) is a
- * multiple of s (then the sampled grid turns onto itself). p4_pool (max or mean over the 4 planes
- * of each channel) turns that into invariance: its output only turns with the input. The stored
- * shapes are GrouPy's P4ConvP4 layout [out, in, 4, k, k] and, for the lift, conv2d's. */
+ * for square inputs, up to rounding (the same products are summed in another order): always at
+ * stride 1, and at stride s when (h + 2 padding - k) is a multiple of s, so that the sampled
+ * grid turns onto itself (the same holds for max and average pools). p4_pool (max or mean over
+ * the 4 planes of each channel) turns that into invariance: its output only turns with the
+ * input. The stored shapes are GrouPy's P4ConvP4 layout [out, in, 4, k, k] and, for the lift,
+ * conv2d's. */
 
 /* Where entry (co, ci, y, x) of a p4 layer's expanded weight comes from in its stored weight. */
 static size_t lensnet__p4_source(const lensnet_layer *L, size_t co, size_t ci, size_t y, size_t x) {
@@ -6083,19 +6136,19 @@ static void lensnet__p4_backward_prepare(lensnet_trainer *t, size_t l) {
   lensnet__p4_expand(L, t->model->values + t->model->params[L->weight].offset, t->flipped_weights + t->wgrad_offset[l], 1);
 }
 
-/* The images' gradients of the expanded weight and bias summed in image order (into image 0's
- * slots), then onto the stored parameters: the same for any number of threads. */
+/* The slots' gradients of the expanded weight and bias summed in slot order (into slot 0), then
+ * onto the stored parameters: the same for any number of threads. */
 static void lensnet__p4_backward_reduce(lensnet_trainer *t, size_t l, size_t batch) {
   const lensnet_model *m = t->model;
   const lensnet_layer *L = &m->layers[l];
-  size_t wn = lensnet__conv_weight_floats(L), b, k;
-  float *sum = t->wgrad_images + t->wgrad_offset[l] * t->batch_cap, *bsum = t->bgrad_images + t->bgrad_offset[l] * t->batch_cap;
-  for (b = 1; b < batch; b++)
+  size_t wn = lensnet__conv_weight_floats(L), b, k, slots = batch < t->grad_slots ? batch : t->grad_slots;
+  float *sum = t->wgrad_images + t->wgrad_offset[l] * t->grad_slots, *bsum = t->bgrad_images + t->bgrad_offset[l] * t->grad_slots;
+  for (b = 1; b < slots; b++)
     for (k = 0; k < wn; k++) sum[k] += sum[b * wn + k];
   lensnet__p4_fold(L, sum, t->grads + m->params[L->weight].offset);
   if (L->bias_param >= 0) {
     float *db = t->grads + m->params[L->bias_param].offset;
-    for (b = 1; b < batch; b++)
+    for (b = 1; b < slots; b++)
       for (k = 0; k < L->out_c; k++) bsum[k] += bsum[b * L->out_c + k];
     for (k = 0; k < L->out_c; k++) db[k / 4] += bsum[k];
   }
@@ -6430,7 +6483,10 @@ static void lensnet__restore_backward(const lensnet__pass *p, const float *dy, f
  * resolve if it changes the shape or has parameters (register them with lensnet__add_param),
  * init if it has parameters, forward and backward (lensnet__pointwise_forward and a pointwise
  * function for an element-wise layer), describe if it has options. A new option word goes to
- * lensnet__arch_option. Nothing else switches on the layer type. */
+ * lensnet__arch_option. A kind that runs as a convolution with a weight of its own making (the
+ * p4 layers) gives backward_prepare and backward_reduce and gets per-image gradient slots of
+ * lensnet__conv_weight_floats. Nothing else switches on the layer type, apart from the saved
+ * activations of mark, add and restore (their resolve and the receptive-field walk). */
 static const lensnet__layer_kind lensnet__kinds[LENSNET_LAYER_TYPE_COUNT] = {
   /* type, reach, flags, default value,
    * resolve, init, describe, forward, backward,
@@ -6662,8 +6718,7 @@ static void lensnet__forward_run_task(void *ctx, size_t b, size_t worker) {
   }
 }
 
-static void lensnet__backward_run_task(void *ctx, size_t b, size_t worker) {
-  lensnet__run_task *r = LENSNET__CAST(lensnet__run_task *, ctx);
+static void lensnet__backward_run_image(lensnet__run_task *r, size_t b, size_t worker) {
   lensnet_trainer *t = r->t;
   const lensnet_model *m = t->model;
   float *tmp[2];
@@ -6674,6 +6729,7 @@ static void lensnet__backward_run_task(void *ctx, size_t b, size_t worker) {
   while (l-- > r->first) {
     lensnet__pass p = lensnet__trainer_pass(t, l, b, 1, r->batch, worker);
     float *dx;
+    p.accumulate = b >= t->grad_slots;
     if (l == r->first) {
       dx = r->dx ? r->dx + b * lensnet__layer_in_n(&m->layers[l]) : NULL;
       if (!dx && !lensnet__kind(m->layers[l].type)->backward_reduce) break; /* nothing left to compute */
@@ -6681,6 +6737,13 @@ static void lensnet__backward_run_task(void *ctx, size_t b, size_t worker) {
     lensnet__backward_layer(&p, dy, dx);
     dy = dx;
   }
+}
+
+/* Backward of the run for the images of gradient slot `slot` (slot, slot + slots, ...), in order. */
+static void lensnet__backward_run_task(void *ctx, size_t slot, size_t worker) {
+  lensnet__run_task *r = LENSNET__CAST(lensnet__run_task *, ctx);
+  size_t b;
+  for (b = slot; b < r->batch; b += r->t->grad_slots) lensnet__backward_run_image(r, b, worker);
 }
 
 LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t batch, const float *input, int training,
@@ -6735,7 +6798,7 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
         const lensnet__layer_kind *kind = lensnet__kind(m->layers[l].type);
         if (kind->backward_prepare && (l > 0 || r.dx)) kind->backward_prepare(t, l);
       }
-      lensnet__parallel_run(&t->parallel, batch, lensnet__backward_run_task, &r);
+      lensnet__parallel_run(&t->parallel, batch < t->grad_slots ? batch : t->grad_slots, lensnet__backward_run_task, &r);
       for (l = r.first; l < r.last && !t->skip_param_grads; l++) {
         const lensnet__layer_kind *kind = lensnet__kind(m->layers[l].type);
         if (kind->backward_reduce) kind->backward_reduce(t, l, batch);
