@@ -4511,21 +4511,26 @@ static size_t lensnet__arch_resnet(int depth, int bands, int outputs, int height
 
 /* "p4cnn": a rotation-equivariant classifier of p4 group convolutions (Cohen & Welling 2016): a
  * lifting layer of 5x5 filters, three 3x3 group convolutions, each followed by batch norm that
- * shares its statistics over a channel's 4 orientations, ReLU and (the first three) a 2x2 max
- * pool; then max pooling over the orientations (rotation-invariant channels), global average
- * pooling and the dense layer fc. 8, 16, 32, 64 channels of 4 orientations. Quarter turns of the
- * input leave its outputs unchanged (to rounding) when the input is square with a side divisible
- * by 8, so that every 2x2 pool halves an even size (lensnet__p4_source says why). */
+ * shares its statistics over a channel's 4 orientations, ReLU and (the first three) a max pool
+ * halving the size; then max pooling over the orientations (rotation-invariant channels), global
+ * average pooling and the dense layer fc. 8, 16, 32, 64 channels of 4 orientations. Each pool
+ * samples a grid that a quarter turn maps onto itself (lensnet__p4_source says why that is
+ * needed): 2x2 on an even side, 3x3 with stride 2 and padding 1 on an odd one (150 -> 75 -> 38
+ * -> 19), so quarter turns of any square input leave the outputs unchanged, to rounding. */
 static size_t lensnet__arch_p4cnn(int bands, int outputs, int height, int width, char *buf, size_t cap) {
   static const int channels[4] = {8, 16, 32, 64};
   size_t len = 0;
-  int i;
-  lensnet__appendf(buf, cap, &len, "# p4cnn: rotation-equivariant CNN, p4 group convolutions (Cohen & Welling 2016)\ninput %d %d %d\n"
-                   "p4_lift name=lift out=%d kernel=5 padding=2 bias=0\nbatchnorm name=bn0 orientations=4\nrelu\nmaxpool kernel=2\n",
-                   bands, height, width, channels[0]);
-  for (i = 1; i < 4; i++)
-    lensnet__appendf(buf, cap, &len, "p4_conv name=conv%d out=%d kernel=3 padding=1 bias=0\nbatchnorm name=bn%d orientations=4\nrelu\n%s", i,
-                     channels[i], i, i < 3 ? "maxpool kernel=2\n" : "");
+  int i, side = height;
+  lensnet__appendf(buf, cap, &len, "# p4cnn: rotation-equivariant CNN, p4 group convolutions (Cohen & Welling 2016)\ninput %d %d %d\n",
+                   bands, height, width);
+  for (i = 0; i < 4; i++) {
+    if (i == 0) lensnet__appendf(buf, cap, &len, "p4_lift name=lift out=%d kernel=5 padding=2 bias=0\n", channels[0]);
+    else lensnet__appendf(buf, cap, &len, "p4_conv name=conv%d out=%d kernel=3 padding=1 bias=0\n", i, channels[i]);
+    lensnet__appendf(buf, cap, &len, "batchnorm name=bn%d orientations=4\nrelu\n", i);
+    if (i == 3) break;
+    lensnet__appendf(buf, cap, &len, "%s", side % 2 ? "maxpool kernel=3 stride=2 padding=1\n" : "maxpool kernel=2\n");
+    side = side % 2 ? (side - 1) / 2 + 1 : side / 2;
+  }
   lensnet__appendf(buf, cap, &len, "p4_pool mode=max\nglobal_avgpool\ndense name=fc out=%d\n", outputs);
   return len < cap ? len : 0;
 }

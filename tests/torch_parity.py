@@ -132,12 +132,16 @@ class P4CNN(nn.Module):
         n, c, h, w = x.shape
         return F.relu(bn(x.view(n, c // 4, 4, h, w)).view(n, c, h, w))
 
+    @staticmethod
+    def pool(x):  # halving so that a quarter turn maps the sampled grid onto itself
+        return F.max_pool2d(x, 2) if x.shape[2] % 2 == 0 else F.max_pool2d(x, 3, 2, 1)
+
     def forward(self, x):
-        x = F.max_pool2d(self.bn_relu(self.bn0, self.lift(x)), 2)
+        x = self.pool(self.bn_relu(self.bn0, self.lift(x)))
         for i in range(1, 4):
             x = self.bn_relu(getattr(self, f"bn{i}"), getattr(self, f"conv{i}")(x))
             if i < 3:
-                x = F.max_pool2d(x, 2)
+                x = self.pool(x)
         n, c, h, w = x.shape
         x = x.view(n, c // 4, 4, h, w).amax(2)
         return self.fc(x.mean((2, 3)))
