@@ -298,6 +298,7 @@ static void test_gradients(void) {
   gradient_check("max pool", "input 2 6 6\nmaxpool kernel=2", 2);
   gradient_check("max pool on an odd size (floor mode)", "input 2 7 5\nmaxpool kernel=2", 2);
   gradient_check("max pool 3 stride 2 padding 1", "input 2 7 7\nmaxpool kernel=3 stride=2 padding=1", 2);
+  gradient_check("max pool 3 stride 2 padding 1, even (ResNet)", "input 2 8 8\nmaxpool kernel=3 stride=2 padding=1", 2);
   gradient_check("average pool with padding", "input 2 6 6\navgpool kernel=3 stride=2 padding=1", 2);
   gradient_check("global average pool", "input 3 5 5\nglobal_avgpool", 2);
   gradient_check("relu", "input 2 4 4\nrelu", 2);
