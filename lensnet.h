@@ -174,9 +174,10 @@
  *   per-image weight gradients are summed in image order, so results are bit-identical for any
  *   number of threads. Large models (ResNets) whose per-image gradients would exceed
  *   LENSNET_GRADIENT_SLOT_FLOATS share fewer slots, image b in slot b % slots in image order:
- *   still bit-identical for any thread count; a backward pass then runs at most `slots` images at once. Random numbers come from explicit lensnet_rng states (xoshiro256**),
- *   never rand(); the same seed gives the same training run on the same build. Scalar and SIMD
- *   GEMM paths agree to rounding (tests/test_gemm.c states the bound), not bit for bit.
+ *   still bit-identical for any thread count; a backward pass then runs at most `slots` images
+ *   at once. Random numbers come from explicit lensnet_rng states (xoshiro256**), never rand();
+ *   the same seed gives the same training run on the same build. Scalar and SIMD GEMM paths
+ *   agree to rounding (tests/test_gemm.c states the bound), not bit for bit.
  *
  * LIMITS
  *   float32 only; 2-D convolutions with square kernels; group convolutions for p4 (quarter
