@@ -26,11 +26,17 @@
  *   Tensors     dense float32, C order (NCHW for images), lensnet_tensor.
  *   Layers      conv2d (kernel, stride, padding, groups; PyTorch cross-correlation), dense,
  *               relu, leaky_relu, gelu (exact erf form), sigmoid, tanh, maxpool and avgpool
- *               (floor mode; average counts padding like PyTorch), global_avgpool, dropout,
- *               flatten, batchnorm, softmax, and residual connections through mark/add.
+ *               (floor mode, padding; average counts padding like PyTorch), global_avgpool,
+ *               dropout, flatten, batchnorm (also shared over the orientations of p4 maps),
+ *               softmax, residual connections through mark/add and projected shortcuts through
+ *               restore, and p4 group convolutions (Cohen & Welling 2016: p4_lift, p4_conv,
+ *               p4_pool) for networks whose outputs do not change when the image is turned.
  *   Models      a sequence of layers written as text (below), built with lensnet_model_create;
  *               parameter names are PyTorch state_dict names, so weights move both ways.
- *               Built-ins "ou66(bands)" and "ou200(bands)" are the finders of Wilde et al.
+ *               Built-ins "ou66(bands)" and "ou200(bands)" are the finders of Wilde et al.;
+ *               "resnet18" and "resnet34" are torchvision's ResNets (a torchvision state_dict
+ *               loads) and "p4cnn" a rotation-invariant classifier, at any input size
+ *               (lensnet_arch_builtin_sized).
  *               lensnet_receptive_field says where each cell of a layer's output lies on the
  *               input (centre offset + i * stride, window size), from the kernels, strides,
  *               padding and pools below it: what maps of a layer are drawn with.
@@ -85,14 +91,39 @@
  *                 dropout p=0.2
  *                 batchnorm name=bn eps=1e-5 momentum=0.1
  *                 mark name=skip  ...  add name=skip # residual: add the activation saved at the mark
+ *                 restore name=skip                  # continue from the activation saved at the mark
  *                 flatten
  *                 dense name=fc_layer.0 out=500
+ *                 p4_lift name=lift out=8 kernel=5 stride=1 padding=2 bias=1   # -> 8 channels x 4 turns
+ *                 p4_conv name=conv1 out=16 kernel=3 stride=1 padding=1 bias=1 # p4 map -> p4 map
+ *                 batchnorm name=bn1 orientations=4  # statistics per channel over its 4 turns
+ *                 p4_pool mode=max                   # max (or mean) over the 4 turns
  *               name= gives the parameter prefix: conv2d and dense own NAME.weight and NAME.bias,
  *               batchnorm NAME.weight, NAME.bias, NAME.running_mean, NAME.running_var. The text
  *               is saved as the safetensors metadata "arch", so a weights file describes itself;
  *               files whose "arch" is a built-in name ("ou66") take the band count from "bands"
- *               or from layer.0.weight. Each layer kind is one row of the layer table (the
- *               section "the layer table" says how to add one).
+ *               or from the first layer's weight, the outputs from fc.weight and the size from
+ *               "input_size". Each layer kind is one row of the layer table (the section "the
+ *               layer table" says how to add one).
+ *               A shortcut with a projection (ResNet's downsample) keeps both ends at marks:
+ *                 mark name=b  <main path>  mark name=b.main  restore name=b
+ *                 conv2d name=b.downsample.0 out=128 kernel=1 stride=2 bias=0
+ *                 batchnorm name=b.downsample.1  add name=b.main  relu
+ *               restore's output is the activation saved at its mark (its shape too); the
+ *               gradient reaching it goes to that mark, none to its input.
+ *               p4 layers: a p4 map holds 4 planes per channel, plane c*4 + r for channel c
+ *               turned r quarter turns (PyTorch's [N, C, 4, H, W] viewed as [N, 4C, H, W]).
+ *               p4_lift stores NAME.weight [out, in, k, k], p4_conv NAME.weight [out, in, 4, k, k]
+ *               (GrouPy's P4ConvP4 shape), each NAME.bias [out] shared by the 4 planes; both run
+ *               as a convolution whose weight [4 out, in, k, k] is expanded from these on every
+ *               pass, and their weight gradient is summed back onto the stored filters. Turning
+ *               is rot(w)[i][j] = w[j][k-1-i] (np.rot90: counterclockwise as displayed with row 0
+ *               on top); orientation r of p4_lift uses rot^r(W[c]), of p4_conv
+ *               rot^r(W[c][i][(s - r) mod 4]) against input plane i*4 + s (PyTorch:
+ *               torch.rot90(W.roll(r, 2), r, (3, 4))). So a quarter turn of the input turns each
+ *               output plane and moves plane r to r + 1 mod 4, to rounding, when each strided
+ *               layer's (size + 2 padding - kernel) is a multiple of its stride; after p4_pool
+ *               and global_avgpool the outputs do not change at all (to rounding).
  *
  * ERRORS
  *   Functions return lensnet_result (lensnet_result_string never returns NULL) and take an
@@ -117,6 +148,8 @@
  *   LENSNET_MAX_ELEMENTS      largest tensor a reader allocates (default 2^32 elements; with a
  *                             32-bit size_t, SIZE_MAX / 4)
  *   LENSNET_JSON_MAX_DEPTH    JSON nesting limit (default 64)
+ *   LENSNET_GRADIENT_SLOT_FLOATS  most floats a trainer spends on per-image convolution weight
+ *                             gradients (default 2^27, 512 MB); see THREADS
  *
  * MEMORY
  *   lensnet_model_forward takes a caller workspace of lensnet_model_workspace_floats(m, batch)
@@ -141,12 +174,16 @@
  *   whatever batch it is computed in (so `lens predict --threads` cannot change a score). lensnet_trainer splits convolutions by image and
  *   runs them through the lensnet_parallel you pass (the lens tool passes a pthread pool); the
  *   per-image weight gradients are summed in image order, so results are bit-identical for any
- *   number of threads. Random numbers come from explicit lensnet_rng states (xoshiro256**),
- *   never rand(); the same seed gives the same training run on the same build. Scalar and SIMD
- *   GEMM paths agree to rounding (tests/test_gemm.c states the bound), not bit for bit.
+ *   number of threads. Large models (ResNets) whose per-image gradients would exceed
+ *   LENSNET_GRADIENT_SLOT_FLOATS share fewer slots, image b in slot b % slots in image order:
+ *   still bit-identical for any thread count; a backward pass then runs at most `slots` images
+ *   at once. Random numbers come from explicit lensnet_rng states (xoshiro256**), never rand();
+ *   the same seed gives the same training run on the same build. Scalar and SIMD GEMM paths
+ *   agree to rounding (tests/test_gemm.c states the bound), not bit for bit.
  *
  * LIMITS
- *   float32 only; 2-D convolutions with square kernels; no dilation, transposed convolution,
+ *   float32 only; 2-D convolutions with square kernels; group convolutions for p4 (quarter
+ *   turns) only, not p4m (turns and mirrors); no dilation, transposed convolution,
  *   recurrent or attention layers; no ONNX import; FITS tile compression is refused (run
  *   funpack first) and FITS tables are not images; pixels become float32, so integers beyond
  *   2^24 lose precision.
@@ -473,7 +510,11 @@ LENSNET_API float lensnet_rng_normal(lensnet_rng *rng);
   X(LENSNET_LAYER_BATCHNORM,      "batchnorm") \
   X(LENSNET_LAYER_SOFTMAX,        "softmax") \
   X(LENSNET_LAYER_MARK,           "mark") \
-  X(LENSNET_LAYER_ADD,            "add")
+  X(LENSNET_LAYER_ADD,            "add") \
+  X(LENSNET_LAYER_RESTORE,        "restore") \
+  X(LENSNET_LAYER_P4_LIFT,        "p4_lift") \
+  X(LENSNET_LAYER_P4_CONV,        "p4_conv") \
+  X(LENSNET_LAYER_P4_POOL,        "p4_pool")
 
 typedef enum {
 #define LENSNET__LAYER_ENUM(name, text) name,
@@ -484,30 +525,36 @@ typedef enum {
 
 LENSNET_API const char *lensnet_layer_type_name(lensnet_layer_type t);
 
+enum { LENSNET_P4_POOL_MAX, LENSNET_P4_POOL_MEAN };
+
 /* A rectangle of positions in a feature map, bounds inclusive; empty when y0 > y1 or x0 > x1. */
 typedef struct { long y0, y1, x0, x1; } lensnet_rect;
 
 /* One named parameter (or buffer, such as batch-norm running statistics) of a model. */
+#define LENSNET_PARAM_MAX_DIMS 5 /* p4_conv's weight [out, in, 4, k, k] */
 typedef struct {
   char name[96];          /* PyTorch state_dict name, e.g. "layer.0.weight" */
   int ndim;
-  size_t shape[4];
+  size_t shape[LENSNET_PARAM_MAX_DIMS];
   size_t offset, count;   /* where it lives in lensnet_model.values */
   int trainable;          /* 0 for running statistics */
 } lensnet_param;
 
 typedef struct {
   lensnet_layer_type type;
-  char name[80];          /* parameter prefix (conv2d, dense, batchnorm) or label (mark, add) */
-  size_t out;             /* conv2d: output channels; dense: output features */
+  char name[80];          /* parameter prefix (conv2d, dense, batchnorm, p4_*) or label (mark, add, restore) */
+  size_t out;             /* conv2d: output channels; dense: output features; p4_lift, p4_conv: channels of 4 orientations */
   size_t kernel, stride, padding, groups;
-  int bias;               /* conv2d, dense: 1 if the layer has a bias */
+  int bias;               /* conv2d, dense, p4_lift, p4_conv: 1 if the layer has a bias */
   float value;            /* dropout: p; leaky_relu: negative slope; batchnorm: eps */
   float momentum;         /* batchnorm: running-statistics momentum (PyTorch's convention) */
+  size_t orientations;    /* batchnorm: consecutive planes that share one channel's statistics and parameters
+                           * (4 after p4 layers); default 1 */
+  int mode;               /* p4_pool: LENSNET_P4_POOL_MAX or LENSNET_P4_POOL_MEAN over the 4 orientations */
   /* Resolved when the model is built (per sample): */
   size_t in_c, in_h, in_w, out_c, out_h, out_w;
   int weight, bias_param, mean_param, var_param; /* indices into lensnet_model.params, -1 if none */
-  int mark;               /* mark, add: which saved activation */
+  int mark;               /* mark, add, restore: which saved activation */
 } lensnet_layer;
 
 typedef struct {
@@ -528,13 +575,23 @@ typedef struct {
   unsigned char *prealloc_next, *prealloc_end;
 } lensnet_model;
 
-/* Architecture text for the built-in lens finders of Wilde et al. 2022: "ou66" (input
- * bands x 66 x 66) and "ou200" (bands x 200 x 200), and "ensai" (bands x 192 x 192), a lens
- * modelling network for regression. Returns 0 if name is unknown or cap too small, else the
- * text length. lensnet_arch_builtin gives the finders' two outputs (ensai: 10, the means and
- * log-variances of theta_E, e1, e2, center_x, center_y); _head any number of outputs. */
+/* Architecture text of the built-ins: the lens finders of Wilde et al. 2022, "ou66" (input
+ * bands x 66 x 66) and "ou200" (bands x 200 x 200); "ensai" (bands x 192 x 192), a lens
+ * modelling network for regression; and, with an input size of the caller's choice, "resnet18"
+ * and "resnet34" (ResNets in torchvision's layout and parameter names; 11,689,512 and 21,797,672
+ * parameters with 3 bands and 1000 outputs) and "p4cnn" (a rotation-equivariant CNN of p4 group
+ * convolutions). Returns 0 if name is unknown or cap too small, else the text length; a buffer
+ * of LENSNET_ARCH_TEXT_MAX bytes holds any of them. lensnet_arch_builtin gives the finders' and
+ * p4cnn's two outputs, ensai's 10 (the means and log-variances of theta_E, e1, e2, center_x,
+ * center_y), the ResNets' 1000 (ImageNet's, so "resnet18(3)" is torchvision's resnet18); _head
+ * any number of outputs; _sized also the input height x width of the built-ins whose size is free
+ * (0: their default, 224 for the ResNets and 64 for p4cnn; width 0: the height) and ignored by
+ * the finders and ensai, whose sizes are fixed. In architecture text and a weights file's "arch",
+ * name(bands), name(bands,outputs) and name(bands,outputs,height,width) name them. */
+#define LENSNET_ARCH_TEXT_MAX 16384
 LENSNET_API size_t lensnet_arch_builtin(const char *name, int bands, char *buf, size_t cap);
 LENSNET_API size_t lensnet_arch_builtin_head(const char *name, int bands, int outputs, char *buf, size_t cap);
+LENSNET_API size_t lensnet_arch_builtin_sized(const char *name, int bands, int outputs, int height, int width, char *buf, size_t cap);
 
 /* Builds a model from architecture text (see the manual) or a built-in name written "ou66(4)";
  * parameters start at zero. */
@@ -4371,6 +4428,7 @@ typedef struct {
   uint64_t step_seed;    /* trainer: dropout streams of this step; inference with mc: the caller's seed */
   int mc;                /* inference with dropout on (lensnet_model_forward_mc) */
   int may_fuse, fused;   /* the layer may compute the next one too (conv: its ReLU); it did */
+  int accumulate;        /* trainer: add the image's parameter gradients to its slot (not its slot's first image) */
 } lensnet__pass;
 
 enum {
@@ -4457,18 +4515,102 @@ static size_t lensnet__arch_ensai(int bands, int outputs, char *buf, size_t cap)
   return len < cap ? len : 0;
 }
 
+/* "resnet18", "resnet34": ResNet-18/34 of He, Zhang, Ren & Sun 2016 ("Deep Residual Learning for
+ * Image Recognition", CVPR) in torchvision's layout, so that a torchvision state_dict loads under
+ * the same names: a 7x7 stride-2 convolution without bias, batch norm, ReLU, a 3x3 stride-2 max
+ * pool with padding 1, four stages of basic blocks (two 3x3 convolutions with batch norm; 64, 128,
+ * 256, 512 channels; [2,2,2,2] or [3,4,6,3] blocks) whose first block in stages 2-4 halves the
+ * size and projects its shortcut with a 1x1 stride-2 convolution and batch norm ("downsample"),
+ * then global average pooling and the dense layer fc. A block is
+ *   mark name=B, conv1, bn1, relu, conv2, bn2, add name=B, relu
+ * and a projecting block keeps the main path at a second mark and restores the block's input for
+ * the shortcut: mark name=B, ..., bn2, mark name=B.main, restore name=B, downsample.0,
+ * downsample.1, add name=B.main, relu. The input size is free (any h, w; 224 is ImageNet's). */
+static size_t lensnet__arch_resnet(int depth, int bands, int outputs, int height, int width, char *buf, size_t cap) {
+  static const int blocks18[4] = {2, 2, 2, 2}, blocks34[4] = {3, 4, 6, 3};
+  const int *blocks = depth == 18 ? blocks18 : blocks34;
+  size_t len = 0;
+  int stage, b, channels = 64;
+  lensnet__appendf(buf, cap, &len, "# resnet%d: ResNet-%d of He et al. 2016, torchvision's layout and names\ninput %d %d %d\n"
+                   "conv2d name=conv1 out=64 kernel=7 stride=2 padding=3 bias=0\nbatchnorm name=bn1\nrelu\nmaxpool kernel=3 stride=2 padding=1\n",
+                   depth, depth, bands, height, width);
+  for (stage = 1; stage <= 4; stage++) {
+    for (b = 0; b < blocks[stage - 1]; b++) {
+      int project = stage > 1 && b == 0;
+      char block[32];
+      snprintf(block, sizeof block, "layer%d.%d", stage, b);
+      lensnet__appendf(buf, cap, &len, "mark name=%s\nconv2d name=%s.conv1 out=%d kernel=3 stride=%d padding=1 bias=0\nbatchnorm name=%s.bn1\nrelu\n"
+                       "conv2d name=%s.conv2 out=%d kernel=3 padding=1 bias=0\nbatchnorm name=%s.bn2\n",
+                       block, block, channels, project ? 2 : 1, block, block, channels, block);
+      if (project)
+        lensnet__appendf(buf, cap, &len, "mark name=%s.main\nrestore name=%s\nconv2d name=%s.downsample.0 out=%d kernel=1 stride=2 bias=0\n"
+                         "batchnorm name=%s.downsample.1\nadd name=%s.main\nrelu\n", block, block, block, channels, block, block);
+      else lensnet__appendf(buf, cap, &len, "add name=%s\nrelu\n", block);
+    }
+    channels *= 2;
+  }
+  lensnet__appendf(buf, cap, &len, "global_avgpool\ndense name=fc out=%d\n", outputs);
+  return len < cap ? len : 0;
+}
+
+/* "p4cnn": a rotation-equivariant classifier of p4 group convolutions (Cohen & Welling 2016): a
+ * lifting layer of 5x5 filters, three 3x3 group convolutions, each followed by batch norm that
+ * shares its statistics over a channel's 4 orientations, ReLU and (the first three) a max pool
+ * halving the size; then max pooling over the orientations (rotation-invariant channels), global
+ * average pooling and the dense layer fc. 8, 16, 32, 64 channels of 4 orientations. Each pool
+ * samples a grid that a quarter turn maps onto itself (lensnet__p4_source says why that is
+ * needed): 2x2 on an even side, 3x3 with stride 2 and padding 1 on an odd one (150 -> 75 -> 38
+ * -> 19), so quarter turns of any square input leave the outputs unchanged, to rounding. */
+static size_t lensnet__arch_p4cnn(int bands, int outputs, int height, int width, char *buf, size_t cap) {
+  static const int channels[4] = {8, 16, 32, 64};
+  size_t len = 0;
+  int i, side = height;
+  lensnet__appendf(buf, cap, &len, "# p4cnn: rotation-equivariant CNN, p4 group convolutions (Cohen & Welling 2016)\ninput %d %d %d\n",
+                   bands, height, width);
+  for (i = 0; i < 4; i++) {
+    if (i == 0) lensnet__appendf(buf, cap, &len, "p4_lift name=lift out=%d kernel=5 padding=2 bias=0\n", channels[0]);
+    else lensnet__appendf(buf, cap, &len, "p4_conv name=conv%d out=%d kernel=3 padding=1 bias=0\n", i, channels[i]);
+    lensnet__appendf(buf, cap, &len, "batchnorm name=bn%d orientations=4\nrelu\n", i);
+    if (i == 3) break;
+    lensnet__appendf(buf, cap, &len, "%s", side % 2 ? "maxpool kernel=3 stride=2 padding=1\n" : "maxpool kernel=2\n");
+    side = side % 2 ? (side - 1) / 2 + 1 : side / 2;
+  }
+  lensnet__appendf(buf, cap, &len, "p4_pool mode=max\nglobal_avgpool\ndense name=fc out=%d\n", outputs);
+  return len < cap ? len : 0;
+}
+
+/* The head a built-in has when none is asked for: the finders' two classes, ensai's five means
+ * and log-variances, ImageNet's 1000 classes for the ResNets (so "resnet18(3)" is torchvision's
+ * resnet18). */
+static int lensnet__builtin_outputs(const char *name) {
+  if (!strcmp(name, "ensai")) return 10;
+  if (!strcmp(name, "resnet18") || !strcmp(name, "resnet34")) return 1000;
+  return 2;
+}
+
 LENSNET_API size_t lensnet_arch_builtin(const char *name, int bands, char *buf, size_t cap) {
-  return lensnet_arch_builtin_head(name, bands, name && !strcmp(name, "ensai") ? 10 : 2, buf, cap);
+  return name ? lensnet_arch_builtin_head(name, bands, lensnet__builtin_outputs(name), buf, cap) : 0;
 }
 
 LENSNET_API size_t lensnet_arch_builtin_head(const char *name, int bands, int outputs, char *buf, size_t cap) {
+  return lensnet_arch_builtin_sized(name, bands, outputs, 0, 0, buf, cap);
+}
+
+LENSNET_API size_t lensnet_arch_builtin_sized(const char *name, int bands, int outputs, int height, int width, char *buf, size_t cap) {
   /* conv layers: output channels, kernel, followed by a 2x2 max pool? */
   static const int ou66[9][3] = {{50, 3, 1}, {50, 3, 0}, {50, 3, 0}, {50, 3, 0}, {40, 3, 1}, {40, 3, 0}, {40, 3, 0}, {40, 3, 0}, {30, 3, 1}};
   static const int ou200[6][3] = {{50, 5, 1}, {40, 5, 1}, {30, 3, 1}, {20, 3, 1}, {20, 3, 0}, {20, 3, 0}};
   const int (*convs)[3];
   int nconv, size, hidden, i, index = 0;
   size_t len = 0;
-  if (bands < 1 || bands > 1024 || outputs < 1 || outputs > 65536 || !buf || !name) return 0;
+  if (bands < 1 || bands > 1024 || outputs < 1 || outputs > 65536 || height < 0 || height > 65536 || width < 0 || width > 65536 ||
+      !buf || !name)
+    return 0;
+  if (!width) width = height;
+  if (!height) height = width;
+  if (!strcmp(name, "resnet18") || !strcmp(name, "resnet34"))
+    return lensnet__arch_resnet(name[7] == '8' ? 18 : 34, bands, outputs, height ? height : 224, width ? width : 224, buf, cap);
+  if (!strcmp(name, "p4cnn")) return lensnet__arch_p4cnn(bands, outputs, height ? height : 64, width ? width : 64, buf, cap);
   if (!strcmp(name, "ensai")) return lensnet__arch_ensai(bands, outputs, buf, cap);
   if (!strcmp(name, "ou66")) { convs = ou66; nconv = 9; size = 66; hidden = 500; }
   else if (!strcmp(name, "ou200")) { convs = ou200; nconv = 6; size = 200; hidden = 350; }
@@ -4518,6 +4660,12 @@ static lensnet_result lensnet__arch_option(lensnet__arch_parser *ap, lensnet_lay
     strcpy(L->name, val);
     return LENSNET_OK;
   }
+  if (!strcmp(key, "mode")) {
+    if (!strcmp(val, "max")) L->mode = LENSNET_P4_POOL_MAX;
+    else if (!strcmp(val, "mean")) L->mode = LENSNET_P4_POOL_MEAN;
+    else return lensnet__fail(ap->err, LENSNET_ERR_ARCH, "architecture line %d: mode=%.40s is neither max nor mean", ap->line, val);
+    return LENSNET_OK;
+  }
   if (!numeric) return lensnet__fail(ap->err, LENSNET_ERR_ARCH, "architecture line %d: %s=%.40s is not a number", ap->line, key, val);
   if (!strcmp(key, "p") || !strcmp(key, "slope") || !strcmp(key, "eps")) { L->value = (float)d; return LENSNET_OK; }
   if (!strcmp(key, "momentum")) { L->momentum = (float)d; return LENSNET_OK; }
@@ -4528,6 +4676,7 @@ static lensnet_result lensnet__arch_option(lensnet__arch_parser *ap, lensnet_lay
   else if (!strcmp(key, "padding")) L->padding = (size_t)d;
   else if (!strcmp(key, "groups")) L->groups = (size_t)d;
   else if (!strcmp(key, "bias")) L->bias = d != 0;
+  else if (!strcmp(key, "orientations")) L->orientations = (size_t)d;
   else return lensnet__fail(ap->err, LENSNET_ERR_ARCH, "architecture line %d: unknown option '%.40s'", ap->line, key);
   return LENSNET_OK;
 }
@@ -4590,7 +4739,7 @@ static lensnet_result lensnet__arch_parse(lensnet_model *m, const char *text, le
       if (!strcmp(words[0], lensnet_layer_type_name((lensnet_layer_type)i))) L->type = (lensnet_layer_type)i;
     if (L->type == LENSNET_LAYER_TYPE_COUNT) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture line %d: unknown layer '%.40s'", ap.line, words[0]);
     /* defaults, PyTorch's */
-    L->stride = 0; L->groups = 1; L->bias = 1;
+    L->stride = 0; L->groups = 1; L->bias = 1; L->orientations = 1; L->mode = LENSNET_P4_POOL_MAX;
     L->value = lensnet__kind(L->type)->value_default;
     L->momentum = 0.1f;
     L->weight = L->bias_param = L->mean_param = L->var_param = -1;
@@ -4611,7 +4760,7 @@ static lensnet_result lensnet__arch_parse(lensnet_model *m, const char *text, le
 
 /* Registers a parameter of the given shape; returns its index or -1. */
 static int lensnet__add_param(lensnet_model *m, size_t *cap, const char *prefix, const char *suffix, int ndim,
-                              size_t d0, size_t d1, size_t d2, size_t d3, int trainable) {
+                              size_t d0, size_t d1, size_t d2, size_t d3, size_t d4, int trainable) {
   lensnet_param *P;
   size_t count = 1;
   int i;
@@ -4624,7 +4773,7 @@ static int lensnet__add_param(lensnet_model *m, size_t *cap, const char *prefix,
   memset(P, 0, sizeof *P);
   snprintf(P->name, sizeof P->name, "%s.%s", prefix, suffix);
   P->ndim = ndim;
-  P->shape[0] = d0; P->shape[1] = d1; P->shape[2] = d2; P->shape[3] = d3;
+  P->shape[0] = d0; P->shape[1] = d1; P->shape[2] = d2; P->shape[3] = d3; P->shape[4] = d4;
   for (i = 0; i < ndim; i++) if (!lensnet__mul_ok(count, P->shape[i], &count)) return -1;
   P->count = count;
   P->offset = m->value_count;
@@ -4647,8 +4796,8 @@ static lensnet_result lensnet__conv2d_resolve(lensnet__resolver *r, lensnet_laye
     return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (conv2d %s): kernel %lu is larger than the padded %lux%lu input",
                          (unsigned long)i, L->name, (unsigned long)k, (unsigned long)h, (unsigned long)w);
   L->stride = s;
-  L->weight = lensnet__add_param(r->m, &r->pcap, L->name, "weight", 4, L->out, c / L->groups, k, k, 1);
-  if (L->bias) L->bias_param = lensnet__add_param(r->m, &r->pcap, L->name, "bias", 1, L->out, 1, 1, 1, 1);
+  L->weight = lensnet__add_param(r->m, &r->pcap, L->name, "weight", 4, L->out, c / L->groups, k, k, 1, 1);
+  if (L->bias) L->bias_param = lensnet__add_param(r->m, &r->pcap, L->name, "bias", 1, L->out, 1, 1, 1, 1, 1);
   if (L->weight < 0 || (L->bias && L->bias_param < 0)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "layer %lu: parameters too large", (unsigned long)i);
   r->c = L->out;
   r->h = (h + 2 * L->padding - k) / s + 1;
@@ -4659,8 +4808,8 @@ static lensnet_result lensnet__conv2d_resolve(lensnet__resolver *r, lensnet_laye
 static lensnet_result lensnet__dense_resolve(lensnet__resolver *r, lensnet_layer *L) {
   size_t in = r->c * r->h * r->w;
   if (!L->name[0] || !L->out) return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (dense) needs name= and out=", (unsigned long)r->index);
-  L->weight = lensnet__add_param(r->m, &r->pcap, L->name, "weight", 2, L->out, in, 1, 1, 1);
-  if (L->bias) L->bias_param = lensnet__add_param(r->m, &r->pcap, L->name, "bias", 1, L->out, 1, 1, 1, 1);
+  L->weight = lensnet__add_param(r->m, &r->pcap, L->name, "weight", 2, L->out, in, 1, 1, 1, 1);
+  if (L->bias) L->bias_param = lensnet__add_param(r->m, &r->pcap, L->name, "bias", 1, L->out, 1, 1, 1, 1, 1);
   if (L->weight < 0 || (L->bias && L->bias_param < 0)) return lensnet__fail(r->err, LENSNET_ERR_TOO_LARGE, "layer %lu: parameters too large", (unsigned long)r->index);
   r->c = L->out; r->h = 1; r->w = 1;
   return LENSNET_OK;
@@ -4694,12 +4843,16 @@ static lensnet_result lensnet__flatten_resolve(lensnet__resolver *r, lensnet_lay
 }
 
 static lensnet_result lensnet__batchnorm_resolve(lensnet__resolver *r, lensnet_layer *L) {
-  size_t c = r->c;
+  size_t c;
   if (!L->name[0]) return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (batchnorm) needs name=", (unsigned long)r->index);
-  L->weight = lensnet__add_param(r->m, &r->pcap, L->name, "weight", 1, c, 1, 1, 1, 1);
-  L->bias_param = lensnet__add_param(r->m, &r->pcap, L->name, "bias", 1, c, 1, 1, 1, 1);
-  L->mean_param = lensnet__add_param(r->m, &r->pcap, L->name, "running_mean", 1, c, 1, 1, 1, 0);
-  L->var_param = lensnet__add_param(r->m, &r->pcap, L->name, "running_var", 1, c, 1, 1, 1, 0);
+  if (!L->orientations || r->c % L->orientations)
+    return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (batchnorm %s): orientations=%lu must divide its %lu channels", (unsigned long)r->index,
+                         L->name, (unsigned long)L->orientations, (unsigned long)r->c);
+  c = r->c / L->orientations;
+  L->weight = lensnet__add_param(r->m, &r->pcap, L->name, "weight", 1, c, 1, 1, 1, 1, 1);
+  L->bias_param = lensnet__add_param(r->m, &r->pcap, L->name, "bias", 1, c, 1, 1, 1, 1, 1);
+  L->mean_param = lensnet__add_param(r->m, &r->pcap, L->name, "running_mean", 1, c, 1, 1, 1, 1, 0);
+  L->var_param = lensnet__add_param(r->m, &r->pcap, L->name, "running_var", 1, c, 1, 1, 1, 1, 0);
   if (L->weight < 0 || L->bias_param < 0 || L->mean_param < 0 || L->var_param < 0) return lensnet__fail(r->err, LENSNET_ERR_NOMEM, "out of memory");
   if (!(L->value > 0)) return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (batchnorm %s): eps must be positive", (unsigned long)r->index, L->name);
   return LENSNET_OK;
@@ -4732,6 +4885,56 @@ static lensnet_result lensnet__add_resolve(lensnet__resolver *r, lensnet_layer *
       return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (add %s): shape %lux%lux%lu differs from the marked %lux%lux%lu", (unsigned long)i, L->name,
                            (unsigned long)r->c, (unsigned long)r->h, (unsigned long)r->w,
                            (unsigned long)m->layers[j].in_c, (unsigned long)m->layers[j].in_h, (unsigned long)m->layers[j].in_w);
+  return LENSNET_OK;
+}
+
+/* restore: the activation saved at the mark of the same name, its shape and all. */
+static lensnet_result lensnet__restore_resolve(lensnet__resolver *r, lensnet_layer *L) {
+  const lensnet_model *m = r->m;
+  size_t i = r->index, j;
+  for (j = 0; j < i; j++)
+    if (m->layers[j].type == LENSNET_LAYER_MARK && !strcmp(m->layers[j].name, L->name)) {
+      L->mark = m->layers[j].mark;
+      r->c = m->layers[j].in_c; r->h = m->layers[j].in_h; r->w = m->layers[j].in_w;
+    }
+  if (L->mark < 0) return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (restore): no earlier 'mark name=%s'", (unsigned long)i, L->name);
+  return LENSNET_OK;
+}
+
+/* p4_lift and p4_conv: the options of conv2d (groups excepted); 4 out channels, and the stored
+ * weight of the p4 layers (the section "p4 group convolutions" below). */
+static lensnet_result lensnet__p4_resolve(lensnet__resolver *r, lensnet_layer *L) {
+  size_t i = r->index, c = r->c, h = r->h, w = r->w, k = L->kernel, s = L->stride ? L->stride : 1, out_c;
+  int lift = L->type == LENSNET_LAYER_P4_LIFT;
+  const char *tn = lensnet_layer_type_name(L->type);
+  lensnet_error *err = r->err;
+  if (!L->name[0]) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s) needs name=", (unsigned long)i, tn);
+  if (!k || !L->out) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s %s) needs out= and kernel=", (unsigned long)i, tn, L->name);
+  if (L->groups != 1) return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s %s): groups= is not an option of p4 layers", (unsigned long)i, tn, L->name);
+  if (!lift && c % 4)
+    return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (p4_conv %s): its %lu input channels are not channels of 4 orientations "
+                         "(a p4_lift or p4_conv comes first)", (unsigned long)i, L->name, (unsigned long)c);
+  if (h + 2 * L->padding < k || w + 2 * L->padding < k)
+    return lensnet__fail(err, LENSNET_ERR_ARCH, "layer %lu (%s %s): kernel %lu is larger than the padded %lux%lu input",
+                         (unsigned long)i, tn, L->name, (unsigned long)k, (unsigned long)h, (unsigned long)w);
+  if (!lensnet__mul_ok(L->out, 4, &out_c)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "layer %lu: too many channels", (unsigned long)i);
+  L->stride = s;
+  if (lift) L->weight = lensnet__add_param(r->m, &r->pcap, L->name, "weight", 4, L->out, c, k, k, 1, 1);
+  else L->weight = lensnet__add_param(r->m, &r->pcap, L->name, "weight", 5, L->out, c / 4, 4, k, k, 1);
+  if (L->bias) L->bias_param = lensnet__add_param(r->m, &r->pcap, L->name, "bias", 1, L->out, 1, 1, 1, 1, 1);
+  if (L->weight < 0 || (L->bias && L->bias_param < 0)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "layer %lu: parameters too large", (unsigned long)i);
+  r->c = out_c;
+  r->h = (h + 2 * L->padding - k) / s + 1;
+  r->w = (w + 2 * L->padding - k) / s + 1;
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__p4_pool_resolve(lensnet__resolver *r, lensnet_layer *L) {
+  (void)L;
+  if (r->c % 4)
+    return lensnet__fail(r->err, LENSNET_ERR_ARCH, "layer %lu (p4_pool): its %lu channels are not channels of 4 orientations", (unsigned long)r->index,
+                         (unsigned long)r->c);
+  r->c /= 4;
   return LENSNET_OK;
 }
 
@@ -4776,17 +4979,31 @@ LENSNET_API void lensnet_model_free(lensnet_model *m) {
   if (on_heap) LENSNET_FREE(m);
 }
 
-/* "ou66(4)" -> the built-in text; anything else is taken as architecture text. */
+/* "ou66(4)", "resnet18(3,3)", "p4cnn(1,3,150,150)" -> the built-in text (bands, then optionally
+ * outputs, then height and width); anything else is taken as architecture text. */
 static lensnet_result lensnet__arch_expand(const char *arch, char **out, lensnet_error *err) {
   char name[16];
-  int bands = 0, consumed = 0;
+  int v[4] = {0, 0, 0, 0}, n = 0, consumed = 0;
   *out = NULL;
-  if (strlen(arch) < 16 && sscanf(arch, "%15[a-z0-9](%d)%n", name, &bands, &consumed) == 2 && arch[consumed] == 0) {
-    char *buf = LENSNET__CAST(char *, LENSNET_MALLOC(4096));
-    if (!buf) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
-    if (!lensnet_arch_builtin(name, bands, buf, 4096)) {
+  if (strlen(arch) < 64 && sscanf(arch, "%15[a-z0-9](%n", name, &consumed) == 1 && consumed > 0) {
+    const char *p = arch + consumed;
+    char *buf, *end;
+    while (n < 4) {
+      long x = strtol(p, &end, 10);
+      if (end == p || x < 0 || x > 1000000) break;
+      v[n++] = (int)x;
+      p = end;
+      if (*p != ',') break;
+      p++;
+    }
+    if (n == 0 || n == 3 || strcmp(p, ")") != 0)
+      return lensnet__fail(err, LENSNET_ERR_ARCH, "built-in architecture '%s' is not written name(bands), name(bands,outputs) or "
+                           "name(bands,outputs,height,width)", arch);
+    if (!(buf = LENSNET__CAST(char *, LENSNET_MALLOC(LENSNET_ARCH_TEXT_MAX)))) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+    if (!lensnet_arch_builtin_sized(name, v[0], n >= 2 ? v[1] : lensnet__builtin_outputs(name), v[2], v[3], buf, LENSNET_ARCH_TEXT_MAX)) {
       LENSNET_FREE(buf);
-      return lensnet__fail(err, LENSNET_ERR_ARCH, "unknown built-in architecture '%s' (known: ou66(bands), ou200(bands), ensai(bands))", arch);
+      return lensnet__fail(err, LENSNET_ERR_ARCH, "unknown built-in architecture '%s' (known: ou66, ou200, ensai, resnet18, resnet34, p4cnn; "
+                           "written name(bands), name(bands,outputs) or name(bands,outputs,height,width))", arch);
     }
     *out = buf;
     return LENSNET_OK;
@@ -4906,7 +5123,7 @@ static void lensnet__fan_in_init(lensnet_model *m, const lensnet_layer *L, lensn
 static void lensnet__batchnorm_init(lensnet_model *m, const lensnet_layer *L, lensnet_rng *rng) {
   size_t k;
   (void)rng;
-  for (k = 0; k < L->in_c; k++) {
+  for (k = 0; k < m->params[L->weight].count; k++) {
     m->values[m->params[L->weight].offset + k] = 1.0f;
     m->values[m->params[L->bias_param].offset + k] = 0.0f;
     m->values[m->params[L->mean_param].offset + k] = 0.0f;
@@ -4933,7 +5150,7 @@ LENSNET_API void lensnet_model_init_he(lensnet_model *m, uint64_t seed) {
     const lensnet_layer *L = &m->layers[i];
     const lensnet_param *W;
     float bound;
-    if (L->type != LENSNET_LAYER_CONV2D && L->type != LENSNET_LAYER_DENSE) continue;
+    if (lensnet__kind(L->type)->init != lensnet__fan_in_init) continue; /* convolutions, p4 layers and dense layers */
     W = &m->params[L->weight];
     bound = sqrtf(6.0f / (float)(W->count / W->shape[0]));
     for (k = 0; k < W->count; k++) m->values[W->offset + k] = (2.0f * lensnet_rng_uniform(&rng) - 1.0f) * bound;
@@ -4987,12 +5204,24 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
   *out = NULL;
   if (!arch) return lensnet__fail(err, LENSNET_ERR_ARCH, "the weights carry no 'arch' metadata; save them with lensnet_model_save or tools/torch2safetensors.py");
   if (!strchr(arch, '\n') && !strchr(arch, ';') && !strchr(arch, '(')) {
-    /* a built-in name: the band count comes from "bands" or from the first convolution's weight */
-    long bands = bands_text ? strtol(bands_text, NULL, 10) : 0;
-    const lensnet_tensor *w0 = lensnet_safetensors_find(st, "layer.0.weight");
-    if (bands <= 0 && w0 && w0->ndim == 4) bands = (long)w0->shape[1];
+    /* a built-in name: the band count comes from "bands" or from the first layer's weight (ou66's
+     * layer.0, the ResNets' conv1, p4cnn's lift); the head from fc.weight (ResNets, p4cnn); the
+     * input size from "input_size" (the built-ins whose size is free) */
+    static const char *const first[3] = {"layer.0.weight", "conv1.weight", "lift.weight"};
+    long bands = bands_text ? strtol(bands_text, NULL, 10) : 0, size = 0, outputs = 0;
+    const lensnet_tensor *fc = lensnet_safetensors_find(st, "fc.weight");
+    const char *size_text = lensnet_safetensors_meta(st, "input_size");
+    for (i = 0; i < 3 && bands <= 0; i++) {
+      const lensnet_tensor *w0 = lensnet_safetensors_find(st, first[i]);
+      if (w0 && w0->ndim == 4) bands = (long)w0->shape[1];
+    }
     if (bands <= 0 || bands > 1024) return lensnet__fail(err, LENSNET_ERR_ARCH, "built-in architecture '%.20s' needs a 'bands' metadata entry", arch);
-    snprintf(builtin, sizeof builtin, "%.20s(%ld)", arch, bands);
+    if (fc && fc->ndim == 2 && fc->shape[0] <= 65536) outputs = (long)fc->shape[0];
+    if (size_text) size = strtol(size_text, NULL, 10);
+    if (size > 0 && size <= 65536)
+      snprintf(builtin, sizeof builtin, "%.20s(%ld,%ld,%ld,%ld)", arch, bands, outputs > 0 ? outputs : (long)lensnet__builtin_outputs(arch), size, size);
+    else if (outputs > 0) snprintf(builtin, sizeof builtin, "%.20s(%ld,%ld)", arch, bands, outputs);
+    else snprintf(builtin, sizeof builtin, "%.20s(%ld)", arch, bands);
     arch = builtin;
   }
   /* Every parameter is matched against a tensor of the file before the values are allocated, so
@@ -5111,6 +5340,12 @@ static lensnet__conv_geom lensnet__layer_geom(const lensnet_layer *L, size_t n) 
   g.cout = L->out_c; g.kh = g.kw = L->kernel; g.stride = L->stride; g.pad = L->padding; g.groups = L->groups;
   g.oh = L->out_h; g.ow = L->out_w;
   return g;
+}
+
+/* Floats of the weight a convolution runs with, [out_c, in_c / groups, k, k]: conv2d's own
+ * weight; the expanded weight of a p4 layer (four times what it stores). */
+static size_t lensnet__conv_weight_floats(const lensnet_layer *L) {
+  return L->out_c * (L->in_c / L->groups) * L->kernel * L->kernel;
 }
 
 static size_t lensnet__layer_scratch(const lensnet_layer *L, size_t batch) {
@@ -5259,11 +5494,13 @@ static void lensnet__identity_pointwise(const lensnet_model *m, const lensnet_la
 }
 
 /* Batch norm with running statistics, folded into a scale and a shift per channel: the one place
- * this arithmetic is written (inference, a trainer out of training, rectangles). */
+ * this arithmetic is written (inference, a trainer out of training, rectangles). `channel` is the
+ * input plane; with orientations=G, planes c*G .. c*G+G-1 share channel c's numbers. */
 static void lensnet__batchnorm_pointwise(const lensnet_model *m, const lensnet_layer *L, size_t channel, const float *x, float *y, size_t n) {
   const float *w = m->values + m->params[L->weight].offset, *b = m->values + m->params[L->bias_param].offset;
   const float *mean = m->values + m->params[L->mean_param].offset, *var = m->values + m->params[L->var_param].offset;
-  float scale = w[channel] / sqrtf(var[channel] + L->value), shift = b[channel] - mean[channel] * scale;
+  size_t c = channel / L->orientations;
+  float scale = w[c] / sqrtf(var[c] + L->value), shift = b[c] - mean[c] * scale;
   size_t k;
   for (k = 0; k < n; k++) y[k] = x[k] * scale + shift;
 }
@@ -5341,6 +5578,12 @@ static void lensnet__parallel_run(const lensnet_parallel *p, size_t count, lensn
   for (i = 0; i < count; i++) task(ctx, i, 0);
 }
 
+/* Most floats of per-image convolution gradients a trainer keeps (default 2^27, 512 MB): beyond
+ * that, images share gradient slots (a ResNet-18 at batch 32 would need 1.4 GB). */
+#ifndef LENSNET_GRADIENT_SLOT_FLOATS
+#define LENSNET_GRADIENT_SLOT_FLOATS ((size_t)1 << 27)
+#endif
+
 /* The trainer's state: private (lensnet_trainer is opaque to callers). */
 struct lensnet_trainer {
   lensnet_model *model;
@@ -5363,7 +5606,8 @@ struct lensnet_trainer {
   size_t *bn_offset;
   float *scratch;                /* per-worker convolution scratch */
   size_t scratch_per_worker;
-  float *wgrad_images;           /* per-image weight gradients of every convolution, reduced in a fixed order */
+  float *wgrad_images;           /* per-slot weight gradients of every convolution, reduced in a fixed order */
+  size_t grad_slots;             /* slots of wgrad_images, bgrad_images: image b uses slot b % grad_slots */
   int compute_input_grad;        /* nonzero: also compute input_grad (saliency needs it; training does not) */
   int skip_param_grads;          /* nonzero: leave t->grads alone (saliency, Grad-CAM and dreams need none) */
   size_t mark_floats;            /* per image */
@@ -5372,7 +5616,7 @@ struct lensnet_trainer {
   float *flipped_weights;        /* per convolution: W transposed and flipped, for d input */
   size_t *wgrad_offset;          /* per layer: where its weights start among all convolutions' */
   size_t *bgrad_offset;          /* per layer: where its biases start among all convolutions' */
-  float *bgrad_images;           /* per-image bias gradients, reduced in a fixed order */
+  float *bgrad_images;           /* per-slot bias gradients, reduced in a fixed order */
   float *run_tmp;                /* per worker: two per-image gradient buffers */
   size_t run_tmp_floats;
 };
@@ -5541,17 +5785,24 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensne
     }
     if (kind->backward_reduce) { /* per-image weight and bias gradient slots */
       t->wgrad_offset[i] = wgrad;
-      wgrad += m->params[L->weight].count;
+      wgrad += lensnet__conv_weight_floats(L);
       t->bgrad_offset[i] = bgrad;
       bgrad += L->out_c;
     }
   }
   per_image_max = maxact;
   t->mark_floats = marks;
+  /* One slot of convolution gradients per image, or fewer for large models (ResNets): slot
+   * b % slots, filled by its images in order, so the sum is still the same for any threads. */
+  t->grad_slots = batch_cap;
+  if (wgrad && batch_cap > 1 && wgrad > LENSNET_GRADIENT_SLOT_FLOATS / batch_cap) {
+    t->grad_slots = LENSNET_GRADIENT_SLOT_FLOATS / wgrad;
+    if (t->grad_slots < 1) t->grad_slots = 1;
+  }
   /* sizes scale with the batch; check the products once */
   if (!lensnet__mul_ok(acts, batch_cap, &acts) || !lensnet__mul_ok(maxact, batch_cap, &maxact) ||
       !lensnet__mul_ok(masks, batch_cap, &masks) || !lensnet__mul_ok(marks, batch_cap, &marks) ||
-      !lensnet__mul_ok(wgrad, batch_cap, &i) || !lensnet__mul_ok(bgrad, batch_cap, &i) ||
+      !lensnet__mul_ok(wgrad, t->grad_slots, &i) || !lensnet__mul_ok(bgrad, t->grad_slots, &i) ||
       !lensnet__mul_ok(scratch, workers, &i) || !lensnet__mul_ok(per_image_max, 2 * workers, &i)) {
     lensnet_trainer_free(t);
     return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "a batch of %lu is too large for this model", (unsigned long)batch_cap);
@@ -5570,8 +5821,8 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensne
   t->bn_mean = LENSNET__CAST(float *, lensnet__alloc_or_flag(bn, sizeof(float), &ok));
   t->bn_invstd = LENSNET__CAST(float *, lensnet__alloc_or_flag(bn, sizeof(float), &ok));
   t->scratch = LENSNET__CAST(float *, lensnet__alloc_or_flag(scratch * workers, sizeof(float), &ok));
-  t->wgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(wgrad * batch_cap, sizeof(float), &ok));
-  t->bgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(bgrad * batch_cap, sizeof(float), &ok));
+  t->wgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(wgrad * t->grad_slots, sizeof(float), &ok));
+  t->bgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(bgrad * t->grad_slots, sizeof(float), &ok));
   t->flipped_weights = LENSNET__CAST(float *, lensnet__alloc_or_flag(wgrad, sizeof(float), &ok));
   t->run_tmp = LENSNET__CAST(float *, lensnet__alloc_or_flag(per_image_max * 2 * workers, sizeof(float), &ok));
   if (!ok) { lensnet_trainer_free(t); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for training buffers (batch %lu)", (unsigned long)batch_cap); }
@@ -5740,34 +5991,39 @@ static void lensnet__conv2d_layer_forward(lensnet__pass *p) {
   p->fused = fuse;
 }
 
-/* One image: weight and bias gradients into the image's own slots, summed by _reduce. */
-static void lensnet__conv2d_backward(const lensnet__pass *p, const float *dy, float *dx) {
+/* One image of a convolution run with weight W (needed only for d input at stride > 1; else the
+ * flipped copy of backward_prepare serves): weight and bias gradients of the weight as run into
+ * the image's slot (added when p->accumulate), summed by _reduce. */
+static void lensnet__conv_backward_image(const lensnet__pass *p, const float *W, const float *dy, float *dx) {
   lensnet_trainer *t = p->t;
-  const lensnet_model *m = p->m;
   const lensnet_layer *L = p->L;
-  size_t l = p->layer, b = p->image, in_n = lensnet__layer_in_n(L);
+  size_t l = p->layer, slot = p->image % t->grad_slots, in_n = lensnet__layer_in_n(L);
   lensnet__conv_geom g = lensnet__layer_geom(L, 1), gt;
   size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups, K = cin_g * L->kernel * L->kernel, P = L->out_h * L->out_w, grp, co;
   float *col = p->scratch;
-  float *dw = t->wgrad_images + t->wgrad_offset[l] * t->batch_cap + b * m->params[L->weight].count;
+  float *dw = t->wgrad_images + t->wgrad_offset[l] * t->grad_slots + slot * lensnet__conv_weight_floats(L);
   int flipped = dx && lensnet__conv_input_grad_geom(L, &gt);
   if (dx && !flipped) memset(dx, 0, in_n * sizeof(float));
   for (grp = 0; grp < L->groups; grp++) {
     const float *img = p->x + grp * cin_g * L->in_h * L->in_w, *dyg = dy + grp * cout_g * P;
     if (!t->skip_param_grads) {
       lensnet__im2col(&g, img, cin_g, col);
-      lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, 0.0f, dw + grp * cout_g * K, K);
+      lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, p->accumulate ? 1.0f : 0.0f, dw + grp * cout_g * K, K);
     }
     if (dx && !flipped) {
-      lensnet_sgemm(1, 0, K, P, cout_g, 1.0f, m->values + m->params[L->weight].offset + grp * cout_g * K, K, dyg, P, 0.0f, col, P);
+      lensnet_sgemm(1, 0, K, P, cout_g, 1.0f, W + grp * cout_g * K, K, dyg, P, 0.0f, col, P);
       lensnet__col2im_add(&g, col, cin_g, dx + grp * cin_g * L->in_h * L->in_w);
     }
   }
   if (flipped) lensnet__conv2d_forward(&gt, dy, t->flipped_weights + t->wgrad_offset[l], NULL, 0, dx, col);
   if (L->bias_param >= 0 && !t->skip_param_grads) {
-    float *db = t->bgrad_images + t->bgrad_offset[l] * t->batch_cap + b * L->out_c;
-    for (co = 0; co < L->out_c; co++) db[co] = lensnet__sum(dy + co * P, P);
+    float *db = t->bgrad_images + t->bgrad_offset[l] * t->grad_slots + slot * L->out_c;
+    for (co = 0; co < L->out_c; co++) db[co] = (p->accumulate ? db[co] : 0.0f) + lensnet__sum(dy + co * P, P);
   }
+}
+
+static void lensnet__conv2d_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  lensnet__conv_backward_image(p, lensnet__param_values(p->m, p->L->weight), dy, dx);
 }
 
 static void lensnet__conv2d_backward_prepare(lensnet_trainer *t, size_t l) {
@@ -5775,20 +6031,20 @@ static void lensnet__conv2d_backward_prepare(lensnet_trainer *t, size_t l) {
   lensnet__flip_weights(L, t->model->values + t->model->params[L->weight].offset, t->flipped_weights + t->wgrad_offset[l]);
 }
 
-/* Weight and bias gradients summed in image order: the same for any number of threads. */
+/* Weight and bias gradients summed in slot order: the same for any number of threads. */
 static void lensnet__conv2d_backward_reduce(lensnet_trainer *t, size_t l, size_t batch) {
   const lensnet_model *m = t->model;
   const lensnet_layer *C = &m->layers[l];
   float *dW = t->grads + m->params[C->weight].offset;
-  size_t wn = m->params[C->weight].count, b, k;
-  for (b = 0; b < batch; b++) {
-    const float *g = t->wgrad_images + t->wgrad_offset[l] * t->batch_cap + b * wn;
+  size_t wn = lensnet__conv_weight_floats(C), b, k, slots = batch < t->grad_slots ? batch : t->grad_slots;
+  for (b = 0; b < slots; b++) {
+    const float *g = t->wgrad_images + t->wgrad_offset[l] * t->grad_slots + b * wn;
     for (k = 0; k < wn; k++) dW[k] += g[k];
   }
   if (C->bias_param >= 0) {
     float *db = t->grads + m->params[C->bias_param].offset;
-    for (b = 0; b < batch; b++) {
-      const float *g = t->bgrad_images + t->bgrad_offset[l] * t->batch_cap + b * C->out_c;
+    for (b = 0; b < slots; b++) {
+      const float *g = t->bgrad_images + t->bgrad_offset[l] * t->grad_slots + b * C->out_c;
       for (k = 0; k < C->out_c; k++) db[k] += g[k];
     }
   }
@@ -5821,6 +6077,174 @@ static void lensnet__conv2d_rect(const lensnet_model *m, const lensnet_layer *L,
   }
 }
 
+/* p4 group convolutions (Cohen & Welling 2016, "Group Equivariant Convolutional Networks", ICML).
+ * A p4 feature map has 4 planes per channel, one per rotation r = 0..3 (r quarter turns), plane
+ * c * 4 + r: PyTorch's [N, C, 4, H, W] viewed as [N, 4C, H, W]. p4_lift correlates an ordinary
+ * image with one filter bank turned 4 times; p4_conv correlates a p4 map with filters that live
+ * on the group, turned in space and shifted cyclically along their orientation axis. Each layer
+ * stores its filters once and expands them, on every pass, into the weight of an ordinary
+ * convolution [4 out, in_c, k, k], which the GEMM path then runs like conv2d (expanding costs one
+ * read per expanded weight, about 1/(out_h * out_w) of the convolution's multiply-adds); the
+ * backward pass computes that convolution's weight gradient and sums it back onto the stored
+ * filters (the transpose of the expansion). The bias is one per channel, shared by its 4 planes.
+ *
+ * Turning: rot(w)[i][j] = w[j][k-1-i], a quarter turn counterclockwise as an array with row 0 on
+ * top is displayed (NumPy's np.rot90(w), torch.rot90(w, 1, (-2, -1))). Expanded weights:
+ *   p4_lift, stored [out, in, k, k]:     E[c*4+r][i]     = rot^r(W[c][i])
+ *   p4_conv, stored [out, in, 4, k, k]:  E[c*4+r][i*4+s] = rot^r(W[c][i][(s - r) mod 4])
+ * i.e. PyTorch's torch.rot90(W.roll(r, 2), r, (3, 4)) for orientation r of p4_conv. With those,
+ * turning the input a quarter turn (rot) turns every output plane and moves plane r to r + 1:
+ *   out'[c*4 + (r+1) mod 4] = rot(out[c*4 + r])
+ * for square inputs, up to rounding (the same products are summed in another order): always at
+ * stride 1, and at stride s when (h + 2 padding - k) is a multiple of s, so that the sampled
+ * grid turns onto itself (the same holds for max and average pools). p4_pool (max or mean over
+ * the 4 planes of each channel) turns that into invariance: its output only turns with the
+ * input. The stored shapes are GrouPy's P4ConvP4 layout [out, in, 4, k, k] and, for the lift,
+ * conv2d's. */
+
+/* Where entry (co, ci, y, x) of a p4 layer's expanded weight comes from in its stored weight. */
+static size_t lensnet__p4_source(const lensnet_layer *L, size_t co, size_t ci, size_t y, size_t x) {
+  size_t k = L->kernel, c = co / 4, r = co % 4, sy, sx, cin = L->in_c / 4;
+  switch (r) { /* rot^r(w)[y][x] = w[sy][sx] */
+    case 0: sy = y; sx = x; break;
+    case 1: sy = x; sx = k - 1 - y; break;
+    case 2: sy = k - 1 - y; sx = k - 1 - x; break;
+    default: sy = k - 1 - x; sx = y; break;
+  }
+  if (L->type == LENSNET_LAYER_P4_LIFT) return ((c * L->in_c + ci) * k + sy) * k + sx;
+  return (((c * cin + ci / 4) * 4 + (ci % 4 + 4 - r) % 4) * k + sy) * k + sx;
+}
+
+/* The expanded weight E [out_c, in_c, k, k] from the stored W; flipped: in the layout of
+ * lensnet__flip_weights instead (E transposed and turned half a turn, for d input). */
+static void lensnet__p4_expand(const lensnet_layer *L, const float *W, float *E, int flipped) {
+  size_t co, ci, y, x, k = L->kernel, kk = k * k;
+  for (co = 0; co < L->out_c; co++)
+    for (ci = 0; ci < L->in_c; ci++)
+      for (y = 0; y < k; y++)
+        for (x = 0; x < k; x++) {
+          float v = W[lensnet__p4_source(L, co, ci, y, x)];
+          if (flipped) E[(ci * L->out_c + co) * kk + kk - 1 - (y * k + x)] = v;
+          else E[(co * L->in_c + ci) * kk + y * k + x] = v;
+        }
+}
+
+/* The transpose of lensnet__p4_expand: dW += the expanded gradient dE summed onto the stored weights. */
+static void lensnet__p4_fold(const lensnet_layer *L, const float *dE, float *dW) {
+  size_t co, ci, y, x, k = L->kernel, at = 0;
+  for (co = 0; co < L->out_c; co++)
+    for (ci = 0; ci < L->in_c; ci++)
+      for (y = 0; y < k; y++)
+        for (x = 0; x < k; x++) dW[lensnet__p4_source(L, co, ci, y, x)] += dE[at++];
+}
+
+static void lensnet__p4_describe(const lensnet_layer *L, char *buf, size_t cap) {
+  snprintf(buf, cap, "%s out=%lu kernel=%lu stride=%lu padding=%lu", L->name, (unsigned long)L->out, (unsigned long)L->kernel,
+           (unsigned long)L->stride, (unsigned long)L->padding);
+}
+
+static size_t lensnet__p4_scratch(const lensnet_layer *L, size_t batch, int training) {
+  size_t s = lensnet__conv2d_scratch(L, batch, training), extra = lensnet__conv_weight_floats(L) + L->out_c;
+  return s > (size_t)-1 - extra ? (size_t)-1 : s + extra;
+}
+
+/* The expanded weight and bias, after the convolution's own scratch (layout of _scratch). */
+static float *lensnet__p4_expanded(const lensnet__pass *p) {
+  return p->scratch + lensnet__conv2d_scratch(p->L, p->batch, p->t != NULL);
+}
+
+static void lensnet__p4_layer_forward(lensnet__pass *p) {
+  const lensnet_model *m = p->m;
+  const lensnet_layer *L = p->L;
+  lensnet__conv_geom g = lensnet__layer_geom(L, p->batch);
+  float *w = lensnet__p4_expanded(p), *bias = NULL;
+  size_t c;
+  int fuse = p->may_fuse && p->layer + 1 < m->layer_count && m->layers[p->layer + 1].type == LENSNET_LAYER_RELU;
+  lensnet__p4_expand(L, lensnet__param_values(m, L->weight), w, 0);
+  if (L->bias_param >= 0) {
+    const float *b = lensnet__param_values(m, L->bias_param);
+    bias = w + lensnet__conv_weight_floats(L);
+    for (c = 0; c < L->out_c; c++) bias[c] = b[c / 4];
+  }
+  lensnet__conv2d_forward(&g, p->x, w, bias, fuse, p->y, p->scratch);
+  p->fused = fuse;
+}
+
+static void lensnet__p4_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  lensnet__conv_geom gt;
+  float *w = NULL;
+  if (dx && !lensnet__conv_input_grad_geom(p->L, &gt)) { /* d input through the weight itself (stride > 1) */
+    w = lensnet__p4_expanded(p);
+    lensnet__p4_expand(p->L, lensnet__param_values(p->m, p->L->weight), w, 0);
+  }
+  lensnet__conv_backward_image(p, w, dy, dx);
+}
+
+static void lensnet__p4_backward_prepare(lensnet_trainer *t, size_t l) {
+  const lensnet_layer *L = &t->model->layers[l];
+  lensnet__p4_expand(L, t->model->values + t->model->params[L->weight].offset, t->flipped_weights + t->wgrad_offset[l], 1);
+}
+
+/* The slots' gradients of the expanded weight and bias summed in slot order (into slot 0), then
+ * onto the stored parameters: the same for any number of threads. */
+static void lensnet__p4_backward_reduce(lensnet_trainer *t, size_t l, size_t batch) {
+  const lensnet_model *m = t->model;
+  const lensnet_layer *L = &m->layers[l];
+  size_t wn = lensnet__conv_weight_floats(L), b, k, slots = batch < t->grad_slots ? batch : t->grad_slots;
+  float *sum = t->wgrad_images + t->wgrad_offset[l] * t->grad_slots, *bsum = t->bgrad_images + t->bgrad_offset[l] * t->grad_slots;
+  for (b = 1; b < slots; b++)
+    for (k = 0; k < wn; k++) sum[k] += sum[b * wn + k];
+  lensnet__p4_fold(L, sum, t->grads + m->params[L->weight].offset);
+  if (L->bias_param >= 0) {
+    float *db = t->grads + m->params[L->bias_param].offset;
+    for (b = 1; b < slots; b++)
+      for (k = 0; k < L->out_c; k++) bsum[k] += bsum[b * L->out_c + k];
+    for (k = 0; k < L->out_c; k++) db[k / 4] += bsum[k];
+  }
+}
+
+/* p4_pool: the offset r * hw of the plane of the 4 at x[0], x[hw], x[2 hw], x[3 hw] that max
+ * pooling picks at one position: the first largest, or the first NaN (NaN propagates, as in PyTorch). */
+static size_t lensnet__p4_argmax(const float *x, size_t hw) {
+  size_t best = 0, at;
+  for (at = hw; at < 4 * hw; at += hw)
+    if (x[best] == x[best] && (x[at] > x[best] || x[at] != x[at])) best = at;
+  return best;
+}
+
+static void lensnet__p4_pool_describe(const lensnet_layer *L, char *buf, size_t cap) {
+  snprintf(buf, cap, "mode=%s", L->mode == LENSNET_P4_POOL_MEAN ? "mean" : "max");
+}
+
+static void lensnet__p4_pool_forward(lensnet__pass *p) {
+  const lensnet_layer *L = p->L;
+  size_t hw = L->in_h * L->in_w, planes = p->batch * L->out_c, q, k;
+  for (q = 0; q < planes; q++) {
+    const float *x = p->x + q * 4 * hw;
+    float *y = p->y + q * hw;
+    if (L->mode == LENSNET_P4_POOL_MEAN)
+      for (k = 0; k < hw; k++) y[k] = ((x[k] + x[hw + k]) + (x[2 * hw + k] + x[3 * hw + k])) * 0.25f;
+    else
+      for (k = 0; k < hw; k++) y[k] = x[k + lensnet__p4_argmax(x + k, hw)];
+  }
+}
+
+static void lensnet__p4_pool_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  const lensnet_layer *L = p->L;
+  size_t hw = L->in_h * L->in_w, planes = p->batch * L->out_c, q, k, r;
+  for (q = 0; q < planes; q++) {
+    const float *x = p->x + q * 4 * hw, *g = dy + q * hw;
+    float *d = dx + q * 4 * hw;
+    if (L->mode == LENSNET_P4_POOL_MEAN) {
+      for (r = 0; r < 4; r++)
+        for (k = 0; k < hw; k++) d[r * hw + k] = g[k] * 0.25f;
+      continue;
+    }
+    memset(d, 0, 4 * hw * sizeof(float));
+    for (k = 0; k < hw; k++) d[k + lensnet__p4_argmax(x + k, hw)] = g[k];
+  }
+}
+
 /* dense */
 static void lensnet__dense_describe(const lensnet_layer *L, char *buf, size_t cap) {
   snprintf(buf, cap, "%s out=%lu", L->name, (unsigned long)L->out);
@@ -5849,7 +6273,8 @@ static void lensnet__dense_backward(const lensnet__pass *p, const float *dy, flo
 
 /* maxpool, avgpool */
 static void lensnet__pool_describe(const lensnet_layer *L, char *buf, size_t cap) {
-  snprintf(buf, cap, "kernel=%lu stride=%lu", (unsigned long)L->kernel, (unsigned long)L->stride);
+  if (L->padding) snprintf(buf, cap, "kernel=%lu stride=%lu padding=%lu", (unsigned long)L->kernel, (unsigned long)L->stride, (unsigned long)L->padding);
+  else snprintf(buf, cap, "kernel=%lu stride=%lu", (unsigned long)L->kernel, (unsigned long)L->stride);
 }
 
 static void lensnet__pool_layer_forward(lensnet__pass *p) { lensnet__pool_forward(p->L, p->batch, p->x, p->y); }
@@ -5962,22 +6387,29 @@ static void lensnet__tanh_backward(const lensnet__pass *p, const float *dy, floa
   for (k = 0; k < n; k++) dx[k] = dy[k] * (1.0f - p->y[k] * p->y[k]);
 }
 
-/* batchnorm: batch statistics in training, the running ones otherwise */
+static void lensnet__batchnorm_describe(const lensnet_layer *L, char *buf, size_t cap) {
+  if (L->orientations > 1) snprintf(buf, cap, "%s orientations=%lu", L->name, (unsigned long)L->orientations);
+  else snprintf(buf, cap, "%s", L->name);
+}
+
+/* batchnorm: batch statistics in training, the running ones otherwise. With orientations=G the
+ * G planes of a channel lie next to each other (p4 layers' layout), so the layer is batch norm
+ * over in_c / G channels of G * h * w values each: PyTorch's BatchNorm3d on [N, C, G, H, W]. */
 static void lensnet__batchnorm_forward(lensnet__pass *p) {
   const lensnet_model *m = p->m;
   const lensnet_layer *L = p->L;
   lensnet_trainer *t = p->t;
-  size_t hw = L->in_h * L->in_w, count = p->batch * hw, c, b, k;
+  size_t C = L->in_c / L->orientations, hw = L->orientations * L->in_h * L->in_w, count = p->batch * hw, c, b, k;
   const float *w = m->values + m->params[L->weight].offset, *bb = m->values + m->params[L->bias_param].offset;
-  for (c = 0; c < L->in_c; c++) {
+  for (c = 0; c < C; c++) {
     float *mean = t ? t->bn_mean + t->bn_offset[p->layer] : NULL, *invstd = t ? t->bn_invstd + t->bn_offset[p->layer] : NULL;
     if (t) {
       float *rmean = t->model->values + m->params[L->mean_param].offset, *rvar = t->model->values + m->params[L->var_param].offset;
       if (t->training) {
         double s = 0.0, sq = 0.0, mu, var;
-        for (b = 0; b < p->batch; b++) for (k = 0; k < hw; k++) s += p->x[(b * L->in_c + c) * hw + k];
+        for (b = 0; b < p->batch; b++) for (k = 0; k < hw; k++) s += p->x[(b * C + c) * hw + k];
         mu = s / (double)count;
-        for (b = 0; b < p->batch; b++) for (k = 0; k < hw; k++) { double d = p->x[(b * L->in_c + c) * hw + k] - mu; sq += d * d; }
+        for (b = 0; b < p->batch; b++) for (k = 0; k < hw; k++) { double d = p->x[(b * C + c) * hw + k] - mu; sq += d * d; }
         var = sq / (double)count;
         mean[c] = (float)mu;
         invstd[c] = (float)(1.0 / sqrt(var + L->value));
@@ -5990,10 +6422,10 @@ static void lensnet__batchnorm_forward(lensnet__pass *p) {
       }
     }
     for (b = 0; b < p->batch; b++) {
-      const float *x = p->x + (b * L->in_c + c) * hw;
-      float *y = p->y + (b * L->in_c + c) * hw;
+      const float *x = p->x + (b * C + c) * hw;
+      float *y = p->y + (b * C + c) * hw;
       if (t && t->training) for (k = 0; k < hw; k++) y[k] = (x[k] - mean[c]) * invstd[c] * w[c] + bb[c];
-      else lensnet__batchnorm_pointwise(m, L, c, x, y, hw);
+      else lensnet__batchnorm_pointwise(m, L, c * L->orientations, x, y, hw); /* the channel's first plane */
     }
   }
 }
@@ -6005,12 +6437,12 @@ static void lensnet__batchnorm_backward(const lensnet__pass *p, const float *dy,
   const float *w = m->values + m->params[L->weight].offset, *x = p->x;
   float *dw = t->grads + m->params[L->weight].offset, *db = t->grads + m->params[L->bias_param].offset;
   const float *mean = t->bn_mean + t->bn_offset[p->layer], *invstd = t->bn_invstd + t->bn_offset[p->layer];
-  size_t hw = L->in_h * L->in_w, c, b, k, batch = p->batch, count = batch * hw;
-  for (c = 0; c < L->in_c; c++) {
+  size_t C = L->in_c / L->orientations, hw = L->orientations * L->in_h * L->in_w, c, b, k, batch = p->batch, count = batch * hw;
+  for (c = 0; c < C; c++) {
     double sum_dy = 0.0, sum_dy_xhat = 0.0;
     for (b = 0; b < batch; b++)
       for (k = 0; k < hw; k++) {
-        size_t at = (b * L->in_c + c) * hw + k;
+        size_t at = (b * C + c) * hw + k;
         double xhat = (x[at] - mean[c]) * invstd[c];
         sum_dy += dy[at];
         sum_dy_xhat += dy[at] * xhat;
@@ -6019,7 +6451,7 @@ static void lensnet__batchnorm_backward(const lensnet__pass *p, const float *dy,
     if (!dx) continue;
     for (b = 0; b < batch; b++)
       for (k = 0; k < hw; k++) {
-        size_t at = (b * L->in_c + c) * hw + k;
+        size_t at = (b * C + c) * hw + k;
         if (t->training) {
           double xhat = (x[at] - mean[c]) * invstd[c];
           dx[at] = (float)(w[c] * invstd[c] * (dy[at] - sum_dy / (double)count - xhat * sum_dy_xhat / (double)count));
@@ -6056,22 +6488,37 @@ static void lensnet__add_forward(lensnet__pass *p) {
   for (k = 0; k < n; k++) p->y[k] = p->x[k] + p->saved[k];
 }
 
-/* The gradient flows unchanged to both summands; the mark's share waits for it there. */
-static float *lensnet__mark_grad(const lensnet__pass *p) {
-  return p->t->mark_grad + lensnet__mark_offset(p->m, p->L->mark) * p->step_batch + p->image * lensnet__layer_in_n(p->L);
+/* The gradient flows unchanged to both summands; the mark's share waits for it there. mark_n:
+ * floats of the marked activation per image. */
+static float *lensnet__mark_grad(const lensnet__pass *p, size_t mark_n) {
+  return p->t->mark_grad + lensnet__mark_offset(p->m, p->L->mark) * p->step_batch + p->image * mark_n;
 }
 
 static void lensnet__add_backward(const lensnet__pass *p, const float *dy, float *dx) {
-  float *mg = lensnet__mark_grad(p);
+  float *mg = lensnet__mark_grad(p, lensnet__layer_in_n(p->L));
   size_t k, n = p->batch * lensnet__layer_in_n(p->L);
   for (k = 0; k < n; k++) mg[k] += dy[k];
   memcpy(dx, dy, n * sizeof(float));
 }
 
 static void lensnet__mark_backward(const lensnet__pass *p, const float *dy, float *dx) {
-  const float *mg = lensnet__mark_grad(p);
+  const float *mg = lensnet__mark_grad(p, lensnet__layer_in_n(p->L));
   size_t k, n = p->batch * lensnet__layer_in_n(p->L);
   for (k = 0; k < n; k++) dx[k] = dy[k] + mg[k];
+}
+
+/* restore: a second branch from a mark (a residual projection: mark, main path, mark, restore,
+ * projection, add). Its output is the marked activation; its input (the end of the main path,
+ * kept by the second mark) takes no gradient from here. */
+static void lensnet__restore_forward(lensnet__pass *p) {
+  memcpy(p->y, p->saved, p->batch * lensnet__layer_out_n(p->L) * sizeof(float));
+}
+
+static void lensnet__restore_backward(const lensnet__pass *p, const float *dy, float *dx) {
+  float *mg = lensnet__mark_grad(p, lensnet__layer_out_n(p->L));
+  size_t k, n = p->batch * lensnet__layer_out_n(p->L);
+  for (k = 0; k < n; k++) mg[k] += dy[k];
+  if (dx) memset(dx, 0, p->batch * lensnet__layer_in_n(p->L) * sizeof(float));
 }
 
 /* ---- the layer table ----------------------------------------------------------------------
@@ -6085,7 +6532,10 @@ static void lensnet__mark_backward(const lensnet__pass *p, const float *dy, floa
  * resolve if it changes the shape or has parameters (register them with lensnet__add_param),
  * init if it has parameters, forward and backward (lensnet__pointwise_forward and a pointwise
  * function for an element-wise layer), describe if it has options. A new option word goes to
- * lensnet__arch_option. Nothing else switches on the layer type. */
+ * lensnet__arch_option. A kind that runs as a convolution with a weight of its own making (the
+ * p4 layers) gives backward_prepare and backward_reduce and gets per-image gradient slots of
+ * lensnet__conv_weight_floats. Nothing else switches on the layer type, apart from the saved
+ * activations of mark, add and restore (their resolve and the receptive-field walk). */
 static const lensnet__layer_kind lensnet__kinds[LENSNET_LAYER_TYPE_COUNT] = {
   /* type, reach, flags, default value,
    * resolve, init, describe, forward, backward,
@@ -6127,7 +6577,7 @@ static const lensnet__layer_kind lensnet__kinds[LENSNET_LAYER_TYPE_COUNT] = {
    lensnet__flatten_resolve, NULL, NULL, lensnet__copy_forward, lensnet__copy_backward,
    NULL, NULL, NULL, NULL, NULL},
   {LENSNET_LAYER_BATCHNORM, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE | LENSNET__KIND_WHOLE_BATCH | LENSNET__KIND_STATS, 1e-5f,
-   lensnet__batchnorm_resolve, lensnet__batchnorm_init, lensnet__named_describe, lensnet__batchnorm_forward, lensnet__batchnorm_backward,
+   lensnet__batchnorm_resolve, lensnet__batchnorm_init, lensnet__batchnorm_describe, lensnet__batchnorm_forward, lensnet__batchnorm_backward,
    lensnet__batchnorm_pointwise, NULL, NULL, NULL, NULL},
   {LENSNET_LAYER_SOFTMAX, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE, 0.0f,
    NULL, NULL, NULL, lensnet__softmax_layer_forward, lensnet__softmax_backward,
@@ -6137,6 +6587,18 @@ static const lensnet__layer_kind lensnet__kinds[LENSNET_LAYER_TYPE_COUNT] = {
    NULL, NULL, NULL, NULL, NULL},
   {LENSNET_LAYER_ADD, LENSNET__REACH_POINT, LENSNET__KIND_IN_PLACE, 0.0f,
    lensnet__add_resolve, NULL, lensnet__named_describe, lensnet__add_forward, lensnet__add_backward,
+   NULL, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_RESTORE, LENSNET__REACH_POINT, 0, 0.0f,
+   lensnet__restore_resolve, NULL, lensnet__named_describe, lensnet__restore_forward, lensnet__restore_backward,
+   NULL, NULL, NULL, NULL, NULL},
+  {LENSNET_LAYER_P4_LIFT, LENSNET__REACH_WINDOW, 0, 0.0f,
+   lensnet__p4_resolve, lensnet__fan_in_init, lensnet__p4_describe, lensnet__p4_layer_forward, lensnet__p4_backward,
+   NULL, NULL, lensnet__p4_scratch, lensnet__p4_backward_prepare, lensnet__p4_backward_reduce},
+  {LENSNET_LAYER_P4_CONV, LENSNET__REACH_WINDOW, 0, 0.0f,
+   lensnet__p4_resolve, lensnet__fan_in_init, lensnet__p4_describe, lensnet__p4_layer_forward, lensnet__p4_backward,
+   NULL, NULL, lensnet__p4_scratch, lensnet__p4_backward_prepare, lensnet__p4_backward_reduce},
+  {LENSNET_LAYER_P4_POOL, LENSNET__REACH_POINT, 0, 0.0f,
+   lensnet__p4_pool_resolve, NULL, lensnet__p4_pool_describe, lensnet__p4_pool_forward, lensnet__p4_pool_backward,
    NULL, NULL, NULL, NULL, NULL}
 };
 
@@ -6191,6 +6653,7 @@ LENSNET_API void lensnet_layer_forward_rect(const lensnet_model *m, const lensne
  * compares its branch with the walk up to its mark. */
 static lensnet_result lensnet__field_walk(const lensnet_model *m, size_t last, lensnet_map_geometry *g, lensnet_error *err) {
   size_t i, j;
+  lensnet_result r0;
   g->offset = 0.0;
   g->stride = 1.0;
   g->size = 1.0;
@@ -6205,6 +6668,11 @@ static lensnet_result lensnet__field_walk(const lensnet_model *m, size_t last, l
       g->offset += ((k - 1.0) / 2.0 - (double)L->padding) * g->stride;
       g->size += (k - 1.0) * g->stride;
       g->stride *= (double)L->stride;
+    }
+    if (L->type == LENSNET_LAYER_RESTORE) { /* the branch starts where its mark is */
+      for (j = 0; j < i && !(m->layers[j].type == LENSNET_LAYER_MARK && m->layers[j].mark == L->mark); j++) {}
+      if (j == i) return lensnet__fail(err, LENSNET_ERR_ARG, "layer %lu (restore %s) has no mark", (unsigned long)i, L->name);
+      if ((r0 = lensnet__field_walk(m, j, g, err)) != LENSNET_OK) return r0;
     }
     if (L->type == LENSNET_LAYER_ADD) {
       lensnet_map_geometry branch;
@@ -6299,8 +6767,7 @@ static void lensnet__forward_run_task(void *ctx, size_t b, size_t worker) {
   }
 }
 
-static void lensnet__backward_run_task(void *ctx, size_t b, size_t worker) {
-  lensnet__run_task *r = LENSNET__CAST(lensnet__run_task *, ctx);
+static void lensnet__backward_run_image(lensnet__run_task *r, size_t b, size_t worker) {
   lensnet_trainer *t = r->t;
   const lensnet_model *m = t->model;
   float *tmp[2];
@@ -6311,6 +6778,7 @@ static void lensnet__backward_run_task(void *ctx, size_t b, size_t worker) {
   while (l-- > r->first) {
     lensnet__pass p = lensnet__trainer_pass(t, l, b, 1, r->batch, worker);
     float *dx;
+    p.accumulate = b >= t->grad_slots;
     if (l == r->first) {
       dx = r->dx ? r->dx + b * lensnet__layer_in_n(&m->layers[l]) : NULL;
       if (!dx && !lensnet__kind(m->layers[l].type)->backward_reduce) break; /* nothing left to compute */
@@ -6318,6 +6786,13 @@ static void lensnet__backward_run_task(void *ctx, size_t b, size_t worker) {
     lensnet__backward_layer(&p, dy, dx);
     dy = dx;
   }
+}
+
+/* Backward of the run for the images of gradient slot `slot` (slot, slot + slots, ...), in order. */
+static void lensnet__backward_run_task(void *ctx, size_t slot, size_t worker) {
+  lensnet__run_task *r = LENSNET__CAST(lensnet__run_task *, ctx);
+  size_t b;
+  for (b = slot; b < r->batch; b += r->t->grad_slots) lensnet__backward_run_image(r, b, worker);
 }
 
 LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t batch, const float *input, int training,
@@ -6372,7 +6847,7 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
         const lensnet__layer_kind *kind = lensnet__kind(m->layers[l].type);
         if (kind->backward_prepare && (l > 0 || r.dx)) kind->backward_prepare(t, l);
       }
-      lensnet__parallel_run(&t->parallel, batch, lensnet__backward_run_task, &r);
+      lensnet__parallel_run(&t->parallel, batch < t->grad_slots ? batch : t->grad_slots, lensnet__backward_run_task, &r);
       for (l = r.first; l < r.last && !t->skip_param_grads; l++) {
         const lensnet__layer_kind *kind = lensnet__kind(m->layers[l].type);
         if (kind->backward_reduce) kind->backward_reduce(t, l, batch);

@@ -67,7 +67,10 @@
  *                            convolution (the convolution itself when no ReLU follows it) for
  *                            Grad-CAM, guided Grad-CAM and filter images, the one after the
  *                            middle convolution (the earlier of two) for dreams: 27 and 14 for
- *                            OU-66, 20 and 9 for OU-200. LENSNET_ERR_ARG without a convolution.
+ *                            OU-66, 20 and 9 for OU-200. Convolutions include p4_lift and
+ *                            p4_conv; batch norm and a residual add may come before the ReLU
+ *                            (a ResNet block's output: layer4's for resnet18). LENSNET_ERR_ARG
+ *                            without a convolution.
  *   Where maps lie: a map coarser than the image (Grad-CAM's feature map, an occlusion grid) is
  *   drawn with each cell on the image pixels it stands for, not stretched over the image. A
  *   feature map's cell is centred on its receptive field (lensnet_receptive_field, from the
@@ -1228,16 +1231,23 @@ LENSVIZ_API lensnet_result lensviz_layer_shape(const lensnet_model *m, size_t la
   return LENSNET_OK;
 }
 
+/* Convolutions for the default layer: conv2d and the p4 group convolutions. */
+static int lensviz__is_convolution(const lensnet_layer *L) {
+  return L->type == LENSNET_LAYER_CONV2D || L->type == LENSNET_LAYER_P4_LIFT || L->type == LENSNET_LAYER_P4_CONV;
+}
+
 LENSVIZ_API lensnet_result lensviz_default_layer(const lensnet_model *m, lensviz_layer_use use, size_t *layer, lensnet_error *err) {
-  size_t i, convs = 0, seen = 0, wanted;
-  for (i = 0; i < m->layer_count; i++) convs += m->layers[i].type == LENSNET_LAYER_CONV2D;
+  size_t i, j, convs = 0, seen = 0, wanted;
+  for (i = 0; i < m->layer_count; i++) convs += lensviz__is_convolution(&m->layers[i]);
   if (!convs) return lensviz__fail(err, LENSNET_ERR_ARG, "no default layer: the model has no convolution");
   /* maps and filters: the last convolution, whose features are the most specific to the classes
    * (Selvaraju et al. 2017); dreams: the middle one, whose patterns stay at the scale of details */
   wanted = use == LENSVIZ_LAYER_FOR_DREAM ? (convs + 1) / 2 : convs;
-  for (i = 0; seen < wanted; i++) seen += m->layers[i].type == LENSNET_LAYER_CONV2D;
-  /* i is one past that convolution: its ReLU if one follows, else the convolution itself */
-  *layer = i < m->layer_count && m->layers[i].type == LENSNET_LAYER_RELU ? i : i - 1;
+  for (i = 0; seen < wanted; i++) seen += lensviz__is_convolution(&m->layers[i]);
+  /* i is one past that convolution: its ReLU if one follows, after batch norm and a residual add
+   * (a ResNet block's output), else the convolution itself */
+  for (j = i; j < m->layer_count && (m->layers[j].type == LENSNET_LAYER_BATCHNORM || m->layers[j].type == LENSNET_LAYER_ADD); j++) {}
+  *layer = j < m->layer_count && m->layers[j].type == LENSNET_LAYER_RELU ? j : i - 1;
   return LENSNET_OK;
 }
 

@@ -61,7 +61,7 @@ LIBLENS_API int liblens_model_param_at(const lensnet_model *m, size_t i, const c
   p = &m->params[i];
   *name = p->name;
   *ndim = p->ndim;
-  for (d = 0; d < 4; d++) shape[d] = d < p->ndim ? p->shape[d] : 0;
+  for (d = 0; d < LENSNET_PARAM_MAX_DIMS; d++) shape[d] = d < p->ndim ? p->shape[d] : 0;
   *offset = p->offset;
   *count = p->count;
   *trainable = p->trainable;
@@ -90,12 +90,12 @@ LIBLENS_API int liblens_model_layer_at(const lensnet_model *m, size_t i, const c
   return 1;
 }
 
-/* A fresh model: arch is a built-in name (ou66, ou200, ensai: lensnet_arch_builtin_head with
+/* A fresh model: arch is a built-in name (ou66, ou200, ensai, resnet18, resnet34, p4cnn: lensnet_arch_builtin_head with
  * `bands` inputs and `outputs` outputs) or architecture text; initialised from seed with He et
  * al.'s initialisation when he is nonzero, else PyTorch's default. */
 LIBLENS_API lensnet_result liblens_model_new(const char *arch, int bands, int outputs, int he, unsigned long long seed,
                                              lensnet_model **out, lensnet_error *err) {
-  char builtin[4096];
+  char builtin[LENSNET_ARCH_TEXT_MAX];
   const char *text = arch;
   lensnet_result r;
   *out = NULL;

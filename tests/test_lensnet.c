@@ -75,6 +75,27 @@ static void test_architecture_text(void) {
   CHECK(lensnet_model_create("input 1 8 8; add name=skip", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "mark"), "add without mark: %s", err.message);
   CHECK(lensnet_model_create("input 1 8 8; dense name=d out=3 kernel=x", &m, &err) == LENSNET_ERR_ARCH, "non-numeric option");
   CHECK(lensnet_model_create("ou77(4)", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "ou77"), "unknown built-in: %s", err.message);
+  /* the layers of the DeepLense architectures, and built-ins with a head and a size */
+  CHECK(lensnet_model_create("input 1 8 8; restore name=skip", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "mark name=skip"),
+        "restore without mark: %s", err.message);
+  CHECK(lensnet_model_create("input 6 8 8; p4_conv name=c out=2 kernel=3", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "4 orientations"),
+        "p4_conv on 6 channels: %s", err.message);
+  CHECK(lensnet_model_create("input 1 8 8; p4_lift name=l out=2 kernel=3 groups=2", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "groups"),
+        "groups on a p4 layer: %s", err.message);
+  CHECK(lensnet_model_create("input 6 8 8; p4_pool", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "p4_pool"), "p4_pool on 6 channels: %s",
+        err.message);
+  CHECK(lensnet_model_create("input 8 8 8; p4_pool mode=median", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "median"),
+        "an unknown p4_pool mode: %s", err.message);
+  CHECK(lensnet_model_create("input 6 8 8; batchnorm name=bn orientations=4", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "orientations=4"),
+        "orientations that do not divide the channels: %s", err.message);
+  CHECK(lensnet_model_create("resnet18(3,5,64)", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "height,width"), "three numbers: %s",
+        err.message);
+  CHECK(lensnet_model_create("p4cnn(1,3,40,40)", &m, &err) == LENSNET_OK && m->in_h == 40 && m->out_features == 3, "p4cnn(1,3,40,40): %s",
+        err.message);
+  lensnet_model_free(m);
+  m = NULL;
+  CHECK(lensnet_arch_builtin_sized("ou66", 4, 2, 128, 128, text, sizeof text) > 0 && strstr(text, "input 4 66 66"), "ou66's size is fixed");
+  CHECK(lensnet_arch_builtin("resnet34", 3, text, sizeof text) == 0, "a buffer too small gives 0 (resnet34's text is longer than 4096 bytes)");
 }
 
 static void test_save_and_load(void) {
@@ -492,6 +513,15 @@ static void test_receptive_field_small(void) {
   if (m) {
     CHECK(geometry_is(m, 6, 1.0, 2.0, 13.0, 4), "even kernel: half a step");
     CHECK(lensnet_receptive_field(m, 7, &g, &err) == LENSNET_ERR_ARG && strstr(err.message, "global_avgpool"), "%s", err.message);
+    lensnet_model_free(m);
+  }
+  /* a projected shortcut (ResNet's downsample): restore starts the branch where its mark is */
+  CHECK(lensnet_model_create("input 1 9 9\nmark name=a\nconv2d name=c out=2 kernel=3 stride=2 padding=1\nmark name=b\nrestore name=a\n"
+                             "conv2d name=p out=2 kernel=1 stride=2\nadd name=b\n", &m, &err) == LENSNET_OK, "%s", err.message);
+  if (m) {
+    CHECK(m->layers[3].out_c == 1 && m->layers[3].out_h == 9, "restore gives the marked shape");
+    CHECK(geometry_is(m, 1, 0.0, 2.0, 3.0, 5) && geometry_is(m, 3, 0.0, 1.0, 1.0, 9) && geometry_is(m, 4, 0.0, 2.0, 1.0, 5) &&
+          geometry_is(m, 5, 0.0, 2.0, 3.0, 5), "main path, restore, projection, add");
     lensnet_model_free(m);
   }
   /* a branch that moves the grid: the strided padded convolution shifts it by half a pixel */

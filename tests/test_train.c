@@ -298,6 +298,7 @@ static void test_gradients(void) {
   gradient_check("max pool", "input 2 6 6\nmaxpool kernel=2", 2);
   gradient_check("max pool on an odd size (floor mode)", "input 2 7 5\nmaxpool kernel=2", 2);
   gradient_check("max pool 3 stride 2 padding 1", "input 2 7 7\nmaxpool kernel=3 stride=2 padding=1", 2);
+  gradient_check("max pool 3 stride 2 padding 1, even (ResNet)", "input 2 8 8\nmaxpool kernel=3 stride=2 padding=1", 2);
   gradient_check("average pool with padding", "input 2 6 6\navgpool kernel=3 stride=2 padding=1", 2);
   gradient_check("global average pool", "input 3 5 5\nglobal_avgpool", 2);
   gradient_check("relu", "input 2 4 4\nrelu", 2);
@@ -309,6 +310,25 @@ static void test_gradients(void) {
   gradient_check("batch norm (training)", "input 3 4 4\nbatchnorm name=bn", 3);
   gradient_check("dropout (training, fixed mask)", "input 2 4 4\ndropout p=0.5", 2);
   gradient_check("residual add", "input 2 5 5\nmark name=skip\nconv2d name=c out=2 kernel=3 padding=1\ntanh\nadd name=skip", 2);
+  gradient_check("residual projection (restore)",
+                 "input 2 6 6\nmark name=in\nconv2d name=c1 out=3 kernel=3 stride=2 padding=1\ntanh\nmark name=main\nrestore name=in\n"
+                 "conv2d name=proj out=3 kernel=1 stride=2 bias=0\nbatchnorm name=proj_bn\nadd name=main", 3);
+  /* Networks: tanh where they have ReLU (batch norm centres values on the kink, where finite
+   * differences mean nothing; ReLU and max pooling are checked alone above). */
+  gradient_check("ResNet basic block with projection",
+                 "input 3 7 7\nmark name=b\nconv2d name=b.conv1 out=4 kernel=3 stride=2 padding=1 bias=0\nbatchnorm name=b.bn1\ntanh\n"
+                 "conv2d name=b.conv2 out=4 kernel=3 padding=1 bias=0\nbatchnorm name=b.bn2\nmark name=b.main\nrestore name=b\n"
+                 "conv2d name=b.downsample.0 out=4 kernel=1 stride=2 bias=0\nbatchnorm name=b.downsample.1\nadd name=b.main\ntanh", 3);
+  gradient_check("batch norm over orientations", "input 8 3 3\nbatchnorm name=bn orientations=4", 3);
+  gradient_check("p4_lift", "input 2 6 6\np4_lift name=l out=2 kernel=3", 2);
+  gradient_check("p4_lift stride 2 padding 1, no bias", "input 2 7 7\np4_lift name=l out=2 kernel=3 stride=2 padding=1 bias=0", 2);
+  gradient_check("p4_conv", "input 8 5 5\np4_conv name=c out=2 kernel=3 padding=1", 2);
+  gradient_check("p4_conv stride 2", "input 8 7 7\np4_conv name=c out=2 kernel=3 stride=2", 2);
+  gradient_check("p4_pool max", "input 8 3 3\np4_pool mode=max", 2);
+  gradient_check("p4_pool mean", "input 8 3 3\np4_pool mode=mean", 2);
+  gradient_check("small p4 network",
+                 "input 1 8 8\np4_lift name=lift out=2 kernel=3 padding=1 bias=0\nbatchnorm name=bn0 orientations=4\ntanh\navgpool kernel=2\n"
+                 "p4_conv name=conv1 out=3 kernel=3 padding=1\ntanh\np4_pool mode=mean\nglobal_avgpool\ndense name=fc out=3", 2);
   gradient_check("whole small network",
                  "input 2 12 12\nconv2d name=c1 out=4 kernel=3 stride=2 padding=1\nbatchnorm name=bn1\nrelu\n"
                  "conv2d name=c2 out=4 kernel=3 padding=1 groups=2\nleaky_relu\nmark name=s\nconv2d name=c3 out=4 kernel=3 padding=1\n"

@@ -36,8 +36,9 @@ static const lens_option tool_rows[] = {
   LENS_FLAG(T, "force", force, "start over in an --out folder that already holds a run (its files are replaced)"),
   LENS_TEXT(T, "resume", 0, resume, NULL, "DIR", "continue the run in DIR: every option comes from its checkpoint;\n"
             "--epochs may extend it, --threads may change"),
-  LENS_TEXT(T, "arch", LENS_OPT_SAVED, arch, "ou66", "A", "ou66 | ou200 | ensai (192 x 192, for regress) | a file of architecture text\n"
-            "(default ou66)"),
+  LENS_TEXT(T, "arch", LENS_OPT_SAVED, arch, "ou66", "A", "ou66 | ou200 | ensai (192 x 192, for regress) | resnet18 | resnet34 |\n"
+            "p4cnn (rotation-equivariant; the last three take the data's size) |\n"
+            "a file of architecture text (default ou66)"),
   LENS_TEXT(T, "arch_file", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, arch_file, "", NULL, NULL),
   LENS_ROW("bands", LENS_OPT_INT, LENS_OPT_SAVED, T, bands, 0, 1024, 0, "B", "input bands of a built-in architecture (default 0: from the data)"),
   LENS_TEXT(T, "channels", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, channels, "", "LIST",
@@ -286,16 +287,17 @@ static char *read_text(const char *path) {
 static int new_model(train_args *a, const lensnet_fit_desc *d, const lensnet_tensor *images, lensnet_model **m) {
   int outputs = a->task == TASK_REGRESS ? (int)(target_count(a->targets) * (d->loss && !strcmp(d->loss, "nll") ? 2 : 1)) : class_count(a->classes);
   lensnet_error err;
-  char builtin[4096], *arch = builtin, *file = NULL;
+  char builtin[LENSNET_ARCH_TEXT_MAX], *arch = builtin, *file = NULL;
   lensnet_result r;
   if (a->init[0]) return lensnet_model_load(a->init, m, &err) == LENSNET_OK ? 0 : lens_fail_err(&err);
   if (!a->bands) a->bands = (int)images->shape[1];
   errno = 0;
-  if (!lensnet_arch_builtin_head(a->arch, a->bands, outputs, builtin, sizeof builtin) && !(arch = file = read_text(a->arch))) {
+  if (!lensnet_arch_builtin_sized(a->arch, a->bands, outputs, (int)images->shape[2], (int)images->shape[3], builtin, sizeof builtin) &&
+      !(arch = file = read_text(a->arch))) {
     /* a file that is there but cannot be read (no memory, a disk error) is a failure, not a usage error */
     if (errno && errno != ENOENT && errno != EISDIR && errno != ENOTDIR)
       return lens_fail("--arch %s: cannot read it: %s", a->arch, strerror(errno));
-    return lens_usage("--arch '%s' is neither ou66, ou200, ensai nor a readable file", a->arch);
+    return lens_usage("--arch '%s' is neither a built-in (ou66, ou200, ensai, resnet18, resnet34, p4cnn) nor a readable file", a->arch);
   }
   r = lensnet_model_create(arch, m, &err);
   free(file);

@@ -2,6 +2,7 @@
 """Convert a PyTorch checkpoint of a lens finder to a safetensors file that lensnet.h loads.
 
     python3 tools/torch2safetensors.py CHECKPOINT.pt OUT.safetensors --arch ou66 --bands 4
+    python3 tools/torch2safetensors.py resnet18.pt out.safetensors --arch resnet18 --input-size 64 --classes a,b,c
     python3 tools/torch2safetensors.py model.pt out.safetensors --arch-file my_arch.txt
 
 CHECKPOINT may hold a state_dict, a whole pickled model, or a dict with a "state_dict" or
@@ -10,7 +11,9 @@ little-endian under their state_dict names; Wilde et al.'s "VIS_layer." prefix b
 "layer.". The metadata records the architecture (a built-in name with its band count, or the
 text of --arch-file), the input size, the class names and, when given, the band names and
 the pixel scale, so `lens info OUT.safetensors` describes it and
-`lens predict --model OUT.safetensors ...` runs it.
+`lens predict --model OUT.safetensors ...` runs it. A torchvision resnet18 / resnet34 state_dict
+converts as it is (--arch resnet18; its fc layer sets the number of outputs, num_batches_tracked
+is dropped); --input-size says what size the built-ins resnet18, resnet34 and p4cnn take.
 
 Needs PyTorch (Debian: apt-get install python3-torch); it writes the safetensors format itself
 (8-byte little-endian header length, JSON header, raw data), so the safetensors package is not
@@ -40,8 +43,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint")
     ap.add_argument("out")
-    ap.add_argument("--arch", help="built-in architecture: ou66 or ou200")
-    ap.add_argument("--bands", type=int, help="input bands of the built-in architecture (default: from layer.0.weight)")
+    ap.add_argument("--arch", help="built-in architecture: ou66, ou200, resnet18, resnet34 or p4cnn")
+    ap.add_argument("--bands", type=int, help="input bands of the built-in architecture (default: from its first weight)")
+    ap.add_argument("--input-size", type=int, help="input height and width of resnet18, resnet34 and p4cnn (default 224, 224, 64)")
     ap.add_argument("--arch-file", help="architecture text for lensnet.h instead of a built-in")
     ap.add_argument("--classes", default="non-lens,lens")
     ap.add_argument("--band-names", help="the input bands in channel order, e.g. J,Y,H,VIS (metadata band_names)")
@@ -68,12 +72,18 @@ def main():
     if args.arch_file:
         meta["arch"] = open(args.arch_file).read()
     elif args.arch:
-        if args.arch not in ("ou66", "ou200"):
-            raise SystemExit("--arch must be ou66 or ou200 (or give --arch-file)")
-        bands = args.bands or int(tensors["layer.0.weight"].shape[1])
-        meta.update({"arch": args.arch, "bands": str(bands), "input_size": "66" if args.arch == "ou66" else "200"})
+        sizes = {"ou66": 66, "ou200": 200, "resnet18": 224, "resnet34": 224, "p4cnn": 64}
+        first = {"ou66": "layer.0.weight", "ou200": "layer.0.weight", "resnet18": "conv1.weight", "resnet34": "conv1.weight",
+                 "p4cnn": "lift.weight"}
+        if args.arch not in sizes:
+            raise SystemExit("--arch must be ou66, ou200, resnet18, resnet34 or p4cnn (or give --arch-file)")
+        if first[args.arch] not in tensors:
+            raise SystemExit(f"{args.checkpoint} has no {first[args.arch]}: not a {args.arch}")
+        bands = args.bands or int(tensors[first[args.arch]].shape[1])
+        size = args.input_size if args.input_size and args.arch not in ("ou66", "ou200") else sizes[args.arch]
+        meta.update({"arch": args.arch, "bands": str(bands), "input_size": str(size)})
     else:
-        raise SystemExit("give --arch ou66|ou200 or --arch-file FILE")
+        raise SystemExit("give --arch ou66|ou200|resnet18|resnet34|p4cnn or --arch-file FILE")
 
     header = {"__metadata__": meta}
     offset = 0

@@ -50,8 +50,10 @@ class Model:
 
     @classmethod
     def create(cls, arch="ou66", bands=4, classes=("non-lens", "lens"), outputs=None, init="pytorch", seed=1):
-        """A fresh model: arch is a built-in (ou66, ou200, ensai), architecture text or the path of a
-        file of it; `bands` inputs for a built-in, one output per class (or `outputs`); weights
+        """A fresh model: arch is a built-in (ou66, ou200, ensai, resnet18, resnet34, p4cnn; the last
+        three at their default input size, 224 and 64, or written "p4cnn(bands,outputs,height,width)"),
+        architecture text or the path of a file of it; `bands` inputs for a built-in, one output per
+        class (or `outputs`); weights
         initialised from `seed` by He et al.'s scheme (init="he") or PyTorch's default ("pytorch"),
         as `lens train --arch A --weight-init I --seed S` starts them."""
         if init not in ("he", "pytorch"):
@@ -171,7 +173,7 @@ class Model:
         count = ctypes.c_size_t()
         base = lib.liblens_model_values(self._handle(), ctypes.byref(count))
         values = np.ctypeslib.as_array(base, shape=(count.value,))
-        out, name, shape, ndim, offset, n, trainable, i = {}, ctypes.c_char_p(), (ctypes.c_size_t * 4)(), ctypes.c_int(), \
+        out, name, shape, ndim, offset, n, trainable, i = {}, ctypes.c_char_p(), (ctypes.c_size_t * 8)(), ctypes.c_int(), \
             ctypes.c_size_t(), ctypes.c_size_t(), ctypes.c_int(), 0
         while lib.liblens_model_param_at(self._handle(), i, ctypes.byref(name), shape, ctypes.byref(ndim), ctypes.byref(offset),
                                          ctypes.byref(n), ctypes.byref(trainable)):
