@@ -345,7 +345,7 @@ scan-weights: $(BUILD)/lens
 
 # build/locate_compare FINDER LOCATOR images.npy labels.csv: a locator against a Grad-CAM peak
 # and the window's centre on lens windows (docs/find.md, "Positions").
-$(BUILD)/locate_compare: tools/locate_compare.c $(HEADERS) | $(BUILD)
+$(BUILD)/locate_compare: tests/locate_compare.c $(HEADERS) | $(BUILD)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
 # Lens-finding challenge 1, space-based (Metcalf et al. 2019; docs/challenge.md). Not part of make

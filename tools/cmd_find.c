@@ -56,7 +56,7 @@ static const lens_option find_rows[] = {
   LENS_SIZE(T, "stride", stride, 1, 100000, 0, "S", "window step in pixels (default: a quarter of the window)"),
   LENS_DOUBLE(T, "threshold", threshold, 0, 1, 0.5, "T", "least p_lens of a detection (default 0.5)"),
   LENS_DOUBLE(T, "nms-radius", nms_radius, 0, 1e6, 0, "R", "detections closer than R pixels are merged into the strongest\n"
-              "(default: half the window)"),
+              "(default: half the window; with --locator, the stride)"),
   LENS_TEXT(T, "locator", 0, locator_path, NULL, "L.safetensors", "a locator (regression on center_x, center_y) that moves each\n"
             "detection to the object's centre and gives x_sigma, y_sigma (docs/find.md)"),
   LENS_SIZE(T, "locate-passes", locate_passes, 1, 16, 0, "K", "with --locator: predictions per detection, each window\n"
@@ -160,6 +160,8 @@ static lensnet_scan_desc scan_desc(const find_state *s) {
   d.stride = s->o->stride;
   d.threshold = s->o->threshold > 0 ? s->o->threshold : -1.0; /* --threshold 0: every peak */
   d.nms_radius = s->o->nms_radius;
+  /* located positions are good to about a pixel: a peak a stride away is another object */
+  if (!d.nms_radius && s->locator) d.nms_radius = (double)(d.stride ? d.stride : (s->model->in_w / 4 ? s->model->in_w / 4 : 1));
   d.no_refine = s->o->no_refine;
   d.minmax = s->minmax;
   d.channels = s->o->cutout.channel_count ? s->o->cutout.channels : NULL;
