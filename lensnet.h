@@ -8585,23 +8585,26 @@ static lensnet_result lensnet__adapt_write_history(const lensnet__adapt *a, lens
   return lensnet__write_atomic(path, &chunk, 1, err);
 }
 
-/* The state's metadata of a checkpoint: the step, the optimisers' steps, the streams, the history. */
-static lensnet_result lensnet__adapt_state_meta(const lensnet__adapt *a, lensnet_safetensors *st) {
+/* The run's state into m's metadata (so every file of the epoch carries it, as lensnet_fit's do):
+ * the epoch, the step, the optimisers' steps, the streams, the history. */
+static lensnet_result lensnet__adapt_state_meta(const lensnet__adapt *a, lensnet_model *m) {
   char text[80];
   lensnet_result r;
+  snprintf(text, sizeof text, "%d", a->epoch);
+  r = lensnet_model_set_meta(m, "adapt.epoch", text);
   snprintf(text, sizeof text, "%llu", (unsigned long long)a->step);
-  r = lensnet_safetensors_set_meta(st, "adapt.step", text);
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.step", text);
   snprintf(text, sizeof text, "%llu", (unsigned long long)a->opt->step);
-  if (r == LENSNET_OK) r = lensnet_safetensors_set_meta(st, "adapt.optimizer_step", text);
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.optimizer_step", text);
   snprintf(text, sizeof text, "%llu", (unsigned long long)(a->dopt ? a->dopt->step : 0));
-  if (r == LENSNET_OK) r = lensnet_safetensors_set_meta(st, "adapt.disc_optimizer_step", text);
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.disc_optimizer_step", text);
   lensnet__rng_to_text(&a->data_rng, text, sizeof text);
-  if (r == LENSNET_OK) r = lensnet_safetensors_set_meta(st, "adapt.data_rng", text);
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.data_rng", text);
   lensnet__rng_to_text(&a->t->rng, text, sizeof text);
-  if (r == LENSNET_OK) r = lensnet_safetensors_set_meta(st, "adapt.dropout_rng", text);
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.dropout_rng", text);
   if (a->t2) lensnet__rng_to_text(&a->t2->rng, text, sizeof text);
-  if (r == LENSNET_OK && a->t2) r = lensnet_safetensors_set_meta(st, "adapt.dropout_rng2", text);
-  if (r == LENSNET_OK) r = lensnet_safetensors_set_meta(st, "adapt.history", a->history);
+  if (r == LENSNET_OK && a->t2) r = lensnet_model_set_meta(m, "adapt.dropout_rng2", text);
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.history", a->history);
   return r;
 }
 
@@ -8609,12 +8612,10 @@ static lensnet_result lensnet__adapt_state_meta(const lensnet__adapt *a, lensnet
 static lensnet_result lensnet__adapt_save(lensnet__adapt *a, lensnet_error *err) {
   lensnet_safetensors st;
   lensnet_model *res = lensnet__adapt_result(a);
-  char path[4096], text[80];
+  char path[4096];
   const char *aux = a->method == LENSNET__ADAPT_ADDA ? "adapt.source." : "adapt.teacher.";
-  lensnet_result r = LENSNET_OK;
+  lensnet_result r = lensnet__adapt_state_meta(a, a->m);
   size_t i;
-  snprintf(text, sizeof text, "%d", a->epoch);
-  if (lensnet_model_set_meta(a->m, "adapt.epoch", text) != LENSNET_OK) r = LENSNET_ERR_NOMEM;
   for (i = 0; res != a->m && i < a->m->meta_count && r == LENSNET_OK; i++) /* the teacher carries the run's metadata too */
     if (lensnet_model_set_meta(res, a->m->meta_keys[i], a->m->meta_values[i]) != LENSNET_OK) r = LENSNET_ERR_NOMEM;
   if (r != LENSNET_OK) return lensnet__fail(err, r, "out of memory");
@@ -8628,7 +8629,6 @@ static lensnet_result lensnet__adapt_save(lensnet__adapt *a, lensnet_error *err)
   if (r == LENSNET_OK && a->disc) r = lensnet__adapt_add_values(&st, "adapt.disc.", a->disc, a->disc->values, 0);
   if (r == LENSNET_OK && a->disc) r = lensnet__adapt_add_values(&st, "adapt.disc_opt.m.", a->disc, a->dopt->m, 1);
   if (r == LENSNET_OK && a->disc) r = lensnet__adapt_add_values(&st, "adapt.disc_opt.v.", a->disc, a->dopt->v, 1);
-  if (r == LENSNET_OK) r = lensnet__adapt_state_meta(a, &st);
   if (r != LENSNET_OK) lensnet__fail(err, r, "out of memory");
   else if ((r = lensnet__adapt_path(a, "checkpoint.safetensors", path, sizeof path, err)) == LENSNET_OK)
     r = lensnet_safetensors_write(path, &st, err);
