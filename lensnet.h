@@ -48,11 +48,18 @@
  *               epoch; lensnet_fit_resume continues an interrupted run to the same weights, bit
  *               for bit. lensnet_checkpoint_save/_load hold weights, optimiser moments and both
  *               random streams. lensnet_fit_settings is the one table of saved settings.
+ *   Adapting    lensnet_adapt (lensnet_adapt_desc: labelled source images, unlabelled target
+ *               images, method adda | adamatch | self-ensembling) adapts a classifier to another
+ *               domain (Tzeng et al. 2017; Berthelot et al. 2021; French et al. 2018), with the
+ *               same files, checkpoints and exact resume (lensnet_adapt_resume) as lensnet_fit;
+ *               the section "Domain adaptation" below says what each method does.
  *   Training    lensnet_trainer (forward keeping activations, backward for every layer),
  *               losses (cross-entropy with class weights, BCE with pos_weight, focal, MSE,
  *               Gaussian NLL on mean + log-variance heads), optimisers (SGD with momentum,
  *               Nesterov and weight decay; Adam; AdamW), schedules (step, cosine, warm-up),
  *               gradient clipping, and a parallel-for hook the caller supplies.
+ *               lensnet_trainer_backward takes d loss / d output, lensnet_trainer_backward_from
+ *               d loss / d (any layer's output), e.g. a loss on the features below the classifier.
  *               lensnet_trainer_desc settings: input_grad (also d loss / d input, for
  *               saliency), skip_param_grads (input gradients only), capture (keep d loss /
  *               d output of one layer, for Grad-CAM), relu_backward (GUIDED for guided
@@ -981,27 +988,38 @@ LENSNET_API lensnet_result lensnet_checkpoint_load(const char *path, lensnet_mod
  *                      dense 2; the paper's W is 500, default here 128) learns to tell source
  *                      features (the --init encoder, fixed) from target features; the target
  *                      encoder, started from the source one, is trained with inverted labels to
- *                      fool it; steps alternate, one each per batch. The classifier stays as it
- *                      was: the result is the target encoder + the source classifier.
+ *                      fool it; steps alternate, one each per batch. Source features come from
+ *                      the source model at inference (running statistics, no dropout), target
+ *                      features from the target encoder in training mode; the encoder's
+ *                      gradient enters at the features (lensnet_trainer_backward_from). The
+ *                      classifier (the last dense layer and anything above it) keeps its source
+ *                      values: the result is the target encoder + the source classifier.
  *                      Adam with beta1 0.5, as in the authors' code.
  *   "adamatch"         Berthelot et al. 2021 (ICLR 2022, "AdaMatch"): per step a source batch and
  *                      a target batch, each in a weak view (flips, quarter turns) and a strong
- *                      one (also a shift and Gaussian noise); the source logits are a random
+ *                      one (also a shift and Gaussian noise), passed as one joint batch of 4 x
+ *                      batch images; the source loss is the cross-entropy over both source
+ *                      views; the source logits are a random
  *                      interpolation (lambda ~ U(0,1) per logit) of a pass over the joint batch
  *                      and a pass over the source batch alone (with no batch norm in the model
  *                      the passes agree and the second is skipped); target pseudo-labels from
  *                      the weak view, distribution-aligned by the ratio of the source to the
  *                      target mean class probabilities; kept where their confidence reaches
- *                      tau (0.9) times the mean source confidence; target loss weight
- *                      mu = 0.5 - cos(min(pi, 2 pi step / steps)) / 2.
+ *                      tau (0.9) times the mean source confidence (of the weak source view);
+ *                      the target loss is their cross-entropy on the strong view (pseudo-labels
+ *                      carry no gradient), weighted mu = 0.5 - cos(min(pi, 2 pi step / steps)) / 2
+ *                      over all the run's steps. Both passes update batch-norm running statistics.
  *   "self-ensembling"  French et al. 2018 (ICLR, "Self-ensembling for visual domain adaptation"):
  *                      a student trained by gradient and a teacher following it as an
  *                      exponential moving average (alpha 0.99); the consistency loss is the
  *                      mean squared difference of their class probabilities on two strong views
  *                      of each target image, counted only where the teacher's top probability
  *                      exceeds 0.968, weighted 3, plus cross-entropy on the source batch
- *                      (a weak view); source and target batches pass the student separately.
- *                      The class-balance loss of the paper is left out. The result is the teacher.
+ *                      (a weak view); source and target batches pass the student separately
+ *                      (so batch norm sees one domain at a time, as in the paper); the teacher
+ *                      predicts at inference, and its moving average covers the running
+ *                      statistics too. The class-balance loss of the paper is left out. The
+ *                      result is the teacher.
  * Labels of target images, when given, are only read to report the accuracy (and, for two
  * classes, the AUC of class 1) after each epoch: they never reach a loss or a choice.
  * Given out_dir, each epoch writes atomically

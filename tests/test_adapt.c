@@ -164,13 +164,11 @@ static void test_methods_run(void) {
     lensnet_error err;
     progress_log log;
     lensnet_adapt_desc d = base_desc(methods[k], NULL, &log);
-    char before[64];
     lensnet_result r = lensnet_adapt(m, &d, &err);
     CHECK(r == LENSNET_OK, "%s: %s", methods[k], r == LENSNET_OK ? "" : err.message);
     CHECK(log.epochs_seen == 3 && log.finite, "%s: 3 epochs with finite losses (%d, %d)", methods[k], log.epochs_seen, log.finite);
     printf("   %-16s last epoch: losses %.4f, %.4f\n", methods[k], log.loss[0], log.loss[1]);
     CHECK(m && lensnet_model_meta(m, "adapt.method") && !strcmp(lensnet_model_meta(m, "adapt.method"), methods[k]), "%s: adapt.method", methods[k]);
-    snprintf(before, sizeof before, "%s", "");
     lensnet_model_free(m);
   }
 }
