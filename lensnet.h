@@ -8622,6 +8622,8 @@ static lensnet_result lensnet__adapt_state_meta(const lensnet__adapt *a, lensnet
   if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.dropout_rng", text);
   if (a->t2) lensnet__rng_to_text(&a->t2->rng, text, sizeof text);
   if (r == LENSNET_OK && a->t2) r = lensnet_model_set_meta(m, "adapt.dropout_rng2", text);
+  if (a->td) lensnet__rng_to_text(&a->td->rng, text, sizeof text);
+  if (r == LENSNET_OK && a->td) r = lensnet_model_set_meta(m, "adapt.disc_rng", text);
   if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.history", a->history);
   return r;
 }
@@ -8672,7 +8674,8 @@ static lensnet_result lensnet__adapt_restore(lensnet__adapt *a, const lensnet_sa
   }
   if (!lensnet__rng_from_text(lensnet_safetensors_meta(st, "adapt.data_rng"), &a->data_rng) ||
       !lensnet__rng_from_text(lensnet_safetensors_meta(st, "adapt.dropout_rng"), &a->t->rng) ||
-      (a->t2 && !lensnet__rng_from_text(lensnet_safetensors_meta(st, "adapt.dropout_rng2"), &a->t2->rng)))
+      (a->t2 && !lensnet__rng_from_text(lensnet_safetensors_meta(st, "adapt.dropout_rng2"), &a->t2->rng)) ||
+      (a->td && !lensnet__rng_from_text(lensnet_safetensors_meta(st, "adapt.disc_rng"), &a->td->rng)))
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint has no random-stream state");
   if (a->aux) r = lensnet__adapt_get_values(st, aux, a->aux, a->aux->values, 0, err);
   if (r == LENSNET_OK) r = lensnet__adapt_get_values(st, "adapt.opt.m.", a->m, a->opt->m, 1, err);
