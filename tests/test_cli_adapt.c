@@ -76,6 +76,22 @@ static int same_tensors(const char *pa, const char *pb) {
   return same;
 }
 
+/* A pseudo-terminal on stderr gets the progress line with both losses; a file does not. */
+static void test_progress(void) {
+  char text[1 << 14];
+  if (cli_shell("command -v script > /dev/null 2>&1") != 0) {
+    printf("   (no `script` here to give the tool a terminal)\n");
+    return;
+  }
+  CHECK(cli_shell("script -qec '%s " COMMON " --epochs 1 --out " W "/tty' /dev/null > " W "/tty.txt 2>&1 < /dev/null",
+                  cli_lens_command()) == 0, "adapt under script");
+  cli_text(W "/tty.txt", text, sizeof text);
+  CHECK(strstr(text, "epoch 1/1 [") && strstr(text, "disc_loss") && strstr(text, "encoder_loss") && strstr(text, "step/s"),
+        "a progress line with both losses: %.300s", text);
+  cli_text(W "/run_adda.err", text, sizeof text);
+  CHECK(!strchr(text, '\r'), "no progress line in a file");
+}
+
 static void test_resume(void) {
   CHECK(cli_lens(COMMON " --method adamatch --epochs 3 --out " W "/whole 2>/dev/null") == 0, "an uninterrupted run");
   CHECK(cli_lens(COMMON " --method adamatch --epochs 3 --interrupt_after 1 --out " W "/cut 2>/dev/null") == 1, "a run stopped after epoch 1");
@@ -131,6 +147,7 @@ int main(void) {
   if (!cli_have_lens()) return check_summary();
   TEST("tiny simulations and a finder") CHECK(make_runs(), "lens sim and lens train");
   TEST("each method end to end") test_methods();
+  TEST("a progress line on a terminal") test_progress();
   TEST("an interrupted run resumed") test_resume();
   TEST("bad input") test_errors();
   return check_summary();
