@@ -1067,7 +1067,9 @@ typedef struct {
   int shift;                      /* strong views: largest shift in pixels; default 2 (negative: 0) */
   double noise;                   /* strong views: Gaussian noise, in units of each image's standard deviation;
                                    * default 0.1 (negative: 0) */
-  int minmax;                     /* nonzero: scale each image per band to [0,1] first; default 0 */
+  int minmax;                     /* nonzero: scale each image per band to [0,1] first; default 0. The adapted
+                                   * model's "preprocess" says which (as lensnet_fit's files do), so pass what
+                                   * the model's own "preprocess" asks for (lensnet_model_preprocess) */
   uint64_t seed;                  /* batches, views, the discriminator's start, dropout; default 0 */
   const lensnet_parallel *parallel; /* default NULL: serial */
   lensnet_adapt_progress_fn progress; /* default NULL: silent */
@@ -8529,7 +8531,7 @@ static lensnet_result lensnet__adapt_settings_meta(lensnet__adapt *a, lensnet_mo
     }
     r = lensnet_model_set_meta(m, key, value);
   }
-  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "preprocess", a->d.minmax ? "minmax" : (lensnet_model_meta(m, "preprocess") ? lensnet_model_meta(m, "preprocess") : "none"));
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "preprocess", a->d.minmax ? "minmax" : "none");
   return r;
 }
 

@@ -53,6 +53,8 @@ static void test_methods(void) {
     CHECK(lensnet_model_load(W "/run_adda/best.safetensors", &m, &err) == LENSNET_OK && lensnet_model_meta(m, "adapt.method") &&
           !strcmp(lensnet_model_meta(m, "adapt.method"), "adda") && lensnet_model_meta(m, "train.epochs") &&
           lensnet_model_meta(m, "classes"), "best.safetensors keeps the --init metadata and adds adapt.*");
+    CHECK(m && lensnet_model_meta(m, "preprocess") && !strcmp(lensnet_model_meta(m, "preprocess"), "none"),
+          "its preprocess says how the images were scaled (as the finder's: none)");
     lensnet_model_free(m);
   }
 }
