@@ -52,7 +52,8 @@
  *               images, method adda | adamatch | self-ensembling) adapts a classifier to another
  *               domain (Tzeng et al. 2017; Berthelot et al. 2021; French et al. 2018), with the
  *               same files, checkpoints and exact resume (lensnet_adapt_resume) as lensnet_fit;
- *               the section "Domain adaptation" below says what each method does.
+ *               lensnet_adapt_settings is its table of saved settings; the section "Domain
+ *               adaptation" below says what each method does.
  *   Training    lensnet_trainer (forward keeping activations, backward for every layer),
  *               losses (cross-entropy with class weights, BCE with pos_weight, focal, MSE,
  *               Gaussian NLL on mean + log-variance heads), optimisers (SGD with momentum,
@@ -1081,6 +1082,14 @@ typedef struct {
 
 /* The desc with its defaults filled in (desc may be NULL). */
 LENSNET_API lensnet_adapt_desc lensnet_adapt_desc_resolve(const lensnet_adapt_desc *desc);
+/* The settings lensnet_adapt saves (method to seed), one table in lensnet_fit_settings' form, its
+ * offsets into lensnet_adapt_desc: name (adapt.NAME in the metadata; lens adapt's --NAME with
+ * '-' for '_'), type, range, choices, help. _parse sets one field from text (checked; text values
+ * point into `text`), _format gives its resolved value as text. */
+LENSNET_API const lensnet_fit_setting *lensnet_adapt_settings(size_t *count);
+LENSNET_API lensnet_result lensnet_adapt_setting_parse(lensnet_adapt_desc *desc, const lensnet_fit_setting *s, const char *text,
+                                                       lensnet_error *err);
+LENSNET_API int lensnet_adapt_setting_format(const lensnet_adapt_desc *desc, const lensnet_fit_setting *s, char *buf, size_t cap);
 /* Adapts m (a classifier: no regress.* metadata, at least 2 outputs, a dense layer with layers
  * below it) in place; on return m holds the adapted model. Bad settings or an unsuitable model
  * give LENSNET_ERR_ARG, images that do not fit the model or labels out of range
@@ -8072,24 +8081,88 @@ static const char *const lensnet__adapt_methods[3] = {"adda", "adamatch", "self-
 static const char *const lensnet__adapt_losses[3][2] = {
   {"disc_loss", "encoder_loss"}, {"source_loss", "target_loss"}, {"source_loss", "consistency_loss"}};
 
-/* The saved settings: adapt.NAME in the metadata. */
-typedef struct { const char *name; lensnet_setting_type type; size_t offset; } lensnet__adapt_setting;
-static const lensnet__adapt_setting lensnet__adapt_table[] = {
-  {"method", LENSNET_SETTING_TEXT, offsetof(lensnet_adapt_desc, method)},
-  {"epochs", LENSNET_SETTING_INT, offsetof(lensnet_adapt_desc, epochs)},
-  {"batch", LENSNET_SETTING_SIZE, offsetof(lensnet_adapt_desc, batch)},
-  {"lr", LENSNET_SETTING_NUMBER, offsetof(lensnet_adapt_desc, lr)},
-  {"disc_width", LENSNET_SETTING_SIZE, offsetof(lensnet_adapt_desc, disc_width)},
-  {"tau", LENSNET_SETTING_NUMBER, offsetof(lensnet_adapt_desc, tau)},
-  {"ema", LENSNET_SETTING_NUMBER, offsetof(lensnet_adapt_desc, ema)},
-  {"confidence", LENSNET_SETTING_NUMBER, offsetof(lensnet_adapt_desc, confidence)},
-  {"consistency_weight", LENSNET_SETTING_NUMBER, offsetof(lensnet_adapt_desc, consistency_weight)},
-  {"shift", LENSNET_SETTING_INT, offsetof(lensnet_adapt_desc, shift)},
-  {"noise", LENSNET_SETTING_NUMBER, offsetof(lensnet_adapt_desc, noise)},
-  {"minmax", LENSNET_SETTING_FLAG, offsetof(lensnet_adapt_desc, minmax)},
-  {"seed", LENSNET_SETTING_SEED, offsetof(lensnet_adapt_desc, seed)},
+/* The saved settings (adapt.NAME in the metadata): the one description of their ranges and
+ * defaults, which lens adapt's options are made from. */
+#define LENSNET__ADAPT_ROW(name, type, field, lo, hi, choices, help) \
+  {name, type, offsetof(lensnet_adapt_desc, field), lo, hi, choices, help}
+static const lensnet_fit_setting lensnet__adapt_table[] = {
+  LENSNET__ADAPT_ROW("method", LENSNET_SETTING_TEXT, method, 0, 0, "adda|adamatch|self-ensembling",
+                     "adda (Tzeng et al. 2017, default) | adamatch (Berthelot et al. 2021) |\nself-ensembling (French et al. 2018)"),
+  LENSNET__ADAPT_ROW("epochs", LENSNET_SETTING_INT, epochs, 0, 1000000, NULL, "epochs of ceil(target images / batch) steps (default 10)"),
+  LENSNET__ADAPT_ROW("batch", LENSNET_SETTING_SIZE, batch, 0, 4096, NULL, "source and target images per step, each (default 32)"),
+  LENSNET__ADAPT_ROW("lr", LENSNET_SETTING_NUMBER, lr, 0, 10, NULL, "Adam's learning rate (default 2e-4 for adda, 1e-3 for the others)"),
+  LENSNET__ADAPT_ROW("disc_width", LENSNET_SETTING_SIZE, disc_width, 0, 65536, NULL,
+                     "adda: the discriminator's hidden width (default 128; the paper's 500)"),
+  LENSNET__ADAPT_ROW("tau", LENSNET_SETTING_NUMBER, tau, 0, 1, NULL, "adamatch: relative confidence threshold (default 0.9)"),
+  LENSNET__ADAPT_ROW("ema", LENSNET_SETTING_NUMBER, ema, 0, 0.999999, NULL, "self-ensembling: the teacher's moving-average alpha (default 0.99)"),
+  LENSNET__ADAPT_ROW("confidence", LENSNET_SETTING_NUMBER, confidence, 0, 1, NULL,
+                     "self-ensembling: teacher confidence threshold (default 0.968)"),
+  LENSNET__ADAPT_ROW("consistency_weight", LENSNET_SETTING_NUMBER, consistency_weight, 0, 1e6, NULL,
+                     "self-ensembling: weight of the consistency loss (default 3)"),
+  LENSNET__ADAPT_ROW("shift", LENSNET_SETTING_INT, shift, -1, 64, NULL, "strong views: largest shift in pixels (default 2; -1: none)"),
+  LENSNET__ADAPT_ROW("noise", LENSNET_SETTING_NUMBER, noise, -1, 1e6, NULL,
+                     "strong views: Gaussian noise in standard deviations of each image\n(default 0.1; -1: none)"),
+  LENSNET__ADAPT_ROW("minmax", LENSNET_SETTING_FLAG, minmax, 0, 1, NULL, "scale each image per band to [0,1] first (default 0)"),
+  LENSNET__ADAPT_ROW("seed", LENSNET_SETTING_SEED, seed, 0, 9007199254740992.0, NULL,
+                     "batches, views, the discriminator's start, dropout (default 0)"),
 };
 #define LENSNET__ADAPT_COUNT (sizeof lensnet__adapt_table / sizeof lensnet__adapt_table[0])
+
+LENSNET_API const lensnet_fit_setting *lensnet_adapt_settings(size_t *count) {
+  if (count) *count = LENSNET__ADAPT_COUNT;
+  return lensnet__adapt_table;
+}
+
+/* A setting's value in a desc, as a number. */
+static double lensnet__adapt_number(const lensnet_adapt_desc *d, const lensnet_fit_setting *s) {
+  const char *p = (const char *)d + s->offset;
+  switch (s->type) {
+    case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: return (double)*(const int *)(const void *)p;
+    case LENSNET_SETTING_SIZE: return (double)*(const size_t *)(const void *)p;
+    case LENSNET_SETTING_SEED: return (double)*(const uint64_t *)(const void *)p;
+    case LENSNET_SETTING_NUMBER: return *(const double *)(const void *)p;
+    default: return 0.0;
+  }
+}
+
+LENSNET_API lensnet_result lensnet_adapt_setting_parse(lensnet_adapt_desc *desc, const lensnet_fit_setting *s, const char *text,
+                                                       lensnet_error *err) {
+  char *p = (char *)desc + s->offset, *end = NULL;
+  double v;
+  if (s->type == LENSNET_SETTING_TEXT) {
+    if (s->choices) {
+      const char *c = s->choices;
+      size_t n = strlen(text);
+      while (*c) {
+        size_t len = strcspn(c, "|");
+        if (len == n && !strncmp(c, text, n)) break;
+        c += len + (c[len] == '|');
+      }
+      if (!*c) return lensnet__fail(err, LENSNET_ERR_ARG, "%s '%s' is not one of %s", s->name, text, s->choices);
+    }
+    *(const char **)(void *)p = text;
+    return LENSNET_OK;
+  }
+  v = strtod(text, &end);
+  if (end == text || *end || !(v >= s->lo && v <= s->hi) || (s->type != LENSNET_SETTING_NUMBER && v != floor(v)))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s takes %s from %g to %g, got '%s'", s->name,
+                         s->type == LENSNET_SETTING_NUMBER ? "a number" : "a whole number", s->lo, s->hi, text);
+  switch (s->type) {
+    case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: *(int *)(void *)p = (int)v; break;
+    case LENSNET_SETTING_SIZE: *(size_t *)(void *)p = (size_t)v; break;
+    case LENSNET_SETTING_SEED: *(uint64_t *)(void *)p = (uint64_t)v; break;
+    default: *(double *)(void *)p = v; break;
+  }
+  return LENSNET_OK;
+}
+
+LENSNET_API int lensnet_adapt_setting_format(const lensnet_adapt_desc *desc, const lensnet_fit_setting *s, char *buf, size_t cap) {
+  lensnet_adapt_desc d = lensnet_adapt_desc_resolve(desc);
+  const char *p = (const char *)&d + s->offset;
+  if (s->type == LENSNET_SETTING_TEXT) return snprintf(buf, cap, "%s", *(const char *const *)(const void *)p);
+  if (s->type == LENSNET_SETTING_SEED) return snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)(const void *)p);
+  return snprintf(buf, cap, "%.17g", lensnet__adapt_number(&d, s));
+}
 
 LENSNET_API lensnet_adapt_desc lensnet_adapt_desc_resolve(const lensnet_adapt_desc *desc) {
   lensnet_adapt_desc d;
@@ -8190,10 +8263,12 @@ static lensnet_result lensnet__adapt_check(const lensnet_model *m, const lensnet
   }
   for (k = 0; k < 3 && strcmp(d->method, lensnet__adapt_methods[k]); k++) {}
   if (k == 3) return lensnet__fail(err, LENSNET_ERR_ARG, "method '%s' is not adda, adamatch or self-ensembling", d->method);
-  if (d->epochs > 1000000 || d->batch > 4096 || d->disc_width > 65536 || d->shift > 64 || !(d->lr < 10) || !(d->tau <= 1) ||
-      !(d->ema < 1) || !(d->confidence <= 1) || !(d->consistency_weight < 1e6) || !(d->noise < 1e6))
-    return lensnet__fail(err, LENSNET_ERR_ARG, "a setting is out of range (epochs <= 10^6, batch <= 4096, disc_width <= 65536, shift <= 64, "
-                         "lr < 10, tau <= 1, ema < 1, confidence <= 1)");
+  for (k = 0; k < LENSNET__ADAPT_COUNT; k++) {
+    const lensnet_fit_setting *s = &lensnet__adapt_table[k];
+    double v = lensnet__adapt_number(d, s);
+    if (s->type != LENSNET_SETTING_TEXT && !(v >= s->lo && v <= s->hi))
+      return lensnet__fail(err, LENSNET_ERR_ARG, "%s = %g is outside %g..%g", s->name, v, s->lo, s->hi);
+  }
   return LENSNET_OK;
 }
 
@@ -8518,42 +8593,28 @@ static lensnet_result lensnet__adapt_settings_meta(lensnet__adapt *a, lensnet_mo
   size_t i;
   lensnet_result r = LENSNET_OK;
   for (i = 0; i < LENSNET__ADAPT_COUNT && r == LENSNET_OK; i++) {
-    const lensnet__adapt_setting *s = &lensnet__adapt_table[i];
-    const char *p = (const char *)&a->d + s->offset;
     char key[64], value[128];
-    snprintf(key, sizeof key, "adapt.%s", s->name);
-    switch (s->type) {
-      case LENSNET_SETTING_TEXT: snprintf(value, sizeof value, "%s", *(const char *const *)(const void *)p); break;
-      case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: snprintf(value, sizeof value, "%d", *(const int *)(const void *)p); break;
-      case LENSNET_SETTING_SIZE: snprintf(value, sizeof value, "%lu", (unsigned long)*(const size_t *)(const void *)p); break;
-      case LENSNET_SETTING_SEED: snprintf(value, sizeof value, "%llu", (unsigned long long)*(const uint64_t *)(const void *)p); break;
-      default: snprintf(value, sizeof value, "%.17g", *(const double *)(const void *)p); break;
-    }
+    snprintf(key, sizeof key, "adapt.%s", lensnet__adapt_table[i].name);
+    lensnet_adapt_setting_format(&a->d, &lensnet__adapt_table[i], value, sizeof value);
     r = lensnet_model_set_meta(m, key, value);
   }
   if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "preprocess", a->d.minmax ? "minmax" : "none");
   return r;
 }
 
-/* The settings of a checkpoint into d; text values point into st. */
+/* The settings of a checkpoint into d, each checked against its range; text values point into st. */
 static lensnet_result lensnet__adapt_desc_from_meta(const lensnet_safetensors *st, lensnet_adapt_desc *d, lensnet_error *err) {
   size_t i;
   for (i = 0; i < LENSNET__ADAPT_COUNT; i++) {
-    const lensnet__adapt_setting *s = &lensnet__adapt_table[i];
-    char key[64], *end = NULL;
-    char *p = (char *)d + s->offset;
+    char key[64];
     const char *v;
-    snprintf(key, sizeof key, "adapt.%s", s->name);
+    snprintf(key, sizeof key, "adapt.%s", lensnet__adapt_table[i].name);
     if (!(v = lensnet_safetensors_meta(st, key))) return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint lacks %s", key);
-    if (s->type == LENSNET_SETTING_TEXT) { *(const char **)(void *)p = v; continue; }
-    if (s->type == LENSNET_SETTING_SEED) *(uint64_t *)(void *)p = strtoull(v, &end, 10);
-    else {
-      double x = strtod(v, &end);
-      if (s->type == LENSNET_SETTING_NUMBER) *(double *)(void *)p = x;
-      else if (s->type == LENSNET_SETTING_SIZE) *(size_t *)(void *)p = (size_t)(x >= 0 && x < 1e15 ? x : 0);
-      else *(int *)(void *)p = (int)(x > -1e9 && x < 1e9 ? x : 0);
+    if (lensnet_adapt_setting_parse(d, &lensnet__adapt_table[i], v, err) != LENSNET_OK) {
+      lensnet__prefix_path(err, "checkpoint: adapt.*");
+      if (err) err->result = LENSNET_ERR_FORMAT;
+      return LENSNET_ERR_FORMAT;
     }
-    if (end == v || *end) return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint: %s = '%s' is not a number", key, v);
   }
   return LENSNET_OK;
 }

@@ -245,6 +245,30 @@ static void test_errors(void) {
   lensnet_model_free(dense_only);
 }
 
+/* The settings table: every setting parsed back from its formatted value, ranges and choices kept. */
+static void test_settings(void) {
+  size_t n, i;
+  const lensnet_fit_setting *s = lensnet_adapt_settings(&n);
+  lensnet_adapt_desc d, back;
+  lensnet_error err;
+  int round = 1;
+  memset(&d, 0, sizeof d);
+  memset(&back, 0, sizeof back);
+  for (i = 0; i < n; i++) {
+    char text[128], again[128];
+    lensnet_adapt_setting_format(&d, &s[i], text, sizeof text);
+    if (lensnet_adapt_setting_parse(&back, &s[i], text, &err) != LENSNET_OK) { round = 0; printf("   %s: %s\n", s[i].name, err.message); continue; }
+    lensnet_adapt_setting_format(&back, &s[i], again, sizeof again);
+    if (strcmp(text, again)) { round = 0; printf("   %s: %s then %s\n", s[i].name, text, again); }
+  }
+  CHECK(n == 13 && round, "%lu settings, each formatted and parsed back to itself", (unsigned long)n);
+  for (i = 0; i < n && strcmp(s[i].name, "method"); i++) {}
+  CHECK(i < n && lensnet_adapt_setting_parse(&d, &s[i], "mixup", &err) == LENSNET_ERR_ARG && strstr(err.message, "adda|adamatch"),
+        "method takes its choices only: %s", err.message);
+  for (i = 0; i < n && strcmp(s[i].name, "tau"); i++) {}
+  CHECK(i < n && lensnet_adapt_setting_parse(&d, &s[i], "1.5", &err) == LENSNET_ERR_ARG, "tau above 1 is refused: %s", err.message);
+}
+
 /* ---- a domain shift ----------------------------------------------------------------------------
  * Source: rings and discs; target: the same shapes twice as bright on a pedestal of 1, which the
  * source classifier calls all one class. ADDA must move the target features back under the
@@ -305,6 +329,7 @@ int main(void) {
   TEST("each method runs with finite losses") test_methods_run();
   TEST("resume equals an uninterrupted run; threads do not change it") test_resume_and_threads();
   TEST("bad input gets clear errors") test_errors();
+  TEST("the settings table") test_settings();
   TEST("a domain shift that adaptation reduces") test_domain_shift();
   return check_summary();
 }

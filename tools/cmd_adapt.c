@@ -19,18 +19,14 @@
 
 typedef struct {
   const char *resume, *source_data, *source_labels, *target_data, *target_labels, *init, *out;
-  int method, threads, interrupt_after, force, preprocess, epochs, shift;
-  size_t batch, disc_width;
-  double lr, tau, ema, confidence, consistency_weight, noise;
-  uint64_t seed;
+  int threads, interrupt_after, force, preprocess;
+  lensnet_adapt_desc adapt;  /* the adaptation settings */
 } adapt_args;
 
-static const char *const method_choices[] = {"adda", "adamatch", "self-ensembling", NULL};
-
-/* The options saved in the model's metadata as adapt.NAME beside lensnet_adapt's settings, so
- * that --resume DIR finds the data again. */
+/* The tool's own options; those marked saved go into the model's metadata as adapt.NAME beside
+ * lensnet_adapt's settings, so that --resume DIR finds the data again. */
 #define A adapt_args
-static const lens_option rows[] = {
+static const lens_option tool_rows[] = {
   LENS_TEXT(A, "source-data", LENS_OPT_SAVED, source_data, "", "images.npy", "labelled images of the source domain [N,C,H,W] (simulations)"),
   LENS_TEXT(A, "source-labels", LENS_OPT_SAVED, source_labels, "", "labels.csv",
             "their classes: the column named label, class or is_lens (or the only column)"),
@@ -43,42 +39,65 @@ static const lens_option rows[] = {
   LENS_FLAG(A, "force", force, "start over in an --out folder that already holds a run (its files are replaced)"),
   LENS_TEXT(A, "resume", 0, resume, NULL, "DIR", "continue the run in DIR: every option comes from its checkpoint;\n"
             "--epochs may extend it, --threads may change"),
-  LENS_CHOICE(A, "method", 0, method, method_choices, 0, "M",
-              "adda (Tzeng et al. 2017, default) | adamatch (Berthelot et al. 2021) |\n"
-              "self-ensembling (French et al. 2018)"),
-  LENS_INT(A, "epochs", epochs, 1, 1000000, 0, "E", "epochs of ceil(M / batch) steps (default 10)"),
-  LENS_SIZE(A, "batch", batch, 1, 4096, 0, "B", "source and target images per step, each (default 32)"),
-  LENS_DOUBLE(A, "lr", lr, 0, 10, 0, "LR", "Adam's learning rate (default 2e-4 for adda, 1e-3 for the others)"),
-  LENS_SIZE(A, "disc-width", disc_width, 1, 65536, 0, "W", "adda: the discriminator's hidden width (default 128; the paper's 500)"),
-  LENS_DOUBLE(A, "tau", tau, 0, 1, 0, "T", "adamatch: relative confidence threshold (default 0.9)"),
-  LENS_DOUBLE(A, "ema", ema, 0, 0.999999, 0, "A", "self-ensembling: the teacher's moving-average alpha (default 0.99)"),
-  LENS_DOUBLE(A, "confidence", confidence, 0, 1, 0, "C", "self-ensembling: teacher confidence threshold (default 0.968)"),
-  LENS_DOUBLE(A, "consistency-weight", consistency_weight, 0, 1e6, 0, "W", "self-ensembling: weight of the consistency loss (default 3)"),
-  LENS_INT(A, "shift", shift, -1, 64, 0, "PIXELS", "strong views: largest shift (default 2; -1: none)"),
-  LENS_DOUBLE(A, "noise", noise, -1, 1e6, 0, "S", "strong views: noise in standard deviations of each image (default 0.1;\n"
-              "-1: none)"),
   LENS_CHOICE(A, "preprocess", 0, preprocess, lens_preprocess_choices, LENS_PREPROCESS_UNSET, "P",
               "minmax | none; default: the --init model's metadata 'preprocess'"),
-  LENS_SEED(A, "seed", seed, 1, "N", "batches, views, the discriminator's start, dropout (default 1)"),
   LENS_INT(A, "threads", threads, 1, 256, 0, "T", "worker threads (default: the CPUs this process may use); results do not depend on T"),
   LENS_INT(A, "interrupt_after", interrupt_after, 0, 1e9, -1, NULL, NULL), /* tests of --resume: stop after epoch N */
 };
 #undef A
-#define ROWS (sizeof rows / sizeof rows[0])
+#define TOOL_ROWS (sizeof tool_rows / sizeof tool_rows[0])
 
+/* Settings whose lens adapt default differs from lensnet_adapt's. */
+static const struct { const char *name, *value; } tool_defaults[] = {{"seed", "1"}};
+
+/* An adaptation setting: lensnet_adapt_setting_parse checks it against lensnet's table. */
+static int parse_setting(const lens_option *o, const char *label, const char *text, void *opts) {
+  lensnet_error err;
+  if (lensnet_adapt_setting_parse(&((adapt_args *)opts)->adapt, (const lensnet_fit_setting *)o->data, text, &err) == LENSNET_OK) return 0;
+  return lens_usage("%s: %s", label, err.message);
+}
+
+/* The options: the tool's rows, then one row per setting of lensnet_adapt_settings() (minmax is
+ * --preprocess here). */
 static const lens_command_spec *adapt_spec(void) {
-  static lens_option_section section;
+  static lens_option rows[LENS_OPTIONS_MAX];
+  static char help[LENS_OPTIONS_MAX][256];
+  static lens_option_section sections[2];
   static lens_command_spec spec;
+  size_t i, n, k, r = 0;
+  const lensnet_fit_setting *s = lensnet_adapt_settings(&n);
   if (spec.name) return &spec;
-  section.rows = rows;
-  section.count = ROWS;
+  for (i = 0; i < n && r + TOOL_ROWS < LENS_OPTIONS_MAX; i++) {
+    lens_option *o = &rows[r];
+    if (!strcmp(s[i].name, "minmax")) continue;
+    memset(o, 0, sizeof *o);
+    snprintf(help[r], sizeof help[r], "%s", s[i].help);
+    for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
+      if (!strcmp(s[i].name, tool_defaults[k].name))
+        snprintf(help[r], sizeof help[r], "%s; lens adapt's default %s", s[i].help, tool_defaults[k].value);
+    o->name = s[i].name;
+    o->type = LENS_OPT_CUSTOM;
+    o->offset = offsetof(adapt_args, adapt) + s[i].offset;
+    o->lo = s[i].lo;
+    o->hi = s[i].hi;
+    o->parse = parse_setting;
+    o->data = &s[i];
+    o->metavar = s[i].type == LENSNET_SETTING_TEXT ? "TEXT" : "N";
+    o->help = help[r];
+    r++;
+  }
+  sections[0].rows = tool_rows;
+  sections[0].count = TOOL_ROWS;
+  sections[1].heading = "adaptation settings (saved in the checkpoint as adapt.NAME):";
+  sections[1].rows = rows;
+  sections[1].count = r;
   spec.usage = "usage: lens adapt --source-data images.npy --source-labels labels.csv --target-data images.npy\n"
                "                  --init M.safetensors --out DIR [--method adda|adamatch|self-ensembling] [options]\n"
                "       lens adapt --resume DIR [--epochs E] [--threads T]\n";
   spec.intro = "Domain adaptation of a classifier: its last dense layer is the classifier, the layers below it\n"
                "the encoder. DIR/best.safetensors is the adapted finder (lens predict reads it).\n";
-  spec.sections = &section;
-  spec.section_count = 1;
+  spec.sections = sections;
+  spec.section_count = 2;
   spec.epilog = "DIR and any missing parent folders are created. A terminal shows a progress line on stderr with\n"
                 "both losses. Exit status: 0 done, 1 failure (a file, a NaN loss), 2 usage error.\n";
   spec.name = "adapt";
@@ -202,17 +221,6 @@ static int adapt_status(lensnet_result r, const lensnet_error *err, const adapt_
 
 static const char *const run_files[] = {"checkpoint.safetensors", "best.safetensors", "history.csv"};
 
-/* The library's settings from the options (zero: its defaults). */
-static lensnet_adapt_desc desc_of(const adapt_args *a, int minmax) {
-  lensnet_adapt_desc d;
-  memset(&d, 0, sizeof d);
-  d.method = method_choices[a->method];
-  d.epochs = a->epochs; d.batch = a->batch; d.lr = a->lr; d.disc_width = a->disc_width; d.tau = a->tau; d.ema = a->ema;
-  d.confidence = a->confidence; d.consistency_weight = a->consistency_weight; d.shift = a->shift; d.noise = a->noise;
-  d.minmax = minmax; d.seed = a->seed;
-  return d;
-}
-
 static int fresh_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) {
   lensnet_model *m = NULL;
   lensnet_error err;
@@ -238,11 +246,11 @@ static int fresh_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) 
   else if ((minmax = lens_preprocess_resolve(m, a->preprocess)) < 0) rc = LENS_EXIT_FAIL;
   else if (lens_make_dirs(a->out)) rc = LENS_EXIT_FAIL;
   else rc = load_data(a, m, data);
-  for (k = 0; k < ROWS && rc == 0; k++) { /* the data's paths, for --resume */
+  for (k = 0; k < TOOL_ROWS && rc == 0; k++) { /* the data's paths, for --resume */
     char key[64], value[4096];
-    if (!(rows[k].flags & LENS_OPT_SAVED)) continue;
-    snprintf(key, sizeof key, "adapt.%s", rows[k].name);
-    lens_option_format(&rows[k], a, value, sizeof value);
+    if (!(tool_rows[k].flags & LENS_OPT_SAVED)) continue;
+    snprintf(key, sizeof key, "adapt.%s", tool_rows[k].name);
+    lens_option_format(&tool_rows[k], a, value, sizeof value);
     if (lensnet_model_set_meta(m, key, value) != LENSNET_OK) rc = lens_fail("out of memory");
   }
   for (k = 0; k < sizeof run_files / sizeof *run_files && rc == 0 && a->force; k++) {
@@ -252,7 +260,8 @@ static int fresh_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) 
   }
   if (rc == 0) {
     lensnet_result r;
-    d = desc_of(a, minmax);
+    d = a->adapt;
+    d.minmax = minmax;
     d.source = &data->source; d.source_labels = data->source_labels;
     d.target = &data->target; d.target_labels = data->target_labels;
     d.parallel = base->parallel; d.progress = base->progress; d.progress_user = base->progress_user; d.seconds = base->seconds;
@@ -273,13 +282,13 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
   int rc = 0;
   snprintf(path, sizeof path, "%s/checkpoint.safetensors", a->resume);
   if (lensnet_safetensors_read(path, &st, &err) != LENSNET_OK) return lens_fail_err(&err);
-  for (k = 0; k < ROWS && rc == 0; k++) {
+  for (k = 0; k < TOOL_ROWS && rc == 0; k++) {
     char key[64];
     const char *v;
-    if (!(rows[k].flags & LENS_OPT_SAVED)) continue;
-    snprintf(key, sizeof key, "adapt.%s", rows[k].name);
+    if (!(tool_rows[k].flags & LENS_OPT_SAVED)) continue;
+    snprintf(key, sizeof key, "adapt.%s", tool_rows[k].name);
     if (!(v = lensnet_safetensors_meta(&st, key))) rc = lens_fail("%s: not a lens adapt checkpoint (no %s)", path, key);
-    else if (lens_option_set(&rows[k], a, v, "checkpoint: adapt.")) rc = LENS_EXIT_FAIL;
+    else if (lens_option_set(&tool_rows[k], a, v, "checkpoint: adapt.")) rc = LENS_EXIT_FAIL;
   }
   if (rc == 0 && lensnet_model_from_safetensors(&st, &m, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0) rc = load_data(a, m, data);
@@ -290,7 +299,7 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     d.source = &data->source; d.source_labels = data->source_labels;
     d.target = &data->target; d.target_labels = data->target_labels;
     d.parallel = base->parallel; d.progress = base->progress; d.progress_user = base->progress_user; d.seconds = base->seconds;
-    d.epochs = a->epochs;
+    d.epochs = a->adapt.epochs;
     fprintf(stderr, "lens: resuming %s after epoch %s\n", a->resume, ep ? ep : "?");
     rc = adapt_status(lensnet_adapt_resume(a->resume, &d, &adapted, &err), &err, (const adapt_progress *)d.progress_user);
   }
@@ -300,6 +309,14 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
   return rc;
 }
 
+/* The setting called name in lensnet_adapt_settings(). */
+static const lensnet_fit_setting *setting_named(const char *name) {
+  size_t n, i;
+  const lensnet_fit_setting *s = lensnet_adapt_settings(&n);
+  for (i = 0; i < n && strcmp(s[i].name, name); i++) {}
+  return i < n ? &s[i] : NULL;
+}
+
 int lens_cmd_adapt(int argc, char **argv) {
   adapt_args a;
   adapt_data data;
@@ -307,8 +324,11 @@ int lens_cmd_adapt(int argc, char **argv) {
   lensnet_parallel par;
   adapt_progress tp;
   lens_pool *pool;
+  size_t k;
   int rc;
   memset(&a, 0, sizeof a);
+  for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
+    lensnet_adapt_setting_parse(&a.adapt, setting_named(tool_defaults[k].name), tool_defaults[k].value, NULL);
   if ((rc = lens_options_parse(adapt_spec(), argc, argv, &a, NULL)) != 0) return rc < 0 ? 0 : rc;
   memset(&data, 0, sizeof data);
   memset(&tp, 0, sizeof tp);
