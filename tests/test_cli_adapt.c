@@ -104,6 +104,8 @@ static void test_resume(void) {
         "and the same checkpoint: every network, every optimiser moment");
   CHECK(cli_lines(W "/cut/history.csv") == 4, "the resumed run's history has three rows");
   CHECK(cli_lens(COMMON " --epochs 2 --method adamatch --out " W "/whole 2>/dev/null") == 2, "an --out holding a run needs --force or --resume");
+  CHECK(cli_lens(COMMON " --epochs 1 --method adda --force --out " W "/whole 2>/dev/null") == 0 && cli_lines(W "/whole/history.csv") == 2 &&
+        cli_file_has(W "/whole/history.csv", "disc_loss"), "--force starts over");
 }
 
 static void test_errors(void) {
