@@ -8433,7 +8433,7 @@ static lensnet_result lensnet__adapt_step_adda(lensnet__adapt *a, size_t step, d
 static lensnet_result lensnet__adapt_step_adamatch(lensnet__adapt *a, size_t step, uint64_t total_steps, double *loss, lensnet_error *err) {
   size_t B = a->d.batch, K = a->classes, P = a->per, k, c;
   float ys[2 * 4096];
-  double ps[256], pt[256], mean_s[256], mean_t[256], conf = 0, mu, kept = 0;
+  double ps[256], pt[256], mean_s[256], mean_t[256], conf = 0, mu;
   float *zs = a->logits2; /* the source logits used: [2B, K] */
   lensnet_result r;
   const double pi = 3.14159265358979323846;
@@ -8472,12 +8472,10 @@ static lensnet_result lensnet__adapt_step_adamatch(lensnet__adapt *a, size_t ste
     for (c = 0; c < K; c++) { pt[c] *= mean_s[c] / (mean_t[c] > 1e-12 ? mean_t[c] : 1e-12); sum += pt[c]; }
     for (c = 0; c < K; c++) { pt[c] /= sum; if (pt[c] > best) { best = pt[c]; y = c; } }
     if (best < conf) continue;
-    kept++;
     lensnet__softmax_row(zt, K, q);
     loss[1] -= log(q[y] > 1e-30 ? q[y] : 1e-30) / (double)B;
     for (c = 0; c < K; c++) a->grad[(3 * B + k) * K + c] = (float)(mu * (q[c] - (c == y)) / (double)B);
   }
-  (void)kept;
   for (k = 0; k < 2 * B * K; k++) {
     float lam = a->t2 ? a->lambda[k] : 1.0f;
     a->grad[k] = lam * a->grad2[k];
