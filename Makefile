@@ -48,7 +48,8 @@ INSTALL_HEADERS = lensnet.h lenssim.h lensviz.h
 INSTALL_WEIGHTS = $(wildcard weights/*.safetensors) $(wildcard weights/*.md)
 
 HEADERS   = $(wildcard lens*.h)
-TOOL_SRC  = $(wildcard tools/*.c)
+# (tools/locate_compare.c is a program of its own: make build/locate_compare)
+TOOL_SRC  = $(filter-out tools/locate_compare.c,$(wildcard tools/*.c))
 TOOL_HDR  = $(wildcard tools/*.h)
 TEST_SRC  = $(wildcard tests/test_*.c)
 # The tests' shared headers: check.h (the harness), cli_check.h (running the tool), decode_image.h
@@ -232,7 +233,7 @@ test-slurm: $(BUILD)/lens
 # (the NEON kernels) and s390x (big-endian: every file format). Not part of make test; SKIP
 # without the compiler or qemu. docs/hardening.md ("Other CPUs") has the subset and its times.
 CROSS_ARCHES ?= aarch64 s390x
-CROSS_TESTS  ?= test_formats test_gemm test_lensnet test_scene test_lensviz test_lenssim test_train test_fit test_wilde2022 \
+CROSS_TESTS  ?= test_formats test_gemm test_lensnet test_scene test_lensviz test_lenssim test_train test_fit test_adapt test_wilde2022 \
                 test_cli_merge
 # Static, so that qemu-user needs no target libraries at run time. LENS_TEST_EMULATED: the slowest
 # checks take their sampled form; =2 on s390x (no SIMD kernel, the slowest to emulate) leaves

@@ -48,11 +48,19 @@
  *               epoch; lensnet_fit_resume continues an interrupted run to the same weights, bit
  *               for bit. lensnet_checkpoint_save/_load hold weights, optimiser moments and both
  *               random streams. lensnet_fit_settings is the one table of saved settings.
+ *   Adapting    lensnet_adapt (lensnet_adapt_desc: labelled source images, unlabelled target
+ *               images, method adda | adamatch | self-ensembling) adapts a classifier to another
+ *               domain (Tzeng et al. 2017; Berthelot et al. 2021; French et al. 2018), with the
+ *               same files, checkpoints and exact resume (lensnet_adapt_resume) as lensnet_fit;
+ *               lensnet_adapt_settings is its table of saved settings; the section "Domain
+ *               adaptation" below says what each method does.
  *   Training    lensnet_trainer (forward keeping activations, backward for every layer),
  *               losses (cross-entropy with class weights, BCE with pos_weight, focal, MSE,
  *               Gaussian NLL on mean + log-variance heads), optimisers (SGD with momentum,
  *               Nesterov and weight decay; Adam; AdamW), schedules (step, cosine, warm-up),
  *               gradient clipping, and a parallel-for hook the caller supplies.
+ *               lensnet_trainer_backward takes d loss / d output, lensnet_trainer_backward_from
+ *               d loss / d (any layer's output), e.g. a loss on the features below the classifier.
  *               lensnet_trainer_desc settings: input_grad (also d loss / d input, for
  *               saliency), skip_param_grads (input gradients only), capture (keep d loss /
  *               d output of one layer, for Grad-CAM), relu_backward (GUIDED for guided
@@ -769,6 +777,14 @@ LENSNET_API void lensnet_trainer_zero_grad(lensnet_trainer *t);
  * lensnet_trainer_grads (unless skip_param_grads) and, with input_grad, leaves d loss / d input
  * in lensnet_trainer_input_grad. */
 LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t batch, const float *output_grad, lensnet_error *err);
+/* Backward pass from d loss / d (output of layer `layer`) [batch, out_c, out_h, out_w], as if the
+ * layers above it were not there: the same accumulation into lensnet_trainer_grads and
+ * lensnet_trainer_input_grad, nothing for the parameters above `layer`. A loss on features
+ * (the input of a model's last dense layer, for domain adaptation) trains the layers below
+ * them; lensnet_trainer_backward is this with the last layer. LENSNET_ERR_ARG for a layer
+ * that does not exist. */
+LENSNET_API lensnet_result lensnet_trainer_backward_from(lensnet_trainer *t, size_t layer, size_t batch, const float *layer_grad,
+                                                         lensnet_error *err);
 /* d loss / d parameter in the layout of model->values (what lensnet_optimizer_step takes). */
 LENSNET_API float *lensnet_trainer_grads(lensnet_trainer *t);
 /* d loss / d input [batch, in_c, in_h, in_w] of the last backward pass; NULL without input_grad. */
@@ -962,6 +978,130 @@ LENSNET_API lensnet_result lensnet_checkpoint_save(const char *path, lensnet_mod
                                                    const lensnet_rng *data_rng, lensnet_error *err);
 LENSNET_API lensnet_result lensnet_checkpoint_load(const char *path, lensnet_model *m, lensnet_optimizer *opt, lensnet_trainer *t,
                                                    lensnet_rng *data_rng, lensnet_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Domain adaptation: a classifier trained on labelled images of one domain (simulations) made
+ * to work on unlabelled images of another (a survey), what `lens adapt` runs. The model's last
+ * dense layer is the classifier and everything below it the encoder; its input are the
+ * features. Three methods:
+ *   "adda"             Tzeng et al. 2017 (CVPR, "Adversarial Discriminative Domain Adaptation"):
+ *                      a discriminator (an MLP on the features, dense W - relu - dense W - relu -
+ *                      dense 2; the paper's W is 500, default here 128) learns to tell source
+ *                      features (the --init encoder, fixed) from target features; the target
+ *                      encoder, started from the source one, is trained with inverted labels to
+ *                      fool it; steps alternate, one each per batch. Source features come from
+ *                      the source model at inference (running statistics, no dropout), target
+ *                      features from the target encoder in training mode; the encoder's
+ *                      gradient enters at the features (lensnet_trainer_backward_from). The
+ *                      classifier (the last dense layer and anything above it) keeps its source
+ *                      values: the result is the target encoder + the source classifier.
+ *                      Adam with beta1 0.5, as in the authors' code.
+ *   "adamatch"         Berthelot et al. 2021 (ICLR 2022, "AdaMatch"): per step a source batch and
+ *                      a target batch, each in a weak view (flips, quarter turns) and a strong
+ *                      one (also a shift and Gaussian noise), passed as one joint batch of 4 x
+ *                      batch images; the source loss is the cross-entropy over both source
+ *                      views; the source logits are a random
+ *                      interpolation (lambda ~ U(0,1) per logit) of a pass over the joint batch
+ *                      and a pass over the source batch alone (with no batch norm in the model
+ *                      the passes agree and the second is skipped); target pseudo-labels from
+ *                      the weak view, distribution-aligned by the ratio of the source to the
+ *                      target mean class probabilities; kept where their confidence reaches
+ *                      tau (0.9) times the mean source confidence (of the weak source view);
+ *                      the target loss is their cross-entropy on the strong view (pseudo-labels
+ *                      carry no gradient), weighted mu = 0.5 - cos(min(pi, 2 pi step / steps)) / 2
+ *                      over all the run's steps. Both passes update batch-norm running statistics.
+ *   "self-ensembling"  French et al. 2018 (ICLR, "Self-ensembling for visual domain adaptation"):
+ *                      a student trained by gradient and a teacher following it as an
+ *                      exponential moving average (alpha 0.99); the consistency loss is the
+ *                      mean squared difference of their class probabilities on two strong views
+ *                      of each target image, counted only where the teacher's top probability
+ *                      exceeds 0.968, weighted 3, plus cross-entropy on the source batch
+ *                      (a weak view); source and target batches pass the student separately
+ *                      (so batch norm sees one domain at a time, as in the paper); the teacher
+ *                      predicts at inference, and its moving average covers the running
+ *                      statistics too. The class-balance loss of the paper is left out. The
+ *                      result is the teacher.
+ * Labels of target images, when given, are only read to report the accuracy (and, for two
+ * classes, the AUC of class 1) after each epoch: they never reach a loss or a choice.
+ * Given out_dir, each epoch writes atomically
+ *   checkpoint.safetensors  every network's weights (the model's under their names, the
+ *                           others as adapt.source.NAME, adapt.teacher.NAME, adapt.disc.NAME), the
+ *                           optimisers' moments (adapt.opt.m.NAME, adapt.opt.v.NAME,
+ *                           adapt.disc_opt.m.NAME, ...), and in the metadata the settings
+ *                           (adapt.NAME), the epoch, the step, the random streams and the history
+ *   best.safetensors        the adapted model (the latest: without target labels nothing can
+ *                           choose an epoch), its metadata that of the starting model plus adapt.*
+ *   history.csv             epoch,<loss 1>,<loss 2>,target_acc,target_auc,seconds; the losses are
+ *                           disc_loss,encoder_loss (adda), source_loss,target_loss (adamatch) or
+ *                           source_loss,consistency_loss (self-ensembling), means over the epoch;
+ *                           target_acc and target_auc are empty without target labels
+ * lensnet_adapt_resume(dir) continues such a run to the same weights, bit for bit, for any
+ * thread count.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+  int epoch, epochs;              /* the epoch (1-based) running or just finished, of `epochs` */
+  int epoch_done;                 /* 0: after a step; 1: the epoch's files are written */
+  size_t step, steps;             /* steps of this epoch done, of `steps` */
+  const char *loss_names[2];      /* what the two losses are, as in history.csv */
+  double loss[2];                 /* their means over the epoch so far */
+  double target_acc, target_auc;  /* epoch_done with target labels (auc: two classes); else NaN */
+  double seconds;                 /* since the epoch started */
+} lensnet_adapt_progress;
+/* Returns nonzero to stop: the run ends after the current epoch and its checkpoint. */
+typedef int (*lensnet_adapt_progress_fn)(void *user, const lensnet_adapt_progress *p);
+
+/* Zero means default for every field. The settings (method to seed) are saved as adapt.NAME. */
+typedef struct {
+  const lensnet_tensor *source;   /* labelled images [N, C, H, W] matching the model's input; required */
+  const float *source_labels;     /* [N] class of each, 0..classes-1; required */
+  const lensnet_tensor *target;   /* unlabelled images [M, C, H, W]; required */
+  const float *target_labels;     /* [M] or NULL: for the report only, never for training */
+  const char *method;             /* "adda" (default) | "adamatch" | "self-ensembling" */
+  int epochs;                     /* default 10; an epoch is ceil(M / batch) steps */
+  size_t batch;                   /* source and target images per step, each; default 32 */
+  double lr;                      /* Adam's learning rate; default 2e-4 (adda, Tzeng et al.), 1e-3 (the others) */
+  size_t disc_width;              /* adda: the discriminator's hidden width; default 128 */
+  double tau;                     /* adamatch: relative confidence threshold; default 0.9 */
+  double ema;                     /* self-ensembling: the teacher's alpha; default 0.99 */
+  double confidence;              /* self-ensembling: teacher confidence threshold; default 0.968 */
+  double consistency_weight;      /* self-ensembling: weight of the consistency loss; default 3 */
+  int shift;                      /* strong views: largest shift in pixels; default 2 (negative: 0) */
+  double noise;                   /* strong views: Gaussian noise, in units of each image's standard deviation;
+                                   * default 0.1 (negative: 0) */
+  int minmax;                     /* nonzero: scale each image per band to [0,1] first; default 0. The adapted
+                                   * model's "preprocess" says which (as lensnet_fit's files do), so pass what
+                                   * the model's own "preprocess" asks for (lensnet_model_preprocess) */
+  uint64_t seed;                  /* batches, views, the discriminator's start, dropout; default 0 */
+  const lensnet_parallel *parallel; /* default NULL: serial */
+  lensnet_adapt_progress_fn progress; /* default NULL: silent */
+  void *progress_user;
+  double (*seconds)(void *user);  /* a wall clock; default NULL: clock() */
+  void *seconds_user;
+  const char *out_dir;            /* an existing folder for the files above; default NULL: none written */
+} lensnet_adapt_desc;
+
+/* The desc with its defaults filled in (desc may be NULL). */
+LENSNET_API lensnet_adapt_desc lensnet_adapt_desc_resolve(const lensnet_adapt_desc *desc);
+/* The settings lensnet_adapt saves (method to seed), one table in lensnet_fit_settings' form, its
+ * offsets into lensnet_adapt_desc: name (adapt.NAME in the metadata; lens adapt's --NAME with
+ * '-' for '_'), type, range, choices, help. _parse sets one field from text (checked; text values
+ * point into `text`), _format gives its resolved value as text. */
+LENSNET_API const lensnet_fit_setting *lensnet_adapt_settings(size_t *count);
+LENSNET_API lensnet_result lensnet_adapt_setting_parse(lensnet_adapt_desc *desc, const lensnet_fit_setting *s, const char *text,
+                                                       lensnet_error *err);
+LENSNET_API int lensnet_adapt_setting_format(const lensnet_adapt_desc *desc, const lensnet_fit_setting *s, char *buf, size_t cap);
+/* Adapts m (a classifier: no regress.* metadata, at least 2 outputs, a dense layer with layers
+ * below it) in place; on return m holds the adapted model. Bad settings or an unsuitable model
+ * give LENSNET_ERR_ARG, images that do not fit the model or labels out of range
+ * LENSNET_ERR_SHAPE, a NaN loss LENSNET_ERR_DIVERGED. */
+LENSNET_API lensnet_result lensnet_adapt(lensnet_model *m, const lensnet_adapt_desc *desc, lensnet_error *err);
+/* Continues the run in dir from its checkpoint (settings included); from desc only the data,
+ * parallel, progress, seconds and epochs (0: the checkpoint's; more extends the run) are used.
+ * *out is the adapted model (the caller frees it). */
+LENSNET_API lensnet_result lensnet_adapt_resume(const char *dir, const lensnet_adapt_desc *desc, lensnet_model **out, lensnet_error *err);
+/* The index of the model's classifier (its last dense layer), or LENSNET_ERR_ARG when it has
+ * none or no layer with weights below it (no encoder). */
+LENSNET_API lensnet_result lensnet_model_classifier_layer(const lensnet_model *m, size_t *layer, lensnet_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Preparing cutouts for a model
@@ -5258,7 +5398,9 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
     memcpy(m->values + m->params[i].offset, lensnet_safetensors_find(st, m->params[i].name)->data, m->params[i].count * sizeof(float));
   for (i = 0; i < st->count; i++)
     if (!lensnet_model_param(m, st->tensors[i].name) && !lensnet__ends_with(st->tensors[i].name, ".num_batches_tracked") &&
-        strncmp(st->tensors[i].name, "optimizer.", 10) != 0) { /* training checkpoints carry optimiser state */
+        strncmp(st->tensors[i].name, "optimizer.", 10) != 0 &&
+        strncmp(st->tensors[i].name, "adapt.", 6) != 0) { /* checkpoints of training (and adaptation) carry optimiser state (and
+                                                          * the other networks) */
       lensnet__fail(err, LENSNET_ERR_WEIGHTS, "the weights hold '%s', which the architecture does not use", st->tensors[i].name);
       lensnet_model_free(m);
       return LENSNET_ERR_WEIGHTS;
@@ -6826,14 +6968,24 @@ LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t ba
 }
 
 LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t batch, const float *output_grad, lensnet_error *err) {
+  return lensnet_trainer_backward_from(t, t->model->layer_count - 1, batch, output_grad, err);
+}
+
+LENSNET_API lensnet_result lensnet_trainer_backward_from(lensnet_trainer *t, size_t layer, size_t batch, const float *layer_grad,
+                                                         lensnet_error *err) {
   lensnet_model *m = t->model;
   long i;
   float *dy = t->grad_a, *dx = t->grad_b;
   if (batch == 0 || batch > t->batch_cap)
     return lensnet__fail(err, LENSNET_ERR_ARG, "batch of %lu outside the trainer's 1..%lu", (unsigned long)batch, (unsigned long)t->batch_cap);
-  memcpy(dy, output_grad, batch * m->out_features * sizeof(float));
+  if (layer >= m->layer_count)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "layer %lu does not exist: the model has layers 0..%lu", (unsigned long)layer,
+                         (unsigned long)m->layer_count - 1);
+  /* marks below `layer` whose adds or restores lie above it get no gradient from them: the
+   * layers above are outside this pass */
+  memcpy(dy, layer_grad, batch * lensnet__layer_out_n(&m->layers[layer]) * sizeof(float));
   memset(t->mark_grad, 0, t->mark_floats * batch * sizeof(float));
-  for (i = (long)m->layer_count - 1; i >= 0;) {
+  for (i = (long)layer; i >= 0;) {
     float *dst = i > 0 ? dx : t->input_grad; /* the last step lands in input_grad */
     if (lensnet__per_image(&m->layers[i])) {
       lensnet__run_task r;
@@ -7916,6 +8068,782 @@ LENSNET_API lensnet_result lensnet_fit_resume(const char *dir, const lensnet_fit
    * checkpoint and its history has an older history.csv, and no epoch is left to rewrite it */
   else if ((r = lensnet__fit_write_history(&f, err)) == LENSNET_OK) r = lensnet__fit_run(&f, err);
   lensnet__fit_free(&f);
+  lensnet_safetensors_free(&st);
+  if (r == LENSNET_OK) *out = m;
+  else lensnet_model_free(m);
+  return r;
+}
+
+/* ---- domain adaptation --------------------------------------------------------------------- */
+
+enum { LENSNET__ADAPT_ADDA, LENSNET__ADAPT_ADAMATCH, LENSNET__ADAPT_SELF_ENSEMBLING };
+static const char *const lensnet__adapt_methods[3] = {"adda", "adamatch", "self-ensembling"};
+static const char *const lensnet__adapt_losses[3][2] = {
+  {"disc_loss", "encoder_loss"}, {"source_loss", "target_loss"}, {"source_loss", "consistency_loss"}};
+
+/* The saved settings (adapt.NAME in the metadata): the one description of their ranges and
+ * defaults, which lens adapt's options are made from. */
+#define LENSNET__ADAPT_ROW(name, type, field, lo, hi, choices, help) \
+  {name, type, offsetof(lensnet_adapt_desc, field), lo, hi, choices, help}
+static const lensnet_fit_setting lensnet__adapt_table[] = {
+  LENSNET__ADAPT_ROW("method", LENSNET_SETTING_TEXT, method, 0, 0, "adda|adamatch|self-ensembling",
+                     "adda (Tzeng et al. 2017, default) | adamatch (Berthelot et al. 2021) |\nself-ensembling (French et al. 2018)"),
+  LENSNET__ADAPT_ROW("epochs", LENSNET_SETTING_INT, epochs, 0, 1000000, NULL, "epochs of ceil(target images / batch) steps (default 10)"),
+  LENSNET__ADAPT_ROW("batch", LENSNET_SETTING_SIZE, batch, 0, 4096, NULL, "source and target images per step, each (default 32)"),
+  LENSNET__ADAPT_ROW("lr", LENSNET_SETTING_NUMBER, lr, 0, 10, NULL, "Adam's learning rate (default 2e-4 for adda, 1e-3 for the others)"),
+  LENSNET__ADAPT_ROW("disc_width", LENSNET_SETTING_SIZE, disc_width, 0, 65536, NULL,
+                     "adda: the discriminator's hidden width (default 128; the paper's 500)"),
+  LENSNET__ADAPT_ROW("tau", LENSNET_SETTING_NUMBER, tau, 0, 1, NULL, "adamatch: relative confidence threshold (default 0.9)"),
+  LENSNET__ADAPT_ROW("ema", LENSNET_SETTING_NUMBER, ema, 0, 0.999999, NULL, "self-ensembling: the teacher's moving-average alpha (default 0.99)"),
+  LENSNET__ADAPT_ROW("confidence", LENSNET_SETTING_NUMBER, confidence, 0, 1, NULL,
+                     "self-ensembling: teacher confidence threshold (default 0.968)"),
+  LENSNET__ADAPT_ROW("consistency_weight", LENSNET_SETTING_NUMBER, consistency_weight, 0, 1e6, NULL,
+                     "self-ensembling: weight of the consistency loss (default 3)"),
+  LENSNET__ADAPT_ROW("shift", LENSNET_SETTING_INT, shift, -1, 64, NULL, "strong views: largest shift in pixels (default 2; -1: none)"),
+  LENSNET__ADAPT_ROW("noise", LENSNET_SETTING_NUMBER, noise, -1, 1e6, NULL,
+                     "strong views: Gaussian noise in standard deviations of each image\n(default 0.1; -1: none)"),
+  LENSNET__ADAPT_ROW("minmax", LENSNET_SETTING_FLAG, minmax, 0, 1, NULL, "scale each image per band to [0,1] first (default 0)"),
+  LENSNET__ADAPT_ROW("seed", LENSNET_SETTING_SEED, seed, 0, 9007199254740992.0, NULL,
+                     "batches, views, the discriminator's start, dropout (default 0)"),
+};
+#define LENSNET__ADAPT_COUNT (sizeof lensnet__adapt_table / sizeof lensnet__adapt_table[0])
+
+LENSNET_API const lensnet_fit_setting *lensnet_adapt_settings(size_t *count) {
+  if (count) *count = LENSNET__ADAPT_COUNT;
+  return lensnet__adapt_table;
+}
+
+/* A setting's value in a desc, as a number. */
+static double lensnet__adapt_number(const lensnet_adapt_desc *d, const lensnet_fit_setting *s) {
+  const char *p = (const char *)d + s->offset;
+  switch (s->type) {
+    case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: return (double)*(const int *)(const void *)p;
+    case LENSNET_SETTING_SIZE: return (double)*(const size_t *)(const void *)p;
+    case LENSNET_SETTING_SEED: return (double)*(const uint64_t *)(const void *)p;
+    case LENSNET_SETTING_NUMBER: return *(const double *)(const void *)p;
+    default: return 0.0;
+  }
+}
+
+LENSNET_API lensnet_result lensnet_adapt_setting_parse(lensnet_adapt_desc *desc, const lensnet_fit_setting *s, const char *text,
+                                                       lensnet_error *err) {
+  char *p = (char *)desc + s->offset, *end = NULL;
+  double v;
+  if (s->type == LENSNET_SETTING_TEXT) {
+    if (s->choices) {
+      const char *c = s->choices;
+      size_t n = strlen(text);
+      while (*c) {
+        size_t len = strcspn(c, "|");
+        if (len == n && !strncmp(c, text, n)) break;
+        c += len + (c[len] == '|');
+      }
+      if (!*c) return lensnet__fail(err, LENSNET_ERR_ARG, "%s '%s' is not one of %s", s->name, text, s->choices);
+    }
+    *(const char **)(void *)p = text;
+    return LENSNET_OK;
+  }
+  v = strtod(text, &end);
+  if (end == text || *end || !(v >= s->lo && v <= s->hi) || (s->type != LENSNET_SETTING_NUMBER && v != floor(v)))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s takes %s from %g to %g, got '%s'", s->name,
+                         s->type == LENSNET_SETTING_NUMBER ? "a number" : "a whole number", s->lo, s->hi, text);
+  switch (s->type) {
+    case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: *(int *)(void *)p = (int)v; break;
+    case LENSNET_SETTING_SIZE: *(size_t *)(void *)p = (size_t)v; break;
+    case LENSNET_SETTING_SEED: *(uint64_t *)(void *)p = (uint64_t)v; break;
+    default: *(double *)(void *)p = v; break;
+  }
+  return LENSNET_OK;
+}
+
+LENSNET_API int lensnet_adapt_setting_format(const lensnet_adapt_desc *desc, const lensnet_fit_setting *s, char *buf, size_t cap) {
+  lensnet_adapt_desc d = lensnet_adapt_desc_resolve(desc);
+  const char *p = (const char *)&d + s->offset;
+  if (s->type == LENSNET_SETTING_TEXT) return snprintf(buf, cap, "%s", *(const char *const *)(const void *)p);
+  if (s->type == LENSNET_SETTING_SEED) return snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)(const void *)p);
+  return snprintf(buf, cap, "%.17g", lensnet__adapt_number(&d, s));
+}
+
+LENSNET_API lensnet_adapt_desc lensnet_adapt_desc_resolve(const lensnet_adapt_desc *desc) {
+  lensnet_adapt_desc d;
+  if (desc) d = *desc;
+  else memset(&d, 0, sizeof d);
+  if (!d.method || !d.method[0]) d.method = "adda";
+  if (d.epochs <= 0) d.epochs = 10;
+  if (!d.batch) d.batch = 32;
+  if (!(d.lr > 0)) d.lr = !strcmp(d.method, "adda") ? 2e-4 : 1e-3;
+  if (!d.disc_width) d.disc_width = 128;
+  if (!(d.tau > 0)) d.tau = 0.9;
+  if (!(d.ema > 0)) d.ema = 0.99;
+  if (!(d.confidence > 0)) d.confidence = 0.968;
+  if (!(d.consistency_weight > 0)) d.consistency_weight = 3.0;
+  if (d.shift == 0) d.shift = 2;
+  if (d.shift < 0) d.shift = 0;
+  if (d.noise == 0) d.noise = 0.1;
+  if (d.noise < 0) d.noise = 0;
+  return d;
+}
+
+LENSNET_API lensnet_result lensnet_model_classifier_layer(const lensnet_model *m, size_t *layer, lensnet_error *err) {
+  size_t l = m->layer_count;
+  while (l-- > 0)
+    if (m->layers[l].type == LENSNET_LAYER_DENSE) {
+      size_t below;
+      for (below = 0; below < l && m->layers[below].weight < 0; below++) {}
+      if (below == l) break;
+      *layer = l;
+      return LENSNET_OK;
+    }
+  return lensnet__fail(err, LENSNET_ERR_ARG, "the model has no dense layer with trainable layers below it: no classifier on features to adapt");
+}
+
+typedef struct {
+  lensnet_model *m;                 /* trained: the target encoder + classifier (adda), the model, the student */
+  lensnet_model *aux;               /* adda: the source model, fixed; self-ensembling: the teacher */
+  lensnet_model *disc;              /* adda: the discriminator */
+  lensnet_trainer *t, *t2, *ta, *td; /* on m; on m for adamatch's source-only pass; on aux; on disc */
+  lensnet_optimizer *opt, *dopt;
+  lensnet_adapt_desc d;             /* resolved */
+  int method, has_bn;
+  size_t classifier, feature, classes, per, feat_n, steps;
+  size_t *src_order, *tgt_order;
+  float *x, *logits, *logits2, *grad, *grad2, *lambda, *feats, *dlogits, *dgrad, *dlabels, *keep, *work, *img;
+  lensnet_rng data_rng;
+  int epoch;                        /* epochs done */
+  uint64_t step;                    /* steps done over the run */
+  char *history;
+  size_t history_len;
+} lensnet__adapt;
+
+static void lensnet__adapt_free(lensnet__adapt *a) {
+  lensnet_trainer_free(a->t); lensnet_trainer_free(a->t2); lensnet_trainer_free(a->ta); lensnet_trainer_free(a->td);
+  lensnet_optimizer_free(a->opt); lensnet_optimizer_free(a->dopt);
+  lensnet_model_free(a->aux); lensnet_model_free(a->disc);
+  LENSNET_FREE(a->src_order); LENSNET_FREE(a->tgt_order); LENSNET_FREE(a->x); LENSNET_FREE(a->logits); LENSNET_FREE(a->logits2);
+  LENSNET_FREE(a->grad); LENSNET_FREE(a->grad2); LENSNET_FREE(a->lambda); LENSNET_FREE(a->feats); LENSNET_FREE(a->dlogits);
+  LENSNET_FREE(a->dgrad); LENSNET_FREE(a->dlabels); LENSNET_FREE(a->keep); LENSNET_FREE(a->work); LENSNET_FREE(a->img);
+  LENSNET_FREE(a->history);
+}
+
+static lensnet_result lensnet__adapt_history_add(lensnet__adapt *a, const char *row, lensnet_error *err) {
+  size_t add = strlen(row);
+  char *h = LENSNET__CAST(char *, LENSNET_REALLOC(a->history, a->history_len + add + 1));
+  if (!h) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  memcpy(h + a->history_len, row, add + 1);
+  a->history = h;
+  a->history_len += add;
+  return LENSNET_OK;
+}
+
+/* The data against the model: shapes, label ranges, finite settings. */
+static lensnet_result lensnet__adapt_check(const lensnet_model *m, const lensnet_adapt_desc *d, lensnet_error *err) {
+  const lensnet_tensor *sets[2];
+  const char *names[2] = {"source", "target"};
+  size_t k, i;
+  sets[0] = d->source; sets[1] = d->target;
+  if (lensnet_model_meta(m, "regress.targets"))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "the model is a regression model (regress.targets); domain adaptation needs a classifier");
+  if (m->out_features < 2 || m->out_features > 256)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "the model has %lu outputs; a classifier needs 2 to 256", (unsigned long)m->out_features);
+  for (k = 0; k < 2; k++) {
+    const lensnet_tensor *t = sets[k];
+    if (!t || !t->data) return lensnet__fail(err, LENSNET_ERR_ARG, "no %s images", names[k]);
+    if (t->ndim != 4 || t->shape[0] == 0 || t->shape[1] != m->in_c || t->shape[2] != m->in_h || t->shape[3] != m->in_w)
+      return lensnet__fail(err, LENSNET_ERR_SHAPE, "the %s images are %lux%lux%lu but the model takes %lux%lux%lu", names[k],
+                           (unsigned long)(t->ndim == 4 ? t->shape[1] : 0), (unsigned long)(t->ndim == 4 ? t->shape[2] : 0),
+                           (unsigned long)(t->ndim == 4 ? t->shape[3] : 0), (unsigned long)m->in_c, (unsigned long)m->in_h, (unsigned long)m->in_w);
+  }
+  if (!d->source_labels) return lensnet__fail(err, LENSNET_ERR_ARG, "no source labels");
+  for (k = 0; k < 2; k++) {
+    const float *labels = k ? d->target_labels : d->source_labels;
+    for (i = 0; labels && i < sets[k]->shape[0]; i++)
+      if (!(labels[i] >= 0 && labels[i] < (float)m->out_features) || labels[i] != floorf(labels[i]))
+        return lensnet__fail(err, LENSNET_ERR_SHAPE, "%s label %lu is %g; the model's classes are 0..%lu", names[k], (unsigned long)i,
+                             (double)labels[i], (unsigned long)m->out_features - 1);
+  }
+  for (k = 0; k < 3 && strcmp(d->method, lensnet__adapt_methods[k]); k++) {}
+  if (k == 3) return lensnet__fail(err, LENSNET_ERR_ARG, "method '%s' is not adda, adamatch or self-ensembling", d->method);
+  for (k = 0; k < LENSNET__ADAPT_COUNT; k++) {
+    const lensnet_fit_setting *s = &lensnet__adapt_table[k];
+    double v = lensnet__adapt_number(d, s);
+    if (s->type != LENSNET_SETTING_TEXT && !(v >= s->lo && v <= s->hi))
+      return lensnet__fail(err, LENSNET_ERR_ARG, "%s = %g is outside %g..%g", s->name, v, s->lo, s->hi);
+  }
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__adapt_alloc(float **p, size_t n, lensnet_error *err) {
+  if (n > LENSNET_MAX_ELEMENTS || !(*p = LENSNET__CAST(float *, LENSNET_MALLOC((n ? n : 1) * sizeof(float)))))
+    return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  memset(*p, 0, (n ? n : 1) * sizeof(float));
+  return LENSNET_OK;
+}
+
+/* A model of m's architecture holding m's values. */
+static lensnet_result lensnet__adapt_clone(const lensnet_model *m, lensnet_model **out, lensnet_error *err) {
+  lensnet_result r = lensnet_model_create(m->arch, out, err);
+  if (r == LENSNET_OK) memcpy((*out)->values, m->values, m->value_count * sizeof(float));
+  return r;
+}
+
+/* Networks, trainers, optimisers and buffers for the resolved desc in a->d. */
+static lensnet_result lensnet__adapt_setup(lensnet__adapt *a, lensnet_model *m, const lensnet_adapt_desc *desc, lensnet_error *err) {
+  lensnet_trainer_desc td;
+  lensnet_optimizer_desc od;
+  lensnet_result r;
+  size_t B, l, cap;
+  memset(a, 0, sizeof *a);
+  a->m = m;
+  a->d = lensnet_adapt_desc_resolve(desc);
+  if ((r = lensnet__adapt_check(m, &a->d, err)) != LENSNET_OK || (r = lensnet_model_classifier_layer(m, &a->classifier, err)) != LENSNET_OK)
+    return r;
+  for (a->method = 0; strcmp(a->d.method, lensnet__adapt_methods[a->method]); a->method++) {}
+  a->d.method = lensnet__adapt_methods[a->method]; /* static text: the caller's may not outlive the run */
+  a->feature = a->classifier - 1;
+  a->feat_n = lensnet__layer_out_n(&m->layers[a->feature]);
+  a->classes = m->out_features;
+  a->per = m->in_c * m->in_h * m->in_w;
+  for (l = 0; l < m->layer_count; l++) a->has_bn |= m->layers[l].type == LENSNET_LAYER_BATCHNORM;
+  B = a->d.batch;
+  a->steps = (a->d.target->shape[0] + B - 1) / B;
+  cap = a->method == LENSNET__ADAPT_ADAMATCH ? 4 * B : B;
+  memset(&td, 0, sizeof td);
+  td.batch_cap = cap; td.parallel = a->d.parallel; td.seed = a->d.seed * 6364136223846793005ULL + 7;
+  if ((r = lensnet_trainer_create(m, &td, &a->t, err)) != LENSNET_OK) return r;
+  if (a->method == LENSNET__ADAPT_ADAMATCH && a->has_bn) {
+    td.batch_cap = 2 * B; td.seed += 1;
+    if ((r = lensnet_trainer_create(m, &td, &a->t2, err)) != LENSNET_OK) return r;
+  }
+  memset(&od, 0, sizeof od);
+  od.type = LENSNET_OPT_ADAM; od.lr = (float)a->d.lr;
+  if (a->method == LENSNET__ADAPT_ADDA) od.beta1 = 0.5f;
+  if ((r = lensnet_optimizer_create(&od, m, &a->opt, err)) != LENSNET_OK) return r;
+  if (a->method != LENSNET__ADAPT_ADAMATCH && (r = lensnet__adapt_clone(m, &a->aux, err)) != LENSNET_OK) return r;
+  if (a->method == LENSNET__ADAPT_ADDA) {
+    char arch[512];
+    snprintf(arch, sizeof arch, "input %lu 1 1\ndense name=disc.0 out=%lu\nrelu\ndense name=disc.1 out=%lu\nrelu\ndense name=disc.2 out=2",
+             (unsigned long)a->feat_n, (unsigned long)a->d.disc_width, (unsigned long)a->d.disc_width);
+    if ((r = lensnet_model_create(arch, &a->disc, err)) != LENSNET_OK) return r;
+    lensnet_model_init(a->disc, a->d.seed + 11);
+    td.batch_cap = 2 * B; td.seed = a->d.seed + 13; td.input_grad = 1;
+    if ((r = lensnet_trainer_create(a->disc, &td, &a->td, err)) != LENSNET_OK) return r;
+    td.batch_cap = B; td.input_grad = 0; td.skip_param_grads = 1;
+    if ((r = lensnet_trainer_create(a->aux, &td, &a->ta, err)) != LENSNET_OK) return r;
+    if ((r = lensnet_optimizer_create(&od, a->disc, &a->dopt, err)) != LENSNET_OK) return r;
+    /* the values before an encoder step: the classifier's are put back after it */
+    if ((r = lensnet__adapt_alloc(&a->keep, m->value_count, err)) != LENSNET_OK) return r;
+  }
+  if ((r = lensnet__adapt_alloc(&a->x, 4 * B * a->per, err)) != LENSNET_OK || (r = lensnet__adapt_alloc(&a->logits, 4 * B * a->classes, err)) != LENSNET_OK ||
+      (r = lensnet__adapt_alloc(&a->logits2, 4 * B * a->classes, err)) != LENSNET_OK || (r = lensnet__adapt_alloc(&a->grad, 4 * B * a->classes, err)) != LENSNET_OK ||
+      (r = lensnet__adapt_alloc(&a->grad2, 4 * B * a->classes, err)) != LENSNET_OK || (r = lensnet__adapt_alloc(&a->lambda, 2 * B * a->classes, err)) != LENSNET_OK ||
+      (r = lensnet__adapt_alloc(&a->feats, 2 * B * a->feat_n, err)) != LENSNET_OK || (r = lensnet__adapt_alloc(&a->dlogits, 4 * B, err)) != LENSNET_OK ||
+      (r = lensnet__adapt_alloc(&a->dgrad, 4 * B, err)) != LENSNET_OK || (r = lensnet__adapt_alloc(&a->dlabels, 2 * B, err)) != LENSNET_OK ||
+      (r = lensnet__adapt_alloc(&a->img, a->per, err)) != LENSNET_OK ||
+      (r = lensnet__adapt_alloc(&a->work, lensnet_model_workspace_floats(m, B), err)) != LENSNET_OK)
+    return r;
+  a->src_order = LENSNET__CAST(size_t *, LENSNET_MALLOC(a->d.source->shape[0] * sizeof(size_t)));
+  a->tgt_order = LENSNET__CAST(size_t *, LENSNET_MALLOC(a->d.target->shape[0] * sizeof(size_t)));
+  if (!a->src_order || !a->tgt_order) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  lensnet_rng_seed(&a->data_rng, a->d.seed * 2654435761ULL + 5);
+  return LENSNET_OK;
+}
+
+/* Views of an image: 0 as it is, 1 weak (flips, quarter turns), 2 strong (also a shift and noise
+ * of `noise` standard deviations of the image). */
+static void lensnet__adapt_view(lensnet__adapt *a, const float *src, float *dst, int view) {
+  const lensnet_model *m = a->m;
+  lensnet__augment aug;
+  memcpy(dst, src, a->per * sizeof(float));
+  if (a->d.minmax) lensnet_minmax_normalize(dst, m->in_c, m->in_h * m->in_w);
+  if (view == 0) return;
+  memset(&aug, 0, sizeof aug);
+  aug.flip = 1; aug.rot90 = 1;
+  if (view == 2) {
+    double s = 0, s2 = 0, var;
+    size_t i;
+    for (i = 0; i < a->per; i++) { s += dst[i]; s2 += (double)dst[i] * dst[i]; }
+    var = s2 / (double)a->per - (s / (double)a->per) * (s / (double)a->per);
+    aug.shift = a->d.shift;
+    aug.noise = (float)(a->d.noise * sqrt(var > 0 ? var : 0));
+  }
+  memcpy(a->img, dst, a->per * sizeof(float));
+  lensnet__augment_image(&aug, &a->data_rng, a->img, dst, m->in_c, m->in_h, m->in_w);
+}
+
+/* B images of a set, positions step * B .. of its order (cycling), in a view, into dst. */
+static void lensnet__adapt_batch(lensnet__adapt *a, const lensnet_tensor *set, const size_t *order, size_t step, int view, float *dst,
+                                 float *labels, const float *set_labels) {
+  size_t k, n = set->shape[0], B = a->d.batch;
+  for (k = 0; k < B; k++) {
+    size_t i = order[(step * B + k) % n];
+    lensnet__adapt_view(a, set->data + i * a->per, dst + k * a->per, view);
+    if (labels) labels[k] = set_labels[i];
+  }
+}
+
+static void lensnet__softmax_row(const float *z, size_t k, double *p) {
+  size_t c;
+  lensnet__log_softmax(z, k, p);
+  for (c = 0; c < k; c++) p[c] = exp(p[c]);
+}
+
+/* ADDA: a discriminator step on source and target features, then a target-encoder step against
+ * the updated discriminator with inverted labels. */
+static lensnet_result lensnet__adapt_step_adda(lensnet__adapt *a, size_t step, double *loss, lensnet_error *err) {
+  size_t B = a->d.batch, F = a->feat_n, k, c;
+  float *xs = a->x, *xt = a->x + B * a->per;
+  const float *in_grad;
+  lensnet_result r;
+  lensnet__adapt_batch(a, a->d.source, a->src_order, step, 0, xs, NULL, NULL);
+  lensnet__adapt_batch(a, a->d.target, a->tgt_order, step, 0, xt, NULL, NULL);
+  if ((r = lensnet_trainer_forward(a->ta, B, xs, 0, NULL, err)) != LENSNET_OK || (r = lensnet_trainer_forward(a->t, B, xt, 1, NULL, err)) != LENSNET_OK)
+    return r;
+  memcpy(a->feats, lensnet_trainer_activation(a->ta, a->feature), B * F * sizeof(float));
+  memcpy(a->feats + B * F, lensnet_trainer_activation(a->t, a->feature), B * F * sizeof(float));
+  for (k = 0; k < 2 * B; k++) a->dlabels[k] = k < B ? 1.0f : 0.0f; /* 1: source */
+  if ((r = lensnet_trainer_forward(a->td, 2 * B, a->feats, 1, a->dlogits, err)) != LENSNET_OK) return r;
+  loss[0] = lensnet_loss_cross_entropy(a->dlogits, a->dlabels, 2 * B, 2, NULL, a->dgrad);
+  lensnet_trainer_zero_grad(a->td);
+  if ((r = lensnet_trainer_backward(a->td, 2 * B, a->dgrad, err)) != LENSNET_OK) return r;
+  lensnet_optimizer_step(a->dopt, a->disc, lensnet_trainer_grads(a->td), 0);
+  /* the encoder: target features labelled source */
+  if ((r = lensnet_trainer_forward(a->td, B, a->feats + B * F, 1, a->dlogits, err)) != LENSNET_OK) return r;
+  loss[1] = lensnet_loss_cross_entropy(a->dlogits, a->dlabels, B, 2, NULL, a->dgrad);
+  if ((r = lensnet_trainer_backward(a->td, B, a->dgrad, err)) != LENSNET_OK) return r;
+  in_grad = lensnet_trainer_input_grad(a->td);
+  lensnet_trainer_zero_grad(a->t);
+  if ((r = lensnet_trainer_backward_from(a->t, a->feature, B, in_grad, err)) != LENSNET_OK) return r;
+  memcpy(a->keep, a->m->values, a->m->value_count * sizeof(float));
+  lensnet_optimizer_step(a->opt, a->m, lensnet_trainer_grads(a->t), 0);
+  /* the classifier (the last dense layer and any layers above it) keeps its source values */
+  for (c = 0; c < a->m->param_count; c++) {
+    const lensnet_param *P = &a->m->params[c];
+    for (k = a->classifier; k < a->m->layer_count; k++) {
+      const lensnet_layer *L = &a->m->layers[k];
+      if ((L->weight >= 0 && (size_t)L->weight == c) || (L->bias_param >= 0 && (size_t)L->bias_param == c) ||
+          (L->mean_param >= 0 && (size_t)L->mean_param == c) || (L->var_param >= 0 && (size_t)L->var_param == c))
+        memcpy(a->m->values + P->offset, a->keep + P->offset, P->count * sizeof(float));
+    }
+  }
+  return LENSNET_OK;
+}
+
+/* AdaMatch: source cross-entropy on randomly interpolated logits, plus the ramped loss of the
+ * aligned, relatively thresholded pseudo-labels on the strong target view. */
+static lensnet_result lensnet__adapt_step_adamatch(lensnet__adapt *a, size_t step, uint64_t total_steps, double *loss, lensnet_error *err) {
+  size_t B = a->d.batch, K = a->classes, P = a->per, k, c;
+  float ys[2 * 4096];
+  double ps[256], pt[256], mean_s[256], mean_t[256], conf = 0, mu;
+  float *zs = a->logits2; /* the source logits used: [2B, K] */
+  lensnet_result r;
+  const double pi = 3.14159265358979323846;
+  lensnet__adapt_batch(a, a->d.source, a->src_order, step, 1, a->x, ys, a->d.source_labels);
+  lensnet__adapt_batch(a, a->d.source, a->src_order, step, 2, a->x + B * P, ys + B, a->d.source_labels);
+  lensnet__adapt_batch(a, a->d.target, a->tgt_order, step, 1, a->x + 2 * B * P, NULL, NULL);
+  lensnet__adapt_batch(a, a->d.target, a->tgt_order, step, 2, a->x + 3 * B * P, NULL, NULL);
+  if ((r = lensnet_trainer_forward(a->t, 4 * B, a->x, 1, a->logits, err)) != LENSNET_OK) return r;
+  if (a->t2) {
+    if ((r = lensnet_trainer_forward(a->t2, 2 * B, a->x, 1, NULL, err)) != LENSNET_OK) return r;
+    for (k = 0; k < 2 * B * K; k++) {
+      float lam = lensnet_rng_uniform(&a->data_rng);
+      a->lambda[k] = lam;
+      zs[k] = lam * a->logits[k] + (1.0f - lam) * lensnet_trainer_output(a->t2)[k];
+    }
+  } else memcpy(zs, a->logits, 2 * B * K * sizeof(float));
+  loss[0] = lensnet_loss_cross_entropy(zs, ys, 2 * B, K, NULL, a->grad2);
+  /* distribution alignment and the relative threshold, from the weak views */
+  for (c = 0; c < K; c++) mean_s[c] = mean_t[c] = 0;
+  for (k = 0; k < B; k++) {
+    double mx = 0;
+    lensnet__softmax_row(zs + k * K, K, ps);
+    lensnet__softmax_row(a->logits + (2 * B + k) * K, K, pt);
+    for (c = 0; c < K; c++) { mean_s[c] += ps[c] / (double)B; mean_t[c] += pt[c] / (double)B; if (ps[c] > mx) mx = ps[c]; }
+    conf += mx / (double)B;
+  }
+  conf *= a->d.tau;
+  mu = 0.5 - 0.5 * cos((double)a->step < (double)total_steps / 2 ? 2.0 * pi * (double)a->step / (double)total_steps : pi);
+  memset(a->grad, 0, 4 * B * K * sizeof(float));
+  loss[1] = 0;
+  for (k = 0; k < B; k++) {
+    double sum = 0, best = -1, q[256];
+    size_t y = 0;
+    const float *zt = a->logits + (3 * B + k) * K;
+    lensnet__softmax_row(a->logits + (2 * B + k) * K, K, pt);
+    for (c = 0; c < K; c++) { pt[c] *= mean_s[c] / (mean_t[c] > 1e-12 ? mean_t[c] : 1e-12); sum += pt[c]; }
+    for (c = 0; c < K; c++) { pt[c] /= sum; if (pt[c] > best) { best = pt[c]; y = c; } }
+    if (best < conf) continue;
+    lensnet__softmax_row(zt, K, q);
+    loss[1] -= log(q[y] > 1e-30 ? q[y] : 1e-30) / (double)B;
+    for (c = 0; c < K; c++) a->grad[(3 * B + k) * K + c] = (float)(mu * (q[c] - (c == y)) / (double)B);
+  }
+  for (k = 0; k < 2 * B * K; k++) {
+    float lam = a->t2 ? a->lambda[k] : 1.0f;
+    a->grad[k] = lam * a->grad2[k];
+    a->grad2[k] *= 1.0f - lam;
+  }
+  lensnet_trainer_zero_grad(a->t);
+  if ((r = lensnet_trainer_backward(a->t, 4 * B, a->grad, err)) != LENSNET_OK) return r;
+  if (a->t2) {
+    float *g = lensnet_trainer_grads(a->t), *g2 = lensnet_trainer_grads(a->t2);
+    lensnet_trainer_zero_grad(a->t2);
+    if ((r = lensnet_trainer_backward(a->t2, 2 * B, a->grad2, err)) != LENSNET_OK) return r;
+    for (k = 0; k < a->m->value_count; k++) g[k] += g2[k];
+  }
+  lensnet_optimizer_step(a->opt, a->m, lensnet_trainer_grads(a->t), 0);
+  return LENSNET_OK;
+}
+
+/* Self-ensembling: source cross-entropy, then the thresholded consistency between student and
+ * teacher on two strong views of the target batch; the teacher follows the student. */
+static lensnet_result lensnet__adapt_step_self(lensnet__adapt *a, size_t step, double *loss, lensnet_error *err) {
+  size_t B = a->d.batch, K = a->classes, P = a->per, k, c;
+  float ys[4096];
+  double p[256], q[256], w = a->d.consistency_weight, alpha = a->d.ema;
+  lensnet_result r;
+  lensnet__adapt_batch(a, a->d.source, a->src_order, step, 1, a->x, ys, a->d.source_labels);
+  if ((r = lensnet_trainer_forward(a->t, B, a->x, 1, a->logits, err)) != LENSNET_OK) return r;
+  loss[0] = lensnet_loss_cross_entropy(a->logits, ys, B, K, NULL, a->grad);
+  lensnet_trainer_zero_grad(a->t);
+  if ((r = lensnet_trainer_backward(a->t, B, a->grad, err)) != LENSNET_OK) return r;
+  lensnet__adapt_batch(a, a->d.target, a->tgt_order, step, 2, a->x, NULL, NULL);
+  lensnet__adapt_batch(a, a->d.target, a->tgt_order, step, 2, a->x + B * P, NULL, NULL);
+  if ((r = lensnet_model_forward(a->aux, B, a->x + B * P, a->logits2, a->work, err)) != LENSNET_OK ||
+      (r = lensnet_trainer_forward(a->t, B, a->x, 1, a->logits, err)) != LENSNET_OK) return r;
+  loss[1] = 0;
+  for (k = 0; k < B; k++) {
+    double mx = 0, dp[256];
+    lensnet__softmax_row(a->logits + k * K, K, p);
+    lensnet__softmax_row(a->logits2 + k * K, K, q);
+    for (c = 0; c < K; c++) if (q[c] > mx) mx = q[c];
+    for (c = 0; c < K; c++) a->grad[k * K + c] = 0.0f;
+    if (mx <= a->d.confidence) continue;
+    /* L = mean over the batch of (1/K) sum (p - q)^2; dL/dz_j = sum_c dL/dp_c p_c (delta_cj - p_j) */
+    for (c = 0; c < K; c++) { loss[1] += (p[c] - q[c]) * (p[c] - q[c]) / (double)(K * B); dp[c] = 2.0 * (p[c] - q[c]) / (double)(K * B); }
+    {
+      double s = 0;
+      for (c = 0; c < K; c++) s += dp[c] * p[c];
+      for (c = 0; c < K; c++) a->grad[k * K + c] = (float)(w * p[c] * (dp[c] - s));
+    }
+  }
+  if ((r = lensnet_trainer_backward(a->t, B, a->grad, err)) != LENSNET_OK) return r;
+  lensnet_optimizer_step(a->opt, a->m, lensnet_trainer_grads(a->t), 0);
+  for (k = 0; k < a->m->value_count; k++) a->aux->values[k] = (float)(alpha * a->aux->values[k] + (1.0 - alpha) * a->m->values[k]);
+  return LENSNET_OK;
+}
+
+/* The model the run gives: the teacher (self-ensembling), else m. */
+static lensnet_model *lensnet__adapt_result(const lensnet__adapt *a) {
+  return a->method == LENSNET__ADAPT_SELF_ENSEMBLING ? a->aux : a->m;
+}
+
+typedef struct { float score; float label; } lensnet__scored;
+static int lensnet__scored_cmp(const void *x, const void *y) {
+  const lensnet__scored *a = (const lensnet__scored *)x, *b = (const lensnet__scored *)y;
+  return a->score < b->score ? -1 : a->score > b->score ? 1 : (a->label > b->label) - (a->label < b->label);
+}
+
+/* Accuracy and (two classes) AUC of the adapted model on the target images, for the report. */
+static lensnet_result lensnet__adapt_report(lensnet__adapt *a, lensnet_adapt_progress *p, lensnet_error *err) {
+  const lensnet_model *m = lensnet__adapt_result(a);
+  size_t n = a->d.target->shape[0], B = a->d.batch, K = a->classes, i, k, c, correct = 0;
+  lensnet__scored *sc;
+  lensnet_result r = LENSNET_OK;
+  p->target_acc = p->target_auc = NAN;
+  if (!a->d.target_labels) return LENSNET_OK;
+  if (!(sc = LENSNET__CAST(lensnet__scored *, LENSNET_MALLOC(n * sizeof *sc)))) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  for (i = 0; i < n && r == LENSNET_OK; i += B) {
+    size_t bs = n - i < B ? n - i : B;
+    for (k = 0; k < bs; k++) lensnet__adapt_view(a, a->d.target->data + (i + k) * a->per, a->x + k * a->per, 0);
+    if ((r = lensnet_model_forward(m, bs, a->x, a->logits, a->work, err)) != LENSNET_OK) break;
+    for (k = 0; k < bs; k++) {
+      size_t best = 0;
+      for (c = 1; c < K; c++) if (a->logits[k * K + c] > a->logits[k * K + best]) best = c;
+      correct += best == (size_t)a->d.target_labels[i + k];
+      sc[i + k].score = (float)lensnet_lens_probability(a->logits + k * K, K, 1);
+      sc[i + k].label = a->d.target_labels[i + k];
+    }
+  }
+  if (r == LENSNET_OK) {
+    p->target_acc = (double)correct / (double)n;
+    if (K == 2) { /* Mann-Whitney: the share of (positive, negative) pairs ranked right, ties half */
+      double pos = 0, neg = 0, above = 0;
+      size_t j;
+      qsort(sc, n, sizeof *sc, lensnet__scored_cmp);
+      for (i = 0; i < n; i = j) {
+        double tp = 0, tn = 0;
+        for (j = i; j < n && sc[j].score == sc[i].score; j++) { if (sc[j].label > 0.5f) tp++; else tn++; }
+        above += tp * (neg + 0.5 * tn);
+        pos += tp; neg += tn;
+      }
+      if (pos > 0 && neg > 0) p->target_auc = above / (pos * neg);
+    }
+  }
+  LENSNET_FREE(sc);
+  return r;
+}
+
+static double lensnet__adapt_seconds(const lensnet__adapt *a) {
+  return a->d.seconds ? a->d.seconds(a->d.seconds_user) : (double)clock() / CLOCKS_PER_SEC;
+}
+
+/* The settings into m's metadata (adapt.NAME). */
+static lensnet_result lensnet__adapt_settings_meta(lensnet__adapt *a, lensnet_model *m) {
+  size_t i;
+  lensnet_result r = LENSNET_OK;
+  for (i = 0; i < LENSNET__ADAPT_COUNT && r == LENSNET_OK; i++) {
+    char key[64], value[128];
+    snprintf(key, sizeof key, "adapt.%s", lensnet__adapt_table[i].name);
+    lensnet_adapt_setting_format(&a->d, &lensnet__adapt_table[i], value, sizeof value);
+    r = lensnet_model_set_meta(m, key, value);
+  }
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "preprocess", a->d.minmax ? "minmax" : "none");
+  return r;
+}
+
+/* The settings of a checkpoint into d, each checked against its range; text values point into st. */
+static lensnet_result lensnet__adapt_desc_from_meta(const lensnet_safetensors *st, lensnet_adapt_desc *d, lensnet_error *err) {
+  size_t i;
+  for (i = 0; i < LENSNET__ADAPT_COUNT; i++) {
+    char key[64];
+    const char *v;
+    snprintf(key, sizeof key, "adapt.%s", lensnet__adapt_table[i].name);
+    if (!(v = lensnet_safetensors_meta(st, key))) return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint lacks %s", key);
+    if (lensnet_adapt_setting_parse(d, &lensnet__adapt_table[i], v, err) != LENSNET_OK) {
+      lensnet__prefix_path(err, "checkpoint: adapt.*");
+      if (err) err->result = LENSNET_ERR_FORMAT;
+      return LENSNET_ERR_FORMAT;
+    }
+  }
+  return LENSNET_OK;
+}
+
+/* A network's values (trainable_only: its trainable parameters' values, as optimiser moments are
+ * laid out) under names PREFIX + parameter name. */
+static lensnet_result lensnet__adapt_add_values(lensnet_safetensors *st, const char *prefix, const lensnet_model *m, float *values,
+                                                int trainable_only) {
+  size_t i;
+  lensnet_result r = LENSNET_OK;
+  for (i = 0; i < m->param_count && r == LENSNET_OK; i++) {
+    lensnet_tensor t = lensnet__param_view(&m->params[i], values);
+    char name[200];
+    if (trainable_only && !m->params[i].trainable) continue;
+    snprintf(name, sizeof name, "%s%s", prefix, m->params[i].name);
+    r = lensnet_safetensors_add(st, name, &t);
+  }
+  return r;
+}
+
+static lensnet_result lensnet__adapt_get_values(const lensnet_safetensors *st, const char *prefix, const lensnet_model *m, float *values,
+                                                int trainable_only, lensnet_error *err) {
+  size_t i;
+  for (i = 0; i < m->param_count; i++) {
+    const lensnet_param *P = &m->params[i];
+    const lensnet_tensor *t;
+    char name[200];
+    if (trainable_only && !P->trainable) continue;
+    snprintf(name, sizeof name, "%s%s", prefix, P->name);
+    if (!(t = lensnet_safetensors_find(st, name)) || lensnet_tensor_count(t) != P->count)
+      return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "checkpoint lacks %s", name);
+    memcpy(values + P->offset, t->data, P->count * sizeof(float));
+  }
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__adapt_path(const lensnet__adapt *a, const char *name, char *path, size_t cap, lensnet_error *err) {
+  if ((size_t)snprintf(path, cap, "%s/%s", a->d.out_dir, name) >= cap) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: path too long", a->d.out_dir);
+  return LENSNET_OK;
+}
+
+static lensnet_result lensnet__adapt_write_history(const lensnet__adapt *a, lensnet_error *err) {
+  char path[4096];
+  lensnet__chunk chunk;
+  lensnet_result r = lensnet__adapt_path(a, "history.csv", path, sizeof path, err);
+  if (r != LENSNET_OK) return r;
+  chunk.data = a->history;
+  chunk.len = a->history_len;
+  return lensnet__write_atomic(path, &chunk, 1, err);
+}
+
+/* The run's state into m's metadata (so every file of the epoch carries it, as lensnet_fit's do):
+ * the epoch, the step, the optimisers' steps, the streams, the history. */
+static lensnet_result lensnet__adapt_state_meta(const lensnet__adapt *a, lensnet_model *m) {
+  char text[80];
+  lensnet_result r;
+  snprintf(text, sizeof text, "%d", a->epoch);
+  r = lensnet_model_set_meta(m, "adapt.epoch", text);
+  snprintf(text, sizeof text, "%llu", (unsigned long long)a->step);
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.step", text);
+  snprintf(text, sizeof text, "%llu", (unsigned long long)a->opt->step);
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.optimizer_step", text);
+  snprintf(text, sizeof text, "%llu", (unsigned long long)(a->dopt ? a->dopt->step : 0));
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.disc_optimizer_step", text);
+  lensnet__rng_to_text(&a->data_rng, text, sizeof text);
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.data_rng", text);
+  lensnet__rng_to_text(&a->t->rng, text, sizeof text);
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.dropout_rng", text);
+  if (a->t2) lensnet__rng_to_text(&a->t2->rng, text, sizeof text);
+  if (r == LENSNET_OK && a->t2) r = lensnet_model_set_meta(m, "adapt.dropout_rng2", text);
+  if (a->td) lensnet__rng_to_text(&a->td->rng, text, sizeof text);
+  if (r == LENSNET_OK && a->td) r = lensnet_model_set_meta(m, "adapt.disc_rng", text);
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.history", a->history);
+  return r;
+}
+
+/* best.safetensors, then checkpoint.safetensors (every network, optimiser and stream), then history.csv. */
+static lensnet_result lensnet__adapt_save(lensnet__adapt *a, lensnet_error *err) {
+  lensnet_safetensors st;
+  lensnet_model *res = lensnet__adapt_result(a);
+  char path[4096];
+  const char *aux = a->method == LENSNET__ADAPT_ADDA ? "adapt.source." : "adapt.teacher.";
+  lensnet_result r = lensnet__adapt_state_meta(a, a->m);
+  size_t i;
+  for (i = 0; res != a->m && i < a->m->meta_count && r == LENSNET_OK; i++) /* the teacher carries the run's metadata too */
+    if (lensnet_model_set_meta(res, a->m->meta_keys[i], a->m->meta_values[i]) != LENSNET_OK) r = LENSNET_ERR_NOMEM;
+  if (r != LENSNET_OK) return lensnet__fail(err, r, "out of memory");
+  if (!a->d.out_dir) return LENSNET_OK;
+  if ((r = lensnet__adapt_path(a, "best.safetensors", path, sizeof path, err)) != LENSNET_OK || (r = lensnet_model_save(res, path, err)) != LENSNET_OK)
+    return r;
+  if ((r = lensnet__model_to_safetensors(a->m, &st)) != LENSNET_OK) return lensnet__fail(err, r, "out of memory");
+  if (a->aux) r = lensnet__adapt_add_values(&st, aux, a->aux, a->aux->values, 0);
+  if (r == LENSNET_OK) r = lensnet__adapt_add_values(&st, "adapt.opt.m.", a->m, a->opt->m, 1);
+  if (r == LENSNET_OK) r = lensnet__adapt_add_values(&st, "adapt.opt.v.", a->m, a->opt->v, 1);
+  if (r == LENSNET_OK && a->disc) r = lensnet__adapt_add_values(&st, "adapt.disc.", a->disc, a->disc->values, 0);
+  if (r == LENSNET_OK && a->disc) r = lensnet__adapt_add_values(&st, "adapt.disc_opt.m.", a->disc, a->dopt->m, 1);
+  if (r == LENSNET_OK && a->disc) r = lensnet__adapt_add_values(&st, "adapt.disc_opt.v.", a->disc, a->dopt->v, 1);
+  if (r != LENSNET_OK) lensnet__fail(err, r, "out of memory");
+  else if ((r = lensnet__adapt_path(a, "checkpoint.safetensors", path, sizeof path, err)) == LENSNET_OK)
+    r = lensnet_safetensors_write(path, &st, err);
+  lensnet_safetensors_free(&st);
+  return r == LENSNET_OK ? lensnet__adapt_write_history(a, err) : r;
+}
+
+/* The state of a checkpoint already read: networks, optimisers, streams, epoch, step, history. */
+static lensnet_result lensnet__adapt_restore(lensnet__adapt *a, const lensnet_safetensors *st, lensnet_error *err) {
+  const char *v = lensnet_safetensors_meta(st, "adapt.epoch");
+  const char *aux = a->method == LENSNET__ADAPT_ADDA ? "adapt.source." : "adapt.teacher.";
+  long epoch = v ? strtol(v, NULL, 10) : -1;
+  lensnet_result r = LENSNET_OK;
+  if (epoch < 0 || epoch > 1000000) return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint: adapt.epoch is missing or not a count of epochs");
+  a->epoch = (int)epoch;
+  v = lensnet_safetensors_meta(st, "adapt.step");
+  a->step = v ? strtoull(v, NULL, 10) : 0;
+  v = lensnet_safetensors_meta(st, "adapt.optimizer_step");
+  a->opt->step = v ? strtoull(v, NULL, 10) : 0;
+  if (a->dopt) {
+    v = lensnet_safetensors_meta(st, "adapt.disc_optimizer_step");
+    a->dopt->step = v ? strtoull(v, NULL, 10) : 0;
+  }
+  if (!lensnet__rng_from_text(lensnet_safetensors_meta(st, "adapt.data_rng"), &a->data_rng) ||
+      !lensnet__rng_from_text(lensnet_safetensors_meta(st, "adapt.dropout_rng"), &a->t->rng) ||
+      (a->t2 && !lensnet__rng_from_text(lensnet_safetensors_meta(st, "adapt.dropout_rng2"), &a->t2->rng)) ||
+      (a->td && !lensnet__rng_from_text(lensnet_safetensors_meta(st, "adapt.disc_rng"), &a->td->rng)))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint has no random-stream state");
+  if (a->aux) r = lensnet__adapt_get_values(st, aux, a->aux, a->aux->values, 0, err);
+  if (r == LENSNET_OK) r = lensnet__adapt_get_values(st, "adapt.opt.m.", a->m, a->opt->m, 1, err);
+  if (r == LENSNET_OK) r = lensnet__adapt_get_values(st, "adapt.opt.v.", a->m, a->opt->v, 1, err);
+  if (r == LENSNET_OK && a->disc) r = lensnet__adapt_get_values(st, "adapt.disc.", a->disc, a->disc->values, 0, err);
+  if (r == LENSNET_OK && a->disc) r = lensnet__adapt_get_values(st, "adapt.disc_opt.m.", a->disc, a->dopt->m, 1, err);
+  if (r == LENSNET_OK && a->disc) r = lensnet__adapt_get_values(st, "adapt.disc_opt.v.", a->disc, a->dopt->v, 1, err);
+  v = lensnet_safetensors_meta(st, "adapt.history");
+  if (r == LENSNET_OK) r = lensnet__adapt_history_add(a, v ? v : "", err);
+  return r;
+}
+
+/* The epochs from a->epoch to the end, or until the progress callback asks to stop. */
+static lensnet_result lensnet__adapt_run(lensnet__adapt *a, lensnet_error *err) {
+  size_t ns = a->d.source->shape[0], nt = a->d.target->shape[0], i, s;
+  uint64_t total = (uint64_t)a->steps * (uint64_t)a->d.epochs;
+  lensnet_result r = LENSNET_OK;
+  int stop = 0;
+  while (a->epoch < a->d.epochs && !stop) {
+    lensnet_adapt_progress p;
+    double t0 = lensnet__adapt_seconds(a), sum[2] = {0, 0};
+    char row[256], acc[32] = "", auc[32] = "";
+    memset(&p, 0, sizeof p);
+    p.epoch = a->epoch + 1; p.epochs = a->d.epochs; p.steps = a->steps;
+    p.loss_names[0] = lensnet__adapt_losses[a->method][0]; p.loss_names[1] = lensnet__adapt_losses[a->method][1];
+    p.target_acc = p.target_auc = NAN;
+    /* both orders drawn afresh each epoch from the data stream, which the checkpoint keeps */
+    for (i = 0; i < ns; i++) a->src_order[i] = i;
+    for (i = 0; i < nt; i++) a->tgt_order[i] = i;
+    lensnet__shuffle(a->src_order, ns, &a->data_rng);
+    lensnet__shuffle(a->tgt_order, nt, &a->data_rng);
+    for (s = 0; s < a->steps; s++) {
+      double loss[2] = {0, 0};
+      r = a->method == LENSNET__ADAPT_ADDA       ? lensnet__adapt_step_adda(a, s, loss, err)
+          : a->method == LENSNET__ADAPT_ADAMATCH ? lensnet__adapt_step_adamatch(a, s, total, loss, err)
+                                                 : lensnet__adapt_step_self(a, s, loss, err);
+      if (r != LENSNET_OK) return r;
+      if (loss[0] != loss[0] || loss[1] != loss[1]) return lensnet__fail(err, LENSNET_ERR_DIVERGED, "the loss became NaN at epoch %d", p.epoch);
+      a->step++;
+      sum[0] += loss[0]; sum[1] += loss[1];
+      p.step = s + 1;
+      p.loss[0] = sum[0] / (double)p.step; p.loss[1] = sum[1] / (double)p.step;
+      p.seconds = lensnet__adapt_seconds(a) - t0;
+      if (a->d.progress && a->d.progress(a->d.progress_user, &p)) stop = 1;
+    }
+    if ((r = lensnet__adapt_report(a, &p, err)) != LENSNET_OK) return r;
+    p.seconds = lensnet__adapt_seconds(a) - t0;
+    if (p.target_acc == p.target_acc) snprintf(acc, sizeof acc, "%.6f", p.target_acc);
+    if (p.target_auc == p.target_auc) snprintf(auc, sizeof auc, "%.6f", p.target_auc);
+    snprintf(row, sizeof row, "%d,%.6f,%.6f,%s,%s,%.2f\n", p.epoch, p.loss[0], p.loss[1], acc, auc, p.seconds);
+    if ((r = lensnet__adapt_history_add(a, row, err)) != LENSNET_OK) return r;
+    a->epoch = p.epoch;
+    if ((r = lensnet__adapt_save(a, err)) != LENSNET_OK) return r;
+    p.epoch_done = 1;
+    if (a->d.progress && a->d.progress(a->d.progress_user, &p)) stop = 1;
+  }
+  return r;
+}
+
+/* The adapted model into m (the teacher's values for self-ensembling). */
+static void lensnet__adapt_finish(lensnet__adapt *a) {
+  if (a->method == LENSNET__ADAPT_SELF_ENSEMBLING) memcpy(a->m->values, a->aux->values, a->m->value_count * sizeof(float));
+}
+
+LENSNET_API lensnet_result lensnet_adapt(lensnet_model *m, const lensnet_adapt_desc *desc, lensnet_error *err) {
+  lensnet__adapt a;
+  char header[128];
+  lensnet_result r = lensnet__adapt_setup(&a, m, desc, err);
+  if (r == LENSNET_OK && lensnet__adapt_settings_meta(&a, m) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if (r == LENSNET_OK) {
+    snprintf(header, sizeof header, "epoch,%s,%s,target_acc,target_auc,seconds\n", lensnet__adapt_losses[a.method][0], lensnet__adapt_losses[a.method][1]);
+    r = lensnet__adapt_history_add(&a, header, err);
+  }
+  if (r == LENSNET_OK) r = lensnet__adapt_run(&a, err);
+  if (r == LENSNET_OK) lensnet__adapt_finish(&a);
+  lensnet__adapt_free(&a);
+  return r;
+}
+
+LENSNET_API lensnet_result lensnet_adapt_resume(const char *dir, const lensnet_adapt_desc *desc, lensnet_model **out, lensnet_error *err) {
+  lensnet_safetensors st;
+  lensnet_adapt_desc d;
+  lensnet__adapt a;
+  lensnet_model *m = NULL;
+  lensnet_result r;
+  char path[4096];
+  *out = NULL;
+  memset(&a, 0, sizeof a);
+  if ((size_t)snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir) >= sizeof path) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: path too long", dir);
+  if ((r = lensnet_safetensors_read(path, &st, err)) != LENSNET_OK) return r;
+  memset(&d, 0, sizeof d);
+  r = lensnet__adapt_desc_from_meta(&st, &d, err);
+  if (r == LENSNET_OK) r = lensnet_model_from_safetensors(&st, &m, err);
+  if (r == LENSNET_OK && desc) {
+    d.source = desc->source; d.source_labels = desc->source_labels; d.target = desc->target; d.target_labels = desc->target_labels;
+    d.parallel = desc->parallel; d.progress = desc->progress; d.progress_user = desc->progress_user;
+    d.seconds = desc->seconds; d.seconds_user = desc->seconds_user;
+    if (desc->epochs) d.epochs = desc->epochs;
+  }
+  d.out_dir = dir;
+  if (r == LENSNET_OK) r = lensnet__adapt_setup(&a, m, &d, err);
+  if (r == LENSNET_OK && lensnet__adapt_settings_meta(&a, m) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if (r == LENSNET_OK) r = lensnet__adapt_restore(&a, &st, err);
+  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
+  else if ((r = lensnet__adapt_write_history(&a, err)) == LENSNET_OK) r = lensnet__adapt_run(&a, err);
+  if (r == LENSNET_OK) lensnet__adapt_finish(&a);
+  lensnet__adapt_free(&a);
   lensnet_safetensors_free(&st);
   if (r == LENSNET_OK) *out = m;
   else lensnet_model_free(m);

@@ -328,7 +328,8 @@ static void test_progress(void) {
 }
 
 /* The option names of a table in tools/ as written: rows `LENS_...(T, "name"` or `LENS_ROW("name"`, the
- * cutout rows where LENS_CUTOUT_OPTIONS stands, and for train lensnet's training settings. Hidden rows
+ * cutout rows where LENS_CUTOUT_OPTIONS stands, for train lensnet's training settings and for adapt its
+ * adaptation settings (but minmax, which is --preprocess there). Hidden rows
  * (help NULL) and positional ones (not lower case) are left out. Returns the count. */
 static int table_options(const char *command, char names[][48], int most) {
   char path[256], line[1024];
@@ -352,10 +353,11 @@ static int table_options(const char *command, char names[][48], int most) {
     n++;
   }
   fclose(f);
-  if (!strcmp(command, "train")) {
+  if (!strcmp(command, "train") || !strcmp(command, "adapt")) {
     size_t count, i;
-    const lensnet_fit_setting *s = lensnet_fit_settings(&count);
+    const lensnet_fit_setting *s = !strcmp(command, "train") ? lensnet_fit_settings(&count) : lensnet_adapt_settings(&count);
     for (i = 0; i < count && n < most; i++, n++) {
+      if (!strcmp(command, "adapt") && !strcmp(s[i].name, "minmax")) { n--; continue; } /* --preprocess there */
       char *p;
       snprintf(names[n], 48, "%s", s[i].name);
       for (p = names[n]; *p; p++) if (*p == '_') *p = '-';
@@ -366,7 +368,7 @@ static int table_options(const char *command, char names[][48], int most) {
 
 static void test_help(void) {
   TEST("every subcommand's --help lists every option of its table and exits 0") {
-    static const char *commands[] = {"info", "predict", "train", "render", "explain", "plot", "eval", "sim", "merge", "find"};
+    static const char *commands[] = {"info", "predict", "train", "adapt", "render", "explain", "plot", "eval", "sim", "merge", "find"};
     static char names[64][48], text[1 << 15];
     size_t c;
     for (c = 0; c < sizeof commands / sizeof commands[0]; c++) {

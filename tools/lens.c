@@ -20,6 +20,7 @@ static const lens_command commands[] = {
   {"predict", lens_cmd_predict, "score images (.npy batches or FITS cutouts) with a lens finder"},
   {"find",    lens_cmd_find,    "find lenses in survey fields: slide a finder over large images, detections + maps"},
   {"train",   lens_cmd_train,   "train a lens finder (or, --task regress, a modelling network) on images.npy + labels.csv"},
+  {"adapt",   lens_cmd_adapt,   "adapt a lens finder to unlabelled images of another domain: ADDA, AdaMatch, self-ensembling"},
   {"render",  lens_cmd_render,  "render lens scenes (JSON, or JSON lines) to an image or a stack"},
   {"explain", lens_cmd_explain, "show what a lens finder looks at: occlusion, saliency, Grad-CAM, dreams"},
   {"eval",    lens_cmd_eval,    "score a finder against labels: AUC with intervals, PR, thresholds, by kind, at priors;\n"

@@ -8,6 +8,7 @@ int lens_cmd_predict(int argc, char **argv);
 int lens_cmd_render(int argc, char **argv);
 int lens_cmd_sim(int argc, char **argv);
 int lens_cmd_train(int argc, char **argv);
+int lens_cmd_adapt(int argc, char **argv);
 int lens_cmd_explain(int argc, char **argv);
 int lens_cmd_plot(int argc, char **argv);
 int lens_cmd_eval(int argc, char **argv);

@@ -1,0 +1,335 @@
+/* lensnet_adapt, the domain-adaptation recipe of lensnet.h: the backward pass from a layer's
+ * output against finite differences, each method (adda, adamatch, self-ensembling) on a tiny
+ * model, a resumed run equal bit for bit to an uninterrupted one, results that do not depend on
+ * the thread count, clear errors, and a toy domain shift that adaptation must reduce. */
+#define _POSIX_C_SOURCE 200809L
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "check.h"
+#include "../tools/pool.c"
+#include <string.h>
+#include <sys/stat.h>
+
+#define SIDE 8
+#define N_SRC 64
+#define N_TGT 48
+/* batch norm and dropout in the encoder, so that every path of the methods runs */
+#define ARCH "input 1 8 8\nconv2d name=c1 out=4 kernel=3 padding=1\nbatchnorm name=bn\nrelu\nmaxpool kernel=2\n" \
+             "flatten\ndropout p=0.1\ndense name=fc1 out=8\nrelu\ndense name=fc2 out=2"
+#define ARCH_PLAIN "input 1 8 8\nconv2d name=c1 out=4 kernel=3 padding=1\nrelu\nmaxpool kernel=2\n" \
+                   "flatten\ndense name=fc1 out=8\nrelu\ndense name=fc2 out=2"
+/* smooth everywhere, for finite differences */
+#define ARCH_SMOOTH "input 1 8 8\nconv2d name=c1 out=4 kernel=3 padding=1\ntanh\navgpool kernel=2\n" \
+                    "flatten\ndense name=fc1 out=8\ntanh\ndense name=fc2 out=2"
+
+static float src_data[N_SRC * SIDE * SIDE], src_labels[N_SRC], tgt_data[N_TGT * SIDE * SIDE], tgt_labels[N_TGT];
+static lensnet_tensor source, target;
+
+/* Rings (1) and discs (0) with noise; the target domain is brighter and sits on a pedestal. */
+static void make_blobs(float *data, float *labels, size_t n, uint64_t seed, float gain, float pedestal) {
+  lensnet_rng rng;
+  size_t i;
+  int y, x;
+  lensnet_rng_seed(&rng, seed);
+  for (i = 0; i < n; i++) {
+    int ring = (int)(i % 2);
+    float r = 1.8f + lensnet_rng_uniform(&rng);
+    labels[i] = (float)ring;
+    for (y = 0; y < SIDE; y++)
+      for (x = 0; x < SIDE; x++) {
+        float d = sqrtf((x - 3.5f) * (x - 3.5f) + (y - 3.5f) * (y - 3.5f));
+        float v = (float)(ring ? fabsf(d - r) < 0.7f : d < 0.6f * r);
+        data[i * SIDE * SIDE + (size_t)(y * SIDE + x)] = gain * v + pedestal + 0.1f * lensnet_rng_normal(&rng);
+      }
+  }
+}
+
+static lensnet_tensor as_tensor(float *data, size_t n) {
+  lensnet_tensor t;
+  memset(&t, 0, sizeof t);
+  t.ndim = 4;
+  t.shape[0] = n; t.shape[1] = 1; t.shape[2] = SIDE; t.shape[3] = SIDE;
+  t.data = data;
+  return t;
+}
+
+static lensnet_model *new_model(const char *arch, uint64_t seed) {
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  if (lensnet_model_create(arch, &m, &err) != LENSNET_OK) { printf("   %s\n", err.message); return NULL; }
+  lensnet_model_init(m, seed);
+  return m;
+}
+
+/* ---- lensnet_trainer_backward_from ------------------------------------------------------------ */
+
+/* L = sum_i w_i f_i over the features f (the output of layer `layer`) of a batch of 2. */
+static double feature_loss(lensnet_trainer *t, size_t layer, const float *x, const float *w, size_t n) {
+  double s = 0;
+  size_t i;
+  const float *f;
+  lensnet_trainer_forward(t, 2, x, 0, NULL, NULL);
+  f = lensnet_trainer_activation(t, layer);
+  for (i = 0; i < n; i++) s += (double)w[i] * f[i];
+  return s;
+}
+
+static void test_backward_from(void) {
+  lensnet_model *m = new_model(ARCH_SMOOTH, 5);
+  lensnet_trainer *t = NULL;
+  lensnet_trainer_desc td;
+  lensnet_error err;
+  size_t layer = 0, n, i, checked = 0;
+  float w[2 * 64], *g;
+  double worst = 0;
+  memset(&td, 0, sizeof td);
+  td.batch_cap = 2;
+  CHECK(m && lensnet_trainer_create(m, &td, &t, &err) == LENSNET_OK, "trainer");
+  if (!t) { lensnet_model_free(m); return; }
+  CHECK(lensnet_model_classifier_layer(m, &layer, &err) == LENSNET_OK && layer == 6, "the classifier is the last dense layer (layer %lu)",
+        (unsigned long)layer);
+  layer--; /* the features: the relu below it */
+  n = 2 * 8;
+  {
+    lensnet_rng rng;
+    lensnet_rng_seed(&rng, 9);
+    for (i = 0; i < n; i++) w[i] = lensnet_rng_normal(&rng);
+  }
+  feature_loss(t, layer, src_data, w, n);
+  lensnet_trainer_zero_grad(t);
+  CHECK(lensnet_trainer_backward_from(t, layer, 2, w, &err) == LENSNET_OK, "backward from the features");
+  g = lensnet_trainer_grads(t);
+  /* central differences in double-rounded float: every conv and fc1 value that moves the loss */
+  for (i = 0; i < m->value_count; i++) {
+    float keep = m->values[i];
+    const float h = 1e-3f;
+    double up, down, fd, tol;
+    if (i >= lensnet_model_param(m, "fc2.weight")->offset) { CHECK(g[i] == 0.0f, "no gradient above the features (value %lu)", (unsigned long)i); continue; }
+    m->values[i] = keep + h; up = feature_loss(t, layer, src_data, w, n);
+    m->values[i] = keep - h; down = feature_loss(t, layer, src_data, w, n);
+    m->values[i] = keep;
+    fd = (up - down) / (2.0 * h);
+    tol = 5e-3 * (fabs(fd) > 1 ? fabs(fd) : 1);
+    if (fabs(fd - g[i]) > worst) worst = fabs(fd - g[i]);
+    if (fabs(fd - g[i]) > tol) { CHECK(0, "value %lu: backward %g, finite difference %g", (unsigned long)i, (double)g[i], fd); break; }
+    checked++;
+  }
+  printf("   %lu parameter values against central differences, largest difference %.2g\n", (unsigned long)checked, worst);
+  CHECK(lensnet_trainer_backward_from(t, 99, 2, w, &err) == LENSNET_ERR_ARG && strstr(err.message, "layer 99"), "a layer that does not exist");
+  lensnet_trainer_free(t);
+  lensnet_model_free(m);
+}
+
+/* ---- the methods -------------------------------------------------------------------------------- */
+
+typedef struct { int epochs_seen, stop_after; double loss[2]; int finite; } progress_log;
+
+static int on_progress(void *user, const lensnet_adapt_progress *p) {
+  progress_log *l = (progress_log *)user;
+  if (!(p->loss[0] - p->loss[0] == 0) || !(p->loss[1] - p->loss[1] == 0)) l->finite = 0;
+  if (!p->epoch_done) return 0;
+  l->epochs_seen = p->epoch;
+  l->loss[0] = p->loss[0]; l->loss[1] = p->loss[1];
+  return l->stop_after && p->epoch == l->stop_after;
+}
+
+static lensnet_adapt_desc base_desc(const char *method, const char *dir, progress_log *log) {
+  lensnet_adapt_desc d;
+  memset(&d, 0, sizeof d);
+  d.source = &source; d.source_labels = src_labels;
+  d.target = &target; d.target_labels = tgt_labels;
+  d.method = method;
+  d.epochs = 3;
+  d.batch = 16;
+  d.disc_width = 16;
+  d.seed = 4;
+  d.out_dir = dir;
+  d.progress = on_progress;
+  d.progress_user = log;
+  memset(log, 0, sizeof *log);
+  log->finite = 1;
+  return d;
+}
+
+static int same_values(const lensnet_model *a, const lensnet_model *b) {
+  return a && b && a->value_count == b->value_count && !memcmp(a->values, b->values, a->value_count * sizeof(float));
+}
+
+static const char *const methods[3] = {"adda", "adamatch", "self-ensembling"};
+
+static void test_methods_run(void) {
+  int k;
+  for (k = 0; k < 3; k++) {
+    lensnet_model *m = new_model(ARCH, 3);
+    lensnet_error err;
+    progress_log log;
+    lensnet_adapt_desc d = base_desc(methods[k], NULL, &log);
+    lensnet_result r = lensnet_adapt(m, &d, &err);
+    CHECK(r == LENSNET_OK, "%s: %s", methods[k], r == LENSNET_OK ? "" : err.message);
+    CHECK(log.epochs_seen == 3 && log.finite, "%s: 3 epochs with finite losses (%d, %d)", methods[k], log.epochs_seen, log.finite);
+    printf("   %-16s last epoch: losses %.4f, %.4f\n", methods[k], log.loss[0], log.loss[1]);
+    CHECK(m && lensnet_model_meta(m, "adapt.method") && !strcmp(lensnet_model_meta(m, "adapt.method"), methods[k]), "%s: adapt.method", methods[k]);
+    lensnet_model_free(m);
+  }
+}
+
+/* An uninterrupted run against one stopped after epoch 1 and resumed, and against 3 threads. */
+static void test_resume_and_threads(void) {
+  int k;
+  lens_pool *pool = lens_pool_create(3);
+  lensnet_parallel par = lens_pool_parallel(pool);
+  for (k = 0; k < 3; k++) {
+    char dir_a[64], dir_b[64], path[128];
+    lensnet_model *a = new_model(ARCH, 3), *b = new_model(ARCH, 3), *c = new_model(ARCH, 3), *resumed = NULL, *best = NULL;
+    lensnet_error err;
+    progress_log log;
+    lensnet_adapt_desc d;
+    FILE *f;
+    snprintf(dir_a, sizeof dir_a, "build/test_adapt_%d_a", k);
+    snprintf(dir_b, sizeof dir_b, "build/test_adapt_%d_b", k);
+    mkdir(dir_a, 0755);
+    mkdir(dir_b, 0755);
+    d = base_desc(methods[k], dir_a, &log);
+    CHECK(lensnet_adapt(a, &d, &err) == LENSNET_OK, "%s: uninterrupted run", methods[k]);
+    d = base_desc(methods[k], dir_b, &log);
+    log.stop_after = 1;
+    CHECK(lensnet_adapt(b, &d, &err) == LENSNET_OK && log.epochs_seen == 1, "%s: stopped after epoch 1", methods[k]);
+    d = base_desc(methods[k], NULL, &log);
+    CHECK(lensnet_adapt_resume(dir_b, &d, &resumed, &err) == LENSNET_OK, "%s: resume: %s", methods[k], err.message);
+    CHECK(same_values(a, resumed), "%s: the resumed run ends on the uninterrupted run's weights, bit for bit", methods[k]);
+    snprintf(path, sizeof path, "%s/best.safetensors", dir_b);
+    CHECK(lensnet_model_load(path, &best, &err) == LENSNET_OK && same_values(best, resumed), "%s: best.safetensors is the adapted model",
+          methods[k]);
+    CHECK(best && lensnet_model_meta(best, "adapt.epoch") && !strcmp(lensnet_model_meta(best, "adapt.epoch"), "3"), "%s: adapt.epoch 3",
+          methods[k]);
+    snprintf(path, sizeof path, "%s/history.csv", dir_b);
+    if ((f = fopen(path, "r")) != NULL) {
+      char line[256];
+      int lines = 0;
+      while (fgets(line, sizeof line, f)) lines++;
+      fclose(f);
+      CHECK(lines == 4, "%s: history.csv has a header and 3 rows (%d lines)", methods[k], lines);
+    } else CHECK(0, "%s: no history.csv", methods[k]);
+    d = base_desc(methods[k], NULL, &log);
+    d.parallel = &par;
+    CHECK(lensnet_adapt(c, &d, &err) == LENSNET_OK && same_values(a, c), "%s: 3 threads give the weights of 1, bit for bit", methods[k]);
+    lensnet_model_free(a); lensnet_model_free(b); lensnet_model_free(c); lensnet_model_free(resumed); lensnet_model_free(best);
+  }
+  lens_pool_free(pool);
+}
+
+static void test_errors(void) {
+  lensnet_model *m = new_model(ARCH, 3), *dense_only = NULL;
+  lensnet_error err;
+  progress_log log;
+  lensnet_adapt_desc d = base_desc("adda", NULL, &log);
+  lensnet_tensor wrong = as_tensor(tgt_data, N_TGT / 4);
+  float bad_labels[N_SRC];
+  wrong.shape[2] = 4; wrong.shape[3] = 16;
+  d.method = "mixup";
+  CHECK(lensnet_adapt(m, &d, &err) == LENSNET_ERR_ARG && strstr(err.message, "mixup"), "an unknown method: %s", err.message);
+  d.method = "adda";
+  d.target = &wrong;
+  CHECK(lensnet_adapt(m, &d, &err) == LENSNET_ERR_SHAPE && strstr(err.message, "target"), "target images of another shape: %s", err.message);
+  d.target = &target;
+  memcpy(bad_labels, src_labels, sizeof bad_labels);
+  bad_labels[5] = 2;
+  d.source_labels = bad_labels;
+  CHECK(lensnet_adapt(m, &d, &err) == LENSNET_ERR_SHAPE && strstr(err.message, "label 5"), "a label outside the classes: %s", err.message);
+  d.source_labels = src_labels;
+  lensnet_model_set_meta(m, "regress.targets", "theta_E");
+  CHECK(lensnet_adapt(m, &d, &err) == LENSNET_ERR_ARG && strstr(err.message, "regression"), "a regression model: %s", err.message);
+  CHECK(lensnet_model_create("input 1 8 8\nflatten\ndense name=fc out=2", &dense_only, &err) == LENSNET_OK, "a model of one dense layer");
+  CHECK(dense_only && lensnet_adapt(dense_only, &d, &err) == LENSNET_ERR_ARG && strstr(err.message, "classifier"), "no encoder: %s", err.message);
+  lensnet_model_free(m);
+  lensnet_model_free(dense_only);
+}
+
+/* The settings table: every setting parsed back from its formatted value, ranges and choices kept. */
+static void test_settings(void) {
+  size_t n, i;
+  const lensnet_fit_setting *s = lensnet_adapt_settings(&n);
+  lensnet_adapt_desc d, back;
+  lensnet_error err;
+  int round = 1;
+  memset(&d, 0, sizeof d);
+  memset(&back, 0, sizeof back);
+  for (i = 0; i < n; i++) {
+    char text[128], again[128];
+    lensnet_adapt_setting_format(&d, &s[i], text, sizeof text);
+    if (lensnet_adapt_setting_parse(&back, &s[i], text, &err) != LENSNET_OK) { round = 0; printf("   %s: %s\n", s[i].name, err.message); continue; }
+    lensnet_adapt_setting_format(&back, &s[i], again, sizeof again);
+    if (strcmp(text, again)) { round = 0; printf("   %s: %s then %s\n", s[i].name, text, again); }
+  }
+  CHECK(n == 13 && round, "%lu settings, each formatted and parsed back to itself", (unsigned long)n);
+  for (i = 0; i < n && strcmp(s[i].name, "method"); i++) {}
+  CHECK(i < n && lensnet_adapt_setting_parse(&d, &s[i], "mixup", &err) == LENSNET_ERR_ARG && strstr(err.message, "adda|adamatch"),
+        "method takes its choices only: %s", err.message);
+  for (i = 0; i < n && strcmp(s[i].name, "tau"); i++) {}
+  CHECK(i < n && lensnet_adapt_setting_parse(&d, &s[i], "1.5", &err) == LENSNET_ERR_ARG, "tau above 1 is refused: %s", err.message);
+}
+
+/* ---- a domain shift ----------------------------------------------------------------------------
+ * Source: rings and discs; target: the same shapes twice as bright on a pedestal of 1, which the
+ * source classifier calls all one class. ADDA must move the target features back under the
+ * classifier; the other two are printed (consistency and pseudo-labels cannot fix a classifier
+ * that gives every target image the same confident class). */
+
+static double accuracy(const lensnet_model *m, const lensnet_tensor *x, const float *labels) {
+  float logits[2];
+  size_t i, n = x->shape[0], per = SIDE * SIDE, correct = 0;
+  for (i = 0; i < n; i++) {
+    lensnet_model_forward(m, 1, x->data + i * per, logits, NULL, NULL);
+    correct += (logits[1] > logits[0]) == (labels[i] > 0.5f);
+  }
+  return (double)correct / (double)n;
+}
+
+#define N_SHIFT 192
+static float shift_src[N_SHIFT * 64], shift_src_labels[N_SHIFT], shift_tgt[N_SHIFT * 64], shift_tgt_labels[N_SHIFT];
+
+static void test_domain_shift(void) {
+  lensnet_tensor s = as_tensor(shift_src, N_SHIFT), t = as_tensor(shift_tgt, N_SHIFT);
+  lensnet_model *m = new_model(ARCH_PLAIN, 21), *adapted = NULL;
+  lensnet_fit_desc fd;
+  lensnet_error err;
+  double src_acc, before, after;
+  int k;
+  make_blobs(shift_src, shift_src_labels, N_SHIFT, 31, 1.0f, 0.0f);
+  make_blobs(shift_tgt, shift_tgt_labels, N_SHIFT, 32, 2.0f, 1.0f); /* twice as bright, on a pedestal */
+  memset(&fd, 0, sizeof fd);
+  fd.images = &s; fd.labels = shift_src_labels; fd.epochs = 12; fd.batch = 16; fd.lr = 0.01; fd.val_fraction = -1; fd.seed = 2;
+  CHECK(m && lensnet_fit(m, &fd, &err) == LENSNET_OK, "the source classifier trains");
+  if (!m) return;
+  src_acc = accuracy(m, &s, shift_src_labels);
+  before = accuracy(m, &t, shift_tgt_labels);
+  for (k = 0; k < 3; k++) {
+    progress_log log;
+    lensnet_adapt_desc d;
+    adapted = NULL;
+    lensnet__adapt_clone(m, &adapted, &err);
+    d = base_desc(methods[k], NULL, &log);
+    d.source = &s; d.source_labels = shift_src_labels; d.target = &t; d.target_labels = NULL;
+    d.epochs = 20; d.batch = 32;
+    CHECK(adapted && lensnet_adapt(adapted, &d, &err) == LENSNET_OK, "%s on the shifted domain", d.method);
+    after = adapted ? accuracy(adapted, &t, shift_tgt_labels) : 0;
+    printf("   %-16s source accuracy %.3f; target accuracy %.3f before, %.3f after\n", d.method, src_acc, before, after);
+    if (k == 0) CHECK(after > before + 0.1, "adda improves the target accuracy (%.3f -> %.3f)", before, after);
+    lensnet_model_free(adapted);
+  }
+  lensnet_model_free(m);
+}
+
+int main(void) {
+  make_blobs(src_data, src_labels, N_SRC, 12, 1.0f, 0.0f);
+  make_blobs(tgt_data, tgt_labels, N_TGT, 13, 2.0f, 0.5f);
+  source = as_tensor(src_data, N_SRC);
+  target = as_tensor(tgt_data, N_TGT);
+  TEST("the backward pass from a layer's output against finite differences") test_backward_from();
+  TEST("each method runs with finite losses") test_methods_run();
+  TEST("resume equals an uninterrupted run; threads do not change it") test_resume_and_threads();
+  TEST("bad input gets clear errors") test_errors();
+  TEST("the settings table") test_settings();
+  TEST("a domain shift that adaptation reduces") test_domain_shift();
+  return check_summary();
+}

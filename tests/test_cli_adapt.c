@@ -1,0 +1,158 @@
+/* `lens adapt` end to end on tiny `lens sim` data: each method writes its files, best.safetensors
+ * is a finder `lens predict` reads, an interrupted and resumed run ends on the weights of an
+ * uninterrupted one (with another thread count after the resume), and bad input gets clear
+ * errors with exit status 1 or 2 and no files. */
+#define _POSIX_C_SOURCE 200809L
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "cli_check.h"
+
+#define W "build/tcli_adapt"
+#define COMMON "adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv --target-data " W "/tgt/images.npy " \
+               "--init " W "/finder/best.safetensors --batch 8 --disc-width 16 --threads 1"
+
+/* Two small simulations (the target with another seed) and a tiny finder trained on the first. */
+static int make_runs(void) {
+  FILE *f;
+  cli_shell("rm -rf " W " && mkdir -p " W);
+  if (!(f = fopen(W "/arch.txt", "w"))) return 0;
+  fputs("input 4 66 66\nconv2d name=c1 out=4 kernel=6 stride=6\nrelu\nmaxpool kernel=2\nflatten\n"
+        "dense name=fc1 out=8\nrelu\ndense name=fc2 out=2\n", f);
+  fclose(f);
+  return cli_lens("sim --preset euclid-lensfinding --n 24 --seed 1 --threads 1 --out " W "/src 2>/dev/null") == 0 &&
+         cli_lens("sim --preset euclid-lensfinding --n 16 --seed 2 --threads 1 --out " W "/tgt 2>/dev/null") == 0 &&
+         cli_lens("train --data " W "/src/images.npy --labels " W "/src/labels.csv --arch " W "/arch.txt --epochs 1 --batch 8 "
+                  "--threads 1 --out " W "/finder 2>/dev/null") == 0;
+}
+
+static void test_methods(void) {
+  static const char *const methods[3] = {"adda", "adamatch", "self-ensembling"};
+  int k;
+  for (k = 0; k < 3; k++) {
+    char dir[128], path[192], err_text[4096];
+    snprintf(dir, sizeof dir, W "/run_%s", methods[k]);
+    CHECK(cli_lens(COMMON " --epochs 2 --method %s --target-labels " W "/tgt/labels.csv --out %s 2> %s.err", methods[k], dir, dir) == 0,
+          "%s runs", methods[k]);
+    snprintf(path, sizeof path, "%s.err", dir);
+    cli_text(path, err_text, sizeof err_text);
+    CHECK(strstr(err_text, "epoch 2/2") && strstr(err_text, k ? "source_loss" : "disc_loss") &&
+          strstr(err_text, k == 0 ? "encoder_loss" : k == 1 ? "target_loss" : "consistency_loss"), "%s: both losses on stderr:\n%s",
+          methods[k], err_text);
+    snprintf(path, sizeof path, "%s/history.csv", dir);
+    CHECK(cli_lines(path) == 3 && cli_file_has(path, "target_acc,target_auc"), "%s: history.csv with a header and 2 rows", methods[k]);
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+    CHECK(check_file_exists(path), "%s: checkpoint.safetensors", methods[k]);
+    CHECK(cli_lens("predict --model %s/best.safetensors " W "/tgt/images.npy > %s/scores.csv 2>/dev/null", dir, dir) == 0,
+          "%s: lens predict reads best.safetensors", methods[k]);
+    snprintf(path, sizeof path, "%s/scores.csv", dir);
+    CHECK(cli_lines(path) == 17, "%s: a score per target image (%d lines)", methods[k], cli_lines(path));
+  }
+  {
+    lensnet_model *m = NULL;
+    lensnet_error err;
+    CHECK(lensnet_model_load(W "/run_adda/best.safetensors", &m, &err) == LENSNET_OK && lensnet_model_meta(m, "adapt.method") &&
+          !strcmp(lensnet_model_meta(m, "adapt.method"), "adda") && lensnet_model_meta(m, "train.epochs") &&
+          lensnet_model_meta(m, "classes"), "best.safetensors keeps the --init metadata and adds adapt.*");
+    CHECK(m && lensnet_model_meta(m, "preprocess") && !strcmp(lensnet_model_meta(m, "preprocess"), "none"),
+          "its preprocess says how the images were scaled (as the finder's: none)");
+    lensnet_model_free(m);
+  }
+}
+
+/* Every tensor of a is in b with the same bytes, and b has no others. */
+static int same_tensors(const char *pa, const char *pb) {
+  lensnet_safetensors a, b;
+  lensnet_error err;
+  size_t i;
+  int same;
+  if (lensnet_safetensors_read(pa, &a, &err) != LENSNET_OK) { printf("   %s\n", err.message); return 0; }
+  if (lensnet_safetensors_read(pb, &b, &err) != LENSNET_OK) { printf("   %s\n", err.message); lensnet_safetensors_free(&a); return 0; }
+  same = a.count == b.count && a.count > 0;
+  for (i = 0; same && i < a.count; i++) {
+    const lensnet_tensor *tb = lensnet_safetensors_find(&b, a.tensors[i].name);
+    size_t n = lensnet_tensor_count(&a.tensors[i].tensor);
+    same = tb && lensnet_tensor_count(tb) == n && !memcmp(tb->data, a.tensors[i].tensor.data, n * sizeof(float));
+  }
+  lensnet_safetensors_free(&a);
+  lensnet_safetensors_free(&b);
+  return same;
+}
+
+/* A pseudo-terminal on stderr gets the progress line with both losses; a file does not. */
+static void test_progress(void) {
+  char text[1 << 14];
+  if (cli_shell("command -v script > /dev/null 2>&1") != 0) {
+    printf("   (no `script` here to give the tool a terminal)\n");
+    return;
+  }
+  CHECK(cli_shell("script -qec '%s " COMMON " --epochs 1 --out " W "/tty' /dev/null > " W "/tty.txt 2>&1 < /dev/null",
+                  cli_lens_command()) == 0, "adapt under script");
+  cli_text(W "/tty.txt", text, sizeof text);
+  CHECK(strstr(text, "epoch 1/1 [") && strstr(text, "disc_loss") && strstr(text, "encoder_loss") && strstr(text, "step/s"),
+        "a progress line with both losses: %.300s", text);
+  cli_text(W "/run_adda.err", text, sizeof text);
+  CHECK(!strchr(text, '\r'), "no progress line in a file");
+}
+
+static void test_resume(void) {
+  CHECK(cli_lens(COMMON " --method adamatch --epochs 3 --out " W "/whole 2>/dev/null") == 0, "an uninterrupted run");
+  CHECK(cli_lens(COMMON " --method adamatch --epochs 3 --interrupt_after 1 --out " W "/cut 2>/dev/null") == 1, "a run stopped after epoch 1");
+  CHECK(cli_lines(W "/cut/history.csv") == 2, "the stopped run's history has one row");
+  CHECK(cli_lens("adapt --resume " W "/cut --threads 2 2>/dev/null") == 0, "--resume");
+  CHECK(same_tensors(W "/whole/best.safetensors", W "/cut/best.safetensors"), "the resumed run ends on the same weights, bit for bit");
+  CHECK(same_tensors(W "/whole/checkpoint.safetensors", W "/cut/checkpoint.safetensors"),
+        "and the same checkpoint: every network, every optimiser moment");
+  CHECK(cli_lines(W "/cut/history.csv") == 4, "the resumed run's history has three rows");
+  CHECK(cli_lens(COMMON " --epochs 2 --method adamatch --out " W "/whole 2>/dev/null") == 2, "an --out holding a run needs --force or --resume");
+  CHECK(cli_lens(COMMON " --epochs 1 --method adda --force --out " W "/whole 2>/dev/null") == 0 && cli_lines(W "/whole/history.csv") == 2 &&
+        cli_file_has(W "/whole/history.csv", "disc_loss"), "--force starts over");
+}
+
+static void test_errors(void) {
+  char out[4096];
+  CHECK(cli_lens_output(out, sizeof out, COMMON " --method mixup --out " W "/bad1") == 2 && strstr(out, "mixup"), "an unknown method: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv --target-data "
+                        W "/tgt/images.npy --out " W "/bad2") == 2 && strstr(out, "--init"), "--init is required: %s", out);
+  CHECK(cli_shell("head -5 " W "/src/labels.csv > " W "/short.csv") == 0, "a short label file");
+  CHECK(cli_lens_output(out, sizeof out, "adapt --source-data " W "/src/images.npy --source-labels " W "/short.csv --target-data " W
+                        "/tgt/images.npy --init " W "/finder/best.safetensors --out " W "/bad3") == 1 && strstr(out, "label rows"),
+        "labels that do not match the images: %s", out);
+  CHECK(!check_file_exists(W "/bad3/checkpoint.safetensors") && !check_file_exists(W "/bad3/best.safetensors"), "nothing written");
+  CHECK(cli_lens_output(out, sizeof out, "adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv --target-data "
+                        W "/finder/best.safetensors --init " W "/finder/best.safetensors --out " W "/bad4") == 1, "target data that is no .npy: %s",
+        out);
+  {
+    lensnet_tensor t;
+    lensnet_error err;
+    size_t shape[4] = {3, 4, 32, 32};
+    lensnet_tensor_alloc(&t, 4, shape, &err);
+    lensnet_npy_write(W "/small.npy", &t, &err);
+    lensnet_tensor_free(&t);
+  }
+  CHECK(cli_lens_output(out, sizeof out, "adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv --target-data "
+                        W "/small.npy --init " W "/finder/best.safetensors --out " W "/bad5") == 1 && strstr(out, "4x32x32") &&
+        strstr(out, "4x66x66"), "target images of another size: %s", out);
+  {
+    lensnet_model *m = NULL;
+    lensnet_error err;
+    if (lensnet_model_load(W "/finder/best.safetensors", &m, &err) == LENSNET_OK) {
+      lensnet_model_set_meta(m, "regress.targets", "theta_E,e1");
+      lensnet_model_save(m, W "/regress.safetensors", &err);
+      lensnet_model_free(m);
+    }
+  }
+  CHECK(cli_lens_output(out, sizeof out, "adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv --target-data "
+                        W "/tgt/images.npy --init " W "/regress.safetensors --out " W "/bad6") == 2 && strstr(out, "regression"),
+        "a regression model as --init: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/nothing_here") == 1, "--resume of a folder without a run: %s", out);
+}
+
+int main(void) {
+  if (!cli_have_lens()) return check_summary();
+  TEST("tiny simulations and a finder") CHECK(make_runs(), "lens sim and lens train");
+  TEST("each method end to end") test_methods();
+  TEST("a progress line on a terminal") test_progress();
+  TEST("an interrupted run resumed") test_resume();
+  TEST("bad input") test_errors();
+  return check_summary();
+}

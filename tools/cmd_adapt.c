@@ -1,0 +1,347 @@
+/* lens adapt: adapt a lens finder trained on one domain (simulations: --source-data and
+ * --source-labels) to unlabelled images of another (--target-data) with lensnet_adapt (ADDA,
+ * AdaMatch or self-ensembling; lensnet.h describes them and the files it writes:
+ * DIR/checkpoint.safetensors, DIR/best.safetensors, DIR/history.csv). `lens adapt --resume DIR`
+ * continues with lensnet_adapt_resume and ends on the weights an uninterrupted run reaches.
+ * --target-labels, when given, are read only for the accuracy and AUC of history.csv; they
+ * never reach the training. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stddef.h>
+#include <math.h>
+#include <errno.h>
+#include "lens_cmds.h"
+#include "pool.h"
+#include "cli.h"
+#include "options.h"
+
+typedef struct {
+  const char *resume, *source_data, *source_labels, *target_data, *target_labels, *init, *out;
+  int threads, interrupt_after, force, preprocess;
+  lensnet_adapt_desc adapt;  /* the adaptation settings */
+} adapt_args;
+
+/* The tool's own options; those marked saved go into the model's metadata as adapt.NAME beside
+ * lensnet_adapt's settings, so that --resume DIR finds the data again. */
+#define A adapt_args
+static const lens_option tool_rows[] = {
+  LENS_TEXT(A, "source-data", LENS_OPT_SAVED, source_data, "", "images.npy", "labelled images of the source domain [N,C,H,W] (simulations)"),
+  LENS_TEXT(A, "source-labels", LENS_OPT_SAVED, source_labels, "", "labels.csv",
+            "their classes: the column named label, class or is_lens (or the only column)"),
+  LENS_TEXT(A, "target-data", LENS_OPT_SAVED, target_data, "", "images.npy", "unlabelled images of the target domain [M,C,H,W] (a survey)"),
+  LENS_TEXT(A, "target-labels", LENS_OPT_SAVED, target_labels, "", "labels.csv",
+            "optional: their classes, read only to report target_acc and target_auc\n"
+            "in history.csv; never used in training"),
+  LENS_TEXT(A, "init", LENS_OPT_SAVED, init, "", "M.safetensors", "the source classifier to adapt (lens train's best.safetensors)"),
+  LENS_TEXT(A, "out", 0, out, NULL, "DIR", "folder for the checkpoint, the adapted model and history.csv (created)"),
+  LENS_FLAG(A, "force", force, "start over in an --out folder that already holds a run (its files are replaced)"),
+  LENS_TEXT(A, "resume", 0, resume, NULL, "DIR", "continue the run in DIR: every option comes from its checkpoint;\n"
+            "--epochs may extend it, --threads may change"),
+  LENS_CHOICE(A, "preprocess", 0, preprocess, lens_preprocess_choices, LENS_PREPROCESS_UNSET, "P",
+              "minmax | none; default: the --init model's metadata 'preprocess'"),
+  LENS_INT(A, "threads", threads, 1, 256, 0, "T", "worker threads (default: the CPUs this process may use); results do not depend on T"),
+  LENS_INT(A, "interrupt_after", interrupt_after, 0, 1e9, -1, NULL, NULL), /* tests of --resume: stop after epoch N */
+};
+#undef A
+#define TOOL_ROWS (sizeof tool_rows / sizeof tool_rows[0])
+
+/* Settings whose lens adapt default differs from lensnet_adapt's. */
+static const struct { const char *name, *value; } tool_defaults[] = {{"seed", "1"}};
+
+/* An adaptation setting: lensnet_adapt_setting_parse checks it against lensnet's table. */
+static int parse_setting(const lens_option *o, const char *label, const char *text, void *opts) {
+  lensnet_error err;
+  if (lensnet_adapt_setting_parse(&((adapt_args *)opts)->adapt, (const lensnet_fit_setting *)o->data, text, &err) == LENSNET_OK) return 0;
+  return lens_usage("%s: %s", label, err.message);
+}
+
+/* The options: the tool's rows, then one row per setting of lensnet_adapt_settings() (minmax is
+ * --preprocess here). */
+static const lens_command_spec *adapt_spec(void) {
+  static lens_option rows[LENS_OPTIONS_MAX];
+  static char help[LENS_OPTIONS_MAX][256];
+  static lens_option_section sections[2];
+  static lens_command_spec spec;
+  size_t i, n, k, r = 0;
+  const lensnet_fit_setting *s = lensnet_adapt_settings(&n);
+  if (spec.name) return &spec;
+  for (i = 0; i < n && r + TOOL_ROWS < LENS_OPTIONS_MAX; i++) {
+    lens_option *o = &rows[r];
+    if (!strcmp(s[i].name, "minmax")) continue;
+    memset(o, 0, sizeof *o);
+    snprintf(help[r], sizeof help[r], "%s", s[i].help);
+    for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
+      if (!strcmp(s[i].name, tool_defaults[k].name))
+        snprintf(help[r], sizeof help[r], "%s; lens adapt's default %s", s[i].help, tool_defaults[k].value);
+    o->name = s[i].name;
+    o->type = LENS_OPT_CUSTOM;
+    o->offset = offsetof(adapt_args, adapt) + s[i].offset;
+    o->lo = s[i].lo;
+    o->hi = s[i].hi;
+    o->parse = parse_setting;
+    o->data = &s[i];
+    o->metavar = s[i].type == LENSNET_SETTING_TEXT ? "TEXT" : "N";
+    o->help = help[r];
+    r++;
+  }
+  sections[0].rows = tool_rows;
+  sections[0].count = TOOL_ROWS;
+  sections[1].heading = "adaptation settings (saved in the checkpoint as adapt.NAME):";
+  sections[1].rows = rows;
+  sections[1].count = r;
+  spec.usage = "usage: lens adapt --source-data images.npy --source-labels labels.csv --target-data images.npy\n"
+               "                  --init M.safetensors --out DIR [--method adda|adamatch|self-ensembling] [options]\n"
+               "       lens adapt --resume DIR [--epochs E] [--threads T]\n";
+  spec.intro = "Domain adaptation of a classifier: its last dense layer is the classifier, the layers below it\n"
+               "the encoder. DIR/best.safetensors is the adapted finder (lens predict reads it).\n";
+  spec.sections = sections;
+  spec.section_count = 2;
+  spec.epilog = "DIR and any missing parent folders are created. A terminal shows a progress line on stderr with\n"
+                "both losses. Exit status: 0 done, 1 failure (a file, a NaN loss), 2 usage error.\n";
+  spec.name = "adapt";
+  return &spec;
+}
+
+/* ---- data ------------------------------------------------------------------------------------ */
+
+/* The class column of labels.csv into labels[n] (classes 0..classes-1). */
+static int read_labels(const char *path, size_t n, float *labels, size_t classes) {
+  lensnet_csv t;
+  lensnet_error err;
+  size_t column = 0, first = 1, r;
+  char *end;
+  int rc = 0;
+  if (lensnet_csv_read(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
+  strtod(t.cells[0], &end);
+  if (t.cols == 1 && end != t.cells[0] && *end == 0) first = 0; /* a number, not a name: no header */
+  else if (lensnet_csv_label_column(t.header, &column, &err) != LENSNET_OK) rc = lens_fail("%s: %s", path, err.message);
+  for (r = first; r < t.rows && !rc; r++) {
+    double v;
+    if (lensnet_csv_number(&t, r, column, &v, NULL) != LENSNET_OK || v != floor(v) || v < 0 || v >= (double)classes)
+      rc = lens_fail("%s:%lu: class must be an integer from 0 to %lu (the model's outputs)", path, (unsigned long)t.lines[r],
+                     (unsigned long)classes - 1);
+    else if (r - first < n)
+      labels[r - first] = (float)v;
+  }
+  if (!rc && t.rows - first != n) rc = lens_fail("%s: %lu label rows for %lu images", path, (unsigned long)(t.rows - first), (unsigned long)n);
+  lensnet_csv_free(&t);
+  return rc;
+}
+
+/* One set of images, [N,C,H,W] of the model's input and finite. */
+static int read_images(const char *flag, const char *path, const lensnet_model *m, lensnet_tensor *images) {
+  lensnet_error err;
+  size_t first, bad;
+  if (lensnet_npy_read(path, images, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (images->ndim != 4 || images->shape[0] < 1) return lens_fail("%s %s: expected images [N,C,H,W]", flag, path);
+  if (images->shape[1] != m->in_c || images->shape[2] != m->in_h || images->shape[3] != m->in_w)
+    return lens_fail("%s %s: images are %lux%lux%lu but the model takes %lux%lux%lu", flag, path, (unsigned long)images->shape[1],
+                     (unsigned long)images->shape[2], (unsigned long)images->shape[3], (unsigned long)m->in_c, (unsigned long)m->in_h,
+                     (unsigned long)m->in_w);
+  if ((bad = lensnet_count_nonfinite(images->data, lensnet_tensor_count(images), &first)) != 0)
+    return lens_fail("%s %s: %lu non-finite pixels (NaN or infinite), the first in image %lu; adaptation needs finite pixels", flag, path,
+                     (unsigned long)bad, (unsigned long)(first / (m->in_c * m->in_h * m->in_w)));
+  return 0;
+}
+
+typedef struct {
+  lensnet_tensor source, target;
+  float *source_labels, *target_labels;
+} adapt_data;
+
+static void data_free(adapt_data *d) {
+  lensnet_tensor_free(&d->source);
+  lensnet_tensor_free(&d->target);
+  free(d->source_labels);
+  free(d->target_labels);
+}
+
+static int load_data(const adapt_args *a, const lensnet_model *m, adapt_data *d) {
+  int rc;
+  if ((rc = read_images("--source-data", a->source_data, m, &d->source)) != 0 ||
+      (rc = read_images("--target-data", a->target_data, m, &d->target)) != 0) return rc;
+  if (!(d->source_labels = (float *)malloc(d->source.shape[0] * sizeof(float))) ||
+      (a->target_labels[0] && !(d->target_labels = (float *)malloc(d->target.shape[0] * sizeof(float)))))
+    return lens_fail("out of memory");
+  if ((rc = read_labels(a->source_labels, d->source.shape[0], d->source_labels, m->out_features)) != 0) return rc;
+  return a->target_labels[0] ? read_labels(a->target_labels, d->target.shape[0], d->target_labels, m->out_features) : 0;
+}
+
+/* ---- progress --------------------------------------------------------------------------------- */
+
+typedef struct {
+  lens_progress bar;
+  int epoch, interrupt_after, stopped;
+} adapt_progress;
+
+static int on_progress(void *user, const lensnet_adapt_progress *p) {
+  adapt_progress *t = (adapt_progress *)user;
+  double eta;
+  if (!p->epoch_done) {
+    if (t->epoch != p->epoch) { lens_progress_start(&t->bar); t->epoch = p->epoch; }
+    if (t->bar.enabled) {
+      double rate = (double)p->step / (p->seconds > 0 ? p->seconds : 1e-9);
+      char label[48], extra[96];
+      eta = ((double)(p->steps - p->step) + (double)(p->epochs - p->epoch) * (double)p->steps) / rate;
+      snprintf(label, sizeof label, "epoch %d/%d", p->epoch, p->epochs);
+      snprintf(extra, sizeof extra, "%s %.4f %s %.4f", p->loss_names[0], p->loss[0], p->loss_names[1], p->loss[1]);
+      lens_progress_show(&t->bar, label, p->step, p->steps, "step", eta, extra);
+    }
+    return 0;
+  }
+  lens_progress_end(&t->bar);
+  eta = p->seconds * (double)(p->epochs - p->epoch);
+  fprintf(stderr, "epoch %d/%d: %s %.4f, %s %.4f", p->epoch, p->epochs, p->loss_names[0], p->loss[0], p->loss_names[1], p->loss[1]);
+  if (p->target_acc == p->target_acc) fprintf(stderr, ", target acc %.3f", p->target_acc);
+  if (p->target_auc == p->target_auc) fprintf(stderr, " auc %.3f", p->target_auc);
+  fprintf(stderr, ", ETA %d:%02d\n", (int)eta / 60, (int)eta % 60);
+  if (t->interrupt_after >= 0 && p->epoch == t->interrupt_after && p->epoch < p->epochs) {
+    fprintf(stderr, "lens: stopping after epoch %d as asked (--interrupt-after)\n", p->epoch);
+    t->stopped = 1;
+    return 1;
+  }
+  return 0;
+}
+
+static double wall_seconds(void *user) {
+  (void)user;
+  return lens_seconds();
+}
+
+/* ---- the command ------------------------------------------------------------------------------ */
+
+static int adapt_status(lensnet_result r, const lensnet_error *err, const adapt_progress *tp) {
+  if (r == LENSNET_ERR_DIVERGED) return lens_fail("%s; lower --lr", err->message);
+  if (r == LENSNET_ERR_ARG) { lens_usage("%s", err->message); return LENS_EXIT_USAGE; }
+  if (r != LENSNET_OK) return lens_fail_err(err);
+  return tp->stopped ? LENS_EXIT_FAIL : 0;
+}
+
+static const char *const run_files[] = {"checkpoint.safetensors", "best.safetensors", "history.csv"};
+
+static int fresh_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) {
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  lensnet_adapt_desc d;
+  size_t k;
+  int rc = 0, minmax = 0;
+  if (!a->source_data[0] || !a->source_labels[0] || !a->target_data[0] || !a->init[0] || !a->out || !a->out[0]) {
+    lens_options_help(adapt_spec(), stderr);
+    return lens_usage("--source-data, --source-labels, --target-data, --init and --out are required (or --resume DIR)");
+  }
+  if (lens_out_folder("--out", a->out)) return LENS_EXIT_USAGE;
+  for (k = 0; k < sizeof run_files / sizeof *run_files && !a->force; k++) {
+    char path[4200];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", a->out, run_files[k]);
+    if ((f = fopen(path, "rb")) != NULL) {
+      fclose(f);
+      return lens_usage("%s already holds a run (%s): --resume %s continues it, --force starts over", a->out, run_files[k], a->out);
+    }
+  }
+  if (lensnet_model_load(a->init, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (lensnet_model_meta(m, "regress.targets")) rc = lens_usage("--init %s is a regression model; lens adapt adapts classifiers", a->init);
+  else if ((minmax = lens_preprocess_resolve(m, a->preprocess)) < 0) rc = LENS_EXIT_FAIL;
+  else if (lens_make_dirs(a->out)) rc = LENS_EXIT_FAIL;
+  else rc = load_data(a, m, data);
+  for (k = 0; k < TOOL_ROWS && rc == 0; k++) { /* the data's paths, for --resume */
+    char key[64], value[4096];
+    if (!(tool_rows[k].flags & LENS_OPT_SAVED)) continue;
+    snprintf(key, sizeof key, "adapt.%s", tool_rows[k].name);
+    lens_option_format(&tool_rows[k], a, value, sizeof value);
+    if (lensnet_model_set_meta(m, key, value) != LENSNET_OK) rc = lens_fail("out of memory");
+  }
+  for (k = 0; k < sizeof run_files / sizeof *run_files && rc == 0 && a->force; k++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", a->out, run_files[k]);
+    if (remove(path) != 0 && errno != ENOENT) rc = lens_fail("%s: cannot remove the previous run's file: %s", path, strerror(errno));
+  }
+  if (rc == 0) {
+    lensnet_result r;
+    d = a->adapt;
+    d.minmax = minmax;
+    d.source = &data->source; d.source_labels = data->source_labels;
+    d.target = &data->target; d.target_labels = data->target_labels;
+    d.parallel = base->parallel; d.progress = base->progress; d.progress_user = base->progress_user; d.seconds = base->seconds;
+    d.out_dir = a->out;
+    r = lensnet_adapt(m, &d, &err);
+    rc = adapt_status(r, &err, (const adapt_progress *)d.progress_user);
+  }
+  lensnet_model_free(m);
+  return rc;
+}
+
+static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) {
+  lensnet_safetensors st;
+  lensnet_error err;
+  lensnet_model *m = NULL, *adapted = NULL;
+  char path[4200];
+  size_t k;
+  int rc = 0;
+  snprintf(path, sizeof path, "%s/checkpoint.safetensors", a->resume);
+  if (lensnet_safetensors_read(path, &st, &err) != LENSNET_OK) return lens_fail_err(&err);
+  for (k = 0; k < TOOL_ROWS && rc == 0; k++) {
+    char key[64];
+    const char *v;
+    if (!(tool_rows[k].flags & LENS_OPT_SAVED)) continue;
+    snprintf(key, sizeof key, "adapt.%s", tool_rows[k].name);
+    if (!(v = lensnet_safetensors_meta(&st, key))) rc = lens_fail("%s: not a lens adapt checkpoint (no %s)", path, key);
+    else if (lens_option_set(&tool_rows[k], a, v, "checkpoint: adapt.")) rc = LENS_EXIT_FAIL;
+  }
+  if (rc == 0 && lensnet_model_from_safetensors(&st, &m, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  if (rc == 0) rc = load_data(a, m, data);
+  if (rc == 0) {
+    const char *ep = lensnet_safetensors_meta(&st, "adapt.epoch");
+    lensnet_adapt_desc d;
+    memset(&d, 0, sizeof d);
+    d.source = &data->source; d.source_labels = data->source_labels;
+    d.target = &data->target; d.target_labels = data->target_labels;
+    d.parallel = base->parallel; d.progress = base->progress; d.progress_user = base->progress_user; d.seconds = base->seconds;
+    d.epochs = a->adapt.epochs;
+    fprintf(stderr, "lens: resuming %s after epoch %s\n", a->resume, ep ? ep : "?");
+    rc = adapt_status(lensnet_adapt_resume(a->resume, &d, &adapted, &err), &err, (const adapt_progress *)d.progress_user);
+  }
+  lensnet_model_free(m);
+  lensnet_model_free(adapted);
+  lensnet_safetensors_free(&st);
+  return rc;
+}
+
+/* The setting called name in lensnet_adapt_settings(). */
+static const lensnet_fit_setting *setting_named(const char *name) {
+  size_t n, i;
+  const lensnet_fit_setting *s = lensnet_adapt_settings(&n);
+  for (i = 0; i < n && strcmp(s[i].name, name); i++) {}
+  return i < n ? &s[i] : NULL;
+}
+
+int lens_cmd_adapt(int argc, char **argv) {
+  adapt_args a;
+  adapt_data data;
+  lensnet_adapt_desc base;
+  lensnet_parallel par;
+  adapt_progress tp;
+  lens_pool *pool;
+  size_t k;
+  int rc;
+  memset(&a, 0, sizeof a);
+  for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
+    lensnet_adapt_setting_parse(&a.adapt, setting_named(tool_defaults[k].name), tool_defaults[k].value, NULL);
+  if ((rc = lens_options_parse(adapt_spec(), argc, argv, &a, NULL)) != 0) return rc < 0 ? 0 : rc;
+  memset(&data, 0, sizeof data);
+  memset(&tp, 0, sizeof tp);
+  memset(&base, 0, sizeof base);
+  tp.interrupt_after = a.interrupt_after;
+  pool = lens_pool_create(a.threads ? (size_t)a.threads : lens_pool_default_threads());
+  par = lens_pool_parallel(pool);
+  base.parallel = &par;
+  base.progress = on_progress;
+  base.progress_user = &tp;
+  base.seconds = wall_seconds;
+  rc = a.resume ? resume_run(&a, &base, &data) : fresh_run(&a, &base, &data);
+  data_free(&data);
+  lens_pool_free(pool);
+  return rc;
+}
