@@ -48,8 +48,7 @@ INSTALL_HEADERS = lensnet.h lenssim.h lensviz.h
 INSTALL_WEIGHTS = $(wildcard weights/*.safetensors) $(wildcard weights/*.md)
 
 HEADERS   = $(wildcard lens*.h)
-# (tools/locate_compare.c is a program of its own: make build/locate_compare)
-TOOL_SRC  = $(filter-out tools/locate_compare.c,$(wildcard tools/*.c))
+TOOL_SRC  = $(wildcard tools/*.c)
 TOOL_HDR  = $(wildcard tools/*.h)
 TEST_SRC  = $(wildcard tests/test_*.c)
 # The tests' shared headers: check.h (the harness), cli_check.h (running the tool), decode_image.h
