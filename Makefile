@@ -63,7 +63,7 @@ BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
 .PHONY: all tools shared examples test test-slurm test-cross test-fast mcu mcu-toolchain fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
-.PHONY: challenge challenge-weights challenge-score ensai-weights scan-weights deeplense-weights bench-process web
+.PHONY: challenge challenge-weights challenge-score ensai-weights scan-weights bench-process web
 all: tools
 tools: $(BUILD)/lens
 
@@ -342,12 +342,6 @@ ensai-weights: $(BUILD)/lens
 SCAN_RUN ?= build/scan
 scan-weights: $(BUILD)/lens
 	LENS=$(BUILD)/lens sh tools/scan_weights.sh $(SCAN_RUN)
-
-# The substructure classifier weights/deeplense-p4-sim.safetensors (docs/deeplense.md): the p4cnn
-# built-in trained on deeplense-substructure images. Not part of make test (about 30 minutes on 2 cores).
-DEEPLENSE_RUN ?= build/deeplense
-deeplense-weights: $(BUILD)/lens
-	LENS=$(BUILD)/lens sh tools/deeplense.sh $(DEEPLENSE_RUN)
 
 # build/locate_compare FINDER LOCATOR images.npy labels.csv: a locator against a Grad-CAM peak
 # and the window's centre on lens windows (docs/find.md, "Positions").
