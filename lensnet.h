@@ -88,7 +88,8 @@
  *               reader lensnet_csv_read, scanning fields larger than the input
  *               (lensnet_scan_map: a p_lens map; lensnet_scan_detect: peaks and NMS;
  *               lensnet_scan_locate: positions from a locator network; lensnet_cutout_locate:
- *               the same for one cutout); the section
+ *               the same for one cutout; lensnet_scan_verify: a second finder at the
+ *               detections); the section
  *               "Recipes" below the declarations says more.
  *   Architecture text  one layer per line (or separated by ';'), options as key=value, '#'
  *               starts a comment:
@@ -1261,6 +1262,7 @@ typedef struct {
   float p_lens;                     /* the map at the peak */
   size_t row, col;                  /* the peak's window */
   double sigma_x, sigma_y;          /* position uncertainty in pixels from a locator (lensnet_scan_locate); else 0 */
+  float p_verify;                   /* a second finder's p_lens at the position (lensnet_scan_verify); else NaN */
 } lensnet_detection;
 
 /* The grid of scanning an image [bands, h, w]; LENSNET_ERR_SHAPE when the image is smaller than
@@ -1297,6 +1299,17 @@ typedef struct {
   size_t passes;                    /* predictions per detection; default 0: 2 */
 } lensnet_locate_desc;
 LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, const lensnet_locate_desc *locate,
+                                               const lensnet_scan_desc *desc, const float *image, size_t bands, size_t h,
+                                               size_t w, lensnet_detection *det, size_t *count, lensnet_error *err);
+
+/* lensnet_scan_verify scores each detection again with a second finder, the verifier, on the
+ * window of its input size centred on the pixel nearest the detection's position (moved inside
+ * the image at its edges), prepared as scan windows are (desc's channels, the given minmax). Its
+ * p_lens goes to p_verify, and detections below `threshold` are dropped (the order is kept).
+ * After lensnet_scan_locate the window is centred on the object, so a finder trained on centred
+ * cutouts sees what it was trained on. LENSNET_ERR_SHAPE when the image is smaller than the
+ * verifier's window or has too few bands; *count is updated. Allocates one window and workspace. */
+LENSNET_API lensnet_result lensnet_scan_verify(const lensnet_model *verifier, int minmax, double threshold,
                                                const lensnet_scan_desc *desc, const float *image, size_t bands, size_t h,
                                                size_t w, lensnet_detection *det, size_t *count, lensnet_error *err);
 
@@ -9280,6 +9293,7 @@ LENSNET_API size_t lensnet_scan_detect(const float *map, const lensnet_scan_grid
       out[found].row = best / g->cols;
       out[found].col = best % g->cols;
       out[found].sigma_x = out[found].sigma_y = 0.0;
+      out[found].p_verify = (float)NAN;
     }
     found++;
   }
@@ -9341,6 +9355,38 @@ static size_t lensnet__window_start(double pos, size_t win, size_t len) {
   if (start < 0) start = 0;
   if (start > (double)(len - win)) start = (double)(len - win);
   return (size_t)start;
+}
+
+LENSNET_API lensnet_result lensnet_scan_verify(const lensnet_model *verifier, int minmax, double threshold,
+                                               const lensnet_scan_desc *desc, const float *image, size_t bands, size_t h,
+                                               size_t w, lensnet_detection *det, size_t *count, lensnet_error *err) {
+  lensnet_scan_grid g;
+  lensnet_scan_desc d;
+  lensnet_result r;
+  size_t k, kept = 0, lens = 0, floats;
+  float *in, *out, *ws;
+  if (!verifier || !image || !det || !count) return lensnet__fail(err, LENSNET_ERR_ARG, "verify: NULL argument");
+  if ((r = lensnet_scan_grid_of(verifier, desc, bands, h, w, &g, err)) != LENSNET_OK) return r;
+  d = lensnet__scan_resolve(desc, verifier->in_w);
+  lensnet_model_class_index(verifier, "lens", &lens, NULL);
+  floats = verifier->in_c * verifier->in_h * verifier->in_w + verifier->out_features + lensnet_model_workspace_floats(verifier, 1);
+  if (!(in = LENSNET__CAST(float *, LENSNET_MALLOC(floats * sizeof(float))))) return lensnet__fail(err, LENSNET_ERR_NOMEM, "verify: out of memory");
+  out = in + verifier->in_c * verifier->in_h * verifier->in_w;
+  ws = out + verifier->out_features;
+  for (k = 0; k < *count; k++) {
+    size_t x0 = lensnet__window_start(det[k].x, verifier->in_w, w), y0 = lensnet__window_start(det[k].y, verifier->in_h, h);
+    double p;
+    lensnet__window_cut(verifier, d.channels, minmax, image, h, w, x0, y0, in);
+    if ((r = lensnet_model_forward(verifier, 1, in, out, ws, err)) != LENSNET_OK) { LENSNET_FREE(in); return r; }
+    p = lensnet_lens_probability(out, verifier->out_features, lens);
+    if (!(p >= threshold)) continue;
+    det[kept] = det[k];
+    det[kept].p_verify = (float)p;
+    kept++;
+  }
+  LENSNET_FREE(in);
+  *count = kept;
+  return LENSNET_OK;
 }
 
 LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, const lensnet_locate_desc *locate,

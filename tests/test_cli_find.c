@@ -234,9 +234,23 @@ static void test_locator(void) {
     CHECK(lenses == 9 && near >= 7, "%d of %d lenses within a pixel", near, lenses);
     CHECK(closer >= 7, "located closer than the scan's positions for %d of %d", closer, lenses);
   }
-  TEST("lens find --locator: a finder as locator, --locate-passes alone refused") {
+  TEST("lens find --verify: p_verify after the locator's columns; every kept detection has p_verify >= the threshold") {
+    lensnet_csv d;
+    size_t r;
+    CHECK(cli_lens("find --model weights/ou66-scan.safetensors --locator weights/ou66-locator.safetensors --verify " MODEL
+                   " --verify-threshold 0.3 --out " W "/loc101/ver " W "/loc101/field.fits 2>/dev/null") == 0, "find --verify");
+    if (read_csv(W "/loc101/ver/detections.csv", &d)) {
+      CHECK(d.cols == 9 && !strcmp(d.cells[8], "p_verify"), "columns");
+      for (r = 1; r < d.rows; r++) CHECK(atof(d.cells[r * d.cols + 8]) >= 0.3, "row %lu: p_verify %s", (unsigned long)r, d.cells[r * d.cols + 8]);
+      lensnet_csv_free(&d);
+    } else CHECK(0, "detections.csv");
+  }
+  TEST("lens find --locator, --verify: a finder as locator, a regression as verifier, lone options refused") {
     CHECK(cli_lens("find --model " MODEL " --locator " MODEL " --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2, "a finder is no locator");
     CHECK(cli_lens("find --model " MODEL " --locate-passes 3 --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2, "--locate-passes alone");
+    CHECK(cli_lens("find --model " MODEL " --verify weights/ou66-locator.safetensors --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2,
+          "a regression network as verifier");
+    CHECK(cli_lens("find --model " MODEL " --verify-threshold 0.3 --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2, "--verify-threshold alone");
   }
 }
 

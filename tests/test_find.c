@@ -531,11 +531,49 @@ static void test_locate(void) {
   lensnet_model_free(blob);
 }
 
+
+static void test_verify(void) {
+  enum { H = 40, WD = 50 };
+  static float img[2 * H * WD], win[2 * 81];
+  lensnet_model *blob = blob_model();
+  lensnet_detection det[3];
+  lensnet_error err;
+  float logit;
+  size_t n, c, y;
+  double want;
+  if (!blob) return;
+  memset(img, 0, sizeof img);
+  add_blob(img, H, WD, 12.0, 20.0, 5.0);
+  /* the expected score: the 9x9 window centred on pixel (12, 20), cut by hand, through the model */
+  for (c = 0; c < 2; c++)
+    for (y = 0; y < 9; y++) memcpy(win + c * 81 + y * 9, img + c * H * WD + (16 + y) * WD + 8, 9 * sizeof(float));
+  lensnet_model_forward(blob, 1, win, &logit, NULL, NULL);
+  want = 1.0 / (1.0 + exp(-(double)logit));
+  TEST("verify: a detection on the blob keeps the verifier's score, one on empty sky is dropped") {
+    memset(det, 0, sizeof det);
+    det[0].x = 40; det[0].y = 10; det[0].p_lens = 0.9f; /* empty sky */
+    det[1].x = 12.3; det[1].y = 19.8; det[1].p_lens = 0.8f; /* nearest pixel (12, 20): the blob */
+    n = 2;
+    CHECK(lensnet_scan_verify(blob, 0, 0.5, NULL, img, 2, H, WD, det, &n, &err) == LENSNET_OK, "verify: %s", err.message);
+    CHECK(n == 1 && det[0].p_lens == 0.8f && det[0].x == 12.3, "%lu kept", (unsigned long)n);
+    CHECK(want > 0.5 && fabs(det[0].p_verify - want) < 1e-6, "p_verify %.6f, by hand %.6f", det[0].p_verify, want);
+  }
+  TEST("verify: threshold 0 keeps all; a small image is refused") {
+    det[0].x = 40; det[0].y = 10; det[1].x = 12; det[1].y = 20;
+    n = 2;
+    CHECK(lensnet_scan_verify(blob, 0, 0.0, NULL, img, 2, H, WD, det, &n, &err) == LENSNET_OK && n == 2, "kept %lu", (unsigned long)n);
+    CHECK(det[0].p_verify < 0.5 && det[1].p_verify > 0.5, "%.3f %.3f", det[0].p_verify, det[1].p_verify);
+    CHECK(lensnet_scan_verify(blob, 0, 0.5, NULL, img, 2, 8, 8, det, &n, &err) == LENSNET_ERR_SHAPE, "%s", err.message);
+  }
+  lensnet_model_free(blob);
+}
+
 int main(void) {
   test_gnomonic();
   test_fits_cards();
   test_scan();
   test_field();
   test_locate();
+  test_verify();
   return check_summary();
 }

@@ -15,6 +15,9 @@
  *                            row S + (win - 1) / 2)
  *   DIR/overview_NAME.png    an asinh composite of the field with each detection's window drawn
  *
+ * --verify V scores each detection again with a second finder on a window centred on its
+ * (located) position, drops those below --verify-threshold and adds the column p_verify
+ * (lensnet_scan_verify: a finder trained on centred cutouts sees the object centred).
  * --locator L moves each detection to where a locator network puts it (lensnet_scan_locate: a
  * regression model predicting center_x, center_y of the object in its window, trained on `lens sim
  * --windows` lenses) and adds the columns x_sigma, y_sigma (its uncertainty in pixels).
@@ -37,7 +40,8 @@
 typedef struct {
   char **fields;
   int field_count;
-  const char *model_path, *out_dir, *locator_path;
+  const char *model_path, *out_dir, *locator_path, *verify_path;
+  double verify_threshold;
   size_t locate_passes;
   size_t stride;
   double threshold, nms_radius;
@@ -59,6 +63,9 @@ static const lens_option find_rows[] = {
               "(default: half the window; with --locator, the stride)"),
   LENS_TEXT(T, "locator", 0, locator_path, NULL, "L.safetensors", "a locator (regression on center_x, center_y) that moves each\n"
             "detection to the object's centre and gives x_sigma, y_sigma (docs/find.md)"),
+  LENS_TEXT(T, "verify", 0, verify_path, NULL, "V.safetensors", "a second finder that scores each detection again on a window\n"
+            "centred on its position (after --locator: on the object); column p_verify"),
+  LENS_DOUBLE(T, "verify-threshold", verify_threshold, 0, 1, 0.5, "T", "with --verify: least p_verify of a detection (default 0.5)"),
   LENS_SIZE(T, "locate-passes", locate_passes, 1, 16, 0, "K", "with --locator: predictions per detection, each window\n"
             "centred on the last position (default 2)"),
   LENS_FLAG(T, "no-refine", no_refine, "positions at window centres (default: the p_lens-weighted centroid of the peak\n"
@@ -89,8 +96,8 @@ static const lens_command_spec find_spec = {
 
 typedef struct {
   const find_options *o;
-  lensnet_model *model, *locator;
-  int minmax, locator_minmax;
+  lensnet_model *model, *locator, *verifier;
+  int minmax, locator_minmax, verifier_minmax;
   double locator_scale;
   lens_pool *pool;
   lensnet_parallel par;
@@ -116,12 +123,14 @@ static int ends_with(const char *s, const char *suffix) {
 /* The command line into o, with the checks that involve several options. 0, -1 after --help,
  * or the exit status. */
 static int parse_options(int argc, char **argv, find_options *o) {
+  lens_options_given given;
   int rc, i, j;
   memset(o, 0, sizeof *o);
-  if ((rc = lens_options_parse(&find_spec, argc, argv, o, NULL)) != 0) return rc;
+  if ((rc = lens_options_parse(&find_spec, argc, argv, o, &given)) != 0) return rc;
   if (lens_out_folder("--out", o->out_dir)) return LENS_EXIT_USAGE;
   if (strlen(o->out_dir) > 4000) return lens_usage("find: --out path is too long");
   if (o->locate_passes && !o->locator_path) return lens_usage("find: --locate-passes needs --locator");
+  if (!o->verify_path && lens_options_was_given(&find_spec, &given, "verify-threshold")) return lens_usage("find: --verify-threshold needs --verify");
   if (o->skip_done && !o->shard.count) return lens_usage("find: --skip-done needs --shard I/N (a shard's manifest says when it is done)");
   for (i = 0; i < o->field_count; i++) {
     char a[512], b[512];
@@ -216,6 +225,7 @@ static int write_rows(find_state *s, const char *path, const lensnet_detection *
     } else fputs(",,", s->csv);
     fprintf(s->csv, "%.6f", det[k].p_lens);
     if (s->locator) fprintf(s->csv, ",%.3f,%.3f", det[k].sigma_x, det[k].sigma_y);
+    if (s->verifier) fprintf(s->csv, ",%.6f", det[k].p_verify);
     fputc('\n', s->csv);
   }
   return ferror(s->csv) ? lens_fail("%s: write failed (disk full?)", s->csv_tmp) : 0;
@@ -258,6 +268,9 @@ static int find_in_field(find_state *s, const char *path) {
     ld.passes = s->o->locate_passes;
     if (lensnet_scan_locate(s->locator, &ld, &d, t.data, bands, h, w, det, &n, &err) != LENSNET_OK) rc = scan_failure(path, &err);
   }
+  if (!rc && s->verifier &&
+      lensnet_scan_verify(s->verifier, s->verifier_minmax, s->o->verify_threshold, &d, t.data, bands, h, w, det, &n, &err) != LENSNET_OK)
+    rc = scan_failure(path, &err);
   if (!rc) {
     lensnet_tensor m;
     memset(&m, 0, sizeof m);
@@ -322,6 +335,15 @@ static int open_model(find_state *s) {
       return lens_usage("--locator %s takes %lu bands but the finder %lu; they must read the same bands", s->o->locator_path,
                         (unsigned long)s->locator->in_c, (unsigned long)s->model->in_c);
   }
+  if (s->o->verify_path) {
+    if (lensnet_model_load(s->o->verify_path, &s->verifier, &err) != LENSNET_OK) return lens_fail_err(&err);
+    if (lensnet_model_meta(s->verifier, "regress.targets"))
+      return lens_usage("--verify %s is a regression network; the verifier is a finder (two classes)", s->o->verify_path);
+    if (s->verifier->in_c != s->model->in_c)
+      return lens_usage("--verify %s takes %lu bands but the finder %lu; they must read the same bands", s->o->verify_path,
+                        (unsigned long)s->verifier->in_c, (unsigned long)s->model->in_c);
+    if ((s->verifier_minmax = lens_preprocess_resolve(s->verifier, LENS_PREPROCESS_UNSET)) < 0) return LENS_EXIT_FAIL;
+  }
   if (s->o->threads > 1) {
     if (!(s->pool = lens_pool_create(s->o->threads))) return lens_fail("find: cannot start threads");
     s->par = lens_pool_parallel(s->pool);
@@ -344,7 +366,7 @@ int lens_cmd_find(int argc, char **argv) {
   if (!rc && !done) {
     snprintf(s.csv_path, sizeof s.csv_path, "%s/detections.csv", o.out_dir);
     if (!(s.csv = lens_text_open(s.csv_path, s.csv_tmp, sizeof s.csv_tmp))) rc = LENS_EXIT_FAIL;
-    else fputs(o.locator_path ? "field,x,y,ra,dec,p_lens,x_sigma,y_sigma\n" : "field,x,y,ra,dec,p_lens\n", s.csv);
+    else fprintf(s.csv, "field,x,y,ra,dec,p_lens%s%s\n", o.locator_path ? ",x_sigma,y_sigma" : "", o.verify_path ? ",p_verify" : "");
   }
   for (i = s.first; i < s.end && !rc && !done; i++) rc = find_in_field(&s, o.fields[i]);
   if (s.csv) {
@@ -358,6 +380,7 @@ int lens_cmd_find(int argc, char **argv) {
             (unsigned long)o.threads, o.out_dir);
   lensnet_model_free(s.model);
   lensnet_model_free(s.locator);
+  lensnet_model_free(s.verifier);
   lens_pool_free(s.pool);
   return rc;
 }
