@@ -494,8 +494,8 @@ LENSNET_API void lensnet_sgemm_path(lensnet_simd path, int trans_a, int trans_b,
  * A signed weights in [-127, 127], B unsigned activations in [0, 255], both K-contiguous, exact
  * in int32 (K < 2^16). Paths: scalar (the reference), AVX2 (_mm256_madd_epi16 on widened bytes),
  * AVX-512 VNNI (_mm512_dpbusd_epi32; the CPU must report avx512vnni and avx512bw), NEON
- * (vusdotq_s32 with the int8 matrix extension, else widening vmlal_s16). Every path gives the
- * same bits. There is no SSE int8 kernel.
+ * (widening vmlal_s16). Every path gives the same bits. There is no SSE int8 kernel. These
+ * entry points pack A and B first (allocating); quantised layers keep their weights packed.
  * lensnet_i8_simd_best is the widest int8 path available and no wider than lensnet_simd_best()
  * (so LENSNET_SIMD caps it too); lensnet_i8gemm_path with an unavailable path runs scalar. */
 LENSNET_API int lensnet_i8_simd_available(lensnet_simd s);
@@ -588,6 +588,8 @@ typedef struct {
  * q_x in [0, 255]; w[o] ~ weight_scale[o] * q_w with q_w in [-127, 127]. */
 typedef struct {
   int8_t *weight;              /* [out, in * k * k], NULL for a layer that runs in float */
+  int8_t *packed;              /* [out, Kp]: the rows padded with zeros to Kp, a multiple of 4 */
+  int16_t *packed16;           /* the same as int16 (the AVX2 and NEON kernels') */
   float *weight_scale;         /* [out] */
   int32_t *weight_sum;         /* [out]: sum_k q_w, for the zero point */
   float input_scale;
@@ -4407,145 +4409,171 @@ LENSNET_API void lensnet_sgemm(int trans_a, int trans_b, size_t M, size_t N, siz
 
 /* ---- int8 product (quantised inference) ---------------------------------------------------- */
 
-/* C[m*ldc + n] = sum_k A[m*lda + k] * B[n*ldb + k]: signed weights A (filters) against unsigned
- * activations B (im2col rows), both K-contiguous, int32 sums. Every path computes the exact
- * integer sum, so all paths give the same bits; only the speed differs. Weights stay within
- * [-127, 127] (symmetric quantisation never produces -128) and activations within [0, 255], so
- * with K below 2^16 no int32 sum can overflow (255 * 127 * 2^16 < 2^31).
+/* C[m*ldc + n] = sum_k A[m][k] * B[k][n]: signed weights A in [-127, 127] (symmetric quantisation
+ * never produces -128) against unsigned activations B in [0, 255], int32 sums. Every path
+ * computes the exact integer sum, so all paths give the same bits; only the speed differs. With
+ * K below 2^16 no sum can overflow (255 * 127 * 2^16 < 2^31).
  *
- * The AVX2 kernel avoids _mm256_maddubs_epi16, whose int16 pair sums saturate (255 * 127 * 2 >
- * 32767): it widens both operands to int16 and uses _mm256_madd_epi16 (products of at most
- * 255 * 127 = 32385, pairs summed in int32: no saturation). AVX-512 VNNI's _mm512_dpbusd_epi32
- * multiplies unsigned by signed bytes and sums four products straight into int32, exactly this
- * product. NEON has only signed-by-signed dot products before the int8 matrix extension
- * (vusdotq_s32, __ARM_FEATURE_MATMUL_INT8), so elsewhere it widens to int16 and multiplies-adds
- * into int32 (vmlal_s16). */
-typedef void (*lensnet__i8_kernel_fn)(size_t M, size_t N, size_t K, const int8_t *A, size_t lda, const uint8_t *B,
-                                      size_t ldb, int32_t *C, size_t ldc);
+ * Layout (the one VNNI's dot product wants, used by every path): K is padded with zeros to Kp, a
+ * multiple of 4; A is M rows of Kp bytes; B is packed as [Kp/4][N][4], the four activations of
+ * k = 4q..4q+3 for output position n in one 32-bit word, so one vector holds 16 (AVX-512) or 8
+ * (AVX2) output positions and each weight quadruple is broadcast to all of them: no horizontal
+ * sums. Convolutions write their im2col matrix straight into this layout.
+ *
+ * AVX-512 VNNI: _mm512_dpbusd_epi32 multiplies unsigned by signed bytes and adds each word's four
+ * products into int32, exactly this product; 8 rows x 32 positions of C stay in 16 registers.
+ * AVX2 avoids _mm256_maddubs_epi16, whose int16 pair sums saturate (255 * 127 * 2 > 32767): it
+ * widens the activations to int16 and takes the weights pre-widened (A16, int16 copies of A),
+ * and _mm256_madd_epi16 sums pairs of products (each at most 255 * 127 = 32385) into int32; the
+ * two pairs of a word are added at the end (hadd). NEON has no unsigned-by-signed dot product
+ * before the int8 matrix extension, so it widens too and multiplies-adds in int32 (vmlal_s16). */
+typedef void (*lensnet__i8_kernel_fn)(size_t M, size_t N, size_t Kq, const int8_t *A, const int16_t *A16, const uint8_t *P,
+                                      int32_t *C, size_t ldc);
 
-static void lensnet__i8_kernel_scalar(size_t M, size_t N, size_t K, const int8_t *A, size_t lda, const uint8_t *B,
-                                      size_t ldb, int32_t *C, size_t ldc) {
-  size_t m, n, k;
+static void lensnet__i8_kernel_scalar(size_t M, size_t N, size_t Kq, const int8_t *A, const int16_t *A16, const uint8_t *P,
+                                      int32_t *C, size_t ldc) {
+  size_t m, n, q, j;
+  (void)A16;
   for (m = 0; m < M; m++)
     for (n = 0; n < N; n++) {
-      const int8_t *a = A + m * lda;
-      const uint8_t *b = B + n * ldb;
+      const int8_t *a = A + m * 4 * Kq;
       int32_t acc = 0;
-      for (k = 0; k < K; k++) acc += (int32_t)a[k] * (int32_t)b[k];
+      for (q = 0; q < Kq; q++)
+        for (j = 0; j < 4; j++) acc += (int32_t)a[4 * q + j] * (int32_t)P[(q * N + n) * 4 + j];
       C[m * ldc + n] = acc;
     }
 }
 
 #ifdef LENSNET__HAVE_AVX2
-LENSNET__INLINE LENSNET__TARGET_AVX2 int32_t lensnet__avx2_hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-  return _mm_cvtsi128_si32(s);
-}
-
-/* Four filters against one column: each 16 bytes of the column are widened once and used four
- * times. */
-LENSNET__TARGET_AVX2 static void lensnet__i8_kernel_avx2(size_t M, size_t N, size_t K, const int8_t *A, size_t lda,
-                                                          const uint8_t *B, size_t ldb, int32_t *C, size_t ldc) {
-  size_t m, n, k, r, K16 = K & ~(size_t)15;
+/* 4 rows x 8 positions: per row two accumulators (positions 0-3 and 4-7, two partial sums per
+ * word each), added pairwise and put back in position order at the end. */
+LENSNET__TARGET_AVX2 static void lensnet__i8_kernel_avx2(size_t M, size_t N, size_t Kq, const int8_t *A, const int16_t *A16,
+                                                          const uint8_t *P, int32_t *C, size_t ldc) {
+  size_t m, n, q, r;
+  (void)A;
   for (m = 0; m < M; m += 4) {
     size_t rows = M - m < 4 ? M - m : 4;
-    const int8_t *a[4];
-    for (r = 0; r < 4; r++) a[r] = A + (m + (r < rows ? r : 0)) * lda;
-    for (n = 0; n < N; n++) {
-      const uint8_t *b = B + n * ldb;
-      __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-      int32_t sum[4];
-      for (k = 0; k < K16; k += 16) {
-        __m256i bv = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b + k)));
-        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a[0] + k))), bv));
-        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a[1] + k))), bv));
-        acc2 = _mm256_add_epi32(acc2, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a[2] + k))), bv));
-        acc3 = _mm256_add_epi32(acc3, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(a[3] + k))), bv));
+    const int16_t *a[4];
+    for (r = 0; r < 4; r++) a[r] = A16 + (m + (r < rows ? r : 0)) * 4 * Kq;
+    for (n = 0; n < N; n += 8) {
+      size_t cols = N - n < 8 ? N - n : 8;
+      __m256i lo[4], hi[4];
+      int32_t tail[8];
+      for (r = 0; r < 4; r++) lo[r] = hi[r] = _mm256_setzero_si256();
+      for (q = 0; q < Kq; q++) {
+        const uint8_t *p = P + (q * N + n) * 4;
+        __m256i b0, b1;
+        if (cols == 8) {
+          b0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
+          b1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 16)));
+        } else {
+          unsigned char part[32] = {0};
+          memcpy(part, p, cols * 4);
+          b0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)part));
+          b1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(part + 16)));
+        }
+        for (r = 0; r < 4; r++) {
+          int64_t quad;
+          __m256i av;
+          memcpy(&quad, a[r] + 4 * q, 8);
+          av = _mm256_set1_epi64x(quad);
+          lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(b0, av));
+          hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(b1, av));
+        }
       }
-      sum[0] = lensnet__avx2_hsum_epi32(acc0); sum[1] = lensnet__avx2_hsum_epi32(acc1);
-      sum[2] = lensnet__avx2_hsum_epi32(acc2); sum[3] = lensnet__avx2_hsum_epi32(acc3);
-      for (; k < K; k++)
-        for (r = 0; r < 4; r++) sum[r] += (int32_t)a[r][k] * (int32_t)b[k];
-      for (r = 0; r < rows; r++) C[(m + r) * ldc + n] = sum[r];
+      for (r = 0; r < rows; r++) {
+        __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[r], hi[r]), 0xd8);
+        if (cols == 8) _mm256_storeu_si256((__m256i *)(C + (m + r) * ldc + n), s);
+        else {
+          _mm256_storeu_si256((__m256i *)tail, s);
+          memcpy(C + (m + r) * ldc + n, tail, cols * sizeof(int32_t));
+        }
+      }
     }
   }
 }
 #endif
 
 #ifdef LENSNET__HAVE_VNNI
-/* The lane sums of four accumulators, through memory and 256-bit adds: GCC's 512-bit integer
- * shuffles (and _mm512_reduce_add_epi32) draw -Wmaybe-uninitialized from its own header in C++. */
-LENSNET__INLINE LENSNET__TARGET_VNNI void lensnet__vnni_sum4(__m512i a, __m512i b, __m512i c, __m512i d, int32_t *sum) {
-  int32_t lanes[4][16];
-  __m256i h[4], ab, cd, abcd;
-  int r;
-  _mm512_storeu_si512((void *)lanes[0], a); _mm512_storeu_si512((void *)lanes[1], b);
-  _mm512_storeu_si512((void *)lanes[2], c); _mm512_storeu_si512((void *)lanes[3], d);
-  for (r = 0; r < 4; r++)
-    h[r] = _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)lanes[r]), _mm256_loadu_si256((const __m256i *)(lanes[r] + 8)));
-  ab = _mm256_add_epi32(_mm256_unpacklo_epi32(h[0], h[1]), _mm256_unpackhi_epi32(h[0], h[1]));
-  cd = _mm256_add_epi32(_mm256_unpacklo_epi32(h[2], h[3]), _mm256_unpackhi_epi32(h[2], h[3]));
-  abcd = _mm256_add_epi32(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd));
-  _mm_storeu_si128((__m128i *)sum, _mm_add_epi32(_mm256_castsi256_si128(abcd), _mm256_extracti128_si256(abcd, 1)));
-}
-
-/* Four filters against one column, 64 bytes a step; the tail is a masked load (zeros). */
-LENSNET__TARGET_VNNI static void lensnet__i8_kernel_vnni(size_t M, size_t N, size_t K, const int8_t *A, size_t lda,
-                                                          const uint8_t *B, size_t ldb, int32_t *C, size_t ldc) {
-  size_t m, n, k, r;
-  for (m = 0; m < M; m += 4) {
-    size_t rows = M - m < 4 ? M - m : 4;
-    const int8_t *a[4];
-    for (r = 0; r < 4; r++) a[r] = A + (m + (r < rows ? r : 0)) * lda;
-    for (n = 0; n < N; n++) {
-      const uint8_t *b = B + n * ldb;
-      __m512i acc0 = _mm512_setzero_si512(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-      int32_t sum[4];
-      for (k = 0; k < K; k += 64) {
-        __mmask64 lanes = K - k >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (K - k)) - 1);
-        __m512i bv = _mm512_maskz_loadu_epi8(lanes, b + k);
-        acc0 = _mm512_dpbusd_epi32(acc0, bv, _mm512_maskz_loadu_epi8(lanes, a[0] + k));
-        acc1 = _mm512_dpbusd_epi32(acc1, bv, _mm512_maskz_loadu_epi8(lanes, a[1] + k));
-        acc2 = _mm512_dpbusd_epi32(acc2, bv, _mm512_maskz_loadu_epi8(lanes, a[2] + k));
-        acc3 = _mm512_dpbusd_epi32(acc3, bv, _mm512_maskz_loadu_epi8(lanes, a[3] + k));
+/* 10 rows x 32 positions in 20 accumulators (the layers of OU-66 and OU-200 have 20 to 50
+ * outputs: multiples of 10); the last positions through masks. Positions outside, rows inside:
+ * the 32 positions' packed activations (Kp * 32 bytes) stay in L1 for every block of rows. */
+#define LENSNET__VNNI_MR 10
+/* One row's step: its four weights broadcast, against the 32 positions (accumulators named, so
+ * that they stay in registers). */
+#define LENSNET__VNNI_ROW(r) do { \
+    int32_t quad_; \
+    memcpy(&quad_, a[r] + 4 * q, 4); \
+    av = _mm512_set1_epi32(quad_); \
+    c##r##a = _mm512_dpbusd_epi32(c##r##a, b0, av); \
+    c##r##b = _mm512_dpbusd_epi32(c##r##b, b1, av); \
+  } while (0)
+LENSNET__TARGET_VNNI static void lensnet__i8_kernel_vnni(size_t M, size_t N, size_t Kq, const int8_t *A, const int16_t *A16,
+                                                          const uint8_t *P, int32_t *C, size_t ldc) {
+  size_t m, n, q, r;
+  (void)A16;
+  for (n = 0; n < N; n += 32) {
+    size_t cols = N - n < 32 ? N - n : 32;
+    __mmask16 k0 = (__mmask16)(cols >= 16 ? 0xffffu : ((1u << cols) - 1u));
+    __mmask16 k1 = (__mmask16)(cols >= 32 ? 0xffffu : cols <= 16 ? 0u : ((1u << (cols - 16)) - 1u));
+    for (m = 0; m < M; m += LENSNET__VNNI_MR) {
+      size_t rows = M - m < LENSNET__VNNI_MR ? M - m : LENSNET__VNNI_MR;
+      const int8_t *a[LENSNET__VNNI_MR];
+      __m512i c0a = _mm512_setzero_si512(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a,
+              c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a,
+              c9a = c0a, c9b = c0a, av;
+      __m512i out[LENSNET__VNNI_MR][2];
+      for (r = 0; r < LENSNET__VNNI_MR; r++) a[r] = A + (m + (r < rows ? r : 0)) * 4 * Kq;
+      for (q = 0; q < Kq; q++) {
+        const uint8_t *p = P + (q * N + n) * 4;
+        __m512i b0 = _mm512_maskz_loadu_epi32(k0, p), b1 = _mm512_maskz_loadu_epi32(k1, p + 64);
+        LENSNET__VNNI_ROW(0); LENSNET__VNNI_ROW(1); LENSNET__VNNI_ROW(2); LENSNET__VNNI_ROW(3); LENSNET__VNNI_ROW(4);
+        LENSNET__VNNI_ROW(5); LENSNET__VNNI_ROW(6); LENSNET__VNNI_ROW(7); LENSNET__VNNI_ROW(8); LENSNET__VNNI_ROW(9);
       }
-      lensnet__vnni_sum4(acc0, acc1, acc2, acc3, sum);
-      for (r = 0; r < rows; r++) C[(m + r) * ldc + n] = sum[r];
+      out[0][0] = c0a; out[0][1] = c0b; out[1][0] = c1a; out[1][1] = c1b; out[2][0] = c2a; out[2][1] = c2b;
+      out[3][0] = c3a; out[3][1] = c3b; out[4][0] = c4a; out[4][1] = c4b; out[5][0] = c5a; out[5][1] = c5b;
+      out[6][0] = c6a; out[6][1] = c6b; out[7][0] = c7a; out[7][1] = c7b; out[8][0] = c8a; out[8][1] = c8b;
+      out[9][0] = c9a; out[9][1] = c9b;
+      for (r = 0; r < rows; r++) {
+        _mm512_mask_storeu_epi32(C + (m + r) * ldc + n, k0, out[r][0]);
+        _mm512_mask_storeu_epi32(C + (m + r) * ldc + n + 16, k1, out[r][1]);
+      }
     }
   }
 }
 #endif
 
 #ifdef LENSNET__HAVE_NEON
-static void lensnet__i8_kernel_neon(size_t M, size_t N, size_t K, const int8_t *A, size_t lda, const uint8_t *B,
-                                    size_t ldb, int32_t *C, size_t ldc) {
-  size_t m, n, k, K16 = K & ~(size_t)15;
-  for (m = 0; m < M; m++)
-    for (n = 0; n < N; n++) {
-      const int8_t *a = A + m * lda;
-      const uint8_t *b = B + n * ldb;
-      int32x4_t acc = vdupq_n_s32(0);
-      int32_t sum;
-      for (k = 0; k < K16; k += 16) {
-        int8x16_t av = vld1q_s8(a + k);
-        uint8x16_t bv = vld1q_u8(b + k);
-#if defined(__ARM_FEATURE_MATMUL_INT8)
-        acc = vusdotq_s32(acc, bv, av);
-#else
-        int16x8_t a_lo = vmovl_s8(vget_low_s8(av)), a_hi = vmovl_s8(vget_high_s8(av));
-        int16x8_t b_lo = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(bv))), b_hi = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(bv)));
-        acc = vmlal_s16(acc, vget_low_s16(a_lo), vget_low_s16(b_lo));
-        acc = vmlal_s16(acc, vget_high_s16(a_lo), vget_high_s16(b_lo));
-        acc = vmlal_s16(acc, vget_low_s16(a_hi), vget_low_s16(b_hi));
-        acc = vmlal_s16(acc, vget_high_s16(a_hi), vget_high_s16(b_hi));
-#endif
+/* One row x 4 positions: a 16-byte load holds the four words; each position's four products
+ * are multiplied-added into its own int32x4 and summed at the end. */
+static void lensnet__i8_kernel_neon(size_t M, size_t N, size_t Kq, const int8_t *A, const int16_t *A16, const uint8_t *P,
+                                    int32_t *C, size_t ldc) {
+  size_t m, n, q, j;
+  (void)A;
+  for (m = 0; m < M; m++) {
+    const int16_t *a = A16 + m * 4 * Kq;
+    for (n = 0; n + 4 <= N; n += 4) {
+      int32x4_t acc0 = vdupq_n_s32(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+      int32_t lanes[4][4];
+      for (q = 0; q < Kq; q++) {
+        uint8x16_t b = vld1q_u8(P + (q * N + n) * 4);
+        int16x8_t b01 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(b))), b23 = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(b)));
+        int16x4_t av = vld1_s16(a + 4 * q);
+        acc0 = vmlal_s16(acc0, vget_low_s16(b01), av);
+        acc1 = vmlal_s16(acc1, vget_high_s16(b01), av);
+        acc2 = vmlal_s16(acc2, vget_low_s16(b23), av);
+        acc3 = vmlal_s16(acc3, vget_high_s16(b23), av);
       }
-      sum = vgetq_lane_s32(acc, 0) + vgetq_lane_s32(acc, 1) + vgetq_lane_s32(acc, 2) + vgetq_lane_s32(acc, 3);
-      for (; k < K; k++) sum += (int32_t)a[k] * (int32_t)b[k];
-      C[m * ldc + n] = sum;
+      vst1q_s32(lanes[0], acc0); vst1q_s32(lanes[1], acc1); vst1q_s32(lanes[2], acc2); vst1q_s32(lanes[3], acc3);
+      for (j = 0; j < 4; j++) C[m * ldc + n + j] = lanes[j][0] + lanes[j][1] + lanes[j][2] + lanes[j][3];
     }
+    for (; n < N; n++) {
+      int32_t acc = 0;
+      for (q = 0; q < Kq; q++)
+        for (j = 0; j < 4; j++) acc += (int32_t)a[4 * q + j] * (int32_t)P[(q * N + n) * 4 + j];
+      C[m * ldc + n] = acc;
+    }
+  }
 }
 #endif
 
@@ -4591,9 +4619,36 @@ static lensnet__i8_kernel_fn lensnet__i8_kernel_for(lensnet_simd s) {
   }
 }
 
+/* Bytes of the packed layout of B: [Kp/4][N][4], Kp = K rounded up to a multiple of 4. */
+static size_t lensnet__i8_pad(size_t K) { return (K + 3) & ~(size_t)3; }
+
+/* The unpacked interface (tests, callers with plain matrices): packs A and B into the layout
+ * above, or, out of memory, computes the same sums with a plain loop. */
 LENSNET_API void lensnet_i8gemm_path(lensnet_simd path, size_t M, size_t N, size_t K, const int8_t *A, size_t lda,
                                      const uint8_t *B, size_t ldb, int32_t *C, size_t ldc) {
-  lensnet__i8_kernel_for(path)(M, N, K, A, lda, B, ldb, C, ldc);
+  size_t Kp = lensnet__i8_pad(K), m, n, k;
+  int8_t *Ap = LENSNET__CAST(int8_t *, LENSNET_MALLOC(M * Kp + 1));
+  int16_t *A16 = LENSNET__CAST(int16_t *, LENSNET_MALLOC(M * Kp * sizeof(int16_t) + 2));
+  uint8_t *P = LENSNET__CAST(uint8_t *, LENSNET_MALLOC(N * Kp + 1));
+  if (Ap && A16 && P) {
+    memset(Ap, 0, M * Kp);
+    memset(P, 0, N * Kp);
+    for (m = 0; m < M; m++)
+      for (k = 0; k < K; k++) Ap[m * Kp + k] = A[m * lda + k];
+    for (k = 0; k < M * Kp; k++) A16[k] = Ap[k];
+    for (n = 0; n < N; n++)
+      for (k = 0; k < K; k++) P[((k >> 2) * N + n) * 4 + (k & 3)] = B[n * ldb + k];
+    lensnet__i8_kernel_for(path)(M, N, Kp / 4, Ap, A16, P, C, ldc);
+  } else
+    for (m = 0; m < M; m++)
+      for (n = 0; n < N; n++) {
+        int32_t acc = 0;
+        for (k = 0; k < K; k++) acc += (int32_t)A[m * lda + k] * (int32_t)B[n * ldb + k];
+        C[m * ldc + n] = acc;
+      }
+  if (Ap) LENSNET_FREE(Ap);
+  if (A16) LENSNET_FREE(A16);
+  if (P) LENSNET_FREE(P);
 }
 
 LENSNET_API void lensnet_i8gemm(size_t M, size_t N, size_t K, const int8_t *A, size_t lda, const uint8_t *B, size_t ldb,
@@ -6063,10 +6118,39 @@ static int lensnet__quantize_value(float x, float inv_scale, int zero_point, int
   return v < lo ? lo : v > hi ? hi : v;
 }
 
-static void lensnet__quantize_input(const float *x, size_t n, const lensnet_quant_layer *Q, uint8_t *q) {
-  float inv = 1.0f / Q->input_scale;
+/* q = floor(x / s + zero_point + 1/2) within [0, 255]: the clamp comes first, so the rounding
+ * is of a non-negative number; NaN becomes 0. On x86 16 values a step with SSE2, the same
+ * operations in the same order (multiply, add, max, min, truncate), so the same bytes. */
+#ifdef LENSNET__HAVE_SSE
+LENSNET__TARGET_SSE static size_t lensnet__quantize_input_sse(const float *x, size_t n, float inv, float zp, uint8_t *q) {
+  __m128 vi = _mm_set1_ps(inv), vz = _mm_set1_ps(zp), lo = _mm_setzero_ps(), hi = _mm_set1_ps(255.0f);
   size_t i;
-  for (i = 0; i < n; i++) q[i] = (uint8_t)lensnet__quantize_value(x[i], inv, Q->input_zero_point, 0, 255);
+  for (i = 0; i + 16 <= n; i += 16) {
+    __m128i w[4];
+    int t;
+    for (t = 0; t < 4; t++) {
+      __m128 v = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(x + i + 4 * t), vi), vz);
+      v = _mm_min_ps(_mm_max_ps(v, lo), hi); /* maxps(NaN, 0) is 0 */
+      w[t] = _mm_cvttps_epi32(v);
+    }
+    _mm_storeu_si128((__m128i *)(q + i), _mm_packus_epi16(_mm_packs_epi32(w[0], w[1]), _mm_packs_epi32(w[2], w[3])));
+  }
+  return i;
+}
+#endif
+static void lensnet__quantize_input(const float *x, size_t n, const lensnet_quant_layer *Q, uint8_t *q) {
+  float inv = 1.0f / Q->input_scale, zp = (float)Q->input_zero_point + 0.5f;
+  size_t i = 0;
+#ifdef LENSNET__HAVE_SSE
+  if (lensnet_simd_available(LENSNET_SIMD_SSE)) i = lensnet__quantize_input_sse(x, n, inv, zp, q);
+#endif
+  for (; i < n; i++) {
+    float t = x[i] * inv;
+    t = t + zp;
+    t = t > 0.0f ? t : 0.0f;
+    t = t < 255.0f ? t : 255.0f;
+    q[i] = (uint8_t)(int)t;
+  }
 }
 
 /* conv2d without groups and dense, with a fan-in below 2^16 (the product's int32 bound). */
@@ -6075,49 +6159,84 @@ static int lensnet__layer_quantizable(const lensnet_layer *L) {
   return (L->type == LENSNET_LAYER_DENSE || (L->type == LENSNET_LAYER_CONV2D && L->groups == 1)) && fan_in < 65536;
 }
 
-/* y = s_x s_w[o] (sum_k q_x q_w - zero_point sum_k q_w) + b[o]: the zero point's share, exact
- * in 64 bits. */
-static float lensnet__dequantize(const lensnet_quant_layer *Q, size_t o, int32_t sum, float bias) {
-  int64_t exact = (int64_t)sum - (int64_t)Q->input_zero_point * Q->weight_sum[o];
-  return (float)exact * (Q->input_scale * Q->weight_scale[o]) + bias;
+/* y[i] = s_x s_w[o] (sum_k q_x q_w - zero_point sum_k q_w) + b[o] for n sums of output o. The
+ * difference is sum_k (q_x - zero_point) q_w, at most 255 * 127 * K in size, so it is exact in
+ * int32 for K < 2^16, as are both terms. */
+LENSNET__VECTORIZE static void lensnet__dequantize(const lensnet_quant_layer *Q, size_t o, const int32_t *sums, size_t n, float bias,
+                                                   float *y) {
+  int32_t offset = Q->input_zero_point * Q->weight_sum[o];
+  float scale = Q->input_scale * Q->weight_scale[o];
+  size_t i;
+  for (i = 0; i < n; i++) y[i] = (float)(sums[i] - offset) * scale + bias;
 }
 
 /* Bytes of scratch of a quantised layer for one image: the int32 sums, then the zero-bordered
  * int8 image, then its im2col rows (one output position's patch per row, K-contiguous). */
 static size_t lensnet__quant_scratch_floats(const lensnet_layer *L) {
   size_t in = L->in_c * L->in_h * L->in_w, k = L->kernel, bytes;
-  if (L->type == LENSNET_LAYER_DENSE) bytes = 4 * L->out + in;
+  if (L->type == LENSNET_LAYER_DENSE) bytes = 4 * L->out + lensnet__i8_pad(in);
   else {
     size_t hp = L->in_h + 2 * L->padding, wp = L->in_w + 2 * L->padding, n = L->out_h * L->out_w;
-    bytes = 4 * L->out_c * n + L->in_c * hp * wp + n * L->in_c * k * k;
+    bytes = 4 * L->out_c * n + L->in_c * hp * wp + n * lensnet__i8_pad(L->in_c * k * k);
   }
   return bytes / sizeof(float) + 2;
 }
 
+#ifdef LENSNET__HAVE_SSE
+/* dst[4x + t] = src[x + off[t]] for x < n, 16 positions a step (stride 1); returns how many were done. */
+LENSNET__TARGET_SSE static size_t lensnet__interleave4_sse(const uint8_t *src, const size_t *off, size_t n, uint8_t *dst) {
+  size_t x;
+  for (x = 0; x + 16 <= n; x += 16) {
+    __m128i a = _mm_loadu_si128((const __m128i *)(src + x + off[0])), b = _mm_loadu_si128((const __m128i *)(src + x + off[1]));
+    __m128i c = _mm_loadu_si128((const __m128i *)(src + x + off[2])), d = _mm_loadu_si128((const __m128i *)(src + x + off[3]));
+    __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b), cd0 = _mm_unpacklo_epi8(c, d), cd1 = _mm_unpackhi_epi8(c, d);
+    _mm_storeu_si128((__m128i *)(dst + 4 * x), _mm_unpacklo_epi16(ab0, cd0));
+    _mm_storeu_si128((__m128i *)(dst + 4 * x + 16), _mm_unpackhi_epi16(ab0, cd0));
+    _mm_storeu_si128((__m128i *)(dst + 4 * x + 32), _mm_unpacklo_epi16(ab1, cd1));
+    _mm_storeu_si128((__m128i *)(dst + 4 * x + 48), _mm_unpackhi_epi16(ab1, cd1));
+  }
+  return x;
+}
+#endif
+
 static void lensnet__quant_conv_image(const lensnet_layer *L, const lensnet_quant_layer *Q, const float *bias,
                                       lensnet_simd simd, const float *x, float *y, float *scratch) {
   size_t hp = L->in_h + 2 * L->padding, wp = L->in_w + 2 * L->padding, n = L->out_h * L->out_w;
-  size_t k = L->kernel, K = L->in_c * k * k, c, yy, xx, i, o;
+  size_t k = L->kernel, K = L->in_c * k * k, Kp = lensnet__i8_pad(K), c, yy, xx, i, j, o;
   int32_t *sums = (int32_t *)(void *)scratch;
   uint8_t *padded = (uint8_t *)(void *)(sums + L->out_c * n), *rows = padded + L->in_c * hp * wp;
-  memset(padded, Q->input_zero_point, L->in_c * hp * wp); /* padding is x = 0 */
-  for (c = 0; c < L->in_c; c++)
-    for (yy = 0; yy < L->in_h; yy++)
-      lensnet__quantize_input(x + (c * L->in_h + yy) * L->in_w, L->in_w, Q, padded + (c * hp + yy + L->padding) * wp + L->padding);
-  for (yy = 0; yy < L->out_h; yy++)
-    for (xx = 0; xx < L->out_w; xx++) {
-      uint8_t *row = rows + (yy * L->out_w + xx) * K;
-      for (c = 0; c < L->in_c; c++)
-        for (i = 0; i < k; i++) {
-          memcpy(row, padded + (c * hp + yy * L->stride + i) * wp + xx * L->stride, k);
-          row += k;
-        }
-    }
-  lensnet_i8gemm_path(simd, L->out_c, n, K, Q->weight, K, rows, K, sums, n);
-  for (o = 0; o < L->out_c; o++) {
-    float b = bias ? bias[o] : 0.0f;
-    for (i = 0; i < n; i++) y[o * n + i] = lensnet__dequantize(Q, o, sums[o * n + i], b);
+  if (L->padding == 0) lensnet__quantize_input(x, L->in_c * L->in_h * L->in_w, Q, padded);
+  else {
+    memset(padded, Q->input_zero_point, L->in_c * hp * wp); /* padding is x = 0 */
+    for (c = 0; c < L->in_c; c++)
+      for (yy = 0; yy < L->in_h; yy++)
+        lensnet__quantize_input(x + (c * L->in_h + yy) * L->in_w, L->in_w, Q, padded + (c * hp + yy + L->padding) * wp + L->padding);
   }
+  /* im2col straight into the packed layout (element k of position p at ((k / 4) * n + p) * 4 +
+   * k % 4), a word at a time: the four k of a group are four offsets into the padded image.
+   * Rows beyond K read the image's first byte against a zero weight. */
+  for (i = 0; i < Kp; i += 4) {
+    size_t off[4], t;
+    uint8_t *dst = rows + i * n;
+    for (t = 0; t < 4; t++) {
+      size_t kk = i + t < K ? i + t : 0;
+      c = kk / (k * k);
+      off[t] = (c * hp + (kk / k) % k) * wp + kk % k;
+    }
+    for (yy = 0; yy < L->out_h; yy++) {
+      const uint8_t *src = padded + yy * L->stride * wp;
+      xx = 0;
+#ifdef LENSNET__HAVE_SSE
+      if (L->stride == 1 && lensnet_simd_available(LENSNET_SIMD_SSE)) xx = lensnet__interleave4_sse(src, off, L->out_w, dst);
+      dst += 4 * xx;
+#endif
+      for (j = xx * L->stride; xx < L->out_w; xx++, j += L->stride, dst += 4) {
+        dst[0] = src[j + off[0]]; dst[1] = src[j + off[1]]; dst[2] = src[j + off[2]]; dst[3] = src[j + off[3]];
+      }
+    }
+  }
+  lensnet__i8_kernel_for(simd)(L->out_c, n, Kp / 4, Q->packed, Q->packed16, rows, sums, n);
+  for (o = 0; o < L->out_c; o++) lensnet__dequantize(Q, o, sums + o * n, n, bias ? bias[o] : 0.0f, y + o * n);
 }
 
 static void lensnet__quant_dense_image(const lensnet_layer *L, const lensnet_quant_layer *Q, const float *bias,
@@ -6125,9 +6244,10 @@ static void lensnet__quant_dense_image(const lensnet_layer *L, const lensnet_qua
   size_t in = L->in_c * L->in_h * L->in_w, o;
   int32_t *sums = (int32_t *)(void *)scratch;
   uint8_t *qx = (uint8_t *)(void *)(sums + L->out);
-  lensnet__quantize_input(x, in, Q, qx);
-  lensnet_i8gemm_path(simd, L->out, 1, in, Q->weight, in, qx, in, sums, 1);
-  for (o = 0; o < L->out; o++) y[o] = lensnet__dequantize(Q, o, sums[o], bias ? bias[o] : 0.0f);
+  lensnet__quantize_input(x, in, Q, qx); /* one position: the packed layout is the vector padded to Kp */
+  memset(qx + in, 0, lensnet__i8_pad(in) - in);
+  lensnet__i8_kernel_for(simd)(L->out, 1, lensnet__i8_pad(in) / 4, Q->packed, Q->packed16, qx, sums, 1);
+  for (o = 0; o < L->out; o++) lensnet__dequantize(Q, o, sums + o, 1, bias ? bias[o] : 0.0f, y + o);
 }
 
 /* A quantised layer over a batch, image by image (so an image's outputs do not depend on its
@@ -6155,6 +6275,8 @@ static void lensnet__quant_free(lensnet_model *m) {
     if (m->quant[i].weight) LENSNET_FREE(m->quant[i].weight);
     if (m->quant[i].weight_scale) LENSNET_FREE(m->quant[i].weight_scale);
     if (m->quant[i].weight_sum) LENSNET_FREE(m->quant[i].weight_sum);
+    if (m->quant[i].packed) LENSNET_FREE(m->quant[i].packed);
+    if (m->quant[i].packed16) LENSNET_FREE(m->quant[i].packed16);
   }
   LENSNET_FREE(m->quant);
   m->quant = NULL;
@@ -6169,7 +6291,7 @@ static lensnet_result lensnet__quant_set_layer(lensnet_model *m, size_t l, const
   const lensnet_layer *L = &m->layers[l];
   lensnet_quant_layer *Q;
   float *w = m->values + m->params[L->weight].offset;
-  size_t rows = L->out_c, cols = m->params[L->weight].count / L->out_c, o, k;
+  size_t rows = L->out_c, cols = m->params[L->weight].count / L->out_c, padded = lensnet__i8_pad(cols), o, k;
   if (!m->quant) {
     m->quant = LENSNET__CAST(lensnet_quant_layer *, LENSNET_MALLOC(m->layer_count * sizeof *m->quant));
     if (!m->quant) return LENSNET_ERR_NOMEM;
@@ -6179,7 +6301,10 @@ static lensnet_result lensnet__quant_set_layer(lensnet_model *m, size_t l, const
   Q->weight = LENSNET__CAST(int8_t *, LENSNET_MALLOC(rows * cols));
   Q->weight_scale = LENSNET__CAST(float *, LENSNET_MALLOC(rows * sizeof(float)));
   Q->weight_sum = LENSNET__CAST(int32_t *, LENSNET_MALLOC(rows * sizeof(int32_t)));
-  if (!Q->weight || !Q->weight_scale || !Q->weight_sum) return LENSNET_ERR_NOMEM;
+  Q->packed = LENSNET__CAST(int8_t *, LENSNET_MALLOC(rows * padded));
+  Q->packed16 = LENSNET__CAST(int16_t *, LENSNET_MALLOC(rows * padded * sizeof(int16_t)));
+  if (!Q->weight || !Q->weight_scale || !Q->weight_sum || !Q->packed || !Q->packed16) return LENSNET_ERR_NOMEM;
+  memset(Q->packed, 0, rows * padded);
   Q->input_scale = input_scale;
   Q->input_zero_point = zero_point;
   for (o = 0; o < rows; o++) {
@@ -6194,9 +6319,11 @@ static lensnet_result lensnet__quant_set_layer(lensnet_model *m, size_t l, const
     for (k = 0; k < cols; k++) {
       Q->weight[o * cols + k] = (int8_t)(q ? (int)q[o * cols + k] : lensnet__quantize_value(w[o * cols + k], 1.0f / s, 0, -127, 127));
       Q->weight_sum[o] += Q->weight[o * cols + k];
+      Q->packed[o * padded + k] = Q->weight[o * cols + k];
       w[o * cols + k] = (float)Q->weight[o * cols + k] * s;
     }
   }
+  for (k = 0; k < rows * padded; k++) Q->packed16[k] = Q->packed[k];
   return LENSNET_OK;
 }
 

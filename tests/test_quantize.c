@@ -149,11 +149,11 @@ static double auc_of(const float *p, const int *labels, size_t n) {
 }
 
 /* OU-66 quantised on 48 simulated images, compared with float on 48 others (the first layer stays
- * float, the default). Measured with gcc 12 on x86-64, every int8 path alike (they give the same
- * bits): max |p_lens difference| 0.028, argmax agreement 48/48. On 96 other images the largest
- * difference was 0.09 with a mean of 0.006, so the bound 0.06 on these 48 allows for another
- * compiler's float rounding of the calibration ranges while still catching a broken kernel or
- * scale (a wrong zero point or scale moves p_lens by 0.3 or more). */
+ * float, the default). Measured: max |p_lens difference| 0.028 with gcc 12 on x86-64 (every int8
+ * path alike: they give the same bits), 0.063 on AArch64 (NEON, under qemu), where libm draws
+ * slightly different images; argmax agreement 48/48 on both. On 96 other x86 images the largest
+ * difference was 0.09 (mean 0.006). The bound 0.1 allows for such draws while still catching a
+ * broken kernel or scale (a wrong zero point or scale moves p_lens by 0.3 or more). */
 #define CAL_N 48
 #define TEST_N 48
 static void test_ou66_agreement(void) {
@@ -185,7 +185,7 @@ static void test_ou66_agreement(void) {
   }
   printf("OU-66 int8 vs float on %d images: max |p_lens difference| %.4f, class agreement %lu/%d, AUC %.4f float %.4f int8\n",
          TEST_N, worst, (unsigned long)agree, TEST_N, auc_of(pf, labels, TEST_N), auc_of(pq, labels, TEST_N));
-  CHECK(worst <= 0.06, "max |p_lens difference| %.4f", worst);
+  CHECK(worst <= 0.1, "max |p_lens difference| %.4f", worst);
   CHECK(agree >= TEST_N - 1, "argmax agrees on %lu of %d", (unsigned long)agree, TEST_N);
   {
     float one[2];
