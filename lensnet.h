@@ -4446,20 +4446,27 @@ static void lensnet__i8_kernel_scalar(size_t M, size_t N, size_t Kq, const int8_
 
 #ifdef LENSNET__HAVE_AVX2
 /* 4 rows x 8 positions: per row two accumulators (positions 0-3 and 4-7, two partial sums per
- * word each), added pairwise and put back in position order at the end. */
+ * word each, named so that they stay in registers), added pairwise and put back in position
+ * order at the end. */
+#define LENSNET__AVX2_I8_ROW(r) do { \
+    int64_t quad_; \
+    memcpy(&quad_, a[r] + 4 * q, 8); \
+    av = _mm256_set1_epi64x(quad_); \
+    lo##r = _mm256_add_epi32(lo##r, _mm256_madd_epi16(b0, av)); \
+    hi##r = _mm256_add_epi32(hi##r, _mm256_madd_epi16(b1, av)); \
+  } while (0)
 LENSNET__TARGET_AVX2 static void lensnet__i8_kernel_avx2(size_t M, size_t N, size_t Kq, const int8_t *A, const int16_t *A16,
                                                           const uint8_t *P, int32_t *C, size_t ldc) {
   size_t m, n, q, r;
   (void)A;
-  for (m = 0; m < M; m += 4) {
-    size_t rows = M - m < 4 ? M - m : 4;
-    const int16_t *a[4];
-    for (r = 0; r < 4; r++) a[r] = A16 + (m + (r < rows ? r : 0)) * 4 * Kq;
-    for (n = 0; n < N; n += 8) {
-      size_t cols = N - n < 8 ? N - n : 8;
-      __m256i lo[4], hi[4];
+  for (n = 0; n < N; n += 8) {
+    size_t cols = N - n < 8 ? N - n : 8;
+    for (m = 0; m < M; m += 4) {
+      size_t rows = M - m < 4 ? M - m : 4;
+      const int16_t *a[4];
+      __m256i lo0 = _mm256_setzero_si256(), lo1 = lo0, lo2 = lo0, lo3 = lo0, hi0 = lo0, hi1 = lo0, hi2 = lo0, hi3 = lo0, av, s[4];
       int32_t tail[8];
-      for (r = 0; r < 4; r++) lo[r] = hi[r] = _mm256_setzero_si256();
+      for (r = 0; r < 4; r++) a[r] = A16 + (m + (r < rows ? r : 0)) * 4 * Kq;
       for (q = 0; q < Kq; q++) {
         const uint8_t *p = P + (q * N + n) * 4;
         __m256i b0, b1;
@@ -4472,20 +4479,16 @@ LENSNET__TARGET_AVX2 static void lensnet__i8_kernel_avx2(size_t M, size_t N, siz
           b0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)part));
           b1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(part + 16)));
         }
-        for (r = 0; r < 4; r++) {
-          int64_t quad;
-          __m256i av;
-          memcpy(&quad, a[r] + 4 * q, 8);
-          av = _mm256_set1_epi64x(quad);
-          lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(b0, av));
-          hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(b1, av));
-        }
+        LENSNET__AVX2_I8_ROW(0); LENSNET__AVX2_I8_ROW(1); LENSNET__AVX2_I8_ROW(2); LENSNET__AVX2_I8_ROW(3);
       }
+      s[0] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo0, hi0), 0xd8);
+      s[1] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo1, hi1), 0xd8);
+      s[2] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo2, hi2), 0xd8);
+      s[3] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo3, hi3), 0xd8);
       for (r = 0; r < rows; r++) {
-        __m256i s = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo[r], hi[r]), 0xd8);
-        if (cols == 8) _mm256_storeu_si256((__m256i *)(C + (m + r) * ldc + n), s);
+        if (cols == 8) _mm256_storeu_si256((__m256i *)(C + (m + r) * ldc + n), s[r]);
         else {
-          _mm256_storeu_si256((__m256i *)tail, s);
+          _mm256_storeu_si256((__m256i *)tail, s[r]);
           memcpy(C + (m + r) * ldc + n, tail, cols * sizeof(int32_t));
         }
       }
