@@ -71,8 +71,13 @@
  *               1 - p to a resolution of 2^-16, from a stream per (step, layer, image).
  *   GEMM        lensnet_sgemm: blocked and packed, scalar always built, SSE/AVX2/AVX-512/NEON
  *               micro-kernels chosen from the CPU at run time; convolutions go through it.
+ *   int8        lensnet_quantize: convolutions and dense layers with int8 weights (one scale per
+ *               output channel) and uint8 inputs calibrated on images, exact int32 sums
+ *               (lensnet_i8gemm: scalar, AVX2, AVX-512 VNNI, NEON, the same bits on every path);
+ *               quantised models save and load as safetensors (I8 weights) and run through
+ *               lensnet_model_forward with float input and output. Float is the default.
  *   Files       .npy read (f4 f8 i1-i8 u1-u8, either byte order) and write (f4); safetensors
- *               read (F32, F16, BF16, F64, I64, I32, U8) and write (F32); FITS images read
+ *               read (F32, F16, BF16, F64, I64, I32, I8, U8) and write (F32, I8); FITS images read
  *               (BITPIX 8/16/32/64/-32/-64, BSCALE/BZERO, BLANK, extensions) and write (-32),
  *               header values and extra cards, the pixel scale (PIXSCALE, CD or CDELT), a
  *               simple TAN WCS (lensnet_fits_wcs, lensnet_wcs_pixel_to_world); a small JSON reader;
@@ -153,6 +158,9 @@
  *     whether one can run, lensnet_sgemm_path(s, ...) runs one explicitly. The environment
  *     variable LENSNET_SIMD=scalar|sse|avx2|avx512|neon, read once, caps the choice (the widest
  *     available kernel no wider than the one named), e.g. to compare kernels from the lens tool.
+ *     The int8 kernels of quantised models follow the same rules (target("avx512vnni") for
+ *     AVX-512, which also needs the CPU's avx512vnni; no SSE int8 kernel: capped at sse, scalar);
+ *     lensnet_i8_simd_best() names the one used.
  *   LENSNET_MAX_ELEMENTS      largest tensor a reader allocates (default 2^32 elements; with a
  *                             32-bit size_t, SIZE_MAX / 4)
  *   LENSNET_JSON_MAX_DEPTH    JSON nesting limit (default 64)
@@ -190,7 +198,8 @@
  *   agree to rounding (tests/test_gemm.c states the bound), not bit for bit.
  *
  * LIMITS
- *   float32 only; 2-D convolutions with square kernels; group convolutions for p4 (quarter
+ *   float32, or int8 convolutions and dense layers in a quantised model (activations between
+ *   layers stay float32; no requantisation, no int8 for preallocated models); 2-D convolutions with square kernels; group convolutions for p4 (quarter
  *   turns) only, not p4m (turns and mirrors); no dilation, transposed convolution,
  *   recurrent or attention layers; no ONNX import; FITS tile compression is refused (run
  *   funpack first) and FITS tables are not images; pixels become float32, so integers beyond
@@ -713,17 +722,17 @@ LENSNET_API lensnet_result lensnet_model_forward_mc(const lensnet_model *m, size
  * layer's input uint8 with one scale: zero point 0 and scale max / 255 when no calibration input
  * was negative (images scaled to [0, 1], anything after a ReLU), else zero point 128 and scale
  * max |x| / 127; values beyond the calibrated range clip. Sums are exact in int32, each output
- * dequantised to float at once. The rest of the network (activations,
- * pooling, batch norm, dropout) stays float, so input and logits are float and
- * lensnet_model_forward / _forward_mc run it like any model. The first such layer, which reads
- * the image, stays float unless desc->quantize_first: 256 levels of a min-max scaled cutout
- * drown faint arcs under a bright deflector, and on OU-66 that one layer made half the int8
- * error (docs/performance.md, "int8"). The range kept is the maximum by default (a percentile
- * on request): the finders' decisive features are the few largest activations, and clipping
- * even the top 0.1 % of them moved p_lens by up to 0.8 on OU-66. Metadata quantized=int8 and calibration=description (default
- * "N images") are set. lensnet_model_save writes int8 weights as I8 tensors with NAME.weight_scale
- * [out], NAME.input_scale [1] and NAME.input_zero_point [1] (F32) beside them; lensnet_model_load of such a file gives the
- * same model, bit for bit. The float weights of the quantised model (m->values) are the
+ * dequantised to float at once. The rest of the network (activations, pooling, batch norm,
+ * dropout) stays float, so input and logits are float and lensnet_model_forward / _forward_mc
+ * run it like any model. The first such layer, which reads the image, stays float unless
+ * desc->quantize_first: 256 levels of a min-max scaled cutout drown faint arcs under a bright
+ * deflector, and on OU-66 that one layer made half the int8 error (docs/performance.md, "int8").
+ * The range kept is the maximum by default (a percentile on request): the finders' decisive
+ * features are the few largest activations, and clipping even the top 0.1 % of them moved
+ * p_lens by up to 0.8 on OU-66. Metadata quantized=int8 and calibration=description (default
+ * "N images") are set. lensnet_model_save writes int8 weights as I8 tensors with
+ * NAME.weight_scale [out], NAME.input_scale [1] and NAME.input_zero_point [1] (F32) beside them;
+ * lensnet_model_load of such a file gives the same model, bit for bit. The float weights of the quantised model (m->values) are the
  * dequantised ones, which trainers and lensnet_layer_forward_rect use; a preallocated model
  * cannot be quantised (and `lens export-c` refuses quantised files). */
 typedef struct {
