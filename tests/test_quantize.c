@@ -150,8 +150,8 @@ static double auc_of(const float *p, const int *labels, size_t n) {
 
 /* OU-66 quantised on 48 simulated images, compared with float on 48 others (the first layer stays
  * float, the default). Measured: max |p_lens difference| 0.028 with gcc 12 on x86-64 (every int8
- * path alike: they give the same bits), 0.063 on AArch64 (NEON, under qemu), where libm draws
- * slightly different images; argmax agreement 48/48 on both. On 96 other x86 images the largest
+ * path alike: they give the same bits), 0.063 with clang 14 and on AArch64 (NEON, under qemu),
+ * where the simulator draws slightly different images; argmax agreement 48/48 on all. On 96 other x86 images the largest
  * difference was 0.09 (mean 0.006). The bound 0.1 allows for such draws while still catching a
  * broken kernel or scale (a wrong zero point or scale moves p_lens by 0.3 or more). */
 #define CAL_N 48
