@@ -5736,7 +5736,9 @@ static lensnet_result lensnet__quant_from_safetensors(lensnet_model *m, const le
     for (k = 0; k < L->out_c; k++)
       if (!(ws->tensor.data[k] > 0.0f && ws->tensor.data[k] <= FLT_MAX)) return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' holds a scale that is not positive and finite", name);
     for (k = 0; k < m->params[L->weight].count; k++)
-      if (w->tensor.data[k] < -127.0f) return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' holds -128; symmetric int8 weights lie in [-127, 127]", w->name);
+      if (!(w->tensor.data[k] >= -127.0f && w->tensor.data[k] <= 127.0f && w->tensor.data[k] == floorf(w->tensor.data[k])))
+        return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' holds %g; symmetric int8 weights are integers in [-127, 127]", w->name,
+                             (double)w->tensor.data[k]);
     if (lensnet__quant_set_layer(m, l, w->tensor.data, ws->tensor.data, xs->tensor.data[0], (int)zp->tensor.data[0]) != LENSNET_OK)
       return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   }
@@ -7930,6 +7932,8 @@ LENSNET_API lensnet_result lensnet_optimizer_create(const lensnet_optimizer_desc
   lensnet_optimizer *o;
   int ok = 1;
   *out = NULL;
+  if (m->quant) /* its int8 weights would not follow the float ones */
+    return lensnet__fail(err, LENSNET_ERR_ARG, "a quantised model cannot be trained: train the float model, then quantise it again");
   o = LENSNET__CAST(lensnet_optimizer *, lensnet__alloc_or_flag(1, sizeof *o, &ok));
   if (!o) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   o->desc = *desc;

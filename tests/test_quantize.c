@@ -175,6 +175,14 @@ static void test_ou66_agreement(void) {
   if (!q) goto done;
   CHECK(strcmp(lensnet_model_meta(q, "quantized"), "int8") == 0, "metadata quantized=int8");
   CHECK(strcmp(lensnet_model_meta(q, "calibration"), desc.description) == 0, "metadata calibration");
+  {
+    lensnet_optimizer *opt = NULL;
+    lensnet_optimizer_desc od;
+    memset(&od, 0, sizeof od);
+    CHECK(lensnet_optimizer_create(&od, q, &opt, &err) == LENSNET_ERR_ARG && strstr(err.message, "quantised"), "a quantised model is not trained: %s",
+          err.message);
+    lensnet_optimizer_free(opt);
+  }
   lensnet_model_forward(m, TEST_N, test, yf, NULL, &err);
   lensnet_model_forward(q, TEST_N, test, yq, NULL, &err);
   for (i = 0; i < TEST_N; i++) {
@@ -258,6 +266,8 @@ static void test_malformed_files(void) {
   keep = t->tensor.data[0];
   t->tensor.data[0] = -128.0f;
   expect_refused(&st, "-128 in a weight", "-128");
+  t->tensor.data[0] = 0.5f;
+  expect_refused(&st, "a fraction in an I8 weight", "integers");
   t->tensor.data[0] = keep;
   memcpy(t->dtype, "F32", 4);
   expect_refused(&st, "F32 weight of an int8 layer", "must be I8");
