@@ -27,7 +27,8 @@ static void test_quantize_and_predict(void) {
   CHECK(lensnet_model_load(W "/q.safetensors", &q, &err) == LENSNET_OK && lensnet_model_is_quantized(q), "the file is a quantised model");
   if (q) CHECK(strcmp(lensnet_model_meta(q, "calibration"), "16 images of images.npy") == 0, "calibration described: %s", lensnet_model_meta(q, "calibration"));
   lensnet_model_free(q);
-  CHECK(cli_lens_output(out, sizeof out, "info " W "/q.safetensors") == 0 && strstr(out, "quantized: int8"), "lens info shows quantized:\n%s", out);
+  CHECK(cli_lens_output(out, sizeof out, "info " W "/q.safetensors") == 0 && strstr(out, "quantized: int8") && strstr(out, "(int8)"),
+        "lens info shows quantized and the int8 layers:\n%s", out);
   CHECK(cli_lens("predict --model " W "/q.safetensors " W "/sim/images.npy > " W "/scores.csv 2>/dev/null") == 0, "lens predict runs it");
   cli_text(W "/scores.csv", out, sizeof out);
   CHECK(strchr(out, '\n') && strstr(out, "p_lens"), "scores written:\n%.200s", out);
