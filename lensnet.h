@@ -6109,15 +6109,15 @@ static void lensnet__softmax_forward(float *x, size_t batch, size_t c, size_t hw
 /* Integer-arithmetic inference in the manner of Jacob et al. 2018 (CVPR, "Quantization and
  * training of neural networks for efficient integer-arithmetic-only inference"), kept simple:
  * weights are int8, symmetric, one scale per output channel (s_w[o] = max_k |w[o][k]| / 127);
- * a layer's input is int8, symmetric, with one scale (s_x = calibrated max |x| / 127), so the
- * zero point is 0 and padding stays exact. Symmetric int8 rather than uint8 because a layer's
- * input is not always non-negative (the first layer of a model whose cutouts are not min-max
- * scaled, a dense layer after a batch norm); after a ReLU it wastes one bit, which the measured
- * agreement (docs/performance.md) shows to be affordable. Sums are exact in int32, and each
- * output is dequantised at once: y[o] = s_x s_w[o] sum_k q_x q_w + b[o] in float, so every layer
- * between two quantised ones (ReLU, pooling, dropout, batch norm, flatten) runs unchanged in
- * float and a batch norm needs no folding. Requantising straight to the next layer's scale
- * would save a pass over each activation; it is not done. */
+ * a layer's input is uint8 with one scale and a zero point: 0 and s_x = max x / 255 when the
+ * calibration saw no negative input (min-max scaled cutouts, anything after a ReLU: the full
+ * 256 levels), else 128 and s_x = max |x| / 127 (a dense layer after a batch norm, cutouts not
+ * min-max scaled). Either way x = 0 is a level, so zero padding stays exact, and the product is
+ * unsigned by signed bytes, what VNNI's dpbusd multiplies. Sums are exact in int32, and each
+ * output is dequantised at once: y[o] = s_x s_w[o] sum_k (q_x - zero_point) q_w + b[o] in float,
+ * so every layer between two quantised ones (ReLU, pooling, dropout, batch norm, flatten) runs
+ * unchanged in float and a batch norm needs no folding. Requantising straight to the next
+ * layer's scale would save a pass over each activation; it is not done. */
 
 /* round(x * inv_scale) + zero_point within [lo, hi], half away from zero whatever the FPU's
  * rounding mode; NaN becomes the zero point. */
