@@ -71,8 +71,13 @@
  *               1 - p to a resolution of 2^-16, from a stream per (step, layer, image).
  *   GEMM        lensnet_sgemm: blocked and packed, scalar always built, SSE/AVX2/AVX-512/NEON
  *               micro-kernels chosen from the CPU at run time; convolutions go through it.
+ *   int8        lensnet_quantize: convolutions and dense layers with int8 weights (one scale per
+ *               output channel) and uint8 inputs calibrated on images, exact int32 sums
+ *               (lensnet_i8gemm: scalar, AVX2, AVX-512 VNNI, NEON, the same bits on every path);
+ *               quantised models save and load as safetensors (I8 weights) and run through
+ *               lensnet_model_forward with float input and output. Float is the default.
  *   Files       .npy read (f4 f8 i1-i8 u1-u8, either byte order) and write (f4); safetensors
- *               read (F32, F16, BF16, F64, I64, I32, U8) and write (F32); FITS images read
+ *               read (F32, F16, BF16, F64, I64, I32, I8, U8) and write (F32, I8); FITS images read
  *               (BITPIX 8/16/32/64/-32/-64, BSCALE/BZERO, BLANK, extensions) and write (-32),
  *               header values and extra cards, the pixel scale (PIXSCALE, CD or CDELT), a
  *               simple TAN WCS (lensnet_fits_wcs, lensnet_wcs_pixel_to_world); a small JSON reader;
@@ -154,6 +159,9 @@
  *     whether one can run, lensnet_sgemm_path(s, ...) runs one explicitly. The environment
  *     variable LENSNET_SIMD=scalar|sse|avx2|avx512|neon, read once, caps the choice (the widest
  *     available kernel no wider than the one named), e.g. to compare kernels from the lens tool.
+ *     The int8 kernels of quantised models follow the same rules (target("avx512vnni") for
+ *     AVX-512, which also needs the CPU's avx512vnni; no SSE int8 kernel: capped at sse, scalar);
+ *     lensnet_i8_simd_best() names the one used.
  *   LENSNET_MAX_ELEMENTS      largest tensor a reader allocates (default 2^32 elements; with a
  *                             32-bit size_t, SIZE_MAX / 4)
  *   LENSNET_JSON_MAX_DEPTH    JSON nesting limit (default 64)
@@ -191,7 +199,8 @@
  *   agree to rounding (tests/test_gemm.c states the bound), not bit for bit.
  *
  * LIMITS
- *   float32 only; 2-D convolutions with square kernels; group convolutions for p4 (quarter
+ *   float32, or int8 convolutions and dense layers in a quantised model (activations between
+ *   layers stay float32; no requantisation, no int8 for preallocated models); 2-D convolutions with square kernels; group convolutions for p4 (quarter
  *   turns) only, not p4m (turns and mirrors); no dilation, transposed convolution,
  *   recurrent or attention layers; no ONNX import; FITS tile compression is refused (run
  *   funpack first) and FITS tables are not images; pixels become float32, so integers beyond
@@ -327,12 +336,15 @@ LENSNET_API lensnet_result lensnet_npy_read_rows(const char *path, size_t first,
 LENSNET_API lensnet_result lensnet_npy_write(const char *path, const lensnet_tensor *t, lensnet_error *err);
 
 /* ---------------------------------------------------------------------------------------------
- * safetensors: read F32 (F16, BF16, F64, I64, I32, U8 are converted to float32), write F32.
+ * safetensors: read F32 (F16, BF16, F64, I64, I32, I8, U8 are converted to float32), write F32
+ * and I8 (quantised weights).
  * Tensor names follow PyTorch state_dict names; `__metadata__` is a string-to-string map.
  * ------------------------------------------------------------------------------------------- */
 typedef struct {
   char *name;
   lensnet_tensor tensor;
+  char dtype[8];                 /* the file's dtype when read ("F32", "I8", ...); written as I8 when
+                                  * "I8" (the values must then be integers in -128..127), else F32 */
 } lensnet_named_tensor;
 
 typedef struct {
@@ -344,7 +356,8 @@ typedef struct {
 
 LENSNET_API lensnet_result lensnet_safetensors_read(const char *path, lensnet_safetensors *out, lensnet_error *err);
 LENSNET_API lensnet_result lensnet_safetensors_read_memory(const void *bytes, size_t len, lensnet_safetensors *out, lensnet_error *err);
-/* Writes F32 tensors and the metadata, atomically (temporary file, then rename). */
+/* Writes the tensors (F32, or I8 where a tensor's dtype says "I8") and the metadata,
+ * atomically (temporary file, then rename). */
 LENSNET_API lensnet_result lensnet_safetensors_write(const char *path, const lensnet_safetensors *st, lensnet_error *err);
 LENSNET_API void lensnet_safetensors_free(lensnet_safetensors *st);
 LENSNET_API const lensnet_tensor *lensnet_safetensors_find(const lensnet_safetensors *st, const char *name);
@@ -487,6 +500,21 @@ LENSNET_API void lensnet_sgemm_path(lensnet_simd path, int trans_a, int trans_b,
                                     float alpha, const float *A, size_t lda, const float *B, size_t ldb,
                                     float beta, float *C, size_t ldc);
 
+/* The 8-bit product of quantised inference: C[m*ldc + n] = sum_k A[m*lda + k] * B[n*ldb + k],
+ * A signed weights in [-127, 127], B unsigned activations in [0, 255], both K-contiguous, exact
+ * in int32 (K < 2^16). Paths: scalar (the reference), AVX2 (_mm256_madd_epi16 on widened bytes),
+ * AVX-512 VNNI (_mm512_dpbusd_epi32; the CPU must report avx512vnni and avx512bw), NEON
+ * (widening vmlal_s16). Every path gives the same bits. There is no SSE int8 kernel. These
+ * entry points pack A and B first (allocating); quantised layers keep their weights packed.
+ * lensnet_i8_simd_best is the widest int8 path available and no wider than lensnet_simd_best()
+ * (so LENSNET_SIMD caps it too); lensnet_i8gemm_path with an unavailable path runs scalar. */
+LENSNET_API int lensnet_i8_simd_available(lensnet_simd s);
+LENSNET_API lensnet_simd lensnet_i8_simd_best(void);
+LENSNET_API void lensnet_i8gemm(size_t M, size_t N, size_t K, const int8_t *A, size_t lda, const uint8_t *B, size_t ldb,
+                                int32_t *C, size_t ldc);
+LENSNET_API void lensnet_i8gemm_path(lensnet_simd path, size_t M, size_t N, size_t K, const int8_t *A, size_t lda,
+                                     const uint8_t *B, size_t ldb, int32_t *C, size_t ldc);
+
 
 /* ---------------------------------------------------------------------------------------------
  * Random numbers: explicit state, the same stream on every platform (xoshiro256** seeded by
@@ -566,6 +594,18 @@ typedef struct {
   int mark;               /* mark, add, restore: which saved activation */
 } lensnet_layer;
 
+/* A layer that runs in 8 bits (lensnet_quantize): x ~ input_scale * (q_x - input_zero_point) with
+ * q_x in [0, 255]; w[o] ~ weight_scale[o] * q_w with q_w in [-127, 127]. */
+typedef struct {
+  int8_t *weight;              /* [out, in * k * k], NULL for a layer that runs in float */
+  int8_t *packed;              /* [out, Kp]: the rows padded with zeros to Kp, a multiple of 4 */
+  int16_t *packed16;           /* the same as int16 (the AVX2 and NEON kernels') */
+  float *weight_scale;         /* [out] */
+  int32_t *weight_sum;         /* [out]: sum_k q_w, for the zero point */
+  float input_scale;
+  int input_zero_point;        /* 0 when the calibration saw no negative input (after a ReLU), else 128 */
+} lensnet_quant_layer;
+
 typedef struct {
   char *arch;                  /* the architecture text the model was built from */
   size_t in_c, in_h, in_w;     /* input per sample */
@@ -582,6 +622,7 @@ typedef struct {
   /* A model built by lensnet_model_init_preallocated: the unused rest of the caller's block
    * while it is built, and its end (NULL for a model on the heap). */
   unsigned char *prealloc_next, *prealloc_end;
+  lensnet_quant_layer *quant;  /* one per layer for a quantised model (lensnet_quantize), else NULL */
 } lensnet_model;
 
 /* Architecture text of the built-ins: the lens finders of Wilde et al. 2022, "ou66" (input
@@ -673,6 +714,40 @@ LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t 
  * image repeated N times. */
 LENSNET_API lensnet_result lensnet_model_forward_mc(const lensnet_model *m, size_t batch, const float *input, float *output,
                                                     float *workspace, uint64_t seed, lensnet_error *err);
+
+/* int8 inference (Jacob et al. 2018, CVPR, integer-arithmetic-only inference; the section
+ * "int8 inference" in the implementation says how). lensnet_quantize runs the float model m on
+ * n calibration images [n, in_c, in_h, in_w] (prepared as for inference), records the largest
+ * |x| reaching each conv2d (without groups) and dense layer, and returns a new model *out whose
+ * such layers run in 8 bits: weights int8 symmetric per output channel (max |w| / 127), the
+ * layer's input uint8 with one scale: zero point 0 and scale max / 255 when no calibration input
+ * was negative (images scaled to [0, 1], anything after a ReLU), else zero point 128 and scale
+ * max |x| / 127; values beyond the calibrated range clip. Sums are exact in int32, each output
+ * dequantised to float at once. The rest of the network (activations, pooling, batch norm,
+ * dropout) stays float, so input and logits are float and lensnet_model_forward / _forward_mc
+ * run it like any model. The first such layer, which reads the image, stays float unless
+ * desc->quantize_first: 256 levels of a min-max scaled cutout drown faint arcs under a bright
+ * deflector, and on OU-66 that one layer made half the int8 error (docs/performance.md, "int8").
+ * The range kept is the maximum by default (a percentile on request): the finders' decisive
+ * features are the few largest activations, and clipping even the top 0.1 % of them moved
+ * p_lens by up to 0.8 on OU-66. Metadata quantized=int8 and calibration=description (default
+ * "N images") are set. lensnet_model_save writes int8 weights as I8 tensors with
+ * NAME.weight_scale [out], NAME.input_scale [1] and NAME.input_zero_point [1] (F32) beside them;
+ * lensnet_model_load of such a file gives the same model, bit for bit. The float weights of the quantised model (m->values) are the
+ * dequantised ones, which trainers and lensnet_layer_forward_rect use; a preallocated model
+ * cannot be quantised (and `lens export-c` refuses quantised files). */
+typedef struct {
+  size_t batch;                /* images per calibration pass; 0: 16 */
+  double percentile;           /* range kept of each layer's |input|: this percentile over the
+                                * calibration images (0: 100, the maximum) */
+  int quantize_first;          /* 1: the first conv2d / dense layer (the one reading the image) runs
+                                * in 8 bits too; 0 (default): it stays float */
+  const char *description;     /* stored as metadata "calibration"; NULL: "N images" */
+} lensnet_quantize_desc;
+LENSNET_API lensnet_result lensnet_quantize(const lensnet_model *m, const float *images, size_t n,
+                                            const lensnet_quantize_desc *desc, lensnet_model **out, lensnet_error *err);
+/* Nonzero when some layer of m runs in int8. */
+LENSNET_API int lensnet_model_is_quantized(const lensnet_model *m);
 
 /* A layer's options as text ("layer.0 out=50 kernel=3 stride=1 padding=0 groups=1"), as `lens
  * info` prints them; "" for layers without options. Returns buf. */
@@ -2284,8 +2359,8 @@ LENSNET_API lensnet_result lensnet_safetensors_read_memory(const void *bytes, si
     if (!strcmp(dtype, "F32") || !strcmp(dtype, "I32")) esize = 4;
     else if (!strcmp(dtype, "F16") || !strcmp(dtype, "BF16")) esize = 2;
     else if (!strcmp(dtype, "F64") || !strcmp(dtype, "I64")) esize = 8;
-    else if (!strcmp(dtype, "U8")) esize = 1;
-    else { r = lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "safetensors: tensor '%.64s' has dtype %.16s (supported: F32, F16, BF16, F64, I64, I32, U8)", e->key, dtype); goto fail; }
+    else if (!strcmp(dtype, "U8") || !strcmp(dtype, "I8")) esize = 1;
+    else { r = lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "safetensors: tensor '%.64s' has dtype %.16s (supported: F32, F16, BF16, F64, I64, I32, I8, U8)", e->key, dtype); goto fail; }
     if (sh->count > LENSNET_MAX_DIMS) { r = lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "safetensors: tensor '%.64s' has more than %d dimensions", e->key, LENSNET_MAX_DIMS); goto fail; }
     for (k = 0; k < sh->count; k++) {
       double d = sh->items[k].number;
@@ -2322,6 +2397,7 @@ LENSNET_API lensnet_result lensnet_safetensors_read_memory(const void *bytes, si
     memset(nt, 0, sizeof *nt);
     if ((r = lensnet_tensor_alloc(&nt->tensor, (int)sh->count, shape, err)) != LENSNET_OK) goto fail;
     nt->name = lensnet__strdup(e->key);
+    snprintf(nt->dtype, sizeof nt->dtype, "%s", dtype);
     out->count++;
     if (!nt->name) { r = lensnet__fail(err, LENSNET_ERR_NOMEM, "safetensors: out of memory"); goto fail; }
     for (k = 0; k < count; k++) {
@@ -2330,7 +2406,7 @@ LENSNET_API lensnet_result lensnet_safetensors_read_memory(const void *bytes, si
       if (esize == 4) { uint32_t u = (uint32_t)lensnet__get_le(p, 4); v = dtype[0] == 'F' ? lensnet__f32_from_bits(u) : (float)(int32_t)u; }
       else if (esize == 8) { uint64_t u = lensnet__get_le(p, 8); v = dtype[0] == 'F' ? (float)lensnet__f64_from_bits(u) : (float)(int64_t)u; }
       else if (esize == 2) { unsigned u = (unsigned)lensnet__get_le(p, 2); v = dtype[0] == 'B' ? lensnet__f32_from_bits((uint32_t)u << 16) : lensnet__f16_to_f32(u); }
-      else v = (float)p[0];
+      else v = dtype[0] == 'I' ? (float)(int8_t)p[0] : (float)p[0];
       nt->tensor.data[k] = v;
     }
   }
@@ -2403,10 +2479,16 @@ LENSNET_API lensnet_result lensnet_safetensors_write(const char *path, const len
   }
   for (i = 0; i < st->count; i++) {
     const lensnet_tensor *t = &st->tensors[i].tensor;
-    size_t bytes = lensnet_tensor_count(t) * 4;
+    int int8 = strcmp(st->tensors[i].dtype, "I8") == 0;
+    size_t bytes = lensnet_tensor_count(t) * (int8 ? 1 : 4);
+    for (k = 0; int8 && k < bytes; k++)
+      if (!(t->data[k] >= -128.0f && t->data[k] <= 127.0f && t->data[k] == floorf(t->data[k]))) {
+        LENSNET_FREE(h.s);
+        return lensnet__fail(err, LENSNET_ERR_ARG, "safetensors: tensor '%.64s' is to be written as I8 but holds %g", st->tensors[i].name, (double)t->data[k]);
+      }
     if (i || st->meta_count) lensnet__text_str(&h, ",");
     lensnet__text_json_string(&h, st->tensors[i].name);
-    lensnet__text_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+    lensnet__text_str(&h, int8 ? ":{\"dtype\":\"I8\",\"shape\":[" : ":{\"dtype\":\"F32\",\"shape\":[");
     for (k = 0; k < (size_t)t->ndim; k++) {
       snprintf(num, sizeof num, "%s%lu", k ? "," : "", (unsigned long)t->shape[k]);
       lensnet__text_str(&h, num);
@@ -2426,6 +2508,11 @@ LENSNET_API lensnet_result lensnet_safetensors_write(const char *path, const len
   for (i = 0; i < st->count; i++) {
     const lensnet_tensor *t = &st->tensors[i].tensor;
     size_t n = lensnet_tensor_count(t);
+    if (strcmp(st->tensors[i].dtype, "I8") == 0) {
+      for (k = 0; k < n; k++) payload[offset + k] = (unsigned char)(int8_t)t->data[k];
+      offset += n;
+      continue;
+    }
     for (k = 0; k < n; k++) lensnet__put_f32le(payload + offset + 4 * k, t->data[k]);
     offset += 4 * n;
   }
@@ -3388,10 +3475,15 @@ LENSNET_API void lensnet_wcs_pixel_to_world(const lensnet_wcs *w, double x, doub
 #define LENSNET__TARGET_SSE __attribute__((target("sse2")))
 #define LENSNET__TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define LENSNET__TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")))
+#define LENSNET__HAVE_VNNI 1
+#define LENSNET__TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni,avx2")))
 #else
 /* compile-time selection from the compiler's target macros */
 #if defined(__AVX512F__)
 #define LENSNET__HAVE_AVX512 1
+#endif
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define LENSNET__HAVE_VNNI 1
 #endif
 #if defined(__AVX2__) && defined(__FMA__)
 #define LENSNET__HAVE_AVX2 1
@@ -3408,6 +3500,7 @@ LENSNET_API void lensnet_wcs_pixel_to_world(const lensnet_wcs *w, double x, doub
 #define LENSNET__TARGET_SSE
 #define LENSNET__TARGET_AVX2
 #define LENSNET__TARGET_AVX512
+#define LENSNET__TARGET_VNNI
 #endif
 
 #if defined(LENSNET__HAVE_AVX512) || defined(LENSNET__HAVE_AVX2) || defined(LENSNET__HAVE_SSE)
@@ -3521,6 +3614,7 @@ static int lensnet__cpu_runs(lensnet_simd s) {
  * 1 + the path named by the environment variable LENSNET_SIMD (0: unset or unknown); bit 31
  * says the word has been filled in. */
 #define LENSNET__SIMD_FILLED 0x80000000u
+#define LENSNET__SIMD_VNNI 0x10000u /* the CPU runs AVX-512 VNNI (the int8 kernel) */
 static unsigned lensnet__simd_word_compute(void) {
   unsigned w = 1u << LENSNET_SIMD_SCALAR;
   const char *env = getenv("LENSNET_SIMD");
@@ -3536,6 +3630,11 @@ static unsigned lensnet__simd_word_compute(void) {
 #endif
 #ifdef LENSNET__HAVE_NEON
   w |= 1u << LENSNET_SIMD_NEON;
+#endif
+#if defined(LENSNET__HAVE_VNNI) && defined(LENSNET__X86_DISPATCH) && !defined(__AVX512VNNI__)
+  if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw")) w |= LENSNET__SIMD_VNNI;
+#elif defined(LENSNET__HAVE_VNNI)
+  w |= LENSNET__SIMD_VNNI;
 #endif
   for (s = 0; env && s < LENSNET_SIMD_COUNT; s++)
     if (strcmp(env, lensnet_simd_name((lensnet_simd)s)) == 0) w |= (unsigned)(s + 1) << 8;
@@ -4330,6 +4429,259 @@ LENSNET_API void lensnet_sgemm(int trans_a, int trans_b, size_t M, size_t N, siz
   lensnet_sgemm_path(lensnet_simd_best(), trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/* ---- int8 product (quantised inference) ---------------------------------------------------- */
+
+/* C[m*ldc + n] = sum_k A[m][k] * B[k][n]: signed weights A in [-127, 127] (symmetric quantisation
+ * never produces -128) against unsigned activations B in [0, 255], int32 sums. Every path
+ * computes the exact integer sum, so all paths give the same bits; only the speed differs. With
+ * K below 2^16 no sum can overflow (255 * 127 * 2^16 < 2^31).
+ *
+ * Layout (the one VNNI's dot product wants, used by every path): K is padded with zeros to Kp, a
+ * multiple of 4; A is M rows of Kp bytes; B is packed as [Kp/4][N][4], the four activations of
+ * k = 4q..4q+3 for output position n in one 32-bit word, so one vector holds 16 (AVX-512) or 8
+ * (AVX2) output positions and each weight quadruple is broadcast to all of them: no horizontal
+ * sums. Convolutions write their im2col matrix straight into this layout.
+ *
+ * AVX-512 VNNI: _mm512_dpbusd_epi32 multiplies unsigned by signed bytes and adds each word's four
+ * products into int32, exactly this product; 8 rows x 32 positions of C stay in 16 registers.
+ * AVX2 avoids _mm256_maddubs_epi16, whose int16 pair sums saturate (255 * 127 * 2 > 32767): it
+ * widens the activations to int16 and takes the weights pre-widened (A16, int16 copies of A),
+ * and _mm256_madd_epi16 sums pairs of products (each at most 255 * 127 = 32385) into int32; the
+ * two pairs of a word are added at the end (hadd). NEON has no unsigned-by-signed dot product
+ * before the int8 matrix extension, so it widens too and multiplies-adds in int32 (vmlal_s16). */
+typedef void (*lensnet__i8_kernel_fn)(size_t M, size_t N, size_t Kq, const int8_t *A, const int16_t *A16, const uint8_t *P,
+                                      int32_t *C, size_t ldc);
+
+static void lensnet__i8_kernel_scalar(size_t M, size_t N, size_t Kq, const int8_t *A, const int16_t *A16, const uint8_t *P,
+                                      int32_t *C, size_t ldc) {
+  size_t m, n, q, j;
+  (void)A16;
+  for (m = 0; m < M; m++)
+    for (n = 0; n < N; n++) {
+      const int8_t *a = A + m * 4 * Kq;
+      int32_t acc = 0;
+      for (q = 0; q < Kq; q++)
+        for (j = 0; j < 4; j++) acc += (int32_t)a[4 * q + j] * (int32_t)P[(q * N + n) * 4 + j];
+      C[m * ldc + n] = acc;
+    }
+}
+
+#ifdef LENSNET__HAVE_AVX2
+/* 4 rows x 8 positions: per row two accumulators (positions 0-3 and 4-7, two partial sums per
+ * word each, named so that they stay in registers), added pairwise and put back in position
+ * order at the end. */
+#define LENSNET__AVX2_I8_ROW(r) do { \
+    int64_t quad_; \
+    memcpy(&quad_, a[r] + 4 * q, 8); \
+    av = _mm256_set1_epi64x(quad_); \
+    lo##r = _mm256_add_epi32(lo##r, _mm256_madd_epi16(b0, av)); \
+    hi##r = _mm256_add_epi32(hi##r, _mm256_madd_epi16(b1, av)); \
+  } while (0)
+LENSNET__TARGET_AVX2 static void lensnet__i8_kernel_avx2(size_t M, size_t N, size_t Kq, const int8_t *A, const int16_t *A16,
+                                                          const uint8_t *P, int32_t *C, size_t ldc) {
+  size_t m, n, q, r;
+  (void)A;
+  for (n = 0; n < N; n += 8) {
+    size_t cols = N - n < 8 ? N - n : 8;
+    for (m = 0; m < M; m += 4) {
+      size_t rows = M - m < 4 ? M - m : 4;
+      const int16_t *a[4];
+      __m256i lo0 = _mm256_setzero_si256(), lo1 = lo0, lo2 = lo0, lo3 = lo0, hi0 = lo0, hi1 = lo0, hi2 = lo0, hi3 = lo0, av, s[4];
+      int32_t tail[8];
+      for (r = 0; r < 4; r++) a[r] = A16 + (m + (r < rows ? r : 0)) * 4 * Kq;
+      for (q = 0; q < Kq; q++) {
+        const uint8_t *p = P + (q * N + n) * 4;
+        __m256i b0, b1;
+        if (cols == 8) {
+          b0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
+          b1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 16)));
+        } else {
+          unsigned char part[32] = {0};
+          memcpy(part, p, cols * 4);
+          b0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)part));
+          b1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(part + 16)));
+        }
+        LENSNET__AVX2_I8_ROW(0); LENSNET__AVX2_I8_ROW(1); LENSNET__AVX2_I8_ROW(2); LENSNET__AVX2_I8_ROW(3);
+      }
+      s[0] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo0, hi0), 0xd8);
+      s[1] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo1, hi1), 0xd8);
+      s[2] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo2, hi2), 0xd8);
+      s[3] = _mm256_permute4x64_epi64(_mm256_hadd_epi32(lo3, hi3), 0xd8);
+      for (r = 0; r < rows; r++) {
+        if (cols == 8) _mm256_storeu_si256((__m256i *)(C + (m + r) * ldc + n), s[r]);
+        else {
+          _mm256_storeu_si256((__m256i *)tail, s[r]);
+          memcpy(C + (m + r) * ldc + n, tail, cols * sizeof(int32_t));
+        }
+      }
+    }
+  }
+}
+#endif
+
+#ifdef LENSNET__HAVE_VNNI
+/* 10 rows x 32 positions in 20 accumulators (the layers of OU-66 and OU-200 have 20 to 50
+ * outputs: multiples of 10); the last positions through masks. Positions outside, rows inside:
+ * the 32 positions' packed activations (Kp * 32 bytes) stay in L1 for every block of rows. */
+#define LENSNET__VNNI_MR 10
+/* One row's step: its four weights broadcast, against the 32 positions (accumulators named, so
+ * that they stay in registers). */
+#define LENSNET__VNNI_ROW(r) do { \
+    int32_t quad_; \
+    memcpy(&quad_, a[r] + 4 * q, 4); \
+    av = _mm512_set1_epi32(quad_); \
+    c##r##a = _mm512_dpbusd_epi32(c##r##a, b0, av); \
+    c##r##b = _mm512_dpbusd_epi32(c##r##b, b1, av); \
+  } while (0)
+LENSNET__TARGET_VNNI static void lensnet__i8_kernel_vnni(size_t M, size_t N, size_t Kq, const int8_t *A, const int16_t *A16,
+                                                          const uint8_t *P, int32_t *C, size_t ldc) {
+  size_t m, n, q, r;
+  (void)A16;
+  for (n = 0; n < N; n += 32) {
+    size_t cols = N - n < 32 ? N - n : 32;
+    __mmask16 k0 = (__mmask16)(cols >= 16 ? 0xffffu : ((1u << cols) - 1u));
+    __mmask16 k1 = (__mmask16)(cols >= 32 ? 0xffffu : cols <= 16 ? 0u : ((1u << (cols - 16)) - 1u));
+    for (m = 0; m < M; m += LENSNET__VNNI_MR) {
+      size_t rows = M - m < LENSNET__VNNI_MR ? M - m : LENSNET__VNNI_MR;
+      const int8_t *a[LENSNET__VNNI_MR];
+      __m512i c0a = _mm512_setzero_si512(), c0b = c0a, c1a = c0a, c1b = c0a, c2a = c0a, c2b = c0a, c3a = c0a, c3b = c0a,
+              c4a = c0a, c4b = c0a, c5a = c0a, c5b = c0a, c6a = c0a, c6b = c0a, c7a = c0a, c7b = c0a, c8a = c0a, c8b = c0a,
+              c9a = c0a, c9b = c0a, av;
+      __m512i out[LENSNET__VNNI_MR][2];
+      for (r = 0; r < LENSNET__VNNI_MR; r++) a[r] = A + (m + (r < rows ? r : 0)) * 4 * Kq;
+      for (q = 0; q < Kq; q++) {
+        const uint8_t *p = P + (q * N + n) * 4;
+        __m512i b0 = _mm512_maskz_loadu_epi32(k0, p), b1 = _mm512_maskz_loadu_epi32(k1, p + 64);
+        LENSNET__VNNI_ROW(0); LENSNET__VNNI_ROW(1); LENSNET__VNNI_ROW(2); LENSNET__VNNI_ROW(3); LENSNET__VNNI_ROW(4);
+        LENSNET__VNNI_ROW(5); LENSNET__VNNI_ROW(6); LENSNET__VNNI_ROW(7); LENSNET__VNNI_ROW(8); LENSNET__VNNI_ROW(9);
+      }
+      out[0][0] = c0a; out[0][1] = c0b; out[1][0] = c1a; out[1][1] = c1b; out[2][0] = c2a; out[2][1] = c2b;
+      out[3][0] = c3a; out[3][1] = c3b; out[4][0] = c4a; out[4][1] = c4b; out[5][0] = c5a; out[5][1] = c5b;
+      out[6][0] = c6a; out[6][1] = c6b; out[7][0] = c7a; out[7][1] = c7b; out[8][0] = c8a; out[8][1] = c8b;
+      out[9][0] = c9a; out[9][1] = c9b;
+      for (r = 0; r < rows; r++) {
+        _mm512_mask_storeu_epi32(C + (m + r) * ldc + n, k0, out[r][0]);
+        _mm512_mask_storeu_epi32(C + (m + r) * ldc + n + 16, k1, out[r][1]);
+      }
+    }
+  }
+}
+#endif
+
+#ifdef LENSNET__HAVE_NEON
+/* One row x 4 positions: a 16-byte load holds the four words; each position's four products
+ * are multiplied-added into its own int32x4 and summed at the end. */
+static void lensnet__i8_kernel_neon(size_t M, size_t N, size_t Kq, const int8_t *A, const int16_t *A16, const uint8_t *P,
+                                    int32_t *C, size_t ldc) {
+  size_t m, n, q, j;
+  (void)A;
+  for (m = 0; m < M; m++) {
+    const int16_t *a = A16 + m * 4 * Kq;
+    for (n = 0; n + 4 <= N; n += 4) {
+      int32x4_t acc0 = vdupq_n_s32(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+      int32_t lanes[4][4];
+      for (q = 0; q < Kq; q++) {
+        uint8x16_t b = vld1q_u8(P + (q * N + n) * 4);
+        int16x8_t b01 = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(b))), b23 = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(b)));
+        int16x4_t av = vld1_s16(a + 4 * q);
+        acc0 = vmlal_s16(acc0, vget_low_s16(b01), av);
+        acc1 = vmlal_s16(acc1, vget_high_s16(b01), av);
+        acc2 = vmlal_s16(acc2, vget_low_s16(b23), av);
+        acc3 = vmlal_s16(acc3, vget_high_s16(b23), av);
+      }
+      vst1q_s32(lanes[0], acc0); vst1q_s32(lanes[1], acc1); vst1q_s32(lanes[2], acc2); vst1q_s32(lanes[3], acc3);
+      for (j = 0; j < 4; j++) C[m * ldc + n + j] = lanes[j][0] + lanes[j][1] + lanes[j][2] + lanes[j][3];
+    }
+    for (; n < N; n++) {
+      int32_t acc = 0;
+      for (q = 0; q < Kq; q++)
+        for (j = 0; j < 4; j++) acc += (int32_t)a[4 * q + j] * (int32_t)P[(q * N + n) * 4 + j];
+      C[m * ldc + n] = acc;
+    }
+  }
+}
+#endif
+
+LENSNET_API int lensnet_i8_simd_available(lensnet_simd s) {
+  switch (s) {
+    case LENSNET_SIMD_SCALAR: return 1;
+#ifdef LENSNET__HAVE_AVX2
+    case LENSNET_SIMD_AVX2: return lensnet_simd_available(s);
+#endif
+#ifdef LENSNET__HAVE_VNNI
+    case LENSNET_SIMD_AVX512: return lensnet_simd_available(s) && (lensnet__simd_word() & LENSNET__SIMD_VNNI) != 0;
+#endif
+#ifdef LENSNET__HAVE_NEON
+    case LENSNET_SIMD_NEON: return lensnet_simd_available(s);
+#endif
+    default: return 0;
+  }
+}
+
+LENSNET_API lensnet_simd lensnet_i8_simd_best(void) {
+  static const lensnet_simd widest_first[] = {LENSNET_SIMD_AVX512, LENSNET_SIMD_AVX2, LENSNET_SIMD_NEON};
+  lensnet_simd cap = lensnet_simd_best();
+  size_t i;
+  for (i = 0; i < sizeof widest_first / sizeof widest_first[0]; i++)
+    if (lensnet_i8_simd_available(widest_first[i]) && lensnet__simd_rank(widest_first[i]) <= lensnet__simd_rank(cap))
+      return widest_first[i];
+  return LENSNET_SIMD_SCALAR;
+}
+
+static lensnet__i8_kernel_fn lensnet__i8_kernel_for(lensnet_simd s) {
+  if (!lensnet_i8_simd_available(s)) return lensnet__i8_kernel_scalar;
+  switch (s) {
+#ifdef LENSNET__HAVE_AVX2
+    case LENSNET_SIMD_AVX2: return lensnet__i8_kernel_avx2;
+#endif
+#ifdef LENSNET__HAVE_VNNI
+    case LENSNET_SIMD_AVX512: return lensnet__i8_kernel_vnni;
+#endif
+#ifdef LENSNET__HAVE_NEON
+    case LENSNET_SIMD_NEON: return lensnet__i8_kernel_neon;
+#endif
+    default: return lensnet__i8_kernel_scalar;
+  }
+}
+
+/* Bytes of the packed layout of B: [Kp/4][N][4], Kp = K rounded up to a multiple of 4. */
+static size_t lensnet__i8_pad(size_t K) { return (K + 3) & ~(size_t)3; }
+
+/* The unpacked interface (tests, callers with plain matrices): packs A and B into the layout
+ * above, or, out of memory, computes the same sums with a plain loop. */
+LENSNET_API void lensnet_i8gemm_path(lensnet_simd path, size_t M, size_t N, size_t K, const int8_t *A, size_t lda,
+                                     const uint8_t *B, size_t ldb, int32_t *C, size_t ldc) {
+  size_t Kp = lensnet__i8_pad(K), m, n, k;
+  int8_t *Ap = LENSNET__CAST(int8_t *, LENSNET_MALLOC(M * Kp + 1));
+  int16_t *A16 = LENSNET__CAST(int16_t *, LENSNET_MALLOC(M * Kp * sizeof(int16_t) + 2));
+  uint8_t *P = LENSNET__CAST(uint8_t *, LENSNET_MALLOC(N * Kp + 1));
+  if (Ap && A16 && P) {
+    memset(Ap, 0, M * Kp);
+    memset(P, 0, N * Kp);
+    for (m = 0; m < M; m++)
+      for (k = 0; k < K; k++) Ap[m * Kp + k] = A[m * lda + k];
+    for (k = 0; k < M * Kp; k++) A16[k] = Ap[k];
+    for (n = 0; n < N; n++)
+      for (k = 0; k < K; k++) P[((k >> 2) * N + n) * 4 + (k & 3)] = B[n * ldb + k];
+    lensnet__i8_kernel_for(path)(M, N, Kp / 4, Ap, A16, P, C, ldc);
+  } else
+    for (m = 0; m < M; m++)
+      for (n = 0; n < N; n++) {
+        int32_t acc = 0;
+        for (k = 0; k < K; k++) acc += (int32_t)A[m * lda + k] * (int32_t)B[n * ldb + k];
+        C[m * ldc + n] = acc;
+      }
+  if (Ap) LENSNET_FREE(Ap);
+  if (A16) LENSNET_FREE(A16);
+  if (P) LENSNET_FREE(P);
+}
+
+LENSNET_API void lensnet_i8gemm(size_t M, size_t N, size_t K, const int8_t *A, size_t lda, const uint8_t *B, size_t ldb,
+                                int32_t *C, size_t ldc) {
+  lensnet_i8gemm_path(lensnet_i8_simd_best(), M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+
 /* ---- convolution (forward) ----------------------------------------------------------------- */
 
 /* Convolution runs as C[cout_g, oh*ow] = W[cout_g, K] * col[K, oh*ow] per image and group, with
@@ -4620,6 +4972,11 @@ typedef struct {
 } lensnet__layer_kind;
 
 static const lensnet__layer_kind *lensnet__kind(lensnet_layer_type t);
+static void lensnet__quant_free(lensnet_model *m);
+static size_t lensnet__quant_scratch_floats(const lensnet_layer *L);
+static lensnet_result lensnet__quant_set_layer(lensnet_model *m, size_t l, const float *q, const float *scales, float input_scale,
+                                               int zero_point);
+static int lensnet__layer_quantizable(const lensnet_layer *L);
 
 /* ---- architecture text --------------------------------------------------------------------- */
 
@@ -5122,6 +5479,7 @@ LENSNET_API void lensnet_model_free(lensnet_model *m) {
   int on_heap;
   if (!m) return;
   on_heap = m->prealloc_end == NULL; /* a preallocated model's block and values are the caller's */
+  lensnet__quant_free(m);
   if (on_heap && m->arch) LENSNET_FREE(m->arch);
   if (on_heap && m->layers) LENSNET_FREE(m->layers);
   if (on_heap && m->params) LENSNET_FREE(m->params);
@@ -5348,6 +5706,59 @@ static int lensnet__ends_with(const char *s, const char *suffix) {
   return n >= k && !strcmp(s + n - k, suffix);
 }
 
+static const lensnet_named_tensor *lensnet__safetensors_named(const lensnet_safetensors *st, const char *name) {
+  size_t i;
+  for (i = 0; i < st->count; i++)
+    if (strcmp(st->tensors[i].name, name) == 0) return &st->tensors[i];
+  return NULL;
+}
+
+/* The int8 layers of a file with metadata quantized=int8: for each layer with NAME.input_scale,
+ * NAME.weight as I8 in [-127, 127] and NAME.weight_scale [out], all scales positive and finite.
+ * A file without that metadata is a float model (its scale tensors, if any, are then unused and
+ * refused as such). */
+static lensnet_result lensnet__quant_from_safetensors(lensnet_model *m, const lensnet_safetensors *st, lensnet_error *err) {
+  const char *kind = lensnet_safetensors_meta(st, "quantized");
+  size_t l, k;
+  char name[128];
+  if (!kind) return LENSNET_OK;
+  if (strcmp(kind, "int8") != 0) return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "the weights say quantized=%.16s; only int8 is supported", kind);
+  for (l = 0; l < m->layer_count; l++) {
+    const lensnet_layer *L = &m->layers[l];
+    const lensnet_named_tensor *w, *ws, *xs, *zp;
+    if (L->weight < 0) continue;
+    w = lensnet__safetensors_named(st, m->params[L->weight].name);
+    snprintf(name, sizeof name, "%s.input_scale", L->name);
+    xs = lensnet__safetensors_named(st, name);
+    if (!xs) {
+      if (!strcmp(w->dtype, "I8")) return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' is int8 but '%s' is missing", w->name, name);
+      continue;
+    }
+    if (!lensnet__layer_quantizable(L)) return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "layer '%s' cannot run in int8 (only conv2d without groups and dense can)", L->name);
+    if (strcmp(w->dtype, "I8")) return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' is %s but a quantised layer's weight must be I8", w->name, w->dtype);
+    if (lensnet_tensor_count(&xs->tensor) != 1 || !(xs->tensor.data[0] > 0.0f && xs->tensor.data[0] <= FLT_MAX))
+      return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' must hold one positive finite scale", name);
+    snprintf(name, sizeof name, "%s.input_zero_point", L->name);
+    zp = lensnet__safetensors_named(st, name);
+    if (!zp || lensnet_tensor_count(&zp->tensor) != 1 || (zp->tensor.data[0] != 0.0f && zp->tensor.data[0] != 128.0f))
+      return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' is missing or not one value of 0 or 128", name);
+    snprintf(name, sizeof name, "%s.weight_scale", L->name);
+    ws = lensnet__safetensors_named(st, name);
+    if (!ws || ws->tensor.ndim != 1 || ws->tensor.shape[0] != L->out_c)
+      return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' is missing or not of shape [%lu]", name, (unsigned long)L->out_c);
+    for (k = 0; k < L->out_c; k++)
+      if (!(ws->tensor.data[k] > 0.0f && ws->tensor.data[k] <= FLT_MAX)) return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' holds a scale that is not positive and finite", name);
+    for (k = 0; k < m->params[L->weight].count; k++)
+      if (!(w->tensor.data[k] >= -127.0f && w->tensor.data[k] <= 127.0f && w->tensor.data[k] == floorf(w->tensor.data[k])))
+        return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' holds %g; symmetric int8 weights are integers in [-127, 127]", w->name,
+                             (double)w->tensor.data[k]);
+    if (lensnet__quant_set_layer(m, l, w->tensor.data, ws->tensor.data, xs->tensor.data[0], (int)zp->tensor.data[0]) != LENSNET_OK)
+      return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  }
+  if (!m->quant) return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "the weights say quantized=int8 but no layer has an input_scale");
+  return LENSNET_OK;
+}
+
 LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetensors *st, lensnet_model **out, lensnet_error *err) {
   const char *arch = lensnet_safetensors_meta(st, "arch"), *bands_text = lensnet_safetensors_meta(st, "bands");
   char builtin[64];
@@ -5409,8 +5820,14 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
   }
   for (i = 0; i < m->param_count; i++)
     memcpy(m->values + m->params[i].offset, lensnet_safetensors_find(st, m->params[i].name)->data, m->params[i].count * sizeof(float));
+  if ((r = lensnet__quant_from_safetensors(m, st, err)) != LENSNET_OK) {
+    lensnet_model_free(m);
+    return r;
+  }
   for (i = 0; i < st->count; i++)
     if (!lensnet_model_param(m, st->tensors[i].name) && !lensnet__ends_with(st->tensors[i].name, ".num_batches_tracked") &&
+        !(m->quant && (lensnet__ends_with(st->tensors[i].name, ".weight_scale") || lensnet__ends_with(st->tensors[i].name, ".input_scale") ||
+                       lensnet__ends_with(st->tensors[i].name, ".input_zero_point"))) &&
         strncmp(st->tensors[i].name, "optimizer.", 10) != 0 &&
         strncmp(st->tensors[i].name, "adapt.", 6) != 0) { /* checkpoints of training (and adaptation) carry optimiser state (and
                                                           * the other networks) */
@@ -5438,8 +5855,33 @@ LENSNET_API lensnet_result lensnet_model_load(const char *path, lensnet_model **
   return r;
 }
 
+/* An int8 layer as safetensors: its weight (already added) becomes I8, and the scales follow. */
+static lensnet_result lensnet__quant_to_safetensors(const lensnet_model *m, size_t l, lensnet_safetensors *st) {
+  const lensnet_layer *L = &m->layers[l];
+  const lensnet_quant_layer *Q = &m->quant[l];
+  lensnet_named_tensor *w = (lensnet_named_tensor *)(uintptr_t)lensnet__safetensors_named(st, m->params[L->weight].name);
+  lensnet_tensor t;
+  char name[128];
+  size_t k, n = m->params[L->weight].count;
+  float zero_point;
+  lensnet_result r;
+  for (k = 0; k < n; k++) w->tensor.data[k] = (float)Q->weight[k];
+  memcpy(w->dtype, "I8", 3);
+  memset(&t, 0, sizeof t);
+  t.ndim = 1; t.shape[0] = L->out_c; t.data = Q->weight_scale;
+  snprintf(name, sizeof name, "%s.weight_scale", L->name);
+  if ((r = lensnet_safetensors_add(st, name, &t)) != LENSNET_OK) return r;
+  t.shape[0] = 1; t.data = (float *)(uintptr_t)&Q->input_scale;
+  snprintf(name, sizeof name, "%s.input_scale", L->name);
+  if ((r = lensnet_safetensors_add(st, name, &t)) != LENSNET_OK) return r;
+  zero_point = (float)Q->input_zero_point;
+  t.data = &zero_point;
+  snprintf(name, sizeof name, "%s.input_zero_point", L->name);
+  return lensnet_safetensors_add(st, name, &t);
+}
+
 /* The model as safetensors (copies): metadata with the architecture text as "arch", then every
- * parameter. Returns LENSNET_ERR_NOMEM (st freed) or LENSNET_OK. */
+ * parameter (int8 layers: I8 weights and their scales). Returns LENSNET_ERR_NOMEM (st freed) or LENSNET_OK. */
 static lensnet_result lensnet__model_to_safetensors(const lensnet_model *m, lensnet_safetensors *st) {
   lensnet_result r = LENSNET_OK;
   size_t i;
@@ -5456,6 +5898,8 @@ static lensnet_result lensnet__model_to_safetensors(const lensnet_model *m, lens
     t.data = m->values + P->offset;
     r = lensnet_safetensors_add(st, P->name, &t);
   }
+  for (i = 0; m->quant && i < m->layer_count && r == LENSNET_OK; i++)
+    if (m->quant[i].weight) r = lensnet__quant_to_safetensors(m, i, st);
   if (r != LENSNET_OK) lensnet_safetensors_free(st);
   return r;
 }
@@ -5526,6 +5970,7 @@ static size_t lensnet__forward_layout(const lensnet_model *m, size_t batch, size
   for (i = 0; i < m->layer_count; i++) {
     const lensnet_layer *L = &m->layers[i];
     size_t o = L->out_c * L->out_h * L->out_w, ls = lensnet__layer_scratch(L, batch);
+    if (m->quant && m->quant[i].weight && lensnet__quant_scratch_floats(L) > ls) ls = lensnet__quant_scratch_floats(L);
     if (o > a) a = o;
     if (ls > s) s = ls;
     if (lensnet__kind(L->type)->flags & LENSNET__KIND_SAVES) mk += L->in_c * L->in_h * L->in_w;
@@ -5672,8 +6117,249 @@ static void lensnet__softmax_forward(float *x, size_t batch, size_t c, size_t hw
     }
 }
 
+/* ---- int8 inference ------------------------------------------------------------------------ */
+
+/* Integer-arithmetic inference in the manner of Jacob et al. 2018 (CVPR, "Quantization and
+ * training of neural networks for efficient integer-arithmetic-only inference"), kept simple:
+ * weights are int8, symmetric, one scale per output channel (s_w[o] = max_k |w[o][k]| / 127);
+ * a layer's input is uint8 with one scale and a zero point: 0 and s_x = max x / 255 when the
+ * calibration saw no negative input (min-max scaled cutouts, anything after a ReLU: the full
+ * 256 levels), else 128 and s_x = max |x| / 127 (a dense layer after a batch norm, cutouts not
+ * min-max scaled). Either way x = 0 is a level, so zero padding stays exact, and the product is
+ * unsigned by signed bytes, what VNNI's dpbusd multiplies. Sums are exact in int32, and each
+ * output is dequantised at once: y[o] = s_x s_w[o] sum_k (q_x - zero_point) q_w + b[o] in float,
+ * so every layer between two quantised ones (ReLU, pooling, dropout, batch norm, flatten) runs
+ * unchanged in float and a batch norm needs no folding. Requantising straight to the next
+ * layer's scale would save a pass over each activation; it is not done. */
+
+/* round(x * inv_scale) + zero_point within [lo, hi], half away from zero whatever the FPU's
+ * rounding mode; NaN becomes the zero point. */
+static int lensnet__quantize_value(float x, float inv_scale, int zero_point, int lo, int hi) {
+  float q = x * inv_scale;
+  int v;
+  if (q != q) return zero_point;
+  if (q > (float)(hi - zero_point)) return hi;
+  if (q < (float)(lo - zero_point)) return lo;
+  v = q >= 0.0f ? (int)(q + 0.5f) : -(int)(0.5f - q);
+  v += zero_point;
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* q = floor(x / s + zero_point + 1/2) within [0, 255]: the clamp comes first, so the rounding
+ * is of a non-negative number; NaN becomes 0. On x86 16 values a step with SSE2, the same
+ * operations in the same order (multiply, add, max, min, truncate), so the same bytes. */
+#ifdef LENSNET__HAVE_SSE
+LENSNET__TARGET_SSE static size_t lensnet__quantize_input_sse(const float *x, size_t n, float inv, float zp, uint8_t *q) {
+  __m128 vi = _mm_set1_ps(inv), vz = _mm_set1_ps(zp), lo = _mm_setzero_ps(), hi = _mm_set1_ps(255.0f);
+  size_t i;
+  for (i = 0; i + 16 <= n; i += 16) {
+    __m128i w[4];
+    int t;
+    for (t = 0; t < 4; t++) {
+      __m128 v = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(x + i + 4 * t), vi), vz);
+      v = _mm_min_ps(_mm_max_ps(v, lo), hi); /* maxps(NaN, 0) is 0 */
+      w[t] = _mm_cvttps_epi32(v);
+    }
+    _mm_storeu_si128((__m128i *)(q + i), _mm_packus_epi16(_mm_packs_epi32(w[0], w[1]), _mm_packs_epi32(w[2], w[3])));
+  }
+  return i;
+}
+#endif
+static void lensnet__quantize_input(const float *x, size_t n, const lensnet_quant_layer *Q, uint8_t *q) {
+  float inv = 1.0f / Q->input_scale, zp = (float)Q->input_zero_point + 0.5f;
+  size_t i = 0;
+#ifdef LENSNET__HAVE_SSE
+  if (lensnet_simd_available(LENSNET_SIMD_SSE)) i = lensnet__quantize_input_sse(x, n, inv, zp, q);
+#endif
+  for (; i < n; i++) {
+    float t = x[i] * inv;
+    t = t + zp;
+    t = t > 0.0f ? t : 0.0f;
+    t = t < 255.0f ? t : 255.0f;
+    q[i] = (uint8_t)(int)t;
+  }
+}
+
+/* conv2d without groups and dense, with a fan-in below 2^16 (the product's int32 bound). */
+static int lensnet__layer_quantizable(const lensnet_layer *L) {
+  size_t fan_in = L->type == LENSNET_LAYER_DENSE ? L->in_c * L->in_h * L->in_w : L->in_c * L->kernel * L->kernel;
+  return (L->type == LENSNET_LAYER_DENSE || (L->type == LENSNET_LAYER_CONV2D && L->groups == 1)) && fan_in < 65536;
+}
+
+/* y[i] = s_x s_w[o] (sum_k q_x q_w - zero_point sum_k q_w) + b[o] for n sums of output o. The
+ * difference is sum_k (q_x - zero_point) q_w, at most 255 * 127 * K in size, so it is exact in
+ * int32 for K < 2^16, as are both terms. */
+LENSNET__VECTORIZE static void lensnet__dequantize(const lensnet_quant_layer *Q, size_t o, const int32_t *sums, size_t n, float bias,
+                                                   float *y) {
+  int32_t offset = Q->input_zero_point * Q->weight_sum[o];
+  float scale = Q->input_scale * Q->weight_scale[o];
+  size_t i;
+  for (i = 0; i < n; i++) y[i] = (float)(sums[i] - offset) * scale + bias;
+}
+
+/* Bytes of scratch of a quantised layer for one image: the int32 sums, then the zero-bordered
+ * int8 image, then its im2col rows (one output position's patch per row, K-contiguous). */
+static size_t lensnet__quant_scratch_floats(const lensnet_layer *L) {
+  size_t in = L->in_c * L->in_h * L->in_w, k = L->kernel, bytes;
+  if (L->type == LENSNET_LAYER_DENSE) bytes = 4 * L->out + lensnet__i8_pad(in);
+  else {
+    size_t hp = L->in_h + 2 * L->padding, wp = L->in_w + 2 * L->padding, n = L->out_h * L->out_w;
+    bytes = 4 * L->out_c * n + L->in_c * hp * wp + n * lensnet__i8_pad(L->in_c * k * k);
+  }
+  return bytes / sizeof(float) + 2;
+}
+
+#ifdef LENSNET__HAVE_SSE
+/* dst[4x + t] = src[x + off[t]] for x < n, 16 positions a step (stride 1); returns how many were done. */
+LENSNET__TARGET_SSE static size_t lensnet__interleave4_sse(const uint8_t *src, const size_t *off, size_t n, uint8_t *dst) {
+  size_t x;
+  for (x = 0; x + 16 <= n; x += 16) {
+    __m128i a = _mm_loadu_si128((const __m128i *)(src + x + off[0])), b = _mm_loadu_si128((const __m128i *)(src + x + off[1]));
+    __m128i c = _mm_loadu_si128((const __m128i *)(src + x + off[2])), d = _mm_loadu_si128((const __m128i *)(src + x + off[3]));
+    __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b), cd0 = _mm_unpacklo_epi8(c, d), cd1 = _mm_unpackhi_epi8(c, d);
+    _mm_storeu_si128((__m128i *)(dst + 4 * x), _mm_unpacklo_epi16(ab0, cd0));
+    _mm_storeu_si128((__m128i *)(dst + 4 * x + 16), _mm_unpackhi_epi16(ab0, cd0));
+    _mm_storeu_si128((__m128i *)(dst + 4 * x + 32), _mm_unpacklo_epi16(ab1, cd1));
+    _mm_storeu_si128((__m128i *)(dst + 4 * x + 48), _mm_unpackhi_epi16(ab1, cd1));
+  }
+  return x;
+}
+#endif
+
+static void lensnet__quant_conv_image(const lensnet_layer *L, const lensnet_quant_layer *Q, const float *bias,
+                                      lensnet_simd simd, const float *x, float *y, float *scratch) {
+  size_t hp = L->in_h + 2 * L->padding, wp = L->in_w + 2 * L->padding, n = L->out_h * L->out_w;
+  size_t k = L->kernel, K = L->in_c * k * k, Kp = lensnet__i8_pad(K), c, yy, xx, i, j, o;
+  int32_t *sums = (int32_t *)(void *)scratch;
+  uint8_t *padded = (uint8_t *)(void *)(sums + L->out_c * n), *rows = padded + L->in_c * hp * wp;
+  if (L->padding == 0) lensnet__quantize_input(x, L->in_c * L->in_h * L->in_w, Q, padded);
+  else {
+    memset(padded, Q->input_zero_point, L->in_c * hp * wp); /* padding is x = 0 */
+    for (c = 0; c < L->in_c; c++)
+      for (yy = 0; yy < L->in_h; yy++)
+        lensnet__quantize_input(x + (c * L->in_h + yy) * L->in_w, L->in_w, Q, padded + (c * hp + yy + L->padding) * wp + L->padding);
+  }
+  /* im2col straight into the packed layout (element k of position p at ((k / 4) * n + p) * 4 +
+   * k % 4), a word at a time: the four k of a group are four offsets into the padded image.
+   * Rows beyond K read the image's first byte against a zero weight. */
+  for (i = 0; i < Kp; i += 4) {
+    size_t off[4], t;
+    uint8_t *dst = rows + i * n;
+    for (t = 0; t < 4; t++) {
+      size_t kk = i + t < K ? i + t : 0;
+      c = kk / (k * k);
+      off[t] = (c * hp + (kk / k) % k) * wp + kk % k;
+    }
+    for (yy = 0; yy < L->out_h; yy++) {
+      const uint8_t *src = padded + yy * L->stride * wp;
+      xx = 0;
+#ifdef LENSNET__HAVE_SSE
+      if (L->stride == 1 && lensnet_simd_available(LENSNET_SIMD_SSE)) xx = lensnet__interleave4_sse(src, off, L->out_w, dst);
+      dst += 4 * xx;
+#endif
+      for (j = xx * L->stride; xx < L->out_w; xx++, j += L->stride, dst += 4) {
+        dst[0] = src[j + off[0]]; dst[1] = src[j + off[1]]; dst[2] = src[j + off[2]]; dst[3] = src[j + off[3]];
+      }
+    }
+  }
+  lensnet__i8_kernel_for(simd)(L->out_c, n, Kp / 4, Q->packed, Q->packed16, rows, sums, n);
+  for (o = 0; o < L->out_c; o++) lensnet__dequantize(Q, o, sums + o * n, n, bias ? bias[o] : 0.0f, y + o * n);
+}
+
+static void lensnet__quant_dense_image(const lensnet_layer *L, const lensnet_quant_layer *Q, const float *bias,
+                                       lensnet_simd simd, const float *x, float *y, float *scratch) {
+  size_t in = L->in_c * L->in_h * L->in_w, o;
+  int32_t *sums = (int32_t *)(void *)scratch;
+  uint8_t *qx = (uint8_t *)(void *)(sums + L->out);
+  lensnet__quantize_input(x, in, Q, qx); /* one position: the packed layout is the vector padded to Kp */
+  memset(qx + in, 0, lensnet__i8_pad(in) - in);
+  lensnet__i8_kernel_for(simd)(L->out, 1, lensnet__i8_pad(in) / 4, Q->packed, Q->packed16, qx, sums, 1);
+  for (o = 0; o < L->out; o++) lensnet__dequantize(Q, o, sums + o, 1, bias ? bias[o] : 0.0f, y + o);
+}
+
+/* A quantised layer over a batch, image by image (so an image's outputs do not depend on its
+ * batch). */
+static void lensnet__quant_layer_forward(lensnet__pass *p) {
+  const lensnet_layer *L = p->L;
+  const lensnet_quant_layer *Q = &p->m->quant[p->layer];
+  const float *bias = L->bias_param >= 0 ? p->m->values + p->m->params[L->bias_param].offset : NULL;
+  size_t in = L->in_c * L->in_h * L->in_w, out = L->out_c * L->out_h * L->out_w, b;
+  lensnet_simd simd = lensnet_i8_simd_best();
+  for (b = 0; b < p->batch; b++) {
+    if (L->type == LENSNET_LAYER_DENSE) lensnet__quant_dense_image(L, Q, bias, simd, p->x + b * in, p->y + b * out, p->scratch);
+    else lensnet__quant_conv_image(L, Q, bias, simd, p->x + b * in, p->y + b * out, p->scratch);
+  }
+}
+
+LENSNET_API int lensnet_model_is_quantized(const lensnet_model *m) {
+  return m && m->quant != NULL;
+}
+
+static void lensnet__quant_free(lensnet_model *m) {
+  size_t i;
+  if (!m->quant) return;
+  for (i = 0; i < m->layer_count; i++) {
+    if (m->quant[i].weight) LENSNET_FREE(m->quant[i].weight);
+    if (m->quant[i].weight_scale) LENSNET_FREE(m->quant[i].weight_scale);
+    if (m->quant[i].weight_sum) LENSNET_FREE(m->quant[i].weight_sum);
+    if (m->quant[i].packed) LENSNET_FREE(m->quant[i].packed);
+    if (m->quant[i].packed16) LENSNET_FREE(m->quant[i].packed16);
+  }
+  LENSNET_FREE(m->quant);
+  m->quant = NULL;
+}
+
+/* Makes layer l of m an int8 layer from int8 weights q (or, q NULL, from its float weights:
+ * per-channel scales max |w| / 127), and sets the model's float weights to the dequantised
+ * ones, so that the float view of the model (trainers, lensnet_layer_forward_rect) is the same
+ * network. */
+static lensnet_result lensnet__quant_set_layer(lensnet_model *m, size_t l, const float *q, const float *scales, float input_scale,
+                                               int zero_point) {
+  const lensnet_layer *L = &m->layers[l];
+  lensnet_quant_layer *Q;
+  float *w = m->values + m->params[L->weight].offset;
+  size_t rows = L->out_c, cols = m->params[L->weight].count / L->out_c, padded = lensnet__i8_pad(cols), o, k;
+  if (!m->quant) {
+    m->quant = LENSNET__CAST(lensnet_quant_layer *, LENSNET_MALLOC(m->layer_count * sizeof *m->quant));
+    if (!m->quant) return LENSNET_ERR_NOMEM;
+    memset(m->quant, 0, m->layer_count * sizeof *m->quant);
+  }
+  Q = &m->quant[l];
+  Q->weight = LENSNET__CAST(int8_t *, LENSNET_MALLOC(rows * cols));
+  Q->weight_scale = LENSNET__CAST(float *, LENSNET_MALLOC(rows * sizeof(float)));
+  Q->weight_sum = LENSNET__CAST(int32_t *, LENSNET_MALLOC(rows * sizeof(int32_t)));
+  Q->packed = LENSNET__CAST(int8_t *, LENSNET_MALLOC(rows * padded));
+  Q->packed16 = LENSNET__CAST(int16_t *, LENSNET_MALLOC(rows * padded * sizeof(int16_t)));
+  if (!Q->weight || !Q->weight_scale || !Q->weight_sum || !Q->packed || !Q->packed16) return LENSNET_ERR_NOMEM;
+  memset(Q->packed, 0, rows * padded);
+  Q->input_scale = input_scale;
+  Q->input_zero_point = zero_point;
+  for (o = 0; o < rows; o++) {
+    float mx = 0.0f, s;
+    if (scales) s = scales[o];
+    else {
+      for (k = 0; k < cols; k++) if (fabsf(w[o * cols + k]) > mx) mx = fabsf(w[o * cols + k]);
+      s = mx > 0.0f ? mx / 127.0f : 1.0f;
+    }
+    Q->weight_scale[o] = s;
+    Q->weight_sum[o] = 0;
+    for (k = 0; k < cols; k++) {
+      Q->weight[o * cols + k] = (int8_t)(q ? (int)q[o * cols + k] : lensnet__quantize_value(w[o * cols + k], 1.0f / s, 0, -127, 127));
+      Q->weight_sum[o] += Q->weight[o * cols + k];
+      Q->packed[o * padded + k] = Q->weight[o * cols + k];
+      w[o * cols + k] = (float)Q->weight[o * cols + k] * s;
+    }
+  }
+  for (k = 0; k < rows * padded; k++) Q->packed16[k] = Q->packed[k];
+  return LENSNET_OK;
+}
+
+/* Sees each layer's input during a forward pass (calibration of int8 inference). */
+typedef void (*lensnet__observe_fn)(void *ctx, size_t layer, const float *x, size_t n);
+
 static lensnet_result lensnet__model_forward(const lensnet_model *m, size_t batch, const float *input, float *output,
-                                             float *workspace, int mc, uint64_t seed, lensnet_error *err) {
+                                             float *workspace, int mc, uint64_t seed, lensnet__observe_fn observe,
+                                             void *observe_ctx, lensnet_error *err) {
   size_t act, scratch_n, mark_n, total, i;
   float *ws = workspace, *cur, *other, *scratch, *marks;
   const float *src;
@@ -5701,7 +6387,12 @@ static lensnet_result lensnet__model_forward(const lensnet_model *m, size_t batc
     p.L = L; p.layer = i; p.x = src; p.fused = 0;
     p.y = (in_place || src != cur) ? cur : other;
     p.saved = L->mark >= 0 ? marks + lensnet__mark_offset(m, L->mark) * batch : NULL;
-    kind->forward(&p);
+    if (observe) {
+      observe(observe_ctx, i, src, batch * L->in_c * L->in_h * L->in_w);
+      p.may_fuse = 0; /* each layer's input is seen */
+    }
+    if (m->quant && m->quant[i].weight) lensnet__quant_layer_forward(&p);
+    else kind->forward(&p);
     if (p.fused) i++; /* the next layer is done too */
     if (!in_place) {
       other = (p.y == cur) ? other : cur;
@@ -5715,13 +6406,120 @@ static lensnet_result lensnet__model_forward(const lensnet_model *m, size_t batc
 
 LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t batch, const float *input,
                                                  float *output, float *workspace, lensnet_error *err) {
-  return lensnet__model_forward(m, batch, input, output, workspace, 0, 0, err);
+  return lensnet__model_forward(m, batch, input, output, workspace, 0, 0, NULL, NULL, err);
 }
 
 LENSNET_API lensnet_result lensnet_model_forward_mc(const lensnet_model *m, size_t batch, const float *input, float *output,
                                                     float *workspace, uint64_t seed, lensnet_error *err) {
-  return lensnet__model_forward(m, batch, input, output, workspace, 1, seed, err);
+  return lensnet__model_forward(m, batch, input, output, workspace, 1, seed, NULL, NULL, err);
 }
+
+/* Calibration, two passes over the images: the largest |x| reaching each layer's input and
+ * whether any x was negative; then a histogram of |x| in LENSNET__CAL_BINS bins up to that
+ * largest value, whose percentile is the range kept. */
+#define LENSNET__CAL_BINS 4096
+typedef struct {
+  float *range;
+  unsigned char *negative;
+  size_t *histogram;           /* [layers, LENSNET__CAL_BINS]; NULL in the first pass */
+} lensnet__calibration;
+
+static void lensnet__calibration_observe(void *ctx, size_t layer, const float *x, size_t n) {
+  lensnet__calibration *c = LENSNET__CAST(lensnet__calibration *, ctx);
+  size_t i;
+  float mx = c->range[layer];
+  if (c->histogram) {
+    size_t *h = c->histogram + layer * LENSNET__CAL_BINS;
+    float per_bin = mx > 0.0f ? (float)LENSNET__CAL_BINS / mx : 0.0f;
+    for (i = 0; i < n; i++) {
+      float b = fabsf(x[i]) * per_bin;
+      h[b < (float)(LENSNET__CAL_BINS - 1) ? (size_t)b : LENSNET__CAL_BINS - 1]++; /* NaN counts in bin 0 */
+    }
+    return;
+  }
+  for (i = 0; i < n; i++) {
+    if (fabsf(x[i]) > mx) mx = fabsf(x[i]);
+    if (x[i] < 0.0f) c->negative[layer] = 1;
+  }
+  c->range[layer] = mx;
+}
+
+/* The upper edge of the bin where the share `percentile` / 100 of a layer's values is reached. */
+static float lensnet__calibration_range(const lensnet__calibration *c, size_t layer, double percentile) {
+  const size_t *h = c->histogram + layer * LENSNET__CAL_BINS;
+  double total = 0.0, seen = 0.0;
+  size_t b;
+  if (percentile >= 100.0) return c->range[layer];
+  for (b = 0; b < LENSNET__CAL_BINS; b++) total += (double)h[b];
+  for (b = 0; b < LENSNET__CAL_BINS; b++) {
+    seen += (double)h[b];
+    if (seen >= total * percentile / 100.0) break;
+  }
+  return b >= LENSNET__CAL_BINS ? c->range[layer] : c->range[layer] * (float)(b + 1) / (float)LENSNET__CAL_BINS;
+}
+
+LENSNET_API lensnet_result lensnet_quantize(const lensnet_model *m, const float *images, size_t n,
+                                            const lensnet_quantize_desc *desc, lensnet_model **out, lensnet_error *err) {
+  lensnet_safetensors st;
+  lensnet_model *q = NULL;
+  lensnet__calibration cal;
+  lensnet_result r;
+  size_t batch = desc && desc->batch ? desc->batch : 16, per = m->in_c * m->in_h * m->in_w, i, done = 0, pass;
+  double percentile = desc && desc->percentile > 0.0 ? desc->percentile : 100.0;
+  int first = 1;
+  float *logits = NULL;
+  char text[160];
+  *out = NULL;
+  if (!images || n == 0) return lensnet__fail(err, LENSNET_ERR_ARG, "quantising needs at least one calibration image");
+  if (m->quant) return lensnet__fail(err, LENSNET_ERR_ARG, "the model is already quantised");
+  if (!(percentile <= 100.0)) return lensnet__fail(err, LENSNET_ERR_ARG, "the calibration percentile must lie in (0, 100], not %g", percentile);
+  if (lensnet__model_to_safetensors(m, &st) != LENSNET_OK) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  r = lensnet_model_from_safetensors(&st, &q, err); /* a copy of the float model */
+  lensnet_safetensors_free(&st);
+  if (r != LENSNET_OK) return r;
+  cal.range = LENSNET__CAST(float *, LENSNET_MALLOC(q->layer_count * sizeof(float)));
+  cal.negative = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(q->layer_count));
+  cal.histogram = NULL;
+  logits = LENSNET__CAST(float *, LENSNET_MALLOC(batch * q->out_features * sizeof(float)));
+  if (!cal.range || !cal.negative || !logits) { r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory"); goto finish; }
+  for (i = 0; i < q->layer_count; i++) { cal.range[i] = 0.0f; cal.negative[i] = 0; }
+  for (pass = 0; pass < (percentile < 100.0 ? 2u : 1u) && r == LENSNET_OK; pass++) {
+    if (pass == 1) {
+      size_t bytes;
+      if (!lensnet__mul_ok(q->layer_count * LENSNET__CAL_BINS, sizeof(size_t), &bytes) ||
+          !(cal.histogram = LENSNET__CAST(size_t *, LENSNET_MALLOC(bytes)))) { r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory"); break; }
+      memset(cal.histogram, 0, bytes);
+    }
+    for (done = 0; done < n && r == LENSNET_OK; done += batch) {
+      size_t b = n - done < batch ? n - done : batch;
+      r = lensnet__model_forward(q, b, images + done * per, logits, NULL, 0, 0, lensnet__calibration_observe, &cal, err);
+    }
+  }
+  for (i = 0; i < q->layer_count && r == LENSNET_OK && cal.histogram; i++) cal.range[i] = lensnet__calibration_range(&cal, i, percentile);
+  for (i = 0; i < q->layer_count && r == LENSNET_OK; i++) {
+    if (!lensnet__layer_quantizable(&q->layers[i])) continue;
+    if (first && (first = 0, !(desc && desc->quantize_first))) continue;
+    if (!(cal.range[i] > 0.0f) || cal.range[i] > FLT_MAX) continue; /* an input always zero (or not finite) stays float */
+    if (lensnet__quant_set_layer(q, i, NULL, NULL, cal.range[i] / (cal.negative[i] ? 127.0f : 255.0f), cal.negative[i] ? 128 : 0) != LENSNET_OK)
+      r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  }
+  if (r == LENSNET_OK && !q->quant) r = lensnet__fail(err, LENSNET_ERR_ARG, "the model has no layer that can run in int8 (conv2d without groups, dense)");
+  if (r == LENSNET_OK) {
+    snprintf(text, sizeof text, "%lu images", (unsigned long)n);
+    if (lensnet_model_set_meta(q, "quantized", "int8") != LENSNET_OK ||
+        lensnet_model_set_meta(q, "calibration", desc && desc->description ? desc->description : text) != LENSNET_OK)
+      r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  }
+finish:
+  if (cal.range) LENSNET_FREE(cal.range);
+  if (cal.negative) LENSNET_FREE(cal.negative);
+  if (cal.histogram) LENSNET_FREE(cal.histogram);
+  if (logits) LENSNET_FREE(logits);
+  if (r != LENSNET_OK) { lensnet_model_free(q); return r; }
+  *out = q;
+  return LENSNET_OK;
+}
+
 
 
 
@@ -7147,6 +7945,8 @@ LENSNET_API lensnet_result lensnet_optimizer_create(const lensnet_optimizer_desc
   lensnet_optimizer *o;
   int ok = 1;
   *out = NULL;
+  if (m->quant) /* its int8 weights would not follow the float ones */
+    return lensnet__fail(err, LENSNET_ERR_ARG, "a quantised model cannot be trained: train the float model, then quantise it again");
   o = LENSNET__CAST(lensnet_optimizer *, lensnet__alloc_or_flag(1, sizeof *o, &ok));
   if (!o) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   o->desc = *desc;

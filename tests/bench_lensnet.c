@@ -1,9 +1,10 @@
-/* bench_lensnet.c - single-thread throughput of lensnet.h: OU-66 / OU-200 inference (images/s)
- * and lensnet_sgemm on conv-shaped matrices (GFLOP/s).
+/* bench_lensnet.c - single-thread throughput of lensnet.h: OU-66 / OU-200 inference (images/s),
+ * float and int8 (lensnet_quantize), and lensnet_sgemm on conv-shaped matrices (GFLOP/s).
  *
  * Every figure is printed as one line that tests/bench.sh can pair with a peer's line:
  *   ours gemm path: avx2
  *   ours OU-66 infer batch=1: 812.3 img/s  (0.148 GFLOP/img, 120.2 GFLOP/s)
+ *   ours OU-66 int8 infer batch=1: 1100.0 img/s  (0.148 GOP/img, 162.8 GOP/s)
  *   ours sgemm M=50 N=4096 K=36: 25.1 GFLOP/s  (OU-66 conv 1)
  *   ours sgemm M=256 N=256 K=256: 40.2 GFLOP/s
  * Nothing here asserts a time; the figures only mean something beside a peer measured in the
@@ -117,11 +118,36 @@ static int bench_inference(const char *label, const lensnet_model *m, size_t bat
   job.model = m; job.batch = batch; job.input = input; job.output = output; job.workspace = workspace; job.failed = 0;
   seconds = best_seconds_per_call(run_forward, &job, LENS_BENCH_INFER_BUDGET * bench_scale);
   if (!job.failed)
-    printf("ours %s infer batch=%lu: %.1f img/s  (%.3f GFLOP/img, %.1f GFLOP/s)\n", label, (unsigned long)batch,
-           (double)batch / seconds, flops * 1e-9, flops * (double)batch / seconds * 1e-9);
+    printf("ours %s infer batch=%lu: %.1f img/s  (%.3f %s/img, %.1f %s/s)\n", label, (unsigned long)batch,
+           (double)batch / seconds, flops * 1e-9, lensnet_model_is_quantized(m) ? "GOP" : "GFLOP", flops * (double)batch / seconds * 1e-9,
+           lensnet_model_is_quantized(m) ? "GOP" : "GFLOP");
   fflush(stdout);
   free(input); free(output); free(workspace);
   return !job.failed;
+}
+
+/* The same model quantised (lensnet_quantize, calibrated on 8 inputs like the timed ones; the
+ * first layer stays float, the default), at each batch size; "int8 path" says which kernel. */
+static int bench_int8(const char *label, const lensnet_model *m, lensnet_rng *rng) {
+  static const size_t batches[] = {1, 32};
+  size_t per = m->in_c * m->in_h * m->in_w, i;
+  float *calibration = (float *)malloc(8 * per * sizeof(float));
+  lensnet_model *q = NULL;
+  lensnet_error err;
+  char int8_label[64];
+  int ok = 1;
+  if (!calibration) return 0;
+  for (i = 0; i < 8 * per; i++) calibration[i] = lensnet_rng_uniform(rng);
+  if (lensnet_quantize(m, calibration, 8, NULL, &q, &err) != LENSNET_OK) {
+    fprintf(stderr, "%s: %s\n", label, err.message);
+    free(calibration);
+    return 0;
+  }
+  snprintf(int8_label, sizeof int8_label, "%s int8", label);
+  for (i = 0; i < sizeof batches / sizeof batches[0]; i++) ok &= bench_inference(int8_label, q, batches[i], rng);
+  lensnet_model_free(q);
+  free(calibration);
+  return ok;
 }
 
 /* ---- GEMM ----------------------------------------------------------------------------------- */
@@ -196,6 +222,7 @@ int main(void) {
   lensnet_rng_seed(&rng, 20220312u);
 
   printf("ours gemm path: %s\n", lensnet_simd_name(lensnet_simd_best()));
+  printf("ours int8 path: %s\n", lensnet_simd_name(lensnet_i8_simd_best()));
   printf("ours runs on one thread\n");
   fflush(stdout);
 
@@ -209,6 +236,7 @@ int main(void) {
     lensnet_model_init(loaded[i], 66 + i);
     for (b = 0; b < sizeof batches / sizeof batches[0]; b++)
       ok &= bench_inference(models[i].label, loaded[i], batches[b], &rng);
+    ok &= bench_int8(models[i].label, loaded[i], &rng);
   }
   for (i = 0; i < 2; i++)
     if (loaded[i]) ok &= bench_model_gemms(models[i].label, loaded[i], &rng);

@@ -368,7 +368,7 @@ static int table_options(const char *command, char names[][48], int most) {
 
 static void test_help(void) {
   TEST("every subcommand's --help lists every option of its table and exits 0") {
-    static const char *commands[] = {"info", "predict", "train", "adapt", "render", "explain", "plot", "eval", "sim", "merge", "find"};
+    static const char *commands[] = {"info", "predict", "train", "adapt", "render", "explain", "plot", "eval", "sim", "merge", "find", "quantize"};
     static char names[64][48], text[1 << 15];
     size_t c;
     for (c = 0; c < sizeof commands / sizeof commands[0]; c++) {

@@ -1320,6 +1320,31 @@ static void test_safetensors(void) {
     CHECK(lensnet_safetensors_read_memory(file, n - 1, &back, &err) == LENSNET_ERR_FORMAT, "truncated data refused");
   }
   {
+    /* I8 [-128, 127, 0, -1] and U8 [255] made by hand; I8 written back byte for byte */
+    const char hdr[] = "{\"q\":{\"dtype\":\"I8\",\"shape\":[4],\"data_offsets\":[0,4]},\"u\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[4,5]}}";
+    unsigned char file[256], *again;
+    size_t hl = sizeof hdr - 1, n = 0, len = 0;
+    memset(file, 0, sizeof file);
+    file[0] = (unsigned char)hl;
+    memcpy(file + 8, hdr, hl);
+    n = 8 + hl;
+    file[n++] = 0x80; file[n++] = 0x7f; file[n++] = 0x00; file[n++] = 0xff; file[n++] = 0xff;
+    CHECK(lensnet_safetensors_read_memory(file, n, &back, &err) == LENSNET_OK, "read I8/U8: %s", err.message);
+    if (back.count == 2) {
+      CHECK(back.tensors[0].tensor.data[0] == -128.0f && back.tensors[0].tensor.data[1] == 127.0f && back.tensors[0].tensor.data[2] == 0.0f &&
+            back.tensors[0].tensor.data[3] == -1.0f && !strcmp(back.tensors[0].dtype, "I8"), "I8 values and dtype");
+      CHECK(back.tensors[1].tensor.data[0] == 255.0f && !strcmp(back.tensors[1].dtype, "U8"), "U8 value and dtype");
+      CHECK(lensnet_safetensors_write("build/t_i8.safetensors", &back, &err) == LENSNET_OK, "write: %s", err.message);
+      again = slurp("build/t_i8.safetensors", &len);
+      if (again) again[len] = 0;
+      CHECK(again && len >= 8 + 4 + 4 && strstr((const char *)again + 8, "\"I8\"") && !memcmp(again + len - 8, "\x80\x7f\x00\xff", 4),
+            "I8 written as bytes; U8 as F32 (the writer's other dtype)");
+      free(again);
+      remove("build/t_i8.safetensors");
+    }
+    lensnet_safetensors_free(&back);
+  }
+  {
     const char *bad[] = {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}",  /* size mismatch */
                          "{\"a\":{\"dtype\":\"C64\",\"shape\":[1],\"data_offsets\":[0,8]}}",  /* dtype */
                          "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,400]}}", /* past the end */
@@ -1522,7 +1547,7 @@ int main(void) {
   TEST(".npy writer: abort and misuse leave nothing behind") test_npy_abort_and_misuse();
   TEST(".npy writer: headers of arrays beyond 2 GiB") test_npy_large_headers();
   TEST(".npy writer: write errors are reported") test_npy_write_errors();
-  TEST("safetensors: round trip with metadata, F16/BF16 conversion, malformed headers") test_safetensors();
+  TEST("safetensors: round trip with metadata, F16/BF16 conversion, I8 read and write, malformed headers") test_safetensors();
   TEST("safetensors: claimed sizes checked against the file before any allocation") test_hostile_sizes();
   TEST("CSV tables: quoting, line ends, a last line without newline, errors naming the line") test_csv();
   TEST("CSV tables: mutated and truncated text never crashes") test_csv_mutations();

@@ -133,6 +133,10 @@ int lens_cmd_export_c(int argc, char **argv) {
   memcpy(header, a.out, n + 1);
   header[n - 1] = 'h';
   if (lensnet_model_load(a.model, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (lensnet_model_is_quantized(m)) {
+    lensnet_model_free(m);
+    return lens_fail("%s is quantised (lens quantize); export-c writes float models for lensnet_model_init_preallocated: export the float model", a.model);
+  }
   for (i = 0; i < m->value_count; i++)
     if (!isfinite(m->values[i])) {
       lensnet_model_free(m);

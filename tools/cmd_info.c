@@ -1,5 +1,6 @@
-/* lens info: what a model file holds - architecture, input shape, parameter count, metadata -
- * and, with --set, a copy with metadata added or changed (band names, pixel scale, provenance). */
+/* lens info: what a model file holds - architecture, input shape, parameter count, metadata,
+ * which layers run in int8 - and, with --set, a copy with metadata added or changed (band names,
+ * pixel scale, provenance). */
 #include <stdio.h>
 #include <string.h>
 #include "lens_cmds.h"
@@ -71,8 +72,8 @@ int lens_cmd_info(int argc, char **argv) {
   for (i = 0; i < m->layer_count; i++) {
     const lensnet_layer *L = &m->layers[i];
     char extra[128];
-    printf("  %3lu %-15s %-48s -> %lu x %lu x %lu\n", (unsigned long)i, lensnet_layer_type_name(L->type), lensnet_layer_describe(L, extra, sizeof extra),
-           (unsigned long)L->out_c, (unsigned long)L->out_h, (unsigned long)L->out_w);
+    printf("  %3lu %-15s %-48s -> %lu x %lu x %lu%s\n", (unsigned long)i, lensnet_layer_type_name(L->type), lensnet_layer_describe(L, extra, sizeof extra),
+           (unsigned long)L->out_c, (unsigned long)L->out_h, (unsigned long)L->out_w, m->quant && m->quant[i].weight ? "  (int8)" : "");
   }
   if (m->meta_count) printf("metadata:\n");
   for (i = 0; i < m->meta_count; i++) printf("  %s: %s\n", m->meta_keys[i], m->meta_values[i]);

@@ -30,6 +30,7 @@ static const lens_command commands[] = {
   {"sim",     lens_cmd_sim,     "simulate labelled lenses and non-lenses: images.npy + labels.csv"},
   {"merge",   lens_cmd_merge,   "join the shards of a sim, predict or find --shard run into one run's files"},
   {"export-c", lens_cmd_export_c, "write a model as C source (const arrays + sizes) for firmware: lensnet_model_init_preallocated"},
+  {"quantize", lens_cmd_quantize, "make a model run in 8 bits (int8 weights, calibrated inputs); report its agreement and speed"},
 };
 
 int lens_parse_size(const char *text, size_t *out) {

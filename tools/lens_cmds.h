@@ -15,6 +15,7 @@ int lens_cmd_eval(int argc, char **argv);
 int lens_cmd_merge(int argc, char **argv);
 int lens_cmd_find(int argc, char **argv);
 int lens_cmd_export_c(int argc, char **argv);
+int lens_cmd_quantize(int argc, char **argv);
 /* tools/cmd_regress.c: lens eval --task regress (lens_cmd_eval hands it over), lens calibrate */
 int lens_cmd_eval_regress(int argc, char **argv);
 int lens_cmd_calibrate(int argc, char **argv);

@@ -36,14 +36,29 @@ static void *bounded_realloc(void *p, size_t n) { check_size(n); return realloc(
 #include "lensnet.h"
 #include "fuzz_model.h"
 
+/* The int8 layer whose weight is parameter i, or NULL. */
+static const lensnet_quant_layer *int8_weight(const lensnet_model *m, size_t i) {
+  size_t l;
+  for (l = 0; m->quant && l < m->layer_count; l++)
+    if (m->layers[l].weight == (int)i && m->quant[l].weight) return &m->quant[l];
+  return NULL;
+}
+
 static void check_model(const lensnet_model *m, const lensnet_safetensors *st) {
-  size_t i;
+  size_t i, k;
   for (i = 0; i < m->param_count; i++) {
     const lensnet_param *P = &m->params[i];
     const lensnet_tensor *t = lensnet_safetensors_find(st, P->name);
+    const lensnet_quant_layer *Q = int8_weight(m, i);
     if (!t || lensnet_tensor_count(t) != P->count) abort();
-    /* the values are the file's, bit for bit (memcmp: NaN payloads included) */
-    if (P->count && memcmp(m->values + P->offset, t->data, P->count * sizeof(float))) abort();
+    /* the values are the file's, bit for bit (memcmp: NaN payloads included); an int8 layer's
+     * float weights are its I8 values times the output's scale */
+    if (Q) {
+      size_t rows = P->shape[0], cols = rows ? P->count / rows : 0;
+      for (k = 0; k < P->count; k++)
+        if (m->values[P->offset + k] != t->data[k] * Q->weight_scale[k / cols] || Q->weight[k] != (int8_t)t->data[k]) abort();
+    } else if (P->count && memcmp(m->values + P->offset, t->data, P->count * sizeof(float)))
+      abort();
   }
   (void)fuzz_model_run(m, 1);
 }

@@ -122,6 +122,21 @@ static void safetensors_seeds(void) {
     copy(tmp_file(names[i]), "safetensors", names[i]);
     lensnet_model_free(m);
   }
+  { /* the residual model quantised (lens quantize): I8 weights, scales, zero points 0 and 128 */
+    lensnet_model *m = small_model(archs[1], 2), *q = NULL;
+    lensnet_quantize_desc desc;
+    float x[4 * 2 * 6 * 6];
+    lensnet_rng rng;
+    lensnet_rng_seed(&rng, 3);
+    for (i = 0; i < sizeof x / sizeof *x; i++) x[i] = lensnet_rng_normal(&rng);
+    memset(&desc, 0, sizeof desc);
+    desc.quantize_first = 1;
+    if (lensnet_quantize(m, x, 4, &desc, &q, &err) != LENSNET_OK || lensnet_model_save(q, tmp_file("quantized.safetensors"), &err) != LENSNET_OK)
+      die("quantized.safetensors", &err);
+    copy(tmp_file("quantized.safetensors"), "safetensors", "quantized_model.safetensors");
+    lensnet_model_free(m);
+    lensnet_model_free(q);
+  }
   safetensors("safetensors", "f32_meta.safetensors",
               "{\"__metadata__\":{\"format\":\"pt\"},\"w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", f32, sizeof f32);
   safetensors("safetensors", "f16_bf16.safetensors",
@@ -221,7 +236,7 @@ static void checkpoint_seeds(void) {
 int main(void) {
   static const char *const names[] = {"checkpoint.safetensors", "best.safetensors", "history.csv", "f4.npy", "wcs.fits",
                                       "saved.safetensors", "small_model.safetensors", "residual_model.safetensors",
-                                      "avgpool_model.safetensors"};
+                                      "avgpool_model.safetensors", "quantized.safetensors"};
   size_t i;
   strcpy(tmp_dir, "/tmp/make_corpus_XXXXXX");
   if (!mkdtemp(tmp_dir)) die("mkdtemp", NULL);

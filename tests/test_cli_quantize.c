@@ -1,0 +1,67 @@
+/* `lens quantize` end to end on a small `lens sim` sample: it writes a quantised model that
+ * `lens info` and `lens predict` read, reports agreement, AUC and speed, and bad input gets
+ * clear errors with exit status 1 or 2 and no file. */
+#define _POSIX_C_SOURCE 200809L
+#define LENSNET_IMPLEMENTATION
+#include "lensnet.h"
+#include "cli_check.h"
+
+#define W "build/tcli_quantize"
+#define MODEL "weights/ou66-sim.safetensors"
+
+static void test_quantize_and_predict(void) {
+  char out[8192];
+  lensnet_model *q = NULL;
+  lensnet_error err;
+  int rc = cli_lens_output(out, sizeof out, "quantize --model " MODEL " --calibration " W "/sim/images.npy --n 16 --out " W "/q.safetensors "
+                                            "--test " W "/sim/images.npy --labels " W "/sim/labels.csv 2>/dev/null");
+  double worst = 1.0, auc_f = 0.0, auc_q = 0.0;
+  const char *s;
+  CHECK(rc == 0, "lens quantize exits 0 (%d):\n%s", rc, out);
+  CHECK(strstr(out, "9 layers in 8 bits") || strstr(out, "10 layers in 8 bits"), "says how many layers run in 8 bits:\n%s", out);
+  s = strstr(out, "max |p_lens difference| ");
+  CHECK(s && sscanf(s, "max |p_lens difference| %lf", &worst) == 1 && worst < 0.1, "max |p_lens difference| reported and small:\n%s", out);
+  s = strstr(out, "AUC: float ");
+  CHECK(s && sscanf(s, "AUC: float %lf, int8 %lf", &auc_f, &auc_q) == 2 && fabs(auc_f - auc_q) < 0.05, "AUC of both:\n%s", out);
+  CHECK(strstr(out, "img/s") != NULL, "speed reported:\n%s", out);
+  CHECK(lensnet_model_load(W "/q.safetensors", &q, &err) == LENSNET_OK && lensnet_model_is_quantized(q), "the file is a quantised model");
+  if (q) CHECK(strcmp(lensnet_model_meta(q, "calibration"), "16 images of images.npy") == 0, "calibration described: %s", lensnet_model_meta(q, "calibration"));
+  lensnet_model_free(q);
+  CHECK(cli_lens_output(out, sizeof out, "info " W "/q.safetensors") == 0 && strstr(out, "quantized: int8") && strstr(out, "(int8)"),
+        "lens info shows quantized and the int8 layers:\n%s", out);
+  CHECK(cli_lens("predict --model " W "/q.safetensors " W "/sim/images.npy > " W "/scores.csv 2>/dev/null") == 0, "lens predict runs it");
+  cli_text(W "/scores.csv", out, sizeof out);
+  CHECK(strchr(out, '\n') && strstr(out, "p_lens"), "scores written:\n%.200s", out);
+  CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/sim/images.npy --n 8 --out " W "/q1.safetensors --quantize-first > /dev/null 2>&1") == 0,
+        "--quantize-first runs");
+}
+
+static void test_bad_input(void) {
+  CHECK(cli_lens("quantize --calibration " W "/sim/images.npy --out " W "/x.safetensors 2>/dev/null") == 2, "missing --model: 2");
+  CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/sim/images.npy --out " W "/x.safetensors --labels " W "/sim/labels.csv 2>/dev/null") == 2,
+        "--labels without --test: 2");
+  CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/missing.npy --out " W "/x.safetensors 2>/dev/null") == 1, "missing images: 1");
+  CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/small/images.npy --out " W "/x.safetensors 2>" W "/err.txt") == 1, "wrong image size: 1");
+  {
+    char text[2048];
+    cli_text(W "/err.txt", text, sizeof text);
+    CHECK(strstr(text, "[N, 4, 66, 66]") != NULL, "the message names the shape wanted: %s", text);
+  }
+  CHECK(cli_lens("quantize --model " W "/q.safetensors --calibration " W "/sim/images.npy --out " W "/x.safetensors 2>/dev/null") == 1,
+        "a quantised model again: 1");
+  CHECK(cli_lens("export-c " W "/q.safetensors --out " W "/q.c 2>/dev/null") == 1, "export-c refuses a quantised model");
+  CHECK(cli_shell("test -e " W "/x.safetensors") != 0, "no file written by a failed run");
+}
+
+int main(void) {
+  if (!cli_have_lens()) return check_summary();
+  cli_shell("rm -rf " W " && mkdir -p " W);
+  if (cli_lens("sim --preset euclid-lensfinding --n 32 --seed 3 --threads 2 --out " W "/sim > /dev/null 2>&1") ||
+      cli_lens("sim --preset deeplense-substructure --n 2 --seed 3 --threads 1 --out " W "/small > /dev/null 2>&1")) {
+    CHECK(0, "lens sim for the test data");
+    return check_summary();
+  }
+  TEST("lens quantize writes a model lens predict runs, and reports agreement, AUC and speed") test_quantize_and_predict();
+  TEST("bad input: exit 2 for usage, 1 for failures, no file") test_bad_input();
+  return check_summary();
+}

@@ -1,0 +1,175 @@
+/* lens quantize: a model made to run its layers in 8 bits (lensnet_quantize), calibrated on
+ * images, written as a quantised safetensors that lens predict runs unchanged; then how far its
+ * scores are from the float model's, and how much faster it is. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "lens_cmds.h"
+#include "cli.h"
+#include "options.h"
+#include "lensviz.h"
+
+typedef struct {
+  const char *model, *calibration, *out, *test, *labels;
+  size_t n;
+  double percentile;
+  int quantize_first;
+} quantize_args;
+static const lens_option quantize_rows[] = {
+  LENS_TEXT(quantize_args, "model", LENS_OPT_REQUIRED, model, NULL, "M.safetensors", "the float model to quantise"),
+  LENS_TEXT(quantize_args, "calibration", LENS_OPT_REQUIRED, calibration, NULL, "IMAGES.npy",
+            "images [N, bands, height, width] like those the model will see (the model's min-max scaling is applied, as in lens predict)"),
+  LENS_SIZE(quantize_args, "n", n, 1, 1000000, 64, "N", "calibration images used: the first N (default 64; fewer if the file has fewer)"),
+  LENS_TEXT(quantize_args, "out", LENS_OPT_REQUIRED, out, NULL, "Q.safetensors", "where the quantised model is written"),
+  LENS_DOUBLE(quantize_args, "percentile", percentile, 50, 100, 100, "P",
+              "range kept of each layer's input: this percentile of |x| over the calibration images (default 100: the maximum)"),
+  LENS_FLAG(quantize_args, "quantize-first", quantize_first, "run the first layer (the one reading the image) in 8 bits too"),
+  LENS_TEXT(quantize_args, "test", 0, test, NULL, "IMAGES.npy", "report agreement on these images instead of the calibration images"),
+  LENS_TEXT(quantize_args, "labels", 0, labels, NULL, "labels.csv", "classes of the report's images: AUC float vs int8 (column label, class or is_lens)"),
+};
+static const lens_option_section quantize_sections[] = {{NULL, quantize_rows, 8}};
+static const lens_command_spec quantize_spec = {
+  "quantize", "usage: lens quantize --model M.safetensors --calibration IMAGES.npy [--n N] --out Q.safetensors [--test IMAGES.npy --labels labels.csv]\n",
+  "Convolutions and dense layers run with int8 weights (one scale per output channel) and uint8 inputs\n"
+  "(one calibrated scale per layer), int32 sums; the rest stays float, so lens predict runs Q unchanged.\n"
+  "Then reports, on --test (or the calibration images): max and mean |p_lens difference| against the\n"
+  "float model, class agreement, AUC of both with --labels, and images per second of both.\n", NULL, quantize_sections, 1, NULL};
+
+/* Rows [0, n) of an .npy stack, prepared for the model (its min-max scaling if it asks for one). */
+static int quantize_images(const char *path, size_t want, const lensnet_model *m, int minmax, lensnet_tensor *x) {
+  lensnet_npy_info info;
+  lensnet_error err;
+  size_t i, hw = m->in_h * m->in_w;
+  if (lensnet_npy_info_read(path, &info, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (info.ndim != 4 || info.shape[1] != m->in_c || info.shape[2] != m->in_h || info.shape[3] != m->in_w)
+    return lens_fail("%s: images must be [N, %lu, %lu, %lu] for this model", path, (unsigned long)m->in_c, (unsigned long)m->in_h,
+                     (unsigned long)m->in_w);
+  if (info.shape[0] == 0) return lens_fail("%s holds no images", path);
+  if (want > info.shape[0]) want = info.shape[0];
+  if (lensnet_npy_read_rows(path, 0, want, x, &err) != LENSNET_OK) return lens_fail_err(&err);
+  for (i = 0; minmax && i < want; i++) lensnet_minmax_normalize(x->data + i * m->in_c * hw, m->in_c, hw);
+  return 0;
+}
+
+/* The class of each of n images from a labels.csv. */
+static int quantize_labels(const char *path, size_t n, int *labels) {
+  lensnet_csv t;
+  lensnet_error err;
+  size_t col, i;
+  if (lensnet_csv_read(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (lensnet_csv_label_column(t.header, &col, &err) != LENSNET_OK) { lensnet_csv_free(&t); return lens_fail("%s: %s", path, err.message); }
+  if (t.rows - 1 < n) { lensnet_csv_free(&t); return lens_fail("%s has %lu rows but the images are %lu", path, (unsigned long)(t.rows - 1), (unsigned long)n); }
+  for (i = 0; i < n; i++) {
+    const char *cell = lensnet_csv_cell(&t, i + 1, col);
+    char *end;
+    long v = strtol(cell ? cell : "", &end, 10);
+    if (!cell || end == cell || *end || (v != 0 && v != 1)) {
+      lensnet_csv_free(&t);
+      return lens_fail("%s row %lu: class '%s' is not 0 or 1", path, (unsigned long)(i + 1), cell ? cell : "");
+    }
+    labels[i] = (int)v;
+  }
+  lensnet_csv_free(&t);
+  return 0;
+}
+
+/* Scores of n images, one thread, in batches of 32; *seconds the time taken. */
+static int quantize_scores(const lensnet_model *m, const float *x, size_t n, size_t lens, float *p, double *seconds) {
+  lensnet_error err;
+  size_t per = m->in_c * m->in_h * m->in_w, i, k;
+  float logits[32 * 64];
+  double t0 = lens_seconds();
+  if (m->out_features > 64) return lens_fail("the model has %lu outputs; the report handles classifiers of at most 64", (unsigned long)m->out_features);
+  for (i = 0; i < n; i += 32) {
+    size_t b = n - i < 32 ? n - i : 32;
+    if (lensnet_model_forward(m, b, x + i * per, logits, NULL, &err) != LENSNET_OK) return lens_fail_err(&err);
+    for (k = 0; k < b; k++) p[i + k] = (float)lensnet_lens_probability(logits + k * m->out_features, m->out_features, lens);
+  }
+  *seconds = lens_seconds() - t0;
+  return 0;
+}
+
+static int quantize_report(const quantize_args *a, const lensnet_model *m, const lensnet_model *q, int minmax) {
+  lensnet_tensor x;
+  float *pf = NULL, *pq = NULL;
+  int *labels = NULL, rc;
+  size_t n, i, agree = 0, lens = 1;
+  double worst = 0.0, sum = 0.0, tf = 0.0, tq = 0.0;
+  memset(&x, 0, sizeof x);
+  if (lensnet_model_class_index(m, "lens", &lens, NULL) != LENSNET_OK) lens = m->out_features > 1 ? 1 : 0;
+  if ((rc = quantize_images(a->test ? a->test : a->calibration, a->test ? (size_t)-1 : a->n, m, minmax, &x)) != 0) return rc;
+  n = x.shape[0];
+  pf = (float *)malloc(n * sizeof(float));
+  pq = (float *)malloc(n * sizeof(float));
+  labels = (int *)malloc(n * sizeof(int));
+  if (!pf || !pq || !labels) rc = lens_fail("out of memory");
+  if (!rc && a->labels) rc = quantize_labels(a->labels, n, labels);
+  if (!rc) rc = quantize_scores(m, x.data, n, lens, pf, &tf);
+  if (!rc) rc = quantize_scores(q, x.data, n, lens, pq, &tq);
+  if (!rc) {
+    for (i = 0; i < n; i++) {
+      double d = fabs((double)pf[i] - pq[i]);
+      if (d > worst) worst = d;
+      sum += d;
+      agree += (pf[i] >= 0.5f) == (pq[i] >= 0.5f);
+    }
+    printf("agreement on %lu %s images: max |p_lens difference| %.4f, mean %.5f; same class (p >= 0.5) %lu/%lu\n", (unsigned long)n,
+           a->test ? "test" : "calibration", worst, sum / (double)n, (unsigned long)agree, (unsigned long)n);
+    if (a->labels) {
+      double auc_f = 0.0, auc_q = 0.0;
+      float *fpr = (float *)malloc((n + 1) * sizeof(float)), *tpr = (float *)malloc((n + 1) * sizeof(float));
+      if (!fpr || !tpr) rc = lens_fail("out of memory");
+      else if (!lensviz_roc(pf, labels, n, fpr, tpr, &auc_f) || !lensviz_roc(pq, labels, n, fpr, tpr, &auc_q))
+        printf("AUC: not defined (the labels hold one class only)\n");
+      else printf("AUC: float %.4f, int8 %.4f (change %+.4f)\n", auc_f, auc_q, auc_q - auc_f);
+      free(fpr); free(tpr);
+    }
+    printf("speed (one thread, batches of 32): float %.1f img/s, int8 %.1f img/s (%s)\n", (double)n / tf, (double)n / tq,
+           lensnet_simd_name(lensnet_i8_simd_best()));
+  }
+  free(pf); free(pq); free(labels);
+  lensnet_tensor_free(&x);
+  return rc;
+}
+
+int lens_cmd_quantize(int argc, char **argv) {
+  quantize_args a;
+  lensnet_model *m = NULL, *q = NULL;
+  lensnet_tensor cal;
+  lensnet_error err;
+  lensnet_quantize_desc desc;
+  char text[512];
+  int rc, minmax;
+  memset(&a, 0, sizeof a);
+  rc = lens_options_parse(&quantize_spec, argc, argv, &a, NULL);
+  if (rc) return rc < 0 ? 0 : rc;
+  if (a.labels && !a.test) return lens_usage("--labels needs --test (the labels of the report's images)");
+  if (lensnet_model_load(a.model, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (lensnet_model_is_quantized(m)) { lensnet_model_free(m); return lens_fail("%s is already quantised", a.model); }
+  if ((minmax = lens_preprocess_resolve(m, LENS_PREPROCESS_UNSET)) < 0) { lensnet_model_free(m); return LENS_EXIT_FAIL; }
+  memset(&cal, 0, sizeof cal);
+  if ((rc = quantize_images(a.calibration, a.n, m, minmax, &cal)) != 0) { lensnet_model_free(m); return rc; }
+  memset(&desc, 0, sizeof desc);
+  desc.percentile = a.percentile;
+  desc.quantize_first = a.quantize_first;
+  {
+    const char *base = strrchr(a.calibration, '/');
+    int used = snprintf(text, sizeof text, "%lu images of %s", (unsigned long)cal.shape[0], base ? base + 1 : a.calibration);
+    if (a.percentile < 100 && used > 0 && (size_t)used < sizeof text)
+      snprintf(text + used, sizeof text - (size_t)used, ", percentile %g", a.percentile);
+  }
+  desc.description = text;
+  if (lensnet_quantize(m, cal.data, cal.shape[0], &desc, &q, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  lensnet_tensor_free(&cal);
+  if (!rc && (rc = lens_make_parents(a.out)) == 0 && lensnet_model_save(q, a.out, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  if (!rc) {
+    size_t i, layers = 0;
+    for (i = 0; i < q->layer_count; i++) layers += q->quant[i].weight != NULL;
+    printf("wrote %s: %lu layers in 8 bits, calibrated on %s\n", a.out, (unsigned long)layers, text);
+    rc = quantize_report(&a, m, q, minmax);
+  }
+  lensnet_model_free(m);
+  lensnet_model_free(q);
+  return rc;
+}
