@@ -1141,7 +1141,7 @@ typedef struct {
   double ema;                     /* self-ensembling: the teacher's alpha; default 0.99 */
   double confidence;              /* self-ensembling: teacher confidence threshold; default 0.968 */
   double consistency_weight;      /* self-ensembling: weight of the consistency loss; default 3 */
-  int shift;                      /* strong views: largest shift in pixels; default 2 (negative: 0) */
+  int shift;                      /* strong views: largest shift in pixels; default 2 (negative: none) */
   double noise;                   /* strong views: Gaussian noise, in units of each image's standard deviation;
                                    * default 0.1 (negative: 0) */
   int minmax;                     /* nonzero: scale each image per band to [0,1] first; default 0. The adapted
@@ -5507,7 +5507,9 @@ static lensnet_result lensnet__arch_expand(const char *arch, char **out, lensnet
       if (*p != ',') break;
       p++;
     }
-    if (n == 0 || n == 3 || strcmp(p, ")") != 0)
+    if (*p == ')') /* blanks after the closing parenthesis (a file's last newline) are allowed */
+      for (end = (char *)p + 1; *end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'; end++) {}
+    if (n == 0 || n == 3 || *p != ')' || *end)
       return lensnet__fail(err, LENSNET_ERR_ARCH, "built-in architecture '%s' is not written name(bands), name(bands,outputs) or "
                            "name(bands,outputs,height,width)", arch);
     if (!(buf = LENSNET__CAST(char *, LENSNET_MALLOC(LENSNET_ARCH_TEXT_MAX)))) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
@@ -8912,9 +8914,9 @@ static const lensnet_fit_setting lensnet__adapt_table[] = {
                      "self-ensembling: teacher confidence threshold (default 0.968)"),
   LENSNET__ADAPT_ROW("consistency_weight", LENSNET_SETTING_NUMBER, consistency_weight, 0, 1e6, NULL,
                      "self-ensembling: weight of the consistency loss (default 3)"),
-  LENSNET__ADAPT_ROW("shift", LENSNET_SETTING_INT, shift, -1, 64, NULL, "strong views: largest shift in pixels (default 2; -1: none)"),
+  LENSNET__ADAPT_ROW("shift", LENSNET_SETTING_INT, shift, -1, 64, NULL, "strong views: largest shift in pixels (0 or unset: 2; -1: none)"),
   LENSNET__ADAPT_ROW("noise", LENSNET_SETTING_NUMBER, noise, -1, 1e6, NULL,
-                     "strong views: Gaussian noise in standard deviations of each image\n(default 0.1; -1: none)"),
+                     "strong views: Gaussian noise in standard deviations of each image\n(0 or unset: 0.1; -1: none)"),
   LENSNET__ADAPT_ROW("minmax", LENSNET_SETTING_FLAG, minmax, 0, 1, NULL, "scale each image per band to [0,1] first (default 0)"),
   LENSNET__ADAPT_ROW("seed", LENSNET_SETTING_SEED, seed, 0, 9007199254740992.0, NULL,
                      "batches, views, the discriminator's start, dropout (default 0)"),
@@ -8990,10 +8992,12 @@ LENSNET_API lensnet_adapt_desc lensnet_adapt_desc_resolve(const lensnet_adapt_de
   if (!(d.ema > 0)) d.ema = 0.99;
   if (!(d.confidence > 0)) d.confidence = 0.968;
   if (!(d.consistency_weight > 0)) d.consistency_weight = 3.0;
+  /* negative shift and noise stay negative (none), so that a checkpoint records what was asked
+   * and a resumed run reads back the same; the views read them as 0 */
   if (d.shift == 0) d.shift = 2;
-  if (d.shift < 0) d.shift = 0;
+  if (d.shift < 0) d.shift = -1;
   if (d.noise == 0) d.noise = 0.1;
-  if (d.noise < 0) d.noise = 0;
+  if (d.noise < 0) d.noise = -1;
   return d;
 }
 
@@ -9176,8 +9180,8 @@ static void lensnet__adapt_view(lensnet__adapt *a, const float *src, float *dst,
     size_t i;
     for (i = 0; i < a->per; i++) { s += dst[i]; s2 += (double)dst[i] * dst[i]; }
     var = s2 / (double)a->per - (s / (double)a->per) * (s / (double)a->per);
-    aug.shift = a->d.shift;
-    aug.noise = (float)(a->d.noise * sqrt(var > 0 ? var : 0));
+    aug.shift = a->d.shift > 0 ? a->d.shift : 0;
+    aug.noise = a->d.noise > 0 ? (float)(a->d.noise * sqrt(var > 0 ? var : 0)) : 0.0f;
   }
   memcpy(a->img, dst, a->per * sizeof(float));
   lensnet__augment_image(&aug, &a->data_rng, a->img, dst, m->in_c, m->in_h, m->in_w);

@@ -319,6 +319,7 @@ static const lensnet_fit_setting *setting_named(const char *name) {
 
 int lens_cmd_adapt(int argc, char **argv) {
   adapt_args a;
+  lens_options_given given;
   adapt_data data;
   lensnet_adapt_desc base;
   lensnet_parallel par;
@@ -329,7 +330,19 @@ int lens_cmd_adapt(int argc, char **argv) {
   memset(&a, 0, sizeof a);
   for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
     lensnet_adapt_setting_parse(&a.adapt, setting_named(tool_defaults[k].name), tool_defaults[k].value, NULL);
-  if ((rc = lens_options_parse(adapt_spec(), argc, argv, &a, NULL)) != 0) return rc < 0 ? 0 : rc;
+  if ((rc = lens_options_parse(adapt_spec(), argc, argv, &a, &given)) != 0) return rc < 0 ? 0 : rc;
+  if (a.resume) { /* everything else comes from the checkpoint: an option given beside --resume would be ignored */
+    const lens_command_spec *spec = adapt_spec();
+    size_t sec, row, n = 0;
+    for (sec = 0; sec < spec->section_count; sec++)
+      for (row = 0; row < spec->sections[sec].count; row++, n++) {
+        const char *name = spec->sections[sec].rows[row].name;
+        if (n < LENS_OPTIONS_MAX && given.row[n] && strcmp(name, "resume") && strcmp(name, "epochs") && strcmp(name, "threads") &&
+            strcmp(name, "interrupt_after"))
+          return lens_usage("adapt: --%s does not apply with --resume (the run's options come from its checkpoint; "
+                            "only --epochs and --threads may change)", name);
+      }
+  }
   memset(&data, 0, sizeof data);
   memset(&tp, 0, sizeof tp);
   memset(&base, 0, sizeof base);

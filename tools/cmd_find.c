@@ -89,7 +89,8 @@ static const lens_command_spec find_spec = {
   "\nSlides the model's window over each field with step S, scores every window, and reports the\n"
   "peaks of the p_lens map above T, merged within R pixels (docs/find.md).\n",
   NULL, find_sections, 1,
-  "Output: DIR/detections.csv (field,x,y,ra,dec,p_lens; x, y 0-based pixels, pixel centres at\n"
+  "Output: DIR/detections.csv (field,x,y,ra,dec,p_lens, then x_sigma,y_sigma with --locator and\n"
+  "p_verify with --verify; x, y 0-based pixels, pixel centres at\n"
   "integers; ra, dec in degrees from a TAN WCS in the FITS header, else empty), DIR/pmap_NAME.npy\n"
   "(the map) and DIR/overview_NAME.png for each field NAME. Exit status: 0 done, 1 failure\n"
   "(a file), 2 usage error.\n"};

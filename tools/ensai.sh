@@ -32,6 +32,7 @@ seconds=$(( $(date +%s) - start ))
 "$LENS" predict --model "$RUN/calibrated.safetensors" "$RUN/test/images.npy" --mc "$MC" --csv "$RUN/test.csv"
 "$LENS" eval --task regress --scores "$RUN/test.csv" --labels "$RUN/test/labels.csv" --out "$RUN/eval" > "$RUN/eval.txt"
 "$LENS" info "$RUN/calibrated.safetensors" --set source=lens-toolkit-sim-ensai-modelling --set pixel_scale=0.04 \
+  --set "train.data=train/images.npy (lens sim --preset ensai-modelling --n $N --seed 11)" --set train.labels=train/labels.csv \
   --set band_names=F160W --out weights/ensai-sim.safetensors
 
 # the card: the figures of the two evaluations (overall rows of metrics.csv)

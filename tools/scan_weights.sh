@@ -32,7 +32,10 @@ start=$(date +%s)
   --schedule cosine --minmax --seed 1 --force --out "$RUN/locator"
 locator_seconds=$(( $(date +%s) - start ))
 "$LENS" info "$RUN/finder/best.safetensors" --set band_names=VIS,Y,J,H --set pixel_scale=0.3 \
+  --set "train.data=finder_data/images.npy (lens sim $FIELDS --windows $NF --seed 21)" --set train.labels=finder_data/labels.csv \
   --set source=lens-toolkit-sim-euclid-lensfinding-windows --out weights/ou66-scan.safetensors
 "$LENS" info "$RUN/locator/best.safetensors" --set band_names=VIS,Y,J,H --set pixel_scale=0.3 \
+  --set "train.data=locator_data/images.npy (lens sim $FIELDS --windows $NL --lens-fraction 1 --seed 22)" \
+  --set train.labels=locator_data/labels.csv \
   --set source=lens-toolkit-sim-euclid-lensfinding-windows --out weights/ou66-locator.safetensors
 echo "scan-weights: finder $finder_seconds s, locator $locator_seconds s of wall time -> weights/ou66-scan.safetensors, weights/ou66-locator.safetensors"
