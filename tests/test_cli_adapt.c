@@ -103,6 +103,13 @@ static void test_resume(void) {
   CHECK(same_tensors(W "/whole/checkpoint.safetensors", W "/cut/checkpoint.safetensors"),
         "and the same checkpoint: every network, every optimiser moment");
   CHECK(cli_lines(W "/cut/history.csv") == 4, "the resumed run's history has three rows");
+  CHECK(cli_lens(COMMON " --method adamatch --epochs 2 --shift -1 --noise -1 --out " W "/nos 2>/dev/null") == 0 &&
+            cli_lens(COMMON " --method adamatch --epochs 2 --shift -1 --noise -1 --interrupt_after 1 --out " W "/nos_cut 2>/dev/null") == 1 &&
+            cli_lens("adapt --resume " W "/nos_cut 2>/dev/null") == 0,
+        "--shift -1 --noise -1: whole, stopped and resumed");
+  CHECK(same_tensors(W "/nos/best.safetensors", W "/nos_cut/best.safetensors"), "no shift and no noise survive --resume, bit for bit");
+  CHECK(cli_lens("adapt --resume " W "/cut --method adda 2>/dev/null") == 2 && cli_lens("adapt --resume " W "/cut --lr 0.1 2>/dev/null") == 2,
+        "options beside --resume other than --epochs and --threads are refused");
   CHECK(cli_lens(COMMON " --epochs 2 --method adamatch --out " W "/whole 2>/dev/null") == 2, "an --out holding a run needs --force or --resume");
   CHECK(cli_lens(COMMON " --epochs 1 --method adda --force --out " W "/whole 2>/dev/null") == 0 && cli_lines(W "/whole/history.csv") == 2 &&
         cli_file_has(W "/whole/history.csv", "disc_loss"), "--force starts over");
