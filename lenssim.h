@@ -619,6 +619,10 @@ typedef struct {
                                 negative: no substructure mass at all) */
   double neighbour_density;  /* Euclid presets: line-of-sight galaxies per square arcminute brighter
                                 than VIS 24.5 (0 means 30; negative: none) */
+  double psf_scale;          /* multiplies every band's PSF FWHM (0 means 1): another instrument or
+                                worse seeing, for a shifted sky (docs/deeplense.md) */
+  double exposure_scale;     /* multiplies every band's exposure time (0 means 1; 0.25 is a quarter
+                                of the depth: about twice the sky noise relative to the light) */
   lenssim_cosmology cosmology;
 } lenssim_dataset_config;
 
@@ -3398,6 +3402,7 @@ static void lenssim__channel_scene(const lenssim_dataset *ds, int ch, lenssim_sc
   sc->grid.pixel_scale = ds->render_scale[ch];
   sc->grid.supersampling = ds->render_ss[ch];
   lenssim__band_psf(b, &sc->psf);
+  sc->psf.fwhm *= ds->config.psf_scale;
   if (ds->psf_side[ch] > 0) {
     sc->psf.kind = LENSSIM_PSF_PIXEL;
     sc->psf.kernel = ds->psf_kernel[ch];
@@ -3413,11 +3418,12 @@ static void lenssim__channel_scene(const lenssim_dataset *ds, int ch, lenssim_sc
 static void lenssim__dataset_psf(lenssim_dataset *ds, int ch) {
   const lenssim_band *b = ds->band[ch];
   double s = ds->render_scale[ch], beta = b->moffat_beta > 0 ? b->moffat_beta : 3.5, reach, alpha, sum = 0.0;
+  double fwhm = b->psf_fwhm * ds->config.psf_scale;
   int r, side, i, j, u, v, sub = ds->render_ss[ch] == 1 ? 8 : 1;
   ds->psf_side[ch] = 0;
-  if (b->psf_kind != LENSSIM_PSF_MOFFAT || !(b->psf_fwhm > 0)) return;
-  alpha = b->psf_fwhm / (2.0 * sqrt(pow(2.0, 1.0 / beta) - 1.0));
-  reach = 3.0 * b->psf_fwhm > 1.0 ? 3.0 * b->psf_fwhm : 1.0;
+  if (b->psf_kind != LENSSIM_PSF_MOFFAT || !(fwhm > 0)) return;
+  alpha = fwhm / (2.0 * sqrt(pow(2.0, 1.0 / beta) - 1.0));
+  reach = 3.0 * fwhm > 1.0 ? 3.0 * fwhm : 1.0;
   r = (int)ceil(reach / s);
   if (r > 15) r = 15;
   side = 2 * r + 1;
@@ -3472,6 +3478,12 @@ LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenss
   if (c.neighbour_density < 0) c.neighbour_density = 0.0;
   if (!(c.neighbour_density <= 1000))
     return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: neighbour_density = %g is out of range (0..1000 per arcmin^2)", c.neighbour_density);
+  if (c.psf_scale == 0) c.psf_scale = 1.0;
+  if (!(c.psf_scale >= 0.1 && c.psf_scale <= 10))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: psf_scale = %g is out of range (0.1..10)", c.psf_scale);
+  if (c.exposure_scale == 0) c.exposure_scale = 1.0;
+  if (!(c.exposure_scale >= 1e-3 && c.exposure_scale <= 1e3))
+    return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: exposure_scale = %g is out of range (0.001..1000)", c.exposure_scale);
   if (c.substructure_scale == 0) c.substructure_scale = 1.0;
   if (c.substructure_scale < 0) c.substructure_scale = 0.0;
   if (!(c.substructure_scale <= 100))
@@ -4337,7 +4349,9 @@ LENSSIM_API int lenssim_count_images(const lenssim_lens_model *m, double z_src, 
 
 /* The channel's noise, its sky per render pixel following the render's pixel area. */
 static lenssim_noise lenssim__channel_noise(const lenssim_dataset *ds, int ch) {
-  return lenssim__band_noise_at(ds->band[ch], ds->render_scale[ch]);
+  lenssim_noise nz = lenssim__band_noise_at(ds->band[ch], ds->render_scale[ch]);
+  nz.exposure_time *= ds->config.exposure_scale;
+  return nz;
 }
 
 /* S/N of lensed light as LensPop (Collett 2015) measures it: the pixels taken in decreasing
@@ -4523,7 +4537,7 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
   for (attempt = 1; attempt <= max_tries && !accepted; attempt++) {
     lenssim_lens_model model;
     int groups, n0, n1 = -1;
-    double half, fwhm = ds->band[det]->psf_fwhm, mu0, mu1 = 0.0, snr;
+    double half, fwhm = ds->band[det]->psf_fwhm * ds->config.psf_scale, mu0, mu1 = 0.0, snr;
     memset(o, 0, sizeof *o);
     memset(&lab, 0, sizeof lab);
     o->with_source = lenssim__hash_uniform(ds->seed, index, 9) < 0.5;
@@ -4777,6 +4791,7 @@ LENSSIM_API void lenssim_field_add(const lenssim_field *f, const lenssim_field_o
 static lenssim_noise lenssim__field_noise(const lenssim_field *f, int ch) {
   const lenssim_dataset *ds = &f->population;
   lenssim_noise nz = lenssim__band_noise_at(ds->band[ch], ds->pixel_scale);
+  nz.exposure_time *= ds->config.exposure_scale;
   if (ds->mode[ch] == 1) nz.read_noise *= ds->factor[ch];
   return nz;
 }

@@ -470,6 +470,78 @@ static void test_ensai_modelling(void) {
   free(img);
 }
 
+/* A shifted sky (psf_scale, exposure_scale): a star seen through a Gaussian PSF twice as wide has
+ * twice the PSF's width, and blank sky observed for a quarter of the time has the noise the band's
+ * sky and read noise give for that time. */
+static double star_sigma2(const float *img, int n) {
+  double s = 0, sx = 0, sy = 0, sr = 0;
+  int i, j;
+  for (i = 0; i < n; i++)
+    for (j = 0; j < n; j++) { s += img[i * n + j]; sx += j * (double)img[i * n + j]; sy += i * (double)img[i * n + j]; }
+  sx /= s; sy /= s;
+  for (i = 0; i < n; i++)
+    for (j = 0; j < n; j++) sr += ((j - sx) * (j - sx) + (i - sy) * (i - sy)) * img[i * n + j];
+  return sr / s / 2; /* per axis, pixels^2 */
+}
+
+static void test_shifted_sky(void) {
+  lenssim_dataset_config c;
+  lenssim_error err;
+  const int n = 101;
+  float *a = (float *)malloc(sizeof(float) * n * n), *b = (float *)malloc(sizeof(float) * n * n);
+  lenssim_label la, lb;
+  double fwhm_px = 0.18 / 0.1, sig = fwhm_px / (2 * sqrt(2 * log(2.0))), star = 0.05 * 0.05;
+  int idx, ok = 1;
+  memset(&c, 0, sizeof c);
+  c.layout = LENSSIM_LAYOUT_CHALLENGE1_VIS; /* a Gaussian PSF, FWHM 0.18", 0.1" pixels */
+  c.noise_free = 1;
+  c.neighbour_density = -1;
+  CHECK(lenssim_dataset_init(&ds_main, &c, 5, NULL) == LENSSIM_OK, "init");
+  c.psf_scale = 2.0;
+  CHECK(lenssim_dataset_init(&ds_other, &c, 5, NULL) == LENSSIM_OK, "init with psf_scale 2");
+  for (idx = 0; idx < 3; idx++) {
+    double va, vb;
+    ok &= lenssim_dataset_sample_kind(&ds_main, (uint64_t)idx, LENSSIM_KIND_STAR, a, &la, NULL, 0, NULL) == LENSSIM_OK;
+    ok &= lenssim_dataset_sample_kind(&ds_other, (uint64_t)idx, LENSSIM_KIND_STAR, b, &lb, NULL, 0, NULL) == LENSSIM_OK;
+    va = star_sigma2(a, n); vb = star_sigma2(b, n);
+    /* the image's variance is the PSF's (the star's own, 0.005" = 0.05 px, adds 0.0025 px^2) */
+    CHECK(fabs(va / (sig * sig + star) - 1) < 0.02, "star %d: variance %.4f px^2, the PSF's %.4f", idx, va, sig * sig);
+    CHECK(fabs(vb / (4 * sig * sig + star) - 1) < 0.02, "star %d with psf_scale 2: variance %.4f px^2, %.4f expected", idx, vb,
+          4 * sig * sig);
+    CHECK(fabs(sum_f(a, (size_t)n * n) / sum_f(b, (size_t)n * n) - 1) < 1e-3, "star %d: the same flux", idx);
+  }
+  CHECK(ok, "stars sampled");
+  {
+    const lenssim_band *band = lenssim_band_find("CHALLENGE1_VIS");
+    lenssim_noise nz = lenssim_noise_from_band(band);
+    double T = nz.exposure_time, rn2 = nz.read_noise * nz.read_noise * nz.num_exposures, sky = nz.sky_rate;
+    double sd1, sd4, want1 = sqrt(sky * T + rn2) / T, want4 = sqrt(sky * T / 4 + rn2) / (T / 4);
+    c.psf_scale = 0;
+    c.noise_free = 0;
+    CHECK(lenssim_dataset_init(&ds_main, &c, 5, NULL) == LENSSIM_OK, "init noisy");
+    c.exposure_scale = 0.25;
+    CHECK(lenssim_dataset_init(&ds_other, &c, 5, NULL) == LENSSIM_OK, "init with exposure_scale 0.25");
+    lenssim_dataset_sample_kind(&ds_main, 0, LENSSIM_KIND_EMPTY, a, &la, NULL, 0, NULL);
+    lenssim_dataset_sample_kind(&ds_other, 0, LENSSIM_KIND_EMPTY, b, &lb, NULL, 0, NULL);
+    {
+      double m = sum_f(a, (size_t)n * n) / (n * n), q = 0;
+      int k;
+      for (k = 0; k < n * n; k++) q += (a[k] - m) * (a[k] - m);
+      sd1 = sqrt(q / (n * n - 1));
+      m = sum_f(b, (size_t)n * n) / (n * n); q = 0;
+      for (k = 0; k < n * n; k++) q += (b[k] - m) * (b[k] - m);
+      sd4 = sqrt(q / (n * n - 1));
+    }
+    CHECK(fabs(sd1 / want1 - 1) < 0.03, "blank sky noise %.4g, sky + read noise give %.4g", sd1, want1);
+    CHECK(fabs(sd4 / want4 - 1) < 0.03, "a quarter of the exposure: %.4g, %.4g expected", sd4, want4);
+  }
+  c.exposure_scale = 0; c.psf_scale = 20;
+  CHECK(lenssim_dataset_init(&ds_main, &c, 5, &err) == LENSSIM_ERR_RANGE && strstr(err.message, "psf_scale"), "psf_scale 20 refused");
+  c.psf_scale = 0; c.exposure_scale = -1;
+  CHECK(lenssim_dataset_init(&ds_main, &c, 5, &err) == LENSSIM_ERR_RANGE && strstr(err.message, "exposure_scale"), "negative exposure_scale refused");
+  free(a); free(b);
+}
+
 static void test_configuration_errors(void) {
   lenssim_dataset_config c;
   lenssim_error err;
@@ -498,6 +570,7 @@ int main(void) {
   TEST("labels of euclid-lensfinding: lenses pass the selection, non-lenses have one image per source") test_lensfinding_labels();
   TEST("n_images of galaxy-galaxy lenses agrees with an independent Newton image finder") test_image_counts_newton();
   TEST("compound lenses: two source planes, both multiply imaged") test_compound_lenses();
+  TEST("shifted sky: psf_scale widens the PSF, exposure_scale sets the noise the band gives") test_shifted_sky();
   TEST("DeepLense classes differ only by substructure") test_deeplense_classes();
   TEST("layouts: OU-66 bins and OU-200 resamples without losing flux") test_layouts();
   TEST("hard negatives: non-lens ellipticals drawn as the deflectors are; neighbours in every field") test_hard_negatives();

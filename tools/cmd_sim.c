@@ -74,6 +74,7 @@ typedef struct {
   int skip_done;
   /* negative: not given (the preset's); 0 and more are given values */
   double lens_fraction, theta_e_min, theta_e_max, snr_min, mu_min, clumpy_fraction, substructure_scale, neighbours;
+  double psf_scale, exposure_scale; /* 0: not given */
   int field, lenses, others; /* --field SIZE: one survey field instead of cutouts; -1: not given */
   double ra, dec;            /* the field's centre */
   size_t windows;            /* --windows N: training windows cut from fields instead of cutouts */
@@ -125,6 +126,10 @@ static const lens_option sim_rows[] = {
   LENS_DOUBLE(T, "clumpy-fraction", clumpy_fraction, 0, 1, -1, "X", "share of clumpy star-forming sources (default 0.5; 0: none)"),
   LENS_DOUBLE(T, "substructure-scale", substructure_scale, 0, 100, -1, "X", "multiplies subhalo and vortex masses (deeplense; 0: none)"),
   LENS_DOUBLE(T, "neighbours", neighbours, 0, 1000, -1, "X", "line-of-sight galaxies per arcmin^2 to VIS 24.5 (euclid; default 30; 0: none)"),
+  LENS_DOUBLE(T, "psf-scale", psf_scale, 0.1, 10, 0, "F", "multiplies every band's PSF FWHM (default 1): worse seeing, another\n"
+              "instrument; a shifted sky for `lens adapt` (docs/deeplense.md)"),
+  LENS_DOUBLE(T, "exposure-scale", exposure_scale, 0.001, 1000, 0, "F", "multiplies every band's exposure time (default 1; 0.25: a quarter of the\n"
+              "depth, about twice the sky noise relative to the light)"),
   LENS_INT(T, "supersampling", supersampling, 1, 8, 0, "S", "sub-pixel samples per side (default: per layout)"),
   LENS_FLAG(T, "noise-free", noise_free, "no noise"),
   LENS_FLAG(T, "fits", fits, "also write DIR/fits/NNNNNNN.fits per image"),
@@ -198,6 +203,8 @@ static int parse_args(int argc, char **argv, sim_args *a, lenssim_dataset_config
   if (a->clumpy_fraction >= 0) cfg->clumpy_fraction = given_value(a->clumpy_fraction, -1.0);
   if (a->substructure_scale >= 0) cfg->substructure_scale = given_value(a->substructure_scale, -1.0);
   if (a->neighbours >= 0) cfg->neighbour_density = given_value(a->neighbours, -1.0);
+  cfg->psf_scale = a->psf_scale;
+  cfg->exposure_scale = a->exposure_scale;
   return 0;
 }
 
