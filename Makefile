@@ -63,7 +63,7 @@ BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
 .PHONY: all tools shared examples test test-slurm test-cross test-fast mcu mcu-toolchain fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
-.PHONY: challenge challenge-weights challenge-score ensai-weights scan-weights bench-process web
+.PHONY: challenge challenge-weights challenge-score ensai-weights scan-weights shift-bench bench-process web
 all: tools
 tools: $(BUILD)/lens
 
@@ -342,6 +342,14 @@ ensai-weights: $(BUILD)/lens
 SCAN_RUN ?= build/scan
 scan-weights: $(BUILD)/lens
 	LENS=$(BUILD)/lens sh tools/scan_weights.sh $(SCAN_RUN)
+
+# The shifted-sky domain-adaptation benchmark (docs/deeplense.md, "A shifted sky"): two encoders
+# trained on simulated Euclid-like images, adapted by ADDA, AdaMatch and self-ensembling to a sky
+# with a wider PSF, a quarter of the exposure and other sources, scored on held-out images of both.
+# Not part of make test (about an hour on 2 cores).
+SHIFT_RUN ?= build/shift
+shift-bench: $(BUILD)/lens
+	LENS=$(BUILD)/lens sh tools/shift_bench.sh $(SHIFT_RUN)
 
 # build/locate_compare FINDER LOCATOR images.npy labels.csv: a locator against a Grad-CAM peak
 # and the window's centre on lens windows (docs/find.md, "Positions").

@@ -69,6 +69,12 @@ static void test_ratio(void) {
   }
   CHECK(cli_lens("sim --preset euclid-lensfinding --n 2 --shard 0/18446744073709551617 --out /tmp/lens_popsim_bad 2>/dev/null") == 2,
         "a shard count past 2^64 refused, not wrapped");
+  /* a shifted sky: in range it runs, out of range it is a usage error */
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 2 --psf-scale 2 --exposure-scale 0.25 --out /tmp/lens_popsim_shift 2>/dev/null") == 0,
+        "--psf-scale 2 --exposure-scale 0.25 run");
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 2 --psf-scale 20 --out /tmp/lens_popsim_bad 2>/dev/null") == 2, "--psf-scale 20 refused");
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 2 --exposure-scale 0 --out /tmp/lens_popsim_bad 2>/dev/null") == 2,
+        "--exposure-scale 0 refused");
 }
 
 /* Every preview is a PNG (signature and IHDR) of the preview size: 66 x 4 = 264 pixels. */

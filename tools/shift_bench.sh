@@ -1,0 +1,77 @@
+#!/bin/sh
+# The shifted-sky domain-adaptation benchmark of docs/deeplense.md ("A shifted sky"):
+#   sh tools/shift_bench.sh RUN_DIR [N_SOURCE] [N_TARGET] [EPOCHS] [ADAPT_EPOCHS]   (make shift-bench)
+# Source: `lens sim --preset euclid-lensfinding` (OU-66 layout), labelled. Target: the same
+# population seen through a PSF twice as wide, a quarter of the exposure, clumpy star-forming
+# sources only and twice the line-of-sight galaxies: an unlabelled training split and a labelled
+# test split (other seeds). Two encoders, the `ou66` CNN and the rotation-invariant `p4cnn`, are
+# trained on the source; each is adapted to the target's unlabelled split by ADDA, AdaMatch and
+# self-ensembling; every model is scored on the source test split and the target test split.
+# No target label reaches training: `lens adapt` is not given --target-labels. Writes
+# RUN_DIR/results.csv and RUN_DIR/results.md. Steps whose output exists are skipped, so a stopped
+# run continues. LENS names the tool (default build/lens); THREADS the threads (default: all).
+set -eu
+LENS=${LENS:-build/lens}
+RUN=${1:?usage: tools/shift_bench.sh RUN_DIR [N_SOURCE] [N_TARGET] [EPOCHS] [ADAPT_EPOCHS]}
+NSRC=${2:-8000}
+NTGT=${3:-3000}
+EPOCHS=${4:-8}
+AEPOCHS=${5:-3}
+NTEST=1000
+SHIFT="--psf-scale 2 --exposure-scale 0.25 --snr-min 10 --clumpy-fraction 1 --neighbours 60"
+T=""
+if [ -n "${THREADS:-}" ]; then T="--threads $THREADS"; fi
+mkdir -p "$RUN"
+sim() { # DIR ARGS...: simulate unless DIR holds images
+  d=$1; shift
+  [ -f "$RUN/$d/labels.csv" ] || "$LENS" sim --preset euclid-lensfinding $T "$@" --out "$RUN/$d"
+}
+sim source --n "$NSRC" --seed 101
+sim source_test --n "$NTEST" --seed 102
+# shellcheck disable=SC2086
+sim target --n "$NTGT" --seed 201 $SHIFT
+# shellcheck disable=SC2086
+sim target_test --n "$NTEST" --seed 202 $SHIFT
+
+score() { # MODEL NAME: AUC on both test splits, appended to results.csv
+  for split in source_test target_test; do
+    "$LENS" predict $T --model "$1" --csv "$RUN/scores_$2_$split.csv" "$RUN/$split/images.npy"
+    "$LENS" eval --scores "$RUN/scores_$2_$split.csv" --labels "$RUN/$split/labels.csv" --out "$RUN/eval_$2_$split" > /dev/null
+  done
+  awk -F, -v name="$2" 'FNR == 2 && $1 == "all" { v[++k] = sprintf("%.4f,%.4f,%.4f", $9, $10, $11) }
+    END { printf "%s,%s,%s\n", name, v[1], v[2] }' "$RUN/eval_$2_source_test/metrics.csv" "$RUN/eval_$2_target_test/metrics.csv" >> "$RUN/results.csv"
+}
+echo "model,source_auc,source_lo,source_hi,target_auc,target_lo,target_hi" > "$RUN/results.csv"
+for arch in ou66 p4cnn; do
+  if [ ! -f "$RUN/train_$arch/best.safetensors" ]; then
+    start=$(date +%s)
+    "$LENS" train $T --arch "$arch" --weight-init he --data "$RUN/source/images.npy" --labels "$RUN/source/labels.csv" \
+      --epochs "$EPOCHS" --batch 32 --lr 1e-3 --schedule cosine --augment flip,rot90 --minmax --seed 1 --force \
+      --out "$RUN/train_$arch"
+    echo "train_$arch,$(( $(date +%s) - start ))" >> "$RUN/seconds.csv"
+  fi
+  score "$RUN/train_$arch/best.safetensors" "$arch"
+  for method in adda adamatch self-ensembling; do
+    if [ ! -f "$RUN/adapt_${arch}_$method/best.safetensors" ]; then
+      start=$(date +%s)
+      "$LENS" adapt $T --method "$method" --init "$RUN/train_$arch/best.safetensors" \
+        --source-data "$RUN/source/images.npy" --source-labels "$RUN/source/labels.csv" \
+        --target-data "$RUN/target/images.npy" --epochs "$AEPOCHS" --batch 32 --seed 1 --force \
+        --out "$RUN/adapt_${arch}_$method"
+      echo "adapt_${arch}_$method,$(( $(date +%s) - start ))" >> "$RUN/seconds.csv"
+    fi
+    score "$RUN/adapt_${arch}_$method/best.safetensors" "${arch}+$method"
+  done
+done
+
+# the table: AUC on the source and target test splits; the share of the lost AUC recovered
+awk -F, 'NR > 1 {
+    split($1, p, "+"); enc = p[1]; m = (2 in p) ? p[2] : "none (source only)"
+    if (!(2 in p)) { src[enc] = $2; before[enc] = $5 }
+    gain = $5 - before[enc]; lost = src[enc] - before[enc]
+    rec = m == "none (source only)" ? "" : sprintf("%.0f%%", lost > 0 ? 100 * gain / lost : 0)
+    printf "| %s | %s | %.3f [%.3f, %.3f] | %.3f [%.3f, %.3f] | %s |\n", enc, m, $2, $3, $4, $5, $6, $7, rec
+  }
+  BEGIN { print "| encoder | adaptation | source AUC [95%] | target AUC [95%] | share of the lost AUC recovered |"
+          print "|---|---|---|---|---|" }' "$RUN/results.csv" > "$RUN/results.md"
+cat "$RUN/results.md"
