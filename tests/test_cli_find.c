@@ -161,6 +161,7 @@ static void test_bad_input(void) {
     t.ndim = 3; t.shape[0] = 4; t.shape[1] = 40; t.shape[2] = 40;
     lensnet_npy_write(W "/small.npy", &t, &err);
     free(z);
+    cli_shell("rm -rf " W "/bad");
     CHECK(cli_lens("find --model " MODEL " --out " W "/bad " W "/flat.npy 2>" W "/err.txt") == 1 && cli_file_has(W "/err.txt", "flat.npy") &&
           cli_file_has(W "/err.txt", "1 band(s) but the model takes 4"), "a 2-D field");
     CHECK(cli_lens("find --model " MODEL " --out " W "/bad " W "/flat.fits 2>" W "/err.txt") == 1 && cli_file_has(W "/err.txt", "1 band(s)"), "a 2-D FITS field");
@@ -176,6 +177,19 @@ static void test_bad_input(void) {
     CHECK(cli_lens("find --model " MODEL " --channels 0,1 --out " W "/bad " W "/a.fits 2>" W "/err.txt") == 2 && cli_file_has(W "/err.txt", "channel"), "--channels of 2 for 4");
     CHECK(cli_lens("find --model " MODEL " --skip-done --out " W "/bad " W "/a.fits 2>/dev/null") == 2, "--skip-done without --shard");
     CHECK(cli_lens("find --model " MODEL " --out " W "/bad.csv " W "/a.fits 2>/dev/null") == 2, "--out with an extension");
+    CHECK(access(W "/bad", F_OK) != 0, "none of the failed runs left an empty --out folder");
+  }
+  TEST("a failed run takes away the --out folders it made, and only those") {
+    FILE *f = fopen(W "/garbage.fits", "wb");
+    if (f) { fputs("not a FITS file", f); fclose(f); }
+    CHECK(cli_lens("find --model " MODEL " --out " W "/made/a/b " W "/garbage.fits 2>" W "/err.txt") == 1 && cli_file_has(W "/err.txt", "garbage.fits") &&
+              access(W "/made", F_OK) != 0,
+          "an unreadable FITS: no folder of --out " W "/made/a/b left");
+    CHECK(cli_lens("find --model weights/ou66-locator.safetensors --out " W "/made " W "/f1/field.fits 2>/dev/null") == 2 && access(W "/made", F_OK) != 0,
+          "a regression network as the finder: no folder left");
+    CHECK(cli_shell("mkdir -p " W "/kept") == 0 && cli_lens("find --model " MODEL " --out " W "/kept " W "/garbage.fits 2>/dev/null") == 1 &&
+              access(W "/kept", F_OK) == 0,
+          "an --out folder that was there before stays");
   }
 }
 

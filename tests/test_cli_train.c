@@ -182,12 +182,31 @@ static void test_resume(void) {
   CHECK(cli_lens("%s --out build/tcli_full --threads 1 2> build/tcli_full.log", common) == 0, "uninterrupted run");
   CHECK(cli_lens("%s --out build/tcli_resumed --threads 2 --interrupt-after 2 2> build/tcli_interrupted.log", common) != 0, "the interrupted run stops with a failure status");
   CHECK(cli_file_has("build/tcli_resumed/history.csv", "\n2,") && !cli_file_has("build/tcli_resumed/history.csv", "\n3,"), "history holds epochs 1-2 only");
+  /* every option comes from the checkpoint: another beside --resume would be ignored, so it is
+   * refused before any work, naming it and what --resume allows */
+  CHECK(cli_shell("cp build/tcli_resumed/checkpoint.safetensors build/tcli_ckpt_copy.safetensors") == 0, "copy the checkpoint");
+  CHECK(cli_lens("train --resume build/tcli_resumed --lr 0.1 2> build/tcli_err.log") == 2 && cli_file_has("build/tcli_err.log", "--lr") &&
+            cli_file_has("build/tcli_err.log", "only --epochs and --threads"),
+        "--lr beside --resume refused (exit 2), naming --lr and what --resume allows");
+  CHECK(cli_lens("train --resume build/tcli_resumed --epochs 4 --data build/tcli_other.npy 2> build/tcli_err.log") == 2 &&
+            cli_file_has("build/tcli_err.log", "--data does not apply with --resume"),
+        "--data beside --resume refused");
+  CHECK(cli_lens("train --resume build/tcli_resumed --out build/tcli_other --force 2> build/tcli_err.log") == 2 &&
+            cli_file_has("build/tcli_err.log", "--out") && access("build/tcli_other", F_OK) != 0,
+        "--out beside --resume refused, nothing made");
+  CHECK(cli_shell("cmp -s build/tcli_resumed/checkpoint.safetensors build/tcli_ckpt_copy.safetensors") == 0 &&
+            !cli_file_has("build/tcli_resumed/history.csv", "\n3,"),
+        "the refused runs left the checkpoint and history alone");
+  remove("build/tcli_ckpt_copy.safetensors");
   CHECK(cli_lens("train --resume build/tcli_resumed --threads 1 2> build/tcli_resume.log") == 0, "resume");
   CHECK(cli_file_has("build/tcli_resume.log", "resuming"), "resume says so");
   CHECK(same_tensors("build/tcli_full/checkpoint.safetensors", "build/tcli_resumed/checkpoint.safetensors", &compared),
         "checkpoints differ after resuming");
   printf("   %lu tensors (weights, batch-norm statistics, Adam moments) identical\n", (unsigned long)compared);
   CHECK(compared > 10, "the checkpoint holds weights and optimiser state (%lu tensors)", (unsigned long)compared);
+  CHECK(cli_lens("train --resume build/tcli_resumed --epochs 5 --threads 1 2> /dev/null") == 0 &&
+            cli_file_has("build/tcli_resumed/history.csv", "\n5,"),
+        "--epochs beside --resume extends the finished run to epoch 5");
   CHECK(cli_file_has("build/tcli_full/history.csv", "epoch,lr,train_loss,train_acc,val_loss,val_acc") &&
         cli_file_has("build/tcli_full/history.csv", "\n4,"), "history.csv has a header and 4 epochs");
   CHECK(cli_lens("info build/tcli_full/best.safetensors > /dev/null") == 0, "best.safetensors loads");
@@ -256,8 +275,28 @@ static void test_bad_input(void) {
               cli_file_has("build/tcli_err.log", "build/tcli_nan.npy: 2 non-finite pixels") &&
               cli_file_has("build/tcli_err.log", "image 7, band 0, row 3, column 5 (inf)"),
           "non-finite pixels refused, naming the file, the count and the first");
-    CHECK(access("build/tcli_nan_run/checkpoint.safetensors", F_OK) != 0, "and nothing trained");
+    CHECK(access("build/tcli_nan_run", F_OK) != 0, "and nothing trained: no empty --out folder left behind");
   }
+  /* a run that fails before writing anything takes away the folders it made, and only those */
+  CHECK(cli_shell("rm -rf build/tcli_made && mkdir -p build/tcli_kept") == 0, "setup");
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_short.csv --out build/tcli_made/a/b "
+                 "2> /dev/null") == 1 && access("build/tcli_made", F_OK) != 0,
+        "a failed run leaves none of the folders it made for --out build/tcli_made/a/b");
+  CHECK(cli_lens("train --arch nosuch-arch --data build/tcli_images.npy --labels build/tcli_labels.csv --out build/tcli_made 2> build/tcli_err.log") == 2 &&
+            cli_file_has("build/tcli_err.log", "nosuch-arch") && access("build/tcli_made", F_OK) != 0,
+        "an option found bad after the folder was made (--arch): no folder left");
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_short.csv --out build/tcli_kept 2> /dev/null") == 1 &&
+            access("build/tcli_kept", F_OK) == 0,
+        "an --out folder that was there before stays");
+  /* the test hook --interrupt-after is left out of --help; the dead --arch-file (--arch takes a
+   * file) is refused rather than ignored */
+  CHECK(cli_lens("train --help > build/tcli_help.txt") == 0 && cli_file_has("build/tcli_help.txt", "--resume DIR") &&
+            !cli_file_has("build/tcli_help.txt", "interrupt") && !cli_file_has("build/tcli_help.txt", "arch-file") &&
+            !cli_file_has("build/tcli_help.txt", "arch_file"),
+        "--help lists no hidden option");
+  CHECK(cli_lens("train --arch-file build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --out build/tcli_made "
+                 "2> build/tcli_err.log") == 2 && cli_file_has("build/tcli_err.log", "--arch-file") && access("build/tcli_made", F_OK) != 0,
+        "--arch-file is no option (--arch takes a file)");
   CHECK(cli_lens("train --frobnicate 3 2> build/tcli_err.log") != 0 && cli_file_has("build/tcli_err.log", "--frobnicate"), "unknown option named");
   CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --weight-init xavier --out build/tcli_bad 2> build/tcli_err.log") == 2 &&
             cli_file_has("build/tcli_err.log", "xavier"), "an unknown --weight-init is named");

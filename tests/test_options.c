@@ -111,6 +111,27 @@ static void test_errors(void) {
   }
 }
 
+/* lens_options_only_with after parsing `line`; stderr in build/options_err.txt. */
+static int only_with(const char *line, const char *mode, const char *const *allowed) {
+  demo_options d;
+  lens_options_given g;
+  int rc = parse(line, &d, &g);
+  if (rc == 0) rc = lens_options_only_with(&demo, &g, mode, allowed, "it says so");
+  fflush(stderr);
+  return rc;
+}
+
+static void test_only_with(void) {
+  static const char *const allowed[] = {"out", "count", "hidden", NULL};
+  TEST("lens_options_only_with: beside a mode only the options allowed, the first other named with the visible allowed ones") {
+    CHECK(only_with("--out x --verbose --count 2 --hidden 1", "verbose", allowed) == 0, "allowed options, hidden ones too");
+    CHECK(only_with("--out x --batch-size 4", "verbose", allowed) == 0, "anything without the mode");
+    CHECK(only_with("--out x --verbose --count 2 --batch_size 4", "verbose", allowed) == LENS_EXIT_USAGE &&
+              said("demo: --batch-size does not apply with --verbose (it says so; only --out and --count may be given with it)"),
+          "another option refused, named as --help names it");
+  }
+}
+
 static void test_set_and_format(void) {
   demo_options d;
   char text[64];
@@ -160,6 +181,7 @@ int main(void) {
   test_types();
   test_errors();
   test_set_and_format();
+  test_only_with();
   test_help();
   return check_summary();
 }

@@ -80,10 +80,13 @@ static int cli_fail(const char *fmt, const char *a, const char *b) {
   return LENS_EXIT_FAIL;
 }
 
-int lens_make_dirs(const char *path) {
+int lens_make_dirs(const char *path) { return lens_make_dirs_noted(path, NULL); }
+
+int lens_make_dirs_noted(const char *path, size_t *made) {
   struct stat st;
   char buf[4096];
   size_t i, len = strlen(path);
+  if (made) *made = 0;
   if (!len) return 0;
   if (stat(path, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : cli_fail("%s: exists and is not a folder%s", path, "");
   if (len >= sizeof buf) return cli_fail("%s: path too long%s", path, "");
@@ -91,12 +94,36 @@ int lens_make_dirs(const char *path) {
   for (i = 1; i <= len; i++) {
     if (buf[i] != '/' && buf[i] != 0) continue;
     buf[i] = 0;
-    if (stat(buf, &st) != 0 && mkdir(buf, 0777) != 0 && errno != EEXIST)
-      return cli_fail("%s: cannot create the folder: %s", buf, strerror(errno));
+    if (stat(buf, &st) != 0) {
+      if (mkdir(buf, 0777) == 0) {
+        if (made && !*made) *made = i;
+      } else if (errno != EEXIST) {
+        int rc = cli_fail("%s: cannot create the folder: %s", buf, strerror(errno));
+        if (made) { lens_remove_made_dirs(buf, *made); *made = 0; } /* no half-made path left behind */
+        return rc;
+      }
+    }
     if (i < len) buf[i] = '/';
   }
   if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return cli_fail("%s: cannot create the folder%s", path, "");
   return 0;
+}
+
+void lens_remove_made_dirs(const char *path, size_t made) {
+  char buf[4096];
+  size_t len = strlen(path);
+  if (!made || len >= sizeof buf) return;
+  memcpy(buf, path, len + 1);
+  /* the folders made are the path cut at each '/' at or after `made`: for "a/b/c" made from "a/b"
+   * on (made 3), a/b/c and a/b, never a */
+  for (;;) {
+    char *slash;
+    while (len > 1 && buf[len - 1] == '/') buf[--len] = 0;
+    if (len < made || (rmdir(buf) != 0 && errno != ENOENT)) return;
+    if (!(slash = strrchr(buf, '/'))) return;
+    len = (size_t)(slash - buf);
+    buf[len] = 0;
+  }
 }
 
 int lens_make_parents(const char *path) {

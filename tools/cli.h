@@ -30,6 +30,13 @@ int lens_usage(const char *fmt, ...);
 
 /* Creates `path` and any missing parent directories (mkdir -p). 0, or prints and returns 1. */
 int lens_make_dirs(const char *path);
+/* lens_make_dirs for a command's --out folder, noting in *made how much of `path` it created: the
+ * length of the first folder it made (0: none, the folder was there). */
+int lens_make_dirs_noted(const char *path, size_t *made);
+/* After a failed run: removes the folders lens_make_dirs_noted made for `path`, innermost first,
+ * each only if it is still empty (rmdir), so that a run that wrote nothing leaves nothing behind
+ * and a folder that was there before, or holds a file, is never touched. */
+void lens_remove_made_dirs(const char *path, size_t made);
 /* Creates the missing parent directories of the file `path`. 0, or prints and returns 1. */
 int lens_make_parents(const char *path);
 

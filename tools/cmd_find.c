@@ -25,7 +25,8 @@
  * --shard I/N scans a contiguous block of the fields ([I n/N, (I+1) n/N) of the n given) and
  * records it in DIR/shard.json (command "find", listing detections.csv); `lens merge` joins the
  * shards' detections.csv in field order. Every file is written under a temporary name and
- * renamed once complete. docs/find.md has the details and measured recovery. */
+ * renamed once complete; a run that fails before writing any removes the folders it made for DIR.
+ * docs/find.md has the details and measured recovery. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,13 +356,13 @@ static int open_model(find_state *s) {
 int lens_cmd_find(int argc, char **argv) {
   find_options o;
   find_state s;
-  size_t i;
+  size_t i, made;
   double t0 = lens_seconds();
   int done = 0, rc = parse_options(argc, argv, &o);
   if (rc) return rc < 0 ? 0 : rc;
   memset(&s, 0, sizeof s);
   s.o = &o;
-  rc = lens_make_dirs(o.out_dir) ? LENS_EXIT_FAIL : 0;
+  rc = lens_make_dirs_noted(o.out_dir, &made) ? LENS_EXIT_FAIL : 0;
   if (!rc) rc = shard_start(&s, argc, argv, &done);
   if (!rc && !done) rc = open_model(&s);
   if (!rc && !done) {
@@ -379,6 +380,8 @@ int lens_cmd_find(int argc, char **argv) {
     fprintf(stderr, "find: %lu field%s, %lu detection%s in %.1f s (%lu threads) -> %s\n", (unsigned long)(s.end - s.first),
             s.end - s.first == 1 ? "" : "s", (unsigned long)s.detections, s.detections == 1 ? "" : "s", lens_seconds() - t0,
             (unsigned long)o.threads, o.out_dir);
+  /* a failure before anything was written leaves no empty folder of its own making behind */
+  if (rc) lens_remove_made_dirs(o.out_dir, made);
   lensnet_model_free(s.model);
   lensnet_model_free(s.locator);
   lensnet_model_free(s.verifier);

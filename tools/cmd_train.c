@@ -19,7 +19,7 @@
 #include "options.h"
 
 typedef struct {
-  const char *resume, *data, *labels, *out, *arch, *arch_file, *init, *classes, *channels, *weight_init, *targets;
+  const char *resume, *data, *labels, *out, *arch, *init, *classes, *channels, *weight_init, *targets;
   int bands, threads, interrupt_after, force, task;
   lensnet_fit_desc fit;      /* the training settings */
 } train_args;
@@ -35,11 +35,10 @@ static const lens_option tool_rows[] = {
   LENS_TEXT(T, "out", 0, out, NULL, "DIR", "folder for the checkpoint, the best weights and history.csv (created)"),
   LENS_FLAG(T, "force", force, "start over in an --out folder that already holds a run (its files are replaced)"),
   LENS_TEXT(T, "resume", 0, resume, NULL, "DIR", "continue the run in DIR: every option comes from its checkpoint;\n"
-            "--epochs may extend it, --threads may change"),
+            "--epochs may extend it, --threads may change, any other is refused"),
   LENS_TEXT(T, "arch", LENS_OPT_SAVED, arch, "ou66", "A", "ou66 | ou200 | ensai (192 x 192, for regress) | resnet18 | resnet34 |\n"
             "p4cnn (rotation-equivariant; the last three take the data's size) |\n"
             "a file of architecture text (default ou66)"),
-  LENS_TEXT(T, "arch_file", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, arch_file, "", NULL, NULL),
   LENS_ROW("bands", LENS_OPT_INT, LENS_OPT_SAVED, T, bands, 0, 1024, 0, "B", "input bands of a built-in architecture (default 0: from the data)"),
   LENS_TEXT(T, "channels", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, channels, "", "LIST",
             "train on these bands of the data, in this order, e.g. 2,1,3 (default: all)"),
@@ -57,7 +56,9 @@ static const lens_option tool_rows[] = {
   LENS_TEXT(T, "classes", LENS_OPT_SAVED, classes, "non-lens,lens", "NAMES", "class names for the metadata (default non-lens,lens)"),
   LENS_CHOICE(T, "preprocess", 0, fit.minmax, lens_preprocess_choices, 0, "P", "minmax | none (default): the same as --minmax or not"),
   LENS_INT(T, "threads", threads, 1, 256, 0, "T", "worker threads (default: the CPUs this process may use); results do not depend on T"),
-  LENS_INT(T, "interrupt_after", interrupt_after, 0, 1e9, -1, NULL, NULL), /* tests of --resume: stop after epoch N */
+  /* a test hook, left out of --help: stop after epoch N as a kill would (exit 1, the checkpoint
+   * written, never saved in it), for tests of --resume */
+  LENS_INT(T, "interrupt_after", interrupt_after, 0, 1e9, -1, NULL, NULL),
 };
 #undef T
 #define TOOL_ROWS (sizeof tool_rows / sizeof tool_rows[0])
@@ -114,14 +115,20 @@ static const lens_command_spec *train_spec(void) {
   return &spec;
 }
 
+/* What may be given with --resume: the rest comes from the checkpoint, and would be ignored. */
+static const char *const resume_allows[] = {"epochs", "threads", "interrupt_after", NULL};
+
 /* The command line into args (lens train's own defaults first). 0, -1 after --help, or the exit status. */
 static int parse_args(int argc, char **argv, train_args *a) {
+  lens_options_given given;
   lensnet_error err;
   size_t k;
+  int rc;
   memset(a, 0, sizeof *a);
   for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
     lensnet_fit_setting_parse(&a->fit, lensnet_fit_setting_find(tool_defaults[k].name), tool_defaults[k].value, &err);
-  return lens_options_parse(train_spec(), argc, argv, a, NULL);
+  if ((rc = lens_options_parse(train_spec(), argc, argv, a, &given)) != 0) return rc;
+  return lens_options_only_with(train_spec(), &given, "resume", resume_allows, "the run's options come from its checkpoint");
 }
 
 /* The saved tool options back from a checkpoint (the training settings are lensnet_fit_resume's). */
@@ -410,10 +417,33 @@ static int remove_run(const char *dir) {
   return 0;
 }
 
-/* A new run into --out. */
-static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images, float **labels) {
+/* The new model, trained into the --out folder made for it. */
+static int fit_new(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images, float **labels, int classes) {
   lensnet_error err;
   lensnet_model *m = NULL;
+  int rc;
+  if ((rc = load_data(a, images, labels)) != 0 || (rc = new_model(a, d, images, &m)) != 0) { lensnet_model_free(m); return rc; }
+  if (a->task == TASK_REGRESS) {
+    d->targets = target_count(a->targets);
+    d->target_names = a->targets;
+  } else if (m->out_features != (size_t)classes)
+    rc = lens_fail("the model has %lu outputs but there are %d classes", (unsigned long)m->out_features, classes);
+  if (rc == 0) rc = save_tool_options(m, a);
+  if (rc == 0 && a->force) rc = remove_run(a->out);
+  if (rc == 0) {
+    d->images = images;
+    d->labels = *labels;
+    d->out_dir = a->out;
+    lensnet_result r = lensnet_fit(m, d, &err);
+    rc = r == LENSNET_ERR_SHAPE ? lens_fail("%s: %s", a->data, err.message) : fit_status(r, &err, (const train_progress *)d->progress_user);
+  }
+  lensnet_model_free(m);
+  return rc;
+}
+
+/* A new run into --out. */
+static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images, float **labels) {
+  size_t made;
   int rc, classes = class_count(a->classes);
   if (!a->data[0] || !a->labels[0] || !a->out || !a->out[0]) {
     lens_options_help(train_spec(), stderr);
@@ -434,24 +464,10 @@ static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images,
     }
   }
   if (classes < 2 || classes > 64) return lens_usage("--classes needs 2 to 64 comma-separated names");
-  /* the run's folder first: an --out that cannot be made fails before the data is read */
-  if (lens_make_dirs(a->out)) return LENS_EXIT_FAIL;
-  if ((rc = load_data(a, images, labels)) != 0 || (rc = new_model(a, d, images, &m)) != 0) { lensnet_model_free(m); return rc; }
-  if (a->task == TASK_REGRESS) {
-    d->targets = target_count(a->targets);
-    d->target_names = a->targets;
-  } else if (m->out_features != (size_t)classes)
-    rc = lens_fail("the model has %lu outputs but there are %d classes", (unsigned long)m->out_features, classes);
-  if (rc == 0) rc = save_tool_options(m, a);
-  if (rc == 0 && a->force) rc = remove_run(a->out);
-  if (rc == 0) {
-    d->images = images;
-    d->labels = *labels;
-    d->out_dir = a->out;
-    lensnet_result r = lensnet_fit(m, d, &err);
-    rc = r == LENSNET_ERR_SHAPE ? lens_fail("%s: %s", a->data, err.message) : fit_status(r, &err, (const train_progress *)d->progress_user);
-  }
-  lensnet_model_free(m);
+  /* the run's folder first: an --out that cannot be made fails before the data is read; a folder
+   * made here goes again if the run fails before writing into it (bad data, a bad option) */
+  if (lens_make_dirs_noted(a->out, &made)) return LENS_EXIT_FAIL;
+  if ((rc = fit_new(a, d, images, labels, classes)) != 0) lens_remove_made_dirs(a->out, made);
   return rc;
 }
 

@@ -159,6 +159,42 @@ int lens_options_was_given(const lens_command_spec *c, const lens_options_given 
   return lens_options_find(c, name, &i) && i < LENS_OPTIONS_MAX && g->row[i];
 }
 
+/* Whether row o is named in names (NULL-terminated). */
+static int options__listed(const lens_option *o, const char *const *names) {
+  for (; *names; names++)
+    if (options__name_is(*names, strlen(*names), o->name)) return 1;
+  return 0;
+}
+
+int lens_options_only_with(const lens_command_spec *c, const lens_options_given *g, const char *mode, const char *const *allowed,
+                           const char *why) {
+  const lens_option *m = lens_options_find(c, mode, NULL), *bad = NULL, *shown[8];
+  char label[96], mode_label[96], list[512];
+  size_t s, r, n = 0, k, count = 0, at = 0;
+  if (!m || !lens_options_was_given(c, g, mode)) return 0;
+  OPTIONS__EACH(c, s, r) {
+    const lens_option *o = &c->sections[s].rows[r];
+    if (!bad && n < LENS_OPTIONS_MAX && g->row[n] && o != m && !options__listed(o, allowed)) bad = o;
+    n++;
+  }
+  if (!bad) return 0;
+  /* "--epochs and --threads": the allowed options --help shows, in the order given (hidden test
+   * hooks go unsaid) */
+  for (k = 0; allowed[k] && count < sizeof shown / sizeof *shown; k++) {
+    const lens_option *o = lens_options_find(c, allowed[k], NULL);
+    if (o && o != m && o->help) shown[count++] = o;
+  }
+  list[0] = 0;
+  for (k = 0; k < count && at < sizeof list; k++) {
+    options__label(shown[k], NULL, label, sizeof label);
+    at += (size_t)snprintf(list + at, sizeof list - at, "%s%s", !k ? "" : k + 1 == count ? " and " : ", ", label);
+  }
+  options__label(bad, NULL, label, sizeof label);
+  options__label(m, NULL, mode_label, sizeof mode_label);
+  if (!count) return lens_usage("%s: %s does not apply with %s (%s; no other option may be given with it)", c->name, label, mode_label, why);
+  return lens_usage("%s: %s does not apply with %s (%s; only %s may be given with it)", c->name, label, mode_label, why, list);
+}
+
 /* The row numbered n over the sections, or NULL. */
 static const lens_option *options__row(const lens_command_spec *c, size_t n) {
   size_t s;

@@ -122,6 +122,12 @@ void lens_options_help(const lens_command_spec *c, FILE *f);
 const lens_option *lens_options_find(const lens_command_spec *c, const char *name, size_t *index);
 /* Whether the row called name was given. */
 int lens_options_was_given(const lens_command_spec *c, const lens_options_given *g, const char *name);
+/* When the option called mode was given (e.g. "resume"), the rows named in allowed (a
+ * NULL-terminated list, '-' and '_' alike) are the only others that may be given with it. 0, or
+ * LENS_EXIT_USAGE after a message naming the first other option given (in table order), saying
+ * why (e.g. "the run's options come from its checkpoint") and which visible options are allowed. */
+int lens_options_only_with(const lens_command_spec *c, const lens_options_given *g, const char *mode, const char *const *allowed,
+                           const char *why);
 /* One row's value from text, checked as on the command line. Messages name the option as
  * "--name", or as source + name when source is given (e.g. "checkpoint: train."). 0, or
  * LENS_EXIT_USAGE after printing why. */
