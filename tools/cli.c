@@ -80,10 +80,11 @@ static int cli_fail(const char *fmt, const char *a, const char *b) {
   return LENS_EXIT_FAIL;
 }
 
-int lens_make_dirs(const char *path) {
+int lens_make_dirs_noted(const char *path, char *made, size_t cap) {
   struct stat st;
   char buf[4096];
   size_t i, len = strlen(path);
+  if (made && cap) made[0] = 0;
   if (!len) return 0;
   if (stat(path, &st) == 0) return S_ISDIR(st.st_mode) ? 0 : cli_fail("%s: exists and is not a folder%s", path, "");
   if (len >= sizeof buf) return cli_fail("%s: path too long%s", path, "");
@@ -91,12 +92,33 @@ int lens_make_dirs(const char *path) {
   for (i = 1; i <= len; i++) {
     if (buf[i] != '/' && buf[i] != 0) continue;
     buf[i] = 0;
-    if (stat(buf, &st) != 0 && mkdir(buf, 0777) != 0 && errno != EEXIST)
-      return cli_fail("%s: cannot create the folder: %s", buf, strerror(errno));
+    if (stat(buf, &st) != 0) {
+      if (mkdir(buf, 0777) == 0) {
+        if (made && cap && !made[0]) snprintf(made, cap, "%s", buf);
+      } else if (errno != EEXIST)
+        return cli_fail("%s: cannot create the folder: %s", buf, strerror(errno));
+    }
     if (i < len) buf[i] = '/';
   }
   if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return cli_fail("%s: cannot create the folder%s", path, "");
   return 0;
+}
+
+int lens_make_dirs(const char *path) { return lens_make_dirs_noted(path, NULL, 0); }
+
+void lens_remove_made_dirs(const char *path, const char *made) {
+  char buf[4096];
+  size_t len = strlen(path), top = strlen(made);
+  if (!top || len >= sizeof buf) return;
+  memcpy(buf, path, len + 1);
+  while (len > top && buf[len - 1] == '/') buf[--len] = 0;
+  /* from path up to made, each folder while it is empty (rmdir refuses the others) */
+  while (len >= top && rmdir(buf) == 0) {
+    char *slash = strrchr(buf, '/');
+    if (len == top || !slash) break;
+    *slash = 0;
+    len = (size_t)(slash - buf);
+  }
 }
 
 int lens_make_parents(const char *path) {

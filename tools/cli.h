@@ -30,6 +30,11 @@ int lens_usage(const char *fmt, ...);
 
 /* Creates `path` and any missing parent directories (mkdir -p). 0, or prints and returns 1. */
 int lens_make_dirs(const char *path);
+/* lens_make_dirs that notes the topmost folder it created in made (cap bytes, or NULL; "" when
+ * path was there), so that a command failing before it writes anything can take its folders away again:
+ * lens_remove_made_dirs(path, made) removes path and its parents up to made, each only if empty. */
+int lens_make_dirs_noted(const char *path, char *made, size_t cap);
+void lens_remove_made_dirs(const char *path, const char *made);
 /* Creates the missing parent directories of the file `path`. 0, or prints and returns 1. */
 int lens_make_parents(const char *path);
 
