@@ -1,15 +1,19 @@
 /* `lens adapt` end to end on tiny `lens sim` data: each method writes its files, best.safetensors
  * is a finder `lens predict` reads, an interrupted and resumed run ends on the weights of an
- * uninterrupted one (with another thread count after the resume), and bad input gets clear
- * errors with exit status 1 or 2 and no files. */
+ * uninterrupted one (with another thread count after the resume), target images given as FITS
+ * files (a list of cutouts, or one cube) give the weights the same images give as .npy, with
+ * --resume too, and bad input gets clear errors with exit status 1 or 2 and no files, nor a
+ * folder the run created. */
 #define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #include "cli_check.h"
 
 #define W "build/tcli_adapt"
-#define COMMON "adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv --target-data " W "/tgt/images.npy " \
-               "--init " W "/finder/best.safetensors --batch 8 --disc-width 16 --threads 1"
+#define BASE "adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv --init " W "/finder/best.safetensors " \
+             "--batch 8 --disc-width 16 --threads 1"
+#define COMMON BASE " --target-data " W "/tgt/images.npy"
+#define TARGETS 16
 
 /* Two small simulations (the target with another seed) and a tiny finder trained on the first. */
 static int make_runs(void) {
@@ -20,7 +24,7 @@ static int make_runs(void) {
         "dense name=fc1 out=8\nrelu\ndense name=fc2 out=2\n", f);
   fclose(f);
   return cli_lens("sim --preset euclid-lensfinding --n 24 --seed 1 --threads 1 --out " W "/src 2>/dev/null") == 0 &&
-         cli_lens("sim --preset euclid-lensfinding --n 16 --seed 2 --threads 1 --out " W "/tgt 2>/dev/null") == 0 &&
+         cli_lens("sim --preset euclid-lensfinding --n %d --seed 2 --threads 1 --fits --out " W "/tgt 2>/dev/null", TARGETS) == 0 &&
          cli_lens("train --data " W "/src/images.npy --labels " W "/src/labels.csv --arch " W "/arch.txt --epochs 1 --batch 8 "
                   "--threads 1 --out " W "/finder 2>/dev/null") == 0;
 }
@@ -115,6 +119,70 @@ static void test_resume(void) {
         cli_file_has(W "/whole/history.csv", "disc_loss"), "--force starts over");
 }
 
+/* Whether a folder is there. */
+static int dir_exists(const char *path) { return cli_shell("test -d %s", path) == 0; }
+
+/* Writes a FITS primary image of the given shape, every pixel `value`. */
+static void write_fits(const char *path, int ndim, size_t c, size_t h, size_t w, float value) {
+  lensnet_tensor t;
+  lensnet_error err;
+  size_t shape[3], i;
+  shape[0] = c; shape[1] = h; shape[2] = w;
+  if (ndim == 2) { shape[0] = h; shape[1] = w; }
+  if (lensnet_tensor_alloc(&t, ndim, shape, &err) != LENSNET_OK) return;
+  for (i = 0; i < lensnet_tensor_count(&t); i++) t.data[i] = value;
+  lensnet_fits_write(path, &t, &err);
+  lensnet_tensor_free(&t);
+}
+
+/* The target images as FITS: `lens sim --fits` writes each image as W/tgt/fits/NNNNNNN.fits, the
+ * same float32 pixels as images.npy, so the weights must agree bit for bit. */
+static void test_fits(void) {
+  static char list[TARGETS * 40];
+  char out[4096];
+  size_t at = 0;
+  int k;
+  for (k = 0; k < TARGETS; k++) at += (size_t)snprintf(list + at, sizeof list - at, "%s" W "/tgt/fits/%07d.fits", k ? "," : "", k);
+  {
+    lensnet_tensor t;
+    lensnet_error err;
+    CHECK(lensnet_npy_read(W "/tgt/images.npy", &t, &err) == LENSNET_OK && lensnet_fits_write(W "/cube.fits", &t, &err) == LENSNET_OK,
+          "the target images as one FITS cube [M,C,H,W]");
+    lensnet_tensor_free(&t);
+  }
+  CHECK(cli_lens(COMMON " --method adamatch --epochs 2 --out " W "/f_npy 2>/dev/null") == 0, "targets as .npy");
+  CHECK(cli_lens(BASE " --target-data %s --method adamatch --epochs 2 --out " W "/f_list 2>/dev/null", list) == 0,
+        "targets as %d FITS cutouts, comma-separated", TARGETS);
+  CHECK(same_tensors(W "/f_npy/best.safetensors", W "/f_list/best.safetensors"), "FITS cutouts give the .npy's weights, bit for bit");
+  CHECK(cli_lens(BASE " --target-data " W "/cube.fits --method adamatch --epochs 2 --out " W "/f_cube 2>/dev/null") == 0 &&
+        same_tensors(W "/f_npy/best.safetensors", W "/f_cube/best.safetensors"), "a FITS cube gives them too");
+  CHECK(cli_lens(BASE " --target-data %s --method adamatch --epochs 2 --interrupt_after 1 --out " W "/f_cut 2>/dev/null", list) == 1 &&
+        cli_lens("adapt --resume " W "/f_cut 2>/dev/null") == 0, "a FITS run stopped after epoch 1 and resumed");
+  CHECK(same_tensors(W "/f_npy/best.safetensors", W "/f_cut/best.safetensors") &&
+        same_tensors(W "/f_list/checkpoint.safetensors", W "/f_cut/checkpoint.safetensors"),
+        "--resume reads the same FITS files again and ends on the same weights");
+  {
+    lensnet_model *m = NULL;
+    lensnet_error err;
+    CHECK(lensnet_model_load(W "/f_list/best.safetensors", &m, &err) == LENSNET_OK && lensnet_model_meta(m, "adapt.target-data") &&
+          !strcmp(lensnet_model_meta(m, "adapt.target-data"), list), "adapt.target-data holds the list as given");
+    lensnet_model_free(m);
+  }
+  write_fits(W "/small.fits", 3, 4, 32, 32, 0.5f);
+  CHECK(cli_lens_output(out, sizeof out, BASE " --target-data " W "/tgt/fits/0000000.fits," W "/small.fits --out " W "/bad_fits/run") == 1 &&
+        strstr(out, W "/small.fits") && strstr(out, "4x32x32") && strstr(out, "4x66x66"), "a FITS cutout of another size: %s", out);
+  CHECK(!dir_exists(W "/bad_fits"), "no --out folder left behind, nor its parent");
+  write_fits(W "/band.fits", 2, 1, 66, 66, 0.5f);
+  CHECK(cli_lens_output(out, sizeof out, BASE " --target-data " W "/band.fits --out " W "/bad_band") == 1 && strstr(out, W "/band.fits") &&
+        strstr(out, "1x66x66"), "one band for a model of four: %s", out);
+  write_fits(W "/nan.fits", 3, 4, 66, 66, NAN);
+  CHECK(cli_lens_output(out, sizeof out, BASE " --target-data " W "/nan.fits --out " W "/bad_nan") == 1 && strstr(out, W "/nan.fits") &&
+        strstr(out, "non-finite"), "NaN pixels in a FITS cutout: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, BASE " --target-data " W "/tgt/fits/0000000.fits,," W "/tgt/fits/0000001.fits --out " W "/bad_list") == 2 &&
+        strstr(out, "empty name"), "an empty name in the list: %s", out);
+  CHECK(!dir_exists(W "/bad_band") && !dir_exists(W "/bad_nan") && !dir_exists(W "/bad_list"), "no --out folders left behind");
+}
+
 static void test_errors(void) {
   char out[4096];
   CHECK(cli_lens_output(out, sizeof out, COMMON " --method mixup --out " W "/bad1") == 2 && strstr(out, "mixup"), "an unknown method: %s", out);
@@ -124,7 +192,7 @@ static void test_errors(void) {
   CHECK(cli_lens_output(out, sizeof out, "adapt --source-data " W "/src/images.npy --source-labels " W "/short.csv --target-data " W
                         "/tgt/images.npy --init " W "/finder/best.safetensors --out " W "/bad3") == 1 && strstr(out, "label rows"),
         "labels that do not match the images: %s", out);
-  CHECK(!check_file_exists(W "/bad3/checkpoint.safetensors") && !check_file_exists(W "/bad3/best.safetensors"), "nothing written");
+  CHECK(!dir_exists(W "/bad3"), "nothing written, not even the --out folder");
   CHECK(cli_lens_output(out, sizeof out, "adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv --target-data "
                         W "/finder/best.safetensors --init " W "/finder/best.safetensors --out " W "/bad4") == 1, "target data that is no .npy: %s",
         out);
@@ -139,6 +207,30 @@ static void test_errors(void) {
   CHECK(cli_lens_output(out, sizeof out, "adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv --target-data "
                         W "/small.npy --init " W "/finder/best.safetensors --out " W "/bad5") == 1 && strstr(out, "4x32x32") &&
         strstr(out, "4x66x66"), "target images of another size: %s", out);
+  CHECK(cli_shell("mkdir -p " W "/kept") == 0 && cli_lens("adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv "
+                  "--target-data " W "/small.npy --init " W "/finder/best.safetensors --out " W "/kept 2>/dev/null") == 1 &&
+        dir_exists(W "/kept"), "a failed run leaves alone an --out folder that was there before");
+  { /* a one-output model passes the tool's checks and fails in lensnet_adapt, after the folder is made */
+    lensnet_model *m = NULL;
+    lensnet_error err;
+    FILE *f;
+    if (lensnet_model_create("input 4 66 66\nconv2d name=c1 out=4 kernel=6 stride=6\nrelu\nmaxpool kernel=2\nflatten\n"
+                             "dense name=fc1 out=8\nrelu\ndense name=fc2 out=1\n", &m, &err) == LENSNET_OK) {
+      lensnet_model_init(m, 1);
+      lensnet_model_save(m, W "/one.safetensors", &err);
+      lensnet_model_free(m);
+    }
+    if ((f = fopen(W "/zeros.csv", "w")) != NULL) {
+      int k;
+      fputs("label\n", f);
+      for (k = 0; k < 24; k++) fputs("0\n", f);
+      fclose(f);
+    }
+  }
+  CHECK(cli_lens_output(out, sizeof out, "adapt --source-data " W "/src/images.npy --source-labels " W "/zeros.csv --target-data "
+                        W "/tgt/images.npy --init " W "/one.safetensors --out " W "/bad7/run") == 2 && strstr(out, "1 outputs"),
+        "a one-output model: %s", out);
+  CHECK(!dir_exists(W "/bad7"), "the folders the failed run made are gone");
   {
     lensnet_model *m = NULL;
     lensnet_error err;
@@ -160,6 +252,7 @@ int main(void) {
   TEST("each method end to end") test_methods();
   TEST("a progress line on a terminal") test_progress();
   TEST("an interrupted run resumed") test_resume();
+  TEST("target images as FITS") test_fits();
   TEST("bad input") test_errors();
   return check_summary();
 }

@@ -3,6 +3,8 @@
  * AdaMatch or self-ensembling; lensnet.h describes them and the files it writes:
  * DIR/checkpoint.safetensors, DIR/best.safetensors, DIR/history.csv). `lens adapt --resume DIR`
  * continues with lensnet_adapt_resume and ends on the weights an uninterrupted run reaches.
+ * Images come as one file or a comma-separated list of files, each a .npy stack or a FITS image
+ * or cube; the list is saved as given, so that --resume reads the same files again.
  * --target-labels, when given, are read only for the accuracy and AUC of history.csv; they
  * never reach the training. */
 #define _POSIX_C_SOURCE 200809L
@@ -27,10 +29,13 @@ typedef struct {
  * lensnet_adapt's settings, so that --resume DIR finds the data again. */
 #define A adapt_args
 static const lens_option tool_rows[] = {
-  LENS_TEXT(A, "source-data", LENS_OPT_SAVED, source_data, "", "images.npy", "labelled images of the source domain [N,C,H,W] (simulations)"),
+  LENS_TEXT(A, "source-data", LENS_OPT_SAVED, source_data, "", "FILES", "labelled images of the source domain (simulations), files as --target-data"),
   LENS_TEXT(A, "source-labels", LENS_OPT_SAVED, source_labels, "", "labels.csv",
             "their classes: the column named label, class or is_lens (or the only column)"),
-  LENS_TEXT(A, "target-data", LENS_OPT_SAVED, target_data, "", "images.npy", "unlabelled images of the target domain [M,C,H,W] (a survey)"),
+  LENS_TEXT(A, "target-data", LENS_OPT_SAVED, target_data, "", "FILES", "unlabelled images of the target domain (a survey): a .npy [M,C,H,W];\n"
+            "a FITS image [H,W], cube [C,H,W] or [M,C,H,W] (its first HDU with pixels);\n"
+            "or several such files separated by commas (a.fits,b.fits,...), their\n"
+            "images in that order. Every image has the model's input shape"),
   LENS_TEXT(A, "target-labels", LENS_OPT_SAVED, target_labels, "", "labels.csv",
             "optional: their classes, read only to report target_acc and target_auc\n"
             "in history.csv; never used in training"),
@@ -91,14 +96,15 @@ static const lens_command_spec *adapt_spec(void) {
   sections[1].heading = "adaptation settings (saved in the checkpoint as adapt.NAME):";
   sections[1].rows = rows;
   sections[1].count = r;
-  spec.usage = "usage: lens adapt --source-data images.npy --source-labels labels.csv --target-data images.npy\n"
+  spec.usage = "usage: lens adapt --source-data images.npy --source-labels labels.csv --target-data FILES\n"
                "                  --init M.safetensors --out DIR [--method adda|adamatch|self-ensembling] [options]\n"
                "       lens adapt --resume DIR [--epochs E] [--threads T]\n";
   spec.intro = "Domain adaptation of a classifier: its last dense layer is the classifier, the layers below it\n"
                "the encoder. DIR/best.safetensors is the adapted finder (lens predict reads it).\n";
   spec.sections = sections;
   spec.section_count = 2;
-  spec.epilog = "DIR and any missing parent folders are created. A terminal shows a progress line on stderr with\n"
+  spec.epilog = "DIR and any missing parent folders are created once the data are read, and removed again if the\n"
+                "run fails before writing its first files. A terminal shows a progress line on stderr with\n"
                 "both losses. Exit status: 0 done, 1 failure (a file, a NaN loss), 2 usage error.\n";
   spec.name = "adapt";
   return &spec;
@@ -130,12 +136,20 @@ static int read_labels(const char *path, size_t n, float *labels, size_t classes
   return rc;
 }
 
-/* One set of images, [N,C,H,W] of the model's input and finite. */
-static int read_images(const char *flag, const char *path, const lensnet_model *m, lensnet_tensor *images) {
+/* One file of --source-data / --target-data as images [N,C,H,W] of the model's input, finite: a
+ * .npy [N,C,H,W], or a FITS image [H,W], cube [C,H,W] or [N,C,H,W] (the first HDU with pixels). */
+static int read_image_file(const char *flag, const char *path, const lensnet_model *m, lensnet_tensor *images) {
   lensnet_error err;
   size_t first, bad;
-  if (lensnet_npy_read(path, images, &err) != LENSNET_OK) return lens_fail_err(&err);
-  if (images->ndim != 4 || images->shape[0] < 1) return lens_fail("%s %s: expected images [N,C,H,W]", flag, path);
+  int fits = lens_format_of(path) != LENS_FMT_NPY;
+  if ((fits ? lensnet_fits_read(path, -1, images, &err) : lensnet_npy_read(path, images, &err)) != LENSNET_OK) return lens_fail_err(&err);
+  if (fits && (images->ndim == 2 || images->ndim == 3)) { /* one image: [1,C,H,W] */
+    size_t c = images->ndim == 3 ? images->shape[0] : 1, h = images->shape[images->ndim - 2], w = images->shape[images->ndim - 1];
+    images->shape[0] = 1; images->shape[1] = c; images->shape[2] = h; images->shape[3] = w;
+    images->ndim = 4;
+  }
+  if (images->ndim != 4 || images->shape[0] < 1)
+    return lens_fail("%s %s: expected %s", flag, path, fits ? "a FITS image [H,W], cube [C,H,W] or [N,C,H,W]" : "images [N,C,H,W]");
   if (images->shape[1] != m->in_c || images->shape[2] != m->in_h || images->shape[3] != m->in_w)
     return lens_fail("%s %s: images are %lux%lux%lu but the model takes %lux%lux%lu", flag, path, (unsigned long)images->shape[1],
                      (unsigned long)images->shape[2], (unsigned long)images->shape[3], (unsigned long)m->in_c, (unsigned long)m->in_h,
@@ -144,6 +158,44 @@ static int read_images(const char *flag, const char *path, const lensnet_model *
     return lens_fail("%s %s: %lu non-finite pixels (NaN or infinite), the first in image %lu; adaptation needs finite pixels", flag, path,
                      (unsigned long)bad, (unsigned long)(first / (m->in_c * m->in_h * m->in_w)));
   return 0;
+}
+
+/* One set of images: the files of `list` (names separated by commas), their images in order. */
+static int read_images(const char *flag, const char *list, const lensnet_model *m, lensnet_tensor *images) {
+  size_t n = 1, i, at, total = 0, per = m->in_c * m->in_h * m->in_w;
+  const char *p;
+  char *names = NULL, *name;
+  lensnet_tensor *files;
+  lensnet_error err;
+  int rc = 0;
+  for (p = list; *p; p++) n += *p == ',';
+  if (n == 1) return read_image_file(flag, list, m, images);
+  if (list[0] == ',' || strstr(list, ",,") || list[strlen(list) - 1] == ',')
+    return lens_usage("%s: an empty name in the list of files (the names are separated by commas)", flag);
+  if (!(files = (lensnet_tensor *)calloc(n, sizeof *files)) || !(names = (char *)malloc(strlen(list) + 1))) {
+    free(files);
+    return lens_fail("out of memory");
+  }
+  strcpy(names, list);
+  for (i = 0, name = names; i < n && rc == 0; i++) {
+    char *comma = strchr(name, ',');
+    if (comma) *comma = 0;
+    if ((rc = read_image_file(flag, name, m, &files[i])) == 0) total += files[i].shape[0];
+    name = comma ? comma + 1 : name;
+  }
+  if (rc == 0) {
+    size_t shape[4];
+    shape[0] = total; shape[1] = m->in_c; shape[2] = m->in_h; shape[3] = m->in_w;
+    if (lensnet_tensor_alloc(images, 4, shape, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  }
+  for (i = 0, at = 0; i < n; i++) {
+    if (rc == 0) memcpy(images->data + at, files[i].data, files[i].shape[0] * per * sizeof(float));
+    at += files[i].shape[0] * per;
+    lensnet_tensor_free(&files[i]);
+  }
+  free(files);
+  free(names);
+  return rc;
 }
 
 typedef struct {
@@ -227,6 +279,7 @@ static int fresh_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) 
   lensnet_adapt_desc d;
   size_t k;
   int rc = 0, minmax = 0;
+  size_t made = 0;        /* how much of --out this run created (lens_make_dirs_noted) */
   if (!a->source_data[0] || !a->source_labels[0] || !a->target_data[0] || !a->init[0] || !a->out || !a->out[0]) {
     lens_options_help(adapt_spec(), stderr);
     return lens_usage("--source-data, --source-labels, --target-data, --init and --out are required (or --resume DIR)");
@@ -244,14 +297,17 @@ static int fresh_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) 
   if (lensnet_model_load(a->init, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (lensnet_model_meta(m, "regress.targets")) rc = lens_usage("--init %s is a regression model; lens adapt adapts classifiers", a->init);
   else if ((minmax = lens_preprocess_resolve(m, a->preprocess)) < 0) rc = LENS_EXIT_FAIL;
-  else if (lens_make_dirs(a->out)) rc = LENS_EXIT_FAIL;
-  else rc = load_data(a, m, data);
+  else if ((rc = load_data(a, m, data)) == 0 && lens_make_dirs_noted(a->out, &made)) rc = LENS_EXIT_FAIL;
   for (k = 0; k < TOOL_ROWS && rc == 0; k++) { /* the data's paths, for --resume */
-    char key[64], value[4096];
+    char key[64], *value;
+    size_t len;
     if (!(tool_rows[k].flags & LENS_OPT_SAVED)) continue;
     snprintf(key, sizeof key, "adapt.%s", tool_rows[k].name);
-    lens_option_format(&tool_rows[k], a, value, sizeof value);
+    len = (size_t)lens_option_format(&tool_rows[k], a, NULL, 0) + 1; /* a list of FITS files may be long */
+    if (!(value = (char *)malloc(len))) { rc = lens_fail("out of memory"); break; }
+    lens_option_format(&tool_rows[k], a, value, len);
     if (lensnet_model_set_meta(m, key, value) != LENSNET_OK) rc = lens_fail("out of memory");
+    free(value);
   }
   for (k = 0; k < sizeof run_files / sizeof *run_files && rc == 0 && a->force; k++) {
     char path[4200];
@@ -269,6 +325,7 @@ static int fresh_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) 
     r = lensnet_adapt(m, &d, &err);
     rc = adapt_status(r, &err, (const adapt_progress *)d.progress_user);
   }
+  if (rc != 0) lens_remove_made_dirs(a->out, made); /* a failure before the first epoch's files leaves no empty folder */
   lensnet_model_free(m);
   return rc;
 }
