@@ -829,6 +829,9 @@ typedef struct {
   size_t capture_layer;                /* default 0 (used only with capture) */
   lensnet_relu_backward relu_backward; /* GUIDED clamps negative gradients at every ReLU (Springenberg et al. 2015);
                                         * default NORMAL */
+  int no_dropout;                      /* nonzero: dropout layers pass their input unchanged in training mode too
+                                        * (batch norm still uses the batch's statistics); ADDA's target
+                                        * encoder; default 0 */
 } lensnet_trainer_desc;
 
 /* The desc with its defaults filled in (desc may be NULL: all defaults). */
@@ -1067,7 +1070,10 @@ LENSNET_API lensnet_result lensnet_checkpoint_load(const char *path, lensnet_mod
  *                      encoder, started from the source one, is trained with inverted labels to
  *                      fool it; steps alternate, one each per batch. Source features come from
  *                      the source model at inference (running statistics, no dropout), target
- *                      features from the target encoder in training mode; the encoder's
+ *                      features from the target encoder in training mode (batch statistics) but
+ *                      with dropout off (trainer desc no_dropout): dropout on one side only
+ *                      would let the discriminator tell the sides apart by the noise, which the
+ *                      encoder cannot remove; the encoder's
  *                      gradient enters at the features (lensnet_trainer_backward_from). The
  *                      classifier (the last dense layer and anything above it) keeps its source
  *                      values: the result is the target encoder + the source classifier.
@@ -6565,6 +6571,7 @@ struct lensnet_trainer {
   size_t grad_slots;             /* slots of wgrad_images, bgrad_images: image b uses slot b % grad_slots */
   int compute_input_grad;        /* nonzero: also compute input_grad (saliency needs it; training does not) */
   int skip_param_grads;          /* nonzero: leave t->grads alone (saliency, Grad-CAM and dreams need none) */
+  int no_dropout;                /* nonzero: dropout is the identity even when training */
   size_t mark_floats;            /* per image */
   int capture_layer;             /* >= 0: keep d loss / d (output of this layer) in captured_grad */
   float *captured_grad;
@@ -6716,6 +6723,7 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensne
   t->capture_layer = d.capture ? (int)d.capture_layer : -1;
   t->compute_input_grad = d.input_grad != 0;
   t->skip_param_grads = d.skip_param_grads != 0;
+  t->no_dropout = d.no_dropout != 0;
   t->relu_backward = d.relu_backward;
   lensnet_rng_seed(&t->rng, d.seed);
   t->act_offset = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(m->layer_count, sizeof(size_t), &ok));
@@ -7300,7 +7308,7 @@ static void lensnet__dropout_layer_forward(lensnet__pass *p) {
     const float *x = p->x + b * in_n;
     float *y = p->y + b * in_n;
     lensnet_rng r;
-    if (!t->training || L->value == 0.0f) { memcpy(y, x, in_n * sizeof(float)); memset(mask, 1, in_n); continue; }
+    if (!t->training || t->no_dropout || L->value == 0.0f) { memcpy(y, x, in_n * sizeof(float)); memset(mask, 1, in_n); continue; }
     lensnet__dropout_stream(&r, p->step_seed, p->layer, p->image + b);
     lensnet__dropout_forward(&r, L->value, x, y, mask, in_n);
   }
@@ -7311,7 +7319,7 @@ static void lensnet__dropout_layer_backward(const lensnet__pass *p, const float 
   const lensnet_layer *L = p->L;
   size_t in_n = lensnet__layer_in_n(L);
   lensnet__dropout_backward(t->dropout_mask + t->mask_offset[p->layer] * t->batch_cap + p->image * in_n, dy, dx, p->batch * in_n,
-                            (t->training && L->value != 0.0f) ? (float)(1.0 / (1.0 - (double)L->value)) : 1.0f);
+                            (t->training && !t->no_dropout && L->value != 0.0f) ? (float)(1.0 / (1.0 - (double)L->value)) : 1.0f);
 }
 
 /* element-wise activations */
@@ -9126,7 +9134,11 @@ static lensnet_result lensnet__adapt_setup(lensnet__adapt *a, lensnet_model *m, 
   cap = a->method == LENSNET__ADAPT_ADAMATCH ? 4 * B : B;
   memset(&td, 0, sizeof td);
   td.batch_cap = cap; td.parallel = a->d.parallel; td.seed = a->d.seed * 6364136223846793005ULL + 7;
+  /* ADDA: dropout only on the target side would tell the discriminator which side a feature
+   * came from (source features are taken at inference), a cue the encoder cannot remove */
+  td.no_dropout = a->method == LENSNET__ADAPT_ADDA;
   if ((r = lensnet_trainer_create(m, &td, &a->t, err)) != LENSNET_OK) return r;
+  td.no_dropout = 0;
   if (a->method == LENSNET__ADAPT_ADAMATCH && a->has_bn) {
     td.batch_cap = 2 * B; td.seed += 1;
     if ((r = lensnet_trainer_create(m, &td, &a->t2, err)) != LENSNET_OK) return r;

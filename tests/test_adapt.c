@@ -288,6 +288,53 @@ static double accuracy(const lensnet_model *m, const lensnet_tensor *x, const fl
 #define N_SHIFT 192
 static float shift_src[N_SHIFT * 64], shift_src_labels[N_SHIFT], shift_tgt[N_SHIFT * 64], shift_tgt_labels[N_SHIFT];
 
+/* A trainer with no_dropout: in training mode a network with dropout (p = 0.5, and no batch norm)
+ * gives what inference gives, and its gradients are those of the same network with p = 0. */
+#define ARCH_DROP "input 1 8 8\nconv2d name=c1 out=4 kernel=3 padding=1\nrelu\ndropout p=0.5\nmaxpool kernel=2\n" \
+                  "flatten\ndropout p=0.5\ndense name=fc1 out=8\nrelu\ndense name=fc2 out=2"
+#define ARCH_DROP0 "input 1 8 8\nconv2d name=c1 out=4 kernel=3 padding=1\nrelu\ndropout p=0\nmaxpool kernel=2\n" \
+                   "flatten\ndropout p=0\ndense name=fc1 out=8\nrelu\ndense name=fc2 out=2"
+static void test_no_dropout(void) {
+  lensnet_model *m = new_model(ARCH_DROP, 5), *m0 = new_model(ARCH_DROP0, 5);
+  lensnet_trainer *t = NULL, *t0 = NULL, *td = NULL;
+  lensnet_trainer_desc desc;
+  float out[4 * 2], labels[4] = {0, 1, 1, 0}, grad[4 * 2];
+  const float *x = src_data;
+  size_t k, n;
+  double dmax = 0, gmax = 0, gdiff = 0, ddiff = 0;
+  if (!m || !m0) { CHECK(0, "models"); return; }
+  memcpy(m0->values, m->values, m->value_count * sizeof(float));
+  memset(&desc, 0, sizeof desc);
+  desc.batch_cap = 4; desc.seed = 3;
+  CHECK(lensnet_trainer_create(m0, &desc, &t0, NULL) == LENSNET_OK && lensnet_trainer_create(m, &desc, &td, NULL) == LENSNET_OK, "trainers");
+  desc.no_dropout = 1;
+  CHECK(lensnet_trainer_create(m, &desc, &t, NULL) == LENSNET_OK, "a trainer with no_dropout");
+  if (!t || !t0 || !td) return;
+  CHECK(lensnet_model_forward(m, 4, x, out, NULL, NULL) == LENSNET_OK, "inference");
+  lensnet_trainer_forward(t, 4, x, 1, NULL, NULL);
+  for (k = 0; k < 8; k++) { double d = fabs(lensnet_trainer_output(t)[k] - out[k]); if (d > dmax) dmax = d; }
+  CHECK(dmax == 0, "training mode with no_dropout gives inference's outputs (max difference %g)", dmax);
+  lensnet_trainer_forward(td, 4, x, 1, NULL, NULL);
+  for (k = 0; k < 8; k++) { double d = fabs(lensnet_trainer_output(td)[k] - out[k]); if (d > ddiff) ddiff = d; }
+  CHECK(ddiff > 1e-3, "an ordinary trainer in training mode does drop (difference %g)", ddiff);
+  lensnet_loss_cross_entropy(lensnet_trainer_output(t), labels, 4, 2, NULL, grad);
+  lensnet_trainer_zero_grad(t);
+  lensnet_trainer_backward(t, 4, grad, NULL);
+  lensnet_trainer_forward(t0, 4, x, 1, NULL, NULL);
+  lensnet_loss_cross_entropy(lensnet_trainer_output(t0), labels, 4, 2, NULL, grad);
+  lensnet_trainer_zero_grad(t0);
+  lensnet_trainer_backward(t0, 4, grad, NULL);
+  n = m->value_count;
+  for (k = 0; k < n; k++) {
+    double a = lensnet_trainer_grads(t)[k], b = lensnet_trainer_grads(t0)[k];
+    if (fabs(a - b) > gdiff) gdiff = fabs(a - b);
+    if (fabs(b) > gmax) gmax = fabs(b);
+  }
+  CHECK(gmax > 0 && gdiff == 0, "its gradients are those of the network with p = 0 (largest %g, difference %g)", gmax, gdiff);
+  lensnet_trainer_free(t); lensnet_trainer_free(t0); lensnet_trainer_free(td);
+  lensnet_model_free(m); lensnet_model_free(m0);
+}
+
 static void test_domain_shift(void) {
   lensnet_tensor s = as_tensor(shift_src, N_SHIFT), t = as_tensor(shift_tgt, N_SHIFT);
   lensnet_model *m = new_model(ARCH_PLAIN, 21), *adapted = NULL;
@@ -330,6 +377,7 @@ int main(void) {
   TEST("resume equals an uninterrupted run; threads do not change it") test_resume_and_threads();
   TEST("bad input gets clear errors") test_errors();
   TEST("the settings table") test_settings();
+  TEST("no_dropout: dropout is the identity in training mode, gradients as with p = 0") test_no_dropout();
   TEST("a domain shift that adaptation reduces") test_domain_shift();
   return check_summary();
 }

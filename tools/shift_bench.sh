@@ -7,6 +7,8 @@
 # test split (other seeds). Two encoders, the `ou66` CNN and the rotation-invariant `p4cnn`, are
 # trained on the source; each is adapted to the target's unlabelled split by ADDA, AdaMatch and
 # self-ensembling; every model is scored on the source test split and the target test split.
+# The CNN is the shipped finder weights/ou66-sim (trained on 24,000 source images, 15 epochs;
+# CNN_MODEL names another); p4cnn is trained here on N_SOURCE images for EPOCHS epochs.
 # No target label reaches training: `lens adapt` is not given --target-labels. Writes
 # RUN_DIR/results.csv and RUN_DIR/results.md. Steps whose output exists are skipped, so a stopped
 # run continues. LENS names the tool (default build/lens); THREADS the threads (default: all).
@@ -42,8 +44,12 @@ score() { # MODEL NAME: AUC on both test splits, appended to results.csv
     END { printf "%s,%s,%s\n", name, v[1], v[2] }' "$RUN/eval_$2_source_test/metrics.csv" "$RUN/eval_$2_target_test/metrics.csv" >> "$RUN/results.csv"
 }
 echo "model,source_auc,source_lo,source_hi,target_auc,target_lo,target_hi" > "$RUN/results.csv"
+CNN_MODEL=${CNN_MODEL:-weights/ou66-sim.safetensors}
 for arch in ou66 p4cnn; do
-  if [ ! -f "$RUN/train_$arch/best.safetensors" ]; then
+  if [ "$arch" = ou66 ]; then
+    mkdir -p "$RUN/train_$arch"
+    cp "$CNN_MODEL" "$RUN/train_$arch/best.safetensors"
+  elif [ ! -f "$RUN/train_$arch/best.safetensors" ]; then
     start=$(date +%s)
     "$LENS" train $T --arch "$arch" --weight-init he --data "$RUN/source/images.npy" --labels "$RUN/source/labels.csv" \
       --epochs "$EPOCHS" --batch 32 --lr 1e-3 --schedule cosine --augment flip,rot90 --minmax --seed 1 --force \
@@ -75,3 +81,37 @@ awk -F, 'NR > 1 {
   BEGIN { print "| encoder | adaptation | source AUC [95%] | target AUC [95%] | share of the lost AUC recovered |"
           print "|---|---|---|---|---|" }' "$RUN/results.csv" > "$RUN/results.md"
 cat "$RUN/results.md"
+
+# (b) another group's simulator: the space-based cutouts of lens-finding challenge 1 (CUTOUTS, default
+# ../shared/data/bologna-challenge1/space_based; skipped when absent) as the target, unlabelled in
+# adaptation and labelled only to score. The encoder is the shipped weights/challenge1-vis-sim
+# (docs/challenge.md), the source its own layout (challenge1-vis, seed 1: its training seed).
+CUTOUTS=${CUTOUTS:-../shared/data/bologna-challenge1/space_based}
+CMODEL=${CMODEL:-weights/challenge1-vis-sim.safetensors}
+CEPOCHS=${CEPOCHS:-40}
+if [ -d "$CUTOUTS/lens" ] && [ -d "$CUTOUTS/nolens" ] && [ -f "$CMODEL" ]; then
+  C="$RUN/challenge"
+  mkdir -p "$C"
+  [ -f "$C/source/labels.csv" ] || "$LENS" sim --preset euclid-lensfinding --layout challenge1-vis $T --n 4000 --seed 1 --out "$C/source"
+  { echo "input,label"
+    for f in "$CUTOUTS"/lens/*.fits; do echo "$f,1"; done
+    for f in "$CUTOUTS"/nolens/*.fits; do echo "$f,0"; done; } > "$C/labels.csv"
+  tail -n +2 "$C/labels.csv" | cut -d, -f1 > "$C/cutouts.txt"
+  list=$(paste -sd, "$C/cutouts.txt")
+  echo "model,auc,auc_lo,auc_hi" > "$C/results.csv"
+  cscore() { # MODEL NAME
+    "$LENS" predict $T --model "$1" --list "$C/cutouts.txt" > "$C/scores_$2.csv"
+    "$LENS" eval --scores "$C/scores_$2.csv" --labels "$C/labels.csv" --out "$C/eval_$2" > /dev/null
+    awk -F, -v name="$2" 'FNR == 2 { printf "%s,%.4f,%.4f,%.4f\n", name, $9, $10, $11 }' "$C/eval_$2/metrics.csv" >> "$C/results.csv"
+  }
+  cscore "$CMODEL" none
+  for method in adda adamatch self-ensembling; do
+    [ -f "$C/adapt_$method/best.safetensors" ] || "$LENS" adapt $T --method "$method" --init "$CMODEL" \
+      --source-data "$C/source/images.npy" --source-labels "$C/source/labels.csv" --target-data "$list" \
+      --epochs "$CEPOCHS" --batch 16 --seed 1 --force --out "$C/adapt_$method"
+    cscore "$C/adapt_$method/best.safetensors" "$method"
+  done
+  awk -F, 'NR > 1 { printf "| %s | %.3f [%.3f, %.3f] |\n", $1, $2, $3, $4 }
+    BEGIN { print "| adaptation | AUC on the 16 challenge cutouts [95%] |"; print "|---|---|" }' "$C/results.csv" > "$C/results.md"
+  cat "$C/results.md"
+fi
