@@ -1408,6 +1408,14 @@ typedef struct {
 } lensnet_location;
 LENSNET_API lensnet_result lensnet_cutout_locate(const lensnet_model *locator, const float *prepared, double pixel_scale,
                                                  float *workspace, lensnet_location *out, lensnet_error *err);
+/* A per-pixel map of where the object is, from a location: map[h][w] (row-major) gets `weight`
+ * (a finder's p_lens, say) times the probability that the object's position falls in each pixel,
+ * the position distributed as independent Gaussians in x and y about (at->x, at->y) with sigmas
+ * at->sigma_x, at->sigma_y (pixel (i, j) spans j - 1/2 .. j + 1/2 in x and i - 1/2 .. i + 1/2 in
+ * y). The map sums to `weight` times the share of the distribution inside the image. A sigma of 0
+ * (an mse locator) puts the whole weight on the pixel holding the position (none when it lies
+ * outside). */
+LENSNET_API void lensnet_location_map(const lensnet_location *at, double weight, size_t h, size_t w, float *map);
 
 /* The output index of class `name`, see above; LENSNET_ERR_ARG only for a model without outputs. */
 LENSNET_API lensnet_result lensnet_model_class_index(const lensnet_model *m, const char *name, size_t *index,
@@ -10162,6 +10170,35 @@ LENSNET_API lensnet_result lensnet_cutout_locate(const lensnet_model *locator, c
   if (!locator || !prepared || !out) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: NULL argument");
   if ((r = lensnet__locator_targets(locator, pixel_scale, &reg, &ix, &iy, err)) != LENSNET_OK) return r;
   return lensnet__locate_prepared(locator, &reg, ix, iy, prepared, pixel_scale, workspace, out, err);
+}
+
+/* The probability that N(mu, sigma) falls in [k - 1/2, k + 1/2] for k = 0 .. n - 1 into p[k]. */
+static void lensnet__pixel_probabilities(double mu, double sigma, size_t n, double *p) {
+  size_t k;
+  if (!(sigma > 0)) {
+    for (k = 0; k < n; k++) p[k] = (mu >= (double)k - 0.5 && mu < (double)k + 0.5) ? 1.0 : 0.0;
+    return;
+  }
+  for (k = 0; k < n; k++) {
+    double a = ((double)k - 0.5 - mu) / (sigma * sqrt(2.0)), b = ((double)k + 0.5 - mu) / (sigma * sqrt(2.0));
+    /* the difference of two erfc on the far side keeps its precision in the tails */
+    p[k] = a > 0 ? 0.5 * (erfc(a) - erfc(b)) : b < 0 ? 0.5 * (erfc(-b) - erfc(-a)) : 0.5 * (erf(b) - erf(a));
+  }
+}
+
+LENSNET_API void lensnet_location_map(const lensnet_location *at, double weight, size_t h, size_t w, float *map) {
+  double px[1024], py[1024];
+  size_t i, j;
+  if (!at || !map) return;
+  for (i = 0; i < h; i++) {
+    double yi;
+    if (i % 1024 == 0) lensnet__pixel_probabilities(at->y - (double)i, at->sigma_y, h - i < 1024 ? h - i : 1024, py);
+    yi = weight * py[i % 1024];
+    for (j = 0; j < w; j++) {
+      if (j % 1024 == 0) lensnet__pixel_probabilities(at->x - (double)j, at->sigma_x, w - j < 1024 ? w - j : 1024, px);
+      map[i * w + j] = (float)(yi * px[j % 1024]);
+    }
+  }
 }
 
 /* The top-left pixel of a window of side `win` centred as near position `pos` as the image

@@ -472,6 +472,46 @@ static void test_locator(void) {
           csv_value(&t, 1, "x_sigma"), csv_value(&t, 1, "y_sigma"));
     lensnet_csv_free(&t);
   } else CHECK(0, "no readable " LOC "/nll.csv");
+  /* --map: p_lens times each pixel's probability of holding the position. For the nll locator
+   * (x, y) = (38.9, 35.3), sigmas (0.8, 0.4): pixel (row 35, column 39) holds
+   * [Phi(0.75) - Phi(-0.5)] [Phi(0.5) - Phi(-2)] p = 0.464835 x 0.668712 x 0.731059 = 0.227243
+   * (standard normal CDF values); the plane sums to p (the Gaussian lies inside); the centroid
+   * (mse) locator puts all of p on the pixel holding the position. */
+  CHECK(cli_lens("predict --model " LOC "/finder.safetensors --locator " LOC "/nll.safetensors " LOC "/cutouts.npy --out " LOC
+                 "/nll2.csv --map " LOC "/nll_map.npy 2>/dev/null") == 0, "--map with an nll locator");
+  {
+    lensnet_tensor mp;
+    if (lensnet_npy_read(LOC "/nll_map.npy", &mp, NULL) == LENSNET_OK) {
+      double sum = 0, p = 1.0 / (1.0 + exp(-1.0));
+      size_t k, best = 0;
+      CHECK(mp.ndim == 3 && mp.shape[0] == LOC_N && mp.shape[1] == 66 && mp.shape[2] == 66, "the map is [N, 66, 66]");
+      for (k = 0; k < 66 * 66; k++) { sum += mp.data[k]; if (mp.data[k] > mp.data[best]) best = k; }
+      CHECK(fabs(mp.data[35 * 66 + 39] - 0.227243) < 2e-6, "pixel (35, 39): %.7f, 0.227243 expected", mp.data[35 * 66 + 39]);
+      CHECK(best == 35 * 66 + 39, "the map peaks at the position's pixel (%lu)", (unsigned long)best);
+      CHECK(fabs(sum - p) < 1e-5, "the plane sums to p_lens: %.7f vs %.7f", sum, p);
+      lensnet_tensor_free(&mp);
+    } else CHECK(0, "no readable nll_map.npy");
+  }
+  CHECK(cli_lens("predict --model " LOC "/finder.safetensors --locator " LOC "/centroid.safetensors " LOC "/cutouts.npy --out " LOC
+                 "/c.csv --map " LOC "/c_map.npy 2>/dev/null") == 0, "--map with an mse locator");
+  {
+    lensnet_tensor mp;
+    if (lensnet_npy_read(LOC "/c_map.npy", &mp, NULL) == LENSNET_OK) {
+      size_t k, j, nonzero = 0, right = 0;
+      for (k = 0; k < LOC_N; k++)
+        for (j = 0; j < 66 * 66; j++) {
+          size_t want = (size_t)floor(loc_blob[k][1] + 0.5) * 66 + (size_t)floor(loc_blob[k][0] + 0.5);
+          float v = mp.data[k * 66 * 66 + j];
+          nonzero += v != 0;
+          right += j == want && fabs(v - 1.0 / (1.0 + exp(-1.0))) < 1e-6;
+        }
+      CHECK(nonzero == LOC_N && right == LOC_N, "an mse locator: all of p_lens on the position's pixel (%lu nonzero, %lu right)",
+            (unsigned long)nonzero, (unsigned long)right);
+      lensnet_tensor_free(&mp);
+    } else CHECK(0, "no readable c_map.npy");
+  }
+  CHECK(cli_lens("predict --model " LOC "/finder.safetensors " LOC "/cutouts.npy --map " LOC "/x.npy 2>/dev/null") == 2 &&
+            !check_file_exists(LOC "/x.npy"), "--map without --locator is a usage error");
   /* --out FILE.npy keeps the finder's logits [N, 2]; the CSV beside it has the positions */
   CHECK(cli_lens("predict --model " LOC "/finder.safetensors --locator " LOC "/centroid.safetensors " LOC "/cutouts.npy --out " LOC
                  "/logits.npy --csv " LOC "/beside.csv 2>/dev/null") == 0 && cli_same_file(LOC "/beside.csv", LOC "/pos.csv"),

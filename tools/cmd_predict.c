@@ -26,6 +26,7 @@
 typedef struct {
   const char *model_path, *list_path, *out_npy, *csv_path;
   const char *locator_path;  /* --locator: positions from a locator network */
+  const char *map_path;      /* --map FILE.npy: with --locator, p_lens times each pixel's probability of holding the object */
   char **inputs;            /* the positional arguments */
   int input_count;
   int bands_per_object;     /* --bands: FITS files per object (0: one file per object) */
@@ -61,6 +62,9 @@ static const lens_option predict_rows[] = {
             "run on each cutout, scaled as its own metadata says: adds x,y,\n"
             "x_sigma,y_sigma (input pixels) and center_x,center_y (arcsec from\n"
             "the centre); one prediction on the cutout as given (docs/predict.md)"),
+  LENS_TEXT(T, "map", 0, map_path, NULL, "FILE.npy", "with --locator: a per-pixel lens map [N, H, W] (the model's input grid):\n"
+            "p_lens times the probability that the object's position, distributed\n"
+            "as the locator says (x, y, x_sigma, y_sigma), falls in each pixel"),
   LENS_SIZE(T, "mc", mc, 2, 100000, 0, "N", "regression models: N passes with dropout on (Monte Carlo dropout); each\n"
             "target's sigma then adds the spread of the passes to the aleatoric part"),
   LENS_SEED(T, "seed", seed, 1, "S", "seed of the --mc dropout masks (default 1); object k's passes depend only on\n"
@@ -100,6 +104,8 @@ typedef struct {
   lensnet_npy_writer samples; /* --samples */
   size_t first, end;        /* the objects this run scores (by number): all, or its shard's */
   lensnet_npy_writer logits; /* --out FILE.npy: every scored row, streamed */
+  lensnet_npy_writer map;   /* --map: one [H, W] plane per scored object */
+  float *map_plane;
   lensnet_model *locator;   /* --locator */
   double locator_scale;     /* its pixel_scale, arcsec per input pixel */
   int locator_minmax;       /* its own preprocessing */
@@ -212,6 +218,10 @@ static int run_batch(predict_state *s) {
       fputc('\n', s->csv);
     }
     if (s->opt->out_npy && lensnet_npy_writer_append(&s->logits, z, 1, &err) != LENSNET_OK) return lens_fail_err(&err);
+    if (s->opt->map_path) {
+      lensnet_location_map(&s->located[b], p, m->in_h, m->in_w, s->map_plane);
+      if (lensnet_npy_writer_append(&s->map, s->map_plane, 1, &err) != LENSNET_OK) return lens_fail_err(&err);
+    }
     s->scored++;
   }
   s->pending_count = 0;
@@ -428,6 +438,10 @@ static int parse_options(int argc, char **argv, predict_options *o) {
   if (o->csv_path && lens_out_format("--csv", o->csv_path, LENS_FMT_CSV) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
   if (o->locator_path && o->out_npy && !o->csv_path)
     return lens_usage("--locator adds columns to the CSV, and --out %s writes the logits alone; add --csv FILE.csv", o->out_npy);
+  if (o->map_path && !o->locator_path)
+    return lens_usage("--map %s draws where a locator puts each object: give --locator L.safetensors", o->map_path);
+  if (o->map_path && lens_out_format("--map", o->map_path, LENS_FMT_NPY) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
+  if (o->map_path && lens_make_parents(o->map_path)) return LENS_EXIT_FAIL;
   if (o->skip_done && (!o->shard.count || (!o->out_npy && !o->csv_path)))
     return lens_usage("--skip-done needs --shard I/N and an output file (--out FILE.csv or FILE.npy): its manifest says when it is done");
   if ((o->out_npy && lens_make_parents(o->out_npy)) || (o->csv_path && lens_make_parents(o->csv_path))) return LENS_EXIT_FAIL;
@@ -573,6 +587,12 @@ static int open_outputs(const predict_options *o, predict_state *s) {
     shape[0] = LENSNET_NPY_ROWS_UNKNOWN; shape[1] = s->passes; shape[2] = s->reg.count;
     if (lensnet_npy_writer_begin(&s->samples, o->samples_path, 3, shape, &err) != LENSNET_OK) return lens_fail_err(&err);
   }
+  if (o->map_path) {
+    size_t shape[3];
+    shape[0] = LENSNET_NPY_ROWS_UNKNOWN; shape[1] = s->model->in_h; shape[2] = s->model->in_w;
+    if (!(s->map_plane = (float *)malloc(shape[1] * shape[2] * sizeof(float)))) return lens_fail("out of memory for the --map plane");
+    if (lensnet_npy_writer_begin(&s->map, o->map_path, 3, shape, &err) != LENSNET_OK) return lens_fail_err(&err);
+  }
   return 0;
 }
 
@@ -590,6 +610,7 @@ static int score_inputs(const predict_options *o, predict_state *s) {
   if (rc == 0) lens_cutout_note(s->nan_pixels, s->inf_pixels);
   if (rc == 0 && o->out_npy && lensnet_npy_writer_finish(&s->logits, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0 && o->samples_path && lensnet_npy_writer_finish(&s->samples, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  if (rc == 0 && o->map_path && lensnet_npy_writer_finish(&s->map, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   return rc;
 }
 
@@ -618,6 +639,8 @@ int lens_cmd_predict(int argc, char **argv) {
                                                           (unsigned long)s.object_number);
   lensnet_npy_writer_abort(&s.logits); /* after a failure: nothing is left behind */
   lensnet_npy_writer_abort(&s.samples);
+  lensnet_npy_writer_abort(&s.map);
+  free(s.map_plane);
   if (s.csv && s.csv != stdout) {
     if (rc == 0) rc = lens_text_commit(s.csv, s.csv_tmp, o.csv_path);
     else lens_text_discard(s.csv, s.csv_tmp);
