@@ -621,8 +621,9 @@ typedef struct {
                                 than VIS 24.5 (0 means 30; negative: none) */
   double psf_scale;          /* multiplies every band's PSF FWHM (0 means 1): another instrument or
                                 worse seeing, for a shifted sky (docs/deeplense.md) */
-  double exposure_scale;     /* multiplies every band's exposure time (0 means 1; 0.25 is a quarter
-                                of the depth: about twice the sky noise relative to the light) */
+  double exposure_scale;     /* multiplies every band's exposure time (0 means 1; at 0.25 the noise
+                                relative to the light grows 2 times where the sky dominates, 4 times
+                                where read noise does) */
   lenssim_cosmology cosmology;
 } lenssim_dataset_config;
 

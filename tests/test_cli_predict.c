@@ -512,6 +512,12 @@ static void test_locator(void) {
   }
   CHECK(cli_lens("predict --model " LOC "/finder.safetensors " LOC "/cutouts.npy --map " LOC "/x.npy 2>/dev/null") == 2 &&
             !check_file_exists(LOC "/x.npy"), "--map without --locator is a usage error");
+  CHECK(cli_lens("predict --model " LOC "/finder.safetensors --locator " LOC "/nll.safetensors " LOC "/cutouts.npy --shard 0/2 --out " LOC
+                 "/s.csv --map " LOC "/s.npy 2>/dev/null") == 2 && !check_file_exists(LOC "/s.npy"), "--map with --shard is refused");
+  CHECK(cli_lens("predict --model " LOC "/finder.safetensors --locator " LOC "/nll.safetensors " LOC "/cutouts.npy --out " LOC
+                 "/same.npy --csv " LOC "/same.csv --map " LOC "/same.npy 2>/dev/null") == 2, "--map on the --out file is refused");
+  CHECK(cli_lens("predict --model " LOC "/finder.safetensors --locator " LOC "/nll.safetensors " LOC "/cutouts.npy --out " LOC
+                 "/in.csv --map " LOC "/cutouts.npy 2>/dev/null") == 2, "--map on an input is refused");
   /* --out FILE.npy keeps the finder's logits [N, 2]; the CSV beside it has the positions */
   CHECK(cli_lens("predict --model " LOC "/finder.safetensors --locator " LOC "/centroid.safetensors " LOC "/cutouts.npy --out " LOC
                  "/logits.npy --csv " LOC "/beside.csv 2>/dev/null") == 0 && cli_same_file(LOC "/beside.csv", LOC "/pos.csv"),

@@ -441,6 +441,15 @@ static int parse_options(int argc, char **argv, predict_options *o) {
   if (o->map_path && !o->locator_path)
     return lens_usage("--map %s draws where a locator puts each object: give --locator L.safetensors", o->map_path);
   if (o->map_path && lens_out_format("--map", o->map_path, LENS_FMT_NPY) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
+  if (o->map_path && o->shard.count)
+    return lens_usage("--map writes one file for all objects and lens merge does not join maps: score the whole input, without --shard");
+  if (o->map_path) {
+    int i;
+    if ((o->out_npy && !strcmp(o->map_path, o->out_npy)) || (o->csv_path && !strcmp(o->map_path, o->csv_path)))
+      return lens_usage("--map %s is also the --out or --csv file: give each output its own name", o->map_path);
+    for (i = 0; i < o->input_count; i++)
+      if (!strcmp(o->map_path, o->inputs[i])) return lens_usage("--map %s is also an input: it would be overwritten", o->map_path);
+  }
   if (o->map_path && lens_make_parents(o->map_path)) return LENS_EXIT_FAIL;
   if (o->skip_done && (!o->shard.count || (!o->out_npy && !o->csv_path)))
     return lens_usage("--skip-done needs --shard I/N and an output file (--out FILE.csv or FILE.npy): its manifest says when it is done");

@@ -126,10 +126,10 @@ static const lens_option sim_rows[] = {
   LENS_DOUBLE(T, "clumpy-fraction", clumpy_fraction, 0, 1, -1, "X", "share of clumpy star-forming sources (default 0.5; 0: none)"),
   LENS_DOUBLE(T, "substructure-scale", substructure_scale, 0, 100, -1, "X", "multiplies subhalo and vortex masses (deeplense; 0: none)"),
   LENS_DOUBLE(T, "neighbours", neighbours, 0, 1000, -1, "X", "line-of-sight galaxies per arcmin^2 to VIS 24.5 (euclid; default 30; 0: none)"),
-  LENS_DOUBLE(T, "psf-scale", psf_scale, 0.1, 10, 0, "F", "multiplies every band's PSF FWHM (default 1): worse seeing, another\n"
-              "instrument; a shifted sky for `lens adapt` (docs/deeplense.md)"),
-  LENS_DOUBLE(T, "exposure-scale", exposure_scale, 0.001, 1000, 0, "F", "multiplies every band's exposure time (default 1; 0.25: a quarter of the\n"
-              "depth, about twice the sky noise relative to the light)"),
+  LENS_DOUBLE(T, "psf-scale", psf_scale, 0.1, 10, 0, "F", "multiplies every band's PSF FWHM (0.1-10, default 1): worse seeing,\n"
+              "another instrument; a shifted sky for `lens adapt` (docs/deeplense.md)"),
+  LENS_DOUBLE(T, "exposure-scale", exposure_scale, 0.001, 1000, 0, "F", "multiplies every band's exposure time (0.001-1000, default 1; at 0.25\n"
+              "the noise relative to the light grows 2 (sky) to 4 (read noise) times)"),
   LENS_INT(T, "supersampling", supersampling, 1, 8, 0, "S", "sub-pixel samples per side (default: per layout)"),
   LENS_FLAG(T, "noise-free", noise_free, "no noise"),
   LENS_FLAG(T, "fits", fits, "also write DIR/fits/NNNNNNN.fits per image"),

@@ -12,8 +12,10 @@
 # No target label reaches training: `lens adapt` is not given --target-labels. As the bound the
 # methods are measured against, each encoder is also trained with the labels of other target
 # images (rows "trained with target labels"). Writes
-# RUN_DIR/results.csv and RUN_DIR/results.md. Steps whose output exists are skipped, so a stopped
-# run continues. LENS names the tool (default build/lens); THREADS the threads (default: all).
+# RUN_DIR/results.csv and RUN_DIR/results.md. A finished step is skipped and a stopped training or
+# adaptation resumed, so a stopped run continues; RUN_DIR/settings holds the sizes, and a RUN_DIR
+# made with other sizes is refused. LENS names the tool (default build/lens); THREADS the threads
+# (default: all); CNN_MODEL the CNN; CUTOUTS, CMODEL and CEPOCHS the challenge part (below).
 set -eu
 LENS=${LENS:-build/lens}
 RUN=${1:?usage: tools/shift_bench.sh RUN_DIR [N_SOURCE] [N_TARGET] [EPOCHS] [ADAPT_EPOCHS]}
@@ -21,11 +23,32 @@ NSRC=${2:-8000}
 NTGT=${3:-3000}
 EPOCHS=${4:-8}
 AEPOCHS=${5:-3}
-NTEST=1000
+NTEST=${NTEST:-1000}
 SHIFT="--psf-scale 2 --exposure-scale 0.25 --snr-min 10 --clumpy-fraction 1 --neighbours 60"
 T=""
 if [ -n "${THREADS:-}" ]; then T="--threads $THREADS"; fi
+CNN_MODEL=${CNN_MODEL:-weights/ou66-sim.safetensors}
+CUTOUTS=${CUTOUTS:-../shared/data/bologna-challenge1/space_based}
+CMODEL=${CMODEL:-weights/challenge1-vis-sim.safetensors}
+CEPOCHS=${CEPOCHS:-40}
 mkdir -p "$RUN"
+settings="$NSRC $NTGT $EPOCHS $AEPOCHS $CNN_MODEL $CMODEL $CEPOCHS"
+if [ -f "$RUN/settings" ] && [ "$(cat "$RUN/settings")" != "$settings" ]; then
+  echo "shift_bench: $RUN holds a run with other settings ($(cat "$RUN/settings")); give another RUN_DIR" >&2
+  exit 2
+fi
+echo "$settings" > "$RUN/settings"
+# done DIR EPOCHS: DIR holds a finished run of EPOCHS epochs (history.csv: a header and a row each)
+done_run() { [ -f "$1/history.csv" ] && [ "$(wc -l < "$1/history.csv")" -eq $(($2 + 1)) ]; }
+# fit COMMAND DIR EPOCHS ARGS...: lens train or lens adapt into DIR, resumed when it was stopped
+fit() {
+  cmd=$1; dir=$2; ep=$3; shift 3
+  if done_run "$dir" "$ep"; then return 0; fi
+  start=$(date +%s)
+  if [ -f "$dir/checkpoint.safetensors" ]; then "$LENS" "$cmd" $T --resume "$dir"
+  else "$LENS" "$cmd" $T "$@" --epochs "$ep" --force --out "$dir"; fi
+  echo "$(basename "$dir"),$(( $(date +%s) - start ))" >> "$RUN/seconds.csv"
+}
 sim() { # DIR ARGS...: simulate unless DIR holds images
   d=$1; shift
   [ -f "$RUN/$d/labels.csv" ] || "$LENS" sim --preset euclid-lensfinding $T "$@" --out "$RUN/$d"
@@ -46,28 +69,19 @@ score() { # MODEL NAME: AUC on both test splits, appended to results.csv
     END { printf "%s,%s,%s\n", name, v[1], v[2] }' "$RUN/eval_$2_source_test/metrics.csv" "$RUN/eval_$2_target_test/metrics.csv" >> "$RUN/results.csv"
 }
 echo "model,source_auc,source_lo,source_hi,target_auc,target_lo,target_hi" > "$RUN/results.csv"
-CNN_MODEL=${CNN_MODEL:-weights/ou66-sim.safetensors}
 for arch in ou66 p4cnn; do
   if [ "$arch" = ou66 ]; then
     mkdir -p "$RUN/train_$arch"
     cp "$CNN_MODEL" "$RUN/train_$arch/best.safetensors"
-  elif [ ! -f "$RUN/train_$arch/best.safetensors" ]; then
-    start=$(date +%s)
-    "$LENS" train $T --arch "$arch" --weight-init he --data "$RUN/source/images.npy" --labels "$RUN/source/labels.csv" \
-      --epochs "$EPOCHS" --batch 32 --lr 1e-3 --schedule cosine --augment flip,rot90 --minmax --seed 1 --force \
-      --out "$RUN/train_$arch"
-    echo "train_$arch,$(( $(date +%s) - start ))" >> "$RUN/seconds.csv"
+  else
+    fit train "$RUN/train_$arch" "$EPOCHS" --arch "$arch" --weight-init he --data "$RUN/source/images.npy" \
+      --labels "$RUN/source/labels.csv" --batch 32 --lr 1e-3 --schedule cosine --augment flip,rot90 --minmax --seed 1
   fi
   score "$RUN/train_$arch/best.safetensors" "$arch"
   for method in adda adamatch self-ensembling; do
-    if [ ! -f "$RUN/adapt_${arch}_$method/best.safetensors" ]; then
-      start=$(date +%s)
-      "$LENS" adapt $T --method "$method" --init "$RUN/train_$arch/best.safetensors" \
-        --source-data "$RUN/source/images.npy" --source-labels "$RUN/source/labels.csv" \
-        --target-data "$RUN/target/images.npy" --epochs "$AEPOCHS" --batch 32 --seed 1 --force \
-        --out "$RUN/adapt_${arch}_$method"
-      echo "adapt_${arch}_$method,$(( $(date +%s) - start ))" >> "$RUN/seconds.csv"
-    fi
+    fit adapt "$RUN/adapt_${arch}_$method" "$AEPOCHS" --method "$method" --init "$RUN/train_$arch/best.safetensors" \
+      --source-data "$RUN/source/images.npy" --source-labels "$RUN/source/labels.csv" \
+      --target-data "$RUN/target/images.npy" --batch 32 --seed 1
     score "$RUN/adapt_${arch}_$method/best.safetensors" "${arch}+$method"
   done
 done
@@ -77,14 +91,10 @@ done
 # source weights for 3 epochs at a tenth of the learning rate
 # shellcheck disable=SC2086
 sim target_labelled --n "$NSRC" --seed 203 $SHIFT
-if [ ! -f "$RUN/oracle_p4cnn/best.safetensors" ]; then
-  "$LENS" train $T --arch p4cnn --weight-init he --data "$RUN/target_labelled/images.npy" --labels "$RUN/target_labelled/labels.csv" \
-    --epochs "$EPOCHS" --batch 32 --lr 1e-3 --schedule cosine --augment flip,rot90 --minmax --seed 1 --force --out "$RUN/oracle_p4cnn"
-fi
-if [ ! -f "$RUN/oracle_ou66/best.safetensors" ]; then
-  "$LENS" train $T --init "$CNN_MODEL" --data "$RUN/target_labelled/images.npy" --labels "$RUN/target_labelled/labels.csv" \
-    --epochs 3 --batch 32 --lr 1e-4 --schedule cosine --augment flip,rot90 --minmax --seed 1 --force --out "$RUN/oracle_ou66"
-fi
+fit train "$RUN/oracle_p4cnn" "$EPOCHS" --arch p4cnn --weight-init he --data "$RUN/target_labelled/images.npy" \
+  --labels "$RUN/target_labelled/labels.csv" --batch 32 --lr 1e-3 --schedule cosine --augment flip,rot90 --minmax --seed 1
+fit train "$RUN/oracle_ou66" 3 --init "$CNN_MODEL" --data "$RUN/target_labelled/images.npy" \
+  --labels "$RUN/target_labelled/labels.csv" --batch 32 --lr 1e-4 --schedule cosine --augment flip,rot90 --minmax --seed 1
 score "$RUN/oracle_ou66/best.safetensors" "ou66+target-labels"
 score "$RUN/oracle_p4cnn/best.safetensors" "p4cnn+target-labels"
 
@@ -94,7 +104,7 @@ awk -F, 'NR > 1 {
     if (m == "target-labels") m = "none: trained with target labels (the upper bound)"
     if (!(2 in p)) { src[enc] = $2; before[enc] = $5 }
     gain = $5 - before[enc]; lost = src[enc] - before[enc]
-    rec = m == "none (source only)" ? "" : sprintf("%.0f%%", lost > 0 ? 100 * gain / lost : 0)
+    rec = m == "none (source only)" ? "" : lost > 0 ? sprintf("%.0f%%", 100 * gain / lost) : "n/a"
     printf "| %s | %s | %.3f [%.3f, %.3f] | %.3f [%.3f, %.3f] | %s |\n", enc, m, $2, $3, $4, $5, $6, $7, rec
   }
   BEGIN { print "| encoder | adaptation | source AUC [95%] | target AUC [95%] | share of the lost AUC recovered |"
@@ -105,10 +115,7 @@ cat "$RUN/results.md"
 # ../shared/data/bologna-challenge1/space_based; skipped when absent) as the target, unlabelled in
 # adaptation and labelled only to score. The encoder is the shipped weights/challenge1-vis-sim
 # (docs/challenge.md), the source its own layout (challenge1-vis, seed 1: its training seed).
-CUTOUTS=${CUTOUTS:-../shared/data/bologna-challenge1/space_based}
-CMODEL=${CMODEL:-weights/challenge1-vis-sim.safetensors}
-CEPOCHS=${CEPOCHS:-40}
-if [ -d "$CUTOUTS/lens" ] && [ -d "$CUTOUTS/nolens" ] && [ -f "$CMODEL" ]; then
+if ls "$CUTOUTS"/lens/*.fits "$CUTOUTS"/nolens/*.fits > /dev/null 2>&1 && [ -f "$CMODEL" ]; then
   C="$RUN/challenge"
   mkdir -p "$C"
   [ -f "$C/source/labels.csv" ] || "$LENS" sim --preset euclid-lensfinding --layout challenge1-vis $T --n 4000 --seed 1 --out "$C/source"
@@ -121,16 +128,15 @@ if [ -d "$CUTOUTS/lens" ] && [ -d "$CUTOUTS/nolens" ] && [ -f "$CMODEL" ]; then
   cscore() { # MODEL NAME
     "$LENS" predict $T --model "$1" --list "$C/cutouts.txt" > "$C/scores_$2.csv"
     "$LENS" eval --scores "$C/scores_$2.csv" --labels "$C/labels.csv" --out "$C/eval_$2" > /dev/null
-    awk -F, -v name="$2" 'FNR == 2 { printf "%s,%.4f,%.4f,%.4f\n", name, $9, $10, $11 }' "$C/eval_$2/metrics.csv" >> "$C/results.csv"
+    awk -F, -v name="$2" 'FNR == 2 && $1 == "all" { printf "%s,%.4f,%.4f,%.4f\n", name, $9, $10, $11 }' "$C/eval_$2/metrics.csv" >> "$C/results.csv"
   }
   cscore "$CMODEL" none
   for method in adda adamatch self-ensembling; do
-    [ -f "$C/adapt_$method/best.safetensors" ] || "$LENS" adapt $T --method "$method" --init "$CMODEL" \
-      --source-data "$C/source/images.npy" --source-labels "$C/source/labels.csv" --target-data "$list" \
-      --epochs "$CEPOCHS" --batch 16 --seed 1 --force --out "$C/adapt_$method"
+    fit adapt "$C/adapt_$method" "$CEPOCHS" --method "$method" --init "$CMODEL" \
+      --source-data "$C/source/images.npy" --source-labels "$C/source/labels.csv" --target-data "$list" --batch 16 --seed 1
     cscore "$C/adapt_$method/best.safetensors" "$method"
   done
-  awk -F, 'NR > 1 { printf "| %s | %.3f [%.3f, %.3f] |\n", $1, $2, $3, $4 }
-    BEGIN { print "| adaptation | AUC on the 16 challenge cutouts [95%] |"; print "|---|---|" }' "$C/results.csv" > "$C/results.md"
+  awk -F, -v n="$(wc -l < "$C/cutouts.txt")" 'NR > 1 { printf "| %s | %.3f [%.3f, %.3f] |\n", $1, $2, $3, $4 }
+    BEGIN { printf "| adaptation | AUC on the %d challenge cutouts [95%%] |\n", n; print "|---|---|" }' "$C/results.csv" > "$C/results.md"
   cat "$C/results.md"
 fi
