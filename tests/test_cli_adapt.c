@@ -2,7 +2,7 @@
  * is a finder `lens predict` reads, an interrupted and resumed run ends on the weights of an
  * uninterrupted one (with another thread count after the resume), target images given as FITS
  * files (a list of cutouts, or one cube) give the weights the same images give as .npy, with
- * --resume too, and bad input gets clear errors with exit status 1 or 2 and no files, nor a
+ * --resume too, a complete run resumed changes nothing, and bad input gets clear errors with exit status 1 or 2 and no files, nor a
  * folder the run created. */
 #define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
@@ -98,6 +98,31 @@ static void test_progress(void) {
   CHECK(!strchr(text, '\r'), "no progress line in a file");
 }
 
+/* W/cut, complete at 3 of 3 epochs: resumed without --epochs or with 3 it says so and changes
+ * nothing (exit 0); asked for 2 it refuses (exit 2), changing nothing either. */
+static void test_resume_complete(void) {
+  static const char *const files[] = {"checkpoint.safetensors", "best.safetensors", "history.csv"};
+  char out[4096];
+  int k, same = 1;
+  CHECK(cli_shell("rm -rf " W "/copy && cp -r " W "/cut " W "/copy") == 0, "copy the run");
+  CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/cut") == 0 && strstr(out, "complete (3 of 3 epochs)") &&
+            strstr(out, "--epochs M with M > 3") && !strstr(out, "resuming"),
+        "a complete run resumed says it is complete (exit 0): %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/cut --epochs 3") == 0 && strstr(out, "complete"),
+        "--epochs 3 of a run at 3: complete (exit 0): %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/cut --epochs 2") == 2 && strstr(out, "has done 3 epochs") &&
+            strstr(out, "cannot be shortened"),
+        "--epochs 2 of a run at 3: refused (exit 2): %s", out);
+  for (k = 0; k < 3; k++) {
+    char a[256], b[256];
+    snprintf(a, sizeof a, W "/cut/%s", files[k]);
+    snprintf(b, sizeof b, W "/copy/%s", files[k]);
+    same &= cli_same_file(a, b);
+  }
+  CHECK(same, "the checkpoint, best weights and history are unchanged");
+  cli_shell("rm -rf " W "/copy");
+}
+
 static void test_resume(void) {
   CHECK(cli_lens(COMMON " --method adamatch --epochs 3 --out " W "/whole 2>/dev/null") == 0, "an uninterrupted run");
   CHECK(cli_lens(COMMON " --method adamatch --epochs 3 --interrupt_after 1 --out " W "/cut 2>/dev/null") == 1, "a run stopped after epoch 1");
@@ -112,6 +137,7 @@ static void test_resume(void) {
             cli_lens("adapt --resume " W "/nos_cut 2>/dev/null") == 0,
         "--shift -1 --noise -1: whole, stopped and resumed");
   CHECK(same_tensors(W "/nos/best.safetensors", W "/nos_cut/best.safetensors"), "no shift and no noise survive --resume, bit for bit");
+  test_resume_complete();
   CHECK(cli_lens("adapt --resume " W "/cut --method adda 2>/dev/null") == 2 && cli_lens("adapt --resume " W "/cut --lr 0.1 2>/dev/null") == 2,
         "options beside --resume other than --epochs and --threads are refused");
   CHECK(cli_lens(COMMON " --epochs 2 --method adamatch --out " W "/whole 2>/dev/null") == 2, "an --out holding a run needs --force or --resume");

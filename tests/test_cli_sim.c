@@ -1,7 +1,8 @@
 /* `lens sim` end to end: the files do not depend on the thread count, labels.csv has the
  * columns docs/populations.md lists, --fits writes one file per object, --ratio sets the class ratio, --png writes
  * previews, --shard I/N makes the whole run's objects in blocks (with manifests and --skip-done),
- * --windows cuts training windows from fields, and an unknown preset fails. */
+ * --windows cuts training windows from fields, an unknown preset fails, and a failed run leaves
+ * no folder it made behind. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli_check.h"
 
@@ -186,6 +187,19 @@ static void test_windows(void) {
   cli_shell("rm -rf " TW);
 }
 
+#define TF "/tmp/lens_popsim_f"
+#define FAILING "sim --preset euclid-lensfinding --n 4 --exposure-scale 0.001 --fits --png" /* the selection accepts no lens */
+
+/* A run that fails: the folders it made go (its .tmp files first), one that was there stays. */
+static void test_failure_cleans_up(void) {
+  cli_shell("rm -rf " TF);
+  CHECK(cli_lens(FAILING " --out " TF "/new/deeper 2>/dev/null") == 1, "the run fails");
+  CHECK(cli_shell("test -e " TF) != 0, "no folder made by the failed run is left");
+  CHECK(cli_shell("mkdir -p " TF "/old") == 0 && cli_lens(FAILING " --out " TF "/old 2>/dev/null") == 1, "fails into a folder that exists");
+  CHECK(cli_shell("test -d " TF "/old && test -z \"$(ls -A " TF "/old)\"") == 0, "the existing folder stays, empty (no .tmp, fits/ or png/)");
+  cli_shell("rm -rf " TF);
+}
+
 int main(void) {
   if (cli_have_lens()) {
     TEST("lens sim: same files with 1 and 3 threads; labels.csv has the documented columns") test_threads_and_columns();
@@ -193,6 +207,7 @@ int main(void) {
     TEST("lens sim --png writes previews") test_png_previews();
     TEST("lens sim --shard I/N: blocks of the whole run, manifests, --skip-done") test_shards();
     TEST("lens sim --windows: shapes, shares, columns, threads, refusals") test_windows();
+    TEST("lens sim: a failed run leaves no folder it made") test_failure_cleans_up();
     TEST("lens sim --preset nonsense fails") CHECK(cli_lens("sim --preset nonsense --n 2 --out " T1 " 2>/dev/null") != 0, "unknown preset fails");
     CHECK(cli_shell("rm -rf " T1 " " T3 " /tmp/lens_popsim_r /tmp/lens_popsim_p") == 0, "clean up");
   }

@@ -1,7 +1,7 @@
 /* `lens train` end to end: an interrupted and resumed run reaches the same weights as an
  * uninterrupted one (with augmentation, dropout, class weights and a different thread count
  * after the resume), the files it promises exist, each checkpoint's metadata describes the
- * weights it holds, and bad input gets clear errors. */
+ * weights it holds, a complete run resumed changes nothing, and bad input gets clear errors. */
 #define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
@@ -175,6 +175,30 @@ static void test_checkpoint_metadata(void) {
   }
 }
 
+/* build/tcli_resumed, complete at 5 of 5 epochs: resumed without --epochs or with 5 it says so
+ * and changes nothing (exit 0); asked for 3 it refuses (exit 2), changing nothing either. */
+static void test_resume_complete(void) {
+  static const char *const files[] = {"checkpoint.safetensors", "best.safetensors", "history.csv"};
+  int k, same = 1;
+  CHECK(cli_shell("rm -rf build/tcli_copy && cp -r build/tcli_resumed build/tcli_copy") == 0, "copy the run");
+  CHECK(cli_lens("train --resume build/tcli_resumed 2> build/tcli_err.log") == 0 && cli_file_has("build/tcli_err.log", "complete (5 of 5 epochs)") &&
+            cli_file_has("build/tcli_err.log", "--epochs M with M > 5") && !cli_file_has("build/tcli_err.log", "resuming"),
+        "a complete run resumed says it is complete (exit 0)");
+  CHECK(cli_lens("train --resume build/tcli_resumed --epochs 5 2> build/tcli_err.log") == 0 && cli_file_has("build/tcli_err.log", "complete"),
+        "--epochs 5 of a run at 5: complete (exit 0)");
+  CHECK(cli_lens("train --resume build/tcli_resumed --epochs 3 2> build/tcli_err.log") == 2 && cli_file_has("build/tcli_err.log", "has done 5 epochs") &&
+            cli_file_has("build/tcli_err.log", "cannot be shortened"),
+        "--epochs 3 of a run at 5: refused (exit 2)");
+  for (k = 0; k < 3; k++) {
+    char a[256], b[256];
+    snprintf(a, sizeof a, "build/tcli_resumed/%s", files[k]);
+    snprintf(b, sizeof b, "build/tcli_copy/%s", files[k]);
+    same &= cli_same_file(a, b);
+  }
+  CHECK(same, "the checkpoint, best weights and history are unchanged");
+  cli_shell("rm -rf build/tcli_copy");
+}
+
 static void test_resume(void) {
   const char *common = "train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv "
                        "--epochs 4 --batch 16 --lr 0.005 --augment flip,rot90,shift=1,noise=0.02 --class-weights auto --minmax --seed 5";
@@ -207,6 +231,7 @@ static void test_resume(void) {
   CHECK(cli_lens("train --resume build/tcli_resumed --epochs 5 --threads 1 2> /dev/null") == 0 &&
             cli_file_has("build/tcli_resumed/history.csv", "\n5,"),
         "--epochs beside --resume extends the finished run to epoch 5");
+  test_resume_complete();
   CHECK(cli_file_has("build/tcli_full/history.csv", "epoch,lr,train_loss,train_acc,val_loss,val_acc") &&
         cli_file_has("build/tcli_full/history.csv", "\n4,"), "history.csv has a header and 4 epochs");
   CHECK(cli_lens("info build/tcli_full/best.safetensors > /dev/null") == 0, "best.safetensors loads");

@@ -126,6 +126,15 @@ void lens_remove_made_dirs(const char *path, size_t made) {
   }
 }
 
+int lens_resume_epochs(const char *dir, int done, int total, int asked) {
+  if (asked && asked < done)
+    return lens_usage("--epochs %d: the run in %s has done %d epochs and cannot be shortened (--epochs M with M > %d extends it)",
+                      asked, dir, done, done);
+  if ((asked ? asked : total) > done) return 0;
+  fprintf(stderr, "lens: %s: the run is complete (%d of %d epochs); --epochs M with M > %d extends it\n", dir, done, done, done);
+  return -1;
+}
+
 int lens_make_parents(const char *path) {
   char buf[4096];
   const char *slash = strrchr(path, '/');

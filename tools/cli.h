@@ -37,6 +37,10 @@ int lens_make_dirs_noted(const char *path, size_t *made);
  * each only if it is still empty (rmdir), so that a run that wrote nothing leaves nothing behind
  * and a folder that was there before, or holds a file, is never touched. */
 void lens_remove_made_dirs(const char *path, size_t made);
+/* --resume DIR of a run that has done `done` of its `total` epochs, asked for `asked` (0: not
+ * given): 0 to go on; -1 when there is nothing to do (the run is complete: said on stderr, the
+ * command exits 0 and changes no file); LENS_EXIT_USAGE when --epochs is fewer than done. */
+int lens_resume_epochs(const char *dir, int done, int total, int asked);
 /* Creates the missing parent directories of the file `path`. 0, or prints and returns 1. */
 int lens_make_parents(const char *path);
 

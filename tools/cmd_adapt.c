@@ -347,6 +347,10 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     if (!(v = lensnet_safetensors_meta(&st, key))) rc = lens_fail("%s: not a lens adapt checkpoint (no %s)", path, key);
     else if (lens_option_set(&tool_rows[k], a, v, "checkpoint: adapt.")) rc = LENS_EXIT_FAIL;
   }
+  if (rc == 0) { /* a complete run, or one asked to shorten, stops here: before the data is read or a file rewritten */
+    const char *done = lensnet_safetensors_meta(&st, "adapt.epoch"), *total = lensnet_safetensors_meta(&st, "adapt.epochs");
+    rc = lens_resume_epochs(a->resume, done ? atoi(done) : 0, total ? atoi(total) : 0, a->adapt.epochs);
+  }
   if (rc == 0 && lensnet_model_from_safetensors(&st, &m, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0) rc = load_data(a, m, data);
   if (rc == 0) {
@@ -363,7 +367,7 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
   lensnet_model_free(m);
   lensnet_model_free(adapted);
   lensnet_safetensors_free(&st);
-  return rc;
+  return rc < 0 ? 0 : rc; /* < 0: the run was complete */
 }
 
 /* The setting called name in lensnet_adapt_settings(). */

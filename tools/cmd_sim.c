@@ -221,16 +221,17 @@ typedef struct {
   lens_pool *pool;
   sim_chunk chunk;
   size_t nworkers, per_image, chunk_size;
+  size_t out_made, fits_made, png_made; /* how much of each folder this run created (lens_make_dirs_noted) */
 } sim_run;
 
 /* The folders, the preview picture and the file names. */
 static int prepare_outputs(sim_run *r) {
   const sim_args *a = r->a;
-  if (lens_make_dirs(a->out_dir)) return LENS_EXIT_FAIL;
   snprintf(r->fits_dir, sizeof r->fits_dir, "%s/fits", a->out_dir);
-  if (a->fits && lens_make_dirs(r->fits_dir)) return LENS_EXIT_FAIL;
   snprintf(r->png_dir, sizeof r->png_dir, "%s/png", a->out_dir);
-  if (a->png && lens_make_dirs(r->png_dir)) return LENS_EXIT_FAIL;
+  if (lens_make_dirs_noted(a->out_dir, &r->out_made)) return LENS_EXIT_FAIL;
+  if (a->fits && lens_make_dirs_noted(r->fits_dir, &r->fits_made)) return LENS_EXIT_FAIL;
+  if (a->png && lens_make_dirs_noted(r->png_dir, &r->png_made)) return LENS_EXIT_FAIL;
   if (a->png) {
     /* previews at least ~200 pixels across, each image pixel a block */
     size_t side = (size_t)r->ds->num_pix, scale = side >= 200 ? 1 : (200 + side - 1) / side;
@@ -359,6 +360,14 @@ static void free_run(sim_run *r) {
   lens_pool_free(r->pool);
   lensviz_image_free(&r->preview);
   free(r->ds);
+}
+
+/* After a failed run, once free_run has removed its .tmp files: the folders it made, if still
+ * empty; a folder that was there before, or holds a file, stays. */
+static void remove_made_folders(sim_run *r) {
+  lens_remove_made_dirs(r->png_dir, r->png_made);
+  lens_remove_made_dirs(r->fits_dir, r->fits_made);
+  lens_remove_made_dirs(r->a->out_dir, r->out_made);
 }
 
 /* --shard: the manifest this run will write, and whether --skip-done finds it already there. A
@@ -493,7 +502,7 @@ static int sim_field(const sim_args *a, const lenssim_dataset_config *cfg) {
   char text[8][32], path[1200];
   double *sum = NULL, t0 = lens_seconds();
   float *image = NULL;
-  size_t workers = a->threads ? (size_t)a->threads : lens_pool_default_threads(), floats, k, lenses = 0;
+  size_t workers = a->threads ? (size_t)a->threads : lens_pool_default_threads(), floats, k, lenses = 0, made = 0;
   lens_pool *pool = NULL;
   int rc = 0;
   memset(&fc, 0, sizeof fc);
@@ -510,7 +519,7 @@ static int sim_field(const sim_args *a, const lenssim_dataset_config *cfg) {
   image = (float *)malloc(floats * sizeof *image);
   if (!objects || !labels || !sum || !image) rc = lens_fail("sim: out of memory for a %dx%d field", f->size, f->size);
   if (!rc && lenssim_field_place(f, objects, &serr) != LENSSIM_OK) rc = lens_usage("sim: %s", serr.message);
-  if (!rc && lens_make_dirs(a->out_dir)) rc = LENS_EXIT_FAIL;
+  if (!rc && lens_make_dirs_noted(a->out_dir, &made)) rc = LENS_EXIT_FAIL;
   if (!rc && !(pool = lens_pool_create(workers))) rc = lens_fail("sim: cannot start threads");
   if (!rc) rc = field_render(f, pool, workers, objects, labels, sum);
   if (!rc) {
@@ -530,6 +539,7 @@ static int sim_field(const sim_args *a, const lenssim_dataset_config *cfg) {
     fprintf(stderr, "sim: field %dx%d [%d bands, %.3g\"/px] of %s, %lu lenses and %lu others in %.1f s (%lu threads) -> %s\n", f->size,
             f->size, f->channels, f->pixel_scale, lenssim_preset_name(cfg->preset), (unsigned long)lenses,
             (unsigned long)(f->object_count - lenses), lens_seconds() - t0, (unsigned long)workers, a->out_dir);
+  else lens_remove_made_dirs(a->out_dir, made); /* only if the failure left it empty (truth.csv.tmp is discarded) */
   lens_pool_free(pool);
   free(objects); free(labels); free(sum); free(image); free(f);
   return rc;
@@ -652,6 +662,7 @@ static int sim_windows(const sim_args *a, const lenssim_dataset_config *cfg) {
             (unsigned long)a->windows, f->channels, f->stamp, f->stamp, lenssim_preset_name(cfg->preset), (unsigned long)positives,
             (unsigned long)fields, f->size, f->size, lens_seconds() - t0, (unsigned long)r->nworkers, a->out_dir);
   if (r) free_run(r); /* (frees r->ds and the threads) */
+  if (r && rc && r->a) remove_made_folders(r);
   free(r); free(f); free(objects); free(labels); free(sum); free(image); free(windows); free(window_labels);
   return rc;
 }
@@ -686,6 +697,7 @@ int lens_cmd_sim(int argc, char **argv) {
             (unsigned long)r->nworkers, a.out_dir);
   }
   free_run(r);
+  if (rc) remove_made_folders(r);
   free(r);
   return rc;
 }

@@ -377,14 +377,21 @@ static int resume_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images
   lensnet_error err;
   lensnet_model *m = NULL;
   char path[4096];
-  int rc, epoch;
+  int rc, epoch, total;
   const char *ep, *dir = a->resume;
   snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
   if (lensnet_safetensors_read(path, &st, &err) != LENSNET_OK) return lens_fail_err(&err);
   rc = load_saved_options(&st, a);
   ep = lensnet_safetensors_meta(&st, "train.epoch");
   epoch = ep ? atoi(ep) : 0;
-  if (!d->epochs) d->epochs = lensnet_safetensors_meta(&st, "train.epochs") ? atoi(lensnet_safetensors_meta(&st, "train.epochs")) : 0;
+  ep = lensnet_safetensors_meta(&st, "train.epochs");
+  total = ep ? atoi(ep) : 0;
+  /* a complete run, or one asked to shorten, stops here: before the data is read or a file rewritten */
+  if (rc == 0 && (rc = lens_resume_epochs(dir, epoch, total, d->epochs)) < 0) {
+    lensnet_safetensors_free(&st);
+    return 0;
+  }
+  if (!d->epochs) d->epochs = total;
   if (rc == 0) rc = load_data(a, images, labels);
   if (rc == 0) {
     fprintf(stderr, "lens: resuming %s after epoch %d of %d\n", dir, epoch, d->epochs);
