@@ -131,7 +131,8 @@ int lens_resume_epochs(const char *dir, int done, int total, int asked) {
     return lens_usage("--epochs %d: the run in %s has done %d epochs and cannot be shortened (--epochs M with M > %d extends it)",
                       asked, dir, done, done);
   if ((asked ? asked : total) > done) return 0;
-  fprintf(stderr, "lens: %s: the run is complete (%d of %d epochs); --epochs M with M > %d extends it\n", dir, done, done, done);
+  fprintf(stderr, "lens: %s: the run is complete (%d of %d epochs): its files are written again from the checkpoint; "
+          "--epochs M with M > %d extends it\n", dir, done, done, done);
   return -1;
 }
 

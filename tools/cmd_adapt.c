@@ -336,7 +336,7 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
   lensnet_model *m = NULL, *adapted = NULL;
   char path[4200];
   size_t k;
-  int rc = 0;
+  int rc = 0, complete = 0;
   snprintf(path, sizeof path, "%s/checkpoint.safetensors", a->resume);
   if (lensnet_safetensors_read(path, &st, &err) != LENSNET_OK) return lens_fail_err(&err);
   for (k = 0; k < TOOL_ROWS && rc == 0; k++) {
@@ -347,9 +347,10 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     if (!(v = lensnet_safetensors_meta(&st, key))) rc = lens_fail("%s: not a lens adapt checkpoint (no %s)", path, key);
     else if (lens_option_set(&tool_rows[k], a, v, "checkpoint: adapt.")) rc = LENS_EXIT_FAIL;
   }
-  if (rc == 0) { /* a complete run, or one asked to shorten, stops here: before the data is read or a file rewritten */
+  if (rc == 0) { /* one asked to shorten stops here; a complete run writes its files again from the checkpoint */
     const char *done = lensnet_safetensors_meta(&st, "adapt.epoch"), *total = lensnet_safetensors_meta(&st, "adapt.epochs");
     rc = lens_resume_epochs(a->resume, done ? atoi(done) : 0, total ? atoi(total) : 0, a->adapt.epochs);
+    if (rc < 0) complete = 1, rc = 0;
   }
   if (rc == 0 && lensnet_model_from_safetensors(&st, &m, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0) rc = load_data(a, m, data);
@@ -361,13 +362,13 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     d.target = &data->target; d.target_labels = data->target_labels;
     d.parallel = base->parallel; d.progress = base->progress; d.progress_user = base->progress_user; d.seconds = base->seconds;
     d.epochs = a->adapt.epochs;
-    fprintf(stderr, "lens: resuming %s after epoch %s\n", a->resume, ep ? ep : "?");
+    if (!complete) fprintf(stderr, "lens: resuming %s after epoch %s\n", a->resume, ep ? ep : "?");
     rc = adapt_status(lensnet_adapt_resume(a->resume, &d, &adapted, &err), &err, (const adapt_progress *)d.progress_user);
   }
   lensnet_model_free(m);
   lensnet_model_free(adapted);
   lensnet_safetensors_free(&st);
-  return rc < 0 ? 0 : rc; /* < 0: the run was complete */
+  return rc;
 }
 
 /* The setting called name in lensnet_adapt_settings(). */

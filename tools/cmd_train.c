@@ -377,7 +377,7 @@ static int resume_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images
   lensnet_error err;
   lensnet_model *m = NULL;
   char path[4096];
-  int rc, epoch, total;
+  int rc, epoch, total, complete = 0;
   const char *ep, *dir = a->resume;
   snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
   if (lensnet_safetensors_read(path, &st, &err) != LENSNET_OK) return lens_fail_err(&err);
@@ -386,15 +386,13 @@ static int resume_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images
   epoch = ep ? atoi(ep) : 0;
   ep = lensnet_safetensors_meta(&st, "train.epochs");
   total = ep ? atoi(ep) : 0;
-  /* a complete run, or one asked to shorten, stops here: before the data is read or a file rewritten */
-  if (rc == 0 && (rc = lens_resume_epochs(dir, epoch, total, d->epochs)) < 0) {
-    lensnet_safetensors_free(&st);
-    return 0;
-  }
+  /* one asked to shorten stops here; a complete run goes on to write its files again from the
+   * checkpoint (a run stopped while writing them after its last epoch is finished that way) */
+  if (rc == 0 && (rc = lens_resume_epochs(dir, epoch, total, d->epochs)) < 0) complete = 1, rc = 0;
   if (!d->epochs) d->epochs = total;
   if (rc == 0) rc = load_data(a, images, labels);
   if (rc == 0) {
-    fprintf(stderr, "lens: resuming %s after epoch %d of %d\n", dir, epoch, d->epochs);
+    if (!complete) fprintf(stderr, "lens: resuming %s after epoch %d of %d\n", dir, epoch, d->epochs);
     d->images = images;
     d->labels = *labels;
     if (a->task == TASK_REGRESS) {
