@@ -63,7 +63,7 @@ BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
 .PHONY: all tools shared examples test test-slurm test-cross test-fast mcu mcu-toolchain fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
-.PHONY: challenge challenge-weights challenge-score ensai-weights scan-weights shift-bench bench-process web
+.PHONY: challenge challenge-weights challenge-score ensai-weights scan-weights shift-bench bench-process web deeplense-weights deeplense-lensfinding
 all: tools
 tools: $(BUILD)/lens
 
@@ -342,6 +342,26 @@ ensai-weights: $(BUILD)/lens
 SCAN_RUN ?= build/scan
 scan-weights: $(BUILD)/lens
 	LENS=$(BUILD)/lens sh tools/scan_weights.sh $(SCAN_RUN)
+
+# The substructure classifier weights/deeplense-sim.safetensors and its card weights/deeplense-sim.md
+# (docs/deeplense.md): DEEPLENSE_N objects of --preset deeplense-substructure (DeepLenseSim's Model
+# I), DEEPLENSE_EPOCHS epochs of tools/deeplense/substructure.arch, evaluated on DEEPLENSE_N/5
+# objects of another seed. Not part of make test (about 80 minutes on 2 cores); a stopped run
+# continues where it stopped.
+DEEPLENSE_RUN     ?= build/deeplense
+DEEPLENSE_N       ?= 30000
+DEEPLENSE_EPOCHS  ?= 8
+DEEPLENSE_THREADS ?=
+deeplense-weights: $(BUILD)/lens
+	LENS=$(BUILD)/lens sh tools/deeplense/recipe.sh $(DEEPLENSE_RUN) $(DEEPLENSE_N) $(DEEPLENSE_EPOCHS) $(DEEPLENSE_THREADS)
+
+# The DeepLense lens-finding task (docs/deeplense.md): HSC-like finders trained at 1:16, tested at
+# 1:100. Not part of make test (about 25 minutes on 2 cores).
+LENSFINDING_RUN    ?= build/deeplense-lensfinding
+LENSFINDING_N      ?= 34000
+LENSFINDING_EPOCHS ?= 10
+deeplense-lensfinding: $(BUILD)/lens
+	LENS=$(BUILD)/lens sh tools/deeplense/lensfinding.sh $(LENSFINDING_RUN) $(LENSFINDING_N) $(LENSFINDING_EPOCHS) $(DEEPLENSE_THREADS)
 
 # The shifted-sky domain-adaptation benchmark (docs/deeplense.md, "A shifted sky"): two encoders
 # trained on simulated Euclid-like images, adapted by ADDA, AdaMatch and self-ensembling to a sky

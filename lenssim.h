@@ -141,8 +141,9 @@
  *     and with arc S/N >= 20 in the detection band (lenssim_arc_snr: the best sum S/sqrt(sum
  *     sigma^2) over pixels taken in decreasing S/sigma). Non-lenses: ellipticals, discs, pairs, ring galaxies, mergers, stars,
  *     empty sky. Compound arcs (two lens planes) and double rings (two source planes) use the
- *     multi-plane tracer; DeepLense classes add point-mass subhalos or a LINE_MASS vortex to one
- *     smooth lens. Survey layouts: OU-66 renders VIS at 0.1" and sums 3x3 blocks, OU-200 renders
+ *     multi-plane tracer; the DeepLense classes follow DeepLenseSim's Model I (one fixed SIE, its
+ *     Sersic source and noise, no selection) with 25 point-mass subhalos or a LINE_MASS vortex.
+ *     Survey layouts: OU-66 renders VIS at 0.1" and sums 3x3 blocks, OU-200 renders
  *     NISP at 0.3" and resamples bilinearly (flux conserved).
  *
  *   Precision and speed:
@@ -1249,7 +1250,7 @@ static const lenssim__key lenssim__shear_keys[] = {
 static const lenssim__key lenssim__convergence_keys[] = {
   LENSSIM__ROW(lenssim_mass, "kappa", kappa, LENSSIM__REQUIRED, -10.0, 10.0), LENSSIM__ORIGIN};
 static const lenssim__key lenssim__line_mass_keys[] = {
-  LENSSIM__ROW(lenssim_mass, "line_density", line_density, LENSSIM__REQUIRED, 0.0, 10.0),
+  LENSSIM__ROW(lenssim_mass, "line_density", line_density, LENSSIM__REQUIRED, 0.0, 1000.0),
   LENSSIM__ROW(lenssim_mass, "length", length, LENSSIM__REQUIRED | LENSSIM__LO_OPEN, 0.0, 1e3),
   LENSSIM__ROW(lenssim_mass, "angle", angle, 0, -1e3, 1e3), LENSSIM__CENTRE(lenssim_mass)};
 static const lenssim__model lenssim__mass_models[LENSSIM_MASS_KIND_COUNT] = {
@@ -3961,8 +3962,8 @@ static int lenssim__draw_compound_arc(const lenssim_dataset *ds, lenssim_rng *rn
   return 1;
 }
 
-/* Substructure lenses (Alexander et al. 2020, ApJ 893, 15): one smooth lens (SIE + shear, z_l =
- * 0.5, z_s = 1.0, theta_E uniform in [0.8, 1.6]" unless the window says otherwise), no lens light. */
+/* One smooth lens (SIE + shear at z_l, a source at z_s, theta_E uniform in [lo, hi]" unless the
+ * window says otherwise), no lens light: the lens-modelling set. */
 static int lenssim__draw_uniform_lens(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab,
                                       double lo, double hi, double shear, double source_radius, double zl, double zs,
                                       double mag_lo, double mag_hi) {
@@ -3979,22 +3980,71 @@ static int lenssim__draw_uniform_lens(const lenssim_dataset *ds, lenssim_rng *rn
   return 1;
 }
 
-/* Subhalos: N ~ Poisson(25) point masses with m/M_E from dN/dm ~ m^-1.9 on [1e-4, 1e-2] (M_E the
- * mass inside theta_E; a point mass of m has Einstein radius theta_E sqrt(m/M_E)), uniform in
- * area over the annulus 0.5-1.5 theta_E. Vortex: a thin uniform rod (LINE_MASS) of length
- * 1-2.5 theta_E through the lens centre (0.2 theta_E scatter) at a random angle, holding 1-3% of
- * M_E. Both scaled by substructure_scale. */
+/* DeepLenseSim's Model I (Alexander et al. 2020, ApJ 893, 15; github.com/mwt5345/DeepLenseSim,
+ * deeplense/lens.py), the data behind the DeepLense substructure figures: every image has the same
+ * lens, an SIE for a 1e12 M_sun halo at z_l = 0.5 and a source at z_s = 1.0, e1 = 0.1, e2 = 0,
+ * external shear gamma1 = 0.05, gamma2 = 0, at the centre, no lens light. Its Einstein radius is the
+ * 1.282" DeepLenseSim's mass_to_radius gives: it takes luminosity distances for D_l and D_s, and
+ * D_ls = D_s - D_l (angular-diameter distances would give 1.66"); the subhalos follow the same
+ * formula, so theta_sub = theta_E sqrt(m / 1e12 M_sun). The source is a Sersic disc, n = 1,
+ * R = 0.25", e1 = -0.1, e2 = 0.1, of surface brightness 20 counts/s/arcsec^2 at R (lenstronomy's
+ * amp), centred uniformly within +-0.35" of the lens on each axis. The one random draw of a
+ * no-substructure image is that position (and its noise). */
+#define LENSSIM__DEEPLENSE_THETA_E 1.282
+#define LENSSIM__DEEPLENSE_HALO 1e12
+static int lenssim__draw_deeplense(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab) {
+  lenssim_mass m, s;
+  lenssim_light *l;
+  double scale[4] = {1.0, 1.0, 1.0, 1.0}, amp = 20.0, R = 0.25, counts;
+  memset(&m, 0, sizeof m);
+  m.kind = LENSSIM_MASS_SIE;
+  m.theta_E = LENSSIM__DEEPLENSE_THETA_E;
+  m.e1 = 0.1;
+  m.redshift = 0.5;
+  lenssim__push_mass(o, &m);
+  memset(&s, 0, sizeof s);
+  s.kind = LENSSIM_MASS_SHEAR;
+  s.gamma1 = 0.05;
+  s.redshift = 0.5;
+  lenssim__push_mass(o, &s);
+  o->z_source = o->z_conv = 1.0;
+  lab->theta_E = m.theta_E; lab->e1 = m.e1; lab->e2 = m.e2; lab->gamma1 = s.gamma1; lab->gamma2 = s.gamma2;
+  lab->z_lens = 0.5; lab->z_source = 1.0;
+  lab->sigma_v = lenssim__sigma_from_theta(ds, m.theta_E, 0.5, 1.0);
+  l = lenssim__push_light(o, 0, scale);
+  if (!l) return 0;
+  l->kind = LENSSIM_LIGHT_SERSIC_ELLIPSE;
+  l->amp = amp; l->R_sersic = R; l->n_sersic = 1.0; l->e1 = -0.1; l->e2 = 0.1;
+  l->center_x = lenssim__uniform(rng, -0.35, 0.35);
+  l->center_y = lenssim__uniform(rng, -0.35, 0.35);
+  l->redshift = 1.0;
+  counts = amp / lenssim_sersic_amp_from_counts(1.0, R, 1.0);
+  lenssim__count_unlensed(ds, o, 0, counts, scale);
+  o->src_x[0] = l->center_x; o->src_y[0] = l->center_y;
+  lab->source_x = l->center_x; lab->source_y = l->center_y; lab->source_R = R; lab->source_n = 1.0;
+  lab->mag_source = ds->band[ds->detection_channel]->zero_point - 2.5 * log10(counts);
+  return 1;
+}
+
+/* Model I's substructure, each scaled by substructure_scale. CDM subhalos: 25 point masses (its
+ * make_old_cdm: the Poisson draw of their number is not used), masses m from 1e6 to 1e10 M_sun
+ * with m^0.1 uniform (the inverse CDF it applies with beta = -0.9, i.e. dN/dm ~ m^-0.9: 1.5e9 M_sun
+ * on average, 3.8 % of the halo in all), at a radius uniform in 0.25-2.0" (not uniform in area)
+ * and a uniform angle about the lens centre. Vortex (its make_vortex): 3e10 M_sun (3 %) spread
+ * evenly along a line through the lens centre at a random angle, from -L to L with L the axion's
+ * de Broglie length 0.03" (1e-22 eV / m_a), m_a log-uniform in 1e-24..1e-22 eV (L from 0.03" to
+ * 3"). DeepLenseSim strings 100 point masses along the line; here it is the uniform rod they
+ * approximate (LINE_MASS), of the same mass and length. */
 static void lenssim__add_substructure(const lenssim_dataset *ds, lenssim_rng *rng, lenssim__object *o, lenssim_label *lab,
                                       lenssim_kind kind) {
   double th = lab->theta_E, s = ds->config.substructure_scale;
   if (kind == LENSSIM_KIND_SUBHALOS) {
-    int n = (int)lenssim_rng_poisson(rng, 25.0), i;
-    double a = pow(1e-4, -0.9), b = pow(1e-2, -0.9), total = 0.0;
-    if (n > LENSSIM_MAX_PROFILES - 4) n = LENSSIM_MAX_PROFILES - 4;
+    int n = 25, i;
+    double a = pow(1e6, 0.1), b = pow(1e10, 0.1), total = 0.0;
     for (i = 0; i < n; i++) {
       lenssim_mass m;
-      double frac = pow(a + lenssim_rng_uniform(rng) * (b - a), -1.0 / 0.9) * s;
-      double r = th * sqrt(lenssim__uniform(rng, 0.25, 2.25)), ang = lenssim__uniform(rng, 0.0, 2.0 * LENSSIM__PI);
+      double frac = pow(a + lenssim_rng_uniform(rng) * (b - a), 10.0) / LENSSIM__DEEPLENSE_HALO * s;
+      double r = lenssim__uniform(rng, 0.25, 2.0), ang = lenssim__uniform(rng, 0.0, 2.0 * LENSSIM__PI);
       memset(&m, 0, sizeof m);
       m.kind = LENSSIM_MASS_POINT_MASS;
       m.theta_E = th * sqrt(frac);
@@ -4008,18 +4058,32 @@ static void lenssim__add_substructure(const lenssim_dataset *ds, lenssim_rng *rn
     lab->substructure_mass = total;
   } else if (kind == LENSSIM_KIND_VORTEX) {
     lenssim_mass m;
-    double len = th * lenssim__uniform(rng, 1.0, 2.5), frac = lenssim__uniform(rng, 0.01, 0.03) * s;
+    double half = 0.03 * pow(10.0, lenssim__uniform(rng, 0.0, 2.0)), frac = 0.03 * s;
     memset(&m, 0, sizeof m);
     m.kind = LENSSIM_MASS_LINE_MASS;
-    m.length = len;
+    m.length = 2.0 * half;
     m.angle = lenssim__uniform(rng, 0.0, LENSSIM__PI);
-    m.center_x = lab->center_x + 0.2 * th * lenssim_rng_normal(rng);
-    m.center_y = lab->center_y + 0.2 * th * lenssim_rng_normal(rng);
-    m.line_density = frac * LENSSIM__PI * th * th / len;
+    m.center_x = lab->center_x;
+    m.center_y = lab->center_y;
+    m.line_density = frac * LENSSIM__PI * th * th / m.length;
     m.redshift = lab->z_lens;
     lenssim__push_mass(o, &m);
     lab->substructure_mass = frac;
-    lab->vortex_length = len; lab->vortex_angle = m.angle; lab->vortex_density = m.line_density;
+    lab->vortex_length = m.length; lab->vortex_angle = m.angle; lab->vortex_density = m.line_density;
+  }
+}
+
+/* Model I's noise (its simple_sim): an exposure t = 10^U(3, 3.5) s per image (times
+ * exposure_scale); the image in counts/s gets Gaussian noise of variance image / t (lenstronomy's
+ * add_poisson) and of rms 0.01 (add_background); that times t, clipped at 0, is the mean of a
+ * Poisson draw, which divided by t is the pixel (counts/s). */
+static void lenssim__deeplense_noise(const lenssim_dataset *ds, float *out, size_t count, lenssim_rng *rng) {
+  double t = pow(10.0, lenssim__uniform(rng, 3.0, 3.5)) * ds->config.exposure_scale;
+  size_t p;
+  for (p = 0; p < count; p++) {
+    double v = out[p], x = v + sqrt(fabs(v) / t) * lenssim_rng_normal(rng) + 0.01 * lenssim_rng_normal(rng);
+    x *= t;
+    out[p] = (float)(x > 0 ? lenssim_rng_poisson(rng, x) / t : 0.0);
   }
 }
 
@@ -4468,7 +4532,7 @@ static int lenssim__draw_kind(const lenssim_dataset *ds, lenssim_rng *rng, lenss
     case LENSSIM_KIND_DOUBLE_RING: return lenssim__draw_double_ring(ds, rng, o, lab);
     case LENSSIM_KIND_ELLIPTICAL: return lenssim__draw_galaxy_galaxy(ds, rng, o, lab); /* its source goes afterwards */
     case LENSSIM_KIND_NO_SUBSTRUCTURE: case LENSSIM_KIND_SUBHALOS: case LENSSIM_KIND_VORTEX:
-      return lenssim__draw_uniform_lens(ds, rng, o, lab, 0.8, 1.6, 0.02, 0.6, 0.5, 1.0, 23.5, 25.5);
+      return lenssim__draw_deeplense(ds, rng, o, lab);
     default:
       lenssim__draw_nonlens(ds, rng, o, lab, kind);
       return 1;
@@ -4547,6 +4611,14 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
     o->n_main_mass = o->n_mass;
     if (o->z_group[0] == 0) o->z_group[0] = o->z_source;
     if (!is_lens && !lone) {
+      accepted = 1;
+      break;
+    }
+    if (ds->config.preset == LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE) { /* Model I selects nothing */
+      if ((r = lenssim__count_and_magnify(ds, o, &lab, gx, A, rws, &lab.n_images, &lab.magnification, err)) != LENSSIM_OK)
+        goto done;
+      if ((r = lenssim__psf_part(ds, det, A, rws, err)) != LENSSIM_OK) goto done;
+      lab.arc_snr = lenssim__arc_snr(ds, det, A, NULL, det_count);
       accepted = 1;
       break;
     }
@@ -4640,13 +4712,19 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
     } else if ((r = lenssim__render_part(ds, o, ch, 2, 1, C, rws, ds->render_bytes, err)) != LENSSIM_OK) {
       goto done;
     }
-    if (!ds->config.noise_free) {
+    if (!ds->config.noise_free && ds->config.preset != LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE) {
       lenssim_noise nz = lenssim__channel_noise(ds, ch);
       lenssim_rng noise_rng;
       lenssim_rng_seed(&noise_rng, lenssim__hash3(ds->seed, index, 16 + (uint64_t)ch));
       lenssim_add_noise(&nz, img, count, &noise_rng);
     }
     lenssim__to_output(ds, ch, img, image + (size_t)ch * (size_t)ds->num_pix * (size_t)ds->num_pix);
+    if (!ds->config.noise_free && ds->config.preset == LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE) {
+      lenssim_rng noise_rng;
+      lenssim_rng_seed(&noise_rng, lenssim__hash3(ds->seed, index, 16 + (uint64_t)ch));
+      lenssim__deeplense_noise(ds, image + (size_t)ch * (size_t)ds->num_pix * (size_t)ds->num_pix,
+                               (size_t)ds->num_pix * (size_t)ds->num_pix, &noise_rng);
+    }
   }
   lab.kind = kind;
   lab.label = lenssim__kind_class(kind);

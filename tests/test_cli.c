@@ -295,6 +295,8 @@ static void test_progress(void) {
     CHECK(!strcmp(line, "predict [===============               ] 50/100 5 obj/s ETA 0:10"), "'%s'", line);
     lens_progress_format(line, sizeof line, "epoch 2/3", 30, 30, "img", 2.0, 75.0, "loss 0.5000");
     CHECK(!strcmp(line, "epoch 2/3 [==============================] 30/30 15 img/s ETA 1:15 loss 0.5000"), "'%s'", line);
+    lens_progress_format(line, sizeof line, "predict", 32, 3200, "obj", 0.004, -1.0, NULL);
+    CHECK(!strcmp(line, "predict [                              ] 32/3200 - obj/s ETA -"), "too early for a rate: '%s'", line);
     CHECK(lens_format_of("a/b.FITS") == LENS_FMT_FITS && lens_format_of("x.npy") == LENS_FMT_NPY && lens_format_of("x.csv") == LENS_FMT_CSV &&
           lens_format_of("x.png") == LENS_FMT_PNG && lens_format_of("x.npy.txt") == LENS_FMT_NONE, "formats from extensions");
   }

@@ -149,6 +149,10 @@ static void test_refusals(void) {
   CHECK(cli_lens(OU66_INPUTS " --index 6 --method saliency --out " OUT " > " LOG " 2>&1", dir) != 0, "--index 6 of 6 images fails");
   cli_text(LOG, text, sizeof text);
   CHECK(strstr(text, "--index 6") && strstr(text, "6 image"), "the message names the index: %s", text);
+  cli_shell("rm -rf build/explain_made");
+  CHECK(cli_lens(OU66_INPUTS " --index 6 --method saliency --out build/explain_made/a/b > " LOG " 2>&1", dir) != 0 &&
+            access("build/explain_made", F_OK) != 0,
+        "a failure found after the --out folders were made takes them away");
 }
 
 /* ---- --channels: the cutout recipe lens predict and lens explain share ---------------------- */

@@ -179,11 +179,18 @@ static void test_windows(void) {
       "sim --preset deeplense-substructure --windows 4", "sim --preset euclid-lensfinding --n 4 --window-offset 2",
       WINDOWS " --windows 4 --window-offset 40", WINDOWS " --windows 4 --window-offset 8 --window-clear 4",
       "sim --preset euclid-lensfinding --field 200 --lenses 0 --windows 4",
-      "sim --preset euclid-lensfinding --field 200 --lenses 1 --others 2 --lens-fraction 1"};
+      "sim --preset euclid-lensfinding --field 200 --lenses 1 --others 2 --lens-fraction 1",
+      /* DeepLenseSim's Model I has one lens and source shape and no selection */
+      "sim --preset deeplense-substructure --n 3 --theta-e-min 1", "sim --preset deeplense-substructure --n 3 --snr-min 5",
+      "sim --preset deeplense-substructure --n 3 --mu-min 2", "sim --preset deeplense-substructure --n 3 --neighbours 10",
+      "sim --preset deeplense-substructure --n 3 --lens-fraction 0.5", "sim --preset deeplense-substructure --n 3 --clumpy-fraction 1"};
     size_t i;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
       CHECK(cli_lens("%s --out " TW "/bad 2>/dev/null", bad[i]) == 2, "refused with exit status 2: lens %s", bad[i]);
   }
+  /* the heaviest substructure the option allows: a vortex of 3 M_E on a rod as short as 0.06" */
+  CHECK(cli_lens("sim --preset deeplense-substructure --n 9 --substructure-scale 100 --threads 1 --out " TW "/heavy 2>/dev/null") == 0,
+        "--substructure-scale 100 simulates");
   cli_shell("rm -rf " TW);
 }
 

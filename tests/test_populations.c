@@ -388,6 +388,64 @@ static void test_deeplense_classes(void) {
   for (k = 0; k < 3; k++) { free(img[k]); free(z[k]); }
 }
 
+/* DeepLenseSim's Model I, with figures worked out here from its recipe (deeplense/lens.py): one
+ * lens for every image (SIE theta_E 1.282", e1 0.1, shear 0.05, at the centre); the source's total
+ * flux 2 pi n I_e R^2 e^b b^-2n Gamma(2n) = 14.94 counts/s for I_e = 20, R = 0.25", n = 1 (b = 1.678);
+ * 25 subhalos with m^0.1 uniform on [1e6, 1e10] M_sun: E[m] = (10^11 - 10^6.6) / (11 (10 - 10^0.6))
+ * = 1.51e9, so 3.78 % of 1e12 M_sun on average; a vortex of 3 % along 0.06-6"; and a blank pixel of
+ * Gaussian rms 0.01 clipped at 0, whose mean is 0.01 / sqrt(2 pi) = 0.00399 counts/s and whose
+ * scatter is 0.01 sqrt(1/2 - 1/(2 pi)) = 0.00584 plus the Poisson draw's 0.0040 / t (t 1000-3162 s). */
+static void test_deeplense_model1(void) {
+  lenssim_dataset *ds = make_dataset(&ds_main, LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE, LENSSIM_LAYOUT_DEFAULT, 1, 0, 33);
+  lenssim_dataset *noisy = make_dataset(&ds_other, LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE, LENSSIM_LAYOUT_DEFAULT, 0, 0, 33);
+  size_t n = lenssim_dataset_image_floats(ds);
+  float *img = (float *)malloc(n * 4);
+  int i, lens_ok = 0, src_ok = 0, vort_ok = 0, short_rods = 0, subs = 0, N = ds->num_pix, noise_ok = 0;
+  double sub_mass = 0.0, flux = 14.94, sum = 0.0, count = 0.0;
+  for (i = 0; i < 90; i++) {
+    lenssim_label l;
+    lenssim_dataset_sample(ds, (uint64_t)i, img, &l, NULL, 0, NULL);
+    lens_ok += fabs(l.theta_E - 1.282) < 1e-9 && l.e1 == 0.1 && l.e2 == 0 && l.gamma1 == 0.05 && l.gamma2 == 0 &&
+               l.center_x == 0 && l.center_y == 0 && l.attempts == 1;
+    src_ok += fabs(l.source_x) <= 0.35 && fabs(l.source_y) <= 0.35 && l.source_R == 0.25 && l.source_n == 1 &&
+              fabs(pow(10.0, -0.4 * (l.mag_source - 25.96)) / flux - 1.0) < 0.005;
+    if (l.kind == LENSSIM_KIND_SUBHALOS) {
+      subs += l.n_subhalos == 25;
+      sub_mass += l.substructure_mass / 30.0;
+    }
+    if (l.kind == LENSSIM_KIND_VORTEX) {
+      vort_ok += l.substructure_mass == 0.03 && l.vortex_length >= 0.06 && l.vortex_length <= 6.0;
+      short_rods += l.vortex_length < 0.6;
+    }
+  }
+  CHECK(lens_ok == 90, "%d of 90 have Model I's lens, unselected", lens_ok);
+  CHECK(src_ok == 90, "%d of 90 have Model I's source (14.94 counts/s, within 0.35\")", src_ok);
+  CHECK(subs == 30 && sub_mass > 0.0378 * 0.75 && sub_mass < 0.0378 * 1.25, "%d of 30 with 25 subhalos; mean mass %.4f (3.78 %% expected)",
+        subs, sub_mass);
+  CHECK(vort_ok == 30 && short_rods > 5 && short_rods < 25, "%d of 30 vortices of 3 %% within 0.06-6\", %d shorter than 0.6\" (half expected)",
+        vort_ok, short_rods);
+  for (i = 0; i < 6; i++) {
+    lenssim_label l;
+    double s = 0, s2 = 0, m, sd;
+    int a, b, c;
+    lenssim_dataset_sample_kind(noisy, (uint64_t)i, LENSSIM_KIND_NO_SUBSTRUCTURE, img, &l, NULL, 0, NULL);
+    for (c = 0; c < 4; c++)
+      for (a = 0; a < 30; a++)
+        for (b = 0; b < 30; b++) {
+          int y = c & 1 ? N - 1 - a : a, x = c & 2 ? N - 1 - b : b;
+          double v = img[y * N + x];
+          s += v; s2 += v * v;
+        }
+    m = s / 3600.0;
+    sd = sqrt(s2 / 3600.0 - m * m);
+    sum += s; count += 3600.0;
+    noise_ok += sd > 0.0057 && sd < 0.0064;
+  }
+  CHECK(fabs(sum / count / 0.0039894 - 1.0) < 0.04, "blank-sky mean %.5f counts/s (0.00399 expected)", sum / count);
+  CHECK(noise_ok == 6, "%d of 6 images with a blank-sky scatter within 0.0057-0.0064", noise_ok);
+  free(img);
+}
+
 static lenssim_dataset *bare_field(lenssim_dataset *ds, lenssim_layout layout) {
   lenssim_dataset_config c;
   memset(&c, 0, sizeof c);
@@ -572,6 +630,7 @@ int main(void) {
   TEST("compound lenses: two source planes, both multiply imaged") test_compound_lenses();
   TEST("shifted sky: psf_scale widens the PSF, exposure_scale sets the noise the band gives") test_shifted_sky();
   TEST("DeepLense classes differ only by substructure") test_deeplense_classes();
+  TEST("DeepLense Model I: one fixed lens, its source, subhalo and vortex masses, its noise") test_deeplense_model1();
   TEST("layouts: OU-66 bins and OU-200 resamples without losing flux") test_layouts();
   TEST("hard negatives: non-lens ellipticals drawn as the deflectors are; neighbours in every field") test_hard_negatives();
   TEST("ensai-modelling: one HST-like band, 192 x 192, SIE without shear or lens light") test_ensai_modelling();

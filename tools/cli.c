@@ -290,6 +290,9 @@ int lens_progress_format(char *buf, size_t cap, const char *label, size_t done, 
   int filled = total ? (int)(30.0 * (double)(done < total ? done : total) / (double)total) : 30;
   double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
   long left;
+  if (elapsed < 1.0 && done < total && eta < 0) /* too early to tell: a first step's rate says nothing */
+    return snprintf(buf, cap, "%s [%.*s%*s] %lu/%lu - %s/s ETA -%s%s", label, filled, bar, 30 - filled, "", (unsigned long)done,
+                    (unsigned long)total, unit, extra && *extra ? " " : "", extra ? extra : "");
   if (eta < 0) eta = rate > 0 && total > done ? (double)(total - done) / rate : 0.0;
   left = (long)(eta + 0.5);
   return snprintf(buf, cap, "%s [%.*s%*s] %lu/%lu %.0f %s/s ETA %ld:%02ld%s%s", label, filled, bar, 30 - filled, "",

@@ -1645,6 +1645,7 @@ static int write_outputs(const eval_options *o, const eval_data *d, const eval_g
 }
 
 int lens_cmd_eval(int argc, char **argv) {
+  size_t made = 0; /* how much of --out this run created (lens_make_dirs_noted) */
   eval_options o;
   eval_data d;
   eval_groups g;
@@ -1665,7 +1666,7 @@ int lens_cmd_eval(int argc, char **argv) {
     rc = lens_usage("--prior, --at-recall and --at-fpr are two-class figures; %s %s %lu class columns (pick one with --score-column)",
                     d.sname, d.scount > 1 ? "have" : "has", (unsigned long)d.classes);
   if (!rc) rc = make_groups(&o, &d, &g);
-  if (!rc && lens_make_dirs(o.out)) rc = LENS_EXIT_FAIL;
+  if (!rc && lens_make_dirs_noted(o.out, &made)) rc = LENS_EXIT_FAIL;
   if (!rc) {
     pool = lens_pool_create(o.threads ? o.threads : lens_pool_default_threads());
     if (!pool) rc = lens_fail("eval: cannot start threads");
@@ -1687,6 +1688,7 @@ int lens_cmd_eval(int argc, char **argv) {
     }
     rc = write_outputs(&o, &d, &g);
   }
+  if (rc) lens_remove_made_dirs(o.out, made); /* a folder this run made, left empty by a failure */
   lens_pool_free(pool);
   free_groups(&g);
   free_data(&d);

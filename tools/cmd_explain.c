@@ -254,6 +254,7 @@ typedef struct {
   char image_title[160];    /* the composite's bands and the pixel scale */
   char class_name[64];      /* the target's name from the metadata "classes" */
   char band_names[8][64];   /* the first bands' names from the metadata "band_names" */
+  size_t made;              /* how much of --out this run created (lens_make_dirs_noted) */
 } explain_ctx;
 
 /* The scale bar on a picture of the image (none when the pixel scale is not known). */
@@ -697,7 +698,7 @@ static int prepare(explain_options *o, explain_ctx *x, lens_pool **pool, lensnet
   memset(x, 0, sizeof *x);
   x->o = o;
   if ((rc = open_model(o, x)) != 0) return rc;
-  if (lens_make_dirs(o->out)) return LENS_EXIT_FAIL;
+  if (lens_make_dirs_noted(o->out, &x->made)) return LENS_EXIT_FAIL;
   x->per = x->m->in_c * x->m->in_h * x->m->in_w;
   x->image = (float *)calloc(x->per, sizeof(float));
   x->result = (float *)malloc(x->per * sizeof(float));
@@ -719,6 +720,7 @@ int lens_cmd_explain(int argc, char **argv) {
   if (rc) return rc < 0 ? 0 : rc;
   rc = prepare(&o, &x, &pool, &par);
   if (rc == 0) rc = method_table[o.method_index].run(&x);
+  if (rc) lens_remove_made_dirs(o.out, x.made); /* a folder this run made, left empty by a failure */
   free_pictures(&x.ps);
   free(x.image);
   free(x.result);

@@ -275,6 +275,7 @@ static int write_coverage(const regress_eval_options *o, const regress_data *d) 
 }
 
 int lens_cmd_eval_regress(int argc, char **argv) {
+  size_t made = 0; /* how much of --out this run created (lens_make_dirs_noted) */
   regress_eval_options o;
   regress_data d;
   lensviz_regress_result all[LENSNET_REGRESSION_MAX];
@@ -295,7 +296,7 @@ int lens_cmd_eval_regress(int argc, char **argv) {
     rc = need_column(&d.lt, o.labels, o.by_text[b], &col);
   }
   for (j = 0; rc == 0 && j < d.count; j++) rc = regress_group(&d, j, NULL, &all[j]);
-  if (rc == 0 && lens_make_dirs(o.out)) rc = LENS_EXIT_FAIL;
+  if (rc == 0 && lens_make_dirs_noted(o.out, &made)) rc = LENS_EXIT_FAIL;
   if (rc == 0) rc = write_metrics(&o, &d, all);
   if (rc == 0) rc = write_json(&o, &d, all);
   if (rc == 0) rc = write_coverage(&o, &d);
@@ -307,6 +308,7 @@ int lens_cmd_eval_regress(int argc, char **argv) {
              all[j].z_rms, 100 * all[j].coverage68, 100 * all[j].coverage95);
     printf("-> %s/metrics.csv, metrics.json, coverage.csv%s\n", o.out, LENSVIZ_HAS_PNG ? ", coverage.png" : "");
   }
+  if (rc) lens_remove_made_dirs(o.out, made); /* a folder this run made, left empty by a failure */
   regress_free(&d);
   return rc;
 }

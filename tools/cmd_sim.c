@@ -190,6 +190,15 @@ static int parse_args(int argc, char **argv, sim_args *a, lenssim_dataset_config
     return lens_usage("sim: --field makes one image, DIR/field.fits, from --lenses and --others; --n, --shard, --fits and --png are for cutouts");
   if (lens_out_folder("--out", a->out_dir)) return LENS_EXIT_USAGE;
   if (a->skip_done && !a->shard.count) return lens_usage("sim: --skip-done needs --shard I/N (a shard's manifest says when it is done)");
+  if (a->preset == LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE) {
+    /* DeepLenseSim's Model I: one fixed lens and source, no selection, no other galaxies */
+    static const char *fixed[] = {"theta-e-min", "theta-e-max", "snr-min", "mu-min", "clumpy-fraction", "neighbours", "lens-fraction"};
+    size_t k;
+    for (k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
+      if (lens_options_was_given(&sim_spec, &given, fixed[k]))
+        return lens_usage("sim: --%s does not apply to --preset deeplense-substructure (DeepLenseSim's Model I: one lens, "
+                          "one source shape, no selection; docs/populations.md)", fixed[k]);
+  }
   cfg->preset = (lenssim_preset)a->preset;
   cfg->layout = (lenssim_layout)a->layout;
   cfg->noise_free = a->noise_free;

@@ -87,8 +87,14 @@ static const lens_command_spec *train_spec(void) {
     memset(o, 0, sizeof *o);
     snprintf(fit_help[i], sizeof fit_help[i], "%s", s[i].help);
     for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
-      if (!strcmp(s[i].name, tool_defaults[k].name))
-        snprintf(fit_help[i], sizeof fit_help[i], "%s; lens train's default %s", s[i].help, tool_defaults[k].value);
+      if (!strcmp(s[i].name, tool_defaults[k].name)) {
+        /* the library's "(default X)" becomes the tool's */
+        const char *d = strstr(s[i].help, "(default "), *end = d ? strchr(d, ')') : NULL;
+        if (d && end)
+          snprintf(fit_help[i], sizeof fit_help[i], "%.*s(default %s)%s", (int)(d - s[i].help), s[i].help, tool_defaults[k].value, end + 1);
+        else
+          snprintf(fit_help[i], sizeof fit_help[i], "%s (default %s)", s[i].help, tool_defaults[k].value);
+      }
     o->name = s[i].name;
     o->type = LENS_OPT_CUSTOM;
     o->flags = s[i].type == LENSNET_SETTING_FLAG ? LENS_OPT_NO_VALUE : 0;

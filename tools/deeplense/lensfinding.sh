@@ -1,0 +1,43 @@
+#!/bin/sh
+# The DeepLense lens-finding task (docs/deeplense.md): a finder trained where lenses are 1 in 17
+# objects (1:16) and tested where they are 1 in 101 (1:100), as a survey meets them. HSC-like
+# cutouts (g, r, i; 64 x 64 at 0.168") of `lens sim --preset euclid-lensfinding --layout hsc`,
+# whose non-lenses are the hard ones a search preselects (docs/populations.md).
+#
+#   sh tools/deeplense/lensfinding.sh OUT N EPOCHS [THREADS]
+#       OUT/train: N objects at 1:16 (seed 1); OUT/test: 20,200 at 1:100 (seed 2, 200 lenses);
+#       OUT/run: lens train with tools/deeplense/hsc64.arch; OUT/test_eval.txt and
+#       OUT/test_eval/ (lens eval: AUC, precision at recall 0.9, by kind).
+#
+# LENS (default build/lens) is the tool. Run from the repository root (make deeplense-lensfinding).
+set -eu
+lens=${LENS:-build/lens}
+arch=tools/deeplense/hsc64.arch
+
+[ $# -ge 3 ] && [ $# -le 4 ] || { echo "usage: sh tools/deeplense/lensfinding.sh OUT N EPOCHS [THREADS]" >&2; exit 2; }
+out=$1 n=$2 epochs=$3 threads=${4:-}
+[ -x "$lens" ] || { echo "deeplense: $lens not found; run make first" >&2; exit 1; }
+t=${threads:+--threads $threads}
+mkdir -p "$out"
+sim() { # seed count lens-fraction folder
+  if [ -f "$4/images.npy" ] && [ "$(($(wc -l <"$4/labels.csv") - 1))" -eq "$2" ]; then
+    echo "   $4: $2 objects already simulated"
+  else
+    "$lens" sim --preset euclid-lensfinding --layout hsc --lens-fraction "$3" --n "$2" --seed "$1" $t --out "$4"
+  fi
+}
+echo "1. simulating $n training objects at 1:16 and 20,200 test objects at 1:100 (HSC-like g, r, i)"
+sim 1 "$n" 0.0588235294 "$out/train"
+sim 2 20200 0.00990099 "$out/test"
+echo "2. training $arch for $epochs epochs (classes weighted by their inverse frequency)"
+if [ -f "$out/run/checkpoint.safetensors" ]; then
+  "$lens" train --resume "$out/run" --epochs "$epochs" $t
+else
+  "$lens" train --arch "$arch" --weight-init he --data "$out/train/images.npy" --labels "$out/train/labels.csv" \
+    --epochs "$epochs" --batch 32 --lr 1e-3 --schedule cosine --class-weights auto --augment flip,rot90 \
+    --minmax --seed 1 $t --out "$out/run"
+fi
+echo "3. scoring the test objects"
+"$lens" predict --model "$out/run/best.safetensors" $t "$out/test/images.npy" >"$out/test_scores.csv"
+"$lens" eval --scores "$out/test_scores.csv" --labels "$out/test/labels.csv" --by kind --at-recall 0.9 $t \
+  --out "$out/test_eval" | tee "$out/test_eval.txt"
