@@ -350,7 +350,7 @@ scan-weights: $(BUILD)/lens
 # continues where it stopped.
 DEEPLENSE_RUN     ?= build/deeplense
 DEEPLENSE_N       ?= 30000
-DEEPLENSE_EPOCHS  ?= 8
+DEEPLENSE_EPOCHS  ?= 2
 DEEPLENSE_THREADS ?=
 deeplense-weights: $(BUILD)/lens
 	LENS=$(BUILD)/lens sh tools/deeplense/recipe.sh $(DEEPLENSE_RUN) $(DEEPLENSE_N) $(DEEPLENSE_EPOCHS) $(DEEPLENSE_THREADS)
@@ -359,7 +359,7 @@ deeplense-weights: $(BUILD)/lens
 # 1:100. Not part of make test (about 25 minutes on 2 cores).
 LENSFINDING_RUN    ?= build/deeplense-lensfinding
 LENSFINDING_N      ?= 34000
-LENSFINDING_EPOCHS ?= 10
+LENSFINDING_EPOCHS ?= 6
 deeplense-lensfinding: $(BUILD)/lens
 	LENS=$(BUILD)/lens sh tools/deeplense/lensfinding.sh $(LENSFINDING_RUN) $(LENSFINDING_N) $(LENSFINDING_EPOCHS) $(DEEPLENSE_THREADS)
 

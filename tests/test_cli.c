@@ -432,6 +432,18 @@ static void test_info_set(void) {
         "--set without = refused");
   CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set a=b") == 2 && strstr(out, "--out"), "--set without --out refused");
   CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --out " W "/m2.safetensors") == 2 && strstr(out, "--set"), "--out without --set refused");
+  { /* a long one-line value (a list of 40 files) is cut unless --full */
+    char cmd[1024] = "info " W "/meta_in.safetensors --out " W "/long.safetensors --set adapt.target-data=";
+    int k;
+    for (k = 0; k < 40; k++) strcat(cmd, k ? ",cut.fits" : "cut.fits");
+    CHECK(cli_lens("%s > /dev/null", cmd) == 0, "a value of 359 characters set");
+    CHECK(cli_lens_output(out, sizeof out, "info " W "/long.safetensors") == 0 && strstr(out, "(359 characters; --full prints it whole)") &&
+              !strstr(out, "cut.fits,cut.fits\n"),
+          "cut, with its length");
+    CHECK(cli_lens_output(out, sizeof out, "info --full " W "/long.safetensors") == 0 && strstr(out, "cut.fits,cut.fits\n") &&
+              !strstr(out, "characters; --full"),
+          "--full prints it whole");
+  }
 }
 
 int main(void) {

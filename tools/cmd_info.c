@@ -13,15 +13,18 @@ typedef struct {
   const char *model, *out;
   const char *set[INFO_MAX_SET];
   size_t nset;
+  int full;
 } info_args;
 static const lens_option info_rows[] = {
   LENS_TEXT(info_args, "MODEL.safetensors", LENS_OPT_REQUIRED | LENS_OPT_POSITIONAL, model, NULL, NULL, "the model file to describe"),
   LENS_LIST(info_args, "set", set, nset, INFO_MAX_SET, "KEY=VALUE",
             "set a metadata entry (repeatable), e.g. band_names=VIS,Y,J,H or pixel_scale=0.3; needs --out"),
   LENS_TEXT(info_args, "out", 0, out, NULL, "FILE.safetensors", "where --set writes the model (may be MODEL itself: written whole, then renamed)"),
+  LENS_FLAG(info_args, "full", full, "print every metadata value whole (otherwise a one-line value longer than 160 characters\n"
+                                     "shows its first 140 and its length)"),
 };
-static const lens_option_section info_sections[] = {{NULL, info_rows, 3}};
-static const lens_command_spec info_spec = {"info", "usage: lens info MODEL.safetensors [--set KEY=VALUE ... --out FILE.safetensors]\n", NULL, NULL,
+static const lens_option_section info_sections[] = {{NULL, info_rows, 4}};
+static const lens_command_spec info_spec = {"info", "usage: lens info MODEL.safetensors [--full] [--set KEY=VALUE ... --out FILE.safetensors]\n", NULL, NULL,
                                             info_sections, 1, NULL};
 
 /* keys that describe the network itself: changing them would make the file describe other weights */
@@ -76,7 +79,15 @@ int lens_cmd_info(int argc, char **argv) {
            (unsigned long)L->out_c, (unsigned long)L->out_h, (unsigned long)L->out_w, m->quant && m->quant[i].weight ? "  (int8)" : "");
   }
   if (m->meta_count) printf("metadata:\n");
-  for (i = 0; i < m->meta_count; i++) printf("  %s: %s\n", m->meta_keys[i], m->meta_values[i]);
+  for (i = 0; i < m->meta_count; i++) {
+    const char *v = m->meta_values[i];
+    size_t n = strlen(v);
+    /* a long one-line value (a list of input files, say) is cut; layer text keeps its lines */
+    if (!a.full && n > 160 && !strchr(v, '\n'))
+      printf("  %s: %.140s ... (%lu characters; --full prints it whole)\n", m->meta_keys[i], v, (unsigned long)n);
+    else
+      printf("  %s: %s\n", m->meta_keys[i], v);
+  }
   lensnet_model_free(m);
   return 0;
 }

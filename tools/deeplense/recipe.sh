@@ -4,9 +4,10 @@
 # (DeepLenseSim's Model I) and measure it on objects it never saw.
 #
 #   sh tools/deeplense/recipe.sh OUT N EPOCHS [THREADS]
-#       OUT/train: N objects (seed 1, a third of each class); OUT/test: N/5 (seed 2); OUT/scale5,
-#       OUT/scale2: N/5 and 2N/5 objects with heavier substructure for the first stages;
-#       OUT/stage5, OUT/stage2, OUT/run: lens train with tools/deeplense/substructure.arch;
+#       OUT/train, OUT/train2: N and 2N objects (seeds 1 and 3, a third of each class); OUT/test:
+#       N/5 (seed 2); OUT/scale5, OUT/scale2: N/5 and 2N/5 objects with heavier substructure for
+#       the first stages; OUT/stage5, OUT/stage2, OUT/stage1, OUT/run: lens train with
+#       tools/deeplense/substructure.arch;
 #       OUT/run/best.safetensors is the classifier; OUT/test_eval.txt and OUT/test_eval/ (lens eval: one-vs-rest ROC per
 #       class, macro AUC, accuracy, confusion matrix).
 #
@@ -38,16 +39,18 @@ sim() { # seed count folder [options]
   fi
 }
 echo "1. simulating the sets (deeplense-substructure, a third of each class): $((n / 5)) objects with the"
-echo "   substructure masses 5 times Model I's (seed 11), $((2 * n / 5)) with 2 times (seed 12), $n as Model I"
-echo "   (seed 1), and $((n / 5)) test objects as Model I (seed 2)"
+echo "   substructure masses 5 times Model I's (seed 11), $((2 * n / 5)) with 2 times (seed 12), $n and"
+echo "   $((2 * n)) as Model I (seeds 1 and 3), and $((n / 5)) test objects as Model I (seed 2)"
 sim 11 $((n / 5)) "$out/scale5" --substructure-scale 5
 sim 12 $((2 * n / 5)) "$out/scale2" --substructure-scale 2
 sim 1 "$n" "$out/train"
+sim 3 $((2 * n)) "$out/train2"
 sim 2 $((n / 5)) "$out/test"
 # A curriculum: from scratch on Model I's masses the network stays at chance (the loss sits at
 # ln 3 for the first epochs: the substructure changes a ring by a fraction of a pixel), so it
 # learns the classes first where the substructure is 5 times heavier, then 2 times, then as
-# Model I has it. No augmentation: every image has the same lens in the same orientation, which
+# Model I has it: one epoch on N objects, then EPOCHS on 2N others (a second epoch over the same
+# N objects lowered the validation accuracy: the network learns them by heart). No augmentation: every image has the same lens in the same orientation, which
 # a flip (of the source's ellipticity) or a quarter turn (of the lens's) would break.
 stage() { # name data epochs lr schedule [init]
   if [ -f "$out/$1/checkpoint.safetensors" ]; then
@@ -57,10 +60,11 @@ stage() { # name data epochs lr schedule [init]
       --classes "$classes" --epochs "$3" --batch 32 --lr "$4" --schedule "$5" --minmax --seed 1 $t --out "$out/$1"
   fi
 }
-echo "2. training $arch: 2 epochs on 5 times the masses, 2 on 2 times, $epochs on Model I's"
+echo "2. training $arch: 2 epochs on 5 times the masses, 2 on 2 times, 1 + $epochs on Model I's"
 stage stage5 "$out/scale5" 2 1e-3 constant
 stage stage2 "$out/scale2" 2 1e-3 constant "$out/stage5/best.safetensors"
-stage run "$out/train" "$epochs" 3e-4 cosine "$out/stage2/best.safetensors"
+stage stage1 "$out/train" 1 3e-4 constant "$out/stage2/best.safetensors"
+stage run "$out/train2" "$epochs" 2e-4 cosine "$out/stage1/best.safetensors"
 echo "3. scoring the $((n / 5)) test objects"
 "$lens" predict --model "$out/run/best.safetensors" $t "$out/test/images.npy" >"$out/test_scores.csv"
 "$lens" eval --scores "$out/test_scores.csv" --labels "$out/test/labels.csv" $t --out "$out/test_eval" |
