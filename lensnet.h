@@ -949,7 +949,9 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
  * train.train_acc, train.val_loss, train.val_acc are that epoch's row, and "preprocess"
  * (minmax | none) says how inputs were scaled. lensnet_fit_resume(dir) continues from the
  * checkpoint and ends on the same weights, bit for bit, as a run never interrupted (for any
- * thread count: see THREADS AND DETERMINISM).
+ * thread count: see THREADS AND DETERMINISM). train.data_fingerprint records the data: a 64-bit
+ * hash of the images' and labels' values (of the labels alone with fill), as 16 hex digits;
+ * lensnet_fit_resume refuses data whose fingerprint differs (LENSNET_ERR_ARG, naming both).
  * ------------------------------------------------------------------------------------------- */
 /* Fills images[count, in_c, in_h, in_w] with the samples index[0..count) (0 <= index < N). */
 typedef lensnet_result (*lensnet_fit_fill_fn)(void *user, const size_t *index, size_t count, float *images, lensnet_error *err);
@@ -1118,7 +1120,8 @@ LENSNET_API lensnet_result lensnet_checkpoint_load(const char *path, lensnet_mod
  *                           source_loss,consistency_loss (self-ensembling), means over the epoch;
  *                           target_acc and target_auc are empty without target labels
  * lensnet_adapt_resume(dir) continues such a run to the same weights, bit for bit, for any
- * thread count.
+ * thread count, and refuses data other than the run's: adapt.data_fingerprint hashes the source
+ * images and labels and the target images (and labels, when given), as train.data_fingerprint.
  * ------------------------------------------------------------------------------------------- */
 typedef struct {
   int epoch, epochs;              /* the epoch (1-based) running or just finished, of `epochs` */
@@ -8586,6 +8589,45 @@ static lensnet_result lensnet__fit_setup(lensnet__fit *f, lensnet_model *m, cons
   return LENSNET_OK;
 }
 
+/* A fingerprint of training data: FNV-1a over 32-bit words (the values' bits, so the same on any
+ * byte order), four interleaved lanes for speed, each array's length mixed in. Not
+ * cryptographic: it tells a resumed run that its files changed, not that someone forged them. */
+typedef struct { uint64_t lane[4]; } lensnet__fingerprint;
+static void lensnet__fingerprint_start(lensnet__fingerprint *h) {
+  int k;
+  for (k = 0; k < 4; k++) h->lane[k] = 0xcbf29ce484222325ULL + (uint64_t)k;
+}
+static void lensnet__fingerprint_add(lensnet__fingerprint *h, const float *x, size_t n) {
+  const uint64_t prime = 0x100000001b3ULL;
+  size_t i;
+  uint32_t w;
+  h->lane[0] = (h->lane[0] ^ (uint64_t)n) * prime;
+  for (i = 0; i + 4 <= n; i += 4) {
+    int k;
+    for (k = 0; k < 4; k++) {
+      memcpy(&w, x + i + k, 4);
+      h->lane[k] = (h->lane[k] ^ w) * prime;
+    }
+  }
+  for (; i < n; i++) {
+    memcpy(&w, x + i, 4);
+    h->lane[0] = (h->lane[0] ^ w) * prime;
+  }
+}
+static void lensnet__fingerprint_text(const lensnet__fingerprint *h, char out[17]) {
+  uint64_t v = h->lane[0];
+  int k;
+  for (k = 1; k < 4; k++) v = (v ^ (h->lane[k] >> 29) ^ h->lane[k]) * 0x9e3779b97f4a7c15ULL;
+  snprintf(out, 17, "%016llx", (unsigned long long)v);
+}
+/* The stored fingerprint of a checkpoint against the data a resumed run was given. */
+static lensnet_result lensnet__fingerprint_check(const lensnet_safetensors *st, const char *key, const lensnet_model *m, lensnet_error *err) {
+  const char *was = lensnet_safetensors_meta(st, key), *now = lensnet_model_meta(m, key);
+  if (!was || !now || !strcmp(was, now)) return LENSNET_OK; /* a checkpoint from before fingerprints: nothing to compare */
+  return lensnet__fail(err, LENSNET_ERR_ARG, "the data differ from those the run started with (%s %s, now %s): resume with the same "
+                       "images and labels, or start a new run", key, was, now);
+}
+
 /* Every setting and "preprocess" into the model's metadata (so each saved file carries them). */
 static lensnet_result lensnet__fit_settings_meta(lensnet__fit *f) {
   size_t i;
@@ -8597,6 +8639,15 @@ static lensnet_result lensnet__fit_settings_meta(lensnet__fit *f) {
     r = lensnet_model_set_meta(f->m, key, value);
   }
   if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "preprocess", f->d.minmax ? "minmax" : "none");
+  if (r == LENSNET_OK) {
+    lensnet__fingerprint h;
+    char text[17];
+    lensnet__fingerprint_start(&h);
+    if (f->d.images) lensnet__fingerprint_add(&h, f->d.images->data, f->n * f->per);
+    lensnet__fingerprint_add(&h, f->d.labels, f->n * (f->targets ? f->targets : 1));
+    lensnet__fingerprint_text(&h, text);
+    r = lensnet_model_set_meta(f->m, "train.data_fingerprint", text);
+  }
   if (r == LENSNET_OK && f->targets) { /* what lensnet_model_regression reads back */
     char names[LENSNET_REGRESSION_MAX * 40], means[LENSNET_REGRESSION_MAX * 28], stds[LENSNET_REGRESSION_MAX * 28];
     size_t j, nl = 0, ml = 0, sl = 0;
@@ -8893,6 +8944,7 @@ LENSNET_API lensnet_result lensnet_fit_resume(const char *dir, const lensnet_fit
   d.out_dir = dir;
   if (r == LENSNET_OK) r = lensnet__fit_setup(&f, m, &d, err);
   if (r == LENSNET_OK && lensnet__fit_settings_meta(&f) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if (r == LENSNET_OK) r = lensnet__fingerprint_check(&st, "train.data_fingerprint", m, err);
   if (r == LENSNET_OK) r = lensnet__fit_restore(&f, &st, err);
   if (r != LENSNET_OK) lensnet__prefix_path(err, path);
   /* history.csv again from the checkpoint's history: a run stopped between renaming its last
@@ -9434,6 +9486,17 @@ static lensnet_result lensnet__adapt_settings_meta(lensnet__adapt *a, lensnet_mo
     r = lensnet_model_set_meta(m, key, value);
   }
   if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "preprocess", a->d.minmax ? "minmax" : "none");
+  if (r == LENSNET_OK) {
+    lensnet__fingerprint h;
+    char text[17];
+    lensnet__fingerprint_start(&h);
+    lensnet__fingerprint_add(&h, a->d.source->data, lensnet_tensor_count(a->d.source));
+    lensnet__fingerprint_add(&h, a->d.source_labels, a->d.source->shape[0]);
+    lensnet__fingerprint_add(&h, a->d.target->data, lensnet_tensor_count(a->d.target));
+    if (a->d.target_labels) lensnet__fingerprint_add(&h, a->d.target_labels, a->d.target->shape[0]);
+    lensnet__fingerprint_text(&h, text);
+    r = lensnet_model_set_meta(m, "adapt.data_fingerprint", text);
+  }
   return r;
 }
 
@@ -9676,6 +9739,7 @@ LENSNET_API lensnet_result lensnet_adapt_resume(const char *dir, const lensnet_a
   d.out_dir = dir;
   if (r == LENSNET_OK) r = lensnet__adapt_setup(&a, m, &d, err);
   if (r == LENSNET_OK && lensnet__adapt_settings_meta(&a, m) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if (r == LENSNET_OK) r = lensnet__fingerprint_check(&st, "adapt.data_fingerprint", m, err);
   if (r == LENSNET_OK) r = lensnet__adapt_restore(&a, &st, err);
   if (r != LENSNET_OK) lensnet__prefix_path(err, path);
   else if ((r = lensnet__adapt_write_history(&a, err)) == LENSNET_OK) r = lensnet__adapt_run(&a, err);

@@ -138,6 +138,22 @@ static void test_resume(void) {
         "--shift -1 --noise -1: whole, stopped and resumed");
   CHECK(same_tensors(W "/nos/best.safetensors", W "/nos_cut/best.safetensors"), "no shift and no noise survive --resume, bit for bit");
   test_resume_complete();
+  { /* target images changed between the stop and --resume: refused, with the run left as it was */
+    char out[4096];
+    cli_shell("rm -rf " W "/tgt_x && mkdir -p " W "/tgt_x && cp " W "/tgt/images.npy " W "/tgt_x/images.npy");
+    CHECK(cli_lens(BASE " --target-data " W "/tgt_x/images.npy --method adamatch --epochs 2 --interrupt_after 1 --out " W "/changed 2>/dev/null") == 1 &&
+              cli_lens("sim --preset euclid-lensfinding --n %d --seed 3 --threads 1 --out " W "/tgt_y 2>/dev/null", TARGETS) == 0,
+          "a run stopped after epoch 1, and other target images of the same shape");
+    cli_shell("cp " W "/changed/checkpoint.safetensors " W "/changed_before.safetensors && cp " W "/tgt_y/images.npy " W "/tgt_x/images.npy");
+    CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/changed") == 2 && strstr(out, "data differ from those the run started with") &&
+              strstr(out, "adapt.data_fingerprint"),
+          "--resume with changed target images is refused and says why (exit 2): %s", out);
+    CHECK(cli_same_file(W "/changed/checkpoint.safetensors", W "/changed_before.safetensors") && cli_lines(W "/changed/history.csv") == 2,
+          "and the run is left as it was");
+    cli_shell("cp " W "/tgt/images.npy " W "/tgt_x/images.npy");
+    CHECK(cli_lens("adapt --resume " W "/changed 2>/dev/null") == 0 && cli_lines(W "/changed/history.csv") == 3,
+          "with its own images back, the run resumes");
+  }
   CHECK(cli_lens("adapt --resume " W "/cut --method adda 2>/dev/null") == 2 && cli_lens("adapt --resume " W "/cut --lr 0.1 2>/dev/null") == 2,
         "options beside --resume other than --epochs and --threads are refused");
   CHECK(cli_lens(COMMON " --epochs 2 --method adamatch --out " W "/whole 2>/dev/null") == 2, "an --out holding a run needs --force or --resume");
