@@ -190,6 +190,17 @@ static void test_bad_input(void) {
     CHECK(cli_shell("mkdir -p " W "/kept") == 0 && cli_lens("find --model " MODEL " --out " W "/kept " W "/garbage.fits 2>/dev/null") == 1 &&
               access(W "/kept", F_OK) == 0,
           "an --out folder that was there before stays");
+    /* a field that fails after others were scanned: their maps and overviews go too, as no
+     * detections.csv holds their rows; the folder's other files stay */
+    CHECK(cli_lens("find --model " MODEL " --out " W "/partial " W "/f1/field.fits " W "/garbage.fits 2>" W "/err.txt") == 1 &&
+              cli_file_has(W "/err.txt", "garbage.fits") && access(W "/partial", F_OK) != 0,
+          "a good field then an unreadable one: exit 1, no folder --out " W "/partial left");
+    CHECK(cli_shell("mkdir -p " W "/kept2 && echo note > " W "/kept2/note.txt") == 0 &&
+              cli_lens("find --model " MODEL " --out " W "/kept2 " W "/f1/field.fits " W "/garbage.fits 2>" W "/err.txt") == 1 &&
+              access(W "/kept2/note.txt", F_OK) == 0 && access(W "/kept2/pmap_field.npy", F_OK) != 0 &&
+              access(W "/kept2/detections.csv", F_OK) != 0 && cli_file_has(W "/err.txt", "removed the") &&
+              cli_shell("ls " W "/kept2 | grep -qv note.txt") != 0,
+          "in a folder that was there: the run's maps and overviews are removed, saying so, and the note stays");
   }
 }
 

@@ -25,7 +25,8 @@
  * --shard I/N scans a contiguous block of the fields ([I n/N, (I+1) n/N) of the n given) and
  * records it in DIR/shard.json (command "find", listing detections.csv); `lens merge` joins the
  * shards' detections.csv in field order. Every file is written under a temporary name and
- * renamed once complete; a run that fails before writing any removes the folders it made for DIR.
+ * renamed once complete; a run that fails removes the maps and overviews it wrote, and the folders
+ * it made for DIR.
  * docs/find.md has the details and measured recovery. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -108,6 +109,7 @@ typedef struct {
   size_t first, end, detections;
   lens_shard_manifest manifest;
   int channel_note_shown, png_note_shown;
+  int field_wrote;                /* the field being scanned: 1 its map written, 2 its overview */
 } find_state;
 
 /* The field's name in output file names: its file name without folder and extension. */
@@ -207,6 +209,7 @@ static int write_overview(find_state *s, const char *name, const float *image, s
   }
   snprintf(path, sizeof path, "%s/overview_%s.png", s->o->out_dir, name);
   if (lensviz_png_write(path, &pic, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  else s->field_wrote |= 2;
   lensviz_image_free(&pic);
   return rc;
 }
@@ -250,6 +253,7 @@ static int find_in_field(find_state *s, const char *path) {
   size_t bands = 0, h = 0, w = 0, n = 0;
   char name[512], map_path[4600];
   int rc;
+  s->field_wrote = 0;
   if ((rc = read_field(s, path, &t, &bands, &h, &w)) != 0) return rc;
   field_name(path, name, sizeof name);
   if (lensnet_scan_grid_of(s->model, &d, bands, h, w, &g, &err) != LENSNET_OK) rc = scan_failure(path, &err);
@@ -282,6 +286,7 @@ static int find_in_field(find_state *s, const char *path) {
     m.data = map;
     snprintf(map_path, sizeof map_path, "%s/pmap_%s.npy", s->o->out_dir, name);
     if (lensnet_npy_write(map_path, &m, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+    else s->field_wrote |= 1;
   }
   if (!rc) rc = write_rows(s, path, det, n);
   if (!rc) rc = write_overview(s, name, t.data, bands, h, w, &g, det, n);
@@ -294,6 +299,24 @@ static int find_in_field(find_state *s, const char *path) {
   free(det);
   lensnet_tensor_free(&t);
   return rc;
+}
+
+/* A failed run removes the maps and overviews it wrote: those of the fields it finished before
+ * field `failed`, and what the failing field wrote. Without detections.csv they would look like a
+ * finished scan. */
+static void remove_field_files(const find_state *s, size_t failed) {
+  size_t i, k = 0;
+  for (i = s->first; i <= failed && i < s->end; i++) {
+    char name[512], path[4600];
+    int wrote = i < failed ? 3 : s->field_wrote;
+    field_name(s->o->fields[i], name, sizeof name);
+    snprintf(path, sizeof path, "%s/pmap_%s.npy", s->o->out_dir, name);
+    k += (wrote & 1) && remove(path) == 0;
+    snprintf(path, sizeof path, "%s/overview_%s.png", s->o->out_dir, name);
+    k += (wrote & 2) && remove(path) == 0;
+  }
+  if (k) fprintf(stderr, "find: removed the %lu map and overview file%s this run wrote (detections.csv is written only when every field is scanned)\n",
+                 (unsigned long)k, k == 1 ? "" : "s");
 }
 
 /* --shard: the manifest this run will write, and whether --skip-done finds it there already. A
@@ -371,6 +394,7 @@ int lens_cmd_find(int argc, char **argv) {
     else fprintf(s.csv, "field,x,y,ra,dec,p_lens%s%s\n", o.locator_path ? ",x_sigma,y_sigma" : "", o.verify_path ? ",p_verify" : "");
   }
   for (i = s.first; i < s.end && !rc && !done; i++) rc = find_in_field(&s, o.fields[i]);
+  if (rc && !done) remove_field_files(&s, i - 1); /* the run's files go with it: detections.csv needs every field */
   if (s.csv) {
     if (!rc) rc = lens_text_commit(s.csv, s.csv_tmp, s.csv_path);
     else lens_text_discard(s.csv, s.csv_tmp);
