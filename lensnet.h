@@ -1373,7 +1373,11 @@ LENSNET_API size_t lensnet_scan_detect(const float *map, const lensnet_scan_grid
  * times, each window centred on the last position, so the last prediction is made with the
  * object near the window's centre. A located detection then within desc's nms_radius of a
  * stronger one is dropped (the order is otherwise kept). sigma_x, sigma_y get the locator's
- * standard deviations in pixels (0 for an mse locator). Returns LENSNET_ERR_ARG when the locator
+ * standard deviations in pixels (0 for an mse locator). symmetries 8 makes the last pass predict on
+ * the window's eight flips and quarter turns (a square window) and average the eight positions,
+ * each turned back: the mean over the dihedral group, for a locator whose training windows had
+ * no preferred orientation; its sigma is then the square root of the mean variance plus the
+ * variance of the eight means (a mixture of the eight). Returns LENSNET_ERR_ARG when the locator
  * is not a regression model with those targets or pixel_scale is not positive,
  * LENSNET_ERR_SHAPE when the image is smaller than its window or has too few bands. *count is
  * updated. Allocates one window and workspace (LENSNET_MALLOC). */
@@ -1381,6 +1385,8 @@ typedef struct {
   double pixel_scale;               /* arcsec per image pixel (the locator's input pixels); required */
   int minmax;                       /* nonzero: min-max scale each window per band (the locator's preprocess) */
   size_t passes;                    /* predictions per detection; default 0: 2 */
+  int symmetries;                   /* the last pass: 1 the window as it is; 8 the mean over its flips and quarter
+                                     * turns (square windows; LENSNET_ERR_ARG otherwise); default 0: 1 */
 } lensnet_locate_desc;
 LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, const lensnet_locate_desc *locate,
                                                const lensnet_scan_desc *desc, const float *image, size_t bands, size_t h,
@@ -10306,6 +10312,49 @@ LENSNET_API lensnet_result lensnet_scan_verify(const lensnet_model *verifier, in
   return LENSNET_OK;
 }
 
+/* The locator's prediction averaged over the 8 symmetries of its square input: transform t (bit 0
+ * transpose, bit 1 reverse the columns, bit 2 reverse the rows) of `prepared` into `turned`, one
+ * prediction, its offsets turned back (a reversed axis negates its offset, the transpose swaps
+ * them). Means averaged; variances combined as a mixture of the eight. */
+static lensnet_result lensnet__locate_symmetric(const lensnet_model *locator, const lensnet_regression *reg, size_t ix, size_t iy,
+                                                const float *prepared, double pixel_scale, float *turned, float *workspace,
+                                                lensnet_location *out, lensnet_error *err) {
+  size_t n = locator->in_w, hw = n * n, c, i, j;
+  double mx = 0, my = 0, mxx = 0, myy = 0, vx = 0, vy = 0;
+  int t;
+  for (t = 0; t < 8; t++) {
+    int tr = t & 1, rev_cols = (t >> 1) & 1, rev_rows = (t >> 2) & 1;
+    lensnet_location at;
+    double dx, dy, sx, sy;
+    lensnet_result r;
+    for (c = 0; c < locator->in_c; c++)
+      for (i = 0; i < n; i++)
+        for (j = 0; j < n; j++) {
+          size_t row = tr ? j : i, col = tr ? i : j;
+          if (rev_rows) row = n - 1 - row;
+          if (rev_cols) col = n - 1 - col;
+          turned[c * hw + i * n + j] = prepared[c * hw + row * n + col];
+        }
+    if ((r = lensnet__locate_prepared(locator, reg, ix, iy, turned, pixel_scale, workspace, &at, err)) != LENSNET_OK) return r;
+    /* untransposed: a reversed axis negates its offset; transposed: the turned image's columns are
+     * the original's rows (reversed when the rows were) and its rows the original's columns */
+    dx = tr ? (rev_cols ? -at.center_y : at.center_y) : (rev_cols ? -at.center_x : at.center_x);
+    dy = tr ? (rev_rows ? -at.center_x : at.center_x) : (rev_rows ? -at.center_y : at.center_y);
+    sx = tr ? at.sigma_y : at.sigma_x;
+    sy = tr ? at.sigma_x : at.sigma_y;
+    mx += dx / 8; my += dy / 8; mxx += dx * dx / 8; myy += dy * dy / 8;
+    vx += sx * sx / 8; vy += sy * sy / 8;
+  }
+  out->center_x = mx;
+  out->center_y = my;
+  out->x = 0.5 * ((double)locator->in_w - 1) + mx / pixel_scale;
+  out->y = 0.5 * ((double)locator->in_h - 1) + my / pixel_scale;
+  /* sigma in pixels already; the spread of the means in arcsec, over the pixel scale */
+  out->sigma_x = sqrt(vx + (mxx - mx * mx > 0 ? mxx - mx * mx : 0) / (pixel_scale * pixel_scale));
+  out->sigma_y = sqrt(vy + (myy - my * my > 0 ? myy - my * my : 0) / (pixel_scale * pixel_scale));
+  return LENSNET_OK;
+}
+
 LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, const lensnet_locate_desc *locate,
                                                const lensnet_scan_desc *desc, const float *image, size_t bands, size_t h,
                                                size_t w, lensnet_detection *det, size_t *count, lensnet_error *err) {
@@ -10313,16 +10362,24 @@ LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, con
   lensnet_scan_grid g;
   lensnet_scan_desc d;
   lensnet_result r;
-  size_t ix = 0, iy = 0, k, j, pass, passes, kept = 0, floats;
-  float *in, *ws;
+  size_t ix = 0, iy = 0, k, j, pass, passes, kept = 0, floats, per;
+  int sym;
+  float *in, *ws, *turned;
   if (!locator || !locate || !image || !det || !count) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: NULL argument");
   if ((r = lensnet__locator_targets(locator, locate->pixel_scale, &reg, &ix, &iy, err)) != LENSNET_OK) return r;
   if ((r = lensnet_scan_grid_of(locator, desc, bands, h, w, &g, err)) != LENSNET_OK) return r;
   d = lensnet__scan_resolve(desc, locator->in_w);
   passes = locate->passes ? locate->passes : 2;
-  floats = locator->in_c * locator->in_h * locator->in_w + lensnet_model_workspace_floats(locator, 1);
+  sym = locate->symmetries ? locate->symmetries : 1;
+  if (sym != 1 && sym != 8) return lensnet__fail(err, LENSNET_ERR_ARG, "locate: symmetries is 1 or 8, not %d", sym);
+  if (sym == 8 && locator->in_w != locator->in_h)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "locate: 8 symmetries need a square window; the locator's is %lux%lu", (unsigned long)locator->in_h,
+                         (unsigned long)locator->in_w);
+  per = locator->in_c * locator->in_h * locator->in_w;
+  floats = per * (sym == 8 ? 2 : 1) + lensnet_model_workspace_floats(locator, 1);
   if (!(in = LENSNET__CAST(float *, LENSNET_MALLOC(floats * sizeof(float))))) return lensnet__fail(err, LENSNET_ERR_NOMEM, "locate: out of memory");
-  ws = in + locator->in_c * locator->in_h * locator->in_w;
+  turned = in + per;
+  ws = in + per * (sym == 8 ? 2 : 1);
   for (k = 0; k < *count; k++) {
     double x = det[k].x, y = det[k].y;
     lensnet_location at;
@@ -10331,7 +10388,9 @@ LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, con
     for (pass = 0; pass < passes; pass++) {
       size_t x0 = lensnet__window_start(x, locator->in_w, w), y0 = lensnet__window_start(y, locator->in_h, h);
       lensnet__window_cut(locator, d.channels, locate->minmax, image, h, w, x0, y0, in);
-      if ((r = lensnet__locate_prepared(locator, &reg, ix, iy, in, locate->pixel_scale, ws, &at, err)) != LENSNET_OK) {
+      r = sym == 8 && pass == passes - 1 ? lensnet__locate_symmetric(locator, &reg, ix, iy, in, locate->pixel_scale, turned, ws, &at, err)
+                                         : lensnet__locate_prepared(locator, &reg, ix, iy, in, locate->pixel_scale, ws, &at, err);
+      if (r != LENSNET_OK) {
         LENSNET_FREE(in);
         return r;
       }

@@ -273,6 +273,10 @@ static void test_locator(void) {
   TEST("lens find --locator, --verify: a finder as locator, a regression as verifier, lone options refused") {
     CHECK(cli_lens("find --model " MODEL " --locator " MODEL " --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2, "a finder is no locator");
     CHECK(cli_lens("find --model " MODEL " --locate-passes 3 --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2, "--locate-passes alone");
+    CHECK(cli_lens("find --model " MODEL " --locate-symmetries 8 --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2, "--locate-symmetries alone");
+    CHECK(cli_lens("find --model " MODEL " --locator weights/ou66-locator.safetensors --locate-symmetries 4 --out " W "/badloc " W
+                   "/loc101/field.fits 2>" W "/err.txt") == 2 && cli_file_has(W "/err.txt", "1 or 8"),
+          "--locate-symmetries 4 refused, naming 1 or 8");
     CHECK(cli_lens("find --model " MODEL " --verify weights/ou66-locator.safetensors --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2,
           "a regression network as verifier");
     CHECK(cli_lens("find --model " MODEL " --verify-threshold 0.3 --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2, "--verify-threshold alone");

@@ -502,6 +502,57 @@ static void test_locate(void) {
     CHECK(n == 2 && hypot(det[0].x - 20, det[0].y - 20) < 1e-2 && hypot(det[1].x - 44, det[1].y - 30) < 1e-2, "(%.3f, %.3f) (%.3f, %.3f)",
           det[0].x, det[0].y, det[1].x, det[1].y);
   }
+  TEST("symmetries 8: a locator biased one way is unbiased on average over the window's flips and turns") {
+    /* the centroid locator plus a constant (0.3, -0.2) arcsec: on the window as it is every
+     * prediction is that far off; over the 8 symmetries the bias, turned back, averages to zero
+     * (the dihedral group has no fixed vector), and the spread of the 8 means is sqrt((0.3^2 +
+     * 0.2^2) / 2) arcsec in x and in y, the sigma of an mse locator's mixture */
+    const lensnet_param *db = lensnet_model_param(loc, "d.bias");
+    double want = sqrt((0.09 + 0.04) / 2) / ps;
+    loc->values[db->offset] = 0.3f;
+    loc->values[db->offset + 1] = -0.2f;
+    memset(img, 0, sizeof img);
+    add_blob(img, H, WD, 30.3, 21.6, 5.0);
+    memset(det, 0, sizeof det);
+    det[0].x = 27.0; det[0].y = 24.0;
+    n = 1;
+    ld.passes = 3;
+    ld.symmetries = 1;
+    CHECK(lensnet_scan_locate(loc, &ld, NULL, img, 1, H, WD, det, &n, &err) == LENSNET_OK && n == 1, "locate: %s", err.message);
+    CHECK(fabs(det[0].x - (30.3 + 1.0)) < 1e-3 && fabs(det[0].y - (21.6 - 0.2 / 0.3)) < 1e-3, "as it is: the bias, (%.4f, %.4f)", det[0].x, det[0].y);
+    det[0].x = 27.0; det[0].y = 24.0;
+    ld.symmetries = 8;
+    CHECK(lensnet_scan_locate(loc, &ld, NULL, img, 1, H, WD, det, &n, &err) == LENSNET_OK && n == 1, "locate: %s", err.message);
+    CHECK(hypot(det[0].x - 30.3, det[0].y - 21.6) < 1e-3, "8 symmetries: the blob's centre, (%.5f, %.5f)", det[0].x, det[0].y);
+    CHECK(fabs(det[0].sigma_x - want) < 1e-4 && fabs(det[0].sigma_y - want) < 1e-4, "sigma (%.5f, %.5f) px, the spread %.5f", det[0].sigma_x,
+          det[0].sigma_y, want);
+    ld.symmetries = 3;
+    CHECK(lensnet_scan_locate(loc, &ld, NULL, img, 1, H, WD, det, &n, &err) == LENSNET_ERR_ARG && strstr(err.message, "1 or 8"), "%s", err.message);
+    ld.symmetries = 0;
+    ld.passes = 0;
+    loc->values[db->offset] = loc->values[db->offset + 1] = 0.0f;
+  }
+  TEST("symmetries 8 need a square window") {
+    lensnet_model *wide = centroid_locator(SIDE, flux, ps), *rect = NULL;
+    char arch[64];
+    lensnet_model_free(wide);
+    snprintf(arch, sizeof arch, "input 1 %d %d\nflatten\ndense name=d out=2", SIDE, SIDE + 2);
+    CHECK(lensnet_model_create(arch, &rect, &err) == LENSNET_OK, "%s", err.message);
+    if (rect) {
+      lensnet_model_set_meta(rect, "regress.targets", "center_x,center_y");
+      lensnet_model_set_meta(rect, "regress.loss", "mse");
+      lensnet_model_set_meta(rect, "regress.mean", "0,0");
+      lensnet_model_set_meta(rect, "regress.std", "1,1");
+      n = 1;
+      det[0].x = det[0].y = 20;
+      ld.symmetries = 8;
+      CHECK(lensnet_scan_locate(rect, &ld, NULL, img, 1, H, WD, det, &n, &err) == LENSNET_ERR_ARG && strstr(err.message, "square"), "%s", err.message);
+      ld.symmetries = 1;
+      CHECK(lensnet_scan_locate(rect, &ld, NULL, img, 1, H, WD, det, &n, &err) == LENSNET_OK, "one symmetry: any window (%s)", err.message);
+      ld.symmetries = 0;
+    }
+    lensnet_model_free(rect);
+  }
   TEST("lensnet_cutout_locate: one prediction on a cutout, in pixels and arcsec") {
     static float cut[SIDE * SIDE];
     lensnet_location at;

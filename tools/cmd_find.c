@@ -45,6 +45,7 @@ typedef struct {
   const char *model_path, *out_dir, *locator_path, *verify_path;
   double verify_threshold;
   size_t locate_passes;
+  int locate_symmetries;
   size_t stride;
   double threshold, nms_radius;
   int no_refine;
@@ -70,6 +71,9 @@ static const lens_option find_rows[] = {
   LENS_DOUBLE(T, "verify-threshold", verify_threshold, 0, 1, 0.5, "T", "with --verify: least p_verify of a detection (default 0.5)"),
   LENS_SIZE(T, "locate-passes", locate_passes, 1, 16, 0, "K", "with --locator: predictions per detection, each window\n"
             "centred on the last position (default 2)"),
+  LENS_INT(T, "locate-symmetries", locate_symmetries, 1, 8, 0, "S", "with --locator: 8 averages the last pass over the window's\n"
+           "flips and quarter turns, 1 uses the window as it is (default 8 for\n"
+           "a square window)"),
   LENS_FLAG(T, "no-refine", no_refine, "positions at window centres (default: the p_lens-weighted centroid of the peak\n"
             "window and its neighbours)"),
   LENS_CUSTOM(T, "channels", 0, cutout.channels, lens_parse_channels, "LIST", "field bands to feed the model, e.g. 0,2,3 (default: the first ones)"),
@@ -134,6 +138,9 @@ static int parse_options(int argc, char **argv, find_options *o) {
   if (lens_out_folder("--out", o->out_dir)) return LENS_EXIT_USAGE;
   if (strlen(o->out_dir) > 4000) return lens_usage("find: --out path is too long");
   if (o->locate_passes && !o->locator_path) return lens_usage("find: --locate-passes needs --locator");
+  if (o->locate_symmetries && !o->locator_path) return lens_usage("find: --locate-symmetries needs --locator");
+  if (o->locate_symmetries && o->locate_symmetries != 1 && o->locate_symmetries != 8)
+    return lens_usage("find: --locate-symmetries is 1 or 8, not %d", o->locate_symmetries);
   if (!o->verify_path && lens_options_was_given(&find_spec, &given, "verify-threshold")) return lens_usage("find: --verify-threshold needs --verify");
   if (o->skip_done && !o->shard.count) return lens_usage("find: --skip-done needs --shard I/N (a shard's manifest says when it is done)");
   for (i = 0; i < o->field_count; i++) {
@@ -272,6 +279,7 @@ static int find_in_field(find_state *s, const char *path) {
     ld.pixel_scale = s->locator_scale;
     ld.minmax = s->locator_minmax;
     ld.passes = s->o->locate_passes;
+    ld.symmetries = s->o->locate_symmetries ? s->o->locate_symmetries : s->locator->in_w == s->locator->in_h ? 8 : 1;
     if (lensnet_scan_locate(s->locator, &ld, &d, t.data, bands, h, w, det, &n, &err) != LENSNET_OK) rc = scan_failure(path, &err);
   }
   if (!rc && s->verifier &&
