@@ -389,12 +389,58 @@ static void test_channels(void) {
         "a band the data lacks is named");
 }
 
+/* --init W --arch A: A's parameters come from W by name (here: the run's network without its
+ * dropout); a name A has and W lacks is refused. A learning rate of 1e-12 leaves the weights where
+ * they start to 1e-9 (Adam's step is about lr, 15 steps), while two initialisations differ by ~0.1. */
+static void test_init_into_arch(void) {
+  lensnet_model *w = NULL, *got = NULL;
+  lensnet_error err;
+  const char *names[4] = {"c1.weight", "c2.weight", "d1.weight", "d2.bias"};
+  size_t k;
+  int same = 1;
+  FILE *f = fopen("build/tcli_arch_nodrop.txt", "w");
+  if (f) {
+    fputs("input 1 12 12\nconv2d name=c1 out=6 kernel=3 padding=1\nbatchnorm name=bn\nrelu\nmaxpool kernel=2\n"
+          "conv2d name=c2 out=8 kernel=3\nrelu\nflatten\ndense name=d1 out=16\nrelu\ndense name=d2 out=2\n", f);
+    fclose(f);
+  }
+  f = fopen("build/tcli_arch_renamed.txt", "w");
+  if (f) {
+    fputs("input 1 12 12\nconv2d name=first out=6 kernel=3 padding=1\nbatchnorm name=bn\nrelu\nmaxpool kernel=2\n"
+          "conv2d name=c2 out=8 kernel=3\nrelu\nflatten\ndense name=d1 out=16\nrelu\ndense name=d2 out=2\n", f);
+    fclose(f);
+  }
+  CHECK(cli_lens("train --init build/tcli_full/best.safetensors --arch build/tcli_arch_nodrop.txt --data build/tcli_images.npy "
+                 "--labels build/tcli_labels.csv --epochs 1 --lr 1e-12 --threads 1 --force --out build/tcli_nodrop 2>/dev/null") == 0,
+        "--init into an --arch without dropout");
+  if (lensnet_model_load("build/tcli_full/best.safetensors", &w, &err) == LENSNET_OK &&
+      lensnet_model_load("build/tcli_nodrop/best.safetensors", &got, &err) == LENSNET_OK) {
+    for (k = 0; k < got->layer_count; k++) same &= got->layers[k].type != LENSNET_LAYER_DROPOUT;
+    CHECK(same, "the trained network has no dropout layer");
+    for (k = 0; k < 4; k++) {
+      const lensnet_param *p = lensnet_model_param(w, names[k]), *q = lensnet_model_param(got, names[k]);
+      double worst = 0;
+      size_t i;
+      for (i = 0; p && q && p->count == q->count && i < p->count; i++)
+        if (fabs((double)w->values[p->offset + i] - got->values[q->offset + i]) > worst) worst = fabs((double)w->values[p->offset + i] - got->values[q->offset + i]);
+      CHECK(p && q && p->count == q->count && worst <= 1e-9, "%s: W's values (largest difference %.2g)", names[k], worst);
+    }
+  } else CHECK(0, "load: %s", err.message);
+  lensnet_model_free(w);
+  lensnet_model_free(got);
+  CHECK(cli_lens("train --init build/tcli_full/best.safetensors --arch build/tcli_arch_renamed.txt --data build/tcli_images.npy "
+                 "--labels build/tcli_labels.csv --epochs 1 --force --out build/tcli_renamed 2> build/tcli_err.log") == 2 &&
+            cli_file_has("build/tcli_err.log", "has no first.weight") && access("build/tcli_renamed", F_OK) != 0,
+        "a parameter --init lacks is named (exit 2), no folder left");
+}
+
 int main(void) {
   make_dataset();
   cli_shell("rm -rf build/tcli_full build/tcli_resumed");
   TEST("an interrupted run resumed reaches the same weights") test_resume();
   TEST("bad input gets a clear error") test_bad_input();
   TEST("--channels trains on the listed bands") test_channels();
+  TEST("--init into another --arch: weights by name") test_init_into_arch();
   TEST("best and last checkpoints describe the weights they hold (epoch, losses, history)") test_checkpoint_metadata();
   cli_shell("rm -rf build/tcli_*");
   return check_summary();

@@ -21,6 +21,7 @@
 typedef struct {
   const char *resume, *data, *labels, *out, *arch, *init, *classes, *channels, *weight_init, *targets;
   int bands, threads, interrupt_after, force, task;
+  int arch_given;            /* --arch on the command line: with --init, the network to load the weights into */
   lensnet_fit_desc fit;      /* the training settings */
 } train_args;
 
@@ -45,7 +46,8 @@ static const lens_option tool_rows[] = {
   LENS_TEXT(T, "weight-init", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, weight_init, "pytorch", "S",
             "starting weights of a fresh model: pytorch (PyTorch's default) | he (He et al. 2015,\n"
             "for deep ReLU stacks without batch norm such as OU-66)"),
-  LENS_TEXT(T, "init", LENS_OPT_SAVED, init, "", "W.safetensors", "start from these weights (fine-tuning)"),
+  LENS_TEXT(T, "init", LENS_OPT_SAVED, init, "", "W.safetensors", "start from these weights (fine-tuning); with --arch, the weights go\n"
+            "by name into that network (another dropout, say), each of its parameters from W"),
   LENS_CHOICE(T, "task", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, task, task_choices, 0, "T",
               "classify (default): a class per image | regress: the --targets columns\n"
               "of labels.csv (lens modelling; docs/modelling.md)"),
@@ -134,6 +136,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
   for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
     lensnet_fit_setting_parse(&a->fit, lensnet_fit_setting_find(tool_defaults[k].name), tool_defaults[k].value, &err);
   if ((rc = lens_options_parse(train_spec(), argc, argv, a, &given)) != 0) return rc;
+  a->arch_given = lens_options_was_given(train_spec(), &given, "arch");
   return lens_options_only_with(train_spec(), &given, "resume", resume_allows, "the run's options come from its checkpoint");
 }
 
@@ -294,6 +297,30 @@ static char *read_text(const char *path) {
   return text;
 }
 
+/* --init W with --arch: every parameter (and running statistic) of the --arch network m comes from
+ * W's tensor of the same name and shape; W's others (a head left out, say) are named on stderr. */
+static int init_by_name(const train_args *a, lensnet_model *m) {
+  lensnet_model *w = NULL;
+  lensnet_error err;
+  size_t k, used = 0;
+  int rc = 0;
+  if (lensnet_model_load(a->init, &w, &err) != LENSNET_OK) return lens_fail_err(&err);
+  for (k = 0; k < m->param_count && rc == 0; k++) {
+    const lensnet_param *p = &m->params[k], *q = lensnet_model_param(w, p->name);
+    int d, same = q && q->ndim == p->ndim;
+    for (d = 0; same && d < p->ndim; d++) same = q->shape[d] == p->shape[d];
+    if (!q) rc = lens_usage("--init %s has no %s, which --arch %s needs", a->init, p->name, a->arch);
+    else if (!same) rc = lens_usage("--init %s: %s has %lu values, --arch %s's %lu (or another shape)", a->init, p->name, (unsigned long)q->count, a->arch,
+                                    (unsigned long)p->count);
+    else memcpy(m->values + p->offset, w->values + q->offset, p->count * sizeof(float)), used++;
+  }
+  if (rc == 0 && used < w->param_count)
+    fprintf(stderr, "lens: --init %s: %lu of its %lu tensors are not in --arch %s and are left out\n", a->init, (unsigned long)(w->param_count - used),
+            (unsigned long)w->param_count, a->arch);
+  lensnet_model_free(w);
+  return rc;
+}
+
 /* The model a fresh run starts from: --init weights, a built-in architecture or a file of one. */
 /* The model: from --init, or a fresh built-in (its head sized for the classes or the targets) or
  * architecture file, initialised. */
@@ -302,7 +329,7 @@ static int new_model(train_args *a, const lensnet_fit_desc *d, const lensnet_ten
   lensnet_error err;
   char builtin[LENSNET_ARCH_TEXT_MAX], *arch = builtin, *file = NULL;
   lensnet_result r;
-  if (a->init[0]) return lensnet_model_load(a->init, m, &err) == LENSNET_OK ? 0 : lens_fail_err(&err);
+  if (a->init[0] && !a->arch_given) return lensnet_model_load(a->init, m, &err) == LENSNET_OK ? 0 : lens_fail_err(&err);
   if (!a->bands) a->bands = (int)images->shape[1];
   errno = 0;
   if (!lensnet_arch_builtin_sized(a->arch, a->bands, outputs, (int)images->shape[2], (int)images->shape[3], builtin, sizeof builtin) &&
@@ -315,6 +342,7 @@ static int new_model(train_args *a, const lensnet_fit_desc *d, const lensnet_ten
   r = lensnet_model_create(arch, m, &err);
   free(file);
   if (r != LENSNET_OK) return lens_fail_err(&err);
+  if (a->init[0]) return init_by_name(a, *m);
   if (strcmp(a->weight_init, "he") && strcmp(a->weight_init, "pytorch")) {
     lensnet_model_free(*m);
     *m = NULL;
