@@ -12,7 +12,9 @@
  *   gradcam   the brightest pixel of the finder's Grad-CAM map of the lens class (its default
  *             layer, the ReLU after the last convolution), placed on the image bilinearly
  *             (lensviz_map_to_image), ties to the first in row-major order;
- *   locator   lensnet_cutout_locate: the locator's predicted centre.
+ *   locator   lensnet_cutout_locate: the locator's predicted centre;
+ *   locator8  the mean of its predictions on the window's 8 flips and quarter turns, each turned
+ *             back (what lens find's last pass does by default, --locate-symmetries 8).
  * The pixel scale is the locator's metadata pixel_scale. Not part of make test. */
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
@@ -47,7 +49,10 @@ int main(int argc, char **argv) {
   lensnet_error err;
   lensnet_map_geometry geo;
   size_t n, k, cx_col, cy_col, layer, chw, hw, cam_n;
-  double ps, *tx, *ty, *px[3], *py[3];
+  double ps, *tx, *ty, *px[4], *py[4];
+  lensnet_regression reg;
+  size_t ix = 0, iy = 0;
+  float *turned, *ws;
   float *in, *cam, *placed;
   int finder_minmax, locator_minmax;
   if (argc < 5) {
@@ -79,11 +84,14 @@ int main(int argc, char **argv) {
   hw = finder->in_h * finder->in_w;
   chw = finder->in_c * hw;
   cam_n = geo.rows * geo.cols;
-  tx = (double *)malloc(8 * n * sizeof(double));
+  tx = (double *)malloc(10 * n * sizeof(double));
   in = (float *)malloc((chw + cam_n + hw) * sizeof(float));
+  turned = (float *)malloc(chw * sizeof(float));
+  ws = NULL; /* lensnet_model_forward allocates its own */
+  if (!turned || lensnet__locator_targets(locator, ps, &reg, &ix, &iy, &err) != LENSNET_OK) return fail(argv[2], &err);
   if (!tx || !in) return 1;
   ty = tx + n;
-  for (k = 0; k < 3; k++) {
+  for (k = 0; k < 4; k++) {
     px[k] = tx + (2 + 2 * k) * n;
     py[k] = px[k] + n;
   }
@@ -108,14 +116,19 @@ int main(int argc, char **argv) {
     if (lensnet_cutout_locate(locator, in, ps, NULL, &loc, &err) != LENSNET_OK) return fail("locator", &err);
     px[2][k] = loc.center_x;
     py[2][k] = loc.center_y;
+    if (lensnet__locate_symmetric(locator, &reg, ix, iy, in, ps, turned, ws, &loc, &err) != LENSNET_OK) return fail("locator", &err);
+    px[3][k] = loc.center_x;
+    py[3][k] = loc.center_y;
   }
   printf("%lu windows of %s; distance from the true centre, arcsec (%.2f\" per pixel)\n", (unsigned long)n, argv[3], ps);
   printf("%-8s %6s %9s %9s %9s %9s %11s %9s\n", "method", "n", "median", "p68", "p90", "rms", "<=0.3\"", "<=1\"");
   report("centre", tx, ty, px[0], py[0], n);
   report("gradcam", tx, ty, px[1], py[1], n);
   report("locator", tx, ty, px[2], py[2], n);
+  report("locator8", tx, ty, px[3], py[3], n);
   free(tx);
   free(in);
+  free(turned);
   lensnet_csv_free(&labels);
   lensnet_tensor_free(&images);
   lensnet_model_free(finder);
