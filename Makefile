@@ -338,7 +338,8 @@ ensai-weights: $(BUILD)/lens
 
 # The scanning finder weights/ou66-scan.safetensors and the locator weights/ou66-locator.safetensors
 # (docs/find.md): trained on windows cut from simulated fields. Not part of make test (about
-# 45 minutes on 2 cores); tools/find_recovery.sh measures them on held-out fields.
+# 1 h 45 min on 2 cores, half of it simulating windows; a stopped run continues
+# with its next stage); tools/find_recovery.sh measures them on held-out fields.
 SCAN_RUN ?= build/scan
 scan-weights: $(BUILD)/lens
 	LENS=$(BUILD)/lens sh tools/scan_weights.sh $(SCAN_RUN)
