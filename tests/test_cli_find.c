@@ -201,6 +201,16 @@ static void test_bad_input(void) {
               access(W "/kept2/detections.csv", F_OK) != 0 && cli_file_has(W "/err.txt", "removed the") &&
               cli_shell("ls " W "/kept2 | grep -qv note.txt") != 0,
           "in a folder that was there: the run's maps and overviews are removed, saying so, and the note stays");
+    /* a run that fails before its first field (a model that cannot be read) touches none of an
+     * earlier run's files */
+    CHECK(cli_lens("find --model " MODEL " --out " W "/earlier " W "/f1/field.fits 2>/dev/null") == 0 &&
+              access(W "/earlier/pmap_field.npy", F_OK) == 0, "a complete run");
+    CHECK(cli_lens("find --model " W "/no_such_model.safetensors --out " W "/earlier " W "/f1/field.fits 2>" W "/err.txt") == 1 &&
+              !cli_file_has(W "/err.txt", "removed") && access(W "/earlier/pmap_field.npy", F_OK) == 0 &&
+              access(W "/earlier/detections.csv", F_OK) == 0,
+          "a later run failing on its model leaves the earlier run's map and detections");
+    CHECK(cli_lens("find --model weights/ensai-sim.safetensors --out " W "/earlier " W "/f1/field.fits 2>/dev/null") == 2 &&
+              access(W "/earlier/pmap_field.npy", F_OK) == 0, "and so does one refused for its model (exit 2)");
   }
 }
 
@@ -275,8 +285,8 @@ static void test_locator(void) {
     CHECK(cli_lens("find --model " MODEL " --locate-passes 3 --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2, "--locate-passes alone");
     CHECK(cli_lens("find --model " MODEL " --locate-symmetries 8 --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2, "--locate-symmetries alone");
     CHECK(cli_lens("find --model " MODEL " --locator weights/ou66-locator.safetensors --locate-symmetries 4 --out " W "/badloc " W
-                   "/loc101/field.fits 2>" W "/err.txt") == 2 && cli_file_has(W "/err.txt", "1 or 8"),
-          "--locate-symmetries 4 refused, naming 1 or 8");
+                   "/loc101/field.fits 2>" W "/err.txt") == 2 && cli_file_has(W "/err.txt", "one of 1, 8"),
+          "--locate-symmetries 4 refused, naming 1 and 8");
     CHECK(cli_lens("find --model " MODEL " --verify weights/ou66-locator.safetensors --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2,
           "a regression network as verifier");
     CHECK(cli_lens("find --model " MODEL " --verify-threshold 0.3 --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2, "--verify-threshold alone");

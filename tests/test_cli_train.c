@@ -432,6 +432,15 @@ static void test_init_into_arch(void) {
                  "--labels build/tcli_labels.csv --epochs 1 --force --out build/tcli_renamed 2> build/tcli_err.log") == 2 &&
             cli_file_has("build/tcli_err.log", "has no first.weight") && access("build/tcli_renamed", F_OK) != 0,
         "a parameter --init lacks is named (exit 2), no folder left");
+  f = fopen("build/tcli_arch_narrow.txt", "w");
+  if (f) {
+    fputs("input 1 12 12\nconv2d name=c1 out=4 kernel=3 padding=1\nrelu\nflatten\ndense name=d2 out=2\n", f);
+    fclose(f);
+  }
+  CHECK(cli_lens("train --init build/tcli_full/best.safetensors --arch build/tcli_arch_narrow.txt --data build/tcli_images.npy "
+                 "--labels build/tcli_labels.csv --epochs 1 --force --out build/tcli_narrow 2> build/tcli_err.log") == 2 &&
+            cli_file_has("build/tcli_err.log", "c1.weight has the shape [6,1,3,3]") && cli_file_has("build/tcli_err.log", "needs [4,1,3,3]"),
+        "a parameter of another shape: both shapes named (exit 2)");
 }
 
 int main(void) {

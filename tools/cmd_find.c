@@ -55,6 +55,8 @@ typedef struct {
   int skip_done;
 } find_options;
 
+static const char *const symmetry_choices[] = {"1", "8", NULL}; /* --locate-symmetries: index 0 or 1 */
+
 #define T find_options
 static const lens_option find_rows[] = {
   LENS_ARGS(T, "FIELD", LENS_OPT_REQUIRED, fields, field_count, "a field: FITS image or cube [C,H,W], or .npy [C,H,W] ([H,W] for one band)"),
@@ -71,7 +73,7 @@ static const lens_option find_rows[] = {
   LENS_DOUBLE(T, "verify-threshold", verify_threshold, 0, 1, 0.5, "T", "with --verify: least p_verify of a detection (default 0.5)"),
   LENS_SIZE(T, "locate-passes", locate_passes, 1, 16, 0, "K", "with --locator: predictions per detection, each window\n"
             "centred on the last position (default 2)"),
-  LENS_INT(T, "locate-symmetries", locate_symmetries, 1, 8, 0, "S", "with --locator: 8 averages the last pass over the window's\n"
+  LENS_CHOICE(T, "locate-symmetries", 0, locate_symmetries, symmetry_choices, -1, "S", "with --locator: 8 averages the last pass over the window's\n"
            "flips and quarter turns, 1 uses the window as it is (default 8 for\n"
            "a square window)"),
   LENS_FLAG(T, "no-refine", no_refine, "positions at window centres (default: the p_lens-weighted centroid of the peak\n"
@@ -138,9 +140,7 @@ static int parse_options(int argc, char **argv, find_options *o) {
   if (lens_out_folder("--out", o->out_dir)) return LENS_EXIT_USAGE;
   if (strlen(o->out_dir) > 4000) return lens_usage("find: --out path is too long");
   if (o->locate_passes && !o->locator_path) return lens_usage("find: --locate-passes needs --locator");
-  if (o->locate_symmetries && !o->locator_path) return lens_usage("find: --locate-symmetries needs --locator");
-  if (o->locate_symmetries && o->locate_symmetries != 1 && o->locate_symmetries != 8)
-    return lens_usage("find: --locate-symmetries is 1 or 8, not %d", o->locate_symmetries);
+  if (o->locate_symmetries >= 0 && !o->locator_path) return lens_usage("find: --locate-symmetries needs --locator");
   if (!o->verify_path && lens_options_was_given(&find_spec, &given, "verify-threshold")) return lens_usage("find: --verify-threshold needs --verify");
   if (o->skip_done && !o->shard.count) return lens_usage("find: --skip-done needs --shard I/N (a shard's manifest says when it is done)");
   for (i = 0; i < o->field_count; i++) {
@@ -279,7 +279,7 @@ static int find_in_field(find_state *s, const char *path) {
     ld.pixel_scale = s->locator_scale;
     ld.minmax = s->locator_minmax;
     ld.passes = s->o->locate_passes;
-    ld.symmetries = s->o->locate_symmetries ? s->o->locate_symmetries : s->locator->in_w == s->locator->in_h ? 8 : 1;
+    ld.symmetries = s->o->locate_symmetries >= 0 ? (s->o->locate_symmetries ? 8 : 1) : s->locator->in_w == s->locator->in_h ? 8 : 1;
     if (lensnet_scan_locate(s->locator, &ld, &d, t.data, bands, h, w, det, &n, &err) != LENSNET_OK) rc = scan_failure(path, &err);
   }
   if (!rc && s->verifier &&
@@ -389,7 +389,7 @@ int lens_cmd_find(int argc, char **argv) {
   find_state s;
   size_t i, made;
   double t0 = lens_seconds();
-  int done = 0, rc = parse_options(argc, argv, &o);
+  int done = 0, scanned = 0, rc = parse_options(argc, argv, &o);
   if (rc) return rc < 0 ? 0 : rc;
   memset(&s, 0, sizeof s);
   s.o = &o;
@@ -401,8 +401,13 @@ int lens_cmd_find(int argc, char **argv) {
     if (!(s.csv = lens_text_open(s.csv_path, s.csv_tmp, sizeof s.csv_tmp))) rc = LENS_EXIT_FAIL;
     else fprintf(s.csv, "field,x,y,ra,dec,p_lens%s%s\n", o.locator_path ? ",x_sigma,y_sigma" : "", o.verify_path ? ",p_verify" : "");
   }
-  for (i = s.first; i < s.end && !rc && !done; i++) rc = find_in_field(&s, o.fields[i]);
-  if (rc && !done) remove_field_files(&s, i - 1); /* the run's files go with it: detections.csv needs every field */
+  for (i = s.first; i < s.end && !rc && !done; i++) {
+    scanned = 1;
+    rc = find_in_field(&s, o.fields[i]);
+  }
+  /* the run's files go with it (detections.csv needs every field); a run that failed before its
+   * first field wrote none, and the folder's maps are an earlier run's */
+  if (rc && !done && scanned) remove_field_files(&s, i - 1);
   if (s.csv) {
     if (!rc) rc = lens_text_commit(s.csv, s.csv_tmp, s.csv_path);
     else lens_text_discard(s.csv, s.csv_tmp);

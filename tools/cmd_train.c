@@ -297,8 +297,17 @@ static char *read_text(const char *path) {
   return text;
 }
 
+/* A parameter's shape as "[4,4,3,3]". */
+static void shape_text(const lensnet_param *p, char *buf, size_t cap) {
+  size_t len = 0;
+  int d;
+  buf[0] = 0;
+  for (d = 0; d < p->ndim && len + 24 < cap; d++) len += (size_t)snprintf(buf + len, cap - len, "%s%lu", d ? "," : "[", (unsigned long)p->shape[d]);
+  if (len + 2 < cap) snprintf(buf + len, cap - len, p->ndim ? "]" : "[]");
+}
+
 /* --init W with --arch: every parameter (and running statistic) of the --arch network m comes from
- * W's tensor of the same name and shape; W's others (a head left out, say) are named on stderr. */
+ * W's tensor of the same name and shape; how many of W's are left out (a head, say) goes to stderr. */
 static int init_by_name(const train_args *a, lensnet_model *m) {
   lensnet_model *w = NULL;
   lensnet_error err;
@@ -310,8 +319,12 @@ static int init_by_name(const train_args *a, lensnet_model *m) {
     int d, same = q && q->ndim == p->ndim;
     for (d = 0; same && d < p->ndim; d++) same = q->shape[d] == p->shape[d];
     if (!q) rc = lens_usage("--init %s has no %s, which --arch %s needs", a->init, p->name, a->arch);
-    else if (!same) rc = lens_usage("--init %s: %s has %lu values, --arch %s's %lu (or another shape)", a->init, p->name, (unsigned long)q->count, a->arch,
-                                    (unsigned long)p->count);
+    else if (!same) {
+      char have[160], want[160];
+      shape_text(q, have, sizeof have);
+      shape_text(p, want, sizeof want);
+      rc = lens_usage("--init %s: %s has the shape %s, --arch %s needs %s", a->init, p->name, have, a->arch, want);
+    }
     else memcpy(m->values + p->offset, w->values + q->offset, p->count * sizeof(float)), used++;
   }
   if (rc == 0 && used < w->param_count)
