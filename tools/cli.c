@@ -130,10 +130,14 @@ int lens_resume_epochs(const char *dir, int done, int total, int asked) {
   if (asked && asked < done)
     return lens_usage("--epochs %d: the run in %s has done %d epochs and cannot be shortened (--epochs M with M > %d extends it)",
                       asked, dir, done, done);
-  if ((asked ? asked : total) > done) return 0;
-  fprintf(stderr, "lens: %s: the run is complete (%d of %d epochs): its files are written again from the checkpoint; "
-          "--epochs M with M > %d extends it\n", dir, done, done, done);
-  return -1;
+  return (asked ? asked : total) > done ? 0 : -1;
+}
+
+void lens_resume_note(char *buf, size_t cap, const char *dir, int done, int total, int complete) {
+  if (complete)
+    snprintf(buf, cap, "lens: %s: the run is complete (%d of %d epochs): its files were written again from the checkpoint; "
+             "--epochs M with M > %d extends it\n", dir, done, done, done);
+  else snprintf(buf, cap, "lens: resuming %s after epoch %d of %d\n", dir, done, total);
 }
 
 int lens_make_parents(const char *path) {

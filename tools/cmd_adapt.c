@@ -226,11 +226,13 @@ static int load_data(const adapt_args *a, const lensnet_model *m, adapt_data *d)
 typedef struct {
   lens_progress bar;
   int epoch, interrupt_after, stopped;
+  char note[4400];      /* a resumed run's first line, printed at the first report (empty: none) */
 } adapt_progress;
 
 static int on_progress(void *user, const lensnet_adapt_progress *p) {
   adapt_progress *t = (adapt_progress *)user;
   double eta;
+  if (t->note[0]) { fputs(t->note, stderr); t->note[0] = 0; }
   if (!p->epoch_done) {
     if (t->epoch != p->epoch) { lens_progress_start(&t->bar); t->epoch = p->epoch; }
     if (t->bar.enabled) {
@@ -362,8 +364,17 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     d.target = &data->target; d.target_labels = data->target_labels;
     d.parallel = base->parallel; d.progress = base->progress; d.progress_user = base->progress_user; d.seconds = base->seconds;
     d.epochs = a->adapt.epochs;
-    if (!complete) fprintf(stderr, "lens: resuming %s after epoch %s\n", a->resume, ep ? ep : "?");
-    rc = adapt_status(lensnet_adapt_resume(a->resume, &d, &adapted, &err), &err, (const adapt_progress *)d.progress_user);
+    adapt_progress *tp = (adapt_progress *)d.progress_user;
+    const char *total = lensnet_safetensors_meta(&st, "adapt.epochs");
+    int done = ep ? atoi(ep) : 0;
+    lens_resume_note(tp->note, sizeof tp->note, a->resume, done, d.epochs ? d.epochs : total ? atoi(total) : 0, complete);
+    if (complete) tp->note[0] = 0;
+    rc = adapt_status(lensnet_adapt_resume(a->resume, &d, &adapted, &err), &err, tp);
+    if (rc == 0 && complete) {
+      lens_resume_note(tp->note, sizeof tp->note, a->resume, done, done, 1);
+      fputs(tp->note, stderr);
+    }
+    tp->note[0] = 0;
   }
   lensnet_model_free(m);
   lensnet_model_free(adapted);

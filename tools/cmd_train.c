@@ -372,11 +372,13 @@ typedef struct {
   lens_progress bar;
   int epoch, interrupt_after, stopped;
   const char *score;    /* what the progress calls the second figure: acc, or rms (regression) */
+  char note[4400];      /* a resumed run's first line, printed at the first report (empty: none) */
 } train_progress;
 
 static int on_progress(void *user, const lensnet_fit_progress *p) {
   train_progress *t = (train_progress *)user;
   double eta;
+  if (t->note[0]) { fputs(t->note, stderr); t->note[0] = 0; }
   if (!p->epoch_done) {
     if (t->epoch != p->epoch) { lens_progress_start(&t->bar); t->epoch = p->epoch; }
     if (t->bar.enabled) {
@@ -439,14 +441,21 @@ static int resume_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images
   if (!d->epochs) d->epochs = total;
   if (rc == 0) rc = load_data(a, images, labels);
   if (rc == 0) {
-    if (!complete) fprintf(stderr, "lens: resuming %s after epoch %d of %d\n", dir, epoch, d->epochs);
+    train_progress *tp = (train_progress *)d->progress_user;
+    lens_resume_note(tp->note, sizeof tp->note, dir, epoch, d->epochs, complete);
+    if (complete) tp->note[0] = 0;
     d->images = images;
     d->labels = *labels;
     if (a->task == TASK_REGRESS) {
       d->targets = target_count(a->targets);
       d->target_names = a->targets;
     }
-    rc = fit_status(lensnet_fit_resume(dir, d, &m, &err), &err, (const train_progress *)d->progress_user);
+    rc = fit_status(lensnet_fit_resume(dir, d, &m, &err), &err, tp);
+    if (rc == 0 && complete) {
+      lens_resume_note(tp->note, sizeof tp->note, dir, epoch, total, 1);
+      fputs(tp->note, stderr);
+    }
+    tp->note[0] = 0;
   }
   lensnet_model_free(m);
   lensnet_safetensors_free(&st);
