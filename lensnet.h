@@ -1224,6 +1224,26 @@ LENSNET_API lensnet_result lensnet_model_regression(const lensnet_model *m, lens
  * before calibration) may be NULL. */
 LENSNET_API void lensnet_regression_combine(const lensnet_regression *r, const float *outputs, size_t passes, size_t out_features,
                                             double *mean, double *sigma, double *aleatoric, double *epistemic);
+/* The eight symmetries of a square image (the dihedral group of flips and quarter turns): transform
+ * t (0..7; bit 0 transposes, bit 1 reverses the columns, bit 2 the rows, in that order) of `in`
+ * [bands, n, n] into `out` (not overlapping): out[c][i][j] = in[c][row][col] with (row, col) =
+ * (j, i) when transposed, else (i, j), then row = n-1-row if bit 2, col = n-1-col if bit 1.
+ * Transform 0 copies. */
+LENSNET_API void lensnet_dihedral(const float *in, float *out, size_t bands, size_t n, int t);
+/* Test-time symmetry for a regression model whose targets are known quantities of a lens: what
+ * the network predicted for transform t of an image (lensnet_dihedral), turned back into the
+ * image's own frame, so that the eight can be averaged with lensnet_regression_combine. Positions
+ * in the lenssim frame (x along the columns, y along the rows, from the image centre) follow the
+ * image: center_x/center_y and source_x/source_y (each pair only together) change sign with a
+ * reversed axis and swap with the transpose. Spin-2 quantities, the ellipticity e1, e2 and the
+ * shear gamma1, gamma2 (e1 = (1-q)/(1+q) cos 2phi, e2 = ... sin 2phi): the first changes sign with the
+ * transpose, the second with one reversed axis (not two). Invariant: theta_E, theta_E2, sigma_v,
+ * z_lens, z_lens2, z_source, z_source2, source_R, source_n, magnification, magnification2, arc_snr,
+ * mag_source, mag_source2, mag_lens. lensnet_regression_symmetric says whether every target of r
+ * is one of these (LENSNET_ERR_ARG naming the first that is not); lensnet_regression_turn_back
+ * maps one pass's outputs in place (the standardised means and, for nll, the log-variances). */
+LENSNET_API lensnet_result lensnet_regression_symmetric(const lensnet_regression *r, lensnet_error *err);
+LENSNET_API void lensnet_regression_turn_back(const lensnet_regression *r, int t, float *outputs);
 
 /* ---------------------------------------------------------------------------------------------
  * Recipes: what every caller of a lens finder needs, in one place (the lens tool uses these)
@@ -9858,6 +9878,86 @@ LENSNET_API void lensnet_regression_combine(const lensnet_regression *r, const f
   }
 }
 
+LENSNET_API void lensnet_dihedral(const float *in, float *out, size_t bands, size_t n, int t) {
+  size_t hw = n * n, c, i, j;
+  int tr = t & 1, rev_cols = (t >> 1) & 1, rev_rows = (t >> 2) & 1;
+  for (c = 0; c < bands; c++)
+    for (i = 0; i < n; i++)
+      for (j = 0; j < n; j++) {
+        size_t row = tr ? j : i, col = tr ? i : j;
+        if (rev_rows) row = n - 1 - row;
+        if (rev_cols) col = n - 1 - col;
+        out[c * hw + i * n + j] = in[c * hw + row * n + col];
+      }
+}
+
+/* How target `name` behaves under the flips and quarter turns: 's' invariant, 'x'/'y' a position's
+ * coordinates, '1'/'2' a spin-2 pair's components; partner[] gets the index of the pair's other
+ * member (r->count when missing). 0 for a name this does not know. */
+static char lensnet__target_kind(const char *name) {
+  static const char *const scalars[] = {"theta_E", "theta_E2", "sigma_v", "z_lens", "z_lens2", "z_source", "z_source2", "source_R",
+                                        "source_n", "magnification", "magnification2", "arc_snr", "mag_source", "mag_source2", "mag_lens"};
+  size_t k;
+  for (k = 0; k < sizeof scalars / sizeof *scalars; k++)
+    if (!strcmp(name, scalars[k])) return 's';
+  if (!strcmp(name, "center_x") || !strcmp(name, "source_x")) return 'x';
+  if (!strcmp(name, "center_y") || !strcmp(name, "source_y")) return 'y';
+  if (!strcmp(name, "e1") || !strcmp(name, "gamma1")) return '1';
+  if (!strcmp(name, "e2") || !strcmp(name, "gamma2")) return '2';
+  return 0;
+}
+
+/* The index of the other coordinate of position target j (center_x <-> center_y, source_x <->
+ * source_y), r->count if r lacks it. */
+static size_t lensnet__target_partner(const lensnet_regression *r, size_t j) {
+  char want[33];
+  size_t k, len = strlen(r->names[j]);
+  memcpy(want, r->names[j], len + 1);
+  want[len - 1] = want[len - 1] == 'x' ? 'y' : 'x';
+  for (k = 0; k < r->count && strcmp(r->names[k], want); k++) {}
+  return k;
+}
+
+LENSNET_API lensnet_result lensnet_regression_symmetric(const lensnet_regression *r, lensnet_error *err) {
+  size_t j;
+  for (j = 0; j < r->count; j++) {
+    char kind = lensnet__target_kind(r->names[j]);
+    if (!kind)
+      return lensnet__fail(err, LENSNET_ERR_ARG, "target '%s' has no known behaviour under flips and quarter turns "
+                           "(known: theta_E and other scalars, e1/e2, gamma1/gamma2, center_x/center_y, source_x/source_y)", r->names[j]);
+    if ((kind == 'x' || kind == 'y') && lensnet__target_partner(r, j) == r->count)
+      return lensnet__fail(err, LENSNET_ERR_ARG, "target '%s' without its other coordinate: a quarter turn swaps the two", r->names[j]);
+  }
+  return LENSNET_OK;
+}
+
+LENSNET_API void lensnet_regression_turn_back(const lensnet_regression *r, int t, float *outputs) {
+  int tr = t & 1, rev_cols = (t >> 1) & 1, rev_rows = (t >> 2) & 1;
+  double mu[LENSNET_REGRESSION_MAX], lv[LENSNET_REGRESSION_MAX];
+  size_t j, n = r->count;
+  /* physical means and log-variances in the turned frame */
+  for (j = 0; j < n; j++) {
+    mu[j] = r->mean[j] + r->std[j] * outputs[j];
+    lv[j] = r->nll ? outputs[n + j] + 2.0 * log(r->std[j]) : 0.0;
+  }
+  for (j = 0; j < n; j++) {
+    char kind = lensnet__target_kind(r->names[j]);
+    double m = mu[j], v = lv[j];
+    if (kind == '1' && tr) m = -m;
+    else if (kind == '2' && rev_cols != rev_rows) m = -m;
+    else if (kind == 'x' || kind == 'y') {
+      /* the original x is the turned y when transposed (reversed with the columns), else the turned x */
+      size_t k = tr ? lensnet__target_partner(r, j) : j;
+      int reversed = kind == 'x' ? rev_cols : rev_rows;
+      if (k == n) continue;
+      m = reversed ? -mu[k] : mu[k];
+      v = lv[k];
+    }
+    outputs[j] = (float)((m - r->mean[j]) / r->std[j]);
+    if (r->nll) outputs[n + j] = (float)(v - 2.0 * log(r->std[j]));
+  }
+}
+
 LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *first) {
   size_t k, count = 0, at = n;
   for (k = 0; k < n; k++)
@@ -10312,14 +10412,13 @@ LENSNET_API lensnet_result lensnet_scan_verify(const lensnet_model *verifier, in
   return LENSNET_OK;
 }
 
-/* The locator's prediction averaged over the 8 symmetries of its square input: transform t (bit 0
- * transpose, bit 1 reverse the columns, bit 2 reverse the rows) of `prepared` into `turned`, one
+/* The locator's prediction averaged over the 8 symmetries of its square input: transform t
+ * (lensnet_dihedral) of `prepared` into `turned`, one
  * prediction, its offsets turned back (a reversed axis negates its offset, the transpose swaps
  * them). Means averaged; variances combined as a mixture of the eight. */
 static lensnet_result lensnet__locate_symmetric(const lensnet_model *locator, const lensnet_regression *reg, size_t ix, size_t iy,
                                                 const float *prepared, double pixel_scale, float *turned, float *workspace,
                                                 lensnet_location *out, lensnet_error *err) {
-  size_t n = locator->in_w, hw = n * n, c, i, j;
   double mx = 0, my = 0, mxx = 0, myy = 0, vx = 0, vy = 0;
   int t;
   for (t = 0; t < 8; t++) {
@@ -10327,14 +10426,7 @@ static lensnet_result lensnet__locate_symmetric(const lensnet_model *locator, co
     lensnet_location at;
     double dx, dy, sx, sy;
     lensnet_result r;
-    for (c = 0; c < locator->in_c; c++)
-      for (i = 0; i < n; i++)
-        for (j = 0; j < n; j++) {
-          size_t row = tr ? j : i, col = tr ? i : j;
-          if (rev_rows) row = n - 1 - row;
-          if (rev_cols) col = n - 1 - col;
-          turned[c * hw + i * n + j] = prepared[c * hw + row * n + col];
-        }
+    lensnet_dihedral(prepared, turned, locator->in_c, locator->in_w, t);
     if ((r = lensnet__locate_prepared(locator, reg, ix, iy, turned, pixel_scale, workspace, &at, err)) != LENSNET_OK) return r;
     /* untransposed: a reversed axis negates its offset; transposed: the turned image's columns are
      * the original's rows (reversed when the rows were) and its rows the original's columns */

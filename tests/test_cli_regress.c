@@ -2,7 +2,8 @@
  * learns two known quantities of an image (a Gaussian blob's width and x position), predicts them
  * on images of another seed with physical means and sigmas, Monte Carlo dropout (--mc) gives the
  * same numbers whatever --threads, --batch or --shard, --samples holds the passes behind the
- * means, an interrupted run resumes to the same weights, and misuse is named. */
+ * means, --symmetries 8 is the average of eight plain predictions on the turned images, an
+ * interrupted run resumes to the same weights, and misuse is named. */
 #define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
@@ -147,6 +148,69 @@ static void test_mc(void) {
   } else CHECK(0, "read samples.npy: %s", err.message);
 }
 
+/* --symmetries 8 against its definition: the model renamed so that its targets are a scalar
+ * (width as theta_E) and a spin-2 component (center_x as e1, negated by a transpose); eight plain
+ * predictions on images turned here, each e1 negated when transposed, averaged. */
+static void test_symmetries(void) {
+  static const char *const names[8] = {"t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"};
+  char out[8192];
+  lensnet_tensor x, turned;
+  lensnet_csv sym, plain[8];
+  lensnet_error err;
+  size_t i, j, n = SIDE, agree = 0, loaded = 0;
+  int t, rc;
+  CHECK(cli_lens("info " D "/run/best.safetensors --set regress.targets=theta_E,e1 --out " D "/renamed.safetensors > /dev/null") == 0,
+        "the model with targets renamed theta_E,e1");
+  if (lensnet_npy_read(D "/test.npy", &x, &err) != LENSNET_OK) { CHECK(0, "read test.npy: %s", err.message); return; }
+  if (lensnet_tensor_alloc(&turned, 4, x.shape, &err) != LENSNET_OK) { lensnet_tensor_free(&x); CHECK(0, "alloc"); return; }
+  for (t = 0; t < 8; t++) {
+    char path[256];
+    size_t k, r, c;
+    for (k = 0; k < N; k++) /* transform t as lensnet.h defines it: transpose, then reverse columns, then rows */
+      for (r = 0; r < n; r++)
+        for (c = 0; c < n; c++) {
+          size_t row = t & 1 ? c : r, col = t & 1 ? r : c;
+          if (t & 4) row = n - 1 - row;
+          if (t & 2) col = n - 1 - col;
+          turned.data[k * n * n + r * n + c] = x.data[k * n * n + row * n + col];
+        }
+    snprintf(path, sizeof path, D "/%s.npy", names[t]);
+    lensnet_npy_write(path, &turned, &err);
+    rc = cli_lens("predict --model " D "/renamed.safetensors %s --csv " D "/%s.csv", path, names[t]);
+    snprintf(path, sizeof path, D "/%s.csv", names[t]);
+    if (rc == 0 && lensnet_csv_read(path, &plain[t], &err) == LENSNET_OK) loaded++;
+  }
+  lensnet_tensor_free(&x);
+  lensnet_tensor_free(&turned);
+  rc = cli_lens_output(out, sizeof out, "predict --model " D "/renamed.safetensors " D "/test.npy --symmetries 8 --csv " D "/sym.csv");
+  CHECK(rc == 0 && loaded == 8 && lensnet_csv_read(D "/sym.csv", &sym, &err) == LENSNET_OK, "--symmetries 8 and the eight plain runs: exit %d: %s",
+        rc, out);
+  if (rc != 0 || loaded != 8) return;
+  for (i = 0; i < N; i++)
+    for (j = 0; j < 2; j++) {
+      double sum = 0, v = 0, mu = 0;
+      for (t = 0; t < 8; t++) {
+        lensnet_csv_number(&plain[t], i + 1, 1 + 2 * j, &v, &err);
+        sum += j == 1 && (t & 1) ? -v : v;
+      }
+      lensnet_csv_number(&sym, i + 1, 1 + 2 * j, &mu, &err);
+      agree += fabs(sum / 8 - mu) <= 1e-5 * (fabs(mu) + 1);
+    }
+  CHECK(agree == 2 * N, "each mean is the average of the eight turned predictions, turned back (%lu of %d)", (unsigned long)agree, 2 * N);
+  for (t = 0; t < 8; t++) lensnet_csv_free(&plain[t]);
+  lensnet_csv_free(&sym);
+  CHECK(cli_lens("predict --model " D "/renamed.safetensors " D "/test.npy --symmetries 8 --mc 16 --threads 2 --csv " D "/symmc.csv") == 0 &&
+            cli_lens("predict --model " D "/renamed.safetensors " D "/test.npy --symmetries 8 --mc 16 --threads 1 --batch 7 --csv " D "/symmc1.csv") == 0 &&
+            cli_same_file(D "/symmc.csv", D "/symmc1.csv") && !cli_same_file(D "/symmc.csv", D "/sym.csv"),
+        "--symmetries 8 --mc 16: the same numbers with one thread and another batch");
+  rc = cli_lens_output(out, sizeof out, "predict --model " D "/renamed.safetensors " D "/test.npy --symmetries 8 --mc 12");
+  CHECK(rc == 2 && strstr(out, "multiple of 8"), "--mc 12 with --symmetries 8 refused: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "predict --model " D "/run/best.safetensors " D "/test.npy --symmetries 8");
+  CHECK(rc == 2 && strstr(out, "'width'"), "a target without a known symmetry (width) refused by name: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "predict --model weights/ou66-sim.safetensors " D "/test.npy --symmetries 8");
+  CHECK(rc == 2 && strstr(out, "classifier"), "--symmetries 8 on a classifier refused: exit %d: %s", rc, out);
+}
+
 static void test_resume(void) {
   CHECK(cli_lens(TRAIN " --epochs 4 --out " D "/full > /dev/null 2>&1") == 0, "uninterrupted 4 epochs");
   CHECK(cli_lens(TRAIN " --epochs 4 --out " D "/cut --interrupt_after 2 > /dev/null 2>&1") == 1, "stopped after epoch 2 (exit 1, as a kill would leave it)");
@@ -271,6 +335,7 @@ int main(void) {
   TEST("lens train --task regress learns two targets (Gaussian NLL)") test_train();
   TEST("lens predict: physical means and sigmas on images of another seed") test_predict();
   TEST("lens predict --mc: Monte Carlo dropout, reproducible across threads, batches and shards") test_mc();
+  TEST("lens predict --symmetries 8: the eight flips and quarter turns, turned back and averaged") test_symmetries();
   TEST("lens eval --task regress: bias, rms and coverage as defined") test_eval();
   TEST("lens calibrate on one seed makes the 68% interval hold about 68% on another") test_calibrate();
   TEST("an interrupted regression run resumes to the same weights") test_resume();

@@ -2,7 +2,9 @@
  * quantity of an image, standardises the targets over the training part and records that in the
  * metadata; lensnet_model_regression reads it back; lensnet_regression_combine turns passes into
  * physical means and standard deviations (checked against numbers worked by hand); Monte Carlo
- * dropout (lensnet_model_forward_mc) is reproducible and is plain inference without dropout.
+ * dropout (lensnet_model_forward_mc) is reproducible and is plain inference without dropout;
+ * lensnet_dihedral and lensnet_regression_turn_back agree with the centroid and the second moments
+ * measured on an elliptical blob's eight flips and quarter turns.
  *
  * The data: a Gaussian blob of 12 x 12 pixels whose width and x position are the two targets, so
  * what the network must learn is known exactly. */
@@ -230,6 +232,88 @@ static void test_errors(void) {
   }
 }
 
+/* Centroid (x along the columns, y along the rows, from the centre; pixels) and the ellipticity
+ * from the second moments, chi = (Qxx - Qyy, 2 Qxy) / (Qxx + Qyy): the direction of (e1, e2), the
+ * position angle measured from x towards y, whatever the profile. */
+static void measure(const float *im, int n, double *cx, double *cy, double *chi1, double *chi2) {
+  double s = 0, sx = 0, sy = 0, qxx = 0, qyy = 0, qxy = 0, c = 0.5 * (n - 1);
+  int i, j;
+  for (i = 0; i < n; i++)
+    for (j = 0; j < n; j++) { s += im[i * n + j]; sx += im[i * n + j] * (j - c); sy += im[i * n + j] * (i - c); }
+  *cx = sx / s; *cy = sy / s;
+  for (i = 0; i < n; i++)
+    for (j = 0; j < n; j++) {
+      double dx = j - c - *cx, dy = i - c - *cy;
+      qxx += im[i * n + j] * dx * dx; qyy += im[i * n + j] * dy * dy; qxy += im[i * n + j] * dx * dy;
+    }
+  *chi1 = (qxx - qyy) / (qxx + qyy);
+  *chi2 = 2 * qxy / (qxx + qyy);
+}
+
+static void test_symmetries(void) {
+  enum { S = 32 };
+  static float image[S * S], turned[S * S];
+  const double phi = 0.5, q = 0.5, x0 = 3.2, y0 = -2.1, c = 0.5 * (S - 1);
+  lensnet_regression r;
+  lensnet_error err;
+  double cx0, cy0, chi10, chi20;
+  int i, j, t, bad = 0;
+  for (i = 0; i < S; i++) /* an elliptical Gaussian: major axis at phi from x towards y, axis ratio q */
+    for (j = 0; j < S; j++) {
+      double dx = j - c - x0, dy = i - c - y0, u = dx * cos(phi) + dy * sin(phi), v = -dx * sin(phi) + dy * cos(phi);
+      image[i * S + j] = (float)exp(-0.5 * (u * u + v * v / (q * q)) / 9.0);
+    }
+  measure(image, S, &cx0, &cy0, &chi10, &chi20);
+  CHECK(fabs(cx0 - x0) < 1e-3 && fabs(cy0 - y0) < 1e-3 && chi10 > 0 && chi20 > 0 && fabs(atan2(chi20, chi10) - 2 * phi) < 1e-3,
+        "the blob as drawn: centre (%.4f, %.4f), chi (%.4f, %.4f)", cx0, cy0, chi10, chi20);
+  memset(&r, 0, sizeof r);
+  r.count = 6; r.nll = 1;
+  strcpy(r.names[0], "center_x"); strcpy(r.names[1], "e1"); strcpy(r.names[2], "theta_E");
+  strcpy(r.names[3], "e2"); strcpy(r.names[4], "center_y"); strcpy(r.names[5], "magnification");
+  for (j = 0; j < 6; j++) { r.mean[j] = 0.1 * (j + 1); r.std[j] = 0.5 + 0.25 * j; r.scale[j] = 1; }
+  CHECK(lensnet_regression_symmetric(&r, &err) == LENSNET_OK, "positions, spin-2 pairs and scalars are all known");
+  for (t = 0; t < 8; t++) {
+    /* what a perfect network would say on the turned image: its own measurements, with a distinct
+     * variance per target (log-variance j + t, standardised) */
+    double phys[6], cx, cy, ch1, ch2, back[6], var[6];
+    float out[12];
+    lensnet_dihedral(image, turned, 1, S, t);
+    measure(turned, S, &cx, &cy, &ch1, &ch2);
+    phys[0] = cx; phys[1] = ch1; phys[2] = 1.25; phys[3] = ch2; phys[4] = cy; phys[5] = 7.0;
+    for (j = 0; j < 6; j++) {
+      out[j] = (float)((phys[j] - r.mean[j]) / r.std[j]);
+      out[6 + j] = (float)(0.1 * (j + t) - 2 * log(r.std[j]));
+    }
+    lensnet_regression_turn_back(&r, t, out);
+    for (j = 0; j < 6; j++) {
+      back[j] = r.mean[j] + r.std[j] * out[j];
+      var[j] = exp(out[6 + j]) * r.std[j] * r.std[j];
+    }
+    if (fabs(back[0] - cx0) > 1e-4 || fabs(back[4] - cy0) > 1e-4 || fabs(back[1] - chi10) > 1e-4 || fabs(back[3] - chi20) > 1e-4 ||
+        fabs(back[2] - 1.25) > 1e-5 || fabs(back[5] - 7.0) > 1e-5) {
+      bad++;
+      fprintf(stderr, "  transform %d: back (%.5f, %.5f) e (%.5f, %.5f) theta_E %.5f magnification %.5f\n", t, back[0], back[4], back[1], back[3],
+              back[2], back[5]);
+    }
+    /* the centre's variances follow the coordinates: swapped by the transpose, the others stay */
+    if (fabs(log(var[0]) - 0.1 * ((t & 1 ? 4 : 0) + t)) > 1e-5 || fabs(log(var[4]) - 0.1 * ((t & 1 ? 0 : 4) + t)) > 1e-5 ||
+        fabs(log(var[1]) - 0.1 * (1 + t)) > 1e-5 || fabs(log(var[2]) - 0.1 * (2 + t)) > 1e-5) {
+      bad++;
+      fprintf(stderr, "  transform %d: log-variances %.5f %.5f %.5f %.5f\n", t, log(var[0]), log(var[4]), log(var[1]), log(var[2]));
+    }
+  }
+  CHECK(bad == 0, "every transform turned back onto the blob's own centre and ellipticity (%d wrong)", bad);
+  lensnet_dihedral(image, turned, 1, S, 0);
+  CHECK(!memcmp(image, turned, sizeof image), "transform 0 copies");
+  strcpy(r.names[5], "phi");
+  CHECK(lensnet_regression_symmetric(&r, &err) == LENSNET_ERR_ARG && strstr(err.message, "'phi'"), "an unknown target is refused by name: %s",
+        err.message);
+  strcpy(r.names[5], "magnification");
+  strcpy(r.names[4], "theta_E2");
+  CHECK(lensnet_regression_symmetric(&r, &err) == LENSNET_ERR_ARG && strstr(err.message, "center_x") && strstr(err.message, "other coordinate"),
+        "center_x without center_y is refused: %s", err.message);
+}
+
 int main(void) {
   make_data();
   TEST("regression with mse learns a blob's width and position") test_learns("mse", 2);
@@ -238,5 +322,6 @@ int main(void) {
   TEST("passes combined into physical means and standard deviations (by hand)") test_combine();
   TEST("Monte Carlo dropout: reproducible, a pass per image, inference without dropout") test_mc_dropout();
   TEST("regression settings that contradict the targets are refused") test_errors();
+  TEST("test-time symmetries: the eight transforms turned back onto a blob's centre and ellipticity") test_symmetries();
   return check_summary();
 }

@@ -39,7 +39,10 @@ typedef struct {
   size_t mc;                /* regression: Monte Carlo dropout passes per object (0: one plain pass) */
   unsigned long long seed;  /* the passes' dropout masks */
   const char *samples_path; /* --samples FILE.npy: every pass's means [N, mc, targets] */
+  int symmetries;           /* --symmetries: index into symmetry_choices (0: 1, 1: 8) */
 } predict_options;
+
+static const char *const symmetry_choices[] = {"1", "8", NULL};
 
 #define T predict_options
 static const lens_option predict_rows[] = {
@@ -70,6 +73,10 @@ static const lens_option predict_rows[] = {
   LENS_SEED(T, "seed", seed, 1, "S", "seed of the --mc dropout masks (default 1); object k's passes depend only on\n"
             "S and k, not on --batch, --threads or --shard"),
   LENS_TEXT(T, "samples", 0, samples_path, NULL, "FILE.npy", "with --mc: every pass's means in physical units, [N, mc, targets]"),
+  LENS_CHOICE(T, "symmetries", 0, symmetries, symmetry_choices, 0, "S", "regression models: 8 runs pass k on flip/quarter turn k mod 8 of the\n"
+              "image and turns its prediction back (e1, e2 and the centre change with\n"
+              "the image; theta_E does not): 8 plain passes, or --mc N (N a multiple\n"
+              "of 8); 1 (default) the image as it is"),
 };
 #undef T
 static const lens_option_section predict_sections[] = {{NULL, predict_rows, sizeof predict_rows / sizeof predict_rows[0]}};
@@ -100,7 +107,8 @@ typedef struct {
   size_t pending_count, object_number, scored, nan_pixels, inf_pixels, added;
   int regress;              /* the model regresses (lensnet_model_regression) */
   lensnet_regression reg;
-  size_t passes;            /* forward passes per object: --mc, else 1 */
+  size_t passes;            /* forward passes per object: --mc, else 8 with --symmetries 8, else 1 */
+  int turns;                /* --symmetries 8: pass k sees lensnet_dihedral transform k mod 8 */
   lensnet_npy_writer samples; /* --samples */
   size_t first, end;        /* the objects this run scores (by number): all, or its shard's */
   lensnet_npy_writer logits; /* --out FILE.npy: every scored row, streamed */
@@ -131,15 +139,21 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
   size_t per = m->in_c * m->in_h * m->in_w, i, k;
   for (i = first; i < first + count; i++) {
     if (s->passes > 1) {
-      /* --mc: the object repeated once per pass after the model's workspace; pass k draws its masks
-       * from (the object's seed, k) */
-      float *copies = workspace + lensnet_model_workspace_floats(m, s->passes);
+      /* --mc: the object repeated once per pass after the model's workspace (--symmetries 8: pass k
+       * turned by k mod 8); pass k draws its masks from (the object's seed, k) */
+      float *copies = workspace + lensnet_model_workspace_floats(m, s->passes), *out = s->output + i * s->passes * m->out_features;
       uint64_t x = (uint64_t)s->opt->seed + 0x9E3779B97F4A7C15ull * (uint64_t)(s->pending[i].number + 1);
+      lensnet_result r;
       x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
       x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-      for (k = 0; k < s->passes; k++) memcpy(copies + k * per, s->input + i * per, per * sizeof(float));
-      if (lensnet_model_forward_mc(m, s->passes, copies, s->output + i * s->passes * m->out_features, workspace, x ^ (x >> 31), err) != LENSNET_OK)
-        return 0;
+      for (k = 0; k < s->passes; k++) {
+        if (s->turns) lensnet_dihedral(s->input + i * per, copies + k * per, m->in_c, m->in_w, (int)(k % 8));
+        else memcpy(copies + k * per, s->input + i * per, per * sizeof(float));
+      }
+      r = s->opt->mc ? lensnet_model_forward_mc(m, s->passes, copies, out, workspace, x ^ (x >> 31), err)
+                     : lensnet_model_forward(m, s->passes, copies, out, workspace, err);
+      if (r != LENSNET_OK) return 0;
+      for (k = 0; s->turns && k < s->passes; k++) lensnet_regression_turn_back(&s->reg, (int)(k % 8), out + k * m->out_features);
     } else if (lensnet_model_forward(m, 1, s->input + i * per, s->output + i * m->out_features, workspace, err) != LENSNET_OK)
       return 0;
     if (s->locator && lensnet_cutout_locate(s->locator, s->locator_input + i * per, s->locator_scale, workspace, &s->located[i], err) != LENSNET_OK)
@@ -532,10 +546,19 @@ static int open_model(predict_options *o, predict_state *s) {
   } else if (o->mc || o->samples_path)
     return lens_usage("--mc and --samples are for regression models; %s is a classifier", o->model_path);
   if (o->samples_path && !o->mc) return lens_usage("--samples needs --mc N");
+  if (o->symmetries == 1) {
+    if (!s->regress) return lens_usage("--symmetries 8 is for regression models; %s is a classifier", o->model_path);
+    if (s->model->in_h != s->model->in_w)
+      return lens_usage("--symmetries 8 needs a square input; %s takes %lu x %lu", o->model_path, (unsigned long)s->model->in_h,
+                        (unsigned long)s->model->in_w);
+    if (o->mc % 8) return lens_usage("--symmetries 8 with --mc %lu: N must be a multiple of 8 (each symmetry gets N/8 passes)", (unsigned long)o->mc);
+    if (lensnet_regression_symmetric(&s->reg, &err) != LENSNET_OK) return lens_usage("--symmetries 8: %s: %s", o->model_path, err.message);
+    s->turns = 1;
+  }
   if (o->locator_path && (rc = open_locator(o, s)) != 0) return rc;
-  if (s->regress && !s->reg.nll && !o->mc)
+  if (s->regress && !s->reg.nll && !o->mc && !s->turns)
     fprintf(stderr, "lens: note: %s was trained with mse and has no variance output: without --mc the _sigma columns are 0\n", o->model_path);
-  s->passes = o->mc ? o->mc : 1;
+  s->passes = o->mc ? o->mc : s->turns ? 8 : 1;
   per = s->model->in_c * s->model->in_h * s->model->in_w;
   if (!o->threads) o->threads = lens_pool_default_threads();
   /* Every object gets its own forward pass, so how many are held at once changes only the memory,

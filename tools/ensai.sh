@@ -1,38 +1,53 @@
 #!/bin/sh
 # The shipped lens-modelling network weights/ensai-sim.safetensors and its card, from nothing:
-#   sh tools/ensai.sh RUN_DIR [N_TRAIN] [EPOCHS]          (make ensai-weights runs it)
-# Simulates ensai-modelling images (training seed 11, validation seed 12, test seed 13), trains the
-# built-in `ensai` network with the Gaussian NLL on theta_E, e1, e2, center_x, center_y, predicts
-# the validation set with 20 Monte Carlo dropout passes, calibrates the sigmas on it, evaluates
-# the calibrated model on the test set, and writes weights/ensai-sim.safetensors and
-# weights/ensai-sim.md (docs/modelling.md). LENS names the tool (default build/lens).
+#   sh tools/ensai.sh RUN_DIR [N_TRAIN] [EPOCHS] [N_TRAIN2] [EPOCHS2]     (make ensai-weights runs it)
+# Simulates ensai-modelling images (training seeds 11 and 15, validation seed 12, test seed 13),
+# 1. trains the built-in `ensai` network with the Gaussian NLL on theta_E, e1, e2, center_x,
+#    center_y (N_TRAIN lenses of seed 11, EPOCHS epochs);
+# 2. moves its weights into the same network with dropout only after the last convolution block
+#    and the dense layer (tools/ensai-lowdrop.arch) and trains on N_TRAIN2 fresh lenses (seed 15)
+#    for EPOCHS2 epochs: dropout after every block held back the precision (docs/modelling.md);
+# then predicts the validation set with 20 Monte Carlo dropout passes, calibrates the sigmas on
+# it, evaluates the calibrated model on the test set, and writes weights/ensai-sim.safetensors and
+# weights/ensai-sim.md. A stage whose best.safetensors exists is skipped, so a stopped run goes on
+# with the next. LENS names the tool (default build/lens).
 set -eu
 LENS=${LENS:-build/lens}
-RUN=${1:?usage: tools/ensai.sh RUN_DIR [N_TRAIN] [EPOCHS]}
+RUN=${1:?usage: tools/ensai.sh RUN_DIR [N_TRAIN] [EPOCHS] [N_TRAIN2] [EPOCHS2]}
 N=${2:-12000}
 EPOCHS=${3:-10}
+N2=${4:-36000}
+EPOCHS2=${5:-12}
 NVAL=1000
 NTEST=1000
 MC=20
 TARGETS=theta_E,e1,e2,center_x,center_y
 mkdir -p "$RUN"
-"$LENS" sim --preset ensai-modelling --n "$N" --seed 11 --out "$RUN/train"
-"$LENS" sim --preset ensai-modelling --n "$NVAL" --seed 12 --out "$RUN/val"
-"$LENS" sim --preset ensai-modelling --n "$NTEST" --seed 13 --out "$RUN/test"
+[ -f "$RUN/train/labels.csv" ] || "$LENS" sim --preset ensai-modelling --n "$N" --seed 11 --out "$RUN/train"
+[ -f "$RUN/train2/labels.csv" ] || "$LENS" sim --preset ensai-modelling --n "$N2" --seed 15 --out "$RUN/train2"
+[ -f "$RUN/val/labels.csv" ] || "$LENS" sim --preset ensai-modelling --n "$NVAL" --seed 12 --out "$RUN/val"
+[ -f "$RUN/test/labels.csv" ] || "$LENS" sim --preset ensai-modelling --n "$NTEST" --seed 13 --out "$RUN/test"
+# stage DIR COMMAND...: a lens train run into RUN/DIR unless it finished before
+stage() { d=$1; shift; [ -f "$RUN/$d/best.safetensors" ] || "$LENS" train "$@" --force --out "$RUN/$d"; }
+REG="--task regress --targets $TARGETS --loss nll --batch 32 --schedule cosine --augment noise=0.01 --preprocess minmax"
 start=$(date +%s)
-"$LENS" train --task regress --targets "$TARGETS" --loss nll --arch ensai --data "$RUN/train/images.npy" \
-  --labels "$RUN/train/labels.csv" --epochs "$EPOCHS" --batch 32 --lr 1e-3 --schedule cosine --augment noise=0.01 \
-  --preprocess minmax --seed 1 --force --out "$RUN/run"
+stage run $REG --arch ensai --data "$RUN/train/images.npy" --labels "$RUN/train/labels.csv" --epochs "$EPOCHS" --lr 1e-3 --seed 1
 seconds=$(( $(date +%s) - start ))
-"$LENS" predict --model "$RUN/run/best.safetensors" "$RUN/test/images.npy" --mc "$MC" --csv "$RUN/test_raw.csv"
+start=$(date +%s)
+stage run2 $REG --init "$RUN/run/best.safetensors" --arch tools/ensai-lowdrop.arch --data "$RUN/train2/images.npy" \
+  --labels "$RUN/train2/labels.csv" --epochs "$EPOCHS2" --lr 5e-4 --seed 2
+seconds2=$(( $(date +%s) - start ))
+"$LENS" predict --model "$RUN/run2/best.safetensors" "$RUN/test/images.npy" --mc "$MC" --csv "$RUN/test_raw.csv"
 "$LENS" eval --task regress --scores "$RUN/test_raw.csv" --labels "$RUN/test/labels.csv" --out "$RUN/eval_raw" > "$RUN/eval_raw.txt"
-"$LENS" predict --model "$RUN/run/best.safetensors" "$RUN/val/images.npy" --mc "$MC" --csv "$RUN/val.csv"
-"$LENS" calibrate --model "$RUN/run/best.safetensors" --scores "$RUN/val.csv" --labels "$RUN/val/labels.csv" \
+"$LENS" predict --model "$RUN/run2/best.safetensors" "$RUN/val/images.npy" --mc "$MC" --csv "$RUN/val.csv"
+"$LENS" calibrate --model "$RUN/run2/best.safetensors" --scores "$RUN/val.csv" --labels "$RUN/val/labels.csv" \
   --out "$RUN/calibrated.safetensors" > "$RUN/calibrate.txt"
 "$LENS" predict --model "$RUN/calibrated.safetensors" "$RUN/test/images.npy" --mc "$MC" --csv "$RUN/test.csv"
 "$LENS" eval --task regress --scores "$RUN/test.csv" --labels "$RUN/test/labels.csv" --out "$RUN/eval" > "$RUN/eval.txt"
 "$LENS" info "$RUN/calibrated.safetensors" --set source=lens-toolkit-sim-ensai-modelling --set pixel_scale=0.04 \
-  --set "train.data=train/images.npy (lens sim --preset ensai-modelling --n $N --seed 11)" --set train.labels=train/labels.csv \
+  --set "train.data=train2/images.npy (lens sim --preset ensai-modelling --n $N2 --seed 15; before it train, --n $N --seed 11)" \
+  --set train.labels=train2/labels.csv --set "train.init=the built-in ensai trained on train/images.npy ($EPOCHS epochs)" \
+  --set train.arch=tools/ensai-lowdrop.arch \
   --set band_names=F160W --out weights/ensai-sim.safetensors
 
 # the card: the figures of the two evaluations (overall rows of metrics.csv)
@@ -42,7 +57,9 @@ row() { awk -F, -v t="$2" '$1 == t && $2 == "all" { printf "%s", $0 }' "$1"; }
   echo
   echo "The built-in \`ensai\` architecture (docs/modelling.md) trained by \`tools/ensai.sh\` (\`make ensai-weights\`) on"
   echo "$N simulated \`ensai-modelling\` lenses (seed 11; 192 x 192 pixels of 0.04\", HST F160W-like) for $EPOCHS epochs"
-  echo "with the Gaussian NLL (a mean and a log-variance per target), min-max scaled inputs; $seconds s of wall time."
+  echo "($seconds s of wall time), then moved into the same network with dropout only after its last convolution"
+  echo "block and its dense layer (tools/ensai-lowdrop.arch) and trained on $N2 fresh lenses (seed 15) for $EPOCHS2"
+  echo "epochs ($seconds2 s); both with the Gaussian NLL (a mean and a log-variance per target), min-max scaled inputs."
   echo "Predictions use $MC Monte Carlo dropout passes (\`lens predict --mc $MC\`): sigma combines the aleatoric"
   echo "and the epistemic parts. The sigmas are calibrated on $NVAL validation lenses (seed 12, \`lens calibrate\`)."
   echo
@@ -60,7 +77,7 @@ row() { awk -F, -v t="$2" '$1 == t && $2 == "all" { printf "%s", $0 }' "$1"; }
   echo "their networks on their own simulations (HST-like, 192 x 192 pixels of 0.04\"); the simulations differ,"
   echo "so the comparison is of orders of magnitude only."
   echo
-  echo "Reproduce: \`make ensai-weights\` (or \`sh tools/ensai.sh RUN $N $EPOCHS\`). Trained and evaluated on simulations"
+  echo "Reproduce: \`make ensai-weights\` (or \`sh tools/ensai.sh RUN $N $EPOCHS $N2 $EPOCHS2\`). Trained and evaluated on simulations"
   echo "only: real HST images differ (PSF, noise, lens light, substructure, line-of-sight structure)."
 } > weights/ensai-sim.md
 cat "$RUN/eval.txt"
