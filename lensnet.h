@@ -1225,9 +1225,11 @@ LENSNET_API lensnet_result lensnet_model_regression(const lensnet_model *m, lens
 LENSNET_API void lensnet_regression_combine(const lensnet_regression *r, const float *outputs, size_t passes, size_t out_features,
                                             double *mean, double *sigma, double *aleatoric, double *epistemic);
 /* The eight symmetries of a square image (the dihedral group of flips and quarter turns): transform
- * t (0..7; bit 0 transposes, bit 1 reverses the columns, bit 2 the rows, in that order) of `in`
- * [bands, n, n] into `out` (not overlapping): out[c][i][j] = in[c][row][col] with (row, col) =
- * (j, i) when transposed, else (i, j), then row = n-1-row if bit 2, col = n-1-col if bit 1.
+ * t (0..7) of `in` [bands, n, n] into `out` (not overlapping), defined by where each output pixel
+ * reads: out[c][i][j] = in[c][row][col] with (row, col) = (j, i) if bit 0 of t is set, else (i, j),
+ * then row = n-1-row if bit 2, col = n-1-col if bit 1. As operations on the image that is: reverse
+ * the rows (bit 2) and the columns (bit 1) first, then transpose (bit 0); t = 3 and t = 5 are the
+ * two quarter turns, 6 the half turn, 1 and 7 the diagonal flips, 2 and 4 the axis flips.
  * Transform 0 copies. */
 LENSNET_API void lensnet_dihedral(const float *in, float *out, size_t bands, size_t n, int t);
 /* Test-time symmetry for a regression model whose targets are known quantities of a lens: what
@@ -1237,7 +1239,8 @@ LENSNET_API void lensnet_dihedral(const float *in, float *out, size_t bands, siz
  * image: center_x/center_y and source_x/source_y (each pair only together) change sign with a
  * reversed axis and swap with the transpose. Spin-2 quantities, the ellipticity e1, e2 and the
  * shear gamma1, gamma2 (e1 = (1-q)/(1+q) cos 2phi, e2 = ... sin 2phi): the first changes sign with the
- * transpose, the second with one reversed axis (not two). Invariant: theta_E, theta_E2, sigma_v,
+ * transpose (quarter turns, diagonal flips), the second with one reversed axis, not two (quarter
+ * turns, axis flips); the half turn changes neither. Invariant: theta_E, theta_E2, sigma_v,
  * z_lens, z_lens2, z_source, z_source2, source_R, source_n, magnification, magnification2, arc_snr,
  * mag_source, mag_source2, mag_lens. lensnet_regression_symmetric says whether every target of r
  * is one of these (LENSNET_ERR_ARG naming the first that is not); lensnet_regression_turn_back
@@ -9892,8 +9895,7 @@ LENSNET_API void lensnet_dihedral(const float *in, float *out, size_t bands, siz
 }
 
 /* How target `name` behaves under the flips and quarter turns: 's' invariant, 'x'/'y' a position's
- * coordinates, '1'/'2' a spin-2 pair's components; partner[] gets the index of the pair's other
- * member (r->count when missing). 0 for a name this does not know. */
+ * coordinates, '1'/'2' a spin-2 pair's components; 0 for a name this does not know. */
 static char lensnet__target_kind(const char *name) {
   static const char *const scalars[] = {"theta_E", "theta_E2", "sigma_v", "z_lens", "z_lens2", "z_source", "z_source2", "source_R",
                                         "source_n", "magnification", "magnification2", "arc_snr", "mag_source", "mag_source2", "mag_lens"};

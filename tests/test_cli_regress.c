@@ -166,7 +166,7 @@ static void test_symmetries(void) {
   for (t = 0; t < 8; t++) {
     char path[256];
     size_t k, r, c;
-    for (k = 0; k < N; k++) /* transform t as lensnet.h defines it: transpose, then reverse columns, then rows */
+    for (k = 0; k < N; k++) /* transform t as lensnet.h defines it, by where each output pixel reads */
       for (r = 0; r < n; r++)
         for (c = 0; c < n; c++) {
           size_t row = t & 1 ? c : r, col = t & 1 ? r : c;

@@ -232,8 +232,13 @@ static void test_resume(void) {
             !cli_file_has("build/tcli_resumed/history.csv", "\n3,"),
         "the refused resume left the checkpoint and history alone");
   cli_shell("mv build/tcli_labels_orig.csv build/tcli_labels.csv");
+  CHECK(cli_lens("train --resume build/tcli_resumed --epochs 2 2> build/tcli_err.log") == 0 &&
+            cli_file_has("build/tcli_err.log", "nothing to train: --epochs 2 asks for no more than the 2 done (the run is set for 4)") &&
+            !cli_file_has("build/tcli_err.log", "complete") && cli_shell("cmp -s build/tcli_resumed/checkpoint.safetensors build/tcli_ckpt_copy.safetensors") == 0,
+        "--epochs 2 of a run stopped at 2 of 4: nothing to train, and not called complete (exit 0)");
   remove("build/tcli_ckpt_copy.safetensors");
   CHECK(cli_lens("train --resume build/tcli_resumed --threads 1 2> build/tcli_resume.log") == 0, "resume");
+  CHECK(cli_file_has("build/tcli_resume.log", "resuming build/tcli_resumed after epoch 2 of 4"), "resume says so, with the run's own epochs");
   CHECK(cli_file_has("build/tcli_resume.log", "resuming"), "resume says so");
   CHECK(same_tensors("build/tcli_full/checkpoint.safetensors", "build/tcli_resumed/checkpoint.safetensors", &compared),
         "checkpoints differ after resuming");

@@ -134,8 +134,11 @@ int lens_resume_epochs(const char *dir, int done, int total, int asked) {
 }
 
 void lens_resume_note(char *buf, size_t cap, const char *dir, int done, int total, int complete) {
-  if (complete)
-    snprintf(buf, cap, "lens: %s: the run is complete (%d of %d epochs): its files were written again from the checkpoint; "
+  if (complete && done < total)
+    snprintf(buf, cap, "lens: %s: nothing to train: --epochs %d asks for no more than the %d done (the run is set for %d); "
+             "history.csv was written again from the checkpoint; --resume without --epochs finishes the run\n", dir, done, done, total);
+  else if (complete)
+    snprintf(buf, cap, "lens: %s: the run is complete (%d of %d epochs): history.csv was written again from the checkpoint; "
              "--epochs M with M > %d extends it\n", dir, done, done, done);
   else snprintf(buf, cap, "lens: resuming %s after epoch %d of %d\n", dir, done, total);
 }

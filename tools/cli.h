@@ -38,10 +38,11 @@ int lens_make_dirs_noted(const char *path, size_t *made);
  * and a folder that was there before, or holds a file, is never touched. */
 void lens_remove_made_dirs(const char *path, size_t made);
 /* --resume DIR of a run that has done `done` of its `total` epochs, asked for `asked` (0: not
- * given): 0 to go on; -1 when no epoch is left (the run is complete: the command writes its files
- * again from the checkpoint and exits 0); LENS_EXIT_USAGE when --epochs is fewer than done. */
+ * given): 0 to go on; -1 when no epoch is left (the run is complete: the command writes its
+ * history.csv again from the checkpoint and exits 0); LENS_EXIT_USAGE when --epochs is fewer than done. */
 int lens_resume_epochs(const char *dir, int done, int total, int asked);
-/* The line a resumed run prints ("resuming DIR after epoch N of M", or that the run is complete),
+/* The line a resumed run prints ("resuming DIR after epoch N of M", or, complete, that there was
+ * nothing to train: `total` is the run's own epochs, which --epochs N = done may be fewer than),
  * into buf. It is printed once the library has accepted the checkpoint and the data (the first
  * progress report, or the run's end), so that a refused resume says only why. */
 void lens_resume_note(char *buf, size_t cap, const char *dir, int done, int total, int complete);

@@ -349,7 +349,7 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     if (!(v = lensnet_safetensors_meta(&st, key))) rc = lens_fail("%s: not a lens adapt checkpoint (no %s)", path, key);
     else if (lens_option_set(&tool_rows[k], a, v, "checkpoint: adapt.")) rc = LENS_EXIT_FAIL;
   }
-  if (rc == 0) { /* one asked to shorten stops here; a complete run writes its files again from the checkpoint */
+  if (rc == 0) { /* one asked to shorten stops here; a complete run writes its history again from the checkpoint */
     const char *done = lensnet_safetensors_meta(&st, "adapt.epoch"), *total = lensnet_safetensors_meta(&st, "adapt.epochs");
     rc = lens_resume_epochs(a->resume, done ? atoi(done) : 0, total ? atoi(total) : 0, a->adapt.epochs);
     if (rc < 0) complete = 1, rc = 0;
@@ -371,7 +371,7 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     if (complete) tp->note[0] = 0;
     rc = adapt_status(lensnet_adapt_resume(a->resume, &d, &adapted, &err), &err, tp);
     if (rc == 0 && complete) {
-      lens_resume_note(tp->note, sizeof tp->note, a->resume, done, done, 1);
+      lens_resume_note(tp->note, sizeof tp->note, a->resume, done, total ? atoi(total) : done, 1);
       fputs(tp->note, stderr);
     }
     tp->note[0] = 0;

@@ -73,10 +73,11 @@ static const lens_option predict_rows[] = {
   LENS_SEED(T, "seed", seed, 1, "S", "seed of the --mc dropout masks (default 1); object k's passes depend only on\n"
             "S and k, not on --batch, --threads or --shard"),
   LENS_TEXT(T, "samples", 0, samples_path, NULL, "FILE.npy", "with --mc: every pass's means in physical units, [N, mc, targets]"),
-  LENS_CHOICE(T, "symmetries", 0, symmetries, symmetry_choices, 0, "S", "regression models: 8 runs pass k on flip/quarter turn k mod 8 of the\n"
-              "image and turns its prediction back (e1, e2 and the centre change with\n"
-              "the image; theta_E does not): 8 plain passes, or --mc N (N a multiple\n"
-              "of 8); 1 (default) the image as it is"),
+  LENS_CHOICE(T, "symmetries", 0, symmetries, symmetry_choices, 0, "1|8", "regression models: 8 averages the predictions for the image's 8 flips\n"
+              "and quarter turns, each turned back into the image's frame (theta_E\n"
+              "unchanged; the centre and e1, e2 follow the image): 8 plain passes, or\n"
+              "with --mc N (a multiple of 8) N/8 dropout passes per orientation;\n"
+              "1 (default) the image as it is"),
 };
 #undef T
 static const lens_option_section predict_sections[] = {{NULL, predict_rows, sizeof predict_rows / sizeof predict_rows[0]}};
@@ -536,7 +537,6 @@ static int open_model(predict_options *o, predict_state *s) {
   int rc;
   if (lensnet_model_load(o->model_path, &s->model, &err) != LENSNET_OK) return lens_fail_err(&err);
   s->opt = o;
-  if ((o->minmax = lens_preprocess_resolve(s->model, o->cutout.preprocess)) < 0) return LENS_EXIT_FAIL;
   if (s->model->in_c > 64)
     return lens_fail("%s: the model takes %lu bands; lens predict handles up to 64", o->model_path, (unsigned long)s->model->in_c);
   lensnet_model_class_index(s->model, "lens", &s->lens_class, NULL); /* cannot fail: the model has outputs */
@@ -558,6 +558,8 @@ static int open_model(predict_options *o, predict_state *s) {
   if (o->locator_path && (rc = open_locator(o, s)) != 0) return rc;
   if (s->regress && !s->reg.nll && !o->mc && !s->turns)
     fprintf(stderr, "lens: note: %s was trained with mse and has no variance output: without --mc the _sigma columns are 0\n", o->model_path);
+  /* after the checks of the options, so that a usage error is not preceded by this note */
+  if ((o->minmax = lens_preprocess_resolve(s->model, o->cutout.preprocess)) < 0) return LENS_EXIT_FAIL;
   s->passes = o->mc ? o->mc : s->turns ? 8 : 1;
   per = s->model->in_c * s->model->in_h * s->model->in_w;
   if (!o->threads) o->threads = lens_pool_default_threads();

@@ -435,8 +435,8 @@ static int resume_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images
   epoch = ep ? atoi(ep) : 0;
   ep = lensnet_safetensors_meta(&st, "train.epochs");
   total = ep ? atoi(ep) : 0;
-  /* one asked to shorten stops here; a complete run goes on to write its files again from the
-   * checkpoint (a run stopped while writing them after its last epoch is finished that way) */
+  /* one asked to shorten stops here; a complete run goes on to write its history again from the
+   * checkpoint (a run stopped while writing it after its last epoch is finished that way) */
   if (rc == 0 && (rc = lens_resume_epochs(dir, epoch, total, d->epochs)) < 0) complete = 1, rc = 0;
   if (!d->epochs) d->epochs = total;
   if (rc == 0) rc = load_data(a, images, labels);
