@@ -330,7 +330,7 @@ weights: build/lens
 # The lens-modelling network weights/ensai-sim.safetensors and its card weights/ensai-sim.md
 # (docs/modelling.md): ENSAI_N training lenses for ENSAI_EPOCHS epochs, then ENSAI_N2 fresh ones
 # for ENSAI_EPOCHS2 epochs with less dropout, calibrated and evaluated on lenses of other seeds.
-# Not part of make test (about 1 h 40 min on 2 idle cores; 9 GB of simulated images in ENSAI_RUN).
+# Not part of make test (about 1 h 40 min on 2 idle cores; 7.4 GB of simulated images in ENSAI_RUN).
 ENSAI_RUN     ?= build/ensai
 ENSAI_N       ?= 12000
 ENSAI_EPOCHS  ?= 10
