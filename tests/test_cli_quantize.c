@@ -1,6 +1,6 @@
 /* `lens quantize` end to end on a small `lens sim` sample: it writes a quantised model that
  * `lens info` and `lens predict` read, reports agreement, AUC and speed, and bad input gets
- * clear errors with exit status 1 or 2 and no file. */
+ * clear errors with exit status 1 or 2 and no file, nothing of the user's overwritten. */
 #define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
@@ -53,6 +53,60 @@ static void test_bad_input(void) {
   CHECK(cli_shell("test -e " W "/x.safetensors") != 0, "no file written by a failed run");
 }
 
+/* Mistakes that once cost data or printed garbage: an --out that is not a model name or is an
+ * input, a bad or short labels file (checked before anything is written, the bad value quoted),
+ * non-finite pixels (set to 0 with a note, as lens predict does) and calibration images with no
+ * signal (refused). */
+static void test_hostile_files(void) {
+  char text[4096];
+  lensnet_tensor x, y;
+  lensnet_error err;
+  size_t i, per = 4 * 66 * 66;
+  memset(&y, 0, sizeof y);
+  CHECK(lensnet_npy_read(W "/sim/images.npy", &x, &err) == LENSNET_OK, "read the sample: %s", err.message);
+  if (x.data) {
+    x.data[5] = (float)INFINITY; /* one pixel of image 0 */
+    CHECK(lensnet_npy_write(W "/inf.npy", &x, &err) == LENSNET_OK, "write inf.npy");
+    for (i = 0; i < 4 * per; i++) x.data[i] = 0.0f;
+    x.shape[0] = 4;
+    CHECK(lensnet_npy_write(W "/const.npy", &x, &err) == LENSNET_OK, "write const.npy");
+    lensnet_tensor_free(&x);
+  }
+  cli_shell("cp " W "/sim/images.npy " W "/cal.npy && cp " MODEL " " W "/m.safetensors");
+  cli_shell("awk -F, 'NR==1{print \"label\";next}{print (NR==3)?\"x\":$2}' " W "/sim/labels.csv > " W "/bad_labels.csv");
+  cli_shell("head -10 " W "/sim/labels.csv > " W "/short_labels.csv");
+
+  CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/cal.npy --n 16 --out " W "/cal.npy 2>" W "/err.txt") == 2,
+        "--out with another extension: 2");
+  CHECK(strstr(cli_text(W "/err.txt", text, sizeof text), ".safetensors") != NULL, "says a model is a .safetensors file: %s", text);
+  CHECK(lensnet_npy_read(W "/cal.npy", &y, &err) == LENSNET_OK && y.shape[0] == 32, "the images are untouched");
+  lensnet_tensor_free(&y);
+  CHECK(cli_lens("quantize --model " W "/m.safetensors --calibration " W "/cal.npy --n 16 --out ./" W "/m.safetensors 2>" W "/err.txt") == 2,
+        "--out naming the model (another spelling): 2");
+  CHECK(strstr(cli_text(W "/err.txt", text, sizeof text), "is also an input") != NULL, "says it is an input: %s", text);
+  CHECK(cli_shell("cmp -s " MODEL " " W "/m.safetensors") == 0, "the model is untouched");
+  CHECK(cli_lens("info " W "/m.safetensors --set x=1 --out " W "/lab.csv 2>/dev/null") == 2 && cli_shell("test -e " W "/lab.csv") != 0,
+        "lens info --set --out FILE.csv: 2, nothing written");
+
+  CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/cal.npy --n 16 --out " W "/y.safetensors --test " W "/sim/images.npy "
+                 "--labels " W "/bad_labels.csv 2>" W "/err.txt") == 1, "a label that is not 0 or 1: 1");
+  CHECK(strstr(cli_text(W "/err.txt", text, sizeof text), "row 2: class 'x' is not 0 or 1") != NULL, "the bad value quoted: %s", text);
+  CHECK(cli_shell("test -e " W "/y.safetensors") != 0, "nothing written when the labels are bad");
+  CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/cal.npy --n 16 --out " W "/y.safetensors --test " W "/sim/images.npy "
+                 "--labels " W "/short_labels.csv 2>" W "/err.txt") == 1, "too few labels: 1");
+  CHECK(strstr(cli_text(W "/err.txt", text, sizeof text), "has 9 rows but the images are 32") != NULL, "the counts named: %s", text);
+  CHECK(cli_shell("test -e " W "/y.safetensors") != 0, "nothing written when labels are short");
+
+  CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/cal.npy --n 16 --out " W "/y.safetensors --test " W "/inf.npy "
+                 "--labels " W "/sim/labels.csv > " W "/out.txt 2>" W "/err.txt") == 0, "an infinite pixel in the test images: runs");
+  CHECK(strstr(cli_text(W "/err.txt", text, sizeof text), "inf.npy: 1 infinite pixels were set to 0") != NULL, "a note names it: %s", text);
+  CHECK(strstr(cli_text(W "/out.txt", text, sizeof text), "nan") == NULL, "no NaN in the report:\n%s", text);
+  CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/const.npy --out " W "/z.safetensors 2>" W "/err.txt") == 1,
+        "calibration images of one value: 1");
+  CHECK(strstr(cli_text(W "/err.txt", text, sizeof text), "one value throughout") != NULL, "says why: %s", text);
+  CHECK(cli_shell("test -e " W "/z.safetensors") != 0, "nothing written from blank calibration images");
+}
+
 int main(void) {
   if (!cli_have_lens()) return check_summary();
   cli_shell("rm -rf " W " && mkdir -p " W);
@@ -63,5 +117,6 @@ int main(void) {
   }
   TEST("lens quantize writes a model lens predict runs, and reports agreement, AUC and speed") test_quantize_and_predict();
   TEST("bad input: exit 2 for usage, 1 for failures, no file") test_bad_input();
+  TEST("hostile files: --out an input or not a model name, bad labels, non-finite pixels, blank calibration") test_hostile_files();
   return check_summary();
 }

@@ -193,6 +193,20 @@ int lens_out_folder(const char *flag, const char *path) {
   return 0;
 }
 
+int lens_out_model(const char *flag, const char *path, const char *const *inputs, size_t count, const char *may_be) {
+  struct stat out_st, st;
+  int out_exists = stat(path, &out_st) == 0;
+  size_t i;
+  if (!ends_with_nocase(path, ".safetensors")) return lens_usage("%s %s: a model is written as a .safetensors file", flag, path);
+  for (i = 0; i < count; i++) {
+    if (!inputs[i] || (may_be && inputs[i] == may_be)) continue;
+    if (!strcmp(inputs[i], path) ||
+        (out_exists && stat(inputs[i], &st) == 0 && st.st_dev == out_st.st_dev && st.st_ino == out_st.st_ino))
+      return lens_usage("%s %s is also an input (%s): it would be overwritten", flag, path, inputs[i]);
+  }
+  return 0;
+}
+
 FILE *lens_text_open(const char *path, char *tmp, size_t cap) {
   FILE *f;
   if ((size_t)snprintf(tmp, cap, "%s.tmp", path) >= cap) {

@@ -60,6 +60,11 @@ lens_format lens_out_format(const char *flag, const char *path, int accepted);
 /* For --out options naming a folder: 0, or prints why a name with a file extension is refused
  * and returns LENS_EXIT_USAGE. */
 int lens_out_folder(const char *flag, const char *path);
+/* For --out options writing a model: 0, or (usage error, LENS_EXIT_USAGE) why `path` is refused:
+ * it does not end in .safetensors, or it is one of the `count` input files in `inputs` (NULL
+ * entries skipped; the same name or, for files that exist, the same file) other than `may_be`
+ * (an input the command may rewrite, or NULL). */
+int lens_out_model(const char *flag, const char *path, const char *const *inputs, size_t count, const char *may_be);
 
 /* A text file written atomically: lens_text_open opens `path.tmp` (its name into tmp, cap bytes),
  * lens_text_commit closes it and renames it over path, lens_text_discard closes and removes it.

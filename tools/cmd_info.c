@@ -60,6 +60,7 @@ int lens_cmd_info(int argc, char **argv) {
   if (rc) return rc < 0 ? 0 : rc;
   if (a.nset && !a.out) return lens_usage("--set needs --out FILE.safetensors (the same path as MODEL rewrites it)");
   if (a.out && !a.nset) return lens_usage("--out writes the model with --set entries; give at least one --set KEY=VALUE");
+  if (a.out && (rc = lens_out_model("--out", a.out, NULL, 0, NULL)) != 0) return rc;
   if (lensnet_model_load(a.model, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (a.nset) {
     rc = info_set(&a, m);

@@ -36,11 +36,15 @@ static const lens_command_spec quantize_spec = {
   "Then reports, on --test (or the calibration images): max and mean |p_lens difference| against the\n"
   "float model, class agreement, AUC of both with --labels, and images per second of both.\n", NULL, quantize_sections, 1, NULL};
 
-/* Rows [0, n) of an .npy stack, prepared for the model (its min-max scaling if it asks for one). */
+/* Rows [0, n) of an .npy stack, prepared for the model as lens predict prepares them (its
+ * min-max scaling if it asks for one; NaN and infinite pixels set to 0, with a note). */
 static int quantize_images(const char *path, size_t want, const lensnet_model *m, int minmax, lensnet_tensor *x) {
   lensnet_npy_info info;
   lensnet_error err;
-  size_t i, hw = m->in_h * m->in_w;
+  lensnet_cutout_desc desc;
+  lensnet_cutout_report rep;
+  size_t i, per = m->in_c * m->in_h * m->in_w, nan_pixels = 0, inf_pixels = 0;
+  float *tmp;
   if (lensnet_npy_info_read(path, &info, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (info.ndim != 4 || info.shape[1] != m->in_c || info.shape[2] != m->in_h || info.shape[3] != m->in_w)
     return lens_fail("%s: images must be [N, %lu, %lu, %lu] for this model", path, (unsigned long)m->in_c, (unsigned long)m->in_h,
@@ -48,25 +52,52 @@ static int quantize_images(const char *path, size_t want, const lensnet_model *m
   if (info.shape[0] == 0) return lens_fail("%s holds no images", path);
   if (want > info.shape[0]) want = info.shape[0];
   if (lensnet_npy_read_rows(path, 0, want, x, &err) != LENSNET_OK) return lens_fail_err(&err);
-  for (i = 0; minmax && i < want; i++) lensnet_minmax_normalize(x->data + i * m->in_c * hw, m->in_c, hw);
+  if (!(tmp = (float *)malloc(per * sizeof(float)))) { lensnet_tensor_free(x); return lens_fail("out of memory"); }
+  memset(&desc, 0, sizeof desc);
+  desc.minmax = minmax;
+  for (i = 0; i < want; i++) {
+    memcpy(tmp, x->data + i * per, per * sizeof(float));
+    if (lensnet_cutout_prepare(m, &desc, tmp, m->in_c, m->in_h, m->in_w, x->data + i * per, &rep, &err) != LENSNET_OK) {
+      free(tmp);
+      lensnet_tensor_free(x);
+      return lens_fail("%s[%lu]: %s", path, (unsigned long)i, err.message);
+    }
+    nan_pixels += rep.nan_pixels;
+    inf_pixels += rep.inf_pixels;
+  }
+  free(tmp);
+  if (nan_pixels) fprintf(stderr, "lens: note: %s: %lu NaN (blank) pixels were set to 0\n", path, (unsigned long)nan_pixels);
+  if (inf_pixels) fprintf(stderr, "lens: note: %s: %lu infinite pixels were set to 0\n", path, (unsigned long)inf_pixels);
   return 0;
+}
+
+/* Nonzero when every image of x is one value throughout (nothing to calibrate ranges on). */
+static int quantize_all_constant(const lensnet_tensor *x, size_t per) {
+  size_t i, k;
+  for (i = 0; i < x->shape[0]; i++)
+    for (k = 1; k < per; k++)
+      if (x->data[i * per + k] != x->data[i * per]) return 0;
+  return 1;
 }
 
 /* The class of each of n images from a labels.csv. */
 static int quantize_labels(const char *path, size_t n, int *labels) {
   lensnet_csv t;
   lensnet_error err;
-  size_t col, i;
+  size_t col, i, rows;
+  int rc;
   if (lensnet_csv_read(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (lensnet_csv_label_column(t.header, &col, &err) != LENSNET_OK) { lensnet_csv_free(&t); return lens_fail("%s: %s", path, err.message); }
-  if (t.rows - 1 < n) { lensnet_csv_free(&t); return lens_fail("%s has %lu rows but the images are %lu", path, (unsigned long)(t.rows - 1), (unsigned long)n); }
+  rows = t.rows - 1;
+  if (rows < n) { lensnet_csv_free(&t); return lens_fail("%s has %lu rows but the images are %lu", path, (unsigned long)rows, (unsigned long)n); }
   for (i = 0; i < n; i++) {
     const char *cell = lensnet_csv_cell(&t, i + 1, col);
     char *end;
     long v = strtol(cell ? cell : "", &end, 10);
     if (!cell || end == cell || *end || (v != 0 && v != 1)) {
+      rc = lens_fail("%s row %lu: class '%.40s' is not 0 or 1", path, (unsigned long)(i + 1), cell ? cell : "");
       lensnet_csv_free(&t);
-      return lens_fail("%s row %lu: class '%s' is not 0 or 1", path, (unsigned long)(i + 1), cell ? cell : "");
+      return rc;
     }
     labels[i] = (int)v;
   }
@@ -90,10 +121,11 @@ static int quantize_scores(const lensnet_model *m, const float *x, size_t n, siz
   return 0;
 }
 
-static int quantize_report(const quantize_args *a, const lensnet_model *m, const lensnet_model *q, int minmax) {
+/* labels: the classes of the --test images, checked before the model was written (or NULL). */
+static int quantize_report(const quantize_args *a, const lensnet_model *m, const lensnet_model *q, int minmax, const int *labels) {
   lensnet_tensor x;
   float *pf = NULL, *pq = NULL;
-  int *labels = NULL, rc;
+  int rc;
   size_t n, i, agree = 0, lens = 1;
   double worst = 0.0, sum = 0.0, tf = 0.0, tq = 0.0;
   memset(&x, 0, sizeof x);
@@ -102,9 +134,7 @@ static int quantize_report(const quantize_args *a, const lensnet_model *m, const
   n = x.shape[0];
   pf = (float *)malloc(n * sizeof(float));
   pq = (float *)malloc(n * sizeof(float));
-  labels = (int *)malloc(n * sizeof(int));
-  if (!pf || !pq || !labels) rc = lens_fail("out of memory");
-  if (!rc && a->labels) rc = quantize_labels(a->labels, n, labels);
+  if (!pf || !pq) rc = lens_fail("out of memory");
   if (!rc) rc = quantize_scores(m, x.data, n, lens, pf, &tf);
   if (!rc) rc = quantize_scores(q, x.data, n, lens, pq, &tq);
   if (!rc) {
@@ -116,7 +146,7 @@ static int quantize_report(const quantize_args *a, const lensnet_model *m, const
     }
     printf("agreement on %lu %s images: max |p_lens difference| %.4f, mean %.5f; same class (p >= 0.5) %lu/%lu\n", (unsigned long)n,
            a->test ? "test" : "calibration", worst, sum / (double)n, (unsigned long)agree, (unsigned long)n);
-    if (a->labels) {
+    if (labels) {
       double auc_f = 0.0, auc_q = 0.0;
       float *fpr = (float *)malloc((n + 1) * sizeof(float)), *tpr = (float *)malloc((n + 1) * sizeof(float));
       if (!fpr || !tpr) rc = lens_fail("out of memory");
@@ -128,7 +158,7 @@ static int quantize_report(const quantize_args *a, const lensnet_model *m, const
     printf("speed (one thread, batches of 32): float %.1f img/s, int8 %.1f img/s (%s)\n", (double)n / tf, (double)n / tq,
            lensnet_simd_name(lensnet_i8_simd_best()));
   }
-  free(pf); free(pq); free(labels);
+  free(pf); free(pq);
   lensnet_tensor_free(&x);
   return rc;
 }
@@ -140,16 +170,33 @@ int lens_cmd_quantize(int argc, char **argv) {
   lensnet_error err;
   lensnet_quantize_desc desc;
   char text[512];
-  int rc, minmax;
+  int rc, minmax, *labels = NULL;
   memset(&a, 0, sizeof a);
   rc = lens_options_parse(&quantize_spec, argc, argv, &a, NULL);
   if (rc) return rc < 0 ? 0 : rc;
   if (a.labels && !a.test) return lens_usage("--labels needs --test (the labels of the report's images)");
-  if (lensnet_model_load(a.model, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
-  if (lensnet_model_is_quantized(m)) { lensnet_model_free(m); return lens_fail("%s is already quantised", a.model); }
-  if ((minmax = lens_preprocess_resolve(m, LENS_PREPROCESS_UNSET)) < 0) { lensnet_model_free(m); return LENS_EXIT_FAIL; }
+  {
+    const char *inputs[4];
+    inputs[0] = a.model; inputs[1] = a.calibration; inputs[2] = a.test; inputs[3] = a.labels;
+    if ((rc = lens_out_model("--out", a.out, inputs, 4, NULL)) != 0) return rc;
+  }
+  if (a.labels) { /* checked before anything is written */
+    lensnet_npy_info info;
+    if (lensnet_npy_info_read(a.test, &info, &err) != LENSNET_OK) return lens_fail_err(&err);
+    if (info.ndim < 1 || !(labels = (int *)malloc((info.shape[0] ? info.shape[0] : 1) * sizeof(int)))) return lens_fail("%s: no images", a.test);
+    if ((rc = quantize_labels(a.labels, info.shape[0], labels)) != 0) { free(labels); return rc; }
+  }
+  if (lensnet_model_load(a.model, &m, &err) != LENSNET_OK) { free(labels); return lens_fail_err(&err); }
+  if (lensnet_model_is_quantized(m)) { lensnet_model_free(m); free(labels); return lens_fail("%s is already quantised", a.model); }
+  if ((minmax = lens_preprocess_resolve(m, LENS_PREPROCESS_UNSET)) < 0) { lensnet_model_free(m); free(labels); return LENS_EXIT_FAIL; }
   memset(&cal, 0, sizeof cal);
-  if ((rc = quantize_images(a.calibration, a.n, m, minmax, &cal)) != 0) { lensnet_model_free(m); return rc; }
+  if ((rc = quantize_images(a.calibration, a.n, m, minmax, &cal)) != 0) { lensnet_model_free(m); free(labels); return rc; }
+  if (quantize_all_constant(&cal, m->in_c * m->in_h * m->in_w)) {
+    lensnet_tensor_free(&cal);
+    lensnet_model_free(m);
+    free(labels);
+    return lens_fail("%s: every calibration image is one value throughout (after preprocessing): no ranges to calibrate on", a.calibration);
+  }
   memset(&desc, 0, sizeof desc);
   desc.percentile = a.percentile;
   desc.quantize_first = a.quantize_first;
@@ -167,9 +214,10 @@ int lens_cmd_quantize(int argc, char **argv) {
     size_t i, layers = 0;
     for (i = 0; i < q->layer_count; i++) layers += q->quant[i].weight != NULL;
     printf("wrote %s: %lu layers in 8 bits, calibrated on %s\n", a.out, (unsigned long)layers, text);
-    rc = quantize_report(&a, m, q, minmax);
+    rc = quantize_report(&a, m, q, minmax, labels);
   }
   lensnet_model_free(m);
   lensnet_model_free(q);
+  free(labels);
   return rc;
 }
