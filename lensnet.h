@@ -97,7 +97,7 @@
  *               detections); the section
  *               "Recipes" below the declarations says more.
  *   Architecture text  one layer per line (or separated by ';'), options as key=value, '#'
- *               starts a comment:
+ *               starts a comment (to the end of the line, ';' included):
  *                 input 4 66 66                      # channels height width, always first
  *                 conv2d name=layer.0 out=50 kernel=3 stride=1 padding=0 groups=1 bias=1
  *                 relu
@@ -5254,6 +5254,10 @@ static lensnet_result lensnet__arch_parse(lensnet_model *m, const char *text, le
     lensnet_layer *L;
     ap.line++;
     while (*p && *p != '\n' && *p != ';') {
+      if (*p == '#') { /* a comment runs to the end of the line, ';' and all */
+        while (*p && *p != '\n') p++;
+        break;
+      }
       if (n + 1 >= sizeof line) return lensnet__fail(err, LENSNET_ERR_ARCH, "architecture line %d is longer than %d characters", ap.line, (int)sizeof line - 1);
       line[n++] = *p++;
     }

@@ -308,6 +308,20 @@ static void test_calibrate(void) {
   rc = cli_lens_output(out, sizeof out, "calibrate --model weights/ou66-sim.safetensors --scores " D "/val_pred.csv --labels " D "/val.csv --out " D
                                         "/x.safetensors");
   CHECK(rc == 1 && strstr(out, "not a regression model"), "a finder cannot be calibrated: %s", out);
+  /* the predictions a calibration used carry the old sigmas: using them again would compound the factor */
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/calibrated.safetensors --scores " D "/val_pred.csv --labels " D "/val.csv --out " D
+                                        "/calibrated.safetensors");
+  CHECK(rc == 1 && strstr(out, "calibrated on these very predictions"), "the same predictions twice: refused: %s", out);
+  /* labels equal to the means (no errors) and a negative sigma: named, nothing written */
+  cli_shell("awk -F, 'BEGIN{OFS=\",\"} {print $1, $2, $4}' " D "/val_pred.csv > " D "/perfect.csv");
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D "/perfect.csv --out " D
+                                        "/x.safetensors");
+  CHECK(rc == 1 && strstr(out, "equals its label: no errors to calibrate on"), "labels equal to the predictions: %s", out);
+  cli_shell("awk -F, 'BEGIN{OFS=\",\"} NR==3{$3=-0.5} {print}' " D "/val_pred.csv > " D "/negative.csv");
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/negative.csv --labels " D "/val.csv --out " D
+                                        "/x.safetensors");
+  CHECK(rc == 1 && strstr(out, "negative.csv:3: the sigma of") && !strstr(out, "factor"), "a negative sigma: its line named, no table: %s", out);
+  CHECK(cli_shell("test -e " D "/x.safetensors") != 0, "nothing written by the refused calibrations");
 }
 
 static void test_misuse(void) {

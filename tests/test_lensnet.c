@@ -70,6 +70,26 @@ static void test_architecture_text(void) {
   m = NULL;
   CHECK(lensnet_model_create("input 1 8 8\nconv2d name=c out=2 kernel=3\nfrobnicate", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "line 3") && strstr(err.message, "frobnicate"), "unknown layer named: %s", err.message);
   CHECK(lensnet_model_create("conv2d name=c out=2 kernel=3", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "input"), "missing input line: %s", err.message);
+  /* a comment runs to the end of its line: a ';' inside it does not start another line (it once
+   * made tools/ensai-lowdrop.arch unreadable) */
+  CHECK(lensnet_model_create("# first; second part of the comment\ninput 1 8 8 # size; still a comment\nconv2d name=c out=2 kernel=3; relu", &m, &err) ==
+            LENSNET_OK && m && m->layer_count == 2, "';' inside a comment: %s", err.message);
+  lensnet_model_free(m);
+  m = NULL;
+  { /* the architecture files make ensai-weights and the locator's recipe read */
+    static const char *files[] = {"tools/ensai-lowdrop.arch", "tools/locator-nodrop.arch"};
+    size_t f;
+    for (f = 0; f < 2; f++) {
+      char text[8192];
+      FILE *fp = fopen(files[f], "rb");
+      size_t n = fp ? fread(text, 1, sizeof text - 1, fp) : 0;
+      if (fp) fclose(fp);
+      text[n] = 0;
+      CHECK(n > 0 && lensnet_model_create(text, &m, &err) == LENSNET_OK, "%s builds: %s", files[f], n ? err.message : "cannot read it");
+      lensnet_model_free(m);
+      m = NULL;
+    }
+  }
   CHECK(lensnet_model_create("input 1 4 4; conv2d name=c out=2 kernel=7", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "larger"), "kernel too large: %s", err.message);
   CHECK(lensnet_model_create("input 3 8 8; conv2d name=c out=4 kernel=3 groups=2", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "groups"), "bad groups: %s", err.message);
   CHECK(lensnet_model_create("input 1 8 8; add name=skip", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "mark"), "add without mark: %s", err.message);

@@ -337,13 +337,30 @@ static const lens_command_spec calibrate_spec = {
   "trained on, and evaluate on a third (lens eval --task regress).\n",
   NULL, calibrate_sections, 1, "docs/modelling.md. Exit status: 0 done, 1 failure, 2 usage error.\n"};
 
+/* FNV-1a over the bits of every prediction (means and sigmas, as read): what a model's last
+ * calibration used (metadata regress.calibration_scores), so that the same predictions are not
+ * used twice (their sigmas are the model's before that calibration). */
+static unsigned long long calibrate_scores_hash(const regress_data *d) {
+  unsigned long long h = 1469598103934665603ull;
+  size_t j, k, b;
+  for (j = 0; j < d->count; j++)
+    for (k = 0; k < d->n; k++) {
+      double v[2];
+      unsigned char bytes[sizeof v];
+      v[0] = d->mean[j][k]; v[1] = d->sigma[j][k];
+      memcpy(bytes, v, sizeof v);
+      for (b = 0; b < sizeof bytes; b++) { h ^= bytes[b]; h *= 1099511628211ull; }
+    }
+  return h;
+}
+
 int lens_cmd_calibrate(int argc, char **argv) {
   calibrate_options o;
   regress_data d;
   lensnet_model *m = NULL;
   lensnet_regression reg;
   lensnet_error err;
-  char scales[LENSNET_REGRESSION_MAX * 28], text[64];
+  char scales[LENSNET_REGRESSION_MAX * 28], text[64], hash[24];
   size_t j, k, len = 0;
   int rc;
   memset(&o, 0, sizeof o);
@@ -361,12 +378,34 @@ int lens_cmd_calibrate(int argc, char **argv) {
     for (j = 0; j < reg.count; j++) nl += (size_t)snprintf(names + nl, sizeof names - nl, "%s%s", j ? "," : "", reg.names[j]);
     rc = regress_read(o.scores, o.labels, names, &d);
   }
+  if (rc == 0) {
+    const char *used = lensnet_model_meta(m, "regress.calibration_scores");
+    snprintf(hash, sizeof hash, "%016llx", calibrate_scores_hash(&d));
+    if (used && !strcmp(used, hash))
+      rc = lens_fail("%s: %s was calibrated on these very predictions already; its sigmas now differ from theirs: predict again "
+                     "with %s, then calibrate", o.scores, o.model, o.model);
+  }
+  for (j = 0; rc == 0 && j < d.count; j++) { /* a factor needs errors and sigmas that are not all zero */
+    int any_sigma = 0, any_error = 0;
+    for (k = 0; k < d.n && rc == 0; k++) {
+      if (!(d.sigma[j][k] >= 0) || d.sigma[j][k] - d.sigma[j][k] != 0)
+        rc = lens_fail("%s:%lu: the sigma of %s is %g (sigmas are finite and >= 0)", o.scores,
+                       (unsigned long)(d.st.lines ? d.st.lines[k + 1] : k + 2), d.names[j], d.sigma[j][k]);
+      any_sigma |= d.sigma[j][k] > 0;
+      any_error |= d.mean[j][k] != d.truth[j][k];
+    }
+    if (rc) break;
+    if (!any_sigma) rc = lens_fail("%s: every sigma of %s is 0: nothing to scale", o.scores, d.names[j]);
+    else if (!any_error) rc = lens_fail("%s: every prediction of %s equals its label: no errors to calibrate on", o.scores, d.names[j]);
+  }
+  if (rc == 0 && d.n < 100)
+    fprintf(stderr, "lens: note: %lu validation objects: the factors are uncertain (a few hundred or more are advised)\n", (unsigned long)d.n);
   if (rc == 0) printf("calibrate: %lu validation objects (%s)\n%-12s %9s %9s %9s %9s %9s\n", (unsigned long)d.n, o.scores, "target", "factor",
                       "cover68", "cover95", "->cover68", "->cover95");
   for (j = 0; rc == 0 && j < d.count; j++) {
     lensviz_regress_result before, after;
     double s = lensviz_regress_calibration(d.truth[j], d.mean[j], d.sigma[j], d.n);
-    if (!(s > 0 && s < 1e6)) { rc = lens_fail("%s: no calibration factor for %s (sigmas all 0?)", o.scores, d.names[j]); break; }
+    if (!(s > 0 && s < 1e6)) { rc = lens_fail("%s: no calibration factor for %s (errors or sigmas too small)", o.scores, d.names[j]); break; }
     if ((rc = regress_group(&d, j, NULL, &before)) != 0) break;
     for (k = 0; k < d.n; k++) d.sigma[j][k] *= s;
     if ((rc = regress_group(&d, j, NULL, &after)) != 0) break;
@@ -378,7 +417,8 @@ int lens_cmd_calibrate(int argc, char **argv) {
   }
   if (rc == 0) {
     snprintf(text, sizeof text, "%lu", (unsigned long)d.n);
-    if (lensnet_model_set_meta(m, "regress.scale", scales) != LENSNET_OK || lensnet_model_set_meta(m, "regress.calibration_objects", text) != LENSNET_OK)
+    if (lensnet_model_set_meta(m, "regress.scale", scales) != LENSNET_OK || lensnet_model_set_meta(m, "regress.calibration_objects", text) != LENSNET_OK ||
+        lensnet_model_set_meta(m, "regress.calibration_scores", hash) != LENSNET_OK)
       rc = lens_fail("out of memory");
   }
   if (rc == 0 && lens_make_parents(o.out)) rc = LENS_EXIT_FAIL;
