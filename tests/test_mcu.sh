@@ -56,6 +56,24 @@ check "an --out that is not a .c file is a usage error (exit $rc)" [ "$rc" -eq 2
 "$lens" export-c "$tmp/missing.safetensors" --out "$tmp/x.c" >"$tmp/missing.log" 2>&1; rc=$?
 check "a missing model fails with a message (exit $rc)" [ "$rc" -eq 1 ] && has "$tmp/missing.log" "missing.safetensors"
 check "nothing is left behind by failures" [ ! -e "$tmp/x.c" ] && [ ! -e "$tmp/x.c.tmp" ]
+# text from the model file (metadata, its path) that C would read otherwise: "??=" is a
+# trigraph in a string, "*/" ends the comment naming the file
+mkdir -p "$tmp/c*"
+"$lens" info weights/OU_66.safetensors --set 'note=a"b\c??=d */ e' --out "$tmp/c*/odd.safetensors" >/dev/null 2>&1
+"$lens" export-c "$tmp/c*/odd.safetensors" --out "$tmp/odd.c" --name odd >/dev/null 2>&1; rc=$?
+cat > "$tmp/odd_main.c" <<'C'
+#include <stdio.h>
+#include <string.h>
+#include "odd.h"
+int main(void) {
+  size_t i;
+  for (i = 0; i < odd_meta_count; i++)
+    if (!strcmp(odd_meta[i][0], "note")) return strcmp(odd_meta[i][1], "a\"b\\c\?\?=d */ e") != 0;
+  return 2;
+}
+C
+$cc -std=c99 -Wall -Wextra -pedantic -Werror -O0 -I"$tmp" -o "$tmp/odd" "$tmp/odd_main.c" "$tmp/odd.c" >"$tmp/odd.log" 2>&1
+check "metadata with a trigraph and a path with */ export to C that compiles and keeps the text (export exit $rc: $(head -n 3 "$tmp/odd.log"))" "$tmp/odd"
 
 echo "-- firmware under qemu-system-arm (mps2-an386, Cortex-M4F)"
 missing=""

@@ -23,18 +23,36 @@ static const lens_command_spec export_spec = {
   "Writes FILE.c (NAME_arch, NAME_values, NAME_meta) and FILE.h (declarations and sizes). The floats are\n"
   "exact hexadecimal literals, so the compiler stores them in the target's byte order.\n", NULL, export_sections, 1, NULL};
 
-/* A C string literal of s: escapes for quotes, backslashes and control bytes; a newline in s
- * also ends the source line, so architecture text reads one layer a line. */
+/* A C string literal of s: escapes for quotes, backslashes, control bytes and '?' (so that no
+ * "??=" is read as a trigraph); a newline in s also ends the source line, so architecture text
+ * reads one layer a line. */
 static void export_string(FILE *f, const char *s, const char *indent) {
   fputc('"', f);
   for (; *s; s++) {
     unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    if (c == '"' || c == '\\' || c == '?') fprintf(f, "\\%c", c);
     else if (c == '\n') { fputs("\\n", f); if (s[1]) fprintf(f, "\"\n%s\"", indent); }
     else if (c < 32 || c >= 127) fprintf(f, "\\%03o", c);
     else fputc(c, f);
   }
   fputc('"', f);
+}
+
+/* s (a path, a tensor name) for the inside of a comment: a '*' followed by '/' would end the
+ * comment, so a space goes between them; control bytes become '?'. Returns a static buffer (one
+ * of two, so that two calls can share a printf; cut at 1000 bytes). */
+static const char *export_comment(const char *s) {
+  static char buf[2][1024];
+  static int which;
+  char *out = buf[which ^= 1];
+  size_t n = 0;
+  for (; *s && n + 3 < sizeof buf[0]; s++) {
+    unsigned char c = (unsigned char)*s;
+    out[n++] = c < 32 || c == 127 ? '?' : (char)c;
+    if (c == '*' && s[1] == '/') out[n++] = ' ';
+  }
+  out[n] = 0;
+  return out;
 }
 
 static int export_identifier(const char *s) {
@@ -55,7 +73,7 @@ static int export_header(const export_args *a, const lensnet_model *m, const cha
   FILE *f = lens_text_open(path, tmp, sizeof tmp);
   if (!f) return LENS_EXIT_FAIL;
   export_upper(a->name, up, sizeof up);
-  fprintf(f, "/* %s - declarations of the model exported by `lens export-c` from %s. */\n", path, a->model);
+  fprintf(f, "/* %s - declarations of the model exported by `lens export-c` from %s. */\n", export_comment(path), export_comment(a->model));
   fprintf(f, "#ifndef %s_MODEL_H\n#define %s_MODEL_H\n#include <stddef.h>\n\n", up, up);
   fprintf(f, "#define %s_LAYERS %lu\n#define %s_PARAMS %lu\n#define %s_VALUE_COUNT %lu\n", up, (unsigned long)m->layer_count, up,
           (unsigned long)m->param_count, up, (unsigned long)m->value_count);
@@ -86,7 +104,7 @@ static int export_source(const export_args *a, const lensnet_model *m, const cha
   fprintf(f, "/* %s - the model %s as C arrays for lensnet_model_init_preallocated (`lens export-c`).\n"
              " * %lu float32 parameter values in lensnet_model.values order, written as exact hexadecimal\n"
              " * literals: the compiler stores them in the target's byte order. Const, so they stay in flash. */\n",
-          a->out, a->model, (unsigned long)m->value_count);
+          export_comment(a->out), export_comment(a->model), (unsigned long)m->value_count);
   fprintf(f, "#include \"%s\"\n\n", base ? base + 1 : header);
   fprintf(f, "#if defined(__GNUC__) || defined(__clang__)\n#define %s_ALIGNED __attribute__((aligned(16)))\n#else\n#define %s_ALIGNED\n#endif\n\n", up, up);
   fprintf(f, "const char %s_arch[] =\n  ", a->name);
@@ -105,7 +123,7 @@ static int export_source(const export_args *a, const lensnet_model *m, const cha
   for (i = 0; i < m->param_count; i++) {
     const lensnet_param *P = &m->params[i];
     size_t k;
-    fprintf(f, "  /* %s */\n ", P->name);
+    fprintf(f, "  /* %s */\n ", export_comment(P->name));
     for (k = 0; k < P->count; k++) {
       fprintf(f, " %af,", (double)m->values[P->offset + k]);
       if (k % 6 == 5 && k + 1 < P->count) fprintf(f, "\n ");
