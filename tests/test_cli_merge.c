@@ -235,12 +235,41 @@ static void test_predict_npy(void) {
   CHECK(rc == 1 && strstr(out, "is a file but " D "/p1 is a folder"), "a folder among files: %s", out);
 }
 
+/* lens sim --fits --png: the per-object files (named by the object's number in the run) come
+ * along, the same bytes as the run without --shard; a shard without them is refused. */
+static void test_sim_object_files(void) {
+  char out[4096];
+  int i, ok = 1, rc, same = 1;
+  const char *SIM4 = "sim --preset euclid-lensfinding --n 4 --threads 1 --seed 3 --fits --png";
+  ok = cli_lens("%s --out " D "/fp_full 2>/dev/null", SIM4) == 0;
+  for (i = 0; i < 2; i++) ok = ok && cli_lens("%s --shard %d/2 --out " D "/fp%d 2>/dev/null", SIM4, i, i) == 0;
+  CHECK(ok, "lens sim --fits --png: the whole run and two shards");
+  rc = cli_lens_output(out, sizeof out, "merge --out " D "/fp_merged " D "/fp1 " D "/fp0");
+  CHECK(rc == 0, "merge exits 0: %s", out);
+  for (i = 0; i < 4; i++) {
+    char a[256], b[256];
+    snprintf(a, sizeof a, D "/fp_merged/fits/%07d.fits", i);
+    snprintf(b, sizeof b, D "/fp_full/fits/%07d.fits", i);
+    same = same && cli_same_file(a, b);
+    snprintf(a, sizeof a, D "/fp_merged/png/%07d.png", i);
+    snprintf(b, sizeof b, D "/fp_full/png/%07d.png", i);
+    same = same && cli_same_file(a, b);
+  }
+  CHECK(same, "fits/ and png/ hold the run's files, byte for byte");
+  CHECK(cli_shell("ls " D "/fp_merged/fits " D "/fp_merged/png | grep -c tmp > /dev/null") != 0, "no temporary file left");
+  cli_shell("rm -rf " D "/fp1/png");
+  rc = cli_lens_output(out, sizeof out, "merge --out " D "/fp_merged2 " D "/fp0 " D "/fp1");
+  CHECK(rc == 1 && strstr(out, D "/fp1 has no png/"), "a shard without png/ is refused: %s", out);
+  CHECK(!exists(D "/fp_merged2/images.npy"), "nothing written for the refused merge");
+}
+
 int main(void) {
   if (cli_have_lens()) {
     make_sim_shards();
     TEST("lens merge: sim shards in any order give the bytes of the run without --shard") test_sim_identical();
     TEST("lens merge refuses a missing shard, a repeated one, another run's, one without manifest") test_sim_refusals();
     TEST("lens merge: a failing merge leaves an earlier output untouched") test_sim_untouched();
+    TEST("lens merge: sim --fits --png shards bring their per-object files") test_sim_object_files();
     TEST("lens merge: predict-style CSV shards; their refusals") test_predict_csv();
     TEST("lens merge: predict-style .npy shards, the header's room; their refusals") test_predict_npy();
     if (check__failed == 0) cli_shell("rm -rf " D);

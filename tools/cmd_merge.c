@@ -7,7 +7,8 @@
  * any number of rows per field, so its rows are joined in shard order without the row count
  * check; the ranges are checked as for the others. Its maps and overview pictures
  * (pmap_NAME.npy, overview_NAME.png) are not in the manifest and stay in the shard folders: they
- * are one file per field already, named after the field. The manifests must come from one run (command, run id, shard count, object count,
+ * are one file per field already, named after the field. A sim shard's fits/ and png/ folders
+ * (one file per object, named by its number in the run) are copied into OUT/. The manifests must come from one run (command, run id, shard count, object count,
  * files), and their ranges, ordered by `first`, must cover objects 0 to total - 1 once each.
  *   .csv  the header, the same in every shard, once; then each shard's rows, one per object;
  *   .npy  one header for the whole shape, then each shard's data section, copied in chunks.
@@ -47,9 +48,10 @@ static const lens_command_spec merge_spec = {
   "merge", "usage: lens merge --out OUT SHARD...\n",
   "\nJoins the shards of one `lens sim --shard I/N`, `lens predict --shard I/N` or `lens find --shard I/N`\n"
   "run into the files a single run writes, byte for byte: CSV headers once and the rows in object\n"
-  "order, .npy data under one header for the whole shape. Refused: shards of different runs, a\n"
-  "missing or repeated shard, a file whose rows disagree with its manifest (lens find: its\n"
-  "detections.csv may hold any number of rows per field; its maps and pictures stay in the shards).\n",
+  "order, .npy data under one header for the whole shape, lens sim's fits/ and png/ files copied.\n"
+  "Refused: shards of different runs, a missing or repeated shard, a file whose rows disagree with\n"
+  "its manifest (lens find: its detections.csv may hold any number of rows per field; its maps and\n"
+  "pictures stay in the shards).\n",
   NULL, merge_sections, 1,
   "Each output is written under a temporary name and renamed once all are complete: a failed\n"
   "merge leaves an existing OUT untouched. Exit status: 0 done, 1 failure (a file), 2 usage error.\n"};
@@ -559,11 +561,79 @@ static int plan_outputs(const merge_args *a, const merge_shard *shards, int fold
   return 0;
 }
 
+/* ---- lens sim --fits / --png: one file per object ------------------------------------------- */
+
+/* DIR/fits/NNNNNNN.fits and DIR/png/NNNNNNN.png are named by the object's number in the whole
+ * run, so merging copies each shard's into OUT/fits and OUT/png. The folders are not in the
+ * manifest: a folder some shards have and others lack, or a file missing from a shard's range,
+ * is refused before anything is written. */
+static const char *const merge_object_kinds[2] = {"fits", "png"};
+
+static int object_files_check(const merge_shard *shards, int n, int has[2]) {
+  char path[MERGE_PATH_MAX];
+  struct stat st;
+  int d, i, with;
+  size_t k;
+  for (d = 0; d < 2; d++) {
+    const char *kind = merge_object_kinds[d];
+    has[d] = 0;
+    if (strcmp(shards[0].m.command, "sim")) continue;
+    for (i = 0, with = 0; i < n; i++) {
+      snprintf(path, sizeof path, "%s/%s", shards[i].path, kind);
+      with += stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    }
+    if (!with) continue;
+    for (i = 0; i < n; i++) {
+      snprintf(path, sizeof path, "%s/%s", shards[i].path, kind);
+      if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return lens_fail("%s has no %s/ but %d of the shards have one (lens sim --%s): run every shard with the same options", shards[i].path,
+                         kind, with, kind);
+      for (k = shards[i].m.first; k < shards[i].m.end; k++) {
+        snprintf(path, sizeof path, "%s/%s/%07lu.%s", shards[i].path, kind, ul(k), kind);
+        if (stat(path, &st) != 0) return lens_fail("%s: missing (object %lu of the shard's range)", path, ul(k));
+      }
+    }
+    has[d] = 1;
+  }
+  return 0;
+}
+
+/* Copies the per-object files into OUT/fits and OUT/png, each under NAME.tmp and then renamed. */
+static int object_files_copy(const merge_args *a, const merge_shard *shards, int n, const int has[2], char *buf) {
+  char src[MERGE_PATH_MAX], dst[MERGE_PATH_MAX], tmp[MERGE_PATH_MAX + 8];
+  int d, i, rc = 0;
+  size_t k;
+  for (d = 0; d < 2 && !rc; d++) {
+    const char *kind = merge_object_kinds[d];
+    if (!has[d]) continue;
+    snprintf(dst, sizeof dst, "%s/%s", a->out, kind);
+    if ((rc = lens_make_dirs(dst)) != 0) break;
+    for (i = 0; i < n && !rc; i++)
+      for (k = shards[i].m.first; k < shards[i].m.end && !rc; k++) {
+        FILE *in, *out;
+        size_t got;
+        snprintf(src, sizeof src, "%s/%s/%07lu.%s", shards[i].path, kind, ul(k), kind);
+        snprintf(dst, sizeof dst, "%s/%s/%07lu.%s", a->out, kind, ul(k), kind);
+        snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+        if (!(in = fopen(src, "rb"))) { rc = lens_fail("%s: %s", src, strerror(errno)); break; }
+        if (!(out = fopen(tmp, "wb"))) { fclose(in); rc = lens_fail("%s: cannot open for writing: %s", tmp, strerror(errno)); break; }
+        while ((got = fread(buf, 1, MERGE_CHUNK, in)) > 0)
+          if (fwrite(buf, 1, got, out) != got) { rc = lens_fail("%s: write failed: %s", tmp, strerror(errno)); break; }
+        if (!rc && ferror(in)) rc = lens_fail("%s: read failed", src);
+        fclose(in);
+        if (fclose(out) != 0 && !rc) rc = lens_fail("%s: write failed: %s", tmp, strerror(errno));
+        if (!rc && rename(tmp, dst) != 0) rc = lens_fail("%s: cannot rename %s into place: %s", dst, tmp, strerror(errno));
+        if (rc) remove(tmp);
+      }
+  }
+  return rc;
+}
+
 /* Checks everything, writes every output under its temporary name, then renames them all. */
 static int merge(const merge_args *a, merge_shard *shards, int folders) {
   merge_output outs[LENS_SHARD_MAX_FILES];
   char *buf = NULL;
-  int n = a->nshards, nout = 0, k, rc;
+  int n = a->nshards, nout = 0, k, rc, objects[2] = {0, 0};
   memset(outs, 0, sizeof outs);
   rc = check_out(a, shards, folders);
   if (!rc) rc = read_manifests(shards, n, folders);
@@ -571,9 +641,11 @@ static int merge(const merge_args *a, merge_shard *shards, int folders) {
   if (!rc) rc = check_cover(shards, n);
   if (!rc) rc = plan_outputs(a, shards, folders, outs, &nout);
   for (k = 0; k < nout && !rc; k++) rc = check_output(&outs[k], shards, n, folders);
+  if (!rc && folders) rc = object_files_check(shards, n, objects);
   if (!rc) rc = folders ? lens_make_dirs(a->out) : lens_make_parents(a->out);
   if (!rc && !(buf = (char *)malloc(MERGE_CHUNK))) rc = lens_fail("out of memory");
   for (k = 0; k < nout && !rc; k++) rc = write_output(&outs[k], shards, n, folders, buf);
+  if (!rc) rc = object_files_copy(a, shards, n, objects, buf);
   for (k = 0; k < nout; k++) {
     if (outs[k].pending && !rc && rename(outs[k].tmp, outs[k].path) != 0)
       rc = lens_fail("%s: cannot rename %s into place: %s", outs[k].path, outs[k].tmp, strerror(errno));
