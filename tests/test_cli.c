@@ -444,6 +444,22 @@ static void test_info_set(void) {
               !strstr(out, "characters; --full"),
           "--full prints it whole");
   }
+  { /* characters, not bytes: 200 two-byte characters are 200, and the cut keeps whole ones */
+    char cmd[1024] = "info " W "/meta_in.safetensors --out " W "/greek.safetensors --set note=";
+    const char *s = NULL;
+    int k, whole = 1;
+    for (k = 0; k < 200; k++) strcat(cmd, "\xce\xb8"); /* theta */
+    CHECK(cli_lens("%s > /dev/null", cmd) == 0, "a value of 200 thetas set");
+    CHECK(cli_lens_output(out, sizeof out, "info " W "/greek.safetensors") == 0 && (s = strstr(out, "  note: ")) != NULL &&
+              strstr(out, "(200 characters; --full prints it whole)"), "counted in characters: %s", out);
+    if (s) {
+      const char *end = strstr(s, " ... (");
+      s += 8;
+      whole = end && (end - s) == 280; /* 140 characters of two bytes */
+      for (; end && s < end; s += 2) whole = whole && (unsigned char)s[0] == 0xce && (unsigned char)s[1] == 0xb8;
+    }
+    CHECK(whole, "cut after 140 whole characters");
+  }
 }
 
 int main(void) {

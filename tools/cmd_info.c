@@ -82,10 +82,14 @@ int lens_cmd_info(int argc, char **argv) {
   if (m->meta_count) printf("metadata:\n");
   for (i = 0; i < m->meta_count; i++) {
     const char *v = m->meta_values[i];
-    size_t n = strlen(v);
+    size_t n = 0, k, cut = 0;
+    /* characters, not bytes: UTF-8 continuation bytes (10xxxxxx) do not start one; the cut after
+     * 140 characters falls between two of them */
+    for (k = 0; v[k]; k++)
+      if (((unsigned char)v[k] & 0xC0) != 0x80 && n++ == 140) cut = k;
     /* a long one-line value (a list of input files, say) is cut; layer text keeps its lines */
     if (!a.full && n > 160 && !strchr(v, '\n'))
-      printf("  %s: %.140s ... (%lu characters; --full prints it whole)\n", m->meta_keys[i], v, (unsigned long)n);
+      printf("  %s: %.*s ... (%lu characters; --full prints it whole)\n", m->meta_keys[i], (int)cut, v, (unsigned long)n);
     else
       printf("  %s: %s\n", m->meta_keys[i], v);
   }
