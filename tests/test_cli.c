@@ -431,6 +431,14 @@ static void test_info_set(void) {
   CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set novalue --out " W "/m2.safetensors") == 2 && strstr(out, "KEY=VALUE"),
         "--set without = refused");
   CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set a=b") == 2 && strstr(out, "--out"), "--set without --out refused");
+  /* values other commands read as facts about the network must fit it */
+  CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set classes=a,b,c --out " W "/m2.safetensors") == 2 &&
+            strstr(out, "3 names for a model of"), "--set classes of the wrong count refused: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set band_names=A,B,C,D,E,F,G --out " W "/m2.safetensors") == 2 &&
+            strstr(out, "input bands"), "--set band_names of the wrong count refused: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set pixel_scale=abc --out " W "/m2.safetensors") == 2 &&
+            strstr(out, "arcseconds per pixel"), "--set pixel_scale=abc refused: %s", out);
+  CHECK(!check_file_exists(W "/m2.safetensors"), "nothing written for the refused values");
   CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --out " W "/m2.safetensors") == 2 && strstr(out, "--set"), "--out without --set refused");
   { /* a long one-line value (a list of 40 files) is cut unless --full */
     char cmd[1024] = "info " W "/meta_in.safetensors --out " W "/long.safetensors --set adapt.target-data=";

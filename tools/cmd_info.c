@@ -2,6 +2,7 @@
  * which layers run in int8 - and, with --set, a copy with metadata added or changed (band names,
  * pixel scale, provenance). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "lens_cmds.h"
 #include "cli.h"
@@ -32,9 +33,30 @@ static int info_key_structural(const char *key, size_t n) {
   return (n == 4 && !strncmp(key, "arch", 4)) || (n == 5 && !strncmp(key, "bands", 5)) || (n == 10 && !strncmp(key, "input_size", 10));
 }
 
+/* Keys that other commands read as facts about the network: classes (one name per output of a
+ * classifier), band_names (one per input band), pixel_scale (arcsec per pixel, > 0). */
+static int info_value_check(const lensnet_model *m, const char *key, const char *value) {
+  size_t items = 1;
+  const char *c;
+  lensnet_regression reg;
+  for (c = value; *c; c++) items += *c == ',';
+  if (!strcmp(key, "classes") && lensnet_model_regression(m, &reg, NULL) != LENSNET_OK && items != m->out_features)
+    return lens_usage("--set classes=%s: %lu names for a model of %lu outputs", value, (unsigned long)items, (unsigned long)m->out_features);
+  if (!strcmp(key, "band_names") && items != m->in_c)
+    return lens_usage("--set band_names=%s: %lu names for a model of %lu input bands", value, (unsigned long)items, (unsigned long)m->in_c);
+  if (!strcmp(key, "pixel_scale")) {
+    char *end;
+    double v = strtod(value, &end);
+    if (end == value || *end || !(v > 0 && v < 3600))
+      return lens_usage("--set pixel_scale=%s: arcseconds per pixel, a number above 0", value);
+  }
+  return 0;
+}
+
 static int info_set(const info_args *a, lensnet_model *m) {
   lensnet_error err;
   size_t i;
+  int rc;
   for (i = 0; i < a->nset; i++) {
     const char *eq = strchr(a->set[i], '=');
     char key[256];
@@ -45,6 +67,7 @@ static int info_set(const info_args *a, lensnet_model *m) {
       return lens_usage("--set: '%.*s' describes the network itself and cannot be changed here", (int)n, a->set[i]);
     memcpy(key, a->set[i], n);
     key[n] = 0;
+    if ((rc = info_value_check(m, key, eq + 1)) != 0) return rc;
     if (lensnet_model_set_meta(m, key, eq + 1) != LENSNET_OK) return lens_fail("out of memory setting %s", key);
   }
   if (lensnet_model_save(m, a->out, &err) != LENSNET_OK) return lens_fail_err(&err);
@@ -56,7 +79,9 @@ int lens_cmd_info(int argc, char **argv) {
   lensnet_model *m;
   lensnet_error err;
   size_t i;
-  int rc = lens_options_parse(&info_spec, argc, argv, &a, NULL);
+  int rc;
+  memset(&a, 0, sizeof a);
+  rc = lens_options_parse(&info_spec, argc, argv, &a, NULL);
   if (rc) return rc < 0 ? 0 : rc;
   if (a.nset && !a.out) return lens_usage("--set needs --out FILE.safetensors (the same path as MODEL rewrites it)");
   if (a.out && !a.nset) return lens_usage("--out writes the model with --set entries; give at least one --set KEY=VALUE");
