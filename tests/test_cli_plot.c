@@ -40,7 +40,21 @@ static void test_other_plots(void) {
   CHECK(cli_lens("plot scores --scores build/plot_scores.csv --out build/plot_hist.png > /dev/null 2>&1") == 0 &&
         png_size("build/plot_hist.png", &w, &h) && w == 640, "scores.png");
   CHECK(cli_lens("plot history --history build/plot_history.csv --out build/plot_hist2.png > /dev/null 2>&1") == 0 &&
-        png_size("build/plot_hist2.png", &w, &h) && w == 960 && h == 400, "history.png 960x400");
+        png_size("build/plot_hist2.png", &w, &h) && w == 960 && h == 400, "history.png 960x400");  { /* --val-fraction 0: every validation figure 0; training curves only, and a note says why */
+    FILE *f = fopen("build/plot_noval.csv", "w");
+    char text[1024];
+    int i;
+    if (f) {
+      fprintf(f, "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds\n");
+      for (i = 1; i <= 5; i++) fprintf(f, "%d,0.001,%.4f,%.4f,0.000000,0.000000,3.5\n", i, 0.7 / i, 1 - 0.4 / i);
+      fclose(f);
+    }
+    CHECK(cli_lens("plot history --history build/plot_noval.csv --out build/plot_noval.png > /dev/null 2> build/plot_noval.txt") == 0 &&
+              png_size("build/plot_noval.png", &w, &h) && w == 960, "a history without validation is drawn");
+    cli_text("build/plot_noval.txt", text, sizeof text);
+    CHECK(strstr(text, "no validation figures") != NULL, "a note says there are no validation figures: %s", text);
+    remove("build/plot_noval.csv"); remove("build/plot_noval.png"); remove("build/plot_noval.txt");
+  }
 }
 
 /* A CSV whose last line has no newline is read whole (it once made the reader run past the end

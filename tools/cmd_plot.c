@@ -281,7 +281,7 @@ static int plot_history(const plot_options *o) {
   long col[5];
   float *v[5];
   size_t i, n;
-  int rc;
+  int rc, curves = 2;
   lensviz_image img, left, right;
   lensviz_series s[2];
   lensviz_plot_desc pd;
@@ -295,6 +295,15 @@ static int plot_history(const plot_options *o) {
     else if (!(v[i] = (float *)malloc(n * sizeof(float)))) rc = lens_fail("out of memory");
     else rc = csv_numbers(&t, col[i], o->history, 0, v[i]);
   }
+  if (rc == 0) { /* lens train --val-fraction 0 writes 0 for the validation figures of every epoch */
+    int any = 0;
+    for (i = 0; i < n; i++) any |= v[2][i] != 0.0f || v[4][i] != 0.0f;
+    if (!any) {
+      curves = 1;
+      fprintf(stderr, "lens: note: %s has no validation figures (val_loss and val_acc are 0 in every epoch, as lens train "
+                      "--val-fraction 0 writes them): training curves only\n", o->history);
+    }
+  }
   if (rc == 0 && lensviz_image_alloc(&img, o->width, o->height, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0) {
     left = lensviz_image_view(&img, 0, 0, o->width / 2, o->height);
@@ -304,10 +313,10 @@ static int plot_history(const plot_options *o) {
     s[0].x = v[0]; s[0].y = v[1]; s[0].n = n; s[0].label = "train"; s[0].color = series_color(0);
     s[1].x = v[0]; s[1].y = v[2]; s[1].n = n; s[1].label = "validation"; s[1].color = series_color(1); s[1].dashed = 1;
     pd.title = "Loss"; pd.xlabel = "epoch"; pd.ylabel = "loss";
-    lensviz_plot_lines(&left, s, 2, &pd);
+    lensviz_plot_lines(&left, s, (size_t)curves, &pd);
     s[0].y = v[3]; s[1].y = v[4];
     pd.title = "Accuracy"; pd.ylabel = "accuracy"; pd.legend_bottom = 1;
-    lensviz_plot_lines(&right, s, 2, &pd);
+    lensviz_plot_lines(&right, s, (size_t)curves, &pd);
     rc = save(&img, o->out);
     lensviz_image_free(&img);
   }
