@@ -1752,7 +1752,7 @@ static lensnet_result lensnet__atomic_open(const char *path, FILE **f, char **pa
   memcpy(*paths + 2 * n + 1, ".tmp", 5);
   *f = fopen(lensnet__tmp_name(*paths), "wb");
   if (!*f) {
-    lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for writing", lensnet__tmp_name(*paths));
+    lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for writing: %s", lensnet__tmp_name(*paths), strerror(errno));
     LENSNET_FREE(*paths);
     *paths = NULL;
     return LENSNET_ERR_IO;
@@ -1781,7 +1781,8 @@ static lensnet_result lensnet__atomic_commit(FILE **f, char **paths, int sync_to
   ok &= fclose(*f) == 0;
   *f = NULL;
   if (r == LENSNET_OK && !ok) r = lensnet__fail(err, LENSNET_ERR_IO, "%s: write failed (disk full?)", tmp);
-  if (r == LENSNET_OK && rename(tmp, *paths) != 0) r = lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot rename %s into place", *paths, tmp);
+  if (r == LENSNET_OK && rename(tmp, *paths) != 0)
+    r = lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot rename %s into place: %s", *paths, tmp, strerror(errno));
   if (r != LENSNET_OK) remove(tmp);
   LENSNET_FREE(*paths);
   *paths = NULL;
