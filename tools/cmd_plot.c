@@ -100,8 +100,8 @@ static const lens_option plot_rows[] = {
   LENS_DOUBLE(T, "threshold", threshold, -1e300, 1e300, 0.5, "T", "confusion: a lens when score >= T (default 0.5)"),
   LENS_SIZE(T, "bins", bins, 1, 8192, 20, "N", "scores: histogram bins (default 20)"),
   LENS_TEXT(T, "title", 0, title, NULL, "TEXT", "picture title"),
-  LENS_SIZE(T, "width", width, 1, 8192, 0, "W", "picture width (default 640; history 960)"),
-  LENS_SIZE(T, "height", height, 1, 8192, 0, "H", "picture height (default 480; history 400)"),
+  LENS_SIZE(T, "width", width, 160, 8192, 0, "W", "picture width (default 640; history 960)"),
+  LENS_SIZE(T, "height", height, 120, 8192, 0, "H", "picture height (default 480; history 400)"),
 };
 #undef T
 static const lens_option_section plot_sections[] = {{NULL, plot_rows, sizeof plot_rows / sizeof plot_rows[0]}};

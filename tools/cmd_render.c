@@ -268,7 +268,8 @@ int lens_cmd_render(int argc, char **argv) {
   if (rc == 0 && sink.count == 0) rc = lens_fail("render: the scene files hold no scene");
   if (rc == 0) rc = sink_finish(&sink);
   if (rc == 0 && sink.stack)
-    fprintf(stderr, "render: %lu scenes [%lu, %lu, %lu] in %.1f s -> %s\n", (unsigned long)sink.count, (unsigned long)sink.count,
+    fprintf(stderr, "render: %lu scene%s [%lu, %lu, %lu] in %.1f s -> %s\n", (unsigned long)sink.count, sink.count == 1 ? "" : "s",
+            (unsigned long)sink.count,
             (unsigned long)side, (unsigned long)side, lens_seconds() - t0, a.out_path);
   sink_free(&sink);
   free(reader.text);
