@@ -255,6 +255,7 @@ static void test_exit_codes(void) {
     {"explain --model " W "/m_none.safetensors --input " W "/x.npy --method saliency --threads 1 --out " W "/e", 0}, {"explain --help", 0},
     {"plot", 2}, {"plot nonsense --out " W "/a.png", 2}, {"plot roc --out " W "/a.png", 2}, {"plot roc --scores " W "/scores.csv", 2},
     {"plot scores --scores " W "/scores.csv --bins 0 --out " W "/a.png", 2}, {"plot history --out " W "/a.png", 2},
+    {"plot roc --scores " W "/scores.csv --threshold 0.3 --out " W "/a.png", 2}, {"plot history --history h.csv --bins 5 --out " W "/a.png", 2},
     {"plot roc --scores " W "/missing.csv --out " W "/a.png", 1}, {"plot roc --scores " W "/scores.csv --score-column nope --out " W "/a.png", 1},
     {"plot roc --scores " W "/scores.csv --out " W "/a.png", 0}, {"plot --help", 0},
     {"eval", 2}, {"eval --scores " W "/scores.csv", 2}, {"eval --scores " W "/scores.csv --out " W "/ev.csv", 2},

@@ -328,8 +328,18 @@ static int plot_history(const plot_options *o) {
 int lens_cmd_plot(int argc, char **argv) {
   plot_options o;
   int history, rc;
+  lens_options_given given;
+  /* options that only some kinds use (bit k: plot_kinds[k]); the others serve every kind */
+  static const struct { const char *name; unsigned kinds; const char *which; } only[] = {
+    {"scores", 15u, "roc, pr, scores, confusion"}, {"score-column", 15u, "roc, pr, scores, confusion"},
+    {"label-column", 15u, "roc, pr, scores, confusion"}, {"labels", 15u, "roc, pr, scores, confusion"},
+    {"name", 3u, "roc, pr"}, {"threshold", 8u, "confusion"}, {"bins", 4u, "scores"}, {"history", 16u, "history"}};
+  size_t i;
   memset(&o, 0, sizeof o);
-  if ((rc = lens_options_parse(&plot_spec, argc, argv, &o, NULL)) != 0) return rc < 0 ? 0 : rc;
+  if ((rc = lens_options_parse(&plot_spec, argc, argv, &o, &given)) != 0) return rc < 0 ? 0 : rc;
+  for (i = 0; i < sizeof only / sizeof only[0]; i++)
+    if (!(only[i].kinds & (1u << o.kind)) && lens_options_was_given(&plot_spec, &given, only[i].name))
+      return lens_usage("--%s has no use in lens plot %s (it serves: %s)", only[i].name, plot_kinds[o.kind], only[i].which);
   history = o.kind == PLOT_HISTORY;
   if (lens_out_format("--out", o.out, LENS_FMT_PNG) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
   if (!o.width) o.width = history ? 960 : 640;
