@@ -1195,7 +1195,8 @@ LENSNET_API lensnet_result lensnet_model_classifier_layer(const lensnet_model *m
  * align_corners=False, antialias=False) convention. An empty source (h or w 0) gives zeros. */
 LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, float *dst, size_t out_h, size_t out_w);
 /* Per-band min-max normalisation of one image [bands, hw] to [0, 1] (Wilde et al. 2022); a
- * constant band becomes 0. NaNs are ignored for min and max and set to 0; returns their count. */
+ * constant band becomes 0. NaNs are ignored for min and max and set to 0; returns their count.
+ * A band whose span overflows a float (values near +-3.4e38) is scaled in double. */
 LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t hw);
 /* How many of x[0..n) are NaN or infinite; *first (if given) gets the index of the first, n if none. */
 LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *first);
@@ -9984,6 +9985,15 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
       if (x[i] != x[i]) continue;
       if (x[i] < lo) lo = x[i];
       if (x[i] > hi) hi = x[i];
+    }
+    if (hi - lo - (hi - lo) != 0.0f && hi - hi == 0.0f && lo - lo == 0.0f) {
+      /* finite values whose span overflows a float (beyond ~3.4e38): the same in double */
+      double dlo = lo, span = (double)hi - (double)lo;
+      for (i = 0; i < hw; i++) {
+        if (x[i] != x[i]) { x[i] = 0.0f; nans++; }
+        else x[i] = (float)(((double)x[i] - dlo) / span);
+      }
+      continue;
     }
     for (i = 0; i < hw; i++) {
       if (x[i] != x[i]) { x[i] = 0.0f; nans++; }

@@ -287,6 +287,11 @@ static void test_resize_and_minmax(void) {
   CHECK(lensnet_minmax_normalize(img, 2, 3) == 1, "one NaN counted");
   CHECK(img[0] == 0.0f && img[1] == 0.5f && img[2] == 1.0f, "band 0 scaled to [0,1]");
   CHECK(img[3] == 0.0f && img[4] == 0.0f && img[5] == 0.0f, "constant band and NaN become 0");
+  { /* finite values whose span overflows a float: 0, 1/2 and 1, not NaN */
+    float wide[3] = {-3e38f, 0.0f, 3e38f};
+    CHECK(lensnet_minmax_normalize(wide, 1, 3) == 0 && wide[0] == 0.0f && wide[1] == 0.5f && wide[2] == 1.0f,
+          "a span beyond a float's range: %g %g %g", wide[0], wide[1], wide[2]);
+  }
 }
 
 static void test_edge_cases(void) {
