@@ -274,6 +274,18 @@ static void test_eval(void) {
     lensnet_csv_free(&m);
     lensnet_csv_free(&p);
   } else CHECK(0, "read pred.csv and metrics.csv: %s", err.message);
+  /* rows are matched by object index (lens predict's input FILE.npy[i] against the labels' index):
+   * the predictions in reverse order give the same figures; without indices they are matched in order */
+  cli_shell("(head -n 1 " D "/pred.csv; tail -n +2 " D "/pred.csv | tac) > " D "/pred_rev.csv");
+  rc = cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/pred_rev.csv --labels " D "/test.csv --by width --bins 2 --out " D "/ev_rev");
+  CHECK(rc == 0 && strstr(out, "by object index"), "reversed predictions matched by index: %s", out);
+  CHECK(cli_shell("cmp -s " D "/ev/metrics.csv " D "/ev_rev/metrics.csv") == 0, "the same metrics.csv from the reversed predictions");
+  cli_shell("head -n 101 " D "/pred.csv > " D "/pred_100.csv");
+  rc = cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/pred_100.csv --labels " D "/test.csv --out " D "/ev_100");
+  CHECK(rc == 0 && strstr(out, "100 objects"), "the predictions of 100 objects against labels of more: %s", out);
+  cli_shell("sed 's/^[^,]*\\[\\([0-9]*\\)\\]/\\1/' " D "/pred_100.csv | sed '1s/^input/name/' > " D "/pred_noidx.csv");
+  rc = cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/pred_noidx.csv --labels " D "/test.csv --out " D "/ev_noidx");
+  CHECK(rc == 1 && strstr(out, "matched in order"), "no indices and other row counts: refused, saying rows are matched in order: %s", out);
 }
 
 /* Calibrated on one seed, evaluated on another: the 68% interval then holds about 68%. */
