@@ -172,8 +172,16 @@ static void test_errors(void) {
   CHECK(cli_lens("eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --out " D "/x --at-recall 1.5 > /dev/null 2>&1") == 2,
         "--at-recall 1.5");
   CHECK(cli_lens("eval --labels " D "/six_labels.csv --out " D "/x > /dev/null 2>&1") == 2, "no --scores");
-  CHECK(cli_lens_output(out, sizeof out, "eval --help") == 0 && strstr(out, "--prior") && strstr(out, "--by") && strstr(out, "--bootstrap"),
-        "--help lists the options");
+  CHECK(cli_lens_output(out, sizeof out, "eval --help") == 0 && strstr(out, "--prior") && strstr(out, "--by") && strstr(out, "--bootstrap") &&
+            strstr(out, "--task classify|regress"),
+        "--help lists the options, --task among them");
+  CHECK(cli_lens_output(out, sizeof out, "eval --task regression --scores " D "/six_scores.csv --out " D "/x") == 2 &&
+            strstr(out, "unknown task 'regression'"), "a wrong --task value is named as such: %s", out);
+  /* an --out folder where an output would replace an input: refused, the inputs intact */
+  cli_shell("mkdir -p " D "/ow && cp " D "/six_scores.csv " D "/ow/metrics.csv && cp " D "/six_labels.csv " D "/ow/curve.csv");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/ow/metrics.csv --labels " D "/ow/curve.csv --out ./" D "/ow/") == 2 &&
+            strstr(out, "would overwrite the input"), "outputs over the inputs refused: %s", out);
+  CHECK(cli_shell("cmp -s " D "/six_scores.csv " D "/ow/metrics.csv && cmp -s " D "/six_labels.csv " D "/ow/curve.csv") == 0, "the inputs intact");
 }
 
 /* One class only: the AUC is undefined, said so, not a number. */

@@ -286,6 +286,10 @@ static void test_eval(void) {
   cli_shell("sed 's/^[^,]*\\[\\([0-9]*\\)\\]/\\1/' " D "/pred_100.csv | sed '1s/^input/name/' > " D "/pred_noidx.csv");
   rc = cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/pred_noidx.csv --labels " D "/test.csv --out " D "/ev_noidx");
   CHECK(rc == 1 && strstr(out, "matched in order"), "no indices and other row counts: refused, saying rows are matched in order: %s", out);
+  cli_shell("cp " D "/pred_100.csv " D "/ev_100/metrics.csv");
+  rc = cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/ev_100/metrics.csv --labels " D "/test.csv --out " D "/ev_100");
+  CHECK(rc == 2 && strstr(out, "would overwrite the input") && cli_shell("cmp -s " D "/pred_100.csv " D "/ev_100/metrics.csv") == 0,
+        "predictions in --out under an output's name: refused, intact: %s", out);
 }
 
 /* Calibrated on one seed, evaluated on another: the 68% interval then holds about 68%. */

@@ -207,6 +207,24 @@ int lens_out_model(const char *flag, const char *path, const char *const *inputs
   return 0;
 }
 
+int lens_out_dir_inputs(const char *flag, const char *dir, const char *const *names, size_t nnames, const char *const *inputs, size_t count) {
+  char path[4200];
+  struct stat out_st, st;
+  size_t i, k, len = strlen(dir);
+  while (len > 1 && dir[len - 1] == '/') len--;
+  for (k = 0; k < nnames; k++) {
+    int exists;
+    if ((size_t)snprintf(path, sizeof path, "%.*s/%s", (int)len, dir, names[k]) >= sizeof path) continue;
+    exists = stat(path, &out_st) == 0;
+    for (i = 0; i < count; i++) {
+      if (!inputs[i]) continue;
+      if (!strcmp(inputs[i], path) || (exists && stat(inputs[i], &st) == 0 && st.st_dev == out_st.st_dev && st.st_ino == out_st.st_ino))
+        return lens_usage("%s %s would overwrite the input %s (as %s): write into another folder", flag, dir, inputs[i], names[k]);
+    }
+  }
+  return 0;
+}
+
 FILE *lens_text_open(const char *path, char *tmp, size_t cap) {
   FILE *f;
   if ((size_t)snprintf(tmp, cap, "%s.tmp", path) >= cap) {

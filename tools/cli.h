@@ -65,6 +65,10 @@ int lens_out_folder(const char *flag, const char *path);
  * entries skipped; the same name or, for files that exist, the same file) other than `may_be`
  * (an input the command may rewrite, or NULL). */
 int lens_out_model(const char *flag, const char *path, const char *const *inputs, size_t count, const char *may_be);
+/* For --out folders: 0, or (usage error) why DIR/NAME, for one of the `nnames` files a command
+ * writes there, is one of the `count` inputs (NULL entries skipped; the same name or the same file):
+ * writing it would destroy that input. */
+int lens_out_dir_inputs(const char *flag, const char *dir, const char *const *names, size_t nnames, const char *const *inputs, size_t count);
 
 /* A text file written atomically: lens_text_open opens `path.tmp` (its name into tmp, cap bytes),
  * lens_text_commit closes it and renames it over path, lens_text_discard closes and removes it.

@@ -54,6 +54,7 @@ typedef struct {
   double recalls[LENSVIZ_EVAL_MAX_LEVELS], fprs[LENSVIZ_EVAL_MAX_LEVELS];
   eval_by by[EVAL_MAX_BY];
   size_t by_count;
+  int task;                          /* --task: 0 classify (this table); regress goes to tools/cmd_regress.c */
 } eval_options;
 
 /* "0.9,0.95" into at most LENSVIZ_EVAL_MAX_LEVELS numbers in (0, 1]. */
@@ -172,15 +173,21 @@ static int parse_by(eval_options *o) {
   return 0;
 }
 
+static const char *const eval_task_choices[] = {"classify", "regress", NULL};
+
 #define T eval_options
 static const lens_option eval_rows[] = {
+  LENS_CHOICE(T, "task", 0, task, eval_task_choices, 0, "classify|regress",
+              "classify (default): a finder's scores, the figures below; regress: a lens-modelling\n"
+              "network's predictions (lens eval --task regress --help)"),
   LENS_LIST_FLAGS(T, "scores", LENS_OPT_REQUIRED, scores_paths, scores_count, EVAL_MAX_SCORES, "FILE.csv",
                   "scores: the CSV of lens predict (p_lens, logit_<class>...); repeat\n"
                   "for the shards of a run (lens predict --shard I/N): up to 4096\n"
                   "files with the same header, read in order as one table"),
   LENS_TEXT(T, "labels", 0, labels_path, NULL, "FILE.csv", "labels: the labels.csv of lens sim (default: the scores file's own\n"
             "label column); rows joined by 'index' when both files have one"),
-  LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "DIR", "folder for metrics.json, metrics.csv, curve.csv, roc.png, pr.png"),
+  LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "DIR", "folder for metrics.json, metrics.csv, curve.csv, roc.png, pr.png\n"
+            "(none of them may be an input)"),
   LENS_LIST(T, "by", by_text, by_text_count, EVAL_MAX_BY, "LIST", "groups: label columns such as kind,theta_E,arc_snr,mag_lens; text\n"
             "columns by value, numeric ones in quantile bins, or fixed edges\n"
             "with NAME:e0,e1,... (e.g. theta_E:0,0.5,1,2); may repeat"),
@@ -1661,6 +1668,14 @@ int lens_cmd_eval(int argc, char **argv) {
   if ((rc = lens_options_parse(&eval_spec, argc, argv, &o, NULL)) != 0) return rc < 0 ? 0 : rc;
   if ((rc = parse_by(&o)) != 0 || (rc = check_score_files(&o)) != 0) return rc;
   if (lens_out_folder("--out", o.out)) return LENS_EXIT_USAGE;
+  {
+    static const char *const outputs[] = {"metrics.json", "metrics.csv", "curve.csv", "roc.png", "pr.png"};
+    const char *inputs[EVAL_MAX_SCORES + 1];
+    size_t k;
+    for (k = 0; k < o.scores_count; k++) inputs[k] = o.scores_paths[k];
+    inputs[k] = o.labels_path;
+    if ((rc = lens_out_dir_inputs("--out", o.out, outputs, 5, inputs, o.scores_count + 1)) != 0) return rc;
+  }
   rc = load_data(&o, &d);
   if (!rc && d.classes && (o.prior_count || o.recall_count || o.fpr_count))
     rc = lens_usage("--prior, --at-recall and --at-fpr are two-class figures; %s %s %lu class columns (pick one with --score-column)",

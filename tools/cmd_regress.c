@@ -416,6 +416,12 @@ int lens_cmd_eval_regress(int argc, char **argv) {
     rc = need_column(&d.lt, o.labels, o.by_text[b], &col);
   }
   for (j = 0; rc == 0 && j < d.count; j++) rc = regress_group(&d, j, NULL, &all[j]);
+  if (rc == 0) {
+    static const char *const outputs[] = {"metrics.csv", "metrics.json", "coverage.csv", "coverage.png"};
+    const char *inputs[2];
+    inputs[0] = o.scores; inputs[1] = o.labels;
+    rc = lens_out_dir_inputs("--out", o.out, outputs, 4, inputs, 2);
+  }
   if (rc == 0 && lens_make_dirs_noted(o.out, &made)) rc = LENS_EXIT_FAIL;
   if (rc == 0) rc = write_metrics(&o, &d, all);
   if (rc == 0) rc = write_json(&o, &d, all);
