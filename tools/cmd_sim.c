@@ -192,13 +192,24 @@ static int parse_args(int argc, char **argv, sim_args *a, lenssim_dataset_config
   if (a->skip_done && !a->shard.count) return lens_usage("sim: --skip-done needs --shard I/N (a shard's manifest says when it is done)");
   if (a->preset == LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE) {
     /* DeepLenseSim's Model I: one fixed lens and source, no selection, no other galaxies */
-    static const char *fixed[] = {"theta-e-min", "theta-e-max", "snr-min", "mu-min", "clumpy-fraction", "neighbours", "lens-fraction"};
+    static const char *fixed[] = {"theta-e-min", "theta-e-max", "snr-min", "mu-min", "clumpy-fraction", "neighbours", "lens-fraction", "ratio"};
     size_t k;
     for (k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
       if (lens_options_was_given(&sim_spec, &given, fixed[k]))
         return lens_usage("sim: --%s does not apply to --preset deeplense-substructure (DeepLenseSim's Model I: one lens, "
                           "one source shape, no selection; docs/populations.md)", fixed[k]);
   }
+  if (lens_options_was_given(&sim_spec, &given, "ratio") && lens_options_was_given(&sim_spec, &given, "lens-fraction"))
+    return lens_usage("sim: --ratio and --lens-fraction both set the share of lenses; give one");
+  if (a->preset == LENSSIM_PRESET_ENSAI_MODELLING) { /* every object a lens, smooth */
+    static const char *unused[] = {"lens-fraction", "ratio", "substructure-scale"};
+    size_t k;
+    for (k = 0; k < sizeof unused / sizeof unused[0]; k++)
+      if (lens_options_was_given(&sim_spec, &given, unused[k]))
+        return lens_usage("sim: --%s does not apply to --preset ensai-modelling (every object is a smooth lens)", unused[k]);
+  }
+  if (a->preset != LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE && lens_options_was_given(&sim_spec, &given, "substructure-scale"))
+    return lens_usage("sim: --substructure-scale is for --preset deeplense-substructure (its subhalos and vortices)");
   cfg->preset = (lenssim_preset)a->preset;
   cfg->layout = (lenssim_layout)a->layout;
   cfg->noise_free = a->noise_free;
