@@ -1551,7 +1551,15 @@ LENSVIZ_API lensnet_result lensviz_dream(const lensnet_model *m, size_t layer, c
     lensnet_model *cut;
     if (h < 1) h = 1;
     if (w < 1) w = 1;
-    if ((r = lensviz_model_cut(m, layer, h, w, &cut, err)) != LENSNET_OK) break;
+    if ((r = lensviz_model_cut(m, layer, h, w, &cut, err)) != LENSNET_OK) {
+      if (k > 0 && err) { /* the image would do; a smaller octave does not */
+        char why[sizeof err->message];
+        snprintf(why, sizeof why, "%s", err->message);
+        lensviz__fail(err, r, "dream: octave %ld of %lu is %lux%lu, too small for layer %lu (%s): use fewer octaves or an earlier layer",
+                      (long)(d.octaves - (size_t)k), (unsigned long)d.octaves, (unsigned long)h, (unsigned long)w, (unsigned long)layer, why);
+      }
+      break;
+    }
     lensviz__resize_planes(base, C, H, W, x, h, w);
     if (ph) {
       lensviz__resize_planes(detail, C, ph, pw, scaled, h, w);

@@ -361,6 +361,23 @@ static void test_methods(void) {
     }
     CHECK(lensviz_model_cut(relu, 3, 8, 8, &cut, &err) == LENSNET_OK && cut->layers[3].out_h == 6, "conv layers take 8x8");
     lensnet_model_free(cut);
+    { /* a deep layer that the full image reaches and the smallest octave does not: the message says which octave and what to do */
+      lensnet_model *deep = NULL;
+      float img[64];
+      CHECK(lensnet_model_create("input 1 8 8\nconv2d name=a out=1 kernel=3\nconv2d name=b out=1 kernel=3\nconv2d name=c out=1 kernel=3", &deep,
+                                 &err) == LENSNET_OK, "%s", err.message);
+      if (deep) {
+        lensnet_model_init(deep, 3);
+        for (i = 0; i < 64; i++) img[i] = (float)(i % 7) / 7.0f;
+        memset(&d, 0, sizeof d);
+        d.iterations = 2; d.octaves = 3;
+        CHECK(lensviz_dream(deep, 2, &d, img, &err) != LENSNET_OK && strstr(err.message, "octave 1 of 3 is 4x4") &&
+                  strstr(err.message, "fewer octaves"), "an octave too small for the layer is named: %s", err.message);
+        d.octaves = 1;
+        CHECK(lensviz_dream(deep, 2, &d, img, &err) == LENSNET_OK, "one octave works: %s", err.message);
+      }
+      lensnet_model_free(deep);
+    }
   }
   lensnet_model_free(relu);
   lensnet_model_free(smooth);
