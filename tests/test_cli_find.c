@@ -290,6 +290,13 @@ static void test_locator(void) {
     CHECK(cli_lens("find --model " MODEL " --verify weights/ou66-locator.safetensors --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2,
           "a regression network as verifier");
     CHECK(cli_lens("find --model " MODEL " --verify-threshold 0.3 --out " W "/badloc " W "/loc101/field.fits 2>/dev/null") == 2, "--verify-threshold alone");
+    /* a second network that reads other pixels or bands than the finder */
+    CHECK(cli_lens("find --model weights/ou66-scan.safetensors --verify weights/OU_200.safetensors --out " W "/badloc " W
+                   "/loc101/field.fits 2>" W "/err.txt") == 2 && cli_file_has(W "/err.txt", "0.1\"/pixel but the finder"),
+          "a verifier at another pixel scale refused");
+    CHECK(cli_lens("find --model weights/ou66-scan.safetensors --verify weights/OU_66.safetensors --out " W "/badloc " W
+                   "/loc101/field.fits 2>" W "/err.txt") == 2 && cli_file_has(W "/err.txt", "takes the bands J,Y,H,VIS"),
+          "a verifier with the bands in another order refused");
   }
 }
 

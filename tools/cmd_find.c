@@ -29,6 +29,7 @@
  * it made for DIR.
  * docs/find.md has the details and measured recovery. */
 #define _POSIX_C_SOURCE 200809L
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,6 +355,24 @@ static int shard_start(find_state *s, int argc, char **argv, int *done) {
   return 0;
 }
 
+/* A second network (--locator, --verify) must see the sky as the finder does: when both files say
+ * their pixel scale or their bands' names, these agree (a verifier at 0.1"/pixel on a field the
+ * finder reads at 0.3" scores a window three times the size it was trained on). */
+static int same_sky(const char *flag, const char *path, const lensnet_model *other, const find_state *s) {
+  const char *a = lensnet_model_meta(s->model, "pixel_scale"), *b = lensnet_model_meta(other, "pixel_scale");
+  const char *na = lensnet_model_meta(s->model, "band_names"), *nb = lensnet_model_meta(other, "band_names");
+  if (a && b) {
+    double x = atof(a), y = atof(b);
+    if (x > 0 && y > 0 && fabs(x - y) > 1e-6 * (x > y ? x : y))
+      return lens_usage("%s %s reads %s\"/pixel but the finder %s reads %s\"/pixel; they must read the same pixels", flag, path, b,
+                        s->o->model_path, a);
+  }
+  if (na && nb && strcmp(na, nb))
+    return lens_usage("%s %s takes the bands %s but the finder %s takes %s; they must read the same bands in the same order", flag, path, nb,
+                      s->o->model_path, na);
+  return 0;
+}
+
 /* The model, its normalisation, the threads. */
 static int open_model(find_state *s) {
   lensnet_error err;
@@ -367,6 +386,7 @@ static int open_model(find_state *s) {
     if (s->locator->in_c != s->model->in_c)
       return lens_usage("--locator %s takes %lu bands but the finder %lu; they must read the same bands", s->o->locator_path,
                         (unsigned long)s->locator->in_c, (unsigned long)s->model->in_c);
+    if ((rc = same_sky("--locator", s->o->locator_path, s->locator, s)) != 0) return rc;
   }
   if (s->o->verify_path) {
     if (lensnet_model_load(s->o->verify_path, &s->verifier, &err) != LENSNET_OK) return lens_fail_err(&err);
@@ -375,6 +395,10 @@ static int open_model(find_state *s) {
     if (s->verifier->in_c != s->model->in_c)
       return lens_usage("--verify %s takes %lu bands but the finder %lu; they must read the same bands", s->o->verify_path,
                         (unsigned long)s->verifier->in_c, (unsigned long)s->model->in_c);
+    {
+      int rc = same_sky("--verify", s->o->verify_path, s->verifier, s);
+      if (rc) return rc;
+    }
     if ((s->verifier_minmax = lens_preprocess_resolve(s->verifier, LENS_PREPROCESS_UNSET)) < 0) return LENS_EXIT_FAIL;
   }
   if (s->o->threads > 1) {
