@@ -4833,7 +4833,7 @@ LENSSIM_API lenssim_result lenssim_field_place(const lenssim_field *f, lenssim_f
     }
     if (tries == LENSSIM__FIELD_TRIES)
       return lenssim__fail(err, LENSSIM_ERR_RANGE, "field: no room for object %lu (%s) in a %dx%d field after %d draws; "
-                           "fewer lenses, a smaller lens spacing or a larger field", (unsigned long)placed, want_lens ? "a lens" : "a non-lens",
+                           "fewer lenses or others, a smaller lens_spacing (lenssim_field_config) or a larger field", (unsigned long)placed, want_lens ? "a lens" : "a non-lens",
                            f->size, f->size, LENSSIM__FIELD_TRIES);
     placed++;
   }

@@ -58,15 +58,15 @@ typedef struct {
 } eval_options;
 
 /* "0.9,0.95" into at most LENSVIZ_EVAL_MAX_LEVELS numbers in (0, 1]. */
-static int parse_levels(const char *label, const char *text, double *out, size_t *count) {
+static int parse_levels(const char *label, const char *text, const char *example, double *out, size_t *count) {
   const char *p = text;
   *count = 0;
   while (*p) {
     char *end;
     double v = strtod(p, &end);
     if (end == p || !(v > 0.0 && v <= 1.0) || (*end && *end != ',') || *count == LENSVIZ_EVAL_MAX_LEVELS)
-      return lens_usage("%s takes up to %d numbers in (0, 1] separated by commas, e.g. 0.9,0.95, got '%s'", label,
-                        LENSVIZ_EVAL_MAX_LEVELS, text);
+      return lens_usage("%s takes up to %d numbers in (0, 1] separated by commas, e.g. %s, got '%s'", label,
+                        LENSVIZ_EVAL_MAX_LEVELS, example, text);
     out[(*count)++] = v;
     p = *end ? end + 1 : end;
   }
@@ -77,13 +77,13 @@ static int parse_levels(const char *label, const char *text, double *out, size_t
 static int parse_recalls(const lens_option *o, const char *label, const char *text, void *opts) {
   eval_options *e = (eval_options *)opts;
   (void)o;
-  return parse_levels(label, text, e->recalls, &e->recall_count);
+  return parse_levels(label, text, "0.9,0.95", e->recalls, &e->recall_count);
 }
 
 static int parse_fprs(const lens_option *o, const char *label, const char *text, void *opts) {
   eval_options *e = (eval_options *)opts;
   (void)o;
-  return parse_levels(label, text, e->fprs, &e->fpr_count);
+  return parse_levels(label, text, "0.01,0.001", e->fprs, &e->fpr_count);
 }
 
 /* "1:100,1:1000". */

@@ -67,7 +67,7 @@ static const lens_option explain_rows[] = {
   LENS_SIZE(T, "blur-every", blur_every, 0, 1e6, 0, "K", "blur every K steps (default 4 for class and filter images)"),
   LENS_FLOAT(T, "l2", l2, 0, 1e6, 0, "W", "L2 weight of the ascent (default 0)"),
   LENS_INT(T, "channel", channel, 0, 1000000, -1, "C", "filters: draw only this channel"),
-  LENS_SIZE(T, "count", count, 0, 1e6, 8, "N", "filters: channels drawn (default 8, at most 20)"),
+  LENS_SIZE(T, "count", count, 0, 20, 8, "N", "filters: channels drawn (default 8, at most 20)"),
   LENS_SEED(T, "seed", seed, 1, "S", "noise and jitter seed (default 1)"),
   LENS_SIZE(T, "frames", frames, 0, 1e6, 0, "N", "frames of the GIF of an occlusion sweep or an ascent (default 60 / 40)"),
   LENS_CUTOUT_OPTIONS(T, cutout),
