@@ -342,6 +342,10 @@ static void test_bad_input(void) {
   CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --weight-init xavier --out build/tcli_bad 2> build/tcli_err.log") == 2 &&
             cli_file_has("build/tcli_err.log", "xavier"), "an unknown --weight-init is named");
   CHECK(cli_lens("train --resume build/does-not-exist 2> build/tcli_err.log") != 0 && cli_file_has("build/tcli_err.log", "does-not-exist"), "missing checkpoint named");
+  CHECK(cli_lens("train --resume README.md 2> build/tcli_err.log") == 1 && cli_file_has("build/tcli_err.log", "is a file; it takes the folder of a run"),
+        "--resume of a file says it takes a folder");
+  CHECK(cli_lens("train --resume docs 2> build/tcli_err.log") == 1 && cli_file_has("build/tcli_err.log", "holds no checkpoint.safetensors"),
+        "--resume of a folder without a run says so");
   {
     /* a damaged checkpoint: an option out of its range must be refused, not obeyed */
     lensnet_safetensors st;

@@ -225,6 +225,17 @@ int lens_out_dir_inputs(const char *flag, const char *dir, const char *const *na
   return 0;
 }
 
+int lens_resume_dir(const char *dir) {
+  char path[4200];
+  struct stat st;
+  if (stat(dir, &st) != 0) return lens_fail("--resume %s: %s", dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return lens_fail("--resume %s is a file; it takes the folder of a run (holding checkpoint.safetensors)", dir);
+  snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+  if (stat(path, &st) != 0)
+    return lens_fail("--resume %s holds no checkpoint.safetensors: not the folder of a run, or one stopped before its first epoch ended", dir);
+  return 0;
+}
+
 FILE *lens_text_open(const char *path, char *tmp, size_t cap) {
   FILE *f;
   if ((size_t)snprintf(tmp, cap, "%s.tmp", path) >= cap) {

@@ -69,6 +69,9 @@ int lens_out_model(const char *flag, const char *path, const char *const *inputs
  * writes there, is one of the `count` inputs (NULL entries skipped; the same name or the same file):
  * writing it would destroy that input. */
 int lens_out_dir_inputs(const char *flag, const char *dir, const char *const *names, size_t nnames, const char *const *inputs, size_t count);
+/* --resume DIR: 0 when DIR is a folder holding checkpoint.safetensors; else says what DIR is
+ * instead (missing, a file, a folder without a checkpoint) and returns LENS_EXIT_FAIL. */
+int lens_resume_dir(const char *dir);
 
 /* A text file written atomically: lens_text_open opens `path.tmp` (its name into tmp, cap bytes),
  * lens_text_commit closes it and renames it over path, lens_text_discard closes and removes it.

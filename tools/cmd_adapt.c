@@ -339,6 +339,7 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
   char path[4200];
   size_t k;
   int rc = 0, complete = 0;
+  if (lens_resume_dir(a->resume)) return LENS_EXIT_FAIL;
   snprintf(path, sizeof path, "%s/checkpoint.safetensors", a->resume);
   if (lensnet_safetensors_read(path, &st, &err) != LENSNET_OK) return lens_fail_err(&err);
   for (k = 0; k < TOOL_ROWS && rc == 0; k++) {

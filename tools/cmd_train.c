@@ -428,6 +428,7 @@ static int resume_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images
   char path[4096];
   int rc, epoch, total, complete = 0;
   const char *ep, *dir = a->resume;
+  if (lens_resume_dir(dir)) return LENS_EXIT_FAIL;
   snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
   if (lensnet_safetensors_read(path, &st, &err) != LENSNET_OK) return lens_fail_err(&err);
   rc = load_saved_options(&st, a);
