@@ -187,7 +187,7 @@ static void test_windows(void) {
       /* options the preset does not use, and two that set the same thing (they were ignored, or the last won) */
       "sim --preset deeplense-substructure --n 3 --ratio 1:3", "sim --preset ensai-modelling --n 3 --ratio 1:3",
       "sim --preset ensai-modelling --n 3 --lens-fraction 0", "sim --preset euclid-lensfinding --n 3 --substructure-scale 5",
-      "sim --preset euclid-lensfinding --n 3 --ratio 1:3 --lens-fraction 0.9"};
+      "sim --preset euclid-lensfinding --n 3 --ratio 1:3 --lens-fraction 0.9", "sim --preset euclid-lensfinding --n 3 --theta-e-min 0 --theta-e-max 0"};
     size_t i;
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
       CHECK(cli_lens("%s --out " TW "/bad 2>/dev/null", bad[i]) == 2, "refused with exit status 2: lens %s", bad[i]);

@@ -215,6 +215,8 @@ static int parse_args(int argc, char **argv, sim_args *a, lenssim_dataset_config
   cfg->noise_free = a->noise_free;
   cfg->supersampling = a->supersampling;
   if (a->theta_e_min >= 0) cfg->theta_E_min = a->theta_e_min;
+  if (a->theta_e_max == 0) /* the library reads 0 as "no upper end" */
+    return lens_usage("sim: --theta-e-max 0 leaves no Einstein radius to draw (the window is min <= theta_E <= max, max above 0)");
   if (a->theta_e_max >= 0) cfg->theta_E_max = a->theta_e_max;
   /* with --windows the share is the windows' (sim_windows); the fields keep the preset's */
   if (a->lens_fraction >= 0 && !a->windows) cfg->lens_fraction = given_value(a->lens_fraction, 1e-300);
