@@ -169,6 +169,8 @@ static void test_errors(void) {
   CHECK(cli_lens("eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --out " D "/x --prior 1-100 > /dev/null 2>&1") == 2, "--prior 1-100");
   CHECK(cli_lens("eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --out " D "/x --by theta_E:1 > /dev/null 2>&1") == 2,
         "--by with one edge");
+  CHECK(cli_lens("eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --out " D "/x --by kind --by kind > /dev/null 2>&1") == 2,
+        "--by naming a column twice");
   CHECK(cli_lens("eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --out " D "/x --at-recall 1.5 > /dev/null 2>&1") == 2,
         "--at-recall 1.5");
   CHECK(cli_lens("eval --labels " D "/six_labels.csv --out " D "/x > /dev/null 2>&1") == 2, "no --scores");
@@ -226,6 +228,8 @@ static void test_classes(void) {
   CHECK(strstr(out, "macro AUC") && strstr(out, "confusion"), "the summary has the macro AUC and the confusion matrix");
   CHECK(cli_lens("eval --scores " D "/k_scores.csv --labels " D "/k_labels.csv --prior 1:10 --out " D "/k > /dev/null 2>&1") == 2,
         "--prior with K classes is a usage error");
+  CHECK(cli_lens("eval --scores " D "/k_scores.csv --labels " D "/k_labels.csv --threshold 0.9 --out " D "/k > /dev/null 2>&1") == 2,
+        "--threshold with K classes is a usage error (it was ignored)");
 }
 
 /* Several --scores files read as one table: the six objects split as lens predict --shard I/3

@@ -164,6 +164,11 @@ static int parse_by(eval_options *o) {
           cur->edge_count = 1;
         }
         if (strlen(tok) >= sizeof cur->name || !tok[0]) return lens_usage("--by %s: a bad column name", o->by_text[t]);
+        {
+          size_t q;
+          for (q = 0; q + 1 < o->by_count; q++)
+            if (!strcmp(o->by[q].name, tok)) return lens_usage("--by names %s twice", tok);
+        }
         strcpy(cur->name, tok);
       }
     }
@@ -1657,6 +1662,7 @@ int lens_cmd_eval(int argc, char **argv) {
   eval_data d;
   eval_groups g;
   lens_pool *pool = NULL;
+  lens_options_given given;
   size_t c;
   int rc;
   for (c = 1; c < (size_t)argc; c++) /* --task regress: lens modelling, another table (tools/cmd_regress.c) */
@@ -1665,7 +1671,7 @@ int lens_cmd_eval(int argc, char **argv) {
   memset(&o, 0, sizeof o);
   memset(&d, 0, sizeof d);
   memset(&g, 0, sizeof g);
-  if ((rc = lens_options_parse(&eval_spec, argc, argv, &o, NULL)) != 0) return rc < 0 ? 0 : rc;
+  if ((rc = lens_options_parse(&eval_spec, argc, argv, &o, &given)) != 0) return rc < 0 ? 0 : rc;
   if ((rc = parse_by(&o)) != 0 || (rc = check_score_files(&o)) != 0) return rc;
   if (lens_out_folder("--out", o.out)) return LENS_EXIT_USAGE;
   {
@@ -1677,6 +1683,9 @@ int lens_cmd_eval(int argc, char **argv) {
     if ((rc = lens_out_dir_inputs("--out", o.out, outputs, 5, inputs, o.scores_count + 1)) != 0) return rc;
   }
   rc = load_data(&o, &d);
+  if (!rc && d.classes && lens_options_was_given(&eval_spec, &given, "threshold"))
+    rc = lens_usage("--threshold is a two-class figure; %s %s %lu class columns (each object's class is its highest score)", d.sname,
+                    d.scount > 1 ? "have" : "has", (unsigned long)d.classes);
   if (!rc && d.classes && (o.prior_count || o.recall_count || o.fpr_count))
     rc = lens_usage("--prior, --at-recall and --at-fpr are two-class figures; %s %s %lu class columns (pick one with --score-column)",
                     d.sname, d.scount > 1 ? "have" : "has", (unsigned long)d.classes);
