@@ -193,6 +193,9 @@ static void test_channels(void) {
   CHECK(cli_lens("explain --model " CH "/m.safetensors --input " CH "/two.npy --method gradcam --out " CH "/e4 2> " CH "/err.txt") == 2 &&
         cli_file_has(CH "/err.txt", "no convolution") && cli_file_has(CH "/err.txt", "--layer"),
         "gradcam without --layer on a model without a convolution is a usage error saying so");
+  CHECK(cli_lens("explain --model " CH "/m.safetensors --input - --method saliency --out " CH "/e5 2> " CH "/err.txt") == 2 &&
+            cli_file_has(CH "/err.txt", "is for class-image and filters"),
+        "--input - with a method that explains an image is a usage error (it ran on a blank image)");
   lensnet_tensor_free(&three);
   lensnet_tensor_free(&two);
   lensnet_model_free(m);

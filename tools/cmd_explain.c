@@ -579,7 +579,8 @@ static int parse_options(int argc, char **argv, explain_options *o) {
   memset(o, 0, sizeof *o);
   if ((rc = lens_options_parse(&explain_spec, argc, argv, o, NULL)) != 0) return rc;
   o->method = explain_methods[o->method_index];
-  if (o->count > 20) o->count = 20;
+  if (!strcmp(o->input, "-") && strcmp(o->method, "class-image") && strcmp(o->method, "filters"))
+    return lens_usage("--input - (no image) is for class-image and filters; --method %s explains an image: give one", o->method);
   if (lens_cutout_check(&o->cutout)) return LENS_EXIT_USAGE;
   return lens_out_folder("--out", o->out);
 }
