@@ -149,6 +149,9 @@ static void test_errors(void) {
         strstr(out, "p_lens") && strstr(out, "columns found: index, score"), "a missing column, with the columns found: %s", out);
   CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --by arc_snr --out " D "/x") == 1 &&
         strstr(out, "arc_snr") && strstr(out, "index, label, kind, theta_E"), "a missing --by column: %s", out);
+  write_file(D "/twice.csv", "index,p_lens,p_lens\n0,0.9,0.1\n1,0.8,0.2\n2,0.4,0.3\n3,0.3,0.4\n4,0.4,0.5\n5,0.2,0.6\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/twice.csv --labels " D "/six_labels.csv --out " D "/x") == 1 &&
+        strstr(out, "appears 2 times"), "a score column named twice is refused: %s", out);
   write_file(D "/empty.csv", "");
   CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/empty.csv --labels " D "/six_labels.csv --out " D "/x") == 1 &&
         strstr(out, "empty"), "an empty file: %s", out);

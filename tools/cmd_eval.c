@@ -632,6 +632,11 @@ static int load_data(const eval_options *o, eval_data *d) {
     snprintf(what, sizeof what, "score column %s", o->score_column ? o->score_column : "p_lens");
     return missing_column(d->spath, &d->st, what, " (choose one with --score-column)");
   }
+  if (!d->classes) { /* a column named twice: which one is meant is not known */
+    size_t c, seen = 0;
+    for (c = 0; c < d->st.cols; c++) seen += !strcmp(d->st.cells[c], d->st.cells[d->score_col]);
+    if (seen > 1) return lens_fail("%s: the score column %s appears %lu times in the header", d->spath, d->st.cells[d->score_col], (unsigned long)seen);
+  }
   if ((rc = join_rows(d)) != 0) return rc;
   find_position_columns(d);
   if ((rc = read_scores_and_labels(d)) != 0) return rc;
