@@ -363,7 +363,8 @@ LENSNET_API void lensnet_safetensors_free(lensnet_safetensors *st);
 LENSNET_API const lensnet_tensor *lensnet_safetensors_find(const lensnet_safetensors *st, const char *name);
 /* The metadata value for key, or NULL. */
 LENSNET_API const char *lensnet_safetensors_meta(const lensnet_safetensors *st, const char *key);
-/* Adds (copies) a metadata entry, replacing an existing one with the same key. */
+/* Adds (copies) a metadata entry, replacing an existing one with the same key; value NULL removes
+ * the key. */
 LENSNET_API lensnet_result lensnet_safetensors_set_meta(lensnet_safetensors *st, const char *key, const char *value);
 /* Adds a copy of tensor t under name. */
 LENSNET_API lensnet_result lensnet_safetensors_add(lensnet_safetensors *st, const char *name, const lensnet_tensor *t);
@@ -662,7 +663,7 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
 /* Saves parameters and metadata (with the architecture text as "arch"), atomically. */
 LENSNET_API lensnet_result lensnet_model_save(const lensnet_model *m, const char *path, lensnet_error *err);
 LENSNET_API const lensnet_param *lensnet_model_param(const lensnet_model *m, const char *name);
-/* Metadata value or NULL; set copies. */
+/* Metadata value or NULL; set copies (value NULL removes the key). */
 LENSNET_API const char *lensnet_model_meta(const lensnet_model *m, const char *key);
 LENSNET_API lensnet_result lensnet_model_set_meta(lensnet_model *m, const char *key, const char *value);
 /* Number of trainable parameter values. */
@@ -893,6 +894,15 @@ LENSNET_API float lensnet_loss_mse(const float *pred, const float *targets, size
  * [batch, 2k] = (mu_1..mu_k, log s^2_1..log s^2_k), targets [batch, k];
  * loss = mean of 0.5 (log s^2 + (y - mu)^2 / s^2) (the constant 0.5 log 2 pi left out, as PyTorch). */
 LENSNET_API float lensnet_loss_gaussian_nll(const float *outputs, const float *targets, size_t batch, size_t k, float *grad);
+/* The same with each term's gradient weighted by s^(2 beta), the weight held constant (beta-NLL,
+ * Seitzer et al. 2022, ICLR), and here divided by its mean over the batch for each target, so that
+ * the targets keep the weight they have in the NLL and only the objects are weighed anew: beta 0 is
+ * the plain NLL; beta 1 gives each target's means the gradient of its squared error (scaled by one
+ * factor per target), so the objects the network finds hard (large s) pull their means as much as
+ * the easy ones, where the plain NLL lets them go. The log-variances still learn the spread. The
+ * value returned is the plain NLL either way. */
+LENSNET_API float lensnet_loss_gaussian_nll_beta(const float *outputs, const float *targets, size_t batch, size_t k, double beta,
+                                                 float *grad);
 
 typedef enum { LENSNET_OPT_SGD, LENSNET_OPT_ADAM, LENSNET_OPT_ADAMW } lensnet_optimizer_type;
 
@@ -1003,6 +1013,8 @@ typedef struct {
                                    * always uses ce; regression: "mse" (default) | "nll" (Gaussian, a mean and a
                                    * log-variance per target), validation with the same loss */
   double focal_gamma;             /* default 2; negative: 0 */
+  double nll_beta;                /* loss nll: weight each object's gradient by s^(2 nll_beta), 0..1
+                                   * (lensnet_loss_gaussian_nll_beta); default 0, the plain NLL */
   const char *augment;            /* training images only: "flip,rot90,shift=PIXELS,noise=SIGMA", any subset;
                                    * default none */
   int minmax;                     /* nonzero: scale each image per band to [0,1] first (lensnet_minmax_normalize);
@@ -2321,7 +2333,20 @@ LENSNET_API const char *lensnet_safetensors_meta(const lensnet_safetensors *st, 
 
 LENSNET_API lensnet_result lensnet_safetensors_set_meta(lensnet_safetensors *st, const char *key, const char *value) {
   size_t i;
-  char *v = lensnet__strdup(value), *k, **nk, **nv;
+  char *v, *k, **nk, **nv;
+  if (!value) {
+    for (i = 0; i < st->meta_count; i++)
+      if (strcmp(st->meta_keys[i], key) == 0) {
+        LENSNET_FREE(st->meta_keys[i]);
+        LENSNET_FREE(st->meta_values[i]);
+        memmove(st->meta_keys + i, st->meta_keys + i + 1, (st->meta_count - i - 1) * sizeof(char *));
+        memmove(st->meta_values + i, st->meta_values + i + 1, (st->meta_count - i - 1) * sizeof(char *));
+        st->meta_count--;
+        break;
+      }
+    return LENSNET_OK;
+  }
+  v = lensnet__strdup(value);
   if (!v) return LENSNET_ERR_NOMEM;
   for (i = 0; i < st->meta_count; i++)
     if (strcmp(st->meta_keys[i], key) == 0) { LENSNET_FREE(st->meta_values[i]); st->meta_values[i] = v; return LENSNET_OK; }
@@ -7978,20 +8003,34 @@ LENSNET_API float lensnet_loss_mse(const float *pred, const float *targets, size
   return (float)(total / (double)count);
 }
 
-LENSNET_API float lensnet_loss_gaussian_nll(const float *outputs, const float *targets, size_t batch, size_t k, float *grad) {
-  double total = 0.0, n = (double)(batch * k);
+LENSNET_API float lensnet_loss_gaussian_nll_beta(const float *outputs, const float *targets, size_t batch, size_t k, double beta,
+                                                 float *grad) {
+  double total = 0.0, n = (double)(batch * k), norm[LENSNET_REGRESSION_MAX];
   size_t b, j;
+  for (j = 0; j < k; j++) {
+    norm[j] = 1.0;
+    if (beta != 0.0 && grad && k <= LENSNET_REGRESSION_MAX) {
+      double sum = 0.0;
+      for (b = 0; b < batch; b++) sum += exp(beta * (double)outputs[b * 2 * k + k + j]);
+      norm[j] = sum > 0.0 && sum < HUGE_VAL ? (double)batch / sum : 1.0;
+    }
+  }
   for (b = 0; b < batch; b++)
     for (j = 0; j < k; j++) {
       double mu = outputs[b * 2 * k + j], logvar = outputs[b * 2 * k + k + j], y = targets[b * k + j];
       double inv = exp(-logvar), d = y - mu;
+      double w = beta != 0.0 && k <= LENSNET_REGRESSION_MAX ? exp(beta * logvar) * norm[j] : 1.0; /* s^(2 beta) / its batch mean */
       total += 0.5 * (logvar + d * d * inv);
       if (grad) {
-        grad[b * 2 * k + j] = (float)(-d * inv / n);
-        grad[b * 2 * k + k + j] = (float)(0.5 * (1.0 - d * d * inv) / n);
+        grad[b * 2 * k + j] = (float)(-w * d * inv / n);
+        grad[b * 2 * k + k + j] = (float)(w * 0.5 * (1.0 - d * d * inv) / n);
       }
     }
   return (float)(total / n);
+}
+
+LENSNET_API float lensnet_loss_gaussian_nll(const float *outputs, const float *targets, size_t batch, size_t k, float *grad) {
+  return lensnet_loss_gaussian_nll_beta(outputs, targets, batch, k, 0.0, grad);
 }
 
 /* ---- optimisers and schedules ---------------------------------------------------------------- */
@@ -8116,6 +8155,7 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
   X(clip_norm,     NUMBER, 0, 1e9,   NULL, "clip the global gradient norm to this (default 0: no clipping)") \
   X(gamma,         NUMBER, 0, 1,     NULL, "step schedule: factor per decay (default 0.1)") \
   X(focal_gamma,   NUMBER, 0, 10,    NULL, "focal loss exponent (default 2)") \
+  X(nll_beta,      NUMBER, 0, 1,     NULL, "loss nll: weight each object's gradient by sigma^(2 beta) (beta-NLL; default 0)") \
   X(min_lr,        NUMBER, 0, 100,   NULL, "cosine schedule: final learning rate (default 0)") \
   X(step_size,     INT,    0, 1e6,   NULL, "step schedule: epochs per decay (default 0: none)") \
   X(warmup,        INT,    0, 1e6,   NULL, "epochs of linear warm-up (default 0)") \
@@ -8489,6 +8529,9 @@ static lensnet_result lensnet__fit_check_targets(const lensnet_model *m, const l
     return lensnet__fail(err, LENSNET_ERR_ARG, "loss %s is for classification; regression takes mse or nll", d->loss);
   if (d->targets > LENSNET_REGRESSION_MAX)
     return lensnet__fail(err, LENSNET_ERR_ARG, "%lu targets; at most %d", (unsigned long)d->targets, LENSNET_REGRESSION_MAX);
+  if (d->nll_beta != 0 && strcmp(d->loss, "nll"))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "nll_beta weights the Gaussian NLL; loss %s has no sigma to weight by", d->loss);
+  if (!(d->nll_beta >= 0 && d->nll_beta <= 1)) return lensnet__fail(err, LENSNET_ERR_ARG, "nll_beta %g is outside 0..1", d->nll_beta);
   if (m->out_features != want)
     return lensnet__fail(err, LENSNET_ERR_SHAPE, "the model has %lu outputs; %lu targets with loss %s need %lu", (unsigned long)m->out_features,
                          (unsigned long)d->targets, d->loss, (unsigned long)want);
@@ -8533,6 +8576,7 @@ static lensnet_result lensnet__fit_check_data(const lensnet_model *m, const lens
   if (d->targets) return lensnet__fit_check_targets(m, d, err);
   if (strcmp(d->loss, "ce") && strcmp(d->loss, "focal"))
     return lensnet__fail(err, LENSNET_ERR_ARG, "loss %s is for regression (targets > 0); classification takes ce or focal", d->loss);
+  if (d->nll_beta != 0) return lensnet__fail(err, LENSNET_ERR_ARG, "nll_beta is for regression with loss nll, not classification");
   if (m->out_features < 2) return lensnet__fail(err, LENSNET_ERR_SHAPE, "the model has %lu output; classification needs 2 or more", (unsigned long)m->out_features);
   for (i = 0; i < d->count; i++) {
     float y = d->labels[i];
@@ -8699,6 +8743,10 @@ static lensnet_result lensnet__fit_settings_meta(lensnet__fit *f) {
     if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.mean", means);
     if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.std", stds);
     if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.loss", f->nll ? "nll" : "mse");
+    /* a calibration (lens calibrate) of the weights this run started from does not hold for its own */
+    if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.scale", NULL);
+    if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.calibration_objects", NULL);
+    if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.calibration_scores", NULL);
   }
   return r;
 }
@@ -8764,7 +8812,8 @@ static float lensnet__fit_regress_loss(const lensnet__fit *f, size_t bs, float *
       double e = f->logits[k * f->classes + j] - f->by[k * T + j];
       *sq += e * e;
     }
-  return f->nll ? lensnet_loss_gaussian_nll(f->logits, f->by, bs, T, grad) : lensnet_loss_mse(f->logits, f->by, bs * T, grad);
+  return f->nll ? lensnet_loss_gaussian_nll_beta(f->logits, f->by, bs, T, f->d.nll_beta, grad)
+                : lensnet_loss_mse(f->logits, f->by, bs * T, grad);
 }
 
 static size_t lensnet__fit_correct(const lensnet__fit *f, size_t bs) {

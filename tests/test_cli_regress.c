@@ -338,6 +338,15 @@ static void test_calibrate(void) {
                                         "/x.safetensors");
   CHECK(rc == 1 && strstr(out, "negative.csv:3: the sigma of") && !strstr(out, "factor"), "a negative sigma: its line named, no table: %s", out);
   CHECK(cli_shell("test -e " D "/x.safetensors") != 0, "nothing written by the refused calibrations");
+  /* training on from the calibrated model (its own network, --nll-beta 1): the new weights carry
+   * their own targets' statistics and no calibration of the old ones */
+  rc = cli_lens_output(out, sizeof out, "train --task regress --targets width,center_x --loss nll --nll-beta 1 --init " D
+                                        "/calibrated.safetensors --data " D "/train.npy --labels " D "/train.csv --epochs 1 --seed 5 --out " D "/tuned");
+  CHECK(rc == 0, "lens train --init a calibrated model, --nll-beta 1: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "info " D "/tuned/best.safetensors");
+  CHECK(rc == 0 && strstr(out, "regress.std") && !strstr(out, "regress.scale") && !strstr(out, "regress.calibration") &&
+            strstr(out, "train.nll_beta: 1"),
+        "the retrained weights drop the old calibration and keep nll_beta: %s", out);
 }
 
 static void test_misuse(void) {
@@ -351,6 +360,12 @@ static void test_misuse(void) {
   rc = cli_lens_output(out, sizeof out, "train --task regress --targets width,center_x --arch " D "/arch.txt --data " D "/train.npy --labels " D
                                         "/train.csv --out " D "/bad3");
   CHECK(rc == 1 && strstr(out, "4 outputs") && strstr(out, "need 2"), "an mse run on a 4-output model: %s", out);
+  rc = cli_lens_output(out, sizeof out, "train --task regress --targets width,center_x --loss mse --nll-beta 0.5 --arch " D "/arch.txt --data " D
+                                        "/train.npy --labels " D "/train.csv --out " D "/bad4");
+  CHECK(rc == 2 && strstr(out, "loss mse has no sigma"), "--nll-beta with the squared error: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "train --task regress --targets width,center_x --loss nll --nll-beta 2 --arch " D "/arch.txt --data " D
+                                        "/train.npy --labels " D "/train.csv --out " D "/bad5");
+  CHECK(rc == 2 && strstr(out, "nll-beta"), "--nll-beta beyond 1: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "predict --model weights/ou66-sim.safetensors " D "/test.npy --mc 4");
   CHECK(rc == 2 && strstr(out, "regression"), "--mc on a classifier: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "find --model " D "/run/best.safetensors " D "/test.npy --out " D "/find");

@@ -1278,6 +1278,13 @@ static void test_safetensors(void) {
   CHECK(lensnet_safetensors_read("build/t.safetensors", &back, &err) == LENSNET_OK, "read: %s", err.message);
   CHECK(back.count == 1 && lensnet_safetensors_find(&back, "layer.0.weight") && !memcmp(lensnet_safetensors_find(&back, "layer.0.weight")->data, t.data, 24), "tensor survives");
   CHECK(lensnet_safetensors_meta(&back, "note") && !strcmp(lensnet_safetensors_meta(&back, "note"), "quote \" and newline\n"), "metadata survives escaping");
+  /* a NULL value removes the key and keeps the others */
+  lensnet_safetensors_set_meta(&back, "a", "1");
+  lensnet_safetensors_set_meta(&back, "b", "2");
+  CHECK(lensnet_safetensors_set_meta(&back, "note", NULL) == LENSNET_OK && lensnet_safetensors_set_meta(&back, "absent", NULL) == LENSNET_OK,
+        "removing keys");
+  CHECK(!lensnet_safetensors_meta(&back, "note") && lensnet_safetensors_meta(&back, "a") && !strcmp(lensnet_safetensors_meta(&back, "b"), "2"),
+        "a removed key is gone, the others stay");
   {
     /* the bytes on disk, whatever the host's byte order: a little-endian u64 header length, the
      * header, then F32 little-endian (-2.5f is 0xC0200000: 00 00 20 C0) */

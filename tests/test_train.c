@@ -418,6 +418,35 @@ static void test_losses(void) {
   lensnet_tensor_free(&z); lensnet_tensor_free(&y);
 }
 
+/* beta-NLL by hand: two objects, one target, mu 0, variances 1 and 4, targets 1 and 4. With beta 1
+ * the weights are s^2 over their mean (2.5): 0.4 and 1.6, so the means' gradients are -w d / s^2 / 2
+ * = -0.2 and -0.8, in the ratio of the errors (1 : 4) as with the squared error, where the plain NLL
+ * gives -0.5 and -0.5; the log-variances' 0 and w (1 - d^2 / s^2) / 4 = -1.2. The value is the plain
+ * NLL, (0.5 (0 + 1) + 0.5 (ln 4 + 4)) / 2, whatever beta. */
+static void test_beta_nll(void) {
+  float out[4] = {0.0f, 0.0f, 0.0f, 0.0f}, y[2] = {1.0f, 4.0f}, g[24], g0[24];
+  lensnet_tensor z = load_ref("loss_gnll_outputs"), t = load_ref("loss_gnll_targets");
+  double want = (0.5 * 1.0 + 0.5 * (log(4.0) + 4.0)) / 2.0;
+  float loss;
+  int i, same = 1;
+  out[3] = (float)log(4.0); /* per object (k = 1): mu, log s^2 */
+  loss = lensnet_loss_gaussian_nll_beta(out, y, 2, 1, 1.0, g);
+  CHECK(fabs(loss - want) < 1e-6, "beta 1: the value is the plain NLL, %.7f (want %.7f)", loss, want);
+  CHECK(fabs(g[0] + 0.2) < 1e-6 && fabs(g[2] + 0.8) < 1e-6, "beta 1: the means' gradients %.6f %.6f (want -0.2 -0.8)", g[0], g[2]);
+  CHECK(fabs(g[1]) < 1e-6 && fabs(g[3] + 1.2) < 1e-6, "beta 1: the log-variances' gradients %.6f %.6f (want 0 -1.2)", g[1], g[3]);
+  loss = lensnet_loss_gaussian_nll_beta(out, y, 2, 1, 0.0, g);
+  CHECK(fabs(loss - want) < 1e-6 && fabs(g[0] + 0.5) < 1e-6 && fabs(g[2] + 0.5) < 1e-6, "beta 0: means' gradients %.6f %.6f (want -0.5 -0.5)",
+        g[0], g[2]);
+  if (z.data && t.data) {
+    float l1 = lensnet_loss_gaussian_nll(z.data, t.data, 4, 3, g0), l2 = lensnet_loss_gaussian_nll_beta(z.data, t.data, 4, 3, 0.0, g);
+    for (i = 0; i < 24; i++) same &= g[i] == g0[i];
+    CHECK(l1 == l2 && same, "beta 0 is the plain NLL, bit for bit");
+    l2 = lensnet_loss_gaussian_nll_beta(z.data, t.data, 4, 3, 0.5, g);
+    CHECK(l1 == l2, "beta 0.5: the value is the plain NLL (%g, %g)", l1, l2);
+  } else CHECK(0, "Gaussian NLL reference arrays");
+  lensnet_tensor_free(&z); lensnet_tensor_free(&t);
+}
+
 static void test_optimisers(void) {
   lensnet_optimizer_desc d;
   int clip;
@@ -507,6 +536,7 @@ int main(void) {
   TEST("dropout keeps x / (1-p) or gives +0.0, bit for bit, whatever x holds") test_dropout_select();
   TEST("a batch whose class weights sum to zero has loss 0 and no gradient, not NaN") test_zero_class_weights();
   TEST("losses against PyTorch (value and gradient)") test_losses();
+  TEST("beta-NLL: the hard objects' means keep their pull, the value stays the NLL") test_beta_nll();
   TEST("optimisers against PyTorch") test_optimisers();
   TEST("learning-rate schedules against PyTorch") test_schedules();
   TEST("results do not depend on the number of threads") test_thread_independence();
