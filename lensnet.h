@@ -1187,6 +1187,10 @@ LENSNET_API const lensnet_fit_setting *lensnet_adapt_settings(size_t *count);
 LENSNET_API lensnet_result lensnet_adapt_setting_parse(lensnet_adapt_desc *desc, const lensnet_fit_setting *s, const char *text,
                                                        lensnet_error *err);
 LENSNET_API int lensnet_adapt_setting_format(const lensnet_adapt_desc *desc, const lensnet_fit_setting *s, char *buf, size_t cap);
+/* The method a setting belongs to ("adda", "adamatch" or "self-ensembling"), or NULL for a setting
+ * every method uses: a caller can refuse, say, disc_width given for adamatch, which would be
+ * ignored. */
+LENSNET_API const char *lensnet_adapt_setting_method(const lensnet_fit_setting *s);
 /* Adapts m (a classifier: no regress.* metadata, at least 2 outputs, a dense layer with layers
  * below it) in place; on return m holds the adapted model. Bad settings or an unsuitable model
  * give LENSNET_ERR_ARG, images that do not fit the model or labels out of range
@@ -9078,6 +9082,16 @@ static const lensnet_fit_setting lensnet__adapt_table[] = {
 LENSNET_API const lensnet_fit_setting *lensnet_adapt_settings(size_t *count) {
   if (count) *count = LENSNET__ADAPT_COUNT;
   return lensnet__adapt_table;
+}
+
+LENSNET_API const char *lensnet_adapt_setting_method(const lensnet_fit_setting *s) {
+  static const struct { const char *name; int method; } own[] = {
+    {"disc_width", LENSNET__ADAPT_ADDA}, {"tau", LENSNET__ADAPT_ADAMATCH}, {"ema", LENSNET__ADAPT_SELF_ENSEMBLING},
+    {"confidence", LENSNET__ADAPT_SELF_ENSEMBLING}, {"consistency_weight", LENSNET__ADAPT_SELF_ENSEMBLING}};
+  size_t i;
+  for (i = 0; s && i < sizeof own / sizeof own[0]; i++)
+    if (!strcmp(s->name, own[i].name)) return lensnet__adapt_methods[own[i].method];
+  return NULL;
 }
 
 /* A setting's value in a desc, as a number. */

@@ -11,7 +11,7 @@
 
 #define W "build/tcli_adapt"
 #define BASE "adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv --init " W "/finder/best.safetensors " \
-             "--batch 8 --disc-width 16 --threads 1"
+             "--batch 8 --threads 1"
 #define COMMON BASE " --target-data " W "/tgt/images.npy"
 #define TARGETS 16
 
@@ -35,7 +35,8 @@ static void test_methods(void) {
   for (k = 0; k < 3; k++) {
     char dir[128], path[192], err_text[4096];
     snprintf(dir, sizeof dir, W "/run_%s", methods[k]);
-    CHECK(cli_lens(COMMON " --epochs 2 --method %s --target-labels " W "/tgt/labels.csv --out %s 2> %s.err", methods[k], dir, dir) == 0,
+    CHECK(cli_lens(COMMON " --epochs 2 --method %s%s --target-labels " W "/tgt/labels.csv --out %s 2> %s.err", methods[k],
+                   k == 0 ? " --disc-width 16" : "", dir, dir) == 0,
           "%s runs", methods[k]);
     snprintf(path, sizeof path, "%s.err", dir);
     cli_text(path, err_text, sizeof err_text);
@@ -229,6 +230,17 @@ static void test_fits(void) {
 static void test_errors(void) {
   char out[4096];
   CHECK(cli_lens_output(out, sizeof out, COMMON " --method mixup --out " W "/bad1") == 2 && strstr(out, "mixup"), "an unknown method: %s", out);
+  /* a setting of another method would be ignored: refused, with both methods named */
+  CHECK(cli_lens_output(out, sizeof out, COMMON " --method adamatch --disc-width 64 --out " W "/bad1") == 2 &&
+            strstr(out, "--disc-width is a setting of --method adda; this run is --method adamatch"),
+        "--disc-width with adamatch: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, COMMON " --tau 0.5 --out " W "/bad1") == 2 && strstr(out, "--tau is a setting of --method adamatch") &&
+            strstr(out, "--method adda"),
+        "--tau with the default method (adda): %s", out);
+  CHECK(cli_lens_output(out, sizeof out, COMMON " --method adda --consistency-weight 2 --out " W "/bad1") == 2 &&
+            strstr(out, "--method self-ensembling"),
+        "--consistency-weight with adda: %s", out);
+  CHECK(!dir_exists(W "/bad1"), "nothing written for the refused settings");
   CHECK(cli_lens_output(out, sizeof out, "adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv --target-data "
                         W "/tgt/images.npy --out " W "/bad2") == 2 && strstr(out, "--init"), "--init is required: %s", out);
   CHECK(cli_shell("head -5 " W "/src/labels.csv > " W "/short.csv") == 0, "a short label file");

@@ -417,6 +417,23 @@ int lens_cmd_adapt(int argc, char **argv) {
                             "only --epochs and --threads may change)", name);
       }
   }
+  else { /* a setting of another method would be ignored */
+    const lens_command_spec *spec = adapt_spec();
+    const char *method = a.adapt.method && a.adapt.method[0] ? a.adapt.method : lensnet_adapt_desc_resolve(NULL).method;
+    size_t sec, row, n = 0;
+    for (sec = 0; sec < spec->section_count; sec++)
+      for (row = 0; row < spec->sections[sec].count; row++, n++) {
+        const lens_option *o = &spec->sections[sec].rows[row];
+        const char *own = sec == 1 ? lensnet_adapt_setting_method((const lensnet_fit_setting *)o->data) : NULL;
+        if (n < LENS_OPTIONS_MAX && given.row[n] && own && strcmp(own, method)) {
+          char flag[64];
+          size_t c;
+          snprintf(flag, sizeof flag, "%s", o->name);
+          for (c = 0; flag[c]; c++) if (flag[c] == '_') flag[c] = '-';
+          return lens_usage("adapt: --%s is a setting of --method %s; this run is --method %s", flag, own, method);
+        }
+      }
+  }
   memset(&data, 0, sizeof data);
   memset(&tp, 0, sizeof tp);
   memset(&base, 0, sizeof base);
