@@ -211,9 +211,10 @@ static void test_symmetries(void) {
   CHECK(rc == 2 && strstr(out, "classifier"), "--symmetries 8 on a classifier refused: exit %d: %s", rc, out);
 }
 
-static void test_resume(void) {
-  CHECK(cli_lens(TRAIN " --epochs 4 --out " D "/full > /dev/null 2>&1") == 0, "uninterrupted 4 epochs");
-  CHECK(cli_lens(TRAIN " --epochs 4 --out " D "/cut --interrupt_after 2 > /dev/null 2>&1") == 1, "stopped after epoch 2 (exit 1, as a kill would leave it)");
+static void test_resume(void) { /* with --nll-beta, which the checkpoint must carry */
+  CHECK(cli_lens(TRAIN " --nll-beta 0.5 --epochs 4 --out " D "/full > /dev/null 2>&1") == 0, "uninterrupted 4 epochs");
+  CHECK(cli_lens(TRAIN " --nll-beta 0.5 --epochs 4 --out " D "/cut --interrupt_after 2 > /dev/null 2>&1") == 1,
+        "stopped after epoch 2 (exit 1, as a kill would leave it)");
   CHECK(cli_lens("train --resume " D "/cut > /dev/null 2>&1") == 0, "resumed");
   CHECK(cli_shell("cut -d, -f1-6 " D "/full/history.csv > " D "/h1 && cut -d, -f1-6 " D "/cut/history.csv > " D "/h2 && cmp -s " D "/h1 " D "/h2") == 0,
         "the same losses epoch by epoch");
