@@ -1187,10 +1187,12 @@ LENSNET_API const lensnet_fit_setting *lensnet_adapt_settings(size_t *count);
 LENSNET_API lensnet_result lensnet_adapt_setting_parse(lensnet_adapt_desc *desc, const lensnet_fit_setting *s, const char *text,
                                                        lensnet_error *err);
 LENSNET_API int lensnet_adapt_setting_format(const lensnet_adapt_desc *desc, const lensnet_fit_setting *s, char *buf, size_t cap);
-/* The method a setting belongs to ("adda", "adamatch" or "self-ensembling"), or NULL for a setting
- * every method uses: a caller can refuse, say, disc_width given for adamatch, which would be
- * ignored. */
+/* The methods that use a setting, a comma-separated list: "adda", "adamatch", "self-ensembling" or
+ * "adamatch,self-ensembling" (the strong views' shift and noise), or NULL for a setting every
+ * method uses: a caller can refuse, say, disc_width given for adamatch, which would be ignored.
+ * lensnet_adapt_setting_applies: whether method uses s. */
 LENSNET_API const char *lensnet_adapt_setting_method(const lensnet_fit_setting *s);
+LENSNET_API int lensnet_adapt_setting_applies(const lensnet_fit_setting *s, const char *method);
 /* Adapts m (a classifier: no regress.* metadata, at least 2 outputs, a dense layer with layers
  * below it) in place; on return m holds the adapted model. Bad settings or an unsuitable model
  * give LENSNET_ERR_ARG, images that do not fit the model or labels out of range
@@ -8009,21 +8011,22 @@ LENSNET_API float lensnet_loss_mse(const float *pred, const float *targets, size
 
 LENSNET_API float lensnet_loss_gaussian_nll_beta(const float *outputs, const float *targets, size_t batch, size_t k, double beta,
                                                  float *grad) {
-  double total = 0.0, n = (double)(batch * k), norm[LENSNET_REGRESSION_MAX];
+  double total = 0.0, n = (double)(batch * k), norm[LENSNET_REGRESSION_MAX], top[LENSNET_REGRESSION_MAX];
   size_t b, j;
-  for (j = 0; j < k; j++) {
-    norm[j] = 1.0;
-    if (beta != 0.0 && grad && k <= LENSNET_REGRESSION_MAX) {
-      double sum = 0.0;
-      for (b = 0; b < batch; b++) sum += exp(beta * (double)outputs[b * 2 * k + k + j]);
-      norm[j] = sum > 0.0 && sum < HUGE_VAL ? (double)batch / sum : 1.0;
-    }
+  int weigh = beta != 0.0 && grad && k <= LENSNET_REGRESSION_MAX;
+  for (j = 0; weigh && j < k; j++) { /* s^(2 beta) relative to the batch's largest, so no exp overflows */
+    double sum = 0.0;
+    top[j] = -HUGE_VAL;
+    for (b = 0; b < batch; b++)
+      if (outputs[b * 2 * k + k + j] > top[j]) top[j] = outputs[b * 2 * k + k + j];
+    for (b = 0; b < batch; b++) sum += exp(beta * ((double)outputs[b * 2 * k + k + j] - top[j]));
+    norm[j] = sum > 0.0 && sum < HUGE_VAL ? (double)batch / sum : 1.0; /* sum >= 1 unless a log-variance is NaN */
   }
   for (b = 0; b < batch; b++)
     for (j = 0; j < k; j++) {
       double mu = outputs[b * 2 * k + j], logvar = outputs[b * 2 * k + k + j], y = targets[b * k + j];
       double inv = exp(-logvar), d = y - mu;
-      double w = beta != 0.0 && k <= LENSNET_REGRESSION_MAX ? exp(beta * logvar) * norm[j] : 1.0; /* s^(2 beta) / its batch mean */
+      double w = weigh ? exp(beta * (logvar - top[j])) * norm[j] : 1.0; /* s^(2 beta) / its batch mean */
       total += 0.5 * (logvar + d * d * inv);
       if (grad) {
         grad[b * 2 * k + j] = (float)(-w * d * inv / n);
@@ -8145,7 +8148,7 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
 #define LENSNET__FIT_SETTINGS(X) \
   X(optimizer,     TEXT,   0, 0,     "adam|adamw|sgd",       "optimiser: adam | adamw | sgd (default adam)") \
   X(schedule,      TEXT,   0, 0,     "constant|step|cosine", "learning-rate schedule: constant | step | cosine (default constant)") \
-  X(loss,          TEXT,   0, 0,     "ce|focal|mse|nll",     "loss: ce (softmax cross-entropy) | focal | mse | nll (default ce; regression mse)") \
+  X(loss,          TEXT,   0, 0,     "ce|focal|mse|nll",     "loss: ce (softmax cross-entropy) | focal | mse | nll (default ce;\nregression mse; nll: see --nll-beta)") \
   X(class_weights, TEXT,   0, 0,     NULL, "auto (inverse class frequency) | none | w0,w1,... (default none)") \
   X(augment,       TEXT,   0, 0,     NULL, "flip,rot90,shift=PIXELS,noise=SIGMA, any of them (default none)") \
   X(epochs,        INT,    1, 1e6,   NULL, "epochs to train (default 10)") \
@@ -8159,7 +8162,7 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
   X(clip_norm,     NUMBER, 0, 1e9,   NULL, "clip the global gradient norm to this (default 0: no clipping)") \
   X(gamma,         NUMBER, 0, 1,     NULL, "step schedule: factor per decay (default 0.1)") \
   X(focal_gamma,   NUMBER, 0, 10,    NULL, "focal loss exponent (default 2)") \
-  X(nll_beta,      NUMBER, 0, 1,     NULL, "loss nll: weight each object's gradient by sigma^(2 beta) (beta-NLL; default 0)") \
+  X(nll_beta,      NUMBER, 0, 1,     NULL, "regression, loss nll: weight each object's gradient by sigma^(2 beta),\n0..1 (beta-NLL; default 0)") \
   X(min_lr,        NUMBER, 0, 100,   NULL, "cosine schedule: final learning rate (default 0)") \
   X(step_size,     INT,    0, 1e6,   NULL, "step schedule: epochs per decay (default 0: none)") \
   X(warmup,        INT,    0, 1e6,   NULL, "epochs of linear warm-up (default 0)") \
@@ -8984,7 +8987,9 @@ static lensnet_result lensnet__fit_desc_from_meta(const lensnet_safetensors *st,
     const char *v;
     lensnet_result r;
     snprintf(key, sizeof key, "train.%s", s->name);
-    if (!(v = lensnet_safetensors_meta(st, key))) return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint lacks %s", key);
+    /* settings added later: a checkpoint from before them ran with their default (zero) */
+    if (!(v = lensnet_safetensors_meta(st, key)) && !strcmp(s->name, "nll_beta")) continue;
+    if (!v) return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint lacks %s", key);
     if ((r = lensnet_fit_setting_parse(d, s, v, err)) != LENSNET_OK) {
       lensnet__prefix_path(err, "checkpoint: train.*");
       if (err) err->result = LENSNET_ERR_FORMAT;
@@ -9070,9 +9075,9 @@ static const lensnet_fit_setting lensnet__adapt_table[] = {
                      "self-ensembling: teacher confidence threshold (default 0.968)"),
   LENSNET__ADAPT_ROW("consistency_weight", LENSNET_SETTING_NUMBER, consistency_weight, 0, 1e6, NULL,
                      "self-ensembling: weight of the consistency loss (default 3)"),
-  LENSNET__ADAPT_ROW("shift", LENSNET_SETTING_INT, shift, -1, 64, NULL, "strong views: largest shift in pixels (0 or unset: 2; -1: none)"),
+  LENSNET__ADAPT_ROW("shift", LENSNET_SETTING_INT, shift, -1, 64, NULL, "adamatch, self-ensembling: strong views' largest shift in pixels\n(0 or unset: 2; -1: none)"),
   LENSNET__ADAPT_ROW("noise", LENSNET_SETTING_NUMBER, noise, -1, 1e6, NULL,
-                     "strong views: Gaussian noise in standard deviations of each image\n(0 or unset: 0.1; -1: none)"),
+                     "adamatch, self-ensembling: strong views' Gaussian noise in standard\ndeviations of each image (0 or unset: 0.1; -1: none)"),
   LENSNET__ADAPT_ROW("minmax", LENSNET_SETTING_FLAG, minmax, 0, 1, NULL, "scale each image per band to [0,1] first (default 0)"),
   LENSNET__ADAPT_ROW("seed", LENSNET_SETTING_SEED, seed, 0, 9007199254740992.0, NULL,
                      "batches, views, the discriminator's start, dropout (default 0)"),
@@ -9085,13 +9090,22 @@ LENSNET_API const lensnet_fit_setting *lensnet_adapt_settings(size_t *count) {
 }
 
 LENSNET_API const char *lensnet_adapt_setting_method(const lensnet_fit_setting *s) {
-  static const struct { const char *name; int method; } own[] = {
-    {"disc_width", LENSNET__ADAPT_ADDA}, {"tau", LENSNET__ADAPT_ADAMATCH}, {"ema", LENSNET__ADAPT_SELF_ENSEMBLING},
-    {"confidence", LENSNET__ADAPT_SELF_ENSEMBLING}, {"consistency_weight", LENSNET__ADAPT_SELF_ENSEMBLING}};
+  static const struct { const char *name, *methods; } own[] = {
+    {"disc_width", "adda"}, {"tau", "adamatch"}, {"ema", "self-ensembling"}, {"confidence", "self-ensembling"},
+    {"consistency_weight", "self-ensembling"}, {"shift", "adamatch,self-ensembling"}, {"noise", "adamatch,self-ensembling"}};
   size_t i;
   for (i = 0; s && i < sizeof own / sizeof own[0]; i++)
-    if (!strcmp(s->name, own[i].name)) return lensnet__adapt_methods[own[i].method];
+    if (!strcmp(s->name, own[i].name)) return own[i].methods;
   return NULL;
+}
+
+LENSNET_API int lensnet_adapt_setting_applies(const lensnet_fit_setting *s, const char *method) {
+  const char *list = lensnet_adapt_setting_method(s), *start;
+  size_t k = 0, len;
+  if (!list) return 1;
+  while (lensnet__list_entry(list, k++, &start, &len))
+    if (method && strlen(method) == len && !strncmp(start, method, len)) return 1;
+  return 0;
 }
 
 /* A setting's value in a desc, as a number. */

@@ -240,6 +240,9 @@ static void test_errors(void) {
   CHECK(cli_lens_output(out, sizeof out, COMMON " --method adda --consistency-weight 2 --out " W "/bad1") == 2 &&
             strstr(out, "--method self-ensembling"),
         "--consistency-weight with adda: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, COMMON " --method adda --shift 3 --out " W "/bad1") == 2 &&
+            strstr(out, "--shift is a setting of --method adamatch or self-ensembling; this run is --method adda"),
+        "--shift (strong views) with adda: %s", out);
   CHECK(!dir_exists(W "/bad1"), "nothing written for the refused settings");
   CHECK(cli_lens_output(out, sizeof out, "adapt --source-data " W "/src/images.npy --source-labels " W "/src/labels.csv --target-data "
                         W "/tgt/images.npy --out " W "/bad2") == 2 && strstr(out, "--init"), "--init is required: %s", out);

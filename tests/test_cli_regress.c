@@ -236,6 +236,21 @@ static void test_resume(void) { /* with --nll-beta, which the checkpoint must ca
     }
     CHECK(same, "the resumed run ends on the same weights, bit for bit");
   }
+  { /* a checkpoint from before --nll-beta (no train.nll_beta) resumes as the plain NLL it ran with */
+    lensnet_safetensors st;
+    lensnet_error err;
+    char out[8192];
+    int rc;
+    cli_shell("rm -rf " D "/old && mkdir -p " D "/old && cp " D "/full/history.csv " D "/old/");
+    if (lensnet_safetensors_read(D "/full/checkpoint.safetensors", &st, &err) == LENSNET_OK) {
+      lensnet_safetensors_set_meta(&st, "train.nll_beta", NULL);
+      lensnet_safetensors_write(D "/old/checkpoint.safetensors", &st, &err);
+      lensnet_safetensors_free(&st);
+    }
+    rc = cli_lens_output(out, sizeof out, "train --resume " D "/old --epochs 5");
+    CHECK(rc == 0 && strstr(out, "epoch 5/5") && strstr(out, " rms ") && !strstr(out, " acc "),
+          "an older checkpoint without train.nll_beta resumes, its progress in rms: exit %d: %s", rc, out);
+  }
 }
 
 /* The figures of lens eval --task regress, recomputed here from pred.csv by their definitions:
@@ -346,8 +361,8 @@ static void test_calibrate(void) {
   CHECK(rc == 0, "lens train --init a calibrated model, --nll-beta 1: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "info " D "/tuned/best.safetensors");
   CHECK(rc == 0 && strstr(out, "regress.std") && !strstr(out, "regress.scale") && !strstr(out, "regress.calibration") &&
-            strstr(out, "train.nll_beta: 1"),
-        "the retrained weights drop the old calibration and keep nll_beta: %s", out);
+            strstr(out, "train.nll_beta: 1") && strstr(out, "train.arch: init"),
+        "the retrained weights drop the old calibration, keep nll_beta, and name the network as --init's: %s", out);
 }
 
 static void test_misuse(void) {
@@ -367,6 +382,8 @@ static void test_misuse(void) {
   rc = cli_lens_output(out, sizeof out, "train --task regress --targets width,center_x --loss nll --nll-beta 2 --arch " D "/arch.txt --data " D
                                         "/train.npy --labels " D "/train.csv --out " D "/bad5");
   CHECK(rc == 2 && strstr(out, "nll-beta"), "--nll-beta beyond 1: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "train --targets width --arch " D "/arch.txt --data " D "/train.npy --labels " D "/train.csv --out " D "/bad6");
+  CHECK(rc == 2 && strstr(out, "add --task regress"), "--targets without --task regress: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "predict --model weights/ou66-sim.safetensors " D "/test.npy --mc 4");
   CHECK(rc == 2 && strstr(out, "regression"), "--mc on a classifier: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "find --model " D "/run/best.safetensors " D "/test.npy --out " D "/find");

@@ -437,6 +437,12 @@ static void test_beta_nll(void) {
   loss = lensnet_loss_gaussian_nll_beta(out, y, 2, 1, 0.0, g);
   CHECK(fabs(loss - want) < 1e-6 && fabs(g[0] + 0.5) < 1e-6 && fabs(g[2] + 0.5) < 1e-6, "beta 0: means' gradients %.6f %.6f (want -0.5 -0.5)",
         g[0], g[2]);
+  { /* a log-variance far beyond exp's range (a diverging head) leaves the weights finite */
+    float big[4] = {0.0f, 800.0f, 0.0f, 0.0f};
+    lensnet_loss_gaussian_nll_beta(big, y, 2, 1, 1.0, g);
+    CHECK(g[0] == g[0] && g[2] == g[2] && fabsf(g[0]) < 1e30f && fabsf(g[1]) < 1e30f && fabsf(g[2]) < 1e30f && fabsf(g[3]) < 1e30f,
+          "log-variance 800: gradients %g %g %g %g", g[0], g[1], g[2], g[3]);
+  }
   if (z.data && t.data) {
     float l1 = lensnet_loss_gaussian_nll(z.data, t.data, 4, 3, g0), l2 = lensnet_loss_gaussian_nll_beta(z.data, t.data, 4, 3, 0.0, g);
     for (i = 0; i < 24; i++) same &= g[i] == g0[i];

@@ -78,8 +78,11 @@ static const lens_command_spec *adapt_spec(void) {
     memset(o, 0, sizeof *o);
     snprintf(help[r], sizeof help[r], "%s", s[i].help);
     for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
-      if (!strcmp(s[i].name, tool_defaults[k].name))
-        snprintf(help[r], sizeof help[r], "%s; lens adapt's default %s", s[i].help, tool_defaults[k].value);
+      if (!strcmp(s[i].name, tool_defaults[k].name)) { /* the library's "(default X)" replaced by the tool's */
+        const char *cut = strstr(s[i].help, " (default ");
+        int len = cut ? (int)(cut - s[i].help) : (int)strlen(s[i].help);
+        snprintf(help[r], sizeof help[r], "%.*s (default %s)", len, s[i].help, tool_defaults[k].value);
+      }
     o->name = s[i].name;
     o->type = LENS_OPT_CUSTOM;
     o->offset = offsetof(adapt_args, adapt) + s[i].offset;
@@ -424,12 +427,17 @@ int lens_cmd_adapt(int argc, char **argv) {
     for (sec = 0; sec < spec->section_count; sec++)
       for (row = 0; row < spec->sections[sec].count; row++, n++) {
         const lens_option *o = &spec->sections[sec].rows[row];
-        const char *own = sec == 1 ? lensnet_adapt_setting_method((const lensnet_fit_setting *)o->data) : NULL;
-        if (n < LENS_OPTIONS_MAX && given.row[n] && own && strcmp(own, method)) {
-          char flag[64];
+        const lensnet_fit_setting *setting = sec == 1 ? (const lensnet_fit_setting *)o->data : NULL;
+        if (n < LENS_OPTIONS_MAX && given.row[n] && setting && !lensnet_adapt_setting_applies(setting, method)) {
+          char flag[64], own[96], *comma;
           size_t c;
           snprintf(flag, sizeof flag, "%s", o->name);
           for (c = 0; flag[c]; c++) if (flag[c] == '_') flag[c] = '-';
+          snprintf(own, sizeof own, "%s", lensnet_adapt_setting_method(setting));
+          if ((comma = strchr(own, ',')) != NULL) { /* "a,b": "a or b" */
+            memmove(comma + 4, comma + 1, strlen(comma + 1) + 1);
+            memcpy(comma, " or ", 4);
+          }
           return lens_usage("adapt: --%s is a setting of --method %s; this run is --method %s", flag, own, method);
         }
       }

@@ -137,7 +137,11 @@ static int parse_args(int argc, char **argv, train_args *a) {
     lensnet_fit_setting_parse(&a->fit, lensnet_fit_setting_find(tool_defaults[k].name), tool_defaults[k].value, &err);
   if ((rc = lens_options_parse(train_spec(), argc, argv, a, &given)) != 0) return rc;
   a->arch_given = lens_options_was_given(train_spec(), &given, "arch");
-  return lens_options_only_with(train_spec(), &given, "resume", resume_allows, "the run's options come from its checkpoint");
+  if ((rc = lens_options_only_with(train_spec(), &given, "resume", resume_allows, "the run's options come from its checkpoint")) != 0)
+    return rc;
+  if (a->task != TASK_REGRESS && lens_options_was_given(train_spec(), &given, "targets"))
+    return lens_usage("train: --targets names what to regress; add --task regress (without it, the labels' class is learnt)");
+  return 0;
 }
 
 /* The saved tool options back from a checkpoint (the training settings are lensnet_fit_resume's). */
@@ -342,7 +346,10 @@ static int new_model(train_args *a, const lensnet_fit_desc *d, const lensnet_ten
   lensnet_error err;
   char builtin[LENSNET_ARCH_TEXT_MAX], *arch = builtin, *file = NULL;
   lensnet_result r;
-  if (a->init[0] && !a->arch_given) return lensnet_model_load(a->init, m, &err) == LENSNET_OK ? 0 : lens_fail_err(&err);
+  if (a->init[0] && !a->arch_given) {
+    a->arch = "init"; /* train.arch: the network is --init's own (its layers are in the weights' arch) */
+    return lensnet_model_load(a->init, m, &err) == LENSNET_OK ? 0 : lens_fail_err(&err);
+  }
   if (!a->bands) a->bands = (int)images->shape[1];
   errno = 0;
   if (!lensnet_arch_builtin_sized(a->arch, a->bands, outputs, (int)images->shape[2], (int)images->shape[3], builtin, sizeof builtin) &&
@@ -450,6 +457,7 @@ static int resume_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images
     if (a->task == TASK_REGRESS) {
       d->targets = target_count(a->targets);
       d->target_names = a->targets;
+      tp->score = "rms"; /* the task comes from the checkpoint */
     }
     rc = fit_status(lensnet_fit_resume(dir, d, &m, &err), &err, tp);
     if (rc == 0 && complete) {

@@ -16,8 +16,9 @@
 # then predicts the validation set with 24 Monte Carlo dropout passes spread over the image's eight
 # flips and quarter turns (lens predict --symmetries 8), calibrates the sigmas on
 # it, evaluates the calibrated model on the test set, and writes weights/ensai-sim.safetensors and
-# weights/ensai-sim.md. A stage whose best.safetensors exists is skipped, so a stopped run goes on
-# with the next. LENS names the tool (default build/lens).
+# weights/ensai-sim.md. A stage that reached its last epoch is skipped and one stopped part way is
+# resumed from its checkpoint, so a stopped run goes on where it was. LENS names the tool (default
+# build/lens).
 set -eu
 LENS=${LENS:-build/lens}
 RUN=${1:?usage: tools/ensai.sh RUN_DIR [N_TRAIN] [EPOCHS] [N_TRAIN2] [EPOCHS2] [N_TRAIN3] [EPOCHS3] [N_TRAIN4] [EPOCHS4]}
@@ -34,32 +35,36 @@ NTEST=1000
 MC=24
 TARGETS=theta_E,e1,e2,center_x,center_y
 mkdir -p "$RUN"
-# a stage's data only when the stage is still to run
-data() { [ -f "$RUN/$1/best.safetensors" ] || [ -f "$RUN/$2/labels.csv" ] || "$LENS" sim --preset ensai-modelling --n "$3" --seed "$4" --out "$RUN/$2"; }
-data run train "$N" 11
-data run2 train2 "$N2" 15
-data run3 train3 "$N3" 17
-data run4 train4 "$N4" 18
+# finished DIR EPOCHS: RUN/DIR holds a run whose history reached its last epoch (best.safetensors
+# is written after every epoch, so a stopped run has one too)
+finished() { [ -f "$RUN/$1/best.safetensors" ] && [ -f "$RUN/$1/history.csv" ] && [ "$(tail -n 1 "$RUN/$1/history.csv" | cut -d, -f1)" = "$2" ]; }
+# a stage's data only when the stage is still to run (lens sim writes labels.csv last)
+data() { finished "$1" "$2" || [ -f "$RUN/$3/labels.csv" ] || "$LENS" sim --preset ensai-modelling --n "$4" --seed "$5" --out "$RUN/$3"; }
+data run "$EPOCHS" train "$N" 11
+data run2 "$EPOCHS2" train2 "$N2" 15
+data run3 "$EPOCHS3" train3 "$N3" 17
+data run4 "$EPOCHS4" train4 "$N4" 18
 [ -f "$RUN/val/labels.csv" ] || "$LENS" sim --preset ensai-modelling --n "$NVAL" --seed 12 --out "$RUN/val"
 [ -f "$RUN/test/labels.csv" ] || "$LENS" sim --preset ensai-modelling --n "$NTEST" --seed 16 --out "$RUN/test"
-# stage DIR COMMAND...: a lens train run into RUN/DIR unless it finished before; its wall time
-# in RUN/DIR/seconds (for the card, also when a later run of this script skips the stage)
+# stage DIR EPOCHS OPTIONS...: a lens train run into RUN/DIR unless it finished before, resumed
+# from its checkpoint when it stopped part way; its training time (the epochs' seconds in
+# history.csv) in RUN/DIR/seconds, for the card, also when a later run of this script skips it
 stage() {
-  d=$1; shift
-  [ -f "$RUN/$d/best.safetensors" ] && return 0
-  t0=$(date +%s)
-  "$LENS" train "$@" --force --out "$RUN/$d"
-  echo $(( $(date +%s) - t0 )) > "$RUN/$d/seconds"
+  d=$1; e=$2; shift 2
+  finished "$d" "$e" && return 0
+  if [ -f "$RUN/$d/checkpoint.safetensors" ]; then "$LENS" train --resume "$RUN/$d" --epochs "$e"
+  else "$LENS" train "$@" --epochs "$e" --force --out "$RUN/$d"; fi
+  awk -F, 'NR > 1 { s += $NF } END { printf "%d\n", s + 0.5 }' "$RUN/$d/history.csv" > "$RUN/$d/seconds"
 }
-seconds() { cat "$RUN/$1/seconds" 2>/dev/null || echo "?"; }
+seconds() { cat "$RUN/$1/seconds" 2>/dev/null || awk -F, 'NR > 1 { s += $NF } END { printf "%d\n", s + 0.5 }' "$RUN/$1/history.csv" 2>/dev/null || echo "?"; }
 REG="--task regress --targets $TARGETS --loss nll --batch 32 --schedule cosine --augment noise=0.01 --preprocess minmax"
-stage run $REG --arch ensai --data "$RUN/train/images.npy" --labels "$RUN/train/labels.csv" --epochs "$EPOCHS" --lr 1e-3 --seed 1
-stage run2 $REG --init "$RUN/run/best.safetensors" --arch tools/ensai-lowdrop.arch --data "$RUN/train2/images.npy" \
-  --labels "$RUN/train2/labels.csv" --epochs "$EPOCHS2" --lr 5e-4 --seed 2
-stage run3 $REG --init "$RUN/run2/best.safetensors" --arch tools/ensai-lowdrop.arch --data "$RUN/train3/images.npy" \
-  --labels "$RUN/train3/labels.csv" --epochs "$EPOCHS3" --lr 3e-4 --seed 3
-stage run4 $REG --nll-beta 1 --init "$RUN/run3/best.safetensors" --arch tools/ensai-lowdrop.arch --data "$RUN/train4/images.npy" \
-  --labels "$RUN/train4/labels.csv" --epochs "$EPOCHS4" --lr 2e-4 --seed 4
+stage run "$EPOCHS" $REG --arch ensai --data "$RUN/train/images.npy" --labels "$RUN/train/labels.csv" --lr 1e-3 --seed 1
+stage run2 "$EPOCHS2" $REG --init "$RUN/run/best.safetensors" --arch tools/ensai-lowdrop.arch --data "$RUN/train2/images.npy" \
+  --labels "$RUN/train2/labels.csv" --lr 5e-4 --seed 2
+stage run3 "$EPOCHS3" $REG --init "$RUN/run2/best.safetensors" --arch tools/ensai-lowdrop.arch --data "$RUN/train3/images.npy" \
+  --labels "$RUN/train3/labels.csv" --lr 3e-4 --seed 3
+stage run4 "$EPOCHS4" $REG --nll-beta 1 --init "$RUN/run3/best.safetensors" --arch tools/ensai-lowdrop.arch --data "$RUN/train4/images.npy" \
+  --labels "$RUN/train4/labels.csv" --lr 2e-4 --seed 4
 seconds=$(seconds run); seconds2=$(seconds run2); seconds3=$(seconds run3); seconds4=$(seconds run4)
 FINAL=$RUN/run4/best.safetensors
 "$LENS" predict --model "$FINAL" "$RUN/test/images.npy" --mc "$MC" --symmetries 8 --csv "$RUN/test_raw.csv"
@@ -86,7 +91,7 @@ row() { awk -F, -v t="$2" '$1 == t && $2 == "all" { printf "%s", $0 }' "$1"; }
   echo
   echo "The built-in \`ensai\` architecture (docs/modelling.md) trained by \`tools/ensai.sh\` (\`make ensai-weights\`) on"
   echo "$N simulated \`ensai-modelling\` lenses (seed 11; 192 x 192 pixels of 0.04\", HST F160W-like) for $EPOCHS epochs"
-  echo "($seconds s of wall time), then moved into the same network with dropout only after its last convolution"
+  echo "($seconds s of training), then moved into the same network with dropout only after its last convolution"
   echo "block and its dense layer (tools/ensai-lowdrop.arch) and trained on $N2 fresh lenses (seed 15) for $EPOCHS2"
   echo "epochs ($seconds2 s), then on $N3 more fresh lenses (seed 17) for $EPOCHS3 epochs at a lower learning rate"
   echo "($seconds3 s), all with the Gaussian NLL (a mean and a log-variance per target); then on $N4 more fresh lenses"

@@ -14,8 +14,8 @@
 #    same network without dropout (tools/locator-nodrop.arch) and fine-tuned twice more: dropout's
 #    noise, not the data, had limited its precision (docs/find.md, "Measured").
 # 4. Both get their metadata (bands, pixel scale, source) and are written to weights/.
-# Data are simulated once and kept in RUN_DIR; a stage whose best.safetensors exists is skipped, so a
-# stopped run continues with the next stage.
+# Data are simulated once and kept in RUN_DIR; a stage that reached its last epoch is skipped and
+# one stopped part way is resumed, so a stopped run continues where it was.
 # tools/find_recovery.sh measures what they do on held-out fields (docs/find.md, "Measured").
 set -eu
 LENS=${LENS:-build/lens}
@@ -29,8 +29,17 @@ FIELDS="--preset euclid-lensfinding --field 600 --lenses 20 --others 60"
 [ -f "$RUN/locator_data/labels.csv" ] || "$LENS" sim $FIELDS --windows "$NL" --lens-fraction 1 --seed 22 --out "$RUN/locator_data"
 [ -f "$RUN/finder_data2/labels.csv" ] || "$LENS" sim $FIELDS --windows "$NF" --seed 26 --out "$RUN/finder_data2"
 [ -f "$RUN/locator_data2/labels.csv" ] || "$LENS" sim $FIELDS --windows $((2 * NL)) --lens-fraction 1 --seed 25 --out "$RUN/locator_data2"
-# stage DIR COMMAND...: a lens train run into RUN/DIR unless it finished before
-stage() { d=$1; shift; [ -f "$RUN/$d/best.safetensors" ] || "$LENS" train "$@" --force --out "$RUN/$d"; }
+# stage DIR OPTIONS...: a lens train run into RUN/DIR unless its history reached its --epochs
+# (best.safetensors is written after every epoch, so a stopped run has one too); a run stopped
+# part way is resumed from its checkpoint
+stage() {
+  d=$1; shift
+  e=; prev=
+  for x; do [ "$prev" = "--epochs" ] && e=$x; prev=$x; done
+  if [ -f "$RUN/$d/history.csv" ] && [ "$(tail -n 1 "$RUN/$d/history.csv" | cut -d, -f1)" = "$e" ]; then return 0; fi
+  if [ -f "$RUN/$d/checkpoint.safetensors" ]; then "$LENS" train --resume "$RUN/$d" --epochs "$e"
+  else "$LENS" train "$@" --force --out "$RUN/$d"; fi
+}
 start=$(date +%s)
 stage finder --arch ou66 --init weights/ou66-sim.safetensors --data "$RUN/finder_data/images.npy" \
   --labels "$RUN/finder_data/labels.csv" --epochs "$EPOCHS" --batch 32 --lr 3e-4 --schedule cosine --augment flip,rot90 \
