@@ -378,10 +378,15 @@ static void test_misuse(void) {
   CHECK(rc == 1 && strstr(out, "4 outputs") && strstr(out, "need 2"), "an mse run on a 4-output model: %s", out);
   rc = cli_lens_output(out, sizeof out, "train --task regress --targets width,center_x --loss mse --nll-beta 0.5 --arch " D "/arch.txt --data " D
                                         "/train.npy --labels " D "/train.csv --out " D "/bad4");
-  CHECK(rc == 2 && strstr(out, "loss mse has no sigma"), "--nll-beta with the squared error: exit %d: %s", rc, out);
+  CHECK(rc == 2 && strstr(out, "--nll-beta is a setting of --loss nll"), "--nll-beta with the squared error: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "train --task regress --targets width,center_x --loss nll --nll-beta 2 --arch " D "/arch.txt --data " D
                                         "/train.npy --labels " D "/train.csv --out " D "/bad5");
   CHECK(rc == 2 && strstr(out, "nll-beta"), "--nll-beta beyond 1: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "train --arch " D "/arch.txt --data " D "/train.npy --labels " D "/train.csv --focal-gamma 3 --out " D "/bad7");
+  CHECK(rc == 2 && strstr(out, "--focal-gamma is a setting of --loss focal"), "--focal-gamma without --loss focal: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "train --task regress --targets width,center_x --loss mse --nll-beta 0 --arch " D "/arch.txt --data " D
+                                        "/train.npy --labels " D "/train.csv --out " D "/bad8");
+  CHECK(rc == 2 && strstr(out, "--nll-beta is a setting of --loss nll"), "--nll-beta 0 with --loss mse: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "train --targets width --arch " D "/arch.txt --data " D "/train.npy --labels " D "/train.csv --out " D "/bad6");
   CHECK(rc == 2 && strstr(out, "add --task regress"), "--targets without --task regress: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "predict --model weights/ou66-sim.safetensors " D "/test.npy --mc 4");

@@ -112,7 +112,7 @@ static void test_settings_table(void) {
   lensnet_error err;
   char text[128];
   int round_trips = 1;
-  CHECK(count == 20 && all, "%lu settings", (unsigned long)count);
+  CHECK(count == 21 && all, "%lu settings", (unsigned long)count);
   CHECK(lensnet_fit_setting_find("val-fraction") == lensnet_fit_setting_find("val_fraction") && lensnet_fit_setting_find("val-fraction"),
         "'-' and '_' name the same setting");
   CHECK(lensnet_fit_setting_find("arch") == NULL, "arch is not a fit setting");
@@ -284,6 +284,7 @@ static void test_errors(void) {
   d = base_desc(NULL); d.epochs = -3; expect_error(d, LENSNET_ERR_ARG, "epochs");
   d = base_desc(NULL); d.augment = "twirl"; expect_error(d, LENSNET_ERR_ARG, "twirl");
   d = base_desc(NULL); d.class_weights = "1,2,3"; expect_error(d, LENSNET_ERR_ARG, "class_weights");
+  d = base_desc(NULL); d.nll_beta = 0.5; expect_error(d, LENSNET_ERR_ARG, "nll_beta is for regression");
   memcpy(bad_labels, labels, sizeof bad_labels);
   bad_labels[9] = 2;
   d = base_desc(NULL); d.labels = bad_labels; expect_error(d, LENSNET_ERR_ARG, "label 9");

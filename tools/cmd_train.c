@@ -141,6 +141,12 @@ static int parse_args(int argc, char **argv, train_args *a) {
     return rc;
   if (a->task != TASK_REGRESS && lens_options_was_given(train_spec(), &given, "targets"))
     return lens_usage("train: --targets names what to regress; add --task regress (without it, the labels' class is learnt)");
+  /* a loss's own setting given for another loss would be ignored */
+  if (lens_options_was_given(train_spec(), &given, "focal_gamma") && (!a->fit.loss || strcmp(a->fit.loss, "focal")))
+    return lens_usage("train: --focal-gamma is a setting of --loss focal; this run's loss is %s", a->fit.loss ? a->fit.loss : "the default");
+  if (lens_options_was_given(train_spec(), &given, "nll_beta") && (!a->fit.loss || strcmp(a->fit.loss, "nll")))
+    return lens_usage("train: --nll-beta is a setting of --loss nll (with --task regress); this run's loss is %s",
+                      a->fit.loss ? a->fit.loss : "the default");
   return 0;
 }
 
