@@ -438,9 +438,9 @@ int lens_cmd_find(int argc, char **argv) {
   }
   if (!rc && !done && o.shard.count) rc = lens_shard_manifest_write(s.manifest_path, &s.manifest);
   if (!rc && !done)
-    fprintf(stderr, "find: %lu field%s, %lu detection%s in %.1f s (%lu threads) -> %s\n", (unsigned long)(s.end - s.first),
+    fprintf(stderr, "find: %lu field%s, %lu detection%s in %.1f s (%lu thread%s) -> %s\n", (unsigned long)(s.end - s.first),
             s.end - s.first == 1 ? "" : "s", (unsigned long)s.detections, s.detections == 1 ? "" : "s", lens_seconds() - t0,
-            (unsigned long)o.threads, o.out_dir);
+            (unsigned long)o.threads, o.threads == 1 ? "" : "s", o.out_dir);
   /* a failure before anything was written leaves no empty folder of its own making behind */
   if (rc) lens_remove_made_dirs(o.out_dir, made);
   lensnet_model_free(s.model);

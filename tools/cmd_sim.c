@@ -558,9 +558,9 @@ static int sim_field(const sim_args *a, const lenssim_dataset_config *cfg) {
   if (!rc) rc = field_truth(a->out_dir, f, objects, labels);
   for (k = 0; k < f->object_count; k++) lenses += objects[k].label == 1;
   if (!rc)
-    fprintf(stderr, "sim: field %dx%d [%d bands, %.3g\"/px] of %s, %lu lenses and %lu others in %.1f s (%lu threads) -> %s\n", f->size,
+    fprintf(stderr, "sim: field %dx%d [%d bands, %.3g\"/px] of %s, %lu lenses and %lu others in %.1f s (%lu thread%s) -> %s\n", f->size,
             f->size, f->channels, f->pixel_scale, lenssim_preset_name(cfg->preset), (unsigned long)lenses,
-            (unsigned long)(f->object_count - lenses), lens_seconds() - t0, (unsigned long)workers, a->out_dir);
+            (unsigned long)(f->object_count - lenses), lens_seconds() - t0, (unsigned long)workers, workers == 1 ? "" : "s", a->out_dir);
   else lens_remove_made_dirs(a->out_dir, made); /* only if the failure left it empty (truth.csv.tmp is discarded) */
   lens_pool_free(pool);
   free(objects); free(labels); free(sum); free(image); free(f);
@@ -680,9 +680,9 @@ static int sim_windows(const sim_args *a, const lenssim_dataset_config *cfg) {
   lens_progress_end(&progress);
   if (!rc) rc = finish_files(r);
   if (!rc)
-    fprintf(stderr, "sim: %lu windows [%d, %d, %d] of %s (%lu positives) from %lu fields of %dx%d in %.1f s (%lu threads) -> %s\n",
+    fprintf(stderr, "sim: %lu windows [%d, %d, %d] of %s (%lu positives) from %lu fields of %dx%d in %.1f s (%lu thread%s) -> %s\n",
             (unsigned long)a->windows, f->channels, f->stamp, f->stamp, lenssim_preset_name(cfg->preset), (unsigned long)positives,
-            (unsigned long)fields, f->size, f->size, lens_seconds() - t0, (unsigned long)r->nworkers, a->out_dir);
+            (unsigned long)fields, f->size, f->size, lens_seconds() - t0, (unsigned long)r->nworkers, r->nworkers == 1 ? "" : "s", a->out_dir);
   if (r) free_run(r); /* (frees r->ds and the threads) */
   if (r && rc && r->a) remove_made_folders(r);
   free(r); free(f); free(objects); free(labels); free(sum); free(image); free(windows); free(window_labels);
@@ -714,9 +714,9 @@ int lens_cmd_sim(int argc, char **argv) {
   if (rc == 0) {
     double el = lens_seconds() - t0;
     size_t made = r->end - r->first;
-    fprintf(stderr, "sim: %lu images [%d, %d, %d] of %s in %.1f s (%.0f img/s, %lu threads) -> %s\n", (unsigned long)made, r->ds->channels,
+    fprintf(stderr, "sim: %lu images [%d, %d, %d] of %s in %.1f s (%.0f img/s, %lu thread%s) -> %s\n", (unsigned long)made, r->ds->channels,
             r->ds->num_pix, r->ds->num_pix, lenssim_preset_name(cfg.preset), el, el > 0 ? (double)made / el : 0.0,
-            (unsigned long)r->nworkers, a.out_dir);
+            (unsigned long)r->nworkers, r->nworkers == 1 ? "" : "s", a.out_dir);
   }
   free_run(r);
   if (rc) remove_made_folders(r);
