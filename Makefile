@@ -330,9 +330,9 @@ weights: build/lens
 # The lens-modelling network weights/ensai-sim.safetensors and its card weights/ensai-sim.md
 # (docs/modelling.md): ENSAI_N training lenses for ENSAI_EPOCHS epochs, then ENSAI_N2 fresh ones
 # for ENSAI_EPOCHS2 epochs with less dropout, then ENSAI_N3 more for ENSAI_EPOCHS3 epochs at a lower
-# rate, then ENSAI_N4 more for ENSAI_EPOCHS4 epochs with beta-NLL, calibrated and evaluated on
-# lenses of other seeds. Not part of make test (about 3 h 20 min on 2 idle cores; 21 GB of
-# simulated images in ENSAI_RUN).
+# rate, then ENSAI_N4 and ENSAI_N5 more for ENSAI_EPOCHS4 and ENSAI_EPOCHS5 epochs with beta-NLL,
+# calibrated and evaluated on lenses of other seeds. Not part of make test (about 4 h on 2 idle
+# cores; 28 GB of simulated images in ENSAI_RUN).
 ENSAI_RUN     ?= build/ensai
 ENSAI_N       ?= 12000
 ENSAI_EPOCHS  ?= 10
@@ -342,9 +342,11 @@ ENSAI_N3      ?= 48000
 ENSAI_EPOCHS3 ?= 8
 ENSAI_N4      ?= 48000
 ENSAI_EPOCHS4 ?= 5
+ENSAI_N5      ?= 48000
+ENSAI_EPOCHS5 ?= 5
 ensai-weights: $(BUILD)/lens
 	LENS=$(BUILD)/lens sh tools/ensai.sh $(ENSAI_RUN) $(ENSAI_N) $(ENSAI_EPOCHS) $(ENSAI_N2) $(ENSAI_EPOCHS2) $(ENSAI_N3) $(ENSAI_EPOCHS3) \
-	  $(ENSAI_N4) $(ENSAI_EPOCHS4)
+	  $(ENSAI_N4) $(ENSAI_EPOCHS4) $(ENSAI_N5) $(ENSAI_EPOCHS5)
 
 # The scanning finder weights/ou66-scan.safetensors and the locator weights/ou66-locator.safetensors
 # (docs/find.md): trained on windows cut from simulated fields. Not part of make test (about

@@ -1,9 +1,11 @@
 #!/bin/sh
 # The shipped lens-modelling network weights/ensai-sim.safetensors and its card, from nothing:
 #   sh tools/ensai.sh RUN_DIR [N_TRAIN] [EPOCHS] [N_TRAIN2] [EPOCHS2] [N_TRAIN3] [EPOCHS3] [N_TRAIN4] [EPOCHS4]
+#                     [N_TRAIN5] [EPOCHS5]
 #   (make ensai-weights runs it)
-# Simulates ensai-modelling images (training seeds 11, 15, 17 and 18, validation seed 12, test seed
-# 16; seed 13, the test set of earlier versions, served to choose stages 2 to 4 and --symmetries),
+# Simulates ensai-modelling images (training seeds 11, 15, 17, 18 and 19, validation seed 12, test
+# seed 16; seed 13, the test set of earlier versions, served to choose stages 2 to 5 and
+# --symmetries),
 # 1. trains the built-in `ensai` network with the Gaussian NLL on theta_E, e1, e2, center_x,
 #    center_y (N_TRAIN lenses of seed 11, EPOCHS epochs);
 # 2. moves its weights into the same network with dropout only after the last convolution block
@@ -13,6 +15,7 @@
 #    learning rate (a warm restart of the cosine schedule);
 # 4. goes on from there on N_TRAIN4 more fresh lenses (seed 18) for EPOCHS4 epochs with beta-NLL
 #    (--nll-beta 1): the plain NLL let the means of the hard lenses go, where theta_E's error lay;
+# 5. the same again on N_TRAIN5 more fresh lenses (seed 19) for EPOCHS5 epochs;
 # then predicts the validation set with 24 Monte Carlo dropout passes spread over the image's eight
 # flips and quarter turns (lens predict --symmetries 8), calibrates the sigmas on
 # it, evaluates the calibrated model on the test set, and writes weights/ensai-sim.safetensors and
@@ -21,7 +24,7 @@
 # build/lens).
 set -eu
 LENS=${LENS:-build/lens}
-RUN=${1:?usage: tools/ensai.sh RUN_DIR [N_TRAIN] [EPOCHS] [N_TRAIN2] [EPOCHS2] [N_TRAIN3] [EPOCHS3] [N_TRAIN4] [EPOCHS4]}
+RUN=${1:?usage: tools/ensai.sh RUN_DIR [N_TRAIN] [EPOCHS] [N_TRAIN2] [EPOCHS2] [N_TRAIN3] [EPOCHS3] [N_TRAIN4] [EPOCHS4] [N_TRAIN5] [EPOCHS5]}
 N=${2:-12000}
 EPOCHS=${3:-10}
 N2=${4:-36000}
@@ -30,6 +33,8 @@ N3=${6:-48000}
 EPOCHS3=${7:-8}
 N4=${8:-48000}
 EPOCHS4=${9:-5}
+N5=${10:-48000}
+EPOCHS5=${11:-5}
 NVAL=1000
 NTEST=1000
 MC=24
@@ -44,6 +49,7 @@ data run "$EPOCHS" train "$N" 11
 data run2 "$EPOCHS2" train2 "$N2" 15
 data run3 "$EPOCHS3" train3 "$N3" 17
 data run4 "$EPOCHS4" train4 "$N4" 18
+data run5 "$EPOCHS5" train5 "$N5" 19
 [ -f "$RUN/val/labels.csv" ] || "$LENS" sim --preset ensai-modelling --n "$NVAL" --seed 12 --out "$RUN/val"
 [ -f "$RUN/test/labels.csv" ] || "$LENS" sim --preset ensai-modelling --n "$NTEST" --seed 16 --out "$RUN/test"
 # stage DIR EPOCHS OPTIONS...: a lens train run into RUN/DIR unless it finished before, resumed
@@ -65,8 +71,10 @@ stage run3 "$EPOCHS3" $REG --init "$RUN/run2/best.safetensors" --arch tools/ensa
   --labels "$RUN/train3/labels.csv" --lr 3e-4 --seed 3
 stage run4 "$EPOCHS4" $REG --nll-beta 1 --init "$RUN/run3/best.safetensors" --arch tools/ensai-lowdrop.arch --data "$RUN/train4/images.npy" \
   --labels "$RUN/train4/labels.csv" --lr 2e-4 --seed 4
-seconds=$(seconds run); seconds2=$(seconds run2); seconds3=$(seconds run3); seconds4=$(seconds run4)
-FINAL=$RUN/run4/best.safetensors
+stage run5 "$EPOCHS5" $REG --nll-beta 1 --init "$RUN/run4/best.safetensors" --arch tools/ensai-lowdrop.arch --data "$RUN/train5/images.npy" \
+  --labels "$RUN/train5/labels.csv" --lr 2e-4 --seed 5
+seconds=$(seconds run); seconds2=$(seconds run2); seconds3=$(seconds run3); seconds4=$(seconds run4); seconds5=$(seconds run5)
+FINAL=$RUN/run5/best.safetensors
 "$LENS" predict --model "$FINAL" "$RUN/test/images.npy" --mc "$MC" --symmetries 8 --csv "$RUN/test_raw.csv"
 "$LENS" eval --task regress --scores "$RUN/test_raw.csv" --labels "$RUN/test/labels.csv" --out "$RUN/eval_raw" > "$RUN/eval_raw.txt"
 "$LENS" predict --model "$FINAL" "$RUN/val/images.npy" --mc "$MC" --symmetries 8 --csv "$RUN/val.csv"
@@ -78,9 +86,9 @@ FINAL=$RUN/run4/best.safetensors
 "$LENS" predict --model "$RUN/calibrated.safetensors" "$RUN/test/images.npy" --mc "$MC" --csv "$RUN/test_nosym.csv"
 "$LENS" eval --task regress --scores "$RUN/test_nosym.csv" --labels "$RUN/test/labels.csv" --out "$RUN/eval_nosym" > "$RUN/eval_nosym.txt"
 "$LENS" info "$RUN/calibrated.safetensors" --set source=lens-toolkit-sim-ensai-modelling --set pixel_scale=0.04 \
-  --set "train.data=train4/images.npy (lens sim --preset ensai-modelling --n $N4 --seed 18; before it train3, --n $N3 --seed 17, train2, --n $N2 --seed 15, and train, --n $N --seed 11)" \
-  --set train.labels=train4/labels.csv \
-  --set "train.init=the built-in ensai trained on train/images.npy ($EPOCHS epochs), then in tools/ensai-lowdrop.arch on train2/images.npy ($EPOCHS2 epochs) and train3/images.npy ($EPOCHS3 epochs)" \
+  --set "train.data=train5/images.npy (lens sim --preset ensai-modelling --n $N5 --seed 19; before it train4, --n $N4 --seed 18, train3, --n $N3 --seed 17, train2, --n $N2 --seed 15, and train, --n $N --seed 11)" \
+  --set train.labels=train5/labels.csv \
+  --set "train.init=the built-in ensai trained on train/images.npy ($EPOCHS epochs), then in tools/ensai-lowdrop.arch on train2/images.npy ($EPOCHS2 epochs), train3/images.npy ($EPOCHS3 epochs) and train4/images.npy ($EPOCHS4 epochs, --nll-beta 1)" \
   --set train.arch=tools/ensai-lowdrop.arch \
   --set band_names=F160W --out weights/ensai-sim.safetensors
 
@@ -96,13 +104,14 @@ row() { awk -F, -v t="$2" '$1 == t && $2 == "all" { printf "%s", $0 }' "$1"; }
   echo "epochs ($seconds2 s), then on $N3 more fresh lenses (seed 17) for $EPOCHS3 epochs at a lower learning rate"
   echo "($seconds3 s), all with the Gaussian NLL (a mean and a log-variance per target); then on $N4 more fresh lenses"
   echo "(seed 18) for $EPOCHS4 epochs with beta-NLL (\`--nll-beta 1\`: every lens pulls its mean in proportion to its error,"
-  echo "where the plain NLL lets the hard ones go; $seconds4 s). Min-max scaled inputs throughout."
+  echo "where the plain NLL lets the hard ones go; $seconds4 s), and the same on $N5 more (seed 19) for $EPOCHS5 epochs"
+  echo "($seconds5 s). Min-max scaled inputs throughout."
   echo "Predictions use $MC Monte Carlo dropout passes spread over the image's eight flips and quarter turns"
   echo "(\`lens predict --mc $MC --symmetries 8\`): sigma combines the aleatoric and the epistemic parts. The sigmas"
   echo "are calibrated on $NVAL validation lenses (seed 12, \`lens calibrate\`)."
   echo
   echo "Test set: $NTEST lenses of seed 16, never seen in training or calibration, nor used for any choice"
-  echo "(seed 13 chose the second to fourth stages and the symmetries) (\`lens eval --task regress\`)."
+  echo "(seed 13 chose the second to fifth stages and the symmetries) (\`lens eval --task regress\`)."
   echo
   echo "| target | rms error | bias | scatter | median abs | 68% coverage before -> after calibration | 95% coverage before -> after |"
   echo "|---|---|---|---|---|---|---|"
@@ -120,7 +129,7 @@ row() { awk -F, -v t="$2" '$1 == t && $2 == "all" { printf "%s", $0 }' "$1"; }
   echo "their networks on their own simulations (HST-like, 192 x 192 pixels of 0.04\"); the simulations differ,"
   echo "so the comparison is of orders of magnitude only."
   echo
-  echo "Reproduce: \`make ensai-weights\` (or \`sh tools/ensai.sh RUN $N $EPOCHS $N2 $EPOCHS2 $N3 $EPOCHS3 $N4 $EPOCHS4\`). Trained and evaluated on simulations"
+  echo "Reproduce: \`make ensai-weights\` (or \`sh tools/ensai.sh RUN $N $EPOCHS $N2 $EPOCHS2 $N3 $EPOCHS3 $N4 $EPOCHS4 $N5 $EPOCHS5\`). Trained and evaluated on simulations"
   echo "only: real HST images differ (PSF, noise, lens light, substructure, line-of-sight structure)."
 } > weights/ensai-sim.md
 cat "$RUN/eval.txt"
