@@ -113,14 +113,48 @@ static void test_predict(void) {
   lensnet_csv_free(&t);
 }
 
+/* Cells (row, col) of two CSV files agree to the last printed digit over rows 1..N, cols from cols[]. */
+static size_t same_cells(const char *a_path, const char *b_path, const int *cols, size_t ncols) {
+  lensnet_csv a, b;
+  lensnet_error err;
+  size_t i, c, agree = 0;
+  if (lensnet_csv_read(a_path, &a, &err) != LENSNET_OK) return 0;
+  if (lensnet_csv_read(b_path, &b, &err) != LENSNET_OK) { lensnet_csv_free(&a); return 0; }
+  for (i = 1; i <= N && i < a.rows && i < b.rows; i++)
+    for (c = 0; c < ncols; c++) {
+      double x = 0, y = 1;
+      lensnet_csv_number(&a, i, (size_t)cols[c], &x, &err);
+      lensnet_csv_number(&b, i, (size_t)cols[c], &y, &err);
+      agree += x == y;
+    }
+  lensnet_csv_free(&a);
+  lensnet_csv_free(&b);
+  return agree;
+}
+
 static void test_mc(void) {
+  static const int means[2] = {1, 3}, sigmas[2] = {2, 4};
   char out[8192];
   int rc = cli_lens_output(out, sizeof out, "predict --model " D "/run/best.safetensors " D "/test.npy --mc 16 --seed 3 --threads 2 --csv " D
-                                           "/mc.csv --samples " D "/samples.npy");
+                                           "/mc.csv");
   lensnet_tensor s;
   lensnet_csv t;
   lensnet_error err;
+  size_t agree;
   CHECK(rc == 0, "--mc 16: exit %d: %s", rc, out);
+  /* the means from the network without dropout, the sigmas from the dropout passes */
+  CHECK(cli_lens("predict --model " D "/run/best.safetensors " D "/test.npy --csv " D "/nomc.csv") == 0 &&
+            cli_lens("predict --model " D "/run/best.safetensors " D "/test.npy --mc 16 --seed 3 --mc-mean --csv " D "/mcmean.csv --samples " D
+                     "/samples.npy") == 0,
+        "one plain pass, and --mc 16 --mc-mean");
+  agree = same_cells(D "/mc.csv", D "/nomc.csv", means, 2);
+  CHECK(agree == 2 * N, "--mc's means are the plain pass's (%lu of %d)", (unsigned long)agree, 2 * N);
+  agree = same_cells(D "/mc.csv", D "/mcmean.csv", sigmas, 2);
+  CHECK(agree == 2 * N, "--mc-mean changes the means only: the same sigmas (%lu of %d)", (unsigned long)agree, 2 * N);
+  agree = same_cells(D "/mc.csv", D "/mcmean.csv", means, 2);
+  CHECK(agree < N, "--mc-mean's means are not the plain pass's (%lu of %d agree)", (unsigned long)agree, 2 * N);
+  rc = cli_lens_output(out, sizeof out, "predict --model " D "/run/best.safetensors " D "/test.npy --mc-mean");
+  CHECK(rc == 2 && strstr(out, "--mc N"), "--mc-mean without --mc refused: exit %d: %s", rc, out);
   CHECK(cli_lens("predict --model " D "/run/best.safetensors " D "/test.npy --mc 16 --seed 3 --threads 1 --batch 5 --csv " D "/mc1.csv") == 0 &&
             cli_same_file(D "/mc.csv", D "/mc1.csv"),
         "the same numbers with one thread and another batch");
@@ -132,7 +166,7 @@ static void test_mc(void) {
         "another seed, other passes");
   if (lensnet_npy_read(D "/samples.npy", &s, &err) == LENSNET_OK) {
     CHECK(s.ndim == 3 && s.shape[0] == N && s.shape[1] == 16 && s.shape[2] == 2, "samples [320, 16, 2]");
-    if (s.ndim == 3 && s.shape[0] == N && lensnet_csv_read(D "/mc.csv", &t, &err) == LENSNET_OK) {
+    if (s.ndim == 3 && s.shape[0] == N && lensnet_csv_read(D "/mcmean.csv", &t, &err) == LENSNET_OK) {
       size_t i, k, j, agree = 0;
       for (i = 0; i < N; i++)
         for (j = 0; j < 2; j++) {
@@ -141,7 +175,7 @@ static void test_mc(void) {
           lensnet_csv_number(&t, i + 1, 1 + 2 * j, &mu, &err);
           agree += fabs(sum / 16 - mu) <= 1e-5 * (fabs(mu) + 1);
         }
-      CHECK(agree == 2 * N, "each mean is the average of its passes (%lu of %d)", (unsigned long)agree, 2 * N);
+      CHECK(agree == 2 * N, "--mc-mean: each mean is the average of its passes (%lu of %d)", (unsigned long)agree, 2 * N);
       lensnet_csv_free(&t);
     }
     lensnet_tensor_free(&s);
@@ -203,6 +237,11 @@ static void test_symmetries(void) {
             cli_lens("predict --model " D "/renamed.safetensors " D "/test.npy --symmetries 8 --mc 16 --threads 1 --batch 7 --csv " D "/symmc1.csv") == 0 &&
             cli_same_file(D "/symmc.csv", D "/symmc1.csv") && !cli_same_file(D "/symmc.csv", D "/sym.csv"),
         "--symmetries 8 --mc 16: the same numbers with one thread and another batch");
+  {
+    static const int means[2] = {1, 3};
+    size_t same = same_cells(D "/symmc.csv", D "/sym.csv", means, 2);
+    CHECK(same == 2 * N, "--symmetries 8 --mc 16: the means are the eight plain passes' (%lu of %d)", (unsigned long)same, 2 * N);
+  }
   rc = cli_lens_output(out, sizeof out, "predict --model " D "/renamed.safetensors " D "/test.npy --symmetries 8 --mc 12");
   CHECK(rc == 2 && strstr(out, "multiple of 8"), "--mc 12 with --symmetries 8 refused: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "predict --model " D "/run/best.safetensors " D "/test.npy --symmetries 8");

@@ -165,6 +165,18 @@ static void test_combine(void) {
   lensnet_regression_combine(&r, outputs, 3, 4, mean, sigma, alea, epi);
   CHECK(fabs(sigma[1] - 1.5) < 1e-6 && fabs(alea[1] - 0.5) < 1e-6 && fabs(sigma[0] - 2 * sqrt(8.0 / 3)) < 1e-6, "scale 3 on target 1: sigma %.7g",
         sigma[1]);
+  {
+    /* the means from two passes without dropout, standardised (3, -1) and (1, 1): physical 10 + 2 x 2
+     * = 14 and -5 + 0.5 x 0 = -5; the sigmas and their parts the three dropout passes' */
+    float plain[2 * 4] = {3, -1, 9, 9, 1, 1, 9, 9};
+    double m2[2], s2[2], a2[2], e2[2];
+    lensnet_regression_combine_plain(&r, outputs, 3, plain, 2, 4, m2, s2, a2, e2);
+    CHECK(fabs(m2[0] - 14) < 1e-9 && fabs(m2[1] + 5) < 1e-9, "combine_plain: means %.7g %.7g (want 14, -5)", m2[0], m2[1]);
+    CHECK(s2[0] == sigma[0] && s2[1] == sigma[1] && a2[0] == alea[0] && e2[0] == epi[0] && e2[1] == epi[1],
+          "combine_plain: the dropout passes' sigmas, aleatoric and epistemic parts");
+    lensnet_regression_combine_plain(&r, outputs, 3, plain, 0, 4, m2, s2, NULL, NULL);
+    CHECK(fabs(m2[0] - 12) < 1e-6 && fabs(m2[1] + 4.5) < 1e-6, "combine_plain without plain passes: the passes' own means");
+  }
   r.nll = 0; /* mse: no aleatoric part; one pass: no epistemic part */
   lensnet_regression_combine(&r, outputs, 1, 4, mean, sigma, alea, epi);
   CHECK(fabs(mean[0] - 10) < 1e-9 && sigma[0] == 0 && alea[0] == 0 && epi[0] == 0, "mse, one pass: sigma 0");

@@ -40,6 +40,7 @@ typedef struct {
   unsigned long long seed;  /* the passes' dropout masks */
   const char *samples_path; /* --samples FILE.npy: every pass's means [N, mc, targets] */
   int symmetries;           /* --symmetries: index into symmetry_choices (0: 1, 1: 8) */
+  int mc_mean;              /* --mc-mean: the mean of the dropout passes, not of passes without dropout */
 } predict_options;
 
 static const char *const symmetry_choices[] = {"1", "8", NULL};
@@ -69,7 +70,11 @@ static const lens_option predict_rows[] = {
             "p_lens times the probability that the object's position, distributed\n"
             "as the locator says (x, y, x_sigma, y_sigma), falls in each pixel"),
   LENS_SIZE(T, "mc", mc, 2, 100000, 0, "N", "regression models: N passes with dropout on (Monte Carlo dropout); each\n"
-            "target's sigma then adds the spread of the passes to the aleatoric part"),
+            "target's sigma then adds the spread of the passes to the aleatoric part;\n"
+            "the means come from the network without dropout (one more pass, or\n"
+            "one per symmetry), free of the passes' sampling noise"),
+  LENS_FLAG(T, "mc-mean", mc_mean, "with --mc: the means are the average of the N dropout passes (as\n"
+            "Perreault Levasseur et al. 2017) instead"),
   LENS_SEED(T, "seed", seed, 1, "S", "seed of the --mc dropout masks (default 1); object k's passes depend only on\n"
             "S and k, not on --batch, --threads or --shard"),
   LENS_TEXT(T, "samples", 0, samples_path, NULL, "FILE.npy", "with --mc: every pass's means in physical units, [N, mc, targets]"),
@@ -109,6 +114,8 @@ typedef struct {
   int regress;              /* the model regresses (lensnet_model_regression) */
   lensnet_regression reg;
   size_t passes;            /* forward passes per object: --mc, else 8 with --symmetries 8, else 1 */
+  size_t plain;             /* --mc without --mc-mean: passes without dropout for the means, after the
+                             * --mc ones (8 with --symmetries 8, else 1); 0 otherwise */
   int turns;                /* --symmetries 8: pass k sees lensnet_dihedral transform k mod 8 */
   lensnet_npy_writer samples; /* --samples */
   size_t first, end;        /* the objects this run scores (by number): all, or its shard's */
@@ -142,7 +149,8 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
     if (s->passes > 1) {
       /* --mc: the object repeated once per pass after the model's workspace (--symmetries 8: pass k
        * turned by k mod 8); pass k draws its masks from (the object's seed, k) */
-      float *copies = workspace + lensnet_model_workspace_floats(m, s->passes), *out = s->output + i * s->passes * m->out_features;
+      float *copies = workspace + lensnet_model_workspace_floats(m, s->passes);
+      float *out = s->output + i * (s->passes + s->plain) * m->out_features;
       uint64_t x = (uint64_t)s->opt->seed + 0x9E3779B97F4A7C15ull * (uint64_t)(s->pending[i].number + 1);
       lensnet_result r;
       x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -153,8 +161,10 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
       }
       r = s->opt->mc ? lensnet_model_forward_mc(m, s->passes, copies, out, workspace, x ^ (x >> 31), err)
                      : lensnet_model_forward(m, s->passes, copies, out, workspace, err);
+      /* the means' passes, dropout off: copies 0..7 are the eight orientations (or copy 0 the image) */
+      if (r == LENSNET_OK && s->plain) r = lensnet_model_forward(m, s->plain, copies, out + s->passes * m->out_features, workspace, err);
       if (r != LENSNET_OK) return 0;
-      for (k = 0; s->turns && k < s->passes; k++) lensnet_regression_turn_back(&s->reg, (int)(k % 8), out + k * m->out_features);
+      for (k = 0; s->turns && k < s->passes + s->plain; k++) lensnet_regression_turn_back(&s->reg, (int)(k % 8), out + k * m->out_features);
     } else if (lensnet_model_forward(m, 1, s->input + i * per, s->output + i * m->out_features, workspace, err) != LENSNET_OK)
       return 0;
     if (s->locator && lensnet_cutout_locate(s->locator, s->locator_input + i * per, s->locator_scale, workspace, &s->located[i], err) != LENSNET_OK)
@@ -167,12 +177,13 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
  * --samples every pass's means. */
 static int write_regression(predict_state *s, size_t b) {
   const lensnet_model *m = s->model;
-  const float *z = s->output + b * s->passes * m->out_features;
+  const float *z = s->output + b * (s->passes + s->plain) * m->out_features;
   double mean[LENSNET_REGRESSION_MAX], sigma[LENSNET_REGRESSION_MAX];
   float row[2 * LENSNET_REGRESSION_MAX];
   size_t j, k, T = s->reg.count;
   lensnet_error err;
-  lensnet_regression_combine(&s->reg, z, s->passes, m->out_features, mean, sigma, NULL, NULL);
+  lensnet_regression_combine_plain(&s->reg, z, s->passes, z + s->passes * m->out_features, s->plain, m->out_features, mean, sigma,
+                                   NULL, NULL);
   if (s->csv) {
     fprintf(s->csv, "%s", s->pending[b].label);
     for (j = 0; j < T; j++) fprintf(s->csv, ",%.7g,%.7g", mean[j], sigma[j]);
@@ -546,6 +557,7 @@ static int open_model(predict_options *o, predict_state *s) {
   } else if (o->mc || o->samples_path)
     return lens_usage("--mc and --samples are for regression models; %s is a classifier", o->model_path);
   if (o->samples_path && !o->mc) return lens_usage("--samples needs --mc N");
+  if (o->mc_mean && !o->mc) return lens_usage("--mc-mean chooses how --mc N's means are made; give --mc N");
   if (o->symmetries == 1) {
     if (!s->regress) return lens_usage("--symmetries 8 is for regression models; %s is a classifier", o->model_path);
     if (s->model->in_h != s->model->in_w)
@@ -561,6 +573,7 @@ static int open_model(predict_options *o, predict_state *s) {
   /* after the checks of the options, so that a usage error is not preceded by this note */
   if ((o->minmax = lens_preprocess_resolve(s->model, o->cutout.preprocess)) < 0) return LENS_EXIT_FAIL;
   s->passes = o->mc ? o->mc : s->turns ? 8 : 1;
+  s->plain = o->mc && !o->mc_mean ? (s->turns ? 8 : 1) : 0; /* <= passes: --mc is a multiple of 8 with the turns */
   per = s->model->in_c * s->model->in_h * s->model->in_w;
   if (!o->threads) o->threads = lens_pool_default_threads();
   /* Every object gets its own forward pass, so how many are held at once changes only the memory,
@@ -577,7 +590,7 @@ static int open_model(predict_options *o, predict_state *s) {
   s->pool = lens_pool_create(o->threads);
   s->pending = (predict_object *)calloc(s->group, sizeof *s->pending);
   s->input = (float *)malloc(s->group * per * sizeof(float));
-  s->output = (float *)malloc(s->group * s->passes * s->model->out_features * sizeof(float));
+  s->output = (float *)malloc(s->group * (s->passes + s->plain) * s->model->out_features * sizeof(float));
   s->workspace = ws ? (float *)malloc(ws * sizeof(float)) : NULL;
   if (!s->pending || !s->input || !s->output || !s->workspace) return lens_fail("out of memory for a batch of %lu", (unsigned long)s->group);
   if (s->locator) {
