@@ -330,9 +330,9 @@ weights: build/lens
 # The lens-modelling network weights/ensai-sim.safetensors and its card weights/ensai-sim.md
 # (docs/modelling.md): ENSAI_N training lenses for ENSAI_EPOCHS epochs, then ENSAI_N2 fresh ones
 # for ENSAI_EPOCHS2 epochs with less dropout, then ENSAI_N3 more for ENSAI_EPOCHS3 epochs at a lower
-# rate, then ENSAI_N4 and ENSAI_N5 more for ENSAI_EPOCHS4 and ENSAI_EPOCHS5 epochs with beta-NLL,
-# calibrated and evaluated on lenses of other seeds. Not part of make test (about 4 h on 2 idle
-# cores; 28 GB of simulated images in ENSAI_RUN).
+# rate, then ENSAI_BETA_STAGES stages of ENSAI_NBETA more for ENSAI_EPOCHS_BETA epochs each with
+# beta-NLL, calibrated and evaluated on lenses of other seeds. Not part of make test (about 5 h 30
+# min on 2 idle cores; 42 GB of simulated images in ENSAI_RUN).
 ENSAI_RUN     ?= build/ensai
 ENSAI_N       ?= 12000
 ENSAI_EPOCHS  ?= 10
@@ -340,13 +340,12 @@ ENSAI_N2      ?= 36000
 ENSAI_EPOCHS2 ?= 12
 ENSAI_N3      ?= 48000
 ENSAI_EPOCHS3 ?= 8
-ENSAI_N4      ?= 48000
-ENSAI_EPOCHS4 ?= 5
-ENSAI_N5      ?= 48000
-ENSAI_EPOCHS5 ?= 5
+ENSAI_NBETA   ?= 48000
+ENSAI_EPOCHS_BETA ?= 5
+ENSAI_BETA_STAGES ?= 4
 ensai-weights: $(BUILD)/lens
 	LENS=$(BUILD)/lens sh tools/ensai.sh $(ENSAI_RUN) $(ENSAI_N) $(ENSAI_EPOCHS) $(ENSAI_N2) $(ENSAI_EPOCHS2) $(ENSAI_N3) $(ENSAI_EPOCHS3) \
-	  $(ENSAI_N4) $(ENSAI_EPOCHS4) $(ENSAI_N5) $(ENSAI_EPOCHS5)
+	  $(ENSAI_NBETA) $(ENSAI_EPOCHS_BETA) $(ENSAI_BETA_STAGES)
 
 # The scanning finder weights/ou66-scan.safetensors and the locator weights/ou66-locator.safetensors
 # (docs/find.md): trained on windows cut from simulated fields. Not part of make test (about

@@ -430,6 +430,9 @@ static void test_misuse(void) {
   CHECK(rc == 2 && strstr(out, "add --task regress"), "--targets without --task regress: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "predict --model weights/ou66-sim.safetensors " D "/test.npy --mc 4");
   CHECK(rc == 2 && strstr(out, "regression"), "--mc on a classifier: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "predict --model weights/ou66-sim.safetensors " D "/test.npy --mc-mean");
+  CHECK(rc == 2 && strstr(out, "regression models") && strstr(out, "classifier"), "--mc-mean on a classifier names the model's kind: exit %d: %s", rc,
+        out);
   rc = cli_lens_output(out, sizeof out, "find --model " D "/run/best.safetensors " D "/test.npy --out " D "/find");
   CHECK(rc == 2 && strstr(out, "regression"), "lens find with a modelling network: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "predict --model " D "/run/best.safetensors " D "/test.npy --samples " D "/s.npy");

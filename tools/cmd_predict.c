@@ -77,11 +77,13 @@ static const lens_option predict_rows[] = {
             "Perreault Levasseur et al. 2017) instead"),
   LENS_SEED(T, "seed", seed, 1, "S", "seed of the --mc dropout masks (default 1); object k's passes depend only on\n"
             "S and k, not on --batch, --threads or --shard"),
-  LENS_TEXT(T, "samples", 0, samples_path, NULL, "FILE.npy", "with --mc: every pass's means in physical units, [N, mc, targets]"),
+  LENS_TEXT(T, "samples", 0, samples_path, NULL, "FILE.npy", "with --mc: every dropout pass's means in physical units, [N, mc, targets]\n"
+            "(their average is the CSV's mean only with --mc-mean)"),
   LENS_CHOICE(T, "symmetries", 0, symmetries, symmetry_choices, 0, "1|8", "regression models: 8 averages the predictions for the image's 8 flips\n"
               "and quarter turns, each turned back into the image's frame (theta_E\n"
               "unchanged; the centre and e1, e2 follow the image): 8 plain passes, or\n"
-              "with --mc N (a multiple of 8) N/8 dropout passes per orientation;\n"
+              "with --mc N (a multiple of 8) N/8 dropout passes per orientation\n"
+              "and the 8 plain passes for the means;\n"
               "1 (default) the image as it is"),
 };
 #undef T
@@ -515,6 +517,14 @@ static int shard_manifests(const predict_state *s, int argc, char **argv, int wh
   if (s->opt->csv_path) files[n++] = s->opt->csv_path;
   if (!n) return 0; /* the CSV on standard output: nothing to record */
   lens_shard_run_id(argc, argv, run);
+  if (s->plain) {
+    /* --mc's means changed (from the dropout passes' average to passes without dropout): shards of
+     * the two kinds carry different run ids, so that --skip-done and lens merge never mix them */
+    unsigned long long h = strtoull(run, NULL, 16);
+    const char *p;
+    for (p = "mc means without dropout"; *p; p++) { h ^= (unsigned char)*p; h *= 1099511628211ull; }
+    snprintf(run, sizeof run, "%016llx", h);
+  }
   for (i = 0; i < n; i++) {
     lens_shard_manifest m;
     shard_manifest_of(s, files[i], run, &m, path, sizeof path, dir, sizeof dir);
@@ -554,8 +564,8 @@ static int open_model(predict_options *o, predict_state *s) {
   if (lensnet_model_meta(s->model, "regress.targets")) {
     if (lensnet_model_regression(s->model, &s->reg, &err) != LENSNET_OK) return lens_fail("%s: %s", o->model_path, err.message);
     s->regress = 1;
-  } else if (o->mc || o->samples_path)
-    return lens_usage("--mc and --samples are for regression models; %s is a classifier", o->model_path);
+  } else if (o->mc || o->samples_path || o->mc_mean)
+    return lens_usage("--mc, --mc-mean and --samples are for regression models; %s is a classifier", o->model_path);
   if (o->samples_path && !o->mc) return lens_usage("--samples needs --mc N");
   if (o->mc_mean && !o->mc) return lens_usage("--mc-mean chooses how --mc N's means are made; give --mc N");
   if (o->symmetries == 1) {
