@@ -1223,7 +1223,9 @@ LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *fir
  * regress.targets (names), regress.mean and regress.std (each target's standardisation over the
  * training part: the model predicts (y - mean) / std), regress.loss (mse: one output per target;
  * nll: the means, then the log-variances), and after calibration (`lens calibrate`) regress.scale:
- * a factor per target on the standard deviations, so that the intervals cover what they claim. */
+ * a factor per target on the standard deviations, so that the intervals cover what they claim;
+ * with `lens calibrate --means` also regress.slope and regress.offset: each physical mean m
+ * becomes offset + slope x m (lensnet_regression_fit_means). */
 #define LENSNET_REGRESSION_MAX 16
 typedef struct {
   size_t count;                            /* targets */
@@ -1231,13 +1233,15 @@ typedef struct {
   char names[LENSNET_REGRESSION_MAX][33];
   double mean[LENSNET_REGRESSION_MAX], std[LENSNET_REGRESSION_MAX];
   double scale[LENSNET_REGRESSION_MAX];    /* regress.scale, 1 without it */
+  double slope[LENSNET_REGRESSION_MAX];    /* regress.slope, 1 without it */
+  double offset[LENSNET_REGRESSION_MAX];   /* regress.offset, 0 without it */
 } lensnet_regression;
 /* m's regression description: LENSNET_ERR_ARG when m is not a regression model, LENSNET_ERR_FORMAT
  * when its metadata does not fit its outputs. */
 LENSNET_API lensnet_result lensnet_model_regression(const lensnet_model *m, lensnet_regression *r, lensnet_error *err);
 /* Each target's mean and standard deviation in physical units from `passes` forward passes of one
  * image (outputs [passes, out_features]; several passes: Monte Carlo dropout). mean: the average
- * of the passes' means. Variance: aleatoric (nll: the average of exp(log-variance); mse: 0) plus
+ * of the passes' means (then offset + slope x it, when the model has them). Variance: aleatoric (nll: the average of exp(log-variance); mse: 0) plus
  * epistemic (the variance of the passes' means, 0 for one pass); sigma = sqrt of the sum, times
  * the calibration scale. Any of sigma, aleatoric, epistemic (standard deviations, the last two
  * before calibration) may be NULL. */
@@ -1277,6 +1281,23 @@ LENSNET_API void lensnet_dihedral(const float *in, float *out, size_t bands, siz
  * maps one pass's outputs in place (the standardised means and, for nll, the log-variances). */
 LENSNET_API lensnet_result lensnet_regression_symmetric(const lensnet_regression *r, lensnet_error *err);
 LENSNET_API void lensnet_regression_turn_back(const lensnet_regression *r, int t, float *outputs);
+/* Target j's physical mean for a standardised network output z: offset + slope x (mean + std x z). */
+LENSNET_API double lensnet_regression_physical(const lensnet_regression *r, size_t j, double z);
+/* A linear recalibration of the means, fitted on a validation set: for each target, least squares
+ * of the true values on the predicted means, truth ~ offset + slope x mean (the regression of
+ * outcomes on forecasts of Mincer & Zarnowitz 1969; an unbiased predictor has offset 0 and slope
+ * 1). truth[j] and mean[j] hold target j's n values (the means as the model predicts them now,
+ * slope and offset included). What the flips and quarter turns do to a target is kept: a scalar
+ * (theta_E, ... as for lensnet_regression_symmetric) gets its own offset and slope; a position
+ * pair (center_x and center_y, source_x and source_y) and a spin-2 pair (e1 and e2, gamma1 and
+ * gamma2) share one slope, fitted on both components together, and keep offset 0, so that the
+ * corrected means still turn with the image; a target this does not know gets its own offset and
+ * slope. slope_out and offset_out receive the model's new values (the fit composed with r's
+ * present slope and offset), for regress.slope and regress.offset. LENSNET_ERR_ARG when n < 3, a
+ * value is not finite, a target's predicted means do not vary, or a fitted slope is not positive
+ * (the means are unrelated, or anti-related, to the truth), naming the target. */
+LENSNET_API lensnet_result lensnet_regression_fit_means(const lensnet_regression *r, const double *const *truth, const double *const *mean, size_t n,
+                                                        double *slope_out, double *offset_out, lensnet_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Recipes: what every caller of a lens finder needs, in one place (the lens tool uses these)
@@ -8763,6 +8784,8 @@ static lensnet_result lensnet__fit_settings_meta(lensnet__fit *f) {
     if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.loss", f->nll ? "nll" : "mse");
     /* a calibration (lens calibrate) of the weights this run started from does not hold for its own */
     if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.scale", NULL);
+    if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.slope", NULL);
+    if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.offset", NULL);
     if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.calibration_objects", NULL);
     if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.calibration_scores", NULL);
   }
@@ -9924,6 +9947,7 @@ LENSNET_API lensnet_result lensnet_model_regression(const lensnet_model *m, lens
   const char *names = lensnet_model_meta(m, "regress.targets"), *loss = lensnet_model_meta(m, "regress.loss");
   const char *means = lensnet_model_meta(m, "regress.mean"), *stds = lensnet_model_meta(m, "regress.std");
   const char *scales = lensnet_model_meta(m, "regress.scale");
+  const char *slopes = lensnet_model_meta(m, "regress.slope"), *offsets = lensnet_model_meta(m, "regress.offset");
   size_t k;
   memset(r, 0, sizeof *r);
   if (!names) return lensnet__fail(err, LENSNET_ERR_ARG, "not a regression model (no regress.targets metadata)");
@@ -9938,11 +9962,16 @@ LENSNET_API lensnet_result lensnet_model_regression(const lensnet_model *m, lens
                          loss, (unsigned long)m->out_features);
   if (!lensnet__number_list(means, r->count, r->mean) || !lensnet__number_list(stds, r->count, r->std))
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.mean or regress.std is not %lu finite numbers", (unsigned long)r->count);
-  for (k = 0; k < r->count; k++) r->scale[k] = 1.0;
+  for (k = 0; k < r->count; k++) r->scale[k] = r->slope[k] = 1.0;
   if (scales && !lensnet__number_list(scales, r->count, r->scale))
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.scale is not %lu finite numbers", (unsigned long)r->count);
+  if (slopes && !lensnet__number_list(slopes, r->count, r->slope))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.slope is not %lu finite numbers", (unsigned long)r->count);
+  if (offsets && !lensnet__number_list(offsets, r->count, r->offset))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.offset is not %lu finite numbers", (unsigned long)r->count);
   for (k = 0; k < r->count; k++) {
     if (!(r->scale[k] > 0)) return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.scale of target %lu is not positive", (unsigned long)k);
+    if (!(r->slope[k] > 0)) return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.slope of target %lu is not positive", (unsigned long)k);
     const char *name;
     size_t len;
     if (!(r->std[k] > 0)) return lensnet__fail(err, LENSNET_ERR_FORMAT, "regress.std of target %lu is not positive", (unsigned long)k);
@@ -9952,6 +9981,10 @@ LENSNET_API lensnet_result lensnet_model_regression(const lensnet_model *m, lens
     r->names[k][len] = 0;
   }
   return LENSNET_OK;
+}
+
+LENSNET_API double lensnet_regression_physical(const lensnet_regression *r, size_t j, double z) {
+  return r->offset[j] + r->slope[j] * (r->mean[j] + r->std[j] * z);
 }
 
 LENSNET_API void lensnet_regression_combine(const lensnet_regression *r, const float *outputs, size_t passes, size_t out_features,
@@ -9968,7 +10001,7 @@ LENSNET_API void lensnet_regression_combine(const lensnet_regression *r, const f
     }
     evar = passes > 1 ? sq / (double)passes : 0.0; /* the spread of the passes, as Gal's predictive variance */
     avar = passes ? avar / (double)passes : 0.0;
-    mean[j] = r->mean[j] + r->std[j] * mu;
+    mean[j] = lensnet_regression_physical(r, j, mu);
     if (sigma) sigma[j] = r->scale[j] * r->std[j] * sqrt(avar + evar);
     if (aleatoric) aleatoric[j] = r->std[j] * sqrt(avar);
     if (epistemic) epistemic[j] = r->std[j] * sqrt(evar);
@@ -9983,7 +10016,7 @@ LENSNET_API void lensnet_regression_combine_plain(const lensnet_regression *r, c
   for (j = 0; plain_passes && j < r->count; j++) {
     double sum = 0;
     for (s = 0; s < plain_passes; s++) sum += plain[s * out_features + j];
-    mean[j] = r->mean[j] + r->std[j] * (sum / (double)plain_passes);
+    mean[j] = lensnet_regression_physical(r, j, sum / (double)plain_passes);
   }
 }
 
@@ -10064,6 +10097,57 @@ LENSNET_API void lensnet_regression_turn_back(const lensnet_regression *r, int t
     outputs[j] = (float)((m - r->mean[j]) / r->std[j]);
     if (r->nll) outputs[n + j] = (float)(v - 2.0 * log(r->std[j]));
   }
+}
+
+LENSNET_API lensnet_result lensnet_regression_fit_means(const lensnet_regression *r, const double *const *truth, const double *const *mean, size_t n,
+                                                        double *slope_out, double *offset_out, lensnet_error *err) {
+  size_t j, k, i;
+  if (n < 3) return lensnet__fail(err, LENSNET_ERR_ARG, "fit means: %lu objects; at least 3 are needed", (unsigned long)n);
+  for (j = 0; j < r->count; j++)
+    for (i = 0; i < n; i++)
+      if (!(truth[j][i] - truth[j][i] == 0.0) || !(mean[j][i] - mean[j][i] == 0.0))
+        return lensnet__fail(err, LENSNET_ERR_ARG, "fit means: %s of object %lu is not finite", r->names[j], (unsigned long)i);
+  for (j = 0; j < r->count; j++) {
+    char kind = lensnet__target_kind(r->names[j]);
+    double a = 0.0, b;
+    if (kind == 0 || kind == 's') { /* offset and slope: least squares about the means */
+      double mx = 0, my = 0, sxx = 0, sxy = 0;
+      for (i = 0; i < n; i++) { mx += mean[j][i]; my += truth[j][i]; }
+      mx /= (double)n; my /= (double)n;
+      for (i = 0; i < n; i++) {
+        sxx += (mean[j][i] - mx) * (mean[j][i] - mx);
+        sxy += (mean[j][i] - mx) * (truth[j][i] - my);
+      }
+      if (!(sxx > 0)) return lensnet__fail(err, LENSNET_ERR_ARG, "fit means: the predicted %s does not vary", r->names[j]);
+      b = sxy / sxx;
+      a = my - b * mx;
+    } else { /* a slope through 0, shared with the pair's other component when the model has it */
+      double sxx = 0, sxy = 0;
+      size_t other = r->count, members[2];
+      if (kind == 'x' || kind == 'y') other = lensnet__target_partner(r, j);
+      else /* e1 <-> e2, gamma1 <-> gamma2: the same name with the last digit swapped */
+        for (k = 0; k < r->count; k++) {
+          size_t len = strlen(r->names[j]);
+          if (k != j && strlen(r->names[k]) == len && !strncmp(r->names[k], r->names[j], len - 1) && lensnet__target_kind(r->names[k]) != kind &&
+              lensnet__target_kind(r->names[k]) != 0) other = k;
+        }
+      members[0] = j; members[1] = other;
+      for (k = 0; k < (other < r->count ? 2u : 1u); k++)
+        for (i = 0; i < n; i++) {
+          sxx += mean[members[k]][i] * mean[members[k]][i];
+          sxy += mean[members[k]][i] * truth[members[k]][i];
+        }
+      if (!(sxx > 0)) return lensnet__fail(err, LENSNET_ERR_ARG, "fit means: the predicted %s is 0 throughout", r->names[j]);
+      b = sxy / sxx;
+    }
+    if (!(b > 0) || !(b < HUGE_VAL))
+      return lensnet__fail(err, LENSNET_ERR_ARG, "fit means: the true %s does not rise with the predicted one (slope %g): no correction fits",
+                           r->names[j], b);
+    /* the means given are offset + slope x m: the new ones a + b (offset + slope x m) */
+    slope_out[j] = b * r->slope[j];
+    offset_out[j] = a + b * r->offset[j];
+  }
+  return LENSNET_OK;
 }
 
 LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *first) {

@@ -347,6 +347,57 @@ static void test_eval(void) {
         "predictions in --out under an output's name: refused, intact: %s", out);
 }
 
+/* lens calibrate --means on the validation seed, checked by what least squares guarantees on the
+ * data it was fitted to: width (a target of no known symmetry: an offset and a slope) leaves
+ * errors that sum to 0; center_x (a position without its partner: a slope through 0) leaves errors
+ * orthogonal to the means; neither rms rises; and the corrected model's means are offset + slope
+ * times the old ones, as its metadata says. Then anti-related labels are refused by name. */
+static void test_calibrate_means(void) {
+  char out[8192];
+  lensnet_csv before, after;
+  lensnet_model *m = NULL;
+  lensnet_regression r;
+  lensnet_error err;
+  int rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D "/val.csv --means --out " D
+                                            "/calibrated_means.safetensors");
+  CHECK(rc == 0 && strstr(out, "regress.slope") && strstr(out, "regress.offset") && strstr(out, "->rms"), "lens calibrate --means: exit %d: %s", rc, out);
+  printf("%s", out);
+  rc = cli_lens("predict --model " D "/calibrated_means.safetensors " D "/val.npy --csv " D "/val_means.csv");
+  if (rc == 0 && lensnet_model_load(D "/calibrated_means.safetensors", &m, &err) == LENSNET_OK && lensnet_model_regression(m, &r, &err) == LENSNET_OK &&
+      lensnet_csv_read(D "/val_pred.csv", &before, &err) == LENSNET_OK) {
+    if (lensnet_csv_read(D "/val_means.csv", &after, &err) == LENSNET_OK) {
+      double sum_e = 0, dot_e = 0, dot_m = 0, sq[2][2] = {{0, 0}, {0, 0}};
+      size_t i, j, related = 0;
+      for (i = 0; i < N; i++)
+        for (j = 0; j < 2; j++) {
+          double m0 = 0, m1 = 0, y = val_targets[i * 2 + j];
+          lensnet_csv_number(&before, i + 1, 1 + 2 * j, &m0, &err);
+          lensnet_csv_number(&after, i + 1, 1 + 2 * j, &m1, &err);
+          related += fabs(m1 - (r.offset[j] + r.slope[j] * m0)) <= 1e-5 * (fabs(m1) + 1);
+          sq[j][0] += (m0 - y) * (m0 - y);
+          sq[j][1] += (m1 - y) * (m1 - y);
+          if (j == 0) sum_e += y - m1;
+          else { dot_e += m1 * (y - m1); dot_m += m1 * m1; }
+        }
+      CHECK(related == 2 * N, "the corrected means are offset + slope x the old ones (%lu of %d)", (unsigned long)related, 2 * N);
+      CHECK(r.offset[1] == 0 && r.slope[1] > 0 && r.slope[0] > 0, "center_x: a slope through 0 (offset %g, slope %g); width: slope %g", r.offset[1],
+            r.slope[1], r.slope[0]);
+      CHECK(fabs(sum_e / N) < 1e-5, "width: the corrected errors average %.3g (least squares with an offset: 0)", sum_e / N);
+      CHECK(fabs(dot_e / dot_m) < 1e-5, "center_x: errors . means / means . means = %.3g (least squares through 0: 0)", dot_e / dot_m);
+      CHECK(sq[0][1] <= sq[0][0] * (1 + 1e-6) && sq[1][1] <= sq[1][0] * (1 + 1e-6), "neither rms rises on the fitted set: width %.4g -> %.4g, "
+            "center_x %.4g -> %.4g", sqrt(sq[0][0] / N), sqrt(sq[0][1] / N), sqrt(sq[1][0] / N), sqrt(sq[1][1] / N));
+      lensnet_csv_free(&after);
+    } else CHECK(0, "read val_means.csv: %s", err.message);
+    lensnet_csv_free(&before);
+  } else CHECK(0, "predict with the model calibrated with --means: exit %d", rc);
+  lensnet_model_free(m);
+  cli_shell("awk -F, 'BEGIN{OFS=\",\"} NR>1{$2=4-$2} {print}' " D "/val.csv > " D "/val_flipped.csv");
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D
+                                        "/val_flipped.csv --means --out " D "/y.safetensors");
+  CHECK(rc == 1 && strstr(out, "width does not rise") && cli_shell("test -e " D "/y.safetensors") != 0,
+        "labels that fall as the means rise: refused by name, nothing written: %s", out);
+}
+
 /* Calibrated on one seed, evaluated on another: the 68% interval then holds about 68%. */
 static void test_calibrate(void) {
   char out[8192];
@@ -393,13 +444,15 @@ static void test_calibrate(void) {
                                         "/x.safetensors");
   CHECK(rc == 1 && strstr(out, "negative.csv:3: the sigma of") && !strstr(out, "factor"), "a negative sigma: its line named, no table: %s", out);
   CHECK(cli_shell("test -e " D "/x.safetensors") != 0, "nothing written by the refused calibrations");
+  test_calibrate_means();
   /* training on from the calibrated model (its own network, --nll-beta 1): the new weights carry
    * their own targets' statistics and no calibration of the old ones */
   rc = cli_lens_output(out, sizeof out, "train --task regress --targets width,center_x --loss nll --nll-beta 1 --init " D
-                                        "/calibrated.safetensors --data " D "/train.npy --labels " D "/train.csv --epochs 1 --seed 5 --out " D "/tuned");
+                                        "/calibrated_means.safetensors --data " D "/train.npy --labels " D "/train.csv --epochs 1 --seed 5 --out " D "/tuned");
   CHECK(rc == 0, "lens train --init a calibrated model, --nll-beta 1: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "info " D "/tuned/best.safetensors");
   CHECK(rc == 0 && strstr(out, "regress.std") && !strstr(out, "regress.scale") && !strstr(out, "regress.calibration") &&
+            !strstr(out, "regress.slope") && !strstr(out, "regress.offset") &&
             strstr(out, "train.nll_beta: 1") && strstr(out, "train.arch: init"),
         "the retrained weights drop the old calibration, keep nll_beta, and name the network as --init's: %s", out);
 }

@@ -156,6 +156,7 @@ static void test_combine(void) {
   r.count = 2; r.nll = 1;
   r.mean[0] = 10; r.std[0] = 2; r.mean[1] = -5; r.std[1] = 0.5;
   r.scale[0] = r.scale[1] = 1;
+  r.slope[0] = r.slope[1] = 1;
   lensnet_regression_combine(&r, outputs, 3, 4, mean, sigma, alea, epi);
   CHECK(fabs(mean[0] - 12) < 1e-6 && fabs(sigma[0] - 2 * sqrt(8.0 / 3)) < 1e-6 && fabs(alea[0] - 2 * sqrt(2.0)) < 1e-6 &&
             fabs(epi[0] - 2 * sqrt(2.0 / 3)) < 1e-6,
@@ -180,6 +181,72 @@ static void test_combine(void) {
   r.nll = 0; /* mse: no aleatoric part; one pass: no epistemic part */
   lensnet_regression_combine(&r, outputs, 1, 4, mean, sigma, alea, epi);
   CHECK(fabs(mean[0] - 10) < 1e-9 && sigma[0] == 0 && alea[0] == 0 && epi[0] == 0, "mse, one pass: sigma 0");
+}
+
+/* lensnet_regression_fit_means on four objects, worked by hand. theta_E (a scalar; the model's
+ * present slope 2 and offset 0.5): means 1..4, truths 1.1, 2.3, 3.2, 4.6: about the means (2.5,
+ * 2.8), sxx = 5, sxy = 5.7, so b = 1.14 and a = -0.05, composed: slope 2.28, offset -0.05 + 1.14 x
+ * 0.5 = 0.52. e1, e2 (a spin-2 pair, one slope through 0): sum m y = 0.151 + 0.156, sum m^2 = 0.14 +
+ * 0.15, b = 0.307 / 0.29. center_x without center_y: 6.5 / 6. width (unknown): truths 2m + 1
+ * exactly, b = 2, a = 1. */
+static void test_fit_means(void) {
+  static const double m0[4] = {1, 2, 3, 4}, y0[4] = {1.1, 2.3, 3.2, 4.6};
+  static const double m1[4] = {0.1, -0.2, 0.3, 0}, y1[4] = {0.12, -0.2, 0.33, 0.01};
+  static const double m2[4] = {0.2, 0.1, -0.1, -0.3}, y2[4] = {0.22, 0.1, -0.12, -0.3};
+  static const double m3[4] = {1, -1, 2, 0}, y3[4] = {1.5, -1, 2, 1};
+  static const double m4[4] = {0.5, 1, 1.5, 3}, y4[4] = {2, 3, 4, 7};
+  static const double flat[4] = {1, 1, 1, 1}, falling[4] = {4, 3, 2, 1}, nan4[4] = {1, 2, NAN, 4};
+  const double *means[5] = {m0, m1, m2, m3, m4}, *truth[5] = {y0, y1, y2, y3, y4};
+  double slope[5], offset[5];
+  lensnet_regression r;
+  lensnet_error err;
+  size_t j;
+  memset(&r, 0, sizeof r);
+  r.count = 5;
+  strcpy(r.names[0], "theta_E"); strcpy(r.names[1], "e1"); strcpy(r.names[2], "e2"); strcpy(r.names[3], "center_x"); strcpy(r.names[4], "width");
+  for (j = 0; j < 5; j++) { r.std[j] = r.scale[j] = r.slope[j] = 1; }
+  r.slope[0] = 2; r.offset[0] = 0.5;
+  CHECK(lensnet_regression_fit_means(&r, truth, means, 4, slope, offset, &err) == LENSNET_OK, "fit: %s", err.message);
+  CHECK(fabs(slope[0] - 2.28) < 1e-12 && fabs(offset[0] - 0.52) < 1e-12, "theta_E: slope %.15g offset %.15g (want 2.28, 0.52)", slope[0], offset[0]);
+  CHECK(fabs(slope[1] - 0.307 / 0.29) < 1e-12 && slope[2] == slope[1] && offset[1] == 0 && offset[2] == 0, "e1, e2: one slope %.15g (want %.15g), offsets 0",
+        slope[1], 0.307 / 0.29);
+  CHECK(fabs(slope[3] - 6.5 / 6) < 1e-12 && offset[3] == 0, "center_x alone: slope %.15g (want %.15g), offset 0", slope[3], 6.5 / 6);
+  CHECK(fabs(slope[4] - 2) < 1e-12 && fabs(offset[4] - 1) < 1e-12, "width (no known symmetry): slope %.15g offset %.15g (want 2, 1)", slope[4], offset[4]);
+  /* the model's means then: offset + slope x (mean + std z) */
+  r.mean[0] = 1; r.std[0] = 0.5;
+  CHECK(fabs(lensnet_regression_physical(&r, 0, 2.0) - (0.5 + 2 * (1 + 0.5 * 2))) < 1e-12, "physical: offset + slope x (mean + std z)");
+  CHECK(lensnet_regression_fit_means(&r, truth, means, 2, slope, offset, &err) == LENSNET_ERR_ARG && strstr(err.message, "at least 3"), "two objects: %s",
+        err.message);
+  means[4] = flat;
+  CHECK(lensnet_regression_fit_means(&r, truth, means, 4, slope, offset, &err) == LENSNET_ERR_ARG && strstr(err.message, "width does not vary"),
+        "constant means: %s", err.message);
+  means[4] = m4; truth[0] = falling;
+  CHECK(lensnet_regression_fit_means(&r, truth, means, 4, slope, offset, &err) == LENSNET_ERR_ARG && strstr(err.message, "theta_E does not rise"),
+        "truths falling as the means rise: %s", err.message);
+  truth[0] = y0; means[3] = nan4;
+  CHECK(lensnet_regression_fit_means(&r, truth, means, 4, slope, offset, &err) == LENSNET_ERR_ARG && strstr(err.message, "center_x of object 2"),
+        "a NaN named: %s", err.message);
+  { /* the metadata: read back, and refused when it is not numbers or a slope is not positive */
+    lensnet_model *m = new_model(2);
+    lensnet_regression q;
+    if (!m) { CHECK(0, "model"); return; }
+    lensnet_model_set_meta(m, "regress.targets", "a,b"); lensnet_model_set_meta(m, "regress.loss", "mse");
+    lensnet_model_set_meta(m, "regress.mean", "0,0"); lensnet_model_set_meta(m, "regress.std", "1,1");
+    CHECK(lensnet_model_regression(m, &q, &err) == LENSNET_OK && q.slope[0] == 1 && q.slope[1] == 1 && q.offset[0] == 0 && q.offset[1] == 0,
+          "without them: slope 1, offset 0");
+    lensnet_model_set_meta(m, "regress.slope", "2,3"); lensnet_model_set_meta(m, "regress.offset", "0.5,-1");
+    CHECK(lensnet_model_regression(m, &q, &err) == LENSNET_OK && q.slope[0] == 2 && q.slope[1] == 3 && q.offset[0] == 0.5 && q.offset[1] == -1,
+          "regress.slope and regress.offset read back");
+    lensnet_model_set_meta(m, "regress.slope", "2,x");
+    CHECK(lensnet_model_regression(m, &q, &err) == LENSNET_ERR_FORMAT && strstr(err.message, "regress.slope"), "a slope that is not a number: %s",
+          err.message);
+    lensnet_model_set_meta(m, "regress.slope", "0,1");
+    CHECK(lensnet_model_regression(m, &q, &err) == LENSNET_ERR_FORMAT && strstr(err.message, "not positive"), "a slope of 0: %s", err.message);
+    lensnet_model_set_meta(m, "regress.slope", NULL); lensnet_model_set_meta(m, "regress.offset", "1");
+    CHECK(lensnet_model_regression(m, &q, &err) == LENSNET_ERR_FORMAT && strstr(err.message, "regress.offset"), "one offset for two targets: %s",
+          err.message);
+    lensnet_model_free(m);
+  }
 }
 
 static void test_mc_dropout(void) {
@@ -282,7 +349,7 @@ static void test_symmetries(void) {
   r.count = 6; r.nll = 1;
   strcpy(r.names[0], "center_x"); strcpy(r.names[1], "e1"); strcpy(r.names[2], "theta_E");
   strcpy(r.names[3], "e2"); strcpy(r.names[4], "center_y"); strcpy(r.names[5], "magnification");
-  for (j = 0; j < 6; j++) { r.mean[j] = 0.1 * (j + 1); r.std[j] = 0.5 + 0.25 * j; r.scale[j] = 1; }
+  for (j = 0; j < 6; j++) { r.mean[j] = 0.1 * (j + 1); r.std[j] = 0.5 + 0.25 * j; r.scale[j] = 1; r.slope[j] = 1; }
   CHECK(lensnet_regression_symmetric(&r, &err) == LENSNET_OK, "positions, spin-2 pairs and scalars are all known");
   for (t = 0; t < 8; t++) {
     /* what a perfect network would say on the turned image: its own measurements, with a distinct
@@ -332,6 +399,7 @@ int main(void) {
   TEST("regression with the Gaussian NLL (means and log-variances) learns them too") test_learns("nll", 4);
   TEST("targets standardised over the training part, recorded in the metadata") test_standardisation();
   TEST("passes combined into physical means and standard deviations (by hand)") test_combine();
+  TEST("means recalibrated by least squares, symmetries kept (by hand)") test_fit_means();
   TEST("Monte Carlo dropout: reproducible, a pass per image, inference without dropout") test_mc_dropout();
   TEST("regression settings that contradict the targets are refused") test_errors();
   TEST("test-time symmetries: the eight transforms turned back onto a blob's centre and ellipticity") test_symmetries();

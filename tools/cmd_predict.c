@@ -198,7 +198,7 @@ static int write_regression(predict_state *s, size_t b) {
     lensnet_result r;
     if (!passes) return lens_fail("out of memory");
     for (k = 0; k < s->passes; k++)
-      for (j = 0; j < T; j++) passes[k * T + j] = (float)(s->reg.mean[j] + s->reg.std[j] * z[k * m->out_features + j]);
+      for (j = 0; j < T; j++) passes[k * T + j] = (float)lensnet_regression_physical(&s->reg, j, z[k * m->out_features + j]);
     r = lensnet_npy_writer_append(&s->samples, passes, 1, &err);
     free(passes);
     if (r != LENSNET_OK) return lens_fail_err(&err);

@@ -1,8 +1,9 @@
 /* lens eval --task regress and lens calibrate: how good a lens-modelling network's means and
- * sigmas are, and a variance scale per target that makes its intervals cover what they claim.
+ * sigmas are, and a variance scale per target that makes its intervals cover what they claim
+ * (with --means first a linear correction of the means).
  *
  *   lens eval --task regress --scores PRED.csv --labels labels.csv [--by theta_E,arc_snr] --out DIR
- *   lens calibrate --model M.safetensors --scores VAL_PRED.csv --labels VAL_labels.csv --out M2.safetensors
+ *   lens calibrate --model M.safetensors --scores VAL_PRED.csv --labels VAL_labels.csv [--means] --out M2.safetensors
  *
  * PRED.csv is what lens predict writes for a regression model (input,NAME,NAME_sigma,...), its
  * rows in the order of labels.csv's (lens predict keeps the order of its inputs). The figures are
@@ -444,6 +445,7 @@ int lens_cmd_eval_regress(int argc, char **argv) {
 
 typedef struct {
   const char *model, *scores, *labels, *out;
+  int means;                /* --means: also a linear correction of the means */
 } calibrate_options;
 
 #define T calibrate_options
@@ -453,11 +455,15 @@ static const lens_option calibrate_rows[] = {
             "--symmetries and --mc-mean the calibrated model will be used with)"),
   LENS_TEXT(T, "labels", LENS_OPT_REQUIRED, labels, NULL, "labels.csv", "the validation set's true values, rows in the same order"),
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "M2.safetensors", "the calibrated model (may be --model itself: written whole, then renamed)"),
+  LENS_FLAG(T, "means", means, "first correct the means: truth ~ offset + slope x mean by least squares\n"
+            "per target (regress.offset, regress.slope; a position or e1/e2 pair shares\n"
+            "one slope and keeps offset 0, so it still turns with the image), then fit\n"
+            "the sigmas' factors on the corrected errors"),
 };
 #undef T
 static const lens_option_section calibrate_sections[] = {{NULL, calibrate_rows, sizeof calibrate_rows / sizeof calibrate_rows[0]}};
 static const lens_command_spec calibrate_spec = {
-  "calibrate", "usage: lens calibrate --model M.safetensors --scores VAL_PRED.csv --labels VAL_labels.csv --out M2.safetensors\n",
+  "calibrate", "usage: lens calibrate --model M.safetensors --scores VAL_PRED.csv --labels VAL_labels.csv [--means] --out M2.safetensors\n",
   "Fits one factor per target on the sigmas of a regression model so that its 68% interval\n"
   "(mean +- 0.9945 sigma) holds 68% of the validation objects, and stores it in the model\n"
   "(metadata regress.scale, applied by lens predict). Use a validation set the model was not\n"
@@ -487,7 +493,8 @@ int lens_cmd_calibrate(int argc, char **argv) {
   lensnet_model *m = NULL;
   lensnet_regression reg;
   lensnet_error err;
-  char scales[LENSNET_REGRESSION_MAX * 28], text[64], hash[24];
+  char scales[LENSNET_REGRESSION_MAX * 28], slopes[LENSNET_REGRESSION_MAX * 28], offsets[LENSNET_REGRESSION_MAX * 28], text[64], hash[24];
+  double slope[LENSNET_REGRESSION_MAX], offset[LENSNET_REGRESSION_MAX];
   size_t j, k, len = 0;
   int rc;
   memset(&o, 0, sizeof o);
@@ -527,6 +534,26 @@ int lens_cmd_calibrate(int argc, char **argv) {
   }
   if (rc == 0 && d.n < 100)
     fprintf(stderr, "lens: note: %lu validation objects: the factors are uncertain (a few hundred or more are advised)\n", (unsigned long)d.n);
+  if (rc == 0 && o.means) { /* the correction, then the means as the corrected model will predict them */
+    size_t sl = 0, ol = 0;
+    if (lensnet_regression_fit_means(&reg, (const double *const *)d.truth, (const double *const *)d.mean, d.n, slope, offset, &err) != LENSNET_OK)
+      rc = lens_fail("%s: %s", o.scores, err.message);
+    if (rc == 0) printf("calibrate: means, %lu validation objects (%s)\n%-12s %12s %12s %10s %10s\n", (unsigned long)d.n, o.scores, "target", "slope",
+                        "offset", "rms", "->rms");
+    for (j = 0; rc == 0 && j < d.count; j++) {
+      /* d.mean holds offset + slope x m with the model's present values: a + b times it */
+      double b = slope[j] / reg.slope[j], a = offset[j] - b * reg.offset[j], before = 0, after = 0;
+      for (k = 0; k < d.n; k++) {
+        double e0 = d.mean[j][k] - d.truth[j][k];
+        d.mean[j][k] = a + b * d.mean[j][k];
+        before += e0 * e0;
+        after += (d.mean[j][k] - d.truth[j][k]) * (d.mean[j][k] - d.truth[j][k]);
+      }
+      printf("%-12s %12.6g %12.6g %10.4g %10.4g\n", d.names[j], slope[j], offset[j], sqrt(before / (double)d.n), sqrt(after / (double)d.n));
+      sl += (size_t)snprintf(slopes + sl, sizeof slopes - sl, "%s%.9g", j ? "," : "", slope[j]);
+      ol += (size_t)snprintf(offsets + ol, sizeof offsets - ol, "%s%.9g", j ? "," : "", offset[j]);
+    }
+  }
   if (rc == 0) printf("calibrate: %lu validation objects (%s)\n%-12s %9s %9s %9s %9s %9s\n", (unsigned long)d.n, o.scores, "target", "factor",
                       "cover68", "cover95", "->cover68", "->cover95");
   for (j = 0; rc == 0 && j < d.count; j++) {
@@ -545,12 +572,14 @@ int lens_cmd_calibrate(int argc, char **argv) {
   if (rc == 0) {
     snprintf(text, sizeof text, "%lu", (unsigned long)d.n);
     if (lensnet_model_set_meta(m, "regress.scale", scales) != LENSNET_OK || lensnet_model_set_meta(m, "regress.calibration_objects", text) != LENSNET_OK ||
-        lensnet_model_set_meta(m, "regress.calibration_scores", hash) != LENSNET_OK)
+        lensnet_model_set_meta(m, "regress.calibration_scores", hash) != LENSNET_OK ||
+        (o.means && (lensnet_model_set_meta(m, "regress.slope", slopes) != LENSNET_OK || lensnet_model_set_meta(m, "regress.offset", offsets) != LENSNET_OK)))
       rc = lens_fail("out of memory");
   }
   if (rc == 0 && lens_make_parents(o.out)) rc = LENS_EXIT_FAIL;
   if (rc == 0 && lensnet_model_save(m, o.out, &err) != LENSNET_OK) rc = lens_fail_err(&err);
-  if (rc == 0) printf("-> %s (regress.scale %s)\n", o.out, scales);
+  if (rc == 0 && o.means) printf("-> %s (regress.scale %s; regress.slope %s; regress.offset %s)\n", o.out, scales, slopes, offsets);
+  else if (rc == 0) printf("-> %s (regress.scale %s)\n", o.out, scales);
   regress_free(&d);
   lensnet_model_free(m);
   return rc;
