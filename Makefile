@@ -331,8 +331,8 @@ weights: build/lens
 # (docs/modelling.md): ENSAI_N training lenses for ENSAI_EPOCHS epochs, then ENSAI_N2 fresh ones
 # for ENSAI_EPOCHS2 epochs with less dropout, then ENSAI_N3 more for ENSAI_EPOCHS3 epochs at a lower
 # rate, then ENSAI_BETA_STAGES stages of ENSAI_NBETA more for ENSAI_EPOCHS_BETA epochs each with
-# beta-NLL, calibrated and evaluated on lenses of other seeds. Not part of make test (about 5 h 30
-# min on 2 idle cores; 42 GB of simulated images in ENSAI_RUN).
+# beta-NLL, calibrated and evaluated on lenses of other seeds. Not part of make test (about 5 h 15
+# min on 2 idle cores; 43 GB of simulated images in ENSAI_RUN).
 ENSAI_RUN     ?= build/ensai
 ENSAI_N       ?= 12000
 ENSAI_EPOCHS  ?= 10

@@ -80,7 +80,8 @@ static void test_shipped_regressions(void) {
     CHECK(meta_is(m, "band_names", s->band_names), "%s: band_names %s", s->file, s->band_names);
     CHECK(meta_is(m, "pixel_scale", s->pixel_scale), "%s: pixel_scale %s", s->file, s->pixel_scale);
     for (k = 0; k < r.count; k++) CHECK(r.std[k] > 0 && r.scale[k] > 0, "%s: target %lu standardisation", s->file, (unsigned long)k);
-    CHECK(!s->calibrated || lensnet_model_meta(m, "regress.scale"), "%s: calibrated (regress.scale)", s->file);
+    CHECK(!s->calibrated || (lensnet_model_meta(m, "regress.scale") && lensnet_model_meta(m, "regress.slope") && lensnet_model_meta(m, "regress.offset")),
+          "%s: calibrated, means (regress.slope, regress.offset) and sigmas (regress.scale)", s->file);
     lensnet_model_free(m);
   }
 }
