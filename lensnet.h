@@ -1243,8 +1243,8 @@ LENSNET_API lensnet_result lensnet_model_regression(const lensnet_model *m, lens
  * image (outputs [passes, out_features]; several passes: Monte Carlo dropout). mean: the average
  * of the passes' means (then offset + slope x it, when the model has them). Variance: aleatoric (nll: the average of exp(log-variance); mse: 0) plus
  * epistemic (the variance of the passes' means, 0 for one pass); sigma = sqrt of the sum, times
- * the calibration scale. Any of sigma, aleatoric, epistemic (standard deviations, the last two
- * before calibration) may be NULL. */
+ * the calibration scale (not the slope: the scale, fitted after the slope, takes it in). Any of
+ * sigma, aleatoric, epistemic (standard deviations, the last two before calibration) may be NULL. */
 LENSNET_API void lensnet_regression_combine(const lensnet_regression *r, const float *outputs, size_t passes, size_t out_features,
                                             double *mean, double *sigma, double *aleatoric, double *epistemic);
 /* As lensnet_regression_combine for the Monte Carlo passes `outputs` (their sigmas, aleatoric and

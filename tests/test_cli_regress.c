@@ -396,6 +396,28 @@ static void test_calibrate_means(void) {
                                         "/val_flipped.csv --means --out " D "/y.safetensors");
   CHECK(rc == 1 && strstr(out, "width does not rise") && cli_shell("test -e " D "/y.safetensors") != 0,
         "labels that fall as the means rise: refused by name, nothing written: %s", out);
+  /* labels unrelated to the means (width drawn afresh): a slope far from 1, said */
+  cli_shell("awk -F, 'BEGIN{OFS=\",\"; srand(7)} NR>1{$2=1+1.5*rand()} {print}' " D "/val.csv > " D "/val_random.csv");
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D
+                                        "/val_random.csv --means --out " D "/r.safetensors");
+  CHECK(strstr(out, "far from 1") && strstr(out, "width"), "unrelated labels: a note that the slope is far from 1: exit %d: %s", rc, out);
+  /* predictions without sigmas (an mse model's plain pass): --means alone corrects them, the scale stays */
+  cli_shell("awk -F, 'BEGIN{OFS=\",\"} NR>1{$3=0; $5=0} {print}' " D "/val_pred.csv > " D "/val_nosigma.csv");
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_nosigma.csv --labels " D "/val.csv --out " D
+                                        "/z.safetensors");
+  CHECK(rc == 1 && strstr(out, "every sigma of width is 0") && strstr(out, "--means"), "no sigmas, no --means: refused, --means named: %s", out);
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_nosigma.csv --labels " D
+                                        "/val.csv --means --out " D "/z.safetensors");
+  CHECK(rc == 0 && strstr(out, "every sigma 0") && strstr(out, "regress.scale 1,1;"), "no sigmas with --means: the means corrected, the scale kept: "
+        "exit %d: %s", rc, out);
+  /* lens info --set keeps the regression metadata readable */
+  rc = cli_lens_output(out, sizeof out, "info " D "/calibrated_means.safetensors --set regress.slope=0,1 --out " D "/bad_slope.safetensors");
+  CHECK(rc == 2 && strstr(out, "regress.slope") && strstr(out, "not positive") && cli_shell("test -e " D "/bad_slope.safetensors") != 0,
+        "--set regress.slope=0,1: refused, nothing written: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "info " D "/calibrated_means.safetensors --set regress.offset=1 --out " D "/bad_offset.safetensors");
+  CHECK(rc == 2 && strstr(out, "regress.offset"), "--set regress.offset with one number for two targets: refused: exit %d: %s", rc, out);
+  CHECK(cli_lens("info " D "/calibrated_means.safetensors --set regress.slope=1,1 --out " D "/unit_slope.safetensors > /dev/null") == 0,
+        "--set regress.slope=1,1 accepted");
 }
 
 /* Calibrated on one seed, evaluated on another: the 68% interval then holds about 68%. */

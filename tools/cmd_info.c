@@ -70,6 +70,14 @@ static int info_set(const info_args *a, lensnet_model *m) {
     if ((rc = info_value_check(m, key, eq + 1)) != 0) return rc;
     if (lensnet_model_set_meta(m, key, eq + 1) != LENSNET_OK) return lens_fail("out of memory setting %s", key);
   }
+  for (i = 0; i < a->nset; i++) /* regress.* must leave a model lens predict can read */
+    if (!strncmp(a->set[i], "regress.", 8)) {
+      lensnet_regression reg;
+      if (lensnet_model_regression(m, &reg, &err) != LENSNET_OK)
+        return lens_usage("--set %.*s: the regression metadata would not be readable: %s", (int)(strchr(a->set[i], '=') - a->set[i]), a->set[i],
+                          err.message);
+      break;
+    }
   if (lens_make_parents(a->out)) return LENS_EXIT_FAIL;
   if (lensnet_model_save(m, a->out, &err) != LENSNET_OK) return lens_fail_err(&err);
   return 0;

@@ -78,7 +78,8 @@ static const lens_option predict_rows[] = {
   LENS_SEED(T, "seed", seed, 1, "S", "seed of the --mc dropout masks (default 1); object k's passes depend only on\n"
             "S and k, not on --batch, --threads or --shard"),
   LENS_TEXT(T, "samples", 0, samples_path, NULL, "FILE.npy", "with --mc: every dropout pass's means in physical units, [N, mc, targets]\n"
-            "(their average is the CSV's mean only with --mc-mean)"),
+            "(the model's correction of the means applied; their average is the CSV's\n"
+            "mean only with --mc-mean)"),
   LENS_CHOICE(T, "symmetries", 0, symmetries, symmetry_choices, 0, "1|8", "regression models: 8 averages the predictions for the image's 8 flips\n"
               "and quarter turns, each turned back into the image's frame (theta_E\n"
               "unchanged; the centre and e1, e2 follow the image): 8 plain passes, or\n"

@@ -466,8 +466,11 @@ static const lens_command_spec calibrate_spec = {
   "calibrate", "usage: lens calibrate --model M.safetensors --scores VAL_PRED.csv --labels VAL_labels.csv [--means] --out M2.safetensors\n",
   "Fits one factor per target on the sigmas of a regression model so that its 68% interval\n"
   "(mean +- 0.9945 sigma) holds 68% of the validation objects, and stores it in the model\n"
-  "(metadata regress.scale, applied by lens predict). Use a validation set the model was not\n"
-  "trained on, and evaluate on a third (lens eval --task regress).\n",
+  "(metadata regress.scale, applied by lens predict). With --means, first a line per target\n"
+  "(regress.slope, regress.offset) that every reader of the model applies to its means; the\n"
+  "table shows the model's values, this fit composed with any correction it had (calibrating\n"
+  "without --means keeps that correction). Use a validation set the model was not trained on,\n"
+  "and evaluate on a third (lens eval --task regress).\n",
   NULL, calibrate_sections, 1, "docs/modelling.md. Exit status: 0 done, 1 failure, 2 usage error.\n"};
 
 /* FNV-1a over the bits of every prediction (means and sigmas, as read): what a model's last
@@ -495,6 +498,7 @@ int lens_cmd_calibrate(int argc, char **argv) {
   lensnet_error err;
   char scales[LENSNET_REGRESSION_MAX * 28], slopes[LENSNET_REGRESSION_MAX * 28], offsets[LENSNET_REGRESSION_MAX * 28], text[64], hash[24];
   double slope[LENSNET_REGRESSION_MAX], offset[LENSNET_REGRESSION_MAX];
+  int no_sigma[LENSNET_REGRESSION_MAX] = {0};
   size_t j, k, len = 0;
   int rc;
   memset(&o, 0, sizeof o);
@@ -516,7 +520,7 @@ int lens_cmd_calibrate(int argc, char **argv) {
     const char *used = lensnet_model_meta(m, "regress.calibration_scores");
     snprintf(hash, sizeof hash, "%016llx", calibrate_scores_hash(&d));
     if (used && !strcmp(used, hash))
-      rc = lens_fail("%s: %s was calibrated on these very predictions already; its sigmas now differ from theirs: predict again "
+      rc = lens_fail("%s: %s was calibrated on these very predictions already; its sigmas (and means) now differ from theirs: predict again "
                      "with %s, then calibrate", o.scores, o.model, o.model);
   }
   for (j = 0; rc == 0 && j < d.count; j++) { /* a factor needs errors and sigmas that are not all zero */
@@ -529,11 +533,13 @@ int lens_cmd_calibrate(int argc, char **argv) {
       any_error |= d.mean[j][k] != d.truth[j][k];
     }
     if (rc) break;
-    if (!any_sigma) rc = lens_fail("%s: every sigma of %s is 0: nothing to scale", o.scores, d.names[j]);
+    no_sigma[j] = !any_sigma;
+    if (!any_sigma && !o.means) rc = lens_fail("%s: every sigma of %s is 0: nothing to scale (--means corrects the means alone)", o.scores, d.names[j]);
     else if (!any_error) rc = lens_fail("%s: every prediction of %s equals its label: no errors to calibrate on", o.scores, d.names[j]);
   }
   if (rc == 0 && d.n < 100)
-    fprintf(stderr, "lens: note: %lu validation objects: the factors are uncertain (a few hundred or more are advised)\n", (unsigned long)d.n);
+    fprintf(stderr, "lens: note: %lu validation objects: the factors%s are uncertain (a few hundred or more are advised)\n", (unsigned long)d.n,
+            o.means ? " and the lines" : "");
   if (rc == 0 && o.means) { /* the correction, then the means as the corrected model will predict them */
     size_t sl = 0, ol = 0;
     if (lensnet_regression_fit_means(&reg, (const double *const *)d.truth, (const double *const *)d.mean, d.n, slope, offset, &err) != LENSNET_OK)
@@ -550,6 +556,8 @@ int lens_cmd_calibrate(int argc, char **argv) {
         after += (d.mean[j][k] - d.truth[j][k]) * (d.mean[j][k] - d.truth[j][k]);
       }
       printf("%-12s %12.6g %12.6g %10.4g %10.4g\n", d.names[j], slope[j], offset[j], sqrt(before / (double)d.n), sqrt(after / (double)d.n));
+      if (!(b > 0.5 && b < 2))
+        fprintf(stderr, "lens: note: %s: this fit's slope is %.3g, far from 1: check that the labels' rows are these objects'\n", d.names[j], b);
       sl += (size_t)snprintf(slopes + sl, sizeof slopes - sl, "%s%.9g", j ? "," : "", slope[j]);
       ol += (size_t)snprintf(offsets + ol, sizeof offsets - ol, "%s%.9g", j ? "," : "", offset[j]);
     }
@@ -558,7 +566,14 @@ int lens_cmd_calibrate(int argc, char **argv) {
                       "cover68", "cover95", "->cover68", "->cover95");
   for (j = 0; rc == 0 && j < d.count; j++) {
     lensviz_regress_result before, after;
-    double s = lensviz_regress_calibration(d.truth[j], d.mean[j], d.sigma[j], d.n);
+    double s;
+    if (no_sigma[j]) { /* --means on a model without sigmas (mse, one pass): its scale stays */
+      printf("%-12s %9s (every sigma 0)\n", d.names[j], "-");
+      snprintf(text, sizeof text, "%s%.9g", j ? "," : "", reg.scale[j]);
+      if (len + strlen(text) < sizeof scales) { memcpy(scales + len, text, strlen(text) + 1); len += strlen(text); }
+      continue;
+    }
+    s = lensviz_regress_calibration(d.truth[j], d.mean[j], d.sigma[j], d.n);
     if (!(s > 0 && s < 1e6)) { rc = lens_fail("%s: no calibration factor for %s (errors or sigmas too small)", o.scores, d.names[j]); break; }
     if ((rc = regress_group(&d, j, NULL, &before)) != 0) break;
     for (k = 0; k < d.n; k++) d.sigma[j][k] *= s;

@@ -25,7 +25,7 @@ static const lens_command commands[] = {
   {"explain", lens_cmd_explain, "show what a lens finder looks at: occlusion, saliency, Grad-CAM, dreams"},
   {"eval",    lens_cmd_eval,    "score a finder against labels: AUC with intervals, PR, thresholds, by kind, at priors;\n"
    "            --task regress: a modelling network's errors and interval coverage"},
-  {"calibrate", lens_cmd_calibrate, "scale a modelling network's sigmas so its intervals cover what they claim"},
+  {"calibrate", lens_cmd_calibrate, "calibrate a modelling network's sigmas (and with --means its means) on a validation set"},
   {"plot",    lens_cmd_plot,    "draw ROC, precision-recall, score, history and confusion pictures from CSV"},
   {"sim",     lens_cmd_sim,     "simulate labelled lenses and non-lenses: images.npy + labels.csv"},
   {"merge",   lens_cmd_merge,   "join the shards of a sim, predict or find --shard run into one run's files"},
