@@ -410,6 +410,13 @@ static void test_calibrate_means(void) {
                                         "/val.csv --means --out " D "/z.safetensors");
   CHECK(rc == 0 && strstr(out, "every sigma 0") && strstr(out, "regress.scale 1,1;"), "no sigmas with --means: the means corrected, the scale kept: "
         "exit %d: %s", rc, out);
+  /* --levels 68,95: both intervals' shares nearest their levels; another level is refused */
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D
+                                        "/val.csv --levels 68,95 --out " D "/lv.safetensors");
+  CHECK(rc == 0 && strstr(out, "regress.scale"), "--levels 68,95: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D
+                                        "/val.csv --levels 90 --out " D "/lv2.safetensors");
+  CHECK(rc == 2 && strstr(out, "68,95"), "--levels 90: refused, the choices named: exit %d: %s", rc, out);
   /* lens info --set keeps the regression metadata readable */
   rc = cli_lens_output(out, sizeof out, "info " D "/calibrated_means.safetensors --set regress.slope=0,1 --out " D "/bad_slope.safetensors");
   CHECK(rc == 2 && strstr(out, "regress.slope") && strstr(out, "not positive") && cli_shell("test -e " D "/bad_slope.safetensors") != 0,

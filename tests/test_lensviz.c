@@ -519,6 +519,20 @@ static void test_pictures(void) {
       CHECK(n == 4, "NaN scores: 4 precision-recall points (got %lu)", (unsigned long)n);
     }
   }
+  TEST("one calibration factor for the 68% and 95% intervals together, worked by hand") {
+    /* |error|/sigma of 1, 1, 1 and 10 (and one object with sigma 0, left out). The shares (c68, c95)
+     * are (0, 3/4) for s in [1/1.96, 1/0.9945), (3/4, 3/4) up to 10/1.96, (3/4, 1) up to 10/0.9945,
+     * then (1, 1); squared distances from (0.68, 0.95): 0.5024, 0.0449, 0.0074, 0.1049. The best
+     * interval starts at s = 10/1.95996. */
+    double truth[5] = {0, 0, 0, 0, 0}, mean[5] = {1, -1, 1, 10, 3}, sigma[5] = {1, 1, 1, 1, 0}, zero[2] = {0, 0};
+    double s = lensviz_regress_calibration_levels(truth, mean, sigma, 5);
+    CHECK(fabs(s - 10 / 1.959963984540054) < 1e-9, "factor %.12g (want %.12g)", s, 10 / 1.959963984540054);
+    CHECK(isnan(lensviz_regress_calibration_levels(truth, mean, zero, 2)), "no object with a sigma: NaN");
+    mean[3] = 1.5; /* (0, 3/4) from 1/1.96, (0, 1) from 1.5/1.96, (3/4, 1) from 1/0.9945, (1, 1) from 1.5/0.9945:
+                    * 0.5024, 0.4649, 0.0074, 0.1049; the best starts at 1/0.9945 */
+    s = lensviz_regress_calibration_levels(truth, mean, sigma, 5);
+    CHECK(fabs(s - 1 / 0.9944578832097535) < 1e-9, "factor %.12g (want %.12g)", s, 1 / 0.9944578832097535);
+  }
   TEST("plots fill their picture and draw the data") {
     lensviz_image img;
     float xs[3] = {0.0f, 0.5f, 1.0f}, ys[3] = {0.0f, 0.8f, 1.0f};

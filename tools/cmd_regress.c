@@ -446,7 +446,10 @@ int lens_cmd_eval_regress(int argc, char **argv) {
 typedef struct {
   const char *model, *scores, *labels, *out;
   int means;                /* --means: also a linear correction of the means */
+  int levels;               /* --levels: index into level_choices */
 } calibrate_options;
+
+static const char *const level_choices[] = {"68", "68,95", NULL};
 
 #define T calibrate_options
 static const lens_option calibrate_rows[] = {
@@ -459,6 +462,9 @@ static const lens_option calibrate_rows[] = {
             "per target (regress.offset, regress.slope; a position or e1/e2 pair shares\n"
             "one slope and keeps offset 0, so it still turns with the image), then fit\n"
             "the sigmas' factors on the corrected errors"),
+  LENS_CHOICE(T, "levels", 0, levels, level_choices, 0, "68|68,95", "68 (default): each factor makes the 68% interval hold 68% of the\n"
+              "objects; 68,95: the factor that brings the 68% and 95% intervals' shares\n"
+              "nearest to 68% and 95% together (least squares), for errors with heavy tails"),
 };
 #undef T
 static const lens_option_section calibrate_sections[] = {{NULL, calibrate_rows, sizeof calibrate_rows / sizeof calibrate_rows[0]}};
@@ -573,7 +579,8 @@ int lens_cmd_calibrate(int argc, char **argv) {
       if (len + strlen(text) < sizeof scales) { memcpy(scales + len, text, strlen(text) + 1); len += strlen(text); }
       continue;
     }
-    s = lensviz_regress_calibration(d.truth[j], d.mean[j], d.sigma[j], d.n);
+    s = o.levels ? lensviz_regress_calibration_levels(d.truth[j], d.mean[j], d.sigma[j], d.n)
+                 : lensviz_regress_calibration(d.truth[j], d.mean[j], d.sigma[j], d.n);
     if (!(s > 0 && s < 1e6)) { rc = lens_fail("%s: no calibration factor for %s (errors or sigmas too small)", o.scores, d.names[j]); break; }
     if ((rc = regress_group(&d, j, NULL, &before)) != 0) break;
     for (k = 0; k < d.n; k++) d.sigma[j][k] *= s;

@@ -18,7 +18,8 @@
 #    of the hard lenses go, where theta_E's error lay;
 # then predicts the validation set with 24 Monte Carlo dropout passes spread over the image's eight
 # flips and quarter turns (lens predict --symmetries 8; the means from the eight passes without
-# dropout), calibrates the means and the sigmas on it (lens calibrate --means), evaluates the
+# dropout), calibrates the means and the sigmas on it (lens calibrate --means --levels 68,95:
+# the errors' tails are heavier than a Gaussian's), evaluates the
 # calibrated model on the test set
 # (NTEST lenses), and writes weights/ensai-sim.safetensors and
 # weights/ensai-sim.md. A stage that reached its last epoch is skipped and one stopped part way is
@@ -85,7 +86,7 @@ FINAL=$RUN/run$LAST/best.safetensors
 "$LENS" eval --task regress --scores "$RUN/test_raw.csv" --labels "$RUN/test/labels.csv" --out "$RUN/eval_raw" > "$RUN/eval_raw.txt"
 "$LENS" predict --model "$FINAL" "$RUN/val/images.npy" --mc "$MC" --symmetries 8 --csv "$RUN/val.csv"
 "$LENS" calibrate --model "$FINAL" --scores "$RUN/val.csv" --labels "$RUN/val/labels.csv" \
-  --means --out "$RUN/calibrated.safetensors" > "$RUN/calibrate.txt"
+  --means --levels 68,95 --out "$RUN/calibrated.safetensors" > "$RUN/calibrate.txt"
 "$LENS" predict --model "$RUN/calibrated.safetensors" "$RUN/test/images.npy" --mc "$MC" --symmetries 8 --csv "$RUN/test.csv"
 "$LENS" eval --task regress --scores "$RUN/test.csv" --labels "$RUN/test/labels.csv" --out "$RUN/eval" > "$RUN/eval.txt"
 # the same model with the dropout passes' mean, and without the symmetries, for the card
@@ -117,8 +118,9 @@ row() { awk -F, -v t="$2" '$1 == t && $2 == "all" { printf "%s", $0 }' "$1"; }
   echo "Predictions use $MC Monte Carlo dropout passes spread over the image's eight flips and quarter turns"
   echo "(\`lens predict --mc $MC --symmetries 8\`): sigma combines the aleatoric and the epistemic parts; the means"
   echo "come from the eight orientations with dropout off. The means and the sigmas are calibrated on $NVAL"
-  echo "validation lenses (seed 12, \`lens calibrate --means\`: a least-squares line, truth = offset + slope x mean,"
-  echo "then a factor per target on the sigmas):"
+  echo "validation lenses (seed 12, \`lens calibrate --means --levels 68,95\`: a least-squares line, truth = offset +"
+  echo "slope x mean, then a factor per target on the sigmas that brings the 68% and 95% intervals' shares nearest 68% and"
+  echo "95% together):"
   echo
   echo '```'
   sed "s|$RUN/||g" "$RUN/calibrate.txt"
