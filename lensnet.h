@@ -1015,7 +1015,8 @@ typedef struct {
   double focal_gamma;             /* default 2; negative: 0 */
   double nll_beta;                /* loss nll: weight each object's gradient by s^(2 nll_beta), 0..1
                                    * (lensnet_loss_gaussian_nll_beta); default 0, the plain NLL */
-  const char *augment;            /* training images only: "flip,rot90,shift=PIXELS,noise=SIGMA", any subset;
+  const char *augment;            /* training images only: "flip,rot90,rot180,shift=PIXELS,noise=SIGMA", any
+                                   * subset (rot180: half turns alone, for data whose only symmetry is one);
                                    * default none */
   int minmax;                     /* nonzero: scale each image per band to [0,1] first (lensnet_minmax_normalize);
                                    * default 0 */
@@ -1519,6 +1520,12 @@ LENSNET_API lensnet_result lensnet_model_pixel_scale(const lensnet_model *m, dou
 /* P(class lens_class) from one output vector: softmax over n_outputs (max subtracted, in double),
  * the sigmoid of the only output when n_outputs is 1. NaN when lens_class >= n_outputs. */
 LENSNET_API double lensnet_lens_probability(const float *logits, size_t n_outputs, size_t lens_class);
+/* A classifier's outputs for several views of one object (test-time symmetries: `passes` rows of
+ * n_outputs logits) averaged as probabilities: out gets logits whose softmax (sigmoid for one
+ * output) is the mean of the rows' softmaxes (sigmoids): log of each mean probability (for one
+ * output, log(p / (1 - p))), floored at log(FLT_MIN) so that a class no view gives any chance
+ * stays finite. out may be the first row. Nothing is written when passes is 0. */
+LENSNET_API void lensnet_logits_average(const float *logits, size_t passes, size_t n_outputs, float *out);
 
 /* Streaming .npy (little-endian f4) writer: begin, append rows, then finish or abort. A row is
  * one index of the leading dimension (shape[1] * ... floats; a 0-d array is one row of one
@@ -8182,7 +8189,7 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
   X(schedule,      TEXT,   0, 0,     "constant|step|cosine", "learning-rate schedule: constant | step | cosine (default constant)") \
   X(loss,          TEXT,   0, 0,     "ce|focal|mse|nll",     "loss: ce (softmax cross-entropy) | focal | mse | nll (default ce;\nregression mse; nll: see --nll-beta)") \
   X(class_weights, TEXT,   0, 0,     NULL, "auto (inverse class frequency) | none | w0,w1,... (default none)") \
-  X(augment,       TEXT,   0, 0,     NULL, "flip,rot90,shift=PIXELS,noise=SIGMA, any of them (default none)") \
+  X(augment,       TEXT,   0, 0,     NULL, "flip,rot90,rot180,shift=PIXELS,noise=SIGMA, any of them (default none)") \
   X(epochs,        INT,    1, 1e6,   NULL, "epochs to train (default 10)") \
   X(nesterov,      FLAG,   0, 1,     NULL, "Nesterov momentum (sgd)") \
   X(minmax,        FLAG,   0, 1,     NULL, "scale each image per band to [0,1] first; saved as the model's 'preprocess'") \
@@ -8267,8 +8274,8 @@ LENSNET_API int lensnet_fit_setting_format(const lensnet_fit_desc *desc, const l
   return snprintf(buf, cap, "%.17g", lensnet__fit_number(&d, s));
 }
 
-/* "flip,rot90,shift=N,noise=SIGMA" (or "none"). */
-typedef struct { int flip, rot90, shift; float noise; } lensnet__augment;
+/* "flip,rot90,rot180,shift=N,noise=SIGMA" (or "none"). */
+typedef struct { int flip, rot90, rot180, shift; float noise; } lensnet__augment;
 
 static lensnet_result lensnet__augment_parse(const char *text, lensnet__augment *a, lensnet_error *err) {
   const char *p = text;
@@ -8281,11 +8288,12 @@ static lensnet_result lensnet__augment_parse(const char *text, lensnet__augment 
     snprintf(item, sizeof item, "%.*s", (int)(n < 63 ? n : 63), p);
     if (!strcmp(item, "flip")) a->flip = 1;
     else if (!strcmp(item, "rot90")) a->rot90 = 1;
+    else if (!strcmp(item, "rot180")) a->rot180 = 1;
     else if (!strncmp(item, "shift=", 6) && (v = strtod(item + 6, &end), end != item + 6 && !*end) && v >= 0 && v <= 64 && v == floor(v))
       a->shift = (int)v;
     else if (!strncmp(item, "noise=", 6) && (v = strtod(item + 6, &end), end != item + 6 && !*end) && v >= 0 && v <= 1e6)
       a->noise = (float)v;
-    else return lensnet__fail(err, LENSNET_ERR_ARG, "augment: '%s' is not flip, rot90, shift=PIXELS (0..64) or noise=SIGMA (>= 0)", item);
+    else return lensnet__fail(err, LENSNET_ERR_ARG, "augment: '%s' is not flip, rot90, rot180, shift=PIXELS (0..64) or noise=SIGMA (>= 0)", item);
     p += n;
     if (*p == ',') p++;
   }
@@ -8575,7 +8583,7 @@ static lensnet_result lensnet__fit_check_targets(const lensnet_model *m, const l
     return lensnet__fail(err, LENSNET_ERR_SHAPE, "the model has %lu outputs; %lu targets with loss %s need %lu", (unsigned long)m->out_features,
                          (unsigned long)d->targets, d->loss, (unsigned long)want);
   if (strcmp(d->class_weights, "none")) return lensnet__fail(err, LENSNET_ERR_ARG, "class_weights apply to classification, not regression");
-  if (strstr(d->augment, "flip") || strstr(d->augment, "rot90") || strstr(d->augment, "shift"))
+  if (strstr(d->augment, "flip") || strstr(d->augment, "rot") || strstr(d->augment, "shift"))
     return lensnet__fail(err, LENSNET_ERR_ARG, "augment %s: flips, turns and shifts move the lens the regression targets describe; "
                          "only noise= applies", d->augment);
   if (lensnet_count_nonfinite(d->labels, d->count * d->targets, &first))
@@ -8792,13 +8800,15 @@ static lensnet_result lensnet__fit_settings_meta(lensnet__fit *f) {
   return r;
 }
 
-/* One image [c, h, w] transformed into dst: random flips, a quarter turn (square images), an
- * integer shift with zero fill, and Gaussian noise. */
+/* One image [c, h, w] transformed into dst: random flips, a quarter turn (square images; with
+ * rot180 alone, a half turn or none, any shape), an integer shift with zero fill, and Gaussian
+ * noise. The random draws of the other options do not depend on rot180. */
 static void lensnet__augment_image(const lensnet__augment *a, lensnet_rng *rng, const float *src, float *dst, size_t c, size_t h, size_t w) {
   int fx = a->flip && (lensnet_rng_next(rng) & 1), fy = a->flip && (lensnet_rng_next(rng) & 1);
   int turns = (a->rot90 && h == w) ? (int)(lensnet_rng_next(rng) % 4) : 0;
   long dx = a->shift ? (long)(lensnet_rng_next(rng) % (unsigned)(2 * a->shift + 1)) - a->shift : 0;
   long dy = a->shift ? (long)(lensnet_rng_next(rng) % (unsigned)(2 * a->shift + 1)) - a->shift : 0;
+  int half = a->rot180 && !(a->rot90 && h == w) && (lensnet_rng_next(rng) & 1);
   size_t ch, y, x;
   for (ch = 0; ch < c; ch++)
     for (y = 0; y < h; y++)
@@ -8808,6 +8818,7 @@ static void lensnet__augment_image(const lensnet__augment *a, lensnet_rng *rng, 
         if (sy >= 0 && sy < (long)h && sx >= 0 && sx < (long)w) {
           ty = sy; tx = sx;
           for (r = 0; r < turns; r++) { long tmp = ty; ty = tx; tx = (long)w - 1 - tmp; }
+          if (half) { ty = (long)h - 1 - ty; tx = (long)w - 1 - tx; }
           if (fx) tx = (long)w - 1 - tx;
           if (fy) ty = (long)h - 1 - ty;
           v = src[(ch * h + (size_t)ty) * w + (size_t)tx];
@@ -8821,7 +8832,7 @@ static void lensnet__augment_image(const lensnet__augment *a, lensnet_rng *rng, 
 static lensnet_result lensnet__fit_batch(lensnet__fit *f, const size_t *idx, size_t bs, int augment, lensnet_error *err) {
   const lensnet_model *m = f->m;
   size_t k;
-  int aug = augment && (f->aug.flip || f->aug.rot90 || f->aug.shift || f->aug.noise > 0);
+  int aug = augment && (f->aug.flip || f->aug.rot90 || f->aug.rot180 || f->aug.shift || f->aug.noise > 0);
   if (f->d.images) {
     for (k = 0; k < bs; k++) memcpy(f->bx + k * f->per, f->d.images->data + idx[k] * f->per, f->per * sizeof(float));
   } else {
@@ -10829,6 +10840,32 @@ LENSNET_API double lensnet_lens_probability(const float *logits, size_t n_output
   for (k = 1; k < n_outputs; k++) if (logits[k] > mx) mx = logits[k];
   for (k = 0; k < n_outputs; k++) sum += exp((double)logits[k] - mx);
   return exp((double)logits[lens_class] - mx) / sum;
+}
+
+LENSNET_API void lensnet_logits_average(const float *logits, size_t passes, size_t n_outputs, float *out) {
+  double local[16], *mean = local, floor_log = log((double)FLT_MIN);
+  size_t k, j;
+  if (!passes || !n_outputs) return;
+  if (n_outputs > 16 && !(mean = (double *)LENSNET_MALLOC(n_outputs * sizeof(double)))) {
+    for (j = 0; j < n_outputs; j++) out[j] = NAN; /* out of memory */
+    return;
+  }
+  for (j = 0; j < n_outputs; j++) mean[j] = 0.0;
+  for (k = 0; k < passes; k++) {
+    const float *z = logits + k * n_outputs;
+    double mx = z[0], sum = 0.0;
+    if (n_outputs == 1) { mean[0] += 1.0 / (1.0 + exp(-(double)z[0])); continue; }
+    for (j = 1; j < n_outputs; j++) if (z[j] > mx) mx = z[j];
+    for (j = 0; j < n_outputs; j++) sum += exp((double)z[j] - mx);
+    for (j = 0; j < n_outputs; j++) mean[j] += exp((double)z[j] - mx) / sum;
+  }
+  for (j = 0; j < n_outputs; j++) {
+    double p = mean[j] / (double)passes, v;
+    if (n_outputs == 1) v = p >= 1.0 ? -floor_log : log(p) - log1p(-p); /* every view certain: the floor's mirror */
+    else v = log(p);
+    out[j] = v != v ? (float)v : (float)(v > floor_log ? (v < -floor_log ? v : -floor_log) : floor_log); /* NaN stays NaN */
+  }
+  if (mean != local) LENSNET_FREE(mean);
 }
 
 /* Decimal digits of v into out (at least 21 bytes), whatever the width of unsigned long. */

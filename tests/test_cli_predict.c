@@ -558,6 +558,98 @@ static void test_locator(void) {
   cli_shell("rm -rf " LOC);
 }
 
+/* --symmetries 2 and 8 on a classifier against their definition: the model run here on each view,
+ * the views made by index arithmetic (the half turn (h-1-y, w-1-x) of a 2 x 6 x 9 input; the
+ * eight flips and quarter turns of a 2 x 7 x 7 one), each softmaxed in double and averaged; the
+ * CSV's p_lens is that mean, its logit columns the logs of the means. */
+#define SYM "build/pe_sym"
+static void check_symmetries(const char *arch, size_t h, size_t w, int views) {
+  enum { N = 5, B = 2 };
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  lensnet_tensor x;
+  lensnet_csv csv;
+  lensnet_rng rng;
+  size_t shape[4] = {N, B, 0, 0}, i, k, c, y, xx, agree = 0, hw = h * w;
+  float *view = NULL, *ws = NULL, z[3];
+  char cmd[512];
+  int t, rc;
+  shape[2] = h; shape[3] = w;
+  if (lensnet_model_create(arch, &m, &err) != LENSNET_OK) { CHECK(0, "model: %s", err.message); return; }
+  lensnet_model_init(m, 7);
+  lensnet_model_set_meta(m, "classes", "a,lens,c");
+  snprintf(cmd, sizeof cmd, SYM "/model%d.safetensors", views);
+  lensnet_model_save(m, cmd, &err);
+  if (lensnet_tensor_alloc(&x, 4, shape, &err) != LENSNET_OK) { lensnet_model_free(m); CHECK(0, "alloc"); return; }
+  lensnet_rng_seed(&rng, 3);
+  for (i = 0; i < N * B * hw; i++) x.data[i] = lensnet_rng_normal(&rng);
+  snprintf(cmd, sizeof cmd, SYM "/x%d.npy", views);
+  lensnet_npy_write(cmd, &x, &err);
+  view = (float *)malloc(B * hw * sizeof(float));
+  ws = (float *)malloc(lensnet_model_workspace_floats(m, 1) * sizeof(float));
+  snprintf(cmd, sizeof cmd, "predict --model " SYM "/model%d.safetensors " SYM "/x%d.npy --symmetries %d --csv " SYM "/sym%d.csv", views, views,
+           views, views);
+  rc = cli_lens("%s", cmd);
+  CHECK(rc == 0, "%s: exit %d", cmd, rc);
+  snprintf(cmd, sizeof cmd, SYM "/sym%d.csv", views);
+  if (rc == 0 && view && ws && lensnet_csv_read(cmd, &csv, &err) == LENSNET_OK) {
+    for (i = 0; i < N; i++) {
+      double mean[3] = {0, 0, 0}, v;
+      int ok = 1;
+      for (t = 0; t < views; t++) {
+        double mx, sum = 0;
+        for (c = 0; c < B; c++)
+          for (y = 0; y < h; y++)
+            for (xx = 0; xx < w; xx++) {
+              size_t row = y, col = xx;
+              if (views == 2 && t == 1) { row = h - 1 - y; col = w - 1 - xx; }
+              if (views == 8) { /* reverse rows (bit 2) and columns (bit 1), then transpose (bit 0) */
+                row = t & 1 ? xx : y; col = t & 1 ? y : xx;
+                if (t & 4) row = h - 1 - row;
+                if (t & 2) col = w - 1 - col;
+              }
+              view[(c * h + y) * w + xx] = x.data[((i * B + c) * h + row) * w + col];
+            }
+        lensnet_model_forward(m, 1, view, z, ws, &err);
+        mx = z[0] > z[1] ? (z[0] > z[2] ? z[0] : z[2]) : (z[1] > z[2] ? z[1] : z[2]);
+        for (k = 0; k < 3; k++) sum += exp(z[k] - mx);
+        for (k = 0; k < 3; k++) mean[k] += exp(z[k] - mx) / sum / views;
+      }
+      ok &= lensnet_csv_number(&csv, i + 1, 1, &v, &err) == LENSNET_OK && fabs(v - mean[1]) <= 1e-6;
+      for (k = 0; k < 3; k++) ok &= lensnet_csv_number(&csv, i + 1, 2 + k, &v, &err) == LENSNET_OK && fabs(v - log(mean[k])) <= 1e-5;
+      agree += ok;
+    }
+    lensnet_csv_free(&csv);
+  }
+  CHECK(agree == N, "--symmetries %d: p_lens and the logits from the mean probabilities of the %d views (%lu of %d)", views, views,
+        (unsigned long)agree, N);
+  snprintf(cmd, sizeof cmd, "predict --model " SYM "/model%d.safetensors " SYM "/x%d.npy --symmetries %d --threads 2 --batch 3 --csv " SYM
+           "/symt%d.csv", views, views, views, views);
+  rc = cli_lens("%s", cmd);
+  snprintf(cmd, sizeof cmd, SYM "/sym%d.csv", views);
+  {
+    char other[128];
+    snprintf(other, sizeof other, SYM "/symt%d.csv", views);
+    CHECK(rc == 0 && cli_same_file(cmd, other), "--symmetries %d: the same rows with 2 threads and --batch 3", views);
+  }
+  free(view); free(ws);
+  lensnet_tensor_free(&x);
+  lensnet_model_free(m);
+}
+
+static void test_classifier_symmetries(void) {
+  char text[4096];
+  int rc;
+  cli_shell("rm -rf " SYM " && mkdir -p " SYM);
+  check_symmetries("input 2 6 9\nconv2d name=c1 out=3 kernel=3 padding=1\nrelu\nflatten\ndense name=d out=3", 6, 9, 2);
+  check_symmetries("input 2 7 7\nconv2d name=c1 out=3 kernel=3\nrelu\nflatten\ndense name=d out=3", 7, 7, 8);
+  rc = cli_lens_output(text, sizeof text, "predict --model " SYM "/model8.safetensors " SYM "/x8.npy --symmetries 4");
+  CHECK(rc == 2 && strstr(text, "1, 2, 8"), "--symmetries 4 refused, naming 1, 2 and 8 (exit %d): %s", rc, text);
+  rc = cli_lens_output(text, sizeof text, "predict --model " SYM "/model2.safetensors " SYM "/x2.npy --symmetries 8");
+  CHECK(rc == 2 && strstr(text, "square") && strstr(text, "6 x 9"), "--symmetries 8 on a 6 x 9 input refused (exit %d): %s", rc, text);
+  cli_shell("rm -rf " SYM);
+}
+
 int main(void) {
   TEST("every released finder of Wilde et al. 2022 reproduces PyTorch's logits through lens predict") test_parity();
   TEST("lens predict refuses mismatched inputs with a clear message") test_mismatched_inputs();
@@ -567,5 +659,6 @@ int main(void) {
   TEST("lens predict --shard over .npy stacks: joined shards are the whole run, manifests, --skip-done") test_npy_shards();
   TEST("lens predict --locator: each blob's position, an nll locator's sigmas, shards; non-locators refused") test_locator();
   TEST("the shipped finders find lenses in a fresh lens sim sample") test_shipped_finders();
+  TEST("lens predict --symmetries 2 and 8 on a classifier average the views' class probabilities") test_classifier_symmetries();
   return check_summary();
 }

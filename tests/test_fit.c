@@ -315,6 +315,47 @@ static void test_errors(void) {
   }
 }
 
+/* Augmentation of single images: rot180 gives each image as it is or turned half round (h-1-y,
+ * w-1-x; any shape), both over 64 draws; with rot90 on a square image it adds nothing (the same
+ * draws and images as without it). */
+static void test_augment_half_turn(void) {
+  enum { C = 2, H = 3, W = 5 };
+  float src[C * H * W], dst[C * H * W], a_img[4 * 4], b_img[4 * 4], sq[4 * 4];
+  lensnet__augment aug;
+  lensnet_rng rng, rng2;
+  lensnet_error err;
+  size_t i;
+  int k, same = 0, turned = 0, other = 0, c, y, x, equal = 1;
+  for (i = 0; i < C * H * W; i++) src[i] = (float)(i * 7 % 31) + 0.5f;
+  CHECK(lensnet__augment_parse("rot180", &aug, &err) == LENSNET_OK && aug.rot180 && !aug.rot90 && !aug.flip, "rot180 parsed alone");
+  lensnet_rng_seed(&rng, 4);
+  for (k = 0; k < 64; k++) {
+    int is_same = 1, is_turned = 1;
+    lensnet__augment_image(&aug, &rng, src, dst, C, H, W);
+    for (c = 0; c < C; c++)
+      for (y = 0; y < H; y++)
+        for (x = 0; x < W; x++) {
+          float v = dst[(c * H + y) * W + x];
+          if (v != src[(c * H + y) * W + x]) is_same = 0;
+          if (v != src[(c * H + (H - 1 - y)) * W + (W - 1 - x)]) is_turned = 0;
+        }
+    same += is_same; turned += is_turned; other += !is_same && !is_turned;
+  }
+  CHECK(other == 0 && same > 16 && turned > 16, "rot180 on 2 x 3 x 5: %d as they were, %d half turns, %d other", same, turned, other);
+  for (i = 0; i < 16; i++) sq[i] = (float)i;
+  lensnet_rng_seed(&rng, 9);
+  lensnet_rng_seed(&rng2, 9);
+  for (k = 0; k < 16; k++) {
+    lensnet__augment with, without;
+    lensnet__augment_parse("flip,rot90,rot180,shift=1", &with, &err);
+    lensnet__augment_parse("flip,rot90,shift=1", &without, &err);
+    lensnet__augment_image(&with, &rng, sq, a_img, 1, 4, 4);
+    lensnet__augment_image(&without, &rng2, sq, b_img, 1, 4, 4);
+    if (memcmp(a_img, b_img, sizeof a_img)) equal = 0;
+  }
+  CHECK(equal, "rot180 beside rot90 on square images: the same images as rot90 alone");
+}
+
 int main(void) {
   make_data();
   TEST("desc defaults resolve as stated") test_defaults();
@@ -323,6 +364,7 @@ int main(void) {
   TEST("images from a fill callback train as from an array") test_fill_callback();
   TEST("a checkpoint restores weights, optimiser moments and step, and both random streams") test_checkpoint_round_trip();
   TEST("bad settings and data give lensnet_error results that name the problem") test_errors();
+  TEST("rot180 turns images half round or not at all, and leaves rot90's draws alone") test_augment_half_turn();
   if (system("rm -rf build/tfit_*") != 0) printf("   could not remove build/tfit_*\n");
   return check_summary();
 }

@@ -599,6 +599,29 @@ static void test_init_he(void) {
   lensnet_model_free(m2);
 }
 
+/* lensnet_logits_average by hand: softmax rows [0, 0] and [ln 3, 0] are (1/2, 1/2) and (3/4, 1/4),
+ * mean (5/8, 3/8); sigmoids of 0 and ln 3 are 1/2 and 3/4, mean 5/8, logit ln(5/3); a class no
+ * row gives a chance is floored at ln FLT_MIN; 20 equal logits give ln(1/20) each; NaN stays. */
+static void test_logits_average(void) {
+  float two[4] = {0.0f, 0.0f, (float)log(3.0), 0.0f}, out[20], one[2] = {0.0f, (float)log(3.0)}, wide[40], gone[4] = {0.0f, -1e30f, 0.0f, -1e30f};
+  float bad[4] = {NAN, 0.0f, 0.0f, 0.0f};
+  size_t j, right = 0;
+  lensnet_logits_average(two, 2, 2, out);
+  CHECK(fabs(out[0] - log(0.625)) < 1e-6 && fabs(out[1] - log(0.375)) < 1e-6, "softmax mean: %g %g", out[0], out[1]);
+  lensnet_logits_average(two, 2, 2, two); /* in place, into the first row */
+  CHECK(fabs(two[0] - log(0.625)) < 1e-6 && fabs(two[1] - log(0.375)) < 1e-6, "in place: %g %g", two[0], two[1]);
+  lensnet_logits_average(one, 2, 1, out);
+  CHECK(fabs(out[0] - log(5.0 / 3.0)) < 1e-6, "sigmoid mean: %g", out[0]);
+  lensnet_logits_average(gone, 2, 2, out);
+  CHECK(fabs(out[0]) < 1e-7 && out[1] == (float)log((double)FLT_MIN), "a class without a chance: %g %g", out[0], out[1]);
+  for (j = 0; j < 40; j++) wide[j] = j < 20 ? 1.5f : -2.0f;
+  lensnet_logits_average(wide, 2, 20, out);
+  for (j = 0; j < 20; j++) right += fabs(out[j] - log(1.0 / 20.0)) < 1e-6;
+  CHECK(right == 20, "20 outputs: %lu of 20 at ln(1/20)", (unsigned long)right);
+  lensnet_logits_average(bad, 2, 2, out);
+  CHECK(out[0] != out[0] && out[1] != out[1], "NaN propagates: %g %g", out[0], out[1]);
+}
+
 int main(void) {
   TEST("JSON: values, nesting, escapes") test_json_values();
   TEST("He initialisation: the documented bound and variance, zero biases") test_init_he();
@@ -611,6 +634,7 @@ int main(void) {
   TEST("resize follows PyTorch's bilinear convention; min-max normalisation") test_resize_and_minmax();
   TEST("edge cases: an empty picture resizes to zeros, ReLU keeps NaN, overlong architecture lines are refused") test_edge_cases();
   TEST("random numbers: reproducible, uniform mean, normal variance") test_random_numbers();
+  TEST("lensnet_logits_average: the logits of the views' mean probabilities") test_logits_average();
   TEST("the layer table has one row per layer type, in LENSNET_LAYER_TYPES order") test_layer_table();
   TEST("a trainer out of training computes what lensnet_model_forward computes, bit for bit") test_trainer_inference();
   TEST("a tensor allocated with its own shape array keeps that shape") test_tensor_realloc_own_shape();

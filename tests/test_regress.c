@@ -295,6 +295,7 @@ static void test_errors(void) {
   expect_error(d, 2, LENSNET_ERR_SHAPE, "need 4");
   d = regress_desc("ce"); expect_error(d, 2, LENSNET_ERR_ARG, "classification");
   d = regress_desc("mse"); d.augment = "flip,noise=0.01"; expect_error(d, 2, LENSNET_ERR_ARG, "flip");
+  d = regress_desc("mse"); d.augment = "rot180"; expect_error(d, 2, LENSNET_ERR_ARG, "rot180");
   d = regress_desc("mse"); d.class_weights = "auto"; expect_error(d, 2, LENSNET_ERR_ARG, "class_weights");
   d = regress_desc("mse"); d.target_names = "width"; expect_error(d, 2, LENSNET_ERR_ARG, "fewer");
   memcpy(bad, targets, sizeof bad);

@@ -39,11 +39,11 @@ typedef struct {
   size_t mc;                /* regression: Monte Carlo dropout passes per object (0: one plain pass) */
   unsigned long long seed;  /* the passes' dropout masks */
   const char *samples_path; /* --samples FILE.npy: every pass's means [N, mc, targets] */
-  int symmetries;           /* --symmetries: index into symmetry_choices (0: 1, 1: 8) */
+  int symmetries;           /* --symmetries: index into symmetry_choices (0: 1, 1: 2, 2: 8) */
   int mc_mean;              /* --mc-mean: the mean of the dropout passes, not of passes without dropout */
 } predict_options;
 
-static const char *const symmetry_choices[] = {"1", "8", NULL};
+static const char *const symmetry_choices[] = {"1", "2", "8", NULL};
 
 #define T predict_options
 static const lens_option predict_rows[] = {
@@ -80,12 +80,15 @@ static const lens_option predict_rows[] = {
   LENS_TEXT(T, "samples", 0, samples_path, NULL, "FILE.npy", "with --mc: every dropout pass's means in physical units, [N, mc, targets]\n"
             "(the model's correction of the means applied; their average is the CSV's\n"
             "mean only with --mc-mean)"),
-  LENS_CHOICE(T, "symmetries", 0, symmetries, symmetry_choices, 0, "1|8", "regression models: 8 averages the predictions for the image's 8 flips\n"
-              "and quarter turns, each turned back into the image's frame (theta_E\n"
-              "unchanged; the centre and e1, e2 follow the image): 8 plain passes, or\n"
-              "with --mc N (a multiple of 8) N/8 dropout passes per orientation\n"
-              "and the 8 plain passes for the means;\n"
-              "1 (default) the image as it is"),
+  LENS_CHOICE(T, "symmetries", 0, symmetries, symmetry_choices, 0, "1|2|8", "test-time symmetries: 8 averages the predictions for the image's 8\n"
+              "flips and quarter turns (square inputs), 2 for the image and its half\n"
+              "turn (any shape; for data whose only symmetry is a half turn).\n"
+              "Classifiers: the views' class probabilities are averaged (the logit\n"
+              "columns become the logs of those means). Regression models: each\n"
+              "view's prediction is turned back into the image's frame (theta_E\n"
+              "unchanged; the centre and e1, e2 follow the image); plain passes,\n"
+              "or with --mc N (a multiple of 2 or 8) N/2 or N/8 dropout passes per\n"
+              "view and the plain ones for the means; 1 (default) the image as it is"),
 };
 #undef T
 static const lens_option_section predict_sections[] = {{NULL, predict_rows, sizeof predict_rows / sizeof predict_rows[0]}};
@@ -119,7 +122,7 @@ typedef struct {
   size_t passes;            /* forward passes per object: --mc, else 8 with --symmetries 8, else 1 */
   size_t plain;             /* --mc without --mc-mean: passes without dropout for the means, after the
                              * --mc ones (8 with --symmetries 8, else 1); 0 otherwise */
-  int turns;                /* --symmetries 8: pass k sees lensnet_dihedral transform k mod 8 */
+  size_t views;             /* --symmetries: 1, 2 or 8; pass k sees view k mod views (view_transform) */
   lensnet_npy_writer samples; /* --samples */
   size_t first, end;        /* the objects this run scores (by number): all, or its shard's */
   lensnet_npy_writer logits; /* --out FILE.npy: every scored row, streamed */
@@ -145,29 +148,47 @@ typedef struct {
 /* Images [first, first + count) of the batch, one forward pass each: an image's activations stay
  * in cache and the workspace is one image's whatever --batch is (scores are each image's own, so
  * they are the same as a batched pass would give; measured: no slower for OU-66 or OU-200). */
+/* The lensnet_dihedral transform of pass k: the 8 flips and quarter turns, or the image and its
+ * half turn (6). */
+static int view_transform(const predict_state *s, size_t k) {
+  return s->views == 8 ? (int)(k % 8) : s->views == 2 ? (int)(k % 2) * 6 : 0;
+}
+
+/* Pass k's view of one image into out: lensnet_dihedral on square inputs; a half turn of any
+ * shape reverses each band's pixels. */
+static void view_image(const predict_state *s, size_t k, const float *in, float *out) {
+  const lensnet_model *m = s->model;
+  size_t hw = m->in_h * m->in_w, c, p;
+  int t = view_transform(s, k);
+  if (t == 0) memcpy(out, in, m->in_c * hw * sizeof(float));
+  else if (m->in_h == m->in_w) lensnet_dihedral(in, out, m->in_c, m->in_w, t);
+  else
+    for (c = 0; c < m->in_c; c++)
+      for (p = 0; p < hw; p++) out[c * hw + p] = in[c * hw + hw - 1 - p];
+}
+
 static int forward_images(predict_state *s, size_t first, size_t count, float *workspace, lensnet_error *err) {
   const lensnet_model *m = s->model;
   size_t per = m->in_c * m->in_h * m->in_w, i, k;
   for (i = first; i < first + count; i++) {
     if (s->passes > 1) {
-      /* --mc: the object repeated once per pass after the model's workspace (--symmetries 8: pass k
-       * turned by k mod 8); pass k draws its masks from (the object's seed, k) */
+      /* --mc or --symmetries: the object repeated once per pass after the model's workspace (pass
+       * k turned to view k mod views); with --mc pass k draws its masks from (the object's seed, k) */
       float *copies = workspace + lensnet_model_workspace_floats(m, s->passes);
       float *out = s->output + i * (s->passes + s->plain) * m->out_features;
       uint64_t x = (uint64_t)s->opt->seed + 0x9E3779B97F4A7C15ull * (uint64_t)(s->pending[i].number + 1);
       lensnet_result r;
       x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
       x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-      for (k = 0; k < s->passes; k++) {
-        if (s->turns) lensnet_dihedral(s->input + i * per, copies + k * per, m->in_c, m->in_w, (int)(k % 8));
-        else memcpy(copies + k * per, s->input + i * per, per * sizeof(float));
-      }
+      for (k = 0; k < s->passes; k++) view_image(s, k, s->input + i * per, copies + k * per);
       r = s->opt->mc ? lensnet_model_forward_mc(m, s->passes, copies, out, workspace, x ^ (x >> 31), err)
                      : lensnet_model_forward(m, s->passes, copies, out, workspace, err);
-      /* the means' passes, dropout off: copies 0..7 are the eight orientations (or copy 0 the image) */
+      /* the means' passes, dropout off: copies 0..views-1 are the views (copy 0 the image) */
       if (r == LENSNET_OK && s->plain) r = lensnet_model_forward(m, s->plain, copies, out + s->passes * m->out_features, workspace, err);
       if (r != LENSNET_OK) return 0;
-      for (k = 0; s->turns && k < s->passes + s->plain; k++) lensnet_regression_turn_back(&s->reg, (int)(k % 8), out + k * m->out_features);
+      if (!s->regress) lensnet_logits_average(out, s->passes, m->out_features, out); /* into the first row */
+      for (k = 0; s->regress && s->views > 1 && k < s->passes + s->plain; k++)
+        lensnet_regression_turn_back(&s->reg, view_transform(s, k), out + k * m->out_features);
     } else if (lensnet_model_forward(m, 1, s->input + i * per, s->output + i * m->out_features, workspace, err) != LENSNET_OK)
       return 0;
     if (s->locator && lensnet_cutout_locate(s->locator, s->locator_input + i * per, s->locator_scale, workspace, &s->located[i], err) != LENSNET_OK)
@@ -228,7 +249,7 @@ static int run_batch(predict_state *s) {
     if (s->failed) return lens_fail("forward pass failed");
   } else if (!forward_images(s, 0, s->pending_count, s->workspace, &err)) return lens_fail_err(&err);
   for (b = 0; b < s->pending_count; b++) {
-    const float *z = s->output + b * m->out_features;
+    const float *z = s->output + b * (s->passes + s->plain) * m->out_features; /* several passes: averaged into the first */
     double p;
     if (s->regress) {
       int rc = write_regression(s, b);
@@ -569,22 +590,22 @@ static int open_model(predict_options *o, predict_state *s) {
     return lens_usage("--mc, --mc-mean and --samples are for regression models; %s is a classifier", o->model_path);
   if (o->samples_path && !o->mc) return lens_usage("--samples needs --mc N");
   if (o->mc_mean && !o->mc) return lens_usage("--mc-mean chooses how --mc N's means are made; give --mc N");
-  if (o->symmetries == 1) {
-    if (!s->regress) return lens_usage("--symmetries 8 is for regression models; %s is a classifier", o->model_path);
-    if (s->model->in_h != s->model->in_w)
-      return lens_usage("--symmetries 8 needs a square input; %s takes %lu x %lu", o->model_path, (unsigned long)s->model->in_h,
-                        (unsigned long)s->model->in_w);
-    if (o->mc % 8) return lens_usage("--symmetries 8 with --mc %lu: N must be a multiple of 8 (each symmetry gets N/8 passes)", (unsigned long)o->mc);
-    if (lensnet_regression_symmetric(&s->reg, &err) != LENSNET_OK) return lens_usage("--symmetries 8: %s: %s", o->model_path, err.message);
-    s->turns = 1;
-  }
+  s->views = o->symmetries == 2 ? 8 : o->symmetries == 1 ? 2 : 1;
+  if (s->views == 8 && s->model->in_h != s->model->in_w)
+    return lens_usage("--symmetries 8 needs a square input; %s takes %lu x %lu (--symmetries 2, the half turn, takes any shape)",
+                      o->model_path, (unsigned long)s->model->in_h, (unsigned long)s->model->in_w);
+  if (s->views > 1 && o->mc % s->views)
+    return lens_usage("--symmetries %lu with --mc %lu: N must be a multiple of %lu (each view gets N/%lu passes)", (unsigned long)s->views,
+                      (unsigned long)o->mc, (unsigned long)s->views, (unsigned long)s->views);
+  if (s->views > 1 && s->regress && lensnet_regression_symmetric(&s->reg, &err) != LENSNET_OK)
+    return lens_usage("--symmetries %lu: %s: %s", (unsigned long)s->views, o->model_path, err.message);
   if (o->locator_path && (rc = open_locator(o, s)) != 0) return rc;
-  if (s->regress && !s->reg.nll && !o->mc && !s->turns)
+  if (s->regress && !s->reg.nll && !o->mc && s->views == 1)
     fprintf(stderr, "lens: note: %s was trained with mse and has no variance output: without --mc the _sigma columns are 0\n", o->model_path);
   /* after the checks of the options, so that a usage error is not preceded by this note */
   if ((o->minmax = lens_preprocess_resolve(s->model, o->cutout.preprocess)) < 0) return LENS_EXIT_FAIL;
-  s->passes = o->mc ? o->mc : s->turns ? 8 : 1;
-  s->plain = o->mc && !o->mc_mean ? (s->turns ? 8 : 1) : 0; /* <= passes: --mc is a multiple of 8 with the turns */
+  s->passes = o->mc ? o->mc : s->views;
+  s->plain = o->mc && !o->mc_mean ? s->views : 0; /* <= passes: --mc is a multiple of the views */
   per = s->model->in_c * s->model->in_h * s->model->in_w;
   if (!o->threads) o->threads = lens_pool_default_threads();
   /* Every object gets its own forward pass, so how many are held at once changes only the memory,
