@@ -715,6 +715,20 @@ LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t 
  * image repeated N times. */
 LENSNET_API lensnet_result lensnet_model_forward_mc(const lensnet_model *m, size_t batch, const float *input, float *output,
                                                     float *workspace, uint64_t seed, lensnet_error *err);
+/* Convolution weights packed once into the GEMM's panels, for callers that run many forward
+ * passes of a few images each (lens predict runs one image at a time, so that its activations stay
+ * in cache): lensnet_model_forward packs every convolution's weights on each call, which costs a
+ * few per cent of a one-image pass. lensnet_model_pack makes a snapshot of m's current weights for
+ * this CPU's GEMM path; lensnet_model_forward_packed is lensnet_model_forward with those panels
+ * (the same results, bit for bit). The snapshot does not follow later changes of m's values:
+ * after changing them (training, lensnet_model_init, writing values), pack again. pk must come
+ * from m (LENSNET_ERR_ARG otherwise); several threads may share one pk. Layers other than plain
+ * float conv2d are run as lensnet_model_forward runs them. */
+typedef struct lensnet_packed lensnet_packed;
+LENSNET_API lensnet_result lensnet_model_pack(const lensnet_model *m, lensnet_packed **out, lensnet_error *err);
+LENSNET_API void lensnet_packed_free(lensnet_packed *pk);
+LENSNET_API lensnet_result lensnet_model_forward_packed(const lensnet_model *m, const lensnet_packed *pk, size_t batch, const float *input,
+                                                        float *output, float *workspace, lensnet_error *err);
 
 /* int8 inference (Jacob et al. 2018, CVPR, integer-arithmetic-only inference; the section
  * "int8 inference" in the implementation says how). lensnet_quantize runs the float model m on
@@ -4917,15 +4931,47 @@ static void lensnet__pad_image(const lensnet__conv_geom *g, const float *img, si
   }
 }
 
+/* Floats of a layer's weights packed for `path` (every group: m_pad x K each), with the slack
+ * for aligning them; 0 on overflow. */
+static size_t lensnet__conv_packed_floats(const lensnet__gemm_path *path, const lensnet__conv_geom *g) {
+  size_t cout_g = g->cout / g->groups, K, per, all;
+  if (!lensnet__mul_ok(g->cin / g->groups, g->kh * g->kw, &K) || !lensnet__mul_ok(lensnet__round_up(cout_g, path->mr), K, &per) ||
+      !lensnet__mul_ok(per, g->groups, &all) || all > (size_t)-1 - LENSNET__ALIGN_SLACK)
+    return 0;
+  return all + LENSNET__ALIGN_SLACK;
+}
+
+/* Group grp's weights into A panels: K block pc at dst + m_pad * pc. */
+static void lensnet__conv_pack_weights(const lensnet__gemm_path *path, const lensnet__conv_geom *g, const float *weight, size_t grp,
+                                       float *dst) {
+  size_t cout_g = g->cout / g->groups, K = (g->cin / g->groups) * g->kh * g->kw, kc_max = lensnet__k_block(K), pc;
+  size_t m_pad = lensnet__round_up(cout_g, path->mr);
+  for (pc = 0; pc < K; pc += kc_max) {
+    size_t kc = K - pc < kc_max ? K - pc : kc_max;
+    path->pack_a(0, weight + grp * cout_g * K, K, 0, cout_g, pc, kc, path->mr, dst + m_pad * pc);
+  }
+}
+
+/* The forward through one chosen path; prepacked (NULL: pack here) holds every group's panels as
+ * lensnet__conv_pack_weights lays them out for this path, group grp at grp * m_pad * K. */
+static void lensnet__conv2d_forward_prepacked(lensnet_simd simd, const lensnet__conv_geom *g, const float *in, const float *weight,
+                                              const float *prepacked, const float *bias, int fuse_relu, float *out, float *scratch);
+
 /* The forward through one chosen path (tests compare paths). */
 LENSNET__MAYBE_UNUSED static void lensnet__conv2d_forward_path(lensnet_simd simd, const lensnet__conv_geom *g, const float *in,
                                          const float *weight, const float *bias, int fuse_relu, float *out,
                                          float *scratch) {
+  lensnet__conv2d_forward_prepacked(simd, g, in, weight, NULL, bias, fuse_relu, out, scratch);
+}
+
+static void lensnet__conv2d_forward_prepacked(lensnet_simd simd, const lensnet__conv_geom *g, const float *in, const float *weight,
+                                              const float *prepacked, const float *bias, int fuse_relu, float *out, float *scratch) {
   const lensnet__gemm_path *path = lensnet__gemm_path_for(simd);
   size_t cin_g = g->cin / g->groups, cout_g = g->cout / g->groups;
   size_t K = cin_g * g->kh * g->kw, P = g->oh * g->ow, kc_max = lensnet__k_block(K);
   size_t m_pad = lensnet__round_up(cout_g, path->mr), a_floats = 0, b_floats = 0, pad_floats = 0, b, grp, pc;
   float *Ap, *Bp, *padded;
+  const float *A;
   lensnet__b_source src;
   lensnet__epilogue ep;
   if (P == 0 || cout_g == 0) return;
@@ -4952,10 +4998,11 @@ LENSNET__MAYBE_UNUSED static void lensnet__conv2d_forward_path(lensnet_simd simd
   src.ow = g->ow;
   ep.alpha = 1.0f;
   for (grp = 0; grp < g->groups; grp++) {
-    /* the group's weights, packed once for every image: block pc at Ap + m_pad * pc */
-    for (pc = 0; pc < K; pc += kc_max) {
-      size_t kc = K - pc < kc_max ? K - pc : kc_max;
-      path->pack_a(0, weight + grp * cout_g * K, K, 0, cout_g, pc, kc, path->mr, Ap + m_pad * pc);
+    /* the group's weights, packed once for every image (or before the call): block pc at Ap + m_pad * pc */
+    if (prepacked) A = prepacked + grp * m_pad * K;
+    else {
+      lensnet__conv_pack_weights(path, g, weight, grp, Ap);
+      A = Ap;
     }
     for (b = 0; b < g->n; b++) {
       const float *img = in + (b * g->cin + grp * cin_g) * g->h * g->w;
@@ -4971,7 +5018,7 @@ LENSNET__MAYBE_UNUSED static void lensnet__conv2d_forward_path(lensnet_simd simd
         ep.beta = pc == 0 ? 0.0f : 1.0f;
         ep.bias = last && bias ? bias + grp * cout_g : NULL;
         ep.relu = last && fuse_relu;
-        lensnet__macro_kernel(path, cout_g, P, kc, Ap + m_pad * pc, &src, pc, o, P, &ep, Bp);
+        lensnet__macro_kernel(path, cout_g, P, kc, A + m_pad * pc, &src, pc, o, P, &ep, Bp);
       }
     }
   }
@@ -5052,6 +5099,7 @@ typedef struct {
   int mc;                /* inference with dropout on (lensnet_model_forward_mc) */
   int may_fuse, fused;   /* the layer may compute the next one too (conv: its ReLU); it did */
   int accumulate;        /* trainer: add the image's parameter gradients to its slot (not its slot's first image) */
+  const float *prepacked; /* inference: conv2d's weights packed by lensnet_model_pack, or NULL */
 } lensnet__pass;
 
 enum {
@@ -6481,9 +6529,19 @@ static lensnet_result lensnet__quant_set_layer(lensnet_model *m, size_t l, const
 /* Sees each layer's input during a forward pass (calibration of int8 inference). */
 typedef void (*lensnet__observe_fn)(void *ctx, size_t layer, const float *x, size_t n);
 
+static const float *lensnet__param_values(const lensnet_model *m, int index);
+
+struct lensnet_packed {
+  const lensnet_model *m;   /* the model packed */
+  lensnet_simd simd;        /* the GEMM path the panels are laid out for */
+  size_t count;             /* m->layer_count */
+  float **layer;            /* [count]: layer i's panels (aligned), or NULL */
+  float **raw;              /* [count]: their allocations */
+};
+
 static lensnet_result lensnet__model_forward(const lensnet_model *m, size_t batch, const float *input, float *output,
                                              float *workspace, int mc, uint64_t seed, lensnet__observe_fn observe,
-                                             void *observe_ctx, lensnet_error *err) {
+                                             void *observe_ctx, const lensnet_packed *pk, lensnet_error *err) {
   size_t act, scratch_n, mark_n, total, i;
   float *ws = workspace, *cur, *other, *scratch, *marks;
   const float *src;
@@ -6509,6 +6567,7 @@ static lensnet_result lensnet__model_forward(const lensnet_model *m, size_t batc
       src = cur;
     }
     p.L = L; p.layer = i; p.x = src; p.fused = 0;
+    p.prepacked = pk ? pk->layer[i] : NULL;
     p.y = (in_place || src != cur) ? cur : other;
     p.saved = L->mark >= 0 ? marks + lensnet__mark_offset(m, L->mark) * batch : NULL;
     if (observe) {
@@ -6530,12 +6589,65 @@ static lensnet_result lensnet__model_forward(const lensnet_model *m, size_t batc
 
 LENSNET_API lensnet_result lensnet_model_forward(const lensnet_model *m, size_t batch, const float *input,
                                                  float *output, float *workspace, lensnet_error *err) {
-  return lensnet__model_forward(m, batch, input, output, workspace, 0, 0, NULL, NULL, err);
+  return lensnet__model_forward(m, batch, input, output, workspace, 0, 0, NULL, NULL, NULL, err);
+}
+
+LENSNET_API void lensnet_packed_free(lensnet_packed *pk) {
+  size_t i;
+  if (!pk) return;
+  for (i = 0; pk->raw && i < pk->count; i++)
+    if (pk->raw[i]) LENSNET_FREE(pk->raw[i]);
+  if (pk->raw) LENSNET_FREE(pk->raw);
+  if (pk->layer) LENSNET_FREE(pk->layer);
+  LENSNET_FREE(pk);
+}
+
+LENSNET_API lensnet_result lensnet_model_pack(const lensnet_model *m, lensnet_packed **out, lensnet_error *err) {
+  lensnet_packed *pk;
+  const lensnet__gemm_path *path;
+  size_t i, grp;
+  *out = NULL;
+  if (!m) return lensnet__fail(err, LENSNET_ERR_ARG, "no model to pack");
+  pk = LENSNET__CAST(lensnet_packed *, LENSNET_MALLOC(sizeof *pk));
+  if (!pk) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  pk->m = m; pk->simd = lensnet_simd_best(); pk->count = m->layer_count;
+  pk->layer = LENSNET__CAST(float **, LENSNET_MALLOC((m->layer_count + 1) * sizeof(float *)));
+  pk->raw = LENSNET__CAST(float **, LENSNET_MALLOC((m->layer_count + 1) * sizeof(float *)));
+  if (!pk->layer || !pk->raw) { lensnet_packed_free(pk); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory"); }
+  for (i = 0; i < m->layer_count; i++) pk->layer[i] = pk->raw[i] = NULL;
+  path = lensnet__gemm_path_for(pk->simd);
+  for (i = 0; i < m->layer_count; i++) {
+    const lensnet_layer *L = &m->layers[i];
+    lensnet__conv_geom g;
+    size_t floats, bytes, K, m_pad;
+    if (L->type != LENSNET_LAYER_CONV2D || (m->quant && m->quant[i].weight)) continue;
+    g = lensnet__layer_geom(L, 1);
+    K = (g.cin / g.groups) * g.kh * g.kw;
+    m_pad = lensnet__round_up(g.cout / g.groups, path->mr);
+    floats = lensnet__conv_packed_floats(path, &g);
+    if (!floats || K == 0) continue; /* nothing to pack: the forward handles it as before */
+    if (!lensnet__mul_ok(floats, sizeof(float), &bytes) || !(pk->raw[i] = LENSNET__CAST(float *, LENSNET_MALLOC(bytes)))) {
+      lensnet_packed_free(pk);
+      return lensnet__fail(err, LENSNET_ERR_NOMEM, "cannot allocate %lu floats for the packed weights of %s", (unsigned long)floats, L->name);
+    }
+    pk->layer[i] = lensnet__align64(pk->raw[i]);
+    for (grp = 0; grp < g.groups; grp++)
+      lensnet__conv_pack_weights(path, &g, lensnet__param_values(m, L->weight), grp, pk->layer[i] + grp * m_pad * K);
+  }
+  *out = pk;
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_model_forward_packed(const lensnet_model *m, const lensnet_packed *pk, size_t batch, const float *input,
+                                                        float *output, float *workspace, lensnet_error *err) {
+  if (pk && pk->m != m) return lensnet__fail(err, LENSNET_ERR_ARG, "the packed weights belong to another model");
+  if (pk && (pk->simd != lensnet_simd_best() || pk->count != m->layer_count)) pk = NULL; /* another path now: pack as usual */
+  return lensnet__model_forward(m, batch, input, output, workspace, 0, 0, NULL, NULL, pk, err);
 }
 
 LENSNET_API lensnet_result lensnet_model_forward_mc(const lensnet_model *m, size_t batch, const float *input, float *output,
                                                     float *workspace, uint64_t seed, lensnet_error *err) {
-  return lensnet__model_forward(m, batch, input, output, workspace, 1, seed, NULL, NULL, err);
+  return lensnet__model_forward(m, batch, input, output, workspace, 1, seed, NULL, NULL, NULL, err);
 }
 
 /* Calibration, two passes over the images: the largest |x| reaching each layer's input and
@@ -6616,7 +6728,7 @@ LENSNET_API lensnet_result lensnet_quantize(const lensnet_model *m, const float 
     }
     for (done = 0; done < n && r == LENSNET_OK; done += batch) {
       size_t b = n - done < batch ? n - done : batch;
-      r = lensnet__model_forward(q, b, images + done * per, logits, NULL, 0, 0, lensnet__calibration_observe, &cal, err);
+      r = lensnet__model_forward(q, b, images + done * per, logits, NULL, 0, 0, lensnet__calibration_observe, &cal, NULL, err);
     }
   }
   for (i = 0; i < q->layer_count && r == LENSNET_OK && cal.histogram; i++) cal.range[i] = lensnet__calibration_range(&cal, i, percentile);
@@ -7066,7 +7178,8 @@ static void lensnet__conv2d_layer_forward(lensnet__pass *p) {
   const lensnet_layer *L = p->L;
   lensnet__conv_geom g = lensnet__layer_geom(L, p->batch);
   int fuse = p->may_fuse && p->layer + 1 < m->layer_count && m->layers[p->layer + 1].type == LENSNET_LAYER_RELU;
-  lensnet__conv2d_forward(&g, p->x, lensnet__param_values(m, L->weight), lensnet__param_values(m, L->bias_param), fuse, p->y, p->scratch);
+  lensnet__conv2d_forward_prepacked(lensnet_simd_best(), &g, p->x, lensnet__param_values(m, L->weight), p->prepacked,
+                                    lensnet__param_values(m, L->bias_param), fuse, p->y, p->scratch);
   p->fused = fuse;
 }
 

@@ -622,6 +622,49 @@ static void test_logits_average(void) {
   CHECK(out[0] != out[0] && out[1] != out[1], "NaN propagates: %g %g", out[0], out[1]);
 }
 
+/* lensnet_model_forward_packed gives lensnet_model_forward's outputs bit for bit (padding,
+ * stride, groups, a 1 x 1 convolution, a batch of 3); packed weights are a snapshot; packs of
+ * another model are refused. */
+static void test_forward_packed(void) {
+  const char *arch = "input 3 11 13\nconv2d name=a out=12 kernel=3 padding=1\nrelu\nconv2d name=b out=6 kernel=3 stride=2 groups=2\n"
+                     "maxpool kernel=2\nconv2d name=c out=5 kernel=1\nflatten\ndense name=d out=3";
+  lensnet_model *m = NULL, *other = NULL;
+  lensnet_packed *pk = NULL;
+  lensnet_error err;
+  lensnet_rng rng;
+  float x[3 * 3 * 11 * 13], plain[9], packed[9], before[9];
+  size_t i;
+  if (lensnet_model_create(arch, &m, &err) != LENSNET_OK || lensnet_model_create(arch, &other, &err) != LENSNET_OK) {
+    CHECK(0, "models: %s", err.message);
+    return;
+  }
+  lensnet_model_init(m, 5);
+  lensnet_model_init(other, 6);
+  lensnet_rng_seed(&rng, 8);
+  for (i = 0; i < sizeof x / sizeof *x; i++) x[i] = lensnet_rng_normal(&rng);
+  CHECK(lensnet_model_pack(m, &pk, &err) == LENSNET_OK, "pack: %s", err.message);
+  CHECK(lensnet_model_forward(m, 3, x, plain, NULL, &err) == LENSNET_OK &&
+            lensnet_model_forward_packed(m, pk, 3, x, packed, NULL, &err) == LENSNET_OK && !memcmp(plain, packed, sizeof plain),
+        "packed and unpacked forward passes agree bit for bit");
+  CHECK(lensnet_model_forward_packed(m, NULL, 3, x, packed, NULL, &err) == LENSNET_OK && !memcmp(plain, packed, sizeof plain),
+        "no pack: the plain forward pass");
+  memcpy(before, plain, sizeof before);
+  lensnet_model_init(m, 9); /* new weights: the pack still holds the old convolutions */
+  lensnet_model_forward(m, 3, x, plain, NULL, &err);
+  lensnet_model_forward_packed(m, pk, 3, x, packed, NULL, &err);
+  CHECK(memcmp(plain, packed, sizeof plain) != 0 && memcmp(before, packed, sizeof plain) != 0, "a pack is a snapshot of the weights it was made from");
+  lensnet_packed_free(pk);
+  lensnet_model_pack(m, &pk, &err);
+  lensnet_model_forward_packed(m, pk, 3, x, packed, NULL, &err);
+  CHECK(!memcmp(plain, packed, sizeof plain), "packed again: agrees again");
+  CHECK(lensnet_model_forward_packed(other, pk, 3, x, packed, NULL, &err) == LENSNET_ERR_ARG && strstr(err.message, "another model"),
+        "another model's pack refused: %s", err.message);
+  lensnet_packed_free(pk);
+  lensnet_packed_free(NULL);
+  lensnet_model_free(m);
+  lensnet_model_free(other);
+}
+
 int main(void) {
   TEST("JSON: values, nesting, escapes") test_json_values();
   TEST("He initialisation: the documented bound and variance, zero biases") test_init_he();
@@ -635,6 +678,7 @@ int main(void) {
   TEST("edge cases: an empty picture resizes to zeros, ReLU keeps NaN, overlong architecture lines are refused") test_edge_cases();
   TEST("random numbers: reproducible, uniform mean, normal variance") test_random_numbers();
   TEST("lensnet_logits_average: the logits of the views' mean probabilities") test_logits_average();
+  TEST("lensnet_model_forward_packed: the same outputs with weights packed once") test_forward_packed();
   TEST("the layer table has one row per layer type, in LENSNET_LAYER_TYPES order") test_layer_table();
   TEST("a trainer out of training computes what lensnet_model_forward computes, bit for bit") test_trainer_inference();
   TEST("a tensor allocated with its own shape array keeps that shape") test_tensor_realloc_own_shape();

@@ -128,6 +128,7 @@ typedef struct {
   lensnet_npy_writer logits; /* --out FILE.npy: every scored row, streamed */
   lensnet_npy_writer map;   /* --map: one [H, W] plane per scored object */
   float *map_plane;
+  lensnet_packed *packed;   /* the model's convolution weights, packed once (lensnet_model_pack) */
   lensnet_model *locator;   /* --locator */
   double locator_scale;     /* its pixel_scale, arcsec per input pixel */
   int locator_minmax;       /* its own preprocessing */
@@ -182,14 +183,14 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
       x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
       for (k = 0; k < s->passes; k++) view_image(s, k, s->input + i * per, copies + k * per);
       r = s->opt->mc ? lensnet_model_forward_mc(m, s->passes, copies, out, workspace, x ^ (x >> 31), err)
-                     : lensnet_model_forward(m, s->passes, copies, out, workspace, err);
+                     : lensnet_model_forward_packed(m, s->packed, s->passes, copies, out, workspace, err);
       /* the means' passes, dropout off: copies 0..views-1 are the views (copy 0 the image) */
-      if (r == LENSNET_OK && s->plain) r = lensnet_model_forward(m, s->plain, copies, out + s->passes * m->out_features, workspace, err);
+      if (r == LENSNET_OK && s->plain) r = lensnet_model_forward_packed(m, s->packed, s->plain, copies, out + s->passes * m->out_features, workspace, err);
       if (r != LENSNET_OK) return 0;
       if (!s->regress) lensnet_logits_average(out, s->passes, m->out_features, out); /* into the first row */
       for (k = 0; s->regress && s->views > 1 && k < s->passes + s->plain; k++)
         lensnet_regression_turn_back(&s->reg, view_transform(s, k), out + k * m->out_features);
-    } else if (lensnet_model_forward(m, 1, s->input + i * per, s->output + i * m->out_features, workspace, err) != LENSNET_OK)
+    } else if (lensnet_model_forward_packed(m, s->packed, 1, s->input + i * per, s->output + i * m->out_features, workspace, err) != LENSNET_OK)
       return 0;
     if (s->locator && lensnet_cutout_locate(s->locator, s->locator_input + i * per, s->locator_scale, workspace, &s->located[i], err) != LENSNET_OK)
       return 0;
@@ -583,6 +584,7 @@ static int open_model(predict_options *o, predict_state *s) {
   if (s->model->in_c > 64)
     return lens_fail("%s: the model takes %lu bands; lens predict handles up to 64", o->model_path, (unsigned long)s->model->in_c);
   lensnet_model_class_index(s->model, "lens", &s->lens_class, NULL); /* cannot fail: the model has outputs */
+  if (lensnet_model_pack(s->model, &s->packed, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (lensnet_model_meta(s->model, "regress.targets")) {
     if (lensnet_model_regression(s->model, &s->reg, &err) != LENSNET_OK) return lens_fail("%s: %s", o->model_path, err.message);
     s->regress = 1;
@@ -730,6 +732,7 @@ int lens_cmd_predict(int argc, char **argv) {
   if (rc == 0 && !skipped) rc = shard_manifests(&s, argc, argv, 2);
   if (s.locator_input != s.input) free(s.locator_input);
   free(s.pending); free(s.input); free(s.output); free(s.workspace); free(s.located);
+  lensnet_packed_free(s.packed);
   lensnet_model_free(s.model);
   lensnet_model_free(s.locator);
   lens_pool_free(s.pool);
