@@ -4969,7 +4969,7 @@ static void lensnet__conv2d_forward_prepacked(lensnet_simd simd, const lensnet__
   const lensnet__gemm_path *path = lensnet__gemm_path_for(simd);
   size_t cin_g = g->cin / g->groups, cout_g = g->cout / g->groups;
   size_t K = cin_g * g->kh * g->kw, P = g->oh * g->ow, kc_max = lensnet__k_block(K);
-  size_t m_pad = lensnet__round_up(cout_g, path->mr), a_floats = 0, b_floats = 0, pad_floats = 0, b, grp, pc;
+  size_t m_pad = lensnet__round_up(cout_g, path->mr), a_floats = 0, b_floats = 0, pad_floats = 0, b, grp, pc, j0;
   float *Ap, *Bp, *padded;
   const float *A;
   lensnet__b_source src;
@@ -5012,13 +5012,22 @@ static void lensnet__conv2d_forward_prepacked(lensnet_simd simd, const lensnet__
         img = padded;
       }
       src.data = img;
-      for (pc = 0; pc < K; pc += kc_max) {
-        size_t kc = K - pc < kc_max ? K - pc : kc_max;
-        int last = pc + kc == K;
-        ep.beta = pc == 0 ? 0.0f : 1.0f;
-        ep.bias = last && bias ? bias + grp * cout_g : NULL;
-        ep.relu = last && fuse_relu;
-        lensnet__macro_kernel(path, cout_g, P, kc, A + m_pad * pc, &src, pc, o, P, &ep, Bp);
+      /* every K block of a micro-panel of outputs before the next panel: its tiles stay in L1
+       * between blocks instead of the whole output (1.4 MB for OU-200's second layer) being read
+       * and written once per block; the sums are added in the same order either way */
+      for (j0 = 0; j0 < P; j0 += path->nr) {
+        size_t nv = P - j0 < path->nr ? P - j0 : path->nr, i0;
+        for (pc = 0; pc < K; pc += kc_max) {
+          size_t kc = K - pc < kc_max ? K - pc : kc_max;
+          int last = pc + kc == K;
+          ep.beta = pc == 0 ? 0.0f : 1.0f;
+          ep.relu = last && fuse_relu;
+          path->pack_b(&src, pc, kc, j0, nv, path->nr, Bp);
+          for (i0 = 0; i0 < cout_g; i0 += path->mr) {
+            ep.bias = last && bias ? bias + grp * cout_g + i0 : NULL;
+            path->kernel(kc, A + m_pad * pc + i0 * kc, Bp, o + i0 * P + j0, P, cout_g - i0 < path->mr ? cout_g - i0 : path->mr, nv, &ep);
+          }
+        }
       }
     }
   }
