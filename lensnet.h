@@ -4338,6 +4338,16 @@ LENSNET__TARGET_AVX512 static void lensnet__pack_b_avx512(const lensnet__b_sourc
       if (segs[0] > 1) { m01 = seg_mask[0][1]; o01 = seg_off[0][1]; }
       if (segs[1] > 0) { m10 = seg_mask[1][0]; o10 = o11 = seg_off[1][0]; }
       if (segs[1] > 1) { m11 = seg_mask[1][1]; o11 = seg_off[1][1]; }
+      if (segs[0] == 1 && segs[1] == 1 && m00 == 0xFFFF && m10 == 0xFFFF && o10 == o00 + 16) {
+        /* the 32 pixels lie in one output row: each k is two plain loads */
+        for (k = 0; k < kc; k++, dst += 32) {
+          const float *src = s->data + base + o00;
+          _mm512_store_ps(dst, _mm512_loadu_ps(src));
+          _mm512_store_ps(dst + 16, _mm512_loadu_ps(src + 16));
+          lensnet__patch_step(s, &base, &i, &j);
+        }
+        return;
+      }
       for (k = 0; k < kc; k++, dst += 32) {
         const float *src = s->data + base;
         /* independent zero-masked loads merged by register moves: loads merging into one

@@ -317,6 +317,7 @@ static void test_conv_paths(void) {
       {"OU-66 first layer",      1, 4, 66, 66, 50, 3, 1, 0, 1, 1, 1},
       {"5x5 K=1250",             1, 50, 9, 10, 40, 5, 1, 0, 1, 1, 1},
       {"wider than a panel row", 2, 3,  5, 70, 10, 3, 1, 1, 1, 0, 1},
+      {"two K blocks, wide rows", 1, 30, 6, 70, 12, 3, 1, 0, 1, 1, 1},
       {"1x1 pad 2 stride 3",     2, 3,  7,  8, 4, 1, 3, 2, 1, 0, 1},
   };
   int failures[LENSNET_SIMD_COUNT];
