@@ -4342,6 +4342,8 @@ LENSNET__TARGET_AVX512 static void lensnet__pack_b_avx512(const lensnet__b_sourc
         /* the 32 pixels lie in one output row: each k is two plain loads */
         for (k = 0; k < kc; k++, dst += 32) {
           const float *src = s->data + base + o00;
+          _mm_prefetch((const char *)(src + 32), _MM_HINT_T1); /* the next panel's pixels, into L2 */
+          _mm_prefetch((const char *)(src + 47), _MM_HINT_T1);
           _mm512_store_ps(dst, _mm512_loadu_ps(src));
           _mm512_store_ps(dst + 16, _mm512_loadu_ps(src + 16));
           lensnet__patch_step(s, &base, &i, &j);
