@@ -4965,27 +4965,79 @@ static void lensnet__conv_pack_weights(const lensnet__gemm_path *path, const len
 }
 
 /* The forward through one chosen path; prepacked (NULL: pack here) holds every group's panels as
- * lensnet__conv_pack_weights lays them out for this path, group grp at grp * m_pad * K. */
+ * lensnet__conv_pack_weights lays them out for this path, group grp at grp * m_pad * K. pool
+ * (NULL: none) is a 2x2 stride-2 max pool to apply on the way (inference): out is then the pooled
+ * output, and the convolution's rows are made a band at a time (lensnet__pool_band_rows pooled
+ * rows) into scratch after the convolution's own parts, pooled while the band is in cache. */
 static void lensnet__conv2d_forward_prepacked(lensnet_simd simd, const lensnet__conv_geom *g, const float *in, const float *weight,
-                                              const float *prepacked, const float *bias, int fuse_relu, float *out, float *scratch);
+                                              const float *prepacked, const float *bias, int fuse_relu, const lensnet_layer *pool,
+                                              float *out, float *scratch);
+static void lensnet__maxpool2x2(const lensnet_layer *L, size_t planes, const float *in, float *out);
+
+/* Pooled rows per band when a convolution ow pixels wide is pooled on the way: bands of at least
+ * 8 micro-panels of 32 whose length wastes at most 1% of a panel (a partial panel per band), else
+ * the least wasteful of 1-16 rows. */
+static size_t lensnet__pool_band_rows(size_t ow) {
+  size_t br, best = 1;
+  double best_waste = 2.0;
+  for (br = 1; br <= 16; br++) {
+    size_t n = 2 * br * ow, padded = lensnet__round_up(n, LENSNET__GEMM_NR_MAX);
+    double waste = (double)(padded - n) / (double)n;
+    if (n < 8 * LENSNET__GEMM_NR_MAX) continue;
+    if (waste <= 0.01) return br;
+    if (waste < best_waste) { best = br; best_waste = waste; }
+  }
+  return best;
+}
 
 /* The forward through one chosen path (tests compare paths). */
 LENSNET__MAYBE_UNUSED static void lensnet__conv2d_forward_path(lensnet_simd simd, const lensnet__conv_geom *g, const float *in,
                                          const float *weight, const float *bias, int fuse_relu, float *out,
                                          float *scratch) {
-  lensnet__conv2d_forward_prepacked(simd, g, in, weight, NULL, bias, fuse_relu, out, scratch);
+  lensnet__conv2d_forward_prepacked(simd, g, in, weight, NULL, bias, fuse_relu, NULL, out, scratch);
+}
+
+/* Output rows [y0, y1) of one image and group into dst [cout_g, y1 - y0, ow]: every K block of a
+ * micro-panel of outputs before the next panel, so that its tiles stay in L1 between blocks instead
+ * of the whole output (1.4 MB for OU-200's second layer) being read and written once per block;
+ * the sums are added in the same order either way. */
+static void lensnet__conv_rows(const lensnet__gemm_path *path, const lensnet__conv_geom *g, const lensnet__b_source *image, const float *A,
+                               const float *bias, int fuse_relu, size_t y0, size_t y1, float *dst, float *Bp) {
+  size_t cout_g = g->cout / g->groups, K = (g->cin / g->groups) * g->kh * g->kw, kc_max = lensnet__k_block(K);
+  size_t m_pad = lensnet__round_up(cout_g, path->mr), P = (y1 - y0) * g->ow, j0, pc, i0;
+  lensnet__b_source src = *image;
+  lensnet__epilogue ep;
+  src.data = image->data + y0 * g->stride * image->row_stride;
+  ep.alpha = 1.0f;
+  for (j0 = 0; j0 < P; j0 += path->nr) {
+    size_t nv = P - j0 < path->nr ? P - j0 : path->nr;
+    for (pc = 0; pc < K; pc += kc_max) {
+      size_t kc = K - pc < kc_max ? K - pc : kc_max;
+      int last = pc + kc == K;
+      ep.beta = pc == 0 ? 0.0f : 1.0f;
+      ep.relu = last && fuse_relu;
+      path->pack_b(&src, pc, kc, j0, nv, path->nr, Bp);
+      for (i0 = 0; i0 < cout_g; i0 += path->mr) {
+        ep.bias = last && bias ? bias + i0 : NULL;
+        path->kernel(kc, A + m_pad * pc + i0 * kc, Bp, dst + i0 * P + j0, P, cout_g - i0 < path->mr ? cout_g - i0 : path->mr, nv, &ep);
+      }
+    }
+  }
 }
 
 static void lensnet__conv2d_forward_prepacked(lensnet_simd simd, const lensnet__conv_geom *g, const float *in, const float *weight,
-                                              const float *prepacked, const float *bias, int fuse_relu, float *out, float *scratch) {
+                                              const float *prepacked, const float *bias, int fuse_relu, const lensnet_layer *pool,
+                                              float *out, float *scratch) {
   const lensnet__gemm_path *path = lensnet__gemm_path_for(simd);
   size_t cin_g = g->cin / g->groups, cout_g = g->cout / g->groups;
   size_t K = cin_g * g->kh * g->kw, P = g->oh * g->ow, kc_max = lensnet__k_block(K);
-  size_t m_pad = lensnet__round_up(cout_g, path->mr), a_floats = 0, b_floats = 0, pad_floats = 0, b, grp, pc, j0;
-  float *Ap, *Bp, *padded;
+  size_t m_pad = lensnet__round_up(cout_g, path->mr), a_floats = 0, b_floats = 0, pad_floats = 0, b, grp, c, r;
+  size_t br = pool ? lensnet__pool_band_rows(g->ow) : 0;
+  float *Ap, *Bp, *padded, *band;
   const float *A;
   lensnet__b_source src;
-  lensnet__epilogue ep;
+  lensnet_layer band_pool;
+  (void)kc_max;
   if (P == 0 || cout_g == 0) return;
   if (K == 0) { /* no inputs: the output is the bias */
     for (b = 0; b < g->n * g->cout; b++) {
@@ -5000,6 +5052,7 @@ static void lensnet__conv2d_forward_prepacked(lensnet_simd simd, const lensnet__
   Ap = lensnet__align64(scratch);
   Bp = lensnet__align64(Ap + a_floats);
   padded = lensnet__align64(Bp + b_floats);
+  band = lensnet__align64(padded + pad_floats);
   memset(&src, 0, sizeof src);
   src.is_image = 1;
   src.chan_stride = (g->h + 2 * g->pad) * (g->w + 2 * g->pad);
@@ -5008,7 +5061,6 @@ static void lensnet__conv2d_forward_prepacked(lensnet_simd simd, const lensnet__
   src.kw = g->kw;
   src.stride = g->stride;
   src.ow = g->ow;
-  ep.alpha = 1.0f;
   for (grp = 0; grp < g->groups; grp++) {
     /* the group's weights, packed once for every image (or before the call): block pc at Ap + m_pad * pc */
     if (prepacked) A = prepacked + grp * m_pad * K;
@@ -5024,22 +5076,20 @@ static void lensnet__conv2d_forward_prepacked(lensnet_simd simd, const lensnet__
         img = padded;
       }
       src.data = img;
-      /* every K block of a micro-panel of outputs before the next panel: its tiles stay in L1
-       * between blocks instead of the whole output (1.4 MB for OU-200's second layer) being read
-       * and written once per block; the sums are added in the same order either way */
-      for (j0 = 0; j0 < P; j0 += path->nr) {
-        size_t nv = P - j0 < path->nr ? P - j0 : path->nr, i0;
-        for (pc = 0; pc < K; pc += kc_max) {
-          size_t kc = K - pc < kc_max ? K - pc : kc_max;
-          int last = pc + kc == K;
-          ep.beta = pc == 0 ? 0.0f : 1.0f;
-          ep.relu = last && fuse_relu;
-          path->pack_b(&src, pc, kc, j0, nv, path->nr, Bp);
-          for (i0 = 0; i0 < cout_g; i0 += path->mr) {
-            ep.bias = last && bias ? bias + grp * cout_g + i0 : NULL;
-            path->kernel(kc, A + m_pad * pc + i0 * kc, Bp, o + i0 * P + j0, P, cout_g - i0 < path->mr ? cout_g - i0 : path->mr, nv, &ep);
-          }
-        }
+      if (!pool) {
+        lensnet__conv_rows(path, g, &src, A, bias ? bias + grp * cout_g : NULL, fuse_relu, 0, g->oh, o, Bp);
+        continue;
+      }
+      /* pooled on the way: 2 br rows of the convolution, then their br pooled rows, while in cache */
+      o = out + (b * g->cout + grp * cout_g) * pool->out_h * pool->out_w;
+      band_pool = *pool;
+      for (r = 0; r < pool->out_h; r += br) {
+        size_t rows = pool->out_h - r < br ? pool->out_h - r : br;
+        lensnet__conv_rows(path, g, &src, A, bias ? bias + grp * cout_g : NULL, fuse_relu, 2 * r, 2 * (r + rows), band, Bp);
+        band_pool.in_h = 2 * rows;
+        band_pool.out_h = rows;
+        for (c = 0; c < cout_g; c++)
+          lensnet__maxpool2x2(&band_pool, 1, band + c * 2 * rows * g->ow, o + c * pool->out_h * pool->out_w + r * pool->out_w);
       }
     }
   }
@@ -6158,11 +6208,25 @@ static size_t lensnet__mark_offset(const lensnet_model *m, int mark) {
 
 /* Layout of the forward workspace: two ping-pong activation buffers, the convolution scratch,
  * then one buffer per mark. Returns 0 on overflow. */
+/* Inference pools a float conv2d's output on the way (lensnet__conv2d_forward_prepacked) when a
+ * ReLU and a 2x2 stride-2 max pool follow it and its rows are at least 64 wide, where its output
+ * would leave the caches before the pool read it back (OU-200's first: 7.7 MB). The floats of
+ * band that needs beside the convolution's scratch; 0 when layer i is not pooled so. */
+static size_t lensnet__conv_pool_band_floats(const lensnet_model *m, size_t i) {
+  const lensnet_layer *L = &m->layers[i], *P;
+  if (L->type != LENSNET_LAYER_CONV2D || (m->quant && m->quant[i].weight) || i + 2 >= m->layer_count || L->out_w < 64) return 0;
+  P = &m->layers[i + 2];
+  if (m->layers[i + 1].type != LENSNET_LAYER_RELU || P->type != LENSNET_LAYER_MAXPOOL || P->kernel != 2 || P->stride != 2 ||
+      P->padding != 0 || P->out_h == 0 || P->out_w == 0)
+    return 0;
+  return L->out_c / L->groups * 2 * lensnet__pool_band_rows(L->out_w) * L->out_w + LENSNET__ALIGN_SLACK;
+}
+
 static size_t lensnet__forward_layout(const lensnet_model *m, size_t batch, size_t *act, size_t *scratch, size_t *mark) {
   size_t i, a = m->in_c * m->in_h * m->in_w, s = 0, mk = 0, total;
   for (i = 0; i < m->layer_count; i++) {
     const lensnet_layer *L = &m->layers[i];
-    size_t o = L->out_c * L->out_h * L->out_w, ls = lensnet__layer_scratch(L, batch);
+    size_t o = L->out_c * L->out_h * L->out_w, ls = lensnet__layer_scratch(L, batch) + lensnet__conv_pool_band_floats(m, i);
     if (m->quant && m->quant[i].weight && lensnet__quant_scratch_floats(L) > ls) ls = lensnet__quant_scratch_floats(L);
     if (o > a) a = o;
     if (ls > s) s = ls;
@@ -6597,7 +6661,7 @@ static lensnet_result lensnet__model_forward(const lensnet_model *m, size_t batc
     }
     if (m->quant && m->quant[i].weight) lensnet__quant_layer_forward(&p);
     else kind->forward(&p);
-    if (p.fused) i++; /* the next layer is done too */
+    i += (size_t)p.fused; /* the next layer (ReLU), or two (and a max pool), are done too */
     if (!in_place) {
       other = (p.y == cur) ? other : cur;
       cur = p.y; src = cur;
@@ -7199,9 +7263,10 @@ static void lensnet__conv2d_layer_forward(lensnet__pass *p) {
   const lensnet_layer *L = p->L;
   lensnet__conv_geom g = lensnet__layer_geom(L, p->batch);
   int fuse = p->may_fuse && p->layer + 1 < m->layer_count && m->layers[p->layer + 1].type == LENSNET_LAYER_RELU;
+  const lensnet_layer *pool = fuse && !p->t && lensnet__conv_pool_band_floats(m, p->layer) ? &m->layers[p->layer + 2] : NULL;
   lensnet__conv2d_forward_prepacked(lensnet_simd_best(), &g, p->x, lensnet__param_values(m, L->weight), p->prepacked,
-                                    lensnet__param_values(m, L->bias_param), fuse, p->y, p->scratch);
-  p->fused = fuse;
+                                    lensnet__param_values(m, L->bias_param), fuse, pool, p->y, p->scratch);
+  p->fused = pool ? 2 : fuse;
 }
 
 /* One image of a convolution run with weight W (needed only for d input at stride > 1; else the

@@ -665,6 +665,42 @@ static void test_forward_packed(void) {
   lensnet_model_free(other);
 }
 
+static void observe_nothing(void *ctx, size_t layer, const float *x, size_t n) { (void)ctx; (void)layer; (void)x; (void)n; }
+
+/* A convolution 64 or more wide followed by ReLU and a 2x2 max pool is pooled on the way at
+ * inference, band by band; the outputs equal those of the layers run one by one (an observer
+ * turns every fusion off) bit for bit: padding, groups, stride 2, an odd number of rows (the last
+ * not pooled), a last band shorter than the others, and NaN inputs. */
+static void test_pooled_on_the_way(void) {
+  static const char *const archs[2] = {
+      "input 4 25 70\nconv2d name=a out=6 kernel=3 padding=1 groups=2\nrelu\nmaxpool kernel=2\nflatten\ndense name=d out=3",
+      "input 3 27 141\nconv2d name=a out=5 kernel=5 stride=2\nrelu\nmaxpool kernel=2 stride=2\nconv2d name=b out=4 kernel=3\nflatten\ndense name=d out=2"};
+  int k;
+  for (k = 0; k < 2; k++) {
+    lensnet_model *m = NULL;
+    lensnet_error err;
+    lensnet_rng rng;
+    float *x, fused[6], plain[6];
+    size_t i, n, per;
+    if (lensnet_model_create(archs[k], &m, &err) != LENSNET_OK) { CHECK(0, "model %d: %s", k, err.message); continue; }
+    lensnet_model_init(m, 11 + (uint64_t)k);
+    per = m->in_c * m->in_h * m->in_w;
+    n = 2;
+    x = (float *)malloc(n * per * sizeof(float));
+    lensnet_rng_seed(&rng, 4);
+    for (i = 0; i < n * per; i++) x[i] = lensnet_rng_normal(&rng);
+    x[per + 7 * m->in_w + 30] = NAN; /* image 1 */
+    CHECK(lensnet__conv_pool_band_floats(m, 0) > 0, "model %d: the first convolution is pooled on the way", k);
+    CHECK(lensnet_model_forward(m, n, x, fused, NULL, &err) == LENSNET_OK &&
+              lensnet__model_forward(m, n, x, plain, NULL, 0, 0, observe_nothing, NULL, NULL, &err) == LENSNET_OK &&
+              !memcmp(fused, plain, n * m->out_features * sizeof(float)),
+          "model %d: pooled on the way = layer by layer, bit for bit (%g %g / %g %g)", k, fused[0], fused[m->out_features],
+          plain[0], plain[m->out_features]);
+    free(x);
+    lensnet_model_free(m);
+  }
+}
+
 int main(void) {
   TEST("JSON: values, nesting, escapes") test_json_values();
   TEST("He initialisation: the documented bound and variance, zero biases") test_init_he();
@@ -679,6 +715,7 @@ int main(void) {
   TEST("random numbers: reproducible, uniform mean, normal variance") test_random_numbers();
   TEST("lensnet_logits_average: the logits of the views' mean probabilities") test_logits_average();
   TEST("lensnet_model_forward_packed: the same outputs with weights packed once") test_forward_packed();
+  TEST("convolution, ReLU and 2x2 max pool in bands: the same outputs as layer by layer") test_pooled_on_the_way();
   TEST("the layer table has one row per layer type, in LENSNET_LAYER_TYPES order") test_layer_table();
   TEST("a trainer out of training computes what lensnet_model_forward computes, bit for bit") test_trainer_inference();
   TEST("a tensor allocated with its own shape array keeps that shape") test_tensor_realloc_own_shape();
