@@ -4160,6 +4160,25 @@ LENSNET__TARGET_AVX2 static void lensnet__pack_b_avx2(const lensnet__b_source *s
     lensnet__pack_b_with(s, k0, kc, j0, nv, nr, dst, lensnet__copy_avx2);
     return;
   }
+  khw = s->kh * s->kw;
+  c = k0 / khw;
+  i = k0 % khw / s->kw;
+  j = k0 % s->kw;
+  base = c * s->chan_stride + i * s->row_stride + j;
+  if (nv == 16 && j0 % s->ow + 16 <= s->ow) {
+    /* the 16 pixels lie in one output row: each k is two plain loads (and a prefetch of the next
+     * panel's pixels into L2) */
+    size_t start = j0 / s->ow * s->row_stride + j0 % s->ow;
+    for (k = 0; k < kc; k++, dst += 16) {
+      const float *src = s->data + base + start;
+      _mm_prefetch((const char *)(src + 16), _MM_HINT_T1);
+      _mm_prefetch((const char *)(src + 31), _MM_HINT_T1);
+      _mm256_store_ps(dst, _mm256_loadu_ps(src));
+      _mm256_store_ps(dst + 8, _mm256_loadu_ps(src + 8));
+      lensnet__patch_step(s, &base, &i, &j);
+    }
+    return;
+  }
   mask[0][0] = mask[0][1] = mask[1][0] = mask[1][1] = _mm256_setzero_si256();
   for (y = j0 / s->ow, x = j0 % s->ow; lane < nv; y++, x = 0) {
     size_t len = s->ow - x < nv - lane ? s->ow - x : nv - lane;
@@ -4173,11 +4192,6 @@ LENSNET__TARGET_AVX2 static void lensnet__pack_b_avx2(const lensnet__b_source *s
   }
   for (h = 0; h < 2; h++)
     if (segs[h] == 1) off[h][1] = off[h][0]; /* an empty second mask still needs a valid address */
-  khw = s->kh * s->kw;
-  c = k0 / khw;
-  i = k0 % khw / s->kw;
-  j = k0 % s->kw;
-  base = c * s->chan_stride + i * s->row_stride + j;
   for (k = 0; k < kc; k++, dst += 16) {
     const float *src = s->data + base;
     for (h = 0; h < 2; h++)
