@@ -2207,6 +2207,11 @@ static lensnet_result lensnet__npy_sizes(const lensnet_npy_info *info, size_t *c
 static void lensnet__npy_convert(const lensnet_npy_info *info, const unsigned char *b, size_t count, float *out) {
   size_t i;
   int size = info->item_size;
+  const uint32_t one = 1;
+  if (info->kind == 'f' && size == 4 && !info->big_endian && *(const unsigned char *)&one == 1 && count) {
+    memcpy(out, b, count * sizeof(float)); /* <f4 on a little-endian host (IEEE-754 floats): the bytes as they are */
+    return;
+  }
   for (i = 0; i < count; i++) {
     const unsigned char *e = b + i * (size_t)size;
     uint64_t u = info->big_endian ? lensnet__get_be(e, size) : lensnet__get_le(e, size);
