@@ -70,7 +70,10 @@
  *               convolution with flipped weights. Dropout keeps each value with probability
  *               1 - p to a resolution of 2^-16, from a stream per (step, layer, image).
  *   GEMM        lensnet_sgemm: blocked and packed, scalar always built, SSE/AVX2/AVX-512/NEON
- *               micro-kernels chosen from the CPU at run time; convolutions go through it.
+ *               micro-kernels chosen from the CPU at run time; convolutions go through it
+ *               (implicit GEMM; a ReLU and a 2x2 max pool after a wide one are applied on the
+ *               way at inference). lensnet_model_pack packs a model's convolution weights once,
+ *               for callers that run many one-image passes (lensnet_model_forward_packed).
  *   int8        lensnet_quantize: convolutions and dense layers with int8 weights (one scale per
  *               output channel) and uint8 inputs calibrated on images, exact int32 sums
  *               (lensnet_i8gemm: scalar, AVX2, AVX-512 VNNI, NEON, the same bits on every path);
