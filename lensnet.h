@@ -6916,6 +6916,10 @@ struct lensnet_trainer {
   float *bgrad_images;           /* per-slot bias gradients, reduced in a fixed order */
   float *run_tmp;                /* per worker: two per-image gradient buffers */
   size_t run_tmp_floats;
+  float *packed_raw, *packed;    /* conv2d weights packed for the GEMM once per step (forward) and
+                                  * once per backward (flipped), instead of once per image */
+  size_t *packed_fwd, *packed_bwd; /* per layer: offsets into packed, or (size_t)-1 for none */
+  lensnet_simd packed_simd;      /* the path they are packed for */
 };
 
 static size_t lensnet__workers(const lensnet_trainer *t) { return t->parallel.workers ? t->parallel.workers : 1; }
@@ -7010,11 +7014,61 @@ LENSNET_API void lensnet_trainer_free(lensnet_trainer *t) {
   LENSNET_FREE(t->dropout_mask); LENSNET_FREE(t->mask_offset); LENSNET_FREE(t->bn_mean); LENSNET_FREE(t->bn_invstd);
   LENSNET_FREE(t->bn_offset); LENSNET_FREE(t->scratch); LENSNET_FREE(t->wgrad_images); LENSNET_FREE(t->captured_grad);
   LENSNET_FREE(t->flipped_weights); LENSNET_FREE(t->wgrad_offset); LENSNET_FREE(t->bgrad_offset);
+  LENSNET_FREE(t->packed_raw); LENSNET_FREE(t->packed_fwd); LENSNET_FREE(t->packed_bwd);
   LENSNET_FREE(t->bgrad_images); LENSNET_FREE(t->run_tmp);
   LENSNET_FREE(t);
 }
 
 /* Allocates count elements of size elem, or sets *ok = 0 (on overflow or failure). */
+/* Room for every conv2d layer's packed weights (forward) and packed flipped weights (d input),
+ * each rounded to 16 floats; 0 when out of memory. Layers whose sizes overflow get none. */
+static int lensnet__trainer_packed_alloc(lensnet_trainer *t) {
+  const lensnet_model *m = t->model;
+  const lensnet__gemm_path *path;
+  size_t l, total = 0, bytes;
+  t->packed_simd = lensnet_simd_best();
+  path = lensnet__gemm_path_for(t->packed_simd);
+  t->packed_fwd = LENSNET__CAST(size_t *, LENSNET_MALLOC((m->layer_count + 1) * sizeof(size_t)));
+  t->packed_bwd = LENSNET__CAST(size_t *, LENSNET_MALLOC((m->layer_count + 1) * sizeof(size_t)));
+  if (!t->packed_fwd || !t->packed_bwd) return 0;
+  for (l = 0; l < m->layer_count; l++) {
+    const lensnet_layer *L = &m->layers[l];
+    lensnet__conv_geom g, gt;
+    size_t n;
+    t->packed_fwd[l] = t->packed_bwd[l] = (size_t)-1;
+    if (L->type != LENSNET_LAYER_CONV2D) continue;
+    g = lensnet__layer_geom(L, 1);
+    if ((n = lensnet__conv_packed_floats(path, &g)) != 0 && n < ((size_t)-1 >> 2) - total) {
+      t->packed_fwd[l] = total;
+      total += lensnet__round_up(n, 16);
+    }
+    if (lensnet__conv_input_grad_geom(L, &gt) && (n = lensnet__conv_packed_floats(path, &gt)) != 0 && n < ((size_t)-1 >> 2) - total) {
+      t->packed_bwd[l] = total;
+      total += lensnet__round_up(n, 16);
+    }
+  }
+  if (!total) return 1;
+  if (!lensnet__mul_ok(total + LENSNET__ALIGN_SLACK, sizeof(float), &bytes) || !(t->packed_raw = LENSNET__CAST(float *, LENSNET_MALLOC(bytes))))
+    return 0;
+  t->packed = lensnet__align64(t->packed_raw);
+  return 1;
+}
+
+/* Packs conv2d layer l's weights W (geometry g) at offset off of the trainer's packed buffer. */
+static void lensnet__trainer_pack(lensnet_trainer *t, const lensnet__conv_geom *g, const float *W, size_t off) {
+  const lensnet__gemm_path *path = lensnet__gemm_path_for(t->packed_simd);
+  size_t grp, K = (g->cin / g->groups) * g->kh * g->kw, m_pad = lensnet__round_up(g->cout / g->groups, path->mr);
+  for (grp = 0; grp < g->groups; grp++) lensnet__conv_pack_weights(path, g, W, grp, t->packed + off + grp * m_pad * K);
+}
+
+/* The packed weights of layer l for this run's path (NULL: none; the convolution packs them). */
+static const float *lensnet__trainer_packed(const lensnet_trainer *t, size_t l, int backward) {
+  size_t off;
+  if (!t->packed || t->packed_simd != lensnet_simd_best() || t->model->layers[l].type != LENSNET_LAYER_CONV2D) return NULL;
+  off = backward ? t->packed_bwd[l] : t->packed_fwd[l];
+  return off == (size_t)-1 ? NULL : t->packed + off;
+}
+
 static void *lensnet__alloc_or_flag(size_t count, size_t elem, int *ok) {
   size_t bytes;
   void *p;
@@ -7123,6 +7177,7 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensne
   t->bgrad_images = LENSNET__CAST(float *, lensnet__alloc_or_flag(bgrad * t->grad_slots, sizeof(float), &ok));
   t->flipped_weights = LENSNET__CAST(float *, lensnet__alloc_or_flag(wgrad, sizeof(float), &ok));
   t->run_tmp = LENSNET__CAST(float *, lensnet__alloc_or_flag(per_image_max * 2 * workers, sizeof(float), &ok));
+  if (ok) ok = lensnet__trainer_packed_alloc(t);
   if (!ok) { lensnet_trainer_free(t); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for training buffers (batch %lu)", (unsigned long)batch_cap); }
   *out = t;
   return LENSNET_OK;
@@ -7315,7 +7370,9 @@ static void lensnet__conv_backward_image(const lensnet__pass *p, const float *W,
       lensnet__col2im_add(&g, col, cin_g, dx + grp * cin_g * L->in_h * L->in_w);
     }
   }
-  if (flipped) lensnet__conv2d_forward(&gt, dy, t->flipped_weights + t->wgrad_offset[l], NULL, 0, dx, col);
+  if (flipped)
+    lensnet__conv2d_forward_prepacked(lensnet_simd_best(), &gt, dy, t->flipped_weights + t->wgrad_offset[l], lensnet__trainer_packed(t, l, 1), NULL, 0,
+                                      NULL, dx, col);
   if (L->bias_param >= 0 && !t->skip_param_grads) {
     float *db = t->bgrad_images + t->bgrad_offset[l] * t->grad_slots + slot * L->out_c;
     for (co = 0; co < L->out_c; co++) db[co] = (p->accumulate ? db[co] : 0.0f) + lensnet__sum(dy + co * P, P);
@@ -7328,7 +7385,10 @@ static void lensnet__conv2d_backward(const lensnet__pass *p, const float *dy, fl
 
 static void lensnet__conv2d_backward_prepare(lensnet_trainer *t, size_t l) {
   const lensnet_layer *L = &t->model->layers[l];
+  lensnet__conv_geom gt;
   lensnet__flip_weights(L, t->model->values + t->model->params[L->weight].offset, t->flipped_weights + t->wgrad_offset[l]);
+  if (t->packed && t->packed_bwd[l] != (size_t)-1 && lensnet__conv_input_grad_geom(L, &gt))
+    lensnet__trainer_pack(t, &gt, t->flipped_weights + t->wgrad_offset[l], t->packed_bwd[l]);
 }
 
 /* Weight and bias gradients summed in slot order: the same for any number of threads. */
@@ -8038,6 +8098,7 @@ static lensnet__pass lensnet__trainer_pass(lensnet_trainer *t, size_t l, size_t 
   p.y = lensnet__act(t, (long)l, b);
   p.scratch = t->scratch + worker * t->scratch_per_worker;
   p.saved = p.L->mark >= 0 ? lensnet__act(t, (long)lensnet__mark_layer(m, p.L->mark), b) : NULL;
+  p.prepacked = lensnet__trainer_packed(t, l, 0);
   return p;
 }
 
@@ -8105,6 +8166,11 @@ LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t ba
   t->training = training;
   step_seed = training ? lensnet_rng_next(&t->rng) : 0;
   memcpy(t->input, input, batch * m->in_c * m->in_h * m->in_w * sizeof(float));
+  for (i = 0; t->packed && i < m->layer_count; i++) /* the weights as they are for this step, packed once for every image */
+    if (t->packed_fwd[i] != (size_t)-1) {
+      lensnet__conv_geom g = lensnet__layer_geom(&m->layers[i], 1);
+      lensnet__trainer_pack(t, &g, lensnet__param_values(m, m->layers[i].weight), t->packed_fwd[i]);
+    }
   for (i = 0; i < m->layer_count;) {
     lensnet__run_task r;
     lensnet__pass p;
