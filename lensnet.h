@@ -725,8 +725,9 @@ LENSNET_API lensnet_result lensnet_model_forward_mc(const lensnet_model *m, size
  * this CPU's GEMM path; lensnet_model_forward_packed is lensnet_model_forward with those panels
  * (the same results, bit for bit). The snapshot does not follow later changes of m's values:
  * after changing them (training, lensnet_model_init, writing values), pack again. pk must come
- * from m (LENSNET_ERR_ARG otherwise); several threads may share one pk. Layers other than plain
- * float conv2d are run as lensnet_model_forward runs them. */
+ * from m (LENSNET_ERR_ARG otherwise: another model, or one whose layers or parameter count differ
+ * from those packed) and must not outlive it: free pk before or with m. Several threads may share
+ * one pk. Layers other than plain float conv2d are run as lensnet_model_forward runs them. */
 typedef struct lensnet_packed lensnet_packed;
 LENSNET_API lensnet_result lensnet_model_pack(const lensnet_model *m, lensnet_packed **out, lensnet_error *err);
 LENSNET_API void lensnet_packed_free(lensnet_packed *pk);
@@ -1540,8 +1541,9 @@ LENSNET_API double lensnet_lens_probability(const float *logits, size_t n_output
 /* A classifier's outputs for several views of one object (test-time symmetries: `passes` rows of
  * n_outputs logits) averaged as probabilities: out gets logits whose softmax (sigmoid for one
  * output) is the mean of the rows' softmaxes (sigmoids): log of each mean probability (for one
- * output, log(p / (1 - p))), floored at log(FLT_MIN) so that a class no view gives any chance
- * stays finite. out may be the first row. Nothing is written when passes is 0. */
+ * output, log(p / (1 - p)) with p and 1 - p averaged apart), kept within +-log(FLT_MIN) so that
+ * a class no view gives any chance stays finite. out may be the first row. Nothing is written
+ * when passes is 0. */
 LENSNET_API void lensnet_logits_average(const float *logits, size_t passes, size_t n_outputs, float *out);
 
 /* Streaming .npy (little-endian f4) writer: begin, append rows, then finish or abort. A row is
@@ -6640,6 +6642,7 @@ static const float *lensnet__param_values(const lensnet_model *m, int index);
 
 struct lensnet_packed {
   const lensnet_model *m;   /* the model packed */
+  size_t value_count;       /* its parameter count then */
   lensnet_simd simd;        /* the GEMM path the panels are laid out for */
   size_t count;             /* m->layer_count */
   float **layer;            /* [count]: layer i's panels (aligned), or NULL */
@@ -6717,7 +6720,7 @@ LENSNET_API lensnet_result lensnet_model_pack(const lensnet_model *m, lensnet_pa
   if (!m) return lensnet__fail(err, LENSNET_ERR_ARG, "no model to pack");
   pk = LENSNET__CAST(lensnet_packed *, LENSNET_MALLOC(sizeof *pk));
   if (!pk) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
-  pk->m = m; pk->simd = lensnet_simd_best(); pk->count = m->layer_count;
+  pk->m = m; pk->simd = lensnet_simd_best(); pk->count = m->layer_count; pk->value_count = m->value_count;
   pk->layer = LENSNET__CAST(float **, LENSNET_MALLOC((m->layer_count + 1) * sizeof(float *)));
   pk->raw = LENSNET__CAST(float **, LENSNET_MALLOC((m->layer_count + 1) * sizeof(float *)));
   if (!pk->layer || !pk->raw) { lensnet_packed_free(pk); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory"); }
@@ -6747,8 +6750,9 @@ LENSNET_API lensnet_result lensnet_model_pack(const lensnet_model *m, lensnet_pa
 
 LENSNET_API lensnet_result lensnet_model_forward_packed(const lensnet_model *m, const lensnet_packed *pk, size_t batch, const float *input,
                                                         float *output, float *workspace, lensnet_error *err) {
-  if (pk && pk->m != m) return lensnet__fail(err, LENSNET_ERR_ARG, "the packed weights belong to another model");
-  if (pk && (pk->simd != lensnet_simd_best() || pk->count != m->layer_count)) pk = NULL; /* another path now: pack as usual */
+  if (pk && (pk->m != m || pk->count != m->layer_count || pk->value_count != m->value_count))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "the packed weights belong to another model");
+  if (pk && pk->simd != lensnet_simd_best()) pk = NULL; /* another path now: pack as usual */
   return lensnet__model_forward(m, batch, input, output, workspace, 0, 0, NULL, NULL, pk, err);
 }
 
@@ -11130,7 +11134,7 @@ LENSNET_API double lensnet_lens_probability(const float *logits, size_t n_output
 }
 
 LENSNET_API void lensnet_logits_average(const float *logits, size_t passes, size_t n_outputs, float *out) {
-  double local[16], *mean = local, floor_log = log((double)FLT_MIN);
+  double local[16], *mean = local, floor_log = log((double)FLT_MIN), rest = 0.0;
   size_t k, j;
   if (!passes || !n_outputs) return;
   if (n_outputs > 16 && !(mean = (double *)LENSNET_MALLOC(n_outputs * sizeof(double)))) {
@@ -11141,14 +11145,18 @@ LENSNET_API void lensnet_logits_average(const float *logits, size_t passes, size
   for (k = 0; k < passes; k++) {
     const float *z = logits + k * n_outputs;
     double mx = z[0], sum = 0.0;
-    if (n_outputs == 1) { mean[0] += 1.0 / (1.0 + exp(-(double)z[0])); continue; }
+    if (n_outputs == 1) { /* p and 1 - p summed apart, so that a logit of 40 is not lost to 1 - p rounding to 0 */
+      mean[0] += 1.0 / (1.0 + exp(-(double)z[0]));
+      rest += 1.0 / (1.0 + exp((double)z[0]));
+      continue;
+    }
     for (j = 1; j < n_outputs; j++) if (z[j] > mx) mx = z[j];
     for (j = 0; j < n_outputs; j++) sum += exp((double)z[j] - mx);
     for (j = 0; j < n_outputs; j++) mean[j] += exp((double)z[j] - mx) / sum;
   }
   for (j = 0; j < n_outputs; j++) {
     double p = mean[j] / (double)passes, v;
-    if (n_outputs == 1) v = p >= 1.0 ? -floor_log : log(p) - log1p(-p); /* every view certain: the floor's mirror */
+    if (n_outputs == 1) v = log(p) - log(rest / (double)passes);
     else v = log(p);
     out[j] = v != v ? (float)v : (float)(v > floor_log ? (v < -floor_log ? v : -floor_log) : floor_log); /* NaN stays NaN */
   }

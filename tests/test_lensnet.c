@@ -612,6 +612,13 @@ static void test_logits_average(void) {
   CHECK(fabs(two[0] - log(0.625)) < 1e-6 && fabs(two[1] - log(0.375)) < 1e-6, "in place: %g %g", two[0], two[1]);
   lensnet_logits_average(one, 2, 1, out);
   CHECK(fabs(out[0] - log(5.0 / 3.0)) < 1e-6, "sigmoid mean: %g", out[0]);
+  { /* a confident sigmoid keeps its logit: 1 - p averaged apart from p (1 - p ~ e^-45, below a double's spacing at 1) */
+    float sure[2] = {45.0f, 45.0f}, mixed[2] = {45.0f, 43.0f};
+    lensnet_logits_average(sure, 2, 1, out);
+    CHECK(fabs(out[0] - 45.0) < 1e-4, "two views at 45: %g", out[0]);
+    lensnet_logits_average(mixed, 2, 1, out);
+    CHECK(fabs(out[0] - -log((exp(-45.0) + exp(-43.0)) / 2)) < 1e-4, "views at 45 and 43: %g (want %g)", out[0], -log((exp(-45.0) + exp(-43.0)) / 2));
+  }
   lensnet_logits_average(gone, 2, 2, out);
   CHECK(fabs(out[0]) < 1e-7 && out[1] == (float)log((double)FLT_MIN), "a class without a chance: %g %g", out[0], out[1]);
   for (j = 0; j < 40; j++) wide[j] = j < 20 ? 1.5f : -2.0f;

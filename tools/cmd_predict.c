@@ -59,7 +59,8 @@ static const lens_option predict_rows[] = {
             "held, so memory is the model's whatever B); each object gets its own forward\n"
             "pass, so scores do not depend on B"),
   LENS_SIZE(T, "threads", threads, 1, 256, 0, "T", "threads sharing each batch (default: the CPUs this process may use); scores do not depend on T"),
-  LENS_TEXT(T, "out", 0, out_npy, NULL, "FILE", "FILE.npy: the raw logits [N, classes] as float32 (no CSV on standard output);\n"
+  LENS_TEXT(T, "out", 0, out_npy, NULL, "FILE", "FILE.npy: the raw logits [N, classes] as float32 (no CSV on standard output;\n"
+            "with --symmetries the logs of the views' mean probabilities);\n"
             "FILE.csv: the CSV there instead of standard output"),
   LENS_TEXT(T, "csv", 0, csv_path, NULL, "FILE.csv", "write the CSV there (beside an --out FILE.npy)"),
   LENS_TEXT(T, "locator", 0, locator_path, NULL, "L.safetensors", "a locator (a regression on center_x, center_y with a pixel_scale)\n"
@@ -72,7 +73,8 @@ static const lens_option predict_rows[] = {
   LENS_SIZE(T, "mc", mc, 2, 100000, 0, "N", "regression models: N passes with dropout on (Monte Carlo dropout); each\n"
             "target's sigma then adds the spread of the passes to the aleatoric part;\n"
             "the means come from the network without dropout (one more pass, or\n"
-            "one per symmetry), free of the passes' sampling noise"),
+            "one per view), free of the passes' sampling noise; with --symmetries\n"
+            "N must be a multiple of its count"),
   LENS_FLAG(T, "mc-mean", mc_mean, "with --mc: the means are the average of the N dropout passes (as\n"
             "Perreault Levasseur et al. 2017) instead"),
   LENS_SEED(T, "seed", seed, 1, "S", "seed of the --mc dropout masks (default 1); object k's passes depend only on\n"
@@ -87,8 +89,9 @@ static const lens_option predict_rows[] = {
               "columns become the logs of those means). Regression models: each\n"
               "view's prediction is turned back into the image's frame (theta_E\n"
               "unchanged; the centre and e1, e2 follow the image); plain passes,\n"
-              "or with --mc N (a multiple of 2 or 8) N/2 or N/8 dropout passes per\n"
-              "view and the plain ones for the means; 1 (default) the image as it is"),
+              "or with --mc N (a multiple of the views) N/views dropout passes per\n"
+              "view and the plain ones for the means; --locator's positions come\n"
+              "from the image as it is; 1 (default) the image as it is"),
 };
 #undef T
 static const lens_option_section predict_sections[] = {{NULL, predict_rows, sizeof predict_rows / sizeof predict_rows[0]}};
@@ -119,9 +122,9 @@ typedef struct {
   size_t pending_count, object_number, scored, nan_pixels, inf_pixels, added;
   int regress;              /* the model regresses (lensnet_model_regression) */
   lensnet_regression reg;
-  size_t passes;            /* forward passes per object: --mc, else 8 with --symmetries 8, else 1 */
+  size_t passes;            /* forward passes per object: --mc, else one per view (--symmetries) */
   size_t plain;             /* --mc without --mc-mean: passes without dropout for the means, after the
-                             * --mc ones (8 with --symmetries 8, else 1); 0 otherwise */
+                             * --mc ones (one per view); 0 otherwise */
   size_t views;             /* --symmetries: 1, 2 or 8; pass k sees view k mod views (view_transform) */
   lensnet_npy_writer samples; /* --samples */
   size_t first, end;        /* the objects this run scores (by number): all, or its shard's */
