@@ -358,8 +358,8 @@ scan-weights: $(BUILD)/lens
 # The substructure classifier weights/deeplense-sim.safetensors and its card weights/deeplense-sim.md
 # (docs/deeplense.md): DEEPLENSE_N objects of --preset deeplense-substructure (DeepLenseSim's Model
 # I), DEEPLENSE_EPOCHS epochs of tools/deeplense/substructure.arch, evaluated on DEEPLENSE_N/5
-# objects of another seed. Not part of make test (about 2.5 hours on 2 cores, 294,000 simulated
-# images, 27 GB of disk with the default N); a stopped run continues where it stopped.
+# objects of another seed. Not part of make test (about 2 hours on 2 cores, 204,000 simulated
+# images, 18 GB of disk with the default N); a stopped run continues where it stopped.
 DEEPLENSE_RUN     ?= build/deeplense
 DEEPLENSE_N       ?= 30000
 DEEPLENSE_EPOCHS  ?= 2
