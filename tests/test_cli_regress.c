@@ -189,7 +189,7 @@ static void test_symmetries(void) {
   static const char *const names[8] = {"t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7"};
   char out[8192];
   lensnet_tensor x, turned;
-  lensnet_csv sym, plain[8];
+  lensnet_csv sym, half, plain[8];
   lensnet_error err;
   size_t i, j, n = SIDE, agree = 0, loaded = 0;
   int t, rc;
@@ -234,16 +234,16 @@ static void test_symmetries(void) {
   /* --symmetries 2: the image and its half turn (transform 6), which changes neither target */
   rc = cli_lens("predict --model " D "/renamed.safetensors " D "/test.npy --symmetries 2 --csv " D "/sym2.csv");
   agree = 0;
-  if (rc == 0 && lensnet_csv_read(D "/sym2.csv", &sym, &err) == LENSNET_OK) {
+  if (rc == 0 && lensnet_csv_read(D "/sym2.csv", &half, &err) == LENSNET_OK) {
     for (i = 0; i < N; i++)
       for (j = 0; j < 2; j++) {
         double a = 0, b = 0, mu = 0;
         lensnet_csv_number(&plain[0], i + 1, 1 + 2 * j, &a, &err);
         lensnet_csv_number(&plain[6], i + 1, 1 + 2 * j, &b, &err);
-        lensnet_csv_number(&sym, i + 1, 1 + 2 * j, &mu, &err);
+        lensnet_csv_number(&half, i + 1, 1 + 2 * j, &mu, &err);
         agree += fabs((a + b) / 2 - mu) <= 1e-5 * (fabs(mu) + 1);
       }
-    lensnet_csv_free(&sym);
+    lensnet_csv_free(&half);
   }
   CHECK(rc == 0 && agree == 2 * N, "--symmetries 2: each mean is the average of the image's and its half turn's (%lu of %d)",
         (unsigned long)agree, 2 * N);
