@@ -6271,22 +6271,81 @@ LENSNET_API size_t lensnet_model_workspace_floats(const lensnet_model *m, size_t
 /* max that keeps a NaN, as PyTorch's max pooling does */
 static float lensnet__max_nan(float a, float b) { return (a > b || a != a) ? a : b; }
 
-/* The common 2x2, stride 2, unpadded max pool, written so compilers vectorise it. */
+#ifdef LENSNET__HAVE_AVX512
+/* One pooled row by AVX-512, 16 outputs a step: even and odd columns of both input rows split by
+ * two-source permutes, then max_nan(max_nan(r0 even, r0 odd), max_nan(r1 even, r1 odd)) with
+ * max_nan(a, b) = (a > b || a is NaN) ? a : b, the scalar definition lane by lane, so the result
+ * (the first NaN among the four, in that order, when there is one) is the same bit for bit. */
+LENSNET__INLINE LENSNET__TARGET_AVX512 __m512 lensnet__avx512_max_nan(__m512 a, __m512 b) {
+  __mmask16 take_a = _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+  return _mm512_mask_blend_ps(take_a, b, a);
+}
+
+LENSNET__TARGET_AVX512 static void lensnet__maxpool_row_avx512(const float *r0, const float *r1, float *o, size_t ow) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  size_t x;
+  for (x = 0; x < ow; x += 16) {
+    size_t n = ow - x < 16 ? ow - x : 16; /* outputs this step; 2n inputs of each row */
+    __mmask16 lo = lensnet__avx512_first_lanes(2 * n), hi = lensnet__avx512_first_lanes(2 * n > 16 ? 2 * n - 16 : 0);
+    __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * x), a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * x + 16);
+    __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * x), b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * x + 16);
+    __m512 a = lensnet__avx512_max_nan(_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1));
+    __m512 b = lensnet__avx512_max_nan(_mm512_permutex2var_ps(b0, even, b1), _mm512_permutex2var_ps(b0, odd, b1));
+    _mm512_mask_storeu_ps(o + x, lensnet__avx512_first_lanes(n), lensnet__avx512_max_nan(a, b));
+  }
+}
+#endif
+
+#ifdef LENSNET__HAVE_AVX2
+/* The same by AVX2, 8 outputs a step (shuffle within 128-bit lanes, then the 64-bit quarters
+ * put in order); a tail of fewer than 8 is left to the scalar loop. Returns the outputs written. */
+LENSNET__INLINE LENSNET__TARGET_AVX2 __m256 lensnet__avx2_max_nan(__m256 a, __m256 b) {
+  __m256 take_a = _mm256_or_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ), _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+  return _mm256_blendv_ps(b, a, take_a);
+}
+
+LENSNET__TARGET_AVX2 static size_t lensnet__maxpool_row_avx2(const float *r0, const float *r1, float *o, size_t ow) {
+  size_t x;
+  for (x = 0; x + 8 <= ow; x += 8) {
+    __m256 a0 = _mm256_loadu_ps(r0 + 2 * x), a1 = _mm256_loadu_ps(r0 + 2 * x + 8);
+    __m256 b0 = _mm256_loadu_ps(r1 + 2 * x), b1 = _mm256_loadu_ps(r1 + 2 * x + 8);
+    __m256 ae = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, a1, 0x88)), 0xD8));
+    __m256 ao = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a0, a1, 0xDD)), 0xD8));
+    __m256 be = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(b0, b1, 0x88)), 0xD8));
+    __m256 bo = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(b0, b1, 0xDD)), 0xD8));
+    _mm256_storeu_ps(o + x, lensnet__avx2_max_nan(lensnet__avx2_max_nan(ae, ao), lensnet__avx2_max_nan(be, bo)));
+  }
+  return x;
+}
+#endif
+
+/* The common 2x2, stride 2, unpadded max pool: a row at a time by the widest vector path, else
+ * written so compilers vectorise it; every path gives the scalar loop's result bit for bit. */
 LENSNET__VECTORIZE static void lensnet__maxpool2x2(const lensnet_layer *L, size_t planes, const float *in, float *out) {
   size_t plane, y, x, ow = L->out_w, iw = L->in_w;
+  lensnet_simd simd = lensnet_simd_best();
+  (void)simd;
   for (plane = 0; plane < planes; plane++) {
     const float *src = in + plane * L->in_h * iw;
     float *dst = out + plane * L->out_h * ow;
     for (y = 0; y < L->out_h; y++) {
       const float *r0 = src + 2 * y * iw, *r1 = r0 + iw;
       float *o = dst + y * ow, pair[2];
-      for (x = 0; x < ow; x++) {
+      size_t done = 0;
+#ifdef LENSNET__HAVE_AVX512
+      if (simd == LENSNET_SIMD_AVX512) { lensnet__maxpool_row_avx512(r0, r1, o, ow); continue; }
+#endif
+#ifdef LENSNET__HAVE_AVX2
+      if (simd == LENSNET_SIMD_AVX2) done = lensnet__maxpool_row_avx2(r0, r1, o, ow);
+#endif
+      for (x = done; x < ow; x++) {
         /* max without a NaN test in the hot path; a NaN found afterwards is put back */
         float a = r0[2 * x] > r0[2 * x + 1] ? r0[2 * x] : r0[2 * x + 1];
         float b = r1[2 * x] > r1[2 * x + 1] ? r1[2 * x] : r1[2 * x + 1];
         o[x] = a > b ? a : b;
       }
-      for (x = 0; x < ow; x++) /* a NaN among the four makes the sum NaN */
+      for (x = done; x < ow; x++) /* a NaN among the four makes the sum NaN */
         if ((r0[2 * x] + r0[2 * x + 1]) + (r1[2 * x] + r1[2 * x + 1]) != (r0[2 * x] + r0[2 * x + 1]) + (r1[2 * x] + r1[2 * x + 1])) {
           pair[0] = lensnet__max_nan(r0[2 * x], r0[2 * x + 1]);
           pair[1] = lensnet__max_nan(r1[2 * x], r1[2 * x + 1]);
@@ -10463,15 +10522,59 @@ LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *fir
   return count;
 }
 
+/* The first value of x[0:n] that equals zero (there is one): a running minimum or maximum that
+ * ends at zero took the first zero it met, +0 or -0, and lane-wise minima may hold another. */
+static float lensnet__first_zero(const float *x, size_t n) {
+  size_t i;
+  for (i = 0; i < n && x[i] != 0.0f; i++) {}
+  return i < n ? x[i] : 0.0f;
+}
+
+/* Smallest and largest non-NaN values of x[0:n] (+inf and -inf if none), as the sequential
+ * `v < lo` / `v > hi` scan finds them, in 16 independent lanes that compilers vectorise. */
+LENSNET__VECTORIZE static void lensnet__range_skip_nan(const float *x, size_t n, float *lo_out, float *hi_out) {
+  float lo16[16], hi16[16], lo = INFINITY, hi = -INFINITY;
+  size_t i, j;
+  for (j = 0; j < 16; j++) { lo16[j] = INFINITY; hi16[j] = -INFINITY; }
+  for (i = 0; i + 16 <= n; i += 16)
+    for (j = 0; j < 16; j++) { /* a NaN compares false and changes nothing */
+      float v = x[i + j];
+      lo16[j] = v < lo16[j] ? v : lo16[j];
+      hi16[j] = v > hi16[j] ? v : hi16[j];
+    }
+  for (; i < n; i++) {
+    if (x[i] < lo) lo = x[i];
+    if (x[i] > hi) hi = x[i];
+  }
+  for (j = 0; j < 16; j++) {
+    if (lo16[j] < lo) lo = lo16[j];
+    if (hi16[j] > hi) hi = hi16[j];
+  }
+  if (lo == 0.0f) lo = lensnet__first_zero(x, n);
+  if (hi == 0.0f) hi = lensnet__first_zero(x, n);
+  *lo_out = lo;
+  *hi_out = hi;
+}
+
+/* x = (x - lo) / span, NaN to 0 (counted); span <= 0 (a constant band) makes every value 0. */
+LENSNET__VECTORIZE static size_t lensnet__rescale_band(float *x, size_t n, float lo, float span, int constant) {
+  size_t i, nans = 0;
+  if (constant)
+    for (i = 0; i < n; i++) { nans += x[i] != x[i]; x[i] = 0.0f; }
+  else
+    for (i = 0; i < n; i++) {
+      float v = x[i];
+      nans += v != v;
+      x[i] = v != v ? 0.0f : (v - lo) / span;
+    }
+  return nans;
+}
+
 LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t hw) {
   size_t b, i, nans = 0;
   for (b = 0; b < bands; b++) {
-    float *x = image + b * hw, lo = INFINITY, hi = -INFINITY;
-    for (i = 0; i < hw; i++) {
-      if (x[i] != x[i]) continue;
-      if (x[i] < lo) lo = x[i];
-      if (x[i] > hi) hi = x[i];
-    }
+    float *x = image + b * hw, lo, hi;
+    lensnet__range_skip_nan(x, hw, &lo, &hi);
     if (hi - lo - (hi - lo) != 0.0f && hi - hi == 0.0f && lo - lo == 0.0f) {
       /* finite values whose span overflows a float (beyond ~3.4e38): the same in double */
       double dlo = lo, span = (double)hi - (double)lo;
@@ -10481,10 +10584,7 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
       }
       continue;
     }
-    for (i = 0; i < hw; i++) {
-      if (x[i] != x[i]) { x[i] = 0.0f; nans++; }
-      else x[i] = hi > lo ? (x[i] - lo) / (hi - lo) : 0.0f;
-    }
+    nans += lensnet__rescale_band(x, hw, lo, hi - lo, !(hi > lo));
   }
   return nans;
 }
@@ -10539,12 +10639,28 @@ static lensnet_result lensnet__cutout_check(const lensnet_model *m, const lensne
   return LENSNET_OK;
 }
 
+/* Counts the infinities of x[0:n] (returned) and NaNs (*nans), and replaces each infinity by
+ * `inf_to`; x - x is 0 for finite x and NaN for NaN and infinities. Written so compilers
+ * vectorise it. */
+LENSNET__VECTORIZE static size_t lensnet__count_non_finite(float *x, size_t n, float inf_to, size_t *nans) {
+  size_t k, infs = 0, nan_count = 0;
+  for (k = 0; k < n; k++) {
+    float v = x[k];
+    int bad = v - v != 0.0f, is_nan = v != v, is_inf = bad & !is_nan;
+    infs += (size_t)is_inf;
+    nan_count += (size_t)is_nan;
+    x[k] = is_inf ? inf_to : v;
+  }
+  *nans = nan_count;
+  return infs;
+}
+
 LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
                                                   size_t bands, size_t h, size_t w, float *out,
                                                   lensnet_cutout_report *report, lensnet_error *err) {
   lensnet_cutout_desc d;
   lensnet_cutout_report rep;
-  size_t hw, c, k, y;
+  size_t hw, c, k, y, nan_pixels = 0;
   lensnet_result r;
   memset(&d, 0, sizeof d);
   memset(&rep, 0, sizeof rep);
@@ -10564,18 +10680,14 @@ LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const 
       for (y = 0; y < m->in_h; y++) memcpy(dst + y * m->in_w, band + (y0 + y) * w + x0, m->in_w * sizeof(float));
     } else lensnet_resize_bilinear(band, h, w, dst, m->in_h, m->in_w);
   }
-  /* x - x is 0 for finite x and NaN for NaN and infinities */
-  if (d.minmax) {
-    for (k = 0; k < m->in_c * hw; k++)
-      if (out[k] - out[k] != 0.0f && out[k] == out[k]) { out[k] = (float)NAN; rep.inf_pixels++; } /* min-max skips NaN */
+  if (d.minmax) { /* min-max skips NaN: infinities become NaN first */
+    rep.inf_pixels = lensnet__count_non_finite(out, m->in_c * hw, (float)NAN, &nan_pixels);
     rep.nan_pixels = lensnet_minmax_normalize(out, m->in_c, hw) - rep.inf_pixels;
-  } else
-    for (k = 0; k < m->in_c * hw; k++)
-      if (out[k] - out[k] != 0.0f) {
-        if (out[k] == out[k]) rep.inf_pixels++;
-        else rep.nan_pixels++;
-        out[k] = 0.0f;
-      }
+  } else {
+    rep.inf_pixels = lensnet__count_non_finite(out, m->in_c * hw, 0.0f, &nan_pixels);
+    rep.nan_pixels = nan_pixels;
+    for (k = 0; k < m->in_c * hw; k++) out[k] = out[k] != out[k] ? 0.0f : out[k];
+  }
   if (report) *report = rep;
   return LENSNET_OK;
 }

@@ -292,6 +292,21 @@ static void test_resize_and_minmax(void) {
     CHECK(lensnet_minmax_normalize(wide, 1, 3) == 0 && wide[0] == 0.0f && wide[1] == 0.5f && wide[2] == 1.0f,
           "a span beyond a float's range: %g %g %g", wide[0], wide[1], wide[2]);
   }
+  { /* 37 values (the vector lanes and a tail): min 0 (+0 at 10 comes before -0 at 20), max 9
+     * at 30, a NaN at 33 and an infinity-free rest between; the result is the sequential scan's */
+    float band[37];
+    size_t i, bad = 0;
+    for (i = 0; i < 37; i++) band[i] = 1.0f + (float)(i % 7);
+    band[10] = 0.0f; band[20] = -0.0f; band[30] = 9.0f; band[33] = NAN;
+    CHECK(lensnet_minmax_normalize(band, 1, 37) == 1, "one NaN in 37 counted");
+    for (i = 0; i < 37; i++) {
+      float want = i == 33 ? 0.0f : i == 20 ? -0.0f / 9.0f : ((i == 10 ? 0.0f : 1.0f + (float)(i % 7)) - 0.0f) / 9.0f;
+      if (i == 30) want = 1.0f;
+      bad += memcmp(&band[i], &want, sizeof want) != 0;
+    }
+    CHECK(bad == 0 && signbit(band[20]), "min-max over lanes: the first zero is the minimum (-0 - +0 = -0 at 20): %lu differ, %g",
+          (unsigned long)bad, band[20]);
+  }
 }
 
 static void test_edge_cases(void) {
@@ -708,6 +723,57 @@ static void test_pooled_on_the_way(void) {
   }
 }
 
+/* The first NaN of a, b in that order, else the larger (b when they compare equal). */
+static float ref_max_nan(float a, float b) { return a != a ? a : b != b ? b : a > b ? a : b; }
+
+/* 2x2 max pooling rows by each vector path against the definition, bit for bit: widths 1-40
+ * (vector steps and tails), ties of +0 and -0, infinities and NaNs with distinct payloads in
+ * every position of a window (the first NaN of the window in reading order comes out). */
+static void test_maxpool_rows(void) {
+  static const lensnet_simd paths[2] = {LENSNET_SIMD_AVX512, LENSNET_SIMD_AVX2};
+  lensnet_rng rng;
+  float r0[80], r1[80], got[41], want[41];
+  size_t ow, x, p, trial;
+  int tested = 0;
+  lensnet_rng_seed(&rng, 21);
+  for (p = 0; p < 2; p++) {
+    if (!lensnet_simd_available(paths[p])) { printf("   %s not available here: not tested\n", lensnet_simd_name(paths[p])); continue; }
+    for (trial = 0; trial < 20; trial++)
+      for (ow = 1; ow <= 40; ow++) {
+        size_t done = 0, bad = 0;
+        for (x = 0; x < 2 * ow; x++) {
+          float u = lensnet_rng_uniform(&rng), v = (float)(int)(8.0f * lensnet_rng_uniform(&rng)) - 4.0f;
+          uint32_t bits = 0x7FC00000u | (uint32_t)(x + 1) | (uint32_t)(trial << 12);
+          float val;
+          memcpy(&val, &bits, sizeof val);
+          r0[x] = u < 0.05f ? val : u < 0.08f ? INFINITY : u < 0.1f ? -INFINITY : u < 0.2f ? 0.0f : u < 0.3f ? -0.0f : v;
+          u = lensnet_rng_uniform(&rng);
+          bits ^= 0x100u;
+          memcpy(&val, &bits, sizeof val);
+          r1[x] = u < 0.05f ? val : u < 0.2f ? -0.0f : u < 0.3f ? 0.0f : (float)(int)(8.0f * lensnet_rng_uniform(&rng)) - 4.0f;
+        }
+        for (x = 0; x < ow; x++) {
+          want[x] = ref_max_nan(ref_max_nan(r0[2 * x], r0[2 * x + 1]), ref_max_nan(r1[2 * x], r1[2 * x + 1]));
+          got[x] = 12345.0f;
+        }
+        got[ow] = 777.0f;
+#ifdef LENSNET__HAVE_AVX512
+        if (paths[p] == LENSNET_SIMD_AVX512) { lensnet__maxpool_row_avx512(r0, r1, got, ow); done = ow; }
+#endif
+#ifdef LENSNET__HAVE_AVX2
+        if (paths[p] == LENSNET_SIMD_AVX2) done = lensnet__maxpool_row_avx2(r0, r1, got, ow);
+#endif
+        for (x = 0; x < done; x++) bad += memcmp(&got[x], &want[x], sizeof(float)) != 0;
+        CHECK(bad == 0 && got[ow] == 777.0f && done + (paths[p] == LENSNET_SIMD_AVX2 ? 8 : 1) > ow,
+              "%s, width %lu: %lu outputs differ from the definition (first: %g vs %g), %lu done", lensnet_simd_name(paths[p]),
+              (unsigned long)ow, (unsigned long)bad, got[0], want[0], (unsigned long)done);
+        if (bad) return;
+      }
+    tested++;
+  }
+  if (!tested) printf("   SKIP: no vector pooling path on this machine\n");
+}
+
 int main(void) {
   TEST("JSON: values, nesting, escapes") test_json_values();
   TEST("He initialisation: the documented bound and variance, zero biases") test_init_he();
@@ -723,6 +789,7 @@ int main(void) {
   TEST("lensnet_logits_average: the logits of the views' mean probabilities") test_logits_average();
   TEST("lensnet_model_forward_packed: the same outputs with weights packed once") test_forward_packed();
   TEST("convolution, ReLU and 2x2 max pool in bands: the same outputs as layer by layer") test_pooled_on_the_way();
+  TEST("2x2 max pooling rows by the vector paths: the definition bit for bit, NaNs included") test_maxpool_rows();
   TEST("the layer table has one row per layer type, in LENSNET_LAYER_TYPES order") test_layer_table();
   TEST("a trainer out of training computes what lensnet_model_forward computes, bit for bit") test_trainer_inference();
   TEST("a tensor allocated with its own shape array keeps that shape") test_tensor_realloc_own_shape();
