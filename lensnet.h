@@ -5021,12 +5021,107 @@ LENSNET__MAYBE_UNUSED static void lensnet__conv2d_forward_path(lensnet_simd simd
   lensnet__conv2d_forward_prepacked(simd, g, in, weight, NULL, bias, fuse_relu, NULL, out, scratch);
 }
 
+#ifdef LENSNET__HAVE_AVX512
+#define LENSNET__DIRECT_K_MAX 4096
+
+/* Can the rows of this convolution be read straight from the image (lensnet__conv_rows_direct_avx512)?
+ * Stride 1, at most LENSNET__DIRECT_K_MAX products per output, offsets within 32 bits, and at most
+ * an eighth of the lanes spent on the kw - 1 columns between output rows. */
+static int lensnet__direct_conv_ok(const lensnet__conv_geom *g, const lensnet__b_source *image) {
+  size_t K = (g->cin / g->groups) * g->kh * g->kw, rs = image->row_stride;
+  return image->stride == 1 && K > 0 && K <= LENSNET__DIRECT_K_MAX && 8 * (rs - g->ow) <= rs &&
+         (g->cin / g->groups) * image->chan_stride < ((size_t)1 << 31);
+}
+
+/* Output rows [y0, y1) of one image and group into dst [cout_g, y1 - y0, ow] with no patch
+ * packing (AVX-512, stride 1). Output pixel (y, x) is read at img + y * rs + x + off(k), with
+ * off(c, i, j) = c * chan_stride + i * rs + j, so counting pixels q = y * rs + x across whole
+ * input rows (rs = the padded input width), the 32 pixels of a micro-panel are 32 consecutive
+ * floats at every k: two loads, no copy. The kw - 1 lanes per row with x >= ow are computed and
+ * dropped; the kept lanes of each half are compressed and stored at their place in dst. The
+ * weights, the order of the products and the adding of K blocks (each block's sum, then the
+ * total so far plus it) are those of lensnet__conv_rows_packed, so the outputs are the same bit
+ * for bit. */
+LENSNET__TARGET_AVX512 static void lensnet__conv_rows_direct_avx512(const lensnet__conv_geom *g, const lensnet__b_source *image,
+                                                                   const float *A, const float *bias, int fuse_relu, size_t y0,
+                                                                   size_t y1, float *dst) {
+  size_t cout_g = g->cout / g->groups, K = (g->cin / g->groups) * g->kh * g->kw, kc_max = lensnet__k_block(K);
+  size_t m_pad = lensnet__round_up(cout_g, LENSNET__AVX512_MR), rs = image->row_stride, ow = g->ow;
+  size_t P = (y1 - y0) * ow, Pw = (y1 - y0 - 1) * rs + ow, q0, i0, pc, k, r, c = 0, i = 0, j = 0;
+  uint32_t koff[LENSNET__DIRECT_K_MAX];
+  float tile[LENSNET__AVX512_MR * 32]; /* the sums of the K blocks so far */
+  const float *img = image->data + y0 * rs;
+  for (k = 0; k < K; k++) {
+    koff[k] = (uint32_t)(c * image->chan_stride + i * rs + j);
+    if (++j == g->kw) {
+      j = 0;
+      if (++i == g->kh) { i = 0; c++; }
+    }
+  }
+  for (q0 = 0; q0 < Pw; q0 += 32) {
+    size_t nq = Pw - q0 < 32 ? Pw - q0 : 32, y = q0 / rs, x = q0 % rs, lane, at[2] = {0, 0}, kept[2] = {0, 0};
+    __mmask16 ld0 = lensnet__avx512_first_lanes(nq), ld1 = lensnet__avx512_first_lanes(nq > 16 ? nq - 16 : 0);
+    __mmask16 keep[2] = {0, 0};
+    for (lane = 0; lane < nq; lane++) { /* which lanes are outputs, and where each half's first one goes */
+      if (x < ow) {
+        if (!kept[lane / 16]) at[lane / 16] = y * ow + x;
+        kept[lane / 16]++;
+        keep[lane / 16] |= (__mmask16)(1u << (lane % 16));
+      }
+      if (++x == rs) { x = 0; y++; }
+    }
+    for (i0 = 0; i0 < cout_g; i0 += LENSNET__AVX512_MR) {
+      size_t m_valid = cout_g - i0 < LENSNET__AVX512_MR ? cout_g - i0 : LENSNET__AVX512_MR;
+      for (pc = 0; pc < K; pc += kc_max) {
+        size_t kc = K - pc < kc_max ? K - pc : kc_max;
+        const float *a = A + m_pad * pc + i0 * kc, *b = img + q0;
+        const uint32_t *off = koff + pc;
+        __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+        __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+        __m512 c80 = c00, c81 = c00, c90 = c00, c91 = c00;
+        __m512 acc[2 * LENSNET__AVX512_MR];
+        for (k = 0; k < kc; k++, a += LENSNET__AVX512_MR) {
+          __m512 b0 = _mm512_maskz_loadu_ps(ld0, b + off[k]), b1 = _mm512_maskz_loadu_ps(ld1, b + off[k] + 16), av;
+          LENSNET__AVX512_FMA_ROW(0, 0) LENSNET__AVX512_FMA_ROW(1, 0) LENSNET__AVX512_FMA_ROW(2, 0)
+          LENSNET__AVX512_FMA_ROW(3, 0) LENSNET__AVX512_FMA_ROW(4, 0) LENSNET__AVX512_FMA_ROW(5, 0)
+          LENSNET__AVX512_FMA_ROW(6, 0) LENSNET__AVX512_FMA_ROW(7, 0) LENSNET__AVX512_FMA_ROW(8, 0)
+          LENSNET__AVX512_FMA_ROW(9, 0)
+        }
+        acc[0] = c00; acc[1] = c01; acc[2] = c10; acc[3] = c11; acc[4] = c20; acc[5] = c21; acc[6] = c30; acc[7] = c31;
+        acc[8] = c40; acc[9] = c41; acc[10] = c50; acc[11] = c51; acc[12] = c60; acc[13] = c61; acc[14] = c70;
+        acc[15] = c71; acc[16] = c80; acc[17] = c81; acc[18] = c90; acc[19] = c91;
+        for (r = 0; r < m_valid; r++) {
+          __m512 v0 = acc[2 * r], v1 = acc[2 * r + 1];
+          float *out = dst + (i0 + r) * P;
+          if (pc > 0) { /* the running total plus this block's sum, as the packed path's beta = 1 */
+            v0 = _mm512_fmadd_ps(_mm512_set1_ps(1.0f), _mm512_loadu_ps(tile + 32 * r), v0);
+            v1 = _mm512_fmadd_ps(_mm512_set1_ps(1.0f), _mm512_loadu_ps(tile + 32 * r + 16), v1);
+          }
+          if (pc + kc < K) {
+            _mm512_storeu_ps(tile + 32 * r, v0);
+            _mm512_storeu_ps(tile + 32 * r + 16, v1);
+            continue;
+          }
+          if (bias) { __m512 bv = _mm512_set1_ps(bias[i0 + r]); v0 = _mm512_add_ps(v0, bv); v1 = _mm512_add_ps(v1, bv); }
+          if (fuse_relu) {
+            v0 = _mm512_maskz_max_ps((__mmask16)0xFFFF, _mm512_setzero_ps(), v0);
+            v1 = _mm512_maskz_max_ps((__mmask16)0xFFFF, _mm512_setzero_ps(), v1);
+          }
+          if (kept[0]) _mm512_mask_storeu_ps(out + at[0], lensnet__avx512_first_lanes(kept[0]), _mm512_maskz_compress_ps(keep[0], v0));
+          if (kept[1]) _mm512_mask_storeu_ps(out + at[1], lensnet__avx512_first_lanes(kept[1]), _mm512_maskz_compress_ps(keep[1], v1));
+        }
+      }
+    }
+  }
+}
+#endif
+
 /* Output rows [y0, y1) of one image and group into dst [cout_g, y1 - y0, ow]: every K block of a
  * micro-panel of outputs before the next panel, so that its tiles stay in L1 between blocks instead
  * of the whole output (1.4 MB for OU-200's second layer) being read and written once per block;
  * the sums are added in the same order either way. */
-static void lensnet__conv_rows(const lensnet__gemm_path *path, const lensnet__conv_geom *g, const lensnet__b_source *image, const float *A,
-                               const float *bias, int fuse_relu, size_t y0, size_t y1, float *dst, float *Bp) {
+static void lensnet__conv_rows_packed(const lensnet__gemm_path *path, const lensnet__conv_geom *g, const lensnet__b_source *image, const float *A,
+                                      const float *bias, int fuse_relu, size_t y0, size_t y1, float *dst, float *Bp) {
   size_t cout_g = g->cout / g->groups, K = (g->cin / g->groups) * g->kh * g->kw, kc_max = lensnet__k_block(K);
   size_t m_pad = lensnet__round_up(cout_g, path->mr), P = (y1 - y0) * g->ow, j0, pc, i0;
   lensnet__b_source src = *image;
@@ -5047,6 +5142,19 @@ static void lensnet__conv_rows(const lensnet__gemm_path *path, const lensnet__co
       }
     }
   }
+}
+
+/* Output rows [y0, y1) of one image and group: straight from the image where the AVX-512 path
+ * can (the same outputs bit for bit), else through packed panels. */
+static void lensnet__conv_rows(const lensnet__gemm_path *path, const lensnet__conv_geom *g, const lensnet__b_source *image, const float *A,
+                               const float *bias, int fuse_relu, size_t y0, size_t y1, float *dst, float *Bp) {
+#ifdef LENSNET__HAVE_AVX512
+  if (path->kernel == lensnet__kernel_avx512 && y1 > y0 && lensnet__direct_conv_ok(g, image)) {
+    lensnet__conv_rows_direct_avx512(g, image, A, bias, fuse_relu, y0, y1, dst);
+    return;
+  }
+#endif
+  lensnet__conv_rows_packed(path, g, image, A, bias, fuse_relu, y0, y1, dst, Bp);
 }
 
 static void lensnet__conv2d_forward_prepacked(lensnet_simd simd, const lensnet__conv_geom *g, const float *in, const float *weight,

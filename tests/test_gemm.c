@@ -488,6 +488,64 @@ static void test_environment_cap(const char *self) {
   }
 }
 
+/* AVX-512 convolution rows read straight from the image (no patch packing) against the packed
+ * panels of the same path, bit for bit: members of the output tile (m_valid < 10), one to five K
+ * blocks, padding, row widths leaving one or two skipped gaps per 32-pixel panel, a band of rows
+ * and a single row, a NaN input (computed in dropped lanes too, which must not leak). */
+static void test_direct_conv_rows(void) {
+#ifdef LENSNET__HAVE_AVX512
+  typedef struct { const char *name; size_t cin, h, w, cout, k, pad, y0, y1; } direct_case;
+  static const direct_case cases[] = {
+      /* name                        cin  h   w cout k pad y0 y1 (0 0: every row) */
+      {"5x5, 7 outputs",               3, 12, 40,  7, 5, 0, 0, 0},
+      {"3x3 pad 1, three K blocks",   60, 20, 20, 23, 3, 1, 0, 0},
+      {"rows 17 wide: two gaps/panel", 4, 11, 17, 10, 3, 0, 0, 0},
+      {"band of rows 3-9",            50, 14, 34, 40, 3, 0, 3, 9},
+      {"one row",                      8, 9, 66, 12, 3, 0, 4, 5},
+      {"5x5 K=1250, five K blocks",   50, 8, 98, 40, 5, 0, 0, 0},
+  };
+  const lensnet__gemm_path *path = lensnet__gemm_path_for(LENSNET_SIMD_AVX512);
+  size_t t;
+  if (!lensnet_simd_available(LENSNET_SIMD_AVX512)) { printf("SKIP: AVX-512 is not available on this CPU\n"); return; }
+  for (t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+    const direct_case *d = &cases[t];
+    lensnet__conv_geom g;
+    lensnet__b_source src;
+    size_t K = d->cin * d->k * d->k, m_pad, hp = d->h + 2 * d->pad, wp = d->w + 2 * d->pad, i, y0, y1, n_out, differ = 0;
+    float *in, *padded, *weight, *bias, *A, *Bp, *direct, *packed;
+    memset(&g, 0, sizeof g);
+    g.n = 1; g.cin = d->cin; g.h = d->h; g.w = d->w; g.cout = d->cout; g.kh = g.kw = d->k; g.stride = 1; g.pad = d->pad;
+    g.groups = 1; g.oh = hp - d->k + 1; g.ow = wp - d->k + 1;
+    y0 = d->y1 ? d->y0 : 0; y1 = d->y1 ? d->y1 : g.oh;
+    m_pad = lensnet__round_up(d->cout, path->mr);
+    n_out = d->cout * (y1 - y0) * g.ow;
+    in = alloc_floats(d->cin * d->h * d->w); padded = alloc_floats(d->cin * hp * wp); weight = alloc_floats(d->cout * K);
+    bias = alloc_floats(d->cout); A = alloc_floats(m_pad * K + 16); Bp = alloc_floats(LENSNET__GEMM_KC * 32 + 16);
+    direct = alloc_floats(n_out); packed = alloc_floats(n_out);
+    for (i = 0; i < d->cin * d->h * d->w; i++) in[i] = uniform_pm1();
+    for (i = 0; i < d->cout * K; i++) weight[i] = uniform_pm1();
+    for (i = 0; i < d->cout; i++) bias[i] = uniform_pm1();
+    in[(d->cin - 1) * d->h * d->w + 2 * d->w + d->w - 1] = NAN; /* the last column: read by dropped lanes too */
+    lensnet__pad_image(&g, in, d->cin, padded);
+    lensnet__conv_pack_weights(path, &g, weight, 0, A);
+    memset(&src, 0, sizeof src);
+    src.data = padded; src.is_image = 1; src.chan_stride = hp * wp; src.row_stride = wp; src.kh = src.kw = d->k;
+    src.stride = 1; src.ow = g.ow;
+    CHECK(lensnet__direct_conv_ok(&g, &src), "%s: read straight from the image", d->name);
+    fill_nan(direct, n_out);
+    fill_nan(packed, n_out);
+    lensnet__conv_rows_direct_avx512(&g, &src, A, bias, 1, y0, y1, direct);
+    lensnet__conv_rows_packed(path, &g, &src, A, bias, 1, y0, y1, packed, lensnet__align64(Bp));
+    for (i = 0; i < n_out; i++) differ += memcmp(&direct[i], &packed[i], sizeof(float)) != 0;
+    CHECK(differ == 0, "%s: %lu of %lu outputs differ from the packed path (first %g vs %g)", d->name, (unsigned long)differ,
+          (unsigned long)n_out, direct[0], packed[0]);
+    free(in); free(padded); free(weight); free(bias); free(A); free(Bp); free(direct); free(packed);
+  }
+#else
+  printf("SKIP: this build has no AVX-512 path\n");
+#endif
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--best") == 0) { /* for test_environment_cap */
     printf("%s\n", lensnet_simd_name(lensnet_simd_best()));
@@ -504,5 +562,6 @@ int main(int argc, char **argv) {
     test_gemm_paths();
   TEST("conv2d forward: every available path against a direct double-precision convolution")
     test_conv_paths();
+  TEST("conv2d rows read straight from the image (AVX-512): the packed path's outputs bit for bit") test_direct_conv_rows();
   return check_summary();
 }
