@@ -5080,13 +5080,22 @@ LENSNET__TARGET_AVX512 static void lensnet__conv_rows_direct_avx512(const lensne
         __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
         __m512 c80 = c00, c81 = c00, c90 = c00, c91 = c00;
         __m512 acc[2 * LENSNET__AVX512_MR];
-        for (k = 0; k < kc; k++, a += LENSNET__AVX512_MR) {
-          __m512 b0 = _mm512_maskz_loadu_ps(ld0, b + off[k]), b1 = _mm512_maskz_loadu_ps(ld1, b + off[k] + 16), av;
-          LENSNET__AVX512_FMA_ROW(0, 0) LENSNET__AVX512_FMA_ROW(1, 0) LENSNET__AVX512_FMA_ROW(2, 0)
-          LENSNET__AVX512_FMA_ROW(3, 0) LENSNET__AVX512_FMA_ROW(4, 0) LENSNET__AVX512_FMA_ROW(5, 0)
-          LENSNET__AVX512_FMA_ROW(6, 0) LENSNET__AVX512_FMA_ROW(7, 0) LENSNET__AVX512_FMA_ROW(8, 0)
-          LENSNET__AVX512_FMA_ROW(9, 0)
-        }
+        if (nq == 32) /* plain loads; masked ones past the end of the image */
+          for (k = 0; k < kc; k++, a += LENSNET__AVX512_MR) {
+            __m512 b0 = _mm512_loadu_ps(b + off[k]), b1 = _mm512_loadu_ps(b + off[k] + 16), av;
+            LENSNET__AVX512_FMA_ROW(0, 0) LENSNET__AVX512_FMA_ROW(1, 0) LENSNET__AVX512_FMA_ROW(2, 0)
+            LENSNET__AVX512_FMA_ROW(3, 0) LENSNET__AVX512_FMA_ROW(4, 0) LENSNET__AVX512_FMA_ROW(5, 0)
+            LENSNET__AVX512_FMA_ROW(6, 0) LENSNET__AVX512_FMA_ROW(7, 0) LENSNET__AVX512_FMA_ROW(8, 0)
+            LENSNET__AVX512_FMA_ROW(9, 0)
+          }
+        else
+          for (k = 0; k < kc; k++, a += LENSNET__AVX512_MR) {
+            __m512 b0 = _mm512_maskz_loadu_ps(ld0, b + off[k]), b1 = _mm512_maskz_loadu_ps(ld1, b + off[k] + 16), av;
+            LENSNET__AVX512_FMA_ROW(0, 0) LENSNET__AVX512_FMA_ROW(1, 0) LENSNET__AVX512_FMA_ROW(2, 0)
+            LENSNET__AVX512_FMA_ROW(3, 0) LENSNET__AVX512_FMA_ROW(4, 0) LENSNET__AVX512_FMA_ROW(5, 0)
+            LENSNET__AVX512_FMA_ROW(6, 0) LENSNET__AVX512_FMA_ROW(7, 0) LENSNET__AVX512_FMA_ROW(8, 0)
+            LENSNET__AVX512_FMA_ROW(9, 0)
+          }
         acc[0] = c00; acc[1] = c01; acc[2] = c10; acc[3] = c11; acc[4] = c20; acc[5] = c21; acc[6] = c30; acc[7] = c31;
         acc[8] = c40; acc[9] = c41; acc[10] = c50; acc[11] = c51; acc[12] = c60; acc[13] = c61; acc[14] = c70;
         acc[15] = c71; acc[16] = c80; acc[17] = c81; acc[18] = c90; acc[19] = c91;
