@@ -7500,13 +7500,25 @@ static void lensnet__conv2d_describe(const lensnet_layer *L, char *buf, size_t c
            (unsigned long)L->kernel, (unsigned long)L->stride, (unsigned long)L->padding, (unsigned long)L->groups);
 }
 
+/* Floats of scratch the weight gradient without im2col (lensnet__conv_wgrad_direct) uses: the
+ * padded input and the output gradient widened to the input's rows. */
+static size_t lensnet__conv_wgrad_direct_floats(const lensnet__conv_geom *g) {
+  size_t cin_g = g->cin / g->groups, cout_g = g->cout / g->groups, hp = g->h + 2 * g->pad, rs = g->w + 2 * g->pad;
+  size_t pad_floats = g->pad ? lensnet__round_up(cin_g * hp * rs, 16) : 0;
+  if (g->oh == 0 || g->ow == 0) return 0;
+  return pad_floats + cout_g * lensnet__round_up((g->oh - 1) * rs + g->ow, 16) + LENSNET__ALIGN_SLACK;
+}
+
 static size_t lensnet__conv2d_scratch(const lensnet_layer *L, size_t batch, int training) {
   lensnet__conv_geom g = lensnet__layer_geom(L, batch), gt;
-  size_t s, col;
+  size_t s, col, direct;
   if (!training) return lensnet__conv_forward_scratch_floats(&g); /* inference needs no im2col buffer */
   s = lensnet__conv_scratch_floats(&g);
   col = (L->in_c / L->groups) * L->kernel * L->kernel * L->out_h * L->out_w;
   if (s < col) s = col;
+  g = lensnet__layer_geom(L, 1);
+  direct = L->stride == 1 ? lensnet__conv_wgrad_direct_floats(&g) : 0; /* within a few of the activation's size */
+  if (s < direct) s = direct;
   if (lensnet__conv_input_grad_geom(L, &gt)) {
     size_t st = lensnet__conv_forward_scratch_floats(&gt);
     if (st > s) s = st;
@@ -7529,21 +7541,114 @@ static void lensnet__conv2d_layer_forward(lensnet__pass *p) {
 /* One image of a convolution run with weight W (needed only for d input at stride > 1; else the
  * flipped copy of backward_prepare serves): weight and bias gradients of the weight as run into
  * the image's slot (added when p->accumulate), summed by _reduce. */
+#ifdef LENSNET__HAVE_AVX512
+/* Five output channels by five weights of one K-block step: acc(r, c) += dy row r * x row c. */
+#define LENSNET__WG_ROW(r) \
+  d = _mm512_loadu_ps(dy##r + q); \
+  a##r##0 = _mm512_fmadd_ps(d, x0, a##r##0); a##r##1 = _mm512_fmadd_ps(d, x1, a##r##1); \
+  a##r##2 = _mm512_fmadd_ps(d, x2, a##r##2); a##r##3 = _mm512_fmadd_ps(d, x3, a##r##3); \
+  a##r##4 = _mm512_fmadd_ps(d, x4, a##r##4);
+#define LENSNET__WG_STEP(LOAD) { \
+    __m512 x0 = LOAD(xr0 + q), x1 = LOAD(xr1 + q), x2 = LOAD(xr2 + q), x3 = LOAD(xr3 + q), x4 = LOAD(xr4 + q), d; \
+    LENSNET__WG_ROW(0) LENSNET__WG_ROW(1) LENSNET__WG_ROW(2) LENSNET__WG_ROW(3) LENSNET__WG_ROW(4) }
+#define LENSNET__WG_PLAIN(ptr) _mm512_loadu_ps(ptr)
+#define LENSNET__WG_TAIL(ptr) _mm512_maskz_loadu_ps(tail, ptr)
+#define LENSNET__WG_STORE_ROW(r) \
+  if (co + (r) < cout) { \
+    float *w = dw + (co + (r)) * K + k; \
+    if (k + 0 < K) w[0] = (accumulate ? w[0] : 0.0f) + _mm512_reduce_add_ps(a##r##0); \
+    if (k + 1 < K) w[1] = (accumulate ? w[1] : 0.0f) + _mm512_reduce_add_ps(a##r##1); \
+    if (k + 2 < K) w[2] = (accumulate ? w[2] : 0.0f) + _mm512_reduce_add_ps(a##r##2); \
+    if (k + 3 < K) w[3] = (accumulate ? w[3] : 0.0f) + _mm512_reduce_add_ps(a##r##3); \
+    if (k + 4 < K) w[4] = (accumulate ? w[4] : 0.0f) + _mm512_reduce_add_ps(a##r##4); \
+  }
+
+/* One image's weight gradient of a stride-1 convolution without im2col (AVX-512):
+ * dw[co][k] (+)= sum over q of dyw[co][q] * x[off(k) + q], with pixels q counted across whole
+ * input rows as in lensnet__conv_rows_direct_avx512: dyw is the output gradient laid out with the
+ * input's row stride and zeros in the kw - 1 columns between rows and past its end (to a multiple
+ * of 16), so that every product a column of im2col would hold is here and no other counts (a
+ * product with a dropped column is zero, unless that input is infinite or NaN, when the training
+ * has failed anyway). Each of the 5 x 5 sums is 16 lanes of partial sums added at the end. */
+LENSNET__TARGET_AVX512 static void lensnet__conv_wgrad_direct_avx512(size_t cout, size_t K, const uint32_t *koff, const float *x,
+                                                                    const float *dyw, size_t pw, float *dw, int accumulate) {
+  size_t co, k, q, full = pw / 16 * 16, ld = lensnet__round_up(pw, 16); /* ld: dyw's row length */
+  __mmask16 tail = lensnet__avx512_first_lanes(pw - full);
+  for (co = 0; co < cout; co += 5) { /* rows past cout repeat the last one, and are not stored */
+    const float *dy0 = dyw + co * ld, *dy1 = dyw + (co + 1 < cout ? co + 1 : cout - 1) * ld;
+    const float *dy2 = dyw + (co + 2 < cout ? co + 2 : cout - 1) * ld, *dy3 = dyw + (co + 3 < cout ? co + 3 : cout - 1) * ld;
+    const float *dy4 = dyw + (co + 4 < cout ? co + 4 : cout - 1) * ld;
+    for (k = 0; k < K; k += 5) {
+      const float *xr0 = x + koff[k], *xr1 = x + koff[k + 1 < K ? k + 1 : K - 1], *xr2 = x + koff[k + 2 < K ? k + 2 : K - 1];
+      const float *xr3 = x + koff[k + 3 < K ? k + 3 : K - 1], *xr4 = x + koff[k + 4 < K ? k + 4 : K - 1];
+      __m512 a00 = _mm512_setzero_ps(), a01 = a00, a02 = a00, a03 = a00, a04 = a00, a10 = a00, a11 = a00, a12 = a00, a13 = a00;
+      __m512 a14 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00, a24 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+      __m512 a34 = a00, a40 = a00, a41 = a00, a42 = a00, a43 = a00, a44 = a00;
+      for (q = 0; q < full; q += 16) LENSNET__WG_STEP(LENSNET__WG_PLAIN)
+      if (full < pw) { q = full; LENSNET__WG_STEP(LENSNET__WG_TAIL) }
+      LENSNET__WG_STORE_ROW(0) LENSNET__WG_STORE_ROW(1) LENSNET__WG_STORE_ROW(2) LENSNET__WG_STORE_ROW(3) LENSNET__WG_STORE_ROW(4)
+    }
+  }
+}
+
+/* One image-group's weight gradient by lensnet__conv_wgrad_direct_avx512, with the padded input
+ * and the widened output gradient in scratch (scratch_floats of it). Returns 0, computing
+ * nothing, where that path does not apply (stride > 1, K or the offsets too large, too many
+ * dropped columns, not enough scratch): the caller then takes im2col and the GEMM. */
+static int lensnet__conv_wgrad_direct(const lensnet__conv_geom *g, const float *img, const float *dy, float *scratch,
+                                      size_t scratch_floats, float *dw, int accumulate) {
+  size_t cin_g = g->cin / g->groups, cout_g = g->cout / g->groups, K = cin_g * g->kh * g->kw;
+  size_t hp = g->h + 2 * g->pad, rs = g->w + 2 * g->pad, pw, ld, pad_floats, k, c = 0, i = 0, j = 0, y;
+  uint32_t koff[LENSNET__DIRECT_K_MAX];
+  float *dyw;
+  const float *x = img;
+  if (lensnet_simd_best() != LENSNET_SIMD_AVX512 || g->stride != 1 || K == 0 || K > LENSNET__DIRECT_K_MAX || g->oh == 0 ||
+      g->ow == 0 || 8 * (rs - g->ow) > rs || cin_g * hp * rs >= ((size_t)1 << 31))
+    return 0;
+  pw = (g->oh - 1) * rs + g->ow;
+  ld = lensnet__round_up(pw, 16);
+  pad_floats = g->pad ? lensnet__round_up(cin_g * hp * rs, 16) : 0;
+  if (lensnet__conv_wgrad_direct_floats(g) > scratch_floats) return 0;
+  dyw = lensnet__align64(scratch) + pad_floats;
+  if (g->pad) {
+    lensnet__pad_image(g, img, cin_g, lensnet__align64(scratch));
+    x = lensnet__align64(scratch);
+  }
+  memset(dyw, 0, cout_g * ld * sizeof(float));
+  for (c = 0; c < cout_g; c++)
+    for (y = 0; y < g->oh; y++) memcpy(dyw + c * ld + y * rs, dy + (c * g->oh + y) * g->ow, g->ow * sizeof(float));
+  for (c = 0, k = 0; k < K; k++) {
+    koff[k] = (uint32_t)(c * hp * rs + i * rs + j);
+    if (++j == g->kw) {
+      j = 0;
+      if (++i == g->kh) { i = 0; c++; }
+    }
+  }
+  lensnet__conv_wgrad_direct_avx512(cout_g, K, koff, x, dyw, pw, dw, accumulate);
+  return 1;
+}
+#endif
+
 static void lensnet__conv_backward_image(const lensnet__pass *p, const float *W, const float *dy, float *dx) {
   lensnet_trainer *t = p->t;
   const lensnet_layer *L = p->L;
   size_t l = p->layer, slot = p->image % t->grad_slots, in_n = lensnet__layer_in_n(L);
   lensnet__conv_geom g = lensnet__layer_geom(L, 1), gt;
   size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups, K = cin_g * L->kernel * L->kernel, P = L->out_h * L->out_w, grp, co;
-  float *col = p->scratch;
+  float *col = p->scratch; /* lensnet__conv2d_scratch(L, 1, 1) floats, at least K * P */
   float *dw = t->wgrad_images + t->wgrad_offset[l] * t->grad_slots + slot * lensnet__conv_weight_floats(L);
   int flipped = dx && lensnet__conv_input_grad_geom(L, &gt);
   if (dx && !flipped) memset(dx, 0, in_n * sizeof(float));
   for (grp = 0; grp < L->groups; grp++) {
     const float *img = p->x + grp * cin_g * L->in_h * L->in_w, *dyg = dy + grp * cout_g * P;
     if (!t->skip_param_grads) {
-      lensnet__im2col(&g, img, cin_g, col);
-      lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, p->accumulate ? 1.0f : 0.0f, dw + grp * cout_g * K, K);
+#ifdef LENSNET__HAVE_AVX512
+      if (!lensnet__conv_wgrad_direct(&g, img, dyg, col, lensnet__conv2d_scratch(L, 1, 1), dw + grp * cout_g * K, p->accumulate))
+#endif
+      {
+        lensnet__im2col(&g, img, cin_g, col);
+        lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, p->accumulate ? 1.0f : 0.0f, dw + grp * cout_g * K, K);
+      }
     }
     if (dx && !flipped) {
       lensnet_sgemm(1, 0, K, P, cout_g, 1.0f, W + grp * cout_g * K, K, dyg, P, 0.0f, col, P);

@@ -546,6 +546,72 @@ static void test_direct_conv_rows(void) {
 #endif
 }
 
+/* The weight gradient without im2col (AVX-512: the output gradient widened to the input's rows,
+ * 5 x 5 blocks of 16-lane sums) against the definition in double precision, within the error
+ * bound of a float sum of P products: output channels and weights not multiples of 5, padding,
+ * the OU-66 first layer (rows 66 wide), adding into a slot that already holds a gradient. */
+static void test_direct_weight_gradient(void) {
+#ifdef LENSNET__HAVE_AVX512
+  typedef struct { const char *name; size_t cin, h, w, cout, k, pad; int accumulate; } wg_case;
+  static const wg_case cases[] = {
+      {"OU-66 first layer",          4, 66, 66, 50, 3, 0, 0},
+      {"5x5, 7 outputs, K = 75",     3, 12, 40,  7, 5, 0, 0},
+      {"3x3 pad 1, 11 outputs, K = 54, added", 6, 10, 20, 11, 3, 1, 1},
+      {"3x3, rows 17 wide",          5, 9, 17, 10, 3, 0, 1},
+  };
+  size_t t;
+  if (!lensnet_simd_available(LENSNET_SIMD_AVX512) || lensnet_simd_best() != LENSNET_SIMD_AVX512) {
+    printf("SKIP: AVX-512 is not the path in use here\n");
+    return;
+  }
+  for (t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+    const wg_case *d = &cases[t];
+    lensnet__conv_geom g;
+    size_t K = d->cin * d->k * d->k, i, co, c, ki, kj, y, x, scratch_n, bad = 0;
+    float *in, *dy, *dw, *start, *scratch;
+    double worst = 0.0;
+    memset(&g, 0, sizeof g);
+    g.n = 1; g.cin = d->cin; g.h = d->h; g.w = d->w; g.cout = d->cout; g.kh = g.kw = d->k; g.stride = 1; g.pad = d->pad;
+    g.groups = 1; g.oh = d->h + 2 * d->pad - d->k + 1; g.ow = d->w + 2 * d->pad - d->k + 1;
+    scratch_n = lensnet__conv_wgrad_direct_floats(&g);
+    in = alloc_floats(d->cin * d->h * d->w); dy = alloc_floats(d->cout * g.oh * g.ow); dw = alloc_floats(d->cout * K);
+    start = alloc_floats(d->cout * K); scratch = alloc_floats(scratch_n);
+    for (i = 0; i < d->cin * d->h * d->w; i++) in[i] = uniform_pm1();
+    for (i = 0; i < d->cout * g.oh * g.ow; i++) dy[i] = uniform_pm1();
+    for (i = 0; i < d->cout * K; i++) dw[i] = start[i] = d->accumulate ? uniform_pm1() : (float)NAN;
+    fill_nan(scratch, scratch_n);
+    CHECK(!lensnet__conv_wgrad_direct(&g, in, dy, scratch, scratch_n - 1, dw, d->accumulate) &&
+              !memcmp(dw, start, d->cout * K * sizeof(float)),
+          "%s: refused, touching nothing, with one float of scratch too few", d->name);
+    CHECK(lensnet__conv_wgrad_direct(&g, in, dy, scratch, scratch_n, dw, d->accumulate), "%s: the direct path applies", d->name);
+    for (co = 0; co < d->cout; co++)
+      for (c = 0; c < d->cin; c++)
+        for (ki = 0; ki < d->k; ki++)
+          for (kj = 0; kj < d->k; kj++) {
+            size_t k = (c * d->k + ki) * d->k + kj;
+            double sum = d->accumulate ? start[co * K + k] : 0.0, magnitude = fabs(sum), err;
+            for (y = 0; y < g.oh; y++)
+              for (x = 0; x < g.ow; x++) {
+                long iy = (long)(y + ki) - (long)d->pad, ix = (long)(x + kj) - (long)d->pad;
+                double v;
+                if (iy < 0 || ix < 0 || iy >= (long)d->h || ix >= (long)d->w) continue;
+                v = (double)dy[(co * g.oh + y) * g.ow + x] * in[(c * d->h + (size_t)iy) * d->w + (size_t)ix];
+                sum += v;
+                magnitude += fabs(v);
+              }
+            err = fabs((double)dw[co * K + k] - sum);
+            if (!(err <= gamma_n(g.oh * g.ow + 2) * magnitude)) bad++;
+            if (magnitude > 0 && err / magnitude > worst) worst = err / magnitude;
+          }
+    CHECK(bad == 0, "%s: %lu of %lu weight gradients outside the error bound (worst %.3g of the magnitude)", d->name,
+          (unsigned long)bad, (unsigned long)(d->cout * K), worst);
+    free(in); free(dy); free(dw); free(start); free(scratch);
+  }
+#else
+  printf("SKIP: this build has no AVX-512 path\n");
+#endif
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "--best") == 0) { /* for test_environment_cap */
     printf("%s\n", lensnet_simd_name(lensnet_simd_best()));
@@ -563,5 +629,6 @@ int main(int argc, char **argv) {
   TEST("conv2d forward: every available path against a direct double-precision convolution")
     test_conv_paths();
   TEST("conv2d rows read straight from the image (AVX-512): the packed path's outputs bit for bit") test_direct_conv_rows();
+  TEST("conv2d weight gradient without im2col (AVX-512) against double precision") test_direct_weight_gradient();
   return check_summary();
 }
