@@ -1730,7 +1730,14 @@ LENSNET_API size_t lensnet_tensor_count(const lensnet_tensor *t) {
   return n;
 }
 
+static lensnet_result lensnet__tensor_alloc_as(lensnet_tensor *t, int ndim, const size_t *shape, int zero, lensnet_error *err);
+
 LENSNET_API lensnet_result lensnet_tensor_alloc(lensnet_tensor *t, int ndim, const size_t *shape, lensnet_error *err) {
+  return lensnet__tensor_alloc_as(t, ndim, shape, 1, err);
+}
+
+/* lensnet_tensor_alloc, leaving the values unset unless zero (for a reader that fills them all). */
+static lensnet_result lensnet__tensor_alloc_as(lensnet_tensor *t, int ndim, const size_t *shape, int zero, lensnet_error *err) {
   size_t n = 1, bytes, dims[LENSNET_MAX_DIMS];
   int i;
   if (ndim < 0 || ndim > LENSNET_MAX_DIMS) {
@@ -1749,7 +1756,7 @@ LENSNET_API lensnet_result lensnet_tensor_alloc(lensnet_tensor *t, int ndim, con
   if (!lensnet__mul_ok(n, sizeof(float), &bytes)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "tensor too large");
   t->data = LENSNET__CAST(float *, LENSNET_MALLOC(bytes ? bytes : 1));
   if (!t->data) return lensnet__fail(err, LENSNET_ERR_NOMEM, "cannot allocate %lu bytes for a tensor", (unsigned long)bytes);
-  memset(t->data, 0, bytes);
+  if (zero) memset(t->data, 0, bytes);
   return LENSNET_OK;
 }
 
@@ -2209,11 +2216,16 @@ static lensnet_result lensnet__npy_sizes(const lensnet_npy_info *info, size_t *c
 }
 
 /* count elements of the file's type at b, converted to float32 into out */
+/* Are the values stored as this host's floats (<f4 on a little-endian host), to be taken as they are? */
+static int lensnet__npy_native(const lensnet_npy_info *info) {
+  const uint32_t one = 1;
+  return info->kind == 'f' && info->item_size == 4 && !info->big_endian && *(const unsigned char *)&one == 1;
+}
+
 static void lensnet__npy_convert(const lensnet_npy_info *info, const unsigned char *b, size_t count, float *out) {
   size_t i;
   int size = info->item_size;
-  const uint32_t one = 1;
-  if (info->kind == 'f' && size == 4 && !info->big_endian && *(const unsigned char *)&one == 1 && count) {
+  if (lensnet__npy_native(info) && count) {
     memcpy(out, b, count * sizeof(float)); /* <f4 on a little-endian host (IEEE-754 floats): the bytes as they are */
     return;
   }
@@ -2331,18 +2343,18 @@ LENSNET_API lensnet_result lensnet_npy_read_rows(const char *path, size_t first,
   for (i = 1; i < (size_t)info.ndim; i++) row *= info.shape[i]; /* cannot overflow: the whole array was checked */
   memcpy(shape, info.shape, sizeof shape);
   shape[0] = count;
-  if ((r = lensnet_tensor_alloc(out, info.ndim, shape, err)) != LENSNET_OK) { fclose(f); return r; }
+  if ((r = lensnet__tensor_alloc_as(out, info.ndim, shape, 0, err)) != LENSNET_OK) { fclose(f); return r; }
   n = count * row;
   if (!lensnet__skip(f, first * row * (size_t)info.item_size)) { fclose(f); lensnet_tensor_free(out); return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot seek", path); }
-  while (done < n) {
-    size_t take = n - done, max = sizeof buf / (size_t)info.item_size;
+  while (done < n) { /* this host's floats are read into place; others through buf, converted */
+    size_t take = n - done, max = lensnet__npy_native(&info) ? ((size_t)1 << 28) : sizeof buf / (size_t)info.item_size;
     if (take > max) take = max;
-    if (fread(buf, (size_t)info.item_size, take, f) != take) {
+    if (fread(lensnet__npy_native(&info) ? (void *)(out->data + done) : (void *)buf, (size_t)info.item_size, take, f) != take) {
       fclose(f);
       lensnet_tensor_free(out);
       return lensnet__fail(err, LENSNET_ERR_IO, "%s: read error", path);
     }
-    lensnet__npy_convert(&info, buf, take, out->data + done);
+    if (!lensnet__npy_native(&info)) lensnet__npy_convert(&info, buf, take, out->data + done);
     done += take;
   }
   fclose(f);
@@ -2352,8 +2364,13 @@ LENSNET_API lensnet_result lensnet_npy_read_rows(const char *path, size_t first,
 static lensnet_result lensnet__npy_parse(const unsigned char *bytes, size_t len, void *out, lensnet_error *err) {
   return lensnet_npy_read_memory(bytes, len, LENSNET__CAST(lensnet_tensor *, out), err);
 }
+/* An array of rank >= 1 is read row by row into its tensor (no copy of the whole file in between);
+ * a 0-d array through the in-memory parser. */
 LENSNET_API lensnet_result lensnet_npy_read(const char *path, lensnet_tensor *out, lensnet_error *err) {
+  lensnet_npy_info info;
   memset(out, 0, sizeof *out);
+  if (lensnet_npy_info_read(path, &info, NULL) == LENSNET_OK && info.ndim >= 1)
+    return lensnet_npy_read_rows(path, 0, info.shape[0], out, err);
   return lensnet__parse_file(path, lensnet__npy_parse, out, err);
 }
 
