@@ -7421,9 +7421,53 @@ static void lensnet__col2im_add(const lensnet__conv_geom *g, const float *col, s
 /* Max-pool backward: the gradient goes to the first maximum of each window (PyTorch's choice). */
 /* 2x2 max-pool backward without branches: the window's first input equal to the pooled value
  * takes the gradient (PyTorch's first-maximum rule); a NaN window takes the general route. */
+#ifdef LENSNET__HAVE_AVX512
+/* One row of windows of the 2x2 max pool's backward by AVX-512, 16 windows a step, the scalar
+ * rule lane by lane: the gradient goes to the first of the four inputs (r0 even, r0 odd, r1 even,
+ * r1 odd) equal to the window's maximum m, or, when m is NaN, to the first NaN; +0 elsewhere. */
+LENSNET__TARGET_AVX512 static void lensnet__maxpool_backward_row_avx512(const float *r0, const float *r1, const float *m_row,
+                                                                       const float *g_row, float *d0, float *d1, size_t ow) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  size_t x;
+  for (x = 0; x < ow; x += 16) {
+    size_t n = ow - x < 16 ? ow - x : 16;
+    __mmask16 wn = lensnet__avx512_first_lanes(n), in0 = lensnet__avx512_first_lanes(2 * n),
+              in1 = lensnet__avx512_first_lanes(2 * n > 16 ? 2 * n - 16 : 0);
+    __m512 a0 = _mm512_maskz_loadu_ps(in0, r0 + 2 * x), a1 = _mm512_maskz_loadu_ps(in1, r0 + 2 * x + 16);
+    __m512 b0 = _mm512_maskz_loadu_ps(in0, r1 + 2 * x), b1 = _mm512_maskz_loadu_ps(in1, r1 + 2 * x + 16);
+    __m512 ae = _mm512_permutex2var_ps(a0, even, a1), ao = _mm512_permutex2var_ps(a0, odd, a1);
+    __m512 be = _mm512_permutex2var_ps(b0, even, b1); /* r1 odd is what is left */
+    __m512 m = _mm512_maskz_loadu_ps(wn, m_row + x), g = _mm512_maskz_loadu_ps(wn, g_row + x);
+    __mmask16 k0 = _mm512_cmp_ps_mask(ae, m, _CMP_EQ_OQ), k1, k2, k3, nan = _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
+    __mmask16 q0 = _mm512_cmp_ps_mask(ae, ae, _CMP_UNORD_Q), q1, q2;
+    k1 = (__mmask16)(~k0 & _mm512_cmp_ps_mask(ao, m, _CMP_EQ_OQ));
+    k2 = (__mmask16)(~k0 & ~k1 & _mm512_cmp_ps_mask(be, m, _CMP_EQ_OQ));
+    q1 = (__mmask16)(~q0 & _mm512_cmp_ps_mask(ao, ao, _CMP_UNORD_Q));
+    q2 = (__mmask16)(~q0 & ~q1 & _mm512_cmp_ps_mask(be, be, _CMP_UNORD_Q));
+    k0 = (__mmask16)((nan & q0) | (~nan & k0));
+    k1 = (__mmask16)((nan & q1) | (~nan & k1));
+    k2 = (__mmask16)((nan & q2) | (~nan & k2));
+    k3 = (__mmask16)~(k0 | k1 | k2);
+    {
+      __m512 ge = _mm512_maskz_mov_ps(k0, g), go = _mm512_maskz_mov_ps(k1, g);
+      __m512 he = _mm512_maskz_mov_ps(k2, g), ho = _mm512_maskz_mov_ps(k3, g);
+      _mm512_mask_storeu_ps(d0 + 2 * x, in0, _mm512_permutex2var_ps(ge, lo, go));
+      _mm512_mask_storeu_ps(d0 + 2 * x + 16, in1, _mm512_permutex2var_ps(ge, hi, go));
+      _mm512_mask_storeu_ps(d1 + 2 * x, in0, _mm512_permutex2var_ps(he, lo, ho));
+      _mm512_mask_storeu_ps(d1 + 2 * x + 16, in1, _mm512_permutex2var_ps(he, hi, ho));
+    }
+  }
+}
+#endif
+
 LENSNET__VECTORIZE static void lensnet__maxpool2x2_backward(const lensnet_layer *L, size_t planes, const float *in, const float *out,
                                                             const float *dy, float *dx) {
   size_t plane, y, x, iw = L->in_w, ow = L->out_w;
+  int avx512 = lensnet_simd_best() == LENSNET_SIMD_AVX512;
+  (void)avx512;
   if (L->in_h != 2 * L->out_h || iw != 2 * ow) memset(dx, 0, planes * L->in_h * iw * sizeof(float)); /* floor-mode leftovers */
   for (plane = 0; plane < planes; plane++) {
     const float *src = in + plane * L->in_h * iw, *mx = out + plane * L->out_h * ow, *g = dy + plane * L->out_h * ow;
@@ -7431,6 +7475,9 @@ LENSNET__VECTORIZE static void lensnet__maxpool2x2_backward(const lensnet_layer 
     for (y = 0; y < L->out_h; y++) {
       const float *r0 = src + 2 * y * iw, *r1 = r0 + iw;
       float *d0 = d + 2 * y * iw, *d1 = d0 + iw;
+#ifdef LENSNET__HAVE_AVX512
+      if (avx512) { lensnet__maxpool_backward_row_avx512(r0, r1, mx + y * ow, g + y * ow, d0, d1, ow); continue; }
+#endif
       for (x = 0; x < ow; x++) {
         float m = mx[y * ow + x], gv = g[y * ow + x];
         int e0 = r0[2 * x] == m, e1 = !e0 & (r0[2 * x + 1] == m), e2 = !e0 & !e1 & (r1[2 * x] == m), e3 = !e0 & !e1 & !e2;

@@ -774,6 +774,45 @@ static void test_maxpool_rows(void) {
   if (!tested) printf("   SKIP: no vector pooling path on this machine\n");
 }
 
+/* The 2x2 max pool's backward by AVX-512 against the rule, bit for bit: the gradient goes to the
+ * first input of the window (row 0 left, right, row 1 left, right) equal to its maximum, or to the
+ * first NaN when there is one; +0 elsewhere. Small integers make ties common; widths 1-40. */
+static void test_maxpool_backward_rows(void) {
+#ifdef LENSNET__HAVE_AVX512
+  lensnet_rng rng;
+  float r0[80], r1[80], m[40], g[40], d0[81], d1[81], w0[80], w1[80];
+  size_t ow, x, trial, bad = 0;
+  if (!lensnet_simd_available(LENSNET_SIMD_AVX512)) { printf("   SKIP: AVX-512 is not available here\n"); return; }
+  lensnet_rng_seed(&rng, 33);
+  for (trial = 0; trial < 20; trial++)
+    for (ow = 1; ow <= 40; ow++) {
+      for (x = 0; x < 2 * ow; x++) {
+        r0[x] = lensnet_rng_uniform(&rng) < 0.04f ? NAN : (float)(int)(4.0f * lensnet_rng_uniform(&rng));
+        r1[x] = lensnet_rng_uniform(&rng) < 0.04f ? NAN : (float)(int)(4.0f * lensnet_rng_uniform(&rng));
+      }
+      for (x = 0; x < ow; x++) {
+        const float v[4] = {r0[2 * x], r0[2 * x + 1], r1[2 * x], r1[2 * x + 1]};
+        int q, first = -1;
+        m[x] = ref_max_nan(ref_max_nan(v[0], v[1]), ref_max_nan(v[2], v[3]));
+        g[x] = lensnet_rng_uniform(&rng) - 0.5f;
+        for (q = 0; q < 4 && first < 0; q++)
+          if (m[x] != m[x] ? v[q] != v[q] : v[q] == m[x]) first = q;
+        w0[2 * x] = first == 0 ? g[x] : 0.0f;
+        w0[2 * x + 1] = first == 1 ? g[x] : 0.0f;
+        w1[2 * x] = first == 2 ? g[x] : 0.0f;
+        w1[2 * x + 1] = first == 3 ? g[x] : 0.0f;
+      }
+      d0[2 * ow] = d1[2 * ow] = 777.0f;
+      lensnet__maxpool_backward_row_avx512(r0, r1, m, g, d0, d1, ow);
+      bad += memcmp(d0, w0, 2 * ow * sizeof(float)) != 0 || memcmp(d1, w1, 2 * ow * sizeof(float)) != 0 || d0[2 * ow] != 777.0f ||
+             d1[2 * ow] != 777.0f;
+    }
+  CHECK(bad == 0, "%lu of 800 rows of windows differ from the rule", (unsigned long)bad);
+#else
+  printf("   SKIP: this build has no AVX-512 path\n");
+#endif
+}
+
 int main(void) {
   TEST("JSON: values, nesting, escapes") test_json_values();
   TEST("He initialisation: the documented bound and variance, zero biases") test_init_he();
@@ -790,6 +829,7 @@ int main(void) {
   TEST("lensnet_model_forward_packed: the same outputs with weights packed once") test_forward_packed();
   TEST("convolution, ReLU and 2x2 max pool in bands: the same outputs as layer by layer") test_pooled_on_the_way();
   TEST("2x2 max pooling rows by the vector paths: the definition bit for bit, NaNs included") test_maxpool_rows();
+  TEST("2x2 max pooling's backward by AVX-512: the rule bit for bit, ties and NaNs included") test_maxpool_backward_rows();
   TEST("the layer table has one row per layer type, in LENSNET_LAYER_TYPES order") test_layer_table();
   TEST("a trainer out of training computes what lensnet_model_forward computes, bit for bit") test_trainer_inference();
   TEST("a tensor allocated with its own shape array keeps that shape") test_tensor_realloc_own_shape();
