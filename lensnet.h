@@ -6424,9 +6424,13 @@ LENSNET__TARGET_AVX512 static void lensnet__maxpool_row_avx512(const float *r0, 
     __mmask16 lo = lensnet__avx512_first_lanes(2 * n), hi = lensnet__avx512_first_lanes(2 * n > 16 ? 2 * n - 16 : 0);
     __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * x), a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * x + 16);
     __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * x), b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * x + 16);
-    __m512 a = lensnet__avx512_max_nan(_mm512_permutex2var_ps(a0, even, a1), _mm512_permutex2var_ps(a0, odd, a1));
-    __m512 b = lensnet__avx512_max_nan(_mm512_permutex2var_ps(b0, even, b1), _mm512_permutex2var_ps(b0, odd, b1));
-    _mm512_mask_storeu_ps(o + x, lensnet__avx512_first_lanes(n), lensnet__avx512_max_nan(a, b));
+    __m512 ae = _mm512_permutex2var_ps(a0, even, a1), ao = _mm512_permutex2var_ps(a0, odd, a1);
+    __m512 be = _mm512_permutex2var_ps(b0, even, b1), bo = _mm512_permutex2var_ps(b0, odd, b1), v;
+    if (_mm512_cmp_ps_mask(ae, ao, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(be, bo, _CMP_UNORD_Q))
+      v = lensnet__avx512_max_nan(lensnet__avx512_max_nan(ae, ao), lensnet__avx512_max_nan(be, bo));
+    else /* no NaN among the inputs: max_nan(a, b) is a > b ? a : b, which is what vmaxps computes */
+      v = _mm512_max_ps(_mm512_max_ps(ae, ao), _mm512_max_ps(be, bo));
+    _mm512_mask_storeu_ps(o + x, lensnet__avx512_first_lanes(n), v);
   }
 }
 #endif
