@@ -4891,7 +4891,10 @@ LENSNET_API void lensnet_i8gemm(size_t M, size_t N, size_t K, const int8_t *A, s
  *   OU-200 all six conv layers  8387 us (157 GFLOP/s)   15061 us ( 87 GFLOP/s)
  * im2col writes kh*kw times the image (1.6 MB for OU-66 conv2, 44 MB for OU-200 conv2) and the
  * packing reads it all back; packing from the image reads the same data once, from L1/L2. So
- * the forward uses implicit GEMM; lensnet__im2col stays for the backward pass. */
+ * the forward uses implicit GEMM; lensnet__im2col stays for the backward pass's fallback.
+ * On the AVX-512 path a stride-1 layer goes one step further and packs nothing: its output rows
+ * are read straight from the image (lensnet__conv_rows_direct_avx512), and its weight gradient is
+ * taken the same way (lensnet__conv_wgrad_direct_avx512). */
 
 /* The geometry of one 2-D convolution layer applied to a batch (PyTorch semantics:
  * cross-correlation, zero padding, oh = (h + 2 pad - kh) / stride + 1). */
