@@ -6503,6 +6503,117 @@ LENSNET__VECTORIZE static void lensnet__maxpool2x2(const lensnet_layer *L, size_
   }
 }
 
+/* Which input of each 2x2 window the backward gives the gradient to, as a byte 0-3 (row 0 left,
+ * right, row 1 left, right): the first equal to the window's maximum m, or the first NaN when m is
+ * NaN (lensnet__maxpool2x2_backward's rule). */
+#ifdef LENSNET__HAVE_AVX512
+LENSNET__TARGET_AVX512 static void lensnet__maxpool_argmax_row_avx512(const float *r0, const float *r1, const float *m_row,
+                                                                     unsigned char *arg, size_t ow) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  size_t x;
+  for (x = 0; x < ow; x += 16) {
+    size_t n = ow - x < 16 ? ow - x : 16;
+    __mmask16 wn = lensnet__avx512_first_lanes(n), in0 = lensnet__avx512_first_lanes(2 * n),
+              in1 = lensnet__avx512_first_lanes(2 * n > 16 ? 2 * n - 16 : 0);
+    __m512 a0 = _mm512_maskz_loadu_ps(in0, r0 + 2 * x), a1 = _mm512_maskz_loadu_ps(in1, r0 + 2 * x + 16);
+    __m512 b0 = _mm512_maskz_loadu_ps(in0, r1 + 2 * x), b1 = _mm512_maskz_loadu_ps(in1, r1 + 2 * x + 16);
+    __m512 ae = _mm512_permutex2var_ps(a0, even, a1), ao = _mm512_permutex2var_ps(a0, odd, a1);
+    __m512 be = _mm512_permutex2var_ps(b0, even, b1), m = _mm512_maskz_loadu_ps(wn, m_row + x);
+    __mmask16 k0 = _mm512_cmp_ps_mask(ae, m, _CMP_EQ_OQ), k1, k2, nan = _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
+    __mmask16 q0 = _mm512_cmp_ps_mask(ae, ae, _CMP_UNORD_Q), q1, q2;
+    __m512i idx;
+    k1 = (__mmask16)(~k0 & _mm512_cmp_ps_mask(ao, m, _CMP_EQ_OQ));
+    k2 = (__mmask16)(~k0 & ~k1 & _mm512_cmp_ps_mask(be, m, _CMP_EQ_OQ));
+    q1 = (__mmask16)(~q0 & _mm512_cmp_ps_mask(ao, ao, _CMP_UNORD_Q));
+    q2 = (__mmask16)(~q0 & ~q1 & _mm512_cmp_ps_mask(be, be, _CMP_UNORD_Q));
+    k0 = (__mmask16)((nan & q0) | (~nan & k0));
+    k1 = (__mmask16)((nan & q1) | (~nan & k1));
+    k2 = (__mmask16)((nan & q2) | (~nan & k2));
+    idx = _mm512_mask_mov_epi32(_mm512_set1_epi32(3), k0, _mm512_setzero_si512());
+    idx = _mm512_mask_mov_epi32(idx, k1, _mm512_set1_epi32(1));
+    idx = _mm512_mask_mov_epi32(idx, k2, _mm512_set1_epi32(2));
+    _mm_mask_storeu_epi8(arg + x, wn, _mm512_cvtepi32_epi8(idx));
+  }
+}
+#endif
+
+static void lensnet__maxpool2x2_argmax(const lensnet_layer *L, size_t planes, const float *in, const float *out, unsigned char *arg) {
+  size_t plane, y, x, iw = L->in_w, ow = L->out_w;
+  int avx512 = lensnet_simd_best() == LENSNET_SIMD_AVX512;
+  (void)avx512;
+  for (plane = 0; plane < planes; plane++)
+    for (y = 0; y < L->out_h; y++) {
+      const float *r0 = in + (plane * L->in_h + 2 * y) * iw, *r1 = r0 + iw, *mx = out + (plane * L->out_h + y) * ow;
+      unsigned char *a = arg + (plane * L->out_h + y) * ow;
+#ifdef LENSNET__HAVE_AVX512
+      if (avx512) { lensnet__maxpool_argmax_row_avx512(r0, r1, mx, a, ow); continue; }
+#endif
+      for (x = 0; x < ow; x++) {
+        const float v[4] = {r0[2 * x], r0[2 * x + 1], r1[2 * x], r1[2 * x + 1]};
+        float m = mx[x];
+        a[x] = m != m ? (v[0] != v[0] ? 0 : v[1] != v[1] ? 1 : v[2] != v[2] ? 2 : 3)
+                      : (v[0] == m ? 0 : v[1] == m ? 1 : v[2] == m ? 2 : 3);
+      }
+    }
+}
+
+/* The backward of a ReLU and the 2x2 max pool after it, from the pool's output m and the bytes
+ * of lensnet__maxpool2x2_argmax: the window's gradient g goes to its winning input when m > 0
+ * (and g > 0 when guided), +0 everywhere else. The ReLU's output at the winner is m, so this is
+ * the two backward passes in turn, bit for bit, without reading either layer's input. */
+#ifdef LENSNET__HAVE_AVX512
+LENSNET__TARGET_AVX512 static void lensnet__maxpool_relu_backward_row_avx512(const float *m_row, const unsigned char *a,
+                                                                            const float *g_row, float *d0, float *d1, size_t ow,
+                                                                            int guided) {
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  size_t x;
+  for (x = 0; x < ow; x += 16) {
+    size_t n = ow - x < 16 ? ow - x : 16;
+    __mmask16 wn = lensnet__avx512_first_lanes(n), in0 = lensnet__avx512_first_lanes(2 * n),
+              in1 = lensnet__avx512_first_lanes(2 * n > 16 ? 2 * n - 16 : 0);
+    __m512 m = _mm512_maskz_loadu_ps(wn, m_row + x), g = _mm512_maskz_loadu_ps(wn, g_row + x);
+    __m512i idx = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(wn, a + x));
+    __mmask16 pass = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ);
+    __m512 v, ge, go, he, ho;
+    if (guided) pass &= _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_GT_OQ);
+    v = _mm512_maskz_mov_ps(pass, g);
+    ge = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(idx, _mm512_setzero_si512()), v);
+    go = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(idx, _mm512_set1_epi32(1)), v);
+    he = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(idx, _mm512_set1_epi32(2)), v);
+    ho = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(idx, _mm512_set1_epi32(3)), v);
+    _mm512_mask_storeu_ps(d0 + 2 * x, in0, _mm512_permutex2var_ps(ge, lo, go));
+    _mm512_mask_storeu_ps(d0 + 2 * x + 16, in1, _mm512_permutex2var_ps(ge, hi, go));
+    _mm512_mask_storeu_ps(d1 + 2 * x, in0, _mm512_permutex2var_ps(he, lo, ho));
+    _mm512_mask_storeu_ps(d1 + 2 * x + 16, in1, _mm512_permutex2var_ps(he, hi, ho));
+  }
+}
+#endif
+
+static void lensnet__maxpool_relu_backward(const lensnet_layer *L, size_t planes, const float *out, const unsigned char *arg,
+                                           const float *dy, float *dx, int guided) {
+  size_t plane, y, x, iw = L->in_w, ow = L->out_w;
+  int avx512 = lensnet_simd_best() == LENSNET_SIMD_AVX512;
+  (void)avx512;
+  for (plane = 0; plane < planes; plane++)
+    for (y = 0; y < L->out_h; y++) {
+      const float *mx = out + (plane * L->out_h + y) * ow, *g = dy + (plane * L->out_h + y) * ow;
+      const unsigned char *a = arg + (plane * L->out_h + y) * ow;
+      float *d0 = dx + (plane * L->in_h + 2 * y) * iw, *d1 = d0 + iw;
+#ifdef LENSNET__HAVE_AVX512
+      if (avx512) { lensnet__maxpool_relu_backward_row_avx512(mx, a, g, d0, d1, ow, guided); continue; }
+#endif
+      for (x = 0; x < ow; x++) {
+        float gv = g[x], v = ((mx[x] > 0.0f) & (!guided | (gv > 0.0f))) ? gv : 0.0f;
+        d0[2 * x] = a[x] == 0 ? v : 0.0f;
+        d0[2 * x + 1] = a[x] == 1 ? v : 0.0f;
+        d1[2 * x] = a[x] == 2 ? v : 0.0f;
+        d1[2 * x + 1] = a[x] == 3 ? v : 0.0f;
+      }
+    }
+}
+
 /* Pool outputs inside r of one plane. */
 static void lensnet__pool_plane(const lensnet_layer *L, const float *src, float *dst, lensnet_rect r) {
   size_t k = L->kernel, s = L->stride, i, j;
@@ -7313,6 +7424,15 @@ static int lensnet__writes_over_input(const lensnet_model *m, size_t i) {
   return 0;
 }
 
+/* Does layer i of a lean trainer (not capturing) keep, per output, which input of its window won?
+ * A 2x2 stride-2 max pool of even size right after a ReLU: its backward then needs neither its
+ * input nor the ReLU's output, and does the ReLU's backward too (lensnet__maxpool_relu_backward). */
+static int lensnet__pool_keeps_argmax(const lensnet_model *m, size_t i, int lean) {
+  const lensnet_layer *L = &m->layers[i];
+  return lean && i > 0 && L->type == LENSNET_LAYER_MAXPOOL && L->kernel == 2 && L->stride == 2 && L->padding == 0 &&
+         L->in_h == 2 * L->out_h && L->in_w == 2 * L->out_w && m->layers[i - 1].type == LENSNET_LAYER_RELU;
+}
+
 LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensnet_trainer_desc *desc, lensnet_trainer **out,
                                                   lensnet_error *err) {
   lensnet_trainer *t;
@@ -7357,7 +7477,7 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensne
       acts += o;
     }
     if (o > maxact) maxact = o;
-    if (kind->flags & LENSNET__KIND_MASK) { t->mask_offset[i] = masks; masks += o; }
+    if ((kind->flags & LENSNET__KIND_MASK) || lensnet__pool_keeps_argmax(m, i, t->lean)) { t->mask_offset[i] = masks; masks += o; }
     if (kind->flags & LENSNET__KIND_STATS) { t->bn_offset[i] = bn; bn += L->in_c; }
     if (kind->flags & LENSNET__KIND_SAVES) marks += o;
     if (kind->scratch) {
@@ -8018,7 +8138,13 @@ static void lensnet__pool_describe(const lensnet_layer *L, char *buf, size_t cap
   else snprintf(buf, cap, "kernel=%lu stride=%lu", (unsigned long)L->kernel, (unsigned long)L->stride);
 }
 
-static void lensnet__pool_layer_forward(lensnet__pass *p) { lensnet__pool_forward(p->L, p->batch, p->x, p->y); }
+static void lensnet__pool_layer_forward(lensnet__pass *p) {
+  lensnet__pool_forward(p->L, p->batch, p->x, p->y);
+  if (p->t && lensnet__pool_keeps_argmax(p->m, p->layer, p->t->lean))
+    lensnet__maxpool2x2_argmax(p->L, p->batch * p->L->in_c, p->x, p->y,
+                               p->t->dropout_mask + p->t->mask_offset[p->layer] * p->t->batch_cap +
+                                   p->image * lensnet__layer_out_n(p->L));
+}
 
 static void lensnet__pool_layer_backward(const lensnet__pass *p, const float *dy, float *dx) {
   lensnet__pool_backward(p->L, p->batch, p->x, p->y, dy, dx);
@@ -8534,7 +8660,12 @@ static void lensnet__backward_run_image(lensnet__run_task *r, size_t b, size_t w
       dx = r->dx ? r->dx + b * lensnet__layer_in_n(&m->layers[l]) : NULL;
       if (!dx && !lensnet__kind(m->layers[l].type)->backward_reduce) break; /* nothing left to compute */
     } else { dx = tmp[flip]; flip ^= 1; }
-    lensnet__backward_layer(&p, dy, dx);
+    if (l - 1 > r->first && lensnet__pool_keeps_argmax(m, l, t->lean)) { /* the pool and the ReLU before it */
+      lensnet__maxpool_relu_backward(p.L, p.L->in_c, p.y, t->dropout_mask + t->mask_offset[l] * t->batch_cap + b * lensnet__layer_out_n(p.L),
+                                     dy, dx, t->relu_backward == LENSNET_RELU_BACKWARD_GUIDED);
+      l--;
+    } else
+      lensnet__backward_layer(&p, dy, dx);
     dy = dx;
   }
 }

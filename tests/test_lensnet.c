@@ -808,6 +808,29 @@ static void test_maxpool_backward_rows(void) {
              d1[2 * ow] != 777.0f;
     }
   CHECK(bad == 0, "%lu of 800 rows of windows differ from the rule", (unsigned long)bad);
+  { /* the winners a lean trainer keeps (lensnet__maxpool2x2_argmax), by AVX-512 against the same rule */
+    unsigned char arg[40];
+    size_t wrong = 0;
+    for (trial = 0; trial < 20; trial++)
+      for (ow = 1; ow <= 40; ow++) {
+        for (x = 0; x < 2 * ow; x++) {
+          r0[x] = lensnet_rng_uniform(&rng) < 0.04f ? NAN : (float)(int)(4.0f * lensnet_rng_uniform(&rng));
+          r1[x] = lensnet_rng_uniform(&rng) < 0.04f ? NAN : (float)(int)(4.0f * lensnet_rng_uniform(&rng));
+        }
+        for (x = 0; x < ow; x++) m[x] = ref_max_nan(ref_max_nan(r0[2 * x], r0[2 * x + 1]), ref_max_nan(r1[2 * x], r1[2 * x + 1]));
+        arg[ow < 40 ? ow : 39] = 99;
+        lensnet__maxpool_argmax_row_avx512(r0, r1, m, arg, ow);
+        for (x = 0; x < ow; x++) {
+          const float v[4] = {r0[2 * x], r0[2 * x + 1], r1[2 * x], r1[2 * x + 1]};
+          int q, first = 3;
+          for (q = 3; q >= 0; q--)
+            if (m[x] != m[x] ? v[q] != v[q] : v[q] == m[x]) first = q;
+          wrong += arg[x] != first;
+        }
+        wrong += ow < 40 && arg[ow] != 99;
+      }
+    CHECK(wrong == 0, "%lu winners of 2x2 windows differ from the rule", (unsigned long)wrong);
+  }
 #else
   printf("   SKIP: this build has no AVX-512 path\n");
 #endif
