@@ -7809,8 +7809,10 @@ LENSNET__TARGET_AVX512 static void lensnet__conv_wgrad_direct_avx512(size_t cout
 
 /* One image-group's weight gradient by lensnet__conv_wgrad_direct_avx512, with the padded input
  * and the widened output gradient in scratch (scratch_floats of it). Returns 0, computing
- * nothing, where that path does not apply (stride > 1, K or the offsets too large, too many
- * dropped columns, not enough scratch): the caller then takes im2col and the GEMM. */
+ * nothing, where that path does not apply (stride > 1, K or the offsets too large, more than half
+ * the lanes dropped, not enough scratch): the caller then takes im2col and the GEMM. Small
+ * images take it too: the GEMM's alternative gathers op(B) = im2col^T, which cost OU-66's layers
+ * of 12 x 12 and below more than a third of lanes spent on dropped columns. */
 static int lensnet__conv_wgrad_direct(const lensnet__conv_geom *g, const float *img, const float *dy, float *scratch,
                                       size_t scratch_floats, float *dw, int accumulate) {
   size_t cin_g = g->cin / g->groups, cout_g = g->cout / g->groups, K = cin_g * g->kh * g->kw;
@@ -7819,7 +7821,7 @@ static int lensnet__conv_wgrad_direct(const lensnet__conv_geom *g, const float *
   float *dyw;
   const float *x = img;
   if (lensnet_simd_best() != LENSNET_SIMD_AVX512 || g->stride != 1 || K == 0 || K > LENSNET__DIRECT_K_MAX || g->oh == 0 ||
-      g->ow == 0 || 8 * (rs - g->ow) > rs || cin_g * hp * rs >= ((size_t)1 << 31))
+      g->ow == 0 || 2 * (rs - g->ow) > rs || cin_g * hp * rs >= ((size_t)1 << 31))
     return 0;
   pw = (g->oh - 1) * rs + g->ow;
   ld = lensnet__round_up(pw, 16);

@@ -558,6 +558,8 @@ static void test_direct_weight_gradient(void) {
       {"5x5, 7 outputs, K = 75",     3, 12, 40,  7, 5, 0, 0},
       {"3x3 pad 1, 11 outputs, K = 54, added", 6, 10, 20, 11, 3, 1, 1},
       {"3x3, rows 17 wide",          5, 9, 17, 10, 3, 0, 1},
+      {"OU-66 layer 17 (12 x 12)",  40, 12, 12, 40, 3, 0, 0},
+      {"6 x 6, a third of the lanes dropped", 30, 6, 6, 20, 3, 0, 1},
   };
   size_t t;
   if (!lensnet_simd_available(LENSNET_SIMD_AVX512) || lensnet_simd_best() != LENSNET_SIMD_AVX512) {
