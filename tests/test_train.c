@@ -535,58 +535,74 @@ static void test_dropout_select(void) {
   CHECK(same == 24, "%lu of 24 values have the bits of the plain select", (unsigned long)same);
 }
 
-/* A lean trainer (ReLU and dropout over their inputs, the convolution's ReLU on the way) gives
- * what a plain one gives, bit for bit: outputs, parameter and input gradients of a batch with
- * dropout on, with normal and with guided ReLU backward, over conv-ReLU-dropout, conv-ReLU-pool-
- * dropout and dense-ReLU-dropout chains; its ReLU and dropout outputs share their input's buffer. */
+/* A lean trainer (ReLU and dropout over their inputs, the convolution's ReLU on the way, a max
+ * pool after a ReLU keeping its windows' winners, a convolution 64 or more wide pooling on the
+ * way) gives what a plain one gives, bit for bit: outputs, parameter and input gradients of a
+ * batch with dropout on, with normal and with guided ReLU backward, over conv-ReLU-dropout,
+ * conv-ReLU-pool-dropout and dense-ReLU-dropout chains; its ReLU and dropout outputs share their
+ * input's buffer. */
 static void test_lean_activations(void) {
-  static const char *arch = "input 2 14 14\nconv2d name=a out=6 kernel=3\nrelu\ndropout p=0.3\nconv2d name=b out=5 kernel=3 padding=1\n"
-                            "relu\nmaxpool kernel=2\ndropout p=0.2\nflatten\ndense name=d out=9\nrelu\ndropout p=0.5\ndense name=e out=3";
-  lensnet_model *m = NULL;
-  lensnet_error err;
-  lensnet_rng rng;
-  float x[4 * 2 * 14 * 14], R[4 * 3];
-  size_t i, n, mode;
-  if (lensnet_model_create(arch, &m, &err) != LENSNET_OK) { CHECK(0, "model: %s", err.message); return; }
-  lensnet_model_init(m, 5);
-  lensnet_rng_seed(&rng, 6);
-  for (i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = lensnet_rng_normal(&rng);
-  for (i = 0; i < sizeof R / sizeof R[0]; i++) R[i] = lensnet_rng_normal(&rng);
-  n = m->value_count;
-  for (mode = 0; mode < 2; mode++) {
-    lensnet_trainer *t[2];
-    lensnet_trainer_desc d;
-    float *grads[2], *out[2], *dx[2];
-    int k, same;
-    for (k = 0; k < 2; k++) {
-      memset(&d, 0, sizeof d);
-      d.batch_cap = 4; d.seed = 9; d.input_grad = 1; d.lean_activations = k;
-      d.relu_backward = mode ? LENSNET_RELU_BACKWARD_GUIDED : LENSNET_RELU_BACKWARD_NORMAL;
-      t[k] = NULL;
-      if (lensnet_trainer_create(m, &d, &t[k], &err) != LENSNET_OK) { CHECK(0, "trainer: %s", err.message); return; }
-      lensnet_trainer_zero_grad(t[k]);
-      CHECK(lensnet_trainer_forward(t[k], 4, x, 1, NULL, &err) == LENSNET_OK && lensnet_trainer_backward(t[k], 4, R, &err) == LENSNET_OK,
-            "forward and backward: %s", err.message);
-      grads[k] = lensnet_trainer_grads(t[k]);
-      out[k] = (float *)lensnet_trainer_output(t[k]);
-      dx[k] = (float *)lensnet_trainer_input_grad(t[k]);
+  static const char *archs[2] = {
+      "input 2 14 14\nconv2d name=a out=6 kernel=3\nrelu\ndropout p=0.3\nconv2d name=b out=5 kernel=3 padding=1\n"
+      "relu\nmaxpool kernel=2\ndropout p=0.2\nflatten\ndense name=d out=9\nrelu\ndropout p=0.5\ndense name=e out=3",
+      "input 2 66 68\nconv2d name=a out=7 kernel=3\nrelu\nmaxpool kernel=2\ndropout p=0.3\nconv2d name=b out=4 kernel=3\n"
+      "relu\nmaxpool kernel=2\nflatten\ndense name=e out=3"};
+  size_t a;
+  for (a = 0; a < 2; a++) {
+    lensnet_model *m = NULL;
+    lensnet_error err;
+    lensnet_rng rng;
+    float *x, R[4 * 3];
+    size_t i, n, mode, per;
+    if (lensnet_model_create(archs[a], &m, &err) != LENSNET_OK) { CHECK(0, "model: %s", err.message); return; }
+    lensnet_model_init(m, 5);
+    per = m->in_c * m->in_h * m->in_w;
+    x = (float *)malloc(4 * per * sizeof(float));
+    lensnet_rng_seed(&rng, 6);
+    for (i = 0; i < 4 * per; i++) x[i] = lensnet_rng_normal(&rng);
+    for (i = 0; i < sizeof R / sizeof R[0]; i++) R[i] = lensnet_rng_normal(&rng);
+    n = m->value_count;
+    for (mode = 0; mode < 2; mode++) {
+      lensnet_trainer *t[2];
+      lensnet_trainer_desc d;
+      float *grads[2], *out[2], *dx[2];
+      int k, same;
+      for (k = 0; k < 2; k++) {
+        memset(&d, 0, sizeof d);
+        d.batch_cap = 4; d.seed = 9; d.input_grad = 1; d.lean_activations = k;
+        d.relu_backward = mode ? LENSNET_RELU_BACKWARD_GUIDED : LENSNET_RELU_BACKWARD_NORMAL;
+        t[k] = NULL;
+        if (lensnet_trainer_create(m, &d, &t[k], &err) != LENSNET_OK) { CHECK(0, "trainer: %s", err.message); return; }
+        lensnet_trainer_zero_grad(t[k]);
+        CHECK(lensnet_trainer_forward(t[k], 4, x, 1, NULL, &err) == LENSNET_OK && lensnet_trainer_backward(t[k], 4, R, &err) == LENSNET_OK,
+              "forward and backward: %s", err.message);
+        grads[k] = lensnet_trainer_grads(t[k]);
+        out[k] = (float *)lensnet_trainer_output(t[k]);
+        dx[k] = (float *)lensnet_trainer_input_grad(t[k]);
+      }
+      same = !memcmp(grads[0], grads[1], n * sizeof(float)) && !memcmp(out[0], out[1], 4 * 3 * sizeof(float)) &&
+             !memcmp(dx[0], dx[1], 4 * per * sizeof(float));
+      CHECK(same, "model %lu, %s ReLU backward: the lean trainer's outputs and gradients equal the plain one's bit for bit",
+            (unsigned long)a, mode ? "guided" : "normal");
+      if (a == 0)
+        CHECK(lensnet_trainer_activation(t[1], 1) == lensnet_trainer_activation(t[1], 0) &&
+                  lensnet_trainer_activation(t[1], 2) == lensnet_trainer_activation(t[1], 0) &&
+                  lensnet_trainer_activation(t[1], 4) == lensnet_trainer_activation(t[1], 3) &&
+                  lensnet_trainer_activation(t[1], 6) != lensnet_trainer_activation(t[1], 5) &&
+                  lensnet_trainer_activation(t[1], 9) == lensnet_trainer_activation(t[1], 8) &&
+                  lensnet_trainer_activation(t[1], 10) == lensnet_trainer_activation(t[1], 8) &&
+                  lensnet_trainer_activation(t[0], 1) != lensnet_trainer_activation(t[0], 0),
+              "ReLU and dropout share their input's buffer in the lean trainer only (a pool's output stays its own)");
+      else
+        CHECK(lensnet__conv_pools_in_training(t[1], 0) && !lensnet__conv_pools_in_training(t[1], 5) &&
+                  !lensnet__conv_pools_in_training(t[0], 0),
+              "the 64-wide convolution pools on the way in the lean trainer, the narrow one does not");
+      lensnet_trainer_free(t[0]);
+      lensnet_trainer_free(t[1]);
     }
-    same = !memcmp(grads[0], grads[1], n * sizeof(float)) && !memcmp(out[0], out[1], 4 * 3 * sizeof(float)) &&
-           !memcmp(dx[0], dx[1], sizeof x);
-    CHECK(same, "%s ReLU backward: the lean trainer's outputs and gradients equal the plain one's bit for bit",
-          mode ? "guided" : "normal");
-    CHECK(lensnet_trainer_activation(t[1], 1) == lensnet_trainer_activation(t[1], 0) &&
-              lensnet_trainer_activation(t[1], 2) == lensnet_trainer_activation(t[1], 0) &&
-              lensnet_trainer_activation(t[1], 4) == lensnet_trainer_activation(t[1], 3) &&
-              lensnet_trainer_activation(t[1], 6) != lensnet_trainer_activation(t[1], 5) &&
-              lensnet_trainer_activation(t[1], 9) == lensnet_trainer_activation(t[1], 8) &&
-              lensnet_trainer_activation(t[1], 10) == lensnet_trainer_activation(t[1], 8) &&
-              lensnet_trainer_activation(t[0], 1) != lensnet_trainer_activation(t[0], 0),
-          "ReLU and dropout share their input's buffer in the lean trainer only (a pool's output stays its own)");
-    lensnet_trainer_free(t[0]);
-    lensnet_trainer_free(t[1]);
+    free(x);
+    lensnet_model_free(m);
   }
-  lensnet_model_free(m);
 }
 
 int main(void) {
