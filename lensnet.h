@@ -1664,15 +1664,6 @@ int (fileno)(FILE *stream);
 #error "lensnet.h: define all of LENSNET_MALLOC, LENSNET_REALLOC and LENSNET_FREE, or none"
 #endif
 
-/* Called with every buffer of 4 MB or more that a trainer or a tensor allocates, before its
- * pages are first written (a trainer's activations and gradient slots, a data set read from
- * .npy): a place for the platform's memory advice. The lens tool asks Linux for transparent huge
- * pages there (tools/impl.c), so that first touches fault once per 2 MB instead of once per
- * 4 KB. Default: nothing. */
-#ifndef LENSNET_ADVISE_LARGE
-#define LENSNET_ADVISE_LARGE(p, bytes) ((void)0)
-#endif
-
 /* Largest tensor a reader will allocate, in elements (a guard against hostile headers). */
 #ifndef LENSNET_MAX_ELEMENTS
 #if SIZE_MAX > 0xFFFFFFFFu
@@ -1777,7 +1768,6 @@ static lensnet_result lensnet__tensor_alloc_as(lensnet_tensor *t, int ndim, cons
   t->data = LENSNET__CAST(float *, LENSNET_MALLOC(bytes ? bytes : 1));
   if (!t->data) return lensnet__fail(err, LENSNET_ERR_NOMEM, "cannot allocate %lu bytes for a tensor", (unsigned long)bytes);
   if (zero) memset(t->data, 0, bytes);
-  if (bytes >= ((size_t)4 << 20)) LENSNET_ADVISE_LARGE(t->data, bytes);
   return LENSNET_OK;
 }
 
@@ -7421,10 +7411,7 @@ static void *lensnet__alloc_or_flag(size_t count, size_t elem, int *ok) {
   if (!lensnet__mul_ok(count ? count : 1, elem, &bytes)) { *ok = 0; return NULL; }
   p = LENSNET_MALLOC(bytes);
   if (!p) *ok = 0;
-  else {
-    memset(p, 0, bytes);
-    if (bytes >= ((size_t)4 << 20)) LENSNET_ADVISE_LARGE(p, bytes);
-  }
+  else memset(p, 0, bytes);
   return p;
 }
 
