@@ -1307,9 +1307,13 @@ LENSNET_API void lensnet_dihedral(const float *in, float *out, size_t bands, siz
  * turns, axis flips); the half turn changes neither. Invariant: theta_E, theta_E2, sigma_v,
  * z_lens, z_lens2, z_source, z_source2, source_R, source_n, magnification, magnification2, arc_snr,
  * mag_source, mag_source2, mag_lens. lensnet_regression_symmetric says whether every target of r
- * is one of these (LENSNET_ERR_ARG naming the first that is not); lensnet_regression_turn_back
+ * is one of these and each position has both coordinates (LENSNET_ERR_ARG naming the first that
+ * is not); lensnet_regression_symmetric_views asks the same for the views a prediction averages:
+ * 8 (all eight transforms) as above, 2 (the image and its half turn, which swaps no axes) only
+ * that every target is known. lensnet_regression_turn_back
  * maps one pass's outputs in place (the standardised means and, for nll, the log-variances). */
 LENSNET_API lensnet_result lensnet_regression_symmetric(const lensnet_regression *r, lensnet_error *err);
+LENSNET_API lensnet_result lensnet_regression_symmetric_views(const lensnet_regression *r, int views, lensnet_error *err);
 LENSNET_API void lensnet_regression_turn_back(const lensnet_regression *r, int t, float *outputs);
 /* Target j's physical mean for a standardised network output z: offset + slope x (mean + std x z). */
 LENSNET_API double lensnet_regression_physical(const lensnet_regression *r, size_t j, double z);
@@ -10914,13 +10918,18 @@ static size_t lensnet__target_partner(const lensnet_regression *r, size_t j) {
 }
 
 LENSNET_API lensnet_result lensnet_regression_symmetric(const lensnet_regression *r, lensnet_error *err) {
+  return lensnet_regression_symmetric_views(r, 8, err);
+}
+
+LENSNET_API lensnet_result lensnet_regression_symmetric_views(const lensnet_regression *r, int views, lensnet_error *err) {
   size_t j;
+  if (views != 2 && views != 8) return lensnet__fail(err, LENSNET_ERR_ARG, "symmetric views: %d views; 2 or 8", views);
   for (j = 0; j < r->count; j++) {
     char kind = lensnet__target_kind(r->names[j]);
     if (!kind)
       return lensnet__fail(err, LENSNET_ERR_ARG, "target '%s' has no known behaviour under flips and quarter turns "
                            "(known: theta_E and other scalars, e1/e2, gamma1/gamma2, center_x/center_y, source_x/source_y)", r->names[j]);
-    if ((kind == 'x' || kind == 'y') && lensnet__target_partner(r, j) == r->count)
+    if (views == 8 && (kind == 'x' || kind == 'y') && lensnet__target_partner(r, j) == r->count)
       return lensnet__fail(err, LENSNET_ERR_ARG, "target '%s' without its other coordinate: a quarter turn swaps the two", r->names[j]);
   }
   return LENSNET_OK;

@@ -392,6 +392,17 @@ static void test_symmetries(void) {
   strcpy(r.names[4], "theta_E2");
   CHECK(lensnet_regression_symmetric(&r, &err) == LENSNET_ERR_ARG && strstr(err.message, "center_x") && strstr(err.message, "other coordinate"),
         "center_x without center_y is refused: %s", err.message);
+  CHECK(lensnet_regression_symmetric_views(&r, 8, &err) == LENSNET_ERR_ARG && strstr(err.message, "center_x"),
+        "... for the eight views: %s", err.message);
+  CHECK(lensnet_regression_symmetric_views(&r, 2, &err) == LENSNET_OK, "... but not for the half turn, which swaps no axes");
+  { /* the half turn of a lone coordinate: x -> -x, turned back */
+    float out[2 * LENSNET_REGRESSION_MAX];
+    size_t k;
+    for (k = 0; k < r.count; k++) { out[k] = (float)((0.25 - r.mean[k]) / r.std[k]); out[r.count + k] = 0.0f; }
+    lensnet_regression_turn_back(&r, 6, out);
+    CHECK(fabs(r.mean[0] + r.std[0] * out[0] + 0.25) < 1e-6, "a lone center_x under the half turn comes back as -x: %g",
+          r.mean[0] + r.std[0] * out[0]);
+  }
 }
 
 int main(void) {

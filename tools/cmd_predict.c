@@ -602,7 +602,7 @@ static int open_model(predict_options *o, predict_state *s) {
   if (s->views > 1 && o->mc % s->views)
     return lens_usage("--symmetries %lu with --mc %lu: N must be a multiple of %lu (each view gets N/%lu passes)", (unsigned long)s->views,
                       (unsigned long)o->mc, (unsigned long)s->views, (unsigned long)s->views);
-  if (s->views > 1 && s->regress && lensnet_regression_symmetric(&s->reg, &err) != LENSNET_OK)
+  if (s->views > 1 && s->regress && lensnet_regression_symmetric_views(&s->reg, (int)s->views, &err) != LENSNET_OK)
     return lens_usage("--symmetries %lu: %s: %s", (unsigned long)s->views, o->model_path, err.message);
   if (o->locator_path && (rc = open_locator(o, s)) != 0) return rc;
   if (s->regress && !s->reg.nll && !o->mc && s->views == 1)
