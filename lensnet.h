@@ -6455,7 +6455,8 @@ LENSNET__TARGET_AVX512 static void lensnet__maxpool_row_avx512(const float *r0, 
     if (_mm512_cmp_ps_mask(ae, ao, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(be, bo, _CMP_UNORD_Q))
       v = lensnet__avx512_max_nan(lensnet__avx512_max_nan(ae, ao), lensnet__avx512_max_nan(be, bo));
     else /* no NaN among the inputs: max_nan(a, b) is a > b ? a : b, which is what vmaxps computes */
-      v = _mm512_max_ps(_mm512_max_ps(ae, ao), _mm512_max_ps(be, bo));
+      v = _mm512_maskz_max_ps((__mmask16)0xFFFF, _mm512_maskz_max_ps((__mmask16)0xFFFF, ae, ao),
+                              _mm512_maskz_max_ps((__mmask16)0xFFFF, be, bo)); /* the maskz forms: see the ReLU store */
     _mm512_mask_storeu_ps(o + x, lensnet__avx512_first_lanes(n), v);
   }
 }
@@ -6549,7 +6550,7 @@ LENSNET__TARGET_AVX512 static void lensnet__maxpool_argmax_row_avx512(const floa
     idx = _mm512_mask_mov_epi32(_mm512_set1_epi32(3), k0, _mm512_setzero_si512());
     idx = _mm512_mask_mov_epi32(idx, k1, _mm512_set1_epi32(1));
     idx = _mm512_mask_mov_epi32(idx, k2, _mm512_set1_epi32(2));
-    _mm_mask_storeu_epi8(arg + x, wn, _mm512_cvtepi32_epi8(idx));
+    _mm_mask_storeu_epi8(arg + x, wn, _mm512_maskz_cvtepi32_epi8((__mmask16)0xFFFF, idx));
   }
 }
 #endif
@@ -6590,7 +6591,7 @@ LENSNET__TARGET_AVX512 static void lensnet__maxpool_relu_backward_row_avx512(con
     __mmask16 wn = lensnet__avx512_first_lanes(n), in0 = lensnet__avx512_first_lanes(2 * n),
               in1 = lensnet__avx512_first_lanes(2 * n > 16 ? 2 * n - 16 : 0);
     __m512 m = _mm512_maskz_loadu_ps(wn, m_row + x), g = _mm512_maskz_loadu_ps(wn, g_row + x);
-    __m512i idx = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(wn, a + x));
+    __m512i idx = _mm512_maskz_cvtepu8_epi32((__mmask16)0xFFFF, _mm_maskz_loadu_epi8(wn, a + x));
     __mmask16 pass = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ);
     __m512 v, ge, go, he, ho;
     if (guided) pass &= _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_GT_OQ);
@@ -7781,6 +7782,17 @@ static void lensnet__conv2d_layer_forward(lensnet__pass *p) {
  * flipped copy of backward_prepare serves): weight and bias gradients of the weight as run into
  * the image's slot (added when p->accumulate), summed by _reduce. */
 #ifdef LENSNET__HAVE_AVX512
+/* The sum of v's 16 lanes in a fixed order, the same under every compiler: halves, quarters,
+ * then (l0 + l2) + (l1 + l3). */
+LENSNET__INLINE LENSNET__TARGET_AVX512 float lensnet__avx512_sum(__m512 v) {
+  __m256 h = _mm256_add_ps(_mm256_castpd_ps(_mm512_maskz_extractf64x4_pd((__mmask8)0xFF, _mm512_castps_pd(v), 0)),
+                           _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd((__mmask8)0xFF, _mm512_castps_pd(v), 1)));
+  __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  float l[4];
+  _mm_storeu_ps(l, q);
+  return (l[0] + l[2]) + (l[1] + l[3]);
+}
+
 /* Five output channels by five weights of one K-block step: acc(r, c) += dy row r * x row c. */
 #define LENSNET__WG_ROW(r) \
   d = _mm512_loadu_ps(dy##r + q); \
@@ -7795,11 +7807,11 @@ static void lensnet__conv2d_layer_forward(lensnet__pass *p) {
 #define LENSNET__WG_STORE_ROW(r) \
   if (co + (r) < cout) { \
     float *w = dw + (co + (r)) * K + k; \
-    if (k + 0 < K) w[0] = (accumulate ? w[0] : 0.0f) + _mm512_reduce_add_ps(a##r##0); \
-    if (k + 1 < K) w[1] = (accumulate ? w[1] : 0.0f) + _mm512_reduce_add_ps(a##r##1); \
-    if (k + 2 < K) w[2] = (accumulate ? w[2] : 0.0f) + _mm512_reduce_add_ps(a##r##2); \
-    if (k + 3 < K) w[3] = (accumulate ? w[3] : 0.0f) + _mm512_reduce_add_ps(a##r##3); \
-    if (k + 4 < K) w[4] = (accumulate ? w[4] : 0.0f) + _mm512_reduce_add_ps(a##r##4); \
+    if (k + 0 < K) w[0] = (accumulate ? w[0] : 0.0f) + lensnet__avx512_sum(a##r##0); \
+    if (k + 1 < K) w[1] = (accumulate ? w[1] : 0.0f) + lensnet__avx512_sum(a##r##1); \
+    if (k + 2 < K) w[2] = (accumulate ? w[2] : 0.0f) + lensnet__avx512_sum(a##r##2); \
+    if (k + 3 < K) w[3] = (accumulate ? w[3] : 0.0f) + lensnet__avx512_sum(a##r##3); \
+    if (k + 4 < K) w[4] = (accumulate ? w[4] : 0.0f) + lensnet__avx512_sum(a##r##4); \
   }
 
 /* One image's weight gradient of a stride-1 convolution without im2col (AVX-512):
