@@ -860,7 +860,8 @@ typedef struct {
                                         * needs what is skipped: the results are the same bit for bit, and
                                         * `lens train` on OU-66 peaks at 99 MB instead of 184. But
                                         * lensnet_trainer_activation of a layer written over gives the later
-                                        * layer's output, and of one never stored, nothing meaningful. Ignored
+                                        * layer's output, and of one never stored, nothing meaningful, and
+                                        * lensnet_trainer_backward_from refuses to start at such a ReLU. Ignored
                                         * with capture. lensnet_fit sets it; default 0 */
 } lensnet_trainer_desc;
 
@@ -891,7 +892,8 @@ LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t b
  * lensnet_trainer_input_grad, nothing for the parameters above `layer`. A loss on features
  * (the input of a model's last dense layer, for domain adaptation) trains the layers below
  * them; lensnet_trainer_backward is this with the last layer. LENSNET_ERR_ARG for a layer
- * that does not exist. */
+ * that does not exist, and, in a lean trainer, for a ReLU whose output was written over or not
+ * stored (its backward needs that output). */
 LENSNET_API lensnet_result lensnet_trainer_backward_from(lensnet_trainer *t, size_t layer, size_t batch, const float *layer_grad,
                                                          lensnet_error *err);
 /* d loss / d parameter in the layout of model->values (what lensnet_optimizer_step takes). */
@@ -2341,51 +2343,64 @@ LENSNET_API lensnet_result lensnet_npy_info_read(const char *path, lensnet_npy_i
   return r;
 }
 
+/* Rows [first, first + count) of the array whose header lensnet__npy_file_header has just read
+ * from f (left at the start of the data) into a fresh tensor; f stays open. */
+static lensnet_result lensnet__npy_rows_from(FILE *f, const char *path, const lensnet_npy_info *info, size_t first, size_t count,
+                                            lensnet_tensor *out, lensnet_error *err) {
+  lensnet_result r;
+  size_t row = 1, i, n, shape[LENSNET_MAX_DIMS], done = 0;
+  unsigned char buf[65536];
+  if (info->ndim < 1 || first > info->shape[0] || count > info->shape[0] - first)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s: rows %lu to %lu asked of an array with %lu", path, (unsigned long)first,
+                         (unsigned long)(first + count), info->ndim ? (unsigned long)info->shape[0] : 0ul);
+  for (i = 1; i < (size_t)info->ndim; i++) row *= info->shape[i]; /* cannot overflow: the whole array was checked */
+  memcpy(shape, info->shape, sizeof shape);
+  shape[0] = count;
+  if ((r = lensnet__tensor_alloc_as(out, info->ndim, shape, 0, err)) != LENSNET_OK) return r;
+  n = count * row;
+  if (!lensnet__skip(f, first * row * (size_t)info->item_size)) { lensnet_tensor_free(out); return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot seek", path); }
+  while (done < n) { /* this host's floats are read into place; others through buf, converted */
+    size_t take = n - done, max = lensnet__npy_native(info) ? ((size_t)1 << 28) : sizeof buf / (size_t)info->item_size;
+    if (take > max) take = max;
+    if (fread(lensnet__npy_native(info) ? (void *)(out->data + done) : (void *)buf, (size_t)info->item_size, take, f) != take) {
+      lensnet_tensor_free(out);
+      return lensnet__fail(err, LENSNET_ERR_IO, "%s: read error", path);
+    }
+    if (!lensnet__npy_native(info)) lensnet__npy_convert(info, buf, take, out->data + done);
+    done += take;
+  }
+  return LENSNET_OK;
+}
+
 LENSNET_API lensnet_result lensnet_npy_read_rows(const char *path, size_t first, size_t count, lensnet_tensor *out, lensnet_error *err) {
   FILE *f = fopen(path, "rb");
   lensnet_npy_info info;
   lensnet_result r;
-  size_t row = 1, i, n, shape[LENSNET_MAX_DIMS], done = 0;
-  unsigned char buf[65536];
   memset(out, 0, sizeof *out);
   if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading", path);
-  if ((r = lensnet__npy_file_header(f, path, &info, err)) != LENSNET_OK) { fclose(f); return r; }
-  if (info.ndim < 1 || first > info.shape[0] || count > info.shape[0] - first) {
-    fclose(f);
-    return lensnet__fail(err, LENSNET_ERR_ARG, "%s: rows %lu to %lu asked of an array with %lu", path, (unsigned long)first,
-                         (unsigned long)(first + count), info.ndim ? (unsigned long)info.shape[0] : 0ul);
-  }
-  for (i = 1; i < (size_t)info.ndim; i++) row *= info.shape[i]; /* cannot overflow: the whole array was checked */
-  memcpy(shape, info.shape, sizeof shape);
-  shape[0] = count;
-  if ((r = lensnet__tensor_alloc_as(out, info.ndim, shape, 0, err)) != LENSNET_OK) { fclose(f); return r; }
-  n = count * row;
-  if (!lensnet__skip(f, first * row * (size_t)info.item_size)) { fclose(f); lensnet_tensor_free(out); return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot seek", path); }
-  while (done < n) { /* this host's floats are read into place; others through buf, converted */
-    size_t take = n - done, max = lensnet__npy_native(&info) ? ((size_t)1 << 28) : sizeof buf / (size_t)info.item_size;
-    if (take > max) take = max;
-    if (fread(lensnet__npy_native(&info) ? (void *)(out->data + done) : (void *)buf, (size_t)info.item_size, take, f) != take) {
-      fclose(f);
-      lensnet_tensor_free(out);
-      return lensnet__fail(err, LENSNET_ERR_IO, "%s: read error", path);
-    }
-    if (!lensnet__npy_native(&info)) lensnet__npy_convert(&info, buf, take, out->data + done);
-    done += take;
-  }
+  if ((r = lensnet__npy_file_header(f, path, &info, err)) == LENSNET_OK) r = lensnet__npy_rows_from(f, path, &info, first, count, out, err);
   fclose(f);
-  return LENSNET_OK;
+  return r;
 }
 
 static lensnet_result lensnet__npy_parse(const unsigned char *bytes, size_t len, void *out, lensnet_error *err) {
   return lensnet_npy_read_memory(bytes, len, LENSNET__CAST(lensnet_tensor *, out), err);
 }
-/* An array of rank >= 1 is read row by row into its tensor (no copy of the whole file in between);
- * a 0-d array through the in-memory parser. */
+/* A file that can be sought (a regular file) is read once, straight into its tensor (no copy of
+ * the whole file in between); anything else (a pipe, a FIFO, /dev/stdin), a 0-d array and a file
+ * whose header does not parse go through the whole-file reader, which names the problem. */
 LENSNET_API lensnet_result lensnet_npy_read(const char *path, lensnet_tensor *out, lensnet_error *err) {
+  FILE *f = fopen(path, "rb");
   lensnet_npy_info info;
+  lensnet_result r;
   memset(out, 0, sizeof *out);
-  if (lensnet_npy_info_read(path, &info, NULL) == LENSNET_OK && info.ndim >= 1)
-    return lensnet_npy_read_rows(path, 0, info.shape[0], out, err);
+  if (f && fseek(f, 0, SEEK_END) == 0 && fseek(f, 0, SEEK_SET) == 0 && lensnet__npy_file_header(f, path, &info, NULL) == LENSNET_OK &&
+      info.ndim >= 1) {
+    r = lensnet__npy_rows_from(f, path, &info, 0, info.shape[0], out, err);
+    fclose(f);
+    return r;
+  }
+  if (f) fclose(f);
   return lensnet__parse_file(path, lensnet__npy_parse, out, err);
 }
 
@@ -4900,7 +4915,8 @@ LENSNET_API void lensnet_i8gemm(size_t M, size_t N, size_t K, const int8_t *A, s
  * im2col writes kh*kw times the image (1.6 MB for OU-66 conv2, 44 MB for OU-200 conv2) and the
  * packing reads it all back; packing from the image reads the same data once, from L1/L2. So
  * the forward uses implicit GEMM; lensnet__im2col stays for the backward pass's fallback.
- * On the AVX-512 path a stride-1 layer goes one step further and packs nothing: its output rows
+ * On the AVX-512 path a stride-1 layer with K <= 4096 and at most an eighth of its lanes on
+ * dropped columns (lensnet__direct_conv_ok) goes one step further and packs nothing: its output rows
  * are read straight from the image (lensnet__conv_rows_direct_avx512), and its weight gradient is
  * taken the same way (lensnet__conv_wgrad_direct_avx512). */
 
@@ -7429,10 +7445,11 @@ LENSNET_API lensnet_trainer_desc lensnet_trainer_desc_resolve(const lensnet_trai
 }
 
 /* May layer i of a lean trainer keep its output in its input's buffer? A ReLU after a convolution
- * or dense layer, whose backward reads its input, never its output; a dropout after one of those
- * or after a ReLU, whose backward reads its output only where it is positive: dropout keeps that
- * sign where it keeps a value, and where it drops one the gradient reaching the ReLU is zero
- * anyway. Nothing else reads those outputs (marks keep their own copies). */
+ * or dense layer: the layer below needs only its own input in its backward, never its output,
+ * which the ReLU may overwrite (the ReLU's backward reads the ReLU's output). A dropout after one
+ * of those or after a ReLU: the ReLU's backward asks only whether its output is positive, which
+ * dropout keeps where it keeps a value, and where it drops one the gradient reaching the ReLU is
+ * zero anyway. Nothing else reads those outputs (marks keep their own copies). */
 static int lensnet__writes_over_input(const lensnet_model *m, size_t i) {
   lensnet_layer_type here = m->layers[i].type, before = m->layers[i - 1].type;
   int producer = before == LENSNET_LAYER_CONV2D || before == LENSNET_LAYER_DENSE;
@@ -8776,6 +8793,11 @@ LENSNET_API lensnet_result lensnet_trainer_backward_from(lensnet_trainer *t, siz
   if (layer >= m->layer_count)
     return lensnet__fail(err, LENSNET_ERR_ARG, "layer %lu does not exist: the model has layers 0..%lu", (unsigned long)layer,
                          (unsigned long)m->layer_count - 1);
+  if (t->lean && m->layers[layer].type == LENSNET_LAYER_RELU &&
+      ((layer + 1 < m->layer_count && t->act_offset[layer + 1] == t->act_offset[layer]) ||
+       (layer > 0 && lensnet__conv_pools_in_training(t, layer - 1))))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "layer %lu (relu): a lean trainer writes over its output or does not keep it; "
+                         "start from the layer after it, or use a trainer without lean_activations", (unsigned long)layer);
   /* marks below `layer` whose adds or restores lie above it get no gradient from them: the
    * layers above are outside this pass */
   memcpy(dy, layer_grad, batch * lensnet__layer_out_n(&m->layers[layer]) * sizeof(float));

@@ -28,6 +28,7 @@ static void *counted_realloc(void *p, size_t n) {
 #include <stdint.h>
 #include <dirent.h>
 #include <unistd.h>
+#include <sys/stat.h> /* mkfifo */
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -1059,7 +1060,24 @@ static void test_npy_round_trip_and_types(void) {
   CHECK(lensnet_npy_read("build/t_roundtrip.npy", &r, &err) == LENSNET_OK, "read: %s", err.message);
   CHECK(r.ndim == 3 && r.shape[0] == 2 && r.shape[1] == 3 && r.shape[2] == 4, "shape survives");
   CHECK(r.data && !memcmp(r.data, t.data, 24 * sizeof(float)), "values survive");
-  lensnet_tensor_free(&t); lensnet_tensor_free(&r);
+  lensnet_tensor_free(&r);
+#if defined(__unix__) || defined(__APPLE__)
+  { /* from a FIFO (a pipe, /dev/stdin): a file that cannot be sought is read whole, not by rows */
+    FILE *writer;
+    remove("build/t_fifo.npy");
+    if (mkfifo("build/t_fifo.npy", 0600) != 0 || !(writer = popen("cat build/t_roundtrip.npy > build/t_fifo.npy", "r")))
+      printf("SKIP: no FIFO here\n");
+    else {
+      CHECK(lensnet_npy_read("build/t_fifo.npy", &r, &err) == LENSNET_OK && r.ndim == 3 && r.shape[0] == 2 && r.data &&
+                !memcmp(r.data, t.data, 24 * sizeof(float)),
+            "read from a FIFO: %s", err.message);
+      lensnet_tensor_free(&r);
+      pclose(writer);
+    }
+    remove("build/t_fifo.npy");
+  }
+#endif
+  lensnet_tensor_free(&t);
   remove("build/t_roundtrip.npy");
   {
     /* big-endian float64 [2]: 1.5, -2.0 */

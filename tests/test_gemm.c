@@ -319,6 +319,10 @@ static void test_conv_paths(void) {
       {"wider than a panel row", 2, 3,  5, 70, 10, 3, 1, 1, 1, 0, 1},
       {"two K blocks, wide rows", 1, 30, 6, 70, 12, 3, 1, 0, 1, 1, 1},
       {"1x1 pad 2 stride 3",     2, 3,  7,  8, 4, 1, 3, 2, 1, 0, 1},
+      /* read straight from the image on the AVX-512 path: */
+      {"3x3 groups 2, rows 34 wide", 2, 4, 6, 32, 6, 3, 1, 1, 2, 1, 1},
+      {"1x1, rows 40 wide",      1, 5,  3, 40, 7, 1, 1, 0, 1, 1, 1},
+      {"9x9, rows 80 wide",      1, 2, 12, 80, 3, 9, 1, 0, 1, 0, 1},
   };
   int failures[LENSNET_SIMD_COUNT];
   double worst[LENSNET_SIMD_COUNT];
@@ -503,6 +507,9 @@ static void test_direct_conv_rows(void) {
       {"band of rows 3-9",            50, 14, 34, 40, 3, 0, 3, 9},
       {"one row",                      8, 9, 66, 12, 3, 0, 4, 5},
       {"5x5 K=1250, five K blocks",   50, 8, 98, 40, 5, 0, 0, 0},
+      {"1x1 (no dropped lanes)",       5, 3, 40,  7, 1, 0, 0, 0},
+      {"9x9: 8 dropped lanes a row",   2, 12, 80,  3, 9, 0, 0, 0},
+      {"17x17: a whole half-tile dropped", 2, 20, 136, 3, 17, 0, 0, 0},
   };
   const lensnet__gemm_path *path = lensnet__gemm_path_for(LENSNET_SIMD_AVX512);
   size_t t;

@@ -584,6 +584,30 @@ static void test_lean_activations(void) {
              !memcmp(dx[0], dx[1], 4 * per * sizeof(float));
       CHECK(same, "model %lu, %s ReLU backward: the lean trainer's outputs and gradients equal the plain one's bit for bit",
             (unsigned long)a, mode ? "guided" : "normal");
+      { /* lensnet_trainer_backward_from each layer: the same, or refused at a ReLU the lean trainer does not keep */
+        size_t l, refused = 0, differ = 0, most = 0;
+        float *g;
+        for (l = 0; l < m->layer_count; l++)
+          if (lensnet__layer_out_n(&m->layers[l]) > most) most = lensnet__layer_out_n(&m->layers[l]);
+        g = (float *)malloc(4 * most * sizeof(float));
+        for (l = 0; l < m->layer_count; l++) {
+          size_t on = 4 * lensnet__layer_out_n(&m->layers[l]), q;
+          lensnet_result res[2];
+          for (q = 0; q < on; q++) g[q] = lensnet_rng_normal(&rng);
+          for (k = 0; k < 2; k++) {
+            lensnet_trainer_zero_grad(t[k]);
+            res[k] = lensnet_trainer_backward_from(t[k], l, 4, g, &err);
+          }
+          if (res[0] != LENSNET_OK) differ++;
+          else if (res[1] != LENSNET_OK) refused += m->layers[l].type == LENSNET_LAYER_RELU ? 1 : 100;
+          else
+            differ += memcmp(grads[0], grads[1], n * sizeof(float)) != 0 || memcmp(dx[0], dx[1], 4 * per * sizeof(float)) != 0;
+        }
+        CHECK(differ == 0 && refused == (a == 0 ? 2 : 1),
+              "model %lu: backward from each layer: %lu differ, %lu refused (only ReLUs written over or not kept: %d)",
+              (unsigned long)a, (unsigned long)differ, (unsigned long)refused, a == 0 ? 2 : 1);
+        free(g);
+      }
       if (a == 0)
         CHECK(lensnet_trainer_activation(t[1], 1) == lensnet_trainer_activation(t[1], 0) &&
                   lensnet_trainer_activation(t[1], 2) == lensnet_trainer_activation(t[1], 0) &&
