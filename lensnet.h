@@ -11109,9 +11109,10 @@ LENSNET__VECTORIZE static size_t lensnet__rescale_band(float *x, size_t n, float
 LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t hw) {
   size_t b, i, nans = 0;
   for (b = 0; b < bands; b++) {
-    float *x = image + b * hw, lo, hi;
+    float *x = image + b * hw, lo, hi, span;
     lensnet__range_skip_nan(x, hw, &lo, &hi);
-    if (hi - lo - (hi - lo) != 0.0f && hi - hi == 0.0f && lo - lo == 0.0f) {
+    span = hi - lo; /* a float: +inf when the span overflows, whatever precision the compiler evaluates in (s390x: double) */
+    if (span - span != 0.0f && hi - hi == 0.0f && lo - lo == 0.0f) {
       /* finite values whose span overflows a float (beyond ~3.4e38): the same in double */
       double dlo = lo, span = (double)hi - (double)lo;
       for (i = 0; i < hw; i++) {
@@ -11120,7 +11121,7 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
       }
       continue;
     }
-    nans += lensnet__rescale_band(x, hw, lo, hi - lo, !(hi > lo));
+    nans += lensnet__rescale_band(x, hw, lo, span, !(hi > lo));
   }
   return nans;
 }
