@@ -389,6 +389,51 @@ static void test_dropout(void) {
   lensnet_model_free(m);
 }
 
+/* Dropout's masks: the AVX-512 pass (eight streams in vector lanes, the scale applied on the way)
+ * gives the masks and the bits of the portable definition (lensnet__dropout_masks, then
+ * lensnet__masked_scale) at every length, blocks cut short included, and each of the 32
+ * positions of a block (stream l, 16-bit part q) keeps its share. */
+static void test_dropout_lanes(void) {
+  static float x[4099], y0[4099], y1[4099];
+  static unsigned char m0[4099], m1[4099];
+  static const size_t lens[] = {1, 3, 31, 32, 33, 64, 95, 1000, 4099};
+  static const float ps[] = {0.2f, 0.5f, 0.9999f, 1e-5f, 0.3f};
+  size_t i, a, b, same = 0, total = 0, kept[32], draws = 0;
+  lensnet_rng r;
+  lensnet_rng_seed(&r, 7);
+  for (i = 0; i < 4099; i++) x[i] = lensnet_rng_uniform(&r) * 4.0f - 2.0f;
+  x[5] = NAN; x[6] = INFINITY; x[7] = -0.0f; x[40] = -INFINITY;
+#ifdef LENSNET__HAVE_AVX512
+  if (lensnet_simd_best() != LENSNET_SIMD_AVX512) { printf("SKIP: AVX-512 is not available on this CPU: dropout lanes\n"); return; }
+  for (a = 0; a < sizeof lens / sizeof lens[0]; a++)
+    for (b = 0; b < sizeof ps / sizeof ps[0]; b++) {
+      lensnet_rng r0, r1;
+      double keep = 1.0 - (double)ps[b];
+      lensnet_rng_seed(&r0, 100 + a * 10 + b);
+      r1 = r0;
+      lensnet__dropout_masks(&r0, (uint32_t)(keep * 65536.0 + 0.5), m0, lens[a]);
+      lensnet__masked_scale(m0, x, y0, lens[a], (float)(1.0 / keep));
+      lensnet__dropout_forward(&r1, ps[b], x, y1, m1, lens[a]);
+      total++;
+      same += !memcmp(m0, m1, lens[a]) && !memcmp(y0, y1, lens[a] * sizeof(float)) && !memcmp(&r0, &r1, sizeof r0);
+    }
+  CHECK(same == total, "%lu of %lu lengths and rates give the portable masks and bits", (unsigned long)same, (unsigned long)total);
+#else
+  printf("SKIP: this build has no AVX-512 path: dropout lanes\n");
+  (void)a; (void)b; (void)same; (void)total; (void)y0; (void)y1; (void)m1;
+#endif
+  memset(kept, 0, sizeof kept);
+  for (a = 0; a < 200; a++) {
+    lensnet_rng_seed(&r, 1000 + a);
+    lensnet__dropout_masks(&r, (uint32_t)(0.7 * 65536.0 + 0.5), m0, 4096);
+    for (i = 0; i < 4096; i++) kept[i % 32] += m0[i];
+    draws += 4096 / 32;
+  }
+  /* 25,600 draws per position: the kept share has a standard deviation of 0.0029 */
+  for (i = 0, same = 0; i < 32; i++) same += fabs((double)kept[i] / draws - 0.7) < 0.015;
+  CHECK(same == 32, "%lu of 32 positions of a block keep 0.7 of their elements", (unsigned long)same);
+}
+
 static void test_zero_class_weights(void) {
   float z[4] = {0.3f, -1.0f, 2.0f, 0.5f}, y[2] = {0.0f, 0.0f}, w[2] = {0.0f, 1.0f}, g[4] = {9, 9, 9, 9};
   float loss = lensnet_loss_cross_entropy(z, y, 2, 2, w, g);
@@ -634,6 +679,7 @@ int main(void) {
   TEST("input gradients alone (skip_param_grads) equal those of a full backward pass") test_input_gradients_alone();
   TEST("dropout drops the asked share and scales the rest by 1/(1-p); inference passes all") test_dropout();
   TEST("dropout keeps x / (1-p) or gives +0.0, bit for bit, whatever x holds") test_dropout_select();
+  TEST("dropout's vector masks are the portable definition's, and every lane keeps its share") test_dropout_lanes();
   TEST("a batch whose class weights sum to zero has loss 0 and no gradient, not NaN") test_zero_class_weights();
   TEST("losses against PyTorch (value and gradient)") test_losses();
   TEST("beta-NLL: the hard objects' means keep their pull, the value stays the NLL") test_beta_nll();
