@@ -7259,6 +7259,7 @@ struct lensnet_trainer {
   size_t scratch_per_worker;
   float *wgrad_images;           /* per-slot weight gradients of every convolution, reduced in a fixed order */
   size_t grad_slots;             /* slots of wgrad_images, bgrad_images: image b uses slot b % grad_slots */
+  int reduce_each_image;         /* one worker: one slot, added to grads as each image's backward ends */
   int compute_input_grad;        /* nonzero: also compute input_grad (saliency needs it; training does not) */
   int skip_param_grads;          /* nonzero: leave t->grads alone (saliency, Grad-CAM and dreams need none) */
   int no_dropout;                /* nonzero: dropout is the identity even when training */
@@ -7609,6 +7610,13 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensne
     t->grad_slots = LENSNET_GRADIENT_SLOT_FLOATS / wgrad;
     if (t->grad_slots < 1) t->grad_slots = 1;
   }
+  /* One worker adds each image's gradients as soon as its backward ends, in the order the slots'
+   * sum would (image 0, 1, ...: the same bits), from one slot that stays in cache. Not for p4
+   * layers, whose reduction sums the slots before folding them. */
+  t->reduce_each_image = workers == 1 && t->grad_slots == batch_cap && batch_cap > 1;
+  for (i = 0; i < m->layer_count; i++)
+    if (lensnet__kind(m->layers[i].type)->backward_reduce && m->layers[i].type != LENSNET_LAYER_CONV2D) t->reduce_each_image = 0;
+  if (t->reduce_each_image) t->grad_slots = 1;
   /* sizes scale with the batch; check the products once */
   if (!lensnet__mul_ok(acts, batch_cap, &acts) || !lensnet__mul_ok(maxact, batch_cap, &maxact) ||
       !lensnet__mul_ok(masks, batch_cap, &masks) || !lensnet__mul_ok(marks, batch_cap, &marks) ||
@@ -8791,7 +8799,7 @@ static void lensnet__backward_run_image(lensnet__run_task *r, size_t b, size_t w
   while (l-- > r->first) {
     lensnet__pass p = lensnet__trainer_pass(t, l, b, 1, r->batch, worker);
     float *dx;
-    p.accumulate = b >= t->grad_slots;
+    p.accumulate = !t->reduce_each_image && b >= t->grad_slots;
     if (l == r->first) {
       dx = r->dx ? r->dx + b * lensnet__layer_in_n(&m->layers[l]) : NULL;
       if (!dx && !lensnet__kind(m->layers[l].type)->backward_reduce) break; /* nothing left to compute */
@@ -8804,6 +8812,9 @@ static void lensnet__backward_run_image(lensnet__run_task *r, size_t b, size_t w
       lensnet__backward_layer(&p, dy, dx);
     dy = dx;
   }
+  if (t->reduce_each_image && !t->skip_param_grads)
+    for (l = r->first; l < r->last; l++)
+      if (lensnet__kind(m->layers[l].type)->backward_reduce) lensnet__kind(m->layers[l].type)->backward_reduce(t, l, 1);
 }
 
 /* Backward of the run for the images of gradient slot `slot` (slot, slot + slots, ...), in order. */
@@ -8886,7 +8897,7 @@ LENSNET_API lensnet_result lensnet_trainer_backward_from(lensnet_trainer *t, siz
         if (kind->backward_prepare && (l > 0 || r.dx)) kind->backward_prepare(t, l);
       }
       lensnet__parallel_run(&t->parallel, batch < t->grad_slots ? batch : t->grad_slots, lensnet__backward_run_task, &r);
-      for (l = r.first; l < r.last && !t->skip_param_grads; l++) {
+      for (l = r.first; l < r.last && !t->skip_param_grads && !t->reduce_each_image; l++) {
         const lensnet__layer_kind *kind = lensnet__kind(m->layers[l].type);
         if (kind->backward_reduce) kind->backward_reduce(t, l, batch);
       }
