@@ -7898,15 +7898,26 @@ LENSNET__INLINE LENSNET__TARGET_AVX512 float lensnet__avx512_sum(__m512 v) {
     LENSNET__WG_ROW(0) LENSNET__WG_ROW(1) LENSNET__WG_ROW(2) LENSNET__WG_ROW(3) LENSNET__WG_ROW(4) }
 #define LENSNET__WG_PLAIN(ptr) _mm512_loadu_ps(ptr)
 #define LENSNET__WG_TAIL(ptr) _mm512_maskz_loadu_ps(tail, ptr)
+/* The five sums of one row of accumulators, each in lensnet__avx512_sum's order (the same bits),
+ * by a transposing tree: four levels of two shuffles and one add, shared between the vectors
+ * (C1: halves, C2: quarters, C3: l0 + l2 and l1 + l3, C4: their sum), then a permutation to
+ * lanes 0-4: a fifth of the instructions of five separate sums. w[0 .. n - 1] (+)= the sums. */
+#define LENSNET__WG_C1(a, b) _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE))
+#define LENSNET__WG_C2(a, b) _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xDD))
+#define LENSNET__WG_C3(a, b) _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x44), _mm512_shuffle_ps(a, b, 0xEE))
+#define LENSNET__WG_C4(a, b) _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xDD))
+LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__avx512_store_sums5(float *w, size_t n, int accumulate, __m512 a0, __m512 a1,
+                                                                         __m512 a2, __m512 a3, __m512 a4) {
+  __m512 v0 = LENSNET__WG_C1(a0, a1), v1 = LENSNET__WG_C1(a2, a3), v2 = LENSNET__WG_C1(a4, a4);
+  __m512 w0 = LENSNET__WG_C2(v0, v1), w1 = LENSNET__WG_C2(v2, v2), r = LENSNET__WG_C3(w0, w1), f = LENSNET__WG_C4(r, r);
+  /* lane 4c of f holds the sum of a_c (c < 4), lane 1 that of a4 */
+  __mmask16 m = lensnet__avx512_first_lanes(n < 5 ? n : 5);
+  __m512 sums = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), f);
+  __m512 old = accumulate ? _mm512_maskz_loadu_ps(m, w) : _mm512_setzero_ps();
+  _mm512_mask_storeu_ps(w, m, _mm512_add_ps(old, sums));
+}
 #define LENSNET__WG_STORE_ROW(r) \
-  if (co + (r) < cout) { \
-    float *w = dw + (co + (r)) * K + k; \
-    if (k + 0 < K) w[0] = (accumulate ? w[0] : 0.0f) + lensnet__avx512_sum(a##r##0); \
-    if (k + 1 < K) w[1] = (accumulate ? w[1] : 0.0f) + lensnet__avx512_sum(a##r##1); \
-    if (k + 2 < K) w[2] = (accumulate ? w[2] : 0.0f) + lensnet__avx512_sum(a##r##2); \
-    if (k + 3 < K) w[3] = (accumulate ? w[3] : 0.0f) + lensnet__avx512_sum(a##r##3); \
-    if (k + 4 < K) w[4] = (accumulate ? w[4] : 0.0f) + lensnet__avx512_sum(a##r##4); \
-  }
+  if (co + (r) < cout) lensnet__avx512_store_sums5(dw + (co + (r)) * K + k, K - k, accumulate, a##r##0, a##r##1, a##r##2, a##r##3, a##r##4);
 
 /* One image's weight gradient of a stride-1 convolution without im2col (AVX-512):
  * dw[co][k] (+)= sum over q of dyw[co][q] * x[off(k) + q], with pixels q counted across whole
