@@ -5048,7 +5048,7 @@ static void lensnet__conv2d_forward_prepacked(lensnet_simd simd, const lensnet__
                                               const float *prepacked, const float *bias, int fuse_relu, const lensnet_layer *pool,
                                               float *out, float *scratch, unsigned char *pool_arg);
 static void lensnet__maxpool2x2(const lensnet_layer *L, size_t planes, const float *in, float *out);
-static void lensnet__maxpool2x2_argmax(const lensnet_layer *L, size_t planes, const float *in, const float *out, unsigned char *arg);
+static void lensnet__maxpool2x2_argmax(const lensnet_layer *L, size_t planes, const float *in, float *out, unsigned char *arg);
 
 /* Pooled rows per band when a convolution ow pixels wide is pooled on the way: bands of at least
  * 8 micro-panels of 32 whose length wastes at most 1% of a panel (a partial panel per band), else
@@ -5283,10 +5283,10 @@ static void lensnet__conv2d_forward_prepacked(lensnet_simd simd, const lensnet__
         band_pool.out_h = rows;
         for (c = 0; c < cout_g; c++) {
           float *pooled = o + c * pool->out_h * pool->out_w + r * pool->out_w;
-          lensnet__maxpool2x2(&band_pool, 1, band + c * 2 * rows * g->ow, pooled);
-          if (pool_arg) /* training: which input of each window won, for the backward */
-            lensnet__maxpool2x2_argmax(&band_pool, 1, band + c * 2 * rows * g->ow, pooled,
-                                       pool_arg + (pooled - out));
+          if (pool_arg) /* training: also which input of each window won, for the backward */
+            lensnet__maxpool2x2_argmax(&band_pool, 1, band + c * 2 * rows * g->ow, pooled, pool_arg + (pooled - out));
+          else
+            lensnet__maxpool2x2(&band_pool, 1, band + c * 2 * rows * g->ow, pooled);
         }
       }
     }
@@ -6457,7 +6457,10 @@ LENSNET__INLINE LENSNET__TARGET_AVX512 __m512 lensnet__avx512_max_nan(__m512 a, 
   return _mm512_mask_blend_ps(take_a, b, a);
 }
 
-LENSNET__TARGET_AVX512 static void lensnet__maxpool_row_avx512(const float *r0, const float *r1, float *o, size_t ow) {
+LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__maxpool_argmax16_avx512(__m512 ae, __m512 ao, __m512 be, __m512 m,
+                                                                           unsigned char *arg, __mmask16 wn);
+/* arg: NULL, or where the windows' bytes go (lensnet__maxpool2x2_argmax's), from the same loads. */
+LENSNET__TARGET_AVX512 static void lensnet__maxpool_row_avx512(const float *r0, const float *r1, float *o, unsigned char *arg, size_t ow) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   size_t x;
@@ -6474,6 +6477,7 @@ LENSNET__TARGET_AVX512 static void lensnet__maxpool_row_avx512(const float *r0, 
       v = _mm512_maskz_max_ps((__mmask16)0xFFFF, _mm512_maskz_max_ps((__mmask16)0xFFFF, ae, ao),
                               _mm512_maskz_max_ps((__mmask16)0xFFFF, be, bo)); /* the maskz forms: see the ReLU store */
     _mm512_mask_storeu_ps(o + x, lensnet__avx512_first_lanes(n), v);
+    if (arg) lensnet__maxpool_argmax16_avx512(ae, ao, be, v, arg + x, lensnet__avx512_first_lanes(n));
   }
 }
 #endif
@@ -6515,7 +6519,7 @@ LENSNET__VECTORIZE static void lensnet__maxpool2x2(const lensnet_layer *L, size_
       float *o = dst + y * ow, pair[2];
       size_t done = 0;
 #ifdef LENSNET__HAVE_AVX512
-      if (simd == LENSNET_SIMD_AVX512) { lensnet__maxpool_row_avx512(r0, r1, o, ow); continue; }
+      if (simd == LENSNET_SIMD_AVX512) { lensnet__maxpool_row_avx512(r0, r1, o, NULL, ow); continue; }
 #endif
 #ifdef LENSNET__HAVE_AVX2
       if (simd == LENSNET_SIMD_AVX2) done = lensnet__maxpool_row_avx2(r0, r1, o, ow);
@@ -6540,48 +6544,47 @@ LENSNET__VECTORIZE static void lensnet__maxpool2x2(const lensnet_layer *L, size_
  * right, row 1 left, right): the first equal to the window's maximum m, or the first NaN when m is
  * NaN (lensnet__maxpool2x2_backward's rule). */
 #ifdef LENSNET__HAVE_AVX512
-LENSNET__TARGET_AVX512 static void lensnet__maxpool_argmax_row_avx512(const float *r0, const float *r1, const float *m_row,
-                                                                     unsigned char *arg, size_t ow) {
-  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  size_t x;
-  for (x = 0; x < ow; x += 16) {
-    size_t n = ow - x < 16 ? ow - x : 16;
-    __mmask16 wn = lensnet__avx512_first_lanes(n), in0 = lensnet__avx512_first_lanes(2 * n),
-              in1 = lensnet__avx512_first_lanes(2 * n > 16 ? 2 * n - 16 : 0);
-    __m512 a0 = _mm512_maskz_loadu_ps(in0, r0 + 2 * x), a1 = _mm512_maskz_loadu_ps(in1, r0 + 2 * x + 16);
-    __m512 b0 = _mm512_maskz_loadu_ps(in0, r1 + 2 * x), b1 = _mm512_maskz_loadu_ps(in1, r1 + 2 * x + 16);
-    __m512 ae = _mm512_permutex2var_ps(a0, even, a1), ao = _mm512_permutex2var_ps(a0, odd, a1);
-    __m512 be = _mm512_permutex2var_ps(b0, even, b1), m = _mm512_maskz_loadu_ps(wn, m_row + x);
-    __mmask16 k0 = _mm512_cmp_ps_mask(ae, m, _CMP_EQ_OQ), k1, k2, nan = _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
-    __mmask16 q0 = _mm512_cmp_ps_mask(ae, ae, _CMP_UNORD_Q), q1, q2;
-    __m512i idx;
-    k1 = (__mmask16)(~k0 & _mm512_cmp_ps_mask(ao, m, _CMP_EQ_OQ));
-    k2 = (__mmask16)(~k0 & ~k1 & _mm512_cmp_ps_mask(be, m, _CMP_EQ_OQ));
-    q1 = (__mmask16)(~q0 & _mm512_cmp_ps_mask(ao, ao, _CMP_UNORD_Q));
-    q2 = (__mmask16)(~q0 & ~q1 & _mm512_cmp_ps_mask(be, be, _CMP_UNORD_Q));
-    k0 = (__mmask16)((nan & q0) | (~nan & k0));
-    k1 = (__mmask16)((nan & q1) | (~nan & k1));
-    k2 = (__mmask16)((nan & q2) | (~nan & k2));
-    idx = _mm512_mask_mov_epi32(_mm512_set1_epi32(3), k0, _mm512_setzero_si512());
-    idx = _mm512_mask_mov_epi32(idx, k1, _mm512_set1_epi32(1));
-    idx = _mm512_mask_mov_epi32(idx, k2, _mm512_set1_epi32(2));
-    _mm_mask_storeu_epi8(arg + x, wn, _mm512_maskz_cvtepi32_epi8((__mmask16)0xFFFF, idx));
-  }
+/* The bytes of a row of 16 windows whose columns are ae, ao (row 0) and be (row 1; the fourth is
+ * the winner when none of these is), m their maxima. */
+LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__maxpool_argmax16_avx512(__m512 ae, __m512 ao, __m512 be, __m512 m,
+                                                                           unsigned char *arg, __mmask16 wn) {
+  __mmask16 k0 = _mm512_cmp_ps_mask(ae, m, _CMP_EQ_OQ), k1, k2, nan = _mm512_cmp_ps_mask(m, m, _CMP_UNORD_Q);
+  __mmask16 q0 = _mm512_cmp_ps_mask(ae, ae, _CMP_UNORD_Q), q1, q2;
+  __m512i idx;
+  k1 = (__mmask16)(~k0 & _mm512_cmp_ps_mask(ao, m, _CMP_EQ_OQ));
+  k2 = (__mmask16)(~k0 & ~k1 & _mm512_cmp_ps_mask(be, m, _CMP_EQ_OQ));
+  q1 = (__mmask16)(~q0 & _mm512_cmp_ps_mask(ao, ao, _CMP_UNORD_Q));
+  q2 = (__mmask16)(~q0 & ~q1 & _mm512_cmp_ps_mask(be, be, _CMP_UNORD_Q));
+  k0 = (__mmask16)((nan & q0) | (~nan & k0));
+  k1 = (__mmask16)((nan & q1) | (~nan & k1));
+  k2 = (__mmask16)((nan & q2) | (~nan & k2));
+  idx = _mm512_mask_mov_epi32(_mm512_set1_epi32(3), k0, _mm512_setzero_si512());
+  idx = _mm512_mask_mov_epi32(idx, k1, _mm512_set1_epi32(1));
+  idx = _mm512_mask_mov_epi32(idx, k2, _mm512_set1_epi32(2));
+  _mm_mask_storeu_epi8(arg, wn, _mm512_maskz_cvtepi32_epi8((__mmask16)0xFFFF, idx));
 }
+
 #endif
 
-static void lensnet__maxpool2x2_argmax(const lensnet_layer *L, size_t planes, const float *in, const float *out, unsigned char *arg) {
+/* lensnet__maxpool2x2 into out, and each window's byte into arg (from the same loads on AVX-512). */
+static void lensnet__maxpool2x2_argmax(const lensnet_layer *L, size_t planes, const float *in, float *out, unsigned char *arg) {
   size_t plane, y, x, iw = L->in_w, ow = L->out_w;
   int avx512 = lensnet_simd_best() == LENSNET_SIMD_AVX512;
-  (void)avx512;
+  if (avx512) {
+#ifdef LENSNET__HAVE_AVX512
+    for (plane = 0; plane < planes; plane++)
+      for (y = 0; y < L->out_h; y++) {
+        const float *r0 = in + (plane * L->in_h + 2 * y) * iw;
+        lensnet__maxpool_row_avx512(r0, r0 + iw, out + (plane * L->out_h + y) * ow, arg + (plane * L->out_h + y) * ow, ow);
+      }
+    return;
+#endif
+  }
+  lensnet__maxpool2x2(L, planes, in, out);
   for (plane = 0; plane < planes; plane++)
     for (y = 0; y < L->out_h; y++) {
       const float *r0 = in + (plane * L->in_h + 2 * y) * iw, *r1 = r0 + iw, *mx = out + (plane * L->out_h + y) * ow;
       unsigned char *a = arg + (plane * L->out_h + y) * ow;
-#ifdef LENSNET__HAVE_AVX512
-      if (avx512) { lensnet__maxpool_argmax_row_avx512(r0, r1, mx, a, ow); continue; }
-#endif
       for (x = 0; x < ow; x++) {
         const float v[4] = {r0[2 * x], r0[2 * x + 1], r1[2 * x], r1[2 * x + 1]};
         float m = mx[x];
@@ -8281,11 +8284,12 @@ static void lensnet__pool_describe(const lensnet_layer *L, char *buf, size_t cap
 }
 
 static void lensnet__pool_layer_forward(lensnet__pass *p) {
-  lensnet__pool_forward(p->L, p->batch, p->x, p->y);
   if (p->t && lensnet__pool_keeps_argmax(p->m, p->layer, p->t->lean))
     lensnet__maxpool2x2_argmax(p->L, p->batch * p->L->in_c, p->x, p->y,
                                p->t->dropout_mask + p->t->mask_offset[p->layer] * p->t->batch_cap +
                                    p->image * lensnet__layer_out_n(p->L));
+  else
+    lensnet__pool_forward(p->L, p->batch, p->x, p->y);
 }
 
 static void lensnet__pool_layer_backward(const lensnet__pass *p, const float *dy, float *dx) {

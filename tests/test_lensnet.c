@@ -758,7 +758,7 @@ static void test_maxpool_rows(void) {
         }
         got[ow] = 777.0f;
 #ifdef LENSNET__HAVE_AVX512
-        if (paths[p] == LENSNET_SIMD_AVX512) { lensnet__maxpool_row_avx512(r0, r1, got, ow); done = ow; }
+        if (paths[p] == LENSNET_SIMD_AVX512) { lensnet__maxpool_row_avx512(r0, r1, got, NULL, ow); done = ow; }
 #endif
 #ifdef LENSNET__HAVE_AVX2
         if (paths[p] == LENSNET_SIMD_AVX2) done = lensnet__maxpool_row_avx2(r0, r1, got, ow);
@@ -808,9 +808,11 @@ static void test_maxpool_backward_rows(void) {
              d1[2 * ow] != 777.0f;
     }
   CHECK(bad == 0, "%lu of 800 rows of windows differ from the rule", (unsigned long)bad);
-  { /* the winners a lean trainer keeps (lensnet__maxpool2x2_argmax), by AVX-512 against the same rule */
+  { /* the winners a lean trainer keeps (lensnet__maxpool2x2_argmax), by AVX-512 against the same
+     * rule, computed with the pooled row from the same loads (which must be the maxima bit for bit) */
     unsigned char arg[40];
-    size_t wrong = 0;
+    float o[41];
+    size_t wrong = 0, maxima = 0;
     for (trial = 0; trial < 20; trial++)
       for (ow = 1; ow <= 40; ow++) {
         for (x = 0; x < 2 * ow; x++) {
@@ -819,7 +821,9 @@ static void test_maxpool_backward_rows(void) {
         }
         for (x = 0; x < ow; x++) m[x] = ref_max_nan(ref_max_nan(r0[2 * x], r0[2 * x + 1]), ref_max_nan(r1[2 * x], r1[2 * x + 1]));
         arg[ow < 40 ? ow : 39] = 99;
-        lensnet__maxpool_argmax_row_avx512(r0, r1, m, arg, ow);
+        o[ow] = 777.0f;
+        lensnet__maxpool_row_avx512(r0, r1, o, arg, ow);
+        maxima += memcmp(o, m, ow * sizeof(float)) != 0 || o[ow] != 777.0f;
         for (x = 0; x < ow; x++) {
           const float v[4] = {r0[2 * x], r0[2 * x + 1], r1[2 * x], r1[2 * x + 1]};
           int q, first = 3;
@@ -830,6 +834,7 @@ static void test_maxpool_backward_rows(void) {
         wrong += ow < 40 && arg[ow] != 99;
       }
     CHECK(wrong == 0, "%lu winners of 2x2 windows differ from the rule", (unsigned long)wrong);
+    CHECK(maxima == 0, "%lu of 800 rows pooled with their winners differ from the maxima", (unsigned long)maxima);
   }
 #else
   printf("   SKIP: this build has no AVX-512 path\n");
