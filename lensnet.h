@@ -8037,16 +8037,18 @@ static void lensnet__conv2d_backward_prepare(lensnet_trainer *t, size_t l) {
     lensnet__trainer_pack(t, &gt, t->flipped_weights + t->wgrad_offset[l], t->packed_bwd[l]);
 }
 
+LENSNET__VECTORIZE static void lensnet__add_into(float *LENSNET__RESTRICT dst, const float *LENSNET__RESTRICT src, size_t n) {
+  size_t k;
+  for (k = 0; k < n; k++) dst[k] += src[k];
+}
+
 /* Weight and bias gradients summed in slot order: the same for any number of threads. */
 static void lensnet__conv2d_backward_reduce(lensnet_trainer *t, size_t l, size_t batch) {
   const lensnet_model *m = t->model;
   const lensnet_layer *C = &m->layers[l];
   float *dW = t->grads + m->params[C->weight].offset;
   size_t wn = lensnet__conv_weight_floats(C), b, k, slots = batch < t->grad_slots ? batch : t->grad_slots;
-  for (b = 0; b < slots; b++) {
-    const float *g = t->wgrad_images + t->wgrad_offset[l] * t->grad_slots + b * wn;
-    for (k = 0; k < wn; k++) dW[k] += g[k];
-  }
+  for (b = 0; b < slots; b++) lensnet__add_into(dW, t->wgrad_images + t->wgrad_offset[l] * t->grad_slots + b * wn, wn);
   if (C->bias_param >= 0) {
     float *db = t->grads + m->params[C->bias_param].offset;
     for (b = 0; b < slots; b++) {
@@ -9105,6 +9107,61 @@ LENSNET_API float lensnet_clip_grad_norm(const lensnet_model *m, float *grads, f
   return (float)norm;
 }
 
+#ifdef LENSNET__HAVE_AVX512
+/* Adam without weight decay, 8 values a step, each operation the scalar loop's, rounded the same
+ * way (float for the moments, double for the step): the same bits. Returns the values done. */
+LENSNET__TARGET_AVX512 static size_t lensnet__adam_update_avx512(float *values, const float *grads, float *m1, float *m2, size_t n,
+                                                                 float b1, float b2, float c1, float c2, float lr, double bc1,
+                                                                 double bc2, double eps) {
+  const __m256 vb1 = _mm256_set1_ps(b1), vb2 = _mm256_set1_ps(b2), vc1 = _mm256_set1_ps(c1), vc2 = _mm256_set1_ps(c2);
+  const __m512d vbc1 = _mm512_set1_pd(bc1), vbc2 = _mm512_set1_pd(bc2), veps = _mm512_set1_pd(eps), vlr = _mm512_set1_pd((double)lr);
+  size_t k;
+  for (k = 0; k + 8 <= n; k += 8) {
+    __m256 g = _mm256_loadu_ps(grads + k);
+    /* products and sums rounded separately (no fused multiply-add), as the scalar expression */
+    __m256 m = _mm256_add_ps(_mm256_mul_ps(vb1, _mm256_loadu_ps(m1 + k)), _mm256_mul_ps(vc1, g));
+    __m256 v = _mm256_add_ps(_mm256_mul_ps(vb2, _mm256_loadu_ps(m2 + k)), _mm256_mul_ps(_mm256_mul_ps(vc2, g), g));
+    __m512d mhat = _mm512_div_pd(_mm512_cvtps_pd(m), vbc1), vhat = _mm512_div_pd(_mm512_cvtps_pd(v), vbc2);
+    __m512d step = _mm512_div_pd(_mm512_mul_pd(vlr, mhat), _mm512_add_pd(_mm512_sqrt_pd(vhat), veps));
+    _mm256_storeu_ps(m1 + k, m);
+    _mm256_storeu_ps(m2 + k, v);
+    _mm256_storeu_ps(values + k, _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(values + k)), step)));
+  }
+  return k;
+}
+#endif
+
+/* Adam's and AdamW's update of n values: the branches outside the loop, so that compilers
+ * vectorise it (the same operations on each value, so the same bits). */
+LENSNET__VECTORIZE static void lensnet__adam_update(float *LENSNET__RESTRICT values, const float *LENSNET__RESTRICT grads,
+                                                    float *LENSNET__RESTRICT m1, float *LENSNET__RESTRICT m2, size_t n,
+                                                    const lensnet_optimizer_desc *d, float lr, double bc1, double bc2) {
+  const float b1 = d->beta1, b2 = d->beta2, c1 = 1.0f - d->beta1, c2 = 1.0f - d->beta2, wd = d->weight_decay;
+  const float decay = 1.0f - lr * d->weight_decay;
+  const double eps = d->eps;
+  size_t k;
+#define LENSNET__ADAM_BODY(P, G) \
+  for (k = 0; k < n; k++) { \
+    float p = P, g = G; \
+    double mhat, vhat; \
+    m1[k] = b1 * m1[k] + c1 * g; \
+    m2[k] = b2 * m2[k] + c2 * g * g; \
+    mhat = m1[k] / bc1; \
+    vhat = m2[k] / bc2; \
+    values[k] = (float)(p - lr * mhat / (sqrt(vhat) + eps)); \
+  }
+#ifdef LENSNET__HAVE_AVX512
+  if (d->type != LENSNET_OPT_ADAMW && wd == 0 && lensnet_simd_best() == LENSNET_SIMD_AVX512) {
+    k = lensnet__adam_update_avx512(values, grads, m1, m2, n, b1, b2, c1, c2, lr, bc1, bc2, eps);
+    values += k; grads += k; m1 += k; m2 += k; n -= k;
+  }
+#endif
+  if (d->type == LENSNET_OPT_ADAMW) LENSNET__ADAM_BODY(values[k] * decay, grads[k])
+  else if (wd != 0) LENSNET__ADAM_BODY(values[k], grads[k] + wd * values[k])
+  else LENSNET__ADAM_BODY(values[k], grads[k])
+#undef LENSNET__ADAM_BODY
+}
+
 /* PyTorch's update rules (torch.optim.SGD, Adam, AdamW), applied per trainable value. */
 LENSNET_API float lensnet_optimizer_step(lensnet_optimizer *o, lensnet_model *m, float *grads, float lr) {
   const lensnet_optimizer_desc *d = &o->desc;
@@ -9128,14 +9185,8 @@ LENSNET_API float lensnet_optimizer_step(lensnet_optimizer *o, lensnet_model *m,
         }
         m->values[k] = p - lr * g;
       } else {
-        double mhat, vhat;
-        if (d->type == LENSNET_OPT_ADAMW) p *= 1.0f - lr * d->weight_decay;
-        else if (d->weight_decay != 0) g += d->weight_decay * p;
-        o->m[k] = d->beta1 * o->m[k] + (1.0f - d->beta1) * g;
-        o->v[k] = d->beta2 * o->v[k] + (1.0f - d->beta2) * g * g;
-        mhat = o->m[k] / bc1;
-        vhat = o->v[k] / bc2;
-        m->values[k] = (float)(p - lr * mhat / (sqrt(vhat) + d->eps));
+        lensnet__adam_update(m->values + P->offset, grads + P->offset, o->m + P->offset, o->v + P->offset, P->count, d, lr, bc1, bc2);
+        break;
       }
     }
   }

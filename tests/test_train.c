@@ -434,6 +434,38 @@ static void test_dropout_lanes(void) {
   CHECK(same == 32, "%lu of 32 positions of a block keep 0.7 of their elements", (unsigned long)same);
 }
 
+/* Adam's vector update (AVX-512 where the CPU has it) gives the bits of PyTorch's rule written out
+ * value by value here: moments in float, the step in double. 37 values: vectors and a tail. */
+static void test_adam_vector_bits(void) {
+  enum { N = 37 };
+  float p[N], g[N], m1[N], m2[N], wp[N], wm1[N], wm2[N];
+  lensnet_optimizer_desc d;
+  lensnet_rng r;
+  size_t k, step, same = 0;
+  if (lensnet_simd_best() != LENSNET_SIMD_AVX512) { printf("SKIP: the vector Adam update is AVX-512's; this CPU runs the scalar loop\n"); return; }
+  memset(&d, 0, sizeof d);
+  d.type = LENSNET_OPT_ADAM; d.beta1 = 0.9f; d.beta2 = 0.999f; d.eps = 1e-8f;
+  lensnet_rng_seed(&r, 11);
+  for (k = 0; k < N; k++) { wp[k] = p[k] = lensnet_rng_uniform(&r) - 0.5f; wm1[k] = m1[k] = 0.0f; wm2[k] = m2[k] = 0.0f; }
+  for (step = 1; step <= 3; step++) {
+    double bc1 = 1.0 - pow(0.9f, (double)step), bc2 = 1.0 - pow(0.999f, (double)step);
+    for (k = 0; k < N; k++) g[k] = (lensnet_rng_uniform(&r) - 0.5f) * (k % 5 == 0 ? 1e-6f : 1.0f);
+    lensnet__adam_update(p, g, m1, m2, N, &d, 3e-3f, bc1, bc2);
+    for (k = 0; k < N; k++) { /* volatile: each product rounded to float, never fused */
+      volatile float a = 0.9f * wm1[k], b = (1.0f - 0.9f) * g[k], c = 0.999f * wm2[k], e = (1.0f - 0.999f) * g[k];
+      double mhat, vhat;
+      wm1[k] = a + b;
+      e = e * g[k];
+      wm2[k] = c + e;
+      mhat = (double)wm1[k] / bc1;
+      vhat = (double)wm2[k] / bc2;
+      wp[k] = (float)((double)wp[k] - (double)3e-3f * mhat / (sqrt(vhat) + (double)1e-8f));
+    }
+    same += !memcmp(p, wp, sizeof p) && !memcmp(m1, wm1, sizeof m1) && !memcmp(m2, wm2, sizeof m2);
+  }
+  CHECK(same == 3, "%lu of 3 steps give the rule's bits (path %s)", (unsigned long)same, lensnet_simd_name(lensnet_simd_best()));
+}
+
 static void test_zero_class_weights(void) {
   float z[4] = {0.3f, -1.0f, 2.0f, 0.5f}, y[2] = {0.0f, 0.0f}, w[2] = {0.0f, 1.0f}, g[4] = {9, 9, 9, 9};
   float loss = lensnet_loss_cross_entropy(z, y, 2, 2, w, g);
@@ -680,6 +712,7 @@ int main(void) {
   TEST("dropout drops the asked share and scales the rest by 1/(1-p); inference passes all") test_dropout();
   TEST("dropout keeps x / (1-p) or gives +0.0, bit for bit, whatever x holds") test_dropout_select();
   TEST("dropout's vector masks are the portable definition's, and every lane keeps its share") test_dropout_lanes();
+  TEST("Adam's vector update gives the bits of the rule value by value") test_adam_vector_bits();
   TEST("a batch whose class weights sum to zero has loss 0 and no gradient, not NaN") test_zero_class_weights();
   TEST("losses against PyTorch (value and gradient)") test_losses();
   TEST("beta-NLL: the hard objects' means keep their pull, the value stays the NLL") test_beta_nll();
