@@ -7975,9 +7975,13 @@ static int lensnet__conv_wgrad_direct(const lensnet__conv_geom *g, const float *
     lensnet__pad_image(g, img, cin_g, lensnet__align64(scratch));
     x = lensnet__align64(scratch);
   }
-  memset(dyw, 0, cout_g * ld * sizeof(float));
-  for (c = 0; c < cout_g; c++)
-    for (y = 0; y < g->oh; y++) memcpy(dyw + c * ld + y * rs, dy + (c * g->oh + y) * g->ow, g->ow * sizeof(float));
+  for (c = 0; c < cout_g; c++) { /* each row, then zeros to the next row (or to ld after the last) */
+    for (y = 0; y < g->oh; y++) {
+      float *row = dyw + c * ld + y * rs;
+      memcpy(row, dy + (c * g->oh + y) * g->ow, g->ow * sizeof(float));
+      memset(row + g->ow, 0, ((y + 1 < g->oh ? rs : ld - (g->oh - 1) * rs) - g->ow) * sizeof(float));
+    }
+  }
   for (c = 0, k = 0; k < K; k++) {
     koff[k] = (uint32_t)(c * hp * rs + i * rs + j);
     if (++j == g->kw) {
