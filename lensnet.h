@@ -8374,12 +8374,27 @@ static void lensnet__dropout_layer_forward(lensnet__pass *p) {
   }
 }
 
+static float lensnet__dropout_scale(const lensnet_trainer *t, const lensnet_layer *L) {
+  return (t->training && !t->no_dropout && L->value != 0.0f) ? (float)(1.0 / (1.0 - (double)L->value)) : 1.0f;
+}
+
 static void lensnet__dropout_layer_backward(const lensnet__pass *p, const float *dy, float *dx) {
   const lensnet_trainer *t = p->t;
   const lensnet_layer *L = p->L;
   size_t in_n = lensnet__layer_in_n(L);
   lensnet__dropout_backward(t->dropout_mask + t->mask_offset[p->layer] * t->batch_cap + p->image * in_n, dy, dx, p->batch * in_n,
-                            (t->training && !t->no_dropout && L->value != 0.0f) ? (float)(1.0 / (1.0 - (double)L->value)) : 1.0f);
+                            lensnet__dropout_scale(t, L));
+}
+
+/* The backward of a dropout written over a ReLU's output (lean), and of that ReLU, in one pass: y
+ * is the dropout's output, positive exactly where the ReLU's output was positive and dropout kept
+ * it (the scale is at least 1), so dx = y > 0 ? dy * scale : +0 (guided: and dy * scale > 0) is
+ * the two passes' result bit for bit, without reading the mask. */
+LENSNET__VECTORIZE static void lensnet__relu_dropout_backward(const float *LENSNET__RESTRICT y, const float *LENSNET__RESTRICT dy,
+                                                              float *LENSNET__RESTRICT dx, size_t n, float scale, int guided) {
+  size_t k;
+  if (guided) for (k = 0; k < n; k++) { float g = dy[k] * scale, v = y[k]; dx[k] = ((v > 0.0f) & (g > 0.0f)) ? g : 0.0f; }
+  else for (k = 0; k < n; k++) { float g = dy[k] * scale, v = y[k]; dx[k] = v > 0.0f ? g : 0.0f; }
 }
 
 /* element-wise activations */
@@ -8828,6 +8843,11 @@ static void lensnet__backward_run_image(lensnet__run_task *r, size_t b, size_t w
     if (l - 1 > r->first && lensnet__pool_keeps_argmax(m, l, t->lean)) { /* the pool and the ReLU before it */
       lensnet__maxpool_relu_backward(p.L, p.L->in_c, p.y, t->dropout_mask + t->mask_offset[l] * t->batch_cap + b * lensnet__layer_out_n(p.L),
                                      dy, dx, t->relu_backward == LENSNET_RELU_BACKWARD_GUIDED);
+      l--;
+    } else if (l - 1 > r->first && t->lean && p.L->type == LENSNET_LAYER_DROPOUT && m->layers[l - 1].type == LENSNET_LAYER_RELU &&
+               t->act_offset[l] == t->act_offset[l - 1]) { /* the dropout and the ReLU under it */
+      lensnet__relu_dropout_backward(p.y, dy, dx, lensnet__layer_in_n(p.L), lensnet__dropout_scale(t, p.L),
+                                     t->relu_backward == LENSNET_RELU_BACKWARD_GUIDED);
       l--;
     } else
       lensnet__backward_layer(&p, dy, dx);
