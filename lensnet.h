@@ -8393,8 +8393,13 @@ static void lensnet__dropout_layer_backward(const lensnet__pass *p, const float 
 LENSNET__VECTORIZE static void lensnet__relu_dropout_backward(const float *LENSNET__RESTRICT y, const float *LENSNET__RESTRICT dy,
                                                               float *LENSNET__RESTRICT dx, size_t n, float scale, int guided) {
   size_t k;
-  if (guided) for (k = 0; k < n; k++) { float g = dy[k] * scale, v = y[k]; dx[k] = ((v > 0.0f) & (g > 0.0f)) ? g : 0.0f; }
-  else for (k = 0; k < n; k++) { float g = dy[k] * scale, v = y[k]; dx[k] = v > 0.0f ? g : 0.0f; }
+  for (k = 0; k < n; k++) { /* the choice by an integer mask, as in lensnet__masked_scale, so that it vectorises */
+    float g = dy[k] * scale;
+    uint32_t bits, keep = guided ? (uint32_t)((y[k] > 0.0f) & (g > 0.0f)) : (uint32_t)(y[k] > 0.0f);
+    memcpy(&bits, &g, sizeof bits);
+    bits &= 0u - keep;
+    memcpy(&dx[k], &bits, sizeof bits);
+  }
 }
 
 /* element-wise activations */
