@@ -7517,17 +7517,24 @@ LENSNET_API lensnet_trainer_desc lensnet_trainer_desc_resolve(const lensnet_trai
   return d;
 }
 
+static int lensnet__pool_keeps_argmax(const lensnet_model *m, size_t i, int lean);
+
 /* May layer i of a lean trainer keep its output in its input's buffer? A ReLU after a convolution
  * or dense layer: the layer below needs only its own input in its backward, never its output,
  * which the ReLU may overwrite (the ReLU's backward reads the ReLU's output). A dropout after one
  * of those or after a ReLU: the ReLU's backward asks only whether its output is positive, which
  * dropout keeps where it keeps a value, and where it drops one the gradient reaching the ReLU is
- * zero anyway. Nothing else reads those outputs (marks keep their own copies). */
+ * zero anyway. The same for a dropout after a 2x2 max pool that keeps its winners, after a ReLU
+ * over a convolution's output: that pool's backward (with the ReLU's, always, in such a chain)
+ * asks only whether each window's maximum is positive. Nothing else reads those outputs (marks
+ * keep their own copies). */
 static int lensnet__writes_over_input(const lensnet_model *m, size_t i) {
   lensnet_layer_type here = m->layers[i].type, before = m->layers[i - 1].type;
   int producer = before == LENSNET_LAYER_CONV2D || before == LENSNET_LAYER_DENSE;
   if (here == LENSNET_LAYER_RELU) return producer;
-  if (here == LENSNET_LAYER_DROPOUT) return producer || before == LENSNET_LAYER_RELU;
+  if (here == LENSNET_LAYER_DROPOUT)
+    return producer || before == LENSNET_LAYER_RELU ||
+           (i >= 3 && lensnet__pool_keeps_argmax(m, i - 1, 1) && m->layers[i - 3].type == LENSNET_LAYER_CONV2D);
   return 0;
 }
 
@@ -8919,11 +8926,12 @@ LENSNET_API lensnet_result lensnet_trainer_backward_from(lensnet_trainer *t, siz
   if (layer >= m->layer_count)
     return lensnet__fail(err, LENSNET_ERR_ARG, "layer %lu does not exist: the model has layers 0..%lu", (unsigned long)layer,
                          (unsigned long)m->layer_count - 1);
-  if (t->lean && m->layers[layer].type == LENSNET_LAYER_RELU &&
+  if (t->lean && (m->layers[layer].type == LENSNET_LAYER_RELU || m->layers[layer].type == LENSNET_LAYER_MAXPOOL) &&
       ((layer + 1 < m->layer_count && t->act_offset[layer + 1] == t->act_offset[layer]) ||
-       (layer > 0 && lensnet__conv_pools_in_training(t, layer - 1))))
-    return lensnet__fail(err, LENSNET_ERR_ARG, "layer %lu (relu): a lean trainer writes over its output or does not keep it; "
-                         "start from the layer after it, or use a trainer without lean_activations", (unsigned long)layer);
+       (m->layers[layer].type == LENSNET_LAYER_RELU && layer > 0 && lensnet__conv_pools_in_training(t, layer - 1))))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "layer %lu (%s): a lean trainer writes over its output or does not keep it; "
+                         "start from the layer after it, or use a trainer without lean_activations", (unsigned long)layer,
+                         lensnet_layer_type_name(m->layers[layer].type));
   /* marks below `layer` whose adds or restores lie above it get no gradient from them: the
    * layers above are outside this pass */
   memcpy(dy, layer_grad, batch * lensnet__layer_out_n(&m->layers[layer]) * sizeof(float));
