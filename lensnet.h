@@ -856,12 +856,13 @@ typedef struct {
                                         * convolution computes its ReLU on the way; a 2x2 max pool after a ReLU
                                         * keeps each window's winner (a byte) so that its backward and the ReLU's
                                         * read neither layer's input, and a convolution at least 64 wide before
-                                        * them pools a band of rows at a time, its output never stored. No pass
-                                        * needs what is skipped: the results are the same bit for bit, and
-                                        * `lens train` on OU-66 peaks at 99 MB instead of 184. But
-                                        * lensnet_trainer_activation of a layer written over gives the later
+                                        * them pools a band of rows at a time, its output never stored; a
+                                        * dropout after such a pool (convolution, ReLU, pool) writes over the
+                                        * pool's output. No pass needs what is skipped: the results are the same
+                                        * bit for bit, and `lens train` on OU-66 peaks at 80 MB instead of 184.
+                                        * But lensnet_trainer_activation of a layer written over gives the later
                                         * layer's output, and of one never stored, nothing meaningful, and
-                                        * lensnet_trainer_backward_from refuses to start at such a ReLU. Ignored
+                                        * lensnet_trainer_backward_from refuses to start at such a ReLU or pool. Ignored
                                         * with capture. lensnet_fit sets it; default 0 */
 } lensnet_trainer_desc;
 
