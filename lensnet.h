@@ -9156,9 +9156,11 @@ LENSNET__TARGET_AVX512 static size_t lensnet__adam_update_avx512(float *values, 
   size_t k;
   for (k = 0; k + 8 <= n; k += 8) {
     __m256 g = _mm256_loadu_ps(grads + k);
-    /* products and sums rounded separately (no fused multiply-add), as the scalar expression */
-    __m256 m = _mm256_add_ps(_mm256_mul_ps(vb1, _mm256_loadu_ps(m1 + k)), _mm256_mul_ps(vc1, g));
-    __m256 v = _mm256_add_ps(_mm256_mul_ps(vb2, _mm256_loadu_ps(m2 + k)), _mm256_mul_ps(_mm256_mul_ps(vc2, g), g));
+    /* products and sums rounded separately, as the scalar expression: the full-mask forms, which
+     * compilers do not fuse into a multiply-add (GNU C and C++ contract plain mul + add) */
+    __m256 m = _mm256_maskz_add_ps(0xFF, _mm256_maskz_mul_ps(0xFF, vb1, _mm256_loadu_ps(m1 + k)), _mm256_maskz_mul_ps(0xFF, vc1, g));
+    __m256 v = _mm256_maskz_add_ps(0xFF, _mm256_maskz_mul_ps(0xFF, vb2, _mm256_loadu_ps(m2 + k)),
+                                   _mm256_maskz_mul_ps(0xFF, _mm256_maskz_mul_ps(0xFF, vc2, g), g));
     __m512d mhat = _mm512_div_pd(_mm512_cvtps_pd(m), vbc1), vhat = _mm512_div_pd(_mm512_cvtps_pd(v), vbc2);
     __m512d step = _mm512_div_pd(_mm512_mul_pd(vlr, mhat), _mm512_add_pd(_mm512_sqrt_pd(vhat), veps));
     _mm256_storeu_ps(m1 + k, m);
