@@ -859,7 +859,7 @@ typedef struct {
                                         * them pools a band of rows at a time, its output never stored; a
                                         * dropout after such a pool (convolution, ReLU, pool) writes over the
                                         * pool's output. No pass needs what is skipped: the results are the same
-                                        * bit for bit, and `lens train` on OU-66 peaks at 80 MB instead of 184.
+                                        * bit for bit, and `lens train` on OU-66 peaks at 73 MB instead of 184.
                                         * But lensnet_trainer_activation of a layer written over gives the later
                                         * layer's output, and of one never stored, nothing meaningful, and
                                         * lensnet_trainer_backward_from refuses to start at such a ReLU or pool. Ignored
