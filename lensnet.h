@@ -7375,13 +7375,15 @@ LENSNET__TARGET_AVX512 static void lensnet__dropout_forward_avx512(lensnet_rng *
   s0 = _mm512_loadu_si512(st[0]); s1 = _mm512_loadu_si512(st[1]);
   s2 = _mm512_loadu_si512(st[2]); s3 = _mm512_loadu_si512(st[3]);
   for (k = 0; k < n; k += 32) {
-    __m512i r = _mm512_rol_epi64(_mm512_add_epi64(_mm512_slli_epi64(s1, 2), s1), 7), t = _mm512_slli_epi64(s1, 17);
-    __m512i w = _mm512_add_epi64(_mm512_slli_epi64(r, 3), r);
+    /* the maskz forms throughout: the plain ones start from an undefined vector, which C++ builds warn of */
+    __m512i r = _mm512_maskz_rol_epi64(0xFF, _mm512_add_epi64(_mm512_maskz_slli_epi64(0xFF, s1, 2), s1), 7);
+    __m512i t = _mm512_maskz_slli_epi64(0xFF, s1, 17);
+    __m512i w = _mm512_add_epi64(_mm512_maskz_slli_epi64(0xFF, r, 3), r);
     __mmask32 keep = _mm512_cmplt_epu16_mask(w, th);
     s2 = _mm512_xor_si512(s2, s0); s3 = _mm512_xor_si512(s3, s1);
     s1 = _mm512_xor_si512(s1, s2); s0 = _mm512_xor_si512(s0, s3);
     s2 = _mm512_xor_si512(s2, t);
-    s3 = _mm512_rol_epi64(s3, 45);
+    s3 = _mm512_maskz_rol_epi64(0xFF, s3, 45);
     if (n - k >= 32) {
       _mm256_storeu_si256((__m256i *)(void *)(mask + k), _mm256_maskz_mov_epi8(keep, one));
       _mm512_storeu_ps(y + k, _mm512_maskz_mul_ps((__mmask16)keep, _mm512_loadu_ps(x + k), sc));
@@ -7913,17 +7915,17 @@ LENSNET__INLINE LENSNET__TARGET_AVX512 float lensnet__avx512_sum(__m512 v) {
  * by a transposing tree: four levels of two shuffles and one add, shared between the vectors
  * (C1: halves, C2: quarters, C3: l0 + l2 and l1 + l3, C4: their sum), then a permutation to
  * lanes 0-4: a fifth of the instructions of five separate sums. w[0 .. n - 1] (+)= the sums. */
-#define LENSNET__WG_C1(a, b) _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE))
-#define LENSNET__WG_C2(a, b) _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xDD))
-#define LENSNET__WG_C3(a, b) _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x44), _mm512_shuffle_ps(a, b, 0xEE))
-#define LENSNET__WG_C4(a, b) _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xDD))
+#define LENSNET__WG_C1(a, b) _mm512_add_ps(_mm512_maskz_shuffle_f32x4(0xFFFF, a, b, 0x44), _mm512_maskz_shuffle_f32x4(0xFFFF, a, b, 0xEE))
+#define LENSNET__WG_C2(a, b) _mm512_add_ps(_mm512_maskz_shuffle_f32x4(0xFFFF, a, b, 0x88), _mm512_maskz_shuffle_f32x4(0xFFFF, a, b, 0xDD))
+#define LENSNET__WG_C3(a, b) _mm512_add_ps(_mm512_maskz_shuffle_ps(0xFFFF, a, b, 0x44), _mm512_maskz_shuffle_ps(0xFFFF, a, b, 0xEE))
+#define LENSNET__WG_C4(a, b) _mm512_add_ps(_mm512_maskz_shuffle_ps(0xFFFF, a, b, 0x88), _mm512_maskz_shuffle_ps(0xFFFF, a, b, 0xDD))
 LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__avx512_store_sums5(float *w, size_t n, int accumulate, __m512 a0, __m512 a1,
                                                                          __m512 a2, __m512 a3, __m512 a4) {
   __m512 v0 = LENSNET__WG_C1(a0, a1), v1 = LENSNET__WG_C1(a2, a3), v2 = LENSNET__WG_C1(a4, a4);
   __m512 w0 = LENSNET__WG_C2(v0, v1), w1 = LENSNET__WG_C2(v2, v2), r = LENSNET__WG_C3(w0, w1), f = LENSNET__WG_C4(r, r);
   /* lane 4c of f holds the sum of a_c (c < 4), lane 1 that of a4 */
   __mmask16 m = lensnet__avx512_first_lanes(n < 5 ? n : 5);
-  __m512 sums = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), f);
+  __m512 sums = _mm512_maskz_permutexvar_ps(0xFFFF, _mm512_setr_epi32(0, 4, 8, 12, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), f);
   __m512 old = accumulate ? _mm512_maskz_loadu_ps(m, w) : _mm512_setzero_ps();
   _mm512_mask_storeu_ps(w, m, _mm512_add_ps(old, sums));
 }
@@ -9161,11 +9163,13 @@ LENSNET__TARGET_AVX512 static size_t lensnet__adam_update_avx512(float *values, 
     __m256 m = _mm256_maskz_add_ps(0xFF, _mm256_maskz_mul_ps(0xFF, vb1, _mm256_loadu_ps(m1 + k)), _mm256_maskz_mul_ps(0xFF, vc1, g));
     __m256 v = _mm256_maskz_add_ps(0xFF, _mm256_maskz_mul_ps(0xFF, vb2, _mm256_loadu_ps(m2 + k)),
                                    _mm256_maskz_mul_ps(0xFF, _mm256_maskz_mul_ps(0xFF, vc2, g), g));
-    __m512d mhat = _mm512_div_pd(_mm512_cvtps_pd(m), vbc1), vhat = _mm512_div_pd(_mm512_cvtps_pd(v), vbc2);
-    __m512d step = _mm512_div_pd(_mm512_mul_pd(vlr, mhat), _mm512_add_pd(_mm512_sqrt_pd(vhat), veps));
+    __m512d mhat = _mm512_maskz_div_pd(0xFF, _mm512_maskz_cvtps_pd(0xFF, m), vbc1);
+    __m512d vhat = _mm512_maskz_div_pd(0xFF, _mm512_maskz_cvtps_pd(0xFF, v), vbc2);
+    __m512d step = _mm512_maskz_div_pd(0xFF, _mm512_maskz_mul_pd(0xFF, vlr, mhat),
+                                       _mm512_maskz_add_pd(0xFF, _mm512_maskz_sqrt_pd(0xFF, vhat), veps));
     _mm256_storeu_ps(m1 + k, m);
     _mm256_storeu_ps(m2 + k, v);
-    _mm256_storeu_ps(values + k, _mm512_cvtpd_ps(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(values + k)), step)));
+    _mm256_storeu_ps(values + k, _mm512_maskz_cvtpd_ps(0xFF, _mm512_maskz_sub_pd(0xFF, _mm512_maskz_cvtps_pd(0xFF, _mm256_loadu_ps(values + k)), step)));
   }
   return k;
 }
