@@ -6,13 +6,15 @@
 #
 #   sh tools/deeplense/lensfinding.sh OUT N EPOCHS [THREADS]
 #       OUT/train: N objects at 1:16 (seed 1); OUT/test: 20,200 at 1:100 (seed 2, 200 lenses);
-#       OUT/run: lens train with tools/deeplense/hsc64.arch; OUT/test_eval.txt and
-#       OUT/test_eval/ (lens eval: AUC, precision at recall 0.9, by kind).
+#       OUT/run: lens train with ARCH; OUT/test_eval.txt and OUT/test_eval/ (lens eval: AUC,
+#       precision at recall 0.9, by kind).
 #
-# LENS (default build/lens) is the tool. Run from the repository root (make deeplense-lensfinding).
+# LENS (default build/lens) is the tool; ARCH (default tools/deeplense/hsc64.arch) the network,
+# any --arch of lens train (resnet18 takes its size from the data). Run from the repository root
+# (make deeplense-lensfinding, LENSFINDING_ARCH=resnet18 for the residual network).
 set -eu
 lens=${LENS:-build/lens}
-arch=tools/deeplense/hsc64.arch
+arch=${ARCH:-tools/deeplense/hsc64.arch}
 
 [ $# -ge 3 ] && [ $# -le 4 ] || { echo "usage: sh tools/deeplense/lensfinding.sh OUT N EPOCHS [THREADS]" >&2; exit 2; }
 out=$1 n=$2 epochs=$3 threads=${4:-}
