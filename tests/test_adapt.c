@@ -7,6 +7,7 @@
 #include "lensnet.h"
 #include "check.h"
 #include "../tools/pool.c"
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -261,7 +262,7 @@ static void test_settings(void) {
     lensnet_adapt_setting_format(&back, &s[i], again, sizeof again);
     if (strcmp(text, again)) { round = 0; printf("   %s: %s then %s\n", s[i].name, text, again); }
   }
-  CHECK(n == 13 && round, "%lu settings, each formatted and parsed back to itself", (unsigned long)n);
+  CHECK(n == 14 && round, "%lu settings, each formatted and parsed back to itself", (unsigned long)n);
   for (i = 0; i < n && strcmp(s[i].name, "method"); i++) {}
   CHECK(i < n && lensnet_adapt_setting_parse(&d, &s[i], "mixup", &err) == LENSNET_ERR_ARG && strstr(err.message, "adda|adamatch"),
         "method takes its choices only: %s", err.message);
@@ -367,6 +368,62 @@ static void test_domain_shift(void) {
   lensnet_model_free(m);
 }
 
+/* adda's disc_lr: by default the encoder's rate (the same run bit for bit as naming it); another
+ * rate changes the run; a checkpoint from before the setting resumes at the encoder's rate. */
+static void test_disc_lr(void) {
+  lensnet_model *a = new_model(ARCH, 3), *b = new_model(ARCH, 3), *c = new_model(ARCH, 3), *stopped = new_model(ARCH, 3);
+  lensnet_model *resumed = NULL;
+  lensnet_error err;
+  progress_log log;
+  lensnet_adapt_desc d = base_desc("adda", NULL, &log), r;
+  const char *dir = "build/test_adapt_disc_lr";
+  char path[128];
+  FILE *f;
+  d.lr = 3e-4;
+  r = lensnet_adapt_desc_resolve(&d);
+  CHECK(r.disc_lr == 3e-4, "disc_lr defaults to lr (%g)", r.disc_lr);
+  d.disc_lr = 1e-3;
+  r = lensnet_adapt_desc_resolve(&d);
+  CHECK(r.disc_lr == 1e-3 && r.lr == 3e-4, "disc_lr given stays (%g, lr %g)", r.disc_lr, r.lr);
+  d = base_desc("adda", NULL, &log);
+  CHECK(lensnet_adapt(a, &d, &err) == LENSNET_OK, "adda, the default rates");
+  d = base_desc("adda", NULL, &log);
+  d.disc_lr = 2e-4; /* adda's default lr, named */
+  CHECK(lensnet_adapt(b, &d, &err) == LENSNET_OK && same_values(a, b), "disc_lr = lr named: the default run, bit for bit");
+  d = base_desc("adda", NULL, &log);
+  d.disc_lr = 2e-3;
+  CHECK(lensnet_adapt(c, &d, &err) == LENSNET_OK && !same_values(a, c), "another disc_lr: another encoder");
+  CHECK(c && lensnet_model_meta(c, "adapt.disc_lr") && atof(lensnet_model_meta(c, "adapt.disc_lr")) == 2e-3, "adapt.disc_lr in the metadata");
+  /* a checkpoint without adapt.disc_lr (its key renamed in place, the header keeps its length) */
+  mkdir(dir, 0755);
+  d = base_desc("adda", dir, &log);
+  log.stop_after = 1;
+  CHECK(lensnet_adapt(stopped, &d, &err) == LENSNET_OK, "stopped after epoch 1");
+  snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+  if ((f = fopen(path, "r+b")) != NULL) {
+    unsigned char head[8];
+    size_t n = 0, i, k, hits = 0;
+    char *json;
+    if (fread(head, 1, 8, f) == 8)
+      for (i = 0; i < 8; i++) n |= (size_t)head[i] << (8 * i);
+    json = (char *)malloc(n + 1);
+    if (json && n > 0 && fread(json, 1, n, f) == n) {
+      json[n] = 0;
+      for (k = 0; k + 15 <= n; k++)
+        if (!memcmp(json + k, "\"adapt.disc_lr\"", 15)) { memcpy(json + k, "\"adapt.disc_xx\"", 15); hits++; }
+      fseek(f, 8, SEEK_SET);
+      fwrite(json, 1, n, f);
+    }
+    fclose(f);
+    free(json);
+    CHECK(hits == 1, "the checkpoint named adapt.disc_lr once (%lu)", (unsigned long)hits);
+  } else CHECK(0, "no %s", path);
+  d = base_desc("adda", NULL, &log);
+  CHECK(lensnet_adapt_resume(dir, &d, &resumed, &err) == LENSNET_OK, "a checkpoint without adapt.disc_lr resumes: %s", err.message);
+  CHECK(same_values(a, resumed), "at the encoder's rate: the uninterrupted default run, bit for bit");
+  lensnet_model_free(a); lensnet_model_free(b); lensnet_model_free(c); lensnet_model_free(stopped); lensnet_model_free(resumed);
+}
+
 int main(void) {
   make_blobs(src_data, src_labels, N_SRC, 12, 1.0f, 0.0f);
   make_blobs(tgt_data, tgt_labels, N_TGT, 13, 2.0f, 0.5f);
@@ -376,6 +433,7 @@ int main(void) {
   TEST("each method runs with finite losses") test_methods_run();
   TEST("resume equals an uninterrupted run; threads do not change it") test_resume_and_threads();
   TEST("bad input gets clear errors") test_errors();
+  TEST("adda's discriminator rate") test_disc_lr();
   TEST("the settings table") test_settings();
   TEST("no_dropout: dropout is the identity in training mode, gradients as with p = 0") test_no_dropout();
   TEST("a domain shift that adaptation reduces") test_domain_shift();

@@ -234,6 +234,9 @@ static void test_errors(void) {
   CHECK(cli_lens_output(out, sizeof out, COMMON " --method adamatch --disc-width 64 --out " W "/bad1") == 2 &&
             strstr(out, "--disc-width is a setting of --method adda; this run is --method adamatch"),
         "--disc-width with adamatch: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, COMMON " --method self-ensembling --disc-lr 1e-5 --out " W "/bad1") == 2 &&
+            strstr(out, "--disc-lr is a setting of --method adda; this run is --method self-ensembling"),
+        "--disc-lr with self-ensembling: %s", out);
   CHECK(cli_lens_output(out, sizeof out, COMMON " --tau 0.5 --out " W "/bad1") == 2 && strstr(out, "--tau is a setting of --method adamatch") &&
             strstr(out, "--method adda"),
         "--tau with the default method (adda): %s", out);
