@@ -368,7 +368,8 @@ deeplense-weights: $(BUILD)/lens
 	LENS=$(BUILD)/lens sh tools/deeplense/recipe.sh $(DEEPLENSE_RUN) $(DEEPLENSE_N) $(DEEPLENSE_EPOCHS) $(DEEPLENSE_THREADS)
 
 # The DeepLense lens-finding task (docs/deeplense.md): HSC-like finders trained at 1:16, tested at
-# 1:100. Not part of make test (about 45 minutes on 2 cores: 5 to simulate, 40 to train 20 epochs).
+# 1:100. Not part of make test (about 45 minutes on 2 cores: 5 to simulate, 40 to train 20 epochs;
+# LENSFINDING_ARCH=resnet18 LENSFINDING_EPOCHS=12, the better finder: about 80 minutes to train).
 LENSFINDING_RUN    ?= build/deeplense-lensfinding
 LENSFINDING_N      ?= 34000
 LENSFINDING_EPOCHS ?= 20
