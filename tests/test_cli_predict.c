@@ -1,6 +1,6 @@
 /* `lens predict` end to end: the released finders of Wilde et al. 2022 reproduce PyTorch's logits
  * (tests/data/wilde2022) through the command within 1e-4, as through the library
- * (tests/test_wilde2022.c); mismatched inputs are refused with clear messages; FITS cutouts are
+ * (tests/test_wilde2022.c), and with --exact lensnet_model_forward's logits bit for bit; mismatched inputs are refused with clear messages; FITS cutouts are
  * scored from files and lists, over shards; the shipped weights/ *-sim.safetensors find lenses
  * in a fresh `lens sim` sample; and --locator gives the positions a centroid locator made here
  * computes (lensnet_cutout_locate), and refuses models that are no locators. */
@@ -61,6 +61,19 @@ static void test_parity(void) {
       lensnet_tensor_free(&got);
     } else CHECK(0, "lens predict wrote no readable logits: %s", err.message);
     remove(path);
+    if (x.shape[1] == m->in_c) { /* --exact: the direct sums, lensnet_model_forward's bits */
+      float *lib = (float *)malloc(n * m->out_features * sizeof(float));
+      CHECK(lib && lensnet_model_forward(m, n, x.data, lib, NULL, &err) == LENSNET_OK, "library forward: %s", err.message);
+      CHECK(cli_lens("predict --exact --model weights/%s.safetensors --preprocess none %s/wilde2022/%s --out build/parity_%s.npy 2>/dev/null",
+                     models[i].name, dir, models[i].inputs, models[i].name) == 0, "lens predict --exact with %s failed", models[i].name);
+      if (lib && lensnet_npy_read(path, &got, &err) == LENSNET_OK) {
+        CHECK(got.shape[0] == n && got.shape[1] == m->out_features && !memcmp(got.data, lib, n * m->out_features * sizeof(float)),
+              "%s: lens predict --exact gives lensnet_model_forward's logits bit for bit", models[i].name);
+        lensnet_tensor_free(&got);
+      } else CHECK(0, "lens predict --exact wrote no readable logits: %s", err.message);
+      remove(path);
+      free(lib);
+    }
     lensnet_tensor_free(&x); lensnet_tensor_free(&ref);
     lensnet_model_free(m);
   }

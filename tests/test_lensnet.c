@@ -687,6 +687,131 @@ static void test_forward_packed(void) {
   lensnet_model_free(other);
 }
 
+/* Winograd's F(2x2, 3x3) (lensnet__wino_conv_avx512, the 3x3 layers of lensnet_model_pack_winograd)
+ * against sums in double on random geometries: 1-45 pixels a side (one to three 16-tile blocks
+ * per tile row, one or several bands, odd and even sizes), 1-60 input and 1-23 output channels,
+ * padding 0-2, with and without bias and ReLU. Each output within 2e-6 of the sum of |weight x
+ * input| over its window (float rounding of the transforms and products; a wrong tile, lane or
+ * transform coefficient is off by a whole term), nothing written past the output, the scratch
+ * exactly lensnet__wino_scratch_floats (the sanitizer build checks the reads and writes). */
+static void test_winograd_layer(void) {
+#ifdef LENSNET__HAVE_AVX512
+  lensnet_rng rng;
+  size_t trial, worst_trial = 0;
+  double worst = 0.0;
+  int bad = 0;
+  if (!lensnet_simd_available(LENSNET_SIMD_AVX512)) { printf("   SKIP: AVX-512 is not available here\n"); return; }
+  lensnet_rng_seed(&rng, 41);
+  for (trial = 0; trial < 60 && !bad; trial++) {
+    lensnet__conv_geom g;
+    size_t nin, nw, nout, i, co, y, x, c, ky, kx;
+    float *in, *w, *b, *out, *scratch, *U, *Ua;
+    int relu = (int)(trial % 2), with_bias = trial % 3 != 0;
+    memset(&g, 0, sizeof g);
+    g.n = 1; g.kh = g.kw = 3; g.stride = 1; g.groups = 1;
+    g.pad = trial % 3;
+    g.h = 1 + (size_t)(45.0f * lensnet_rng_uniform(&rng));
+    g.w = 1 + (size_t)(45.0f * lensnet_rng_uniform(&rng));
+    if (trial == 0) { g.h = 32; g.w = 32; g.pad = 0; }          /* OU-66's second layer */
+    if (trial == 1) { g.h = 47; g.w = 47; g.pad = 0; }          /* OU-200's third: 23 tiles a row */
+    if (g.h + 2 * g.pad < 3) g.h = 3 - 2 * g.pad;
+    if (g.w + 2 * g.pad < 3) g.w = 3 - 2 * g.pad;
+    g.cin = 1 + (size_t)(60.0f * lensnet_rng_uniform(&rng));
+    g.cout = 1 + (size_t)(23.0f * lensnet_rng_uniform(&rng));
+    g.oh = g.h + 2 * g.pad - 2; g.ow = g.w + 2 * g.pad - 2;
+    nin = g.cin * g.h * g.w; nw = g.cout * g.cin * 9; nout = g.cout * g.oh * g.ow;
+    in = (float *)malloc(nin * sizeof(float)); w = (float *)malloc(nw * sizeof(float)); b = (float *)malloc(g.cout * sizeof(float));
+    out = (float *)malloc((nout + 16) * sizeof(float));
+    scratch = (float *)malloc(lensnet__wino_scratch_floats(&g) * sizeof(float));
+    U = (float *)malloc(lensnet__wino_weight_floats(g.cin, g.cout) * sizeof(float));
+    for (i = 0; i < nin; i++) in[i] = 2.0f * lensnet_rng_uniform(&rng) - 0.5f;
+    for (i = 0; i < nw; i++) w[i] = lensnet_rng_normal(&rng) * 0.3f;
+    for (i = 0; i < g.cout; i++) b[i] = lensnet_rng_normal(&rng);
+    for (i = 0; i < nout + 16; i++) out[i] = 12345.0f;
+    Ua = (float *)lensnet__align64(U);
+    lensnet__wino_weights(w, g.cin, g.cout, Ua);
+    lensnet__wino_conv_avx512(&g, in, Ua, with_bias ? b : NULL, relu, out, scratch);
+    for (i = 0; i < 16; i++) bad |= out[nout + i] != 12345.0f;
+    if (bad) printf("   trial %lu: written past the output\n", (unsigned long)trial);
+    for (co = 0; co < g.cout && !bad; co++)
+      for (y = 0; y < g.oh; y++)
+        for (x = 0; x < g.ow; x++) {
+          double sum = with_bias ? b[co] : 0.0, mag = with_bias ? fabs(b[co]) : 0.0, e;
+          for (c = 0; c < g.cin; c++)
+            for (ky = 0; ky < 3; ky++)
+              for (kx = 0; kx < 3; kx++) {
+                long iy = (long)(y + ky) - (long)g.pad, ix = (long)(x + kx) - (long)g.pad;
+                double v, k = w[((co * g.cin + c) * 3 + ky) * 3 + kx];
+                if (iy < 0 || ix < 0 || iy >= (long)g.h || ix >= (long)g.w) continue;
+                v = in[(c * g.h + (size_t)iy) * g.w + (size_t)ix];
+                sum += k * v; mag += fabs(k * v);
+              }
+          if (relu && sum < 0.0) sum = 0.0;
+          e = fabs(out[(co * g.oh + y) * g.ow + x] - sum) / (mag + 1e-30);
+          if (e > worst) { worst = e; worst_trial = trial; }
+        }
+    if (worst > 2e-6 && !bad) {
+      bad = 1;
+      printf("   trial %lu: %lux%lu pad %lu, %lu -> %lu channels: error %.3g of the window's |w x| sum\n", (unsigned long)trial,
+             (unsigned long)g.h, (unsigned long)g.w, (unsigned long)g.pad, (unsigned long)g.cin, (unsigned long)g.cout, worst);
+    }
+    free(in); free(w); free(b); free(out); free(scratch); free(U);
+  }
+  printf("   largest error %.3g of the window's sum of |w x| (trial %lu)\n", worst, (unsigned long)worst_trial);
+  CHECK(!bad, "Winograd's outputs agree with sums in double on 60 geometries");
+#endif
+}
+
+/* lensnet_model_pack_winograd: the 3x3 stride-1 convolutions without groups take Winograd's path
+ * on AVX-512 (others keep their panels), a batch of 3 agrees with lensnet_model_forward to
+ * rounding, and without AVX-512 the pack is lensnet_model_pack's (the same bits). */
+static void test_forward_winograd(void) {
+  const char *arch = "input 3 37 41\nconv2d name=a out=12 kernel=3 padding=1\nrelu\nconv2d name=b out=23 kernel=3\n"
+                     "conv2d name=c out=7 kernel=3 padding=1\nrelu\nmaxpool kernel=2\nconv2d name=d out=8 kernel=3 stride=2\n"
+                     "conv2d name=e out=6 kernel=3 groups=2\nconv2d name=f out=5 kernel=1\nflatten\ndense name=g out=3";
+  static const unsigned char expect[] = {1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0};
+  lensnet_model *m = NULL;
+  lensnet_packed *pk = NULL;
+  lensnet_error err;
+  lensnet_rng rng;
+  float x[3 * 3 * 37 * 41], plain[9], fast[9];
+  size_t i, wino = 0, right = 0;
+  double d = 0.0, scale = 1.0;
+  int avx512 = lensnet_simd_best() == LENSNET_SIMD_AVX512;
+  if (lensnet_model_create(arch, &m, &err) != LENSNET_OK) { CHECK(0, "model: %s", err.message); return; }
+  lensnet_model_init(m, 5);
+  lensnet_rng_seed(&rng, 8);
+  for (i = 0; i < sizeof x / sizeof *x; i++) x[i] = lensnet_rng_normal(&rng);
+  CHECK(lensnet_model_pack_winograd(m, &pk, &err) == LENSNET_OK, "pack_winograd: %s", err.message);
+  if (!pk) { lensnet_model_free(m); return; }
+  CHECK(m->layer_count == sizeof expect, "%lu layers", (unsigned long)m->layer_count);
+  for (i = 0; i < m->layer_count && i < sizeof expect; i++) {
+    wino += pk->wino[i];
+    right += pk->wino[i] == (avx512 ? expect[i] : 0);
+  }
+  CHECK(right == m->layer_count, "Winograd's layers: %lu of %lu as expected (%lu Winograd; AVX-512 %d)", (unsigned long)right,
+        (unsigned long)m->layer_count, (unsigned long)wino, avx512);
+  CHECK(lensnet_model_forward(m, 3, x, plain, NULL, &err) == LENSNET_OK &&
+            lensnet_model_forward_packed(m, pk, 3, x, fast, NULL, &err) == LENSNET_OK, "forward: %s", err.message);
+  for (i = 0; i < 9; i++) {
+    if (fabs(fast[i] - plain[i]) > d) d = fabs(fast[i] - plain[i]);
+    if (fabs(plain[i]) > scale) scale = fabs(plain[i]);
+  }
+  printf("   max |Winograd - direct| = %.3g (outputs up to %.3g)\n", d, scale);
+  if (avx512) CHECK(d <= 1e-5 * scale, "Winograd's outputs within 1e-5 of the direct sums' (%g)", d);
+  else CHECK(!memcmp(plain, fast, sizeof plain), "no AVX-512: the plain pack, the same bits");
+  lensnet_packed_free(pk);
+  lensnet_model_free(m);
+  /* a 3x3 layer that inference pools on the way (rows of 64 and more, ReLU and a 2x2 pool after
+   * it) keeps that path */
+  m = NULL; pk = NULL;
+  if (lensnet_model_create("input 2 6 66\nconv2d name=a out=4 kernel=3\nrelu\nmaxpool kernel=2\nflatten\ndense name=b out=2", &m, &err) !=
+      LENSNET_OK) { CHECK(0, "model: %s", err.message); return; }
+  CHECK(lensnet_model_pack_winograd(m, &pk, &err) == LENSNET_OK && pk && !pk->wino[0], "a layer pooled on the way is not Winograd's");
+  lensnet_packed_free(pk);
+  lensnet_model_free(m);
+}
+
 static void observe_nothing(void *ctx, size_t layer, const float *x, size_t n) { (void)ctx; (void)layer; (void)x; (void)n; }
 
 /* A convolution 64 or more wide followed by ReLU and a 2x2 max pool is pooled on the way at
@@ -855,6 +980,8 @@ int main(void) {
   TEST("random numbers: reproducible, uniform mean, normal variance") test_random_numbers();
   TEST("lensnet_logits_average: the logits of the views' mean probabilities") test_logits_average();
   TEST("lensnet_model_forward_packed: the same outputs with weights packed once") test_forward_packed();
+  TEST("Winograd F(2x2, 3x3) layers against sums in double") test_winograd_layer();
+  TEST("lensnet_model_pack_winograd: which layers, and the outputs to rounding") test_forward_winograd();
   TEST("convolution, ReLU and 2x2 max pool in bands: the same outputs as layer by layer") test_pooled_on_the_way();
   TEST("2x2 max pooling rows by the vector paths: the definition bit for bit, NaNs included") test_maxpool_rows();
   TEST("2x2 max pooling's backward by AVX-512: the rule bit for bit, ties and NaNs included") test_maxpool_backward_rows();

@@ -1,8 +1,9 @@
 /* Parity with PyTorch for the released lens finders of Wilde et al. 2022 (weights/; PyTorch's
  * outputs in tests/data/wilde2022, whose README gives their provenance):
  *  - every model reproduces PyTorch's logits on the shared inputs within 1e-4, through the
- *    library (tests/test_cli_predict.c checks the same through `lens predict`), and a batch does
- *    not change an image's logits;
+ *    library (tests/test_cli_predict.c checks the same through `lens predict`), also with its 3x3
+ *    convolutions by Winograd's F(2x2, 3x3) (lensnet_model_pack_winograd, within 2e-5 of the
+ *    direct sums, relative to the largest logit), and a batch does not change an image's logits;
  *  - OU-66's and OU-200's interpretability maps of input 0 (saliency, guided backprop, Grad-CAM,
  *    occlusion) and their input gradients of a noisy copy of it are each within 1e-4 of
  *    PyTorch's, as max |ours - PyTorch| / max |PyTorch| over the whole map (the absolute figure is
@@ -16,6 +17,7 @@
 #include "lensviz.h"
 #include "check.h"
 #include <string.h>
+#include <math.h>
 
 #if defined(__SANITIZE_ADDRESS__) || defined(LENS_TEST_EMULATED)
 #define SAMPLED 1
@@ -70,6 +72,22 @@ static void check_model(const reference_model *rm) {
     double d = check_max_abs_diff(out, ref.data, n * m->out_features);
     printf("   library: max |ours - PyTorch| = %.3g over %lu logits\n", d, (unsigned long)(n * m->out_features));
     CHECK(d <= 1e-4, "%s library logits differ from PyTorch by %g", rm->name, d);
+  }
+  { /* the 3x3 convolutions by Winograd's F(2x2, 3x3) (lensnet_model_pack_winograd; lens predict's default) */
+    lensnet_packed *pk = NULL;
+    float *fast = (float *)malloc(n * m->out_features * sizeof(float));
+    CHECK(lensnet_model_pack_winograd(m, &pk, &err) == LENSNET_OK, "pack_winograd: %s", err.message);
+    CHECK(lensnet_model_forward_packed(m, pk, n, in, fast, NULL, &err) == LENSNET_OK, "forward_packed: %s", err.message);
+    {
+      double d = check_max_abs_diff(fast, ref.data, n * m->out_features), e = check_max_abs_diff(fast, out, n * m->out_features);
+      double scale = 1.0;
+      for (b = 0; b < n * m->out_features; b++) scale = fabs(out[b]) > scale ? fabs(out[b]) : scale;
+      printf("   Winograd: max |ours - PyTorch| = %.3g, max |Winograd - direct| = %.3g (logits up to %.3g)\n", d, e, scale);
+      CHECK(d <= 1e-4, "%s Winograd logits differ from PyTorch by %g", rm->name, d);
+      CHECK(e <= 1e-5 * scale, "%s Winograd logits differ from the direct sums' by %g", rm->name, e);
+    }
+    lensnet_packed_free(pk);
+    free(fast);
   }
   free(in); free(out);
   lensnet_tensor_free(&x); lensnet_tensor_free(&ref);

@@ -41,6 +41,7 @@ typedef struct {
   const char *samples_path; /* --samples FILE.npy: every pass's means [N, mc, targets] */
   int symmetries;           /* --symmetries: index into symmetry_choices (0: 1, 1: 2, 2: 8) */
   int mc_mean;              /* --mc-mean: the mean of the dropout passes, not of passes without dropout */
+  int exact;                /* --exact: direct sums (lensnet_model_pack), not Winograd's (lensnet_model_pack_winograd) */
 } predict_options;
 
 static const char *const symmetry_choices[] = {"1", "2", "8", NULL};
@@ -59,6 +60,9 @@ static const lens_option predict_rows[] = {
             "held, so memory is the model's whatever B); each object gets its own forward\n"
             "pass, so scores do not depend on B"),
   LENS_SIZE(T, "threads", threads, 1, 256, 0, "T", "threads sharing each batch (default: the CPUs this process may use); scores do not depend on T"),
+  LENS_FLAG(T, "exact", exact, "every convolution as direct sums, the same bits as lensnet_model_forward\n"
+            "(and lens explain); by default, on AVX-512 CPUs, 3x3 convolutions run as\n"
+            "Winograd's F(2x2,3x3), faster, scores equal to rounding (docs/predict.md)"),
   LENS_TEXT(T, "out", 0, out_npy, NULL, "FILE", "FILE.npy: the raw logits [N, classes] as float32 (no CSV on standard output;\n"
             "with --symmetries the logs of the views' mean probabilities);\n"
             "FILE.csv: the CSV there instead of standard output"),
@@ -587,7 +591,8 @@ static int open_model(predict_options *o, predict_state *s) {
   if (s->model->in_c > 64)
     return lens_fail("%s: the model takes %lu bands; lens predict handles up to 64", o->model_path, (unsigned long)s->model->in_c);
   lensnet_model_class_index(s->model, "lens", &s->lens_class, NULL); /* cannot fail: the model has outputs */
-  if (lensnet_model_pack(s->model, &s->packed, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if ((o->exact ? lensnet_model_pack(s->model, &s->packed, &err) : lensnet_model_pack_winograd(s->model, &s->packed, &err)) != LENSNET_OK)
+    return lens_fail_err(&err);
   if (lensnet_model_meta(s->model, "regress.targets")) {
     if (lensnet_model_regression(s->model, &s->reg, &err) != LENSNET_OK) return lens_fail("%s: %s", o->model_path, err.message);
     s->regress = 1;
