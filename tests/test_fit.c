@@ -112,7 +112,7 @@ static void test_settings_table(void) {
   lensnet_error err;
   char text[128];
   int round_trips = 1;
-  CHECK(count == 21 && all, "%lu settings", (unsigned long)count);
+  CHECK(count == 22 && all, "%lu settings", (unsigned long)count);
   CHECK(lensnet_fit_setting_find("val-fraction") == lensnet_fit_setting_find("val_fraction") && lensnet_fit_setting_find("val-fraction"),
         "'-' and '_' name the same setting");
   CHECK(lensnet_fit_setting_find("arch") == NULL, "arch is not a fit setting");
@@ -177,6 +177,70 @@ static void test_resume(void) {
   CHECK(ep && !strcmp(ep, "4"), "the resumed model ends at epoch %s", ep ? ep : "(none)");
   lensnet_model_free(resumed);
   lens_pool_free(pool);
+}
+
+/* exact: every convolution as direct sums. By default, on AVX-512, the 3x3 convolution runs as
+ * Winograd's F(2x2, 3x3) (lensnet_trainer_desc.winograd): another run, as good; elsewhere
+ * the same bits. train.exact is saved; a checkpoint from before the setting (no train.exact) ran
+ * with direct sums and resumes so, ending on the exact run's weights bit for bit. */
+static void test_exact(void) {
+  lensnet_fit_desc d = base_desc("build/tfit_exact_full");
+  lensnet_model *exact = new_model(), *fast = new_model(), *m = NULL, *resumed = NULL;
+  lensnet_safetensors st;
+  lensnet_error err;
+  int stop = 1, avx512 = lensnet_simd_best() == LENSNET_SIMD_AVX512;
+  size_t compared = 0, i;
+  const char *v;
+  if (system("rm -rf build/tfit_exact_full build/tfit_exact_cut && mkdir -p build/tfit_exact_full build/tfit_exact_cut") != 0)
+    CHECK(0, "make folders");
+  d.epochs = 2;
+  d.exact = 1;
+  CHECK(exact && lensnet_fit(exact, &d, &err) == LENSNET_OK, "exact run: %s", err.message);
+  v = exact ? lensnet_model_meta(exact, "train.exact") : NULL;
+  CHECK(v && !strcmp(v, "1"), "train.exact = %s", v ? v : "(none)");
+  d.out_dir = NULL;
+  d.exact = 0;
+  CHECK(fast && lensnet_fit(fast, &d, &err) == LENSNET_OK, "default run: %s", err.message);
+  if (exact && fast) {
+    double most = 0.0, scale = 0.0;
+    for (i = 0; i < exact->value_count; i++) {
+      double e = fabs((double)exact->values[i] - fast->values[i]);
+      if (e > most) most = e;
+      if (fabs(exact->values[i]) > scale) scale = fabs(exact->values[i]);
+    }
+    const char *le = lensnet_model_meta(exact, "train.val_loss"), *lf = lensnet_model_meta(fast, "train.val_loss");
+    double ve = le ? strtod(le, NULL) : -1.0, vf = lf ? strtod(lf, NULL) : -1.0;
+    printf("   after 2 epochs: max |default - exact| = %.3g (weights up to %.3g; AVX-512 %d), validation loss %.4f and %.4f\n", most,
+           scale, avx512, vf, ve);
+    /* rounding apart in the first step (tests/test_train.c checks one step's gradients); Adam's
+     * steps of about lr whatever the gradient's size let such differences grow over a run */
+    if (avx512) CHECK(most > 0.0 && ve > 0.0 && fabs(vf - ve) < 0.1 * ve, "the default (Winograd) run is another run, as good: %g", most);
+    else CHECK(most == 0.0, "no AVX-512: the default run is the exact one, bit for bit");
+  }
+  /* a run of the exact settings stopped after epoch 1, its checkpoint stripped of train.exact */
+  d = base_desc("build/tfit_exact_cut");
+  d.epochs = 2;
+  d.exact = 1;
+  d.progress = stop_after;
+  d.progress_user = &stop;
+  m = new_model();
+  CHECK(m && lensnet_fit(m, &d, &err) == LENSNET_OK, "run stopped after epoch 1: %s", err.message);
+  lensnet_model_free(m);
+  if (lensnet_safetensors_read("build/tfit_exact_cut/checkpoint.safetensors", &st, &err) == LENSNET_OK) {
+    CHECK(lensnet_safetensors_meta(&st, "train.exact") != NULL, "the checkpoint holds train.exact");
+    lensnet_safetensors_set_meta(&st, "train.exact", NULL);
+    CHECK(lensnet_safetensors_write("build/tfit_exact_cut/checkpoint.safetensors", &st, &err) == LENSNET_OK, "rewrite: %s", err.message);
+    lensnet_safetensors_free(&st);
+  } else CHECK(0, "read the checkpoint: %s", err.message);
+  memset(&d, 0, sizeof d);
+  d.images = &images;
+  d.labels = labels;
+  CHECK(lensnet_fit_resume("build/tfit_exact_cut", &d, &resumed, &err) == LENSNET_OK && resumed, "resume: %s", err.message);
+  CHECK(same_files("build/tfit_exact_full/checkpoint.safetensors", "build/tfit_exact_cut/checkpoint.safetensors", &compared),
+        "without train.exact: resumed with direct sums, the exact run's checkpoint bit for bit");
+  lensnet_model_free(resumed);
+  lensnet_model_free(exact);
+  lensnet_model_free(fast);
 }
 
 static lensnet_result fill_from_array(void *user, const size_t *index, size_t count, float *out, lensnet_error *err) {
@@ -361,6 +425,7 @@ int main(void) {
   TEST("desc defaults resolve as stated") test_defaults();
   TEST("the settings table parses, formats and refuses bad values") test_settings_table();
   TEST("a run stopped after epoch 2 and resumed ends on the same weights") test_resume();
+  TEST("exact: direct sums; the default (Winograd) run another as good; old checkpoints resume exact") test_exact();
   TEST("images from a fill callback train as from an array") test_fill_callback();
   TEST("a checkpoint restores weights, optimiser moments and step, and both random streams") test_checkpoint_round_trip();
   TEST("bad settings and data give lensnet_error results that name the problem") test_errors();

@@ -715,6 +715,76 @@ static void test_lean_activations(void) {
   }
 }
 
+/* desc.winograd: on AVX-512 the 3x3 stride-1 convolutions without groups take Winograd's
+ * F(2x2, 3x3) for their forward (not the one pooled on the way) and their input gradient, and a
+ * training step (dropout on, lean activations; the second of two, with new weights) gives the
+ * exact trainer's outputs, parameter gradients and input gradients to rounding: each within 1e-5 of the largest of its kind (a
+ * wrong transform or tile is off by whole terms). Without AVX-512: the same bits. */
+static void test_winograd_trainer(void) {
+  const char *arch = "input 2 30 66\nconv2d name=a out=6 kernel=3\nrelu\nmaxpool kernel=2\nconv2d name=b out=12 kernel=3 padding=1\n"
+                     "relu\ndropout p=0.3\nconv2d name=c out=11 kernel=3\nrelu\nmaxpool kernel=2\nconv2d name=d out=5 kernel=3 stride=2\n"
+                     "flatten\ndense name=e out=3";
+  /* a (64 wide, ReLU and pool after it) pools on the way: the direct sums forward, Winograd's for its
+   * input gradient; b and c Winograd's both ways; d (stride 2) neither */
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  lensnet_rng rng;
+  lensnet_trainer *t[2] = {NULL, NULL};
+  float *x, R[4 * 3];
+  size_t i, per, n, fwd = 0, bwd = 0;
+  int k, avx512 = lensnet_simd_best() == LENSNET_SIMD_AVX512;
+  if (lensnet_model_create(arch, &m, &err) != LENSNET_OK) { CHECK(0, "model: %s", err.message); return; }
+  lensnet_model_init(m, 5);
+  per = m->in_c * m->in_h * m->in_w;
+  n = m->value_count;
+  x = (float *)malloc(4 * per * sizeof(float));
+  lensnet_rng_seed(&rng, 6);
+  for (i = 0; i < 4 * per; i++) x[i] = lensnet_rng_normal(&rng);
+  for (i = 0; i < sizeof R / sizeof R[0]; i++) R[i] = lensnet_rng_normal(&rng);
+  for (k = 0; k < 2; k++) {
+    lensnet_trainer_desc d;
+    memset(&d, 0, sizeof d);
+    d.batch_cap = 4; d.seed = 9; d.input_grad = 1; d.lean_activations = 1; d.winograd = k;
+    if (lensnet_trainer_create(m, &d, &t[k], &err) != LENSNET_OK) { CHECK(0, "trainer: %s", err.message); break; }
+    lensnet_trainer_zero_grad(t[k]);
+    CHECK(lensnet_trainer_forward(t[k], 4, x, 1, NULL, &err) == LENSNET_OK && lensnet_trainer_backward(t[k], 4, R, &err) == LENSNET_OK,
+          "forward and backward: %s", err.message);
+  }
+  if (t[0] && t[1]) { /* a second step with other weights: U made again for them, forward and backward */
+    for (i = 0; i < n; i++) m->values[i] = m->values[i] * 0.75f + 0.01f * lensnet_rng_normal(&rng);
+    for (k = 0; k < 2; k++) {
+      lensnet_trainer_zero_grad(t[k]);
+      CHECK(lensnet_trainer_forward(t[k], 4, x, 1, NULL, &err) == LENSNET_OK && lensnet_trainer_backward(t[k], 4, R, &err) == LENSNET_OK,
+            "second step: %s", err.message);
+    }
+  }
+  if (t[0] && t[1]) {
+    const float *a[3], *b[3];
+    size_t len[3], j;
+    static const char *what[3] = {"outputs", "parameter gradients", "input gradients"};
+    for (i = 0; i < m->layer_count; i++) { fwd += t[1]->wino_fwd[i]; bwd += t[1]->wino_bwd[i]; }
+    CHECK(avx512 ? fwd == 2 && bwd == 3 && t[1]->wino_fwd[3] && t[1]->wino_fwd[6] && !t[1]->wino_fwd[0] && t[1]->wino_bwd[0] : fwd == 0 && bwd == 0,
+          "Winograd's layers: %lu forward, %lu input gradients (AVX-512 %d)", (unsigned long)fwd, (unsigned long)bwd, avx512);
+    a[0] = lensnet_trainer_output(t[0]); b[0] = lensnet_trainer_output(t[1]); len[0] = 4 * 3;
+    a[1] = lensnet_trainer_grads(t[0]); b[1] = lensnet_trainer_grads(t[1]); len[1] = n;
+    a[2] = lensnet_trainer_input_grad(t[0]); b[2] = lensnet_trainer_input_grad(t[1]); len[2] = 4 * per;
+    for (j = 0; j < 3; j++) {
+      double most = 0.0, scale = 0.0;
+      for (i = 0; i < len[j]; i++) {
+        if (fabs(a[j][i] - b[j][i]) > most) most = fabs(a[j][i] - b[j][i]);
+        if (fabs(a[j][i]) > scale) scale = fabs(a[j][i]);
+      }
+      printf("   %s: max |Winograd - exact| = %.3g of %.3g\n", what[j], most, scale);
+      if (avx512) CHECK(most <= 1e-5 * scale && scale > 0.0, "%s within 1e-5 of the largest (%g of %g)", what[j], most, scale);
+      else CHECK(most == 0.0, "no AVX-512: %s the same bits", what[j]);
+    }
+  }
+  lensnet_trainer_free(t[0]);
+  lensnet_trainer_free(t[1]);
+  free(x);
+  lensnet_model_free(m);
+}
+
 int main(void) {
   TEST("backward passes against finite differences") test_gradients();
   TEST("input gradients alone (skip_param_grads) equal those of a full backward pass") test_input_gradients_alone();
@@ -729,6 +799,7 @@ int main(void) {
   TEST("learning-rate schedules against PyTorch") test_schedules();
   TEST("results do not depend on the number of threads") test_thread_independence();
   TEST("a lean trainer (ReLU and dropout over their inputs) computes what a plain one does") test_lean_activations();
+  TEST("desc.winograd: one step's outputs and gradients equal the exact trainer's to rounding") test_winograd_trainer();
   TEST("a small CNN learns rings from discs (>= 95% validation accuracy)") test_learns_rings();
   return check_summary();
 }
