@@ -1,5 +1,6 @@
 /* bench_lensnet.c - single-thread throughput of lensnet.h: OU-66 / OU-200 inference (images/s),
- * float and int8 (lensnet_quantize), and lensnet_sgemm on conv-shaped matrices (GFLOP/s).
+ * float, float with lens predict's packed weights and Winograd 3x3 layers (lensnet_model_pack_winograd),
+ * int8 (lensnet_quantize), and lensnet_sgemm on conv-shaped matrices (GFLOP/s).
  *
  * Every figure is printed as one line that tests/bench.sh can pair with a peer's line:
  *   ours gemm path: avx2
@@ -7,7 +8,8 @@
  *   ours OU-66 int8 infer batch=1: 1100.0 img/s  (0.148 GOP/img, 162.8 GOP/s)
  *   ours sgemm M=50 N=4096 K=36: 25.1 GFLOP/s  (OU-66 conv 1)
  *   ours sgemm M=256 N=256 K=256: 40.2 GFLOP/s
- * Nothing here asserts a time; the figures only mean something beside a peer measured in the
+ * The winograd line's GFLOP/s counts the direct sums' FLOPs (an effective rate: F(2x2, 3x3) does
+ * 2.25 times fewer products in the 3x3 layers). Nothing here asserts a time; the figures only mean something beside a peer measured in the
  * same run (these machines are noisy).
  *
  * Timing: one warm-up call, then best-of-several samples of the thread's CPU time
@@ -70,6 +72,7 @@ static double best_seconds_per_call(bench_fn run, void *ctx, double budget) {
 
 typedef struct {
   const lensnet_model *model;
+  const lensnet_packed *packed; /* NULL: lensnet_model_forward */
   size_t batch;
   const float *input;
   float *output, *workspace;
@@ -79,7 +82,8 @@ typedef struct {
 static void run_forward(void *ctx) {
   infer_job *job = (infer_job *)ctx;
   lensnet_error err;
-  if (lensnet_model_forward(job->model, job->batch, job->input, job->output, job->workspace, &err) != LENSNET_OK) {
+  if ((job->packed ? lensnet_model_forward_packed(job->model, job->packed, job->batch, job->input, job->output, job->workspace, &err)
+                   : lensnet_model_forward(job->model, job->batch, job->input, job->output, job->workspace, &err)) != LENSNET_OK) {
     if (!job->failed) fprintf(stderr, "forward failed: %s\n", err.message);
     job->failed = 1;
   }
@@ -102,7 +106,7 @@ static double model_flops_per_image(const lensnet_model *m) {
 }
 
 /* Measures one model at one batch size; returns 0 on failure (reported on stderr). */
-static int bench_inference(const char *label, const lensnet_model *m, size_t batch, lensnet_rng *rng) {
+static int bench_inference(const char *label, const lensnet_model *m, const lensnet_packed *pk, size_t batch, lensnet_rng *rng) {
   size_t in_n = batch * m->in_c * m->in_h * m->in_w, ws_n = lensnet_model_workspace_floats(m, batch), i;
   float *input = (float *)malloc(in_n * sizeof(float));
   float *output = (float *)malloc(batch * m->out_features * sizeof(float));
@@ -115,7 +119,7 @@ static int bench_inference(const char *label, const lensnet_model *m, size_t bat
     return 0;
   }
   for (i = 0; i < in_n; i++) input[i] = lensnet_rng_uniform(rng);
-  job.model = m; job.batch = batch; job.input = input; job.output = output; job.workspace = workspace; job.failed = 0;
+  job.model = m; job.packed = pk; job.batch = batch; job.input = input; job.output = output; job.workspace = workspace; job.failed = 0;
   seconds = best_seconds_per_call(run_forward, &job, LENS_BENCH_INFER_BUDGET * bench_scale);
   if (!job.failed)
     printf("ours %s infer batch=%lu: %.1f img/s  (%.3f %s/img, %.1f %s/s)\n", label, (unsigned long)batch,
@@ -144,7 +148,7 @@ static int bench_int8(const char *label, const lensnet_model *m, lensnet_rng *rn
     return 0;
   }
   snprintf(int8_label, sizeof int8_label, "%s int8", label);
-  for (i = 0; i < sizeof batches / sizeof batches[0]; i++) ok &= bench_inference(int8_label, q, batches[i], rng);
+  for (i = 0; i < sizeof batches / sizeof batches[0]; i++) ok &= bench_inference(int8_label, q, NULL, batches[i], rng);
   lensnet_model_free(q);
   free(calibration);
   return ok;
@@ -235,7 +239,15 @@ int main(void) {
     }
     lensnet_model_init(loaded[i], 66 + i);
     for (b = 0; b < sizeof batches / sizeof batches[0]; b++)
-      ok &= bench_inference(models[i].label, loaded[i], batches[b], &rng);
+      ok &= bench_inference(models[i].label, loaded[i], NULL, batches[b], &rng);
+    { /* what lens predict runs: weights packed once, 3x3 layers by Winograd's F(2x2, 3x3) on AVX-512 */
+      lensnet_packed *pk = NULL;
+      char wlabel[64];
+      snprintf(wlabel, sizeof wlabel, "%s winograd", models[i].label);
+      if (lensnet_model_pack_winograd(loaded[i], &pk, &err) == LENSNET_OK) ok &= bench_inference(wlabel, loaded[i], pk, 1, &rng);
+      else { fprintf(stderr, "%s: %s\n", wlabel, err.message); ok = 0; }
+      lensnet_packed_free(pk);
+    }
     ok &= bench_int8(models[i].label, loaded[i], &rng);
   }
   for (i = 0; i < 2; i++)
