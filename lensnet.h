@@ -74,8 +74,8 @@
  *               (implicit GEMM; a ReLU and a 2x2 max pool after a wide one are applied on the
  *               way at inference). lensnet_model_pack packs a model's convolution weights once,
  *               for callers that run many one-image passes (lensnet_model_forward_packed);
- *               lensnet_model_pack_winograd also runs 3x3 layers as Winograd's F(2x2, 3x3) on
- *               AVX-512 (2.25 times fewer products; equal to rounding, not bit for bit).
+ *               lensnet_model_pack_winograd also runs 3x3 and 5x5 layers as Winograd's F(2x2, 3x3)
+ *               and F(2x2, 5x5) on AVX-512 (fewer products; equal to rounding, not bit for bit).
  *   int8        lensnet_quantize: convolutions and dense layers with int8 weights (one scale per
  *               output channel) and uint8 inputs calibrated on images, exact int32 sums
  *               (lensnet_i8gemm: scalar, AVX2, AVX-512 VNNI, NEON, the same bits on every path);
@@ -735,11 +735,12 @@ LENSNET_API lensnet_result lensnet_model_pack(const lensnet_model *m, lensnet_pa
 LENSNET_API void lensnet_packed_free(lensnet_packed *pk);
 LENSNET_API lensnet_result lensnet_model_forward_packed(const lensnet_model *m, const lensnet_packed *pk, size_t batch, const float *input,
                                                         float *output, float *workspace, lensnet_error *err);
-/* lensnet_model_pack, and where the AVX-512 path runs, every float 3 x 3 stride-1 convolution
- * without groups (and not pooled on the way) by Winograd's F(2x2, 3x3) (Lavin & Gray 2016):
- * 2.25 times fewer products, 1.5-1.7 times faster on OU-66's layers. Its outputs differ from
- * lensnet_model_forward's by rounding, not bit for bit (the released finders' logits by up to
- * about 1e-6; the transforms add and subtract neighbouring pixels before the products). Elsewhere
+/* lensnet_model_pack, and where the AVX-512 path runs, every float 3 x 3 or 5 x 5 stride-1
+ * convolution without groups and with at least 8 input channels by Winograd's F(2x2, 3x3) or
+ * F(2x2, 5x5) (Lavin & Gray 2016): 2.25 or 2.8 times fewer products (a ReLU and 2 x 2 max pool
+ * that inference applies on the way are applied in its output transform). Its outputs differ
+ * from lensnet_model_forward's by rounding, not bit for bit (the released finders' logits by up
+ * to 3e-6; the transforms add and subtract neighbouring pixels before the products). Elsewhere
  * the same as lensnet_model_pack. lens predict uses it unless given --exact. */
 LENSNET_API lensnet_result lensnet_model_pack_winograd(const lensnet_model *m, lensnet_packed **out, lensnet_error *err);
 
@@ -873,10 +874,11 @@ typedef struct {
                                         * layer's output, and of one never stored, nothing meaningful, and
                                         * lensnet_trainer_backward_from refuses to start at such a ReLU or pool. Ignored
                                         * with capture. lensnet_fit sets it; default 0 */
-  int winograd;                        /* nonzero, on a CPU with AVX-512: every float 3 x 3 stride-1 convolution
-                                        * without groups computes its forward (where it is not pooled on the
-                                        * way) and its input gradient by Winograd's F(2x2, 3x3)
-                                        * (lensnet_model_pack_winograd): 2.25 times fewer products, the same
+  int winograd;                        /* nonzero, on a CPU with AVX-512: every float 3 x 3 or 5 x 5 stride-1
+                                        * convolution without groups with 8 or more input channels computes its
+                                        * forward (where it is not pooled on the way) and its input gradient
+                                        * by Winograd's F(2x2, 3x3) or F(2x2, 5x5)
+                                        * (lensnet_model_pack_winograd): fewer products, the same
                                         * results to rounding, not bit for bit (deterministic all the same: a
                                         * run resumes and repeats bit for bit). lensnet_fit sets it unless its
                                         * exact is set; default 0 */
@@ -1069,7 +1071,7 @@ typedef struct {
   int minmax;                     /* nonzero: scale each image per band to [0,1] first (lensnet_minmax_normalize);
                                    * default 0 */
   int exact;                      /* nonzero: every convolution as direct sums; default 0: on a CPU with AVX-512,
-                                   * 3x3 ones by Winograd's F(2x2, 3x3) (lensnet_trainer_desc.winograd), faster,
+                                   * 3x3 and 5x5 ones by Winograd's (lensnet_trainer_desc.winograd), faster,
                                    * equal to rounding. A checkpoint from before this setting resumes exact */
   uint64_t seed;                  /* the split, shuffling, augmentation and dropout; default 0 (itself a seed) */
   const lensnet_parallel *parallel; /* default NULL: serial */
@@ -5225,60 +5227,83 @@ LENSNET__TARGET_AVX512 static void lensnet__conv_rows_direct_avx512(const lensne
  * the output rows. U[xi][c][co] is made once by lensnet__wino_weights (co padded to tens). */
 #define LENSNET__WINO_BAND_TILES 112
 
-/* Tile rows per band: at most LENSNET__WINO_BAND_TILES tiles (one row when a row has more),
- * the fewest lanes wasted on the last 16-lane block, then the most rows. */
-static size_t lensnet__wino_band_rows(size_t tx, size_t ty) {
+/* The side of the transformed tile: 4 for F(2x2, 3x3), 6 for F(2x2, 5x5). */
+static size_t lensnet__wino_alpha(const lensnet__conv_geom *g) { return g->kh + 1; }
+
+/* Tile rows per band: at most `most` tiles (one row when a row has more), the fewest lanes
+ * wasted on the last 16-lane block, then the most rows. */
+static size_t lensnet__wino_band_rows(size_t tx, size_t ty, size_t most) {
   size_t rows, best = 1, best_waste = (size_t)-1;
-  for (rows = 1; rows <= ty && rows * tx <= LENSNET__WINO_BAND_TILES; rows++) {
+  for (rows = 1; rows <= ty && rows * tx <= most; rows++) {
     size_t n = rows * tx, waste = (lensnet__round_up(n, 16) - n) * 1000 / lensnet__round_up(n, 16);
     if (waste <= best_waste) { best = rows; best_waste = waste; }
   }
   return best;
 }
 
-/* Floats of U for a layer: 16 x cin x cout rounded up to tens, with alignment slack. */
-static size_t lensnet__wino_weight_floats(size_t cin, size_t cout) {
-  return 16 * cin * lensnet__round_up(cout, LENSNET__AVX512_MR) + LENSNET__ALIGN_SLACK;
+/* A band's tile rows for geometry g: about a hundred tiles for 3 x 3, half as many for 5 x 5,
+ * whose V and M hold 36 values a tile. */
+static size_t lensnet__wino_rows_of(const lensnet__conv_geom *g) {
+  return lensnet__wino_band_rows((g->ow + 1) / 2, (g->oh + 1) / 2, g->kh == 3 ? LENSNET__WINO_BAND_TILES : LENSNET__WINO_BAND_TILES / 2);
+}
+
+/* Floats of U for a layer: alpha^2 x cin x cout rounded up to tens, with alignment slack. */
+static size_t lensnet__wino_weight_floats(const lensnet__conv_geom *g) {
+  size_t a = lensnet__wino_alpha(g);
+  return a * a * g->cin * lensnet__round_up(g->cout, LENSNET__AVX512_MR) + LENSNET__ALIGN_SLACK;
 }
 
 /* Floats of a band's V and M (and the padded image when pad > 0) for geometry g, alignment slack
  * included. */
 static size_t lensnet__wino_scratch_floats(const lensnet__conv_geom *g) {
-  size_t tx = (g->ow + 1) / 2, ty = (g->oh + 1) / 2, rows = lensnet__wino_band_rows(tx, ty);
+  size_t tx = (g->ow + 1) / 2, rows = lensnet__wino_rows_of(g), a = lensnet__wino_alpha(g);
   size_t tiles = rows * tx, vstride = lensnet__round_up(tiles, 16) + 16, mstride = lensnet__round_up(tiles, 16) + 16;
   size_t padded = g->pad ? g->cin * (g->h + 2 * g->pad) * (g->w + 2 * g->pad) : 0;
-  return 16 * g->cin * vstride + 16 * lensnet__round_up(g->cout, LENSNET__AVX512_MR) * mstride + padded + 3 * LENSNET__ALIGN_SLACK;
+  return a * a * (g->cin * vstride + lensnet__round_up(g->cout, LENSNET__AVX512_MR) * mstride) + 6 * 96 + padded + 4 * LENSNET__ALIGN_SLACK;
 }
 
-/* Can this layer take the Winograd path? */
+/* Does this layer take the Winograd path? 3 x 3 or 5 x 5, stride 1, no groups, and at least 8
+ * input channels: with fewer the transforms cost more than the products save (measured on one
+ * core: OU-66's first layer, 4 channels in, 0.8 times the direct sums' speed; OU-200's, 4 in and
+ * 5 x 5, 0.5 times; 8 in, 1.1-1.3 times). */
 static int lensnet__wino_ok(const lensnet__conv_geom *g) {
-  return g->groups == 1 && g->kh == 3 && g->kw == 3 && g->stride == 1 && g->oh >= 1 && g->ow >= 1 && g->cin >= 1 &&
+  return g->groups == 1 && g->kh == g->kw && (g->kh == 3 || g->kh == 5) && g->stride == 1 && g->oh >= 1 && g->ow >= 1 && g->cin >= 8 &&
          g->cin <= 4096 && g->cout >= 1;
 }
 
-/* U[xi][c][co] = (G g G^T)[i][j] with xi = 4 i + j, from weight [cout, cin, 3, 3]; rows co past
- * cout are zero. Computed in double, rounded once. */
-static void lensnet__wino_weights(const float *weight, size_t cin, size_t cout, float *U) {
-  size_t co_pad = lensnet__round_up(cout, LENSNET__AVX512_MR), co, c, i, j;
-  memset(U, 0, 16 * cin * co_pad * sizeof(float));
+/* U[xi][c][co] = (G g G^T)[i][j] with xi = alpha i + j, from weight [cout, cin, k, k] (k = 3, 5);
+ * rows co past cout are zero. Computed in double, rounded once. F(2x2, 3x3): G above. F(2x2,
+ * 5x5), Toom-Cook on the points 0, 1, -1, 2, -2 and infinity (Lavin & Gray's F(4x4, 3x3) points):
+ *   G = [1/4 0 0 0 0; -1/6 (1 1 1 1 1); -1/6 (1 -1 1 -1 1); 1/24 (1 2 4 8 16);
+ *        1/24 (1 -2 4 -8 16); 0 0 0 0 1],
+ *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1]. */
+static void lensnet__wino_weights(const lensnet__conv_geom *g, const float *weight, float *U) {
+  static const double G5[6][5] = {{0.25, 0, 0, 0, 0},
+                                  {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                  {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                  {1.0 / 24, 2.0 / 24, 4.0 / 24, 8.0 / 24, 16.0 / 24},
+                                  {1.0 / 24, -2.0 / 24, 4.0 / 24, -8.0 / 24, 16.0 / 24},
+                                  {0, 0, 0, 0, 1}};
+  static const double G3[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  size_t cin = g->cin, cout = g->cout, k = g->kh, a = k + 1, co_pad = lensnet__round_up(cout, LENSNET__AVX512_MR), co, c, i, j, q;
+  memset(U, 0, a * a * cin * co_pad * sizeof(float));
   for (co = 0; co < cout; co++)
     for (c = 0; c < cin; c++) {
-      const float *k = weight + (co * cin + c) * 9;
-      double t[4][3], u[4][4];
-      for (j = 0; j < 3; j++) {
-        t[0][j] = k[j];
-        t[1][j] = 0.5 * ((double)k[j] + k[3 + j] + k[6 + j]);
-        t[2][j] = 0.5 * ((double)k[j] - k[3 + j] + k[6 + j]);
-        t[3][j] = k[6 + j];
-      }
-      for (i = 0; i < 4; i++) {
-        u[i][0] = t[i][0];
-        u[i][1] = 0.5 * (t[i][0] + t[i][1] + t[i][2]);
-        u[i][2] = 0.5 * (t[i][0] - t[i][1] + t[i][2]);
-        u[i][3] = t[i][2];
-      }
-      for (i = 0; i < 4; i++)
-        for (j = 0; j < 4; j++) U[((4 * i + j) * cin + c) * co_pad + co] = (float)u[i][j];
+      const float *w = weight + (co * cin + c) * k * k;
+      double t[6][5], u;
+      for (i = 0; i < a; i++) /* G g */
+        for (j = 0; j < k; j++) {
+          double sum = 0.0;
+          for (q = 0; q < k; q++) sum += (k == 3 ? G3[i][q] : G5[i][q]) * w[q * k + j];
+          t[i][j] = sum;
+        }
+      for (i = 0; i < a; i++) /* (G g) G^T */
+        for (j = 0; j < a; j++) {
+          u = 0.0;
+          for (q = 0; q < k; q++) u += t[i][q] * (k == 3 ? G3[j][q] : G5[j][q]);
+          U[((a * i + j) * cin + c) * co_pad + co] = (float)u;
+        }
     }
 }
 
@@ -5318,17 +5343,53 @@ LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__wino_in_store(const __m512 
   }
 }
 
+/* max_nan(a, b) = (a > b || a is NaN) ? a : b lane by lane, as max pooling defines it. */
+LENSNET__INLINE LENSNET__TARGET_AVX512 __m512 lensnet__avx512_max_nan(__m512 a, __m512 b) {
+  __mmask16 take_a = _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+  return _mm512_mask_blend_ps(take_a, b, a);
+}
+
+/* The 2 x 2 outputs of 16 tiles (yv[row][column], one tile per lane; tile row y / 2, tiles tx0..)
+ * plus the bias, through the ReLU when fuse_relu: into output rows y, y + 1 (the rows and columns
+ * inside the output), or with pool into pooled row y / 2 of the 2 x 2 stride-2 max pool whose
+ * windows are the tiles (the pool's order: row 0 left, right, row 1 left, right; tiles cut by the
+ * output's edge are no window). */
+LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__wino_out(__m512 yv[2][2], __m512 bv, int fuse_relu, int pool, const lensnet__conv_geom *g,
+                                                             size_t co, size_t y, size_t tx0, float *out) {
+  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  __m512 v[4];
+  size_t i, cols;
+  for (i = 0; i < 4; i++) {
+    v[i] = _mm512_add_ps(yv[i / 2][i % 2], bv);
+    if (fuse_relu) v[i] = _mm512_maskz_max_ps((__mmask16)0xFFFF, _mm512_setzero_ps(), v[i]);
+  }
+  if (pool) {
+    size_t ph = g->oh / 2, pw = g->ow / 2;
+    if (y / 2 >= ph || tx0 >= pw) return;
+    _mm512_mask_storeu_ps(out + (co * ph + y / 2) * pw + tx0, lensnet__avx512_first_lanes(pw - tx0),
+                          lensnet__avx512_max_nan(lensnet__avx512_max_nan(v[0], v[1]), lensnet__avx512_max_nan(v[2], v[3])));
+    return;
+  }
+  cols = g->ow - 2 * tx0 < 32 ? g->ow - 2 * tx0 : 32;
+  for (i = 0; i < 2 && y + i < g->oh; i++) {
+    float *o = out + (co * g->oh + y + i) * g->ow + 2 * tx0;
+    _mm512_mask_storeu_ps(o, lensnet__avx512_first_lanes(cols), _mm512_permutex2var_ps(v[2 * i], lo_idx, v[2 * i + 1]));
+    if (cols > 16) _mm512_mask_storeu_ps(o + 16, lensnet__avx512_first_lanes(cols - 16), _mm512_permutex2var_ps(v[2 * i], hi_idx, v[2 * i + 1]));
+  }
+}
+
 /* M[xi][co0 .. co0 + 9][j0 .. j0 + 16 nb) = U_xi[co0.., :] V_xi[:, j0..] for every xi: the GEMM's
  * 10 x 32 register tile (nb = 2) or 10 x 16 (nb = 1), K = cin. */
 LENSNET__TARGET_AVX512 static void lensnet__wino_product(const float *U, const float *V, float *M, size_t cin, size_t co_pad,
-                                                         size_t vstride, size_t mstride, size_t tiles) {
+                                                         size_t vstride, size_t mstride, size_t tiles, size_t nxi) {
   size_t xi, co0, c, r, j0;
-  for (xi = 0; xi < 16; xi++)
+  for (xi = 0; xi < nxi; xi++)
     for (j0 = 0; j0 < tiles; j0 += 32)
     for (co0 = 0; co0 < co_pad; co0 += LENSNET__AVX512_MR) {
       int nb = tiles - j0 > 16 ? 2 : 1;
       const float *a = U + xi * cin * co_pad + co0, *b = V + xi * cin * vstride + j0;
-      float *m = M + (co0 * 16 + xi) * mstride + j0;
+      float *m = M + (co0 * nxi + xi) * mstride + j0;
       __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
       __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
       __m512 c80 = c00, c81 = c00, c90 = c00, c91 = c00;
@@ -5353,22 +5414,20 @@ LENSNET__TARGET_AVX512 static void lensnet__wino_product(const float *U, const f
       acc[8] = c40; acc[9] = c41; acc[10] = c50; acc[11] = c51; acc[12] = c60; acc[13] = c61; acc[14] = c70;
       acc[15] = c71; acc[16] = c80; acc[17] = c81; acc[18] = c90; acc[19] = c91;
       for (r = 0; r < LENSNET__AVX512_MR; r++) {
-        _mm512_storeu_ps(m + r * 16 * mstride, acc[2 * r]);
-        if (nb == 2) _mm512_storeu_ps(m + r * 16 * mstride + 16, acc[2 * r + 1]);
+        _mm512_storeu_ps(m + r * nxi * mstride, acc[2 * r]);
+        if (nb == 2) _mm512_storeu_ps(m + r * nxi * mstride + 16, acc[2 * r + 1]);
       }
     }
 }
 
 /* One image: out [cout, oh, ow] = conv(in [cin, h, w]) + bias, ReLU when fuse_relu, by F(2x2, 3x3)
  * with U from lensnet__wino_weights; scratch holds lensnet__wino_scratch_floats(g) floats. */
-LENSNET__TARGET_AVX512 static void lensnet__wino_conv_avx512(const lensnet__conv_geom *g, const float *in, const float *U,
-                                                             const float *bias, int fuse_relu, float *out, float *scratch) {
-  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-  const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+LENSNET__TARGET_AVX512 static void lensnet__wino3_conv_avx512(const lensnet__conv_geom *g, const float *in, const float *U,
+                                                              const float *bias, int fuse_relu, int pool, float *out, float *scratch) {
   size_t cin = g->cin, cout = g->cout, co_pad = lensnet__round_up(cout, LENSNET__AVX512_MR);
-  size_t tx = (g->ow + 1) / 2, ty = (g->oh + 1) / 2, rows = lensnet__wino_band_rows(tx, ty);
+  size_t tx = (g->ow + 1) / 2, ty = (g->oh + 1) / 2, rows = lensnet__wino_rows_of(g);
   size_t vstride = lensnet__round_up(rows * tx, 16) + 16, mstride = lensnet__round_up(rows * tx, 16) + 16;
-  size_t h = g->h + 2 * g->pad, w = g->w + 2 * g->pad, P = g->oh * g->ow, ty0, c, xi, t, co;
+  size_t h = g->h + 2 * g->pad, w = g->w + 2 * g->pad, ty0, c, xi, t, co;
   float *V = lensnet__align64(scratch), *M = lensnet__align64(V + 16 * cin * vstride), *padded = lensnet__align64(M + 16 * co_pad * mstride);
   if (g->pad) {
     lensnet__pad_image(g, in, cin, padded);
@@ -5405,7 +5464,7 @@ LENSNET__TARGET_AVX512 static void lensnet__wino_conv_avx512(const lensnet__conv
         for (xi = 0; xi < 16; xi++) _mm512_storeu_ps(V + (xi * cin + c) * vstride + cover, _mm512_setzero_ps());
     }
     /* the products */
-    lensnet__wino_product(U, V, M, cin, co_pad, vstride, mstride, tiles);
+    lensnet__wino_product(U, V, M, cin, co_pad, vstride, mstride, tiles, 16);
     /* the output transform, bias, ReLU, into the output rows */
     for (co = 0; co < cout; co++) {
       __m512 bv = _mm512_set1_ps(bias ? bias[co] : 0.0f);
@@ -5413,8 +5472,7 @@ LENSNET__TARGET_AVX512 static void lensnet__wino_conv_avx512(const lensnet__conv
         size_t tx0, y = 2 * (ty0 + t);
         for (tx0 = 0; tx0 < tx; tx0 += 16) {
           const float *m = M + co * 16 * mstride + t * tx + tx0;
-          size_t ms = mstride, cols = g->ow - 2 * tx0 < 32 ? g->ow - 2 * tx0 : 32, i;
-          __mmask16 k0 = lensnet__avx512_first_lanes(cols), k1 = lensnet__avx512_first_lanes(cols > 16 ? cols - 16 : 0);
+          size_t ms = mstride, i;
           __m512 s0[4], s1[4], yv[2][2];
           for (i = 0; i < 4; i++) { /* A^T m: the rows */
             __m512 m0 = _mm512_loadu_ps(m + i * ms), m1 = _mm512_loadu_ps(m + (4 + i) * ms);
@@ -5426,20 +5484,138 @@ LENSNET__TARGET_AVX512 static void lensnet__wino_conv_avx512(const lensnet__conv
           yv[0][1] = _mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]);
           yv[1][0] = _mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]);
           yv[1][1] = _mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]);
-          for (i = 0; i < 2 && y + i < g->oh; i++) {
-            __m512 a = _mm512_add_ps(yv[i][0], bv), b = _mm512_add_ps(yv[i][1], bv);
-            float *o = out + co * P + (y + i) * g->ow + 2 * tx0;
-            if (fuse_relu) {
-              a = _mm512_maskz_max_ps((__mmask16)0xFFFF, _mm512_setzero_ps(), a);
-              b = _mm512_maskz_max_ps((__mmask16)0xFFFF, _mm512_setzero_ps(), b);
-            }
-            _mm512_mask_storeu_ps(o, k0, _mm512_permutex2var_ps(a, lo_idx, b));
-            if (k1) _mm512_mask_storeu_ps(o + 16, k1, _mm512_permutex2var_ps(a, hi_idx, b));
-          }
+          lensnet__wino_out(yv, bv, fuse_relu, pool, g, co, y, tx0, out);
         }
       }
     }
   }
+}
+
+/* d B for one input row y of 16 tiles of F(2x2, 5x5), one per lane (tiles tx0 .. tx0 + 15, input
+ * columns 2 tx0 ..): B^T's rows applied to the row's six values d0..d5; zero outside the image. */
+LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__wino5_in_row(const float *plane, size_t h, size_t w, size_t y, size_t tx0,
+                                                                  const __mmask16 mk[6], float *x) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+  __m512 d[6], t1, t2, t3, t4;
+  size_t k;
+  if (y < h) {
+    const float *row = plane + y * w + 2 * tx0;
+    for (k = 0; k < 3; k++) { /* columns 2k, 2k + 1 of each tile from loads at 2k and 2k + 16 */
+      __m512 lo = _mm512_maskz_loadu_ps(mk[2 * k], row + 2 * k), hi = _mm512_maskz_loadu_ps(mk[2 * k + 1], row + 2 * k + 16);
+      d[2 * k] = _mm512_permutex2var_ps(lo, even, hi);
+      d[2 * k + 1] = _mm512_permutex2var_ps(lo, odd, hi);
+    }
+  } else
+    for (k = 0; k < 6; k++) d[k] = _mm512_setzero_ps();
+  t1 = _mm512_fnmadd_ps(four, d[2], d[4]); /* d4 - 4 d2 */
+  t2 = _mm512_fnmadd_ps(four, d[1], d[3]); /* d3 - 4 d1 */
+  t3 = _mm512_sub_ps(d[4], d[2]);
+  t4 = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
+  _mm512_store_ps(x, _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4])));
+  _mm512_store_ps(x + 16, _mm512_add_ps(t1, t2));
+  _mm512_store_ps(x + 32, _mm512_sub_ps(t1, t2));
+  _mm512_store_ps(x + 48, _mm512_add_ps(t3, t4));
+  _mm512_store_ps(x + 64, _mm512_sub_ps(t3, t4));
+  _mm512_store_ps(x + 80, _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5])));
+}
+
+/* B^T (d B) of 16 tiles from the d B of their six input rows (r[0..5], 6 x 16 floats each), the
+ * lanes of `keep` stored at dst + xi * xs (xi = 6 i + j). */
+LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__wino5_in_store(const float *const r[6], float *dst, size_t xs, __mmask16 keep) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+  size_t j;
+  for (j = 0; j < 6; j++) {
+    __m512 d0 = _mm512_load_ps(r[0] + 16 * j), d1 = _mm512_load_ps(r[1] + 16 * j), d2 = _mm512_load_ps(r[2] + 16 * j);
+    __m512 d3 = _mm512_load_ps(r[3] + 16 * j), d4 = _mm512_load_ps(r[4] + 16 * j), d5 = _mm512_load_ps(r[5] + 16 * j);
+    __m512 t1 = _mm512_fnmadd_ps(four, d2, d4), t2 = _mm512_fnmadd_ps(four, d1, d3);
+    __m512 t3 = _mm512_sub_ps(d4, d2), t4 = _mm512_mul_ps(two, _mm512_sub_ps(d3, d1));
+    _mm512_mask_storeu_ps(dst + j * xs, keep, _mm512_fmadd_ps(four, d0, _mm512_fnmadd_ps(five, d2, d4)));
+    _mm512_mask_storeu_ps(dst + (6 + j) * xs, keep, _mm512_add_ps(t1, t2));
+    _mm512_mask_storeu_ps(dst + (12 + j) * xs, keep, _mm512_sub_ps(t1, t2));
+    _mm512_mask_storeu_ps(dst + (18 + j) * xs, keep, _mm512_add_ps(t3, t4));
+    _mm512_mask_storeu_ps(dst + (24 + j) * xs, keep, _mm512_sub_ps(t3, t4));
+    _mm512_mask_storeu_ps(dst + (30 + j) * xs, keep, _mm512_fmadd_ps(four, d1, _mm512_fnmadd_ps(five, d3, d5)));
+  }
+}
+
+/* One image by F(2x2, 5x5), as lensnet__wino3_conv_avx512 with 6 x 6 input tiles (36 products per
+ * 2 x 2 outputs and channel pair where the direct sum takes 100). The d B of the six input rows
+ * under a tile row stay in a ring of six, four of them shared with the next tile row. */
+LENSNET__TARGET_AVX512 static void lensnet__wino5_conv_avx512(const lensnet__conv_geom *g, const float *in, const float *U,
+                                                              const float *bias, int fuse_relu, int pool, float *out, float *scratch) {
+  const __m512 two = _mm512_set1_ps(2.0f);
+  size_t cin = g->cin, cout = g->cout, co_pad = lensnet__round_up(cout, LENSNET__AVX512_MR);
+  size_t tx = (g->ow + 1) / 2, ty = (g->oh + 1) / 2, rows = lensnet__wino_rows_of(g);
+  size_t vstride = lensnet__round_up(rows * tx, 16) + 16, mstride = lensnet__round_up(rows * tx, 16) + 16;
+  size_t h = g->h + 2 * g->pad, w = g->w + 2 * g->pad, ty0, c, xi, t, co;
+  float *V = lensnet__align64(scratch), *M = lensnet__align64(V + 36 * cin * vstride), *ring = lensnet__align64(M + 36 * co_pad * mstride);
+  float *padded = lensnet__align64(ring + 6 * 96);
+  if (g->pad) {
+    lensnet__pad_image(g, in, cin, padded);
+    in = padded;
+  }
+  for (ty0 = 0; ty0 < ty; ty0 += rows) {
+    size_t nrows = ty - ty0 < rows ? ty - ty0 : rows, tiles = nrows * tx, cover = tx <= 16 ? tiles - tx + 16 : tiles;
+    /* the input transform, as lensnet__wino3_conv_avx512's */
+    for (c = 0; c < cin; c++) {
+      const float *plane = in + c * h * w;
+      size_t tx0;
+      for (tx0 = 0; tx0 < tx; tx0 += 16) {
+        __mmask16 mk[6], keep = tx <= 16 ? (__mmask16)0xFFFF : lensnet__avx512_first_lanes(tx - tx0);
+        size_t k, y = 2 * ty0;
+        for (k = 0; k < 6; k++) { /* loads at 2 tx0 + 2 (k / 2) + 16 (k % 2) */
+          size_t at = 2 * tx0 + 2 * (k / 2) + 16 * (k % 2);
+          mk[k] = lensnet__avx512_first_lanes(at < w ? w - at : 0);
+        }
+        for (k = 0; k < 4; k++) lensnet__wino5_in_row(plane, h, w, y + k, tx0, mk, ring + 96 * k);
+        for (t = 0; t < nrows; t++, y += 2) {
+          const float *r[6];
+          lensnet__wino5_in_row(plane, h, w, y + 4, tx0, mk, ring + 96 * ((2 * t + 4) % 6));
+          lensnet__wino5_in_row(plane, h, w, y + 5, tx0, mk, ring + 96 * ((2 * t + 5) % 6));
+          for (k = 0; k < 6; k++) r[k] = ring + 96 * ((2 * t + k) % 6);
+          lensnet__wino5_in_store(r, V + c * vstride + t * tx + tx0, cin * vstride, keep);
+        }
+      }
+      if (cover < lensnet__round_up(tiles, 16))
+        for (xi = 0; xi < 36; xi++) _mm512_storeu_ps(V + (xi * cin + c) * vstride + cover, _mm512_setzero_ps());
+    }
+    lensnet__wino_product(U, V, M, cin, co_pad, vstride, mstride, tiles, 36);
+    /* the output transform: A^T m A with A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1], bias, ReLU */
+    for (co = 0; co < cout; co++) {
+      __m512 bv = _mm512_set1_ps(bias ? bias[co] : 0.0f);
+      for (t = 0; t < nrows; t++) {
+        size_t tx0, y = 2 * (ty0 + t);
+        for (tx0 = 0; tx0 < tx; tx0 += 16) {
+          const float *m = M + co * 36 * mstride + t * tx + tx0;
+          size_t i;
+          __m512 s0[6], s1[6], yv[2][2];
+          for (i = 0; i < 6; i++) { /* A^T m: the rows */
+            __m512 m0 = _mm512_loadu_ps(m + i * mstride), m1 = _mm512_loadu_ps(m + (6 + i) * mstride);
+            __m512 m2 = _mm512_loadu_ps(m + (12 + i) * mstride), m3 = _mm512_loadu_ps(m + (18 + i) * mstride);
+            __m512 m4 = _mm512_loadu_ps(m + (24 + i) * mstride), m5 = _mm512_loadu_ps(m + (30 + i) * mstride);
+            s0[i] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(m0, m1), _mm512_add_ps(m2, m3)), m4);
+            s1[i] = _mm512_add_ps(_mm512_fmadd_ps(two, _mm512_sub_ps(m3, m4), _mm512_sub_ps(m1, m2)), m5);
+          }
+          yv[0][0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), _mm512_add_ps(s0[2], s0[3])), s0[4]);
+          yv[0][1] = _mm512_add_ps(_mm512_fmadd_ps(two, _mm512_sub_ps(s0[3], s0[4]), _mm512_sub_ps(s0[1], s0[2])), s0[5]);
+          yv[1][0] = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), _mm512_add_ps(s1[2], s1[3])), s1[4]);
+          yv[1][1] = _mm512_add_ps(_mm512_fmadd_ps(two, _mm512_sub_ps(s1[3], s1[4]), _mm512_sub_ps(s1[1], s1[2])), s1[5]);
+          lensnet__wino_out(yv, bv, fuse_relu, pool, g, co, y, tx0, out);
+        }
+      }
+    }
+  }
+}
+
+/* One image by Winograd's F(2x2, 3x3) or F(2x2, 5x5), as g's kernel is (lensnet__wino_ok); with
+ * pool, out is the 2 x 2 stride-2 max pool of the output (after the ReLU when fuse_relu),
+ * [cout, oh / 2, ow / 2]. */
+LENSNET__TARGET_AVX512 static void lensnet__wino_conv_avx512(const lensnet__conv_geom *g, const float *in, const float *U,
+                                                             const float *bias, int fuse_relu, int pool, float *out, float *scratch) {
+  if (g->kh == 5) lensnet__wino5_conv_avx512(g, in, U, bias, fuse_relu, pool, out, scratch);
+  else lensnet__wino3_conv_avx512(g, in, U, bias, fuse_relu, pool, out, scratch);
 }
 #endif
 
@@ -6689,16 +6865,18 @@ static size_t lensnet__conv_pool_band_floats(const lensnet_model *m, size_t i) {
   return L->out_c / L->groups * 2 * lensnet__pool_band_rows(L->out_w) * L->out_w + LENSNET__ALIGN_SLACK;
 }
 
-/* Layer i of m takes Winograd's path in lensnet_model_pack_winograd: a float conv2d that
- * lensnet__wino_ok accepts and that inference does not pool on the way. */
-static int lensnet__wino_layer(const lensnet_model *m, size_t i) {
+/* Layer i of m takes Winograd's path: a float conv2d that lensnet__wino_ok accepts; in a trainer
+ * (desc.winograd), not one that pools on the way (whose pool keeps its winners for the backward),
+ * while lensnet_model_pack_winograd pools such a layer in Winograd's output transform. */
+static int lensnet__wino_layer(const lensnet_model *m, size_t i, int training) {
 #ifdef LENSNET__HAVE_AVX512
   lensnet__conv_geom g;
-  if (m->layers[i].type != LENSNET_LAYER_CONV2D || (m->quant && m->quant[i].weight) || lensnet__conv_pool_band_floats(m, i)) return 0;
+  if (m->layers[i].type != LENSNET_LAYER_CONV2D || (m->quant && m->quant[i].weight) || (training && lensnet__conv_pool_band_floats(m, i)))
+    return 0;
   g = lensnet__layer_geom(&m->layers[i], 1);
   return lensnet__wino_ok(&g);
 #else
-  (void)m; (void)i;
+  (void)m; (void)i; (void)training;
   return 0;
 #endif
 }
@@ -6710,7 +6888,7 @@ static size_t lensnet__forward_layout(const lensnet_model *m, size_t batch, size
     size_t o = L->out_c * L->out_h * L->out_w, ls = lensnet__layer_scratch(L, batch) + lensnet__conv_pool_band_floats(m, i);
     if (m->quant && m->quant[i].weight && lensnet__quant_scratch_floats(L) > ls) ls = lensnet__quant_scratch_floats(L);
 #ifdef LENSNET__HAVE_AVX512
-    if (lensnet__wino_layer(m, i)) { /* lensnet_model_pack_winograd's path */
+    if (lensnet__wino_layer(m, i, 0)) { /* lensnet_model_pack_winograd's path */
       lensnet__conv_geom g = lensnet__layer_geom(L, 1);
       if (lensnet__wino_scratch_floats(&g) > ls) ls = lensnet__wino_scratch_floats(&g);
     }
@@ -6738,12 +6916,8 @@ static float lensnet__max_nan(float a, float b) { return (a > b || a != a) ? a :
 /* One pooled row by AVX-512, 16 outputs a step: even and odd columns of both input rows split by
  * two-source permutes, then max_nan(max_nan(r0 even, r0 odd), max_nan(r1 even, r1 odd)) with
  * max_nan(a, b) = (a > b || a is NaN) ? a : b, the scalar definition lane by lane, so the result
- * (the first NaN among the four, in that order, when there is one) is the same bit for bit. */
-LENSNET__INLINE LENSNET__TARGET_AVX512 __m512 lensnet__avx512_max_nan(__m512 a, __m512 b) {
-  __mmask16 take_a = _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) | _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
-  return _mm512_mask_blend_ps(take_a, b, a);
-}
-
+ * (the first NaN among the four, in that order, when there is one) is the same bit for bit
+ * (lensnet__avx512_max_nan, with the Winograd code). */
 LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__maxpool_argmax16_avx512(__m512 ae, __m512 ao, __m512 be, __m512 m,
                                                                            unsigned char *arg, __mmask16 wn);
 /* arg: NULL, or where the windows' bytes go (lensnet__maxpool2x2_argmax's), from the same loads. */
@@ -7378,14 +7552,14 @@ static lensnet_result lensnet__model_pack(const lensnet_model *m, int winograd, 
     if (L->type != LENSNET_LAYER_CONV2D || (m->quant && m->quant[i].weight)) continue;
     g = lensnet__layer_geom(L, 1);
 #ifdef LENSNET__HAVE_AVX512
-    if (winograd && pk->simd == LENSNET_SIMD_AVX512 && lensnet__wino_layer(m, i)) {
-      floats = lensnet__wino_weight_floats(g.cin, g.cout);
+    if (winograd && pk->simd == LENSNET_SIMD_AVX512 && lensnet__wino_layer(m, i, 0)) {
+      floats = lensnet__wino_weight_floats(&g);
       if (!lensnet__mul_ok(floats, sizeof(float), &bytes) || !(pk->raw[i] = LENSNET__CAST(float *, LENSNET_MALLOC(bytes)))) {
         lensnet_packed_free(pk);
         return lensnet__fail(err, LENSNET_ERR_NOMEM, "cannot allocate %lu floats for the Winograd weights of %s", (unsigned long)floats, L->name);
       }
       pk->layer[i] = lensnet__align64(pk->raw[i]);
-      lensnet__wino_weights(lensnet__param_values(m, L->weight), g.cin, g.cout, pk->layer[i]);
+      lensnet__wino_weights(&g, lensnet__param_values(m, L->weight), pk->layer[i]);
       pk->wino[i] = 1;
       continue;
     }
@@ -7790,16 +7964,16 @@ static int lensnet__trainer_packed_alloc(lensnet_trainer *t) {
     g = lensnet__layer_geom(L, 1);
 #ifdef LENSNET__HAVE_AVX512
     if (t->desc.winograd && t->packed_simd == LENSNET_SIMD_AVX512 && !(m->quant && m->quant[l].weight)) {
-      int fwd = lensnet__wino_layer(m, l), bwd = lensnet__conv_input_grad_geom(L, &gt) && lensnet__wino_ok(&gt);
+      int fwd = lensnet__wino_layer(m, l, 1), bwd = lensnet__conv_input_grad_geom(L, &gt) && lensnet__wino_ok(&gt);
       if (fwd) {
         t->packed_fwd[l] = total;
         t->wino_fwd[l] = 1;
-        total += lensnet__round_up(lensnet__wino_weight_floats(g.cin, g.cout), 16);
+        total += lensnet__round_up(lensnet__wino_weight_floats(&g), 16);
       }
       if (bwd) {
         t->packed_bwd[l] = total;
         t->wino_bwd[l] = 1;
-        total += lensnet__round_up(lensnet__wino_weight_floats(gt.cin, gt.cout), 16);
+        total += lensnet__round_up(lensnet__wino_weight_floats(&gt), 16);
       }
       if (fwd && bwd) continue;
       if (fwd || bwd) { /* the other direction keeps its panels */
@@ -7837,7 +8011,7 @@ static void lensnet__trainer_pack(lensnet_trainer *t, const lensnet__conv_geom *
   const lensnet__gemm_path *path = lensnet__gemm_path_for(t->packed_simd);
   size_t grp, K = (g->cin / g->groups) * g->kh * g->kw, m_pad = lensnet__round_up(g->cout / g->groups, path->mr);
 #ifdef LENSNET__HAVE_AVX512
-  if (wino) { lensnet__wino_weights(W, g->cin, g->cout, t->packed + off); return; }
+  if (wino) { lensnet__wino_weights(g, W, t->packed + off); return; }
 #else
   (void)wino;
 #endif
@@ -8245,12 +8419,13 @@ static void lensnet__conv2d_layer_forward(lensnet__pass *p) {
   /* pooled on the way: at inference, and in a lean trainer that keeps the pool's winners (pool_arg) */
   const lensnet_layer *pool = fuse && (!p->t || p->pool_arg) && lensnet__conv_pool_band_floats(m, p->layer) ? &m->layers[p->layer + 2] : NULL;
 #ifdef LENSNET__HAVE_AVX512
-  if (p->wino && !pool) { /* lensnet_model_pack_winograd chose this layer (never pooled on the way) */
-    size_t b, in = L->in_c * L->in_h * L->in_w, out = L->out_c * L->out_h * L->out_w;
+  if (p->wino && (!pool || !p->t)) { /* lensnet_model_pack_winograd's layers (pooled on the way in its output
+                                       * transform); a trainer's (desc.winograd) are never pooled on the way */
+    size_t b, in = L->in_c * L->in_h * L->in_w, out = pool ? L->out_c * pool->out_h * pool->out_w : L->out_c * L->out_h * L->out_w;
     const float *bias = lensnet__param_values(m, L->bias_param);
     g.n = 1;
-    for (b = 0; b < p->batch; b++) lensnet__wino_conv_avx512(&g, p->x + b * in, p->wino, bias, fuse, p->y + b * out, p->scratch);
-    p->fused = fuse;
+    for (b = 0; b < p->batch; b++) lensnet__wino_conv_avx512(&g, p->x + b * in, p->wino, bias, fuse, pool != NULL, p->y + b * out, p->scratch);
+    p->fused = pool ? 2 : fuse;
     return;
   }
 #endif
@@ -8406,7 +8581,7 @@ static void lensnet__conv_backward_image(const lensnet__pass *p, const float *W,
   }
 #ifdef LENSNET__HAVE_AVX512
   if (flipped && lensnet__trainer_wino(t, l, 1)) { /* desc.winograd: d input by F(2x2, 3x3) */
-    lensnet__wino_conv_avx512(&gt, dy, lensnet__trainer_wino(t, l, 1), NULL, 0, dx, col);
+    lensnet__wino_conv_avx512(&gt, dy, lensnet__trainer_wino(t, l, 1), NULL, 0, 0, dx, col);
     flipped = 0;
   }
 #endif
@@ -9644,7 +9819,7 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
   X(epochs,        INT,    1, 1e6,   NULL, "epochs to train (default 10)") \
   X(nesterov,      FLAG,   0, 1,     NULL, "Nesterov momentum (sgd)") \
   X(minmax,        FLAG,   0, 1,     NULL, "scale each image per band to [0,1] first; saved as the model's 'preprocess'") \
-  X(exact,         FLAG,   0, 1,     NULL, "every convolution as direct sums (by default, on AVX-512 CPUs, 3x3 ones\nrun as Winograd's F(2x2,3x3): faster, equal to rounding)") \
+  X(exact,         FLAG,   0, 1,     NULL, "every convolution as direct sums (by default, on AVX-512 CPUs, 3x3 and\n5x5 ones run as Winograd's F(2x2,3x3), F(2x2,5x5): faster, equal to rounding)") \
   X(batch,         SIZE,   1, 65536, NULL, "images per step (default 32)") \
   X(lr,            NUMBER, 1e-12, 100, NULL, "learning rate (default 1e-3)") \
   X(val_fraction,  NUMBER, 0, 0.9,   NULL, "held-out share for validation (default 0.1)") \

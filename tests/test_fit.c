@@ -36,13 +36,19 @@ static void make_data(void) {
   images.data = images_data;
 }
 
-static lensnet_model *new_model(void) {
+static lensnet_model *new_model_of(const char *arch) {
   lensnet_model *m = NULL;
   lensnet_error err;
-  if (lensnet_model_create(ARCH, &m, &err) != LENSNET_OK) { printf("   %s\n", err.message); return NULL; }
+  if (lensnet_model_create(arch, &m, &err) != LENSNET_OK) { printf("   %s\n", err.message); return NULL; }
   lensnet_model_init(m, 3);
   return m;
 }
+
+static lensnet_model *new_model(void) { return new_model_of(ARCH); }
+
+/* ARCH with a second convolution of 8 channels in (Winograd's path takes 8 or more) */
+#define ARCH_WINO "input 1 8 8\nconv2d name=c1 out=8 kernel=3 padding=1\nrelu\nconv2d name=c2 out=4 kernel=3 padding=1\n" \
+                  "batchnorm name=bn\nrelu\nmaxpool kernel=2\nflatten\ndropout p=0.2\ndense name=d1 out=8\nrelu\ndense name=d2 out=2"
 
 /* Settings exercising every part of the loop: augmentation, dropout, class weights, a schedule. */
 static lensnet_fit_desc base_desc(const char *dir) {
@@ -185,7 +191,7 @@ static void test_resume(void) {
  * with direct sums and resumes so, ending on the exact run's weights bit for bit. */
 static void test_exact(void) {
   lensnet_fit_desc d = base_desc("build/tfit_exact_full");
-  lensnet_model *exact = new_model(), *fast = new_model(), *m = NULL, *resumed = NULL;
+  lensnet_model *exact = new_model_of(ARCH_WINO), *fast = new_model_of(ARCH_WINO), *m = NULL, *resumed = NULL;
   lensnet_safetensors st;
   lensnet_error err;
   int stop = 1, avx512 = lensnet_simd_best() == LENSNET_SIMD_AVX512;
@@ -223,7 +229,7 @@ static void test_exact(void) {
   d.exact = 1;
   d.progress = stop_after;
   d.progress_user = &stop;
-  m = new_model();
+  m = new_model_of(ARCH_WINO);
   CHECK(m && lensnet_fit(m, &d, &err) == LENSNET_OK, "run stopped after epoch 1: %s", err.message);
   lensnet_model_free(m);
   if (lensnet_safetensors_read("build/tfit_exact_cut/checkpoint.safetensors", &st, &err) == LENSNET_OK) {

@@ -687,12 +687,14 @@ static void test_forward_packed(void) {
   lensnet_model_free(other);
 }
 
-/* Winograd's F(2x2, 3x3) (lensnet__wino_conv_avx512, the 3x3 layers of lensnet_model_pack_winograd)
- * against sums in double on random geometries: 1-45 pixels a side (one to three 16-tile blocks
- * per tile row, one or several bands, odd and even sizes), 1-60 input and 1-23 output channels,
- * padding 0-2, with and without bias and ReLU. Each output within 2e-6 of the sum of |weight x
- * input| over its window (float rounding of the transforms and products; a wrong tile, lane or
- * transform coefficient is off by a whole term), nothing written past the output, the scratch
+/* Winograd's F(2x2, 3x3) and F(2x2, 5x5) (lensnet__wino_conv_avx512, the 3x3 and 5x5 layers of
+ * lensnet_model_pack_winograd) against sums in double on random geometries, 40 of each kernel:
+ * 1-45 pixels a side (one to three 16-tile blocks per tile row, one or several bands, odd and
+ * even sizes), 1-60 input channels (5x5: 8-60) and 1-23 output channels, padding 0-2, with and
+ * without bias and ReLU, a quarter of them (and OU-200's second layer) pooled 2 x 2 in the output
+ * transform, as inference pools a wide layer on the way. Each output within 4e-6 (5x5: 1e-5) of the sum of |weight x input| over
+ * its window (float rounding of the transforms and products, measured up to 6e-7 of it; a wrong
+ * tile, lane or transform coefficient is off by a whole term, 0.01 or more), nothing written past the output, the scratch
  * exactly lensnet__wino_scratch_floats (the sanitizer build checks the reads and writes). */
 static void test_winograd_layer(void) {
 #ifdef LENSNET__HAVE_AVX512
@@ -702,74 +704,99 @@ static void test_winograd_layer(void) {
   int bad = 0;
   if (!lensnet_simd_available(LENSNET_SIMD_AVX512)) { printf("   SKIP: AVX-512 is not available here\n"); return; }
   lensnet_rng_seed(&rng, 41);
-  for (trial = 0; trial < 60 && !bad; trial++) {
+  for (trial = 0; trial < 80 && !bad; trial++) {
     lensnet__conv_geom g;
-    size_t nin, nw, nout, i, co, y, x, c, ky, kx;
+    size_t nin, nw, nout, nref, i, co, y, x, c, ky, kx;
     float *in, *w, *b, *out, *scratch, *U, *Ua;
-    int relu = (int)(trial % 2), with_bias = trial % 3 != 0;
+    double *ref, *mag;
+    int relu = (int)(trial % 2), with_bias = trial % 3 != 0, pool = trial % 4 == 3 || trial == 40;
     memset(&g, 0, sizeof g);
-    g.n = 1; g.kh = g.kw = 3; g.stride = 1; g.groups = 1;
+    size_t k = trial < 40 ? 3 : 5;
+    g.n = 1; g.kh = g.kw = k; g.stride = 1; g.groups = 1;
     g.pad = trial % 3;
     g.h = 1 + (size_t)(45.0f * lensnet_rng_uniform(&rng));
     g.w = 1 + (size_t)(45.0f * lensnet_rng_uniform(&rng));
-    if (trial == 0) { g.h = 32; g.w = 32; g.pad = 0; }          /* OU-66's second layer */
-    if (trial == 1) { g.h = 47; g.w = 47; g.pad = 0; }          /* OU-200's third: 23 tiles a row */
-    if (g.h + 2 * g.pad < 3) g.h = 3 - 2 * g.pad;
-    if (g.w + 2 * g.pad < 3) g.w = 3 - 2 * g.pad;
-    g.cin = 1 + (size_t)(60.0f * lensnet_rng_uniform(&rng));
+    if (g.h + 2 * g.pad < k) g.h = k - 2 * g.pad;
+    if (g.w + 2 * g.pad < k) g.w = k - 2 * g.pad;
+    g.cin = (k == 5 ? 8 : 1) + (size_t)(53.0f * lensnet_rng_uniform(&rng));
     g.cout = 1 + (size_t)(23.0f * lensnet_rng_uniform(&rng));
-    g.oh = g.h + 2 * g.pad - 2; g.ow = g.w + 2 * g.pad - 2;
-    nin = g.cin * g.h * g.w; nw = g.cout * g.cin * 9; nout = g.cout * g.oh * g.ow;
+    if (trial == 0) { g.h = 32; g.w = 32; g.pad = 0; g.cin = 50; g.cout = 50; }  /* OU-66's second layer */
+    if (trial == 1) { g.h = 47; g.w = 47; g.pad = 0; g.cin = 40; g.cout = 30; }  /* OU-200's third: 23 tiles a row */
+    if (trial == 40) { g.h = 98; g.w = 98; g.pad = 0; g.cin = 50; g.cout = 40; } /* OU-200's second, 5x5: 47 tiles a row */
+    g.oh = g.h + 2 * g.pad - (k - 1); g.ow = g.w + 2 * g.pad - (k - 1);
+    nin = g.cin * g.h * g.w; nw = g.cout * g.cin * k * k; nref = g.cout * g.oh * g.ow;
+    nout = pool ? g.cout * (g.oh / 2) * (g.ow / 2) : nref;
+    ref = (double *)malloc(nref * sizeof(double)); mag = (double *)malloc(nref * sizeof(double));
     in = (float *)malloc(nin * sizeof(float)); w = (float *)malloc(nw * sizeof(float)); b = (float *)malloc(g.cout * sizeof(float));
     out = (float *)malloc((nout + 16) * sizeof(float));
     scratch = (float *)malloc(lensnet__wino_scratch_floats(&g) * sizeof(float));
-    U = (float *)malloc(lensnet__wino_weight_floats(g.cin, g.cout) * sizeof(float));
+    U = (float *)malloc(lensnet__wino_weight_floats(&g) * sizeof(float));
     for (i = 0; i < nin; i++) in[i] = 2.0f * lensnet_rng_uniform(&rng) - 0.5f;
     for (i = 0; i < nw; i++) w[i] = lensnet_rng_normal(&rng) * 0.3f;
     for (i = 0; i < g.cout; i++) b[i] = lensnet_rng_normal(&rng);
     for (i = 0; i < nout + 16; i++) out[i] = 12345.0f;
     Ua = (float *)lensnet__align64(U);
-    lensnet__wino_weights(w, g.cin, g.cout, Ua);
-    lensnet__wino_conv_avx512(&g, in, Ua, with_bias ? b : NULL, relu, out, scratch);
+    CHECK(lensnet__wino_ok(&g) == (g.cin >= 8), "trial %lu: Winograd's path for %lu input channels: %d", (unsigned long)trial,
+          (unsigned long)g.cin, lensnet__wino_ok(&g)); /* it computes any; it pays from 8 */
+    lensnet__wino_weights(&g, w, Ua);
+    lensnet__wino_conv_avx512(&g, in, Ua, with_bias ? b : NULL, relu, pool, out, scratch);
     for (i = 0; i < 16; i++) bad |= out[nout + i] != 12345.0f;
     if (bad) printf("   trial %lu: written past the output\n", (unsigned long)trial);
     for (co = 0; co < g.cout && !bad; co++)
       for (y = 0; y < g.oh; y++)
         for (x = 0; x < g.ow; x++) {
-          double sum = with_bias ? b[co] : 0.0, mag = with_bias ? fabs(b[co]) : 0.0, e;
+          double sum = with_bias ? b[co] : 0.0, sm = with_bias ? fabs(b[co]) : 0.0;
           for (c = 0; c < g.cin; c++)
-            for (ky = 0; ky < 3; ky++)
-              for (kx = 0; kx < 3; kx++) {
+            for (ky = 0; ky < k; ky++)
+              for (kx = 0; kx < k; kx++) {
                 long iy = (long)(y + ky) - (long)g.pad, ix = (long)(x + kx) - (long)g.pad;
-                double v, k = w[((co * g.cin + c) * 3 + ky) * 3 + kx];
+                double v, wk = w[((co * g.cin + c) * k + ky) * k + kx];
                 if (iy < 0 || ix < 0 || iy >= (long)g.h || ix >= (long)g.w) continue;
                 v = in[(c * g.h + (size_t)iy) * g.w + (size_t)ix];
-                sum += k * v; mag += fabs(k * v);
+                sum += wk * v; sm += fabs(wk * v);
               }
           if (relu && sum < 0.0) sum = 0.0;
-          e = fabs(out[(co * g.oh + y) * g.ow + x] - sum) / (mag + 1e-30);
+          ref[(co * g.oh + y) * g.ow + x] = sum;
+          mag[(co * g.oh + y) * g.ow + x] = sm;
+        }
+    for (co = 0; co < g.cout && !bad; co++) /* each output, or each 2 x 2 window's largest (pool) */
+      for (y = 0; y < (pool ? g.oh / 2 : g.oh); y++)
+        for (x = 0; x < (pool ? g.ow / 2 : g.ow); x++) {
+          double want, scale, e;
+          if (pool) {
+            size_t at = (co * g.oh + 2 * y) * g.ow + 2 * x;
+            want = fmax(fmax(ref[at], ref[at + 1]), fmax(ref[at + g.ow], ref[at + g.ow + 1]));
+            scale = fmax(fmax(mag[at], mag[at + 1]), fmax(mag[at + g.ow], mag[at + g.ow + 1]));
+            e = fabs(out[(co * (g.oh / 2) + y) * (g.ow / 2) + x] - want) / (scale + 1e-30);
+          } else
+            e = fabs(out[(co * g.oh + y) * g.ow + x] - ref[(co * g.oh + y) * g.ow + x]) / (mag[(co * g.oh + y) * g.ow + x] + 1e-30);
           if (e > worst) { worst = e; worst_trial = trial; }
         }
-    if (worst > 2e-6 && !bad) {
+    if (worst > (k == 3 ? 4e-6 : 1e-5) && !bad) {
       bad = 1;
-      printf("   trial %lu: %lux%lu pad %lu, %lu -> %lu channels: error %.3g of the window's |w x| sum\n", (unsigned long)trial,
-             (unsigned long)g.h, (unsigned long)g.w, (unsigned long)g.pad, (unsigned long)g.cin, (unsigned long)g.cout, worst);
+      printf("   trial %lu: %lux%lu kernel %lu pad %lu, %lu -> %lu channels: error %.3g of the window's |w x| sum\n", (unsigned long)trial,
+             (unsigned long)g.h, (unsigned long)g.w, (unsigned long)k, (unsigned long)g.pad, (unsigned long)g.cin, (unsigned long)g.cout, worst);
     }
-    free(in); free(w); free(b); free(out); free(scratch); free(U);
+    if (trial == 39) {
+      printf("   3x3: largest error %.3g of the window's sum of |w x| (trial %lu)\n", worst, (unsigned long)worst_trial);
+      worst = 0.0;
+    }
+    free(in); free(w); free(b); free(out); free(scratch); free(U); free(ref); free(mag);
   }
-  printf("   largest error %.3g of the window's sum of |w x| (trial %lu)\n", worst, (unsigned long)worst_trial);
-  CHECK(!bad, "Winograd's outputs agree with sums in double on 60 geometries");
+  printf("   5x5: largest error %.3g of the window's sum of |w x| (trial %lu)\n", worst, (unsigned long)worst_trial);
+  CHECK(!bad, "Winograd's outputs agree with sums in double on 80 geometries");
 #endif
 }
 
-/* lensnet_model_pack_winograd: the 3x3 stride-1 convolutions without groups take Winograd's path
- * on AVX-512 (others keep their panels), a batch of 3 agrees with lensnet_model_forward to
+/* lensnet_model_pack_winograd: the 3x3 and 5x5 stride-1 convolutions without groups with 8 input
+ * channels or more take Winograd's path on AVX-512 (others keep their panels), pooled on the way in
+ * its output transform where inference pools so, batches agree with lensnet_model_forward to
  * rounding, and without AVX-512 the pack is lensnet_model_pack's (the same bits). */
 static void test_forward_winograd(void) {
   const char *arch = "input 3 37 41\nconv2d name=a out=12 kernel=3 padding=1\nrelu\nconv2d name=b out=23 kernel=3\n"
                      "conv2d name=c out=7 kernel=3 padding=1\nrelu\nmaxpool kernel=2\nconv2d name=d out=8 kernel=3 stride=2\n"
                      "conv2d name=e out=6 kernel=3 groups=2\nconv2d name=f out=5 kernel=1\nflatten\ndense name=g out=3";
-  static const unsigned char expect[] = {1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0};
+  static const unsigned char expect[] = {0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0}; /* a: 3 input channels, too few */
   lensnet_model *m = NULL;
   lensnet_packed *pk = NULL;
   lensnet_error err;
@@ -802,12 +829,34 @@ static void test_forward_winograd(void) {
   else CHECK(!memcmp(plain, fast, sizeof plain), "no AVX-512: the plain pack, the same bits");
   lensnet_packed_free(pk);
   lensnet_model_free(m);
-  /* a 3x3 layer that inference pools on the way (rows of 64 and more, ReLU and a 2x2 pool after
-   * it) keeps that path */
+  /* a layer that inference pools on the way (rows of 64 and more, ReLU and a 2x2 pool after it)
+   * is Winograd's, pooled in its output transform; a 5x5 layer too, unless it has fewer than 8
+   * input channels */
   m = NULL; pk = NULL;
-  if (lensnet_model_create("input 2 6 66\nconv2d name=a out=4 kernel=3\nrelu\nmaxpool kernel=2\nflatten\ndense name=b out=2", &m, &err) !=
-      LENSNET_OK) { CHECK(0, "model: %s", err.message); return; }
-  CHECK(lensnet_model_pack_winograd(m, &pk, &err) == LENSNET_OK && pk && !pk->wino[0], "a layer pooled on the way is not Winograd's");
+  if (lensnet_model_create("input 3 9 68\nconv2d name=a out=12 kernel=5 padding=1\nrelu\nconv2d name=b out=9 kernel=3 padding=1\nrelu\n"
+                           "maxpool kernel=2\nconv2d name=c out=4 kernel=5 padding=2\nflatten\ndense name=d out=2", &m, &err) != LENSNET_OK) {
+    CHECK(0, "model: %s", err.message);
+    return;
+  }
+  lensnet_model_init(m, 6);
+  {
+    float x2[2 * 3 * 9 * 68], p2[4], f2[4];
+    double d2 = 0.0, s2 = 1.0;
+    for (i = 0; i < sizeof x2 / sizeof *x2; i++) x2[i] = lensnet_rng_normal(&rng);
+    CHECK(lensnet_model_pack_winograd(m, &pk, &err) == LENSNET_OK && pk, "pack_winograd: %s", err.message);
+    if (pk) {
+      CHECK(avx512 ? !pk->wino[0] && pk->wino[2] && pk->wino[5] : !pk->wino[0] && !pk->wino[2] && !pk->wino[5],
+            "a: 3 input channels, direct; b (pooled on the way) and c (5x5, 9 channels): Winograd's (AVX-512 %d)", avx512);
+      CHECK(lensnet_model_forward(m, 2, x2, p2, NULL, &err) == LENSNET_OK && lensnet_model_forward_packed(m, pk, 2, x2, f2, NULL, &err) == LENSNET_OK,
+            "forward: %s", err.message);
+      for (i = 0; i < 4; i++) {
+        if (fabs(f2[i] - p2[i]) > d2) d2 = fabs(f2[i] - p2[i]);
+        if (fabs(p2[i]) > s2) s2 = fabs(p2[i]);
+      }
+      printf("   pooled and 5x5: max |Winograd - direct| = %.3g (outputs up to %.3g)\n", d2, s2);
+      CHECK(avx512 ? d2 <= 1e-5 * s2 : !memcmp(p2, f2, sizeof p2), "pooled on the way and 5x5: the direct sums' outputs to rounding (%g)", d2);
+    }
+  }
   lensnet_packed_free(pk);
   lensnet_model_free(m);
 }
@@ -980,7 +1029,7 @@ int main(void) {
   TEST("random numbers: reproducible, uniform mean, normal variance") test_random_numbers();
   TEST("lensnet_logits_average: the logits of the views' mean probabilities") test_logits_average();
   TEST("lensnet_model_forward_packed: the same outputs with weights packed once") test_forward_packed();
-  TEST("Winograd F(2x2, 3x3) layers against sums in double") test_winograd_layer();
+  TEST("Winograd F(2x2, 3x3) and F(2x2, 5x5) layers against sums in double") test_winograd_layer();
   TEST("lensnet_model_pack_winograd: which layers, and the outputs to rounding") test_forward_winograd();
   TEST("convolution, ReLU and 2x2 max pool in bands: the same outputs as layer by layer") test_pooled_on_the_way();
   TEST("2x2 max pooling rows by the vector paths: the definition bit for bit, NaNs included") test_maxpool_rows();

@@ -715,17 +715,18 @@ static void test_lean_activations(void) {
   }
 }
 
-/* desc.winograd: on AVX-512 the 3x3 stride-1 convolutions without groups take Winograd's
- * F(2x2, 3x3) for their forward (not the one pooled on the way) and their input gradient, and a
+/* desc.winograd: on AVX-512 the 3x3 and 5x5 stride-1 convolutions without groups, 8 input channels
+ * or more, take Winograd's F(2x2, 3x3) or F(2x2, 5x5) for their forward (not the one pooled on the way) and their input gradient, and a
  * training step (dropout on, lean activations; the second of two, with new weights) gives the
  * exact trainer's outputs, parameter gradients and input gradients to rounding: each within 1e-5 of the largest of its kind (a
  * wrong transform or tile is off by whole terms). Without AVX-512: the same bits. */
 static void test_winograd_trainer(void) {
-  const char *arch = "input 2 30 66\nconv2d name=a out=6 kernel=3\nrelu\nmaxpool kernel=2\nconv2d name=b out=12 kernel=3 padding=1\n"
-                     "relu\ndropout p=0.3\nconv2d name=c out=11 kernel=3\nrelu\nmaxpool kernel=2\nconv2d name=d out=5 kernel=3 stride=2\n"
-                     "flatten\ndense name=e out=3";
-  /* a (64 wide, ReLU and pool after it) pools on the way: the direct sums forward, Winograd's for its
-   * input gradient; b and c Winograd's both ways; d (stride 2) neither */
+  const char *arch = "input 2 30 66\nconv2d name=a out=8 kernel=3\nrelu\nmaxpool kernel=2\nconv2d name=b out=12 kernel=3 padding=1\n"
+                     "relu\ndropout p=0.3\nconv2d name=c out=11 kernel=3\nrelu\nmaxpool kernel=2\nconv2d name=e out=9 kernel=5 padding=2\n"
+                     "conv2d name=d out=5 kernel=3 stride=2\nflatten\ndense name=f out=3";
+  /* a (2 input channels, 64 wide, ReLU and pool after it: pooled on the way) has the direct sums
+   * forward and Winograd's input gradient (8 channels in); b, c (3x3) and e (5x5) Winograd's both
+   * ways; d (stride 2) neither */
   lensnet_model *m = NULL;
   lensnet_error err;
   lensnet_rng rng;
@@ -763,7 +764,7 @@ static void test_winograd_trainer(void) {
     size_t len[3], j;
     static const char *what[3] = {"outputs", "parameter gradients", "input gradients"};
     for (i = 0; i < m->layer_count; i++) { fwd += t[1]->wino_fwd[i]; bwd += t[1]->wino_bwd[i]; }
-    CHECK(avx512 ? fwd == 2 && bwd == 3 && t[1]->wino_fwd[3] && t[1]->wino_fwd[6] && !t[1]->wino_fwd[0] && t[1]->wino_bwd[0] : fwd == 0 && bwd == 0,
+    CHECK(avx512 ? fwd == 3 && bwd == 4 && t[1]->wino_fwd[3] && t[1]->wino_fwd[6] && t[1]->wino_fwd[9] && !t[1]->wino_fwd[0] && t[1]->wino_bwd[0] : fwd == 0 && bwd == 0,
           "Winograd's layers: %lu forward, %lu input gradients (AVX-512 %d)", (unsigned long)fwd, (unsigned long)bwd, avx512);
     a[0] = lensnet_trainer_output(t[0]); b[0] = lensnet_trainer_output(t[1]); len[0] = 4 * 3;
     a[1] = lensnet_trainer_grads(t[0]); b[1] = lensnet_trainer_grads(t[1]); len[1] = n;

@@ -61,8 +61,9 @@ static const lens_option predict_rows[] = {
             "pass, so scores do not depend on B"),
   LENS_SIZE(T, "threads", threads, 1, 256, 0, "T", "threads sharing each batch (default: the CPUs this process may use); scores do not depend on T"),
   LENS_FLAG(T, "exact", exact, "every convolution as direct sums, the same bits as lensnet_model_forward\n"
-            "(and lens explain); by default, on AVX-512 CPUs, 3x3 convolutions run as\n"
-            "Winograd's F(2x2,3x3), faster, scores equal to rounding (docs/predict.md)"),
+            "(and lens explain); by default, on AVX-512 CPUs, 3x3 and 5x5 convolutions\n"
+            "run as Winograd's F(2x2,3x3) and F(2x2,5x5), faster, scores equal to\n"
+            "rounding (docs/predict.md)"),
   LENS_TEXT(T, "out", 0, out_npy, NULL, "FILE", "FILE.npy: the raw logits [N, classes] as float32 (no CSV on standard output;\n"
             "with --symmetries the logs of the views' mean probabilities);\n"
             "FILE.csv: the CSV there instead of standard output"),
