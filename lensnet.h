@@ -5244,7 +5244,7 @@ static size_t lensnet__wino_band_rows(size_t tx, size_t ty, size_t most) {
 /* A band's tile rows for geometry g: about a hundred tiles for 3 x 3, half as many for 5 x 5,
  * whose V and M hold 36 values a tile. */
 static size_t lensnet__wino_rows_of(const lensnet__conv_geom *g) {
-  return lensnet__wino_band_rows((g->ow + 1) / 2, (g->oh + 1) / 2, g->kh == 3 ? LENSNET__WINO_BAND_TILES : LENSNET__WINO_BAND_TILES / 2);
+  return lensnet__wino_band_rows((g->ow + 1) / 2, (g->oh + 1) / 2, g->kh == 3 ? LENSNET__WINO_BAND_TILES : 100);
 }
 
 /* Floats of U for a layer: alpha^2 x cin x cout rounded up to tens, with alignment slack. */
