@@ -5242,9 +5242,11 @@ static size_t lensnet__wino_band_rows(size_t tx, size_t ty, size_t most) {
 }
 
 /* A band's tile rows for geometry g: about a hundred tiles for 3 x 3, half as many for 5 x 5,
- * whose V and M hold 36 values a tile. */
+ * whose V and M hold 36 values a tile (OU-200's second layer, 47 tiles a row, alone on a core ran
+ * 1.67x the direct sums with two rows a band and 1.44x with one, but in lens predict on two
+ * threads, where the bands of both leave the L2 caches for the shared L3, one row was faster). */
 static size_t lensnet__wino_rows_of(const lensnet__conv_geom *g) {
-  return lensnet__wino_band_rows((g->ow + 1) / 2, (g->oh + 1) / 2, g->kh == 3 ? LENSNET__WINO_BAND_TILES : 100);
+  return lensnet__wino_band_rows((g->ow + 1) / 2, (g->oh + 1) / 2, g->kh == 3 ? LENSNET__WINO_BAND_TILES : 56);
 }
 
 /* Floats of U for a layer: alpha^2 x cin x cout rounded up to tens, with alignment slack. */
