@@ -740,8 +740,11 @@ LENSNET_API lensnet_result lensnet_model_forward_packed(const lensnet_model *m, 
  * F(2x2, 5x5) (Lavin & Gray 2016): 2.25 or 2.8 times fewer products (a ReLU and 2 x 2 max pool
  * that inference applies on the way are applied in its output transform). Its outputs differ
  * from lensnet_model_forward's by rounding, not bit for bit (the released finders' logits by up
- * to 3e-6; the transforms add and subtract neighbouring pixels before the products). Elsewhere
- * the same as lensnet_model_pack. lens predict uses it unless given --exact. */
+ * to 3e-6; the transforms add and subtract neighbouring pixels before the products). A NaN or
+ * infinity in a layer's input makes whole 2 x 2 blocks of its output NaN, not only the outputs
+ * whose window holds it (lens predict sets such pixels to 0 first), and values near FLT_MAX can
+ * overflow in the transforms. Elsewhere the same as lensnet_model_pack. lens predict uses it
+ * unless given --exact. */
 LENSNET_API lensnet_result lensnet_model_pack_winograd(const lensnet_model *m, lensnet_packed **out, lensnet_error *err);
 
 /* int8 inference (Jacob et al. 2018, CVPR, integer-arithmetic-only inference; the section
