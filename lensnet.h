@@ -1423,7 +1423,8 @@ typedef struct {
 LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
                                                   size_t bands, size_t h, size_t w, float *out,
                                                   lensnet_cutout_report *report, lensnet_error *err);
-/* What `lens predict` computes for one cutout: image [bands, h, w] prepared by
+/* What `lens predict --exact` computes for one cutout (lens predict itself, on a CPU with AVX-512,
+ * runs 3x3 and 5x5 convolutions by Winograd's: lensnet_model_pack_winograd): image [bands, h, w] prepared by
  * lensnet_cutout_prepare(desc) into prepared [in_c, in_h, in_w], one forward pass with the
  * caller's workspace (lensnet_model_workspace_floats(m, 1) floats; NULL: one allocation), the
  * outputs into logits [out_features] and, when p_lens is not NULL, P(lens)
@@ -6873,7 +6874,7 @@ static size_t lensnet__conv_pool_band_floats(const lensnet_model *m, size_t i) {
 /* Layer i of m takes Winograd's path: a float conv2d that lensnet__wino_ok accepts; in a trainer
  * (desc.winograd), not one that pools on the way (whose pool keeps its winners for the backward),
  * while lensnet_model_pack_winograd pools such a layer in Winograd's output transform. */
-static int lensnet__wino_layer(const lensnet_model *m, size_t i, int training) {
+LENSNET__MAYBE_UNUSED static int lensnet__wino_layer(const lensnet_model *m, size_t i, int training) {
 #ifdef LENSNET__HAVE_AVX512
   lensnet__conv_geom g;
   if (m->layers[i].type != LENSNET_LAYER_CONV2D || (m->quant && m->quant[i].weight) || (training && lensnet__conv_pool_band_floats(m, i)))

@@ -148,24 +148,34 @@ LIBLENS_API lensnet_result liblens_prepare(const lensnet_model *m, const float *
 }
 
 /* What lens predict computes for each of images [n, bands, h, w]: the image prepared as
- * liblens_prepare does, one forward pass, the logits into logits [n, out_features] and, when
- * p_lens is not NULL, P(lens) (lensnet_lens_probability of the class named "lens") into p_lens[n]. */
+ * liblens_prepare does, one forward pass (with the weights packed as lens predict packs them:
+ * lensnet_model_pack_winograd, or with exact lensnet_model_pack, lens predict --exact), the
+ * logits into logits [n, out_features] and, when p_lens is not NULL, P(lens)
+ * (lensnet_lens_probability of the class named "lens") into p_lens[n]. */
 LIBLENS_API lensnet_result liblens_predict(const lensnet_model *m, const float *images, size_t n, size_t bands, size_t h, size_t w,
-                                           const size_t *channels, size_t channel_count, int size_fit, int minmax, float *logits,
-                                           double *p_lens, size_t *counts, lensnet_error *err) {
+                                           const size_t *channels, size_t channel_count, int size_fit, int minmax, int exact,
+                                           float *logits, double *p_lens, size_t *counts, lensnet_error *err) {
   lensnet_cutout_desc d = liblens__cutout(channels, channel_count, size_fit, minmax);
-  size_t per = m->in_c * m->in_h * m->in_w, ws = lensnet_model_workspace_floats(m, 1), k;
+  size_t per = m->in_c * m->in_h * m->in_w, ws = lensnet_model_workspace_floats(m, 1), k, lens = 0;
   float *input = (float *)malloc((per + ws) * sizeof(float));
+  lensnet_packed *pk = NULL;
   lensnet_result r = LENSNET_OK;
   if (counts) counts[0] = counts[1] = counts[2] = 0;
   if (!ws || !input) { free(input); return liblens__fail(err, LENSNET_ERR_NOMEM, "out of memory for the model's workspace"); }
+  if ((r = exact ? lensnet_model_pack(m, &pk, err) : lensnet_model_pack_winograd(m, &pk, err)) != LENSNET_OK) { free(input); return r; }
+  lensnet_model_class_index(m, "lens", &lens, NULL); /* cannot fail: the model has outputs */
   for (k = 0; k < n && r == LENSNET_OK; k++) {
     lensnet_cutout_report rep;
-    r = lensnet_cutout_score(m, &d, images + k * bands * h * w, bands, h, w, input, input + per, logits + k * m->out_features,
-                             p_lens ? p_lens + k : NULL, &rep, err);
+    float *out = logits + k * m->out_features;
+    r = lensnet_cutout_prepare(m, &d, images + k * bands * h * w, bands, h, w, input, &rep, err);
+    if (r == LENSNET_OK) r = lensnet_model_forward_packed(m, pk, 1, input, out, input + per, err);
     if (r != LENSNET_OK) liblens__prefix(err, n, k);
-    else if (counts) { counts[0] += rep.nan_pixels; counts[1] += rep.inf_pixels; counts[2] = rep.unused_bands; }
+    else {
+      if (p_lens) p_lens[k] = lensnet_lens_probability(out, m->out_features, lens);
+      if (counts) { counts[0] += rep.nan_pixels; counts[1] += rep.inf_pixels; counts[2] = rep.unused_bands; }
+    }
   }
+  lensnet_packed_free(pk);
   free(input);
   return r;
 }

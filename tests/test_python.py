@@ -107,6 +107,9 @@ def test_predict(tmp, sim, data):
     rows = list(csv.DictReader(open(csv_path)))
     p = m.predict(data.images)
     check("predict: logits equal lens predict --out .npy bit for bit", same(p.logits, np.load(npy_path)))
+    exact_path = os.path.join(tmp, "exact.npy")
+    cli("predict", "--model", MODEL, images, "--exact", "--out", exact_path)
+    check("predict(exact=True): logits equal lens predict --exact's bit for bit", same(m.predict(data.images, exact=True).logits, np.load(exact_path)))
     check("predict: p_lens equals the CSV's p_lens (printed %.7g)",
           len(rows) == 24 and all(abs(float(r["p_lens"]) - q) <= 5e-7 * max(abs(q), 1e-30) for r, q in zip(rows, p.p_lens)))
     check("predict: logits equal the CSV's logit_non-lens, logit_lens (%.7g)",

@@ -126,7 +126,7 @@ _proto("liblens_model_meta_at", _I, _P, _S, ctypes.POINTER(_C), ctypes.POINTER(_
 _proto("liblens_model_layer_at", _I, _P, _S, ctypes.POINTER(_C), ctypes.c_char_p, _S)
 _proto("liblens_model_new", _I, _C, _I, _I, _I, _U64, ctypes.POINTER(_P), _E)
 _proto("liblens_prepare", _I, _P, _P, _S, _S, _S, _S, _SP, _S, _I, _I, _P, _SP, _E)
-_proto("liblens_predict", _I, _P, _P, _S, _S, _S, _S, _SP, _S, _I, _I, _P, _P, _SP, _E)
+_proto("liblens_predict", _I, _P, _P, _S, _S, _S, _S, _SP, _S, _I, _I, _I, _P, _P, _SP, _E)
 _proto("liblens_regress", _I, _P, _P, _S, _P, _P, _SP, _E)
 _proto("liblens_explain", _I, _P, _C, _P, _I, ctypes.c_long, _S, _S, _F, _S, _S, _F, _U64, _P, _S, _SP, ctypes.POINTER(_I),
        ctypes.POINTER(ctypes.c_long), ctypes.POINTER(_D), _E)

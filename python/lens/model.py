@@ -252,11 +252,13 @@ class Model:
         return out
 
     # ---- predictions ---------------------------------------------------------------------------
-    def predict(self, images, preprocess=None, resize=False, crop=False, channels=None, out=None, inputs=None):
+    def predict(self, images, preprocess=None, resize=False, crop=False, channels=None, out=None, inputs=None, exact=False):
         """Scores images as `lens predict` does: each prepared as Model.prepare says, one forward
         pass each. images: [N,C,H,W], [C,H,W] or [H,W] (and [N,H,W] for a one-band model), any
         numeric dtype (C-contiguous float32 is read in place; anything else is converted once).
         out: a C-contiguous float32 array [N, outputs] the logits are written into (in place).
+        exact: every convolution as direct sums (lens predict --exact); by default, on a CPU with
+        AVX-512, 3x3 and 5x5 ones as Winograd's, as lens predict runs them (equal to rounding).
         Returns Prediction(p_lens, logits, inputs); for a regression model the logits are its raw
         outputs and Model.regress gives the targets in physical units."""
         x = self._objects(images)
@@ -266,7 +268,7 @@ class Model:
         counts, err = (ctypes.c_size_t * 3)(), Error()
         check(lib.liblens_predict(self._handle(), ptr(x), x.shape[0], x.shape[1], x.shape[2], x.shape[3],
                                   ch.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t)) if ch is not None else None, nch, fit,
-                                  self._minmax(preprocess), ptr(logits), ptr(p), counts, ctypes.byref(err)), err)
+                                  self._minmax(preprocess), 1 if exact else 0, ptr(logits), ptr(p), counts, ctypes.byref(err)), err)
         self._note(counts, channels)
         return Prediction(p, logits, inputs)
 
