@@ -5278,37 +5278,45 @@ static int lensnet__wino_ok(const lensnet__conv_geom *g) {
 }
 
 /* U[xi][c][co] = (G g G^T)[i][j] with xi = alpha i + j, from weight [cout, cin, k, k] (k = 3, 5);
- * rows co past cout are zero. Computed in double, rounded once. F(2x2, 3x3): G above. F(2x2,
+ * rows co past cout are zero. In float, 16 output channels at a time (it runs once per training
+ * step for every layer, so it is written to vectorise). F(2x2, 3x3): G above. F(2x2,
  * 5x5), Toom-Cook on the points 0, 1, -1, 2, -2 and infinity (Lavin & Gray's F(4x4, 3x3) points):
  *   G = [1/4 0 0 0 0; -1/6 (1 1 1 1 1); -1/6 (1 -1 1 -1 1); 1/24 (1 2 4 8 16);
  *        1/24 (1 -2 4 -8 16); 0 0 0 0 1],
  *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
  *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1]. */
 static void lensnet__wino_weights(const lensnet__conv_geom *g, const float *weight, float *U) {
-  static const double G5[6][5] = {{0.25, 0, 0, 0, 0},
-                                  {-1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                  {-1.0 / 6, 1.0 / 6, -1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                  {1.0 / 24, 2.0 / 24, 4.0 / 24, 8.0 / 24, 16.0 / 24},
-                                  {1.0 / 24, -2.0 / 24, 4.0 / 24, -8.0 / 24, 16.0 / 24},
-                                  {0, 0, 0, 0, 1}};
-  static const double G3[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-  size_t cin = g->cin, cout = g->cout, k = g->kh, a = k + 1, co_pad = lensnet__round_up(cout, LENSNET__AVX512_MR), co, c, i, j, q;
-  memset(U, 0, a * a * cin * co_pad * sizeof(float));
-  for (co = 0; co < cout; co++)
-    for (c = 0; c < cin; c++) {
-      const float *w = weight + (co * cin + c) * k * k;
-      double t[6][5], u;
+  static const float G5[6][5] = {{0.25f, 0, 0, 0, 0},
+                                 {-1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6},
+                                 {-1.0f / 6, 1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6},
+                                 {1.0f / 24, 2.0f / 24, 4.0f / 24, 8.0f / 24, 16.0f / 24},
+                                 {1.0f / 24, -2.0f / 24, 4.0f / 24, -8.0f / 24, 16.0f / 24},
+                                 {0, 0, 0, 0, 1}};
+  static const float G3[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+  size_t cin = g->cin, cout = g->cout, k = g->kh, kk = k * k, a = k + 1, co_pad = lensnet__round_up(cout, LENSNET__AVX512_MR);
+  size_t c, co0, i, j, q, l;
+  for (c = 0; c < cin; c++)
+    for (co0 = 0; co0 < co_pad; co0 += 16) {
+      float w[25][16], t[30][16], u[16];
+      size_t n = co_pad - co0 < 16 ? co_pad - co0 : 16;
+      for (q = 0; q < kk; q++) /* the 16 channels' weight q, zero past cout */
+        for (l = 0; l < 16; l++) w[q][l] = co0 + l < cout ? weight[((co0 + l) * cin + c) * kk + q] : 0.0f;
       for (i = 0; i < a; i++) /* G g */
         for (j = 0; j < k; j++) {
-          double sum = 0.0;
-          for (q = 0; q < k; q++) sum += (k == 3 ? G3[i][q] : G5[i][q]) * w[q * k + j];
-          t[i][j] = sum;
+          for (l = 0; l < 16; l++) t[i * k + j][l] = 0.0f;
+          for (q = 0; q < k; q++) {
+            float gq = k == 3 ? G3[i][q] : G5[i][q];
+            for (l = 0; l < 16; l++) t[i * k + j][l] += gq * w[q * k + j][l];
+          }
         }
       for (i = 0; i < a; i++) /* (G g) G^T */
         for (j = 0; j < a; j++) {
-          u = 0.0;
-          for (q = 0; q < k; q++) u += t[i][q] * (k == 3 ? G3[j][q] : G5[j][q]);
-          U[((a * i + j) * cin + c) * co_pad + co] = (float)u;
+          for (l = 0; l < 16; l++) u[l] = 0.0f;
+          for (q = 0; q < k; q++) {
+            float gq = k == 3 ? G3[j][q] : G5[j][q];
+            for (l = 0; l < 16; l++) u[l] += t[i * k + q][l] * gq;
+          }
+          memcpy(U + ((a * i + j) * cin + c) * co_pad + co0, u, n * sizeof(float));
         }
     }
 }
