@@ -9450,6 +9450,33 @@ static void lensnet__backward_run_task(void *ctx, size_t slot, size_t worker) {
   for (b = slot; b < r->batch; b += r->t->grad_slots) lensnet__backward_run_image(r, b, worker);
 }
 
+/* Per-layer work of a step spread over the workers, a layer a task (each writes only its own
+ * layer's buffers, so the results do not depend on the workers): what 0 packs layer l's weights
+ * for the forward (GEMM panels or Winograd's U), 1 its backward_prepare (the flipped weights of d
+ * input), 2 its backward_reduce (the images' gradient slots summed, in slot order). */
+typedef struct {
+  lensnet_trainer *t;
+  size_t first, batch;
+  int has_dx, what;
+} lensnet__layers_job;
+
+static void lensnet__layers_task(void *ctx, size_t index, size_t worker) {
+  lensnet__layers_job *j = LENSNET__CAST(lensnet__layers_job *, ctx);
+  lensnet_trainer *t = j->t;
+  size_t l = j->first + index;
+  const lensnet__layer_kind *kind = lensnet__kind(t->model->layers[l].type);
+  (void)worker;
+  if (j->what == 0) {
+    if (t->packed_fwd[l] != (size_t)-1) {
+      lensnet__conv_geom g = lensnet__layer_geom(&t->model->layers[l], 1);
+      lensnet__trainer_pack(t, &g, lensnet__param_values(t->model, t->model->layers[l].weight), t->packed_fwd[l], t->wino_fwd[l]);
+    }
+  } else if (j->what == 1) {
+    if (kind->backward_prepare && (l > 0 || j->has_dx)) kind->backward_prepare(t, l);
+  } else if (kind->backward_reduce)
+    kind->backward_reduce(t, l, j->batch);
+}
+
 LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t batch, const float *input, int training,
                                                    float *output, lensnet_error *err) {
   lensnet_model *m = t->model;
@@ -9460,11 +9487,11 @@ LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t ba
   t->training = training;
   step_seed = training ? lensnet_rng_next(&t->rng) : 0;
   memcpy(t->input, input, batch * m->in_c * m->in_h * m->in_w * sizeof(float));
-  for (i = 0; t->packed && i < m->layer_count; i++) /* the weights as they are for this step, packed once for every image */
-    if (t->packed_fwd[i] != (size_t)-1) {
-      lensnet__conv_geom g = lensnet__layer_geom(&m->layers[i], 1);
-      lensnet__trainer_pack(t, &g, lensnet__param_values(m, m->layers[i].weight), t->packed_fwd[i], t->wino_fwd[i]);
-    }
+  if (t->packed) { /* the weights as they are for this step, packed once for every image, a layer a task */
+    lensnet__layers_job job;
+    job.t = t; job.first = 0; job.batch = batch; job.has_dx = 0; job.what = 0;
+    lensnet__parallel_run(&t->parallel, m->layer_count, lensnet__layers_task, &job);
+  }
   for (i = 0; i < m->layer_count;) {
     lensnet__run_task r;
     lensnet__pass p;
@@ -9514,19 +9541,17 @@ LENSNET_API lensnet_result lensnet_trainer_backward_from(lensnet_trainer *t, siz
     if (lensnet__per_image(&m->layers[i])) {
       lensnet__run_task r;
       long first = i;
-      size_t l;
       while (first > 0 && lensnet__per_image(&m->layers[first - 1])) first--;
       memset(&r, 0, sizeof r);
       r.t = t; r.first = (size_t)first; r.last = (size_t)i + 1; r.batch = batch; r.dy = dy;
       r.dx = (first == 0 && !t->compute_input_grad) ? NULL : (first > 0 ? dx : t->input_grad);
-      for (l = r.first; l < r.last; l++) {
-        const lensnet__layer_kind *kind = lensnet__kind(m->layers[l].type);
-        if (kind->backward_prepare && (l > 0 || r.dx)) kind->backward_prepare(t, l);
-      }
+      lensnet__layers_job job;
+      job.t = t; job.first = r.first; job.batch = batch; job.has_dx = r.dx != NULL; job.what = 1;
+      lensnet__parallel_run(&t->parallel, r.last - r.first, lensnet__layers_task, &job); /* the layers' flipped weights */
       lensnet__parallel_run(&t->parallel, batch < t->grad_slots ? batch : t->grad_slots, lensnet__backward_run_task, &r);
-      for (l = r.first; l < r.last && !t->skip_param_grads && !t->reduce_each_image; l++) {
-        const lensnet__layer_kind *kind = lensnet__kind(m->layers[l].type);
-        if (kind->backward_reduce) kind->backward_reduce(t, l, batch);
+      if (!t->skip_param_grads && !t->reduce_each_image) { /* each layer's slots summed into its gradients */
+        job.what = 2;
+        lensnet__parallel_run(&t->parallel, r.last - r.first, lensnet__layers_task, &job);
       }
       i = first - 1;
     } else {
