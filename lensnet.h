@@ -5268,13 +5268,17 @@ static size_t lensnet__wino_scratch_floats(const lensnet__conv_geom *g) {
   return a * a * (g->cin * vstride + lensnet__round_up(g->cout, LENSNET__AVX512_MR) * mstride) + 6 * 96 + padded + 4 * LENSNET__ALIGN_SLACK;
 }
 
-/* Does this layer take the Winograd path? 3 x 3 or 5 x 5, stride 1, no groups, and at least 8
- * input channels: with fewer the transforms cost more than the products save (measured on one
- * core: OU-66's first layer, 4 channels in, 0.8 times the direct sums' speed; OU-200's, 4 in and
- * 5 x 5, 0.5 times; 8 in, 1.1-1.3 times). */
+/* Does this layer take the Winograd path? 3 x 3 or 5 x 5, stride 1, no groups, at least 8 input
+ * channels and at least 16 tiles (an output of about 8 x 8 or more). With fewer channels the
+ * transforms cost more than the products save (measured on one core: OU-66's first layer, 4
+ * channels in, 0.8 times the direct sums' speed; OU-200's, 4 in and 5 x 5, 0.5 times; 8 in,
+ * 1.1-1.3 times). With fewer tiles most of a vector's 16 lanes are empty, and in training the
+ * weights' transform, made every step, costs more than a few tiles' products save: ResNet-18 on
+ * 64 x 64 images (stages of 4 x 4 and 2 x 2 with 256 and 512 channels) trained 1.4 times slower
+ * with them than with the direct sums. */
 static int lensnet__wino_ok(const lensnet__conv_geom *g) {
   return g->groups == 1 && g->kh == g->kw && (g->kh == 3 || g->kh == 5) && g->stride == 1 && g->oh >= 1 && g->ow >= 1 && g->cin >= 8 &&
-         g->cin <= 4096 && g->cout >= 1;
+         g->cin <= 4096 && g->cout >= 1 && ((g->oh + 1) / 2) * ((g->ow + 1) / 2) >= 16;
 }
 
 /* U[xi][c][co] = (G g G^T)[i][j] with xi = alpha i + j, from weight [cout, cin, k, k] (k = 3, 5);

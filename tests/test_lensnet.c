@@ -736,8 +736,9 @@ static void test_winograd_layer(void) {
     for (i = 0; i < g.cout; i++) b[i] = lensnet_rng_normal(&rng);
     for (i = 0; i < nout + 16; i++) out[i] = 12345.0f;
     Ua = (float *)lensnet__align64(U);
-    CHECK(lensnet__wino_ok(&g) == (g.cin >= 8), "trial %lu: Winograd's path for %lu input channels: %d", (unsigned long)trial,
-          (unsigned long)g.cin, lensnet__wino_ok(&g)); /* it computes any; it pays from 8 */
+    CHECK(lensnet__wino_ok(&g) == (g.cin >= 8 && ((g.oh + 1) / 2) * ((g.ow + 1) / 2) >= 16), "trial %lu: Winograd's path for %lu input "
+          "channels, %lux%lu out: %d", (unsigned long)trial, (unsigned long)g.cin, (unsigned long)g.oh, (unsigned long)g.ow,
+          lensnet__wino_ok(&g)); /* it computes any; it pays from 8 channels and 16 tiles */
     lensnet__wino_weights(&g, w, Ua);
     lensnet__wino_conv_avx512(&g, in, Ua, with_bias ? b : NULL, relu, pool, out, scratch);
     for (i = 0; i < 16; i++) bad |= out[nout + i] != 12345.0f;
