@@ -1423,6 +1423,17 @@ typedef struct {
 LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
                                                   size_t bands, size_t h, size_t w, float *out,
                                                   lensnet_cutout_report *report, lensnet_error *err);
+/* The two halves of lensnet_cutout_prepare, for callers that place cutouts on one thread and
+ * scale them on several (lens predict scales each cutout in the task that runs its forward pass,
+ * while it is in that core's cache). lensnet_cutout_place: the checks, the band selection and the
+ * size fit into out (report: issue, unused_bands). lensnet_cutout_scale, in place on a placed
+ * cutout x [in_c, in_h, in_w]: min-max (if desc asks) and non-finite pixels to 0 (report, when not
+ * NULL: nan_pixels and inf_pixels set, the other fields untouched). Place then scale gives the
+ * bits of lensnet_cutout_prepare. */
+LENSNET_API lensnet_result lensnet_cutout_place(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
+                                                size_t bands, size_t h, size_t w, float *out,
+                                                lensnet_cutout_report *report, lensnet_error *err);
+LENSNET_API void lensnet_cutout_scale(const lensnet_model *m, const lensnet_cutout_desc *desc, float *x, lensnet_cutout_report *report);
 /* What `lens predict --exact` computes for one cutout (lens predict itself, on a CPU with AVX-512,
  * runs 3x3 and 5x5 convolutions by Winograd's: lensnet_model_pack_winograd): image [bands, h, w] prepared by
  * lensnet_cutout_prepare(desc) into prepared [in_c, in_h, in_w], one forward pass with the
@@ -10397,20 +10408,18 @@ static void lensnet__fingerprint_start(lensnet__fingerprint *h) {
 }
 static void lensnet__fingerprint_add(lensnet__fingerprint *h, const float *x, size_t n) {
   const uint64_t prime = 0x100000001b3ULL;
+  uint64_t a = (h->lane[0] ^ (uint64_t)n) * prime, b = h->lane[1], c = h->lane[2], d = h->lane[3]; /* lanes in registers */
   size_t i;
-  uint32_t w;
-  h->lane[0] = (h->lane[0] ^ (uint64_t)n) * prime;
+  uint32_t w[4];
   for (i = 0; i + 4 <= n; i += 4) {
-    int k;
-    for (k = 0; k < 4; k++) {
-      memcpy(&w, x + i + k, 4);
-      h->lane[k] = (h->lane[k] ^ w) * prime;
-    }
+    memcpy(w, x + i, sizeof w);
+    a = (a ^ w[0]) * prime; b = (b ^ w[1]) * prime; c = (c ^ w[2]) * prime; d = (d ^ w[3]) * prime;
   }
   for (; i < n; i++) {
-    memcpy(&w, x + i, 4);
-    h->lane[0] = (h->lane[0] ^ w) * prime;
+    memcpy(w, x + i, 4);
+    a = (a ^ w[0]) * prime;
   }
+  h->lane[0] = a; h->lane[1] = b; h->lane[2] = c; h->lane[3] = d;
 }
 static void lensnet__fingerprint_text(const lensnet__fingerprint *h, char out[17]) {
   uint64_t v = h->lane[0];
@@ -11846,13 +11855,17 @@ LENSNET_API lensnet_result lensnet_regression_fit_means(const lensnet_regression
   return LENSNET_OK;
 }
 
+/* How many of x[0:n] are NaN or infinite: x - x is 0 for finite x, NaN for NaN and infinities.
+ * Counted branch-free so that compilers vectorise it (training checks every pixel it is given). */
+LENSNET__VECTORIZE static size_t lensnet__count_nonfinite_run(const float *x, size_t n) {
+  size_t k, count = 0;
+  for (k = 0; k < n; k++) count += x[k] - x[k] != 0.0f;
+  return count;
+}
 LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *first) {
-  size_t k, count = 0, at = n;
-  for (k = 0; k < n; k++)
-    if (x[k] - x[k] != 0.0f) { /* x - x is 0 for finite x, NaN for NaN and infinities */
-      if (!count) at = k;
-      count++;
-    }
+  size_t count = lensnet__count_nonfinite_run(x, n), at = n;
+  if (count)
+    for (at = 0; at < n && x[at] - x[at] == 0.0f; at++) {}
   if (first) *first = at;
   return count;
 }
@@ -11991,12 +12004,12 @@ LENSNET__VECTORIZE static size_t lensnet__count_non_finite(float *x, size_t n, f
   return infs;
 }
 
-LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
-                                                  size_t bands, size_t h, size_t w, float *out,
-                                                  lensnet_cutout_report *report, lensnet_error *err) {
+LENSNET_API lensnet_result lensnet_cutout_place(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
+                                                size_t bands, size_t h, size_t w, float *out,
+                                                lensnet_cutout_report *report, lensnet_error *err) {
   lensnet_cutout_desc d;
   lensnet_cutout_report rep;
-  size_t hw, c, k, y, nan_pixels = 0;
+  size_t hw, c, y;
   lensnet_result r;
   memset(&d, 0, sizeof d);
   memset(&rep, 0, sizeof rep);
@@ -12016,16 +12029,29 @@ LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const 
       for (y = 0; y < m->in_h; y++) memcpy(dst + y * m->in_w, band + (y0 + y) * w + x0, m->in_w * sizeof(float));
     } else lensnet_resize_bilinear(band, h, w, dst, m->in_h, m->in_w);
   }
-  if (d.minmax) { /* min-max skips NaN: infinities become NaN first */
-    rep.inf_pixels = lensnet__count_non_finite(out, m->in_c * hw, (float)NAN, &nan_pixels);
-    rep.nan_pixels = lensnet_minmax_normalize(out, m->in_c, hw) - rep.inf_pixels;
-  } else {
-    rep.inf_pixels = lensnet__count_non_finite(out, m->in_c * hw, 0.0f, &nan_pixels);
-    rep.nan_pixels = nan_pixels;
-    for (k = 0; k < m->in_c * hw; k++) out[k] = out[k] != out[k] ? 0.0f : out[k];
-  }
-  if (report) *report = rep;
   return LENSNET_OK;
+}
+
+LENSNET_API void lensnet_cutout_scale(const lensnet_model *m, const lensnet_cutout_desc *desc, float *x, lensnet_cutout_report *report) {
+  size_t n = m->in_c * m->in_h * m->in_w, k, nan_pixels = 0, inf_pixels;
+  if (desc && desc->minmax) { /* min-max skips NaN: infinities become NaN first */
+    inf_pixels = lensnet__count_non_finite(x, n, (float)NAN, &nan_pixels);
+    nan_pixels = lensnet_minmax_normalize(x, m->in_c, m->in_h * m->in_w) - inf_pixels;
+  } else {
+    inf_pixels = lensnet__count_non_finite(x, n, 0.0f, &nan_pixels);
+    for (k = 0; k < n; k++) x[k] = x[k] != x[k] ? 0.0f : x[k];
+  }
+  if (report) { report->nan_pixels = nan_pixels; report->inf_pixels = inf_pixels; }
+}
+
+LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
+                                                  size_t bands, size_t h, size_t w, float *out,
+                                                  lensnet_cutout_report *report, lensnet_error *err) {
+  lensnet_cutout_report rep;
+  lensnet_result r = lensnet_cutout_place(m, desc, image, bands, h, w, out, &rep, err);
+  if (r == LENSNET_OK) lensnet_cutout_scale(m, desc, out, &rep);
+  if (report) *report = rep;
+  return r;
 }
 
 /* ---- recipes: scanning fields ----------------------------------------------------------------- */

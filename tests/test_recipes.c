@@ -6,6 +6,7 @@
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #include "check.h"
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -74,6 +75,51 @@ static void test_cutout_minmax_and_nonfinite(void) {
         "without min-max: non-finite pixels become 0 and are counted");
   CHECK(lensnet_cutout_prepare(m, NULL, raw, 1, 2, 2, out, NULL, NULL) == LENSNET_OK, "desc, report and err may be NULL");
   lensnet_model_free(m);
+}
+
+/* lensnet_cutout_place leaves the values as they are; lensnet_cutout_scale then does the rest. */
+static void test_cutout_halves(void) {
+  lensnet_model *m = tiny_model(1, 2, 2, NULL);
+  float image[2 * 4] = {2.0f, NAN, 6.0f, INFINITY, 9.0f, 9.0f, 9.0f, 9.0f}, out[4];
+  lensnet_cutout_desc d;
+  lensnet_cutout_report rep;
+  lensnet_error err;
+  if (!m) return;
+  memset(&d, 0, sizeof d);
+  d.minmax = 1;
+  CHECK(lensnet_cutout_place(m, &d, image, 2, 2, 2, out, &rep, &err) == LENSNET_OK, "%s", err.message);
+  CHECK(out[0] == 2.0f && out[1] != out[1] && out[2] == 6.0f && out[3] == INFINITY, "placed: the first band as it is, NaN and infinity kept");
+  CHECK(rep.nan_pixels == 0 && rep.inf_pixels == 0 && rep.unused_bands == 1 && rep.issue == LENSNET_CUTOUT_OK, "placing counts nothing");
+  rep.unused_bands = 7;
+  lensnet_cutout_scale(m, &d, out, &rep);
+  CHECK(out[0] == 0.0f && out[1] == 0.0f && out[2] == 1.0f && out[3] == 0.0f, "scaled: %g %g %g %g", out[0], out[1], out[2], out[3]);
+  CHECK(rep.nan_pixels == 1 && rep.inf_pixels == 1 && rep.unused_bands == 7, "scaling counts one NaN, one infinity, and leaves the rest");
+  d.minmax = 0;
+  lensnet_cutout_place(m, &d, image, 2, 2, 2, out, NULL, &err);
+  lensnet_cutout_scale(m, &d, out, NULL);
+  CHECK(out[0] == 2.0f && out[1] == 0.0f && out[2] == 6.0f && out[3] == 0.0f, "without min-max: non-finite pixels to 0");
+  CHECK(lensnet_cutout_place(m, &d, image, 1, 4, 2, out, &rep, &err) == LENSNET_ERR_SHAPE && rep.issue == LENSNET_CUTOUT_SIZE,
+        "placing refuses what preparing refuses: %s", err.message);
+  lensnet_model_free(m);
+}
+
+/* lensnet_count_nonfinite: how many, and the first, wherever they fall in a vector's lanes. */
+static void test_count_nonfinite(void) {
+  float x[70];
+  size_t n, p, first, bad = 0;
+  for (n = 1; n <= 70; n++)
+    for (p = 0; p < n; p++) {
+      size_t i, q = (p * 7 + 3) % n;
+      for (i = 0; i < n; i++) x[i] = (float)i - 30.0f;
+      first = 99;
+      bad += lensnet_count_nonfinite(x, n, &first) != 0 || first != n;
+      x[p] = NAN;
+      x[q] = q % 2 ? INFINITY : -INFINITY;
+      bad += lensnet_count_nonfinite(x, n, &first) != (p == q ? 1u : 2u) || first != (p < q ? p : q);
+    }
+  CHECK(bad == 0, "%lu wrong counts or first positions", (unsigned long)bad);
+  x[0] = FLT_MAX; x[1] = -FLT_MAX; x[2] = FLT_MIN;
+  CHECK(lensnet_count_nonfinite(x, 3, NULL) == 0, "the largest and smallest floats are finite");
 }
 
 static void test_cutout_refusals(void) {
@@ -279,6 +325,8 @@ static void test_cutout_score(void) {
 int main(void) {
   TEST("cutouts: band selection, exact size, resize, crop") test_cutout_selection_and_fit();
   TEST("cutouts: min-max and non-finite pixels") test_cutout_minmax_and_nonfinite();
+  TEST("cutouts: placed, then scaled") test_cutout_halves();
+  TEST("non-finite pixels: how many and the first") test_count_nonfinite();
   TEST("cutouts: refusals name the problem") test_cutout_refusals();
   TEST("channel lists: 0,2,3 and what is refused") test_channels_parse();
   TEST("class lookup from the 'classes' metadata, with the last output as fallback") test_classes();

@@ -38,10 +38,11 @@ int lens_fail_err(const lensnet_error *err) {
   return lens_fail("%s", err->message[0] ? err->message : lensnet_result_string(err->result));
 }
 
-int lens_cutout(const char *label, const lensnet_model *m, const lensnet_cutout_desc *d, const float *image, size_t bands,
-                size_t h, size_t w, float *out, lensnet_cutout_report *report, int *note_shown) {
+static int cutout_run(const char *label, const lensnet_model *m, const lensnet_cutout_desc *d, const float *image, size_t bands,
+                      size_t h, size_t w, float *out, lensnet_cutout_report *report, int *note_shown, int place_only) {
   lensnet_error err;
-  lensnet_result r = lensnet_cutout_prepare(m, d, image, bands, h, w, out, report, &err);
+  lensnet_result r = place_only ? lensnet_cutout_place(m, d, image, bands, h, w, out, report, &err)
+                                : lensnet_cutout_prepare(m, d, image, bands, h, w, out, report, &err);
   size_t c;
   if (report->unused_bands && !d->channels && !(note_shown && *note_shown)) {
     fprintf(stderr, "lens: note: inputs have %lu bands and the model takes %lu: using bands 0..%lu (choose with --channels)\n",
@@ -66,6 +67,16 @@ int lens_cutout(const char *label, const lensnet_model *m, const lensnet_cutout_
                        (unsigned long)m->in_h, (unsigned long)m->in_w);
     default: return lens_fail_err(&err);
   }
+}
+
+int lens_cutout(const char *label, const lensnet_model *m, const lensnet_cutout_desc *d, const float *image, size_t bands,
+                size_t h, size_t w, float *out, lensnet_cutout_report *report, int *note_shown) {
+  return cutout_run(label, m, d, image, bands, h, w, out, report, note_shown, 0);
+}
+
+int lens_cutout_place(const char *label, const lensnet_model *m, const lensnet_cutout_desc *d, const float *image, size_t bands,
+                      size_t h, size_t w, float *out, lensnet_cutout_report *report, int *note_shown) {
+  return cutout_run(label, m, d, image, bands, h, w, out, report, note_shown, 1);
 }
 
 void lens_cutout_note(size_t nan_pixels, size_t inf_pixels) {

@@ -125,6 +125,10 @@ int lens_cutout_check(const lens_cutout_options *o);
  * *note_shown (NULL: every time). Returns 0 or the exit status. */
 int lens_cutout(const char *label, const lensnet_model *m, const lensnet_cutout_desc *d, const float *image, size_t bands,
                 size_t h, size_t w, float *out, lensnet_cutout_report *report, int *note_shown);
+/* The same checks and messages, but only lensnet_cutout_place: the caller scales the cutout
+ * (lensnet_cutout_scale) later, e.g. in the task that runs its forward pass. */
+int lens_cutout_place(const char *label, const lensnet_model *m, const lensnet_cutout_desc *d, const float *image, size_t bands,
+                      size_t h, size_t w, float *out, lensnet_cutout_report *report, int *note_shown);
 /* The note on stderr about NaN (blank) and infinite pixels set to 0, if there were any. */
 void lens_cutout_note(size_t nan_pixels, size_t inf_pixels);
 

@@ -113,10 +113,12 @@ static const lens_command_spec predict_spec = {
 #define PREDICT_PER_THREAD 4
 
 /* One object waiting to be scored (its pixels, in the model's input shape, are its slot of the
- * state's input buffer). */
+ * state's input buffer: placed there when it arrives, scaled by the task that runs its forward
+ * pass, while they are in that core's cache). */
 typedef struct {
   char label[512];
   size_t number;            /* the object's number among all inputs' objects (seeds its --mc passes) */
+  size_t nan_pixels, inf_pixels; /* its non-finite pixels, counted when it is scaled */
 } predict_object;
 
 typedef struct {
@@ -179,7 +181,17 @@ static void view_image(const predict_state *s, size_t k, const float *in, float 
 static int forward_images(predict_state *s, size_t first, size_t count, float *workspace, lensnet_error *err) {
   const lensnet_model *m = s->model;
   size_t per = m->in_c * m->in_h * m->in_w, i, k;
+  lensnet_cutout_desc desc = lens_cutout_desc(&s->opt->cutout, s->opt->minmax);
   for (i = first; i < first + count; i++) {
+    lensnet_cutout_report report;
+    lensnet_cutout_scale(m, &desc, s->input + i * per, &report); /* the placed cutout, scaled as the model wants */
+    s->pending[i].nan_pixels = report.nan_pixels;
+    s->pending[i].inf_pixels = report.inf_pixels;
+    if (s->locator && s->locator_input != s->input) { /* the locator's copy, scaled as it wants */
+      desc.minmax = s->locator_minmax;
+      lensnet_cutout_scale(s->locator, &desc, s->locator_input + i * per, NULL);
+      desc.minmax = s->opt->minmax;
+    }
     if (s->passes > 1) {
       /* --mc or --symmetries: the object repeated once per pass after the model's workspace (pass
        * k turned to view k mod views); with --mc pass k draws its masks from (the object's seed, k) */
@@ -260,6 +272,8 @@ static int run_batch(predict_state *s) {
   for (b = 0; b < s->pending_count; b++) {
     const float *z = s->output + b * (s->passes + s->plain) * m->out_features; /* several passes: averaged into the first */
     double p;
+    s->nan_pixels += s->pending[b].nan_pixels;
+    s->inf_pixels += s->pending[b].inf_pixels;
     if (s->regress) {
       int rc = write_regression(s, b);
       if (rc) return rc;
@@ -304,13 +318,10 @@ static int add_object(predict_state *s, const char *label, const float *image, s
   int rc;
   desc = lens_cutout_desc(&o->cutout, o->minmax);
   pix = s->input + s->pending_count * m->in_c * m->in_h * m->in_w; /* prepared in place, in its slot */
-  if ((rc = lens_cutout(label, m, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) return rc;
-  s->nan_pixels += report.nan_pixels;
-  s->inf_pixels += report.inf_pixels;
-  if (s->locator && s->locator_input != s->input) { /* the same cutout, scaled as the locator wants (already checked: no note) */
-    desc.minmax = s->locator_minmax;
+  if ((rc = lens_cutout_place(label, m, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) return rc;
+  if (s->locator && s->locator_input != s->input) { /* the same cutout for the locator (already checked: no note) */
     pix = s->locator_input + s->pending_count * m->in_c * m->in_h * m->in_w;
-    if ((rc = lens_cutout(label, s->locator, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) return rc;
+    if ((rc = lens_cutout_place(label, s->locator, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) return rc;
   }
   obj = &s->pending[s->pending_count++];
   snprintf(obj->label, sizeof obj->label, "%s", label);
