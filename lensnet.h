@@ -965,6 +965,8 @@ typedef struct {
   float lr, momentum, weight_decay, beta1, beta2, eps;
   int nesterov;
   float clip_norm;               /* > 0: clip the global gradient norm to this first */
+  const lensnet_parallel *parallel; /* how the step's pieces run (NULL: on the calling thread;
+                                  * copied at create); the same bits either way */
 } lensnet_optimizer_desc;
 
 typedef struct {
@@ -972,6 +974,10 @@ typedef struct {
   size_t count;                  /* values updated (the model's trainable values) */
   uint64_t step;
   float *m, *v;                  /* momentum / first moment, second moment (per model value) */
+  size_t *pieces;                /* the step's pieces: [offset, count] pairs of at most 8192 values */
+  double *piece_sq;              /* each piece's sum of squared gradients */
+  size_t piece_cap;
+  lensnet_parallel par;          /* desc.parallel's copy (zero: none) */
 } lensnet_optimizer;
 
 LENSNET_API lensnet_result lensnet_optimizer_create(const lensnet_optimizer_desc *desc, const lensnet_model *m,
@@ -979,7 +985,8 @@ LENSNET_API lensnet_result lensnet_optimizer_create(const lensnet_optimizer_desc
 LENSNET_API void lensnet_optimizer_free(lensnet_optimizer *o);
 /* One update of the model's trainable parameters from grads (layout of model->values), with
  * learning rate lr (a schedule's value; <= 0 uses desc.lr). Returns the gradient norm before
- * clipping. */
+ * clipping (summed in double, piece by piece: pieces of at most 8192 values of one parameter, in
+ * order). */
 LENSNET_API float lensnet_optimizer_step(lensnet_optimizer *o, lensnet_model *m, float *grads, float lr);
 /* Global L2 norm of the trainable gradients, and in-place clipping to max_norm (PyTorch's
  * clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1). */
@@ -7743,6 +7750,9 @@ finish:
 
 /* ---- training ------------------------------------------------------------------------------ */
 
+/* Values in a piece of an optimiser step (lensnet_optimizer_step). */
+#define LENSNET__OPT_PIECE 8192
+
 static void lensnet__parallel_run(const lensnet_parallel *p, size_t count, lensnet_task_fn task, void *ctx) {
   size_t i;
   if (p && p->run && count > 1) { p->run(p->user, count, task, ctx); return; }
@@ -9718,6 +9728,8 @@ LENSNET_API lensnet_result lensnet_optimizer_create(const lensnet_optimizer_desc
   o = LENSNET__CAST(lensnet_optimizer *, lensnet__alloc_or_flag(1, sizeof *o, &ok));
   if (!o) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   o->desc = *desc;
+  if (desc->parallel) o->par = *desc->parallel;
+  o->desc.parallel = NULL; /* the copy in o->par is what runs */
   if (o->desc.lr <= 0) o->desc.lr = 1e-3f;
   if (o->desc.beta1 <= 0) o->desc.beta1 = 0.9f;
   if (o->desc.beta2 <= 0) o->desc.beta2 = 0.999f;
@@ -9729,6 +9741,12 @@ LENSNET_API lensnet_result lensnet_optimizer_create(const lensnet_optimizer_desc
   o->count = m->value_count;
   o->m = LENSNET__CAST(float *, lensnet__alloc_or_flag(m->value_count, sizeof(float), &ok));
   o->v = LENSNET__CAST(float *, lensnet__alloc_or_flag(m->value_count, sizeof(float), &ok));
+  { /* room for every parameter's pieces, trainable or not (a caller may unfreeze one later) */
+    size_t i;
+    for (i = 0; i < m->param_count; i++) o->piece_cap += (m->params[i].count + LENSNET__OPT_PIECE - 1) / LENSNET__OPT_PIECE;
+    o->pieces = LENSNET__CAST(size_t *, lensnet__alloc_or_flag(2 * o->piece_cap + 2, sizeof(size_t), &ok));
+    o->piece_sq = LENSNET__CAST(double *, lensnet__alloc_or_flag(o->piece_cap + 1, sizeof(double), &ok));
+  }
   if (!ok) { lensnet_optimizer_free(o); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for optimiser state"); }
   *out = o;
   return LENSNET_OK;
@@ -9738,6 +9756,8 @@ LENSNET_API void lensnet_optimizer_free(lensnet_optimizer *o) {
   if (!o) return;
   LENSNET_FREE(o->m);
   LENSNET_FREE(o->v);
+  LENSNET_FREE(o->pieces);
+  LENSNET_FREE(o->piece_sq);
   LENSNET_FREE(o);
 }
 
@@ -9817,34 +9837,68 @@ LENSNET__VECTORIZE static void lensnet__adam_update(float *LENSNET__RESTRICT val
 }
 
 /* PyTorch's update rules (torch.optim.SGD, Adam, AdamW), applied per trainable value. */
+/* The step in pieces (o->pieces), each a task: first every piece's sum of squared gradients, then
+ * (clipped if asked) every piece's update. Each value's update is its own, so the pieces give the
+ * bits of one pass, whoever runs them. */
+typedef struct {
+  lensnet_optimizer *o;
+  lensnet_model *m;
+  float *grads, lr, scale;
+  double bc1, bc2;
+  int update;
+} lensnet__opt_job;
+
+static void lensnet__opt_task(void *ctx, size_t index, size_t worker) {
+  const lensnet__opt_job *j = (const lensnet__opt_job *)ctx;
+  lensnet_optimizer *o = j->o;
+  const lensnet_optimizer_desc *d = &o->desc;
+  size_t at = o->pieces[2 * index], n = o->pieces[2 * index + 1], k;
+  float *g = j->grads + at, *values = j->m->values + at;
+  (void)worker;
+  if (!j->update) {
+    double sq = 0.0;
+    for (k = 0; k < n; k++) sq += (double)g[k] * (double)g[k];
+    o->piece_sq[index] = sq;
+    return;
+  }
+  if (j->scale != 1.0f)
+    for (k = 0; k < n; k++) g[k] *= j->scale;
+  if (d->type != LENSNET_OPT_SGD) { lensnet__adam_update(values, g, o->m + at, o->v + at, n, d, j->lr, j->bc1, j->bc2); return; }
+  for (k = 0; k < n; k++) {
+    float p = values[k], gk = g[k], *mk = o->m + at + k;
+    if (d->weight_decay != 0) gk += d->weight_decay * p;
+    if (d->momentum != 0) {
+      *mk = o->step == 1 ? gk : d->momentum * *mk + gk;
+      gk = d->nesterov ? gk + d->momentum * *mk : *mk;
+    }
+    values[k] = p - j->lr * gk;
+  }
+}
+
 LENSNET_API float lensnet_optimizer_step(lensnet_optimizer *o, lensnet_model *m, float *grads, float lr) {
   const lensnet_optimizer_desc *d = &o->desc;
-  float norm = lensnet_clip_grad_norm(m, grads, d->clip_norm);
-  double bc1, bc2;
-  size_t i, k;
-  if (lr <= 0) lr = d->lr;
-  o->step++;
-  bc1 = 1.0 - pow(d->beta1, (double)o->step);
-  bc2 = 1.0 - pow(d->beta2, (double)o->step);
+  lensnet__opt_job job;
+  double sq = 0.0, norm;
+  size_t i, k, pieces = 0;
   for (i = 0; i < m->param_count; i++) {
     const lensnet_param *P = &m->params[i];
-    if (!P->trainable) continue;
-    for (k = P->offset; k < P->offset + P->count; k++) {
-      float p = m->values[k], g = grads[k];
-      if (d->type == LENSNET_OPT_SGD) {
-        if (d->weight_decay != 0) g += d->weight_decay * p;
-        if (d->momentum != 0) {
-          o->m[k] = o->step == 1 ? g : d->momentum * o->m[k] + g;
-          g = d->nesterov ? g + d->momentum * o->m[k] : o->m[k];
-        }
-        m->values[k] = p - lr * g;
-      } else {
-        lensnet__adam_update(m->values + P->offset, grads + P->offset, o->m + P->offset, o->v + P->offset, P->count, d, lr, bc1, bc2);
-        break;
-      }
+    for (k = 0; P->trainable && k < P->count && pieces < o->piece_cap; k += LENSNET__OPT_PIECE, pieces++) {
+      o->pieces[2 * pieces] = P->offset + k;
+      o->pieces[2 * pieces + 1] = P->count - k < LENSNET__OPT_PIECE ? P->count - k : LENSNET__OPT_PIECE;
     }
   }
-  return norm;
+  if (lr <= 0) lr = d->lr;
+  o->step++;
+  job.o = o; job.m = m; job.grads = grads; job.lr = lr; job.scale = 1.0f; job.update = 0;
+  job.bc1 = 1.0 - pow(d->beta1, (double)o->step);
+  job.bc2 = 1.0 - pow(d->beta2, (double)o->step);
+  lensnet__parallel_run(&o->par, pieces, lensnet__opt_task, &job);
+  for (i = 0; i < pieces; i++) sq += o->piece_sq[i];
+  norm = sqrt(sq);
+  if (d->clip_norm > 0 && d->clip_norm / (norm + 1e-6) < 1.0) job.scale = (float)(d->clip_norm / (norm + 1e-6)); /* clip_grad_norm_'s rule */
+  job.update = 1;
+  lensnet__parallel_run(&o->par, pieces, lensnet__opt_task, &job);
+  return (float)norm;
 }
 
 LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, size_t epoch) {
@@ -10227,6 +10281,7 @@ typedef struct {
   double best_val_loss;
   char *history;                    /* history.csv so far */
   size_t history_len;
+  char fingerprint[17];             /* train.data_fingerprint (lensnet__fit_scan) */
 } lensnet__fit;
 
 static void lensnet__fit_free(lensnet__fit *f) {
@@ -10289,15 +10344,7 @@ static lensnet_result lensnet__fit_check_data(const lensnet_model *m, const lens
                            (unsigned long)(x->ndim == 4 ? x->shape[1] : 0), (unsigned long)(x->ndim == 4 ? x->shape[2] : 0),
                            (unsigned long)(x->ndim == 4 ? x->shape[3] : 0), (unsigned long)m->in_c, (unsigned long)m->in_h, (unsigned long)m->in_w);
     if (d->count != x->shape[0]) return lensnet__fail(err, LENSNET_ERR_ARG, "count %lu differs from the %lu images", (unsigned long)d->count, (unsigned long)x->shape[0]);
-    { /* a NaN or infinite pixel would turn the loss into NaN epochs later; say where it is now */
-      size_t first, per = m->in_c * m->in_h * m->in_w, hw = m->in_h * m->in_w;
-      size_t bad = lensnet_count_nonfinite(x->data, lensnet_tensor_count(x), &first);
-      if (bad)
-        return lensnet__fail(err, LENSNET_ERR_ARG, "%lu non-finite pixels (NaN or infinite) in the images; the first is image %lu, band %lu, "
-                             "row %lu, column %lu (%g); training needs finite pixels", (unsigned long)bad, (unsigned long)(first / per),
-                             (unsigned long)(first % per / hw), (unsigned long)(first % hw / m->in_w), (unsigned long)(first % m->in_w),
-                             (double)x->data[first]);
-    }
+    /* their pixels: lensnet__fit_scan, once the rest is known to be sound */
   } else if (!d->fill) return lensnet__fail(err, LENSNET_ERR_ARG, "no data: give images or a fill callback");
   if (d->count < 2) return lensnet__fail(err, LENSNET_ERR_ARG, "training needs at least 2 images, got %lu", (unsigned long)d->count);
   if (!d->labels) return lensnet__fail(err, LENSNET_ERR_ARG, "no labels");
@@ -10339,6 +10386,69 @@ static void lensnet__fit_target_stats(lensnet__fit *f) {
   }
 }
 
+/* A fingerprint of training data: FNV-1a over 32-bit words (the values' bits, so the same on any
+ * byte order), four interleaved lanes for speed, each array's length mixed in. Not
+ * cryptographic: it tells a resumed run that its files changed, not that someone forged them. */
+typedef struct { uint64_t lane[4]; } lensnet__fingerprint;
+static void lensnet__fingerprint_start(lensnet__fingerprint *h) {
+  int k;
+  for (k = 0; k < 4; k++) h->lane[k] = 0xcbf29ce484222325ULL + (uint64_t)k;
+}
+static void lensnet__fingerprint_add(lensnet__fingerprint *h, const float *x, size_t n) {
+  const uint64_t prime = 0x100000001b3ULL;
+  uint64_t a = (h->lane[0] ^ (uint64_t)n) * prime, b = h->lane[1], c = h->lane[2], d = h->lane[3]; /* lanes in registers */
+  size_t i;
+  uint32_t w[4];
+  for (i = 0; i + 4 <= n; i += 4) {
+    memcpy(w, x + i, sizeof w);
+    a = (a ^ w[0]) * prime; b = (b ^ w[1]) * prime; c = (c ^ w[2]) * prime; d = (d ^ w[3]) * prime;
+  }
+  for (; i < n; i++) {
+    memcpy(w, x + i, 4);
+    a = (a ^ w[0]) * prime;
+  }
+  h->lane[0] = a; h->lane[1] = b; h->lane[2] = c; h->lane[3] = d;
+}
+static void lensnet__fingerprint_text(const lensnet__fingerprint *h, char out[17]) {
+  uint64_t v = h->lane[0];
+  int k;
+  for (k = 1; k < 4; k++) v = (v ^ (h->lane[k] >> 29) ^ h->lane[k]) * 0x9e3779b97f4a7c15ULL;
+  snprintf(out, 17, "%016llx", (unsigned long long)v);
+}
+/* The data's two passes, one task each (side by side on two workers): the images' non-finite
+ * pixels, and the fingerprint of images and labels (train.data_fingerprint). */
+typedef struct {
+  lensnet__fit *f;
+  size_t bad, first;
+} lensnet__fit_scan_job;
+static void lensnet__fit_scan_task(void *ctx, size_t index, size_t worker) {
+  lensnet__fit_scan_job *j = (lensnet__fit_scan_job *)ctx;
+  const lensnet__fit *f = j->f;
+  (void)worker;
+  if (index == 0) {
+    if (f->d.images) j->bad = lensnet_count_nonfinite(f->d.images->data, f->n * f->per, &j->first);
+  } else {
+    lensnet__fingerprint h;
+    lensnet__fingerprint_start(&h);
+    if (f->d.images) lensnet__fingerprint_add(&h, f->d.images->data, f->n * f->per);
+    lensnet__fingerprint_add(&h, f->d.labels, f->n * (f->targets ? f->targets : 1));
+    lensnet__fingerprint_text(&h, j->f->fingerprint);
+  }
+}
+static lensnet_result lensnet__fit_scan(lensnet__fit *f, lensnet_error *err) {
+  const lensnet_model *m = f->m;
+  lensnet__fit_scan_job job;
+  size_t hw = m->in_h * m->in_w;
+  job.f = f; job.bad = 0; job.first = 0;
+  lensnet__parallel_run(f->d.parallel, 2, lensnet__fit_scan_task, &job);
+  if (job.bad) /* a NaN or infinite pixel would turn the loss into NaN epochs later; say where it is now */
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%lu non-finite pixels (NaN or infinite) in the images; the first is image %lu, band %lu, "
+                         "row %lu, column %lu (%g); training needs finite pixels", (unsigned long)job.bad, (unsigned long)(job.first / f->per),
+                         (unsigned long)(job.first % f->per / hw), (unsigned long)(job.first % hw / m->in_w), (unsigned long)(job.first % m->in_w),
+                         (double)f->d.images->data[job.first]);
+  return LENSNET_OK;
+}
+
 static lensnet_result lensnet__fit_setup(lensnet__fit *f, lensnet_model *m, const lensnet_fit_desc *desc, lensnet_error *err) {
   lensnet_trainer_desc td;
   lensnet_optimizer_desc od;
@@ -10356,6 +10466,7 @@ static lensnet_result lensnet__fit_setup(lensnet__fit *f, lensnet_model *m, cons
   f->classes = m->out_features;
   f->targets = f->d.targets;
   f->nll = f->targets && !strcmp(f->d.loss, "nll");
+  if ((r = lensnet__fit_scan(f, err)) != LENSNET_OK) return r;
   f->n_val = (size_t)floor(f->d.val_fraction * (double)f->n);
   f->n_train = f->n - f->n_val;
   if (!lensnet__mul_ok(f->d.batch, f->per, &bytes)) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "batch too large");
@@ -10388,6 +10499,7 @@ static lensnet_result lensnet__fit_setup(lensnet__fit *f, lensnet_model *m, cons
   od.type = !strcmp(f->d.optimizer, "sgd") ? LENSNET_OPT_SGD : !strcmp(f->d.optimizer, "adamw") ? LENSNET_OPT_ADAMW : LENSNET_OPT_ADAM;
   od.lr = (float)f->d.lr; od.momentum = (float)f->d.momentum; od.nesterov = f->d.nesterov;
   od.weight_decay = (float)f->d.weight_decay; od.clip_norm = (float)f->d.clip_norm;
+  od.parallel = f->d.parallel;
   if ((r = lensnet_optimizer_create(&od, m, &f->opt, err)) != LENSNET_OK) return r;
   f->sched.type = !strcmp(f->d.schedule, "step") ? LENSNET_SCHEDULE_STEP : !strcmp(f->d.schedule, "cosine") ? LENSNET_SCHEDULE_COSINE
                                                                                                             : LENSNET_SCHEDULE_CONSTANT;
@@ -10398,35 +10510,6 @@ static lensnet_result lensnet__fit_setup(lensnet__fit *f, lensnet_model *m, cons
   return LENSNET_OK;
 }
 
-/* A fingerprint of training data: FNV-1a over 32-bit words (the values' bits, so the same on any
- * byte order), four interleaved lanes for speed, each array's length mixed in. Not
- * cryptographic: it tells a resumed run that its files changed, not that someone forged them. */
-typedef struct { uint64_t lane[4]; } lensnet__fingerprint;
-static void lensnet__fingerprint_start(lensnet__fingerprint *h) {
-  int k;
-  for (k = 0; k < 4; k++) h->lane[k] = 0xcbf29ce484222325ULL + (uint64_t)k;
-}
-static void lensnet__fingerprint_add(lensnet__fingerprint *h, const float *x, size_t n) {
-  const uint64_t prime = 0x100000001b3ULL;
-  uint64_t a = (h->lane[0] ^ (uint64_t)n) * prime, b = h->lane[1], c = h->lane[2], d = h->lane[3]; /* lanes in registers */
-  size_t i;
-  uint32_t w[4];
-  for (i = 0; i + 4 <= n; i += 4) {
-    memcpy(w, x + i, sizeof w);
-    a = (a ^ w[0]) * prime; b = (b ^ w[1]) * prime; c = (c ^ w[2]) * prime; d = (d ^ w[3]) * prime;
-  }
-  for (; i < n; i++) {
-    memcpy(w, x + i, 4);
-    a = (a ^ w[0]) * prime;
-  }
-  h->lane[0] = a; h->lane[1] = b; h->lane[2] = c; h->lane[3] = d;
-}
-static void lensnet__fingerprint_text(const lensnet__fingerprint *h, char out[17]) {
-  uint64_t v = h->lane[0];
-  int k;
-  for (k = 1; k < 4; k++) v = (v ^ (h->lane[k] >> 29) ^ h->lane[k]) * 0x9e3779b97f4a7c15ULL;
-  snprintf(out, 17, "%016llx", (unsigned long long)v);
-}
 /* The stored fingerprint of a checkpoint against the data a resumed run was given. */
 static lensnet_result lensnet__fingerprint_check(const lensnet_safetensors *st, const char *key, const lensnet_model *m, lensnet_error *err) {
   const char *was = lensnet_safetensors_meta(st, key), *now = lensnet_model_meta(m, key);
@@ -10446,15 +10529,7 @@ static lensnet_result lensnet__fit_settings_meta(lensnet__fit *f) {
     r = lensnet_model_set_meta(f->m, key, value);
   }
   if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "preprocess", f->d.minmax ? "minmax" : "none");
-  if (r == LENSNET_OK) {
-    lensnet__fingerprint h;
-    char text[17];
-    lensnet__fingerprint_start(&h);
-    if (f->d.images) lensnet__fingerprint_add(&h, f->d.images->data, f->n * f->per);
-    lensnet__fingerprint_add(&h, f->d.labels, f->n * (f->targets ? f->targets : 1));
-    lensnet__fingerprint_text(&h, text);
-    r = lensnet_model_set_meta(f->m, "train.data_fingerprint", text);
-  }
+  if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "train.data_fingerprint", f->fingerprint);
   if (r == LENSNET_OK && f->targets) { /* what lensnet_model_regression reads back */
     char names[LENSNET_REGRESSION_MAX * 40], means[LENSNET_REGRESSION_MAX * 28], stds[LENSNET_REGRESSION_MAX * 28];
     size_t j, nl = 0, ml = 0, sl = 0;
@@ -11047,6 +11122,7 @@ static lensnet_result lensnet__adapt_setup(lensnet__adapt *a, lensnet_model *m, 
   }
   memset(&od, 0, sizeof od);
   od.type = LENSNET_OPT_ADAM; od.lr = (float)a->d.lr;
+  od.parallel = td.parallel;
   if (a->method == LENSNET__ADAPT_ADDA) od.beta1 = 0.5f;
   if ((r = lensnet_optimizer_create(&od, m, &a->opt, err)) != LENSNET_OK) return r;
   if (a->method != LENSNET__ADAPT_ADAMATCH && (r = lensnet__adapt_clone(m, &a->aux, err)) != LENSNET_OK) return r;
@@ -11858,8 +11934,13 @@ LENSNET_API lensnet_result lensnet_regression_fit_means(const lensnet_regression
 /* How many of x[0:n] are NaN or infinite: x - x is 0 for finite x, NaN for NaN and infinities.
  * Counted branch-free so that compilers vectorise it (training checks every pixel it is given). */
 LENSNET__VECTORIZE static size_t lensnet__count_nonfinite_run(const float *x, size_t n) {
-  size_t k, count = 0;
-  for (k = 0; k < n; k++) count += x[k] - x[k] != 0.0f;
+  size_t k, i, count = 0;
+  for (k = 0; k < n; k += (size_t)1 << 20) { /* 32-bit counts in the lanes, a block at a time */
+    size_t end = n - k < ((size_t)1 << 20) ? n : k + ((size_t)1 << 20);
+    uint32_t c = 0;
+    for (i = k; i < end; i++) c += x[i] - x[i] != 0.0f;
+    count += c;
+  }
   return count;
 }
 LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *first) {

@@ -268,6 +268,7 @@ static void few_steps(lensnet_parallel *par, float *weights_out, size_t *count) 
   memset(&desc, 0, sizeof desc);
   desc.type = LENSNET_OPT_ADAMW;
   desc.weight_decay = 0.01f;
+  desc.parallel = par;
   lensnet_optimizer_create(&desc, m, &o, &err);
   for (step = 0; step < 3; step++) {
     lensnet_trainer_forward(t, 8, x, 1, logits, &err);
@@ -565,6 +566,7 @@ static void test_schedules(void) {
 }
 
 static void test_thread_independence(void) {
+  /* few_steps runs its optimiser over the same workers as its trainer */
   static float serial[4096], reversed[4096], two[4096], three[4096];
   size_t n1, n2, n3, n4;
   lensnet_parallel rev;
@@ -580,6 +582,81 @@ static void test_thread_independence(void) {
   CHECK(!memcmp(serial, two, n1 * sizeof(float)), "2 threads give the same weights bit for bit");
   CHECK(!memcmp(serial, three, n1 * sizeof(float)), "3 threads give the same weights bit for bit");
   lens_pool_free(p2); lens_pool_free(p3);
+}
+
+/* An optimiser step in pieces over workers: the bits of the serial step for every rule, with and
+ * without clipping, on a parameter of several pieces (10100 values); the norm it returns against
+ * the norm summed here in long double. */
+static void optimizer_pieces(lensnet_optimizer_type type, float clip, float momentum, float wd, const lensnet_parallel *par, float *out,
+                             double *norm_err) {
+  lensnet_model *m = NULL;
+  lensnet_optimizer *o = NULL;
+  lensnet_optimizer_desc desc;
+  lensnet_error err;
+  lensnet_rng rng;
+  float *g;
+  size_t i;
+  int step;
+  lensnet_model_create("input 100 1 1\nflatten\ndense name=d out=101", &m, &err);
+  lensnet_model_init(m, 5);
+  memset(&desc, 0, sizeof desc);
+  desc.type = type; desc.lr = 0.01f; desc.clip_norm = clip; desc.momentum = momentum; desc.weight_decay = wd; desc.parallel = par;
+  lensnet_optimizer_create(&desc, m, &o, &err);
+  g = (float *)malloc(m->value_count * sizeof(float));
+  lensnet_rng_seed(&rng, 12);
+  *norm_err = 0;
+  for (step = 0; step < 4; step++) {
+    long double sq = 0;
+    float norm;
+    for (i = 0; i < m->value_count; i++) { g[i] = 0.1f * lensnet_rng_normal(&rng); sq += (long double)g[i] * g[i]; }
+    norm = lensnet_optimizer_step(o, m, g, 0);
+    if (fabs(norm - (double)sqrtl(sq)) / (double)sqrtl(sq) > *norm_err) *norm_err = fabs(norm - (double)sqrtl(sq)) / (double)sqrtl(sq);
+  }
+  memcpy(out, m->values, m->value_count * sizeof(float));
+  free(g);
+  lensnet_optimizer_free(o);
+  lensnet_model_free(m);
+}
+
+static void test_optimizer_pieces(void) {
+  static float serial[10201], reversed[10201], two[10201];
+  lens_pool *p2 = lens_pool_create(2);
+  lensnet_parallel rev, par2 = lens_pool_parallel(p2);
+  const lensnet_optimizer_type types[3] = {LENSNET_OPT_SGD, LENSNET_OPT_ADAM, LENSNET_OPT_ADAMW};
+  size_t n = 100 * 101 + 101, bad = 0;
+  double worst = 0, e;
+  int t, c;
+  rev.run = reverse_run; rev.user = NULL; rev.workers = 3;
+  for (t = 0; t < 3; t++)
+    for (c = 0; c < 2; c++) {
+      float clip = c ? 1.0f : 0.0f; /* the gradients' norm is about 10: clipped to 1 */
+      optimizer_pieces(types[t], clip, 0.9f, 0.01f, NULL, serial, &e);
+      worst = e > worst ? e : worst;
+      optimizer_pieces(types[t], clip, 0.9f, 0.01f, &rev, reversed, &e);
+      optimizer_pieces(types[t], clip, 0.9f, 0.01f, &par2, two, &e);
+      bad += memcmp(serial, reversed, n * sizeof(float)) != 0;
+      bad += memcmp(serial, two, n * sizeof(float)) != 0;
+    }
+  CHECK(bad == 0, "%lu of 12 runs in pieces over workers differ from the serial step", (unsigned long)bad);
+  { /* plain SGD, replayed here value by value: every piece updated once a step, none twice */
+    lensnet_model *m = NULL;
+    lensnet_error err;
+    lensnet_rng rng;
+    size_t i, wrong = 0;
+    int step;
+    optimizer_pieces(LENSNET_OPT_SGD, 0.0f, 0.0f, 0.0f, &par2, two, &e);
+    lensnet_model_create("input 100 1 1\nflatten\ndense name=d out=101", &m, &err);
+    lensnet_model_init(m, 5);
+    memcpy(serial, m->values, n * sizeof(float));
+    lensnet_rng_seed(&rng, 12);
+    for (step = 0; step < 4; step++)
+      for (i = 0; i < n; i++) serial[i] = serial[i] - 0.01f * (0.1f * lensnet_rng_normal(&rng));
+    for (i = 0; i < n; i++) wrong += serial[i] != two[i];
+    CHECK(m->value_count == n && wrong == 0, "plain SGD: %lu of %lu values differ from p - lr g, step by step", (unsigned long)wrong, (unsigned long)n);
+    lensnet_model_free(m);
+  }
+  CHECK(worst < 1e-6, "the returned norm is the gradients' norm (relative error %.2e)", worst);
+  lens_pool_free(p2);
 }
 
 static void test_learns_rings(void) {
@@ -799,6 +876,7 @@ int main(void) {
   TEST("optimisers against PyTorch") test_optimisers();
   TEST("learning-rate schedules against PyTorch") test_schedules();
   TEST("results do not depend on the number of threads") test_thread_independence();
+  TEST("an optimiser step in pieces over workers: the serial bits") test_optimizer_pieces();
   TEST("a lean trainer (ReLU and dropout over their inputs) computes what a plain one does") test_lean_activations();
   TEST("desc.winograd: one step's outputs and gradients equal the exact trainer's to rounding") test_winograd_trainer();
   TEST("a small CNN learns rings from discs (>= 95% validation accuracy)") test_learns_rings();
