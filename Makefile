@@ -63,7 +63,7 @@ BENCHES   = $(BENCH_SRC:tests/%.c=build/%)
 
 ORT_DIR  ?= /tmp/ort
 .PHONY: all tools shared examples test test-slurm test-cross test-fast mcu mcu-toolchain fuzz warnings bench bench-setup weights paper demo samples clean check-stb deps install uninstall FORCE
-.PHONY: challenge challenge-weights challenge-score ensai-weights scan-weights shift-bench bench-process web deeplense-weights deeplense-lensfinding
+.PHONY: challenge challenge-weights challenge-score ensai-weights scan-weights shift-bench bench-process bench-threads web deeplense-weights deeplense-lensfinding
 all: tools
 tools: $(BUILD)/lens
 
@@ -298,10 +298,15 @@ test-fast: $(BUILD)/lens $(TESTS)
 bench: $(BUILD)/lens $(BENCHES)
 	@LENS=$(BUILD)/lens SHARED=$(SHARED) ORT_DIR=$(ORT_DIR) sh tests/bench.sh $(BENCHES)
 	@LENS=$(BUILD)/lens SHARED=$(SHARED) ORT_DIR=$(ORT_DIR) sh tests/bench_process.sh
+	@LENS=$(BUILD)/lens sh tests/bench_threads.sh
 
 # Only the whole-process figures (lens predict, lens train beside onnxruntime and PyTorch).
 bench-process: $(BUILD)/lens
 	@LENS=$(BUILD)/lens SHARED=$(SHARED) ORT_DIR=$(ORT_DIR) sh tests/bench_process.sh
+
+# Two threads against one, wall time of lens predict and lens train (an idle machine: see the script).
+bench-threads: $(BUILD)/lens
+	@LENS=$(BUILD)/lens sh tests/bench_threads.sh
 
 # The peers `make bench` measures beside the toolkit (Debian; as root or with sudo).
 bench-setup:
