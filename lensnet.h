@@ -5456,26 +5456,15 @@ LENSNET__TARGET_AVX512 static void lensnet__wino_product(const float *U, const f
     }
 }
 
-/* One image: out [cout, oh, ow] = conv(in [cin, h, w]) + bias, ReLU when fuse_relu, by F(2x2, 3x3)
- * with U from lensnet__wino_weights; scratch holds lensnet__wino_scratch_floats(g) floats. */
-LENSNET__TARGET_AVX512 static void lensnet__wino3_conv_avx512(const lensnet__conv_geom *g, const float *in, const float *U,
-                                                              const float *bias, int fuse_relu, int pool, float *out, float *scratch) {
-  size_t cin = g->cin, cout = g->cout, co_pad = lensnet__round_up(cout, LENSNET__AVX512_MR);
-  size_t tx = (g->ow + 1) / 2, ty = (g->oh + 1) / 2, rows = lensnet__wino_rows_of(g);
-  size_t vstride = lensnet__round_up(rows * tx, 16) + 16, mstride = lensnet__round_up(rows * tx, 16) + 16;
-  size_t h = g->h + 2 * g->pad, w = g->w + 2 * g->pad, ty0, c, xi, t, co;
-  float *V = lensnet__align64(scratch), *M = lensnet__align64(V + 16 * cin * vstride), *padded = lensnet__align64(M + 16 * co_pad * mstride);
-  if (g->pad) {
-    lensnet__pad_image(g, in, cin, padded);
-    in = padded;
-  }
-  for (ty0 = 0; ty0 < ty; ty0 += rows) {
-    size_t nrows = ty - ty0 < rows ? ty - ty0 : rows, tiles = nrows * tx, cover = tx <= 16 ? tiles - tx + 16 : tiles;
-    /* the input transform, a block of 16 tiles down the band's tile rows at a time. With one block
-     * per row (tx <= 16) all 16 lanes are stored, rows in order: those past a row's end are
-     * overwritten by the next row's tiles; else a row's last block keeps its own lanes only.
-     * Past the band's last tile, lanes up to the next multiple of 16 (which the products read)
-     * are set to zero. */
+/* The input transform of tile rows ty0 .. ty0 + nrows - 1 (tx tiles a row) of the padded input
+ * in [cin, h, w] into V[xi][c][tile] (row stride vstride), a block of 16 tiles down the band's
+ * tile rows at a time. With one block per row (tx <= 16) all 16 lanes are stored, rows in order:
+ * those past a row's end are overwritten by the next row's tiles; else a row's last block keeps
+ * its own lanes only. Past the band's last tile, lanes up to the next multiple of 16 (which the
+ * products read) are set to zero. */
+LENSNET__TARGET_AVX512 static void lensnet__wino3_in_band(const float *in, size_t cin, size_t h, size_t w, size_t tx, size_t ty0,
+                                                          size_t nrows, float *V, size_t vstride) {
+  size_t tiles = nrows * tx, cover = tx <= 16 ? tiles - tx + 16 : tiles, c, t, xi;
     for (c = 0; c < cin; c++) {
       const float *plane = in + c * h * w;
       size_t tx0;
@@ -5499,6 +5488,24 @@ LENSNET__TARGET_AVX512 static void lensnet__wino3_conv_avx512(const lensnet__con
       if (cover < lensnet__round_up(tiles, 16))
         for (xi = 0; xi < 16; xi++) _mm512_storeu_ps(V + (xi * cin + c) * vstride + cover, _mm512_setzero_ps());
     }
+}
+
+/* One image: out [cout, oh, ow] = conv(in [cin, h, w]) + bias, ReLU when fuse_relu, by F(2x2, 3x3)
+ * with U from lensnet__wino_weights; scratch holds lensnet__wino_scratch_floats(g) floats. */
+LENSNET__TARGET_AVX512 static void lensnet__wino3_conv_avx512(const lensnet__conv_geom *g, const float *in, const float *U,
+                                                              const float *bias, int fuse_relu, int pool, float *out, float *scratch) {
+  size_t cin = g->cin, cout = g->cout, co_pad = lensnet__round_up(cout, LENSNET__AVX512_MR);
+  size_t tx = (g->ow + 1) / 2, ty = (g->oh + 1) / 2, rows = lensnet__wino_rows_of(g);
+  size_t vstride = lensnet__round_up(rows * tx, 16) + 16, mstride = lensnet__round_up(rows * tx, 16) + 16;
+  size_t h = g->h + 2 * g->pad, w = g->w + 2 * g->pad, ty0, t, co;
+  float *V = lensnet__align64(scratch), *M = lensnet__align64(V + 16 * cin * vstride), *padded = lensnet__align64(M + 16 * co_pad * mstride);
+  if (g->pad) {
+    lensnet__pad_image(g, in, cin, padded);
+    in = padded;
+  }
+  for (ty0 = 0; ty0 < ty; ty0 += rows) {
+    size_t nrows = ty - ty0 < rows ? ty - ty0 : rows, tiles = nrows * tx;
+    lensnet__wino3_in_band(in, cin, h, w, tx, ty0, nrows, V, vstride);
     /* the products */
     lensnet__wino_product(U, V, M, cin, co_pad, vstride, mstride, tiles, 16);
     /* the output transform, bias, ReLU, into the output rows */
