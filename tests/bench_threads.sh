@@ -5,7 +5,7 @@
 # alternating so both meet the same spells of a shared machine; the table takes each side's
 # fastest run (other tenants only ever add time) and shows every round's ratio too. Meaningful
 # only on an otherwise idle machine with two free cores: the load average at the start is
-# printed; nothing here checks a time.
+# printed; nothing here checks a time. Needs GNU date (+%s.%N) for sub-second times.
 #
 #   make bench-threads
 #   LENS=build/lens sh tests/bench_threads.sh
@@ -32,7 +32,6 @@ echo "== two threads against one, wall time of the whole process${EXACT:+ ($EXAC
 
 # run WORKLOAD THREADS: the command's wall seconds into T (empty when it failed)
 run() {
-  s=$(now)
   case $1 in
     predict66) set -- predict --threads "$2" --model weights/OU_66.safetensors --out "$work/p.csv" \
                  "$work/s66/images.npy" "$work/s66/images.npy" "$work/s66/images.npy" "$work/s66/images.npy" \
@@ -44,8 +43,9 @@ run() {
              set -- train --threads "$2" --arch ou66 --epochs 1 --val-fraction 0 --seed 1 --data "$work/t66/images.npy" \
                  --labels "$work/t66/labels.csv" --out "$work/run" ;;
   esac
-  # shellcheck disable=SC2086 # EXACT: empty or one word
   cmd=$1; shift
+  s=$(now)
+  # shellcheck disable=SC2086 # EXACT: empty or one word
   if "$LENS" "$cmd" $EXACT "$@" >/dev/null 2>"$work/err.txt"; then T=$(awk -v a="$s" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }')
   else T=""; echo "!! failed: lens $cmd $*"; tail -n 3 "$work/err.txt"; fi
 }

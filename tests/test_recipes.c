@@ -8,6 +8,7 @@
 #include "check.h"
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 static lensnet_model *tiny_model(size_t bands, size_t side, size_t outputs, const char *classes) {
@@ -118,6 +119,19 @@ static void test_count_nonfinite(void) {
       bad += lensnet_count_nonfinite(x, n, &first) != (p == q ? 1u : 2u) || first != (p < q ? p : q);
     }
   CHECK(bad == 0, "%lu wrong counts or first positions", (unsigned long)bad);
+  { /* across the 2^20-value blocks the count is taken in */
+    size_t big = ((size_t)1 << 20) + 37, i;
+    float *y = (float *)malloc(big * sizeof(float));
+    if (y) {
+      for (i = 0; i < big; i++) y[i] = 1.0f;
+      y[((size_t)1 << 20) + 5] = NAN;
+      first = 0;
+      CHECK(lensnet_count_nonfinite(y, big, &first) == 1 && first == ((size_t)1 << 20) + 5, "one NaN past the first block");
+      y[3] = INFINITY; y[((size_t)1 << 20) - 1] = -INFINITY;
+      CHECK(lensnet_count_nonfinite(y, big, &first) == 3 && first == 3, "three in two blocks");
+      free(y);
+    }
+  }
   x[0] = FLT_MAX; x[1] = -FLT_MAX; x[2] = FLT_MIN;
   CHECK(lensnet_count_nonfinite(x, 3, NULL) == 0, "the largest and smallest floats are finite");
 }

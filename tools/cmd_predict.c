@@ -306,8 +306,8 @@ static int run_batch(predict_state *s) {
 /* Whether object `number` is this run's to score. */
 static int in_range(const predict_state *s, size_t number) { return number >= s->first && number < s->end; }
 
-/* Takes one object's image [bands, h, w], prepares it for the model (lensnet_cutout_prepare) and
- * queues it. `image` stays the caller's. */
+/* Takes one object's image [bands, h, w], places it in its slot (lensnet_cutout_place: bands and
+ * size; forward_images scales it) and queues it. `image` stays the caller's. */
 static int add_object(predict_state *s, const char *label, const float *image, size_t bands, size_t h, size_t w) {
   const predict_options *o = s->opt;
   const lensnet_model *m = s->model;
