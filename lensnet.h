@@ -350,6 +350,8 @@ typedef struct {
   lensnet_tensor tensor;
   char dtype[8];                 /* the file's dtype when read ("F32", "I8", ...); written as I8 when
                                   * "I8" (the values must then be integers in -128..127), else F32 */
+  int borrowed;                  /* the data is another's (the library's own writers point at a
+                                  * model's values instead of copying them): not freed */
 } lensnet_named_tensor;
 
 typedef struct {
@@ -2472,7 +2474,10 @@ static char *lensnet__strdup(const char *s) {
 LENSNET_API void lensnet_safetensors_free(lensnet_safetensors *st) {
   size_t i;
   if (!st) return;
-  for (i = 0; i < st->count; i++) { LENSNET_FREE(st->tensors[i].name); lensnet_tensor_free(&st->tensors[i].tensor); }
+  for (i = 0; i < st->count; i++) {
+    LENSNET_FREE(st->tensors[i].name);
+    if (!st->tensors[i].borrowed) lensnet_tensor_free(&st->tensors[i].tensor);
+  }
   for (i = 0; i < st->meta_count; i++) { LENSNET_FREE(st->meta_keys[i]); LENSNET_FREE(st->meta_values[i]); }
   if (st->tensors) LENSNET_FREE(st->tensors);
   if (st->meta_keys) LENSNET_FREE(st->meta_keys);
@@ -2536,6 +2541,23 @@ LENSNET_API lensnet_result lensnet_safetensors_add(lensnet_safetensors *st, cons
   memcpy(slot->tensor.data, t->data, lensnet_tensor_count(t) * sizeof(float));
   slot->name = lensnet__strdup(name);
   if (!slot->name) { lensnet_tensor_free(&slot->tensor); return LENSNET_ERR_NOMEM; }
+  st->count++;
+  return LENSNET_OK;
+}
+
+/* Adds tensor t under name without copying it: t's data must outlive st (lensnet_safetensors_free
+ * leaves it). For writers that save a model as it is. */
+static lensnet_result lensnet__safetensors_add_view(lensnet_safetensors *st, const char *name, const lensnet_tensor *t) {
+  lensnet_named_tensor *nt = LENSNET__CAST(lensnet_named_tensor *, LENSNET_REALLOC(st->tensors, (st->count + 1) * sizeof *nt));
+  lensnet_named_tensor *slot;
+  if (!nt) return LENSNET_ERR_NOMEM;
+  st->tensors = nt;
+  slot = &st->tensors[st->count];
+  memset(slot, 0, sizeof *slot);
+  slot->tensor = *t;
+  slot->borrowed = 1;
+  slot->name = lensnet__strdup(name);
+  if (!slot->name) return LENSNET_ERR_NOMEM;
   st->count++;
   return LENSNET_OK;
 }
@@ -2694,13 +2716,17 @@ static void lensnet__text_json_string(lensnet__text *t, const char *s) {
   lensnet__text_put(t, "\"", 1);
 }
 
+/* Bytes of the buffer lensnet_safetensors_write streams the data through. */
+#define LENSNET__ST_STAGE ((size_t)1 << 18)
+
 LENSNET_API lensnet_result lensnet_safetensors_write(const char *path, const lensnet_safetensors *st, lensnet_error *err) {
   lensnet__text h;
-  size_t i, k, offset = 0, total;
+  size_t i, k, offset = 0;
   unsigned char lenbytes[8], *payload;
-  lensnet__chunk chunks[3];
   lensnet_result r;
-  char num[64];
+  char num[64], *paths = NULL;
+  FILE *f = NULL;
+  int ok;
   memset(&h, 0, sizeof h);
   lensnet__text_str(&h, "{");
   if (st->meta_count) {
@@ -2737,29 +2763,33 @@ LENSNET_API lensnet_result lensnet_safetensors_write(const char *path, const len
   /* the data stays 8-byte aligned (out of memory, the text stops growing: no padding loop) */
   while (h.len % 8 && !h.oom) lensnet__text_str(&h, " ");
   if (h.oom) { LENSNET_FREE(h.s); return lensnet__fail(err, LENSNET_ERR_NOMEM, "safetensors: out of memory writing %s", path); }
-  total = offset;
-  payload = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(total ? total : 1));
+  /* the data, a tensor at a time through a small buffer of little-endian bytes (a checkpoint is
+   * never built whole in memory) */
+  payload = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(LENSNET__ST_STAGE));
   if (!payload) { LENSNET_FREE(h.s); return lensnet__fail(err, LENSNET_ERR_NOMEM, "safetensors: out of memory writing %s", path); }
-  offset = 0;
-  for (i = 0; i < st->count; i++) {
-    const lensnet_tensor *t = &st->tensors[i].tensor;
-    size_t n = lensnet_tensor_count(t);
-    if (strcmp(st->tensors[i].dtype, "I8") == 0) {
-      for (k = 0; k < n; k++) payload[offset + k] = (unsigned char)(int8_t)t->data[k];
-      offset += n;
-      continue;
-    }
-    for (k = 0; k < n; k++) lensnet__put_f32le(payload + offset + 4 * k, t->data[k]);
-    offset += 4 * n;
-  }
   for (k = 0; k < 8; k++) lenbytes[k] = (unsigned char)((uint64_t)h.len >> (8 * k));
-  chunks[0].data = lenbytes; chunks[0].len = 8;
-  chunks[1].data = h.s; chunks[1].len = h.len;
-  chunks[2].data = payload; chunks[2].len = total;
-  r = lensnet__write_atomic(path, chunks, 3, err);
+  if ((r = lensnet__atomic_open(path, &f, &paths, err)) != LENSNET_OK) { LENSNET_FREE(h.s); LENSNET_FREE(payload); return r; }
+  ok = fwrite(lenbytes, 1, 8, f) == 8 && fwrite(h.s, 1, h.len, f) == h.len;
+  for (i = 0; ok && i < st->count; i++) {
+    const lensnet_tensor *t = &st->tensors[i].tensor;
+    size_t n = lensnet_tensor_count(t), at, len, per = strcmp(st->tensors[i].dtype, "I8") == 0 ? 1 : 4;
+    for (at = 0; ok && at < n; at += len) {
+      len = n - at < LENSNET__ST_STAGE / 4 ? n - at : LENSNET__ST_STAGE / 4;
+      if (per == 1)
+        for (k = 0; k < len; k++) payload[k] = (unsigned char)(int8_t)t->data[at + k];
+      else
+        for (k = 0; k < len; k++) lensnet__put_f32le(payload + 4 * k, t->data[at + k]);
+      ok = fwrite(payload, 1, len * per, f) == len * per;
+    }
+  }
   LENSNET_FREE(h.s);
   LENSNET_FREE(payload);
-  return r;
+  if (!ok) {
+    lensnet__fail(err, LENSNET_ERR_IO, "%s: write failed (disk full?)", lensnet__tmp_name(paths));
+    lensnet__atomic_discard(&f, &paths);
+    return LENSNET_ERR_IO;
+  }
+  return lensnet__atomic_commit(&f, &paths, 0, err);
 }
 
 
@@ -6825,7 +6855,7 @@ static lensnet_result lensnet__model_to_safetensors(const lensnet_model *m, lens
     t.ndim = P->ndim;
     memcpy(t.shape, P->shape, sizeof P->shape);
     t.data = m->values + P->offset;
-    r = lensnet_safetensors_add(st, P->name, &t);
+    r = lensnet__safetensors_add_view(st, P->name, &t); /* the model's values, not a copy */
   }
   for (i = 0; m->quant && i < m->layer_count && r == LENSNET_OK; i++)
     if (m->quant[i].weight) r = lensnet__quant_to_safetensors(m, i, st);
@@ -10199,9 +10229,9 @@ LENSNET_API lensnet_result lensnet_checkpoint_save(const char *path, lensnet_mod
     char name[160];
     if (!P->trainable) continue;
     snprintf(name, sizeof name, "optimizer.m.%s", P->name);
-    r = lensnet_safetensors_add(&st, name, &tm);
+    r = lensnet__safetensors_add_view(&st, name, &tm);
     snprintf(name, sizeof name, "optimizer.v.%s", P->name);
-    if (r == LENSNET_OK) r = lensnet_safetensors_add(&st, name, &tv);
+    if (r == LENSNET_OK) r = lensnet__safetensors_add_view(&st, name, &tv);
   }
   if (r != LENSNET_OK) lensnet__fail(err, r, "out of memory saving %s", path);
   else r = lensnet_safetensors_write(path, &st, err);

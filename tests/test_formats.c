@@ -1282,6 +1282,53 @@ static void test_npy_write_errors(void) {
 
 /* ---- safetensors ------------------------------------------------------------------------------ */
 
+/* Tensors larger than the buffer the writer streams through (2^18 bytes: 65536 floats), with an
+ * I8 tensor between, read back bit for bit; the file is 8 + header + 4 bytes a float. */
+static void test_safetensors_large(void) {
+  lensnet_safetensors st, back;
+  lensnet_tensor big, small, q;
+  lensnet_error err;
+  size_t shape1[1] = {150001}, shape2[2] = {3, 5}, shape3[1] = {70000}, i, wrong = 0;
+  FILE *f;
+  long size = -1;
+  memset(&st, 0, sizeof st);
+  lensnet_tensor_alloc(&big, 1, shape1, NULL);
+  lensnet_tensor_alloc(&small, 2, shape2, NULL);
+  lensnet_tensor_alloc(&q, 1, shape3, NULL);
+  for (i = 0; i < shape1[0]; i++) big.data[i] = (float)i * 0.37f - 1e4f + (i % 3 ? 0.0f : 1e-30f);
+  for (i = 0; i < 15; i++) small.data[i] = -(float)i;
+  for (i = 0; i < shape3[0]; i++) q.data[i] = (float)((int)(i % 256) - 128);
+  lensnet_safetensors_add(&st, "big", &big);
+  lensnet_safetensors_add(&st, "q", &q);
+  snprintf(st.tensors[1].dtype, sizeof st.tensors[1].dtype, "I8");
+  lensnet_safetensors_add(&st, "small", &small);
+  CHECK(lensnet_safetensors_write("build/tf_large.safetensors", &st, &err) == LENSNET_OK, "write: %s", err.message);
+  if ((f = fopen("build/tf_large.safetensors", "rb")) != NULL) {
+    unsigned char b[8];
+    unsigned long long hl = 0;
+    if (fread(b, 1, 8, f) == 8)
+      for (i = 0; i < 8; i++) hl |= (unsigned long long)b[i] << (8 * i);
+    fseek(f, 0, SEEK_END);
+    size = ftell(f) - 8 - (long)hl;
+    fclose(f);
+  }
+  CHECK(size == (long)(4 * 150001 + 70000 + 4 * 15), "data bytes: %ld", size);
+  CHECK(lensnet_safetensors_read("build/tf_large.safetensors", &back, &err) == LENSNET_OK, "read: %s", err.message);
+  if (back.count == 3) {
+    const lensnet_tensor *a = lensnet_safetensors_find(&back, "big"), *b = lensnet_safetensors_find(&back, "small"),
+                         *c = lensnet_safetensors_find(&back, "q");
+    CHECK(a && b && c && !memcmp(a->data, big.data, shape1[0] * sizeof(float)) && !memcmp(b->data, small.data, 15 * sizeof(float)) &&
+              !memcmp(c->data, q.data, shape3[0] * sizeof(float)),
+          "every value back bit for bit");
+    for (i = 0; a && i < shape1[0]; i++) wrong += a->data[i] != big.data[i];
+    CHECK(wrong == 0, "%lu values differ", (unsigned long)wrong);
+    lensnet_safetensors_free(&back);
+  } else CHECK(0, "3 tensors read back, got %lu", (unsigned long)back.count);
+  lensnet_safetensors_free(&st);
+  lensnet_tensor_free(&big); lensnet_tensor_free(&small); lensnet_tensor_free(&q);
+  remove("build/tf_large.safetensors");
+}
+
 static void test_safetensors(void) {
   lensnet_error err;
   lensnet_safetensors st, back;
@@ -1574,6 +1621,7 @@ int main(void) {
   TEST(".npy writer: write errors are reported") test_npy_write_errors();
   TEST("safetensors: round trip with metadata, F16/BF16 conversion, I8 read and write, malformed headers") test_safetensors();
   TEST("safetensors: claimed sizes checked against the file before any allocation") test_hostile_sizes();
+  TEST("safetensors: tensors larger than the writer's buffer, F32 and I8, back bit for bit") test_safetensors_large();
   TEST("CSV tables: quoting, line ends, a last line without newline, errors naming the line") test_csv();
   TEST("CSV tables: mutated and truncated text never crashes") test_csv_mutations();
   return check_summary();
