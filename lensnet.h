@@ -8585,6 +8585,30 @@ LENSNET__TARGET_AVX512 static void lensnet__conv_wgrad_direct_avx512(size_t cout
   }
 }
 
+/* dyw[c] = channel c of the output gradient dy [cout, oh, ow] with its rows rs apart, zeros in the
+ * rs - ow columns after each row and after the last row up to ld; one masked load and store per
+ * 16 floats (a memcpy and a memset per row of 30 floats cost more than the copy). With db, db[c]
+ * (+)= the channel's sum: the bias gradient, from the same loads (16 lanes of partial sums in
+ * row order, then lensnet__avx512_sum). */
+LENSNET__TARGET_AVX512 static void lensnet__wgrad_widen_avx512(const float *dy, size_t cout, size_t oh, size_t ow, size_t rs,
+                                                               size_t ld, float *dyw, float *db, int accumulate) {
+  size_t c, y, v;
+  for (c = 0; c < cout; c++) {
+    const float *src = dy + c * oh * ow;
+    float *dst = dyw + c * ld;
+    __m512 sum = _mm512_setzero_ps();
+    for (y = 0; y < oh; y++, src += ow, dst += rs) {
+      size_t n = y + 1 < oh ? rs : ld - (oh - 1) * rs; /* floats of dyw this row fills */
+      for (v = 0; v < n; v += 16) {
+        __m512 d = _mm512_maskz_loadu_ps(lensnet__avx512_first_lanes(v < ow ? ow - v : 0), src + v);
+        _mm512_mask_storeu_ps(dst + v, lensnet__avx512_first_lanes(n - v), d);
+        sum = _mm512_add_ps(sum, d);
+      }
+    }
+    if (db) db[c] = (accumulate ? db[c] : 0.0f) + lensnet__avx512_sum(sum);
+  }
+}
+
 /* One image-group's weight gradient by lensnet__conv_wgrad_direct_avx512, with the padded input
  * and the widened output gradient in scratch (scratch_floats of it). Returns 0, computing
  * nothing, where that path does not apply (stride > 1, K or the offsets too large, more than half
@@ -8592,9 +8616,9 @@ LENSNET__TARGET_AVX512 static void lensnet__conv_wgrad_direct_avx512(size_t cout
  * images take it too: the GEMM's alternative gathers op(B) = im2col^T, which cost OU-66's layers
  * of 12 x 12 and below more than a third of lanes spent on dropped columns. */
 static int lensnet__conv_wgrad_direct(const lensnet__conv_geom *g, const float *img, const float *dy, float *scratch,
-                                      size_t scratch_floats, float *dw, int accumulate) {
+                                      size_t scratch_floats, float *dw, float *db, int accumulate) {
   size_t cin_g = g->cin / g->groups, cout_g = g->cout / g->groups, K = cin_g * g->kh * g->kw;
-  size_t hp = g->h + 2 * g->pad, rs = g->w + 2 * g->pad, pw, ld, pad_floats, k, c = 0, i = 0, j = 0, y;
+  size_t hp = g->h + 2 * g->pad, rs = g->w + 2 * g->pad, pw, ld, pad_floats, k, c = 0, i = 0, j = 0;
   uint32_t koff[LENSNET__DIRECT_K_MAX];
   float *dyw;
   const float *x = img;
@@ -8610,13 +8634,7 @@ static int lensnet__conv_wgrad_direct(const lensnet__conv_geom *g, const float *
     lensnet__pad_image(g, img, cin_g, lensnet__align64(scratch));
     x = lensnet__align64(scratch);
   }
-  for (c = 0; c < cout_g; c++) { /* each row, then zeros to the next row (or to ld after the last) */
-    for (y = 0; y < g->oh; y++) {
-      float *row = dyw + c * ld + y * rs;
-      memcpy(row, dy + (c * g->oh + y) * g->ow, g->ow * sizeof(float));
-      memset(row + g->ow, 0, ((y + 1 < g->oh ? rs : ld - (g->oh - 1) * rs) - g->ow) * sizeof(float));
-    }
-  }
+  lensnet__wgrad_widen_avx512(dy, cout_g, g->oh, g->ow, rs, ld, dyw, db, accumulate);
   for (c = 0, k = 0; k < K; k++) {
     koff[k] = (uint32_t)(c * hp * rs + i * rs + j);
     if (++j == g->kw) {
@@ -8637,17 +8655,21 @@ static void lensnet__conv_backward_image(const lensnet__pass *p, const float *W,
   size_t cin_g = L->in_c / L->groups, cout_g = L->out_c / L->groups, K = cin_g * L->kernel * L->kernel, P = L->out_h * L->out_w, grp, co;
   float *col = p->scratch; /* lensnet__conv2d_scratch(L, 1, 1) floats, at least K * P */
   float *dw = t->wgrad_images + t->wgrad_offset[l] * t->grad_slots + slot * lensnet__conv_weight_floats(L);
+  float *db = L->bias_param >= 0 ? t->bgrad_images + t->bgrad_offset[l] * t->grad_slots + slot * L->out_c : NULL;
   int flipped = dx && lensnet__conv_input_grad_geom(L, &gt);
   if (dx && !flipped) memset(dx, 0, in_n * sizeof(float));
   for (grp = 0; grp < L->groups; grp++) {
     const float *img = p->x + grp * cin_g * L->in_h * L->in_w, *dyg = dy + grp * cout_g * P;
-    if (!t->skip_param_grads) {
+    if (!t->skip_param_grads) { /* the weight gradient and, with a bias, its gradient: the sums of dy's channels */
+      float *dbg = db ? db + grp * cout_g : NULL;
 #ifdef LENSNET__HAVE_AVX512
-      if (!lensnet__conv_wgrad_direct(&g, img, dyg, col, lensnet__conv2d_scratch(L, 1, 1), dw + grp * cout_g * K, p->accumulate))
+      if (!lensnet__conv_wgrad_direct(&g, img, dyg, col, lensnet__conv2d_scratch(L, 1, 1), dw + grp * cout_g * K, dbg, p->accumulate))
 #endif
       {
         lensnet__im2col(&g, img, cin_g, col);
         lensnet_sgemm(0, 1, cout_g, K, P, 1.0f, dyg, P, col, P, p->accumulate ? 1.0f : 0.0f, dw + grp * cout_g * K, K);
+        if (dbg)
+          for (co = 0; co < cout_g; co++) dbg[co] = (p->accumulate ? dbg[co] : 0.0f) + lensnet__sum(dyg + co * P, P);
       }
     }
     if (dx && !flipped) {
@@ -8664,10 +8686,6 @@ static void lensnet__conv_backward_image(const lensnet__pass *p, const float *W,
   if (flipped)
     lensnet__conv2d_forward_prepacked(lensnet_simd_best(), &gt, dy, t->flipped_weights + t->wgrad_offset[l], lensnet__trainer_packed(t, l, 1), NULL, 0,
                                       NULL, dx, col, NULL);
-  if (L->bias_param >= 0 && !t->skip_param_grads) {
-    float *db = t->bgrad_images + t->bgrad_offset[l] * t->grad_slots + slot * L->out_c;
-    for (co = 0; co < L->out_c; co++) db[co] = (p->accumulate ? db[co] : 0.0f) + lensnet__sum(dy + co * P, P);
-  }
 }
 
 static void lensnet__conv2d_backward(const lensnet__pass *p, const float *dy, float *dx) {

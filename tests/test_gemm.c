@@ -556,7 +556,8 @@ static void test_direct_conv_rows(void) {
 /* The weight gradient without im2col (AVX-512: the output gradient widened to the input's rows,
  * 5 x 5 blocks of 16-lane sums) against the definition in double precision, within the error
  * bound of a float sum of P products: output channels and weights not multiples of 5, padding,
- * the OU-66 first layer (rows 66 wide), adding into a slot that already holds a gradient. */
+ * the OU-66 first layer (rows 66 wide), adding into a slot that already holds a gradient; and the
+ * bias gradient it sums on the way (each output channel's sum of dy). */
 static void test_direct_weight_gradient(void) {
 #ifdef LENSNET__HAVE_AVX512
   typedef struct { const char *name; size_t cin, h, w, cout, k, pad; int accumulate; } wg_case;
@@ -577,7 +578,7 @@ static void test_direct_weight_gradient(void) {
     const wg_case *d = &cases[t];
     lensnet__conv_geom g;
     size_t K = d->cin * d->k * d->k, i, co, c, ki, kj, y, x, scratch_n, bad = 0;
-    float *in, *dy, *dw, *start, *scratch;
+    float *in, *dy, *dw, *start, *scratch, *db, *db_start;
     double worst = 0.0;
     memset(&g, 0, sizeof g);
     g.n = 1; g.cin = d->cin; g.h = d->h; g.w = d->w; g.cout = d->cout; g.kh = g.kw = d->k; g.stride = 1; g.pad = d->pad;
@@ -585,14 +586,26 @@ static void test_direct_weight_gradient(void) {
     scratch_n = lensnet__conv_wgrad_direct_floats(&g);
     in = alloc_floats(d->cin * d->h * d->w); dy = alloc_floats(d->cout * g.oh * g.ow); dw = alloc_floats(d->cout * K);
     start = alloc_floats(d->cout * K); scratch = alloc_floats(scratch_n);
+    db = alloc_floats(d->cout); db_start = alloc_floats(d->cout);
     for (i = 0; i < d->cin * d->h * d->w; i++) in[i] = uniform_pm1();
     for (i = 0; i < d->cout * g.oh * g.ow; i++) dy[i] = uniform_pm1();
     for (i = 0; i < d->cout * K; i++) dw[i] = start[i] = d->accumulate ? uniform_pm1() : (float)NAN;
+    for (i = 0; i < d->cout; i++) db[i] = db_start[i] = d->accumulate ? uniform_pm1() : (float)NAN;
     fill_nan(scratch, scratch_n);
-    CHECK(!lensnet__conv_wgrad_direct(&g, in, dy, scratch, scratch_n - 1, dw, d->accumulate) &&
-              !memcmp(dw, start, d->cout * K * sizeof(float)),
+    CHECK(!lensnet__conv_wgrad_direct(&g, in, dy, scratch, scratch_n - 1, dw, db, d->accumulate) &&
+              !memcmp(dw, start, d->cout * K * sizeof(float)) && !memcmp(db, db_start, d->cout * sizeof(float)),
           "%s: refused, touching nothing, with one float of scratch too few", d->name);
-    CHECK(lensnet__conv_wgrad_direct(&g, in, dy, scratch, scratch_n, dw, d->accumulate), "%s: the direct path applies", d->name);
+    CHECK(lensnet__conv_wgrad_direct(&g, in, dy, scratch, scratch_n, dw, db, d->accumulate), "%s: the direct path applies", d->name);
+    for (co = 0; co < d->cout; co++) {
+      double sum = d->accumulate ? db_start[co] : 0.0, magnitude = fabs(sum);
+      for (i = 0; i < g.oh * g.ow; i++) {
+        sum += dy[co * g.oh * g.ow + i];
+        magnitude += fabs(dy[co * g.oh * g.ow + i]);
+      }
+      if (!(fabs((double)db[co] - sum) <= gamma_n(g.oh * g.ow + 2) * magnitude)) bad++;
+    }
+    CHECK(bad == 0, "%s: %lu of %lu bias gradients outside the error bound", d->name, (unsigned long)bad, (unsigned long)d->cout);
+    bad = 0;
     for (co = 0; co < d->cout; co++)
       for (c = 0; c < d->cin; c++)
         for (ki = 0; ki < d->k; ki++)
@@ -614,7 +627,7 @@ static void test_direct_weight_gradient(void) {
           }
     CHECK(bad == 0, "%s: %lu of %lu weight gradients outside the error bound (worst %.3g of the magnitude)", d->name,
           (unsigned long)bad, (unsigned long)(d->cout * K), worst);
-    free(in); free(dy); free(dw); free(start); free(scratch);
+    free(in); free(dy); free(dw); free(start); free(scratch); free(db); free(db_start);
   }
 #else
   printf("SKIP: this build has no AVX-512 path\n");
