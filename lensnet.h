@@ -5004,6 +5004,7 @@ typedef struct {
   size_t cout, kh, kw;      /* weight [cout, cin/groups, kh, kw] */
   size_t stride, pad, groups;
   size_t oh, ow;            /* output [n, cout, oh, ow] */
+  int wino4x4;              /* a trainer's: a 3 x 3 layer with 16 tiles of 4 x 4 or more takes F(4x4, 3x3) (lensnet__wino_m) */
 } lensnet__conv_geom;
 
 /* Sizes of the parts of the forward's scratch, in floats (SIZE_MAX on overflow). */
@@ -5278,17 +5279,37 @@ LENSNET__TARGET_AVX512 static void lensnet__conv_rows_direct_avx512(const lensne
  * lanes of M, adds the bias, applies the ReLU and interleaves the two columns of each tile into
  * the output rows. U[xi][c][co] is made once by lensnet__wino_weights (co padded to tens). */
 #define LENSNET__WINO_BAND_TILES 112
+#ifndef LENSNET__WINO6_BAND_TILES
+#define LENSNET__WINO6_BAND_TILES 56 /* the same for the 6 x 6 transforms */
+#endif
 
-/* The side of the transformed tile: 4 for F(2x2, 3x3), 6 for F(2x2, 5x5). */
-static size_t lensnet__wino_alpha(const lensnet__conv_geom *g) { return g->kh + 1; }
+#ifndef LENSNET__WINO43
+#define LENSNET__WINO43 1 /* 0: 3 x 3 layers by F(2x2, 3x3) only */
+#endif
 
-/* Tile rows per band: at most `most` tiles (one row when a row has more), the fewest lanes
- * wasted on the last 16-lane block, then the most rows. */
+/* The side of a tile's block of outputs: 4 for a trainer's 3 x 3 layer (wino4x4) with at least
+ * 16 tiles of 4 x 4 (F(4x4, 3x3)), else 2 (F(2x2, 3x3), F(2x2, 5x5)). */
+static size_t lensnet__wino_m(const lensnet__conv_geom *g) {
+  return LENSNET__WINO43 && g->wino4x4 && g->kh == 3 && ((g->oh + 3) / 4) * ((g->ow + 3) / 4) >= 16 ? 4 : 2;
+}
+
+/* The side of the transformed tile: 4 for F(2x2, 3x3), 6 for F(4x4, 3x3) and F(2x2, 5x5). */
+static size_t lensnet__wino_alpha(const lensnet__conv_geom *g) { return lensnet__wino_m(g) + g->kh - 1; }
+
+/* The products' cost of a band of n tiles, in lanes: 32 a block of 32 tiles, and a last block
+ * of 16 or fewer (half the register tile, at about 55% of a whole one's time) 18. */
+static size_t lensnet__wino_band_cost(size_t n) {
+  return n / 32 * 32 + (n % 32 > 16 ? 32 : n % 32 ? 18 : 0);
+}
+
+/* Tile rows per band: at most `most` tiles (one row when a row has more), the least cost of the
+ * products over all the bands (the last one often shorter), then the most rows. The bands
+ * change only the order in which tiles are computed, never a tile's sums. */
 static size_t lensnet__wino_band_rows(size_t tx, size_t ty, size_t most) {
-  size_t rows, best = 1, best_waste = (size_t)-1;
+  size_t rows, best = 1, best_cost = (size_t)-1;
   for (rows = 1; rows <= ty && rows * tx <= most; rows++) {
-    size_t n = rows * tx, waste = (lensnet__round_up(n, 16) - n) * 1000 / lensnet__round_up(n, 16);
-    if (waste <= best_waste) { best = rows; best_waste = waste; }
+    size_t cost = (ty / rows) * lensnet__wino_band_cost(rows * tx) + lensnet__wino_band_cost((ty % rows) * tx);
+    if (cost <= best_cost) { best = rows; best_cost = cost; }
   }
   return best;
 }
@@ -5298,7 +5319,8 @@ static size_t lensnet__wino_band_rows(size_t tx, size_t ty, size_t most) {
  * 1.67x the direct sums with two rows a band and 1.44x with one, but in lens predict on two
  * threads, where the bands of both leave the L2 caches for the shared L3, one row was faster). */
 static size_t lensnet__wino_rows_of(const lensnet__conv_geom *g) {
-  return lensnet__wino_band_rows((g->ow + 1) / 2, (g->oh + 1) / 2, g->kh == 3 ? LENSNET__WINO_BAND_TILES : 56);
+  size_t m = lensnet__wino_m(g);
+  return lensnet__wino_band_rows((g->ow + m - 1) / m, (g->oh + m - 1) / m, lensnet__wino_alpha(g) == 4 ? LENSNET__WINO_BAND_TILES : LENSNET__WINO6_BAND_TILES);
 }
 
 /* Floats of U for a layer: alpha^2 x cin x cout rounded up to tens, with alignment slack. */
@@ -5310,7 +5332,7 @@ static size_t lensnet__wino_weight_floats(const lensnet__conv_geom *g) {
 /* Floats of a band's V and M (and the padded image when pad > 0) for geometry g, alignment slack
  * included. */
 static size_t lensnet__wino_scratch_floats(const lensnet__conv_geom *g) {
-  size_t tx = (g->ow + 1) / 2, rows = lensnet__wino_rows_of(g), a = lensnet__wino_alpha(g);
+  size_t m = lensnet__wino_m(g), tx = (g->ow + m - 1) / m, rows = lensnet__wino_rows_of(g), a = lensnet__wino_alpha(g);
   size_t tiles = rows * tx, vstride = lensnet__round_up(tiles, 16) + 16, mstride = lensnet__round_up(tiles, 16) + 16;
   size_t padded = g->pad ? g->cin * (g->h + 2 * g->pad) * (g->w + 2 * g->pad) : 0;
   return a * a * (g->cin * vstride + lensnet__round_up(g->cout, LENSNET__AVX512_MR) * mstride) + 6 * 96 + padded + 4 * LENSNET__ALIGN_SLACK;
@@ -5345,7 +5367,13 @@ static void lensnet__wino_weights(const lensnet__conv_geom *g, const float *weig
                                  {1.0f / 24, -2.0f / 24, 4.0f / 24, -8.0f / 24, 16.0f / 24},
                                  {0, 0, 0, 0, 1}};
   static const float G3[4][3] = {{1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
-  size_t cin = g->cin, cout = g->cout, k = g->kh, kk = k * k, a = k + 1, co_pad = lensnet__round_up(cout, LENSNET__AVX512_MR);
+  static const float G43[6][3] = {{0.25f, 0, 0},
+                                  {-1.0f / 6, -1.0f / 6, -1.0f / 6},
+                                  {-1.0f / 6, 1.0f / 6, -1.0f / 6},
+                                  {1.0f / 24, 2.0f / 24, 4.0f / 24},
+                                  {1.0f / 24, -2.0f / 24, 4.0f / 24},
+                                  {0, 0, 1}};
+  size_t cin = g->cin, cout = g->cout, k = g->kh, kk = k * k, a = lensnet__wino_alpha(g), co_pad = lensnet__round_up(cout, LENSNET__AVX512_MR);
   size_t c, co0, i, j, q, l;
   for (c = 0; c < cin; c++)
     for (co0 = 0; co0 < co_pad; co0 += 16) {
@@ -5357,7 +5385,7 @@ static void lensnet__wino_weights(const lensnet__conv_geom *g, const float *weig
         for (j = 0; j < k; j++) {
           for (l = 0; l < 16; l++) t[i * k + j][l] = 0.0f;
           for (q = 0; q < k; q++) {
-            float gq = k == 3 ? G3[i][q] : G5[i][q];
+            float gq = k == 5 ? G5[i][q] : a == 6 ? G43[i][q] : G3[i][q];
             for (l = 0; l < 16; l++) t[i * k + j][l] += gq * w[q * k + j][l];
           }
         }
@@ -5365,7 +5393,7 @@ static void lensnet__wino_weights(const lensnet__conv_geom *g, const float *weig
         for (j = 0; j < a; j++) {
           for (l = 0; l < 16; l++) u[l] = 0.0f;
           for (q = 0; q < k; q++) {
-            float gq = k == 3 ? G3[j][q] : G5[j][q];
+            float gq = k == 5 ? G5[j][q] : a == 6 ? G43[j][q] : G3[j][q];
             for (l = 0; l < 16; l++) u[l] += t[i * k + q][l] * gq;
           }
           memcpy(U + ((a * i + j) * cin + c) * co_pad + co0, u, n * sizeof(float));
@@ -5446,15 +5474,16 @@ LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__wino_out(__m512 yv[2][2], _
 }
 
 /* M[xi][co0 .. co0 + 9][j0 .. j0 + 16 nb) = U_xi[co0.., :] V_xi[:, j0..] for every xi: the GEMM's
- * 10 x 32 register tile (nb = 2) or 10 x 16 (nb = 1), K = cin. */
+ * 10 x 32 register tile (nb = 2) or 10 x 16 (nb = 1), K = cin. V_xi's row c starts at
+ * V + xi * vxi + c * vstride. */
 LENSNET__TARGET_AVX512 static void lensnet__wino_product(const float *U, const float *V, float *M, size_t cin, size_t co_pad,
-                                                         size_t vstride, size_t mstride, size_t tiles, size_t nxi) {
+                                                         size_t vxi, size_t vstride, size_t mstride, size_t tiles, size_t nxi) {
   size_t xi, co0, c, r, j0;
   for (xi = 0; xi < nxi; xi++)
     for (j0 = 0; j0 < tiles; j0 += 32)
     for (co0 = 0; co0 < co_pad; co0 += LENSNET__AVX512_MR) {
       int nb = tiles - j0 > 16 ? 2 : 1;
-      const float *a = U + xi * cin * co_pad + co0, *b = V + xi * cin * vstride + j0;
+      const float *a = U + xi * cin * co_pad + co0, *b = V + xi * vxi + j0;
       float *m = M + (co0 * nxi + xi) * mstride + j0;
       __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
       __m512 c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
@@ -5537,7 +5566,7 @@ LENSNET__TARGET_AVX512 static void lensnet__wino3_conv_avx512(const lensnet__con
     size_t nrows = ty - ty0 < rows ? ty - ty0 : rows, tiles = nrows * tx;
     lensnet__wino3_in_band(in, cin, h, w, tx, ty0, nrows, V, vstride);
     /* the products */
-    lensnet__wino_product(U, V, M, cin, co_pad, vstride, mstride, tiles, 16);
+    lensnet__wino_product(U, V, M, cin, co_pad, cin * vstride, vstride, mstride, tiles, 16);
     /* the output transform, bias, ReLU, into the output rows */
     for (co = 0; co < cout; co++) {
       __m512 bv = _mm512_set1_ps(bias ? bias[co] : 0.0f);
@@ -5564,14 +5593,29 @@ LENSNET__TARGET_AVX512 static void lensnet__wino3_conv_avx512(const lensnet__con
   }
 }
 
+/* x[16 k .. 16 k + 15] = row k of B^T (the 6 x 6 one of F(2x2, 5x5) and F(4x4, 3x3)) applied to
+ * the six values d0..d5 of 16 tiles' row. */
+LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__wino6_bt(const __m512 d[6], float *x) {
+  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
+  __m512 t1 = _mm512_fnmadd_ps(four, d[2], d[4]); /* d4 - 4 d2 */
+  __m512 t2 = _mm512_fnmadd_ps(four, d[1], d[3]); /* d3 - 4 d1 */
+  __m512 t3 = _mm512_sub_ps(d[4], d[2]);
+  __m512 t4 = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
+  _mm512_store_ps(x, _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4])));
+  _mm512_store_ps(x + 16, _mm512_add_ps(t1, t2));
+  _mm512_store_ps(x + 32, _mm512_sub_ps(t1, t2));
+  _mm512_store_ps(x + 48, _mm512_add_ps(t3, t4));
+  _mm512_store_ps(x + 64, _mm512_sub_ps(t3, t4));
+  _mm512_store_ps(x + 80, _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5])));
+}
+
 /* d B for one input row y of 16 tiles of F(2x2, 5x5), one per lane (tiles tx0 .. tx0 + 15, input
  * columns 2 tx0 ..): B^T's rows applied to the row's six values d0..d5; zero outside the image. */
 LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__wino5_in_row(const float *plane, size_t h, size_t w, size_t y, size_t tx0,
                                                                   const __mmask16 mk[6], float *x) {
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-  const __m512 four = _mm512_set1_ps(4.0f), five = _mm512_set1_ps(5.0f), two = _mm512_set1_ps(2.0f);
-  __m512 d[6], t1, t2, t3, t4;
+  __m512 d[6];
   size_t k;
   if (y < h) {
     const float *row = plane + y * w + 2 * tx0;
@@ -5582,16 +5626,7 @@ LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__wino5_in_row(const float *p
     }
   } else
     for (k = 0; k < 6; k++) d[k] = _mm512_setzero_ps();
-  t1 = _mm512_fnmadd_ps(four, d[2], d[4]); /* d4 - 4 d2 */
-  t2 = _mm512_fnmadd_ps(four, d[1], d[3]); /* d3 - 4 d1 */
-  t3 = _mm512_sub_ps(d[4], d[2]);
-  t4 = _mm512_mul_ps(two, _mm512_sub_ps(d[3], d[1]));
-  _mm512_store_ps(x, _mm512_fmadd_ps(four, d[0], _mm512_fnmadd_ps(five, d[2], d[4])));
-  _mm512_store_ps(x + 16, _mm512_add_ps(t1, t2));
-  _mm512_store_ps(x + 32, _mm512_sub_ps(t1, t2));
-  _mm512_store_ps(x + 48, _mm512_add_ps(t3, t4));
-  _mm512_store_ps(x + 64, _mm512_sub_ps(t3, t4));
-  _mm512_store_ps(x + 80, _mm512_fmadd_ps(four, d[1], _mm512_fnmadd_ps(five, d[3], d[5])));
+  lensnet__wino6_bt(d, x);
 }
 
 /* B^T (d B) of 16 tiles from the d B of their six input rows (r[0..5], 6 x 16 floats each), the
@@ -5654,7 +5689,7 @@ LENSNET__TARGET_AVX512 static void lensnet__wino5_conv_avx512(const lensnet__con
       if (cover < lensnet__round_up(tiles, 16))
         for (xi = 0; xi < 36; xi++) _mm512_storeu_ps(V + (xi * cin + c) * vstride + cover, _mm512_setzero_ps());
     }
-    lensnet__wino_product(U, V, M, cin, co_pad, vstride, mstride, tiles, 36);
+    lensnet__wino_product(U, V, M, cin, co_pad, cin * vstride, vstride, mstride, tiles, 36);
     /* the output transform: A^T m A with A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1], bias, ReLU */
     for (co = 0; co < cout; co++) {
       __m512 bv = _mm512_set1_ps(bias ? bias[co] : 0.0f);
@@ -5682,12 +5717,248 @@ LENSNET__TARGET_AVX512 static void lensnet__wino5_conv_avx512(const lensnet__con
   }
 }
 
+/* d B for one input row y of 16 tiles of F(4x4, 3x3) (tiles tx0 .. tx0 + 15, input columns 4 tx0 ..
+ * 4 tx0 + 65); zero outside the image. Columns 0-3 of each tile are every fourth value of four
+ * loads (at 4 tx0, + 16, + 32, + 48), gathered by two-source permutes in pairs and a 128-bit
+ * shuffle; columns 4 and 5 are the next tile's 0 and 1, the last lane's from a load at 4 tx0 + 64. */
+LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__wino43_in_row(const float *plane, size_t h, size_t w, size_t y, size_t tx0,
+                                                                   const __mmask16 mk[5], float *x) {
+  const __m512i c01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+  const __m512i c23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+  const __m512i next0 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
+  const __m512i next1 = _mm512_setr_epi32(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17);
+  __m512 d[6];
+  size_t k;
+  if (y < h) {
+    const float *row = plane + y * w + 4 * tx0;
+    __m512 l0 = _mm512_maskz_loadu_ps(mk[0], row), l1 = _mm512_maskz_loadu_ps(mk[1], row + 16);
+    __m512 l2 = _mm512_maskz_loadu_ps(mk[2], row + 32), l3 = _mm512_maskz_loadu_ps(mk[3], row + 48);
+    __m512 e = _mm512_maskz_loadu_ps(mk[4], row + 64);
+    __m512 p01 = _mm512_permutex2var_ps(l0, c01, l1), q01 = _mm512_permutex2var_ps(l2, c01, l3); /* columns 0 | 1 */
+    __m512 p23 = _mm512_permutex2var_ps(l0, c23, l1), q23 = _mm512_permutex2var_ps(l2, c23, l3); /* columns 2 | 3 */
+    d[0] = _mm512_shuffle_f32x4(p01, q01, 0x44);
+    d[1] = _mm512_shuffle_f32x4(p01, q01, 0xEE);
+    d[2] = _mm512_shuffle_f32x4(p23, q23, 0x44);
+    d[3] = _mm512_shuffle_f32x4(p23, q23, 0xEE);
+    d[4] = _mm512_permutex2var_ps(d[0], next0, e);
+    d[5] = _mm512_permutex2var_ps(d[1], next1, e);
+  } else
+    for (k = 0; k < 6; k++) d[k] = _mm512_setzero_ps();
+  lensnet__wino6_bt(d, x);
+}
+
+/* As lensnet__wino43_in_row for two tile rows of at most 8 tiles in one vector: lanes 0 .. tx - 1
+ * hold tiles 0 .. tx - 1 of input row y, lanes tx .. 2 tx - 1 those of input row y + 4 (the next
+ * tile row's row at the same place); lanes from 2 tx on hold values of the image that nothing
+ * keeps. Column k of the tiles: idx[k] (4 l + k for the first tx lanes, 4 (l - tx) + k for the
+ * next tx) picks them from each row's first 32 floats and `second` blends the two; with tx = 8 the
+ * last tile's columns 4 and 5 (32 and 33) come from a third load. */
+LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__wino43_in_row2(const float *plane, size_t h, size_t w, size_t y, size_t tx,
+                                                                    const __mmask16 mk[3], const __m512i idx[6], __mmask16 second,
+                                                                    float *x) {
+  __m512 a0, a1, a2, b0, b1, b2, d[6];
+  size_t k;
+  if (y < h) {
+    const float *row = plane + y * w;
+    a0 = _mm512_maskz_loadu_ps(mk[0], row); a1 = _mm512_maskz_loadu_ps(mk[1], row + 16); a2 = _mm512_maskz_loadu_ps(mk[2], row + 32);
+  } else
+    a0 = a1 = a2 = _mm512_setzero_ps();
+  if (y + 4 < h) {
+    const float *row = plane + (y + 4) * w;
+    b0 = _mm512_maskz_loadu_ps(mk[0], row); b1 = _mm512_maskz_loadu_ps(mk[1], row + 16); b2 = _mm512_maskz_loadu_ps(mk[2], row + 32);
+  } else
+    b0 = b1 = b2 = _mm512_setzero_ps();
+  for (k = 0; k < 6; k++)
+    d[k] = _mm512_mask_blend_ps(second, _mm512_permutex2var_ps(a0, idx[k], a1), _mm512_permutex2var_ps(b0, idx[k], b1));
+  if (tx == 8) { /* columns 32 and 33 of each row */
+    d[4] = _mm512_mask_permutexvar_ps(d[4], (__mmask16)0x0080, _mm512_setzero_si512(), a2);
+    d[4] = _mm512_mask_permutexvar_ps(d[4], (__mmask16)0x8000, _mm512_setzero_si512(), b2);
+    d[5] = _mm512_mask_permutexvar_ps(d[5], (__mmask16)0x0080, _mm512_set1_epi32(1), a2);
+    d[5] = _mm512_mask_permutexvar_ps(d[5], (__mmask16)0x8000, _mm512_set1_epi32(1), b2);
+  }
+  lensnet__wino6_bt(d, x);
+}
+
+/* Row r of F(4x4, 3x3)'s A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1] applied to
+ * v0..v5, for r = 0..3 into o[r]. */
+LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__wino43_at(const __m512 v[6], __m512 o[4]) {
+  const __m512 two = _mm512_set1_ps(2.0f), four = _mm512_set1_ps(4.0f), eight = _mm512_set1_ps(8.0f);
+  __m512 a = _mm512_add_ps(v[1], v[2]), b = _mm512_sub_ps(v[1], v[2]), c = _mm512_add_ps(v[3], v[4]), d = _mm512_sub_ps(v[3], v[4]);
+  o[0] = _mm512_add_ps(_mm512_add_ps(v[0], a), c);
+  o[1] = _mm512_fmadd_ps(two, d, b);
+  o[2] = _mm512_fmadd_ps(four, c, a);
+  o[3] = _mm512_add_ps(_mm512_fmadd_ps(eight, d, b), v[5]);
+}
+
+/* One image by F(4x4, 3x3) (Lavin & Gray's: 36 products per 4 x 4 outputs and channel pair where
+ * the direct sum takes 144, and F(2x2, 3x3) 64), with the 6 x 6 transform of F(2x2, 5x5): the same
+ * points, so the same B^T (lensnet__wino6_bt, lensnet__wino5_in_store); tiles of 4 x 4 outputs at
+ * a stride of 4, the d B of the six input rows under a tile row in a ring of six, two of them
+ * shared with the next tile row. The output transform interleaves each tile's four columns into
+ * the output rows; with pool, the 2 x 2 windows inside each tile are pooled before the bias and
+ * the ReLU (the same values: both are monotonic, and rounding keeps order) and stored by
+ * lensnet__wino_out as a 2 x 2 tile of the pooled output. */
+LENSNET__TARGET_AVX512 static void lensnet__wino43_conv_avx512(const lensnet__conv_geom *g, const float *in, const float *U,
+                                                               const float *bias, int fuse_relu, int pool, float *out, float *scratch) {
+  const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  const __m512i pd_lo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11), pd_hi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+  size_t cin = g->cin, cout = g->cout, co_pad = lensnet__round_up(cout, LENSNET__AVX512_MR);
+  size_t tx = (g->ow + 3) / 4, ty = (g->oh + 3) / 4, rows = lensnet__wino_rows_of(g);
+  size_t vstride = lensnet__round_up(rows * tx, 16) + 16, mstride = lensnet__round_up(rows * tx, 16) + 16;
+  size_t h = g->h + 2 * g->pad, w = g->w + 2 * g->pad, ty0, c, xi, t, co;
+  float *V = lensnet__align64(scratch), *M = lensnet__align64(V + 36 * cin * vstride), *ring = lensnet__align64(M + 36 * co_pad * mstride);
+  float *padded = lensnet__align64(ring + 6 * 96);
+  lensnet__conv_geom pooled = *g;
+  int paired = tx <= 8 && !pool; /* two tile rows a vector */
+  __m512i idx[6];
+  __mmask16 mk2[3], second = (__mmask16)(0xFFFFu << tx);
+  pooled.oh = g->oh / 2;
+  pooled.ow = g->ow / 2;
+  if (g->pad) {
+    lensnet__pad_image(g, in, cin, padded);
+    in = padded;
+  }
+  if (paired) {
+    int32_t v[16];
+    size_t k, l;
+    for (k = 0; k < 6; k++) {
+      for (l = 0; l < 16; l++) v[l] = (int32_t)(l < tx ? 4 * l + k : l < 2 * tx ? 4 * (l - tx) + k : 0) & 31;
+      idx[k] = _mm512_loadu_si512((const void *)v);
+    }
+    for (k = 0; k < 3; k++) mk2[k] = lensnet__avx512_first_lanes(16 * k < w ? w - 16 * k : 0);
+  }
+  for (ty0 = 0; ty0 < ty; ty0 += rows) {
+    size_t nrows = ty - ty0 < rows ? ty - ty0 : rows, tiles = nrows * tx, cover = tx <= 16 ? tiles - tx + 16 : tiles;
+    if (paired) cover = ((nrows - 1) / 2 * 2) * tx + 16; /* past the last pair's store */
+    for (c = 0; c < cin && paired; c++) { /* the input transform, two tile rows at a time */
+      const float *plane = in + c * h * w;
+      for (t = 0; t < nrows; t += 2) {
+        const float *r[6];
+        size_t k;
+        for (k = 0; k < 6; k++) {
+          lensnet__wino43_in_row2(plane, h, w, 4 * (ty0 + t) + k, tx, mk2, idx, second, ring + 96 * k);
+          r[k] = ring + 96 * k;
+        }
+        lensnet__wino5_in_store(r, V + c * vstride + t * tx, cin * vstride, (__mmask16)0xFFFF);
+      }
+      if (cover < lensnet__round_up(tiles, 16))
+        for (xi = 0; xi < 36; xi++) _mm512_storeu_ps(V + (xi * cin + c) * vstride + cover, _mm512_setzero_ps());
+    }
+    for (c = 0; c < cin && !paired; c++) { /* the input transform */
+      const float *plane = in + c * h * w;
+      size_t tx0;
+      for (tx0 = 0; tx0 < tx; tx0 += 16) {
+        __mmask16 mk[5], keep = tx <= 16 ? (__mmask16)0xFFFF : lensnet__avx512_first_lanes(tx - tx0);
+        size_t k, y = 4 * ty0;
+        for (k = 0; k < 5; k++) { /* loads at 4 tx0 + 16 k */
+          size_t at = 4 * tx0 + 16 * k;
+          mk[k] = lensnet__avx512_first_lanes(at < w ? w - at : 0);
+        }
+        for (k = 0; k < 2; k++) lensnet__wino43_in_row(plane, h, w, y + k, tx0, mk, ring + 96 * k);
+        for (t = 0; t < nrows; t++, y += 4) {
+          const float *r[6];
+          for (k = 2; k < 6; k++) lensnet__wino43_in_row(plane, h, w, y + k, tx0, mk, ring + 96 * ((4 * t + k) % 6));
+          for (k = 0; k < 6; k++) r[k] = ring + 96 * ((4 * t + k) % 6);
+          lensnet__wino5_in_store(r, V + c * vstride + t * tx + tx0, cin * vstride, keep);
+        }
+      }
+      if (cover < lensnet__round_up(tiles, 16))
+        for (xi = 0; xi < 36; xi++) _mm512_storeu_ps(V + (xi * cin + c) * vstride + cover, _mm512_setzero_ps());
+    }
+    lensnet__wino_product(U, V, M, cin, co_pad, cin * vstride, vstride, mstride, tiles, 36);
+    for (co = 0; co < cout; co++) { /* the output transform A^T m A, bias, ReLU */
+      __m512 bv = _mm512_set1_ps(bias ? bias[co] : 0.0f);
+      for (t = 0; t < nrows && paired; t += 2) { /* two tile rows a vector: lanes < tx the first */
+        const float *m = M + co * 36 * mstride + t * tx;
+        size_t i, r, k, y = 4 * (ty0 + t);
+        __m512 s[4][6], yr[4], q[4];
+        for (i = 0; i < 6; i++) {
+          __m512 v[6], o[4];
+          for (r = 0; r < 6; r++) v[r] = _mm512_loadu_ps(m + (6 * r + i) * mstride);
+          lensnet__wino43_at(v, o);
+          for (r = 0; r < 4; r++) s[r][i] = o[r];
+        }
+        for (r = 0; r < 4 && y + r < g->oh; r++) {
+          float *oa = out + (co * g->oh + y + r) * g->ow, *ob = out + (co * g->oh + y + 4 + r) * g->ow;
+          int second_row = t + 1 < nrows && y + 4 + r < g->oh;
+          lensnet__wino43_at(s[r], yr);
+          for (k = 0; k < 4; k++) {
+            yr[k] = _mm512_add_ps(yr[k], bv);
+            if (fuse_relu) yr[k] = _mm512_maskz_max_ps((__mmask16)0xFFFF, _mm512_setzero_ps(), yr[k]);
+          }
+          q[0] = _mm512_permutex2var_ps(yr[0], lo_idx, yr[1]);
+          q[1] = _mm512_permutex2var_ps(yr[0], hi_idx, yr[1]);
+          q[2] = _mm512_permutex2var_ps(yr[2], lo_idx, yr[3]);
+          q[3] = _mm512_permutex2var_ps(yr[2], hi_idx, yr[3]);
+          for (k = 0; k < 4 && 4 * k < 2 * tx; k++) { /* tiles 4k .. 4k + 3, output columns 16k .. of the first row or 16k - 4 tx .. of the second */
+            __m512d a = _mm512_castps_pd(q[k / 2]), b = _mm512_castps_pd(q[2 + k / 2]);
+            __m512 v = _mm512_castpd_ps(_mm512_permutex2var_pd(a, k % 2 ? pd_hi : pd_lo, b));
+            size_t lo = 16 * k, first_end = 4 * tx < g->ow ? 4 * tx : g->ow; /* the first row's columns [0, first_end) */
+            if (lo < first_end) _mm512_mask_storeu_ps(oa + lo, lensnet__avx512_first_lanes(first_end - lo), v);
+            if (second_row && lo + 16 > 4 * tx) { /* lane L is column lo + L - 4 tx of the second row */
+              size_t from = lo < 4 * tx ? 4 * tx - lo : 0, end = 4 * tx + g->ow - lo; /* lanes [from, end) */
+              __mmask16 keep = (__mmask16)(lensnet__avx512_first_lanes(end < 16 ? end : 16) & ~lensnet__avx512_first_lanes(from));
+              _mm512_mask_storeu_ps(ob + lo - 4 * tx, keep, v);
+            }
+          }
+        }
+      }
+      for (t = 0; t < nrows && !paired; t++) {
+        size_t tx0, y = 4 * (ty0 + t);
+        for (tx0 = 0; tx0 < tx; tx0 += 16) {
+          const float *m = M + co * 36 * mstride + t * tx + tx0;
+          size_t i, r, cols = g->ow - 4 * tx0 < 64 ? g->ow - 4 * tx0 : 64;
+          __m512 s[4][6], yr[4];
+          for (i = 0; i < 6; i++) { /* A^T over the rows of m, column i */
+            __m512 v[6], o[4];
+            for (r = 0; r < 6; r++) v[r] = _mm512_loadu_ps(m + (6 * r + i) * mstride);
+            lensnet__wino43_at(v, o);
+            for (r = 0; r < 4; r++) s[r][i] = o[r];
+          }
+          if (pool) {
+            __m512 y0[4], y1[4], pv[2][2];
+            for (r = 0; r < 2; r++) {
+              lensnet__wino43_at(s[2 * r], y0);
+              lensnet__wino43_at(s[2 * r + 1], y1);
+              pv[r][0] = lensnet__avx512_max_nan(lensnet__avx512_max_nan(y0[0], y0[1]), lensnet__avx512_max_nan(y1[0], y1[1]));
+              pv[r][1] = lensnet__avx512_max_nan(lensnet__avx512_max_nan(y0[2], y0[3]), lensnet__avx512_max_nan(y1[2], y1[3]));
+            }
+            lensnet__wino_out(pv, bv, fuse_relu, 0, &pooled, co, y / 2, tx0, out);
+            continue;
+          }
+          for (r = 0; r < 4 && y + r < g->oh; r++) { /* output row y + r: A^T over the columns */
+            float *o = out + (co * g->oh + y + r) * g->ow + 4 * tx0;
+            __m512 q[4];
+            size_t k;
+            lensnet__wino43_at(s[r], yr);
+            for (k = 0; k < 4; k++) {
+              yr[k] = _mm512_add_ps(yr[k], bv);
+              if (fuse_relu) yr[k] = _mm512_maskz_max_ps((__mmask16)0xFFFF, _mm512_setzero_ps(), yr[k]);
+            }
+            q[0] = _mm512_permutex2var_ps(yr[0], lo_idx, yr[1]); /* columns 0, 1 of tiles 0-7 */
+            q[1] = _mm512_permutex2var_ps(yr[0], hi_idx, yr[1]); /* of tiles 8-15 */
+            q[2] = _mm512_permutex2var_ps(yr[2], lo_idx, yr[3]);
+            q[3] = _mm512_permutex2var_ps(yr[2], hi_idx, yr[3]);
+            for (k = 0; k < 4 && 16 * k < cols; k++) { /* tiles 4k .. 4k + 3, their four columns each */
+              __m512d a = _mm512_castps_pd(q[k / 2]), b = _mm512_castps_pd(q[2 + k / 2]);
+              __m512 v = _mm512_castpd_ps(_mm512_permutex2var_pd(a, k % 2 ? pd_hi : pd_lo, b));
+              _mm512_mask_storeu_ps(o + 16 * k, lensnet__avx512_first_lanes(cols - 16 * k), v);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 /* One image by Winograd's F(2x2, 3x3) or F(2x2, 5x5), as g's kernel is (lensnet__wino_ok); with
  * pool, out is the 2 x 2 stride-2 max pool of the output (after the ReLU when fuse_relu),
  * [cout, oh / 2, ow / 2]. */
 LENSNET__TARGET_AVX512 static void lensnet__wino_conv_avx512(const lensnet__conv_geom *g, const float *in, const float *U,
                                                              const float *bias, int fuse_relu, int pool, float *out, float *scratch) {
   if (g->kh == 5) lensnet__wino5_conv_avx512(g, in, U, bias, fuse_relu, pool, out, scratch);
+  else if (lensnet__wino_m(g) == 4) lensnet__wino43_conv_avx512(g, in, U, bias, fuse_relu, pool, out, scratch);
   else lensnet__wino3_conv_avx512(g, in, U, bias, fuse_relu, pool, out, scratch);
 }
 #endif
@@ -8041,6 +8312,7 @@ static int lensnet__trainer_packed_alloc(lensnet_trainer *t) {
 #ifdef LENSNET__HAVE_AVX512
     if (t->desc.winograd && t->packed_simd == LENSNET_SIMD_AVX512 && !(m->quant && m->quant[l].weight)) {
       int fwd = lensnet__wino_layer(m, l, 1), bwd = lensnet__conv_input_grad_geom(L, &gt) && lensnet__wino_ok(&gt);
+      g.wino4x4 = gt.wino4x4 = 1;
       if (fwd) {
         t->packed_fwd[l] = total;
         t->wino_fwd[l] = 1;
@@ -8477,10 +8749,12 @@ static size_t lensnet__conv2d_scratch(const lensnet_layer *L, size_t batch, int 
     size_t st = lensnet__conv_forward_scratch_floats(&gt);
     if (st > s) s = st;
 #ifdef LENSNET__HAVE_AVX512
-    if (lensnet__wino_ok(&gt) && lensnet__wino_scratch_floats(&gt) > s) s = lensnet__wino_scratch_floats(&gt); /* desc.winograd */
+    gt.wino4x4 = 1; /* desc.winograd */
+    if (lensnet__wino_ok(&gt) && lensnet__wino_scratch_floats(&gt) > s) s = lensnet__wino_scratch_floats(&gt);
 #endif
   }
 #ifdef LENSNET__HAVE_AVX512
+  g.wino4x4 = 1;
   if (lensnet__wino_ok(&g) && lensnet__wino_scratch_floats(&g) > s) s = lensnet__wino_scratch_floats(&g);
 #endif
   return s;
@@ -8500,6 +8774,7 @@ static void lensnet__conv2d_layer_forward(lensnet__pass *p) {
     size_t b, in = L->in_c * L->in_h * L->in_w, out = pool ? L->out_c * pool->out_h * pool->out_w : L->out_c * L->out_h * L->out_w;
     const float *bias = lensnet__param_values(m, L->bias_param);
     g.n = 1;
+    g.wino4x4 = p->t != NULL; /* a trainer's U is F(4x4, 3x3)'s where that applies */
     for (b = 0; b < p->batch; b++) lensnet__wino_conv_avx512(&g, p->x + b * in, p->wino, bias, fuse, pool != NULL, p->y + b * out, p->scratch);
     p->fused = pool ? 2 : fuse;
     return;
@@ -8679,6 +8954,7 @@ static void lensnet__conv_backward_image(const lensnet__pass *p, const float *W,
   }
 #ifdef LENSNET__HAVE_AVX512
   if (flipped && lensnet__trainer_wino(t, l, 1)) { /* desc.winograd: d input by F(2x2, 3x3) */
+    gt.wino4x4 = 1;
     lensnet__wino_conv_avx512(&gt, dy, lensnet__trainer_wino(t, l, 1), NULL, 0, 0, dx, col);
     flipped = 0;
   }
@@ -8696,8 +8972,10 @@ static void lensnet__conv2d_backward_prepare(lensnet_trainer *t, size_t l) {
   const lensnet_layer *L = &t->model->layers[l];
   lensnet__conv_geom gt;
   lensnet__flip_weights(L, t->model->values + t->model->params[L->weight].offset, t->flipped_weights + t->wgrad_offset[l]);
-  if (t->packed && t->packed_bwd[l] != (size_t)-1 && lensnet__conv_input_grad_geom(L, &gt))
+  if (t->packed && t->packed_bwd[l] != (size_t)-1 && lensnet__conv_input_grad_geom(L, &gt)) {
+    gt.wino4x4 = 1;
     lensnet__trainer_pack(t, &gt, t->flipped_weights + t->wgrad_offset[l], t->packed_bwd[l], t->wino_bwd[l]);
+  }
 }
 
 LENSNET__VECTORIZE static void lensnet__add_into(float *LENSNET__RESTRICT dst, const float *LENSNET__RESTRICT src, size_t n) {
@@ -9549,6 +9827,7 @@ static void lensnet__layers_task(void *ctx, size_t index, size_t worker) {
   if (j->what == 0) {
     if (t->packed_fwd[l] != (size_t)-1) {
       lensnet__conv_geom g = lensnet__layer_geom(&t->model->layers[l], 1);
+      g.wino4x4 = 1;
       lensnet__trainer_pack(t, &g, lensnet__param_values(t->model, t->model->layers[l].weight), t->packed_fwd[l], t->wino_fwd[l]);
     }
   } else if (j->what == 1) {

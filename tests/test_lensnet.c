@@ -687,20 +687,25 @@ static void test_forward_packed(void) {
   lensnet_model_free(other);
 }
 
-/* Winograd's F(2x2, 3x3) and F(2x2, 5x5) (lensnet__wino_conv_avx512, the 3x3 and 5x5 layers of
- * lensnet_model_pack_winograd) against sums in double on random geometries, 40 of each kernel:
- * 1-45 pixels a side (one to three 16-tile blocks per tile row, one or several bands, odd and
- * even sizes), 1-60 input channels (5x5: 8-60) and 1-23 output channels, padding 0-2, with and
- * without bias and ReLU, a quarter of them (and OU-200's second layer) pooled 2 x 2 in the output
- * transform, as inference pools a wide layer on the way. Each output within 4e-6 (5x5: 1e-5) of the sum of |weight x input| over
- * its window (float rounding of the transforms and products, measured up to 6e-7 of it; a wrong
- * tile, lane or transform coefficient is off by a whole term, 0.01 or more), nothing written past the output, the scratch
- * exactly lensnet__wino_scratch_floats (the sanitizer build checks the reads and writes). */
+/* Winograd's F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5) (lensnet__wino_conv_avx512: the 3x3 and 5x5
+ * layers of lensnet_model_pack_winograd, and a trainer's 3x3 layers, wino4x4, F(4x4, 3x3) where
+ * they have 16 tiles of 4 x 4) against sums in double on random geometries, 40 of each kernel,
+ * each 3x3 one both ways: 1-45 pixels a side (one to three 16-tile blocks per tile row, two tile
+ * rows a vector for F(4x4, 3x3) with 8 tiles a row or fewer, one or several bands, odd and even
+ * sizes; one 90 wide, one with 32 outputs a row), 1-60 input channels (5x5: 8-60) and 1-23 output channels, padding 0-2,
+ * with and without bias and ReLU, a quarter of them (and OU-200's second layer) pooled 2 x 2 in
+ * the output transform, as inference pools a wide layer on the way. Each output within 4e-6 of the
+ * sum of |weight x input| over its window for F(2x2, 3x3)'s 4 x 4 transforms and 1e-5 for the 6 x 6
+ * ones of F(4x4, 3x3) and F(2x2, 5x5), whose coefficients are larger (float rounding of the
+ * transforms and products, measured up to 6e-7 of it for F(2x2, 3x3) and 4.5e-6 for F(4x4, 3x3);
+ * a wrong tile, lane or transform coefficient is off by a whole term, 0.01 or more), nothing
+ * written past the output, the scratch exactly lensnet__wino_scratch_floats (the sanitizer build
+ * checks the reads and writes). */
 static void test_winograd_layer(void) {
 #ifdef LENSNET__HAVE_AVX512
   lensnet_rng rng;
-  size_t trial, worst_trial = 0;
-  double worst = 0.0;
+  size_t trial, worst_trial = 0, worst4_trial = 0;
+  double worst = 0.0, worst4 = 0.0;
   int bad = 0;
   if (!lensnet_simd_available(LENSNET_SIMD_AVX512)) { printf("   SKIP: AVX-512 is not available here\n"); return; }
   lensnet_rng_seed(&rng, 41);
@@ -709,6 +714,7 @@ static void test_winograd_layer(void) {
     size_t nin, nw, nout, nref, i, co, y, x, c, ky, kx;
     float *in, *w, *b, *out, *scratch, *U, *Ua;
     double *ref, *mag;
+    int four;
     int relu = (int)(trial % 2), with_bias = trial % 3 != 0, pool = trial % 4 == 3 || trial == 40;
     memset(&g, 0, sizeof g);
     size_t k = trial < 40 ? 3 : 5;
@@ -722,6 +728,8 @@ static void test_winograd_layer(void) {
     g.cout = 1 + (size_t)(23.0f * lensnet_rng_uniform(&rng));
     if (trial == 0) { g.h = 32; g.w = 32; g.pad = 0; g.cin = 50; g.cout = 50; }  /* OU-66's second layer */
     if (trial == 1) { g.h = 47; g.w = 47; g.pad = 0; g.cin = 40; g.cout = 30; }  /* OU-200's third: 23 tiles a row */
+    if (trial == 2) { g.h = 20; g.w = 90; }                                         /* 22 tiles of 4 x 4 a row */
+    if (trial == 4) { g.h = 18; g.w = 32; }    /* padding 1: 32 outputs a row, 8 tiles of 4 x 4 reading to column 33 */
     if (trial == 40) { g.h = 98; g.w = 98; g.pad = 0; g.cin = 50; g.cout = 40; } /* OU-200's second, 5x5: 47 tiles a row */
     g.oh = g.h + 2 * g.pad - (k - 1); g.ow = g.w + 2 * g.pad - (k - 1);
     nin = g.cin * g.h * g.w; nw = g.cout * g.cin * k * k; nref = g.cout * g.oh * g.ow;
@@ -729,20 +737,12 @@ static void test_winograd_layer(void) {
     ref = (double *)malloc(nref * sizeof(double)); mag = (double *)malloc(nref * sizeof(double));
     in = (float *)malloc(nin * sizeof(float)); w = (float *)malloc(nw * sizeof(float)); b = (float *)malloc(g.cout * sizeof(float));
     out = (float *)malloc((nout + 16) * sizeof(float));
-    scratch = (float *)malloc(lensnet__wino_scratch_floats(&g) * sizeof(float));
-    U = (float *)malloc(lensnet__wino_weight_floats(&g) * sizeof(float));
     for (i = 0; i < nin; i++) in[i] = 2.0f * lensnet_rng_uniform(&rng) - 0.5f;
     for (i = 0; i < nw; i++) w[i] = lensnet_rng_normal(&rng) * 0.3f;
     for (i = 0; i < g.cout; i++) b[i] = lensnet_rng_normal(&rng);
-    for (i = 0; i < nout + 16; i++) out[i] = 12345.0f;
-    Ua = (float *)lensnet__align64(U);
     CHECK(lensnet__wino_ok(&g) == (g.cin >= 8 && ((g.oh + 1) / 2) * ((g.ow + 1) / 2) >= 16), "trial %lu: Winograd's path for %lu input "
           "channels, %lux%lu out: %d", (unsigned long)trial, (unsigned long)g.cin, (unsigned long)g.oh, (unsigned long)g.ow,
           lensnet__wino_ok(&g)); /* it computes any; it pays from 8 channels and 16 tiles */
-    lensnet__wino_weights(&g, w, Ua);
-    lensnet__wino_conv_avx512(&g, in, Ua, with_bias ? b : NULL, relu, pool, out, scratch);
-    for (i = 0; i < 16; i++) bad |= out[nout + i] != 12345.0f;
-    if (bad) printf("   trial %lu: written past the output\n", (unsigned long)trial);
     for (co = 0; co < g.cout && !bad; co++)
       for (y = 0; y < g.oh; y++)
         for (x = 0; x < g.ow; x++) {
@@ -760,6 +760,20 @@ static void test_winograd_layer(void) {
           ref[(co * g.oh + y) * g.ow + x] = sum;
           mag[(co * g.oh + y) * g.ow + x] = sm;
         }
+    for (four = 0; four < (k == 3 ? 2 : 1) && !bad; four++) {
+    double run = 0.0, *wst;
+    size_t *wtr;
+    g.wino4x4 = four;
+    wst = lensnet__wino_m(&g) == 4 ? &worst4 : &worst; /* a geometry with too few tiles of 4 x 4 takes F(2x2, 3x3) */
+    wtr = lensnet__wino_m(&g) == 4 ? &worst4_trial : &worst_trial;
+    scratch = (float *)malloc(lensnet__wino_scratch_floats(&g) * sizeof(float));
+    U = (float *)malloc(lensnet__wino_weight_floats(&g) * sizeof(float));
+    Ua = (float *)lensnet__align64(U);
+    for (i = 0; i < nout + 16; i++) out[i] = 12345.0f;
+    lensnet__wino_weights(&g, w, Ua);
+    lensnet__wino_conv_avx512(&g, in, Ua, with_bias ? b : NULL, relu, pool, out, scratch);
+    for (i = 0; i < 16; i++) bad |= out[nout + i] != 12345.0f;
+    if (bad) printf("   trial %lu (%s): written past the output\n", (unsigned long)trial, lensnet__wino_m(&g) == 4 ? "F(4x4, 3x3)" : "F(2x2)");
     for (co = 0; co < g.cout && !bad; co++) /* each output, or each 2 x 2 window's largest (pool) */
       for (y = 0; y < (pool ? g.oh / 2 : g.oh); y++)
         for (x = 0; x < (pool ? g.ow / 2 : g.ow); x++) {
@@ -771,21 +785,26 @@ static void test_winograd_layer(void) {
             e = fabs(out[(co * (g.oh / 2) + y) * (g.ow / 2) + x] - want) / (scale + 1e-30);
           } else
             e = fabs(out[(co * g.oh + y) * g.ow + x] - ref[(co * g.oh + y) * g.ow + x]) / (mag[(co * g.oh + y) * g.ow + x] + 1e-30);
-          if (e > worst) { worst = e; worst_trial = trial; }
+          if (e > run) run = e;
         }
-    if (worst > (k == 3 ? 4e-6 : 1e-5) && !bad) {
+    if (run > *wst) { *wst = run; *wtr = trial; }
+    if (run > (lensnet__wino_alpha(&g) == 4 ? 4e-6 : 1e-5) && !bad) {
       bad = 1;
-      printf("   trial %lu: %lux%lu kernel %lu pad %lu, %lu -> %lu channels: error %.3g of the window's |w x| sum\n", (unsigned long)trial,
-             (unsigned long)g.h, (unsigned long)g.w, (unsigned long)k, (unsigned long)g.pad, (unsigned long)g.cin, (unsigned long)g.cout, worst);
+      printf("   trial %lu (%s): %lux%lu kernel %lu pad %lu, %lu -> %lu channels: error %.3g of the window's |w x| sum\n", (unsigned long)trial,
+             lensnet__wino_m(&g) == 4 ? "F(4x4, 3x3)" : "F(2x2)", (unsigned long)g.h, (unsigned long)g.w, (unsigned long)k,
+             (unsigned long)g.pad, (unsigned long)g.cin, (unsigned long)g.cout, run);
+    }
+    free(scratch); free(U);
     }
     if (trial == 39) {
-      printf("   3x3: largest error %.3g of the window's sum of |w x| (trial %lu)\n", worst, (unsigned long)worst_trial);
+      printf("   3x3 by F(2x2, 3x3): largest error %.3g of the window's sum of |w x| (trial %lu)\n", worst, (unsigned long)worst_trial);
+      printf("   3x3 by F(4x4, 3x3) where it applies: largest error %.3g (trial %lu)\n", worst4, (unsigned long)worst4_trial);
       worst = 0.0;
     }
-    free(in); free(w); free(b); free(out); free(scratch); free(U); free(ref); free(mag);
+    free(in); free(w); free(b); free(out); free(ref); free(mag);
   }
   printf("   5x5: largest error %.3g of the window's sum of |w x| (trial %lu)\n", worst, (unsigned long)worst_trial);
-  CHECK(!bad, "Winograd's outputs agree with sums in double on 80 geometries");
+  CHECK(!bad, "Winograd's outputs agree with sums in double on 80 geometries (the 3x3 ones by both tile sizes)");
 #endif
 }
 
@@ -1030,7 +1049,7 @@ int main(void) {
   TEST("random numbers: reproducible, uniform mean, normal variance") test_random_numbers();
   TEST("lensnet_logits_average: the logits of the views' mean probabilities") test_logits_average();
   TEST("lensnet_model_forward_packed: the same outputs with weights packed once") test_forward_packed();
-  TEST("Winograd F(2x2, 3x3) and F(2x2, 5x5) layers against sums in double") test_winograd_layer();
+  TEST("Winograd F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5) layers against sums in double") test_winograd_layer();
   TEST("lensnet_model_pack_winograd: which layers, and the outputs to rounding") test_forward_winograd();
   TEST("convolution, ReLU and 2x2 max pool in bands: the same outputs as layer by layer") test_pooled_on_the_way();
   TEST("2x2 max pooling rows by the vector paths: the definition bit for bit, NaNs included") test_maxpool_rows();
