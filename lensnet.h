@@ -882,8 +882,9 @@ typedef struct {
   int winograd;                        /* nonzero, on a CPU with AVX-512: every float 3 x 3 or 5 x 5 stride-1
                                         * convolution without groups with 8 or more input channels computes its
                                         * forward (where it is not pooled on the way) and its input gradient
-                                        * by Winograd's F(2x2, 3x3) or F(2x2, 5x5)
-                                        * (lensnet_model_pack_winograd): fewer products, the same
+                                        * by Winograd's F(4x4, 3x3) (a 3 x 3 layer with at least 16 tiles of
+                                        * 4 x 4 outputs; F(2x2, 3x3) below that) or F(2x2, 5x5): fewer
+                                        * products (4 and 2.8 times fewer than direct sums), the same
                                         * results to rounding, not bit for bit (deterministic all the same: a
                                         * run resumes and repeats bit for bit). lensnet_fit sets it unless its
                                         * exact is set; default 0 */
@@ -5268,6 +5269,11 @@ LENSNET__TARGET_AVX512 static void lensnet__conv_rows_direct_avx512(const lensne
  * outputs and input channel where the direct sum takes 36, 2.25 times fewer. The transforms are
  * additions. Used by lensnet_model_pack_winograd for stride-1 3 x 3 convolutions without groups;
  * the outputs differ from the direct sums by rounding only (the order of the additions differs).
+ * A trainer's 3 x 3 layers take F(4x4, 3x3) instead where they have 16 tiles of 4 x 4 or more
+ * (lensnet__wino43_conv_avx512, below): 36 products per 16 outputs, 4 times fewer than the
+ * direct sums, at a rounding error up to 4.5e-6 of the sum of |weight x input| against
+ * F(2x2, 3x3)'s 6e-7 (the 6 x 6 transforms have coefficients up to 8); inference keeps
+ * F(2x2, 3x3), whose logits stay within 3e-6 of the direct sums' on the released finders.
  *
  * Layout. Tiles are counted row by row (tile (ty, tx) covers output rows 2ty, 2ty + 1 and
  * columns 2tx, 2tx + 1; TX = ceil(ow / 2) per row) and taken a band of rows at a time, about a
@@ -5358,7 +5364,10 @@ static int lensnet__wino_ok(const lensnet__conv_geom *g) {
  *   G = [1/4 0 0 0 0; -1/6 (1 1 1 1 1); -1/6 (1 -1 1 -1 1); 1/24 (1 2 4 8 16);
  *        1/24 (1 -2 4 -8 16); 0 0 0 0 1],
  *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
- *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1]. */
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 1].
+ * F(4x4, 3x3) (Lavin & Gray), the same points and the same B^T:
+ *   G = [1/4 0 0; -1/6 (1 1 1); -1/6 (1 -1 1); 1/24 (1 2 4); 1/24 (1 -2 4); 0 0 1],
+ *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
 static void lensnet__wino_weights(const lensnet__conv_geom *g, const float *weight, float *U) {
   static const float G5[6][5] = {{0.25f, 0, 0, 0, 0},
                                  {-1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6},
