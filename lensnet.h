@@ -5271,8 +5271,9 @@ LENSNET__TARGET_AVX512 static void lensnet__conv_rows_direct_avx512(const lensne
  * the outputs differ from the direct sums by rounding only (the order of the additions differs).
  * A trainer's 3 x 3 layers take F(4x4, 3x3) instead where they have 16 tiles of 4 x 4 or more
  * (lensnet__wino43_conv_avx512, below): 36 products per 16 outputs, 4 times fewer than the
- * direct sums, at a rounding error up to 4.5e-6 of the sum of |weight x input| against
- * F(2x2, 3x3)'s 6e-7 (the 6 x 6 transforms have coefficients up to 8); inference keeps
+ * direct sums, at a rounding error up to 4.2e-6 of the largest sum of |weight x input| over a
+ * window of the tile, against F(2x2, 3x3)'s 6e-7 (the 6 x 6 transforms have coefficients up to
+ * 8); inference keeps
  * F(2x2, 3x3), whose logits stay within 3e-6 of the direct sums' on the released finders.
  *
  * Layout. Tiles are counted row by row (tile (ty, tx) covers output rows 2ty, 2ty + 1 and
@@ -5368,7 +5369,7 @@ static int lensnet__wino_ok(const lensnet__conv_geom *g) {
  * F(4x4, 3x3) (Lavin & Gray), the same points and the same B^T:
  *   G = [1/4 0 0; -1/6 (1 1 1); -1/6 (1 -1 1); 1/24 (1 2 4); 1/24 (1 -2 4); 0 0 1],
  *   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]. */
-static void lensnet__wino_weights(const lensnet__conv_geom *g, const float *weight, float *U) {
+LENSNET__VECTORIZE LENSNET__TARGET_AVX512 static void lensnet__wino_weights(const lensnet__conv_geom *g, const float *weight, float *U) {
   static const float G5[6][5] = {{0.25f, 0, 0, 0, 0},
                                  {-1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6, -1.0f / 6},
                                  {-1.0f / 6, 1.0f / 6, -1.0f / 6, 1.0f / 6, -1.0f / 6},
@@ -8962,7 +8963,7 @@ static void lensnet__conv_backward_image(const lensnet__pass *p, const float *W,
     }
   }
 #ifdef LENSNET__HAVE_AVX512
-  if (flipped && lensnet__trainer_wino(t, l, 1)) { /* desc.winograd: d input by F(2x2, 3x3) */
+  if (flipped && lensnet__trainer_wino(t, l, 1)) { /* desc.winograd: d input by F(4x4, 3x3) or F(2x2, 3x3) */
     gt.wino4x4 = 1;
     lensnet__wino_conv_avx512(&gt, dy, lensnet__trainer_wino(t, l, 1), NULL, 0, 0, dx, col);
     flipped = 0;
