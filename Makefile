@@ -379,8 +379,9 @@ LENSFINDING_RUN    ?= build/deeplense-lensfinding
 LENSFINDING_N      ?= 34000
 LENSFINDING_EPOCHS ?= 20
 LENSFINDING_ARCH   ?= tools/deeplense/hsc64.arch
+LENSFINDING_SYMMETRIES ?= 1
 deeplense-lensfinding: $(BUILD)/lens
-	LENS=$(BUILD)/lens ARCH=$(LENSFINDING_ARCH) sh tools/deeplense/lensfinding.sh $(LENSFINDING_RUN) $(LENSFINDING_N) $(LENSFINDING_EPOCHS) $(DEEPLENSE_THREADS)
+	LENS=$(BUILD)/lens ARCH=$(LENSFINDING_ARCH) SYMMETRIES=$(LENSFINDING_SYMMETRIES) sh tools/deeplense/lensfinding.sh $(LENSFINDING_RUN) $(LENSFINDING_N) $(LENSFINDING_EPOCHS) $(DEEPLENSE_THREADS)
 
 # The shifted-sky domain-adaptation benchmark (docs/deeplense.md, "A shifted sky"): two encoders
 # trained on simulated Euclid-like images, adapted by ADDA, AdaMatch and self-ensembling to a sky

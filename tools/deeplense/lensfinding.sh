@@ -10,11 +10,13 @@
 #       precision at recall 0.9, by kind).
 #
 # LENS (default build/lens) is the tool; ARCH (default tools/deeplense/hsc64.arch) the network,
-# any --arch of lens train (resnet18 takes its size from the data). Run from the repository root
-# (make deeplense-lensfinding, LENSFINDING_ARCH=resnet18 for the residual network).
+# any --arch of lens train (resnet18 takes its size from the data); SYMMETRIES (1, 2 or 8; default
+# 1) is lens predict's --symmetries for the test objects. Run from the repository root (make
+# deeplense-lensfinding, LENSFINDING_ARCH=resnet18 for the residual network).
 set -eu
 lens=${LENS:-build/lens}
 arch=${ARCH:-tools/deeplense/hsc64.arch}
+symmetries=${SYMMETRIES:-1}
 
 [ $# -ge 3 ] && [ $# -le 4 ] || { echo "usage: sh tools/deeplense/lensfinding.sh OUT N EPOCHS [THREADS]" >&2; exit 2; }
 out=$1 n=$2 epochs=$3 threads=${4:-}
@@ -40,6 +42,6 @@ else
     --minmax --seed 1 $t --out "$out/run"
 fi
 echo "3. scoring the test objects"
-"$lens" predict --model "$out/run/best.safetensors" $t "$out/test/images.npy" >"$out/test_scores.csv"
+"$lens" predict --model "$out/run/best.safetensors" --symmetries "$symmetries" $t "$out/test/images.npy" >"$out/test_scores.csv"
 "$lens" eval --scores "$out/test_scores.csv" --labels "$out/test/labels.csv" --by kind --at-recall 0.9 $t \
   --out "$out/test_eval" | tee "$out/test_eval.txt"
