@@ -13,10 +13,18 @@
 # any --arch of lens train (resnet18 takes its size from the data); SYMMETRIES (1, 2 or 8; default
 # 1) is lens predict's --symmetries for the test objects. Run from the repository root (make
 # deeplense-lensfinding, LENSFINDING_ARCH=resnet18 for the residual network).
+#
+# MORE (default 0): a second stage. MORE new objects at 1:16 (seed 3, OUT/train-more), on which
+# the finder of OUT/run goes on for 2 epochs (--init its best weights, learning rate 2e-4 falling
+# on a cosine to 0, the same augmentation and class weights; OUT/run-more); the test objects are
+# scored by that finder. TEST_SEED (default 2) is the seed of the 20,200 test objects; another
+# seed goes to OUT/test-seedS and OUT/test-seedS_eval.txt (a second held-out sky).
 set -eu
 lens=${LENS:-build/lens}
 arch=${ARCH:-tools/deeplense/hsc64.arch}
 symmetries=${SYMMETRIES:-1}
+more=${MORE:-0}
+test_seed=${TEST_SEED:-2}
 
 [ $# -ge 3 ] && [ $# -le 4 ] || { echo "usage: sh tools/deeplense/lensfinding.sh OUT N EPOCHS [THREADS]" >&2; exit 2; }
 out=$1 n=$2 epochs=$3 threads=${4:-}
@@ -32,7 +40,9 @@ sim() { # seed count lens-fraction folder
 }
 echo "1. simulating $n training objects at 1:16 and 20,200 test objects at 1:100 (HSC-like g, r, i)"
 sim 1 "$n" 0.0588235294 "$out/train"
-sim 2 20200 0.00990099 "$out/test"
+test=$out/test
+[ "$test_seed" = 2 ] || test=$out/test-seed$test_seed
+sim "$test_seed" 20200 0.00990099 "$test"
 echo "2. training $arch for $epochs epochs (classes weighted by their inverse frequency)"
 if [ -f "$out/run/checkpoint.safetensors" ]; then
   "$lens" train --resume "$out/run" --epochs "$epochs" $t
@@ -41,7 +51,20 @@ else
     --epochs "$epochs" --batch 32 --lr 1e-3 --schedule cosine --class-weights auto --augment flip,rot90 \
     --minmax --seed 1 $t --out "$out/run"
 fi
-echo "3. scoring the test objects"
-"$lens" predict --model "$out/run/best.safetensors" --symmetries "$symmetries" $t "$out/test/images.npy" >"$out/test_scores.csv"
-"$lens" eval --scores "$out/test_scores.csv" --labels "$out/test/labels.csv" --by kind --at-recall 0.9 $t \
-  --out "$out/test_eval" | tee "$out/test_eval.txt"
+model=$out/run/best.safetensors
+if [ "$more" -gt 0 ]; then
+  echo "2b. $more more objects at 1:16 (seed 3); 2 more epochs on them from $model"
+  sim 3 "$more" 0.0588235294 "$out/train-more"
+  if [ -f "$out/run-more/checkpoint.safetensors" ]; then
+    "$lens" train --resume "$out/run-more" --epochs 2 $t
+  else
+    "$lens" train --init "$model" --data "$out/train-more/images.npy" --labels "$out/train-more/labels.csv" \
+      --epochs 2 --batch 32 --lr 2e-4 --schedule cosine --class-weights auto --augment flip,rot90 \
+      --minmax --seed 3 $t --out "$out/run-more"
+  fi
+  model=$out/run-more/best.safetensors
+fi
+echo "3. scoring the test objects ($test) with $model"
+"$lens" predict --model "$model" --symmetries "$symmetries" $t "$test/images.npy" >"${test}_scores.csv"
+"$lens" eval --scores "${test}_scores.csv" --labels "$test/labels.csv" --by kind --at-recall 0.9 $t \
+  --out "${test}_eval" | tee "${test}_eval.txt"
