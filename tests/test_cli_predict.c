@@ -576,6 +576,24 @@ static void test_locator(void) {
  * eight flips and quarter turns of a 2 x 7 x 7 one), each softmaxed in double and averaged; the
  * CSV's p_lens is that mean, its logit columns the logs of the means. */
 #define SYM "build/pe_sym"
+/* View t of object i of x [N, B, h, w] into view [B, h, w], by index arithmetic: views 2, the
+ * image and its half turn (h-1-y, w-1-x); views 8, its flips and quarter turns. */
+static void sym_view(const float *x, size_t i, size_t B, size_t h, size_t w, int views, int t, float *view) {
+  size_t c, y, xx;
+  for (c = 0; c < B; c++)
+    for (y = 0; y < h; y++)
+      for (xx = 0; xx < w; xx++) {
+        size_t row = y, col = xx;
+        if (views == 2 && t == 1) { row = h - 1 - y; col = w - 1 - xx; }
+        if (views == 8) { /* reverse rows (bit 2) and columns (bit 1), then transpose (bit 0) */
+          row = t & 1 ? xx : y; col = t & 1 ? y : xx;
+          if (t & 4) row = h - 1 - row;
+          if (t & 2) col = w - 1 - col;
+        }
+        view[(c * h + y) * w + xx] = x[((i * B + c) * h + row) * w + col];
+      }
+}
+
 static void check_symmetries(const char *arch, size_t h, size_t w, int views) {
   enum { N = 5, B = 2 };
   lensnet_model *m = NULL;
@@ -583,7 +601,7 @@ static void check_symmetries(const char *arch, size_t h, size_t w, int views) {
   lensnet_tensor x;
   lensnet_csv csv;
   lensnet_rng rng;
-  size_t shape[4] = {N, B, 0, 0}, i, k, c, y, xx, agree = 0, hw = h * w;
+  size_t shape[4] = {N, B, 0, 0}, i, k, agree = 0, hw = h * w;
   float *view = NULL, *ws = NULL, z[3];
   char cmd[512];
   int t, rc;
@@ -611,18 +629,7 @@ static void check_symmetries(const char *arch, size_t h, size_t w, int views) {
       int ok = 1;
       for (t = 0; t < views; t++) {
         double mx, sum = 0;
-        for (c = 0; c < B; c++)
-          for (y = 0; y < h; y++)
-            for (xx = 0; xx < w; xx++) {
-              size_t row = y, col = xx;
-              if (views == 2 && t == 1) { row = h - 1 - y; col = w - 1 - xx; }
-              if (views == 8) { /* reverse rows (bit 2) and columns (bit 1), then transpose (bit 0) */
-                row = t & 1 ? xx : y; col = t & 1 ? y : xx;
-                if (t & 4) row = h - 1 - row;
-                if (t & 2) col = w - 1 - col;
-              }
-              view[(c * h + y) * w + xx] = x.data[((i * B + c) * h + row) * w + col];
-            }
+        sym_view(x.data, i, B, h, w, views, t, view);
         lensnet_model_forward(m, 1, view, z, ws, &err);
         mx = z[0] > z[1] ? (z[0] > z[2] ? z[0] : z[2]) : (z[1] > z[2] ? z[1] : z[2]);
         for (k = 0; k < 3; k++) sum += exp(z[k] - mx);
@@ -663,6 +670,124 @@ static void test_classifier_symmetries(void) {
   cli_shell("rm -rf " SYM);
 }
 
+/* --model repeated: an ensemble. Three finders of one architecture (other initial weights) on 2 x 7
+ * x 7 inputs; each object's expected probabilities are the mean, over the models and (with
+ * --symmetries 8) their eight views, of each forward pass's softmax, computed here in double; the
+ * CSV's p_lens is that mean and its logits the logs of the means. Then the refusals: members of
+ * another input size, other classes, a regression member, and a locator beside an ensemble. */
+#define ENS "build/pe_ens"
+static void test_ensemble(void) {
+  enum { N = 6, B = 2, H = 7, M = 3 };
+  const char *arch = "input 2 7 7\nconv2d name=c1 out=3 kernel=3\nrelu\nflatten\ndense name=d out=3";
+  lensnet_model *m[M] = {NULL, NULL, NULL}, *other = NULL;
+  lensnet_error err;
+  lensnet_tensor x;
+  lensnet_csv csv;
+  lensnet_rng rng;
+  size_t shape[4] = {N, B, H, H}, i, k, j, agree;
+  float view[B * H * H], *ws = NULL, z[3];
+  char cmd[1024], text[4096], path[128];
+  int t, rc, views, made = 1;
+  cli_shell("rm -rf " ENS " && mkdir -p " ENS);
+  for (j = 0; j < M; j++) {
+    made &= lensnet_model_create(arch, &m[j], &err) == LENSNET_OK;
+    if (!made) break;
+    lensnet_model_init(m[j], 11 + 5 * j);
+    lensnet_model_set_meta(m[j], "classes", "a,lens,c");
+    snprintf(path, sizeof path, ENS "/m%lu.safetensors", (unsigned long)j);
+    made &= lensnet_model_save(m[j], path, &err) == LENSNET_OK;
+  }
+  made &= lensnet_tensor_alloc(&x, 4, shape, &err) == LENSNET_OK;
+  CHECK(made, "three models and the inputs made");
+  if (!made) { for (j = 0; j < M; j++) lensnet_model_free(m[j]); return; }
+  lensnet_rng_seed(&rng, 5);
+  for (i = 0; i < N * B * H * H; i++) x.data[i] = lensnet_rng_normal(&rng);
+  lensnet_npy_write(ENS "/x.npy", &x, &err);
+  ws = (float *)malloc(lensnet_model_workspace_floats(m[0], 1) * sizeof(float));
+  for (views = 1; views <= 8 && ws; views += 7) {
+    snprintf(cmd, sizeof cmd, "predict --model " ENS "/m0.safetensors --model " ENS "/m1.safetensors --model " ENS
+             "/m2.safetensors " ENS "/x.npy --symmetries %d --csv " ENS "/e%d.csv", views, views);
+    rc = cli_lens("%s", cmd);
+    CHECK(rc == 0, "%s: exit %d", cmd, rc);
+    snprintf(path, sizeof path, ENS "/e%d.csv", views);
+    agree = 0;
+    if (rc == 0 && lensnet_csv_read(path, &csv, &err) == LENSNET_OK) {
+      for (i = 0; i < N; i++) {
+        double mean[3] = {0, 0, 0}, v;
+        int ok = 1;
+        for (j = 0; j < M; j++)
+          for (t = 0; t < views; t++) {
+            double mx, sum = 0;
+            sym_view(x.data, i, B, H, H, views == 1 ? 2 : views, t, view); /* views 1: t = 0, the image as it is */
+            lensnet_model_forward(m[j], 1, view, z, ws, &err);
+            mx = z[0] > z[1] ? (z[0] > z[2] ? z[0] : z[2]) : (z[1] > z[2] ? z[1] : z[2]);
+            for (k = 0; k < 3; k++) sum += exp(z[k] - mx);
+            for (k = 0; k < 3; k++) mean[k] += exp(z[k] - mx) / sum / (M * views);
+          }
+        ok &= lensnet_csv_number(&csv, i + 1, 1, &v, &err) == LENSNET_OK && fabs(v - mean[1]) <= 1e-6;
+        for (k = 0; k < 3; k++) ok &= lensnet_csv_number(&csv, i + 1, 2 + k, &v, &err) == LENSNET_OK && fabs(v - log(mean[k])) <= 1e-5;
+        agree += ok;
+      }
+      lensnet_csv_free(&csv);
+    }
+    CHECK(agree == N, "an ensemble of %d, --symmetries %d: p_lens and the logits from the mean probabilities over models and views "
+          "(%lu of %d)", M, views, (unsigned long)agree, N);
+    snprintf(cmd, sizeof cmd, "predict --model " ENS "/m0.safetensors --model " ENS "/m1.safetensors --model " ENS
+             "/m2.safetensors " ENS "/x.npy --symmetries %d --threads 2 --batch 4 --csv " ENS "/et%d.csv", views, views);
+    rc = cli_lens("%s", cmd);
+    {
+      char again[128];
+      snprintf(again, sizeof again, ENS "/et%d.csv", views);
+      CHECK(rc == 0 && cli_same_file(path, again), "an ensemble, --symmetries %d: the same rows with 2 threads and --batch 4", views);
+    }
+  }
+  /* one model twice is that model alone (its p_lens; the logit columns become logs of probabilities) */
+  rc = cli_lens("predict --model " ENS "/m1.safetensors " ENS "/x.npy --csv " ENS "/one.csv");
+  rc |= cli_lens("predict --model " ENS "/m1.safetensors --model " ENS "/m1.safetensors " ENS "/x.npy --csv " ENS "/twice.csv");
+  agree = 0;
+  if (rc == 0 && lensnet_csv_read(ENS "/one.csv", &csv, &err) == LENSNET_OK) {
+    lensnet_csv twice;
+    if (lensnet_csv_read(ENS "/twice.csv", &twice, &err) == LENSNET_OK) {
+      for (i = 0; i < N; i++) {
+        double a, b;
+        agree += lensnet_csv_number(&csv, i + 1, 1, &a, &err) == LENSNET_OK && lensnet_csv_number(&twice, i + 1, 1, &b, &err) == LENSNET_OK &&
+                 fabs(a - b) <= 1e-6 * (fabs(a) + 1e-30) + 1e-12;
+      }
+      lensnet_csv_free(&twice);
+    }
+    lensnet_csv_free(&csv);
+  }
+  CHECK(agree == N, "an ensemble of one model twice gives the model's own p_lens (%lu of %d)", (unsigned long)agree, N);
+  /* refusals: other input size, other classes, a regression member, a locator */
+  if (lensnet_model_create("input 2 8 8\nconv2d name=c1 out=3 kernel=3\nrelu\nflatten\ndense name=d out=3", &other, &err) == LENSNET_OK) {
+    lensnet_model_init(other, 3);
+    lensnet_model_save(other, ENS "/big.safetensors", &err);
+    lensnet_model_free(other);
+  }
+  rc = cli_lens_output(text, sizeof text, "predict --model " ENS "/m0.safetensors --model " ENS "/big.safetensors " ENS "/x.npy");
+  CHECK(rc == 2 && strstr(text, "2x8x8") && strstr(text, "2x7x7"), "an ensemble member of another input size refused (exit %d): %s", rc, text);
+  lensnet_model_set_meta(m[2], "classes", "a,b,lens");
+  lensnet_model_save(m[2], ENS "/order.safetensors", &err);
+  rc = cli_lens_output(text, sizeof text, "predict --model " ENS "/m0.safetensors --model " ENS "/order.safetensors " ENS "/x.npy");
+  CHECK(rc == 2 && strstr(text, "'b'") && strstr(text, "'lens'"), "an ensemble member with other classes refused (exit %d): %s", rc, text);
+  lensnet_model_set_meta(m[2], "regress.targets", "theta_E,e1,e2");
+  lensnet_model_set_meta(m[2], "regress.loss", "mse");
+  lensnet_model_set_meta(m[2], "regress.mean", "1,0,0");
+  lensnet_model_set_meta(m[2], "regress.std", "0.5,0.2,0.2");
+  lensnet_model_save(m[2], ENS "/regress.safetensors", &err);
+  rc = cli_lens_output(text, sizeof text, "predict --model " ENS "/m0.safetensors --model " ENS "/regress.safetensors " ENS "/x.npy");
+  CHECK(rc == 2 && strstr(text, "regression"), "a regression member refused (exit %d): %s", rc, text);
+  rc = cli_lens_output(text, sizeof text, "predict --model " ENS "/regress.safetensors --model " ENS "/m0.safetensors " ENS "/x.npy");
+  CHECK(rc == 2 && strstr(text, "regression"), "an ensemble led by a regression model refused (exit %d): %s", rc, text);
+  rc = cli_lens_output(text, sizeof text, "predict --model " ENS "/m0.safetensors --model " ENS "/m1.safetensors --locator " ENS
+                       "/regress.safetensors " ENS "/x.npy");
+  CHECK(rc == 2 && strstr(text, "--locator"), "--locator beside an ensemble refused (exit %d): %s", rc, text);
+  free(ws);
+  lensnet_tensor_free(&x);
+  for (j = 0; j < M; j++) lensnet_model_free(m[j]);
+  cli_shell("rm -rf " ENS);
+}
+
 int main(void) {
   TEST("every released finder of Wilde et al. 2022 reproduces PyTorch's logits through lens predict") test_parity();
   TEST("lens predict refuses mismatched inputs with a clear message") test_mismatched_inputs();
@@ -673,5 +798,6 @@ int main(void) {
   TEST("lens predict --locator: each blob's position, an nll locator's sigmas, shards; non-locators refused") test_locator();
   TEST("the shipped finders find lenses in a fresh lens sim sample") test_shipped_finders();
   TEST("lens predict --symmetries 2 and 8 on a classifier average the views' class probabilities") test_classifier_symmetries();
+  TEST("lens predict --model repeated: an ensemble averages its finders' class probabilities") test_ensemble();
   return check_summary();
 }

@@ -12,7 +12,11 @@
  * --locator L adds where in each cutout a locator network puts the object (lensnet_cutout_locate:
  * one prediction on the cutout as given, which cannot be re-centred beyond its edges as lens find
  * re-centres its windows): the CSV columns x,y,x_sigma,y_sigma (input pixels) and center_x,center_y
- * (arcsec from the input's centre). */
+ * (arcsec from the input's centre).
+ *
+ * --model given several times makes an ensemble of classifiers: each object's class probabilities
+ * are the mean over the models (and, with --symmetries, over each model's views), every member a
+ * vote of equal weight; the members must take the same input and give the same classes. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +27,14 @@
 #include "cli.h"
 #include "shard.h"
 
+/* The most finders an ensemble (--model repeated) may hold. */
+#define PREDICT_MAX_MODELS 16
+
 typedef struct {
-  const char *model_path, *list_path, *out_npy, *csv_path;
+  const char *models[PREDICT_MAX_MODELS]; /* --model, in order */
+  size_t model_count;
+  const char *model_path;   /* the first (the one messages name when all agree) */
+  const char *list_path, *out_npy, *csv_path;
   const char *locator_path;  /* --locator: positions from a locator network */
   const char *map_path;      /* --map FILE.npy: with --locator, p_lens times each pixel's probability of holding the object */
   char **inputs;            /* the positional arguments */
@@ -49,7 +59,10 @@ static const char *const symmetry_choices[] = {"1", "2", "8", NULL};
 #define T predict_options
 static const lens_option predict_rows[] = {
   LENS_ARGS(T, "INPUT", 0, inputs, input_count, ".npy batch [N,C,H,W] (or [C,H,W]; [N,H,W] for one band) or FITS file"),
-  LENS_TEXT(T, "model", LENS_OPT_REQUIRED, model_path, NULL, "MODEL.safetensors", "the lens finder"),
+  LENS_LIST_FLAGS(T, "model", LENS_OPT_REQUIRED, models, model_count, PREDICT_MAX_MODELS, "MODEL.safetensors",
+                  "the lens finder; repeated (up to 16), an ensemble of classifiers: each object's\n"
+                  "class probabilities averaged over the models (with --symmetries, over every\n"
+                  "model's views); the models take the same input and give the same classes"),
   LENS_INT(T, "bands", bands_per_object, 1, 64, 0, "B", "B consecutive FITS files form one object, one band each"),
   LENS_TEXT(T, "list", 0, list_path, NULL, "FILE", "read inputs from FILE, one object per line (with --bands, B paths per line)"),
   LENS_CUSTOM(T, "shard", 0, shard, lens_parse_shard, "I/N", "score only shard I of N: objects [I n/N, (I+1) n/N) of the n objects of all\n"
@@ -123,7 +136,12 @@ typedef struct {
 
 typedef struct {
   const predict_options *opt;
-  lensnet_model *model;
+  lensnet_model *model;     /* the finder, the first of an ensemble (members[0]) */
+  lensnet_model *members[PREDICT_MAX_MODELS]; /* --model repeated: the ensemble */
+  lensnet_packed *member_packed[PREDICT_MAX_MODELS];
+  size_t member_count;      /* 1 without an ensemble */
+  size_t rows;              /* output rows per object: passes for each member, then plain */
+  size_t model_ws;          /* the largest member's workspace for `passes` images (the copies follow it) */
   size_t lens_class;        /* which output is "lens" */
   predict_object *pending;
   size_t pending_count, object_number, scored, nan_pixels, inf_pixels, added;
@@ -192,11 +210,11 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
       lensnet_cutout_scale(s->locator, &desc, s->locator_input + i * per, NULL);
       desc.minmax = s->opt->minmax;
     }
-    if (s->passes > 1) {
-      /* --mc or --symmetries: the object repeated once per pass after the model's workspace (pass
+    if (s->passes > 1 || s->member_count > 1) {
+      /* --mc, --symmetries or an ensemble: the object repeated once per pass after the workspace (pass
        * k turned to view k mod views); with --mc pass k draws its masks from (the object's seed, k) */
-      float *copies = workspace + lensnet_model_workspace_floats(m, s->passes);
-      float *out = s->output + i * (s->passes + s->plain) * m->out_features;
+      float *copies = workspace + s->model_ws;
+      float *out = s->output + i * s->rows * m->out_features;
       uint64_t x = (uint64_t)s->opt->seed + 0x9E3779B97F4A7C15ull * (uint64_t)(s->pending[i].number + 1);
       lensnet_result r;
       x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
@@ -204,10 +222,14 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
       for (k = 0; k < s->passes; k++) view_image(s, k, s->input + i * per, copies + k * per);
       r = s->opt->mc ? lensnet_model_forward_mc(m, s->passes, copies, out, workspace, x ^ (x >> 31), err)
                      : lensnet_model_forward_packed(m, s->packed, s->passes, copies, out, workspace, err);
+      /* an ensemble's other members: the same views, their rows after the first's (classifiers: no --mc) */
+      for (k = 1; r == LENSNET_OK && k < s->member_count; k++)
+        r = lensnet_model_forward_packed(s->members[k], s->member_packed[k], s->passes, copies, out + k * s->passes * m->out_features,
+                                         workspace, err);
       /* the means' passes, dropout off: copies 0..views-1 are the views (copy 0 the image) */
       if (r == LENSNET_OK && s->plain) r = lensnet_model_forward_packed(m, s->packed, s->plain, copies, out + s->passes * m->out_features, workspace, err);
       if (r != LENSNET_OK) return 0;
-      if (!s->regress) lensnet_logits_average(out, s->passes, m->out_features, out); /* into the first row */
+      if (!s->regress) lensnet_logits_average(out, s->member_count * s->passes, m->out_features, out); /* into the first row */
       for (k = 0; s->regress && s->views > 1 && k < s->passes + s->plain; k++)
         lensnet_regression_turn_back(&s->reg, view_transform(s, k), out + k * m->out_features);
     } else if (lensnet_model_forward_packed(m, s->packed, 1, s->input + i * per, s->output + i * m->out_features, workspace, err) != LENSNET_OK)
@@ -222,7 +244,7 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
  * --samples every pass's means. */
 static int write_regression(predict_state *s, size_t b) {
   const lensnet_model *m = s->model;
-  const float *z = s->output + b * (s->passes + s->plain) * m->out_features;
+  const float *z = s->output + b * s->rows * m->out_features;
   double mean[LENSNET_REGRESSION_MAX], sigma[LENSNET_REGRESSION_MAX];
   float row[2 * LENSNET_REGRESSION_MAX];
   size_t j, k, T = s->reg.count;
@@ -270,7 +292,7 @@ static int run_batch(predict_state *s) {
     if (s->failed) return lens_fail("forward pass failed");
   } else if (!forward_images(s, 0, s->pending_count, s->workspace, &err)) return lens_fail_err(&err);
   for (b = 0; b < s->pending_count; b++) {
-    const float *z = s->output + b * (s->passes + s->plain) * m->out_features; /* several passes: averaged into the first */
+    const float *z = s->output + b * s->rows * m->out_features; /* several passes (or models): averaged into the first */
     double p;
     s->nan_pixels += s->pending[b].nan_pixels;
     s->inf_pixels += s->pending[b].inf_pixels;
@@ -593,12 +615,72 @@ static int open_locator(const predict_options *o, predict_state *s) {
   return 0;
 }
 
+/* An ensemble's members after the first (--model repeated): loaded, packed and checked against the
+ * first, whose input, classes and preprocessing they must share (the cutouts are prepared once). */
+static int open_members(predict_options *o, predict_state *s) {
+  const lensnet_model *m = s->model;
+  lensnet_error err;
+  size_t j, k;
+  int minmax;
+  const char *key;
+  s->members[0] = s->model;
+  s->member_packed[0] = s->packed;
+  s->member_count = 1;
+  if (o->model_count < 2) return 0;
+  if (s->regress)
+    return lens_usage("--model given %lu times: an ensemble averages classifiers' probabilities; %s is a lens-modelling (regression) "
+                      "network", (unsigned long)o->model_count, o->model_path);
+  if (o->locator_path || o->map_path)
+    return lens_usage("--locator with several --model: give one finder (the locator's positions sit beside one finder's scores)");
+  for (j = 1; j < o->model_count; j++) {
+    const char *path = o->models[j];
+    lensnet_model *e;
+    char a[64], b[64];
+    if (lensnet_model_load(path, &s->members[j], &err) != LENSNET_OK) return lens_fail_err(&err);
+    e = s->members[j];
+    s->member_count = j + 1; /* freed by the caller from here on */
+    if ((o->exact ? lensnet_model_pack(e, &s->member_packed[j], &err) : lensnet_model_pack_winograd(e, &s->member_packed[j], &err)) != LENSNET_OK)
+      return lens_fail_err(&err);
+    if (lensnet_model_meta(e, "regress.targets"))
+      return lens_usage("--model %s is a lens-modelling (regression) network; an ensemble averages classifiers' probabilities", path);
+    if (e->in_c != m->in_c || e->in_h != m->in_h || e->in_w != m->in_w)
+      return lens_usage("--model %s takes %lux%lux%lu inputs (bands x height x width) but %s takes %lux%lux%lu; an ensemble's models "
+                        "read the same cutouts, so they must agree", path, (unsigned long)e->in_c, (unsigned long)e->in_h,
+                        (unsigned long)e->in_w, o->model_path, (unsigned long)m->in_c, (unsigned long)m->in_h, (unsigned long)m->in_w);
+    if (e->out_features != m->out_features)
+      return lens_usage("--model %s gives %lu outputs but %s gives %lu; an ensemble's models give the same classes", path,
+                        (unsigned long)e->out_features, o->model_path, (unsigned long)m->out_features);
+    for (k = 0; k < m->out_features; k++) {
+      lensnet_model_class_name(m, k, a, sizeof a, NULL);
+      lensnet_model_class_name(e, k, b, sizeof b, NULL);
+      if (strcmp(a, b))
+        return lens_usage("--model %s calls output %lu '%s' but %s calls it '%s'; an ensemble's models give the same classes in the "
+                          "same order", path, (unsigned long)k, b, o->model_path, a);
+    }
+    /* the cutouts are scaled once, as the first model says (or as --preprocess says for all) */
+    if (o->cutout.preprocess == LENS_PREPROCESS_UNSET) {
+      if (lensnet_model_preprocess(e, &minmax, &key, &err) != LENSNET_OK)
+        return lens_fail("%s: %s; choose with --preprocess minmax|none", path, err.message);
+      if (minmax != o->minmax)
+        return lens_usage("--model %s %s min-max normalisation but %s %s; an ensemble's models read the same cutouts (--preprocess "
+                          "minmax|none sets it for all)", path, minmax ? "applies" : "does not apply", o->model_path,
+                          o->minmax ? "does" : "does not");
+    }
+  }
+  fprintf(stderr, "lens: an ensemble of %lu finders: each object's class probabilities averaged over them\n",
+          (unsigned long)s->member_count);
+  return 0;
+}
+
 /* The model, its normalisation and the buffers of one batch. */
 static int open_model(predict_options *o, predict_state *s) {
   lensnet_error err;
-  size_t per, ws;
+  size_t per, ws, j;
   int rc;
+  o->model_path = o->models[0];
   if (lensnet_model_load(o->model_path, &s->model, &err) != LENSNET_OK) return lens_fail_err(&err);
+  s->members[0] = s->model;
+  s->member_count = 1;
   s->opt = o;
   if (s->model->in_c > 64)
     return lens_fail("%s: the model takes %lu bands; lens predict handles up to 64", o->model_path, (unsigned long)s->model->in_c);
@@ -626,8 +708,10 @@ static int open_model(predict_options *o, predict_state *s) {
     fprintf(stderr, "lens: note: %s was trained with mse and has no variance output: without --mc the _sigma columns are 0\n", o->model_path);
   /* after the checks of the options, so that a usage error is not preceded by this note */
   if ((o->minmax = lens_preprocess_resolve(s->model, o->cutout.preprocess)) < 0) return LENS_EXIT_FAIL;
+  if ((rc = open_members(o, s)) != 0) return rc;
   s->passes = o->mc ? o->mc : s->views;
   s->plain = o->mc && !o->mc_mean ? s->views : 0; /* <= passes: --mc is a multiple of the views */
+  s->rows = s->member_count * s->passes + s->plain;
   per = s->model->in_c * s->model->in_h * s->model->in_w;
   if (!o->threads) o->threads = lens_pool_default_threads();
   /* Every object gets its own forward pass, so how many are held at once changes only the memory,
@@ -635,8 +719,13 @@ static int open_model(predict_options *o, predict_state *s) {
   s->group = o->batch < PREDICT_PER_THREAD * o->threads ? o->batch : PREDICT_PER_THREAD * o->threads;
   s->chunk = (s->group + o->threads - 1) / o->threads;
   /* one image at a time, per thread (--mc: its passes, and their copies of the image) */
-  ws = lensnet_model_workspace_floats(s->model, s->passes);
-  if (ws && s->passes > 1) ws += s->passes * per;
+  for (j = 0, ws = 0; j < s->member_count; j++) {
+    size_t need = lensnet_model_workspace_floats(s->members[j], s->passes);
+    if (!need) { ws = 0; break; } /* reported as out of memory below */
+    if (need > ws) ws = need;
+  }
+  s->model_ws = ws;
+  if (ws && s->rows > 1) ws += s->passes * per;
   if (s->locator && ws < lensnet_model_workspace_floats(s->locator, 1)) ws = lensnet_model_workspace_floats(s->locator, 1); /* run after the finder */
   s->ws_floats = ws;
   if (!ws || ws > ((size_t)-1 / sizeof(float)) / o->threads) ws = 0; /* reported as out of memory below */
@@ -644,7 +733,7 @@ static int open_model(predict_options *o, predict_state *s) {
   s->pool = lens_pool_create(o->threads);
   s->pending = (predict_object *)calloc(s->group, sizeof *s->pending);
   s->input = (float *)malloc(s->group * per * sizeof(float));
-  s->output = (float *)malloc(s->group * (s->passes + s->plain) * s->model->out_features * sizeof(float));
+  s->output = (float *)malloc(s->group * s->rows * s->model->out_features * sizeof(float));
   s->workspace = ws ? (float *)malloc(ws * sizeof(float)) : NULL;
   if (!s->pending || !s->input || !s->output || !s->workspace) return lens_fail("out of memory for a batch of %lu", (unsigned long)s->group);
   if (s->locator) {
@@ -754,6 +843,10 @@ int lens_cmd_predict(int argc, char **argv) {
   free(s.pending); free(s.input); free(s.output); free(s.workspace); free(s.located);
   lensnet_packed_free(s.packed);
   lensnet_model_free(s.model);
+  { /* an ensemble's other members */
+    size_t j;
+    for (j = 1; j < s.member_count; j++) { lensnet_packed_free(s.member_packed[j]); lensnet_model_free(s.members[j]); }
+  }
   lensnet_model_free(s.locator);
   lens_pool_free(s.pool);
   return rc;
