@@ -386,8 +386,10 @@ LENSFINDING_SYMMETRIES ?= 1
 # seed of the test objects (2; another is a second held-out sky). See tools/deeplense/lensfinding.sh.
 LENSFINDING_MORE      ?= 0
 LENSFINDING_TEST_SEED ?= 2
+# LENSFINDING_ENSEMBLE: K finders trained apart on objects of their own, the test scored by all K
+LENSFINDING_ENSEMBLE  ?= 1
 deeplense-lensfinding: $(BUILD)/lens
-	LENS=$(BUILD)/lens ARCH=$(LENSFINDING_ARCH) SYMMETRIES=$(LENSFINDING_SYMMETRIES) MORE=$(LENSFINDING_MORE) TEST_SEED=$(LENSFINDING_TEST_SEED) sh tools/deeplense/lensfinding.sh $(LENSFINDING_RUN) $(LENSFINDING_N) $(LENSFINDING_EPOCHS) $(DEEPLENSE_THREADS)
+	LENS=$(BUILD)/lens ARCH=$(LENSFINDING_ARCH) SYMMETRIES=$(LENSFINDING_SYMMETRIES) MORE=$(LENSFINDING_MORE) TEST_SEED=$(LENSFINDING_TEST_SEED) ENSEMBLE=$(LENSFINDING_ENSEMBLE) sh tools/deeplense/lensfinding.sh $(LENSFINDING_RUN) $(LENSFINDING_N) $(LENSFINDING_EPOCHS) $(DEEPLENSE_THREADS)
 
 # The shifted-sky domain-adaptation benchmark (docs/deeplense.md, "A shifted sky"): two encoders
 # trained on simulated Euclid-like images, adapted by ADDA, AdaMatch and self-ensembling to a sky

@@ -19,17 +19,32 @@
 # on a cosine to 0, the same augmentation and class weights; OUT/run-more); the test objects are
 # scored by that finder. TEST_SEED (default 2) is the seed of the 20,200 test objects; another
 # seed goes to OUT/test-seedS and OUT/test-seedS_eval.txt (a second held-out sky).
+#
+# ENSEMBLE (default 1): K finders trained apart, the same recipe each: finder j (2..K) on N objects
+# of its own (seed 2j-1: OUT/train-seed3, OUT/train-seed5, ...; its initial weights from the same
+# seed) into OUT/run2, OUT/run3, ...; the test objects are scored by the ensemble (lens predict
+# --model repeated: the class probabilities averaged over the finders and their views). The test
+# seed must be none of the training seeds. MORE and ENSEMBLE are alternatives.
 set -eu
 lens=${LENS:-build/lens}
 arch=${ARCH:-tools/deeplense/hsc64.arch}
 symmetries=${SYMMETRIES:-1}
 more=${MORE:-0}
 test_seed=${TEST_SEED:-2}
+ensemble=${ENSEMBLE:-1}
 
 [ $# -ge 3 ] && [ $# -le 4 ] || { echo "usage: sh tools/deeplense/lensfinding.sh OUT N EPOCHS [THREADS]" >&2; exit 2; }
 out=$1 n=$2 epochs=$3 threads=${4:-}
 [ -x "$lens" ] || { echo "deeplense: $lens not found; run make first" >&2; exit 1; }
 t=${threads:+--threads $threads}
+case $ensemble in ''|*[!0-9]*|0) echo "deeplense: ENSEMBLE=$ensemble: give the number of finders, 1 or more" >&2; exit 2 ;; esac
+[ "$ensemble" -eq 1 ] || [ "$more" -eq 0 ] || { echo "deeplense: MORE and ENSEMBLE are alternatives: give one" >&2; exit 2; }
+j=1
+while [ "$j" -le "$ensemble" ]; do
+  [ "$test_seed" -ne $((2 * j - 1)) ] || { echo "deeplense: TEST_SEED=$test_seed is the training seed of finder $j: choose another" >&2; exit 2; }
+  j=$((j + 1))
+done
+[ "$more" -eq 0 ] || [ "$test_seed" -ne 3 ] || { echo "deeplense: TEST_SEED=3 is the seed of MORE's objects: choose another" >&2; exit 2; }
 mkdir -p "$out"
 sim() { # seed count lens-fraction folder
   if [ -f "$4/images.npy" ] && [ "$(($(wc -l <"$4/labels.csv") - 1))" -eq "$2" ]; then
@@ -52,6 +67,22 @@ else
     --minmax --seed 1 $t --out "$out/run"
 fi
 model=$out/run/best.safetensors
+set -- --model "$model" # the finders that score the test objects
+j=2
+while [ "$j" -le "$ensemble" ]; do
+  seed=$((2 * j - 1))
+  echo "2.$j. finder $j of $ensemble: $n objects at 1:16 (seed $seed), the same recipe from its own initial weights"
+  sim "$seed" "$n" 0.0588235294 "$out/train-seed$seed"
+  if [ -f "$out/run$j/checkpoint.safetensors" ]; then
+    "$lens" train --resume "$out/run$j" --epochs "$epochs" $t
+  else
+    "$lens" train --arch "$arch" --weight-init he --data "$out/train-seed$seed/images.npy" --labels "$out/train-seed$seed/labels.csv" \
+      --epochs "$epochs" --batch 32 --lr 1e-3 --schedule cosine --class-weights auto --augment flip,rot90 \
+      --minmax --seed "$seed" $t --out "$out/run$j"
+  fi
+  set -- "$@" --model "$out/run$j/best.safetensors"
+  j=$((j + 1))
+done
 if [ "$more" -gt 0 ]; then
   echo "2b. $more more objects at 1:16 (seed 3); 2 more epochs on them from $model"
   sim 3 "$more" 0.0588235294 "$out/train-more"
@@ -63,8 +94,9 @@ if [ "$more" -gt 0 ]; then
       --minmax --seed 3 $t --out "$out/run-more"
   fi
   model=$out/run-more/best.safetensors
+  set -- --model "$model"
 fi
-echo "3. scoring the test objects ($test) with $model"
-"$lens" predict --model "$model" --symmetries "$symmetries" $t "$test/images.npy" >"${test}_scores.csv"
+echo "3. scoring the test objects ($test) with $*"
+"$lens" predict "$@" --symmetries "$symmetries" $t "$test/images.npy" >"${test}_scores.csv"
 "$lens" eval --scores "${test}_scores.csv" --labels "$test/labels.csv" --by kind --at-recall 0.9 $t \
   --out "${test}_eval" | tee "${test}_eval.txt"
