@@ -399,6 +399,44 @@ static void test_channels(void) {
         "a band the data lacks is named");
 }
 
+/* --crop N: training on the central 12 x 12 of 20 x 16 images is training on a file of those
+ * 12 x 12 (the same weights, bit for bit), the offsets rounded down as lens predict --crop cuts
+ * (rows 4-15, columns 2-13); a run with --crop resumes to the uninterrupted run's weights (the
+ * crop comes back from the checkpoint); a crop larger than the images is refused, naming both. */
+static void test_crop(void) {
+  lensnet_tensor one, big;
+  lensnet_error err;
+  lensnet_rng rng;
+  size_t shape[4] = {240, 1, 20, 16}, i, y, x, compared = 0;
+  const char *common = "--arch build/tcli_arch.txt --labels build/tcli_labels.csv --epochs 2 --batch 16 --seed 5 --threads 1";
+  if (lensnet_npy_read("build/tcli_images.npy", &one, &err) != LENSNET_OK || lensnet_tensor_alloc(&big, 4, shape, &err) != LENSNET_OK) {
+    CHECK(0, "setup: %s", err.message);
+    return;
+  }
+  lensnet_rng_seed(&rng, 11);
+  for (i = 0; i < 240; i++)
+    for (y = 0; y < 20; y++)
+      for (x = 0; x < 16; x++)
+        big.data[(i * 20 + y) * 16 + x] = y >= 4 && y < 16 && x >= 2 && x < 14 ? one.data[(i * 12 + y - 4) * 12 + x - 2] : 3.0f * lensnet_rng_normal(&rng);
+  lensnet_npy_write("build/tcli_images_big.npy", &big, &err);
+  lensnet_tensor_free(&one);
+  lensnet_tensor_free(&big);
+  CHECK(cli_lens("train %s --data build/tcli_images.npy --out build/tcli_crop_ref 2>/dev/null", common) == 0, "run on the 12 x 12 images");
+  CHECK(cli_lens("train %s --data build/tcli_images_big.npy --crop 12 --out build/tcli_crop 2>/dev/null", common) == 0, "run on 20 x 16 with --crop 12");
+  CHECK(same_tensors("build/tcli_crop_ref/best.safetensors", "build/tcli_crop/best.safetensors", &compared) && compared > 0,
+        "the same weights (%lu tensors)", (unsigned long)compared);
+  CHECK(cli_lens("train %s --data build/tcli_images_big.npy --crop 12 --interrupt-after 1 --out build/tcli_crop_resumed 2>/dev/null", common) != 0 &&
+            cli_lens("train --resume build/tcli_crop_resumed 2>/dev/null") == 0,
+        "a --crop run stopped after epoch 1 and resumed");
+  compared = 0;
+  CHECK(same_tensors("build/tcli_crop/best.safetensors", "build/tcli_crop_resumed/best.safetensors", &compared) && compared > 0,
+        "resumed: the uninterrupted run's weights (%lu tensors)", (unsigned long)compared);
+  CHECK(cli_lens("train %s --data build/tcli_images_big.npy --crop 18 --out build/tcli_crop_bad 2> build/tcli_err.log", common) == 2 &&
+            cli_file_has("build/tcli_err.log", "--crop 18 is larger than the images") && cli_file_has("build/tcli_err.log", "20x16") &&
+            access("build/tcli_crop_bad", F_OK) != 0,
+        "a crop larger than the images is named (exit 2), no folder left");
+}
+
 /* --init W --arch A: A's parameters come from W by name (here: the run's network without its
  * dropout); a name A has and W lacks is refused. A learning rate of 1e-12 leaves the weights where
  * they start to 1e-9 (Adam's step is about lr, 15 steps), while two initialisations differ by ~0.1. */
@@ -459,6 +497,7 @@ int main(void) {
   TEST("an interrupted run resumed reaches the same weights") test_resume();
   TEST("bad input gets a clear error") test_bad_input();
   TEST("--channels trains on the listed bands") test_channels();
+  TEST("--crop trains on the central pixels") test_crop();
   TEST("--init into another --arch: weights by name") test_init_into_arch();
   TEST("best and last checkpoints describe the weights they hold (epoch, losses, history)") test_checkpoint_metadata();
   cli_shell("rm -rf build/tcli_*");

@@ -21,6 +21,7 @@
 typedef struct {
   const char *resume, *data, *labels, *out, *arch, *init, *classes, *channels, *weight_init, *targets;
   int bands, threads, interrupt_after, force, task;
+  int crop;                  /* --crop N: train on the central N x N of each image (0: whole images) */
   int arch_given;            /* --arch on the command line: with --init, the network to load the weights into */
   lensnet_fit_desc fit;      /* the training settings */
 } train_args;
@@ -43,6 +44,9 @@ static const lens_option tool_rows[] = {
   LENS_ROW("bands", LENS_OPT_INT, LENS_OPT_SAVED, T, bands, 0, 1024, 0, "B", "input bands of a built-in architecture (default 0: from the data)"),
   LENS_TEXT(T, "channels", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, channels, "", "LIST",
             "train on these bands of the data, in this order, e.g. 2,1,3 (default: all)"),
+  LENS_ROW("crop", LENS_OPT_INT, LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, T, crop, 0, 65536, 0, "N",
+           "train on the central N x N pixels of each image (offsets rounded down, as\n"
+           "lens predict --crop cuts them; default 0: the whole image)"),
   LENS_TEXT(T, "weight-init", LENS_OPT_SAVED | LENS_OPT_SAVED_OPTIONAL, weight_init, "pytorch", "S",
             "starting weights of a fresh model: pytorch (PyTorch's default) | he (He et al. 2015,\n"
             "for deep ReLU stacks without batch norm such as OU-66)"),
@@ -271,6 +275,17 @@ static int load_data(const train_args *a, lensnet_tensor *images, float **labels
     }
     free(tmp);
     images->shape[1] = k;
+  }
+  if (a->crop) {
+    /* the central crop x crop of every plane, packed in place: each row moves to an earlier place
+     * (or its own), so copying in order never overwrites a row still to be read */
+    size_t n = images->shape[0] * images->shape[1], h = images->shape[2], w = images->shape[3], c = (size_t)a->crop, p, y;
+    size_t y0 = (h - c) / 2, x0 = (w - c) / 2;
+    if (c > h || c > w)
+      return lens_usage("--crop %lu is larger than the images of %s (%lux%lu)", (unsigned long)c, a->data, (unsigned long)h, (unsigned long)w);
+    for (p = 0; p < n; p++)
+      for (y = 0; y < c; y++) memmove(images->data + (p * c + y) * c, images->data + (p * h + y0 + y) * w + x0, c * sizeof(float));
+    images->shape[2] = images->shape[3] = c;
   }
   {
     size_t first, per = images->shape[1] * images->shape[2] * images->shape[3], hw = images->shape[2] * images->shape[3];
