@@ -7892,12 +7892,13 @@ static lensnet_result lensnet__model_pack(const lensnet_model *m, int winograd, 
   if (!m) return lensnet__fail(err, LENSNET_ERR_ARG, "no model to pack");
   pk = LENSNET__CAST(lensnet_packed *, LENSNET_MALLOC(sizeof *pk));
   if (!pk) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
-  pk->m = m; pk->simd = lensnet_simd_best(); pk->count = m->layer_count; pk->value_count = m->value_count;
+  pk->m = m; pk->simd = lensnet_simd_best(); pk->count = 0; pk->value_count = m->value_count; /* count once raw[] is set */
   pk->layer = LENSNET__CAST(float **, LENSNET_MALLOC((m->layer_count + 1) * sizeof(float *)));
   pk->raw = LENSNET__CAST(float **, LENSNET_MALLOC((m->layer_count + 1) * sizeof(float *)));
   pk->wino = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(m->layer_count + 1));
   if (!pk->layer || !pk->raw || !pk->wino) { lensnet_packed_free(pk); return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory"); }
   for (i = 0; i < m->layer_count; i++) { pk->layer[i] = pk->raw[i] = NULL; pk->wino[i] = 0; }
+  pk->count = m->layer_count;
   path = lensnet__gemm_path_for(pk->simd);
   for (i = 0; i < m->layer_count; i++) {
     const lensnet_layer *L = &m->layers[i];
