@@ -1,6 +1,21 @@
 /* Unit tests of lensnet.h's core: JSON, architecture text, model files, the layers' forward
  * passes against hand-computed values, resizing and normalisation, random numbers. The file
  * formats (.npy, safetensors, FITS) are tested in tests/test_formats.c. */
+#include <stdlib.h>
+/* An allocator that refuses its Nth call from now (alloc_fail_in = N), so that each allocation of
+ * a function can be failed in turn; alloc_calls counts the calls. */
+static long alloc_fail_in = 0, alloc_calls = 0;
+static void *test_malloc(size_t n) {
+  alloc_calls++;
+  return alloc_fail_in > 0 && --alloc_fail_in == 0 ? NULL : malloc(n);
+}
+static void *test_realloc(void *p, size_t n) {
+  alloc_calls++;
+  return alloc_fail_in > 0 && --alloc_fail_in == 0 ? NULL : realloc(p, n);
+}
+#define LENSNET_MALLOC(n) test_malloc(n)
+#define LENSNET_REALLOC(p, n) test_realloc(p, n)
+#define LENSNET_FREE(p) free(p)
 #define LENSNET_IMPLEMENTATION
 #include "lensnet.h"
 #include "check.h"
@@ -687,6 +702,59 @@ static void test_forward_packed(void) {
   lensnet_model_free(other);
 }
 
+/* lensnet_model_pack and lensnet_model_pack_winograd with each of their allocations refused in
+ * turn: every one is needed, so each gives LENSNET_ERR_NOMEM and no pack, with nothing freed that
+ * was not allocated and nothing leaked (the sanitizer build checks both); then a pack is made
+ * again and agrees with the plain forward pass. */
+static void test_pack_out_of_memory(void) {
+  const char *arch = "input 3 11 13\nconv2d name=a out=12 kernel=3 padding=1\nrelu\nconv2d name=b out=6 kernel=3 stride=2 groups=2\n"
+                     "maxpool kernel=2\nconv2d name=c out=5 kernel=1\nflatten\ndense name=d out=3";
+  lensnet_model *m = NULL;
+  lensnet_packed *pk = NULL;
+  lensnet_error err;
+  float x[3 * 11 * 13], plain[3], packed[3];
+  int winograd;
+  size_t i;
+  if (lensnet_model_create(arch, &m, &err) != LENSNET_OK) {
+    CHECK(0, "model: %s", err.message);
+    return;
+  }
+  lensnet_model_init(m, 3);
+  for (i = 0; i < sizeof x / sizeof *x; i++) x[i] = (float)((i * 37) % 17) / 17.0f - 0.5f;
+  for (winograd = 0; winograd < 2; winograd++) {
+    const char *name = winograd ? "lensnet_model_pack_winograd" : "lensnet_model_pack";
+    long calls, k, refused = 0;
+    int all_refused = 1;
+    lensnet_result rc;
+    alloc_calls = 0;
+    rc = winograd ? lensnet_model_pack_winograd(m, &pk, &err) : lensnet_model_pack(m, &pk, &err);
+    calls = alloc_calls;
+    lensnet_packed_free(pk);
+    CHECK(rc == LENSNET_OK && calls >= 6, "%s: %ld allocations (a pack, three tables and one per convolution)", name, calls);
+    for (k = 1; k <= calls; k++) {
+      pk = NULL;
+      alloc_fail_in = k;
+      rc = winograd ? lensnet_model_pack_winograd(m, &pk, &err) : lensnet_model_pack(m, &pk, &err);
+      alloc_fail_in = 0;
+      if (rc == LENSNET_ERR_NOMEM && pk == NULL && (strstr(err.message, "out of memory") || strstr(err.message, "cannot allocate")))
+        refused++;
+      else
+        all_refused = 0;
+      lensnet_packed_free(pk);
+    }
+    CHECK(all_refused && refused == calls, "%s: each of its %ld allocations refused in turn gives LENSNET_ERR_NOMEM and no pack (%ld did)",
+          name, calls, refused);
+    rc = winograd ? lensnet_model_pack_winograd(m, &pk, &err) : lensnet_model_pack(m, &pk, &err);
+    CHECK(rc == LENSNET_OK && lensnet_model_forward(m, 1, x, plain, NULL, &err) == LENSNET_OK &&
+              lensnet_model_forward_packed(m, pk, 1, x, packed, NULL, &err) == LENSNET_OK &&
+              (winograd || !memcmp(plain, packed, sizeof plain)) && fabsf(plain[0] - packed[0]) <= 1e-5f * (1.0f + fabsf(plain[0])),
+          "%s: packed again afterwards, its forward pass agrees with the plain one", name);
+    lensnet_packed_free(pk);
+    pk = NULL;
+  }
+  lensnet_model_free(m);
+}
+
 /* Winograd's F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5) (lensnet__wino_conv_avx512: the 3x3 and 5x5
  * layers of lensnet_model_pack_winograd, and a trainer's 3x3 layers, wino4x4, F(4x4, 3x3) where
  * they have 16 tiles of 4 x 4) against sums in double on random geometries, 40 of each kernel,
@@ -1057,6 +1125,7 @@ int main(void) {
   TEST("lensnet_logits_average: the logits of the views' mean probabilities") test_logits_average();
   TEST("lensnet_model_forward_packed: the same outputs with weights packed once") test_forward_packed();
   TEST("Winograd F(2x2, 3x3), F(4x4, 3x3) and F(2x2, 5x5) layers against sums in double") test_winograd_layer();
+  TEST("lensnet_model_pack and _winograd: each allocation refused in turn") test_pack_out_of_memory();
   TEST("lensnet_model_pack_winograd: which layers, and the outputs to rounding") test_forward_winograd();
   TEST("convolution, ReLU and 2x2 max pool in bands: the same outputs as layer by layer") test_pooled_on_the_way();
   TEST("2x2 max pooling rows by the vector paths: the definition bit for bit, NaNs included") test_maxpool_rows();
