@@ -374,8 +374,10 @@ deeplense-weights: $(BUILD)/lens
 # The same task with ResNet-18 on the central 96 x 96 (tools/deeplense/resnet.sh; docs/deeplense.md):
 # about 2.5 hours on 2 cores with the default N, 94,000 simulated images, 9 GB of disk.
 DEEPLENSE_RESNET_RUN ?= build/deeplense-resnet
+# DEEPLENSE_RESNET_MORE=K: K more one-epoch stages on fresh sets of 4N/3 (each about an hour).
+DEEPLENSE_RESNET_MORE ?= 0
 deeplense-resnet: $(BUILD)/lens
-	LENS=$(BUILD)/lens sh tools/deeplense/resnet.sh $(DEEPLENSE_RESNET_RUN) $(DEEPLENSE_N) $(DEEPLENSE_THREADS)
+	LENS=$(BUILD)/lens sh tools/deeplense/resnet.sh $(DEEPLENSE_RESNET_RUN) $(DEEPLENSE_N) "$(DEEPLENSE_THREADS)" $(DEEPLENSE_RESNET_MORE)
 
 # The DeepLense lens-finding task (docs/deeplense.md): HSC-like finders trained at 1:16, tested at
 # 1:100. Not part of make test (about 45 minutes on 2 cores: 5 to simulate, 40 to train 20 epochs;
