@@ -98,9 +98,29 @@ $(BUILD)/pic/%.o: %.c $(PNG_STAMP) | check-stb $(BUILD)
 build/test_%: tests/test_%.c $(TEST_HDR) $(HEADERS) $(PNG_STAMP) | check-stb build
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
+SAN_CFLAGS = $(STRICT) -O1 -g $(ARCHFLAGS) $(CFLAGS_EXTRA) $(PNG_CFLAGS) -I. $(SAN)
 build/san/test_%: tests/test_%.c $(TEST_HDR) $(HEADERS) $(PNG_STAMP) | check-stb build
 	@mkdir -p build/san
-	$(CC) $(STRICT) -O1 -g $(ARCHFLAGS) $(CFLAGS_EXTRA) $(PNG_CFLAGS) -I. $(SAN) -o $@ $< $(LDLIBS)
+	$(CC) $(SAN_CFLAGS) -o $@ $< $(LDLIBS)
+
+# Most tests use the headers' public API alone. They link the three implementations compiled
+# once (tools/impl.c: the tool's $(BUILD)/obj/impl.o, and build/san/impl.o for the sanitizer
+# builds) instead of compiling them again in each program, which was most of make test's build
+# time: the headers' own guards against a second implementation (LENSNET__IMPLEMENTED and its
+# siblings) are set on the command line. TEST_OWN_IMPL: the tests that configure the
+# implementation (allocators, sizes) or reach its internals compile it themselves, as every test
+# does when built alone or for another CPU (make test-cross).
+TEST_OWN_IMPL = adapt equivariant fit formats gemm lensnet lenssim lensviz preallocated train
+IMPL_LINKED   = -DLENSNET__IMPLEMENTED -DLENSSIM__IMPLEMENTED -DLENSVIZ__IMPLEMENTED
+TESTS_LINKED  = $(filter-out $(TEST_OWN_IMPL:%=build/test_%),$(TESTS))
+SAN_LINKED    = $(filter-out $(TEST_OWN_IMPL:%=build/san/test_%),$(SAN_TESTS))
+$(TESTS_LINKED): build/test_%: tests/test_%.c $(BUILD)/obj/impl.o $(TEST_HDR) $(HEADERS) $(PNG_STAMP) | check-stb build
+	$(CC) $(ALL_CFLAGS) $(IMPL_LINKED) -o $@ $< $(BUILD)/obj/impl.o $(LDLIBS)
+$(SAN_LINKED): build/san/test_%: tests/test_%.c build/san/impl.o $(TEST_HDR) $(HEADERS) $(PNG_STAMP) | check-stb build
+	$(CC) $(SAN_CFLAGS) $(IMPL_LINKED) -o $@ $< build/san/impl.o $(LDLIBS)
+build/san/impl.o: tools/impl.c $(HEADERS) $(PNG_STAMP) | check-stb build
+	@mkdir -p build/san
+	$(CC) $(SAN_CFLAGS) -c -o $@ $<
 
 # ThreadSanitizer builds, made and run by tests/test_tsan.sh: the pool's test here, the tool as
 # make BUILD=build/tsan CFLAGS='-O1 -g' CFLAGS_EXTRA='$(TSAN)' build/tsan/lens.
