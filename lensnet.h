@@ -1680,6 +1680,18 @@ LENSNET_API const char *lensnet_csv_cell(const lensnet_csv *table, size_t row, s
  * caller decides about them). LENSNET_ERR_FORMAT naming the line, the column and the text when
  * the cell is not a number, LENSNET_ERR_ARG outside the table. */
 LENSNET_API lensnet_result lensnet_csv_number(const lensnet_csv *table, size_t row, size_t col, double *value, lensnet_error *err);
+/* The table row of each of n objects (image i of a stack [n, C, H, W]) into row[n]. With a column
+ * named `index`, the row whose index is i: every index an integer from 0 to n - 1 on exactly one
+ * row, so the rows may come in any order (lens eval matches rows so too); else the rows in order
+ * from `first` (1 below a header, 0 for a headerless table). Another count of rows than n is
+ * LENSNET_ERR_SHAPE; an index that is not a number, out of range or repeated LENSNET_ERR_FORMAT
+ * naming its line. The rule of lens train and lens adapt for labels.csv (messages say "label rows"). */
+LENSNET_API lensnet_result lensnet_csv_object_rows(const lensnet_csv *table, size_t first, size_t n, size_t *row, lensnet_error *err);
+/* The class of each of n objects from a labels table into labels[n]: the class column
+ * (lensnet_csv_label_column; a one-column table whose first cell is a number has no header), its
+ * rows matched to the objects by lensnet_csv_object_rows; each class an integer from 0 to
+ * classes - 1, else LENSNET_ERR_FORMAT naming the line. */
+LENSNET_API lensnet_result lensnet_csv_class_labels(const lensnet_csv *table, size_t n, size_t classes, float *labels, lensnet_error *err);
 
 #ifdef __cplusplus
 }
@@ -13396,6 +13408,59 @@ LENSNET_API lensnet_result lensnet_csv_number(const lensnet_csv *table, size_t r
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: '%.40s' in column %.64s is not a number", (unsigned long)table->lines[row],
                          cell, table->cells[col]);
   return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_csv_object_rows(const lensnet_csv *table, size_t first, size_t n, size_t *row, lensnet_error *err) {
+  size_t col = 0, r, rows;
+  if (!table || !row || first > table->rows) return lensnet__fail(err, LENSNET_ERR_ARG, "csv: no table");
+  rows = table->rows - first;
+  if (rows != n)
+    return lensnet__fail(err, LENSNET_ERR_SHAPE, "%lu label rows for %lu images", (unsigned long)rows, (unsigned long)n);
+  if (first == 0 || lensnet_csv_column(table->header, "index", &col, NULL) != LENSNET_OK) {
+    for (r = 0; r < n; r++) row[r] = first + r;
+    return LENSNET_OK;
+  }
+  for (r = 0; r < n; r++) row[r] = (size_t)-1;
+  for (r = first; r < table->rows; r++) {
+    const char *cell = table->cells[r * table->cols + col];
+    char *end;
+    double v = strtod(cell, &end);
+    size_t i;
+    if (end == cell || *end || !(v >= 0 && v < (double)n) || v != floor(v))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: index '%.40s' is not an image of the %lu (0 to %lu); the index column "
+                           "names the image of each row", (unsigned long)table->lines[r], cell, (unsigned long)n, (unsigned long)(n ? n - 1 : 0));
+    i = (size_t)v;
+    if (row[i] != (size_t)-1)
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: index %lu again (line %lu has it)", (unsigned long)table->lines[r],
+                           (unsigned long)i, (unsigned long)table->lines[row[i]]);
+    row[i] = r;
+  }
+  return LENSNET_OK; /* n distinct indices below n on n rows: every image has its row */
+}
+
+LENSNET_API lensnet_result lensnet_csv_class_labels(const lensnet_csv *table, size_t n, size_t classes, float *labels, lensnet_error *err) {
+  size_t column = 0, first = 1, i, *row;
+  lensnet_result r = LENSNET_OK;
+  const char *c0 = lensnet_csv_cell(table, 0, 0);
+  char *end;
+  if (!c0 || !labels) return lensnet__fail(err, LENSNET_ERR_ARG, "csv: no table");
+  strtod(c0, &end);
+  if (table->cols == 1 && end != c0 && *end == 0) first = 0; /* a number, not a name: no header */
+  else if ((r = lensnet_csv_label_column(table->header, &column, err)) != LENSNET_OK) return r;
+  if (!(row = LENSNET__CAST(size_t *, LENSNET_MALLOC((n ? n : 1) * sizeof(size_t)))))
+    return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for %lu labels", (unsigned long)n);
+  if ((r = lensnet_csv_object_rows(table, first, n, row, err)) == LENSNET_OK)
+    for (i = 0; i < n; i++) {
+      double v;
+      if (lensnet_csv_number(table, row[i], column, &v, NULL) != LENSNET_OK || v != floor(v) || !(v >= 0 && v < (double)classes)) {
+        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: class '%.40s' is not an integer from 0 to %lu", (unsigned long)table->lines[row[i]],
+                          table->cells[row[i] * table->cols + column], (unsigned long)(classes ? classes - 1 : 0));
+        break;
+      }
+      labels[i] = (float)v;
+    }
+  LENSNET_FREE(row);
+  return r;
 }
 
 #endif /* LENSNET_IMPLEMENTATION */

@@ -269,12 +269,14 @@ static void test_bad_input(void) {
   if (f) { fputs("label\n0\n1\n", f); fclose(f); }
   CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_short.csv --out build/tcli_bad 2> build/tcli_err.log") != 0,
         "too few labels must fail");
-  CHECK(cli_file_has("build/tcli_err.log", "2 label rows for 240 images"), "the message counts rows and images");
+  CHECK(cli_file_has("build/tcli_err.log", "build/tcli_short.csv: 2 label rows for 240 images"), "the message counts rows and images");
   f = fopen("build/tcli_badclass.csv", "w");
   if (f) { int i; fputs("label\n", f); for (i = 0; i < 240; i++) fputs(i == 7 ? "5\n" : "1\n", f); fclose(f); }
   CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_badclass.csv --out build/tcli_bad 2> build/tcli_err.log") != 0,
         "class 5 of 2 must fail");
-  CHECK(cli_file_has("build/tcli_err.log", ":9:"), "the message names the line");
+  CHECK(cli_file_has("build/tcli_err.log", "line 9: class '5' is not an integer from 0 to 1") &&
+            cli_file_has("build/tcli_err.log", "--classes names them"),
+        "the message names the line, and without --classes says how to name more classes");
   /* labels.csv is read as lens plot and lens eval read tables (lensnet_csv_read): a quoted name
    * holding a comma does not shift the label column onto theta_E (not an integer: refused), and
    * CRLF line ends and a last line without one are read */
@@ -359,6 +361,54 @@ static void test_bad_input(void) {
             "an out-of-range option in a checkpoint is named");
     } else CHECK(0, "read the checkpoint: %s", err.message);
   }
+}
+
+/* labels.csv's index column says which image a row labels, as lens eval reads it: the rows in
+ * reverse order train the same weights, bit for bit; a repeated index is refused. --classes: no
+ * empty or repeated name; without it, a fine-tuned model keeps --init's names. */
+static void test_labels_by_index(void) {
+  FILE *f = fopen("build/tcli_reversed.csv", "w");
+  size_t compared = 0;
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  int i;
+  if (f) {
+    fputs("kind,label,index\n", f);
+    for (i = 239; i >= 0; i--) fprintf(f, "%s,%d,%d\n", i % 2 ? "ring" : "disc", i % 2, i);
+    fclose(f);
+  }
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --epochs 1 --threads 1 "
+                 "--force --out build/tcli_inorder 2> /dev/null") == 0 &&
+            cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_reversed.csv --epochs 1 --threads 1 "
+                     "--force --out build/tcli_reversed 2> build/tcli_err.log") == 0,
+        "both runs");
+  CHECK(same_tensors("build/tcli_inorder/best.safetensors", "build/tcli_reversed/best.safetensors", &compared) && compared > 0,
+        "rows in reverse order with their index: the same weights");
+  f = fopen("build/tcli_dupindex.csv", "w");
+  if (f) {
+    fputs("index,label\n", f);
+    for (i = 0; i < 240; i++) fprintf(f, "%d,%d\n", i == 5 ? 4 : i, i % 2);
+    fclose(f);
+  }
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_dupindex.csv --epochs 1 "
+                 "--out build/tcli_lab 2> build/tcli_err.log") == 1 &&
+            cli_file_has("build/tcli_err.log", "build/tcli_dupindex.csv: line 7: index 4 again (line 6 has it)"),
+        "a repeated index: refused, naming both lines");
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --classes disc,,ring "
+                 "--out build/tcli_lab 2> build/tcli_err.log") == 2 && cli_file_has("build/tcli_err.log", "name 2 is empty"),
+        "an empty class name is refused");
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --classes \"disc, disc\" "
+                 "--out build/tcli_lab 2> build/tcli_err.log") == 2 && cli_file_has("build/tcli_err.log", "'disc' twice"),
+        "a class named twice is refused");
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --classes disc,ring "
+                 "--epochs 1 --threads 1 --force --out build/tcli_named 2> /dev/null") == 0 &&
+            cli_lens("train --init build/tcli_named/best.safetensors --data build/tcli_images.npy --labels build/tcli_labels.csv "
+                     "--epochs 1 --threads 1 --force --out build/tcli_tuned 2> /dev/null") == 0,
+        "a fine-tuning run without --classes");
+  CHECK(lensnet_model_load("build/tcli_tuned/best.safetensors", &m, &err) == LENSNET_OK && lensnet_model_meta(m, "classes") &&
+            !strcmp(lensnet_model_meta(m, "classes"), "disc,ring"),
+        "it keeps --init's class names: %s", m && lensnet_model_meta(m, "classes") ? lensnet_model_meta(m, "classes") : err.message);
+  lensnet_model_free(m);
 }
 
 /* --channels: training on band 1 of a three-band stack is training on a one-band file of that
@@ -496,6 +546,7 @@ int main(void) {
   cli_shell("rm -rf build/tcli_full build/tcli_resumed");
   TEST("an interrupted run resumed reaches the same weights") test_resume();
   TEST("bad input gets a clear error") test_bad_input();
+  TEST("labels.csv rows matched by index; --classes checked and kept from --init") test_labels_by_index();
   TEST("--channels trains on the listed bands") test_channels();
   TEST("--crop trains on the central pixels") test_crop();
   TEST("--init into another --arch: weights by name") test_init_into_arch();

@@ -1566,6 +1566,48 @@ static void test_csv(void) {
   }
 }
 
+/* The labels of a stack from a table: rows matched to images by an index column in any order,
+ * else in order; a headerless column of numbers; every bad index or class named by its line. */
+static void test_csv_labels(void) {
+  static const struct { const char *text; size_t n, classes; const char *want; } cases[] = {
+    {"index,label\n0,1\n1,0\n2,2\n", 3, 3, "1 0 2"},
+    {"index,kind,label\n2,x,2\n0,y,1\n1,z,0\n", 3, 3, "1 0 2"},    /* the same labels, the rows in another order */
+    {"label,index\n0,1\n1,2\n1,0\n", 3, 2, "1 0 1"},                /* the index column anywhere */
+    {"id,label\n2,1\n0,0\n1,0\n", 3, 2, "1 0 0"},                  /* no index column: rows in order */
+    {"1\n0\n1\n", 3, 2, "1 0 1"},                                    /* one column of numbers: no header */
+    {"is_lens\n1\n0\n1\n", 3, 2, "1 0 1"},
+    {"index,label\n0,1\n2,0\n2,1\n", 3, 2, "ERROR: line 4: index 2 again (line 3 has it)"},
+    {"index,label\n0,1\n1,0\n3,1\n", 3, 2, "ERROR: line 4: index '3' is not an image of the 3 (0 to 2)"},
+    {"index,label\n0,1\n1.5,0\n2,1\n", 3, 2, "ERROR: line 3: index '1.5' is not an image"},
+    {"index,label\n0,1\nx,0\n2,1\n", 3, 2, "ERROR: line 3: index 'x' is not an image"},
+    {"index,label\n0,1\n1,0\n", 3, 2, "ERROR: 2 label rows for 3 images"},
+    {"label\n0\n1\n0\n1\n", 3, 2, "ERROR: 4 label rows for 3 images"},
+    {"index,label\n1,1\n0,2\n2,0\n", 3, 2, "ERROR: line 3: class '2' is not an integer from 0 to 1"},
+    {"index,label\n1,1\n0,0.5\n2,0\n", 3, 2, "ERROR: line 3: class '0.5' is not an integer"},
+    {"index,label\n1,1\n0,-1\n2,0\n", 3, 2, "ERROR: line 3: class '-1' is not an integer"},
+    {"index,label\n1,1\n0,nan\n2,0\n", 3, 2, "ERROR: line 3: class 'nan' is not an integer"},
+    {"id,kind\n0,1\n", 1, 2, "ERROR: no column named label, class or is_lens"},
+  };
+  size_t k;
+  for (k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    lensnet_csv t;
+    lensnet_error e;
+    float labels[8];
+    char got[200];
+    size_t i, at = 0;
+    e.message[0] = 0;
+    if (lensnet_csv_read_memory(cases[k].text, strlen(cases[k].text), &t, &e) != LENSNET_OK) {
+      CHECK(0, "case %lu: the table reads: %s", (unsigned long)k, e.message);
+      continue;
+    }
+    if (lensnet_csv_class_labels(&t, cases[k].n, cases[k].classes, labels, &e) != LENSNET_OK) snprintf(got, sizeof got, "ERROR: %s", e.message);
+    else
+      for (i = 0; i < cases[k].n; i++) at += (size_t)snprintf(got + at, sizeof got - at, "%s%g", i ? " " : "", (double)labels[i]);
+    CHECK(!strncmp(got, cases[k].want, strlen(cases[k].want)), "labels case %lu: got '%s', want '%s'", (unsigned long)k, got, cases[k].want);
+    lensnet_csv_free(&t);
+  }
+}
+
 /* Random bytes and mutated tables: never a crash (the sanitizer build checks the bounds). */
 static void test_csv_mutations(void) {
   static const char base[] = "index,label,kind\n0,1,\"galaxy,galaxy\"\n1,0,elliptical\r\n2,1,\"a \"\"b\"\"\"\n";
@@ -1623,6 +1665,7 @@ int main(void) {
   TEST("safetensors: claimed sizes checked against the file before any allocation") test_hostile_sizes();
   TEST("safetensors: tensors larger than the writer's buffer, F32 and I8, back bit for bit") test_safetensors_large();
   TEST("CSV tables: quoting, line ends, a last line without newline, errors naming the line") test_csv();
+  TEST("labels from a table: by index in any order, else in order; bad indices and classes named") test_csv_labels();
   TEST("CSV tables: mutated and truncated text never crashes") test_csv_mutations();
   return check_summary();
 }

@@ -31,7 +31,8 @@ typedef struct {
 static const lens_option tool_rows[] = {
   LENS_TEXT(A, "source-data", LENS_OPT_SAVED, source_data, "", "FILES", "labelled images of the source domain (simulations), files as --target-data"),
   LENS_TEXT(A, "source-labels", LENS_OPT_SAVED, source_labels, "", "labels.csv",
-            "their classes: the column named label, class or is_lens (or the only column)"),
+            "their classes: the column named label, class or is_lens (or the only column);\n"
+            "with an index column, each row labels the image its index names"),
   LENS_TEXT(A, "target-data", LENS_OPT_SAVED, target_data, "", "FILES", "unlabelled images of the target domain (a survey): a .npy [M,C,H,W];\n"
             "a FITS image [H,W], cube [C,H,W] or [M,C,H,W] (its first HDU with pixels);\n"
             "or several such files separated by commas (a.fits,b.fits,...), their\n"
@@ -115,26 +116,15 @@ static const lens_command_spec *adapt_spec(void) {
 
 /* ---- data ------------------------------------------------------------------------------------ */
 
-/* The class column of labels.csv into labels[n] (classes 0..classes-1). */
+/* The class of each image from labels.csv (classes 0..classes-1; lensnet_csv_class_labels: rows
+ * matched to the images by an index column when there is one, else in order). */
 static int read_labels(const char *path, size_t n, float *labels, size_t classes) {
   lensnet_csv t;
   lensnet_error err;
-  size_t column = 0, first = 1, r;
-  char *end;
   int rc = 0;
   if (lensnet_csv_read(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
-  strtod(t.cells[0], &end);
-  if (t.cols == 1 && end != t.cells[0] && *end == 0) first = 0; /* a number, not a name: no header */
-  else if (lensnet_csv_label_column(t.header, &column, &err) != LENSNET_OK) rc = lens_fail("%s: %s", path, err.message);
-  for (r = first; r < t.rows && !rc; r++) {
-    double v;
-    if (lensnet_csv_number(&t, r, column, &v, NULL) != LENSNET_OK || v != floor(v) || v < 0 || v >= (double)classes)
-      rc = lens_fail("%s:%lu: class must be an integer from 0 to %lu (the model's outputs)", path, (unsigned long)t.lines[r],
-                     (unsigned long)classes - 1);
-    else if (r - first < n)
-      labels[r - first] = (float)v;
-  }
-  if (!rc && t.rows - first != n) rc = lens_fail("%s: %lu label rows for %lu images", path, (unsigned long)(t.rows - first), (unsigned long)n);
+  if (lensnet_csv_class_labels(&t, n, classes, labels, &err) != LENSNET_OK)
+    rc = lens_fail("%s: %s%s", path, err.message, strstr(err.message, "class '") ? " (the model's outputs)" : "");
   lensnet_csv_free(&t);
   return rc;
 }

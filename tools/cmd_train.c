@@ -23,6 +23,8 @@ typedef struct {
   int bands, threads, interrupt_after, force, task;
   int crop;                  /* --crop N: train on the central N x N of each image (0: whole images) */
   int arch_given;            /* --arch on the command line: with --init, the network to load the weights into */
+  int classes_given;         /* --classes on the command line (else the default, or --init's own names) */
+  char init_classes[4096];   /* --init's metadata "classes", when it names them and --classes is not given */
   lensnet_fit_desc fit;      /* the training settings */
 } train_args;
 
@@ -33,7 +35,8 @@ enum { TASK_CLASSIFY, TASK_REGRESS };
 static const lens_option tool_rows[] = {
   LENS_TEXT(T, "data", LENS_OPT_SAVED, data, "", "images.npy", "images [N,C,H,W]"),
   LENS_TEXT(T, "labels", LENS_OPT_SAVED, labels, "", "labels.csv", "a header row and one row per image; the class comes from the column\n"
-            "named label, class or is_lens (or the only column)"),
+            "named label, class or is_lens (or the only column); with an index column,\n"
+            "each row labels the image its index names"),
   LENS_TEXT(T, "out", 0, out, NULL, "DIR", "folder for the checkpoint, the best weights and history.csv (created)"),
   LENS_FLAG(T, "force", force, "start over in an --out folder that already holds a run (its files are replaced)"),
   LENS_TEXT(T, "resume", 0, resume, NULL, "DIR", "continue the run in DIR: every option comes from its checkpoint;\n"
@@ -59,7 +62,8 @@ static const lens_option tool_rows[] = {
             "regress: the labels.csv columns to learn, e.g. theta_E,e1,e2,center_x,center_y;\n"
             "the built-in heads get one output per target (--loss mse, the default) or two\n"
             "(--loss nll: a mean and a log-variance)"),
-  LENS_TEXT(T, "classes", LENS_OPT_SAVED, classes, "non-lens,lens", "NAMES", "class names for the metadata (default non-lens,lens)"),
+  LENS_TEXT(T, "classes", LENS_OPT_SAVED, classes, "non-lens,lens", "NAMES", "one name per class, in the order of the labels 0, 1, ...: the model's\n"
+            "outputs (default non-lens,lens; with --init, its names)"),
   LENS_CHOICE(T, "preprocess", 0, fit.minmax, lens_preprocess_choices, 0, "P", "minmax | none (default): the same as --minmax or not"),
   LENS_INT(T, "threads", threads, 1, 256, 0, "T", "worker threads (default: the CPUs this process may use); results do not depend on T"),
   /* a test hook, left out of --help: stop after epoch N as a kill would (exit 1, the checkpoint
@@ -141,6 +145,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
     lensnet_fit_setting_parse(&a->fit, lensnet_fit_setting_find(tool_defaults[k].name), tool_defaults[k].value, &err);
   if ((rc = lens_options_parse(train_spec(), argc, argv, a, &given)) != 0) return rc;
   a->arch_given = lens_options_was_given(train_spec(), &given, "arch");
+  a->classes_given = lens_options_was_given(train_spec(), &given, "classes");
   if ((rc = lens_options_only_with(train_spec(), &given, "resume", resume_allows, "the run's options come from its checkpoint")) != 0)
     return rc;
   if (a->task != TASK_REGRESS && lens_options_was_given(train_spec(), &given, "targets"))
@@ -188,27 +193,19 @@ static int save_tool_options(lensnet_model *m, const train_args *a) {
 
 /* ---- data ------------------------------------------------------------------------------------ */
 
-/* Reads the class column of labels.csv into labels[n], through lensnet_csv_read (as lens plot and
- * lens eval read their tables: quoting, any line end, a last line without one, every row as
- * wide as the header). A file of one numeric column may leave the header out. */
-static int read_labels(const char *path, size_t n, float *labels, int classes) {
+/* The class of each image from labels.csv (lensnet_csv_class_labels: the class column, rows
+ * matched to the images by an index column when there is one, else in order), read through
+ * lensnet_csv_read as lens plot and lens eval read their tables. */
+static int read_labels(const char *path, size_t n, float *labels, int classes, int classes_given) {
   lensnet_csv t;
   lensnet_error err;
-  size_t column = 0, first = 1, r;
-  char *end;
   int rc = 0;
   if (lensnet_csv_read(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
-  strtod(t.cells[0], &end);
-  if (t.cols == 1 && end != t.cells[0] && *end == 0) first = 0; /* a number, not a name: no header */
-  else if (lensnet_csv_label_column(t.header, &column, &err) != LENSNET_OK) rc = lens_fail("%s: %s", path, err.message);
-  for (r = first; r < t.rows && !rc; r++) {
-    double v;
-    if (lensnet_csv_number(&t, r, column, &v, NULL) != LENSNET_OK || v != floor(v) || v < 0 || v >= classes)
-      rc = lens_fail("%s:%lu: class must be an integer from 0 to %d", path, (unsigned long)t.lines[r], classes - 1);
-    else if (r - first < n)
-      labels[r - first] = (float)v;
+  if (lensnet_csv_class_labels(&t, n, (size_t)classes, labels, &err) != LENSNET_OK) {
+    if (err.result == LENSNET_ERR_FORMAT && strstr(err.message, "class '") && !classes_given)
+      rc = lens_fail("%s: %s (%d classes by default; --classes names them, one per class, e.g. --classes a,b,c)", path, err.message, classes);
+    else rc = lens_fail("%s: %s", path, err.message);
   }
-  if (!rc && t.rows - first != n) rc = lens_fail("%s: %lu label rows for %lu images", path, (unsigned long)(t.rows - first), (unsigned long)n);
   lensnet_csv_free(&t);
   return rc;
 }
@@ -217,7 +214,7 @@ static int read_labels(const char *path, size_t n, float *labels, int classes) {
 static int read_targets(const char *path, const char *names, size_t n, float *targets, size_t T) {
   lensnet_csv t;
   lensnet_error err;
-  size_t col[LENSNET_REGRESSION_MAX], j, r;
+  size_t col[LENSNET_REGRESSION_MAX], j, i, *row = NULL;
   int rc = 0;
   if (lensnet_csv_read(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
   for (j = 0; j < T && rc == 0; j++) {
@@ -228,15 +225,18 @@ static int read_targets(const char *path, const char *names, size_t n, float *ta
     if (lensnet_csv_column(t.header, name, &col[j], NULL) != LENSNET_OK)
       rc = lens_fail("%s has no column '%s' (--targets); columns found: %s", path, name, t.header);
   }
-  if (rc == 0 && t.rows - 1 != n) rc = lens_fail("%s: %lu label rows for %lu images", path, (unsigned long)(t.rows - 1), (unsigned long)n);
-  for (r = 1; r < t.rows && rc == 0; r++)
+  if (rc == 0 && !(row = (size_t *)malloc((n ? n : 1) * sizeof(size_t)))) rc = lens_fail("out of memory");
+  if (rc == 0 && lensnet_csv_object_rows(&t, 1, n, row, &err) != LENSNET_OK) rc = lens_fail("%s: %s", path, err.message);
+  for (i = 0; i < n && rc == 0; i++)
     for (j = 0; j < T && rc == 0; j++) {
       double v;
+      size_t r = row[i];
       if (lensnet_csv_number(&t, r, col[j], &v, &err) != LENSNET_OK) rc = lens_fail("%s: %s", path, err.message);
       else if (!(v - v == 0)) rc = lens_fail("%s:%lu: %s is %s; targets must be finite", path, (unsigned long)t.lines[r], lensnet_csv_cell(&t, 0, col[j]),
                                              lensnet_csv_cell(&t, r, col[j]));
-      else targets[(r - 1) * T + j] = (float)v;
+      else targets[i * T + j] = (float)v;
     }
+  free(row);
   lensnet_csv_free(&t);
   return rc;
 }
@@ -253,6 +253,45 @@ static int class_count(const char *names) {
   int classes = 1;
   for (; *names; names++) classes += *names == ',';
   return classes;
+}
+
+/* --classes: every name there (blanks around it dropped) and no name twice, since lens predict
+ * names its columns and lens eval its rows by them. 0 or the exit status. */
+static int check_class_names(const char *names) {
+  const char *s = names;
+  int k;
+  for (k = 0;; k++) {
+    const char *t = names;
+    size_t n = strcspn(s, ","), m;
+    int j;
+    while (n && (*s == ' ' || *s == '\t')) s++, n--;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+    if (!n) return lens_usage("--classes %s: name %d is empty", names, k + 1);
+    for (j = 0; j < k; j++) { /* the names before this one */
+      m = strcspn(t, ",");
+      while (m && (*t == ' ' || *t == '\t')) t++, m--;
+      while (m && (t[m - 1] == ' ' || t[m - 1] == '\t')) m--;
+      if (m == n && !memcmp(s, t, n)) return lens_usage("--classes %s: '%.*s' twice (names %d and %d)", names, (int)n, s, j + 1, k + 1);
+      t += strcspn(t, ",") + 1;
+    }
+    s += strcspn(s, ",");
+    if (!*s) return 0;
+    s++;
+  }
+}
+
+/* Without --classes, a classifier fine-tuned from --init keeps --init's class names (and so its
+ * count), when its metadata lists them. */
+static void classes_from_init(train_args *a) {
+  lensnet_safetensors st;
+  lensnet_error err;
+  const char *c;
+  if (a->classes_given || a->task == TASK_REGRESS || !a->init[0] || lensnet_safetensors_read(a->init, &st, &err) != LENSNET_OK) return;
+  if ((c = lensnet_safetensors_meta(&st, "classes")) != NULL && !lensnet_safetensors_meta(&st, "regress.targets") && strlen(c) < sizeof a->init_classes) {
+    strcpy(a->init_classes, c);
+    a->classes = a->init_classes;
+  }
+  lensnet_safetensors_free(&st);
 }
 
 /* images.npy and the labels. */
@@ -304,7 +343,7 @@ static int load_data(const train_args *a, lensnet_tensor *images, float **labels
   }
   *labels = (float *)malloc(images->shape[0] * sizeof(float));
   if (!*labels) return lens_fail("out of memory");
-  return read_labels(a->labels, images->shape[0], *labels, class_count(a->classes));
+  return read_labels(a->labels, images->shape[0], *labels, class_count(a->classes), a->classes_given || a->resume);
 }
 
 /* A whole text file, or NULL. */
@@ -535,7 +574,7 @@ static int fit_new(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images, f
 /* A new run into --out. */
 static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images, float **labels) {
   size_t made;
-  int rc, classes = class_count(a->classes);
+  int rc, classes;
   if (!a->data[0] || !a->labels[0] || !a->out || !a->out[0]) {
     lens_options_help(train_spec(), stderr);
     return lens_usage("--data, --labels and --out are required (or --resume DIR)");
@@ -554,7 +593,10 @@ static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images,
       }
     }
   }
+  classes_from_init(a);
+  classes = class_count(a->classes);
   if (classes < 2 || classes > 64) return lens_usage("--classes needs 2 to 64 comma-separated names");
+  if (a->task != TASK_REGRESS && (rc = check_class_names(a->classes)) != 0) return rc;
   /* the run's folder first: an --out that cannot be made fails before the data is read; a folder
    * made here goes again if the run fails before writing into it (bad data, a bad option) */
   if (lens_make_dirs_noted(a->out, &made)) return LENS_EXIT_FAIL;
