@@ -93,6 +93,19 @@ static void test_mismatched_inputs(void) {
   CHECK(cli_lens("predict --model weights/OU_66.safetensors --channels 0,1 %s/wilde2022/inputs_66.npy > /dev/null 2>&1", dir) != 0,
         "two channels for a four-band model must fail");
   CHECK(cli_lens("predict --model /nonexistent.safetensors x.npy > /dev/null 2>&1") != 0, "a missing model must fail");
+  /* a failed run leaves no CSV header on standard output and none of the folders it made */
+  CHECK(cli_shell("rm -rf build/pred_made") == 0 &&
+            cli_lens("predict --model weights/OU_200.safetensors %s/wilde2022/inputs_66.npy > build/pred_stdout.csv 2> /dev/null", dir) == 1 &&
+            cli_text("build/pred_stdout.csv", text, sizeof text)[0] == 0,
+        "a refused input: nothing on standard output (got '%s')", text);
+  CHECK(cli_lens("predict --model weights/OU_200.safetensors %s/wilde2022/inputs_66.npy --csv build/pred_made/a/s.csv --out build/pred_made/b/l.npy "
+                 "2> /dev/null", dir) == 1 && access("build/pred_made", F_OK) != 0,
+        "a refused input: the folders made for --csv and --out are gone again");
+  CHECK(cli_shell("mkdir -p build/pred_kept") == 0 &&
+            cli_lens("predict --model weights/OU_200.safetensors %s/wilde2022/inputs_66.npy --csv build/pred_kept/s.csv 2> /dev/null", dir) == 1 &&
+            access("build/pred_kept", F_OK) == 0 && access("build/pred_kept/s.csv", F_OK) != 0,
+        "a folder that was there stays, without a file");
+  cli_shell("rm -rf build/pred_kept build/pred_stdout.csv");
   remove("build/predict_err.txt");
 }
 

@@ -485,6 +485,16 @@ static void test_crop(void) {
             cli_file_has("build/tcli_err.log", "--crop 18 is larger than the images") && cli_file_has("build/tcli_err.log", "20x16") &&
             access("build/tcli_crop_bad", F_OK) != 0,
         "a crop larger than the images is named (exit 2), no folder left");
+  /* lens predict on the uncut images: the message says the model wants its central crop */
+  CHECK(cli_lens("predict --model build/tcli_crop/best.safetensors build/tcli_images_big.npy > /dev/null 2> build/tcli_err.log") == 1 &&
+            cli_file_has("build/tcli_err.log", "trained on the central 12x12 of its images (train.crop); pass --crop"),
+        "predict on uncut images names the model's crop");
+  CHECK(cli_lens("predict --model build/tcli_crop/best.safetensors --crop build/tcli_images_big.npy > build/tcli_crop_scores.csv 2> /dev/null") == 0 &&
+            cli_lens("predict --model build/tcli_crop_ref/best.safetensors build/tcli_images.npy > build/tcli_ref_scores.csv 2> /dev/null") == 0,
+        "both score");
+  CHECK(cli_shell("cut -d, -f2- build/tcli_crop_scores.csv > build/tcli_a.cut && cut -d, -f2- build/tcli_ref_scores.csv > build/tcli_b.cut && "
+                  "cmp -s build/tcli_a.cut build/tcli_b.cut") == 0,
+        "with --crop, the scores of the run on the 12 x 12 images");
 }
 
 /* --init W --arch A: A's parameters come from W by name (here: the run's network without its

@@ -59,9 +59,16 @@ static int cutout_run(const char *label, const lensnet_model *m, const lensnet_c
       return lens_usage("%s: --channels asks for band %d but the input has %lu bands", label, (int)d->channels[c], (unsigned long)bands);
     case LENSNET_CUTOUT_TOO_FEW_BANDS:
       return lens_fail("%s: has %lu band(s) but the model takes %lu", label, (unsigned long)bands, (unsigned long)m->in_c);
-    case LENSNET_CUTOUT_SIZE:
+    case LENSNET_CUTOUT_SIZE: {
+      /* a model trained on central crops (lens train --crop) wants them cut the same way, not resampled */
+      const char *crop = lensnet_model_meta(m, "train.crop");
+      if (crop && atoi(crop) > 0 && h >= m->in_h && w >= m->in_w)
+        return lens_fail("%s: image is %lux%lu but the model takes %lux%lu: it was trained on the central %sx%s of its images "
+                         "(train.crop); pass --crop to cut them so", label, (unsigned long)h, (unsigned long)w, (unsigned long)m->in_h,
+                         (unsigned long)m->in_w, crop, crop);
       return lens_fail("%s: image is %lux%lu but the model takes %lux%lu; pass --resize or --crop", label, (unsigned long)h,
                        (unsigned long)w, (unsigned long)m->in_h, (unsigned long)m->in_w);
+    }
     case LENSNET_CUTOUT_CROP_TOO_SMALL:
       return lens_fail("%s: cannot --crop a %lux%lu image to %lux%lu", label, (unsigned long)h, (unsigned long)w,
                        (unsigned long)m->in_h, (unsigned long)m->in_w);
@@ -154,16 +161,28 @@ void lens_resume_note(char *buf, size_t cap, const char *dir, int done, int tota
   else snprintf(buf, cap, "lens: resuming %s after epoch %d of %d\n", dir, done, total);
 }
 
-int lens_make_parents(const char *path) {
-  char buf[4096];
+int lens_make_parents(const char *path) { return lens_make_parents_noted(path, NULL); }
+
+/* The folder part of path into buf ("" for none). 0, or 1 when it does not fit. */
+static int parent_of(const char *path, char *buf, size_t cap) {
   const char *slash = strrchr(path, '/');
-  size_t n;
-  if (!slash || slash == path) return 0;
-  n = (size_t)(slash - path);
-  if (n >= sizeof buf) return cli_fail("%s: path too long%s", path, "");
+  size_t n = slash && slash != path ? (size_t)(slash - path) : 0;
+  if (n >= cap) return 1;
   memcpy(buf, path, n);
   buf[n] = 0;
-  return lens_make_dirs(buf);
+  return 0;
+}
+
+int lens_make_parents_noted(const char *path, size_t *made) {
+  char buf[4096];
+  if (made) *made = 0;
+  if (parent_of(path, buf, sizeof buf)) return cli_fail("%s: path too long%s", path, "");
+  return buf[0] ? lens_make_dirs_noted(buf, made) : 0;
+}
+
+void lens_remove_made_parents(const char *path, size_t made) {
+  char buf[4096];
+  if (made && !parent_of(path, buf, sizeof buf) && buf[0]) lens_remove_made_dirs(buf, made);
 }
 
 static int ends_with_nocase(const char *s, const char *suffix) {

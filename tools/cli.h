@@ -48,6 +48,10 @@ int lens_resume_epochs(const char *dir, int done, int total, int asked);
 void lens_resume_note(char *buf, size_t cap, const char *dir, int done, int total, int complete);
 /* Creates the missing parent directories of the file `path`. 0, or prints and returns 1. */
 int lens_make_parents(const char *path);
+/* The same, noting in *made how much of the folder part it created (lens_make_dirs_noted), which
+ * lens_remove_made_parents(path, made) takes away again (only folders this run made, if empty). */
+int lens_make_parents_noted(const char *path, size_t *made);
+void lens_remove_made_parents(const char *path, size_t made);
 
 /* Output formats an --out name can ask for. */
 typedef enum { LENS_FMT_NONE = 0, LENS_FMT_NPY = 1, LENS_FMT_FITS = 2, LENS_FMT_CSV = 4, LENS_FMT_PNG = 8 } lens_format;

@@ -163,6 +163,8 @@ typedef struct {
   float *locator_input;     /* the cutouts prepared for the locator: the finder's input when both scale alike */
   lensnet_location *located; /* each pending object's position */
   FILE *csv;
+  int csv_header_done;      /* the header is written with the first row (or at the end): a run that
+                               fails before scoring anything leaves no header-only CSV */
   char csv_tmp[4200];       /* the CSV file's temporary name until it is complete */
   float *input, *output, *workspace; /* one workspace per thread, ws_floats each */
   size_t ws_floats, chunk;
@@ -242,6 +244,28 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
 
 /* A regression model's row: each target's physical mean and sigma (CSV, --out .npy), and with
  * --samples every pass's means. */
+/* The CSV's header, once, before its first row. */
+static void csv_header(predict_state *s) {
+  if (!s->csv || s->csv_header_done) return;
+  s->csv_header_done = 1;
+  if (s->regress) {
+    size_t j;
+    fprintf(s->csv, "input");
+    for (j = 0; j < s->reg.count; j++) fprintf(s->csv, ",%s,%s_sigma", s->reg.names[j], s->reg.names[j]);
+    fputc('\n', s->csv);
+  } else {
+    char name[64];
+    size_t k;
+    fprintf(s->csv, "input,p_lens");
+    for (k = 0; k < s->model->out_features; k++) {
+      lensnet_model_class_name(s->model, k, name, sizeof name, NULL);
+      fprintf(s->csv, ",logit_%s", name);
+    }
+    if (s->locator) fputs(",x,y,x_sigma,y_sigma,center_x,center_y", s->csv);
+    fputc('\n', s->csv);
+  }
+}
+
 static int write_regression(predict_state *s, size_t b) {
   const lensnet_model *m = s->model;
   const float *z = s->output + b * s->rows * m->out_features;
@@ -252,6 +276,7 @@ static int write_regression(predict_state *s, size_t b) {
   lensnet_regression_combine_plain(&s->reg, z, s->passes, z + s->passes * m->out_features, s->plain, m->out_features, mean, sigma,
                                    NULL, NULL);
   if (s->csv) {
+    csv_header(s);
     fprintf(s->csv, "%s", s->pending[b].label);
     for (j = 0; j < T; j++) fprintf(s->csv, ",%.7g,%.7g", mean[j], sigma[j]);
     fputc('\n', s->csv);
@@ -304,6 +329,7 @@ static int run_batch(predict_state *s) {
     }
     p = lensnet_lens_probability(z, m->out_features, s->lens_class);
     if (s->csv) {
+      csv_header(s);
       fprintf(s->csv, "%s,%.7g", s->pending[b].label, p);
       for (k = 0; k < m->out_features; k++) fprintf(s->csv, ",%.7g", z[k]);
       if (s->locator) {
@@ -542,10 +568,8 @@ static int parse_options(int argc, char **argv, predict_options *o) {
     for (i = 0; i < o->input_count; i++)
       if (!strcmp(o->map_path, o->inputs[i])) return lens_usage("--map %s is also an input: it would be overwritten", o->map_path);
   }
-  if (o->map_path && lens_make_parents(o->map_path)) return LENS_EXIT_FAIL;
   if (o->skip_done && (!o->shard.count || (!o->out_npy && !o->csv_path)))
     return lens_usage("--skip-done needs --shard I/N and an output file (--out FILE.csv or FILE.npy): its manifest says when it is done");
-  if ((o->out_npy && lens_make_parents(o->out_npy)) || (o->csv_path && lens_make_parents(o->csv_path))) return LENS_EXIT_FAIL;
   return 0;
 }
 
@@ -745,27 +769,11 @@ static int open_model(predict_options *o, predict_state *s) {
 }
 
 /* The CSV (on standard output, unless --out alone asks for the logits only; --csv names a file)
- * with its header, and the .npy of the logits. */
+ * and the .npy of the logits. */
 static int open_outputs(const predict_options *o, predict_state *s) {
   lensnet_error err;
   if (o->csv_path && !(s->csv = lens_text_open(o->csv_path, s->csv_tmp, sizeof s->csv_tmp))) return LENS_EXIT_FAIL;
   if (!o->csv_path && !o->out_npy) s->csv = stdout;
-  if (s->csv && s->regress) {
-    size_t j;
-    fprintf(s->csv, "input");
-    for (j = 0; j < s->reg.count; j++) fprintf(s->csv, ",%s,%s_sigma", s->reg.names[j], s->reg.names[j]);
-    fputc('\n', s->csv);
-  } else if (s->csv) {
-    char name[64];
-    size_t k;
-    fprintf(s->csv, "input,p_lens");
-    for (k = 0; k < s->model->out_features; k++) {
-      lensnet_model_class_name(s->model, k, name, sizeof name, NULL);
-      fprintf(s->csv, ",logit_%s", name);
-    }
-    if (s->locator) fputs(",x,y,x_sigma,y_sigma,center_x,center_y", s->csv);
-    fputc('\n', s->csv);
-  }
   if (o->out_npy) {
     size_t shape[2];
     shape[0] = LENSNET_NPY_ROWS_UNKNOWN;
@@ -796,6 +804,7 @@ static int score_inputs(const predict_options *o, predict_state *s) {
   for (i = 0; i < o->input_count && rc == 0; i += step) rc = add_paths(s, o->inputs + i, step);
   if (rc == 0 && o->list_path) rc = add_list_file(s, o->list_path);
   if (rc == 0) rc = run_batch(s);
+  if (rc == 0) csv_header(s); /* no rows: the header alone */
   lens_progress_end(&s->progress);
   if (rc == 0) lens_cutout_note(s->nan_pixels, s->inf_pixels);
   if (rc == 0 && o->out_npy && lensnet_npy_writer_finish(&s->logits, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
@@ -808,10 +817,16 @@ int lens_cmd_predict(int argc, char **argv) {
   predict_options o;
   predict_state s;
   size_t total = 0;
+  const char *outs[3];
+  size_t made[3] = {0, 0, 0}, k;
   int skipped = 0, rc = parse_options(argc, argv, &o);
   if (rc) return rc < 0 ? 0 : rc;
   memset(&s, 0, sizeof s);
-  rc = open_model(&o, &s);
+  /* the output files' folders; those made here go again if the run fails */
+  outs[0] = o.map_path; outs[1] = o.out_npy; outs[2] = o.csv_path;
+  for (k = 0; k < 3 && rc == 0; k++)
+    if (outs[k] && lens_make_parents_noted(outs[k], &made[k])) rc = LENS_EXIT_FAIL;
+  if (rc == 0) rc = open_model(&o, &s);
   if (rc == 0) rc = count_objects(&o, &s, &total);
   if (rc == 0) {
     lens_shard_range(&o.shard, total, &s.first, &s.end);
@@ -839,6 +854,7 @@ int lens_cmd_predict(int argc, char **argv) {
   /* the CSV on standard output: a full disk or a closed pipe is a failure, not a silent success */
   if (rc == 0 && s.csv == stdout && (fflush(stdout) != 0 || ferror(stdout))) rc = lens_fail("standard output: write failed (disk full?)");
   if (rc == 0 && !skipped) rc = shard_manifests(&s, argc, argv, 2);
+  for (k = 3; rc != 0 && k-- > 0;) lens_remove_made_parents(outs[k], made[k]);
   if (s.locator_input != s.input) free(s.locator_input);
   free(s.pending); free(s.input); free(s.output); free(s.workspace); free(s.located);
   lensnet_packed_free(s.packed);
