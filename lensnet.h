@@ -664,7 +664,8 @@ LENSNET_API void lensnet_model_init(lensnet_model *m, uint64_t seed);
  * thousands of steps from PyTorch's default, whose variance is a sixth of this. */
 LENSNET_API void lensnet_model_init_he(lensnet_model *m, uint64_t seed);
 /* Loads a safetensors file: the architecture comes from metadata "arch" (text, or a built-in
- * name with "bands"); every parameter must be present with its exact shape. */
+ * name with "bands"); every parameter must be present with its exact shape and finite values
+ * (LENSNET_ERR_WEIGHTS naming the tensor otherwise). */
 LENSNET_API lensnet_result lensnet_model_load(const char *path, lensnet_model **out, lensnet_error *err);
 LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetensors *st, lensnet_model **out, lensnet_error *err);
 /* Saves parameters and metadata (with the architecture text as "arch"), atomically. */
@@ -7070,8 +7071,19 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
     lensnet_model_free(m);
     return r;
   }
-  for (i = 0; i < m->param_count; i++)
-    memcpy(m->values + m->params[i].offset, lensnet_safetensors_find(st, m->params[i].name)->data, m->params[i].count * sizeof(float));
+  for (i = 0; i < m->param_count; i++) {
+    const lensnet_param *P = &m->params[i];
+    size_t first, bad;
+    memcpy(m->values + P->offset, lensnet_safetensors_find(st, P->name)->data, P->count * sizeof(float));
+    /* a NaN or infinite parameter would make every output NaN: damaged weights, or a diverged run */
+    if ((bad = lensnet_count_nonfinite(m->values + P->offset, P->count, &first)) != 0) {
+      lensnet__fail(err, LENSNET_ERR_WEIGHTS, "'%s' holds %lu non-finite value%s (NaN or infinite; the first at flat index %lu, %g): the weights "
+                    "are damaged or come from a run that diverged", P->name, (unsigned long)bad, bad == 1 ? "" : "s", (unsigned long)first,
+                    (double)m->values[P->offset + first]);
+      lensnet_model_free(m);
+      return LENSNET_ERR_WEIGHTS;
+    }
+  }
   if ((r = lensnet__quant_from_safetensors(m, st, err)) != LENSNET_OK) {
     lensnet_model_free(m);
     return r;

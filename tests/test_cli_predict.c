@@ -143,8 +143,22 @@ static void test_odd_inputs(void) {
     lensnet_model_free(m);
   }
   write_zeros("build/pe_img.npy", img_shape);
-  CHECK(cli_lens("predict --model build/pe_classes.safetensors --batch 1 build/pe_img.npy > /dev/null 2>&1") == 0,
+  CHECK(cli_lens("predict --model build/pe_classes.safetensors --batch 1 build/pe_img.npy > /dev/null 2> build/pe_err.txt") == 0,
         "class names that outnumber the outputs fall back to the last output");
+  CHECK(strstr(cli_text("build/pe_err.txt", text, sizeof text), "names 8 classes (metadata classes=a,b,c,d,e,f,g,lens) for its 2 outputs") != NULL,
+        "and a note says so: %s", text);
+  /* a NaN among the weights: refused when the model is read, naming the tensor */
+  if (lensnet_model_load("weights/OU_66.safetensors", &m, &err) == LENSNET_OK) {
+    const lensnet_param *p = &m->params[3];
+    m->values[p->offset + 5] = NAN;
+    lensnet_model_save(m, "build/pe_nan.safetensors", &err);
+    CHECK(cli_lens("predict --model build/pe_nan.safetensors build/pe_img.npy > build/pe_out.csv 2> build/pe_err.txt") == 1 &&
+              strstr(cli_text("build/pe_err.txt", text, sizeof text), p->name) && strstr(text, "1 non-finite value (NaN or infinite; the first at flat index 5"),
+          "a NaN weight is refused, naming its tensor: %s", text);
+    CHECK(cli_text("build/pe_out.csv", text, sizeof text)[0] == 0, "and nothing is scored");
+    lensnet_model_free(m);
+    remove("build/pe_nan.safetensors"); remove("build/pe_out.csv");
+  }
   remove("build/pe_empty.npy"); remove("build/pe_wide.npy"); remove("build/pe_wide.safetensors");
   remove("build/pe_classes.safetensors"); remove("build/pe_img.npy"); remove("build/pe_err.txt");
 }

@@ -42,6 +42,22 @@ static void test_threads_and_columns(void) {
   if (f) fclose(f);
 }
 
+/* A smaller run with --fits into T3 (10 objects' FITS files there): the files of objects 6-9 go,
+ * files lens sim did not name stay; without --fits, a note says what fits/ holds. */
+static void test_rerun_fewer(void) {
+  CHECK(cli_shell("touch " T3 "/fits/notes.txt " T3 "/fits/12.fits") == 0 &&
+            cli_lens("sim --preset euclid-compound --n 6 --seed 9 --fits --out " T3 " 2> " T3 "/err.txt") == 0,
+        "a run of 6 into the folder of 10");
+  CHECK(cli_file_has(T3 "/err.txt", "removed 4 fits files of an earlier run with more objects"), "it says what it removed");
+  CHECK(cli_shell("test -e " T3 "/fits/0000005.fits && ! test -e " T3 "/fits/0000006.fits && ! test -e " T3 "/fits/0000009.fits") == 0,
+        "objects 0-5 have their files, 6-9 none");
+  CHECK(cli_shell("test -e " T3 "/fits/notes.txt && test -e " T3 "/fits/12.fits") == 0, "other files stay");
+  CHECK(cli_lens("sim --preset euclid-compound --n 2 --seed 9 --out " T3 " 2> " T3 "/err.txt") == 0 &&
+            cli_file_has(T3 "/err.txt", "fits holds 6 fits files of an earlier run (this one wrote none: --fits writes them)") &&
+            cli_shell("test -e " T3 "/fits/0000005.fits") == 0,
+        "without --fits: a note, nothing removed");
+}
+
 /* --ratio 1:100 over 202 objects: two lenses (give or take one). */
 static void test_ratio(void) {
   FILE *f;
@@ -214,6 +230,7 @@ static void test_failure_cleans_up(void) {
 int main(void) {
   if (cli_have_lens()) {
     TEST("lens sim: same files with 1 and 3 threads; labels.csv has the documented columns") test_threads_and_columns();
+    TEST("lens sim again into a folder with more objects' FITS files: those go") test_rerun_fewer();
     TEST("lens sim --ratio 1:100") test_ratio();
     TEST("lens sim --png writes previews") test_png_previews();
     TEST("lens sim --shard I/N: blocks of the whole run, manifests, --skip-done") test_shards();

@@ -716,6 +716,25 @@ static int open_model(predict_options *o, predict_state *s) {
     s->regress = 1;
   } else if (o->mc || o->samples_path || o->mc_mean)
     return lens_usage("--mc, --mc-mean and --samples are for regression models; %s is a classifier", o->model_path);
+  if (!s->regress) {
+    /* what p_lens is, when the names do not say it plainly */
+    const char *names = lensnet_model_meta(s->model, "classes"), *c;
+    size_t listed = names ? 1 : 0, k;
+    int has_lens = 0;
+    char name[64];
+    for (c = names; c && *c; c++) listed += *c == ',';
+    for (k = 0; k < s->model->out_features; k++) {
+      lensnet_model_class_name(s->model, k, name, sizeof name, NULL);
+      has_lens |= !strcmp(name, "lens");
+    }
+    lensnet_model_class_name(s->model, s->lens_class, name, sizeof name, NULL);
+    if (names && listed != s->model->out_features)
+      fprintf(stderr, "lens: note: %s names %lu classes (metadata classes=%s) for its %lu outputs; p_lens is output %lu's probability\n",
+              o->model_path, (unsigned long)listed, names, (unsigned long)s->model->out_features, (unsigned long)s->lens_class);
+    else if (names && s->model->out_features > 2 && !has_lens)
+      fprintf(stderr, "lens: note: %s has no class named lens: p_lens is the probability of its last class, %s (the logit_ columns "
+              "give every class)\n", o->model_path, name);
+  }
   if (o->samples_path && !o->mc) return lens_usage("--samples needs --mc N");
   if (o->mc_mean && !o->mc) return lens_usage("--mc-mean chooses how --mc N's means are made; give --mc N");
   s->views = o->symmetries == 2 ? 8 : o->symmetries == 1 ? 2 : 1;

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <dirent.h>
 #include "lens_cmds.h"
 #include "lenssim.h"
 #include "lensviz.h"
@@ -384,6 +385,46 @@ static void free_run(sim_run *r) {
   free(r->ds);
 }
 
+/* The per-object files lens sim names NNNNNNN.ext in `dir` (seven digits or more, the object's
+ * index) from index `from` on: with `remove_them`, removed (an earlier run into the same folder
+ * made more objects; their files would sit beside this run's as if they were of it), else only
+ * counted. Other files are left alone. Returns how many. */
+static size_t stale_object_files(const char *dir, const char *ext, unsigned long long from, int remove_them) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  size_t count = 0, el = strlen(ext);
+  if (!d) return 0;
+  while ((e = readdir(d)) != NULL) {
+    const char *name = e->d_name;
+    size_t n = strlen(name), digits = 0;
+    char path[2400];
+    while (digits < n && name[digits] >= '0' && name[digits] <= '9') digits++;
+    if (digits < 7 || n != digits + el || strcmp(name + digits, ext) || strtoull(name, NULL, 10) < from) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (!remove_them || remove(path) == 0) count++;
+  }
+  closedir(d);
+  return count;
+}
+
+/* After a complete run: what an earlier run left in fits/ and png/ that is not this run's. */
+static void tidy_object_files(const sim_run *r) {
+  static const char *const ext[2] = {".fits", ".png"};
+  const char *dirs[2];
+  int wrote[2], k;
+  dirs[0] = r->fits_dir; dirs[1] = r->png_dir;
+  wrote[0] = r->a->fits; wrote[1] = r->a->png;
+  for (k = 0; k < 2; k++) {
+    size_t n = stale_object_files(dirs[k], ext[k], wrote[k] ? (unsigned long long)r->a->n : 0, wrote[k]);
+    if (n && wrote[k])
+      fprintf(stderr, "sim: removed %lu %s file%s of an earlier run with more objects from %s (this run has %lu)\n", (unsigned long)n, ext[k] + 1,
+              n == 1 ? "" : "s", dirs[k], (unsigned long)r->a->n);
+    else if (n)
+      fprintf(stderr, "sim: note: %s holds %lu %s file%s of an earlier run (this one wrote none: --%s writes them)\n", dirs[k], (unsigned long)n,
+              ext[k] + 1, n == 1 ? "" : "s", ext[k] + 1);
+  }
+}
+
 /* After a failed run, once free_run has removed its .tmp files: the folders it made, if still
  * empty; a folder that was there before, or holds a file, stays. */
 static void remove_made_folders(sim_run *r) {
@@ -711,6 +752,7 @@ int lens_cmd_sim(int argc, char **argv) {
   if (rc == 0) rc = simulate(r);
   if (rc == 0) rc = finish_files(r);
   if (rc == 0 && a.shard.count) rc = lens_shard_manifest_write(r->manifest_path, &r->manifest);
+  if (rc == 0) tidy_object_files(r);
   if (rc == 0) {
     double el = lens_seconds() - t0;
     size_t made = r->end - r->first;
