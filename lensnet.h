@@ -1161,7 +1161,7 @@ LENSNET_API lensnet_result lensnet_checkpoint_load(const char *path, lensnet_mod
  *                      values: the result is the target encoder + the source classifier.
  *                      Adam with beta1 0.5, as in the authors' code.
  *   "adamatch"         Berthelot et al. 2021 (ICLR 2022, "AdaMatch"): per step a source batch and
- *                      a target batch, each in a weak view (flips, quarter turns) and a strong
+ *                      a target batch, each in a weak view (flips, quarter turns; `views`) and a strong
  *                      one (also a shift and Gaussian noise), passed as one joint batch of 4 x
  *                      batch images; the source loss is the cross-entropy over both source
  *                      views; the source logits are a random
@@ -1236,6 +1236,11 @@ typedef struct {
   int shift;                      /* strong views: largest shift in pixels; default 2 (negative: none) */
   double noise;                   /* strong views: Gaussian noise, in units of each image's standard deviation;
                                    * default 0.1 (negative: 0) */
+  const char *views;              /* adamatch, self-ensembling: the symmetries of the weak and strong views,
+                                   * "flip-rot90" (default: random flips and quarter turns, for a sky with
+                                   * no preferred direction), "rot180" (half of the images turned half round:
+                                   * data whose only symmetry is a half turn, such as DeepLenseSim's Model I)
+                                   * or "none" */
   int minmax;                     /* nonzero: scale each image per band to [0,1] first; default 0. The adapted
                                    * model's "preprocess" says which (as lensnet_fit's files do), so pass what
                                    * the model's own "preprocess" asks for (lensnet_model_preprocess) */
@@ -11251,6 +11256,8 @@ static const lensnet_fit_setting lensnet__adapt_table[] = {
   LENSNET__ADAPT_ROW("shift", LENSNET_SETTING_INT, shift, -1, 64, NULL, "adamatch, self-ensembling: strong views' largest shift in pixels\n(0 or unset: 2; -1: none)"),
   LENSNET__ADAPT_ROW("noise", LENSNET_SETTING_NUMBER, noise, -1, 1e6, NULL,
                      "adamatch, self-ensembling: strong views' Gaussian noise in standard\ndeviations of each image (0 or unset: 0.1; -1: none)"),
+  LENSNET__ADAPT_ROW("views", LENSNET_SETTING_TEXT, views, 0, 0, "flip-rot90|rot180|none",
+                     "adamatch, self-ensembling: the views' symmetries: flip-rot90 (default:\nflips and quarter turns) | rot180 (half turns) | none"),
   LENSNET__ADAPT_ROW("minmax", LENSNET_SETTING_FLAG, minmax, 0, 1, NULL, "scale each image per band to [0,1] first (default 0)"),
   LENSNET__ADAPT_ROW("seed", LENSNET_SETTING_SEED, seed, 0, 9007199254740992.0, NULL,
                      "batches, views, the discriminator's start, dropout (default 0)"),
@@ -11265,7 +11272,8 @@ LENSNET_API const lensnet_fit_setting *lensnet_adapt_settings(size_t *count) {
 LENSNET_API const char *lensnet_adapt_setting_method(const lensnet_fit_setting *s) {
   static const struct { const char *name, *methods; } own[] = {
     {"disc_width", "adda"}, {"disc_lr", "adda"}, {"tau", "adamatch"}, {"ema", "self-ensembling"}, {"confidence", "self-ensembling"},
-    {"consistency_weight", "self-ensembling"}, {"shift", "adamatch,self-ensembling"}, {"noise", "adamatch,self-ensembling"}};
+    {"consistency_weight", "self-ensembling"}, {"shift", "adamatch,self-ensembling"}, {"noise", "adamatch,self-ensembling"},
+    {"views", "adamatch,self-ensembling"}};
   size_t i;
   for (i = 0; s && i < sizeof own / sizeof own[0]; i++)
     if (!strcmp(s->name, own[i].name)) return own[i].methods;
@@ -11352,6 +11360,7 @@ LENSNET_API lensnet_adapt_desc lensnet_adapt_desc_resolve(const lensnet_adapt_de
   if (d.shift < 0) d.shift = -1;
   if (d.noise == 0) d.noise = 0.1;
   if (d.noise < 0) d.noise = -1;
+  if (!d.views || !d.views[0]) d.views = "flip-rot90";
   return d;
 }
 
@@ -11434,6 +11443,8 @@ static lensnet_result lensnet__adapt_check(const lensnet_model *m, const lensnet
   }
   for (k = 0; k < 3 && strcmp(d->method, lensnet__adapt_methods[k]); k++) {}
   if (k == 3) return lensnet__fail(err, LENSNET_ERR_ARG, "method '%s' is not adda, adamatch or self-ensembling", d->method);
+  if (strcmp(d->views, "flip-rot90") && strcmp(d->views, "rot180") && strcmp(d->views, "none"))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "views '%.40s' is not flip-rot90, rot180 or none", d->views);
   for (k = 0; k < LENSNET__ADAPT_COUNT; k++) {
     const lensnet_fit_setting *s = &lensnet__adapt_table[k];
     double v = lensnet__adapt_number(d, s);
@@ -11470,6 +11481,7 @@ static lensnet_result lensnet__adapt_setup(lensnet__adapt *a, lensnet_model *m, 
     return r;
   for (a->method = 0; strcmp(a->d.method, lensnet__adapt_methods[a->method]); a->method++) {}
   a->d.method = lensnet__adapt_methods[a->method]; /* static text: the caller's may not outlive the run */
+  a->d.views = !strcmp(a->d.views, "rot180") ? "rot180" : !strcmp(a->d.views, "none") ? "none" : "flip-rot90"; /* (checked above) */
   a->feature = a->classifier - 1;
   a->feat_n = lensnet__layer_out_n(&m->layers[a->feature]);
   a->classes = m->out_features;
@@ -11525,8 +11537,8 @@ static lensnet_result lensnet__adapt_setup(lensnet__adapt *a, lensnet_model *m, 
   return LENSNET_OK;
 }
 
-/* Views of an image: 0 as it is, 1 weak (flips, quarter turns), 2 strong (also a shift and noise
- * of `noise` standard deviations of the image). */
+/* Views of an image: 0 as it is, 1 weak (the `views` symmetries: flips and quarter turns, half
+ * turns, or none), 2 strong (also a shift and noise of `noise` standard deviations of the image). */
 static void lensnet__adapt_view(lensnet__adapt *a, const float *src, float *dst, int view) {
   const lensnet_model *m = a->m;
   lensnet__augment aug;
@@ -11534,7 +11546,8 @@ static void lensnet__adapt_view(lensnet__adapt *a, const float *src, float *dst,
   if (a->d.minmax) lensnet_minmax_normalize(dst, m->in_c, m->in_h * m->in_w);
   if (view == 0) return;
   memset(&aug, 0, sizeof aug);
-  aug.flip = 1; aug.rot90 = 1;
+  if (!strcmp(a->d.views, "flip-rot90")) aug.flip = aug.rot90 = 1;
+  else if (!strcmp(a->d.views, "rot180")) aug.rot180 = 1;
   if (view == 2) {
     double s = 0, s2 = 0, var;
     size_t i;
@@ -11796,7 +11809,8 @@ static lensnet_result lensnet__adapt_desc_from_meta(const lensnet_safetensors *s
     const char *v;
     snprintf(key, sizeof key, "adapt.%s", lensnet__adapt_table[i].name);
     if (!(v = lensnet_safetensors_meta(st, key))) {
-      if (!strcmp(lensnet__adapt_table[i].name, "disc_lr")) continue; /* runs from before it: the encoder's rate */
+      /* runs from before these settings: the encoder's rate; flips and quarter turns */
+      if (!strcmp(lensnet__adapt_table[i].name, "disc_lr") || !strcmp(lensnet__adapt_table[i].name, "views")) continue;
       return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint lacks %s", key);
     }
     if (lensnet_adapt_setting_parse(d, &lensnet__adapt_table[i], v, err) != LENSNET_OK) {

@@ -262,12 +262,56 @@ static void test_settings(void) {
     lensnet_adapt_setting_format(&back, &s[i], again, sizeof again);
     if (strcmp(text, again)) { round = 0; printf("   %s: %s then %s\n", s[i].name, text, again); }
   }
-  CHECK(n == 14 && round, "%lu settings, each formatted and parsed back to itself", (unsigned long)n);
+  CHECK(n == 15 && round, "%lu settings, each formatted and parsed back to itself", (unsigned long)n);
   for (i = 0; i < n && strcmp(s[i].name, "method"); i++) {}
   CHECK(i < n && lensnet_adapt_setting_parse(&d, &s[i], "mixup", &err) == LENSNET_ERR_ARG && strstr(err.message, "adda|adamatch"),
         "method takes its choices only: %s", err.message);
   for (i = 0; i < n && strcmp(s[i].name, "tau"); i++) {}
   CHECK(i < n && lensnet_adapt_setting_parse(&d, &s[i], "1.5", &err) == LENSNET_ERR_ARG, "tau above 1 is refused: %s", err.message);
+}
+
+/* The views' symmetries (adamatch and self-ensembling): with "rot180" every weak view is the image
+ * or its half turn, both seen; with "none" the image; with "flip-rot90" also flips and quarter
+ * turns. The setting is saved, resumed, and refused with another value. */
+static void test_views(void) {
+  static const char *const views[3] = {"rot180", "none", "flip-rot90"};
+  lensnet_model *m = new_model(ARCH, 3), *run = new_model(ARCH, 3);
+  lensnet__adapt a;
+  lensnet_error err;
+  progress_log log;
+  lensnet_adapt_desc d;
+  float img[64], half[64], view[64], buf[64];
+  int k, i, y, x;
+  for (i = 0; i < 64; i++) img[i] = (float)((i * i + 3 * i) % 17); /* no symmetry */
+  for (y = 0; y < 8; y++)
+    for (x = 0; x < 8; x++) half[y * 8 + x] = img[(7 - y) * 8 + 7 - x];
+  for (k = 0; k < 3; k++) {
+    int same = 0, turned = 0, other = 0, v;
+    memset(&a, 0, sizeof a);
+    a.m = m; a.per = 64; a.img = buf;
+    a.d = lensnet_adapt_desc_resolve(NULL);
+    a.d.views = views[k];
+    a.d.shift = -1; a.d.noise = -1; /* strong views without the shift and noise: the symmetries alone */
+    lensnet_rng_seed(&a.data_rng, 5);
+    for (i = 0; i < 400; i++) {
+      lensnet__adapt_view(&a, img, view, 1 + i % 2);
+      v = !memcmp(view, img, sizeof view) ? 0 : !memcmp(view, half, sizeof view) ? 1 : 2;
+      same += v == 0; turned += v == 1; other += v == 2;
+    }
+    printf("   %-10s of 400 views: %d the image, %d its half turn, %d another\n", views[k], same, turned, other);
+    if (k == 0) CHECK(same > 100 && turned > 100 && other == 0, "rot180: the image or its half turn, both");
+    if (k == 1) CHECK(same == 400, "none: the image");
+    if (k == 2) CHECK(other > 100 && same > 0 && turned > 0, "flip-rot90: flips and quarter turns too");
+  }
+  d = base_desc("adamatch", NULL, &log);
+  d.views = "rot90";
+  CHECK(lensnet_adapt(run, &d, &err) == LENSNET_ERR_ARG && strstr(err.message, "views 'rot90'"), "another value is refused: %s", err.message);
+  d.views = "rot180";
+  d.epochs = 1;
+  CHECK(lensnet_adapt(run, &d, &err) == LENSNET_OK && lensnet_model_meta(run, "adapt.views") && !strcmp(lensnet_model_meta(run, "adapt.views"), "rot180"),
+        "a run with rot180 records it (adapt.views)");
+  lensnet_model_free(m);
+  lensnet_model_free(run);
 }
 
 /* ---- a domain shift ----------------------------------------------------------------------------
@@ -435,6 +479,7 @@ int main(void) {
   TEST("bad input gets clear errors") test_errors();
   TEST("adda's discriminator rate") test_disc_lr();
   TEST("the settings table") test_settings();
+  TEST("the views' symmetries: flips and quarter turns, half turns, none") test_views();
   TEST("no_dropout: dropout is the identity in training mode, gradients as with p = 0") test_no_dropout();
   TEST("a domain shift that adaptation reduces") test_domain_shift();
   return check_summary();
