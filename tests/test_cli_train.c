@@ -344,6 +344,20 @@ static void test_bad_input(void) {
   CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --weight-init xavier --out build/tcli_bad 2> build/tcli_err.log") == 2 &&
             cli_file_has("build/tcli_err.log", "xavier"), "an unknown --weight-init is named");
   CHECK(cli_lens("train --resume build/does-not-exist 2> build/tcli_err.log") != 0 && cli_file_has("build/tcli_err.log", "does-not-exist"), "missing checkpoint named");
+  {
+    /* resumed from another folder, the run's relative data names do not resolve: the message says why */
+    char cwd[2048], tool[4200];
+    const char *runner = getenv("LENS_TEST_RUNNER"), *path = cli_lens_path();
+    if (getcwd(cwd, sizeof cwd)) {
+      snprintf(tool, sizeof tool, "%s%s%s%s", runner && *runner ? runner : "", runner && *runner ? " " : "", path[0] == '/' ? "" : cwd,
+               path[0] == '/' ? path : "");
+      if (path[0] != '/') snprintf(tool + strlen(tool), sizeof tool - strlen(tool), "/%s", path);
+      CHECK(cli_shell("cd docs && %s train --resume ../build/tcli_full --epochs 9 2> ../build/tcli_err.log", tool) == 1 &&
+                cli_file_has("build/tcli_err.log", "build/tcli_images.npy: cannot open") &&
+                cli_file_has("build/tcli_err.log", "resume from the one the run started in"),
+            "a resume from another folder names the data file and says why it is not found");
+    }
+  }
   CHECK(cli_lens("train --resume README.md 2> build/tcli_err.log") == 1 && cli_file_has("build/tcli_err.log", "is a file; it takes the folder of a run"),
         "--resume of a file says it takes a folder");
   CHECK(cli_lens("train --resume docs 2> build/tcli_err.log") == 1 && cli_file_has("build/tcli_err.log", "holds no checkpoint.safetensors"),

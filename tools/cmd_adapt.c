@@ -349,7 +349,9 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     if (rc < 0) complete = 1, rc = 0;
   }
   if (rc == 0 && lensnet_model_from_safetensors(&st, &m, &err) != LENSNET_OK) rc = lens_fail_err(&err);
-  if (rc == 0) rc = load_data(a, m, data);
+  if (rc == 0 && (rc = load_data(a, m, data)) != 0 && (a->source_data[0] != '/' || a->target_data[0] != '/'))
+    fprintf(stderr, "lens: the run's data files are named as they were given when it started (adapt.source-data, adapt.target-data "
+                    "in %s); relative names are read from the folder lens adapt runs in: resume from the one the run started in\n", path);
   if (rc == 0) {
     const char *ep = lensnet_safetensors_meta(&st, "adapt.epoch");
     lensnet_adapt_desc d;

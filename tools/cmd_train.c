@@ -507,7 +507,9 @@ static int resume_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images
    * checkpoint (a run stopped while writing it after its last epoch is finished that way) */
   if (rc == 0 && (rc = lens_resume_epochs(dir, epoch, total, d->epochs)) < 0) complete = 1, rc = 0;
   if (!d->epochs) d->epochs = total;
-  if (rc == 0) rc = load_data(a, images, labels);
+  if (rc == 0 && (rc = load_data(a, images, labels)) != 0 && (a->data[0] != '/' || a->labels[0] != '/'))
+    fprintf(stderr, "lens: the run's data files are named as they were given when it started (train.data, train.labels in %s); "
+                    "relative names are read from the folder lens train runs in: resume from the one the run started in\n", path);
   if (rc == 0) {
     train_progress *tp = (train_progress *)d->progress_user;
     lens_resume_note(tp->note, sizeof tp->note, dir, epoch, d->epochs, complete);
