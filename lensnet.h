@@ -1099,8 +1099,12 @@ typedef struct {
 
 /* The desc with its defaults filled in (desc may be NULL). */
 LENSNET_API lensnet_fit_desc lensnet_fit_desc_resolve(const lensnet_fit_desc *desc);
-/* Trains m in place. Bad settings give LENSNET_ERR_ARG, data that does not fit the model
- * LENSNET_ERR_SHAPE, a NaN loss LENSNET_ERR_DIVERGED, each with a sentence in err. */
+/* Trains m in place, from the weights it holds: a fresh model from lensnet_model_create starts
+ * with lensnet_model_init or lensnet_model_init_he (one whose weighted layers are all zero is
+ * refused). The metadata "classes" is the caller's to set (lensnet_model_set_meta). Bad settings
+ * give LENSNET_ERR_ARG, data that does not fit the model (shapes, a label outside its classes)
+ * LENSNET_ERR_SHAPE, an out_dir that cannot be written LENSNET_ERR_IO before any training, a NaN
+ * loss LENSNET_ERR_DIVERGED, each with a sentence in err. */
 LENSNET_API lensnet_result lensnet_fit(lensnet_model *m, const lensnet_fit_desc *desc, lensnet_error *err);
 /* Continues the run whose files are in dir: the model (returned in *out, the caller frees it),
  * every setting and the state come from dir/checkpoint.safetensors. From desc only the data
@@ -1609,7 +1613,8 @@ LENSNET_API lensnet_result lensnet_model_band_name(const lensnet_model *m, size_
  * a positive number. */
 LENSNET_API lensnet_result lensnet_model_pixel_scale(const lensnet_model *m, double *arcsec, lensnet_error *err);
 /* P(class lens_class) from one output vector: softmax over n_outputs (max subtracted, in double),
- * the sigmoid of the only output when n_outputs is 1. NaN when lens_class >= n_outputs. */
+ * the sigmoid of the only output when n_outputs is 1. NaN when lens_class >= n_outputs. Any class
+ * k gives its probability, so k = 0 .. n_outputs - 1 are a multi-class model's probabilities. */
 LENSNET_API double lensnet_lens_probability(const float *logits, size_t n_outputs, size_t lens_class);
 /* A classifier's outputs for several views of one object (test-time symmetries: `passes` rows of
  * n_outputs logits) averaged as probabilities: out gets logits whose softmax (sigmoid for one
@@ -10730,10 +10735,44 @@ static lensnet_result lensnet__fit_check_data(const lensnet_model *m, const lens
   for (i = 0; i < d->count; i++) {
     float y = d->labels[i];
     if (!(y >= 0 && y < (float)m->out_features && y == floorf(y)))
-      return lensnet__fail(err, LENSNET_ERR_ARG, "label %lu is %g; classes are 0..%lu (the model's outputs)", (unsigned long)i, y,
+      return lensnet__fail(err, LENSNET_ERR_SHAPE, "label %lu is %g; classes are 0..%lu (the model's outputs)", (unsigned long)i, y,
                            (unsigned long)m->out_features - 1);
   }
   return LENSNET_OK;
+}
+
+/* An out_dir is written only after an epoch: a folder that is not there, or not writable, is found
+ * before any training, by opening (and removing) a temporary file in it. */
+static lensnet_result lensnet__probe_out_dir(const char *dir, lensnet_error *err) {
+  char path[4200];
+  FILE *f;
+  char *paths;
+  lensnet_result r;
+  if (!dir) return LENSNET_OK;
+  if ((size_t)snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir) >= sizeof path)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "out_dir %.200s: path too long", dir);
+  if ((r = lensnet__atomic_open(path, &f, &paths, err)) != LENSNET_OK) {
+    lensnet__prefix_path(err, "out_dir (an existing folder, written after each epoch)");
+    return r;
+  }
+  lensnet__atomic_discard(&f, &paths);
+  return LENSNET_OK;
+}
+
+/* A model whose layers with weights (two or more; batch norm aside) all hold zeros, as
+ * lensnet_model_create leaves them: its units are all alike and gradients cannot tell them apart. */
+static int lensnet__uninitialised(const lensnet_model *m) {
+  size_t l, k, weighted = 0;
+  for (l = 0; l < m->layer_count; l++) {
+    const lensnet_layer *L = &m->layers[l];
+    const lensnet_param *P;
+    if (L->weight < 0 || L->type == LENSNET_LAYER_BATCHNORM) continue;
+    P = &m->params[L->weight];
+    for (k = 0; k < P->count; k++)
+      if (m->values[P->offset + k] != 0.0f) return 0;
+    weighted++;
+  }
+  return weighted >= 2;
 }
 
 static void lensnet__shuffle(size_t *a, size_t n, lensnet_rng *rng) {
@@ -10834,7 +10873,8 @@ static lensnet_result lensnet__fit_setup(lensnet__fit *f, lensnet_model *m, cons
   f->m = m;
   f->d = lensnet_fit_desc_resolve(desc);
   if ((r = lensnet__fit_check_settings(&f->d, err)) != LENSNET_OK || (r = lensnet__fit_check_data(m, &f->d, err)) != LENSNET_OK ||
-      (r = lensnet__augment_parse(f->d.augment, &f->aug, err)) != LENSNET_OK) return r;
+      (r = lensnet__augment_parse(f->d.augment, &f->aug, err)) != LENSNET_OK || (r = lensnet__probe_out_dir(f->d.out_dir, err)) != LENSNET_OK)
+    return r;
   f->n = f->d.count;
   f->per = m->in_c * m->in_h * m->in_w;
   f->classes = m->out_features;
@@ -11143,7 +11183,11 @@ static lensnet_result lensnet__fit_run(lensnet__fit *f, lensnet_error *err) {
 
 LENSNET_API lensnet_result lensnet_fit(lensnet_model *m, const lensnet_fit_desc *desc, lensnet_error *err) {
   lensnet__fit f;
-  lensnet_result r = lensnet__fit_setup(&f, m, desc, err);
+  lensnet_result r;
+  if (m && m->values && lensnet__uninitialised(m))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "every weight of the model is 0, as lensnet_model_create leaves them: start it with "
+                         "lensnet_model_init or lensnet_model_init_he, or load weights");
+  r = lensnet__fit_setup(&f, m, desc, err);
   if (r == LENSNET_OK && lensnet__fit_settings_meta(&f) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   if (r == LENSNET_OK)
     r = lensnet__fit_history_add(&f, f.targets ? "epoch,lr,train_loss,train_rms,val_loss,val_rms,seconds\n"
@@ -11477,7 +11521,8 @@ static lensnet_result lensnet__adapt_setup(lensnet__adapt *a, lensnet_model *m, 
   memset(a, 0, sizeof *a);
   a->m = m;
   a->d = lensnet_adapt_desc_resolve(desc);
-  if ((r = lensnet__adapt_check(m, &a->d, err)) != LENSNET_OK || (r = lensnet_model_classifier_layer(m, &a->classifier, err)) != LENSNET_OK)
+  if ((r = lensnet__adapt_check(m, &a->d, err)) != LENSNET_OK || (r = lensnet_model_classifier_layer(m, &a->classifier, err)) != LENSNET_OK ||
+      (r = lensnet__probe_out_dir(a->d.out_dir, err)) != LENSNET_OK)
     return r;
   for (a->method = 0; strcmp(a->d.method, lensnet__adapt_methods[a->method]); a->method++) {}
   a->d.method = lensnet__adapt_methods[a->method]; /* static text: the caller's may not outlive the run */

@@ -213,7 +213,7 @@
  *   lenssim_render takes a caller workspace of lenssim_render_workspace_bytes(scene) bytes, or
  *   allocates one per call when given none. A JSON scene lives in the caller's
  *   lenssim_json_scene; only a PIXEL kernel is allocated (lenssim_json_scene_free frees it).
- *   lenssim_dataset is about 11 KB (tables included); each sampling thread needs
+ *   lenssim_dataset is about 42 KB (tables included: keep it off small stacks); each sampling thread needs
  *   lenssim_dataset_workspace_bytes() of workspace (about 1.6 MB for OU-66 or OU-200) and
  *   about 64 KB of stack. Object i never fails for a valid configuration unless the selection rejects 1000
  *   draws in a row (a very narrow theta_E window, say): then LENSSIM_ERR_RANGE names the object.
@@ -595,7 +595,8 @@ typedef enum {
 } lenssim_layout;
 
 /* What an object is. Classes (the `label`): 0 non-lens / 1 lens, or for the substructure preset
- * 0 no substructure, 1 subhalos, 2 vortex. */
+ * 0 no substructure, 1 subhalos, 2 vortex, a third each: object i is class (i + k) mod 3, k
+ * (0..2) fixed by the seed, so any run of consecutive objects is balanced to within one. */
 typedef enum {
   LENSSIM_KIND_EMPTY, LENSSIM_KIND_STAR, LENSSIM_KIND_ELLIPTICAL, LENSSIM_KIND_DISC, LENSSIM_KIND_SPIRAL,
   LENSSIM_KIND_EDGE_ON_DISC, LENSSIM_KIND_PAIR, LENSSIM_KIND_RING_GALAXY, LENSSIM_KIND_MERGER,

@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
   unsigned long count = argc > 2 ? strtoul(argv[2], NULL, 10) : 16, i;
   char npy_path[1024], csv_path[1024], csv_tmp[1040];
   lenssim_dataset_config config = {0}; /* zero means the preset's default everywhere */
-  lenssim_dataset *ds = malloc(sizeof *ds); /* ~11 KB of tables: heap rather than stack */
+  lenssim_dataset *ds = malloc(sizeof *ds); /* ~42 KB of tables: heap rather than stack */
   lenssim_error serr;
   lensnet_npy_writer writer = {0};
   lensnet_error err;

@@ -243,6 +243,16 @@ static void test_errors(void) {
   CHECK(lensnet_model_create("input 1 8 8\nflatten\ndense name=fc out=2", &dense_only, &err) == LENSNET_OK, "a model of one dense layer");
   CHECK(dense_only && lensnet_adapt(dense_only, &d, &err) == LENSNET_ERR_ARG && strstr(err.message, "classifier"), "no encoder: %s", err.message);
   lensnet_model_free(m);
+  {
+    /* an out_dir that is not there: refused before any step, the model as it was */
+    lensnet_model *a = new_model(ARCH, 3), *b = new_model(ARCH, 3);
+    d = base_desc("adamatch", "build/test_adapt_missing/x", &log);
+    CHECK(lensnet_adapt(a, &d, &err) == LENSNET_ERR_IO && strstr(err.message, "out_dir") && strstr(err.message, "test_adapt_missing") &&
+              same_values(a, b),
+          "a missing out_dir: refused before adapting: %s", err.message);
+    lensnet_model_free(a);
+    lensnet_model_free(b);
+  }
   lensnet_model_free(dense_only);
 }
 

@@ -381,7 +381,12 @@ static void test_bad_input(void) {
  * reverse order train the same weights, bit for bit; a repeated index is refused. --classes: no
  * empty or repeated name; without it, a fine-tuned model keeps --init's names. */
 static void test_labels_by_index(void) {
-  FILE *f = fopen("build/tcli_reversed.csv", "w");
+  FILE *f = fopen("build/tcli_arch3.txt", "w");
+  if (f) {
+    fputs("input 1 12 12\nconv2d name=c1 out=4 kernel=3 padding=1\nrelu\nmaxpool kernel=2\nflatten\ndense name=d2 out=3\n", f);
+    fclose(f);
+  }
+  f = fopen("build/tcli_reversed.csv", "w");
   size_t compared = 0;
   lensnet_model *m = NULL;
   lensnet_error err;
@@ -414,6 +419,10 @@ static void test_labels_by_index(void) {
   CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --classes \"disc, disc\" "
                  "--out build/tcli_lab 2> build/tcli_err.log") == 2 && cli_file_has("build/tcli_err.log", "'disc' twice"),
         "a class named twice is refused");
+  CHECK(cli_lens("train --arch build/tcli_arch3.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --classes disc,ring,other "
+                 "--epochs 1 --threads 1 --force --out build/tcli_lab 2> build/tcli_err.log") == 0 &&
+            cli_file_has("build/tcli_err.log", "3 classes but the labels of build/tcli_labels.csv go up to 1: output 2 has no image to learn from"),
+        "a class no label uses: trained, with a note");
   CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --classes disc,ring "
                  "--epochs 1 --threads 1 --force --out build/tcli_named 2> /dev/null") == 0 &&
             cli_lens("train --init build/tcli_named/best.safetensors --data build/tcli_images.npy --labels build/tcli_labels.csv "

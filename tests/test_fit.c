@@ -359,7 +359,7 @@ static void test_errors(void) {
   d = base_desc(NULL); d.nll_beta = 0.5; expect_error(d, LENSNET_ERR_ARG, "nll_beta is for regression");
   memcpy(bad_labels, labels, sizeof bad_labels);
   bad_labels[9] = 2;
-  d = base_desc(NULL); d.labels = bad_labels; expect_error(d, LENSNET_ERR_ARG, "label 9");
+  d = base_desc(NULL); d.labels = bad_labels; expect_error(d, LENSNET_ERR_SHAPE, "label 9"); /* as lensnet_adapt says it */
   d = base_desc(NULL); d.labels = NULL; expect_error(d, LENSNET_ERR_ARG, "labels");
   d = base_desc(NULL); d.images = NULL; expect_error(d, LENSNET_ERR_ARG, "fill");
   wrong.shape[2] = 4; wrong.shape[0] = N_IMAGES * 2;
@@ -378,6 +378,29 @@ static void test_errors(void) {
   d = base_desc("build/tfit_missing_folder/x");
   d.epochs = 1;
   expect_error(d, LENSNET_ERR_IO, "tfit_missing_folder");
+  {
+    /* found before any training: the model keeps its weights */
+    lensnet_model *m = new_model(), *m0 = new_model();
+    CHECK(m && m0 && lensnet_fit(m, &d, &err) == LENSNET_ERR_IO && strstr(err.message, "out_dir") &&
+              !memcmp(m->values, m0->values, m->value_count * sizeof(float)),
+          "a missing out_dir is refused before training, the weights untouched: %s", err.message);
+    lensnet_model_free(m);
+    lensnet_model_free(m0);
+  }
+  {
+    /* a model straight from lensnet_model_create, never initialised: refused, not trained in vain */
+    lensnet_model *m = NULL;
+    d = base_desc(NULL);
+    d.epochs = 1;
+    CHECK(lensnet_model_create(ARCH, &m, &err) == LENSNET_OK && lensnet_fit(m, &d, &err) == LENSNET_ERR_ARG &&
+              strstr(err.message, "every weight of the model is 0") && strstr(err.message, "lensnet_model_init"),
+          "an uninitialised model is refused: %s", err.message);
+    lensnet_model_free(m);
+    /* one dense layer from zeros is a sound start (a convex problem): it trains */
+    CHECK(lensnet_model_create("input 1 8 8\nflatten\ndense name=d out=2", &m, &err) == LENSNET_OK && lensnet_fit(m, &d, &err) == LENSNET_OK,
+          "a single dense layer from zeros trains: %s", err.message);
+    lensnet_model_free(m);
+  }
   {
     lensnet_model *m = NULL;
     CHECK(lensnet_fit_resume("build/tfit_nowhere", NULL, &m, &err) == LENSNET_ERR_IO && strstr(err.message, "tfit_nowhere") && !m,

@@ -1593,7 +1593,7 @@ static void test_csv_labels(void) {
     lensnet_csv t;
     lensnet_error e;
     float labels[8];
-    char got[200];
+    char got[400];
     size_t i, at = 0;
     e.message[0] = 0;
     if (lensnet_csv_read_memory(cases[k].text, strlen(cases[k].text), &t, &e) != LENSNET_OK) {

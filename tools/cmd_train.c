@@ -205,6 +205,17 @@ static int read_labels(const char *path, size_t n, float *labels, int classes, i
     if (err.result == LENSNET_ERR_FORMAT && strstr(err.message, "class '") && !classes_given)
       rc = lens_fail("%s: %s (%d classes by default; --classes names them, one per class, e.g. --classes a,b,c)", path, err.message, classes);
     else rc = lens_fail("%s: %s", path, err.message);
+  } else {
+    /* a class no image has: its output is never shown an example */
+    size_t i;
+    float top = 0;
+    for (i = 0; i < n; i++) top = labels[i] > top ? labels[i] : top;
+    if ((int)top + 2 == classes)
+      fprintf(stderr, "lens: note: %d classes but the labels of %s go up to %d: output %d has no image to learn from\n", classes, path,
+              (int)top, classes - 1);
+    else if ((int)top + 1 < classes)
+      fprintf(stderr, "lens: note: %d classes but the labels of %s go up to %d: outputs %d to %d have no image to learn from\n", classes,
+              path, (int)top, (int)top + 1, classes - 1);
   }
   lensnet_csv_free(&t);
   return rc;
