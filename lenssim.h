@@ -158,7 +158,11 @@
  *     A 200x200 Euclid VIS image (SIE + shear, two Sersic profiles, supersampling 3, Gaussian PSF,
  *     noise) takes about 2.9 ms on one core of a 2.3 GHz AVX-512 Xeon, a two-plane compound lens
  *     about 4.1 ms: over 100 times lenstronomy on the same machine (tests/bench_lenssim.c). The
- *     double-precision render is about 3 times slower.
+ *     double-precision render is about 3 times slower. A dataset object costs more than one
+ *     render: its draws until the selection accepts one (about 18 for a galaxy-galaxy lens),
+ *     neighbours, every band, PSF and noise; one thread makes about 30-60 objects a second of
+ *     euclid-lensfinding, 12 of euclid-compound, 140 of deeplense-substructure
+ *     (docs/performance.md, "lens sim"). lenssim_label.attempts counts an object's draws.
  *
  *   API summary (see the declarations for each function's contract):
  *     lenssim_result_string                    text of a result, never NULL
