@@ -242,8 +242,6 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
   return 1;
 }
 
-/* A regression model's row: each target's physical mean and sigma (CSV, --out .npy), and with
- * --samples every pass's means. */
 /* The CSV's header, once, before its first row. */
 static void csv_header(predict_state *s) {
   if (!s->csv || s->csv_header_done) return;
@@ -266,6 +264,8 @@ static void csv_header(predict_state *s) {
   }
 }
 
+/* A regression model's row: each target's physical mean and sigma (CSV, --out .npy), and with
+ * --samples every pass's means. */
 static int write_regression(predict_state *s, size_t b) {
   const lensnet_model *m = s->model;
   const float *z = s->output + b * s->rows * m->out_features;
