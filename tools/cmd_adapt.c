@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <math.h>
 #include <errno.h>
+#include <unistd.h>
 #include "lens_cmds.h"
 #include "pool.h"
 #include "cli.h"
@@ -325,6 +326,18 @@ static int fresh_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) 
   return rc;
 }
 
+/* Whether a comma-separated list of files names a relative one that is not there. */
+static int relative_missing(const char *list) {
+  while (list && *list) {
+    char name[4096];
+    size_t n = strcspn(list, ",");
+    snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name - 1 ? n : sizeof name - 1), list);
+    if (name[0] && name[0] != '/' && access(name, F_OK) != 0) return 1;
+    list += n + (list[n] == ',');
+  }
+  return 0;
+}
+
 static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) {
   lensnet_safetensors st;
   lensnet_error err;
@@ -349,7 +362,8 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     if (rc < 0) complete = 1, rc = 0;
   }
   if (rc == 0 && lensnet_model_from_safetensors(&st, &m, &err) != LENSNET_OK) rc = lens_fail_err(&err);
-  if (rc == 0 && (rc = load_data(a, m, data)) != 0 && (a->source_data[0] != '/' || a->target_data[0] != '/'))
+  if (rc == 0 && (rc = load_data(a, m, data)) != 0 && (relative_missing(a->source_data) || relative_missing(a->source_labels) ||
+                                                      relative_missing(a->target_data) || relative_missing(a->target_labels)))
     fprintf(stderr, "lens: the run's data files are named as they were given when it started (adapt.source-data, adapt.target-data "
                     "in %s); relative names are read from the folder lens adapt runs in: resume from the one the run started in\n", path);
   if (rc == 0) {

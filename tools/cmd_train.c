@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <math.h>
 #include <errno.h>
+#include <unistd.h>
 #include "lens_cmds.h"
 #include "pool.h"
 #include "cli.h"
@@ -196,13 +197,13 @@ static int save_tool_options(lensnet_model *m, const train_args *a) {
 /* The class of each image from labels.csv (lensnet_csv_class_labels: the class column, rows
  * matched to the images by an index column when there is one, else in order), read through
  * lensnet_csv_read as lens plot and lens eval read their tables. */
-static int read_labels(const char *path, size_t n, float *labels, int classes, int classes_given) {
+static int read_labels(const char *path, size_t n, float *labels, int classes, int classes_named) {
   lensnet_csv t;
   lensnet_error err;
   int rc = 0;
   if (lensnet_csv_read(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (lensnet_csv_class_labels(&t, n, (size_t)classes, labels, &err) != LENSNET_OK) {
-    if (err.result == LENSNET_ERR_FORMAT && strstr(err.message, "class '") && !classes_given)
+    if (err.result == LENSNET_ERR_FORMAT && strstr(err.message, "class '") && !classes_named)
       rc = lens_fail("%s: %s (%d classes by default; --classes names them, one per class, e.g. --classes a,b,c)", path, err.message, classes);
     else rc = lens_fail("%s: %s", path, err.message);
   } else {
@@ -354,7 +355,7 @@ static int load_data(const train_args *a, lensnet_tensor *images, float **labels
   }
   *labels = (float *)malloc(images->shape[0] * sizeof(float));
   if (!*labels) return lens_fail("out of memory");
-  return read_labels(a->labels, images->shape[0], *labels, class_count(a->classes), a->classes_given || a->resume);
+  return read_labels(a->labels, images->shape[0], *labels, class_count(a->classes), a->classes_given || a->resume || a->init_classes[0]);
 }
 
 /* A whole text file, or NULL. */
@@ -518,7 +519,8 @@ static int resume_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images
    * checkpoint (a run stopped while writing it after its last epoch is finished that way) */
   if (rc == 0 && (rc = lens_resume_epochs(dir, epoch, total, d->epochs)) < 0) complete = 1, rc = 0;
   if (!d->epochs) d->epochs = total;
-  if (rc == 0 && (rc = load_data(a, images, labels)) != 0 && (a->data[0] != '/' || a->labels[0] != '/'))
+  if (rc == 0 && (rc = load_data(a, images, labels)) != 0 &&
+      ((a->data[0] != '/' && access(a->data, F_OK) != 0) || (a->labels[0] != '/' && access(a->labels, F_OK) != 0)))
     fprintf(stderr, "lens: the run's data files are named as they were given when it started (train.data, train.labels in %s); "
                     "relative names are read from the folder lens train runs in: resume from the one the run started in\n", path);
   if (rc == 0) {
