@@ -241,7 +241,9 @@ static void sweep_train_force(void) {
   if (!check_ok(count_calls(TRAIN " --force --out " D "/count_run", counts), "count the calls of lens train --force")) return;
   printf("   lens train --force: %lu writes, %lu renames, %lu closes, %lu removes\n", counts[C_WRITE], counts[C_RENAME], counts[C_CLOSE],
          counts[C_REMOVE]);
-  CHECK(counts[C_REMOVE] == 3, "--force removes the previous run's three files (%lu removes)", counts[C_REMOVE]);
+  /* the previous run's three files, then the temporary file with which lensnet_fit tries the
+   * folder before training (lensnet__probe_out_dir) */
+  CHECK(counts[C_REMOVE] == 4, "--force removes the previous run's three files, then the out_dir probe's (%lu removes)", counts[C_REMOVE]);
   for (k = 0; k < 4; k++)
     for (n = 1; n <= counts[classes[k]]; n++) {
       const char *cls = class_names[classes[k]];
