@@ -207,9 +207,9 @@
  *   float32, or int8 convolutions and dense layers in a quantised model (activations between
  *   layers stay float32; no requantisation, no int8 for preallocated models); 2-D convolutions with square kernels; group convolutions for p4 (quarter
  *   turns) only, not p4m (turns and mirrors); no dilation, transposed convolution,
- *   recurrent or attention layers; no ONNX import; FITS tile compression is refused (run
- *   funpack first) and FITS tables are not images; pixels become float32, so integers beyond
- *   2^24 lose precision.
+ *   recurrent or attention layers; no ONNX import; of FITS tile compression, HCOMPRESS_1 and
+ *   PLIO_1 are refused (run funpack first), and FITS tables are not images; pixels become
+ *   float32, so integers beyond 2^24 lose precision.
  *
  * LICENCE
  *   MIT, the same text in lensnet.h, lenssim.h, lensviz.h and LICENSE (at the end of this file).
@@ -378,16 +378,22 @@ LENSNET_API lensnet_result lensnet_safetensors_add(lensnet_safetensors *st, cons
 
 
 /* ---------------------------------------------------------------------------------------------
- * FITS images (read: primary HDU and IMAGE extensions; write: one float32 primary image)
+ * FITS images (read: primary HDU, IMAGE extensions and tile-compressed images; write: one float32
+ * primary image)
  * ------------------------------------------------------------------------------------------- */
 /* Reads the image of HDU `hdu` (0 = primary, 1 = first extension, ...; -1 = the first image HDU
  * that holds pixels, skipping tables and empty HDUs). The tensor's shape is NumPy order
  * (NAXISn, ..., NAXIS1); values are BZERO + BSCALE * stored as float32, BLANK pixels of integer
  * images become NaN and NaN in floating-point images stays NaN. BITPIX 8, 16, 32, 64, -32, -64.
  * Every header up to the HDU read is checked (card syntax, mandatory keywords in their order,
- * PCOUNT/GCOUNT, sizes against the file); an error names the HDU and card. Refused with a
- * message: tile-compressed images (decompress with funpack first), tables, random groups,
- * NAXIS > 8, an HDU without data (LENSNET_ERR_ARG). Errors of lensnet_fits_read start with the path. */
+ * PCOUNT/GCOUNT, sizes against the file); an error names the HDU and card. Tile-compressed
+ * images (FITS 4.0 section 10; fpack's .fits.fz) are read as the image they hold: RICE_1, GZIP_1,
+ * GZIP_2 and NOCOMPRESS tiles of any shape, quantised floating-point images undone with their
+ * ZSCALE/ZZERO and dither (NO_DITHER, SUBTRACTIVE_DITHER_1 and _2, ZDITHER0), ZBLANK pixels as
+ * NaN, the GZIP_COMPRESSED_DATA and UNCOMPRESSED_DATA tiles a compressor falls back to; the
+ * values are CFITSIO's bit for bit. Refused with a message: HCOMPRESS_1 and PLIO_1 (decompress
+ * with funpack first), tables, random groups, NAXIS > 8, an HDU without data (LENSNET_ERR_ARG).
+ * Errors of lensnet_fits_read start with the path. */
 LENSNET_API lensnet_result lensnet_fits_read(const char *path, int hdu, lensnet_tensor *out, lensnet_error *err);
 LENSNET_API lensnet_result lensnet_fits_read_memory(const void *bytes, size_t len, int hdu, lensnet_tensor *out, lensnet_error *err);
 /* Writes t (1 to 8 axes, NumPy order) as a BITPIX -32 primary image, big-endian, header and data
@@ -3255,6 +3261,715 @@ static int64_t lensnet__fits_signed(uint64_t u, int nbytes) {
   return (int64_t)u;
 }
 
+/* ---- Tile-compressed images (FITS 4.0 section 10) ----------------------------------------
+ * A compressed image is a binary table (ZIMAGE = T) with one row per tile. The image's own
+ * header keywords carry a Z: ZBITPIX, ZNAXIS, ZNAXISn; ZTILEn gives the tile size (default
+ * whole rows), ZCMPTYPE the algorithm. Each row's COMPRESSED_DATA (a variable-length array in
+ * the heap) holds the tile's compressed bytes; a tile that could not be compressed that way
+ * is in GZIP_COMPRESSED_DATA or UNCOMPRESSED_DATA instead. Floating-point images are mostly
+ * stored quantized: integers q with a scale and zero per tile (columns or keywords ZSCALE,
+ * ZZERO), optionally dithered (ZQUANTIZ, 10.2). Read here: RICE_1 (10.4.1), GZIP_1 and GZIP_2
+ * (10.4.2; the DEFLATE of RFC 1951 in a gzip (RFC 1952) or zlib (RFC 1950) wrapper), and
+ * NOCOMPRESS; HCOMPRESS_1 and PLIO_1 are refused by name. */
+
+/* Bits read most significant first (Rice codes). */
+typedef struct {
+  const unsigned char *p;
+  size_t n, pos;
+  uint64_t buf;
+  int bits;
+} lensnet__msb_bits;
+
+static int lensnet__msb_get(lensnet__msb_bits *r, int k, uint32_t *v) { /* 1 <= k <= 32 */
+  while (r->bits < k) {
+    if (r->pos >= r->n) return 0;
+    r->buf = (r->buf << 8) | r->p[r->pos++];
+    r->bits += 8;
+  }
+  *v = (uint32_t)((r->buf >> (r->bits - k)) & (((uint64_t)1 << k) - 1));
+  r->bits -= k;
+  return 1;
+}
+
+/* Counts the zero bits before the next one bit and consumes them and the one. */
+static int lensnet__msb_zeros(lensnet__msb_bits *r, uint32_t *count) {
+  uint32_t z = 0;
+  for (;;) {
+    if (r->bits == 0) {
+      if (r->pos >= r->n) return 0;
+      r->buf = (r->buf << 8) | r->p[r->pos++];
+      r->bits = 8;
+    }
+    r->bits--;
+    if ((r->buf >> r->bits) & 1) { *count = z; return 1; }
+    z++;
+  }
+}
+
+/* Rice decoding (White; Pence, Seaman & White 2009, PASP 121, 414; FITS 4.0 section 10.4.1):
+ * the first pixel as bytepix bytes, then blocks of `blocksize` pixels, each starting with
+ * fsbits bits holding fs + 1. fs = -1: every difference is zero; fs = fsmax: each difference
+ * is stored in 8 bytepix bits; otherwise each is a unary count z then fs bits, d = (z << fs) | bits.
+ * A difference d maps back to a signed one as d odd: ~(d >> 1), even: d >> 1 (zigzag), and
+ * pixels are running sums modulo 2^(8 bytepix). 1-byte pixels are unsigned, wider ones signed. */
+static int lensnet__rice_decode(const unsigned char *in, size_t n_in, int bytepix, int blocksize, int64_t *outv, size_t npix) {
+  lensnet__msb_bits r;
+  int fsbits = bytepix == 1 ? 3 : bytepix == 2 ? 4 : 5, fsmax = bytepix == 1 ? 6 : bytepix == 2 ? 14 : 25;
+  int bbits = 8 * bytepix;
+  uint32_t mask = bytepix == 4 ? 0xffffffffu : (((uint32_t)1 << bbits) - 1), last, v;
+  size_t i = 0;
+  memset(&r, 0, sizeof r);
+  r.p = in;
+  r.n = n_in;
+  if (!lensnet__msb_get(&r, bbits, &last)) return 0;
+  while (i < npix) {
+    size_t end = npix - i < (size_t)blocksize ? npix : i + (size_t)blocksize;
+    int fs;
+    if (!lensnet__msb_get(&r, fsbits, &v)) return 0;
+    fs = (int)v - 1;
+    for (; i < end; i++) {
+      uint32_t d;
+      if (fs < 0) {
+        d = 0;
+      } else if (fs == fsmax) {
+        if (!lensnet__msb_get(&r, bbits, &d)) return 0;
+      } else {
+        uint32_t z, low = 0;
+        if (!lensnet__msb_zeros(&r, &z)) return 0;
+        if (fs > 0 && !lensnet__msb_get(&r, fs, &low)) return 0;
+        d = (fs < 32 ? (z << fs) : 0) | low;
+      }
+      d = (d & 1) ? ~(d >> 1) : (d >> 1);
+      last = (last + d) & mask;
+      outv[i] = bytepix == 1 ? (int64_t)last : bytepix == 2 ? (int64_t)(int16_t)(uint16_t)last : (int64_t)(int32_t)last;
+    }
+  }
+  return 1;
+}
+
+/* DEFLATE (RFC 1951). Bits are read least significant first; Huffman codes are canonical,
+ * decoded one bit at a time against the count of codes of each length. */
+typedef struct {
+  const unsigned char *in;
+  size_t n, pos;
+  uint32_t buf;
+  int bits;
+  unsigned char *out;
+  size_t cap, len;
+} lensnet__inflater;
+
+typedef struct {
+  short count[16];   /* codes of each length */
+  short symbol[320]; /* symbols in code order */
+} lensnet__huffman;
+
+static int lensnet__inf_bits(lensnet__inflater *s, int k, uint32_t *v) { /* 0 <= k <= 16 */
+  while (s->bits < k) {
+    if (s->pos >= s->n) return 0;
+    s->buf |= (uint32_t)s->in[s->pos++] << s->bits;
+    s->bits += 8;
+  }
+  *v = s->buf & (((uint32_t)1 << k) - 1);
+  s->buf = k < 32 ? s->buf >> k : 0;
+  s->bits -= k;
+  return 1;
+}
+
+/* Builds the decoding table from code lengths; 0 if the lengths over-subscribe the code space. */
+static int lensnet__huffman_build(lensnet__huffman *h, const unsigned char *lengths, int n) {
+  short offs[16];
+  int len, sym, left = 1;
+  memset(h->count, 0, sizeof h->count);
+  for (sym = 0; sym < n; sym++) h->count[lengths[sym]]++;
+  for (len = 1; len < 16; len++) {
+    left = 2 * left - h->count[len];
+    if (left < 0) return 0;
+  }
+  offs[1] = 0;
+  for (len = 1; len < 15; len++) offs[len + 1] = (short)(offs[len] + h->count[len]);
+  for (sym = 0; sym < n; sym++)
+    if (lengths[sym]) h->symbol[offs[lengths[sym]]++] = (short)sym;
+  return 1;
+}
+
+/* The next symbol, or -1 (input ended, or a code the table does not have). */
+static int lensnet__huffman_decode(lensnet__inflater *s, const lensnet__huffman *h) {
+  int code = 0, first = 0, index = 0, len;
+  for (len = 1; len < 16; len++) {
+    uint32_t b;
+    int count = h->count[len];
+    if (!lensnet__inf_bits(s, 1, &b)) return -1;
+    code |= (int)b;
+    if (code - first < count) return h->symbol[index + code - first];
+    index += count;
+    first = (first + count) << 1;
+    code <<= 1;
+  }
+  return -1;
+}
+
+static const short lensnet__inf_len_base[29] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
+                                                35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+static const unsigned char lensnet__inf_len_extra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+static const unsigned short lensnet__inf_dist_base[30] = {1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385,
+                                                          513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
+static const unsigned char lensnet__inf_dist_extra[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+
+/* Literal/length and distance codes until the end-of-block symbol. */
+static int lensnet__inflate_codes(lensnet__inflater *s, const lensnet__huffman *lit, const lensnet__huffman *dist) {
+  for (;;) {
+    int sym = lensnet__huffman_decode(s, lit);
+    uint32_t extra;
+    size_t length, distance, i;
+    if (sym < 0) return 0;
+    if (sym < 256) {
+      if (s->len >= s->cap) return 0;
+      s->out[s->len++] = (unsigned char)sym;
+      continue;
+    }
+    if (sym == 256) return 1;
+    sym -= 257;
+    if (sym >= 29 || !lensnet__inf_bits(s, lensnet__inf_len_extra[sym], &extra)) return 0;
+    length = (size_t)lensnet__inf_len_base[sym] + extra;
+    sym = lensnet__huffman_decode(s, dist);
+    if (sym < 0 || sym >= 30 || !lensnet__inf_bits(s, lensnet__inf_dist_extra[sym], &extra)) return 0;
+    distance = (size_t)lensnet__inf_dist_base[sym] + extra;
+    if (distance > s->len || length > s->cap - s->len) return 0;
+    for (i = 0; i < length; i++, s->len++) s->out[s->len] = s->out[s->len - distance];
+  }
+}
+
+/* Inflates a raw DEFLATE stream into out[cap]; returns 1 and sets s->len, or 0 if the stream
+ * is malformed or would not fit. */
+static int lensnet__inflate(lensnet__inflater *s) {
+  static const unsigned char order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
+  lensnet__huffman lit, dist;
+  unsigned char lengths[320];
+  uint32_t last = 0, type, v;
+  while (!last) {
+    if (!lensnet__inf_bits(s, 1, &last) || !lensnet__inf_bits(s, 2, &type)) return 0;
+    if (type == 0) { /* stored: byte-aligned LEN, NLEN, then LEN bytes */
+      size_t n;
+      s->buf = 0;
+      s->bits = 0;
+      if (s->n - s->pos < 4) return 0;
+      n = (size_t)s->in[s->pos] | (size_t)s->in[s->pos + 1] << 8;
+      if ((n ^ ((size_t)s->in[s->pos + 2] | (size_t)s->in[s->pos + 3] << 8)) != 0xffff) return 0;
+      s->pos += 4;
+      if (n > s->n - s->pos || n > s->cap - s->len) return 0;
+      memcpy(s->out + s->len, s->in + s->pos, n);
+      s->pos += n;
+      s->len += n;
+    } else if (type == 1) { /* fixed codes (3.2.6) */
+      int i;
+      for (i = 0; i < 288; i++) lengths[i] = (unsigned char)(i < 144 ? 8 : i < 256 ? 9 : i < 280 ? 7 : 8);
+      lensnet__huffman_build(&lit, lengths, 288);
+      for (i = 0; i < 30; i++) lengths[i] = 5;
+      lensnet__huffman_build(&dist, lengths, 30);
+      if (!lensnet__inflate_codes(s, &lit, &dist)) return 0;
+    } else if (type == 2) { /* dynamic codes (3.2.7) */
+      uint32_t hlit, hdist, hclen;
+      int i, n;
+      lensnet__huffman lencode;
+      if (!lensnet__inf_bits(s, 5, &hlit) || !lensnet__inf_bits(s, 5, &hdist) || !lensnet__inf_bits(s, 4, &hclen)) return 0;
+      hlit += 257;
+      hdist += 1;
+      hclen += 4;
+      if (hlit > 286 || hdist > 30) return 0;
+      memset(lengths, 0, 19);
+      for (i = 0; i < (int)hclen; i++) {
+        if (!lensnet__inf_bits(s, 3, &v)) return 0;
+        lengths[order[i]] = (unsigned char)v;
+      }
+      if (!lensnet__huffman_build(&lencode, lengths, 19)) return 0;
+      for (n = 0; n < (int)(hlit + hdist);) {
+        int sym = lensnet__huffman_decode(s, &lencode), repeat;
+        unsigned char value = 0;
+        if (sym < 0) return 0;
+        if (sym < 16) { lengths[n++] = (unsigned char)sym; continue; }
+        if (sym == 16) {
+          if (n == 0 || !lensnet__inf_bits(s, 2, &v)) return 0;
+          value = lengths[n - 1];
+          repeat = 3 + (int)v;
+        } else if (sym == 17) {
+          if (!lensnet__inf_bits(s, 3, &v)) return 0;
+          repeat = 3 + (int)v;
+        } else {
+          if (!lensnet__inf_bits(s, 7, &v)) return 0;
+          repeat = 11 + (int)v;
+        }
+        if (n + repeat > (int)(hlit + hdist)) return 0;
+        while (repeat--) lengths[n++] = value;
+      }
+      if (lengths[256] == 0) return 0; /* no end-of-block code */
+      if (!lensnet__huffman_build(&lit, lengths, (int)hlit) || !lensnet__huffman_build(&dist, lengths + hlit, (int)hdist)) return 0;
+      if (!lensnet__inflate_codes(s, &lit, &dist)) return 0;
+    } else {
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* CRC-32 of the gzip trailer (RFC 1952 section 8; the polynomial 0xEDB88320, reflected). */
+static uint32_t lensnet__crc32(const unsigned char *p, size_t n) {
+  uint32_t c = 0xffffffffu;
+  size_t i;
+  int k;
+  for (i = 0; i < n; i++) {
+    c ^= p[i];
+    for (k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+  }
+  return c ^ 0xffffffffu;
+}
+
+/* Unwraps a gzip member (RFC 1952) or a zlib stream (RFC 1950) and inflates it into out[cap],
+ * checking gzip's CRC-32 and length. Returns the bytes written, or (size_t)-1 with *why set. */
+static size_t lensnet__gunzip(const unsigned char *in, size_t n, unsigned char *out, size_t cap, const char **why) {
+  lensnet__inflater s;
+  size_t pos = 0;
+  int gzip = 0;
+  memset(&s, 0, sizeof s);
+  *why = "the compressed bytes are malformed";
+  if (n >= 18 && in[0] == 0x1f && in[1] == 0x8b) {
+    int flags = in[3];
+    if (in[2] != 8) { *why = "the gzip stream is not DEFLATE (CM != 8)"; return (size_t)-1; }
+    pos = 10;
+    if (flags & 4) { /* FEXTRA */
+      size_t xlen;
+      if (n - pos < 2) return (size_t)-1;
+      xlen = (size_t)in[pos] | (size_t)in[pos + 1] << 8;
+      pos += 2;
+      if (xlen > n - pos) return (size_t)-1;
+      pos += xlen;
+    }
+    if (flags & 8) { while (pos < n && in[pos]) pos++; pos++; }   /* FNAME */
+    if (flags & 16) { while (pos < n && in[pos]) pos++; pos++; }  /* FCOMMENT */
+    if (flags & 2) pos += 2;                                      /* FHCRC */
+    if (pos > n) return (size_t)-1;
+    gzip = 1;
+  } else if (n >= 2 && (in[0] & 15) == 8 && ((unsigned)in[0] * 256u + in[1]) % 31u == 0 && !(in[1] & 32)) {
+    pos = 2;
+  } else {
+    *why = "the bytes are neither a gzip nor a zlib stream";
+    return (size_t)-1;
+  }
+  s.in = in + pos;
+  s.n = n - pos;
+  s.out = out;
+  s.cap = cap;
+  if (!lensnet__inflate(&s)) { *why = "the DEFLATE stream is malformed or holds more bytes than the tile"; return (size_t)-1; }
+  if (gzip) {
+    const unsigned char *t = s.in + s.pos;
+    if (s.n - s.pos < 8) { *why = "the gzip trailer is missing"; return (size_t)-1; }
+    if ((uint32_t)lensnet__get_le(t, 4) != lensnet__crc32(out, s.len)) { *why = "the gzip CRC-32 does not match the data"; return (size_t)-1; }
+    if ((uint32_t)lensnet__get_le(t + 4, 4) != (uint32_t)s.len) { *why = "the gzip length does not match the data"; return (size_t)-1; }
+  }
+  return s.len;
+}
+
+/* A column of the compressed-image table. */
+typedef struct {
+  int found;
+  size_t offset;   /* byte offset within a row */
+  char type;       /* TFORM type code: P or Q for a variable-length array, else the value type */
+  char elem;       /* the element type of a P or Q column */
+  size_t repeat;
+} lensnet__fits_column;
+
+/* Bytes of one value of a TFORM type code (7.3.1, table 18); 0 for an unknown code. X is per bit. */
+static size_t lensnet__tform_size(char t) {
+  switch (t) {
+    case 'L': case 'B': case 'A': return 1;
+    case 'I': return 2;
+    case 'J': case 'E': return 4;
+    case 'K': case 'D': case 'C': case 'P': return 8;
+    case 'M': case 'Q': return 16;
+    default: return 0;
+  }
+}
+
+/* Finds the columns named in names[] (TTYPEn, case ignored) and their byte offsets. */
+static lensnet_result lensnet__fits_columns(const lensnet__fits_hdu *h, const char *const *names, lensnet__fits_column *cols,
+                                            int ncols, lensnet_error *err) {
+  const char *c = lensnet__fits_find(h, "TFIELDS");
+  int64_t tfields = 0;
+  size_t offset = 0;
+  int f, k;
+  lensnet_result r;
+  memset(cols, 0, sizeof *cols * (size_t)ncols);
+  if (!c) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the compressed image's table lacks TFIELDS (FITS 4.0 section 7.3.1)", h->index);
+  if ((r = lensnet__fits_card_int(h, c, &tfields, err)) != LENSNET_OK) return r;
+  if (tfields < 0 || tfields > 999)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: TFIELDS = %lld is outside 0..999", h->index, (long long)tfields);
+  for (f = 1; f <= (int)tfields; f++) {
+    char key[24], form[72], name[72];
+    const char *v, *p;
+    size_t vn, repeat = 0, width;
+    int digits = 0;
+    char type, elem = 0;
+    snprintf(key, sizeof key, "TFORM%d", f);
+    if (!(c = lensnet__fits_find(h, key)) || !lensnet__fits_card_value(c, &v, &vn) || !vn || *v != '\'')
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %s is missing or not a string (FITS 4.0 section 7.3.1)", h->index, key);
+    lensnet__fits_unquote(v, vn, form, sizeof form);
+    for (p = form; *p == ' '; p++) {}
+    for (; *p >= '0' && *p <= '9'; p++, digits++) {
+      if (repeat > 100000000) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %s = '%s' has too large a repeat count", h->index, key, form);
+      repeat = repeat * 10 + (size_t)(*p - '0');
+    }
+    if (!digits) repeat = 1;
+    type = *p;
+    if (type == 'P' || type == 'Q') elem = p[1];
+    if (type == 'X') width = (repeat + 7) / 8;
+    else if (!lensnet__tform_size(type) || ((type == 'P' || type == 'Q') && !lensnet__tform_size(elem)))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %s = '%s' is not a binary-table format (FITS 4.0 section 7.3.1)", h->index, key, form);
+    else width = repeat * lensnet__tform_size(type);
+    snprintf(key, sizeof key, "TTYPE%d", f);
+    name[0] = 0;
+    if ((c = lensnet__fits_find(h, key)) != NULL && lensnet__fits_card_value(c, &v, &vn) && vn && *v == '\'')
+      lensnet__fits_unquote(v, vn, name, sizeof name);
+    for (k = 0; k < ncols; k++) {
+      const char *a = name, *b = names[k];
+      while (*a && *b && (*a == *b || (*a >= 'a' && *a <= 'z' && *a - 32 == *b))) { a++; b++; }
+      if (!*a && !*b && !cols[k].found) {
+        cols[k].found = 1;
+        cols[k].offset = offset;
+        cols[k].type = type;
+        cols[k].elem = elem;
+        cols[k].repeat = repeat;
+      }
+    }
+    offset += width;
+  }
+  if (offset != h->axis[0])
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the columns' TFORMs add up to %lu bytes a row but NAXIS1 = %lu",
+                         h->index, (unsigned long)offset, (unsigned long)h->axis[0]);
+  return LENSNET_OK;
+}
+
+/* An optional integer keyword. */
+static lensnet_result lensnet__fits_opt_int(const lensnet__fits_hdu *h, const char *key, int64_t *out, int *found, lensnet_error *err) {
+  const char *c = lensnet__fits_find(h, key);
+  if (found) *found = c != NULL;
+  return c ? lensnet__fits_card_int(h, c, out, err) : LENSNET_OK;
+}
+
+/* An optional string keyword, without quotes; "" when absent. */
+static void lensnet__fits_opt_string(const lensnet__fits_hdu *h, const char *key, char *dst, size_t cap) {
+  const char *c = lensnet__fits_find(h, key), *v;
+  size_t n;
+  dst[0] = 0;
+  if (c && lensnet__fits_card_value(c, &v, &n) && n && *v == '\'') lensnet__fits_unquote(v, n, dst, cap);
+}
+
+/* A scalar number in a row (ZSCALE, ZZERO, ZBLANK columns). */
+static double lensnet__fits_cell_number(const unsigned char *row, const lensnet__fits_column *c) {
+  const unsigned char *p = row + c->offset;
+  switch (c->type) {
+    case 'B': return p[0];
+    case 'I': return (double)lensnet__fits_signed(lensnet__get_be(p, 2), 2);
+    case 'J': return (double)lensnet__fits_signed(lensnet__get_be(p, 4), 4);
+    case 'K': return (double)lensnet__fits_signed(lensnet__get_be(p, 8), 8);
+    case 'E': return (double)lensnet__f32_from_bits((uint32_t)lensnet__get_be(p, 4));
+    default: return lensnet__f64_from_bits(lensnet__get_be(p, 8));
+  }
+}
+
+/* The heap bytes of a row's variable-length array, checked against the heap. */
+static int lensnet__fits_cell_array(const unsigned char *row, const lensnet__fits_column *c, const unsigned char *heap, size_t heap_bytes,
+                                    const unsigned char **p, size_t *count) {
+  uint64_t n, off;
+  size_t bytes;
+  int w = c->type == 'Q' ? 8 : 4;
+  n = lensnet__get_be(row + c->offset, w);
+  off = lensnet__get_be(row + c->offset + w, w);
+  if (w == 4 && (n >> 31 || off >> 31)) return 0; /* negative 32-bit descriptors */
+  if (n > (uint64_t)(size_t)-1 || off > (uint64_t)heap_bytes || !lensnet__mul_ok((size_t)n, lensnet__tform_size(c->elem), &bytes) ||
+      bytes > heap_bytes - (size_t)off)
+    return 0;
+  *p = heap + off;
+  *count = (size_t)n;
+  return 1;
+}
+
+/* The dither sequence of FITS 4.0 section 10.2.1: Park & Miller's minimal standard generator
+ * (seed 1, a = 16807, m = 2^31 - 1), 10,000 values seed/m as float. */
+static void lensnet__fits_randoms(float *r) {
+  double seed = 1.0;
+  int i;
+  for (i = 0; i < 10000; i++) {
+    double t = 16807.0 * seed;
+    seed = t - 2147483647.0 * (double)(int64_t)(t / 2147483647.0);
+    r[i] = (float)(seed / 2147483647.0);
+  }
+}
+
+enum { LENSNET__FZ_RICE, LENSNET__FZ_GZIP1, LENSNET__FZ_GZIP2, LENSNET__FZ_NONE };
+
+/* The first column of COMPRESSED_DATA, GZIP_COMPRESSED_DATA, UNCOMPRESSED_DATA (cols[0..2])
+ * that holds data for this row: *col, its bytes and their count. */
+static lensnet_result lensnet__fz_tile_data(const lensnet__fits_hdu *h, const unsigned char *row, const lensnet__fits_column *cols,
+                                            const char *const *names, const unsigned char *heap, size_t heap_bytes, size_t t,
+                                            int *col, const unsigned char **p, size_t *bytes, lensnet_error *err) {
+  int k;
+  size_t count;
+  for (k = 0; k < 3; k++) {
+    if (!cols[k].found) continue;
+    if (!lensnet__fits_cell_array(row, &cols[k], heap, heap_bytes, p, &count))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, tile %lu: the %s descriptor points outside the heap", h->index,
+                           (unsigned long)(t + 1), names[k]);
+    if (count) {
+      *col = k;
+      *bytes = count * lensnet__tform_size(cols[k].elem);
+      return LENSNET_OK;
+    }
+  }
+  return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, tile %lu holds no data in any of its columns", h->index, (unsigned long)(t + 1));
+}
+
+/* Whether `bytes` of a tile's data can hold npix pixels: Rice needs the first pixel's 8 bytepix
+ * bits and fsbits bits a block; DEFLATE expands at most 1032 times (258 bytes from one code of
+ * 1 + 1 bits and so on); uncompressed pixels take a byte or more. Checked for every tile before
+ * the image is allocated, so a small file cannot claim a huge image. */
+static int lensnet__fz_can_hold(int col, int method, size_t bytes, size_t npix, int bytepix, int blocksize) {
+  if (col == 0 && method == LENSNET__FZ_RICE) {
+    size_t bits, blocks;
+    int fsbits = bytepix == 1 ? 3 : bytepix == 2 ? 4 : 5;
+    if (bytes > (size_t)-1 / 8) return 1;
+    bits = bytes * 8;
+    if (bits < (size_t)(8 * bytepix)) return 0;
+    blocks = (bits - (size_t)(8 * bytepix)) / (size_t)fsbits;
+    return npix / (size_t)blocksize <= blocks;
+  }
+  if (col == 1 || (col == 0 && method != LENSNET__FZ_NONE)) return npix / 1032 <= bytes;
+  return npix <= bytes;
+}
+
+static lensnet_result lensnet__fits_compressed(const unsigned char *b, const lensnet__fits_hdu *h, lensnet_tensor *out, lensnet_error *err) {
+  static const char *const names[6] = {"COMPRESSED_DATA", "GZIP_COMPRESSED_DATA", "UNCOMPRESSED_DATA", "ZSCALE", "ZZERO", "ZBLANK"};
+  lensnet__fits_column cols[6];
+  int64_t zbitpix = 0, znaxis = 0, v, dither0 = 1, blocksize = 32, bytepix = 4, key_blank = 0;
+  size_t zaxis[LENSNET_MAX_DIMS], ztile[LENSNET_MAX_DIMS], ntile[LENSNET_MAX_DIMS], shape[LENSNET_MAX_DIMS];
+  size_t tiles = 1, tile_max = 1, theap, heap_bytes, t, rows, rowbytes;
+  char algo[72], quant[72], key[24];
+  double key_scale = 1.0, key_zero = 0.0, bscale = 1.0, bzero = 0.0;
+  int k, found, method, has_key_scale = 0, has_key_blank = 0, dither = 0, quantized;
+  const char *c;
+  const unsigned char *heap;
+  int64_t *ints = NULL;
+  unsigned char *bytes = NULL;
+  float *randoms = NULL, *vals = NULL;
+  lensnet_result r;
+  if ((r = lensnet__fits_opt_int(h, "ZBITPIX", &zbitpix, &found, err)) != LENSNET_OK) return r;
+  if (!found || (zbitpix != 8 && zbitpix != 16 && zbitpix != 32 && zbitpix != 64 && zbitpix != -32 && zbitpix != -64))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: a compressed image needs ZBITPIX of 8, 16, 32, 64, -32 or -64 (FITS 4.0 section 10.1.1)", h->index);
+  if ((r = lensnet__fits_opt_int(h, "ZNAXIS", &znaxis, &found, err)) != LENSNET_OK) return r;
+  if (!found || znaxis < 1 || znaxis > LENSNET_MAX_DIMS)
+    return lensnet__fail(err, found ? LENSNET_ERR_UNSUPPORTED : LENSNET_ERR_FORMAT, "FITS HDU %d: ZNAXIS %s (1 to %d axes are read)", h->index,
+                         found ? "is outside the supported range" : "is missing", LENSNET_MAX_DIMS);
+  for (k = 0; k < (int)znaxis; k++) {
+    snprintf(key, sizeof key, "ZNAXIS%d", k + 1);
+    if ((r = lensnet__fits_opt_int(h, key, &v, &found, err)) != LENSNET_OK) return r;
+    if (!found || v < 1 || v > 1000000000)
+      return lensnet__fail(err, found && v == 0 ? LENSNET_ERR_ARG : LENSNET_ERR_FORMAT, "FITS HDU %d: %s is %s", h->index, key,
+                           found ? "not a positive image size" : "missing");
+    zaxis[k] = (size_t)v;
+    snprintf(key, sizeof key, "ZTILE%d", k + 1);
+    v = k == 0 ? (int64_t)zaxis[0] : 1; /* the default tile is one row */
+    if ((r = lensnet__fits_opt_int(h, key, &v, &found, err)) != LENSNET_OK) return r;
+    if (v < 1) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %s = %lld is not a positive tile size", h->index, key, (long long)v);
+    ztile[k] = (size_t)v < zaxis[k] ? (size_t)v : zaxis[k];
+    ntile[k] = (zaxis[k] + ztile[k] - 1) / ztile[k];
+    if (!lensnet__mul_ok(tiles, ntile[k], &tiles) || !lensnet__mul_ok(tile_max, ztile[k], &tile_max))
+      return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "FITS HDU %d: the image size overflows", h->index);
+  }
+  lensnet__fits_opt_string(h, "ZCMPTYPE", algo, sizeof algo);
+  if (!strcmp(algo, "RICE_1") || !strcmp(algo, "RICE_ONE")) method = LENSNET__FZ_RICE;
+  else if (!strcmp(algo, "GZIP_1")) method = LENSNET__FZ_GZIP1;
+  else if (!strcmp(algo, "GZIP_2")) method = LENSNET__FZ_GZIP2;
+  else if (!strcmp(algo, "NOCOMPRESS")) method = LENSNET__FZ_NONE;
+  else if (!algo[0]) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: a compressed image without ZCMPTYPE (FITS 4.0 section 10.1.1)", h->index);
+  else return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS HDU %d is compressed with %s, which is not read here (RICE_1, GZIP_1 and GZIP_2 are); decompress it first, e.g. with funpack",
+                            h->index, algo);
+  /* ZNAMEi / ZVALi: the algorithm's parameters (10.4.1: BLOCKSIZE default 32, BYTEPIX default 4) */
+  for (k = 1; k < 1000; k++) {
+    char name[72];
+    snprintf(key, sizeof key, "ZNAME%d", k);
+    if (!lensnet__fits_find(h, key)) break;
+    lensnet__fits_opt_string(h, key, name, sizeof name);
+    snprintf(key, sizeof key, "ZVAL%d", k);
+    if (!strcmp(name, "BLOCKSIZE") && (r = lensnet__fits_opt_int(h, key, &blocksize, NULL, err)) != LENSNET_OK) return r;
+    if (!strcmp(name, "BYTEPIX") && (r = lensnet__fits_opt_int(h, key, &bytepix, NULL, err)) != LENSNET_OK) return r;
+  }
+  if (method == LENSNET__FZ_RICE && (blocksize < 1 || blocksize > 1000000 || (bytepix != 1 && bytepix != 2 && bytepix != 4)))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: RICE_1 needs BLOCKSIZE >= 1 and BYTEPIX of 1, 2 or 4 (here %lld and %lld)",
+                         h->index, (long long)blocksize, (long long)bytepix);
+  lensnet__fits_opt_string(h, "ZQUANTIZ", quant, sizeof quant);
+  if (!strcmp(quant, "SUBTRACTIVE_DITHER_1")) dither = 1;
+  else if (!strcmp(quant, "SUBTRACTIVE_DITHER_2")) dither = 2;
+  else if (quant[0] && strcmp(quant, "NO_DITHER") && strcmp(quant, "NONE"))
+    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS HDU %d: ZQUANTIZ = '%s' is not a known quantisation (NO_DITHER, SUBTRACTIVE_DITHER_1 or _2)", h->index, quant);
+  if ((r = lensnet__fits_opt_int(h, "ZDITHER0", &dither0, NULL, err)) != LENSNET_OK) return r;
+  if (dither && (dither0 < 1 || dither0 > 10000))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: ZDITHER0 = %lld is outside 1..10000 (FITS 4.0 section 10.2.1)", h->index, (long long)dither0);
+  if ((c = lensnet__fits_find(h, "ZSCALE")) != NULL) { if ((r = lensnet__fits_card_real(h, c, &key_scale, err)) != LENSNET_OK) return r; has_key_scale = 1; }
+  if ((c = lensnet__fits_find(h, "ZZERO")) != NULL) { if ((r = lensnet__fits_card_real(h, c, &key_zero, err)) != LENSNET_OK) return r; }
+  if ((r = lensnet__fits_opt_int(h, "ZBLANK", &key_blank, &has_key_blank, err)) != LENSNET_OK) return r;
+  if (!has_key_blank && zbitpix > 0 && (r = lensnet__fits_opt_int(h, "BLANK", &key_blank, &has_key_blank, err)) != LENSNET_OK) return r;
+  if ((c = lensnet__fits_find(h, "BSCALE")) != NULL && (r = lensnet__fits_card_real(h, c, &bscale, err)) != LENSNET_OK) return r;
+  if ((c = lensnet__fits_find(h, "BZERO")) != NULL && (r = lensnet__fits_card_real(h, c, &bzero, err)) != LENSNET_OK) return r;
+  if ((r = lensnet__fits_columns(h, names, cols, 6, err)) != LENSNET_OK) return r;
+  for (k = 0; k < 3; k++)
+    if (cols[k].found && ((cols[k].type != 'P' && cols[k].type != 'Q') || cols[k].repeat != 1))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: column %s must be a variable-length array (1P or 1Q)", h->index, names[k]);
+  for (k = 3; k < 6; k++)
+    if (cols[k].found && (cols[k].repeat != 1 || !strchr("BIJKED", cols[k].type)))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: column %s must hold one number a row", h->index, names[k]);
+  if (!cols[0].found) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: a compressed image without a COMPRESSED_DATA column (FITS 4.0 section 10.1.2)", h->index);
+  quantized = zbitpix < 0 && strcmp(quant, "NONE") != 0 && (cols[3].found || has_key_scale);
+  rowbytes = h->naxis >= 1 ? h->axis[0] : 0;
+  rows = h->naxis >= 2 ? h->axis[1] : 0;
+  if (rows != tiles)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the table has %lu rows for %lu tiles", h->index, (unsigned long)rows, (unsigned long)tiles);
+  if (h->bitpix != 8 || h->naxis != 2 || !lensnet__mul_ok(rowbytes, rows, &theap) || theap > h->data_bytes)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: a binary table needs BITPIX = 8, NAXIS = 2 and its rows within the data (FITS 4.0 section 7.3.1)",
+                         h->index);
+  if ((r = lensnet__fits_opt_int(h, "THEAP", &v, &found, err)) != LENSNET_OK) return r;
+  if (found) {
+    if (v < (int64_t)theap || (uint64_t)v > (uint64_t)h->data_bytes)
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: THEAP = %lld is outside the data", h->index, (long long)v);
+    theap = (size_t)v;
+  }
+  heap = b + h->data_off + theap;
+  heap_bytes = h->data_bytes - theap;
+  for (t = 0; t < tiles; t++) { /* every tile's data before anything is allocated */
+    const unsigned char *p;
+    size_t npix = 1, rest = t, nbytes;
+    int col;
+    for (k = 0; k < (int)znaxis; k++) {
+      size_t start = (rest % ntile[k]) * ztile[k];
+      rest /= ntile[k];
+      npix *= zaxis[k] - start < ztile[k] ? zaxis[k] - start : ztile[k];
+    }
+    if ((r = lensnet__fz_tile_data(h, b + h->data_off + t * rowbytes, cols, names, heap, heap_bytes, t, &col, &p, &nbytes, err)) != LENSNET_OK)
+      return r;
+    if (!lensnet__fz_can_hold(col, method, nbytes, npix, (int)bytepix, (int)blocksize))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, tile %lu: %lu bytes of %s cannot hold its %lu pixels", h->index,
+                           (unsigned long)(t + 1), (unsigned long)nbytes, names[col], (unsigned long)npix);
+  }
+  for (k = 0; k < (int)znaxis; k++) shape[k] = zaxis[znaxis - 1 - k];
+  if ((r = lensnet__tensor_alloc_as(out, (int)znaxis, shape, 0, err)) != LENSNET_OK) return r;
+  ints = (int64_t *)LENSNET_MALLOC(tile_max * sizeof *ints);
+  bytes = (unsigned char *)LENSNET_MALLOC(tile_max * 16); /* inflated, then unshuffled */
+  vals = (float *)LENSNET_MALLOC(tile_max * sizeof *vals);
+  if (dither) randoms = (float *)LENSNET_MALLOC(10000 * sizeof *randoms);
+  if (!ints || !bytes || !vals || (dither && !randoms)) {
+    r = lensnet__fail(err, LENSNET_ERR_NOMEM, "FITS HDU %d: out of memory for a tile of %lu pixels", h->index, (unsigned long)tile_max);
+    goto done;
+  }
+  if (dither) lensnet__fits_randoms(randoms);
+  for (t = 0; t < tiles; t++) {
+    const unsigned char *row = b + h->data_off + t * rowbytes, *p = NULL;
+    size_t start[LENSNET_MAX_DIMS], len[LENSNET_MAX_DIMS], idx[LENSNET_MAX_DIMS], npix = 1, rest = t, count = 0, i;
+    double scale = cols[3].found ? lensnet__fits_cell_number(row, &cols[3]) : key_scale;
+    double zero = cols[4].found ? lensnet__fits_cell_number(row, &cols[4]) : key_zero;
+    int has_null = cols[5].found || has_key_blank, as_ints = 1, col = -1, width = 0;
+    int64_t null_value = cols[5].found ? (int64_t)lensnet__fits_cell_number(row, &cols[5]) : key_blank;
+    for (k = 0; k < (int)znaxis; k++) {
+      start[k] = (rest % ntile[k]) * ztile[k];
+      rest /= ntile[k];
+      len[k] = zaxis[k] - start[k] < ztile[k] ? zaxis[k] - start[k] : ztile[k];
+      npix *= len[k];
+    }
+    if ((r = lensnet__fz_tile_data(h, row, cols, names, heap, heap_bytes, t, &col, &p, &count, err)) != LENSNET_OK) goto done;
+    if (col == 0 && method == LENSNET__FZ_RICE) {
+      if (!quantized && zbitpix < 0) {
+        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: RICE_1 on floating-point pixels needs their quantisation (ZSCALE, ZZERO)", h->index);
+        goto done;
+      }
+      if (!lensnet__rice_decode(p, count, (int)bytepix, (int)blocksize, ints, npix)) {
+        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, tile %lu: the RICE_1 data end before its %lu pixels", h->index, (unsigned long)(t + 1), (unsigned long)npix);
+        goto done;
+      }
+    } else {
+      /* Bytes holding npix big-endian values: gzipped (GZIP_1, GZIP_2 shuffled by byte
+       * significance; GZIP_COMPRESSED_DATA), or as they are (NOCOMPRESS, UNCOMPRESSED_DATA). */
+      size_t nbytes;
+      int gz = col == 1 || (col == 0 && method != LENSNET__FZ_NONE);
+      if (gz) {
+        const char *why;
+        nbytes = lensnet__gunzip(p, count, bytes, tile_max * 8, &why);
+        if (nbytes == (size_t)-1) {
+          r = lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, tile %lu: %s", h->index, (unsigned long)(t + 1), why);
+          goto done;
+        }
+        p = bytes;
+      } else {
+        nbytes = count;
+      }
+      width = npix && nbytes % npix == 0 ? (int)(nbytes / npix) : 0;
+      /* quantized tiles hold integers; the others the image's own type */
+      as_ints = (col == 0 && quantized) || zbitpix > 0;
+      if (!(width == 1 || width == 2 || width == 4 || width == 8) || (!as_ints && width != (zbitpix < 0 ? -zbitpix : zbitpix) / 8)) {
+        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, tile %lu: %lu bytes do not make its %lu pixels", h->index, (unsigned long)(t + 1),
+                          (unsigned long)nbytes, (unsigned long)npix);
+        goto done;
+      }
+      if (col == 0 && method == LENSNET__FZ_GZIP2 && width > 1) { /* undo the shuffle */
+        unsigned char *dst = bytes + tile_max * 8;
+        const unsigned char *src = p;
+        for (i = 0; i < npix; i++)
+          for (k = 0; k < width; k++) dst[i * (size_t)width + (size_t)k] = src[(size_t)k * npix + i];
+        p = dst;
+      }
+      for (i = 0; i < npix; i++) {
+        uint64_t u = lensnet__get_be(p + i * (size_t)width, width);
+        if (as_ints) ints[i] = width == 1 ? (int64_t)u : lensnet__fits_signed(u, width);
+        else vals[i] = width == 4 ? lensnet__f32_from_bits((uint32_t)u) : (float)lensnet__f64_from_bits(u);
+      }
+    }
+    /* integers to pixel values */
+    if (as_ints && quantized && col == 0) {
+      int iseed = (int)((t + (size_t)dither0 - 1) % 10000), next = dither ? (int)(randoms[iseed] * 500.0f) : 0;
+      for (i = 0; i < npix; i++) {
+        if (has_null && ints[i] == null_value) vals[i] = NAN;
+        else if (dither == 2 && ints[i] == -2147483646) vals[i] = 0.0f; /* ZERO_VALUE */
+        else if (dither) vals[i] = (float)(((double)ints[i] - (double)randoms[next] + 0.5) * scale + zero);
+        else vals[i] = (float)((double)ints[i] * scale + zero);
+        if (dither && ++next == 10000) {
+          if (++iseed == 10000) iseed = 0;
+          next = (int)(randoms[iseed] * 500.0f);
+        }
+      }
+    } else if (as_ints) {
+      for (i = 0; i < npix; i++)
+        vals[i] = has_null && ints[i] == null_value ? NAN
+                  : (bscale == 1.0 && bzero == 0.0) ? (float)ints[i] : (float)(bzero + bscale * (double)ints[i]);
+    } else if (bscale != 1.0 || bzero != 0.0) {
+      for (i = 0; i < npix; i++) vals[i] = (float)(bzero + bscale * (double)vals[i]);
+    }
+    /* the tile's pixels, first axis fastest, into the image */
+    memset(idx, 0, sizeof idx);
+    for (i = 0; i < npix; i++) {
+      size_t at = 0, stride = 1;
+      for (k = 0; k < (int)znaxis; k++) {
+        at += (start[k] + idx[k]) * stride;
+        stride *= zaxis[k];
+      }
+      out->data[at] = vals[i];
+      for (k = 0; k < (int)znaxis && ++idx[k] == len[k]; k++) idx[k] = 0;
+    }
+  }
+  r = LENSNET_OK;
+done:
+  LENSNET_FREE(ints);
+  LENSNET_FREE(bytes);
+  LENSNET_FREE(vals);
+  LENSNET_FREE(randoms);
+  if (r != LENSNET_OK) lensnet_tensor_free(out);
+  return r;
+}
+
 /* Converts the pixels of an image HDU into a fresh tensor. */
 static lensnet_result lensnet__fits_image(const unsigned char *b, const lensnet__fits_hdu *h, lensnet_tensor *out, lensnet_error *err) {
   double bscale = 1.0, bzero = 0.0;
@@ -3264,8 +3979,7 @@ static lensnet_result lensnet__fits_image(const unsigned char *b, const lensnet_
   const char *c;
   const unsigned char *p = b + h->data_off;
   lensnet_result r;
-  if (h->kind == LENSNET__FITS_BINTABLE && h->zimage)
-    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS HDU %d is a tile-compressed image (ZIMAGE = T); decompress it first, e.g. with funpack", h->index);
+  if (h->kind == LENSNET__FITS_BINTABLE && h->zimage) return lensnet__fits_compressed(b, h, out, err);
   if (h->kind == LENSNET__FITS_GROUPS)
     return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS HDU %d holds random groups (GROUPS = T), not an image", h->index);
   if (h->kind == LENSNET__FITS_BINTABLE || h->kind == LENSNET__FITS_TABLE)

@@ -184,6 +184,36 @@ static void test_fits_files(void) {
   remove("build/pred_fits.csv");
 }
 
+/* Tile-compressed cutouts (fpack's .fits.fz) score as CFITSIO's decompression of them does,
+ * to every printed digit. */
+static void test_fits_compressed(void) {
+  static const char *names[] = {"rice_float_dither1", "gzip2_int32_tiles", "rice_int16_tiles"};
+  const char *dir = check_data_dir();
+  char packed[4096] = "", unpacked[4096] = "", a[4096], b[4096];
+  FILE *fa, *fb;
+  size_t k;
+  int rows = 0, same = 1;
+  for (k = 0; k < 3; k++) {
+    size_t n = strlen(packed), m = strlen(unpacked);
+    snprintf(packed + n, sizeof packed - n, " %s/fits/compressed/%s.fits.fz", dir, names[k]);
+    snprintf(unpacked + m, sizeof unpacked - m, " %s/fits/compressed/%s.funpack.fits", dir, names[k]);
+  }
+  CHECK(cli_lens("predict --model weights/OU_VIS.safetensors --resize --minmax%s > build/pred_fz.csv 2>/dev/null", packed) == 0, "compressed cutouts scored");
+  CHECK(cli_lens("predict --model weights/OU_VIS.safetensors --resize --minmax%s > build/pred_funpack.csv 2>/dev/null", unpacked) == 0, "funpack's scored");
+  fa = fopen("build/pred_fz.csv", "r");
+  fb = fopen("build/pred_funpack.csv", "r");
+  while (fa && fb && fgets(a, sizeof a, fa) && fgets(b, sizeof b, fb)) {
+    const char *ca = strchr(a, ','), *cb = strchr(b, ',');
+    rows++;
+    same &= ca && cb && !strcmp(ca, cb);
+  }
+  if (fa) fclose(fa);
+  if (fb) fclose(fb);
+  CHECK(rows == 4 && same, "%d rows; the scores of the .fits.fz files must be those of funpack's files", rows);
+  remove("build/pred_fz.csv");
+  remove("build/pred_funpack.csv");
+}
+
 /* Ground-based: four bands in four folders, one object per four files, listed in a file and
  * split over shards; one file where four bands are due is refused, counting bands. */
 static void test_fits_lists_and_shards(void) {
@@ -821,6 +851,7 @@ int main(void) {
   TEST("lens predict refuses empty images and oversized band counts, and survives odd class metadata") test_odd_inputs();
   TEST("lens predict on FITS cutouts: resize, min-max") test_fits_files();
   TEST("lens predict on FITS cutouts: --bands, --list and --shard") test_fits_lists_and_shards();
+  TEST("lens predict on tile-compressed cutouts scores them as their decompressed files") test_fits_compressed();
   TEST("lens predict --shard over .npy stacks: joined shards are the whole run, manifests, --skip-done") test_npy_shards();
   TEST("lens predict --locator: each blob's position, an nll locator's sigmas, shards; non-locators refused") test_locator();
   TEST("the shipped finders find lenses in a fresh lens sim sample") test_shipped_finders();
