@@ -111,6 +111,18 @@ static void test_find(void) {
       lensnet_csv_free(&b);
     }
   }
+  TEST("lens find on the field tile-compressed losslessly (fpack -g -q 0): the same map and detections, named field") {
+    if (cli_shell("command -v fpack >/dev/null 2>&1") != 0) {
+      SKIP("fpack is not installed (Debian: libcfitsio-bin)");
+    } else {
+      CHECK(cli_shell("rm -rf " W "/fz && mkdir -p " W "/fz && fpack -g -q 0 -O " W "/fz/field.fits.fz " W "/f1/field.fits") == 0, "fpack");
+      CHECK(cli_lens("find --model " MODEL " --out " W "/o4 " W "/fz/field.fits.fz 2>/dev/null") == 0, "find on field.fits.fz");
+      CHECK(cli_same_file(W "/o1/pmap_field.npy", W "/o4/pmap_field.npy"), "the same map, under the field's name");
+      CHECK(cli_shell("cut -d, -f2- " W "/o1/detections.csv > " W "/o1/d.txt && cut -d, -f2- " W "/o4/detections.csv > " W "/o4/d.txt") == 0 &&
+                cli_same_file(W "/o1/d.txt", W "/o4/d.txt"),
+            "the same detections and sky positions");
+    }
+  }
   TEST("lens find: --threshold, --stride and --nms-radius act") {
     CHECK(cli_lens("find --model " MODEL " --threshold 1 --out " W "/o4 " W "/f1/field.fits 2>/dev/null") == 0 && cli_lines(W "/o4/detections.csv") == 1,
           "nothing reaches 1");

@@ -119,10 +119,16 @@ typedef struct {
   int field_wrote;                /* the field being scanned: 1 its map written, 2 its overview */
 } find_state;
 
-/* The field's name in output file names: its file name without folder and extension. */
+/* The field's name in output file names: its file name without folder and extension (both of
+ * fpack's ".fits.fz"). */
 static void field_name(const char *path, char *name, size_t cap) {
   const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *dot = strrchr(base, '.');
   size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
+  if (dot && dot != base && !strcmp(dot, ".fz")) {
+    const char *end = dot;
+    for (dot = end - 1; dot > base && *dot != '.'; dot--) {}
+    if (dot > base) n = (size_t)(dot - base);
+  }
   snprintf(name, cap, "%.*s", (int)(n < cap ? n : cap - 1), base);
 }
 
