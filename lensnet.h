@@ -1251,9 +1251,15 @@ typedef struct {
                                    * no preferred direction), "rot180" (half of the images turned half round:
                                    * data whose only symmetry is a half turn, such as DeepLenseSim's Model I)
                                    * or "none" */
-  int minmax;                     /* nonzero: scale each image per band to [0,1] first; default 0. The adapted
-                                   * model's "preprocess" says which (as lensnet_fit's files do), so pass what
-                                   * the model's own "preprocess" asks for (lensnet_model_preprocess) */
+  int minmax;                     /* nonzero: scale each image per band to [0,1] first. Default 0: as
+                                   * `preprocess` says, or without it as the model's own metadata
+                                   * "preprocess" says (lensnet_model_preprocess): the scaling the
+                                   * classifier was trained with. The adapted model's "preprocess" says
+                                   * which was used (as lensnet_fit's files do) */
+  const char *preprocess;         /* "minmax" or "none": that scaling whatever the model says (to adapt a
+                                   * min-max model on unscaled images deliberately, "none"); default NULL:
+                                   * as `minmax` above. Not used by lensnet_adapt_resume, which takes the
+                                   * run's own */
   uint64_t seed;                  /* batches, views, the discriminator's start, dropout; default 0 */
   const lensnet_parallel *parallel; /* default NULL: serial */
   lensnet_adapt_progress_fn progress; /* default NULL: silent */
@@ -12767,8 +12773,18 @@ static void lensnet__adapt_finish(lensnet__adapt *a) {
 
 LENSNET_API lensnet_result lensnet_adapt(lensnet_model *m, const lensnet_adapt_desc *desc, lensnet_error *err) {
   lensnet__adapt a;
+  lensnet_adapt_desc d;
   char header[128];
-  lensnet_result r = lensnet__adapt_setup(&a, m, desc, err);
+  lensnet_result r;
+  /* the scaling: desc's preprocess, else its minmax, else the model's own (what it was trained on) */
+  memset(&d, 0, sizeof d);
+  if (desc) d = *desc;
+  if (d.preprocess && strcmp(d.preprocess, "minmax") != 0 && strcmp(d.preprocess, "none") != 0)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "adapt: preprocess \"%.40s\" is neither \"minmax\" nor \"none\"", d.preprocess);
+  if (d.preprocess) d.minmax = !strcmp(d.preprocess, "minmax");
+  else if (!d.minmax && m && (r = lensnet_model_preprocess(m, &d.minmax, NULL, err)) != LENSNET_OK) return r;
+  d.preprocess = NULL;
+  r = lensnet__adapt_setup(&a, m, &d, err);
   if (r == LENSNET_OK && lensnet__adapt_settings_meta(&a, m) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   if (r == LENSNET_OK) {
     snprintf(header, sizeof header, "epoch,%s,%s,target_acc,target_auc,seconds\n", lensnet__adapt_losses[a.method][0], lensnet__adapt_losses[a.method][1]);

@@ -256,6 +256,40 @@ static void test_errors(void) {
   lensnet_model_free(dense_only);
 }
 
+/* The scaling: a model trained on min-max scaled images is adapted on min-max scaled images unless
+ * told otherwise, as if desc.minmax were 1; desc.preprocess = "none" overrides it. */
+static void test_preprocess(void) {
+  lensnet_model *a = new_model(ARCH, 3), *b = new_model(ARCH, 3), *c = new_model(ARCH, 3), *plain = new_model(ARCH, 3);
+  lensnet_error err;
+  progress_log log;
+  lensnet_adapt_desc d = base_desc("adda", NULL, &log);
+  const char *v;
+  d.epochs = 1;
+  lensnet_model_set_meta(a, "preprocess", "minmax");
+  lensnet_model_set_meta(b, "preprocess", "minmax");
+  lensnet_model_set_meta(c, "preprocess", "minmax");
+  CHECK(lensnet_adapt(a, &d, &err) == LENSNET_OK && (v = lensnet_model_meta(a, "preprocess")) && !strcmp(v, "minmax"),
+        "desc.minmax 0 on a min-max model: adapted with min-max, and says so");
+  d.minmax = 1;
+  CHECK(lensnet_adapt(b, &d, &err) == LENSNET_OK && same_values(a, b), "the same weights as desc.minmax = 1, bit for bit");
+  d.minmax = 0;
+  d.preprocess = "none";
+  CHECK(lensnet_adapt(c, &d, &err) == LENSNET_OK && (v = lensnet_model_meta(c, "preprocess")) && !strcmp(v, "none") && !same_values(a, c),
+        "desc.preprocess \"none\" overrides the model's metadata");
+  d.preprocess = NULL;
+  CHECK(lensnet_adapt(plain, &d, &err) == LENSNET_OK && (v = lensnet_model_meta(plain, "preprocess")) && !strcmp(v, "none"),
+        "a model that states nothing: none");
+  d.preprocess = "zscore";
+  CHECK(lensnet_adapt(plain, &d, &err) == LENSNET_ERR_ARG && strstr(err.message, "zscore"), "an unknown preprocess: %s", err.message);
+  d.preprocess = NULL;
+  lensnet_model_set_meta(plain, "preprocess", "zscore");
+  CHECK(lensnet_adapt(plain, &d, &err) == LENSNET_ERR_FORMAT && strstr(err.message, "zscore"), "a model's unknown preprocess: %s", err.message);
+  lensnet_model_free(a);
+  lensnet_model_free(b);
+  lensnet_model_free(c);
+  lensnet_model_free(plain);
+}
+
 /* The settings table: every setting parsed back from its formatted value, ranges and choices kept. */
 static void test_settings(void) {
   size_t n, i;
@@ -489,6 +523,7 @@ int main(void) {
   TEST("bad input gets clear errors") test_errors();
   TEST("adda's discriminator rate") test_disc_lr();
   TEST("the settings table") test_settings();
+  TEST("the scaling follows the model's preprocess unless desc says otherwise") test_preprocess();
   TEST("the views' symmetries: flips and quarter turns, half turns, none") test_views();
   TEST("no_dropout: dropout is the identity in training mode, gradients as with p = 0") test_no_dropout();
   TEST("a domain shift that adaptation reduces") test_domain_shift();

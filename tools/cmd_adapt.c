@@ -314,6 +314,7 @@ static int fresh_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) 
     lensnet_result r;
     d = a->adapt;
     d.minmax = minmax;
+    d.preprocess = minmax ? "minmax" : "none"; /* resolved above, --preprocess over the model's */
     d.source = &data->source; d.source_labels = data->source_labels;
     d.target = &data->target; d.target_labels = data->target_labels;
     d.parallel = base->parallel; d.progress = base->progress; d.progress_user = base->progress_user; d.seconds = base->seconds;
