@@ -3278,78 +3278,76 @@ static int64_t lensnet__fits_signed(uint64_t u, int nbytes) {
  * (10.4.2; the DEFLATE of RFC 1951 in a gzip (RFC 1952) or zlib (RFC 1950) wrapper), and
  * NOCOMPRESS; HCOMPRESS_1 and PLIO_1 are refused by name. */
 
-/* Bits read most significant first (Rice codes). */
-typedef struct {
-  const unsigned char *p;
-  size_t n, pos;
-  uint64_t buf;
-  int bits;
-} lensnet__msb_bits;
-
-static int lensnet__msb_get(lensnet__msb_bits *r, int k, uint32_t *v) { /* 1 <= k <= 32 */
-  while (r->bits < k) {
-    if (r->pos >= r->n) return 0;
-    r->buf = (r->buf << 8) | r->p[r->pos++];
-    r->bits += 8;
-  }
-  *v = (uint32_t)((r->buf >> (r->bits - k)) & (((uint64_t)1 << k) - 1));
-  r->bits -= k;
-  return 1;
-}
-
-/* Counts the zero bits before the next one bit and consumes them and the one. */
-static int lensnet__msb_zeros(lensnet__msb_bits *r, uint32_t *count) {
-  uint32_t z = 0;
-  for (;;) {
-    if (r->bits == 0) {
-      if (r->pos >= r->n) return 0;
-      r->buf = (r->buf << 8) | r->p[r->pos++];
-      r->bits = 8;
-    }
-    r->bits--;
-    if ((r->buf >> r->bits) & 1) { *count = z; return 1; }
-    z++;
-  }
+/* The position of the highest one bit of v > 0. */
+static int lensnet__high_bit(uint64_t v) {
+#if defined(__GNUC__) || defined(__clang__)
+  return 63 - __builtin_clzll((unsigned long long)v);
+#else
+  int high = 0;
+  while (v >> 8) { v >>= 8; high += 8; }
+  while (v >> 1) { v >>= 1; high++; }
+  return high;
+#endif
 }
 
 /* Rice decoding (White; Pence, Seaman & White 2009, PASP 121, 414; FITS 4.0 section 10.4.1):
  * the first pixel as bytepix bytes, then blocks of `blocksize` pixels, each starting with
  * fsbits bits holding fs + 1. fs = -1: every difference is zero; fs = fsmax: each difference
- * is stored in 8 bytepix bits; otherwise each is a unary count z then fs bits, d = (z << fs) | bits.
- * A difference d maps back to a signed one as d odd: ~(d >> 1), even: d >> 1 (zigzag), and
- * pixels are running sums modulo 2^(8 bytepix). 1-byte pixels are unsigned, wider ones signed. */
+ * is stored in 8 bytepix bits; otherwise each is a unary count z (zeros ended by a one) then fs
+ * bits, d = (z << fs) | bits. A difference d maps back to a signed one as d odd: ~(d >> 1),
+ * even: d >> 1 (zigzag), and pixels are running sums modulo 2^(8 bytepix). 1-byte pixels are
+ * unsigned, wider ones signed. Bits are read most significant first from a 64-bit buffer that
+ * holds `bits` unread ones; returns 0 if the data end before npix pixels. */
 static int lensnet__rice_decode(const unsigned char *in, size_t n_in, int bytepix, int blocksize, int64_t *outv, size_t npix) {
-  lensnet__msb_bits r;
   int fsbits = bytepix == 1 ? 3 : bytepix == 2 ? 4 : 5, fsmax = bytepix == 1 ? 6 : bytepix == 2 ? 14 : 25;
-  int bbits = 8 * bytepix;
+  int bbits = 8 * bytepix, bits = 0;
   uint32_t mask = bytepix == 4 ? 0xffffffffu : (((uint32_t)1 << bbits) - 1), last, v;
-  size_t i = 0;
-  memset(&r, 0, sizeof r);
-  r.p = in;
-  r.n = n_in;
-  if (!lensnet__msb_get(&r, bbits, &last)) return 0;
+  uint64_t buf = 0;
+  size_t pos = 0, i = 0;
+#define LENSNET__RICE_REFILL() while (bits <= 48 && pos < n_in) { buf = (buf << 8) | in[pos++]; bits += 8; }
+#define LENSNET__RICE_TAKE(k, out)                                                   \
+  do {                                                                              \
+    if (bits < (k)) { LENSNET__RICE_REFILL(); if (bits < (k)) return 0; }            \
+    bits -= (k);                                                                    \
+    (out) = (uint32_t)((buf >> bits) & (((uint64_t)1 << (k)) - 1));                  \
+  } while (0)
+  LENSNET__RICE_TAKE(bbits, last);
   while (i < npix) {
     size_t end = npix - i < (size_t)blocksize ? npix : i + (size_t)blocksize;
     int fs;
-    if (!lensnet__msb_get(&r, fsbits, &v)) return 0;
+    LENSNET__RICE_TAKE(fsbits, v);
     fs = (int)v - 1;
     for (; i < end; i++) {
       uint32_t d;
       if (fs < 0) {
         d = 0;
       } else if (fs == fsmax) {
-        if (!lensnet__msb_get(&r, bbits, &d)) return 0;
+        LENSNET__RICE_TAKE(bbits, d);
       } else {
-        uint32_t z, low = 0;
-        if (!lensnet__msb_zeros(&r, &z)) return 0;
-        if (fs > 0 && !lensnet__msb_get(&r, fs, &low)) return 0;
-        d = (fs < 32 ? (z << fs) : 0) | low;
+        uint32_t z = 0, low = 0;
+        for (;;) {
+          uint64_t unread = bits ? buf & (((uint64_t)1 << bits) - 1) : 0;
+          if (unread) {
+            int high = lensnet__high_bit(unread);
+            z += (uint32_t)(bits - 1 - high);
+            bits = high;
+            break;
+          }
+          z += (uint32_t)bits;
+          bits = 0;
+          LENSNET__RICE_REFILL();
+          if (!bits) return 0;
+        }
+        if (fs > 0) LENSNET__RICE_TAKE(fs, low);
+        d = (z << fs) | low;
       }
       d = (d & 1) ? ~(d >> 1) : (d >> 1);
       last = (last + d) & mask;
       outv[i] = bytepix == 1 ? (int64_t)last : bytepix == 2 ? (int64_t)(int16_t)(uint16_t)last : (int64_t)(int32_t)last;
     }
   }
+#undef LENSNET__RICE_TAKE
+#undef LENSNET__RICE_REFILL
   return 1;
 }
 
@@ -3954,16 +3952,16 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
     } else if (bscale != 1.0 || bzero != 0.0) {
       for (i = 0; i < npix; i++) vals[i] = (float)(bzero + bscale * (double)vals[i]);
     }
-    /* the tile's pixels, first axis fastest, into the image */
+    /* the tile's pixels, first axis fastest, into the image: a run of len[0] a row */
     memset(idx, 0, sizeof idx);
-    for (i = 0; i < npix; i++) {
-      size_t at = 0, stride = 1;
-      for (k = 0; k < (int)znaxis; k++) {
+    for (i = 0; i < npix; i += len[0]) {
+      size_t at = start[0], stride = zaxis[0];
+      for (k = 1; k < (int)znaxis; k++) {
         at += (start[k] + idx[k]) * stride;
         stride *= zaxis[k];
       }
-      out->data[at] = vals[i];
-      for (k = 0; k < (int)znaxis && ++idx[k] == len[k]; k++) idx[k] = 0;
+      memcpy(out->data + at, vals + i, len[0] * sizeof *vals);
+      for (k = 1; k < (int)znaxis && ++idx[k] == len[k]; k++) idx[k] = 0;
     }
   }
   r = LENSNET_OK;
