@@ -330,7 +330,7 @@ bench-threads: $(BUILD)/lens
 
 # The peers `make bench` measures beside the toolkit (Debian; as root or with sudo).
 bench-setup:
-	apt-get install -y python3-torch python3-numpy libopenblas-dev time
+	apt-get install -y python3-torch python3-numpy libopenblas-dev time libcfitsio-bin
 	command -v npm >/dev/null || apt-get install -y npm
 	npm install --prefix $(ORT_DIR) onnxruntime-node --ignore-scripts
 

@@ -3362,9 +3362,13 @@ typedef struct {
   size_t cap, len;
 } lensnet__inflater;
 
+#define LENSNET__HUFF_FAST 9 /* codes this long or shorter are decoded by one table lookup */
 typedef struct {
   short count[16];   /* codes of each length */
   short symbol[320]; /* symbols in code order */
+  /* the next LENSNET__HUFF_FAST bits (as read, least significant first) -> symbol << 4 | length,
+   * 0 where the code is longer (decoded bit by bit) */
+  unsigned short fast[1 << LENSNET__HUFF_FAST];
 } lensnet__huffman;
 
 static int lensnet__inf_bits(lensnet__inflater *s, int k, uint32_t *v) { /* 0 <= k <= 16 */
@@ -3379,11 +3383,14 @@ static int lensnet__inf_bits(lensnet__inflater *s, int k, uint32_t *v) { /* 0 <=
   return 1;
 }
 
-/* Builds the decoding table from code lengths; 0 if the lengths over-subscribe the code space. */
+/* Builds the decoding tables from code lengths; 0 if the lengths over-subscribe the code space.
+ * Canonical codes (RFC 1951 section 3.2.2): codes of one length are consecutive in symbol order,
+ * and each length's first code follows the last of the length before, doubled. */
 static int lensnet__huffman_build(lensnet__huffman *h, const unsigned char *lengths, int n) {
   short offs[16];
-  int len, sym, left = 1;
+  int len, sym, left = 1, code = 0, next[16];
   memset(h->count, 0, sizeof h->count);
+  memset(h->fast, 0, sizeof h->fast);
   for (sym = 0; sym < n; sym++) h->count[lengths[sym]]++;
   for (len = 1; len < 16; len++) {
     left = 2 * left - h->count[len];
@@ -3393,12 +3400,36 @@ static int lensnet__huffman_build(lensnet__huffman *h, const unsigned char *leng
   for (len = 1; len < 15; len++) offs[len + 1] = (short)(offs[len] + h->count[len]);
   for (sym = 0; sym < n; sym++)
     if (lengths[sym]) h->symbol[offs[lengths[sym]]++] = (short)sym;
+  next[0] = 0;
+  for (len = 1; len < 16; len++) {
+    code = (code + (len > 1 ? h->count[len - 1] : 0)) << 1;
+    next[len] = code;
+  }
+  for (sym = 0; sym < n; sym++) {
+    int l = lengths[sym], c, r = 0, k;
+    if (!l || l > LENSNET__HUFF_FAST) continue;
+    c = next[l]++;
+    for (k = 0; k < l; k++) r |= ((c >> k) & 1) << (l - 1 - k); /* the code's bits in reading order */
+    for (k = r; k < (1 << LENSNET__HUFF_FAST); k += 1 << l) h->fast[k] = (unsigned short)(sym << 4 | l);
+  }
   return 1;
 }
 
 /* The next symbol, or -1 (input ended, or a code the table does not have). */
 static int lensnet__huffman_decode(lensnet__inflater *s, const lensnet__huffman *h) {
   int code = 0, first = 0, index = 0, len;
+  while (s->bits < LENSNET__HUFF_FAST && s->pos < s->n) {
+    s->buf |= (uint32_t)s->in[s->pos++] << s->bits;
+    s->bits += 8;
+  }
+  if (s->bits >= LENSNET__HUFF_FAST) {
+    unsigned e = h->fast[s->buf & ((1u << LENSNET__HUFF_FAST) - 1)];
+    if (e) {
+      s->buf >>= e & 15;
+      s->bits -= (int)(e & 15);
+      return (int)(e >> 4);
+    }
+  }
   for (len = 1; len < 16; len++) {
     uint32_t b;
     int count = h->count[len];
@@ -3515,15 +3546,18 @@ static int lensnet__inflate(lensnet__inflater *s) {
   return 1;
 }
 
-/* CRC-32 of the gzip trailer (RFC 1952 section 8; the polynomial 0xEDB88320, reflected). */
+/* CRC-32 of the gzip trailer (RFC 1952 section 8; the polynomial 0xEDB88320, reflected), a byte
+ * at a time through a table of the 256 bytes' remainders. */
 static uint32_t lensnet__crc32(const unsigned char *p, size_t n) {
-  uint32_t c = 0xffffffffu;
+  uint32_t table[256], c = 0xffffffffu;
   size_t i;
   int k;
-  for (i = 0; i < n; i++) {
-    c ^= p[i];
-    for (k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+  for (i = 0; i < 256; i++) {
+    uint32_t t = (uint32_t)i;
+    for (k = 0; k < 8; k++) t = (t >> 1) ^ (0xedb88320u & (0u - (t & 1)));
+    table[i] = t;
   }
+  for (i = 0; i < n; i++) c = table[(c ^ p[i]) & 255] ^ (c >> 8);
   return c ^ 0xffffffffu;
 }
 
@@ -3563,9 +3597,10 @@ static size_t lensnet__gunzip(const unsigned char *in, size_t n, unsigned char *
   s.out = out;
   s.cap = cap;
   if (!lensnet__inflate(&s)) { *why = "the DEFLATE stream is malformed or holds more bytes than the tile"; return (size_t)-1; }
-  if (gzip) {
-    const unsigned char *t = s.in + s.pos;
-    if (s.n - s.pos < 8) { *why = "the gzip trailer is missing"; return (size_t)-1; }
+  if (gzip) { /* whole bytes read ahead into the bit buffer belong to the trailer */
+    size_t end = s.pos - (size_t)(s.bits / 8);
+    const unsigned char *t = s.in + end;
+    if (s.n - end < 8) { *why = "the gzip trailer is missing"; return (size_t)-1; }
     if ((uint32_t)lensnet__get_le(t, 4) != lensnet__crc32(out, s.len)) { *why = "the gzip CRC-32 does not match the data"; return (size_t)-1; }
     if ((uint32_t)lensnet__get_le(t + 4, 4) != (uint32_t)s.len) { *why = "the gzip length does not match the data"; return (size_t)-1; }
   }
@@ -14250,7 +14285,7 @@ LENSNET_API lensnet_result lensnet_csv_class_labels(const lensnet_csv *table, si
     return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory for %lu labels", (unsigned long)n);
   if ((r = lensnet_csv_object_rows(table, first, n, row, err)) == LENSNET_OK)
     for (i = 0; i < n; i++) {
-      double v;
+      double v = 0;
       if (lensnet_csv_number(table, row[i], column, &v, NULL) != LENSNET_OK || v != floor(v) || !(v >= 0 && v < (double)classes)) {
         r = lensnet__fail(err, LENSNET_ERR_FORMAT, "line %lu: class '%.40s' is not an integer from 0 to %lu", (unsigned long)table->lines[row[i]],
                           table->cells[row[i] * table->cols + column], (unsigned long)(classes ? classes - 1 : 0));
