@@ -391,9 +391,10 @@ LENSNET_API lensnet_result lensnet_safetensors_add(lensnet_safetensors *st, cons
  * GZIP_2 and NOCOMPRESS tiles of any shape, quantised floating-point images undone with their
  * ZSCALE/ZZERO and dither (NO_DITHER, SUBTRACTIVE_DITHER_1 and _2, ZDITHER0), ZBLANK pixels as
  * NaN, the GZIP_COMPRESSED_DATA and UNCOMPRESSED_DATA tiles a compressor falls back to; the
- * values are CFITSIO's bit for bit. Refused with a message: HCOMPRESS_1 and PLIO_1 (decompress
- * with funpack first), tables, random groups, NAXIS > 8, an HDU without data (LENSNET_ERR_ARG).
- * Errors of lensnet_fits_read start with the path. */
+ * values are CFITSIO's bit for bit. A gzipped file (.fits.gz, one gzip member, under 4 GiB
+ * inflated) is inflated first, by this and every lensnet_fits_* reader. Refused with a message:
+ * HCOMPRESS_1 and PLIO_1 (decompress with funpack first), tables, random groups, NAXIS > 8, an
+ * HDU without data (LENSNET_ERR_ARG). Errors of lensnet_fits_read start with the path. */
 LENSNET_API lensnet_result lensnet_fits_read(const char *path, int hdu, lensnet_tensor *out, lensnet_error *err);
 LENSNET_API lensnet_result lensnet_fits_read_memory(const void *bytes, size_t len, int hdu, lensnet_tensor *out, lensnet_error *err);
 /* Writes t (1 to 8 axes, NumPy order) as a BITPIX -32 primary image, big-endian, header and data
@@ -3243,8 +3244,8 @@ static lensnet_result lensnet__fits_walk(const unsigned char *b, size_t len, int
   if (count) *count = 0;
   if (want < -1) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: HDU %d does not exist (use 0 for the primary HDU, -1 for the first image)", want);
   if (len == 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: the file is empty");
-  if (len >= 2 && b[0] == 0x1f && b[1] == 0x8b) /* archives serve .fits.gz */
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: a gzip-compressed file (.fits.gz?): decompress it first (gunzip)");
+  if (len >= 2 && b[0] == 0x1f && b[1] == 0x8b) /* the public readers inflate a .fits.gz before walking */
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: a gzip-compressed file inside a gzip-compressed file");
   if (len < 9 || memcmp(b, "SIMPLE  =", 9) != 0)
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: not a FITS file (it does not begin with SIMPLE =)");
   for (;;) {
@@ -3563,7 +3564,7 @@ static uint32_t lensnet__crc32(const unsigned char *p, size_t n) {
 
 /* Unwraps a gzip member (RFC 1952) or a zlib stream (RFC 1950) and inflates it into out[cap],
  * checking gzip's CRC-32 and length. Returns the bytes written, or (size_t)-1 with *why set. */
-static size_t lensnet__gunzip(const unsigned char *in, size_t n, unsigned char *out, size_t cap, const char **why) {
+static size_t lensnet__gunzip(const unsigned char *in, size_t n, unsigned char *out, size_t cap, const char **why, size_t *used) {
   lensnet__inflater s;
   size_t pos = 0;
   int gzip = 0;
@@ -3603,8 +3604,46 @@ static size_t lensnet__gunzip(const unsigned char *in, size_t n, unsigned char *
     if (s.n - end < 8) { *why = "the gzip trailer is missing"; return (size_t)-1; }
     if ((uint32_t)lensnet__get_le(t, 4) != lensnet__crc32(out, s.len)) { *why = "the gzip CRC-32 does not match the data"; return (size_t)-1; }
     if ((uint32_t)lensnet__get_le(t + 4, 4) != (uint32_t)s.len) { *why = "the gzip length does not match the data"; return (size_t)-1; }
+    if (used) *used = pos + end + 8;
+  } else if (used) {
+    *used = pos + s.pos - (size_t)(s.bits / 8);
   }
   return s.len;
+}
+
+/* Whether the bytes are a gzip file (a .fits.gz, as archives serve FITS files). */
+static int lensnet__is_gzip(const void *bytes, size_t len) {
+  const unsigned char *b = LENSNET__CAST(const unsigned char *, bytes);
+  return len >= 2 && b[0] == 0x1f && b[1] == 0x8b;
+}
+
+/* A whole gzip-compressed file inflated into a fresh buffer (*plain, to be freed with
+ * LENSNET_FREE). Its size comes from the gzip trailer (ISIZE, the length modulo 2^32), checked
+ * against what DEFLATE can make of the compressed bytes (1032 times at most) before it is
+ * allocated; one gzip member only. */
+static lensnet_result lensnet__fits_gunzip_file(const void *bytes, size_t len, unsigned char **plain, size_t *plain_len, lensnet_error *err) {
+  const unsigned char *b = LENSNET__CAST(const unsigned char *, bytes);
+  const char *why;
+  size_t isize, got, used = 0;
+  *plain = NULL;
+  *plain_len = 0;
+  if (len < 18) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: a gzip-compressed file (.fits.gz) of %lu bytes, too short to hold a FITS file (truncated?)", (unsigned long)len);
+  isize = (size_t)lensnet__get_le(b + len - 4, 4);
+  if (isize == 0 || isize / 1032 > len)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT,
+                         "FITS: the gzip-compressed file (.fits.gz) says it holds %lu bytes, which %lu compressed bytes cannot make (a truncated file, or one of 4 GiB or more: gunzip it first)",
+                         (unsigned long)isize, (unsigned long)len);
+  *plain = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(isize));
+  if (!*plain) return lensnet__fail(err, LENSNET_ERR_NOMEM, "FITS: out of memory for the %lu bytes of a .fits.gz", (unsigned long)isize);
+  got = lensnet__gunzip(b, len, *plain, isize, &why, &used);
+  if (got == (size_t)-1 || used != len) {
+    LENSNET_FREE(*plain);
+    *plain = NULL;
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: the gzip-compressed file (.fits.gz) cannot be read: %s; gunzip it first",
+                         got == (size_t)-1 ? why : "it holds several gzip members or bytes after its end");
+  }
+  *plain_len = got;
+  return LENSNET_OK;
 }
 
 /* A column of the compressed-image table. */
@@ -3937,7 +3976,7 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
       int gz = col == 1 || (col == 0 && method != LENSNET__FZ_NONE);
       if (gz) {
         const char *why;
-        nbytes = lensnet__gunzip(p, count, bytes, tile_max * 8, &why);
+        nbytes = lensnet__gunzip(p, count, bytes, tile_max * 8, &why, NULL);
         if (nbytes == (size_t)-1) {
           r = lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, tile %lu: %s", h->index, (unsigned long)(t + 1), why);
           goto done;
@@ -4062,6 +4101,15 @@ LENSNET_API lensnet_result lensnet_fits_read_memory(const void *bytes, size_t le
   lensnet_result r;
   memset(out, 0, sizeof *out);
   if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: no bytes given");
+  if (lensnet__is_gzip(bytes, len)) { /* a .fits.gz: the same on its inflated bytes */
+    unsigned char *plain;
+    size_t plain_len;
+    if ((r = lensnet__fits_gunzip_file(bytes, len, &plain, &plain_len, err)) == LENSNET_OK) {
+      r = lensnet_fits_read_memory(plain, plain_len, hdu, out, err);
+      LENSNET_FREE(plain);
+    }
+    return r;
+  }
   r = lensnet__fits_walk(LENSNET__CAST(const unsigned char *, bytes), len, hdu, &h, NULL, err);
   if (r != LENSNET_OK) return r;
   return lensnet__fits_image(LENSNET__CAST(const unsigned char *, bytes), &h, out, err);
@@ -4095,8 +4143,18 @@ LENSNET_API lensnet_result lensnet_fits_read(const char *path, int hdu, lensnet_
 
 LENSNET_API lensnet_result lensnet_fits_hdu_count_memory(const void *bytes, size_t len, int *count, lensnet_error *err) {
   lensnet__fits_hdu h;
+  lensnet_result r;
   *count = 0;
   if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: no bytes given");
+  if (lensnet__is_gzip(bytes, len)) { /* a .fits.gz: the same on its inflated bytes */
+    unsigned char *plain;
+    size_t plain_len;
+    if ((r = lensnet__fits_gunzip_file(bytes, len, &plain, &plain_len, err)) == LENSNET_OK) {
+      r = lensnet_fits_hdu_count_memory(plain, plain_len, count, err);
+      LENSNET_FREE(plain);
+    }
+    return r;
+  }
   return lensnet__fits_walk(LENSNET__CAST(const unsigned char *, bytes), len, INT_MAX, &h, count, err);
 }
 
@@ -4146,6 +4204,15 @@ LENSNET_API lensnet_result lensnet_fits_header_value_memory(const void *bytes, s
   if (cap) value[0] = 0;
   if (hdu < 0) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: HDU %d does not exist (use 0 for the primary HDU)", hdu);
   if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: no bytes given");
+  if (lensnet__is_gzip(bytes, len)) { /* a .fits.gz: the same on its inflated bytes */
+    unsigned char *plain;
+    size_t plain_len;
+    if ((r = lensnet__fits_gunzip_file(bytes, len, &plain, &plain_len, err)) == LENSNET_OK) {
+      r = lensnet_fits_header_value_memory(plain, plain_len, hdu, key, value, cap, err);
+      LENSNET_FREE(plain);
+    }
+    return r;
+  }
   if (!hierarch) {
     for (i = 0; i < klen; i++) word[i] = (key[i] >= 'a' && key[i] <= 'z') ? (char)(key[i] - 32) : key[i];
     word[klen] = 0;
@@ -4228,6 +4295,15 @@ LENSNET_API lensnet_result lensnet_fits_pixel_scale_memory(const void *bytes, si
   *arcsec = 0.0;
   if (key) *key = NULL;
   if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: no bytes given");
+  if (lensnet__is_gzip(bytes, len)) { /* a .fits.gz: the same on its inflated bytes */
+    unsigned char *plain;
+    size_t plain_len;
+    if ((r = lensnet__fits_gunzip_file(bytes, len, &plain, &plain_len, err)) == LENSNET_OK) {
+      r = lensnet_fits_pixel_scale_memory(plain, plain_len, hdu, arcsec, key, err);
+      LENSNET_FREE(plain);
+    }
+    return r;
+  }
   if (hdu < 0) { /* the HDU lensnet_fits_read would read */
     if ((r = lensnet__fits_walk(LENSNET__CAST(const unsigned char *, bytes), len, -1, &h, NULL, err)) != LENSNET_OK) return r;
     hdu = h.index;
@@ -4398,6 +4474,15 @@ LENSNET_API lensnet_result lensnet_fits_wcs_memory(const void *bytes, size_t len
   int i, j, have_cd = 0, have_pc = 0;
   memset(wcs, 0, sizeof *wcs);
   if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: no bytes given");
+  if (lensnet__is_gzip(bytes, len)) { /* a .fits.gz: the same on its inflated bytes */
+    unsigned char *plain;
+    size_t plain_len;
+    if ((r = lensnet__fits_gunzip_file(bytes, len, &plain, &plain_len, err)) == LENSNET_OK) {
+      r = lensnet_fits_wcs_memory(plain, plain_len, hdu, wcs, err);
+      LENSNET_FREE(plain);
+    }
+    return r;
+  }
   if (hdu < 0) {
     if ((r = lensnet__fits_walk(LENSNET__CAST(const unsigned char *, bytes), len, -1, &h, NULL, err)) != LENSNET_OK) return r;
     hdu = h.index;

@@ -210,8 +210,26 @@ static void test_fits_compressed(void) {
   if (fa) fclose(fa);
   if (fb) fclose(fb);
   CHECK(rows == 4 && same, "%d rows; the scores of the .fits.fz files must be those of funpack's files", rows);
+  /* and gzipped: the same scores again */
+  CHECK(cli_shell("gzip -c %s/fits/compressed/%s.funpack.fits > build/pred_gz.fits.gz", dir, names[0]) == 0 &&
+            cli_lens("predict --model weights/OU_VIS.safetensors --resize --minmax build/pred_gz.fits.gz > build/pred_gz.csv 2>/dev/null") == 0,
+        "a .fits.gz scored");
+  fa = fopen("build/pred_gz.csv", "r");
+  fb = fopen("build/pred_funpack.csv", "r");
+  rows = 0;
+  same = 1;
+  while (fa && fb && fgets(a, sizeof a, fa) && fgets(b, sizeof b, fb)) {
+    const char *ca = strchr(a, ','), *cb = strchr(b, ',');
+    rows++;
+    same &= ca && cb && !strcmp(ca, cb);
+  }
+  if (fa) fclose(fa);
+  if (fb) fclose(fb);
+  CHECK(rows == 2 && same, "%d rows; the .fits.gz must score as the file it holds", rows);
   remove("build/pred_fz.csv");
   remove("build/pred_funpack.csv");
+  remove("build/pred_gz.csv");
+  remove("build/pred_gz.fits.gz");
 }
 
 /* Ground-based: four bands in four folders, one object per four files, listed in a file and

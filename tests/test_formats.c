@@ -620,7 +620,7 @@ static void test_not_the_format(void) {
   lensnet_error err;
   err.message[0] = 0;
   CHECK(lensnet_fits_read_memory(gz, sizeof gz, -1, &t, &err) == LENSNET_ERR_FORMAT && strstr(err.message, "gzip-compressed") &&
-            strstr(err.message, "gunzip"), "a .fits.gz: %s", err.message);
+            strstr(err.message, "too short"), "a gzip header and nothing else: %s", err.message);
   err.message[0] = 0;
   CHECK(lensnet_fits_read_memory(gz, 0, -1, &t, &err) == LENSNET_ERR_FORMAT && strstr(err.message, "empty"), "an empty file: %s",
         err.message);
@@ -942,6 +942,86 @@ static void test_compressed(void) {
   CHECK(lensnet_fits_read(packed, -1, &t, &e) == LENSNET_ERR_UNSUPPORTED && strstr(e.message, "HCOMPRESS_1") && strstr(e.message, "funpack") &&
             strstr(e.message, "hcompress_float.fits.fz") && !t.data,
         "HCOMPRESS_1 must be refused by name: %s", e.message);
+}
+
+/* .fits.gz: files gzipped by gzip(1) read as the files themselves, every HDU, header value, pixel
+ * scale and WCS; damaged ones refused naming the problem, a huge claimed size before allocating. */
+static void test_gzip_files(void) {
+  static const char *names[] = {"test0.fits", "arange.fits", "o4sp040b0_raw.fits", "compressed/rice_float_dither1.fits.fz"};
+  char path[1024], gz[256], cmd[1400], a[80], b[80];
+  size_t k, len;
+  unsigned char *whole, *c;
+  lensnet_tensor x, y;
+  lensnet_error e;
+  lensnet_result r;
+  double s1, s2;
+  const char *key;
+  int n1, n2, hdu, same = 1, compared = 0;
+  if (system("command -v gzip >/dev/null 2>&1") != 0) { SKIP("gzip is not installed"); return; }
+  for (k = 0; k < sizeof names / sizeof names[0]; k++) {
+    snprintf(path, sizeof path, "%s/fits/%s", check_data_dir(), names[k]);
+    snprintf(gz, sizeof gz, "build/formats/gz%lu.fits.gz", (unsigned long)k);
+    snprintf(cmd, sizeof cmd, "gzip -c %s > %s", path, gz);
+    if (system(cmd) != 0) { CHECK(0, "%s failed", cmd); continue; }
+    CHECK(lensnet_fits_hdu_count(path, &n1, &e) == LENSNET_OK && lensnet_fits_hdu_count(gz, &n2, &e) == LENSNET_OK && n1 == n2,
+          "%s: %d HDUs, gzipped %d", names[k], n1, n2);
+    for (hdu = -1; hdu < n1; hdu++) {
+      lensnet_result r1 = lensnet_fits_read(path, hdu, &x, &e), r2 = lensnet_fits_read(gz, hdu, &y, &e);
+      size_t differ = 0;
+      same &= r1 == r2 && (r1 != LENSNET_OK || same_image(&x, &y, 0, &differ));
+      compared += r1 == LENSNET_OK;
+      lensnet_tensor_free(&x);
+      lensnet_tensor_free(&y);
+      if (hdu >= 0) {
+        r1 = lensnet_fits_header_value(path, hdu, "NAXIS", a, sizeof a, &e);
+        r2 = lensnet_fits_header_value(gz, hdu, "NAXIS", b, sizeof b, &e);
+        same &= r1 == r2 && (r1 != LENSNET_OK || !strcmp(a, b));
+      }
+    }
+  }
+  CHECK(same && compared >= 8, "every HDU of the gzipped files reads as the file itself (%d images compared)", compared);
+  /* the pixel scale and WCS of a file with a TAN WCS */
+  {
+    lensnet_wcs w1, w2;
+    snprintf(path, sizeof path, "tests/fuzz/corpus/fits/wcs.fits");
+    snprintf(cmd, sizeof cmd, "gzip -c %s > build/formats/wcs.fits.gz", path);
+    CHECK(system(cmd) == 0, "gzip wcs.fits");
+    CHECK(lensnet_fits_pixel_scale(path, -1, &s1, &key, &e) == LENSNET_OK && lensnet_fits_pixel_scale("build/formats/wcs.fits.gz", -1, &s2, &key, &e) == LENSNET_OK &&
+              s1 == s2, "pixel scale %g and %g", s1, s2);
+    CHECK(lensnet_fits_wcs(path, -1, &w1, &e) == LENSNET_OK && lensnet_fits_wcs("build/formats/wcs.fits.gz", -1, &w2, &e) == LENSNET_OK &&
+              !memcmp(&w1, &w2, sizeof w1), "the same WCS");
+  }
+  whole = slurp("build/formats/gz0.fits.gz", &len);
+  if (!whole) { CHECK(0, "cannot read build/formats/gz0.fits.gz"); return; }
+  /* cut short */
+  c = copy_bytes(whole, len - 100);
+  r = lensnet_fits_read_memory(c, len - 100, -1, &x, &e);
+  CHECK(r == LENSNET_ERR_FORMAT && strstr(e.message, "gzip"), "a cut .fits.gz: %s", e.message);
+  free(c);
+  /* a byte changed in the compressed data: the CRC or the stream says so */
+  c = copy_bytes(whole, len);
+  c[len / 2] ^= 0x10;
+  r = lensnet_fits_read_memory(c, len, -1, &x, &e);
+  CHECK(r == LENSNET_ERR_FORMAT && strstr(e.message, "gzip") && !x.data, "a damaged .fits.gz: %s", e.message);
+  free(c);
+  /* a trailer claiming 4 GB: refused before allocating */
+  c = copy_bytes(whole, len);
+  c[len - 1] = 0xff;
+  largest_request = 0;
+  r = lensnet_fits_read_memory(c, len, -1, &x, &e);
+  CHECK(r == LENSNET_ERR_FORMAT && strstr(e.message, "cannot make") && largest_request < 64 * 1024, "a claimed size of 4 GB: %s (largest allocation %lu)",
+        e.message, (unsigned long)largest_request);
+  free(c);
+  /* two gzip members, as `cat a.gz b.gz` makes */
+  c = (unsigned char *)malloc(2 * len);
+  if (c) {
+    memcpy(c, whole, len);
+    memcpy(c + len, whole, len);
+    r = lensnet_fits_read_memory(c, 2 * len, -1, &x, &e);
+    CHECK(r == LENSNET_ERR_FORMAT && strstr(e.message, "several gzip members"), "two members: %s", e.message);
+    free(c);
+  }
+  free(whole);
 }
 
 /* Sets the integer value of header card `key` (the first one) in a copy of a file. */
@@ -1925,6 +2005,7 @@ int main(int argc, char **argv) {
   TEST("pixel scale from PIXSCALE, the CD matrix or CDELT1") test_pixel_scale();
   TEST("malformed headers give errors naming the problem") test_malformed();
   TEST("a gzip file, an empty file and a text file say what they are") test_not_the_format();
+  TEST(".fits.gz files read as the files they hold; damaged ones refused") test_gzip_files();
   TEST("truncated files") test_truncations();
   TEST("mutated files never crash") test_mutations();
   TEST("tile-compressed images (RICE_1, GZIP_1, GZIP_2, quantised floats) match CFITSIO bit for bit") test_compressed();

@@ -120,11 +120,11 @@ typedef struct {
 } find_state;
 
 /* The field's name in output file names: its file name without folder and extension (both of
- * fpack's ".fits.fz"). */
+ * fpack's ".fits.fz" and of gzip's ".fits.gz"). */
 static void field_name(const char *path, char *name, size_t cap) {
   const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *dot = strrchr(base, '.');
   size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
-  if (dot && dot != base && !strcmp(dot, ".fz")) {
+  if (dot && dot != base && (!strcmp(dot, ".fz") || !strcmp(dot, ".gz"))) {
     const char *end = dot;
     for (dot = end - 1; dot > base && *dot != '.'; dot--) {}
     if (dot > base) n = (size_t)(dot - base);
