@@ -12,7 +12,9 @@ __all__ = ["read"]
 def read(path, hdu=-1):
     """A .npy file (any numeric dtype, either byte order) or a FITS image (hdu: 0 primary, 1 the first
     extension, ...; -1 the first HDU holding an image) as float32, read and checked by lensnet.h as
-    the lens tool reads them: BSCALE/BZERO applied, BLANK pixels as NaN, shape in NumPy order."""
+    the lens tool reads them: BSCALE/BZERO applied, BLANK pixels as NaN, shape in NumPy order.
+    Tile-compressed images (fpack's .fits.fz) and gzipped files (.fits.gz) are read as the image
+    they hold."""
     path = os.fspath(path)
     t, err = Tensor(), Error()
     if path.lower().endswith(".npy"):
