@@ -3253,6 +3253,9 @@ static lensnet_result lensnet__fits_walk(const unsigned char *b, size_t len, int
     if (count) *count = index + 1;
     if (index == want || (want == -1 && lensnet__fits_holds_image(h))) return LENSNET_OK;
     off = h->next_off;
+    if (len - off >= 8 && len - off < LENSNET__FITS_BLOCK && memcmp(b + off, "XTENSION", 8) == 0)
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: HDU %d begins at byte %lu but the file ends %lu bytes later, inside its first header block (truncated file?)",
+                           index + 1, (unsigned long)off, (unsigned long)(len - off));
     if (len - off < LENSNET__FITS_BLOCK || memcmp(b + off, "XTENSION", 8) != 0 || index == INT_MAX - 1) break;
     index++;
   }
@@ -3454,9 +3457,28 @@ static const unsigned char lensnet__inf_dist_extra[30] = {0, 0, 0, 0, 1, 1, 2, 2
 /* Literal/length and distance codes until the end-of-block symbol. */
 static int lensnet__inflate_codes(lensnet__inflater *s, const lensnet__huffman *lit, const lensnet__huffman *dist) {
   for (;;) {
-    int sym = lensnet__huffman_decode(s, lit);
-    uint32_t extra;
-    size_t length, distance, i;
+    int sym;
+    uint32_t extra, buf = s->buf;
+    size_t length, distance, i, pos = s->pos, len = s->len;
+    int bits = s->bits;
+    for (;;) { /* literals with short codes, the state in locals */
+      unsigned e;
+      while (bits <= 24 && pos < s->n) {
+        buf |= (uint32_t)s->in[pos++] << bits;
+        bits += 8;
+      }
+      if (bits < LENSNET__HUFF_FAST) break;
+      e = lit->fast[buf & ((1u << LENSNET__HUFF_FAST) - 1)];
+      if (!e || (e >> 4) > 255 || len >= s->cap) break;
+      s->out[len++] = (unsigned char)(e >> 4);
+      buf >>= e & 15;
+      bits -= (int)(e & 15);
+    }
+    s->buf = buf;
+    s->bits = bits;
+    s->pos = pos;
+    s->len = len;
+    sym = lensnet__huffman_decode(s, lit);
     if (sym < 0) return 0;
     if (sym < 256) {
       if (s->len >= s->cap) return 0;
@@ -3486,6 +3508,7 @@ static int lensnet__inflate(lensnet__inflater *s) {
     if (!lensnet__inf_bits(s, 1, &last) || !lensnet__inf_bits(s, 2, &type)) return 0;
     if (type == 0) { /* stored: byte-aligned LEN, NLEN, then LEN bytes */
       size_t n;
+      s->pos -= (size_t)(s->bits / 8); /* whole bytes read ahead go back; the partial one is padding */
       s->buf = 0;
       s->bits = 0;
       if (s->n - s->pos < 4) return 0;
@@ -3549,22 +3572,26 @@ static int lensnet__inflate(lensnet__inflater *s) {
 
 /* CRC-32 of the gzip trailer (RFC 1952 section 8; the polynomial 0xEDB88320, reflected), a byte
  * at a time through a table of the 256 bytes' remainders. */
-static uint32_t lensnet__crc32(const unsigned char *p, size_t n) {
-  uint32_t table[256], c = 0xffffffffu;
-  size_t i;
+static void lensnet__crc32_table(uint32_t *table) {
+  uint32_t i;
   int k;
   for (i = 0; i < 256; i++) {
-    uint32_t t = (uint32_t)i;
+    uint32_t t = i;
     for (k = 0; k < 8; k++) t = (t >> 1) ^ (0xedb88320u & (0u - (t & 1)));
     table[i] = t;
   }
+}
+static uint32_t lensnet__crc32(const uint32_t *table, const unsigned char *p, size_t n) {
+  uint32_t c = 0xffffffffu;
+  size_t i;
   for (i = 0; i < n; i++) c = table[(c ^ p[i]) & 255] ^ (c >> 8);
   return c ^ 0xffffffffu;
 }
 
 /* Unwraps a gzip member (RFC 1952) or a zlib stream (RFC 1950) and inflates it into out[cap],
  * checking gzip's CRC-32 and length. Returns the bytes written, or (size_t)-1 with *why set. */
-static size_t lensnet__gunzip(const unsigned char *in, size_t n, unsigned char *out, size_t cap, const char **why, size_t *used) {
+static size_t lensnet__gunzip(const unsigned char *in, size_t n, unsigned char *out, size_t cap, const uint32_t *crc_table, const char **why,
+                              size_t *used) {
   lensnet__inflater s;
   size_t pos = 0;
   int gzip = 0;
@@ -3597,12 +3624,12 @@ static size_t lensnet__gunzip(const unsigned char *in, size_t n, unsigned char *
   s.n = n - pos;
   s.out = out;
   s.cap = cap;
-  if (!lensnet__inflate(&s)) { *why = "the DEFLATE stream is malformed or holds more bytes than the tile"; return (size_t)-1; }
+  if (!lensnet__inflate(&s)) { *why = "the DEFLATE stream is malformed or holds more bytes than stated"; return (size_t)-1; }
   if (gzip) { /* whole bytes read ahead into the bit buffer belong to the trailer */
     size_t end = s.pos - (size_t)(s.bits / 8);
     const unsigned char *t = s.in + end;
     if (s.n - end < 8) { *why = "the gzip trailer is missing"; return (size_t)-1; }
-    if ((uint32_t)lensnet__get_le(t, 4) != lensnet__crc32(out, s.len)) { *why = "the gzip CRC-32 does not match the data"; return (size_t)-1; }
+    if ((uint32_t)lensnet__get_le(t, 4) != lensnet__crc32(crc_table, out, s.len)) { *why = "the gzip CRC-32 does not match the data"; return (size_t)-1; }
     if ((uint32_t)lensnet__get_le(t + 4, 4) != (uint32_t)s.len) { *why = "the gzip length does not match the data"; return (size_t)-1; }
     if (used) *used = pos + end + 8;
   } else if (used) {
@@ -3625,6 +3652,7 @@ static lensnet_result lensnet__fits_gunzip_file(const void *bytes, size_t len, u
   const unsigned char *b = LENSNET__CAST(const unsigned char *, bytes);
   const char *why;
   size_t isize, got, used = 0;
+  uint32_t crc[256];
   *plain = NULL;
   *plain_len = 0;
   if (len < 18) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS: a gzip-compressed file (.fits.gz) of %lu bytes, too short to hold a FITS file (truncated?)", (unsigned long)len);
@@ -3635,7 +3663,8 @@ static lensnet_result lensnet__fits_gunzip_file(const void *bytes, size_t len, u
                          (unsigned long)isize, (unsigned long)len);
   *plain = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(isize));
   if (!*plain) return lensnet__fail(err, LENSNET_ERR_NOMEM, "FITS: out of memory for the %lu bytes of a .fits.gz", (unsigned long)isize);
-  got = lensnet__gunzip(b, len, *plain, isize, &why, &used);
+  lensnet__crc32_table(crc);
+  got = lensnet__gunzip(b, len, *plain, isize, crc, &why, &used);
   if (got == (size_t)-1 || used != len) {
     LENSNET_FREE(*plain);
     *plain = NULL;
@@ -3837,7 +3866,9 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
   int64_t *ints = NULL;
   unsigned char *bytes = NULL;
   float *randoms = NULL, *vals = NULL;
+  uint32_t crc[256];
   lensnet_result r;
+  lensnet__crc32_table(crc);
   if ((r = lensnet__fits_opt_int(h, "ZBITPIX", &zbitpix, &found, err)) != LENSNET_OK) return r;
   if (!found || (zbitpix != 8 && zbitpix != 16 && zbitpix != 32 && zbitpix != 64 && zbitpix != -32 && zbitpix != -64))
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: a compressed image needs ZBITPIX of 8, 16, 32, 64, -32 or -64 (FITS 4.0 section 10.1.1)", h->index);
@@ -3867,7 +3898,7 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
   else if (!strcmp(algo, "GZIP_2")) method = LENSNET__FZ_GZIP2;
   else if (!strcmp(algo, "NOCOMPRESS")) method = LENSNET__FZ_NONE;
   else if (!algo[0]) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: a compressed image without ZCMPTYPE (FITS 4.0 section 10.1.1)", h->index);
-  else return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS HDU %d is compressed with %s, which is not read here (RICE_1, GZIP_1 and GZIP_2 are); decompress it first, e.g. with funpack",
+  else return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS HDU %d is compressed with %s, which is not read here (RICE_1, GZIP_1, GZIP_2 and NOCOMPRESS are); decompress it first, e.g. with funpack",
                             h->index, algo);
   /* ZNAMEi / ZVALi: the algorithm's parameters (10.4.1: BLOCKSIZE default 32, BYTEPIX default 4) */
   for (k = 1; k < 1000; k++) {
@@ -3879,17 +3910,17 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
     if (!strcmp(name, "BLOCKSIZE") && (r = lensnet__fits_opt_int(h, key, &blocksize, NULL, err)) != LENSNET_OK) return r;
     if (!strcmp(name, "BYTEPIX") && (r = lensnet__fits_opt_int(h, key, &bytepix, NULL, err)) != LENSNET_OK) return r;
   }
-  if (method == LENSNET__FZ_RICE && (blocksize < 1 || blocksize > 1000000 || (bytepix != 1 && bytepix != 2 && bytepix != 4)))
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: RICE_1 needs BLOCKSIZE >= 1 and BYTEPIX of 1, 2 or 4 (here %lld and %lld)",
+  /* BLOCKSIZE is 16 or 32 in practice (fpack writes 32); up to 64 is read, so that a few bits a
+   * block cannot stand for a huge image */
+  if (method == LENSNET__FZ_RICE && (blocksize < 1 || blocksize > 64 || (bytepix != 1 && bytepix != 2 && bytepix != 4)))
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: RICE_1 is read with BLOCKSIZE 1 to 64 and BYTEPIX 1, 2 or 4 (here %lld and %lld)",
                          h->index, (long long)blocksize, (long long)bytepix);
   lensnet__fits_opt_string(h, "ZQUANTIZ", quant, sizeof quant);
   if (!strcmp(quant, "SUBTRACTIVE_DITHER_1")) dither = 1;
   else if (!strcmp(quant, "SUBTRACTIVE_DITHER_2")) dither = 2;
   else if (quant[0] && strcmp(quant, "NO_DITHER") && strcmp(quant, "NONE"))
     return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "FITS HDU %d: ZQUANTIZ = '%s' is not a known quantisation (NO_DITHER, SUBTRACTIVE_DITHER_1 or _2)", h->index, quant);
-  if ((r = lensnet__fits_opt_int(h, "ZDITHER0", &dither0, NULL, err)) != LENSNET_OK) return r;
-  if (dither && (dither0 < 1 || dither0 > 10000))
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: ZDITHER0 = %lld is outside 1..10000 (FITS 4.0 section 10.2.1)", h->index, (long long)dither0);
+  if ((r = lensnet__fits_opt_int(h, "ZDITHER0", &dither0, NULL, err)) != LENSNET_OK) return r; /* checked when a tile is dithered */
   if ((c = lensnet__fits_find(h, "ZSCALE")) != NULL) { if ((r = lensnet__fits_card_real(h, c, &key_scale, err)) != LENSNET_OK) return r; has_key_scale = 1; }
   if ((c = lensnet__fits_find(h, "ZZERO")) != NULL) { if ((r = lensnet__fits_card_real(h, c, &key_zero, err)) != LENSNET_OK) return r; }
   if ((r = lensnet__fits_opt_int(h, "ZBLANK", &key_blank, &has_key_blank, err)) != LENSNET_OK) return r;
@@ -3901,8 +3932,8 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
     if (cols[k].found && ((cols[k].type != 'P' && cols[k].type != 'Q') || cols[k].repeat != 1))
       return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: column %s must be a variable-length array (1P or 1Q)", h->index, names[k]);
   for (k = 3; k < 6; k++)
-    if (cols[k].found && (cols[k].repeat != 1 || !strchr("BIJKED", cols[k].type)))
-      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: column %s must hold one number a row", h->index, names[k]);
+    if (cols[k].found && (cols[k].repeat != 1 || !strchr(k == 5 ? "BIJK" : "BIJKED", cols[k].type)))
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: column %s must hold one %s a row", h->index, names[k], k == 5 ? "integer" : "number");
   if (!cols[0].found) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: a compressed image without a COMPRESSED_DATA column (FITS 4.0 section 10.1.2)", h->index);
   quantized = zbitpix < 0 && strcmp(quant, "NONE") != 0 && (cols[3].found || has_key_scale);
   rowbytes = h->naxis >= 1 ? h->axis[0] : 0;
@@ -3938,10 +3969,9 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
   for (k = 0; k < (int)znaxis; k++) shape[k] = zaxis[znaxis - 1 - k];
   if ((r = lensnet__tensor_alloc_as(out, (int)znaxis, shape, 0, err)) != LENSNET_OK) return r;
   ints = (int64_t *)LENSNET_MALLOC(tile_max * sizeof *ints);
-  bytes = (unsigned char *)LENSNET_MALLOC(tile_max * 16); /* inflated, then unshuffled */
   vals = (float *)LENSNET_MALLOC(tile_max * sizeof *vals);
   if (dither) randoms = (float *)LENSNET_MALLOC(10000 * sizeof *randoms);
-  if (!ints || !bytes || !vals || (dither && !randoms)) {
+  if (!ints || !vals || (dither && !randoms)) {
     r = lensnet__fail(err, LENSNET_ERR_NOMEM, "FITS HDU %d: out of memory for a tile of %lu pixels", h->index, (unsigned long)tile_max);
     goto done;
   }
@@ -3952,7 +3982,12 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
     double scale = cols[3].found ? lensnet__fits_cell_number(row, &cols[3]) : key_scale;
     double zero = cols[4].found ? lensnet__fits_cell_number(row, &cols[4]) : key_zero;
     int has_null = cols[5].found || has_key_blank, as_ints = 1, col = -1, width = 0;
-    int64_t null_value = cols[5].found ? (int64_t)lensnet__fits_cell_number(row, &cols[5]) : key_blank;
+    int64_t null_value = key_blank;
+    if (cols[5].found) { /* an integer column (checked above) */
+      const unsigned char *z = row + cols[5].offset;
+      int zb = cols[5].type == 'B' ? 1 : cols[5].type == 'I' ? 2 : cols[5].type == 'J' ? 4 : 8;
+      null_value = zb == 1 ? (int64_t)z[0] : lensnet__fits_signed(lensnet__get_be(z, zb), zb);
+    }
     for (k = 0; k < (int)znaxis; k++) {
       start[k] = (rest % ntile[k]) * ztile[k];
       rest /= ntile[k];
@@ -3974,9 +4009,13 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
        * significance; GZIP_COMPRESSED_DATA), or as they are (NOCOMPRESS, UNCOMPRESSED_DATA). */
       size_t nbytes;
       int gz = col == 1 || (col == 0 && method != LENSNET__FZ_NONE);
+      if (!bytes && !(bytes = (unsigned char *)LENSNET_MALLOC(tile_max * 16))) { /* inflated, then unshuffled */
+        r = lensnet__fail(err, LENSNET_ERR_NOMEM, "FITS HDU %d: out of memory for a tile of %lu pixels", h->index, (unsigned long)tile_max);
+        goto done;
+      }
       if (gz) {
         const char *why;
-        nbytes = lensnet__gunzip(p, count, bytes, tile_max * 8, &why, NULL);
+        nbytes = lensnet__gunzip(p, count, bytes, tile_max * 8, crc, &why, NULL);
         if (nbytes == (size_t)-1) {
           r = lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d, tile %lu: %s", h->index, (unsigned long)(t + 1), why);
           goto done;
@@ -4008,7 +4047,13 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
     }
     /* integers to pixel values */
     if (as_ints && quantized && col == 0) {
-      int iseed = (int)((t + (size_t)dither0 - 1) % 10000), next = dither ? (int)(randoms[iseed] * 500.0f) : 0;
+      int iseed, next;
+      if (dither && (dither0 < 1 || dither0 > 10000)) {
+        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: ZDITHER0 = %lld is outside 1..10000 (FITS 4.0 section 10.2.1)", h->index, (long long)dither0);
+        goto done;
+      }
+      iseed = (int)((t + (size_t)dither0 - 1) % 10000);
+      next = dither ? (int)(randoms[iseed] * 500.0f) : 0;
       for (i = 0; i < npix; i++) {
         if (has_null && ints[i] == null_value) vals[i] = NAN;
         else if (dither == 2 && ints[i] == -2147483646) vals[i] = 0.0f; /* ZERO_VALUE */

@@ -924,8 +924,8 @@ static void test_compressed(void) {
              strcmp(pairs[k], "compressed_image") ? pairs[k] : "compressed_image");
     if (strcmp(pairs[k], "compressed_image")) strcat(packed, ".fits.fz");
     else strcat(packed, ".fits");
-    /* funpack 1.7.0 unpacks quantised floats in tiles narrower than the image wrongly (README.md
-     * here); that file's reference is imcopy's */
+    /* funpack 1.7.0 unpacks quantised floats with NaN pixels in tiles narrower than the image
+     * wrongly (README.md here); that file's reference is imcopy's */
     k_imcopy = !strcmp(pairs[k], "rice_float_tiles2d");
     snprintf(unpacked, sizeof unpacked, "%s/fits/compressed/%s.%s.fits", check_data_dir(), pairs[k], k_imcopy ? "imcopy" : "funpack");
     count += compare_with_cfitsio(packed, unpacked, k_imcopy);
@@ -997,6 +997,23 @@ static void test_gzip_files(void) {
     }
   }
   CHECK(same && compared >= 8, "every HDU of the gzipped files reads as the file itself (%d images compared)", compared);
+  /* a file whose gzip stream holds coded blocks and then stored ones (zeros, then random bits
+   * that DEFLATE cannot shrink) */
+  {
+    size_t shape[2] = {512, 512}, i, differ = 0;
+    uint64_t seed = 77;
+    CHECK(lensnet_tensor_alloc(&x, 2, shape, &e) == LENSNET_OK, "alloc");
+    for (i = 256 * 512; i < 512 * 512; i++) {
+      uint32_t u = (uint32_t)rng_next(&seed); /* any bits: NaN and infinities too */
+      memcpy(&x.data[i], &u, 4);
+    }
+    CHECK(lensnet_fits_write("build/formats/mixed.fits", &x, &e) == LENSNET_OK && system("gzip -c build/formats/mixed.fits > build/formats/mixed.fits.gz") == 0,
+          "write and gzip");
+    CHECK(lensnet_fits_read("build/formats/mixed.fits.gz", -1, &y, &e) == LENSNET_OK && same_image(&x, &y, 0, &differ),
+          "coded then stored blocks: %s (%lu values differ)", e.message, (unsigned long)differ);
+    lensnet_tensor_free(&x);
+    lensnet_tensor_free(&y);
+  }
   /* the pixel scale and WCS of a file with a TAN WCS */
   {
     lensnet_wcs w1, w2;
@@ -1076,6 +1093,18 @@ static void test_compressed_claims(void) {
   CHECK(largest_request < 64 * 1024, "largest allocation %lu bytes for a %lu-byte file", (unsigned long)largest_request, (unsigned long)len);
   lensnet_tensor_free(&t);
   free(c);
+  /* a Rice BLOCKSIZE far beyond the 16 or 32 of practice, which would let a few bits stand for
+   * millions of pixels */
+  c = copy_bytes(whole, len);
+  CHECK(set_card_int(c, len, "ZVAL1", 1000000), "the BLOCKSIZE card is ZVAL1");
+  r = lensnet_fits_read_memory(c, len, -1, &t, &e);
+  CHECK(r == LENSNET_ERR_FORMAT && strstr(e.message, "BLOCKSIZE"), "BLOCKSIZE 1000000: %s", e.message);
+  lensnet_tensor_free(&t);
+  free(c);
+  /* a download cut inside the compressed image's header says so */
+  r = lensnet_fits_read_memory(whole, 3000, -1, &t, &e);
+  CHECK(r == LENSNET_ERR_FORMAT && strstr(e.message, "truncated") && strstr(e.message, "HDU 1"), "cut at 3000 bytes: %s", e.message);
+  lensnet_tensor_free(&t);
   /* more tiles than table rows */
   c = copy_bytes(whole, len);
   set_card_int(c, len, "ZNAXIS1", 6100000);
@@ -1142,6 +1171,7 @@ static void test_compressed_fpack(void) {
       {-64, 30, 20, 1, 0.0, "-q 2"},         {-64, 30, 20, 1, 0.0, "-g -q 0"},    {16, 61, 47, 1, 32768.0, "-g"},
       {16, 61, 47, 1, 0.0, "-g2 -t 9,9"},    {32, 40, 33, 1, 0.0, "-g2 -t 8,8"},  {16, 20, 18, 4, 0.0, "-t 8,8,2"},
       {16, 20, 18, 4, 0.0, "-g2"},          {-32, 20, 18, 3, 0.0, "-q 4 -t 20,18,1"}, {16, 300, 2, 1, 0.0, "-t 300,1"},
+      {-32, 64, 50, 1, 0.0, "-d -q 4"},       {16, 1, 1, 1, 0.0, ""},             {-32, 1, 200, 1, 0.0, "-q 4"},
   };
   size_t k;
   int matched = 0, tiles2d;
@@ -1157,7 +1187,7 @@ static void test_compressed_fpack(void) {
     remove(packed);
     remove(unpacked);
     if (!write_image_fits(raw, cases[k].bitpix, cases[k].nx, cases[k].ny, cases[k].nz, 100 + k, cases[k].bzero)) { CHECK(0, "cannot write %s", raw); continue; }
-    /* quantised floats in tiles narrower than the image: imcopy, as funpack 1.7.0 gets them wrong */
+    /* quantised floats in tiles narrower than the image: imcopy, as funpack 1.7.0 gets those with NaN pixels wrong */
     tiles2d = cases[k].bitpix < 0 && strstr(cases[k].opts, "-t ") && !strstr(cases[k].opts, "-q 0");
     snprintf(cmd, sizeof cmd, "fpack %s -O %s %s >/dev/null 2>&1 && %s %s %s >/dev/null 2>&1", cases[k].opts, packed, raw,
              tiles2d ? "imcopy" : "funpack -O", tiles2d ? packed : unpacked, tiles2d ? unpacked : packed);

@@ -117,7 +117,8 @@ int lens_parse_channels(const lens_option *o, const char *label, const char *tex
   LENS_FLAG(T, "minmax", m.preprocess, "the same as --preprocess minmax"), \
   LENS_FLAG(T, "resize", m.resize, "resample cutouts to the model's input size (bilinear, PyTorch convention)"), \
   LENS_FLAG(T, "crop", m.crop, "cut the central region of the model's input size instead"), \
-  LENS_INT(T, "hdu", m.hdu, 0, 100000, -1, "K", "FITS HDU to read (default: the first holding an image)")
+  LENS_INT(T, "hdu", m.hdu, -1, 100000, -1, "K", "FITS HDU to read (default -1: the first holding an image; fpack's .fits.fz\n" \
+           "keeps a primary image in HDU 1)")
 /* The cutout desc the options ask for, with the normalisation `minmax` resolved. */
 lensnet_cutout_desc lens_cutout_desc(const lens_cutout_options *o, int minmax);
 /* 0, or LENS_EXIT_USAGE after saying that --resize and --crop exclude each other. */

@@ -84,7 +84,8 @@ static const lens_option find_rows[] = {
               "minmax (each window scaled per band to [0,1]) or none;\n"
               "default: the model's metadata 'preprocess', said on stderr"),
   LENS_FLAG(T, "minmax", cutout.preprocess, "the same as --preprocess minmax"),
-  LENS_INT(T, "hdu", cutout.hdu, 0, 100000, -1, "K", "FITS HDU to read (default: the first holding an image)"),
+  LENS_INT(T, "hdu", cutout.hdu, -1, 100000, -1, "K", "FITS HDU to read (default -1: the first holding an image; fpack's .fits.fz\n"
+           "keeps a primary image in HDU 1)"),
   LENS_SIZE(T, "threads", threads, 1, 256, 0, "N", "threads sharing the windows (default: the CPUs this process may use);\n"
             "results do not depend on N"),
   LENS_CUSTOM(T, "shard", 0, shard, lens_parse_shard, "I/N", "scan only shard I of N: fields [I n/N, (I+1) n/N) of the n given;\n"
@@ -124,7 +125,8 @@ typedef struct {
 static void field_name(const char *path, char *name, size_t cap) {
   const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *dot = strrchr(base, '.');
   size_t n = dot && dot != base ? (size_t)(dot - base) : strlen(base);
-  if (dot && dot != base && (!strcmp(dot, ".fz") || !strcmp(dot, ".gz"))) {
+  if (dot && dot != base && strlen(dot) == 3 && (dot[1] == 'f' || dot[1] == 'F' || dot[1] == 'g' || dot[1] == 'G') &&
+      (dot[2] == 'z' || dot[2] == 'Z')) { /* .fz or .gz, in either case */
     const char *end = dot;
     for (dot = end - 1; dot > base && *dot != '.'; dot--) {}
     if (dot > base) n = (size_t)(dot - base);

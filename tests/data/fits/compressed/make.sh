@@ -25,7 +25,7 @@ make_one rice_float_dither2 -32 64 50 1 5 0 -qz 4
 make_one gzip2_int32_tiles 32 40 33 1 6 0 -g2 -t 8,8
 make_one gzip1_float64 -64 30 20 1 7 0 -g -q 0
 make_one hcompress_float -32 64 50 1 8 0 -h
-# quantised floats in 20 x 20 tiles: funpack 1.7.0 unpacks these wrongly (README.md), imcopy right
+# quantised floats in 20 x 20 tiles: funpack 1.7.0 unpacks these (with their NaN pixels) wrongly (README.md), imcopy right
 make_one rice_float_tiles2d -32 64 50 1 9 0 -q 1 -t 20,20
 rm -f "$out/rice_float_tiles2d.funpack.fits" "$out/rice_float_tiles2d.imcopy.fits"
 imcopy "$out/rice_float_tiles2d.fits.fz" "$out/rice_float_tiles2d.imcopy.fits"
