@@ -481,6 +481,27 @@ static void test_info_set(void) {
   }
 }
 
+/* lens info on FITS files: the HDUs, their shapes and compression, the one read by default. */
+static void test_info_fits(void) {
+  char out[4096];
+  const char *dir = check_data_dir();
+  TEST("lens info FILE.fits: HDUs, shapes, compression and the HDU read by default") {
+    CHECK(cli_lens_output(out, sizeof out, "info %s/fits/compressed/rice_int16_tiles.fits.fz", dir) == 0 && strstr(out, "HDUs:       2") &&
+              strstr(out, "HDU 0: primary, no pixels") && strstr(out, "HDU 1: compressed image 47 x 61, BITPIX 16, RICE_1") &&
+              strstr(out, "<- read by default"),
+          "a .fits.fz:\n%s", out);
+    CHECK(cli_lens_output(out, sizeof out, "info %s/fits/o4sp040b0_raw.fits", dir) == 0 && strstr(out, "HDUs:       7") &&
+              strstr(out, "HDU 1: image 44 x 62, BITPIX 16 (EXTNAME SCI)  <- read by default") && strstr(out, "HDU 2: image, no pixels (EXTNAME ERR)") &&
+              strstr(out, "HDU 4: image 44 x 62, BITPIX 16 (EXTNAME SCI)\n"),
+          "seven HDUs:\n%s", out);
+    CHECK(cli_lens_output(out, sizeof out, "info %s/fits/arange.fits", dir) == 0 && strstr(out, "HDU 0: primary image 7 x 10 x 11, BITPIX 32"),
+          "a cube in NumPy order:\n%s", out);
+    CHECK(cli_lens_output(out, sizeof out, "info %s/fits/test0.fits --set a=b --out " W "/x.safetensors", dir) == 2 && strstr(out, "model files"),
+          "--set on a FITS file: %s", out);
+    CHECK(cli_lens_output(out, sizeof out, "info " W "/missing.fits") == 1 && strstr(out, "missing.fits"), "a missing file: %s", out);
+  }
+}
+
 int main(void) {
   setup();
   test_help();
@@ -489,6 +510,7 @@ int main(void) {
   test_exit_codes();
   test_progress();
   test_info_set();
+  test_info_fits();
   if (check__failed == 0) cli_shell("rm -rf " W);
   return check_summary();
 }

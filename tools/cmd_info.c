@@ -1,6 +1,8 @@
 /* lens info: what a model file holds - architecture, input shape, parameter count, metadata,
  * which layers run in int8 - and, with --set, a copy with metadata added or changed (band names,
- * pixel scale, provenance). */
+ * pixel scale, provenance). Given a FITS file (.fits, .fits.fz, .fits.gz, any name not ending in
+ * .safetensors), the HDUs it holds: which are images, their shapes and compression, the one the
+ * other commands read by default, the pixel scale and whether a TAN WCS is there. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +19,8 @@ typedef struct {
   int full;
 } info_args;
 static const lens_option info_rows[] = {
-  LENS_TEXT(info_args, "MODEL.safetensors", LENS_OPT_REQUIRED | LENS_OPT_POSITIONAL, model, NULL, NULL, "the model file to describe"),
+  LENS_TEXT(info_args, "MODEL.safetensors", LENS_OPT_REQUIRED | LENS_OPT_POSITIONAL, model, NULL, NULL,
+            "the model file to describe (or a FITS file: its HDUs)"),
   LENS_LIST(info_args, "set", set, nset, INFO_MAX_SET, "KEY=VALUE",
             "set a metadata entry (repeatable), e.g. band_names=VIS,Y,J,H or pixel_scale=0.3; needs --out"),
   LENS_TEXT(info_args, "out", 0, out, NULL, "FILE.safetensors", "where --set writes the model (may be MODEL itself: written whole, then renamed)"),
@@ -25,8 +28,75 @@ static const lens_option info_rows[] = {
                                      "shows its first 140 and its length)"),
 };
 static const lens_option_section info_sections[] = {{NULL, info_rows, 4}};
-static const lens_command_spec info_spec = {"info", "usage: lens info MODEL.safetensors [--full] [--set KEY=VALUE ... --out FILE.safetensors]\n", NULL, NULL,
-                                            info_sections, 1, NULL};
+static const lens_command_spec info_spec = {"info",
+                                            "usage: lens info MODEL.safetensors [--full] [--set KEY=VALUE ... --out FILE.safetensors]\n"
+                                            "       lens info FILE.fits   (also .fits.fz, .fits.gz: the HDUs it holds)\n",
+                                            NULL, NULL, info_sections, 1, NULL};
+
+static int info_ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && !strcmp(s + n - k, suffix);
+}
+
+/* A header value of HDU hdu, or "" when it has none. */
+static const char *info_fits_value(const char *path, int hdu, const char *key, char *buf, size_t cap) {
+  lensnet_error err;
+  if (lensnet_fits_header_value(path, hdu, key, buf, cap, &err) != LENSNET_OK) buf[0] = 0;
+  return buf;
+}
+
+/* One line per HDU: what it is, the image's shape in NumPy order (bands x height x width for a
+ * cube, as lens predict reads it), BITPIX and compression, and which HDU --hdu -1 reads. */
+static int info_fits(const char *path) {
+  lensnet_error err;
+  int count, hdu, first = -1; /* first: the HDU read without --hdu, the first image with pixels */
+  if (lensnet_fits_hdu_count(path, &count, &err) != LENSNET_OK) return lens_fail_err(&err);
+  printf("file:       %s\n", path);
+  printf("HDUs:       %d\n", count);
+  for (hdu = 0; hdu < count; hdu++) {
+    char xt[80], zimage[80], v[80], key[32], name[80], shape[160] = "", algo[80], quant[80];
+    const char *kind;
+    int naxis, k, compressed, image, empty = 0;
+    info_fits_value(path, hdu, "XTENSION", xt, sizeof xt);
+    compressed = !strcmp(xt, "BINTABLE") && !strcmp(info_fits_value(path, hdu, "ZIMAGE", zimage, sizeof zimage), "T");
+    image = hdu == 0 || !strcmp(xt, "IMAGE") || compressed;
+    naxis = atoi(info_fits_value(path, hdu, compressed ? "ZNAXIS" : "NAXIS", v, sizeof v));
+    for (k = naxis; image && k >= 1; k--) {
+      size_t n = strlen(shape);
+      snprintf(key, sizeof key, "%s%d", compressed ? "ZNAXIS" : "NAXIS", k);
+      info_fits_value(path, hdu, key, v, sizeof v);
+      if (atol(v) <= 0) empty = 1;
+      snprintf(shape + n, sizeof shape - n, "%s%s", n ? " x " : "", v);
+    }
+    if (!image) kind = !strcmp(xt, "BINTABLE") ? "binary table" : !strcmp(xt, "TABLE") ? "ASCII table" : "extension";
+    else if (naxis == 0 || empty) kind = hdu == 0 ? "primary, no pixels" : "image, no pixels";
+    else kind = compressed ? "compressed image" : hdu == 0 ? "primary image" : "image";
+    printf("  HDU %d: %s", hdu, kind);
+    if (!image && !strcmp(kind, "extension")) printf(" '%s'", xt);
+    if (image && naxis > 0 && !empty) {
+      printf(" %s, BITPIX %s", shape, info_fits_value(path, hdu, compressed ? "ZBITPIX" : "BITPIX", v, sizeof v));
+      if (compressed) {
+        info_fits_value(path, hdu, "ZCMPTYPE", algo, sizeof algo);
+        info_fits_value(path, hdu, "ZQUANTIZ", quant, sizeof quant);
+        printf(", %s%s%s", algo, quant[0] && atoi(info_fits_value(path, hdu, "ZBITPIX", v, sizeof v)) < 0 ? " " : "",
+               quant[0] && atoi(v) < 0 ? quant : "");
+      }
+    }
+    if (info_fits_value(path, hdu, "EXTNAME", name, sizeof name)[0]) printf(" (EXTNAME %s)", name);
+    if (image && naxis > 0 && !empty && first < 0) {
+      double arcsec;
+      const char *scale_key;
+      lensnet_wcs wcs;
+      first = hdu;
+      printf("  <- read by default");
+      if (lensnet_fits_pixel_scale(path, hdu, &arcsec, &scale_key, &err) == LENSNET_OK) printf("; %.4g\"/pixel (%s)", arcsec, scale_key);
+      if (lensnet_fits_wcs(path, hdu, &wcs, &err) == LENSNET_OK) printf("; TAN WCS");
+    }
+    printf("\n");
+  }
+  if (first < 0) printf("no HDU holds an image with pixels\n");
+  return 0;
+}
 
 /* keys that describe the network itself: changing them would make the file describe other weights */
 static int info_key_structural(const char *key, size_t n) {
@@ -92,6 +162,11 @@ int lens_cmd_info(int argc, char **argv) {
   memset(&a, 0, sizeof a);
   rc = lens_options_parse(&info_spec, argc, argv, &a, NULL);
   if (rc) return rc < 0 ? 0 : rc;
+  if (info_ends_with(a.model, ".npy")) return lens_usage("lens info describes a model (.safetensors) or a FITS file; %s is a .npy array", a.model);
+  if (!info_ends_with(a.model, ".safetensors")) {
+    if (a.nset || a.out || a.full) return lens_usage("--set, --out and --full are for model files; %s is read as a FITS file", a.model);
+    return info_fits(a.model);
+  }
   if (a.nset && !a.out) return lens_usage("--set needs --out FILE.safetensors (the same path as MODEL rewrites it)");
   if (a.out && !a.nset) return lens_usage("--out writes the model with --set entries; give at least one --set KEY=VALUE");
   if (a.out && (rc = lens_out_model("--out", a.out, NULL, 0, NULL)) != 0) return rc;
