@@ -1871,14 +1871,12 @@ LENSNET_API void lensnet_tensor_free(lensnet_tensor *t) {
 
 /* ---- whole-file reading and atomic writing ------------------------------------------------- */
 
-/* Reads a whole file into a fresh buffer (with one extra NUL byte). */
-static lensnet_result lensnet__read_file(const char *path, unsigned char **out, size_t *len, lensnet_error *err) {
-  FILE *f = fopen(path, "rb");
+/* Reads the rest of an open file into a fresh buffer (with one extra NUL byte), and closes it. */
+static lensnet_result lensnet__read_stream(FILE *f, const char *path, unsigned char **out, size_t *len, lensnet_error *err) {
   unsigned char *buf = NULL;
   size_t cap = 0, n = 0;
   *out = NULL;
   *len = 0;
-  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading", path);
   for (;;) {
     size_t got;
     if (n + 65536 + 1 > cap) {
@@ -1909,6 +1907,15 @@ static lensnet_result lensnet__read_file(const char *path, unsigned char **out, 
   *out = buf;
   *len = n;
   return LENSNET_OK;
+}
+
+/* Reads a whole file into a fresh buffer (with one extra NUL byte). */
+static lensnet_result lensnet__read_file(const char *path, unsigned char **out, size_t *len, lensnet_error *err) {
+  FILE *f = fopen(path, "rb");
+  *out = NULL;
+  *len = 0;
+  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading", path);
+  return lensnet__read_stream(f, path, out, len, err);
 }
 
 /* The file half of every reader that has a _memory twin: reads the file, hands its bytes to
@@ -2480,7 +2487,19 @@ LENSNET_API lensnet_result lensnet_npy_read(const char *path, lensnet_tensor *ou
   lensnet_npy_info info;
   lensnet_result r;
   memset(out, 0, sizeof *out);
-  if (f && fseek(f, 0, SEEK_END) == 0 && fseek(f, 0, SEEK_SET) == 0 && lensnet__npy_file_header(f, path, &info, NULL) == LENSNET_OK &&
+  if (f && fseek(f, 0, SEEK_END) != 0) {
+    /* a pipe or FIFO: read whole from this handle (opening a FIFO again would wait for a writer
+     * that has gone) */
+    unsigned char *buf;
+    size_t len;
+    clearerr(f);
+    if ((r = lensnet__read_stream(f, path, &buf, &len, err)) != LENSNET_OK) return r;
+    r = lensnet__npy_parse(buf, len, out, err);
+    LENSNET_FREE(buf);
+    if (r != LENSNET_OK) lensnet__prefix_path(err, path);
+    return r;
+  }
+  if (f && fseek(f, 0, SEEK_SET) == 0 && lensnet__npy_file_header(f, path, &info, NULL) == LENSNET_OK &&
       info.ndim >= 1) {
     r = lensnet__npy_rows_from(f, path, &info, 0, info.shape[0], out, err);
     fclose(f);
