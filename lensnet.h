@@ -1449,17 +1449,23 @@ typedef struct {
   lensnet_cutout_issue issue;
   size_t nan_pixels, inf_pixels;  /* non-finite pixels of the result, set to 0 (ignored by min-max) */
   size_t unused_bands;            /* image bands not fed to the model */
+  size_t filled_pixels;           /* non-finite pixels of the image that a resize left out, the
+                                     output pixels around them filled from finite neighbours */
 } lensnet_cutout_report;
 
 /* image [bands, h, w] -> out [m->in_c, m->in_h, m->in_w]. Order: band selection, size fit,
- * min-max (if asked), non-finite pixels to 0. desc and report may be NULL. */
+ * min-max (if asked), non-finite pixels to 0. desc and report may be NULL. A band with blank
+ * (non-finite) pixels is resized leaving them out: an output pixel takes the mean of its finite
+ * neighbours with their bilinear weights renormalised, and stays blank (then 0, counted) only
+ * when none of its neighbours of positive weight is finite, so a blank area keeps its size; bands
+ * without blanks are resized by lensnet_resize_bilinear, bit for bit. */
 LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,
                                                   size_t bands, size_t h, size_t w, float *out,
                                                   lensnet_cutout_report *report, lensnet_error *err);
 /* The two halves of lensnet_cutout_prepare, for callers that place cutouts on one thread and
  * scale them on several (lens predict scales each cutout in the task that runs its forward pass,
  * while it is in that core's cache). lensnet_cutout_place: the checks, the band selection and the
- * size fit into out (report: issue, unused_bands). lensnet_cutout_scale, in place on a placed
+ * size fit into out (report: issue, unused_bands, filled_pixels). lensnet_cutout_scale, in place on a placed
  * cutout x [in_c, in_h, in_w]: min-max (if desc asks) and non-finite pixels to 0 (report, when not
  * NULL: nan_pixels and inf_pixels set, the other fields untouched). Place then scale gives the
  * bits of lensnet_cutout_prepare. */
@@ -13046,6 +13052,38 @@ LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, f
   }
 }
 
+/* lensnet_resize_bilinear for a plane with blank (non-finite) pixels: each output is the weighted
+ * mean of its finite neighbours, the bilinear weights renormalised over them, so a blank pixel
+ * does not blank the outputs it shares with finite ones. An output none of whose neighbours of
+ * positive weight is finite takes the value of the heaviest of them (NaN stays NaN, an infinity
+ * stays infinite), so blank areas keep their size instead of growing by the interpolation. */
+static void lensnet__resize_bilinear_blanks(const float *src, size_t h, size_t w, float *dst, size_t out_h, size_t out_w) {
+  size_t y, x, k;
+  for (y = 0; y < out_h; y++) {
+    size_t y0, y1;
+    float fy;
+    lensnet__bilinear_index(y, h, out_h, &y0, &y1, &fy);
+    for (x = 0; x < out_w; x++) {
+      size_t x0, x1;
+      float fx, v[4], wt[4], sum = 0.0f, total = 0.0f, heaviest = -1.0f, fallback = 0.0f;
+      int blank = 0;
+      lensnet__bilinear_index(x, w, out_w, &x0, &x1, &fx);
+      v[0] = src[y0 * w + x0], v[1] = src[y0 * w + x1], v[2] = src[y1 * w + x0], v[3] = src[y1 * w + x1];
+      wt[0] = (1.0f - fy) * (1.0f - fx), wt[1] = (1.0f - fy) * fx, wt[2] = fy * (1.0f - fx), wt[3] = fy * fx;
+      for (k = 0; k < 4; k++) {
+        if (wt[k] <= 0.0f) continue;
+        if (v[k] - v[k] == 0.0f) sum += wt[k] * v[k], total += wt[k];
+        else if (wt[k] > heaviest) heaviest = wt[k], fallback = v[k];
+      }
+      for (k = 0; k < 4; k++) blank |= !(v[k] - v[k] == 0.0f); /* weight 0 times NaN is NaN too */
+      if (!blank) { /* all four finite: the bits of lensnet_resize_bilinear */
+        float top = (1.0f - fx) * v[0] + fx * v[1], bottom = (1.0f - fx) * v[2] + fx * v[3];
+        dst[y * out_w + x] = (1.0f - fy) * top + fy * bottom;
+      } else dst[y * out_w + x] = total > 0.0f ? sum / total : fallback;
+    }
+  }
+}
+
 /* A comma-separated list of exactly `count` numbers into v. */
 static int lensnet__number_list(const char *text, size_t count, double *v) {
   size_t k;
@@ -13448,7 +13486,13 @@ LENSNET_API lensnet_result lensnet_cutout_place(const lensnet_model *m, const le
     else if (d.size == LENSNET_SIZE_CROP) {
       size_t y0 = (h - m->in_h) / 2, x0 = (w - m->in_w) / 2;
       for (y = 0; y < m->in_h; y++) memcpy(dst + y * m->in_w, band + (y0 + y) * w + x0, m->in_w * sizeof(float));
-    } else lensnet_resize_bilinear(band, h, w, dst, m->in_h, m->in_w);
+    } else {
+      size_t k, blanks = 0;
+      for (k = 0; k < h * w; k++) blanks += !(band[k] - band[k] == 0.0f);
+      if (blanks) lensnet__resize_bilinear_blanks(band, h, w, dst, m->in_h, m->in_w);
+      else lensnet_resize_bilinear(band, h, w, dst, m->in_h, m->in_w);
+      if (report) report->filled_pixels += blanks;
+    }
   }
   return LENSNET_OK;
 }

@@ -129,20 +129,21 @@ static void liblens__prefix(lensnet_error *err, size_t n, size_t k) {
 
 /* images [n, bands, h, w] -> out [n, in_c, in_h, in_w] by lensnet_cutout_prepare (size_fit: 0
  * exact, 1 bilinear resize, 2 central crop; channels: the input band of each model channel, or
- * none). counts (may be NULL) gets NaN pixels, infinite pixels and unused bands. */
+ * none). counts (may be NULL) gets NaN pixels, infinite pixels, unused bands and the blank input
+ * pixels a resize filled in from their neighbours. */
 LIBLENS_API lensnet_result liblens_prepare(const lensnet_model *m, const float *images, size_t n, size_t bands, size_t h, size_t w,
                                            const size_t *channels, size_t channel_count, int size_fit, int minmax, float *out,
                                            size_t *counts, lensnet_error *err) {
   lensnet_cutout_desc d = liblens__cutout(channels, channel_count, size_fit, minmax);
   size_t k, per_in = bands * h * w, per_out = m->in_c * m->in_h * m->in_w;
-  if (counts) counts[0] = counts[1] = counts[2] = 0;
+  if (counts) counts[0] = counts[1] = counts[2] = counts[3] = 0;
   for (k = 0; k < n; k++) {
     lensnet_cutout_report rep;
     if (lensnet_cutout_prepare(m, &d, images + k * per_in, bands, h, w, out + k * per_out, &rep, err) != LENSNET_OK) {
       liblens__prefix(err, n, k);
       return err ? err->result : LENSNET_ERR_ARG;
     }
-    if (counts) { counts[0] += rep.nan_pixels; counts[1] += rep.inf_pixels; counts[2] = rep.unused_bands; }
+    if (counts) { counts[0] += rep.nan_pixels; counts[1] += rep.inf_pixels; counts[2] = rep.unused_bands; counts[3] += rep.filled_pixels; }
   }
   return LENSNET_OK;
 }
@@ -160,7 +161,7 @@ LIBLENS_API lensnet_result liblens_predict(const lensnet_model *m, const float *
   float *input = (float *)malloc((per + ws) * sizeof(float));
   lensnet_packed *pk = NULL;
   lensnet_result r = LENSNET_OK;
-  if (counts) counts[0] = counts[1] = counts[2] = 0;
+  if (counts) counts[0] = counts[1] = counts[2] = counts[3] = 0;
   if (!ws || !input) { free(input); return liblens__fail(err, LENSNET_ERR_NOMEM, "out of memory for the model's workspace"); }
   if ((r = exact ? lensnet_model_pack(m, &pk, err) : lensnet_model_pack_winograd(m, &pk, err)) != LENSNET_OK) { free(input); return r; }
   lensnet_model_class_index(m, "lens", &lens, NULL); /* cannot fail: the model has outputs */
@@ -172,7 +173,7 @@ LIBLENS_API lensnet_result liblens_predict(const lensnet_model *m, const float *
     if (r != LENSNET_OK) liblens__prefix(err, n, k);
     else {
       if (p_lens) p_lens[k] = lensnet_lens_probability(out, m->out_features, lens);
-      if (counts) { counts[0] += rep.nan_pixels; counts[1] += rep.inf_pixels; counts[2] = rep.unused_bands; }
+      if (counts) { counts[0] += rep.nan_pixels; counts[1] += rep.inf_pixels; counts[2] = rep.unused_bands; counts[3] += rep.filled_pixels; }
     }
   }
   lensnet_packed_free(pk);

@@ -2,7 +2,8 @@
  * each case is one that once crashed, allocated without bound, destroyed an output or succeeded
  * silently, kept here so it stays fixed.
  *   - out-of-range numbers (--threads 99999999999) are usage errors naming the option;
- *   - NaN and infinite pixels are scored, counted and reported, and the scores stay finite;
+ *   - NaN and infinite pixels are scored, counted and reported, and the scores stay finite; with
+ *     --resize they are left out of the interpolation rather than spread by it;
  *   - a folder where a file is expected is named as such by every command that reads files;
  *   - an --out that cannot be created is refused before any work, and writes nothing;
  *   - a small hostile weights file is refused without allocating what it claims. */
@@ -35,6 +36,14 @@ static void make_inputs(void) {
   t.data[128 + 9] = NAN;
   t.data[256 + 70] = INFINITY;
   CHECK(lensnet_npy_write(W "/bad.npy", &t, &err) == LENSNET_OK, "write bad.npy: %s", err.message);
+  lensnet_tensor_free(&t);
+  /* one 2 x 16 x 16 image with a NaN and an infinity, for --resize */
+  shape[0] = 1, shape[2] = shape[3] = 16;
+  lensnet_tensor_alloc(&t, 4, shape, &err);
+  for (i = 0; i < 512; i++) t.data[i] = (float)((i * 37) % 11) / 11.0f;
+  t.data[16 * 5 + 7] = NAN;
+  t.data[256 + 16 * 9 + 3] = -INFINITY;
+  CHECK(lensnet_npy_write(W "/bad16.npy", &t, &err) == LENSNET_OK, "write bad16.npy: %s", err.message);
   lensnet_tensor_free(&t);
   {
     FILE *f = fopen(W "/labels.csv", "w");
@@ -74,6 +83,15 @@ static void test_nonfinite_pixels(void) {
       lensnet_csv_free(&t);
     } else CHECK(0, "read p.csv: %s", err.message);
   }
+  /* Halving 16 x 16 to 8 x 8 samples rows and columns 2i and 2i + 1 with weights 1/2 each: every
+   * output has three finite neighbours of positive weight around a lone blank, so none stays blank
+   * (plain interpolation would have made 2 blank outputs of each). */
+  rc = cli_lens_output(out, sizeof out, "predict --model " MODEL " --resize " W "/bad16.npy --csv " W "/p16.csv");
+  CHECK(rc == 0 && strstr(out, "2 blank (NaN or infinite) input pixels were left out of the resize") && !strstr(out, "set to 0"),
+        "--resize leaves the blanks out and fills them in: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "explain --model " MODEL " --input " W "/bad16.npy --resize --method saliency --out " W "/ex16");
+  CHECK(rc == 0 && strstr(out, "2 blank (NaN or infinite) input pixels were left out of the resize") && !strstr(out, "set to 0"),
+        "explain --resize says the same: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "explain --model " MODEL " --input " W "/bad.npy --index 2 --method saliency --out " W "/ex2");
   CHECK(rc == 0 && strstr(out, "1 infinite pixels were set to 0"), "explain reports the infinity too: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "train --arch ou66 --data " W "/bad.npy --labels " W "/labels.csv --out " W "/run");

@@ -142,6 +142,20 @@ def test_predict(tmp, sim, data):
         out = os.path.join(tmp, "opt.npy")
         cli("predict", "--model", MODEL, src, *flag.split(), "--out", out)
         check("predict(%s) equals lens predict %s" % (kw, flag), same(m.predict(arr, **kw).logits, np.load(out)))
+    # blank pixels with resize: left out of the interpolation, as lens predict --resize does, and said
+    holed = big.copy()
+    holed[0, 1, 10, 12] = np.nan
+    holed[1, 0, 30:33, 40:43] = np.nan
+    holed_path = os.path.join(tmp, "holed.npy")
+    np.save(holed_path, holed)
+    out = os.path.join(tmp, "holed_scores.npy")
+    cli("predict", "--model", MODEL, holed_path, "--resize", "--out", out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = m.predict(holed, resize=True).logits
+    said = [str(w.message) for w in caught]
+    check("predict(resize=True) with 10 blank pixels equals lens predict --resize, and says they were filled in (%s)" % said,
+          same(got, np.load(out)) and any(t.startswith("10 blank (NaN or infinite) input pixels were left out of the resize") for t in said))
     # conversions: float64, non-contiguous and integer inputs are converted once and score the same
     x = data.images[:6]
     ref = m.predict(x).logits

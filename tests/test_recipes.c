@@ -36,7 +36,7 @@ static void test_cutout_selection_and_fit(void) {
   for (i = 0; i < 3 * 64; i++) image[i] = (float)i;
   memset(&d, 0, sizeof d);
   CHECK(lensnet_cutout_prepare(m, &d, image, 3, 4, 4, out, &rep, &err) == LENSNET_OK, "%s", err.message);
-  CHECK(!memcmp(out, image, sizeof out) && rep.unused_bands == 1, "default: the first bands as they are, one band unused");
+  CHECK(!memcmp(out, image, sizeof out) && rep.unused_bands == 1 && rep.filled_pixels == 0, "default: the first bands as they are, one band unused");
   d.channels = chosen;
   d.channel_count = 2;
   lensnet_cutout_prepare(m, &d, image, 3, 4, 4, out, &rep, &err);
@@ -76,6 +76,80 @@ static void test_cutout_minmax_and_nonfinite(void) {
         "without min-max: non-finite pixels become 0 and are counted");
   CHECK(lensnet_cutout_prepare(m, NULL, raw, 1, 2, 2, out, NULL, NULL) == LENSNET_OK, "desc, report and err may be NULL");
   lensnet_model_free(m);
+}
+
+/* Resizing a band with blank pixels: they are left out of the interpolation, so a blank area
+ * keeps its size instead of growing by the interpolation's reach. The expected values are worked
+ * out by hand from PyTorch's bilinear convention (source coordinate s = (i + 0.5) in / out - 0.5,
+ * clamped at 0). */
+static void test_cutout_resize_blanks(void) {
+  lensnet_model *m = tiny_model(1, 8, 2, NULL), *big = tiny_model(1, 60, 2, NULL);
+  float image[16], out[64], *field = NULL, *wide = NULL;
+  size_t y, x, nan_out, differ;
+  lensnet_cutout_desc d;
+  lensnet_cutout_report rep;
+  lensnet_error err;
+  if (!m || !big) goto done;
+  memset(&d, 0, sizeof d);
+  d.size = LENSNET_SIZE_RESIZE;
+  /* A plane 10 y + x on 4 x 4 with a blank at (1, 1), doubled to 8 x 8. Output (2, 2) samples
+   * s = 0.75 on both axes: weights 1/16, 3/16, 3/16 and 9/16 on (0,0), (0,1), (1,0) and the blank
+   * (1,1), so its value is (3/16 * 1 + 3/16 * 10) / (7/16) = 33/7. No output is left blank: every
+   * output near (1, 1) has a finite neighbour of positive weight. */
+  for (y = 0; y < 4; y++)
+    for (x = 0; x < 4; x++) image[y * 4 + x] = (float)(10 * y + x);
+  image[5] = NAN;
+  CHECK(lensnet_cutout_place(m, &d, image, 1, 4, 4, out, &rep, &err) == LENSNET_OK, "%s", err.message);
+  CHECK(fabsf(out[2 * 8 + 2] - 33.0f / 7.0f) < 1e-5f, "output (2,2) is the renormalised mean of its finite neighbours: %.7g, want %.7g",
+        out[2 * 8 + 2], 33.0 / 7.0);
+  for (y = 0, nan_out = 0; y < 64; y++) nan_out += out[y] != out[y];
+  CHECK(nan_out == 0, "one interior blank blanks no output when doubled (%lu did)", (unsigned long)nan_out);
+  /* Outputs whose four neighbours are finite are lensnet_resize_bilinear's, bit for bit: output
+   * row (column) i samples s = i / 2 - 0.25 between source rows floor(s) and floor(s) + 1, which
+   * leaves out row 1, the blank's, from i = 5 on. */
+  image[5] = 11.0f;
+  {
+    float plain[64];
+    lensnet_resize_bilinear(image, 4, 4, plain, 8, 8);
+    for (y = 0, differ = 0; y < 8; y++)
+      for (x = 0; x < 8; x++)
+        if ((y >= 5 || x >= 5) && out[y * 8 + x] != plain[y * 8 + x]) differ++;
+    CHECK(differ == 0, "away from the blank the bits of lensnet_resize_bilinear (%lu differ)", (unsigned long)differ);
+  }
+  /* A blank corner (0, 0): outputs (0, 0) samples s = 0 on both axes (clamped), weight 1 on the
+   * corner alone, and stays blank; outputs (0..1, 0..1) would all be NaN by plain interpolation. */
+  image[0] = NAN;
+  lensnet_cutout_prepare(m, &d, image, 1, 4, 4, out, &rep, &err);
+  CHECK(rep.nan_pixels == 1 && out[0] == 0.0f, "a blank corner stays one blank pixel (%lu), set to 0", (unsigned long)rep.nan_pixels);
+  CHECK(rep.filled_pixels == 1, "the report counts the one blank input pixel left out (%lu)", (unsigned long)rep.filled_pixels);
+  image[0] = INFINITY;
+  lensnet_cutout_prepare(m, &d, image, 1, 4, 4, out, &rep, &err);
+  CHECK(rep.nan_pixels == 0 && rep.inf_pixels == 1, "an infinite corner stays one infinite pixel (%lu NaN, %lu infinite)",
+        (unsigned long)rep.nan_pixels, (unsigned long)rep.inf_pixels);
+  for (y = 0; y < 16; y++) image[y] = NAN;
+  lensnet_cutout_prepare(m, &d, image, 1, 4, 4, out, &rep, &err);
+  CHECK(rep.nan_pixels == 64, "an all-blank band stays all blank (%lu of 64)", (unsigned long)rep.nan_pixels);
+  /* A 4 x 4 blank block (rows and columns 5..8) in a 20 x 20 band, tripled to 60 x 60: an output
+   * stays blank when both its source samples fall inside the block, s = (i + 0.5) / 3 - 0.5 in
+   * [5, 8], i.e. i in 16..25 on each axis: 100 outputs (the block's own area is 144). Plain
+   * interpolation blanks every output with the block among its four neighbours, even at weight 0
+   * (0 x NaN is NaN): floor(s) in 4..8, i in 13..27 on each axis, 225 outputs. */
+  field = (float *)malloc(400 * sizeof(float));
+  wide = (float *)malloc(3600 * sizeof(float));
+  if (!field || !wide) { CHECK(0, "out of memory"); goto done; }
+  for (y = 0; y < 20; y++)
+    for (x = 0; x < 20; x++) field[y * 20 + x] = (y >= 5 && y <= 8 && x >= 5 && x <= 8) ? NAN : (float)(y + x);
+  lensnet_cutout_prepare(big, &d, field, 1, 20, 20, wide, &rep, &err);
+  CHECK(rep.nan_pixels == 100 && rep.filled_pixels == 16, "a 4x4 blank block tripled leaves 100 blank outputs (%lu), 16 input blanks (%lu)",
+        (unsigned long)rep.nan_pixels, (unsigned long)rep.filled_pixels);
+  lensnet_resize_bilinear(field, 20, 20, wide, 60, 60);
+  for (y = 0, nan_out = 0; y < 3600; y++) nan_out += wide[y] != wide[y];
+  CHECK(nan_out == 225, "plain bilinear interpolation would have blanked 225 (%lu)", (unsigned long)nan_out);
+done:
+  free(field);
+  free(wide);
+  lensnet_model_free(m);
+  lensnet_model_free(big);
 }
 
 /* lensnet_cutout_place leaves the values as they are; lensnet_cutout_scale then does the rest. */
@@ -340,6 +414,7 @@ int main(void) {
   TEST("cutouts: band selection, exact size, resize, crop") test_cutout_selection_and_fit();
   TEST("cutouts: min-max and non-finite pixels") test_cutout_minmax_and_nonfinite();
   TEST("cutouts: placed, then scaled") test_cutout_halves();
+  TEST("cutouts: resizing around blank pixels") test_cutout_resize_blanks();
   TEST("non-finite pixels: how many and the first") test_count_nonfinite();
   TEST("cutouts: refusals name the problem") test_cutout_refusals();
   TEST("channel lists: 0,2,3 and what is refused") test_channels_parse();

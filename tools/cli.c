@@ -86,7 +86,10 @@ int lens_cutout_place(const char *label, const lensnet_model *m, const lensnet_c
   return cutout_run(label, m, d, image, bands, h, w, out, report, note_shown, 1);
 }
 
-void lens_cutout_note(size_t nan_pixels, size_t inf_pixels) {
+void lens_cutout_note(size_t nan_pixels, size_t inf_pixels, size_t filled_pixels) {
+  if (filled_pixels)
+    fprintf(stderr, "lens: note: %lu blank (NaN or infinite) input pixels were left out of the resize and filled in from the pixels around them\n",
+            (unsigned long)filled_pixels);
   if (nan_pixels) fprintf(stderr, "lens: note: %lu NaN (blank) pixels were set to 0\n", (unsigned long)nan_pixels);
   if (inf_pixels) fprintf(stderr, "lens: note: %lu infinite pixels were set to 0\n", (unsigned long)inf_pixels);
 }

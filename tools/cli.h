@@ -135,7 +135,7 @@ int lens_cutout(const char *label, const lensnet_model *m, const lensnet_cutout_
 int lens_cutout_place(const char *label, const lensnet_model *m, const lensnet_cutout_desc *d, const float *image, size_t bands,
                       size_t h, size_t w, float *out, lensnet_cutout_report *report, int *note_shown);
 /* The note on stderr about NaN (blank) and infinite pixels set to 0, if there were any. */
-void lens_cutout_note(size_t nan_pixels, size_t inf_pixels);
+void lens_cutout_note(size_t nan_pixels, size_t inf_pixels, size_t filled_pixels);
 
 /* Progress line. */
 typedef struct {

@@ -112,7 +112,7 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   if (!ends_with(o->input, ".npy") && lensnet_fits_pixel_scale(o->input, o->cutout.hdu, arcsec, key, NULL) == LENSNET_OK &&
       desc.size == LENSNET_SIZE_RESIZE)
     *arcsec *= (double)w / (double)m->in_w;
-  if (rc == 0) lens_cutout_note(report.nan_pixels, report.inf_pixels);
+  if (rc == 0) lens_cutout_note(report.nan_pixels, report.inf_pixels, report.filled_pixels);
   return rc;
 }
 

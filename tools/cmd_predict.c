@@ -144,7 +144,7 @@ typedef struct {
   size_t model_ws;          /* the largest member's workspace for `passes` images (the copies follow it) */
   size_t lens_class;        /* which output is "lens" */
   predict_object *pending;
-  size_t pending_count, object_number, scored, nan_pixels, inf_pixels, added;
+  size_t pending_count, object_number, scored, nan_pixels, inf_pixels, filled_pixels, added;
   int regress;              /* the model regresses (lensnet_model_regression) */
   lensnet_regression reg;
   size_t passes;            /* forward passes per object: --mc, else one per view (--symmetries) */
@@ -367,6 +367,7 @@ static int add_object(predict_state *s, const char *label, const float *image, s
   desc = lens_cutout_desc(&o->cutout, o->minmax);
   pix = s->input + s->pending_count * m->in_c * m->in_h * m->in_w; /* prepared in place, in its slot */
   if ((rc = lens_cutout_place(label, m, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) return rc;
+  s->filled_pixels += report.filled_pixels;
   if (s->locator && s->locator_input != s->input) { /* the same cutout for the locator (already checked: no note) */
     pix = s->locator_input + s->pending_count * m->in_c * m->in_h * m->in_w;
     if ((rc = lens_cutout_place(label, s->locator, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) return rc;
@@ -825,7 +826,7 @@ static int score_inputs(const predict_options *o, predict_state *s) {
   if (rc == 0) rc = run_batch(s);
   if (rc == 0) csv_header(s); /* no rows: the header alone */
   lens_progress_end(&s->progress);
-  if (rc == 0) lens_cutout_note(s->nan_pixels, s->inf_pixels);
+  if (rc == 0) lens_cutout_note(s->nan_pixels, s->inf_pixels, s->filled_pixels);
   if (rc == 0 && o->out_npy && lensnet_npy_writer_finish(&s->logits, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0 && o->samples_path && lensnet_npy_writer_finish(&s->samples, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0 && o->map_path && lensnet_npy_writer_finish(&s->map, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);

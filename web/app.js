@@ -166,6 +166,7 @@ function show(a, name, kind) {
   fact(dl, 'prepared', (a.height !== a.input[1] || a.width !== a.input[2] ? 'resampled (bilinear) to ' + a.input[1] + ' × ' + a.input[2] : 'used at its size') +
        (a.minmax ? '; each band min-max scaled to [0, 1]' : ''));
   if (a.unused_bands) fact(dl, 'bands', 'the first ' + a.input[0] + ' of ' + a.bands_in + ' used, in the order stored (the finder expects ' + bands + ')');
+  if (a.filled_pixels) fact(dl, 'blank pixels filled', a.filled_pixels + ' NaN or infinite pixels left out of the resize, filled in from the pixels around them');
   if (a.nan_pixels || a.inf_pixels) fact(dl, 'blank pixels', (a.nan_pixels + a.inf_pixels) + ' NaN or infinite pixels set to 0');
   (a.warnings || []).forEach(function (w) { fact(dl, 'warning', w); });
   fact(dl, 'logits', a.classes.map(function (c, k) { return c + ' ' + a.logits[k].toFixed(4); }).join(', '));

@@ -202,9 +202,10 @@ static int web_predict(const float *image, size_t bands, size_t h, size_t w, dou
     web_append(&at, "%s", k ? "," : "");
     web_append_string(&at, name);
   }
-  web_append(&at, "],\"input\":[%lu,%lu,%lu],\"minmax\":%d,\"unused_bands\":%lu,\"nan_pixels\":%lu,\"inf_pixels\":%lu,\"arcsec\":%.6g",
+  web_append(&at, "],\"input\":[%lu,%lu,%lu],\"minmax\":%d,\"unused_bands\":%lu,\"nan_pixels\":%lu,\"inf_pixels\":%lu,"
+             "\"filled_pixels\":%lu,\"arcsec\":%.6g",
              (unsigned long)m->in_c, (unsigned long)m->in_h, (unsigned long)m->in_w, minmax, (unsigned long)report.unused_bands,
-             (unsigned long)report.nan_pixels, (unsigned long)report.inf_pixels, web.arcsec);
+             (unsigned long)report.nan_pixels, (unsigned long)report.inf_pixels, (unsigned long)report.filled_pixels, web.arcsec);
   web_append(&at, ",\"warnings\":[");
   web_warnings(&at, m, image, bands, h, w, arcsec, model_scale);
   web_append(&at, "]}");

@@ -229,6 +229,9 @@ class Model:
         if counts[2] and channels is None:
             warnings.warn("inputs have more bands than the model's %d: using bands 0..%d (choose with channels=)" %
                           (self.bands, self.bands - 1), stacklevel=3)
+        if counts[3]:
+            warnings.warn("%d blank (NaN or infinite) input pixels were left out of the resize and filled in from "
+                          "the pixels around them" % counts[3], stacklevel=3)
         if counts[0]:
             warnings.warn("%d NaN (blank) pixels were set to 0" % counts[0], stacklevel=3)
         if counts[1]:
@@ -238,13 +241,14 @@ class Model:
         """Model inputs [N, C, H, W] from images (lensnet_cutout_prepare, as lens predict prepares
         them): bands picked (channels: the input band of each model band), the size fitted (exact,
         resize: bilinear, crop: central), min-max scaled per band when preprocess says so (None:
-        the model's metadata), NaN and infinite pixels set to 0. out: a C-contiguous float32 array
-        of that shape to write into."""
+        the model's metadata), NaN and infinite pixels set to 0 (a resize leaves them out of the
+        interpolation first, filling them in from the pixels around them; a warning says how many).
+        out: a C-contiguous float32 array of that shape to write into."""
         x = self._objects(images)
         ch, nch, fit = self._cutout_args(channels, resize, crop)
         shape = (x.shape[0],) + self.input_shape
         out = _output(out, shape, np.float32, "out")
-        counts, err = (ctypes.c_size_t * 3)(), Error()
+        counts, err = (ctypes.c_size_t * 4)(), Error()
         check(lib.liblens_prepare(self._handle(), ptr(x), x.shape[0], x.shape[1], x.shape[2], x.shape[3],
                                   ch.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t)) if ch is not None else None, nch, fit,
                                   self._minmax(preprocess), ptr(out), counts, ctypes.byref(err)), err)
@@ -265,7 +269,7 @@ class Model:
         ch, nch, fit = self._cutout_args(channels, resize, crop)
         logits = _output(out, (x.shape[0], self.outputs), np.float32, "out")
         p = np.empty(x.shape[0], dtype=np.float64)
-        counts, err = (ctypes.c_size_t * 3)(), Error()
+        counts, err = (ctypes.c_size_t * 4)(), Error()
         check(lib.liblens_predict(self._handle(), ptr(x), x.shape[0], x.shape[1], x.shape[2], x.shape[3],
                                   ch.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t)) if ch is not None else None, nch, fit,
                                   self._minmax(preprocess), 1 if exact else 0, ptr(logits), ptr(p), counts, ctypes.byref(err)), err)
@@ -340,7 +344,7 @@ class Model:
             x = self.prepare(x.reshape(x.shape[1:]) if x.ndim == 4 else x, **prepare_options)
         t = -1 if target is None else int(target)
         L = -1 if layer is None else int(layer)
-        shape, ndim, used, base, err = (ctypes.c_size_t * 3)(), ctypes.c_int(), ctypes.c_long(), ctypes.c_double(), Error()
+        shape, ndim, used, base, err = (ctypes.c_size_t * 4)(), ctypes.c_int(), ctypes.c_long(), ctypes.c_double(), Error()
         for name, value in (("patch", patch), ("stride", stride), ("steps", steps), ("samples", samples)):
             if int(value) < 0:
                 raise LensError(f"explain: {name} must be 0 (the default) or positive, not {int(value)}", 6)
