@@ -391,7 +391,10 @@ LENSNET_API lensnet_result lensnet_safetensors_add(lensnet_safetensors *st, cons
  * GZIP_2 and NOCOMPRESS tiles of any shape, quantised floating-point images undone with their
  * ZSCALE/ZZERO and dither (NO_DITHER, SUBTRACTIVE_DITHER_1 and _2, ZDITHER0), ZBLANK pixels as
  * NaN, the GZIP_COMPRESSED_DATA and UNCOMPRESSED_DATA tiles a compressor falls back to; the
- * values are CFITSIO's bit for bit. A gzipped file (.fits.gz, one gzip member, under 4 GiB
+ * values are CFITSIO's bit for bit. Pan-STARRS1 stack images, whose header holds BSOFTEN and
+ * BOFFSET, store an asinh of the flux: their values are returned linear, BOFFSET + 2 BSOFTEN
+ * sinh(C / (2.5 log10 e)) of the value C after BSCALE/BZERO (CFITSIO and astropy return C).
+ * A gzipped file (.fits.gz, one gzip member, under 4 GiB
  * inflated) is inflated first, by this and every lensnet_fits_* reader. Refused with a message:
  * HCOMPRESS_1 and PLIO_1 (decompress with funpack first), tables, random groups, NAXIS > 8, an
  * HDU without data (LENSNET_ERR_ARG). Errors of lensnet_fits_read start with the path. */
@@ -4166,6 +4169,29 @@ static lensnet_result lensnet__fits_image(const unsigned char *b, const lensnet_
   return LENSNET_OK;
 }
 
+/* Pan-STARRS1 stack images store C = a asinh((L - BOFFSET) / (2 BSOFTEN)) of the linear flux L,
+ * a = 2.5 log10(e) (the PS1 IPP's asinh compression; Waters et al. 2020, ApJS 251, 4; the
+ * archive's "PS1 Stack images" page: "check for the presence of the BSOFTEN and BOFFSET keywords
+ * ... to determine whether or not the sinh correction is required"). With both keywords present
+ * the values read (after BSCALE/BZERO) are turned back into L = BOFFSET + 2 BSOFTEN sinh(C / a);
+ * NaN stays NaN. */
+static lensnet_result lensnet__fits_asinh_linear(const lensnet__fits_hdu *h, lensnet_tensor *t, lensnet_error *err) {
+  const double a = 1.0857362047581294; /* 2.5 log10(e) = 2.5 / ln 10 */
+  const char *soften = lensnet__fits_find(h, "BSOFTEN"), *offset = lensnet__fits_find(h, "BOFFSET");
+  double bsoften, boffset;
+  size_t i, n;
+  lensnet_result r;
+  if (!soften || !offset) return LENSNET_OK;
+  if ((r = lensnet__fits_card_real(h, soften, &bsoften, err)) != LENSNET_OK) return r;
+  if ((r = lensnet__fits_card_real(h, offset, &boffset, err)) != LENSNET_OK) return r;
+  n = lensnet_tensor_count(t);
+  for (i = 0; i < n; i++) {
+    double c = t->data[i];
+    if (c == c) t->data[i] = (float)(boffset + 2.0 * bsoften * sinh(c / a));
+  }
+  return LENSNET_OK;
+}
+
 LENSNET_API lensnet_result lensnet_fits_read_memory(const void *bytes, size_t len, int hdu, lensnet_tensor *out, lensnet_error *err) {
   lensnet__fits_hdu h;
   lensnet_result r;
@@ -4182,7 +4208,9 @@ LENSNET_API lensnet_result lensnet_fits_read_memory(const void *bytes, size_t le
   }
   r = lensnet__fits_walk(LENSNET__CAST(const unsigned char *, bytes), len, hdu, &h, NULL, err);
   if (r != LENSNET_OK) return r;
-  return lensnet__fits_image(LENSNET__CAST(const unsigned char *, bytes), &h, out, err);
+  if ((r = lensnet__fits_image(LENSNET__CAST(const unsigned char *, bytes), &h, out, err)) != LENSNET_OK) return r;
+  if ((r = lensnet__fits_asinh_linear(&h, out, err)) != LENSNET_OK) lensnet_tensor_free(out);
+  return r;
 }
 
 /* The arguments of the FITS readers, for lensnet__parse_file. */

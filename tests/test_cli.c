@@ -499,6 +499,20 @@ static void test_info_fits(void) {
     CHECK(cli_lens_output(out, sizeof out, "info %s/fits/test0.fits --set a=b --out " W "/x.safetensors", dir) == 2 && strstr(out, "model files"),
           "--set on a FITS file: %s", out);
     CHECK(cli_lens_output(out, sizeof out, "info " W "/missing.fits") == 1 && strstr(out, "missing.fits"), "a missing file: %s", out);
+    { /* a Pan-STARRS1 stack image stores an asinh of the flux: lens info says it is read as linear flux */
+      static const lensnet_fits_card cards[] = {{"BSOFTEN", "3.25", NULL}, {"BOFFSET", "12.5", NULL}};
+      lensnet_tensor t;
+      lensnet_error err;
+      size_t shape[2] = {3, 4};
+      if (lensnet_tensor_alloc(&t, 2, shape, &err) == LENSNET_OK) {
+        memset(t.data, 0, 12 * sizeof(float));
+        CHECK(lensnet_fits_write_cards(W "/ps1.fits", &t, cards, 2, &err) == LENSNET_OK, "ps1.fits: %s", err.message);
+        lensnet_tensor_free(&t);
+      }
+      CHECK(cli_lens_output(out, sizeof out, "info " W "/ps1.fits") == 0 &&
+                strstr(out, "HDU 0: primary image 3 x 4, BITPIX -32, asinh-scaled (Pan-STARRS1 BSOFTEN, BOFFSET): read as linear flux"),
+            "a PS1 stack image:\n%s", out);
+    }
   }
 }
 

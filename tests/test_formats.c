@@ -1198,6 +1198,65 @@ static void test_compressed_fpack(void) {
   printf("   %d of %d fpack files match CFITSIO's decompression\n", matched, (int)(sizeof cases / sizeof cases[0]));
 }
 
+/* Pan-STARRS1 stack images store C = a asinh((L - BOFFSET) / (2 BSOFTEN)) of the flux L, a = 2.5
+ * log10(e), as 16-bit integers with BSCALE and BZERO (the PS1 IPP's asinh compression). The file
+ * here is made by that formula from chosen fluxes L; reading must give L back, within what the
+ * integers' step in C allows: |dL/dC| BSCALE / 2, dL/dC = 2 BSOFTEN cosh(C / a) / a. */
+static void test_ps1_asinh(void) {
+  const double a = 2.5 / log(10.0), boffset = 12.5, bsoften = 3.25, bscale = 1.0e-3;
+  const double flux[6] = {-40.0, 0.0, 12.5, 250.0, 1.0e4, 3.0e5};
+  lensnet_tensor t, t2;
+  lensnet_error e;
+  buf f = {0, 0, 0};
+  char line[81];
+  size_t k, bad = 0;
+  FILE *out;
+  primary_2d(&f, 16, 7, 1);
+  snprintf(line, sizeof line, "BSCALE  = %20.6g", bscale); card(&f, line);
+  card(&f, "BZERO   =                  0.0");
+  card(&f, "BLANK   =               -32768");
+  snprintf(line, sizeof line, "BSOFTEN = %20.6g / asinh softening", bsoften); card(&f, line);
+  snprintf(line, sizeof line, "BOFFSET = %20.6g / asinh offset", boffset); card(&f, line);
+  end_header(&f);
+  for (k = 0; k < 6; k++) {
+    double c = a * asinh((flux[k] - boffset) / (2.0 * bsoften));
+    put_be(&f, (uint64_t)(uint16_t)(int16_t)lround(c / bscale), 2);
+  }
+  put_be(&f, 0x8000, 2); /* BLANK */
+  pad_data(&f);
+  CHECK(read_buf(&f, 0, &t, &e) == LENSNET_OK && t.shape[1] == 7, "a PS1 stack image reads: %s", e.message);
+  if (t.data) {
+    for (k = 0; k < 6; k++) {
+      double c = a * asinh((flux[k] - boffset) / (2.0 * bsoften)), step = 2.0 * bsoften * cosh(c / a) / a * bscale / 2.0;
+      double tol = step * 1.01 + 1e-6 * fabs(flux[k]) + 1e-6;
+      if (!(fabs(t.data[k] - flux[k]) <= tol)) { bad++; printf("   flux %g read as %.9g (within %g)\n", flux[k], t.data[k], tol); }
+    }
+    CHECK(bad == 0 && isnan(t.data[6]), "linear fluxes back from the asinh values, BLANK still NaN (%lu off)", (unsigned long)bad);
+  }
+  /* the same image through fpack: the keywords ride in the compressed header and are used there */
+  out = fopen("build/formats/ps1.fits", "wb");
+  if (out) { fwrite(f.b, 1, f.len, out); fclose(out); }
+  if (system("command -v fpack >/dev/null 2>&1") != 0) SKIP("fpack is not installed (Debian: libcfitsio-bin): the .fits.fz form of a PS1 image was not made");
+  else if (system("rm -f build/formats/ps1.fits.fz && fpack build/formats/ps1.fits >/dev/null 2>&1") != 0) CHECK(0, "fpack build/formats/ps1.fits failed");
+  else {
+    CHECK(lensnet_fits_read("build/formats/ps1.fits.fz", 1, &t2, &e) == LENSNET_OK, "ps1.fits.fz: %s", e.message);
+    if (t.data && t2.data) CHECK(same_image(&t, &t2, 0, &bad), "fpack's lossless copy reads as the same linear fluxes (%lu differ)", (unsigned long)bad);
+    lensnet_tensor_free(&t2);
+  }
+  lensnet_tensor_free(&t);
+  /* BSOFTEN alone is not the PS1 scaling: values as stored (after BSCALE) */
+  f.len = 0;
+  primary_2d(&f, -32, 1, 1); card(&f, "BSOFTEN =                  3.0"); end_header(&f);
+  put_f32(&f, 2.0f); pad_data(&f);
+  CHECK(read_buf(&f, 0, &t, &e) == LENSNET_OK && t.data[0] == 2.0f, "BSOFTEN without BOFFSET: the value as stored: %s", e.message);
+  lensnet_tensor_free(&t);
+  f.len = 0;
+  primary_2d(&f, -32, 1, 1); card(&f, "BSOFTEN = 'soft'"); card(&f, "BOFFSET =                  1.0"); end_header(&f);
+  put_f32(&f, 2.0f); pad_data(&f);
+  CHECK(read_buf(&f, 0, &t, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "BSOFTEN") && !t.data, "a BSOFTEN that is not a number is named: %s", e.message);
+  free(f.b);
+}
+
 /* ---- writing ------------------------------------------------------------------------------ */
 
 static void test_write_roundtrip(void) {
@@ -2059,6 +2118,7 @@ int main(int argc, char **argv) {
   TEST("tile-compressed images: flipped bits and cut files are read or refused cleanly") test_compressed_damage();
   TEST("tile-compressed images: a header claiming more pixels than its data holds is refused before allocating") test_compressed_claims();
   TEST("tile-compressed images made by fpack in every BITPIX and tiling match CFITSIO") test_compressed_fpack();
+  TEST("Pan-STARRS1 asinh-scaled images (BSOFTEN, BOFFSET) read as linear fluxes") test_ps1_asinh();
   TEST("write and read back a float image") test_write_roundtrip();
   TEST(".npy in both byte orders, truncated and malformed") test_npy();
   TEST(".npy: write then read, and hand-made files of other types") test_npy_round_trip_and_types();

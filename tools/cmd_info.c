@@ -83,6 +83,9 @@ static int info_fits(const char *path) {
       }
     }
     if (info_fits_value(path, hdu, "EXTNAME", name, sizeof name)[0]) printf(" (EXTNAME %s)", name);
+    if (image && naxis > 0 && !empty && info_fits_value(path, hdu, "BSOFTEN", v, sizeof v)[0] &&
+        info_fits_value(path, hdu, "BOFFSET", v, sizeof v)[0])
+      printf(", asinh-scaled (Pan-STARRS1 BSOFTEN, BOFFSET): read as linear flux");
     if (image && naxis > 0 && !empty && first < 0) {
       double arcsec;
       const char *scale_key;
