@@ -1092,8 +1092,15 @@ typedef struct {
   const char *augment;            /* training images only: "flip,rot90,rot180,shift=PIXELS,noise=SIGMA", any
                                    * subset (rot180: half turns alone, for data whose only symmetry is one);
                                    * default none */
-  int minmax;                     /* nonzero: scale each image per band to [0,1] first (lensnet_minmax_normalize);
-                                   * default 0 */
+  int minmax;                     /* nonzero: scale each image per band to [0,1] first (lensnet_minmax_normalize).
+                                   * Default 0: as `preprocess` says, or without it as the model's own
+                                   * metadata "preprocess" says (lensnet_model_preprocess), so a finder
+                                   * fine-tuned from its file keeps the scaling it was trained with; a
+                                   * fresh model has none, and is trained on the values as they are */
+  const char *preprocess;         /* "minmax" or "none": that scaling whatever the model says (to fine-tune
+                                   * a min-max finder on unscaled images: "none"); default NULL: as
+                                   * `minmax` above. Not a saved setting: the run saves the scaling it
+                                   * used (train.minmax and "preprocess"), which lensnet_fit_resume takes */
   int exact;                      /* nonzero: every convolution as direct sums; default 0: on a CPU with AVX-512,
                                    * 3x3 and 5x5 ones by Winograd's (lensnet_trainer_desc.winograd), faster,
                                    * equal to rounding. A checkpoint from before this setting resumes exact */
@@ -11241,7 +11248,7 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
   X(augment,       TEXT,   0, 0,     NULL, "flip,rot90,rot180,shift=PIXELS,noise=SIGMA, any of them (default none)") \
   X(epochs,        INT,    1, 1e6,   NULL, "epochs to train (default 10)") \
   X(nesterov,      FLAG,   0, 1,     NULL, "Nesterov momentum (sgd)") \
-  X(minmax,        FLAG,   0, 1,     NULL, "scale each image per band to [0,1] first; saved as the model's 'preprocess'") \
+  X(minmax,        FLAG,   0, 1,     NULL, "scale each image per band to [0,1] first (default: as the model's own 'preprocess'\nsays: none for a fresh model); saved as the model's 'preprocess'") \
   X(exact,         FLAG,   0, 1,     NULL, "every convolution as direct sums (by default, on AVX-512 CPUs, 3x3 and\n5x5 ones run as Winograd's F(2x2,3x3), F(2x2,5x5): faster, equal to rounding)") \
   X(batch,         SIZE,   1, 65536, NULL, "images per step (default 32)") \
   X(lr,            NUMBER, 1e-12, 100, NULL, "learning rate (default 1e-3)") \
@@ -12119,11 +12126,20 @@ static lensnet_result lensnet__fit_run(lensnet__fit *f, lensnet_error *err) {
 
 LENSNET_API lensnet_result lensnet_fit(lensnet_model *m, const lensnet_fit_desc *desc, lensnet_error *err) {
   lensnet__fit f;
+  lensnet_fit_desc d;
   lensnet_result r;
   if (m && m->values && lensnet__uninitialised(m))
     return lensnet__fail(err, LENSNET_ERR_ARG, "every weight of the model is 0, as lensnet_model_create leaves them: start it with "
                          "lensnet_model_init or lensnet_model_init_he, or load weights");
-  r = lensnet__fit_setup(&f, m, desc, err);
+  /* the scaling: desc's preprocess, else its minmax, else the model's own (what it was trained on) */
+  memset(&d, 0, sizeof d);
+  if (desc) d = *desc;
+  if (d.preprocess && strcmp(d.preprocess, "minmax") != 0 && strcmp(d.preprocess, "none") != 0)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "fit: preprocess \"%.40s\" is neither \"minmax\" nor \"none\"", d.preprocess);
+  if (d.preprocess) d.minmax = !strcmp(d.preprocess, "minmax");
+  else if (!d.minmax && m && (r = lensnet_model_preprocess(m, &d.minmax, NULL, err)) != LENSNET_OK) return r;
+  d.preprocess = NULL;
+  r = lensnet__fit_setup(&f, m, &d, err);
   if (r == LENSNET_OK && lensnet__fit_settings_meta(&f) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   if (r == LENSNET_OK)
     r = lensnet__fit_history_add(&f, f.targets ? "epoch,lr,train_loss,train_rms,val_loss,val_rms,seconds\n"

@@ -497,6 +497,7 @@ LIBLENS_API lensnet_result liblens_fit_set(liblens_fit *f, const char *name, con
   const lensnet_fit_setting *s = lensnet_fit_setting_find(name ? name : "");
   char *copy, msg[200];
   size_t len;
+  lensnet_result r;
   if (!s) {
     snprintf(msg, sizeof msg, "unknown training setting '%.60s'", name ? name : "");
     return liblens__fail(err, LENSNET_ERR_ARG, msg);
@@ -506,7 +507,10 @@ LIBLENS_API lensnet_result liblens_fit_set(liblens_fit *f, const char *name, con
   if (!(copy = (char *)malloc(len + 1))) return liblens__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   memcpy(copy, value ? value : "", len + 1);
   f->texts[f->text_count++] = copy;
-  return lensnet_fit_setting_parse(&f->desc, s, copy, err);
+  if ((r = lensnet_fit_setting_parse(&f->desc, s, copy, err)) != LENSNET_OK) return r;
+  /* minmax given, true or false, is the caller's choice; not given, lensnet_fit takes the model's own */
+  if (!strcmp(s->name, "minmax")) f->desc.preprocess = f->desc.minmax ? "minmax" : "none";
+  return LENSNET_OK;
 }
 
 /* The resolved value of setting `name` as text (what a checkpoint holds); -1 when unknown. */

@@ -574,6 +574,35 @@ static void test_init_into_arch(void) {
         "a parameter of another shape: both shapes named (exit 2)");
 }
 
+/* Fine-tuning keeps --init's scaling: a finder trained on min-max scaled images (tcli_full, with
+ * --minmax) goes on with them unless --preprocess says otherwise, with a note; the run with the
+ * scaling given as --minmax ends on the same weights, the one with --preprocess none elsewhere. */
+static void test_init_keeps_scaling(void) {
+  const char *common = "train --init build/tcli_full/best.safetensors --data build/tcli_images.npy --labels build/tcli_labels.csv "
+                       "--epochs 1 --batch 16 --threads 1 --force";
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  size_t compared = 0;
+  CHECK(cli_lens("%s --out build/tcli_keep 2> build/tcli_err.log", common) == 0 &&
+            cli_file_has("build/tcli_err.log", "--init build/tcli_full/best.safetensors was trained on min-max scaled images (metadata preprocess): so is this run"),
+        "fine-tuning a min-max finder: min-max, said in a note");
+  CHECK(lensnet_model_load("build/tcli_keep/best.safetensors", &m, &err) == LENSNET_OK && lensnet_model_meta(m, "preprocess") &&
+            !strcmp(lensnet_model_meta(m, "preprocess"), "minmax"),
+        "the fine-tuned finder says preprocess=minmax: %s", m && lensnet_model_meta(m, "preprocess") ? lensnet_model_meta(m, "preprocess") : err.message);
+  lensnet_model_free(m);
+  CHECK(cli_lens("%s --minmax --out build/tcli_keep2 2> build/tcli_err.log", common) == 0 && !cli_file_has("build/tcli_err.log", "min-max scaled"),
+        "with --minmax given: no note");
+  CHECK(same_tensors("build/tcli_keep/best.safetensors", "build/tcli_keep2/best.safetensors", &compared) && compared > 0,
+        "the same weights as with --minmax given (%lu tensors)", (unsigned long)compared);
+  CHECK(cli_lens("%s --preprocess none --out build/tcli_keep3 2> build/tcli_err.log", common) == 0 && !cli_file_has("build/tcli_err.log", "min-max scaled"),
+        "--preprocess none: no note");
+  CHECK(lensnet_model_load("build/tcli_keep3/best.safetensors", &m, &err) == LENSNET_OK && lensnet_model_meta(m, "preprocess") &&
+            !strcmp(lensnet_model_meta(m, "preprocess"), "none") &&
+            !same_tensors("build/tcli_keep/best.safetensors", "build/tcli_keep3/best.safetensors", &compared),
+        "--preprocess none trains on the values as they are, to other weights");
+  lensnet_model_free(m);
+}
+
 int main(void) {
   make_dataset();
   cli_shell("rm -rf build/tcli_full build/tcli_resumed");
@@ -583,6 +612,7 @@ int main(void) {
   TEST("--channels trains on the listed bands") test_channels();
   TEST("--crop trains on the central pixels") test_crop();
   TEST("--init into another --arch: weights by name") test_init_into_arch();
+  TEST("fine-tuning keeps --init's scaling unless --preprocess says otherwise") test_init_keeps_scaling();
   TEST("best and last checkpoints describe the weights they hold (epoch, losses, history)") test_checkpoint_metadata();
   cli_shell("rm -rf build/tcli_*");
   return check_summary();

@@ -449,6 +449,43 @@ static void test_augment_half_turn(void) {
   CHECK(equal, "rot180 beside rot90 on square images: the same images as rot90 alone");
 }
 
+/* Which scaling a run uses: desc.preprocess, else desc.minmax, else the model's own metadata
+ * "preprocess" (a finder fine-tuned from its file keeps the scaling it was trained with). Each
+ * pair of runs starts from the same weights with the same settings, so equal scaling gives equal
+ * weights bit for bit and another scaling other weights. */
+static void test_preprocess_from_model(void) {
+  lensnet_model *m[5];
+  lensnet_fit_desc d;
+  lensnet_error err;
+  const char *v;
+  int k;
+  for (k = 0; k < 5; k++) m[k] = new_model();
+  for (k = 0; k < 5; k++)
+    if (!m[k]) goto done;
+  lensnet_model_set_meta(m[0], "preprocess", "minmax"); /* the model asks for min-max; desc says nothing */
+  lensnet_model_set_meta(m[2], "preprocess", "minmax"); /* the same, but desc.preprocess = "none" */
+  d = base_desc(NULL);
+  d.epochs = 1;
+  d.minmax = 0;
+  CHECK(lensnet_fit(m[0], &d, &err) == LENSNET_OK, "%s", err.message);
+  d.minmax = 1;
+  CHECK(lensnet_fit(m[1], &d, &err) == LENSNET_OK, "%s", err.message); /* a fresh model, min-max asked */
+  CHECK(!memcmp(m[0]->values, m[1]->values, m[0]->value_count * sizeof(float)), "a min-max model is fine-tuned on min-max scaled images");
+  CHECK((v = lensnet_model_meta(m[0], "preprocess")) && !strcmp(v, "minmax"), "and says so: preprocess=%s", v ? v : "(none)");
+  d.minmax = 0;
+  d.preprocess = "none";
+  CHECK(lensnet_fit(m[2], &d, &err) == LENSNET_OK, "%s", err.message);
+  d.preprocess = NULL;
+  CHECK(lensnet_fit(m[3], &d, &err) == LENSNET_OK, "%s", err.message); /* a fresh model, nothing asked: none */
+  CHECK(!memcmp(m[2]->values, m[3]->values, m[2]->value_count * sizeof(float)), "preprocess \"none\" overrides the model's min-max");
+  CHECK((v = lensnet_model_meta(m[2], "preprocess")) && !strcmp(v, "none"), "and the model says none: %s", v ? v : "(none)");
+  CHECK(memcmp(m[0]->values, m[3]->values, m[0]->value_count * sizeof(float)) != 0, "the two scalings train differently");
+  d.preprocess = "zscore";
+  CHECK(lensnet_fit(m[4], &d, &err) == LENSNET_ERR_ARG && strstr(err.message, "zscore"), "an unknown preprocess is named: %s", err.message);
+done:
+  for (k = 0; k < 5; k++) lensnet_model_free(m[k]);
+}
+
 int main(void) {
   make_data();
   TEST("desc defaults resolve as stated") test_defaults();
@@ -458,6 +495,7 @@ int main(void) {
   TEST("images from a fill callback train as from an array") test_fill_callback();
   TEST("a checkpoint restores weights, optimiser moments and step, and both random streams") test_checkpoint_round_trip();
   TEST("bad settings and data give lensnet_error results that name the problem") test_errors();
+  TEST("the scaling: desc.preprocess, else desc.minmax, else the model's own metadata") test_preprocess_from_model();
   TEST("rot180 turns images half round or not at all, and leaves rot90's draws alone") test_augment_half_turn();
   if (system("rm -rf build/tfit_*") != 0) printf("   could not remove build/tfit_*\n");
   return check_summary();

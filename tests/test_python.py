@@ -361,6 +361,18 @@ def test_train(tmp, sim, data):
           len(history) == 3 and all("%.6f" % h["train_loss"] == row[2] and "%.6f" % h["val_loss"] == row[4] for h, row in zip(history, t1[1:])))
     check("train: the progress function saw each epoch end", [p["epoch"] for p in seen if p["epoch_done"]] == [1, 2, 3])
     check("train: the trained model says preprocess=minmax", lens.Model(os.path.join(run2, "best.safetensors")).preprocess == "minmax")
+    # fine-tuning keeps the model's scaling unless minmax= says otherwise, as lens train --init does
+    tuned = lens.Model(os.path.join(run2, "best.safetensors"))
+    lens.train(tuned, data.images, data.classes, epochs=1, batch=8, seed=5, progress=False)
+    kept = lens.Model(os.path.join(run2, "best.safetensors"))
+    lens.train(kept, data.images, data.classes, epochs=1, batch=8, seed=5, minmax=True, progress=False)
+    unscaled = lens.Model(os.path.join(run2, "best.safetensors"))
+    lens.train(unscaled, data.images, data.classes, epochs=1, batch=8, seed=5, minmax=False, progress=False)
+    p1, p2, p3 = tuned.parameters(), kept.parameters(), unscaled.parameters()
+    check("train(a min-max model): fine-tuned on min-max scaled images, as with minmax=True, and says so",
+          tuned.preprocess == "minmax" and all(same(p1[k], p2[k]) for k in p1))
+    check("train(a min-max model, minmax=False): on the values as they are",
+          unscaled.preprocess == "none" and not all(same(p1[k], p3[k]) for k in p1))
     m2 = lens.Model.create(arch, seed=5)
     batches = []
     h = lens.train(m2, data.images, data.classes, progress=lambda p: batches.append(p) or p["epoch_done"], every_batch=True, epochs=3,

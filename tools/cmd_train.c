@@ -25,6 +25,7 @@ typedef struct {
   int crop;                  /* --crop N: train on the central N x N of each image (0: whole images) */
   int arch_given;            /* --arch on the command line: with --init, the network to load the weights into */
   int classes_given;         /* --classes on the command line (else the default, or --init's own names) */
+  int preprocess_given;      /* --preprocess or --minmax on the command line (else --init's own scaling) */
   char init_classes[4096];   /* --init's metadata "classes", when it names them and --classes is not given */
   lensnet_fit_desc fit;      /* the training settings */
 } train_args;
@@ -65,7 +66,8 @@ static const lens_option tool_rows[] = {
             "(--loss nll: a mean and a log-variance)"),
   LENS_TEXT(T, "classes", LENS_OPT_SAVED, classes, "non-lens,lens", "NAMES", "one name per class, in the order of the labels 0, 1, ...: the model's\n"
             "outputs (default non-lens,lens; with --init, its names)"),
-  LENS_CHOICE(T, "preprocess", 0, fit.minmax, lens_preprocess_choices, 0, "P", "minmax | none (default): the same as --minmax or not"),
+  LENS_CHOICE(T, "preprocess", 0, fit.minmax, lens_preprocess_choices, 0, "P", "minmax | none (default; with --init, its own scaling): the same as\n"
+              "--minmax or not"),
   LENS_INT(T, "threads", threads, 1, 256, 0, "T", "worker threads (default: the CPUs this process may use); results do not depend on T"),
   /* a test hook, left out of --help: stop after epoch N as a kill would (exit 1, the checkpoint
    * written, never saved in it), for tests of --resume */
@@ -147,6 +149,7 @@ static int parse_args(int argc, char **argv, train_args *a) {
   if ((rc = lens_options_parse(train_spec(), argc, argv, a, &given)) != 0) return rc;
   a->arch_given = lens_options_was_given(train_spec(), &given, "arch");
   a->classes_given = lens_options_was_given(train_spec(), &given, "classes");
+  a->preprocess_given = lens_options_was_given(train_spec(), &given, "preprocess") || lens_options_was_given(train_spec(), &given, "minmax");
   if ((rc = lens_options_only_with(train_spec(), &given, "resume", resume_allows, "the run's options come from its checkpoint")) != 0)
     return rc;
   if (a->task != TASK_REGRESS && lens_options_was_given(train_spec(), &given, "targets"))
@@ -586,6 +589,26 @@ static int fit_new(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images, f
   return rc;
 }
 
+/* The scaling of a fresh run: --preprocess or --minmax as given; else, fine-tuning, --init's own
+ * (its metadata "preprocess": a finder trained on min-max scaled images goes on with them, as
+ * lens predict scores it), said in a note; else none. */
+static int preprocess_from_init(train_args *a, lensnet_fit_desc *d) {
+  lensnet_model *w = NULL;
+  lensnet_error err;
+  const char *key = NULL;
+  int minmax = 0;
+  if (a->preprocess_given) { d->preprocess = d->minmax ? "minmax" : "none"; return 0; }
+  if (!a->init[0]) return 0;
+  if (lensnet_model_load(a->init, &w, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (lensnet_model_preprocess(w, &minmax, &key, &err) != LENSNET_OK) { lensnet_model_free(w); return lens_fail("--init %s: %s", a->init, err.message); }
+  lensnet_model_free(w);
+  d->preprocess = minmax ? "minmax" : "none";
+  if (minmax)
+    fprintf(stderr, "lens: --init %s was trained on min-max scaled images (metadata %s): so is this run; --preprocess none to "
+            "train on the values as they are\n", a->init, key);
+  return 0;
+}
+
 /* A new run into --out. */
 static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images, float **labels) {
   size_t made;
@@ -609,6 +632,7 @@ static int fresh_run(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images,
     }
   }
   classes_from_init(a);
+  if ((rc = preprocess_from_init(a, d)) != 0) return rc;
   classes = class_count(a->classes);
   if (classes < 2 || classes > 64) return lens_usage("--classes needs 2 to 64 comma-separated names");
   if (a->task != TASK_REGRESS && (rc = check_class_names(a->classes)) != 0) return rc;

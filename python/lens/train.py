@@ -43,7 +43,8 @@ def train(model, images, labels, out=None, progress=True, every_batch=False, tar
     target_names, e.g. "theta_E,e1,e2"). fit_settings: any of lens.settings(), e.g. epochs=10,
     batch=32, lr=1e-3, optimizer="adam", schedule="cosine", class_weights="auto",
     augment="flip,rot90", minmax=True, val_fraction=0.1, seed=1 (lens train's default seed is 1,
-    and so is this one's). out: a folder for checkpoint.safetensors, best.safetensors and
+    and so is this one's). Without minmax, the model's own "preprocess" applies (a finder loaded
+    from its file is fine-tuned on images scaled as it was trained; a new model: none). out: a folder for checkpoint.safetensors, best.safetensors and
     history.csv, as lens train --out writes them (created). progress: True prints a line per
     epoch on stderr, False is silent, a function gets a dict per epoch (epoch, epochs, lr,
     train_loss, train_acc, val_loss, val_acc, seconds, best, ...), and per batch too with
