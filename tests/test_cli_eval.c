@@ -1,5 +1,5 @@
 /* `lens eval` end to end: the figures of hand-made score and label files (worked out by hand in
- * the comments), the joins (by index, by lens predict's input[i], by row order) and their
+ * the comments), the joins (by index, by lens predict's input[i], by input names, by row order) and their
  * refusals, the errors that name the problem, the outputs (metrics.json parses, metrics.csv and
  * curve.csv read back, the PNGs decode), K classes, several score files as one table (shards),
  * the lenses' position errors from a locator's center_x, center_y, and a `lens sim` +
@@ -130,6 +130,29 @@ static void test_joins(void) {
   write_file(D "/dup.csv", "index,p_lens\n0,0.9\n1,0.8\n2,0.4\n3,0.7\n3,0.4\n5,0.2\n");
   CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/dup.csv --labels " D "/six_labels.csv --out " D "/x") == 1 &&
         strstr(out, "index 3 on lines 5 and 6"), "a duplicate index named with its lines: %s", out);
+  /* both files name their objects in an input column (FITS cutouts and a label list of them):
+   * joined by those names, whatever the order; by file name when the list lacks the folders */
+  write_file(D "/named_scores.csv", "input,p_lens\ncut/f.fits,0.2\ncut/a.fits,0.9\ncut/d.fits,0.7\ncut/b.fits,0.8\ncut/e.fits,0.4\ncut/c.fits,0.4\n");
+  write_file(D "/named_labels.csv", "input,label\ncut/d.fits,0\ncut/c.fits,1\ncut/b.fits,1\ncut/a.fits,1\ncut/f.fits,0\ncut/e.fits,0\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/named_scores.csv --labels " D "/named_labels.csv --bootstrap 0 --out " D "/named") == 0 &&
+            NEAR(metric(D "/named", 1, "auc"), 7.5 / 9.0) && strstr(out, "rows joined by input)"),
+        "joined by the input names (AUC %g; in row order it would be 1): %s", metric(D "/named", 1, "auc"), out);
+  write_file(D "/base_labels.csv", "input,label\nd.fits,0\nc.fits,1\nb.fits,1\na.fits,1\nf.fits,0\ne.fits,0\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/named_scores.csv --labels " D "/base_labels.csv --bootstrap 0 --out " D "/named") == 0 &&
+            NEAR(metric(D "/named", 1, "auc"), 7.5 / 9.0) && strstr(out, "rows joined by input (the file names)"),
+        "joined by file names when the list has no folders: %s", out);
+  write_file(D "/miss_labels.csv", "input,label\ncut/d.fits,0\ncut/c.fits,1\ncut/b.fits,1\ncut/a.fits,1\ncut/f.fits,0\ncut/g.fits,0\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/named_scores.csv --labels " D "/miss_labels.csv --out " D "/x") == 1 &&
+            strstr(out, "1 only in " D "/named_scores.csv (cut/e.fits)") && strstr(out, "1 only in " D "/miss_labels.csv (cut/g.fits)") &&
+            strstr(out, "--join order"),
+        "names that differ are refused, named, not joined in order: %s", out);
+  write_file(D "/twice_labels.csv", "input,label\ncut/d.fits,0\ncut/c.fits,1\ncut/b.fits,1\ncut/a.fits,1\ncut/f.fits,0\ncut/d.fits,0\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/named_scores.csv --labels " D "/twice_labels.csv --out " D "/x") == 1 &&
+            strstr(out, "'cut/d.fits' is on lines 2 and 7"),
+        "a name given twice is refused with its lines: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/named_scores.csv --labels " D "/named_labels.csv --join order --bootstrap 0 --out " D "/named") == 0 &&
+            NEAR(metric(D "/named", 1, "auc"), 1.0) && strstr(out, "rows joined by row order"), /* labels 0,1,1,1,0,0 on 0.2 0.9 0.7 0.8 0.4 0.4 */
+        "--join order matches row by row, as asked (AUC %g): %s", metric(D "/named", 1, "auc"), out);
   /* labels from the scores file itself */
   write_file(D "/one.csv", "p_lens,label\n0.9,1\n0.8,1\n0.4,1\n0.7,0\n0.4,0\n0.2,0");
   CHECK(cli_lens("eval --scores " D "/one.csv --bootstrap 0 --out " D "/one > /dev/null 2>&1") == 0 && NEAR(metric(D "/one", 1, "auc"), 7.5 / 9.0),
@@ -386,7 +409,7 @@ int main(void) {
   write_six();
   TEST("figures of six objects by hand: AUC, AP, confusion, a prior, kinds") test_figures();
   TEST("metrics.json parses, PNGs decode, runs repeat") test_outputs();
-  TEST("joins by index, by input[i], by row order; differing sets and duplicates refused") test_joins();
+  TEST("joins by index, by input[i], by input names, by row order; differing sets and duplicates refused") test_joins();
   TEST("errors name the problem: NaN, missing columns, empty files, bad labels, usage") test_errors();
   TEST("one class: the AUC undefined, said so") test_one_class();
   TEST("fixed bins over the lenses") test_bins();

@@ -55,6 +55,7 @@ typedef struct {
   eval_by by[EVAL_MAX_BY];
   size_t by_count;
   int task;                          /* --task: 0 classify (this table); regress goes to tools/cmd_regress.c */
+  int join;                          /* --join: 0 auto, 1 order */
 } eval_options;
 
 /* "0.9,0.95" into at most LENSVIZ_EVAL_MAX_LEVELS numbers in (0, 1]. */
@@ -179,6 +180,7 @@ static int parse_by(eval_options *o) {
 }
 
 static const char *const eval_task_choices[] = {"classify", "regress", NULL};
+static const char *const eval_join_choices[] = {"auto", "order", NULL};
 
 #define T eval_options
 static const lens_option eval_rows[] = {
@@ -190,7 +192,10 @@ static const lens_option eval_rows[] = {
                   "for the shards of a run (lens predict --shard I/N): up to 4096\n"
                   "files with the same header, read in order as one table"),
   LENS_TEXT(T, "labels", 0, labels_path, NULL, "FILE.csv", "labels: the labels.csv of lens sim (default: the scores file's own\n"
-            "label column); rows joined by 'index' when both files have one"),
+            "label column); rows joined by 'index' when both files have one, else\n"
+            "by the file names of an 'input' column in both, else in order"),
+  LENS_CHOICE(T, "join", 0, join, eval_join_choices, 0, "auto|order",
+              "auto (default): as --labels says; order: row by row, whatever the files hold"),
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "DIR", "folder for metrics.json, metrics.csv, curve.csv, roc.png, pr.png\n"
             "(none of them may be an input)"),
   LENS_LIST(T, "by", by_text, by_text_count, EVAL_MAX_BY, "LIST", "groups: label columns such as kind,theta_E,arc_snr,mag_lens; text\n"
@@ -242,6 +247,7 @@ typedef struct {
   size_t n;
   size_t *srow, *lrow;          /* the rows of object i */
   const char *join;             /* how the rows were matched */
+  int join_order;               /* --join order: row by row */
   size_t classes;               /* 0: two classes (score column); K >= 3: per-class columns */
   size_t class_col[LENSVIZ_EVAL_MAX_CLASSES];
   int class_logits;             /* the class columns are logits (softmaxed) */
@@ -445,7 +451,109 @@ static int input_keys_usable(const lensnet_csv *t, size_t col) {
   return 1;
 }
 
-/* Matches the rows of the two tables: by index when both have one, else row by row. */
+/* One row's name in an `input` column: the cell, or with `base` its file name (after the last '/'). */
+typedef struct { const char *name; size_t row; } named_row;
+
+static int by_name(const void *a, const void *b) {
+  const named_row *x = (const named_row *)a, *y = (const named_row *)b;
+  int c = strcmp(x->name, y->name);
+  return c ? c : x->row < y->row ? -1 : x->row > y->row;
+}
+
+static named_row *table_names(const lensnet_csv *t, size_t col, int base) {
+  size_t r, n = t->rows - 1;
+  named_row *k = (named_row *)malloc((n ? n : 1) * sizeof *k);
+  if (!k) return NULL;
+  for (r = 0; r < n; r++) {
+    const char *cell = lensnet_csv_cell(t, r + 1, col), *slash = base ? strrchr(cell, '/') : NULL;
+    k[r].name = slash ? slash + 1 : cell;
+    k[r].row = r + 1;
+  }
+  qsort(k, n, sizeof *k, by_name);
+  return k;
+}
+
+/* The first name given twice among sorted rows k[n], or NULL. */
+static const named_row *name_twice(const named_row *k, size_t n) {
+  size_t r;
+  for (r = 1; r < n; r++)
+    if (!strcmp(k[r].name, k[r - 1].name)) return &k[r - 1];
+  return NULL;
+}
+
+/* Up to five names of a that b lacks, as text; their count. */
+static size_t names_missing(const named_row *a, size_t na, const named_row *b, size_t nb, char *buf, size_t cap) {
+  size_t i, j = 0, missing = 0, at = 0;
+  buf[0] = 0;
+  for (i = 0; i < na; i++) {
+    while (j < nb && strcmp(b[j].name, a[i].name) < 0) j++;
+    if (j < nb && !strcmp(b[j].name, a[i].name)) continue;
+    if (missing++ < 5 && at < cap) at += (size_t)snprintf(buf + at, cap - at, "%s%.80s", missing > 1 ? ", " : "", a[i].name);
+  }
+  if (missing > 5 && at < cap) snprintf(buf + at, cap - at, ", ...");
+  return missing;
+}
+
+/* Both tables name their objects in an `input` column (lens predict's, and a label list of the
+ * same files): rows go by those names, the whole cell or else the file name (a label list
+ * written without the folders), in the score files' order. Names must be unique and the same in
+ * both; a list of names that differ is refused, naming some, rather than joined in order. */
+static int join_by_input(eval_data *d, size_t s_in, size_t l_in) {
+  const lensnet_csv *st = &d->st, *lt = d->labels_table;
+  size_t n = st->rows - 1, r, only_s = 0, only_l = 0;
+  char a[512], b[512], scratch[512];
+  int base;
+  if (st->rows != lt->rows)
+    return lens_fail("%s %s %lu rows and %s %lu: rows are matched by their 'input' names and the objects must be the same (--join order "
+                     "matches them row by row)", d->sname, d->row_part ? "hold" : "has", (unsigned long)n, d->lpath, (unsigned long)lt->rows - 1);
+  for (base = 0; base < 2; base++) {
+    named_row *sk = table_names(st, s_in, base), *lk = table_names(lt, l_in, base);
+    const named_row *twice_s, *twice_l;
+    size_t missing;
+    if (!sk || !lk) { free(sk); free(lk); return lens_fail("out of memory"); }
+    twice_s = name_twice(sk, n);
+    twice_l = name_twice(lk, n);
+    if (twice_s || twice_l) {
+      const lensnet_csv *t = twice_s ? st : lt;
+      const named_row *tw = twice_s ? twice_s : twice_l;
+      int rc = base ? 0 /* file names repeat across folders: only whole names can join */
+                    : lens_fail("%s: the input '%.200s' is on lines %lu and %lu: rows are matched by their 'input' names, which must be "
+                                "unique (--join order matches them row by row)", twice_s ? row_file(d, t, tw->row) : d->lpath, tw->name,
+                                (unsigned long)t->lines[tw->row], (unsigned long)t->lines[(tw + 1)->row]);
+      free(sk);
+      free(lk);
+      if (rc) return rc;
+      break;
+    }
+    missing = names_missing(sk, n, lk, n, base ? scratch : a, sizeof a);
+    if (!base) {
+      only_s = missing;
+      only_l = names_missing(lk, n, sk, n, b, sizeof b);
+    }
+    if (missing == 0) { /* n names each, none twice, all of one in the other: one to one */
+      d->n = n;
+      d->srow = (size_t *)malloc((n ? n : 1) * sizeof(size_t));
+      d->lrow = (size_t *)malloc((n ? n : 1) * sizeof(size_t));
+      if (!d->srow || !d->lrow) { free(sk); free(lk); return lens_fail("out of memory"); }
+      for (r = 0; r < n; r++) { /* sorted alike, the r-th names are equal; objects in the score files' order */
+        d->srow[sk[r].row - 1] = sk[r].row;
+        d->lrow[sk[r].row - 1] = lk[r].row;
+      }
+      free(sk);
+      free(lk);
+      d->join = base ? "input (the file names)" : "input";
+      return 0;
+    }
+    free(sk);
+    free(lk);
+  }
+  return lens_fail("the 'input' columns of %s and %s name different objects: %lu only in %s (%s); %lu only in %s (%s). Rows are matched by "
+                   "those names when both files have them; --join order matches them row by row", d->sname, d->lpath, (unsigned long)only_s,
+                   d->sname, a, (unsigned long)only_l, d->lpath, b);
+}
+
+/* Matches the rows of the two tables: by index when both have one, else by the names of an
+ * `input` column in both, else row by row (always row by row with --join order). */
 static int join_rows(eval_data *d) {
   const lensnet_csv *st = &d->st, *lt = d->labels_table;
   size_t s_idx, l_idx, r;
@@ -456,8 +564,13 @@ static int join_rows(eval_data *d) {
     d->n = st->rows - 1;
     d->join = d->row_part ? "one table (the score files in the order given)" : "one file";
   } else {
+    size_t s_in, l_in;
     if (!s_has && l_has && lensnet_csv_column(st->header, "input", &s_idx, NULL) == LENSNET_OK && input_keys_usable(st, s_idx))
       s_has = from_input = 1;
+    if (d->join_order) s_has = l_has = 0;
+    if (!(s_has && l_has) && !d->join_order && lensnet_csv_column(st->header, "input", &s_in, NULL) == LENSNET_OK &&
+        lensnet_csv_column(lt->header, "input", &l_in, NULL) == LENSNET_OK)
+      return join_by_input(d, s_in, l_in);
     if (!(s_has && l_has)) {
       if (st->rows != lt->rows)
         return lens_fail("%s %s %lu rows and %s %lu: without an 'index' column in both, rows are matched in order and their numbers "
@@ -612,6 +725,7 @@ static int load_data(const eval_options *o, eval_data *d) {
   d->scount = o->scores_count;
   d->spath = o->scores_paths[0];
   d->lpath = o->labels_path;
+  d->join_order = o->join == 1;
   name_score_files(d);
   if ((rc = d->scount > 1 ? read_score_files(d) : read_table(d->spath, &d->st)) != 0) return rc;
   if (o->labels_path && (rc = read_table(o->labels_path, &d->lt)) != 0) return rc;

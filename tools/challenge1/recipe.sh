@@ -61,7 +61,7 @@ score() {
   echo "scoring $(wc -l <"$out/cutouts.txt" | tr -d ' ') cutouts of $cutouts with $model"
   # --resize: bilinear to the model's input size; nothing changes for a 101 x 101 model
   "$lens" predict --model "$model" --resize --list "$out/cutouts.txt" $t >"$out/scores.csv"
-  # rows of scores.csv and labels.csv are joined in order
+  # rows of scores.csv and labels.csv are joined by their input names
   "$lens" eval --scores "$out/scores.csv" --labels "$out/labels.csv" $t --out "$out/eval" | tee "$out/eval.txt"
 }
 
