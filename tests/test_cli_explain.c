@@ -90,6 +90,25 @@ static void test_fits_cutout(void) {
   CHECK(png_size(OUT "/image.png", &w, &h) && w == 200 && h == 200, "image.png 200x200 at --scale 1");
 }
 
+/* One FITS file a band (samples/ou66: FILTER J, Y, H, VIS, OU-66's band_names): the same map
+ * whether the files come in the model's order or a glob's (a note says so); a count of files that
+ * is not the model's bands is refused. */
+static void test_band_files(void) {
+  CHECK(cli_lens("explain --model weights/OU_66.safetensors --input samples/ou66/0000002_J.fits,samples/ou66/0000002_Y.fits,"
+                 "samples/ou66/0000002_H.fits,samples/ou66/0000002_VIS.fits --method saliency --out " OUT "/bands_a > " LOG " 2>&1") == 0 &&
+            !cli_file_has(LOG, "FILTER"),
+        "four files a band, in the model's order");
+  CHECK(cli_lens("explain --model weights/OU_66.safetensors --input samples/ou66/0000002_H.fits,samples/ou66/0000002_J.fits,"
+                 "samples/ou66/0000002_VIS.fits,samples/ou66/0000002_Y.fits --method saliency --out " OUT "/bands_b > " LOG " 2>&1") == 0 &&
+            cli_file_has(LOG, "fed to the model in its band order J,Y,H,VIS"),
+        "in a glob's order, with a note");
+  CHECK(cli_same_file(OUT "/bands_a/saliency.npy", OUT "/bands_b/saliency.npy"), "the same saliency map, bit for bit");
+  CHECK(cli_lens("explain --model weights/OU_66.safetensors --input samples/ou66/0000002_H.fits,samples/ou66/0000002_J.fits "
+                 "--method saliency --out " OUT "/bands_c > " LOG " 2>&1") == 1 &&
+            cli_file_has(LOG, "--input lists 2 files, one a band, but the model takes 4 bands"),
+        "two files for a four-band model are refused");
+}
+
 /* ---- where maps are drawn, scale bars, names from the metadata ----------------------------- */
 
 /* White pixels of one row of a PNG, and whether pixel (x, y) is the grey hatching that marks
@@ -205,6 +224,7 @@ static void test_channels(void) {
 int main(void) {
   TEST("lens explain writes decodable panels, raw maps and GIFs") test_methods();
   TEST("lens explain on a FITS cutout, resized to the model") test_fits_cutout();
+  TEST("lens explain on one FITS file a band, put in the model's band order by FILTER") test_band_files();
   TEST("lens explain draws cells where they lie, with scale bars from the metadata or --pixel-scale") test_geometry_and_scale();
   TEST("lens explain refuses a missing layer, an unknown method and an index past the end") test_refusals();
   CHECK(cli_shell("rm -rf " OUT) == 0, "clean up");

@@ -268,6 +268,39 @@ static void test_fits_lists_and_shards(void) {
   remove("build/pred_s0.csv"); remove("build/pred_s1.csv"); remove("build/pred_err.txt");
 }
 
+/* --bands with one file a band: files whose FILTER headers name the model's bands (samples/ou66,
+ * FILTER J, Y, H, VIS as OU-66's band_names) go to those bands in whatever order they are given
+ * (a shell glob gives H, J, VIS, Y), with a note; a band named twice is refused; with --channels
+ * the files are the caller's to order, and are taken as given. */
+static void test_bands_by_filter(void) {
+  const char *model = "predict --model weights/OU_66.safetensors --bands 4";
+  char ordered[1024], globbed[1024], asgiven[1024], err[2048];
+  CHECK(cli_lens("%s samples/ou66/0000002_J.fits samples/ou66/0000002_Y.fits samples/ou66/0000002_H.fits samples/ou66/0000002_VIS.fits "
+                 "> build/pred_order.csv 2> build/pred_err.txt", model) == 0 && !cli_file_has("build/pred_err.txt", "FILTER"),
+        "the files in the model's order: no note");
+  CHECK(cli_lens("%s samples/ou66/0000002_H.fits samples/ou66/0000002_J.fits samples/ou66/0000002_VIS.fits samples/ou66/0000002_Y.fits "
+                 "> build/pred_glob.csv 2> build/pred_err.txt", model) == 0 &&
+            cli_file_has("build/pred_err.txt", "come in the order H,J,VIS,Y (their FILTER headers); they are fed to the model in its band order J,Y,H,VIS"),
+        "the files in a glob's order: put in the model's, with a note: %s", cli_text("build/pred_err.txt", err, sizeof err));
+  cli_text("build/pred_order.csv", ordered, sizeof ordered);
+  cli_text("build/pred_glob.csv", globbed, sizeof globbed);
+  CHECK(strchr(ordered, '\n') && strchr(globbed, '\n') && !strcmp(strchr(ordered, ',') ? strstr(strchr(ordered, '\n') + 1, ",") : "",
+                                                                        strchr(globbed, ',') ? strstr(strchr(globbed, '\n') + 1, ",") : "x"),
+        "the same scores either way:\n%s\n%s", ordered, globbed);
+  CHECK(cli_lens("%s --channels 0,1,2,3 samples/ou66/0000002_H.fits samples/ou66/0000002_J.fits samples/ou66/0000002_VIS.fits "
+                 "samples/ou66/0000002_Y.fits > build/pred_given.csv 2> build/pred_err.txt", model) == 0 &&
+            !cli_file_has("build/pred_err.txt", "FILTER"),
+        "with --channels the files are taken as given");
+  cli_text("build/pred_given.csv", asgiven, sizeof asgiven);
+  CHECK(strcmp(strchr(asgiven, '\n') ? strstr(strchr(asgiven, '\n') + 1, ",") : "", strstr(strchr(globbed, '\n') + 1, ",")) != 0,
+        "and score otherwise:\n%s", asgiven);
+  CHECK(cli_lens("%s samples/ou66/0000002_J.fits samples/ou66/0000002_J.fits samples/ou66/0000002_H.fits samples/ou66/0000002_VIS.fits "
+                 "> /dev/null 2> build/pred_err.txt", model) == 1 &&
+            cli_file_has("build/pred_err.txt", "two files of this object have FILTER = 'J'"),
+        "a band given twice is refused: %s", cli_text("build/pred_err.txt", err, sizeof err));
+  remove("build/pred_order.csv"); remove("build/pred_glob.csv"); remove("build/pred_given.csv"); remove("build/pred_err.txt");
+}
+
 /* The finders shipped in weights/: each must still separate lenses from non-lenses in a fresh
  * `lens sim` sample (seed 3: neither their training seed 1 nor their card's test seed 2). Their
  * cards give the ROC AUC on 4000 objects; on 200 objects the AUC scatters by about 0.02, so each
@@ -869,6 +902,7 @@ int main(void) {
   TEST("lens predict refuses empty images and oversized band counts, and survives odd class metadata") test_odd_inputs();
   TEST("lens predict on FITS cutouts: resize, min-max") test_fits_files();
   TEST("lens predict on FITS cutouts: --bands, --list and --shard") test_fits_lists_and_shards();
+  TEST("--bands: files go to the bands their FILTER headers name") test_bands_by_filter();
   TEST("lens predict on tile-compressed cutouts scores them as their decompressed files") test_fits_compressed();
   TEST("lens predict --shard over .npy stacks: joined shards are the whole run, manifests, --skip-done") test_npy_shards();
   TEST("lens predict --locator: each blob's position, an nll locator's sigmas, shards; non-locators refused") test_locator();

@@ -136,6 +136,15 @@ int lens_cutout_place(const char *label, const lensnet_model *m, const lensnet_c
                       size_t h, size_t w, float *out, lensnet_cutout_report *report, int *note_shown);
 /* The note on stderr about NaN (blank) and infinite pixels set to 0, if there were any. */
 void lens_cutout_note(size_t nan_pixels, size_t inf_pixels, size_t filled_pixels);
+/* One object from `count` FITS files, one band each (lens predict --bands, lens explain --bands),
+ * HDU `hdu` of each: *image [count, *h, *w] (malloc'd, the caller frees it). With by_filter, when
+ * every file's FILTER header names one of the model's band_names (its metadata; case and blanks
+ * aside), each once, the files go to the bands they name, whatever their order (a note says so
+ * once, through *note_shown, when that order is not the given one); a FILTER named by two files
+ * is refused; otherwise the files are taken in the order given. label[cap] gets "a+b+c". Returns
+ * 0 or the exit status, the message said. */
+int lens_read_band_files(const lensnet_model *m, char **paths, int count, int hdu, int by_filter, float **image, size_t *h, size_t *w,
+                         char *label, size_t cap, int *note_shown);
 
 /* Progress line. */
 typedef struct {

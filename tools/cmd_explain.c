@@ -46,6 +46,8 @@ typedef struct {
 static const lens_option explain_rows[] = {
   LENS_TEXT(T, "model", LENS_OPT_REQUIRED, model_path, NULL, "M.safetensors", "the lens finder"),
   LENS_TEXT(T, "input", LENS_OPT_REQUIRED, input, NULL, "X", ".npy [N,C,H,W] (pick one with --index I, default 0) or a FITS image or cube;\n"
+            "or one FITS file a band, A.fits,B.fits,... (as lens predict --bands: put in\n"
+            "the model's band order by their FILTER headers when those name its bands);\n"
             "'-' for none (class-image; filters then draws channels 0, 1, ...)"),
   LENS_SIZE(T, "index", index, 0, 1e9, 0, "I", "which image of a .npy batch (default 0)"),
   LENS_CHOICE(T, "method", LENS_OPT_REQUIRED, method_index, explain_methods, -1, "METHOD",
@@ -97,6 +99,26 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   lensnet_cutout_report report;
   size_t n = 1, c, h, w;
   int rc;
+  if (strchr(o->input, ',')) { /* one FITS file a band */
+    char list[8192], *paths[64], *p, label[1024];
+    float *bands = NULL;
+    int count = 0, note = 0;
+    if (strlen(o->input) >= sizeof list) return lens_usage("--input: the list of files is longer than %lu characters", (unsigned long)sizeof list - 1);
+    strcpy(list, o->input);
+    for (p = strtok(list, ","); p && count < 64; p = strtok(NULL, ",")) paths[count++] = p;
+    if (p) return lens_usage("--input: at most 64 files, one a band");
+    if ((size_t)count != m->in_c)
+      return lens_fail("--input lists %d files, one a band, but the model takes %lu bands", count, (unsigned long)m->in_c);
+    if ((rc = lens_read_band_files(m, paths, count, o->cutout.hdu, o->cutout.channel_count == 0, &bands, &h, &w, label, sizeof label, &note)) != 0)
+      return rc;
+    desc = lens_cutout_desc(&o->cutout, o->minmax);
+    rc = lens_cutout(label, m, &desc, bands, (size_t)count, h, w, image, &report, NULL);
+    free(bands);
+    if (lensnet_fits_pixel_scale(paths[0], o->cutout.hdu, arcsec, key, NULL) == LENSNET_OK && desc.size == LENSNET_SIZE_RESIZE)
+      *arcsec *= (double)w / (double)m->in_w;
+    if (rc == 0) lens_cutout_note(report.nan_pixels, report.inf_pixels, report.filled_pixels);
+    return rc;
+  }
   if (ends_with(o->input, ".npy")) {
     if (lensnet_npy_read(o->input, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
   } else if (lensnet_fits_read(o->input, o->cutout.hdu, &t, &err) != LENSNET_OK) return lens_fail_err(&err);

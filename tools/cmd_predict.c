@@ -145,6 +145,7 @@ typedef struct {
   size_t lens_class;        /* which output is "lens" */
   predict_object *pending;
   size_t pending_count, object_number, scored, nan_pixels, inf_pixels, filled_pixels, added;
+  int filter_note_shown;    /* the note that --bands files were put in the model's band order by FILTER */
   int regress;              /* the model regresses (lensnet_model_regression) */
   lensnet_regression reg;
   size_t passes;            /* forward passes per object: --mc, else one per view (--symmetries) */
@@ -431,6 +432,14 @@ static int add_fits(predict_state *s, char **paths, int count) {
   size_t len = 0;
   int i, rc;
   if (!in_range(s, s->object_number++)) return 0; /* another shard's: not even read */
+  if (count > 1) { /* one band a file, in the model's order when their FILTER headers say it */
+    if ((rc = lens_read_band_files(s->model, paths, count, s->opt->cutout.hdu, s->opt->cutout.channel_count == 0, &image, &h, &w, label,
+                                   sizeof label, &s->filter_note_shown)) != 0)
+      return rc;
+    rc = add_object(s, label, image, (size_t)count, h, w);
+    free(image);
+    return rc;
+  }
   for (i = 0; i < count; i++) {
     size_t nb, th, tw;
     if (lensnet_fits_read(paths[i], s->opt->cutout.hdu, &t[i], &err) != LENSNET_OK) {
