@@ -301,6 +301,23 @@ static void test_bands_by_filter(void) {
   remove("build/pred_order.csv"); remove("build/pred_glob.csv"); remove("build/pred_given.csv"); remove("build/pred_err.txt");
 }
 
+/* FITS cutouts at another pixel scale than the model's (the challenge's space-based 101 x 101 at
+ * 0.1", resized to OU_VIS's 200 x 200 of 0.1": 0.0505" a model pixel) are scored with a note that
+ * says so; the samples at the model's own scale get none. */
+static void test_pixel_scale_note(void) {
+  const char *dir = check_data_dir();
+  char err[2048];
+  CHECK(cli_lens("predict --model weights/OU_VIS.safetensors --resize %s/" BOLOGNA "/space_based/lens/imageEUC_VIS-100002.fits "
+                 "%s/" BOLOGNA "/space_based/lens/imageEUC_VIS-100003.fits > /dev/null 2> build/pred_err.txt", dir, dir) == 0 &&
+            cli_file_has("build/pred_err.txt", "2 FITS objects are not at the model's pixel scale") &&
+            cli_file_has("build/pred_err.txt", "has 0.0505\"/pixel (FITS CD1_1, resized), the model was made for 0.1\""),
+        "cutouts resized to another scale: a note: %s", cli_text("build/pred_err.txt", err, sizeof err));
+  CHECK(cli_lens("predict --model weights/OU_VIS.safetensors samples/vis/0000002_VIS.fits > /dev/null 2> build/pred_err.txt") == 0 &&
+            !cli_file_has("build/pred_err.txt", "pixel scale"),
+        "a cutout at the model's scale: no note");
+  remove("build/pred_err.txt");
+}
+
 /* The finders shipped in weights/: each must still separate lenses from non-lenses in a fresh
  * `lens sim` sample (seed 3: neither their training seed 1 nor their card's test seed 2). Their
  * cards give the ROC AUC on 4000 objects; on 200 objects the AUC scatters by about 0.02, so each
@@ -903,6 +920,7 @@ int main(void) {
   TEST("lens predict on FITS cutouts: resize, min-max") test_fits_files();
   TEST("lens predict on FITS cutouts: --bands, --list and --shard") test_fits_lists_and_shards();
   TEST("--bands: files go to the bands their FILTER headers name") test_bands_by_filter();
+  TEST("FITS cutouts at another pixel scale than the model's are noted") test_pixel_scale_note();
   TEST("lens predict on tile-compressed cutouts scores them as their decompressed files") test_fits_compressed();
   TEST("lens predict --shard over .npy stacks: joined shards are the whole run, manifests, --skip-done") test_npy_shards();
   TEST("lens predict --locator: each blob's position, an nll locator's sigmas, shards; non-locators refused") test_locator();

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <unistd.h>
 #include "lens_cmds.h"
 #include "pool.h"
@@ -146,6 +147,8 @@ typedef struct {
   predict_object *pending;
   size_t pending_count, object_number, scored, nan_pixels, inf_pixels, filled_pixels, added;
   int filter_note_shown;    /* the note that --bands files were put in the model's band order by FILTER */
+  size_t scale_off;         /* FITS objects whose pixels, as the model sees them, differ from its pixel_scale */
+  char scale_first[700];    /* the first of them, for the note */
   int regress;              /* the model regresses (lensnet_model_regression) */
   lensnet_regression reg;
   size_t passes;            /* forward passes per object: --mc, else one per view (--symmetries) */
@@ -422,6 +425,23 @@ static int add_npy(predict_state *s, const char *path) {
   return rc;
 }
 
+/* Whether a FITS object's pixels, as the model sees them (per input pixel: times w / in_w with
+ * --resize), are those of the model's metadata pixel_scale, to 1 %; those that are not are
+ * counted, the first kept for the note at the end. Nothing without a scale in both. */
+static void check_pixel_scale(predict_state *s, const char *path, size_t w) {
+  const lensnet_model *m = s->model;
+  double model_scale = 0.0, scale;
+  const char *key;
+  if (lensnet_model_pixel_scale(m, &model_scale, NULL) != LENSNET_OK || !(model_scale > 0.0) ||
+      lensnet_fits_pixel_scale(path, s->opt->cutout.hdu, &scale, &key, NULL) != LENSNET_OK)
+    return;
+  if (s->opt->cutout.resize && w != m->in_w) scale *= (double)w / (double)m->in_w;
+  if (fabs(scale / model_scale - 1.0) <= 0.01) return;
+  if (s->scale_off++ == 0)
+    snprintf(s->scale_first, sizeof s->scale_first, "%.400s has %.4g\"/pixel (FITS %s%s), the model was made for %.4g\"", path, scale, key,
+             s->opt->cutout.resize && w != m->in_w ? ", resized" : "", model_scale);
+}
+
 /* One object from `count` FITS files (one band each), or from one file (a cube or one band). */
 static int add_fits(predict_state *s, char **paths, int count) {
   lensnet_tensor t[64];
@@ -436,6 +456,7 @@ static int add_fits(predict_state *s, char **paths, int count) {
     if ((rc = lens_read_band_files(s->model, paths, count, s->opt->cutout.hdu, s->opt->cutout.channel_count == 0, &image, &h, &w, label,
                                    sizeof label, &s->filter_note_shown)) != 0)
       return rc;
+    check_pixel_scale(s, paths[0], w);
     rc = add_object(s, label, image, (size_t)count, h, w);
     free(image);
     return rc;
@@ -468,6 +489,7 @@ static int add_fits(predict_state *s, char **paths, int count) {
     b += nb;
     lensnet_tensor_free(&t[i]);
   }
+  check_pixel_scale(s, paths[0], w);
   rc = add_object(s, label, image, bands, h, w);
   free(image);
   return rc;
@@ -836,6 +858,9 @@ static int score_inputs(const predict_options *o, predict_state *s) {
   if (rc == 0) csv_header(s); /* no rows: the header alone */
   lens_progress_end(&s->progress);
   if (rc == 0) lens_cutout_note(s->nan_pixels, s->inf_pixels, s->filled_pixels);
+  if (rc == 0 && s->scale_off)
+    fprintf(stderr, "lens: note: %lu FITS object%s not at the model's pixel scale: %s; a finder sees lenses at the size it was trained on only "
+            "at its own scale\n", (unsigned long)s->scale_off, s->scale_off == 1 ? " is" : "s are", s->scale_first);
   if (rc == 0 && o->out_npy && lensnet_npy_writer_finish(&s->logits, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0 && o->samples_path && lensnet_npy_writer_finish(&s->samples, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0 && o->map_path && lensnet_npy_writer_finish(&s->map, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
