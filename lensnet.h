@@ -1927,9 +1927,10 @@ static lensnet_result lensnet__read_stream(FILE *f, const char *path, unsigned c
 
 /* Reads a whole file into a fresh buffer (with one extra NUL byte). */
 static lensnet_result lensnet__read_file(const char *path, unsigned char **out, size_t *len, lensnet_error *err) {
-  FILE *f = fopen(path, "rb");
+  FILE *f = path ? fopen(path, "rb") : NULL;
   *out = NULL;
   *len = 0;
+  if (!path) return lensnet__fail(err, LENSNET_ERR_ARG, "no file name given (the path is NULL)");
   if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading", path);
   return lensnet__read_stream(f, path, out, len, err);
 }
@@ -1953,8 +1954,10 @@ static lensnet_result lensnet__parse_file(const char *path, lensnet__bytes_parse
 static const char *lensnet__tmp_name(const char *paths) { return paths + strlen(paths) + 1; }
 
 static lensnet_result lensnet__atomic_open(const char *path, FILE **f, char **paths, lensnet_error *err) {
-  size_t n = strlen(path);
+  size_t n = path ? strlen(path) : 0;
   *f = NULL;
+  *paths = NULL;
+  if (!path) return lensnet__fail(err, LENSNET_ERR_ARG, "no file name given (the path is NULL)");
   *paths = n < (size_t)-1 / 2 - 8 ? LENSNET__CAST(char *, LENSNET_MALLOC(2 * n + 6)) : NULL;
   if (!*paths) return lensnet__fail(err, LENSNET_ERR_NOMEM, "%s: out of memory", path);
   memcpy(*paths, path, n + 1);
@@ -2443,8 +2446,10 @@ static lensnet_result lensnet__npy_file_header(FILE *f, const char *path, lensne
 }
 
 LENSNET_API lensnet_result lensnet_npy_info_read(const char *path, lensnet_npy_info *info, lensnet_error *err) {
-  FILE *f = fopen(path, "rb");
+  FILE *f;
   lensnet_result r;
+  if (!path || !info) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_npy_info_read needs a path and an info to fill");
+  f = fopen(path, "rb");
   memset(info, 0, sizeof *info);
   if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading", path);
   r = lensnet__npy_file_header(f, path, info, err);
@@ -2482,9 +2487,11 @@ static lensnet_result lensnet__npy_rows_from(FILE *f, const char *path, const le
 }
 
 LENSNET_API lensnet_result lensnet_npy_read_rows(const char *path, size_t first, size_t count, lensnet_tensor *out, lensnet_error *err) {
-  FILE *f = fopen(path, "rb");
+  FILE *f;
   lensnet_npy_info info;
   lensnet_result r;
+  if (!path || !out) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_npy_read_rows needs a path and a tensor to fill");
+  f = fopen(path, "rb");
   memset(out, 0, sizeof *out);
   if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading", path);
   if ((r = lensnet__npy_file_header(f, path, &info, err)) == LENSNET_OK) r = lensnet__npy_rows_from(f, path, &info, first, count, out, err);
@@ -2499,9 +2506,11 @@ static lensnet_result lensnet__npy_parse(const unsigned char *bytes, size_t len,
  * the whole file in between); anything else (a pipe, a FIFO, /dev/stdin), a 0-d array and a file
  * whose header does not parse go through the whole-file reader, which names the problem. */
 LENSNET_API lensnet_result lensnet_npy_read(const char *path, lensnet_tensor *out, lensnet_error *err) {
-  FILE *f = fopen(path, "rb");
+  FILE *f;
   lensnet_npy_info info;
   lensnet_result r;
+  if (!path || !out) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_npy_read needs a path and a tensor to fill");
+  f = fopen(path, "rb");
   memset(out, 0, sizeof *out);
   if (f && fseek(f, 0, SEEK_END) != 0) {
     /* a pipe or FIFO: read whole from this handle (opening a FIFO again would wait for a writer
@@ -4490,6 +4499,17 @@ static lensnet_result lensnet__fits_card_check(const char *path, size_t i, const
       return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card '%s': the value holds a character that is not printable ASCII", path, c->key);
   if (c->value[0] == '\'' && (v < 2 || c->value[v - 1] != '\''))
     return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card '%s': a string value ends with a quote", path, c->key);
+  if (c->value[0] == '\'') { /* a quote inside a string is written twice (4.2.1.1) */
+    for (k = 1; k + 1 < v; k++)
+      if (c->value[k] == '\'' && c->value[++k] != '\'')
+        return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card '%s': a quote inside a string value is written twice ('')", path, c->key);
+    if (k + 1 != v) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card '%s': a string value ends with a quote", path, c->key);
+  } else {
+    double number;
+    if (!(v == 1 && (c->value[0] == 'T' || c->value[0] == 'F')) && !lensnet__fits_parse_real(c->value, v, &number))
+      return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card '%s': the value %.68s is neither a number, T or F, nor a string in single "
+                           "quotes ('%.60s')", path, c->key, c->value, c->value);
+  }
   for (k = 0; c->comment && c->comment[k]; k++)
     if (c->comment[k] < 32 || c->comment[k] > 126)
       return lensnet__fail(err, LENSNET_ERR_ARG, "%s: extra card '%s': the comment holds a character that is not printable ASCII", path, c->key);
@@ -4508,6 +4528,7 @@ LENSNET_API lensnet_result lensnet_fits_write_cards(const char *path, const lens
   lensnet__chunk chunks[2];
   lensnet_result r;
   int k;
+  if (!path || !t) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_fits_write needs a path and a tensor (NULL given)");
   if (t->ndim < 1 || t->ndim > LENSNET_MAX_DIMS)
     return lensnet__fail(err, LENSNET_ERR_ARG, "%s: a FITS image needs 1 to %d axes, the tensor has %d", path, LENSNET_MAX_DIMS, t->ndim);
   if (ncards && !cards) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: %lu extra cards but no array of them", path, (unsigned long)ncards);
@@ -7380,6 +7401,8 @@ static lensnet_result lensnet__arch_option(lensnet__arch_parser *ap, lensnet_lay
   if (!strcmp(key, "p") || !strcmp(key, "slope") || !strcmp(key, "eps")) { L->value = (float)d; return LENSNET_OK; }
   if (!strcmp(key, "momentum")) { L->momentum = (float)d; return LENSNET_OK; }
   if (d < 0 || d > 1e9 || d != floor(d)) return lensnet__fail(ap->err, LENSNET_ERR_ARCH, "architecture line %d: %s=%.40s must be a non-negative integer", ap->line, key, val);
+  if (d == 0 && (!strcmp(key, "out") || !strcmp(key, "kernel") || !strcmp(key, "stride") || !strcmp(key, "groups")))
+    return lensnet__fail(ap->err, LENSNET_ERR_ARCH, "architecture line %d: %s=0: it must be at least 1", ap->line, key);
   if (!strcmp(key, "out")) L->out = (size_t)d;
   else if (!strcmp(key, "kernel")) L->kernel = (size_t)d;
   else if (!strcmp(key, "stride")) L->stride = (size_t)d;
@@ -7675,6 +7698,15 @@ static lensnet_result lensnet__model_resolve(lensnet_model *m, lensnet_error *er
     L->out_c = r.c; L->out_h = r.h; L->out_w = r.w;
   }
   m->out_features = r.c * r.h * r.w;
+  /* a tensor's name is its layer's name and its role: two layers of one name would save a file
+   * whose tensors cannot be told apart, which no model could load again */
+  for (i = 0; i < m->param_count; i++) {
+    size_t j;
+    for (j = i + 1; j < m->param_count; j++)
+      if (!strcmp(m->params[i].name, m->params[j].name))
+        return lensnet__fail(err, LENSNET_ERR_ARCH, "two layers make a tensor named '%s': each layer's name must be its own, as it "
+                             "names the layer's tensors in a weights file", m->params[i].name);
+  }
   return LENSNET_OK;
 }
 
@@ -7725,6 +7757,9 @@ static lensnet_result lensnet__arch_expand(const char *arch, char **out, lensnet
     *out = buf;
     return LENSNET_OK;
   }
+  if (strlen(arch) < 64 && strspn(arch, "abcdefghijklmnopqrstuvwxyz0123456789_-.") == strlen(arch) && arch[0])
+    return lensnet__fail(err, LENSNET_ERR_ARCH, "'%s' is neither a built-in architecture (ou66, ou200, ensai, resnet18, resnet34, p4cnn; "
+                         "written name(bands), e.g. ou66(4)) nor architecture text (a first line 'input C H W')", arch);
   *out = lensnet__strdup(arch);
   return *out ? LENSNET_OK : lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
 }
@@ -7813,9 +7848,10 @@ static lensnet_result lensnet__model_alloc_values(lensnet_model *m, lensnet_erro
 
 LENSNET_API lensnet_result lensnet_model_create(const char *arch, lensnet_model **out, lensnet_error *err) {
   lensnet_model *m;
-  lensnet_result r = lensnet__model_describe(arch, &m, err);
+  lensnet_result r;
+  if (!arch || !out) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_model_create needs the architecture text and somewhere to put the model");
   *out = NULL;
-  if (r != LENSNET_OK) return r;
+  if ((r = lensnet__model_describe(arch, &m, err)) != LENSNET_OK) return r;
   if ((r = lensnet__model_alloc_values(m, err)) != LENSNET_OK) {
     lensnet_model_free(m);
     return r;
@@ -8064,7 +8100,9 @@ LENSNET_API lensnet_result lensnet_model_from_safetensors(const lensnet_safetens
 LENSNET_API lensnet_result lensnet_model_load(const char *path, lensnet_model **out, lensnet_error *err) {
   lensnet_safetensors st;
   lensnet_result r;
+  if (!out) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_model_load needs somewhere to put the model");
   *out = NULL;
+  if (!path) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_model_load: no file name given (the path is NULL)");
   if ((r = lensnet_safetensors_read(path, &st, err)) != LENSNET_OK) return r;
   r = lensnet_model_from_safetensors(&st, out, err);
   lensnet_safetensors_free(&st);
@@ -13453,6 +13491,8 @@ static lensnet_result lensnet__cutout_check(const lensnet_model *m, const lensne
                                             size_t w, lensnet_cutout_report *rep, lensnet_error *err) {
   size_t c, b, used = 0;
   lensnet_result r;
+  if (d->size != LENSNET_SIZE_EXACT && d->size != LENSNET_SIZE_RESIZE && d->size != LENSNET_SIZE_CROP)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "cutout: size %d is not LENSNET_SIZE_EXACT, _RESIZE or _CROP", (int)d->size);
   if (h == 0 || w == 0) {
     r = lensnet__cutout_refuse(rep, LENSNET_CUTOUT_EMPTY);
     return lensnet__fail(err, r, "the image is empty (%lux%lu)", (unsigned long)h, (unsigned long)w);

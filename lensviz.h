@@ -837,6 +837,10 @@ LENSVIZ_API lensviz_desc lensviz_desc_resolve(const lensviz_desc *desc) {
 
 /* Resolves target (-1 = the lens class, lensnet_model_class_index) or reports an error. */
 static lensnet_result lensviz__target(const lensnet_model *m, int target, size_t *out, lensnet_error *err) {
+  if (!m) return lensviz__fail(err, LENSNET_ERR_ARG, "no model given (NULL)");
+  if (target < -1)
+    return lensviz__fail(err, LENSNET_ERR_ARG, "target %d is not an output: give 0 to %lu, or -1 for the lens class", target,
+                         (unsigned long)m->out_features - 1);
   if (target < 0) return lensnet_model_class_index(m, "lens", out, err);
   if ((size_t)target >= m->out_features)
     return lensviz__fail(err, LENSNET_ERR_ARG, "target output %d does not exist: the model has %lu outputs", target,
@@ -1084,6 +1088,7 @@ LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float
   memset(&j, 0, sizeof j);
   j.d = lensviz_desc_resolve(desc);
   if ((r = lensviz__target(m, target, &j.target, err)) != LENSNET_OK) return r;
+  if (!image || !map) return lensviz__fail(err, LENSNET_ERR_ARG, "occlusion needs an image and a map to write (NULL given)");
   lensviz_occlusion_size(m, &j.d, &j.rows, &j.cols);
   if (!j.rows || !j.cols)
     return lensviz__fail(err, LENSNET_ERR_ARG, "occlusion patch of %lu pixels does not fit the %lux%lu input",
@@ -1211,6 +1216,7 @@ static lensnet_result lensviz__one_gradient(lensnet_model *m, const float *image
   size_t tg = 0, b = 0;
   lensnet_result r;
   if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
+  if (!image || !grad) return lensviz__fail(err, LENSNET_ERR_ARG, "a gradient map needs an image and a map to write (NULL given)");
   if ((r = lensviz__trainer(m, &d, 1, mode, -1, &t, &b, err)) != LENSNET_OK) return r;
   r = lensviz__gradients(t, image, 1, tg, grad, err);
   lensnet_trainer_free(t);
@@ -1228,6 +1234,7 @@ LENSVIZ_API lensnet_result lensviz_guided_backprop(lensnet_model *m, const float
 }
 
 LENSVIZ_API lensnet_result lensviz_layer_shape(const lensnet_model *m, size_t layer, size_t *c, size_t *h, size_t *w, lensnet_error *err) {
+  if (!m || !c || !h || !w) return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_layer_shape needs a model and three sizes to fill (NULL given)");
   if (layer >= m->layer_count)
     return lensviz__fail(err, LENSNET_ERR_ARG, "layer %lu does not exist: the model has layers 0..%lu", (unsigned long)layer,
                          (unsigned long)m->layer_count - 1);
@@ -1264,8 +1271,12 @@ LENSVIZ_API lensnet_result lensviz_gradcam(lensnet_model *m, const float *image,
   size_t tg = 0, b = 0, c = 0, h = 0, w = 0, k, p;
   lensnet_result r;
   float *grad;
+  lensnet_map_geometry g;
   if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
+  if (!image || !cam) return lensviz__fail(err, LENSNET_ERR_ARG, "Grad-CAM needs an image and a map to write (NULL given)");
   if ((r = lensviz_layer_shape(m, layer, &c, &h, &w, err)) != LENSNET_OK) return r;
+  /* a layer after a flatten, a dense layer or a global pool has no place on the image */
+  if ((r = lensnet_receptive_field(m, layer, &g, err)) != LENSNET_OK) return r;
   if (!(grad = lensviz__floats(lensviz__image_floats(m)))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   if ((r = lensviz__trainer(m, &d, 1, LENSNET_RELU_BACKWARD_NORMAL, (long)layer, &t, &b, err)) != LENSNET_OK) { lensviz_free(grad); return r; }
   r = lensviz__gradients(t, image, 1, tg, grad, err);
@@ -1292,10 +1303,12 @@ LENSVIZ_API lensnet_result lensviz_gradcam(lensnet_model *m, const float *image,
 
 LENSVIZ_API lensnet_result lensviz_guided_gradcam(lensnet_model *m, const float *image, int target, size_t layer,
                                                   const lensviz_desc *desc, float *out, lensnet_error *err) {
-  size_t c = 0, h = 0, w = 0, k, p, hw = m->in_h * m->in_w;
+  size_t c = 0, h = 0, w = 0, k, p, hw;
   lensnet_map_geometry g;
   lensnet_result r;
   float *cam, *up;
+  if (!m || !image || !out) return lensviz__fail(err, LENSNET_ERR_ARG, "guided Grad-CAM needs a model, an image and a map to write (NULL given)");
+  hw = m->in_h * m->in_w;
   if ((r = lensviz_layer_shape(m, layer, &c, &h, &w, err)) != LENSNET_OK) return r;
   cam = lensviz__floats(h * w);
   up = lensviz__floats(hw);
@@ -1363,6 +1376,7 @@ LENSVIZ_API lensnet_result lensviz_integrated_gradients(lensnet_model *m, const 
   size_t tg = 0, p;
   lensnet_result r;
   if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
+  if (!image || !out) return lensviz__fail(err, LENSNET_ERR_ARG, "integrated gradients need an image and a map to write (NULL given)");
   c.x = image; c.x0 = d.baseline; c.per = lensviz__image_floats(m); c.steps = d.steps;
   if ((r = lensviz__mean_gradient(m, &d, tg, d.steps, lensviz__ig_input, &c, out, err)) != LENSNET_OK) return r;
   for (p = 0; p < c.per; p++) out[p] *= image[p] - (c.x0 ? c.x0[p] : 0.0f);
@@ -1384,9 +1398,11 @@ LENSVIZ_API lensnet_result lensviz_smoothgrad(lensnet_model *m, const float *ima
   lensviz_desc d = lensviz_desc_resolve(desc);
   lensviz__noise_ctx c;
   size_t tg = 0, p;
-  float lo = image[0], hi = image[0];
+  float lo, hi;
   lensnet_result r;
   if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
+  if (!image || !out) return lensviz__fail(err, LENSNET_ERR_ARG, "SmoothGrad needs an image and a map to write (NULL given)");
+  lo = hi = image[0];
   c.x = image; c.per = lensviz__image_floats(m);
   for (p = 1; p < c.per; p++) { if (image[p] < lo) lo = image[p]; if (image[p] > hi) hi = image[p]; }
   c.sigma = d.noise * (hi - lo);
@@ -1526,6 +1542,7 @@ LENSVIZ_API lensnet_result lensviz_class_image(lensnet_model *m, int target, con
   size_t tg = 0, counter = 0;
   lensnet_result r;
   if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
+  if (!image) return lensviz__fail(err, LENSNET_ERR_ARG, "a class image needs an image to write (NULL given)");
   lensnet_rng_seed(&rng, d.seed);
   lensviz__noise_image(image, lensviz__image_floats(m), &d, &rng);
   r = lensviz__ascend(m, LENSVIZ__ASCEND_OUTPUT, tg, &d, &rng, image, &counter, err);
@@ -1542,11 +1559,13 @@ static void lensviz__resize_planes(const float *src, size_t c, size_t h, size_t 
 LENSVIZ_API lensnet_result lensviz_dream(const lensnet_model *m, size_t layer, const lensviz_desc *desc, float *image, lensnet_error *err) {
   lensviz_desc d = lensviz_desc_resolve(desc);
   lensnet_rng rng;
-  size_t C = m->in_c, H = m->in_h, W = m->in_w, counter = 0, ph = 0, pw = 0, p;
+  size_t C, H, W, counter = 0, ph = 0, pw = 0, p;
   long k;
   lensnet_result r = LENSNET_OK;
-  float *base = lensviz__floats(C * H * W), *x = lensviz__floats(C * H * W), *detail = lensviz__floats(C * H * W),
-        *scaled = lensviz__floats(C * H * W);
+  float *base, *x, *detail, *scaled;
+  if (!m || !image) return lensviz__fail(err, LENSNET_ERR_ARG, "a dream needs a model and a start image (NULL given)");
+  C = m->in_c, H = m->in_h, W = m->in_w;
+  base = lensviz__floats(C * H * W), x = lensviz__floats(C * H * W), detail = lensviz__floats(C * H * W), scaled = lensviz__floats(C * H * W);
   if (!base || !x || !detail || !scaled) r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   else memcpy(base, image, C * H * W * sizeof(float));
   lensnet_rng_seed(&rng, d.seed);
@@ -1594,13 +1613,14 @@ LENSVIZ_API lensnet_result lensviz_filter_image(const lensnet_model *m, size_t l
   size_t counter = 0;
   lensnet_result r;
   size_t at = layer;
+  if (!m || !image) return lensviz__fail(err, LENSNET_ERR_ARG, "a filter image needs a model and an image to write (NULL given)");
   /* a ReLU that is off everywhere passes no gradient: ascend its input instead, which has the
    * same maximiser wherever the unit is on */
   if (layer > 0 && layer < m->layer_count && m->layers[layer].type == LENSNET_LAYER_RELU) at = layer - 1;
   if ((r = lensviz_model_cut(m, at, 0, 0, &cut, err)) != LENSNET_OK) return r;
   if (channel >= cut->layers[at].out_c) {
-    r = lensviz__fail(err, LENSNET_ERR_ARG, "layer %lu has %lu channels, not %lu", (unsigned long)layer,
-                      (unsigned long)cut->layers[at].out_c, (unsigned long)channel + 1);
+    r = lensviz__fail(err, LENSNET_ERR_ARG, "layer %lu has %lu channels (0 to %lu): there is no channel %lu", (unsigned long)layer,
+                      (unsigned long)cut->layers[at].out_c, (unsigned long)cut->layers[at].out_c - 1, (unsigned long)channel);
   } else {
     lensnet_rng_seed(&rng, d.seed);
     lensviz__noise_image(image, lensviz__image_floats(m), &d, &rng);
@@ -3526,10 +3546,11 @@ LENSVIZ_API lensnet_result lensviz_gif_encode(const lensviz_image *frames, size_
 
 /* Writes path.tmp, then renames it to path. */
 static lensnet_result lensviz__write_file(const char *path, const unsigned char *data, size_t len, lensnet_error *err) {
-  size_t n = strlen(path);
-  char *tmp = LENSVIZ__CAST(char *, LENSVIZ_MALLOC(n + 5));
+  size_t n = path ? strlen(path) : 0;
+  char *tmp = path ? LENSVIZ__CAST(char *, LENSVIZ_MALLOC(n + 5)) : NULL;
   FILE *f;
   int ok;
+  if (!path) return lensviz__fail(err, LENSNET_ERR_ARG, "no file name given (the path is NULL)");
   if (!tmp) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   memcpy(tmp, path, n);
   memcpy(tmp + n, ".tmp", 5);
@@ -3591,8 +3612,10 @@ static int lensviz__png_encode(lensviz__bytes *b, const lensviz_image *img, size
 
 LENSVIZ_API lensnet_result lensviz_png_write(const char *path, const lensviz_image *img, lensnet_error *err) {
   lensviz__bytes b;
-  size_t pixels, stride = lensviz__stride(img);
+  size_t pixels, stride;
   lensnet_result r;
+  if (!path || !img || !img->rgb) return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_png_write needs a path and a picture with pixels (NULL given)");
+  stride = lensviz__stride(img);
   if (!img->width || !img->height || img->width > 0x7fffffff / 3 || img->height > 0x7fffffff ||
       !lensviz__mul_ok(img->width, img->height, &pixels) || pixels > LENSVIZ_MAX_PIXELS || stride > 0x7fffffff)
     return lensviz__fail(err, LENSNET_ERR_TOO_LARGE, "%.200s: a %lux%lu picture is empty or too large", path,
@@ -3608,7 +3631,7 @@ LENSVIZ_API lensnet_result lensviz_png_write(const char *path, const lensviz_ima
 }
 #else
 LENSVIZ_API lensnet_result lensviz_png_write(const char *path, const lensviz_image *img, lensnet_error *err) {
-  (void)img;
+  if (!path || !img || !img->rgb) return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_png_write needs a path and a picture with pixels (NULL given)");
   return lensviz__fail(err, LENSNET_ERR_UNSUPPORTED,
                        "%.120s: cannot write PNG: built without PNG support (LENSVIZ_NO_PNG, no stb_image_write.h); "
                        "rebuild with stb_image_write.h to write PNG", path);

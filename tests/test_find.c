@@ -129,6 +129,19 @@ static void test_fits_cards(void) {
     CHECK(lensnet_fits_write_cards(W "_bad.fits", &t, &bad, 1, &err) == LENSNET_ERR_ARG, "a lower-case key");
     bad.key = "OBJECT"; bad.value = "'unterminated";
     CHECK(lensnet_fits_write_cards(W "_bad.fits", &t, &bad, 1, &err) == LENSNET_ERR_ARG, "an unterminated string");
+    bad.value = "my lens"; /* text without quotes: the reader could not read it back */
+    CHECK(lensnet_fits_write_cards(W "_bad.fits", &t, &bad, 1, &err) == LENSNET_ERR_ARG && strstr(err.message, "neither a number"),
+          "a string without quotes: %s", err.message);
+    bad.value = "'it's'";
+    CHECK(lensnet_fits_write_cards(W "_bad.fits", &t, &bad, 1, &err) == LENSNET_ERR_ARG && strstr(err.message, "written twice"),
+          "a lone quote inside a string: %s", err.message);
+    bad.value = "'it''s'";
+    CHECK(lensnet_fits_write_cards(W "_bad.fits", &t, &bad, 1, &err) == LENSNET_OK &&
+              lensnet_fits_header_value(W "_bad.fits", 0, "OBJECT", v, sizeof v, &err) == LENSNET_OK && !strcmp(v, "it's"),
+          "a doubled quote reads back as one: '%s'", v);
+    remove(W "_bad.fits");
+    bad.value = "1.5e3x";
+    CHECK(lensnet_fits_write_cards(W "_bad.fits", &t, &bad, 1, &err) == LENSNET_ERR_ARG, "a number with trailing text: %s", err.message);
     CHECK(!check_file_exists(W "_bad.fits"), "no file");
   }
   TEST("a file without a TAN WCS says so") {

@@ -129,6 +129,17 @@ static void test_architecture_text(void) {
         err.message);
   lensnet_model_free(m);
   m = NULL;
+  /* two layers of one name would save tensors no model could tell apart: refused when built */
+  CHECK(lensnet_model_create("input 1 8 8\nconv2d name=c1 out=2 kernel=3\nrelu\nconv2d name=c1 out=2 kernel=3\nflatten\ndense name=fc out=2", &m,
+                             &err) == LENSNET_ERR_ARCH && strstr(err.message, "'c1.weight'") && !m,
+        "a layer name used twice: %s", err.message);
+  CHECK(lensnet_model_create("input 1 8 8; conv2d name=c out=2 kernel=3 stride=0", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "stride=0"),
+        "stride=0 is refused, not taken as 1: %s", err.message);
+  CHECK(lensnet_model_create("ou67", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "'ou67' is neither a built-in") && strstr(err.message, "ou66(4)"),
+        "a mistyped built-in without parentheses says what was expected: %s", err.message);
+  CHECK(lensnet_model_create(NULL, &m, &err) == LENSNET_ERR_ARG && !m, "no architecture text: %s", err.message);
+  CHECK(lensnet_model_load("weights/OU_66.safetensors", NULL, &err) == LENSNET_ERR_ARG, "nowhere to put the model: %s", err.message);
+  CHECK(lensnet_model_load(NULL, &m, &err) == LENSNET_ERR_ARG && strstr(err.message, "NULL") && !m, "no path: %s", err.message);
   CHECK(lensnet_arch_builtin_sized("ou66", 4, 2, 128, 128, text, sizeof text) > 0 && strstr(text, "input 4 66 66"), "ou66's size is fixed");
   CHECK(lensnet_arch_builtin("resnet34", 3, text, sizeof text) == 0, "a buffer too small gives 0 (resnet34's text is longer than 4096 bytes)");
 }

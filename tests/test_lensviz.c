@@ -119,6 +119,32 @@ static void test_methods(void) {
     }
     lensnet_model_free(cut);
     CHECK(lensviz_gradcam(relu, x, 1, 99, NULL, cam, &err) == LENSNET_ERR_ARG, "layer 99 is refused");
+    /* layers 5-7 (global pool, flatten, dense) have no place on the image */
+    for (k = 5; k < 8; k++)
+      CHECK(lensviz_gradcam(relu, x, 1, k, NULL, cam, &err) != LENSNET_OK, "Grad-CAM at layer %lu (after the convolutions) is refused: %s",
+            (unsigned long)k, err.message);
+  }
+  TEST("bad targets and NULL buffers are refused, naming the problem") {
+    float cam[64], map[200];
+    CHECK(lensviz_gradcam(relu, x, -2, 3, NULL, cam, &err) == LENSNET_ERR_ARG && strstr(err.message, "target -2"), "target -2: %s", err.message);
+    CHECK(lensviz_saliency(relu, x, -7, NULL, g, &err) == LENSNET_ERR_ARG && strstr(err.message, "-1 for the lens class"), "target -7: %s",
+          err.message);
+    CHECK(lensviz_gradcam(relu, NULL, 1, 3, NULL, cam, &err) == LENSNET_ERR_ARG && strstr(err.message, "NULL"), "no image: %s", err.message);
+    CHECK(lensviz_gradcam(relu, x, 1, 3, NULL, NULL, &err) == LENSNET_ERR_ARG, "no map: %s", err.message);
+    CHECK(lensviz_occlusion(relu, NULL, 1, NULL, map, NULL, &err) == LENSNET_ERR_ARG, "occlusion without an image: %s", err.message);
+    CHECK(lensviz_saliency(relu, x, 1, NULL, NULL, &err) == LENSNET_ERR_ARG, "saliency without a map: %s", err.message);
+    CHECK(lensviz_smoothgrad(relu, NULL, 1, NULL, g, &err) == LENSNET_ERR_ARG, "SmoothGrad without an image: %s", err.message);
+    CHECK(lensviz_guided_gradcam(relu, x, 1, 3, NULL, NULL, &err) == LENSNET_ERR_ARG, "guided Grad-CAM without a map: %s", err.message);
+    CHECK(lensviz_filter_image(relu, 3, 9, NULL, map, &err) == LENSNET_ERR_ARG && strstr(err.message, "there is no channel 9"),
+          "a channel past the end: %s", err.message);
+    {
+      lensviz_image none;
+      memset(&none, 0, sizeof none);
+      none.width = none.height = 4; /* a size, but no pixels */
+      CHECK(lensviz_png_write("build/viz_none.png", &none, &err) == LENSNET_ERR_ARG && !check_file_exists("build/viz_none.png"),
+            "a picture without pixels is refused: %s", err.message);
+      CHECK(lensviz_png_write(NULL, &none, &err) == LENSNET_ERR_ARG, "no path: %s", err.message);
+    }
   }
   TEST("guided Grad-CAM is guided backprop times the Grad-CAM map placed on its cells' centres") {
     /* layer 3's 8x8 cells: the padded first convolution keeps offset 0, the unpadded second one
