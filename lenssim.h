@@ -205,8 +205,10 @@
  *   LENSSIM_STATIC            every public function becomes `static` (private copy per file)
  *   LENSSIM_API               linkage of public functions (default `extern`)
  *   LENSSIM_MALLOC(sz), LENSSIM_FREE(p)   allocator, both or neither (default malloc/free).
- *                             Used only by lenssim_render when the caller passes no workspace,
- *                             for a JSON scene's PIXEL kernel and by lenssim_field_render.
+ *                             Used when the caller passes no workspace (lenssim_render,
+ *                             lenssim_dataset_sample), for JSON scenes (lenssim_render_json, a
+ *                             PIXEL kernel) and by the data sets and fields (lenssim_dataset_*,
+ *                             lenssim_field_*).
  *   LENSSIM_MAX_PIXELS        largest image side accepted (default 8192)
  *   LENSSIM_MAX_SUPERSAMPLING largest supersampling factor accepted (default 32)
  *   LENSSIM_NO_OPTIMIZE_PRAGMA  with GCC, optimised builds compile the implementation at -O3
@@ -295,7 +297,7 @@ extern "C" {
   X(LENSSIM_OK,            "ok") \
   X(LENSSIM_ERR_ARG,       "invalid argument") \
   X(LENSSIM_ERR_RANGE,     "value out of range") \
-  X(LENSSIM_ERR_UNKNOWN,   "unknown model name") \
+  X(LENSSIM_ERR_UNKNOWN,   "unknown name or kind (model, preset, layout, PSF)") \
   X(LENSSIM_ERR_NOMEM,     "out of memory") \
   X(LENSSIM_ERR_TOO_LARGE, "size exceeds the configured limits") \
   X(LENSSIM_ERR_WORKSPACE, "workspace too small") \
@@ -715,9 +717,9 @@ LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenss
 LENSSIM_API size_t lenssim_dataset_image_floats(const lenssim_dataset *ds);
 /* Bytes of workspace one call of lenssim_dataset_sample needs (one per thread). */
 LENSSIM_API size_t lenssim_dataset_workspace_bytes(const lenssim_dataset *ds);
-/* Object `index`: image[channels][num_pix][num_pix] (counts/s per output pixel) and its label.
- * The result depends only on (ds's configuration, seed, index): any order, any thread. workspace
- * may be NULL (then allocated and freed here). */
+/* Object `index`: image[channels][num_pix][num_pix] (counts/s per output pixel) and its label
+ * (both required). The result depends only on (ds's configuration, seed, index): any order, any
+ * thread. workspace may be NULL (then allocated and freed here). */
 LENSSIM_API lenssim_result lenssim_dataset_sample(const lenssim_dataset *ds, uint64_t index, float *image,
                                                   lenssim_label *label, void *workspace, size_t workspace_bytes,
                                                   lenssim_error *err);
@@ -4573,7 +4575,7 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
   int ch, det, attempt, max_tries, lone, accepted = 0, is_lens, substructure = 0, have_parts = 0;
   lenssim__object obj_storage;
 
-  if (!ds || !image || !label) return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset sample: NULL argument");
+  if (!ds || !image || !label) return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset sample: the data set, the image and the label are required (NULL given)");
   if (!lenssim__kind_allowed(ds->config.preset, kind))
     return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset sample: kind '%s' does not belong to preset '%s'",
                          lenssim_kind_name(kind), lenssim_preset_name(ds->config.preset));
@@ -4742,7 +4744,7 @@ done:
 LENSSIM_API lenssim_result lenssim_dataset_sample(const lenssim_dataset *ds, uint64_t index, float *image,
                                                   lenssim_label *label, void *workspace, size_t workspace_bytes,
                                                   lenssim_error *err) {
-  if (!ds) return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset sample: NULL argument");
+  if (!ds) return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset sample: no data set given (NULL)");
   return lenssim_dataset_sample_kind(ds, index, lenssim_dataset_kind(ds, index), image, label, workspace, workspace_bytes, err);
 }
 

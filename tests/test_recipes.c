@@ -53,6 +53,9 @@ static void test_cutout_selection_and_fit(void) {
   for (y = 0, i = 0; y < 4; y++)
     for (x = 0; x < 4; x++) i += out[16 + y * 4 + x] != image[42 + (1 + y) * 7 + 1 + x];
   CHECK(i == 0, "crop: the central 4x4 of a 6x7 band (offsets 1, 1)");
+  d.size = (lensnet_size_fit)7;
+  CHECK(lensnet_cutout_prepare(m, &d, image, 2, 4, 4, out, &rep, &err) == LENSNET_ERR_ARG && strstr(err.message, "size 7"),
+        "a size fit that is none of the three is refused: %s", err.message);
   lensnet_model_free(m);
 }
 
