@@ -153,6 +153,10 @@ static void test_joins(void) {
   CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/named_scores.csv --labels " D "/named_labels.csv --join order --bootstrap 0 --out " D "/named") == 0 &&
             NEAR(metric(D "/named", 1, "auc"), 1.0) && strstr(out, "rows joined by row order"), /* labels 0,1,1,1,0,0 on 0.2 0.9 0.7 0.8 0.4 0.4 */
         "--join order matches row by row, as asked (AUC %g): %s", metric(D "/named", 1, "auc"), out);
+  /* without --out: the summary alone, nothing written */
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --bootstrap 0") == 0 &&
+            strstr(out, "AUC 0.8333") && strstr(out, "no --out: nothing written"),
+        "without --out: the figures, printed: %s", out);
   /* labels from the scores file itself */
   write_file(D "/one.csv", "p_lens,label\n0.9,1\n0.8,1\n0.4,1\n0.7,0\n0.4,0\n0.2,0");
   CHECK(cli_lens("eval --scores " D "/one.csv --bootstrap 0 --out " D "/one > /dev/null 2>&1") == 0 && NEAR(metric(D "/one", 1, "auc"), 7.5 / 9.0),

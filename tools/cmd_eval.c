@@ -196,8 +196,8 @@ static const lens_option eval_rows[] = {
             "by the file names of an 'input' column in both, else in order"),
   LENS_CHOICE(T, "join", 0, join, eval_join_choices, 0, "auto|order",
               "auto (default): as --labels says; order: row by row, whatever the files hold"),
-  LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "DIR", "folder for metrics.json, metrics.csv, curve.csv, roc.png, pr.png\n"
-            "(none of them may be an input)"),
+  LENS_TEXT(T, "out", 0, out, NULL, "DIR", "folder for metrics.json, metrics.csv, curve.csv, roc.png, pr.png\n"
+            "(none of them may be an input); without it, the summary alone"),
   LENS_LIST(T, "by", by_text, by_text_count, EVAL_MAX_BY, "LIST", "groups: label columns such as kind,theta_E,arc_snr,mag_lens; text\n"
             "columns by value, numeric ones in quantile bins, or fixed edges\n"
             "with NAME:e0,e1,... (e.g. theta_E:0,0.5,1,2); may repeat"),
@@ -219,7 +219,7 @@ static const lens_option eval_rows[] = {
 #undef T
 static const lens_option_section eval_sections[] = {{NULL, eval_rows, sizeof eval_rows / sizeof eval_rows[0]}};
 static const lens_command_spec eval_spec = {
-  "eval", "usage: lens eval --scores S.csv [--scores S2.csv ...] [--labels L.csv] --out DIR [options]\n",
+  "eval", "usage: lens eval --scores S.csv [--scores S2.csv ...] [--labels L.csv] [--out DIR] [options]\n",
   "Scores against labels: ROC AUC with a bootstrap interval, average precision, the confusion\n"
   "matrix, precision, recall, F1 and accuracy at --threshold, precision at fixed recall, recall\n"
   "at fixed false-positive rate; overall, per --by group, and reweighted to each --prior.\n"
@@ -1792,8 +1792,8 @@ int lens_cmd_eval(int argc, char **argv) {
   memset(&g, 0, sizeof g);
   if ((rc = lens_options_parse(&eval_spec, argc, argv, &o, &given)) != 0) return rc < 0 ? 0 : rc;
   if ((rc = parse_by(&o)) != 0 || (rc = check_score_files(&o)) != 0) return rc;
-  if (lens_out_folder("--out", o.out)) return LENS_EXIT_USAGE;
-  {
+  if (o.out && lens_out_folder("--out", o.out)) return LENS_EXIT_USAGE;
+  if (o.out) {
     static const char *const outputs[] = {"metrics.json", "metrics.csv", "curve.csv", "roc.png", "pr.png"};
     const char *inputs[EVAL_MAX_SCORES + 1];
     size_t k;
@@ -1809,7 +1809,7 @@ int lens_cmd_eval(int argc, char **argv) {
     rc = lens_usage("--prior, --at-recall and --at-fpr are two-class figures; %s %s %lu class columns (pick one with --score-column)",
                     d.sname, d.scount > 1 ? "have" : "has", (unsigned long)d.classes);
   if (!rc) rc = make_groups(&o, &d, &g);
-  if (!rc && lens_make_dirs_noted(o.out, &made)) rc = LENS_EXIT_FAIL;
+  if (!rc && o.out && lens_make_dirs_noted(o.out, &made)) rc = LENS_EXIT_FAIL;
   if (!rc) {
     pool = lens_pool_create(o.threads ? o.threads : lens_pool_default_threads());
     if (!pool) rc = lens_fail("eval: cannot start threads");
@@ -1829,9 +1829,10 @@ int lens_cmd_eval(int argc, char **argv) {
       print_binary(&o, &g);
       print_positions(&d);
     }
-    rc = write_outputs(&o, &d, &g);
+    if (o.out) rc = write_outputs(&o, &d, &g);
+    else printf("\n(no --out: nothing written; --out DIR writes metrics.json, metrics.csv, curve.csv and the plots)\n");
   }
-  if (rc) lens_remove_made_dirs(o.out, made); /* a folder this run made, left empty by a failure */
+  if (rc && o.out) lens_remove_made_dirs(o.out, made); /* a folder this run made, left empty by a failure */
   lens_pool_free(pool);
   free_groups(&g);
   free_data(&d);
