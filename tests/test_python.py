@@ -260,6 +260,11 @@ def test_explain(tmp, sim, data):
     check("explain(out=buf) writes buf in place", m.explain(data.images[5], "gradcam", out=buf) is buf and same(buf, ref))
     prepared = m.prepare(data.images[5])[0]
     check("explain(prepared=True) of a prepared image is the same map", same(m.explain(prepared, "gradcam", prepared=True), ref))
+    vis = lens.Model("weights/OU_VIS.safetensors")
+    two = np.stack([data.images[5][3], data.images[6][3]])  # [2, H, W]: two one-band images for OU_VIS
+    err = raises(lambda: vis.explain(two, "gradcam", resize=True))
+    check("explain([2, H, W]) for a one-band model raises (two images, as predict reads them) (%s)" % err,
+          err is not None and err.code == 5 and "got 2" in str(err))
     check("default_layer('gradcam') is 27 for OU-66 (lensviz.h)", m.default_layer("gradcam") == 27)
     err = raises(lambda: m.explain(data.images[5], "nope"))
     check("explain(unknown method) raises naming the methods", err is not None and "occlusion" in str(err))

@@ -342,6 +342,10 @@ class Model:
             if x.ndim == 4 and x.shape[0] != 1:
                 raise LensError("explain takes one image, got a batch of %d" % x.shape[0], 5)
             x = self.prepare(x.reshape(x.shape[1:]) if x.ndim == 4 else x, **prepare_options)
+            if x.shape[0] != 1:  # [N, H, W] for a one-band model: N images, as predict reads them
+                raise LensError("explain takes one image, got %d (an array %s is read as %d images of the model's %d band(s), "
+                                "as predict reads it)" % (x.shape[0], tuple(image.shape) if hasattr(image, "shape") else "",
+                                                          x.shape[0], self.bands), 5)
         t = -1 if target is None else int(target)
         L = -1 if layer is None else int(layer)
         shape, ndim, used, base, err = (ctypes.c_size_t * 4)(), ctypes.c_int(), ctypes.c_long(), ctypes.c_double(), Error()
