@@ -405,7 +405,7 @@ int lens_cutout_check(const lens_cutout_options *o) {
   return o->resize && o->crop ? lens_usage("--resize and --crop exclude each other") : 0;
 }
 
-int lens_preprocess_resolve(const lensnet_model *m, int flag) {
+int lens_preprocess_resolve_of(const lensnet_model *m, int flag, const char *whose) {
   lensnet_error err;
   const char *key;
   int minmax;
@@ -415,10 +415,13 @@ int lens_preprocess_resolve(const lensnet_model *m, int flag) {
     return -1;
   }
   if (minmax)
-    fprintf(stderr, "lens: applying the model's min-max normalisation (metadata %s); --preprocess none to skip\n",
-            !strcmp(key, "preprocess") ? "preprocess=minmax" : "train.minmax=1");
+    fprintf(stderr, "lens: applying %s min-max normalisation (metadata %s)%s\n", whose,
+            !strcmp(key, "preprocess") ? "preprocess=minmax" : "train.minmax=1",
+            !strcmp(whose, "the model's") ? "; --preprocess none to skip" : "");
   return minmax;
 }
+
+int lens_preprocess_resolve(const lensnet_model *m, int flag) { return lens_preprocess_resolve_of(m, flag, "the model's"); }
 
 int lens_locator_open(const char *path, lensnet_model **m, double *pixel_scale, int *minmax) {
   lensnet_regression reg;
@@ -433,7 +436,7 @@ int lens_locator_open(const char *path, lensnet_model **m, double *pixel_scale, 
   if (!(*pixel_scale > 0))
     return lens_usage("--locator %s has no pixel_scale metadata; its centres are in arcsec, so it needs one: lens info %s "
                       "--set pixel_scale=ARCSEC --out ...", path, path);
-  if ((*minmax = lens_preprocess_resolve(*m, LENS_PREPROCESS_UNSET)) < 0) return LENS_EXIT_FAIL;
+  if ((*minmax = lens_preprocess_resolve_of(*m, LENS_PREPROCESS_UNSET, "the locator's")) < 0) return LENS_EXIT_FAIL;
   return 0;
 }
 

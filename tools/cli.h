@@ -89,6 +89,8 @@ void lens_text_discard(FILE *f, const char *tmp);
 /* The normalisation to apply: the flag if given, else the model's metadata (preprocess, or
  * train.minmax = 1 for older files), saying once on stderr when the model's choice is applied.
  * Returns 0 (none) or 1 (minmax), or -1 after printing an error (an unknown metadata value). */
+/* lens_preprocess_resolve for a model called `whose` in the note ("the locator's", "the verifier's"). */
+int lens_preprocess_resolve_of(const lensnet_model *m, int flag, const char *whose);
 int lens_preprocess_resolve(const lensnet_model *m, int flag);
 
 /* --locator PATH (lens find, lens predict): the locator loaded and checked as lensnet_scan_locate

@@ -407,7 +407,7 @@ static int open_model(find_state *s) {
       int rc = same_sky("--verify", s->o->verify_path, s->verifier, s);
       if (rc) return rc;
     }
-    if ((s->verifier_minmax = lens_preprocess_resolve(s->verifier, LENS_PREPROCESS_UNSET)) < 0) return LENS_EXIT_FAIL;
+    if ((s->verifier_minmax = lens_preprocess_resolve_of(s->verifier, LENS_PREPROCESS_UNSET, "the verifier's")) < 0) return LENS_EXIT_FAIL;
   }
   if (s->o->threads > 1) {
     if (!(s->pool = lens_pool_create(s->o->threads))) return lens_fail("find: cannot start threads");
