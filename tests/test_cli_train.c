@@ -601,6 +601,8 @@ static void test_init_keeps_scaling(void) {
             !same_tensors("build/tcli_keep/best.safetensors", "build/tcli_keep3/best.safetensors", &compared),
         "--preprocess none trains on the values as they are, to other weights");
   lensnet_model_free(m);
+  CHECK(cli_lens("%s --bands 3 --out build/tcli_keep4 2> build/tcli_err.log", common) == 2 && cli_file_has("build/tcli_err.log", "--bands sets the bands"),
+        "--bands with --init alone is refused, not ignored");
 }
 
 int main(void) {

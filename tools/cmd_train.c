@@ -150,6 +150,8 @@ static int parse_args(int argc, char **argv, train_args *a) {
   a->arch_given = lens_options_was_given(train_spec(), &given, "arch");
   a->classes_given = lens_options_was_given(train_spec(), &given, "classes");
   a->preprocess_given = lens_options_was_given(train_spec(), &given, "preprocess") || lens_options_was_given(train_spec(), &given, "minmax");
+  if (lens_options_was_given(train_spec(), &given, "bands") && a->init && a->init[0] && !a->arch_given)
+    return lens_usage("train: --bands sets the bands of a built-in --arch; with --init alone the network is --init's own, with its own bands");
   if ((rc = lens_options_only_with(train_spec(), &given, "resume", resume_allows, "the run's options come from its checkpoint")) != 0)
     return rc;
   if (a->task != TASK_REGRESS && lens_options_was_given(train_spec(), &given, "targets"))
