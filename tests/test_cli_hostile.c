@@ -69,6 +69,7 @@ static void test_nonfinite_pixels(void) {
   CHECK(rc == 0, "predict scores images with a NaN and an infinity: exit %d: %s", rc, out);
   CHECK(strstr(out, "1 NaN (blank) pixels were set to 0") && strstr(out, "1 infinite pixels were set to 0"),
         "both are counted and reported: %s", out);
+  CHECK(strstr(out, "pixels set to 0 in 2 objects, the first " W "/bad.npy[1]") != NULL, "and the objects, naming the first: %s", out);
   {
     lensnet_csv t;
     lensnet_error err;
@@ -89,6 +90,7 @@ static void test_nonfinite_pixels(void) {
   rc = cli_lens_output(out, sizeof out, "predict --model " MODEL " --resize " W "/bad16.npy --csv " W "/p16.csv");
   CHECK(rc == 0 && strstr(out, "2 blank (NaN or infinite) input pixels were left out of the resize") && !strstr(out, "set to 0"),
         "--resize leaves the blanks out and fills them in: exit %d: %s", rc, out);
+  CHECK(strstr(out, "filled in by the resize in 1 object, the first " W "/bad16.npy[0]") != NULL, "naming the object: %s", out);
   rc = cli_lens_output(out, sizeof out, "explain --model " MODEL " --input " W "/bad16.npy --resize --method saliency --out " W "/ex16");
   CHECK(rc == 0 && strstr(out, "2 blank (NaN or infinite) input pixels were left out of the resize") && !strstr(out, "set to 0"),
         "explain --resize says the same: exit %d: %s", rc, out);

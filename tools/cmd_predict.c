@@ -149,6 +149,8 @@ typedef struct {
   int filter_note_shown;    /* the note that --bands files were put in the model's band order by FILTER */
   size_t scale_off;         /* FITS objects whose pixels, as the model sees them, differ from its pixel_scale */
   char scale_first[700];    /* the first of them, for the note */
+  size_t blank_objects, filled_objects; /* objects with pixels set to 0, and with blanks a resize filled in */
+  char blank_first[512], filled_first[512]; /* the first of each, for the notes */
   int regress;              /* the model regresses (lensnet_model_regression) */
   lensnet_regression reg;
   size_t passes;            /* forward passes per object: --mc, else one per view (--symmetries) */
@@ -323,6 +325,8 @@ static int run_batch(predict_state *s) {
   for (b = 0; b < s->pending_count; b++) {
     const float *z = s->output + b * s->rows * m->out_features; /* several passes (or models): averaged into the first */
     double p;
+    if ((s->pending[b].nan_pixels || s->pending[b].inf_pixels) && s->blank_objects++ == 0)
+      snprintf(s->blank_first, sizeof s->blank_first, "%s", s->pending[b].label);
     s->nan_pixels += s->pending[b].nan_pixels;
     s->inf_pixels += s->pending[b].inf_pixels;
     if (s->regress) {
@@ -371,6 +375,7 @@ static int add_object(predict_state *s, const char *label, const float *image, s
   desc = lens_cutout_desc(&o->cutout, o->minmax);
   pix = s->input + s->pending_count * m->in_c * m->in_h * m->in_w; /* prepared in place, in its slot */
   if ((rc = lens_cutout_place(label, m, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) return rc;
+  if (report.filled_pixels && s->filled_objects++ == 0) snprintf(s->filled_first, sizeof s->filled_first, "%s", label);
   s->filled_pixels += report.filled_pixels;
   if (s->locator && s->locator_input != s->input) { /* the same cutout for the locator (already checked: no note) */
     pix = s->locator_input + s->pending_count * m->in_c * m->in_h * m->in_w;
@@ -858,6 +863,12 @@ static int score_inputs(const predict_options *o, predict_state *s) {
   if (rc == 0) csv_header(s); /* no rows: the header alone */
   lens_progress_end(&s->progress);
   if (rc == 0) lens_cutout_note(s->nan_pixels, s->inf_pixels, s->filled_pixels);
+  if (rc == 0 && s->blank_objects)
+    fprintf(stderr, "lens: note: pixels set to 0 in %lu object%s, the first %s\n", (unsigned long)s->blank_objects,
+            s->blank_objects == 1 ? "" : "s", s->blank_first);
+  if (rc == 0 && s->filled_objects)
+    fprintf(stderr, "lens: note: blank pixels filled in by the resize in %lu object%s, the first %s\n", (unsigned long)s->filled_objects,
+            s->filled_objects == 1 ? "" : "s", s->filled_first);
   if (rc == 0 && s->scale_off)
     fprintf(stderr, "lens: note: %lu FITS object%s not at the model's pixel scale: %s; a finder sees lenses at the size it was trained on only "
             "at its own scale\n", (unsigned long)s->scale_off, s->scale_off == 1 ? " is" : "s are", s->scale_first);
