@@ -204,8 +204,9 @@ deps:
 warnings: | check-stb
 	@for cc in gcc clang; do \
 	  if command -v $$cc >/dev/null 2>&1; then \
-	    for f in $(TOOL_SRC) python/liblens.c; do $$cc $(STRICT) -Werror -O2 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c $$f -o /dev/null || exit 1; done; \
-	    echo "warning-free: $$cc $(STRICT) -O2"; \
+	    for f in $(TOOL_SRC) python/liblens.c; do $$cc $(STRICT) -Wshadow -Werror -O2 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c $$f -o /dev/null || exit 1; done; \
+	    $$cc $(STRICT) -Wshadow -Werror -O3 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c tools/impl.c -o /dev/null || exit 1; \
+	    echo "warning-free: $$cc $(STRICT) -Wshadow -O2 (and the headers at -O3)"; \
 	  fi; \
 	done
 

@@ -2375,7 +2375,7 @@ static void lensnet__npy_convert(const lensnet_npy_info *info, const unsigned ch
 LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len, lensnet_tensor *out, lensnet_error *err) {
   const unsigned char *b = LENSNET__CAST(const unsigned char *, bytes);
   lensnet_npy_info info;
-  size_t count, need;
+  size_t count = 0, need = 0;
   lensnet_result r;
   memset(out, 0, sizeof *out);
   if ((r = lensnet__npy_parse_header(b, len, &info, err)) != LENSNET_OK) return r;
@@ -2402,7 +2402,7 @@ static int lensnet__skip(FILE *f, size_t n) {
 /* The header of the file at f (left at the start of the data), and the file's size. */
 static lensnet_result lensnet__npy_file_header(FILE *f, const char *path, lensnet_npy_info *info, lensnet_error *err) {
   unsigned char head[12], *buf;
-  size_t got = fread(head, 1, sizeof head, f), hlen, off, total, count, bytes, file_size = 0;
+  size_t got = fread(head, 1, sizeof head, f), hlen, off, total, count = 0, bytes = 0, file_size = 0;
   lensnet_result r;
   long chunk;
 #ifdef EISDIR
@@ -13467,10 +13467,10 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
     span = hi - lo; /* a float: +inf when the span overflows, whatever precision the compiler evaluates in (s390x: double) */
     if (span - span != 0.0f && hi - hi == 0.0f && lo - lo == 0.0f) {
       /* finite values whose span overflows a float (beyond ~3.4e38): the same in double */
-      double dlo = lo, span = (double)hi - (double)lo;
+      double dlo = lo, dspan = (double)hi - (double)lo;
       for (i = 0; i < hw; i++) {
         if (x[i] != x[i]) { x[i] = 0.0f; nans++; }
-        else x[i] = (float)(((double)x[i] - dlo) / span);
+        else x[i] = (float)(((double)x[i] - dlo) / dspan);
       }
       continue;
     }

@@ -5093,10 +5093,10 @@ LENSSIM_API lenssim_result lenssim_field_windows(const lenssim_field *f, const f
       if (!centred) w.object = (int)lenssim__window_nearest(f, objects, w.x, w.y);
     }
     if (windows) {
-      size_t s = (size_t)f->stamp, n = (size_t)f->size, ch, row;
+      size_t s = (size_t)f->stamp, side = (size_t)f->size, ch, row;
       for (ch = 0; ch < (size_t)f->channels; ch++)
         for (row = 0; row < s; row++)
-          memcpy(windows + ((i * (size_t)f->channels + ch) * s + row) * s, image + (ch * n + (size_t)w.y + row) * n + (size_t)w.x,
+          memcpy(windows + ((i * (size_t)f->channels + ch) * s + row) * s, image + (ch * side + (size_t)w.y + row) * side + (size_t)w.x,
                  s * sizeof(float));
     }
     if (window_labels) {

@@ -208,11 +208,11 @@ static int regress_read(const char *spath, const char *lpath, const char *target
   for (j = 0; j < d->count; j++) {
     char sigma[64];
     size_t cm, cs, ct;
-    int rc;
+    int missing;
     snprintf(sigma, sizeof sigma, "%s_sigma", d->names[j]);
-    if ((rc = need_column(&d->st, spath, d->names[j], &cm)) || (rc = need_column(&d->st, spath, sigma, &cs)) ||
-        (rc = need_column(&d->lt, lpath, d->names[j], &ct)))
-      return rc;
+    if ((missing = need_column(&d->st, spath, d->names[j], &cm)) || (missing = need_column(&d->st, spath, sigma, &cs)) ||
+        (missing = need_column(&d->lt, lpath, d->names[j], &ct)))
+      return missing;
     d->truth[j] = (double *)malloc(d->n * sizeof(double));
     d->mean[j] = (double *)malloc(d->n * sizeof(double));
     d->sigma[j] = (double *)malloc(d->n * sizeof(double));
