@@ -1463,6 +1463,11 @@ typedef struct {
                                      output pixels around them filled from finite neighbours */
 } lensnet_cutout_report;
 
+/* The bands, height and width of an image tensor as lensnet_cutout_prepare takes it (what
+ * lensnet_fits_read or lensnet_npy_read gave): [H, W] is one band, [C, H, W] C bands, [1, C, H, W]
+ * one image of C bands. LENSNET_ERR_SHAPE for any other shape (a batch of several images: pick
+ * one, data + i * C * H * W; fewer than 2 or more than 4 axes), saying which. */
+LENSNET_API lensnet_result lensnet_image_dims(const lensnet_tensor *t, size_t *bands, size_t *h, size_t *w, lensnet_error *err);
 /* image [bands, h, w] -> out [m->in_c, m->in_h, m->in_w]. Order: band selection, size fit,
  * min-max (if asked), non-finite pixels to 0. desc and report may be NULL. A band with blank
  * (non-finite) pixels is resized leaving them out: an output pixel takes the mean of its finite
@@ -13591,6 +13596,22 @@ LENSNET_API void lensnet_cutout_scale(const lensnet_model *m, const lensnet_cuto
     for (k = 0; k < n; k++) x[k] = x[k] != x[k] ? 0.0f : x[k];
   }
   if (report) { report->nan_pixels = nan_pixels; report->inf_pixels = inf_pixels; }
+}
+
+LENSNET_API lensnet_result lensnet_image_dims(const lensnet_tensor *t, size_t *bands, size_t *h, size_t *w, lensnet_error *err) {
+  size_t c = 1, y, x;
+  if (!t || !bands || !h || !w) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_image_dims needs a tensor and three sizes to fill (NULL given)");
+  *bands = *h = *w = 0;
+  if (t->ndim == 4 && t->shape[0] != 1)
+    return lensnet__fail(err, LENSNET_ERR_SHAPE, "a batch of %lu images [%lu, %lu, %lu, %lu] is not one image: pick one", (unsigned long)t->shape[0],
+                         (unsigned long)t->shape[0], (unsigned long)t->shape[1], (unsigned long)t->shape[2], (unsigned long)t->shape[3]);
+  if (t->ndim < 2 || t->ndim > 4)
+    return lensnet__fail(err, LENSNET_ERR_SHAPE, "an image has 2 axes [H, W], 3 [C, H, W] or 4 [1, C, H, W]; this tensor has %d", t->ndim);
+  if (t->ndim >= 3) c = t->shape[t->ndim - 3];
+  y = t->shape[t->ndim - 2];
+  x = t->shape[t->ndim - 1];
+  *bands = c, *h = y, *w = x;
+  return LENSNET_OK;
 }
 
 LENSNET_API lensnet_result lensnet_cutout_prepare(const lensnet_model *m, const lensnet_cutout_desc *desc, const float *image,

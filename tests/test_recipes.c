@@ -81,6 +81,26 @@ static void test_cutout_minmax_and_nonfinite(void) {
   lensnet_model_free(m);
 }
 
+/* lensnet_image_dims: [H, W], [C, H, W] and [1, C, H, W] are one image; a batch and other axes
+ * are refused. */
+static void test_image_dims(void) {
+  lensnet_tensor t;
+  lensnet_error err;
+  size_t b = 9, h = 9, w = 9;
+  memset(&t, 0, sizeof t);
+  t.ndim = 2; t.shape[0] = 5; t.shape[1] = 7;
+  CHECK(lensnet_image_dims(&t, &b, &h, &w, &err) == LENSNET_OK && b == 1 && h == 5 && w == 7, "[5, 7]: 1 x 5 x 7");
+  t.ndim = 3; t.shape[0] = 4; t.shape[1] = 66; t.shape[2] = 60;
+  CHECK(lensnet_image_dims(&t, &b, &h, &w, &err) == LENSNET_OK && b == 4 && h == 66 && w == 60, "[4, 66, 60]");
+  t.ndim = 4; t.shape[0] = 1; t.shape[1] = 3; t.shape[2] = 8; t.shape[3] = 9;
+  CHECK(lensnet_image_dims(&t, &b, &h, &w, &err) == LENSNET_OK && b == 3 && h == 8 && w == 9, "[1, 3, 8, 9]");
+  t.shape[0] = 2;
+  CHECK(lensnet_image_dims(&t, &b, &h, &w, &err) == LENSNET_ERR_SHAPE && strstr(err.message, "batch of 2") && b == 0, "a batch: %s", err.message);
+  t.ndim = 1;
+  CHECK(lensnet_image_dims(&t, &b, &h, &w, &err) == LENSNET_ERR_SHAPE && strstr(err.message, "has 1"), "one axis: %s", err.message);
+  CHECK(lensnet_image_dims(NULL, &b, &h, &w, &err) == LENSNET_ERR_ARG, "no tensor: %s", err.message);
+}
+
 /* Resizing a band with blank pixels: they are left out of the interpolation, so a blank area
  * keeps its size instead of growing by the interpolation's reach. The expected values are worked
  * out by hand from PyTorch's bilinear convention (source coordinate s = (i + 0.5) in / out - 0.5,
@@ -418,6 +438,7 @@ int main(void) {
   TEST("cutouts: min-max and non-finite pixels") test_cutout_minmax_and_nonfinite();
   TEST("cutouts: placed, then scaled") test_cutout_halves();
   TEST("cutouts: resizing around blank pixels") test_cutout_resize_blanks();
+  TEST("image dimensions of a tensor: [H, W], [C, H, W], [1, C, H, W]") test_image_dims();
   TEST("non-finite pixels: how many and the first") test_count_nonfinite();
   TEST("cutouts: refusals name the problem") test_cutout_refusals();
   TEST("channel lists: 0,2,3 and what is refused") test_channels_parse();
