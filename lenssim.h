@@ -137,7 +137,7 @@
  *     following the mass (Faber-Jackson luminosity, sigma-R_e size); sources with number-count
  *     magnitudes, a size-magnitude relation, Sersic n in [0.5, 4], optionally clumpy; kept, as
  *     Collett's LensPop code selects, when multiply imaged (lenssim_count_images), resolved
- *     (theta_E^2 > R_s^2 + (FWHM/2)^2), magnified >= 3, tangentially resolved (mu R_s > FWHM/2)
+ *     (2 theta_E^2 >= 4 R_s^2 + FWHM^2), magnified >= 3, tangentially resolved (mu R_s > FWHM)
  *     and with arc S/N >= 20 in the detection band (lenssim_arc_snr: the best sum S/sqrt(sum
  *     sigma^2) over pixels taken in decreasing S/sigma). Non-lenses: ellipticals, discs, pairs, ring galaxies, mergers, stars,
  *     empty sky. Compound arcs (two lens planes) and double rings (two source planes) use the
