@@ -11952,6 +11952,7 @@ static lensnet_result lensnet__fit_settings_meta(lensnet__fit *f) {
     if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.offset", NULL);
     if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.calibration_objects", NULL);
     if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.calibration_scores", NULL);
+    if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "regress.calibration_predict", NULL);
   }
   return r;
 }

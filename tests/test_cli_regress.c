@@ -433,6 +433,19 @@ static void test_calibrate_means(void) {
   rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D
                                         "/val.csv --levels 90 --out " D "/lv2.safetensors");
   CHECK(rc == 2 && strstr(out, "68,95"), "--levels 90: refused, the choices named: exit %d: %s", rc, out);
+  /* --predicted-with records the settings the sigmas were fitted for; lens predict says when it
+   * runs the model otherwise (val_pred.csv came from one plain pass) */
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D
+                                        "/val.csv --predicted-with \"--symmetries 1\" --out " D "/pw.safetensors");
+  CHECK(rc == 0, "--predicted-with: exit %d: %s", rc, out);
+  rc = cli_lens_output(out, sizeof out, "predict --model " D "/pw.safetensors " D "/val.npy --csv " D "/pw_plain.csv");
+  CHECK(rc == 0 && !strstr(out, "calibrated on predictions"), "predicted as calibrated: no note: %s", out);
+  rc = cli_lens_output(out, sizeof out, "predict --model " D "/pw.safetensors " D "/val.npy --mc 4 --csv " D "/pw_mc.csv");
+  CHECK(rc == 0 && strstr(out, "calibrated on predictions made with one plain pass") && strstr(out, "made with --mc 4"),
+        "predicted otherwise: a note naming both: %s", out);
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D
+                                        "/val.csv --predicted-with \"--mc 24 --resize\" --out " D "/pw2.safetensors");
+  CHECK(rc == 2 && strstr(out, "--predicted-with"), "--predicted-with with another option: refused: %s", out);
   /* lens info --set keeps the regression metadata readable */
   rc = cli_lens_output(out, sizeof out, "info " D "/calibrated_means.safetensors --set regress.slope=0,1 --out " D "/bad_slope.safetensors");
   CHECK(rc == 2 && strstr(out, "regress.slope") && strstr(out, "not positive") && cli_shell("test -e " D "/bad_slope.safetensors") != 0,

@@ -169,6 +169,29 @@ int lens_read_band_files(const lensnet_model *m, char **paths, int count, int hd
   return 0;
 }
 
+int lens_predict_settings(const char *text, char *out, size_t cap) {
+  unsigned long mc = 0, sym = 1;
+  int mean = 0;
+  char buf[256], *tok, *save = NULL;
+  if (!text || strlen(text) >= sizeof buf) return 0;
+  if (!strcmp(text, "one plain pass")) { snprintf(out, cap, "%s", text); return 1; } /* what it writes for the defaults */
+  strcpy(buf, text);
+  for (tok = strtok_r(buf, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+    char *end, *v;
+    if (!strcmp(tok, "--mc-mean")) { mean = 1; continue; }
+    if (strcmp(tok, "--mc") && strcmp(tok, "--symmetries")) return 0;
+    if (!(v = strtok_r(NULL, " \t", &save))) return 0;
+    if (!strcmp(tok, "--mc")) { mc = strtoul(v, &end, 10); if (*end || mc == 1 || mc > 100000) return 0; }
+    else { sym = strtoul(v, &end, 10); if (*end || (sym != 1 && sym != 2 && sym != 8)) return 0; }
+  }
+  out[0] = 0;
+  if (mc) snprintf(out, cap, "--mc %lu", mc);
+  if (sym != 1) snprintf(out + strlen(out), cap - strlen(out), "%s--symmetries %lu", out[0] ? " " : "", sym);
+  if (mean) snprintf(out + strlen(out), cap - strlen(out), "%s--mc-mean", out[0] ? " " : "");
+  if (!out[0]) snprintf(out, cap, "one plain pass");
+  return 1;
+}
+
 void lens_cutout_note(size_t nan_pixels, size_t inf_pixels, size_t filled_pixels) {
   if (filled_pixels)
     fprintf(stderr, "lens: note: %lu blank (NaN or infinite) input pixels were left out of the resize and filled in from the pixels around them\n",

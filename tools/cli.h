@@ -138,6 +138,11 @@ int lens_cutout_place(const char *label, const lensnet_model *m, const lensnet_c
                       size_t h, size_t w, float *out, lensnet_cutout_report *report, int *note_shown);
 /* The note on stderr about NaN (blank) and infinite pixels set to 0, if there were any. */
 void lens_cutout_note(size_t nan_pixels, size_t inf_pixels, size_t filled_pixels);
+/* The lens predict settings that shape a regression model's sigmas, "--mc N --symmetries K
+ * --mc-mean" (any order; defaults left out), written canonically into out[cap] ("one plain pass"
+ * when all are defaults): what lens calibrate records (--predicted-with) and lens predict compares
+ * with its own. 0 when text holds anything else. */
+int lens_predict_settings(const char *text, char *out, size_t cap);
 /* One object from `count` FITS files, one band each (lens predict --bands, lens explain --bands),
  * HDU `hdu` of each: *image [count, *h, *w] (malloc'd, the caller frees it). With by_filter, when
  * every file's FILTER header names one of the model's band_names (its metadata; case and blanks

@@ -749,8 +749,20 @@ static int open_model(predict_options *o, predict_state *s) {
   if ((o->exact ? lensnet_model_pack(s->model, &s->packed, &err) : lensnet_model_pack_winograd(s->model, &s->packed, &err)) != LENSNET_OK)
     return lens_fail_err(&err);
   if (lensnet_model_meta(s->model, "regress.targets")) {
+    const char *calibrated = lensnet_model_meta(s->model, "regress.calibration_predict");
+    char own[96], then[256];
     if (lensnet_model_regression(s->model, &s->reg, &err) != LENSNET_OK) return lens_fail("%s: %s", o->model_path, err.message);
     s->regress = 1;
+    /* the sigmas' calibration holds for the settings it was fitted with */
+    own[0] = 0;
+    if (o->mc) snprintf(own, sizeof own, "--mc %lu ", (unsigned long)o->mc);
+    snprintf(own + strlen(own), sizeof own - strlen(own), "--symmetries %s%s", symmetry_choices[o->symmetries], o->mc_mean ? " --mc-mean" : "");
+    if (calibrated && lensnet_model_meta(s->model, "regress.scale") && lens_predict_settings(calibrated, then, sizeof then)) {
+      char now[256];
+      if (lens_predict_settings(own, now, sizeof now) && strcmp(now, then))
+        fprintf(stderr, "lens: note: %s's sigmas were calibrated on predictions made with %s (regress.calibration_predict); these are made "
+                "with %s, so their intervals may not hold what they say (lens calibrate again for these settings)\n", o->model_path, then, now);
+    }
   } else if (o->mc || o->samples_path || o->mc_mean)
     return lens_usage("--mc, --mc-mean and --samples are for regression models; %s is a classifier", o->model_path);
   if (!s->regress) {

@@ -444,7 +444,7 @@ int lens_cmd_eval_regress(int argc, char **argv) {
 /* ---- lens calibrate ------------------------------------------------------------------------------ */
 
 typedef struct {
-  const char *model, *scores, *labels, *out;
+  const char *model, *scores, *labels, *out, *predicted_with;
   int means;                /* --means: also a linear correction of the means */
   int levels;               /* --levels: index into level_choices */
 } calibrate_options;
@@ -458,6 +458,9 @@ static const lens_option calibrate_rows[] = {
             "--symmetries and --mc-mean the calibrated model will be used with)"),
   LENS_TEXT(T, "labels", LENS_OPT_REQUIRED, labels, NULL, "labels.csv", "the validation set's true values, rows in the same order"),
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "M2.safetensors", "the calibrated model (may be --model itself: written whole, then renamed)"),
+  LENS_TEXT(T, "predicted-with", 0, predicted_with, NULL, "\"SETTINGS\"", "the lens predict settings that made --scores, e.g. \"--mc 24\n"
+            "--symmetries 8\": recorded (regress.calibration_predict), so that lens\n"
+            "predict says when it runs the model otherwise"),
   LENS_FLAG(T, "means", means, "first correct the means: truth ~ offset + slope x mean by least squares\n"
             "per target (regress.offset, regress.slope; a position or e1/e2 pair shares\n"
             "one slope and keeps offset 0, so it still turns with the image), then fit\n"
@@ -503,6 +506,7 @@ int lens_cmd_calibrate(int argc, char **argv) {
   lensnet_regression reg;
   lensnet_error err;
   char scales[LENSNET_REGRESSION_MAX * 28], slopes[LENSNET_REGRESSION_MAX * 28], offsets[LENSNET_REGRESSION_MAX * 28], text[64], hash[24];
+  char predicted[256];
   double slope[LENSNET_REGRESSION_MAX], offset[LENSNET_REGRESSION_MAX];
   int no_sigma[LENSNET_REGRESSION_MAX] = {0};
   size_t j, k, len = 0;
@@ -512,6 +516,8 @@ int lens_cmd_calibrate(int argc, char **argv) {
   if ((rc = lens_options_parse(&calibrate_spec, argc, argv, &o, NULL)) != 0) return rc < 0 ? 0 : rc;
   if (strlen(o.out) < 12 || strcmp(o.out + strlen(o.out) - 12, ".safetensors"))
     return lens_usage("--out %s: the calibrated model is a .safetensors file", o.out);
+  if (o.predicted_with && !lens_predict_settings(o.predicted_with, predicted, sizeof predicted))
+    return lens_usage("--predicted-with '%s': lens predict's --mc N, --symmetries 1|2|8 and --mc-mean, nothing else", o.predicted_with);
   if (lensnet_model_load(o.model, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (lensnet_model_regression(m, &reg, &err) != LENSNET_OK) rc = lens_fail("%s: %s", o.model, err.message);
   if (rc == 0) {
@@ -595,6 +601,7 @@ int lens_cmd_calibrate(int argc, char **argv) {
     snprintf(text, sizeof text, "%lu", (unsigned long)d.n);
     if (lensnet_model_set_meta(m, "regress.scale", scales) != LENSNET_OK || lensnet_model_set_meta(m, "regress.calibration_objects", text) != LENSNET_OK ||
         lensnet_model_set_meta(m, "regress.calibration_scores", hash) != LENSNET_OK ||
+        lensnet_model_set_meta(m, "regress.calibration_predict", o.predicted_with ? predicted : NULL) != LENSNET_OK ||
         (o.means && (lensnet_model_set_meta(m, "regress.slope", slopes) != LENSNET_OK || lensnet_model_set_meta(m, "regress.offset", offsets) != LENSNET_OK)))
       rc = lens_fail("out of memory");
   }

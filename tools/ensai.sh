@@ -86,7 +86,7 @@ FINAL=$RUN/run$LAST/best.safetensors
 "$LENS" eval --task regress --scores "$RUN/test_raw.csv" --labels "$RUN/test/labels.csv" --out "$RUN/eval_raw" > "$RUN/eval_raw.txt"
 "$LENS" predict --model "$FINAL" "$RUN/val/images.npy" --mc "$MC" --symmetries 8 --csv "$RUN/val.csv"
 "$LENS" calibrate --model "$FINAL" --scores "$RUN/val.csv" --labels "$RUN/val/labels.csv" \
-  --means --levels 68,95 --out "$RUN/calibrated.safetensors" > "$RUN/calibrate.txt"
+  --means --levels 68,95 --predicted-with "--mc $MC --symmetries 8" --out "$RUN/calibrated.safetensors" > "$RUN/calibrate.txt"
 "$LENS" predict --model "$RUN/calibrated.safetensors" "$RUN/test/images.npy" --mc "$MC" --symmetries 8 --csv "$RUN/test.csv"
 "$LENS" eval --task regress --scores "$RUN/test.csv" --labels "$RUN/test/labels.csv" --out "$RUN/eval" > "$RUN/eval.txt"
 # the same model with the dropout passes' mean, and without the symmetries, for the card
@@ -118,7 +118,8 @@ row() { awk -F, -v t="$2" '$1 == t && $2 == "all" { printf "%s", $0 }' "$1"; }
   echo "Predictions use $MC Monte Carlo dropout passes spread over the image's eight flips and quarter turns"
   echo "(\`lens predict --mc $MC --symmetries 8\`): sigma combines the aleatoric and the epistemic parts; the means"
   echo "come from the eight orientations with dropout off. The means and the sigmas are calibrated on $NVAL"
-  echo "validation lenses (seed 12, \`lens calibrate --means --levels 68,95\`: a least-squares line, truth = offset +"
+  echo "validation lenses (seed 12, \`lens calibrate --means --levels 68,95 --predicted-with \"--mc $MC --symmetries 8\"\`, which"
+  echo "\`lens predict\` reads back to note other settings: with them the sigmas are not calibrated; a least-squares line, truth = offset +"
   echo "slope x mean, then a factor per target on the sigmas that brings the 68% and 95% intervals' shares nearest 68% and"
   echo "95% together):"
   echo
