@@ -268,7 +268,7 @@ static void test_exit_codes(void) {
     {"plot roc --scores " W "/scores.csv --threshold 0.3 --out " W "/a.png", 2}, {"plot history --history h.csv --bins 5 --out " W "/a.png", 2},
     {"plot roc --scores " W "/missing.csv --out " W "/a.png", 1}, {"plot roc --scores " W "/scores.csv --score-column nope --out " W "/a.png", 1},
     {"plot roc --scores " W "/scores.csv --out " W "/a.png", 0}, {"plot --help", 0},
-    {"eval", 2}, {"eval --scores " W "/scores.csv", 2}, {"eval --scores " W "/scores.csv --out " W "/ev.csv", 2},
+    {"eval", 2}, {"eval --scores " W "/scores.csv --bootstrap 10", 0}, {"eval --scores " W "/scores.csv --out " W "/ev.csv", 2},
     {"eval --scores " W "/scores.csv --out " W "/ev --bootstrap -1", 2}, {"eval --scores " W "/scores.csv --out " W "/ev --frobnicate", 2},
     {"eval --scores " W "/missing.csv --out " W "/ev", 1}, {"eval --scores " W "/scores.csv --score-column nope --out " W "/ev", 1},
     {"eval --scores " W "/scores.csv --bootstrap 10 --out " W "/ev", 0}, {"eval --help", 0},
