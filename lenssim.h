@@ -616,7 +616,8 @@ typedef struct {
   lenssim_preset preset;
   lenssim_layout layout;
   double lens_fraction;      /* share of lenses among objects (Euclid presets; 0 means 0.5; 1/101 is
-                                the 1:100 imbalance of a survey) */
+                                the 1:100 imbalance of a survey); refused by presets whose objects
+                                are all lenses (deeplense-substructure, ensai-modelling) */
   int noise_free;            /* 1: no noise (the labels' arc_snr still assumes the band's noise) */
   int supersampling;         /* sub-pixel samples per side at the render's pixel scale */
   double theta_E_min, theta_E_max;  /* arcsec: selection window of the lens's Einstein radius */
@@ -2356,13 +2357,15 @@ LENSSIM_API lenssim_result lenssim_psf_convolve(const lenssim_psf *psf, int n, d
   if (psf->kind == LENSSIM_PSF_PIXEL) {
     int side = psf->kernel_size, a;
     double sum = 0.0, *kernel = scratch + nn;
-    if (!psf->kernel || side < 1 || side % 2 == 0 || side > 4 * LENSSIM_MAX_PIXELS + 1)
+    if (!psf->kernel) return lenssim__fail(err, LENSSIM_ERR_ARG, "psf: a PIXEL PSF needs its kernel (NULL given)");
+    if (side < 1 || side % 2 == 0 || side > 4 * LENSSIM_MAX_PIXELS + 1)
       return lenssim__fail(err, LENSSIM_ERR_ARG, "psf: a PIXEL kernel needs an odd side (got %d)", side);
     for (a = 0; a < side * side; a++) {
       if (!lenssim__finite(psf->kernel[a])) return lenssim__fail(err, LENSSIM_ERR_RANGE, "psf: kernel has a non-finite value");
       sum += psf->kernel[a];
     }
-    if (!(sum > 0)) return lenssim__fail(err, LENSSIM_ERR_RANGE, "psf: kernel sums to %g, must be positive", sum);
+    if (!(sum > 0) || !lenssim__finite(sum))
+      return lenssim__fail(err, LENSSIM_ERR_RANGE, "psf: kernel sums to %g, must be positive and finite", sum);
     for (a = 0; a < side * side; a++) kernel[a] = psf->kernel[a] / sum;
     memcpy(scratch, image, nn * sizeof *image);
     lenssim__convolve_2d(scratch, image, n, kernel, side / 2);
@@ -2401,8 +2404,10 @@ LENSSIM_API lenssim_result lenssim_scene_check(const lenssim_scene *scene, lenss
       return lenssim__fail(err, LENSSIM_ERR_RANGE, "psf: fwhm = %g is far larger than the image", scene->psf.fwhm);
     if (scene->psf.kind == LENSSIM_PSF_MOFFAT && scene->psf.fwhm / scene->grid.pixel_scale > 2.0 * scene->grid.num_pix)
       return lenssim__fail(err, LENSSIM_ERR_RANGE, "psf: Moffat fwhm = %g is larger than the image", scene->psf.fwhm);
+    if (scene->psf.kind == LENSSIM_PSF_PIXEL && !scene->psf.kernel)
+      return lenssim__fail(err, LENSSIM_ERR_ARG, "psf: a PIXEL PSF needs its kernel (NULL given)");
     if (scene->psf.kind == LENSSIM_PSF_PIXEL &&
-        (!scene->psf.kernel || scene->psf.kernel_size < 1 || scene->psf.kernel_size % 2 == 0 ||
+        (scene->psf.kernel_size < 1 || scene->psf.kernel_size % 2 == 0 ||
          scene->psf.kernel_size > 2 * scene->grid.num_pix + 1))
       return lenssim__fail(err, LENSSIM_ERR_ARG, "psf: a PIXEL kernel needs an odd side no larger than 2 num_pix + 1 (got %d)",
                            scene->psf.kernel_size);
@@ -3465,6 +3470,9 @@ LENSSIM_API lenssim_result lenssim_dataset_init(lenssim_dataset *ds, const lenss
   if ((int)c.layout < 0 || c.layout >= LENSSIM_LAYOUT_COUNT)
     return lenssim__fail(err, LENSSIM_ERR_UNKNOWN, "dataset: unknown layout %d", (int)c.layout);
   if (c.layout == LENSSIM_LAYOUT_DEFAULT) c.layout = lenssim__preset_layout(c.preset);
+  if (c.lens_fraction != 0 && (c.preset == LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE || c.preset == LENSSIM_PRESET_ENSAI_MODELLING))
+    return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset: lens_fraction does not apply to preset '%s', whose objects are all lenses",
+                         lenssim_preset_name(c.preset));
   if (c.lens_fraction == 0) c.lens_fraction = 0.5;
   if (!(c.lens_fraction >= 0 && c.lens_fraction <= 1))
     return lenssim__fail(err, LENSSIM_ERR_RANGE, "dataset: lens_fraction = %g is out of range (0..1)", c.lens_fraction);

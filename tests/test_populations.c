@@ -542,6 +542,22 @@ static double star_sigma2(const float *img, int n) {
   return sr / s / 2; /* per axis, pixels^2 */
 }
 
+/* lens_fraction given to a preset whose objects are all lenses is refused, not ignored (lens sim
+ * said so; the library and so the Python module took it silently). */
+static void test_lens_fraction_refused(void) {
+  lenssim_dataset_config c;
+  lenssim_dataset ds;
+  lenssim_error err;
+  memset(&c, 0, sizeof c);
+  c.preset = LENSSIM_PRESET_ENSAI_MODELLING;
+  c.lens_fraction = 0.5;
+  CHECK(lenssim_dataset_init(&ds, &c, 1, &err) == LENSSIM_ERR_ARG && strstr(err.message, "ensai-modelling"), "ensai-modelling: %s", err.message);
+  c.preset = LENSSIM_PRESET_DEEPLENSE_SUBSTRUCTURE;
+  CHECK(lenssim_dataset_init(&ds, &c, 1, &err) == LENSSIM_ERR_ARG && strstr(err.message, "all lenses"), "deeplense-substructure: %s", err.message);
+  c.lens_fraction = 0;
+  CHECK(lenssim_dataset_init(&ds, &c, 1, &err) == LENSSIM_OK, "without it: %s", err.message);
+}
+
 /* A star's VIS flux is that of its magnitude (mag_lens; VIS zero point) wherever it falls among the
  * render samples: stars drawn narrower than the samples' spacing were mostly missed (a star of
  * VIS 17.75 with 1e-27 of its flux) or caught at their peak (20 times too bright). 20 stars of
@@ -665,6 +681,7 @@ int main(void) {
   TEST("compound lenses: two source planes, both multiply imaged") test_compound_lenses();
   TEST("shifted sky: psf_scale widens the PSF, exposure_scale sets the noise the band gives") test_shifted_sky();
   TEST("stars hold the flux of their magnitude, wherever they fall between the render samples") test_star_flux();
+  TEST("lens_fraction is refused by presets whose objects are all lenses") test_lens_fraction_refused();
   TEST("DeepLense classes differ only by substructure") test_deeplense_classes();
   TEST("DeepLense Model I: one fixed lens, its source, subhalo and vortex masses, its noise") test_deeplense_model1();
   TEST("layouts: OU-66 bins and OU-200 resamples without losing flux") test_layouts();

@@ -91,6 +91,8 @@ def test_simulate(tmp):
     check("simulate(first=10): objects 10..13 of the run", same(part.images, d.images[10:14]))
     nf = os.path.join(tmp, "sim_nf")
     cli("sim", "--preset", "deeplense-substructure", "--n", 3, "--seed", 2, "--noise-free", "--threads", 1, "--out", nf)
+    err = raises(lambda: lens.simulate("ensai-modelling", n=2, lens_fraction=0.5))
+    check("simulate(ensai-modelling, lens_fraction=0.5) raises, as lens sim refuses it (%s)" % err, err is not None and "all lenses" in str(err))
     e = lens.simulate("deeplense-substructure", n=3, seed=2, noise_free=True)
     check("simulate(deeplense-substructure, noise_free) equals lens sim --noise-free", same(e.images, np.load(os.path.join(nf, "images.npy"))))
     err = raises(lambda: lens.simulate("euclid-lensfinding", n=2, layout="nope"))
