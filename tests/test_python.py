@@ -334,6 +334,9 @@ def test_render(tmp):
     check("render(unknown band) raises naming the bands", err is not None and "VIS" in str(err))
     err = raises(lambda: lens.scene(20, 0.1, lens_model_list=["SIE", "SHEAR"], kwargs_lens=[{"theta_E": 1}]))
     check("scene(2 models, 1 dict) raises", err is not None)
+    nan_scene = lens.scene(20, 0.1, lens_model_list=["SIE"], kwargs_lens=[{"theta_E": float("nan"), "e1": 0.1}])
+    err = raises(lambda: lens.render(nan_scene))
+    check("render(a NaN theta_E) raises naming it (%s)" % err, err is not None and "theta_E" in str(err) and "nan" in str(err))
 
 
 def test_train(tmp, sim, data):

@@ -5,6 +5,7 @@ import csv
 import ctypes
 import io
 import json
+import math
 import os
 
 import numpy as np
@@ -100,8 +101,28 @@ def _read_scene_file(path):
         raise LensError("%s: cannot open the scene file" % path, 2) from None
 
 
+def _non_finite(v, where):
+    """The place of the first NaN or infinite number in a scene (JSON has no such numbers), or None."""
+    if isinstance(v, (float, np.floating)) and not math.isfinite(float(v)):
+        return "%s = %r" % (where, float(v))
+    if isinstance(v, dict):
+        items = v.items()
+    elif isinstance(v, (list, tuple, np.ndarray)):
+        items = ((str(k), x) for k, x in enumerate(v.tolist() if isinstance(v, np.ndarray) else v))
+    else:
+        return None
+    for k, x in items:
+        bad = _non_finite(x, "%s[%s]" % (where, k) if where else str(k))
+        if bad:
+            return bad
+    return None
+
+
 def _scene_text(s):
     if isinstance(s, dict):
+        bad = _non_finite(s, "")
+        if bad:
+            raise LensError("the scene holds %s: every number must be finite" % bad, 6)
         return json.dumps(s, default=_plain)
     if isinstance(s, (bytes, str)):
         text = s.decode() if isinstance(s, bytes) else s
