@@ -200,13 +200,19 @@ deps:
 
 # The promise that the build is warning-free, kept by every `make test`: the tool's sources (which
 # hold every header's implementation) and liblens.so's python/liblens.c under gcc and clang with
-# -Werror, where installed.
+# -Werror, and the headers compiled as C++ under g++ and clang++, where installed.
 warnings: | check-stb
 	@for cc in gcc clang; do \
 	  if command -v $$cc >/dev/null 2>&1; then \
 	    for f in $(TOOL_SRC) python/liblens.c; do $$cc $(STRICT) -Wshadow -Werror -O2 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c $$f -o /dev/null || exit 1; done; \
 	    $$cc $(STRICT) -Wshadow -Werror -O3 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c tools/impl.c -o /dev/null || exit 1; \
 	    echo "warning-free: $$cc $(STRICT) -Wshadow -O2 (and the headers at -O3)"; \
+	  fi; \
+	done
+	@for cxx in g++ clang++; do \
+	  if command -v $$cxx >/dev/null 2>&1; then \
+	    for o in -O1 -O2 -O3; do $$cxx -std=c++11 -Wall -Wextra -pedantic -Wshadow -Werror $$o $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c tests/cxx_compile.cpp -o /dev/null || exit 1; done; \
+	    echo "warning-free: the headers as C++11 with $$cxx -Wall -Wextra -pedantic -Wshadow at -O1, -O2, -O3"; \
 	  fi; \
 	done
 

@@ -6738,10 +6738,10 @@ LENSNET__INLINE LENSNET__TARGET_AVX512 void lensnet__wino43_in_row(const float *
     __m512 e = _mm512_maskz_loadu_ps(mk[4], row + 64);
     __m512 p01 = _mm512_permutex2var_ps(l0, c01, l1), q01 = _mm512_permutex2var_ps(l2, c01, l3); /* columns 0 | 1 */
     __m512 p23 = _mm512_permutex2var_ps(l0, c23, l1), q23 = _mm512_permutex2var_ps(l2, c23, l3); /* columns 2 | 3 */
-    d[0] = _mm512_shuffle_f32x4(p01, q01, 0x44);
-    d[1] = _mm512_shuffle_f32x4(p01, q01, 0xEE);
-    d[2] = _mm512_shuffle_f32x4(p23, q23, 0x44);
-    d[3] = _mm512_shuffle_f32x4(p23, q23, 0xEE);
+    d[0] = _mm512_maskz_shuffle_f32x4(0xFFFF, p01, q01, 0x44);
+    d[1] = _mm512_maskz_shuffle_f32x4(0xFFFF, p01, q01, 0xEE);
+    d[2] = _mm512_maskz_shuffle_f32x4(0xFFFF, p23, q23, 0x44);
+    d[3] = _mm512_maskz_shuffle_f32x4(0xFFFF, p23, q23, 0xEE);
     d[4] = _mm512_permutex2var_ps(d[0], next0, e);
     d[5] = _mm512_permutex2var_ps(d[1], next1, e);
   } else
