@@ -1642,6 +1642,17 @@ LENSNET_API lensnet_result lensnet_model_class_name(const lensnet_model *m, size
  * input band or cap is 0. */
 LENSNET_API lensnet_result lensnet_model_band_name(const lensnet_model *m, size_t k, char *buf, size_t cap,
                                                    lensnet_error *err);
+/* Where each of `count` one-band FITS files of one object goes among the model's input bands (a
+ * survey's cutouts come one file per band, and a listing sorts them by name, not by the model's
+ * band order): each file's FILTER keyword (in HDU `hdu` when hdu > 0, else the primary header, then
+ * HDU 1, where HST and fpack keep it) is looked up in the metadata "band_names", without regard to
+ * case or surrounding blanks. When count is the model's band count and every file names one of its
+ * bands, *by_filter = 1 and slot[i] is file i's band; otherwise (a file without FILTER, a FILTER
+ * the model does not list, a model without band_names) *by_filter = 0 and slot[i] = i, the order
+ * given. LENSNET_ERR_FORMAT, naming both files, when two files name the same band;
+ * LENSNET_ERR_ARG for NULL pointers or count 0. Only headers are read. */
+LENSNET_API lensnet_result lensnet_fits_band_slots(const lensnet_model *m, const char *const *paths, size_t count, int hdu,
+                                                   size_t *slot, int *by_filter, lensnet_error *err);
 /* The arcseconds per pixel of the images the model was made for, from the metadata "pixel_scale";
  * *arcsec = 0 when the metadata does not say. LENSNET_ERR_FORMAT, naming the value, when it is not
  * a positive number. */
@@ -14150,6 +14161,65 @@ LENSNET_API lensnet_result lensnet_model_band_name(const lensnet_model *m, size_
   if (!m || k >= m->in_c || !buf || !cap)
     return lensnet__fail(err, LENSNET_ERR_ARG, "band %lu: not an input band of the model", (unsigned long)k);
   lensnet__meta_entry(m, "band_names", k, buf, cap, "band %lu");
+  return LENSNET_OK;
+}
+
+/* Equality of two band names, ASCII case and surrounding blanks ignored. */
+static int lensnet__same_band(const char *a, const char *b) {
+  size_t na, nb, k;
+  while (*a == ' ') a++;
+  while (*b == ' ') b++;
+  for (na = strlen(a); na && a[na - 1] == ' '; na--) continue;
+  for (nb = strlen(b); nb && b[nb - 1] == ' '; nb--) continue;
+  if (na != nb) return 0;
+  for (k = 0; k < na; k++) {
+    char x = a[k], y = b[k];
+    if (x >= 'a' && x <= 'z') x = (char)(x - 32);
+    if (y >= 'a' && y <= 'z') y = (char)(y - 32);
+    if (x != y) return 0;
+  }
+  return 1;
+}
+
+LENSNET_API lensnet_result lensnet_fits_band_slots(const lensnet_model *m, const char *const *paths, size_t count, int hdu,
+                                                   size_t *slot, int *by_filter, lensnet_error *err) {
+  char filter[72], name[72];
+  size_t i, k, *file_of = NULL;
+  int named;
+  if (!m || !paths || !slot || !by_filter || !count)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "band files: the model, the paths, slot, by_filter and a count above 0 are required");
+  for (i = 0; i < count; i++) {
+    if (!paths[i]) return lensnet__fail(err, LENSNET_ERR_ARG, "band files: path %lu is NULL", (unsigned long)i);
+    slot[i] = i;
+  }
+  *by_filter = 0;
+  named = count == m->in_c && lensnet_model_meta(m, "band_names") != NULL;
+  if (!named) return LENSNET_OK;
+  if (!(file_of = (size_t *)LENSNET_MALLOC(count * sizeof *file_of)))
+    return lensnet__fail(err, LENSNET_ERR_NOMEM, "band files: out of memory");
+  for (k = 0; k < count; k++) file_of[k] = count;
+  for (i = 0; named && i < count; i++) {
+    int found = lensnet_fits_header_value(paths[i], hdu > 0 ? hdu : 0, "FILTER", filter, sizeof filter, NULL) == LENSNET_OK;
+    if (!found) found = lensnet_fits_header_value(paths[i], hdu > 0 ? 0 : 1, "FILTER", filter, sizeof filter, NULL) == LENSNET_OK;
+    named = found && filter[0];
+    for (k = 0; named && k < count; k++) {
+      lensnet_model_band_name(m, k, name, sizeof name, NULL);
+      if (lensnet__same_band(filter, name)) break;
+    }
+    if (!named || k == count) { named = 0; break; }
+    if (file_of[k] < count) {
+      lensnet_result r = lensnet__fail(err, LENSNET_ERR_FORMAT, "%s and %s both have FILTER = '%s'; the model takes %lu bands, each once",
+                                       paths[file_of[k]], paths[i], filter, (unsigned long)count);
+      LENSNET_FREE(file_of);
+      return r;
+    }
+    file_of[k] = i;
+    slot[i] = k;
+  }
+  LENSNET_FREE(file_of);
+  if (!named)
+    for (i = 0; i < count; i++) slot[i] = i;
+  *by_filter = named;
   return LENSNET_OK;
 }
 

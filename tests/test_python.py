@@ -134,6 +134,25 @@ def test_predict(tmp, sim, data):
     g = m.predict_file(bands)
     check("predict_file([4 FITS bands]): lens predict --bands 4 (%s vs %s)" % (row["p_lens"], g.p_lens[0]),
           g.inputs == [row["input"]] and abs(float(row["p_lens"]) - g.p_lens[0]) <= 5e-7 * g.p_lens[0])
+    # the same four files in a shell glob's order (H, J, VIS, Y): they go where their FILTER headers say
+    globbed = sorted(bands)
+    gcsv = os.path.join(tmp, "glob.csv")
+    cli("predict", "--model", MODEL, "--bands", 4, *globbed, "--out", gcsv)
+    row = list(csv.DictReader(open(gcsv)))[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        g2 = m.predict_file(globbed)
+    check("predict_file([4 FITS bands in glob order]): fed by FILTER as lens predict --bands 4 (%s vs %s), the same "
+          "score as in band order, and a warning" % (row["p_lens"], g2.p_lens[0]),
+          globbed != bands and abs(float(row["p_lens"]) - g2.p_lens[0]) <= 5e-7 * g2.p_lens[0] and
+          same(g2.logits, g.logits) and any("FILTER" in str(w.message) for w in caught))
+    check("predict_file([...], channels=...) takes the files as given",
+          not same(m.predict_file(globbed, channels=[0, 1, 2, 3]).logits, g.logits))
+    try:
+        m.predict_file([bands[0], bands[0], bands[2], bands[3]])
+        check("predict_file: a band given twice is refused", False)
+    except lens.LensError as e:
+        check("predict_file: a band given twice is refused (%s)" % e, "both have FILTER" in str(e))
     # preprocessing options: none, crop and resize, each against the tool's flag
     big = np.pad(data.images[:5], ((0, 0), (0, 0), (3, 5), (4, 4)), mode="reflect").astype(np.float32)
     big_path = os.path.join(tmp, "big.npy")

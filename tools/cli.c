@@ -86,59 +86,34 @@ int lens_cutout_place(const char *label, const lensnet_model *m, const lensnet_c
   return cutout_run(label, m, d, image, bands, h, w, out, report, note_shown, 1);
 }
 
-/* Case-insensitive equality of two names, blanks around them ignored. */
-static int same_band_name(const char *a, const char *b) {
-  size_t na, nb, k;
-  while (*a == ' ') a++;
-  while (*b == ' ') b++;
-  for (na = strlen(a); na && a[na - 1] == ' '; na--) continue;
-  for (nb = strlen(b); nb && b[nb - 1] == ' '; nb--) continue;
-  if (na != nb) return 0;
-  for (k = 0; k < na; k++)
-    if (tolower((unsigned char)a[k]) != tolower((unsigned char)b[k])) return 0;
-  return 1;
-}
-
 int lens_read_band_files(const lensnet_model *m, char **paths, int count, int hdu, int by_filter, float **image, size_t *h, size_t *w,
                          char *label, size_t cap, int *note_shown) {
-  char filters[64][72], names[64][72];
-  int slot[64], i, k, named = by_filter && count <= 64 && (size_t)count == m->in_c && lensnet_model_meta(m, "band_names") != NULL;
+  char names[64][72];
+  size_t slot[64];
+  int i, named = 0;
   size_t len = 0, hw = 0;
   lensnet_error err;
   *image = NULL;
   if (label && cap) label[0] = 0;
   if (count < 1 || count > 64) return lens_usage("--bands takes 1 to 64 files per object, got %d", count);
   for (i = 0; i < count; i++) {
-    slot[i] = i;
+    slot[i] = (size_t)i;
     if (label && len < cap) len += (size_t)snprintf(label + len, cap - len, "%s%s", i ? "+" : "", paths[i]);
   }
-  /* each file's FILTER, and the model's band names: the files go where their FILTER says */
-  for (i = 0; named && i < count; i++) {
-    /* the image's own HDU, else the primary header (HST and others keep FILTER there; fpack moves
-     * a primary image's cards to HDU 1) */
-    int where = hdu > 0 ? hdu : 0, found = lensnet_fits_header_value(paths[i], where, "FILTER", filters[i], sizeof filters[i], NULL) == LENSNET_OK;
-    if (!found) found = lensnet_fits_header_value(paths[i], hdu > 0 ? 0 : 1, "FILTER", filters[i], sizeof filters[i], NULL) == LENSNET_OK;
-    named = found && filters[i][0] && lensnet_model_band_name(m, (size_t)i, names[i], sizeof names[i], NULL) == LENSNET_OK;
-  }
-  for (i = 0; named && i < count; i++) {
-    for (k = 0; k < count && !same_band_name(filters[i], names[k]); k++) continue;
-    if (k == count) named = 0; /* a FILTER that is not one of the model's band names: the order as given */
-    else slot[i] = k;
-  }
+  /* the files go where their FILTER headers say among the model's bands */
+  if (by_filter && lensnet_fits_band_slots(m, (const char *const *)paths, (size_t)count, hdu, slot, &named, &err) != LENSNET_OK)
+    return lens_fail("%s: %s", label && label[0] ? label : paths[0], err.message);
   if (named) {
-    int used[64] = {0}, moved = 0;
+    int moved = 0;
     for (i = 0; i < count; i++) {
-      if (used[slot[i]])
-        return lens_fail("%s: two files of this object have FILTER = '%s' (%s and %s); the model takes %d bands, each once", label ? label : paths[0],
-                         filters[i], paths[used[slot[i]] - 1], paths[i], count);
-      used[slot[i]] = i + 1;
-      moved |= slot[i] != i;
+      lensnet_model_band_name(m, (size_t)i, names[i], sizeof names[i], NULL);
+      moved |= slot[i] != (size_t)i;
     }
     if (moved && note_shown && !*note_shown) {
       char given[512] = "", model[512] = "";
       size_t a = 0, b = 0;
       for (i = 0; i < count; i++) {
-        if (a < sizeof given) a += (size_t)snprintf(given + a, sizeof given - a, "%s%s", i ? "," : "", filters[i]);
+        if (a < sizeof given) a += (size_t)snprintf(given + a, sizeof given - a, "%s%s", i ? "," : "", names[slot[i]]);
         if (b < sizeof model) b += (size_t)snprintf(model + b, sizeof model - b, "%s%s", i ? "," : "", names[i]);
       }
       fprintf(stderr, "lens: note: the files of an object come in the order %s (their FILTER headers); they are fed to the model in its "

@@ -296,7 +296,10 @@ class Model:
     def predict_file(self, paths, hdu=-1, **options):
         """Scores the objects of a file as `lens predict FILE` does: a .npy array (N objects, labelled
         FILE[i]) or a FITS image or cube (one object); a list of FITS files is one object, one band
-        each (lens predict --bands B). options: those of predict."""
+        each (lens predict --bands B): when every file's FILTER header names one of the model's
+        band_names, each once, the files go to the bands they name, whatever their order (a
+        warning says so), else in the order given (always so with channels=). options: those of
+        predict."""
         if isinstance(paths, (list, tuple)):
             planes = [read(p, hdu=hdu) for p in paths]
             for p, a in zip(paths, planes):
@@ -304,6 +307,21 @@ class Model:
                     raise LensError("%s: with several files each must hold one band (a 2-D image)" % p, 6)
                 if a.shape != planes[0].shape:
                     raise LensError("%s: its size differs from the other bands of the object" % p, 5)
+            if options.get("channels") is None and len(paths) > 0:
+                names = (ctypes.c_char_p * len(paths))(*[encode(os.fspath(p)) for p in paths])
+                slot, by_filter, err = (ctypes.c_size_t * len(paths))(), ctypes.c_int(), Error()
+                check(lib.lensnet_fits_band_slots(self._handle(), names, len(paths), int(hdu), slot, ctypes.byref(by_filter),
+                                                  ctypes.byref(err)), err)
+                order = list(slot)
+                if by_filter.value and order != list(range(len(paths))):
+                    bands = self.band_names
+                    warnings.warn("the files of an object come in the order %s (their FILTER headers); they are fed to the "
+                                  "model in its band order %s" % (",".join(bands[k] for k in order), ",".join(bands)),
+                                  stacklevel=2)
+                    stacked = [None] * len(paths)
+                    for i, k in enumerate(order):
+                        stacked[k] = planes[i]
+                    planes = stacked
             return self.predict(np.stack(planes)[None], inputs=["+".join(os.fspath(p) for p in paths)], **options)
         path = os.fspath(paths)
         a = read(path, hdu=hdu)
