@@ -116,6 +116,16 @@ static void test_joins(void) {
   write_file(D "/input_scores.csv", "input,p_lens\nx.npy[5],0.2\nx.npy[0],0.9\nx.npy[3],0.7\nx.npy[1],0.8\nx.npy[4],0.4\nx.npy[2],0.4\n");
   CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/input_scores.csv --labels " D "/six_labels.csv --bootstrap 0 --out " D "/in") == 0 &&
         NEAR(metric(D "/in", 1, "auc"), 7.5 / 9.0) && strstr(out, "input column"), "joined through input[i]: %s", out);
+  /* lens sim's FITS names "DIR/fits/NNNNNNN.fits" give the index too, whatever order the files were scored in */
+  write_file(D "/fits_scores.csv", "input,p_lens\nsim/fits/0000005.fits,0.2\nsim/fits/0000000.fits,0.9\nsim/fits/0000003.fits.gz,0.7\n"
+                                   "sim/fits/0000001.fits,0.8\nsim/fits/0000004.fits,0.4\nsim/fits/0000002.fits,0.4\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/fits_scores.csv --labels " D "/six_labels.csv --bootstrap 0 --out " D "/in") == 0 &&
+        NEAR(metric(D "/in", 1, "auc"), 7.5 / 9.0) && strstr(out, "fits/NNNNNNN.fits"), "joined through lens sim's FITS names: %s", out);
+  /* other names (or two folders) are not indices: row order */
+  write_file(D "/fits2_scores.csv", "input,p_lens\na/fits/0000005.fits,0.2\nb/fits/0000000.fits,0.9\na/fits/0000003.fits,0.7\n"
+                                    "a/fits/0000001.fits,0.8\na/fits/0000004.fits,0.4\na/fits/0000002.fits,0.4\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/fits2_scores.csv --labels " D "/six_labels.csv --bootstrap 0 --out " D "/in") == 0 &&
+        strstr(out, "row order"), "FITS names from two folders are not taken as one run's indices: %s", out);
   /* no index in the scores: row order, counts must agree */
   write_file(D "/rows.csv", "p_lens\n0.9\n0.8\n0.4\n0.7\n0.4\n0.2\n");
   CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/rows.csv --labels " D "/six_labels.csv --bootstrap 0 --out " D "/rows") == 0 &&

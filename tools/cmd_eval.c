@@ -192,7 +192,8 @@ static const lens_option eval_rows[] = {
                   "for the shards of a run (lens predict --shard I/N): up to 4096\n"
                   "files with the same header, read in order as one table"),
   LENS_TEXT(T, "labels", 0, labels_path, NULL, "FILE.csv", "labels: the labels.csv of lens sim (default: the scores file's own\n"
-            "label column); rows joined by 'index' when both files have one, else\n"
+            "label column); rows joined by 'index' when both files have one (the scores'\n"
+            "from input names FILE.npy[i] or lens sim's DIR/fits/NNNNNNN.fits), else\n"
             "by the file names of an 'input' column in both, else in order"),
   LENS_CHOICE(T, "join", 0, join, eval_join_choices, 0, "auto|order",
               "auto (default): as --labels says; order: row by row, whatever the files hold"),
@@ -355,19 +356,35 @@ static int read_score_files(eval_data *d) {
   return 0;
 }
 
-/* The key of a row: its `index` cell, or for lens predict's `input` cells "FILE.npy[i]", i. */
+/* Where an `input` cell names lens sim's FITS file of object i (DIR/fits/NNNNNNN.fits: seven or
+ * more digits, the object's index, optionally .gz or .fz after it), the start of its digits and the
+ * length of the folder part before them; NULL otherwise. */
+static const char *sim_fits_digits(const char *cell, size_t *folder_len) {
+  const char *slash = strrchr(cell, '/'), *base = slash ? slash + 1 : cell, *p = base;
+  while (*p >= '0' && *p <= '9') p++;
+  if (p - base < 7 || strncmp(p, ".fits", 5) != 0) return NULL;
+  if (p[5] && strcmp(p + 5, ".gz") != 0 && strcmp(p + 5, ".fz") != 0) return NULL;
+  *folder_len = (size_t)(base - cell);
+  return base;
+}
+
+/* The key of a row: its `index` cell; for lens predict's `input` cells (from_input 1) "FILE.npy[i]",
+ * i; (from_input 2) lens sim's "DIR/fits/NNNNNNN.fits", NNNNNNN. */
 static int row_key(const lensnet_csv *t, size_t row, size_t col, int from_input, unsigned long long *key) {
   const char *cell = lensnet_csv_cell(t, row, col), *digits = cell;
   char *end;
-  if (from_input) {
+  size_t folder;
+  if (from_input == 1) {
     size_t len = strlen(cell);
     digits = len >= 3 && cell[len - 1] == ']' ? strrchr(cell, '[') : NULL;
     if (!digits) return 1;
     digits++;
+  } else if (from_input == 2 && !(digits = sim_fits_digits(cell, &folder))) {
+    return 1;
   }
   if (*digits < '0' || *digits > '9') return 1;
   *key = strtoull(digits, &end, 10);
-  if (from_input ? *end != ']' : *end != 0) return 1;
+  if (from_input == 1 ? *end != ']' : from_input == 2 ? *end != '.' : *end != 0) return 1;
   return 0;
 }
 
@@ -400,7 +417,8 @@ static int table_keys(const eval_data *d, const lensnet_csv *t, size_t col, int 
     k[r].row = r + 1;
     if (row_key(t, r + 1, col, from_input, &k[r].key)) {
       int rc = lens_fail("%s: line %lu: '%s' in column %s is not an object index (a whole number >= 0%s)", row_file(d, t, r + 1),
-                         (unsigned long)t->lines[r + 1], lensnet_csv_cell(t, r + 1, col), t->cells[col], from_input ? " in [...]" : "");
+                         (unsigned long)t->lines[r + 1], lensnet_csv_cell(t, r + 1, col), t->cells[col],
+                         from_input == 1 ? " in [...]" : from_input == 2 ? " as NNNNNNN.fits" : "");
       free(k);
       return rc;
     }
@@ -436,19 +454,27 @@ static size_t keys_missing(const keyed_row *a, size_t na, const keyed_row *b, si
   return missing;
 }
 
-/* Whether every `input` cell reads "SAME[i]" for one SAME (one .npy given to lens predict). */
+/* Whether every `input` cell reads "SAME[i]" for one SAME (one .npy given to lens predict): 1;
+ * else whether every cell names lens sim's FITS file of an object in one folder,
+ * "DIR/fits/NNNNNNN.fits" (lens predict given them in any order): 2; else 0. */
 static int input_keys_usable(const lensnet_csv *t, size_t col) {
-  size_t r, plen = 0;
-  const char *first = NULL;
-  for (r = 1; r < t->rows; r++) {
-    const char *cell = lensnet_csv_cell(t, r, col), *br;
-    unsigned long long key;
-    if (row_key(t, r, col, 1, &key)) return 0;
-    br = strrchr(cell, '[');
-    if (!first) { first = cell; plen = (size_t)(br - cell); }
-    else if ((size_t)(br - cell) != plen || memcmp(cell, first, plen) != 0) return 0;
+  int mode;
+  for (mode = 1; mode <= 2; mode++) {
+    size_t r, plen = 0;
+    const char *first = NULL;
+    for (r = 1; r < t->rows; r++) {
+      const char *cell = lensnet_csv_cell(t, r, col);
+      unsigned long long key;
+      size_t len;
+      if (row_key(t, r, col, mode, &key)) break;
+      if (mode == 1) len = (size_t)(strrchr(cell, '[') - cell);
+      else sim_fits_digits(cell, &len);
+      if (!first) { first = cell; plen = len; }
+      else if (len != plen || memcmp(cell, first, plen) != 0) break;
+    }
+    if (r == t->rows && t->rows > 1) return mode;
   }
-  return 1;
+  return 0;
 }
 
 /* One row's name in an `input` column: the cell, or with `base` its file name (after the last '/'). */
@@ -565,8 +591,9 @@ static int join_rows(eval_data *d) {
     d->join = d->row_part ? "one table (the score files in the order given)" : "one file";
   } else {
     size_t s_in, l_in;
-    if (!s_has && l_has && lensnet_csv_column(st->header, "input", &s_idx, NULL) == LENSNET_OK && input_keys_usable(st, s_idx))
-      s_has = from_input = 1;
+    if (!s_has && l_has && lensnet_csv_column(st->header, "input", &s_idx, NULL) == LENSNET_OK &&
+        (from_input = input_keys_usable(st, s_idx)) != 0)
+      s_has = 1;
     if (d->join_order) s_has = l_has = 0;
     if (!(s_has && l_has) && !d->join_order && lensnet_csv_column(st->header, "input", &s_in, NULL) == LENSNET_OK &&
         lensnet_csv_column(lt->header, "input", &l_in, NULL) == LENSNET_OK)
@@ -594,7 +621,8 @@ static int join_rows(eval_data *d) {
         return rc;
       }
       d->n = st->rows - 1;
-      d->join = from_input ? "index (from the input column's [i])" : "index";
+      d->join = from_input == 1 ? "index (from the input column's [i])"
+                : from_input == 2 ? "index (from the input column's file names, lens sim's fits/NNNNNNN.fits)" : "index";
     }
   }
   d->srow = (size_t *)malloc(d->n * sizeof(size_t));
