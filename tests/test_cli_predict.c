@@ -81,7 +81,7 @@ static void test_parity(void) {
 
 static void test_mismatched_inputs(void) {
   const char *dir = check_data_dir();
-  char text[2048];
+  char text[2048], orig[1200];
   CHECK(cli_lens("predict --model weights/OU_200.safetensors %s/wilde2022/inputs_66.npy > build/predict_err.txt 2>&1", dir) != 0,
         "a 66x66 input to OU_200 must fail");
   cli_text("build/predict_err.txt", text, sizeof text);
@@ -106,6 +106,19 @@ static void test_mismatched_inputs(void) {
             access("build/pred_kept", F_OK) == 0 && access("build/pred_kept/s.csv", F_OK) != 0,
         "a folder that was there stays, without a file");
   cli_shell("rm -rf build/pred_kept build/pred_stdout.csv");
+  /* an output that is an input is refused before anything is written: the input stays */
+  snprintf(orig, sizeof orig, "%s/wilde2022/inputs_66.npy", dir);
+  CHECK(cli_shell("cp %s/wilde2022/inputs_66.npy build/pred_in.npy && printf 'build/pred_in.npy\\n' > build/pred_outlist.csv", dir) == 0 &&
+            cli_lens_output(text, sizeof text, "predict --model weights/OU_66.safetensors build/pred_in.npy --out ./build/pred_in.npy") == 2 &&
+            strstr(text, "is also an input") && cli_same_file("build/pred_in.npy", orig),
+        "--out naming the input (by another path) is refused, the input kept: %s", text);
+  CHECK(cli_lens_output(text, sizeof text, "predict --model weights/OU_66.safetensors --list build/pred_outlist.csv --out build/pred_in.npy") == 2 &&
+            strstr(text, "is also an input") && cli_same_file("build/pred_in.npy", orig),
+        "--out naming a file of the --list is refused: %s", text);
+  CHECK(cli_lens_output(text, sizeof text, "predict --model weights/OU_66.safetensors --list build/pred_outlist.csv --csv build/pred_outlist.csv") == 2 &&
+            strstr(text, "--csv build/pred_outlist.csv is also an input"),
+        "--csv naming the --list file is refused: %s", text);
+  remove("build/pred_in.npy"); remove("build/pred_outlist.csv");
   remove("build/predict_err.txt");
 }
 

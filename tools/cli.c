@@ -307,11 +307,10 @@ int lens_out_folder(const char *flag, const char *path) {
   return 0;
 }
 
-int lens_out_model(const char *flag, const char *path, const char *const *inputs, size_t count, const char *may_be) {
+int lens_out_not_input(const char *flag, const char *path, const char *const *inputs, size_t count, const char *may_be) {
   struct stat out_st, st;
   int out_exists = stat(path, &out_st) == 0;
   size_t i;
-  if (!ends_with_nocase(path, ".safetensors")) return lens_usage("%s %s: a model is written as a .safetensors file", flag, path);
   for (i = 0; i < count; i++) {
     if (!inputs[i] || (may_be && inputs[i] == may_be)) continue;
     if (!strcmp(inputs[i], path) ||
@@ -319,6 +318,11 @@ int lens_out_model(const char *flag, const char *path, const char *const *inputs
       return lens_usage("%s %s is also an input (%s): it would be overwritten", flag, path, inputs[i]);
   }
   return 0;
+}
+
+int lens_out_model(const char *flag, const char *path, const char *const *inputs, size_t count, const char *may_be) {
+  if (!ends_with_nocase(path, ".safetensors")) return lens_usage("%s %s: a model is written as a .safetensors file", flag, path);
+  return lens_out_not_input(flag, path, inputs, count, may_be);
 }
 
 int lens_out_dir_inputs(const char *flag, const char *dir, const char *const *names, size_t nnames, const char *const *inputs, size_t count) {

@@ -69,6 +69,9 @@ int lens_out_folder(const char *flag, const char *path);
  * entries skipped; the same name or, for files that exist, the same file) other than `may_be`
  * (an input the command may rewrite, or NULL). */
 int lens_out_model(const char *flag, const char *path, const char *const *inputs, size_t count, const char *may_be);
+/* lens_out_model's second test alone, for an output file of any kind: 0, or (usage error) `path`
+ * is one of the inputs (the same name or the same existing file), which it would overwrite. */
+int lens_out_not_input(const char *flag, const char *path, const char *const *inputs, size_t count, const char *may_be);
 /* For --out folders: 0, or (usage error) why DIR/NAME, for one of the `nnames` files a command
  * writes there, is one of the `count` inputs (NULL entries skipped; the same name or the same file):
  * writing it would destroy that input. */

@@ -38,6 +38,7 @@ typedef struct {
   const char *list_path, *out_npy, *csv_path;
   const char *locator_path;  /* --locator: positions from a locator network */
   const char *map_path;      /* --map FILE.npy: with --locator, p_lens times each pixel's probability of holding the object */
+  int csv_from_out;          /* the CSV file was named by --out FILE.csv */
   char **inputs;            /* the positional arguments */
   int input_count;
   int bands_per_object;     /* --bands: FITS files per object (0: one file per object) */
@@ -524,6 +525,12 @@ static int add_list_file(predict_state *s, const char *list_path) {
     }
     if (n == 0) continue;
     if (n != want) { rc = lens_fail("%s:%d: expected %d path(s) per line, found %d", list_path, line_no, want, n); break; }
+    if ((s->opt->out_npy && lens_out_not_input("--out", s->opt->out_npy, (const char *const *)words, (size_t)n, NULL)) ||
+        (s->opt->csv_path && lens_out_not_input(s->opt->csv_from_out ? "--out" : "--csv", s->opt->csv_path, (const char *const *)words, (size_t)n, NULL)) ||
+        (s->opt->map_path && lens_out_not_input("--map", s->opt->map_path, (const char *const *)words, (size_t)n, NULL))) {
+      rc = LENS_EXIT_USAGE;
+      break;
+    }
     rc = add_paths(s, words, n);
   }
   fclose(f);
@@ -588,6 +595,7 @@ static int parse_options(int argc, char **argv, predict_options *o) {
       if (o->csv_path) return lens_usage("--out %s and --csv %s both ask for the CSV; give one", o->out_npy, o->csv_path);
       o->csv_path = o->out_npy;
       o->out_npy = NULL;
+      o->csv_from_out = 1;
     }
   }
   if (o->csv_path && lens_out_format("--csv", o->csv_path, LENS_FMT_CSV) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
@@ -598,12 +606,21 @@ static int parse_options(int argc, char **argv, predict_options *o) {
   if (o->map_path && lens_out_format("--map", o->map_path, LENS_FMT_NPY) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
   if (o->map_path && o->shard.count)
     return lens_usage("--map writes one file for all objects and lens merge does not join maps: score the whole input, without --shard");
-  if (o->map_path) {
-    int i;
-    if ((o->out_npy && !strcmp(o->map_path, o->out_npy)) || (o->csv_path && !strcmp(o->map_path, o->csv_path)))
-      return lens_usage("--map %s is also the --out or --csv file: give each output its own name", o->map_path);
-    for (i = 0; i < o->input_count; i++)
-      if (!strcmp(o->map_path, o->inputs[i])) return lens_usage("--map %s is also an input: it would be overwritten", o->map_path);
+  if (o->map_path && ((o->out_npy && !strcmp(o->map_path, o->out_npy)) || (o->csv_path && !strcmp(o->map_path, o->csv_path))))
+    return lens_usage("--map %s is also the --out or --csv file: give each output its own name", o->map_path);
+  {
+    /* no output may be an input: the images, the list, a model (the same name or the same file) */
+    const char *outs[3], *flags[3] = {"--out", NULL, "--map"};
+    int k;
+    outs[0] = o->out_npy; outs[1] = o->csv_path; outs[2] = o->map_path;
+    flags[1] = o->csv_from_out ? "--out" : "--csv";
+    for (k = 0; k < 3; k++) {
+      if (!outs[k]) continue;
+      if (lens_out_not_input(flags[k], outs[k], (const char *const *)o->inputs, (size_t)o->input_count, NULL) ||
+          lens_out_not_input(flags[k], outs[k], o->models, (size_t)o->model_count, NULL) ||
+          lens_out_not_input(flags[k], outs[k], &o->list_path, 1, NULL) || lens_out_not_input(flags[k], outs[k], &o->locator_path, 1, NULL))
+        return LENS_EXIT_USAGE;
+    }
   }
   if (o->skip_done && (!o->shard.count || (!o->out_npy && !o->csv_path)))
     return lens_usage("--skip-done needs --shard I/N and an output file (--out FILE.csv or FILE.npy): its manifest says when it is done");
