@@ -195,6 +195,25 @@ static void test_fits_files(void) {
   CHECK(rows == 5, "4 cutouts scored (%d rows with the header)", rows);
   CHECK(probabilities_ok, "p_lens within [0, 1]");
   remove("build/pred_fits.csv");
+  /* file names holding a comma or a quote are quoted in the CSV (RFC 4180), so the table still reads */
+  {
+    lensnet_csv t;
+    lensnet_error err;
+    CHECK(cli_shell("f=$(ls %s/" BOLOGNA "/space_based/lens/*.fits | head -n 1) && cp \"$f\" 'build/pred_a,b.fits' && "
+                    "cp \"$f\" 'build/pred_q\"x.fits'", dir) == 0 &&
+              cli_lens("predict --model weights/OU_VIS.safetensors --resize --minmax 'build/pred_a,b.fits' 'build/pred_q\"x.fits' "
+                       "--out build/pred_names.csv 2> /dev/null") == 0,
+          "cutouts named with a comma and a quote are scored");
+    if (lensnet_csv_read("build/pred_names.csv", &t, &err) == LENSNET_OK) {
+      CHECK(t.rows == 3 && t.cols == 4 && !strcmp(lensnet_csv_cell(&t, 1, 0), "build/pred_a,b.fits") &&
+                !strcmp(lensnet_csv_cell(&t, 2, 0), "build/pred_q\"x.fits"),
+            "and their names read back whole from the CSV (%lu rows, %lu columns)", (unsigned long)t.rows, (unsigned long)t.cols);
+      lensnet_csv_free(&t);
+    } else {
+      CHECK(0, "the CSV of those names reads: %s", err.message);
+    }
+    cli_shell("rm -f 'build/pred_a,b.fits' 'build/pred_q\"x.fits' build/pred_names.csv");
+  }
 }
 
 /* Tile-compressed cutouts (fpack's .fits.fz) score as CFITSIO's decompression of them does,

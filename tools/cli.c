@@ -301,6 +301,17 @@ lens_format lens_out_format(const char *flag, const char *path, int accepted) {
   return LENS_FMT_NONE;
 }
 
+void lens_csv_cell(FILE *f, const char *cell) {
+  const char *p;
+  if (!strpbrk(cell, ",\"\n\r")) { fputs(cell, f); return; }
+  fputc('"', f);
+  for (p = cell; *p; p++) {
+    if (*p == '"') fputc('"', f);
+    fputc(*p, f);
+  }
+  fputc('"', f);
+}
+
 int lens_out_folder(const char *flag, const char *path) {
   if (lens_format_of(path) != LENS_FMT_NONE || ends_with_nocase(path, ".safetensors"))
     return lens_usage("%s %s: names a folder (the command writes several files into it), not a file", flag, path);

@@ -64,6 +64,9 @@ lens_format lens_out_format(const char *flag, const char *path, int accepted);
 /* For --out options naming a folder: 0, or prints why a name with a file extension is refused
  * and returns LENS_EXIT_USAGE. */
 int lens_out_folder(const char *flag, const char *path);
+/* Writes one CSV cell: as it is, or, when it holds a comma, a double quote or a line break (a
+ * file name may), in double quotes with each quote doubled (RFC 4180, as lensnet_csv_read reads). */
+void lens_csv_cell(FILE *f, const char *cell);
 /* For --out options writing a model: 0, or (usage error, LENS_EXIT_USAGE) why `path` is refused:
  * it does not end in .safetensors, or it is one of the `count` input files in `inputs` (NULL
  * entries skipped; the same name or, for files that exist, the same file) other than `may_be`

@@ -238,7 +238,8 @@ static int write_rows(find_state *s, const char *path, const lensnet_detection *
   int has_wcs = !ends_with(path, ".npy") && lensnet_fits_wcs(path, s->o->cutout.hdu, &wcs, &err) == LENSNET_OK;
   if (!ends_with(path, ".npy") && !has_wcs) fprintf(stderr, "find: %s: ra, dec left empty (%s)\n", path, err.message);
   for (k = 0; k < n; k++) {
-    fprintf(s->csv, "%s,%.3f,%.3f,", path, det[k].x, det[k].y);
+    lens_csv_cell(s->csv, path);
+    fprintf(s->csv, ",%.3f,%.3f,", det[k].x, det[k].y);
     if (has_wcs) {
       double ra, dec;
       lensnet_wcs_pixel_to_world(&wcs, det[k].x, det[k].y, &ra, &dec);

@@ -284,7 +284,7 @@ static int write_regression(predict_state *s, size_t b) {
                                    NULL, NULL);
   if (s->csv) {
     csv_header(s);
-    fprintf(s->csv, "%s", s->pending[b].label);
+    lens_csv_cell(s->csv, s->pending[b].label);
     for (j = 0; j < T; j++) fprintf(s->csv, ",%.7g,%.7g", mean[j], sigma[j]);
     fputc('\n', s->csv);
   }
@@ -339,7 +339,8 @@ static int run_batch(predict_state *s) {
     p = lensnet_lens_probability(z, m->out_features, s->lens_class);
     if (s->csv) {
       csv_header(s);
-      fprintf(s->csv, "%s,%.7g", s->pending[b].label, p);
+      lens_csv_cell(s->csv, s->pending[b].label);
+      fprintf(s->csv, ",%.7g", p);
       for (k = 0; k < m->out_features; k++) fprintf(s->csv, ",%.7g", z[k]);
       if (s->locator) {
         const lensnet_location *at = &s->located[b];
