@@ -1646,13 +1646,20 @@ LENSNET_API lensnet_result lensnet_model_band_name(const lensnet_model *m, size_
  * survey's cutouts come one file per band, and a listing sorts them by name, not by the model's
  * band order): each file's FILTER keyword (in HDU `hdu` when hdu > 0, else the primary header, then
  * HDU 1, where HST and fpack keep it) is looked up in the metadata "band_names", without regard to
- * case or surrounding blanks. When count is the model's band count and every file names one of its
+ * case or surrounding blanks, a name after an instrument prefix matching too ("NISP_Y" is "Y"). When count is the model's band count and every file names one of its
  * bands, *by_filter = 1 and slot[i] is file i's band; otherwise (a file without FILTER, a FILTER
  * the model does not list, a model without band_names) *by_filter = 0 and slot[i] = i, the order
  * given. LENSNET_ERR_FORMAT, naming both files, when two files name the same band;
  * LENSNET_ERR_ARG for NULL pointers or count 0. Only headers are read. */
 LENSNET_API lensnet_result lensnet_fits_band_slots(const lensnet_model *m, const char *const *paths, size_t count, int hdu,
                                                    size_t *slot, int *by_filter, lensnet_error *err);
+/* The same for the `planes` planes of one FITS cube [bands, y, x] whose header names them with
+ * BAND1, BAND2, ... (as lens sim --fits writes them: 'VIS', 'Y', 'J', 'H'), read from HDU `hdu`
+ * (hdu < 0: the primary header, then HDU 1): slot[p] is plane p's band among the model's when
+ * planes is the model's band count and the names are its band_names in some order (*by_name = 1),
+ * else slot[p] = p (*by_name = 0). LENSNET_ERR_FORMAT when two planes name the same band. */
+LENSNET_API lensnet_result lensnet_fits_cube_band_slots(const lensnet_model *m, const char *path, int hdu, size_t planes, size_t *slot,
+                                                        int *by_name, lensnet_error *err);
 /* The arcseconds per pixel of the images the model was made for, from the metadata "pixel_scale";
  * *arcsec = 0 when the metadata does not say. LENSNET_ERR_FORMAT, naming the value, when it is not
  * a positive number. */
@@ -14164,13 +14171,9 @@ LENSNET_API lensnet_result lensnet_model_band_name(const lensnet_model *m, size_
   return LENSNET_OK;
 }
 
-/* Equality of two band names, ASCII case and surrounding blanks ignored. */
-static int lensnet__same_band(const char *a, const char *b) {
-  size_t na, nb, k;
-  while (*a == ' ') a++;
-  while (*b == ' ') b++;
-  for (na = strlen(a); na && a[na - 1] == ' '; na--) continue;
-  for (nb = strlen(b); nb && b[nb - 1] == ' '; nb--) continue;
+/* Equality of two band names, ASCII case and surrounding blanks ignored, of a[0, na) and b[0, nb). */
+static int lensnet__same_text(const char *a, size_t na, const char *b, size_t nb) {
+  size_t k;
   if (na != nb) return 0;
   for (k = 0; k < na; k++) {
     char x = a[k], y = b[k];
@@ -14181,46 +14184,106 @@ static int lensnet__same_band(const char *a, const char *b) {
   return 1;
 }
 
-LENSNET_API lensnet_result lensnet_fits_band_slots(const lensnet_model *m, const char *const *paths, size_t count, int hdu,
-                                                   size_t *slot, int *by_filter, lensnet_error *err) {
-  char filter[72], name[72];
-  size_t i, k, *file_of = NULL;
+/* Whether two band names name one band: equal (ASCII case and surrounding blanks aside), or one is
+ * the other's part after an instrument prefix ("NISP_Y" and "Y", "HSC_g" and "g"). */
+static int lensnet__same_band(const char *a, const char *b) {
+  size_t na, nb, k;
+  while (*a == ' ') a++;
+  while (*b == ' ') b++;
+  for (na = strlen(a); na && a[na - 1] == ' '; na--) continue;
+  for (nb = strlen(b); nb && b[nb - 1] == ' '; nb--) continue;
+  if (lensnet__same_text(a, na, b, nb)) return 1;
+  for (k = na; k > 0 && a[k - 1] != '_'; k--) continue;
+  if (k > 0 && lensnet__same_text(a + k, na - k, b, nb)) return 1;
+  for (k = nb; k > 0 && b[k - 1] != '_'; k--) continue;
+  return k > 0 && lensnet__same_text(a, na, b + k, nb - k);
+}
+
+/* The name of item i (a file's FILTER or a plane's BANDi) into buf; 0 when it has none. */
+typedef int (*lensnet__band_name_fn)(const void *ctx, size_t i, char *buf, size_t cap);
+
+static lensnet_result lensnet__band_slots(const lensnet_model *m, size_t count, lensnet__band_name_fn name_of, const void *ctx,
+                                          const char *what, const char *const *items, const char *cube, size_t *slot, int *by_name,
+                                          lensnet_error *err) {
+  char given[72], name[72];
+  size_t i, k, *item_of = NULL;
   int named;
-  if (!m || !paths || !slot || !by_filter || !count)
-    return lensnet__fail(err, LENSNET_ERR_ARG, "band files: the model, the paths, slot, by_filter and a count above 0 are required");
-  for (i = 0; i < count; i++) {
-    if (!paths[i]) return lensnet__fail(err, LENSNET_ERR_ARG, "band files: path %lu is NULL", (unsigned long)i);
-    slot[i] = i;
-  }
-  *by_filter = 0;
+  for (i = 0; i < count; i++) slot[i] = i;
+  *by_name = 0;
   named = count == m->in_c && lensnet_model_meta(m, "band_names") != NULL;
   if (!named) return LENSNET_OK;
-  if (!(file_of = (size_t *)LENSNET_MALLOC(count * sizeof *file_of)))
-    return lensnet__fail(err, LENSNET_ERR_NOMEM, "band files: out of memory");
-  for (k = 0; k < count; k++) file_of[k] = count;
+  if (!(item_of = (size_t *)LENSNET_MALLOC(count * sizeof *item_of))) return lensnet__fail(err, LENSNET_ERR_NOMEM, "band names: out of memory");
+  for (k = 0; k < count; k++) item_of[k] = count;
   for (i = 0; named && i < count; i++) {
-    int found = lensnet_fits_header_value(paths[i], hdu > 0 ? hdu : 0, "FILTER", filter, sizeof filter, NULL) == LENSNET_OK;
-    if (!found) found = lensnet_fits_header_value(paths[i], hdu > 0 ? 0 : 1, "FILTER", filter, sizeof filter, NULL) == LENSNET_OK;
-    named = found && filter[0];
+    named = name_of(ctx, i, given, sizeof given) && given[0];
     for (k = 0; named && k < count; k++) {
       lensnet_model_band_name(m, k, name, sizeof name, NULL);
-      if (lensnet__same_band(filter, name)) break;
+      if (lensnet__same_band(given, name)) break;
     }
     if (!named || k == count) { named = 0; break; }
-    if (file_of[k] < count) {
-      lensnet_result r = lensnet__fail(err, LENSNET_ERR_FORMAT, "%s and %s both have FILTER = '%s'; the model takes %lu bands, each once",
-                                       paths[file_of[k]], paths[i], filter, (unsigned long)count);
-      LENSNET_FREE(file_of);
+    if (item_of[k] < count) {
+      lensnet_result r;
+      if (items)
+        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "%s and %s both have %s = '%s'; the model takes %lu bands, each once", items[item_of[k]],
+                          items[i], what, given, (unsigned long)count);
+      else
+        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: planes %lu and %lu are both band '%s' (BAND%lu, BAND%lu); the model takes %lu bands, "
+                          "each once", cube, (unsigned long)item_of[k] + 1, (unsigned long)i + 1, given,
+                          (unsigned long)item_of[k] + 1, (unsigned long)i + 1, (unsigned long)count);
+      LENSNET_FREE(item_of);
       return r;
     }
-    file_of[k] = i;
+    item_of[k] = i;
     slot[i] = k;
   }
-  LENSNET_FREE(file_of);
+  LENSNET_FREE(item_of);
   if (!named)
     for (i = 0; i < count; i++) slot[i] = i;
-  *by_filter = named;
+  *by_name = named;
   return LENSNET_OK;
+}
+
+typedef struct { const char *const *paths; int hdu; } lensnet__filter_ctx;
+
+static int lensnet__file_filter(const void *ctx, size_t i, char *buf, size_t cap) {
+  const lensnet__filter_ctx *c = (const lensnet__filter_ctx *)ctx;
+  /* the image's own HDU, else the primary header (HST and others keep FILTER there; fpack moves a
+   * primary image's cards to HDU 1) */
+  return lensnet_fits_header_value(c->paths[i], c->hdu > 0 ? c->hdu : 0, "FILTER", buf, cap, NULL) == LENSNET_OK ||
+         lensnet_fits_header_value(c->paths[i], c->hdu > 0 ? 0 : 1, "FILTER", buf, cap, NULL) == LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_fits_band_slots(const lensnet_model *m, const char *const *paths, size_t count, int hdu,
+                                                   size_t *slot, int *by_filter, lensnet_error *err) {
+  lensnet__filter_ctx c;
+  size_t i;
+  if (!m || !paths || !slot || !by_filter || !count)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "band files: the model, the paths, slot, by_filter and a count above 0 are required");
+  for (i = 0; i < count; i++)
+    if (!paths[i]) return lensnet__fail(err, LENSNET_ERR_ARG, "band files: path %lu is NULL", (unsigned long)i);
+  c.paths = paths;
+  c.hdu = hdu;
+  return lensnet__band_slots(m, count, lensnet__file_filter, &c, "FILTER", paths, NULL, slot, by_filter, err);
+}
+
+typedef struct { const char *path; int hdu; } lensnet__plane_ctx;
+
+static int lensnet__plane_band(const void *ctx, size_t i, char *buf, size_t cap) {
+  const lensnet__plane_ctx *c = (const lensnet__plane_ctx *)ctx;
+  char key[16];
+  snprintf(key, sizeof key, "BAND%lu", (unsigned long)i + 1);
+  return lensnet_fits_header_value(c->path, c->hdu > 0 ? c->hdu : 0, key, buf, cap, NULL) == LENSNET_OK ||
+         (c->hdu <= 0 && lensnet_fits_header_value(c->path, 1, key, buf, cap, NULL) == LENSNET_OK);
+}
+
+LENSNET_API lensnet_result lensnet_fits_cube_band_slots(const lensnet_model *m, const char *path, int hdu, size_t planes, size_t *slot,
+                                                        int *by_name, lensnet_error *err) {
+  lensnet__plane_ctx c;
+  if (!m || !path || !slot || !by_name || !planes)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "cube bands: the model, the path, slot, by_name and planes above 0 are required");
+  c.path = path;
+  c.hdu = hdu;
+  return lensnet__band_slots(m, planes, lensnet__plane_band, &c, "BAND", NULL, path, slot, by_name, err);
 }
 
 LENSNET_API lensnet_result lensnet_model_pixel_scale(const lensnet_model *m, double *arcsec, lensnet_error *err) {

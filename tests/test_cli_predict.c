@@ -304,6 +304,53 @@ static void test_fits_lists_and_shards(void) {
  * FILTER J, Y, H, VIS as OU-66's band_names) go to those bands in whatever order they are given
  * (a shell glob gives H, J, VIS, Y), with a note; a band named twice is refused; with --channels
  * the files are the caller's to order, and are taken as given. */
+/* lens sim --fits cubes name their planes (BAND1 = 'VIS', ...): a model whose band_names list them
+ * in another order (OU-66: J,Y,H,VIS) gets them by name, as --channels 2,1,3,0 gives the .npy */
+static void test_cube_band_names(void) {
+  char byname[1024], npy[1024];
+  lensnet_model *m = NULL;
+  lensnet_error err;
+  size_t slot[4] = {9, 9, 9, 9};
+  int named = -1;
+  CHECK(cli_lens("sim --preset euclid-lensfinding --n 3 --seed 4 --fits --out build/pred_cube > /dev/null 2>&1") == 0, "lens sim --fits");
+  {
+    char b1[72] = "", b4[72] = "", ps[72] = "", unit[72] = "";
+    const char *f = "build/pred_cube/fits/0000001.fits";
+    lensnet_fits_header_value(f, 0, "BAND1", b1, sizeof b1, NULL);
+    lensnet_fits_header_value(f, 0, "BAND4", b4, sizeof b4, NULL);
+    lensnet_fits_header_value(f, 0, "PIXSCALE", ps, sizeof ps, NULL);
+    lensnet_fits_header_value(f, 0, "BUNIT", unit, sizeof unit, NULL);
+    CHECK(!strcmp(b1, "VIS") && !strcmp(b4, "H") && atof(ps) == 0.3 && !strcmp(unit, "counts/s"),
+          "its FITS cubes name each plane's band, the pixel scale and the unit: BAND1 '%s', BAND4 '%s', PIXSCALE %s, BUNIT '%s'", b1, b4, ps, unit);
+  }
+  if (lensnet_model_load("weights/OU_66.safetensors", &m, &err) == LENSNET_OK) {
+    CHECK(lensnet_fits_cube_band_slots(m, "build/pred_cube/fits/0000001.fits", -1, 4, slot, &named, &err) == LENSNET_OK && named == 1 &&
+              slot[0] == 3 && slot[1] == 1 && slot[2] == 0 && slot[3] == 2,
+          "lensnet_fits_cube_band_slots: VIS,Y,J,H go to OU-66's bands 3,1,0,2 (got %d: %lu %lu %lu %lu)", named, (unsigned long)slot[0],
+          (unsigned long)slot[1], (unsigned long)slot[2], (unsigned long)slot[3]);
+    CHECK(lensnet_fits_cube_band_slots(m, "build/pred_cube/fits/0000001.fits", -1, 3, slot, &named, &err) == LENSNET_OK && named == 0 &&
+              slot[0] == 0 && slot[2] == 2, "three planes for a four-band model: the order as given");
+    lensnet_model_free(m);
+  }
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors build/pred_cube/fits/0000001.fits > build/pred_cube.csv 2> build/pred_err.txt") == 0 &&
+            cli_file_has("build/pred_err.txt", "fed to the model by name") &&
+            cli_lens("predict --model weights/OU_66.safetensors --channels 2,1,3,0 build/pred_cube/images.npy > build/pred_cube_npy.csv 2> /dev/null") == 0,
+        "lens predict on the cube notes the reordering");
+  cli_text("build/pred_cube.csv", byname, sizeof byname);
+  cli_text("build/pred_cube_npy.csv", npy, sizeof npy);
+  {
+    const char *a = strchr(byname, '\n'), *b = strchr(npy, '\n');
+    b = b ? strchr(b + 1, '\n') : NULL; /* the .npy's second object, index 1 */
+    const char *ca = a ? strchr(a + 1, ',') : NULL, *cb = b ? strchr(b + 1, ',') : NULL;
+    size_t na = ca ? strcspn(ca, "\n") : 0;
+    CHECK(ca && cb && na > 10 && strcspn(cb, "\n") == na && !strncmp(ca, cb, na),
+          "and scores it as the .npy's object 1 with --channels 2,1,3,0:\n%s\n%s", byname, npy);
+  }
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors --channels 0,1,2,3 build/pred_cube/fits/0000001.fits > /dev/null 2> build/pred_err.txt") == 0 &&
+            !cli_file_has("build/pred_err.txt", "by name"), "--channels takes the planes as given");
+  cli_shell("rm -rf build/pred_cube build/pred_cube.csv build/pred_cube_npy.csv build/pred_err.txt");
+}
+
 static void test_bands_by_filter(void) {
   const char *model = "predict --model weights/OU_66.safetensors --bands 4";
   char ordered[1024], globbed[1024], asgiven[1024], err[2048];
@@ -952,6 +999,7 @@ int main(void) {
   TEST("lens predict on FITS cutouts: resize, min-max") test_fits_files();
   TEST("lens predict on FITS cutouts: --bands, --list and --shard") test_fits_lists_and_shards();
   TEST("--bands: files go to the bands their FILTER headers name") test_bands_by_filter();
+  TEST("a FITS cube's planes go to the bands their BANDn cards name") test_cube_band_names();
   TEST("FITS cutouts at another pixel scale than the model's are noted") test_pixel_scale_note();
   TEST("lens predict on tile-compressed cutouts scores them as their decompressed files") test_fits_compressed();
   TEST("lens predict --shard over .npy stacks: joined shards are the whole run, manifests, --skip-done") test_npy_shards();

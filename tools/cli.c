@@ -144,6 +144,27 @@ int lens_read_band_files(const lensnet_model *m, char **paths, int count, int hd
   return 0;
 }
 
+int lens_cube_by_band_names(const lensnet_model *m, const char *path, int hdu, float *planes, size_t count, size_t hw, int *note_shown) {
+  size_t slot[64], p;
+  int named = 0;
+  lensnet_error err;
+  float *copy;
+  if (count < 2 || count > 64) return 0;
+  if (lensnet_fits_cube_band_slots(m, path, hdu, count, slot, &named, &err) != LENSNET_OK) return lens_fail_err(&err);
+  for (p = 0; p < count && slot[p] == p; p++) continue;
+  if (!named || p == count) return 0; /* no names, or already the model's order */
+  if (!(copy = (float *)malloc(count * hw * sizeof(float)))) return lens_fail("out of memory");
+  memcpy(copy, planes, count * hw * sizeof(float));
+  for (p = 0; p < count; p++) memcpy(planes + slot[p] * hw, copy + p * hw, hw * sizeof(float));
+  free(copy);
+  if (note_shown && !*note_shown) {
+    fprintf(stderr, "lens: note: %s names its planes (BAND1, BAND2, ...) in another order than the model's bands; they are fed to "
+            "the model by name (--channels takes them as given)\n", path);
+    *note_shown = 1;
+  }
+  return 0;
+}
+
 int lens_predict_settings(const char *text, char *out, size_t cap) {
   unsigned long mc = 0, sym = 1;
   int mean = 0;

@@ -98,7 +98,7 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   lensnet_cutout_desc desc;
   lensnet_cutout_report report;
   size_t n = 1, c, h, w;
-  int rc;
+  int rc, cube_note = 0;
   if (strchr(o->input, ',')) { /* one FITS file a band */
     char list[8192], *paths[64], *p, label[1024];
     float *bands = NULL;
@@ -128,6 +128,11 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   else if (t.ndim == 2) { c = 1; h = t.shape[0]; w = t.shape[1]; }
   else { lensnet_tensor_free(&t); return lens_fail("%s: expected [N,C,H,W], [C,H,W] or [H,W], got %d dimensions", o->input, t.ndim); }
   if (o->index >= n) { lensnet_tensor_free(&t); return lens_usage("%s: --index %lu but the file holds %lu image(s)", o->input, (unsigned long)o->index, (unsigned long)n); }
+  if (!ends_with(o->input, ".npy") && n == 1 && o->cutout.channel_count == 0 &&
+      (rc = lens_cube_by_band_names(m, o->input, o->cutout.hdu, t.data, c, h * w, &cube_note)) != 0) {
+    lensnet_tensor_free(&t);
+    return rc;
+  }
   desc = lens_cutout_desc(&o->cutout, o->minmax);
   rc = lens_cutout(o->input, m, &desc, t.data + o->index * c * h * w, c, h, w, image, &report, NULL);
   lensnet_tensor_free(&t);

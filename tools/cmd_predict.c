@@ -148,6 +148,7 @@ typedef struct {
   predict_object *pending;
   size_t pending_count, object_number, scored, nan_pixels, inf_pixels, filled_pixels, added;
   int filter_note_shown;    /* the note that --bands files were put in the model's band order by FILTER */
+  int cube_note_shown;      /* the note that a cube's planes were put in the model's band order by BANDn */
   size_t scale_off;         /* FITS objects whose pixels, as the model sees them, differ from its pixel_scale */
   char scale_first[700];    /* the first of them, for the note */
   size_t blank_objects, filled_objects; /* objects with pixels set to 0, and with blanks a resize filled in */
@@ -476,11 +477,18 @@ static int add_fits(predict_state *s, char **paths, int count) {
     }
     if (t[i].ndim == 2) { nb = 1; th = t[i].shape[0]; tw = t[i].shape[1]; }
     else if (t[i].ndim == 3) { nb = t[i].shape[0]; th = t[i].shape[1]; tw = t[i].shape[2]; }
+    else if (t[i].ndim == 4 && t[i].shape[0] == 1) { nb = t[i].shape[1]; th = t[i].shape[2]; tw = t[i].shape[3]; } /* [1, bands, y, x] */
     else nb = th = tw = 0;
     if (!nb || (count > 1 && nb != 1) || (i > 0 && (th != h || tw != w))) {
-      rc = lens_fail("%s: %s", paths[i], !nb ? "expected a 2-D image or a 3-D cube [bands, y, x]"
-                                      : (count > 1 && nb != 1) ? "with --bands each file must hold one band (a 2-D image)"
-                                                               : "its size differs from the other bands of the object");
+      char shape[160];
+      size_t at = 0;
+      int d;
+      for (d = 0; d < t[i].ndim && at < sizeof shape; d++)
+        at += (size_t)snprintf(shape + at, sizeof shape - at, "%s%lu", d ? ", " : "[", (unsigned long)t[i].shape[d]);
+      if (at < sizeof shape) snprintf(shape + at, sizeof shape - at, "]");
+      rc = lens_fail("%s: %s%s", paths[i], !nb ? "expected a 2-D image or a 3-D cube [bands, y, x], got " : "",
+                     !nb ? shape : (count > 1 && nb != 1) ? "with --bands each file must hold one band (a 2-D image)"
+                                                          : "its size differs from the other bands of the object");
       for (; i >= 0; i--) lensnet_tensor_free(&t[i]);
       return rc;
     }
@@ -491,8 +499,15 @@ static int add_fits(predict_state *s, char **paths, int count) {
   image = (float *)malloc(bands * hw * sizeof(float));
   if (!image) { for (i = 0; i < count; i++) lensnet_tensor_free(&t[i]); return lens_fail("out of memory"); }
   for (i = 0, b = 0; i < count; i++) {
-    size_t nb = t[i].ndim == 3 ? t[i].shape[0] : 1;
+    size_t nb = t[i].ndim == 3 ? t[i].shape[0] : t[i].ndim == 4 ? t[i].shape[1] : 1;
     memcpy(image + b * hw, t[i].data, nb * hw * sizeof(float));
+    /* a cube whose BAND1, BAND2, ... cards name the model's bands in another order: fed by name */
+    if (count == 1 && s->opt->cutout.channel_count == 0 &&
+        (rc = lens_cube_by_band_names(s->model, paths[i], s->opt->cutout.hdu, image + b * hw, nb, hw, &s->cube_note_shown)) != 0) {
+      free(image);
+      for (; i < count; i++) lensnet_tensor_free(&t[i]);
+      return rc;
+    }
     b += nb;
     lensnet_tensor_free(&t[i]);
   }

@@ -245,11 +245,37 @@ typedef struct {
   sim_chunk chunk;
   size_t nworkers, per_image, chunk_size;
   size_t out_made, fits_made, png_made; /* how much of each folder this run created (lens_make_dirs_noted) */
+  lensnet_fits_card cards[7];  /* of each FITS cutout: BAND1.., PIXSCALE, BUNIT */
+  char card_text[6][32];
+  size_t ncards;
 } sim_run;
+
+/* The header cards of the FITS cutouts: each plane's band (BAND1 = 'VIS', ...; lens predict feeds
+ * the planes to a model by these names), the pixel scale and the unit. */
+static void fits_cards(sim_run *r) {
+  static const char *const keys[4] = {"BAND1", "BAND2", "BAND3", "BAND4"};
+  int ch;
+  r->ncards = 0;
+  for (ch = 0; ch < r->ds->channels && ch < 4; ch++) {
+    const char *name = r->ds->band[ch]->name, *under = strrchr(name, '_');
+    snprintf(r->card_text[ch], sizeof r->card_text[ch], "'%.20s'", under ? under + 1 : name); /* NISP_Y as Y */
+    r->cards[r->ncards].key = keys[ch];
+    r->cards[r->ncards].value = r->card_text[ch];
+    r->cards[r->ncards++].comment = "band of this plane";
+  }
+  snprintf(r->card_text[4], sizeof r->card_text[4], "%.6g", r->ds->pixel_scale);
+  r->cards[r->ncards].key = "PIXSCALE";
+  r->cards[r->ncards].value = r->card_text[4];
+  r->cards[r->ncards++].comment = "arcsec per pixel";
+  r->cards[r->ncards].key = "BUNIT";
+  r->cards[r->ncards].value = "'counts/s'";
+  r->cards[r->ncards++].comment = "per pixel";
+}
 
 /* The folders, the preview picture and the file names. */
 static int prepare_outputs(sim_run *r) {
   const sim_args *a = r->a;
+  fits_cards(r);
   snprintf(r->fits_dir, sizeof r->fits_dir, "%s/fits", a->out_dir);
   snprintf(r->png_dir, sizeof r->png_dir, "%s/png", a->out_dir);
   if (lens_make_dirs_noted(a->out_dir, &r->out_made)) return LENS_EXIT_FAIL;
@@ -320,7 +346,7 @@ static int write_object(sim_run *r, size_t k, unsigned long long index) {
     t.shape[1] = t.shape[2] = (size_t)r->ds->num_pix;
     t.data = (float *)image;
     snprintf(path, sizeof path, "%s/%07llu.fits", r->fits_dir, index);
-    if (lensnet_fits_write(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
+    if (lensnet_fits_write_cards(path, &t, r->cards, r->ncards, &err) != LENSNET_OK) return lens_fail_err(&err);
   }
   if (r->a->png) {
     /* bands run from blue to red in every preset (VIS, Y, J, H; g, r, i) */

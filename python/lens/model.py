@@ -328,8 +328,22 @@ class Model:
         if path.endswith(".npy"):
             x = self._objects(a)
             return self.predict(x, inputs=["%s[%d]" % (path, i) for i in range(x.shape[0])], **options)
+        if a.ndim == 4 and a.shape[0] == 1:
+            a = a[0]
         if a.ndim not in (2, 3):
-            raise LensError("%s: expected a 2-D image or a 3-D cube [bands, y, x]" % path, 5)
+            raise LensError("%s: expected a 2-D image or a 3-D cube [bands, y, x], got %s" % (path, list(a.shape)), 5)
+        if a.ndim == 3 and a.shape[0] > 1 and options.get("channels") is None:
+            # a cube whose BAND1, BAND2, ... cards name the model's bands in another order: fed by name
+            slot, named, err = (ctypes.c_size_t * a.shape[0])(), ctypes.c_int(), Error()
+            check(lib.lensnet_fits_cube_band_slots(self._handle(), encode(path), int(hdu), a.shape[0], slot, ctypes.byref(named),
+                                                   ctypes.byref(err)), err)
+            order = list(slot)
+            if named.value and order != list(range(a.shape[0])):
+                warnings.warn("%s names its planes (BAND1, BAND2, ...) in another order than the model's bands; they are fed to "
+                              "the model by name (channels= takes them as given)" % path, stacklevel=2)
+                b = np.empty_like(a)
+                b[order] = a
+                a = b
         return self.predict(a.reshape((1,) * (4 - a.ndim) + a.shape), inputs=[path], **options)
 
     # ---- explanations --------------------------------------------------------------------------
