@@ -126,6 +126,12 @@ def test_predict(tmp, sim, data):
     got = [m.predict_file(path) for path in fits]
     check("predict_file(FITS cube): lens predict's p_lens and input",
           all(g.inputs == [r["input"]] and abs(float(r["p_lens"]) - g.p_lens[0]) <= 5e-7 * g.p_lens[0] for g, r in zip(got, rows)))
+    # lens sim's cubes name their planes VIS, Y, J, H (BAND1..4): OU-66 (J, Y, H, VIS) gets them by name
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cube = m.predict_file(fits[0])
+    check("predict_file(lens sim cube): planes fed by their BANDn names, as predict(channels=[2, 1, 3, 0]), with a warning",
+          same(cube.logits, m.predict(data.images[:1], channels=[2, 1, 3, 0]).logits) and any("BAND1" in str(w.message) for w in caught))
     with open("samples/objects.txt") as fo:
         bands = fo.readline().split()
     bcsv = os.path.join(tmp, "bands.csv")
