@@ -13158,6 +13158,19 @@ LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, f
   }
 }
 
+/* Whether a float is NaN or infinite, NaN alone, from its bits: comparisons such as v != v are
+ * folded away by -ffast-math (-ffinite-math-only), which would let blank pixels through unseen. */
+static int lensnet__blank(float v) {
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  return (u & 0x7f800000u) == 0x7f800000u;
+}
+static int lensnet__nan_bits(float v) {
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  return (u & 0x7fffffffu) > 0x7f800000u;
+}
+
 /* lensnet_resize_bilinear for a plane with blank (non-finite) pixels: each output is the weighted
  * mean of its finite neighbours, the bilinear weights renormalised over them, so a blank pixel
  * does not blank the outputs it shares with finite ones. An output none of whose neighbours of
@@ -13178,10 +13191,10 @@ static void lensnet__resize_bilinear_blanks(const float *src, size_t h, size_t w
       wt[0] = (1.0f - fy) * (1.0f - fx), wt[1] = (1.0f - fy) * fx, wt[2] = fy * (1.0f - fx), wt[3] = fy * fx;
       for (k = 0; k < 4; k++) {
         if (wt[k] <= 0.0f) continue;
-        if (v[k] - v[k] == 0.0f) sum += wt[k] * v[k], total += wt[k];
+        if (!lensnet__blank(v[k])) sum += wt[k] * v[k], total += wt[k];
         else if (wt[k] > heaviest) heaviest = wt[k], fallback = v[k];
       }
-      for (k = 0; k < 4; k++) blank |= !(v[k] - v[k] == 0.0f); /* weight 0 times NaN is NaN too */
+      for (k = 0; k < 4; k++) blank |= lensnet__blank(v[k]); /* weight 0 times NaN is NaN too */
       if (!blank) { /* all four finite: the bits of lensnet_resize_bilinear */
         float top = (1.0f - fx) * v[0] + fx * v[1], bottom = (1.0f - fx) * v[2] + fx * v[3];
         dst[y * out_w + x] = (1.0f - fy) * top + fy * bottom;
@@ -13450,12 +13463,14 @@ LENSNET__VECTORIZE static void lensnet__range_skip_nan(const float *x, size_t n,
   size_t i, j;
   for (j = 0; j < 16; j++) { lo16[j] = INFINITY; hi16[j] = -INFINITY; }
   for (i = 0; i + 16 <= n; i += 16)
-    for (j = 0; j < 16; j++) { /* a NaN compares false and changes nothing */
+    for (j = 0; j < 16; j++) { /* a NaN changes nothing (tested by its bits: -ffast-math) */
       float v = x[i + j];
-      lo16[j] = v < lo16[j] ? v : lo16[j];
-      hi16[j] = v > hi16[j] ? v : hi16[j];
+      int ok = !lensnet__nan_bits(v);
+      lo16[j] = ok && v < lo16[j] ? v : lo16[j];
+      hi16[j] = ok && v > hi16[j] ? v : hi16[j];
     }
   for (; i < n; i++) {
+    if (lensnet__nan_bits(x[i])) continue;
     if (x[i] < lo) lo = x[i];
     if (x[i] > hi) hi = x[i];
   }
@@ -13473,12 +13488,13 @@ LENSNET__VECTORIZE static void lensnet__range_skip_nan(const float *x, size_t n,
 LENSNET__VECTORIZE static size_t lensnet__rescale_band(float *x, size_t n, float lo, float span, int constant) {
   size_t i, nans = 0;
   if (constant)
-    for (i = 0; i < n; i++) { nans += x[i] != x[i]; x[i] = 0.0f; }
+    for (i = 0; i < n; i++) { nans += (size_t)lensnet__nan_bits(x[i]); x[i] = 0.0f; }
   else
     for (i = 0; i < n; i++) {
       float v = x[i];
-      nans += v != v;
-      x[i] = v != v ? 0.0f : (v - lo) / span;
+      int is_nan = lensnet__nan_bits(v);
+      nans += (size_t)is_nan;
+      x[i] = is_nan ? 0.0f : (v - lo) / span;
     }
   return nans;
 }
@@ -13489,11 +13505,11 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
     float *x = image + b * hw, lo, hi, span;
     lensnet__range_skip_nan(x, hw, &lo, &hi);
     span = hi - lo; /* a float: +inf when the span overflows, whatever precision the compiler evaluates in (s390x: double) */
-    if (span - span != 0.0f && hi - hi == 0.0f && lo - lo == 0.0f) {
+    if (lensnet__blank(span) && !lensnet__blank(hi) && !lensnet__blank(lo)) {
       /* finite values whose span overflows a float (beyond ~3.4e38): the same in double */
       double dlo = lo, dspan = (double)hi - (double)lo;
       for (i = 0; i < hw; i++) {
-        if (x[i] != x[i]) { x[i] = 0.0f; nans++; }
+        if (lensnet__nan_bits(x[i])) { x[i] = 0.0f; nans++; }
         else x[i] = (float)(((double)x[i] - dlo) / dspan);
       }
       continue;
@@ -13562,7 +13578,7 @@ LENSNET__VECTORIZE static size_t lensnet__count_non_finite(float *x, size_t n, f
   size_t k, infs = 0, nan_count = 0;
   for (k = 0; k < n; k++) {
     float v = x[k];
-    int bad = v - v != 0.0f, is_nan = v != v, is_inf = bad & !is_nan;
+    int bad = lensnet__blank(v), is_nan = lensnet__nan_bits(v), is_inf = bad & !is_nan;
     infs += (size_t)is_inf;
     nan_count += (size_t)is_nan;
     x[k] = is_inf ? inf_to : v;
@@ -13596,7 +13612,7 @@ LENSNET_API lensnet_result lensnet_cutout_place(const lensnet_model *m, const le
       for (y = 0; y < m->in_h; y++) memcpy(dst + y * m->in_w, band + (y0 + y) * w + x0, m->in_w * sizeof(float));
     } else {
       size_t k, blanks = 0;
-      for (k = 0; k < h * w; k++) blanks += !(band[k] - band[k] == 0.0f);
+      for (k = 0; k < h * w; k++) blanks += (size_t)lensnet__blank(band[k]);
       if (blanks) lensnet__resize_bilinear_blanks(band, h, w, dst, m->in_h, m->in_w);
       else lensnet_resize_bilinear(band, h, w, dst, m->in_h, m->in_w);
       if (report) report->filled_pixels += blanks;
@@ -13612,7 +13628,7 @@ LENSNET_API void lensnet_cutout_scale(const lensnet_model *m, const lensnet_cuto
     nan_pixels = lensnet_minmax_normalize(x, m->in_c, m->in_h * m->in_w) - inf_pixels;
   } else {
     inf_pixels = lensnet__count_non_finite(x, n, 0.0f, &nan_pixels);
-    for (k = 0; k < n; k++) x[k] = x[k] != x[k] ? 0.0f : x[k];
+    for (k = 0; k < n; k++) x[k] = lensnet__nan_bits(x[k]) ? 0.0f : x[k];
   }
   if (report) { report->nan_pixels = nan_pixels; report->inf_pixels = inf_pixels; }
 }
