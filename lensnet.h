@@ -2049,6 +2049,29 @@ static void lensnet__put_f32le(unsigned char *p, float v) {
   memcpy(&u, &v, 4);
   p[0] = (unsigned char)u; p[1] = (unsigned char)(u >> 8); p[2] = (unsigned char)(u >> 16); p[3] = (unsigned char)(u >> 24);
 }
+/* 64-bit integers as text without printf's %llu and %llx, which small C libraries (newlib-nano, the
+ * usual one on microcontrollers) do not have: there the arguments after one would be read askew. */
+static const char *lensnet__u64_text(uint64_t v, char *buf) { /* buf: 21 bytes or more */
+  char t[24];
+  int n = 0, i;
+  do { t[n++] = (char)('0' + (int)(v % 10u)); v /= 10u; } while (v);
+  for (i = 0; i < n; i++) buf[i] = t[n - 1 - i];
+  buf[n] = 0;
+  return buf;
+}
+static const char *lensnet__i64_text(int64_t v, char *buf) { /* buf: 22 bytes or more */
+  if (v >= 0) return lensnet__u64_text((uint64_t)v, buf);
+  buf[0] = '-';
+  lensnet__u64_text((uint64_t)0 - (uint64_t)v, buf + 1);
+  return buf;
+}
+/* v as 16 lower-case hex digits and a NUL into out[17]. */
+static void lensnet__u64_hex(uint64_t v, char *out) {
+  int k;
+  for (k = 15; k >= 0; k--, v >>= 4) out[k] = "0123456789abcdef"[v & 15u];
+  out[16] = 0;
+}
+
 static uint64_t lensnet__get_le(const unsigned char *p, int nbytes) {
   uint64_t v = 0;
   int i;
@@ -2683,13 +2706,15 @@ LENSNET_API lensnet_result lensnet_safetensors_read_memory(const void *bytes, si
   size_t i, data_len;
   const unsigned char *data;
   lensnet_result r;
+  char num[24];
+  if (!out || (!bytes && len)) return lensnet__fail(err, LENSNET_ERR_ARG, "safetensors: the bytes and the output are required (NULL given)");
   memset(out, 0, sizeof *out);
   if (len < 8) return lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: file shorter than its 8-byte header length");
   hlen = lensnet__get_le(b, 8);
   if (hlen > len - 8)
     return lensnet__fail(err, LENSNET_ERR_FORMAT,
-                         "safetensors: not a safetensors file, or a cut one: its first 8 bytes give a header of %llu bytes, "
-                         "past the end of the %lu-byte file", (unsigned long long)hlen, (unsigned long)len);
+                         "safetensors: not a safetensors file, or a cut one: its first 8 bytes give a header of %s bytes, "
+                         "past the end of the %lu-byte file", lensnet__u64_text(hlen, num), (unsigned long)len);
   if ((r = lensnet_json_parse((const char *)b + 8, (size_t)hlen, &doc, err)) != LENSNET_OK) return r;
   if (doc->type != LENSNET_JSON_OBJECT) { lensnet_json_free(doc); return lensnet__fail(err, LENSNET_ERR_FORMAT, "safetensors: header is not a JSON object"); }
   data = b + 8 + hlen;
@@ -3117,10 +3142,11 @@ static lensnet_result lensnet__fits_flag(const lensnet__fits_hdu *h, const char 
 /* A non-negative integer that must fit a size_t. */
 static lensnet_result lensnet__fits_card_size(const lensnet__fits_hdu *h, const char *card, size_t *out, lensnet_error *err) {
   int64_t v = 0;
+  char num[24];
   lensnet_result r = lensnet__fits_card_int(h, card, &v, err);
   if (r != LENSNET_OK) return r;
-  if (v < 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %.8s = %lld must not be negative", h->index, card, (long long)v);
-  if ((uint64_t)v > (uint64_t)(size_t)-1) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "FITS HDU %d: %.8s = %lld is too large", h->index, card, (long long)v);
+  if (v < 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %.8s = %s must not be negative", h->index, card, lensnet__i64_text(v, num));
+  if ((uint64_t)v > (uint64_t)(size_t)-1) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "FITS HDU %d: %.8s = %s is too large", h->index, card, lensnet__i64_text(v, num));
   *out = (size_t)v;
   return LENSNET_OK;
 }
@@ -3201,6 +3227,7 @@ static lensnet_result lensnet__fits_first_card(lensnet__fits_hdu *h, lensnet_err
  * elements, and *rest = NAXIS2 * ... * NAXISn (the size of one random group's array). A
  * product with an axis of length 0 is 0, however large the other axes. */
 static lensnet_result lensnet__fits_axes(lensnet__fits_hdu *h, size_t *rest, lensnet_error *err) {
+  char lensnet__num[2][24]; /* 64-bit numbers in messages (lensnet__i64_text) */
   int64_t v;
   int k, rest_zero = 0, rest_overflow = 0;
   lensnet_result r;
@@ -3210,11 +3237,11 @@ static lensnet_result lensnet__fits_axes(lensnet__fits_hdu *h, size_t *rest, len
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: cards 2 and 3 must be BITPIX and NAXIS (FITS 4.0 section 4.4.1)", h->index);
   if ((r = lensnet__fits_card_int(h, lensnet__fits_card_at(h, 1), &v, err)) != LENSNET_OK) return r;
   if (v != 8 && v != 16 && v != 32 && v != 64 && v != -32 && v != -64)
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: BITPIX = %lld is not one of 8, 16, 32, 64, -32, -64 (FITS 4.0 section 4.4.1.1)",
-                         h->index, (long long)v);
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: BITPIX = %s is not one of 8, 16, 32, 64, -32, -64 (FITS 4.0 section 4.4.1.1)",
+                         h->index, lensnet__i64_text((int64_t)v, lensnet__num[0]));
   h->bitpix = (int)v;
   if ((r = lensnet__fits_card_int(h, lensnet__fits_card_at(h, 2), &v, err)) != LENSNET_OK) return r;
-  if (v < 0 || v > 999) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: NAXIS = %lld is outside 0..999", h->index, (long long)v);
+  if (v < 0 || v > 999) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: NAXIS = %s is outside 0..999", h->index, lensnet__i64_text((int64_t)v, lensnet__num[0]));
   h->naxis = (int)v;
   if (h->ncards < 3 + (size_t)h->naxis)
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the header ends before NAXIS%d", h->index, (int)(h->ncards - 2));
@@ -3766,6 +3793,7 @@ static size_t lensnet__tform_size(char t) {
 /* Finds the columns named in names[] (TTYPEn, case ignored) and their byte offsets. */
 static lensnet_result lensnet__fits_columns(const lensnet__fits_hdu *h, const char *const *names, lensnet__fits_column *cols,
                                             int ncols, lensnet_error *err) {
+  char lensnet__num[2][24]; /* 64-bit numbers in messages (lensnet__i64_text) */
   const char *c = lensnet__fits_find(h, "TFIELDS");
   int64_t tfields = 0;
   size_t offset = 0;
@@ -3775,7 +3803,7 @@ static lensnet_result lensnet__fits_columns(const lensnet__fits_hdu *h, const ch
   if (!c) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: the compressed image's table lacks TFIELDS (FITS 4.0 section 7.3.1)", h->index);
   if ((r = lensnet__fits_card_int(h, c, &tfields, err)) != LENSNET_OK) return r;
   if (tfields < 0 || tfields > 999)
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: TFIELDS = %lld is outside 0..999", h->index, (long long)tfields);
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: TFIELDS = %s is outside 0..999", h->index, lensnet__i64_text((int64_t)tfields, lensnet__num[0]));
   for (f = 1; f <= (int)tfields; f++) {
     char key[24], form[72], name[72];
     const char *v, *p;
@@ -3920,6 +3948,7 @@ static int lensnet__fz_can_hold(int col, int method, size_t bytes, size_t npix, 
 }
 
 static lensnet_result lensnet__fits_compressed(const unsigned char *b, const lensnet__fits_hdu *h, lensnet_tensor *out, lensnet_error *err) {
+  char lensnet__num[2][24]; /* 64-bit numbers in messages (lensnet__i64_text) */
   static const char *const names[6] = {"COMPRESSED_DATA", "GZIP_COMPRESSED_DATA", "UNCOMPRESSED_DATA", "ZSCALE", "ZZERO", "ZBLANK"};
   lensnet__fits_column cols[6];
   int64_t zbitpix = 0, znaxis = 0, v, dither0 = 1, blocksize = 32, bytepix = 4, key_blank = 0;
@@ -3953,7 +3982,7 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
     snprintf(key, sizeof key, "ZTILE%d", k + 1);
     v = k == 0 ? (int64_t)zaxis[0] : 1; /* the default tile is one row */
     if ((r = lensnet__fits_opt_int(h, key, &v, &found, err)) != LENSNET_OK) return r;
-    if (v < 1) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %s = %lld is not a positive tile size", h->index, key, (long long)v);
+    if (v < 1) return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: %s = %s is not a positive tile size", h->index, key, lensnet__i64_text((int64_t)v, lensnet__num[0]));
     ztile[k] = (size_t)v < zaxis[k] ? (size_t)v : zaxis[k];
     ntile[k] = (zaxis[k] + ztile[k] - 1) / ztile[k];
     if (!lensnet__mul_ok(tiles, ntile[k], &tiles) || !lensnet__mul_ok(tile_max, ztile[k], &tile_max))
@@ -3980,8 +4009,8 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
   /* BLOCKSIZE is 16 or 32 in practice (fpack writes 32); up to 64 is read, so that a few bits a
    * block cannot stand for a huge image */
   if (method == LENSNET__FZ_RICE && (blocksize < 1 || blocksize > 64 || (bytepix != 1 && bytepix != 2 && bytepix != 4)))
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: RICE_1 is read with BLOCKSIZE 1 to 64 and BYTEPIX 1, 2 or 4 (here %lld and %lld)",
-                         h->index, (long long)blocksize, (long long)bytepix);
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: RICE_1 is read with BLOCKSIZE 1 to 64 and BYTEPIX 1, 2 or 4 (here %s and %s)",
+                         h->index, lensnet__i64_text((int64_t)blocksize, lensnet__num[0]), lensnet__i64_text((int64_t)bytepix, lensnet__num[1]));
   lensnet__fits_opt_string(h, "ZQUANTIZ", quant, sizeof quant);
   if (!strcmp(quant, "SUBTRACTIVE_DITHER_1")) dither = 1;
   else if (!strcmp(quant, "SUBTRACTIVE_DITHER_2")) dither = 2;
@@ -4013,7 +4042,7 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
   if ((r = lensnet__fits_opt_int(h, "THEAP", &v, &found, err)) != LENSNET_OK) return r;
   if (found) {
     if (v < (int64_t)theap || (uint64_t)v > (uint64_t)h->data_bytes)
-      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: THEAP = %lld is outside the data", h->index, (long long)v);
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: THEAP = %s is outside the data", h->index, lensnet__i64_text((int64_t)v, lensnet__num[0]));
     theap = (size_t)v;
   }
   heap = b + h->data_off + theap;
@@ -4116,7 +4145,7 @@ static lensnet_result lensnet__fits_compressed(const unsigned char *b, const len
     if (as_ints && quantized && col == 0) {
       int iseed, next;
       if (dither && (dither0 < 1 || dither0 > 10000)) {
-        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: ZDITHER0 = %lld is outside 1..10000 (FITS 4.0 section 10.2.1)", h->index, (long long)dither0);
+        r = lensnet__fail(err, LENSNET_ERR_FORMAT, "FITS HDU %d: ZDITHER0 = %s is outside 1..10000 (FITS 4.0 section 10.2.1)", h->index, lensnet__i64_text((int64_t)dither0, lensnet__num[0]));
         goto done;
       }
       iseed = (int)((t + (size_t)dither0 - 1) % 10000);
@@ -4577,7 +4606,7 @@ LENSNET_API lensnet_result lensnet_fits_write_cards(const char *path, const lens
   lensnet__fits_put_card(header + 80 * card++, "NAXIS", num, "number of axes");
   for (k = 1; k <= t->ndim; k++) { /* NAXIS1 is the fastest-varying axis: the last in NumPy order */
     snprintf(key, sizeof key, "NAXIS%d", k);
-    snprintf(num, sizeof num, "%llu", (unsigned long long)t->shape[t->ndim - k]);
+    lensnet__u64_text((uint64_t)t->shape[t->ndim - k], num);
     lensnet__fits_put_card(header + 80 * card++, key, num, NULL);
   }
   for (i = 0; i < ncards; i++, card++) {
@@ -11388,7 +11417,10 @@ LENSNET_API int lensnet_fit_setting_format(const lensnet_fit_desc *desc, const l
   lensnet_fit_desc d = lensnet_fit_desc_resolve(desc);
   const char *p = (const char *)&d + s->offset;
   if (s->type == LENSNET_SETTING_TEXT) return snprintf(buf, cap, "%s", *(const char *const *)(const void *)p);
-  if (s->type == LENSNET_SETTING_SEED) return snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)(const void *)p);
+  if (s->type == LENSNET_SETTING_SEED) {
+    char t[24];
+    return snprintf(buf, cap, "%s", lensnet__u64_text(*(const uint64_t *)(const void *)p, t));
+  }
   return snprintf(buf, cap, "%.17g", lensnet__fit_number(&d, s));
 }
 
@@ -11517,8 +11549,10 @@ static lensnet_result lensnet__fit_check_settings(const lensnet_fit_desc *d, len
 /* ---- checkpoints ---- */
 
 static void lensnet__rng_to_text(const lensnet_rng *r, char *buf, size_t cap) {
-  snprintf(buf, cap, "%016llx%016llx%016llx%016llx", (unsigned long long)r->s[0], (unsigned long long)r->s[1],
-           (unsigned long long)r->s[2], (unsigned long long)r->s[3]);
+  char h[4][17];
+  int k;
+  for (k = 0; k < 4; k++) lensnet__u64_hex(r->s[k], h[k]);
+  snprintf(buf, cap, "%s%s%s%s", h[0], h[1], h[2], h[3]);
 }
 
 static int lensnet__rng_from_text(const char *text, lensnet_rng *r) {
@@ -11538,7 +11572,7 @@ static lensnet_result lensnet__state_meta(lensnet_model *m, const lensnet_optimi
   char text[80];
   lensnet_result r = LENSNET_OK;
   if (opt) {
-    snprintf(text, sizeof text, "%llu", (unsigned long long)opt->step);
+    lensnet__u64_text((uint64_t)opt->step, text);
     r = lensnet_model_set_meta(m, "train.optimizer_step", text);
   }
   if (data_rng && r == LENSNET_OK) {
@@ -11830,7 +11864,7 @@ static void lensnet__fingerprint_text(const lensnet__fingerprint *h, char out[17
   uint64_t v = h->lane[0];
   int k;
   for (k = 1; k < 4; k++) v = (v ^ (h->lane[k] >> 29) ^ h->lane[k]) * 0x9e3779b97f4a7c15ULL;
-  snprintf(out, 17, "%016llx", (unsigned long long)v);
+  lensnet__u64_hex(v, out);
 }
 /* The data's two passes, one task each (side by side on two workers): the images' non-finite
  * pixels, and the fingerprint of images and labels (train.data_fingerprint). */
@@ -12394,7 +12428,10 @@ LENSNET_API int lensnet_adapt_setting_format(const lensnet_adapt_desc *desc, con
   lensnet_adapt_desc d = lensnet_adapt_desc_resolve(desc);
   const char *p = (const char *)&d + s->offset;
   if (s->type == LENSNET_SETTING_TEXT) return snprintf(buf, cap, "%s", *(const char *const *)(const void *)p);
-  if (s->type == LENSNET_SETTING_SEED) return snprintf(buf, cap, "%llu", (unsigned long long)*(const uint64_t *)(const void *)p);
+  if (s->type == LENSNET_SETTING_SEED) {
+    char t[24];
+    return snprintf(buf, cap, "%s", lensnet__u64_text(*(const uint64_t *)(const void *)p, t));
+  }
   return snprintf(buf, cap, "%.17g", lensnet__adapt_number(&d, s));
 }
 
@@ -12935,11 +12972,11 @@ static lensnet_result lensnet__adapt_state_meta(const lensnet__adapt *a, lensnet
   lensnet_result r;
   snprintf(text, sizeof text, "%d", a->epoch);
   r = lensnet_model_set_meta(m, "adapt.epoch", text);
-  snprintf(text, sizeof text, "%llu", (unsigned long long)a->step);
+  lensnet__u64_text((uint64_t)a->step, text);
   if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.step", text);
-  snprintf(text, sizeof text, "%llu", (unsigned long long)a->opt->step);
+  lensnet__u64_text((uint64_t)a->opt->step, text);
   if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.optimizer_step", text);
-  snprintf(text, sizeof text, "%llu", (unsigned long long)(a->dopt ? a->dopt->step : 0));
+  lensnet__u64_text((uint64_t)(a->dopt ? a->dopt->step : 0), text);
   if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.disc_optimizer_step", text);
   lensnet__rng_to_text(&a->data_rng, text, sizeof text);
   if (r == LENSNET_OK) r = lensnet_model_set_meta(m, "adapt.data_rng", text);
