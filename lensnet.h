@@ -695,8 +695,8 @@ LENSNET_API size_t lensnet_model_parameter_count(const lensnet_model *m);
  * order of lensnet_model.values and of `lens export-c`. Nothing is copied, so `values` may live
  * in flash; `arch` (architecture text, not a built-in name such as "ou66(4)": expand those with
  * lensnet_arch_builtin) is kept by pointer too. Both must outlive the model, and the model treats
- * `values` as read-only: run it with lensnet_model_forward / _forward_mc, not with
- * lensnet_model_init or a trainer, which write parameters. The model has no metadata.
+ * `values` as read-only: run it with lensnet_model_forward / _forward_mc; lensnet_model_init
+ * leaves it alone and lensnet_trainer_create and lensnet_quantize refuse it. The model has no metadata.
  * The block needs lensnet_model_heap_size(arch) bytes, which is
  * LENSNET_MODEL_HEAP_BYTES(layers, params) for the architecture's layer and parameter counts: a
  * constant expression, so a program can size a static block at compile time (`lens export-c`
@@ -1867,6 +1867,7 @@ static void lensnet__prefix_path(lensnet_error *err, const char *path) {
 LENSNET_API size_t lensnet_tensor_count(const lensnet_tensor *t) {
   size_t n = 1;
   int i;
+  if (!t) return 0;
   for (i = 0; i < t->ndim; i++)
     if (!lensnet__mul_ok(n, t->shape[i], &n)) return 0;
   return n;
@@ -1882,6 +1883,7 @@ LENSNET_API lensnet_result lensnet_tensor_alloc(lensnet_tensor *t, int ndim, con
 static lensnet_result lensnet__tensor_alloc_as(lensnet_tensor *t, int ndim, const size_t *shape, int zero, lensnet_error *err) {
   size_t n = 1, bytes, dims[LENSNET_MAX_DIMS];
   int i;
+  if (!t || (ndim > 0 && !shape)) return lensnet__fail(err, LENSNET_ERR_ARG, "tensor: the tensor and its shape are required (NULL given)");
   if (ndim < 0 || ndim > LENSNET_MAX_DIMS) {
     memset(t, 0, sizeof *t);
     return lensnet__fail(err, LENSNET_ERR_ARG, "tensor rank %d is outside 0..%d", ndim, LENSNET_MAX_DIMS);
@@ -2281,6 +2283,7 @@ LENSNET_API lensnet_result lensnet_json_parse(const char *text, size_t len, lens
   lensnet__json_parser ps;
   lensnet_json *root;
   lensnet_result r;
+  if (!out || (!text && len)) return lensnet__fail(err, LENSNET_ERR_ARG, "JSON: the text and the output are required (NULL given)");
   *out = NULL;
   root = LENSNET__CAST(lensnet_json *, LENSNET_MALLOC(sizeof *root));
   if (!root) return lensnet__fail(err, LENSNET_ERR_NOMEM, "JSON: out of memory");
@@ -2423,6 +2426,7 @@ LENSNET_API lensnet_result lensnet_npy_read_memory(const void *bytes, size_t len
   lensnet_npy_info info;
   size_t count = 0, need = 0;
   lensnet_result r;
+  if (!out || (!bytes && len)) return lensnet__fail(err, LENSNET_ERR_ARG, "npy: the bytes and the output are required (NULL given)");
   memset(out, 0, sizeof *out);
   if ((r = lensnet__npy_parse_header(b, len, &info, err)) != LENSNET_OK) return r;
   /* the data must be all there before anything is allocated for it */
@@ -2583,7 +2587,10 @@ LENSNET_API lensnet_result lensnet_npy_read(const char *path, lensnet_tensor *ou
 /* One writer for .npy: the whole array is the streaming writer's rows (see the recipes). */
 LENSNET_API lensnet_result lensnet_npy_write(const char *path, const lensnet_tensor *t, lensnet_error *err) {
   lensnet_npy_writer w;
-  lensnet_result r = lensnet_npy_writer_begin(&w, path, t->ndim, t->shape, err);
+  lensnet_result r;
+  if (!t || (!t->data && lensnet_tensor_count(t)))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s: the tensor and its data are required (NULL given)", path ? path : "npy");
+  r = lensnet_npy_writer_begin(&w, path, t->ndim, t->shape, err);
   if (r == LENSNET_OK) r = lensnet_npy_writer_append(&w, t->data, t->ndim ? t->shape[0] : 1, err);
   if (r == LENSNET_OK) r = lensnet_npy_writer_finish(&w, 0, err);
   return r;
@@ -4303,6 +4310,7 @@ LENSNET_API lensnet_result lensnet_fits_read(const char *path, int hdu, lensnet_
   memset(&a, 0, sizeof a);
   a.hdu = hdu;
   a.image = out;
+  if (!out || !path) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: the path and the output are required (NULL given)");
   memset(out, 0, sizeof *out);
   return lensnet__parse_file(path, lensnet__fits_image_parse, &a, err);
 }
@@ -7841,6 +7849,8 @@ LENSNET_API lensnet_result lensnet_model_heap_size(const char *arch, size_t *byt
   lensnet_result r;
   if (bytes) *bytes = 0;
   if (!arch || !bytes) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_model_heap_size needs the architecture text and somewhere to put the size");
+  if (!strchr(arch, '\n') && !strchr(arch, ';'))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_model_heap_size takes architecture text, not '%.40s' (expand a built-in name with lensnet_arch_builtin)", arch);
   if ((r = lensnet__model_describe(arch, &m, err)) != LENSNET_OK) return r;
   *bytes = LENSNET_MODEL_HEAP_BYTES(m->layer_count, m->param_count);
   lensnet_model_free(m);
@@ -7939,6 +7949,7 @@ static void lensnet__batchnorm_init(lensnet_model *m, const lensnet_layer *L, le
 LENSNET_API void lensnet_model_init(lensnet_model *m, uint64_t seed) {
   lensnet_rng rng;
   size_t i;
+  if (!m || m->prealloc_end) return; /* a preallocated model's values are the caller's, maybe in flash: never written */
   lensnet_rng_seed(&rng, seed);
   for (i = 0; i < m->layer_count; i++) {
     const lensnet__layer_kind *kind = lensnet__kind(m->layers[i].type);
@@ -7988,6 +7999,7 @@ LENSNET_API lensnet_result lensnet_model_set_meta(lensnet_model *m, const char *
   /* the same bookkeeping as safetensors metadata */
   lensnet_safetensors tmp;
   lensnet_result r;
+  if (!m || !key || !value) return LENSNET_ERR_ARG;
   memset(&tmp, 0, sizeof tmp);
   tmp.meta_count = m->meta_count; tmp.meta_keys = m->meta_keys; tmp.meta_values = m->meta_values;
   r = lensnet_safetensors_set_meta(&tmp, key, value);
@@ -8327,6 +8339,7 @@ static size_t lensnet__forward_layout(const lensnet_model *m, size_t batch, size
 
 LENSNET_API size_t lensnet_model_workspace_floats(const lensnet_model *m, size_t batch) {
   size_t a, s, k;
+  if (!m) return 0;
   return lensnet__forward_layout(m, batch, &a, &s, &k);
 }
 
@@ -8893,6 +8906,8 @@ static lensnet_result lensnet__model_forward(const lensnet_model *m, size_t batc
   float *ws = workspace, *cur, *other, *scratch, *marks;
   const float *src;
   lensnet__pass p;
+  if (!m || (batch && (!input || !output)))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "forward: the model, the input and the output are required (NULL given)");
   if (batch == 0) return LENSNET_OK;
   total = lensnet__forward_layout(m, batch, &act, &scratch_n, &mark_n);
   if (!total) return lensnet__fail(err, LENSNET_ERR_TOO_LARGE, "batch of %lu is too large for this model", (unsigned long)batch);
@@ -9080,7 +9095,10 @@ LENSNET_API lensnet_result lensnet_quantize(const lensnet_model *m, const float 
   int first = 1;
   float *logits = NULL;
   char text[160];
+  if (!m || !out) return lensnet__fail(err, LENSNET_ERR_ARG, "quantize: the model and out are required (NULL given)");
   *out = NULL;
+  if (m->prealloc_end)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "quantize: a preallocated model cannot be quantised (load the file with lensnet_model_load)");
   if (!images || n == 0) return lensnet__fail(err, LENSNET_ERR_ARG, "quantising needs at least one calibration image");
   if (m->quant) return lensnet__fail(err, LENSNET_ERR_ARG, "the model is already quantised");
   if (!(percentile <= 100.0)) return lensnet__fail(err, LENSNET_ERR_ARG, "the calibration percentile must lie in (0, 100], not %g", percentile);
@@ -9516,6 +9534,9 @@ LENSNET_API lensnet_result lensnet_trainer_create(lensnet_model *m, const lensne
   size_t per_image_max, batch_cap = d.batch_cap;
   int ok = 1;
   *out = NULL;
+  if (m->prealloc_end)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "trainer: a preallocated model's values are the caller's and read-only; train a model from "
+                         "lensnet_model_load or lensnet_model_create");
   if (d.relu_backward != LENSNET_RELU_BACKWARD_NORMAL && d.relu_backward != LENSNET_RELU_BACKWARD_GUIDED)
     return lensnet__fail(err, LENSNET_ERR_ARG, "unknown relu_backward mode %d", (int)d.relu_backward);
   if (d.capture && d.capture_layer >= m->layer_count)
@@ -14126,7 +14147,10 @@ LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, con
 }
 
 LENSNET_API lensnet_result lensnet_model_preprocess(const lensnet_model *m, int *minmax, const char **key, lensnet_error *err) {
-  const char *v = lensnet_model_meta(m, "preprocess"), *legacy = lensnet_model_meta(m, "train.minmax");
+  const char *v, *legacy;
+  if (!m || !minmax) return lensnet__fail(err, LENSNET_ERR_ARG, "preprocess: the model and minmax are required (NULL given)");
+  v = lensnet_model_meta(m, "preprocess");
+  legacy = lensnet_model_meta(m, "train.minmax");
   *minmax = 0;
   if (key) *key = NULL;
   if (v) {
@@ -14660,6 +14684,7 @@ LENSNET_API lensnet_result lensnet_csv_read_memory(const void *bytes, size_t len
   lensnet__csv_parser p;
   lensnet_result r;
   size_t rows = 0, cols = 0, i, header_len = 1, at = 0, cell_bytes = 0;
+  if (!table || (!bytes && len)) return lensnet__fail(err, LENSNET_ERR_ARG, "CSV: the bytes and the table are required (NULL given)");
   memset(table, 0, sizeof *table);
   memset(&p, 0, sizeof p);
   if (!bytes && len) return lensnet__fail(err, LENSNET_ERR_ARG, "csv: NULL input");

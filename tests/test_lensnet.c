@@ -140,6 +140,31 @@ static void test_architecture_text(void) {
   CHECK(lensnet_model_create(NULL, &m, &err) == LENSNET_ERR_ARG && !m, "no architecture text: %s", err.message);
   CHECK(lensnet_model_load("weights/OU_66.safetensors", NULL, &err) == LENSNET_ERR_ARG, "nowhere to put the model: %s", err.message);
   CHECK(lensnet_model_load(NULL, &m, &err) == LENSNET_ERR_ARG && strstr(err.message, "NULL") && !m, "no path: %s", err.message);
+  /* NULL pointers to the readers and the forward pass: named errors, not crashes */
+  {
+    lensnet_tensor t;
+    lensnet_safetensors st;
+    lensnet_csv table;
+    lensnet_json *doc = NULL;
+    const size_t shape[2] = {2, 3};
+    int minmax;
+    float x[4] = {0}, y[4];
+    CHECK(lensnet_npy_read_memory("abc", 3, NULL, &err) == LENSNET_ERR_ARG, "npy from memory into NULL: %s", err.message);
+    CHECK(lensnet_npy_read_memory(NULL, 10, &t, &err) == LENSNET_ERR_ARG, "npy from NULL bytes: %s", err.message);
+    CHECK(lensnet_safetensors_read_memory(NULL, 10, &st, &err) == LENSNET_ERR_ARG, "safetensors from NULL bytes: %s", err.message);
+    CHECK(lensnet_safetensors_read_memory("abcdefghij", 10, NULL, &err) == LENSNET_ERR_ARG, "safetensors into NULL: %s", err.message);
+    CHECK(lensnet_fits_read("x.fits", -1, NULL, &err) == LENSNET_ERR_ARG, "FITS into NULL: %s", err.message);
+    CHECK(lensnet_csv_read_memory(NULL, 3, &table, &err) == LENSNET_ERR_ARG, "CSV from NULL bytes: %s", err.message);
+    CHECK(lensnet_json_parse(NULL, 5, &doc, &err) == LENSNET_ERR_ARG && lensnet_json_parse("{}", 2, NULL, &err) == LENSNET_ERR_ARG,
+          "JSON from NULL or into NULL: %s", err.message);
+    CHECK(lensnet_tensor_alloc(NULL, 2, shape, &err) == LENSNET_ERR_ARG && lensnet_tensor_alloc(&t, 2, NULL, &err) == LENSNET_ERR_ARG,
+          "tensor_alloc without a tensor or a shape: %s", err.message);
+    CHECK(lensnet_tensor_count(NULL) == 0, "tensor_count(NULL) is 0");
+    CHECK(lensnet_npy_write("build/null.npy", NULL, &err) == LENSNET_ERR_ARG, "npy_write of NULL: %s", err.message);
+    CHECK(lensnet_model_forward(NULL, 1, x, y, NULL, &err) == LENSNET_ERR_ARG, "forward without a model: %s", err.message);
+    CHECK(lensnet_model_preprocess(NULL, &minmax, NULL, &err) == LENSNET_ERR_ARG, "preprocess without a model: %s", err.message);
+    CHECK(lensnet_model_workspace_floats(NULL, 1) == 0, "workspace_floats(NULL) is 0");
+  }
   CHECK(lensnet_arch_builtin_sized("ou66", 4, 2, 128, 128, text, sizeof text) > 0 && strstr(text, "input 4 66 66"), "ou66's size is fixed");
   CHECK(lensnet_arch_builtin("resnet34", 3, text, sizeof text) == 0, "a buffer too small gives 0 (resnet34's text is longer than 4096 bytes)");
 }

@@ -151,6 +151,21 @@ static void test_sizes_and_errors(void) {
   CHECK(r == LENSNET_ERR_ARG, "no values: %s", err.message);
   CHECK(lensnet_model_heap_size("input 1 2 2\nfoo", &bytes, &err) == LENSNET_ERR_ARCH && strstr(err.message, "foo"),
         "heap size of bad text: %s", err.message);
+  CHECK(lensnet_model_heap_size("ou66(4)", &bytes, &err) == LENSNET_ERR_ARG && strstr(err.message, "lensnet_arch_builtin"),
+        "heap size of a built-in name is refused, as init_preallocated refuses it: %s", err.message);
+  /* its values are the caller's (maybe flash): nothing that writes parameters takes the model */
+  r = lensnet_model_init_preallocated(m->arch, m->values, m->value_count, block, bytes, &p, &err);
+  if (r == LENSNET_OK) {
+    lensnet_trainer *t = NULL;
+    lensnet_model *q = NULL;
+    float first = m->values[0];
+    CHECK(lensnet_trainer_create(p, NULL, &t, &err) == LENSNET_ERR_ARG && t == NULL && strstr(err.message, "preallocated"),
+          "a trainer on a preallocated model is refused: %s", err.message);
+    CHECK(lensnet_quantize(p, NULL, 0, NULL, &q, &err) == LENSNET_ERR_ARG && q == NULL && strstr(err.message, "preallocated"),
+          "quantising a preallocated model is refused: %s", err.message);
+    lensnet_model_init(p, 7);
+    CHECK(m->values[0] == first, "lensnet_model_init leaves a preallocated model's values alone");
+  }
   free(block);
   lensnet_model_free(m);
 }
