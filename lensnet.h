@@ -720,6 +720,12 @@ LENSNET_API lensnet_result lensnet_model_init_preallocated(const char *arch, con
 
 /* Floats of workspace lensnet_model_forward needs for a batch (0 on overflow). */
 LENSNET_API size_t lensnet_model_workspace_floats(const lensnet_model *m, size_t batch);
+/* The same for a build of lensnet.h on another target (sizing a static buffer for firmware
+ * compiled elsewhere, as lens export-c does): x86 = 0 for every CPU but x86 (ARM, RISC-V, ...)
+ * and for LENSNET_NO_SIMD builds; x86 = 1 for x86 builds, which compile the AVX-512 Winograd path
+ * and need its scratch too (called from a build without that path, x86 = 1 gives that build's
+ * own figure). */
+LENSNET_API size_t lensnet_model_workspace_floats_target(const lensnet_model *m, size_t batch, int x86);
 /* Inference (dropout off, batch norm with running statistics): input [batch, in_c, in_h, in_w],
  * output [batch, out_features]. workspace: NULL (allocated inside) or
  * lensnet_model_workspace_floats(m, batch) floats, so embedded users can run with no allocation.
@@ -8301,6 +8307,19 @@ static size_t lensnet__conv_pool_band_floats(const lensnet_model *m, size_t i) {
 /* Layer i of m takes Winograd's path: a float conv2d that lensnet__wino_ok accepts; in a trainer
  * (desc.winograd), not one that pools on the way (whose pool keeps its winners for the backward),
  * while lensnet_model_pack_winograd pools such a layer in Winograd's output transform. */
+/* The Winograd scratch of layer i in an AVX-512 build (0 when the layer does not take that path). */
+static size_t lensnet__wino_layer_scratch(const lensnet_model *m, size_t i) {
+#ifdef LENSNET__HAVE_AVX512
+  lensnet__conv_geom g;
+  if (m->layers[i].type != LENSNET_LAYER_CONV2D || (m->quant && m->quant[i].weight)) return 0;
+  g = lensnet__layer_geom(&m->layers[i], 1);
+  return lensnet__wino_ok(&g) ? lensnet__wino_scratch_floats(&g) : 0;
+#else
+  (void)m; (void)i;
+  return 0;
+#endif
+}
+
 LENSNET__MAYBE_UNUSED static int lensnet__wino_layer(const lensnet_model *m, size_t i, int training) {
 #ifdef LENSNET__HAVE_AVX512
   lensnet__conv_geom g;
@@ -8314,18 +8333,13 @@ LENSNET__MAYBE_UNUSED static int lensnet__wino_layer(const lensnet_model *m, siz
 #endif
 }
 
-static size_t lensnet__forward_layout(const lensnet_model *m, size_t batch, size_t *act, size_t *scratch, size_t *mark) {
+static size_t lensnet__forward_layout_for(const lensnet_model *m, size_t batch, size_t *act, size_t *scratch, size_t *mark, int wino) {
   size_t i, a = m->in_c * m->in_h * m->in_w, s = 0, mk = 0, total;
   for (i = 0; i < m->layer_count; i++) {
     const lensnet_layer *L = &m->layers[i];
     size_t o = L->out_c * L->out_h * L->out_w, ls = lensnet__layer_scratch(L, batch) + lensnet__conv_pool_band_floats(m, i);
     if (m->quant && m->quant[i].weight && lensnet__quant_scratch_floats(L) > ls) ls = lensnet__quant_scratch_floats(L);
-#ifdef LENSNET__HAVE_AVX512
-    if (lensnet__wino_layer(m, i, 0)) { /* lensnet_model_pack_winograd's path */
-      lensnet__conv_geom g = lensnet__layer_geom(L, 1);
-      if (lensnet__wino_scratch_floats(&g) > ls) ls = lensnet__wino_scratch_floats(&g);
-    }
-#endif
+    if (wino && lensnet__wino_layer_scratch(m, i) > ls) ls = lensnet__wino_layer_scratch(m, i); /* lensnet_model_pack_winograd's path */
     if (o > a) a = o;
     if (ls > s) s = ls;
     if (lensnet__kind(L->type)->flags & LENSNET__KIND_SAVES) mk += L->in_c * L->in_h * L->in_w;
@@ -8337,10 +8351,24 @@ static size_t lensnet__forward_layout(const lensnet_model *m, size_t batch, size
   return total;
 }
 
+static size_t lensnet__forward_layout(const lensnet_model *m, size_t batch, size_t *act, size_t *scratch, size_t *mark) {
+#ifdef LENSNET__HAVE_AVX512
+  return lensnet__forward_layout_for(m, batch, act, scratch, mark, 1);
+#else
+  return lensnet__forward_layout_for(m, batch, act, scratch, mark, 0);
+#endif
+}
+
 LENSNET_API size_t lensnet_model_workspace_floats(const lensnet_model *m, size_t batch) {
   size_t a, s, k;
   if (!m) return 0;
   return lensnet__forward_layout(m, batch, &a, &s, &k);
+}
+
+LENSNET_API size_t lensnet_model_workspace_floats_target(const lensnet_model *m, size_t batch, int x86) {
+  size_t a, s, k;
+  if (!m) return 0;
+  return lensnet__forward_layout_for(m, batch, &a, &s, &k, x86 != 0);
 }
 
 /* max that keeps a NaN, as PyTorch's max pooling does */

@@ -82,9 +82,11 @@ static int export_header(const export_args *a, const lensnet_model *m, const cha
   fprintf(f, "/* Bytes of the block lensnet_model_init_preallocated needs, for the target it is compiled for\n"
              " * (include lensnet.h before this header to use it). */\n");
   fprintf(f, "#define %s_HEAP_BYTES LENSNET_MODEL_HEAP_BYTES(%s_LAYERS, %s_PARAMS)\n", up, up, up);
-  fprintf(f, "/* Floats of the workspace lensnet_model_forward needs for one image (lensnet_model_workspace_floats(m, 1);\n"
-             " * the same on every target: the sizes come from the layers and the GEMM's fixed blocking). */\n");
-  fprintf(f, "#define %s_WORKSPACE_FLOATS %lu\n\n", up, (unsigned long)lensnet_model_workspace_floats(m, 1));
+  fprintf(f, "/* Floats of the workspace lensnet_model_forward needs for one image (lensnet_model_workspace_floats(m, 1)):\n"
+             " * x86 builds compile lensnet.h's AVX-512 Winograd path and need its scratch too; other CPUs do not. */\n");
+  fprintf(f, "#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)\n");
+  fprintf(f, "#define %s_WORKSPACE_FLOATS %lu\n#else\n", up, (unsigned long)lensnet_model_workspace_floats_target(m, 1, 1));
+  fprintf(f, "#define %s_WORKSPACE_FLOATS %lu\n#endif\n\n", up, (unsigned long)lensnet_model_workspace_floats_target(m, 1, 0));
   fprintf(f, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n");
   fprintf(f, "extern const char %s_arch[];\n", a->name);
   fprintf(f, "extern const float %s_values[%s_VALUE_COUNT];\n", a->name, up);

@@ -47,7 +47,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "host_reference: %s does not hold %lu images of the model's input shape\n", argv[2], (unsigned long)n);
     return 1;
   }
-  if (write_header(argv[4], &t, n, lensnet_model_workspace_floats(m, 1))) return 1;
+  /* the firmware's CPU (a Cortex-M) compiles no AVX-512 path: the workspace of a build without it */
+  if (write_header(argv[4], &t, n, lensnet_model_workspace_floats_target(m, 1, 0))) return 1;
   for (i = 0; i < n; i++) {
     if (lensnet_model_forward(m, 1, t.data + i * per, logits, NULL, &err) != LENSNET_OK) {
       fprintf(stderr, "host_reference: %s\n", err.message);
