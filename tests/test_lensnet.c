@@ -164,6 +164,19 @@ static void test_architecture_text(void) {
     CHECK(lensnet_model_forward(NULL, 1, x, y, NULL, &err) == LENSNET_ERR_ARG, "forward without a model: %s", err.message);
     CHECK(lensnet_model_preprocess(NULL, &minmax, NULL, &err) == LENSNET_ERR_ARG, "preprocess without a model: %s", err.message);
     CHECK(lensnet_model_workspace_floats(NULL, 1) == 0, "workspace_floats(NULL) is 0");
+    /* the workspace for another target: this build's own for its CPU kind, never more without x86's AVX-512 scratch */
+    if (lensnet_model_load("weights/OU_66.safetensors", &m, &err) == LENSNET_OK) {
+      size_t own = lensnet_model_workspace_floats(m, 1), x86 = lensnet_model_workspace_floats_target(m, 1, 1),
+             other = lensnet_model_workspace_floats_target(m, 1, 0);
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(LENSNET_NO_SIMD)
+      CHECK(own == x86 && other <= x86, "workspace for x86 (%lu) is this x86 build's (%lu); for other CPUs %lu", (unsigned long)x86,
+            (unsigned long)own, (unsigned long)other);
+#else
+      CHECK(own == other && other <= x86, "workspace for this CPU kind (%lu) is this build's (%lu)", (unsigned long)other, (unsigned long)own);
+#endif
+      lensnet_model_free(m);
+      m = NULL;
+    }
   }
   CHECK(lensnet_arch_builtin_sized("ou66", 4, 2, 128, 128, text, sizeof text) > 0 && strstr(text, "input 4 66 66"), "ou66's size is fixed");
   CHECK(lensnet_arch_builtin("resnet34", 3, text, sizeof text) == 0, "a buffer too small gives 0 (resnet34's text is longer than 4096 bytes)");
