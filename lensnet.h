@@ -11598,10 +11598,14 @@ static lensnet_result lensnet__fit_check_settings(const lensnet_fit_desc *d, len
 /* ---- checkpoints ---- */
 
 static void lensnet__rng_to_text(const lensnet_rng *r, char *buf, size_t cap) {
-  char h[4][17];
+  char all[65];
+  size_t n;
   int k;
-  for (k = 0; k < 4; k++) lensnet__u64_hex(r->s[k], h[k]);
-  snprintf(buf, cap, "%s%s%s%s", h[0], h[1], h[2], h[3]);
+  for (k = 0; k < 4; k++) lensnet__u64_hex(r->s[k], all + 16 * k); /* each ends in a NUL the next overwrites */
+  if (!cap) return;
+  n = cap - 1 < 64 ? cap - 1 : 64;
+  memcpy(buf, all, n);
+  buf[n] = 0;
 }
 
 static int lensnet__rng_from_text(const char *text, lensnet_rng *r) {
