@@ -3766,8 +3766,9 @@ static lensnet_result lensnet__fits_gunzip_file(const void *bytes, size_t len, u
   isize = (size_t)lensnet__get_le(b + len - 4, 4);
   if (isize == 0 || isize / 1032 > len)
     return lensnet__fail(err, LENSNET_ERR_FORMAT,
-                         "FITS: the gzip-compressed file (.fits.gz) says it holds %lu bytes, which %lu compressed bytes cannot make (a truncated file, or one of 4 GiB or more: gunzip it first)",
-                         (unsigned long)isize, (unsigned long)len);
+                         "FITS: the gzip-compressed file (.fits.gz) is truncated: its last 4 bytes, where a complete one gives its "
+                         "inflated size, read %lu, which %lu compressed bytes cannot make (a complete file of 4 GiB or more inflated: "
+                         "gunzip it first)", (unsigned long)isize, (unsigned long)len);
   *plain = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(isize));
   if (!*plain) return lensnet__fail(err, LENSNET_ERR_NOMEM, "FITS: out of memory for the %lu bytes of a .fits.gz", (unsigned long)isize);
   lensnet__crc32_table(crc);

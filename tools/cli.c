@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <ctype.h>
+#include <math.h>
 #include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -49,7 +50,18 @@ static int cutout_run(const char *label, const lensnet_model *m, const lensnet_c
             (unsigned long)bands, (unsigned long)m->in_c, (unsigned long)m->in_c - 1);
     if (note_shown) *note_shown = 1;
   }
-  if (r == LENSNET_OK) return 0;
+  if (r == LENSNET_OK) {
+    static int stretch_noted;
+    /* --resize of a cutout whose shape is not the model's: the pixels are no longer square */
+    if (d->size == LENSNET_SIZE_RESIZE && !stretch_noted && h && w &&
+        fabs((double)m->in_w / (double)w - (double)m->in_h / (double)h) > 0.01 * ((double)m->in_w / (double)w)) {
+      fprintf(stderr, "lens: note: --resize scales %s (%lux%lu, height x width) by %.3g down and %.3g across to the model's %lux%lu: "
+              "its pixels are stretched (cut it to the model's shape first to keep them square)\n", label, (unsigned long)h,
+              (unsigned long)w, (double)m->in_h / (double)h, (double)m->in_w / (double)w, (unsigned long)m->in_h, (unsigned long)m->in_w);
+      stretch_noted = 1;
+    }
+    return 0;
+  }
   switch (report->issue) {
     case LENSNET_CUTOUT_EMPTY: return lens_fail("%s: the image is empty (%lux%lu)", label, (unsigned long)h, (unsigned long)w);
     case LENSNET_CUTOUT_CHANNEL_COUNT:
@@ -436,7 +448,16 @@ lensnet_cutout_desc lens_cutout_desc(const lens_cutout_options *o, int minmax) {
 }
 
 int lens_cutout_check(const lens_cutout_options *o) {
-  return o->resize && o->crop ? lens_usage("--resize and --crop exclude each other") : 0;
+  size_t i, j;
+  if (o->resize && o->crop) return lens_usage("--resize and --crop exclude each other");
+  for (i = 0; i < o->channel_count; i++)
+    for (j = i + 1; j < o->channel_count; j++)
+      if (o->channels[i] == o->channels[j]) {
+        fprintf(stderr, "lens: note: --channels gives input band %lu more than once (as the model's bands %lu and %lu): the same "
+                "image feeds both\n", (unsigned long)o->channels[i], (unsigned long)i, (unsigned long)j);
+        return 0;
+      }
+  return 0;
 }
 
 int lens_preprocess_resolve_of(const lensnet_model *m, int flag, const char *whose) {
