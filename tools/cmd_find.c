@@ -273,6 +273,13 @@ static int find_in_field(find_state *s, const char *path) {
   s->field_wrote = 0;
   if ((rc = read_field(s, path, &t, &bands, &h, &w)) != 0) return rc;
   field_name(path, name, sizeof name);
+  {
+    size_t k, blank = 0;
+    for (k = 0; k < bands * h * w; k++) blank += !isfinite(t.data[k]);
+    if (blank)
+      fprintf(stderr, "find: note: %s has %lu blank (NaN or infinite) pixels; each window that holds some sets them to 0%s\n", path,
+              (unsigned long)blank, s->minmax ? " (after min-max scaling of the rest)" : "");
+  }
   if (lensnet_scan_grid_of(s->model, &d, bands, h, w, &g, &err) != LENSNET_OK) rc = scan_failure(path, &err);
   if (!rc && !d.channels && bands > s->model->in_c && !s->channel_note_shown) {
     fprintf(stderr, "find: the fields have %lu bands and the model takes %lu: bands 0-%lu are used (--channels chooses)\n",
@@ -310,7 +317,7 @@ static int find_in_field(find_state *s, const char *path) {
   if (!rc) rc = write_overview(s, name, t.data, bands, h, w, &g, det, n);
   if (!rc) {
     s->detections += n;
-    fprintf(stderr, "find: %s: %lux%lu, %lu windows (stride %lu), %lu detection%s\n", path, (unsigned long)w, (unsigned long)h,
+    fprintf(stderr, "find: %s: %lux%lu (height x width), %lu windows (stride %lu), %lu detection%s\n", path, (unsigned long)h, (unsigned long)w,
             (unsigned long)(g.rows * g.cols), (unsigned long)g.stride, (unsigned long)n, n == 1 ? "" : "s");
   }
   free(map);
