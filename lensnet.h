@@ -7804,7 +7804,9 @@ static lensnet_result lensnet__arch_expand(const char *arch, char **out, lensnet
     char *buf, *end;
     while (n < 4) {
       long x = strtol(p, &end, 10);
-      if (end == p || x < 0 || x > 1000000) break;
+      if (end == p) break;
+      if (x < 0 || x > 1000000)
+        return lensnet__fail(err, LENSNET_ERR_ARCH, "built-in architecture '%s': %ld is outside 0..1000000", arch, x);
       v[n++] = (int)x;
       p = end;
       if (*p != ',') break;
@@ -7818,8 +7820,9 @@ static lensnet_result lensnet__arch_expand(const char *arch, char **out, lensnet
     if (!(buf = LENSNET__CAST(char *, LENSNET_MALLOC(LENSNET_ARCH_TEXT_MAX)))) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
     if (!lensnet_arch_builtin_sized(name, v[0], n >= 2 ? v[1] : lensnet__builtin_outputs(name), v[2], v[3], buf, LENSNET_ARCH_TEXT_MAX)) {
       LENSNET_FREE(buf);
-      return lensnet__fail(err, LENSNET_ERR_ARCH, "unknown built-in architecture '%s' (known: ou66, ou200, ensai, resnet18, resnet34, p4cnn; "
-                           "written name(bands), name(bands,outputs) or name(bands,outputs,height,width))", arch);
+      return lensnet__fail(err, LENSNET_ERR_ARCH, "built-in architecture '%s': an unknown name, or a size it cannot take (known: ou66, "
+                           "ou200, ensai, resnet18, resnet34, p4cnn; written name(bands), name(bands,outputs) or "
+                           "name(bands,outputs,height,width); the layers' outputs must fit LENSNET_MAX_ELEMENTS)", arch);
     }
     *out = buf;
     return LENSNET_OK;
@@ -14259,7 +14262,8 @@ static void lensnet__meta_entry(const lensnet_model *m, const char *key, size_t 
 LENSNET_API lensnet_result lensnet_model_class_index(const lensnet_model *m, const char *name, size_t *index,
                                                      lensnet_error *err) {
   size_t k;
-  if (!m || !name || !m->out_features) return lensnet__fail(err, LENSNET_ERR_ARG, "class '%.64s': the model has no outputs", name ? name : "");
+  if (!m || !name || !index) return lensnet__fail(err, LENSNET_ERR_ARG, "class index: the model, the class name and index are required (NULL given)");
+  if (!m->out_features) return lensnet__fail(err, LENSNET_ERR_ARG, "class '%.64s': the model has no outputs", name);
   k = lensnet__list_find(lensnet_model_meta(m, "classes"), name);
   *index = k < m->out_features ? k : m->out_features - 1;
   return LENSNET_OK;

@@ -110,6 +110,8 @@ static void test_architecture_text(void) {
   CHECK(lensnet_model_create("input 1 8 8; add name=skip", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "mark"), "add without mark: %s", err.message);
   CHECK(lensnet_model_create("input 1 8 8; dense name=d out=3 kernel=x", &m, &err) == LENSNET_ERR_ARCH, "non-numeric option");
   CHECK(lensnet_model_create("ou77(4)", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "ou77"), "unknown built-in: %s", err.message);
+  CHECK(lensnet_model_create("ou66(100000000)", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "100000000 is outside 0..1000000"),
+        "a band count out of range is named as such: %s", err.message);
   /* the layers of the DeepLense architectures, and built-ins with a head and a size */
   CHECK(lensnet_model_create("input 1 8 8; restore name=skip", &m, &err) == LENSNET_ERR_ARCH && strstr(err.message, "mark name=skip"),
         "restore without mark: %s", err.message);
