@@ -1429,7 +1429,9 @@ LENSNET_API lensnet_result lensnet_regression_fit_means(const lensnet_regression
  *   Bands, sky  lensnet_model_band_name reads the metadata "band_names" ("J,Y,H,VIS"), and
  *               lensnet_model_pixel_scale "pixel_scale" (arcseconds per input pixel), what
  *               pictures are labelled and scale bars drawn with (lensnet_fits_pixel_scale reads
- *               a cutout's own from its header).
+ *               a cutout's own from its header). lensnet_fits_band_slots puts one-band FITS
+ *               files in the model's band order by their FILTER headers, and
+ *               lensnet_fits_cube_band_slots a cube's planes by their BAND1, BAND2, ... cards.
  *   .npy        lensnet_npy_writer streams rows to `path.tmp` and renames it at finish; the leading
  *               dimension may be left open (LENSNET_NPY_ROWS_UNKNOWN) and is written at finish.
  *               lensnet_npy_write is built on it.
