@@ -8011,7 +8011,7 @@ LENSNET_API lensnet_result lensnet_model_set_meta(lensnet_model *m, const char *
   /* the same bookkeeping as safetensors metadata */
   lensnet_safetensors tmp;
   lensnet_result r;
-  if (!m || !key || !value) return LENSNET_ERR_ARG;
+  if (!m || !key) return LENSNET_ERR_ARG; /* value NULL removes the key */
   memset(&tmp, 0, sizeof tmp);
   tmp.meta_count = m->meta_count; tmp.meta_keys = m->meta_keys; tmp.meta_values = m->meta_values;
   r = lensnet_safetensors_set_meta(&tmp, key, value);
