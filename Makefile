@@ -201,20 +201,26 @@ deps:
 # The promise that the build is warning-free, kept by every `make test`: the tool's sources (which
 # hold every header's implementation) and liblens.so's python/liblens.c under gcc and clang with
 # -Werror, and the headers compiled as C++ under g++ and clang++, where installed.
-warnings: | check-stb
-	@for cc in gcc clang; do \
-	  if command -v $$cc >/dev/null 2>&1; then \
-	    for f in $(TOOL_SRC) python/liblens.c; do $$cc $(STRICT) -Wshadow -Werror -O2 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c $$f -o /dev/null || exit 1; done; \
-	    $$cc $(STRICT) -Wshadow -Werror -O3 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c tools/impl.c -o /dev/null || exit 1; \
-	    echo "warning-free: $$cc $(STRICT) -Wshadow -O2 (and the headers at -O3)"; \
-	  fi; \
-	done
-	@for cxx in g++ clang++; do \
-	  if command -v $$cxx >/dev/null 2>&1; then \
-	    for o in -O1 -O2 -O3; do $$cxx -std=c++11 -Wall -Wextra -pedantic -Wshadow -Werror $$o $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c tests/cxx_compile.cpp -o /dev/null || exit 1; done; \
-	    echo "warning-free: the headers as C++11 with $$cxx -Wall -Wextra -pedantic -Wshadow at -O1, -O2, -O3"; \
-	  fi; \
-	done
+# One stamp per compiler, so that make -j checks them side by side and a second make test
+# skips what the sources have not changed since; a compiler not installed is not checked (no
+# stamp, so it is once it is).
+WARN_C    = gcc clang
+WARN_CXX  = g++ clang++
+WARN_DEPS = $(HEADERS) $(TOOL_SRC) $(TOOL_HDR) python/liblens.c tests/cxx_compile.cpp $(PNG_STAMP)
+warnings: $(WARN_C:%=build/warnings/c-%) $(WARN_CXX:%=build/warnings/cxx-%)
+$(WARN_C:%=build/warnings/c-%): build/warnings/c-%: $(WARN_DEPS) | check-stb
+	@if command -v $* >/dev/null 2>&1; then \
+	  for f in $(TOOL_SRC) python/liblens.c; do $* $(STRICT) -Wshadow -Werror -O2 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c $$f -o /dev/null || exit 1; done; \
+	  $* $(STRICT) -Wshadow -Werror -O3 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c tools/impl.c -o /dev/null || exit 1; \
+	  echo "warning-free: $* $(STRICT) -Wshadow -O2 (and the headers at -O3)"; \
+	  mkdir -p $(@D) && touch $@; \
+	fi
+$(WARN_CXX:%=build/warnings/cxx-%): build/warnings/cxx-%: $(WARN_DEPS) | check-stb
+	@if command -v $* >/dev/null 2>&1; then \
+	  for o in -O1 -O2 -O3; do $* -std=c++11 -Wall -Wextra -pedantic -Wshadow -Werror $$o $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c tests/cxx_compile.cpp -o /dev/null || exit 1; done; \
+	  echo "warning-free: the headers as C++11 with $* -Wall -Wextra -pedantic -Wshadow at -O1, -O2, -O3"; \
+	  mkdir -p $(@D) && touch $@; \
+	fi
 
 # Fuzzing (docs/hardening.md): one libFuzzer target per file format a user's file reaches,
 # tests/fuzz/fuzz_NAME.c, with seeds in tests/fuzz/corpus/NAME and every input that once crashed it
@@ -247,8 +253,14 @@ fuzz: $(FUZZ_TARGETS:%=build/fuzz/fuzz_%)
 # The shell tests (tests/test_*.sh) run make themselves, with the same compiler and flags.
 TEST_SH   = $(filter-out tests/test_slurm.sh,$(wildcard tests/test_*.sh))
 TEST_ENV  = LENS=$(BUILD)/lens SHARED=$(SHARED) CC='$(CC)' CFLAGS='$(CFLAGS)' ARCHFLAGS='$(ARCHFLAGS)' CFLAGS_EXTRA='$(CFLAGS_EXTRA)'
+# TEST_JOBS programs at once (tests/run.sh; by default one per CPU), the slowest started first
+# (TEST_SLOW: about a minute each on one core); the outputs are shown in that order.
+TEST_JOBS ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+TEST_SLOW  = tests/test_cmake.sh build/test_faults tests/test_readme.sh build/san/test_populations \
+             tests/test_tsan.sh tests/test_build.sh build/san/test_quantize
+TEST_ALL   = $(TEST_SLOW) $(filter-out $(TEST_SLOW),$(TEST_SH) $(TESTS) build/cxx_compile $(SAN_TESTS) $(FUZZ_REPLAY))
 test: warnings $(BUILD)/lens $(BUILD)/liblens.so $(EXAMPLES) $(TESTS) $(SAN_TESTS) $(FUZZ_REPLAY) build/cxx_compile
-	@$(TEST_ENV) sh tests/run.sh $(TESTS) build/cxx_compile $(SAN_TESTS) $(FUZZ_REPLAY) $(TEST_SH)
+	@$(TEST_ENV) LENS_TEST_JOBS=$(TEST_JOBS) sh tests/run.sh $(TEST_ALL)
 
 # The Slurm job arrays of tools/slurm on a one-node cluster started for the test (Debian's
 # slurm-wlm and munge; SKIP without them); .ci/run installs them and runs this after make test.
@@ -320,7 +332,7 @@ $(MCU_BUILD)/host_reference: examples/mcu/host_reference.c lensnet.h
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(LDLIBS)
 
 test-fast: $(BUILD)/lens $(TESTS)
-	@$(TEST_ENV) sh tests/run.sh $(TESTS)
+	@$(TEST_ENV) LENS_TEST_JOBS=$(TEST_JOBS) sh tests/run.sh $(TESTS)
 
 bench: $(BUILD)/lens $(BENCHES)
 	@LENS=$(BUILD)/lens SHARED=$(SHARED) ORT_DIR=$(ORT_DIR) sh tests/bench.sh $(BENCHES)

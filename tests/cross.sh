@@ -37,7 +37,7 @@ for cpu in $cpus; do
   fi
   start=$(date +%s)
   # shellcheck disable=SC2086
-  LENS=build/cross/$cpu/lens LENS_TEST_RUNNER=$qemu LENS_TEST_TIMES=1 sh tests/run.sh $programs | tee "$log"
+  LENS=build/cross/$cpu/lens LENS_TEST_RUNNER=$qemu LENS_TEST_TIMES=1 LENS_TEST_JOBS=1 sh tests/run.sh $programs | tee "$log"
   line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
   p=0; f=1
   [ -n "$line" ] && p=$(echo "$line" | awk '{print $1}') && f=$(echo "$line" | awk '{print $3}')
