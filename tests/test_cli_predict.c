@@ -300,6 +300,53 @@ static void test_fits_lists_and_shards(void) {
   remove("build/pred_s0.csv"); remove("build/pred_s1.csv"); remove("build/pred_err.txt");
 }
 
+/* --list lines whose paths hold spaces: tabs or commas separate paths where a line has them,
+ * blanks otherwise, and with one path per object the line is the path; '#' after a blank starts
+ * a comment. The scores are those of the same files named without spaces. */
+static void test_list_spaces(void) {
+  const char *b[4] = {"J", "Y", "H", "VIS"};
+  char text[2048];
+  FILE *f;
+  int k, ok = cli_shell("rm -rf 'build/pred sp' && mkdir -p 'build/pred sp' && cp samples/ou66/0000000_*.fits 'build/pred sp/'") == 0;
+  CHECK(ok, "copy the sample cutouts into a folder with a space in its name");
+  if (!ok) return;
+  if ((f = fopen("build/pred_sp_plain.txt", "w")) != NULL) {
+    for (k = 0; k < 4; k++) fprintf(f, "samples/ou66/0000000_%s.fits%s", b[k], k < 3 ? " " : "\n");
+    fclose(f);
+  }
+  if ((f = fopen("build/pred_sp_comma.txt", "w")) != NULL) {  /* commas, blanks around them, a tab, CRLF */
+    fprintf(f, "# four bands a line\n");
+    for (k = 0; k < 4; k++) fprintf(f, "build/pred sp/0000000_%s.fits%s", b[k], k == 0 ? " , " : k == 1 ? "," : k == 2 ? "\t" : "  # the VIS file last\r\n");
+    fclose(f);
+  }
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors --bands 4 --list build/pred_sp_plain.txt > build/pred_sp_plain.csv 2>/dev/null") == 0 &&
+            cli_lens("predict --model weights/OU_66.safetensors --bands 4 --list build/pred_sp_comma.txt > build/pred_sp_comma.csv 2> build/pred_err.txt") == 0,
+        "four-band lists with and without spaces in the paths: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  CHECK(cli_shell("cut -d, -f2- build/pred_sp_comma.csv > build/pred_sp_comma.cut && cut -d, -f2- build/pred_sp_plain.csv | cmp -s - build/pred_sp_comma.cut") == 0 &&
+            cli_lines("build/pred_sp_comma.csv") == 2,
+        "the same scores (one row)");
+  CHECK(cli_file_has("build/pred_sp_comma.csv", "build/pred sp/0000000_J.fits+build/pred sp/0000000_Y.fits"), "the input column names the files with their spaces");
+  if ((f = fopen("build/pred_sp_one.txt", "w")) != NULL) {  /* one path a line: the whole line, its blanks at the ends dropped */
+    fprintf(f, "  build/pred sp/0000000_J.fits  \n\n# a comment\nbuild/pred sp/0000000_Y.fits # and a note\n");
+    fclose(f);
+  }
+  CHECK(cli_lens("predict --model weights/OU_J.safetensors --list build/pred_sp_one.txt > build/pred_sp_one.csv 2> build/pred_err.txt") == 0 &&
+            cli_lines("build/pred_sp_one.csv") == 3,
+        "one path a line holding spaces: two objects (%s)", cli_text("build/pred_err.txt", text, sizeof text));
+  CHECK(cli_lens("predict --model weights/OU_J.safetensors samples/ou66/0000000_J.fits samples/ou66/0000000_Y.fits > build/pred_sp_args.csv 2>/dev/null") == 0 &&
+            cli_shell("cut -d, -f2- build/pred_sp_args.csv > build/pred_sp_args.cut && cut -d, -f2- build/pred_sp_one.csv | cmp -s - build/pred_sp_args.cut") == 0,
+        "their scores are the files' given as arguments");
+  if ((f = fopen("build/pred_sp_bad.txt", "w")) != NULL) {
+    fprintf(f, "build/pred sp/0000000_J.fits\n");
+    fclose(f);
+  }
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors --bands 4 --list build/pred_sp_bad.txt > /dev/null 2> build/pred_err.txt") != 0 &&
+            cli_file_has("build/pred_err.txt", "pred_sp_bad.txt:1: expected 4 path(s) per line, found 2 (paths are separated by tabs or commas"),
+        "a path with a space where four bands are due: the line is refused, by number, the rule said (%s)", cli_text("build/pred_err.txt", text, sizeof text));
+  cli_shell("rm -rf 'build/pred sp' build/pred_sp_*");
+  remove("build/pred_err.txt");
+}
+
 /* --bands with one file a band: files whose FILTER headers name the model's bands (samples/ou66,
  * FILTER J, Y, H, VIS as OU-66's band_names) go to those bands in whatever order they are given
  * (a shell glob gives H, J, VIS, Y), with a note; a band named twice is refused; with --channels
@@ -998,6 +1045,7 @@ int main(void) {
   TEST("lens predict refuses empty images and oversized band counts, and survives odd class metadata") test_odd_inputs();
   TEST("lens predict on FITS cutouts: resize, min-max") test_fits_files();
   TEST("lens predict on FITS cutouts: --bands, --list and --shard") test_fits_lists_and_shards();
+  TEST("--list: paths holding spaces, separated by tabs or commas, or one a line; comments") test_list_spaces();
   TEST("--bands: files go to the bands their FILTER headers name") test_bands_by_filter();
   TEST("a FITS cube's planes go to the bands their BANDn cards name") test_cube_band_names();
   TEST("FITS cutouts at another pixel scale than the model's are noted") test_pixel_scale_note();

@@ -533,14 +533,27 @@ static int add_list_file(predict_state *s, const char *list_path) {
     int n = 0, want = s->opt->bands_per_object ? s->opt->bands_per_object : 1;
     line_no++;
     if (!strchr(line, '\n') && !feof(f)) { rc = lens_fail("%s:%d: line too long", list_path, line_no); break; }
-    while (*p && n < 64) {
-      while (*p == ' ' || *p == '\t' || *p == ',' || *p == '\n' || *p == '\r') *p++ = 0;
-      if (!*p || *p == '#') break;
-      words[n++] = p;
-      while (*p && *p != ' ' && *p != '\t' && *p != ',' && *p != '\n' && *p != '\r') p++;
+    /* A '#' at the start of the line or after a blank, tab or comma begins a comment. The
+       separators: tabs and commas when the line has any, else blanks; with one path per object
+       the whole line is the path. Either way a name may hold spaces. Blanks at each path's ends
+       are dropped. */
+    {
+      const char *seps;
+      char *q;
+      for (q = line; *q; q++)
+        if (*q == '#' && (q == line || q[-1] == ' ' || q[-1] == '\t' || q[-1] == ',')) { *q = 0; break; }
+      seps = strpbrk(line, "\t,") ? "\t,\r\n" : want == 1 ? "\r\n" : " \r\n";
+      while (*p && n < 64) {
+        char *end;
+        while (*p == ' ' || (*p && strchr(seps, *p))) *p++ = 0;
+        if (!*p) break;
+        words[n++] = p;
+        p += strcspn(p, seps);
+        for (end = p; end > words[n - 1] && end[-1] == ' '; end--) end[-1] = 0;
+      }
     }
     if (n == 0) continue;
-    if (n != want) { rc = lens_fail("%s:%d: expected %d path(s) per line, found %d", list_path, line_no, want, n); break; }
+    if (n != want) { rc = lens_fail("%s:%d: expected %d path(s) per line, found %d (paths are separated by tabs or commas where a line has any, else by blanks)", list_path, line_no, want, n); break; }
     if ((s->opt->out_npy && lens_out_not_input("--out", s->opt->out_npy, (const char *const *)words, (size_t)n, NULL)) ||
         (s->opt->csv_path && lens_out_not_input(s->opt->csv_from_out ? "--out" : "--csv", s->opt->csv_path, (const char *const *)words, (size_t)n, NULL)) ||
         (s->opt->map_path && lens_out_not_input("--map", s->opt->map_path, (const char *const *)words, (size_t)n, NULL))) {
@@ -559,7 +572,7 @@ static size_t count_list_lines(const char *path) {
   char line[8192];
   size_t n = 0;
   if (!f) return 0;
-  while (fgets(line, sizeof line, f)) {
+  while (fgets(line, sizeof line, f)) {  /* as add_list_file: no path before a comment, none */
     const char *p = line;
     while (*p == ' ' || *p == '\t' || *p == ',') p++;
     n += *p && *p != '\n' && *p != '\r' && *p != '#';
