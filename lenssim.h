@@ -961,6 +961,17 @@ LENSSIM_API const char *lenssim_result_string(lenssim_result r) {
   }
 }
 
+/* An unsigned 64-bit number in decimal, without printf's %llu (newlib-nano, the C library of
+   microcontroller toolchains, lacks it). buf: 21 bytes or more. */
+static const char *lenssim__u64_text(uint64_t v, char *buf) {
+  char t[24];
+  int n = 0, i;
+  do { t[n++] = (char)('0' + (int)(v % 10u)); v /= 10u; } while (v);
+  for (i = 0; i < n; i++) buf[i] = t[n - 1 - i];
+  buf[n] = 0;
+  return buf;
+}
+
 static lenssim_result lenssim__fail(lenssim_error *err, lenssim_result r, const char *fmt, ...) {
   if (err) {
     va_list ap;
@@ -3256,6 +3267,7 @@ static void lenssim__text_add_real(lenssim__text *t, double v) {
 LENSSIM_API size_t lenssim_label_csv_row(const lenssim_label *label, uint64_t index, char *buf, size_t cap,
                                          lenssim_error *err) {
   lenssim__text t;
+  char num[24];
   if (buf && cap) buf[0] = 0;
   if (!label || !buf) {
     lenssim__fail(err, LENSSIM_ERR_ARG, "label_csv_row: NULL %s", label ? "buffer" : "label");
@@ -3264,13 +3276,13 @@ LENSSIM_API size_t lenssim_label_csv_row(const lenssim_label *label, uint64_t in
   t.buf = buf;
   t.cap = cap;
   t.len = 0;
-  lenssim__text_add(&t, "%llu", (unsigned long long)index);
+  lenssim__text_add(&t, "%s", lenssim__u64_text((uint64_t)index, num));
   LENSSIM__LABEL_COLUMNS(LENSSIM__COLUMN_ROW)
   lenssim__text_add(&t, "\n");
   if (t.len >= cap) {
     if (cap) buf[0] = 0;
-    lenssim__fail(err, LENSSIM_ERR_ARG, "label_csv_row: the row of object %llu needs %lu bytes, the buffer holds %lu",
-                  (unsigned long long)index, (unsigned long)(t.len + 1), (unsigned long)cap);
+    lenssim__fail(err, LENSSIM_ERR_ARG, "label_csv_row: the row of object %s needs %lu bytes, the buffer holds %lu",
+                  lenssim__u64_text((uint64_t)index, num), (unsigned long)(t.len + 1), (unsigned long)cap);
     return 0;
   }
   return t.len;
@@ -4601,6 +4613,7 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
   size_t max_pix2 = 0, det_count, grid = (size_t)(LENSSIM__COUNT_GRID + 1) * (LENSSIM__COUNT_GRID + 1);
   int ch, det, attempt, max_tries, lone, accepted = 0, is_lens, substructure = 0, have_parts = 0;
   lenssim__object obj_storage;
+  char num[24];
 
   if (!ds || !image || !label) return lenssim__fail(err, LENSSIM_ERR_ARG, "dataset sample: the data set, the image and the label are required (NULL given)");
   if (!lenssim__kind_allowed(ds->config.preset, kind))
@@ -4718,8 +4731,8 @@ LENSSIM_API lenssim_result lenssim_dataset_sample_kind(const lenssim_dataset *ds
   }
   if (!accepted) {
     r = lenssim__fail(err, LENSSIM_ERR_RANGE,
-                      "dataset sample %llu: the selection accepted none of %d draws of a '%s' (relax the theta_E window, snr_min or magnification_min)",
-                      (unsigned long long)index, max_tries, lenssim_kind_name(kind));
+                      "dataset sample %s: the selection accepted none of %d draws of a '%s' (relax the theta_E window, snr_min or magnification_min)",
+                      lenssim__u64_text((uint64_t)index, num), max_tries, lenssim_kind_name(kind));
     goto done;
   }
   lab.attempts = attempt;

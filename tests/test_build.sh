@@ -112,8 +112,10 @@ else
   echo "SKIP: no stb_image_write.h on this machine to copy"
 fi
 
-echo "-- lensnet.h prints no 64-bit integer with %ll (newlib-nano, the usual microcontroller C library, lacks it)"
-check "no %lld, %llu or %llx in a format of lensnet.h" sh -c "! grep -v '^/\\*\\| \\* ' lensnet.h | grep -q '\"[^\"]*%[0-9]*ll[dux]'"
+echo "-- the headers print no 64-bit integer with %ll (newlib-nano, the usual microcontroller C library, lacks it)"
+for h in lensnet.h lenssim.h lensviz.h; do
+  check "no %lld, %llu or %llx in a format of $h" sh -c "! grep -v '^/\\*\\| \\* ' $h | grep -q '\"[^\"]*%[0-9]*ll[dux]'"
+done
 
 echo "-- -ffast-math: blank pixels are still found (by their bits; comparisons such as x != x are folded away)"
 cat > "$tmp/fastmath.c" <<'EOF2'
