@@ -300,6 +300,67 @@ static void test_fits_lists_and_shards(void) {
   remove("build/pred_s0.csv"); remove("build/pred_s1.csv"); remove("build/pred_err.txt");
 }
 
+/* --skip-bad: objects that cannot be read (a damaged file, a missing band) or do not fit the model
+ * (another size without --resize) are named and left out, the rest scored as a run without them;
+ * over shards, the manifests count them and lens merge joins the rows that are there. */
+static void test_skip_bad(void) {
+  const char *good = "samples/ou66/0000000_J.fits samples/ou66/0000001_J.fits samples/ou66/0000002_J.fits";
+  const char *mixed = "samples/ou66/0000000_J.fits build/pred_bad.fits samples/ou66/0000001_J.fits samples/vis/0000000_VIS.fits "
+                      "samples/ou66/0000002_J.fits";
+  char text[4096];
+  FILE *f = fopen("build/pred_bad.fits", "w");
+  int k;
+  if (f) { fputs("SIMPLE  =                    T / cut short here", f); fclose(f); }
+  remove("build/pred_sb.csv");
+  CHECK(cli_lens("predict --model weights/OU_J.safetensors %s --out build/pred_sb.csv 2> build/pred_err.txt", mixed) == 1 &&
+            cli_file_has("build/pred_err.txt", "build/pred_bad.fits") && !check_file_exists("build/pred_sb.csv"),
+        "without --skip-bad the damaged file stops the run, named, and no CSV is written: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  CHECK(cli_lens("predict --model weights/OU_J.safetensors %s --out build/pred_good.csv 2>/dev/null", good) == 0 &&
+            cli_lens("predict --skip-bad --model weights/OU_J.safetensors %s --out build/pred_sb.csv 2> build/pred_err.txt", mixed) == 0,
+        "with --skip-bad the run goes on (exit 0): %s", cli_text("build/pred_err.txt", text, sizeof text));
+  CHECK(cli_shell("cmp -s build/pred_sb.csv build/pred_good.csv") == 0, "its CSV is the run's over the three good files, byte for byte");
+  CHECK(cli_file_has("build/pred_err.txt", "--skip-bad: build/pred_bad.fits left out") &&
+            cli_file_has("build/pred_err.txt", "--skip-bad: samples/vis/0000000_VIS.fits left out") &&
+            cli_file_has("build/pred_err.txt", "200x200 but the model takes 66x66") &&
+            cli_file_has("build/pred_err.txt", "note: 2 objects left out (--skip-bad), the first build/pred_bad.fits"),
+        "each left-out object is named with its reason, and a note counts them: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  CHECK(!cli_file_has("build/pred_err.txt", "not at the model's pixel scale"), "left-out objects are not counted in the pixel-scale note");
+  /* one band of an object missing: the object goes, its other bands with it */
+  if ((f = fopen("build/pred_sb_list.txt", "w")) != NULL) {
+    fprintf(f, "samples/ou66/0000000_J.fits samples/ou66/0000000_Y.fits samples/ou66/0000000_H.fits samples/ou66/0000000_VIS.fits\n");
+    fprintf(f, "samples/ou66/0000001_J.fits build/pred_no_such_Y.fits samples/ou66/0000001_H.fits samples/ou66/0000001_VIS.fits\n");
+    fprintf(f, "samples/ou66/0000002_J.fits samples/ou66/0000002_Y.fits samples/ou66/0000002_H.fits samples/ou66/0000002_VIS.fits\n");
+    fclose(f);
+  }
+  CHECK(cli_lens("predict --skip-bad --model weights/OU_66.safetensors --bands 4 --list build/pred_sb_list.txt > build/pred_sb4.csv 2> build/pred_err.txt") == 0 &&
+            cli_lines("build/pred_sb4.csv") == 3 && !cli_file_has("build/pred_sb4.csv", "0000001_J") &&
+            cli_file_has("build/pred_err.txt", "--skip-bad: samples/ou66/0000001_J.fits and its other bands left out"),
+        "--bands: an object with a missing band is left out whole: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  /* shards: two with a left-out object each side, as .npy and CSV; merged, the run without them */
+  CHECK(cli_lens("predict --model weights/OU_J.safetensors %s --out build/pred_good.npy 2>/dev/null", good) == 0, "the good files' logits");
+  for (k = 0; k < 2; k++)
+    CHECK(cli_lens("predict --skip-bad --model weights/OU_J.safetensors %s --shard %d/2 --out build/pred_sb_%d.npy --csv build/pred_sb_%d.csv 2>/dev/null",
+                   mixed, k, k, k) == 0, "shard %d/2 with --skip-bad", k);
+  CHECK(cli_file_has("build/pred_sb_0.npy.shard.json", "\"left_out\": 1") && cli_file_has("build/pred_sb_1.csv.shard.json", "\"left_out\": 1"),
+        "each shard's manifest counts the object it left out: %s", cli_text("build/pred_sb_0.npy.shard.json", text, sizeof text));
+  CHECK(cli_lens("merge --out build/pred_sbm.npy build/pred_sb_0.npy build/pred_sb_1.npy 2> build/pred_err.txt") == 0 &&
+            cli_shell("cmp -s build/pred_sbm.npy build/pred_good.npy") == 0 && cli_file_has("build/pred_err.txt", "2 left out"),
+        "lens merge joins the .npy shards into the logits of the good files, byte for byte: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  CHECK(cli_lens("merge --out build/pred_sbm.csv build/pred_sb_0.csv build/pred_sb_1.csv 2>/dev/null") == 0 &&
+            cli_shell("cmp -s build/pred_sbm.csv build/pred_good.csv") == 0,
+        "and the CSV shards into their CSV");
+  /* a manifest that claims fewer rows than the file holds is refused, naming both */
+  cli_shell("sed 's/\"left_out\": 1/\"left_out\": 2/' build/pred_sb_0.csv.shard.json > build/pred_m.tmp && mv build/pred_m.tmp build/pred_sb_0.csv.shard.json");
+  CHECK(cli_lens("merge --out build/pred_sbm2.csv build/pred_sb_0.csv build/pred_sb_1.csv 2> build/pred_err.txt") == 1 &&
+            cli_file_has("build/pred_err.txt", "less those left out") && !check_file_exists("build/pred_sbm2.csv"),
+        "rows that do not match the manifest's count are refused: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  cli_shell("sed 's/\"left_out\": 2/\"left_out\": 3/' build/pred_sb_0.csv.shard.json > build/pred_m.tmp && mv build/pred_m.tmp build/pred_sb_0.csv.shard.json");
+  CHECK(cli_lens("merge --out build/pred_sbm2.csv build/pred_sb_0.csv build/pred_sb_1.csv 2> build/pred_err.txt") == 1 &&
+            cli_file_has("build/pred_err.txt", "more left out than it holds"),
+        "a manifest leaving out more objects than its range is not a manifest: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  cli_shell("rm -f build/pred_sb* build/pred_good.* build/pred_bad.fits build/pred_err.txt");
+}
+
 /* --list lines whose paths hold spaces: tabs or commas separate paths where a line has them,
  * blanks otherwise, and with one path per object the line is the path; '#' after a blank starts
  * a comment. The scores are those of the same files named without spaces. */
@@ -1045,6 +1106,7 @@ int main(void) {
   TEST("lens predict refuses empty images and oversized band counts, and survives odd class metadata") test_odd_inputs();
   TEST("lens predict on FITS cutouts: resize, min-max") test_fits_files();
   TEST("lens predict on FITS cutouts: --bands, --list and --shard") test_fits_lists_and_shards();
+  TEST("--skip-bad: unreadable and misfit objects named and left out; shards count them, lens merge joins the rest") test_skip_bad();
   TEST("--list: paths holding spaces, separated by tabs or commas, or one a line; comments") test_list_spaces();
   TEST("--bands: files go to the bands their FILTER headers name") test_bands_by_filter();
   TEST("a FITS cube's planes go to the bands their BANDn cards name") test_cube_band_names();

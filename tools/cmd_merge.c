@@ -429,9 +429,9 @@ static int check_output(merge_output *o, const merge_shard *shards, int n, int f
     } else {
       merge_npy h;
       if (npy_read_header(path, &h)) return LENS_EXIT_FAIL;
-      if (h.shape[0] != m->end - m->first)
-        return lens_fail("%s: %lu rows (%s), but %s says objects [%lu, %lu): %lu rows", path, ul(h.shape[0]), npy_describe(&h, a, sizeof a),
-                         shards[i].manifest_path, ul(m->first), ul(m->end), ul(m->end - m->first));
+      if (h.shape[0] != m->end - m->first - m->left_out)
+        return lens_fail("%s: %lu rows (%s), but %s says objects [%lu, %lu)%s: %lu rows", path, ul(h.shape[0]), npy_describe(&h, a, sizeof a),
+                         shards[i].manifest_path, ul(m->first), ul(m->end), m->left_out ? " less those left out" : "", ul(m->end - m->first - m->left_out));
       if (i && (strcmp(h.descr, o->npy.descr) || h.ndim != o->npy.ndim || memcmp(h.shape + 1, o->npy.shape + 1, (size_t)(h.ndim - 1) * sizeof(size_t))))
         return lens_fail("%s and %s hold different arrays: %s vs %s (only the first axis may differ)", first_path, path,
                          npy_describe(&o->npy, a, sizeof a), npy_describe(&h, b, sizeof b));
@@ -475,7 +475,7 @@ static int copy_bytes(FILE *in, FILE *out, char *buf, size_t bytes) {
  * .npy data section. */
 static int append_shard(const merge_output *o, const merge_shard *s, int folders, FILE *f, char *buf) {
   char path[MERGE_PATH_MAX + 300];
-  size_t rows, want = s->m.end - s->m.first;
+  size_t rows, want = s->m.end - s->m.first - s->m.left_out;
   int last, rc;
   FILE *in = fopen(shard_file(s, folders, o, path, sizeof path), "rb");
   if (!in) return lens_fail("%s: %s", path, strerror(errno));
@@ -483,7 +483,8 @@ static int append_shard(const merge_output *o, const merge_shard *s, int folders
     rc = fseek(in, (long)o->csv_header_len, SEEK_SET) != 0 ? -2 : copy_csv_rows(in, f, buf, &rows, &last);
     if (!rc && last != '\n') rc = lens_fail("%s: the last line has no end (cut short?)", path);
     else if (!rc && rows != want && strcmp(s->m.command, "find")) /* find: rows are detections, not fields */
-      rc = lens_fail("%s: %lu rows, but %s says objects [%lu, %lu): %lu rows", path, ul(rows), s->manifest_path, ul(s->m.first), ul(s->m.end), ul(want));
+      rc = lens_fail("%s: %lu rows, but %s says objects [%lu, %lu)%s: %lu rows", path, ul(rows), s->manifest_path, ul(s->m.first), ul(s->m.end),
+                     s->m.left_out ? " less those left out" : "", ul(want));
   } else {
     rc = fseek(in, (long)o->npy.header_bytes, SEEK_SET) != 0 ? -2 : copy_bytes(in, f, buf, want * o->npy.row_bytes);
   }
@@ -503,7 +504,9 @@ static int write_output(merge_output *o, const merge_shard *shards, int n, int f
   if (o->fmt == LENS_FMT_CSV) {
     if (fwrite(o->csv_header, 1, o->csv_header_len, f) != o->csv_header_len) rc = lens_fail("%s: write failed (disk full?)", o->tmp);
   } else {
-    len = npy_make_header(header, &o->npy, shards[0].m.total, o->npy_min_header);
+    size_t rows = shards[0].m.total;
+    for (i = 0; i < n; i++) rows -= shards[i].m.left_out; /* lens predict --skip-bad: objects without a row */
+    len = npy_make_header(header, &o->npy, rows, o->npy_min_header);
     if (fwrite(header, 1, len, f) != len) rc = lens_fail("%s: write failed (disk full?)", o->tmp);
   }
   for (i = 0; i < n && !rc; i++) rc = append_shard(o, &shards[i], folders, f, buf);
@@ -653,7 +656,14 @@ static int merge(const merge_args *a, merge_shard *shards, int folders) {
     free(outs[k].csv_header);
   }
   free(buf);
-  if (!rc) fprintf(stderr, "merge: %d shards, %lu %s -> %s\n", n, ul(shards[0].m.total), strcmp(shards[0].m.command, "find") ? "objects" : "fields", a->out);
+  if (!rc) {
+    size_t left = 0;
+    int j;
+    for (j = 0; j < n; j++) left += shards[j].m.left_out;
+    fprintf(stderr, "merge: %d shards, %lu %s -> %s", n, ul(shards[0].m.total), strcmp(shards[0].m.command, "find") ? "objects" : "fields", a->out);
+    if (left) fprintf(stderr, " (%lu left out by lens predict --skip-bad, without rows)", ul(left));
+    fputc('\n', stderr);
+  }
   return rc;
 }
 

@@ -46,6 +46,7 @@ typedef struct {
   int minmax;               /* what is applied, once the model is known */
   lens_shard shard;
   int skip_done;
+  int skip_bad;             /* --skip-bad: a FITS object that cannot be read or placed is named and skipped */
   size_t batch;
   size_t threads;           /* --threads: images of a batch spread over this many threads (0: the CPUs this process may use) */
   size_t mc;                /* regression: Monte Carlo dropout passes per object (0: one plain pass) */
@@ -70,6 +71,10 @@ static const lens_option predict_rows[] = {
   LENS_CUSTOM(T, "shard", 0, shard, lens_parse_shard, "I/N", "score only shard I of N: objects [I n/N, (I+1) n/N) of the n objects of all\n"
               "inputs; with --out, FILE.shard.json records it (lens merge joins shards)"),
   LENS_FLAG(T, "skip-done", skip_done, "with --shard and --out: do nothing if the output already holds this shard, complete"),
+  LENS_FLAG(T, "skip-bad", skip_bad, "a FITS object that cannot be read or does not fit the model (a damaged\n"
+            "file, another size without --resize, a missing band) is named on stderr\n"
+            "and left out (no row), and the run goes on; a note at the end counts them.\n"
+            "Without it the first such object stops the run"),
   LENS_CUTOUT_OPTIONS(T, cutout),
   LENS_SIZE(T, "batch", batch, 1, 65536, 32, "B", "objects read and prepared together (default 32; at most 4 per thread are\n"
             "held, so memory is the model's whatever B); each object gets its own forward\n"
@@ -180,6 +185,9 @@ typedef struct {
   lens_pool *pool;
   int channel_note_shown;
   int failed;
+  int batch_failed;         /* run_batch failed (not the object being added): never skipped */
+  size_t bad_objects;       /* --skip-bad: objects left out */
+  char bad_first[512];      /* the first of them, for the note */
   lens_progress progress;
   int show_progress;
 } predict_state;
@@ -387,8 +395,8 @@ static int add_object(predict_state *s, const char *label, const float *image, s
   obj = &s->pending[s->pending_count++];
   snprintf(obj->label, sizeof obj->label, "%s", label);
   obj->number = s->first + s->added++; /* objects arrive in order within [first, end) */
-  if (s->pending_count == s->group) return run_batch(s);
-  return 0;
+  if (s->pending_count == s->group && (rc = run_batch(s)) != 0) s->batch_failed = 1;
+  return rc;
 }
 
 static int ends_with(const char *s, const char *suffix) {
@@ -464,8 +472,8 @@ static int add_fits(predict_state *s, char **paths, int count) {
     if ((rc = lens_read_band_files(s->model, paths, count, s->opt->cutout.hdu, s->opt->cutout.channel_count == 0, &image, &h, &w, label,
                                    sizeof label, &s->filter_note_shown)) != 0)
       return rc;
-    check_pixel_scale(s, paths[0], w);
     rc = add_object(s, label, image, (size_t)count, h, w);
+    if (rc == 0) check_pixel_scale(s, paths[0], w);
     free(image);
     return rc;
   }
@@ -511,16 +519,26 @@ static int add_fits(predict_state *s, char **paths, int count) {
     b += nb;
     lensnet_tensor_free(&t[i]);
   }
-  check_pixel_scale(s, paths[0], w);
   rc = add_object(s, label, image, bands, h, w);
+  if (rc == 0) check_pixel_scale(s, paths[0], w);
   free(image);
   return rc;
 }
 
 /* Dispatches a group of paths that form one object (FITS) or one file of many (npy). */
 static int add_paths(predict_state *s, char **paths, int count) {
+  int rc;
   if (count == 1 && ends_with(paths[0], ".npy")) return add_npy(s, paths[0]);
-  return add_fits(s, paths, count);
+  s->batch_failed = 0;
+  rc = add_fits(s, paths, count);
+  /* --skip-bad: the object's own failure (its message already on stderr) leaves it out; a failed
+     forward pass of the batch it completed still stops the run */
+  if (rc == LENS_EXIT_FAIL && s->opt->skip_bad && !s->batch_failed) {
+    if (s->bad_objects++ == 0) snprintf(s->bad_first, sizeof s->bad_first, "%s", paths[0]);
+    fprintf(stderr, "lens: --skip-bad: %s%s left out\n", paths[0], count > 1 ? " and its other bands" : "");
+    rc = 0;
+  }
+  return rc;
 }
 
 static int add_list_file(predict_state *s, const char *list_path) {
@@ -673,6 +691,7 @@ static void shard_manifest_of(const predict_state *s, const char *file, const ch
   m->first = s->first;
   m->end = s->end;
   m->total = s->object_number;
+  m->left_out = s->bad_objects;
   m->nfiles = 1;
   snprintf(m->files[0], sizeof m->files[0], "%s", slash ? slash + 1 : file);
 }
@@ -927,6 +946,9 @@ static int score_inputs(const predict_options *o, predict_state *s) {
   if (rc == 0 && s->filled_objects)
     fprintf(stderr, "lens: note: blank pixels filled in by the resize in %lu object%s, the first %s\n", (unsigned long)s->filled_objects,
             s->filled_objects == 1 ? "" : "s", s->filled_first);
+  if (rc == 0 && s->bad_objects)
+    fprintf(stderr, "lens: note: %lu object%s left out (--skip-bad), the first %s; the messages above say why\n", (unsigned long)s->bad_objects,
+            s->bad_objects == 1 ? "" : "s", s->bad_first);
   if (rc == 0 && s->scale_off)
     fprintf(stderr, "lens: note: %lu FITS object%s not at the model's pixel scale: %s; a finder sees lenses at the size it was trained on only "
             "at its own scale\n", (unsigned long)s->scale_off, s->scale_off == 1 ? " is" : "s are", s->scale_first);

@@ -87,7 +87,9 @@ int lens_shard_manifest_write(const char *path, const lens_shard_manifest *m) {
     if (i) fputs(", ", f);
     json_string(f, m->files[i]);
   }
-  fputs("]}\n", f);
+  fputs("]", f);
+  if (m->left_out) fprintf(f, ", \"left_out\": %lu", (unsigned long)m->left_out);
+  fputs("}\n", f);
   return lens_text_commit(f, tmp, path);
 }
 
@@ -186,6 +188,7 @@ int lens_shard_manifest_parse(const char *text, lens_shard_manifest *m, char *wh
     else if (!strcmp(key, "first")) { if (!read_size(&r, &m->first)) return 2; seen |= 32; }
     else if (!strcmp(key, "end")) { if (!read_size(&r, &m->end)) return 2; seen |= 64; }
     else if (!strcmp(key, "total")) { if (!read_size(&r, &m->total)) return 2; seen |= 128; }
+    else if (!strcmp(key, "left_out")) { if (!read_size(&r, &m->left_out)) return 2; }
     else if (!strcmp(key, "files")) {
       skip_ws(&r);
       if (*r.p != '[') { snprintf(why, cap, "\"files\" must be an array"); return 2; }
@@ -210,9 +213,10 @@ int lens_shard_manifest_parse(const char *text, lens_shard_manifest *m, char *wh
   if (seen != 511) { snprintf(why, cap, "a key is missing (lens_shard, command, run, shard, shards, first, end, total, files)"); return 2; }
   if (version != 1) { snprintf(why, cap, "version %lu (this build reads 1)", (unsigned long)version); return 2; }
   if (strlen(m->run) != 16 || strspn(m->run, "0123456789abcdef") != 16) { snprintf(why, cap, "\"run\" is not 16 hex digits"); return 2; }
-  if (!m->shards || m->shard >= m->shards || m->first > m->end || m->end > m->total || !m->nfiles) {
-    snprintf(why, cap, "inconsistent shard %lu/%lu, objects %lu-%lu of %lu", (unsigned long)m->shard, (unsigned long)m->shards,
-             (unsigned long)m->first, (unsigned long)m->end, (unsigned long)m->total);
+  if (!m->shards || m->shard >= m->shards || m->first > m->end || m->end > m->total || !m->nfiles || m->left_out > m->end - m->first) {
+    snprintf(why, cap, "inconsistent shard %lu/%lu, objects %lu-%lu of %lu%s", (unsigned long)m->shard, (unsigned long)m->shards,
+             (unsigned long)m->first, (unsigned long)m->end, (unsigned long)m->total,
+             m->left_out > m->end - m->first ? ", more left out than it holds" : "");
     return 2;
   }
   return 0;

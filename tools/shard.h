@@ -11,6 +11,9 @@
  *   {"lens_shard": 1, "command": "sim", "run": "9f0c3e2a51d4b7c8", "shard": 2, "shards": 4,
  *    "first": 50, "end": 75, "total": 100, "files": ["images.npy", "labels.csv"]}
  *
+ * A `lens predict --skip-bad` shard that left objects out adds "left_out": K (its files then hold
+ * end - first - K rows).
+ *
  * `run` names the run the shard belongs to: a 64-bit FNV-1a hash of the command and its
  * arguments, leaving out those that do not change the objects (--shard, --out, --csv, --threads,
  * --batch, --skip-done). `files` are relative to the manifest's folder. `lens merge` reads manifests to
@@ -38,6 +41,7 @@ void lens_shard_run_id(int argc, char **argv, char out[17]);
 typedef struct {
   char command[32], run[17];
   size_t shard, shards, first, end, total;
+  size_t left_out;   /* objects of [first, end) with no row (lens predict --skip-bad); written only when not 0 */
   char files[LENS_SHARD_MAX_FILES][256];
   int nfiles;
 } lens_shard_manifest;
