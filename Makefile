@@ -255,7 +255,7 @@ TEST_SH   = $(filter-out tests/test_slurm.sh,$(wildcard tests/test_*.sh))
 TEST_ENV  = LENS=$(BUILD)/lens SHARED=$(SHARED) CC='$(CC)' CFLAGS='$(CFLAGS)' ARCHFLAGS='$(ARCHFLAGS)' CFLAGS_EXTRA='$(CFLAGS_EXTRA)'
 # TEST_JOBS programs at once (tests/run.sh; by default one per CPU), the slowest started first
 # (TEST_SLOW: about a minute each on one core); the outputs are shown in that order.
-TEST_JOBS ?= $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+TEST_JOBS ?= $(shell nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 TEST_SLOW  = tests/test_cmake.sh build/test_faults tests/test_readme.sh build/san/test_populations \
              tests/test_tsan.sh tests/test_build.sh build/san/test_quantize
 TEST_ALL   = $(TEST_SLOW) $(filter-out $(TEST_SLOW),$(TEST_SH) $(TESTS) build/cxx_compile $(SAN_TESTS) $(FUZZ_REPLAY))

@@ -1964,7 +1964,7 @@ static lensnet_result lensnet__read_file(const char *path, unsigned char **out, 
   *out = NULL;
   *len = 0;
   if (!path) return lensnet__fail(err, LENSNET_ERR_ARG, "no file name given (the path is NULL)");
-  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading", path);
+  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading: %s", path, strerror(errno));
   return lensnet__read_stream(f, path, out, len, err);
 }
 
@@ -2509,7 +2509,7 @@ LENSNET_API lensnet_result lensnet_npy_info_read(const char *path, lensnet_npy_i
   if (!path || !info) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_npy_info_read needs a path and an info to fill");
   f = fopen(path, "rb");
   memset(info, 0, sizeof *info);
-  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading", path);
+  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading: %s", path, strerror(errno));
   r = lensnet__npy_file_header(f, path, info, err);
   fclose(f);
   return r;
@@ -2551,7 +2551,7 @@ LENSNET_API lensnet_result lensnet_npy_read_rows(const char *path, size_t first,
   if (!path || !out) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_npy_read_rows needs a path and a tensor to fill");
   f = fopen(path, "rb");
   memset(out, 0, sizeof *out);
-  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading", path);
+  if (!f) return lensnet__fail(err, LENSNET_ERR_IO, "%s: cannot open for reading: %s", path, strerror(errno));
   if ((r = lensnet__npy_file_header(f, path, &info, err)) == LENSNET_OK) r = lensnet__npy_rows_from(f, path, &info, first, count, out, err);
   fclose(f);
   return r;
@@ -3768,9 +3768,9 @@ static lensnet_result lensnet__fits_gunzip_file(const void *bytes, size_t len, u
   isize = (size_t)lensnet__get_le(b + len - 4, 4);
   if (isize == 0 || isize / 1032 > len)
     return lensnet__fail(err, LENSNET_ERR_FORMAT,
-                         "FITS: the gzip-compressed file (.fits.gz) is truncated: its last 4 bytes, where a complete one gives its "
-                         "inflated size, read %lu, which %lu compressed bytes cannot make (a complete file of 4 GiB or more inflated: "
-                         "gunzip it first)", (unsigned long)isize, (unsigned long)len);
+                         "FITS: the gzip file (.fits.gz) is truncated: its last 4 bytes (a whole file's inflated size) read %lu, which %lu "
+                         "compressed bytes cannot make (or it inflates to 4 GiB or more: gunzip it first)", (unsigned long)isize,
+                         (unsigned long)len);
   *plain = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(isize));
   if (!*plain) return lensnet__fail(err, LENSNET_ERR_NOMEM, "FITS: out of memory for the %lu bytes of a .fits.gz", (unsigned long)isize);
   lensnet__crc32_table(crc);

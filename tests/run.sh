@@ -59,9 +59,19 @@ stop() {
   for p in $pids $(cat "$tmp"/*.pid 2>/dev/null); do kill "$p" 2>/dev/null; done
   rm -rf "$tmp"
 }
+# Interrupted (Ctrl-C, a closed terminal, kill): the programs and whatever they started go too.
+# Programs started in the background ignore Ctrl-C and are in this script's process group, so
+# with several jobs the group is sent SIGTERM (make, which runs this script, is stopping anyway).
+interrupted() {
+  trap '' INT TERM HUP
+  stop
+  [ "$jobs" -gt 1 ] && kill -TERM 0 2>/dev/null
+  exit "$1"
+}
 trap stop EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+trap 'interrupted 130' INT
+trap 'interrupted 143' TERM
+trap 'interrupted 129' HUP
 
 if [ "$jobs" -eq 1 ]; then
   i=0
@@ -74,9 +84,11 @@ else
   for t in "$@"; do
     i=$((i + 1))
     key=$(basename "$t"); key=${key%.sh}
-    printf '%s %s\n' "$key" "$i"
-  done | awk '{ if (!($1 in g)) { order[++n] = $1; g[$1] = $2 } else g[$1] = g[$1] " " $2 }
-              END { for (k = 1; k <= n; k++) print g[order[k]] }' >"$tmp/groups"
+    printf '%s\t%s\n' "$i" "$key"
+  done | awk -F '\t' '{ if (!($2 in g)) { order[++n] = $2; g[$2] = $1 } else g[$2] = g[$2] " " $1 }
+                       END { for (k = 1; k <= n; k++) print g[order[k]] }' >"$tmp/groups"
+  workers=$(wc -l <"$tmp/groups")
+  [ "$workers" -gt "$jobs" ] && workers=$jobs
   # N workers, each taking the next group from the shared list (a lock-free claim: a group is
   # its worker's once mkdir of its marker succeeds)
   worker() {
@@ -91,7 +103,7 @@ else
     done <"$tmp/groups"
   }
   w=0
-  while [ "$w" -lt "$jobs" ]; do
+  while [ "$w" -lt "$workers" ]; do
     worker "$@" &
     pids="$pids $!"; w=$((w + 1))
   done

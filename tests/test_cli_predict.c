@@ -358,7 +358,41 @@ static void test_skip_bad(void) {
   CHECK(cli_lens("merge --out build/pred_sbm2.csv build/pred_sb_0.csv build/pred_sb_1.csv 2> build/pred_err.txt") == 1 &&
             cli_file_has("build/pred_err.txt", "more left out than it holds"),
         "a manifest leaving out more objects than its range is not a manifest: %s", cli_text("build/pred_err.txt", text, sizeof text));
-  cli_shell("rm -f build/pred_sb* build/pred_good.* build/pred_bad.fits build/pred_err.txt");
+  /* every object left out: an option or the model, not the files; the run fails */
+  CHECK(cli_lens("predict --skip-bad --model weights/OU_J.safetensors --hdu 2 %s > build/pred_sb_all.csv 2> build/pred_err.txt", good) == 1 &&
+            cli_file_has("build/pred_err.txt", "--skip-bad left out every object (3 of 3)"),
+        "--skip-bad leaving out every object fails, saying so: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  /* --mc: an object's dropout passes follow its number among all inputs, left-out ones included,
+     so the shards merge into the bytes of one run */
+  if ((f = fopen("build/pred_sb_mc.txt", "w")) != NULL) {
+    fprintf(f, "samples/vis/0000000_VIS.fits\nbuild/pred_no_such.fits\nsamples/vis/0000001_VIS.fits\nsamples/vis/0000002_VIS.fits\n");
+    fclose(f);
+  }
+  CHECK(cli_lens("predict --skip-bad --model weights/ensai-sim.safetensors --mc 4 --crop --list build/pred_sb_mc.txt --out build/pred_sb_mc.csv 2>/dev/null") == 0,
+        "--skip-bad with --mc");
+  for (k = 0; k < 2; k++)
+    cli_lens("predict --skip-bad --model weights/ensai-sim.safetensors --mc 4 --crop --list build/pred_sb_mc.txt --shard %d/2 --out build/pred_sb_mc%d.csv 2>/dev/null",
+             k, k);
+  CHECK(cli_lens("merge --out build/pred_sb_mcm.csv build/pred_sb_mc0.csv build/pred_sb_mc1.csv 2>/dev/null") == 0 &&
+            cli_shell("cmp -s build/pred_sb_mcm.csv build/pred_sb_mc.csv") == 0 && cli_lines("build/pred_sb_mc.csv") == 4,
+        "--mc sigmas of merged shards are the single run's, byte for byte, with an object left out in the first shard");
+  /* lists: a folder, a byte-order mark, a carriage return before a comment */
+  cli_shell("mkdir -p build/pred_sb_dir.txt");
+  CHECK(cli_lens("predict --model weights/OU_J.safetensors --list build/pred_sb_dir.txt > /dev/null 2> build/pred_err.txt") == 1 &&
+            cli_file_has("build/pred_err.txt", "cannot read the list"),
+        "a folder given as --list is refused: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  if ((f = fopen("build/pred_sb_bom.txt", "wb")) != NULL) {
+    fprintf(f, "\xef\xbb\xbfsamples/ou66/0000000_J.fits\r\n\r# a note\r\nsamples/ou66/0000001_J.fits\r\n  \t\r\nsamples/ou66/0000002_J.fits");
+    fclose(f);
+  }
+  CHECK(cli_lens("predict --model weights/OU_J.safetensors --list build/pred_sb_bom.txt --out build/pred_sb_bom.csv 2> build/pred_err.txt") == 0 &&
+            cli_shell("cmp -s build/pred_sb_bom.csv build/pred_good.csv") == 0,
+        "a list with a byte-order mark, CRLF lines, a comment after a carriage return, a blank line and no final newline: the three "
+        "objects (%s)", cli_text("build/pred_err.txt", text, sizeof text));
+  CHECK(cli_lens("predict --model weights/OU_J.safetensors --list build/pred_sb_bom.txt --shard 1/3 --out build/pred_sb_bom1.csv 2> build/pred_err.txt") == 0 &&
+            cli_lines("build/pred_sb_bom1.csv") == 2 && cli_file_has("build/pred_sb_bom1.csv", "0000001_J"),
+        "its shards count the same three objects: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  cli_shell("rm -rf build/pred_sb* build/pred_good.* build/pred_bad.fits build/pred_err.txt");
 }
 
 /* --list lines whose paths hold spaces: tabs or commas separate paths where a line has them,

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
+#include <errno.h>
 #include <unistd.h>
 #include "lens_cmds.h"
 #include "pool.h"
@@ -73,8 +74,9 @@ static const lens_option predict_rows[] = {
   LENS_FLAG(T, "skip-done", skip_done, "with --shard and --out: do nothing if the output already holds this shard, complete"),
   LENS_FLAG(T, "skip-bad", skip_bad, "a FITS object that cannot be read or does not fit the model (a damaged\n"
             "file, another size without --resize, a missing band) is named on stderr\n"
-            "and left out (no row), and the run goes on; a note at the end counts them.\n"
-            "Without it the first such object stops the run"),
+            "and left out (no row), and the run goes on; a note at the end counts them\n"
+            "(if every object is left out, the run fails). Without it the first such\n"
+            "object stops the run"),
   LENS_CUTOUT_OPTIONS(T, cutout),
   LENS_SIZE(T, "batch", batch, 1, 65536, 32, "B", "objects read and prepared together (default 32; at most 4 per thread are\n"
             "held, so memory is the model's whatever B); each object gets its own forward\n"
@@ -151,7 +153,7 @@ typedef struct {
   size_t model_ws;          /* the largest member's workspace for `passes` images (the copies follow it) */
   size_t lens_class;        /* which output is "lens" */
   predict_object *pending;
-  size_t pending_count, object_number, scored, nan_pixels, inf_pixels, filled_pixels, added;
+  size_t pending_count, object_number, scored, nan_pixels, inf_pixels, filled_pixels;
   int filter_note_shown;    /* the note that --bands files were put in the model's band order by FILTER */
   int cube_note_shown;      /* the note that a cube's planes were put in the model's band order by BANDn */
   size_t scale_off;         /* FITS objects whose pixels, as the model sees them, differ from its pixel_scale */
@@ -185,7 +187,7 @@ typedef struct {
   lens_pool *pool;
   int channel_note_shown;
   int failed;
-  int batch_failed;         /* run_batch failed (not the object being added): never skipped */
+  int not_the_object;       /* the last failure was not the object's own (a forward pass, memory): never skipped */
   size_t bad_objects;       /* --skip-bad: objects left out */
   char bad_first[512];      /* the first of them, for the note */
   lens_progress progress;
@@ -375,7 +377,7 @@ static int in_range(const predict_state *s, size_t number) { return number >= s-
 
 /* Takes one object's image [bands, h, w], places it in its slot (lensnet_cutout_place: bands and
  * size; forward_images scales it) and queues it. `image` stays the caller's. */
-static int add_object(predict_state *s, const char *label, const float *image, size_t bands, size_t h, size_t w) {
+static int add_object(predict_state *s, size_t number, const char *label, const float *image, size_t bands, size_t h, size_t w) {
   const predict_options *o = s->opt;
   const lensnet_model *m = s->model;
   lensnet_cutout_desc desc;
@@ -394,8 +396,8 @@ static int add_object(predict_state *s, const char *label, const float *image, s
   }
   obj = &s->pending[s->pending_count++];
   snprintf(obj->label, sizeof obj->label, "%s", label);
-  obj->number = s->first + s->added++; /* objects arrive in order within [first, end) */
-  if (s->pending_count == s->group && (rc = run_batch(s)) != 0) s->batch_failed = 1;
+  obj->number = number; /* among all inputs' objects, those --skip-bad left out included: it seeds --mc */
+  if (s->pending_count == s->group && (rc = run_batch(s)) != 0) s->not_the_object = 1;
   return rc;
 }
 
@@ -434,7 +436,7 @@ static int add_npy(predict_state *s, const char *path) {
     for (i = 0; i < count && rc == 0; i++) {
       char label[512];
       snprintf(label, sizeof label, "%s[%lu]", path, (unsigned long)(at - base + i));
-      rc = add_object(s, label, t.data + i * c * h * w, c, h, w);
+      rc = add_object(s, at + i, label, t.data + i * c * h * w, c, h, w);
     }
     lensnet_tensor_free(&t);
   }
@@ -472,7 +474,7 @@ static int add_fits(predict_state *s, char **paths, int count) {
     if ((rc = lens_read_band_files(s->model, paths, count, s->opt->cutout.hdu, s->opt->cutout.channel_count == 0, &image, &h, &w, label,
                                    sizeof label, &s->filter_note_shown)) != 0)
       return rc;
-    rc = add_object(s, label, image, (size_t)count, h, w);
+    rc = add_object(s, s->object_number - 1, label, image, (size_t)count, h, w);
     if (rc == 0) check_pixel_scale(s, paths[0], w);
     free(image);
     return rc;
@@ -505,7 +507,11 @@ static int add_fits(predict_state *s, char **paths, int count) {
   }
   hw = h * w;
   image = (float *)malloc(bands * hw * sizeof(float));
-  if (!image) { for (i = 0; i < count; i++) lensnet_tensor_free(&t[i]); return lens_fail("out of memory"); }
+  if (!image) {
+    for (i = 0; i < count; i++) lensnet_tensor_free(&t[i]);
+    s->not_the_object = 1;
+    return lens_fail("out of memory");
+  }
   for (i = 0, b = 0; i < count; i++) {
     size_t nb = t[i].ndim == 3 ? t[i].shape[0] : t[i].ndim == 4 ? t[i].shape[1] : 1;
     memcpy(image + b * hw, t[i].data, nb * hw * sizeof(float));
@@ -519,7 +525,7 @@ static int add_fits(predict_state *s, char **paths, int count) {
     b += nb;
     lensnet_tensor_free(&t[i]);
   }
-  rc = add_object(s, label, image, bands, h, w);
+  rc = add_object(s, s->object_number - 1, label, image, bands, h, w);
   if (rc == 0) check_pixel_scale(s, paths[0], w);
   free(image);
   return rc;
@@ -529,11 +535,15 @@ static int add_fits(predict_state *s, char **paths, int count) {
 static int add_paths(predict_state *s, char **paths, int count) {
   int rc;
   if (count == 1 && ends_with(paths[0], ".npy")) return add_npy(s, paths[0]);
-  s->batch_failed = 0;
+  s->not_the_object = 0;
+  errno = 0;
   rc = add_fits(s, paths, count);
-  /* --skip-bad: the object's own failure (its message already on stderr) leaves it out; a failed
-     forward pass of the batch it completed still stops the run */
-  if (rc == LENS_EXIT_FAIL && s->opt->skip_bad && !s->batch_failed) {
+  /* --skip-bad: the object's own failure (its message already on stderr: a damaged or missing
+     file, a size or band count that does not fit) leaves it out. What is not the object's stops
+     the run: a failed forward pass of the batch it completed, memory, the process's open files,
+     the disk. */
+  if (rc != 0 && (errno == ENOMEM || errno == EMFILE || errno == ENFILE || errno == EIO)) s->not_the_object = 1;
+  if (rc != 0 && s->opt->skip_bad && !s->not_the_object) {
     if (s->bad_objects++ == 0) snprintf(s->bad_first, sizeof s->bad_first, "%s", paths[0]);
     fprintf(stderr, "lens: --skip-bad: %s%s left out\n", paths[0], count > 1 ? " and its other bands" : "");
     rc = 0;
@@ -541,36 +551,42 @@ static int add_paths(predict_state *s, char **paths, int count) {
   return rc;
 }
 
+/* The paths of one --list line, in place: their count (0 for a blank line or a comment), at most
+ * max. A UTF-8 byte-order mark at the start is dropped. A '#' at the start of the line or after a
+ * blank, tab or comma begins a comment. The separators: tabs and commas when the line has any,
+ * else blanks; with one path per object (want 1) a line without tabs or commas is one path, so
+ * a name may hold spaces. Blanks (and a carriage return) at each path's ends are dropped.
+ * add_list_file and count_list_lines both read lines through it, so they agree. */
+static int list_line_paths(char *line, int want, char **words, int max) {
+  const char *seps;
+  char *p = line, *q;
+  int n = 0;
+  if ((unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF) p += 3;
+  for (q = p; *q; q++)
+    if (*q == '#' && (q == p || q[-1] == ' ' || q[-1] == '\t' || q[-1] == ',' || q[-1] == '\r')) { *q = 0; break; }
+  seps = strpbrk(p, "\t,") ? "\t,\r\n" : want == 1 ? "\r\n" : " \r\n";
+  while (*p && n < max) {
+    char *end;
+    while (*p == ' ' || *p == '\r' || (*p && strchr(seps, *p))) *p++ = 0;
+    if (!*p) break;
+    words[n++] = p;
+    p += strcspn(p, seps);
+    for (end = p; end > words[n - 1] && (end[-1] == ' ' || end[-1] == '\r'); end--) end[-1] = 0;
+  }
+  return n;
+}
+
 static int add_list_file(predict_state *s, const char *list_path) {
   FILE *f = fopen(list_path, "r");
   char line[8192];
-  int line_no = 0, rc = 0;
-  if (!f) return lens_fail("%s: cannot open the list", list_path);
+  int line_no = 0, rc = 0, want = s->opt->bands_per_object ? s->opt->bands_per_object : 1;
+  if (!f) return lens_fail("%s: cannot open the list: %s", list_path, strerror(errno));
   while (rc == 0 && fgets(line, sizeof line, f)) {
-    char *words[64], *p = line;
-    int n = 0, want = s->opt->bands_per_object ? s->opt->bands_per_object : 1;
+    char *words[64];
+    int n;
     line_no++;
     if (!strchr(line, '\n') && !feof(f)) { rc = lens_fail("%s:%d: line too long", list_path, line_no); break; }
-    /* A '#' at the start of the line or after a blank, tab or comma begins a comment. The
-       separators: tabs and commas when the line has any, else blanks; with one path per object
-       the whole line is the path. Either way a name may hold spaces. Blanks at each path's ends
-       are dropped. */
-    {
-      const char *seps;
-      char *q;
-      for (q = line; *q; q++)
-        if (*q == '#' && (q == line || q[-1] == ' ' || q[-1] == '\t' || q[-1] == ',')) { *q = 0; break; }
-      seps = strpbrk(line, "\t,") ? "\t,\r\n" : want == 1 ? "\r\n" : " \r\n";
-      while (*p && n < 64) {
-        char *end;
-        while (*p == ' ' || (*p && strchr(seps, *p))) *p++ = 0;
-        if (!*p) break;
-        words[n++] = p;
-        p += strcspn(p, seps);
-        for (end = p; end > words[n - 1] && end[-1] == ' '; end--) end[-1] = 0;
-      }
-    }
-    if (n == 0) continue;
+    if ((n = list_line_paths(line, want, words, 64)) == 0) continue;
     if (n != want) { rc = lens_fail("%s:%d: expected %d path(s) per line, found %d (paths are separated by tabs or commas where a line has any, else by blanks)", list_path, line_no, want, n); break; }
     if ((s->opt->out_npy && lens_out_not_input("--out", s->opt->out_npy, (const char *const *)words, (size_t)n, NULL)) ||
         (s->opt->csv_path && lens_out_not_input(s->opt->csv_from_out ? "--out" : "--csv", s->opt->csv_path, (const char *const *)words, (size_t)n, NULL)) ||
@@ -580,21 +596,20 @@ static int add_list_file(predict_state *s, const char *list_path) {
     }
     rc = add_paths(s, words, n);
   }
+  if (rc == 0 && ferror(f)) rc = lens_fail("%s: cannot read the list: %s", list_path, strerror(errno));
   fclose(f);
   return rc;
 }
 
-/* Objects a list file names (its non-blank lines). */
-static size_t count_list_lines(const char *path) {
+/* Objects a list file names: its lines that hold paths, as add_list_file reads them (which says
+ * why when the list cannot be read). */
+static size_t count_list_lines(const char *path, int want) {
   FILE *f = fopen(path, "r");
   char line[8192];
+  char *words[64];
   size_t n = 0;
   if (!f) return 0;
-  while (fgets(line, sizeof line, f)) {  /* as add_list_file: no path before a comment, none */
-    const char *p = line;
-    while (*p == ' ' || *p == '\t' || *p == ',') p++;
-    n += *p && *p != '\n' && *p != '\r' && *p != '#';
-  }
+  while (fgets(line, sizeof line, f)) n += list_line_paths(line, want, words, 64) > 0;
   fclose(f);
   return n;
 }
@@ -618,7 +633,7 @@ static int count_objects(const predict_options *o, const predict_state *s, size_
     FILE *f = fopen(o->list_path, "r");
     if (!f) return lens_fail("%s: cannot open the list", o->list_path);
     fclose(f);
-    *total += count_list_lines(o->list_path);
+    *total += count_list_lines(o->list_path, o->bands_per_object ? o->bands_per_object : 1);
   }
   return 0;
 }
@@ -936,6 +951,9 @@ static int score_inputs(const predict_options *o, predict_state *s) {
   s->show_progress = s->progress.enabled && !(s->csv == stdout && isatty(1));
   for (i = 0; i < o->input_count && rc == 0; i += step) rc = add_paths(s, o->inputs + i, step);
   if (rc == 0 && o->list_path) rc = add_list_file(s, o->list_path);
+  if (rc == 0 && s->bad_objects && s->bad_objects == s->end - s->first)
+    rc = lens_fail("--skip-bad left out every object (%lu of %lu), the first %s: a reason shared by all is more likely an option or the "
+                   "model than the files", (unsigned long)s->bad_objects, (unsigned long)(s->end - s->first), s->bad_first);
   if (rc == 0) rc = run_batch(s);
   if (rc == 0) csv_header(s); /* no rows: the header alone */
   lens_progress_end(&s->progress);

@@ -38,7 +38,7 @@ static int skipped_option(const char *arg, int *takes_value) {
   static const char *const with_value[] = {"--shard", "--out", "--csv", "--threads", "--batch"};
   size_t i, n;
   *takes_value = 0;
-  if (!strcmp(arg, "--skip-done")) return 1;
+  if (!strcmp(arg, "--skip-done") || !strcmp(arg, "--skip-bad")) return 1; /* the rows a shard has do not depend on them */
   for (i = 0; i < sizeof with_value / sizeof *with_value; i++) {
     n = strlen(with_value[i]);
     if (!strncmp(arg, with_value[i], n) && (arg[n] == 0 || arg[n] == '=')) {

@@ -16,7 +16,8 @@
  *
  * `run` names the run the shard belongs to: a 64-bit FNV-1a hash of the command and its
  * arguments, leaving out those that do not change the objects (--shard, --out, --csv, --threads,
- * --batch, --skip-done). `files` are relative to the manifest's folder. `lens merge` reads manifests to
+ * --batch, --skip-done, --skip-bad: a shard rerun with --skip-bad after a damaged file stopped it
+ * joins the others). `files` are relative to the manifest's folder. `lens merge` reads manifests to
  * join shards in order, refusing gaps, overlaps and mixed runs; --skip-done reads them to skip a
  * shard whose output is complete. */
 #ifndef LENS_SHARD_H
