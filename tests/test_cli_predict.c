@@ -395,6 +395,54 @@ static void test_skip_bad(void) {
   cli_shell("rm -rf build/pred_sb* build/pred_good.* build/pred_bad.fits build/pred_err.txt");
 }
 
+/* A band that holds no image (every pixel blank, or all the same value: a cutout off the edge of a
+ * survey's footprint) gets the object a note; with --skip-bad a FITS object is left out. */
+static void test_empty_band(void) {
+  lensnet_tensor t, one;
+  lensnet_error err;
+  size_t shape[4] = {4, 4, 66, 66}, hw = 66 * 66, per = 4 * 66 * 66, k;
+  char text[4096];
+  if (lensnet_tensor_alloc(&t, 4, shape, &err) != LENSNET_OK) { CHECK(0, "%s", err.message); return; }
+  for (k = 0; k < 4 * per; k++) t.data[k] = (float)sin(0.37 * (double)k) + 0.01f * (float)(k % 7);
+  for (k = 0; k < hw; k++) {
+    t.data[1 * per + 2 * hw + k] = NAN;  /* object 1: band 2 blank */
+    t.data[2 * per + 0 * hw + k] = 0.0f; /* object 2: band 0 zero-filled */
+    t.data[3 * per + 3 * hw + k] = k == 100 ? 1.0f : 0.0f; /* object 3: one pixel in band 3 holds light */
+  }
+  t.data[2 * per + 5] = NAN; /* blank and zero in one band: still no image */
+  CHECK(lensnet_npy_write("build/pred_eb.npy", &t, &err) == LENSNET_OK, "stack written: %s", err.message);
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors build/pred_eb.npy > build/pred_eb.csv 2> build/pred_err.txt") == 0 &&
+            cli_lines("build/pred_eb.csv") == 5,
+        "a .npy stack with empty bands is scored, every object a row: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  CHECK(cli_file_has("build/pred_err.txt", "note: 2 objects scored with a band that holds no image") &&
+            cli_file_has("build/pred_err.txt", "the first build/pred_eb.npy[1] (") &&
+            cli_file_has("build/pred_err.txt", "--skip-bad leaves such FITS objects out"),
+        "a note counts the two objects with an empty band and names the first: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  /* one FITS cube an object: the good one and the one with a blank band */
+  shape[0] = 1;
+  if (lensnet_tensor_alloc(&one, 3, shape + 1, &err) != LENSNET_OK) { CHECK(0, "%s", err.message); lensnet_tensor_free(&t); return; }
+  memcpy(one.data, t.data, per * sizeof(float));
+  CHECK(lensnet_fits_write("build/pred_eb0.fits", &one, &err) == LENSNET_OK, "cube 0 written: %s", err.message);
+  memcpy(one.data, t.data + per, per * sizeof(float));
+  CHECK(lensnet_fits_write("build/pred_eb1.fits", &one, &err) == LENSNET_OK, "cube 1 written: %s", err.message);
+  memcpy(one.data, t.data + 3 * per, per * sizeof(float));
+  CHECK(lensnet_fits_write("build/pred_eb3.fits", &one, &err) == LENSNET_OK, "cube 3 written: %s", err.message);
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors build/pred_eb0.fits build/pred_eb3.fits > build/pred_eb.csv 2> build/pred_err.txt") == 0 &&
+            cli_lines("build/pred_eb.csv") == 3 && !cli_file_has("build/pred_err.txt", "holds no image"),
+        "bands with light, even one pixel of it, are no note: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors build/pred_eb0.fits build/pred_eb1.fits > build/pred_eb.csv 2> build/pred_err.txt") == 0 &&
+            cli_lines("build/pred_eb.csv") == 3 && cli_file_has("build/pred_err.txt", "note: 1 object scored with a band that holds no image") &&
+            cli_file_has("build/pred_err.txt", "the first build/pred_eb1.fits ("),
+        "without --skip-bad the FITS object is scored and noted: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  CHECK(cli_lens("predict --skip-bad --model weights/OU_66.safetensors build/pred_eb0.fits build/pred_eb1.fits > build/pred_eb.csv 2> build/pred_err.txt") == 0 &&
+            cli_lines("build/pred_eb.csv") == 2 && !cli_file_has("build/pred_eb.csv", "pred_eb1") &&
+            cli_file_has("build/pred_err.txt", "build/pred_eb1.fits: ") && cli_file_has("build/pred_err.txt", "holds no image (every pixel blank or the same value)") &&
+            cli_file_has("build/pred_err.txt", "--skip-bad: build/pred_eb1.fits left out") && !cli_file_has("build/pred_err.txt", "scored with a band"),
+        "with --skip-bad it is named with its band and left out: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  lensnet_tensor_free(&one);
+  lensnet_tensor_free(&t);
+}
+
 /* --list lines whose paths hold spaces: tabs or commas separate paths where a line has them,
  * blanks otherwise, and with one path per object the line is the path; '#' after a blank starts
  * a comment. The scores are those of the same files named without spaces. */
@@ -1141,6 +1189,7 @@ int main(void) {
   TEST("lens predict on FITS cutouts: resize, min-max") test_fits_files();
   TEST("lens predict on FITS cutouts: --bands, --list and --shard") test_fits_lists_and_shards();
   TEST("--skip-bad: unreadable and misfit objects named and left out; shards count them, lens merge joins the rest") test_skip_bad();
+  TEST("a band that holds no image: noted, and left out by --skip-bad") test_empty_band();
   TEST("--list: paths holding spaces, separated by tabs or commas, or one a line; comments") test_list_spaces();
   TEST("--bands: files go to the bands their FILTER headers name") test_bands_by_filter();
   TEST("a FITS cube's planes go to the bands their BANDn cards name") test_cube_band_names();

@@ -73,10 +73,11 @@ static const lens_option predict_rows[] = {
               "inputs; with --out, FILE.shard.json records it (lens merge joins shards)"),
   LENS_FLAG(T, "skip-done", skip_done, "with --shard and --out: do nothing if the output already holds this shard, complete"),
   LENS_FLAG(T, "skip-bad", skip_bad, "a FITS object that cannot be read or does not fit the model (a damaged\n"
-            "file, another size without --resize, a missing band) is named on stderr\n"
-            "and left out (no row), and the run goes on; a note at the end counts them\n"
-            "(if every object is left out, the run fails). Without it the first such\n"
-            "object stops the run"),
+            "file, another size without --resize, a missing band) or has a band that\n"
+            "holds no image is named on stderr and left out (no row), and the run goes\n"
+            "on; a note at the end counts them (if every object is left out, the run\n"
+            "fails). Without it the first object that cannot be read or fit stops the\n"
+            "run"),
   LENS_CUTOUT_OPTIONS(T, cutout),
   LENS_SIZE(T, "batch", batch, 1, 65536, 32, "B", "objects read and prepared together (default 32; at most 4 per thread are\n"
             "held, so memory is the model's whatever B); each object gets its own forward\n"
@@ -160,6 +161,8 @@ typedef struct {
   char scale_first[700];    /* the first of them, for the note */
   size_t blank_objects, filled_objects; /* objects with pixels set to 0, and with blanks a resize filled in */
   char blank_first[512], filled_first[512]; /* the first of each, for the notes */
+  size_t empty_objects;     /* objects scored with a band that holds no image (empty_band) */
+  char empty_first[700];    /* the first of them and its band, for the note */
   int regress;              /* the model regresses (lensnet_model_regression) */
   lensnet_regression reg;
   size_t passes;            /* forward passes per object: --mc, else one per view (--symmetries) */
@@ -375,19 +378,47 @@ static int run_batch(predict_state *s) {
 /* Whether object `number` is this run's to score. */
 static int in_range(const predict_state *s, size_t number) { return number >= s->first && number < s->end; }
 
+/* The first of `bands` planes of hw pixels that holds no image: every pixel blank (NaN or
+ * infinite) or the same value (a survey's cutout off the edge of its footprint, zero-filled or
+ * NaN), or -1 when each band has two different finite pixels. */
+static int empty_band(const float *pix, size_t bands, size_t hw) {
+  size_t c, p;
+  for (c = 0; c < bands; c++) {
+    const float *b = pix + c * hw;
+    float first = 0.0f;
+    int seen = 0, differs = 0;
+    for (p = 0; p < hw && !differs; p++) {
+      if (!isfinite(b[p])) continue;
+      if (!seen) { first = b[p]; seen = 1; }
+      else if (b[p] != first) differs = 1;
+    }
+    if (!differs) return (int)c;
+  }
+  return -1;
+}
+
 /* Takes one object's image [bands, h, w], places it in its slot (lensnet_cutout_place: bands and
- * size; forward_images scales it) and queues it. `image` stays the caller's. */
-static int add_object(predict_state *s, size_t number, const char *label, const float *image, size_t bands, size_t h, size_t w) {
+ * size; forward_images scales it) and queues it. `image` stays the caller's. An object with a band
+ * that holds no image (empty_band) is scored and counted for a note; with --skip-bad, a FITS
+ * object (fits 1) is refused instead, so that add_paths leaves it out. */
+static int add_object(predict_state *s, size_t number, const char *label, const float *image, size_t bands, size_t h, size_t w,
+                      int fits) {
   const predict_options *o = s->opt;
   const lensnet_model *m = s->model;
   lensnet_cutout_desc desc;
   lensnet_cutout_report report;
   float *pix;
   predict_object *obj;
-  int rc;
+  int rc, empty;
   desc = lens_cutout_desc(&o->cutout, o->minmax);
   pix = s->input + s->pending_count * m->in_c * m->in_h * m->in_w; /* prepared in place, in its slot */
   if ((rc = lens_cutout_place(label, m, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) return rc;
+  if ((empty = empty_band(pix, m->in_c, m->in_h * m->in_w)) >= 0) {
+    char band[64];
+    lensnet_model_band_name(m, (size_t)empty, band, sizeof band, NULL);
+    if (fits && o->skip_bad) return lens_fail("%s: %s holds no image (every pixel blank or the same value)", label, band);
+    if (s->empty_objects++ == 0) snprintf(s->empty_first, sizeof s->empty_first, "%.600s (%s)", label, band);
+  }
   if (report.filled_pixels && s->filled_objects++ == 0) snprintf(s->filled_first, sizeof s->filled_first, "%s", label);
   s->filled_pixels += report.filled_pixels;
   if (s->locator && s->locator_input != s->input) { /* the same cutout for the locator (already checked: no note) */
@@ -436,7 +467,7 @@ static int add_npy(predict_state *s, const char *path) {
     for (i = 0; i < count && rc == 0; i++) {
       char label[512];
       snprintf(label, sizeof label, "%s[%lu]", path, (unsigned long)(at - base + i));
-      rc = add_object(s, at + i, label, t.data + i * c * h * w, c, h, w);
+      rc = add_object(s, at + i, label, t.data + i * c * h * w, c, h, w, 0);
     }
     lensnet_tensor_free(&t);
   }
@@ -474,7 +505,7 @@ static int add_fits(predict_state *s, char **paths, int count) {
     if ((rc = lens_read_band_files(s->model, paths, count, s->opt->cutout.hdu, s->opt->cutout.channel_count == 0, &image, &h, &w, label,
                                    sizeof label, &s->filter_note_shown)) != 0)
       return rc;
-    rc = add_object(s, s->object_number - 1, label, image, (size_t)count, h, w);
+    rc = add_object(s, s->object_number - 1, label, image, (size_t)count, h, w, 1);
     if (rc == 0) check_pixel_scale(s, paths[0], w);
     free(image);
     return rc;
@@ -525,7 +556,7 @@ static int add_fits(predict_state *s, char **paths, int count) {
     b += nb;
     lensnet_tensor_free(&t[i]);
   }
-  rc = add_object(s, s->object_number - 1, label, image, bands, h, w);
+  rc = add_object(s, s->object_number - 1, label, image, bands, h, w, 1);
   if (rc == 0) check_pixel_scale(s, paths[0], w);
   free(image);
   return rc;
@@ -964,6 +995,10 @@ static int score_inputs(const predict_options *o, predict_state *s) {
   if (rc == 0 && s->filled_objects)
     fprintf(stderr, "lens: note: blank pixels filled in by the resize in %lu object%s, the first %s\n", (unsigned long)s->filled_objects,
             s->filled_objects == 1 ? "" : "s", s->filled_first);
+  if (rc == 0 && s->empty_objects)
+    fprintf(stderr, "lens: note: %lu object%s scored with a band that holds no image (every pixel blank or the same value), "
+            "which the model never saw in training: the first %s%s\n", (unsigned long)s->empty_objects, s->empty_objects == 1 ? "" : "s",
+            s->empty_first, s->opt->skip_bad ? "" : "; --skip-bad leaves such FITS objects out");
   if (rc == 0 && s->bad_objects)
     fprintf(stderr, "lens: note: %lu object%s left out (--skip-bad), the first %s; the messages above say why\n", (unsigned long)s->bad_objects,
             s->bad_objects == 1 ? "" : "s", s->bad_first);
