@@ -207,26 +207,28 @@ deps:
 # skips what the sources have not changed since; a compiler not installed is not checked (no
 # stamp, so it is once it is). gcc checks the headers at every level, since some of its warnings
 # (-Wmaybe-uninitialized, -Warray-bounds, -Wstringop-overflow) come from its optimiser and change
-# with the level; clang's come from its front end, the same at any level, so it checks once.
+# with the level; clang's come from its front end (all but a few back-end ones such as
+# -Wframe-larger-than, not asked for here), the same at any level, so it checks once.
 WARN_C    = gcc clang
 WARN_CXX  = g++ clang++
 WARN_DEPS = $(HEADERS) $(TOOL_SRC) $(TOOL_HDR) python/liblens.c tests/cxx_compile.cpp $(PNG_STAMP)
-WARN_IMPL_gcc      = -O2 -O3
-WARN_IMPL_clang    = -O2
-WARN_LEVELS_g++    = -O1 -O2 -O3
+# (a compiler named otherwise, WARN_C=gcc-12 say, is checked at every level)
+WARN_IMPL_clang     = -O2
 WARN_LEVELS_clang++ = -O2
+warn_impl   = $(or $(WARN_IMPL_$(1)),-O2 -O3)
+warn_levels = $(or $(WARN_LEVELS_$(1)),-O1 -O2 -O3)
 warnings: $(WARN_C:%=build/warnings/c-%) $(WARN_CXX:%=build/warnings/cxx-%)
 $(WARN_C:%=build/warnings/c-%): build/warnings/c-%: $(WARN_DEPS) | check-stb
 	@if command -v $* >/dev/null 2>&1; then \
 	  for f in $(filter-out tools/impl.c,$(TOOL_SRC)) python/liblens.c; do $* $(STRICT) -Wshadow -Werror -O2 $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c $$f -o /dev/null || exit 1; done; \
-	  for o in $(WARN_IMPL_$*); do $* $(STRICT) -Wshadow -Werror $$o $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c tools/impl.c -o /dev/null || exit 1; done; \
-	  echo "warning-free: $* $(STRICT) -Wshadow -O2 (and the headers at $(WARN_IMPL_$*))"; \
+	  for o in $(call warn_impl,$*); do $* $(STRICT) -Wshadow -Werror $$o $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c tools/impl.c -o /dev/null || exit 1; done; \
+	  echo "warning-free: $* $(STRICT) -Wshadow -O2 (and the headers at $(call warn_impl,$*))"; \
 	  mkdir -p $(@D) && touch $@; \
 	fi
 $(WARN_CXX:%=build/warnings/cxx-%): build/warnings/cxx-%: $(WARN_DEPS) | check-stb
 	@if command -v $* >/dev/null 2>&1; then \
-	  for o in $(WARN_LEVELS_$*); do $* -std=c++11 -Wall -Wextra -pedantic -Wshadow -Werror $$o $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c tests/cxx_compile.cpp -o /dev/null || exit 1; done; \
-	  echo "warning-free: the headers as C++11 with $* -Wall -Wextra -pedantic -Wshadow at $(WARN_LEVELS_$*)"; \
+	  for o in $(call warn_levels,$*); do $* -std=c++11 -Wall -Wextra -pedantic -Wshadow -Werror $$o $(ARCHFLAGS) $(PNG_CFLAGS) -I. -c tests/cxx_compile.cpp -o /dev/null || exit 1; done; \
+	  echo "warning-free: the headers as C++11 with $* -Wall -Wextra -pedantic -Wshadow at $(call warn_levels,$*)"; \
 	  mkdir -p $(@D) && touch $@; \
 	fi
 

@@ -349,6 +349,31 @@ static void test_skip_bad(void) {
   CHECK(cli_lens("merge --out build/pred_sbm.csv build/pred_sb_0.csv build/pred_sb_1.csv 2>/dev/null") == 0 &&
             cli_shell("cmp -s build/pred_sbm.csv build/pred_good.csv") == 0,
         "and the CSV shards into their CSV");
+  /* a shard that leaves out every one of its objects goes on (exit 0, no rows, all counted in its
+     manifest): objects 1 and 2 of five in shard 1/3 */
+  {
+    const char *spread = "samples/ou66/0000000_J.fits build/pred_bad.fits samples/vis/0000000_VIS.fits samples/ou66/0000001_J.fits "
+                         "samples/ou66/0000002_J.fits";
+    for (k = 0; k < 3; k++)
+      CHECK(cli_lens("predict --skip-bad --model weights/OU_J.safetensors %s --shard %d/3 --out build/pred_sp_%d.npy --csv build/pred_sp_%d.csv "
+                     "2> build/pred_err.txt", spread, k, k, k) == 0,
+            "shard %d/3 with --skip-bad exits 0: %s", k, cli_text("build/pred_err.txt", text, sizeof text));
+    CHECK(cli_lines("build/pred_sp_1.csv") == 1 && cli_file_has("build/pred_sp_1.csv.shard.json", "\"left_out\": 2"),
+          "shard 1/3, every object left out: the CSV header alone, both counted in its manifest: %s",
+          cli_text("build/pred_sp_1.csv.shard.json", text, sizeof text));
+    CHECK(cli_lens("merge --out build/pred_spm.npy build/pred_sp_0.npy build/pred_sp_1.npy build/pred_sp_2.npy 2> build/pred_err.txt") == 0 &&
+              cli_shell("cmp -s build/pred_spm.npy build/pred_good.npy") == 0 &&
+              cli_lens("merge --out build/pred_spm.csv build/pred_sp_0.csv build/pred_sp_1.csv build/pred_sp_2.csv 2>/dev/null") == 0 &&
+              cli_shell("cmp -s build/pred_spm.csv build/pred_good.csv") == 0,
+          "the three shards merge into the good files' run, .npy and CSV, byte for byte: %s", cli_text("build/pred_err.txt", text, sizeof text));
+    /* every object of the whole run left out, one shard at a time: lens merge refuses the run */
+    for (k = 0; k < 2; k++)
+      CHECK(cli_lens("predict --skip-bad --model weights/OU_J.safetensors build/pred_bad.fits samples/vis/0000000_VIS.fits --shard %d/2 "
+                     "--csv build/pred_sq_%d.csv 2>/dev/null", k, k) == 0, "all-bad shard %d/2 exits 0", k);
+    CHECK(cli_lens("merge --out build/pred_sqm.csv build/pred_sq_0.csv build/pred_sq_1.csv 2> build/pred_err.txt") == 1 &&
+              cli_file_has("build/pred_err.txt", "left out every object of the run (2 of 2)") && !check_file_exists("build/pred_sqm.csv"),
+          "lens merge refuses a run whose every object was left out, writing nothing: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  }
   /* a manifest that claims fewer rows than the file holds is refused, naming both */
   cli_shell("sed 's/\"left_out\": 1/\"left_out\": 2/' build/pred_sb_0.csv.shard.json > build/pred_m.tmp && mv build/pred_m.tmp build/pred_sb_0.csv.shard.json");
   CHECK(cli_lens("merge --out build/pred_sbm2.csv build/pred_sb_0.csv build/pred_sb_1.csv 2> build/pred_err.txt") == 1 &&
@@ -392,16 +417,18 @@ static void test_skip_bad(void) {
   CHECK(cli_lens("predict --model weights/OU_J.safetensors --list build/pred_sb_bom.txt --shard 1/3 --out build/pred_sb_bom1.csv 2> build/pred_err.txt") == 0 &&
             cli_lines("build/pred_sb_bom1.csv") == 2 && cli_file_has("build/pred_sb_bom1.csv", "0000001_J"),
         "its shards count the same three objects: %s", cli_text("build/pred_err.txt", text, sizeof text));
-  cli_shell("rm -rf build/pred_sb* build/pred_good.* build/pred_bad.fits build/pred_err.txt");
+  cli_shell("rm -rf build/pred_sb* build/pred_sp* build/pred_sq* build/pred_good.* build/pred_bad.fits build/pred_err.txt");
 }
 
-/* A band that holds no image (every pixel blank, or all the same value: a cutout off the edge of a
- * survey's footprint) gets the object a note; with --skip-bad a FITS object is left out. */
+/* An input plane that holds no image (every finite pixel the same value, or none finite: a cutout
+ * wholly off a survey's footprint) gets the object a note; with --skip-bad a FITS object is left
+ * out, named with the plane (or, with --bands, the file) and the model band it feeds. */
 static void test_empty_band(void) {
-  lensnet_tensor t, one;
+  lensnet_tensor t, one, big, band;
   lensnet_error err;
-  size_t shape[4] = {4, 4, 66, 66}, hw = 66 * 66, per = 4 * 66 * 66, k;
+  size_t shape[4] = {4, 4, 66, 66}, bshape[3] = {4, 100, 100}, hw = 66 * 66, per = 4 * 66 * 66, k;
   char text[4096];
+  FILE *f;
   if (lensnet_tensor_alloc(&t, 4, shape, &err) != LENSNET_OK) { CHECK(0, "%s", err.message); return; }
   for (k = 0; k < 4 * per; k++) t.data[k] = (float)sin(0.37 * (double)k) + 0.01f * (float)(k % 7);
   for (k = 0; k < hw; k++) {
@@ -413,11 +440,15 @@ static void test_empty_band(void) {
   CHECK(lensnet_npy_write("build/pred_eb.npy", &t, &err) == LENSNET_OK, "stack written: %s", err.message);
   CHECK(cli_lens("predict --model weights/OU_66.safetensors build/pred_eb.npy > build/pred_eb.csv 2> build/pred_err.txt") == 0 &&
             cli_lines("build/pred_eb.csv") == 5,
-        "a .npy stack with empty bands is scored, every object a row: %s", cli_text("build/pred_err.txt", text, sizeof text));
-  CHECK(cli_file_has("build/pred_err.txt", "note: 2 objects scored with a band that holds no image") &&
-            cli_file_has("build/pred_err.txt", "the first build/pred_eb.npy[1] (") &&
-            cli_file_has("build/pred_err.txt", "--skip-bad leaves such FITS objects out"),
-        "a note counts the two objects with an empty band and names the first: %s", cli_text("build/pred_err.txt", text, sizeof text));
+        "a .npy stack with empty planes is scored, every object a row: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  CHECK(cli_file_has("build/pred_err.txt", "note: 2 objects scored with an input plane that holds no image") &&
+            cli_file_has("build/pred_err.txt", "the first build/pred_eb.npy[1], plane 2 (fed as the model's ") &&
+            !cli_file_has("build/pred_err.txt", "--skip-bad"),
+        "a note counts the two objects and names the first with its plane (no --skip-bad hint for a stack): %s",
+        cli_text("build/pred_err.txt", text, sizeof text));
+  CHECK(cli_lens("predict --skip-bad --model weights/OU_66.safetensors build/pred_eb.npy > build/pred_eb.csv 2> build/pred_err.txt") == 0 &&
+            cli_lines("build/pred_eb.csv") == 5 && cli_file_has("build/pred_err.txt", "not the rows of a .npy stack"),
+        "--skip-bad leaves no row of a stack out, and the note says so: %s", cli_text("build/pred_err.txt", text, sizeof text));
   /* one FITS cube an object: the good one and the one with a blank band */
   shape[0] = 1;
   if (lensnet_tensor_alloc(&one, 3, shape + 1, &err) != LENSNET_OK) { CHECK(0, "%s", err.message); lensnet_tensor_free(&t); return; }
@@ -429,18 +460,54 @@ static void test_empty_band(void) {
   CHECK(lensnet_fits_write("build/pred_eb3.fits", &one, &err) == LENSNET_OK, "cube 3 written: %s", err.message);
   CHECK(cli_lens("predict --model weights/OU_66.safetensors build/pred_eb0.fits build/pred_eb3.fits > build/pred_eb.csv 2> build/pred_err.txt") == 0 &&
             cli_lines("build/pred_eb.csv") == 3 && !cli_file_has("build/pred_err.txt", "holds no image"),
-        "bands with light, even one pixel of it, are no note: %s", cli_text("build/pred_err.txt", text, sizeof text));
+        "planes with light, even one pixel of it, are no note: %s", cli_text("build/pred_err.txt", text, sizeof text));
   CHECK(cli_lens("predict --model weights/OU_66.safetensors build/pred_eb0.fits build/pred_eb1.fits > build/pred_eb.csv 2> build/pred_err.txt") == 0 &&
-            cli_lines("build/pred_eb.csv") == 3 && cli_file_has("build/pred_err.txt", "note: 1 object scored with a band that holds no image") &&
-            cli_file_has("build/pred_err.txt", "the first build/pred_eb1.fits ("),
+            cli_lines("build/pred_eb.csv") == 3 && cli_file_has("build/pred_err.txt", "note: 1 object scored with an input plane that holds no image") &&
+            cli_file_has("build/pred_err.txt", "the first build/pred_eb1.fits, plane 2 (fed as the model's ") &&
+            cli_file_has("build/pred_err.txt", "; --skip-bad leaves such FITS objects out"),
         "without --skip-bad the FITS object is scored and noted: %s", cli_text("build/pred_err.txt", text, sizeof text));
   CHECK(cli_lens("predict --skip-bad --model weights/OU_66.safetensors build/pred_eb0.fits build/pred_eb1.fits > build/pred_eb.csv 2> build/pred_err.txt") == 0 &&
             cli_lines("build/pred_eb.csv") == 2 && !cli_file_has("build/pred_eb.csv", "pred_eb1") &&
-            cli_file_has("build/pred_err.txt", "build/pred_eb1.fits: ") && cli_file_has("build/pred_err.txt", "holds no image (every pixel blank or the same value)") &&
-            cli_file_has("build/pred_err.txt", "--skip-bad: build/pred_eb1.fits left out") && !cli_file_has("build/pred_err.txt", "scored with a band"),
-        "with --skip-bad it is named with its band and left out: %s", cli_text("build/pred_err.txt", text, sizeof text));
+            cli_file_has("build/pred_err.txt", "build/pred_eb1.fits, plane 2 (fed as the model's ") &&
+            cli_file_has("build/pred_err.txt", "holds no image (every finite pixel the same value, or none finite)") &&
+            cli_file_has("build/pred_err.txt", "--skip-bad: build/pred_eb1.fits left out") && !cli_file_has("build/pred_err.txt", "scored with an input plane"),
+        "with --skip-bad it is named with its plane and left out: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  /* --channels: the plane fed is the one tested (plane 3 of cube 3 holds one lit pixel; feeding plane
+     0 of cube 1 four times skips its blank plane 2) */
+  CHECK(cli_lens("predict --channels 0,0,0,0 --model weights/OU_66.safetensors build/pred_eb1.fits > build/pred_eb.csv 2> build/pred_err.txt") == 0 &&
+            !cli_file_has("build/pred_err.txt", "holds no image"),
+        "a blank plane --channels does not feed is no note: %s", cli_text("build/pred_err.txt", text, sizeof text));
+  /* --resize: a constant plane of another size is caught before the resampling's rounding */
+  if (lensnet_tensor_alloc(&big, 3, bshape, &err) == LENSNET_OK) {
+    for (k = 0; k < 4 * 100 * 100; k++) big.data[k] = (k / 10000) == 1 ? 0.1f : (float)cos(0.21 * (double)k);
+    CHECK(lensnet_fits_write("build/pred_eb_big.fits", &big, &err) == LENSNET_OK, "the 100x100 cube written: %s", err.message);
+    CHECK(cli_lens("predict --resize --skip-bad --model weights/OU_66.safetensors build/pred_eb0.fits build/pred_eb_big.fits > build/pred_eb.csv 2> build/pred_err.txt") == 0 &&
+              cli_lines("build/pred_eb.csv") == 2 && cli_file_has("build/pred_err.txt", "build/pred_eb_big.fits, plane 1 (fed as the model's "),
+          "--resize: a plane of one value (0.1) at 100 x 100 is found and left out: %s", cli_text("build/pred_err.txt", text, sizeof text));
+    /* --bands: one file a band, the zero one named */
+    bshape[0] = 66; bshape[1] = 66;
+    if (lensnet_tensor_alloc(&band, 2, bshape, &err) == LENSNET_OK) {
+      for (k = 0; k < 4; k++) {
+        char path[64];
+        size_t q;
+        for (q = 0; q < hw; q++) band.data[q] = k == 2 ? 0.0f : (float)sin(0.1 * (double)(q + 7 * k));
+        snprintf(path, sizeof path, "build/pred_eb_b%lu.fits", (unsigned long)k);
+        CHECK(lensnet_fits_write(path, &band, &err) == LENSNET_OK, "band file %lu written: %s", (unsigned long)k, err.message);
+      }
+      if ((f = fopen("build/pred_eb_list.txt", "w")) != NULL) {
+        fprintf(f, "build/pred_eb_b0.fits build/pred_eb_b1.fits build/pred_eb_b2.fits build/pred_eb_b3.fits\n");
+        fclose(f);
+      }
+      CHECK(cli_lens("predict --bands 4 --list build/pred_eb_list.txt --model weights/OU_66.safetensors > build/pred_eb.csv 2> build/pred_err.txt") == 0 &&
+                cli_lines("build/pred_eb.csv") == 2 && cli_file_has("build/pred_err.txt", "the first build/pred_eb_b2.fits (fed as the model's "),
+            "--bands: the note names the file that holds no image: %s", cli_text("build/pred_err.txt", text, sizeof text));
+      lensnet_tensor_free(&band);
+    }
+    lensnet_tensor_free(&big);
+  }
   lensnet_tensor_free(&one);
   lensnet_tensor_free(&t);
+  cli_shell("rm -f build/pred_eb* build/pred_err.txt");
 }
 
 /* --list lines whose paths hold spaces: tabs or commas separate paths where a line has them,

@@ -99,7 +99,7 @@ int lens_cutout_place(const char *label, const lensnet_model *m, const lensnet_c
 }
 
 int lens_read_band_files(const lensnet_model *m, char **paths, int count, int hdu, int by_filter, float **image, size_t *h, size_t *w,
-                         char *label, size_t cap, int *note_shown) {
+                         char *label, size_t cap, int *note_shown, size_t *plane_of) {
   char names[64][72];
   size_t slot[64];
   int i, named = 0;
@@ -151,6 +151,7 @@ int lens_read_band_files(const lensnet_model *m, char **paths, int count, int hd
       if (!(*image = (float *)malloc((size_t)count * hw * sizeof(float)))) { lensnet_tensor_free(&t); return lens_fail("out of memory"); }
     }
     memcpy(*image + (size_t)slot[i] * hw, t.data, hw * sizeof(float));
+    if (plane_of) plane_of[i] = slot[i];
     lensnet_tensor_free(&t);
   }
   return 0;

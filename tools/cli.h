@@ -154,15 +154,16 @@ int lens_predict_settings(const char *text, char *out, size_t cap);
  * every file's FILTER header names one of the model's band_names (its metadata; case and blanks
  * aside), each once, the files go to the bands they name, whatever their order (a note says so
  * once, through *note_shown, when that order is not the given one); a FILTER named by two files
- * is refused; otherwise the files are taken in the order given. label[cap] gets "a+b+c". Returns
- * 0 or the exit status, the message said. */
+ * is refused; otherwise the files are taken in the order given. label[cap] gets "a+b+c";
+ * plane_of (NULL or `count` entries) the plane each file went to. Returns 0 or the exit status,
+ * the message said. */
+int lens_read_band_files(const lensnet_model *m, char **paths, int count, int hdu, int by_filter, float **image, size_t *h, size_t *w,
+                         char *label, size_t cap, int *note_shown, size_t *plane_of);
 /* A FITS cube's `count` planes of hw pixels each, read from `path`, put in place into the model's
  * band order when its BAND1, BAND2, ... cards name the model's bands in another order
  * (lensnet_fits_cube_band_slots), with a note the first time (*note_shown). 0, or the exit status
  * (two planes naming one band). */
 int lens_cube_by_band_names(const lensnet_model *m, const char *path, int hdu, float *planes, size_t count, size_t hw, int *note_shown);
-int lens_read_band_files(const lensnet_model *m, char **paths, int count, int hdu, int by_filter, float **image, size_t *h, size_t *w,
-                         char *label, size_t cap, int *note_shown);
 
 /* Progress line. */
 typedef struct {

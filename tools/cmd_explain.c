@@ -109,7 +109,7 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
     if (p) return lens_usage("--input: at most 64 files, one a band");
     if ((size_t)count != m->in_c)
       return lens_fail("--input lists %d files, one a band, but the model takes %lu bands", count, (unsigned long)m->in_c);
-    if ((rc = lens_read_band_files(m, paths, count, o->cutout.hdu, o->cutout.channel_count == 0, &bands, &h, &w, label, sizeof label, &note)) != 0)
+    if ((rc = lens_read_band_files(m, paths, count, o->cutout.hdu, o->cutout.channel_count == 0, &bands, &h, &w, label, sizeof label, &note, NULL)) != 0)
       return rc;
     desc = lens_cutout_desc(&o->cutout, o->minmax);
     rc = lens_cutout(label, m, &desc, bands, (size_t)count, h, w, image, &report, NULL);

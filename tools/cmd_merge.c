@@ -642,6 +642,13 @@ static int merge(const merge_args *a, merge_shard *shards, int folders) {
   if (!rc) rc = read_manifests(shards, n, folders);
   if (!rc) rc = check_run(shards, n, folders);
   if (!rc) rc = check_cover(shards, n);
+  if (!rc) { /* a shard of lens predict --skip-bad may leave out all its objects; the whole run may not */
+    size_t left = 0;
+    for (k = 0; k < n; k++) left += shards[k].m.left_out;
+    if (left && left == shards[0].m.total)
+      rc = lens_fail("lens predict --skip-bad left out every object of the run (%lu of %lu): a reason shared by all is more likely an "
+                     "option or the model than the files; the shards' messages say why", ul(left), ul(shards[0].m.total));
+  }
   if (!rc) rc = plan_outputs(a, shards, folders, outs, &nout);
   for (k = 0; k < nout && !rc; k++) rc = check_output(&outs[k], shards, n, folders);
   if (!rc && folders) rc = object_files_check(shards, n, objects);

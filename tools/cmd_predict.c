@@ -161,8 +161,8 @@ typedef struct {
   char scale_first[700];    /* the first of them, for the note */
   size_t blank_objects, filled_objects; /* objects with pixels set to 0, and with blanks a resize filled in */
   char blank_first[512], filled_first[512]; /* the first of each, for the notes */
-  size_t empty_objects;     /* objects scored with a band that holds no image (empty_band) */
-  char empty_first[700];    /* the first of them and its band, for the note */
+  size_t empty_objects, empty_fits; /* objects scored with a plane that holds no image (empty_plane), FITS ones */
+  char empty_first[760];    /* the first of them and its plane, for the note */
   int regress;              /* the model regresses (lensnet_model_regression) */
   lensnet_regression reg;
   size_t passes;            /* forward passes per object: --mc, else one per view (--symmetries) */
@@ -378,31 +378,40 @@ static int run_batch(predict_state *s) {
 /* Whether object `number` is this run's to score. */
 static int in_range(const predict_state *s, size_t number) { return number >= s->first && number < s->end; }
 
-/* The first of `bands` planes of hw pixels that holds no image: every pixel blank (NaN or
- * infinite) or the same value (a survey's cutout off the edge of its footprint, zero-filled or
- * NaN), or -1 when each band has two different finite pixels. */
-static int empty_band(const float *pix, size_t bands, size_t hw) {
-  size_t c, p;
-  for (c = 0; c < bands; c++) {
-    const float *b = pix + c * hw;
-    float first = 0.0f;
-    int seen = 0, differs = 0;
-    for (p = 0; p < hw && !differs; p++) {
-      if (!isfinite(b[p])) continue;
-      if (!seen) { first = b[p]; seen = 1; }
-      else if (b[p] != first) differs = 1;
-    }
-    if (!differs) return (int)c;
+/* Whether a plane of n pixels holds no image: every finite pixel the same value, or none finite
+ * (a survey's cutout wholly off its footprint, NaN- or zero-filled). Tested on the pixels as read,
+ * before a resize, whose interpolation would leave rounding differences in a constant plane. */
+static int plane_empty(const float *b, size_t n) {
+  size_t p;
+  float first = 0.0f;
+  int seen = 0;
+  for (p = 0; p < n; p++) {
+    if (!isfinite(b[p])) continue;
+    if (!seen) { first = b[p]; seen = 1; }
+    else if (b[p] != first) return 0;
+  }
+  return 1;
+}
+
+/* The first input plane the model is fed (--channels, else the first in_c) that holds no image,
+ * and the model band it feeds in *band; -1 when none. */
+static int empty_plane(const predict_state *s, const float *image, size_t bands, size_t hw, size_t *band) {
+  const lens_cutout_options *o = &s->opt->cutout;
+  size_t c;
+  for (c = 0; c < s->model->in_c; c++) {
+    size_t p = o->channel_count ? o->channels[c] : c;
+    if (p < bands && plane_empty(image + p * hw, hw)) { *band = c; return (int)p; }
   }
   return -1;
 }
 
 /* Takes one object's image [bands, h, w], places it in its slot (lensnet_cutout_place: bands and
- * size; forward_images scales it) and queues it. `image` stays the caller's. An object with a band
- * that holds no image (empty_band) is scored and counted for a note; with --skip-bad, a FITS
- * object (fits 1) is refused instead, so that add_paths leaves it out. */
+ * size; forward_images scales it) and queues it. `image` stays the caller's. An object with an
+ * input plane that holds no image (empty_plane) is scored and counted for a note; with
+ * --skip-bad, a FITS object (fits 1) is refused instead, so that add_paths leaves it out.
+ * plane_files: with --bands, the file of each plane (else NULL), to name it. */
 static int add_object(predict_state *s, size_t number, const char *label, const float *image, size_t bands, size_t h, size_t w,
-                      int fits) {
+                      int fits, char *const *plane_files) {
   const predict_options *o = s->opt;
   const lensnet_model *m = s->model;
   lensnet_cutout_desc desc;
@@ -410,14 +419,19 @@ static int add_object(predict_state *s, size_t number, const char *label, const 
   float *pix;
   predict_object *obj;
   int rc, empty;
+  size_t band = 0;
   desc = lens_cutout_desc(&o->cutout, o->minmax);
   pix = s->input + s->pending_count * m->in_c * m->in_h * m->in_w; /* prepared in place, in its slot */
   if ((rc = lens_cutout_place(label, m, &desc, image, bands, h, w, pix, &report, &s->channel_note_shown)) != 0) return rc;
-  if ((empty = empty_band(pix, m->in_c, m->in_h * m->in_w)) >= 0) {
-    char band[64];
-    lensnet_model_band_name(m, (size_t)empty, band, sizeof band, NULL);
-    if (fits && o->skip_bad) return lens_fail("%s: %s holds no image (every pixel blank or the same value)", label, band);
-    if (s->empty_objects++ == 0) snprintf(s->empty_first, sizeof s->empty_first, "%.600s (%s)", label, band);
+  if ((empty = empty_plane(s, image, bands, h * w, &band)) >= 0) {
+    char name[64], where[760];
+    lensnet_model_band_name(m, band, name, sizeof name, NULL);
+    if (plane_files) snprintf(where, sizeof where, "%.600s (fed as the model's %s)", plane_files[empty], name);
+    else if (bands > 1) snprintf(where, sizeof where, "%.600s, plane %d (fed as the model's %s)", label, empty, name);
+    else snprintf(where, sizeof where, "%.600s (fed as the model's %s)", label, name);
+    if (fits && o->skip_bad) return lens_fail("%s holds no image (every finite pixel the same value, or none finite)", where);
+    if (s->empty_objects++ == 0) snprintf(s->empty_first, sizeof s->empty_first, "%s", where);
+    if (fits) s->empty_fits++;
   }
   if (report.filled_pixels && s->filled_objects++ == 0) snprintf(s->filled_first, sizeof s->filled_first, "%s", label);
   s->filled_pixels += report.filled_pixels;
@@ -467,7 +481,7 @@ static int add_npy(predict_state *s, const char *path) {
     for (i = 0; i < count && rc == 0; i++) {
       char label[512];
       snprintf(label, sizeof label, "%s[%lu]", path, (unsigned long)(at - base + i));
-      rc = add_object(s, at + i, label, t.data + i * c * h * w, c, h, w, 0);
+      rc = add_object(s, at + i, label, t.data + i * c * h * w, c, h, w, 0, NULL);
     }
     lensnet_tensor_free(&t);
   }
@@ -502,10 +516,13 @@ static int add_fits(predict_state *s, char **paths, int count) {
   int i, rc;
   if (!in_range(s, s->object_number++)) return 0; /* another shard's: not even read */
   if (count > 1) { /* one band a file, in the model's order when their FILTER headers say it */
+    size_t plane_of[64];
+    char *files[64];
     if ((rc = lens_read_band_files(s->model, paths, count, s->opt->cutout.hdu, s->opt->cutout.channel_count == 0, &image, &h, &w, label,
-                                   sizeof label, &s->filter_note_shown)) != 0)
+                                   sizeof label, &s->filter_note_shown, plane_of)) != 0)
       return rc;
-    rc = add_object(s, s->object_number - 1, label, image, (size_t)count, h, w, 1);
+    for (i = 0; i < count; i++) files[plane_of[i]] = paths[i];
+    rc = add_object(s, s->object_number - 1, label, image, (size_t)count, h, w, 1, files);
     if (rc == 0) check_pixel_scale(s, paths[0], w);
     free(image);
     return rc;
@@ -556,7 +573,7 @@ static int add_fits(predict_state *s, char **paths, int count) {
     b += nb;
     lensnet_tensor_free(&t[i]);
   }
-  rc = add_object(s, s->object_number - 1, label, image, bands, h, w, 1);
+  rc = add_object(s, s->object_number - 1, label, image, bands, h, w, 1, NULL);
   if (rc == 0) check_pixel_scale(s, paths[0], w);
   free(image);
   return rc;
@@ -982,7 +999,10 @@ static int score_inputs(const predict_options *o, predict_state *s) {
   s->show_progress = s->progress.enabled && !(s->csv == stdout && isatty(1));
   for (i = 0; i < o->input_count && rc == 0; i += step) rc = add_paths(s, o->inputs + i, step);
   if (rc == 0 && o->list_path) rc = add_list_file(s, o->list_path);
-  if (rc == 0 && s->bad_objects && s->bad_objects == s->end - s->first)
+  /* every object left out: in a whole run, a reason shared by all (an option, the model) is likelier
+     than so many bad files; a shard's objects may all be bad (cutouts off a survey's footprint come
+     together when objects are listed by position), so a shard goes on and lens merge checks the run */
+  if (rc == 0 && s->bad_objects && s->bad_objects == s->end - s->first && !o->shard.count)
     rc = lens_fail("--skip-bad left out every object (%lu of %lu), the first %s: a reason shared by all is more likely an option or the "
                    "model than the files", (unsigned long)s->bad_objects, (unsigned long)(s->end - s->first), s->bad_first);
   if (rc == 0) rc = run_batch(s);
@@ -996,9 +1016,11 @@ static int score_inputs(const predict_options *o, predict_state *s) {
     fprintf(stderr, "lens: note: blank pixels filled in by the resize in %lu object%s, the first %s\n", (unsigned long)s->filled_objects,
             s->filled_objects == 1 ? "" : "s", s->filled_first);
   if (rc == 0 && s->empty_objects)
-    fprintf(stderr, "lens: note: %lu object%s scored with a band that holds no image (every pixel blank or the same value), "
-            "which the model never saw in training: the first %s%s\n", (unsigned long)s->empty_objects, s->empty_objects == 1 ? "" : "s",
-            s->empty_first, s->opt->skip_bad ? "" : "; --skip-bad leaves such FITS objects out");
+    fprintf(stderr, "lens: note: %lu object%s scored with an input plane that holds no image (every finite pixel the same value, "
+            "or none finite), which the model never saw in training: the first %s%s\n", (unsigned long)s->empty_objects,
+            s->empty_objects == 1 ? "" : "s", s->empty_first,
+            s->empty_fits && !s->opt->skip_bad ? "; --skip-bad leaves such FITS objects out"
+            : s->opt->skip_bad ? " (--skip-bad leaves out FITS objects, not the rows of a .npy stack)" : "");
   if (rc == 0 && s->bad_objects)
     fprintf(stderr, "lens: note: %lu object%s left out (--skip-bad), the first %s; the messages above say why\n", (unsigned long)s->bad_objects,
             s->bad_objects == 1 ? "" : "s", s->bad_first);
