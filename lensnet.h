@@ -49,7 +49,7 @@
  *               for bit. lensnet_checkpoint_save/_load hold weights, optimiser moments and both
  *               random streams. lensnet_fit_settings is the one table of saved settings.
  *   Adapting    lensnet_adapt (lensnet_adapt_desc: labelled source images, unlabelled target
- *               images, method adda | adamatch | self-ensembling) adapts a classifier to another
+ *               images, method adda | adamatch | self-ensembling | adabn) adapts a classifier to another
  *               domain (Tzeng et al. 2017; Berthelot et al. 2021; French et al. 2018), with the
  *               same files, checkpoints and exact resume (lensnet_adapt_resume) as lensnet_fit;
  *               lensnet_adapt_settings is its table of saved settings; the section "Domain
@@ -1171,7 +1171,7 @@ LENSNET_API lensnet_result lensnet_checkpoint_load(const char *path, lensnet_mod
  * Domain adaptation: a classifier trained on labelled images of one domain (simulations) made
  * to work on unlabelled images of another (a survey), what `lens adapt` runs. The model's last
  * dense layer is the classifier and everything below it the encoder; its input are the
- * features. Three methods:
+ * features. Four methods:
  *   "adda"             Tzeng et al. 2017 (CVPR, "Adversarial Discriminative Domain Adaptation"):
  *                      a discriminator (an MLP on the features, dense W - relu - dense W - relu -
  *                      dense 2; the paper's W is 500, default here 128) learns to tell source
@@ -1212,6 +1212,14 @@ LENSNET_API lensnet_result lensnet_checkpoint_load(const char *path, lensnet_mod
  *                      predicts at inference, and its moving average covers the running
  *                      statistics too. The class-balance loss of the paper is left out. The
  *                      result is the teacher.
+ *   "adabn"            Li, Wang, Shi, Hou & Liu 2018 (Pattern Recognition 80, 109, "Adaptive
+ *                      Batch Normalization for practical domain adaptation"): no weight moves;
+ *                      every batch-norm layer's running mean and variance become those of its
+ *                      input over all the target images, layer by layer from the input up (each
+ *                      with the layers below already adapted), exactly, whatever the batch. One
+ *                      epoch of (batch-norm layers) x ceil(M / batch) steps of inference; no
+ *                      source images (source and source_labels are ignored), no random numbers;
+ *                      epochs, lr and seed do not apply. A model without batch norm is refused.
  * Labels of target images, when given, are only read to report the accuracy (and, for two
  * classes, the AUC of class 1) after each epoch: they never reach a loss or a choice.
  * Given out_dir, each epoch writes atomically
@@ -1224,8 +1232,11 @@ LENSNET_API lensnet_result lensnet_checkpoint_load(const char *path, lensnet_mod
  *                           choose an epoch), its metadata that of the starting model plus adapt.*
  *   history.csv             epoch,<loss 1>,<loss 2>,target_acc,target_auc,seconds; the losses are
  *                           disc_loss,encoder_loss (adda), source_loss,target_loss (adamatch) or
- *                           source_loss,consistency_loss (self-ensembling), means over the epoch;
- *                           target_acc and target_auc are empty without target labels
+ *                           source_loss,consistency_loss (self-ensembling), means over the epoch,
+ *                           or mean_shift,std_change (adabn: the means over the batch-norm
+ *                           channels of |target mean - source mean| / source std and
+ *                           |ln(target std / source std)|); target_acc and target_auc are empty
+ *                           without target labels
  * lensnet_adapt_resume(dir) continues such a run to the same weights, bit for bit, for any
  * thread count, and refuses data other than the run's: adapt.data_fingerprint hashes the source
  * images and labels and the target images (and labels, when given), as train.data_fingerprint.
@@ -1244,12 +1255,12 @@ typedef int (*lensnet_adapt_progress_fn)(void *user, const lensnet_adapt_progres
 
 /* Zero means default for every field. The settings (method to seed) are saved as adapt.NAME. */
 typedef struct {
-  const lensnet_tensor *source;   /* labelled images [N, C, H, W] matching the model's input; required */
-  const float *source_labels;     /* [N] class of each, 0..classes-1; required */
+  const lensnet_tensor *source;   /* labelled images [N, C, H, W] matching the model's input; required (not read by adabn) */
+  const float *source_labels;     /* [N] class of each, 0..classes-1; required (not read by adabn) */
   const lensnet_tensor *target;   /* unlabelled images [M, C, H, W]; required */
   const float *target_labels;     /* [M] or NULL: for the report only, never for training */
-  const char *method;             /* "adda" (default) | "adamatch" | "self-ensembling" */
-  int epochs;                     /* default 10; an epoch is ceil(M / batch) steps */
+  const char *method;             /* "adda" (default) | "adamatch" | "self-ensembling" | "adabn" */
+  int epochs;                     /* default 10; an epoch is ceil(M / batch) steps (adabn: always 1) */
   size_t batch;                   /* source and target images per step, each; default 32 */
   double lr;                      /* Adam's learning rate; default 2e-4 (adda, Tzeng et al.), 1e-3 (the others) */
   size_t disc_width;              /* adda: the discriminator's hidden width; default 128 */
@@ -12379,18 +12390,19 @@ LENSNET_API lensnet_result lensnet_fit_resume(const char *dir, const lensnet_fit
 
 /* ---- domain adaptation --------------------------------------------------------------------- */
 
-enum { LENSNET__ADAPT_ADDA, LENSNET__ADAPT_ADAMATCH, LENSNET__ADAPT_SELF_ENSEMBLING };
-static const char *const lensnet__adapt_methods[3] = {"adda", "adamatch", "self-ensembling"};
-static const char *const lensnet__adapt_losses[3][2] = {
-  {"disc_loss", "encoder_loss"}, {"source_loss", "target_loss"}, {"source_loss", "consistency_loss"}};
+enum { LENSNET__ADAPT_ADDA, LENSNET__ADAPT_ADAMATCH, LENSNET__ADAPT_SELF_ENSEMBLING, LENSNET__ADAPT_ADABN, LENSNET__ADAPT_METHODS };
+static const char *const lensnet__adapt_methods[LENSNET__ADAPT_METHODS] = {"adda", "adamatch", "self-ensembling", "adabn"};
+static const char *const lensnet__adapt_losses[LENSNET__ADAPT_METHODS][2] = {
+  {"disc_loss", "encoder_loss"}, {"source_loss", "target_loss"}, {"source_loss", "consistency_loss"}, {"mean_shift", "std_change"}};
 
 /* The saved settings (adapt.NAME in the metadata): the one description of their ranges and
  * defaults, which lens adapt's options are made from. */
 #define LENSNET__ADAPT_ROW(name, type, field, lo, hi, choices, help) \
   {name, type, offsetof(lensnet_adapt_desc, field), lo, hi, choices, help}
 static const lensnet_fit_setting lensnet__adapt_table[] = {
-  LENSNET__ADAPT_ROW("method", LENSNET_SETTING_TEXT, method, 0, 0, "adda|adamatch|self-ensembling",
-                     "adda (Tzeng et al. 2017, default) | adamatch (Berthelot et al. 2021) |\nself-ensembling (French et al. 2018)"),
+  LENSNET__ADAPT_ROW("method", LENSNET_SETTING_TEXT, method, 0, 0, "adda|adamatch|self-ensembling|adabn",
+                     "adda (Tzeng et al. 2017, default) | adamatch (Berthelot et al. 2021) |\nself-ensembling (French et al. 2018) | "
+                     "adabn (Li et al. 2018: batch-norm statistics\nof the target, one pass, no source images)"),
   LENSNET__ADAPT_ROW("epochs", LENSNET_SETTING_INT, epochs, 0, 1000000, NULL, "epochs of ceil(target images / batch) steps (default 10)"),
   LENSNET__ADAPT_ROW("batch", LENSNET_SETTING_SIZE, batch, 0, 4096, NULL, "source and target images per step, each (default 32)"),
   LENSNET__ADAPT_ROW("lr", LENSNET_SETTING_NUMBER, lr, 0, 10, NULL, "Adam's learning rate (default 2e-4 for adda, 1e-3 for the others)"),
@@ -12424,7 +12436,8 @@ LENSNET_API const char *lensnet_adapt_setting_method(const lensnet_fit_setting *
   static const struct { const char *name, *methods; } own[] = {
     {"disc_width", "adda"}, {"disc_lr", "adda"}, {"tau", "adamatch"}, {"ema", "self-ensembling"}, {"confidence", "self-ensembling"},
     {"consistency_weight", "self-ensembling"}, {"shift", "adamatch,self-ensembling"}, {"noise", "adamatch,self-ensembling"},
-    {"views", "adamatch,self-ensembling"}};
+    {"views", "adamatch,self-ensembling"}, {"epochs", "adda,adamatch,self-ensembling"}, {"lr", "adda,adamatch,self-ensembling"},
+    {"seed", "adda,adamatch,self-ensembling"}};
   size_t i;
   for (i = 0; s && i < sizeof own / sizeof own[0]; i++)
     if (!strcmp(s->name, own[i].name)) return own[i].methods;
@@ -12499,7 +12512,7 @@ LENSNET_API lensnet_adapt_desc lensnet_adapt_desc_resolve(const lensnet_adapt_de
   if (desc) d = *desc;
   else memset(&d, 0, sizeof d);
   if (!d.method || !d.method[0]) d.method = "adda";
-  if (d.epochs <= 0) d.epochs = 10;
+  if (d.epochs <= 0 || !strcmp(d.method, "adabn")) d.epochs = !strcmp(d.method, "adabn") ? 1 : 10; /* adabn: one pass */
   if (!d.batch) d.batch = 32;
   if (!(d.lr > 0)) d.lr = !strcmp(d.method, "adda") ? 2e-4 : 1e-3;
   if (!d.disc_width) d.disc_width = 128;
@@ -12541,6 +12554,9 @@ typedef struct {
   int method, has_bn;
   size_t classifier, feature, classes, per, feat_n, steps;
   size_t *src_order, *tgt_order;
+  size_t *bn, bn_count;             /* adabn: the batch-norm layers, in order */
+  double *bn_sum, *bn_sq, bn_shift, bn_change; /* adabn: the layer's sums per channel; the changes so far, summed */
+  size_t bn_channels;               /* adabn: channels adapted so far */
   float *x, *logits, *logits2, *grad, *grad2, *lambda, *feats, *dlogits, *dgrad, *dlabels, *keep, *work, *img;
   lensnet_rng data_rng;
   int epoch;                        /* epochs done */
@@ -12556,7 +12572,7 @@ static void lensnet__adapt_free(lensnet__adapt *a) {
   LENSNET_FREE(a->src_order); LENSNET_FREE(a->tgt_order); LENSNET_FREE(a->x); LENSNET_FREE(a->logits); LENSNET_FREE(a->logits2);
   LENSNET_FREE(a->grad); LENSNET_FREE(a->grad2); LENSNET_FREE(a->lambda); LENSNET_FREE(a->feats); LENSNET_FREE(a->dlogits);
   LENSNET_FREE(a->dgrad); LENSNET_FREE(a->dlabels); LENSNET_FREE(a->keep); LENSNET_FREE(a->work); LENSNET_FREE(a->img);
-  LENSNET_FREE(a->history);
+  LENSNET_FREE(a->history); LENSNET_FREE(a->bn); LENSNET_FREE(a->bn_sum); LENSNET_FREE(a->bn_sq);
 }
 
 static lensnet_result lensnet__adapt_history_add(lensnet__adapt *a, const char *row, lensnet_error *err) {
@@ -12574,6 +12590,7 @@ static lensnet_result lensnet__adapt_check(const lensnet_model *m, const lensnet
   const lensnet_tensor *sets[2];
   const char *names[2] = {"source", "target"};
   size_t k, i;
+  int adabn = !strcmp(d->method, "adabn");
   sets[0] = d->source; sets[1] = d->target;
   if (lensnet_model_meta(m, "regress.targets"))
     return lensnet__fail(err, LENSNET_ERR_ARG, "the model is a regression model (regress.targets); domain adaptation needs a classifier");
@@ -12581,22 +12598,23 @@ static lensnet_result lensnet__adapt_check(const lensnet_model *m, const lensnet
     return lensnet__fail(err, LENSNET_ERR_ARG, "the model has %lu outputs; a classifier needs 2 to 256", (unsigned long)m->out_features);
   for (k = 0; k < 2; k++) {
     const lensnet_tensor *t = sets[k];
+    if (k == 0 && adabn && !t) continue; /* adabn reads no source images */
     if (!t || !t->data) return lensnet__fail(err, LENSNET_ERR_ARG, "no %s images", names[k]);
     if (t->ndim != 4 || t->shape[0] == 0 || t->shape[1] != m->in_c || t->shape[2] != m->in_h || t->shape[3] != m->in_w)
       return lensnet__fail(err, LENSNET_ERR_SHAPE, "the %s images are %lux%lux%lu but the model takes %lux%lux%lu", names[k],
                            (unsigned long)(t->ndim == 4 ? t->shape[1] : 0), (unsigned long)(t->ndim == 4 ? t->shape[2] : 0),
                            (unsigned long)(t->ndim == 4 ? t->shape[3] : 0), (unsigned long)m->in_c, (unsigned long)m->in_h, (unsigned long)m->in_w);
   }
-  if (!d->source_labels) return lensnet__fail(err, LENSNET_ERR_ARG, "no source labels");
+  if (!d->source_labels && !(adabn && !d->source)) return lensnet__fail(err, LENSNET_ERR_ARG, "no source labels");
   for (k = 0; k < 2; k++) {
     const float *labels = k ? d->target_labels : d->source_labels;
-    for (i = 0; labels && i < sets[k]->shape[0]; i++)
+    for (i = 0; labels && sets[k] && i < sets[k]->shape[0]; i++)
       if (!(labels[i] >= 0 && labels[i] < (float)m->out_features) || labels[i] != floorf(labels[i]))
         return lensnet__fail(err, LENSNET_ERR_SHAPE, "%s label %lu is %g; the model's classes are 0..%lu", names[k], (unsigned long)i,
                              (double)labels[i], (unsigned long)m->out_features - 1);
   }
-  for (k = 0; k < 3 && strcmp(d->method, lensnet__adapt_methods[k]); k++) {}
-  if (k == 3) return lensnet__fail(err, LENSNET_ERR_ARG, "method '%s' is not adda, adamatch or self-ensembling", d->method);
+  for (k = 0; k < LENSNET__ADAPT_METHODS && strcmp(d->method, lensnet__adapt_methods[k]); k++) {}
+  if (k == LENSNET__ADAPT_METHODS) return lensnet__fail(err, LENSNET_ERR_ARG, "method '%s' is not adda, adamatch, self-ensembling or adabn", d->method);
   if (strcmp(d->views, "flip-rot90") && strcmp(d->views, "rot180") && strcmp(d->views, "none"))
     return lensnet__fail(err, LENSNET_ERR_ARG, "views '%.40s' is not flip-rot90, rot180 or none", d->views);
   for (k = 0; k < LENSNET__ADAPT_COUNT; k++) {
@@ -12631,6 +12649,7 @@ static lensnet_result lensnet__adapt_setup(lensnet__adapt *a, lensnet_model *m, 
   memset(a, 0, sizeof *a);
   a->m = m;
   a->d = lensnet_adapt_desc_resolve(desc);
+  if (!strcmp(a->d.method, "adabn")) a->d.source = NULL, a->d.source_labels = NULL; /* it reads no source images */
   if ((r = lensnet__adapt_check(m, &a->d, err)) != LENSNET_OK || (r = lensnet_model_classifier_layer(m, &a->classifier, err)) != LENSNET_OK ||
       (r = lensnet__probe_out_dir(a->d.out_dir, err)) != LENSNET_OK)
     return r;
@@ -12644,6 +12663,20 @@ static lensnet_result lensnet__adapt_setup(lensnet__adapt *a, lensnet_model *m, 
   for (l = 0; l < m->layer_count; l++) a->has_bn |= m->layers[l].type == LENSNET_LAYER_BATCHNORM;
   B = a->d.batch;
   a->steps = (a->d.target->shape[0] + B - 1) / B;
+  if (a->method == LENSNET__ADAPT_ADABN) { /* a pass over the target images for each batch-norm layer */
+    size_t widest = 1;
+    if (!a->has_bn) return lensnet__fail(err, LENSNET_ERR_ARG, "adabn: the model has no batch norm layer, so no statistics to adapt");
+    if (!(a->bn = LENSNET__CAST(size_t *, LENSNET_MALLOC(m->layer_count * sizeof(size_t))))) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+    for (l = 0; l < m->layer_count; l++)
+      if (m->layers[l].type == LENSNET_LAYER_BATCHNORM) {
+        a->bn[a->bn_count++] = l;
+        if (m->layers[l].in_c > widest) widest = m->layers[l].in_c;
+      }
+    a->bn_sum = LENSNET__CAST(double *, LENSNET_MALLOC(widest * sizeof(double)));
+    a->bn_sq = LENSNET__CAST(double *, LENSNET_MALLOC(widest * sizeof(double)));
+    if (!a->bn_sum || !a->bn_sq) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+    a->steps *= a->bn_count;
+  }
   cap = a->method == LENSNET__ADAPT_ADAMATCH ? 4 * B : B;
   memset(&td, 0, sizeof td);
   td.batch_cap = cap; td.parallel = a->d.parallel; td.seed = a->d.seed * 6364136223846793005ULL + 7;
@@ -12661,7 +12694,8 @@ static lensnet_result lensnet__adapt_setup(lensnet__adapt *a, lensnet_model *m, 
   od.parallel = td.parallel;
   if (a->method == LENSNET__ADAPT_ADDA) od.beta1 = 0.5f;
   if ((r = lensnet_optimizer_create(&od, m, &a->opt, err)) != LENSNET_OK) return r;
-  if (a->method != LENSNET__ADAPT_ADAMATCH && (r = lensnet__adapt_clone(m, &a->aux, err)) != LENSNET_OK) return r;
+  if ((a->method == LENSNET__ADAPT_ADDA || a->method == LENSNET__ADAPT_SELF_ENSEMBLING) && (r = lensnet__adapt_clone(m, &a->aux, err)) != LENSNET_OK)
+    return r;
   if (a->method == LENSNET__ADAPT_ADDA) {
     char arch[512];
     snprintf(arch, sizeof arch, "input %lu 1 1\ndense name=disc.0 out=%lu\nrelu\ndense name=disc.1 out=%lu\nrelu\ndense name=disc.2 out=2",
@@ -12685,7 +12719,7 @@ static lensnet_result lensnet__adapt_setup(lensnet__adapt *a, lensnet_model *m, 
       (r = lensnet__adapt_alloc(&a->img, a->per, err)) != LENSNET_OK ||
       (r = lensnet__adapt_alloc(&a->work, lensnet_model_workspace_floats(m, B), err)) != LENSNET_OK)
     return r;
-  a->src_order = LENSNET__CAST(size_t *, LENSNET_MALLOC(a->d.source->shape[0] * sizeof(size_t)));
+  a->src_order = LENSNET__CAST(size_t *, LENSNET_MALLOC((a->d.source ? a->d.source->shape[0] : 1) * sizeof(size_t)));
   a->tgt_order = LENSNET__CAST(size_t *, LENSNET_MALLOC(a->d.target->shape[0] * sizeof(size_t)));
   if (!a->src_order || !a->tgt_order) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   lensnet_rng_seed(&a->data_rng, a->d.seed * 2654435761ULL + 5);
@@ -12770,6 +12804,54 @@ static lensnet_result lensnet__adapt_step_adda(lensnet__adapt *a, size_t step, d
         memcpy(a->m->values + P->offset, a->keep + P->offset, P->count * sizeof(float));
     }
   }
+  return LENSNET_OK;
+}
+
+/* AdaBN (Li, Wang, Shi, Hou & Liu 2018, Pattern Recognition 80, 109): each batch-norm layer's
+ * running statistics become those of its input over every target image. Step s passes batch
+ * s % per of the target images (per batches in all) through the model at inference and adds each
+ * channel's sum and sum of squares of the input of batch-norm layer s / per (in double, image by
+ * image in order: the result does not depend on the batch size); the layer's last batch sets its
+ * mean and unbiased variance (PyTorch's convention for running_var). Layers are done from the
+ * input up, so each sees the layers below it already adapted. loss[0] and loss[1] are the means
+ * over the channels adapted so far of |mean_target - mean_source| / std_source and
+ * |ln(std_target / std_source)| (std including the layer's epsilon): how far the target moved them. */
+static lensnet_result lensnet__adapt_step_adabn(lensnet__adapt *a, size_t step, double *loss, lensnet_error *err) {
+  lensnet_model *m = a->m;
+  size_t nt = a->d.target->shape[0], B = a->d.batch, per = (nt + B - 1) / B, j = step / per, first = (step % per) * B;
+  size_t l = a->bn[j], bs = nt - first < B ? nt - first : B, k, c, q;
+  const lensnet_layer *L = &m->layers[l];
+  size_t C = L->in_c / L->orientations, hw = L->orientations * L->in_h * L->in_w;
+  const float *x;
+  lensnet_result r;
+  for (k = 0; k < bs; k++) lensnet__adapt_view(a, a->d.target->data + (first + k) * a->per, a->x + k * a->per, 0);
+  if (first == 0) for (c = 0; c < C; c++) a->bn_sum[c] = a->bn_sq[c] = 0.0;
+  if ((r = lensnet_trainer_forward(a->t, bs, a->x, 0, NULL, err)) != LENSNET_OK) return r;
+  x = l > 0 ? lensnet_trainer_activation(a->t, l - 1) : a->x; /* the layer's input */
+  for (k = 0; k < bs; k++)
+    for (c = 0; c < C; c++) {
+      const float *v = x + (k * C + c) * hw;
+      double s = 0.0, sq = 0.0;
+      for (q = 0; q < hw; q++) s += v[q], sq += (double)v[q] * v[q];
+      a->bn_sum[c] += s; a->bn_sq[c] += sq;
+    }
+  if (first + bs == nt) { /* the layer's statistics are complete */
+    float *rmean = m->values + m->params[L->mean_param].offset, *rvar = m->values + m->params[L->var_param].offset;
+    double n = (double)nt * (double)hw;
+    for (c = 0; c < C; c++) {
+      double mu = a->bn_sum[c] / n, var = n > 1 ? (a->bn_sq[c] - n * mu * mu) / (n - 1) : 0.0;
+      double sd_old = sqrt((double)rvar[c] + L->value), sd_new;
+      if (var < 0) var = 0; /* rounding of a constant channel */
+      sd_new = sqrt(var + L->value);
+      a->bn_shift += fabs(mu - (double)rmean[c]) / sd_old;
+      a->bn_change += fabs(log(sd_new / sd_old));
+      rmean[c] = (float)mu;
+      rvar[c] = (float)var;
+    }
+    a->bn_channels += C;
+  }
+  loss[0] = a->bn_channels ? a->bn_shift / (double)a->bn_channels : 0.0;
+  loss[1] = a->bn_channels ? a->bn_change / (double)a->bn_channels : 0.0;
   return LENSNET_OK;
 }
 
@@ -12946,8 +13028,8 @@ static lensnet_result lensnet__adapt_settings_meta(lensnet__adapt *a, lensnet_mo
     lensnet__fingerprint h;
     char text[17];
     lensnet__fingerprint_start(&h);
-    lensnet__fingerprint_add(&h, a->d.source->data, lensnet_tensor_count(a->d.source));
-    lensnet__fingerprint_add(&h, a->d.source_labels, a->d.source->shape[0]);
+    if (a->d.source) lensnet__fingerprint_add(&h, a->d.source->data, lensnet_tensor_count(a->d.source));
+    if (a->d.source) lensnet__fingerprint_add(&h, a->d.source_labels, a->d.source->shape[0]);
     lensnet__fingerprint_add(&h, a->d.target->data, lensnet_tensor_count(a->d.target));
     if (a->d.target_labels) lensnet__fingerprint_add(&h, a->d.target_labels, a->d.target->shape[0]);
     lensnet__fingerprint_text(&h, text);
@@ -13111,7 +13193,7 @@ static lensnet_result lensnet__adapt_restore(lensnet__adapt *a, const lensnet_sa
 
 /* The epochs from a->epoch to the end, or until the progress callback asks to stop. */
 static lensnet_result lensnet__adapt_run(lensnet__adapt *a, lensnet_error *err) {
-  size_t ns = a->d.source->shape[0], nt = a->d.target->shape[0], i, s;
+  size_t ns = a->d.source ? a->d.source->shape[0] : 0, nt = a->d.target->shape[0], i, s;
   uint64_t total = (uint64_t)a->steps * (uint64_t)a->d.epochs;
   lensnet_result r = LENSNET_OK;
   int stop = 0;
@@ -13132,13 +13214,17 @@ static lensnet_result lensnet__adapt_run(lensnet__adapt *a, lensnet_error *err) 
       double loss[2] = {0, 0};
       r = a->method == LENSNET__ADAPT_ADDA       ? lensnet__adapt_step_adda(a, s, loss, err)
           : a->method == LENSNET__ADAPT_ADAMATCH ? lensnet__adapt_step_adamatch(a, s, total, loss, err)
+          : a->method == LENSNET__ADAPT_ADABN    ? lensnet__adapt_step_adabn(a, s, loss, err)
                                                  : lensnet__adapt_step_self(a, s, loss, err);
       if (r != LENSNET_OK) return r;
-      if (loss[0] != loss[0] || loss[1] != loss[1]) return lensnet__fail(err, LENSNET_ERR_DIVERGED, "the loss became NaN at epoch %d", p.epoch);
+      if (loss[0] != loss[0] || loss[1] != loss[1])
+        return lensnet__fail(err, LENSNET_ERR_DIVERGED, a->method == LENSNET__ADAPT_ADABN ? "a batch-norm statistic of the target images is NaN or infinite"
+                                                                                          : "the loss became NaN at epoch %d", p.epoch);
       a->step++;
       sum[0] += loss[0]; sum[1] += loss[1];
       p.step = s + 1;
       p.loss[0] = sum[0] / (double)p.step; p.loss[1] = sum[1] / (double)p.step;
+      if (a->method == LENSNET__ADAPT_ADABN) p.loss[0] = loss[0], p.loss[1] = loss[1]; /* already means over the channels done */
       p.seconds = lensnet__adapt_seconds(a) - t0;
       if (a->d.progress && a->d.progress(a->d.progress_user, &p)) stop = 1;
     }

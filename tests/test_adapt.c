@@ -1,5 +1,6 @@
 /* lensnet_adapt, the domain-adaptation recipe of lensnet.h: the backward pass from a layer's
- * output against finite differences, each method (adda, adamatch, self-ensembling) on a tiny
+ * output against finite differences, each method (adda, adamatch, self-ensembling; adabn's
+ * statistics against the engine's own training-mode batch norm) on a tiny
  * model, a resumed run equal bit for bit to an uninterrupted one, results that do not depend on
  * the thread count, clear errors, and a toy domain shift that adaptation must reduce. */
 #define _POSIX_C_SOURCE 200809L
@@ -308,7 +309,7 @@ static void test_settings(void) {
   }
   CHECK(n == 15 && round, "%lu settings, each formatted and parsed back to itself", (unsigned long)n);
   for (i = 0; i < n && strcmp(s[i].name, "method"); i++) {}
-  CHECK(i < n && lensnet_adapt_setting_parse(&d, &s[i], "mixup", &err) == LENSNET_ERR_ARG && strstr(err.message, "adda|adamatch"),
+  CHECK(i < n && lensnet_adapt_setting_parse(&d, &s[i], "mixup", &err) == LENSNET_ERR_ARG && strstr(err.message, "adda|adamatch|self-ensembling|adabn"),
         "method takes its choices only: %s", err.message);
   for (i = 0; i < n && strcmp(s[i].name, "tau"); i++) {}
   CHECK(i < n && lensnet_adapt_setting_parse(&d, &s[i], "1.5", &err) == LENSNET_ERR_ARG, "tau above 1 is refused: %s", err.message);
@@ -454,6 +455,31 @@ static void test_domain_shift(void) {
     lensnet_model_free(adapted);
   }
   lensnet_model_free(m);
+  /* adabn needs batch norm: a classifier with it, and a stronger shift (4 times as bright on a
+   * pedestal of 3), since batch norm's source statistics already carry it through the one above.
+   * The brightness and the pedestal reach the first batch norm as an affine change of each
+   * channel (the convolution is linear; only the zero padding at the border differs), which the
+   * target's statistics undo: the target accuracy should come back to about the source's. */
+  make_blobs(shift_tgt, shift_tgt_labels, N_SHIFT, 32, 4.0f, 3.0f);
+  m = new_model(ARCH, 21);
+  CHECK(m && lensnet_fit(m, &fd, &err) == LENSNET_OK, "a source classifier with batch norm trains");
+  if (!m) return;
+  src_acc = accuracy(m, &s, shift_src_labels);
+  before = accuracy(m, &t, shift_tgt_labels);
+  adapted = NULL;
+  lensnet__adapt_clone(m, &adapted, &err);
+  {
+    progress_log log;
+    lensnet_adapt_desc d = base_desc("adabn", NULL, &log);
+    d.source = NULL; d.source_labels = NULL; d.target = &t; d.target_labels = NULL;
+    CHECK(adapted && lensnet_adapt(adapted, &d, &err) == LENSNET_OK, "adabn on the shifted domain");
+  }
+  after = adapted ? accuracy(adapted, &t, shift_tgt_labels) : 0;
+  printf("   %-16s source accuracy %.3f; target accuracy %.3f before, %.3f after\n", "adabn", src_acc, before, after);
+  CHECK(after > before + 0.1 && after >= src_acc - 0.05, "adabn brings the target accuracy (%.3f -> %.3f) to about the source's (%.3f)",
+        before, after, src_acc);
+  lensnet_model_free(adapted);
+  lensnet_model_free(m);
 }
 
 /* adda's disc_lr: by default the encoder's rate (the same run bit for bit as naming it); another
@@ -512,6 +538,111 @@ static void test_disc_lr(void) {
   lensnet_model_free(a); lensnet_model_free(b); lensnet_model_free(c); lensnet_model_free(stopped); lensnet_model_free(resumed);
 }
 
+
+/* ---- adabn ------------------------------------------------------------------------------------
+ * The reference for the statistics is the engine's batch norm in training mode: with momentum=1
+ * its running mean and variance after one pass over all the target images as a single batch are
+ * those images' mean and unbiased variance, layer by layer. The two differ only in how a lower
+ * layer normalises while the upper one is measured (the batch's biased variance against adabn's
+ * unbiased running one, a factor sqrt(1 - 1/n) with n = 48 x 4 x 64 values a channel), so they
+ * agree to about 1e-4 of the statistic, not bit for bit. */
+#define ARCH_P4BN(mom) "input 1 8 8\np4_lift name=lift out=2 kernel=3 padding=1 bias=0\nbatchnorm name=bn0 orientations=4" mom "\nrelu\n" \
+                       "p4_conv name=c1 out=3 kernel=3 padding=1\nbatchnorm name=bn1 orientations=4" mom "\nrelu\np4_pool mode=max\n" \
+                       "global_avgpool\ndense name=fc out=2"
+
+static const float *param_of(const lensnet_model *m, const char *name) {
+  size_t i;
+  for (i = 0; i < m->param_count; i++)
+    if (!strcmp(m->params[i].name, name)) return m->values + m->params[i].offset;
+  return NULL;
+}
+
+static void test_adabn(void) {
+  lensnet_model *m = new_model(ARCH_P4BN(""), 5), *ref = new_model(ARCH_P4BN(" momentum=1"), 5), *start = new_model(ARCH_P4BN(""), 5);
+  lensnet_model *b5 = new_model(ARCH_P4BN(""), 5), *threaded = new_model(ARCH_P4BN(""), 5), *with_src = new_model(ARCH_P4BN(""), 5);
+  lensnet_model *plain = new_model(ARCH_PLAIN, 3), *resumed = NULL;
+  lensnet_trainer *t = NULL;
+  lensnet_trainer_desc td;
+  lensnet_error err;
+  progress_log log;
+  lensnet_adapt_desc d;
+  lens_pool *pool = lens_pool_create(3);
+  lensnet_parallel par = lens_pool_parallel(pool);
+  const char *names[4] = {"bn0.running_mean", "bn0.running_var", "bn1.running_mean", "bn1.running_var"};
+  size_t counts[4] = {2, 2, 3, 3}, i, k, moved = 0, others = 0;
+  double worst = 0, change = 0;
+  const char *dir = "build/test_adapt_adabn";
+  char path[128], line[256];
+  FILE *f;
+  if (!m || !ref || !start || !b5 || !threaded || !with_src || !plain) { CHECK(0, "the models"); return; }
+  /* running statistics far from the target's, as a source model's would be */
+  for (k = 0; k < 4; k++) {
+    float *v = (float *)param_of(m, names[k]);
+    for (i = 0; v && i < counts[k]; i++) v[i] = k % 2 ? 0.3f : -0.7f;
+  }
+  memcpy(start->values, m->values, m->value_count * sizeof(float));
+  memcpy(b5->values, m->values, m->value_count * sizeof(float));
+  memcpy(threaded->values, m->values, m->value_count * sizeof(float));
+  memcpy(with_src->values, m->values, m->value_count * sizeof(float));
+  memcpy(ref->values, m->values, m->value_count * sizeof(float));
+  mkdir(dir, 0755);
+  d = base_desc("adabn", dir, &log);
+  d.source = NULL; d.source_labels = NULL; d.epochs = 0; d.batch = 16; d.target_labels = NULL;
+  CHECK(lensnet_adapt(m, &d, &err) == LENSNET_OK, "adabn without source images: %s", err.message);
+  CHECK(log.epochs_seen == 1 && log.finite, "one epoch (%d) with finite statistics", log.epochs_seen);
+  printf("   adabn: mean_shift %.4f, std_change %.4f\n", log.loss[0], log.loss[1]);
+  /* the reference */
+  memset(&td, 0, sizeof td);
+  td.batch_cap = N_TGT;
+  CHECK(lensnet_trainer_create(ref, &td, &t, &err) == LENSNET_OK && lensnet_trainer_forward(t, N_TGT, tgt_data, 1, NULL, &err) == LENSNET_OK,
+        "the reference pass in training mode");
+  for (k = 0; k < 4; k++) {
+    const float *a = param_of(m, names[k]), *r = param_of(ref, names[k]), *s0 = param_of(start, names[k]);
+    for (i = 0; a && r && s0 && i < counts[k]; i++) {
+      double e = fabs((double)a[i] - r[i]) / (fabs((double)r[i]) + 1e-3);
+      if (e > worst) worst = e;
+      if (fabs((double)a[i] - s0[i]) > change) change = fabs((double)a[i] - s0[i]);
+    }
+  }
+  printf("   largest relative difference from the training-mode statistics: %.2e (largest change %.3f)\n", worst, change);
+  CHECK(worst < 1e-3 && change > 0.1, "bn0's and bn1's statistics are the target images' (relative difference %.2e)", worst);
+  for (k = 0; k < m->param_count; k++) {
+    const lensnet_param *P = &m->params[k];
+    int stat = strstr(P->name, "running_") != NULL, same = !memcmp(m->values + P->offset, start->values + P->offset, P->count * sizeof(float));
+    moved += stat && !same;
+    others += !stat && !same;
+  }
+  CHECK(moved == 4 && others == 0, "only the running statistics change (%lu of 4 moved, %lu others)", (unsigned long)moved, (unsigned long)others);
+  d = base_desc("adabn", NULL, &log);
+  d.source = NULL; d.source_labels = NULL; d.batch = 5; d.target_labels = NULL;
+  CHECK(lensnet_adapt(b5, &d, &err) == LENSNET_OK && same_values(m, b5), "a batch of 5 gives the statistics of 16, bit for bit");
+  d.batch = 16; d.parallel = &par;
+  CHECK(lensnet_adapt(threaded, &d, &err) == LENSNET_OK && same_values(m, threaded), "3 threads give those of 1, bit for bit");
+  d = base_desc("adabn", NULL, &log);
+  d.batch = 16; d.target_labels = NULL;
+  CHECK(lensnet_adapt(with_src, &d, &err) == LENSNET_OK && same_values(m, with_src), "source images given are not read");
+  d = base_desc("adabn", NULL, &log);
+  CHECK(lensnet_adapt(plain, &d, &err) == LENSNET_ERR_ARG && strstr(err.message, "batch norm"), "a model without batch norm: %s", err.message);
+  snprintf(path, sizeof path, "%s/history.csv", dir);
+  if ((f = fopen(path, "r")) != NULL) {
+    int lines = 0, header = 0;
+    while (fgets(line, sizeof line, f)) header |= lines++ == 0 && !strncmp(line, "epoch,mean_shift,std_change,", 28);
+    fclose(f);
+    CHECK(lines == 2 && header, "history.csv: the header of adabn's two statistics and one row (%d lines)", lines);
+  } else CHECK(0, "no %s", path);
+  d = base_desc("adabn", NULL, &log);
+  d.source = NULL; d.source_labels = NULL; d.target_labels = NULL;
+  CHECK(lensnet_adapt_resume(dir, &d, &resumed, &err) == LENSNET_OK && same_values(m, resumed) && log.epochs_seen == 0,
+        "resuming the complete run: the same model, nothing run again");
+  CHECK(resumed && lensnet_model_meta(resumed, "adapt.method") && !strcmp(lensnet_model_meta(resumed, "adapt.method"), "adabn") &&
+            lensnet_model_meta(resumed, "adapt.epochs") && !strcmp(lensnet_model_meta(resumed, "adapt.epochs"), "1"),
+        "adapt.method adabn, adapt.epochs 1");
+  lensnet_trainer_free(t);
+  lens_pool_free(pool);
+  lensnet_model_free(m); lensnet_model_free(ref); lensnet_model_free(start); lensnet_model_free(b5); lensnet_model_free(threaded);
+  lensnet_model_free(with_src); lensnet_model_free(plain); lensnet_model_free(resumed);
+}
+
 int main(void) {
   make_blobs(src_data, src_labels, N_SRC, 12, 1.0f, 0.0f);
   make_blobs(tgt_data, tgt_labels, N_TGT, 13, 2.0f, 0.5f);
@@ -527,5 +658,6 @@ int main(void) {
   TEST("the views' symmetries: flips and quarter turns, half turns, none") test_views();
   TEST("no_dropout: dropout is the identity in training mode, gradients as with p = 0") test_no_dropout();
   TEST("a domain shift that adaptation reduces") test_domain_shift();
+  TEST("adabn: the target's batch-norm statistics, exactly, and nothing else") test_adabn();
   return check_summary();
 }

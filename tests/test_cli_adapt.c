@@ -2,7 +2,8 @@
  * is a finder `lens predict` reads, an interrupted and resumed run ends on the weights of an
  * uninterrupted one (with another thread count after the resume), target images given as FITS
  * files (a list of cutouts, or one cube) give the weights the same images give as .npy, with
- * --resume too, a complete run resumed changes nothing, and bad input gets clear errors with exit status 1 or 2 and no files, nor a
+ * --resume too, a complete run resumed changes nothing, --method adabn (no source images, one
+ * pass) refuses what does not apply to it, and bad input gets clear errors with exit status 1 or 2 and no files, nor a
  * folder the run created. */
 #define _POSIX_C_SOURCE 200809L
 #define LENSNET_IMPLEMENTATION
@@ -307,6 +308,49 @@ static void test_errors(void) {
   CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/nothing_here") == 1, "--resume of a folder without a run: %s", out);
 }
 
+
+/* --method adabn: a finder with batch norm, no source images; its files, its refusals. */
+static void test_adabn(void) {
+  char out[4096];
+  FILE *f;
+  if ((f = fopen(W "/arch_bn.txt", "w")) != NULL) {
+    fputs("input 4 66 66\nconv2d name=c1 out=4 kernel=6 stride=6\nbatchnorm name=bn\nrelu\nmaxpool kernel=2\nflatten\n"
+          "dense name=fc1 out=8\nrelu\ndense name=fc2 out=2\n", f);
+    fclose(f);
+  }
+  CHECK(cli_lens("train --data " W "/src/images.npy --labels " W "/src/labels.csv --arch " W "/arch_bn.txt --epochs 1 --batch 8 "
+                 "--threads 1 --out " W "/finder_bn 2>/dev/null") == 0, "a finder with batch norm");
+#define ADABN "adapt --method adabn --init " W "/finder_bn/best.safetensors --threads 1"
+  CHECK(cli_lens_output(out, sizeof out, ADABN " --target-data " W "/tgt/images.npy --target-labels " W "/tgt/labels.csv --out " W
+                        "/run_adabn") == 0 && strstr(out, "epoch 1/1: mean_shift") && strstr(out, "std_change") && strstr(out, "target acc"),
+        "adabn runs without source images, its statistics on stderr: %s", out);
+  CHECK(cli_lines(W "/run_adabn/history.csv") == 2 && cli_file_has(W "/run_adabn/history.csv", "epoch,mean_shift,std_change,target_acc"),
+        "history.csv: adabn's header and one row");
+  CHECK(cli_lens("predict --model " W "/run_adabn/best.safetensors " W "/tgt/images.npy > " W "/run_adabn/scores.csv 2>/dev/null") == 0 &&
+            cli_lines(W "/run_adabn/scores.csv") == TARGETS + 1,
+        "lens predict reads the adapted finder");
+  CHECK(cli_lens(ADABN " --batch 3 --target-data \"$(ls " W "/tgt/fits/*.fits | paste -sd, -)\" --out " W "/run_adabn_fits 2>/dev/null") == 0 &&
+            same_tensors(W "/run_adabn/best.safetensors", W "/run_adabn_fits/best.safetensors"),
+        "the targets as FITS cutouts, 3 at a time: the same statistics, bit for bit");
+  CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/run_adabn") == 0 && strstr(out, "complete (1 of 1 epochs)"),
+        "resumed, the run is complete: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/run_adabn --epochs 3") == 2 && strstr(out, "--epochs does not apply to --method adabn"),
+        "--epochs to extend it: refused: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, ADABN " --target-data " W "/tgt/images.npy --source-data " W "/src/images.npy --source-labels " W
+                        "/src/labels.csv --out " W "/bad_adabn") == 2 && strstr(out, "uses no source images"),
+        "source images given to adabn: refused: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, ADABN " --target-data " W "/tgt/images.npy --lr 1e-3 --out " W "/bad_adabn") == 2 &&
+            strstr(out, "--lr is a setting of --method adda, adamatch or self-ensembling; this run is --method adabn"),
+        "--lr with adabn: refused, the methods named: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, ADABN " --out " W "/bad_adabn") == 2 && strstr(out, "--target-data, --init and --out are required"),
+        "adabn without --target-data: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "adapt --method adabn --init " W "/finder/best.safetensors --target-data " W "/tgt/images.npy --out " W
+                        "/bad_adabn") == 2 && strstr(out, "no batch norm"),
+        "a finder without batch norm: %s", out);
+  CHECK(!dir_exists(W "/bad_adabn"), "nothing written for the refused runs");
+#undef ADABN
+}
+
 int main(void) {
   if (!cli_have_lens()) return check_summary();
   TEST("tiny simulations and a finder") CHECK(make_runs(), "lens sim and lens train");
@@ -315,5 +359,6 @@ int main(void) {
   TEST("an interrupted run resumed") test_resume();
   TEST("target images as FITS") test_fits();
   TEST("bad input") test_errors();
+  TEST("--method adabn") test_adabn();
   return check_summary();
 }

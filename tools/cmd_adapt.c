@@ -103,6 +103,7 @@ static const lens_command_spec *adapt_spec(void) {
   sections[1].count = r;
   spec.usage = "usage: lens adapt --source-data images.npy --source-labels labels.csv --target-data FILES\n"
                "                  --init M.safetensors --out DIR [--method adda|adamatch|self-ensembling] [options]\n"
+               "       lens adapt --method adabn --target-data FILES --init M.safetensors --out DIR [options]\n"
                "       lens adapt --resume DIR [--epochs E] [--threads T]\n";
   spec.intro = "Domain adaptation of a classifier: its last dense layer is the classifier, the layers below it\n"
                "the encoder. DIR/best.safetensors is the adapted finder (lens predict reads it).\n";
@@ -206,12 +207,12 @@ static void data_free(adapt_data *d) {
 
 static int load_data(const adapt_args *a, const lensnet_model *m, adapt_data *d) {
   int rc;
-  if ((rc = read_images("--source-data", a->source_data, m, &d->source)) != 0 ||
+  if ((a->source_data[0] && (rc = read_images("--source-data", a->source_data, m, &d->source)) != 0) ||
       (rc = read_images("--target-data", a->target_data, m, &d->target)) != 0) return rc;
-  if (!(d->source_labels = (float *)malloc(d->source.shape[0] * sizeof(float))) ||
+  if ((a->source_data[0] && !(d->source_labels = (float *)malloc(d->source.shape[0] * sizeof(float)))) ||
       (a->target_labels[0] && !(d->target_labels = (float *)malloc(d->target.shape[0] * sizeof(float)))))
     return lens_fail("out of memory");
-  if ((rc = read_labels(a->source_labels, d->source.shape[0], d->source_labels, m->out_features)) != 0) return rc;
+  if (a->source_data[0] && (rc = read_labels(a->source_labels, d->source.shape[0], d->source_labels, m->out_features)) != 0) return rc;
   return a->target_labels[0] ? read_labels(a->target_labels, d->target.shape[0], d->target_labels, m->out_features) : 0;
 }
 
@@ -276,9 +277,13 @@ static int fresh_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) 
   size_t k;
   int rc = 0, minmax = 0;
   size_t made = 0;        /* how much of --out this run created (lens_make_dirs_noted) */
-  if (!a->source_data[0] || !a->source_labels[0] || !a->target_data[0] || !a->init[0] || !a->out || !a->out[0]) {
+  int adabn = a->adapt.method && !strcmp(a->adapt.method, "adabn");
+  if (adabn && (a->source_data[0] || a->source_labels[0]))
+    return lens_usage("adapt: --method adabn uses no source images; leave out --source-data and --source-labels");
+  if ((!adabn && (!a->source_data[0] || !a->source_labels[0])) || !a->target_data[0] || !a->init[0] || !a->out || !a->out[0]) {
     lens_options_help(adapt_spec(), stderr);
-    return lens_usage("--source-data, --source-labels, --target-data, --init and --out are required (or --resume DIR)");
+    return lens_usage(adabn ? "--target-data, --init and --out are required with --method adabn"
+                            : "--source-data, --source-labels, --target-data, --init and --out are required (or --resume DIR)");
   }
   if (lens_out_folder("--out", a->out)) return LENS_EXIT_USAGE;
   for (k = 0; k < sizeof run_files / sizeof *run_files && !a->force; k++) {
@@ -315,7 +320,7 @@ static int fresh_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data) 
     d = a->adapt;
     d.minmax = minmax;
     d.preprocess = minmax ? "minmax" : "none"; /* resolved above, --preprocess over the model's */
-    d.source = &data->source; d.source_labels = data->source_labels;
+    d.source = adabn ? NULL : &data->source; d.source_labels = data->source_labels;
     d.target = &data->target; d.target_labels = data->target_labels;
     d.parallel = base->parallel; d.progress = base->progress; d.progress_user = base->progress_user; d.seconds = base->seconds;
     d.out_dir = a->out;
@@ -357,6 +362,10 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     if (!(v = lensnet_safetensors_meta(&st, key))) rc = lens_fail("%s: not a lens adapt checkpoint (no %s)", path, key);
     else if (lens_option_set(&tool_rows[k], a, v, "checkpoint: adapt.")) rc = LENS_EXIT_FAIL;
   }
+  if (rc == 0 && a->adapt.epochs) { /* adabn is one pass: there is nothing to extend */
+    const char *method = lensnet_safetensors_meta(&st, "adapt.method");
+    if (method && !strcmp(method, "adabn")) rc = lens_usage("adapt: --epochs does not apply to --method adabn (one pass over the target images)");
+  }
   if (rc == 0) { /* one asked to shorten stops here; a complete run writes its history again from the checkpoint */
     const char *done = lensnet_safetensors_meta(&st, "adapt.epoch"), *total = lensnet_safetensors_meta(&st, "adapt.epochs");
     rc = lens_resume_epochs(a->resume, done ? atoi(done) : 0, total ? atoi(total) : 0, a->adapt.epochs);
@@ -371,7 +380,7 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     const char *ep = lensnet_safetensors_meta(&st, "adapt.epoch");
     lensnet_adapt_desc d;
     memset(&d, 0, sizeof d);
-    d.source = &data->source; d.source_labels = data->source_labels;
+    d.source = a->source_data[0] ? &data->source : NULL; d.source_labels = data->source_labels;
     d.target = &data->target; d.target_labels = data->target_labels;
     d.parallel = base->parallel; d.progress = base->progress; d.progress_user = base->progress_user; d.seconds = base->seconds;
     d.epochs = a->adapt.epochs;
@@ -436,14 +445,18 @@ int lens_cmd_adapt(int argc, char **argv) {
         const lens_option *o = &spec->sections[sec].rows[row];
         const lensnet_fit_setting *setting = sec == 1 ? (const lensnet_fit_setting *)o->data : NULL;
         if (n < LENS_OPTIONS_MAX && given.row[n] && setting && !lensnet_adapt_setting_applies(setting, method)) {
-          char flag[64], own[96], *comma;
+          char flag[64], own[96];
           size_t c;
           snprintf(flag, sizeof flag, "%s", o->name);
           for (c = 0; flag[c]; c++) if (flag[c] == '_') flag[c] = '-';
-          snprintf(own, sizeof own, "%s", lensnet_adapt_setting_method(setting));
-          if ((comma = strchr(own, ',')) != NULL) { /* "a,b": "a or b" */
-            memmove(comma + 4, comma + 1, strlen(comma + 1) + 1);
-            memcpy(comma, " or ", 4);
+          { /* "a,b,c": "a, b or c" */
+            const char *list = lensnet_adapt_setting_method(setting), *last = strrchr(list, ',');
+            size_t o2 = 0;
+            for (; *list && o2 + 5 < sizeof own; list++)
+              if (*list != ',') own[o2++] = *list;
+              else if (list == last) memcpy(own + o2, " or ", 4), o2 += 4;
+              else memcpy(own + o2, ", ", 2), o2 += 2;
+            own[o2] = 0;
           }
           return lens_usage("adapt: --%s is a setting of --method %s; this run is --method %s", flag, own, method);
         }

@@ -84,6 +84,17 @@ for arch in ou66 p4cnn; do
       --target-data "$RUN/target/images.npy" --batch 32 --seed 1
     score "$RUN/adapt_${arch}_$method/best.safetensors" "${arch}+$method"
   done
+  # adabn (batch-norm statistics of the target; one pass, no source images): p4cnn has batch
+  # norm, the OU-66 CNN has none
+  if [ "$arch" = p4cnn ]; then
+    if ! done_run "$RUN/adapt_${arch}_adabn" 1; then
+      start=$(date +%s)
+      "$LENS" adapt $T --method adabn --init "$RUN/train_$arch/best.safetensors" --target-data "$RUN/target/images.npy" \
+        --batch 32 --force --out "$RUN/adapt_${arch}_adabn"
+      echo "adapt_${arch}_adabn,$(( $(date +%s) - start ))" >> "$RUN/seconds.csv"
+    fi
+    score "$RUN/adapt_${arch}_adabn/best.safetensors" "${arch}+adabn"
+  fi
 done
 
 # the upper bound no adaptation may use: each encoder trained with target labels (8,000 labelled
