@@ -12811,7 +12811,9 @@ static lensnet_result lensnet__adapt_step_adda(lensnet__adapt *a, size_t step, d
  * running statistics become those of its input over every target image. Step s passes batch
  * s % per of the target images (per batches in all) through the model at inference and adds each
  * channel's sum and sum of squares of the input of batch-norm layer s / per (in double, image by
- * image in order: the result does not depend on the batch size); the layer's last batch sets its
+ * image in order: the result does not depend on the batch size; about the layer's source mean,
+ * which the sums leave in place until they are complete, so that a mean far from zero does not
+ * cancel the variance's digits); the layer's last batch sets its
  * mean and unbiased variance (PyTorch's convention for running_var). Layers are done from the
  * input up, so each sees the layers below it already adapted. loss[0] and loss[1] are the means
  * over the channels adapted so far of |mean_target - mean_source| / std_source and
@@ -12822,6 +12824,7 @@ static lensnet_result lensnet__adapt_step_adabn(lensnet__adapt *a, size_t step, 
   size_t l = a->bn[j], bs = nt - first < B ? nt - first : B, k, c, q;
   const lensnet_layer *L = &m->layers[l];
   size_t C = L->in_c / L->orientations, hw = L->orientations * L->in_h * L->in_w;
+  float *rmean = m->values + m->params[L->mean_param].offset, *rvar = m->values + m->params[L->var_param].offset;
   const float *x;
   lensnet_result r;
   for (k = 0; k < bs; k++) lensnet__adapt_view(a, a->d.target->data + (first + k) * a->per, a->x + k * a->per, 0);
@@ -12831,15 +12834,17 @@ static lensnet_result lensnet__adapt_step_adabn(lensnet__adapt *a, size_t step, 
   for (k = 0; k < bs; k++)
     for (c = 0; c < C; c++) {
       const float *v = x + (k * C + c) * hw;
-      double s = 0.0, sq = 0.0;
-      for (q = 0; q < hw; q++) s += v[q], sq += (double)v[q] * v[q];
+      double s = 0.0, sq = 0.0, ref = rmean[c];
+      for (q = 0; q < hw; q++) {
+        double dv = (double)v[q] - ref;
+        s += dv, sq += dv * dv;
+      }
       a->bn_sum[c] += s; a->bn_sq[c] += sq;
     }
   if (first + bs == nt) { /* the layer's statistics are complete */
-    float *rmean = m->values + m->params[L->mean_param].offset, *rvar = m->values + m->params[L->var_param].offset;
     double n = (double)nt * (double)hw;
     for (c = 0; c < C; c++) {
-      double mu = a->bn_sum[c] / n, var = n > 1 ? (a->bn_sq[c] - n * mu * mu) / (n - 1) : 0.0;
+      double dmu = a->bn_sum[c] / n, mu = (double)rmean[c] + dmu, var = n > 1 ? (a->bn_sq[c] - n * dmu * dmu) / (n - 1) : 0.0;
       double sd_old = sqrt((double)rvar[c] + L->value), sd_new;
       if (var < 0) var = 0; /* rounding of a constant channel */
       sd_new = sqrt(var + L->value);
