@@ -10980,8 +10980,9 @@ static void lensnet__layers_task(void *ctx, size_t index, size_t worker) {
     kind->backward_reduce(t, l, j->batch);
 }
 
-LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t batch, const float *input, int training,
-                                                   float *output, lensnet_error *err) {
+/* The forward pass through layers [0, stop): lensnet_trainer_forward with stop = layer_count. */
+static lensnet_result lensnet__trainer_forward_to(lensnet_trainer *t, size_t batch, const float *input, int training, size_t stop,
+                                                  lensnet_error *err) {
   lensnet_model *m = t->model;
   size_t i;
   uint64_t step_seed;
@@ -10993,9 +10994,9 @@ LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t ba
   if (t->packed) { /* the weights as they are for this step, packed once for every image, a layer a task */
     lensnet__layers_job job;
     job.t = t; job.first = 0; job.batch = batch; job.has_dx = 0; job.what = 0;
-    lensnet__parallel_run(&t->parallel, m->layer_count, lensnet__layers_task, &job);
+    lensnet__parallel_run(&t->parallel, stop, lensnet__layers_task, &job);
   }
-  for (i = 0; i < m->layer_count;) {
+  for (i = 0; i < stop;) {
     lensnet__run_task r;
     lensnet__pass p;
     if (!lensnet__per_image(&m->layers[i])) {
@@ -11007,12 +11008,19 @@ LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t ba
     }
     memset(&r, 0, sizeof r);
     r.t = t; r.first = i; r.batch = batch; r.step_seed = step_seed;
-    for (r.last = i; r.last < m->layer_count && lensnet__per_image(&m->layers[r.last]); r.last++) {}
+    for (r.last = i; r.last < stop && lensnet__per_image(&m->layers[r.last]); r.last++) {}
     lensnet__parallel_run(&t->parallel, batch, lensnet__forward_run_task, &r);
     i = r.last;
   }
-  if (output) memcpy(output, lensnet__act(t, (long)m->layer_count - 1, 0), batch * m->out_features * sizeof(float));
   return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_trainer_forward(lensnet_trainer *t, size_t batch, const float *input, int training,
+                                                   float *output, lensnet_error *err) {
+  lensnet_result r = lensnet__trainer_forward_to(t, batch, input, training, t->model->layer_count, err);
+  if (r == LENSNET_OK && output)
+    memcpy(output, lensnet__act(t, (long)t->model->layer_count - 1, 0), batch * t->model->out_features * sizeof(float));
+  return r;
 }
 
 LENSNET_API lensnet_result lensnet_trainer_backward(lensnet_trainer *t, size_t batch, const float *output_grad, lensnet_error *err) {
@@ -12404,7 +12412,7 @@ static const lensnet_fit_setting lensnet__adapt_table[] = {
                      "adda (Tzeng et al. 2017, default) | adamatch (Berthelot et al. 2021) |\nself-ensembling (French et al. 2018) | "
                      "adabn (Li et al. 2018: batch-norm statistics\nof the target, one pass, no source images)"),
   LENSNET__ADAPT_ROW("epochs", LENSNET_SETTING_INT, epochs, 0, 1000000, NULL, "epochs of ceil(target images / batch) steps (default 10)"),
-  LENSNET__ADAPT_ROW("batch", LENSNET_SETTING_SIZE, batch, 0, 4096, NULL, "source and target images per step, each (default 32)"),
+  LENSNET__ADAPT_ROW("batch", LENSNET_SETTING_SIZE, batch, 0, 4096, NULL, "source and target images per step, each (default 32); adabn: target\nimages passed at once"),
   LENSNET__ADAPT_ROW("lr", LENSNET_SETTING_NUMBER, lr, 0, 10, NULL, "Adam's learning rate (default 2e-4 for adda, 1e-3 for the others)"),
   LENSNET__ADAPT_ROW("disc_width", LENSNET_SETTING_SIZE, disc_width, 0, 65536, NULL,
                      "adda: the discriminator's hidden width (default 128; the paper's 500)"),
@@ -12555,7 +12563,7 @@ typedef struct {
   size_t classifier, feature, classes, per, feat_n, steps;
   size_t *src_order, *tgt_order;
   size_t *bn, bn_count;             /* adabn: the batch-norm layers, in order */
-  double *bn_sum, *bn_sq, bn_shift, bn_change; /* adabn: the layer's sums per channel; the changes so far, summed */
+  double *bn_sum, *bn_sq, *bn_ref, bn_shift, bn_change; /* adabn: the layer's sums per channel about bn_ref; the changes so far, summed */
   size_t bn_channels;               /* adabn: channels adapted so far */
   float *x, *logits, *logits2, *grad, *grad2, *lambda, *feats, *dlogits, *dgrad, *dlabels, *keep, *work, *img;
   lensnet_rng data_rng;
@@ -12572,7 +12580,7 @@ static void lensnet__adapt_free(lensnet__adapt *a) {
   LENSNET_FREE(a->src_order); LENSNET_FREE(a->tgt_order); LENSNET_FREE(a->x); LENSNET_FREE(a->logits); LENSNET_FREE(a->logits2);
   LENSNET_FREE(a->grad); LENSNET_FREE(a->grad2); LENSNET_FREE(a->lambda); LENSNET_FREE(a->feats); LENSNET_FREE(a->dlogits);
   LENSNET_FREE(a->dgrad); LENSNET_FREE(a->dlabels); LENSNET_FREE(a->keep); LENSNET_FREE(a->work); LENSNET_FREE(a->img);
-  LENSNET_FREE(a->history); LENSNET_FREE(a->bn); LENSNET_FREE(a->bn_sum); LENSNET_FREE(a->bn_sq);
+  LENSNET_FREE(a->history); LENSNET_FREE(a->bn); LENSNET_FREE(a->bn_sum); LENSNET_FREE(a->bn_sq); LENSNET_FREE(a->bn_ref);
 }
 
 static lensnet_result lensnet__adapt_history_add(lensnet__adapt *a, const char *row, lensnet_error *err) {
@@ -12663,18 +12671,26 @@ static lensnet_result lensnet__adapt_setup(lensnet__adapt *a, lensnet_model *m, 
   for (l = 0; l < m->layer_count; l++) a->has_bn |= m->layers[l].type == LENSNET_LAYER_BATCHNORM;
   B = a->d.batch;
   a->steps = (a->d.target->shape[0] + B - 1) / B;
-  if (a->method == LENSNET__ADAPT_ADABN) { /* a pass over the target images for each batch-norm layer */
+  if (a->method == LENSNET__ADAPT_ADABN) { /* a pass over the target images for each batch-norm layer of the encoder */
     size_t widest = 1;
-    if (!a->has_bn) return lensnet__fail(err, LENSNET_ERR_ARG, "adabn: the model has no batch norm layer, so no statistics to adapt");
     if (!(a->bn = LENSNET__CAST(size_t *, LENSNET_MALLOC(m->layer_count * sizeof(size_t))))) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
-    for (l = 0; l < m->layer_count; l++)
+    for (l = 0; l < a->classifier; l++) /* the classifier and the layers above it keep theirs, as in adda */
       if (m->layers[l].type == LENSNET_LAYER_BATCHNORM) {
+        const lensnet_layer *L = &m->layers[l];
+        size_t values = a->d.target->shape[0] * L->orientations * L->in_h * L->in_w;
+        if (values < 2)
+          return lensnet__fail(err, LENSNET_ERR_SHAPE, "adabn: batch-norm layer %s sees 1 value per channel in 1 target image; a variance needs at least 2 (give more target images)",
+                               L->name[0] ? L->name : "(unnamed)");
         a->bn[a->bn_count++] = l;
-        if (m->layers[l].in_c > widest) widest = m->layers[l].in_c;
+        if (L->in_c > widest) widest = L->in_c;
       }
+    if (!a->bn_count)
+      return lensnet__fail(err, LENSNET_ERR_ARG, "adabn: the model has no batch norm layer below its classifier (the last dense layer), so no "
+                                                 "statistics to adapt; adda, adamatch and self-ensembling adapt models without it");
     a->bn_sum = LENSNET__CAST(double *, LENSNET_MALLOC(widest * sizeof(double)));
     a->bn_sq = LENSNET__CAST(double *, LENSNET_MALLOC(widest * sizeof(double)));
-    if (!a->bn_sum || !a->bn_sq) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+    a->bn_ref = LENSNET__CAST(double *, LENSNET_MALLOC(widest * sizeof(double)));
+    if (!a->bn_sum || !a->bn_sq || !a->bn_ref) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
     a->steps *= a->bn_count;
   }
   cap = a->method == LENSNET__ADAPT_ADAMATCH ? 4 * B : B;
@@ -12811,13 +12827,16 @@ static lensnet_result lensnet__adapt_step_adda(lensnet__adapt *a, size_t step, d
  * running statistics become those of its input over every target image. Step s passes batch
  * s % per of the target images (per batches in all) through the model at inference and adds each
  * channel's sum and sum of squares of the input of batch-norm layer s / per (in double, image by
- * image in order: the result does not depend on the batch size; about the layer's source mean,
- * which the sums leave in place until they are complete, so that a mean far from zero does not
- * cancel the variance's digits); the layer's last batch sets its
+ * image in order: the result does not depend on the batch size; about the channel's mean in the
+ * first target image, so that a mean far from zero does not cancel the variance's digits); the
+ * layer's last batch sets its
  * mean and unbiased variance (PyTorch's convention for running_var). Layers are done from the
  * input up, so each sees the layers below it already adapted. loss[0] and loss[1] are the means
  * over the channels adapted so far of |mean_target - mean_source| / std_source and
- * |ln(std_target / std_source)| (std including the layer's epsilon): how far the target moved them. */
+ * |ln(std_target / std_source)| (std including the layer's epsilon): how far the target moved them.
+ * Only the layers below the classifier are adapted (it and the layers above it keep their source
+ * values, as in adda); a statistic beyond float's range (pixels of 1e30, blank-pixel markers) is
+ * refused, naming the layer, rather than saved. */
 static lensnet_result lensnet__adapt_step_adabn(lensnet__adapt *a, size_t step, double *loss, lensnet_error *err) {
   lensnet_model *m = a->m;
   size_t nt = a->d.target->shape[0], B = a->d.batch, per = (nt + B - 1) / B, j = step / per, first = (step % per) * B;
@@ -12828,13 +12847,19 @@ static lensnet_result lensnet__adapt_step_adabn(lensnet__adapt *a, size_t step, 
   const float *x;
   lensnet_result r;
   for (k = 0; k < bs; k++) lensnet__adapt_view(a, a->d.target->data + (first + k) * a->per, a->x + k * a->per, 0);
-  if (first == 0) for (c = 0; c < C; c++) a->bn_sum[c] = a->bn_sq[c] = 0.0;
-  if ((r = lensnet_trainer_forward(a->t, bs, a->x, 0, NULL, err)) != LENSNET_OK) return r;
+  if (l > 0 && (r = lensnet__trainer_forward_to(a->t, bs, a->x, 0, l, err)) != LENSNET_OK) return r; /* up to the layer */
   x = l > 0 ? lensnet_trainer_activation(a->t, l - 1) : a->x; /* the layer's input */
+  if (first == 0)
+    for (c = 0; c < C; c++) {
+      double s = 0.0;
+      for (q = 0; q < hw; q++) s += x[c * hw + q];
+      a->bn_sum[c] = a->bn_sq[c] = 0.0;
+      a->bn_ref[c] = s / (double)hw;
+    }
   for (k = 0; k < bs; k++)
     for (c = 0; c < C; c++) {
       const float *v = x + (k * C + c) * hw;
-      double s = 0.0, sq = 0.0, ref = rmean[c];
+      double s = 0.0, sq = 0.0, ref = a->bn_ref[c];
       for (q = 0; q < hw; q++) {
         double dv = (double)v[q] - ref;
         s += dv, sq += dv * dv;
@@ -12844,9 +12869,19 @@ static lensnet_result lensnet__adapt_step_adabn(lensnet__adapt *a, size_t step, 
   if (first + bs == nt) { /* the layer's statistics are complete */
     double n = (double)nt * (double)hw;
     for (c = 0; c < C; c++) {
-      double dmu = a->bn_sum[c] / n, mu = (double)rmean[c] + dmu, var = n > 1 ? (a->bn_sq[c] - n * dmu * dmu) / (n - 1) : 0.0;
+      double dmu = a->bn_sum[c] / n, mu = a->bn_ref[c] + dmu, var = n > 1 ? (a->bn_sq[c] - n * dmu * dmu) / (n - 1) : 0.0;
       double sd_old = sqrt((double)rvar[c] + L->value), sd_new;
+      float fm = (float)mu, fv;
+      uint32_t bm, bv;
       if (var < 0) var = 0; /* rounding of a constant channel */
+      fv = (float)var;
+      memcpy(&bm, &fm, sizeof bm);
+      memcpy(&bv, &fv, sizeof bv);
+      if ((bm & 0x7f800000u) == 0x7f800000u || (bv & 0x7f800000u) == 0x7f800000u) /* by the bits: -ffast-math folds isfinite away */
+        return lensnet__fail(err, LENSNET_ERR_FORMAT, "adabn: the target images give batch-norm layer %s channel %lu a %s of %g, beyond float's "
+                                                      "range (pixels of 1e30 or so? blank-pixel markers want masking first); nothing was saved",
+                             L->name[0] ? L->name : "(unnamed)", (unsigned long)c, (bm & 0x7f800000u) == 0x7f800000u ? "mean" : "variance",
+                             (bm & 0x7f800000u) == 0x7f800000u ? mu : var);
       sd_new = sqrt(var + L->value);
       a->bn_shift += fabs(mu - (double)rmean[c]) / sd_old;
       a->bn_change += fabs(log(sd_new / sd_old));
@@ -13024,6 +13059,8 @@ static lensnet_result lensnet__adapt_settings_meta(lensnet__adapt *a, lensnet_mo
   lensnet_result r = LENSNET_OK;
   for (i = 0; i < LENSNET__ADAPT_COUNT && r == LENSNET_OK; i++) {
     char key[64], value[128];
+    /* only the settings the method uses (and epochs, the run's length, which resuming reads) */
+    if (!lensnet_adapt_setting_applies(&lensnet__adapt_table[i], a->d.method) && strcmp(lensnet__adapt_table[i].name, "epochs")) continue;
     snprintf(key, sizeof key, "adapt.%s", lensnet__adapt_table[i].name);
     lensnet_adapt_setting_format(&a->d, &lensnet__adapt_table[i], value, sizeof value);
     r = lensnet_model_set_meta(m, key, value);
@@ -13051,8 +13088,10 @@ static lensnet_result lensnet__adapt_desc_from_meta(const lensnet_safetensors *s
     const char *v;
     snprintf(key, sizeof key, "adapt.%s", lensnet__adapt_table[i].name);
     if (!(v = lensnet_safetensors_meta(st, key))) {
-      /* runs from before these settings: the encoder's rate; flips and quarter turns */
+      /* runs from before these settings: the encoder's rate; flips and quarter turns. A setting
+       * the run's method does not use is not saved (method comes first in the table) */
       if (!strcmp(lensnet__adapt_table[i].name, "disc_lr") || !strcmp(lensnet__adapt_table[i].name, "views")) continue;
+      if (i > 0 && d->method && !lensnet_adapt_setting_applies(&lensnet__adapt_table[i], d->method)) continue;
       return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint lacks %s", key);
     }
     if (lensnet_adapt_setting_parse(d, &lensnet__adapt_table[i], v, err) != LENSNET_OK) {

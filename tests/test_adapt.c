@@ -643,6 +643,64 @@ static void test_adabn(void) {
   lensnet_model_free(with_src); lensnet_model_free(plain); lensnet_model_free(resumed);
 }
 
+/* adabn's edges: a batch norm above the classifier keeps its statistics (as adda keeps the
+ * classifier's); a channel far from zero keeps its variance's digits (against a two-pass sum in
+ * the test); a layer with one value per channel, and a pixel of 1e30, are refused. */
+static void test_adabn_edges(void) {
+  lensnet_model *top = new_model("input 1 8 8\nconv2d name=c1 out=2 kernel=3 padding=1\nbatchnorm name=bn0\nrelu\nflatten\n"
+                                 "dense name=fc out=2\nbatchnorm name=bntop", 7);
+  lensnet_model *first = new_model("input 1 8 8\nbatchnorm name=bn0\nflatten\ndense name=fc out=2", 7);
+  lensnet_model *dense_bn = new_model("input 1 8 8\nflatten\ndense name=h out=4\nbatchnorm name=bnh\nrelu\ndense name=fc out=2", 7);
+  static float far[N_TGT * SIDE * SIDE];
+  lensnet_tensor t = as_tensor(far, N_TGT), one = as_tensor(tgt_data, 1);
+  lensnet_error err;
+  progress_log log;
+  lensnet_adapt_desc d;
+  float before[2];
+  double sum = 0, sq = 0, mean, var, got;
+  size_t i, n = N_TGT * SIDE * SIDE;
+  lensnet_rng rng;
+  if (!top || !first || !dense_bn) { CHECK(0, "the models"); return; }
+  memcpy(before, param_of(top, "bntop.running_mean"), sizeof before);
+  d = base_desc("adabn", NULL, &log);
+  d.source = NULL; d.source_labels = NULL; d.target_labels = NULL;
+  CHECK(lensnet_adapt(top, &d, &err) == LENSNET_OK && !memcmp(before, param_of(top, "bntop.running_mean"), sizeof before) &&
+            param_of(top, "bn0.running_mean")[0] != 0.0f,
+        "a batch norm above the classifier keeps its statistics; the one below moves");
+  lensnet_rng_seed(&rng, 9);
+  for (i = 0; i < n; i++) far[i] = 1e6f + 3.0f * lensnet_rng_normal(&rng);
+  for (i = 0; i < n; i++) sum += far[i];
+  mean = sum / (double)n;
+  for (i = 0; i < n; i++) sq += (far[i] - mean) * (far[i] - mean);
+  var = sq / (double)(n - 1);
+  d = base_desc("adabn", NULL, &log);
+  d.source = NULL; d.source_labels = NULL; d.target = &t; d.target_labels = NULL; d.preprocess = "none";
+  CHECK(lensnet_adapt(first, &d, &err) == LENSNET_OK, "adabn on images of 1e6 + 3 N(0, 1): %s", err.message);
+  got = param_of(first, "bn0.running_var")[0];
+  printf("   variance about a mean of 1e6: %.6f against %.6f by two passes\n", got, var);
+  CHECK(fabs(got - var) < 1e-5 * var && fabs(param_of(first, "bn0.running_mean")[0] - mean) < 1e-6 * mean,
+        "its mean and variance agree with the two-pass sums to float's precision");
+  d = base_desc("adabn", NULL, &log);
+  d.source = NULL; d.source_labels = NULL; d.target = &one; d.target_labels = NULL;
+  CHECK(lensnet_adapt(dense_bn, &d, &err) == LENSNET_ERR_SHAPE && strstr(err.message, "bnh") && strstr(err.message, "at least 2"),
+        "one target image and a batch norm with one value per channel: refused: %s", err.message);
+  far[5] = 1e30f;
+  d = base_desc("adabn", NULL, &log);
+  d.source = NULL; d.source_labels = NULL; d.target = &t; d.target_labels = NULL; d.preprocess = "none";
+  CHECK(lensnet_adapt(first, &d, &err) == LENSNET_ERR_FORMAT && strstr(err.message, "bn0") && strstr(err.message, "beyond float"),
+        "a pixel of 1e30: refused, naming the layer: %s", err.message);
+  {
+    lensnet_model *m = new_model(ARCH_P4BN(""), 5);
+    d = base_desc("adabn", NULL, &log);
+    d.source = NULL; d.source_labels = NULL; d.target_labels = NULL;
+    CHECK(m && lensnet_adapt(m, &d, &err) == LENSNET_OK && lensnet_model_meta(m, "adapt.batch") && !lensnet_model_meta(m, "adapt.lr") &&
+              !lensnet_model_meta(m, "adapt.tau") && !lensnet_model_meta(m, "adapt.seed"),
+          "the metadata holds the settings adabn uses, not the others");
+    lensnet_model_free(m);
+  }
+  lensnet_model_free(top); lensnet_model_free(first); lensnet_model_free(dense_bn);
+}
+
 int main(void) {
   make_blobs(src_data, src_labels, N_SRC, 12, 1.0f, 0.0f);
   make_blobs(tgt_data, tgt_labels, N_TGT, 13, 2.0f, 0.5f);
@@ -659,5 +717,6 @@ int main(void) {
   TEST("no_dropout: dropout is the identity in training mode, gradients as with p = 0") test_no_dropout();
   TEST("a domain shift that adaptation reduces") test_domain_shift();
   TEST("adabn: the target's batch-norm statistics, exactly, and nothing else") test_adabn();
+  TEST("adabn: the classifier's own, far from zero, too few values, too large") test_adabn_edges();
   return check_summary();
 }

@@ -104,7 +104,7 @@ static void test_progress(void) {
  * nothing (exit 0); asked for 2 it refuses (exit 2), changing nothing either. */
 static void test_resume_complete(void) {
   static const char *const files[] = {"checkpoint.safetensors", "best.safetensors", "history.csv"};
-  char out[4096];
+  char out[16384];
   int k, same = 1;
   CHECK(cli_shell("rm -rf " W "/copy && cp -r " W "/cut " W "/copy") == 0, "copy the run");
   CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/cut") == 0 && strstr(out, "complete (3 of 3 epochs)") &&
@@ -184,7 +184,7 @@ static void write_fits(const char *path, int ndim, size_t c, size_t h, size_t w,
  * same float32 pixels as images.npy, so the weights must agree bit for bit. */
 static void test_fits(void) {
   static char list[TARGETS * 40];
-  char out[4096];
+  char out[16384];
   size_t at = 0;
   int k;
   for (k = 0; k < TARGETS; k++) at += (size_t)snprintf(list + at, sizeof list - at, "%s" W "/tgt/fits/%07d.fits", k ? "," : "", k);
@@ -229,7 +229,7 @@ static void test_fits(void) {
 }
 
 static void test_errors(void) {
-  char out[4096];
+  char out[16384];
   CHECK(cli_lens_output(out, sizeof out, COMMON " --method mixup --out " W "/bad1") == 2 && strstr(out, "mixup"), "an unknown method: %s", out);
   /* a setting of another method would be ignored: refused, with both methods named */
   CHECK(cli_lens_output(out, sizeof out, COMMON " --method adamatch --disc-width 64 --out " W "/bad1") == 2 &&
@@ -311,7 +311,7 @@ static void test_errors(void) {
 
 /* --method adabn: a finder with batch norm, no source images; its files, its refusals. */
 static void test_adabn(void) {
-  char out[4096];
+  char out[16384];
   FILE *f;
   if ((f = fopen(W "/arch_bn.txt", "w")) != NULL) {
     fputs("input 4 66 66\nconv2d name=c1 out=4 kernel=6 stride=6\nbatchnorm name=bn\nrelu\nmaxpool kernel=2\nflatten\n"
@@ -332,8 +332,11 @@ static void test_adabn(void) {
   CHECK(cli_lens(ADABN " --batch 3 --target-data \"$(ls " W "/tgt/fits/*.fits | paste -sd, -)\" --out " W "/run_adabn_fits 2>/dev/null") == 0 &&
             same_tensors(W "/run_adabn/best.safetensors", W "/run_adabn_fits/best.safetensors"),
         "the targets as FITS cutouts, 3 at a time: the same statistics, bit for bit");
-  CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/run_adabn") == 0 && strstr(out, "complete (1 of 1 epochs)"),
-        "resumed, the run is complete: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/run_adabn") == 0 && strstr(out, "complete (adabn is one pass)") &&
+            !strstr(out, "extends"),
+        "resumed, the run is complete, with no advice to extend it: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/run_adabn --epochs 1") == 0 && strstr(out, "complete"),
+        "--epochs 1, the epochs it has done: complete (exit 0): %s", out);
   CHECK(cli_lens_output(out, sizeof out, "adapt --resume " W "/run_adabn --epochs 3") == 2 && strstr(out, "--epochs does not apply to --method adabn"),
         "--epochs to extend it: refused: %s", out);
   CHECK(cli_lens_output(out, sizeof out, ADABN " --target-data " W "/tgt/images.npy --source-data " W "/src/images.npy --source-labels " W

@@ -111,7 +111,9 @@ static const lens_command_spec *adapt_spec(void) {
   spec.section_count = 2;
   spec.epilog = "DIR and any missing parent folders are created once the data are read, and removed again if the\n"
                 "run fails before writing its first files. A terminal shows a progress line on stderr with\n"
-                "both losses. Exit status: 0 done, 1 failure (a file, a NaN loss), 2 usage error.\n";
+                "both losses (adabn: its two statistics). --method adabn reads no source images, and --epochs,\n"
+                "--lr and --seed do not apply to it; --batch is then the target images passed at once.\n"
+                "Exit status: 0 done, 1 failure (a file, a NaN loss, a statistic beyond float's range), 2 usage error.\n";
   spec.name = "adapt";
   return &spec;
 }
@@ -350,7 +352,7 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
   lensnet_model *m = NULL, *adapted = NULL;
   char path[4200];
   size_t k;
-  int rc = 0, complete = 0;
+  int rc = 0, complete = 0, adabn = 0;
   if (lens_resume_dir(a->resume)) return LENS_EXIT_FAIL;
   snprintf(path, sizeof path, "%s/checkpoint.safetensors", a->resume);
   if (lensnet_safetensors_read(path, &st, &err) != LENSNET_OK) return lens_fail_err(&err);
@@ -362,9 +364,11 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     if (!(v = lensnet_safetensors_meta(&st, key))) rc = lens_fail("%s: not a lens adapt checkpoint (no %s)", path, key);
     else if (lens_option_set(&tool_rows[k], a, v, "checkpoint: adapt.")) rc = LENS_EXIT_FAIL;
   }
-  if (rc == 0 && a->adapt.epochs) { /* adabn is one pass: there is nothing to extend */
+  if (rc == 0) { /* adabn is one pass: there is nothing to extend */
     const char *method = lensnet_safetensors_meta(&st, "adapt.method");
-    if (method && !strcmp(method, "adabn")) rc = lens_usage("adapt: --epochs does not apply to --method adabn (one pass over the target images)");
+    adabn = method && !strcmp(method, "adabn");
+    if (adabn && a->adapt.epochs && a->adapt.epochs != 1)
+      rc = lens_usage("adapt: --epochs does not apply to --method adabn (one pass over the target images)");
   }
   if (rc == 0) { /* one asked to shorten stops here; a complete run writes its history again from the checkpoint */
     const char *done = lensnet_safetensors_meta(&st, "adapt.epoch"), *total = lensnet_safetensors_meta(&st, "adapt.epochs");
@@ -391,7 +395,10 @@ static int resume_run(adapt_args *a, lensnet_adapt_desc *base, adapt_data *data)
     if (complete) tp->note[0] = 0;
     rc = adapt_status(lensnet_adapt_resume(a->resume, &d, &adapted, &err), &err, tp);
     if (rc == 0 && complete) {
-      lens_resume_note(tp->note, sizeof tp->note, a->resume, done, total ? atoi(total) : done, 1);
+      if (adabn) /* nothing extends it */
+        snprintf(tp->note, sizeof tp->note, "lens: %s: the run is complete (adabn is one pass): history.csv was written again from the checkpoint\n",
+                 a->resume);
+      else lens_resume_note(tp->note, sizeof tp->note, a->resume, done, total ? atoi(total) : done, 1);
       fputs(tp->note, stderr);
     }
     tp->note[0] = 0;
