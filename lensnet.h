@@ -13261,9 +13261,7 @@ static lensnet_result lensnet__adapt_run(lensnet__adapt *a, lensnet_error *err) 
           : a->method == LENSNET__ADAPT_ADABN    ? lensnet__adapt_step_adabn(a, s, loss, err)
                                                  : lensnet__adapt_step_self(a, s, loss, err);
       if (r != LENSNET_OK) return r;
-      if (loss[0] != loss[0] || loss[1] != loss[1])
-        return lensnet__fail(err, LENSNET_ERR_DIVERGED, a->method == LENSNET__ADAPT_ADABN ? "a batch-norm statistic of the target images is NaN or infinite"
-                                                                                          : "the loss became NaN at epoch %d", p.epoch);
+      if (loss[0] != loss[0] || loss[1] != loss[1]) return lensnet__fail(err, LENSNET_ERR_DIVERGED, "the loss became NaN at epoch %d", p.epoch);
       a->step++;
       sum[0] += loss[0]; sum[1] += loss[1];
       p.step = s + 1;
