@@ -2892,7 +2892,7 @@ static void lensviz__eval_threshold(const float *scores, const int *labels, cons
   out->threshold = threshold;
   out->tp = out->fp = out->tn = out->fn = 0.0;
   for (i = 0; i < n; i++) {
-    int called = (double)scores[i] >= threshold;
+    int called = scores[i] >= (float)threshold; /* at the scores' precision: --threshold 0.7 takes a score of 0.7f */
     if (labels[i]) { if (called) out->tp += w[i]; else out->fn += w[i]; }
     else { if (called) out->fp += w[i]; else out->tn += w[i]; }
   }

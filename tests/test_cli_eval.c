@@ -214,6 +214,15 @@ static void test_errors(void) {
   CHECK(cli_lens("eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --out " D "/x --at-recall 1.5 > /dev/null 2>&1") == 2,
         "--at-recall 1.5");
   CHECK(cli_lens("eval --labels " D "/six_labels.csv --out " D "/x > /dev/null 2>&1") == 2, "no --scores");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --prior 1:100,1:100 --out " D
+                        "/x") == 2 && strstr(out, "names 1:100 twice"), "a prior named twice: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --prior '1:100, 1:1000' "
+                        "--bootstrap 0") == 0 && strstr(out, "at prior 1:1000:") && !strstr(out, "prior  1:1000"),
+        "spaces in a list of priors dropped: %s", out);
+  /* a threshold at a score's own value (0.7 is not a float; the scores are): that score is a lens */
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/six_scores.csv --labels " D "/six_labels.csv --threshold 0.7 --bootstrap 0") == 0 &&
+            strstr(out, "TP 2, FP 1, TN 2, FN 1"),
+        "--threshold 0.7 calls the object scoring 0.7 a lens: %s", out);
   CHECK(cli_lens_output(out, sizeof out, "eval --help") == 0 && strstr(out, "--prior") && strstr(out, "--by") && strstr(out, "--bootstrap") &&
             strstr(out, "--task classify|regress"),
         "--help lists the options, --task among them");

@@ -413,6 +413,16 @@ static void test_labels_by_index(void) {
                  "--out build/tcli_lab 2> build/tcli_err.log") == 1 &&
             cli_file_has("build/tcli_err.log", "build/tcli_dupindex.csv: line 7: index 4 again (line 6 has it)"),
         "a repeated index: refused, naming both lines");
+  /* a kind column that names the classes: --classes in another order is refused, in its order accepted */
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_reversed.csv --classes ring,disc "
+                 "--epochs 1 --threads 1 --out build/tcli_swapped 2> build/tcli_err.log") == 2 &&
+            cli_file_has("build/tcli_err.log", "--classes ring,disc names label 0 'ring', but the kind column of build/tcli_reversed.csv calls "
+                                               "every row of label 0 'disc'") &&
+            cli_file_has("build/tcli_err.log", "(--classes disc,ring)") && cli_shell("test -e build/tcli_swapped") != 0,
+        "class names in another order than the kind column's: refused, naming the order, nothing written");
+  CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_reversed.csv --classes disc,ring "
+                 "--epochs 1 --threads 1 --force --out build/tcli_swapped 2> /dev/null") == 0,
+        "in the kind column's order: trained");
   CHECK(cli_lens("train --arch build/tcli_arch.txt --data build/tcli_images.npy --labels build/tcli_labels.csv --classes disc,,ring "
                  "--out build/tcli_lab 2> build/tcli_err.log") == 2 && cli_file_has("build/tcli_err.log", "name 2 is empty"),
         "an empty class name is refused");

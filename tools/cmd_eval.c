@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 #include <math.h>
 #include "lens_cmds.h"
 #include "lensviz.h"
@@ -98,9 +99,11 @@ static int parse_priors(const lens_option *o, const char *label, const char *tex
     char item[32], *colon, *end1, *end2;
     double a, b;
     eval_prior *pr;
+    size_t i, kept = 0, k;
     if (len == 0 || len >= sizeof item || e->prior_count == EVAL_MAX_PRIORS) break;
-    memcpy(item, p, len);
-    item[len] = 0;
+    for (i = 0; i < len; i++) /* "1:100, 1:1000": spaces dropped */
+      if (!isspace((unsigned char)p[i])) item[kept++] = p[i];
+    item[kept] = 0;
     if (!(colon = strchr(item, ':'))) break;
     *colon = 0;
     a = strtod(item, &end1);
@@ -110,6 +113,8 @@ static int parse_priors(const lens_option *o, const char *label, const char *tex
     snprintf(pr->name, sizeof pr->name, "%s:%s", item, colon + 1);
     snprintf(pr->suffix, sizeof pr->suffix, "%sto%s", item, colon + 1);
     pr->ratio = b / a;
+    for (k = 0; k + 1 < e->prior_count; k++)
+      if (!strcmp(e->priors[k].name, pr->name)) return lens_usage("%s names %s twice", label, pr->name);
     p += len;
     if (*p == ',') p++;
     if (!*p && p[-1] == ',') break;
@@ -1834,7 +1839,8 @@ int lens_cmd_eval(int argc, char **argv) {
     rc = lens_usage("--threshold is a two-class figure; %s %s %lu class columns (each object's class is its highest score)", d.sname,
                     d.scount > 1 ? "have" : "has", (unsigned long)d.classes);
   if (!rc && d.classes && (o.prior_count || o.recall_count || o.fpr_count))
-    rc = lens_usage("--prior, --at-recall and --at-fpr are two-class figures; %s %s %lu class columns (pick one with --score-column)",
+    rc = lens_usage("--prior, --at-recall and --at-fpr are two-class figures; %s %s %lu class columns (for one class against the rest, "
+                    "give --score-column p_<class> with labels of 1 for that class and 0 for the others)",
                     d.sname, d.scount > 1 ? "have" : "has", (unsigned long)d.classes);
   if (!rc) rc = make_groups(&o, &d, &g);
   if (!rc && o.out && lens_make_dirs_noted(o.out, &made)) rc = LENS_EXIT_FAIL;

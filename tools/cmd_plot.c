@@ -186,7 +186,7 @@ static void draw_confusion(const plot_options *o, const scored_set *set, lensviz
   static const char *const names[2] = {"non-lens", "lens"};
   char title[200];
   size_t k;
-  for (k = 0; k < set->n; k++) counts[set->labels[k] * 2 + (set->scores[k] >= o->threshold)] += 1.0;
+  for (k = 0; k < set->n; k++) counts[set->labels[k] * 2 + (set->scores[k] >= (float)o->threshold)] += 1.0;
   snprintf(title, sizeof title, "%s", o->title ? o->title : "");
   if (!o->title) snprintf(title, sizeof title, "Confusion at %s >= %g", o->score_column, o->threshold);
   lensviz_plot_confusion(img, counts, 2, names, title);

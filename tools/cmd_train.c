@@ -199,10 +199,72 @@ static int save_tool_options(lensnet_model *m, const train_args *a) {
 
 /* ---- data ------------------------------------------------------------------------------------ */
 
+static int class_count(const char *names);
+
+/* Name k of a comma-separated list, blanks around it dropped: its start and length (0: no name k). */
+static size_t list_name(const char *names, size_t k, const char **start) {
+  size_t n;
+  while (k-- > 0) {
+    names += strcspn(names, ",");
+    if (!*names) return 0;
+    names++;
+  }
+  n = strcspn(names, ",");
+  while (n && (*names == ' ' || *names == '\t')) names++, n--;
+  while (n && (names[n - 1] == ' ' || names[n - 1] == '\t')) n--;
+  *start = names;
+  return n;
+}
+
+/* A labels.csv whose `kind` column names the classes (every row of a label the same kind, each
+ * such kind one of the class names, as `lens sim --preset deeplense-substructure` writes them)
+ * must name them in the order of --classes: names in another order would train a model that
+ * calls each class by another's name. 0, or the exit status of the refusal. */
+static int check_kind_names(const char *path, const lensnet_csv *t, size_t n, const float *labels, const char *names) {
+  const char *kind_of[64], *s = "";
+  size_t col, *rows, i, c, k, len, classes = (size_t)class_count(names);
+  int consistent = 1, rc = 0;
+  char want[4096] = "";
+  if (!t->header || classes > 64 || lensnet_csv_column(t->header, "kind", &col, NULL) != LENSNET_OK) return 0;
+  if (!(rows = (size_t *)malloc((n ? n : 1) * sizeof *rows))) return 0;
+  if (lensnet_csv_object_rows(t, 1, n, rows, NULL) != LENSNET_OK) { free(rows); return 0; }
+  for (c = 0; c < classes; c++) kind_of[c] = NULL;
+  for (i = 0; i < n && consistent; i++) {
+    const char *kind = lensnet_csv_cell(t, rows[i], col);
+    c = (size_t)labels[i];
+    if (!kind || c >= classes) consistent = 0;
+    else if (!kind_of[c]) kind_of[c] = kind;
+    else consistent = !strcmp(kind_of[c], kind);
+  }
+  free(rows);
+  for (c = 0; c < classes && consistent; c++) { /* each kind one of the names */
+    int found = 0;
+    if (!kind_of[c]) continue;
+    for (k = 0; k < classes && !found; k++) found = (len = list_name(names, k, &s)) == strlen(kind_of[c]) && !memcmp(s, kind_of[c], len);
+    consistent = found;
+  }
+  for (c = 0; c < classes && consistent && !rc; c++)
+    if (kind_of[c] && !((len = list_name(names, c, &s)) == strlen(kind_of[c]) && !memcmp(s, kind_of[c], len))) rc = 1;
+  if (!rc) return 0;
+  for (c = 0; c < classes; c++) { /* the names in label order */
+    size_t at = strlen(want);
+    if (kind_of[c]) snprintf(want + at, sizeof want - at, "%s%s", c ? "," : "", kind_of[c]);
+    else {
+      len = list_name(names, c, &s);
+      snprintf(want + at, sizeof want - at, "%s%.*s", c ? "," : "", (int)len, s);
+    }
+  }
+  for (c = 0; c < classes; c++)
+    if (kind_of[c] && !((len = list_name(names, c, &s)) == strlen(kind_of[c]) && !memcmp(s, kind_of[c], len))) break;
+  len = list_name(names, c, &s);
+  return lens_usage("--classes %s names label %lu '%.*s', but the kind column of %s calls every row of label %lu '%s': give the names in "
+                    "the order of the labels (--classes %s)", names, (unsigned long)c, (int)len, s, path, (unsigned long)c, kind_of[c], want);
+}
+
 /* The class of each image from labels.csv (lensnet_csv_class_labels: the class column, rows
  * matched to the images by an index column when there is one, else in order), read through
  * lensnet_csv_read as lens plot and lens eval read their tables. */
-static int read_labels(const char *path, size_t n, float *labels, int classes, int classes_named) {
+static int read_labels(const char *path, size_t n, float *labels, int classes, int classes_named, const char *names) {
   lensnet_csv t;
   lensnet_error err;
   int rc = 0;
@@ -222,6 +284,7 @@ static int read_labels(const char *path, size_t n, float *labels, int classes, i
     else if ((int)top + 1 < classes)
       fprintf(stderr, "lens: note: %d classes but the labels of %s go up to %d: outputs %d to %d have no image to learn from\n", classes,
               path, (int)top, (int)top + 1, classes - 1);
+    rc = check_kind_names(path, &t, n, labels, names);
   }
   lensnet_csv_free(&t);
   return rc;
@@ -360,7 +423,8 @@ static int load_data(const train_args *a, lensnet_tensor *images, float **labels
   }
   *labels = (float *)malloc(images->shape[0] * sizeof(float));
   if (!*labels) return lens_fail("out of memory");
-  return read_labels(a->labels, images->shape[0], *labels, class_count(a->classes), a->classes_given || a->resume || a->init_classes[0]);
+  return read_labels(a->labels, images->shape[0], *labels, class_count(a->classes), a->classes_given || a->resume || a->init_classes[0],
+                     a->classes);
 }
 
 /* A whole text file, or NULL. */
