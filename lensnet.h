@@ -1531,14 +1531,17 @@ LENSNET_API lensnet_result lensnet_channels_parse(const char *text, size_t *chan
  * Scanning fields: a finder slid over an image larger than its input
  *
  * lensnet_scan_map scores every window of the model's input size (in_h x in_w) whose top-left
- * corner is at (col * stride, row * stride), rows * cols of them (lensnet_scan_grid_of), into
+ * corner is at (col * stride, row * stride), the last column's (row's) flush with the image's
+ * right (bottom) edge, rows * cols of them (lensnet_scan_grid_of), into
  * a p_lens map [rows, cols]. Each window is prepared as lensnet_cutout_prepare prepares a cutout
  * of exactly the input size: the bands picked, min-max scaled per window and band when minmax is
  * set (a model's preprocess=minmax, lensnet_model_preprocess), non-finite pixels set to 0; then
  * scored alone, so a window's score does not depend on the others, the order or the threads.
- * Window (row, col) is centred at x = col * stride + (in_w - 1) / 2, y = row * stride +
- * (in_h - 1) / 2: field pixels, 0-based, pixel centres at integers. The last (w - in_w) % stride
- * columns (rows) are covered by windows but are never a window's centre.
+ * Window (row, col) is centred at x = x0 + (in_w - 1) / 2, y = y0 + (in_h - 1) / 2 with (x0, y0)
+ * its top-left corner: field pixels, 0-based, pixel centres at integers. Every pixel is in some
+ * window: cols = ceil((w - in_w) / stride) + 1, and when (w - in_w) is not a multiple of the
+ * stride the last column starts at w - in_w, nearer the one before it than the stride (rows
+ * alike); with a stride wider than the window, the pixels between windows are in none.
  *
  * lensnet_scan_detect turns the map into detections: windows whose p_lens is at least the
  * threshold and a local maximum of the map (at least each of its 8 neighbours; on a plateau the
@@ -1562,6 +1565,7 @@ typedef struct {
 typedef struct {
   size_t rows, cols;                /* the map's shape */
   size_t stride, win_h, win_w;      /* the step and the window (the model's input) */
+  size_t last_x, last_y;            /* the last column's and row's top-left corner: image width (height) minus the window's */
 } lensnet_scan_grid;
 
 typedef struct {
@@ -13935,10 +13939,16 @@ LENSNET_API lensnet_result lensnet_scan_grid_of(const lensnet_model *m, const le
   g->stride = d.stride;
   g->win_h = m->in_h;
   g->win_w = m->in_w;
-  g->rows = (h - m->in_h) / d.stride + 1;
-  g->cols = (w - m->in_w) / d.stride + 1;
+  g->rows = (h - m->in_h + d.stride - 1) / d.stride + 1; /* the last flush with the edge */
+  g->cols = (w - m->in_w + d.stride - 1) / d.stride + 1;
+  g->last_x = w - m->in_w;
+  g->last_y = h - m->in_h;
   return LENSNET_OK;
 }
+
+/* The top-left corner of column c (row r) of a grid: c * stride, the last flush with the edge. */
+static size_t lensnet__scan_x0(const lensnet_scan_grid *g, size_t c) { return c + 1 >= g->cols ? g->last_x : c * g->stride; }
+static size_t lensnet__scan_y0(const lensnet_scan_grid *g, size_t r) { return r + 1 >= g->rows ? g->last_y : r * g->stride; }
 
 /* What the workers of a scan share. */
 typedef struct {
@@ -13968,7 +13978,7 @@ static void lensnet__window_cut(const lensnet_model *m, const size_t *channels, 
 
 /* Window (row, col) of a scan as the model's input in `in`. */
 static void lensnet__scan_window(const lensnet__scan *s, size_t row, size_t col, float *in) {
-  lensnet__window_cut(s->m, s->d.channels, s->d.minmax, s->image, s->h, s->w, col * s->g.stride, row * s->g.stride, in);
+  lensnet__window_cut(s->m, s->d.channels, s->d.minmax, s->image, s->h, s->w, lensnet__scan_x0(&s->g, col), lensnet__scan_y0(&s->g, row), in);
 }
 
 /* One row of windows, each scored alone. */
@@ -14033,8 +14043,8 @@ static int lensnet__scan_peak(const float *map, const lensnet_scan_grid *g, size
 static void lensnet__scan_position(const float *map, const lensnet_scan_grid *g, size_t r, size_t c, int refine, double *x, double *y) {
   double sx = 0, sy = 0, sw = 0, half_w = 0.5 * ((double)g->win_w - 1), half_h = 0.5 * ((double)g->win_h - 1);
   long dr, dc;
-  *x = (double)(c * g->stride) + half_w;
-  *y = (double)(r * g->stride) + half_h;
+  *x = (double)lensnet__scan_x0(g, c) + half_w;
+  *y = (double)lensnet__scan_y0(g, r) + half_h;
   if (!refine) return;
   for (dr = -1; dr <= 1; dr++)
     for (dc = -1; dc <= 1; dc++) {
@@ -14043,8 +14053,8 @@ static void lensnet__scan_position(const float *map, const lensnet_scan_grid *g,
       if (rr < 0 || cc < 0 || rr >= (long)g->rows || cc >= (long)g->cols) continue;
       p = map[(size_t)rr * g->cols + (size_t)cc];
       if (!(p > 0)) continue;
-      sx += p * ((double)cc * (double)g->stride + half_w);
-      sy += p * ((double)rr * (double)g->stride + half_h);
+      sx += p * ((double)lensnet__scan_x0(g, (size_t)cc) + half_w);
+      sy += p * ((double)lensnet__scan_y0(g, (size_t)rr) + half_h);
       sw += p;
     }
   if (sw > 0) { *x = sx / sw; *y = sy / sw; }

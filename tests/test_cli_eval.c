@@ -116,6 +116,14 @@ static void test_joins(void) {
   write_file(D "/input_scores.csv", "input,p_lens\nx.npy[5],0.2\nx.npy[0],0.9\nx.npy[3],0.7\nx.npy[1],0.8\nx.npy[4],0.4\nx.npy[2],0.4\n");
   CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/input_scores.csv --labels " D "/six_labels.csv --bootstrap 0 --out " D "/in") == 0 &&
         NEAR(metric(D "/in", 1, "auc"), 7.5 / 9.0) && strstr(out, "input column"), "joined through input[i]: %s", out);
+  /* labels without an index: rows in order, with a note that the scores' [i] say otherwise */
+  write_file(D "/noindex_labels.csv", "label\n1\n1\n1\n0\n0\n0\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/input_scores.csv --labels " D "/noindex_labels.csv --bootstrap 0 --out " D "/in") == 0 &&
+            strstr(out, "out of row order (line 2 is not object 0)") && strstr(out, "rows were matched in order"),
+        "scores numbered out of row order, labels without an index: a note: %s", out);
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/six_scores.csv --labels " D "/noindex_labels.csv --bootstrap 0 --join order --out " D
+                        "/in") == 0 && !strstr(out, "out of row order"),
+        "--join order: no note: %s", out);
   /* lens sim's FITS names "DIR/fits/NNNNNNN.fits" give the index too, whatever order the files were scored in */
   write_file(D "/fits_scores.csv", "input,p_lens\nsim/fits/0000005.fits,0.2\nsim/fits/0000000.fits,0.9\nsim/fits/0000003.fits.gz,0.7\n"
                                    "sim/fits/0000001.fits,0.8\nsim/fits/0000004.fits,0.4\nsim/fits/0000002.fits,0.4\n");

@@ -61,8 +61,8 @@ static void test_find(void) {
     size_t r, found = 0;
     CHECK(cli_lens("find --model " MODEL " --threads 1 --out " W "/o1 " W "/f1/field.fits 2>" W "/err.txt") == 0, "find");
     CHECK(cli_file_has(W "/err.txt", "preprocess=minmax"), "says it applies the model's min-max");
-    CHECK(lensnet_npy_read(W "/o1/pmap_field.npy", &map, &err) == LENSNET_OK && map.ndim == 2 && map.shape[0] == 13 && map.shape[1] == 13,
-          "map [13, 13] for (264 - 66) / 16 + 1");
+    CHECK(lensnet_npy_read(W "/o1/pmap_field.npy", &map, &err) == LENSNET_OK && map.ndim == 2 && map.shape[0] == 14 && map.shape[1] == 14,
+          "map [14, 14] for ceil((264 - 66) / 16) + 1, the last window flush with the edge");
     lensnet_tensor_free(&map);
 #ifndef LENSVIZ_NO_PNG
     CHECK(check_file_exists(W "/o1/overview_field.png"), "overview");
@@ -135,6 +135,52 @@ static void test_find(void) {
     }
     CHECK(cli_lens("find --model " MODEL " --threshold 0.01 --nms-radius 1000 --out " W "/o6 " W "/f1/field.fits 2>/dev/null") == 0 &&
           cli_lines(W "/o6/detections.csv") <= 2, "one detection at most with a radius wider than the field");
+  }
+  TEST("lens find feeds a field's named planes by the model's band names; a pixel scale not the model's gets a note") {
+    lensnet_tensor t, r;
+    lensnet_error err;
+    char v[80];
+    size_t k, hw = 264 * 264, order[4] = {2, 1, 3, 0}; /* OU_66 reads J, Y, H, VIS: planes 2, 1, 3, 0 of VIS, Y, J, H */
+    static const char *const want[4] = {"VIS", "Y", "J", "H"};
+    static const char *const keys[4] = {"BAND1", "BAND2", "BAND3", "BAND4"};
+    int named = 1;
+    for (k = 0; k < 4; k++)
+      named &= lensnet_fits_header_value(W "/f1/field.fits", 0, keys[k], v, sizeof v, &err) == LENSNET_OK && !strcmp(v, want[k]);
+    CHECK(named, "lens sim --field names its planes BAND1..BAND4 = VIS, Y, J, H");
+    memset(&r, 0, sizeof r);
+    if (lensnet_fits_read(W "/f1/field.fits", -1, &t, &err) == LENSNET_OK && lensnet_tensor_alloc(&r, 3, t.shape, &err) == LENSNET_OK) {
+      for (k = 0; k < 4; k++) memcpy(r.data + k * hw, t.data + order[k] * hw, hw * sizeof(float));
+      lensnet_npy_write(W "/field_jyhvis.npy", &r, &err);
+      lensnet_tensor_free(&r);
+      lensnet_tensor_free(&t);
+    }
+    CHECK(cli_lens("find --model weights/OU_66.safetensors --threads 1 --out " W "/ou66 " W "/f1/field.fits 2>" W "/ou66.err") == 0 &&
+              cli_file_has(W "/ou66.err", "read from planes 2,1,3,0"),
+          "OU_66 on the FITS field: its bands read by name, with a note");
+    CHECK(cli_lens("find --model weights/OU_66.safetensors --threads 1 --out " W "/ou66n " W "/field_jyhvis.npy 2>" W "/ou66n.err") == 0 &&
+              cli_file_has(W "/ou66n.err", "does not name its planes"),
+          "OU_66 on the planes put in its order by hand (.npy): a note that nothing names them");
+    {
+      lensnet_tensor a, b;
+      int same = lensnet_npy_read(W "/ou66/pmap_field.npy", &a, &err) == LENSNET_OK && lensnet_npy_read(W "/ou66n/pmap_field_jyhvis.npy", &b, &err) == LENSNET_OK &&
+                 lensnet_tensor_count(&a) == lensnet_tensor_count(&b) && !memcmp(a.data, b.data, lensnet_tensor_count(&a) * sizeof(float));
+      CHECK(same, "the same map, bit for bit");
+      lensnet_tensor_free(&a);
+      lensnet_tensor_free(&b);
+    }
+    CHECK(cli_lens("find --model weights/ou66-h-sim.safetensors --threads 1 --out " W "/hsim " W "/f1/field.fits 2>" W "/hsim.err") == 0 &&
+              cli_lens("find --model weights/ou66-h-sim.safetensors --channels 3 --threads 1 --out " W "/hsim3 " W "/f1/field.fits 2>/dev/null") == 0 &&
+              cli_same_file(W "/hsim/pmap_field.npy", W "/hsim3/pmap_field.npy") && cli_file_has(W "/hsim.err", "read from planes 3"),
+          "a one-band finder (H) on the four-band field reads plane 3, as --channels 3 does");
+    if (lensnet_fits_read(W "/f1/field.fits", -1, &t, &err) == LENSNET_OK) {
+      lensnet_fits_card cards[4] = {{"CD1_1", "-1.6666666667E-04", NULL}, {"CD2_2", "1.6666666667E-04", NULL},
+                                    {"CTYPE1", "'RA---TAN'", NULL}, {"CTYPE2", "'DEC--TAN'", NULL}};
+      lensnet_fits_write_cards(W "/coarse.fits", &t, cards, 4, &err);
+      lensnet_tensor_free(&t);
+    }
+    CHECK(cli_lens("find --model " MODEL " --threads 1 --out " W "/coarse " W "/coarse.fits 2>" W "/coarse.err") == 0 &&
+              cli_file_has(W "/coarse.err", "0.6\"/pixel") && cli_file_has(W "/coarse.err", "made for 0.3\""),
+          "a field at 0.6\"/pixel: scanned, with a note naming both scales");
   }
 }
 

@@ -210,10 +210,14 @@ static void test_scan(void) {
   for (i = 0; i < H * WD; i++) img[H * WD + i] = 1.0f; /* band 1 ignored by the model */
   memset(&d, 0, sizeof d);
   d.stride = 1;
-  TEST("the grid: (h - 9) / stride + 1 windows a side; smaller images and missing bands are refused") {
+  TEST("the grid: ceil((h - 9) / stride) + 1 windows a side, the last flush with the edge; smaller images and missing bands are refused") {
     CHECK(lensnet_scan_grid_of(m, &d, 2, H, WD, &g, &err) == LENSNET_OK && g.rows == H - 8 && g.cols == WD - 8, "%lux%lu", (unsigned long)g.rows, (unsigned long)g.cols);
     d.stride = 0;
-    CHECK(lensnet_scan_grid_of(m, &d, 2, H, WD, &g, &err) == LENSNET_OK && g.stride == 2 && g.rows == (H - 9) / 2 + 1, "default stride %lu", (unsigned long)g.stride);
+    /* 91 = 45 strides of 2 and 1 pixel: 46 windows from 0 to 90, and one at 91 */
+    CHECK(lensnet_scan_grid_of(m, &d, 2, H, WD, &g, &err) == LENSNET_OK && g.stride == 2 && g.rows == 47 && g.cols == 57 && g.last_y == 91 &&
+              g.last_x == 111,
+          "default stride %lu: %lux%lu, the last at (%lu, %lu)", (unsigned long)g.stride, (unsigned long)g.rows, (unsigned long)g.cols,
+          (unsigned long)g.last_x, (unsigned long)g.last_y);
     CHECK(lensnet_scan_grid_of(m, &d, 2, 8, WD, &g, &err) == LENSNET_ERR_SHAPE && strstr(err.message, "smaller"), "%s", err.message);
     CHECK(lensnet_scan_grid_of(m, &d, 1, H, WD, &g, &err) == LENSNET_ERR_SHAPE && strstr(err.message, "band"), "%s", err.message);
     d.stride = 1;
@@ -268,6 +272,26 @@ static void test_scan(void) {
     d.no_refine = 0;
     d.stride = 1;
     d.threshold = 0;
+  }
+  TEST("the right and bottom edges are scanned: a blob in the last 3 pixels, which no stride of 4 from 0 reaches") {
+    static float corner[2 * H * WD];
+    lensnet_scan_grid g4;
+    float map4[40 * 40];
+    memset(corner, 0, sizeof corner);
+    add_blob(corner, H, WD, 117, 97, 3.0); /* windows at x0 = 0, 4, ..., 108 end at 116; the last, at 111, ends at 119 */
+    d.stride = 4;
+    d.no_refine = 1;
+    d.threshold = 1e-4; /* the blob 2 px off the window's centre each way: a low peak of this sharp model */
+    CHECK(lensnet_scan_grid_of(m, &d, 2, H, WD, &g4, &err) == LENSNET_OK && g4.cols == 29 && g4.rows == 24, "grid %lux%lu",
+          (unsigned long)g4.rows, (unsigned long)g4.cols);
+    CHECK(lensnet_scan_map(m, &d, corner, 2, H, WD, map4, &err) == LENSNET_OK, "map");
+    n = lensnet_scan_detect(map4, &g4, &d, det, 64);
+    CHECK(n == 1 && det[0].x == 115 && det[0].y == 95, "one detection, at the last window's centre (115, 95): %lu at (%g, %g)",
+          (unsigned long)n, n ? det[0].x : -1.0, n ? det[0].y : -1.0);
+    printf("   p_lens %.4f in the last window (the nearest of a grid without it, centred at (112, 92): %.2g)\n", map4[23 * 29 + 28], map4[22 * 29 + 27]);
+    d.no_refine = 0;
+    d.threshold = 0;
+    d.stride = 1;
   }
   TEST("the map does not depend on the order of windows or the workers") {
     par.run = reverse_run; par.user = NULL; par.workers = 3;

@@ -610,6 +610,27 @@ static int join_rows(eval_data *d) {
                          (unsigned long)lt->rows - 1);
       d->n = st->rows - 1;
       d->join = "row order";
+      { /* one table's object indices out of row order: the rows were probably not written in the same order */
+        const lensnet_csv *t[2];
+        const char *names[2];
+        size_t col, k;
+        t[0] = st; t[1] = lt; names[0] = d->sname; names[1] = d->lpath;
+        for (k = 0; k < 2 && !d->join_order; k++) {
+          int mode = 0;
+          if (lensnet_csv_column(t[k]->header, "index", &col, NULL) != LENSNET_OK) {
+            if (lensnet_csv_column(t[k]->header, "input", &col, NULL) != LENSNET_OK || !(mode = input_keys_usable(t[k], col))) continue;
+          }
+          for (r = 1; r < t[k]->rows; r++) {
+            unsigned long long key;
+            if (row_key(t[k], r, col, mode, &key) || key != r - 1) break;
+          }
+          if (r < t[k]->rows)
+            fprintf(stderr, "lens: note: %s numbers its objects (%s) out of row order (line %lu is not object %lu), but %s has no index: "
+                    "rows were matched in order; give both an index column (or --join order to silence this)\n", names[k],
+                    mode ? "its input column's [i] or file numbers" : "its index column", (unsigned long)t[k]->lines[r],
+                    (unsigned long)r - 1, names[1 - k]);
+        }
+      }
     } else {
       char a[256], b[256];
       size_t only_s, only_l;

@@ -11,8 +11,9 @@
  *                            stored: FITS pixel (x + 1, y + 1)); ra, dec in degrees from the
  *                            header's TAN WCS (lensnet_fits_wcs), empty when it has none
  *   DIR/pmap_NAME.npy        the p_lens map [rows, cols] of field NAME (its file name without the
- *                            extension); window (row, col) is centred at (col S + (win - 1) / 2,
- *                            row S + (win - 1) / 2)
+ *                            extension); window (row, col) is centred at (x0 + (win - 1) / 2,
+ *                            y0 + (win - 1) / 2), x0 = col S, y0 = row S, but the last column's
+ *                            x0 = W - win and the last row's y0 = H - win (flush with the edge)
  *   DIR/overview_NAME.png    an asinh composite of the field with each detection's window drawn
  *
  * --verify V scores each detection again with a second finder on a window centred on its
@@ -29,6 +30,7 @@
  * it made for DIR.
  * docs/find.md has the details and measured recovery. */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,7 +118,7 @@ typedef struct {
   char csv_path[4200], csv_tmp[4210], manifest_path[4200];
   size_t first, end, detections;
   lens_shard_manifest manifest;
-  int channel_note_shown, png_note_shown;
+  int channel_note_shown, png_note_shown, band_note_shown, scale_note_shown;
   int field_wrote;                /* the field being scanned: 1 its map written, 2 its overview */
 } find_state;
 
@@ -178,6 +180,67 @@ static int read_field(const find_state *s, const char *path, lensnet_tensor *t, 
     int ndim = t->ndim;
     lensnet_tensor_free(t);
     return lens_fail("%s: a field is an image [H,W] or a cube [C,H,W]; this array has %d dimensions", path, ndim);
+  }
+  return 0;
+}
+
+/* A band name without an instrument prefix ("NISP_Y" is "Y"), for comparing names. */
+static const char *band_core(const char *name) {
+  const char *under = strrchr(name, '_');
+  return under && under[1] ? under + 1 : name;
+}
+
+static int same_band(const char *a, const char *b) {
+  a = band_core(a);
+  b = band_core(b);
+  for (; *a && *b; a++, b++)
+    if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return 0;
+  return !*a && !*b;
+}
+
+/* Without --channels, the planes of a FITS field that names them (BAND1, BAND2, ..., as lens sim
+ * writes them) are fed to the model by its band_names: chan[k] is the plane of model band k.
+ * 1 when chan was set (the names found, in another order or a subset), else 0 with the planes
+ * taken as they are (first in_c); a note says which, once. */
+static int field_channels(find_state *s, const char *path, size_t bands, size_t *chan) {
+  const lensnet_model *m = s->model;
+  char plane[64][32], want[32];
+  size_t k, p, named = 0, found = 0;
+  int moved = 0, has_names = lensnet_model_meta(m, "band_names") != NULL;
+  if (s->o->cutout.channel_count || bands > 64 || !has_names) return 0;
+  for (p = 0; p < bands && !ends_with(path, ".npy"); p++) { /* a .npy names nothing */
+    char key[16];
+    snprintf(key, sizeof key, "BAND%lu", (unsigned long)p + 1);
+    plane[p][0] = 0;
+    if (lensnet_fits_header_value(path, s->o->cutout.hdu > 0 ? s->o->cutout.hdu : 0, key, plane[p], sizeof plane[p], NULL) == LENSNET_OK ||
+        (s->o->cutout.hdu <= 0 && lensnet_fits_header_value(path, 1, key, plane[p], sizeof plane[p], NULL) == LENSNET_OK))
+      named++;
+  }
+  if (named == bands)
+    for (k = 0; k < m->in_c; k++) {
+      lensnet_model_band_name(m, k, want, sizeof want, NULL);
+      for (p = 0; p < bands && !same_band(plane[p], want); p++) {}
+      if (p < bands) chan[k] = p, found++, moved |= p != k;
+    }
+  if (named == bands && found == m->in_c) {
+    if (moved && !s->band_note_shown) {
+      char list[256] = "";
+      for (k = 0; k < m->in_c && strlen(list) + 8 < sizeof list; k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%lu", k ? "," : "", (unsigned long)chan[k]);
+      fprintf(stderr, "find: note: %s names its planes (BAND1, BAND2, ...); the model's bands %s are read from planes %s "
+              "(--channels takes planes as given)\n", path, lensnet_model_meta(m, "band_names"), list);
+      s->band_note_shown = 1;
+    }
+    return moved;
+  }
+  if (!s->band_note_shown && (m->in_c > 1 || bands > 1)) {
+    if (named == bands)
+      fprintf(stderr, "find: note: %s names its planes (BAND1, ...) but not every band the model reads (%s): planes 0-%lu are used as they "
+              "are (--channels chooses)\n", path, lensnet_model_meta(m, "band_names"), (unsigned long)m->in_c - 1);
+    else
+      fprintf(stderr, "find: note: %s does not name its planes (BAND1, BAND2, ...): the model, which reads %s, is fed planes 0-%lu in "
+              "that order (--channels chooses)\n", path, lensnet_model_meta(m, "band_names"), (unsigned long)m->in_c - 1);
+    s->band_note_shown = 1;
   }
   return 0;
 }
@@ -267,12 +330,26 @@ static int find_in_field(find_state *s, const char *path) {
   lensnet_scan_grid g;
   lensnet_detection *det = NULL;
   float *map = NULL;
-  size_t bands = 0, h = 0, w = 0, n = 0;
+  size_t bands = 0, h = 0, w = 0, n = 0, chan[64];
   char name[512], map_path[4600];
   int rc;
   s->field_wrote = 0;
   if ((rc = read_field(s, path, &t, &bands, &h, &w)) != 0) return rc;
   field_name(path, name, sizeof name);
+  if (!ends_with(path, ".npy") && !s->scale_note_shown) { /* the field's pixels against the model's, as lens predict checks */
+    double model_scale = 0.0, scale = 0.0;
+    const char *key = NULL;
+    if (lensnet_model_pixel_scale(s->model, &model_scale, NULL) == LENSNET_OK && model_scale > 0.0 &&
+        lensnet_fits_pixel_scale(path, s->o->cutout.hdu, &scale, &key, NULL) == LENSNET_OK && fabs(scale / model_scale - 1.0) > 0.01) {
+      fprintf(stderr, "find: note: %s has %.4g\"/pixel (FITS %s), the model was made for %.4g\"; a finder sees lenses at the size it was "
+              "trained on only at its own scale\n", path, scale, key, model_scale);
+      s->scale_note_shown = 1;
+    }
+  }
+  if (s->model->in_c <= 64 && field_channels(s, path, bands, chan)) { /* the planes by their names */
+    d.channels = chan;
+    d.channel_count = s->model->in_c;
+  }
   {
     size_t k, blank = 0;
     for (k = 0; k < bands * h * w; k++) blank += !isfinite(t.data[k]);
@@ -281,7 +358,7 @@ static int find_in_field(find_state *s, const char *path) {
               (unsigned long)blank, s->minmax ? " (after min-max scaling of the rest)" : "");
   }
   if (lensnet_scan_grid_of(s->model, &d, bands, h, w, &g, &err) != LENSNET_OK) rc = scan_failure(path, &err);
-  if (!rc && !d.channels && bands > s->model->in_c && !s->channel_note_shown) {
+  if (!rc && !d.channels && bands > s->model->in_c && !s->channel_note_shown && !s->band_note_shown) {
     fprintf(stderr, "find: the fields have %lu bands and the model takes %lu: bands 0-%lu are used (--channels chooses)\n",
             (unsigned long)bands, (unsigned long)s->model->in_c, (unsigned long)s->model->in_c - 1);
     s->channel_note_shown = 1;

@@ -1025,8 +1025,11 @@ static int score_inputs(const predict_options *o, predict_state *s) {
     fprintf(stderr, "lens: note: %lu object%s left out (--skip-bad), the first %s; the messages above say why\n", (unsigned long)s->bad_objects,
             s->bad_objects == 1 ? "" : "s", s->bad_first);
   if (rc == 0 && s->scale_off)
-    fprintf(stderr, "lens: note: %lu FITS object%s not at the model's pixel scale: %s; a finder sees lenses at the size it was trained on only "
-            "at its own scale\n", (unsigned long)s->scale_off, s->scale_off == 1 ? " is" : "s are", s->scale_first);
+    fprintf(stderr, "lens: note: %lu FITS object%s not at the model's pixel scale: %s; %s\n", (unsigned long)s->scale_off,
+            s->scale_off == 1 ? " is" : "s are", s->scale_first,
+            lensnet_model_meta(s->model, "regress.targets")
+                ? "a regression model's angles (theta_E, centres, in arcsec) assume its own scale, so these are off by the ratio of the scales"
+                : "a finder sees lenses at the size it was trained on only at its own scale");
   if (rc == 0 && o->out_npy && lensnet_npy_writer_finish(&s->logits, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0 && o->samples_path && lensnet_npy_writer_finish(&s->samples, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0 && o->map_path && lensnet_npy_writer_finish(&s->map, 0, &err) != LENSNET_OK) rc = lens_fail_err(&err);

@@ -456,7 +456,7 @@ static const lens_option calibrate_rows[] = {
   LENS_TEXT(T, "model", LENS_OPT_REQUIRED, model, NULL, "M.safetensors", "the regression model that made --scores"),
   LENS_TEXT(T, "scores", LENS_OPT_REQUIRED, scores, NULL, "PRED.csv", "its predictions on a validation set (lens predict, with the --mc,\n"
             "--symmetries and --mc-mean the calibrated model will be used with)"),
-  LENS_TEXT(T, "labels", LENS_OPT_REQUIRED, labels, NULL, "labels.csv", "the validation set's true values, rows in the same order"),
+  LENS_TEXT(T, "labels", LENS_OPT_REQUIRED, labels, NULL, "labels.csv", "the validation set's true values (rows matched to the predictions by\nindex when both have one, else in order)"),
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "M2.safetensors", "the calibrated model (may be --model itself: written whole, then renamed)"),
   LENS_TEXT(T, "predicted-with", 0, predicted_with, NULL, "\"SETTINGS\"", "the lens predict settings that made --scores, e.g. \"--mc 24\n"
             "--symmetries 8\": recorded (regress.calibration_predict), so that lens\n"

@@ -586,12 +586,12 @@ static int sim_field(const sim_args *a, const lenssim_dataset_config *cfg) {
   lenssim_label *labels = NULL;
   lenssim_error serr;
   lensnet_error nerr;
-  lensnet_fits_card cards[12];
+  lensnet_fits_card cards[16];
   lensnet_tensor t;
-  char text[8][32], path[1200];
+  char text[8][32], band_text[4][32], path[1200];
   double *sum = NULL, t0 = lens_seconds();
   float *image = NULL;
-  size_t workers = a->threads ? (size_t)a->threads : lens_pool_default_threads(), floats, k, lenses = 0, made = 0;
+  size_t workers = a->threads ? (size_t)a->threads : lens_pool_default_threads(), floats, k, lenses = 0, made = 0, ncards;
   lens_pool *pool = NULL;
   int rc = 0;
   memset(&fc, 0, sizeof fc);
@@ -619,8 +619,17 @@ static int sim_field(const sim_args *a, const lenssim_dataset_config *cfg) {
     t.shape[1] = t.shape[2] = (size_t)f->size;
     t.data = image;
     field_wcs_cards(f, a->ra, a->dec, text, cards);
+    ncards = 12;
+    for (k = 0; k < (size_t)f->channels && k < 4; k++) { /* each plane's band, as the cutouts name theirs: lens find feeds them by name */
+      static const char *const keys[4] = {"BAND1", "BAND2", "BAND3", "BAND4"};
+      const char *name = f->population.band[k]->name, *under = strrchr(name, '_');
+      snprintf(band_text[k], sizeof band_text[k], "'%.20s'", under ? under + 1 : name); /* NISP_Y as Y */
+      cards[ncards].key = keys[k];
+      cards[ncards].value = band_text[k];
+      cards[ncards++].comment = "band of this plane";
+    }
     snprintf(path, sizeof path, "%s/field.fits", a->out_dir);
-    if (lensnet_fits_write_cards(path, &t, cards, 12, &nerr) != LENSNET_OK) rc = lens_fail_err(&nerr);
+    if (lensnet_fits_write_cards(path, &t, cards, ncards, &nerr) != LENSNET_OK) rc = lens_fail_err(&nerr);
   }
   if (!rc) rc = field_truth(a->out_dir, f, objects, labels);
   for (k = 0; k < f->object_count; k++) lenses += objects[k].label == 1;
