@@ -276,6 +276,14 @@ static void test_classes(void) {
   write_file(D "/k_labels.csv", "index,label\n0,0\n1,1\n2,1\n3,0\n4,2\n5,2\n");
   CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/k_scores.csv --labels " D "/k_labels.csv --bootstrap 50 --out " D "/k") == 0,
         "three classes: %s", out);
+  CHECK(!strstr(out, "no objects"), "labels of every class: no note");
+  {
+    char note[8192];
+    write_file(D "/k_labels2.csv", "index,label\n0,0\n1,1\n2,1\n3,0\n4,1\n5,1\n");
+    CHECK(cli_lens_output(note, sizeof note, "eval --scores " D "/k_scores.csv --labels " D "/k_labels2.csv --bootstrap 0") == 0 &&
+              strstr(note, "the labels go up to class 1 of the scores' 3 (a ... c): class 2 (c) has no objects"),
+          "two-class labels for three-class scores: a note: %s", note);
+  }
   /* argmax: a, a, b, b, c, c -> accuracy 4/6. P(a) ranks 0 (2) > 1 (1) > rest: class a = {0, 3}:
    * 0 beats all 4; 3 (P(a) = 1/(2 + e^0.5)) beats only 2, 4, 5 (1/(2 + e^2), 1/(2 + e^2), 1/(2 + e^3)): 3 of 4 -> 7/8 */
   CHECK(!strcmp(metric_text(D "/k", 1, "class", buf, sizeof buf), "macro") && NEAR(metric(D "/k", 1, "accuracy"), 4.0 / 6.0),

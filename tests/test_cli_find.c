@@ -181,6 +181,9 @@ static void test_find(void) {
     CHECK(cli_lens("find --model " MODEL " --threads 1 --out " W "/coarse " W "/coarse.fits 2>" W "/coarse.err") == 0 &&
               cli_file_has(W "/coarse.err", "0.6\"/pixel") && cli_file_has(W "/coarse.err", "made for 0.3\""),
           "a field at 0.6\"/pixel: scanned, with a note naming both scales");
+    CHECK(cli_lens("find --model " MODEL " --stride 100 --threads 1 --out " W "/wide " W "/f1/field.fits 2>" W "/wide.err") == 0 &&
+              cli_file_has(W "/wide.err", "a stride of 100 is wider than the 66-pixel window"),
+          "a stride wider than the window: a note that pixels between windows are in none");
   }
 }
 

@@ -1877,9 +1877,23 @@ int lens_cmd_eval(int argc, char **argv) {
       printf("; %s columns of %s), labels from column %s, rows joined by %s\n", d.class_logits ? "logit_, softmaxed," : "p_", d.sname,
              d.labels_table->cells[d.label_col], d.join);
       print_classes(&d, &g);
+      { /* labels that use fewer classes than the scores have columns: perhaps another file's labels */
+        size_t i, top = 0;
+        for (i = 0; i < d.n; i++)
+          if ((size_t)d.labels[i] > top) top = (size_t)d.labels[i];
+        if (top + 2 == d.classes)
+          fprintf(stderr, "lens: note: the labels go up to class %lu of the scores' %lu (%s ... %s): class %lu (%s) has no objects\n",
+                  (unsigned long)top, (unsigned long)d.classes, d.class_names[0], d.class_names[d.classes - 1], (unsigned long)top + 1,
+                  d.class_names[top + 1]);
+        else if (top + 1 < d.classes)
+          fprintf(stderr, "lens: note: the labels go up to class %lu of the scores' %lu (%s ... %s): classes %lu-%lu have no objects\n",
+                  (unsigned long)top, (unsigned long)d.classes, d.class_names[0], d.class_names[d.classes - 1], (unsigned long)top + 1,
+                  (unsigned long)d.classes - 1);
+      }
     } else {
-      printf("lens eval: %lu objects, %lu lenses and %lu non-lenses (score %s of %s, label %s, rows joined by %s)\n", (unsigned long)d.n,
-             (unsigned long)g.groups[0].sample.count_pos, (unsigned long)g.groups[0].sample.count_neg, d.st.cells[d.score_col],
+      printf("lens eval: %lu objects, %lu lens%s and %lu non-lens%s (score %s of %s, label %s, rows joined by %s)\n", (unsigned long)d.n,
+             (unsigned long)g.groups[0].sample.count_pos, g.groups[0].sample.count_pos == 1 ? "" : "es",
+             (unsigned long)g.groups[0].sample.count_neg, g.groups[0].sample.count_neg == 1 ? "" : "es", d.st.cells[d.score_col],
              d.sname, d.labels_table->cells[d.label_col], d.join);
       print_binary(&o, &g);
       print_positions(&d);

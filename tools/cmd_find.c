@@ -118,7 +118,7 @@ typedef struct {
   char csv_path[4200], csv_tmp[4210], manifest_path[4200];
   size_t first, end, detections;
   lens_shard_manifest manifest;
-  int channel_note_shown, png_note_shown, band_note_shown, scale_note_shown;
+  int channel_note_shown, png_note_shown, band_note_shown, scale_note_shown, stride_note_shown;
   int field_wrote;                /* the field being scanned: 1 its map written, 2 its overview */
 } find_state;
 
@@ -317,8 +317,16 @@ static int write_rows(find_state *s, const char *path, const lensnet_detection *
 }
 
 /* A scan failure: shape problems are the field's (exit 1), channel lists the user's (exit 2). */
-static int scan_failure(const char *path, const lensnet_error *err) {
+static int scan_failure(const find_state *s, const char *path, const lensnet_error *err) {
   if (err->result == LENSNET_ERR_ARG && strstr(err->message, "channel list")) return lens_usage("%s: --channels: %s", path, err->message);
+  if (err->result == LENSNET_ERR_SHAPE && !ends_with(path, ".npy")) { /* which image of the file was read */
+    int count = 0;
+    lensnet_fits_hdu_count(path, &count, NULL);
+    if (count > 1 && s->o->cutout.hdu >= 0)
+      return lens_fail("%s: %s (HDU %d of the file's %d; --hdu picks another)", path, err->message, s->o->cutout.hdu, count);
+    if (count > 1)
+      return lens_fail("%s: %s (the first of the file's %d HDUs that holds an image; --hdu picks another)", path, err->message, count);
+  }
   return lens_fail("%s: %s", path, err->message);
 }
 
@@ -357,7 +365,12 @@ static int find_in_field(find_state *s, const char *path) {
       fprintf(stderr, "find: note: %s has %lu blank (NaN or infinite) pixels; each window that holds some sets them to 0%s\n", path,
               (unsigned long)blank, s->minmax ? " (after min-max scaling of the rest)" : "");
   }
-  if (lensnet_scan_grid_of(s->model, &d, bands, h, w, &g, &err) != LENSNET_OK) rc = scan_failure(path, &err);
+  if (lensnet_scan_grid_of(s->model, &d, bands, h, w, &g, &err) != LENSNET_OK) rc = scan_failure(s, path, &err);
+  if (!rc && g.stride > g.win_w && !s->stride_note_shown) {
+    fprintf(stderr, "find: note: a stride of %lu is wider than the %lu-pixel window: the pixels between windows are in none\n",
+            (unsigned long)g.stride, (unsigned long)g.win_w);
+    s->stride_note_shown = 1;
+  }
   if (!rc && !d.channels && bands > s->model->in_c && !s->channel_note_shown && !s->band_note_shown) {
     fprintf(stderr, "find: the fields have %lu bands and the model takes %lu: bands 0-%lu are used (--channels chooses)\n",
             (unsigned long)bands, (unsigned long)s->model->in_c, (unsigned long)s->model->in_c - 1);
@@ -365,7 +378,7 @@ static int find_in_field(find_state *s, const char *path) {
   }
   if (!rc && (!(map = (float *)malloc(g.rows * g.cols * sizeof(float))) || !(det = (lensnet_detection *)malloc(g.rows * g.cols * sizeof *det))))
     rc = lens_fail("%s: out of memory for a %lux%lu map", path, (unsigned long)g.rows, (unsigned long)g.cols);
-  if (!rc && lensnet_scan_map(s->model, &d, t.data, bands, h, w, map, &err) != LENSNET_OK) rc = scan_failure(path, &err);
+  if (!rc && lensnet_scan_map(s->model, &d, t.data, bands, h, w, map, &err) != LENSNET_OK) rc = scan_failure(s, path, &err);
   if (!rc) n = lensnet_scan_detect(map, &g, &d, det, g.rows * g.cols);
   if (!rc && s->locator) {
     lensnet_locate_desc ld;
@@ -374,11 +387,11 @@ static int find_in_field(find_state *s, const char *path) {
     ld.minmax = s->locator_minmax;
     ld.passes = s->o->locate_passes;
     ld.symmetries = s->o->locate_symmetries >= 0 ? (s->o->locate_symmetries ? 8 : 1) : s->locator->in_w == s->locator->in_h ? 8 : 1;
-    if (lensnet_scan_locate(s->locator, &ld, &d, t.data, bands, h, w, det, &n, &err) != LENSNET_OK) rc = scan_failure(path, &err);
+    if (lensnet_scan_locate(s->locator, &ld, &d, t.data, bands, h, w, det, &n, &err) != LENSNET_OK) rc = scan_failure(s, path, &err);
   }
   if (!rc && s->verifier &&
       lensnet_scan_verify(s->verifier, s->verifier_minmax, s->o->verify_threshold, &d, t.data, bands, h, w, det, &n, &err) != LENSNET_OK)
-    rc = scan_failure(path, &err);
+    rc = scan_failure(s, path, &err);
   if (!rc) {
     lensnet_tensor m;
     memset(&m, 0, sizeof m);
@@ -394,8 +407,8 @@ static int find_in_field(find_state *s, const char *path) {
   if (!rc) rc = write_overview(s, name, t.data, bands, h, w, &g, det, n);
   if (!rc) {
     s->detections += n;
-    fprintf(stderr, "find: %s: %lux%lu (height x width), %lu windows (stride %lu), %lu detection%s\n", path, (unsigned long)h, (unsigned long)w,
-            (unsigned long)(g.rows * g.cols), (unsigned long)g.stride, (unsigned long)n, n == 1 ? "" : "s");
+    fprintf(stderr, "find: %s: %lux%lu (height x width), %lu window%s (stride %lu), %lu detection%s\n", path, (unsigned long)h, (unsigned long)w,
+            (unsigned long)(g.rows * g.cols), g.rows * g.cols == 1 ? "" : "s", (unsigned long)g.stride, (unsigned long)n, n == 1 ? "" : "s");
   }
   free(map);
   free(det);
