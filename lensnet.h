@@ -11480,6 +11480,18 @@ LENSNET_API lensnet_fit_desc lensnet_fit_desc_resolve(const lensnet_fit_desc *de
 }
 
 /* A field of desc as a double (numbers) or its text. */
+/* The shortest %g text that reads back (strtod) as v: 0.1, not 0.10000000000000001. */
+static int lensnet__double_text(double v, char *buf, size_t cap) {
+  int prec, n = 0;
+  char t[40];
+  for (prec = 1; prec <= 17; prec++) {
+    snprintf(t, sizeof t, "%.*g", prec, v);
+    if (strtod(t, NULL) == v || v != v) break;
+  }
+  n = snprintf(buf, cap, "%s", t);
+  return n;
+}
+
 static double lensnet__fit_number(const lensnet_fit_desc *d, const lensnet_fit_setting *s) {
   const char *p = (const char *)d + s->offset;
   switch (s->type) {
@@ -11499,7 +11511,7 @@ LENSNET_API int lensnet_fit_setting_format(const lensnet_fit_desc *desc, const l
     char t[24];
     return snprintf(buf, cap, "%s", lensnet__u64_text(*(const uint64_t *)(const void *)p, t));
   }
-  return snprintf(buf, cap, "%.17g", lensnet__fit_number(&d, s));
+  return lensnet__double_text(lensnet__fit_number(&d, s), buf, cap);
 }
 
 /* "flip,rot90,rot180,shift=N,noise=SIGMA" (or "none"). */
@@ -12516,7 +12528,7 @@ LENSNET_API int lensnet_adapt_setting_format(const lensnet_adapt_desc *desc, con
     char t[24];
     return snprintf(buf, cap, "%s", lensnet__u64_text(*(const uint64_t *)(const void *)p, t));
   }
-  return snprintf(buf, cap, "%.17g", lensnet__adapt_number(&d, s));
+  return lensnet__double_text(lensnet__adapt_number(&d, s), buf, cap);
 }
 
 LENSNET_API lensnet_adapt_desc lensnet_adapt_desc_resolve(const lensnet_adapt_desc *desc) {

@@ -1471,9 +1471,17 @@ static int curve_of(const eval_series *s, double prior, lensviz_eval_point **pts
   return 0;
 }
 
+/* A threshold is a score, a float: its shortest text that reads back as that float (0.99, not
+ * 0.99000001); lens eval --threshold with it gives back the same point. */
 static void csv_threshold(FILE *f, double t) {
-  if (isinf(t)) fputs("inf", f);
-  else fprintf(f, "%.9g", t);
+  char buf[32];
+  int prec;
+  if (isinf(t)) { fputs("inf", f); return; }
+  for (prec = 1; prec <= 9; prec++) {
+    snprintf(buf, sizeof buf, "%.*g", prec, t);
+    if ((float)strtod(buf, NULL) == (float)t) break;
+  }
+  fputs(buf, f);
 }
 
 /* curve.csv: the overall curve, one row per threshold (K classes: per class, one-vs-rest). */

@@ -110,7 +110,16 @@ int lens_option_format(const lens_option *o, const void *opts, char *buf, size_t
     case LENS_OPT_FLAG: case LENS_OPT_INT: return snprintf(buf, cap, "%d", *(const int *)field);
     case LENS_OPT_SIZE: return snprintf(buf, cap, "%lu", (unsigned long)*(const size_t *)field);
     case LENS_OPT_SEED: return snprintf(buf, cap, "%llu", *(const unsigned long long *)field);
-    case LENS_OPT_DOUBLE: return snprintf(buf, cap, "%.17g", *(const double *)field);
+    case LENS_OPT_DOUBLE: { /* the shortest text that reads back as the value: 0.1, not 0.10000000000000001 */
+      double v = *(const double *)field;
+      char t[40];
+      int prec;
+      for (prec = 1; prec <= 17; prec++) {
+        snprintf(t, sizeof t, "%.*g", prec, v);
+        if (strtod(t, NULL) == v || v != v) break;
+      }
+      return snprintf(buf, cap, "%s", t);
+    }
     case LENS_OPT_FLOAT: return snprintf(buf, cap, "%.9g", (double)*(const float *)field);
     case LENS_OPT_TEXT: return snprintf(buf, cap, "%s", *(const char *const *)field ? *(const char *const *)field : "");
     case LENS_OPT_CHOICE:
