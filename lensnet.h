@@ -1442,7 +1442,8 @@ LENSNET_API lensnet_result lensnet_regression_fit_means(const lensnet_regression
  *               pictures are labelled and scale bars drawn with (lensnet_fits_pixel_scale reads
  *               a cutout's own from its header). lensnet_fits_band_slots puts one-band FITS
  *               files in the model's band order by their FILTER headers, and
- *               lensnet_fits_cube_band_slots a cube's planes by their BAND1, BAND2, ... cards.
+ *               lensnet_fits_cube_band_slots a cube's planes by their BAND1, BAND2, ... cards
+ *               (lensnet_fits_plane_name reads one; lensnet_band_names_match is the rule).
  *   .npy        lensnet_npy_writer streams rows to `path.tmp` and renames it at finish; the leading
  *               dimension may be left open (LENSNET_NPY_ROWS_UNKNOWN) and is written at finish.
  *               lensnet_npy_write is built on it.
@@ -1683,6 +1684,15 @@ LENSNET_API lensnet_result lensnet_fits_band_slots(const lensnet_model *m, const
  * else slot[p] = p (*by_name = 0). LENSNET_ERR_FORMAT when two planes name the same band. */
 LENSNET_API lensnet_result lensnet_fits_cube_band_slots(const lensnet_model *m, const char *path, int hdu, size_t planes, size_t *slot,
                                                         int *by_name, lensnet_error *err);
+/* The name of plane `plane` (0-based) of the image lensnet_fits_read(path, hdu) reads, from its
+ * header's BAND<plane + 1> card, into buf: 1 when named. The names are those of the HDU holding the
+ * image (hdu >= 0: that one; hdu < 0: the primary when it holds an image, else HDU 1, then the
+ * primary header, where a file whose image is in HDU 1 may keep them). */
+LENSNET_API int lensnet_fits_plane_name(const char *path, int hdu, size_t plane, char *buf, size_t cap);
+/* Whether two band names are the same band: without regard to case or surrounding blanks, a
+ * name after an instrument prefix matching too ("NISP_Y" is "Y"; "ACS_F814W" is not "WFC3_F814W").
+ * The rule by which FILTER and BANDn cards are matched to a model's band_names. */
+LENSNET_API int lensnet_band_names_match(const char *a, const char *b);
 /* The arcseconds per pixel of the images the model was made for, from the metadata "pixel_scale";
  * *arcsec = 0 when the metadata does not say. LENSNET_ERR_FORMAT, naming the value, when it is not
  * a positive number. */
@@ -14534,12 +14544,24 @@ LENSNET_API lensnet_result lensnet_fits_band_slots(const lensnet_model *m, const
 
 typedef struct { const char *path; int hdu; } lensnet__plane_ctx;
 
+LENSNET_API int lensnet_fits_plane_name(const char *path, int hdu, size_t plane, char *buf, size_t cap) {
+  char key[24], naxis[24];
+  if (!path || !buf || !cap) return 0;
+  snprintf(key, sizeof key, "BAND%lu", (unsigned long)plane + 1);
+  if (hdu >= 0) return lensnet_fits_header_value(path, hdu, key, buf, cap, NULL) == LENSNET_OK;
+  /* the first HDU with pixels: the primary when its NAXIS > 0, else (an extension image, or a
+   * tile-compressed one, whose cards fpack moves to HDU 1) HDU 1, then the primary's cards */
+  if (lensnet_fits_header_value(path, 0, "NAXIS", naxis, sizeof naxis, NULL) == LENSNET_OK && atoi(naxis) > 0)
+    return lensnet_fits_header_value(path, 0, key, buf, cap, NULL) == LENSNET_OK;
+  return lensnet_fits_header_value(path, 1, key, buf, cap, NULL) == LENSNET_OK ||
+         lensnet_fits_header_value(path, 0, key, buf, cap, NULL) == LENSNET_OK;
+}
+
+LENSNET_API int lensnet_band_names_match(const char *a, const char *b) { return a && b && lensnet__same_band(a, b); }
+
 static int lensnet__plane_band(const void *ctx, size_t i, char *buf, size_t cap) {
   const lensnet__plane_ctx *c = (const lensnet__plane_ctx *)ctx;
-  char key[16];
-  snprintf(key, sizeof key, "BAND%lu", (unsigned long)i + 1);
-  return lensnet_fits_header_value(c->path, c->hdu > 0 ? c->hdu : 0, key, buf, cap, NULL) == LENSNET_OK ||
-         (c->hdu <= 0 && lensnet_fits_header_value(c->path, 1, key, buf, cap, NULL) == LENSNET_OK);
+  return lensnet_fits_plane_name(c->path, c->hdu, i, buf, cap);
 }
 
 LENSNET_API lensnet_result lensnet_fits_cube_band_slots(const lensnet_model *m, const char *path, int hdu, size_t planes, size_t *slot,

@@ -170,7 +170,7 @@ static void test_find(void) {
     }
     CHECK(cli_lens("find --model weights/ou66-h-sim.safetensors --threads 1 --out " W "/hsim " W "/f1/field.fits 2>" W "/hsim.err") == 0 &&
               cli_lens("find --model weights/ou66-h-sim.safetensors --channels 3 --threads 1 --out " W "/hsim3 " W "/f1/field.fits 2>/dev/null") == 0 &&
-              cli_same_file(W "/hsim/pmap_field.npy", W "/hsim3/pmap_field.npy") && cli_file_has(W "/hsim.err", "read from planes 3"),
+              cli_same_file(W "/hsim/pmap_field.npy", W "/hsim3/pmap_field.npy") && cli_file_has(W "/hsim.err", "band H is read from plane 3"),
           "a one-band finder (H) on the four-band field reads plane 3, as --channels 3 does");
     if (lensnet_fits_read(W "/f1/field.fits", -1, &t, &err) == LENSNET_OK) {
       lensnet_fits_card cards[4] = {{"CD1_1", "-1.6666666667E-04", NULL}, {"CD2_2", "1.6666666667E-04", NULL},
@@ -181,6 +181,29 @@ static void test_find(void) {
     CHECK(cli_lens("find --model " MODEL " --threads 1 --out " W "/coarse " W "/coarse.fits 2>" W "/coarse.err") == 0 &&
               cli_file_has(W "/coarse.err", "0.6\"/pixel") && cli_file_has(W "/coarse.err", "made for 0.3\""),
           "a field at 0.6\"/pixel: scanned, with a note naming both scales");
+    /* one run, two fields named otherwise: a note for each way of feeding them */
+    CHECK(cli_lens("find --model weights/OU_66.safetensors --threads 1 --out " W "/mixed " W "/f1/field.fits " W "/field_jyhvis.npy 2>" W
+                   "/mixed.err") == 0 &&
+              cli_file_has(W "/mixed.err", "field.fits names its planes") && cli_file_has(W "/mixed.err", "field_jyhvis.npy does not name its planes"),
+          "a run of a named and an unnamed field: a note for each");
+    if (lensnet_fits_read(W "/f1/field.fits", -1, &t, &err) == LENSNET_OK) {
+      size_t shape5[3] = {5, 264, 264};
+      if (lensnet_tensor_alloc(&r, 3, shape5, &err) == LENSNET_OK) {
+        lensnet_fits_card five[5] = {{"BAND1", "'VIS'", NULL}, {"BAND2", "'Y'", NULL}, {"BAND3", "'J'", NULL}, {"BAND4", "'H'", NULL}, {"BAND5", "'H'", NULL}};
+        memcpy(r.data, t.data, 4 * hw * sizeof(float));
+        memcpy(r.data + 4 * hw, t.data, hw * sizeof(float));
+        lensnet_fits_write_cards(W "/five_dup.fits", &r, five, 5, &err); /* two planes named H */
+        lensnet_fits_write_cards(W "/five_part.fits", &r, five, 4, &err); /* the fifth plane unnamed */
+        lensnet_tensor_free(&r);
+      }
+      lensnet_tensor_free(&t);
+    }
+    CHECK(cli_lens("find --model weights/OU_66.safetensors --threads 1 --out " W "/dup " W "/five_dup.fits 2>" W "/dup.err") == 1 &&
+              cli_file_has(W "/dup.err", "planes 3 and 4 are both band 'H'"),
+          "two planes named as one band the model reads: refused, naming them");
+    CHECK(cli_lens("find --model weights/OU_66.safetensors --threads 1 --out " W "/part " W "/five_part.fits 2>/dev/null") == 0 &&
+              cli_same_file(W "/ou66/pmap_field.npy", W "/part/pmap_five_part.npy"),
+          "four of five planes named, the model's four among them: fed by name (the map of the named field)");
     CHECK(cli_lens("find --model " MODEL " --stride 100 --threads 1 --out " W "/wide " W "/f1/field.fits 2>" W "/wide.err") == 0 &&
               cli_file_has(W "/wide.err", "a stride of 100 is wider than the 66-pixel window"),
           "a stride wider than the window: a note that pixels between windows are in none");

@@ -76,6 +76,30 @@ static void test_gnomonic(void) {
 }
 
 /* A FITS cube with WCS cards written and read back. */
+/* The names of a cube's planes (BANDn) and the rule that matches them to a model's bands. */
+static void test_plane_names(void) {
+  float data[2 * 2 * 2] = {0};
+  lensnet_tensor t;
+  lensnet_fits_card cards[2] = {{"BAND1", "'NISP_Y'", NULL}, {"BAND2", "' h '", NULL}};
+  lensnet_error err;
+  char v[72];
+  memset(&t, 0, sizeof t);
+  t.ndim = 3; t.shape[0] = 2; t.shape[1] = 2; t.shape[2] = 2; t.data = data;
+  TEST("lensnet_band_names_match: case, blanks and an instrument prefix aside; two prefixes are two bands") {
+    CHECK(lensnet_band_names_match("NISP_Y", "Y") && lensnet_band_names_match(" y ", "Y") && lensnet_band_names_match("VIS", "Euclid_vis"),
+          "the same band");
+    CHECK(!lensnet_band_names_match("ACS_F814W", "WFC3_F814W") && !lensnet_band_names_match("J", "H") && !lensnet_band_names_match(NULL, "H"),
+          "other bands");
+  }
+  TEST("lensnet_fits_plane_name: BANDn of the HDU holding the image; none for a plane the header does not name") {
+    CHECK(lensnet_fits_write_cards("build/test_find_planes.fits", &t, cards, 2, &err) == LENSNET_OK, "write: %s", err.message);
+    CHECK(lensnet_fits_plane_name("build/test_find_planes.fits", -1, 0, v, sizeof v) && !strcmp(v, "NISP_Y"), "plane 0: %s", v);
+    CHECK(lensnet_fits_plane_name("build/test_find_planes.fits", 0, 1, v, sizeof v) && lensnet_band_names_match(v, "H"), "plane 1 of HDU 0: '%s'", v);
+    CHECK(!lensnet_fits_plane_name("build/test_find_planes.fits", -1, 2, v, sizeof v), "no BAND3");
+    CHECK(!lensnet_fits_plane_name("build/test_find_planes.fits", 1, 0, v, sizeof v), "no HDU 1: no name");
+  }
+}
+
 static void test_fits_cards(void) {
   float data[2 * 3 * 4];
   lensnet_tensor t, back;
@@ -659,6 +683,7 @@ static void test_verify(void) {
 int main(void) {
   test_gnomonic();
   test_fits_cards();
+  test_plane_names();
   test_scan();
   test_field();
   test_locate();

@@ -81,7 +81,8 @@ static const lens_option find_rows[] = {
            "a square window)"),
   LENS_FLAG(T, "no-refine", no_refine, "positions at window centres (default: the p_lens-weighted centroid of the peak\n"
             "window and its neighbours)"),
-  LENS_CUSTOM(T, "channels", 0, cutout.channels, lens_parse_channels, "LIST", "field bands to feed the model, e.g. 0,2,3 (default: the first ones)"),
+  LENS_CUSTOM(T, "channels", 0, cutout.channels, lens_parse_channels, "LIST", "field planes to feed the model, e.g. 0,2,3 (default: by the model's\n"
+              "band names when the field's header names its planes, BAND1, ...; else the first ones)"),
   LENS_CHOICE(T, "preprocess", 0, cutout.preprocess, lens_preprocess_choices, LENS_PREPROCESS_UNSET, "P",
               "minmax (each window scaled per band to [0,1]) or none;\n"
               "default: the model's metadata 'preprocess', said on stderr"),
@@ -118,7 +119,8 @@ typedef struct {
   char csv_path[4200], csv_tmp[4210], manifest_path[4200];
   size_t first, end, detections;
   lens_shard_manifest manifest;
-  int channel_note_shown, png_note_shown, band_note_shown, scale_note_shown, stride_note_shown;
+  int channel_note_shown, png_note_shown, scale_note_shown, stride_note_shown;
+  char band_note[600];       /* the last note on how a field's planes were fed (another field's may differ) */
   int field_wrote;                /* the field being scanned: 1 its map written, 2 its overview */
 } find_state;
 
@@ -184,64 +186,67 @@ static int read_field(const find_state *s, const char *path, lensnet_tensor *t, 
   return 0;
 }
 
-/* A band name without an instrument prefix ("NISP_Y" is "Y"), for comparing names. */
-static const char *band_core(const char *name) {
-  const char *under = strrchr(name, '_');
-  return under && under[1] ? under + 1 : name;
+/* "plane 3" or "planes 2,1,3,0"; "band H" or "bands J,Y,H,VIS". */
+static void plane_list(const size_t *chan, size_t n, char *buf, size_t cap) {
+  size_t k, at = (size_t)snprintf(buf, cap, "plane%s ", n == 1 ? "" : "s");
+  for (k = 0; k < n && at + 24 < cap; k++) at += (size_t)snprintf(buf + at, cap - at, "%s%lu", k ? "," : "", (unsigned long)chan[k]);
 }
 
-static int same_band(const char *a, const char *b) {
-  a = band_core(a);
-  b = band_core(b);
-  for (; *a && *b; a++, b++)
-    if (tolower((unsigned char)*a) != tolower((unsigned char)*b)) return 0;
-  return !*a && !*b;
+/* A note about how field `path`'s planes are fed, shown when it says something else than the last
+ * note did (each field of a run may name its planes otherwise). */
+static void band_note(find_state *s, const char *path, const char *text) {
+  if (!strcmp(s->band_note, text)) return;
+  snprintf(s->band_note, sizeof s->band_note, "%s", text);
+  fprintf(stderr, "find: note: %s %s\n", path, text);
 }
 
 /* Without --channels, the planes of a FITS field that names them (BAND1, BAND2, ..., as lens sim
- * writes them) are fed to the model by its band_names: chan[k] is the plane of model band k.
- * 1 when chan was set (the names found, in another order or a subset), else 0 with the planes
- * taken as they are (first in_c); a note says which, once. */
+ * writes them, in the header of the HDU that holds the image) are fed to the model by its
+ * band_names (lensnet_band_names_match, the rule lens predict uses): chan[k] is the plane of model
+ * band k. Returns 1 when chan is set, 0 for the planes as they are (the first in_c), or the exit
+ * status (negated) of a refusal: a band the model reads named by two planes. */
 static int field_channels(find_state *s, const char *path, size_t bands, size_t *chan) {
   const lensnet_model *m = s->model;
-  char plane[64][32], want[32];
+  char plane[64][72], want[72], text[600], list[300];
+  int is_named[64];
   size_t k, p, named = 0, found = 0;
-  int moved = 0, has_names = lensnet_model_meta(m, "band_names") != NULL;
-  if (s->o->cutout.channel_count || bands > 64 || !has_names) return 0;
-  for (p = 0; p < bands && !ends_with(path, ".npy"); p++) { /* a .npy names nothing */
-    char key[16];
-    snprintf(key, sizeof key, "BAND%lu", (unsigned long)p + 1);
-    plane[p][0] = 0;
-    if (lensnet_fits_header_value(path, s->o->cutout.hdu > 0 ? s->o->cutout.hdu : 0, key, plane[p], sizeof plane[p], NULL) == LENSNET_OK ||
-        (s->o->cutout.hdu <= 0 && lensnet_fits_header_value(path, 1, key, plane[p], sizeof plane[p], NULL) == LENSNET_OK))
-      named++;
+  int moved = 0;
+  const char *model_bands = lensnet_model_meta(m, "band_names");
+  if (s->o->cutout.channel_count || bands > 64 || !model_bands || bands < m->in_c) return 0;
+  for (p = 0; p < bands; p++) {
+    is_named[p] = !ends_with(path, ".npy") && lensnet_fits_plane_name(path, s->o->cutout.hdu, p, plane[p], sizeof plane[p]);
+    named += (size_t)is_named[p];
   }
-  if (named == bands)
-    for (k = 0; k < m->in_c; k++) {
-      lensnet_model_band_name(m, k, want, sizeof want, NULL);
-      for (p = 0; p < bands && !same_band(plane[p], want); p++) {}
-      if (p < bands) chan[k] = p, found++, moved |= p != k;
-    }
-  if (named == bands && found == m->in_c) {
-    if (moved && !s->band_note_shown) {
-      char list[256] = "";
-      for (k = 0; k < m->in_c && strlen(list) + 8 < sizeof list; k++)
-        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%lu", k ? "," : "", (unsigned long)chan[k]);
-      fprintf(stderr, "find: note: %s names its planes (BAND1, BAND2, ...); the model's bands %s are read from planes %s "
-              "(--channels takes planes as given)\n", path, lensnet_model_meta(m, "band_names"), list);
-      s->band_note_shown = 1;
-    }
+  for (k = 0; k < m->in_c && named; k++) {
+    size_t hits = 0, first = 0;
+    lensnet_model_band_name(m, k, want, sizeof want, NULL);
+    for (p = 0; p < bands; p++)
+      if (is_named[p] && lensnet_band_names_match(plane[p], want)) {
+        if (hits++ == 0) first = p;
+        else return -lens_fail("%s: planes %lu and %lu are both band '%s' (BAND%lu, BAND%lu), which the model reads once; --channels picks "
+                               "the planes", path, (unsigned long)first, (unsigned long)p, want, (unsigned long)first + 1, (unsigned long)p + 1);
+      }
+    if (hits) chan[k] = first, found++, moved |= first != k;
+  }
+  plane_list(chan, m->in_c, list, sizeof list);
+  if (found == m->in_c) { /* every band the model reads is named */
+    if (moved)
+      snprintf(text, sizeof text, "names its planes (BAND1, BAND2, ...): the model's band%s %s %s read from %s (--channels takes planes as "
+               "given)", m->in_c == 1 ? "" : "s", model_bands, m->in_c == 1 ? "is" : "are", list);
+    else snprintf(text, sizeof text, "names its planes: the model's bands are its first planes, in order");
+    if (moved || s->band_note[0]) band_note(s, path, text); /* in order after another order: said too */
     return moved;
   }
-  if (!s->band_note_shown && (m->in_c > 1 || bands > 1)) {
-    if (named == bands)
-      fprintf(stderr, "find: note: %s names its planes (BAND1, ...) but not every band the model reads (%s): planes 0-%lu are used as they "
-              "are (--channels chooses)\n", path, lensnet_model_meta(m, "band_names"), (unsigned long)m->in_c - 1);
-    else
-      fprintf(stderr, "find: note: %s does not name its planes (BAND1, BAND2, ...): the model, which reads %s, is fed planes 0-%lu in "
-              "that order (--channels chooses)\n", path, lensnet_model_meta(m, "band_names"), (unsigned long)m->in_c - 1);
-    s->band_note_shown = 1;
-  }
+  for (k = 0; k < m->in_c; k++) chan[k] = k;
+  plane_list(chan, m->in_c, list, sizeof list);
+  if (named)
+    snprintf(text, sizeof text, "names %lu of its %lu planes (BAND1, ...), not every band the model reads (%s): %s %s "
+             "(--channels chooses)", (unsigned long)named, (unsigned long)bands, model_bands, list, m->in_c == 1 ? "is used as it is" : "are used as they are");
+  else if (m->in_c > 1 || bands > 1)
+    snprintf(text, sizeof text, "does not name its planes (BAND1, BAND2, ...): the model, which reads %s, is fed %s in that order "
+             "(--channels chooses)", model_bands, list);
+  else return 0; /* one unnamed plane for a one-band model: nothing to choose */
+  band_note(s, path, text);
   return 0;
 }
 
@@ -354,9 +359,16 @@ static int find_in_field(find_state *s, const char *path) {
       s->scale_note_shown = 1;
     }
   }
-  if (s->model->in_c <= 64 && field_channels(s, path, bands, chan)) { /* the planes by their names */
-    d.channels = chan;
-    d.channel_count = s->model->in_c;
+  if (s->model->in_c <= 64) { /* the planes by their names */
+    int by_name = field_channels(s, path, bands, chan);
+    if (by_name < 0) {
+      lensnet_tensor_free(&t);
+      return -by_name;
+    }
+    if (by_name) {
+      d.channels = chan;
+      d.channel_count = s->model->in_c;
+    }
   }
   {
     size_t k, blank = 0;
@@ -366,12 +378,12 @@ static int find_in_field(find_state *s, const char *path) {
               (unsigned long)blank, s->minmax ? " (after min-max scaling of the rest)" : "");
   }
   if (lensnet_scan_grid_of(s->model, &d, bands, h, w, &g, &err) != LENSNET_OK) rc = scan_failure(s, path, &err);
-  if (!rc && g.stride > g.win_w && !s->stride_note_shown) {
+  if (!rc && g.stride > g.win_w && (g.cols > 1 || g.rows > 1) && !s->stride_note_shown) {
     fprintf(stderr, "find: note: a stride of %lu is wider than the %lu-pixel window: the pixels between windows are in none\n",
             (unsigned long)g.stride, (unsigned long)g.win_w);
     s->stride_note_shown = 1;
   }
-  if (!rc && !d.channels && bands > s->model->in_c && !s->channel_note_shown && !s->band_note_shown) {
+  if (!rc && !d.channels && bands > s->model->in_c && !s->channel_note_shown && !s->band_note[0]) {
     fprintf(stderr, "find: the fields have %lu bands and the model takes %lu: bands 0-%lu are used (--channels chooses)\n",
             (unsigned long)bands, (unsigned long)s->model->in_c, (unsigned long)s->model->in_c - 1);
     s->channel_note_shown = 1;
