@@ -479,6 +479,33 @@ static void test_info_set(void) {
     }
     CHECK(whole, "cut after 140 whole characters");
   }
+  { /* a value of several lines (a training history) is indented under its key; past 24 lines
+     * its first and last 8 are shown unless --full */
+    lensnet_model *h = NULL;
+    char text[2048], big[8192];
+    size_t len = 0;
+    int k;
+    len += (size_t)snprintf(text + len, sizeof text - len, "epoch,loss\n");
+    for (k = 1; k <= 3; k++) len += (size_t)snprintf(text + len, sizeof text - len, "%d,0.%d\n", k, 9 - k);
+    CHECK(lensnet_model_load(W "/meta_in.safetensors", &h, &err) == LENSNET_OK && lensnet_model_set_meta(h, "train.history", text) == LENSNET_OK &&
+              lensnet_model_save(h, W "/hist.safetensors", &err) == LENSNET_OK,
+          "a model with a history of 4 lines saved");
+    CHECK(cli_lens_output(big, sizeof big, "info " W "/hist.safetensors") == 0 &&
+              strstr(big, "  train.history: (4 lines)\n    epoch,loss\n    1,0.8\n    2,0.7\n    3,0.6\n") && !strstr(big, "    3,0.6\n    \n"),
+          "each line indented under its key: %s", big);
+    len = (size_t)snprintf(text, sizeof text, "epoch,loss\n");
+    for (k = 1; k <= 39; k++) len += (size_t)snprintf(text + len, sizeof text - len, "%d,%d\n", k, 100 - k);
+    CHECK(h && lensnet_model_set_meta(h, "train.history", text) == LENSNET_OK && lensnet_model_save(h, W "/hist.safetensors", &err) == LENSNET_OK,
+          "a history of 40 lines saved");
+    CHECK(cli_lens_output(big, sizeof big, "info " W "/hist.safetensors") == 0 && strstr(big, "train.history: (40 lines)\n    epoch,loss\n") &&
+              strstr(big, "    7,93\n    ... (24 more lines; --full prints them all)\n    32,68\n") && strstr(big, "    39,61\n") &&
+              !strstr(big, "    8,92\n") && !strstr(big, "    31,69\n"),
+          "40 lines: the first and last 8: %s", big);
+    CHECK(cli_lens_output(big, sizeof big, "info --full " W "/hist.safetensors") == 0 && strstr(big, "    7,93\n    8,92\n") &&
+              strstr(big, "    31,69\n    32,68\n") && !strstr(big, "more lines"),
+          "--full: every line");
+    lensnet_model_free(h);
+  }
 }
 
 /* lens info on FITS files: the HDUs, their shapes and compression, the one read by default. */

@@ -164,6 +164,13 @@ static void test_joins(void) {
             strstr(out, "1 only in " D "/named_scores.csv (cut/e.fits)") && strstr(out, "1 only in " D "/miss_labels.csv (cut/g.fits)") &&
             strstr(out, "--join order"),
         "names that differ are refused, named, not joined in order: %s", out);
+  /* a list without folders that differs by one name: the refusal counts by file name (1 and 1),
+   * not by whole name (6 and 6, every row) */
+  write_file(D "/basemiss_labels.csv", "input,label\nd.fits,0\nc.fits,1\nb.fits,1\na.fits,1\nf.fits,0\ng.fits,0\n");
+  CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/named_scores.csv --labels " D "/basemiss_labels.csv --out " D "/x") == 1 &&
+            strstr(out, "compared by file name") && strstr(out, "1 only in " D "/named_scores.csv (e.fits)") &&
+            strstr(out, "1 only in " D "/basemiss_labels.csv (g.fits)"),
+        "names that differ by file name are counted by file name: %s", out);
   write_file(D "/twice_labels.csv", "input,label\ncut/d.fits,0\ncut/c.fits,1\ncut/b.fits,1\ncut/a.fits,1\ncut/f.fits,0\ncut/d.fits,0\n");
   CHECK(cli_lens_output(out, sizeof out, "eval --scores " D "/named_scores.csv --labels " D "/twice_labels.csv --out " D "/x") == 1 &&
             strstr(out, "'cut/d.fits' is on lines 2 and 7"),

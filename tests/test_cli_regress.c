@@ -443,6 +443,9 @@ static void test_calibrate_means(void) {
   rc = cli_lens_output(out, sizeof out, "predict --model " D "/pw.safetensors " D "/val.npy --mc 4 --csv " D "/pw_mc.csv");
   CHECK(rc == 0 && strstr(out, "calibrated on predictions made with one plain pass") && strstr(out, "made with --mc 4"),
         "predicted otherwise: a note naming both: %s", out);
+  rc = cli_lens_output(out, sizeof out, "predict --model " D "/pw.safetensors " D "/val.npy --mc 20 --symmetries 8 --csv " D "/pw_bad.csv");
+  CHECK(rc == 2 && strstr(out, "multiple of 8") && !strstr(out, "calibrated on predictions"),
+        "a usage error comes alone, without the calibration note: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D
                                         "/val.csv --predicted-with \"--mc 24 --resize\" --out " D "/pw2.safetensors");
   CHECK(rc == 2 && strstr(out, "--predicted-with"), "--predicted-with with another option: refused: %s", out);
@@ -487,7 +490,8 @@ static void test_calibrate(void) {
   } else CHECK(0, "predict with the calibrated model: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "calibrate --model weights/ou66-sim.safetensors --scores " D "/val_pred.csv --labels " D "/val.csv --out " D
                                         "/x.safetensors");
-  CHECK(rc == 1 && strstr(out, "not a regression model"), "a finder cannot be calibrated: %s", out);
+  CHECK(rc == 2 && strstr(out, "is a classifier") && cli_shell("test -e " D "/x.safetensors") != 0,
+        "a finder cannot be calibrated: a usage error, as lens find's with a regression model, nothing written: exit %d: %s", rc, out);
   /* the predictions a calibration used carry the old sigmas: using them again would compound the factor */
   rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/calibrated.safetensors --scores " D "/val_pred.csv --labels " D "/val.csv --out " D
                                         "/calibrated.safetensors");

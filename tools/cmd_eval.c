@@ -532,8 +532,8 @@ static size_t names_missing(const named_row *a, size_t na, const named_row *b, s
 static int join_by_input(eval_data *d, size_t s_in, size_t l_in) {
   const lensnet_csv *st = &d->st, *lt = d->labels_table;
   size_t n = st->rows - 1, r, only_s = 0, only_l = 0;
-  char a[512], b[512], scratch[512];
-  int base;
+  char a[512], b[512], fa[512], fb[512];
+  int base, by_file = 0;
   if (st->rows != lt->rows)
     return lens_fail("%s %s %lu rows and %s %lu: rows are matched by their 'input' names and the objects must be the same (--join order "
                      "matches them row by row)", d->sname, d->row_part ? "hold" : "has", (unsigned long)n, d->lpath, (unsigned long)lt->rows - 1);
@@ -556,10 +556,19 @@ static int join_by_input(eval_data *d, size_t s_in, size_t l_in) {
       if (rc) return rc;
       break;
     }
-    missing = names_missing(sk, n, lk, n, base ? scratch : a, sizeof a);
+    missing = names_missing(sk, n, lk, n, base ? fa : a, sizeof a);
     if (!base) {
       only_s = missing;
       only_l = names_missing(lk, n, sk, n, b, sizeof b);
+    } else if (missing) { /* the file names come closer: the refusal reports those */
+      size_t other = names_missing(lk, n, sk, n, fb, sizeof fb);
+      if (missing + other < only_s + only_l) {
+        only_s = missing;
+        only_l = other;
+        memcpy(a, fa, sizeof a);
+        memcpy(b, fb, sizeof b);
+        by_file = 1;
+      }
     }
     if (missing == 0) { /* n names each, none twice, all of one in the other: one to one */
       d->n = n;
@@ -578,9 +587,9 @@ static int join_by_input(eval_data *d, size_t s_in, size_t l_in) {
     free(sk);
     free(lk);
   }
-  return lens_fail("the 'input' columns of %s and %s name different objects: %lu only in %s (%s); %lu only in %s (%s). Rows are matched by "
-                   "those names when both files have them; --join order matches them row by row", d->sname, d->lpath, (unsigned long)only_s,
-                   d->sname, a, (unsigned long)only_l, d->lpath, b);
+  return lens_fail("the 'input' columns of %s and %s name different objects%s: %lu only in %s (%s); %lu only in %s (%s). Rows are matched by "
+                   "those names when both files have them (whole, or else by file name); --join order matches them row by row", d->sname, d->lpath,
+                   by_file ? " (compared by file name, the folders left out)" : "", (unsigned long)only_s, d->sname, a, (unsigned long)only_l, d->lpath, b);
 }
 
 /* Matches the rows of the two tables: by index when both have one, else by the names of an

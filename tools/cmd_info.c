@@ -18,6 +18,10 @@ typedef struct {
   size_t nset;
   int full;
 } info_args;
+/* a metadata value of more lines than this shows its first and last lines (--full: all) */
+#define INFO_MAX_LINES 24
+#define INFO_HEAD_LINES 8
+#define INFO_TAIL_LINES 8
 static const lens_option info_rows[] = {
   LENS_TEXT(info_args, "MODEL.safetensors", LENS_OPT_REQUIRED | LENS_OPT_POSITIONAL, model, NULL, NULL,
             "the model file to describe (or a FITS file: its HDUs)"),
@@ -25,7 +29,8 @@ static const lens_option info_rows[] = {
             "set a metadata entry (repeatable), e.g. band_names=VIS,Y,J,H or pixel_scale=0.3; needs --out"),
   LENS_TEXT(info_args, "out", 0, out, NULL, "FILE.safetensors", "where --set writes the model (may be MODEL itself: written whole, then renamed)"),
   LENS_FLAG(info_args, "full", full, "print every metadata value whole (otherwise a one-line value longer than 160 characters\n"
-                                     "shows its first 140 and its length)"),
+                                     "shows its first 140 and its length, and one of more than 24 lines its first\n"
+                                     "and last 8)"),
 };
 static const lens_option_section info_sections[] = {{NULL, info_rows, 4}};
 static const lens_command_spec info_spec = {"info",
@@ -200,7 +205,25 @@ int lens_cmd_info(int argc, char **argv) {
     for (k = 0; v[k]; k++)
       if (((unsigned char)v[k] & 0xC0) != 0x80 && n++ == 140) cut = k;
     /* a long one-line value (a list of input files, say) is cut; layer text keeps its lines */
-    if (!a.full && n > 160 && !strchr(v, '\n'))
+    if (strchr(v, '\n')) {
+      /* several lines (a training history, an architecture's text): each indented under its key;
+       * more than INFO_MAX_LINES show their first and last lines, unless --full */
+      size_t lines = 0, line = 0;
+      const char *p = v, *e;
+      for (e = v; *e; e++) lines += *e == '\n' && e[1];
+      lines++;
+      printf("  %s: (%lu lines)\n", m->meta_keys[i], (unsigned long)lines);
+      for (; *p; p = *e ? e + 1 : e, line++) {
+        e = strchr(p, '\n');
+        if (!e) e = p + strlen(p);
+        if (!a.full && lines > INFO_MAX_LINES && line >= INFO_HEAD_LINES && line < lines - INFO_TAIL_LINES) {
+          if (line == INFO_HEAD_LINES)
+            printf("    ... (%lu more lines; --full prints them all)\n", (unsigned long)(lines - INFO_HEAD_LINES - INFO_TAIL_LINES));
+          continue;
+        }
+        printf("    %.*s\n", (int)(e - p), p);
+      }
+    } else if (!a.full && n > 160)
       printf("  %s: %.*s ... (%lu characters; --full prints it whole)\n", m->meta_keys[i], (int)cut, v, (unsigned long)n);
     else
       printf("  %s: %s\n", m->meta_keys[i], v);

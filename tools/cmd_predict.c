@@ -877,20 +877,8 @@ static int open_model(predict_options *o, predict_state *s) {
   if ((o->exact ? lensnet_model_pack(s->model, &s->packed, &err) : lensnet_model_pack_winograd(s->model, &s->packed, &err)) != LENSNET_OK)
     return lens_fail_err(&err);
   if (lensnet_model_meta(s->model, "regress.targets")) {
-    const char *calibrated = lensnet_model_meta(s->model, "regress.calibration_predict");
-    char own[96], then[256];
     if (lensnet_model_regression(s->model, &s->reg, &err) != LENSNET_OK) return lens_fail("%s: %s", o->model_path, err.message);
     s->regress = 1;
-    /* the sigmas' calibration holds for the settings it was fitted with */
-    own[0] = 0;
-    if (o->mc) snprintf(own, sizeof own, "--mc %lu ", (unsigned long)o->mc);
-    snprintf(own + strlen(own), sizeof own - strlen(own), "--symmetries %s%s", symmetry_choices[o->symmetries], o->mc_mean ? " --mc-mean" : "");
-    if (calibrated && lensnet_model_meta(s->model, "regress.scale") && lens_predict_settings(calibrated, then, sizeof then)) {
-      char now[256];
-      if (lens_predict_settings(own, now, sizeof now) && strcmp(now, then))
-        fprintf(stderr, "lens: note: %s's sigmas were calibrated on predictions made with %s (regress.calibration_predict); these are made "
-                "with %s, so their intervals may not hold what they say (lens calibrate again for these settings)\n", o->model_path, then, now);
-    }
   } else if (o->mc || o->samples_path || o->mc_mean)
     return lens_usage("--mc, --mc-mean and --samples are for regression models; %s is a classifier", o->model_path);
   if (!s->regress) {
@@ -924,6 +912,19 @@ static int open_model(predict_options *o, predict_state *s) {
   if (s->views > 1 && s->regress && lensnet_regression_symmetric_views(&s->reg, (int)s->views, &err) != LENSNET_OK)
     return lens_usage("--symmetries %lu: %s: %s", (unsigned long)s->views, o->model_path, err.message);
   if (o->locator_path && (rc = open_locator(o, s)) != 0) return rc;
+  /* the sigmas' calibration holds for the settings it was fitted with (after the checks of the
+   * options, so that a usage error is not preceded by this note) */
+  if (s->regress) {
+    const char *calibrated = lensnet_model_meta(s->model, "regress.calibration_predict");
+    char own[96], then[256], now[256];
+    own[0] = 0;
+    if (o->mc) snprintf(own, sizeof own, "--mc %lu ", (unsigned long)o->mc);
+    snprintf(own + strlen(own), sizeof own - strlen(own), "--symmetries %s%s", symmetry_choices[o->symmetries], o->mc_mean ? " --mc-mean" : "");
+    if (calibrated && lensnet_model_meta(s->model, "regress.scale") && lens_predict_settings(calibrated, then, sizeof then) &&
+        lens_predict_settings(own, now, sizeof now) && strcmp(now, then))
+      fprintf(stderr, "lens: note: %s's sigmas were calibrated on predictions made with %s (regress.calibration_predict); these are made "
+              "with %s, so their intervals may not hold what they say (lens calibrate again for these settings)\n", o->model_path, then, now);
+  }
   if (s->regress && !s->reg.nll && !o->mc && s->views == 1)
     fprintf(stderr, "lens: note: %s was trained with mse and has no variance output: without --mc the _sigma columns are 0\n", o->model_path);
   /* after the checks of the options, so that a usage error is not preceded by this note */

@@ -519,7 +519,10 @@ int lens_cmd_calibrate(int argc, char **argv) {
   if (o.predicted_with && !lens_predict_settings(o.predicted_with, predicted, sizeof predicted))
     return lens_usage("--predicted-with '%s': lens predict's --mc N, --symmetries 1|2|8 and --mc-mean, nothing else", o.predicted_with);
   if (lensnet_model_load(o.model, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
-  if (lensnet_model_regression(m, &reg, &err) != LENSNET_OK) rc = lens_fail("%s: %s", o.model, err.message);
+  if (!lensnet_model_meta(m, "regress.targets"))
+    rc = lens_usage("--model %s is a classifier; lens calibrate calibrates the sigmas of regression models (lens train --task regress)",
+                    o.model);
+  else if (lensnet_model_regression(m, &reg, &err) != LENSNET_OK) rc = lens_fail("%s: %s", o.model, err.message);
   if (rc == 0) {
     /* the model's targets, in its order */
     char names[LENSNET_REGRESSION_MAX * 34];
