@@ -34,7 +34,8 @@
  *   -1 for the lens class: lensnet_model_class_index(m, "lens"), i.e. "lens" in the metadata
  *   "classes", else the last output, which is "lens" for the two-class finders of Wilde et al. 2022):
  *   lensviz_occlusion        P(target | patch filled) - P(target) over a grid of patch positions;
- *                            P by lensnet_lens_probability (softmax; sigmoid for one output). The
+ *                            P by lensnet_lens_probability (softmax; sigmoid for one output), or
+ *                            with desc.output_value the output itself (regression models). The
  *                            grid has floor((H - patch) / stride) + 1 rows (likewise columns):
  *                            only whole patches, no partial ones at the edges. Patches are filled
  *                            with `fill` in every band. Each occluded image recomputes only the
@@ -191,6 +192,8 @@ typedef struct {
   const size_t *cells;          /* compute only these grid cells (row * cols + col), leaving the
                                    rest of the map untouched (NULL: every cell) */
   size_t cell_count;
+  int output_value;             /* nonzero: map the change of the target output itself (a regression
+                                   model's prediction) rather than of its probability P */
   /* integrated gradients */
   size_t steps;                 /* Riemann steps (0: 32) */
   const float *baseline;        /* [C,H,W] (NULL: zeros) */
@@ -228,7 +231,8 @@ LENSVIZ_API void lensviz_occlusion_size(const lensnet_model *m, const lensviz_de
  * stride, and it stands for the patch (size = patch). */
 LENSVIZ_API void lensviz_occlusion_grid(const lensnet_model *m, const lensviz_desc *desc, lensnet_map_geometry *g);
 /* map: rows * cols floats (lensviz_occlusion_size). base_probability (may be NULL): P(target)
- * of the unoccluded image. */
+ * of the unoccluded image (with desc.output_value: the output itself, and the map the change of
+ * the output, for a regression model's prediction, which a softmax would make meaningless). */
 LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
                                              float *map, double *base_probability, lensnet_error *err);
 /* grad: C*H*W floats. */
@@ -862,7 +866,8 @@ static size_t lensviz__batch(const lensviz_desc *d, size_t per_image, size_t cap
 /* ---- slices of a model ------------------------------------------------------------------- */
 
 /* A model of layers first..last of m, taking inputs [c, h, w], with m's weights. The lines are
- * those lensnet's parser sees: split at newlines and ';', '#' starts a comment. */
+ * those lensnet's parser sees: split at newlines and ';', '#' starts a comment that runs to the
+ * end of the line, ';' and all. */
 static lensnet_result lensviz__slice(const lensnet_model *m, size_t first, size_t last, size_t c, size_t h, size_t w,
                                      lensnet_model **out, lensnet_error *err) {
   const char *p = m->arch;
@@ -877,12 +882,17 @@ static lensnet_result lensviz__slice(const lensnet_model *m, size_t first, size_
   len += (size_t)snprintf(text, cap, "input %lu %lu %lu\n", (unsigned long)c, (unsigned long)h, (unsigned long)w);
   while (*p && index <= last) {
     size_t n = 0, k;
-    char *hash;
     int blank = 1;
-    while (*p && *p != '\n' && *p != ';') { if (n + 1 < sizeof line) line[n++] = *p; p++; }
+    while (*p && *p != '\n' && *p != ';') {
+      if (*p == '#') { /* a comment: to the end of the line, past any ';' in it */
+        while (*p && *p != '\n') p++;
+        break;
+      }
+      if (n + 1 < sizeof line) line[n++] = *p;
+      p++;
+    }
     if (*p) p++;
     line[n] = 0;
-    if ((hash = strchr(line, '#')) != NULL) *hash = 0;
     for (k = 0; line[k]; k++) if (line[k] != ' ' && line[k] != '\t' && line[k] != '\r' && line[k] != ',') blank = 0;
     if (blank) continue;
     if (!have_input) { have_input = 1; continue; } /* the model's own input line */
@@ -901,10 +911,12 @@ static lensnet_result lensviz__slice(const lensnet_model *m, size_t first, size_
     }
     return r;
   }
-  if (cut->layer_count != last - first + 1) {
+  for (i = 0; i < cut->layer_count && first + i <= last && cut->layers[i].type == m->layers[first + i].type; i++) {}
+  if (cut->layer_count != last - first + 1 || i != cut->layer_count) {
     lensnet_model_free(cut);
-    return lensviz__fail(err, LENSNET_ERR_ARCH, "slicing layers %lu..%lu of the model gave %lu layers", (unsigned long)first,
-                         (unsigned long)last, (unsigned long)cut->layer_count);
+    return lensviz__fail(err, LENSNET_ERR_ARCH, "slicing layers %lu..%lu of the model gave %lu layers%s", (unsigned long)first,
+                         (unsigned long)last, (unsigned long)cut->layer_count,
+                         i != cut->layer_count ? " of other kinds than the model's (its architecture text does not match its layers)" : "");
   }
   for (i = 0; i < cut->param_count; i++) {
     const lensnet_param *P = &cut->params[i], *S = lensnet_model_param(m, P->name);
@@ -1076,7 +1088,8 @@ static void lensviz__occlusion_task(void *ctx, size_t index, size_t worker) {
   }
   for (b = 0; b < n; b++)
     j->map[j->d.cells ? j->d.cells[first + b] : first + b] =
-      (float)(lensnet_lens_probability(out + b * outs, outs, j->target) - j->base_probability);
+      (float)((j->d.output_value ? (double)out[b * outs + j->target] : lensnet_lens_probability(out + b * outs, outs, j->target)) -
+              j->base_probability);
 }
 
 LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float *image, int target, const lensviz_desc *desc,
@@ -1142,7 +1155,7 @@ LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float
     else memcpy(j.outputs, j.base + j.act_offset[j.prefix], m->out_features * sizeof(float));
   }
   if (r == LENSNET_OK) {
-    j.base_probability = lensnet_lens_probability(j.outputs, m->out_features, j.target);
+    j.base_probability = j.d.output_value ? (double)j.outputs[j.target] : lensnet_lens_probability(j.outputs, m->out_features, j.target);
     if (base_probability) *base_probability = j.base_probability;
     for (w = 0; w < workers; w++) {
       memcpy(j.acts + w * j.act_floats, j.base, j.act_floats * sizeof(float));

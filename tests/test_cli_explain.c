@@ -221,6 +221,76 @@ static void test_channels(void) {
   cli_shell("rm -rf " CH);
 }
 
+/* theta_E from the first row of lens predict's CSV of a regression model (input,theta_E,...) */
+static double predicted_theta_e(const char *csv) {
+  char text[4096];
+  const char *row;
+  double v = -1e9;
+  if (cli_text(csv, text, sizeof text) && (row = strchr(text, '\n')) != NULL && (row = strchr(row, ',')) != NULL) v = atof(row + 1);
+  return v;
+}
+
+/* A regression model (the shipped lens-modelling network) explained: its first target by default
+ * with a note, occlusion as the change of the predicted theta_E in arcsec, which lens predict on
+ * the occluded image confirms. The image is min-max scaled, so a patch of the raw image set to
+ * its minimum is the patch --fill 0 makes after scaling (the maximum kept outside the patch). */
+#define RG "build/explain_regress"
+static void test_regression(void) {
+  lensnet_tensor t, map;
+  lensnet_error err;
+  char out[8192];
+  size_t k, r, c, best = 0, hw, argmax = 0;
+  int rc;
+  float lo;
+  CHECK(cli_shell("rm -rf " RG) == 0 && cli_lens("sim --preset ensai-modelling --n 1 --seed 5 --out " RG "/sim > /dev/null 2>&1") == 0, "simulated");
+  rc = cli_lens_output(out, sizeof out, "explain --model weights/ensai-sim.safetensors --input " RG "/sim/images.npy --method occlusion --patch 32 "
+                                        "--out " RG "/occ");
+  CHECK(rc == 0 && strstr(out, "is a regression model; explaining output 0, its prediction of theta_E") && strstr(out, "5..9 their log-variances"),
+        "a regression model: output 0 (theta_E) by default, with a note naming the others: exit %d: %s", rc, out);
+  if (rc != 0 || lensnet_npy_read(RG "/occ/occlusion.npy", &map, &err) != LENSNET_OK) {
+    CHECK(0, "occlusion.npy: %s", rc ? out : err.message);
+    return;
+  }
+  CHECK(map.ndim == 2 && map.shape[0] == 6 && map.shape[1] == 6, "6 x 6 patches of 32 on 192 pixels");
+  if (lensnet_npy_read(RG "/sim/images.npy", &t, &err) != LENSNET_OK) {
+    CHECK(0, "%s", err.message);
+    lensnet_tensor_free(&map);
+    return;
+  }
+  hw = 192 * 192;
+  for (k = 1; k < hw; k++) if (t.data[k] > t.data[argmax]) argmax = k;
+  for (k = 0; k < 36; k++) { /* the patch that moves theta_E most, the brightest pixel outside it */
+    size_t y = argmax / 192, x = argmax % 192;
+    if (y / 32 == k / 6 && x / 32 == k % 6) continue;
+    if (fabsf(map.data[k]) > fabsf(map.data[best])) best = k;
+  }
+  lo = t.data[0];
+  for (k = 1; k < hw; k++) if (t.data[k] < lo) lo = t.data[k];
+  CHECK(cli_lens("predict --model weights/ensai-sim.safetensors " RG "/sim/images.npy --csv " RG "/plain.csv 2> /dev/null") == 0, "predicted");
+  for (r = (best / 6) * 32; r < (best / 6) * 32 + 32; r++)
+    for (c = (best % 6) * 32; c < (best % 6) * 32 + 32; c++) t.data[r * 192 + c] = lo;
+  CHECK(lensnet_npy_write(RG "/occluded.npy", &t, &err) == LENSNET_OK, "%s", err.message);
+  CHECK(cli_lens("predict --model weights/ensai-sim.safetensors " RG "/occluded.npy --csv " RG "/occluded.csv 2> /dev/null") == 0, "predicted");
+  {
+    double before = predicted_theta_e(RG "/plain.csv"), after = predicted_theta_e(RG "/occluded.csv");
+    CHECK(fabs(after - before) > 1e-3 && fabs(map.data[best] - (after - before)) < 1e-4 + 1e-3 * fabs(after - before),
+          "patch %lu: the map's %.6f arcsec = lens predict's theta_E %.6f -> %.6f (%.6f)", (unsigned long)best, map.data[best], before, after,
+          after - before);
+  }
+  lensnet_tensor_free(&t);
+  lensnet_tensor_free(&map);
+  rc = cli_lens_output(out, sizeof out, "explain --model weights/ensai-sim.safetensors --input " RG "/sim/images.npy --method saliency --target 0 "
+                                        "--out " RG "/s0");
+  CHECK(rc == 0 && !strstr(out, "is a regression model"), "--target given: no note: %s", out);
+  CHECK(cli_lens("explain --model weights/ensai-sim.safetensors --input " RG "/sim/images.npy --method saliency --out " RG "/sd > /dev/null 2>&1") == 0 &&
+            cli_same_file(RG "/s0/saliency.npy", RG "/sd/saliency.npy"),
+        "the default target of a regression model is output 0");
+  rc = cli_lens_output(out, sizeof out, "explain --model weights/ensai-sim.safetensors --input " RG "/sim/images.npy --method saliency --target 10 "
+                                        "--out " RG "/s10");
+  CHECK(rc == 2 && strstr(out, "10 outputs"), "--target past the outputs: exit %d: %s", rc, out);
+  cli_shell("rm -rf " RG);
+}
+
 int main(void) {
   TEST("lens explain writes decodable panels, raw maps and GIFs") test_methods();
   TEST("lens explain on a FITS cutout, resized to the model") test_fits_cutout();
@@ -230,5 +300,6 @@ int main(void) {
   CHECK(cli_shell("rm -rf " OUT) == 0, "clean up");
   remove(LOG);
   if (cli_have_lens()) TEST("lens predict and lens explain share the cutout recipe and --channels") test_channels();
+  if (cli_have_lens()) TEST("lens explain of a regression model: its first target, occlusion in arcsec as lens predict sees it") test_regression();
   return check_summary();
 }

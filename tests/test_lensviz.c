@@ -281,6 +281,51 @@ static void test_methods(void) {
       lensnet_model_free(mm);
     }
   }
+  TEST("occlusion of a model whose architecture text has ';' in its comments; desc.output_value maps the output itself") {
+    /* lensnet's parser runs a comment to the end of the line, ';' included: the slice of the
+     * layers after the local ones must read the text alike (a comment's ';' once shifted the
+     * slice by a layer and the tail wrote past its buffer); a regression model's prediction is
+     * mapped as the change of the output, not of a softmax probability */
+    static const char arch[] =
+      "# a network for the test; its comments hold ';' as the shipped ensai-sim's did\n"
+      "input 2 12 12\nconv2d name=a out=4 kernel=3 padding=1 # first block; a comment\nrelu\nmaxpool kernel=2\n"
+      "dropout p=0.1 # kept; off at inference\nflatten\ndense name=fc out=8\nrelu\ndropout p=0.1\ndense name=out out=3\n";
+    lensnet_model *mm = NULL;
+    lensviz_desc d;
+    float img[288], occluded[288], map[36], vmap[36], out[3], base_out[3];
+    double base = 0.0, vbase = 0.0, worst = 0.0, vworst = 0.0;
+    size_t rows = 0, cols = 0, r, c, k, y, xx;
+    CHECK(lensnet_model_create(arch, &mm, &err) == LENSNET_OK && mm->layer_count == 9, "%s", err.message);
+    if (mm && mm->layer_count == 9) {
+      lensnet_rng rng;
+      lensnet_model_init(mm, 5);
+      lensnet_rng_seed(&rng, 12);
+      for (k = 0; k < 288; k++) img[k] = lensnet_rng_uniform(&rng);
+      memset(&d, 0, sizeof d);
+      d.patch = 2; d.stride = 2; d.fill = 0.5f;
+      lensviz_occlusion_size(mm, &d, &rows, &cols);
+      CHECK(lensviz_occlusion(mm, img, 1, &d, map, &base, &err) == LENSNET_OK, "%s", err.message);
+      d.output_value = 1;
+      CHECK(lensviz_occlusion(mm, img, 1, &d, vmap, &vbase, &err) == LENSNET_OK, "output_value: %s", err.message);
+      lensnet_model_forward(mm, 1, img, base_out, NULL, &err);
+      CHECK(fabs(base - lensnet_lens_probability(base_out, 3, 1)) < 1e-6 && fabs(vbase - base_out[1]) < 1e-6,
+            "unoccluded: P %g vs %g, output %g vs %g", base, lensnet_lens_probability(base_out, 3, 1), vbase, base_out[1]);
+      for (r = 0; r < rows; r++)
+        for (c = 0; c < cols; c++) {
+          memcpy(occluded, img, sizeof occluded);
+          for (k = 0; k < 2; k++)
+            for (y = r * 2; y < r * 2 + 2; y++)
+              for (xx = c * 2; xx < c * 2 + 2; xx++) occluded[k * 144 + y * 12 + xx] = 0.5f;
+          lensnet_model_forward(mm, 1, occluded, out, NULL, &err);
+          if (fabs(lensnet_lens_probability(out, 3, 1) - base - map[r * cols + c]) > worst)
+            worst = fabs(lensnet_lens_probability(out, 3, 1) - base - map[r * cols + c]);
+          if (fabs(out[1] - base_out[1] - vmap[r * cols + c]) > vworst) vworst = fabs(out[1] - base_out[1] - vmap[r * cols + c]);
+        }
+      CHECK(rows == 6 && cols == 6 && worst < 1e-6, "occlusion vs whole forward passes: %g", worst);
+      CHECK(vworst < 1e-5, "output_value: the change of output 1 itself, vs whole forward passes: %g", vworst);
+      lensnet_model_free(mm);
+    }
+  }
   TEST("occlusion's rectangles compute batch norm, pools and activations bit for bit as lensnet_model_forward") {
     /* no convolution (its GEMM sums in an order of its own): every value must be the same */
     static const char arch[] =

@@ -53,7 +53,8 @@ static const lens_option explain_rows[] = {
   LENS_CHOICE(T, "method", LENS_OPT_REQUIRED, method_index, explain_methods, -1, "METHOD",
               "occlusion | saliency | guided | gradcam | guided-gradcam | ig | smoothgrad |\ndream | class-image | filters"),
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "DIR", "folder for the maps and pictures (created)"),
-  LENS_ROW("target", LENS_OPT_INT, 0, T, target, 0, 1e6, -1, "K", "output to explain (default: the 'lens' class from the metadata, else the last)"),
+  LENS_ROW("target", LENS_OPT_INT, 0, T, target, 0, 1e6, -1, "K", "output to explain (default: the 'lens' class from the metadata, else the last;\n"
+          "for a regression model output 0, the prediction of its first target)"),
   LENS_ROW("layer", LENS_OPT_INT, 0, T, layer, 0, 1e6, -1, "L", "layer index for gradcam, guided-gradcam, dream and filters (default: the\n"
            "ReLU after the last convolution; for dream the one after the middle one)"),
   LENS_SIZE(T, "patch", patch, 1, 1e6, 0, "P", "occlusion patch side (default 4)"),
@@ -279,7 +280,12 @@ typedef struct {
   picture_set ps;
   double arcsec;            /* arcseconds per pixel of the model's input; 0: not known */
   char image_title[160];    /* the composite's bands and the pixel scale */
-  char class_name[64];      /* the target's name from the metadata "classes" */
+  char class_name[64];      /* the target's name from the metadata "classes" (a regression model: its
+                             * target's, "log-variance of NAME" for a variance output) */
+  int regress;              /* a regression model (metadata regress.targets) */
+  lensnet_regression reg;
+  double unit;              /* a regression model's physical units per unit of the target output
+                             * (std x slope for a mean, 1 for a log-variance); 1 for a classifier */
   char band_names[8][64];   /* the first bands' names from the metadata "band_names" */
   size_t made;              /* how much of --out this run created (lens_make_dirs_noted) */
 } explain_ctx;
@@ -317,7 +323,7 @@ static int explain_occlusion(explain_ctx *x) {
   size_t shape[2];
   double base;
   float lo, hi, *map = x->result; /* rows * cols <= in_h * in_w */
-  char title[256];
+  char title[256], label[128];
   lensnet_error err;
   lensnet_map_geometry cells;
   lensviz_image *map_pic, *over;
@@ -328,7 +334,13 @@ static int explain_occlusion(explain_ctx *x) {
     return lens_usage("--patch %lu does not fit the %lux%lu input", (unsigned long)x->d.patch, (unsigned long)m->in_h, (unsigned long)m->in_w);
   if (!have) return lens_fail("out of memory");
   fprintf(stderr, "lens: occlusion: %lu x %lu patch positions\n", (unsigned long)cells.rows, (unsigned long)cells.cols);
+  x->d.output_value = x->regress;
   if (lensviz_occlusion(m, x->image, x->target, &x->d, map, &base, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (x->regress) { /* the change of the prediction, in the target's physical units */
+    size_t i;
+    for (i = 0; i < cells.rows * cells.cols; i++) map[i] = (float)((double)map[i] * x->unit);
+    if ((size_t)x->target < x->reg.count) base = lensnet_regression_physical(&x->reg, (size_t)x->target, base);
+  }
   shape[0] = cells.rows; shape[1] = cells.cols;
   if ((rc = write_npy(x->o->out, "occlusion", 2, shape, map)) != 0) return rc;
   lensviz_map_range(map, cells.rows * cells.cols, 1, &lo, &hi);
@@ -336,10 +348,17 @@ static int explain_occlusion(explain_ctx *x) {
   lensviz_overlay_placed(over, map, &cells, LENSVIZ_CMAP_DIVERGING, lo, hi, 0.8f);
   scale_bar(x, map_pic);
   scale_bar(x, over);
-  snprintf(title, sizeof title, "Occlusion, patch %lu stride %lu: P(%s) = %.3f", (unsigned long)x->d.patch, (unsigned long)x->d.stride,
-           x->class_name, base);
+  if (x->regress) {
+    snprintf(title, sizeof title, "Occlusion, patch %lu stride %lu: predicted %s = %.4g", (unsigned long)x->d.patch, (unsigned long)x->d.stride,
+             x->class_name, base);
+    snprintf(label, sizeof label, "%.40s(occluded) - %.40s, at each patch", x->class_name, x->class_name);
+  } else {
+    snprintf(title, sizeof title, "Occlusion, patch %lu stride %lu: P(%s) = %.3f", (unsigned long)x->d.patch, (unsigned long)x->d.stride,
+             x->class_name, base);
+    snprintf(label, sizeof label, "P(occluded) - P, at each patch");
+  }
   p[0] = image_panel(x);
-  p[1] = panel(map_pic, "P(occluded) - P, at each patch", 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
+  p[1] = panel(map_pic, label, 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
   p[2] = panel(over, "overlay", 0, LENSVIZ_CMAP_GRAY, 0, 1);
   if ((rc = write_panels(x, "occlusion", map_pic, over, p, 3, 3, title)) != 0) return rc;
   return occlusion_gif(x->o, m, x->image, map, &cells, lo, hi, x->W, x->H, x->d.patch, x->d.stride);
@@ -422,6 +441,8 @@ static int explain_gradients(explain_ctx *x) {
   int rc = 0;
   if (!map_pictures(x, &map_pic, &over) || !sum || !mag) rc = lens_fail("out of memory");
   else if (gradient_map(x, grad, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  if (rc == 0 && x->unit != 1.0) /* a regression model's prediction: per unit of its target */
+    for (i = 0; i < m->in_c * hw; i++) grad[i] = (float)((double)grad[i] * x->unit);
   shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
   if (rc == 0) rc = write_npy(x->o->out, name, 3, shape, grad);
   if (rc == 0) {
@@ -463,9 +484,14 @@ static int ascent_panels(explain_ctx *x, const lensviz_image *result_pic) {
   } else {
     double prob = -1.0;
     float logits[64];
-    if (x->m->out_features <= 64 && lensnet_model_forward(x->m, 1, x->result, logits, NULL, &err) == LENSNET_OK)
-      prob = lensnet_lens_probability(logits, x->m->out_features, (size_t)x->target);
-    snprintf(title, sizeof title, "Class image of %s (output %d): P = %.3f", x->class_name, x->target, prob);
+    int have = x->m->out_features <= 64 && lensnet_model_forward(x->m, 1, x->result, logits, NULL, &err) == LENSNET_OK;
+    if (have && x->regress) /* the prediction it drives up, not a probability */
+      snprintf(title, sizeof title, "Image maximising %s (output %d): predicted %.4g", x->class_name, x->target,
+               (size_t)x->target < x->reg.count ? lensnet_regression_physical(&x->reg, (size_t)x->target, logits[x->target]) : logits[x->target]);
+    else {
+      if (have) prob = lensnet_lens_probability(logits, x->m->out_features, (size_t)x->target);
+      snprintf(title, sizeof title, "Class image of %s (output %d): P = %.3f", x->class_name, x->target, prob);
+    }
     p[0] = panel(result_pic, "class image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
     rc = write_grid(x->o->out, "class-image", p, 1, 1, title);
   }
@@ -625,7 +651,22 @@ static int open_model(explain_options *o, explain_ctx *x) {
   if (lensnet_model_load(o->model_path, &x->m, &err) != LENSNET_OK) return lens_fail_err(&err);
   o->minmax = lens_preprocess_resolve(x->m, has_object(o) ? o->cutout.preprocess : 0);
   if (o->minmax < 0) return LENS_EXIT_FAIL;
-  if (o->target < 0) {
+  x->unit = 1.0;
+  if (lensnet_model_meta(x->m, "regress.targets")) {
+    if (lensnet_model_regression(x->m, &x->reg, &err) != LENSNET_OK) return lens_fail("%s: %s", o->model_path, err.message);
+    x->regress = 1;
+  }
+  if (o->target < 0 && x->regress) { /* its first target's predicted value, not a softmax "class" */
+    char list[LENSNET_REGRESSION_MAX * 40];
+    size_t j, n = 0;
+    list[0] = 0;
+    for (j = 0; j < x->reg.count; j++) n += (size_t)snprintf(list + n, sizeof list - n, "%s%lu %s", j ? ", " : "", (unsigned long)j, x->reg.names[j]);
+    if (x->reg.nll)
+      snprintf(list + n, sizeof list - n, "; %lu..%lu their log-variances", (unsigned long)x->reg.count, (unsigned long)(2 * x->reg.count - 1));
+    fprintf(stderr, "lens: note: %s is a regression model; explaining output 0, its prediction of %s (--target K for another: %s)\n",
+            o->model_path, x->reg.names[0], list);
+    o->target = 0;
+  } else if (o->target < 0) {
     size_t lens = 0;
     lensnet_model_class_index(x->m, "lens", &lens, NULL); /* the model has outputs: cannot fail */
     o->target = (int)lens;
@@ -633,7 +674,13 @@ static int open_model(explain_options *o, explain_ctx *x) {
   x->target = (int)o->target;
   if ((size_t)x->target >= x->m->out_features)
     return lens_usage("--target %d: the model has %lu outputs", x->target, (unsigned long)x->m->out_features);
-  lensnet_model_class_name(x->m, (size_t)x->target, x->class_name, sizeof x->class_name, NULL);
+  if (x->regress && (size_t)x->target < x->reg.count) {
+    snprintf(x->class_name, sizeof x->class_name, "%s", x->reg.names[x->target]);
+    x->unit = x->reg.std[x->target] * x->reg.slope[x->target];
+  } else if (x->regress)
+    snprintf(x->class_name, sizeof x->class_name, "log-variance of %s", x->reg.names[(size_t)x->target - x->reg.count]);
+  else
+    lensnet_model_class_name(x->m, (size_t)x->target, x->class_name, sizeof x->class_name, NULL);
   if (use < 0) return 0; /* the method looks at no layer */
   if (o->layer < 0) {
     size_t layer;
