@@ -1472,7 +1472,8 @@ typedef enum {
   LENSNET_CUTOUT_CHANNEL_MISSING, /* channels names a band the image lacks (LENSNET_ERR_ARG) */
   LENSNET_CUTOUT_TOO_FEW_BANDS,   /* no channel list and fewer bands than the model's (SHAPE) */
   LENSNET_CUTOUT_SIZE,            /* another size with LENSNET_SIZE_EXACT (SHAPE) */
-  LENSNET_CUTOUT_CROP_TOO_SMALL   /* LENSNET_SIZE_CROP of an image smaller than the input (SHAPE) */
+  LENSNET_CUTOUT_CROP_TOO_SMALL,  /* LENSNET_SIZE_CROP of an image smaller than the input (SHAPE) */
+  LENSNET_CUTOUT_TOO_LARGE        /* bands x h x w floats overflow a size_t (LENSNET_ERR_TOO_LARGE) */
 } lensnet_cutout_issue;
 
 typedef struct {
@@ -2366,7 +2367,9 @@ static lensnet_result lensnet__npy_parse_header(const unsigned char *b, size_t l
   char order, kind;
   int size;
   memset(info, 0, sizeof *info);
-  if (len < 10 || memcmp(b, "\x93NUMPY", 6) != 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: missing the \\x93NUMPY magic");
+  if (!len) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: the file is empty");
+  if (memcmp(b, "\x93NUMPY", len < 6 ? len : 6) != 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: missing the \\x93NUMPY magic");
+  if (len < 10) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: truncated header (%lu bytes)", (unsigned long)len);
   if (b[6] == 1) { hlen = (size_t)lensnet__get_le(b + 8, 2); off = 10; }
   else if (b[6] == 2 || b[6] == 3) {
     if (len < 12) return lensnet__fail(err, LENSNET_ERR_FORMAT, "npy: truncated header");
@@ -2381,8 +2384,11 @@ static lensnet_result lensnet__npy_parse_header(const unsigned char *b, size_t l
   order = p[1]; kind = p[2];
   size = 0;
   if (p + 5 <= hend && p[3] >= '1' && p[3] <= '8' && p[4] == p[0]) size = p[3] - '0';
-  if (!size || (order != '<' && order != '>' && order != '|' && order != '='))
-    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: dtype %.*s is not supported (use f4, f8, i1-i8, u1-u8)", (int)(hend - p < 8 ? hend - p : 8), p);
+  if (!size || (order != '<' && order != '>' && order != '|' && order != '=')) {
+    const char *q = p + 1; /* the dtype's text, to its closing quote */
+    while (q < hend && *q != *p && q - p < 40) q++;
+    return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: dtype '%.*s' is not supported (use f4, f8, i1-i8, u1-u8)", (int)(q - p - 1), p + 1);
+  }
   if (!((kind == 'f' && (size == 4 || size == 8)) || ((kind == 'i' || kind == 'u') && (size == 1 || size == 2 || size == 4 || size == 8))))
     return lensnet__fail(err, LENSNET_ERR_UNSUPPORTED, "npy: dtype %c%d is not supported (use f4, f8, i1-i8, u1-u8)", kind, size);
   info->kind = kind;
@@ -2491,7 +2497,9 @@ static lensnet_result lensnet__npy_file_header(FILE *f, const char *path, lensne
 #ifdef EISDIR
   if (got == 0 && ferror(f) && errno == EISDIR) return lensnet__fail(err, LENSNET_ERR_IO, "%s: is a folder, not a file", path);
 #endif
-  if (got < 10 || memcmp(head, "\x93NUMPY", 6) != 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: missing the \\x93NUMPY magic", path);
+  if (!got) return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: the file is empty", path);
+  if (memcmp(head, "\x93NUMPY", got < 6 ? got : 6) != 0) return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: missing the \\x93NUMPY magic", path);
+  if (got < 10) return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: truncated header (%lu bytes)", path, (unsigned long)got);
   if (head[6] == 1) { hlen = (size_t)lensnet__get_le(head + 8, 2); off = 10; }
   else if ((head[6] == 2 || head[6] == 3) && got == 12) { hlen = (size_t)lensnet__get_le(head + 8, 4); off = 12; }
   else if (head[6] == 2 || head[6] == 3) return lensnet__fail(err, LENSNET_ERR_FORMAT, "%s: npy: truncated header", path);
@@ -2849,6 +2857,7 @@ static lensnet_result lensnet__safetensors_parse(const unsigned char *bytes, siz
   return lensnet_safetensors_read_memory(bytes, len, LENSNET__CAST(lensnet_safetensors *, out), err);
 }
 LENSNET_API lensnet_result lensnet_safetensors_read(const char *path, lensnet_safetensors *out, lensnet_error *err) {
+  if (!path || !out) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_safetensors_read needs a path and a lensnet_safetensors to fill");
   memset(out, 0, sizeof *out);
   return lensnet__parse_file(path, lensnet__safetensors_parse, out, err);
 }
@@ -3793,9 +3802,8 @@ static lensnet_result lensnet__fits_gunzip_file(const void *bytes, size_t len, u
   isize = (size_t)lensnet__get_le(b + len - 4, 4);
   if (isize == 0 || isize / 1032 > len)
     return lensnet__fail(err, LENSNET_ERR_FORMAT,
-                         "FITS: the gzip file (.fits.gz) is truncated: its last 4 bytes (a whole file's inflated size) read %lu, which %lu "
-                         "compressed bytes cannot make (or it inflates to 4 GiB or more: gunzip it first)", (unsigned long)isize,
-                         (unsigned long)len);
+                         "FITS: truncated gzip file (.fits.gz): its size field reads %lu, which %lu compressed bytes cannot make "
+                         "(over 4 GiB inflated? gunzip it first)", (unsigned long)isize, (unsigned long)len);
   *plain = LENSNET__CAST(unsigned char *, LENSNET_MALLOC(isize));
   if (!*plain) return lensnet__fail(err, LENSNET_ERR_NOMEM, "FITS: out of memory for the %lu bytes of a .fits.gz", (unsigned long)isize);
   lensnet__crc32_table(crc);
@@ -8027,6 +8035,7 @@ LENSNET_API size_t lensnet_model_parameter_count(const lensnet_model *m) {
 
 LENSNET_API const char *lensnet_model_meta(const lensnet_model *m, const char *key) {
   size_t i;
+  if (!m || !key) return NULL;
   for (i = 0; i < m->meta_count; i++)
     if (!strcmp(m->meta_keys[i], key)) return m->meta_values[i];
   return NULL;
@@ -8262,7 +8271,10 @@ static lensnet_result lensnet__model_to_safetensors(const lensnet_model *m, lens
 
 LENSNET_API lensnet_result lensnet_model_save(const lensnet_model *m, const char *path, lensnet_error *err) {
   lensnet_safetensors st;
-  lensnet_result r = lensnet__model_to_safetensors(m, &st);
+  lensnet_result r;
+  if (!m) return lensnet__fail(err, LENSNET_ERR_ARG, "no model to save (NULL)");
+  if (!path) return lensnet__fail(err, LENSNET_ERR_ARG, "no file name given (the path is NULL)");
+  r = lensnet__model_to_safetensors(m, &st);
   if (r != LENSNET_OK) return lensnet__fail(err, r, "out of memory saving %s", path);
   r = lensnet_safetensors_write(path, &st, err);
   lensnet_safetensors_free(&st);
@@ -10829,8 +10841,10 @@ static lensnet_result lensnet__field_walk(const lensnet_model *m, size_t last, l
 
 LENSNET_API lensnet_result lensnet_receptive_field(const lensnet_model *m, size_t layer, lensnet_map_geometry *g, lensnet_error *err) {
   lensnet_result r;
+  if (!g) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_receptive_field needs a lensnet_map_geometry to fill");
   memset(g, 0, sizeof *g);
-  if (!m || layer >= m->layer_count)
+  if (!m) return lensnet__fail(err, LENSNET_ERR_ARG, "no model given (NULL)");
+  if (layer >= m->layer_count)
     return lensnet__fail(err, LENSNET_ERR_ARG, "layer %lu does not exist: the model has layers 0..%lu", (unsigned long)layer,
                          m && m->layer_count ? (unsigned long)m->layer_count - 1 : 0ul);
   if ((r = lensnet__field_walk(m, layer, g, err)) != LENSNET_OK) {
@@ -13773,6 +13787,7 @@ LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t h
 
 static lensnet_result lensnet__cutout_refuse(lensnet_cutout_report *rep, lensnet_cutout_issue issue) {
   rep->issue = issue;
+  if (issue == LENSNET_CUTOUT_TOO_LARGE) return LENSNET_ERR_TOO_LARGE;
   return issue == LENSNET_CUTOUT_CHANNEL_COUNT || issue == LENSNET_CUTOUT_CHANNEL_MISSING ? LENSNET_ERR_ARG : LENSNET_ERR_SHAPE;
 }
 
@@ -13786,6 +13801,12 @@ static lensnet_result lensnet__cutout_check(const lensnet_model *m, const lensne
   if (h == 0 || w == 0) {
     r = lensnet__cutout_refuse(rep, LENSNET_CUTOUT_EMPTY);
     return lensnet__fail(err, r, "the image is empty (%lux%lu)", (unsigned long)h, (unsigned long)w);
+  }
+  {
+    size_t hw, all;
+    if (!lensnet__mul_ok(h, w, &hw) || !lensnet__mul_ok(hw, bands, &all) || all > (size_t)-1 / sizeof(float))
+      return lensnet__fail(err, lensnet__cutout_refuse(rep, LENSNET_CUTOUT_TOO_LARGE), "an image of %lu bands of %lux%lu pixels is larger than memory can address",
+                           (unsigned long)bands, (unsigned long)h, (unsigned long)w);
   }
   if (d->channels && d->channel_count != m->in_c) {
     r = lensnet__cutout_refuse(rep, LENSNET_CUTOUT_CHANNEL_COUNT);
@@ -14578,7 +14599,9 @@ LENSNET_API lensnet_result lensnet_model_pixel_scale(const lensnet_model *m, dou
   const char *text = m ? lensnet_model_meta(m, "pixel_scale") : NULL;
   char *end;
   double v;
+  if (!arcsec) return lensnet__fail(err, LENSNET_ERR_ARG, "lensnet_model_pixel_scale needs a double to fill");
   *arcsec = 0.0;
+  if (!m) return lensnet__fail(err, LENSNET_ERR_ARG, "no model given (NULL)");
   if (!text) return LENSNET_OK;
   v = strtod(text, &end);
   while (*end == ' ') end++;

@@ -525,7 +525,8 @@ typedef struct {
 
 /* The band's noise for its own pixels (sky_rate per band pixel). */
 LENSSIM_API lenssim_noise lenssim_noise_from_band(const lenssim_band *band);
-/* Adds noise in place to `count` pixels in counts/s (see "Noise"). */
+/* Adds noise in place to `count` pixels in counts/s (see "Noise"); with a NULL noise, image or
+ * random state it does nothing. */
 LENSSIM_API void lenssim_add_noise(const lenssim_noise *noise, double *image, size_t count, lenssim_rng *rng);
 /* Prepares a scene to be seen as `band` sees it: lenssim_render(scene), then lenssim_add_noise
  * with *noise. *noise (NULL: not wanted) becomes the band's noise with its sky per pixel scaled
@@ -2992,7 +2993,7 @@ LENSSIM__INLINE double lenssim__ptrs_trial(double l, double uc, double v, double
  *    means below 10, are drawn one by one with lenssim_rng_poisson.
  * Means are capped at 2^48 electrons. */
 #define LENSSIM__NOISE_BLOCK 256
-LENSSIM__CLONES LENSSIM_API void lenssim_add_noise(const lenssim_noise *nz, double *image, size_t count, lenssim_rng *rng) {
+LENSSIM__CLONES static void lenssim__add_noise(const lenssim_noise *nz, double *image, size_t count, lenssim_rng *rng) {
   double pu[LENSSIM__NOISE_BLOCK], pv[LENSSIM__NOISE_BLOCK], gu[LENSSIM__NOISE_BLOCK / 2], gw[LENSSIM__NOISE_BLOCK / 2];
   double gauss_c[LENSSIM__NOISE_BLOCK / 2], gauss_s[LENSSIM__NOISE_BLOCK / 2];
   double lam[LENSSIM__NOISE_BLOCK], kk[LENSSIM__NOISE_BLOCK], quick[LENSSIM__NOISE_BLOCK];
@@ -3079,6 +3080,11 @@ LENSSIM__CLONES LENSSIM_API void lenssim_add_noise(const lenssim_noise *nz, doub
       image[start + m - 1] = (e - sky_e) * inv_t;
     }
   }
+}
+
+LENSSIM_API void lenssim_add_noise(const lenssim_noise *nz, double *image, size_t count, lenssim_rng *rng) {
+  if (!nz || !image || !rng) return; /* nothing to add noise with or to */
+  lenssim__add_noise(nz, image, count, rng);
 }
 
 /* log Gamma(x). lgamma() also stores the sign in the global signgam, so two threads simulating at

@@ -302,7 +302,9 @@ LENSVIZ_API int lensviz_colormap_from_name(const char *name);
 /* The range to show a map with: [min, max]; symmetric [-a, a] with a = max |v| when symmetric. */
 LENSVIZ_API void lensviz_map_range(const float *map, size_t n, int symmetric, float *lo, float *hi);
 
-/* Drawing primitives, clipped to the picture. */
+/* Drawing primitives, clipped to the picture (a NULL picture, or one without pixels, draws
+ * nothing). A line costs what it draws on the picture however far off its ends or however thick
+ * it is (ends beyond about 2^52 pixels are placed to within double rounding). */
 LENSVIZ_API void lensviz_fill(lensviz_image *img, lensviz_color c);
 LENSVIZ_API void lensviz_fill_rect(lensviz_image *img, long x, long y, long w, long h, lensviz_color c);
 LENSVIZ_API void lensviz_draw_rect(lensviz_image *img, long x, long y, long w, long h, lensviz_color c);
@@ -664,6 +666,7 @@ LENSVIZ_API uint64_t lensviz_image_hash(const lensviz_image *img);
 #include <string.h>
 #include <stdarg.h>
 #include <math.h>
+#include <limits.h>
 
 #if defined(LENSVIZ_MALLOC) && defined(LENSVIZ_FREE)
 /* both given */
@@ -1264,6 +1267,7 @@ static int lensviz__is_convolution(const lensnet_layer *L) {
 
 LENSVIZ_API lensnet_result lensviz_default_layer(const lensnet_model *m, lensviz_layer_use use, size_t *layer, lensnet_error *err) {
   size_t i, j, convs = 0, seen = 0, wanted;
+  if (!m || !layer) return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_default_layer needs a model and a layer index to fill (NULL given)");
   for (i = 0; i < m->layer_count; i++) convs += lensviz__is_convolution(&m->layers[i]);
   if (!convs) return lensviz__fail(err, LENSNET_ERR_ARG, "no default layer: the model has no convolution");
   /* maps and filters: the last convolution, whose features are the most specific to the classes
@@ -1427,7 +1431,9 @@ LENSVIZ_API lensnet_result lensviz_smoothgrad(lensnet_model *m, const float *ima
 
 LENSVIZ_API lensnet_result lensviz_model_cut(const lensnet_model *m, size_t layer, size_t h, size_t w, lensnet_model **out,
                                              lensnet_error *err) {
+  if (!out) return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_model_cut needs somewhere to put the model (NULL given)");
   *out = NULL;
+  if (!m) return lensviz__fail(err, LENSNET_ERR_ARG, "no model given (NULL)");
   if (layer >= m->layer_count)
     return lensviz__fail(err, LENSNET_ERR_ARG, "layer %lu does not exist: the model has layers 0..%lu", (unsigned long)layer,
                          (unsigned long)m->layer_count - 1);
@@ -1745,6 +1751,7 @@ LENSVIZ_API void lensviz_map_range(const float *map, size_t n, int symmetric, fl
   size_t i;
   float mn = 0.0f, mx = 0.0f;
   int any = 0;
+  if (!map) n = 0;
   for (i = 0; i < n; i++) {
     float v = map[i];
     if (v != v) continue;
@@ -1784,9 +1791,12 @@ static void lensviz__blend(lensviz_image *img, long x, long y, lensviz_color c, 
 
 LENSVIZ_API lensnet_result lensviz_image_alloc(lensviz_image *img, size_t width, size_t height, lensnet_error *err) {
   size_t n;
+  if (!img) return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_image_alloc needs a lensviz_image to fill (NULL given)");
   memset(img, 0, sizeof *img);
-  if (!width || !height || !lensviz__mul_ok(width, height, &n) || n > LENSVIZ_MAX_PIXELS)
-    return lensviz__fail(err, LENSNET_ERR_TOO_LARGE, "a %lux%lu picture is empty or larger than LENSVIZ_MAX_PIXELS",
+  if (!width || !height)
+    return lensviz__fail(err, LENSNET_ERR_ARG, "a %lux%lu picture is empty", (unsigned long)width, (unsigned long)height);
+  if (!lensviz__mul_ok(width, height, &n) || n > LENSVIZ_MAX_PIXELS)
+    return lensviz__fail(err, LENSNET_ERR_TOO_LARGE, "a %lux%lu picture is larger than LENSVIZ_MAX_PIXELS",
                          (unsigned long)width, (unsigned long)height);
   img->rgb = LENSVIZ__CAST(unsigned char *, lensviz__alloc(n, 3));
   if (!img->rgb) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory for a %lux%lu picture", (unsigned long)width, (unsigned long)height);
@@ -1816,7 +1826,10 @@ LENSVIZ_API lensviz_image lensviz_image_view(const lensviz_image *img, size_t x,
 }
 
 LENSVIZ_API void lensviz_fill_rect(lensviz_image *img, long x, long y, long w, long h, lensviz_color c) {
-  long i, j, x0 = x < 0 ? 0 : x, y0 = y < 0 ? 0 : y, x1 = x + w, y1 = y + h;
+  long i, j, x0 = x < 0 ? 0 : x, y0 = y < 0 ? 0 : y, x1, y1;
+  if (!img || !img->rgb || w <= 0 || h <= 0) return;
+  x1 = x > LONG_MAX - w ? LONG_MAX : x + w; /* no overflow for any corner and size */
+  y1 = y > LONG_MAX - h ? LONG_MAX : y + h;
   if (x1 > (long)img->width) x1 = (long)img->width;
   if (y1 > (long)img->height) y1 = (long)img->height;
   for (j = y0; j < y1; j++) {
@@ -1826,7 +1839,7 @@ LENSVIZ_API void lensviz_fill_rect(lensviz_image *img, long x, long y, long w, l
 }
 
 LENSVIZ_API void lensviz_fill(lensviz_image *img, lensviz_color c) {
-  lensviz_fill_rect(img, 0, 0, (long)img->width, (long)img->height, c);
+  if (img) lensviz_fill_rect(img, 0, 0, (long)img->width, (long)img->height, c);
 }
 
 LENSVIZ_API void lensviz_draw_rect(lensviz_image *img, long x, long y, long w, long h, lensviz_color c) {
@@ -1838,22 +1851,100 @@ LENSVIZ_API void lensviz_draw_rect(lensviz_image *img, long x, long y, long w, l
 
 /* A line in unit steps along its longer axis; dash: draw 5 of every 8 steps, counting on
  * from *phase so that a polyline keeps its pattern. */
+/* Clips the segment (x0,y0)-(x1,y1) to the rectangle [lo_x, hi_x] x [lo_y, hi_y] (Liang & Barsky
+ * 1984): *t0 and *t1 are the ends of the part inside, as fractions of the way from (x0,y0); 0
+ * when no part of it lies inside. */
+static int lensviz__clip(double x0, double y0, double x1, double y1, double lo_x, double lo_y, double hi_x, double hi_y, double *t0,
+                         double *t1) {
+  double dx = x1 - x0, dy = y1 - y0, p[4], q[4];
+  int k;
+  p[0] = -dx; q[0] = x0 - lo_x;
+  p[1] = dx;  q[1] = hi_x - x0;
+  p[2] = -dy; q[2] = y0 - lo_y;
+  p[3] = dy;  q[3] = hi_y - y0;
+  *t0 = 0.0;
+  *t1 = 1.0;
+  for (k = 0; k < 4; k++) {
+    double r;
+    if (p[k] == 0.0) {
+      if (q[k] < 0.0) return 0;
+      continue;
+    }
+    r = q[k] / p[k];
+    if (p[k] < 0.0) {
+      if (r > *t1) return 0;
+      if (r > *t0) *t0 = r;
+    } else {
+      if (r < *t0) return 0;
+      if (r < *t1) *t1 = r;
+    }
+  }
+  return 1;
+}
+
+/* The nearest long to v, within +-2^30 (a coordinate far off any picture stays far off). */
+static long lensviz__coord(double v) {
+  if (!(v > -1073741824.0)) return -1073741824L; /* and NaN */
+  if (v > 1073741824.0) return 1073741824L;
+  return (long)floor(v + 0.5);
+}
+
+/* A line of squares of side `thick` centred on the points of a digital line from (x0,y0) to
+ * (x1,y1), dashed 5 on, 3 off with `dash` (*phase carries the dash pattern from one call to the
+ * next). Only the points whose squares can reach the picture are visited, and only the part of
+ * each square on it, so a line with far-off ends or a huge thickness costs what it draws. */
 static void lensviz__line(lensviz_image *img, long x0, long y0, long x1, long y1, int thick, lensviz_color c, int dash, long *phase) {
-  long dx = x1 - x0, dy = y1 - y0, n = labs(dx) > labs(dy) ? labs(dx) : labs(dy), i, a, b, lo = -(thick - 1) / 2;
-  for (i = 0; i <= n; i++) {
+  const double far = 1073741824.0; /* 2^30: beyond it dx * i could overflow */
+  long W = (long)img->width, H = (long)img->height, dx, dy, n, i, a, b, lo = -(thick - 1) / 2, first, last;
+  double margin = (double)thick / 2.0 + 1.0, t0, t1;
+  if (!img->rgb || !W || !H) return;
+  if (fabs((double)x0) > far || fabs((double)y0) > far || fabs((double)x1) > far || fabs((double)y1) > far) {
+    /* coordinates this far out: cut the segment to the picture first, in double */
+    double ax = (double)x0, ay = (double)y0, ddx = (double)x1 - (double)x0, ddy = (double)y1 - (double)y0;
+    if (!lensviz__clip(ax, ay, (double)x1, (double)y1, -margin, -margin, (double)W - 1.0 + margin, (double)H - 1.0 + margin, &t0, &t1)) return;
+    x0 = lensviz__coord(ax + t0 * ddx); y0 = lensviz__coord(ay + t0 * ddy);
+    x1 = lensviz__coord(ax + t1 * ddx); y1 = lensviz__coord(ay + t1 * ddy);
+  }
+  dx = x1 - x0;
+  dy = y1 - y0;
+  n = labs(dx) > labs(dy) ? labs(dx) : labs(dy);
+  first = 0;
+  last = n;
+  if (n > 0 && (x0 < 0 || y0 < 0 || x1 < 0 || y1 < 0 || x0 >= W || x1 >= W || y0 >= H || y1 >= H)) {
+    /* the same points as the whole line, from the first that can reach the picture to the last */
+    if (!lensviz__clip((double)x0, (double)y0, (double)x1, (double)y1, -margin, -margin, (double)W - 1.0 + margin, (double)H - 1.0 + margin,
+                       &t0, &t1)) {
+      if (dash) *phase += n + 1;
+      return;
+    }
+    first = (long)floor(t0 * (double)n) - 1;
+    last = (long)ceil(t1 * (double)n) + 1;
+    if (first < 0) first = 0;
+    if (last > n) last = n;
+  }
+  if (dash) *phase += first;
+  for (i = first; i <= last; i++) {
     long x = n ? x0 + (dx * i + (dx >= 0 ? n / 2 : -n / 2)) / n : x0;
     long y = n ? y0 + (dy * i + (dy >= 0 ? n / 2 : -n / 2)) / n : y0;
+    long a0 = x + lo < 0 ? -(x + lo) : 0, b0 = y + lo < 0 ? -(y + lo) : 0; /* the part of the square on the picture */
+    long a1 = W - (x + lo) < thick ? W - (x + lo) : thick, b1 = H - (y + lo) < thick ? H - (y + lo) : thick;
     if (dash) {
       long ph = (*phase)++;
       if (ph % 8 >= 5) continue;
     }
-    for (a = 0; a < thick; a++)
-      for (b = 0; b < thick; b++) lensviz__put(img, x + lo + a, y + lo + b, c);
+    if (!dash && x + lo <= 0 && y + lo <= 0 && x + lo + thick >= W && y + lo + thick >= H) {
+      lensviz_fill_rect(img, 0, 0, W, H, c); /* the square covers the picture: nothing more can change */
+      return;
+    }
+    for (a = a0; a < a1; a++)
+      for (b = b0; b < b1; b++) lensviz__put(img, x + lo + a, y + lo + b, c);
   }
+  if (dash) *phase += n - last;
 }
 
 LENSVIZ_API void lensviz_draw_line(lensviz_image *img, long x0, long y0, long x1, long y1, int thickness, lensviz_color c) {
   long phase = 0;
+  if (!img) return;
   lensviz__line(img, x0, y0, x1, y1, thickness < 1 ? 1 : thickness, c, 0, &phase);
 }
 
@@ -2027,7 +2118,7 @@ static void lensviz__auto_range(const float *map, size_t n, lensviz_colormap cma
 LENSVIZ_API void lensviz_render_map(const float *map, size_t h, size_t w, lensviz_colormap cmap, float lo, float hi, int smooth,
                                     lensviz_image *dst) {
   size_t X, Y;
-  if (!h || !w) return;
+  if (!h || !w || !map || !dst || !dst->rgb) return;
   lensviz__auto_range(map, h * w, cmap, &lo, &hi);
   for (Y = 0; Y < dst->height; Y++)
     for (X = 0; X < dst->width; X++) {
@@ -2378,8 +2469,9 @@ typedef struct {
   double x0, x1, y0, y1;          /* data ranges */
 } lensviz__axes;
 
-static long lensviz__px(const lensviz__axes *a, double x) { return a->left + (long)floor((x - a->x0) / (a->x1 - a->x0) * (double)(a->right - a->left) + 0.5); }
-static long lensviz__py(const lensviz__axes *a, double y) { return a->bottom - (long)floor((y - a->y0) / (a->y1 - a->y0) * (double)(a->bottom - a->top) + 0.5); }
+/* A value's pixel on the axes; far beyond them (1e30, inf) it is still a long, far off the picture. */
+static long lensviz__px(const lensviz__axes *a, double x) { return a->left + lensviz__coord((x - a->x0) / (a->x1 - a->x0) * (double)(a->right - a->left)); }
+static long lensviz__py(const lensviz__axes *a, double y) { return a->bottom - lensviz__coord((y - a->y0) / (a->y1 - a->y0) * (double)(a->bottom - a->top)); }
 
 /* The ticks of the x axis (y_axis 0) or the y axis: about `want` of them over [lo, hi], each with
  * its grid line, tick mark and label. */
@@ -3504,9 +3596,15 @@ LENSVIZ_API lensnet_result lensviz_gif_encode(const lensviz_image *frames, size_
   size_t f, W, H, x, y, pixels;
   unsigned i;
   unsigned char *idx;
+  if (!out || !len) return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_gif_encode needs somewhere to put the bytes and their length");
   *out = NULL;
   *len = 0;
   if (!count) return lensviz__fail(err, LENSNET_ERR_ARG, "a GIF needs at least one frame");
+  if (!frames) return lensviz__fail(err, LENSNET_ERR_ARG, "no frames given (NULL) for %lu", (unsigned long)count);
+  for (f = 0; f < count; f++)
+    if (!frames[f].rgb || (frames[f].stride && frames[f].stride < 3 * frames[f].width))
+      return lensviz__fail(err, LENSNET_ERR_ARG, "GIF frame %lu %s", (unsigned long)f,
+                           frames[f].rgb ? "has rows shorter than its width (stride < 3 x width)" : "has no pixels (NULL)");
   W = frames[0].width;
   H = frames[0].height;
   if (!W || !H || W > 65535 || H > 65535 || !lensviz__mul_ok(W, H, &pixels) || pixels > LENSVIZ_MAX_PIXELS)
@@ -3628,6 +3726,9 @@ LENSVIZ_API lensnet_result lensviz_png_write(const char *path, const lensviz_ima
   size_t pixels, stride;
   lensnet_result r;
   if (!path || !img || !img->rgb) return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_png_write needs a path and a picture with pixels (NULL given)");
+  if (img->stride && img->stride < 3 * img->width)
+    return lensviz__fail(err, LENSNET_ERR_ARG, "%.200s: the picture's rows (stride %lu bytes) are shorter than its %lu pixels of 3 bytes", path,
+                         (unsigned long)img->stride, (unsigned long)img->width);
   stride = lensviz__stride(img);
   if (!img->width || !img->height || img->width > 0x7fffffff / 3 || img->height > 0x7fffffff ||
       !lensviz__mul_ok(img->width, img->height, &pixels) || pixels > LENSVIZ_MAX_PIXELS || stride > 0x7fffffff)

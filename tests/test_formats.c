@@ -1030,7 +1030,8 @@ static void test_gzip_files(void) {
   /* cut short */
   c = copy_bytes(whole, len - 100);
   r = lensnet_fits_read_memory(c, len - 100, -1, &x, &e);
-  CHECK(r == LENSNET_ERR_FORMAT && strstr(e.message, "gzip"), "a cut .fits.gz: %s", e.message);
+  CHECK(r == LENSNET_ERR_FORMAT && strstr(e.message, "gzip") && strstr(e.message, "gunzip it first)"), "a cut .fits.gz, the whole message: %s",
+        e.message);
   free(c);
   /* a byte changed in the compressed data: the CRC or the stream says so */
   c = copy_bytes(whole, len);
@@ -1363,6 +1364,8 @@ static lensnet_result npy_read_buf(const buf *f, size_t n, lensnet_tensor *t, le
   return r;
 }
 
+static int write_buf(const char *path, const buf *f, size_t n);
+
 static void test_npy(void) {
   /* 1.5 and -2.0 as IEEE doubles: 3FF8000000000000, C000000000000000 */
   static const unsigned char f8le[] = {0, 0, 0, 0, 0, 0, 0xF8, 0x3F, 0, 0, 0, 0, 0, 0, 0, 0xC0};
@@ -1436,6 +1439,30 @@ static void test_npy(void) {
   CHECK(clean_error(npy_read_buf(&f, f.len, &t, &e), &e), "npy: version 9");
   f.b[6] = 1; f.b[8] = 0xFF; f.b[9] = 0xFF;
   CHECK(clean_error(npy_read_buf(&f, f.len, &t, &e), &e), "npy: header length past the end");
+  /* the messages say what is wrong: an empty file, a header cut short, the dtype as written */
+  npy_build(&f, good[0].header, f8le, 16);
+  CHECK(npy_read_buf(&f, 0, &t, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "empty"), "an empty .npy: %s", e.message);
+  CHECK(npy_read_buf(&f, 9, &t, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "truncated") && !strstr(e.message, "magic"),
+        "9 bytes of a .npy: %s", e.message);
+  {
+    static const char *const dtypes[][2] = {{"{'descr': '<c16', 'fortran_order': False, 'shape': (2,), }", "'<c16'"},
+                                             {"{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", "'|O'"},
+                                             {"{'descr': '<U12', 'fortran_order': False, 'shape': (2,), }", "'<U12'"}};
+    for (k = 0; k < 3; k++) {
+      npy_build(&f, dtypes[k][0], f8le, 16);
+      CHECK(npy_read_buf(&f, f.len, &t, &e) == LENSNET_ERR_UNSUPPORTED && strstr(e.message, dtypes[k][1]) && !strstr(e.message, "', '"),
+            "dtype %s named as written: %s", dtypes[k][1], e.message);
+      lensnet_tensor_free(&t);
+    }
+  }
+  npy_build(&f, good[0].header, f8le, 16);
+  if (write_buf("build/npy_empty.npy", &f, 0) && write_buf("build/npy_cut9.npy", &f, 9)) {
+    CHECK(lensnet_npy_read("build/npy_empty.npy", &t, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "empty"), "an empty .npy file: %s", e.message);
+    CHECK(lensnet_npy_read("build/npy_cut9.npy", &t, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "truncated") && !strstr(e.message, "magic"),
+          "a .npy file of 9 bytes: %s", e.message);
+    remove("build/npy_empty.npy");
+    remove("build/npy_cut9.npy");
+  } else CHECK(0, "writing build/npy_empty.npy");
   free(f.b);
 }
 

@@ -166,6 +166,33 @@ static void test_architecture_text(void) {
     CHECK(lensnet_model_forward(NULL, 1, x, y, NULL, &err) == LENSNET_ERR_ARG, "forward without a model: %s", err.message);
     CHECK(lensnet_model_preprocess(NULL, &minmax, NULL, &err) == LENSNET_ERR_ARG, "preprocess without a model: %s", err.message);
     CHECK(lensnet_model_workspace_floats(NULL, 1) == 0, "workspace_floats(NULL) is 0");
+    CHECK(lensnet_safetensors_read("weights/OU_66.safetensors", NULL, &err) == LENSNET_ERR_ARG &&
+              lensnet_safetensors_read(NULL, &st, &err) == LENSNET_ERR_ARG,
+          "safetensors from a file into NULL, or from no path: %s", err.message);
+    CHECK(lensnet_model_save(NULL, "build/null.safetensors", &err) == LENSNET_ERR_ARG && strstr(err.message, "no model"),
+          "saving no model: %s", err.message);
+    CHECK(lensnet_model_meta(NULL, "classes") == NULL, "the metadata of no model: NULL");
+    {
+      double arcsec = 1.0;
+      lensnet_map_geometry g;
+      CHECK(lensnet_model_pixel_scale(NULL, &arcsec, &err) == LENSNET_ERR_ARG && arcsec == 0.0 && strstr(err.message, "no model"),
+            "the pixel scale of no model: %s", err.message);
+      CHECK(lensnet_receptive_field(NULL, 1, &g, &err) == LENSNET_ERR_ARG && strstr(err.message, "no model"), "the receptive field of no model: %s",
+            err.message);
+    }
+    if (lensnet_model_load("weights/OU_66.safetensors", &m, &err) == LENSNET_OK) {
+      /* an image whose bands x h x w floats overflow a size_t: refused before any pixel is read */
+      lensnet_cutout_desc d;
+      lensnet_cutout_report rep;
+      float px[4] = {0}, out[4 * 66 * 66];
+      memset(&d, 0, sizeof d);
+      d.size = LENSNET_SIZE_RESIZE;
+      CHECK(lensnet_cutout_prepare(m, &d, px, 4, (size_t)1 << (4 * sizeof(size_t)), (size_t)1 << (4 * sizeof(size_t)), out, &rep, &err) == LENSNET_ERR_TOO_LARGE &&
+                rep.issue == LENSNET_CUTOUT_TOO_LARGE,
+            "an image of 2^(half the bits of a size_t) squared pixels: %s", err.message);
+      lensnet_model_free(m);
+      m = NULL;
+    }
     /* the workspace for another target: this build's own for its CPU kind, never more without x86's AVX-512 scratch */
     if (lensnet_model_load("weights/OU_66.safetensors", &m, &err) == LENSNET_OK) {
       size_t own = lensnet_model_workspace_floats(m, 1), x86 = lensnet_model_workspace_floats_target(m, 1, 1),

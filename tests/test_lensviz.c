@@ -70,6 +70,8 @@ static void capture_first(void *user, size_t iteration, const float *image, size
   if (iteration == 1) memcpy(keep, image, c * h * w * sizeof(float));
 }
 
+static const float xs_map[4] = {0.0f, 1.0f, 2.0f, 3.0f};
+
 static void test_methods(void) {
   lensnet_model *relu = small_model(0, 11), *smooth = small_model(1, 12);
   lensnet_error err;
@@ -144,6 +146,43 @@ static void test_methods(void) {
       CHECK(lensviz_png_write("build/viz_none.png", &none, &err) == LENSNET_ERR_ARG && !check_file_exists("build/viz_none.png"),
             "a picture without pixels is refused: %s", err.message);
       CHECK(lensviz_png_write(NULL, &none, &err) == LENSNET_ERR_ARG, "no path: %s", err.message);
+    }
+    { /* NULL models, pictures and frames: named errors or nothing drawn, never a crash */
+      lensviz_image img, frames[2];
+      lensnet_model *cut = NULL;
+      size_t layer = 0;
+      float lo = 1.0f, hi = 2.0f;
+      unsigned char *gif = NULL;
+      size_t len = 0;
+      CHECK(lensviz_default_layer(NULL, LENSVIZ_LAYER_FOR_GRADCAM, &layer, &err) == LENSNET_ERR_ARG, "default layer of no model: %s", err.message);
+      CHECK(lensviz_model_cut(NULL, 1, 0, 0, &cut, &err) == LENSNET_ERR_ARG && !cut && strstr(err.message, "no model"), "cut of no model: %s",
+            err.message);
+      CHECK(lensviz_image_alloc(NULL, 2, 2, &err) == LENSNET_ERR_ARG, "alloc into NULL: %s", err.message);
+      CHECK(lensviz_image_alloc(&img, 0, 0, &err) == LENSNET_ERR_ARG && strstr(err.message, "empty"), "a 0x0 picture: %s", err.message);
+      CHECK(lensviz_gif_write("build/viz_null.gif", NULL, 3, 5, &err) == LENSNET_ERR_ARG && !check_file_exists("build/viz_null.gif"),
+            "a GIF of NULL frames: %s", err.message);
+      memset(frames, 0, sizeof frames);
+      frames[0].width = frames[0].height = frames[1].width = frames[1].height = 2;
+      CHECK(lensviz_gif_encode(frames, 2, 5, &gif, &len, &err) == LENSNET_ERR_ARG && !gif && strstr(err.message, "no pixels"),
+            "GIF frames without pixels: %s", err.message);
+      lensviz_map_range(NULL, 4, 1, &lo, &hi);
+      CHECK(lo == 0.0f && hi == 0.0f, "the range of no map: [%g, %g]", lo, hi);
+      lensviz_fill(NULL, lensviz_rgb(1, 2, 3));
+      lensviz_fill(&frames[0], lensviz_rgb(1, 2, 3)); /* a size but no pixels */
+      if (lensviz_image_alloc(&img, 4, 2, &err) == LENSNET_OK) {
+        lensviz_image narrow = img;
+        lensviz_render_map(NULL, 2, 2, LENSVIZ_CMAP_VIRIDIS, 0, 0, 0, &img);
+        lensviz_render_map(xs_map, 2, 2, LENSVIZ_CMAP_VIRIDIS, 0, 0, 0, NULL);
+        CHECK(img.rgb[0] == 0, "no map drawn from NULL");
+        narrow.stride = 6; /* rows of 2 pixels for a width of 4 */
+        CHECK(lensviz_png_write("build/viz_narrow.png", &narrow, &err) == LENSNET_ERR_ARG && strstr(err.message, "stride") &&
+                  !check_file_exists("build/viz_narrow.png"),
+              "rows shorter than the width: %s", err.message);
+        frames[0] = narrow;
+        CHECK(lensviz_gif_encode(frames, 1, 5, &gif, &len, &err) == LENSNET_ERR_ARG && strstr(err.message, "stride"), "a GIF of them: %s",
+              err.message);
+        lensviz_image_free(&img);
+      }
     }
   }
   TEST("guided Grad-CAM is guided backprop times the Grad-CAM map placed on its cells' centres") {
@@ -546,6 +585,53 @@ static void test_pictures(void) {
       lensviz_image_free(&img);
     }
   }
+  TEST("a line reaching off the picture draws the pixels the whole line draws there, solid and dashed; far-off ends cost nothing") {
+    /* lines of 5..9 squares' thickness between points up to 200 pixels off a 20 x 10 picture,
+     * against the same lines drawn whole on a 420 x 410 picture holding it at (200, 200) */
+    lensviz_image small, big;
+    unsigned s = 7;
+    int t, bad = 0, dashed;
+    if (lensviz_image_alloc(&small, 20, 10, &err) == LENSNET_OK && lensviz_image_alloc(&big, 420, 410, &err) == LENSNET_OK) {
+      for (dashed = 0; dashed < 2; dashed++)
+        for (t = 0; t < 400; t++) {
+          long c4[4], phase_small = 3, phase_big = 3;
+          size_t x, y, k;
+          int th;
+          for (k = 0; k < 4; k++) { s = s * 1103515245u + 12345u; c4[k] = (long)((s >> 8) % 400) - 200; }
+          th = 1 + (int)((s >> 4) % 9);
+          lensviz_fill(&small, lensviz_rgb(0, 0, 0));
+          lensviz_fill(&big, lensviz_rgb(0, 0, 0));
+          if (dashed) {
+            lensviz__line(&small, c4[0], c4[1], c4[2], c4[3], th, lensviz_rgb(255, 255, 255), 1, &phase_small);
+            lensviz__line(&big, c4[0] + 200, c4[1] + 200, c4[2] + 200, c4[3] + 200, th, lensviz_rgb(255, 255, 255), 1, &phase_big);
+            if (phase_small != phase_big) bad++;
+          } else {
+            lensviz_draw_line(&small, c4[0], c4[1], c4[2], c4[3], th, lensviz_rgb(255, 255, 255));
+            lensviz_draw_line(&big, c4[0] + 200, c4[1] + 200, c4[2] + 200, c4[3] + 200, th, lensviz_rgb(255, 255, 255));
+          }
+          for (y = 0; y < 10; y++)
+            for (x = 0; x < 20; x++)
+              if (pixel(&small, x, y)[0] != pixel(&big, x + 200, y + 200)[0]) { bad++; y = 10; break; }
+        }
+      CHECK(bad == 0, "%d of 800 lines differ from the whole line", bad);
+      /* ends 5e9 pixels away, a thickness of 2e9: drawn at once, the picture covered */
+      lensviz_fill(&small, lensviz_rgb(0, 0, 0));
+      lensviz_draw_line(&small, -5000000000L, 4, 5000000000L, 5, 50, lensviz_rgb(1, 2, 3));
+      CHECK(pixel(&small, 0, 0)[0] == 1 && pixel(&small, 19, 9)[2] == 3, "a line 1e10 pixels long and 50 thick covers the picture");
+      lensviz_fill(&small, lensviz_rgb(0, 0, 0));
+      lensviz_draw_line(&small, 0, 0, 1, 1, 2000000000, lensviz_rgb(4, 5, 6));
+      CHECK(pixel(&small, 19, 0)[0] == 4 && pixel(&small, 0, 9)[1] == 5, "a thickness of 2e9 fills the picture");
+      lensviz_fill(&small, lensviz_rgb(0, 0, 0));
+      lensviz_draw_line(&small, -5000000000L, -300, 5000000000L, -300, 3, lensviz_rgb(7, 7, 7));
+      lensviz_draw_line(&small, -3000000000L, -3000000000L, 3000000000L, 3000000000L, 1, lensviz_rgb(8, 8, 8));
+      CHECK(pixel(&small, 5, 0)[0] == 0 && pixel(&small, 5, 5)[0] == 8 && pixel(&small, 9, 9)[0] == 8 && pixel(&small, 6, 5)[0] == 0,
+            "a far line above the picture draws nothing; the diagonal through it from 3e9 pixels away does, exactly");
+      lensviz_draw_line(&small, LONG_MIN, LONG_MIN, LONG_MAX, LONG_MAX, 1, lensviz_rgb(8, 8, 8)); /* the extremes: no overflow, no wait */
+      lensviz_draw_line(NULL, 0, 0, 1, 1, 1, lensviz_rgb(1, 1, 1)); /* nothing to draw on: no crash */
+      lensviz_image_free(&small);
+      lensviz_image_free(&big);
+    }
+  }
   TEST("maps, overlays and asinh composites") {
     lensviz_image img;
     float map[4] = {0.0f, 1.0f, 2.0f, 3.0f}, band[3 * 4];
@@ -619,6 +705,15 @@ static void test_pictures(void) {
       lensviz_plot_lines(&img, &s, 1, &pd);
       for (i = 0; i < 320 * 240; i++) red += img.rgb[3 * i] == 200 && img.rgb[3 * i + 1] == 0;
       CHECK(red > 200, "the curve is drawn (%lu red pixels)", (unsigned long)red);
+      { /* values far beyond fixed axes (1e30, infinity): drawn off the axes, no overflow */
+        float far_y[3] = {0.5f, 1e30f, (float)INFINITY}, far_x[3] = {0.0f, 0.5f, -1e30f};
+        lensviz_series f = s;
+        lensviz_plot_desc fixed = pd;
+        f.x = far_x; f.y = far_y;
+        fixed.x0 = 0.0f; fixed.x1 = 1.0f; fixed.y0 = 0.0f; fixed.y1 = 1.0f;
+        lensviz_plot_lines(&img, &f, 1, &fixed);
+        CHECK(img.rgb[0] == 255, "a plot of values far beyond its axes is drawn");
+      }
       lensviz_plot_histogram(&img, &s, 1, 4, &pd);
       lensviz_plot_confusion(&img, counts, 2, NULL, "confusion");
       CHECK(img.rgb[0] == 255, "white background");
