@@ -322,12 +322,18 @@ MCU_LDFLAGS  = -nostartfiles -T examples/mcu/mps2_an386.ld --specs=nano.specs --
                -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free -Wl,-Map=$(MCU_BUILD)/fw.map
 MCU_SRC      = examples/mcu/startup.c examples/mcu/semihost.c examples/mcu/ou66_firmware.c
 mcu: $(MCU_BUILD)/fw.elf
+# The compiler and its flags (MCU_CPU among them), rewritten only when they change, so that
+# make mcu after a build for another CPU builds the firmware again, and only then.
+$(MCU_BUILD)/cpu.flags: FORCE
+	@mkdir -p $(@D)
+	@c='$(MCU_CC) $(MCU_CFLAGS) $(MCU_LDFLAGS)'; [ "$$(cat $@ 2>/dev/null)" = "$$c" ] || echo "$$c" > $@
 # the compiler and newlib, looked for first, so that their absence is a sentence naming the packages
 mcu-toolchain:
 	@command -v $(MCU_CC) >/dev/null 2>&1 && [ -f "$$($(MCU_CC) -print-file-name=nano.specs)" ] || { \
 	  echo "make mcu needs $(MCU_CC) with newlib; Debian/Ubuntu: sudo apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi" \
 	       "(and qemu-system-arm to run the firmware; docs/embedded.md)" >&2; exit 1; }
-$(MCU_BUILD)/fw.elf: $(MCU_SRC) examples/mcu/semihost.h examples/mcu/mps2_an386.ld lensnet.h $(MCU_BUILD)/ou66_model.c $(MCU_BUILD)/mcu_inputs.h | mcu-toolchain
+$(MCU_BUILD)/fw.elf: $(MCU_SRC) examples/mcu/semihost.h examples/mcu/mps2_an386.ld lensnet.h $(MCU_BUILD)/ou66_model.c $(MCU_BUILD)/mcu_inputs.h \
+                  $(MCU_BUILD)/cpu.flags | mcu-toolchain
 	$(MCU_CC) $(MCU_CFLAGS) $(MCU_LDFLAGS) -o $@ $(MCU_SRC) $(MCU_BUILD)/ou66_model.c -lm
 	@$(patsubst %gcc,%size,$(MCU_CC)) $@ 2>/dev/null || true
 $(MCU_BUILD)/ou66_model.c: weights/OU_66.safetensors $(BUILD)/lens

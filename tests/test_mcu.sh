@@ -4,7 +4,9 @@
 # prints, through semihosting, logits within 1e-4 of the ordinary host build's for the same
 # images, with no allocation at all, and exits 0. `lens export-c` writes C that compiles warning-
 # free and holds the model's architecture text and parameters to the bit, and refuses bad names.
-# SKIP (not FAIL) without arm-none-eabi-gcc, newlib or qemu-system-arm. Prints "N passed, N failed".
+# Built with MCU_CPU for a Cortex-M7, the firmware runs on mps2-an500 with the same logits; a
+# changed MCU_CPU rebuilds it, both ways. SKIP (not FAIL) without arm-none-eabi-gcc, newlib or
+# qemu-system-arm. Prints "N passed, N failed".
 set -u
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
@@ -127,4 +129,20 @@ if [ "$(printf '\001\000' | od -An -t u2 | tr -d ' ')" = 1 ]; then
 else
   echo "SKIP: comparing with PyTorch's logits reads the .npy with od, which needs a little-endian host"
 fi
+# the sizes docs/embedded.md's sample run shows (the target's structure sizes, not the host's)
+line=$(grep -m 1 '^model block ' "$tmp/fw.log")
+check "docs/embedded.md's sample run shows the firmware's '$line'" has docs/embedded.md "$line"
+
+echo "-- make mcu again, with MCU_CPU for a Cortex-M7 (mps2-an500), and plain again"
+${MAKE:-make} --no-print-directory mcu >"$tmp/again.log" 2>&1
+check "a second make mcu builds nothing ($(grep -m 1 'arm-none-eabi-gcc ' "$tmp/again.log" | cut -c 1-60))" lacks "$tmp/again.log" "arm-none-eabi-gcc "
+m7='-mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-sp-d16'
+${MAKE:-make} --no-print-directory mcu MCU_CPU="$m7" >"$tmp/m7.log" 2>&1; rc=$?
+check "make mcu MCU_CPU='$m7' after the M4's build builds the firmware again (exit $rc)" [ "$rc" -eq 0 ] && has "$tmp/m7.log" "-mcpu=cortex-m7"
+timeout 300 qemu-system-arm -M mps2-an500 -nographic -semihosting-config enable=on,target=native -kernel build/mcu/fw.elf \
+  >"$tmp/m7run.log" 2>&1 </dev/null; rc=$?
+check "the M7's firmware exits 0 on mps2-an500 with the M4's logits, bit for bit (exit $rc)" \
+  [ "$rc" -eq 0 ] && [ -n "$(grep '^image' "$tmp/fw.log")" ] && [ "$(grep '^image' "$tmp/m7run.log")" = "$(grep '^image' "$tmp/fw.log")" ]
+${MAKE:-make} --no-print-directory mcu >"$tmp/back.log" 2>&1; rc=$?
+check "a plain make mcu after the M7's build builds the M4's firmware again (exit $rc)" [ "$rc" -eq 0 ] && has "$tmp/back.log" "-mcpu=cortex-m4"
 check_summary

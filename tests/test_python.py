@@ -183,6 +183,42 @@ def test_predict(tmp, sim, data):
     said = [str(w.message) for w in caught]
     check("predict(resize=True) with 10 blank pixels equals lens predict --resize, and says they were filled in (%s)" % said,
           same(got, np.load(out)) and any(t.startswith("10 blank (NaN or infinite) input pixels were left out of the resize") for t in said))
+    # an input plane that holds no image (constant, or no finite pixel): scored, with lens predict's note as a warning
+    empty = data.images[:4].copy()
+    empty[1, 2] = 7.5
+    empty[3, 0] = np.nan
+    empty[3, 0, 5, 5] = 1.0  # one finite pixel: still no image
+    empty_path = os.path.join(tmp, "empty.npy")
+    np.save(empty_path, empty)
+    note = [l[len("lens: note: "):] for l in cli("predict", "--model", MODEL, empty_path, "--out", os.path.join(tmp, "empty.npy.csv")).stderr.splitlines()
+            if "holds no image" in l]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = m.predict_file(empty_path)
+    said = [str(w.message) for w in caught if "holds no image" in str(w.message)]
+    check("predict_file(2 objects with a constant or all-NaN plane) warns with lens predict's note (%s | %s)" % (said, note),
+          len(note) == 1 and said == note and "2 objects" in note[0] and "empty.npy[1], plane 2 (fed as the model's H)" in note[0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m.predict(empty[:1])
+        m.predict(empty[3:], channels=[1, 2, 3, 0])
+    said = [str(w.message) for w in caught if "holds no image" in str(w.message)]
+    check("predict warns only for an object fed such a plane, naming the model band it feeds (%s)" % said,
+          len(said) == 1 and said[0].startswith("1 object scored") and "object 0, plane 0 (fed as the model's VIS)" in said[0])
+    with open(bands[2], "rb") as f:
+        fits_bytes = bytearray(f.read())
+    fits_bytes[2880:] = bytes(len(fits_bytes) - 2880)  # the header's one block kept, every pixel 0
+    blank_h = os.path.join(tmp, "blank_H.fits")
+    with open(blank_h, "wb") as f:
+        f.write(fits_bytes)
+    files = [bands[0], bands[1], blank_h, bands[3]]
+    note = [l[len("lens: note: "):] for l in cli("predict", "--model", MODEL, "--bands", 4, *sorted(files)).stderr.splitlines() if "holds no image" in l]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m.predict_file(sorted(files))
+    said = [str(w.message) for w in caught if "holds no image" in str(w.message)]
+    check("predict_file([4 FITS bands], one all 0) names that file as lens predict --bands 4 does (%s | %s)" % (said, note),
+          len(note) == 1 and len(said) == 1 and note[0].startswith(said[0]) and "blank_H.fits (fed as the model's H)" in said[0])
     # conversions: float64, non-contiguous and integer inputs are converted once and score the same
     x = data.images[:6]
     ref = m.predict(x).logits
@@ -242,6 +278,15 @@ def test_errors(tmp, sim, data):
     check("read(missing FITS) raises naming the file", err is not None and "absent.fits" in str(err))
     err = raises(lambda: m.explain(data.images[0], "occlusion", patch=-3))
     check("explain(patch=-3) raises naming the option (%s)" % err, err is not None and "patch must be" in str(err) and "-3" in str(err))
+    try:
+        m.explain(data.images[0], "occlusion", pach=3)
+        err = None
+    except TypeError as e:
+        err = e
+    check("explain(pach=3) raises TypeError naming explain, the keyword and those it takes (%s)" % err,
+          err is not None and "explain()" in str(err) and "'pach'" in str(err) and "patch" in str(err) and "resize" in str(err))
+    err = raises(lambda: m.predict_file([]))
+    check("predict_file([]) raises LensError asking for a path (%s)" % err, err is not None and "at least one path" in str(err))
     # a python without NumPy: the import names the interpreter and how to get NumPy
     code = ("import sys; sys.modules['numpy'] = None; sys.path.insert(0, %r)\n"
             "try:\n    import lens\nexcept ImportError as e:\n    print(e)\n") % os.path.dirname(os.path.dirname(lens.__file__))
@@ -475,6 +520,16 @@ def test_pictures(tmp, data):
             check("write_png writes a PNG file", f.read(8) == b"\x89PNG\r\n\x1a\n")
         err = raises(lambda: lens.write_png(os.path.join(tmp, "no", "such", "dir", "x.png"), rgb))
         check("write_png into a missing folder raises", err is not None)
+    bad = os.path.join(tmp, "bad.png")
+    err = raises(lambda: lens.write_png(bad, rgb / 255.0))
+    check("write_png(a float picture in [0, 1]) raises instead of writing black (%s)" % err,
+          err is not None and "uint8" in str(err) and "float64" in str(err) and not os.path.exists(bad))
+    err = raises(lambda: lens.write_png(bad, np.full((4, 4, 3), 300)))
+    check("write_png(ints up to 300) raises instead of wrapping them (%s)" % err,
+          err is not None and "0..255" in str(err) and "300" in str(err) and not os.path.exists(bad))
+    if lens.has_png:
+        lens.write_png(bad, rgb.astype(np.int64))
+        check("write_png(int64 values 0..255) writes them", os.path.exists(bad))
     err = raises(lambda: lens.colorize(cam, cmap="nope"))
     check("colorize(unknown colour map) raises", err is not None and "viridis" in str(err))
 

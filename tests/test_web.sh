@@ -5,8 +5,9 @@
 # and writes the results into the page. Checked here against the native tool, not against the
 # WebAssembly: the sample cutout's p_lens and logits equal `lens predict`'s within 1e-5; the
 # Grad-CAM and occlusion overlays were drawn (the pictures are not uniform and the overlay differs
-# from the bare cutout); a non-FITS file, a broken PNG and a FITS file without a 2-D image get a
-# clear message on the page; a PNG is scored; the simulated lens has the parameters `lens sim`
+# from the bare cutout); a non-FITS file, a broken PNG, a FITS file without a 2-D image and a
+# file too large for the page's memory get a clear message on the page, and so does a file
+# dropped while the page is busy; a PNG is scored; the simulated lens has the parameters `lens sim`
 # writes for the same seed. A second run keeps a screenshot, build/web/screenshot.png.
 # SKIP without emcc (Debian: emscripten) or Chromium (Debian: chromium). Prints "N passed, N
 # failed". About half a minute.
@@ -112,6 +113,12 @@ check "a broken PNG: an error on the page ($(field bad_png.status))" \
   sh -c "[ '$(field bad_png.error)' = true ] && echo '$(field bad_png.status)' | grep -q 'broken.png: .*PNG'"
 check "a FITS file without a 2-D image: an error on the page ($(field one_axis.status))" \
   sh -c "[ '$(field one_axis.error)' = true ] && echo '$(field one_axis.status)' | grep -q 'one_axis.fits: expected a 2-D image'"
+check "a file too large for the page's memory: an error naming it ($(field too_large.status))" \
+  sh -c "[ '$(field too_large.error)' = true ] && echo \"$(field too_large.status)\" | grep -q \"^huge.fits: too large for the page's memory\""
+check "a file dropped while the page is busy: the page says so ($(field busy.status))" \
+  sh -c "echo '$(field busy.status)' | grep -q '^late.fits: the page is busy'"
+check "and says it again when the job is over ($(field busy.after))" \
+  sh -c "echo '$(field busy.after)' | grep -q '^notes.fits: .*late.fits was not opened while the page was busy: open it again.$'"
 check "a PNG drawn by the page is scored ($(field png.p_lens), $(field png.height) rows)" \
   sh -c "[ '$(field png.height)' = 48 ] && awk -v p='$(field png.p_lens)' 'BEGIN { exit !(p != \"\" && p >= 0 && p <= 1) }'"
 

@@ -35,6 +35,7 @@ var M = null;          /* the module once loaded */
 var busy = false;
 var method = 0;        /* 0 Grad-CAM, 1 occlusion */
 var last = null;       /* the last answer (parsed JSON) */
+var refused = null;    /* a file dropped or picked while the page was busy, not opened */
 
 function $(id) { return document.getElementById(id); }
 
@@ -50,11 +51,17 @@ function bytesOf(name) {
   return out;
 }
 
-/* Copies bytes into the module's memory and calls f(pointer, length); frees them after. */
+/* Copies bytes into the module's memory and calls f(pointer, length); frees them after. null
+ * (f not called) when the module's memory cannot hold them: tooLarge says so. */
 function withBytes(bytes, f) {
   var p = M._lensweb_alloc(bytes.length);
+  if (!p) return null;
   M.HEAPU8.set(bytes, p);
   try { return f(p, bytes.length); } finally { M._lensweb_free(p); }
+}
+
+function tooLarge(name, bytes) {
+  return name + ': too large for the page\'s memory (' + Math.ceil(bytes / 1048576) + ' MB): score it with lens predict';
 }
 
 function message() { return M.UTF8ToString(M._lensweb_message()); }
@@ -69,6 +76,10 @@ function later(text, f) {
     try { f(); } catch (e) { status('Something went wrong: ' + e, true); }
     busy = false;
     setButtons(true);
+    if (refused) { /* said again after the job's own line, which replaced the first saying */
+      status($('status').textContent + ' ' + refused + ' was not opened while the page was busy: open it again.', $('status').className === 'error');
+      refused = null;
+    }
   }, 30);
 }
 
@@ -92,7 +103,8 @@ function openBytes(name, bytes, done) {
   if (png) return openPng(name, bytes, done);
   later('Scoring ' + name + '…', function () {
     var rc = withBytes(bytes, function (p, n) { return M._lensweb_predict_fits(p, n); });
-    if (rc) {
+    if (rc === null) fail(tooLarge(name, bytes.length));
+    else if (rc) {
       var text = new TextDecoder('latin1').decode(bytes.subarray(0, 6));
       fail(name + ': ' + message() + (text !== 'SIMPLE' && text !== 'XTENSI' ? ' (the page reads FITS and PNG files)' : ''));
     } else {
@@ -117,7 +129,8 @@ function openPng(name, bytes, done) {
     later('Scoring ' + name + '…', function () {
       var bytes = new Uint8Array(px.buffer);
       var rc = withBytes(bytes, function (p) { return M._lensweb_predict_pixels(p, 1, h, w, 0); });
-      if (rc) fail(name + ': ' + message());
+      if (rc === null) fail(tooLarge(name, bytes.length));
+      else if (rc) fail(name + ': ' + message());
       else { show(answer(), name, 'png'); explain(); }
       if (done) done();
     });
@@ -272,7 +285,11 @@ function showParams(a) {
 
 function readFile(file) {
   var r = new FileReader();
-  if (busy) return;
+  if (busy) {
+    refused = file.name;
+    status(file.name + ': the page is busy with the current job; open it again when that finishes.');
+    return;
+  }
   r.onload = function () { openBytes(file.name, new Uint8Array(r.result)); };
   r.onerror = function () { fail(file.name + ': could not be read'); };
   r.readAsArrayBuffer(file);
@@ -344,6 +361,21 @@ function selftest() {
   step(function (go) { /* a .png that is not one */
     openBytes('broken.png', new Uint8Array([0x89, 0x50, 0x4e, 0x47, 13, 10, 26, 10, 0, 0, 0, 0]), function () {
       out.bad_png = {status: $('status').textContent, error: $('status').className === 'error'}; go();
+    });
+  });
+  step(function (go) { /* a file larger than the module's memory can hold (its length alone: 3 GB, which the
+                          * allocator refuses; the bytes are never read): a message naming it */
+    openBytes('huge.fits', {length: 3e9}, function () {
+      out.too_large = {status: $('status').textContent, error: $('status').className === 'error'}; go();
+    });
+  });
+  step(function (go) { /* a file dropped while the page is busy: said, and said again after the job */
+    busy = true;
+    readFile(new File(['SIMPLE'], 'late.fits'));
+    out.busy = {status: $('status').textContent};
+    busy = false;
+    openBytes('notes.fits', new TextEncoder().encode('this is not a FITS file'), function () {
+      setTimeout(function () { out.busy.after = $('status').textContent; go(); }, 10);
     });
   });
   step(function (go) { /* a FITS table-less header with no image: the library's message */
@@ -424,7 +456,8 @@ function start() {
       var rc = withBytes(bytesOf(f.file), function (p, n) {
         return M.ccall('lensweb_load_model', 'number', ['number', 'number', 'number', 'string'], [f.slot, p, n, f.name]);
       });
-      if (rc) failed += f.file + ': ' + message() + ' ';
+      if (rc === null) failed += tooLarge(f.file, bytesOf(f.file).length) + ' ';
+      else if (rc) failed += f.file + ': ' + message() + ' ';
     });
     if (failed) { selftestOver = true; status(failed, true); return; }
     setButtons(true);

@@ -24,6 +24,8 @@ logits [N, outputs] (float32, the raw outputs, as lens predict --out FILE.npy) a
 the objects: lens predict's `input` column for files, None for arrays)."""
 
 _SIZE_FITS = {None: 0, "exact": 0, "resize": 1, "crop": 2}
+# The options of Model.prepare that Model.explain passes on.
+_PREPARE_OPTIONS = ("preprocess", "resize", "crop", "channels")
 
 
 class Model:
@@ -256,7 +258,8 @@ class Model:
         return out
 
     # ---- predictions ---------------------------------------------------------------------------
-    def predict(self, images, preprocess=None, resize=False, crop=False, channels=None, out=None, inputs=None, exact=False):
+    def predict(self, images, preprocess=None, resize=False, crop=False, channels=None, out=None, inputs=None, exact=False,
+                _plane_files=None):
         """Scores images as `lens predict` does: each prepared as Model.prepare says, one forward
         pass each. images: [N,C,H,W], [C,H,W] or [H,W] (and [N,H,W] for a one-band model), any
         numeric dtype (C-contiguous float32 is read in place; anything else is converted once).
@@ -264,7 +267,9 @@ class Model:
         exact: every convolution as direct sums (lens predict --exact); by default, on a CPU with
         AVX-512, 3x3 and 5x5 ones as Winograd's, as lens predict runs them (equal to rounding).
         Returns Prediction(p_lens, logits, inputs); for a regression model the logits are its raw
-        outputs and Model.regress gives the targets in physical units."""
+        outputs and Model.regress gives the targets in physical units. An object with an input plane
+        that holds no image (every finite pixel the same value, or none finite) is scored with a
+        warning, as lens predict notes it."""
         x = self._objects(images)
         ch, nch, fit = self._cutout_args(channels, resize, crop)
         logits = _output(out, (x.shape[0], self.outputs), np.float32, "out")
@@ -274,7 +279,39 @@ class Model:
                                   ch.ctypes.data_as(ctypes.POINTER(ctypes.c_size_t)) if ch is not None else None, nch, fit,
                                   self._minmax(preprocess), 1 if exact else 0, ptr(logits), ptr(p), counts, ctypes.byref(err)), err)
         self._note(counts, channels)
+        self._empty_note(x, ch, inputs, _plane_files)
         return Prediction(p, logits, inputs)
+
+    def _empty_note(self, x, ch, inputs, plane_files):
+        """lens predict's note on objects [N, bands, h, w] fed an input plane that holds no image:
+        every finite pixel the same value, or none finite (a cutout wholly off a survey's footprint),
+        tested on the pixels as given, before any resize. plane_files: the file of each plane of a
+        one-object stack (predict_file of several files), to name it."""
+        empty, first = np.zeros(x.shape[0], dtype=bool), {}
+        for c in range(self.bands):
+            plane = int(ch[c]) if ch is not None else c
+            if plane >= x.shape[1]:
+                continue
+            for start in range(0, x.shape[0], 1024):  # in slices, so that the copies stay small
+                a = x[start:start + 1024, plane].reshape(-1, x.shape[2] * x.shape[3])
+                finite = np.isfinite(a)
+                blank = np.where(finite, a, np.inf).min(axis=1) >= np.where(finite, a, -np.inf).max(axis=1)  # none finite: inf >= -inf
+                for i in np.flatnonzero(blank & ~empty[start:start + 1024]):
+                    first[start + i] = (plane, c)
+                empty[start:start + 1024] |= blank
+        if not empty.any():
+            return
+        i = int(np.flatnonzero(empty)[0])
+        plane, c = first[i]
+        label = inputs[i] if inputs is not None and i < len(inputs) else "object %d" % i
+        if plane_files is not None:
+            where = os.fspath(plane_files[plane])
+        else:
+            where = "%s, plane %d" % (label, plane) if x.shape[1] > 1 else label
+        n = int(empty.sum())
+        warnings.warn("%d object%s scored with an input plane that holds no image (every finite pixel the same value, or none "
+                      "finite), which the model never saw in training: the first %s (fed as the model's %s)" %
+                      (n, "" if n == 1 else "s", where, self.band_names[c]), stacklevel=3)
 
     def regress(self, images, **options):
         """For a regression model (lens train --task regress; docs/modelling.md): each target's mean
@@ -301,7 +338,9 @@ class Model:
         warning says so), else in the order given (always so with channels=). options: those of
         predict."""
         if isinstance(paths, (list, tuple)):
-            planes = [read(p, hdu=hdu) for p in paths]
+            if not paths:
+                raise LensError("predict_file: give at least one path (a list of files is one object, one band each)", 6)
+            planes, paths_fed = [read(p, hdu=hdu) for p in paths], list(paths)
             for p, a in zip(paths, planes):
                 if a.ndim != 2:
                     raise LensError("%s: with several files each must hold one band (a 2-D image)" % p, 6)
@@ -318,11 +357,12 @@ class Model:
                     warnings.warn("the files of an object come in the order %s (their FILTER headers); they are fed to the "
                                   "model in its band order %s" % (",".join(bands[k] for k in order), ",".join(bands)),
                                   stacklevel=2)
-                    stacked = [None] * len(paths)
+                    stacked, files = [None] * len(paths), [None] * len(paths)
                     for i, k in enumerate(order):
-                        stacked[k] = planes[i]
-                    planes = stacked
-            return self.predict(np.stack(planes)[None], inputs=["+".join(os.fspath(p) for p in paths)], **options)
+                        stacked[k], files[k] = planes[i], paths[i]
+                    planes, paths_fed = stacked, files
+            return self.predict(np.stack(planes)[None], inputs=["+".join(os.fspath(p) for p in paths)], _plane_files=paths_fed,
+                                **options)
         path = os.fspath(paths)
         a = read(path, hdu=hdu)
         if path.endswith(".npy"):
@@ -366,6 +406,11 @@ class Model:
         (Model.default_layer); patch, stride, fill (occlusion), steps (ig), samples and noise
         (smoothgrad): 0 for lensviz's defaults (4, the patch, 0, 32, 25, 0.15); seed as lens
         explain's --seed. out: a C-contiguous float32 array of the map's shape to write into."""
+        unknown = [k for k in prepare_options if k not in _PREPARE_OPTIONS]
+        if unknown:
+            raise TypeError("Model.explain() got an unexpected keyword argument %r (it takes method, target, layer, patch, "
+                            "stride, fill, steps, samples, noise, seed, prepared, out, and prepare's %s)" %
+                            (unknown[0], ", ".join(_PREPARE_OPTIONS)))
         x = as_f32(image, "image")
         if prepared:
             if x.shape[-3:] != self.input_shape or x.size != int(np.prod(self.input_shape)):

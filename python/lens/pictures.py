@@ -60,8 +60,15 @@ def overlay(picture, map, cmap="magma", alpha=0.7, lo=None, hi=None):
 
 
 def write_png(path, picture):
-    """Writes an RGB picture [height, width, 3] (uint8; or [height, width], grey) as PNG."""
+    """Writes an RGB picture [height, width, 3] (uint8; or [height, width], grey) as PNG. Nothing is
+    scaled: floats (a picture in [0, 1]) and integers outside 0..255 raise LensError."""
     rgb = np.asarray(picture)
+    if rgb.dtype.kind in "iu" and rgb.size and (rgb.min() < 0 or rgb.max() > 255):
+        raise LensError("write_png takes values 0..255, got %d..%d (nothing is scaled: scale the picture to 0..255 first)" %
+                        (rgb.min(), rgb.max()), 6)
+    if rgb.dtype.kind not in "iu":
+        raise LensError("write_png takes a uint8 picture (values 0..255), got %s (nothing is scaled: for one in [0, 1], "
+                        "give (picture * 255).round().astype(np.uint8))" % rgb.dtype, 6)
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[:, :, None], 3, axis=2)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
