@@ -1443,7 +1443,10 @@ LENSNET_API lensnet_result lensnet_regression_fit_means(const lensnet_regression
  *               a cutout's own from its header). lensnet_fits_band_slots puts one-band FITS
  *               files in the model's band order by their FILTER headers, and
  *               lensnet_fits_cube_band_slots a cube's planes by their BAND1, BAND2, ... cards
- *               (lensnet_fits_plane_name reads one; lensnet_band_names_match is the rule).
+ *               (lensnet_fits_plane_name reads one; lensnet_band_names_match is the rule);
+ *               lensnet_band_pick a stack's planes by a list of their names (a .npy carries
+ *               none: lens sim writes them beside its images.npy as bands.txt, "VIS,Y,J,H", and
+ *               OU-66 takes J,Y,H,VIS, so lensnet_cutout_desc.channels must follow them).
  *   .npy        lensnet_npy_writer streams rows to `path.tmp` and renames it at finish; the leading
  *               dimension may be left open (LENSNET_NPY_ROWS_UNKNOWN) and is written at finish.
  *               lensnet_npy_write is built on it.
@@ -1458,7 +1461,9 @@ typedef enum {
 
 /* How an image becomes a model input. Zero means default for every field. */
 typedef struct {
-  const size_t *channels; /* input band of each model channel, e.g. {0, 2, 3}; NULL: bands 0..in_c-1 */
+  const size_t *channels; /* input band of each model channel, e.g. {0, 2, 3}; NULL: bands 0..in_c-1,
+                           * whatever they are: a lens sim stack holds VIS,Y,J,H and OU-66 takes
+                           * J,Y,H,VIS, so give {2, 1, 3, 0} (lensnet_band_pick finds it by name) */
   size_t channel_count;   /* entries of channels; must equal the model's in_c when channels is set */
   lensnet_size_fit size;  /* default LENSNET_SIZE_EXACT */
   int minmax;             /* default 0: values as they are; nonzero: lensnet_minmax_normalize per band */
@@ -1685,6 +1690,15 @@ LENSNET_API lensnet_result lensnet_fits_band_slots(const lensnet_model *m, const
  * else slot[p] = p (*by_name = 0). LENSNET_ERR_FORMAT when two planes name the same band. */
 LENSNET_API lensnet_result lensnet_fits_cube_band_slots(const lensnet_model *m, const char *path, int hdu, size_t planes, size_t *slot,
                                                         int *by_name, lensnet_error *err);
+/* Which of an image's `planes` planes, named in order by `names` (comma-separated, as a
+ * bands.txt beside a lens sim images.npy holds them: "VIS,Y,J,H"), feeds each of the model's bands:
+ * pick[k] is the plane of the model's band k (in_c entries) and *by_name = 1 when the model has
+ * band_names; without them, or with names NULL, pick[k] = k and *by_name = 0. Matched by
+ * lensnet_band_names_match. LENSNET_ERR_FORMAT when names lists another number of bands than
+ * `planes` or one band twice; LENSNET_ERR_SHAPE, naming both lists, when a band of the model's is
+ * not among the names. */
+LENSNET_API lensnet_result lensnet_band_pick(const lensnet_model *m, const char *names, size_t planes, size_t *pick, int *by_name,
+                                             lensnet_error *err);
 /* The name of plane `plane` (0-based) of the image lensnet_fits_read(path, hdu) reads, from its
  * header's BAND<plane + 1> card, into buf: 1 when named. The names are those of the HDU holding the
  * image (hdu >= 0: that one; hdu < 0: the primary when it holds an image, else HDU 1, then the
@@ -14537,6 +14551,51 @@ static lensnet_result lensnet__band_slots(const lensnet_model *m, size_t count, 
   if (!named)
     for (i = 0; i < count; i++) slot[i] = i;
   *by_name = named;
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_band_pick(const lensnet_model *m, const char *names, size_t planes, size_t *pick, int *by_name,
+                                             lensnet_error *err) {
+  char list[64][72], want[72];
+  size_t n = 0, k, j;
+  const char *p = names;
+  if (!m || !pick || !by_name) return lensnet__fail(err, LENSNET_ERR_ARG, "band pick: the model, pick and by_name are required");
+  *by_name = 0;
+  for (k = 0; k < m->in_c; k++) pick[k] = k;
+  if (!names || !lensnet_model_meta(m, "band_names")) return LENSNET_OK;
+  while (*p) { /* the names, blanks around each trimmed */
+    const char *e = p;
+    size_t len;
+    while (*e && *e != ',' && *e != '\n' && *e != '\r') e++;
+    while (p < e && (*p == ' ' || *p == '\t')) p++;
+    len = (size_t)(e - p);
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+    if (len || *e == ',') {
+      if (n == 64 || len >= sizeof list[0])
+        return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names '%.80s': more than 64 names, or one longer than 71 characters", names);
+      if (!len) return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names '%.80s': an empty name", names);
+      memcpy(list[n], p, len);
+      list[n++][len] = 0;
+    }
+    p = *e ? e + 1 : e;
+  }
+  if (n != planes)
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names '%.80s' name %lu bands for an image of %lu planes", names, (unsigned long)n,
+                         (unsigned long)planes);
+  for (k = 0; k < n; k++)
+    for (j = k + 1; j < n; j++)
+      if (lensnet__same_band(list[k], list[j]))
+        return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names '%.80s': planes %lu and %lu are both band '%s'", names, (unsigned long)k,
+                             (unsigned long)j, list[k]);
+  for (k = 0; k < m->in_c; k++) {
+    lensnet_model_band_name(m, k, want, sizeof want, NULL);
+    for (j = 0; j < n && !lensnet__same_band(list[j], want); j++) continue;
+    if (j == n)
+      return lensnet__fail(err, LENSNET_ERR_SHAPE, "the model's band '%s' (band_names %.60s) is not among the image's planes, %.80s", want,
+                           lensnet_model_meta(m, "band_names"), names);
+    pick[k] = j;
+  }
+  *by_name = 1;
   return LENSNET_OK;
 }
 

@@ -608,6 +608,75 @@ static void test_cube_band_names(void) {
   cli_shell("rm -rf build/pred_cube build/pred_cube.csv build/pred_cube_npy.csv build/pred_err.txt");
 }
 
+/* A .npy has no header for band names: lens sim writes them beside it as bands.txt, and lens
+ * predict feeds the planes by those names (OU-66 takes J,Y,H,VIS from a VIS,Y,J,H stack, as
+ * --channels 2,1,3,0 does); a bands.txt that does not fit is refused, --channels overrides it. */
+static void test_npy_band_names(void) {
+  char text[4096], byname[4096], bychannels[4096], err[2048];
+  lensnet_model *m = NULL;
+  lensnet_error e;
+  size_t pick[4] = {9, 9, 9, 9};
+  int named = -1;
+  CHECK(cli_shell("rm -rf build/pred_bt") == 0 && cli_lens("sim --preset euclid-lensfinding --n 4 --seed 6 --out build/pred_bt > /dev/null 2>&1") == 0 &&
+            !strcmp(cli_text("build/pred_bt/bands.txt", text, sizeof text), "VIS,Y,J,H\n"),
+        "lens sim writes bands.txt: '%s'", text);
+  if (lensnet_model_load("weights/OU_66.safetensors", &m, &e) == LENSNET_OK) {
+    CHECK(lensnet_band_pick(m, " VIS, NISP_Y ,J,H\n", 4, pick, &named, &e) == LENSNET_OK && named == 1 && pick[0] == 2 && pick[1] == 1 &&
+              pick[2] == 3 && pick[3] == 0,
+          "lensnet_band_pick: OU-66's J,Y,H,VIS are planes 2,1,3,0 of VIS,Y,J,H (got %d: %lu %lu %lu %lu)", named, (unsigned long)pick[0],
+          (unsigned long)pick[1], (unsigned long)pick[2], (unsigned long)pick[3]);
+    CHECK(lensnet_band_pick(m, "VIS,Y,J", 4, pick, &named, &e) == LENSNET_ERR_FORMAT && named == 0 && strstr(e.message, "3 bands"),
+          "three names for four planes: %s", e.message);
+    CHECK(lensnet_band_pick(m, "VIS,Y,J,Y", 4, pick, &named, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "both band 'Y'"), "a band twice: %s",
+          e.message);
+    CHECK(lensnet_band_pick(m, "VIS,Y,J,K", 4, pick, &named, &e) == LENSNET_ERR_SHAPE && strstr(e.message, "'H'") && strstr(e.message, "VIS,Y,J,K"),
+          "the model's H missing: %s", e.message);
+    CHECK(lensnet_band_pick(m, NULL, 4, pick, &named, &e) == LENSNET_OK && named == 0 && pick[0] == 0 && pick[3] == 3, "no names: in order");
+    lensnet_model_free(m);
+  }
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors build/pred_bt/images.npy > build/pred_bt/byname.csv 2> build/pred_bt/err.txt") == 0 &&
+            cli_file_has("build/pred_bt/err.txt", "holds VIS,Y,J,H (build/pred_bt/bands.txt); the model takes J,Y,H,VIS: its planes are fed by name"),
+        "OU-66 on lens sim's stack: fed by name, with a note: %s", cli_text("build/pred_bt/err.txt", err, sizeof err));
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors --channels 2,1,3,0 build/pred_bt/images.npy > build/pred_bt/bych.csv 2> build/pred_bt/err.txt") == 0 &&
+            !cli_file_has("build/pred_bt/err.txt", "by name") && cli_same_file("build/pred_bt/byname.csv", "build/pred_bt/bych.csv"),
+        "the same scores as --channels 2,1,3,0, byte for byte:\n%s\n%s", cli_text("build/pred_bt/byname.csv", byname, sizeof byname),
+        cli_text("build/pred_bt/bych.csv", bychannels, sizeof bychannels));
+  CHECK(cli_lens("explain --model weights/OU_66.safetensors --input build/pred_bt/images.npy --index 1 --method saliency --out build/pred_bt/x1 "
+                 "2> build/pred_bt/err.txt") == 0 && cli_file_has("build/pred_bt/err.txt", "fed by name") &&
+            cli_lens("explain --model weights/OU_66.safetensors --input build/pred_bt/images.npy --index 1 --channels 2,1,3,0 --method saliency "
+                     "--out build/pred_bt/x2 2> /dev/null") == 0 &&
+            cli_same_file("build/pred_bt/x1/saliency.npy", "build/pred_bt/x2/saliency.npy"),
+        "lens explain feeds the planes by name too");
+  CHECK(cli_lens("predict --model weights/ou66-sim.safetensors build/pred_bt/images.npy > /dev/null 2> build/pred_bt/err.txt") == 0 &&
+            !cli_file_has("build/pred_bt/err.txt", "by name"), "a model of lens sim's order: no note");
+  CHECK(cli_lens("predict --model weights/OU_J.safetensors --resize build/pred_bt/images.npy > build/pred_bt/j.csv 2> build/pred_bt/err.txt") == 0 &&
+            cli_file_has("build/pred_bt/err.txt", "the model takes J: its planes are fed by name") &&
+            cli_lens("predict --model weights/OU_J.safetensors --resize --channels 2 build/pred_bt/images.npy > build/pred_bt/j2.csv 2> /dev/null") == 0 &&
+            cli_same_file("build/pred_bt/j.csv", "build/pred_bt/j2.csv"),
+        "a one-band model gets its band, J, not the first plane");
+  cli_shell("printf 'VIS,Y,J,K\\n' > build/pred_bt/bands.txt");
+  CHECK(cli_lens_output(text, sizeof text, "predict --model weights/OU_66.safetensors build/pred_bt/images.npy") == 2 && strstr(text, "'H'") &&
+            strstr(text, "--channels") && strstr(text, "bands.txt"),
+        "a band of the model's missing from bands.txt: a usage error naming --channels: %s", text);
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors --channels 2,1,3,0 build/pred_bt/images.npy > build/pred_bt/bych2.csv 2> /dev/null") == 0 &&
+            cli_same_file("build/pred_bt/bych.csv", "build/pred_bt/bych2.csv"),
+        "--channels takes the planes by number whatever bands.txt says");
+  cli_shell("printf 'VIS,Y\\n' > build/pred_bt/bands.txt");
+  CHECK(cli_lens_output(text, sizeof text, "predict --model weights/OU_66.safetensors build/pred_bt/images.npy") == 1 && strstr(text, "2 bands") &&
+            strstr(text, "4 planes"),
+        "a bands.txt of two names for four planes: refused: %s", text);
+  CHECK(cli_shell("rm -rf build/pred_bt_m0 build/pred_bt_m1 build/pred_bt_m") == 0 &&
+            cli_lens("sim --preset euclid-lensfinding --n 4 --seed 6 --shard 0/2 --out build/pred_bt_m0 > /dev/null 2>&1") == 0 &&
+            cli_lens("sim --preset euclid-lensfinding --n 4 --seed 6 --shard 1/2 --out build/pred_bt_m1 > /dev/null 2>&1") == 0 &&
+            cli_lens("merge build/pred_bt_m0 build/pred_bt_m1 --out build/pred_bt_m 2> /dev/null") == 0 &&
+            !strcmp(cli_text("build/pred_bt_m/bands.txt", text, sizeof text), "VIS,Y,J,H\n"),
+        "lens merge of sim shards keeps bands.txt");
+  cli_shell("printf 'g,r,i\\n' > build/pred_bt_m1/bands.txt");
+  CHECK(cli_lens_output(text, sizeof text, "merge build/pred_bt_m0 build/pred_bt_m1 --out build/pred_bt_m2") == 1 && strstr(text, "bands.txt"),
+        "shards naming other bands are refused: %s", text);
+  cli_shell("rm -rf build/pred_bt build/pred_bt_m0 build/pred_bt_m1 build/pred_bt_m build/pred_bt_m2");
+}
+
 static void test_bands_by_filter(void) {
   const char *model = "predict --model weights/OU_66.safetensors --bands 4";
   char ordered[1024], globbed[1024], asgiven[1024], err[2048];
@@ -1260,6 +1329,7 @@ int main(void) {
   TEST("--list: paths holding spaces, separated by tabs or commas, or one a line; comments") test_list_spaces();
   TEST("--bands: files go to the bands their FILTER headers name") test_bands_by_filter();
   TEST("a FITS cube's planes go to the bands their BANDn cards name") test_cube_band_names();
+  TEST("a .npy's planes go to the bands lens sim's bands.txt beside it names") test_npy_band_names();
   TEST("FITS cutouts at another pixel scale than the model's are noted") test_pixel_scale_note();
   TEST("lens predict on tile-compressed cutouts scores them as their decompressed files") test_fits_compressed();
   TEST("lens predict --shard over .npy stacks: joined shards are the whole run, manifests, --skip-done") test_npy_shards();

@@ -127,6 +127,15 @@ static void test_checkpoint_metadata(void) {
   for (e = 1; e <= 3; e++) {
       CHECK(cli_lens("%s --epochs %d --out build/tcli_e%d 2> /dev/null", common, e, e) == 0, "train %d epoch(s)", e);
   }
+  { /* the names of lens sim's planes (its bands.txt) become the model's band_names */
+    lensnet_model *bm = NULL;
+    lensnet_error berr;
+    const char *names = NULL;
+    CHECK(lensnet_model_load("build/tcli_e1/best.safetensors", &bm, &berr) == LENSNET_OK && (names = lensnet_model_meta(bm, "band_names")) &&
+              !strcmp(names, "VIS,Y,J,H"),
+          "a model trained on lens sim's stack names its bands: %s", names ? names : "(none)");
+    lensnet_model_free(bm);
+  }
   {
     const char *files[2] = {"best", "checkpoint"};
     int b = best_epoch("build/tcli_e3/history.csv", 3), f;

@@ -178,6 +178,35 @@ int lens_cube_by_band_names(const lensnet_model *m, const char *path, int hdu, f
   return 0;
 }
 
+int lens_npy_band_pick(const lensnet_model *m, const char *npy_path, size_t planes, size_t *pick, int *by_name, int *note_shown) {
+  char path[4096], names[1024];
+  const char *slash = strrchr(npy_path, '/');
+  size_t k, got;
+  FILE *f;
+  lensnet_error err;
+  lensnet_result r;
+  *by_name = 0;
+  for (k = 0; k < m->in_c; k++) pick[k] = k;
+  if (!lensnet_model_meta(m, "band_names")) return 0;
+  snprintf(path, sizeof path, "%.*sbands.txt", slash ? (int)(slash - npy_path + 1) : 0, npy_path);
+  if (!(f = fopen(path, "r"))) return 0; /* no names: the planes go in file order */
+  got = fread(names, 1, sizeof names - 1, f);
+  fclose(f);
+  names[got] = 0;
+  if ((r = lensnet_band_pick(m, names, planes, pick, by_name, &err)) == LENSNET_ERR_SHAPE)
+    return lens_usage("%s: %s (%s); give --channels to feed planes by number", npy_path, err.message, path);
+  if (r != LENSNET_OK) return lens_fail("%s: %s", path, err.message);
+  for (k = 0; k < m->in_c && pick[k] == k; k++) continue;
+  if (*by_name && (k < m->in_c || planes != m->in_c) && note_shown && !*note_shown) {
+    char *nl = strpbrk(names, "\r\n");
+    if (nl) *nl = 0;
+    fprintf(stderr, "lens: note: %s holds %s (%s); the model takes %s: its planes are fed by name (--channels takes them by number)\n",
+            npy_path, names, path, lensnet_model_meta(m, "band_names"));
+    *note_shown = 1;
+  }
+  return 0;
+}
+
 int lens_predict_settings(const char *text, char *out, size_t cap) {
   unsigned long mc = 0, sym = 1;
   int mean = 0;

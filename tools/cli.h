@@ -118,7 +118,8 @@ extern const char *const lens_preprocess_choices[];
 /* --channels LIST (lensnet_channels_parse) into a lens_cutout_options' channels. */
 int lens_parse_channels(const lens_option *o, const char *label, const char *text, void *opts);
 #define LENS_CUTOUT_OPTIONS(T, m) \
-  LENS_CUSTOM(T, "channels", 0, m.channels, lens_parse_channels, "LIST", "input bands to feed the model, e.g. 0,2,3 (default: the first ones)"), \
+  LENS_CUSTOM(T, "channels", 0, m.channels, lens_parse_channels, "LIST", "input bands to feed the model, e.g. 0,2,3 (default: the first ones, or by\n" \
+              "name for a FITS cube's BANDn cards and a .npy's bands.txt, which lens sim writes)"), \
   LENS_CHOICE(T, "preprocess", 0, m.preprocess, lens_preprocess_choices, LENS_PREPROCESS_UNSET, "P", \
               "minmax (per-image, per-band scaling to [0,1], Wilde et al. 2022) or none;\n" \
               "default: the model's metadata 'preprocess' (or train.minmax), said on stderr"), \
@@ -164,6 +165,12 @@ int lens_read_band_files(const lensnet_model *m, char **paths, int count, int hd
  * (lensnet_fits_cube_band_slots), with a note the first time (*note_shown). 0, or the exit status
  * (two planes naming one band). */
 int lens_cube_by_band_names(const lensnet_model *m, const char *path, int hdu, float *planes, size_t count, size_t hw, int *note_shown);
+/* The planes of a .npy stack of `planes` bands that feed the model's bands, by the names in the
+ * bands.txt beside it (lens sim writes one: "VIS,Y,J,H"; lensnet_band_pick): pick[k] is the plane
+ * of model band k, *by_name = 1 when the file and the model both name their bands. A note (once,
+ * *note_shown) when they are fed otherwise than in file order. 0, or the exit status: a bands.txt
+ * that does not fit the stack (1), a model band the stack lacks (2, naming --channels). */
+int lens_npy_band_pick(const lensnet_model *m, const char *npy_path, size_t planes, size_t *pick, int *by_name, int *note_shown);
 
 /* Progress line. */
 typedef struct {

@@ -98,7 +98,7 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   lensnet_error err;
   lensnet_cutout_desc desc;
   lensnet_cutout_report report;
-  size_t n = 1, c, h, w;
+  size_t n = 1, c, h, w, pick[64];
   int rc, cube_note = 0;
   if (strchr(o->input, ',')) { /* one FITS file a band */
     char list[8192], *paths[64], *p, label[1024];
@@ -135,6 +135,18 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
     return rc;
   }
   desc = lens_cutout_desc(&o->cutout, o->minmax);
+  if (ends_with(o->input, ".npy") && o->cutout.channel_count == 0 && m->in_c <= 64) {
+    /* the planes by the names of a bands.txt beside the file (lens sim's), as lens predict feeds them */
+    int by_name = 0, note = 0;
+    if ((rc = lens_npy_band_pick(m, o->input, c, pick, &by_name, &note)) != 0) {
+      lensnet_tensor_free(&t);
+      return rc;
+    }
+    if (by_name) {
+      desc.channels = pick;
+      desc.channel_count = m->in_c;
+    }
+  }
   rc = lens_cutout(o->input, m, &desc, t.data + o->index * c * h * w, c, h, w, image, &report, NULL);
   lensnet_tensor_free(&t);
   if (!ends_with(o->input, ".npy") && lensnet_fits_pixel_scale(o->input, o->cutout.hdu, arcsec, key, NULL) == LENSNET_OK &&

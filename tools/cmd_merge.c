@@ -632,6 +632,37 @@ static int object_files_copy(const merge_args *a, const merge_shard *shards, int
   return rc;
 }
 
+/* lens sim's bands.txt (the names of images.npy's planes): the same in every shard, copied once.
+ * Shards made before lens sim wrote it have none, and then neither has the merged folder. */
+static int bands_copy(const merge_args *a, const merge_shard *shards, int n) {
+  char path[MERGE_PATH_MAX], tmp[MERGE_PATH_MAX + 8], first[1024], text[1024];
+  size_t len0 = 0, len;
+  int i, rc = 0;
+  FILE *f;
+  if (strcmp(shards[0].m.command, "sim")) return 0;
+  for (i = 0; i < n; i++) {
+    snprintf(path, sizeof path, "%s/bands.txt", shards[i].path);
+    if (!(f = fopen(path, "rb"))) {
+      if (i == 0) return 0;
+      return lens_fail("%s: missing, but %s has one: the shards of one run name the same bands", path, shards[0].path);
+    }
+    len = fread(i ? text : first, 1, sizeof text, f);
+    fclose(f);
+    if (i == 0) len0 = len;
+    else if (len != len0 || memcmp(text, first, len))
+      return lens_fail("%s/bands.txt and %s/bands.txt name other bands: the shards of one run name the same bands", shards[i].path,
+                       shards[0].path);
+  }
+  snprintf(path, sizeof path, "%s/bands.txt", a->out);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (!(f = fopen(tmp, "wb"))) return lens_fail("%s: cannot open for writing: %s", tmp, strerror(errno));
+  if (fwrite(first, 1, len0, f) != len0) rc = lens_fail("%s: write failed: %s", tmp, strerror(errno));
+  if (fclose(f) != 0 && !rc) rc = lens_fail("%s: write failed: %s", tmp, strerror(errno));
+  if (!rc && rename(tmp, path) != 0) rc = lens_fail("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+  if (rc) remove(tmp);
+  return rc;
+}
+
 /* Checks everything, writes every output under its temporary name, then renames them all. */
 static int merge(const merge_args *a, merge_shard *shards, int folders) {
   merge_output outs[LENS_SHARD_MAX_FILES];
@@ -663,6 +694,7 @@ static int merge(const merge_args *a, merge_shard *shards, int folders) {
     free(outs[k].csv_header);
   }
   free(buf);
+  if (!rc && folders) rc = bands_copy(a, shards, n);
   if (!rc) {
     size_t left = 0;
     int j;

@@ -157,6 +157,7 @@ typedef struct {
   size_t pending_count, object_number, scored, nan_pixels, inf_pixels, filled_pixels;
   int filter_note_shown;    /* the note that --bands files were put in the model's band order by FILTER */
   int cube_note_shown;      /* the note that a cube's planes were put in the model's band order by BANDn */
+  int npy_note_shown;       /* the note that a .npy's planes were fed by the names of its bands.txt */
   size_t scale_off;         /* FITS objects whose pixels, as the model sees them, differ from its pixel_scale */
   char scale_first[700];    /* the first of them, for the note */
   size_t blank_objects, filled_objects; /* objects with pixels set to 0, and with blanks a resize filled in */
@@ -466,10 +467,15 @@ static int add_npy(predict_state *s, const char *path) {
   lensnet_npy_info info;
   lensnet_tensor t;
   lensnet_error err;
-  size_t n = 0, c = 0, h = 0, w = 0, base = s->object_number, lo, hi, at, step = s->group, i;
-  int rc = 0;
+  size_t n = 0, c = 0, h = 0, w = 0, base = s->object_number, lo, hi, at, step = s->group, i, pick[64], k;
+  int rc = 0, by_name = 0;
+  float *picked = NULL;
   if (lensnet_npy_info_read(path, &info, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (!npy_layout(s, path, &info, &n, &c, &h, &w)) return LENS_EXIT_FAIL;
+  /* the planes by the names of a bands.txt beside the file (lens sim's), unless --channels says */
+  if (!s->opt->cutout.channel_count && s->model->in_c <= 64 && (rc = lens_npy_band_pick(s->model, path, c, pick, &by_name, &s->npy_note_shown)) != 0)
+    return rc;
+  if (by_name && !(picked = (float *)malloc(s->model->in_c * h * w * sizeof(float)))) return lens_fail("out of memory");
   s->object_number = base + n;
   lo = s->first > base ? s->first : base;
   hi = s->end < base + n ? s->end : base + n;
@@ -477,14 +483,19 @@ static int add_npy(predict_state *s, const char *path) {
     size_t count = hi - at < step ? hi - at : step;
     /* one object in the whole file ([C,H,W] or [H,W]), or rows of the stack */
     lensnet_result r = n == 1 && info.ndim < 4 ? lensnet_npy_read(path, &t, &err) : lensnet_npy_read_rows(path, at - base, count, &t, &err);
-    if (r != LENSNET_OK) return lens_fail_err(&err);
+    if (r != LENSNET_OK) { free(picked); return lens_fail_err(&err); }
     for (i = 0; i < count && rc == 0; i++) {
       char label[512];
       snprintf(label, sizeof label, "%s[%lu]", path, (unsigned long)(at - base + i));
-      rc = add_object(s, at + i, label, t.data + i * c * h * w, c, h, w, 0, NULL);
+      if (by_name) { /* the model's bands, in its order */
+        for (k = 0; k < s->model->in_c; k++) memcpy(picked + k * h * w, t.data + (i * c + pick[k]) * h * w, h * w * sizeof(float));
+        rc = add_object(s, at + i, label, picked, s->model->in_c, h, w, 0, NULL);
+      } else
+        rc = add_object(s, at + i, label, t.data + i * c * h * w, c, h, w, 0, NULL);
     }
     lensnet_tensor_free(&t);
   }
+  free(picked);
   return rc;
 }
 

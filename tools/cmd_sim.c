@@ -381,6 +381,30 @@ static int simulate(sim_run *r) {
   return rc;
 }
 
+/* DIR/bands.txt: the names of images.npy's planes in order, one line ("VIS,Y,J,H"), as its FITS
+ * cutouts' BANDn cards name them; a .npy has no header of its own to hold them, and lens predict
+ * feeds the planes to a model by these names (OU-66 takes J,Y,H,VIS). Written whole, then renamed. */
+static int write_bands(sim_run *r) {
+  char path[sizeof r->npy_path], tmp[sizeof r->npy_path + 8];
+  FILE *f;
+  int ch, bad;
+  snprintf(path, sizeof path, "%s/bands.txt", r->a->out_dir);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (!(f = fopen(tmp, "w"))) return lens_fail("sim: cannot write %s: %s", tmp, strerror(errno));
+  for (ch = 0; ch < r->ds->channels; ch++) {
+    const char *name = r->ds->band[ch]->name, *under = strrchr(name, '_');
+    fprintf(f, "%s%s", ch ? "," : "", under ? under + 1 : name); /* NISP_Y as Y, as in the FITS cards */
+  }
+  fputc('\n', f);
+  bad = fflush(f) != 0 || ferror(f);
+  bad |= fclose(f) != 0;
+  if (bad || rename(tmp, path) != 0) {
+    remove(tmp);
+    return lens_fail("sim: cannot write %s (disk full?)", path);
+  }
+  return 0;
+}
+
 /* Both files complete under their own names. A previous run's labels.csv goes before the new
  * images.npy takes its place, so no reader ever pairs new images with old labels: between the two
  * renames it finds images without labels, and says so. */
@@ -397,6 +421,7 @@ static int finish_files(sim_run *r) {
     rc = lens_fail("sim: cannot rename %s into place: %s; '%s' holds no labels.csv until lens sim runs again", r->csv_tmp,
                    strerror(errno), r->a->out_dir);
   if (rc) remove(r->csv_tmp); /* (the writer removes its own on failure) */
+  if (!rc) rc = write_bands(r);
   return rc;
 }
 

@@ -197,6 +197,47 @@ static int save_tool_options(lensnet_model *m, const train_args *a) {
   return bad ? lens_fail("out of memory") : 0;
 }
 
+/* band_names for a model trained on a stack with a bands.txt beside it (lens sim writes one:
+ * "VIS,Y,J,H"): the names of the planes it reads (--channels picks them), so that lens predict and
+ * lens find later feed it named planes by name. A model that names its bands already (--init) keeps
+ * its names; a bands.txt that does not fit the stack is left unused, with a note. */
+static int set_band_names(lensnet_model *m, const train_args *a) {
+  char path[4096], names[1024], list[64][72], out[4096];
+  const char *slash = strrchr(a->data, '/'), *p;
+  size_t got, n = 0, ch[64], k = 0, c, at = 0;
+  lensnet_npy_info info;
+  lensnet_error err;
+  FILE *f;
+  if (lensnet_model_meta(m, "band_names")) return 0;
+  snprintf(path, sizeof path, "%.*sbands.txt", slash ? (int)(slash - a->data + 1) : 0, a->data);
+  if (!(f = fopen(path, "r"))) return 0;
+  got = fread(names, 1, sizeof names - 1, f);
+  fclose(f);
+  names[got] = 0;
+  for (p = names; *p && *p != '\n' && *p != '\r' && n < 64;) {
+    size_t len = strcspn(p, ",\r\n");
+    while (len && (*p == ' ' || *p == '\t')) p++, len--;
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+    if (len >= sizeof list[0]) len = sizeof list[0] - 1;
+    memcpy(list[n], p, len);
+    list[n++][len] = 0;
+    p += strcspn(p, ",\r\n");
+    if (*p == ',') p++;
+  }
+  if (lensnet_npy_info_read(a->data, &info, &err) != LENSNET_OK || info.ndim != 4 || info.shape[1] != n) {
+    fprintf(stderr, "lens: note: %s does not name the %lu bands of %s: the model gets no band_names\n", path,
+            (unsigned long)(info.ndim == 4 ? info.shape[1] : 0), a->data);
+    return 0;
+  }
+  if (a->channels[0]) {
+    if (lensnet_channels_parse(a->channels, ch, 64, &k, &err) != LENSNET_OK) return 0;
+  } else
+    for (k = 0; k < n && k < 64; k++) ch[k] = k;
+  for (c = 0; c < k && ch[c] < n; c++) at += (size_t)snprintf(out + at, sizeof out - at, "%s%s", c ? "," : "", list[ch[c]]);
+  if (c < k || k != m->in_c) return 0;
+  return lensnet_model_set_meta(m, "band_names", out) != LENSNET_OK ? lens_fail("out of memory") : 0;
+}
+
 /* ---- data ------------------------------------------------------------------------------------ */
 
 static int class_count(const char *names);
@@ -643,6 +684,7 @@ static int fit_new(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images, f
   } else if (m->out_features != (size_t)classes)
     rc = lens_fail("the model has %lu outputs but there are %d classes", (unsigned long)m->out_features, classes);
   if (rc == 0) rc = save_tool_options(m, a);
+  if (rc == 0) rc = set_band_names(m, a);
   if (rc == 0 && a->force) rc = remove_run(a->out);
   if (rc == 0) {
     d->images = images;
