@@ -1699,6 +1699,10 @@ LENSNET_API lensnet_result lensnet_fits_cube_band_slots(const lensnet_model *m, 
  * not among the names. */
 LENSNET_API lensnet_result lensnet_band_pick(const lensnet_model *m, const char *names, size_t planes, size_t *pick, int *by_name,
                                              lensnet_error *err);
+/* The band names of such a list as `out` = "VIS,Y,J,H" (*count of them): separated by commas or
+ * line ends, blanks around each and a UTF-8 byte-order mark dropped, a trailing comma allowed.
+ * LENSNET_ERR_FORMAT for none, an empty name between commas, one band twice, or more than fits. */
+LENSNET_API lensnet_result lensnet_band_names_normalize(const char *text, char *out, size_t cap, size_t *count, lensnet_error *err);
 /* The name of plane `plane` (0-based) of the image lensnet_fits_read(path, hdu) reads, from its
  * header's BAND<plane + 1> card, into buf: 1 when named. The names are those of the HDU holding the
  * image (hdu >= 0: that one; hdu < 0: the primary when it holds an image, else HDU 1, then the
@@ -14554,45 +14558,84 @@ static lensnet_result lensnet__band_slots(const lensnet_model *m, size_t count, 
   return LENSNET_OK;
 }
 
-LENSNET_API lensnet_result lensnet_band_pick(const lensnet_model *m, const char *names, size_t planes, size_t *pick, int *by_name,
-                                             lensnet_error *err) {
-  char list[64][72], want[72];
-  size_t n = 0, k, j;
-  const char *p = names;
-  if (!m || !pick || !by_name) return lensnet__fail(err, LENSNET_ERR_ARG, "band pick: the model, pick and by_name are required");
-  *by_name = 0;
-  for (k = 0; k < m->in_c; k++) pick[k] = k;
-  if (!names || !lensnet_model_meta(m, "band_names")) return LENSNET_OK;
-  while (*p) { /* the names, blanks around each trimmed */
-    const char *e = p;
+LENSNET_API lensnet_result lensnet_band_names_normalize(const char *text, char *out, size_t cap, size_t *count, lensnet_error *err) {
+  const char *p = text;
+  size_t n = 0, at = 0, k;
+  if (!text || !out || !cap) return lensnet__fail(err, LENSNET_ERR_ARG, "band names: the text and somewhere to write them are required");
+  out[0] = 0;
+  if (count) *count = 0;
+  if ((unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF) p += 3; /* a UTF-8 byte-order mark */
+  while (*p) { /* names separated by commas or line ends, blanks around each dropped */
+    const char *e = p, *q;
     size_t len;
     while (*e && *e != ',' && *e != '\n' && *e != '\r') e++;
     while (p < e && (*p == ' ' || *p == '\t')) p++;
     len = (size_t)(e - p);
     while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
-    if (len || *e == ',') {
-      if (n == 64 || len >= sizeof list[0])
-        return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names '%.80s': more than 64 names, or one longer than 71 characters", names);
-      if (!len) return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names '%.80s': an empty name", names);
-      memcpy(list[n], p, len);
-      list[n++][len] = 0;
+    if (len) {
+      if (n == 64 || len > 71) return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names: more than 64, or one longer than 71 characters");
+      /* the same band twice (by lensnet_band_names_match) */
+      for (q = out, k = 0; k < n; k++) {
+        char prev[72];
+        size_t pl = strcspn(q, ",");
+        memcpy(prev, q, pl);
+        prev[pl] = 0;
+        {
+          char cur[72];
+          memcpy(cur, p, len);
+          cur[len] = 0;
+          if (lensnet__same_band(prev, cur))
+            return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names %.120s,%s: bands %lu and %lu are both '%s'", out, cur, (unsigned long)k + 1,
+                                 (unsigned long)n + 1, cur);
+        }
+        q += pl + (q[pl] == ',');
+      }
+      if (at + len + 2 > cap) return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names: longer than %lu characters", (unsigned long)cap - 1);
+      at += (size_t)snprintf(out + at, cap - at, "%s%.*s", n ? "," : "", (int)len, p);
+      n++;
+    } else if (*e == ',') {
+      return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names %.120s: band %lu has no name (two commas, or one first)", n ? out : "''",
+                           (unsigned long)n + 1);
     }
     p = *e ? e + 1 : e;
+    if (*e == ',' && !*p) break; /* a trailing comma */
   }
+  if (!n) return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names: none given (the text is empty)");
+  if (count) *count = n;
+  return LENSNET_OK;
+}
+
+LENSNET_API lensnet_result lensnet_band_pick(const lensnet_model *m, const char *names, size_t planes, size_t *pick, int *by_name,
+                                             lensnet_error *err) {
+  char list[64 * 72 + 64], want[72], got[72];
+  size_t n = 0, k, j;
+  lensnet_result r;
+  if (!m || !pick || !by_name) return lensnet__fail(err, LENSNET_ERR_ARG, "band pick: the model, pick and by_name are required");
+  *by_name = 0;
+  for (k = 0; k < m->in_c; k++) pick[k] = k;
+  if (!names || !lensnet_model_meta(m, "band_names")) return LENSNET_OK;
+  if ((r = lensnet_band_names_normalize(names, list, sizeof list, &n, err)) != LENSNET_OK) return r;
   if (n != planes)
-    return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names '%.80s' name %lu bands for an image of %lu planes", names, (unsigned long)n,
-                         (unsigned long)planes);
-  for (k = 0; k < n; k++)
-    for (j = k + 1; j < n; j++)
-      if (lensnet__same_band(list[k], list[j]))
-        return lensnet__fail(err, LENSNET_ERR_FORMAT, "band names '%.80s': planes %lu and %lu are both band '%s'", names, (unsigned long)k,
-                             (unsigned long)j, list[k]);
+    return lensnet__fail(err, LENSNET_ERR_FORMAT, "%lu band name%s (%.120s) for an image of %lu plane%s", (unsigned long)n, n == 1 ? "" : "s",
+                         list, (unsigned long)planes, planes == 1 ? "" : "s");
   for (k = 0; k < m->in_c; k++) {
+    const char *q = list;
     lensnet_model_band_name(m, k, want, sizeof want, NULL);
-    for (j = 0; j < n && !lensnet__same_band(list[j], want); j++) continue;
+    for (j = 0; j < k; j++) { /* a model naming one band twice cannot be fed by name */
+      lensnet_model_band_name(m, j, got, sizeof got, NULL);
+      if (lensnet__same_band(got, want))
+        return lensnet__fail(err, LENSNET_ERR_FORMAT, "the model's band_names %.80s name band '%s' twice", lensnet_model_meta(m, "band_names"), want);
+    }
+    for (j = 0; j < n; j++) {
+      size_t len = strcspn(q, ",");
+      memcpy(got, q, len);
+      got[len] = 0;
+      if (lensnet__same_band(got, want)) break;
+      q += len + 1;
+    }
     if (j == n)
-      return lensnet__fail(err, LENSNET_ERR_SHAPE, "the model's band '%s' (band_names %.60s) is not among the image's planes, %.80s", want,
-                           lensnet_model_meta(m, "band_names"), names);
+      return lensnet__fail(err, LENSNET_ERR_SHAPE, "the model's band '%s' (band_names %.60s) is not among the image's planes, %.120s", want,
+                           lensnet_model_meta(m, "band_names"), list);
     pick[k] = j;
   }
   *by_name = 1;

@@ -181,6 +181,17 @@ static void test_find(void) {
     CHECK(cli_lens("find --model " MODEL " --threads 1 --out " W "/coarse " W "/coarse.fits 2>" W "/coarse.err") == 0 &&
               cli_file_has(W "/coarse.err", "0.6\"/pixel") && cli_file_has(W "/coarse.err", "made for 0.3\""),
           "a field at 0.6\"/pixel: scanned, with a note naming both scales");
+    /* a .npy field whose planes are named beside it (field.bands.txt): fed by name, as the FITS field */
+    CHECK(cli_shell("printf 'VIS,Y,J,H\\n' > " W "/field.bands.txt") == 0 &&
+              cli_lens("find --model weights/OU_66.safetensors --threads 1 --out " W "/ou66b " W "/field.npy 2>" W "/ou66b.err") == 0 &&
+              cli_file_has(W "/ou66b.err", "names its planes (its bands.txt)") && cli_file_has(W "/ou66b.err", "read from planes 2,1,3,0") &&
+              cli_same_file(W "/ou66/pmap_field.npy", W "/ou66b/pmap_field.npy"),
+          "OU_66 on the .npy field with field.bands.txt: read by name, the FITS field's map bit for bit");
+    CHECK(cli_shell("printf 'VIS,Y\\n' > " W "/field.bands.txt") == 0 &&
+              cli_lens("find --model weights/OU_66.safetensors --threads 1 --out " W "/ou66c " W "/field.npy 2>" W "/ou66c.err") == 1 &&
+              cli_file_has(W "/ou66c.err", "names 2 bands"),
+          "a field.bands.txt naming two bands for four planes: refused");
+    remove(W "/field.bands.txt");
     /* one run, two fields named otherwise: a note for each way of feeding them */
     CHECK(cli_lens("find --model weights/OU_66.safetensors --threads 1 --out " W "/mixed " W "/f1/field.fits " W "/field_jyhvis.npy 2>" W
                    "/mixed.err") == 0 &&

@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #define _DEFAULT_SOURCE /* wait4: one child's own resource usage */
 #define LENSNET_IMPLEMENTATION
+#include <sys/stat.h>
 #include "lensnet.h"
 #include "cli_check.h"
 #include <sys/resource.h>
@@ -625,9 +626,9 @@ static void test_npy_band_names(void) {
               pick[2] == 3 && pick[3] == 0,
           "lensnet_band_pick: OU-66's J,Y,H,VIS are planes 2,1,3,0 of VIS,Y,J,H (got %d: %lu %lu %lu %lu)", named, (unsigned long)pick[0],
           (unsigned long)pick[1], (unsigned long)pick[2], (unsigned long)pick[3]);
-    CHECK(lensnet_band_pick(m, "VIS,Y,J", 4, pick, &named, &e) == LENSNET_ERR_FORMAT && named == 0 && strstr(e.message, "3 bands"),
+    CHECK(lensnet_band_pick(m, "VIS,Y,J", 4, pick, &named, &e) == LENSNET_ERR_FORMAT && named == 0 && strstr(e.message, "3 band names (VIS,Y,J) for an image of 4 planes"),
           "three names for four planes: %s", e.message);
-    CHECK(lensnet_band_pick(m, "VIS,Y,J,Y", 4, pick, &named, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "both band 'Y'"), "a band twice: %s",
+    CHECK(lensnet_band_pick(m, "VIS,Y,J,Y", 4, pick, &named, &e) == LENSNET_ERR_FORMAT && strstr(e.message, "both 'Y'"), "a band twice: %s",
           e.message);
     CHECK(lensnet_band_pick(m, "VIS,Y,J,K", 4, pick, &named, &e) == LENSNET_ERR_SHAPE && strstr(e.message, "'H'") && strstr(e.message, "VIS,Y,J,K"),
           "the model's H missing: %s", e.message);
@@ -654,6 +655,22 @@ static void test_npy_band_names(void) {
             cli_lens("predict --model weights/OU_J.safetensors --resize --channels 2 build/pred_bt/images.npy > build/pred_bt/j2.csv 2> /dev/null") == 0 &&
             cli_same_file("build/pred_bt/j.csv", "build/pred_bt/j2.csv"),
         "a one-band model gets its band, J, not the first plane");
+  { /* several inputs: a note for each fed otherwise than the one before; X.bands.txt names X.npy's planes;
+     * bands.txt names only images.npy's */
+    cli_shell("mkdir -p build/pred_bt/b && cp build/pred_bt/images.npy build/pred_bt/b/stack.npy && printf '\\357\\273\\277vis\\r\\nNISP_Y\\r\\nJ\\r\\nH\\r\\n' > "
+              "build/pred_bt/b/stack.bands.txt && cp build/pred_bt/images.npy build/pred_bt/b/images.npy && cp build/pred_bt/images.npy build/pred_bt/plain.npy");
+    CHECK(cli_lens("predict --model weights/OU_66.safetensors build/pred_bt/images.npy build/pred_bt/b/stack.npy build/pred_bt/b/images.npy "
+                   "build/pred_bt/plain.npy > build/pred_bt/four.csv 2> build/pred_bt/err.txt") == 0 &&
+              cli_file_has("build/pred_bt/err.txt", "build/pred_bt/b/images.npy names no bands (no build/pred_bt/b/bands.txt): its planes are fed in file order") &&
+              cli_file_has("build/pred_bt/err.txt", "build/pred_bt/plain.npy") == 0 && !cli_file_has("build/pred_bt/err.txt", "b/stack.npy holds"),
+          "four inputs: a note where the feeding changes (by name, by name again with a BOM, CRLF and prefixes, file order, file order): %s",
+          cli_text("build/pred_bt/err.txt", err, sizeof err));
+    mkdir("build/pred_bt/c", 0755);
+    cli_shell("cp build/pred_bt/images.npy build/pred_bt/c/images.npy && mkdir -p build/pred_bt/c/bands.txt");
+    CHECK(cli_lens_output(text, sizeof text, "predict --model weights/OU_66.safetensors build/pred_bt/c/images.npy") == 1 && strstr(text, "bands.txt") &&
+              strstr(text, "cannot read"),
+          "a bands.txt that cannot be read is an error, not file order: %s", text);
+  }
   cli_shell("printf 'VIS,Y,J,K\\n' > build/pred_bt/bands.txt");
   CHECK(cli_lens_output(text, sizeof text, "predict --model weights/OU_66.safetensors build/pred_bt/images.npy") == 2 && strstr(text, "'H'") &&
             strstr(text, "--channels") && strstr(text, "bands.txt"),
@@ -662,8 +679,7 @@ static void test_npy_band_names(void) {
             cli_same_file("build/pred_bt/bych.csv", "build/pred_bt/bych2.csv"),
         "--channels takes the planes by number whatever bands.txt says");
   cli_shell("printf 'VIS,Y\\n' > build/pred_bt/bands.txt");
-  CHECK(cli_lens_output(text, sizeof text, "predict --model weights/OU_66.safetensors build/pred_bt/images.npy") == 1 && strstr(text, "2 bands") &&
-            strstr(text, "4 planes"),
+  CHECK(cli_lens_output(text, sizeof text, "predict --model weights/OU_66.safetensors build/pred_bt/images.npy") == 1 && strstr(text, "2 band names (VIS,Y) for an image of 4 planes"),
         "a bands.txt of two names for four planes: refused: %s", text);
   CHECK(cli_shell("rm -rf build/pred_bt_m0 build/pred_bt_m1 build/pred_bt_m") == 0 &&
             cli_lens("sim --preset euclid-lensfinding --n 4 --seed 6 --shard 0/2 --out build/pred_bt_m0 > /dev/null 2>&1") == 0 &&
@@ -672,8 +688,12 @@ static void test_npy_band_names(void) {
             !strcmp(cli_text("build/pred_bt_m/bands.txt", text, sizeof text), "VIS,Y,J,H\n"),
         "lens merge of sim shards keeps bands.txt");
   cli_shell("printf 'g,r,i\\n' > build/pred_bt_m1/bands.txt");
-  CHECK(cli_lens_output(text, sizeof text, "merge build/pred_bt_m0 build/pred_bt_m1 --out build/pred_bt_m2") == 1 && strstr(text, "bands.txt"),
-        "shards naming other bands are refused: %s", text);
+  CHECK(cli_lens_output(text, sizeof text, "merge build/pred_bt_m0 build/pred_bt_m1 --out build/pred_bt_m2") == 1 && strstr(text, "bands.txt") &&
+            cli_shell("test -e build/pred_bt_m2/images.npy") != 0,
+        "shards naming other bands are refused before anything is written: %s", text);
+  cli_shell("rm build/pred_bt_m0/bands.txt build/pred_bt_m1/bands.txt");
+  CHECK(cli_lens("merge build/pred_bt_m0 build/pred_bt_m1 --out build/pred_bt_m 2> /dev/null") == 0 && cli_shell("test -e build/pred_bt_m/bands.txt") != 0,
+        "shards without names merged into a folder holding an older bands.txt: it goes");
   cli_shell("rm -rf build/pred_bt build/pred_bt_m0 build/pred_bt_m1 build/pred_bt_m build/pred_bt_m2");
 }
 

@@ -135,6 +135,16 @@ static void test_checkpoint_metadata(void) {
               !strcmp(names, "VIS,Y,J,H"),
           "a model trained on lens sim's stack names its bands: %s", names ? names : "(none)");
     lensnet_model_free(bm);
+    bm = NULL;
+    /* fine-tuning OU-66 (J,Y,H,VIS) on that stack (VIS,Y,J,H): its planes by name, saved as --channels */
+    CHECK(cli_lens("train --init weights/OU_66.safetensors --data build/tcli_sim/images.npy --labels build/tcli_sim/labels.csv --batch 8 "
+                   "--epochs 1 --threads 1 --out build/tcli_init 2> build/tcli_init.err") == 0 &&
+              cli_file_has("build/tcli_init.err", "holds VIS,Y,J,H") && lensnet_model_load("build/tcli_init/best.safetensors", &bm, &berr) == LENSNET_OK &&
+              lensnet_model_meta(bm, "train.channels") && !strcmp(lensnet_model_meta(bm, "train.channels"), "2,1,3,0") &&
+              !strcmp(lensnet_model_meta(bm, "band_names"), "J,Y,H,VIS"),
+          "--init OU-66 on lens sim's stack reads J,Y,H,VIS by name (train.channels %s)", bm ? lensnet_model_meta(bm, "train.channels") : "-");
+    lensnet_model_free(bm);
+    cli_shell("rm -rf build/tcli_init build/tcli_init.err");
   }
   {
     const char *files[2] = {"best", "checkpoint"};

@@ -178,31 +178,65 @@ int lens_cube_by_band_names(const lensnet_model *m, const char *path, int hdu, f
   return 0;
 }
 
-int lens_npy_band_pick(const lensnet_model *m, const char *npy_path, size_t planes, size_t *pick, int *by_name, int *note_shown) {
-  char path[4096], names[1024];
-  const char *slash = strrchr(npy_path, '/');
-  size_t k, got;
+int lens_npy_band_names(const char *npy_path, char *names, size_t cap, size_t *count, char *file, size_t file_cap, int *found) {
+  char text[4096];
+  const char *slash = strrchr(npy_path, '/'), *base = slash ? slash + 1 : npy_path;
+  size_t got, stem = strlen(npy_path);
+  lensnet_error err;
   FILE *f;
+  int bad;
+  *found = 0;
+  *count = 0;
+  names[0] = 0;
+  if (stem > 4 && !strcmp(npy_path + stem - 4, ".npy")) stem -= 4;
+  snprintf(file, file_cap, "%.*s.bands.txt", (int)stem, npy_path); /* X.bands.txt for X.npy */
+  if (!(f = fopen(file, "rb")) && errno == ENOENT && !strcmp(base, "images.npy")) {
+    snprintf(file, file_cap, "%.*sbands.txt", (int)(base - npy_path), npy_path); /* lens sim's, beside its images.npy */
+    f = fopen(file, "rb");
+  }
+  if (!f) return errno == ENOENT ? 0 : lens_fail("%s: cannot read it (%s), so the planes of %s have no names", file, strerror(errno), npy_path);
+  got = fread(text, 1, sizeof text - 1, f);
+  bad = ferror(f);
+  fclose(f);
+  if (bad) return lens_fail("%s: cannot read it (a folder?), so the planes of %s have no names", file, npy_path);
+  text[got] = 0;
+  if (lensnet_band_names_normalize(text, names, cap, count, &err) != LENSNET_OK) return lens_fail("%s: %s", file, err.message);
+  *found = 1;
+  return 0;
+}
+
+int lens_npy_band_pick(const lensnet_model *m, const char *npy_path, size_t planes, size_t *pick, int *by_name, lens_band_notes *notes) {
+  char names[4096], file[4096], how[512];
+  size_t k, count = 0;
+  int found = 0, rc, moved;
   lensnet_error err;
   lensnet_result r;
   *by_name = 0;
   for (k = 0; k < m->in_c; k++) pick[k] = k;
   if (!lensnet_model_meta(m, "band_names")) return 0;
-  snprintf(path, sizeof path, "%.*sbands.txt", slash ? (int)(slash - npy_path + 1) : 0, npy_path);
-  if (!(f = fopen(path, "r"))) return 0; /* no names: the planes go in file order */
-  got = fread(names, 1, sizeof names - 1, f);
-  fclose(f);
-  names[got] = 0;
-  if ((r = lensnet_band_pick(m, names, planes, pick, by_name, &err)) == LENSNET_ERR_SHAPE)
-    return lens_usage("%s: %s (%s); give --channels to feed planes by number", npy_path, err.message, path);
-  if (r != LENSNET_OK) return lens_fail("%s: %s", path, err.message);
+  if ((rc = lens_npy_band_names(npy_path, names, sizeof names, &count, file, sizeof file, &found)) != 0) return rc;
+  if (found) {
+    if ((r = lensnet_band_pick(m, names, planes, pick, by_name, &err)) == LENSNET_ERR_SHAPE)
+      return lens_usage("%s: %s (%s); give --channels to feed planes by number", npy_path, err.message, file);
+    if (r != LENSNET_OK) return lens_fail("%s: %s (%s)", npy_path, err.message, file);
+  }
   for (k = 0; k < m->in_c && pick[k] == k; k++) continue;
-  if (*by_name && (k < m->in_c || planes != m->in_c) && note_shown && !*note_shown) {
-    char *nl = strpbrk(names, "\r\n");
-    if (nl) *nl = 0;
-    fprintf(stderr, "lens: note: %s holds %s (%s); the model takes %s: its planes are fed by name (--channels takes them by number)\n",
-            npy_path, names, path, lensnet_model_meta(m, "band_names"));
-    *note_shown = 1;
+  moved = k < m->in_c || planes != m->in_c;
+  how[0] = 0; /* the planes fed, in the model's order: what a change of is noted */
+  if (*by_name)
+    for (k = 0; k < m->in_c && strlen(how) + 24 < sizeof how; k++) snprintf(how + strlen(how), sizeof how - strlen(how), "%lu,", (unsigned long)pick[k]);
+  else snprintf(how, sizeof how, "in order");
+  if (notes) {
+    int first = notes->inputs++ == 0;
+    if (first ? (*by_name && moved) : strcmp(how, notes->last) != 0) {
+      if (*by_name)
+        fprintf(stderr, "lens: note: %s holds %s (%s); the model takes %s: its planes are fed by name (--channels takes them by number)\n",
+                npy_path, names, file, lensnet_model_meta(m, "band_names"));
+      else
+        fprintf(stderr, "lens: note: %s names no bands (no %s): its planes are fed in file order as the model's %s, unlike the input "
+                "before it\n", npy_path, file, lensnet_model_meta(m, "band_names"));
+    }
+    memcpy(notes->last, how, sizeof how);
   }
   return 0;
 }

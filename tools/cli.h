@@ -165,12 +165,20 @@ int lens_read_band_files(const lensnet_model *m, char **paths, int count, int hd
  * (lensnet_fits_cube_band_slots), with a note the first time (*note_shown). 0, or the exit status
  * (two planes naming one band). */
 int lens_cube_by_band_names(const lensnet_model *m, const char *path, int hdu, float *planes, size_t count, size_t hw, int *note_shown);
-/* The planes of a .npy stack of `planes` bands that feed the model's bands, by the names in the
- * bands.txt beside it (lens sim writes one: "VIS,Y,J,H"; lensnet_band_pick): pick[k] is the plane
- * of model band k, *by_name = 1 when the file and the model both name their bands. A note (once,
- * *note_shown) when they are fed otherwise than in file order. 0, or the exit status: a bands.txt
- * that does not fit the stack (1), a model band the stack lacks (2, naming --channels). */
-int lens_npy_band_pick(const lensnet_model *m, const char *npy_path, size_t planes, size_t *pick, int *by_name, int *note_shown);
+/* The names of a .npy stack's planes: X.bands.txt beside X.npy, else bands.txt beside an
+ * images.npy (lens sim writes one: "VIS,Y,J,H"), normalised (lensnet_band_names_normalize) into
+ * names; *found = 0 when there is none. 0, or the exit status (1: unreadable or malformed). */
+int lens_npy_band_names(const char *npy_path, char *names, size_t cap, size_t *count, char *file, size_t file_cap, int *found);
+/* How the planes of successive .npy inputs were fed, so that each input fed otherwise than the
+ * one before gets a note. */
+typedef struct { int inputs; char last[512]; } lens_band_notes;
+/* The planes of a .npy stack of `planes` bands that feed the model's bands, by their names
+ * (lens_npy_band_names; lensnet_band_pick): pick[k] is the plane of model band k, *by_name = 1
+ * when the file and the model both name their bands. A note for the first input fed by name out
+ * of file order and for each input fed otherwise than the one before (notes: NULL for none). 0,
+ * or the exit status: a names file that cannot be read or does not fit the stack (1), a model band
+ * the stack lacks (2, naming --channels). */
+int lens_npy_band_pick(const lensnet_model *m, const char *npy_path, size_t planes, size_t *pick, int *by_name, lens_band_notes *notes);
 
 /* Progress line. */
 typedef struct {

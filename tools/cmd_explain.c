@@ -137,8 +137,10 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   desc = lens_cutout_desc(&o->cutout, o->minmax);
   if (ends_with(o->input, ".npy") && o->cutout.channel_count == 0 && m->in_c <= 64) {
     /* the planes by the names of a bands.txt beside the file (lens sim's), as lens predict feeds them */
-    int by_name = 0, note = 0;
-    if ((rc = lens_npy_band_pick(m, o->input, c, pick, &by_name, &note)) != 0) {
+    int by_name = 0;
+    lens_band_notes notes;
+    memset(&notes, 0, sizeof notes);
+    if ((rc = lens_npy_band_pick(m, o->input, c, pick, &by_name, &notes)) != 0) {
       lensnet_tensor_free(&t);
       return rc;
     }
@@ -675,8 +677,9 @@ static int open_model(explain_options *o, explain_ctx *x) {
     for (j = 0; j < x->reg.count; j++) n += (size_t)snprintf(list + n, sizeof list - n, "%s%lu %s", j ? ", " : "", (unsigned long)j, x->reg.names[j]);
     if (x->reg.nll)
       snprintf(list + n, sizeof list - n, "; %lu..%lu their log-variances", (unsigned long)x->reg.count, (unsigned long)(2 * x->reg.count - 1));
-    fprintf(stderr, "lens: note: %s is a regression model; explaining output 0, its prediction of %s (--target K for another: %s)\n",
-            o->model_path, x->reg.names[0], list);
+    if (strcmp(o->method, "dream") && strcmp(o->method, "filters")) /* those look at a layer, not an output */
+      fprintf(stderr, "lens: note: %s is a regression model; explaining output 0, its prediction of %s (--target K for another: %s)\n",
+              o->model_path, x->reg.names[0], list);
     o->target = 0;
   } else if (o->target < 0) {
     size_t lens = 0;

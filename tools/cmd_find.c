@@ -212,11 +212,28 @@ static int field_channels(find_state *s, const char *path, size_t bands, size_t 
   size_t k, p, named = 0, found = 0;
   int moved = 0;
   const char *model_bands = lensnet_model_meta(m, "band_names");
+  const char *cards = "BAND1, BAND2, ...";
   if (s->o->cutout.channel_count || bands > 64 || !model_bands || bands < m->in_c) return 0;
-  for (p = 0; p < bands; p++) {
-    is_named[p] = !ends_with(path, ".npy") && lensnet_fits_plane_name(path, s->o->cutout.hdu, p, plane[p], sizeof plane[p]);
-    named += (size_t)is_named[p];
-  }
+  if (ends_with(path, ".npy")) { /* a stack's names: X.bands.txt, or lens sim's bands.txt beside its images.npy */
+    char names[4096], file[4096];
+    const char *q = names;
+    size_t count = 0;
+    int found = 0, rc = lens_npy_band_names(path, names, sizeof names, &count, file, sizeof file, &found);
+    if (rc) return -rc;
+    if (found && count != bands)
+      return -lens_fail("%s names %lu bands (%s) for the %lu planes of %s", file, (unsigned long)count, names, (unsigned long)bands, path);
+    for (p = 0; p < bands; p++) {
+      size_t len = found ? strcspn(q, ",") : 0;
+      is_named[p] = found && len < sizeof plane[p];
+      if (is_named[p]) { memcpy(plane[p], q, len); plane[p][len] = 0; q += len + (q[len] == ','); }
+      named += (size_t)is_named[p];
+    }
+    cards = "its bands.txt";
+  } else
+    for (p = 0; p < bands; p++) {
+      is_named[p] = lensnet_fits_plane_name(path, s->o->cutout.hdu, p, plane[p], sizeof plane[p]);
+      named += (size_t)is_named[p];
+    }
   for (k = 0; k < m->in_c && named; k++) {
     size_t hits = 0, first = 0;
     lensnet_model_band_name(m, k, want, sizeof want, NULL);
@@ -231,8 +248,8 @@ static int field_channels(find_state *s, const char *path, size_t bands, size_t 
   plane_list(chan, m->in_c, list, sizeof list);
   if (found == m->in_c) { /* every band the model reads is named */
     if (moved)
-      snprintf(text, sizeof text, "names its planes (BAND1, BAND2, ...): the model's band%s %s %s read from %s (--channels takes planes as "
-               "given)", m->in_c == 1 ? "" : "s", model_bands, m->in_c == 1 ? "is" : "are", list);
+      snprintf(text, sizeof text, "names its planes (%s): the model's band%s %s %s read from %s (--channels takes planes as "
+               "given)", cards, m->in_c == 1 ? "" : "s", model_bands, m->in_c == 1 ? "is" : "are", list);
     else snprintf(text, sizeof text, "names its planes: the model's bands are its first planes, in order");
     if (moved || s->band_note[0]) band_note(s, path, text); /* in order after another order: said too */
     return moved;
@@ -243,8 +260,8 @@ static int field_channels(find_state *s, const char *path, size_t bands, size_t 
     snprintf(text, sizeof text, "names %lu of its %lu planes (BAND1, ...), not every band the model reads (%s): %s %s "
              "(--channels chooses)", (unsigned long)named, (unsigned long)bands, model_bands, list, m->in_c == 1 ? "is used as it is" : "are used as they are");
   else if (m->in_c > 1 || bands > 1)
-    snprintf(text, sizeof text, "does not name its planes (BAND1, BAND2, ...): the model, which reads %s, is fed %s in that order "
-             "(--channels chooses)", model_bands, list);
+    snprintf(text, sizeof text, "does not name its planes (%s): the model, which reads %s, is fed %s in that order "
+             "(--channels chooses)", ends_with(path, ".npy") ? "no bands.txt" : cards, model_bands, list);
   else return 0; /* one unnamed plane for a one-band model: nothing to choose */
   band_note(s, path, text);
   return 0;

@@ -212,7 +212,7 @@ int lens_cmd_info(int argc, char **argv) {
       const char *p = v, *e;
       for (e = v; *e; e++) lines += *e == '\n' && e[1];
       lines++;
-      printf("  %s: (%lu lines)\n", m->meta_keys[i], (unsigned long)lines);
+      printf("  %s: (%lu line%s)\n", m->meta_keys[i], (unsigned long)lines, lines == 1 ? "" : "s");
       for (; *p; p = *e ? e + 1 : e, line++) {
         e = strchr(p, '\n');
         if (!e) e = p + strlen(p);

@@ -632,35 +632,66 @@ static int object_files_copy(const merge_args *a, const merge_shard *shards, int
   return rc;
 }
 
-/* lens sim's bands.txt (the names of images.npy's planes): the same in every shard, copied once.
- * Shards made before lens sim wrote it have none, and then neither has the merged folder. */
-static int bands_copy(const merge_args *a, const merge_shard *shards, int n) {
-  char path[MERGE_PATH_MAX], tmp[MERGE_PATH_MAX + 8], first[1024], text[1024];
-  size_t len0 = 0, len;
-  int i, rc = 0;
+/* lens sim's bands.txt (the names of images.npy's planes): the same in every shard (checked before
+ * anything is written), copied once. Shards made before lens sim wrote it have none, and then
+ * neither has the merged folder (an older OUT/bands.txt is removed). */
+typedef struct { int have; size_t len; char text[1024]; } merge_bands;
+
+static int bands_check(const merge_shard *shards, int n, merge_bands *b) {
+  char path[MERGE_PATH_MAX], text[1024];
+  size_t len;
+  int i;
   FILE *f;
+  b->have = 0;
   if (strcmp(shards[0].m.command, "sim")) return 0;
   for (i = 0; i < n; i++) {
     snprintf(path, sizeof path, "%s/bands.txt", shards[i].path);
-    if (!(f = fopen(path, "rb"))) {
-      if (i == 0) return 0;
-      return lens_fail("%s: missing, but %s has one: the shards of one run name the same bands", path, shards[0].path);
+    f = fopen(path, "rb");
+    if (!f && errno != ENOENT) return lens_fail("%s: cannot read it: %s", path, strerror(errno));
+    if ((f != NULL) != (i == 0 ? (f != NULL) : b->have)) {
+      if (f) fclose(f);
+      return lens_fail("%s/bands.txt %s, but %s/bands.txt %s: the shards of one run name their bands alike", shards[i].path,
+                       f ? "is there" : "is missing", shards[0].path, b->have ? "is there" : "is missing");
     }
-    len = fread(i ? text : first, 1, sizeof text, f);
+    if (!f) continue;
+    len = fread(i ? text : b->text, 1, sizeof text, f);
     fclose(f);
-    if (i == 0) len0 = len;
-    else if (len != len0 || memcmp(text, first, len))
+    if (i == 0) { b->have = 1; b->len = len; }
+    else if (len != b->len || memcmp(text, b->text, len))
       return lens_fail("%s/bands.txt and %s/bands.txt name other bands: the shards of one run name the same bands", shards[i].path,
                        shards[0].path);
   }
-  snprintf(path, sizeof path, "%s/bands.txt", a->out);
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  return 0;
+}
+
+static int bands_write(const merge_args *a, const merge_bands *b) {
+  char tmp[MERGE_PATH_MAX + 16];
+  FILE *f;
+  int rc = 0;
+  if (!b->have) return 0;
+  snprintf(tmp, sizeof tmp, "%s/bands.txt.tmp", a->out);
   if (!(f = fopen(tmp, "wb"))) return lens_fail("%s: cannot open for writing: %s", tmp, strerror(errno));
-  if (fwrite(first, 1, len0, f) != len0) rc = lens_fail("%s: write failed: %s", tmp, strerror(errno));
+  if (fwrite(b->text, 1, b->len, f) != b->len) rc = lens_fail("%s: write failed: %s", tmp, strerror(errno));
   if (fclose(f) != 0 && !rc) rc = lens_fail("%s: write failed: %s", tmp, strerror(errno));
-  if (!rc && rename(tmp, path) != 0) rc = lens_fail("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
   if (rc) remove(tmp);
   return rc;
+}
+
+/* Into place with the other outputs (rename), or an older one taken away; on failure the .tmp goes. */
+static int bands_finish(const merge_args *a, const merge_bands *b, int failed) {
+  char path[MERGE_PATH_MAX], tmp[MERGE_PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/bands.txt", a->out);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (failed) {
+    if (b->have) remove(tmp);
+    return 0;
+  }
+  if (b->have && rename(tmp, path) != 0) {
+    remove(tmp);
+    return lens_fail("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
+  }
+  if (!b->have && remove(path) != 0 && errno != ENOENT) return lens_fail("%s: an older file, cannot remove it: %s", path, strerror(errno));
+  return 0;
 }
 
 /* Checks everything, writes every output under its temporary name, then renames them all. */
@@ -668,7 +699,9 @@ static int merge(const merge_args *a, merge_shard *shards, int folders) {
   merge_output outs[LENS_SHARD_MAX_FILES];
   char *buf = NULL;
   int n = a->nshards, nout = 0, k, rc, objects[2] = {0, 0};
+  merge_bands bands;
   memset(outs, 0, sizeof outs);
+  memset(&bands, 0, sizeof bands);
   rc = check_out(a, shards, folders);
   if (!rc) rc = read_manifests(shards, n, folders);
   if (!rc) rc = check_run(shards, n, folders);
@@ -683,10 +716,12 @@ static int merge(const merge_args *a, merge_shard *shards, int folders) {
   if (!rc) rc = plan_outputs(a, shards, folders, outs, &nout);
   for (k = 0; k < nout && !rc; k++) rc = check_output(&outs[k], shards, n, folders);
   if (!rc && folders) rc = object_files_check(shards, n, objects);
+  if (!rc && folders) rc = bands_check(shards, n, &bands);
   if (!rc) rc = folders ? lens_make_dirs(a->out) : lens_make_parents(a->out);
   if (!rc && !(buf = (char *)malloc(MERGE_CHUNK))) rc = lens_fail("out of memory");
   for (k = 0; k < nout && !rc; k++) rc = write_output(&outs[k], shards, n, folders, buf);
   if (!rc) rc = object_files_copy(a, shards, n, objects, buf);
+  if (!rc && folders) rc = bands_write(a, &bands);
   for (k = 0; k < nout; k++) {
     if (outs[k].pending && !rc && rename(outs[k].tmp, outs[k].path) != 0)
       rc = lens_fail("%s: cannot rename %s into place: %s", outs[k].path, outs[k].tmp, strerror(errno));
@@ -694,7 +729,10 @@ static int merge(const merge_args *a, merge_shard *shards, int folders) {
     free(outs[k].csv_header);
   }
   free(buf);
-  if (!rc && folders) rc = bands_copy(a, shards, n);
+  if (folders) {
+    int b = bands_finish(a, &bands, rc != 0);
+    if (!rc) rc = b;
+  }
   if (!rc) {
     size_t left = 0;
     int j;

@@ -157,7 +157,7 @@ typedef struct {
   size_t pending_count, object_number, scored, nan_pixels, inf_pixels, filled_pixels;
   int filter_note_shown;    /* the note that --bands files were put in the model's band order by FILTER */
   int cube_note_shown;      /* the note that a cube's planes were put in the model's band order by BANDn */
-  int npy_note_shown;       /* the note that a .npy's planes were fed by the names of its bands.txt */
+  lens_band_notes npy_notes; /* how each .npy's planes were fed (by the names of its bands.txt), for the notes */
   size_t scale_off;         /* FITS objects whose pixels, as the model sees them, differ from its pixel_scale */
   char scale_first[700];    /* the first of them, for the note */
   size_t blank_objects, filled_objects; /* objects with pixels set to 0, and with blanks a resize filled in */
@@ -473,7 +473,7 @@ static int add_npy(predict_state *s, const char *path) {
   if (lensnet_npy_info_read(path, &info, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (!npy_layout(s, path, &info, &n, &c, &h, &w)) return LENS_EXIT_FAIL;
   /* the planes by the names of a bands.txt beside the file (lens sim's), unless --channels says */
-  if (!s->opt->cutout.channel_count && s->model->in_c <= 64 && (rc = lens_npy_band_pick(s->model, path, c, pick, &by_name, &s->npy_note_shown)) != 0)
+  if (!s->opt->cutout.channel_count && s->model->in_c <= 64 && (rc = lens_npy_band_pick(s->model, path, c, pick, &by_name, &s->npy_notes)) != 0)
     return rc;
   if (by_name && !(picked = (float *)malloc(s->model->in_c * h * w * sizeof(float)))) return lens_fail("out of memory");
   s->object_number = base + n;

@@ -197,45 +197,75 @@ static int save_tool_options(lensnet_model *m, const train_args *a) {
   return bad ? lens_fail("out of memory") : 0;
 }
 
-/* band_names for a model trained on a stack with a bands.txt beside it (lens sim writes one:
- * "VIS,Y,J,H"): the names of the planes it reads (--channels picks them), so that lens predict and
- * lens find later feed it named planes by name. A model that names its bands already (--init) keeps
- * its names; a bands.txt that does not fit the stack is left unused, with a note. */
+/* band_names for a model trained on a stack whose planes are named (lens sim's bands.txt beside
+ * its images.npy: "VIS,Y,J,H"; lens_npy_band_names): the names of the planes it reads (--channels
+ * picks them), so that lens predict and lens find later feed it named planes by name. A model
+ * that names its bands already (--init, whose bands pick_by_init_names fed by name) keeps them. */
 static int set_band_names(lensnet_model *m, const train_args *a) {
-  char path[4096], names[1024], list[64][72], out[4096];
-  const char *slash = strrchr(a->data, '/'), *p;
-  size_t got, n = 0, ch[64], k = 0, c, at = 0;
+  char names[4096], file[4096], out[4096];
+  const char *p;
+  size_t n = 0, ch[64], k = 0, c, at = 0;
   lensnet_npy_info info;
   lensnet_error err;
-  FILE *f;
+  int found = 0, rc;
   if (lensnet_model_meta(m, "band_names")) return 0;
-  snprintf(path, sizeof path, "%.*sbands.txt", slash ? (int)(slash - a->data + 1) : 0, a->data);
-  if (!(f = fopen(path, "r"))) return 0;
-  got = fread(names, 1, sizeof names - 1, f);
-  fclose(f);
-  names[got] = 0;
-  for (p = names; *p && *p != '\n' && *p != '\r' && n < 64;) {
-    size_t len = strcspn(p, ",\r\n");
-    while (len && (*p == ' ' || *p == '\t')) p++, len--;
-    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
-    if (len >= sizeof list[0]) len = sizeof list[0] - 1;
-    memcpy(list[n], p, len);
-    list[n++][len] = 0;
-    p += strcspn(p, ",\r\n");
-    if (*p == ',') p++;
-  }
-  if (lensnet_npy_info_read(a->data, &info, &err) != LENSNET_OK || info.ndim != 4 || info.shape[1] != n) {
-    fprintf(stderr, "lens: note: %s does not name the %lu bands of %s: the model gets no band_names\n", path,
-            (unsigned long)(info.ndim == 4 ? info.shape[1] : 0), a->data);
-    return 0;
-  }
+  if ((rc = lens_npy_band_names(a->data, names, sizeof names, &n, file, sizeof file, &found)) != 0 || !found) return rc;
+  if (lensnet_npy_info_read(a->data, &info, &err) != LENSNET_OK || info.ndim != 4 || info.shape[1] != n)
+    return lens_fail("%s names %lu bands (%s) but %s has %lu", file, (unsigned long)n, names, a->data,
+                     (unsigned long)(info.ndim == 4 ? info.shape[1] : 0));
   if (a->channels[0]) {
     if (lensnet_channels_parse(a->channels, ch, 64, &k, &err) != LENSNET_OK) return 0;
   } else
     for (k = 0; k < n && k < 64; k++) ch[k] = k;
-  for (c = 0; c < k && ch[c] < n; c++) at += (size_t)snprintf(out + at, sizeof out - at, "%s%s", c ? "," : "", list[ch[c]]);
+  for (c = 0; c < k && ch[c] < n; c++) { /* name ch[c] of the normalised list */
+    size_t skip = ch[c], len;
+    for (p = names; skip; skip--) p += strcspn(p, ",") + 1;
+    len = strcspn(p, ",");
+    at += (size_t)snprintf(out + at, sizeof out - at, "%s%.*s", c ? "," : "", (int)len, p);
+  }
   if (c < k || k != m->in_c) return 0;
   return lensnet_model_set_meta(m, "band_names", out) != LENSNET_OK ? lens_fail("out of memory") : 0;
+}
+
+/* Fine-tuning an --init model that names its bands (OU-66: J,Y,H,VIS) on a stack whose planes are
+ * named in another order (lens sim's VIS,Y,J,H): without --channels, its planes are taken by name
+ * (ch, *k), as lens predict will feed them to the tuned model, which keeps those names; with
+ * --channels, a note when the planes it picks are not the bands --init names. 0 or the status. */
+static int pick_by_init_names(const train_args *a, size_t bands, size_t *ch, size_t *k) {
+  char names[4096], file[4096];
+  size_t n = 0, c;
+  int found = 0, by_name = 0, rc = 0;
+  lensnet_model *w = NULL;
+  lensnet_error err;
+  lensnet_result r;
+  *k = 0;
+  if (!a->init[0] || a->arch_given) return 0;
+  if ((rc = lens_npy_band_names(a->data, names, sizeof names, &n, file, sizeof file, &found)) != 0 || !found) return rc;
+  if (lensnet_model_load(a->init, &w, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (w->in_c > 64 || !lensnet_model_meta(w, "band_names")) { lensnet_model_free(w); return 0; }
+  r = lensnet_band_pick(w, names, bands, ch, &by_name, &err);
+  if (r == LENSNET_ERR_SHAPE)
+    rc = lens_usage("--init %s: %s (%s); give --channels to pick planes by number", a->init, err.message, file);
+  else if (r != LENSNET_OK)
+    rc = lens_fail("%s: %s (%s)", a->data, err.message, file);
+  else if (a->channels[0]) {
+    size_t given[64], g = 0;
+    if (lensnet_channels_parse(a->channels, given, 64, &g, &err) == LENSNET_OK && g == w->in_c) {
+      for (c = 0; c < g && given[c] == ch[c]; c++) continue;
+      if (c < g)
+        fprintf(stderr, "lens: note: --channels %s feeds planes of %s (%s) to --init's bands %s otherwise than by their names\n", a->channels,
+                a->data, names, lensnet_model_meta(w, "band_names"));
+    }
+  } else if (by_name) {
+    for (c = 0; c < w->in_c && ch[c] == c; c++) continue;
+    if (c < w->in_c || bands != w->in_c) {
+      fprintf(stderr, "lens: note: %s holds %s (%s); --init %s takes %s: its planes are fed by name (--channels takes them by number)\n",
+              a->data, names, file, a->init, lensnet_model_meta(w, "band_names"));
+      *k = w->in_c;
+    }
+  }
+  lensnet_model_free(w);
+  return rc;
 }
 
 /* ---- data ------------------------------------------------------------------------------------ */
@@ -677,6 +707,17 @@ static int fit_new(train_args *a, lensnet_fit_desc *d, lensnet_tensor *images, f
   lensnet_error err;
   lensnet_model *m = NULL;
   int rc;
+  { /* an --init that names its bands takes a named stack's planes by name: as --channels, so saved */
+    static char by_names[64 * 4];
+    size_t named[64], picked = 0, c, at = 0;
+    lensnet_npy_info info;
+    lensnet_error ierr;
+    if (lensnet_npy_info_read(a->data, &info, &ierr) == LENSNET_OK && info.ndim == 4) {
+      if ((rc = pick_by_init_names(a, info.shape[1], named, &picked)) != 0) return rc;
+      for (c = 0; c < picked; c++) at += (size_t)snprintf(by_names + at, sizeof by_names - at, "%s%lu", c ? "," : "", (unsigned long)named[c]);
+      if (picked) a->channels = by_names;
+    }
+  }
   if ((rc = load_data(a, images, labels)) != 0 || (rc = new_model(a, d, images, &m)) != 0) { lensnet_model_free(m); return rc; }
   if (a->task == TASK_REGRESS) {
     d->targets = target_count(a->targets);
