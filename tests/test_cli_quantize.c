@@ -34,6 +34,11 @@ static void test_quantize_and_predict(void) {
   CHECK(strchr(out, '\n') && strstr(out, "p_lens"), "scores written:\n%.200s", out);
   CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/sim/images.npy --n 8 --out " W "/q1.safetensors --quantize-first > /dev/null 2>&1") == 0,
         "--quantize-first runs");
+  /* OU-66 (J,Y,H,VIS) calibrated and tested on lens sim's stack (VIS,Y,J,H, named in its bands.txt):
+   * fed by name, as lens predict feeds it, so the float AUC is lens eval's of lens predict's scores */
+  rc = cli_lens_output(out, sizeof out, "quantize --model weights/OU_66.safetensors --calibration " W "/sim/images.npy --n 8 --out " W
+                                        "/q66.safetensors --test " W "/sim/images.npy --labels " W "/sim/labels.csv");
+  CHECK(rc == 0 && strstr(out, "holds VIS,Y,J,H") && strstr(out, "fed by name"), "lens quantize feeds a named stack by name: %s", out);
 }
 
 static void test_bad_input(void) {

@@ -103,6 +103,19 @@ def test_simulate(tmp):
 def test_predict(tmp, sim, data):
     m = lens.Model(MODEL)
     images = os.path.join(sim, "images.npy")
+    # lens sim names its planes in bands.txt; OU-66 (J, Y, H, VIS) gets them by name from both
+    names = os.path.join(sim, "bands.txt")
+    with open(names) as f:
+        check("lens sim names its planes VIS,Y,J,H in bands.txt", f.read() == "VIS,Y,J,H\n")
+    byname_npy = os.path.join(tmp, "byname.npy")
+    cli("predict", "--model", MODEL, images, "--out", byname_npy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        byname = m.predict_file(images)
+    check("predict_file(lens sim's images.npy): planes fed by bands.txt's names, as lens predict and predict(channels=[2, 1, 3, 0])",
+          same(byname.logits, np.load(byname_npy)) and same(byname.logits, m.predict(data.images, channels=[2, 1, 3, 0]).logits) and
+          any("fed by name" in str(w.message) for w in caught))
+    os.rename(names, names + ".off")  # the checks below compare Python and the tool on the planes in file order
     csv_path, npy_path = os.path.join(tmp, "scores.csv"), os.path.join(tmp, "logits.npy")
     cli("predict", "--model", MODEL, images, "--threads", 2, "--out", csv_path)
     cli("predict", "--model", MODEL, images, "--out", npy_path)

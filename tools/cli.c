@@ -241,6 +241,24 @@ int lens_npy_band_pick(const lensnet_model *m, const char *npy_path, size_t plan
   return 0;
 }
 
+int lens_npy_planes_by_name(const lensnet_model *m, const char *npy_path, float *data, size_t n, size_t hw, lens_band_notes *notes) {
+  size_t pick[64], i, k;
+  int by_name = 0, rc;
+  float *tmp;
+  if (m->in_c > 64) return 0;
+  if ((rc = lens_npy_band_pick(m, npy_path, m->in_c, pick, &by_name, notes)) != 0) return rc;
+  for (k = 0; k < m->in_c && pick[k] == k; k++) continue;
+  if (!by_name || k == m->in_c) return 0;
+  if (!(tmp = (float *)malloc(m->in_c * hw * sizeof(float)))) return lens_fail("out of memory");
+  for (i = 0; i < n; i++) {
+    float *x = data + i * m->in_c * hw;
+    memcpy(tmp, x, m->in_c * hw * sizeof(float));
+    for (k = 0; k < m->in_c; k++) memcpy(x + k * hw, tmp + pick[k] * hw, hw * sizeof(float));
+  }
+  free(tmp);
+  return 0;
+}
+
 int lens_predict_settings(const char *text, char *out, size_t cap) {
   unsigned long mc = 0, sym = 1;
   int mean = 0;

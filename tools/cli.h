@@ -179,6 +179,10 @@ typedef struct { int inputs; char last[512]; } lens_band_notes;
  * or the exit status: a names file that cannot be read or does not fit the stack (1), a model band
  * the stack lacks (2, naming --channels). */
 int lens_npy_band_pick(const lensnet_model *m, const char *npy_path, size_t planes, size_t *pick, int *by_name, lens_band_notes *notes);
+/* The n images [in_c, hw] of a .npy stack with the model's band count put in place into the
+ * model's band order by their names (lens_npy_band_pick), for the commands that read whole stacks
+ * of the model's shape (lens quantize, lens adapt). 0 or the exit status. */
+int lens_npy_planes_by_name(const lensnet_model *m, const char *npy_path, float *data, size_t n, size_t hw, lens_band_notes *notes);
 
 /* Progress line. */
 typedef struct {

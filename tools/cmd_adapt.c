@@ -151,6 +151,12 @@ static int read_image_file(const char *flag, const char *path, const lensnet_mod
     return lens_fail("%s %s: images are %lux%lux%lu but the model takes %lux%lux%lu", flag, path, (unsigned long)images->shape[1],
                      (unsigned long)images->shape[2], (unsigned long)images->shape[3], (unsigned long)m->in_c, (unsigned long)m->in_h,
                      (unsigned long)m->in_w);
+  if (!fits) { /* planes named beside the stack (lens sim's bands.txt) go to the model's bands by name, as lens predict feeds them */
+    lens_band_notes notes;
+    int rc;
+    memset(&notes, 0, sizeof notes);
+    if ((rc = lens_npy_planes_by_name(m, path, images->data, images->shape[0], m->in_h * m->in_w, &notes)) != 0) return rc;
+  }
   if ((bad = lensnet_count_nonfinite(images->data, lensnet_tensor_count(images), &first)) != 0)
     return lens_fail("%s %s: %lu non-finite pixels (NaN or infinite), the first in image %lu; adaptation needs finite pixels", flag, path,
                      (unsigned long)bad, (unsigned long)(first / (m->in_c * m->in_h * m->in_w)));

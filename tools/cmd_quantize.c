@@ -52,6 +52,12 @@ static int quantize_images(const char *path, size_t want, const lensnet_model *m
   if (info.shape[0] == 0) return lens_fail("%s holds no images", path);
   if (want > info.shape[0]) want = info.shape[0];
   if (lensnet_npy_read_rows(path, 0, want, x, &err) != LENSNET_OK) return lens_fail_err(&err);
+  { /* planes named beside the stack (lens sim's bands.txt) go to the model's bands by name, as lens predict feeds them */
+    lens_band_notes notes;
+    int rc;
+    memset(&notes, 0, sizeof notes);
+    if ((rc = lens_npy_planes_by_name(m, path, x->data, want, m->in_h * m->in_w, &notes)) != 0) { lensnet_tensor_free(x); return rc; }
+  }
   if (!(tmp = (float *)malloc(per * sizeof(float)))) { lensnet_tensor_free(x); return lens_fail("out of memory"); }
   memset(&desc, 0, sizeof desc);
   desc.minmax = minmax;

@@ -335,7 +335,9 @@ class Model:
         FILE[i]) or a FITS image or cube (one object); a list of FITS files is one object, one band
         each (lens predict --bands B): when every file's FILTER header names one of the model's
         band_names, each once, the files go to the bands they name, whatever their order (a
-        warning says so), else in the order given (always so with channels=). options: those of
+        warning says so), else in the order given (always so with channels=); a .npy whose planes
+        are named beside it (X.bands.txt, or lens sim's bands.txt beside its images.npy) goes to the
+        model's bands by those names, with a warning, as lens predict feeds it. options: those of
         predict."""
         if isinstance(paths, (list, tuple)):
             if not paths:
@@ -367,6 +369,28 @@ class Model:
         a = read(path, hdu=hdu)
         if path.endswith(".npy"):
             x = self._objects(a)
+            if options.get("channels") is None and self.metadata.get("band_names") and x.shape[1] <= 64:
+                # planes named beside the stack (X.bands.txt; lens sim's bands.txt beside its images.npy) go to
+                # the model's bands by name, as lens predict feeds them
+                names_file = path[:-4] + ".bands.txt"
+                if not os.path.exists(names_file) and os.path.basename(path) == "images.npy":
+                    names_file = os.path.join(os.path.dirname(path), "bands.txt")
+                if os.path.exists(names_file):
+                    try:
+                        with open(names_file, "rb") as f:
+                            text = f.read()
+                    except OSError as e:
+                        raise LensError("%s: cannot read it (%s), so the planes of %s have no names" % (names_file, e, path), 3)
+                    c = len(self.band_names)
+                    pick, named, err = (ctypes.c_size_t * max(c, 1))(), ctypes.c_int(), Error()
+                    check(lib.lensnet_band_pick(self._handle(), ctypes.c_char_p(text), x.shape[1], pick, ctypes.byref(named),
+                                                ctypes.byref(err)), err)
+                    order = list(pick)[:c]
+                    if named.value and (order != list(range(c)) or x.shape[1] != c):
+                        warnings.warn("%s holds %s (%s); the model takes %s: its planes are fed by name (channels= takes them by "
+                                      "number)" % (path, text.decode("utf-8", "replace").strip(), names_file, ",".join(self.band_names)),
+                                      stacklevel=2)
+                        options["channels"] = order
             return self.predict(x, inputs=["%s[%d]" % (path, i) for i in range(x.shape[0])], **options)
         if a.ndim == 4 and a.shape[0] == 1:
             a = a[0]
