@@ -218,13 +218,13 @@ static int field_channels(find_state *s, const char *path, size_t bands, size_t 
     char names[4096], file[4096];
     const char *q = names;
     size_t count = 0;
-    int found = 0, rc = lens_npy_band_names(path, names, sizeof names, &count, file, sizeof file, &found);
+    int have = 0, rc = lens_npy_band_names(path, names, sizeof names, &count, file, sizeof file, &have);
     if (rc) return -rc;
-    if (found && count != bands)
+    if (have && count != bands)
       return -lens_fail("%s names %lu bands (%s) for the %lu planes of %s", file, (unsigned long)count, names, (unsigned long)bands, path);
     for (p = 0; p < bands; p++) {
-      size_t len = found ? strcspn(q, ",") : 0;
-      is_named[p] = found && len < sizeof plane[p];
+      size_t len = have ? strcspn(q, ",") : 0;
+      is_named[p] = have && len < sizeof plane[p];
       if (is_named[p]) { memcpy(plane[p], q, len); plane[p][len] = 0; q += len + (q[len] == ','); }
       named += (size_t)is_named[p];
     }
