@@ -383,13 +383,11 @@ static int simulate(sim_run *r) {
 
 /* DIR/bands.txt: the names of images.npy's planes in order, one line ("VIS,Y,J,H"), as its FITS
  * cutouts' BANDn cards name them; a .npy has no header of its own to hold them, and lens predict
- * feeds the planes to a model by these names (OU-66 takes J,Y,H,VIS). Written whole, then renamed. */
-static int write_bands(sim_run *r) {
-  char path[sizeof r->npy_path], tmp[sizeof r->npy_path + 8];
+ * feeds the planes to a model by these names (OU-66 takes J,Y,H,VIS). Written whole under
+ * `tmp` here; finish_files renames it with the other two. */
+static int write_bands(sim_run *r, const char *tmp) {
   FILE *f;
   int ch, bad;
-  snprintf(path, sizeof path, "%s/bands.txt", r->a->out_dir);
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
   if (!(f = fopen(tmp, "w"))) return lens_fail("sim: cannot write %s: %s", tmp, strerror(errno));
   for (ch = 0; ch < r->ds->channels; ch++) {
     const char *name = r->ds->band[ch]->name, *under = strrchr(name, '_');
@@ -398,11 +396,7 @@ static int write_bands(sim_run *r) {
   fputc('\n', f);
   bad = fflush(f) != 0 || ferror(f);
   bad |= fclose(f) != 0;
-  if (bad || rename(tmp, path) != 0) {
-    remove(tmp);
-    return lens_fail("sim: cannot write %s (disk full?)", path);
-  }
-  return 0;
+  return bad ? lens_fail("sim: %s: write failed (disk full?)", tmp) : 0;
 }
 
 /* Both files complete under their own names. A previous run's labels.csv goes before the new
@@ -410,18 +404,24 @@ static int write_bands(sim_run *r) {
  * renames it finds images without labels, and says so. */
 static int finish_files(sim_run *r) {
   lensnet_error nerr;
+  char bands[sizeof r->npy_path + 16], bands_tmp[sizeof r->npy_path + 24];
   int rc = 0, bad = fflush(r->csv) != 0 || ferror(r->csv);
   bad |= fclose(r->csv) != 0;
   r->csv = NULL;
+  snprintf(bands, sizeof bands, "%s/bands.txt", r->a->out_dir);
+  snprintf(bands_tmp, sizeof bands_tmp, "%s.tmp", bands);
   if (bad) rc = lens_fail("sim: %s: write failed (disk full?)", r->csv_tmp);
+  else if ((rc = write_bands(r, bands_tmp)) != 0) {}
   else if (remove(r->csv_path) != 0 && errno != ENOENT) rc = lens_fail("sim: cannot replace %s: %s", r->csv_path, strerror(errno));
   else if (lensnet_npy_writer_finish(&r->npy, 0, &nerr) != LENSNET_OK)
     rc = lens_fail("sim: %s; '%s' holds no labels.csv until lens sim runs again", nerr.message, r->a->out_dir);
+  else if (rename(bands_tmp, bands) != 0)
+    rc = lens_fail("sim: cannot rename %s into place: %s; '%s' holds no labels.csv until lens sim runs again", bands_tmp,
+                   strerror(errno), r->a->out_dir);
   else if (rename(r->csv_tmp, r->csv_path) != 0)
     rc = lens_fail("sim: cannot rename %s into place: %s; '%s' holds no labels.csv until lens sim runs again", r->csv_tmp,
                    strerror(errno), r->a->out_dir);
-  if (rc) remove(r->csv_tmp); /* (the writer removes its own on failure) */
-  if (!rc) rc = write_bands(r);
+  if (rc) { remove(r->csv_tmp); remove(bands_tmp); } /* (the writer removes its own on failure) */
   return rc;
 }
 
