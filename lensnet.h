@@ -11534,8 +11534,10 @@ static int lensnet__double_text(double v, char *buf, size_t cap) {
   return n;
 }
 
-static double lensnet__fit_number(const lensnet_fit_desc *d, const lensnet_fit_setting *s) {
-  const char *p = (const char *)d + s->offset;
+/* A numeric setting of a desc (lensnet_fit_desc or lensnet_adapt_desc: the table's offsets say
+ * where) as a double. */
+static double lensnet__setting_number(const void *desc, const lensnet_fit_setting *s) {
+  const char *p = (const char *)desc + s->offset;
   switch (s->type) {
     case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: return (double)*(const int *)(const void *)p;
     case LENSNET_SETTING_SIZE: return (double)*(const size_t *)(const void *)p;
@@ -11545,15 +11547,52 @@ static double lensnet__fit_number(const lensnet_fit_desc *d, const lensnet_fit_s
   }
 }
 
-LENSNET_API int lensnet_fit_setting_format(const lensnet_fit_desc *desc, const lensnet_fit_setting *s, char *buf, size_t cap) {
-  lensnet_fit_desc d = lensnet_fit_desc_resolve(desc);
-  const char *p = (const char *)&d + s->offset;
+/* A setting of a resolved desc as text that parses back to the same value. */
+static int lensnet__setting_format(const void *desc, const lensnet_fit_setting *s, char *buf, size_t cap) {
+  const char *p = (const char *)desc + s->offset;
   if (s->type == LENSNET_SETTING_TEXT) return snprintf(buf, cap, "%s", *(const char *const *)(const void *)p);
   if (s->type == LENSNET_SETTING_SEED) {
     char t[24];
     return snprintf(buf, cap, "%s", lensnet__u64_text(*(const uint64_t *)(const void *)p, t));
   }
-  return lensnet__double_text(lensnet__fit_number(&d, s), buf, cap);
+  return lensnet__double_text(lensnet__setting_number(desc, s), buf, cap);
+}
+
+/* Whether text is one of the setting's choices ("a|b|c"); a setting without choices takes any. */
+static int lensnet__setting_choice(const lensnet_fit_setting *s, const char *text) {
+  const char *c = s->choices;
+  size_t n = strlen(text);
+  if (!c) return 1;
+  for (;;) {
+    size_t k = strcspn(c, "|");
+    if (k == n && !strncmp(c, text, n)) return 1;
+    if (!c[k]) return 0;
+    c += k + 1;
+  }
+}
+
+/* A numeric setting from text into desc, checked against its range (whole numbers where the type
+ * is); zero_means_none: a 0 is stored as -1, the desc's "none" for settings whose 0 is the default. */
+static lensnet_result lensnet__setting_store(void *desc, const lensnet_fit_setting *s, const char *text, int zero_means_none,
+                                             lensnet_error *err) {
+  char *p = (char *)desc + s->offset, *end = NULL;
+  double v = strtod(text, &end);
+  if (end == text || *end || !(v >= s->lo && v <= s->hi) || (s->type != LENSNET_SETTING_NUMBER && v != floor(v)))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s takes %s from %g to %g, got '%s'", s->name,
+                         s->type == LENSNET_SETTING_NUMBER ? "a number" : "a whole number", s->lo, s->hi, text);
+  if (v == 0 && zero_means_none) v = -1;
+  switch (s->type) {
+    case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: *(int *)(void *)p = (int)v; break;
+    case LENSNET_SETTING_SIZE: *(size_t *)(void *)p = (size_t)v; break;
+    case LENSNET_SETTING_SEED: *(uint64_t *)(void *)p = (uint64_t)v; break; /* exact: seeds stay below 2^53 */
+    default: *(double *)(void *)p = v; break;
+  }
+  return LENSNET_OK;
+}
+
+LENSNET_API int lensnet_fit_setting_format(const lensnet_fit_desc *desc, const lensnet_fit_setting *s, char *buf, size_t cap) {
+  lensnet_fit_desc d = lensnet_fit_desc_resolve(desc);
+  return lensnet__setting_format(&d, s, buf, cap);
 }
 
 /* "flip,rot90,rot180,shift=N,noise=SIGMA" (or "none"). */
@@ -11614,17 +11653,8 @@ static lensnet_result lensnet__class_weights(const char *text, const float *labe
 
 static lensnet_result lensnet__fit_check_text(const lensnet_fit_setting *s, const char *v, lensnet_error *err) {
   lensnet__augment a;
-  if (s->choices) {
-    const char *p = s->choices;
-    size_t n = strlen(v);
-    for (;;) {
-      size_t k = strcspn(p, "|");
-      if (k == n && !strncmp(p, v, n)) return LENSNET_OK;
-      if (!p[k]) break;
-      p += k + 1;
-    }
-    return lensnet__fail(err, LENSNET_ERR_ARG, "%s must be one of %s, got '%s'", s->name, s->choices, v);
-  }
+  if (!lensnet__setting_choice(s, v)) return lensnet__fail(err, LENSNET_ERR_ARG, "%s must be one of %s, got '%s'", s->name, s->choices, v);
+  if (s->choices) return LENSNET_OK;
   if (!strcmp(s->name, "augment")) return lensnet__augment_parse(v, &a, err);
   if (!strcmp(s->name, "class_weights") && strcmp(v, "auto") && strcmp(v, "none")) {
     const char *p = v;
@@ -11641,25 +11671,12 @@ static lensnet_result lensnet__fit_check_text(const lensnet_fit_setting *s, cons
 
 LENSNET_API lensnet_result lensnet_fit_setting_parse(lensnet_fit_desc *desc, const lensnet_fit_setting *s, const char *text,
                                                      lensnet_error *err) {
-  char *p = (char *)desc + s->offset, *end;
-  double v;
   if (s->type == LENSNET_SETTING_TEXT) {
     lensnet_result r = lensnet__fit_check_text(s, text, err);
-    if (r == LENSNET_OK) *(const char **)(void *)p = text;
+    if (r == LENSNET_OK) *(const char **)(void *)((char *)desc + s->offset) = text;
     return r;
   }
-  v = strtod(text, &end);
-  if (end == text || *end || !(v >= s->lo && v <= s->hi) || (s->type != LENSNET_SETTING_NUMBER && v != floor(v)))
-    return lensnet__fail(err, LENSNET_ERR_ARG, "%s takes %s from %g to %g, got '%s'", s->name,
-                         s->type == LENSNET_SETTING_NUMBER ? "a number" : "a whole number", s->lo, s->hi, text);
-  if (v == 0 && lensnet__fit_zero_is_default(s)) v = -1;
-  switch (s->type) {
-    case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: *(int *)(void *)p = (int)v; break;
-    case LENSNET_SETTING_SIZE: *(size_t *)(void *)p = (size_t)v; break;
-    case LENSNET_SETTING_SEED: *(uint64_t *)(void *)p = (uint64_t)v; break; /* exact: seeds stay below 2^53 */
-    default: *(double *)(void *)p = v; break;
-  }
-  return LENSNET_OK;
+  return lensnet__setting_store(desc, s, text, lensnet__fit_zero_is_default(s), err);
 }
 
 /* Every setting of a resolved desc within its range and choices. */
@@ -11671,7 +11688,7 @@ static lensnet_result lensnet__fit_check_settings(const lensnet_fit_desc *d, len
       lensnet_result r = lensnet__fit_check_text(s, *(const char *const *)(const void *)((const char *)d + s->offset), err);
       if (r != LENSNET_OK) return r;
     } else {
-      double v = lensnet__fit_number(d, s);
+      double v = lensnet__setting_number(d, s);
       if (!(v >= s->lo && v <= s->hi)) return lensnet__fail(err, LENSNET_ERR_ARG, "%s = %g is outside %g..%g", s->name, v, s->lo, s->hi);
     }
   }
@@ -11837,22 +11854,57 @@ typedef struct {
   char fingerprint[17];             /* train.data_fingerprint (lensnet__fit_scan) */
 } lensnet__fit;
 
+/* ---- a run's directory (lensnet_fit, lensnet_adapt) ---- */
+
+/* add appended to a growing text (a run's history). */
+static lensnet_result lensnet__text_append(char **text, size_t *len, const char *add, lensnet_error *err) {
+  size_t n = strlen(add);
+  char *h = LENSNET__CAST(char *, LENSNET_REALLOC(*text, *len + n + 1));
+  if (!h) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  memcpy(h + *len, add, n + 1);
+  *text = h;
+  *len += n;
+  return LENSNET_OK;
+}
+
+/* DIR/NAME into path. */
+static lensnet_result lensnet__run_file(const char *dir, const char *name, char *path, size_t cap, lensnet_error *err) {
+  if ((size_t)snprintf(path, cap, "%s/%s", dir, name) >= cap) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: path too long", dir);
+  return LENSNET_OK;
+}
+
+/* DIR/history.csv from the history the run holds, replaced whole. */
+static lensnet_result lensnet__run_write_history(const char *dir, const char *history, size_t len, lensnet_error *err) {
+  char path[4096];
+  lensnet__chunk chunk;
+  lensnet_result r = lensnet__run_file(dir, "history.csv", path, sizeof path, err);
+  if (r != LENSNET_OK) return r;
+  chunk.data = history;
+  chunk.len = len;
+  return lensnet__write_atomic(path, &chunk, 1, err);
+}
+
+/* A run's scaling into *minmax: preprocess ("minmax" or "none") when given, else minmax when set,
+ * else the model's own (what it was trained on); *preprocess is then cleared. */
+static lensnet_result lensnet__run_scaling(const char *who, const char **preprocess, int *minmax, const lensnet_model *m,
+                                           lensnet_error *err) {
+  if (*preprocess && strcmp(*preprocess, "minmax") != 0 && strcmp(*preprocess, "none") != 0)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s: preprocess \"%.40s\" is neither \"minmax\" nor \"none\"", who, *preprocess);
+  if (*preprocess) *minmax = !strcmp(*preprocess, "minmax");
+  else if (!*minmax && m) {
+    lensnet_result r = lensnet_model_preprocess(m, minmax, NULL, err);
+    if (r != LENSNET_OK) return r;
+  }
+  *preprocess = NULL;
+  return LENSNET_OK;
+}
+
 static void lensnet__fit_free(lensnet__fit *f) {
   LENSNET_FREE(f->split); LENSNET_FREE(f->order); LENSNET_FREE(f->bx); LENSNET_FREE(f->by); LENSNET_FREE(f->logits);
   LENSNET_FREE(f->grad); LENSNET_FREE(f->img); LENSNET_FREE(f->class_w); LENSNET_FREE(f->history);
   LENSNET_FREE(f->t_mean); LENSNET_FREE(f->t_std);
   lensnet_trainer_free(f->t);
   lensnet_optimizer_free(f->opt);
-}
-
-static lensnet_result lensnet__fit_history_add(lensnet__fit *f, const char *row, lensnet_error *err) {
-  size_t add = strlen(row);
-  char *h = LENSNET__CAST(char *, LENSNET_REALLOC(f->history, f->history_len + add + 1));
-  if (!h) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
-  memcpy(h + f->history_len, row, add + 1);
-  f->history = h;
-  f->history_len += add;
-  return LENSNET_OK;
 }
 
 static int lensnet__list_entry(const char *list, size_t k, const char **start, size_t *len);
@@ -12281,22 +12333,6 @@ static lensnet_result lensnet__fit_validate(lensnet__fit *f, lensnet_fit_progres
   return LENSNET_OK;
 }
 
-static lensnet_result lensnet__fit_path(const lensnet__fit *f, const char *name, char *path, size_t cap, lensnet_error *err) {
-  if ((size_t)snprintf(path, cap, "%s/%s", f->d.out_dir, name) >= cap) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: path too long", f->d.out_dir);
-  return LENSNET_OK;
-}
-
-/* history.csv from the history the run holds. */
-static lensnet_result lensnet__fit_write_history(const lensnet__fit *f, lensnet_error *err) {
-  char path[4096];
-  lensnet__chunk chunk;
-  lensnet_result r = lensnet__fit_path(f, "history.csv", path, sizeof path, err);
-  if (r != LENSNET_OK) return r;
-  chunk.data = f->history;
-  chunk.len = f->history_len;
-  return lensnet__write_atomic(path, &chunk, 1, err);
-}
-
 /* The epoch's state into the metadata (epoch, losses, best loss, history, streams), then the
  * files: best.safetensors if asked, checkpoint.safetensors, history.csv. */
 static lensnet_result lensnet__fit_save(lensnet__fit *f, const lensnet_fit_progress *p, int best, lensnet_error *err) {
@@ -12318,12 +12354,12 @@ static lensnet_result lensnet__fit_save(lensnet__fit *f, const lensnet_fit_progr
   if (r == LENSNET_OK) r = lensnet__state_meta(f->m, f->opt, f->t, &f->data_rng);
   if (r != LENSNET_OK) return lensnet__fail(err, r, "out of memory");
   if (!f->d.out_dir) return LENSNET_OK;
-  if (best && ((r = lensnet__fit_path(f, "best.safetensors", path, sizeof path, err)) != LENSNET_OK ||
+  if (best && ((r = lensnet__run_file(f->d.out_dir, "best.safetensors", path, sizeof path, err)) != LENSNET_OK ||
                (r = lensnet_model_save(f->m, path, err)) != LENSNET_OK)) return r;
   if (!p->epoch_done) return LENSNET_OK;
-  if ((r = lensnet__fit_path(f, "checkpoint.safetensors", path, sizeof path, err)) != LENSNET_OK ||
+  if ((r = lensnet__run_file(f->d.out_dir, "checkpoint.safetensors", path, sizeof path, err)) != LENSNET_OK ||
       (r = lensnet_checkpoint_save(path, f->m, f->opt, f->t, &f->data_rng, err)) != LENSNET_OK) return r;
-  return lensnet__fit_write_history(f, err);
+  return lensnet__run_write_history(f->d.out_dir, f->history, f->history_len, err);
 }
 
 /* The epochs from f->epoch to the end, or until the progress callback asks to stop. */
@@ -12340,7 +12376,7 @@ static lensnet_result lensnet__fit_run(lensnet__fit *f, lensnet_error *err) {
     if ((r = lensnet__fit_train_epoch(f, &p, t0, &stop, err)) != LENSNET_OK || (r = lensnet__fit_validate(f, &p, err)) != LENSNET_OK) return r;
     p.seconds = lensnet__fit_seconds(f) - t0;
     snprintf(row, sizeof row, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.2f\n", p.epoch, p.lr, p.train_loss, p.train_acc, p.val_loss, p.val_acc, p.seconds);
-    if ((r = lensnet__fit_history_add(f, row, err)) != LENSNET_OK) return r;
+    if ((r = lensnet__text_append(&f->history, &f->history_len, row, err)) != LENSNET_OK) return r;
     f->epoch = p.epoch;
     p.epoch_done = 1;
     p.best = f->n_val && p.val_loss < f->best_val_loss;
@@ -12363,18 +12399,13 @@ LENSNET_API lensnet_result lensnet_fit(lensnet_model *m, const lensnet_fit_desc 
   if (m && m->values && lensnet__uninitialised(m))
     return lensnet__fail(err, LENSNET_ERR_ARG, "every weight of the model is 0, as lensnet_model_create leaves them: start it with "
                          "lensnet_model_init or lensnet_model_init_he, or load weights");
-  /* the scaling: desc's preprocess, else its minmax, else the model's own (what it was trained on) */
   memset(&d, 0, sizeof d);
   if (desc) d = *desc;
-  if (d.preprocess && strcmp(d.preprocess, "minmax") != 0 && strcmp(d.preprocess, "none") != 0)
-    return lensnet__fail(err, LENSNET_ERR_ARG, "fit: preprocess \"%.40s\" is neither \"minmax\" nor \"none\"", d.preprocess);
-  if (d.preprocess) d.minmax = !strcmp(d.preprocess, "minmax");
-  else if (!d.minmax && m && (r = lensnet_model_preprocess(m, &d.minmax, NULL, err)) != LENSNET_OK) return r;
-  d.preprocess = NULL;
+  if ((r = lensnet__run_scaling("fit", &d.preprocess, &d.minmax, m, err)) != LENSNET_OK) return r;
   r = lensnet__fit_setup(&f, m, &d, err);
   if (r == LENSNET_OK && lensnet__fit_settings_meta(&f) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   if (r == LENSNET_OK)
-    r = lensnet__fit_history_add(&f, f.targets ? "epoch,lr,train_loss,train_rms,val_loss,val_rms,seconds\n"
+    r = lensnet__text_append(&f.history, &f.history_len, f.targets ? "epoch,lr,train_loss,train_rms,val_loss,val_rms,seconds\n"
                                                : "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds\n", err);
   if (r == LENSNET_OK) r = lensnet__fit_run(&f, err);
   lensnet__fit_free(&f);
@@ -12413,7 +12444,7 @@ static lensnet_result lensnet__fit_restore(lensnet__fit *f, const lensnet_safete
   v = lensnet_safetensors_meta(st, "train.best_val_loss");
   f->best_val_loss = v ? strtod(v, NULL) : INFINITY;
   v = lensnet_safetensors_meta(st, "train.history");
-  if ((r = lensnet__fit_history_add(f, v ? v : "", err)) != LENSNET_OK) return r;
+  if ((r = lensnet__text_append(&f->history, &f->history_len, v ? v : "", err)) != LENSNET_OK) return r;
   return lensnet__checkpoint_state(st, f->m, f->opt, f->t, &f->data_rng, err);
 }
 
@@ -12446,7 +12477,7 @@ LENSNET_API lensnet_result lensnet_fit_resume(const char *dir, const lensnet_fit
   if (r != LENSNET_OK) lensnet__prefix_path(err, path);
   /* history.csv again from the checkpoint's history: a run stopped between renaming its last
    * checkpoint and its history has an older history.csv, and no epoch is left to rewrite it */
-  else if ((r = lensnet__fit_write_history(&f, err)) == LENSNET_OK) r = lensnet__fit_run(&f, err);
+  else if ((r = lensnet__run_write_history(f.d.out_dir, f.history, f.history_len, err)) == LENSNET_OK) r = lensnet__fit_run(&f, err);
   lensnet__fit_free(&f);
   lensnet_safetensors_free(&st);
   if (r == LENSNET_OK) *out = m;
@@ -12520,57 +12551,19 @@ LENSNET_API int lensnet_adapt_setting_applies(const lensnet_fit_setting *s, cons
 }
 
 /* A setting's value in a desc, as a number. */
-static double lensnet__adapt_number(const lensnet_adapt_desc *d, const lensnet_fit_setting *s) {
-  const char *p = (const char *)d + s->offset;
-  switch (s->type) {
-    case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: return (double)*(const int *)(const void *)p;
-    case LENSNET_SETTING_SIZE: return (double)*(const size_t *)(const void *)p;
-    case LENSNET_SETTING_SEED: return (double)*(const uint64_t *)(const void *)p;
-    case LENSNET_SETTING_NUMBER: return *(const double *)(const void *)p;
-    default: return 0.0;
-  }
-}
-
 LENSNET_API lensnet_result lensnet_adapt_setting_parse(lensnet_adapt_desc *desc, const lensnet_fit_setting *s, const char *text,
                                                        lensnet_error *err) {
-  char *p = (char *)desc + s->offset, *end = NULL;
-  double v;
   if (s->type == LENSNET_SETTING_TEXT) {
-    if (s->choices) {
-      const char *c = s->choices;
-      size_t n = strlen(text);
-      while (*c) {
-        size_t len = strcspn(c, "|");
-        if (len == n && !strncmp(c, text, n)) break;
-        c += len + (c[len] == '|');
-      }
-      if (!*c) return lensnet__fail(err, LENSNET_ERR_ARG, "%s '%s' is not one of %s", s->name, text, s->choices);
-    }
-    *(const char **)(void *)p = text;
+    if (!lensnet__setting_choice(s, text)) return lensnet__fail(err, LENSNET_ERR_ARG, "%s must be one of %s, got '%s'", s->name, s->choices, text);
+    *(const char **)(void *)((char *)desc + s->offset) = text;
     return LENSNET_OK;
   }
-  v = strtod(text, &end);
-  if (end == text || *end || !(v >= s->lo && v <= s->hi) || (s->type != LENSNET_SETTING_NUMBER && v != floor(v)))
-    return lensnet__fail(err, LENSNET_ERR_ARG, "%s takes %s from %g to %g, got '%s'", s->name,
-                         s->type == LENSNET_SETTING_NUMBER ? "a number" : "a whole number", s->lo, s->hi, text);
-  switch (s->type) {
-    case LENSNET_SETTING_FLAG: case LENSNET_SETTING_INT: *(int *)(void *)p = (int)v; break;
-    case LENSNET_SETTING_SIZE: *(size_t *)(void *)p = (size_t)v; break;
-    case LENSNET_SETTING_SEED: *(uint64_t *)(void *)p = (uint64_t)v; break;
-    default: *(double *)(void *)p = v; break;
-  }
-  return LENSNET_OK;
+  return lensnet__setting_store(desc, s, text, 0, err);
 }
 
 LENSNET_API int lensnet_adapt_setting_format(const lensnet_adapt_desc *desc, const lensnet_fit_setting *s, char *buf, size_t cap) {
   lensnet_adapt_desc d = lensnet_adapt_desc_resolve(desc);
-  const char *p = (const char *)&d + s->offset;
-  if (s->type == LENSNET_SETTING_TEXT) return snprintf(buf, cap, "%s", *(const char *const *)(const void *)p);
-  if (s->type == LENSNET_SETTING_SEED) {
-    char t[24];
-    return snprintf(buf, cap, "%s", lensnet__u64_text(*(const uint64_t *)(const void *)p, t));
-  }
-  return lensnet__double_text(lensnet__adapt_number(&d, s), buf, cap);
+  return lensnet__setting_format(&d, s, buf, cap);
 }
 
 LENSNET_API lensnet_adapt_desc lensnet_adapt_desc_resolve(const lensnet_adapt_desc *desc) {
@@ -12641,16 +12634,6 @@ static void lensnet__adapt_free(lensnet__adapt *a) {
   LENSNET_FREE(a->history); LENSNET_FREE(a->bn); LENSNET_FREE(a->bn_sum); LENSNET_FREE(a->bn_sq); LENSNET_FREE(a->bn_ref);
 }
 
-static lensnet_result lensnet__adapt_history_add(lensnet__adapt *a, const char *row, lensnet_error *err) {
-  size_t add = strlen(row);
-  char *h = LENSNET__CAST(char *, LENSNET_REALLOC(a->history, a->history_len + add + 1));
-  if (!h) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
-  memcpy(h + a->history_len, row, add + 1);
-  a->history = h;
-  a->history_len += add;
-  return LENSNET_OK;
-}
-
 /* The data against the model: shapes, label ranges, finite settings. */
 static lensnet_result lensnet__adapt_check(const lensnet_model *m, const lensnet_adapt_desc *d, lensnet_error *err) {
   const lensnet_tensor *sets[2];
@@ -12685,7 +12668,7 @@ static lensnet_result lensnet__adapt_check(const lensnet_model *m, const lensnet
     return lensnet__fail(err, LENSNET_ERR_ARG, "views '%.40s' is not flip-rot90, rot180 or none", d->views);
   for (k = 0; k < LENSNET__ADAPT_COUNT; k++) {
     const lensnet_fit_setting *s = &lensnet__adapt_table[k];
-    double v = lensnet__adapt_number(d, s);
+    double v = lensnet__setting_number(d, s);
     if (s->type != LENSNET_SETTING_TEXT && !(v >= s->lo && v <= s->hi))
       return lensnet__fail(err, LENSNET_ERR_ARG, "%s = %g is outside %g..%g", s->name, v, s->lo, s->hi);
   }
@@ -13193,21 +13176,6 @@ static lensnet_result lensnet__adapt_get_values(const lensnet_safetensors *st, c
   return LENSNET_OK;
 }
 
-static lensnet_result lensnet__adapt_path(const lensnet__adapt *a, const char *name, char *path, size_t cap, lensnet_error *err) {
-  if ((size_t)snprintf(path, cap, "%s/%s", a->d.out_dir, name) >= cap) return lensnet__fail(err, LENSNET_ERR_ARG, "%s: path too long", a->d.out_dir);
-  return LENSNET_OK;
-}
-
-static lensnet_result lensnet__adapt_write_history(const lensnet__adapt *a, lensnet_error *err) {
-  char path[4096];
-  lensnet__chunk chunk;
-  lensnet_result r = lensnet__adapt_path(a, "history.csv", path, sizeof path, err);
-  if (r != LENSNET_OK) return r;
-  chunk.data = a->history;
-  chunk.len = a->history_len;
-  return lensnet__write_atomic(path, &chunk, 1, err);
-}
-
 /* The run's state into m's metadata (so every file of the epoch carries it, as lensnet_fit's do):
  * the epoch, the step, the optimisers' steps, the streams, the history. */
 static lensnet_result lensnet__adapt_state_meta(const lensnet__adapt *a, lensnet_model *m) {
@@ -13245,7 +13213,7 @@ static lensnet_result lensnet__adapt_save(lensnet__adapt *a, lensnet_error *err)
     if (lensnet_model_set_meta(res, a->m->meta_keys[i], a->m->meta_values[i]) != LENSNET_OK) r = LENSNET_ERR_NOMEM;
   if (r != LENSNET_OK) return lensnet__fail(err, r, "out of memory");
   if (!a->d.out_dir) return LENSNET_OK;
-  if ((r = lensnet__adapt_path(a, "best.safetensors", path, sizeof path, err)) != LENSNET_OK || (r = lensnet_model_save(res, path, err)) != LENSNET_OK)
+  if ((r = lensnet__run_file(a->d.out_dir, "best.safetensors", path, sizeof path, err)) != LENSNET_OK || (r = lensnet_model_save(res, path, err)) != LENSNET_OK)
     return r;
   if ((r = lensnet__model_to_safetensors(a->m, &st)) != LENSNET_OK) return lensnet__fail(err, r, "out of memory");
   if (a->aux) r = lensnet__adapt_add_values(&st, aux, a->aux, a->aux->values, 0);
@@ -13255,10 +13223,10 @@ static lensnet_result lensnet__adapt_save(lensnet__adapt *a, lensnet_error *err)
   if (r == LENSNET_OK && a->disc) r = lensnet__adapt_add_values(&st, "adapt.disc_opt.m.", a->disc, a->dopt->m, 1);
   if (r == LENSNET_OK && a->disc) r = lensnet__adapt_add_values(&st, "adapt.disc_opt.v.", a->disc, a->dopt->v, 1);
   if (r != LENSNET_OK) lensnet__fail(err, r, "out of memory");
-  else if ((r = lensnet__adapt_path(a, "checkpoint.safetensors", path, sizeof path, err)) == LENSNET_OK)
+  else if ((r = lensnet__run_file(a->d.out_dir, "checkpoint.safetensors", path, sizeof path, err)) == LENSNET_OK)
     r = lensnet_safetensors_write(path, &st, err);
   lensnet_safetensors_free(&st);
-  return r == LENSNET_OK ? lensnet__adapt_write_history(a, err) : r;
+  return r == LENSNET_OK ? lensnet__run_write_history(a->d.out_dir, a->history, a->history_len, err) : r;
 }
 
 /* The state of a checkpoint already read: networks, optimisers, streams, epoch, step, history. */
@@ -13289,7 +13257,7 @@ static lensnet_result lensnet__adapt_restore(lensnet__adapt *a, const lensnet_sa
   if (r == LENSNET_OK && a->disc) r = lensnet__adapt_get_values(st, "adapt.disc_opt.m.", a->disc, a->dopt->m, 1, err);
   if (r == LENSNET_OK && a->disc) r = lensnet__adapt_get_values(st, "adapt.disc_opt.v.", a->disc, a->dopt->v, 1, err);
   v = lensnet_safetensors_meta(st, "adapt.history");
-  if (r == LENSNET_OK) r = lensnet__adapt_history_add(a, v ? v : "", err);
+  if (r == LENSNET_OK) r = lensnet__text_append(&a->history, &a->history_len, v ? v : "", err);
   return r;
 }
 
@@ -13333,7 +13301,7 @@ static lensnet_result lensnet__adapt_run(lensnet__adapt *a, lensnet_error *err) 
     if (p.target_acc == p.target_acc) snprintf(acc, sizeof acc, "%.6f", p.target_acc);
     if (p.target_auc == p.target_auc) snprintf(auc, sizeof auc, "%.6f", p.target_auc);
     snprintf(row, sizeof row, "%d,%.6f,%.6f,%s,%s,%.2f\n", p.epoch, p.loss[0], p.loss[1], acc, auc, p.seconds);
-    if ((r = lensnet__adapt_history_add(a, row, err)) != LENSNET_OK) return r;
+    if ((r = lensnet__text_append(&a->history, &a->history_len, row, err)) != LENSNET_OK) return r;
     a->epoch = p.epoch;
     if ((r = lensnet__adapt_save(a, err)) != LENSNET_OK) return r;
     p.epoch_done = 1;
@@ -13352,19 +13320,14 @@ LENSNET_API lensnet_result lensnet_adapt(lensnet_model *m, const lensnet_adapt_d
   lensnet_adapt_desc d;
   char header[128];
   lensnet_result r;
-  /* the scaling: desc's preprocess, else its minmax, else the model's own (what it was trained on) */
   memset(&d, 0, sizeof d);
   if (desc) d = *desc;
-  if (d.preprocess && strcmp(d.preprocess, "minmax") != 0 && strcmp(d.preprocess, "none") != 0)
-    return lensnet__fail(err, LENSNET_ERR_ARG, "adapt: preprocess \"%.40s\" is neither \"minmax\" nor \"none\"", d.preprocess);
-  if (d.preprocess) d.minmax = !strcmp(d.preprocess, "minmax");
-  else if (!d.minmax && m && (r = lensnet_model_preprocess(m, &d.minmax, NULL, err)) != LENSNET_OK) return r;
-  d.preprocess = NULL;
+  if ((r = lensnet__run_scaling("adapt", &d.preprocess, &d.minmax, m, err)) != LENSNET_OK) return r;
   r = lensnet__adapt_setup(&a, m, &d, err);
   if (r == LENSNET_OK && lensnet__adapt_settings_meta(&a, m) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   if (r == LENSNET_OK) {
     snprintf(header, sizeof header, "epoch,%s,%s,target_acc,target_auc,seconds\n", lensnet__adapt_losses[a.method][0], lensnet__adapt_losses[a.method][1]);
-    r = lensnet__adapt_history_add(&a, header, err);
+    r = lensnet__text_append(&a.history, &a.history_len, header, err);
   }
   if (r == LENSNET_OK) r = lensnet__adapt_run(&a, err);
   if (r == LENSNET_OK) lensnet__adapt_finish(&a);
@@ -13398,7 +13361,7 @@ LENSNET_API lensnet_result lensnet_adapt_resume(const char *dir, const lensnet_a
   if (r == LENSNET_OK) r = lensnet__fingerprint_check(&st, "adapt.data_fingerprint", m, err);
   if (r == LENSNET_OK) r = lensnet__adapt_restore(&a, &st, err);
   if (r != LENSNET_OK) lensnet__prefix_path(err, path);
-  else if ((r = lensnet__adapt_write_history(&a, err)) == LENSNET_OK) r = lensnet__adapt_run(&a, err);
+  else if ((r = lensnet__run_write_history(a.d.out_dir, a.history, a.history_len, err)) == LENSNET_OK) r = lensnet__adapt_run(&a, err);
   if (r == LENSNET_OK) lensnet__adapt_finish(&a);
   lensnet__adapt_free(&a);
   lensnet_safetensors_free(&st);

@@ -1492,6 +1492,10 @@ static void lenssim__mass_prepare(const lenssim_mass *m, double scale, lenssim__
  * ln(x/2) + arccos(1/x)/sqrt(x^2-1) (x > 1); x floored at 1e-6 as lenstronomy does. */
 static double lenssim__nfw_g(double x) {
   if (x < 1e-6) x = 1e-6;
+  if (fabs(x - 1.0) < 1e-3) { /* both branches cancel 0/0 near x = 1: Taylor series of the ratio */
+    double e = x - 1.0;
+    return log(x / 2.0) + 1.0 + e * (-2.0 / 3.0 + e * (7.0 / 15.0 + e * (-12.0 / 35.0 + e * (0.26349206349206349 + e * -0.21067821067821068))));
+  }
   if (x < 1.0) return log(x / 2.0) + acosh(1.0 / x) / sqrt(1.0 - x * x);
   if (x == 1.0) return 1.0 + log(0.5);
   return log(x / 2.0) + acos(1.0 / x) / sqrt(x * x - 1.0);
@@ -1500,6 +1504,10 @@ static double lenssim__nfw_g(double x) {
 /* NFW's F(x), the projected density shape: kappa = 2 rho0 Rs F(x). */
 static double lenssim__nfw_F(double x) {
   if (x < 1e-7) x = 1e-7;
+  if (fabs(x - 1.0) < 1e-3) { /* (1 - ~1)/(x^2 - 1) loses all digits near x = 1: Taylor series */
+    double e = x - 1.0;
+    return 1.0 / 3.0 + e * (-0.4 + e * (13.0 / 35.0 + e * (-20.0 / 63.0 + e * (0.26406926406926407 + e * -0.21911421911421911))));
+  }
   if (x < 1.0) return (1.0 - 2.0 / sqrt(1.0 - x * x) * atanh(sqrt((1.0 - x) / (1.0 + x)))) / (x * x - 1.0);
   if (x == 1.0) return 1.0 / 3.0;
   return (1.0 - 2.0 / sqrt(x * x - 1.0) * atan(sqrt((x - 1.0) / (1.0 + x)))) / (x * x - 1.0);

@@ -400,6 +400,26 @@ static void test_convergence_matches_deflection(void) {
     alpha_at(&model, 3.0 * cos(0.3), 0.1 + 3.0 * sin(0.3), &ax, &ay);
     CHECK(fabs(sqrt(ax * ax + ay * ay) - 0.9) < 1e-12, "NFW |alpha(Rs)| = %.15g, expected alpha_Rs = 0.9", sqrt(ax * ax + ay * ay));
   }
+  /* NFW beside R = Rs, where the closed forms of F and g are 0/0: kappa and |alpha| against
+   * values computed with mpmath at 50 digits (Rs = 1, alpha_Rs = 1; Golse & Kneib 2002's F and g) */
+  {
+    static const double ref[6][3] = {{0.999999999, 0.54314855953026651, 0.99999999991370288},
+                                     {0.999999, 0.54314921065736412, 0.99999991370268732},
+                                     {0.9995, 0.54347459938417276, 0.99995680268892041},
+                                     {1.0000000001, 0.54314855881331042, 1.0000000000086297},
+                                     {1.000001, 0.54314790710082281, 1.0000000862969228},
+                                     {1.0004, 0.54288794437276016, 1.0000344876692959}};
+    lenssim_mass nfw = make_mass(LENSSIM_MASS_NFW);
+    lenssim_lens_model model;
+    nfw.Rs = 1.0; nfw.alpha_Rs = 1.0; nfw.center_x = 0.0; nfw.center_y = 0.0;
+    model = single_plane(&nfw, 1);
+    for (i = 0; i < 6; i++) {
+      double ax, ay, kappa = lenssim_convergence(&model, ref[i][0], 0.0);
+      alpha_at(&model, ref[i][0], 0.0, &ax, &ay);
+      CHECK(fabs(kappa - ref[i][1]) < 1e-12 * ref[i][1], "NFW kappa at R/Rs = %.10g: %.17g, mpmath %.17g", ref[i][0], kappa, ref[i][1]);
+      CHECK(fabs(ax - ref[i][2]) < 1e-12 && fabs(ay) < 1e-15, "NFW alpha at R/Rs = %.10g: (%.17g, %g), mpmath (%.17g, 0)", ref[i][0], ax, ay, ref[i][2]);
+    }
+  }
 }
 
 static void test_shear_sheet_magnification(void) {
