@@ -172,6 +172,16 @@ static void test_refusals(void) {
   CHECK(cli_lens(OU66_INPUTS " --index 6 --method saliency --out build/explain_made/a/b > " LOG " 2>&1", dir) != 0 &&
             access("build/explain_made", F_OK) != 0,
         "a failure found after the --out folders were made takes them away");
+  /* a method refusing its settings (a patch larger than the input) writes nothing: no folder of a
+   * lone image.png, and an earlier run's image.png is kept */
+  CHECK(cli_lens(OU66_INPUTS " --method occlusion --patch 100 --out build/explain_made > " LOG " 2>&1", dir) == 2 &&
+            access("build/explain_made", F_OK) != 0,
+        "--patch 100 on 66 pixels fails as a usage error and leaves no folder");
+  cli_shell("mkdir -p build/explain_made && echo earlier > build/explain_made/image.png");
+  CHECK(cli_lens(OU66_INPUTS " --method occlusion --patch 100 --out build/explain_made > " LOG " 2>&1", dir) == 2 &&
+            cli_file_has("build/explain_made/image.png", "earlier"),
+        "and an earlier run's image.png stays as it was");
+  cli_shell("rm -rf build/explain_made");
 }
 
 /* ---- --channels: the cutout recipe lens predict and lens explain share ---------------------- */

@@ -80,11 +80,36 @@ static void test_csv_edges(void) {
   CHECK(cli_lens("plot roc --scores build/plot_nan.csv --out build/plot_nonl.png > build/plot_out.txt 2>&1") == 1 && !check_file_exists("build/plot_nonl.png"),
         "a NaN score fails, drawing nothing");
   cli_text("build/plot_out.txt", text, sizeof text);
-  CHECK(strstr(text, "row 3") && strstr(text, "not a finite number"), "and names the row: %s", text);
+  CHECK(strstr(text, "line 3") && strstr(text, "not a finite number"), "and names the line: %s", text);
   f = fopen("build/plot_nan.csv", "w");
   if (f) { fputs("input,p_lens,label\na,inf,1\nb,0.1,0\n", f); fclose(f); }
   CHECK(cli_lens("plot pr --scores build/plot_nan.csv --out build/plot_nonl.png > /dev/null 2>&1") == 1, "an infinite score fails");
   remove("build/plot_nonl.csv"); remove("build/plot_short.csv"); remove("build/plot_nonl.png"); remove("build/plot_nan.csv");
+}
+
+/* --labels are matched to the scores as lens eval matches them: scores of x.npy[3], [2], [1], [0]
+ * (lens predict on a reversed list) against labels indexed 0..3. Joined by index the lenses (0, 2:
+ * 0.8, 0.9) lie above the non-lenses (1, 3: 0.1, 0.2), AUC 1; joined row by row it would be 0. */
+static void test_labels_joined(void) {
+  char text[1024];
+  FILE *f = fopen("build/plot_rev.csv", "w");
+  if (f) { fputs("input,p_lens\nx.npy[3],0.2\nx.npy[2],0.9\nx.npy[1],0.1\nx.npy[0],0.8\n", f); fclose(f); }
+  f = fopen("build/plot_rev_labels.csv", "w");
+  if (f) { fputs("index,label\n0,1\n1,0\n2,1\n3,0\n", f); fclose(f); }
+  CHECK(cli_lens("plot roc --scores build/plot_rev.csv --labels build/plot_rev_labels.csv --out build/plot_rev.png > build/plot_out.txt 2>&1") == 0,
+        "plot roc runs");
+  cli_text("build/plot_out.txt", text, sizeof text);
+  CHECK(strstr(text, "AUC 1 ") || strstr(text, "AUC 1.000"), "joined by index: AUC 1 (0 row by row): %s", text);
+  CHECK(cli_lens("plot confusion --scores build/plot_rev.csv --labels build/plot_rev_labels.csv --out build/plot_rev.png > build/plot_out.txt 2>&1") == 0,
+        "plot confusion runs");
+  CHECK(cli_file_has("build/plot_out.txt", "TN 2 FP 0 FN 0 TP 2"), "and its matrix is by index");
+  /* a label that is neither 0 nor 1 is refused, as lens eval refuses it (it once counted as a lens) */
+  f = fopen("build/plot_rev_labels.csv", "w");
+  if (f) { fputs("index,label\n0,1\n1,0\n2,2\n3,0\n", f); fclose(f); }
+  CHECK(cli_lens("plot roc --scores build/plot_rev.csv --labels build/plot_rev_labels.csv --out build/plot_rev.png > build/plot_out.txt 2>&1") == 1,
+        "a label of 2 fails");
+  CHECK(cli_file_has("build/plot_out.txt", "label '2'"), "naming it");
+  remove("build/plot_rev.csv"); remove("build/plot_rev_labels.csv"); remove("build/plot_rev.png");
 }
 
 int main(void) {
@@ -92,6 +117,7 @@ int main(void) {
   TEST("lens plot roc draws two curves and prints the AUC") test_roc();
   TEST("lens plot draws PR, confusion, score and history pictures") test_other_plots();
   TEST("lens plot reads a CSV without a final newline, names a short row and a NaN score") test_csv_edges();
+  TEST("lens plot matches --labels to the scores by index, as lens eval does") test_labels_joined();
   TEST("lens plot fails without its label column")
     CHECK(cli_lens("plot roc --scores build/plot_scores.csv --label-column truth --out build/plot_x.png > build/plot_out.txt 2>&1") != 0,
           "a missing label column fails");

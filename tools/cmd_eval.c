@@ -838,6 +838,29 @@ static void free_data(eval_data *d) {
   free(d->labels);
 }
 
+/* One score file's scores and 0/1 labels, read and joined as lens eval joins them (by index, by
+ * input names, else in row order, with the same checks and notes), for lens plot. */
+int lens_eval_scored(const char *scores_path, const char *labels_path, const char *score_column, const char *label_column,
+                     float **scores, int **labels, size_t *n) {
+  eval_options o;
+  eval_data d;
+  int rc;
+  memset(&o, 0, sizeof o);
+  memset(&d, 0, sizeof d);
+  o.scores_paths[0] = scores_path;
+  o.scores_count = 1;
+  o.labels_path = labels_path;
+  o.score_column = score_column; /* given: one score column, two classes */
+  o.label_column = label_column;
+  rc = load_data(&o, &d);
+  if (!rc) {
+    *scores = d.scores; *labels = d.labels; *n = d.n;
+    d.scores = NULL; d.labels = NULL;
+  }
+  free_data(&d);
+  return rc;
+}
+
 /* ---- groups ------------------------------------------------------------------------------ */
 
 typedef struct {

@@ -760,8 +760,8 @@ static lensviz_desc method_desc(const explain_options *o, const lensnet_parallel
   return d;
 }
 
-/* The object's picture (ps.pics[0]) with its scale bar, written as image.png when there is an
- * object, and its title: the bands in red, green and blue and the pixel scale. */
+/* The object's picture (ps.pics[0]) with its scale bar, and its title: the bands in red, green and
+ * blue and the pixel scale. */
 static int image_picture(const explain_options *o, explain_ctx *x, const char *scale_from) {
   lensviz_image *pic;
   char legend[96];
@@ -774,8 +774,7 @@ static int image_picture(const explain_options *o, explain_ctx *x, const char *s
   n = (size_t)snprintf(x->image_title, sizeof x->image_title, "%s", lensviz_composite_legend(x->m, legend, sizeof legend));
   if (x->arcsec > 0.0 && n < sizeof x->image_title)
     snprintf(x->image_title + n, sizeof x->image_title - n, "\n%.4g\"/pixel (%s)", x->arcsec, scale_from);
-  if (has_object(o)) return write_png(o->out, "image", pic);
-  return 0;
+  return 0; /* written as image.png once the method has succeeded (lens_cmd_explain) */
 }
 
 /* Everything the methods share, into x: the model, the folder, the object, the settings and the
@@ -810,6 +809,9 @@ int lens_cmd_explain(int argc, char **argv) {
   if (rc) return rc < 0 ? 0 : rc;
   rc = prepare(&o, &x, &pool, &par);
   if (rc == 0) rc = method_table[o.method_index].run(&x);
+  /* the object's picture last, so that a method refusing its settings (a --patch larger than the
+   * input, ...) neither leaves a lone image.png in a folder it made nor replaces an earlier run's */
+  if (rc == 0 && has_object(&o)) rc = write_png(o.out, "image", &x.ps.pics[0]);
   if (rc) lens_remove_made_dirs(o.out, x.made); /* a folder this run made, left empty by a failure */
   free_pictures(&x.ps);
   free(x.image);

@@ -3,9 +3,10 @@
  *   lens plot roc|pr|scores|confusion --scores S.csv [--scores T.csv ...] --out FILE.png
  *   lens plot history --history DIR/history.csv --out FILE.png
  *
- * Scores come from a column of a CSV (default p_lens, as `lens predict` writes) and labels from
- * a column of the same CSV or, row by row, of another one (--labels, e.g. the labels.csv of a
- * data set). The history is the history.csv that `lens train` writes. */
+ * Scores come from a column of a CSV (default p_lens, as `lens predict` writes) and labels (0 or
+ * 1) from a column of the same CSV or of another one (--labels, e.g. the labels.csv of a data
+ * set), matched to the scores as lens eval matches them: by index, by input names, else in row
+ * order. The history is the history.csv that `lens train` writes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,28 +35,6 @@ static long csv_column(const csv_table *t, const char *name) {
   size_t c;
   for (c = 0; c < t->cols; c++) if (!strcmp(t->cells[c], name)) return (long)c;
   return -1;
-}
-
-/* The header's cells as "a, b, c" for messages (cut at cap). */
-static const char *csv_columns(const csv_table *t, char *buf, size_t cap) {
-  size_t c, at = 0;
-  buf[0] = 0;
-  for (c = 0; c < t->cols && at < cap; c++) at += (size_t)snprintf(buf + at, cap - at, "%s%s", c ? ", " : "", t->cells[c]);
-  return buf;
-}
-
-/* The label column by the toolkit's rule (lensnet_csv_label_column), or -1. */
-static long csv_label_column(const csv_table *t) {
-  size_t c, len = 1, at = 0, col;
-  char *line;
-  long found = -1;
-  for (c = 0; c < t->cols; c++) len += strlen(t->cells[c]) + 1;
-  if (!(line = (char *)malloc(len))) return -1;
-  for (c = 0; c < t->cols; c++) at += (size_t)sprintf(line + at, "%s%s", c ? "," : "", t->cells[c]);
-  line[at] = 0;
-  if (lensnet_csv_label_column(line, &col, NULL) == LENSNET_OK) found = (long)col;
-  free(line);
-  return found;
 }
 
 /* Column values as numbers; a cell that is not a number is an error, and so, with `finite`, is
@@ -94,8 +73,8 @@ static const lens_option plot_rows[] = {
   LENS_TEXT(T, "history", 0, history, NULL, "FILE.csv", "history: the history.csv of lens train"),
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "FILE.png", "the picture"),
   LENS_TEXT(T, "score-column", 0, score_column, "p_lens", "NAME", "column holding the score (default p_lens, as lens predict writes)"),
-  LENS_TEXT(T, "label-column", 0, label_column, NULL, "NAME", "column holding the label, nonzero = lens (default: label, class or is_lens)"),
-  LENS_TEXT(T, "labels", 0, labels, NULL, "FILE.csv", "take labels from this CSV, row by row, instead of the scores file"),
+  LENS_TEXT(T, "label-column", 0, label_column, NULL, "NAME", "column holding the label, 1 lens, 0 not (default: label, class or is_lens)"),
+  LENS_TEXT(T, "labels", 0, labels, NULL, "FILE.csv", "take labels from this CSV, matched as lens eval matches them (index, input, row order)"),
   LENS_LIST(T, "name", names, nnames, 8, "TEXT", "legend name of each --scores file, in order"),
   LENS_DOUBLE(T, "threshold", threshold, -1e300, 1e300, 0.5, "T", "confusion: a lens when score >= T (default 0.5)"),
   LENS_SIZE(T, "bins", bins, 1, 8192, 20, "N", "scores: histogram bins (default 20)"),
@@ -125,42 +104,8 @@ typedef struct {
 } scored_set;
 
 static int load_scored(const plot_options *o, const char *path, scored_set *s) {
-  csv_table t, lt;
-  const csv_table *label_table;
-  long sc, lc;
-  float *lab;
-  size_t i;
-  int rc;
-  char cols[512];
   memset(s, 0, sizeof *s);
-  if ((rc = csv_read(path, &t)) != 0) return rc;
-  memset(&lt, 0, sizeof lt);
-  if (o->labels && (rc = csv_read(o->labels, &lt)) != 0) { csv_free(&t); return rc; }
-  label_table = o->labels ? &lt : &t;
-  sc = csv_column(&t, o->score_column);
-  lc = o->label_column ? csv_column(label_table, o->label_column) : csv_label_column(label_table);
-  if (!o->label_column && lc == sc && label_table == &t) lc = -1; /* a lone column holds the scores, not labels */
-  if (sc < 0) rc = lens_fail("%s has no column '%s' (choose one with --score-column); columns found: %s", path, o->score_column,
-                             csv_columns(&t, cols, sizeof cols));
-  else if (lc < 0) rc = lens_fail("%s has no label column%s%s (choose one with --label-column, or give --labels FILE); columns found: %s",
-                                  o->labels ? o->labels : path, o->label_column ? " " : "", o->label_column ? o->label_column : "",
-                                  csv_columns(label_table, cols, sizeof cols));
-  else if (label_table->rows != t.rows)
-    rc = lens_fail("%s has %lu rows but %s has %lu", path, (unsigned long)t.rows - 1, o->labels, (unsigned long)label_table->rows - 1);
-  if (rc) { csv_free(&t); csv_free(&lt); return rc; }
-  s->n = t.rows - 1;
-  s->scores = (float *)malloc(s->n * sizeof(float));
-  s->labels = (int *)malloc(s->n * sizeof(int));
-  lab = (float *)malloc(s->n * sizeof(float));
-  if (!s->scores || !s->labels || !lab) rc = lens_fail("out of memory");
-  if (!rc) rc = csv_numbers(&t, sc, path, 1, s->scores);
-  if (!rc) rc = csv_numbers(label_table, lc, o->labels ? o->labels : path, 1, lab);
-  for (i = 0; !rc && i < s->n; i++) s->labels[i] = lab[i] != 0.0f;
-  free(lab);
-  csv_free(&t);
-  csv_free(&lt);
-  if (rc) { free(s->scores); free(s->labels); memset(s, 0, sizeof *s); }
-  return rc;
+  return lens_eval_scored(path, o->labels, o->score_column, o->label_column, &s->scores, &s->labels, &s->n);
 }
 
 static const char *base_name(const char *path) {

@@ -19,6 +19,9 @@ int lens_cmd_quantize(int argc, char **argv);
 /* tools/cmd_regress.c: lens eval --task regress (lens_cmd_eval hands it over), lens calibrate */
 int lens_cmd_eval_regress(int argc, char **argv);
 int lens_cmd_calibrate(int argc, char **argv);
+/* tools/cmd_eval.c: one score file's scores and 0/1 labels joined as lens eval joins them (lens plot) */
+int lens_eval_scored(const char *scores_path, const char *labels_path, const char *score_column, const char *label_column,
+                     float **scores, int **labels, size_t *n);
 
 /* A non-negative decimal count ("12"); 0 if the text is anything else. */
 int lens_parse_size(const char *text, size_t *out);
