@@ -49,6 +49,7 @@ static void test_rerun_fewer(void) {
             cli_lens("sim --preset euclid-compound --n 6 --seed 9 --fits --out " T3 " 2> " T3 "/err.txt") == 0,
         "a run of 6 into the folder of 10");
   CHECK(cli_file_has(T3 "/err.txt", "removed 4 fits files of an earlier run with more objects"), "it says what it removed");
+  CHECK(cli_file_has(T3 "/err.txt", "this replaced the data set " T3 " held before (10 images)"), "and that it replaced a data set of 10");
   CHECK(cli_shell("test -e " T3 "/fits/0000005.fits && ! test -e " T3 "/fits/0000006.fits && ! test -e " T3 "/fits/0000009.fits") == 0,
         "objects 0-5 have their files, 6-9 none");
   CHECK(cli_shell("test -e " T3 "/fits/notes.txt && test -e " T3 "/fits/12.fits") == 0, "other files stay");

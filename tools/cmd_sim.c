@@ -235,6 +235,7 @@ static int parse_args(int argc, char **argv, sim_args *a, lenssim_dataset_config
 typedef struct {
   const sim_args *a;
   lenssim_dataset *ds;
+  size_t replaced;          /* 1 + the images of the data set DIR held before this run, 0: none */
   char npy_path[1200], csv_path[1200], csv_tmp[1210], fits_dir[1200], png_dir[1200], manifest_path[1200];
   size_t first, end;       /* the objects this run makes: all, or its shard's */
   lens_shard_manifest manifest;
@@ -290,6 +291,11 @@ static int prepare_outputs(sim_run *r) {
   snprintf(r->npy_path, sizeof r->npy_path, "%s/images.npy", a->out_dir);
   snprintf(r->csv_path, sizeof r->csv_path, "%s/labels.csv", a->out_dir);
   snprintf(r->csv_tmp, sizeof r->csv_tmp, "%s.tmp", r->csv_path);
+  { /* an earlier run's data set here is replaced: said when the run ends, with its size */
+    lensnet_npy_info info;
+    lensnet_error nerr;
+    if (lensnet_npy_info_read(r->npy_path, &info, &nerr) == LENSNET_OK && info.ndim >= 1) r->replaced = info.shape[0] + 1;
+  }
   return 0;
 }
 
@@ -819,6 +825,9 @@ int lens_cmd_sim(int argc, char **argv) {
     fprintf(stderr, "sim: %lu images [%d, %d, %d] of %s in %.1f s (%.0f img/s, %lu thread%s) -> %s\n", (unsigned long)made, r->ds->channels,
             r->ds->num_pix, r->ds->num_pix, lenssim_preset_name(cfg.preset), el, el > 0 ? (double)made / el : 0.0,
             (unsigned long)r->nworkers, r->nworkers == 1 ? "" : "s", a.out_dir);
+    if (r->replaced)
+      fprintf(stderr, "sim: note: this replaced the data set %s held before (%lu images); the same command, seed and options make it again\n",
+              a.out_dir, (unsigned long)r->replaced - 1);
   }
   free_run(r);
   if (rc) remove_made_folders(r);

@@ -43,8 +43,8 @@ printf '   %-36s %.3f\n' "OU_66, released (Wilde et al. 2022)" "$auc_rel" "ou66-
 echo
 echo "   The released finder was trained on another group's simulations; ours differ in PSF, noise"
 echo "   and populations, so its AUC here is not the paper's. ou66-sim was trained on this simulator"
-echo "   (other seeds), whose non-lenses are often much fainter than lens galaxies: an easier task"
-echo "   than the real sky."
+echo "   (other seeds): the same PSF, noise and kinds of galaxies as here, its non-lenses as bright as"
+echo "   the lens galaxies, so this is its home ground, an easier test than a survey it never saw."
 echo
 echo "   top 5 candidates by ou66-sim:"
 echo "   index  p_lens(ou66-sim)  p_lens(OU_66)  truth"
