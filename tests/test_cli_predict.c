@@ -606,6 +606,11 @@ static void test_cube_band_names(void) {
   }
   CHECK(cli_lens("predict --model weights/OU_66.safetensors --channels 0,1,2,3 build/pred_cube/fits/0000001.fits > /dev/null 2> build/pred_err.txt") == 0 &&
             !cli_file_has("build/pred_err.txt", "by name"), "--channels takes the planes as given");
+  /* the same cube without its BANDn cards (renamed XANDn): fed in file order, and said so */
+  CHECK(cli_shell("LC_ALL=C sed 's/BAND\\([1-4]\\) /XAND\\1 /g' build/pred_cube/fits/0000001.fits > build/pred_cube/unnamed.fits") == 0 &&
+            cli_lens("predict --model weights/OU_66.safetensors build/pred_cube/unnamed.fits > /dev/null 2> build/pred_err.txt") == 0 &&
+            cli_file_has("build/pred_err.txt", "names no planes (no BAND1, BAND2, ... cards): they are fed in file order as the model's J,Y,H,VIS"),
+        "a cube that names no planes: fed in file order, with a note: %s", cli_text("build/pred_err.txt", npy, sizeof npy));
   cli_shell("rm -rf build/pred_cube build/pred_cube.csv build/pred_cube_npy.csv build/pred_err.txt");
 }
 
@@ -665,6 +670,12 @@ static void test_npy_band_names(void) {
               cli_file_has("build/pred_bt/err.txt", "build/pred_bt/plain.npy") == 0 && !cli_file_has("build/pred_bt/err.txt", "b/stack.npy holds"),
           "four inputs: a note where the feeding changes (by name, by name again with a BOM, CRLF and prefixes, file order, file order): %s",
           cli_text("build/pred_bt/err.txt", err, sizeof err));
+    /* the first input unnamed: file order is said, with the model's bands, so a stack in another
+     * order is not scored silently (OU-66 on lens sim's VIS,Y,J,H in file order: 0.246 for 0.604) */
+    CHECK(cli_lens("predict --model weights/OU_66.safetensors build/pred_bt/plain.npy > /dev/null 2> build/pred_bt/err.txt") == 0 &&
+              cli_file_has("build/pred_bt/err.txt", "build/pred_bt/plain.npy names no bands (no build/pred_bt/plain.bands.txt): its planes are "
+                           "fed in file order as the model's J,Y,H,VIS"),
+          "one unnamed stack: a note of file order and the model's bands: %s", cli_text("build/pred_bt/err.txt", err, sizeof err));
     mkdir("build/pred_bt/c", 0755);
     cli_shell("cp build/pred_bt/images.npy build/pred_bt/c/images.npy && mkdir -p build/pred_bt/c/bands.txt");
     CHECK(cli_lens_output(text, sizeof text, "predict --model weights/OU_66.safetensors build/pred_bt/c/images.npy") == 1 && strstr(text, "bands.txt") &&

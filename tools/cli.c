@@ -165,6 +165,11 @@ int lens_cube_by_band_names(const lensnet_model *m, const char *path, int hdu, f
   if (count < 2 || count > 64) return 0;
   if (lensnet_fits_cube_band_slots(m, path, hdu, count, slot, &named, &err) != LENSNET_OK) return lens_fail_err(&err);
   for (p = 0; p < count && slot[p] == p; p++) continue;
+  if (!named && note_shown && !*note_shown && lensnet_model_meta(m, "band_names")) {
+    fprintf(stderr, "lens: note: %s names no planes (no BAND1, BAND2, ... cards): they are fed in file order as the model's %s "
+            "(--channels picks them by number)\n", path, lensnet_model_meta(m, "band_names"));
+    *note_shown = 1;
+  }
   if (!named || p == count) return 0; /* no names, or already the model's order */
   if (!(copy = (float *)malloc(count * hw * sizeof(float)))) return lens_fail("out of memory");
   memcpy(copy, planes, count * hw * sizeof(float));
@@ -228,7 +233,10 @@ int lens_npy_band_pick(const lensnet_model *m, const char *npy_path, size_t plan
   else snprintf(how, sizeof how, "in order");
   if (notes) {
     int first = notes->inputs++ == 0;
-    if (first ? (*by_name && moved) : strcmp(how, notes->last) != 0) {
+    if (first && !found && m->in_c > 1)
+      fprintf(stderr, "lens: note: %s names no bands (no %s): its planes are fed in file order as the model's %s (name them there, "
+              "one line, or pick them by number with --channels)\n", npy_path, file, lensnet_model_meta(m, "band_names"));
+    else if (first ? (*by_name && moved) : strcmp(how, notes->last) != 0) {
       if (*by_name)
         fprintf(stderr, "lens: note: %s holds %s (%s); the model takes %s: its planes are fed by name (--channels takes them by number)\n",
                 npy_path, names, file, lensnet_model_meta(m, "band_names"));
