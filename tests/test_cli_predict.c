@@ -671,7 +671,7 @@ static void test_npy_band_names(void) {
           "four inputs: a note where the feeding changes (by name, by name again with a BOM, CRLF and prefixes, file order, file order): %s",
           cli_text("build/pred_bt/err.txt", err, sizeof err));
     /* the first input unnamed: file order is said, with the model's bands, so a stack in another
-     * order is not scored silently (OU-66 on lens sim's VIS,Y,J,H in file order: 0.246 for 0.604) */
+     * order is not scored silently (docs/predict.md has a lens scored 0.444 by name, 0.169 in file order) */
     CHECK(cli_lens("predict --model weights/OU_66.safetensors build/pred_bt/plain.npy > /dev/null 2> build/pred_bt/err.txt") == 0 &&
               cli_file_has("build/pred_bt/err.txt", "build/pred_bt/plain.npy names no bands (no build/pred_bt/plain.bands.txt): its planes are "
                            "fed in file order as the model's J,Y,H,VIS"),
