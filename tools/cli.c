@@ -267,6 +267,25 @@ int lens_npy_planes_by_name(const lensnet_model *m, const char *npy_path, float 
   return 0;
 }
 
+void lens_option_from_setting(lens_option *o, const lensnet_fit_setting *s, size_t offset, lens_option_parse_fn parse,
+                              const char *tool_default, char *help, size_t cap) {
+  const char *d = tool_default ? strstr(s->help, "(default ") : NULL, *end = d ? strchr(d, ')') : NULL;
+  if (!tool_default) snprintf(help, cap, "%s", s->help);
+  else if (d && end) snprintf(help, cap, "%.*s(default %s)%s", (int)(d - s->help), s->help, tool_default, end + 1);
+  else snprintf(help, cap, "%s (default %s)", s->help, tool_default);
+  memset(o, 0, sizeof *o);
+  o->name = s->name;
+  o->type = LENS_OPT_CUSTOM;
+  o->flags = s->type == LENSNET_SETTING_FLAG ? LENS_OPT_NO_VALUE : 0;
+  o->offset = offset;
+  o->lo = s->lo;
+  o->hi = s->hi;
+  o->parse = parse;
+  o->data = s;
+  o->metavar = s->type == LENSNET_SETTING_FLAG ? NULL : s->type == LENSNET_SETTING_TEXT ? "TEXT" : "N";
+  o->help = help;
+}
+
 int lens_predict_settings(const char *text, char *out, size_t cap) {
   unsigned long mc = 0, sym = 1;
   int mean = 0;

@@ -184,6 +184,13 @@ int lens_npy_band_pick(const lensnet_model *m, const char *npy_path, size_t plan
  * of the model's shape (lens quantize, lens adapt). 0 or the exit status. */
 int lens_npy_planes_by_name(const lensnet_model *m, const char *npy_path, float *data, size_t n, size_t hw, lens_band_notes *notes);
 
+/* An option row for the library setting s (lensnet_fit_settings, lensnet_adapt_settings) stored at
+ * byte `offset` of the command's options and read by `parse` (which hands the text to the
+ * library's parser); a flag takes no value. tool_default, when not NULL, replaces the library's
+ * "(default X)" in the help, which is written into help[cap]. */
+void lens_option_from_setting(lens_option *o, const lensnet_fit_setting *s, size_t offset, lens_option_parse_fn parse,
+                              const char *tool_default, char *help, size_t cap);
+
 /* Progress line. */
 typedef struct {
   double start, last;   /* seconds (monotonic) */

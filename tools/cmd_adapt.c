@@ -75,25 +75,11 @@ static const lens_command_spec *adapt_spec(void) {
   const lensnet_fit_setting *s = lensnet_adapt_settings(&n);
   if (spec.name) return &spec;
   for (i = 0; i < n && r + TOOL_ROWS < LENS_OPTIONS_MAX; i++) {
-    lens_option *o = &rows[r];
+    const char *def = NULL;
     if (!strcmp(s[i].name, "minmax")) continue;
-    memset(o, 0, sizeof *o);
-    snprintf(help[r], sizeof help[r], "%s", s[i].help);
     for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
-      if (!strcmp(s[i].name, tool_defaults[k].name)) { /* the library's "(default X)" replaced by the tool's */
-        const char *cut = strstr(s[i].help, " (default ");
-        int len = cut ? (int)(cut - s[i].help) : (int)strlen(s[i].help);
-        snprintf(help[r], sizeof help[r], "%.*s (default %s)", len, s[i].help, tool_defaults[k].value);
-      }
-    o->name = s[i].name;
-    o->type = LENS_OPT_CUSTOM;
-    o->offset = offsetof(adapt_args, adapt) + s[i].offset;
-    o->lo = s[i].lo;
-    o->hi = s[i].hi;
-    o->parse = parse_setting;
-    o->data = &s[i];
-    o->metavar = s[i].type == LENSNET_SETTING_TEXT ? "TEXT" : "N";
-    o->help = help[r];
+      if (!strcmp(s[i].name, tool_defaults[k].name)) def = tool_defaults[k].value;
+    lens_option_from_setting(&rows[r], &s[i], offsetof(adapt_args, adapt) + s[i].offset, parse_setting, def, help[r], sizeof help[r]);
     r++;
   }
   sections[0].rows = tool_rows;

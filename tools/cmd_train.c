@@ -96,28 +96,10 @@ static const lens_command_spec *train_spec(void) {
   const lensnet_fit_setting *s = lensnet_fit_settings(&n);
   if (spec.name) return &spec;
   for (i = 0; i < n && i + TOOL_ROWS < LENS_OPTIONS_MAX; i++) {
-    lens_option *o = &fit_rows[i];
-    memset(o, 0, sizeof *o);
-    snprintf(fit_help[i], sizeof fit_help[i], "%s", s[i].help);
+    const char *def = NULL;
     for (k = 0; k < sizeof tool_defaults / sizeof tool_defaults[0]; k++)
-      if (!strcmp(s[i].name, tool_defaults[k].name)) {
-        /* the library's "(default X)" becomes the tool's */
-        const char *d = strstr(s[i].help, "(default "), *end = d ? strchr(d, ')') : NULL;
-        if (d && end)
-          snprintf(fit_help[i], sizeof fit_help[i], "%.*s(default %s)%s", (int)(d - s[i].help), s[i].help, tool_defaults[k].value, end + 1);
-        else
-          snprintf(fit_help[i], sizeof fit_help[i], "%s (default %s)", s[i].help, tool_defaults[k].value);
-      }
-    o->name = s[i].name;
-    o->type = LENS_OPT_CUSTOM;
-    o->flags = s[i].type == LENSNET_SETTING_FLAG ? LENS_OPT_NO_VALUE : 0;
-    o->offset = offsetof(train_args, fit) + s[i].offset;
-    o->lo = s[i].lo;
-    o->hi = s[i].hi;
-    o->parse = parse_fit_setting;
-    o->data = &s[i];
-    o->metavar = s[i].type == LENSNET_SETTING_FLAG ? NULL : s[i].type == LENSNET_SETTING_TEXT ? "TEXT" : "N";
-    o->help = fit_help[i];
+      if (!strcmp(s[i].name, tool_defaults[k].name)) def = tool_defaults[k].value;
+    lens_option_from_setting(&fit_rows[i], &s[i], offsetof(train_args, fit) + s[i].offset, parse_fit_setting, def, fit_help[i], sizeof fit_help[i]);
   }
   sections[0].rows = tool_rows;
   sections[0].count = TOOL_ROWS;
