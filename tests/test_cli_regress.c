@@ -349,7 +349,7 @@ static void test_eval(void) {
    * the predictions in reverse order give the same figures; without indices they are matched in order */
   cli_shell("(head -n 1 " D "/pred.csv; tail -n +2 " D "/pred.csv | tac) > " D "/pred_rev.csv");
   rc = cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/pred_rev.csv --labels " D "/test.csv --by width --bins 2 --out " D "/ev_rev");
-  CHECK(rc == 0 && strstr(out, "by object index"), "reversed predictions matched by index: %s", out);
+  CHECK(rc == 0 && strstr(out, "rows joined by index"), "reversed predictions matched by index: %s", out);
   CHECK(cli_shell("cmp -s " D "/ev/metrics.csv " D "/ev_rev/metrics.csv") == 0, "the same metrics.csv from the reversed predictions");
   cli_shell("head -n 101 " D "/pred.csv > " D "/pred_100.csv");
   rc = cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/pred_100.csv --labels " D "/test.csv --out " D "/ev_100");
@@ -368,6 +368,23 @@ static void test_eval(void) {
  * errors that sum to 0; center_x (a position without its partner: a slope through 0) leaves errors
  * orthogonal to the means; neither rms rises; and the corrected model's means are offset + slope
  * times the old ones, as its metadata says. Then anti-related labels are refused by name. */
+/* lens sim's FITS files given to lens predict in reverse order: matched by their file numbers
+ * (lens eval's join), the same metrics as in order; they were once joined row by row. */
+static void test_eval_fits_order(void) {
+  char out[4096];
+  int rc;
+  CHECK(cli_lens("sim --preset ensai-modelling --n 6 --seed 5 --fits --out " D "/fits_set > /dev/null 2>&1") == 0 &&
+            cli_lens("predict --threads 1 --model weights/ensai-sim.safetensors " D "/fits_set/fits/*.fits > " D "/fits_fwd.csv 2>/dev/null") == 0 &&
+            cli_lens("predict --threads 1 --model weights/ensai-sim.safetensors $(ls " D "/fits_set/fits/*.fits | sort -r) > " D
+                     "/fits_rev.csv 2>/dev/null") == 0,
+        "lens sim --fits, and lens predict on its files in order and reversed");
+  rc = cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/fits_rev.csv --labels " D "/fits_set/labels.csv --out " D "/ev_fits_rev");
+  CHECK(rc == 0 && strstr(out, "lens sim's fits/NNNNNNN.fits"), "reversed FITS predictions joined by their file numbers: %s", out);
+  CHECK(cli_lens("eval --task regress --scores " D "/fits_fwd.csv --labels " D "/fits_set/labels.csv --out " D "/ev_fits_fwd > /dev/null 2>&1") == 0 &&
+            cli_shell("cmp -s " D "/ev_fits_fwd/metrics.csv " D "/ev_fits_rev/metrics.csv") == 0,
+        "and give the metrics.csv of the predictions in order");
+}
+
 static void test_calibrate_means(void) {
   char out[8192];
   lensnet_csv before, after;
@@ -562,6 +579,7 @@ int main(void) {
   TEST("lens predict --mc: Monte Carlo dropout, reproducible across threads, batches and shards") test_mc();
   TEST("lens predict --symmetries 8: the eight flips and quarter turns, turned back and averaged") test_symmetries();
   TEST("lens eval --task regress: bias, rms and coverage as defined") test_eval();
+  TEST("lens eval --task regress joins predictions on FITS files by their file numbers") test_eval_fits_order();
   TEST("lens calibrate on one seed makes the 68% interval hold about 68% on another") test_calibrate();
   TEST("an interrupted regression run resumes to the same weights") test_resume();
   TEST("misuse is named") test_misuse();

@@ -253,6 +253,7 @@ typedef struct {
   size_t n;
   size_t *srow, *lrow;          /* the rows of object i */
   const char *join;             /* how the rows were matched */
+  int labels_may_hold_more;     /* by index: the labels may name objects the scores lack (lens eval --task regress) */
   int join_order;               /* --join order: row by row */
   size_t classes;               /* 0: two classes (score column); K >= 3: per-class columns */
   size_t class_col[LENSVIZ_EVAL_MAX_CLASSES];
@@ -596,7 +597,7 @@ static int join_by_input(eval_data *d, size_t s_in, size_t l_in) {
  * `input` column in both, else row by row (always row by row with --join order). */
 static int join_rows(eval_data *d) {
   const lensnet_csv *st = &d->st, *lt = d->labels_table;
-  size_t s_idx, l_idx, r;
+  size_t s_idx, l_idx, r, k;
   int s_has = lensnet_csv_column(st->header, "index", &s_idx, NULL) == LENSNET_OK;
   int l_has = lensnet_csv_column(lt->header, "index", &l_idx, NULL) == LENSNET_OK, from_input = 0, rc;
   keyed_row *sk = NULL, *lk = NULL;
@@ -647,7 +648,7 @@ static int join_rows(eval_data *d) {
       if ((rc = table_keys(d, lt, l_idx, 0, &lk)) != 0) { free(sk); return rc; }
       only_s = keys_missing(sk, st->rows - 1, lk, lt->rows - 1, a, sizeof a);
       only_l = keys_missing(lk, lt->rows - 1, sk, st->rows - 1, b, sizeof b);
-      if (only_s || only_l) {
+      if (only_s || (only_l && !d->labels_may_hold_more)) {
         rc = lens_fail("the objects of %s and %s differ: %lu %s only in %s%s%s%s; %lu only in %s%s%s%s", d->sname, d->lpath,
                        (unsigned long)only_s, only_s == 1 ? "index is" : "indices are", d->sname, only_s ? " (" : "", a, only_s ? ")" : "",
                        (unsigned long)only_l, d->lpath, only_l ? " (" : "", b, only_l ? ")" : "");
@@ -663,9 +664,10 @@ static int join_rows(eval_data *d) {
   d->srow = (size_t *)malloc(d->n * sizeof(size_t));
   d->lrow = (size_t *)malloc(d->n * sizeof(size_t));
   if (!d->srow || !d->lrow) { free(sk); free(lk); return lens_fail("out of memory"); }
-  for (r = 0; r < d->n; r++) {
+  for (r = 0, k = 0; r < d->n; r++) {
     d->srow[r] = sk ? sk[r].row : r + 1; /* by index: objects in index order */
-    d->lrow[r] = lk ? lk[r].row : r + 1;
+    if (lk) while (lk[k].key < sk[r].key) k++; /* (the labels' keys, sorted, hold every score's) */
+    d->lrow[r] = lk ? lk[k].row : r + 1;
   }
   free(sk);
   free(lk);
@@ -836,6 +838,26 @@ static void free_data(eval_data *d) {
   free(d->lrow);
   free(d->scores);
   free(d->labels);
+}
+
+int lens_eval_join(const lensnet_csv *st, const char *spath, const lensnet_csv *lt, const char *lpath, int labels_may_hold_more,
+                   size_t **srow, size_t **lrow, size_t *n, const char **how) {
+  eval_data d;
+  int rc;
+  memset(&d, 0, sizeof d);
+  d.st = *st; /* borrowed: join_rows reads the tables and frees nothing of them */
+  d.lt = *lt;
+  d.labels_table = &d.lt;
+  d.spaths = &spath;
+  d.scount = 1;
+  d.spath = spath;
+  d.lpath = lpath;
+  d.labels_may_hold_more = labels_may_hold_more;
+  name_score_files(&d);
+  rc = join_rows(&d);
+  if (rc) { free(d.srow); free(d.lrow); return rc; }
+  *srow = d.srow; *lrow = d.lrow; *n = d.n; *how = d.join;
+  return 0;
 }
 
 /* One score file's scores and 0/1 labels, read and joined as lens eval joins them (by index, by

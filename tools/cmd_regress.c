@@ -28,7 +28,7 @@ typedef struct {
   size_t n, count;                           /* objects; targets */
   char names[LENSNET_REGRESSION_MAX][33];
   double *truth[LENSNET_REGRESSION_MAX], *mean[LENSNET_REGRESSION_MAX], *sigma[LENSNET_REGRESSION_MAX];
-  int by_index;                              /* rows matched by object index, not in order */
+  const char *join;                          /* how the rows were matched (lens_eval_join) */
 } regress_data;
 
 static void regress_free(regress_data *d) {
@@ -56,119 +56,47 @@ static int column_numbers(const lensnet_csv *t, const char *path, size_t col, do
   return 0;
 }
 
-/* An object index: the whole cell, or (in_brackets) the digits of lens predict's "FILE.npy[i]". */
-static int regress_key(const char *cell, int in_brackets, unsigned long long *key) {
-  const char *digits = cell;
-  char *end;
-  if (in_brackets) {
-    size_t len = strlen(cell);
-    digits = len >= 3 && cell[len - 1] == ']' ? strrchr(cell, '[') : NULL;
-    if (!digits) return 1;
-    digits++;
-  }
-  if (*digits < '0' || *digits > '9') return 1;
-  *key = strtoull(digits, &end, 10);
-  return in_brackets ? *end != ']' : *end != 0;
-}
-
-typedef struct { unsigned long long key; size_t row; } regress_keyed;
-static int regress_by_key(const void *a, const void *b) {
-  const regress_keyed *x = (const regress_keyed *)a, *y = (const regress_keyed *)b;
-  return x->key < y->key ? -1 : x->key > y->key;
-}
-
-/* Rows are matched by object index when both tables carry one (the labels an `index` column; the
- * predictions `index`, or lens predict's `input` cells "FILE.npy[i]" of one file), as lens eval
- * matches a finder's scores: both tables' rows are put in object order (the labels may hold
- * more objects). Otherwise rows are matched in order and their counts must agree. */
+/* Rows are matched as lens eval matches a finder's scores (lens_eval_join): by object index when
+ * both tables carry one (the labels an `index` column; the predictions `index`, or lens predict's
+ * `input` cells "FILE.npy[i]" of one file or lens sim's "DIR/fits/NNNNNNN.fits"), the labels
+ * perhaps holding more objects; else by the names of an `input` column in both; else in order,
+ * their counts agreeing. Both tables are then put row for row in the objects' order. */
 static int regress_join(regress_data *d, const char *spath, const char *lpath) {
-  size_t li, si, r, c, ln = d->lt.rows - 1, sn = d->st.rows - 1, prefix = 0;
-  int in_brackets = 0, rc = 0;
-  regress_keyed *keys, *skeys;
+  size_t *srow = NULL, *lrow = NULL, n = 0, r, c;
   char **cells, **scells;
   size_t *lines, *slines;
-  if (lensnet_csv_column(d->lt.header, "index", &li, NULL) != LENSNET_OK) li = (size_t)-1;
-  if (lensnet_csv_column(d->st.header, "index", &si, NULL) != LENSNET_OK) {
-    in_brackets = 1;
-    if (lensnet_csv_column(d->st.header, "input", &si, NULL) != LENSNET_OK) si = (size_t)-1;
+  int rc = lens_eval_join(&d->st, spath, &d->lt, lpath, 1, &srow, &lrow, &n, &d->join);
+  if (rc) return rc;
+  cells = (char **)malloc((n + 1) * d->lt.cols * sizeof *cells);
+  lines = (size_t *)malloc((n + 1) * sizeof *lines);
+  scells = (char **)malloc((n + 1) * d->st.cols * sizeof *scells);
+  slines = (size_t *)malloc((n + 1) * sizeof *slines);
+  if (!cells || !lines || !scells || !slines) {
+    free(srow); free(lrow); free(cells); free(lines); free(scells); free(slines);
+    return lens_fail("out of memory");
   }
-  for (r = 1; li != (size_t)-1 && si != (size_t)-1 && r <= sn; r++) { /* every prediction keyed, from one file */
-    unsigned long long k;
-    const char *cell = lensnet_csv_cell(&d->st, r, si);
-    if (regress_key(cell, in_brackets, &k)) { si = (size_t)-1; break; }
-    if (in_brackets) {
-      size_t p = (size_t)(strrchr(cell, '[') - cell);
-      if (r == 1) prefix = p;
-      else if (p != prefix || memcmp(cell, lensnet_csv_cell(&d->st, 1, si), p)) { si = (size_t)-1; break; }
-    }
+  memcpy(cells, d->lt.cells, d->lt.cols * sizeof *cells); /* the headers */
+  memcpy(scells, d->st.cells, d->st.cols * sizeof *scells);
+  lines[0] = d->lt.lines[0];
+  slines[0] = d->st.lines[0];
+  for (r = 1; r <= n; r++) {
+    for (c = 0; c < d->lt.cols; c++) cells[r * d->lt.cols + c] = d->lt.cells[lrow[r - 1] * d->lt.cols + c];
+    for (c = 0; c < d->st.cols; c++) scells[r * d->st.cols + c] = d->st.cells[srow[r - 1] * d->st.cols + c];
+    lines[r] = d->lt.lines[lrow[r - 1]];
+    slines[r] = d->st.lines[srow[r - 1]];
   }
-  if (li == (size_t)-1 || si == (size_t)-1) {
-    if (sn != ln)
-      return lens_fail("%s has %lu rows but %s has %lu; without object indices in both (an index column in the labels; index, or\n"
-                       "lens predict's input FILE.npy[i], in the predictions) the rows are matched in order",
-                       spath, (unsigned long)sn, lpath, (unsigned long)ln);
-    return 0;
-  }
-  if (!(keys = (regress_keyed *)malloc((ln ? ln : 1) * sizeof *keys))) return lens_fail("out of memory");
-  for (r = 0; r < ln && !rc; r++) {
-    keys[r].row = r + 1;
-    if (regress_key(lensnet_csv_cell(&d->lt, r + 1, li), 0, &keys[r].key))
-      rc = lens_fail("%s: line %lu: '%s' in column index is not an object index", lpath, (unsigned long)d->lt.lines[r + 1],
-                     lensnet_csv_cell(&d->lt, r + 1, li));
-  }
-  if (!rc) qsort(keys, ln, sizeof *keys, regress_by_key);
-  for (r = 1; r < ln && !rc; r++)
-    if (keys[r].key == keys[r - 1].key) rc = lens_fail("%s: object index %llu on lines %lu and %lu", lpath, keys[r].key,
-                                                       (unsigned long)d->lt.lines[keys[r - 1].row], (unsigned long)d->lt.lines[keys[r].row]);
-  /* the predictions' keys, sorted: both tables are put in object order (so that the sums do not
-   * depend on the order of the rows) */
-  skeys = rc ? NULL : (regress_keyed *)malloc(sn * sizeof *skeys);
-  cells = rc ? NULL : (char **)malloc((sn + 1) * d->lt.cols * sizeof *cells);
-  lines = rc ? NULL : (size_t *)malloc((sn + 1) * sizeof *lines);
-  scells = rc ? NULL : (char **)malloc((sn + 1) * d->st.cols * sizeof *scells);
-  slines = rc ? NULL : (size_t *)malloc((sn + 1) * sizeof *slines);
-  if (!rc && (!skeys || !cells || !lines || !scells || !slines)) rc = lens_fail("out of memory");
-  for (r = 0; r < sn && !rc; r++) {
-    skeys[r].row = r + 1;
-    regress_key(lensnet_csv_cell(&d->st, r + 1, si), in_brackets, &skeys[r].key);
-  }
-  if (!rc) {
-    qsort(skeys, sn, sizeof *skeys, regress_by_key);
-    memcpy(cells, d->lt.cells, d->lt.cols * sizeof *cells); /* the headers */
-    memcpy(scells, d->st.cells, d->st.cols * sizeof *scells);
-    lines[0] = d->lt.lines[0];
-    slines[0] = d->st.lines[0];
-  }
-  for (r = 1; r <= sn && !rc; r++) {
-    const regress_keyed *want = &skeys[r - 1], *hit;
-    if (r > 1 && want->key == skeys[r - 2].key) {
-      rc = lens_fail("%s: object index %llu on lines %lu and %lu", spath, want->key, (unsigned long)d->st.lines[skeys[r - 2].row],
-                     (unsigned long)d->st.lines[want->row]);
-      break;
-    }
-    hit = (const regress_keyed *)bsearch(want, keys, ln, sizeof *keys, regress_by_key);
-    if (!hit) {
-      rc = lens_fail("%s: line %lu: object %llu is not in %s", spath, (unsigned long)d->st.lines[want->row], want->key, lpath);
-      break;
-    }
-    for (c = 0; c < d->lt.cols; c++) cells[r * d->lt.cols + c] = d->lt.cells[hit->row * d->lt.cols + c];
-    for (c = 0; c < d->st.cols; c++) scells[r * d->st.cols + c] = d->st.cells[want->row * d->st.cols + c];
-    lines[r] = d->lt.lines[hit->row];
-    slines[r] = d->st.lines[want->row];
-  }
-  free(keys);
-  free(skeys);
-  if (rc) { free(cells); free(lines); free(scells); free(slines); return rc; }
+  free(srow);
+  free(lrow);
   free(d->lt.cells);
   free(d->lt.lines);
   free(d->st.cells);
   free(d->st.lines);
   d->lt.cells = cells;
   d->lt.lines = lines;
-  d->lt.rows = sn + 1;
+  d->lt.rows = n + 1;
   d->st.cells = scells;
   d->st.lines = slines;
-  d->by_index = 1;
+  d->st.rows = n + 1;
   return 0;
 }
 
@@ -428,8 +356,8 @@ int lens_cmd_eval_regress(int argc, char **argv) {
   if (rc == 0) rc = write_json(&o, &d, all);
   if (rc == 0) rc = write_coverage(&o, &d);
   if (rc == 0) {
-    printf("eval: %lu objects, %lu targets (%s against %s, %s)\n", (unsigned long)d.n, (unsigned long)d.count, o.scores, o.labels,
-           d.by_index ? "by object index" : "rows in order");
+    printf("eval: %lu objects, %lu targets (%s against %s, rows joined by %s)\n", (unsigned long)d.n, (unsigned long)d.count, o.scores,
+           o.labels, d.join);
     printf("%-12s %11s %11s %11s %11s %7s %8s %8s\n", "target", "bias", "rms", "scatter", "mean sigma", "z_rms", "cover68", "cover95");
     for (j = 0; j < d.count; j++)
       printf("%-12s %11.4g %11.4g %11.4g %11.4g %7.3f %7.1f%% %7.1f%%\n", d.names[j], all[j].bias, all[j].rms, all[j].scatter, all[j].mean_sigma,

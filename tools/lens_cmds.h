@@ -19,6 +19,12 @@ int lens_cmd_quantize(int argc, char **argv);
 /* tools/cmd_regress.c: lens eval --task regress (lens_cmd_eval hands it over), lens calibrate */
 int lens_cmd_eval_regress(int argc, char **argv);
 int lens_cmd_calibrate(int argc, char **argv);
+/* tools/cmd_eval.c: the data rows (1-based) of a table of predictions and of one of labels that
+ * hold the same objects, matched as lens eval matches them (by index, by input names, else in row
+ * order, with its checks and notes); labels_may_hold_more: matched by index, the labels may name
+ * objects the predictions lack. *how says which rule matched them. */
+int lens_eval_join(const lensnet_csv *st, const char *spath, const lensnet_csv *lt, const char *lpath, int labels_may_hold_more,
+                   size_t **srow, size_t **lrow, size_t *n, const char **how);
 /* tools/cmd_eval.c: one score file's scores and 0/1 labels joined as lens eval joins them (lens plot) */
 int lens_eval_scored(const char *scores_path, const char *labels_path, const char *score_column, const char *label_column,
                      float **scores, int **labels, size_t *n);
