@@ -951,7 +951,10 @@ LENSNET_API lensnet_trainer_desc lensnet_trainer_settings(const lensnet_trainer 
 LENSNET_API lensnet_rng *lensnet_trainer_rng(lensnet_trainer *t);
 
 /* Losses: return the mean loss over the batch and write d loss / d logits into grad (if not
- * NULL). Class labels are integers stored as floats. */
+ * NULL). Class labels are integers stored as floats. The softmax losses take 1 to
+ * LENSNET_MAX_CLASSES classes (more: NaN, grad untouched), and so do lensnet_fit and
+ * lensnet_adapt. */
+#define LENSNET_MAX_CLASSES 256
 /* Softmax cross-entropy; class_weights (NULL = equal) give PyTorch's weighted mean. */
 LENSNET_API float lensnet_loss_cross_entropy(const float *logits, const float *labels, size_t batch, size_t classes,
                                              const float *class_weights, float *grad);
@@ -1034,7 +1037,8 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
  *                           validation loss and the history (train.history)
  *   best.safetensors        the weights with the lowest validation loss so far (the last ones
  *                           without validation)
- *   history.csv             epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds
+ *   history.csv             epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds (a
+ *                           regression run: train_rms, val_rms for the accuracies)
  * Each file's metadata describes its weights: train.epoch made them, train.train_loss,
  * train.train_acc, train.val_loss, train.val_acc are that epoch's row, and "preprocess"
  * (minmax | none) says how inputs were scaled. lensnet_fit_resume(dir) continues from the
@@ -1053,8 +1057,9 @@ typedef struct {
   size_t seen;                    /* training images of this epoch so far */
   size_t train_count, val_count;  /* the split */
   double lr;                      /* this epoch's learning rate */
-  double train_loss, train_acc;   /* means over the images seen so far */
-  double val_loss, val_acc;       /* epoch_done: validation results (0 without validation) */
+  double train_loss, train_acc;   /* means over the images seen so far (regression: train_acc is the rms
+                                   * error in the targets' standard deviations) */
+  double val_loss, val_acc;       /* epoch_done: validation results (0 without validation; val_acc the rms likewise) */
   double seconds;                 /* since the epoch started (desc's clock) */
   int best;                       /* epoch_done: these weights became best.safetensors */
 } lensnet_fit_progress;
@@ -1131,8 +1136,9 @@ LENSNET_API lensnet_fit_desc lensnet_fit_desc_resolve(const lensnet_fit_desc *de
 LENSNET_API lensnet_result lensnet_fit(lensnet_model *m, const lensnet_fit_desc *desc, lensnet_error *err);
 /* Continues the run whose files are in dir: the model (returned in *out, the caller frees it),
  * every setting and the state come from dir/checkpoint.safetensors. From desc only the data
- * (images, fill, fill_user, count, labels), parallel, progress and epochs (0: the checkpoint's;
- * more extends the run) are used; files are written to dir. */
+ * (images, fill, fill_user, count, labels, and for a regression run targets and target_names,
+ * which must be given again), parallel, progress, progress_user, seconds, seconds_user and
+ * epochs (0: the checkpoint's; more extends the run) are used; files are written to dir. */
 LENSNET_API lensnet_result lensnet_fit_resume(const char *dir, const lensnet_fit_desc *desc, lensnet_model **out, lensnet_error *err);
 
 /* The settings lensnet_fit saves in checkpoints, one table: name (train.NAME in the metadata;
@@ -9472,7 +9478,6 @@ LENSNET_API void lensnet_trainer_free(lensnet_trainer *t) {
   LENSNET_FREE(t);
 }
 
-/* Allocates count elements of size elem, or sets *ok = 0 (on overflow or failure). */
 /* Room for every conv2d layer's packed weights (forward) and packed flipped weights (d input),
  * each rounded to 16 floats; 0 when out of memory. Layers whose sizes overflow get none. */
 static int lensnet__trainer_packed_alloc(lensnet_trainer *t) {
@@ -9566,6 +9571,7 @@ static const float *lensnet__trainer_wino(const lensnet_trainer *t, size_t l, in
   return t->packed + (backward ? t->packed_bwd[l] : t->packed_fwd[l]);
 }
 
+/* Allocates count elements of size elem, or sets *ok = 0 (on overflow or failure). */
 static void *lensnet__alloc_or_flag(size_t count, size_t elem, int *ok) {
   size_t bytes;
   void *p;
@@ -11133,16 +11139,16 @@ static void lensnet__log_softmax(const float *z, size_t k, double *out) {
   for (c = 0; c < k; c++) out[c] = (double)z[c] - mx - log(sum);
 }
 
+/* A class label as an index; one outside 0..classes-1 (or NaN) reads as 0. */
 static size_t lensnet__label(float v, size_t classes) {
-  long c = (long)v;
-  return (c >= 0 && (size_t)c < classes) ? (size_t)c : 0;
+  return v >= 0 && v < (float)classes ? (size_t)v : 0;
 }
 
 LENSNET_API float lensnet_loss_cross_entropy(const float *logits, const float *labels, size_t batch, size_t classes,
                                              const float *class_weights, float *grad) {
-  double total = 0.0, wsum = 0.0, lsm[256];
+  double total = 0.0, wsum = 0.0, lsm[LENSNET_MAX_CLASSES];
   size_t b, c;
-  if (classes > 256 || batch == 0) return NAN;
+  if (classes > LENSNET_MAX_CLASSES || batch == 0) return NAN;
   for (b = 0; b < batch; b++) {
     size_t y = lensnet__label(labels[b], classes);
     double w = class_weights ? class_weights[y] : 1.0;
@@ -11184,9 +11190,9 @@ LENSNET_API float lensnet_loss_bce_logits(const float *logits, const float *targ
 
 LENSNET_API float lensnet_loss_focal(const float *logits, const float *labels, size_t batch, size_t classes, float gamma,
                                      const float *class_weights, float *grad) {
-  double total = 0.0, lsm[256];
+  double total = 0.0, lsm[LENSNET_MAX_CLASSES];
   size_t b, c;
-  if (classes > 256 || batch == 0) return NAN;
+  if (classes > LENSNET_MAX_CLASSES || batch == 0) return NAN;
   for (b = 0; b < batch; b++) {
     size_t y = lensnet__label(labels[b], classes);
     double a = class_weights ? class_weights[y] : 1.0, logp, p, one_minus;
@@ -11368,7 +11374,6 @@ LENSNET__VECTORIZE static void lensnet__adam_update(float *LENSNET__RESTRICT val
 #undef LENSNET__ADAM_BODY
 }
 
-/* PyTorch's update rules (torch.optim.SGD, Adam, AdamW), applied per trainable value. */
 /* The step in pieces (o->pieces), each a task: first every piece's sum of squared gradients, then
  * (clipped if asked) every piece's update. Each value's update is its own, so the pieces give the
  * bits of one pass, whoever runs them. */
@@ -11407,6 +11412,7 @@ static void lensnet__opt_task(void *ctx, size_t index, size_t worker) {
   }
 }
 
+/* PyTorch's update rules (torch.optim.SGD, Adam, AdamW), applied per trainable value. */
 LENSNET_API float lensnet_optimizer_step(lensnet_optimizer *o, lensnet_model *m, float *grads, float lr) {
   const lensnet_optimizer_desc *d = &o->desc;
   lensnet__opt_job job;
@@ -11521,7 +11527,6 @@ LENSNET_API lensnet_fit_desc lensnet_fit_desc_resolve(const lensnet_fit_desc *de
   return d;
 }
 
-/* A field of desc as a double (numbers) or its text. */
 /* The shortest %g text that reads back (strtod) as v: 0.1, not 0.10000000000000001. */
 static int lensnet__double_text(double v, char *buf, size_t cap) {
   int prec, n = 0;
@@ -11957,7 +11962,9 @@ static lensnet_result lensnet__fit_check_data(const lensnet_model *m, const lens
   if (strcmp(d->loss, "ce") && strcmp(d->loss, "focal"))
     return lensnet__fail(err, LENSNET_ERR_ARG, "loss %s is for regression (targets > 0); classification takes ce or focal", d->loss);
   if (d->nll_beta != 0) return lensnet__fail(err, LENSNET_ERR_ARG, "nll_beta is for regression with loss nll, not classification");
-  if (m->out_features < 2) return lensnet__fail(err, LENSNET_ERR_SHAPE, "the model has %lu output; classification needs 2 or more", (unsigned long)m->out_features);
+  if (m->out_features < 2 || m->out_features > LENSNET_MAX_CLASSES)
+    return lensnet__fail(err, LENSNET_ERR_SHAPE, "the model has %lu output%s; classification takes 2 to %d", (unsigned long)m->out_features,
+                         m->out_features == 1 ? "" : "s", LENSNET_MAX_CLASSES);
   for (i = 0; i < d->count; i++) {
     float y = d->labels[i];
     if (!(y >= 0 && y < (float)m->out_features && y == floorf(y)))
@@ -12006,7 +12013,6 @@ static void lensnet__shuffle(size_t *a, size_t n, lensnet_rng *rng) {
   for (i = n; i-- > 1;) { size_t j = (size_t)(lensnet_rng_next(rng) % (i + 1)), tmp = a[i]; a[i] = a[j]; a[j] = tmp; }
 }
 
-/* Allocations, the split, class weights, trainer, optimiser and schedule for a resolved desc. */
 /* Regression targets are learnt standardised: each target's mean and standard deviation over the
  * training part (never the validation part), kept in the metadata to undo it at prediction. A
  * constant target gets a deviation of 1. */
@@ -12088,6 +12094,7 @@ static lensnet_result lensnet__fit_scan(lensnet__fit *f, lensnet_error *err) {
   return LENSNET_OK;
 }
 
+/* Allocations, the split, class weights, trainer, optimiser and schedule for a resolved desc. */
 static lensnet_result lensnet__fit_setup(lensnet__fit *f, lensnet_model *m, const lensnet_fit_desc *desc, lensnet_error *err) {
   lensnet_trainer_desc td;
   lensnet_optimizer_desc od;
@@ -12275,12 +12282,12 @@ static size_t lensnet__fit_correct(const lensnet__fit *f, size_t bs) {
   return correct;
 }
 
-/* One training epoch: shuffled batches, forward, loss, backward, an optimiser step. */
 /* Seconds from the caller's clock, else processor time. */
 static double lensnet__fit_seconds(const lensnet__fit *f) {
   return f->d.seconds ? f->d.seconds(f->d.seconds_user) : (double)clock() / CLOCKS_PER_SEC;
 }
 
+/* One training epoch: shuffled batches, forward, loss, backward, an optimiser step. */
 static lensnet_result lensnet__fit_train_epoch(lensnet__fit *f, lensnet_fit_progress *p, double t0, int *stop, lensnet_error *err) {
   size_t b, correct = 0;
   double loss_sum = 0, sq = 0;
@@ -12301,7 +12308,9 @@ static lensnet_result lensnet__fit_train_epoch(lensnet__fit *f, lensnet_fit_prog
     if (loss != loss) return lensnet__fail(err, LENSNET_ERR_DIVERGED, "the loss became NaN at epoch %d", p->epoch);
     lensnet_trainer_zero_grad(f->t);
     if ((r = lensnet_trainer_backward(f->t, bs, f->grad, err)) != LENSNET_OK) return r;
-    lensnet_optimizer_step(f->opt, f->m, f->t->grads, (float)p->lr);
+    /* lensnet_optimizer_step reads lr <= 0 as its desc's rate; a schedule decayed to 0 (a step
+     * schedule's powf underflows after enough steps) moves by the least rate instead */
+    lensnet_optimizer_step(f->opt, f->m, f->t->grads, p->lr > 0 ? (float)p->lr : FLT_MIN);
     loss_sum += loss * (double)bs;
     if (!f->targets) correct += lensnet__fit_correct(f, bs);
     p->seen = b + bs;
@@ -12396,7 +12405,8 @@ LENSNET_API lensnet_result lensnet_fit(lensnet_model *m, const lensnet_fit_desc 
   lensnet__fit f;
   lensnet_fit_desc d;
   lensnet_result r;
-  if (m && m->values && lensnet__uninitialised(m))
+  if (!m) return lensnet__fail(err, LENSNET_ERR_ARG, "fit: no model (NULL)");
+  if (m->values && lensnet__uninitialised(m))
     return lensnet__fail(err, LENSNET_ERR_ARG, "every weight of the model is 0, as lensnet_model_create leaves them: start it with "
                          "lensnet_model_init or lensnet_model_init_he, or load weights");
   memset(&d, 0, sizeof d);
@@ -12437,9 +12447,9 @@ static lensnet_result lensnet__fit_desc_from_meta(const lensnet_safetensors *st,
 /* The loop state of a checkpoint: epoch, best loss, history, optimiser, streams. */
 static lensnet_result lensnet__fit_restore(lensnet__fit *f, const lensnet_safetensors *st, lensnet_error *err) {
   const char *v = lensnet_safetensors_meta(st, "train.epoch");
-  long epoch = v ? strtol(v, NULL, 10) : 0;
+  long epoch = v ? strtol(v, NULL, 10) : -1;
   lensnet_result r;
-  if (epoch < 0 || epoch > 1000000) return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint: train.epoch = %ld is not a count of epochs", epoch);
+  if (epoch < 0 || epoch > 1000000) return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint: train.epoch is missing or not a count of epochs");
   f->epoch = (int)epoch;
   v = lensnet_safetensors_meta(st, "train.best_val_loss");
   f->best_val_loss = v ? strtod(v, NULL) : INFINITY;
@@ -12550,7 +12560,6 @@ LENSNET_API int lensnet_adapt_setting_applies(const lensnet_fit_setting *s, cons
   return 0;
 }
 
-/* A setting's value in a desc, as a number. */
 LENSNET_API lensnet_result lensnet_adapt_setting_parse(lensnet_adapt_desc *desc, const lensnet_fit_setting *s, const char *text,
                                                        lensnet_error *err) {
   if (s->type == LENSNET_SETTING_TEXT) {
@@ -12643,8 +12652,9 @@ static lensnet_result lensnet__adapt_check(const lensnet_model *m, const lensnet
   sets[0] = d->source; sets[1] = d->target;
   if (lensnet_model_meta(m, "regress.targets"))
     return lensnet__fail(err, LENSNET_ERR_ARG, "the model is a regression model (regress.targets); domain adaptation needs a classifier");
-  if (m->out_features < 2 || m->out_features > 256)
-    return lensnet__fail(err, LENSNET_ERR_ARG, "the model has %lu outputs; a classifier needs 2 to 256", (unsigned long)m->out_features);
+  if (m->out_features < 2 || m->out_features > LENSNET_MAX_CLASSES)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "the model has %lu outputs; a classifier needs 2 to %d", (unsigned long)m->out_features,
+                         LENSNET_MAX_CLASSES);
   for (k = 0; k < 2; k++) {
     const lensnet_tensor *t = sets[k];
     if (k == 0 && adabn && !t) continue; /* adabn reads no source images */
@@ -12941,7 +12951,7 @@ static lensnet_result lensnet__adapt_step_adabn(lensnet__adapt *a, size_t step, 
 static lensnet_result lensnet__adapt_step_adamatch(lensnet__adapt *a, size_t step, uint64_t total_steps, double *loss, lensnet_error *err) {
   size_t B = a->d.batch, K = a->classes, P = a->per, k, c;
   float ys[2 * 4096];
-  double ps[256], pt[256], mean_s[256], mean_t[256], conf = 0, mu;
+  double ps[LENSNET_MAX_CLASSES], pt[LENSNET_MAX_CLASSES], mean_s[LENSNET_MAX_CLASSES], mean_t[LENSNET_MAX_CLASSES], conf = 0, mu;
   float *zs = a->logits2; /* the source logits used: [2B, K] */
   lensnet_result r;
   const double pi = 3.14159265358979323846;
@@ -12973,7 +12983,7 @@ static lensnet_result lensnet__adapt_step_adamatch(lensnet__adapt *a, size_t ste
   memset(a->grad, 0, 4 * B * K * sizeof(float));
   loss[1] = 0;
   for (k = 0; k < B; k++) {
-    double sum = 0, best = -1, q[256];
+    double sum = 0, best = -1, q[LENSNET_MAX_CLASSES];
     size_t y = 0;
     const float *zt = a->logits + (3 * B + k) * K;
     lensnet__softmax_row(a->logits + (2 * B + k) * K, K, pt);
@@ -13006,7 +13016,7 @@ static lensnet_result lensnet__adapt_step_adamatch(lensnet__adapt *a, size_t ste
 static lensnet_result lensnet__adapt_step_self(lensnet__adapt *a, size_t step, double *loss, lensnet_error *err) {
   size_t B = a->d.batch, K = a->classes, P = a->per, k, c;
   float ys[4096];
-  double p[256], q[256], w = a->d.consistency_weight, alpha = a->d.ema;
+  double p[LENSNET_MAX_CLASSES], q[LENSNET_MAX_CLASSES], w = a->d.consistency_weight, alpha = a->d.ema;
   lensnet_result r;
   lensnet__adapt_batch(a, a->d.source, a->src_order, step, 1, a->x, ys, a->d.source_labels);
   if ((r = lensnet_trainer_forward(a->t, B, a->x, 1, a->logits, err)) != LENSNET_OK) return r;
@@ -13019,7 +13029,7 @@ static lensnet_result lensnet__adapt_step_self(lensnet__adapt *a, size_t step, d
       (r = lensnet_trainer_forward(a->t, B, a->x, 1, a->logits, err)) != LENSNET_OK) return r;
   loss[1] = 0;
   for (k = 0; k < B; k++) {
-    double mx = 0, dp[256];
+    double mx = 0, dp[LENSNET_MAX_CLASSES];
     lensnet__softmax_row(a->logits + k * K, K, p);
     lensnet__softmax_row(a->logits2 + k * K, K, q);
     for (c = 0; c < K; c++) if (q[c] > mx) mx = q[c];
@@ -13320,6 +13330,7 @@ LENSNET_API lensnet_result lensnet_adapt(lensnet_model *m, const lensnet_adapt_d
   lensnet_adapt_desc d;
   char header[128];
   lensnet_result r;
+  if (!m) return lensnet__fail(err, LENSNET_ERR_ARG, "adapt: no model (NULL)");
   memset(&d, 0, sizeof d);
   if (desc) d = *desc;
   if ((r = lensnet__run_scaling("adapt", &d.preprocess, &d.minmax, m, err)) != LENSNET_OK) return r;

@@ -3236,6 +3236,7 @@ LENSVIZ_API lensnet_result lensviz_eval_multiclass(const float *probs, const int
   lensviz__ranked *orders[LENSVIZ_EVAL_MAX_CLASSES];
   lensnet_result res;
   size_t i, c, j;
+  double right = 0.0; /* objects whose highest probability is their class */
   int all_defined = 1;
   memset(out, 0, sizeof *out);
   memset(orders, 0, sizeof orders);
@@ -3268,9 +3269,9 @@ LENSVIZ_API lensnet_result lensviz_eval_multiclass(const float *probs, const int
     out->precision[c] = lensviz__ratio(tp, called);
     out->recall[c] = lensviz__ratio(tp, truth);
     out->f1[c] = lensviz__ratio(2.0 * tp, called + truth);
-    out->accuracy = (c ? out->accuracy : 0.0) + tp;
+    right += tp;
   }
-  out->accuracy = lensviz__ratio(out->accuracy, (double)n);
+  out->accuracy = lensviz__ratio(right, (double)n);
   for (c = 0; c < k && res == LENSNET_OK; c++) {
     if (!(orders[c] = lensviz__rank(probs + c, k, labels, (int)c, n)))
       res = lensviz__fail(err, LENSNET_ERR_NOMEM, "eval: out of memory for %lu objects", (unsigned long)n);
@@ -3346,7 +3347,7 @@ LENSVIZ_API lensnet_result lensviz_eval_regress(const double *truth, const doubl
     out->bias = out->rms = out->scatter = out->median_abs = out->mean_sigma = out->z_rms = out->coverage68 = out->coverage95 = NAN;
     return LENSNET_OK;
   }
-  if (!(abs_err = LENSVIZ__CAST(double *, LENSVIZ_MALLOC(n * sizeof(double))))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if (!(abs_err = LENSVIZ__CAST(double *, lensviz__alloc(n, sizeof(double))))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   for (i = 0; i < n; i++) {
     double e = mean[i] - truth[i], u = lensviz_regress_level(truth[i], mean[i], sigma[i]);
     sum += e;
@@ -3436,7 +3437,7 @@ LENSVIZ_API lensnet_result lensviz_eval_positions(const double *true_x, const do
     for (k = 0; k < radius_count; k++) out->within[k] = NAN;
     return LENSNET_OK;
   }
-  if (!(d = LENSVIZ__CAST(double *, LENSVIZ_MALLOC(n * sizeof(double))))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  if (!(d = LENSVIZ__CAST(double *, lensviz__alloc(n, sizeof(double))))) return lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   for (i = 0; i < n; i++) {
     d[i] = hypot(x[i] - true_x[i], y[i] - true_y[i]);
     sq += d[i] * d[i];

@@ -406,6 +406,37 @@ static void test_errors(void) {
     CHECK(lensnet_fit_resume("build/tfit_nowhere", NULL, &m, &err) == LENSNET_ERR_IO && strstr(err.message, "tfit_nowhere") && !m,
           "a missing checkpoint is named: %s", err.message);
   }
+  {
+    /* more classes than the softmax losses take: refused before training, not a NaN loss */
+    lensnet_model *m = new_model_of("input 1 8 8\nflatten\ndense name=d out=300");
+    d = base_desc(NULL);
+    d.epochs = 1;
+    CHECK(m && lensnet_fit(m, &d, &err) == LENSNET_ERR_SHAPE && strstr(err.message, "300 outputs") && strstr(err.message, "2 to 256"),
+          "a 300-output classifier is refused up front: %s", err.message);
+    lensnet_model_free(m);
+    CHECK(lensnet_fit(NULL, &d, &err) == LENSNET_ERR_ARG && strstr(err.message, "no model"), "no model: %s", err.message);
+  }
+}
+
+/* A step schedule decayed until powf underflows to 0 (gamma 0.1 each epoch) moves the weights no
+ * more: lensnet_optimizer_step reads lr 0 as its default rate, so such epochs once trained at the
+ * full base rate again. A model without batch norm, whose running statistics move at any rate. */
+static void test_schedule_to_zero(void) {
+  const char *arch = "input 1 8 8\nflatten\ndense name=a out=8\nrelu\ndense name=d out=2";
+  lensnet_model *a = new_model_of(arch), *b = new_model_of(arch);
+  lensnet_fit_desc d = base_desc(NULL);
+  lensnet_error err;
+  int e0 = 0;
+  while (e0 < 200 && (float)d.lr * powf(0.1f, (float)e0) > 0) e0++; /* the first epoch (0-based) the step schedule gives 0 */
+  CHECK(e0 > 10 && e0 < 200, "the rate reaches 0 at epoch %d", e0);
+  d.schedule = "step"; d.step_size = 1; d.gamma = 0.1; d.val_fraction = -1; d.augment = NULL;
+  d.epochs = e0;
+  CHECK(a && b && lensnet_fit(a, &d, &err) == LENSNET_OK, "%d epochs: %s", e0, err.message);
+  d.epochs = e0 + 4;
+  CHECK(b && lensnet_fit(b, &d, &err) == LENSNET_OK, "%d epochs: %s", e0 + 4, err.message);
+  CHECK(a && b && !memcmp(a->values, b->values, a->value_count * sizeof(float)), "four epochs at a rate of 0 leave the weights as they were");
+  lensnet_model_free(a);
+  lensnet_model_free(b);
 }
 
 /* Augmentation of single images: rot180 gives each image as it is or turned half round (h-1-y,
@@ -496,6 +527,7 @@ int main(void) {
   TEST("a checkpoint restores weights, optimiser moments and step, and both random streams") test_checkpoint_round_trip();
   TEST("bad settings and data give lensnet_error results that name the problem") test_errors();
   TEST("the scaling: desc.preprocess, else desc.minmax, else the model's own metadata") test_preprocess_from_model();
+  TEST("a step schedule decayed to 0 moves the weights no more") test_schedule_to_zero();
   TEST("rot180 turns images half round or not at all, and leaves rot90's draws alone") test_augment_half_turn();
   if (system("rm -rf build/tfit_*") != 0) printf("   could not remove build/tfit_*\n");
   return check_summary();
