@@ -513,6 +513,11 @@ static void test_calibrate(void) {
   rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/calibrated.safetensors --scores " D "/val_pred.csv --labels " D "/val.csv --out " D
                                         "/calibrated.safetensors");
   CHECK(rc == 1 && strstr(out, "calibrated on these very predictions"), "the same predictions twice: refused: %s", out);
+  /* another seed's labels (their indices the same) leave the truth unrelated to the means: said */
+  rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D "/test.csv --out " D
+                                        "/x.safetensors");
+  CHECK(strstr(out, "far from 1: check that the labels' rows are these objects'") != NULL, "labels of other objects: a note: %s", out);
+  cli_shell("rm -f " D "/x.safetensors");
   /* labels equal to the means (no errors) and a negative sigma: named, nothing written */
   cli_shell("awk -F, 'BEGIN{OFS=\",\"} {print $1, $2, $4}' " D "/val_pred.csv > " D "/perfect.csv");
   rc = cli_lens_output(out, sizeof out, "calibrate --model " D "/run/best.safetensors --scores " D "/val_pred.csv --labels " D "/perfect.csv --out " D

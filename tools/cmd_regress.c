@@ -483,6 +483,16 @@ int lens_cmd_calibrate(int argc, char **argv) {
   if (rc == 0 && d.n < 100)
     fprintf(stderr, "lens: note: %lu validation objects: the factors%s are uncertain (a few hundred or more are advised)\n", (unsigned long)d.n,
             o.means ? " and the lines" : "");
+  for (j = 0; rc == 0 && !o.means && j < d.count; j++) { /* labels that are not these objects' leave the truth unrelated to the means */
+    double mm = 0, mt = 0, smm = 0, smt = 0, b;
+    for (k = 0; k < d.n; k++) { mm += d.mean[j][k]; mt += d.truth[j][k]; }
+    mm /= (double)d.n; mt /= (double)d.n;
+    for (k = 0; k < d.n; k++) { smm += (d.mean[j][k] - mm) * (d.mean[j][k] - mm); smt += (d.mean[j][k] - mm) * (d.truth[j][k] - mt); }
+    b = smm > 0 ? smt / smm : 0;
+    if (!(b > 0.5 && b < 2))
+      fprintf(stderr, "lens: note: %s: the true values follow the predicted means with a slope of %.3g, far from 1: check that the "
+              "labels' rows are these objects' (or the model has not learnt it)\n", d.names[j], b);
+  }
   if (rc == 0 && o.means) { /* the correction, then the means as the corrected model will predict them */
     size_t sl = 0, ol = 0;
     if (lensnet_regression_fit_means(&reg, (const double *const *)d.truth, (const double *const *)d.mean, d.n, slope, offset, &err) != LENSNET_OK)
