@@ -528,7 +528,7 @@ clean:
 
 # The first thing to run: simulate a small Euclid-like sample, score it with a released finder of
 # Wilde et al. 2022 and the finder trained here, and write scores, a ROC curve and an explanation
-# into build/demo (about ten seconds on two cores).
+# into build/demo (about 25 seconds on two cores, the build included).
 demo: build/lens
 	@sh tools/demo.sh build/lens build/demo
 

@@ -7,7 +7,7 @@ set -eu
 lens=${1:-build/lens}
 out=${2:-build/demo}
 n=400
-seed=2026   # held out: the shipped finder was trained on seeds 1 and 2 (weights/ou66-sim.md)
+seed=2026   # held out: the shipped finder was trained on seed 1 and tested on seed 2 (weights/ou66-sim.md)
 
 [ -x "$lens" ] || { echo "demo: $lens not found; run make first" >&2; exit 1; }
 rm -rf "$out/sample" "$out/explain"
