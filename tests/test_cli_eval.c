@@ -449,11 +449,22 @@ static void test_pipeline(void) {
   CHECK(metric(D "/pipe", 1, "precision_1to100") < metric(D "/pipe", 1, "precision"), "precision falls at 1:100");
 }
 
+/* A lens-modelling network's predictions given without --task regress: the message says so. */
+static void test_regression_hint(void) {
+  char out[2048];
+  int rc;
+  cli_shell("printf 'input,theta_E,theta_E_sigma\\nx.npy[0],1.1,0.02\\nx.npy[1],0.9,0.03\\n' > " D "/reg_pred.csv && "
+            "printf 'index,label,theta_E\\n0,1,1.0\\n1,1,0.95\\n' > " D "/reg_labels.csv");
+  rc = cli_lens_output(out, sizeof out, "eval --scores " D "/reg_pred.csv --labels " D "/reg_labels.csv");
+  CHECK(rc == 1 && strstr(out, "no score column p_lens") && strstr(out, "--task regress"), "points at --task regress: %s", out);
+}
+
 int main(void) {
   if (!cli_have_lens()) return check_summary();
   if (cli_shell("rm -rf " D " && mkdir -p " D) != 0) { CHECK(0, "cannot create " D); return check_summary(); }
   write_six();
   TEST("figures of six objects by hand: AUC, AP, confusion, a prior, kinds") test_figures();
+  TEST("a lens-modelling network's predictions without --task regress: named") test_regression_hint();
   TEST("metrics.json parses, PNGs decode, runs repeat") test_outputs();
   TEST("joins by index, by input[i], by input names, by row order; differing sets and duplicates refused") test_joins();
   TEST("errors name the problem: NaN, missing columns, empty files, bad labels, usage") test_errors();

@@ -808,8 +808,16 @@ static int load_data(const eval_options *o, eval_data *d) {
   if (!o->score_column) find_class_columns(d);
   if (!d->classes && lensnet_csv_column(d->st.header, o->score_column ? o->score_column : "p_lens", &d->score_col, NULL) != LENSNET_OK) {
     char what[128];
+    size_t c;
+    int sigmas = 0; /* NAME_sigma columns: a lens-modelling network's predictions */
+    for (c = 0; c < d->st.cols; c++) {
+      size_t len = strlen(d->st.cells[c]);
+      sigmas |= len > 6 && !strcmp(d->st.cells[c] + len - 6, "_sigma");
+    }
     snprintf(what, sizeof what, "score column %s", o->score_column ? o->score_column : "p_lens");
-    return missing_column(d->spath, &d->st, what, " (choose one with --score-column)");
+    return missing_column(d->spath, &d->st, what,
+                          sigmas ? " (its NAME_sigma columns are a lens-modelling network's: evaluate them with --task regress)"
+                                 : " (choose one with --score-column)");
   }
   if (!d->classes) { /* a column named twice: which one is meant is not known */
     size_t c, seen = 0;
