@@ -11754,23 +11754,47 @@ static lensnet_tensor lensnet__param_view(const lensnet_param *P, float *values)
   return t;
 }
 
+/* A network's values (trainable_only: its trainable parameters' values, as optimiser moments are
+ * laid out) into st under the names PREFIX + parameter name, as views (values must outlive st). */
+static lensnet_result lensnet__values_add(lensnet_safetensors *st, const char *prefix, const lensnet_model *m, float *values,
+                                          int trainable_only) {
+  size_t i;
+  lensnet_result r = LENSNET_OK;
+  for (i = 0; i < m->param_count && r == LENSNET_OK; i++) {
+    lensnet_tensor t = lensnet__param_view(&m->params[i], values);
+    char name[200];
+    if (trainable_only && !m->params[i].trainable) continue;
+    snprintf(name, sizeof name, "%s%s", prefix, m->params[i].name);
+    r = lensnet__safetensors_add_view(st, name, &t);
+  }
+  return r;
+}
+
+/* The values lensnet__values_add stored under PREFIX back into values. */
+static lensnet_result lensnet__values_get(const lensnet_safetensors *st, const char *prefix, const lensnet_model *m, float *values,
+                                          int trainable_only, lensnet_error *err) {
+  size_t i;
+  for (i = 0; i < m->param_count; i++) {
+    const lensnet_param *P = &m->params[i];
+    const lensnet_tensor *t;
+    char name[200];
+    if (trainable_only && !P->trainable) continue;
+    snprintf(name, sizeof name, "%s%s", prefix, P->name);
+    if (!(t = lensnet_safetensors_find(st, name)) || lensnet_tensor_count(t) != P->count)
+      return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "checkpoint lacks %s", name);
+    memcpy(values + P->offset, t->data, P->count * sizeof(float));
+  }
+  return LENSNET_OK;
+}
+
 LENSNET_API lensnet_result lensnet_checkpoint_save(const char *path, lensnet_model *m, const lensnet_optimizer *opt, lensnet_trainer *t,
                                                    const lensnet_rng *data_rng, lensnet_error *err) {
   lensnet_safetensors st;
   lensnet_result r;
-  size_t i;
   if ((r = lensnet__state_meta(m, opt, t, data_rng)) != LENSNET_OK || (r = lensnet__model_to_safetensors(m, &st)) != LENSNET_OK)
     return lensnet__fail(err, r, "out of memory saving %s", path);
-  for (i = 0; opt && i < m->param_count && r == LENSNET_OK; i++) {
-    const lensnet_param *P = &m->params[i];
-    lensnet_tensor tm = lensnet__param_view(P, opt->m), tv = lensnet__param_view(P, opt->v);
-    char name[160];
-    if (!P->trainable) continue;
-    snprintf(name, sizeof name, "optimizer.m.%s", P->name);
-    r = lensnet__safetensors_add_view(&st, name, &tm);
-    snprintf(name, sizeof name, "optimizer.v.%s", P->name);
-    if (r == LENSNET_OK) r = lensnet__safetensors_add_view(&st, name, &tv);
-  }
+  if (opt) r = lensnet__values_add(&st, "optimizer.m.", m, opt->m, 1);
+  if (opt && r == LENSNET_OK) r = lensnet__values_add(&st, "optimizer.v.", m, opt->v, 1);
   if (r != LENSNET_OK) lensnet__fail(err, r, "out of memory saving %s", path);
   else r = lensnet_safetensors_write(path, &st, err);
   lensnet_safetensors_free(&st);
@@ -11780,7 +11804,6 @@ LENSNET_API lensnet_result lensnet_checkpoint_save(const char *path, lensnet_mod
 /* The optimiser's moments and step and the random streams from a checkpoint already read. */
 static lensnet_result lensnet__checkpoint_state(const lensnet_safetensors *st, const lensnet_model *m, lensnet_optimizer *opt,
                                                 lensnet_trainer *t, lensnet_rng *data_rng, lensnet_error *err) {
-  size_t k;
   lensnet_rng dropout;
   if ((data_rng && !lensnet__rng_from_text(lensnet_safetensors_meta(st, "train.data_rng"), data_rng)) ||
       (t && !lensnet__rng_from_text(lensnet_safetensors_meta(st, "train.dropout_rng"), &dropout)))
@@ -11791,21 +11814,10 @@ static lensnet_result lensnet__checkpoint_state(const lensnet_safetensors *st, c
     const char *v = lensnet_safetensors_meta(st, "train.optimizer_step");
     opt->step = v ? strtoull(v, NULL, 10) : 0;
   }
-  for (k = 0; k < m->param_count; k++) {
-    const lensnet_param *P = &m->params[k];
-    char name[160];
-    const lensnet_tensor *tm, *tv;
-    if (!P->trainable) continue;
-    snprintf(name, sizeof name, "optimizer.m.%s", P->name);
-    tm = lensnet_safetensors_find(st, name);
-    snprintf(name, sizeof name, "optimizer.v.%s", P->name);
-    tv = lensnet_safetensors_find(st, name);
-    if (!tm || !tv || lensnet_tensor_count(tm) != P->count || lensnet_tensor_count(tv) != P->count)
-      return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "checkpoint lacks optimiser state for %s", P->name);
-    memcpy(opt->m + P->offset, tm->data, P->count * sizeof(float));
-    memcpy(opt->v + P->offset, tv->data, P->count * sizeof(float));
+  {
+    lensnet_result r = lensnet__values_get(st, "optimizer.m.", m, opt->m, 1, err);
+    return r == LENSNET_OK ? lensnet__values_get(st, "optimizer.v.", m, opt->v, 1, err) : r;
   }
-  return LENSNET_OK;
 }
 
 /* Copies the weights and metadata of `from` into m of the same architecture. */
@@ -13154,38 +13166,6 @@ static lensnet_result lensnet__adapt_desc_from_meta(const lensnet_safetensors *s
   return LENSNET_OK;
 }
 
-/* A network's values (trainable_only: its trainable parameters' values, as optimiser moments are
- * laid out) under names PREFIX + parameter name. */
-static lensnet_result lensnet__adapt_add_values(lensnet_safetensors *st, const char *prefix, const lensnet_model *m, float *values,
-                                                int trainable_only) {
-  size_t i;
-  lensnet_result r = LENSNET_OK;
-  for (i = 0; i < m->param_count && r == LENSNET_OK; i++) {
-    lensnet_tensor t = lensnet__param_view(&m->params[i], values);
-    char name[200];
-    if (trainable_only && !m->params[i].trainable) continue;
-    snprintf(name, sizeof name, "%s%s", prefix, m->params[i].name);
-    r = lensnet_safetensors_add(st, name, &t);
-  }
-  return r;
-}
-
-static lensnet_result lensnet__adapt_get_values(const lensnet_safetensors *st, const char *prefix, const lensnet_model *m, float *values,
-                                                int trainable_only, lensnet_error *err) {
-  size_t i;
-  for (i = 0; i < m->param_count; i++) {
-    const lensnet_param *P = &m->params[i];
-    const lensnet_tensor *t;
-    char name[200];
-    if (trainable_only && !P->trainable) continue;
-    snprintf(name, sizeof name, "%s%s", prefix, P->name);
-    if (!(t = lensnet_safetensors_find(st, name)) || lensnet_tensor_count(t) != P->count)
-      return lensnet__fail(err, LENSNET_ERR_WEIGHTS, "checkpoint lacks %s", name);
-    memcpy(values + P->offset, t->data, P->count * sizeof(float));
-  }
-  return LENSNET_OK;
-}
-
 /* The run's state into m's metadata (so every file of the epoch carries it, as lensnet_fit's do):
  * the epoch, the step, the optimisers' steps, the streams, the history. */
 static lensnet_result lensnet__adapt_state_meta(const lensnet__adapt *a, lensnet_model *m) {
@@ -13226,12 +13206,12 @@ static lensnet_result lensnet__adapt_save(lensnet__adapt *a, lensnet_error *err)
   if ((r = lensnet__run_file(a->d.out_dir, "best.safetensors", path, sizeof path, err)) != LENSNET_OK || (r = lensnet_model_save(res, path, err)) != LENSNET_OK)
     return r;
   if ((r = lensnet__model_to_safetensors(a->m, &st)) != LENSNET_OK) return lensnet__fail(err, r, "out of memory");
-  if (a->aux) r = lensnet__adapt_add_values(&st, aux, a->aux, a->aux->values, 0);
-  if (r == LENSNET_OK) r = lensnet__adapt_add_values(&st, "adapt.opt.m.", a->m, a->opt->m, 1);
-  if (r == LENSNET_OK) r = lensnet__adapt_add_values(&st, "adapt.opt.v.", a->m, a->opt->v, 1);
-  if (r == LENSNET_OK && a->disc) r = lensnet__adapt_add_values(&st, "adapt.disc.", a->disc, a->disc->values, 0);
-  if (r == LENSNET_OK && a->disc) r = lensnet__adapt_add_values(&st, "adapt.disc_opt.m.", a->disc, a->dopt->m, 1);
-  if (r == LENSNET_OK && a->disc) r = lensnet__adapt_add_values(&st, "adapt.disc_opt.v.", a->disc, a->dopt->v, 1);
+  if (a->aux) r = lensnet__values_add(&st, aux, a->aux, a->aux->values, 0);
+  if (r == LENSNET_OK) r = lensnet__values_add(&st, "adapt.opt.m.", a->m, a->opt->m, 1);
+  if (r == LENSNET_OK) r = lensnet__values_add(&st, "adapt.opt.v.", a->m, a->opt->v, 1);
+  if (r == LENSNET_OK && a->disc) r = lensnet__values_add(&st, "adapt.disc.", a->disc, a->disc->values, 0);
+  if (r == LENSNET_OK && a->disc) r = lensnet__values_add(&st, "adapt.disc_opt.m.", a->disc, a->dopt->m, 1);
+  if (r == LENSNET_OK && a->disc) r = lensnet__values_add(&st, "adapt.disc_opt.v.", a->disc, a->dopt->v, 1);
   if (r != LENSNET_OK) lensnet__fail(err, r, "out of memory");
   else if ((r = lensnet__run_file(a->d.out_dir, "checkpoint.safetensors", path, sizeof path, err)) == LENSNET_OK)
     r = lensnet_safetensors_write(path, &st, err);
@@ -13260,12 +13240,12 @@ static lensnet_result lensnet__adapt_restore(lensnet__adapt *a, const lensnet_sa
       (a->t2 && !lensnet__rng_from_text(lensnet_safetensors_meta(st, "adapt.dropout_rng2"), &a->t2->rng)) ||
       (a->td && !lensnet__rng_from_text(lensnet_safetensors_meta(st, "adapt.disc_rng"), &a->td->rng)))
     return lensnet__fail(err, LENSNET_ERR_FORMAT, "checkpoint has no random-stream state");
-  if (a->aux) r = lensnet__adapt_get_values(st, aux, a->aux, a->aux->values, 0, err);
-  if (r == LENSNET_OK) r = lensnet__adapt_get_values(st, "adapt.opt.m.", a->m, a->opt->m, 1, err);
-  if (r == LENSNET_OK) r = lensnet__adapt_get_values(st, "adapt.opt.v.", a->m, a->opt->v, 1, err);
-  if (r == LENSNET_OK && a->disc) r = lensnet__adapt_get_values(st, "adapt.disc.", a->disc, a->disc->values, 0, err);
-  if (r == LENSNET_OK && a->disc) r = lensnet__adapt_get_values(st, "adapt.disc_opt.m.", a->disc, a->dopt->m, 1, err);
-  if (r == LENSNET_OK && a->disc) r = lensnet__adapt_get_values(st, "adapt.disc_opt.v.", a->disc, a->dopt->v, 1, err);
+  if (a->aux) r = lensnet__values_get(st, aux, a->aux, a->aux->values, 0, err);
+  if (r == LENSNET_OK) r = lensnet__values_get(st, "adapt.opt.m.", a->m, a->opt->m, 1, err);
+  if (r == LENSNET_OK) r = lensnet__values_get(st, "adapt.opt.v.", a->m, a->opt->v, 1, err);
+  if (r == LENSNET_OK && a->disc) r = lensnet__values_get(st, "adapt.disc.", a->disc, a->disc->values, 0, err);
+  if (r == LENSNET_OK && a->disc) r = lensnet__values_get(st, "adapt.disc_opt.m.", a->disc, a->dopt->m, 1, err);
+  if (r == LENSNET_OK && a->disc) r = lensnet__values_get(st, "adapt.disc_opt.v.", a->disc, a->dopt->v, 1, err);
   v = lensnet_safetensors_meta(st, "adapt.history");
   if (r == LENSNET_OK) r = lensnet__text_append(&a->history, &a->history_len, v ? v : "", err);
   return r;
