@@ -2699,77 +2699,54 @@ LENSVIZ_API void lensviz_plot_confusion(lensviz_image *dst, const double *counts
 
 /* ---- ROC and precision-recall -------------------------------------------------------------- */
 
-typedef struct { float score; int positive; } lensviz__scored;
-
-static int lensviz__by_score_desc(const void *a, const void *b) {
-  float x = ((const lensviz__scored *)a)->score, y = ((const lensviz__scored *)b)->score;
-  return x > y ? -1 : x < y ? 1 : 0;
-}
-
-/* Scores sorted from high to low with their labels, and the class totals; NULL on failure. */
-static lensviz__scored *lensviz__sorted(const float *scores, const int *labels, size_t n, size_t *pos, size_t *neg) {
-  lensviz__scored *s = LENSVIZ__CAST(lensviz__scored *, lensviz__alloc(n, sizeof(lensviz__scored)));
+/* lensviz_eval_curve's points (unweighted, no prior) with NaN scores ranked lowest (as -inf), and
+ * the class totals; NULL when out of memory. */
+static lensviz_eval_point *lensviz__curve(const float *scores, const int *labels, size_t n, size_t *count, double *pos, double *neg) {
+  float *s = lensviz__floats(n);
+  lensviz_eval_point *p = LENSVIZ__CAST(lensviz_eval_point *, lensviz__alloc(n + 1, sizeof(lensviz_eval_point)));
   size_t i;
-  *pos = *neg = 0;
-  if (!s) return NULL;
-  for (i = 0; i < n; i++) {
-    s[i].score = scores[i] == scores[i] ? scores[i] : -INFINITY; /* a NaN score ranks lowest */
-    s[i].positive = labels[i] != 0;
-    if (s[i].positive) (*pos)++;
-    else (*neg)++;
+  *count = 0;
+  *pos = *neg = 0.0;
+  if (s && p) {
+    for (i = 0; i < n; i++) s[i] = scores[i] == scores[i] ? scores[i] : -INFINITY;
+    if (lensviz_eval_curve(s, labels, NULL, n, 0.0, p, count, NULL) != LENSNET_OK) *count = 0;
   }
-  qsort(s, n, sizeof *s, lensviz__by_score_desc);
-  return s;
+  lensviz_free(s);
+  if (!*count) { lensviz_free(p); return NULL; }
+  *pos = p[*count - 1].tp; /* the last point calls every object a lens */
+  *neg = p[*count - 1].fp;
+  return p;
 }
 
 LENSVIZ_API size_t lensviz_roc(const float *scores, const int *labels, size_t n, float *fpr, float *tpr, double *auc) {
-  size_t pos, neg, i = 0, count = 1, tp = 0, fp = 0;
-  double area = 0.0, px = 0.0, py = 0.0;
-  lensviz__scored *s = lensviz__sorted(scores, labels, n, &pos, &neg);
+  size_t count = 0, k;
+  double pos, neg, area = 0.0;
+  lensviz_eval_point *p = lensviz__curve(scores, labels, n, &count, &pos, &neg);
   if (auc) *auc = 0.0;
-  if (!s || !pos || !neg) { lensviz_free(s); return 0; }
-  fpr[0] = tpr[0] = 0.0f;
-  while (i < n) {
-    size_t j = i;
-    double x, y;
-    while (j < n && s[j].score == s[i].score) { if (s[j].positive) tp++; else fp++; j++; }
-    x = (double)fp / (double)neg;
-    y = (double)tp / (double)pos;
-    area += (x - px) * (y + py) * 0.5;
-    fpr[count] = (float)x;
-    tpr[count] = (float)y;
-    count++;
-    px = x; py = y;
-    i = j;
+  if (!p || pos <= 0.0 || neg <= 0.0) { lensviz_free(p); return 0; }
+  for (k = 0; k < count; k++) {
+    fpr[k] = (float)p[k].fpr;
+    tpr[k] = (float)p[k].tpr;
+    if (k) area += (p[k].fpr - p[k - 1].fpr) * (p[k].tpr + p[k - 1].tpr) * 0.5; /* trapezoids */
   }
   if (auc) *auc = area;
-  lensviz_free(s);
+  lensviz_free(p);
   return count;
 }
 
 LENSVIZ_API size_t lensviz_pr(const float *scores, const int *labels, size_t n, float *recall, float *precision, double *ap) {
-  size_t pos, neg, i = 0, count = 1, tp = 0, fp = 0;
-  double sum = 0.0, prev_r = 0.0;
-  lensviz__scored *s = lensviz__sorted(scores, labels, n, &pos, &neg);
+  size_t count = 0, k;
+  double pos, neg, sum = 0.0;
+  lensviz_eval_point *p = lensviz__curve(scores, labels, n, &count, &pos, &neg);
   if (ap) *ap = 0.0;
-  if (!s || !pos) { lensviz_free(s); return 0; }
-  recall[0] = 0.0f;
-  precision[0] = 1.0f;
-  while (i < n) {
-    size_t j = i;
-    double r, p;
-    while (j < n && s[j].score == s[i].score) { if (s[j].positive) tp++; else fp++; j++; }
-    r = (double)tp / (double)pos;
-    p = (double)tp / (double)(tp + fp);
-    sum += (r - prev_r) * p;
-    recall[count] = (float)r;
-    precision[count] = (float)p;
-    count++;
-    prev_r = r;
-    i = j;
+  if (!p || pos <= 0.0) { lensviz_free(p); return 0; }
+  for (k = 0; k < count; k++) {
+    recall[k] = (float)p[k].tpr;
+    precision[k] = (float)p[k].precision;
+    if (k) sum += (p[k].tpr - p[k - 1].tpr) * p[k].precision;
   }
   if (ap) *ap = sum;
-  lensviz_free(s);
+  lensviz_free(p);
   return count;
 }
 
