@@ -12960,6 +12960,14 @@ static lensnet_result lensnet__adapt_step_adabn(lensnet__adapt *a, size_t step, 
 
 /* AdaMatch: source cross-entropy on randomly interpolated logits, plus the ramped loss of the
  * aligned, relatively thresholded pseudo-labels on the strong target view. */
+/* One AdaMatch step. The joint batch a->x holds four blocks of B images: source weak, source
+ * strong, target weak, target strong (rows 0..B-1, B..2B-1, 2B..3B-1, 3B..4B-1 of a->logits and
+ * a->grad). zs (a->logits2) is the source logits the source loss sees, [2B, K]: the joint pass's
+ * interpolated per logit with a pass over the source blocks alone (through a->t2) by lambda
+ * (a->lambda); the source loss's gradient is split between the two passes by lambda (a->grad for
+ * the joint pass, a->grad2 for the source-only one). The target loss reaches only the strong
+ * target block. Labels: ys, one per source image of both views (batch <= 4096, the table's
+ * limit). The optimiser steps at its own rate (lr 0: its desc's). */
 static lensnet_result lensnet__adapt_step_adamatch(lensnet__adapt *a, size_t step, uint64_t total_steps, double *loss, lensnet_error *err) {
   size_t B = a->d.batch, K = a->classes, P = a->per, k, c;
   float ys[2 * 4096];
