@@ -12218,7 +12218,11 @@ static lensnet_result lensnet__fit_settings_meta(lensnet__fit *f) {
 
 /* One image [c, h, w] transformed into dst: random flips, a quarter turn (square images; with
  * rot180 alone, a half turn or none, any shape), an integer shift with zero fill, and Gaussian
- * noise. The random draws of the other options do not depend on rot180. */
+ * noise. The draws, in this order: flip x, flip y, turns (0-3), shift x, shift y, half turn,
+ * then one normal per pixel; rot180 draws last, so the others' draws do not depend on it.
+ * dst(y, x) = src(T(y - dy, x - dx)), zero where (y - dy, x - dx) lies outside, where T applies to
+ * a position (row ty, column tx) the turns (each (ty, tx) -> (tx, w - 1 - ty)), then the half
+ * turn, then the flips (tx -> w - 1 - tx, ty -> h - 1 - ty). */
 static void lensnet__augment_image(const lensnet__augment *a, lensnet_rng *rng, const float *src, float *dst, size_t c, size_t h, size_t w) {
   int fx = a->flip && (lensnet_rng_next(rng) & 1), fy = a->flip && (lensnet_rng_next(rng) & 1);
   int turns = (a->rot90 && h == w) ? (int)(lensnet_rng_next(rng) % 4) : 0;
