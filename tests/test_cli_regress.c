@@ -351,6 +351,11 @@ static void test_eval(void) {
   rc = cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/pred_rev.csv --labels " D "/test.csv --by width --bins 2 --out " D "/ev_rev");
   CHECK(rc == 0 && strstr(out, "rows joined by index"), "reversed predictions matched by index: %s", out);
   CHECK(cli_shell("cmp -s " D "/ev/metrics.csv " D "/ev_rev/metrics.csv") == 0, "the same metrics.csv from the reversed predictions");
+  /* a column of one value (label: 1 for every object) fills every quantile bin: one group, said */
+  rc = cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/pred.csv --labels " D "/test.csv --by label --bins 4 --out " D "/ev_tied");
+  CHECK(rc == 0 && strstr(out, "--by label: tied values fill whole quantile bins, merged into the next: 1 group of 4") &&
+            cli_shell("test $(grep -c ',label_bin' " D "/ev_tied/metrics.csv) -eq 2") == 0,
+        "a constant --by column: one group per target, with a note: %s", out);
   cli_shell("head -n 101 " D "/pred.csv > " D "/pred_100.csv");
   rc = cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/pred_100.csv --labels " D "/test.csv --out " D "/ev_100");
   CHECK(rc == 0 && strstr(out, "100 objects"), "the predictions of 100 objects against labels of more: %s", out);

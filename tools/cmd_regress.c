@@ -235,6 +235,13 @@ static int write_metrics(const regress_eval_options *o, const regress_data *d, c
     if ((rc = column_numbers(&d->lt, o->labels, col, values)) != 0) break;
     memcpy(sorted, values, d->n * sizeof(double));
     qsort(sorted, d->n, sizeof(double), cmp_double);
+    {
+      size_t kept = 1;
+      for (k = 0; k + 1 < o->bins; k++) kept += sorted[k * d->n / o->bins] != sorted[(k + 1) * d->n / o->bins];
+      if (kept < o->bins)
+        fprintf(stderr, "lens: note: --by %s: tied values fill whole quantile bins, merged into the next: %lu group%s of %lu\n", o->by_text[b],
+                (unsigned long)kept, kept == 1 ? "" : "s", (unsigned long)o->bins);
+    }
     for (k = 0; k < o->bins && rc == 0; k++) {
       /* bin k: [q_k, q_k+1) of the values, the last closed */
       double lo = sorted[k * d->n / o->bins], hi = k + 1 < o->bins ? sorted[(k + 1) * d->n / o->bins] : sorted[d->n - 1];
