@@ -95,13 +95,26 @@ static void test_hostile_files(void) {
 
   CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/cal.npy --n 16 --out " W "/y.safetensors --test " W "/sim/images.npy "
                  "--labels " W "/bad_labels.csv 2>" W "/err.txt") == 1, "a label that is not 0 or 1: 1");
-  CHECK(strstr(cli_text(W "/err.txt", text, sizeof text), "row 2: class 'x' is not 0 or 1") != NULL, "the bad value quoted: %s", text);
+  CHECK(strstr(cli_text(W "/err.txt", text, sizeof text), "line 3: class 'x' is not an integer from 0 to 1") != NULL, "the bad value quoted, with its line: %s", text);
   CHECK(cli_shell("test -e " W "/y.safetensors") != 0, "nothing written when the labels are bad");
   CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/cal.npy --n 16 --out " W "/y.safetensors --test " W "/sim/images.npy "
                  "--labels " W "/short_labels.csv 2>" W "/err.txt") == 1, "too few labels: 1");
-  CHECK(strstr(cli_text(W "/err.txt", text, sizeof text), "has 9 rows but the images are 32") != NULL, "the counts named: %s", text);
+  CHECK(strstr(cli_text(W "/err.txt", text, sizeof text), "9 label rows for 32 images") != NULL, "the counts named: %s", text);
   CHECK(cli_shell("test -e " W "/y.safetensors") != 0, "nothing written when labels are short");
 
+  /* labels read as lens train reads them: rows matched by their index column, in any order */
+  cli_shell("(head -1 " W "/sim/labels.csv; tail -n +2 " W "/sim/labels.csv | tac) > " W "/rev_labels.csv");
+  {
+    char a[4096], b[4096];
+    CHECK(cli_lens_output(a, sizeof a, "quantize --model " MODEL " --calibration " W "/cal.npy --n 16 --out " W "/y1.safetensors --test " W
+                          "/sim/images.npy --labels " W "/sim/labels.csv 2>/dev/null") == 0 &&
+              cli_lens_output(b, sizeof b, "quantize --model " MODEL " --calibration " W "/cal.npy --n 16 --out " W "/y2.safetensors --test " W
+                              "/sim/images.npy --labels " W "/rev_labels.csv 2>/dev/null") == 0 &&
+              strstr(a, "AUC: float") && strstr(b, "AUC: float") &&
+              !strncmp(strstr(a, "AUC: float"), strstr(b, "AUC: float"), 40),
+          "labels in reverse row order, matched by index: the same AUC:\n%s\n%s", a, b);
+    cli_shell("rm -f " W "/y1.safetensors " W "/y2.safetensors " W "/rev_labels.csv");
+  }
   CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/cal.npy --n 16 --out " W "/y.safetensors --test " W "/inf.npy "
                  "--labels " W "/sim/labels.csv > " W "/out.txt 2>" W "/err.txt") == 0, "an infinite pixel in the test images: runs");
   CHECK(strstr(cli_text(W "/err.txt", text, sizeof text), "inf.npy: 1 infinite pixels were set to 0") != NULL, "a note names it: %s", text);

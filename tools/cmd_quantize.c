@@ -86,29 +86,22 @@ static int quantize_all_constant(const lensnet_tensor *x, size_t per) {
   return 1;
 }
 
-/* The class of each of n images from a labels.csv. */
-static int quantize_labels(const char *path, size_t n, int *labels) {
+/* Whether each of n images is of the class `lens` (the report's AUC is that class against the
+ * rest), from a labels.csv read as lens train reads it (lensnet_csv_class_labels: the class
+ * column, rows matched by an index column when there is one, classes 0..classes-1). */
+static int quantize_labels(const char *path, size_t n, size_t classes, size_t lens, int *labels) {
   lensnet_csv t;
   lensnet_error err;
-  size_t col, i, rows;
-  int rc;
-  if (lensnet_csv_read(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
-  if (lensnet_csv_label_column(t.header, &col, &err) != LENSNET_OK) { lensnet_csv_free(&t); return lens_fail("%s: %s", path, err.message); }
-  rows = t.rows - 1;
-  if (rows < n) { lensnet_csv_free(&t); return lens_fail("%s has %lu rows but the images are %lu", path, (unsigned long)rows, (unsigned long)n); }
-  for (i = 0; i < n; i++) {
-    const char *cell = lensnet_csv_cell(&t, i + 1, col);
-    char *end;
-    long v = strtol(cell ? cell : "", &end, 10);
-    if (!cell || end == cell || *end || (v != 0 && v != 1)) {
-      rc = lens_fail("%s row %lu: class '%.40s' is not 0 or 1", path, (unsigned long)(i + 1), cell ? cell : "");
-      lensnet_csv_free(&t);
-      return rc;
-    }
-    labels[i] = (int)v;
-  }
+  float *c = (float *)malloc((n ? n : 1) * sizeof(float));
+  size_t i;
+  int rc = 0;
+  if (!c) return lens_fail("out of memory");
+  if (lensnet_csv_read(path, &t, &err) != LENSNET_OK) { free(c); return lens_fail_err(&err); }
+  if (lensnet_csv_class_labels(&t, n, classes, c, &err) != LENSNET_OK) rc = lens_fail("%s: %s", path, err.message);
+  for (i = 0; !rc && i < n; i++) labels[i] = (size_t)c[i] == lens;
   lensnet_csv_free(&t);
-  return 0;
+  free(c);
+  return rc;
 }
 
 /* Scores of n images, one thread, in batches of 32; *seconds the time taken. */
@@ -135,7 +128,7 @@ static int quantize_report(const quantize_args *a, const lensnet_model *m, const
   size_t n, i, agree = 0, lens = 1;
   double worst = 0.0, sum = 0.0, tf = 0.0, tq = 0.0;
   memset(&x, 0, sizeof x);
-  if (lensnet_model_class_index(m, "lens", &lens, NULL) != LENSNET_OK) lens = m->out_features > 1 ? 1 : 0;
+  lensnet_model_class_index(m, "lens", &lens, NULL); /* the last class when none is named lens, as lens predict's p_lens */
   if ((rc = quantize_images(a->test ? a->test : a->calibration, a->test ? (size_t)-1 : a->n, m, minmax, &x)) != 0) return rc;
   n = x.shape[0];
   pf = (float *)malloc(n * sizeof(float));
@@ -186,13 +179,18 @@ int lens_cmd_quantize(int argc, char **argv) {
     inputs[0] = a.model; inputs[1] = a.calibration; inputs[2] = a.test; inputs[3] = a.labels;
     if ((rc = lens_out_model("--out", a.out, inputs, 4, NULL)) != 0) return rc;
   }
+  if (lensnet_model_load(a.model, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (a.labels) { /* checked before anything is written */
     lensnet_npy_info info;
-    if (lensnet_npy_info_read(a.test, &info, &err) != LENSNET_OK) return lens_fail_err(&err);
-    if (info.ndim < 1 || !(labels = (int *)malloc((info.shape[0] ? info.shape[0] : 1) * sizeof(int)))) return lens_fail("%s: no images", a.test);
-    if ((rc = quantize_labels(a.labels, info.shape[0], labels)) != 0) { free(labels); return rc; }
+    size_t lens = 0;
+    lensnet_model_class_index(m, "lens", &lens, NULL); /* the last class when none is named lens, as lens predict's p_lens */
+    if (lensnet_npy_info_read(a.test, &info, &err) != LENSNET_OK) { lensnet_model_free(m); return lens_fail_err(&err); }
+    if (info.ndim < 1 || !(labels = (int *)malloc((info.shape[0] ? info.shape[0] : 1) * sizeof(int)))) {
+      lensnet_model_free(m);
+      return lens_fail("%s: no images", a.test);
+    }
+    if ((rc = quantize_labels(a.labels, info.shape[0], m->out_features, lens, labels)) != 0) { lensnet_model_free(m); free(labels); return rc; }
   }
-  if (lensnet_model_load(a.model, &m, &err) != LENSNET_OK) { free(labels); return lens_fail_err(&err); }
   if (lensnet_model_is_quantized(m)) { lensnet_model_free(m); free(labels); return lens_fail("%s is already quantised", a.model); }
   if ((minmax = lens_preprocess_resolve(m, LENS_PREPROCESS_UNSET)) < 0) { lensnet_model_free(m); free(labels); return LENS_EXIT_FAIL; }
   memset(&cal, 0, sizeof cal);
