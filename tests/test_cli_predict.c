@@ -676,6 +676,12 @@ static void test_npy_band_names(void) {
               cli_file_has("build/pred_bt/err.txt", "build/pred_bt/plain.npy names no bands (no build/pred_bt/plain.bands.txt): its planes are "
                            "fed in file order as the model's J,Y,H,VIS"),
           "one unnamed stack: a note of file order and the model's bands: %s", cli_text("build/pred_bt/err.txt", err, sizeof err));
+    /* X.NPY is a .npy as X.npy is (it was read as FITS) */
+    CHECK(cli_shell("cp build/pred_bt/plain.npy build/pred_bt/UPPER.NPY") == 0 &&
+              cli_lens("predict --model weights/OU_66.safetensors build/pred_bt/plain.npy 2>/dev/null | cut -d, -f2- > build/pred_bt/lower.csv") == 0 &&
+              cli_lens("predict --model weights/OU_66.safetensors build/pred_bt/UPPER.NPY 2>/dev/null | cut -d, -f2- > build/pred_bt/upper.csv") == 0 &&
+              cli_same_file("build/pred_bt/lower.csv", "build/pred_bt/upper.csv") && cli_shell("test -s build/pred_bt/upper.csv") == 0,
+          "an upper-case .NPY is read as .npy");
     mkdir("build/pred_bt/c", 0755);
     cli_shell("cp build/pred_bt/images.npy build/pred_bt/c/images.npy && mkdir -p build/pred_bt/c/bands.txt");
     CHECK(cli_lens_output(text, sizeof text, "predict --model weights/OU_66.safetensors build/pred_bt/c/images.npy") == 1 && strstr(text, "bands.txt") &&

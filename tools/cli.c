@@ -193,7 +193,7 @@ int lens_npy_band_names(const char *npy_path, char *names, size_t cap, size_t *c
   *found = 0;
   *count = 0;
   names[0] = 0;
-  if (stem > 4 && !strcmp(npy_path + stem - 4, ".npy")) stem -= 4;
+  if (stem > 4 && lens_format_of(npy_path) == LENS_FMT_NPY) stem -= 4; /* X.npy or X.NPY: X */
   snprintf(file, file_cap, "%.*s.bands.txt", (int)stem, npy_path); /* X.bands.txt for X.npy */
   if (!(f = fopen(file, "rb")) && errno == ENOENT && !strcmp(base, "images.npy")) {
     snprintf(file, file_cap, "%.*sbands.txt", (int)(base - npy_path), npy_path); /* lens sim's, beside its images.npy */

@@ -85,11 +85,6 @@ static const lens_command_spec explain_spec = {
   "explain", "usage: lens explain --model M.safetensors --input X --method METHOD --out DIR [options]\n", NULL, NULL, explain_sections, 1,
   "DIR and any missing parent folders are created. Exit status: 0 done, 1 failure, 2 usage error.\n"};
 
-static int ends_with(const char *s, const char *suffix) {
-  size_t n = strlen(s), k = strlen(suffix);
-  return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* Reads the object into image[in_c, in_h, in_w]: picks the batch entry and prepares it like
  * lens predict does (lensnet_cutout_prepare). A FITS header's pixel scale goes to *arcsec (per
  * pixel of the model's input: per resized pixel with --resize) and the keyword to *key. */
@@ -120,22 +115,22 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
     if (rc == 0) lens_cutout_note(report.nan_pixels, report.inf_pixels, report.filled_pixels);
     return rc;
   }
-  if (ends_with(o->input, ".npy")) {
+  if ((lens_format_of(o->input) == LENS_FMT_NPY)) {
     if (lensnet_npy_read(o->input, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
   } else if (lensnet_fits_read(o->input, o->cutout.hdu, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (t.ndim == 4) { n = t.shape[0]; c = t.shape[1]; h = t.shape[2]; w = t.shape[3]; }
-  else if (t.ndim == 3 && m->in_c == 1 && t.shape[0] != 1 && ends_with(o->input, ".npy")) { n = t.shape[0]; c = 1; h = t.shape[1]; w = t.shape[2]; }
+  else if (t.ndim == 3 && m->in_c == 1 && t.shape[0] != 1 && (lens_format_of(o->input) == LENS_FMT_NPY)) { n = t.shape[0]; c = 1; h = t.shape[1]; w = t.shape[2]; }
   else if (t.ndim == 3) { c = t.shape[0]; h = t.shape[1]; w = t.shape[2]; }
   else if (t.ndim == 2) { c = 1; h = t.shape[0]; w = t.shape[1]; }
   else { lensnet_tensor_free(&t); return lens_fail("%s: expected [N,C,H,W], [C,H,W] or [H,W], got %d dimensions", o->input, t.ndim); }
   if (o->index >= n) { lensnet_tensor_free(&t); return lens_usage("%s: --index %lu but the file holds %lu image(s)", o->input, (unsigned long)o->index, (unsigned long)n); }
-  if (!ends_with(o->input, ".npy") && n == 1 && o->cutout.channel_count == 0 &&
+  if (!(lens_format_of(o->input) == LENS_FMT_NPY) && n == 1 && o->cutout.channel_count == 0 &&
       (rc = lens_cube_by_band_names(m, o->input, o->cutout.hdu, t.data, c, h * w, &cube_note)) != 0) {
     lensnet_tensor_free(&t);
     return rc;
   }
   desc = lens_cutout_desc(&o->cutout, o->minmax);
-  if (ends_with(o->input, ".npy") && o->cutout.channel_count == 0 && m->in_c <= 64) {
+  if ((lens_format_of(o->input) == LENS_FMT_NPY) && o->cutout.channel_count == 0 && m->in_c <= 64) {
     /* the planes by the names of a bands.txt beside the file (lens sim's), as lens predict feeds them */
     int by_name = 0;
     lens_band_notes notes;
@@ -151,7 +146,7 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   }
   rc = lens_cutout(o->input, m, &desc, t.data + o->index * c * h * w, c, h, w, image, &report, NULL);
   lensnet_tensor_free(&t);
-  if (!ends_with(o->input, ".npy") && lensnet_fits_pixel_scale(o->input, o->cutout.hdu, arcsec, key, NULL) == LENSNET_OK &&
+  if (!(lens_format_of(o->input) == LENS_FMT_NPY) && lensnet_fits_pixel_scale(o->input, o->cutout.hdu, arcsec, key, NULL) == LENSNET_OK &&
       desc.size == LENSNET_SIZE_RESIZE)
     *arcsec *= (double)w / (double)m->in_w;
   if (rc == 0) lens_cutout_note(report.nan_pixels, report.inf_pixels, report.filled_pixels);

@@ -138,11 +138,6 @@ static void field_name(const char *path, char *name, size_t cap) {
   snprintf(name, cap, "%.*s", (int)(n < cap ? n : cap - 1), base);
 }
 
-static int ends_with(const char *s, const char *suffix) {
-  size_t n = strlen(s), k = strlen(suffix);
-  return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* The command line into o, with the checks that involve several options. 0, -1 after --help,
  * or the exit status. */
 static int parse_options(int argc, char **argv, find_options *o) {
@@ -173,7 +168,7 @@ static int parse_options(int argc, char **argv, find_options *o) {
 /* Field `path` as [bands, h, w] into t (FITS: the --hdu image; .npy: [C,H,W], [H,W] or [1,C,H,W]). */
 static int read_field(const find_state *s, const char *path, lensnet_tensor *t, size_t *bands, size_t *h, size_t *w) {
   lensnet_error err;
-  lensnet_result r = ends_with(path, ".npy") ? lensnet_npy_read(path, t, &err) : lensnet_fits_read(path, s->o->cutout.hdu, t, &err);
+  lensnet_result r = (lens_format_of(path) == LENS_FMT_NPY) ? lensnet_npy_read(path, t, &err) : lensnet_fits_read(path, s->o->cutout.hdu, t, &err);
   if (r != LENSNET_OK) return lens_fail_err(&err);
   if (t->ndim == 2) { *bands = 1; *h = t->shape[0]; *w = t->shape[1]; }
   else if (t->ndim == 3) { *bands = t->shape[0]; *h = t->shape[1]; *w = t->shape[2]; }
@@ -214,7 +209,7 @@ static int field_channels(find_state *s, const char *path, size_t bands, size_t 
   const char *model_bands = lensnet_model_meta(m, "band_names");
   const char *cards = "BAND1, BAND2, ...";
   if (s->o->cutout.channel_count || bands > 64 || !model_bands || bands < m->in_c) return 0;
-  if (ends_with(path, ".npy")) { /* a stack's names: X.bands.txt, or lens sim's bands.txt beside its images.npy */
+  if ((lens_format_of(path) == LENS_FMT_NPY)) { /* a stack's names: X.bands.txt, or lens sim's bands.txt beside its images.npy */
     char names[4096], file[4096];
     const char *q = names;
     size_t count = 0;
@@ -261,7 +256,7 @@ static int field_channels(find_state *s, const char *path, size_t bands, size_t 
              "(--channels chooses)", (unsigned long)named, (unsigned long)bands, model_bands, list, m->in_c == 1 ? "is used as it is" : "are used as they are");
   else if (m->in_c > 1 || bands > 1)
     snprintf(text, sizeof text, "does not name its planes (%s): the model, which reads %s, is fed %s in that order "
-             "(--channels chooses)", ends_with(path, ".npy") ? "no bands.txt" : cards, model_bands, list);
+             "(--channels chooses)", (lens_format_of(path) == LENS_FMT_NPY) ? "no bands.txt" : cards, model_bands, list);
   else return 0; /* one unnamed plane for a one-band model: nothing to choose */
   band_note(s, path, text);
   return 0;
@@ -320,8 +315,8 @@ static int write_rows(find_state *s, const char *path, const lensnet_detection *
   lensnet_wcs wcs;
   lensnet_error err;
   size_t k;
-  int has_wcs = !ends_with(path, ".npy") && lensnet_fits_wcs(path, s->o->cutout.hdu, &wcs, &err) == LENSNET_OK;
-  if (!ends_with(path, ".npy") && !has_wcs) fprintf(stderr, "find: %s: ra, dec left empty (%s)\n", path, err.message);
+  int has_wcs = !(lens_format_of(path) == LENS_FMT_NPY) && lensnet_fits_wcs(path, s->o->cutout.hdu, &wcs, &err) == LENSNET_OK;
+  if (!(lens_format_of(path) == LENS_FMT_NPY) && !has_wcs) fprintf(stderr, "find: %s: ra, dec left empty (%s)\n", path, err.message);
   for (k = 0; k < n; k++) {
     lens_csv_cell(s->csv, path);
     fprintf(s->csv, ",%.3f,%.3f,", det[k].x, det[k].y);
@@ -341,7 +336,7 @@ static int write_rows(find_state *s, const char *path, const lensnet_detection *
 /* A scan failure: shape problems are the field's (exit 1), channel lists the user's (exit 2). */
 static int scan_failure(const find_state *s, const char *path, const lensnet_error *err) {
   if (err->result == LENSNET_ERR_ARG && strstr(err->message, "channel list")) return lens_usage("%s: --channels: %s", path, err->message);
-  if (err->result == LENSNET_ERR_SHAPE && !ends_with(path, ".npy")) { /* which image of the file was read */
+  if (err->result == LENSNET_ERR_SHAPE && !(lens_format_of(path) == LENS_FMT_NPY)) { /* which image of the file was read */
     int count = 0;
     lensnet_fits_hdu_count(path, &count, NULL);
     if (count > 1 && s->o->cutout.hdu >= 0)
@@ -366,7 +361,7 @@ static int find_in_field(find_state *s, const char *path) {
   s->field_wrote = 0;
   if ((rc = read_field(s, path, &t, &bands, &h, &w)) != 0) return rc;
   field_name(path, name, sizeof name);
-  if (!ends_with(path, ".npy") && !s->scale_note_shown) { /* the field's pixels against the model's, as lens predict checks */
+  if (!(lens_format_of(path) == LENS_FMT_NPY) && !s->scale_note_shown) { /* the field's pixels against the model's, as lens predict checks */
     double model_scale = 0.0, scale = 0.0;
     const char *key = NULL;
     if (lensnet_model_pixel_scale(s->model, &model_scale, NULL) == LENSNET_OK && model_scale > 0.0 &&

@@ -447,11 +447,6 @@ static int add_object(predict_state *s, size_t number, const char *label, const 
   return rc;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-  size_t n = strlen(s), k = strlen(suffix);
-  return n >= k && !strcmp(s + n - k, suffix);
-}
-
 /* How a .npy array holds objects: n of [c, h, w]; 0 and a message for a shape it cannot hold. */
 static int npy_layout(const predict_state *s, const char *path, const lensnet_npy_info *in, size_t *n, size_t *c, size_t *h, size_t *w) {
   if (in->ndim == 4) { *n = in->shape[0]; *c = in->shape[1]; *h = in->shape[2]; *w = in->shape[3]; }
@@ -593,7 +588,7 @@ static int add_fits(predict_state *s, char **paths, int count) {
 /* Dispatches a group of paths that form one object (FITS) or one file of many (npy). */
 static int add_paths(predict_state *s, char **paths, int count) {
   int rc;
-  if (count == 1 && ends_with(paths[0], ".npy")) return add_npy(s, paths[0]);
+  if (count == 1 && (lens_format_of(paths[0]) == LENS_FMT_NPY)) return add_npy(s, paths[0]);
   s->not_the_object = 0;
   errno = 0;
   rc = add_fits(s, paths, count);
@@ -679,7 +674,7 @@ static int count_objects(const predict_options *o, const predict_state *s, size_
   int step = o->bands_per_object ? o->bands_per_object : 1, i;
   *total = 0;
   for (i = 0; i < o->input_count; i += step) {
-    if (step == 1 && ends_with(o->inputs[i], ".npy")) {
+    if (step == 1 && (lens_format_of(o->inputs[i]) == LENS_FMT_NPY)) {
       lensnet_npy_info info;
       lensnet_error err;
       size_t n = 0, c, h, w;
