@@ -390,6 +390,24 @@ static void test_eval_fits_order(void) {
         "and give the metrics.csv of the predictions in order");
 }
 
+/* A target whose name holds a backslash and a double quote (th\E"x): metrics.json, which once
+ * wrote names as they came, parses and names it. */
+static void test_eval_odd_name(void) {
+  char out[4096], text[8192];
+  lensnet_json *j = NULL;
+  lensnet_error err;
+  const lensnet_json *targets = NULL;
+  cli_shell("printf 'input,th\\\\E\"x,th\\\\E\"x_sigma\\nx.npy[0],1.0,0.1\\nx.npy[1],2.0,0.1\\nx.npy[2],3.5,0.2\\n' > " D "/odd_pred.csv && "
+            "printf 'index,th\\\\E\"x\\n0,1.05\\n1,2.1\\n2,3.0\\n' > " D "/odd_labels.csv");
+  CHECK(cli_lens_output(out, sizeof out, "eval --task regress --scores " D "/odd_pred.csv --labels " D "/odd_labels.csv --out " D "/ev_odd") == 0,
+        "lens eval --task regress on a target named th\\E\"x: %s", out);
+  cli_text(D "/ev_odd/metrics.json", text, sizeof text);
+  CHECK(lensnet_json_parse(text, strlen(text), &j, &err) == LENSNET_OK && (targets = lensnet_json_get(j, "targets")) != NULL &&
+            lensnet_json_get(targets, "th\\E\"x") != NULL,
+        "metrics.json parses and holds the name: %s", text);
+  lensnet_json_free(j);
+}
+
 static void test_calibrate_means(void) {
   char out[8192];
   lensnet_csv before, after;
@@ -590,6 +608,7 @@ int main(void) {
   TEST("lens predict --symmetries 8: the eight flips and quarter turns, turned back and averaged") test_symmetries();
   TEST("lens eval --task regress: bias, rms and coverage as defined") test_eval();
   TEST("lens eval --task regress joins predictions on FITS files by their file numbers") test_eval_fits_order();
+  TEST("lens eval --task regress writes a target name with a backslash and a quote as valid JSON") test_eval_odd_name();
   TEST("lens calibrate on one seed makes the 68% interval hold about 68% on another") test_calibrate();
   TEST("an interrupted regression run resumes to the same weights") test_resume();
   TEST("misuse is named") test_misuse();

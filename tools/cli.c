@@ -443,6 +443,17 @@ lens_format lens_out_format(const char *flag, const char *path, int accepted) {
   return LENS_FMT_NONE;
 }
 
+void lens_json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
+
 void lens_csv_cell(FILE *f, const char *cell) {
   const char *p;
   if (!strpbrk(cell, ",\"\n\r")) { fputs(cell, f); return; }

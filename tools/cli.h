@@ -67,6 +67,8 @@ int lens_out_folder(const char *flag, const char *path);
 /* Writes one CSV cell: as it is, or, when it holds a comma, a double quote or a line break (a
  * file name may), in double quotes with each quote doubled (RFC 4180, as lensnet_csv_read reads). */
 void lens_csv_cell(FILE *f, const char *cell);
+/* Writes s as a JSON string: quoted, with " and \\ escaped and control characters as \\u00XX. */
+void lens_json_string(FILE *f, const char *s);
 /* For --out options writing a model: 0, or (usage error, LENS_EXIT_USAGE) why `path` is refused:
  * it does not end in .safetensors, or it is one of the `count` input files in `inputs` (NULL
  * entries skipped; the same name or, for files that exist, the same file) other than `may_be`

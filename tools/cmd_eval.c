@@ -1157,17 +1157,6 @@ static void json_num(FILE *f, double v) {
   else fputs("null", f);
 }
 
-static void json_str(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; s && *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-    else if (c < 0x20) fprintf(f, "\\u%04x", c);
-    else fputc(c, f);
-  }
-  fputc('"', f);
-}
-
 static const char *members_name(lensviz_eval_members m) {
   switch (m) {
     case LENSVIZ_EVAL_MEMBERS_BOTH: return "both";
@@ -1213,9 +1202,9 @@ static void json_binary_group(FILE *f, const eval_options *o, const eval_group *
   const lensviz_eval_result *r = &x->sample;
   const char *why = auc_undefined(r->count_pos, r->count_neg);
   size_t k, p;
-  fputs("    {\"group\": ", f); json_str(f, x->name);
-  fputs(", \"column\": ", f); if (x->column) json_str(f, x->column); else fputs("null", f);
-  fputs(", \"value\": ", f); if (x->column) json_str(f, x->value); else fputs("null", f);
+  fputs("    {\"group\": ", f); lens_json_string(f, x->name);
+  fputs(", \"column\": ", f); if (x->column) lens_json_string(f, x->column); else fputs("null", f);
+  fputs(", \"value\": ", f); if (x->column) lens_json_string(f, x->value); else fputs("null", f);
   fputs(", \"lo\": ", f); json_num(f, x->lo);
   fputs(", \"hi\": ", f); json_num(f, x->hi);
   fprintf(f, ",\n     \"members\": \"%s\", \"n_pos\": %lu, \"n_neg\": %lu,\n     \"auc\": ", members_name(x->members),
@@ -1223,7 +1212,7 @@ static void json_binary_group(FILE *f, const eval_options *o, const eval_group *
   json_num(f, r->auc);
   fputs(", \"auc_lo\": ", f); json_num(f, r->auc_lo);
   fputs(", \"auc_hi\": ", f); json_num(f, r->auc_hi);
-  fputs(", \"auc_undefined\": ", f); if (why) json_str(f, why); else fputs("null", f);
+  fputs(", \"auc_undefined\": ", f); if (why) lens_json_string(f, why); else fputs("null", f);
   fputs(",\n     ", f);
   json_thresholded(f, r, "     ");
   fputs(",\n     \"recall_at_fpr\": [", f);
@@ -1249,9 +1238,9 @@ static void json_binary_group(FILE *f, const eval_options *o, const eval_group *
 static void json_class_group(FILE *f, const eval_data *d, const eval_group *x) {
   const lensviz_eval_classes *c = x->classes;
   size_t k = d->classes, i, j;
-  fputs("    {\"group\": ", f); json_str(f, x->name);
-  fputs(", \"column\": ", f); if (x->column) json_str(f, x->column); else fputs("null", f);
-  fputs(", \"value\": ", f); if (x->column) json_str(f, x->value); else fputs("null", f);
+  fputs("    {\"group\": ", f); lens_json_string(f, x->name);
+  fputs(", \"column\": ", f); if (x->column) lens_json_string(f, x->column); else fputs("null", f);
+  fputs(", \"value\": ", f); if (x->column) lens_json_string(f, x->value); else fputs("null", f);
   fputs(", \"lo\": ", f); json_num(f, x->lo);
   fputs(", \"hi\": ", f); json_num(f, x->hi);
   fputs(",\n     \"macro_auc\": ", f); json_num(f, c->macro_auc);
@@ -1261,7 +1250,7 @@ static void json_class_group(FILE *f, const eval_data *d, const eval_group *x) {
   fputs(",\n     \"classes\": [", f);
   for (i = 0; i < k; i++) {
     fprintf(f, "%s\n       {\"class\": %lu, \"name\": ", i ? "," : "", (unsigned long)i);
-    json_str(f, d->class_names[i]);
+    lens_json_string(f, d->class_names[i]);
     fprintf(f, ", \"n\": %lu, \"auc\": ", (unsigned long)c->count[i]);
     json_num(f, c->auc[i]);
     fputs(", \"auc_lo\": ", f); json_num(f, c->auc_lo[i]);
@@ -1315,29 +1304,29 @@ static int write_json(const eval_options *o, const eval_data *d, const eval_grou
    * every --scores file in order */
   fputs("{\n  \"scores\": ", f);
   if (d->scount > 1) fputs("null", f);
-  else json_str(f, d->spath);
+  else lens_json_string(f, d->spath);
   fputs(", \"labels\": ", f);
-  if (o->labels_path || d->scount == 1) json_str(f, o->labels_path ? o->labels_path : d->spath);
+  if (o->labels_path || d->scount == 1) lens_json_string(f, o->labels_path ? o->labels_path : d->spath);
   else fputs("null", f);
   fputs(",\n  \"score_files\": [", f);
   for (i = 0; i < d->scount; i++) {
     if (i) fputs(", ", f);
-    json_str(f, d->spaths[i]);
+    lens_json_string(f, d->spaths[i]);
   }
   fputs("]", f);
-  fputs(", \"join\": ", f); json_str(f, d->join);
+  fputs(", \"join\": ", f); lens_json_string(f, d->join);
   fprintf(f, ", \"objects\": %lu,\n", (unsigned long)d->n);
   if (d->classes) {
     fprintf(f, "  \"mode\": \"classes\", \"classes\": %lu, \"class_columns\": \"%s\",\n", (unsigned long)d->classes,
             d->class_logits ? "logit_<class>, softmaxed" : "p_<class>");
   } else {
     fputs("  \"mode\": \"two classes\", \"score_column\": ", f);
-    json_str(f, d->st.cells[d->score_col]);
+    lens_json_string(f, d->st.cells[d->score_col]);
     fputs(", \"threshold\": ", f);
     json_num(f, o->threshold);
     fputs(",\n", f);
   }
-  fputs("  \"label_column\": ", f); json_str(f, d->labels_table->cells[d->label_col]);
+  fputs("  \"label_column\": ", f); lens_json_string(f, d->labels_table->cells[d->label_col]);
   fputs(",\n  \"positions\": ", f);
   json_positions(f, d);
   fprintf(f, ",\n  \"bootstrap\": {\"resamples\": %lu, \"level\": %g, \"seed\": %llu, \"method\": \"percentile, stratified by class\"},\n",
@@ -1348,7 +1337,7 @@ static int write_json(const eval_options *o, const eval_data *d, const eval_grou
   for (i = 0; i < g->column_count; i++) {
     const eval_column *c = &g->columns[i];
     fprintf(f, "%s\n    {\"column\": ", i ? "," : "");
-    json_str(f, c->spec->name);
+    lens_json_string(f, c->spec->name);
     if (!c->numeric) fputs(", \"kind\": \"categories\"", f);
     else {
       fprintf(f, ", \"kind\": \"%s\", \"objects\": \"%s\", \"edges\": [", c->spec->edge_count ? "fixed edges" : "quantile bins",

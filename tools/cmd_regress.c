@@ -206,7 +206,10 @@ static int regress_group(const regress_data *d, size_t j, const unsigned char *p
 }
 
 static void metrics_row(FILE *f, const char *target, const char *group, double lo, double hi, const lensviz_regress_result *r) {
-  fprintf(f, "%s,%s,%.9g,%.9g,%lu,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.6f,%.6f\n", target, group, lo, hi, (unsigned long)r->n, r->bias, r->rms,
+  lens_csv_cell(f, target);
+  fputc(',', f);
+  lens_csv_cell(f, group);
+  fprintf(f, ",%.9g,%.9g,%lu,%.9g,%.9g,%.9g,%.9g,%.9g,%.9g,%.6f,%.6f\n", lo, hi, (unsigned long)r->n, r->bias, r->rms,
           r->scatter, r->median_abs, r->mean_sigma, r->z_rms, r->coverage68, r->coverage95);
 }
 
@@ -269,9 +272,11 @@ static int write_json(const regress_eval_options *o, const regress_data *d, cons
   fprintf(f, "{\n  \"task\": \"regress\",\n  \"objects\": %lu,\n  \"targets\": {", (unsigned long)d->n);
   for (j = 0; j < d->count; j++) {
     const lensviz_regress_result *r = &all[j];
-    fprintf(f, "%s\n    \"%s\": {\"bias\": %.9g, \"rms\": %.9g, \"scatter\": %.9g, \"median_abs\": %.9g, \"mean_sigma\": %.9g, "
+    fprintf(f, "%s\n    ", j ? "," : "");
+    lens_json_string(f, d->names[j]);
+    fprintf(f, ": {\"bias\": %.9g, \"rms\": %.9g, \"scatter\": %.9g, \"median_abs\": %.9g, \"mean_sigma\": %.9g, "
                "\"z_rms\": %.9g, \"coverage68\": %.6f, \"coverage95\": %.6f}",
-            j ? "," : "", d->names[j], r->bias, r->rms, r->scatter, r->median_abs, r->mean_sigma, r->z_rms, r->coverage68, r->coverage95);
+            r->bias, r->rms, r->scatter, r->median_abs, r->mean_sigma, r->z_rms, r->coverage68, r->coverage95);
   }
   fprintf(f, "\n  }\n}\n");
   return lens_text_commit(f, tmp, path) ? LENS_EXIT_FAIL : 0;

@@ -64,28 +64,18 @@ void lens_shard_run_id(int argc, char **argv, char out[17]) {
   snprintf(out, 17, "%016llx", h);
 }
 
-static void json_string(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-    else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", (unsigned)(unsigned char)*s);
-    else fputc(*s, f);
-  }
-  fputc('"', f);
-}
-
 int lens_shard_manifest_write(const char *path, const lens_shard_manifest *m) {
   char tmp[4200];
   FILE *f = lens_text_open(path, tmp, sizeof tmp);
   int i;
   if (!f) return LENS_EXIT_FAIL;
   fprintf(f, "{\"lens_shard\": 1, \"command\": ");
-  json_string(f, m->command);
+  lens_json_string(f, m->command);
   fprintf(f, ", \"run\": \"%s\", \"shard\": %lu, \"shards\": %lu, \"first\": %lu, \"end\": %lu, \"total\": %lu, \"files\": [", m->run,
           (unsigned long)m->shard, (unsigned long)m->shards, (unsigned long)m->first, (unsigned long)m->end, (unsigned long)m->total);
   for (i = 0; i < m->nfiles; i++) {
     if (i) fputs(", ", f);
-    json_string(f, m->files[i]);
+    lens_json_string(f, m->files[i]);
   }
   fputs("]", f);
   if (m->left_out) fprintf(f, ", \"left_out\": %lu", (unsigned long)m->left_out);
