@@ -4717,6 +4717,18 @@ static int lensnet__fits_word(const void *bytes, size_t len, int hdu, const char
   return 1;
 }
 
+/* A CD matrix that maps pixels onto a line or a point (a zero CDELT, CD1_1 = 0 alone) gives every
+ * pixel the same sky position: refused rather than written as positions. */
+static lensnet_result lensnet__wcs_check(lensnet_wcs *wcs, int hdu, lensnet_error *err) {
+  double det = wcs->cd[0][0] * wcs->cd[1][1] - wcs->cd[0][1] * wcs->cd[1][0];
+  double scale = fabs(wcs->cd[0][0]) + fabs(wcs->cd[0][1]) + fabs(wcs->cd[1][0]) + fabs(wcs->cd[1][1]);
+  if (!isfinite(det) || !(fabs(det) > 1e-12 * scale * scale)) {
+    memset(wcs, 0, sizeof *wcs);
+    return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d: the CD matrix (CDi_j, or CDELTi times PCi_j) is singular", hdu);
+  }
+  return LENSNET_OK;
+}
+
 LENSNET_API lensnet_result lensnet_fits_wcs_memory(const void *bytes, size_t len, int hdu, lensnet_wcs *wcs, lensnet_error *err) {
   static const char *const needed[4] = {"CRVAL1", "CRVAL2", "CRPIX1", "CRPIX2"};
   lensnet__fits_hdu h;
@@ -4762,7 +4774,9 @@ LENSNET_API lensnet_result lensnet_fits_wcs_memory(const void *bytes, size_t len
       snprintf(key, sizeof key, "PC%d_%d", i + 1, j + 1);
       have_pc += lensnet__fits_number(bytes, len, hdu, key, &pc[i][j]);
     }
-  if (have_cd) return LENSNET_OK; /* CDi_j absent from a CD header are 0 (C&G 2002, 2.1.2) */
+  if (!(wcs->crval[1] >= -90.0 && wcs->crval[1] <= 90.0) || !isfinite(wcs->crval[0]) || !isfinite(wcs->crpix[0]) || !isfinite(wcs->crpix[1]))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d: CRVAL2 = %g is not a declination (or CRVAL1/CRPIX not finite)", hdu, wcs->crval[1]);
+  if (have_cd) return lensnet__wcs_check(wcs, hdu, err); /* CDi_j absent from a CD header are 0 (C&G 2002, 2.1.2) */
   if (!lensnet__fits_number(bytes, len, hdu, "CDELT1", &cdelt[0]) || !lensnet__fits_number(bytes, len, hdu, "CDELT2", &cdelt[1]))
     return lensnet__fail(err, LENSNET_ERR_ARG, "FITS HDU %d: no simple TAN WCS (neither CDi_j nor CDELT1 and CDELT2)", hdu);
   if (!have_pc && lensnet__fits_number(bytes, len, hdu, "CROTA2", &crota) && crota != 0.0) {
@@ -4772,7 +4786,7 @@ LENSNET_API lensnet_result lensnet_fits_wcs_memory(const void *bytes, size_t len
   }
   for (i = 0; i < 2; i++)
     for (j = 0; j < 2; j++) wcs->cd[i][j] = cdelt[i] * pc[i][j];
-  return LENSNET_OK;
+  return lensnet__wcs_check(wcs, hdu, err);
 }
 
 static lensnet_result lensnet__fits_wcs_parse(const unsigned char *bytes, size_t len, void *args, lensnet_error *err) {

@@ -2180,9 +2180,11 @@ static void lensviz__composite_bands(size_t bands, size_t out[4]) {
 LENSVIZ_API void lensviz_asinh_bands(const float *image, size_t bands, size_t h, size_t w, float Q, float stretch, lensviz_image *dst) {
   size_t hw = h * w, b[4], p;
   float mn = 0.0f;
+  int have = 0;
   if (!bands || !hw) return;
-  mn = image[0];
-  for (p = 1; p < bands * hw; p++) if (image[p] < mn) mn = image[p];
+  /* the least finite pixel: a NaN (blank, masked) or infinite first pixel must not set it */
+  for (p = 0; p < bands * hw; p++)
+    if (isfinite(image[p]) && (!have || image[p] < mn)) { mn = image[p]; have = 1; }
   lensviz__composite_bands(bands, b);
   lensviz__asinh(image + b[0] * hw, image + b[1] * hw, b[2] != b[1] ? image + b[2] * hw : NULL, image + b[3] * hw, h, w, Q, stretch,
                  mn, dst);

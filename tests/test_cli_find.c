@@ -306,6 +306,14 @@ static void test_bad_input(void) {
           "a later run failing on its model leaves the earlier run's map and detections");
     CHECK(cli_lens("find --model weights/ensai-sim.safetensors --out " W "/earlier " W "/f1/field.fits 2>/dev/null") == 2 &&
               access(W "/earlier/pmap_field.npy", F_OK) == 0, "and so does one refused for its model (exit 2)");
+    /* one failing on a field after scanning the earlier run's field again: the earlier run's map
+     * and overview are kept as they were (they were once replaced, then removed), and no
+     * .pending file is left */
+    CHECK(cli_shell("cp " W "/earlier/pmap_field.npy " W "/earlier_map.npy && cp " W "/earlier/overview_field.png " W "/earlier_ov.png") == 0 &&
+              cli_lens("find --model " MODEL " --stride 32 --out " W "/earlier " W "/f1/field.fits " W "/garbage.fits 2>/dev/null") == 1 &&
+              cli_shell("cmp -s " W "/earlier/pmap_field.npy " W "/earlier_map.npy && cmp -s " W "/earlier/overview_field.png " W "/earlier_ov.png") == 0 &&
+              cli_shell("ls " W "/earlier | grep -q pending") != 0,
+          "a later run failing on its second field leaves the earlier run's map and overview as they were");
   }
 }
 

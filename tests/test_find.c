@@ -174,6 +174,19 @@ static void test_fits_cards(void) {
     cards[1].value = "'DEC--SIN'";
     CHECK(lensnet_fits_write_cards(W "_sin.fits", &t, cards, 10, &err) == LENSNET_OK, "write");
     CHECK(lensnet_fits_wcs(W "_sin.fits", -1, &w, &err) == LENSNET_ERR_ARG && strstr(err.message, "CTYPE2"), "%s", err.message);
+    cards[1].value = "'DEC--TAN'";
+  }
+  TEST("a degenerate WCS is refused, not turned into one sky position for every pixel") {
+    /* CDELT1 = 0: every pixel of a row at the same RA (the CD matrix singular) */
+    cards[6].value = "0.0";
+    CHECK(lensnet_fits_write_cards(W "_sing.fits", &t, cards, 10, &err) == LENSNET_OK, "write");
+    CHECK(lensnet_fits_wcs(W "_sing.fits", -1, &w, &err) == LENSNET_ERR_ARG && strstr(err.message, "singular"), "CDELT1 = 0: %s", err.message);
+    cards[6].value = "-8.333333333333E-05";
+    cards[5].value = "95"; /* not a declination */
+    CHECK(lensnet_fits_write_cards(W "_sing.fits", &t, cards, 10, &err) == LENSNET_OK, "write");
+    CHECK(lensnet_fits_wcs(W "_sing.fits", -1, &w, &err) == LENSNET_ERR_ARG && strstr(err.message, "CRVAL2 = 95"), "CRVAL2 = 95: %s", err.message);
+    cards[5].value = "-60.5";
+    remove(W "_sing.fits");
   }
 }
 

@@ -651,6 +651,19 @@ static void test_pictures(void) {
       for (i = 0; i < 4; i++) { band[i] = 0.5f * (float)i; band[4 + i] = 0.5f * (float)i; band[8 + i] = (float)i; }
       lensviz_asinh_bands(band, 3, 2, 2, 8.0f, 0.0f, &img); /* red = band 2 = twice the others */
       CHECK(abs(2 * pixel(&img, 2, 2)[1] - pixel(&img, 2, 2)[0]) <= 2 && pixel(&img, 2, 2)[1] == pixel(&img, 2, 2)[2], "colour ratios kept");
+      {
+        /* a NaN first pixel (a masked border) leaves the others drawn as without it: the least
+         * finite pixel sets the black level (a NaN one once made the whole picture black) */
+        unsigned char keep[3];
+        for (i = 0; i < 4; i++) band[i] = band[4 + i] = band[8 + i] = (float)i;
+        band[0] = band[4] = band[8] = 1.0f; /* the least is 1 ... */
+        lensviz_asinh_bands(band, 3, 2, 2, 8.0f, 0.0f, &img);
+        memcpy(keep, pixel(&img, 3, 3), 3);
+        band[0] = band[4] = band[8] = NAN;  /* ... as it is with the first pixel NaN */
+        lensviz_asinh_bands(band, 3, 2, 2, 8.0f, 0.0f, &img);
+        CHECK(pixel(&img, 3, 3)[0] == keep[0] && keep[0] > 0 && pixel(&img, 2, 0)[0] == 0,
+              "a NaN first pixel: the brightest pixel as with the least finite at 1 (%d, %d), not black", pixel(&img, 3, 3)[0], keep[0]);
+      }
       lensviz_image_free(&img);
     }
   }

@@ -138,6 +138,10 @@ static void field_name(const char *path, char *name, size_t cap) {
   snprintf(name, cap, "%.*s", (int)(n < cap ? n : cap - 1), base);
 }
 
+/* Maps and overviews are written under their names + PENDING and renamed into place once every
+ * field is scanned (publish_field_files). */
+#define PENDING ".pending"
+
 /* The command line into o, with the checks that involve several options. 0, -1 after --help,
  * or the exit status. */
 static int parse_options(int argc, char **argv, find_options *o) {
@@ -303,7 +307,7 @@ static int write_overview(find_state *s, const char *name, const float *image, s
     snprintf(text, sizeof text, "%.2f", det[k].p_lens);
     lensviz_draw_text(&pic, x0 + 2, y0 + 2, text, 1, mark);
   }
-  snprintf(path, sizeof path, "%s/overview_%s.png", s->o->out_dir, name);
+  snprintf(path, sizeof path, "%s/overview_%s.png" PENDING, s->o->out_dir, name);
   if (lensviz_png_write(path, &pic, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   else s->field_wrote |= 2;
   lensviz_image_free(&pic);
@@ -423,7 +427,7 @@ static int find_in_field(find_state *s, const char *path) {
     m.shape[0] = g.rows;
     m.shape[1] = g.cols;
     m.data = map;
-    snprintf(map_path, sizeof map_path, "%s/pmap_%s.npy", s->o->out_dir, name);
+    snprintf(map_path, sizeof map_path, "%s/pmap_%s.npy" PENDING, s->o->out_dir, name);
     if (lensnet_npy_write(map_path, &m, &err) != LENSNET_OK) rc = lens_fail_err(&err);
     else s->field_wrote |= 1;
   }
@@ -440,6 +444,23 @@ static int find_in_field(find_state *s, const char *path) {
   return rc;
 }
 
+/* Maps and overviews are written as NAME.pending and renamed over the final names only once every
+ * field is scanned, so that a failed run never replaces (and then removes) an earlier run's files. */
+static int publish_field_files(const find_state *s) {
+  size_t i;
+  int k;
+  for (i = s->first; i < s->end; i++) {
+    char name[512], from[4720], to[4700];
+    field_name(s->o->fields[i], name, sizeof name);
+    for (k = 0; k < 2; k++) {
+      snprintf(to, sizeof to, k ? "%s/overview_%s.png" : "%s/pmap_%s.npy", s->o->out_dir, name);
+      snprintf(from, sizeof from, "%s" PENDING, to);
+      if (rename(from, to) != 0 && errno != ENOENT) return lens_fail("find: cannot rename %s to %s: %s", from, to, strerror(errno));
+    }
+  }
+  return 0;
+}
+
 /* A failed run removes the maps and overviews it wrote: those of the fields it finished before
  * field `failed`, and what the failing field wrote. Without detections.csv they would look like a
  * finished scan. */
@@ -449,9 +470,9 @@ static void remove_field_files(const find_state *s, size_t failed) {
     char name[512], path[4600];
     int wrote = i < failed ? 3 : s->field_wrote;
     field_name(s->o->fields[i], name, sizeof name);
-    snprintf(path, sizeof path, "%s/pmap_%s.npy", s->o->out_dir, name);
+    snprintf(path, sizeof path, "%s/pmap_%s.npy" PENDING, s->o->out_dir, name);
     k += (wrote & 1) && remove(path) == 0;
-    snprintf(path, sizeof path, "%s/overview_%s.png", s->o->out_dir, name);
+    snprintf(path, sizeof path, "%s/overview_%s.png" PENDING, s->o->out_dir, name);
     k += (wrote & 2) && remove(path) == 0;
   }
   if (k) fprintf(stderr, "find: removed the %lu map and overview file%s this run wrote (detections.csv is written only when every field is scanned)\n",
@@ -563,6 +584,7 @@ int lens_cmd_find(int argc, char **argv) {
    * first field wrote none, and the folder's maps are an earlier run's */
   if (rc && !done && scanned) remove_field_files(&s, i - 1);
   if (s.csv) {
+    if (!rc && !done) rc = publish_field_files(&s);
     if (!rc) rc = lens_text_commit(s.csv, s.csv_tmp, s.csv_path);
     else lens_text_discard(s.csv, s.csv_tmp);
   }
