@@ -176,11 +176,17 @@ static void test_find(void) {
       lensnet_fits_card cards[4] = {{"CD1_1", "-1.6666666667E-04", NULL}, {"CD2_2", "1.6666666667E-04", NULL},
                                     {"CTYPE1", "'RA---TAN'", NULL}, {"CTYPE2", "'DEC--TAN'", NULL}};
       lensnet_fits_write_cards(W "/coarse.fits", &t, cards, 4, &err);
+      cards[0].value = "-2.7777777778E-05"; cards[1].value = "2.7777777778E-05";
+      lensnet_fits_write_cards(W "/fine.fits", &t, cards, 4, &err);
       lensnet_tensor_free(&t);
     }
     CHECK(cli_lens("find --model " MODEL " --threads 1 --out " W "/coarse " W "/coarse.fits 2>" W "/coarse.err") == 0 &&
               cli_file_has(W "/coarse.err", "0.6\"/pixel") && cli_file_has(W "/coarse.err", "made for 0.3\""),
           "a field at 0.6\"/pixel: scanned, with a note naming both scales");
+    /* fields at two scales not the model's, in one run: a note for each (it was once the first only) */
+    CHECK(cli_lens("find --model " MODEL " --threads 1 --out " W "/scales " W "/coarse.fits " W "/fine.fits 2>" W "/scales.err") == 0 &&
+              cli_file_has(W "/scales.err", "coarse.fits has 0.6\"/pixel") && cli_file_has(W "/scales.err", "fine.fits has 0.1\"/pixel"),
+          "fields at 0.6\" and 0.1\" per pixel: a note for each");
     /* a .npy field whose planes are named beside it (field.bands.txt): fed by name, as the FITS field */
     CHECK(cli_shell("printf 'VIS,Y,J,H\\n' > " W "/field.bands.txt") == 0 &&
               cli_lens("find --model weights/OU_66.safetensors --threads 1 --out " W "/ou66b " W "/field.npy 2>" W "/ou66b.err") == 0 &&

@@ -119,7 +119,8 @@ typedef struct {
   char csv_path[4200], csv_tmp[4210], manifest_path[4200];
   size_t first, end, detections;
   lens_shard_manifest manifest;
-  int channel_note_shown, png_note_shown, scale_note_shown, stride_note_shown;
+  int channel_note_shown, png_note_shown, stride_note_shown;
+  double scale_noted;       /* the pixel scale of the last field noted as not the model's (0: none) */
   char band_note[600];       /* the last note on how a field's planes were fed (another field's may differ) */
   int field_wrote;                /* the field being scanned: 1 its map written, 2 its overview */
 } find_state;
@@ -365,14 +366,15 @@ static int find_in_field(find_state *s, const char *path) {
   s->field_wrote = 0;
   if ((rc = read_field(s, path, &t, &bands, &h, &w)) != 0) return rc;
   field_name(path, name, sizeof name);
-  if (!(lens_format_of(path) == LENS_FMT_NPY) && !s->scale_note_shown) { /* the field's pixels against the model's, as lens predict checks */
+  if (lens_format_of(path) != LENS_FMT_NPY) { /* the field's pixels against the model's, as lens predict checks */
     double model_scale = 0.0, scale = 0.0;
     const char *key = NULL;
     if (lensnet_model_pixel_scale(s->model, &model_scale, NULL) == LENSNET_OK && model_scale > 0.0 &&
-        lensnet_fits_pixel_scale(path, s->o->cutout.hdu, &scale, &key, NULL) == LENSNET_OK && fabs(scale / model_scale - 1.0) > 0.01) {
+        lensnet_fits_pixel_scale(path, s->o->cutout.hdu, &scale, &key, NULL) == LENSNET_OK && fabs(scale / model_scale - 1.0) > 0.01 &&
+        scale != s->scale_noted) { /* each field at another scale than the one noted before */
       fprintf(stderr, "find: note: %s has %.4g\"/pixel (FITS %s), the model was made for %.4g\"; a finder sees lenses at the size it was "
               "trained on only at its own scale\n", path, scale, key, model_scale);
-      s->scale_note_shown = 1;
+      s->scale_noted = scale;
     }
   }
   if (s->model->in_c <= 64) { /* the planes by their names */
