@@ -400,6 +400,13 @@ LENSNET_API lensnet_result lensnet_safetensors_add(lensnet_safetensors *st, cons
  * HDU without data (LENSNET_ERR_ARG). Errors of lensnet_fits_read start with the path. */
 LENSNET_API lensnet_result lensnet_fits_read(const char *path, int hdu, lensnet_tensor *out, lensnet_error *err);
 LENSNET_API lensnet_result lensnet_fits_read_memory(const void *bytes, size_t len, int hdu, lensnet_tensor *out, lensnet_error *err);
+/* A FITS file's bytes as the _memory readers take them, for a caller that asks several things of
+ * one file (the image, its WCS, its pixel scale, its planes' names: lens find): the file read
+ * once, a .fits.gz inflated once (the _memory readers would inflate it again at each call). Free
+ * *bytes with lensnet_free. */
+LENSNET_API lensnet_result lensnet_fits_file_bytes(const char *path, unsigned char **bytes, size_t *len, lensnet_error *err);
+/* Frees what a lensnet function allocated for the caller to free (lensnet_fits_file_bytes). */
+LENSNET_API void lensnet_free(void *p);
 /* Writes t (1 to 8 axes, NumPy order) as a BITPIX -32 primary image, big-endian, header and data
  * padded to 2880-byte blocks; through `path.tmp` and a rename, so a reader never sees half a file. */
 LENSNET_API lensnet_result lensnet_fits_write(const char *path, const lensnet_tensor *t, lensnet_error *err);
@@ -1714,6 +1721,7 @@ LENSNET_API lensnet_result lensnet_band_names_normalize(const char *text, char *
  * image (hdu >= 0: that one; hdu < 0: the primary when it holds an image, else HDU 1, then the
  * primary header, where a file whose image is in HDU 1 may keep them). */
 LENSNET_API int lensnet_fits_plane_name(const char *path, int hdu, size_t plane, char *buf, size_t cap);
+LENSNET_API int lensnet_fits_plane_name_memory(const void *bytes, size_t len, int hdu, size_t plane, char *buf, size_t cap);
 /* Whether two band names are the same band: without regard to case or surrounding blanks, a
  * name after an instrument prefix matching too ("NISP_Y" is "Y"; "ACS_F814W" is not "WFC3_F814W").
  * The rule by which FILTER and BANDn cards are matched to a model's band_names. */
@@ -4371,6 +4379,29 @@ static lensnet_result lensnet__fits_image_parse(const unsigned char *bytes, size
   const lensnet__fits_args *a = LENSNET__CAST(const lensnet__fits_args *, args);
   return lensnet_fits_read_memory(bytes, len, a->hdu, a->image, err);
 }
+LENSNET_API void lensnet_free(void *p) {
+  if (p) LENSNET_FREE(p);
+}
+
+LENSNET_API lensnet_result lensnet_fits_file_bytes(const char *path, unsigned char **bytes, size_t *len, lensnet_error *err) {
+  unsigned char *raw;
+  size_t raw_len;
+  lensnet_result r;
+  if (!bytes || !len) return lensnet__fail(err, LENSNET_ERR_ARG, "FITS: the outputs are required (NULL given)");
+  *bytes = NULL;
+  *len = 0;
+  if ((r = lensnet__read_file(path, &raw, &raw_len, err)) != LENSNET_OK) return r;
+  if (!lensnet__is_gzip(raw, raw_len)) {
+    *bytes = raw;
+    *len = raw_len;
+    return LENSNET_OK;
+  }
+  r = lensnet__fits_gunzip_file(raw, raw_len, bytes, len, err);
+  LENSNET_FREE(raw);
+  if (r != LENSNET_OK) lensnet__prefix_path(err, path);
+  return r;
+}
+
 LENSNET_API lensnet_result lensnet_fits_read(const char *path, int hdu, lensnet_tensor *out, lensnet_error *err) {
   lensnet__fits_args a;
   memset(&a, 0, sizeof a);
@@ -14647,17 +14678,27 @@ LENSNET_API lensnet_result lensnet_fits_band_slots(const lensnet_model *m, const
 
 typedef struct { const char *path; int hdu; } lensnet__plane_ctx;
 
-LENSNET_API int lensnet_fits_plane_name(const char *path, int hdu, size_t plane, char *buf, size_t cap) {
+LENSNET_API int lensnet_fits_plane_name_memory(const void *bytes, size_t len, int hdu, size_t plane, char *buf, size_t cap) {
   char key[24], naxis[24];
-  if (!path || !buf || !cap) return 0;
+  if (!bytes || !buf || !cap) return 0;
   snprintf(key, sizeof key, "BAND%lu", (unsigned long)plane + 1);
-  if (hdu >= 0) return lensnet_fits_header_value(path, hdu, key, buf, cap, NULL) == LENSNET_OK;
+  if (hdu >= 0) return lensnet_fits_header_value_memory(bytes, len, hdu, key, buf, cap, NULL) == LENSNET_OK;
   /* the first HDU with pixels: the primary when its NAXIS > 0, else (an extension image, or a
    * tile-compressed one, whose cards fpack moves to HDU 1) HDU 1, then the primary's cards */
-  if (lensnet_fits_header_value(path, 0, "NAXIS", naxis, sizeof naxis, NULL) == LENSNET_OK && atoi(naxis) > 0)
-    return lensnet_fits_header_value(path, 0, key, buf, cap, NULL) == LENSNET_OK;
-  return lensnet_fits_header_value(path, 1, key, buf, cap, NULL) == LENSNET_OK ||
-         lensnet_fits_header_value(path, 0, key, buf, cap, NULL) == LENSNET_OK;
+  if (lensnet_fits_header_value_memory(bytes, len, 0, "NAXIS", naxis, sizeof naxis, NULL) == LENSNET_OK && atoi(naxis) > 0)
+    return lensnet_fits_header_value_memory(bytes, len, 0, key, buf, cap, NULL) == LENSNET_OK;
+  return lensnet_fits_header_value_memory(bytes, len, 1, key, buf, cap, NULL) == LENSNET_OK ||
+         lensnet_fits_header_value_memory(bytes, len, 0, key, buf, cap, NULL) == LENSNET_OK;
+}
+
+LENSNET_API int lensnet_fits_plane_name(const char *path, int hdu, size_t plane, char *buf, size_t cap) {
+  unsigned char *bytes;
+  size_t len;
+  int named;
+  if (!path || !buf || !cap || lensnet_fits_file_bytes(path, &bytes, &len, NULL) != LENSNET_OK) return 0;
+  named = lensnet_fits_plane_name_memory(bytes, len, hdu, plane, buf, cap);
+  LENSNET_FREE(bytes);
+  return named;
 }
 
 LENSNET_API int lensnet_band_names_match(const char *a, const char *b) { return a && b && lensnet__same_band(a, b); }

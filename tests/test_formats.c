@@ -1023,7 +1023,21 @@ static void test_gzip_files(void) {
     CHECK(lensnet_fits_pixel_scale(path, -1, &s1, &key, &e) == LENSNET_OK && lensnet_fits_pixel_scale("build/formats/wcs.fits.gz", -1, &s2, &key, &e) == LENSNET_OK &&
               s1 == s2, "pixel scale %g and %g", s1, s2);
     CHECK(lensnet_fits_wcs(path, -1, &w1, &e) == LENSNET_OK && lensnet_fits_wcs("build/formats/wcs.fits.gz", -1, &w2, &e) == LENSNET_OK &&
-              !memcmp(&w1, &w2, sizeof w1), "the same WCS");
+              !memcmp(&w1, &w2, sizeof w1), "the same WCS");    {
+      /* lensnet_fits_file_bytes: the file's bytes once, a .gz inflated: the plain file's bytes */
+      unsigned char *b1 = NULL, *b2 = NULL;
+      size_t n1 = 0, n2 = 0, plain_len = 0;
+      unsigned char *plain = slurp(path, &plain_len);
+      CHECK(lensnet_fits_file_bytes(path, &b1, &n1, &e) == LENSNET_OK && lensnet_fits_file_bytes("build/formats/wcs.fits.gz", &b2, &n2, &e) == LENSNET_OK &&
+                plain && n1 == plain_len && n2 == plain_len && !memcmp(b1, plain, n1) && !memcmp(b2, plain, n2),
+            "lensnet_fits_file_bytes: the file's bytes, inflated from its .gz alike: %s", e.message);
+      CHECK(b2 && lensnet_fits_wcs_memory(b2, n2, -1, &w2, &e) == LENSNET_OK && !memcmp(&w1, &w2, sizeof w1), "and the WCS read from them");
+      lensnet_free(b1);
+      lensnet_free(b2);
+      free(plain);
+      CHECK(lensnet_fits_file_bytes("build/formats/no_such.fits", &b1, &n1, &e) == LENSNET_ERR_IO && !b1 && strstr(e.message, "no_such.fits"),
+            "a missing file named: %s", e.message);
+    }
   }
   whole = slurp("build/formats/gz0.fits.gz", &len);
   if (!whole) { CHECK(0, "cannot read build/formats/gz0.fits.gz"); return; }

@@ -170,11 +170,13 @@ static int parse_options(int argc, char **argv, find_options *o) {
   return 0;
 }
 
-/* Field `path` as [bands, h, w] into t (FITS: the --hdu image; .npy: [C,H,W], [H,W] or [1,C,H,W]). */
-static int read_field(const find_state *s, const char *path, lensnet_tensor *t, size_t *bands, size_t *h, size_t *w) {
+/* Field `path` as [bands, h, w] into t (FITS: the --hdu image of the file's bytes; .npy: [C,H,W],
+ * [H,W] or [1,C,H,W]). */
+static int read_field(const find_state *s, const char *path, const unsigned char *bytes, size_t len, lensnet_tensor *t, size_t *bands,
+                      size_t *h, size_t *w) {
   lensnet_error err;
-  lensnet_result r = (lens_format_of(path) == LENS_FMT_NPY) ? lensnet_npy_read(path, t, &err) : lensnet_fits_read(path, s->o->cutout.hdu, t, &err);
-  if (r != LENSNET_OK) return lens_fail_err(&err);
+  if (!bytes && lensnet_npy_read(path, t, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if (bytes && lensnet_fits_read_memory(bytes, len, s->o->cutout.hdu, t, &err) != LENSNET_OK) return lens_fail("%s: %s", path, err.message);
   if (t->ndim == 2) { *bands = 1; *h = t->shape[0]; *w = t->shape[1]; }
   else if (t->ndim == 3) { *bands = t->shape[0]; *h = t->shape[1]; *w = t->shape[2]; }
   else if (t->ndim == 4 && t->shape[0] == 1) { *bands = t->shape[1]; *h = t->shape[2]; *w = t->shape[3]; }
@@ -204,8 +206,9 @@ static void band_note(find_state *s, const char *path, const char *text) {
  * writes them, in the header of the HDU that holds the image) are fed to the model by its
  * band_names (lensnet_band_names_match, the rule lens predict uses): chan[k] is the plane of model
  * band k. Returns 1 when chan is set, 0 for the planes as they are (the first in_c), or the exit
- * status (negated) of a refusal: a band the model reads named by two planes. */
-static int field_channels(find_state *s, const char *path, size_t bands, size_t *chan) {
+ * status (negated) of a refusal: a band the model reads named by two planes. bytes, nbytes: a FITS
+ * field's file (NULL for a .npy, whose names are in its bands.txt). */
+static int field_channels(find_state *s, const char *path, const unsigned char *bytes, size_t nbytes, size_t bands, size_t *chan) {
   const lensnet_model *m = s->model;
   char plane[64][72], want[72], text[600], list[300];
   int is_named[64];
@@ -231,7 +234,7 @@ static int field_channels(find_state *s, const char *path, size_t bands, size_t 
     cards = "its bands.txt";
   } else
     for (p = 0; p < bands; p++) {
-      is_named[p] = lensnet_fits_plane_name(path, s->o->cutout.hdu, p, plane[p], sizeof plane[p]);
+      is_named[p] = lensnet_fits_plane_name_memory(bytes, nbytes, s->o->cutout.hdu, p, plane[p], sizeof plane[p]);
       named += (size_t)is_named[p];
     }
   for (k = 0; k < m->in_c && named; k++) {
@@ -315,19 +318,15 @@ static int write_overview(find_state *s, const char *name, const float *image, s
   return rc;
 }
 
-/* One detections.csv row per detection; ra, dec when the field has a TAN WCS. */
-static int write_rows(find_state *s, const char *path, const lensnet_detection *det, size_t n) {
-  lensnet_wcs wcs;
-  lensnet_error err;
+/* One detections.csv row per detection; ra, dec when the field has a TAN WCS (wcs not NULL). */
+static int write_rows(find_state *s, const char *path, const lensnet_wcs *wcs, const lensnet_detection *det, size_t n) {
   size_t k;
-  int has_wcs = !(lens_format_of(path) == LENS_FMT_NPY) && lensnet_fits_wcs(path, s->o->cutout.hdu, &wcs, &err) == LENSNET_OK;
-  if (!(lens_format_of(path) == LENS_FMT_NPY) && !has_wcs) fprintf(stderr, "find: %s: ra, dec left empty (%s)\n", path, err.message);
   for (k = 0; k < n; k++) {
     lens_csv_cell(s->csv, path);
     fprintf(s->csv, ",%.3f,%.3f,", det[k].x, det[k].y);
-    if (has_wcs) {
+    if (wcs) {
       double ra, dec;
-      lensnet_wcs_pixel_to_world(&wcs, det[k].x, det[k].y, &ra, &dec);
+      lensnet_wcs_pixel_to_world(wcs, det[k].x, det[k].y, &ra, &dec);
       fprintf(s->csv, "%.7f,%.7f,", ra, dec);
     } else fputs(",,", s->csv);
     fprintf(s->csv, "%.6f", det[k].p_lens);
@@ -360,17 +359,22 @@ static int find_in_field(find_state *s, const char *path) {
   lensnet_scan_grid g;
   lensnet_detection *det = NULL;
   float *map = NULL;
-  size_t bands = 0, h = 0, w = 0, n = 0, chan[64];
+  size_t bands = 0, h = 0, w = 0, n = 0, chan[64], len = 0;
   char name[512], map_path[4600];
-  int rc;
+  unsigned char *bytes = NULL; /* a FITS field's bytes, read once for its image and header (lensnet_fits_file_bytes) */
+  lensnet_wcs wcs;
+  int rc, has_wcs = 0;
   s->field_wrote = 0;
-  if ((rc = read_field(s, path, &t, &bands, &h, &w)) != 0) return rc;
+  if (lens_format_of(path) != LENS_FMT_NPY && lensnet_fits_file_bytes(path, &bytes, &len, &err) != LENSNET_OK) return lens_fail_err(&err);
+  if ((rc = read_field(s, path, bytes, len, &t, &bands, &h, &w)) != 0) { lensnet_free(bytes); return rc; }
   field_name(path, name, sizeof name);
-  if (lens_format_of(path) != LENS_FMT_NPY) { /* the field's pixels against the model's, as lens predict checks */
+  if (bytes) { /* the field's sky positions (a note when it has none), and its pixels against the model's, as lens predict checks */
     double model_scale = 0.0, scale = 0.0;
     const char *key = NULL;
+    if (!(has_wcs = lensnet_fits_wcs_memory(bytes, len, s->o->cutout.hdu, &wcs, &err) == LENSNET_OK))
+      fprintf(stderr, "find: %s: ra, dec left empty (%s)\n", path, err.message);
     if (lensnet_model_pixel_scale(s->model, &model_scale, NULL) == LENSNET_OK && model_scale > 0.0 &&
-        lensnet_fits_pixel_scale(path, s->o->cutout.hdu, &scale, &key, NULL) == LENSNET_OK && fabs(scale / model_scale - 1.0) > 0.01 &&
+        lensnet_fits_pixel_scale_memory(bytes, len, s->o->cutout.hdu, &scale, &key, NULL) == LENSNET_OK && fabs(scale / model_scale - 1.0) > 0.01 &&
         scale != s->scale_noted) { /* each field at another scale than the one noted before */
       fprintf(stderr, "find: note: %s has %.4g\"/pixel (FITS %s), the model was made for %.4g\"; a finder sees lenses at the size it was "
               "trained on only at its own scale\n", path, scale, key, model_scale);
@@ -378,8 +382,9 @@ static int find_in_field(find_state *s, const char *path) {
     }
   }
   if (s->model->in_c <= 64) { /* the planes by their names */
-    int by_name = field_channels(s, path, bands, chan);
+    int by_name = field_channels(s, path, bytes, len, bands, chan);
     if (by_name < 0) {
+      lensnet_free(bytes);
       lensnet_tensor_free(&t);
       return -by_name;
     }
@@ -388,6 +393,7 @@ static int find_in_field(find_state *s, const char *path) {
       d.channel_count = s->model->in_c;
     }
   }
+  lensnet_free(bytes); /* the header has said all it has to: the scan holds the pixels alone */
   {
     size_t k, blank = 0;
     for (k = 0; k < bands * h * w; k++) blank += !isfinite(t.data[k]);
@@ -433,7 +439,7 @@ static int find_in_field(find_state *s, const char *path) {
     if (lensnet_npy_write(map_path, &m, &err) != LENSNET_OK) rc = lens_fail_err(&err);
     else s->field_wrote |= 1;
   }
-  if (!rc) rc = write_rows(s, path, det, n);
+  if (!rc) rc = write_rows(s, path, has_wcs ? &wcs : NULL, det, n);
   if (!rc) rc = write_overview(s, name, t.data, bands, h, w, &g, det, n);
   if (!rc) {
     s->detections += n;
