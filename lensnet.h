@@ -1573,7 +1573,8 @@ LENSNET_API lensnet_result lensnet_channels_parse(const char *text, size_t *chan
 typedef struct {
   size_t stride;                    /* window step in pixels; default 0: a quarter of the window width (at least 1) */
   double threshold;                 /* least p_lens of a detection; default 0: 0.5; negative: 0 (every local maximum) */
-  double nms_radius;                /* pixels; default 0: half the window width; negative: no suppression */
+  double nms_radius;                /* pixels; default 0: half the window width; negative: no suppression (lens find
+                                     * with a locator: the stride, as located positions keep close lenses apart) */
   int no_refine;                    /* nonzero: positions are window centres; default 0: the centroid above */
   int minmax;                       /* nonzero: min-max scale each window per band; default 0: values as they are */
   const size_t *channels;           /* input band of each model channel; default NULL: bands 0..in_c-1 */
@@ -1633,7 +1634,8 @@ typedef struct {
   int minmax;                       /* nonzero: min-max scale each window per band (the locator's preprocess) */
   size_t passes;                    /* predictions per detection; default 0: 2 */
   int symmetries;                   /* the last pass: 1 the window as it is; 8 the mean over its flips and quarter
-                                     * turns (square windows; LENSNET_ERR_ARG otherwise); default 0: 1 */
+                                     * turns (square windows; LENSNET_ERR_ARG otherwise); default 0: 1 (lens find: 8
+                                     * for a square locator, as the shipped locator was measured) */
 } lensnet_locate_desc;
 LENSNET_API lensnet_result lensnet_scan_locate(const lensnet_model *locator, const lensnet_locate_desc *locate,
                                                const lensnet_scan_desc *desc, const float *image, size_t bands, size_t h,

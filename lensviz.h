@@ -204,10 +204,10 @@ typedef struct {
   size_t iterations;            /* steps (per octave for dreams) (0: 100) */
   float step;                   /* step size in pixel units after normalisation (0: 0.01) */
   float l2;                     /* weight of an L2 penalty 0.5 * l2 * |x|^2 (default 0: none) */
-  size_t blur_every;            /* blur the image every this many steps (0: never) */
+  size_t blur_every;            /* blur the image every this many steps (0: never; lens explain: 4 for class and filter images) */
   float blur_sigma;             /* Gaussian sigma in pixels (0: 0.5) */
-  size_t jitter;                /* random circular shift up to this many pixels per step (0: none) */
-  size_t octaves;               /* dream octaves (0: 1) */
+  size_t jitter;                /* random circular shift up to this many pixels per step (0: none; lens explain: 2 for dreams) */
+  size_t octaves;               /* dream octaves (0: 1; lens explain: 3) */
   float octave_scale;           /* size ratio between octaves (0: 1.4) */
   float lo, hi;                 /* pixel range kept during ascent (lo == hi: [0, 1]) */
   int unclamped;                /* nonzero: do not clamp pixels */
