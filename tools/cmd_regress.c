@@ -213,52 +213,46 @@ static void metrics_row(FILE *f, const char *target, const char *group, double l
           r->scatter, r->median_abs, r->mean_sigma, r->z_rms, r->coverage68, r->coverage95);
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* metrics.csv: every target overall, then in the bins of each --by column. */
 static int write_metrics(const regress_eval_options *o, const regress_data *d, const lensviz_regress_result *all) {
   char path[4200], tmp[4300];
   FILE *f;
   size_t j, b, k, i;
   int rc = 0;
-  double *values = (double *)malloc((d->n ? d->n : 1) * sizeof(double)), *sorted = (double *)malloc((d->n ? d->n : 1) * sizeof(double));
+  double *values = (double *)malloc((d->n ? d->n : 1) * sizeof(double)), edges[101]; /* --bins takes 1..100 */
+  size_t ec = 0;
+  lensnet_error err;
   unsigned char *pick = (unsigned char *)malloc(d->n ? d->n : 1);
   snprintf(path, sizeof path, "%s/metrics.csv", o->out);
-  if (!values || !sorted || !pick) rc = lens_fail("out of memory");
+  if (!values || !pick) rc = lens_fail("out of memory");
   if (rc == 0 && !(f = lens_text_open(path, tmp, sizeof tmp))) rc = LENS_EXIT_FAIL;
-  if (rc) { free(values); free(sorted); free(pick); return rc; }
+  if (rc) { free(values); free(pick); return rc; }
   fprintf(f, "target,group,lo,hi,n,bias,rms,scatter,median_abs,mean_sigma,z_rms,coverage68,coverage95\n");
   for (j = 0; j < d->count; j++) metrics_row(f, d->names[j], "all", NAN, NAN, &all[j]);
   for (b = 0; b < o->by_count && rc == 0; b++) {
     size_t col;
     if (lensnet_csv_column(d->lt.header, o->by_text[b], &col, NULL) != LENSNET_OK) continue; /* checked before: a default absent */
     if ((rc = column_numbers(&d->lt, o->labels, col, values)) != 0) break;
-    memcpy(sorted, values, d->n * sizeof(double));
-    qsort(sorted, d->n, sizeof(double), cmp_double);
-    {
-      size_t kept = 1;
-      for (k = 0; k + 1 < o->bins; k++) kept += sorted[k * d->n / o->bins] != sorted[(k + 1) * d->n / o->bins];
-      if (kept < o->bins)
-        fprintf(stderr, "lens: note: --by %s: tied values fill whole quantile bins, merged into the next: %lu group%s of %lu\n", o->by_text[b],
-                (unsigned long)kept, kept == 1 ? "" : "s", (unsigned long)o->bins);
+    /* the bins of lens eval --by COLUMN (lensviz_eval_quantile_edges: edges at the quantiles,
+     * interpolated, equal edges merged; lensviz_eval_bin) */
+    if (lensviz_eval_quantile_edges(values, NULL, d->n, LENSVIZ_EVAL_BIN_ALL, o->bins, edges, &ec, &err) != LENSNET_OK) {
+      rc = lens_fail_err(&err);
+      break;
     }
-    for (k = 0; k < o->bins && rc == 0; k++) {
-      /* bin k: [q_k, q_k+1) of the values, the last closed */
-      double lo = sorted[k * d->n / o->bins], hi = k + 1 < o->bins ? sorted[(k + 1) * d->n / o->bins] : sorted[d->n - 1];
+    if (ec >= 2 && ec - 1 < o->bins)
+      fprintf(stderr, "lens: note: --by %s: tied values fill whole quantile bins, merged into the next: %lu group%s of %lu\n", o->by_text[b],
+              (unsigned long)(ec - 1), ec == 2 ? "" : "s", (unsigned long)o->bins);
+    for (k = 0; k + 1 < ec && rc == 0; k++) {
       char group[96];
-      if (k + 1 < o->bins && lo == hi) continue; /* a value shared by a whole bin: merged into the next */
-      for (i = 0; i < d->n; i++) pick[i] = values[i] >= lo && (k + 1 == o->bins ? values[i] <= hi : values[i] < hi);
+      for (i = 0; i < d->n; i++) pick[i] = lensviz_eval_bin(values[i], edges, ec) == (long)k;
       snprintf(group, sizeof group, "%s_bin%lu", o->by_text[b], (unsigned long)k);
       for (j = 0; j < d->count && rc == 0; j++) {
         lensviz_regress_result r;
-        if ((rc = regress_group(d, j, pick, &r)) == 0) metrics_row(f, d->names[j], group, lo, hi, &r);
+        if ((rc = regress_group(d, j, pick, &r)) == 0) metrics_row(f, d->names[j], group, edges[k], edges[k + 1], &r);
       }
     }
   }
-  free(values); free(sorted); free(pick);
+  free(values); free(pick);
   if (rc) { lens_text_discard(f, tmp); return rc; }
   return lens_text_commit(f, tmp, path) ? LENS_EXIT_FAIL : 0;
 }
