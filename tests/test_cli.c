@@ -448,7 +448,10 @@ static void test_info_set(void) {
   CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set band_names=A,B,C,D,E,F,G --out " W "/m2.safetensors") == 2 &&
             strstr(out, "input bands"), "--set band_names of the wrong count refused: %s", out);
   CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set pixel_scale=abc --out " W "/m2.safetensors") == 2 &&
-            strstr(out, "arcseconds per pixel"), "--set pixel_scale=abc refused: %s", out);
+            strstr(out, "not a positive number of arcseconds"), "--set pixel_scale=abc refused: %s", out);
+  /* by the rules of the readers: a band named twice is refused, as lensnet_band_pick would */
+  CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set band_names=VIS,vis --out " W "/m2.safetensors") == 2 &&
+            strstr(out, "both"), "--set band_names naming a band twice refused: %s", out);
   CHECK(!check_file_exists(W "/m2.safetensors"), "nothing written for the refused values");
   CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --out " W "/m2.safetensors") == 2 && strstr(out, "--set"), "--out without --set refused");
   { /* a long one-line value (a list of 40 files) is cut unless --full */

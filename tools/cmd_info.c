@@ -111,22 +111,30 @@ static int info_key_structural(const char *key, size_t n) {
   return (n == 4 && !strncmp(key, "arch", 4)) || (n == 5 && !strncmp(key, "bands", 5)) || (n == 10 && !strncmp(key, "input_size", 10));
 }
 
-/* Keys that other commands read as facts about the network: classes (one name per output of a
- * classifier), band_names (one per input band), pixel_scale (arcsec per pixel, > 0). */
-static int info_value_check(const lensnet_model *m, const char *key, const char *value) {
+/* Keys that other commands read as facts about the network, checked by the rules that read them:
+ * classes (one name per output of a classifier), band_names (one per input band, as
+ * lensnet_band_names_normalize reads them: no name twice), pixel_scale (as lensnet_model_pixel_scale
+ * reads it). The model is changed only on the way to being saved: a refusal saves nothing. */
+static int info_value_check(lensnet_model *m, const char *key, const char *value) {
   size_t items = 1;
   const char *c;
   lensnet_regression reg;
+  lensnet_error err;
   for (c = value; *c; c++) items += *c == ',';
   if (!strcmp(key, "classes") && lensnet_model_regression(m, &reg, NULL) != LENSNET_OK && items != m->out_features)
     return lens_usage("--set classes=%s: %lu names for a model of %lu outputs", value, (unsigned long)items, (unsigned long)m->out_features);
-  if (!strcmp(key, "band_names") && items != m->in_c)
-    return lens_usage("--set band_names=%s: %lu names for a model of %lu input bands", value, (unsigned long)items, (unsigned long)m->in_c);
+  if (!strcmp(key, "band_names")) {
+    char names[4096];
+    size_t count = 0;
+    if (lensnet_band_names_normalize(value, names, sizeof names, &count, &err) != LENSNET_OK)
+      return lens_usage("--set band_names=%s: %s", value, err.message);
+    if (count != m->in_c)
+      return lens_usage("--set band_names=%s: %lu names for a model of %lu input bands", value, (unsigned long)count, (unsigned long)m->in_c);
+  }
   if (!strcmp(key, "pixel_scale")) {
-    char *end;
-    double v = strtod(value, &end);
-    if (end == value || *end || !(v > 0 && v < 3600))
-      return lens_usage("--set pixel_scale=%s: arcseconds per pixel, a number above 0", value);
+    double v;
+    if (lensnet_model_set_meta(m, "pixel_scale", value) != LENSNET_OK) return lens_fail("out of memory");
+    if (lensnet_model_pixel_scale(m, &v, &err) != LENSNET_OK) return lens_usage("--set pixel_scale=%s: %s", value, err.message);
   }
   return 0;
 }
