@@ -1399,6 +1399,21 @@ LENSNET_API void lensnet_regression_combine_plain(const lensnet_regression *r, c
  * two quarter turns, 6 the half turn, 1 and 7 the diagonal flips, 2 and 4 the axis flips.
  * Transform 0 copies. */
 LENSNET_API void lensnet_dihedral(const float *in, float *out, size_t bands, size_t n, int t);
+/* Test-time views, as lens predict --symmetries takes them: view k (0-based; k mod views) of
+ * `views` (1, 2 or 8) of an image [bands, h, w] into out (not overlapping). 8 views are
+ * lensnet_dihedral's transforms (square images); 2 are the image and its half turn, of any shape
+ * (each band's pixels in reverse order). Returns the view's lensnet_dihedral transform (0, or 6
+ * for the half turn), for lensnet_regression_turn_back. A classifier's views are averaged with
+ * lensnet_logits_average; a regression model's outputs are turned back each, then combined
+ * (lensnet_regression_combine_plain). */
+LENSNET_API int lensnet_view(const float *in, float *out, size_t bands, size_t h, size_t w, size_t views, size_t k);
+/* The lensnet_dihedral transform of view k of `views` (what lensnet_view returns). */
+LENSNET_API int lensnet_view_transform(size_t views, size_t k);
+/* The Monte Carlo dropout seed of object number `object` in a run seeded `seed`, as lens predict
+ * --mc --seed S draws it: a SplitMix64 mix of seed + 0x9E3779B97F4A7C15 (object + 1). Its passes
+ * are then lensnet_model_forward_mc(m, passes, the views, ..., this seed), so an object's scores
+ * depend on its number, not on the batch or the thread that scores it. */
+LENSNET_API uint64_t lensnet_mc_object_seed(uint64_t seed, uint64_t object);
 /* Test-time symmetry for a regression model whose targets are known quantities of a lens: what
  * the network predicted for transform t of an image (lensnet_dihedral), turned back into the
  * image's own frame, so that the eight can be averaged with lensnet_regression_combine. Positions
@@ -13586,6 +13601,26 @@ LENSNET_API void lensnet_regression_combine_plain(const lensnet_regression *r, c
     for (s = 0; s < plain_passes; s++) sum += plain[s * out_features + j];
     mean[j] = lensnet_regression_physical(r, j, sum / (double)plain_passes);
   }
+}
+
+LENSNET_API int lensnet_view_transform(size_t views, size_t k) { return views == 8 ? (int)(k % 8) : views == 2 ? (int)(k % 2) * 6 : 0; }
+
+LENSNET_API int lensnet_view(const float *in, float *out, size_t bands, size_t h, size_t w, size_t views, size_t k) {
+  size_t hw = h * w, c, p;
+  int t = lensnet_view_transform(views, k);
+  if (t == 0) memcpy(out, in, bands * hw * sizeof(float));
+  else if (h == w) lensnet_dihedral(in, out, bands, w, t);
+  else
+    for (c = 0; c < bands; c++)
+      for (p = 0; p < hw; p++) out[c * hw + p] = in[c * hw + hw - 1 - p];
+  return t;
+}
+
+LENSNET_API uint64_t lensnet_mc_object_seed(uint64_t seed, uint64_t object) {
+  uint64_t x = seed + 0x9E3779B97F4A7C15ull * (object + 1);
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
 }
 
 LENSNET_API void lensnet_dihedral(const float *in, float *out, size_t bands, size_t n, int t) {

@@ -178,6 +178,40 @@ static void test_mc(void) {
       CHECK(agree == 2 * N, "--mc-mean: each mean is the average of its passes (%lu of %d)", (unsigned long)agree, 2 * N);
       lensnet_csv_free(&t);
     }
+    { /* the library's recipe gives lens predict's passes: for object i, 16 copies of the prepared
+       * image through lensnet_model_forward_mc with lensnet_mc_object_seed(3, i), each output
+       * turned physical (lensnet_regression_physical), equal to samples.npy to the bit */
+      lensnet_model *m = NULL;
+      lensnet_tensor x;
+      lensnet_regression reg;
+      lensnet_cutout_desc cd;
+      int minmax = 0;
+      size_t i, k, j, per, bad = 0;
+      float *copies = NULL, *outs = NULL, *ws = NULL;
+      if (lensnet_model_load(D "/run/best.safetensors", &m, &err) == LENSNET_OK && lensnet_npy_read(D "/test.npy", &x, &err) == LENSNET_OK) {
+        per = m->in_c * m->in_h * m->in_w;
+        lensnet_model_preprocess(m, &minmax, NULL, &err);
+        memset(&cd, 0, sizeof cd);
+        cd.minmax = minmax;
+        copies = (float *)malloc(16 * per * sizeof(float));
+        outs = (float *)malloc(16 * m->out_features * sizeof(float));
+        ws = (float *)malloc(lensnet_model_workspace_floats(m, 16) * sizeof(float));
+        if (copies && outs && ws && lensnet_model_regression(m, &reg, &err) == LENSNET_OK)
+          for (i = 0; i < 3; i++) {
+            lensnet_cutout_scale(m, &cd, x.data + i * per, NULL);
+            for (k = 0; k < 16; k++) lensnet_view(x.data + i * per, copies + k * per, m->in_c, m->in_h, m->in_w, 1, k);
+            if (lensnet_model_forward_mc(m, 16, copies, outs, ws, lensnet_mc_object_seed(3, i), &err) != LENSNET_OK) { bad++; break; }
+            for (k = 0; k < 16; k++)
+              for (j = 0; j < 2; j++) bad += (float)lensnet_regression_physical(&reg, j, outs[k * m->out_features + j]) != s.data[(i * 16 + k) * 2 + j];
+          }
+        else bad++;
+        CHECK(bad == 0, "lensnet_mc_object_seed and lensnet_model_forward_mc give lens predict --mc's passes of objects 0-2 (%lu differ)",
+              (unsigned long)bad);
+        free(copies); free(outs); free(ws);
+        lensnet_tensor_free(&x);
+      } else CHECK(0, "load the model and test.npy: %s", err.message);
+      lensnet_model_free(m);
+    }
     lensnet_tensor_free(&s);
   } else CHECK(0, "read samples.npy: %s", err.message);
 }

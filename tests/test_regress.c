@@ -405,8 +405,32 @@ static void test_symmetries(void) {
   }
 }
 
+/* lensnet_view: 8 views are lensnet_dihedral's transforms; 2 views the image and its half turn,
+ * of any shape (a 2 x 3 band: pixel (r, c) goes to (1 - r, 2 - c)); 1 view the image. */
+static void test_views(void) {
+  float sq[2 * 9], out[2 * 9], ref[2 * 9], rect[2 * 6], rout[2 * 6];
+  size_t i, k, r, c;
+  int t;
+  for (i = 0; i < 18; i++) sq[i] = (float)i;
+  for (k = 0; k < 16; k++) {
+    t = lensnet_view(sq, out, 2, 3, 3, 8, k);
+    lensnet_dihedral(sq, ref, 2, 3, (int)(k % 8));
+    CHECK(t == (int)(k % 8) && !memcmp(out, ref, sizeof out) && t == lensnet_view_transform(8, k), "8 views, view %lu: transform %d", (unsigned long)k, t);
+  }
+  for (i = 0; i < 12; i++) rect[i] = (float)(i * i);
+  CHECK(lensnet_view(rect, rout, 2, 2, 3, 2, 0) == 0 && !memcmp(rout, rect, sizeof rect), "2 views, view 0: the image");
+  t = lensnet_view(rect, rout, 2, 2, 3, 2, 3);
+  for (i = 0, k = 0; i < 2; i++)
+    for (r = 0; r < 2; r++)
+      for (c = 0; c < 3; c++) k += rout[i * 6 + (1 - r) * 3 + (2 - c)] != rect[i * 6 + r * 3 + c];
+  CHECK(t == 6 && k == 0 && lensnet_view_transform(2, 3) == 6, "2 views, view 3 of a 2 x 3 image: its half turn (transform %d, %lu pixels off)", t,
+        (unsigned long)k);
+  CHECK(lensnet_view(sq, out, 2, 3, 3, 1, 5) == 0 && !memcmp(out, sq, sizeof sq), "1 view: the image, whatever k");
+}
+
 int main(void) {
   make_data();
+  TEST("test-time views: lensnet_view and lensnet_view_transform") test_views();
   TEST("regression with mse learns a blob's width and position") test_learns("mse", 2);
   TEST("regression with the Gaussian NLL (means and log-variances) learns them too") test_learns("nll", 4);
   TEST("targets standardised over the training part, recorded in the metadata") test_standardisation();

@@ -169,7 +169,7 @@ typedef struct {
   size_t passes;            /* forward passes per object: --mc, else one per view (--symmetries) */
   size_t plain;             /* --mc without --mc-mean: passes without dropout for the means, after the
                              * --mc ones (one per view); 0 otherwise */
-  size_t views;             /* --symmetries: 1, 2 or 8; pass k sees view k mod views (view_transform) */
+  size_t views;             /* --symmetries: 1, 2 or 8; pass k sees view k mod views (lensnet_view) */
   lensnet_npy_writer samples; /* --samples */
   size_t first, end;        /* the objects this run scores (by number): all, or its shard's */
   lensnet_npy_writer logits; /* --out FILE.npy: every scored row, streamed */
@@ -201,25 +201,6 @@ typedef struct {
 /* Images [first, first + count) of the batch, one forward pass each: an image's activations stay
  * in cache and the workspace is one image's whatever --batch is (scores are each image's own, so
  * they are the same as a batched pass would give; measured: no slower for OU-66 or OU-200). */
-/* The lensnet_dihedral transform of pass k: the 8 flips and quarter turns, or the image and its
- * half turn (6). */
-static int view_transform(const predict_state *s, size_t k) {
-  return s->views == 8 ? (int)(k % 8) : s->views == 2 ? (int)(k % 2) * 6 : 0;
-}
-
-/* Pass k's view of one image into out: lensnet_dihedral on square inputs; a half turn of any
- * shape reverses each band's pixels. */
-static void view_image(const predict_state *s, size_t k, const float *in, float *out) {
-  const lensnet_model *m = s->model;
-  size_t hw = m->in_h * m->in_w, c, p;
-  int t = view_transform(s, k);
-  if (t == 0) memcpy(out, in, m->in_c * hw * sizeof(float));
-  else if (m->in_h == m->in_w) lensnet_dihedral(in, out, m->in_c, m->in_w, t);
-  else
-    for (c = 0; c < m->in_c; c++)
-      for (p = 0; p < hw; p++) out[c * hw + p] = in[c * hw + hw - 1 - p];
-}
-
 static int forward_images(predict_state *s, size_t first, size_t count, float *workspace, lensnet_error *err) {
   const lensnet_model *m = s->model;
   size_t per = m->in_c * m->in_h * m->in_w, i, k;
@@ -239,12 +220,10 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
        * k turned to view k mod views); with --mc pass k draws its masks from (the object's seed, k) */
       float *copies = workspace + s->model_ws;
       float *out = s->output + i * s->rows * m->out_features;
-      uint64_t x = (uint64_t)s->opt->seed + 0x9E3779B97F4A7C15ull * (uint64_t)(s->pending[i].number + 1);
       lensnet_result r;
-      x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-      x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-      for (k = 0; k < s->passes; k++) view_image(s, k, s->input + i * per, copies + k * per);
-      r = s->opt->mc ? lensnet_model_forward_mc(m, s->passes, copies, out, workspace, x ^ (x >> 31), err)
+      for (k = 0; k < s->passes; k++) lensnet_view(s->input + i * per, copies + k * per, m->in_c, m->in_h, m->in_w, (size_t)s->views, k);
+      r = s->opt->mc ? lensnet_model_forward_mc(m, s->passes, copies, out, workspace,
+                                                lensnet_mc_object_seed((uint64_t)s->opt->seed, (uint64_t)s->pending[i].number), err)
                      : lensnet_model_forward_packed(m, s->packed, s->passes, copies, out, workspace, err);
       /* an ensemble's other members: the same views, their rows after the first's (classifiers: no --mc) */
       for (k = 1; r == LENSNET_OK && k < s->member_count; k++)
@@ -255,7 +234,7 @@ static int forward_images(predict_state *s, size_t first, size_t count, float *w
       if (r != LENSNET_OK) return 0;
       if (!s->regress) lensnet_logits_average(out, s->member_count * s->passes, m->out_features, out); /* into the first row */
       for (k = 0; s->regress && s->views > 1 && k < s->passes + s->plain; k++)
-        lensnet_regression_turn_back(&s->reg, view_transform(s, k), out + k * m->out_features);
+        lensnet_regression_turn_back(&s->reg, lensnet_view_transform(s->views, k), out + k * m->out_features);
     } else if (lensnet_model_forward_packed(m, s->packed, 1, s->input + i * per, s->output + i * m->out_features, workspace, err) != LENSNET_OK)
       return 0;
     if (s->locator && lensnet_cutout_locate(s->locator, s->locator_input + i * per, s->locator_scale, workspace, &s->located[i], err) != LENSNET_OK)
