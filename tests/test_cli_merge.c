@@ -92,6 +92,14 @@ static void test_sim_refusals(void) {
   rc = cli_lens_output(out, sizeof out, "merge --out " D "/m_bare " D "/p0 " D "/bare " D "/p2");
   CHECK(rc == 1 && strstr(out, D "/bare has no shard manifest (" D "/bare/shard.json): not a --shard output, or its shard did not finish"),
         "a folder without shard.json: exit %d: %s", rc, out);
+  /* an edited manifest: a key misspelt, then the file cut short; each named */
+  CHECK(cli_shell("mkdir -p " D "/edited && cp " D "/p1/images.npy " D "/p1/labels.csv " D "/edited/ && sed 's/\"total\"/\"totl\"/' " D
+                  "/p1/shard.json > " D "/edited/shard.json") == 0, "a shard whose manifest says totl");
+  rc = cli_lens_output(out, sizeof out, "merge --out " D "/m_ed " D "/p0 " D "/edited " D "/p2");
+  CHECK(rc == 1 && strstr(out, D "/edited/shard.json: not a shard manifest: unknown key \"totl\""), "a misspelt key: exit %d: %s", rc, out);
+  CHECK(cli_shell("head -c 30 " D "/p1/shard.json > " D "/edited/shard.json") == 0, "the manifest cut short");
+  rc = cli_lens_output(out, sizeof out, "merge --out " D "/m_ed " D "/p0 " D "/edited " D "/p2");
+  CHECK(rc == 1 && strstr(out, D "/edited/shard.json: not a shard manifest: JSON"), "a cut manifest: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "merge --out " D "/m.npy " D "/p0 " D "/p1 " D "/p2");
   CHECK(rc == 2 && strstr(out, "folder"), "sim shards into a file name: exit %d: %s", rc, out);
   rc = cli_lens_output(out, sizeof out, "merge --out " D "/p0 " D "/p0 " D "/p1 " D "/p2");

@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <errno.h>
 #include <sys/stat.h>
+#include <math.h>
 #include "shard.h"
 #include "cli.h"
 #include "lens_cmds.h"
@@ -83,60 +83,24 @@ int lens_shard_manifest_write(const char *path, const lens_shard_manifest *m) {
   return lens_text_commit(f, tmp, path);
 }
 
-/* ---- reading: a flat JSON object of strings, whole numbers and one array of strings ---------- */
-typedef struct { const char *p; char *why; size_t cap; } mreader;
+/* ---- reading (lensnet_json_parse): an object of strings, whole numbers and one array of strings ---- */
 
-static void skip_ws(mreader *r) { while (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r') r->p++; }
-
-static int bad(mreader *r, const char *what) {
-  snprintf(r->why, r->cap, "%s", what);
-  return 0;
-}
-
-static int read_string(mreader *r, char *out, size_t cap) {
-  size_t n = 0;
-  skip_ws(r);
-  if (*r->p != '"') return bad(r, "expected a string");
-  for (r->p++; *r->p && *r->p != '"'; r->p++) {
-    char c = *r->p;
-    if (c == '\\') {
-      r->p++;
-      if (*r->p == 'u') { /* only the control characters the writer escapes */
-        unsigned v = 0;
-        int k;
-        /* exactly four hex digits: sscanf's %4x took fewer (or a sign, or blanks) and the skip of
-         * four then stepped over the string's end */
-        for (k = 1; k <= 4; k++) {
-          char h = r->p[k];
-          if (h >= '0' && h <= '9') v = v * 16 + (unsigned)(h - '0');
-          else if ((h | 0x20) >= 'a' && (h | 0x20) <= 'f') v = v * 16 + (unsigned)((h | 0x20) - 'a' + 10);
-          else return bad(r, "unsupported escape");
-        }
-        if (v >= 0x20) return bad(r, "unsupported escape");
-        c = (char)v;
-        r->p += 4;
-      } else if (*r->p == '"' || *r->p == '\\' || *r->p == '/') c = *r->p;
-      else return bad(r, "unsupported escape");
-    }
-    if (n + 1 >= cap) return bad(r, "string too long");
-    out[n++] = c;
-  }
-  if (*r->p != '"') return bad(r, "unterminated string");
-  r->p++;
-  out[n] = 0;
+/* A member's text into out (at most cap - 1 bytes, no NUL inside); 0 with a reason otherwise. */
+static int member_string(const lensnet_json *v, const char *key, char *out, size_t cap, char *why, size_t why_cap) {
+  if (v->type != LENSNET_JSON_STRING) { snprintf(why, why_cap, "\"%s\" must be a string", key); return 0; }
+  if (v->string_len >= cap || strlen(v->string) != v->string_len) { snprintf(why, why_cap, "\"%s\": string too long or holding a NUL", key); return 0; }
+  memcpy(out, v->string, v->string_len + 1);
   return 1;
 }
 
-static int read_size(mreader *r, size_t *out) {
-  char *end;
-  unsigned long long v;
-  skip_ws(r);
-  if (*r->p < '0' || *r->p > '9') return bad(r, "expected a whole number");
-  errno = 0;
-  v = strtoull(r->p, &end, 10);
-  if (errno || v > (size_t)-1) return bad(r, "number out of range");
-  r->p = end;
-  *out = (size_t)v;
+/* A member's whole number (0 to 2^53) into out; 0 with a reason otherwise. */
+static int member_size(const lensnet_json *v, const char *key, size_t *out, char *why, size_t why_cap) {
+  if (v->type != LENSNET_JSON_NUMBER || !(v->number >= 0 && v->number <= 9007199254740992.0) || v->number != floor(v->number) ||
+      v->number > (double)(size_t)-1) {
+    snprintf(why, why_cap, "\"%s\" must be a whole number", key);
+    return 0;
+  }
+  *out = (size_t)v->number;
   return 1;
 }
 
@@ -154,52 +118,45 @@ int lens_shard_manifest_read(const char *path, lens_shard_manifest *m, char *why
 }
 
 int lens_shard_manifest_parse(const char *text, lens_shard_manifest *m, char *why, size_t cap) {
-  char key[64];
-  size_t version = 0;
+  static const char *const keys[] = {"lens_shard", "command", "run", "shard", "shards", "first", "end", "total", "files", "left_out"};
+  lensnet_json *doc = NULL;
+  lensnet_error err;
+  size_t version = 0, i, k;
   unsigned seen = 0;
-  mreader r;
+  int ok = 1;
   memset(m, 0, sizeof *m);
-  r.p = text; r.why = why; r.cap = cap;
-  skip_ws(&r);
-  if (*r.p != '{') { snprintf(why, cap, "not a JSON object"); return 2; }
-  r.p++;
-  for (;;) {
-    skip_ws(&r);
-    if (*r.p == '}') break;
-    if (!read_string(&r, key, sizeof key)) return 2;
-    skip_ws(&r);
-    if (*r.p != ':') { snprintf(why, cap, "expected ':' after \"%s\"", key); return 2; }
-    r.p++;
-    if (!strcmp(key, "lens_shard")) { if (!read_size(&r, &version)) return 2; seen |= 1; }
-    else if (!strcmp(key, "command")) { if (!read_string(&r, m->command, sizeof m->command)) return 2; seen |= 2; }
-    else if (!strcmp(key, "run")) { if (!read_string(&r, m->run, sizeof m->run)) return 2; seen |= 4; }
-    else if (!strcmp(key, "shard")) { if (!read_size(&r, &m->shard)) return 2; seen |= 8; }
-    else if (!strcmp(key, "shards")) { if (!read_size(&r, &m->shards)) return 2; seen |= 16; }
-    else if (!strcmp(key, "first")) { if (!read_size(&r, &m->first)) return 2; seen |= 32; }
-    else if (!strcmp(key, "end")) { if (!read_size(&r, &m->end)) return 2; seen |= 64; }
-    else if (!strcmp(key, "total")) { if (!read_size(&r, &m->total)) return 2; seen |= 128; }
-    else if (!strcmp(key, "left_out")) { if (!read_size(&r, &m->left_out)) return 2; }
-    else if (!strcmp(key, "files")) {
-      skip_ws(&r);
-      if (*r.p != '[') { snprintf(why, cap, "\"files\" must be an array"); return 2; }
-      r.p++;
-      skip_ws(&r);
-      while (*r.p != ']') {
-        if (m->nfiles == LENS_SHARD_MAX_FILES) { snprintf(why, cap, "more than %d files", LENS_SHARD_MAX_FILES); return 2; }
-        if (!read_string(&r, m->files[m->nfiles], sizeof m->files[0])) return 2;
-        if (!m->files[m->nfiles][0] || strchr(m->files[m->nfiles], '/')) { snprintf(why, cap, "a file name must be plain"); return 2; }
-        m->nfiles++;
-        skip_ws(&r);
-        if (*r.p == ',') { r.p++; skip_ws(&r); }
-        else if (*r.p != ']') { snprintf(why, cap, "expected ',' or ']' in \"files\""); return 2; }
+  if (lensnet_json_parse(text, strlen(text), &doc, &err) != LENSNET_OK) { snprintf(why, cap, "%s", err.message); return 2; }
+  if (doc->type != LENSNET_JSON_OBJECT) { lensnet_json_free(doc); snprintf(why, cap, "not a JSON object"); return 2; }
+  for (i = 0; i < doc->count && ok; i++) {
+    const lensnet_json *v = &doc->items[i];
+    for (k = 0; k < sizeof keys / sizeof keys[0] && strcmp(v->key, keys[k]); k++) continue;
+    if (k < 9) seen |= 1u << k;
+    switch (k) {
+      case 0: ok = member_size(v, v->key, &version, why, cap); break;
+      case 1: ok = member_string(v, v->key, m->command, sizeof m->command, why, cap); break;
+      case 2: ok = member_string(v, v->key, m->run, sizeof m->run, why, cap); break;
+      case 3: ok = member_size(v, v->key, &m->shard, why, cap); break;
+      case 4: ok = member_size(v, v->key, &m->shards, why, cap); break;
+      case 5: ok = member_size(v, v->key, &m->first, why, cap); break;
+      case 6: ok = member_size(v, v->key, &m->end, why, cap); break;
+      case 7: ok = member_size(v, v->key, &m->total, why, cap); break;
+      case 9: ok = member_size(v, v->key, &m->left_out, why, cap); break;
+      case 8: {
+        size_t f;
+        if (v->type != LENSNET_JSON_ARRAY) { snprintf(why, cap, "\"files\" must be an array"); ok = 0; break; }
+        if (v->count > LENS_SHARD_MAX_FILES) { snprintf(why, cap, "more than %d files", LENS_SHARD_MAX_FILES); ok = 0; break; }
+        for (f = 0; f < v->count && ok; f++) {
+          ok = member_string(&v->items[f], "files", m->files[f], sizeof m->files[0], why, cap);
+          if (ok && (!m->files[f][0] || strchr(m->files[f], '/'))) { snprintf(why, cap, "a file name must be plain"); ok = 0; }
+        }
+        m->nfiles = (int)v->count;
+        break;
       }
-      r.p++;
-      seen |= 256;
-    } else { snprintf(why, cap, "unknown key \"%s\"", key); return 2; }
-    skip_ws(&r);
-    if (*r.p == ',') r.p++;
-    else if (*r.p != '}') { snprintf(why, cap, "expected ',' or '}' after \"%s\"", key); return 2; }
+      default: snprintf(why, cap, "unknown key \"%.40s\"", v->key); ok = 0;
+    }
   }
+  lensnet_json_free(doc);
+  if (!ok) return 2;
   if (seen != 511) { snprintf(why, cap, "a key is missing (lens_shard, command, run, shard, shards, first, end, total, files)"); return 2; }
   if (version != 1) { snprintf(why, cap, "version %lu (this build reads 1)", (unsigned long)version); return 2; }
   if (strlen(m->run) != 16 || strspn(m->run, "0123456789abcdef") != 16) { snprintf(why, cap, "\"run\" is not 16 hex digits"); return 2; }

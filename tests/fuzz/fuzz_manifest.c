@@ -2,18 +2,20 @@
  * lens_shard_manifest_parse): FILE.shard.json and DIR/shard.json, which a user may carry between
  * machines and edit.
  *
- * The tool's source is compiled in (tools/shard.c), with stand-ins for the few functions of the
- * rest of the tool it refers to: none of them is reached from the parser, and each aborts if it
+ * The tool's source is compiled in (tools/shard.c, with lensnet.h's implementation, whose JSON
+ * reader it uses), with stand-ins for the few functions of the rest of the tool it refers to: none of them is reached from the parser, and each aborts if it
  * is. A manifest that parses must be consistent (shard < shards, first <= end <= total, 1 to
  * LENS_SHARD_MAX_FILES plain file names); a refusal must say why.
  */
 #include "fuzz.h"
+#define LENSNET_IMPLEMENTATION /* the parser reads the manifest with lensnet_json_parse */
 #include "../../tools/shard.c"
 
 int lens_parse_size(const char *text, size_t *out) { (void)text; (void)out; abort(); }
 int lens_usage(const char *fmt, ...) { (void)fmt; abort(); }
 FILE *lens_text_open(const char *path, char *tmp, size_t cap) { (void)path; (void)tmp; (void)cap; abort(); }
 int lens_text_commit(FILE *f, const char *tmp, const char *path) { (void)f; (void)tmp; (void)path; abort(); }
+void lens_json_string(FILE *f, const char *s) { (void)f; (void)s; abort(); }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *text, why[128];
