@@ -187,6 +187,11 @@ static void test_find(void) {
     CHECK(cli_lens("find --model " MODEL " --threads 1 --out " W "/scales " W "/coarse.fits " W "/fine.fits 2>" W "/scales.err") == 0 &&
               cli_file_has(W "/scales.err", "coarse.fits has 0.6\"/pixel") && cli_file_has(W "/scales.err", "fine.fits has 0.1\"/pixel"),
           "fields at 0.6\" and 0.1\" per pixel: a note for each");
+    CHECK(cli_shell("mkdir -p " W "/again && cp " W "/coarse.fits " W "/again/coarse2.fits") == 0 &&
+              cli_lens("find --model " MODEL " --threads 1 --out " W "/scales2 " W "/coarse.fits " W "/f1/field.fits " W "/again/coarse2.fits 2>" W
+                       "/scales2.err") == 0 &&
+              cli_file_has(W "/scales2.err", "coarse.fits has 0.6\"/pixel") && cli_file_has(W "/scales2.err", "coarse2.fits has 0.6\"/pixel"),
+          "0.6\", then the model's 0.3\", then 0.6\" again: the third noted too");
     /* a .npy field whose planes are named beside it (field.bands.txt): fed by name, as the FITS field */
     CHECK(cli_shell("printf 'VIS,Y,J,H\\n' > " W "/field.bands.txt") == 0 &&
               cli_lens("find --model weights/OU_66.safetensors --threads 1 --out " W "/ou66b " W "/field.npy 2>" W "/ou66b.err") == 0 &&

@@ -611,6 +611,12 @@ static void test_cube_band_names(void) {
             cli_lens("predict --model weights/OU_66.safetensors build/pred_cube/unnamed.fits > /dev/null 2> build/pred_err.txt") == 0 &&
             cli_file_has("build/pred_err.txt", "names no planes (no BAND1, BAND2, ... cards): they are fed in file order as the model's J,Y,H,VIS"),
         "a cube that names no planes: fed in file order, with a note: %s", cli_text("build/pred_err.txt", npy, sizeof npy));
+  /* a cube fed by name, then one without names: a note for each (the second was once silent) */
+  CHECK(cli_lens("predict --model weights/OU_66.safetensors build/pred_cube/fits/0000001.fits build/pred_cube/unnamed.fits > /dev/null 2> "
+                 "build/pred_err.txt") == 0 &&
+            cli_file_has("build/pred_err.txt", "0000001.fits names its planes (BAND1, BAND2, ...) in another order") &&
+            cli_file_has("build/pred_err.txt", "unnamed.fits names no planes"),
+        "a named cube then an unnamed one: a note for each: %s", cli_text("build/pred_err.txt", npy, sizeof npy));
   cli_shell("rm -rf build/pred_cube build/pred_cube.csv build/pred_cube_npy.csv build/pred_err.txt");
 }
 

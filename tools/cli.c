@@ -157,29 +157,36 @@ int lens_read_band_files(const lensnet_model *m, char **paths, int count, int hd
   return 0;
 }
 
-int lens_cube_by_band_names(const lensnet_model *m, const char *path, int hdu, float *planes, size_t count, size_t hw, int *note_shown) {
+int lens_cube_by_band_names(const lensnet_model *m, const char *path, int hdu, float *planes, size_t count, size_t hw, int *last) {
   size_t slot[64], p;
-  int named = 0;
+  int named = 0, how, prev;
   lensnet_error err;
   float *copy;
+  const char *bands = lensnet_model_meta(m, "band_names");
   if (count < 2 || count > 64) return 0;
   if (lensnet_fits_cube_band_slots(m, path, hdu, count, slot, &named, &err) != LENSNET_OK) return lens_fail_err(&err);
   for (p = 0; p < count && slot[p] == p; p++) continue;
-  if (!named && note_shown && !*note_shown && lensnet_model_meta(m, "band_names")) {
-    fprintf(stderr, "lens: note: %s names no planes (no BAND1, BAND2, ... cards): they are fed in file order as the model's %s "
-            "(--channels picks them by number)\n", path, lensnet_model_meta(m, "band_names"));
-    *note_shown = 1;
+  /* how this cube is fed: 0 as it is (named in the model's order, or a model without band names),
+   * 1 by name out of file order, 2 in file order for want of names; a note when that is not how
+   * the cube before was fed (the first: when it is not 0) */
+  how = !named ? (bands ? 2 : 0) : p == count ? 0 : 1;
+  prev = last && *last ? *last - 1 : 0;
+  if (last && how != prev) {
+    if (how == 2)
+      fprintf(stderr, "lens: note: %s names no planes (no BAND1, BAND2, ... cards): they are fed in file order as the model's %s "
+              "(--channels picks them by number)\n", path, bands);
+    else if (how == 1)
+      fprintf(stderr, "lens: note: %s names its planes (BAND1, BAND2, ...) in another order than the model's bands; they are fed to "
+              "the model by name (--channels takes them as given)\n", path);
+    else
+      fprintf(stderr, "lens: note: %s names its planes in the model's band order (%s): they are fed as they are\n", path, bands);
   }
-  if (!named || p == count) return 0; /* no names, or already the model's order */
+  if (last) *last = how + 1;
+  if (how != 1) return 0;
   if (!(copy = (float *)malloc(count * hw * sizeof(float)))) return lens_fail("out of memory");
   memcpy(copy, planes, count * hw * sizeof(float));
   for (p = 0; p < count; p++) memcpy(planes + slot[p] * hw, copy + p * hw, hw * sizeof(float));
   free(copy);
-  if (note_shown && !*note_shown) {
-    fprintf(stderr, "lens: note: %s names its planes (BAND1, BAND2, ...) in another order than the model's bands; they are fed to "
-            "the model by name (--channels takes them as given)\n", path);
-    *note_shown = 1;
-  }
   return 0;
 }
 

@@ -164,9 +164,10 @@ int lens_read_band_files(const lensnet_model *m, char **paths, int count, int hd
                          char *label, size_t cap, int *note_shown, size_t *plane_of);
 /* A FITS cube's `count` planes of hw pixels each, read from `path`, put in place into the model's
  * band order when its BAND1, BAND2, ... cards name the model's bands in another order
- * (lensnet_fits_cube_band_slots), with a note the first time (*note_shown). 0, or the exit status
- * (two planes naming one band). */
-int lens_cube_by_band_names(const lensnet_model *m, const char *path, int hdu, float *planes, size_t count, size_t hw, int *note_shown);
+ * (lensnet_fits_cube_band_slots), with a note for each cube fed otherwise than the one before (by
+ * name, in file order for want of names, as it is): *last (0 before the first cube) keeps how the
+ * last was fed. 0, or the exit status (two planes naming one band). */
+int lens_cube_by_band_names(const lensnet_model *m, const char *path, int hdu, float *planes, size_t count, size_t hw, int *last);
 /* The names of a .npy stack's planes: X.bands.txt beside X.npy, else bands.txt beside an
  * images.npy (lens sim writes one: "VIS,Y,J,H"), normalised (lensnet_band_names_normalize) into
  * names; *found = 0 when there is none. 0, or the exit status (1: unreadable or malformed). */

@@ -120,7 +120,7 @@ typedef struct {
   size_t first, end, detections;
   lens_shard_manifest manifest;
   int channel_note_shown, png_note_shown, stride_note_shown;
-  double scale_noted;       /* the pixel scale of the last field noted as not the model's (0: none) */
+  double scale_noted;       /* the pixel scale of the field before, when it was noted as not the model's (0: none) */
   char band_note[600];       /* the last note on how a field's planes were fed (another field's may differ) */
   int field_wrote;                /* the field being scanned: 1 its map written, 2 its overview */
 } find_state;
@@ -373,14 +373,16 @@ static int find_in_field(find_state *s, const char *path) {
     const char *key = NULL;
     if (!(has_wcs = lensnet_fits_wcs_memory(bytes, len, s->o->cutout.hdu, &wcs, &err) == LENSNET_OK))
       fprintf(stderr, "find: %s: ra, dec left empty (%s)\n", path, err.message);
-    if (lensnet_model_pixel_scale(s->model, &model_scale, NULL) == LENSNET_OK && model_scale > 0.0 &&
-        lensnet_fits_pixel_scale_memory(bytes, len, s->o->cutout.hdu, &scale, &key, NULL) == LENSNET_OK && fabs(scale / model_scale - 1.0) > 0.01 &&
-        scale != s->scale_noted) { /* each field at another scale than the one noted before */
+    int off = lensnet_model_pixel_scale(s->model, &model_scale, NULL) == LENSNET_OK && model_scale > 0.0 &&
+              lensnet_fits_pixel_scale_memory(bytes, len, s->o->cutout.hdu, &scale, &key, NULL) == LENSNET_OK &&
+              fabs(scale / model_scale - 1.0) > 0.01;
+    if (!off) s->scale_noted = 0.0; /* at the model's scale (or none said): the next field off it is noted again */
+    else if (scale != s->scale_noted) { /* a field off the model's scale, unless the field before was noted at this one */
       fprintf(stderr, "find: note: %s has %.4g\"/pixel (FITS %s), the model was made for %.4g\"; a finder sees lenses at the size it was "
               "trained on only at its own scale\n", path, scale, key, model_scale);
       s->scale_noted = scale;
     }
-  }
+  } else s->scale_noted = 0.0; /* a .npy field says no scale */
   if (s->model->in_c <= 64) { /* the planes by their names */
     int by_name = field_channels(s, path, bytes, len, bands, chan);
     if (by_name < 0) {

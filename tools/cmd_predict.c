@@ -156,7 +156,7 @@ typedef struct {
   predict_object *pending;
   size_t pending_count, object_number, scored, nan_pixels, inf_pixels, filled_pixels;
   int filter_note_shown;    /* the note that --bands files were put in the model's band order by FILTER */
-  int cube_note_shown;      /* the note that a cube's planes were put in the model's band order by BANDn */
+  int cube_fed;             /* how the last FITS cube's planes were fed (lens_cube_by_band_names; 0: none yet) */
   lens_band_notes npy_notes; /* how each .npy's planes were fed (by the names of its bands.txt), for the notes */
   size_t scale_off;         /* FITS objects whose pixels, as the model sees them, differ from its pixel_scale */
   char scale_first[700];    /* the first of them, for the note */
@@ -550,7 +550,7 @@ static int add_fits(predict_state *s, char **paths, int count) {
     memcpy(image + b * hw, t[i].data, nb * hw * sizeof(float));
     /* a cube whose BAND1, BAND2, ... cards name the model's bands in another order: fed by name */
     if (count == 1 && s->opt->cutout.channel_count == 0 &&
-        (rc = lens_cube_by_band_names(s->model, paths[i], s->opt->cutout.hdu, image + b * hw, nb, hw, &s->cube_note_shown)) != 0) {
+        (rc = lens_cube_by_band_names(s->model, paths[i], s->opt->cutout.hdu, image + b * hw, nb, hw, &s->cube_fed)) != 0) {
       free(image);
       for (; i < count; i++) lensnet_tensor_free(&t[i]);
       return rc;
