@@ -11534,7 +11534,7 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
   X(momentum,      NUMBER, 0, 1,     NULL, "momentum (sgd; default 0)") \
   X(weight_decay,  NUMBER, 0, 10,    NULL, "weight decay (default 0; adamw: decoupled)") \
   X(clip_norm,     NUMBER, 0, 1e9,   NULL, "clip the global gradient norm to this (default 0: no clipping)") \
-  X(gamma,         NUMBER, 0, 1,     NULL, "step schedule: factor per decay (default 0.1)") \
+  X(gamma,         NUMBER, 1e-12, 1, NULL, "step schedule: factor per decay (default 0.1)") \
   X(focal_gamma,   NUMBER, 0, 10,    NULL, "focal loss exponent (default 2)") \
   X(nll_beta,      NUMBER, 0, 1,     NULL, "regression, loss nll: weight each object's gradient by sigma^(2 beta),\n0..1 (beta-NLL; default 0)") \
   X(min_lr,        NUMBER, 0, 100,   NULL, "cosine schedule: final learning rate (default 0)") \

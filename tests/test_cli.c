@@ -449,6 +449,11 @@ static void test_info_set(void) {
             strstr(out, "input bands"), "--set band_names of the wrong count refused: %s", out);
   CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set pixel_scale=abc --out " W "/m2.safetensors") == 2 &&
             strstr(out, "not a positive number of arcseconds"), "--set pixel_scale=abc refused: %s", out);
+  /* band names stored as the readers read them: blanks and a trailing comma gone */
+  CHECK(cli_lens("info " W "/meta_in.safetensors --set 'band_names= VIS , Y,' --out " W "/m3.safetensors > /dev/null") == 0 &&
+            cli_lens_output(out, sizeof out, "info " W "/m3.safetensors") == 0 && strstr(out, "band_names: VIS,Y\n"),
+        "--set band_names=' VIS , Y,' is stored as VIS,Y: %s", out);
+  remove(W "/m3.safetensors");
   /* by the rules of the readers: a band named twice is refused, as lensnet_band_pick would */
   CHECK(cli_lens_output(out, sizeof out, "info " W "/meta_in.safetensors --set band_names=VIS,vis --out " W "/m2.safetensors") == 2 &&
             strstr(out, "both"), "--set band_names naming a band twice refused: %s", out);

@@ -108,7 +108,13 @@ static void test_labels_joined(void) {
   if (f) { fputs("index,label\n0,1\n1,0\n2,2\n3,0\n", f); fclose(f); }
   CHECK(cli_lens("plot roc --scores build/plot_rev.csv --labels build/plot_rev_labels.csv --out build/plot_rev.png > build/plot_out.txt 2>&1") == 1,
         "a label of 2 fails");
-  CHECK(cli_file_has("build/plot_out.txt", "label '2'"), "naming it");
+  CHECK(cli_file_has("build/plot_out.txt", "label '2'") && !cli_file_has("build/plot_out.txt", "K classes"),
+        "naming it, without lens eval's advice on K classes");
+  f = fopen("build/plot_rev_labels.csv", "w"); /* named inputs, one of them twice */
+  if (f) { fputs("input,label\nx.npy[3],0\nx.npy[2],1\nx.npy[2],0\nx.npy[0],1\n", f); fclose(f); }
+  CHECK(cli_lens("plot roc --scores build/plot_rev.csv --labels build/plot_rev_labels.csv --out build/plot_rev.png > build/plot_out.txt 2>&1") == 1 &&
+            cli_file_has("build/plot_out.txt", "is on lines") && !cli_file_has("build/plot_out.txt", "--join"),
+        "an input named twice: refused, without offering --join, which lens plot has not");
   remove("build/plot_rev.csv"); remove("build/plot_rev_labels.csv"); remove("build/plot_rev.png");
 }
 

@@ -202,7 +202,8 @@ int lens_npy_band_names(const char *npy_path, char *names, size_t cap, size_t *c
   names[0] = 0;
   if (stem > 4 && lens_format_of(npy_path) == LENS_FMT_NPY) stem -= 4; /* X.npy or X.NPY: X */
   snprintf(file, file_cap, "%.*s.bands.txt", (int)stem, npy_path); /* X.bands.txt for X.npy */
-  if (!(f = fopen(file, "rb")) && errno == ENOENT && !strcmp(base, "images.npy")) {
+  if (!(f = fopen(file, "rb")) && errno == ENOENT && !strncmp(base, "images", 6) && lens_format_of(base) == LENS_FMT_NPY &&
+      strlen(base) == 10) { /* images.npy, or images.NPY */
     snprintf(file, file_cap, "%.*sbands.txt", (int)(base - npy_path), npy_path); /* lens sim's, beside its images.npy */
     f = fopen(file, "rb");
   }

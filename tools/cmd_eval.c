@@ -254,6 +254,8 @@ typedef struct {
   size_t *srow, *lrow;          /* the rows of object i */
   const char *join;             /* how the rows were matched */
   int labels_may_hold_more;     /* by index: the labels may name objects the scores lack (lens eval --task regress) */
+  int no_join_option;           /* the command has no --join (lens plot, lens eval --task regress, lens calibrate): not offered */
+  int two_class_only;           /* the command draws two classes only (lens plot): no advice on K classes */
   int join_order;               /* --join order: row by row */
   size_t classes;               /* 0: two classes (score column); K >= 3: per-class columns */
   size_t class_col[LENSVIZ_EVAL_MAX_CLASSES];
@@ -536,8 +538,9 @@ static int join_by_input(eval_data *d, size_t s_in, size_t l_in) {
   char a[512], b[512], fa[512], fb[512];
   int base, by_file = 0;
   if (st->rows != lt->rows)
-    return lens_fail("%s %s %lu rows and %s %lu: rows are matched by their 'input' names and the objects must be the same (--join order "
-                     "matches them row by row)", d->sname, d->row_part ? "hold" : "has", (unsigned long)n, d->lpath, (unsigned long)lt->rows - 1);
+    return lens_fail("%s %s %lu rows and %s %lu: rows are matched by their 'input' names and the objects must be the same%s", d->sname,
+                     d->row_part ? "hold" : "has", (unsigned long)n, d->lpath, (unsigned long)lt->rows - 1,
+                     d->no_join_option ? "" : " (--join order matches them row by row)");
   for (base = 0; base < 2; base++) {
     named_row *sk = table_names(st, s_in, base), *lk = table_names(lt, l_in, base);
     const named_row *twice_s, *twice_l;
@@ -550,8 +553,9 @@ static int join_by_input(eval_data *d, size_t s_in, size_t l_in) {
       const named_row *tw = twice_s ? twice_s : twice_l;
       int rc = base ? 0 /* file names repeat across folders: only whole names can join */
                     : lens_fail("%s: the input '%.200s' is on lines %lu and %lu: rows are matched by their 'input' names, which must be "
-                                "unique (--join order matches them row by row)", twice_s ? row_file(d, t, tw->row) : d->lpath, tw->name,
-                                (unsigned long)t->lines[tw->row], (unsigned long)t->lines[(tw + 1)->row]);
+                                "unique%s", twice_s ? row_file(d, t, tw->row) : d->lpath, tw->name,
+                                (unsigned long)t->lines[tw->row], (unsigned long)t->lines[(tw + 1)->row],
+                                d->no_join_option ? "" : " (--join order matches them row by row)");
       free(sk);
       free(lk);
       if (rc) return rc;
@@ -589,8 +593,9 @@ static int join_by_input(eval_data *d, size_t s_in, size_t l_in) {
     free(lk);
   }
   return lens_fail("the 'input' columns of %s and %s name different objects%s: %lu only in %s (%s); %lu only in %s (%s). Rows are matched by "
-                   "those names when both files have them (whole, or else by file name); --join order matches them row by row", d->sname, d->lpath,
-                   by_file ? " (compared by file name, the folders left out)" : "", (unsigned long)only_s, d->sname, a, (unsigned long)only_l, d->lpath, b);
+                   "those names when both files have them (whole, or else by file name)%s", d->sname, d->lpath,
+                   by_file ? " (compared by file name, the folders left out)" : "", (unsigned long)only_s, d->sname, a, (unsigned long)only_l, d->lpath, b,
+                   d->no_join_option ? "" : "; --join order matches them row by row");
 }
 
 /* Matches the rows of the two tables: by index when both have one, else by the names of an
@@ -636,9 +641,9 @@ static int join_rows(eval_data *d) {
           }
           if (r < t[k]->rows)
             fprintf(stderr, "lens: note: %s numbers its objects (%s) out of row order (line %lu is not object %lu), but %s has no index: "
-                    "rows were matched in order; give both an index column (or --join order to silence this)\n", names[k],
+                    "rows were matched in order; give both an index column%s\n", names[k],
                     mode ? "its input column's [i] or file numbers" : "its index column", (unsigned long)t[k]->lines[r],
-                    (unsigned long)r - 1, names[1 - k]);
+                    (unsigned long)r - 1, names[1 - k], d->no_join_option ? "" : " (or --join order to silence this)");
         }
       }
     } else {
@@ -762,8 +767,8 @@ static int read_scores_and_labels(eval_data *d) {
       if (d->classes)
         return lens_fail("%s: the scores have %lu class columns, so labels are 0..%lu", where, (unsigned long)d->classes,
                          (unsigned long)d->classes - 1);
-      return lens_fail("%s: a two-class evaluation takes 0 (non-lens) and 1 (lens); for K classes the scores need a column per "
-                       "class (logit_<class> or p_<class>)", where);
+      return lens_fail("%s: a two-class evaluation takes 0 (non-lens) and 1 (lens)%s", where,
+                       d->two_class_only ? "" : "; for K classes the scores need a column per class (logit_<class> or p_<class>)");
     }
     d->labels[i] = (int)lab;
     if (!d->classes) {
@@ -861,6 +866,7 @@ int lens_eval_join(const lensnet_csv *st, const char *spath, const lensnet_csv *
   d.spath = spath;
   d.lpath = lpath;
   d.labels_may_hold_more = labels_may_hold_more;
+  d.no_join_option = 1;
   name_score_files(&d);
   rc = join_rows(&d);
   if (rc) { free(d.srow); free(d.lrow); return rc; }
@@ -882,6 +888,7 @@ int lens_eval_scored(const char *scores_path, const char *labels_path, const cha
   o.labels_path = labels_path;
   o.score_column = score_column; /* given: one score column, two classes */
   o.label_column = label_column;
+  d.no_join_option = d.two_class_only = 1; /* lens plot: neither --join nor K classes */
   rc = load_data(&o, &d);
   if (!rc) {
     *scores = d.scores; *labels = d.labels; *n = d.n;

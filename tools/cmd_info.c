@@ -114,8 +114,10 @@ static int info_key_structural(const char *key, size_t n) {
 /* Keys that other commands read as facts about the network, checked by the rules that read them:
  * classes (one name per output of a classifier), band_names (one per input band, as
  * lensnet_band_names_normalize reads them: no name twice), pixel_scale (as lensnet_model_pixel_scale
- * reads it). The model is changed only on the way to being saved: a refusal saves nothing. */
-static int info_value_check(lensnet_model *m, const char *key, const char *value) {
+ * reads it). *store gets the text to store: the value, or for band_names the names as the readers
+ * read them, written into names[cap]. The model is changed only on the way to being saved: a
+ * refusal saves nothing. */
+static int info_value_check(lensnet_model *m, const char *key, const char *value, const char **store, char *names, size_t cap) {
   size_t items = 1;
   const char *c;
   lensnet_regression reg;
@@ -123,13 +125,14 @@ static int info_value_check(lensnet_model *m, const char *key, const char *value
   for (c = value; *c; c++) items += *c == ',';
   if (!strcmp(key, "classes") && lensnet_model_regression(m, &reg, NULL) != LENSNET_OK && items != m->out_features)
     return lens_usage("--set classes=%s: %lu names for a model of %lu outputs", value, (unsigned long)items, (unsigned long)m->out_features);
-  if (!strcmp(key, "band_names")) {
-    char names[4096];
+  *store = value;
+  if (!strcmp(key, "band_names")) { /* stored as the readers read it: "J,Y,H,VIS" for " J , Y,H,VIS," */
     size_t count = 0;
-    if (lensnet_band_names_normalize(value, names, sizeof names, &count, &err) != LENSNET_OK)
+    if (lensnet_band_names_normalize(value, names, cap, &count, &err) != LENSNET_OK)
       return lens_usage("--set band_names=%s: %s", value, err.message);
     if (count != m->in_c)
       return lens_usage("--set band_names=%s: %lu names for a model of %lu input bands", value, (unsigned long)count, (unsigned long)m->in_c);
+    *store = names;
   }
   if (!strcmp(key, "pixel_scale")) {
     double v;
@@ -144,8 +147,8 @@ static int info_set(const info_args *a, lensnet_model *m) {
   size_t i;
   int rc;
   for (i = 0; i < a->nset; i++) {
-    const char *eq = strchr(a->set[i], '=');
-    char key[256];
+    const char *eq = strchr(a->set[i], '='), *value = NULL;
+    char key[256], names[4096];
     size_t n = eq ? (size_t)(eq - a->set[i]) : 0;
     if (!eq || n == 0) return lens_usage("--set needs KEY=VALUE, got '%s'", a->set[i]);
     if (n >= sizeof key) return lens_usage("--set: key too long (%lu characters, at most %lu)", (unsigned long)n, (unsigned long)sizeof key - 1);
@@ -153,8 +156,8 @@ static int info_set(const info_args *a, lensnet_model *m) {
       return lens_usage("--set: '%.*s' describes the network itself and cannot be changed here", (int)n, a->set[i]);
     memcpy(key, a->set[i], n);
     key[n] = 0;
-    if ((rc = info_value_check(m, key, eq + 1)) != 0) return rc;
-    if (lensnet_model_set_meta(m, key, eq + 1) != LENSNET_OK) return lens_fail("out of memory setting %s", key);
+    if ((rc = info_value_check(m, key, eq + 1, &value, names, sizeof names)) != 0) return rc;
+    if (lensnet_model_set_meta(m, key, value) != LENSNET_OK) return lens_fail("out of memory setting %s", key);
   }
   for (i = 0; i < a->nset; i++) /* regress.* must leave a model lens predict can read */
     if (!strncmp(a->set[i], "regress.", 8)) {

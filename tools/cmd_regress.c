@@ -166,8 +166,9 @@ static const char *const task_choices[] = {"classify", "regress", NULL};
 static const lens_option regress_eval_rows[] = {
   LENS_CHOICE(T, "task", LENS_OPT_REQUIRED, task, task_choices, 1, "regress", "regression: the figures below (lens eval without it: finders)"),
   LENS_TEXT(T, "scores", LENS_OPT_REQUIRED, scores, NULL, "PRED.csv", "lens predict's CSV for a regression model: input,NAME,NAME_sigma,..."),
-  LENS_TEXT(T, "labels", LENS_OPT_REQUIRED, labels, NULL, "labels.csv", "the true values in columns NAME; matched by object index (index, or\n"
-            "lens predict's input FILE.npy[i]) when both files have one, else row by row"),
+  LENS_TEXT(T, "labels", LENS_OPT_REQUIRED, labels, NULL, "labels.csv", "the true values in columns NAME; matched as lens eval matches rows: by\n"
+            "object index (index, lens predict's FILE.npy[i], lens sim's\n"
+            "fits/NNNNNNN.fits), else by input names in both, else in order"),
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "DIR", "folder for metrics.csv, metrics.json, coverage.csv, coverage.png"),
   LENS_TEXT(T, "targets", 0, targets, NULL, "LIST", "the targets to evaluate (default: every NAME with a NAME_sigma)"),
   LENS_LIST(T, "by", by_text, by_count, REGRESS_MAX_BY, "COLUMN", "also in quantile bins of this labels column (repeatable; default\n"
@@ -390,7 +391,7 @@ static const lens_option calibrate_rows[] = {
   LENS_TEXT(T, "model", LENS_OPT_REQUIRED, model, NULL, "M.safetensors", "the regression model that made --scores"),
   LENS_TEXT(T, "scores", LENS_OPT_REQUIRED, scores, NULL, "PRED.csv", "its predictions on a validation set (lens predict, with the --mc,\n"
             "--symmetries and --mc-mean the calibrated model will be used with)"),
-  LENS_TEXT(T, "labels", LENS_OPT_REQUIRED, labels, NULL, "labels.csv", "the validation set's true values (rows matched to the predictions by\nindex when both have one, else in order)"),
+  LENS_TEXT(T, "labels", LENS_OPT_REQUIRED, labels, NULL, "labels.csv", "the validation set's true values (rows matched to the predictions as\nlens eval matches them: by index, else input names, else in order)"),
   LENS_TEXT(T, "out", LENS_OPT_REQUIRED, out, NULL, "M2.safetensors", "the calibrated model (may be --model itself: written whole, then renamed)"),
   LENS_TEXT(T, "predicted-with", 0, predicted_with, NULL, "\"SETTINGS\"", "the lens predict settings that made --scores, e.g. \"--mc 24\n"
             "--symmetries 8\": recorded (regress.calibration_predict), so that lens\n"
@@ -489,7 +490,7 @@ int lens_cmd_calibrate(int argc, char **argv) {
   if (rc == 0 && d.n < 100)
     fprintf(stderr, "lens: note: %lu validation objects: the factors%s are uncertain (a few hundred or more are advised)\n", (unsigned long)d.n,
             o.means ? " and the lines" : "");
-  for (j = 0; rc == 0 && !o.means && j < d.count; j++) { /* labels that are not these objects' leave the truth unrelated to the means */
+  for (j = 0; rc == 0 && !o.means && d.n >= 20 && j < d.count; j++) { /* labels that are not these objects' leave the truth unrelated to the means (20 objects or more: fewer give slopes of noise) */
     double mm = 0, mt = 0, smm = 0, smt = 0, b;
     for (k = 0; k < d.n; k++) { mm += d.mean[j][k]; mt += d.truth[j][k]; }
     mm /= (double)d.n; mt /= (double)d.n;
