@@ -602,7 +602,7 @@ static int join_by_input(eval_data *d, size_t s_in, size_t l_in) {
  * `input` column in both, else row by row (always row by row with --join order). */
 static int join_rows(eval_data *d) {
   const lensnet_csv *st = &d->st, *lt = d->labels_table;
-  size_t s_idx, l_idx, r, k;
+  size_t s_idx, l_idx, r, at;
   int s_has = lensnet_csv_column(st->header, "index", &s_idx, NULL) == LENSNET_OK;
   int l_has = lensnet_csv_column(lt->header, "index", &l_idx, NULL) == LENSNET_OK, from_input = 0, rc;
   keyed_row *sk = NULL, *lk = NULL;
@@ -669,10 +669,10 @@ static int join_rows(eval_data *d) {
   d->srow = (size_t *)malloc(d->n * sizeof(size_t));
   d->lrow = (size_t *)malloc(d->n * sizeof(size_t));
   if (!d->srow || !d->lrow) { free(sk); free(lk); return lens_fail("out of memory"); }
-  for (r = 0, k = 0; r < d->n; r++) {
+  for (r = 0, at = 0; r < d->n; r++) {
     d->srow[r] = sk ? sk[r].row : r + 1; /* by index: objects in index order */
-    if (lk) while (lk[k].key < sk[r].key) k++; /* (the labels' keys, sorted, hold every score's) */
-    d->lrow[r] = lk ? lk[k].row : r + 1;
+    if (lk) while (lk[at].key < sk[r].key) at++; /* (the labels' keys, sorted, hold every score's) */
+    d->lrow[r] = lk ? lk[at].row : r + 1;
   }
   free(sk);
   free(lk);
