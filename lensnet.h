@@ -1019,7 +1019,9 @@ LENSNET_API void lensnet_optimizer_free(lensnet_optimizer *o);
  * order). */
 LENSNET_API float lensnet_optimizer_step(lensnet_optimizer *o, lensnet_model *m, float *grads, float lr);
 /* Global L2 norm of the trainable gradients, and in-place clipping to max_norm (PyTorch's
- * clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1). */
+ * clip_grad_norm_: scale by max_norm / (norm + 1e-6) when that is below 1). For callers with
+ * their own update; lensnet_optimizer_step clips by its desc.clip_norm itself, summing the norm
+ * piece by piece, so the two can differ in the last bits of the norm. */
 LENSNET_API float lensnet_clip_grad_norm(const lensnet_model *m, float *grads, float max_norm);
 
 typedef enum { LENSNET_SCHEDULE_CONSTANT, LENSNET_SCHEDULE_STEP, LENSNET_SCHEDULE_COSINE } lensnet_schedule_type;
