@@ -12583,25 +12583,27 @@ static const char *const lensnet__adapt_losses[LENSNET__ADAPT_METHODS][2] = {
   {"disc_loss", "encoder_loss"}, {"source_loss", "target_loss"}, {"source_loss", "consistency_loss"}, {"mean_shift", "std_change"}};
 
 /* The saved settings (adapt.NAME in the metadata): the one description of their ranges and
- * defaults, which lens adapt's options are made from. */
+ * defaults, which lens adapt's options are made from. A zero in a desc field means its default;
+ * the ranges, which a setting given as text must meet, therefore start above 0 wherever a 0 would
+ * silently become the default (shift and noise say in their help that 0 is the default). */
 #define LENSNET__ADAPT_ROW(name, type, field, lo, hi, choices, help) \
   {name, type, offsetof(lensnet_adapt_desc, field), lo, hi, choices, help}
 static const lensnet_fit_setting lensnet__adapt_table[] = {
   LENSNET__ADAPT_ROW("method", LENSNET_SETTING_TEXT, method, 0, 0, "adda|adamatch|self-ensembling|adabn",
                      "adda (Tzeng et al. 2017, default) | adamatch (Berthelot et al. 2021) |\nself-ensembling (French et al. 2018) | "
                      "adabn (Li et al. 2018: batch-norm statistics\nof the target, one pass, no source images)"),
-  LENSNET__ADAPT_ROW("epochs", LENSNET_SETTING_INT, epochs, 0, 1000000, NULL, "epochs of ceil(target images / batch) steps (default 10)"),
-  LENSNET__ADAPT_ROW("batch", LENSNET_SETTING_SIZE, batch, 0, 4096, NULL, "source and target images per step, each (default 32); adabn: target\nimages passed at once"),
-  LENSNET__ADAPT_ROW("lr", LENSNET_SETTING_NUMBER, lr, 0, 10, NULL, "Adam's learning rate (default 2e-4 for adda, 1e-3 for the others)"),
-  LENSNET__ADAPT_ROW("disc_width", LENSNET_SETTING_SIZE, disc_width, 0, 65536, NULL,
+  LENSNET__ADAPT_ROW("epochs", LENSNET_SETTING_INT, epochs, 1, 1000000, NULL, "epochs of ceil(target images / batch) steps (default 10)"),
+  LENSNET__ADAPT_ROW("batch", LENSNET_SETTING_SIZE, batch, 1, 4096, NULL, "source and target images per step, each (default 32); adabn: target\nimages passed at once"),
+  LENSNET__ADAPT_ROW("lr", LENSNET_SETTING_NUMBER, lr, 1e-12, 10, NULL, "Adam's learning rate (default 2e-4 for adda, 1e-3 for the others)"),
+  LENSNET__ADAPT_ROW("disc_width", LENSNET_SETTING_SIZE, disc_width, 1, 65536, NULL,
                      "adda: the discriminator's hidden width (default 128; the paper's 500)"),
-  LENSNET__ADAPT_ROW("disc_lr", LENSNET_SETTING_NUMBER, disc_lr, 0, 10, NULL,
+  LENSNET__ADAPT_ROW("disc_lr", LENSNET_SETTING_NUMBER, disc_lr, 1e-12, 10, NULL,
                      "adda: the discriminator's learning rate (default: --lr, the encoder's)"),
-  LENSNET__ADAPT_ROW("tau", LENSNET_SETTING_NUMBER, tau, 0, 1, NULL, "adamatch: relative confidence threshold (default 0.9)"),
-  LENSNET__ADAPT_ROW("ema", LENSNET_SETTING_NUMBER, ema, 0, 0.999999, NULL, "self-ensembling: the teacher's moving-average alpha (default 0.99)"),
-  LENSNET__ADAPT_ROW("confidence", LENSNET_SETTING_NUMBER, confidence, 0, 1, NULL,
+  LENSNET__ADAPT_ROW("tau", LENSNET_SETTING_NUMBER, tau, 1e-6, 1, NULL, "adamatch: relative confidence threshold (default 0.9)"),
+  LENSNET__ADAPT_ROW("ema", LENSNET_SETTING_NUMBER, ema, 1e-6, 0.999999, NULL, "self-ensembling: the teacher's moving-average alpha (default 0.99)"),
+  LENSNET__ADAPT_ROW("confidence", LENSNET_SETTING_NUMBER, confidence, 1e-6, 1, NULL,
                      "self-ensembling: teacher confidence threshold (default 0.968)"),
-  LENSNET__ADAPT_ROW("consistency_weight", LENSNET_SETTING_NUMBER, consistency_weight, 0, 1e6, NULL,
+  LENSNET__ADAPT_ROW("consistency_weight", LENSNET_SETTING_NUMBER, consistency_weight, 1e-6, 1e6, NULL,
                      "self-ensembling: weight of the consistency loss (default 3)"),
   LENSNET__ADAPT_ROW("shift", LENSNET_SETTING_INT, shift, -1, 64, NULL, "adamatch, self-ensembling: strong views' largest shift in pixels\n(0 or unset: 2; -1: none)"),
   LENSNET__ADAPT_ROW("noise", LENSNET_SETTING_NUMBER, noise, -1, 1e6, NULL,

@@ -313,6 +313,20 @@ static void test_settings(void) {
         "method takes its choices only: %s", err.message);
   for (i = 0; i < n && strcmp(s[i].name, "tau"); i++) {}
   CHECK(i < n && lensnet_adapt_setting_parse(&d, &s[i], "1.5", &err) == LENSNET_ERR_ARG, "tau above 1 is refused: %s", err.message);
+  { /* a 0 would become the default without a word (a zeroed desc field means the default): refused */
+    static const char *const zero_is_default[] = {"epochs", "batch", "lr", "disc_width", "disc_lr", "tau", "ema", "confidence",
+                                                  "consistency_weight"};
+    size_t z, refused = 0;
+    for (z = 0; z < sizeof zero_is_default / sizeof zero_is_default[0]; z++) {
+      for (i = 0; i < n && strcmp(s[i].name, zero_is_default[z]); i++) {}
+      if (i < n && lensnet_adapt_setting_parse(&d, &s[i], "0", &err) == LENSNET_ERR_ARG) refused++;
+      else printf("   %s 0 accepted\n", zero_is_default[z]);
+    }
+    CHECK(refused == sizeof zero_is_default / sizeof zero_is_default[0], "%lu of 9 settings refuse 0, which would mean their default",
+          (unsigned long)refused);
+    for (i = 0; i < n && strcmp(s[i].name, "shift"); i++) {}
+    CHECK(i < n && lensnet_adapt_setting_parse(&d, &s[i], "0", &err) == LENSNET_OK, "shift 0 (documented as the default) is taken");
+  }
 }
 
 /* The views' symmetries (adamatch and self-ensembling): with "rot180" every weak view is the image

@@ -302,6 +302,29 @@ static void test_classes(void) {
         "--prior with K classes is a usage error");
   CHECK(cli_lens("eval --scores " D "/k_scores.csv --labels " D "/k_labels.csv --threshold 0.9 --out " D "/k > /dev/null 2>&1") == 2,
         "--threshold with K classes is a usage error (it was ignored)");
+  { /* labels whose kind column names the classes (lens sim's deeplense-substructure): kinds that agree are scored;
+     * scores whose columns number the classes otherwise are refused, with nothing written */
+    char msg[8192];
+    write_file(D "/k_kinds.csv", "index,label,kind\n0,0,a\n1,1,b\n2,1,b\n3,0,a\n4,2,c\n5,2,c\n");
+    CHECK(cli_lens_output(msg, sizeof msg, "eval --scores " D "/k_scores.csv --labels " D "/k_kinds.csv --bootstrap 0 --out " D "/kk") == 0 &&
+              NEAR(metric(D "/kk", 2, "auc"), 7.0 / 8.0), "kinds that name the scores' classes in their order: scored as without them: %s", msg);
+    write_file(D "/k_swapped.csv", "index,p_lens,logit_b,logit_a,logit_c\n"
+                                   "0,0,2,0,0\n1,0,1,0,0\n2,0,0,2,0\n3,0,0,0.5,0\n4,0,0,0,2\n5,0,0,0,3\n");
+    CHECK(cli_lens_output(msg, sizeof msg, "eval --scores " D "/k_swapped.csv --labels " D "/k_kinds.csv --bootstrap 0 --out " D "/ks") == 1 &&
+              strstr(msg, "label 0 is kind 'a', but the scores' class 0 is 'b'") && access(D "/ks", F_OK) != 0,
+          "scores with the classes in another order than the labels' kinds: refused: %s", msg);
+    write_file(D "/k_otherkinds.csv", "index,label,kind\n0,0,x\n1,1,b\n2,1,b\n3,0,a\n4,2,c\n5,2,c\n");
+    CHECK(cli_lens_output(msg, sizeof msg, "eval --scores " D "/k_swapped.csv --labels " D "/k_otherkinds.csv --bootstrap 0") == 0,
+          "a kind that is no class name: kinds are something else, not checked: %s", msg);
+  }
+  { /* a two-class model's scores with labels of three classes: the message says what the scores are */
+    char msg[8192];
+    write_file(D "/k_two.csv", "index,p_lens,logit_non-lens,logit_lens\n0,0.1,1,0\n1,0.9,0,1\n2,0.5,0,0\n");
+    write_file(D "/k_three.csv", "index,label\n0,0\n1,1\n2,2\n");
+    CHECK(cli_lens_output(msg, sizeof msg, "eval --scores " D "/k_two.csv --labels " D "/k_three.csv --bootstrap 0") == 1 &&
+              strstr(msg, "the scores are a two-class model's (non-lens, lens), so labels are 0 and 1"),
+          "two-class scores, a label 2: %s", msg);
+  }
 }
 
 /* Several --scores files read as one table: the six objects split as lens predict --shard I/3

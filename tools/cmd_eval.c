@@ -258,6 +258,7 @@ typedef struct {
   int two_class_only;           /* the command draws two classes only (lens plot): no advice on K classes */
   int join_order;               /* --join order: row by row */
   size_t classes;               /* 0: two classes (score column); K >= 3: per-class columns */
+  size_t class_columns;         /* p_ or logit_ columns found (2 for a two-class model's logits) */
   size_t class_col[LENSVIZ_EVAL_MAX_CLASSES];
   int class_logits;             /* the class columns are logits (softmaxed) */
   char class_names[LENSVIZ_EVAL_MAX_CLASSES][48];
@@ -691,6 +692,7 @@ static void find_class_columns(eval_data *d) {
         snprintf(d->class_names[k], sizeof d->class_names[k], "%s", d->st.cells[c] + len);
         k++;
       }
+    if (k > d->class_columns) d->class_columns = k;
     if (k >= 3) {
       d->classes = k;
       d->class_logits = pass == 1;
@@ -750,6 +752,30 @@ static int evaluate_positions(eval_data *d) {
   return rc;
 }
 
+/* K classes: when the labels' kind column names only classes of the scores (lens sim's
+ * deeplense-substructure writes no_substructure, subhalos, vortex), every object's kind must be
+ * the class its label numbers: scores whose class columns come in another order than the labels
+ * count would otherwise be scored against the wrong classes without a word. */
+static int check_kinds(const eval_data *d) {
+  const lensnet_csv *lt = d->labels_table;
+  size_t kc, i, c;
+  if (lensnet_csv_column(lt->header, "kind", &kc, NULL) != LENSNET_OK) return 0;
+  for (i = 0; i < d->n; i++) { /* a kind that is not a class name: kinds are something else here */
+    const char *kind = lensnet_csv_cell(lt, d->lrow[i], kc);
+    for (c = 0; c < d->classes && strcmp(kind, d->class_names[c]); c++) {}
+    if (c == d->classes) return 0;
+  }
+  for (i = 0; i < d->n; i++) {
+    const char *kind = lensnet_csv_cell(lt, d->lrow[i], kc);
+    if (strcmp(kind, d->class_names[d->labels[i]]))
+      return lens_fail("%s: line %lu: label %d is kind '%.48s', but the scores' class %d is '%s' (their columns: %s%s, %s%s, ...): the "
+                       "scores and the labels number the classes differently", row_file(d, lt, d->lrow[i]),
+                       (unsigned long)lt->lines[d->lrow[i]], d->labels[i], kind, d->labels[i], d->class_names[d->labels[i]],
+                       d->class_logits ? "logit_" : "p_", d->class_names[0], d->class_logits ? "logit_" : "p_", d->class_names[1]);
+  }
+  return 0;
+}
+
 static int read_scores_and_labels(eval_data *d) {
   const lensnet_csv *lt = d->labels_table;
   size_t i, c, k = d->classes ? d->classes : 1;
@@ -767,6 +793,8 @@ static int read_scores_and_labels(eval_data *d) {
       if (d->classes)
         return lens_fail("%s: the scores have %lu class columns, so labels are 0..%lu", where, (unsigned long)d->classes,
                          (unsigned long)d->classes - 1);
+      if (d->class_columns == 2 && !d->two_class_only)
+        return lens_fail("%s: the scores are a two-class model's (%s, %s), so labels are 0 and 1", where, d->class_names[0], d->class_names[1]);
       return lens_fail("%s: a two-class evaluation takes 0 (non-lens) and 1 (lens)%s", where,
                        d->two_class_only ? "" : "; for K classes the scores need a column per class (logit_<class> or p_<class>)");
     }
@@ -786,7 +814,7 @@ static int read_scores_and_labels(eval_data *d) {
       for (c = 0; c < k; c++) d->scores[i * k + c] = (float)lensnet_lens_probability(z, k, c);
     }
   }
-  return 0;
+  return d->classes ? check_kinds(d) : 0;
 }
 
 static int load_data(const eval_options *o, eval_data *d) {
