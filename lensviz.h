@@ -72,6 +72,10 @@
  *                            p4_conv; batch norm and a residual add may come before the ReLU
  *                            (a ResNet block's output: layer4's for resnet18). LENSNET_ERR_ARG
  *                            without a convolution.
+ *   Refused with LENSNET_ERR_ARG before anything runs: an image with a NaN or infinite pixel
+ *   (naming the first; the maps of such an image would be zeros or NaN), and settings that would
+ *   otherwise fall back to a default or pin every pixel without a word: a NaN or infinite float in
+ *   the desc, a negative noise, step, l2 or blur_sigma, an octave_scale in (0, 1], lo above hi.
  *   Where maps lie: a map coarser than the image (Grad-CAM's feature map, an occlusion grid) is
  *   drawn with each cell on the image pixels it stands for, not stretched over the image. A
  *   feature map's cell is centred on its receptive field (lensnet_receptive_field, from the
@@ -856,6 +860,36 @@ static lensnet_result lensviz__target(const lensnet_model *m, int target, size_t
   return LENSNET_OK;
 }
 
+/* The settings a method is given and its image, before anything runs: a NaN or negative number
+ * would otherwise become a default without a word (0 is the default, as the fields say), an
+ * inverted pixel range pin every pixel to one value, and a non-finite pixel give maps of zeros
+ * or NaN that read as "nothing matters". image may be NULL (a method that starts from noise). */
+static lensnet_result lensviz__check(const lensnet_model *m, const float *image, const lensviz_desc *desc, lensnet_error *err) {
+  if (desc) {
+    const float v[7] = {desc->fill, desc->noise, desc->step, desc->l2, desc->blur_sigma, desc->octave_scale, desc->lo};
+    static const char *const names[7] = {"fill", "noise", "step", "l2", "blur_sigma", "octave_scale", "lo"};
+    size_t i;
+    for (i = 0; i < 7; i++)
+      if (!(v[i] == v[i]) || v[i] - v[i] != 0.0f) return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_desc.%s is %g: not a finite number", names[i], (double)v[i]);
+    if (!(desc->hi - desc->hi == 0.0f)) return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_desc.hi is %g: not a finite number", (double)desc->hi);
+    for (i = 1; i < 6; i++)
+      if (v[i] < 0.0f) return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_desc.%s is %g: it cannot be negative (0 means the default)", names[i], (double)v[i]);
+    if (desc->octave_scale != 0.0f && desc->octave_scale <= 1.0f)
+      return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_desc.octave_scale is %g: octaves grow, so above 1 (0 means 1.4)", (double)desc->octave_scale);
+    if (desc->lo > desc->hi)
+      return lensviz__fail(err, LENSNET_ERR_ARG, "lensviz_desc.lo %g is above hi %g: the pixel range is [lo, hi] (lo == hi means [0, 1])",
+                           (double)desc->lo, (double)desc->hi);
+  }
+  if (m && image) {
+    size_t first = 0, hw = m->in_h * m->in_w, bad = lensnet_count_nonfinite(image, m->in_c * hw, &first);
+    if (bad)
+      return lensviz__fail(err, LENSNET_ERR_ARG, "the image has %lu non-finite pixel%s (NaN or infinite; the first in band %lu, row %lu, "
+                           "column %lu): fill or mask them first", (unsigned long)bad, bad == 1 ? "" : "s", (unsigned long)(first / hw),
+                           (unsigned long)(first % hw / m->in_w), (unsigned long)(first % m->in_w));
+  }
+  return LENSNET_OK;
+}
+
 static size_t lensviz__image_floats(const lensnet_model *m) { return m->in_c * m->in_h * m->in_w; }
 
 /* Images per batch: desc's choice, else what keeps `per_image` floats per image near 2^24
@@ -1105,6 +1139,7 @@ LENSVIZ_API lensnet_result lensviz_occlusion(const lensnet_model *m, const float
   j.d = lensviz_desc_resolve(desc);
   if ((r = lensviz__target(m, target, &j.target, err)) != LENSNET_OK) return r;
   if (!image || !map) return lensviz__fail(err, LENSNET_ERR_ARG, "occlusion needs an image and a map to write (NULL given)");
+  if ((r = lensviz__check(m, image, desc, err)) != LENSNET_OK) return r;
   lensviz_occlusion_size(m, &j.d, &j.rows, &j.cols);
   if (!j.rows || !j.cols)
     return lensviz__fail(err, LENSNET_ERR_ARG, "occlusion patch of %lu pixels does not fit the %lux%lu input",
@@ -1233,6 +1268,7 @@ static lensnet_result lensviz__one_gradient(lensnet_model *m, const float *image
   lensnet_result r;
   if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
   if (!image || !grad) return lensviz__fail(err, LENSNET_ERR_ARG, "a gradient map needs an image and a map to write (NULL given)");
+  if ((r = lensviz__check(m, image, desc, err)) != LENSNET_OK) return r;
   if ((r = lensviz__trainer(m, &d, 1, mode, -1, &t, &b, err)) != LENSNET_OK) return r;
   r = lensviz__gradients(t, image, 1, tg, grad, err);
   lensnet_trainer_free(t);
@@ -1291,6 +1327,7 @@ LENSVIZ_API lensnet_result lensviz_gradcam(lensnet_model *m, const float *image,
   lensnet_map_geometry g;
   if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
   if (!image || !cam) return lensviz__fail(err, LENSNET_ERR_ARG, "Grad-CAM needs an image and a map to write (NULL given)");
+  if ((r = lensviz__check(m, image, desc, err)) != LENSNET_OK) return r;
   if ((r = lensviz_layer_shape(m, layer, &c, &h, &w, err)) != LENSNET_OK) return r;
   /* a layer after a flatten, a dense layer or a global pool has no place on the image */
   if ((r = lensnet_receptive_field(m, layer, &g, err)) != LENSNET_OK) return r;
@@ -1394,6 +1431,9 @@ LENSVIZ_API lensnet_result lensviz_integrated_gradients(lensnet_model *m, const 
   lensnet_result r;
   if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
   if (!image || !out) return lensviz__fail(err, LENSNET_ERR_ARG, "integrated gradients need an image and a map to write (NULL given)");
+  if ((r = lensviz__check(m, image, desc, err)) != LENSNET_OK) return r;
+  if (d.baseline && lensnet_count_nonfinite(d.baseline, lensviz__image_floats(m), NULL))
+    return lensviz__fail(err, LENSNET_ERR_ARG, "integrated gradients: the baseline has non-finite pixels (NaN or infinite)");
   c.x = image; c.x0 = d.baseline; c.per = lensviz__image_floats(m); c.steps = d.steps;
   if ((r = lensviz__mean_gradient(m, &d, tg, d.steps, lensviz__ig_input, &c, out, err)) != LENSNET_OK) return r;
   for (p = 0; p < c.per; p++) out[p] *= image[p] - (c.x0 ? c.x0[p] : 0.0f);
@@ -1419,6 +1459,7 @@ LENSVIZ_API lensnet_result lensviz_smoothgrad(lensnet_model *m, const float *ima
   lensnet_result r;
   if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
   if (!image || !out) return lensviz__fail(err, LENSNET_ERR_ARG, "SmoothGrad needs an image and a map to write (NULL given)");
+  if ((r = lensviz__check(m, image, desc, err)) != LENSNET_OK) return r;
   lo = hi = image[0];
   c.x = image; c.per = lensviz__image_floats(m);
   for (p = 1; p < c.per; p++) { if (image[p] < lo) lo = image[p]; if (image[p] > hi) hi = image[p]; }
@@ -1562,6 +1603,7 @@ LENSVIZ_API lensnet_result lensviz_class_image(lensnet_model *m, int target, con
   lensnet_result r;
   if ((r = lensviz__target(m, target, &tg, err)) != LENSNET_OK) return r;
   if (!image) return lensviz__fail(err, LENSNET_ERR_ARG, "a class image needs an image to write (NULL given)");
+  if ((r = lensviz__check(m, NULL, desc, err)) != LENSNET_OK) return r;
   lensnet_rng_seed(&rng, d.seed);
   lensviz__noise_image(image, lensviz__image_floats(m), &d, &rng);
   r = lensviz__ascend(m, LENSVIZ__ASCEND_OUTPUT, tg, &d, &rng, image, &counter, err);
@@ -1583,6 +1625,7 @@ LENSVIZ_API lensnet_result lensviz_dream(const lensnet_model *m, size_t layer, c
   lensnet_result r = LENSNET_OK;
   float *base, *x, *detail, *scaled;
   if (!m || !image) return lensviz__fail(err, LENSNET_ERR_ARG, "a dream needs a model and a start image (NULL given)");
+  if ((r = lensviz__check(m, image, desc, err)) != LENSNET_OK) return r;
   C = m->in_c, H = m->in_h, W = m->in_w;
   base = lensviz__floats(C * H * W), x = lensviz__floats(C * H * W), detail = lensviz__floats(C * H * W), scaled = lensviz__floats(C * H * W);
   if (!base || !x || !detail || !scaled) r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
@@ -1633,6 +1676,7 @@ LENSVIZ_API lensnet_result lensviz_filter_image(const lensnet_model *m, size_t l
   lensnet_result r;
   size_t at = layer;
   if (!m || !image) return lensviz__fail(err, LENSNET_ERR_ARG, "a filter image needs a model and an image to write (NULL given)");
+  if ((r = lensviz__check(m, NULL, desc, err)) != LENSNET_OK) return r;
   /* a ReLU that is off everywhere passes no gradient: ascend its input instead, which has the
    * same maximiser wherever the unit is on */
   if (layer > 0 && layer < m->layer_count && m->layers[layer].type == LENSNET_LAYER_RELU) at = layer - 1;
@@ -1656,6 +1700,8 @@ LENSVIZ_API lensnet_result lensviz_channel_means(const lensnet_model *m, const f
   size_t c = 0, h = 0, w = 0, k, p;
   float *out;
   if ((r = lensviz_layer_shape(m, layer, &c, &h, &w, err)) != LENSNET_OK) return r;
+  if (!image || !means) return lensviz__fail(err, LENSNET_ERR_ARG, "channel means need an image and room for the means (NULL given)");
+  if ((r = lensviz__check(m, image, NULL, err)) != LENSNET_OK) return r;
   if ((r = lensviz_model_cut(m, layer, 0, 0, &cut, err)) != LENSNET_OK) return r;
   if (!(out = lensviz__floats(c * h * w))) r = lensviz__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   if (r == LENSNET_OK) r = lensnet_model_forward(cut, 1, image, out, NULL, err);

@@ -139,6 +139,40 @@ static void test_methods(void) {
     CHECK(lensviz_guided_gradcam(relu, x, 1, 3, NULL, NULL, &err) == LENSNET_ERR_ARG, "guided Grad-CAM without a map: %s", err.message);
     CHECK(lensviz_filter_image(relu, 3, 9, NULL, map, &err) == LENSNET_ERR_ARG && strstr(err.message, "there is no channel 9"),
           "a channel past the end: %s", err.message);
+    { /* a non-finite pixel and settings that would become defaults or pin the pixels: refused, naming them */
+      float keep = x[57], one[200];
+      double base = 0.0;
+      lensviz_desc d;
+      x[57] = NAN;
+      CHECK(lensviz_saliency(relu, x, 1, NULL, g, &err) == LENSNET_ERR_ARG && strstr(err.message, "1 non-finite pixel"),
+            "saliency of an image with a NaN pixel: %s", err.message);
+      CHECK(lensviz_gradcam(relu, x, 1, 3, NULL, cam, &err) == LENSNET_ERR_ARG && strstr(err.message, "non-finite"), "Grad-CAM: %s", err.message);
+      CHECK(lensviz_occlusion(relu, x, 1, NULL, map, &base, &err) == LENSNET_ERR_ARG && strstr(err.message, "non-finite"), "occlusion: %s",
+            err.message);
+      CHECK(lensviz_integrated_gradients(relu, x, 1, NULL, g, &err) == LENSNET_ERR_ARG, "integrated gradients: %s", err.message);
+      CHECK(lensviz_channel_means(relu, x, 3, one, &err) == LENSNET_ERR_ARG, "channel means: %s", err.message);
+      x[57] = INFINITY;
+      CHECK(lensviz_smoothgrad(relu, x, 1, NULL, g, &err) == LENSNET_ERR_ARG && strstr(err.message, "non-finite"), "an infinite pixel: %s",
+            err.message);
+      x[57] = keep;
+      memset(&d, 0, sizeof d);
+      d.lo = 1.0f; d.hi = 0.0f;
+      CHECK(lensviz_class_image(relu, 1, &d, one, &err) == LENSNET_ERR_ARG && strstr(err.message, "lo 1 is above hi 0"), "lo > hi: %s",
+            err.message);
+      memset(&d, 0, sizeof d);
+      d.noise = NAN;
+      CHECK(lensviz_smoothgrad(relu, x, 1, &d, g, &err) == LENSNET_ERR_ARG && strstr(err.message, "noise"), "NaN noise: %s", err.message);
+      memset(&d, 0, sizeof d);
+      d.step = -0.5f;
+      CHECK(lensviz_dream(relu, 3, &d, one, &err) == LENSNET_ERR_ARG && strstr(err.message, "step is -0.5"), "a negative step: %s",
+            err.message);
+      memset(&d, 0, sizeof d);
+      d.fill = NAN;
+      CHECK(lensviz_occlusion(relu, x, 1, &d, map, &base, &err) == LENSNET_ERR_ARG && strstr(err.message, "fill"), "NaN fill: %s", err.message);
+      memset(&d, 0, sizeof d);
+      d.fill = -3.0f; /* a negative fill is a value like any other */
+      CHECK(lensviz_occlusion(relu, x, 1, &d, map, &base, &err) == LENSNET_OK, "a negative fill: %s", err.message);
+    }
     {
       lensviz_image none;
       memset(&none, 0, sizeof none);
