@@ -291,6 +291,10 @@ typedef struct { unsigned char r, g, b; } lensviz_color;
 
 typedef enum { LENSVIZ_CMAP_VIRIDIS, LENSVIZ_CMAP_MAGMA, LENSVIZ_CMAP_DIVERGING, LENSVIZ_CMAP_GRAY, LENSVIZ_CMAP_COUNT } lensviz_colormap;
 
+/* The largest picture lensviz_image_alloc and the writers accept (see CONFIGURATION). */
+#ifndef LENSVIZ_MAX_PIXELS
+#define LENSVIZ_MAX_PIXELS ((size_t)1 << 26)
+#endif
 /* Allocates width*height RGB pixels (LENSVIZ_MALLOC), cleared to black. */
 LENSVIZ_API lensnet_result lensviz_image_alloc(lensviz_image *img, size_t width, size_t height, lensnet_error *err);
 LENSVIZ_API void lensviz_image_free(lensviz_image *img);
@@ -679,10 +683,6 @@ LENSVIZ_API uint64_t lensviz_image_hash(const lensviz_image *img);
 #define LENSVIZ_FREE(p) free(p)
 #else
 #error "lensviz.h: define both LENSVIZ_MALLOC and LENSVIZ_FREE, or neither"
-#endif
-
-#ifndef LENSVIZ_MAX_PIXELS
-#define LENSVIZ_MAX_PIXELS ((size_t)1 << 26)
 #endif
 
 #ifdef __cplusplus

@@ -181,6 +181,33 @@ static void test_refusals(void) {
   CHECK(cli_lens(OU66_INPUTS " --method occlusion --patch 100 --out build/explain_made > " LOG " 2>&1", dir) == 2 &&
             cli_file_has("build/explain_made/image.png", "earlier"),
         "and an earlier run's image.png stays as it was");
+  /* a failure once the method has written some files (the panels side by side too large for a
+   * picture: the map and the overlay come first): nothing of the run is left, an earlier run's
+   * files stay, and no .pending file remains */
+  cli_shell("rm -rf build/explain_made && mkdir -p build/explain_made && echo earlier > build/explain_made/gradcam.npy");
+  CHECK(cli_lens(OU66_INPUTS " --method gradcam --scale 90 --out build/explain_made > " LOG " 2>&1", dir) == 1 &&
+            cli_file_has(LOG, "LENSVIZ_MAX_PIXELS") && cli_file_has("build/explain_made/gradcam.npy", "earlier") &&
+            access("build/explain_made/gradcam_map.png", F_OK) != 0 && access("build/explain_made/gradcam_map.png.pending", F_OK) != 0 &&
+            access("build/explain_made/image.png", F_OK) != 0,
+        "a run failing after its first files: nothing of it left, the earlier gradcam.npy kept");
+  CHECK(cli_lens(OU66_INPUTS " --method gradcam --scale 200 --out build/explain_made > " LOG " 2>&1", dir) == 2 &&
+            cli_file_has(LOG, "at most --scale 124"), "a picture larger than LENSVIZ_MAX_PIXELS: the largest --scale named");
+  cli_shell("rm -rf build/explain_made");
+  /* an --out that would replace the input, and an empty --out, are refused before anything runs */
+  cli_shell("mkdir -p build/explain_made && cp %s/wilde2022/inputs_66.npy build/explain_made/saliency.npy", dir);
+  CHECK(cli_lens("explain --model weights/OU_66.safetensors --input build/explain_made/saliency.npy --method saliency "
+                 "--out build/explain_made > " LOG " 2>&1") == 2 && cli_file_has(LOG, "would overwrite the input") &&
+            access("build/explain_made/image.png", F_OK) != 0,
+        "--out holding the input as saliency.npy: refused");
+  {
+    lensnet_tensor t;
+    lensnet_error err;
+    memset(&t, 0, sizeof t);
+    CHECK(lensnet_npy_read("build/explain_made/saliency.npy", &t, &err) == LENSNET_OK && t.ndim == 4, "and the input is untouched");
+    if (t.data) lensnet_tensor_free(&t);
+  }
+  CHECK(cli_lens(OU66_INPUTS " --method saliency --out '' > " LOG " 2>&1", dir) == 2 && cli_file_has(LOG, "an empty path"),
+        "an empty --out is a usage error (it wrote into /)");
   cli_shell("rm -rf build/explain_made");
 }
 

@@ -97,7 +97,7 @@ check "lens eval under TSan" clean $tl eval --scores "$tmp/w1.csv" --labels "$tm
 check "the metrics of one thread (the bootstrap interval included)" cmp -s "$tmp/e1/metrics.csv" "$tmp/e2/metrics.csv"
 
 echo "-- lens explain --threads 2 (occlusion)"
-explain="explain --model $tmp/run1/checkpoint.safetensors --input $tmp/sim1/images.npy --index 1 --method occlusion --patch 11 --frames 0"
+explain="explain --model $tmp/run1/checkpoint.safetensors --input $tmp/sim1/images.npy --index 1 --method occlusion --patch 11 --frames 8"
 check "lens explain under TSan" clean $tl $explain --threads 2 --out "$tmp/x2"
 "$LENS" $explain --threads 1 --out "$tmp/x1" > /dev/null 2>&1
 same=1; n=0

@@ -474,6 +474,7 @@ void lens_csv_cell(FILE *f, const char *cell) {
 }
 
 int lens_out_folder(const char *flag, const char *path) {
+  if (!path[0]) return lens_usage("%s: an empty path (name the folder to write into; . for this one)", flag);
   if (lens_format_of(path) != LENS_FMT_NONE || ends_with_nocase(path, ".safetensors"))
     return lens_usage("%s %s: names a folder (the command writes several files into it), not a file", flag, path);
   return 0;

@@ -7,7 +7,9 @@
  *   DIR/<method>.png           the panels side by side with titles and colour bars
  *   DIR/image.png, DIR/<method>_map.png, DIR/<method>_overlay.png   the panels one by one
  *   DIR/<method>.gif           occlusion sweeps and gradient ascents, frame by frame
- * DIR is created if it does not exist, with any missing parent folders. Maps coarser than the
+ * DIR is created if it does not exist, with any missing parent folders. Every file is written as
+ * NAME.pending and renamed over NAME only once the method has succeeded: a run that fails leaves
+ * neither a partial set nor a mix with an earlier run's files. Maps coarser than the
  * image are drawn with each cell on the pixels it stands for (Grad-CAM's at its receptive field,
  * occlusion's at its patch), and pictures of the sky carry an arcsecond scale bar when the pixel
  * scale is known (--pixel-scale, the FITS header, or the model's metadata). */
@@ -58,23 +60,23 @@ static const lens_option explain_rows[] = {
   LENS_ROW("layer", LENS_OPT_INT, 0, T, layer, 0, 1e6, -1, "L", "layer index for gradcam, guided-gradcam, dream and filters (default: the\n"
            "ReLU after the last convolution; for dream the one after the middle one)"),
   LENS_SIZE(T, "patch", patch, 1, 1e6, 0, "P", "occlusion patch side (default 4)"),
-  LENS_SIZE(T, "stride", stride, 0, 1e6, 0, "S", "occlusion step (default: the patch)"),
+  LENS_SIZE(T, "stride", stride, 1, 1e6, 0, "S", "occlusion step (default: the patch)"),
   LENS_FLOAT(T, "fill", fill, -1e30, 1e30, 0, "V", "occlusion fill value (default 0)"),
-  LENS_SIZE(T, "steps", steps, 0, 1e6, 0, "N", "integrated-gradient steps (default 32)"),
-  LENS_SIZE(T, "samples", samples, 0, 1e6, 0, "N", "SmoothGrad samples (default 25)"),
-  LENS_FLOAT(T, "noise", noise, 0, 1e3, 0, "F", "SmoothGrad noise fraction (default 0.15)"),
-  LENS_SIZE(T, "iterations", iterations, 0, 1e7, 0, "N", "ascent steps (default 100)"),
-  LENS_FLOAT(T, "step", step, 0, 1e6, 0, "F", "ascent step size (default 0.01)"),
-  LENS_SIZE(T, "octaves", octaves, 0, 100, 0, "N", "dream octaves (default 3)"),
+  LENS_SIZE(T, "steps", steps, 1, 1e6, 0, "N", "integrated-gradient steps (default 32)"),
+  LENS_SIZE(T, "samples", samples, 1, 1e6, 0, "N", "SmoothGrad samples (default 25)"),
+  LENS_FLOAT(T, "noise", noise, 1e-6, 1e3, 0, "F", "SmoothGrad noise fraction (default 0.15)"),
+  LENS_SIZE(T, "iterations", iterations, 1, 1e7, 0, "N", "ascent steps (default 100)"),
+  LENS_FLOAT(T, "step", step, 1e-9, 1e6, 0, "F", "ascent step size (default 0.01)"),
+  LENS_SIZE(T, "octaves", octaves, 1, 100, 0, "N", "dream octaves (default 3)"),
   LENS_INT(T, "jitter", jitter, 0, 1000000, -1, "J", "jitter in pixels (default 2 for dreams)"),
   LENS_SIZE(T, "blur-every", blur_every, 0, 1e6, 0, "K", "blur every K steps (default 4 for class and filter images)"),
   LENS_FLOAT(T, "l2", l2, 0, 1e6, 0, "W", "L2 weight of the ascent (default 0)"),
   LENS_INT(T, "channel", channel, 0, 1000000, -1, "C", "filters: draw only this channel"),
-  LENS_SIZE(T, "count", count, 0, 20, 8, "N", "filters: channels drawn (default 8, at most 20)"),
+  LENS_SIZE(T, "count", count, 1, 20, 8, "N", "filters: channels drawn (default 8, at most 20)"),
   LENS_SEED(T, "seed", seed, 1, "S", "noise and jitter seed (default 1)"),
-  LENS_SIZE(T, "frames", frames, 0, 1e6, 0, "N", "frames of the GIF of an occlusion sweep or an ascent (default 60 / 40)"),
+  LENS_SIZE(T, "frames", frames, 1, 1e6, 0, "N", "frames of the GIF of an occlusion sweep or an ascent (default 60 / 40)"),
   LENS_CUTOUT_OPTIONS(T, cutout),
-  LENS_INT(T, "scale", scale, 0, 10000, 0, "Z", "display pixels per image pixel (default: about 200 pixels across)"),
+  LENS_INT(T, "scale", scale, 1, 10000, 0, "Z", "display pixels per image pixel (default: about 200 pixels across)"),
   LENS_DOUBLE(T, "pixel-scale", pixel_scale, 0, 1e6, -1, "ARCSEC", "arcseconds per pixel of the model's input, for the scale bar (default:\n"
               "the FITS header of --input, else the model's metadata pixel_scale; 0: no bar)"),
   LENS_SIZE(T, "threads", threads, 0, 1024, 0, "T", "threads (default: the CPUs this process may use)"),
@@ -153,24 +155,71 @@ static int load_object(const explain_options *o, const lensnet_model *m, float *
   return rc;
 }
 
-static int write_npy(const char *dir, const char *name, int ndim, const size_t *shape, float *data) {
-  char path[1024];
+/* The files of a run, each written as DIR/NAME.pending: renamed over DIR/NAME when the method has
+ * succeeded (staged_publish), removed when it failed (staged_discard). */
+#define STAGED_MAX 16
+#define STAGED_PENDING ".pending"
+typedef struct {
+  const char *dir;
+  char names[STAGED_MAX][64]; /* "gradcam.npy", ... */
+  size_t count;
+} staged_files;
+
+/* DIR/NAME.EXT.pending into path, NAME.EXT recorded; a path that does not fit is an error, never
+ * a shortened name. */
+static int staged_path(staged_files *f, const char *name, const char *ext, char *path, size_t cap) {
+  char file[64];
+  size_t i;
+  if ((size_t)snprintf(file, sizeof file, "%s.%s", name, ext) >= sizeof file) return lens_fail("explain: the file name %s.%s is too long", name, ext);
+  if ((size_t)snprintf(path, cap, "%s/%s" STAGED_PENDING, f->dir, file) >= cap)
+    return lens_fail("--out %s: the path of %s in it is longer than %lu characters", f->dir, file, (unsigned long)cap - 1);
+  for (i = 0; i < f->count && strcmp(f->names[i], file); i++) {}
+  if (i == f->count) {
+    if (f->count == STAGED_MAX) return lens_fail("explain: more than %d files", STAGED_MAX);
+    memcpy(f->names[f->count++], file, strlen(file) + 1);
+  }
+  return 0;
+}
+
+static int staged_publish(const staged_files *f) {
+  size_t i;
+  for (i = 0; i < f->count; i++) {
+    char from[4300], to[4200];
+    snprintf(to, sizeof to, "%s/%s", f->dir, f->names[i]);
+    snprintf(from, sizeof from, "%s" STAGED_PENDING, to);
+    if (rename(from, to) != 0) return lens_fail("explain: cannot rename %s to %s: %s", from, to, strerror(errno));
+  }
+  return 0;
+}
+
+static void staged_discard(const staged_files *f) {
+  size_t i;
+  for (i = 0; i < f->count; i++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s" STAGED_PENDING, f->dir, f->names[i]);
+    remove(path);
+  }
+}
+
+static int write_npy(staged_files *f, const char *name, int ndim, const size_t *shape, float *data) {
+  char path[4200];
   lensnet_tensor t;
   lensnet_error err;
-  int d;
+  int d, rc;
   memset(&t, 0, sizeof t);
   t.ndim = ndim;
   for (d = 0; d < ndim; d++) t.shape[d] = shape[d];
   t.data = data;
-  snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+  if ((rc = staged_path(f, name, "npy", path, sizeof path)) != 0) return rc;
   if (lensnet_npy_write(path, &t, &err) != LENSNET_OK) return lens_fail_err(&err);
   return 0;
 }
 
-static int write_png(const char *dir, const char *name, const lensviz_image *img) {
-  char path[1024];
+static int write_png(staged_files *f, const char *name, const lensviz_image *img) {
+  char path[4200];
   lensnet_error err;
-  snprintf(path, sizeof path, "%s/%s.png", dir, name);
+  int rc;
+  if ((rc = staged_path(f, name, "png", path, sizeof path)) != 0) return rc;
   if (lensviz_png_write(path, img, &err) != LENSNET_OK) return lens_fail_err(&err);
   return 0;
 }
@@ -196,7 +245,7 @@ static void free_pictures(picture_set *s) {
 }
 
 /* Writes the grid of panels as DIR/<name>.png. */
-static int write_grid(const char *dir, const char *name, const lensviz_panel *panels, size_t n, size_t cols, const char *title) {
+static int write_grid(staged_files *f, const char *name, const lensviz_panel *panels, size_t n, size_t cols, const char *title) {
   lensviz_image grid;
   lensnet_error err;
   size_t w, h;
@@ -204,7 +253,7 @@ static int write_grid(const char *dir, const char *name, const lensviz_panel *pa
   lensviz_grid_size(panels, n, cols, title, &w, &h);
   if (lensviz_image_alloc(&grid, w, h, &err) != LENSNET_OK) return lens_fail_err(&err);
   lensviz_grid_render(panels, n, cols, title, &grid);
-  rc = write_png(dir, name, &grid);
+  rc = write_png(f, name, &grid);
   lensviz_image_free(&grid);
   return rc;
 }
@@ -237,20 +286,23 @@ static void add_frame_from_image(void *user, size_t iteration, const float *imag
   if (fs->total) lens_progress_show(&fs->progress, "explain", iteration, fs->total, "step", -1.0, NULL);
 }
 
-static int write_frames(const char *dir, const char *name, frame_set *fs, int delay) {
-  char path[1024];
-  lensnet_error err;
+static void free_frames(frame_set *fs) {
   size_t i;
-  int rc = 0;
-  snprintf(path, sizeof path, "%s/%s.gif", dir, name);
-  if (fs->count && lensviz_gif_write(path, fs->frames, fs->count, delay, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   for (i = 0; i < fs->count; i++) lensviz_image_free(&fs->frames[i]);
   fs->count = 0;
+}
+
+static int write_frames(staged_files *f, const char *name, frame_set *fs, int delay) {
+  char path[4200];
+  lensnet_error err;
+  int rc = fs->count ? staged_path(f, name, "gif", path, sizeof path) : 0;
+  if (!rc && fs->count && lensviz_gif_write(path, fs->frames, fs->count, delay, &err) != LENSNET_OK) rc = lens_fail_err(&err);
+  free_frames(fs);
   return rc;
 }
 
 /* The occlusion sweep: the patch moving over the image while the map fills in. */
-static int occlusion_gif(const explain_options *o, const lensnet_model *m, const float *image, const float *map,
+static int occlusion_gif(staged_files *out, const explain_options *o, const lensnet_model *m, const float *image, const float *map,
                          const lensnet_map_geometry *g, float lo, float hi, size_t W, size_t H, size_t patch, size_t stride) {
   frame_set fs;
   size_t cols = g->cols, cells = g->rows * cols, most = o->frames ? (o->frames < 128 ? o->frames : 128) : 60;
@@ -274,7 +326,7 @@ static int occlusion_gif(const explain_options *o, const lensnet_model *m, const
     lensviz_render_map_placed(partial, g, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, &half);
   }
   free(partial);
-  return write_frames(o->out, "occlusion", &fs, 8);
+  return write_frames(out, "occlusion", &fs, 8);
 }
 
 /* What every method needs: the options, the model, the image and its picture (ps.pics[0]), and
@@ -297,6 +349,7 @@ typedef struct {
                              * (std x slope for a mean, 1 for a log-variance); 1 for a classifier */
   char band_names[8][64];   /* the first bands' names from the metadata "band_names" */
   size_t made;              /* how much of --out this run created (lens_make_dirs_noted) */
+  staged_files files;       /* what the run writes into --out */
 } explain_ctx;
 
 /* The scale bar on a picture of the image (none when the pixel scale is not known). */
@@ -322,8 +375,8 @@ static int write_panels(explain_ctx *x, const char *name, const lensviz_image *m
   int rc;
   snprintf(mapname, sizeof mapname, "%s_map", name);
   snprintf(overname, sizeof overname, "%s_overlay", name);
-  if ((rc = write_png(x->o->out, mapname, map_pic)) || (rc = write_png(x->o->out, overname, over))) return rc;
-  return write_grid(x->o->out, name, p, n, cols, title);
+  if ((rc = write_png(&x->files, mapname, map_pic)) || (rc = write_png(&x->files, overname, over))) return rc;
+  return write_grid(&x->files, name, p, n, cols, title);
 }
 
 /* Occlusion map, its panels and the sweep as a GIF. */
@@ -351,7 +404,7 @@ static int explain_occlusion(explain_ctx *x) {
     if ((size_t)x->target < x->reg.count) base = lensnet_regression_physical(&x->reg, (size_t)x->target, base);
   }
   shape[0] = cells.rows; shape[1] = cells.cols;
-  if ((rc = write_npy(x->o->out, "occlusion", 2, shape, map)) != 0) return rc;
+  if ((rc = write_npy(&x->files, "occlusion", 2, shape, map)) != 0) return rc;
   lensviz_map_range(map, cells.rows * cells.cols, 1, &lo, &hi);
   lensviz_render_map_placed(map, &cells, LENSVIZ_CMAP_DIVERGING, lo, hi, 0, map_pic);
   lensviz_overlay_placed(over, map, &cells, LENSVIZ_CMAP_DIVERGING, lo, hi, 0.8f);
@@ -370,7 +423,7 @@ static int explain_occlusion(explain_ctx *x) {
   p[1] = panel(map_pic, label, 1, LENSVIZ_CMAP_DIVERGING, lo, hi);
   p[2] = panel(over, "overlay", 0, LENSVIZ_CMAP_GRAY, 0, 1);
   if ((rc = write_panels(x, "occlusion", map_pic, over, p, 3, 3, title)) != 0) return rc;
-  return occlusion_gif(x->o, m, x->image, map, &cells, lo, hi, x->W, x->H, x->d.patch, x->d.stride);
+  return occlusion_gif(&x->files, x->o, m, x->image, map, &cells, lo, hi, x->W, x->H, x->d.patch, x->d.stride);
 }
 
 /* Grad-CAM at the feature map's resolution, its panels: each cell drawn over its receptive
@@ -390,7 +443,7 @@ static int explain_gradcam(explain_ctx *x) {
   if (!map_pictures(x, &map_pic, &over) || !(cam = (float *)malloc(h * w * sizeof(float)))) return lens_fail("out of memory");
   if (lensviz_gradcam(x->m, x->image, x->target, (size_t)layer, &x->d, cam, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   shape[0] = h; shape[1] = w;
-  if (rc == 0) rc = write_npy(x->o->out, "gradcam", 2, shape, cam);
+  if (rc == 0) rc = write_npy(&x->files, "gradcam", 2, shape, cam);
   if (rc == 0) {
     lensviz_map_range(cam, h * w, 0, &lo, &hi);
     lo = 0.0f;
@@ -437,6 +490,32 @@ static lensnet_result gradient_map(explain_ctx *x, float *grad, lensnet_error *e
   return lensviz_smoothgrad(x->m, x->image, x->target, &x->d, grad, err);
 }
 
+/* Integrated gradients add up to the output's change from the baseline (a black image) to the
+ * image only as the steps grow: both are said, so that a map of too few steps is not taken for an
+ * exact account. */
+static int ig_completeness(explain_ctx *x, const float *attr) {
+  const lensnet_model *m = x->m;
+  size_t i, outs = m->out_features;
+  double sum = 0.0, change;
+  float *out = (float *)malloc(2 * outs * sizeof(float)), *black = (float *)calloc(x->per, sizeof(float));
+  lensnet_error err;
+  int rc = 0;
+  if (!out || !black) rc = lens_fail("out of memory");
+  else if (lensnet_model_forward(m, 1, x->image, out, NULL, &err) != LENSNET_OK ||
+           lensnet_model_forward(m, 1, black, out + outs, NULL, &err) != LENSNET_OK)
+    rc = lens_fail_err(&err);
+  if (rc == 0) {
+    for (i = 0; i < x->per; i++) sum += attr[i];
+    change = ((double)out[x->target] - (double)out[outs + (size_t)x->target]) * x->unit;
+    fprintf(stderr, "lens: integrated gradients: the map sums to %.4g; the %s of %s changes by %.4g from a black image to the "
+            "image (%lu steps: more --steps bring the two closer)\n", sum, x->regress ? "prediction" : "logit", x->class_name, change,
+            (unsigned long)x->d.steps);
+  }
+  free(out);
+  free(black);
+  return rc;
+}
+
 /* Saliency, guided backprop, guided Grad-CAM, integrated gradients, SmoothGrad: [C,H,W] maps. */
 static int explain_gradients(explain_ctx *x) {
   const lensnet_model *m = x->m;
@@ -453,7 +532,8 @@ static int explain_gradients(explain_ctx *x) {
   if (rc == 0 && x->unit != 1.0) /* a regression model's prediction: per unit of its target */
     for (i = 0; i < m->in_c * hw; i++) grad[i] = (float)((double)grad[i] * x->unit);
   shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
-  if (rc == 0) rc = write_npy(x->o->out, name, 3, shape, grad);
+  if (rc == 0 && !strcmp(name, "ig")) rc = ig_completeness(x, grad);
+  if (rc == 0) rc = write_npy(&x->files, name, 3, shape, grad);
   if (rc == 0) {
     for (k = 0; k < m->in_c; k++)
       for (i = 0; i < hw; i++) { sum[i] += grad[k * hw + i]; mag[i] += fabsf(grad[k * hw + i]); }
@@ -489,7 +569,7 @@ static int ascent_panels(explain_ctx *x, const lensviz_image *result_pic) {
              (unsigned long)x->d.iterations);
     p[0] = image_panel(x);
     p[1] = panel(result_pic, "dream", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-    rc = write_grid(x->o->out, "dream", p, 2, 2, title);
+    rc = write_grid(&x->files, "dream", p, 2, 2, title);
   } else {
     double prob = -1.0;
     float logits[64];
@@ -502,9 +582,9 @@ static int ascent_panels(explain_ctx *x, const lensviz_image *result_pic) {
       snprintf(title, sizeof title, "Class image of %s (output %d): P = %.3f", x->class_name, x->target, prob);
     }
     p[0] = panel(result_pic, "class image", 0, LENSVIZ_CMAP_GRAY, 0, 1);
-    rc = write_grid(x->o->out, "class-image", p, 1, 1, title);
+    rc = write_grid(&x->files, "class-image", p, 1, 1, title);
   }
-  if (!rc) rc = write_png(x->o->out, !strcmp(method, "dream") ? "dream_map" : "class-image_map", result_pic);
+  if (!rc) rc = write_png(&x->files, !strcmp(method, "dream") ? "dream_map" : "class-image_map", result_pic);
   return rc;
 }
 
@@ -533,18 +613,17 @@ static int explain_ascent(explain_ctx *x) {
   } else r = lensviz_class_image(x->m, x->target, &d, x->result, &err);
   lens_progress_end(&fs.progress);
   if (r != LENSNET_OK) {
-    write_frames(x->o->out, method, &fs, 10); /* the steps so far */
+    free_frames(&fs);
     return lens_fail_err(&err);
   }
   shape[0] = m->in_c; shape[1] = m->in_h; shape[2] = m->in_w;
-  if ((rc = write_npy(x->o->out, method, 3, shape, x->result)) == 0) {
+  if ((rc = write_npy(&x->files, method, 3, shape, x->result)) == 0) {
     lensviz_asinh_bands(x->result, m->in_c, m->in_h, m->in_w, 8.0f, 0.0f, result_pic);
     scale_bar(x, result_pic);
     rc = ascent_panels(x, result_pic);
   }
-  /* the frames are written even when the pictures failed */
-  if (!rc) rc = write_frames(x->o->out, method, &fs, 10);
-  else write_frames(x->o->out, method, &fs, 10);
+  if (!rc) rc = write_frames(&x->files, method, &fs, 10);
+  else free_frames(&fs);
   return rc;
 }
 
@@ -576,7 +655,7 @@ static int choose_channels(explain_ctx *x, size_t c, float *means, size_t *chose
   if (strcmp(o->input, "-")) {
     int rc;
     if (lensviz_channel_means(x->m, x->image, (size_t)o->layer, means, &err) != LENSNET_OK) return lens_fail_err(&err);
-    if ((rc = write_npy(o->out, "channel_means", 1, &c, means)) != 0) return rc;
+    if ((rc = write_npy(&x->files, "channel_means", 1, &c, means)) != 0) return rc;
     rank_channels(o, means, c, chosen, n);
   } else
     while (*n < o->count && *n < c && *n < 64 && o->channel < 0) { chosen[*n] = *n; (*n)++; }
@@ -610,11 +689,11 @@ static int explain_filters(explain_ctx *x) {
   }
   if (rc == 0) {
     shape[0] = nchosen; shape[1] = m->in_c; shape[2] = m->in_h; shape[3] = m->in_w;
-    rc = write_npy(o->out, "filters", 4, shape, images);
+    rc = write_npy(&x->files, "filters", 4, shape, images);
   }
   if (rc == 0) {
     snprintf(title, sizeof title, "Filter images, layer %d%s", o->layer, strcmp(o->input, "-") ? " (mean activation on the image)" : "");
-    rc = write_grid(o->out, "filters", p, nchosen, 4, title);
+    rc = write_grid(&x->files, "filters", p, nchosen, 4, title);
   }
   free(means);
   free(images);
@@ -635,6 +714,25 @@ static const explain_method method_table[] = {
 typedef char method_table_matches_names[sizeof method_table / sizeof method_table[0] + 1 ==
                                         sizeof explain_methods / sizeof explain_methods[0] ? 1 : -1];
 
+/* --out must not hold the model or the input under a name the method writes (the input would be
+ * read, then replaced by a map). */
+static int out_spares_inputs(const explain_options *o) {
+  char names[7][96], list[8192], *p;
+  const char *outs[7], *inputs[66];
+  size_t k, n = 0;
+  static const char *const patterns[5] = {"%s.npy", "%s.png", "%s_map.png", "%s_overlay.png", "%s.gif"};
+  for (k = 0; k < 5; k++) snprintf(names[k], sizeof names[k], patterns[k], o->method);
+  snprintf(names[5], sizeof names[5], "image.png");
+  snprintf(names[6], sizeof names[6], "channel_means.npy");
+  for (k = 0; k < 7; k++) outs[k] = names[k];
+  inputs[n++] = o->model_path;
+  if (strcmp(o->input, "-") && strlen(o->input) < sizeof list) { /* one file, or one a band separated by commas */
+    strcpy(list, o->input);
+    for (p = strtok(list, ","); p && n < 66; p = strtok(NULL, ",")) inputs[n++] = p;
+  }
+  return lens_out_dir_inputs("--out", o->out, outs, 7, inputs, n);
+}
+
 /* The command line into o. 0, -1 after --help, or the exit status. */
 static int parse_options(int argc, char **argv, explain_options *o) {
   int rc;
@@ -644,7 +742,8 @@ static int parse_options(int argc, char **argv, explain_options *o) {
   if (!strcmp(o->input, "-") && strcmp(o->method, "class-image") && strcmp(o->method, "filters"))
     return lens_usage("--input - (no image) is for class-image and filters; --method %s explains an image: give one", o->method);
   if (lens_cutout_check(&o->cutout)) return LENS_EXIT_USAGE;
-  return lens_out_folder("--out", o->out);
+  if ((rc = lens_out_folder("--out", o->out)) != 0) return rc;
+  return out_spares_inputs(o);
 }
 
 static int method_is(const explain_options *o, const char *name) { return !strcmp(o->method, name); }
@@ -678,8 +777,13 @@ static int open_model(explain_options *o, explain_ctx *x) {
     o->target = 0;
   } else if (o->target < 0) {
     size_t lens = 0;
+    char name[64];
     lensnet_model_class_index(x->m, "lens", &lens, NULL); /* the model has outputs: cannot fail */
     o->target = (int)lens;
+    lensnet_model_class_name(x->m, lens, name, sizeof name, NULL);
+    if (x->m->out_features > 2 && strcmp(name, "lens")) /* a K-class model without a lens class (DeepLense's substructure) */
+      fprintf(stderr, "lens: note: %s has no class called 'lens'; explaining its last output, %lu (%s) (--target K for another)\n",
+              o->model_path, (unsigned long)lens, name);
   }
   x->target = (int)o->target;
   if ((size_t)x->target >= x->m->out_features)
@@ -763,6 +867,12 @@ static int image_picture(const explain_options *o, explain_ctx *x, const char *s
   size_t n;
   x->H = (size_t)(o->scale > 0 ? o->scale : (int)((200 + x->m->in_h - 1) / x->m->in_h)) * x->m->in_h;
   x->W = x->H * x->m->in_w / x->m->in_h;
+  if ((double)x->W * (double)x->H > (double)LENSVIZ_MAX_PIXELS) {
+    unsigned long most = (unsigned long)floor(sqrt((double)LENSVIZ_MAX_PIXELS / ((double)x->m->in_h * (double)x->m->in_w)));
+    return lens_usage("--scale %d: a %lux%lu picture of the image is larger than LENSVIZ_MAX_PIXELS (%lu pixels): at most --scale %lu "
+                      "for this model's %lux%lu input, less for the panels side by side", o->scale, (unsigned long)x->W, (unsigned long)x->H,
+                      (unsigned long)LENSVIZ_MAX_PIXELS, most, (unsigned long)x->m->in_h, (unsigned long)x->m->in_w);
+  }
   if (!(pic = new_picture(&x->ps, x->W, x->H))) return lens_fail("out of memory for pictures");
   lensviz_asinh_bands(x->image, x->m->in_c, x->m->in_h, x->m->in_w, 8.0f, 0.0f, pic);
   scale_bar(x, pic);
@@ -781,6 +891,7 @@ static int prepare(explain_options *o, explain_ctx *x, lens_pool **pool, lensnet
   int rc;
   memset(x, 0, sizeof *x);
   x->o = o;
+  x->files.dir = o->out;
   if ((rc = open_model(o, x)) != 0) return rc;
   if (lens_make_dirs_noted(o->out, &x->made)) return LENS_EXIT_FAIL;
   x->per = x->m->in_c * x->m->in_h * x->m->in_w;
@@ -804,10 +915,12 @@ int lens_cmd_explain(int argc, char **argv) {
   if (rc) return rc < 0 ? 0 : rc;
   rc = prepare(&o, &x, &pool, &par);
   if (rc == 0) rc = method_table[o.method_index].run(&x);
-  /* the object's picture last, so that a method refusing its settings (a --patch larger than the
-   * input, ...) neither leaves a lone image.png in a folder it made nor replaces an earlier run's */
-  if (rc == 0 && has_object(&o)) rc = write_png(o.out, "image", &x.ps.pics[0]);
-  if (rc) lens_remove_made_dirs(o.out, x.made); /* a folder this run made, left empty by a failure */
+  if (rc == 0 && has_object(&o)) rc = write_png(&x.files, "image", &x.ps.pics[0]);
+  if (rc == 0) rc = staged_publish(&x.files);
+  if (rc) {
+    staged_discard(&x.files);
+    lens_remove_made_dirs(o.out, x.made); /* a folder this run made, left empty by a failure */
+  }
   free_pictures(&x.ps);
   free(x.image);
   free(x.result);
