@@ -327,6 +327,10 @@ mcu: $(MCU_BUILD)/fw.elf
 $(MCU_BUILD)/cpu.flags: FORCE
 	@mkdir -p $(@D)
 	@c='$(MCU_CC) $(MCU_CFLAGS) $(MCU_LDFLAGS)'; [ "$$(cat $@ 2>/dev/null)" = "$$c" ] || echo "$$c" > $@
+# MCU_IMAGES likewise: make mcu MCU_IMAGES=5 after a build of 3 makes the inputs and firmware again
+$(MCU_BUILD)/images.count: FORCE
+	@mkdir -p $(@D)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(MCU_IMAGES)" ] || echo "$(MCU_IMAGES)" > $@
 # the compiler and newlib, looked for first, so that their absence is a sentence naming the packages
 mcu-toolchain:
 	@command -v $(MCU_CC) >/dev/null 2>&1 && [ -f "$$($(MCU_CC) -print-file-name=nano.specs)" ] || { \
@@ -340,7 +344,7 @@ $(MCU_BUILD)/ou66_model.c: weights/OU_66.safetensors $(BUILD)/lens
 	@mkdir -p $(@D)
 	$(BUILD)/lens export-c $< --out $@ --name ou66
 # The inputs as a C header, and the logits of the ordinary host build for them (the reference)
-$(MCU_BUILD)/host_logits.txt: $(MCU_BUILD)/host_reference weights/OU_66.safetensors tests/data/wilde2022/inputs_66.npy
+$(MCU_BUILD)/host_logits.txt: $(MCU_BUILD)/host_reference weights/OU_66.safetensors tests/data/wilde2022/inputs_66.npy $(MCU_BUILD)/images.count
 	$(MCU_BUILD)/host_reference weights/OU_66.safetensors tests/data/wilde2022/inputs_66.npy $(MCU_IMAGES) $(MCU_BUILD)/mcu_inputs.h > $@.tmp
 	mv $@.tmp $@
 $(MCU_BUILD)/mcu_inputs.h: $(MCU_BUILD)/host_logits.txt

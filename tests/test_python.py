@@ -255,6 +255,16 @@ def test_predict(tmp, sim, data):
     check("prepare(out=buf) writes buf in place", m.prepare(x, out=pbuf) is pbuf and not np.isnan(pbuf).any())
     view = m.parameters(copy=False)["layer.0.bias"]
     check("parameters(copy=False) are views of the model's memory", np.shares_memory(view, m.parameters(copy=False)["layer.0.bias"]))
+    # views hold the model's memory: of a model gone at once, or closed, they still show its weights
+    ref = lens.Model(MODEL).parameters()
+    views = lens.Model(MODEL).parameters(copy=False)
+    other = lens.Model(MODEL)
+    kept = other.parameters(copy=False)
+    other.close()
+    del other
+    churn = [np.ones(50000) for _ in range(40)]
+    check("views of a model no longer referenced, or closed, still show its weights",
+          all(np.array_equal(views[k], ref[k]) and np.array_equal(kept[k], ref[k]) for k in ref) and len(churn) == 40)
     err = raises(lambda: m.predict(x, out=np.zeros((6, 2), np.float64)))
     check("predict(out=float64 array) raises instead of writing elsewhere", err is not None and "float32" in str(err))
     err = raises(lambda: m.predict(x, out=np.zeros((5, 2), np.float32)))
@@ -526,6 +536,10 @@ def test_pictures(tmp, data):
     cam = lens.Model(MODEL).explain(data.images[0], "gradcam")
     pic = lens.overlay(rgb, cam, "magma")
     check("colorize and overlay: pictures of the map", lens.colorize(cam, 99).shape == (99, 99, 3) and pic.shape == rgb.shape)
+    err = raises(lambda: lens.overlay(rgb / 255.0, cam))
+    check("overlay of a float picture raises instead of drawing it black (%s)" % err, err is not None and "uint8" in str(err))
+    err = raises(lambda: lens.overlay(rgb.astype(np.int32) + 100, cam))
+    check("overlay of values beyond 255 raises instead of wrapping them (%s)" % err, err is not None and "0..255" in str(err))
     if lens.has_png:
         path = os.path.join(tmp, "pic.png")
         lens.write_png(path, np.hstack([rgb, pic]))

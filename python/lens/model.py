@@ -28,12 +28,26 @@ _SIZE_FITS = {None: 0, "exact": 0, "resize": 1, "crop": 2}
 _PREPARE_OPTIONS = ("preprocess", "resize", "crop", "channels")
 
 
+class _Owned:
+    """The C model, freed when neither its Model nor a view of its parameters (parameters(copy=False))
+    holds it any more: closing the Model leaves such views valid."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def __del__(self):
+        if self.handle:
+            lib.lensnet_model_free(self.handle)
+            self.handle = None
+
+
 class Model:
     """A network of lensnet.h: `Model("weights/OU_66.safetensors")` loads one (architecture from its
     metadata); `Model.create("ou66", bands=4)` makes a fresh one to train."""
 
     def __init__(self, path=None, _handle=None):
         self._m = None
+        self._owner = None
         if _handle is not None:
             self._m = _handle
             self.path = None
@@ -44,6 +58,7 @@ class Model:
             check(lib.lensnet_model_load(encode(os.fspath(path)), ctypes.byref(handle), ctypes.byref(err)), err)
             self._m = handle
             self.path = os.fspath(path)
+        self._owner = _Owned(self._m)
         shape = (ctypes.c_size_t * 7)()
         lib.liblens_model_shape(self._m, shape)
         self.input_shape = (shape[0], shape[1], shape[2])
@@ -75,10 +90,10 @@ class Model:
 
     # ---- lifetime ----------------------------------------------------------------------------
     def close(self):
-        """Frees the model now (it is also freed when garbage-collected)."""
-        if self._m:
-            lib.lensnet_model_free(self._m)
-            self._m = None
+        """Frees the model now (it is also freed when garbage-collected); its methods then raise. Views
+        from parameters(copy=False) keep the memory they show until they are gone."""
+        self._m = None
+        self._owner = None
 
     def __del__(self):
         try:
@@ -98,6 +113,8 @@ class Model:
         return self._m
 
     def __repr__(self):
+        if not self._m:
+            return "lens.Model(%s: closed)" % (self.path or "created")
         return "lens.Model(%s: %d bands %dx%d -> %s)" % (self.path or "created", self.input_shape[0], self.input_shape[1],
                                                        self.input_shape[2], ",".join(self.classes))
 
@@ -171,10 +188,13 @@ class Model:
 
     def parameters(self, copy=True):
         """{PyTorch state_dict name: array} of every parameter and buffer. copy=False gives views of
-        the model's own memory (valid while the model lives; writing them changes the model)."""
+        the model's own memory: writing them changes the model, and they keep that memory alive (also
+        after close(), when they no longer change a model anyone uses)."""
         count = ctypes.c_size_t()
         base = lib.liblens_model_values(self._handle(), ctypes.byref(count))
-        values = np.ctypeslib.as_array(base, shape=(count.value,))
+        memory = (ctypes.c_float * max(count.value, 1)).from_address(ctypes.cast(base, ctypes.c_void_p).value)
+        memory._owner = self._owner  # the views' base holds the model's memory
+        values = np.frombuffer(memory, dtype=np.float32, count=count.value)
         out, name, shape, ndim, offset, n, trainable, i = {}, ctypes.c_char_p(), (ctypes.c_size_t * 8)(), ctypes.c_int(), \
             ctypes.c_size_t(), ctypes.c_size_t(), ctypes.c_int(), 0
         while lib.liblens_model_param_at(self._handle(), i, ctypes.byref(name), shape, ctypes.byref(ndim), ctypes.byref(offset),

@@ -46,9 +46,22 @@ def colorize(map, size=None, cmap="magma", lo=None, hi=None, smooth=False):
     return rgb
 
 
+def _picture_values(rgb, what):
+    """rgb as it is, when its values are pixels 0..255 of integers: nothing is scaled or wrapped."""
+    if rgb.dtype.kind in "iu" and rgb.size and (rgb.min() < 0 or rgb.max() > 255):
+        raise LensError("%s takes values 0..255, got %d..%d (nothing is scaled: scale the picture to 0..255 first)" %
+                        (what, rgb.min(), rgb.max()), 6)
+    if rgb.dtype.kind not in "iu":
+        raise LensError("%s takes a uint8 picture (values 0..255), got %s (nothing is scaled: for one in [0, 1], "
+                        "give (picture * 255).round().astype(np.uint8))" % (what, rgb.dtype), 6)
+    return rgb
+
+
 def overlay(picture, map, cmap="magma", alpha=0.7, lo=None, hi=None):
-    """The map [h, w] blended over a copy of picture [height, width, 3] (lensviz_overlay)."""
-    rgb = np.array(picture, dtype=np.uint8, order="C", copy=True)
+    """The map [h, w] blended over a copy of picture [height, width, 3] (lensviz_overlay); the picture's
+    values are pixels 0..255 (floats and integers outside it raise LensError, as in write_png)."""
+    rgb = _picture_values(np.asarray(picture), "overlay")
+    rgb = np.array(rgb, dtype=np.uint8, order="C", copy=True)
     m = as_f32(map, "map")
     if rgb.ndim != 3 or rgb.shape[2] != 3 or m.ndim != 2:
         raise LensError("overlay takes a picture [height, width, 3] and a map [h, w]", 5)
@@ -62,13 +75,7 @@ def overlay(picture, map, cmap="magma", alpha=0.7, lo=None, hi=None):
 def write_png(path, picture):
     """Writes an RGB picture [height, width, 3] (uint8; or [height, width], grey) as PNG. Nothing is
     scaled: floats (a picture in [0, 1]) and integers outside 0..255 raise LensError."""
-    rgb = np.asarray(picture)
-    if rgb.dtype.kind in "iu" and rgb.size and (rgb.min() < 0 or rgb.max() > 255):
-        raise LensError("write_png takes values 0..255, got %d..%d (nothing is scaled: scale the picture to 0..255 first)" %
-                        (rgb.min(), rgb.max()), 6)
-    if rgb.dtype.kind not in "iu":
-        raise LensError("write_png takes a uint8 picture (values 0..255), got %s (nothing is scaled: for one in [0, 1], "
-                        "give (picture * 255).round().astype(np.uint8))" % rgb.dtype, 6)
+    rgb = _picture_values(np.asarray(picture), "write_png")
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[:, :, None], 3, axis=2)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
