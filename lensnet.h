@@ -1353,6 +1353,11 @@ LENSNET_API void lensnet_resize_bilinear(const float *src, size_t h, size_t w, f
 LENSNET_API size_t lensnet_minmax_normalize(float *image, size_t bands, size_t hw);
 /* How many of x[0..n) are NaN or infinite; *first (if given) gets the index of the first, n if none. */
 LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *first);
+/* Nonzero when a plane of n pixels holds no image: every finite pixel the same value, or none
+ * finite (a survey's cutout wholly off its footprint, NaN- or zero-filled). lens predict notes
+ * objects fed such a plane; test the pixels as read, before a resize, whose interpolation would
+ * leave rounding differences in a constant plane. */
+LENSNET_API int lensnet_plane_empty(const float *plane, size_t n);
 
 /* Regression models (lensnet_fit with targets > 0) describe their outputs in the metadata:
  * regress.targets (names), regress.mean and regress.std (each target's standardisation over the
@@ -13780,6 +13785,18 @@ LENSNET_API size_t lensnet_count_nonfinite(const float *x, size_t n, size_t *fir
     for (at = 0; at < n && x[at] - x[at] == 0.0f; at++) {}
   if (first) *first = at;
   return count;
+}
+
+LENSNET_API int lensnet_plane_empty(const float *plane, size_t n) {
+  size_t p;
+  float first = 0.0f;
+  int seen = 0;
+  for (p = 0; p < n; p++) {
+    if (!(plane[p] - plane[p] == 0.0f)) continue; /* NaN or infinite */
+    if (!seen) { first = plane[p]; seen = 1; }
+    else if (plane[p] != first) return 0;
+  }
+  return 1;
 }
 
 /* The first value of x[0:n] that equals zero (there is one): a running minimum or maximum that

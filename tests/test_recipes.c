@@ -201,6 +201,24 @@ static void test_cutout_halves(void) {
   lensnet_model_free(m);
 }
 
+/* lensnet_plane_empty: a plane holds no image when its finite pixels are all one value, or none
+ * is finite; one pixel that differs makes it an image. */
+static void test_plane_empty(void) {
+  float p[6] = {0, 0, 0, 0, 0, 0};
+  CHECK(lensnet_plane_empty(p, 6), "zeros: empty");
+  p[2] = NAN; p[4] = INFINITY;
+  CHECK(lensnet_plane_empty(p, 6), "zeros with NaN and infinity: empty");
+  p[0] = p[1] = p[3] = p[5] = NAN;
+  CHECK(lensnet_plane_empty(p, 6), "nothing finite: empty");
+  p[5] = 3.0f;
+  CHECK(lensnet_plane_empty(p, 6), "one finite pixel: empty (every finite pixel the same)");
+  p[1] = 3.0f;
+  CHECK(lensnet_plane_empty(p, 6), "two equal finite pixels among NaNs: empty");
+  p[3] = 3.0f + 1e-6f;
+  CHECK(!lensnet_plane_empty(p, 6), "a pixel that differs by a rounding step: an image");
+  CHECK(lensnet_plane_empty(p, 0), "no pixels: empty");
+}
+
 /* lensnet_count_nonfinite: how many, and the first, wherever they fall in a vector's lanes. */
 static void test_count_nonfinite(void) {
   float x[70];
@@ -440,6 +458,7 @@ int main(void) {
   TEST("cutouts: resizing around blank pixels") test_cutout_resize_blanks();
   TEST("image dimensions of a tensor: [H, W], [C, H, W], [1, C, H, W]") test_image_dims();
   TEST("non-finite pixels: how many and the first") test_count_nonfinite();
+  TEST("a plane that holds no image") test_plane_empty();
   TEST("cutouts: refusals name the problem") test_cutout_refusals();
   TEST("channel lists: 0,2,3 and what is refused") test_channels_parse();
   TEST("class lookup from the 'classes' metadata, with the last output as fallback") test_classes();

@@ -85,7 +85,7 @@ echo "-- what a score cannot know"
 blank=$(field blank.warnings)
 check "a blank 50 x 50 FITS at 0.05\"/pixel is scored ($(field blank.p_lens)) with warnings: $blank" \
   sh -c "echo '$blank' | grep -q 'covers 2.5\" (0.05\"/pixel); OU_VIS was trained on 20.0\" (0.1\"/pixel).*look 8.00 times their size' &&
-         echo '$blank' | grep -q 'a 50 x 50 cutout is blown up to 200 x 200' && echo '$blank' | grep -q 'every pixel has the same value'"
+         echo '$blank' | grep -q 'a 50 x 50 cutout is blown up to 200 x 200' && echo '$blank' | grep -q 'every finite pixel has the same value'"
 
 echo "-- the sample cutout against lens predict"
 "$lens" predict --model weights/OU_VIS.safetensors --resize samples/vis/0000002_VIS.fits >"$tmp/native.csv" 2>/dev/null

@@ -358,21 +358,6 @@ static int run_batch(predict_state *s) {
 /* Whether object `number` is this run's to score. */
 static int in_range(const predict_state *s, size_t number) { return number >= s->first && number < s->end; }
 
-/* Whether a plane of n pixels holds no image: every finite pixel the same value, or none finite
- * (a survey's cutout wholly off its footprint, NaN- or zero-filled). Tested on the pixels as read,
- * before a resize, whose interpolation would leave rounding differences in a constant plane. */
-static int plane_empty(const float *b, size_t n) {
-  size_t p;
-  float first = 0.0f;
-  int seen = 0;
-  for (p = 0; p < n; p++) {
-    if (!isfinite(b[p])) continue;
-    if (!seen) { first = b[p]; seen = 1; }
-    else if (b[p] != first) return 0;
-  }
-  return 1;
-}
-
 /* The first input plane the model is fed (--channels, else the first in_c) that holds no image,
  * and the model band it feeds in *band; -1 when none. */
 static int empty_plane(const predict_state *s, const float *image, size_t bands, size_t hw, size_t *band) {
@@ -380,7 +365,7 @@ static int empty_plane(const predict_state *s, const float *image, size_t bands,
   size_t c;
   for (c = 0; c < s->model->in_c; c++) {
     size_t p = o->channel_count ? o->channels[c] : c;
-    if (p < bands && plane_empty(image + p * hw, hw)) { *band = c; return (int)p; }
+    if (p < bands && lensnet_plane_empty(image + p * hw, hw)) { *band = c; return (int)p; }
   }
   return -1;
 }

@@ -130,8 +130,8 @@ static int web_cutout_failure(const lensnet_model *m, const lensnet_cutout_repor
 static void web_warnings(size_t *at, const lensnet_model *m, const float *image, size_t bands, size_t h, size_t w,
                          double arcsec, double model_scale) {
   double field = arcsec * (double)w, model_field = model_scale * (double)m->in_w, ratio;
-  size_t k, n = bands * h * w;
-  int first = 1, blank = 1;
+  size_t k;
+  int first = 1;
   char text[400];
   if (arcsec > 0.0 && model_scale > 0.0 && (ratio = field / model_field) > 0.0 && (ratio > 1.05 || ratio < 0.95)) {
     snprintf(text, sizeof text,
@@ -150,11 +150,16 @@ static void web_warnings(size_t *at, const lensnet_model *m, const float *image,
     web_append_string(at, text);
     first = 0;
   }
-  for (k = 1; k < n && blank; k++) blank = image[k] == image[0];
-  if (blank) {
-    web_append(at, "%s", first ? "" : ",");
-    web_append_string(at, "every pixel has the same value: the score says nothing about this image");
-  }
+  for (k = 0; k < bands; k++) /* as lens predict notes it: the first plane that holds no image */
+    if (lensnet_plane_empty(image + k * h * w, h * w)) {
+      char where[48] = "";
+      if (bands > 1) snprintf(where, sizeof where, " of plane %lu of %lu", (unsigned long)k, (unsigned long)bands);
+      snprintf(text, sizeof text, "every finite pixel%s has the same value (or none is finite): the score says nothing about "
+               "this cutout", where);
+      web_append(at, "%s", first ? "" : ",");
+      web_append_string(at, text);
+      break;
+    }
 }
 
 /* Scores image [bands, h, w] with the finder its band count calls for, resized to the model's
