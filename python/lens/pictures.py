@@ -10,11 +10,19 @@ __all__ = ["composite", "colorize", "overlay", "write_png"]
 
 
 def _size(shape, size):
+    """(width, height) of a picture: the image's, size pixels wide (its aspect kept), or (w, h)."""
     if size is None:
-        return shape[-1], shape[-2]
-    if isinstance(size, int):
-        return size, size * shape[-2] // shape[-1]
-    return int(size[0]), int(size[1])
+        w, h = shape[-1], shape[-2]
+    elif isinstance(size, (int, np.integer)):
+        w, h = int(size), int(size) * shape[-2] // shape[-1]
+    else:
+        try:
+            w, h = int(size[0]), int(size[1])
+        except (TypeError, ValueError, IndexError):
+            raise LensError("size takes a width in pixels or (width, height), got %r" % (size,), 6)
+    if w < 1 or h < 1 or w * h > (1 << 26):
+        raise LensError("size %r makes a %d x %d picture: give 1 to 2^26 pixels in all" % (size, w, h), 6)
+    return w, h
 
 
 def composite(image, size=None, Q=8.0):
