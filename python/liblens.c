@@ -101,9 +101,9 @@ LIBLENS_API lensnet_result liblens_model_new(const char *arch, int bands, int ou
   *out = NULL;
   if (!arch) return liblens__fail(err, LENSNET_ERR_ARG, "no architecture given");
   if (bands < 1 || outputs < 1) {
-    char text[160];
-    snprintf(text, sizeof text, "a model takes at least one band and gives at least one output (bands %d, outputs %d)", bands, outputs);
-    return liblens__fail(err, LENSNET_ERR_ARG, text);
+    char message[160];
+    snprintf(message, sizeof message, "a model takes at least one band and gives at least one output (bands %d, outputs %d)", bands, outputs);
+    return liblens__fail(err, LENSNET_ERR_ARG, message);
   }
   if (lensnet_arch_builtin_head(arch, bands, outputs, builtin, sizeof builtin)) text = builtin;
   if ((r = lensnet_model_create(text, out, err)) != LENSNET_OK) return r;
