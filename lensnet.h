@@ -1251,7 +1251,9 @@ LENSNET_API lensnet_result lensnet_checkpoint_load(const char *path, lensnet_mod
  *                           or mean_shift,std_change (adabn: the means over the batch-norm
  *                           channels of |target mean - source mean| / source std and
  *                           |ln(target std / source std)|); target_acc and target_auc are empty
- *                           without target labels
+ *                           without target labels; target_auc is class 1's AUC against class 0,
+ *                           with K > 2 classes the macro one-vs-rest AUC (empty when a class has
+ *                           no target image)
  * lensnet_adapt_resume(dir) continues such a run to the same weights, bit for bit, for any
  * thread count, and refuses data other than the run's: adapt.data_fingerprint hashes the source
  * images and labels and the target images (and labels, when given), as train.data_fingerprint.
@@ -1262,7 +1264,8 @@ typedef struct {
   size_t step, steps;             /* steps of this epoch done, of `steps` */
   const char *loss_names[2];      /* what the two losses are, as in history.csv */
   double loss[2];                 /* their means over the epoch so far */
-  double target_acc, target_auc;  /* epoch_done with target labels (auc: two classes); else NaN */
+  double target_acc, target_auc;  /* epoch_done with target labels (auc: class 1's, or the macro one-vs-rest AUC
+                                   * of K > 2 classes); else NaN */
   double seconds;                 /* since the epoch started */
 } lensnet_adapt_progress;
 /* Returns nonzero to stop: the run ends after the current epoch and its checkpoint. */
@@ -13155,15 +13158,40 @@ static int lensnet__scored_cmp(const void *x, const void *y) {
   return a->score < b->score ? -1 : a->score > b->score ? 1 : (a->label > b->label) - (a->label < b->label);
 }
 
-/* Accuracy and (two classes) AUC of the adapted model on the target images, for the report. */
+/* The Mann-Whitney AUC of n scored objects (label > 0.5 positive): the share of (positive,
+ * negative) pairs ranked right, ties half; NaN without both. Sorts sc. */
+static double lensnet__auc_mw(lensnet__scored *sc, size_t n) {
+  double pos = 0, neg = 0, above = 0;
+  size_t i, j;
+  qsort(sc, n, sizeof *sc, lensnet__scored_cmp);
+  for (i = 0; i < n; i = j) {
+    double tp = 0, tn = 0;
+    for (j = i; j < n && sc[j].score == sc[i].score; j++) { if (sc[j].label > 0.5f) tp++; else tn++; }
+    above += tp * (neg + 0.5 * tn);
+    pos += tp; neg += tn;
+  }
+  return pos > 0 && neg > 0 ? above / (pos * neg) : NAN;
+}
+
+/* Accuracy and AUC of the adapted model on the target images, for the report: with two classes
+ * the AUC of class 1 against class 0; with K the macro one-vs-rest AUC (the mean over the classes
+ * of each one's probability ranking it against all others, as lens eval's macro AUC; NaN when a
+ * class has no target images). */
 static lensnet_result lensnet__adapt_report(lensnet__adapt *a, lensnet_adapt_progress *p, lensnet_error *err) {
   const lensnet_model *m = lensnet__adapt_result(a);
   size_t n = a->d.target->shape[0], B = a->d.batch, K = a->classes, i, k, c, correct = 0;
   lensnet__scored *sc;
+  float *prob;
   lensnet_result r = LENSNET_OK;
   p->target_acc = p->target_auc = NAN;
   if (!a->d.target_labels) return LENSNET_OK;
-  if (!(sc = LENSNET__CAST(lensnet__scored *, LENSNET_MALLOC(n * sizeof *sc)))) return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  sc = LENSNET__CAST(lensnet__scored *, LENSNET_MALLOC(n * sizeof *sc));
+  prob = LENSNET__CAST(float *, LENSNET_MALLOC(n * K * sizeof(float)));
+  if (!sc || !prob) {
+    LENSNET_FREE(sc);
+    LENSNET_FREE(prob);
+    return lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
+  }
   for (i = 0; i < n && r == LENSNET_OK; i += B) {
     size_t bs = n - i < B ? n - i : B;
     for (k = 0; k < bs; k++) lensnet__adapt_view(a, a->d.target->data + (i + k) * a->per, a->x + k * a->per, 0);
@@ -13172,26 +13200,23 @@ static lensnet_result lensnet__adapt_report(lensnet__adapt *a, lensnet_adapt_pro
       size_t best = 0;
       for (c = 1; c < K; c++) if (a->logits[k * K + c] > a->logits[k * K + best]) best = c;
       correct += best == (size_t)a->d.target_labels[i + k];
-      sc[i + k].score = (float)lensnet_lens_probability(a->logits + k * K, K, 1);
-      sc[i + k].label = a->d.target_labels[i + k];
+      for (c = 0; c < K; c++) prob[(i + k) * K + c] = (float)lensnet_lens_probability(a->logits + k * K, K, c);
     }
   }
   if (r == LENSNET_OK) {
+    double sum = 0.0;
     p->target_acc = (double)correct / (double)n;
-    if (K == 2) { /* Mann-Whitney: the share of (positive, negative) pairs ranked right, ties half */
-      double pos = 0, neg = 0, above = 0;
-      size_t j;
-      qsort(sc, n, sizeof *sc, lensnet__scored_cmp);
-      for (i = 0; i < n; i = j) {
-        double tp = 0, tn = 0;
-        for (j = i; j < n && sc[j].score == sc[i].score; j++) { if (sc[j].label > 0.5f) tp++; else tn++; }
-        above += tp * (neg + 0.5 * tn);
-        pos += tp; neg += tn;
+    for (c = K == 2 ? 1 : 0; c < K; c++) {
+      for (i = 0; i < n; i++) {
+        sc[i].score = prob[i * K + c];
+        sc[i].label = a->d.target_labels[i] == (float)c ? 1.0f : 0.0f;
       }
-      if (pos > 0 && neg > 0) p->target_auc = above / (pos * neg);
+      sum += lensnet__auc_mw(sc, n);
     }
+    p->target_auc = K == 2 ? sum : sum / (double)K;
   }
   LENSNET_FREE(sc);
+  LENSNET_FREE(prob);
   return r;
 }
 

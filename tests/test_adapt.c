@@ -175,6 +175,78 @@ static void test_methods_run(void) {
   }
 }
 
+/* The target figures of the report against a count made here: the model's class probabilities on
+ * the target images (double softmax), accuracy at the argmax, and the AUC by counting every
+ * (positive, negative) pair, ties half: class 1's for two classes, the mean over classes of one
+ * against the rest for three. */
+typedef struct { double acc, auc; } report_log;
+
+static int on_report(void *user, const lensnet_adapt_progress *p) {
+  if (p->epoch_done) { ((report_log *)user)->acc = p->target_acc; ((report_log *)user)->auc = p->target_auc; }
+  return 0;
+}
+
+static void expected_report(const lensnet_model *m, const float *data, const float *labels, size_t n, size_t K, double *acc, double *auc) {
+  double *prob = (double *)malloc(n * K * sizeof(double)), sum = 0.0;
+  float logits[3];
+  size_t i, j, c, correct = 0;
+  for (i = 0; i < n; i++) {
+    double z = 0.0, top;
+    size_t best = 0;
+    lensnet_model_forward(m, 1, data + i * SIDE * SIDE, logits, NULL, NULL);
+    for (c = 1; c < K; c++) if (logits[c] > logits[best]) best = c;
+    correct += best == (size_t)labels[i];
+    top = logits[best];
+    for (c = 0; c < K; c++) z += exp((double)logits[c] - top);
+    for (c = 0; c < K; c++) prob[i * K + c] = exp((double)logits[c] - top) / z;
+  }
+  for (c = K == 2 ? 1 : 0; c < K; c++) {
+    double right = 0.0, pairs = 0.0;
+    for (i = 0; i < n; i++)
+      for (j = 0; j < n; j++)
+        if ((size_t)labels[i] == c && (size_t)labels[j] != c) {
+          pairs += 1.0;
+          right += prob[i * K + c] > prob[j * K + c] ? 1.0 : prob[i * K + c] == prob[j * K + c] ? 0.5 : 0.0;
+        }
+    sum += right / pairs;
+  }
+  *acc = (double)correct / (double)n;
+  *auc = K == 2 ? sum : sum / (double)K;
+  free(prob);
+}
+
+static void test_report(void) {
+  size_t K;
+  for (K = 2; K <= 3; K++) {
+    char arch[512];
+    lensnet_model *m;
+    lensnet_error err;
+    lensnet_adapt_desc d;
+    progress_log unused;
+    report_log got = {-1.0, -1.0};
+    float labels3[N_TGT], src3[N_SRC];
+    double acc, auc;
+    size_t i;
+    snprintf(arch, sizeof arch, "input 1 8 8\nconv2d name=c1 out=4 kernel=3 padding=1\nbatchnorm name=bn\nrelu\nmaxpool kernel=2\n"
+             "flatten\ndense name=fc1 out=8\nrelu\ndense name=fc2 out=%lu", (unsigned long)K);
+    if (!(m = new_model(arch, 7))) { CHECK(0, "the model"); return; }
+    for (i = 0; i < N_TGT; i++) labels3[i] = K == 2 ? tgt_labels[i] : (float)(i % 3);
+    for (i = 0; i < N_SRC; i++) src3[i] = K == 2 ? src_labels[i] : (float)(i % 3);
+    d = base_desc("adda", NULL, &unused);
+    d.source_labels = src3;
+    d.target_labels = labels3;
+    d.epochs = 1;
+    d.progress = on_report;
+    d.progress_user = &got;
+    CHECK(lensnet_adapt(m, &d, &err) == LENSNET_OK, "%lu classes: %s", (unsigned long)K, err.message);
+    expected_report(m, tgt_data, labels3, N_TGT, K, &acc, &auc);
+    CHECK(fabs(got.acc - acc) < 1e-12 && fabs(got.auc - auc) < 1e-6 && auc >= 0.0 && auc <= 1.0,
+          "%lu classes: target accuracy %.4f and AUC %.6f (%s), counted here %.4f and %.6f", (unsigned long)K, got.acc, got.auc,
+          K == 2 ? "class 1's" : "macro one-vs-rest", acc, auc);
+    lensnet_model_free(m);
+  }
+}
+
 /* An uninterrupted run against one stopped after epoch 1 and resumed, and against 3 threads. */
 static void test_resume_and_threads(void) {
   int k;
@@ -723,6 +795,7 @@ int main(void) {
   TEST("the backward pass from a layer's output against finite differences") test_backward_from();
   TEST("each method runs with finite losses") test_methods_run();
   TEST("resume equals an uninterrupted run; threads do not change it") test_resume_and_threads();
+  TEST("the report's target accuracy and AUC, two classes and three (macro)") test_report();
   TEST("bad input gets clear errors") test_errors();
   TEST("adda's discriminator rate") test_disc_lr();
   TEST("the settings table") test_settings();
