@@ -1094,14 +1094,17 @@ typedef struct {
   size_t batch;                   /* images per step; default 32 */
   const char *optimizer;          /* "adam" (default) | "adamw" | "sgd" */
   double lr;                      /* default 1e-3 */
-  double momentum;                /* sgd; default 0 */
-  int nesterov;                   /* sgd; default 0 */
-  double weight_decay;            /* default 0 (adamw: decoupled) */
+  double momentum;                /* sgd only (refused with adam, adamw); default 0 */
+  int nesterov;                   /* sgd, with momentum > 0 (refused without, as torch.optim.SGD); default 0 */
+  double weight_decay;            /* default 0, adamw 0.01 (torch.optim.AdamW's); negative: none. sgd and adam add
+                                   * it times the weights to the gradient (L2, as torch.optim.SGD and Adam), adamw
+                                   * decays the weights by lr times it (decoupled) */
   double clip_norm;               /* > 0: clip the global gradient norm first; default 0 */
   const char *schedule;           /* "constant" (default) | "step" | "cosine" (over the epochs after warm-up) */
-  int step_size;                  /* step: epochs per decay; default 0 (no decay) */
+  int step_size;                  /* step: epochs per decay, required by "step" */
   double gamma;                   /* step: factor per decay; default 0.1 */
-  double min_lr;                  /* cosine: final learning rate; default 0 */
+  double min_lr;                  /* cosine only: the floor of the cosine, eta_min of PyTorch's CosineAnnealingLR
+                                   * (the last epoch runs a little above it); default 0 */
   int warmup;                     /* epochs of linear warm-up; default 0 */
   const char *loss;               /* classification: "ce" (softmax cross-entropy, default) | "focal", validation
                                    * always uses ce; regression: "mse" (default) | "nll" (Gaussian, a mean and a
@@ -1170,7 +1173,9 @@ LENSNET_API const lensnet_fit_setting *lensnet_fit_setting_find(const char *name
  * takes 0 or 1). Text values point into `text`, which must outlive desc. */
 LENSNET_API lensnet_result lensnet_fit_setting_parse(lensnet_fit_desc *desc, const lensnet_fit_setting *s, const char *text,
                                                      lensnet_error *err);
-/* The resolved value of a setting as text (what checkpoints hold); returns its length. */
+/* The resolved value of a setting of desc as filled in (not one resolved already, whose 0 for
+ * val_fraction, focal_gamma or weight_decay would read as the default) as text, what checkpoints
+ * hold; returns its length. */
 LENSNET_API int lensnet_fit_setting_format(const lensnet_fit_desc *desc, const lensnet_fit_setting *s, char *buf, size_t cap);
 
 /* Checkpoints by hand: the model (weights and metadata), the optimiser's moments and step, the
@@ -11542,13 +11547,13 @@ LENSNET_API float lensnet_schedule_lr(const lensnet_schedule *s, float base_lr, 
   X(lr,            NUMBER, 1e-12, 100, NULL, "learning rate (default 1e-3)") \
   X(val_fraction,  NUMBER, 0, 0.9,   NULL, "held-out share for validation (default 0.1)") \
   X(momentum,      NUMBER, 0, 1,     NULL, "momentum (sgd; default 0)") \
-  X(weight_decay,  NUMBER, 0, 10,    NULL, "weight decay (default 0; adamw: decoupled)") \
+  X(weight_decay,  NUMBER, 0, 10,    NULL, "weight decay (default 0; adamw 0.01, decoupled, as torch.optim.AdamW;\nsgd and adam: L2 added to the gradient)") \
   X(clip_norm,     NUMBER, 0, 1e9,   NULL, "clip the global gradient norm to this (default 0: no clipping)") \
   X(gamma,         NUMBER, 1e-12, 1, NULL, "step schedule: factor per decay (default 0.1)") \
   X(focal_gamma,   NUMBER, 0, 10,    NULL, "focal loss exponent (default 2)") \
   X(nll_beta,      NUMBER, 0, 1,     NULL, "regression, loss nll: weight each object's gradient by sigma^(2 beta),\n0..1 (beta-NLL; default 0)") \
-  X(min_lr,        NUMBER, 0, 100,   NULL, "cosine schedule: final learning rate (default 0)") \
-  X(step_size,     INT,    0, 1e6,   NULL, "step schedule: epochs per decay (default 0: none)") \
+  X(min_lr,        NUMBER, 0, 100,   NULL, "cosine schedule: the floor of the cosine (PyTorch's eta_min; default 0)") \
+  X(step_size,     INT,    0, 1e6,   NULL, "step schedule: epochs per decay (required by --schedule step)") \
   X(warmup,        INT,    0, 1e6,   NULL, "epochs of linear warm-up (default 0)") \
   X(seed,          SEED,   0, 9e15,  NULL, "seed of the split, shuffling, augmentation and dropout (default 0)")
 
@@ -11573,9 +11578,10 @@ LENSNET_API const lensnet_fit_setting *lensnet_fit_setting_find(const char *name
   return NULL;
 }
 
-/* val_fraction and focal_gamma default to nonzero values, so an explicit 0 is kept as -1. */
+/* val_fraction, focal_gamma and weight_decay (adamw's) default to nonzero values, so an explicit 0
+ * is kept as -1. */
 static int lensnet__fit_zero_is_default(const lensnet_fit_setting *s) {
-  return !strcmp(s->name, "val_fraction") || !strcmp(s->name, "focal_gamma");
+  return !strcmp(s->name, "val_fraction") || !strcmp(s->name, "focal_gamma") || !strcmp(s->name, "weight_decay");
 }
 
 LENSNET_API lensnet_fit_desc lensnet_fit_desc_resolve(const lensnet_fit_desc *desc) {
@@ -11588,6 +11594,7 @@ LENSNET_API lensnet_fit_desc lensnet_fit_desc_resolve(const lensnet_fit_desc *de
   if (!d.epochs) d.epochs = 10;
   if (!d.batch) d.batch = 32;
   if (!d.optimizer || !d.optimizer[0]) d.optimizer = "adam";
+  d.weight_decay = d.weight_decay == 0 ? (!strcmp(d.optimizer, "adamw") ? 0.01 : 0.0) : d.weight_decay < 0 ? 0.0 : d.weight_decay;
   if (d.lr == 0) d.lr = 1e-3;
   if (!d.schedule || !d.schedule[0]) d.schedule = "constant";
   if (d.gamma == 0) d.gamma = 0.1;
@@ -11769,6 +11776,15 @@ static lensnet_result lensnet__fit_check_settings(const lensnet_fit_desc *d, len
       if (!(v >= s->lo && v <= s->hi)) return lensnet__fail(err, LENSNET_ERR_ARG, "%s = %g is outside %g..%g", s->name, v, s->lo, s->hi);
     }
   }
+  /* settings that would do nothing, said rather than ignored */
+  if (d->momentum > 0 && strcmp(d->optimizer, "sgd"))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "momentum %g applies to sgd; %s keeps its own average of the gradients (beta1 0.9)", d->momentum,
+                         d->optimizer);
+  if (d->nesterov && !(d->momentum > 0)) return lensnet__fail(err, LENSNET_ERR_ARG, "nesterov needs sgd with momentum above 0");
+  if (!strcmp(d->schedule, "step") && d->step_size <= 0)
+    return lensnet__fail(err, LENSNET_ERR_ARG, "schedule step needs step_size, the epochs between decays by gamma");
+  if (d->min_lr > 0 && strcmp(d->schedule, "cosine"))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "min_lr %g applies to the cosine schedule, not %s", d->min_lr, d->schedule);
   return LENSNET_OK;
 }
 
@@ -12256,7 +12272,9 @@ static lensnet_result lensnet__fit_settings_meta(lensnet__fit *f) {
   for (i = 0; i < LENSNET__FIT_COUNT && r == LENSNET_OK; i++) {
     char key[64], value[512];
     snprintf(key, sizeof key, "train.%s", lensnet__fit_table[i].name);
-    lensnet_fit_setting_format(&f->d, &lensnet__fit_table[i], value, sizeof value);
+    /* f->d is resolved already: resolving it again would turn an asked-for 0 (val_fraction,
+     * focal_gamma, weight_decay: stored as -1, resolved to 0) into the default */
+    lensnet__setting_format(&f->d, &lensnet__fit_table[i], value, sizeof value);
     r = lensnet_model_set_meta(f->m, key, value);
   }
   if (r == LENSNET_OK) r = lensnet_model_set_meta(f->m, "preprocess", f->d.minmax ? "minmax" : "none");

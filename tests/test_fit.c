@@ -185,6 +185,47 @@ static void test_resume(void) {
   lens_pool_free(pool);
 }
 
+/* Settings whose default is not 0, asked for as 0 (stored as -1: no validation split, a focal
+ * exponent of 0, adamw without weight decay): saved as 0 and resumed as 0, so that a stopped and
+ * resumed run ends on the uninterrupted run's weights (they were saved as their defaults, and a
+ * resumed run held out a tenth of the images it had trained on). */
+static void test_resume_zeros(void) {
+  lensnet_fit_desc d = base_desc("build/tfit_zero_full");
+  lensnet_model *m = new_model(), *resumed = NULL;
+  lensnet_error err;
+  int stop = 1;
+  size_t compared = 0;
+  const char *v;
+  if (system("rm -rf build/tfit_zero_full build/tfit_zero_cut && mkdir -p build/tfit_zero_full build/tfit_zero_cut") != 0) CHECK(0, "make folders");
+  d.epochs = 2; d.val_fraction = -1; d.optimizer = "adamw"; d.weight_decay = -1; d.loss = "focal"; d.focal_gamma = -1;
+  CHECK(m && lensnet_fit(m, &d, &err) == LENSNET_OK, "uninterrupted run: %s", err.message);
+  v = m ? lensnet_model_meta(m, "train.val_fraction") : NULL;
+  CHECK(v && !strcmp(v, "0"), "train.val_fraction saved as %s", v ? v : "(none)");
+  v = m ? lensnet_model_meta(m, "train.weight_decay") : NULL;
+  CHECK(v && !strcmp(v, "0"), "train.weight_decay (adamw, asked for as 0) saved as %s", v ? v : "(none)");
+  v = m ? lensnet_model_meta(m, "train.focal_gamma") : NULL;
+  CHECK(v && !strcmp(v, "0"), "train.focal_gamma saved as %s", v ? v : "(none)");
+  lensnet_model_free(m);
+  m = new_model();
+  d.out_dir = "build/tfit_zero_cut";
+  d.progress = stop_after;
+  d.progress_user = &stop;
+  CHECK(m && lensnet_fit(m, &d, &err) == LENSNET_OK, "run stopped after epoch 1: %s", err.message);
+  lensnet_model_free(m);
+  memset(&d, 0, sizeof d);
+  d.images = &images;
+  d.labels = labels;
+  CHECK(lensnet_fit_resume("build/tfit_zero_cut", &d, &resumed, &err) == LENSNET_OK && resumed, "resume: %s", err.message);
+  CHECK(same_files("build/tfit_zero_full/checkpoint.safetensors", "build/tfit_zero_cut/checkpoint.safetensors", &compared),
+        "the resumed run ends on the uninterrupted run's weights and moments (%lu tensors)", (unsigned long)compared);
+  lensnet_model_free(resumed);
+  d = lensnet_fit_desc_resolve(NULL);
+  CHECK(d.weight_decay == 0.0, "adam's weight decay defaults to 0");
+  memset(&d, 0, sizeof d);
+  d.optimizer = "adamw";
+  CHECK(lensnet_fit_desc_resolve(&d).weight_decay == 0.01, "adamw's to 0.01, torch.optim.AdamW's");
+}
+
 /* exact: every convolution as direct sums. By default, on AVX-512, the 3x3 convolution runs as
  * Winograd's F(2x2, 3x3) (lensnet_trainer_desc.winograd): another run, as good; elsewhere
  * the same bits. train.exact is saved; a checkpoint from before the setting (no train.exact) ran
@@ -522,6 +563,7 @@ int main(void) {
   TEST("desc defaults resolve as stated") test_defaults();
   TEST("the settings table parses, formats and refuses bad values") test_settings_table();
   TEST("a run stopped after epoch 2 and resumed ends on the same weights") test_resume();
+  TEST("0 for a setting whose default is not 0 is saved and resumed as 0") test_resume_zeros();
   TEST("exact: direct sums; the default (Winograd) run another as good; old checkpoints resume exact") test_exact();
   TEST("images from a fill callback train as from an array") test_fill_callback();
   TEST("a checkpoint restores weights, optimiser moments and step, and both random streams") test_checkpoint_round_trip();
