@@ -101,6 +101,22 @@ static void test_hostile_files(void) {
                  "--labels " W "/short_labels.csv 2>" W "/err.txt") == 1, "too few labels: 1");
   CHECK(strstr(cli_text(W "/err.txt", text, sizeof text), "9 label rows for 32 images") != NULL, "the counts named: %s", text);
   CHECK(cli_shell("test -e " W "/y.safetensors") != 0, "nothing written when labels are short");
+  CHECK(cli_lens("quantize --model " MODEL " --calibration " W "/cal.npy --n 16 --out " W "/y.safetensors --test " W "/no_such.npy "
+                 "2>" W "/err.txt") == 1 && strstr(cli_text(W "/err.txt", text, sizeof text), "no_such.npy") != NULL &&
+            cli_shell("test -e " W "/y.safetensors") != 0,
+        "a --test file that cannot be read: 1, named, and nothing written (it was written first): %s", text);
+  /* the other commands that write one file refuse to write it over an input, whatever its extension */
+  cli_shell("cp " MODEL " " W "/m_as.c && cp " MODEL " " W "/m_as.h && printf 'index,p_lens\n0,0.5\n' > " W "/s_as.png");
+  CHECK(cli_lens("export-c " W "/m_as.c --out " W "/m_as.c 2>" W "/err.txt") == 2 && cli_shell("cmp -s " MODEL " " W "/m_as.c") == 0,
+        "export-c --out naming the model: 2, the model untouched");
+  CHECK(cli_lens("export-c " W "/m_as.h --out " W "/m_as.c 2>" W "/err.txt") == 2 && cli_shell("cmp -s " MODEL " " W "/m_as.h") == 0,
+        "export-c whose header would be the model: 2, the model untouched");
+  CHECK(cli_lens("plot roc --scores " W "/s_as.png --labels " W "/sim/labels.csv --out " W "/s_as.png 2>" W "/err.txt") == 2 &&
+            strstr(cli_text(W "/err.txt", text, sizeof text), "is also an input") != NULL && cli_shell("grep -q p_lens " W "/s_as.png") == 0,
+        "plot --out naming the scores: 2, the scores untouched");
+  cli_shell("cp samples/scene.json " W "/scene_as.npy");
+  CHECK(cli_lens("render " W "/scene_as.npy --out " W "/scene_as.npy 2>" W "/err.txt") == 2 && cli_shell("cmp -s samples/scene.json " W "/scene_as.npy") == 0,
+        "render --out naming the scene: 2, the scene untouched");
 
   /* labels read as lens train reads them: rows matched by their index column, in any order */
   cli_shell("(head -1 " W "/sim/labels.csv; tail -n +2 " W "/sim/labels.csv | tac) > " W "/rev_labels.csv");

@@ -152,6 +152,9 @@ int lens_cmd_export_c(int argc, char **argv) {
   if (!export_identifier(a.name)) return lens_usage("--name %s: must be a C identifier (letters, digits, '_'; not starting with a digit; at most 48)", a.name);
   memcpy(header, a.out, n + 1);
   header[n - 1] = 'h';
+  if ((rc = lens_out_not_input("--out", a.out, &a.model, 1, NULL)) != 0 ||
+      (rc = lens_out_not_input("--out (its header)", header, &a.model, 1, NULL)) != 0)
+    return rc;
   if (lensnet_model_load(a.model, &m, &err) != LENSNET_OK) return lens_fail_err(&err);
   if (lensnet_model_is_quantized(m)) {
     lensnet_model_free(m);

@@ -292,6 +292,12 @@ int lens_cmd_plot(int argc, char **argv) {
   if (o.width < 160 || o.height < 120) return lens_usage("pictures must be at least 160x120");
   if (history && !o.history) return lens_usage("lens plot history needs --history FILE.csv");
   if (!history && !o.nscores) return lens_usage("lens plot %s needs --scores FILE.csv", plot_kinds[o.kind]);
+  {
+    const char *others[2];
+    others[0] = o.labels; others[1] = o.history;
+    if ((rc = lens_out_not_input("--out", o.out, o.scores, o.nscores, NULL)) != 0 || (rc = lens_out_not_input("--out", o.out, others, 2, NULL)) != 0)
+      return rc;
+  }
   if (lens_make_parents(o.out)) return LENS_EXIT_FAIL;
   return history ? plot_history(&o) : plot_scores(&o);
 }

@@ -120,22 +120,28 @@ static int quantize_scores(const lensnet_model *m, const float *x, size_t n, siz
   return 0;
 }
 
-/* labels: the classes of the --test images, checked before the model was written (or NULL). */
-static int quantize_report(const quantize_args *a, const lensnet_model *m, const lensnet_model *q, int minmax, const int *labels) {
-  lensnet_tensor x;
+/* test: the --test images, read before the model was written (NULL: the calibration images);
+ * labels: their classes, likewise (or NULL). */
+static int quantize_report(const quantize_args *a, const lensnet_model *m, const lensnet_model *q, int minmax, const lensnet_tensor *test,
+                           const int *labels) {
+  lensnet_tensor own;
+  const lensnet_tensor *x = test;
   float *pf = NULL, *pq = NULL;
-  int rc;
+  int rc = 0;
   size_t n, i, agree = 0, lens = 1;
   double worst = 0.0, sum = 0.0, tf = 0.0, tq = 0.0;
-  memset(&x, 0, sizeof x);
+  memset(&own, 0, sizeof own);
   lensnet_model_class_index(m, "lens", &lens, NULL); /* the last class when none is named lens, as lens predict's p_lens */
-  if ((rc = quantize_images(a->test ? a->test : a->calibration, a->test ? (size_t)-1 : a->n, m, minmax, &x)) != 0) return rc;
-  n = x.shape[0];
+  if (!x) {
+    if ((rc = quantize_images(a->calibration, a->n, m, minmax, &own)) != 0) return rc;
+    x = &own;
+  }
+  n = x->shape[0];
   pf = (float *)malloc(n * sizeof(float));
   pq = (float *)malloc(n * sizeof(float));
   if (!pf || !pq) rc = lens_fail("out of memory");
-  if (!rc) rc = quantize_scores(m, x.data, n, lens, pf, &tf);
-  if (!rc) rc = quantize_scores(q, x.data, n, lens, pq, &tq);
+  if (!rc) rc = quantize_scores(m, x->data, n, lens, pf, &tf);
+  if (!rc) rc = quantize_scores(q, x->data, n, lens, pq, &tq);
   if (!rc) {
     for (i = 0; i < n; i++) {
       double d = fabs((double)pf[i] - pq[i]);
@@ -158,14 +164,14 @@ static int quantize_report(const quantize_args *a, const lensnet_model *m, const
            lensnet_simd_name(lensnet_i8_simd_best()));
   }
   free(pf); free(pq);
-  lensnet_tensor_free(&x);
+  lensnet_tensor_free(&own);
   return rc;
 }
 
 int lens_cmd_quantize(int argc, char **argv) {
   quantize_args a;
   lensnet_model *m = NULL, *q = NULL;
-  lensnet_tensor cal;
+  lensnet_tensor cal, test;
   lensnet_error err;
   lensnet_quantize_desc desc;
   char text[512];
@@ -194,9 +200,16 @@ int lens_cmd_quantize(int argc, char **argv) {
   if (lensnet_model_is_quantized(m)) { lensnet_model_free(m); free(labels); return lens_fail("%s is already quantised", a.model); }
   if ((minmax = lens_preprocess_resolve(m, LENS_PREPROCESS_UNSET)) < 0) { lensnet_model_free(m); free(labels); return LENS_EXIT_FAIL; }
   memset(&cal, 0, sizeof cal);
-  if ((rc = quantize_images(a.calibration, a.n, m, minmax, &cal)) != 0) { lensnet_model_free(m); free(labels); return rc; }
+  memset(&test, 0, sizeof test);
+  if (a.test && (rc = quantize_images(a.test, (size_t)-1, m, minmax, &test)) != 0) { /* read before anything is written */
+    lensnet_model_free(m);
+    free(labels);
+    return rc;
+  }
+  if ((rc = quantize_images(a.calibration, a.n, m, minmax, &cal)) != 0) { lensnet_tensor_free(&test); lensnet_model_free(m); free(labels); return rc; }
   if (quantize_all_constant(&cal, m->in_c * m->in_h * m->in_w)) {
     lensnet_tensor_free(&cal);
+    lensnet_tensor_free(&test);
     lensnet_model_free(m);
     free(labels);
     return lens_fail("%s: every calibration image is one value throughout (after preprocessing): no ranges to calibrate on", a.calibration);
@@ -218,8 +231,9 @@ int lens_cmd_quantize(int argc, char **argv) {
     size_t i, layers = 0;
     for (i = 0; i < q->layer_count; i++) layers += q->quant[i].weight != NULL;
     printf("wrote %s: %lu layers in 8 bits, calibrated on %s\n", a.out, (unsigned long)layers, text);
-    rc = quantize_report(&a, m, q, minmax, labels);
+    rc = quantize_report(&a, m, q, minmax, a.test ? &test : NULL, labels);
   }
+  lensnet_tensor_free(&test);
   lensnet_model_free(m);
   lensnet_model_free(q);
   free(labels);

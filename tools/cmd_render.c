@@ -92,7 +92,7 @@ static int parse_args(int argc, char **argv, render_args *a) {
   if (lens_options_was_given(&render_spec, &given, "seed") && a->band < 0)
     return lens_usage("render: --seed needs --band (noise comes from a band)");
   if (lens_out_format("--out", a->out_path, LENS_FMT_NPY | LENS_FMT_FITS) == LENS_FMT_NONE) return LENS_EXIT_USAGE;
-  return 0;
+  return lens_out_not_input("--out", a->out_path, (const char *const *)a->scenes, (size_t)a->scene_count, NULL);
 }
 
 static int ends_with(const char *s, const char *suffix) {
