@@ -669,6 +669,7 @@ LENSVIZ_API uint64_t lensviz_image_hash(const lensviz_image *img);
 #if defined(LENSVIZ_IMPLEMENTATION) && !defined(LENSVIZ__IMPLEMENTED)
 #define LENSVIZ__IMPLEMENTED
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2087,7 +2088,7 @@ static const char lensviz__font[95][36] = {
   /* m         */ "....." "....." "##.#." "#.#.#" "#.#.#" "#...#" "#...#",
   /* n         */ "....." "....." "#.##." "##..#" "#...#" "#...#" "#...#",
   /* o         */ "....." "....." ".###." "#...#" "#...#" "#...#" ".###.",
-  /* p         */ "....." "....." "####." "#...#" "####." "#...." "#....",
+  /* p         */ "....." "....." "#.##." "##..#" "####." "#...." "#....",
   /* q         */ "....." "....." ".##.#" "#..##" ".####" "....#" "....#",
   /* r         */ "....." "....." "#.##." "##..#" "#...." "#...." "#....",
   /* s         */ "....." "....." ".####" "#...." ".###." "....#" "####.",
@@ -3692,15 +3693,27 @@ static lensnet_result lensviz__write_file(const char *path, const unsigned char 
   memcpy(tmp, path, n);
   memcpy(tmp + n, ".tmp", 5);
   if (!(f = fopen(tmp, "wb"))) {
+    int e = errno;
     LENSVIZ_FREE(tmp);
-    return lensviz__fail(err, LENSNET_ERR_IO, "%.200s: cannot open for writing", path);
+    return lensviz__fail(err, LENSNET_ERR_IO, "%.200s: cannot open for writing: %s", path, strerror(e));
   }
+  errno = 0;
   ok = fwrite(data, 1, len, f) == len;
   ok = (fclose(f) == 0) && ok;
-  ok = ok && rename(tmp, path) == 0;
-  if (!ok) remove(tmp);
+  if (ok && rename(tmp, path) != 0) {
+    int e = errno;
+    remove(tmp);
+    LENSVIZ_FREE(tmp);
+    return lensviz__fail(err, LENSNET_ERR_IO, "%.200s: cannot rename the finished file into place: %s", path, strerror(e));
+  }
+  if (!ok) {
+    int e = errno;
+    remove(tmp);
+    LENSVIZ_FREE(tmp);
+    return lensviz__fail(err, LENSNET_ERR_IO, "%.200s: write failed%s%s", path, e ? ": " : "", e ? strerror(e) : "");
+  }
   LENSVIZ_FREE(tmp);
-  return ok ? LENSNET_OK : lensviz__fail(err, LENSNET_ERR_IO, "%.200s: write failed", path);
+  return LENSNET_OK;
 }
 
 LENSVIZ_API lensnet_result lensviz_gif_write(const char *path, const lensviz_image *frames, size_t count, int delay_cs,

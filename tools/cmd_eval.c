@@ -203,7 +203,7 @@ static const lens_option eval_rows[] = {
   LENS_CHOICE(T, "join", 0, join, eval_join_choices, 0, "auto|order",
               "auto (default): as --labels says; order: row by row, whatever the files hold"),
   LENS_TEXT(T, "out", 0, out, NULL, "DIR", "folder for metrics.json, metrics.csv, curve.csv, roc.png, pr.png\n"
-            "(none of them may be an input); without it, the summary alone"),
+            "(none of them may be an input); without it, the summary alone\n(--task regress needs it)"),
   LENS_LIST(T, "by", by_text, by_text_count, EVAL_MAX_BY, "LIST", "groups: label columns such as kind,theta_E,arc_snr,mag_lens; text\n"
             "columns by value, numeric ones in quantile bins, or fixed edges\n"
             "with NAME:e0,e1,... (e.g. theta_E:0,0.5,1,2); may repeat"),

@@ -172,6 +172,18 @@ static int info_set(const info_args *a, lensnet_model *m) {
   return 0;
 }
 
+/* Text as it is, but with control characters (and DEL) as \t, \r or \xNN. */
+static void print_text(const char *p, size_t n) {
+  size_t k;
+  for (k = 0; k < n; k++) {
+    unsigned char c = (unsigned char)p[k];
+    if (c == '\t') fputs("\\t", stdout);
+    else if (c == '\r') fputs("\\r", stdout);
+    else if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
+    else putchar(c);
+  }
+}
+
 int lens_cmd_info(int argc, char **argv) {
   info_args a;
   lensnet_model *m;
@@ -208,6 +220,8 @@ int lens_cmd_info(int argc, char **argv) {
            (unsigned long)L->out_c, (unsigned long)L->out_h, (unsigned long)L->out_w, m->quant && m->quant[i].weight ? "  (int8)" : "");
   }
   if (m->meta_count) printf("metadata:\n");
+  /* keys and values are printed with control characters escaped (\x1b, \t, ...): a downloaded
+   * model's metadata must not reach the terminal as escape sequences */
   for (i = 0; i < m->meta_count; i++) {
     const char *v = m->meta_values[i];
     size_t n = 0, k, cut = 0;
@@ -223,7 +237,9 @@ int lens_cmd_info(int argc, char **argv) {
       const char *p = v, *e;
       for (e = v; *e; e++) lines += *e == '\n' && e[1];
       lines++;
-      printf("  %s: (%lu line%s)\n", m->meta_keys[i], (unsigned long)lines, lines == 1 ? "" : "s");
+      printf("  ");
+      print_text(m->meta_keys[i], strlen(m->meta_keys[i]));
+      printf(": (%lu line%s)\n", (unsigned long)lines, lines == 1 ? "" : "s");
       for (; *p; p = *e ? e + 1 : e, line++) {
         e = strchr(p, '\n');
         if (!e) e = p + strlen(p);
@@ -232,12 +248,19 @@ int lens_cmd_info(int argc, char **argv) {
             printf("    ... (%lu more lines; --full prints them all)\n", (unsigned long)(lines - INFO_HEAD_LINES - INFO_TAIL_LINES));
           continue;
         }
-        printf("    %.*s\n", (int)(e - p), p);
+        printf("    ");
+        print_text(p, (size_t)(e - p));
+        printf("\n");
       }
-    } else if (!a.full && n > 160)
-      printf("  %s: %.*s ... (%lu characters; --full prints it whole)\n", m->meta_keys[i], (int)cut, v, (unsigned long)n);
-    else
-      printf("  %s: %s\n", m->meta_keys[i], v);
+    } else {
+      int shorten = !a.full && n > 160;
+      printf("  ");
+      print_text(m->meta_keys[i], strlen(m->meta_keys[i]));
+      printf(": ");
+      print_text(v, shorten ? cut : strlen(v));
+      if (shorten) printf(" ... (%lu characters; --full prints it whole)", (unsigned long)n);
+      printf("\n");
+    }
   }
   lensnet_model_free(m);
   return 0;

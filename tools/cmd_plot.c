@@ -249,6 +249,15 @@ static int plot_history(const plot_options *o) {
                       "--val-fraction 0 writes them): training curves only\n", o->history);
     }
   }
+  if (rc == 0) { /* a NaN or infinite figure (a diverged epoch) is not drawn: said, with the first */
+    size_t bad = 0, first = 0, k;
+    for (i = 0; i < n; i++)
+      for (k = 1; k < 5; k++)
+        if (!(v[k][i] - v[k][i] == 0.0f) && bad++ == 0) first = i;
+    if (bad)
+      fprintf(stderr, "lens: note: %s has %lu NaN or infinite figure%s (the first in epoch %g): left out of the curves\n", o->history,
+              (unsigned long)bad, bad == 1 ? "" : "s", (double)v[0][first]);
+  }
   if (rc == 0 && lensviz_image_alloc(&img, o->width, o->height, &err) != LENSNET_OK) rc = lens_fail_err(&err);
   if (rc == 0) {
     left = lensviz_image_view(&img, 0, 0, o->width / 2, o->height);
