@@ -209,7 +209,7 @@ static void test_refusals(void) {
   CHECK(cli_lens(OU66_INPUTS " --method saliency --out '' > " LOG " 2>&1", dir) == 2 && cli_file_has(LOG, "an empty path"),
         "an empty --out is a usage error (it wrote into /)");
   CHECK(cli_lens(OU66_INPUTS " --method ig --steps 0 --out build/explain_made > " LOG " 2>&1", dir) == 2 && cli_file_has(LOG, "--steps") &&
-            access("build/explain_made", F_OK) != 0,
+            access("build/explain_made/ig.npy", F_OK) != 0,
         "--steps 0 (which meant the default, 32) is a usage error");
   CHECK(cli_lens(OU66_INPUTS " --method smoothgrad --noise 0 --out build/explain_made > " LOG " 2>&1", dir) == 2,
         "--noise 0 (which meant the default, 0.15) is a usage error");
