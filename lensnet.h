@@ -1094,17 +1094,19 @@ typedef struct {
   size_t batch;                   /* images per step; default 32 */
   const char *optimizer;          /* "adam" (default) | "adamw" | "sgd" */
   double lr;                      /* default 1e-3 */
-  double momentum;                /* sgd only (refused with adam, adamw); default 0 */
-  int nesterov;                   /* sgd, with momentum > 0 (refused without, as torch.optim.SGD); default 0 */
+  double momentum;                /* sgd only (a new run refuses it with adam, adamw); default 0 */
+  int nesterov;                   /* sgd, with momentum > 0 (a new run refuses it without, as torch.optim.SGD); default 0 */
   double weight_decay;            /* default 0, adamw 0.01 (torch.optim.AdamW's); negative: none. sgd and adam add
                                    * it times the weights to the gradient (L2, as torch.optim.SGD and Adam), adamw
                                    * decays the weights by lr times it (decoupled) */
   double clip_norm;               /* > 0: clip the global gradient norm first; default 0 */
   const char *schedule;           /* "constant" (default) | "step" | "cosine" (over the epochs after warm-up) */
-  int step_size;                  /* step: epochs per decay, required by "step" */
-  double gamma;                   /* step: factor per decay; default 0.1 */
+  int step_size;                  /* step only: epochs per decay, required by "step" */
+  double gamma;                   /* step only: factor per decay; default 0.1 */
   double min_lr;                  /* cosine only: the floor of the cosine, eta_min of PyTorch's CosineAnnealingLR
-                                   * (the last epoch runs a little above it); default 0 */
+                                   * (the last epoch runs a little above it); default 0. A new run refuses
+                                   * step_size, gamma or min_lr with another schedule (they would do nothing);
+                                   * a resumed one runs as its checkpoint says */
   int warmup;                     /* epochs of linear warm-up; default 0 */
   const char *loss;               /* classification: "ce" (softmax cross-entropy, default) | "focal", validation
                                    * always uses ce; regression: "mse" (default) | "nll" (Gaussian, a mean and a
@@ -11776,13 +11778,21 @@ static lensnet_result lensnet__fit_check_settings(const lensnet_fit_desc *d, len
       if (!(v >= s->lo && v <= s->hi)) return lensnet__fail(err, LENSNET_ERR_ARG, "%s = %g is outside %g..%g", s->name, v, s->lo, s->hi);
     }
   }
-  /* settings that would do nothing, said rather than ignored */
+  return LENSNET_OK;
+}
+
+/* A new run's settings that would do nothing, said rather than ignored: raw is the desc as given
+ * (gamma's 0 is its default), d resolved. Not applied on resume: a checkpoint written before
+ * these were refused resumes as it ran. */
+static lensnet_result lensnet__fit_check_effective(const lensnet_fit_desc *raw, const lensnet_fit_desc *d, lensnet_error *err) {
+  int step = !strcmp(d->schedule, "step");
   if (d->momentum > 0 && strcmp(d->optimizer, "sgd"))
     return lensnet__fail(err, LENSNET_ERR_ARG, "momentum %g applies to sgd; %s keeps its own average of the gradients (beta1 0.9)", d->momentum,
                          d->optimizer);
   if (d->nesterov && !(d->momentum > 0)) return lensnet__fail(err, LENSNET_ERR_ARG, "nesterov needs sgd with momentum above 0");
-  if (!strcmp(d->schedule, "step") && d->step_size <= 0)
-    return lensnet__fail(err, LENSNET_ERR_ARG, "schedule step needs step_size, the epochs between decays by gamma");
+  if (step && d->step_size <= 0) return lensnet__fail(err, LENSNET_ERR_ARG, "schedule step needs step_size, the epochs between decays by gamma");
+  if (!step && (d->step_size > 0 || raw->gamma != 0))
+    return lensnet__fail(err, LENSNET_ERR_ARG, "%s applies to the step schedule, not %s", d->step_size > 0 ? "step_size" : "gamma", d->schedule);
   if (d->min_lr > 0 && strcmp(d->schedule, "cosine"))
     return lensnet__fail(err, LENSNET_ERR_ARG, "min_lr %g applies to the cosine schedule, not %s", d->min_lr, d->schedule);
   return LENSNET_OK;
@@ -12518,6 +12528,11 @@ LENSNET_API lensnet_result lensnet_fit(lensnet_model *m, const lensnet_fit_desc 
   memset(&d, 0, sizeof d);
   if (desc) d = *desc;
   if ((r = lensnet__run_scaling("fit", &d.preprocess, &d.minmax, m, err)) != LENSNET_OK) return r;
+  {
+    lensnet_fit_desc resolved = lensnet_fit_desc_resolve(&d);
+    if ((r = lensnet__fit_check_settings(&resolved, err)) != LENSNET_OK || (r = lensnet__fit_check_effective(&d, &resolved, err)) != LENSNET_OK)
+      return r;
+  }
   r = lensnet__fit_setup(&f, m, &d, err);
   if (r == LENSNET_OK && lensnet__fit_settings_meta(&f) != LENSNET_OK) r = lensnet__fail(err, LENSNET_ERR_NOMEM, "out of memory");
   if (r == LENSNET_OK)

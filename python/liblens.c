@@ -218,7 +218,7 @@ LIBLENS_API lensnet_result liblens_explain(lensnet_model *m, const char *method,
                                            size_t patch, size_t stride, float fill, size_t steps, size_t samples, float noise,
                                            unsigned long long seed, float *out, size_t cap, size_t *shape, int *ndim,
                                            long *layer_used, double *base, lensnet_error *err) {
-  lensviz_desc d;
+  lensviz_desc d, resolved;
   lensnet_map_geometry cells;
   size_t k, c, h, w, need;
   int which = -1;
@@ -239,7 +239,7 @@ LIBLENS_API lensnet_result liblens_explain(lensnet_model *m, const char *method,
   d.seed = (uint64_t)seed;
   d.patch = patch; d.stride = stride; d.fill = fill;
   d.steps = steps; d.samples = samples; d.noise = noise;
-  d = lensviz_desc_resolve(&d);
+  resolved = lensviz_desc_resolve(&d); /* d goes to the methods as given, which refuse a NaN or negative setting */
   *layer_used = -1;
   if (which == 3 || which == 4) {
     size_t L;
@@ -254,9 +254,9 @@ LIBLENS_API lensnet_result liblens_explain(lensnet_model *m, const char *method,
     *layer_used = (long)L;
   }
   if (which == 0) {
-    lensviz_occlusion_size(m, &d, &h, &w);
+    lensviz_occlusion_size(m, &resolved, &h, &w);
     if (!h || !w) {
-      snprintf(msg, sizeof msg, "patch %lu does not fit the %lux%lu input", (unsigned long)d.patch, (unsigned long)m->in_h,
+      snprintf(msg, sizeof msg, "patch %lu does not fit the %lux%lu input", (unsigned long)resolved.patch, (unsigned long)m->in_h,
                (unsigned long)m->in_w);
       return liblens__fail(err, LENSNET_ERR_ARG, msg);
     }

@@ -226,6 +226,55 @@ static void test_resume_zeros(void) {
   CHECK(lensnet_fit_desc_resolve(&d).weight_decay == 0.01, "adamw's to 0.01, torch.optim.AdamW's");
 }
 
+/* Settings that would do nothing are refused for a new run, naming them; a checkpoint that holds
+ * such a combination (written before they were refused: adam with momentum 0.9, step_size with a
+ * cosine schedule) resumes as it ran. */
+static void test_settings_that_do_nothing(void) {
+  static const struct { const char *optimizer, *schedule; double momentum, gamma, min_lr; int nesterov, step_size; const char *says; } bad[] = {
+    {"adam", "constant", 0.9, 0, 0, 0, 0, "momentum 0.9 applies to sgd"},
+    {"sgd", "constant", 0, 0, 0, 1, 0, "nesterov needs sgd with momentum"},
+    {"adam", "step", 0, 0, 0, 0, 0, "schedule step needs step_size"},
+    {"adam", "cosine", 0, 0, 0, 0, 3, "step_size applies to the step schedule, not cosine"},
+    {"adam", "constant", 0, 0.5, 0, 0, 0, "gamma applies to the step schedule, not constant"},
+    {"adam", "step", 0, 0, 1e-4, 0, 2, "min_lr 0.0001 applies to the cosine schedule, not step"}};
+  size_t k, refused = 0;
+  lensnet_error err;
+  lensnet_model *m = new_model(), *resumed = NULL;
+  int stop = 1;
+  for (k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    lensnet_fit_desc d = base_desc(NULL);
+    d.optimizer = bad[k].optimizer; d.schedule = bad[k].schedule; d.momentum = bad[k].momentum; d.gamma = bad[k].gamma;
+    d.min_lr = bad[k].min_lr; d.nesterov = bad[k].nesterov; d.step_size = bad[k].step_size; d.warmup = 0;
+    if (m && lensnet_fit(m, &d, &err) == LENSNET_ERR_ARG && strstr(err.message, bad[k].says)) refused++;
+    else printf("   case %lu: %s\n", (unsigned long)k, err.message);
+  }
+  CHECK(refused == sizeof bad / sizeof bad[0], "%lu of 6 settings that would do nothing refused, each named", (unsigned long)refused);
+  { /* an older checkpoint with adam and momentum 0.9, cosine and step_size 3: resumed */
+    lensnet_fit_desc d = base_desc("build/tfit_old");
+    lensnet_safetensors st;
+    if (system("rm -rf build/tfit_old && mkdir -p build/tfit_old") != 0) CHECK(0, "make the folder");
+    d.epochs = 2;
+    d.progress = stop_after;
+    d.progress_user = &stop;
+    CHECK(m && lensnet_fit(m, &d, &err) == LENSNET_OK, "a run stopped after epoch 1: %s", err.message);
+    CHECK(lensnet_safetensors_read("build/tfit_old/checkpoint.safetensors", &st, &err) == LENSNET_OK, "read the checkpoint: %s", err.message);
+    if (st.count) {
+      CHECK(lensnet_safetensors_set_meta(&st, "train.momentum", "0.9") == LENSNET_OK &&
+                lensnet_safetensors_set_meta(&st, "train.step_size", "3") == LENSNET_OK &&
+                lensnet_safetensors_write("build/tfit_old/checkpoint.safetensors", &st, &err) == LENSNET_OK,
+            "the checkpoint as an older version could write it");
+      lensnet_safetensors_free(&st);
+    }
+    memset(&d, 0, sizeof d);
+    d.images = &images;
+    d.labels = labels;
+    CHECK(lensnet_fit_resume("build/tfit_old", &d, &resumed, &err) == LENSNET_OK && resumed, "it resumes: %s",
+          resumed ? "" : err.message);
+    lensnet_model_free(resumed);
+  }
+  lensnet_model_free(m);
+}
+
 /* exact: every convolution as direct sums. By default, on AVX-512, the 3x3 convolution runs as
  * Winograd's F(2x2, 3x3) (lensnet_trainer_desc.winograd): another run, as good; elsewhere
  * the same bits. train.exact is saved; a checkpoint from before the setting (no train.exact) ran
@@ -564,6 +613,7 @@ int main(void) {
   TEST("the settings table parses, formats and refuses bad values") test_settings_table();
   TEST("a run stopped after epoch 2 and resumed ends on the same weights") test_resume();
   TEST("0 for a setting whose default is not 0 is saved and resumed as 0") test_resume_zeros();
+  TEST("settings that would do nothing: refused for a new run, resumed from an older checkpoint") test_settings_that_do_nothing();
   TEST("exact: direct sums; the default (Winograd) run another as good; old checkpoints resume exact") test_exact();
   TEST("images from a fill callback train as from an array") test_fill_callback();
   TEST("a checkpoint restores weights, optimiser moments and step, and both random streams") test_checkpoint_round_trip();

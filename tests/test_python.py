@@ -536,6 +536,8 @@ def test_pictures(tmp, data):
     cam = lens.Model(MODEL).explain(data.images[0], "gradcam")
     pic = lens.overlay(rgb, cam, "magma")
     check("colorize and overlay: pictures of the map", lens.colorize(cam, 99).shape == (99, 99, 3) and pic.shape == rgb.shape)
+    err = raises(lambda: lens.Model(MODEL).explain(data.images[0], "smoothgrad", noise=-1.0))
+    check("explain with a negative noise raises instead of taking the default (%s)" % err, err is not None and "noise" in str(err))
     err = raises(lambda: lens.overlay(rgb / 255.0, cam))
     check("overlay of a float picture raises instead of drawing it black (%s)" % err, err is not None and "uint8" in str(err))
     err = raises(lambda: lens.overlay(rgb.astype(np.int32) + 100, cam))

@@ -259,6 +259,7 @@ typedef struct {
   int join_order;               /* --join order: row by row */
   size_t classes;               /* 0: two classes (score column); K >= 3: per-class columns */
   size_t class_columns;         /* p_ or logit_ columns found (2 for a two-class model's logits) */
+  char two_names[2][48];        /* with 2 of them, their classes */
   size_t class_col[LENSVIZ_EVAL_MAX_CLASSES];
   int class_logits;             /* the class columns are logits (softmaxed) */
   char class_names[LENSVIZ_EVAL_MAX_CLASSES][48];
@@ -692,7 +693,13 @@ static void find_class_columns(eval_data *d) {
         snprintf(d->class_names[k], sizeof d->class_names[k], "%s", d->st.cells[c] + len);
         k++;
       }
-    if (k > d->class_columns) d->class_columns = k;
+    if (k > d->class_columns) {
+      d->class_columns = k;
+      if (k == 2) { /* a two-class model's columns, named in the message on labels of more classes */
+        snprintf(d->two_names[0], sizeof d->two_names[0], "%s", d->class_names[0]);
+        snprintf(d->two_names[1], sizeof d->two_names[1], "%s", d->class_names[1]);
+      }
+    }
     if (k >= 3) {
       d->classes = k;
       d->class_logits = pass == 1;
@@ -794,7 +801,7 @@ static int read_scores_and_labels(eval_data *d) {
         return lens_fail("%s: the scores have %lu class columns, so labels are 0..%lu", where, (unsigned long)d->classes,
                          (unsigned long)d->classes - 1);
       if (d->class_columns == 2 && !d->two_class_only)
-        return lens_fail("%s: the scores are a two-class model's (%s, %s), so labels are 0 and 1", where, d->class_names[0], d->class_names[1]);
+        return lens_fail("%s: the scores are a two-class model's (%s, %s), so labels are 0 and 1", where, d->two_names[0], d->two_names[1]);
       return lens_fail("%s: a two-class evaluation takes 0 (non-lens) and 1 (lens)%s", where,
                        d->two_class_only ? "" : "; for K classes the scores need a column per class (logit_<class> or p_<class>)");
     }

@@ -34,8 +34,8 @@ typedef struct {
   const char *model_path, *input, *out;
   int method_index;         /* in explain_methods */
   const char *method;       /* its name */
-  size_t index, patch, stride, steps, samples, iterations, octaves, blur_every, count, threads, frames;
-  int jitter, channel;      /* -1: not given */
+  size_t index, patch, stride, steps, samples, iterations, octaves, count, threads, frames;
+  int jitter, channel, blur_every; /* -1: not given */
   int layer, target;        /* -1: the default */
   lens_cutout_options cutout;
   int minmax, scale;
@@ -69,7 +69,7 @@ static const lens_option explain_rows[] = {
   LENS_FLOAT(T, "step", step, 1e-9, 1e6, 0, "F", "ascent step size (default 0.01)"),
   LENS_SIZE(T, "octaves", octaves, 1, 100, 0, "N", "dream octaves (default 3)"),
   LENS_INT(T, "jitter", jitter, 0, 1000000, -1, "J", "jitter in pixels (default 2 for dreams)"),
-  LENS_SIZE(T, "blur-every", blur_every, 0, 1e6, 0, "K", "blur every K steps (default 4 for class and filter images)"),
+  LENS_INT(T, "blur-every", blur_every, 0, 1000000, -1, "K", "blur every K steps (0: never; default 4 for class and filter images,\nnever for dreams)"),
   LENS_FLOAT(T, "l2", l2, 0, 1e6, 0, "W", "L2 weight of the ascent (default 0)"),
   LENS_INT(T, "channel", channel, 0, 1000000, -1, "C", "filters: draw only this channel"),
   LENS_SIZE(T, "count", count, 1, 20, 8, "N", "filters: channels drawn (default 8, at most 20)"),
@@ -852,7 +852,7 @@ static lensviz_desc method_desc(const explain_options *o, const lensnet_parallel
   d.steps = o->steps; d.samples = o->samples; d.noise = o->noise;
   d.iterations = o->iterations; d.step = o->step; d.l2 = o->l2;
   /* images grown from noise look cleaner with a little blur */
-  d.blur_every = o->blur_every ? o->blur_every : (method_is(o, "class-image") || method_is(o, "filters")) ? 4 : 0;
+  d.blur_every = o->blur_every >= 0 ? (size_t)o->blur_every : (method_is(o, "class-image") || method_is(o, "filters")) ? 4 : 0;
   d.jitter = o->jitter >= 0 ? (size_t)o->jitter : (method_is(o, "dream") ? 2 : 0);
   d = lensviz_desc_resolve(&d);
   d.octaves = method_is(o, "dream") ? (o->octaves ? o->octaves : 3) : 1;

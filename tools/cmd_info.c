@@ -172,12 +172,14 @@ static int info_set(const info_args *a, lensnet_model *m) {
   return 0;
 }
 
-/* Text as it is, but with control characters (and DEL) as \t, \r or \xNN. */
+/* Text as it is, but with control characters (and DEL) as \t, \r or \xNN, and a backslash as two,
+ * so that an escape printed cannot be told apart from text that spells one. */
 static void print_text(const char *p, size_t n) {
   size_t k;
   for (k = 0; k < n; k++) {
     unsigned char c = (unsigned char)p[k];
-    if (c == '\t') fputs("\\t", stdout);
+    if (c == '\\') fputs("\\\\", stdout);
+    else if (c == '\t') fputs("\\t", stdout);
     else if (c == '\r') fputs("\\r", stdout);
     else if (c < 0x20 || c == 0x7f) printf("\\x%02x", c);
     else putchar(c);

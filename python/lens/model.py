@@ -192,7 +192,9 @@ class Model:
         after close(), when they no longer change a model anyone uses)."""
         count = ctypes.c_size_t()
         base = lib.liblens_model_values(self._handle(), ctypes.byref(count))
-        memory = (ctypes.c_float * max(count.value, 1)).from_address(ctypes.cast(base, ctypes.c_void_p).value)
+        if not count.value:
+            return {}
+        memory = (ctypes.c_float * count.value).from_address(ctypes.cast(base, ctypes.c_void_p).value)
         memory._owner = self._owner  # the views' base holds the model's memory
         values = np.frombuffer(memory, dtype=np.float32, count=count.value)
         out, name, shape, ndim, offset, n, trainable, i = {}, ctypes.c_char_p(), (ctypes.c_size_t * 8)(), ctypes.c_int(), \
